@@ -1,0 +1,22 @@
+"""The ``modelyard`` command. Each module holds a few related commands; this file only wires them."""
+
+from __future__ import annotations
+
+import typer
+
+from modelyard.cli import ask, inspect, setup
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Route agent requests across local and cloud models, with fallbacks and an honest log.")
+app.command()(ask.ask)
+app.command()(ask.chat)
+app.command()(inspect.models)
+app.command()(inspect.log)
+app.command()(inspect.stats)
+app.command()(inspect.rate)
+app.command()(setup.init)
+app.command("fetch-model")(setup.fetch_model)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,126 @@
+"""``modelyard ask`` and ``modelyard chat``: talk to an agent, see the route each answer took."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from modelyard.cli.common import ConfigOption, console, err, fail, run, runtime_or_exit
+from modelyard.cli.render import route_line
+from modelyard.router import ChainExhausted, RequestRecord, StreamInterrupted
+from modelyard.runtime import Runtime
+from modelyard.types import ChatRequest, Message
+
+AgentOption = Annotated[str | None, typer.Option("--agent", "-a", help="Agent to ask (default: default_agent)")]
+
+
+def _agent_or_exit(runtime: Runtime, agent: str | None) -> str:
+    name = agent or runtime.config.first_agent
+    if name not in runtime.config.agents:
+        raise fail(f"unknown agent '{name}' (agents: {', '.join(runtime.config.agents)})")
+    return name
+
+
+async def _turn(runtime: Runtime, agent: str, messages: list[Message], *, show: bool) -> tuple[str, RequestRecord]:
+    """Stream one answer to the terminal; return its text and record."""
+    stream = runtime.router.stream(agent, ChatRequest(messages=messages))
+    try:
+        async for chunk in stream:
+            if show and chunk.kind == "text":
+                console.out(chunk.text, end="", highlight=False)
+            elif show and chunk.kind == "tool_call" and chunk.tool_call:
+                console.print(f"[dim]→ tool call {chunk.tool_call.name}({json.dumps(chunk.tool_call.arguments)})[/]")
+    finally:
+        await stream.aclose()
+    if show:
+        console.out("")
+        console.file.flush()
+    return stream.response.text, stream.record
+
+
+def ask(
+    prompt: Annotated[str, typer.Argument(help="The task or question; '-' reads standard input")],
+    agent: AgentOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming")] = False,
+) -> None:
+    """Ask one agent; stream the answer, then print the route it took."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise fail("the prompt is empty")
+    runtime = runtime_or_exit(config)
+    name = _agent_or_exit(runtime, agent)
+
+    async def go() -> int:
+        try:
+            text, record = await _turn(runtime, name, [Message("user", prompt)], show=not as_json)
+        except ChainExhausted as exc:
+            record, text = exc.record, ""
+            if not as_json:
+                err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        except StreamInterrupted as exc:
+            record, text = exc.record, exc.partial
+            if not as_json:
+                err.print(f"\n[bold red]error:[/] {exc}", highlight=False)
+        finally:
+            await runtime.aclose()
+        if as_json:
+            out = {"id": record.id, "agent": record.agent, "model": record.model, "outcome": record.outcome,
+                   "answer": text, "error": record.error,
+                   "route": {k: v for k, v in asdict(record).items() if k not in ("prompt", "response", "thinking")}}
+            console.out(json.dumps(out, indent=2), highlight=False)
+        else:
+            err.print(f"[dim]{route_line(record)}[/]", highlight=False)
+        return 0 if record.outcome in ("ok", "fallback") else 1
+
+    raise typer.Exit(run(go))
+
+
+def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
+    """Interactive conversation; '/agent NAME' switches agent, '/quit' or Ctrl-D ends."""
+    runtime = runtime_or_exit(config)
+    name = _agent_or_exit(runtime, agent)
+    history: list[Message] = []
+
+    async def go() -> None:
+        nonlocal name
+        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{name}[/]. /agent NAME to switch, /quit to leave.")
+        try:
+            while True:
+                try:
+                    line = console.input(f"[bold cyan]{name}>[/] ")
+                except EOFError:
+                    break
+                line = line.strip()
+                if not line:
+                    continue
+                if line in ("/quit", "/exit"):
+                    break
+                if line.startswith("/agent"):
+                    wanted = line.removeprefix("/agent").strip()
+                    if wanted in runtime.config.agents:
+                        name = wanted
+                        console.print(f"now talking to [cyan]{name}[/]")
+                    else:
+                        console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)})")
+                    continue
+                history.append(Message("user", line))
+                try:
+                    text, record = await _turn(runtime, name, history, show=True)
+                    history.append(Message("assistant", text))
+                except (ChainExhausted, StreamInterrupted) as exc:
+                    history.pop()
+                    record = exc.record
+                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                err.print(f"[dim]{route_line(record)}[/]", highlight=False)
+        finally:
+            await runtime.aclose()
+
+    run(go)
+
+

@@ -1,0 +1,57 @@
+"""What every command shares: the --config option, loading, and turning errors into exits.
+
+Exit status: 0 ok, 1 the request could not be served (chain exhausted, interrupted),
+2 bad input (config, arguments) — so scripts can tell "fix your config" from "try later".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from modelyard.config import Config
+from modelyard.errors import ConfigError
+from modelyard.runtime import Runtime, load, open_runtime
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (else $MODELYARD_CONFIG, the user config, the embedded default)",
+                 show_default=False),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def load_or_exit(config: Path | None) -> tuple[Config, Path]:
+    try:
+        return load(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def runtime_or_exit(config: Path | None) -> Runtime:
+    try:
+        return open_runtime(config)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def run(factory: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(factory())
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

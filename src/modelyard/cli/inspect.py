@@ -1,0 +1,123 @@
+"""Look at the setup and its history: ``models``, ``log``, ``stats``, ``rate``."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
+from modelyard.cli.render import ms
+from modelyard.errors import HEALTH_FAILURES
+from modelyard.ledger import connect, queries
+from modelyard.providers import build_provider
+from modelyard.runtime import log_path_for
+
+
+def _recent_trouble(conn, model: str, window: float) -> str:
+    """From the log: is this model failing right now (as another process's router sees it)?"""
+    rows = conn.execute("SELECT ts, outcome, reason FROM attempts WHERE model = ? AND ts >= ? ORDER BY ts DESC "
+                        "LIMIT 20", (model, time.time() - window)).fetchall()
+    streak = 0
+    for row in rows:
+        if row["outcome"] == "ok":
+            break
+        if row["reason"] in HEALTH_FAILURES:
+            streak += 1
+    if not streak:
+        return ""
+    return f"{streak} recent failure(s), last {rows[0]['reason']} {time.time() - rows[0]['ts']:.0f}s ago"
+
+
+def models(config: ConfigOption = None) -> None:
+    """Configured models and their state: available, cooling down, missing credentials."""
+    cfg, _ = load_or_exit(config)
+    conn = connect(log_path_for(cfg))
+    users: dict[str, list[str]] = {}
+    for agent_name, agent in cfg.agents.items():
+        for i, m in enumerate(agent.chain):
+            users.setdefault(m, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
+    table = Table(title="models")
+    for col in ("model", "provider", "where", "slots", "memory", "price in/out $/M", "state", "used by"):
+        table.add_column(col)
+    for name, m in cfg.models.items():
+        why = build_provider(name, m).unavailable_reason()
+        trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
+        state = f"[red]unavailable[/]: {why}" if why else (f"[yellow]failing[/]: {trouble}" if trouble
+                                                            else "[green]available[/]")
+        where = "local" if m.is_local else "cloud"
+        table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, str(m.max_concurrent),
+                      f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}",
+                      state, ", ".join(users.get(name, [])) or "–")
+    console.print(table)
+
+
+def log(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    agent: Annotated[str | None, typer.Option("--agent")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, fallback, failed, interrupted, cancelled")] = None,
+    attempts: Annotated[bool, typer.Option("--attempts", help="show every attempt under each request")] = False,
+) -> None:
+    """Recent requests, newest first, with the route each took."""
+    cfg, _ = load_or_exit(config)
+    conn = connect(log_path_for(cfg))
+    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome)
+    table = Table(title=f"routing log ({log_path_for(cfg)})")
+    for col in ("id", "time", "agent", "model", "outcome", "why", "wait", "TTFT", "total", "tok in/out", "tok/s",
+                "cost", "ok?", "prompt"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        verdict = {None: "", 1: "👍", 0: "👎"}[r["acceptable"]]
+        table.add_row(r["id"], datetime.fromtimestamp(r["ts"]).strftime("%m-%d %H:%M:%S"), r["agent"],
+                      r["model"] or "–", r["outcome"], r["fallback_reason"] or "", ms(r["queue_wait_ms"]),
+                      ms(r["ttft_ms"]), ms(r["total_ms"]), f"{r['tokens_in']}/{r['tokens_out']}",
+                      f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", f"${r['cost_usd']:.4f}", verdict,
+                      (r["prompt"] or "")[:40])
+        if attempts:
+            for a in queries.attempts_for(conn, r["id"]):
+                table.add_row("", "", "", f"  {a['model']}", a["outcome"], a["reason"] or "", ms(a["queue_wait_ms"]),
+                              ms(a["ttft_ms"]), ms(a["duration_ms"]), f"{a['tokens_in']}/{a['tokens_out']}", "", "",
+                              "", (a["detail"] or "")[:40], style="dim")
+    console.print(table)
+
+
+def stats(
+    config: ConfigOption = None,
+    days: Annotated[float | None, typer.Option("--days", help="only the last N days (default: all)")] = None,
+) -> None:
+    """Per agent and per model: requests, latency, fallback rate, local share, tokens/s, cost."""
+    cfg, _ = load_or_exit(config)
+    conn = connect(log_path_for(cfg))
+    since = time.time() - days * 86400 if days else None
+    for by in ("agent", "model"):
+        table = Table(title=f"by {by}")
+        for col in (by, "requests", "failed", "p50", "p95", "fallback rate", "local share", "tok/s", "tokens in/out",
+                    "cost", "acceptable"):
+            table.add_column(col, justify="left" if col == by else "right")
+        for g in queries.stats(conn, since, by=by):
+            table.add_row(g.key, str(g.requests), str(g.failed), ms(g.p50), ms(g.p95), f"{g.fallback_rate:.0%}",
+                          f"{g.local_share:.0%}", f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
+                          f"{g.tokens_in}/{g.tokens_out}", f"${g.cost:.4f}",
+                          f"{g.acceptable}/{g.rated}" if g.rated else "–")
+        console.print(table)
+
+
+def rate(
+    request_id: Annotated[str, typer.Argument(help="Request id (or a unique prefix), as printed by ask/log")],
+    verdict: Annotated[str, typer.Argument(help="good or bad")],
+    config: ConfigOption = None,
+) -> None:
+    """Record whether an answer was acceptable (feeds the report's recommendations)."""
+    if verdict not in ("good", "bad"):
+        raise fail("verdict must be 'good' or 'bad'")
+    cfg, _ = load_or_exit(config)
+    conn = connect(log_path_for(cfg))
+    full = queries.rate(conn, request_id, verdict == "good")
+    if full is None:
+        raise fail(f"no single request matches id '{request_id}'")
+    console.print(f"rated {full}: {verdict}")

@@ -1,0 +1,149 @@
+"""Load a YAML config and turn every problem into a :class:`ConfigError` with file, line, key.
+
+PyYAML's composed node tree keeps the line of every key; we index it by key path so a
+pydantic error location like ``("agents", "chat", "primary")`` becomes ``config.yaml:14``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from modelyard.config.schema import Config
+from modelyard.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+
+
+def _line_index(node: yaml.Node, prefix: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            loc = (*prefix, str(key_node.value))
+            out[loc] = key_node.start_mark.line + 1
+            _line_index(value_node, loc, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            loc = (*prefix, i)
+            out[loc] = item.start_mark.line + 1
+            _line_index(item, loc, out)
+    return out
+
+
+def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
+    """The line of the deepest part of ``loc`` that exists in the file."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate config text; raise :class:`ConfigError` naming the first problem."""
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", path=source,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
+    lines = _line_index(node) if node is not None else {}
+
+    for name, model in (data.get("models") or {}).items():
+        if isinstance(model, dict):
+            for key in ("api_key", "key", "token", "password"):
+                if key in model:
+                    loc = ("models", str(name), key)
+                    raise ConfigError(
+                        "credentials are never written in the config: put the key in an environment "
+                        "variable and name it with 'api_key_env:'",
+                        path=source, line=_line_for(lines, loc), key=_dotted(loc),
+                    )
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'"
+        elif err["type"] == "missing":
+            msg = f"required key '{loc[-1]}' is missing"
+        raise ConfigError(msg, path=source, line=_line_for(lines, loc), key=_dotted(loc)) from None
+
+    problems = list(check_references(config))
+    if problems:
+        loc, msg = problems[0]
+        raise ConfigError(msg, path=source, line=_line_for(lines, loc), key=_dotted(loc))
+    return config
+
+
+def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
+    """Cross-references pydantic cannot see: chains, cycles, consumers, the default agent."""
+    if config.default_agent and config.default_agent not in config.agents:
+        yield ("default_agent",), f"'{config.default_agent}' is not an agent in 'agents:'"
+    for name, agent in config.agents.items():
+        if not agent.primary:
+            yield ("agents", name), f"agent '{name}' has no model: set 'primary:'"
+            continue
+        seen: set[str] = set()
+        for i, model in enumerate(agent.chain):
+            loc: Loc = ("agents", name, "primary") if i == 0 else ("agents", name, "fallbacks", i - 1)
+            if model not in config.models:
+                known = ", ".join(sorted(config.models))
+                yield loc, f"unknown model '{model}' (configured models: {known})"
+            elif model in seen:
+                yield loc, f"model '{model}' appears twice in the chain of '{name}' (a cycle)"
+            seen.add(model)
+        for i, consumer in enumerate(agent.consumers):
+            if consumer != "user" and consumer not in config.agents:
+                yield ("agents", name, "consumers", i), f"unknown consumer '{consumer}'"
+    for section, key in (("orchestration", "agent"), ("orchestration", "default"), ("telegram", "agent")):
+        name = getattr(getattr(config, section), key)
+        if name and name not in config.agents:
+            yield (section, key), f"'{name}' is not an agent in 'agents:'"
+    yield from _consumer_cycles(config)
+
+
+def _consumer_cycles(config: Config) -> Iterable[tuple[Loc, str]]:
+    """An agent whose output, through consumers, comes back to itself would never finish."""
+    graph = {n: [c for c in a.consumers if c in config.agents] for n, a in config.agents.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in state and (found := visit(nxt, [*path, node])):
+                return found
+        state[node] = 2
+        return None
+
+    for start in graph:
+        if start not in state and (cycle := visit(start, [])):
+            yield ("agents", cycle[-2], "consumers"), "consumer cycle: " + " -> ".join(cycle)
+            return
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=str(p)) from None
+    return parse_config(text, source=str(p))

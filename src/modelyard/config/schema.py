@@ -1,0 +1,206 @@
+"""The shape of a modelyard config file, validated by pydantic.
+
+Every model forbids unknown keys so a typo (``fallback:`` for ``fallbacks:``) is an error
+that names the line, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ProviderName = Literal["ollama", "openai", "anthropic", "llamacpp"]
+Capability = Literal["tools", "thinking", "json", "vision"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    """Seconds. Each bound moves the request on to the next model when it is exceeded."""
+
+    queue: float = Field(30.0, gt=0, description="longest wait for a free slot on a model")
+    connect: float = Field(5.0, gt=0, description="TCP/TLS connect")
+    first_token: float = Field(30.0, gt=0, description="from sending the request to the first chunk")
+    idle: float = Field(15.0, gt=0, description="longest silence between two chunks")
+    total: float = Field(300.0, gt=0, description="whole request, every attempt included")
+
+
+class TimeoutOverrides(Strict):
+    queue: float | None = Field(None, gt=0)
+    connect: float | None = Field(None, gt=0)
+    first_token: float | None = Field(None, gt=0)
+    idle: float | None = Field(None, gt=0)
+    total: float | None = Field(None, gt=0)
+
+
+class Retries(Strict):
+    """Bounded retry on the same model before falling back (only for transient failures)."""
+
+    attempts: int = Field(1, ge=0, le=5, description="extra tries after the first")
+    backoff: float = Field(0.25, ge=0, description="first backoff in seconds, doubled each time")
+    max_wait: float = Field(2.0, ge=0, description="a retry-after longer than this falls back at once")
+
+
+class Cooldown(Strict):
+    """Circuit breaker per model: skip a model that keeps failing, probe it again later."""
+
+    failures: int = Field(2, ge=1, description="consecutive failures that open the breaker")
+    seconds: float = Field(30.0, gt=0, description="first cooldown")
+    max_seconds: float = Field(300.0, gt=0, description="cooldown doubles up to this while probes fail")
+
+
+class Price(Strict):
+    """USD per million tokens."""
+
+    input: float = Field(0.0, ge=0)
+    output: float = Field(0.0, ge=0)
+
+
+class ModelConfig(Strict):
+    provider: ProviderName
+    model: str = Field("", description="the provider's model id; defaults to the config name")
+    endpoint: str | None = None
+    path: str | None = Field(None, description="llamacpp: GGUF file; empty = the embedded default model")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    max_concurrent: int = Field(1, ge=1, le=1024)
+    memory_gb: float | None = Field(None, ge=0)
+    context: int | None = Field(None, ge=128, description="context window in tokens")
+    price: Price = Price()
+    capabilities: list[Capability] = Field(default_factory=list)
+    keep_alive: str | None = Field(None, description='Ollama keep_alive, e.g. "30m"')
+    timeouts: TimeoutOverrides = TimeoutOverrides()
+    tool_text_fallback: bool = Field(
+        False, description="turn tool calls written as plain text into real calls (issue #3)"
+    )
+
+    @property
+    def is_local(self) -> bool:
+        """Local models cost nothing per token; cloud ones are billed."""
+        return self.provider != "anthropic" and self.price.input == 0 and self.price.output == 0
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class McpServer(Strict):
+    """An MCP server started over stdio whose tools the agent may call."""
+
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment (values, not secrets)")
+
+
+class ToolsConfig(Strict):
+    """Built-in tools are off unless enabled here; every path stays inside ``workspace``."""
+
+    workspace: str | None = Field(None, description="directory the file tools and commands are confined to")
+    files: Literal["off", "read", "write"] = "off"
+    commands: list[str] = Field(default_factory=list, description="allowlisted executables (no shell)")
+    command_timeout: float = Field(10.0, gt=0)
+    output_limit: int = Field(16_000, ge=256, description="bytes of tool output returned to the model")
+    fetch: bool = Field(False, description="allow fetching URLs")
+    mcp: list[McpServer] = Field(default_factory=list)
+    max_steps: int = Field(6, ge=1, le=50, description="model/tool round-trips before giving up")
+
+
+class AgentConfig(Strict):
+    description: str = ""
+    primary: str | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+    thinking: bool = False
+    thinking_budget: int | None = Field(None, ge=1)
+    consumers: list[str] = Field(
+        default_factory=lambda: ["user"], description='who reads the output: "user" or agent names'
+    )
+    max_tokens: int | None = Field(None, ge=1)
+    system: str | None = Field(None, description="system prompt; default built from the description")
+    timeouts: TimeoutOverrides = TimeoutOverrides()
+    examples: list[str] = Field(default_factory=list, description="example tasks, for routing")
+    tools: ToolsConfig = ToolsConfig()
+
+    @property
+    def chain(self) -> list[str]:
+        return ([self.primary] if self.primary else []) + list(self.fallbacks)
+
+
+class LogConfig(Strict):
+    path: str | None = Field(None, description="SQLite file; default: the user data directory")
+    store_text: bool = Field(True, description="keep prompt and answer text in the log")
+
+
+class OrchestrationConfig(Strict):
+    """Which agent routes, to whom, and how deep hand-offs may go. Delegation targets are the
+    orchestrator's ``consumers``; a specialist hands off to its own ``consumers``."""
+
+    agent: str | None = Field(None, description="the orchestrator agent")
+    threshold: float = Field(0.35, ge=0, le=1, description="below this fast-path confidence, ask the model")
+    default: str | None = Field(None, description="agent used when neither path decides")
+    max_depth: int = Field(4, ge=1, le=16)
+
+
+class TelegramConfig(Strict):
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    base_url: str = "https://api.telegram.org/bot"
+    allowed_users: list[int] = Field(default_factory=list, description="Telegram user ids; empty = nobody")
+    agent: str | None = Field(None, description="agent that receives messages (default: default_agent)")
+    history_tokens: int = Field(2000, ge=100)
+    edit_interval: float = Field(1.0, ge=0.05, description="seconds between streamed message edits")
+
+
+class GatewayConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    api_keys_env: str | None = Field(None, description="env var with comma-separated bearer keys")
+    keep_alive_interval: float | None = Field(None, gt=0, description="re-warm local models every N seconds")
+
+
+class ReportConfig(Strict):
+    """What the cost report compares against and adds."""
+
+    counterfactual: dict[str, Price] = Field(
+        default_factory=lambda: {"claude-sonnet-4.5": Price(input=3.0, output=15.0),
+                                 "gpt-4.1": Price(input=2.0, output=8.0)},
+        description="all-cloud alternatives, USD per million tokens",
+    )
+    electricity_usd_per_month: float = Field(0.0, ge=0)
+    hardware_usd_per_month: float = Field(0.0, ge=0)
+
+
+class Defaults(Strict):
+    timeouts: Timeouts = Timeouts()
+    retries: Retries = Retries()
+    cooldown: Cooldown = Cooldown()
+
+
+class Config(Strict):
+    default_agent: str | None = None
+    defaults: Defaults = Defaults()
+    log: LogConfig = LogConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    report: ReportConfig = ReportConfig()
+    models: dict[str, ModelConfig]
+    agents: dict[str, AgentConfig]
+
+    @field_validator("models", "agents")
+    @classmethod
+    def _not_empty(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("must define at least one entry")
+        return v
+
+    def timeouts_for(self, agent: str, model: str) -> Timeouts:
+        """Defaults, overridden by the model's settings, overridden by the agent's."""
+        merged = self.defaults.timeouts.model_dump()
+        for layer in (self.models[model].timeouts, self.agents[agent].timeouts):
+            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+        return Timeouts(**merged)
+
+    @property
+    def first_agent(self) -> str:
+        return self.default_agent or next(iter(self.agents))

@@ -1,0 +1,127 @@
+"""Errors that cross layers.
+
+Providers translate every wire-level failure into a :class:`ProviderError` carrying a
+:class:`Reason`; the router decides from the reason alone whether to retry, fall back or
+cool a model down. Nothing here ever carries a credential: messages are built from status
+codes and error *types*, and :func:`redact` scrubs anything that looks like a key.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why an attempt did not produce the answer. Stored verbatim in the routing log."""
+
+    QUEUE_TIMEOUT = "queue_timeout"
+    COOLING_DOWN = "cooling_down"
+    MISSING_CREDENTIALS = "missing_credentials"
+    UNAVAILABLE = "unavailable"
+    CONNECT_ERROR = "connect_error"
+    CONNECT_TIMEOUT = "connect_timeout"
+    FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    RATE_LIMITED = "rate_limited"
+    OVERLOADED = "overloaded"
+    SERVER_ERROR = "server_error"
+    AUTH_ERROR = "auth_error"
+    BAD_REQUEST = "bad_request"
+    STREAM_ERROR = "stream_error"
+    CONNECTION_DROPPED = "connection_dropped"
+    MALFORMED_RESPONSE = "malformed_response"
+    UNUSABLE_REPLY = "unusable_reply"
+    DEADLINE = "deadline"
+    CANCELLED = "cancelled"
+    INTERNAL_ERROR = "internal_error"
+
+
+#: worth another try on the same model after a short backoff
+RETRYABLE = frozenset(
+    {
+        Reason.CONNECT_ERROR,
+        Reason.CONNECT_TIMEOUT,
+        Reason.RATE_LIMITED,
+        Reason.OVERLOADED,
+        Reason.SERVER_ERROR,
+        Reason.CONNECTION_DROPPED,
+        Reason.STREAM_ERROR,
+    }
+)
+
+#: say something about the model's health (count towards its cooldown). A full queue or a
+#: bad request says nothing about whether the model itself is sick.
+HEALTH_FAILURES = frozenset(
+    {
+        Reason.CONNECT_ERROR,
+        Reason.CONNECT_TIMEOUT,
+        Reason.FIRST_TOKEN_TIMEOUT,
+        Reason.IDLE_TIMEOUT,
+        Reason.RATE_LIMITED,
+        Reason.OVERLOADED,
+        Reason.SERVER_ERROR,
+        Reason.AUTH_ERROR,
+        Reason.STREAM_ERROR,
+        Reason.CONNECTION_DROPPED,
+        Reason.MALFORMED_RESPONSE,
+        Reason.INTERNAL_ERROR,
+    }
+)
+
+
+class ModelyardError(Exception):
+    """Base of every error modelyard raises on purpose."""
+
+
+class ConfigError(ModelyardError):
+    """A configuration problem, located in a file (and line, where known)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None, key: str = ""):
+        self.path, self.line, self.key, self.detail = path, line, key, message
+        where = path or "<config>"
+        if line is not None:
+            where += f":{line}"
+        if key:
+            where += f": {key}"
+        super().__init__(f"{where}: {message}")
+
+
+class ProviderError(ModelyardError):
+    """One failed call to one model."""
+
+    def __init__(
+        self,
+        reason: Reason,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ):
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        self.message = redact(message)
+        super().__init__(f"{reason}: {self.message}")
+
+    @property
+    def retryable(self) -> bool:
+        return self.reason in RETRYABLE
+
+
+_SECRET_PATTERNS = [
+    re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
+    re.compile(r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
+    re.compile(r"\d{6,12}:[A-Za-z0-9_\-]{30,}"),  # Telegram bot tokens
+]
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove anything that looks like a credential (and any known secret) from ``text``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
+    return text

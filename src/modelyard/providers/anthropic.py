@@ -1,0 +1,151 @@
+"""Anthropic Messages API: ``x-api-key`` + ``anthropic-version`` headers, SSE events
+(message_start, content_block_*, message_delta, message_stop, ping, error), tool use with
+partial-JSON input, extended thinking. Unknown event types are ignored, as documented."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.providers.http import loads, make_client, open_stream, parse_arguments, reason_for_status
+from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+
+DEFAULT_ENDPOINT = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+MIN_THINKING_BUDGET = 1024
+
+
+def _extract_error(body: Any) -> tuple[str, str]:
+    err = body.get("error") or {}
+    return str(err.get("type", "")), str(err.get("message", ""))
+
+
+def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """Split out the system prompt and fold tool results into user turns, as the API wants."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant" and m.tool_calls:
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                       for c in m.tool_calls]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": m.content})
+    return system, out
+
+
+class AnthropicProvider(Provider):
+    def __init__(self, name: str, config: ModelConfig):
+        super().__init__(name, config)
+        self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self._client: httpx.AsyncClient | None = None
+
+    def unavailable_reason(self) -> str | None:
+        if not self.config.api_key_env:
+            return "no api_key_env configured for an Anthropic model"
+        return super().unavailable_reason()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client(self.endpoint, {"anthropic-version": API_VERSION})
+        return self._client
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        system, messages = _messages(request.messages)
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        body: dict[str, Any] = {"model": self.model_id, "messages": messages, "stream": True}
+        if system:
+            body["system"] = system
+        if request.tools:
+            body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                             for t in request.tools]
+        if request.thinking:
+            budget = max(MIN_THINKING_BUDGET, request.thinking_budget or MIN_THINKING_BUDGET)
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens
+        elif request.temperature is not None:
+            body["temperature"] = request.temperature
+        body["max_tokens"] = max_tokens
+        return body
+
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        key = self.config.api_key()
+        if not key:
+            raise ProviderError(Reason.MISSING_CREDENTIALS, self.unavailable_reason() or "no API key")
+        usage = Usage()
+        stop_reason = ""
+        blocks: dict[int, dict[str, str]] = {}
+        event = ""
+        stopped = False
+        async with open_stream(self.client, "/v1/messages", self.body(request), timeouts, _extract_error,
+                               headers={"x-api-key": key}) as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                    continue
+                if not line.startswith("data:"):
+                    continue
+                data = loads(line[5:].strip(), f"SSE '{event}' data")
+                kind = data.get("type", event) if isinstance(data, dict) else ""
+                if kind == "error":
+                    etype, message = _extract_error(data)
+                    reason = reason_for_status(529 if etype == "overloaded_error" else 500, etype)
+                    raise ProviderError(reason if reason != Reason.SERVER_ERROR else Reason.STREAM_ERROR,
+                                        f"error event mid-stream: {etype} {message}".strip())
+                if kind == "message_start":
+                    u = (data.get("message") or {}).get("usage") or {}
+                    usage = Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0))
+                elif kind == "content_block_start":
+                    block = data.get("content_block") or {}
+                    blocks[int(data.get("index", 0))] = {"type": block.get("type", ""), "id": block.get("id", ""),
+                                                         "name": block.get("name", ""), "json": ""}
+                elif kind == "content_block_delta":
+                    delta = data.get("delta") or {}
+                    dtype = delta.get("type")
+                    if dtype == "text_delta":
+                        yield Chunk("text", text=delta.get("text", ""))
+                    elif dtype == "thinking_delta":
+                        yield Chunk("thinking", text=delta.get("thinking", ""))
+                    elif dtype == "input_json_delta":
+                        blocks.setdefault(int(data.get("index", 0)),
+                                          {"type": "tool_use", "id": "", "name": "", "json": ""})
+                        blocks[int(data.get("index", 0))]["json"] += delta.get("partial_json", "")
+                elif kind == "content_block_stop":
+                    block = blocks.pop(int(data.get("index", 0)), None)
+                    if block and block["type"] == "tool_use":
+                        yield Chunk("tool_call", tool_call=ToolCall(
+                            block["name"], parse_arguments(block["json"] or "{}"), block["id"]))
+                elif kind == "message_delta":
+                    stop_reason = (data.get("delta") or {}).get("stop_reason") or stop_reason
+                    out = (data.get("usage") or {}).get("output_tokens")
+                    if out is not None:
+                        usage = Usage(usage.input_tokens, int(out))
+                elif kind == "message_stop":
+                    stopped = True
+                    break
+                # ping and unknown event types: ignored on purpose
+        if not stopped:
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
+        yield Chunk("usage", usage=usage)
+        yield Chunk("done", stop_reason=stop_reason or "end_turn")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,163 @@
+"""In-process llama.cpp (llama-cpp-python) on a GGUF file: the zero-setup embedded default.
+
+llama.cpp inference is synchronous and one ``Llama`` object serves one generation at a
+time, so generation runs in a worker thread behind a lock and chunks cross back to the
+event loop through a queue. Cancelling the consumer sets a flag the worker checks after
+every token, so an abandoned request frees the model within one token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+
+_END = object()
+_models: dict[tuple[str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+def default_model_path() -> Path:
+    from modelyard.ops.default_model import model_path
+
+    return model_path()
+
+
+def load_llama(path: str, n_ctx: int) -> Any:
+    """Load (once per process) and return the ``Llama`` for a GGUF file."""
+    with _models_lock:
+        key = (path, n_ctx)
+        if key not in _models:
+            from llama_cpp import Llama  # imported late: it is optional and slow to import
+
+            _models[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
+                                 verbose=False)
+            _models[key]._modelyard_lock = threading.Lock()
+        return _models[key]
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.role == "tool":
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+class LlamaCppProvider(Provider):
+    def __init__(self, name: str, config: ModelConfig):
+        super().__init__(name, config)
+        self.path = Path(config.path).expanduser() if config.path else None
+        self.n_ctx = config.context or 4096
+
+    def _resolved_path(self) -> Path:
+        return self.path or default_model_path()
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            return "llama-cpp-python is not installed (pip install 'modelyard[local]')"
+        path = self._resolved_path()
+        if not path.is_file():
+            hint = "run scripts/bootstrap.sh to fetch the default model" if self.path is None else ""
+            return f"GGUF file not found: {path}" + (f" ({hint})" if hint else "")
+        return None
+
+    def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "messages": [_message(m) for m in request.messages],
+            "stream": True,
+            "max_tokens": request.max_tokens or 512,
+        }
+        if request.temperature is not None:
+            kwargs["temperature"] = request.temperature
+        if request.tools:
+            kwargs["tools"] = [
+                {"type": "function",
+                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in request.tools
+            ]
+        if request.json_output:
+            kwargs["response_format"] = {"type": "json_object"}
+        return kwargs
+
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        reason = self.unavailable_reason()
+        if reason:
+            raise ProviderError(Reason.UNAVAILABLE, reason)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+        kwargs = self._kwargs(request)
+        path = str(self._resolved_path())
+
+        def put(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                llm = load_llama(path, self.n_ctx)
+                with llm._modelyard_lock:
+                    produced = 0
+                    finish = "stop"
+                    calls: dict[int, dict[str, str]] = {}
+                    for part in llm.create_chat_completion(**kwargs):
+                        if cancel.is_set():
+                            finish = "cancelled"
+                            break
+                        choice = part["choices"][0]
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            produced += 1
+                            put(Chunk("text", text=delta["content"]))
+                        for frag in delta.get("tool_calls") or []:
+                            slot = calls.setdefault(frag.get("index", 0), {"id": "", "name": "", "args": ""})
+                            fn = frag.get("function") or {}
+                            slot["id"] = frag.get("id") or slot["id"]
+                            slot["name"] += fn.get("name") or ""
+                            slot["args"] += fn.get("arguments") or ""
+                        finish = choice.get("finish_reason") or finish
+                    for c in calls.values():
+                        put(("tool", c))
+                    prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)) - produced)
+                    put(Chunk("usage", usage=Usage(prompt_tokens, produced)))
+                    put(Chunk("done", stop_reason=finish))
+            except Exception as exc:  # crosses the thread boundary as a value
+                put(exc)
+            finally:
+                put(_END)
+
+        thread = threading.Thread(target=work, name=f"llamacpp-{self.name}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, ProviderError):
+                    raise item
+                if isinstance(item, Exception):
+                    raise ProviderError(Reason.INTERNAL_ERROR, f"llama.cpp failed: {type(item).__name__}: {item}")
+                if isinstance(item, tuple):
+                    from modelyard.providers.http import parse_arguments
+
+                    c = item[1]
+                    yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
+                    continue
+                yield item
+        finally:
+            cancel.set()
+
+    async def warmup(self, keep_alive: str | None = None) -> None:
+        reason = self.unavailable_reason()
+        if reason:
+            raise ProviderError(Reason.UNAVAILABLE, reason)
+        await asyncio.to_thread(load_llama, str(self._resolved_path()), self.n_ctx)

@@ -1,0 +1,148 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` server (llama.cpp server, LM Studio, vLLM,
+MLX, Ollama's /v1): SSE streaming, tool-call fragments reassembled, usage in the last chunk.
+
+Qwen-family models take thinking on/off as ``/think`` and ``/no_think`` switches in the
+prompt; that is the only portable way to steer them over this protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.providers.http import loads, make_client, open_stream, parse_arguments
+from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
+
+
+def _extract_error(body: Any) -> tuple[str, str]:
+    err = body.get("error", body)
+    if isinstance(err, str):
+        return "", err
+    return str(err.get("type") or err.get("code") or ""), str(err.get("message", ""))
+
+
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"id": c.id or f"call_{i}", "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for i, c in enumerate(m.tool_calls)
+        ]
+    if m.role == "tool":
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def thinking_switch(model_id: str, thinking: bool | None) -> str:
+    """Qwen's soft switch, appended to the last user turn (empty for other families)."""
+    if thinking is None or "qwen" not in model_id.lower():
+        return ""
+    return " /think" if thinking else " /no_think"
+
+
+class OpenAIProvider(Provider):
+    def __init__(self, name: str, config: ModelConfig):
+        super().__init__(name, config)
+        self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            key = self.config.api_key()
+            self._client = make_client(self.endpoint, {"authorization": f"Bearer {key}"} if key else None)
+        return self._client
+
+    def _path(self) -> str:
+        return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
+
+    def body(self, request: ChatRequest) -> dict[str, Any]:
+        messages = [_message(m) for m in request.messages]
+        switch = thinking_switch(self.model_id, request.thinking)
+        if switch:
+            for m in reversed(messages):
+                if m["role"] == "user":
+                    m["content"] += switch
+                    break
+        body: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            body["tools"] = [
+                {"type": "function",
+                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+                for t in request.tools
+            ]
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.json_output:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        calls: dict[int, dict[str, str]] = {}
+        usage: Usage | None = None
+        finish = ""
+        finished = False
+        async with open_stream(self.client, self._path(), self.body(request), timeouts, _extract_error) as resp:
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # comments, event names, blank separators
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    finished = True
+                    break
+                data = loads(payload, "SSE data")
+                if not isinstance(data, dict):
+                    raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                if "error" in data:
+                    kind, message = _extract_error(data)
+                    reason = Reason.OVERLOADED if "overload" in kind else Reason.STREAM_ERROR
+                    raise ProviderError(reason, f"error mid-stream: {kind} {message}".strip())
+                if data.get("usage"):
+                    u = data["usage"]
+                    usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+                for choice in data.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning:
+                        yield Chunk("thinking", text=reasoning)
+                    if delta.get("content"):
+                        yield Chunk("text", text=delta["content"])
+                    for frag in delta.get("tool_calls") or []:
+                        slot = calls.setdefault(int(frag.get("index", 0)), {"id": "", "name": "", "args": ""})
+                        fn = frag.get("function") or {}
+                        slot["id"] = frag.get("id") or slot["id"]
+                        slot["name"] += fn.get("name") or ""
+                        slot["args"] += fn.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        if not finished and not finish:
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+        for index in sorted(calls):
+            c = calls[index]
+            if not c["name"]:
+                raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
+            yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
+        if usage is not None:
+            yield Chunk("usage", usage=usage)
+        yield Chunk("done", stop_reason=finish or "stop")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -1,0 +1,81 @@
+"""Per-model circuit breaker, so one sick model is skipped instead of stalling every agent.
+
+closed --N consecutive failures--> open (skipped at once) --cooldown elapsed--> half-open:
+exactly one request probes the model; success closes the breaker (traffic returns to the
+primary), failure re-opens it with the cooldown doubled up to a ceiling. A 429 or 529
+carrying ``retry-after`` opens it for that long. Scope is one model, never a provider.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+
+from modelyard.config.schema import Cooldown
+from modelyard.errors import HEALTH_FAILURES, Reason
+
+
+class State(StrEnum):
+    CLOSED = "available"
+    OPEN = "cooling_down"
+    HALF_OPEN = "probing"
+
+
+class Health:
+    def __init__(self, policy: Cooldown, clock=time.monotonic):
+        self.policy = policy
+        self.clock = clock
+        self.state = State.CLOSED
+        self.failures = 0
+        self.cooldown = policy.seconds
+        self.open_until = 0.0
+        self.last_reason: str = ""
+        self._probing = False
+
+    def allow(self) -> str | None:
+        """May a request try this model now? Returns "pass", "probe" (this request is the one
+        half-open probe and must end with success/failure/end_probe), or None (skip it)."""
+        if self.state is State.CLOSED:
+            return "pass"
+        if self.state is State.OPEN:
+            if self.clock() < self.open_until:
+                return None
+            self.state = State.HALF_OPEN
+        if self._probing:
+            return None
+        self._probing = True
+        return "probe"
+
+    def end_probe(self) -> None:
+        """The probing request ended without a verdict (queued out, cancelled): free the probe."""
+        self._probing = False
+
+    def seconds_left(self) -> float:
+        return max(0.0, self.open_until - self.clock()) if self.state is State.OPEN else 0.0
+
+    def success(self) -> None:
+        self.state = State.CLOSED
+        self.failures = 0
+        self.cooldown = self.policy.seconds
+        self._probing = False
+
+    def failure(self, reason: Reason, retry_after: float | None = None) -> None:
+        """Count a failure; returns nothing, but may open the breaker."""
+        self._probing = False
+        if reason not in HEALTH_FAILURES:
+            return
+        self.last_reason = str(reason)
+        self.failures += 1
+        if self.state is State.HALF_OPEN:
+            self.cooldown = min(self.cooldown * 2, self.policy.max_seconds)
+            self._open(self.cooldown)
+        elif retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED):
+            self._open(min(retry_after, self.policy.max_seconds))
+        elif reason is Reason.AUTH_ERROR:
+            self._open(self.policy.max_seconds)  # a revoked key will not fix itself in seconds
+        elif self.failures >= self.policy.failures:
+            self._open(self.cooldown)
+
+    def _open(self, seconds: float) -> None:
+        self.state = State.OPEN
+        self.open_until = self.clock() + seconds

@@ -1,0 +1,91 @@
+"""What the router remembers about each request and each attempt: the rows of the routing log."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from modelyard.errors import ModelyardError
+
+
+def new_request_id() -> str:
+    """Short, unique, typeable (``modelyard rate 3f9c2a1b7d good``)."""
+    return secrets.token_hex(6)
+
+
+@dataclass(slots=True)
+class Attempt:
+    model: str
+    provider: str
+    #: ok | retry (tried again on the same model) | fallback (moved on) | skipped | interrupted | cancelled
+    outcome: str
+    reason: str = ""
+    detail: str = ""
+    started_at: float = field(default_factory=time.time)
+    queue_wait_ms: float | None = None
+    ttft_ms: float | None = None
+    duration_ms: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_per_s: float | None = None
+    cost_usd: float = 0.0
+
+    def describe(self) -> str:
+        text = f"{self.model}: {self.outcome}"
+        if self.reason:
+            text += f" ({self.reason}"
+            text += f": {self.detail})" if self.detail else ")"
+        return text
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    id: str
+    agent: str
+    ts: float = field(default_factory=time.time)
+    #: ok (primary answered) | fallback (a later model answered) | failed | interrupted | cancelled
+    outcome: str = "failed"
+    model: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    queue_wait_ms: float = 0.0
+    ttft_ms: float | None = None
+    total_ms: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_per_s: float | None = None
+    cost_usd: float = 0.0
+    prompt: str | None = None
+    response: str | None = None
+    thinking: str | None = None
+    error: str | None = None
+    parent_id: str | None = None
+
+    @property
+    def fallbacks(self) -> list[Attempt]:
+        return [a for a in self.attempts if a.outcome in ("fallback", "skipped", "retry")]
+
+
+class ChainExhausted(ModelyardError):
+    """Every model in the agent's chain was tried or skipped; lists each with its reason."""
+
+    def __init__(self, agent: str, record: RequestRecord):
+        self.agent = agent
+        self.record = record
+        lines = "\n".join(f"  - {a.describe()}" for a in record.attempts) or "  (no models)"
+        super().__init__(f"agent '{agent}': no model could answer. Attempts:\n{lines}")
+
+
+class StreamInterrupted(ModelyardError):
+    """The answering model failed after part of its answer had already been streamed.
+
+    The router never splices a second model's answer onto the first: the caller gets the
+    partial text and decides (retry the whole request, or show what arrived).
+    """
+
+    def __init__(self, agent: str, record: RequestRecord, partial: str):
+        self.agent = agent
+        self.record = record
+        self.partial = partial
+        last = record.attempts[-1].describe() if record.attempts else ""
+        super().__init__(f"agent '{agent}': the answer broke off after {len(partial)} characters ({last})")

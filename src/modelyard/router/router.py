@@ -1,0 +1,338 @@
+"""The router: walk an agent's chain until some model answers, within bounded time.
+
+For each model in [primary, *fallbacks]: skip it if unavailable (credentials) or cooling
+down; wait for one of its slots at most ``timeouts.queue``; call it with first-token and
+idle bounds; retry transient failures a bounded number of times; otherwise record why and
+move on. Every attempt lands in the request's record, which goes to the routing log once.
+
+Streaming rule: once a visible chunk (text or a tool call) of a model's answer has been
+handed to the caller, that model is *committed*. If it then fails, the router raises
+:class:`StreamInterrupted` with the partial text rather than silently continuing with a
+different model. :meth:`Router.complete` buffers whole answers, so it can fall back at any
+point, and can also reject an answer that arrived but is unusable (``accept``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from modelyard.config.schema import Config, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers import Provider, build_provider
+from modelyard.router.health import Health, State
+from modelyard.router.records import (
+    Attempt,
+    ChainExhausted,
+    RequestRecord,
+    StreamInterrupted,
+    new_request_id,
+)
+from modelyard.router.slots import QueueTimeout, Slots
+from modelyard.types import ChatRequest, ChatResponse, Chunk, Message
+
+Sink = Callable[[RequestRecord], None]
+#: returns None when an answer is usable, else why not (the router then falls back)
+Accept = Callable[[ChatResponse], str | None]
+
+_VISIBLE = ("text", "tool_call")
+
+
+@dataclass(slots=True)
+class Routed:
+    record: RequestRecord
+    response: ChatResponse
+
+
+@dataclass(slots=True)
+class ModelState:
+    name: str
+    provider: str
+    state: str
+    detail: str
+    in_flight: int
+    waiting: int
+    limit: int
+    is_local: bool
+
+
+class RoutedStream:
+    """Async iterator of chunks; ``record`` and ``response`` are complete once it ends."""
+
+    def __init__(self, router: Router, agent: str, request: ChatRequest, record: RequestRecord):
+        self.record = record
+        self.response = ChatResponse()
+        self._gen = router._run(agent, request, record, self.response, stream=True, accept=None)
+
+    def __aiter__(self) -> RoutedStream:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        await self._gen.aclose()
+
+
+class Router:
+    def __init__(self, config: Config, *, providers: dict[str, Provider] | None = None,
+                 sink: Sink | None = None):
+        self.config = config
+        self.providers = providers or {n: build_provider(n, m) for n, m in config.models.items()}
+        self.slots = {n: Slots(m.max_concurrent) for n, m in config.models.items()}
+        self.health = {n: Health(config.defaults.cooldown) for n in config.models}
+        self.sink = sink
+        self._timeouts: dict[tuple[str, str], Timeouts] = {}
+
+    # -- public API ------------------------------------------------------------------------
+
+    def stream(self, agent: str, request: ChatRequest, *, request_id: str | None = None,
+               parent_id: str | None = None) -> RoutedStream:
+        self._check_agent(agent)
+        record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
+        return RoutedStream(self, agent, request, record)
+
+    async def complete(self, agent: str, request: ChatRequest, *, accept: Accept | None = None,
+                       request_id: str | None = None, parent_id: str | None = None) -> Routed:
+        """Whole answer, buffered: may fall back at any point, even after tokens arrived."""
+        self._check_agent(agent)
+        record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
+        response = ChatResponse()
+        async for _ in self._run(agent, request, record, response, stream=False, accept=accept):
+            pass
+        return Routed(record, response)
+
+    def model_states(self) -> list[ModelState]:
+        out = []
+        for name, provider in self.providers.items():
+            health, slots = self.health[name], self.slots[name]
+            why = provider.unavailable_reason()
+            if why:
+                state, detail = "unavailable", why
+            elif health.state is State.OPEN and health.seconds_left() > 0:
+                state, detail = "cooling_down", f"{health.seconds_left():.0f}s left after {health.last_reason}"
+            elif slots.in_flight >= slots.limit:
+                state, detail = "busy", f"{slots.waiting} waiting"
+            else:
+                state, detail = str(health.state), ""
+            out.append(ModelState(name, provider.config.provider, state, detail, slots.in_flight,
+                                  slots.waiting, slots.limit, provider.config.is_local))
+        return out
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _check_agent(self, agent: str) -> None:
+        if agent not in self.config.agents:
+            known = ", ".join(sorted(self.config.agents))
+            raise KeyError(f"unknown agent '{agent}' (agents: {known})")
+
+    def timeouts(self, agent: str, model: str) -> Timeouts:
+        key = (agent, model)
+        if key not in self._timeouts:
+            self._timeouts[key] = self.config.timeouts_for(agent, model)
+        return self._timeouts[key]
+
+    def _prepare(self, agent: str, request: ChatRequest) -> ChatRequest:
+        """Apply the agent's settings: system prompt, thinking, output budget."""
+        cfg = self.config.agents[agent]
+        messages = request.messages
+        system = cfg.system or (f"You are the {agent} agent. {cfg.description}".strip() if cfg.description else "")
+        if system and not any(m.role == "system" for m in messages):
+            messages = [Message("system", system), *messages]
+        return dataclasses.replace(
+            request,
+            messages=messages,
+            thinking=cfg.thinking if request.thinking is None else request.thinking,
+            thinking_budget=request.thinking_budget or cfg.thinking_budget,
+            max_tokens=request.max_tokens or cfg.max_tokens,
+        )
+
+    async def _run(self, agent: str, request: ChatRequest, record: RequestRecord, response: ChatResponse,
+                   *, stream: bool, accept: Accept | None) -> AsyncIterator[Chunk]:
+        cfg = self.config.agents[agent]
+        retries = self.config.defaults.retries
+        req = self._prepare(agent, request)
+        if self.config.log.store_text:
+            record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        deadline = t0 + self.timeouts(agent, cfg.chain[0]).total
+        committed = False
+        try:
+            for index, model in enumerate(cfg.chain):
+                provider = self.providers[model]
+                why = provider.unavailable_reason()
+                if why:
+                    reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
+                    record.attempts.append(Attempt(model, provider.config.provider, "skipped", reason, why))
+                    continue
+                health = self.health[model]
+                probe = health.allow()
+                if probe is None:
+                    record.attempts.append(Attempt(
+                        model, provider.config.provider, "skipped", Reason.COOLING_DOWN,
+                        f"{health.seconds_left():.1f}s left after {health.last_reason}"))
+                    continue
+                tm = self.timeouts(agent, model)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    if probe == "probe":
+                        health.end_probe()
+                    record.attempts.append(Attempt(model, provider.config.provider, "skipped", Reason.DEADLINE,
+                                                   "the request's total time bound ran out"))
+                    break
+                try:
+                    waited = await self.slots[model].acquire(min(tm.queue, remaining))
+                except asyncio.CancelledError:
+                    if probe == "probe":
+                        health.end_probe()
+                    raise
+                except QueueTimeout as exc:
+                    if probe == "probe":
+                        health.end_probe()
+                    record.attempts.append(Attempt(model, provider.config.provider, "fallback",
+                                                   Reason.QUEUE_TIMEOUT, str(exc),
+                                                   queue_wait_ms=min(tm.queue, remaining) * 1000))
+                    continue
+                record.queue_wait_ms += waited * 1000
+                try:
+                    for n in range(retries.attempts + 1):
+                        attempt = Attempt(model, provider.config.provider, "ok",
+                                          queue_wait_ms=waited * 1000 if n == 0 else 0.0)
+                        record.attempts.append(attempt)
+                        buffer = ChatResponse()
+                        held: list[Chunk] = []
+                        started = loop.time()
+                        try:
+                            async for chunk in self._guarded(provider, req, tm, deadline, attempt):
+                                buffer.add(chunk)
+                                if not stream:
+                                    continue
+                                if chunk.kind in _VISIBLE and not committed:
+                                    committed = True
+                                    record.model = model
+                                    record.ttft_ms = (loop.time() - t0) * 1000
+                                    for h in held:
+                                        yield h
+                                    held.clear()
+                                if committed:
+                                    yield chunk
+                                else:
+                                    held.append(chunk)
+                            if accept is not None and (problem := accept(buffer)):
+                                raise ProviderError(Reason.UNUSABLE_REPLY, problem)
+                        except ProviderError as exc:
+                            self._close_attempt(attempt, buffer, started, loop.time(), provider)
+                            attempt.reason, attempt.detail = str(exc.reason), exc.message
+                            if committed:
+                                attempt.outcome = "interrupted"
+                                health.failure(exc.reason, exc.retry_after)
+                                record.outcome = "interrupted"
+                                record.error = str(exc)
+                                raise StreamInterrupted(agent, record, buffer.text) from None
+                            pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
+                            if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
+                                    and loop.time() + pause < deadline):
+                                attempt.outcome = "retry"
+                                await asyncio.sleep(pause)
+                                continue
+                            attempt.outcome = "fallback"
+                            health.failure(exc.reason, exc.retry_after)
+                            break
+                        # success
+                        self._close_attempt(attempt, buffer, started, loop.time(), provider)
+                        health.success()
+                        if not stream:
+                            record.ttft_ms = (record.queue_wait_ms or 0) + (attempt.ttft_ms or 0)
+                        self._finish(record, buffer, response, model, index, loop.time() - t0)
+                        return
+                finally:
+                    self.slots[model].release()
+                    if probe == "probe" and health.state is State.HALF_OPEN:
+                        health.end_probe()  # ended with no verdict (cancelled, bad request)
+            record.outcome = "failed"
+            record.total_ms = (loop.time() - t0) * 1000
+            exhausted = ChainExhausted(agent, record)
+            record.error = str(exhausted)
+            raise exhausted
+        except (asyncio.CancelledError, GeneratorExit):
+            record.outcome = "cancelled"
+            if record.attempts and record.attempts[-1].outcome == "ok" and record.attempts[-1].duration_ms is None:
+                record.attempts[-1].outcome = "cancelled"
+                record.attempts[-1].reason = str(Reason.CANCELLED)
+            raise
+        finally:
+            if not record.total_ms:
+                record.total_ms = (loop.time() - t0) * 1000
+            if self.sink is not None:
+                self.sink(record)
+
+    async def _guarded(self, provider: Provider, req: ChatRequest, tm: Timeouts, deadline: float,
+                       attempt: Attempt) -> AsyncIterator[Chunk]:
+        """The provider's stream under the first-token, idle and total bounds."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        gen = provider.stream(req, tm)
+        first = True
+        try:
+            while True:
+                limit = min(start + tm.first_token if first else loop.time() + tm.idle, deadline)
+                try:
+                    async with asyncio.timeout_at(limit):
+                        chunk = await gen.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if limit >= deadline:
+                        raise ProviderError(Reason.DEADLINE, "the request's total time bound ran out") from None
+                    if first:
+                        raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
+                                            f"no first token within {tm.first_token:g}s") from None
+                    raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
+                except (ProviderError, asyncio.CancelledError):
+                    raise
+                except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"{type(exc).__name__}: {exc}") from None
+                except Exception as exc:
+                    raise ProviderError(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}") from None
+                if first:
+                    attempt.ttft_ms = (loop.time() - start) * 1000
+                    first = False
+                yield chunk
+        finally:
+            await gen.aclose()
+
+    def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
+                       provider: Provider) -> None:
+        attempt.duration_ms = (ended - started) * 1000
+        usage = buffer.usage
+        attempt.tokens_in = usage.input_tokens
+        attempt.tokens_out = usage.output_tokens
+        price = provider.config.price
+        attempt.cost_usd = (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+        gen_ms = attempt.duration_ms - (attempt.ttft_ms or 0.0)
+        if usage.output_tokens > 1 and gen_ms > 0:
+            attempt.tokens_per_s = (usage.output_tokens - 1) / (gen_ms / 1000)
+
+    def _finish(self, record: RequestRecord, buffer: ChatResponse, response: ChatResponse, model: str,
+                index: int, elapsed: float) -> None:
+        response.text, response.thinking = buffer.text, buffer.thinking
+        response.tool_calls, response.usage, response.stop_reason = (
+            buffer.tool_calls, buffer.usage, buffer.stop_reason)
+        record.model = model
+        record.outcome = "ok" if index == 0 else "fallback"
+        record.total_ms = elapsed * 1000
+        record.tokens_in = sum(a.tokens_in for a in record.attempts)
+        record.tokens_out = sum(a.tokens_out for a in record.attempts)
+        record.cost_usd = sum(a.cost_usd for a in record.attempts)
+        record.tokens_per_s = record.attempts[-1].tokens_per_s
+        if self.config.log.store_text:
+            record.response = buffer.text
+            record.thinking = buffer.thinking or None
+

@@ -1,0 +1,76 @@
+"""Per-model concurrency: ``max_concurrent`` slots and a strict FIFO queue with a wait bound.
+
+asyncio.Semaphore would do most of this, but we need three things it does not give: a
+queue timeout that hands the request to the next model, O(1) abandonment for 10,000
+waiters (cancelled waiters are skipped lazily, never searched for), and live counts of
+in-flight and waiting requests for ``models``, ``/metrics`` and the dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class QueueTimeout(Exception):
+    """No slot came free within the wait bound."""
+
+
+class Slots:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.in_flight = 0
+        self.peak = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def try_acquire(self) -> bool:
+        if self.in_flight < self.limit and not self._waiting:
+            self._take()
+            return True
+        return False
+
+    def _take(self) -> None:
+        self.in_flight += 1
+        if self.in_flight > self.peak:
+            self.peak = self.in_flight
+
+    async def acquire(self, timeout: float) -> float:
+        """Take a slot, waiting at most ``timeout`` seconds; return the seconds waited."""
+        if self.try_acquire():
+            return 0.0
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            if fut.done() and not fut.cancelled():
+                return loop.time() - start  # handed over just as the bound ran out: keep it
+            raise QueueTimeout(f"no free slot within {timeout:g}s") from None
+        except BaseException:
+            # Cancelled after the slot was handed over: pass it on rather than leak it.
+            if fut.done() and not fut.cancelled():
+                self.release()
+            raise
+        finally:
+            self._waiting -= 1
+            if not fut.done():
+                fut.cancel()
+        return loop.time() - start
+
+    def release(self) -> None:
+        """Hand the slot to the oldest live waiter, or free it."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot passes over directly: in_flight stays the same
+                return
+        self.in_flight -= 1

@@ -1,0 +1,51 @@
+"""Wiring: a config becomes a router whose every request lands in the routing log.
+
+Front-ends (CLI, gateway, Telegram) all start from :func:`open_runtime`, so the log,
+its location and the text-storage switch behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelyard.config import Config, load_config
+from modelyard.ledger import LogWriter
+from modelyard.paths import default_log_path, resolve_config_path
+from modelyard.router import Router
+
+
+@dataclass
+class Runtime:
+    config: Config
+    config_path: Path
+    router: Router
+    log: LogWriter
+
+    @property
+    def log_path(self) -> Path:
+        return self.log.path
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+        self.log.close()
+
+
+def log_path_for(config: Config) -> Path:
+    return Path(config.log.path).expanduser() if config.log.path else default_log_path()
+
+
+def load(config_path: str | Path | None = None) -> tuple[Config, Path]:
+    path = resolve_config_path(config_path)
+    return load_config(path), path
+
+
+def open_runtime(config_path: str | Path | None = None, *, config: Config | None = None) -> Runtime:
+    if config is None:
+        config, path = load(config_path)
+    else:
+        path = Path(config_path or "<memory>")
+    local = [name for name, m in config.models.items() if m.is_local]
+    log = LogWriter(log_path_for(config), local_models=local)
+    router = Router(config, sink=log.submit)
+    return Runtime(config, path, router, log)

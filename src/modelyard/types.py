@@ -1,0 +1,108 @@
+"""Provider-neutral types: what every provider speaks after translating its wire format.
+
+Plain slotted dataclasses rather than pydantic models: these are created per streamed
+chunk on the hot path, and validation already happened at the edges (config, gateway).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A structured call the model asked for. ``arguments`` is always a parsed dict."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str = ""
+
+
+@dataclass(slots=True)
+class ToolDefinition:
+    """A tool offered to the model; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    #: for role "tool": which call this answers, and the tool's name (Ollama wants the name)
+    tool_call_id: str = ""
+    name: str = ""
+    #: reasoning text of an assistant turn; kept for the log, never sent back to a model
+    thinking: str = ""
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One model call. ``model`` is filled by the router with the provider's model id."""
+
+    messages: list[Message]
+    tools: list[ToolDefinition] = field(default_factory=list)
+    #: None = provider default; False = explicitly off; True = on
+    thinking: bool | None = None
+    thinking_budget: int | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    #: ask for a JSON object as the answer (Ollama ``format``, OpenAI ``response_format``)
+    json_output: bool = False
+
+
+ChunkKind = Literal["text", "thinking", "tool_call", "usage", "done"]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One piece of a streamed answer.
+
+    ``text``/``thinking`` carry deltas; ``tool_call`` carries one complete call (providers
+    assemble fragments first, so callers never see half a JSON object); ``usage`` carries
+    token counts; ``done`` carries the stop reason.
+    """
+
+    kind: ChunkKind
+    text: str = ""
+    tool_call: ToolCall | None = None
+    usage: Usage | None = None
+    stop_reason: str = ""
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    """A whole answer, assembled from chunks."""
+
+    text: str = ""
+    thinking: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str = ""
+
+    def add(self, chunk: Chunk) -> None:
+        if chunk.kind == "text":
+            self.text += chunk.text
+        elif chunk.kind == "thinking":
+            self.thinking += chunk.text
+        elif chunk.kind == "tool_call" and chunk.tool_call is not None:
+            self.tool_calls.append(chunk.tool_call)
+        elif chunk.kind == "usage" and chunk.usage is not None:
+            self.usage = chunk.usage
+        elif chunk.kind == "done":
+            self.stop_reason = chunk.stop_reason

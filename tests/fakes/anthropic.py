@@ -1,0 +1,247 @@
+"""Fake Anthropic Messages API (/v1/messages), streamed and not.
+
+Validates the headers and fields the real API insists on, and streams the documented
+SSE event order: message_start, ping, content blocks (text / thinking / tool_use with
+their delta types), message_delta, message_stop; errors as `{"type": "error", ...}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words, new_id
+from tests.fakes.faults import Fault
+from tests.fakes.playback import Rendering, json_bytes
+
+SSE = "text/event-stream; charset=utf-8"
+JSON = "application/json"
+
+# status -> (error.type, default message)
+_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
+    500: ("api_error", "Internal server error"),
+    502: ("api_error", "Bad gateway"),
+    503: ("api_error", "Service unavailable"),
+    504: ("timeout_error", "Request timed out"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+
+def sse(event: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + json_bytes(payload) + b"\n\n"
+
+
+class AnthropicServer(ChatServer):
+    """Anthropic Messages API with key/version/max_tokens validation."""
+
+    tool_call_prefix = "toolu_"
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        *,
+        models: Iterable[str] | None = None,
+        reply_text: ReplyText = "Hello from the fake server.",
+        thinking_text: str = "Let me think about this briefly.",
+        tool_arguments: dict[str, Any] | None = None,
+        answer_tools: bool = True,
+        tool_preamble: str = "",
+        chunk_interval: float = 0.0,
+        inject_unknown_event: bool = False,
+    ) -> None:
+        super().__init__(
+            reply_text=reply_text,
+            thinking_text=thinking_text,
+            tool_arguments=tool_arguments,
+            answer_tools=answer_tools,
+            tool_preamble=tool_preamble,
+            chunk_interval=chunk_interval,
+        )
+        self.api_key = api_key
+        self.models: list[str] | None = None if models is None else list(models)
+        self.inject_unknown_event = inject_unknown_event
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/v1/messages", self._messages, methods=["POST"])]
+
+    def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
+        default_type, default_message = _ERRORS.get(status, ("api_error", "Internal server error"))
+        return {
+            "type": "error",
+            "error": {"type": error_type or default_type, "message": message or default_message},
+            "request_id": new_id("req_"),
+        }
+
+    def error_headers(self) -> dict[str, str]:
+        return {"request-id": new_id("req_")}
+
+    def _validate(self, request: Request, body: Any) -> JSONResponse | None:
+        key = request.headers.get("x-api-key")
+        if not key:
+            return self.error_response(401, "x-api-key header is required")
+        if key != self.api_key:
+            return self.error_response(401, "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return self.error_response(400, "anthropic-version: header is required")
+        if not isinstance(body, dict):
+            return self.error_response(400, "There was an issue with the JSON body of your request.")
+        for required in ("model", "messages", "max_tokens"):
+            if required not in body:
+                return self.error_response(400, f"{required}: Field required")
+        if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
+            return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
+        if self.models is not None and body["model"] not in self.models:
+            return self.error_response(404, f"model: {body['model']}")
+        return None
+
+    async def _messages(self, request: Request) -> ASGIApp:
+        recorded = await self.record(request)
+        body = recorded.json
+        if (invalid := self._validate(request, body)) is not None:
+            return invalid
+        model = str(body["model"])
+        messages = body["messages"] or []
+        tools = [t.get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
+        thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+        max_tokens: int = body["max_tokens"]
+
+        def render(fault: Fault) -> Rendering:
+            plan = self.plan(
+                body,
+                fault,
+                tools=[t for t in tools if t],
+                last_is_tool_result=_ends_with_tool_result(messages),
+                thinking=thinking,
+                input_tokens=max(count_words(messages) + count_words(body.get("system") or ""), 1),
+            )
+            stop_reason = "tool_use" if plan.tool_call else "end_turn"
+            if not plan.tool_call and len(plan.text) > max_tokens:
+                plan.text, stop_reason = plan.text[:max_tokens], "max_tokens"
+            rendering = self._render(model, plan, stop_reason, bool(body.get("stream")))
+            rendering.headers["request-id"] = new_id("req_")
+            return rendering
+
+        return self.play(recorded, model, render)
+
+    # ----- rendering -------------------------------------------------------------------
+
+    def _signature(self) -> str:
+        return "EqQBCkYIBxgCKkB" + new_id("", 32)
+
+    def _blocks(self, plan: Plan) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if plan.thinking:
+            blocks.append({"type": "thinking", "thinking": plan.full_thinking, "signature": self._signature()})
+        if plan.text:
+            blocks.append({"type": "text", "text": plan.full_text})
+        if plan.tool_call:
+            call = plan.tool_call
+            blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+        return blocks
+
+    def _render(self, model: str, plan: Plan, stop_reason: str, stream: bool) -> Rendering:
+        message_id = new_id("msg_")
+        overloaded = self.error_payload(529, None, None)
+        broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n'
+        usage = {
+            "input_tokens": plan.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": plan.output_tokens,
+        }
+        if not stream:
+            payload = {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": self._blocks(plan),
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            return Rendering(
+                stream=False,
+                media_type=JSON,
+                body=json_bytes(payload),
+                token_count=plan.output_tokens,
+                error_status=529,
+                error_body=json_bytes(overloaded),
+            )
+
+        start_message = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": 1},
+        }
+        events = [sse("message_start", {"type": "message_start", "message": start_message})]
+        events.append(sse("ping", {"type": "ping"}))
+        if self.inject_unknown_event:
+            events.append(sse("fake_unknown_event", {"type": "fake_unknown_event", "note": "clients must ignore"}))
+        first_token_index: int | None = None
+        index = 0
+
+        def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
+            nonlocal index, first_token_index
+            events.append(sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+            for delta in deltas:
+                if first_token_index is None:
+                    first_token_index = len(events)
+                events.append(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+            events.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+
+        if plan.thinking:
+            deltas = [{"type": "thinking_delta", "thinking": piece} for piece in plan.thinking]
+            deltas.append({"type": "signature_delta", "signature": self._signature()})
+            block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
+        if plan.text:
+            block({"type": "text", "text": ""}, [{"type": "text_delta", "text": piece} for piece in plan.text])
+        if plan.tool_call:
+            call = plan.tool_call
+            block(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": {}},
+                [{"type": "input_json_delta", "partial_json": piece} for piece in plan.tool_fragments],
+            )
+        delta = {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}}
+        events.append(sse("message_delta", {**delta, "usage": {"output_tokens": plan.output_tokens}}))
+        events.append(sse("message_stop", {"type": "message_stop"}))
+        return Rendering(
+            stream=True,
+            media_type=SSE,
+            chunks=events,
+            first_token_index=first_token_index if first_token_index is not None else len(events) - 2,
+            token_count=plan.output_tokens,
+            error_chunk=sse("error", overloaded),
+            invalid_chunk=broken,
+            error_status=529,
+            error_body=json_bytes(overloaded),
+        )
+
+
+def _ends_with_tool_result(messages: list[Any]) -> bool:
+    if not messages or not isinstance(messages[-1], dict):
+        return False
+    last = messages[-1]
+    content = last.get("content")
+    return (
+        last.get("role") == "user"
+        and isinstance(content, list)
+        and any(isinstance(part, dict) and part.get("type") == "tool_result" for part in content)
+    )

@@ -1,0 +1,370 @@
+"""Fake Ollama server speaking the native API (/api/chat NDJSON, /api/tags, /api/ps).
+
+Shapes follow Ollama's documented responses: NDJSON stream whose last line has
+`done: true` and nanosecond durations, tool-call arguments as JSON objects, errors
+as `{"error": "..."}` (even mid-stream, with HTTP 200).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words
+from tests.fakes.faults import Fault
+from tests.fakes.playback import Rendering, json_bytes
+
+NDJSON = "application/x-ndjson"
+JSON = "application/json; charset=utf-8"
+QUEUE_FULL = "server busy, please try again.  maximum pending requests exceeded"
+RUNNER_DIED = (
+    "model runner has unexpectedly stopped, this may be due to resource limitations or an internal error, "
+    "check ollama server logs for details"
+)
+_DEFAULT_MESSAGES = {
+    400: "invalid request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "model not found",
+    429: "too many requests",
+    500: RUNNER_DIED,
+    502: "bad gateway",
+    503: QUEUE_FULL,
+}
+_DEFAULT_KEEP_ALIVE = timedelta(minutes=5)
+_FOREVER = datetime(2318, 1, 1, tzinfo=UTC)
+
+
+def canonical_model(name: str) -> str:
+    """Ollama resolves a bare model name to its `:latest` tag."""
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_keep_alive(value: Any) -> timedelta | None:
+    """Duration until unload; None means "keep forever" (negative values)."""
+    if value is None or value == "":
+        return _DEFAULT_KEEP_ALIVE
+    if isinstance(value, int | float):
+        return None if value < 0 else timedelta(seconds=value)
+    text = str(value).strip()
+    if text.startswith("-"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
+    if not match:
+        return _DEFAULT_KEEP_ALIVE
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    return timedelta(seconds=number * scale)
+
+
+def model_entry(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """A full /api/tags entry from a name or a partial dict."""
+    given = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = canonical_model(given.get("name") or given["model"])
+    family = name.split(":")[0].split("/")[-1].rstrip("0123456789.") or "llama"
+    details = {
+        "parent_model": "",
+        "format": "gguf",
+        "family": family,
+        "families": [family],
+        "parameter_size": "1.2B",
+        "quantization_level": "Q4_K_M",
+        **given.pop("details", {}),
+    }
+    entry = {
+        "name": name,
+        "model": name,
+        "modified_at": "2025-01-01T00:00:00.000000000Z",
+        "size": 1_321_098_329,
+        "digest": (name.encode().hex() * 64)[:64],
+        "details": details,
+    }
+    entry.update(given)
+    entry["name"] = entry["model"] = name
+    return entry
+
+
+class OllamaServer(ChatServer):
+    """Ollama native API: /api/chat, /api/generate, /api/tags, /api/ps, /api/version."""
+
+    tool_call_prefix = "call_"
+
+    def __init__(
+        self,
+        models: Iterable[str | dict[str, Any]] | None = None,
+        *,
+        loaded: Iterable[str] = (),
+        reply_text: ReplyText = "Hello from the fake server.",
+        thinking_text: str = "Let me think about this briefly.",
+        tool_arguments: dict[str, Any] | None = None,
+        answer_tools: bool = True,
+        tool_preamble: str = "",
+        chunk_interval: float = 0.0,
+        version: str = "0.12.6",
+    ) -> None:
+        super().__init__(
+            reply_text=reply_text,
+            thinking_text=thinking_text,
+            tool_arguments=tool_arguments,
+            answer_tools=answer_tools,
+            tool_preamble=tool_preamble,
+            chunk_interval=chunk_interval,
+        )
+        self.models: list[dict[str, Any]] | None = None if models is None else [model_entry(m) for m in models]
+        self.version = version
+        self._loaded_lock = threading.Lock()
+        self._loaded: dict[str, datetime] = {}
+        for name in loaded:
+            self._mark_loaded(name, "5m")
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self._root, methods=["GET", "HEAD"]),
+            Route("/api/version", self._version, methods=["GET"]),
+            Route("/api/tags", self._tags, methods=["GET"]),
+            Route("/api/ps", self._ps, methods=["GET"]),
+            Route("/api/chat", self._chat, methods=["POST"]),
+            Route("/api/generate", self._generate, methods=["POST"]),
+        ]
+
+    # ----- model registry --------------------------------------------------------------
+
+    def _entry(self, name: str) -> dict[str, Any] | None:
+        if self.models is None:
+            return model_entry(name)
+        wanted = canonical_model(name)
+        return next((m for m in self.models if m["name"] == wanted), None)
+
+    def _mark_loaded(self, name: str, keep_alive: Any) -> bool:
+        """Apply keep_alive to the loaded set; returns False when it asked to unload."""
+        duration = parse_keep_alive(keep_alive)
+        with self._loaded_lock:
+            if duration is not None and duration.total_seconds() <= 0:
+                self._loaded.pop(canonical_model(name), None)
+                return False
+            expiry = _FOREVER if duration is None else datetime.now(UTC) + duration
+            self._loaded[canonical_model(name)] = expiry
+            return True
+
+    @property
+    def loaded_models(self) -> list[str]:
+        with self._loaded_lock:
+            return sorted(self._loaded)
+
+    def unload(self, name: str) -> None:
+        """Test helper: forget that a model is loaded."""
+        with self._loaded_lock:
+            self._loaded.pop(canonical_model(name), None)
+
+    # ----- errors ----------------------------------------------------------------------
+
+    def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
+        return {"error": message or _DEFAULT_MESSAGES.get(status, "internal server error")}
+
+    # ----- endpoints -------------------------------------------------------------------
+
+    async def _root(self, request: Request) -> PlainTextResponse:
+        return PlainTextResponse("Ollama is running")
+
+    async def _version(self, request: Request) -> JSONResponse:
+        return JSONResponse({"version": self.version})
+
+    async def _tags(self, request: Request) -> JSONResponse:
+        await self.record(request)
+        return JSONResponse({"models": list(self.models or [])})
+
+    async def _ps(self, request: Request) -> JSONResponse:
+        await self.record(request)
+        entries = []
+        with self._loaded_lock:
+            loaded = dict(self._loaded)
+        for name, expiry in sorted(loaded.items()):
+            entry = self._entry(name) or model_entry(name)
+            entries.append(
+                {
+                    "name": entry["name"],
+                    "model": entry["model"],
+                    "size": entry["size"],
+                    "digest": entry["digest"],
+                    "details": entry["details"],
+                    "expires_at": expiry.isoformat().replace("+00:00", "Z"),
+                    "size_vram": 0,
+                    "context_length": 4096,
+                }
+            )
+        return JSONResponse({"models": entries})
+
+    async def _validated(self, request: Request) -> tuple[Any, dict[str, Any] | None, ASGIApp | None]:
+        recorded = await self.record(request)
+        body = recorded.json
+        if not isinstance(body, dict):
+            return recorded, None, self.error_response(400, "invalid character in request body")
+        model = body.get("model")
+        if not model:
+            return recorded, None, self.error_response(400, "model is required")
+        if self._entry(model) is None:
+            return recorded, None, self.error_response(404, f'model "{model}" not found, try pulling it first')
+        return recorded, body, None
+
+    async def _chat(self, request: Request) -> ASGIApp:
+        recorded, body, error = await self._validated(request)
+        if error is not None or body is None:
+            return error  # type: ignore[return-value]
+        model: str = body["model"]
+        messages = body.get("messages") or []
+        stays = self._mark_loaded(model, body.get("keep_alive"))
+        if not messages:
+            reason = "load" if stays else "unload"
+            preload = {
+                "model": model,
+                "created_at": timestamp(),
+                "message": {"role": "assistant", "content": ""},
+                "done_reason": reason,
+                "done": True,
+            }
+            return self.play(recorded, model, lambda fault: self._single(preload))
+        tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
+        last_role = messages[-1].get("role") if isinstance(messages[-1], dict) else None
+        stream = body.get("stream", True) is not False
+
+        def render(fault: Fault) -> Rendering:
+            plan = self.plan(
+                body,
+                fault,
+                tools=[t for t in tools if t],
+                last_is_tool_result=last_role == "tool",
+                thinking=_think_enabled(body.get("think")),
+                input_tokens=max(count_words(messages), 1),
+            )
+            return self._render_chat(model, plan, stream)
+
+        return self.play(recorded, model, render)
+
+    async def _generate(self, request: Request) -> ASGIApp:
+        recorded, body, error = await self._validated(request)
+        if error is not None or body is None:
+            return error  # type: ignore[return-value]
+        model: str = body["model"]
+        stays = self._mark_loaded(model, body.get("keep_alive"))
+        prompt = body.get("prompt") or ""
+        if not prompt:
+            preload = {
+                "model": model,
+                "created_at": timestamp(),
+                "response": "",
+                "done": True,
+                "done_reason": "load" if stays else "unload",
+            }
+            return self.play(recorded, model, lambda fault: self._single(preload))
+        stream = body.get("stream", True) is not False
+
+        def render(fault: Fault) -> Rendering:
+            plan = self.plan(
+                body,
+                fault,
+                tools=[],
+                last_is_tool_result=False,
+                thinking=_think_enabled(body.get("think")),
+                input_tokens=max(count_words(prompt) + count_words(body.get("system") or ""), 1),
+            )
+            return self._render_generate(model, plan, stream)
+
+        return self.play(recorded, model, render)
+
+    # ----- rendering -------------------------------------------------------------------
+
+    def _single(self, payload: dict[str, Any]) -> Rendering:
+        return self._finish(Rendering(stream=False, media_type=JSON, body=json_bytes(payload)), payload["model"])
+
+    def _finish(self, rendering: Rendering, model: str) -> Rendering:
+        rendering.error_chunk = json_bytes({"error": RUNNER_DIED}) + b"\n"
+        rendering.error_status = 500
+        rendering.error_body = json_bytes({"error": RUNNER_DIED})
+        broken = b'{"model":"' + model.encode() + b'","created_at":"' + timestamp().encode() + b'","message":{"con'
+        rendering.invalid_chunk = broken + b"\n"
+        rendering.invalid_body = broken
+        return rendering
+
+    @staticmethod
+    def _stats(plan: Plan) -> dict[str, Any]:
+        load, prompt_eval, evaluation = 1_000_000, plan.input_tokens * 500_000, plan.output_tokens * 10_000_000
+        return {
+            "total_duration": load + prompt_eval + evaluation,
+            "load_duration": load,
+            "prompt_eval_count": plan.input_tokens,
+            "prompt_eval_duration": prompt_eval,
+            "eval_count": plan.output_tokens,
+            "eval_duration": evaluation,
+        }
+
+    @staticmethod
+    def _tool_calls(plan: Plan) -> list[dict[str, Any]]:
+        assert plan.tool_call is not None
+        call = plan.tool_call
+        return [{"id": call.id, "function": {"index": 0, "name": call.name, "arguments": call.arguments}}]
+
+    def _render_chat(self, model: str, plan: Plan, stream: bool) -> Rendering:
+        def line(message: dict[str, Any], **extra: Any) -> dict[str, Any]:
+            return {
+                "model": model,
+                "created_at": timestamp(),
+                "message": {"role": "assistant", **message},
+                "done": False,
+                **extra,
+            }
+
+        if not stream:
+            message: dict[str, Any] = {"content": plan.full_text}
+            if plan.thinking:
+                message["thinking"] = plan.full_thinking
+            if plan.tool_call:
+                message["tool_calls"] = self._tool_calls(plan)
+            payload = line(message, done=True, done_reason="stop", **self._stats(plan))
+            rendering = Rendering(stream=False, media_type=JSON, body=json_bytes(payload))
+            rendering.token_count = plan.output_tokens
+            return self._finish(rendering, model)
+
+        objects = [line({"content": "", "thinking": piece}) for piece in plan.thinking]
+        objects += [line({"content": piece}) for piece in plan.text]
+        if plan.tool_call:
+            objects.append(line({"content": "", "tool_calls": self._tool_calls(plan)}))
+        objects.append(line({"content": ""}, done=True, done_reason="stop", **self._stats(plan)))
+        chunks = [json_bytes(o) + b"\n" for o in objects]
+        rendering = Rendering(stream=True, media_type=NDJSON, chunks=chunks, token_count=plan.output_tokens)
+        return self._finish(rendering, model)
+
+    def _render_generate(self, model: str, plan: Plan, stream: bool) -> Rendering:
+        def line(**fields: Any) -> dict[str, Any]:
+            return {"model": model, "created_at": timestamp(), "response": "", "done": False, **fields}
+
+        final = {"done": True, "done_reason": "stop", "context": [1, 2, 3], **self._stats(plan)}
+        if not stream:
+            extra = {"thinking": plan.full_thinking} if plan.thinking else {}
+            payload = line(response=plan.full_text, **extra, **final)
+            rendering = Rendering(stream=False, media_type=JSON, body=json_bytes(payload))
+            rendering.token_count = plan.output_tokens
+            return self._finish(rendering, model)
+        objects = [line(thinking=piece) for piece in plan.thinking]
+        objects += [line(response=piece) for piece in plan.text]
+        objects.append(line(**final))
+        chunks = [json_bytes(o) + b"\n" for o in objects]
+        rendering = Rendering(stream=True, media_type=NDJSON, chunks=chunks, token_count=plan.output_tokens)
+        return self._finish(rendering, model)
+
+
+def _think_enabled(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() not in ("", "false", "none", "off")
+    return bool(value)

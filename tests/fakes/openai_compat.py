@@ -1,0 +1,229 @@
+"""Fake OpenAI-compatible server (/v1/chat/completions, /v1/models).
+
+Mirrors what llama.cpp / vLLM / LM Studio / Ollama's /v1 emit: `chat.completion`
+objects, SSE `chat.completion.chunk` streams ending in `data: [DONE]`, tool-call
+arguments as string fragments, and `{"error": {...}}` error bodies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words, new_id
+from tests.fakes.faults import Fault
+from tests.fakes.playback import Rendering, json_bytes
+
+SSE = "text/event-stream; charset=utf-8"
+JSON = "application/json"
+
+# status -> (type, code, default message)
+_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("permission_error", None, "You are not allowed to access this resource."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    502: ("server_error", None, "Bad gateway."),
+    503: ("server_error", None, "The server is overloaded or not ready yet."),
+}
+
+
+class OpenAIServer(ChatServer):
+    """OpenAI-compatible chat completions with optional bearer-key check."""
+
+    tool_call_prefix = "call_"
+
+    def __init__(
+        self,
+        models: Iterable[str] | None = None,
+        *,
+        api_key: str | None = None,
+        reply_text: ReplyText = "Hello from the fake server.",
+        thinking_text: str = "Let me think about this briefly.",
+        emit_reasoning: bool = False,
+        tool_arguments: dict[str, Any] | None = None,
+        answer_tools: bool = True,
+        tool_preamble: str = "",
+        chunk_interval: float = 0.0,
+    ) -> None:
+        super().__init__(
+            reply_text=reply_text,
+            thinking_text=thinking_text,
+            tool_arguments=tool_arguments,
+            answer_tools=answer_tools,
+            tool_preamble=tool_preamble,
+            chunk_interval=chunk_interval,
+        )
+        self.models: list[str] | None = None if models is None else list(models)
+        self.api_key = api_key
+        self.emit_reasoning = emit_reasoning
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/chat/completions", self._completions, methods=["POST"]),
+        ]
+
+    def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
+        default_type, code, default_message = _ERRORS.get(status, ("server_error", None, "Internal error."))
+        return {
+            "error": {
+                "message": message or default_message,
+                "type": error_type or default_type,
+                "param": None,
+                "code": code,
+            }
+        }
+
+    def _auth_error(self, request: Request) -> JSONResponse | None:
+        if self.api_key is None:
+            return None
+        header = request.headers.get("authorization", "")
+        if header != f"Bearer {self.api_key}":
+            shown = header.removeprefix("Bearer ")[-4:] or "none"
+            return self.error_response(401, f"Incorrect API key provided: ...{shown}.")
+        return None
+
+    async def _models(self, request: Request) -> JSONResponse:
+        await self.record(request)
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for m in self.models or []]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _completions(self, request: Request) -> ASGIApp:
+        recorded = await self.record(request)
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        body = recorded.json
+        if not isinstance(body, dict):
+            return self.error_response(400, "We could not parse the JSON body of your request.")
+        for required in ("model", "messages"):
+            if required not in body:
+                return self.error_response(400, f"Missing required parameter: '{required}'.")
+        model = str(body["model"])
+        if self.models is not None and model not in self.models:
+            return self.error_response(404, f"The model `{model}` does not exist or you do not have access to it.")
+        messages = body["messages"] or []
+        tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
+        last_role = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
+        stream = bool(body.get("stream"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def render(fault: Fault) -> Rendering:
+            plan = self.plan(
+                body,
+                fault,
+                tools=[t for t in tools if t],
+                last_is_tool_result=last_role == "tool",
+                thinking=self.emit_reasoning,
+                input_tokens=max(count_words(messages), 1),
+            )
+            if stream:
+                return self._render_stream(model, plan, include_usage)
+            return self._render_body(model, plan)
+
+        return self.play(recorded, model, render)
+
+    # ----- rendering -------------------------------------------------------------------
+
+    @staticmethod
+    def _usage(plan: Plan) -> dict[str, int]:
+        return {
+            "prompt_tokens": plan.input_tokens,
+            "completion_tokens": plan.output_tokens,
+            "total_tokens": plan.input_tokens + plan.output_tokens,
+        }
+
+    def _errors(self, rendering: Rendering) -> Rendering:
+        payload = self.error_payload(500, "The server had an error while processing your request.", None)
+        rendering.error_chunk = b"data: " + json_bytes(payload) + b"\n\n"
+        rendering.error_status = 500
+        rendering.error_body = json_bytes(payload)
+        rendering.invalid_chunk = b'data: {"id":"chatcmpl-broken","object":"chat.completion.chunk","choi\n\n'
+        return rendering
+
+    def _render_body(self, model: str, plan: Plan) -> Rendering:
+        message: dict[str, Any] = {"role": "assistant", "content": plan.full_text or None}
+        if plan.thinking:
+            message["reasoning_content"] = plan.full_thinking
+        if plan.tool_call:
+            call = plan.tool_call
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
+            ]
+        elif message["content"] is None:
+            message["content"] = ""
+        payload = {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if plan.tool_call else "stop",
+                }
+            ],
+            "usage": self._usage(plan),
+        }
+        rendering = Rendering(stream=False, media_type=JSON, body=json_bytes(payload), token_count=plan.output_tokens)
+        return self._errors(rendering)
+
+    def _render_stream(self, model: str, plan: Plan, include_usage: bool) -> Rendering:
+        completion_id, created = new_id("chatcmpl-"), int(time.time())
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            obj: dict[str, Any] = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+            if include_usage:
+                obj["usage"] = None
+            return obj
+
+        objects: list[dict[str, Any]] = []
+        call = plan.tool_call
+        if call and not plan.text and not plan.thinking:
+            header = {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            objects.append(chunk({"role": "assistant", "content": None, "tool_calls": [header]}))
+            header_sent = True
+        else:
+            objects.append(chunk({"role": "assistant", "content": ""}))
+            header_sent = False
+        objects += [chunk({"reasoning_content": piece}) for piece in plan.thinking]
+        objects += [chunk({"content": piece}) for piece in plan.text]
+        if call:
+            if not header_sent:
+                header = {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+                objects.append(chunk({"tool_calls": [header]}))
+            objects += [
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in plan.tool_fragments
+            ]
+        objects.append(chunk({}, "tool_calls" if call else "stop"))
+        if include_usage:
+            usage_chunk = chunk({})
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = self._usage(plan)
+            objects.append(usage_chunk)
+        chunks = [b"data: " + json_bytes(o) + b"\n\n" for o in objects]
+        chunks.append(b"data: [DONE]\n\n")
+        rendering = Rendering(
+            stream=True, media_type=SSE, chunks=chunks, first_token_index=1, token_count=plan.output_tokens
+        )
+        return self._errors(rendering)

@@ -1,0 +1,155 @@
+"""Plays a pre-rendered answer onto the wire while applying one fault.
+
+Protocol modules only describe *what* to send (a `Rendering`); this module decides *how*
+(timing, truncation, hangs, aborted connections), so every protocol misbehaves alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from tests.fakes.faults import Fault, FaultKind
+
+
+class DropConnection(Exception):  # noqa: N818 - it is an action, not an error condition
+    """Raised after the response started: uvicorn then closes the socket mid-body."""
+
+
+@dataclass
+class Rendering:
+    """A complete answer in one protocol, ready to be played (streamed or not)."""
+
+    stream: bool
+    media_type: str
+    chunks: list[bytes] = field(default_factory=list)
+    first_token_index: int = 0
+    body: bytes = b""
+    token_count: int = 1
+    error_chunk: bytes = b""
+    invalid_chunk: bytes = b""
+    invalid_body: bytes = b'{"id": "broken", "choices": [ this is not json'
+    error_status: int = 500
+    error_body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_bytes(payload: Any, compact: bool = True) -> bytes:
+    separators = (",", ":") if compact else (", ", ": ")
+    return json.dumps(payload, separators=separators, ensure_ascii=False).encode()
+
+
+class Playback:
+    """ASGI app sending a Rendering under a Fault; returns early when the client leaves."""
+
+    def __init__(self, rendering: Rendering, fault: Fault, stopping: asyncio.Event, chunk_interval: float) -> None:
+        self.r = rendering
+        self.fault = fault
+        self.stopping = stopping
+        self.chunk_interval = chunk_interval
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
+        try:
+            await self._play(send, gone)
+        finally:
+            watcher.cancel()
+
+    async def _pause(self, seconds: float | None, gone: asyncio.Event) -> bool:
+        """Sleep (None = forever); True when the client left or the server is stopping."""
+        if seconds is not None and seconds <= 0:
+            return gone.is_set() or self.stopping.is_set()
+        waiters = [asyncio.ensure_future(gone.wait()), asyncio.ensure_future(self.stopping.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return gone.is_set() or self.stopping.is_set()
+
+    async def _play(self, send: Send, gone: asyncio.Event) -> None:
+        kind = self.fault.kind
+        if kind is FaultKind.HANG_BEFORE_HEADERS:
+            await self._pause(None, gone)
+            return
+        if kind is FaultKind.DELAY and await self._pause(self.fault.seconds, gone):
+            return
+        if self.r.stream:
+            await self._play_stream(send, gone)
+        else:
+            await self._play_body(send, gone)
+
+    def _headers(self, media_type: str, length: int | None = None) -> list[tuple[bytes, bytes]]:
+        headers = {"content-type": media_type, **self.r.headers}
+        if length is not None:
+            headers["content-length"] = str(length)
+        else:
+            headers.setdefault("cache-control", "no-cache")
+        return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def _play_stream(self, send: Send, gone: asyncio.Event) -> None:
+        r, kind = self.r, self.fault.kind
+        head = r.first_token_index
+        after = max(self.fault.after_chunks, 0)
+        interval = self.fault.interval if kind is FaultKind.DRIP else self.chunk_interval
+        chunks = list(r.chunks)
+        hang_at_end = False
+        drop_at_end = False
+        if kind is FaultKind.HANG_AFTER_FIRST_TOKEN:
+            chunks, hang_at_end = chunks[: head + 1], True
+        elif kind is FaultKind.ERROR_MIDSTREAM:
+            chunks = [*chunks[: head + after], r.error_chunk]
+        elif kind is FaultKind.DROP_MIDSTREAM:
+            chunks, drop_at_end = chunks[: head + after], True
+        elif kind is FaultKind.INVALID_JSON:
+            chunks = [*chunks[:head], r.invalid_chunk, *chunks[head + 1 :]]
+
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers(r.media_type)})
+        for index, chunk in enumerate(chunks):
+            if index and interval and await self._pause(interval, gone):
+                return
+            if gone.is_set():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if drop_at_end:
+            await asyncio.sleep(0.01)  # let the chunks reach the socket before the abort
+            raise DropConnection
+        if hang_at_end:
+            await self._pause(None, gone)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _play_body(self, send: Send, gone: asyncio.Event) -> None:
+        r, kind = self.r, self.fault.kind
+        status, body, media_type = 200, r.body, r.media_type
+        if kind is FaultKind.DRIP and await self._pause(self.fault.interval * max(r.token_count, 1), gone):
+            return
+        if kind is FaultKind.ERROR_MIDSTREAM:
+            status, body, media_type = r.error_status, r.error_body, "application/json"
+        elif kind is FaultKind.INVALID_JSON:
+            body = r.invalid_body
+        elif kind in (FaultKind.HANG_AFTER_FIRST_TOKEN, FaultKind.DROP_MIDSTREAM):
+            cut = 12 if kind is FaultKind.HANG_AFTER_FIRST_TOKEN else max(len(body) // 2, 1)
+            start = {"type": "http.response.start", "status": 200, "headers": self._headers(media_type, len(body))}
+            await send(start)
+            await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
+            if kind is FaultKind.DROP_MIDSTREAM:
+                await asyncio.sleep(0.01)
+                raise DropConnection
+            await self._pause(None, gone)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": self._headers(media_type, len(body))})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
