@@ -86,6 +86,11 @@ class AnthropicServer(ChatServer):
     def error_headers(self) -> dict[str, str]:
         return {"request-id": new_id("req_")}
 
+    midstream_status = 529
+
+    def error_chunk(self, payload: dict[str, Any]) -> bytes:
+        return sse("error", {"type": "error", "error": payload["error"]})
+
     def _validate(self, request: Request, body: Any) -> JSONResponse | None:
         key = request.headers.get("x-api-key")
         if not key:
@@ -142,7 +147,9 @@ class AnthropicServer(ChatServer):
     def _blocks(self, plan: Plan) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if plan.thinking:
-            blocks.append({"type": "thinking", "thinking": plan.full_thinking, "signature": self._signature()})
+            blocks.append(
+                {"type": "thinking", "thinking": plan.full_thinking, "signature": self._signature()}
+            )
         if plan.text:
             blocks.append({"type": "text", "text": plan.full_text})
         if plan.tool_call:
@@ -152,7 +159,6 @@ class AnthropicServer(ChatServer):
 
     def _render(self, model: str, plan: Plan, stop_reason: str, stream: bool) -> Rendering:
         message_id = new_id("msg_")
-        overloaded = self.error_payload(529, None, None)
         broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n'
         usage = {
             "input_tokens": plan.input_tokens,
@@ -176,8 +182,6 @@ class AnthropicServer(ChatServer):
                 media_type=JSON,
                 body=json_bytes(payload),
                 token_count=plan.output_tokens,
-                error_status=529,
-                error_body=json_bytes(overloaded),
             )
 
         start_message = {
@@ -193,17 +197,21 @@ class AnthropicServer(ChatServer):
         events = [sse("message_start", {"type": "message_start", "message": start_message})]
         events.append(sse("ping", {"type": "ping"}))
         if self.inject_unknown_event:
-            events.append(sse("fake_unknown_event", {"type": "fake_unknown_event", "note": "clients must ignore"}))
+            events.append(
+                sse("fake_unknown_event", {"type": "fake_unknown_event", "note": "clients must ignore"})
+            )
         first_token_index: int | None = None
         index = 0
 
         def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
             nonlocal index, first_token_index
-            events.append(sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+            opening = {"type": "content_block_start", "index": index, "content_block": start}
+            events.append(sse("content_block_start", opening))
             for delta in deltas:
                 if first_token_index is None:
                     first_token_index = len(events)
-                events.append(sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+                piece = {"type": "content_block_delta", "index": index, "delta": delta}
+                events.append(sse("content_block_delta", piece))
             events.append(sse("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
 
@@ -212,7 +220,9 @@ class AnthropicServer(ChatServer):
             deltas.append({"type": "signature_delta", "signature": self._signature()})
             block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
         if plan.text:
-            block({"type": "text", "text": ""}, [{"type": "text_delta", "text": piece} for piece in plan.text])
+            block(
+                {"type": "text", "text": ""}, [{"type": "text_delta", "text": piece} for piece in plan.text]
+            )
         if plan.tool_call:
             call = plan.tool_call
             block(
@@ -228,10 +238,7 @@ class AnthropicServer(ChatServer):
             chunks=events,
             first_token_index=first_token_index if first_token_index is not None else len(events) - 2,
             token_count=plan.output_tokens,
-            error_chunk=sse("error", overloaded),
             invalid_chunk=broken,
-            error_status=529,
-            error_body=json_bytes(overloaded),
         )
 
 

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp
 
 from tests.fakes.faults import Fault, FaultKind
-from tests.fakes.playback import Playback, Rendering
+from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer, RecordedRequest
 
 DEFAULT_REPLY = "Hello from the fake server."
@@ -119,6 +119,12 @@ class ChatServer(FakeServer):
     def error_headers(self) -> dict[str, str]:
         return {}
 
+    midstream_status = 500
+
+    def error_chunk(self, payload: dict[str, Any]) -> bytes:
+        """The protocol's in-stream error frame for `payload`."""
+        raise NotImplementedError
+
     # ----- shared flow -----------------------------------------------------------------
 
     def error_response(
@@ -174,5 +180,10 @@ class ChatServer(FakeServer):
         if fault.kind is FaultKind.STATUS:
             app = self.status_fault_response(fault)
         else:
-            app = Playback(render(fault), fault, self.stopping, self.chunk_interval)
+            rendering = render(fault)
+            payload = self.error_payload(self.midstream_status, fault.message, fault.error_type)
+            rendering.error_status = self.midstream_status
+            rendering.error_body = json_bytes(payload)
+            rendering.error_chunk = self.error_chunk(payload)
+            app = Playback(rendering, fault, self.stopping, self.chunk_interval)
         return self.tracked(app, model)

@@ -80,7 +80,9 @@ class Fault:
     def error_midstream(
         cls, after_chunks: int = 1, *, message: str | None = None, error_type: str | None = None
     ) -> Fault:
-        return cls(FaultKind.ERROR_MIDSTREAM, after_chunks=after_chunks, message=message, error_type=error_type)
+        return cls(
+            FaultKind.ERROR_MIDSTREAM, after_chunks=after_chunks, message=message, error_type=error_type
+        )
 
     @classmethod
     def drop_midstream(cls, after_chunks: int = 2) -> Fault:

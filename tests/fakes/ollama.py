@@ -122,7 +122,9 @@ class OllamaServer(ChatServer):
             tool_preamble=tool_preamble,
             chunk_interval=chunk_interval,
         )
-        self.models: list[dict[str, Any]] | None = None if models is None else [model_entry(m) for m in models]
+        self.models: list[dict[str, Any]] | None = (
+            None if models is None else [model_entry(m) for m in models]
+        )
         self.version = version
         self._loaded_lock = threading.Lock()
         self._loaded: dict[str, datetime] = {}
@@ -173,6 +175,9 @@ class OllamaServer(ChatServer):
     def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
         return {"error": message or _DEFAULT_MESSAGES.get(status, "internal server error")}
 
+    def error_chunk(self, payload: dict[str, Any]) -> bytes:
+        return json_bytes(payload) + b"\n"
+
     # ----- endpoints -------------------------------------------------------------------
 
     async def _root(self, request: Request) -> PlainTextResponse:
@@ -215,7 +220,11 @@ class OllamaServer(ChatServer):
         if not model:
             return recorded, None, self.error_response(400, "model is required")
         if self._entry(model) is None:
-            return recorded, None, self.error_response(404, f'model "{model}" not found, try pulling it first')
+            return (
+                recorded,
+                None,
+                self.error_response(404, f'model "{model}" not found, try pulling it first'),
+            )
         return recorded, body, None
 
     async def _chat(self, request: Request) -> ASGIApp:
@@ -235,7 +244,9 @@ class OllamaServer(ChatServer):
                 "done": True,
             }
             return self.play(recorded, model, lambda fault: self._single(preload))
-        tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
+        tools = [
+            t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
+        ]
         last_role = messages[-1].get("role") if isinstance(messages[-1], dict) else None
         stream = body.get("stream", True) is not False
 
@@ -286,20 +297,25 @@ class OllamaServer(ChatServer):
     # ----- rendering -------------------------------------------------------------------
 
     def _single(self, payload: dict[str, Any]) -> Rendering:
-        return self._finish(Rendering(stream=False, media_type=JSON, body=json_bytes(payload)), payload["model"])
+        return self._finish(
+            Rendering(stream=False, media_type=JSON, body=json_bytes(payload)), payload["model"]
+        )
 
     def _finish(self, rendering: Rendering, model: str) -> Rendering:
-        rendering.error_chunk = json_bytes({"error": RUNNER_DIED}) + b"\n"
-        rendering.error_status = 500
-        rendering.error_body = json_bytes({"error": RUNNER_DIED})
-        broken = b'{"model":"' + model.encode() + b'","created_at":"' + timestamp().encode() + b'","message":{"con'
+        broken = (
+            b'{"model":"' + model.encode() + b'","created_at":"' + timestamp().encode() + b'","message":{"con'
+        )
         rendering.invalid_chunk = broken + b"\n"
         rendering.invalid_body = broken
         return rendering
 
     @staticmethod
     def _stats(plan: Plan) -> dict[str, Any]:
-        load, prompt_eval, evaluation = 1_000_000, plan.input_tokens * 500_000, plan.output_tokens * 10_000_000
+        load, prompt_eval, evaluation = (
+            1_000_000,
+            plan.input_tokens * 500_000,
+            plan.output_tokens * 10_000_000,
+        )
         return {
             "total_duration": load + prompt_eval + evaluation,
             "load_duration": load,

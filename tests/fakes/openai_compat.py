@@ -28,7 +28,11 @@ _ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
     403: ("permission_error", None, "You are not allowed to access this resource."),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model does not exist or you do not have access to it.",
+    ),
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again later."),
     500: ("server_error", None, "The server had an error while processing your request."),
     502: ("server_error", None, "Bad gateway."),
@@ -96,7 +100,10 @@ class OpenAIServer(ChatServer):
         await self.record(request)
         if (denied := self._auth_error(request)) is not None:
             return denied
-        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"} for m in self.models or []]
+        data = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+            for m in self.models or []
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def _completions(self, request: Request) -> ASGIApp:
@@ -111,9 +118,13 @@ class OpenAIServer(ChatServer):
                 return self.error_response(400, f"Missing required parameter: '{required}'.")
         model = str(body["model"])
         if self.models is not None and model not in self.models:
-            return self.error_response(404, f"The model `{model}` does not exist or you do not have access to it.")
+            return self.error_response(
+                404, f"The model `{model}` does not exist or you do not have access to it."
+            )
         messages = body["messages"] or []
-        tools = [t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)]
+        tools = [
+            t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
+        ]
         last_role = messages[-1].get("role") if messages and isinstance(messages[-1], dict) else None
         stream = bool(body.get("stream"))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -143,11 +154,10 @@ class OpenAIServer(ChatServer):
             "total_tokens": plan.input_tokens + plan.output_tokens,
         }
 
+    def error_chunk(self, payload: dict[str, Any]) -> bytes:
+        return b"data: " + json_bytes(payload) + b"\n\n"
+
     def _errors(self, rendering: Rendering) -> Rendering:
-        payload = self.error_payload(500, "The server had an error while processing your request.", None)
-        rendering.error_chunk = b"data: " + json_bytes(payload) + b"\n\n"
-        rendering.error_status = 500
-        rendering.error_body = json_bytes(payload)
         rendering.invalid_chunk = b'data: {"id":"chatcmpl-broken","object":"chat.completion.chunk","choi\n\n'
         return rendering
 
@@ -158,7 +168,11 @@ class OpenAIServer(ChatServer):
         if plan.tool_call:
             call = plan.tool_call
             message["tool_calls"] = [
-                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments_json}}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
             ]
         elif message["content"] is None:
             message["content"] = ""
@@ -178,7 +192,9 @@ class OpenAIServer(ChatServer):
             ],
             "usage": self._usage(plan),
         }
-        rendering = Rendering(stream=False, media_type=JSON, body=json_bytes(payload), token_count=plan.output_tokens)
+        rendering = Rendering(
+            stream=False, media_type=JSON, body=json_bytes(payload), token_count=plan.output_tokens
+        )
         return self._errors(rendering)
 
     def _render_stream(self, model: str, plan: Plan, include_usage: bool) -> Rendering:
@@ -199,8 +215,11 @@ class OpenAIServer(ChatServer):
 
         objects: list[dict[str, Any]] = []
         call = plan.tool_call
+        header: dict[str, Any] = {}
+        if call:
+            function = {"name": call.name, "arguments": ""}
+            header = {"index": 0, "id": call.id, "type": "function", "function": function}
         if call and not plan.text and not plan.thinking:
-            header = {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
             objects.append(chunk({"role": "assistant", "content": None, "tool_calls": [header]}))
             header_sent = True
         else:
@@ -210,10 +229,10 @@ class OpenAIServer(ChatServer):
         objects += [chunk({"content": piece}) for piece in plan.text]
         if call:
             if not header_sent:
-                header = {"index": 0, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
                 objects.append(chunk({"tool_calls": [header]}))
             objects += [
-                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in plan.tool_fragments
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in plan.tool_fragments
             ]
         objects.append(chunk({}, "tool_calls" if call else "stop"))
         if include_usage:

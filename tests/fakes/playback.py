@@ -16,7 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 from tests.fakes.faults import Fault, FaultKind
 
 
-class DropConnection(Exception):  # noqa: N818 - it is an action, not an error condition
+class DropConnection(Exception):
     """Raised after the response started: uvicorn then closes the socket mid-body."""
 
 
@@ -46,7 +46,9 @@ def json_bytes(payload: Any, compact: bool = True) -> bytes:
 class Playback:
     """ASGI app sending a Rendering under a Fault; returns early when the client leaves."""
 
-    def __init__(self, rendering: Rendering, fault: Fault, stopping: asyncio.Event, chunk_interval: float) -> None:
+    def __init__(
+        self, rendering: Rendering, fault: Fault, stopping: asyncio.Event, chunk_interval: float
+    ) -> None:
         self.r = rendering
         self.fault = fault
         self.stopping = stopping
@@ -135,7 +137,11 @@ class Playback:
             body = r.invalid_body
         elif kind in (FaultKind.HANG_AFTER_FIRST_TOKEN, FaultKind.DROP_MIDSTREAM):
             cut = 12 if kind is FaultKind.HANG_AFTER_FIRST_TOKEN else max(len(body) // 2, 1)
-            start = {"type": "http.response.start", "status": 200, "headers": self._headers(media_type, len(body))}
+            start = {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": self._headers(media_type, len(body)),
+            }
             await send(start)
             await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
             if kind is FaultKind.DROP_MIDSTREAM:
@@ -143,7 +149,9 @@ class Playback:
                 raise DropConnection
             await self._pause(None, gone)
             return
-        await send({"type": "http.response.start", "status": status, "headers": self._headers(media_type, len(body))})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": self._headers(media_type, len(body))}
+        )
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

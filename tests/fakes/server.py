@@ -186,7 +186,9 @@ class FakeServer:
 
     # ----- recording -------------------------------------------------------------------
 
-    async def record(self, request: Request, parsed: Any = None, *, parse_json: bool = True) -> RecordedRequest:
+    async def record(
+        self, request: Request, parsed: Any = None, *, parse_json: bool = True
+    ) -> RecordedRequest:
         """Read the body and keep a copy; `parsed` overrides the JSON decoding."""
         body = await request.body()
         if parsed is None and parse_json and body:
@@ -295,5 +297,7 @@ class FakeServer:
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(interval)
 
-    def json_response(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    def json_response(
+        self, payload: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
         return JSONResponse(payload, status_code=status, headers=headers)

@@ -56,4 +56,58 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_model_ts ON attempts(model, ts);
     """,
+    # 2: conversation history for chat front-ends (Telegram, `modelyard chat`)
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        frontend TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        agent TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX conversations_external ON conversations(frontend, external_id);
+    CREATE TABLE turns (
+        conversation_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts REAL NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        agent TEXT,
+        model TEXT,
+        request_id TEXT,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (conversation_id, seq)
+    );
+    CREATE TABLE message_requests (
+        frontend TEXT NOT NULL,
+        chat_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        PRIMARY KEY (frontend, chat_id, message_id)
+    );
+    CREATE TABLE routing_decisions (
+        request_id TEXT,
+        ts REAL NOT NULL,
+        text TEXT,
+        agent TEXT NOT NULL,
+        method TEXT NOT NULL,
+        confidence REAL,
+        ms REAL
+    );
+    CREATE INDEX routing_decisions_ts ON routing_decisions(ts);
+    """,
+    # 3: model probe results (`modelyard probe`, used by `modelyard check`)
+    """
+    CREATE TABLE probes (
+        ts REAL NOT NULL,
+        model TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        ok INTEGER,
+        value REAL,
+        detail TEXT
+    );
+    CREATE INDEX probes_model_ts ON probes(model, ts);
+    """,
 ]

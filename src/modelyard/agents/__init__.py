@@ -1,0 +1,1 @@
+"""Agents: turns of a conversation, the orchestrator, tools and the agent loop."""

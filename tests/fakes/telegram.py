@@ -1,0 +1,546 @@
+"""Fake Telegram Bot API (`/bot<TOKEN>/<method>`) with long polling and scripted updates.
+
+Accepts what bot libraries send (JSON, form-encoded, multipart or query parameters;
+method names case-insensitively) and answers in the Bot API envelope, so a bot pointed
+at `server.base_url` runs unmodified. Tests inject user messages and button presses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.parser
+import email.policy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
+
+from tests.fakes.faults import FaultKind
+from tests.fakes.playback import Playback, Rendering, json_bytes
+from tests.fakes.server import FakeServer
+
+# Parameters that stay strings even when they look like JSON numbers or literals.
+_TEXT_PARAMS = frozenset(
+    {
+        "text",
+        "caption",
+        "callback_query_id",
+        "inline_message_id",
+        "data",
+        "url",
+        "action",
+        "parse_mode",
+        "language_code",
+    }
+)
+_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden: bot was blocked by the user",
+    404: "Not Found",
+    409: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    429: "Too Many Requests: retry after {retry}",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same "
+    "as a current content and reply markup of the message"
+)
+MAX_TEXT = 4096
+
+
+class ApiError(Exception):
+    """A Bot API failure answered as {"ok": false, ...}."""
+
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+@dataclass
+class BotCall:
+    """One Bot API method call as received, with what the fake answered."""
+
+    method: str
+    params: dict[str, Any]
+    ok: bool = True
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        return self.params.get("text")
+
+    @property
+    def chat_id(self) -> Any:
+        return self.params.get("chat_id")
+
+
+class TelegramServer(FakeServer):
+    """Bot API subset: getMe, getUpdates (long poll), sendMessage, editMessageText, ..."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-TOKEN",
+        *,
+        bot_username: str = "modelyard_test_bot",
+        bot_first_name: str = "Modelyard Test",
+        fault_methods: Iterable[str] = (
+            "sendMessage",
+            "editMessageText",
+            "answerCallbackQuery",
+            "sendChatAction",
+            "deleteMessage",
+        ),
+    ) -> None:
+        super().__init__()
+        self.token = token
+        bot_id = token.split(":", 1)[0]
+        self.bot_user = {
+            "id": int(bot_id) if bot_id.isdigit() else 123456,
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+        self.fault_methods = {m.lower() for m in fault_methods}
+        self._state = threading.RLock()
+        self._updates: list[dict[str, Any]] = []
+        self._next_update_id = 1
+        self._next_message_id = 1
+        self._next_callback_id = 1
+        self._messages: dict[tuple[Any, int], dict[str, Any]] = {}
+        self._open_callbacks: set[str] = set()
+        self._calls: list[BotCall] = []
+        self._poll_generation = 0
+        self.commands: list[dict[str, Any]] = []
+        self.webhook_url = ""
+        self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "getme": lambda p: dict(self.bot_user),
+            "logout": lambda p: True,
+            "close": lambda p: True,
+            "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
+            "getwebhookinfo": self._webhook_info,
+            "sendmessage": self._send_message,
+            "editmessagetext": self._edit_message_text,
+            "deletemessage": self._delete_message,
+            "answercallbackquery": self._answer_callback,
+            "sendchataction": self._send_chat_action,
+            "setmycommands": self._set_commands,
+            "getmycommands": lambda p: list(self.commands),
+            "deletemycommands": self._delete_commands,
+        }
+
+    @property
+    def base_url(self) -> str:
+        """Value for a library's base URL option, e.g. python-telegram-bot `base_url=`."""
+        return f"{self.url}/bot"
+
+    @property
+    def api_url(self) -> str:
+        """Full prefix for this token: f"{api_url}/sendMessage"."""
+        return f"{self.url}/bot{self.token}"
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/bot{token}/{method}", self._dispatch, methods=["GET", "POST"])]
+
+    # ----- test helpers ----------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update (update_id assigned here) for the next getUpdates."""
+        with self._state:
+            full = {"update_id": self._next_update_id, **update}
+            self._next_update_id += 1
+            self._updates.append(full)
+        return full
+
+    def push_message(
+        self,
+        user_id: int,
+        chat_id: int | None = None,
+        text: str = "",
+        *,
+        first_name: str = "Tester",
+        username: str | None = None,
+    ) -> dict[str, Any]:
+        """A user writing `text` (bot_command entity added for "/cmd")."""
+        chat_id = user_id if chat_id is None else chat_id
+        user: dict[str, Any] = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "language_code": "en",
+        }
+        if username:
+            user["username"] = username
+        with self._state:
+            message: dict[str, Any] = {
+                "message_id": self._new_message_id(),
+                "from": user,
+                "chat": self._chat(chat_id, first_name, username),
+                "date": int(time.time()),
+                "text": text,
+            }
+            if text.startswith("/"):
+                command = text.split()[0]
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+            self._messages[(chat_id, message["message_id"])] = message
+            return self.push_update({"message": message})
+
+    def push_callback(
+        self,
+        user_id: int,
+        message_id: int,
+        chat_id: int | None = None,
+        data: str = "",
+        *,
+        first_name: str = "Tester",
+    ) -> dict[str, Any]:
+        """A user pressing an inline button with callback `data` under message `message_id`."""
+        chat_id = user_id if chat_id is None else chat_id
+        with self._state:
+            message = self._messages.get((chat_id, message_id)) or {
+                "message_id": message_id,
+                "from": dict(self.bot_user),
+                "chat": self._chat(chat_id, first_name, None),
+                "date": int(time.time()),
+                "text": "",
+            }
+            query_id = str(4_000_000_000_000_000 + self._next_callback_id)
+            self._next_callback_id += 1
+            self._open_callbacks.add(query_id)
+            query = {
+                "id": query_id,
+                "from": {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en"},
+                "message": json.loads(json.dumps(message)),
+                "chat_instance": str(-(abs(chat_id) * 7919 % 10**18) or -1),
+                "data": data,
+            }
+            return self.push_update({"callback_query": query})
+
+    @property
+    def pending_updates(self) -> list[dict[str, Any]]:
+        with self._state:
+            return list(self._updates)
+
+    @property
+    def calls(self) -> list[BotCall]:
+        """Every method call received (auth failures and unknown methods excluded)."""
+        with self._state:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[BotCall]:
+        return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    @property
+    def sent(self) -> list[BotCall]:
+        """Successful sendMessage / editMessageText calls, in order."""
+        return [c for c in self.calls if c.ok and c.method.lower() in ("sendmessage", "editmessagetext")]
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """Current state of a message (after edits)."""
+        with self._state:
+            found = self._messages.get((chat_id, message_id))
+            return json.loads(json.dumps(found)) if found else None
+
+    # ----- dispatch --------------------------------------------------------------------
+
+    async def _dispatch(self, request: Request) -> ASGIApp:
+        raw = await request.body()
+        try:
+            params = _coerce(_params(request, raw))
+        except ApiError as error:
+            await self.record(request, {})
+            return _envelope(error.payload(), error.code)
+        recorded = await self.record(request, params)
+        if request.path_params["token"] != self.token:
+            return _envelope(ApiError(401, "Unauthorized").payload(), 401)
+        method = request.path_params["method"]
+        name = method.lower()
+        if name != "getupdates" and name not in self._handlers:
+            return _envelope(ApiError(404, "Not Found").payload(), 404)
+        call = BotCall(method, params)
+        fault = self.faults.next() if name in self.fault_methods else None
+        recorded.fault = fault
+        if fault is not None and fault.kind is FaultKind.STATUS:
+            retry = _int_or_none(fault.retry_after)
+            template = fault.message or _DESCRIPTIONS.get(fault.code, "Error")
+            error = ApiError(fault.code, template.format(retry=retry if retry is not None else 1), retry)
+            if fault.code == 429 and error.retry_after is None:
+                error.retry_after = 1
+            self._log(call, error=error)
+            return self.tracked(_envelope(error.payload(), fault.code, dict(fault.headers)))
+        try:
+            if name == "getupdates":
+                result = await self._get_updates(request, params)
+            else:
+                result = self._handlers[name](params)
+        except ApiError as error:
+            self._log(call, error=error)
+            return self.tracked(_envelope(error.payload(), error.code))
+        self._log(call, result=result)
+        payload = {"ok": True, "result": result}
+        if fault is None or fault.kind is FaultKind.OK:
+            return self.tracked(_envelope(payload))
+        rendering = Rendering(stream=False, media_type="application/json", body=json_bytes(payload))
+        rendering.error_body = json_bytes(ApiError(500, "Internal Server Error").payload())
+        rendering.invalid_body = b'{"ok": true, "result": {"message_id": '
+        return self.tracked(Playback(rendering, fault, self.stopping, 0.0))
+
+    def _log(self, call: BotCall, *, result: Any = None, error: ApiError | None = None) -> None:
+        if error is not None:
+            call.ok, call.error = False, error.description
+        else:
+            call.result = result
+        with self._state:
+            self._calls.append(call)
+
+    # ----- methods ---------------------------------------------------------------------
+
+    async def _get_updates(self, request: Request, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = _int_or_none(params.get("offset"))
+        limit = min(max(_int_or_none(params.get("limit")) or 100, 1), 100)
+        timeout = max(float(params.get("timeout") or 0), 0.0)
+        allowed = params.get("allowed_updates") or None
+        with self._state:
+            self._poll_generation += 1
+            generation = self._poll_generation
+            if offset is not None:
+                if offset < 0:
+                    self._updates = self._updates[offset:]
+                else:
+                    self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._state:
+                if generation != self._poll_generation:
+                    raise ApiError(409, _DESCRIPTIONS[409])
+                ready = [u for u in self._updates if not allowed or any(k in u for k in allowed)]
+            if ready or time.monotonic() >= deadline or self.stopping.is_set():
+                return ready[:limit]
+            if await request.is_disconnected():
+                return []
+            await asyncio.sleep(0.02)
+
+    def _delete_webhook(self, params: dict[str, Any]) -> bool:
+        with self._state:
+            self.webhook_url = ""
+            if params.get("drop_pending_updates"):
+                self._updates.clear()
+        return True
+
+    def _set_webhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = str(params.get("url") or "")
+        return True
+
+    def _webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._state:
+            pending = len(self._updates)
+        return {"url": self.webhook_url, "has_custom_certificate": False, "pending_update_count": pending}
+
+    def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = _chat_key(params.get("chat_id"))
+        text = params.get("text")
+        if chat_id in (None, ""):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > MAX_TEXT:
+            raise ApiError(400, "Bad Request: message is too long")
+        markup = _markup(params.get("reply_markup"))
+        with self._state:
+            message: dict[str, Any] = {
+                "message_id": self._new_message_id(),
+                "from": dict(self.bot_user),
+                "chat": self._chat(chat_id, "Tester", None),
+                "date": int(time.time()),
+                "text": text,
+            }
+            if (inline := _inline_markup(markup)) is not None:
+                message["reply_markup"] = inline
+            self._messages[(chat_id, message["message_id"])] = message
+            return json.loads(json.dumps(message))
+
+    def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if len(text) > MAX_TEXT:
+            raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        if params.get("inline_message_id"):
+            return True
+        chat_id, message_id = _chat_key(params.get("chat_id")), _int_or_none(params.get("message_id"))
+        if chat_id in (None, "") or message_id is None:
+            raise ApiError(400, "Bad Request: message identifier is not specified")
+        markup = _markup(params.get("reply_markup"))
+        with self._state:
+            message = self._messages.get((chat_id, message_id))
+            if message is None:
+                raise ApiError(400, "Bad Request: message to edit not found")
+            if message["from"].get("id") != self.bot_user["id"]:
+                raise ApiError(400, "Bad Request: message can't be edited")
+            new_markup = _inline_markup(markup)
+            if message.get("text") == text and message.get("reply_markup") == new_markup:
+                raise ApiError(400, NOT_MODIFIED)
+            message["text"] = text
+            message["edit_date"] = int(time.time())
+            if new_markup is None:
+                message.pop("reply_markup", None)
+            else:
+                message["reply_markup"] = new_markup
+            return json.loads(json.dumps(message))
+
+    def _delete_message(self, params: dict[str, Any]) -> bool:
+        key = (_chat_key(params.get("chat_id")), _int_or_none(params.get("message_id")) or 0)
+        with self._state:
+            if self._messages.pop(key, None) is None:  # type: ignore[arg-type]
+                raise ApiError(400, "Bad Request: message to delete not found")
+        return True
+
+    def _answer_callback(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id") or "")
+        with self._state:
+            if query_id not in self._open_callbacks:
+                raise ApiError(
+                    400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+                )
+            self._open_callbacks.discard(query_id)
+        return True
+
+    def _send_chat_action(self, params: dict[str, Any]) -> bool:
+        if params.get("chat_id") in (None, ""):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        if not params.get("action"):
+            raise ApiError(400, "Bad Request: action is empty")
+        return True
+
+    def _set_commands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            raise ApiError(400, "Bad Request: can't parse commands JSON object")
+        self.commands = [{"command": c.get("command"), "description": c.get("description")} for c in commands]
+        return True
+
+    def _delete_commands(self, params: dict[str, Any]) -> bool:
+        self.commands = []
+        return True
+
+    # ----- internals -------------------------------------------------------------------
+
+    def _new_message_id(self) -> int:
+        with self._state:
+            message_id = self._next_message_id
+            self._next_message_id += 1
+            return message_id
+
+    @staticmethod
+    def _chat(chat_id: Any, first_name: str, username: str | None) -> dict[str, Any]:
+        if isinstance(chat_id, int) and chat_id > 0:
+            chat: dict[str, Any] = {"id": chat_id, "first_name": first_name, "type": "private"}
+            if username:
+                chat["username"] = username
+            return chat
+        if isinstance(chat_id, int):
+            kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+            return {"id": chat_id, "title": "Test group", "type": kind}
+        name = str(chat_id)
+        return {"id": -1_001_000_000_000, "title": name, "username": name.lstrip("@"), "type": "channel"}
+
+
+def _envelope(
+    payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(payload, status_code=status, headers=headers)
+
+
+def _inline_markup(markup: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Telegram echoes only inline keyboards back in the Message object."""
+    if markup and "inline_keyboard" in markup:
+        return {"inline_keyboard": markup["inline_keyboard"]}
+    return None
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chat_key(value: Any) -> Any:
+    as_int = _int_or_none(value)
+    return as_int if as_int is not None else value
+
+
+def _markup(value: Any) -> dict[str, Any] | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "Bad Request: can't parse reply keyboard markup JSON object")
+    return value
+
+
+def _params(request: Request, raw: bytes) -> dict[str, Any]:
+    """Merge query-string and body parameters, whatever the body encoding."""
+    params: dict[str, Any] = dict(request.query_params)
+    content_type = request.headers.get("content-type", "").lower()
+    if not raw:
+        return params
+    if "application/json" in content_type:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, "Bad Request: invalid JSON") from exc
+        if isinstance(body, dict):
+            params.update(body)
+    elif "multipart/form-data" in content_type:
+        params.update(_multipart(raw, request.headers["content-type"]))
+    else:
+        params.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    return params
+
+
+def _multipart(raw: bytes, content_type: str) -> dict[str, str]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        if name and part.get_filename() is None:
+            fields[str(name)] = part.get_payload(decode=True).decode("utf-8", "replace")
+    return fields
+
+
+def _coerce(params: dict[str, Any]) -> dict[str, Any]:
+    """Form values arrive as strings; decode JSON-looking ones the way Telegram does."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, str) and key not in _TEXT_PARAMS:
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        out[key] = value
+    return out
