@@ -59,6 +59,7 @@ class AnthropicServer(ChatServer):
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
         inject_unknown_event: bool = False,
+        accept_bearer: bool = False,
     ) -> None:
         super().__init__(
             reply_text=reply_text,
@@ -71,6 +72,7 @@ class AnthropicServer(ChatServer):
         self.api_key = api_key
         self.models: list[str] | None = None if models is None else list(models)
         self.inject_unknown_event = inject_unknown_event
+        self.accept_bearer = accept_bearer
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/v1/messages", self._messages, methods=["POST"])]
@@ -93,6 +95,9 @@ class AnthropicServer(ChatServer):
 
     def _validate(self, request: Request, body: Any) -> JSONResponse | None:
         key = request.headers.get("x-api-key")
+        bearer = request.headers.get("authorization", "")
+        if not key and self.accept_bearer and bearer.startswith("Bearer "):
+            key = bearer.removeprefix("Bearer ")
         if not key:
             return self.error_response(401, "x-api-key header is required")
         if key != self.api_key:

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words
 from tests.fakes.faults import Fault
 from tests.fakes.playback import Rendering, json_bytes
+from tests.fakes.server import RecordedRequest
 
 NDJSON = "application/x-ndjson"
 JSON = "application/json; charset=utf-8"
@@ -211,7 +212,10 @@ class OllamaServer(ChatServer):
             )
         return JSONResponse({"models": entries})
 
-    async def _validated(self, request: Request) -> tuple[Any, dict[str, Any] | None, ASGIApp | None]:
+    async def _validated(
+        self, request: Request
+    ) -> tuple[RecordedRequest, dict[str, Any], JSONResponse | None]:
+        """Record the request; an error response when the body or model is unacceptable."""
         recorded = await self.record(request)
         body = recorded.json
         if not isinstance(body, dict):
@@ -229,8 +233,8 @@ class OllamaServer(ChatServer):
 
     async def _chat(self, request: Request) -> ASGIApp:
         recorded, body, error = await self._validated(request)
-        if error is not None or body is None:
-            return error  # type: ignore[return-value]
+        if error is not None:
+            return error
         model: str = body["model"]
         messages = body.get("messages") or []
         stays = self._mark_loaded(model, body.get("keep_alive"))
@@ -265,8 +269,8 @@ class OllamaServer(ChatServer):
 
     async def _generate(self, request: Request) -> ASGIApp:
         recorded, body, error = await self._validated(request)
-        if error is not None or body is None:
-            return error  # type: ignore[return-value]
+        if error is not None:
+            return error
         model: str = body["model"]
         stays = self._mark_loaded(model, body.get("keep_alive"))
         prompt = body.get("prompt") or ""

@@ -20,7 +20,6 @@ from typing import Any, Self, TypeVar
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -30,6 +29,28 @@ T = TypeVar("T")
 
 _START_TIMEOUT = 5.0
 _STOP_TIMEOUT = 3.0
+
+
+class _QuickServer(uvicorn.Server):
+    """uvicorn without its 0.1 s polling tick and grace sleep: tests stop servers constantly."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.exit_requested: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self.exit_requested = asyncio.Event()
+        await self.on_tick(0)  # fills the default headers
+        if not self.should_exit:
+            await self.exit_requested.wait()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
 
 
 @dataclass
@@ -60,7 +81,7 @@ class FakeServer:
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._uvicorn: uvicorn.Server | None = None
+        self._uvicorn: _QuickServer | None = None
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
 
@@ -83,11 +104,12 @@ class FakeServer:
             http="h11",
             ws="none",
             lifespan="off",
+            log_config=None,
             log_level="critical",
             access_log=False,
             timeout_graceful_shutdown=0,
         )
-        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn = _QuickServer(config)
         self._error = None
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -139,6 +161,8 @@ class FakeServer:
         assert server is not None
         server.should_exit = True
         server.force_exit = True
+        if server.exit_requested is not None:
+            server.exit_requested.set()
         for connection in list(server.server_state.connections):
             transport = getattr(connection, "transport", None)
             if transport is not None:
@@ -297,7 +321,15 @@ class FakeServer:
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(interval)
 
-    def json_response(
-        self, payload: Any, status: int = 200, headers: dict[str, str] | None = None
-    ) -> JSONResponse:
-        return JSONResponse(payload, status_code=status, headers=headers)
+    async def wait_for_async(
+        self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01
+    ) -> T:
+        """wait_for() for async tests: yields to the test's event loop while polling."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            await asyncio.sleep(interval)

@@ -53,8 +53,8 @@ _DESCRIPTIONS = {
     502: "Bad Gateway",
 }
 NOT_MODIFIED = (
-    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same "
-    "as a current content and reply markup of the message"
+    "Bad Request: message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
 )
 MAX_TEXT = 4096
 

@@ -9,6 +9,7 @@ before they report an answer as delivered, so a crash cannot lose a request the 
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import queue
@@ -65,6 +66,8 @@ class LogWriter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submitted = 0
         self._done = threading.Condition()
+        #: (target count, future) of async callers waiting in wait_written(); guarded by _done
+        self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._conn: sqlite3.Connection = connect(self.path)
         self._thread = threading.Thread(target=self._loop, name="modelyard-log-writer", daemon=True)
         self._closed = False
@@ -83,6 +86,21 @@ class LogWriter:
         target = self._submitted
         with self._done:
             return self._done.wait_for(lambda: self.written + self.errors >= target or self._closed, timeout)
+
+    async def wait_written(self, timeout: float = 10.0) -> bool:
+        """Async :meth:`flush`: wait, without blocking the event loop, until every record submitted so
+        far is committed. Concurrent callers share the writer's next commit (group commit)."""
+        target = self._submitted
+        with self._done:
+            if self.written + self.errors >= target or self._closed:
+                return True
+            fut = asyncio.get_running_loop().create_future()
+            self._async_waiters.append((target, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+            return True
+        except TimeoutError:
+            return False
 
     def close(self) -> None:
         if self._closed:
@@ -127,3 +145,16 @@ class LogWriter:
             self.written += ok
             self.errors += failed
             self._done.notify_all()
+            done = self.written + self.errors
+            ready = [f for t, f in self._async_waiters if t <= done]
+            if ready:
+                self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
+        if ready:
+            for fut in ready:
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, Timeouts
@@ -155,123 +156,131 @@ class Router:
 
     async def _run(self, agent: str, request: ChatRequest, record: RequestRecord, response: ChatResponse,
                    *, stream: bool, accept: Accept | None) -> AsyncIterator[Chunk]:
+        """Walk the chain; yields chunks only in streaming mode. Logs the record exactly once."""
         cfg = self.config.agents[agent]
-        retries = self.config.defaults.retries
-        req = self._prepare(agent, request)
+        loop = asyncio.get_running_loop()
+        walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, loop.time(),
+                     loop.time() + self.timeouts(agent, cfg.chain[0]).total)
         if self.config.log.store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        deadline = t0 + self.timeouts(agent, cfg.chain[0]).total
-        committed = False
         try:
             for index, model in enumerate(cfg.chain):
                 provider = self.providers[model]
+                kind = provider.config.provider
                 why = provider.unavailable_reason()
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
-                    record.attempts.append(Attempt(model, provider.config.provider, "skipped", reason, why))
+                    record.attempts.append(Attempt(model, kind, "skipped", reason, why))
                     continue
                 health = self.health[model]
                 probe = health.allow()
                 if probe is None:
-                    record.attempts.append(Attempt(
-                        model, provider.config.provider, "skipped", Reason.COOLING_DOWN,
-                        f"{health.seconds_left():.1f}s left after {health.last_reason}"))
+                    record.attempts.append(Attempt(model, kind, "skipped", Reason.COOLING_DOWN,
+                                                   f"{health.seconds_left():.1f}s left after {health.last_reason}"))
                     continue
-                tm = self.timeouts(agent, model)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    if probe == "probe":
-                        health.end_probe()
-                    record.attempts.append(Attempt(model, provider.config.provider, "skipped", Reason.DEADLINE,
-                                                   "the request's total time bound ran out"))
-                    break
                 try:
-                    waited = await self.slots[model].acquire(min(tm.queue, remaining))
-                except asyncio.CancelledError:
-                    if probe == "probe":
-                        health.end_probe()
-                    raise
-                except QueueTimeout as exc:
-                    if probe == "probe":
-                        health.end_probe()
-                    record.attempts.append(Attempt(model, provider.config.provider, "fallback",
-                                                   Reason.QUEUE_TIMEOUT, str(exc),
-                                                   queue_wait_ms=min(tm.queue, remaining) * 1000))
-                    continue
-                record.queue_wait_ms += waited * 1000
-                try:
-                    for n in range(retries.attempts + 1):
-                        attempt = Attempt(model, provider.config.provider, "ok",
-                                          queue_wait_ms=waited * 1000 if n == 0 else 0.0)
-                        record.attempts.append(attempt)
-                        buffer = ChatResponse()
-                        held: list[Chunk] = []
-                        started = loop.time()
-                        try:
-                            async for chunk in self._guarded(provider, req, tm, deadline, attempt):
-                                buffer.add(chunk)
-                                if not stream:
-                                    continue
-                                if chunk.kind in _VISIBLE and not committed:
-                                    committed = True
-                                    record.model = model
-                                    record.ttft_ms = (loop.time() - t0) * 1000
-                                    for h in held:
-                                        yield h
-                                    held.clear()
-                                if committed:
-                                    yield chunk
-                                else:
-                                    held.append(chunk)
-                            if accept is not None and (problem := accept(buffer)):
-                                raise ProviderError(Reason.UNUSABLE_REPLY, problem)
-                        except ProviderError as exc:
-                            self._close_attempt(attempt, buffer, started, loop.time(), provider)
-                            attempt.reason, attempt.detail = str(exc.reason), exc.message
-                            if committed:
-                                attempt.outcome = "interrupted"
-                                health.failure(exc.reason, exc.retry_after)
-                                record.outcome = "interrupted"
-                                record.error = str(exc)
-                                raise StreamInterrupted(agent, record, buffer.text) from None
-                            pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
-                            if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
-                                    and loop.time() + pause < deadline):
-                                attempt.outcome = "retry"
-                                await asyncio.sleep(pause)
-                                continue
-                            attempt.outcome = "fallback"
-                            health.failure(exc.reason, exc.retry_after)
-                            break
-                        # success
-                        self._close_attempt(attempt, buffer, started, loop.time(), provider)
-                        health.success()
-                        if not stream:
-                            record.ttft_ms = (record.queue_wait_ms or 0) + (attempt.ttft_ms or 0)
-                        self._finish(record, buffer, response, model, index, loop.time() - t0)
+                    tm = self.timeouts(agent, model)
+                    remaining = walk.deadline - loop.time()
+                    if remaining <= 0:
+                        record.attempts.append(Attempt(model, kind, "skipped", Reason.DEADLINE,
+                                                       "the request's total time bound ran out"))
+                        break
+                    bound = min(tm.queue, remaining)
+                    try:
+                        waited = await self.slots[model].acquire(bound)
+                    except QueueTimeout as exc:
+                        record.attempts.append(Attempt(model, kind, "fallback", Reason.QUEUE_TIMEOUT, str(exc),
+                                                       queue_wait_ms=bound * 1000))
+                        continue
+                    record.queue_wait_ms += waited * 1000
+                    try:
+                        async with aclosing(self._use_model(walk, provider, tm, waited)) as chunks:
+                            async for chunk in chunks:
+                                yield chunk
+                    finally:
+                        self.slots[model].release()
+                    if walk.answer is not None:
+                        self._finish(walk, model, index, loop.time())
                         return
                 finally:
-                    self.slots[model].release()
                     if probe == "probe" and health.state is State.HALF_OPEN:
-                        health.end_probe()  # ended with no verdict (cancelled, bad request)
+                        health.end_probe()  # ended with no verdict (queued out, cancelled, bad request)
             record.outcome = "failed"
-            record.total_ms = (loop.time() - t0) * 1000
             exhausted = ChainExhausted(agent, record)
             record.error = str(exhausted)
             raise exhausted
         except (asyncio.CancelledError, GeneratorExit):
             record.outcome = "cancelled"
-            if record.attempts and record.attempts[-1].outcome == "ok" and record.attempts[-1].duration_ms is None:
-                record.attempts[-1].outcome = "cancelled"
-                record.attempts[-1].reason = str(Reason.CANCELLED)
+            last = record.attempts[-1] if record.attempts else None
+            if last is not None and last.outcome == "ok" and last.duration_ms is None:
+                last.outcome, last.reason = "cancelled", str(Reason.CANCELLED)
             raise
         finally:
             if not record.total_ms:
-                record.total_ms = (loop.time() - t0) * 1000
+                record.total_ms = (loop.time() - walk.t0) * 1000
             if self.sink is not None:
                 self.sink(record)
+
+    async def _use_model(self, walk: _Walk, provider: Provider, tm: Timeouts, waited: float
+                         ) -> AsyncIterator[Chunk]:
+        """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
+
+        In streaming mode visible chunks pass straight through once the model is committed.
+        """
+        loop = asyncio.get_running_loop()
+        retries = self.config.defaults.retries
+        health = self.health[provider.name]
+        record = walk.record
+        for n in range(retries.attempts + 1):
+            attempt = Attempt(provider.name, provider.config.provider, "ok",
+                              queue_wait_ms=waited * 1000 if n == 0 else 0.0)
+            record.attempts.append(attempt)
+            buffer = ChatResponse()
+            held: list[Chunk] = []
+            started = loop.time()
+            try:
+                async with aclosing(self._guarded(provider, walk.request, tm, walk.deadline, attempt)) as chunks:
+                    async for chunk in chunks:
+                        buffer.add(chunk)
+                        if not walk.stream:
+                            continue
+                        if not walk.committed and chunk.kind in _VISIBLE:
+                            walk.committed = True
+                            record.model = provider.name
+                            record.ttft_ms = (loop.time() - walk.t0) * 1000
+                            for h in held:
+                                yield h
+                            held.clear()
+                        if walk.committed:
+                            yield chunk
+                        else:
+                            held.append(chunk)
+                if walk.accept is not None and (problem := walk.accept(buffer)):
+                    raise ProviderError(Reason.UNUSABLE_REPLY, problem)
+            except ProviderError as exc:
+                self._close_attempt(attempt, buffer, started, loop.time(), provider)
+                attempt.reason, attempt.detail = str(exc.reason), exc.message
+                if walk.committed:
+                    attempt.outcome = "interrupted"
+                    health.failure(exc.reason, exc.retry_after)
+                    record.outcome = "interrupted"
+                    record.error = str(exc)
+                    raise StreamInterrupted(walk.agent, record, buffer.text) from None
+                pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
+                if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
+                        and loop.time() + pause < walk.deadline):
+                    attempt.outcome = "retry"
+                    await asyncio.sleep(pause)
+                    continue
+                attempt.outcome = "fallback"
+                health.failure(exc.reason, exc.retry_after)
+                return
+            self._close_attempt(attempt, buffer, started, loop.time(), provider)
+            health.success()
+            if not walk.stream:
+                record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
+            walk.answer = buffer
+            return
 
     async def _guarded(self, provider: Provider, req: ChatRequest, tm: Timeouts, deadline: float,
                        attempt: Attempt) -> AsyncIterator[Chunk]:
@@ -320,14 +329,15 @@ class Router:
         if usage.output_tokens > 1 and gen_ms > 0:
             attempt.tokens_per_s = (usage.output_tokens - 1) / (gen_ms / 1000)
 
-    def _finish(self, record: RequestRecord, buffer: ChatResponse, response: ChatResponse, model: str,
-                index: int, elapsed: float) -> None:
+    def _finish(self, walk: _Walk, model: str, index: int, now: float) -> None:
+        buffer, response, record = walk.answer, walk.response, walk.record
+        assert buffer is not None
         response.text, response.thinking = buffer.text, buffer.thinking
         response.tool_calls, response.usage, response.stop_reason = (
             buffer.tool_calls, buffer.usage, buffer.stop_reason)
         record.model = model
         record.outcome = "ok" if index == 0 else "fallback"
-        record.total_ms = elapsed * 1000
+        record.total_ms = (now - walk.t0) * 1000
         record.tokens_in = sum(a.tokens_in for a in record.attempts)
         record.tokens_out = sum(a.tokens_out for a in record.attempts)
         record.cost_usd = sum(a.cost_usd for a in record.attempts)
@@ -336,3 +346,18 @@ class Router:
             record.response = buffer.text
             record.thinking = buffer.thinking or None
 
+
+@dataclass(slots=True)
+class _Walk:
+    """The state of one request's walk down its chain."""
+
+    agent: str
+    record: RequestRecord
+    response: ChatResponse
+    request: ChatRequest
+    stream: bool
+    accept: Accept | None
+    t0: float
+    deadline: float
+    committed: bool = False
+    answer: ChatResponse | None = None

@@ -1,0 +1,156 @@
+"""Show a streamed answer in Telegram by editing messages, within Telegram's limits.
+
+Telegram allows roughly one edit per second per chat and 4096 characters per message, so
+the answer is shown as: a placeholder at once, then edits at most every ``interval``
+seconds carrying the accumulated text, then a final edit (with the rating buttons). Text
+beyond 4096 characters continues in further messages. Edits run in their own task, so a
+slow Bot API never holds up reading the model's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+
+from telegram import Bot, InlineKeyboardMarkup
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+log = logging.getLogger(__name__)
+
+#: Telegram's limit, counted in UTF-16 code units (an emoji outside the BMP counts twice)
+MAX_MESSAGE = 4096
+PLACEHOLDER = "…"
+_FINAL_TRIES = 3
+_MAX_BACKOFF = 30.0
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` (UTF-16 units), preferring line, then word breaks."""
+    parts: list[str] = []
+    rest = text
+    while utf16_len(rest) > limit:
+        cut = limit
+        while utf16_len(rest[:cut]) > limit:  # surrogate pairs make some characters count double
+            cut -= 1
+        window = rest[:cut]
+        brk = window.rfind("\n")
+        if brk < cut // 2:
+            brk = window.rfind(" ")
+        if brk < cut // 2:
+            brk = cut
+        parts.append(rest[:brk])
+        rest = rest[brk:].lstrip() if brk < cut else rest[brk:]
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+def _seconds(value: float | dt.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+class StreamingReply:
+    """One answer in one chat, possibly spread over several messages."""
+
+    def __init__(self, bot: Bot, chat_id: int, *, interval: float, reply_to: int | None = None):
+        self.bot = bot
+        self.chat_id = chat_id
+        self.interval = interval
+        self.reply_to = reply_to
+        self.message_ids: list[int] = []
+        #: monotonic time of the first edit that carried answer text (for benchmarks)
+        self.first_edit_at: float | None = None
+        self.edits = 0
+        self._shown: list[str] = []
+        self._latest = ""
+        self._changed = asyncio.Event()
+        self._finishing = asyncio.Event()
+        self._paused_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, placeholder: str = PLACEHOLDER) -> None:
+        """Send the placeholder the edits will replace, and start the editor task."""
+        message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
+        self.message_ids.append(message.message_id)
+        self._shown.append(placeholder)
+        self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
+
+    async def update(self, text: str) -> None:
+        """``on_text`` callback: remember the accumulated text; the editor task shows it."""
+        self._latest = text
+        self._changed.set()
+
+    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None) -> list[int]:
+        """Stop streaming and show ``text`` for good (``markup`` goes under the last part)."""
+        self._finishing.set()
+        self._changed.set()
+        if self._task is not None:
+            try:
+                await self._task
+            except Exception as exc:  # never lose the final answer to a failed intermediate edit
+                log.warning("telegram: edit task in chat %s failed (%s)", self.chat_id, type(exc).__name__)
+        for attempt in range(_FINAL_TRIES):
+            try:
+                await self._render(text or PLACEHOLDER, markup)
+                break
+            except RetryAfter as exc:
+                await asyncio.sleep(min(_seconds(exc.retry_after), _MAX_BACKOFF))
+            except TelegramError as exc:
+                log.warning("telegram: final edit in chat %s failed (%s), attempt %d",
+                            self.chat_id, type(exc).__name__, attempt + 1)
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return list(self.message_ids)
+
+    async def _editor(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._finishing.is_set():
+                return
+            wait = self._paused_until - time.monotonic()
+            if wait <= 0:
+                try:
+                    await self._render(self._latest)
+                except RetryAfter as exc:
+                    self._paused_until = time.monotonic() + _seconds(exc.retry_after)
+                    self._changed.set()  # the text still has to be shown later
+                except TelegramError as exc:  # a lost edit is fine: the next one carries the whole text
+                    log.info("telegram: edit in chat %s failed (%s)", self.chat_id, type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finishing.wait(), max(self.interval, wait))
+
+    async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+        parts = split_text(text) if text else [PLACEHOLDER]
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            buttons = markup if i == last else None
+            if i < len(self.message_ids):
+                if self._shown[i] != part or buttons is not None:
+                    await self._edit(i, part, buttons)
+            else:
+                message = await self.bot.send_message(self.chat_id, part, reply_markup=buttons)
+                self.message_ids.append(message.message_id)
+                self._shown.append(part)
+        for message_id in self.message_ids[len(parts):]:  # the final text is shorter than what streamed
+            with contextlib.suppress(TelegramError):
+                await self.bot.delete_message(self.chat_id, message_id)
+        del self.message_ids[len(parts):], self._shown[len(parts):]
+
+    async def _edit(self, index: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
+        try:
+            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=self.message_ids[index],
+                                             reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        self._shown[index] = text
+        self.edits += 1
+        if self.first_edit_at is None and text != PLACEHOLDER:
+            self.first_edit_at = time.monotonic()

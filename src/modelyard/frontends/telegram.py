@@ -1,0 +1,345 @@
+"""Telegram front-end: long polling, allowlist, per-chat history, streamed answers, 👍/👎 ratings.
+
+Every update first passes :meth:`TelegramBot._gate`: a user not on ``telegram.allowed_users``
+is dropped before any handler runs, so no agent is started and nothing is spent (the drop is
+logged without the message text). Allowed messages become one :func:`handle_turn` each, under
+a per-chat lock so a chat's turns stay in order while other chats (and button presses) proceed.
+
+Secrets: the bot token is part of every Bot API URL, and httpx logs request URLs at INFO, so
+httpx is held at WARNING and :class:`TokenFilter` scrubs the token from any log handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from modelyard.agents.turn import handle_turn
+from modelyard.config import Config
+from modelyard.errors import ModelyardError, redact
+from modelyard.frontends.history import Conversation, ConversationStore, message_tokens
+from modelyard.frontends.streaming import StreamingReply
+from modelyard.router import ChainExhausted, StreamInterrupted
+from modelyard.runtime import Runtime
+from modelyard.types import Message
+
+log = logging.getLogger(__name__)
+
+FRONTEND = "telegram"
+#: answer tokens reserved when an agent sets no max_tokens
+DEFAULT_ANSWER_TOKENS = 512
+#: system prompt and chat-template tokens the front-end cannot see
+PROMPT_MARGIN = 128
+RATE_UP, RATE_DOWN = "rate:1", "rate:0"
+
+HELP = ("Send me a task and I'll route it to the right agent.\n"
+        "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
+        "/status — models and queues\n"
+        "/reset — forget this chat's history")
+NO_MODEL = "Sorry — no model could answer right now. Please try again in a moment."
+FAILED = "Sorry — something went wrong while answering. Please try again."
+
+
+class TelegramSetupError(ModelyardError):
+    """The bot cannot start (no token, ...)."""
+
+
+class TokenFilter(logging.Filter):
+    """Replace the bot token in any log record (message, arguments already merged)."""
+
+    def __init__(self, token: str):
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token and self.token in message:
+            record.msg, record.args = message.replace(self.token, "***"), ()
+        return True
+
+
+def quiet_http_logs(token: str, handlers: Iterable[logging.Handler] = ()) -> None:
+    """Keep the token out of logs: no URL logging by httpx, and a scrubbing filter on ``handlers``."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in handlers:
+        if not any(isinstance(f, TokenFilter) for f in handler.filters):
+            handler.addFilter(TokenFilter(token))
+
+
+def bot_token(config: Config) -> str:
+    """The token from the environment variable named by ``telegram.token_env``."""
+    name = config.telegram.token_env
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise TelegramSetupError(f"no Telegram bot token: set the environment variable {name} "
+                                 "(or point telegram.token_env at the variable that holds it)")
+    return token
+
+
+def input_budget(config: Config, agent: str | None) -> int | None:
+    """Tokens the prompt may take: the smallest context in play minus the answer and a margin.
+
+    With automatic routing any agent may answer, so every model and agent counts.
+    None when no model in play declares its context.
+    """
+    agents = [agent] if agent else list(config.agents)
+    models = [m for a in agents for m in config.agents[a].chain] if agent else list(config.models)
+    contexts = [config.models[m].context for m in models if m in config.models and config.models[m].context]
+    if not contexts:
+        return None
+    answer = max(config.agents[a].max_tokens or DEFAULT_ANSWER_TOKENS for a in agents)
+    return max(min(contexts) - answer - PROMPT_MARGIN, 0)
+
+
+def rating_buttons() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("👍", callback_data=RATE_UP),
+                                  InlineKeyboardButton("👎", callback_data=RATE_DOWN)]])
+
+
+class TelegramBot:
+    """The bot for one runtime. ``async with TelegramBot(runtime, token): ...`` polls until exit."""
+
+    def __init__(self, runtime: Runtime, token: str, *, poll_timeout: float = 30.0,
+                 store: ConversationStore | None = None):
+        self.runtime = runtime
+        self.config = runtime.config
+        self.settings = runtime.config.telegram
+        self.allowed = frozenset(self.settings.allowed_users)
+        self.poll_timeout = poll_timeout
+        self._token = token
+        self.store = store or ConversationStore(runtime.log_path)
+        self._own_store = store is None
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: StreamingReply of every finished turn, newest last (benchmarks read first_edit_at)
+        self.replies: list[StreamingReply] = []
+        quiet_http_logs(token, logging.getLogger().handlers)
+        self.app = (Application.builder().token(token).base_url(self.settings.base_url)
+                    .concurrent_updates(True).build())
+        self.app.add_handler(TypeHandler(Update, self._gate), group=-1)
+        self.app.add_handler(CommandHandler(["start", "help"], self._help))
+        self.app.add_handler(CommandHandler("agent", self._agent))
+        self.app.add_handler(CommandHandler("status", self._status))
+        self.app.add_handler(CommandHandler("reset", self._reset))
+        self.app.add_handler(CallbackQueryHandler(self._rate, pattern=r"^rate:[01]$"))
+        self.app.add_handler(CallbackQueryHandler(self._stale_button))
+        self.app.add_handler(MessageHandler(filters.COMMAND, self._unknown_command))
+        self.app.add_handler(MessageHandler(filters.ALL & ~filters.UpdateType.EDITED, self._message))
+        self.app.add_error_handler(self._error)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        try:
+            await self.app.bot.set_my_commands([
+                BotCommand("agent", "talk to one agent (no name: automatic routing)"),
+                BotCommand("status", "models and queues"),
+                BotCommand("reset", "forget this chat's history"),
+            ])
+        except TelegramError as exc:  # cosmetic: the commands work without the menu
+            log.info("telegram: could not set the command menu (%s)", type(exc).__name__)
+        await self.app.start()
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
+                                             allowed_updates=["message", "callback_query"])
+        log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
+
+    async def stop(self) -> None:
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        if self._own_store:
+            self.store.close()
+
+    async def __aenter__(self) -> TelegramBot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- gate ----------------------------------------------------------------------------
+
+    async def _gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Default deny: updates from anyone not on the allowlist stop here."""
+        user = update.effective_user
+        if user is not None and user.id in self.allowed:
+            return
+        kind = "button" if update.callback_query else "message" if update.message else "update"
+        log.warning("telegram: ignored %s from user %s (not in telegram.allowed_users)",
+                    kind, user.id if user else "unknown")
+        if update.callback_query is not None:  # stop the client's spinner; change nothing
+            with contextlib.suppress(TelegramError):
+                await update.callback_query.answer()
+        raise ApplicationHandlerStop
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _conversation(self, update: Update) -> Conversation:
+        assert update.effective_chat is not None
+        return self.store.conversation(FRONTEND, update.effective_chat.id)
+
+    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(HELP)
+
+    async def _agent(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        conversation = self._conversation(update)
+        wanted = " ".join(context.args or []).strip()
+        if not wanted:
+            self.store.set_agent(conversation, None)
+            text = "Back to automatic routing."
+        elif wanted in self.config.agents:
+            self.store.set_agent(conversation, wanted)
+            description = self.config.agents[wanted].description
+            text = f"Now talking to {wanted} directly." + (f"\n{description}" if description else "")
+        else:
+            log.info("telegram: chat %s asked for unknown agent (%d chars)", conversation.external_id, len(wanted))
+            text = f"Unknown agent '{wanted[:64]}'. Agents: {', '.join(self.config.agents)}"
+        await update.effective_message.reply_text(text)
+
+    async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        conversation = self._conversation(update)
+        lines = [f"Agent: {conversation.agent or 'automatic routing'}", "", "Models:"]
+        for s in self.runtime.router.model_states():
+            where = "local" if s.is_local else "cloud"
+            line = f"• {s.name} ({s.provider}, {where}): {s.state} — {s.in_flight}/{s.limit} busy, {s.waiting} waiting"
+            lines.append(line + (f" ({redact(s.detail)})" if s.detail else ""))
+        await update.effective_message.reply_text("\n".join(lines))
+
+    async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        conversation = self._conversation(update)
+        async with self._locks[int(conversation.external_id)]:
+            removed = self.store.reset(conversation)
+        log.info("telegram: chat %s history reset (%d turns)", conversation.external_id, removed)
+        await update.effective_message.reply_text("History cleared. Starting fresh.")
+
+    async def _unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text("Unknown command.\n\n" + HELP)
+
+    # -- conversation --------------------------------------------------------------------
+
+    async def _message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        if message is None or user is None or chat is None:
+            return
+        text = (message.text or "").strip()
+        if not text:
+            log.info("telegram: empty or non-text message in chat %s", chat.id)
+            await message.reply_text("I can only read text messages — please send your request as text.")
+            return
+        async with self._locks[chat.id]:
+            await self._turn(update, text)
+
+    async def _turn(self, update: Update, text: str) -> None:
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        assert message is not None and user is not None and chat is not None
+        conversation = self._conversation(update)
+        agent = conversation.agent or self.settings.agent
+        if agent is not None and agent not in self.config.agents:  # chosen before a config change
+            log.warning("telegram: chat %s uses agent no longer in the config; back to automatic", chat.id)
+            self.store.set_agent(conversation, None)
+            await message.reply_text(f"Agent '{agent}' no longer exists; back to automatic routing.")
+            agent = None
+        budget = input_budget(self.config, agent)
+        needed = message_tokens(text)
+        if budget is not None and needed > budget:
+            log.info("telegram: refused a message of ~%d tokens in chat %s (limit %d)", needed, chat.id, budget)
+            await message.reply_text(f"Your message is too long for the model (about {needed} tokens; "
+                                     f"the limit is about {budget}). Please shorten it or split it up.")
+            return
+        room = self.settings.history_tokens if budget is None else min(self.settings.history_tokens, budget)
+        history = [*self.store.load(conversation, max(room - needed, 0)), Message("user", text)]
+
+        reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
+                               reply_to=message.message_id)
+        await reply.start()
+        self.replies.append(reply)
+        try:
+            result = await handle_turn(self.runtime, history, agent=agent, on_text=reply.update)
+        except ChainExhausted as exc:
+            log.warning("telegram: chat %s: no model could answer (request %s)", chat.id, exc.record.id)
+            await reply.finish(NO_MODEL)
+            return
+        except StreamInterrupted as exc:
+            log.warning("telegram: chat %s: answer interrupted (request %s)", chat.id, exc.record.id)
+            partial = exc.partial.strip()
+            await reply.finish(f"{partial}\n\n[answer interrupted — the model stopped responding]" if partial
+                               else NO_MODEL)
+            return
+        except ModelyardError as exc:  # refusals meant for the user (hand-off loop, depth limit, ...)
+            log.warning("telegram: chat %s: turn refused (%s)", chat.id, type(exc).__name__)
+            await reply.finish(redact(str(exc))[:500])
+            return
+        except Exception:
+            log.exception("telegram: chat %s: turn failed", chat.id)
+            await reply.finish(FAILED)
+            return
+
+        answer = result.text.strip() or "(the model returned an empty answer)"
+        keep = self.settings.history_tokens
+        self.store.append(conversation, "user", text, keep_tokens=None)
+        self.store.append(conversation, "assistant", result.text, agent=result.agent, model=result.model,
+                          request_id=result.request_id, keep_tokens=keep)
+        await asyncio.to_thread(self.runtime.log.flush)  # the row must exist before anyone can rate it
+        footer = f"\n\n— {result.agent} · {result.model}" if result.model else ""
+        message_ids = await reply.finish(answer + footer, rating_buttons())
+        for message_id in message_ids:
+            self.store.link_message(FRONTEND, chat.id, message_id, result.request_id, user.id)
+        log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
+                 chat.id, result.agent, result.model, result.request_id, len(message_ids))
+
+    # -- ratings -------------------------------------------------------------------------
+
+    async def _rate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query, user = update.callback_query, update.effective_user
+        assert query is not None and user is not None
+        target = query.message
+        link = (self.store.message_link(FRONTEND, target.chat.id, target.message_id)
+                if target is not None else None)
+        if link is None or link.user_id != str(user.id):
+            log.warning("telegram: rejected rating from user %s on message %s (not their answer)",
+                        user.id, target.message_id if target else "?")
+            await query.answer("This answer can't be rated by you.")
+            return
+        good = query.data == RATE_UP
+        if not self.store.rate(link.request_id, good):
+            log.warning("telegram: rating for request %s: not in the routing log", link.request_id)
+            await query.answer("Sorry, that answer is no longer in the log.")
+            return
+        log.info("telegram: request %s rated %s by user %s", link.request_id, "👍" if good else "👎", user.id)
+        await query.answer("Thanks — noted 👍" if good else "Thanks — noted 👎")
+
+    async def _stale_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.callback_query is not None
+        log.info("telegram: unknown button data from user %s", update.effective_user.id if update.effective_user
+                 else "?")
+        await update.callback_query.answer()
+
+    async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        log.warning("telegram: %s: %s", type(error).__name__, redact(str(error), (self._token,)))

@@ -1,0 +1,70 @@
+"""Who may call the gateway: open on loopback, bearer keys required anywhere else.
+
+Keys come from the environment variable named by ``gateway.api_keys_env`` (comma-separated),
+never from the config file, and are compared with :func:`hmac.compare_digest` against every
+configured key so the time taken says nothing about which key (or how much of one) matched.
+No message built here ever contains a key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+
+from modelyard.config.schema import GatewayConfig
+
+
+class InsecureBind(Exception):
+    """Binding beyond loopback without API keys: refused, the router would be open to the network."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname: assume it resolves beyond loopback
+
+
+def load_keys(gateway: GatewayConfig) -> tuple[bytes, ...]:
+    if not gateway.api_keys_env:
+        return ()
+    raw = os.environ.get(gateway.api_keys_env, "")
+    return tuple(k.strip().encode() for k in raw.split(",") if k.strip())
+
+
+def check_bind(host: str, gateway: GatewayConfig, keys: tuple[bytes, ...]) -> None:
+    """Raise :class:`InsecureBind` (with what to do about it) when ``host`` needs keys and there are none."""
+    if keys or is_loopback(host):
+        return
+    if gateway.api_keys_env:
+        how = f"set {gateway.api_keys_env} to one or more comma-separated keys"
+    else:
+        how = "set gateway.api_keys_env in the config to the name of an environment variable holding the keys"
+    raise InsecureBind(f"refusing to listen on {host}: beyond loopback the gateway requires API keys; {how} "
+                       "(or bind to 127.0.0.1)")
+
+
+class KeyCheck:
+    """Validates ``Authorization: Bearer <key>`` headers; no keys configured = everyone allowed."""
+
+    def __init__(self, keys: tuple[bytes, ...]):
+        self.keys = keys
+
+    @property
+    def required(self) -> bool:
+        return bool(self.keys)
+
+    def allows(self, authorization: str | None) -> bool:
+        if not self.keys:
+            return True
+        if not authorization:
+            return False
+        scheme, _, token = authorization.partition(" ")
+        presented = token.strip().encode()
+        matched = False
+        for key in self.keys:  # no early exit: constant work whichever key matches
+            matched |= hmac.compare_digest(presented, key)
+        return matched and scheme.lower() == "bearer"

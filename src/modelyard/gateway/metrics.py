@@ -1,0 +1,73 @@
+"""Prometheus metrics for one gateway, on its own registry (two apps in a process never collide).
+
+Counters and histograms are fed once per finished request from the router's record (the
+same object the routing log stores), so /metrics and the log can never disagree. Live
+gauges (in-flight, queue depth, model state) are read from the router at scrape time
+instead of being updated on every slot change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from modelyard.router import Router
+from modelyard.router.records import RequestRecord
+
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_STATES = ("available", "probing", "busy", "cooling_down", "unavailable")
+
+
+class _LiveState(Collector):
+    def __init__(self, router: Router):
+        self.router = router
+
+    def collect(self) -> Iterable[Metric]:
+        in_flight = GaugeMetricFamily("modelyard_in_flight", "Requests being answered by a model", labels=["model"])
+        waiting = GaugeMetricFamily("modelyard_queue_depth", "Requests waiting for a free slot", labels=["model"])
+        limit = GaugeMetricFamily("modelyard_slots", "max_concurrent of a model", labels=["model"])
+        state = GaugeMetricFamily("modelyard_model_state", "1 for the model's current state", labels=["model", "state"])
+        for m in self.router.model_states():
+            in_flight.add_metric([m.name], m.in_flight)
+            waiting.add_metric([m.name], m.waiting)
+            limit.add_metric([m.name], m.limit)
+            for s in _STATES:
+                state.add_metric([m.name, s], 1.0 if m.state == s else 0.0)
+        return [in_flight, waiting, limit, state]
+
+
+class GatewayMetrics:
+    def __init__(self, router: Router):
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("modelyard_requests", "Finished requests", ["agent", "model", "outcome"], registry=r)
+        self.fallbacks = Counter("modelyard_fallbacks", "Attempts that moved on to another try or model",
+                                 ["agent", "model", "reason"], registry=r)
+        self.queue_wait = Histogram("modelyard_queue_wait_seconds", "Time waiting for a model slot", ["model"],
+                                    buckets=_WAIT_BUCKETS, registry=r)
+        self.latency = Histogram("modelyard_request_duration_seconds", "Whole request, every attempt included",
+                                 ["agent"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.tokens = Counter("modelyard_tokens", "Tokens by direction", ["agent", "model", "direction"], registry=r)
+        self.cost = Counter("modelyard_cost_usd", "Spend in USD at configured prices", ["agent", "model"], registry=r)
+        r.register(_LiveState(router))
+
+    def observe(self, record: RequestRecord) -> None:
+        """Count one finished request (called from the router's sink)."""
+        agent, model = record.agent, record.model or ""
+        self.requests.labels(agent, model or "none", record.outcome).inc()
+        self.latency.labels(agent).observe(record.total_ms / 1000)
+        for a in record.attempts:
+            if a.queue_wait_ms is not None and a.outcome != "skipped":
+                self.queue_wait.labels(a.model).observe(a.queue_wait_ms / 1000)
+            if a.outcome in ("fallback", "skipped", "retry"):
+                self.fallbacks.labels(agent, a.model, a.reason or "unknown").inc()
+            if a.tokens_in:
+                self.tokens.labels(agent, a.model, "in").inc(a.tokens_in)
+            if a.tokens_out:
+                self.tokens.labels(agent, a.model, "out").inc(a.tokens_out)
+            if a.cost_usd:
+                self.cost.labels(agent, a.model).inc(a.cost_usd)

@@ -1,0 +1,264 @@
+"""OpenAI chat-completions wire format: validate a request body, translate it to a
+:class:`ChatRequest`, and render answers (whole or as SSE chunks) in OpenAI's shapes.
+
+Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
+many optional knobs (``top_p``, ``user``, ``parallel_tool_calls``...) that a router cannot
+honour per model, and refusing them would break those clients for no benefit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
+
+
+class BadRequest(Exception):
+    """A request the gateway cannot serve; ``param`` names the offending field (OpenAI style)."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class FunctionCallIn(_In):
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(_In):
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
+class ContentPart(_In):
+    type: str
+    text: str | None = None
+
+
+class MessageIn(_In):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+
+
+class FunctionDef(_In):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class ToolIn(_In):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class StreamOptions(_In):
+    include_usage: bool = False
+
+
+class ResponseFormat(_In):
+    type: Literal["text", "json_object", "json_schema"]
+
+
+class ChatCompletionBody(_In):
+    model: str = Field(min_length=1)
+    messages: list[MessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    response_format: ResponseFormat | None = None
+    n: int | None = Field(None, ge=1, le=1, description="one choice per request")
+    reasoning_effort: str | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def parse_body(raw: bytes) -> ChatCompletionBody:
+    """Validate the JSON body; the error names the first offending field."""
+    try:
+        return ChatCompletionBody.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
+            raise BadRequest("the request body is not a JSON object", None) from None
+        param = field_path(first["loc"])
+        raise BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None) from None
+
+
+_UNION_TAGS = frozenset({"str", "int", "float", "bool"})
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``("messages", 0, "role")`` -> ``messages[0].role``; union member tags (``str``, ``list[...]``) dropped."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in _UNION_TAGS and "[" not in part:
+            out += f".{part}" if out else part
+    return out
+
+
+def _text(content: str | list[ContentPart] | None, where: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    out = []
+    for j, part in enumerate(content):
+        if part.type != "text" or part.text is None:
+            raise BadRequest(f"{where}.content[{j}]: only text content parts are supported (got '{part.type}')",
+                             f"{where}.content[{j}].type")
+        out.append(part.text)
+    return "".join(out)
+
+
+def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
+    """The provider-neutral request; tool-call arguments arrive as JSON strings and leave as dicts."""
+    messages: list[Message] = []
+    call_names: dict[str, str] = {}
+    for i, m in enumerate(body.messages):
+        where = f"messages[{i}]"
+        calls = []
+        for j, c in enumerate(m.tool_calls or []):
+            try:
+                args = json.loads(c.function.arguments) if c.function.arguments.strip() else {}
+            except ValueError:
+                raise BadRequest(f"{where}.tool_calls[{j}].function.arguments is not valid JSON",
+                                 f"{where}.tool_calls[{j}].function.arguments") from None
+            if not isinstance(args, dict):
+                raise BadRequest(f"{where}.tool_calls[{j}].function.arguments must be a JSON object",
+                                 f"{where}.tool_calls[{j}].function.arguments")
+            calls.append(ToolCall(c.function.name, args, c.id))
+            call_names[c.id] = c.function.name
+        role = "system" if m.role == "developer" else m.role
+        if role == "tool" and not m.tool_call_id:
+            raise BadRequest(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
+        messages.append(Message(
+            role, _text(m.content, where), calls,
+            tool_call_id=m.tool_call_id or "",
+            name=m.name or (call_names.get(m.tool_call_id or "", "") if role == "tool" else ""),
+        ))
+    tools = [] if body.tool_choice == "none" else [
+        ToolDefinition(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []
+    ]
+    thinking = None
+    if body.reasoning_effort is not None:
+        thinking = body.reasoning_effort not in ("none", "")
+    fmt = body.response_format.type if body.response_format else "text"
+    return ChatRequest(
+        messages=messages,
+        tools=tools,
+        thinking=thinking,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+        json_output=fmt in ("json_object", "json_schema"),
+    )
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def finish_reason(response: ChatResponse) -> str:
+    if response.tool_calls:
+        return "tool_calls"
+    if response.stop_reason in ("length", "max_tokens"):
+        return "length"
+    return "stop"
+
+
+def tool_calls_out(calls: list[ToolCall], request_id: str, first_index: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"index": first_index + i, "id": c.id or f"call_{request_id}_{first_index + i}", "type": "function",
+         "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+        for i, c in enumerate(calls)
+    ]
+
+
+def usage_out(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens}
+
+
+def completion(request_id: str, created: int, model: str, response: ChatResponse) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": response.text or None}
+    if response.tool_calls:
+        calls = tool_calls_out(response.tool_calls, request_id)
+        for c in calls:
+            del c["index"]
+        message["tool_calls"] = calls
+    if response.thinking:
+        message["reasoning_content"] = response.thinking
+    return {
+        "id": f"chatcmpl-{request_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(response), "logprobs": None}],
+        "usage": usage_out(response.usage),
+    }
+
+
+class ChunkWriter:
+    """Renders ``chat.completion.chunk`` SSE events for one response (the envelope is built once)."""
+
+    def __init__(self, request_id: str, created: int, model: str):
+        self.request_id = request_id
+        envelope = json.dumps({"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk",
+                               "created": created, "model": model})
+        self._head = b"data: " + envelope[:-1].encode() + b', "choices": ['
+        self.tool_index = 0
+
+    def _event(self, choices: str, extra: str = "") -> bytes:
+        return self._head + choices.encode() + b"]" + extra.encode() + b"}\n\n"
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self._event(json.dumps({"index": 0, "delta": delta, "finish_reason": finish}))
+
+    def role(self) -> bytes:
+        return self.delta({"role": "assistant", "content": ""})
+
+    def text(self, text: str) -> bytes:
+        return self.delta({"content": text})
+
+    def thinking(self, text: str) -> bytes:
+        return self.delta({"reasoning_content": text})
+
+    def tool_call(self, call: ToolCall) -> bytes:
+        out = self.delta({"tool_calls": tool_calls_out([call], self.request_id, self.tool_index)})
+        self.tool_index += 1
+        return out
+
+    def finish(self, reason: str) -> bytes:
+        return self.delta({}, reason)
+
+    def usage(self, usage: Usage) -> bytes:
+        return self._event("", ', "usage": ' + json.dumps(usage_out(usage)))
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code, **extra}}
+
+
+def error_event(message: str, type_: str, code: str | None = None) -> bytes:
+    return b"data: " + json.dumps(error_body(message, type_, None, code)).encode() + b"\n\n"

@@ -1,0 +1,122 @@
+"""Model facts only the server or the weights file knows: trained context, layer and head counts.
+
+Both ``probe`` (context length) and ``plan`` (KV-cache size) need the same GGUF keys —
+``<arch>.context_length``, ``<arch>.block_count``, ``<arch>.attention.head_count_kv`` … —
+which Ollama returns as ``model_info`` from ``/api/show`` and a GGUF file carries in its header.
+
+GGUF headers are read with llama.cpp in ``vocab_only`` mode (~0.3 s, no weights loaded). The
+``gguf`` package is the fallback when llama-cpp-python is absent: it is pure Python and parses
+every tokenizer array element by element (~5 s for a 150k-token vocabulary), hence second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def gguf_metadata(path: str | Path) -> dict[str, Any]:
+    """The header key/values of a GGUF file ({} when it cannot be read)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
+    except ImportError:
+        return _gguf_package_metadata(path)
+    try:
+        with suppress_stdout_stderr(disable=False):
+            llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        meta = dict(llm.metadata)
+        with contextlib.suppress(Exception):
+            llm.close()
+        return meta
+    except Exception:  # not a GGUF llama.cpp can open (e.g. no tokenizer): try the plain reader
+        return _gguf_package_metadata(path)
+
+
+def _gguf_package_metadata(path: Path) -> dict[str, Any]:
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return {}
+    try:
+        reader = GGUFReader(str(path))
+    except Exception:
+        return {}
+    out: dict[str, Any] = {}
+    for key, fld in reader.fields.items():
+        if key.startswith("tokenizer."):
+            continue
+        with contextlib.suppress(Exception):
+            out[key] = fld.contents()
+    return out
+
+
+def _int(meta: dict[str, Any], key: str) -> int | None:
+    value = meta.get(key)
+    if isinstance(value, list):  # some GGUFs store per-layer arrays; the max is what memory needs
+        value = max(value) if value else None
+    try:
+        return int(float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def architecture(meta: dict[str, Any]) -> str:
+    arch = meta.get("general.architecture")
+    if arch:
+        return str(arch)
+    for key in meta:  # Ollama's model_info also carries general.architecture; this is a last resort
+        if key.endswith(".context_length"):
+            return key.rsplit(".", 1)[0]
+    return ""
+
+
+def trained_context(meta: dict[str, Any]) -> int | None:
+    return _int(meta, f"{architecture(meta)}.context_length")
+
+
+@dataclass(frozen=True)
+class KvShape:
+    """What one token of KV cache costs: K and V, per layer, per KV head, per head dimension."""
+
+    n_layer: int
+    n_head_kv: int
+    head_dim: int
+
+    def bytes_per_token(self, bytes_per_element: int = 2) -> int:
+        return 2 * self.n_layer * self.n_head_kv * self.head_dim * bytes_per_element
+
+
+def kv_shape(meta: dict[str, Any]) -> KvShape | None:
+    arch = architecture(meta)
+    if not arch:
+        return None
+    n_layer = _int(meta, f"{arch}.block_count")
+    n_head = _int(meta, f"{arch}.attention.head_count")
+    n_head_kv = _int(meta, f"{arch}.attention.head_count_kv") or n_head
+    head_dim = _int(meta, f"{arch}.attention.key_length")
+    embedding = _int(meta, f"{arch}.embedding_length")
+    if head_dim is None and embedding and n_head:
+        head_dim = embedding // n_head
+    if not (n_layer and n_head_kv and head_dim):
+        return None
+    return KvShape(n_layer, n_head_kv, head_dim)
+
+
+def ollama_show_sync(endpoint: str, model: str, timeout: float = 3.0) -> dict[str, Any]:
+    """``model_info`` from Ollama's ``/api/show`` ({} if the server or the route is not there)."""
+    try:
+        resp = httpx.post(endpoint.rstrip("/") + "/api/show", json={"model": model}, timeout=timeout)
+        if resp.status_code != 200:
+            return {}
+        info = resp.json().get("model_info") or {}
+        return info if isinstance(info, dict) else {}
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return {}

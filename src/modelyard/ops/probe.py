@@ -1,0 +1,256 @@
+"""What a model can really do, measured against its server rather than taken from the config.
+
+Each check calls the provider directly (``Provider.stream``), never through an agent chain,
+so a fallback can never hide a failure and modelyard's own repairs (``tool_text_fallback``)
+never make a model look better than it is. "Always verify tool calling support separately
+from code generation ability": a model that writes a tool call as JSON *text* fails the tool
+check, reported distinctly as ``text-only``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from modelyard.config.schema import Config, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.ops.context import context_length
+from modelyard.providers import Provider
+from modelyard.types import ChatRequest, ChatResponse, Message, ToolDefinition
+
+Status = Literal["pass", "fail", "text-only", "no", "n/a", "unknown", "skipped"]
+
+CHECKS = ("reachable", "tools", "thinking", "json", "speed", "context")
+
+WEATHER_TOOL = ToolDefinition(
+    name="get_weather",
+    description="Get the current weather for a city.",
+    parameters={
+        "type": "object",
+        "properties": {"city": {"type": "string", "description": "City name, e.g. Paris"}},
+        "required": ["city"],
+    },
+)
+TOOL_PROMPT = "What is the weather in Paris right now? Use the get_weather tool."
+JSON_PROMPT = 'Return a JSON object describing a person named Alice aged 30, with keys "name" and "age".'
+SPEED_PROMPT = "Count from 1 to 20, separated by spaces."
+SPEED_RUNS = 3
+
+#: a tool call written into the text: {"name": "...", "arguments"/"parameters": {...}}
+_TEXT_CALL = re.compile(r'"name"\s*:\s*"[^"]+"\s*,\s*"(arguments|parameters)"\s*:\s*\{', re.S)
+
+
+@dataclass
+class Check:
+    """One check's verdict. ``ok`` is None when the check does not apply or could not run."""
+
+    name: str
+    status: Status
+    ok: bool | None = None
+    value: float | None = None
+    detail: str = ""
+
+
+@dataclass
+class ProbeResult:
+    model: str
+    provider: str
+    ts: float = field(default_factory=time.time)
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    def add(self, check: Check) -> None:
+        self.checks[check.name] = check
+
+    def get(self, name: str) -> Check | None:
+        return self.checks.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "provider": self.provider, "ts": self.ts,
+                "checks": {k: asdict(v) for k, v in self.checks.items()}}
+
+
+def model_timeouts(config: Config, model: str) -> Timeouts:
+    """Defaults overridden by the model's own settings (no agent involved in a probe)."""
+    merged = config.defaults.timeouts.model_dump()
+    merged.update({k: v for k, v in config.models[model].timeouts.model_dump().items() if v is not None})
+    return Timeouts(**merged)
+
+
+@dataclass
+class _Run:
+    response: ChatResponse
+    ttft: float | None
+    total: float
+    pieces: int
+
+
+async def _generate(provider: Provider, request: ChatRequest, tm: Timeouts, limit: float,
+                    until: Callable[[ChatResponse], bool] | None = None) -> _Run:
+    """One call, timed; ``limit`` bounds the whole call (the router's bounds are not in play here).
+    ``until`` ends the call early once the answer so far settles the question."""
+    response = ChatResponse()
+    start = time.perf_counter()
+    ttft: float | None = None
+    pieces = 0
+    try:
+        async with asyncio.timeout(limit):
+            async for chunk in provider.stream(request, tm):
+                if chunk.kind in ("text", "thinking", "tool_call"):
+                    pieces += 1
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+                response.add(chunk)
+                if until is not None and until(response):
+                    break
+    except TimeoutError:
+        raise ProviderError(Reason.DEADLINE, f"no complete answer within {limit:g}s") from None
+    return _Run(response, ttft, time.perf_counter() - start, pieces)
+
+
+def judge_tool_call(response: ChatResponse) -> Check:
+    """Structured call with the right argument = pass; a call spelled out in text = text-only."""
+    calls = response.tool_calls
+    if calls:
+        call = calls[0]
+        city = str(call.arguments.get("city", ""))
+        if call.name == WEATHER_TOOL.name and "paris" in city.lower():
+            return Check("tools", "pass", True, detail=f"structured call get_weather(city={city!r})")
+        return Check("tools", "fail", False,
+                     detail=f"structured call with wrong content: {call.name}({json.dumps(call.arguments)[:80]})")
+    if _TEXT_CALL.search(response.text):
+        return Check("tools", "text-only", False,
+                     detail="answers tool requests with plain-text JSON instead of a structured tool call")
+    snippet = " ".join(response.text.split())[:60]
+    return Check("tools", "fail", False, detail=f"no tool call; answered in prose: {snippet!r}")
+
+
+def judge_json(response: ChatResponse) -> Check:
+    try:
+        value = json.loads(response.text.strip())
+    except ValueError:
+        snippet = " ".join(response.text.split())[:60]
+        return Check("json", "fail", False, detail=f"not valid JSON: {snippet!r}")
+    if not isinstance(value, dict):
+        return Check("json", "fail", False, detail=f"valid JSON but a {type(value).__name__}, not an object")
+    return Check("json", "pass", True, detail=f"object with keys {sorted(value)[:5]}")
+
+
+def _user(text: str) -> list[Message]:
+    return [Message("user", text)]
+
+
+async def probe_model(name: str, provider: Provider, config: Config, *, checks: tuple[str, ...] = CHECKS,
+                      timeout: float = 60.0, on_step: Callable[[str], None] | None = None) -> ProbeResult:
+    """Run the checks on one model. Provider failures become failed checks, never exceptions."""
+    result = ProbeResult(name, provider.config.provider)
+    tm = model_timeouts(config, name)
+    step = on_step or (lambda _s: None)
+
+    why = provider.unavailable_reason()
+    if why:
+        result.add(Check("reachable", "fail", False, detail=why))
+        return _skip_rest(result, checks, "model unavailable")
+    step("reachable")
+    try:
+        await _generate(provider, ChatRequest(_user("Reply with the word OK."), max_tokens=8, temperature=0), tm,
+                        timeout)
+    except ProviderError as exc:
+        result.add(Check("reachable", "fail", False, detail=f"{exc.reason}: {exc.message}"))
+        return _skip_rest(result, checks, "model unreachable")
+    result.add(Check("reachable", "pass", True))
+
+    async def guarded(check_name: str, body: Callable[[], Any]) -> None:
+        if check_name not in checks:
+            return
+        step(check_name)
+        try:
+            for check in await body():
+                result.add(check)
+        except ProviderError as exc:
+            if check_name == "speed":
+                result.add(Check("ttft_ms", "fail", False, detail=f"{exc.reason}: {exc.message}"))
+                result.add(Check("tokens_per_s", "fail", False, detail=f"{exc.reason}: {exc.message}"))
+            else:
+                status: Status = "fail" if exc.reason is not Reason.BAD_REQUEST else "no"
+                result.add(Check(check_name, status, False, detail=f"{exc.reason}: {exc.message}"))
+
+    async def tools() -> list[Check]:
+        run = await _generate(provider, ChatRequest(_user(TOOL_PROMPT), tools=[WEATHER_TOOL], max_tokens=256,
+                                                    temperature=0), tm, timeout)
+        return [judge_tool_call(run.response)]
+
+    async def thinking() -> list[Check]:
+        if provider.config.provider == "llamacpp":
+            return [Check("thinking", "n/a", None, detail="the in-process llama.cpp provider has no thinking mode")]
+        run = await _generate(provider, ChatRequest(_user("Is 17 a prime number? Answer yes or no."),
+                                                    thinking=True, thinking_budget=1024, max_tokens=1200), tm,
+                              timeout, until=lambda r: bool(r.thinking or r.text))
+        if run.response.thinking:
+            return [Check("thinking", "pass", True, detail=f"{len(run.response.thinking)} characters of thinking")]
+        return [Check("thinking", "no", False, detail="no thinking output with thinking on")]
+
+    async def json_output() -> list[Check]:
+        run = await _generate(provider, ChatRequest(_user(JSON_PROMPT), json_output=True, max_tokens=64,
+                                                    temperature=0), tm, timeout)
+        return [judge_json(run.response)]
+
+    async def speed() -> list[Check]:
+        ttfts, rates = [], []
+        for _ in range(SPEED_RUNS):
+            run = await _generate(provider, ChatRequest(_user(SPEED_PROMPT), max_tokens=32, temperature=0), tm,
+                                  timeout)
+            if run.ttft is not None:
+                ttfts.append(run.ttft * 1000)
+            tokens = run.response.usage.output_tokens or run.pieces
+            generating = run.total - (run.ttft or 0.0)
+            if tokens > 1 and generating > 0:
+                rates.append((tokens - 1) / generating)
+        out = [Check("ttft_ms", "pass" if ttfts else "unknown", bool(ttfts) or None,
+                     statistics.median(ttfts) if ttfts else None, f"median of {len(ttfts)} runs")]
+        out.append(Check("tokens_per_s", "pass" if rates else "unknown", bool(rates) or None,
+                         statistics.median(rates) if rates else None, f"median of {len(rates)} runs"))
+        return out
+
+    async def context() -> list[Check]:
+        length, source = await context_length(provider)
+        if length is None:
+            return [Check("context", "unknown", None, detail=source)]
+        configured = provider.config.context
+        detail = source + (f"; configured {configured}" if configured else "")
+        return [Check("context", "pass", True, float(length), detail)]
+
+    await guarded("tools", tools)
+    await guarded("thinking", thinking)
+    await guarded("json", json_output)
+    await guarded("speed", speed)
+    await guarded("context", context)
+    return result
+
+
+def _skip_rest(result: ProbeResult, checks: tuple[str, ...], why: str) -> ProbeResult:
+    for name in checks:
+        if name == "reachable":
+            continue
+        for sub in ("ttft_ms", "tokens_per_s") if name == "speed" else (name,):
+            result.add(Check(sub, "skipped", None, detail=why))
+    return result
+
+
+async def probe_models(names: list[str], providers: dict[str, Provider], config: Config, *,
+                       checks: tuple[str, ...] = CHECKS, timeout: float = 60.0,
+                       on_step: Callable[[str, str], None] | None = None) -> list[ProbeResult]:
+    """Probe one model after another: local models share memory and cores, so never in parallel."""
+    results = []
+    for name in names:
+        def step(s: str, _n: str = name) -> None:
+            if on_step:
+                on_step(_n, s)
+        results.append(await probe_model(name, providers[name], config, checks=checks, timeout=timeout,
+                                         on_step=step))
+    return results

@@ -1,0 +1,44 @@
+"""Probe results in the routing log's ``probes`` table (one row per check, same ``ts`` per run).
+
+The ``detail`` column holds ``{"status": ..., "detail": ...}`` as JSON so the distinct verdicts
+(pass / fail / text-only / n/a …) survive the round trip, not just the ok flag.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from modelyard.ops.probe import Check, ProbeResult
+
+
+def save(conn: sqlite3.Connection, results: list[ProbeResult]) -> None:
+    rows = [(r.ts, r.model, c.name, None if c.ok is None else int(c.ok), c.value,
+             json.dumps({"status": c.status, "detail": c.detail, "provider": r.provider}))
+            for r in results for c in r.checks.values()]
+    conn.execute("BEGIN")
+    try:
+        conn.executemany("INSERT INTO probes (ts, model, check_name, ok, value, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                         rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def latest(conn: sqlite3.Connection, models: list[str] | None = None) -> dict[str, ProbeResult]:
+    """The most recent probe run of each model (all its checks share that run's ``ts``)."""
+    sql = ("SELECT p.* FROM probes p JOIN (SELECT model, MAX(ts) AS ts FROM probes GROUP BY model) last "
+           "ON p.model = last.model AND p.ts = last.ts ORDER BY p.model")
+    out: dict[str, ProbeResult] = {}
+    for row in conn.execute(sql):
+        if models is not None and row["model"] not in models:
+            continue
+        try:
+            extra = json.loads(row["detail"] or "{}")
+        except ValueError:
+            extra = {"status": "unknown", "detail": row["detail"] or ""}
+        result = out.setdefault(row["model"], ProbeResult(row["model"], extra.get("provider", ""), ts=row["ts"]))
+        ok = None if row["ok"] is None else bool(row["ok"])
+        result.add(Check(row["check_name"], extra.get("status", "unknown"), ok, row["value"], extra.get("detail", "")))
+    return out

@@ -1,0 +1,63 @@
+"""Small builders shared by tests: configs from dicts, and a scripted in-process provider.
+
+The scripted provider stands in for a *backend* (never for modelyard code): it lets the
+router's timing rules be tested to the millisecond without network noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from modelyard.config import Config
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.types import ChatRequest, Chunk, Usage
+
+
+def make_config(models: dict[str, dict[str, Any]], agents: dict[str, dict[str, Any]], **extra: Any) -> Config:
+    data: dict[str, Any] = {"models": models, "agents": agents}
+    data.update(extra)
+    return Config.model_validate(data)
+
+
+class ScriptedProvider(Provider):
+    """Answers from a script of behaviours: "ok", "hang", "slow:SECONDS", "error:REASON", "die_after_first"."""
+
+    def __init__(self, name: str, config: ModelConfig | None = None, script: list[str] | None = None,
+                 text: str = "hello world", default: str = "ok"):
+        super().__init__(name, config or ModelConfig(provider="openai"))
+        self.script = list(script or [])
+        self.default = default
+        self.text = text
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        self.calls += 1
+        behaviour = self.script.pop(0) if self.script else self.default
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            kind, _, arg = behaviour.partition(":")
+            if kind == "hang":
+                await asyncio.sleep(3600)
+            if kind == "slow":
+                await asyncio.sleep(float(arg))
+            if kind == "error":
+                raise ProviderError(Reason(arg), f"scripted {arg}",
+                                    retry_after=None)
+            words = self.text.split(" ")
+            for i, word in enumerate(words):
+                yield Chunk("text", text=word if i == 0 else " " + word)
+                if kind == "die_after_first":
+                    raise ProviderError(Reason.CONNECTION_DROPPED, "scripted drop")
+                if kind == "idle":
+                    await asyncio.sleep(float(arg))
+            yield Chunk("usage", usage=Usage(3, len(words)))
+            yield Chunk("done", stop_reason="stop")
+        finally:
+            self.in_flight -= 1

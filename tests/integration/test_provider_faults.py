@@ -1,0 +1,192 @@
+"""Every provider against a local server speaking its wire protocol, healthy and misbehaving.
+
+Each fault must end in a fallback answer (or a clear error), within its time bounds, with the
+reason in the routing log and nothing lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.ledger import LogWriter, connect
+from modelyard.router import Router
+from modelyard.types import ChatRequest, Message, ToolDefinition
+from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
+from tests.helpers import make_config
+
+KEY = "sk-ant-test-abcdefghijklmnopqrstuvwxyz"
+REQ = ChatRequest(messages=[Message("user", "Say hello")])
+WEATHER = ToolDefinition("get_weather", "Weather for a city",
+                         {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Any]]:
+    ollama = OllamaServer(models=["qwen3.5:latest"], tool_arguments={"city": "Paris"}).start()
+    openai = OpenAIServer(models=["local"], tool_arguments={"city": "Paris"}).start()
+    anthropic = AnthropicServer(api_key=KEY, tool_arguments={"city": "Paris"}).start()
+    backup = OpenAIServer(models=["backup"], reply_text="backup answer").start()
+    yield {"ollama": ollama, "openai": openai, "anthropic": anthropic, "backup": backup}
+    for s in (ollama, openai, anthropic, backup):
+        s.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset(servers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    for s in servers.values():
+        s.reset()
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", KEY)
+
+
+def model_entry(kind: str, servers: dict[str, Any]) -> dict[str, Any]:
+    if kind == "ollama":
+        return {"provider": "ollama", "model": "qwen3.5:latest", "endpoint": servers["ollama"].url,
+                "keep_alive": "30m"}
+    if kind == "openai":
+        return {"provider": "openai", "model": "local", "endpoint": servers["openai"].url}
+    return {"provider": "anthropic", "model": "claude-haiku-4-5", "endpoint": servers["anthropic"].url,
+            "api_key_env": "TEST_ANTHROPIC_KEY", "price": {"input": 1.0, "output": 5.0}}
+
+
+def router_for(kind: str, servers: dict[str, Any], log: Path | None = None, retries: int = 0) -> Router:
+    config = make_config(
+        {"primary": model_entry(kind, servers),
+         "backup": {"provider": "openai", "model": "backup", "endpoint": servers["backup"].url}},
+        {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
+        defaults={"timeouts": {"queue": 2, "connect": 1, "first_token": 0.5, "idle": 0.3, "total": 10},
+                  "retries": {"attempts": retries, "backoff": 0.01, "max_wait": 1.5},
+                  "cooldown": {"failures": 3, "seconds": 1, "max_seconds": 5}},
+    )
+    writer = LogWriter(log, local_models=["backup"]) if log else None
+    router = Router(config, sink=writer.submit if writer else None)
+    router._test_writer = writer  # type: ignore[attr-defined]
+    return router
+
+
+KINDS = ["ollama", "openai", "anthropic"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_healthy_stream_text_and_usage(kind: str, servers: dict[str, Any]) -> None:
+    router = router_for(kind, servers)
+    stream = router.stream("agent", REQ)
+    pieces = [c.text async for c in stream if c.kind == "text"]
+    assert len(pieces) > 1 and "".join(pieces) == "Hello from the fake server."
+    assert stream.record.outcome == "ok" and stream.record.tokens_out > 0 and stream.record.tokens_in > 0
+    if kind == "anthropic":
+        assert stream.record.cost_usd > 0
+        sent = servers["anthropic"].last_request
+        assert sent.headers["x-api-key"] == KEY and sent.headers["anthropic-version"] == "2023-06-01"
+    await router.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_structured_tool_call(kind: str, servers: dict[str, Any]) -> None:
+    router = router_for(kind, servers)
+    routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather in Paris?")],
+                                                        tools=[WEATHER]))
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", {"city": "Paris"})]
+    await router.aclose()
+
+
+@pytest.mark.parametrize("kind", ["ollama", "anthropic"])
+async def test_thinking_is_separated_from_the_answer(kind: str, servers: dict[str, Any]) -> None:
+    router = router_for(kind, servers)
+    routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Think, then answer")],
+                                                        thinking=True, thinking_budget=2000))
+    assert routed.response.thinking and routed.response.thinking not in routed.response.text
+    body = servers[kind].last_request.json
+    if kind == "ollama":
+        assert body["think"] is True and body["keep_alive"] == "30m"
+    else:
+        assert body["thinking"] == {"type": "enabled", "budget_tokens": 2000}
+        assert body["max_tokens"] > 2000
+    await router.aclose()
+
+
+FAULTS: list[tuple[Fault, set[str]]] = [
+    (Fault.hang_before_headers(), {"first_token_timeout"}),
+    (Fault.hang_after_first_token(), {"idle_timeout"}),
+    (Fault.drip(0.4), {"idle_timeout", "first_token_timeout"}),  # too slow either way
+    (Fault.status(429, retry_after=30), {"rate_limited"}),
+    (Fault.status(500), {"server_error"}),
+    (Fault.status(502), {"server_error"}),
+    (Fault.status(503), {"overloaded"}),
+    (Fault.status(529), {"overloaded"}),
+    (Fault.status(401), {"auth_error"}),
+    (Fault.error_midstream(), {"stream_error", "overloaded"}),
+    (Fault.drop_midstream(), {"connection_dropped"}),
+    (Fault.invalid_json(), {"malformed_response"}),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("fault", "reasons"), FAULTS, ids=[f"{f.kind}{f.code or ''}" for f, _ in FAULTS])
+async def test_fault_falls_back_and_is_logged(kind: str, fault: Fault, reasons: set[str],
+                                              servers: dict[str, Any], tmp_path: Path) -> None:
+    servers[kind].push(fault)
+    router = router_for(kind, servers, log=tmp_path / "log.sqlite3")
+    start = time.perf_counter()
+    routed = await router.complete("agent", REQ)
+    elapsed = time.perf_counter() - start
+    assert routed.response.text == "backup answer"
+    assert routed.record.outcome == "fallback" and routed.record.model == "backup"
+    first = routed.record.attempts[0]
+    assert first.outcome == "fallback" and first.reason in reasons, first.describe()
+    assert elapsed < 1.5  # first_token 0.5 / idle 0.3 bounds, plus the fallback's own time
+    await router.aclose()
+    router._test_writer.close()  # type: ignore[attr-defined]
+    rows = connect(tmp_path / "log.sqlite3").execute(
+        "SELECT a.model, a.outcome, a.reason FROM attempts a ORDER BY seq").fetchall()
+    assert [tuple(r) for r in rows] == [("primary", "fallback", first.reason), ("backup", "ok", None)]
+    if fault.code == 429:
+        assert router.health["primary"].state == "cooling_down"  # retry-after 30 cools just this model
+        assert router.health["backup"].state == "available"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_retry_with_backoff_before_falling_back(kind: str, servers: dict[str, Any]) -> None:
+    servers[kind].push(Fault.status(529, retry_after=0.2))
+    router = router_for(kind, servers, retries=1)
+    start = time.perf_counter()
+    routed = await router.complete("agent", REQ)
+    assert routed.record.model == "primary"
+    assert [a.outcome for a in routed.record.attempts] == ["retry", "ok"]
+    assert time.perf_counter() - start >= 0.2  # honoured retry-after
+    await router.aclose()
+
+
+async def test_missing_anthropic_key_is_unavailable_not_a_crash(servers: dict[str, Any],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_ANTHROPIC_KEY")
+    router = router_for("anthropic", servers)
+    routed = await router.complete("agent", REQ)
+    assert routed.record.attempts[0].reason == "missing_credentials"
+    assert servers["anthropic"].requests == []
+    await router.aclose()
+
+
+async def test_unknown_ollama_model_is_a_clear_error(servers: dict[str, Any]) -> None:
+    config = make_config({"m": {"provider": "ollama", "model": "nope:1b", "endpoint": servers["ollama"].url}},
+                         {"agent": {"primary": "m"}})
+    router = Router(config)
+    with pytest.raises(Exception, match="nope:1b") as info:
+        await router.complete("agent", REQ)
+    assert info.value.record.attempts[0].reason == "bad_request"  # type: ignore[attr-defined]
+    await router.aclose()
+
+
+async def test_connection_refused(servers: dict[str, Any]) -> None:
+    config = make_config({"dead": {"provider": "ollama", "endpoint": "http://127.0.0.1:9"},
+                          "backup": {"provider": "openai", "model": "backup", "endpoint": servers["backup"].url}},
+                         {"agent": {"primary": "dead", "fallbacks": ["backup"]}},
+                         defaults={"retries": {"attempts": 0}})
+    router = Router(config)
+    routed = await router.complete("agent", REQ)
+    assert routed.record.attempts[0].reason == "connect_error" and routed.record.model == "backup"
+    await router.aclose()

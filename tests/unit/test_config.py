@@ -1,0 +1,101 @@
+"""A wrong config names file, line and key; the CLI exits with status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelyard.config import load_config, parse_config
+from modelyard.errors import ConfigError
+from modelyard.paths import embedded_default_config, example_file
+
+GOOD = """\
+models:
+  local:
+    provider: ollama
+    model: qwen3.5:latest
+    max_concurrent: 2
+  cloud:
+    provider: anthropic
+    api_key_env: ANTHROPIC_API_KEY
+agents:
+  chat:
+    primary: local
+    fallbacks: [cloud]
+"""
+
+
+def error_of(text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "cfg.yaml")
+    return info.value
+
+
+def test_shipped_examples_load() -> None:
+    default = load_config(embedded_default_config())
+    assert default.agents["writer"].chain == ["claude-haiku", "qwen-coder-0.5b"]
+    reference = load_config(example_file("reference-mac64.yaml"))
+    assert set(reference.agents) == {"chat", "orchestrator", "engineer", "research", "writer", "utility"}
+    assert reference.models["qwen3.5"].max_concurrent == 2
+    assert reference.timeouts_for("chat", "qwen3.5").queue == 30
+
+
+def test_unknown_model_in_chain_names_line_and_key() -> None:
+    err = error_of(GOOD.replace("fallbacks: [cloud]", "fallbacks: [gemma]"))
+    assert err.line == 12 and err.key == "agents.chat.fallbacks.0"
+    assert "unknown model 'gemma'" in str(err) and str(err).startswith("cfg.yaml:12:")
+
+
+def test_model_twice_in_chain_is_a_cycle() -> None:
+    err = error_of(GOOD.replace("fallbacks: [cloud]", "fallbacks: [cloud, local]"))
+    assert "cycle" in str(err) and err.key == "agents.chat.fallbacks.1"
+
+
+def test_agent_without_model() -> None:
+    err = error_of(GOOD.replace("    primary: local\n", ""))
+    assert "has no model" in str(err) and err.line == 10
+
+
+def test_consumer_cycle_refused() -> None:
+    text = GOOD + "    consumers: [helper]\n  helper:\n    primary: local\n    consumers: [chat]\n"
+    err = error_of(text)
+    assert "consumer cycle" in str(err)
+
+
+def test_unknown_key_is_an_error_not_ignored() -> None:
+    err = error_of(GOOD.replace("    fallbacks: [cloud]", "    fallback: [cloud]"))
+    assert err.key == "agents.chat.fallback" and "unknown key" in str(err) and err.line == 12
+
+
+def test_wrong_type_names_the_key() -> None:
+    err = error_of(GOOD.replace("max_concurrent: 2", "max_concurrent: lots"))
+    assert err.key == "models.local.max_concurrent" and err.line == 5
+
+
+def test_inline_api_key_refused_without_echoing_it() -> None:
+    err = error_of(GOOD.replace("api_key_env: ANTHROPIC_API_KEY", "api_key: sk-ant-secret-123456789"))
+    assert "environment variable" in str(err) and "sk-ant-secret" not in str(err)
+    assert err.key == "models.cloud.api_key" and err.line == 8
+
+
+def test_invalid_yaml_has_a_line() -> None:
+    err = error_of("models:\n  a: [unclosed\nagents: {}\n")
+    assert err.line is not None and "YAML" in str(err)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config("/nonexistent/modelyard.yaml")
+
+
+def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("fallbacks: [cloud]", "fallbacks: [nope]"))
+    result = subprocess.run([sys.executable, "-m", "modelyard", "models", "--config", str(bad)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"{bad}:12: agents.chat.fallbacks.0: unknown model 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr

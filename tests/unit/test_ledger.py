@@ -1,0 +1,115 @@
+"""Routing log: migrations, batched writes off the request path, queries, ratings, no secrets."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from modelyard.ledger import LogWriter, connect, queries
+from modelyard.ledger.db import SCHEMA_VERSION
+from modelyard.router.records import Attempt, RequestRecord
+
+
+def record(i: int, *, agent: str = "chat", model: str = "local", outcome: str = "ok", cost: float = 0.0,
+           total: float = 100.0) -> RequestRecord:
+    attempts = []
+    if outcome == "fallback":
+        attempts.append(Attempt("cloud", "anthropic", "skipped", "missing_credentials", "env X not set"))
+    attempts.append(Attempt(model, "llamacpp", "ok", queue_wait_ms=1.0, ttft_ms=50, duration_ms=total,
+                            tokens_in=10, tokens_out=20, tokens_per_s=20.0, cost_usd=cost))
+    return RequestRecord(id=f"req{i:06d}", agent=agent, outcome=outcome, model=model, attempts=attempts,
+                         total_ms=total, tokens_in=10, tokens_out=20, tokens_per_s=20.0, cost_usd=cost,
+                         prompt=f"prompt {i}", response="answer")
+
+
+def test_migrations_reach_current_version_and_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_writer_batches_and_queries(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["local"])
+    for i in range(500):
+        writer.submit(record(i, outcome="fallback" if i % 5 == 0 else "ok", total=float(i)))
+    assert writer.flush()
+    conn = connect(tmp_path / "log.sqlite3")
+    assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 500
+    assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 600
+    row = queries.recent(conn, 1, outcome="fallback")[0]
+    assert row["fallback_reason"] == "missing_credentials" and row["is_local"] == 1
+    [g] = queries.stats(conn, by="agent")
+    assert g.requests == 500 and g.fell_back == 100 and g.local_share == 1.0
+    assert g.p50 == 250.0 or g.p50 == 249.0
+    writer.close()
+
+
+def test_rate_by_prefix(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.sqlite3")
+    writer.submit(record(1))
+    writer.submit(record(2))
+    writer.close()
+    conn = connect(tmp_path / "log.sqlite3")
+    assert queries.rate(conn, "req000001", True) == "req000001"
+    assert queries.rate(conn, "req", False) is None  # ambiguous prefix changes nothing
+    rows = {r["id"]: r["acceptable"] for r in conn.execute("SELECT id, acceptable FROM requests")}
+    assert rows == {"req000001": 1, "req000002": None}
+
+
+def test_text_storage_can_be_off(tmp_path: Path) -> None:
+    r = record(1)
+    r.prompt = r.response = None
+    writer = LogWriter(tmp_path / "log.sqlite3")
+    writer.submit(r)
+    writer.close()
+    row = connect(tmp_path / "log.sqlite3").execute("SELECT prompt, response FROM requests").fetchone()
+    assert tuple(row) == (None, None)
+
+
+def test_kill_9_mid_write_leaves_a_sound_database(tmp_path: Path) -> None:
+    """A writer process killed while writing: the file passes integrity_check and keeps committed rows."""
+    path = tmp_path / "log.sqlite3"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_ledger import record
+from modelyard.ledger import LogWriter
+w = LogWriter({str(path)!r})
+i = 0
+while True:
+    w.submit(record(i)); i += 1
+    if i % 200 == 0:
+        w.flush(); print(i, flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.stdout is not None
+    flushed = 0
+    deadline = time.time() + 30
+    while flushed < 2000 and time.time() < deadline:
+        flushed = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] >= flushed >= 2000
+
+
+def test_no_api_key_reaches_the_log(tmp_path: Path) -> None:
+    from modelyard.errors import ProviderError, Reason
+
+    err = ProviderError(Reason.AUTH_ERROR, "HTTP 401: invalid x-api-key: sk-ant-api03-abcdefghijklmnop")
+    r = record(1)
+    r.attempts[0].detail = err.message
+    writer = LogWriter(tmp_path / "log.sqlite3")
+    writer.submit(r)
+    writer.close()
+    dump = "\n".join(connect(tmp_path / "log.sqlite3").iterdump())
+    assert "sk-ant-api03" not in dump and "abcdefghijklmnop" not in dump

@@ -1,0 +1,199 @@
+"""The chain walk: fallback reasons, retries, timeouts, cooldown and recovery, commit rule, logging once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
+from modelyard.types import ChatRequest, Message
+from tests.helpers import ScriptedProvider, make_config
+
+REQ = ChatRequest(messages=[Message("user", "hi")])
+
+
+def build(primary_script=(), fallback_script=(), *, timeouts=None, retries=0, cooldown=None, max_concurrent=1,
+          primary_default="ok", env=None):
+    models = {"a": {"provider": "openai", "max_concurrent": max_concurrent},
+              "b": {"provider": "openai", "max_concurrent": 4}}
+    if env:
+        models["a"]["api_key_env"] = env
+    defaults = {"timeouts": timeouts or {"queue": 1, "first_token": 1, "idle": 1, "total": 10},
+                "retries": {"attempts": retries, "backoff": 0.01, "max_wait": 1},
+                "cooldown": cooldown or {"failures": 2, "seconds": 0.2, "max_seconds": 1}}
+    config = make_config(models, {"agent": {"primary": "a", "fallbacks": ["b"]}}, defaults=defaults)
+    a = ScriptedProvider("a", config.models["a"], list(primary_script), text="from a", default=primary_default)
+    b = ScriptedProvider("b", config.models["b"], list(fallback_script), text="from b")
+    records: list[RequestRecord] = []
+    return Router(config, providers={"a": a, "b": b}, sink=records.append), a, b, records
+
+
+async def test_primary_answers() -> None:
+    router, a, b, records = build()
+    routed = await router.complete("agent", REQ)
+    assert routed.response.text == "from a"
+    assert routed.record.outcome == "ok" and routed.record.model == "a"
+    assert [x.outcome for x in routed.record.attempts] == ["ok"]
+    assert records == [routed.record] and b.calls == 0
+
+
+@pytest.mark.parametrize("reason", ["server_error", "overloaded", "rate_limited", "connect_error",
+                                    "malformed_response", "auth_error", "stream_error"])
+async def test_errors_fall_back_with_reason(reason: str) -> None:
+    router, a, b, records = build([f"error:{reason}"])
+    routed = await router.complete("agent", REQ)
+    assert routed.response.text == "from b" and routed.record.outcome == "fallback"
+    assert [(x.model, x.outcome, x.reason) for x in routed.record.attempts] == [
+        ("a", "fallback", reason), ("b", "ok", "")]
+    assert len(records) == 1
+
+
+async def test_transient_error_is_retried_on_the_same_model_first() -> None:
+    router, a, b, _ = build(["error:server_error"], retries=1)
+    routed = await router.complete("agent", REQ)
+    assert routed.record.model == "a" and routed.record.outcome == "ok"
+    assert [x.outcome for x in routed.record.attempts] == ["retry", "ok"] and a.calls == 2 and b.calls == 0
+
+
+async def test_hang_before_first_token_falls_back_within_bound() -> None:
+    router, a, b, _ = build(["hang"], timeouts={"queue": 1, "first_token": 0.2, "idle": 1, "total": 10})
+    start = time.perf_counter()
+    routed = await router.complete("agent", REQ)
+    elapsed = time.perf_counter() - start
+    assert routed.response.text == "from b"
+    assert routed.record.attempts[0].reason == "first_token_timeout"
+    assert 0.2 <= elapsed < 0.6
+    assert a.in_flight == 0  # the hung call was cancelled, not left running
+
+
+async def test_stall_mid_answer_buffered_falls_back() -> None:
+    router, *_ = build(["idle:5"], timeouts={"queue": 1, "first_token": 1, "idle": 0.1, "total": 10})
+    routed = await router.complete("agent", REQ)
+    assert routed.response.text == "from b" and routed.record.attempts[0].reason == "idle_timeout"
+
+
+async def test_stall_mid_stream_is_interrupted_never_spliced() -> None:
+    router, a, b, records = build(["idle:5"], timeouts={"queue": 1, "first_token": 1, "idle": 0.1, "total": 10})
+    seen = ""
+    stream = router.stream("agent", REQ)
+    with pytest.raises(StreamInterrupted) as info:
+        async for chunk in stream:
+            seen += chunk.text
+    assert seen == "from" and info.value.partial == "from"
+    assert b.calls == 0  # no silent switch to another model
+    assert records[0].outcome == "interrupted" and records[0].attempts[-1].reason == "idle_timeout"
+
+
+async def test_failure_before_commit_still_falls_back_when_streaming() -> None:
+    router, *_ = build(["error:overloaded"])
+    stream = router.stream("agent", REQ)
+    text = "".join([c.text async for c in stream if c.kind == "text"])
+    assert text == "from b" and stream.record.outcome == "fallback"
+
+
+async def test_missing_credentials_skipped_with_reason() -> None:
+    router, a, b, _ = build(env="MODELYARD_TEST_MISSING_KEY")
+    routed = await router.complete("agent", REQ)
+    first = routed.record.attempts[0]
+    assert (first.outcome, first.reason) == ("skipped", "missing_credentials")
+    assert "MODELYARD_TEST_MISSING_KEY" in first.detail and a.calls == 0
+
+
+async def test_cooldown_skips_then_probe_returns_traffic_to_primary() -> None:
+    router, a, b, _ = build(["error:server_error", "error:server_error"],
+                            cooldown={"failures": 2, "seconds": 0.2, "max_seconds": 1})
+    await router.complete("agent", REQ)
+    await router.complete("agent", REQ)
+    calls = a.calls
+    skipped = await router.complete("agent", REQ)
+    assert skipped.record.attempts[0].reason == "cooling_down" and a.calls == calls
+    await asyncio.sleep(0.25)
+    back = await router.complete("agent", REQ)
+    assert back.record.model == "a" and back.record.outcome == "ok"
+    assert router.health["a"].state == "available"
+
+
+async def test_cooldown_skip_is_fast() -> None:
+    router, a, *_ = build(["error:server_error", "error:server_error"],
+                          cooldown={"failures": 2, "seconds": 60, "max_seconds": 60})
+    await router.complete("agent", REQ)
+    await router.complete("agent", REQ)
+    routed = await router.complete("agent", REQ)
+    assert routed.record.attempts[0].reason == "cooling_down"
+    assert routed.record.attempts[0].duration_ms is None
+
+
+async def test_exhausted_chain_lists_every_attempt() -> None:
+    router, *_ = build(["error:server_error"], ["error:overloaded"])
+    with pytest.raises(ChainExhausted) as info:
+        await router.complete("agent", REQ)
+    text = str(info.value)
+    assert "a: fallback (server_error" in text and "b: fallback (overloaded" in text
+    assert info.value.record.outcome == "failed"
+
+
+async def test_queue_timeout_moves_to_fallback() -> None:
+    router, a, b, _ = build(["slow:0.5"], timeouts={"queue": 0.1, "first_token": 2, "idle": 2, "total": 10})
+    first = asyncio.create_task(router.complete("agent", REQ))
+    await asyncio.sleep(0.02)
+    start = time.perf_counter()
+    second = await router.complete("agent", REQ)
+    waited = time.perf_counter() - start
+    assert second.record.model == "b" and second.record.attempts[0].reason == "queue_timeout"
+    assert 0.1 <= waited < 0.4
+    assert (await first).record.model == "a"
+    assert router.health["a"].state == "available"  # busy is not sick
+
+
+async def test_unusable_reply_falls_back() -> None:
+    router, *_ = build()
+    routed = await router.complete("agent", REQ, accept=lambda r: "no tool call" if r.text == "from a" else None)
+    assert routed.record.model == "b" and routed.record.attempts[0].reason == "unusable_reply"
+
+
+async def test_cancelled_stream_frees_slot_and_logs_once() -> None:
+    router, a, b, records = build(["idle:5"])
+    stream = router.stream("agent", REQ)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    assert router.slots["a"].in_flight == 0 and a.in_flight == 0
+    assert len(records) == 1 and records[0].outcome == "cancelled"
+
+
+async def test_total_deadline_bounds_the_whole_chain() -> None:
+    router, *_ = build(["hang"], ["hang"], timeouts={"queue": 1, "first_token": 5, "idle": 5, "total": 0.3})
+    start = time.perf_counter()
+    with pytest.raises(ChainExhausted) as info:
+        await router.complete("agent", REQ)
+    assert time.perf_counter() - start < 0.6
+    assert info.value.record.attempts[0].reason == "deadline"
+
+
+async def test_concurrency_cap_holds_under_load() -> None:
+    router, a, b, records = build(primary_default="slow:0.05", max_concurrent=2,
+                                  timeouts={"queue": 0.12, "first_token": 2, "idle": 2, "total": 10})
+    results = await asyncio.gather(*(router.complete("agent", REQ) for _ in range(20)))
+    assert a.max_in_flight <= 2 and router.slots["a"].peak == 2
+    served_by = [r.record.model for r in results]
+    assert served_by.count("a") >= 4 and served_by.count("b") >= 1
+    assert all(r.record.attempts[0].reason == "queue_timeout" for r in results if r.record.model == "b")
+    assert router.slots["a"].in_flight == 0 and len(records) == 20
+
+
+async def test_cost_and_tokens_from_prices() -> None:
+    models = {"cloud": {"provider": "openai", "price": {"input": 2.0, "output": 10.0}}}
+    config = make_config(models, {"agent": {"primary": "cloud"}})
+    p = ScriptedProvider("cloud", config.models["cloud"], text="one two three four")
+    router = Router(config, providers={"cloud": p})
+    routed = await router.complete("agent", REQ)
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (3, 4)
+    assert routed.record.cost_usd == pytest.approx((3 * 2.0 + 4 * 10.0) / 1e6)
+
+
+async def test_unknown_agent() -> None:
+    router, *_ = build()
+    with pytest.raises(KeyError, match="unknown agent 'nope'"):
+        await router.complete("nope", REQ)
