@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
+from tests.helpers import make_config
 
 from modelyard.ledger import LogWriter, connect
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message, ToolDefinition
-from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
-from tests.helpers import make_config
 
 KEY = "sk-ant-test-abcdefghijklmnopqrstuvwxyz"
 REQ = ChatRequest(messages=[Message("user", "Say hello")])

@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
+from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
 from modelyard.types import ChatRequest, Message
-from tests.helpers import ScriptedProvider, make_config
 
 REQ = ChatRequest(messages=[Message("user", "hi")])
 

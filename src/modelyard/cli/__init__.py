@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import ask, inspect, setup
+from modelyard.cli import ask, inspect, serve_cmd, setup
+from modelyard.cli.telegram_cmd import telegram as telegram_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Route agent requests across local and cloud models, with fallbacks and an honest log.")
@@ -16,6 +17,8 @@ app.command()(inspect.stats)
 app.command()(inspect.rate)
 app.command()(setup.init)
 app.command("fetch-model")(setup.fetch_model)
+app.command()(serve_cmd.serve)
+app.command("telegram")(telegram_command)
 
 
 def main() -> None:

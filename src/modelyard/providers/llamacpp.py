@@ -9,6 +9,8 @@ every token, so an abandoned request frees the model within one token.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from typing import Any
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
+from modelyard.providers.http import parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 _END = object()
@@ -29,6 +32,16 @@ def default_model_path() -> Path:
     from modelyard.ops.default_model import model_path
 
     return model_path()
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free models before interpreter teardown, when llama.cpp's own __del__ would fail noisily."""
+    with _models_lock:
+        for llm in _models.values():
+            with contextlib.suppress(Exception):
+                llm.close()
+        _models.clear()
 
 
 def load_llama(path: str, n_ctx: int) -> Any:
@@ -147,8 +160,6 @@ class LlamaCppProvider(Provider):
                 if isinstance(item, Exception):
                     raise ProviderError(Reason.INTERNAL_ERROR, f"llama.cpp failed: {type(item).__name__}: {item}")
                 if isinstance(item, tuple):
-                    from modelyard.providers.http import parse_arguments
-
                     c = item[1]
                     yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
                     continue

@@ -96,6 +96,7 @@ class OpenAIProvider(Provider):
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
         calls: dict[int, dict[str, str]] = {}
         usage: Usage | None = None
+        deltas = 0
         finish = ""
         finished = False
         async with open_stream(self.client, self._path(), self.body(request), timeouts, _extract_error) as resp:
@@ -122,6 +123,7 @@ class OpenAIProvider(Provider):
                     if reasoning:
                         yield Chunk("thinking", text=reasoning)
                     if delta.get("content"):
+                        deltas += 1
                         yield Chunk("text", text=delta["content"])
                     for frag in delta.get("tool_calls") or []:
                         slot = calls.setdefault(int(frag.get("index", 0)), {"id": "", "name": "", "args": ""})
@@ -138,8 +140,12 @@ class OpenAIProvider(Provider):
             if not c["name"]:
                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
             yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
-        if usage is not None:
-            yield Chunk("usage", usage=usage)
+        if usage is None:
+            # Some servers (llama_cpp.server) send no usage when streaming: they stream one token per
+            # delta, and ~4 characters make a token of prompt. An estimate beats logging zero.
+            prompt_chars = sum(len(m.content) for m in request.messages)
+            usage = Usage(prompt_chars // 4, deltas)
+        yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=finish or "stop")
 
     async def aclose(self) -> None:

@@ -1,0 +1,176 @@
+"""The gateway's Starlette app: OpenAI-compatible endpoints, metrics, health and the dashboard.
+
+:func:`create_app` takes an open :class:`Runtime` and does not own it: whoever opened the
+runtime closes it (``modelyard serve`` does, after uvicorn stops).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from modelyard.gateway import dashboard
+from modelyard.gateway.auth import KeyCheck
+from modelyard.gateway.completions import chat_completions
+from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.responses import error_response, json_response
+from modelyard.gateway.routing import listed_names, resolve, shared_router
+from modelyard.router.records import RequestRecord
+from modelyard.runtime import Runtime
+
+log = logging.getLogger("modelyard.gateway")
+
+
+class Gateway:
+    """Everything a request handler needs, hung on ``app.state.gateway``."""
+
+    def __init__(self, runtime: Runtime, keys: tuple[bytes, ...] = ()):
+        self.runtime = runtime
+        self.log = runtime.log
+        self.keys = KeyCheck(keys)
+        self.router = shared_router(runtime.router, self._sink)
+        self.metrics = GatewayMetrics(self.router)
+        self.config = self.router.config  # includes the synthetic model:NAME agents
+
+    def _sink(self, record: RequestRecord) -> None:
+        try:
+            self.metrics.observe(record)
+        finally:
+            self.log.submit(record)
+
+    def resolve(self, name: str) -> str | None:
+        return resolve(self.runtime.config, name)
+
+    def known_names(self) -> str:
+        cfg = self.runtime.config
+        return (f"agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
+                "(address a model as 'model:NAME' or by its name)")
+
+    def unauthorized(self) -> Response:
+        return error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                              code="invalid_api_key", headers={"www-authenticate": "Bearer"})
+
+
+def _gw(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def _guard(request: Request) -> Response | None:
+    gw = _gw(request)
+    return None if gw.keys.allows(request.headers.get("authorization")) else gw.unauthorized()
+
+
+def _model_entry(name: str, kind: str, chain: list[str]) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard",
+            "modelyard": {"kind": kind, "chain": chain}}
+
+
+async def list_models(request: Request) -> Response:
+    if denied := _guard(request):
+        return denied
+    data = [_model_entry(*entry) for entry in listed_names(_gw(request).runtime.config)]
+    return json_response({"object": "list", "data": data})
+
+
+async def get_model(request: Request) -> Response:
+    if denied := _guard(request):
+        return denied
+    name = request.path_params["name"]
+    for entry in listed_names(_gw(request).runtime.config):
+        if entry[0] == name:
+            return json_response(_model_entry(*entry))
+    return error_response(404, f"The model '{name}' does not exist", param="model", code="model_not_found")
+
+
+async def metrics(request: Request) -> Response:
+    if denied := _guard(request):
+        return denied
+    return Response(generate_latest(_gw(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def healthz(request: Request) -> Response:
+    gw = _gw(request)
+    models = [{"name": m["name"], "state": m["state"], "in_flight": m["in_flight"], "waiting": m["waiting"],
+               "limit": m["limit"]} for m in dashboard.model_states(gw.router)]
+    return json_response({"status": "ok", "models": models,
+                          "log": {"written": gw.log.written, "errors": gw.log.errors}})
+
+
+_PAGE: bytes | None = None
+
+
+async def page(request: Request) -> Response:
+    global _PAGE
+    if _PAGE is None:
+        _PAGE = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
+    return HTMLResponse(_PAGE)
+
+
+async def api_log(request: Request) -> Response:
+    if denied := _guard(request):
+        return denied
+    q = request.query_params
+    try:
+        limit = max(1, min(500, int(q.get("limit", "100"))))
+    except ValueError:
+        return error_response(400, "limit must be an integer", param="limit")
+    rows = await dashboard.log_rows(_gw(request).log.path, limit=limit, agent=q.get("agent") or None,
+                                    model=q.get("model") or None, outcome=q.get("outcome") or None)
+    return json_response({"rows": rows})
+
+
+async def api_summary(request: Request) -> Response:
+    if denied := _guard(request):
+        return denied
+    gw = _gw(request)
+    data = await dashboard.summary(gw.log.path, gw.runtime.config, gw.router)
+    cfg = gw.runtime.config
+    data["options"] = {"agents": [*cfg.agents, *(f"model:{m}" for m in cfg.models)], "models": list(cfg.models),
+                       "outcomes": list(dashboard.OUTCOMES)}
+    return json_response(data)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail or "error", code="not_found" if exc.status_code == 404 else None)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in %s", request.url.path)
+    return error_response(500, f"internal error ({type(exc).__name__}); see the gateway's log", code="internal_error")
+
+
+def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False) -> Starlette:
+    """The app; with ``close_runtime`` the runtime is closed when the server shuts down."""
+
+    routes = [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{name:path}", get_model, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/", page, methods=["GET"]),
+        Route("/dashboard", page, methods=["GET"]),
+        Route("/api/log", api_log, methods=["GET"]),
+        Route("/api/summary", api_summary, methods=["GET"]),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_runtime:
+            await runtime.aclose()
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app.state.gateway = Gateway(runtime, api_keys)
+    return app

@@ -1,0 +1,139 @@
+"""``POST /v1/chat/completions``: an OpenAI request in, routed through an agent's chain, OpenAI out.
+
+Non-streaming requests use :meth:`Router.complete`, which buffers the whole answer and so can
+still fall back after a model produced tokens. Streaming requests use :meth:`Router.stream`:
+the response starts (status and routing headers) only once a model has committed to the
+answer, so a chain that fails before that still gets a proper 503; a model that breaks off
+after committing ends the stream with an OpenAI-shaped error event instead of ``[DONE]``.
+
+Flush-before-report: the routing row of an answered request is committed before the answer
+is delivered (before the JSON body, or before the final ``[DONE]``). The log writer commits
+whatever is queued in one transaction, and every waiting request is released by that one
+commit (group commit), so under load the wait is shared rather than paid per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.responses import (
+    SSEResponse,
+    attempts_out,
+    error_response,
+    json_response,
+    route_headers,
+)
+from modelyard.gateway.wire import (
+    DONE,
+    BadRequest,
+    ChunkWriter,
+    completion,
+    error_event,
+    finish_reason,
+    parse_body,
+    to_chat_request,
+)
+from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
+from modelyard.router.records import new_request_id
+from modelyard.types import Chunk
+
+if TYPE_CHECKING:
+    from modelyard.gateway.app import Gateway
+
+#: nginx's "client closed request": logged by uvicorn, never seen by the (gone) client
+CLIENT_CLOSED = 499
+
+
+async def chat_completions(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    if not gw.keys.allows(request.headers.get("authorization")):
+        return gw.unauthorized()
+    try:
+        body = parse_body(await request.body())
+        agent = gw.resolve(body.model)
+        if agent is None:
+            return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
+                                  param="model", code="model_not_found")
+        chat = to_chat_request(body)
+    except BadRequest as exc:
+        return error_response(400, exc.message, param=exc.param, code="invalid_request")
+    request_id = new_request_id()
+    created = int(time.time())
+    if body.stream:
+        return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage)
+    try:
+        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    except ChainExhausted as exc:
+        return _exhausted(exc)
+    record = routed.record
+    await gw.log.wait_written()
+    return json_response(completion(record.id, created, record.model or "", routed.response),
+                         headers=route_headers(record))
+
+
+def _exhausted(exc: ChainExhausted) -> Response:
+    return error_response(503, str(exc), code="chain_exhausted", headers=route_headers(exc.record),
+                          attempts=attempts_out(exc.record))
+
+
+async def _first(stream: RoutedStream) -> Chunk | None:
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def _streamed(gw: Gateway, request: Request, agent: str, chat, request_id: str, created: int,
+                    include_usage: bool) -> Response:
+    stream = gw.router.stream(agent, chat, request_id=request_id)
+    try:
+        first = await until_disconnect(request.receive, _first(stream))
+    except ClientGone:
+        await stream.aclose()
+        return Response(status_code=CLIENT_CLOSED)
+    except ChainExhausted as exc:
+        await stream.aclose()
+        return _exhausted(exc)
+    record = stream.record
+    writer = ChunkWriter(request_id, created, record.model or "")
+    return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record))
+
+
+async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,
+                  include_usage: bool) -> AsyncIterator[bytes]:
+    try:
+        yield writer.role()
+        chunk = first
+        try:
+            while chunk is not None:
+                kind = chunk.kind
+                if kind == "text":
+                    yield writer.text(chunk.text)
+                elif kind == "thinking":
+                    yield writer.thinking(chunk.text)
+                elif kind == "tool_call" and chunk.tool_call is not None:
+                    yield writer.tool_call(chunk.tool_call)
+                chunk = await anext(stream, None)
+        except StreamInterrupted as exc:
+            await gw.log.wait_written()
+            yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
+                              "stream_interrupted")
+            return
+        response = stream.response
+        if first is None and response.thinking:  # the answer had no visible part: send what it had
+            yield writer.thinking(response.thinking)
+        yield writer.finish(finish_reason(response))
+        await gw.log.wait_written()
+        if include_usage:
+            yield writer.usage(response.usage)
+        yield DONE
+    finally:
+        await stream.aclose()

@@ -1,0 +1,94 @@
+"""Data behind the dashboard page: the routing log, per-agent latency and fallbacks, month-to-date
+cost against the all-cloud counterfactual, and live model states.
+
+Reads use a short-lived SQLite connection in a worker thread, so a slow disk never stalls
+the event loop that serves completions (WAL lets them read while the writer commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from modelyard.config.schema import Config
+from modelyard.ledger import connect
+from modelyard.ledger.queries import recent, stats
+from modelyard.router import Router
+
+OUTCOMES = ("ok", "fallback", "failed", "interrupted", "cancelled")
+_LOG_COLUMNS = ("id", "ts", "agent", "model", "outcome", "fallback_reason", "n_attempts", "queue_wait_ms",
+                "ttft_ms", "total_ms", "tokens_in", "tokens_out", "cost_usd", "error")
+
+
+def month_start(now: datetime | None = None) -> float:
+    now = now or datetime.now()
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def _read(path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    conn = connect(path, readonly=True)
+    try:
+        return fn(conn, *args, **kwargs)
+    finally:
+        conn.close()
+
+
+def _log(conn: sqlite3.Connection, limit: int, agent: str | None, model: str | None,
+         outcome: str | None) -> list[dict[str, Any]]:
+    rows = recent(conn, limit, agent=agent, model=model, outcome=outcome)
+    return [{k: row[k] for k in _LOG_COLUMNS} for row in rows]
+
+
+def _summary(conn: sqlite3.Connection, config: Config, since: float) -> dict[str, Any]:
+    agents = []
+    for g in stats(conn, since, by="agent"):
+        agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fell_back,
+                       "fallback_rate": g.fallback_rate, "p50_ms": g.p50, "p95_ms": g.p95,
+                       "local_share": g.local_share, "reasons": {}})
+    by_agent = {a["agent"]: a for a in agents}
+    for row in conn.execute(
+            "SELECT agent, reason, COUNT(*) AS n FROM attempts WHERE ts >= ? AND outcome IN ('fallback', 'skipped')"
+            " GROUP BY agent, reason", (since,)):
+        if row["agent"] in by_agent:
+            by_agent[row["agent"]]["reasons"][row["reason"] or "unknown"] = row["n"]
+    totals = conn.execute(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,"
+        " COALESCE(SUM(cost_usd), 0) AS cost, COALESCE(SUM(CASE WHEN is_local = 1 THEN 1 ELSE 0 END), 0) AS local"
+        " FROM requests WHERE ts >= ?", (since,)).fetchone()
+    actual = float(totals["cost"])
+    counterfactual = []
+    for name, price in config.report.counterfactual.items():
+        usd = (totals["tin"] * price.input + totals["tout"] * price.output) / 1e6
+        counterfactual.append({"name": name, "usd": usd,
+                               "savings_pct": (1 - actual / usd) * 100 if usd > 0 else None})
+    latency = [dict(r) for r in conn.execute(
+        "SELECT agent, ts, total_ms FROM requests WHERE ts >= ? AND outcome IN ('ok', 'fallback')"
+        " ORDER BY ts DESC LIMIT 300", (since,))]
+    return {
+        "since": since,
+        "agents": agents,
+        "latency": latency[::-1],
+        "cost": {"requests": totals["n"], "local_requests": totals["local"], "tokens_in": totals["tin"],
+                 "tokens_out": totals["tout"], "actual_usd": actual,
+                 "extra_usd": config.report.electricity_usd_per_month + config.report.hardware_usd_per_month,
+                 "counterfactual": counterfactual},
+    }
+
+
+def model_states(router: Router) -> list[dict[str, Any]]:
+    return [{"name": m.name, "provider": m.provider, "state": m.state, "detail": m.detail, "in_flight": m.in_flight,
+             "waiting": m.waiting, "limit": m.limit, "is_local": m.is_local} for m in router.model_states()]
+
+
+async def log_rows(path: Path, *, limit: int = 100, agent: str | None = None, model: str | None = None,
+                   outcome: str | None = None) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(_read, path, _log, limit, agent, model, outcome)
+
+
+async def summary(path: Path, config: Config, router: Router) -> dict[str, Any]:
+    data = await asyncio.to_thread(_read, path, _summary, config, month_start())
+    data["models"] = model_states(router)
+    return data

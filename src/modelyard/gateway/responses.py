@@ -1,0 +1,79 @@
+"""Small response helpers: JSON bodies, OpenAI-shaped errors, routing headers, an SSE response
+that cancels its producer when the client disconnects."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.wire import error_body
+from modelyard.router.records import RequestRecord
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+                500: "server_error", 503: "server_error"}
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload).encode(), status, headers, media_type="application/json")
+
+
+def error_response(status: int, message: str, *, param: str | None = None, code: str | None = None,
+                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body = error_body(message, _ERROR_TYPES.get(status, "server_error"), param, code, **extra)
+    return json_response(body, status, headers)
+
+
+def _ascii(value: str) -> str:
+    return value.encode("ascii", "replace").decode()
+
+
+def route_summary(record: RequestRecord) -> str:
+    """``claude-haiku skipped missing_credentials, qwen ok``: every attempt with why it moved on."""
+    return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "") for a in record.attempts)
+
+
+def route_headers(record: RequestRecord) -> dict[str, str]:
+    headers = {"x-modelyard-request-id": record.id, "x-modelyard-agent": _ascii(record.agent),
+               "x-modelyard-route": _ascii(route_summary(record))}
+    if record.model:
+        headers["x-modelyard-model"] = _ascii(record.model)
+    return headers
+
+
+def attempts_out(record: RequestRecord) -> list[dict[str, Any]]:
+    return [{"model": a.model, "outcome": a.outcome, "reason": a.reason or None, "detail": a.detail or None}
+            for a in record.attempts]
+
+
+class SSEResponse(Response):
+    """Streams pre-rendered SSE events; a client disconnect cancels the producer (and its upstream call)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str]):
+        # not Response.__init__: it would add "content-length: 0" to a body of unknown length
+        self.status_code = 200
+        self.background = None
+        all_headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
+                       "x-accel-buffering": "no", **headers}
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        with contextlib.suppress(ClientGone):  # the producer is already cancelled: nothing left to do
+            await until_disconnect(receive, self._pump(send))
+
+    async def _pump(self, send: Send) -> None:
+        try:
+            async for event in self.events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await self.events.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,53 @@
+"""Which chain serves an OpenAI ``model`` name: an agent's, or a single configured model's.
+
+Every agent is addressable by its name. Every configured model is addressable as
+``model:NAME``, and by its bare name when no agent has that name. Direct model access is a
+synthetic agent whose chain is just that model: the gateway routes through a second
+:class:`Router` over a derived config that adds those agents, built on the *same* provider,
+slot and health objects as the runtime's router, so concurrency limits, queues and
+cooldowns stay global across agents, direct calls and other front-ends in the process.
+"""
+
+from __future__ import annotations
+
+from modelyard.config.schema import AgentConfig, Config
+from modelyard.router import Router
+from modelyard.router.router import Sink
+
+DIRECT = "model:"
+
+
+def direct_agent(model: str) -> str:
+    return DIRECT + model
+
+
+def derived_config(config: Config) -> Config:
+    """The config plus one synthetic agent per model (no system prompt, no budget: a pass-through)."""
+    synthetic = {direct_agent(name): AgentConfig(primary=name, description="") for name in config.models}
+    return config.model_copy(update={"agents": {**synthetic, **config.agents}})
+
+
+def shared_router(base: Router, sink: Sink | None) -> Router:
+    """A router over :func:`derived_config` sharing ``base``'s providers, slots and health."""
+    router = Router(derived_config(base.config), providers=base.providers, sink=sink)
+    router.slots = base.slots
+    router.health = base.health
+    return router
+
+
+def resolve(config: Config, name: str) -> str | None:
+    """The agent (real or synthetic) that serves the OpenAI model name ``name``, or None."""
+    if name in config.agents:
+        return name
+    bare = name[len(DIRECT):] if name.startswith(DIRECT) else name
+    if bare in config.models:
+        return direct_agent(bare)
+    return None
+
+
+def listed_names(config: Config) -> list[tuple[str, str, list[str]]]:
+    """(id, kind, chain) for /v1/models: agents first, then models (prefixed only when a name clashes)."""
+    out = [(name, "agent", agent.chain) for name, agent in config.agents.items()]
+    for name in config.models:
+        out.append((direct_agent(name) if name in config.agents else name, "model", [name]))
+    return out

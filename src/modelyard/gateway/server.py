@@ -1,0 +1,30 @@
+"""Run the gateway under uvicorn: resolve host/port, enforce keys beyond loopback, own the runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import uvicorn
+
+from modelyard.config import Config
+from modelyard.gateway.app import create_app
+from modelyard.gateway.auth import check_bind, load_keys
+from modelyard.runtime import open_runtime
+
+
+def serve(config: Config, config_path: Path, *, host: str | None = None, port: int | None = None,
+          access_log: bool = True, log_level: str = "info", announce=print) -> None:
+    """Serve until interrupted. Raises :class:`~modelyard.gateway.auth.InsecureBind` before binding
+    anything when ``host`` is beyond loopback and no API keys are set."""
+    host = host or config.gateway.host
+    port = port or config.gateway.port
+    keys = load_keys(config.gateway)
+    check_bind(host, config.gateway, keys)
+    runtime = open_runtime(config_path, config=config)
+    app = create_app(runtime, api_keys=keys, close_runtime=True)
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, dashboard at /, metrics at /metrics)")
+    announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
+             f"routing log: {runtime.log_path}")
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                timeout_graceful_shutdown=5, server_header=False)

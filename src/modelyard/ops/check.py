@@ -1,0 +1,117 @@
+"""Validate a config against what the models were measured to do (the latest ``probe`` run).
+
+The config can only *claim* a model does tools; the probe knows. An agent with tools enabled
+whose primary does not produce structured tool calls would run, answer, and never call a tool —
+a silent failure — so that is an error here, with a model that passed suggested instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from modelyard.config.schema import AgentConfig, Config
+from modelyard.ops.probe import ProbeResult
+from modelyard.providers import build_provider
+
+Level = Literal["error", "warning", "info"]
+
+
+@dataclass
+class Finding:
+    level: Level
+    message: str
+    agent: str | None = None
+    model: str | None = None
+    suggestion: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def needs_tools(agent: AgentConfig) -> bool:
+    t = agent.tools
+    return t.files != "off" or bool(t.commands) or t.fetch or bool(t.mcp)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _tool_problem(probe: ProbeResult) -> str | None:
+    """Why this model cannot serve a tool-using agent, or None if it passed."""
+    check = probe.get("tools")
+    if check is None:
+        return None
+    if check.status == "pass":
+        return None
+    if check.status == "text-only":
+        return "answers tool requests with plain-text JSON instead of a structured tool call"
+    if check.status == "skipped":
+        return f"could not be tested ({check.detail})"
+    return check.detail or "failed the tool-calling probe"
+
+
+def tool_capable(config: Config, probes: dict[str, ProbeResult]) -> list[str]:
+    """Models whose latest probe made a correct structured tool call; local ones first."""
+    passed = [m for m, p in probes.items() if m in config.models and (c := p.get("tools")) and c.status == "pass"]
+    return sorted(passed, key=lambda m: (not config.models[m].is_local, m))
+
+
+def check_config(config: Config, probes: dict[str, ProbeResult]) -> list[Finding]:
+    findings: list[Finding] = []
+    capable = tool_capable(config, probes)
+    unavailable = {name: build_provider(name, m).unavailable_reason() for name, m in config.models.items()}
+
+    for agent_name, agent in config.agents.items():
+        chain = agent.chain
+        if not chain:
+            findings.append(Finding("error", f"agent '{agent_name}' has no models", agent_name,
+                                    suggestion="set a primary"))
+            continue
+        reasons = [unavailable.get(m) for m in chain]
+        if all(reasons):
+            detail = "; ".join(f"{m}: {r}" for m, r in zip(chain, reasons, strict=True))
+            findings.append(Finding("warning", f"agent '{agent_name}': no model in its chain is available ({detail})",
+                                    agent_name, suggestion="set the missing credentials or add an available fallback"))
+        if needs_tools(agent):
+            findings += _tool_findings(config, agent_name, agent, probes, capable)
+        if agent.thinking and (p := probes.get(chain[0])) and (c := p.get("thinking")) and c.ok is False:
+            findings.append(Finding("warning", f"agent '{agent_name}' asks for thinking, but its primary "
+                                    f"'{chain[0]}' showed none when probed ({c.detail})", agent_name, chain[0]))
+    return findings
+
+
+def _tool_findings(config: Config, agent_name: str, agent: AgentConfig, probes: dict[str, ProbeResult],
+                   capable: list[str]) -> list[Finding]:
+    out: list[Finding] = []
+    primary = agent.chain[0]
+    alternatives = [m for m in capable if m != primary]
+    in_chain = [m for m in alternatives if m in agent.chain]
+    suggestion = ""
+    if in_chain or alternatives:
+        pick = (in_chain or alternatives)[0]
+        suggestion = f"use '{pick}' as primary (it passed the tool probe)"
+        others = [m for m in alternatives if m != pick]
+        if others:
+            suggestion += f"; also passed: {', '.join(others)}"
+    else:
+        suggestion = "no probed model passed the tool probe: run `modelyard probe` on a tool-capable model"
+
+    probe = probes.get(primary)
+    if probe is None or probe.get("tools") is None:
+        out.append(Finding("warning", f"agent '{agent_name}' uses tools, but its primary '{primary}' has never "
+                           "been tool-probed", agent_name, primary, suggestion=f"run `modelyard probe {primary}`"))
+    elif (problem := _tool_problem(probe)) is not None:
+        text = (f"agent '{agent_name}' uses tools, but its primary '{primary}' {problem} "
+                f"(probed {_when(probe.ts)}); the agent would never get a tool called")
+        if config.models[primary].tool_text_fallback and probe.get("tools").status == "text-only":
+            text += ". tool_text_fallback recovers some such calls, but it is a workaround, not tool support"
+        out.append(Finding("error", text, agent_name, primary, suggestion))
+    for fallback in agent.chain[1:]:
+        fp = probes.get(fallback)
+        if fp is not None and (problem := _tool_problem(fp)) is not None:
+            out.append(Finding("warning", f"agent '{agent_name}': fallback '{fallback}' {problem}; requests that "
+                               "fall back to it lose their tools", agent_name, fallback))
+    return out

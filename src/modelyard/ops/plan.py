@@ -1,0 +1,290 @@
+"""Do the local models fit in memory together, and if not, which to drop?
+
+Per local model: weights + KV cache. Weights come from, in order, the config's ``memory_gb``,
+Ollama (``/api/ps`` size when loaded — which already includes its KV cache — else ``/api/tags``
+size), or the GGUF file size. The KV cache is ``2 (K,V) × layers × KV heads × head dim × 2 bytes
+(f16) × context × parallel sequences``, with the shape read from Ollama's ``/api/show`` or the
+GGUF header. Without a shape, a rule of thumb: **16 KiB per token per GB of weights** (GQA models
+at f16 KV measure 12–27 KiB; e.g. Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
+Ollama allocates ``context × max_concurrent``; in-process llama.cpp one context of ``context``.
+
+Sizes are in GB of 2^30 bytes, the unit RAM is sold in. The OS and other programs need room too:
+the default headroom is 8 GB on machines with 32 GB or more, else a quarter of RAM (at least 2 GB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelyard.config.schema import Config
+from modelyard.ops.metadata import gguf_metadata, kv_shape, ollama_show_sync
+
+GB = 2**30
+RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB = 16
+DEFAULT_CONTEXT = 4096  # Ollama's and modelyard's llama.cpp default num_ctx
+
+
+def default_headroom(ram_gb: float) -> float:
+    return 8.0 if ram_gb >= 32 else max(2.0, ram_gb / 4)
+
+
+def machine_ram_gb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / GB
+
+
+@dataclass
+class ModelMemory:
+    model: str
+    weights_gb: float | None
+    weights_source: str
+    kv_gb: float
+    kv_source: str
+    context: int
+    parallel: int
+    primary_for: list[str] = field(default_factory=list)
+    fallback_for: list[str] = field(default_factory=list)
+    role: str = ""
+
+    @property
+    def total_gb(self) -> float:
+        return (self.weights_gb or 0.0) + self.kv_gb
+
+    @property
+    def known(self) -> bool:
+        return self.weights_gb is not None
+
+
+@dataclass
+class Consequence:
+    agent: str
+    text: str
+
+
+@dataclass
+class MemoryPlan:
+    ram_gb: float
+    headroom_gb: float
+    models: list[ModelMemory]
+    drop: list[str] = field(default_factory=list)
+    consequences: list[Consequence] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def available_gb(self) -> float:
+        return self.ram_gb - self.headroom_gb
+
+    @property
+    def total_gb(self) -> float:
+        return sum(m.total_gb for m in self.models)
+
+    @property
+    def kv_gb(self) -> float:
+        return sum(m.kv_gb for m in self.models)
+
+    @property
+    def free_gb(self) -> float:
+        return self.ram_gb - self.total_gb
+
+    @property
+    def fits(self) -> bool:
+        return self.total_gb <= self.available_gb
+
+    @property
+    def kept(self) -> list[ModelMemory]:
+        return [m for m in self.models if m.model not in self.drop]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ram_gb": self.ram_gb, "headroom_gb": self.headroom_gb, "available_gb": self.available_gb,
+            "total_gb": self.total_gb, "kv_gb": self.kv_gb, "free_gb": self.free_gb, "fits": self.fits,
+            "models": [{**asdict(m), "total_gb": m.total_gb} for m in self.models],
+            "drop": self.drop, "kept_total_gb": sum(m.total_gb for m in self.kept),
+            "consequences": [asdict(c) for c in self.consequences], "notes": self.notes,
+        }
+
+
+def role_text(primary_for: list[str], fallback_for: list[str], n_agents: int) -> str:
+    """"Primary for 3 agents, fallback for 2", "Fallback for all agents", "Engineer only"."""
+    if not primary_for and not fallback_for:
+        return "Unused"
+    if len(primary_for) == 1 and not fallback_for:
+        return f"{primary_for[0].capitalize()} only"
+
+    def count(names: list[str]) -> str:
+        if len(names) == n_agents and n_agents > 1:
+            return "all agents"
+        if len(names) == 1:
+            return names[0]
+        return f"{len(names)} agents"
+
+    parts = []
+    if primary_for:
+        parts.append(f"primary for {count(primary_for)}")
+    if fallback_for:
+        parts.append(f"fallback for {count(fallback_for)}")
+    text = ", ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+class _Ollama:
+    """Sizes and shapes from Ollama servers, asked once per endpoint."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._lists: dict[tuple[str, str], dict[str, int]] = {}
+
+    def _sizes(self, endpoint: str, route: str) -> dict[str, int]:
+        key = (endpoint, route)
+        if key not in self._lists:
+            sizes: dict[str, int] = {}
+            if self.enabled:
+                try:
+                    resp = httpx.get(endpoint.rstrip("/") + route, timeout=3.0)
+                    if resp.status_code == 200:
+                        for entry in resp.json().get("models") or []:
+                            for name in {entry.get("name"), entry.get("model")} - {None}:
+                                sizes[name] = int(entry.get("size") or 0)
+                except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+                    pass
+            self._lists[key] = sizes
+        return self._lists[key]
+
+    def size(self, endpoint: str, model: str, route: str) -> int | None:
+        sizes = self._sizes(endpoint, route)
+        name = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
+        return sizes.get(model) or sizes.get(name) or None
+
+    def shape_meta(self, endpoint: str, model: str) -> dict[str, Any]:
+        return ollama_show_sync(endpoint, model) if self.enabled else {}
+
+
+def _usage(config: Config) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    primary: dict[str, list[str]] = {}
+    fallback: dict[str, list[str]] = {}
+    for agent_name, agent in config.agents.items():
+        for i, m in enumerate(agent.chain):
+            (primary if i == 0 else fallback).setdefault(m, []).append(agent_name)
+    return primary, fallback
+
+
+def model_memory(config: Config, query_servers: bool = True) -> list[ModelMemory]:
+    """Weights and KV cache of every local model in the config."""
+    from modelyard.ops.default_model import model_path
+
+    ollama = _Ollama(query_servers)
+    primary, fallback = _usage(config)
+    out = []
+    for name, m in config.models.items():
+        if not m.is_local:
+            continue
+        model_id = m.model or name
+        endpoint = m.endpoint or "http://127.0.0.1:11434"
+        context = m.context or DEFAULT_CONTEXT
+        parallel = 1 if m.provider == "llamacpp" else m.max_concurrent
+        weights: float | None = None
+        source = "unknown: set memory_gb"
+        meta: dict[str, Any] = {}
+        kv_included = False
+        if m.memory_gb is not None:
+            weights, source = m.memory_gb, "config memory_gb"
+        elif m.provider == "ollama":
+            if size := ollama.size(endpoint, model_id, "/api/ps"):
+                weights, source, kv_included = size / GB, "Ollama /api/ps (loaded, KV included)", True
+            elif size := ollama.size(endpoint, model_id, "/api/tags"):
+                weights, source = size / GB, "Ollama /api/tags"
+        gguf: Path | None = None
+        if m.provider == "llamacpp":
+            gguf = Path(m.path).expanduser() if m.path else model_path()
+            if weights is None and gguf.is_file():
+                weights, source = gguf.stat().st_size / GB, "GGUF file size"
+        if kv_included:
+            kv, kv_source = 0.0, "included in /api/ps size"
+        else:
+            if m.provider == "ollama":
+                meta = ollama.shape_meta(endpoint, model_id)
+            elif gguf is not None:
+                meta = gguf_metadata(gguf)
+            shape = kv_shape(meta)
+            tokens = context * parallel
+            if shape is not None:
+                kv = shape.bytes_per_token() * tokens / GB
+                kv_source = (f"{shape.n_layer} layers × {shape.n_head_kv} KV heads × {shape.head_dim} dims, "
+                             f"{context} ctx × {parallel}")
+            elif weights is not None:
+                kv = weights * RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB * 1024 * tokens / GB
+                kv_source = (f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, "
+                             f"{context} ctx × {parallel}")
+            else:
+                kv, kv_source = 0.0, "unknown"
+        out.append(ModelMemory(name, weights, source, kv, kv_source, context, parallel,
+                               primary.get(name, []), fallback.get(name, []),
+                               role_text(primary.get(name, []), fallback.get(name, []), len(config.agents))))
+    return out
+
+
+def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,
+                query_servers: bool = True) -> MemoryPlan:
+    ram = ram_gb if ram_gb is not None else machine_ram_gb()
+    headroom = headroom_gb if headroom_gb is not None else default_headroom(ram)
+    plan = MemoryPlan(ram, headroom, model_memory(config, query_servers))
+    for m in plan.models:
+        if not m.known:
+            plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
+    if not plan.fits:
+        _choose_drops(config, plan)
+    return plan
+
+
+def _choose_drops(config: Config, plan: MemoryPlan) -> None:
+    """Greedy: keep the primaries of the most agents; drop unused, then least-used and biggest fallbacks.
+
+    The last model standing is kept if shrinking its KV cache (context) makes it fit."""
+    order = sorted((m for m in plan.models if m.known),
+                   key=lambda m: (len(m.primary_for), len(m.fallback_for), -m.total_gb))
+    kept_total = plan.total_gb
+    while kept_total > plan.available_gb and len(order) > 1:
+        m = order.pop(0)
+        plan.drop.append(m.model)
+        kept_total -= m.total_gb
+    if kept_total > plan.available_gb and order:
+        last = order[0]
+        budget = plan.available_gb - (kept_total - last.kv_gb)
+        context = int(last.context * budget / last.kv_gb) // 1024 * 1024 if last.kv_gb and budget > 0 else 0
+        if context >= 2048:
+            plan.notes.append(f"{last.model} fits only with a smaller KV cache: set its context to {context} "
+                              f"or less (now {last.context} × {last.parallel})")
+        else:
+            plan.drop.append(last.model)
+            plan.notes.append(f"{last.model} does not fit even alone ({last.total_gb:.1f} GB): "
+                              "rely on cloud models or use a smaller quantization")
+    elif plan.kv_gb > 0:
+        plan.notes.append(f"KV cache is {plan.kv_gb:.1f} GB of the total: lowering context or max_concurrent "
+                          "shrinks it, an alternative to dropping a model")
+    dropped = set(plan.drop)
+    cloud = [n for n, m in config.models.items() if not m.is_local]
+    for agent_name, agent in config.agents.items():
+        chain = agent.chain
+        lost = [m for m in chain if m in dropped]
+        if not lost:
+            continue
+        left = [m for m in chain if m not in dropped]
+        if chain[0] in dropped:
+            extra = [c for c in cloud if c not in chain]
+            nxt = f"requests go to {left[0]}" if left else "no model left" + (
+                f"; consider {extra[0]} as primary" if extra else "")
+            text = f"loses its primary {chain[0]}: {nxt}"
+        else:
+            text = f"loses its fallback {', '.join(lost)}"
+            if len(left) == 1:
+                text += " (no fallback left"
+                extra = [c for c in cloud if c not in chain]
+                text += f"; consider {extra[0]} as cloud fallback)" if extra else ")"
+        plan.consequences.append(Consequence(agent_name, text))
+
+

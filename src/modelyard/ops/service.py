@@ -1,0 +1,117 @@
+"""Run ``modelyard serve`` at login/boot: a systemd user unit (Linux) or a launchd agent (macOS).
+
+Both warm the local models first (``modelyard warmup``) so the first request of the day does
+not pay the cold start, then start the gateway, and restart it if it dies. No secret is ever
+written into the service file: API keys go in an environment file the service reads
+(``~/.config/modelyard/env``, ``KEY=value`` lines), which the user creates with mode 600.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+UNIT_NAME = "modelyard.service"
+LAUNCHD_LABEL = "dev.modelyard.serve"
+
+
+@dataclass
+class ServiceFile:
+    platform: str
+    path: Path
+    content: str
+    enable: list[str]
+
+
+def current_platform() -> str:
+    return "macos" if sys.platform == "darwin" else "linux"
+
+
+def modelyard_command() -> list[str]:
+    """The absolute command that runs this modelyard (services have no useful PATH)."""
+    script = Path(sys.executable).with_name("modelyard")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("modelyard")
+    return [found] if found else [sys.executable, "-m", "modelyard"]
+
+
+def env_file() -> Path:
+    return Path("~/.config/modelyard/env").expanduser()
+
+
+def render_systemd(command: list[str], config: Path | None, env_path: Path) -> str:
+    cfg = ["--config", str(config)] if config else []
+    pre = shlex.join([*command, "warmup", *cfg])
+    start = shlex.join([*command, "serve", *cfg])
+    return "\n".join([
+        "[Unit]",
+        "Description=modelyard: agent router and OpenAI-compatible gateway",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"EnvironmentFile=-{env_path}",
+        "# warm up local models first; a failed warm-up ('-') must not keep the gateway down",
+        f"ExecStartPre=-{pre}",
+        f"ExecStart={start}",
+        "TimeoutStartSec=600",
+        "Restart=on-failure",
+        "RestartSec=5",
+        "",
+        "[Install]",
+        "WantedBy=default.target",
+        "",
+    ])
+
+
+def render_launchd(command: list[str], config: Path | None, env_path: Path, log_dir: Path) -> str:
+    cfg = ["--config", str(config)] if config else []
+    # launchd has no pre-start hook and no env files: a tiny sh script does both, then execs serve
+    script = (f"[ -f {shlex.quote(str(env_path))} ] && set -a && . {shlex.quote(str(env_path))}; set +a; "
+              f"{shlex.join([*command, 'warmup', *cfg])}; exec {shlex.join([*command, 'serve', *cfg])}")
+    plist = {
+        "Label": LAUNCHD_LABEL,
+        "ProgramArguments": ["/bin/sh", "-c", script],
+        "RunAtLoad": True,
+        "KeepAlive": {"SuccessfulExit": False},
+        "ThrottleInterval": 10,
+        "StandardOutPath": str(log_dir / "modelyard.log"),
+        "StandardErrorPath": str(log_dir / "modelyard.err.log"),
+        "EnvironmentVariables": {"PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin"},
+    }
+    return plistlib.dumps(plist, sort_keys=False).decode()
+
+
+def service_file(platform: str, *, config: Path | None = None, directory: Path | None = None,
+                 command: list[str] | None = None) -> ServiceFile:
+    """What to write where for ``platform`` ("linux" or "macos")."""
+    command = command or modelyard_command()
+    config = config.expanduser().resolve() if config else None
+    if platform == "linux":
+        target = (directory or Path("~/.config/systemd/user").expanduser()) / UNIT_NAME
+        return ServiceFile(platform, target, render_systemd(command, config, env_file()), [
+            "systemctl --user daemon-reload",
+            f"systemctl --user enable --now {UNIT_NAME}",
+            "loginctl enable-linger $USER   # start at boot, not only at login",
+        ])
+    if platform == "macos":
+        target = (directory or Path("~/Library/LaunchAgents").expanduser()) / f"{LAUNCHD_LABEL}.plist"
+        logs = Path("~/Library/Logs").expanduser()
+        return ServiceFile(platform, target, render_launchd(command, config, env_file(), logs), [
+            f"launchctl load -w {target}",
+        ])
+    raise ValueError(f"unknown platform {platform!r}: use linux or macos")
+
+
+def install(service: ServiceFile) -> Path:
+    service.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = service.path.with_suffix(service.path.suffix + ".tmp")
+    tmp.write_text(service.content)
+    tmp.replace(service.path)
+    return service.path

@@ -1,0 +1,86 @@
+"""Conversation history in the routing-log database, and message splitting for Telegram."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.frontends.history import ConversationStore, estimate_tokens, message_tokens
+from modelyard.frontends.streaming import split_text, utf16_len
+
+
+def test_turns_persist_and_load_within_budget(tmp_path):
+    store = ConversationStore(tmp_path / "log.sqlite")
+    conv = store.conversation("cli", "default")
+    for n in range(10):
+        store.append(conv, "user", f"question {n} " + "x" * 40)
+        store.append(conv, "assistant", f"answer {n} " + "y" * 40)
+    store.close()
+
+    store = ConversationStore(tmp_path / "log.sqlite")
+    again = store.conversation("cli", "default")
+    assert again.id == conv.id
+    loaded = store.load(again, 80)
+    assert sum(message_tokens(m.content) for m in loaded) <= 80
+    assert loaded[0].role == "user" and loaded[-1].content.startswith("answer 9")
+    assert len(store.load(again, 10_000)) == 20
+
+
+def test_load_never_starts_with_an_answer(tmp_path):
+    store = ConversationStore(tmp_path / "log.sqlite")
+    conv = store.conversation("telegram", 5)
+    store.append(conv, "user", "q" * 400)
+    store.append(conv, "assistant", "short")
+    assert store.load(conv, 20) == []  # the answer fits, its question does not: drop both
+
+
+def test_prune_deletes_what_no_longer_fits_and_reset_clears(tmp_path):
+    store = ConversationStore(tmp_path / "log.sqlite")
+    conv = store.conversation("telegram", 7)
+    for n in range(6):
+        store.append(conv, "user", f"q{n} " + "z" * 80, keep_tokens=100)
+        store.append(conv, "assistant", f"a{n} " + "z" * 80, keep_tokens=100)
+    turns = store.turns(conv)
+    assert sum(t.tokens for t in turns) <= 100 and turns[0].role == "user"
+    assert turns[-1].content.startswith("a5")
+    assert store.reset(conv) == len(turns) and store.turns(conv) == []
+
+
+def test_agent_choice_and_message_links(tmp_path):
+    store = ConversationStore(tmp_path / "log.sqlite")
+    conv = store.conversation("telegram", 9)
+    store.set_agent(conv, "engineer")
+    assert store.conversation("telegram", 9).agent == "engineer"
+    assert store.conversation("cli", 9).agent is None  # frontends do not share conversations
+    store.link_message("telegram", 9, 42, "abc123", 9)
+    link = store.message_link("telegram", 9, 42)
+    assert link is not None and (link.request_id, link.user_id) == ("abc123", "9")
+    assert store.message_link("telegram", 10, 42) is None
+    assert store.rate("abc123", True) is False  # no such request row: nothing written
+
+
+def test_token_estimate_weighs_other_scripts_heavier():
+    assert estimate_tokens("") == 0
+    assert estimate_tokens("abcd" * 25) == 25
+    assert estimate_tokens("привет мир") > len("привет мир") / 4
+    assert estimate_tokens("你好世界") >= 2
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "b", " ", "\n", "é", "😀"]), max_size=400),
+       st.integers(min_value=8, max_value=64))
+def test_split_text_respects_the_limit_and_keeps_the_text(text, limit):
+    parts = split_text(text, limit)
+    assert all(utf16_len(p) <= limit for p in parts)
+    assert "".join("".join(parts).split()) == "".join(text.split())  # nothing lost but whitespace at cuts
+
+
+def test_cli_without_token_exits_2_with_the_variable_name(tmp_path, monkeypatch):
+    config = tmp_path / "c.yaml"
+    config.write_text("log: {path: %s}\ntelegram: {token_env: MY_BOT_TOKEN}\n"
+                      "models: {m: {provider: ollama}}\nagents: {a: {primary: m}}\n" % (tmp_path / "l.sqlite"))
+    monkeypatch.delenv("MY_BOT_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["telegram", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "MY_BOT_TOKEN" in result.output

@@ -1,0 +1,256 @@
+"""The Telegram bot end to end: fake Bot API + fake model server on loopback, real modelyard in between."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from modelyard.frontends.history import estimate_tokens
+from modelyard.frontends.telegram import NO_MODEL
+from tests.fakes import Fault, OpenAIServer, TelegramServer
+from tests.frontends.conftest import (
+    ALICE,
+    BOB,
+    MALLORY,
+    REPLY,
+    bot_config,
+    db,
+    eventually,
+    final_message,
+    replies_to,
+    running_bot,
+)
+
+
+def plain(message: dict) -> str:
+    """Message content without the thinking switch another layer may append for Qwen over OpenAI."""
+    return message["content"].removesuffix("/no_think").removesuffix("/think").strip()
+
+
+async def ask(tg: TelegramServer, text: str, user: int = ALICE) -> dict:
+    """Send ``text`` as ``user`` and wait for the answer that carries the rating buttons."""
+    before = len([c for c in tg.sent if c.params.get("reply_markup") and c.chat_id == user])
+    tg.push_message(user, text=text)
+
+    def done() -> dict | None:
+        finals = [c for c in tg.sent if c.params.get("reply_markup") and c.chat_id == user]
+        return finals[-1].result if len(finals) > before else None
+
+    result = await eventually(done)
+    return tg.message(user, result["message_id"])
+
+
+async def test_allowlisted_user_gets_a_streamed_answer_with_rating_buttons(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        final = await ask(tg, "hello there")
+
+    calls = [c for c in tg.sent if c.chat_id == ALICE]
+    placeholder = calls[0]
+    assert placeholder.method == "sendMessage" and placeholder.text == "…"
+    assert placeholder.params.get("reply_to_message_id") or placeholder.params.get("reply_parameters")
+    edits = [c for c in calls if c.method == "editMessageText"]
+    partial = [e for e in edits if not e.params.get("reply_markup")]
+    assert partial, "the answer should stream through intermediate edits"
+    assert all(REPLY.startswith(e.text) for e in partial)  # each edit carries the text so far
+    assert final["text"].startswith(REPLY) and "chat · local" in final["text"]
+    buttons = final["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in buttons] == ["👍", "👎"]
+    assert [b["callback_data"] for b in buttons] == ["rate:1", "rate:0"]
+    assert final["message_id"] == placeholder.result["message_id"]  # the placeholder became the answer
+
+    with db(config) as conn:
+        row = conn.execute("SELECT id, agent, model, outcome FROM requests").fetchone()
+        link = conn.execute("SELECT * FROM message_requests").fetchone()
+    assert (row["agent"], row["model"], row["outcome"]) == ("chat", "local", "ok")
+    assert (link["request_id"], link["user_id"], link["chat_id"]) == (row["id"], str(ALICE), str(ALICE))
+
+
+async def test_stranger_gets_no_answer_and_runs_nothing(tmp_path, tg, llm, caplog):
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(MALLORY, text="secret plan: please answer me")
+        await eventually(lambda: not tg.pending_updates)
+        await asyncio.sleep(0.3)
+    assert replies_to(tg, MALLORY) == []
+    assert not tg.calls_to("editMessageText")
+    assert llm.requests == []
+    with db(config) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+    assert str(MALLORY) in caplog.text
+    assert "secret plan" not in caplog.text
+
+
+async def test_thumbs_up_marks_the_request_acceptable(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        final = await ask(tg, "rate me")
+        tg.push_callback(ALICE, final["message_id"], data="rate:1")
+        answer = await eventually(lambda: tg.calls_to("answerCallbackQuery"))
+    assert answer[0].ok and "👍" in answer[0].params.get("text", "")
+    with db(config) as conn:
+        row = conn.execute("SELECT acceptable, rated_at FROM requests").fetchone()
+    assert row["acceptable"] == 1 and row["rated_at"]
+
+
+async def test_thumbs_down_marks_the_request_unacceptable(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        final = await ask(tg, "rate me")
+        tg.push_callback(ALICE, final["message_id"], data="rate:0")
+        await eventually(lambda: tg.calls_to("answerCallbackQuery"))
+    with db(config) as conn:
+        assert conn.execute("SELECT acceptable FROM requests").fetchone()[0] == 0
+
+
+async def test_forged_callbacks_change_nothing_and_are_all_answered(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        final = await ask(tg, "mine")
+        mid = final["message_id"]
+        tg.push_callback(MALLORY, mid, chat_id=ALICE, data="rate:1")  # stranger in Alice's chat
+        tg.push_callback(BOB, mid, chat_id=ALICE, data="rate:1")      # allowed, but not Bob's answer
+        tg.push_callback(BOB, mid, chat_id=BOB, data="rate:1")        # same id, Bob's own chat: no such answer
+        tg.push_callback(ALICE, mid, data="rate:9")                   # unknown button data
+        answers = await eventually(lambda: len(tg.calls_to("answerCallbackQuery")) >= 4 and
+                                   tg.calls_to("answerCallbackQuery"))
+    assert all(a.ok for a in answers)
+    with db(config) as conn:
+        assert conn.execute("SELECT acceptable FROM requests").fetchone()[0] is None
+    assert llm.requests and len(llm.requests) == 1
+
+
+async def test_agent_command_switches_and_returns_to_automatic(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="/agent engineer")
+        await eventually(lambda: any("engineer" in r for r in replies_to(tg, ALICE)))
+        final = await ask(tg, "fix my code")
+        assert "engineer · local" in final["text"]
+
+        tg.push_message(ALICE, text="/agent wizard")
+        unknown = await eventually(lambda: [r for r in replies_to(tg, ALICE) if "Unknown agent" in r])
+        assert "wizard" in unknown[0] and "chat" in unknown[0] and "engineer" in unknown[0]
+
+        tg.push_message(ALICE, text="/agent")
+        await eventually(lambda: any("automatic" in r for r in replies_to(tg, ALICE)))
+        await ask(tg, "and now?")
+    with db(config) as conn:
+        agents = [r[0] for r in conn.execute("SELECT agent FROM requests ORDER BY ts")]
+    assert agents[0] == "engineer" and len(agents) == 2  # the unknown agent ran nothing
+
+
+async def test_status_lists_models_and_queues(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="/status")
+        status = await eventually(lambda: [r for r in replies_to(tg, ALICE) if "Models" in r])
+    assert "local (openai, local)" in status[0] and "0/1 busy, 0 waiting" in status[0]
+    assert "automatic routing" in status[0]
+
+
+async def test_reset_clears_history(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        await ask(tg, "first question")
+        tg.push_message(ALICE, text="/reset")
+        await eventually(lambda: any("History cleared" in r for r in replies_to(tg, ALICE)))
+        await ask(tg, "second question")
+    last = llm.requests[-1].json["messages"]
+    assert [m["role"] for m in last] == ["system", "user"] and plain(last[-1]) == "second question"
+
+
+async def test_empty_and_huge_messages_get_a_clear_reply_and_run_nothing(tmp_path, tg, llm, caplog):
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="   ")
+        await eventually(lambda: any("text" in r for r in replies_to(tg, ALICE)))
+        tg.push_message(ALICE, text="word " * 10_000)
+        refusal = await eventually(lambda: [r for r in replies_to(tg, ALICE) if "too long" in r])
+    assert "tokens" in refusal[0]
+    assert llm.requests == []
+    assert "empty" in caplog.text and "refused" in caplog.text
+    assert "word word" not in caplog.text
+
+
+async def test_no_model_answers_user_told_briefly_without_internals(tmp_path, tg, llm):
+    llm.set_default(Fault.status(500))
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="anyone?")
+        shown = await eventually(lambda: [c for c in tg.calls_to("editMessageText") if c.text == NO_MODEL])
+    assert shown
+    assert all("500" not in (c.text or "") and "server_error" not in (c.text or "") for c in tg.sent)
+    with db(config) as conn:
+        assert conn.execute("SELECT outcome FROM requests").fetchone()[0] == "failed"
+        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 0
+
+
+async def test_long_answer_is_split_across_messages(tmp_path, tg):
+    long_text = " ".join(f"word{i}" for i in range(1400))  # ~9,000 characters
+    with OpenAIServer(reply_text=long_text) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            final = await ask(tg, "write a lot")
+    ids = sorted({c.result["message_id"] for c in tg.sent if c.chat_id == ALICE and isinstance(c.result, dict)
+                  and c.result.get("from", {}).get("is_bot")})
+    texts = [tg.message(ALICE, i)["text"] for i in ids]
+    assert len(texts) >= 3 and all(len(t) <= 4096 for t in texts)
+    assert " ".join(texts).split()[:1400] == long_text.split()
+    assert final["message_id"] == ids[-1] and "reply_markup" in final
+    with db(config) as conn:
+        linked = {int(r[0]) for r in conn.execute("SELECT message_id FROM message_requests")}
+    assert linked == set(ids)
+
+
+async def test_history_is_trimmed_to_budget_and_survives_a_restart(tmp_path, tg, llm):
+    config = bot_config(tmp_path, tg, llm, history_tokens=120)
+    async with running_bot(config, tg):
+        for n in range(1, 6):
+            await ask(tg, f"question number {n}")
+    sent = [m for m in llm.requests[-1].json["messages"] if m["role"] != "system"]
+    assert plain(sent[-1]) == "question number 5"
+    assert sum(estimate_tokens(plain(m)) + 4 for m in sent) <= 120
+    assert "question number 1" not in [plain(m) for m in sent]
+    assert sent[0]["role"] == "user"
+    with db(config) as conn:
+        stored = conn.execute("SELECT role, content, tokens FROM turns ORDER BY seq").fetchall()
+    assert sum(r["tokens"] for r in stored) <= 120 and stored[-1]["role"] == "assistant"
+
+    async with running_bot(config, tg):  # a new process-worth of state, same database
+        await ask(tg, "question number 6")
+    after = [plain(m) for m in llm.requests[-1].json["messages"]]
+    assert "question number 5" in after and after[-1] == "question number 6"
+
+
+async def test_token_never_reaches_the_logs(tmp_path, tg, llm, caplog):
+    caplog.set_level(logging.DEBUG)
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        await ask(tg, "hi")
+    assert tg.token not in caplog.text
+    assert tg.token.split(":")[1] not in caplog.text
+
+
+@pytest.mark.model
+async def test_real_local_model_answers_through_telegram(tmp_path, tg, default_model):
+    from modelyard.config import Config
+
+    config = Config.model_validate({
+        "default_agent": "chat",
+        "log": {"path": str(tmp_path / "log.sqlite")},
+        "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.2},
+        "models": {"qwen-coder-0.5b": {"provider": "llamacpp", "context": 2048, "max_concurrent": 1}},
+        "agents": {"chat": {"description": "Answers briefly.", "primary": "qwen-coder-0.5b", "max_tokens": 12}},
+    })
+    async with running_bot(config, tg) as bot:
+        tg.push_message(ALICE, text="Say hello in one word.")
+        final = await eventually(final_message(tg, ALICE), timeout=120)
+    assert final["text"].strip() and "chat · qwen-coder-0.5b" in final["text"]
+    assert bot.replies[0].first_edit_at is not None
+    with db(config) as conn:
+        assert conn.execute("SELECT outcome FROM requests").fetchone()[0] == "ok"
