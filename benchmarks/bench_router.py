@@ -24,14 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from modelyard.config import Config  # noqa: E402
-from modelyard.config.schema import ModelConfig, Timeouts  # noqa: E402
-from modelyard.ledger import LogWriter  # noqa: E402
-from modelyard.providers.base import Provider  # noqa: E402
-from modelyard.router import Router  # noqa: E402
-from modelyard.router.records import Attempt, RequestRecord  # noqa: E402
-from modelyard.router.slots import Slots  # noqa: E402
-from modelyard.types import ChatRequest, Chunk, Message, Usage  # noqa: E402
+from modelyard.config import Config
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.ledger import LogWriter
+from modelyard.providers.base import Provider
+from modelyard.router import Router
+from modelyard.router.records import Attempt, RequestRecord
+from modelyard.router.slots import Slots
+from modelyard.types import ChatRequest, Chunk, Message, Usage
 
 REQ = ChatRequest(messages=[Message("user", "hi")])
 TIMEOUTS = Timeouts()
