@@ -84,3 +84,22 @@ def test_cli_without_token_exits_2_with_the_variable_name(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["telegram", "--config", str(config)])
     assert result.exit_code == 2
     assert "MY_BOT_TOKEN" in result.output
+
+
+def test_chat_command_resumes_history_from_the_database(tmp_path):
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="noted") as llm:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\n"
+                          f"models: {{m: {{provider: openai, endpoint: '{llm.url}/v1'}}}}\n"
+                          "agents: {a: {primary: m}}\n")
+        first = CliRunner().invoke(app, ["chat", "--config", str(config)], input="my name is Ada\n/quit\n")
+        assert first.exit_code == 0, first.output
+        second = CliRunner().invoke(app, ["chat", "--config", str(config)], input="what is my name?\n/quit\n")
+        assert second.exit_code == 0 and "resuming: 2 earlier messages" in second.output
+        contents = [m["content"] for m in llm.requests[-1].json["messages"]]
+        assert any(c.startswith("my name is Ada") for c in contents)
+        third = CliRunner().invoke(app, ["chat", "--config", str(config)], input="/reset\nhi\n/quit\n")
+        assert third.exit_code == 0 and "history cleared" in third.output
+        assert [m["role"] for m in llm.requests[-1].json["messages"]] in (["user"], ["system", "user"])

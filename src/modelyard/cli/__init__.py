@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import ask, inspect, serve_cmd, setup
+from modelyard.cli import ask, inspect, ops_cmds, report_cmd, serve_cmd, setup
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -19,6 +19,12 @@ app.command()(setup.init)
 app.command("fetch-model")(setup.fetch_model)
 app.command()(serve_cmd.serve)
 app.command("telegram")(telegram_command)
+app.command()(ops_cmds.probe)
+app.command()(ops_cmds.check)
+app.command()(ops_cmds.plan)
+app.command()(ops_cmds.warmup)
+app.command("install-service")(ops_cmds.install_service)
+app.command()(report_cmd.report)
 
 
 def main() -> None:

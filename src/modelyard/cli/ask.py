@@ -11,6 +11,7 @@ import typer
 
 from modelyard.cli.common import ConfigOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
+from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.router import ChainExhausted, RequestRecord, StreamInterrupted
 from modelyard.runtime import Runtime
 from modelyard.types import ChatRequest, Message
@@ -82,14 +83,18 @@ def ask(
 
 
 def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
-    """Interactive conversation; '/agent NAME' switches agent, '/quit' or Ctrl-D ends."""
+    """Interactive conversation, resumed next time; '/agent NAME' switches agent, '/reset' forgets, '/quit' ends."""
     runtime = runtime_or_exit(config)
     name = _agent_or_exit(runtime, agent)
-    history: list[Message] = []
+    store = ConversationStore(runtime.log_path)  # history persists in the routing log database
+    conversation = store.conversation("cli", "default")
+    history: list[Message] = store.load(conversation, CHAT_HISTORY_TOKENS)
 
     async def go() -> None:
         nonlocal name
         console.print(f"[bold]modelyard chat[/] — talking to [cyan]{name}[/]. /agent NAME to switch, /quit to leave.")
+        if history:
+            console.print(f"[dim]resuming: {len(history)} earlier messages; /reset starts over[/]")
         try:
             while True:
                 try:
@@ -101,6 +106,11 @@ def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
                     continue
                 if line in ("/quit", "/exit"):
                     break
+                if line == "/reset":
+                    store.reset(conversation)
+                    history.clear()
+                    console.print("history cleared")
+                    continue
                 if line.startswith("/agent"):
                     wanted = line.removeprefix("/agent").strip()
                     if wanted in runtime.config.agents:
@@ -113,12 +123,17 @@ def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
                 try:
                     text, record = await _turn(runtime, name, history, show=True)
                     history.append(Message("assistant", text))
+                    store.append(conversation, "user", line)
+                    store.append(conversation, "assistant", text, agent=record.agent, model=record.model,
+                                 request_id=record.id, keep_tokens=CHAT_HISTORY_TOKENS)
+                    history[:] = store.load(conversation, CHAT_HISTORY_TOKENS)
                 except (ChainExhausted, StreamInterrupted) as exc:
                     history.pop()
                     record = exc.record
                     err.print(f"[bold red]error:[/] {exc}", highlight=False)
                 err.print(f"[dim]{route_line(record)}[/]", highlight=False)
         finally:
+            store.close()
             await runtime.aclose()
 
     run(go)

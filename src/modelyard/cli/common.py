@@ -19,7 +19,8 @@ from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.runtime import Runtime, load, open_runtime
 
-console = Console(soft_wrap=True)
+# Piped output (CI logs, `| less`) gets a wide canvas instead of rich's 80-column default.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 

@@ -22,6 +22,8 @@ from modelyard.types import Message
 
 #: role markers and separators every chat template adds around a message
 MESSAGE_OVERHEAD = 4
+#: history budget of ``modelyard chat`` (Telegram has its own, ``telegram.history_tokens``)
+CHAT_HISTORY_TOKENS = 2000
 
 
 def estimate_tokens(text: str) -> int:

@@ -123,7 +123,7 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
     out = []
     for j, part in enumerate(content):
         if part.type != "text" or part.text is None:
-            raise BadRequest(f"{where}.content[{j}]: only text content parts are supported (got '{part.type}')",
+            raise BadRequest(f"{where}.content[{j}].type: only text content parts are supported (got '{part.type}')",
                              f"{where}.content[{j}].type")
         out.append(part.text)
     return "".join(out)

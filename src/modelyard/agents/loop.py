@@ -1,0 +1,137 @@
+"""The agent loop: the model asks for tools, modelyard runs them and feeds the results back.
+
+Each step is one buffered :meth:`Router`-routed call with the agent's tools offered. A reply
+counts as *usable* when it is a structured tool call, a final text answer, or — only for a
+model configured with ``tool_text_fallback: true`` — a tool call written as plain text, which
+is then turned into a real call. A text-written call from any other model is the tool-calling
+trap: the attempt fails as ``unusable_reply`` and the router moves on to the next model, so the
+agent never silently does nothing. Arguments that do not fit the tool's schema get one repair
+round-trip (the error goes back as the tool result); a second bad call ends the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from modelyard.agents.tool_text import find_text_calls
+from modelyard.agents.tools import Toolbox, ToolOutcome
+from modelyard.agents.visible import visible_text
+from modelyard.config.schema import Config
+from modelyard.router import Router
+from modelyard.router.records import RequestRecord, new_request_id
+from modelyard.router.router import Routed
+from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall
+
+#: (answering model, its answer) -> None if usable, else why not
+Check = Callable[[str, ChatResponse], str | None]
+
+
+@dataclass
+class LoopResult:
+    text: str
+    model: str | None
+    request_id: str
+    #: one line per tool call, e.g. "engineer: read_file ok"
+    steps: list[str] = field(default_factory=list)
+    records: list[RequestRecord] = field(default_factory=list)
+    failed: bool = False
+
+
+async def complete_checked(router: Router, agent: str, request: ChatRequest, check: Check, *,
+                           request_id: str | None = None, parent_id: str | None = None) -> Routed:
+    """:meth:`Router.complete`, with an acceptance check that knows which model answered.
+
+    Whether a text-written tool call is usable depends on the answering model's
+    ``tool_text_fallback``, but ``Router.complete``'s ``accept`` sees only the answer; the record's
+    latest attempt names the model, so this walks the chain with a record it can see.
+    """
+    if agent not in router.config.agents:
+        raise KeyError(agent)
+    record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
+    response = ChatResponse()
+
+    def accept(answer: ChatResponse) -> str | None:
+        return check(record.attempts[-1].model if record.attempts else "", answer)
+
+    async for _ in router._run(agent, request, record, response, stream=False, accept=accept):
+        pass
+    return Routed(record, response)
+
+
+def usable_reply(config: Config) -> Check:
+    def check(model: str, answer: ChatResponse) -> str | None:
+        if answer.tool_calls:
+            return None
+        found = find_text_calls(answer.text)
+        if found:
+            if model in config.models and config.models[model].tool_text_fallback:
+                return None
+            return (f"tool call to '{found[0].name}' written as plain text, not as a structured call "
+                    f"(tool_text_fallback is off for {model})")
+        if not visible_text(answer.text).strip():
+            return "empty reply to a tool step"
+        return None
+
+    return check
+
+
+def _calls(answer: ChatResponse, step: int) -> tuple[list[ToolCall], dict[str, str], bool]:
+    """Structured calls, else text-written ones: (calls, parse errors by call id, from_text)."""
+    if answer.tool_calls:
+        calls = [ToolCall(c.name, c.arguments, c.id or f"call_{step}_{i}") for i, c in enumerate(answer.tool_calls)]
+        return calls, {}, False
+    calls, errors = [], {}
+    for i, found in enumerate(find_text_calls(answer.text)):
+        call = ToolCall(found.name, found.arguments, f"text_call_{step}_{i}")
+        calls.append(call)
+        if found.error:
+            errors[call.id] = found.error
+    return calls, errors, bool(calls)
+
+
+async def run_agent_loop(router: Router, agent: str, messages: list[Message], toolbox: Toolbox, *,
+                         parent_id: str | None = None, request_id: str | None = None) -> LoopResult:
+    config = router.config
+    max_steps = config.agents[agent].tools.max_steps
+    check = usable_reply(config)
+    convo = list(messages)
+    result = LoopResult("", None, "")
+    repaired = False
+    definitions = toolbox.definitions()
+    for step in range(max_steps):
+        routed = await complete_checked(router, agent, ChatRequest(messages=convo, tools=definitions), check,
+                                        request_id=request_id if step == 0 else None, parent_id=parent_id)
+        result.records.append(routed.record)
+        result.model, result.request_id = routed.record.model, routed.record.id
+        answer = routed.response
+        calls, errors, from_text = _calls(answer, step)
+        if not calls:
+            result.text = visible_text(answer.text).strip()
+            return result
+        # the model's own words stay (for a text-written call they *are* the call); thinking never does
+        convo.append(Message("assistant", answer.text if from_text else visible_text(answer.text), tool_calls=calls))
+        bad: list[str] = []
+        for call in calls:
+            if call.id in errors:
+                outcome = ToolOutcome(call.name, False, f"error: could not read the call to '{call.name}': "
+                                                        f"{errors[call.id]}", bad_arguments=True)
+            else:
+                outcome = await toolbox.call(call)
+            how = " (from text)" if from_text else ""
+            result.steps.append(f"{agent}: {call.name}{how} {'ok' if outcome.ok else 'error'}")
+            text = outcome.text
+            if outcome.bad_arguments:
+                bad.append(outcome.text)
+                text += "\nCall the tool again with arguments that match its JSON schema."
+            convo.append(Message("tool", text, tool_call_id=call.id, name=call.name))
+        if bad:
+            if repaired:
+                result.text = (f"I could not finish this: the model sent unusable tool arguments again after "
+                               f"one repair ({bad[0].removeprefix('error: ')}).")
+                result.failed = True
+                return result
+            repaired = True
+    result.text = f"I could not finish this within {max_steps} tool steps (tools.max_steps)."
+    result.failed = True
+    return result

@@ -1,0 +1,61 @@
+"""Tools an agent may use, all off unless its ``tools:`` config enables them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from modelyard.agents.errors import AgentError
+from modelyard.agents.tools.base import Tool, Toolbox, ToolError, ToolOutcome
+from modelyard.agents.tools.commands import command_tool
+from modelyard.agents.tools.fetch import fetch_tool
+from modelyard.agents.tools.files import Workspace, file_tools
+from modelyard.agents.tools.mcp_client import mcp_tools
+from modelyard.config.schema import ToolsConfig
+
+__all__ = ["Tool", "ToolError", "ToolOutcome", "Toolbox", "Workspace", "has_tools", "open_toolbox"]
+
+
+def has_tools(cfg: ToolsConfig) -> bool:
+    return cfg.files != "off" or bool(cfg.commands) or cfg.fetch or bool(cfg.mcp)
+
+
+def workspace_path(cfg: ToolsConfig, base_dir: Path | None) -> Path | None:
+    """``tools.workspace``; a relative one is relative to the config file's directory."""
+    if not cfg.workspace:
+        return None
+    path = Path(cfg.workspace).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+@asynccontextmanager
+async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = None) -> AsyncIterator[Toolbox]:
+    """The agent's tools; MCP servers run until the context ends."""
+    box = Toolbox(output_limit=cfg.output_limit, agent=agent)
+    root = workspace_path(cfg, base_dir)
+    if (cfg.files != "off" or cfg.commands) and root is None:
+        raise AgentError(f"agent '{agent}' enables file tools or commands but sets no tools.workspace")
+    try:
+        workspace = Workspace(root) if root is not None else None
+    except ToolError as exc:
+        raise AgentError(f"agent '{agent}': {exc}") from None
+    if workspace is not None and cfg.files != "off":
+        for tool in file_tools(workspace, cfg.files, cfg.output_limit):
+            box.add(tool)
+    if workspace is not None and cfg.commands:
+        box.add(command_tool(workspace, cfg.commands, cfg.command_timeout, cfg.output_limit))
+    if cfg.fetch:
+        box.add(fetch_tool(cfg.command_timeout, cfg.output_limit))
+    async with AsyncExitStack() as stack:
+        for server in cfg.mcp:
+            try:
+                tools = await mcp_tools(stack, server, timeout=max(cfg.command_timeout, 10.0), taken=set(box.tools),
+                                        cwd=workspace.root if workspace else None)
+            except ToolError as exc:
+                raise AgentError(f"agent '{agent}': {exc}") from None
+            for tool in tools:
+                box.add(tool)
+        yield box

@@ -1,0 +1,227 @@
+"""Operate the setup: ``probe``, ``check``, ``plan``, ``warmup``, ``install-service``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
+from modelyard.ledger import connect
+from modelyard.ops import probe_store, service
+from modelyard.ops.check import check_config
+from modelyard.ops.plan import plan_memory
+from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
+from modelyard.ops.warmup import warm_all, warmable
+from modelyard.providers import build_provider
+from modelyard.runtime import log_path_for
+
+_STYLE = {"pass": "green", "fail": "red", "text-only": "yellow", "no": "yellow", "skipped": "dim", "n/a": "dim",
+          "unknown": "dim"}
+
+
+def _cell(result: ProbeResult, name: str) -> str:
+    c = result.get(name)
+    if c is None:
+        return "–"
+    if name == "ttft_ms" and c.value is not None:
+        return f"{c.value:.0f} ms"
+    if name == "tokens_per_s" and c.value is not None:
+        return f"{c.value:.1f}"
+    if name == "context" and c.value is not None:
+        return f"{int(c.value):,}"
+    text = c.status
+    if name == "tools" and c.status == "text-only":
+        text = "text-only tool calls"
+    return f"[{_STYLE.get(c.status, 'white')}]{text}[/]"
+
+
+def probe_table(results: list[ProbeResult]) -> Table:
+    table = Table(title="probe")
+    for col in ("model", "reachable", "tool calling", "thinking", "JSON", "TTFT", "tok/s", "context", "notes"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        notes = [f"{c.name}: {c.detail}" for c in r.checks.values()
+                 if c.detail and c.status not in ("pass", "skipped") and c.name not in ("ttft_ms", "tokens_per_s")]
+        table.add_row(r.model, _cell(r, "reachable"), _cell(r, "tools"), _cell(r, "thinking"), _cell(r, "json"),
+                      _cell(r, "ttft_ms"), _cell(r, "tokens_per_s"), _cell(r, "context"), "; ".join(notes))
+    return table
+
+
+def probe(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to probe (default: all configured)")] = None,
+    config: ConfigOption = None,
+    only: Annotated[str | None, typer.Option(help=f"comma-separated subset of: {', '.join(CHECKS)}")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds allowed for each probe call", min=1)] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
+) -> None:
+    """Measure what each model really does: tool calls, thinking, JSON, speed, context. Stored for `check`."""
+    cfg, _ = load_or_exit(config)
+    names = models or list(cfg.models)
+    unknown = [n for n in names if n not in cfg.models]
+    if unknown:
+        raise fail(f"unknown model(s): {', '.join(unknown)} (configured: {', '.join(cfg.models)})")
+    checks = tuple(CHECKS)
+    if only:
+        checks = tuple(c.strip() for c in only.split(",") if c.strip())
+        bad = [c for c in checks if c not in CHECKS]
+        if bad:
+            raise fail(f"unknown check(s): {', '.join(bad)}; choose from {', '.join(CHECKS)}")
+    providers = {n: build_provider(n, cfg.models[n]) for n in names}
+
+    async def go() -> list[ProbeResult]:
+        try:
+            with err.status("probing…") as status:
+                return await probe_models(names, providers, cfg, checks=checks, timeout=timeout,
+                                          on_step=lambda m, s: status.update(f"probing {m}: {s}…"))
+        finally:
+            for p in providers.values():
+                await p.aclose()
+
+    results = run(go)
+    probe_store.save(connect(log_path_for(cfg)), results)
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() for r in results]))
+    else:
+        console.print(probe_table(results))
+
+
+def check(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate the config against the latest probe results (exit 1 on errors)."""
+    cfg, path = load_or_exit(config)
+    probes = probe_store.latest(connect(log_path_for(cfg)), list(cfg.models))
+    findings = check_config(cfg, probes)
+    errors = [f for f in findings if f.level == "error"]
+    if as_json:
+        console.print_json(json.dumps({"config": str(path), "findings": [f.to_dict() for f in findings],
+                                       "probed": {m: p.ts for m, p in probes.items()}}))
+    else:
+        if not probes:
+            console.print("[yellow]no probe results yet[/]: run `modelyard probe` to measure the models")
+        for f in findings:
+            color = {"error": "red", "warning": "yellow", "info": "cyan"}[f.level]
+            console.print(f"[bold {color}]{f.level}:[/] {f.message}", highlight=False)
+            if f.suggestion:
+                console.print(f"  → {f.suggestion}", highlight=False)
+        stamp = ", ".join(f"{m} {datetime.fromtimestamp(p.ts):%m-%d %H:%M}" for m, p in probes.items())
+        summary = f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)"
+        console.print(f"{path}: {summary}" + (f" (probes: {stamp})" if stamp else ""), highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+def plan(
+    config: ConfigOption = None,
+    ram: Annotated[float | None, typer.Option("--ram", help="memory in GB (default: this machine's)", min=1)] = None,
+    headroom: Annotated[float | None, typer.Option(
+        help="GB kept free for the OS and other programs (default 8 on ≥32 GB, else a quarter of RAM)",
+        min=0)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Memory layout of the local models (weights + KV cache) against this machine's RAM."""
+    cfg, _ = load_or_exit(config)
+    p = plan_memory(cfg, ram_gb=ram, headroom_gb=headroom)
+    if as_json:
+        console.print_json(json.dumps(p.to_dict()))
+        return
+    table = Table(title=f"memory plan for {p.ram_gb:.0f} GB (headroom {p.headroom_gb:g} GB)")
+    for col in ("Model", "Weights", "KV cache", "Memory", "Role", "Source"):
+        table.add_column(col, overflow="fold")
+    for m in p.models:
+        dropped = m.model in p.drop
+        weights = f"{m.weights_gb:.1f} GB" if m.weights_gb is not None else "?"
+        table.add_row(m.model, weights, f"{m.kv_gb:.1f} GB", f"~{m.total_gb:.1f} GB", m.role,
+                      f"{m.weights_source}; KV: {m.kv_source}", style="strike dim" if dropped else None)
+    table.add_row("Total", "", f"{p.kv_gb:.1f} GB", f"~{p.total_gb:.1f} GB",
+                  f"Leaves ~{p.free_gb:.0f} GB free" if p.free_gb >= 0 else f"Short by ~{-p.free_gb:.0f} GB",
+                  "", style="bold")
+    console.print(table)
+    if p.fits:
+        console.print(f"[green]fits[/]: {p.total_gb:.1f} GB of {p.available_gb:.1f} GB usable "
+                      f"({p.ram_gb:.0f} GB − {p.headroom_gb:g} GB headroom)", highlight=False)
+    else:
+        kept = sum(m.total_gb for m in p.kept)
+        console.print(f"[red]does not fit[/]: {p.total_gb:.1f} GB needed, {p.available_gb:.1f} GB usable. "
+                      f"Drop {', '.join(p.drop) or 'nothing'} → {kept:.1f} GB", highlight=False)
+        for c in p.consequences:
+            console.print(f"  {c.agent}: {c.text}", highlight=False)
+    for note in p.notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+def warmup(
+    models: Annotated[list[str] | None, typer.Argument(help="Models to warm (default: every local model)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Load every local model now, so the first request does not pay the cold start."""
+    cfg, _ = load_or_exit(config)
+    providers = {n: build_provider(n, m) for n, m in cfg.models.items()}
+    names = models or warmable(providers)
+    unknown = [n for n in names if n not in cfg.models]
+    if unknown:
+        raise fail(f"unknown model(s): {', '.join(unknown)}")
+    if not names:
+        console.print("no local models to warm up")
+        return
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                        console=err)
+    lines: list[str] = []
+
+    async def go():
+        with progress:
+            overall = progress.add_task("warming up", total=len(names))
+
+            def started(name: str) -> None:
+                progress.update(overall, description=f"loading {name}")
+
+            def done(r) -> None:
+                progress.advance(overall)
+                mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+                lines.append(f"{mark} {r.model}: {r.seconds:.1f}s" + (f" — {r.detail}" if r.detail else ""))
+
+            try:
+                return await warm_all(providers, names, on_start=started, on_done=done)
+            finally:
+                for p in providers.values():
+                    await p.aclose()
+
+    results = run(go)
+    for line in lines:
+        console.print(line, highlight=False)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def install_service(
+    config: ConfigOption = None,
+    platform: Annotated[str | None, typer.Option(help="linux (systemd) or macos (launchd); default: this one")]
+    = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="write here instead of the standard place")]
+    = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the file, write nothing")] = False,
+) -> None:
+    """Start `modelyard serve` (after a warm-up) at login/boot: systemd user unit or launchd agent."""
+    chosen = platform or service.current_platform()
+    try:
+        svc = service.service_file(chosen, config=config, directory=directory)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    if dry_run:
+        console.print(f"# would write {svc.path}", highlight=False)
+        console.out(svc.content, highlight=False)
+        return
+    written = service.install(svc)
+    console.print(f"wrote {written}", highlight=False)
+    console.print("enable it with:", highlight=False)
+    for line in svc.enable:
+        console.print(f"  {line}", highlight=False, markup=False)
+    console.print(f"API keys go in {service.env_file()} (KEY=value lines, chmod 600), never in the service file.",
+                  highlight=False)

@@ -1,0 +1,314 @@
+"""The monthly report: what the setup did, what it cost against going all-cloud, and what to change.
+
+Everything comes from the routing log. Definitions (they decide the numbers, so they are fixed here):
+
+- *requests / tokens*: request rows whose ``ts`` is in the period; tokens are the request's (all its
+  attempts). *Local share*: answered requests answered by a local model.
+- *spend*: the sum of ``cost_usd`` over **attempts** (a failed attempt that consumed tokens was billed
+  too), attributed to the attempt's model and the request's agent.
+- *local cost*: config ``report.electricity_usd_per_month + hardware_usd_per_month``, times the part
+  of a month the period covers: 1 for a past ``--month``, the elapsed fraction for the current month,
+  ``N / 30`` for ``--days N``.
+- *counterfactual*: the same request tokens priced at each ``report.counterfactual`` model; savings
+  = (counterfactual − (spend + local cost)) / counterfactual.
+- *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
+"""
+
+from __future__ import annotations
+
+import calendar
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelyard.config.schema import Config
+from modelyard.ledger.queries import percentile
+
+#: recommendation thresholds (documented in the report's output with the numbers that crossed them)
+FALLBACK_RATE_ALERT = 0.10
+MIN_REQUESTS = 20
+QUEUE_RISK_RATIO = 0.8
+MIN_WAIT_SAMPLES = 10
+MOVE_LOCAL_MIN_RATED = 5
+MOVE_LOCAL_ACCEPTABLE = 0.8
+FAILED = ("failed", "cancelled", "interrupted")
+
+
+@dataclass
+class Period:
+    start: float
+    end: float
+    label: str
+    #: how many months of fixed local cost (electricity, hardware) this period carries
+    months: float
+
+
+def month_period(month: str | None = None, now: datetime | None = None) -> Period:
+    """``YYYY-MM`` (local time); default the current month, to date."""
+    now = now or datetime.now().astimezone()
+    if month:
+        try:
+            first = datetime.strptime(month, "%Y-%m").replace(tzinfo=now.tzinfo)
+        except ValueError:
+            raise ValueError(f"--month must look like 2026-03, not {month!r}") from None
+    else:
+        first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    days = calendar.monthrange(first.year, first.month)[1]
+    nxt = first + timedelta(days=days)
+    start, end = first.timestamp(), nxt.timestamp()
+    covered = (min(end, now.timestamp()) - start) / (end - start)
+    return Period(start, end, first.strftime("%Y-%m"), max(0.0, min(1.0, covered)))
+
+
+def days_period(days: float, now: float | None = None) -> Period:
+    if days <= 0:
+        raise ValueError("--days must be positive")
+    end = now if now is not None else time.time()
+    return Period(end - days * 86400, end, f"last {days:g} days", days / 30)
+
+
+@dataclass
+class Group:
+    key: str
+    requests: int = 0
+    served: int = 0
+    fallbacks: int = 0
+    local: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    spend: float = 0.0
+    rated: int = 0
+    acceptable: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    waits: list[float] = field(default_factory=list, repr=False)
+    tps: list[float] = field(default_factory=list, repr=False)
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def local_share(self) -> float:
+        return self.local / self.served if self.served else 0.0
+
+    @property
+    def fallback_rate(self) -> float:
+        return self.fallbacks / self.requests if self.requests else 0.0
+
+    @property
+    def acceptable_rate(self) -> float | None:
+        return self.acceptable / self.rated if self.rated else None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "requests": self.requests, "served": self.served, "fallbacks": self.fallbacks,
+            "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
+            "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out, "spend_usd": self.spend,
+            "latency_p50_ms": percentile(self.latencies, 50), "latency_p95_ms": percentile(self.latencies, 95),
+            "queue_wait_p50_ms": percentile(self.waits, 50), "queue_wait_p95_ms": percentile(self.waits, 95),
+            "tokens_per_s": percentile(self.tps, 50), "rated": self.rated, "acceptable": self.acceptable,
+            "acceptable_rate": self.acceptable_rate,
+        }
+
+
+@dataclass
+class Counterfactual:
+    model: str
+    input_usd_per_m: float
+    output_usd_per_m: float
+    cost_usd: float
+    savings_usd: float
+    savings_pct: float | None
+
+
+@dataclass
+class Recommendation:
+    kind: str  # fallback_rate | cascade_risk | move_local | tiering
+    subject: str
+    message: str
+    numbers: dict[str, Any]
+
+
+@dataclass
+class Report:
+    period: Period
+    totals: Group
+    agents: list[Group]
+    models: list[Group]
+    spend_usd: float
+    local_cost_usd: float
+    counterfactuals: list[Counterfactual]
+    recommendations: list[Recommendation]
+
+    @property
+    def total_cost_usd(self) -> float:
+        return self.spend_usd + self.local_cost_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": asdict(self.period),
+            "totals": self.totals.summary(),
+            "agents": [g.summary() for g in self.agents],
+            "models": [g.summary() for g in self.models],
+            "cost": {"cloud_spend_usd": self.spend_usd, "local_cost_usd": self.local_cost_usd,
+                     "total_usd": self.total_cost_usd,
+                     "counterfactuals": [asdict(c) for c in self.counterfactuals]},
+            "recommendations": [asdict(r) for r in self.recommendations],
+        }
+
+
+def _model_timeout(config: Config, model: str) -> float:
+    override = config.models[model].timeouts.queue if model in config.models else None
+    return override or config.defaults.timeouts.queue
+
+
+def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Report:
+    window = (period.start, period.end)
+    totals = Group("all")
+    agents: dict[str, Group] = {}
+    models: dict[str, Group] = {}
+    # local-fallback ratings per agent: answers by a local model after the (cloud) primary failed
+    local_fallback: dict[str, Group] = {}
+    rows = conn.execute("SELECT * FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts", window).fetchall()
+    for row in rows:
+        served = row["outcome"] not in FAILED and row["model"] is not None
+        targets = [totals, agents.setdefault(row["agent"], Group(row["agent"]))]
+        if served:
+            targets.append(models.setdefault(row["model"], Group(row["model"])))
+        for g in targets:
+            g.requests += 1
+            g.tokens_in += row["tokens_in"] or 0
+            g.tokens_out += row["tokens_out"] or 0
+            if row["outcome"] == "fallback":
+                g.fallbacks += 1
+                g.reasons[row["fallback_reason"] or "unknown"] += 1
+            if served:
+                g.served += 1
+                g.local += int(row["is_local"] or 0)
+                g.latencies.append(row["total_ms"] or 0.0)
+                if row["tokens_per_s"]:
+                    g.tps.append(row["tokens_per_s"])
+            if row["acceptable"] is not None:
+                g.rated += 1
+                g.acceptable += int(row["acceptable"])
+        if served:
+            for g in targets[:2]:
+                g.waits.append(row["queue_wait_ms"] or 0.0)
+        if row["outcome"] == "fallback" and row["is_local"] and row["acceptable"] is not None:
+            lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
+            lf.rated += 1
+            lf.acceptable += int(row["acceptable"])
+            lf.reasons[row["model"]] += 1
+
+    attempts = conn.execute(
+        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd FROM attempts a "
+        "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
+    wait_samples: dict[str, list[float]] = {}
+    queue_timeouts: Counter = Counter()
+    for a in attempts:
+        cost = a["cost_usd"] or 0.0
+        totals.spend += cost
+        agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
+        models.setdefault(a["model"], Group(a["model"])).spend += cost
+        if a["outcome"] != "skipped":
+            wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
+        if a["reason"] == "queue_timeout":
+            queue_timeouts[a["model"]] += 1
+    for name, waits in wait_samples.items():
+        models[name].waits = waits
+
+    fixed = config.report.electricity_usd_per_month + config.report.hardware_usd_per_month
+    local_cost = fixed * period.months
+    spend = totals.spend
+    counterfactuals = []
+    for name, price in config.report.counterfactual.items():
+        cf = (totals.tokens_in * price.input + totals.tokens_out * price.output) / 1e6
+        saved = cf - (spend + local_cost)
+        counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
+                                              saved / cf * 100 if cf else None))
+
+    recs = _recommendations(config, agents, models, local_fallback, queue_timeouts)
+    by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
+    return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
+                  spend, local_cost, counterfactuals, recs)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
+                     local_fallback: dict[str, Group], queue_timeouts: Counter) -> list[Recommendation]:
+    recs: list[Recommendation] = []
+    for name, g in sorted(agents.items()):
+        if g.requests < MIN_REQUESTS or g.fallback_rate < FALLBACK_RATE_ALERT:
+            continue
+        agent = config.agents.get(name)
+        primary = agent.chain[0] if agent and agent.chain else "?"
+        reason, _n = g.reasons.most_common(1)[0]
+        reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common())
+        if reason == "queue_timeout":
+            limit = config.models[primary].max_concurrent if primary in config.models else "?"
+            advice = (f"its primary {primary} is saturated: raise its max_concurrent (now {limit}) if memory "
+                      "allows, add a model to share the load, or move the agent")
+        elif reason in ("missing_credentials", "auth_error", "unavailable"):
+            advice = f"its primary {primary} cannot be used ({reason}): fix that or change the primary"
+        else:
+            advice = f"its primary {primary} is unreliable ({reason}): move the agent or add a model"
+        recs.append(Recommendation(
+            "fallback_rate", name,
+            f"agent {name}: fallback fired on {g.fallbacks} of {g.requests} requests ({_pct(g.fallback_rate)}; "
+            f"{reasons}) — {advice}",
+            {"requests": g.requests, "fallbacks": g.fallbacks, "fallback_rate": g.fallback_rate,
+             "reasons": dict(g.reasons.most_common()), "primary": primary}))
+
+    for name, g in sorted(models.items()):
+        if len(g.waits) < MIN_WAIT_SAMPLES:
+            continue
+        p95 = percentile(g.waits, 95) or 0.0
+        timeout_ms = _model_timeout(config, name) * 1000
+        if p95 < QUEUE_RISK_RATIO * timeout_ms:
+            continue
+        recs.append(Recommendation(
+            "cascade_risk", name,
+            f"model {name}: p95 queue wait {p95 / 1000:.1f}s is {_pct(p95 / timeout_ms)} of its "
+            f"{timeout_ms / 1000:g}s queue timeout ({queue_timeouts[name]} of {len(g.waits)} attempts timed out "
+            "in the queue) — a little more load and its requests spill onto fallbacks, which then queue too: "
+            "raise max_concurrent or move an agent off it",
+            {"queue_wait_p95_ms": p95, "queue_timeout_s": timeout_ms / 1000, "ratio": p95 / timeout_ms,
+             "attempts": len(g.waits), "queue_timeouts": queue_timeouts[name]}))
+
+    for name, lf in sorted(local_fallback.items()):
+        agent = config.agents.get(name)
+        if agent is None or not agent.chain or agent.chain[0] not in config.models:
+            continue
+        if config.models[agent.chain[0]].is_local:
+            continue
+        if lf.rated < MOVE_LOCAL_MIN_RATED or (lf.acceptable_rate or 0.0) < MOVE_LOCAL_ACCEPTABLE:
+            continue
+        local_model = lf.reasons.most_common(1)[0][0]
+        spend = agents[name].spend
+        recs.append(Recommendation(
+            "move_local", name,
+            f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback {local_model} "
+            f"were acceptable ({_pct(lf.acceptable_rate or 0)}) — making {local_model} its primary would have "
+            f"saved ${spend:.2f} of cloud spend this period",
+            {"rated": lf.rated, "acceptable": lf.acceptable, "acceptable_rate": lf.acceptable_rate,
+             "local_model": local_model, "cloud_spend_usd": spend}))
+
+    for name, agent in sorted(config.agents.items()):
+        agent_consumers = [c for c in agent.consumers if c in config.agents]
+        primary = agent.chain[0] if agent.chain else None
+        if not agent_consumers or primary not in config.models or config.models[primary].is_local:
+            continue
+        g = agents.get(name, Group(name))
+        local = [m for m in agent.chain if m in config.models and config.models[m].is_local]
+        target = f" (e.g. {local[0]}, already its fallback)" if local else ""
+        recs.append(Recommendation(
+            "tiering", name,
+            f"agent {name}: its output is read by {', '.join(agent_consumers)}, not a person, yet its primary "
+            f"{primary} is cloud ({g.requests} requests, ${g.spend:.2f} this period) — output consumed by "
+            f"another agent can run local{target}",
+            {"consumers": agent_consumers, "primary": primary, "requests": g.requests, "cloud_spend_usd": g.spend}))
+    return recs

@@ -1,0 +1,107 @@
+"""Run the real gateway app under uvicorn on a loopback port, in a background thread.
+
+The runtime is opened here (against fake backends) and closed by the app's lifespan when
+the server stops, exactly as ``modelyard serve`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any, Self
+
+import uvicorn
+
+from modelyard.config import Config
+from modelyard.gateway import Gateway, create_app
+from modelyard.runtime import Runtime, open_runtime
+from tests.helpers import make_config
+
+
+class GatewayServer:
+    def __init__(self, config: Config, *, api_keys: tuple[str, ...] = ()):
+        self.runtime: Runtime = open_runtime(config=config)
+        self.app = create_app(self.runtime, api_keys=tuple(k.encode() for k in api_keys), close_runtime=True)
+        self.gateway: Gateway = self.app.state.gateway
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    def start(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
+                                                     timeout_graceful_shutdown=1))
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.loop.run_until_complete(self._server.serve(sockets=[sock]))  # type: ignore[union-attr]
+            finally:
+                sock.close()
+                self.loop.close()
+
+        self._thread = threading.Thread(target=run, name="gateway", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 5
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def router(self):
+        return self.gateway.router
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met")
+            time.sleep(0.01)
+
+
+def fake_config(tmp_path, openai_url: str, ollama_url: str, anthropic_url: str, **extra: Any) -> Config:
+    """Three fake backends; agents cover primary-only, local fallback, and cloud-then-local."""
+    models = {
+        "fast": {"provider": "openai", "endpoint": openai_url, "model": "fast-model", "max_concurrent": 2},
+        "backup": {"provider": "ollama", "endpoint": ollama_url, "model": "backup-model", "max_concurrent": 2},
+        "cloud": {"provider": "anthropic", "endpoint": anthropic_url, "model": "claude-test",
+                  "api_key_env": "GATEWAY_TEST_ANTHROPIC_KEY", "max_concurrent": 2,
+                  "price": {"input": 1.0, "output": 5.0}},
+    }
+    agents = {
+        "coder": {"primary": "fast", "fallbacks": ["backup"], "description": "writes code"},
+        "writer": {"primary": "cloud", "fallbacks": ["fast"]},
+        "solo": {"primary": "fast"},
+    }
+    defaults = {"timeouts": {"queue": 0.5, "connect": 2, "first_token": 3, "idle": 3, "total": 20},
+                "retries": {"attempts": 0}, "cooldown": {"failures": 5, "seconds": 30}}
+    return make_config(models, agents, defaults=defaults, log={"path": str(tmp_path / "log.db")}, **extra)

@@ -1,0 +1,112 @@
+"""The `modelyard` command end to end, against local protocol servers (fast) — the real model is in
+test_real_model.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import Fault, OllamaServer
+
+CONFIG = """\
+default_agent: chat
+models:
+  local:
+    provider: ollama
+    model: qwen3.5:latest
+    endpoint: {url}
+    max_concurrent: 2
+  cloud:
+    provider: anthropic
+    api_key_env: MODELYARD_TEST_NO_SUCH_KEY
+    price: {{input: 1.0, output: 5.0}}
+agents:
+  writer:
+    description: Drafts prose.
+    primary: cloud
+    fallbacks: [local]
+  chat:
+    primary: local
+defaults:
+  retries: {{attempts: 0}}
+  timeouts: {{first_token: 1}}
+log:
+  path: {log}
+"""
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[Path, OllamaServer]]:
+    with OllamaServer(models=["qwen3.5:latest"], reply_text="Local answer.") as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(CONFIG.format(url=server.url, log=tmp_path / "log.sqlite3"))
+        yield config, server
+
+
+def run(*args: str, config: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELYARD_CONFIG": str(config)}
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True,
+                          timeout=60, env=env, input=stdin)
+
+
+def test_ask_streams_answer_then_route(setup: tuple[Path, OllamaServer]) -> None:
+    config, _ = setup
+    result = run("ask", "--agent", "writer", "Draft a line", config=config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Local answer."
+    route = result.stderr.strip().splitlines()[-1]
+    assert route.startswith("writer → local (after cloud: missing_credentials)")
+    assert "TTFT" in route and "$0.0000" in route and " id " in route
+
+
+def test_log_stats_models_rate(setup: tuple[Path, OllamaServer]) -> None:
+    config, _ = setup
+    ids = [json.loads(run("ask", "--json", "hello", config=config).stdout)["id"] for _ in range(3)]
+    log = run("log", "--attempts", config=config)
+    assert all(i in log.stdout for i in ids) and "chat" in log.stdout
+    stats = run("stats", config=config)
+    assert stats.returncode == 0 and "by agent" in stats.stdout and "by model" in stats.stdout
+    assert "100%" in stats.stdout  # all served locally
+    models = run("models", config=config)
+    assert "MODELYARD_TEST_NO_SUCH_KEY" in models.stdout and "available" in models.stdout
+    assert run("rate", ids[0], "bad", config=config).returncode == 0
+    assert run("rate", "zzzz", "good", config=config).returncode == 2
+    assert run("rate", ids[0], "meh", config=config).returncode == 2
+
+
+def test_exhausted_chain_exits_1_listing_attempts(setup: tuple[Path, OllamaServer]) -> None:
+    config, server = setup
+    server.set_default(Fault.status(500))
+    result = run("ask", "--agent", "writer", "hello", config=config)
+    assert result.returncode == 1
+    assert "cloud: skipped (missing_credentials" in result.stderr
+    assert "local: fallback (server_error" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_input(setup: tuple[Path, OllamaServer]) -> None:
+    config, _ = setup
+    assert run("ask", "--agent", "nobody", "hi", config=config).returncode == 2
+    assert run("ask", "   ", config=config).returncode == 2
+    piped = run("ask", "-", config=config, stdin="from stdin")
+    assert piped.returncode == 0 and "Local answer." in piped.stdout
+
+
+def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
+    target = tmp_path / "mine.yaml"
+    result = subprocess.run([sys.executable, "-m", "modelyard", "init", str(target), "--example", "reference-mac64"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and target.exists()
+    again = subprocess.run([sys.executable, "-m", "modelyard", "init", str(target)], capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 2 and "exists" in again.stderr
+    models = subprocess.run([sys.executable, "-m", "modelyard", "models", "--config", str(target)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path)})
+    assert models.returncode == 0 and "gemma4-26b" in models.stdout

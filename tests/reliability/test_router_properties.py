@@ -1,0 +1,94 @@
+"""Randomised fault mixes against the router (hypothesis): the invariants users rely on.
+
+- never more than ``max_concurrent`` in flight on any model;
+- every slot released, even after cancellations and client disconnects;
+- every request logged exactly once;
+- no request waits longer than the sum of its chain's bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
+from modelyard.types import ChatRequest, Message
+from tests.helpers import ScriptedProvider, make_config
+
+BEHAVIOURS = st.sampled_from([
+    "ok", "ok", "ok", "hang", "slow:0.02", "slow:0.08", "idle:0.2", "die_after_first",
+    "error:server_error", "error:overloaded", "error:rate_limited", "error:connect_error",
+    "error:malformed_response", "error:auth_error", "error:bad_request",
+])
+TIMEOUTS = {"queue": 0.05, "connect": 0.05, "first_token": 0.06, "idle": 0.05, "total": 0.5}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    scripts=st.lists(st.lists(BEHAVIOURS, min_size=0, max_size=30), min_size=3, max_size=3),
+    limits=st.lists(st.integers(min_value=1, max_value=3), min_size=3, max_size=3),
+    n_requests=st.integers(min_value=1, max_value=25),
+    streaming=st.lists(st.booleans(), min_size=25, max_size=25),
+    cancel_after=st.lists(st.one_of(st.none(), st.floats(min_value=0.0, max_value=0.1)), min_size=25, max_size=25),
+    retries=st.integers(min_value=0, max_value=1),
+)
+def test_invariants_hold_under_random_faults(scripts, limits, n_requests, streaming, cancel_after, retries) -> None:
+    asyncio.run(_scenario(scripts, limits, n_requests, streaming, cancel_after, retries))
+
+
+async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retries) -> None:
+    names = ["m0", "m1", "m2"]
+    config = make_config(
+        {n: {"provider": "openai", "max_concurrent": limits[i]} for i, n in enumerate(names)},
+        {"agent": {"primary": "m0", "fallbacks": ["m1", "m2"]}},
+        defaults={"timeouts": TIMEOUTS, "retries": {"attempts": retries, "backoff": 0.01, "max_wait": 0.02},
+                  "cooldown": {"failures": 2, "seconds": 0.05, "max_seconds": 0.2}},
+    )
+    providers = {n: ScriptedProvider(n, config.models[n], list(scripts[i])) for i, n in enumerate(names)}
+    logged: list[RequestRecord] = []
+    router = Router(config, providers=providers, sink=logged.append)
+    # bound: the total deadline, plus one retry pause and scheduling slack
+    bound = TIMEOUTS["total"] + 0.02 + 0.25
+
+    async def one(i: int) -> None:
+        req = ChatRequest(messages=[Message("user", f"request {i}")])
+        start = time.perf_counter()
+        try:
+            if streaming[i]:
+                stream = router.stream("agent", req)
+                try:
+                    async for _ in stream:
+                        pass
+                finally:
+                    await stream.aclose()
+            else:
+                await router.complete("agent", req)
+        except (ChainExhausted, StreamInterrupted):
+            pass
+        assert time.perf_counter() - start <= bound
+
+    tasks = [asyncio.create_task(one(i)) for i in range(n_requests)]
+    cancellers = []
+    for i, t in enumerate(tasks):
+        if cancel_after[i] is not None:
+            cancellers.append(asyncio.get_running_loop().call_later(cancel_after[i], t.cancel))
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for c in cancellers:
+        c.cancel()
+    await asyncio.sleep(0)
+
+    for i, n in enumerate(names):
+        assert router.slots[n].peak <= limits[i]
+        assert providers[n].max_in_flight <= limits[i]
+        assert router.slots[n].in_flight == 0, f"slot leaked on {n}"
+        assert router.slots[n].waiting == 0
+        assert providers[n].in_flight == 0, f"upstream call left running on {n}"
+    ids = [r.id for r in logged]
+    assert len(ids) == len(set(ids)) == n_requests, "every request logged exactly once"
+    for r in logged:
+        assert r.outcome in ("ok", "fallback", "failed", "interrupted", "cancelled")
+        if r.outcome in ("ok", "fallback"):
+            assert r.model is not None and r.attempts[-1].outcome == "ok"
