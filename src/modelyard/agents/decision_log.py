@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from modelyard.agents.classifier import Decision
 from modelyard.ledger.db import connect
@@ -23,8 +24,8 @@ _INSERT = ("INSERT INTO routing_decisions (request_id, ts, text, agent, method, 
 
 
 class DecisionLog:
-    _instances: dict[Path, DecisionLog] = {}
-    _lock = threading.Lock()
+    _instances: ClassVar[dict[Path, DecisionLog]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path):
         self.path = path

@@ -9,6 +9,7 @@ output cap; the rest of its output is read and discarded so it never blocks on a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -68,7 +69,5 @@ def command_tool(workspace: Workspace, allowlist: list[str], timeout: float, lim
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -1,0 +1,83 @@
+"""Bearer keys, loopback-only default, and ``modelyard serve`` refusing an open non-loopback bind."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import openai
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from modelyard.cli import app as cli_app
+from modelyard.config.schema import GatewayConfig
+from modelyard.gateway.auth import InsecureBind, KeyCheck, check_bind, is_loopback, load_keys
+from tests.gateway.harness import GatewayServer, fake_config
+
+KEY = "my-gateway-key-0001"
+
+
+@pytest.fixture
+def keyed_gateway(tmp_path, fakes, monkeypatch):
+    monkeypatch.setenv("GATEWAY_TEST_ANTHROPIC_KEY", "unused")
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url)
+    with GatewayServer(config, api_keys=(KEY, "second-key-0002")) as gw:
+        yield gw
+
+
+def test_keys_are_required_when_configured(keyed_gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    url = keyed_gateway.url
+    body = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 401
+    wrong = httpx.post(url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer " + KEY[:-1]})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    assert KEY[:-1] not in wrong.text
+    assert httpx.get(url + "/metrics").status_code == 401
+    assert httpx.get(url + "/api/log").status_code == 401
+    assert httpx.get(url + "/v1/models").status_code == 401
+    assert httpx.get(url + "/healthz").status_code == 200  # liveness stays open for probes
+    assert httpx.get(url + "/").status_code == 200  # the page itself holds no data; it asks for a key
+    client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+    assert client.chat.completions.create(**body).model == "fast"
+    second = openai.OpenAI(base_url=url + "/v1", api_key="second-key-0002", max_retries=0)
+    assert second.models.list().data
+    assert KEY not in caplog.text
+
+
+def test_key_check_is_exact():
+    check = KeyCheck((b"abc123",))
+    assert check.allows("Bearer abc123") and check.allows("bearer abc123")
+    assert not check.allows("Bearer abc1234") and not check.allows("Basic abc123") and not check.allows(None)
+    assert KeyCheck(()).allows(None)
+
+
+def test_loopback_detection():
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.4", "::", "example.org"))
+
+
+def test_non_loopback_bind_needs_keys(monkeypatch):
+    monkeypatch.delenv("GW_KEYS", raising=False)
+    cfg = GatewayConfig(api_keys_env="GW_KEYS")
+    with pytest.raises(InsecureBind, match="set GW_KEYS"):
+        check_bind("0.0.0.0", cfg, load_keys(cfg))
+    with pytest.raises(InsecureBind, match="gateway.api_keys_env"):
+        check_bind("0.0.0.0", GatewayConfig(), ())
+    monkeypatch.setenv("GW_KEYS", " k1 , k2,")
+    assert load_keys(cfg) == (b"k1", b"k2")
+    check_bind("0.0.0.0", cfg, load_keys(cfg))
+    check_bind("127.0.0.1", GatewayConfig(), ())
+
+
+def test_serve_refuses_open_bind_with_exit_2(tmp_path, fakes, monkeypatch):
+    monkeypatch.setenv("GW_SECRET_KEYS", "")
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url, gateway={"api_keys_env": "GW_SECRET_KEYS"})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    result = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "requires API keys" in result.output and "GW_SECRET_KEYS" in result.output
