@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import ask, inspect, ops_cmds, report_cmd, serve_cmd, setup
+from modelyard.cli import agents_cmds, ask, inspect, ops_cmds, report_cmd, serve_cmd, setup
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -17,6 +17,8 @@ app.command()(inspect.stats)
 app.command()(inspect.rate)
 app.command()(setup.init)
 app.command("fetch-model")(setup.fetch_model)
+app.command()(agents_cmds.route)
+app.command("eval-routing")(agents_cmds.eval_routing)
 app.command()(serve_cmd.serve)
 app.command("telegram")(telegram_command)
 app.command()(ops_cmds.probe)

@@ -61,7 +61,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
     lines = _line_index(node) if node is not None else {}
 
-    for name, model in (data.get("models") or {}).items():
+    models = data.get("models")
+    for name, model in (models.items() if isinstance(models, dict) else ()):
         if isinstance(model, dict):
             for key in ("api_key", "key", "token", "password"):
                 if key in model:

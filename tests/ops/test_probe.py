@@ -1,0 +1,204 @@
+"""`modelyard probe` and `modelyard check` against loopback fakes of Ollama, OpenAI-compatible and
+Anthropic servers, and (one test) against the real embedded model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config import load_config
+from modelyard.ledger import connect
+from modelyard.ops import probe_store
+from modelyard.ops.check import check_config
+from modelyard.ops.probe import probe_model
+from modelyard.providers import build_provider
+from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
+
+MODEL_INFO = {
+    "general.architecture": "qwen2",
+    "qwen2.context_length": 32768,
+    "qwen2.block_count": 28,
+    "qwen2.attention.head_count": 28,
+    "qwen2.attention.head_count_kv": 4,
+    "qwen2.embedding_length": 3584,
+}
+
+
+def reply(body: dict[str, Any]) -> str:
+    """JSON when JSON was asked for (Ollama `format`, OpenAI `response_format`), else a count."""
+    if body.get("format") == "json" or body.get("response_format"):
+        return '{"name": "Alice", "age": 30}'
+    return "1 2 3 4 5 6 7 8 9 10"
+
+
+class ShowingOllama(OllamaServer):
+    """The Ollama fake plus `/api/show` (model_info as Ollama returns it)."""
+
+    def routes(self) -> list[BaseRoute]:
+        return [*super().routes(), Route("/api/show", self._show, methods=["POST"])]
+
+    async def _show(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        if body.get("model") != "qwen-tools:latest":
+            return JSONResponse({"error": f"model '{body.get('model')}' not found"}, status_code=404)
+        return JSONResponse({"modelfile": "", "details": {}, "model_info": MODEL_INFO})
+
+
+@pytest.fixture
+def servers(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FAKE_ANTHROPIC_KEY", "test-key")
+    ollama = ShowingOllama(["qwen-tools:latest"], tool_arguments={"city": "Paris"}, reply_text=reply)
+    openai = OpenAIServer(["coder"], reply_text=reply)
+    openai.set_default(Fault.tool_call_as_text())
+    anthropic = AnthropicServer(tool_arguments={"city": "Paris"}, reply_text=reply)
+    with ollama, openai, anthropic:
+        yield ollama, openai, anthropic
+
+
+def write_config(tmp_path: Path, ollama: OllamaServer, openai: OpenAIServer, anthropic: AnthropicServer,
+                 tools_agent_primary: str = "coder") -> Path:
+    data = {
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {
+            "qwen": {"provider": "ollama", "model": "qwen-tools:latest", "endpoint": ollama.url},
+            "coder": {"provider": "openai", "model": "coder", "endpoint": openai.url},
+            "haiku": {"provider": "anthropic", "model": "claude-haiku-4-5", "endpoint": anthropic.url,
+                      "api_key_env": "FAKE_ANTHROPIC_KEY", "price": {"input": 1, "output": 5}},
+            "sonnet": {"provider": "anthropic", "model": "claude-sonnet", "endpoint": anthropic.url,
+                       "api_key_env": "NOT_SET_ANYWHERE_KEY"},
+        },
+        "agents": {
+            "engineer": {"primary": tools_agent_primary, "fallbacks": ["qwen"],
+                         "tools": {"files": "read", "workspace": str(tmp_path)}},
+            "chat": {"primary": "qwen"},
+            "cloudy": {"primary": "sonnet"},
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+async def test_ollama_model_passes_every_check(servers, tmp_path: Path) -> None:
+    ollama, openai, anthropic = servers
+    cfg = load_config(write_config(tmp_path, ollama, openai, anthropic))
+    provider = build_provider("qwen", cfg.models["qwen"])
+    try:
+        result = await probe_model("qwen", provider, cfg, timeout=10)
+    finally:
+        await provider.aclose()
+    status = {name: c.status for name, c in result.checks.items()}
+    assert status == {"reachable": "pass", "tools": "pass", "thinking": "pass", "json": "pass",
+                      "ttft_ms": "pass", "tokens_per_s": "pass", "context": "pass"}
+    assert result.checks["tools"].detail == "structured call get_weather(city='Paris')"
+    assert result.checks["context"].value == 32768
+    assert result.checks["tokens_per_s"].value > 0
+    # the tool probe really offered a tool, and the thinking probe really asked for thinking
+    chats = [r.json for r in ollama.requests_to("/api/chat")]
+    assert any(b.get("tools", [{}])[0].get("function", {}).get("name") == "get_weather" for b in chats)
+    assert any(b.get("think") is True for b in chats)
+    assert sum(1 for b in chats if b.get("format") == "json") == 1
+    assert len([b for b in chats if "Count from 1 to 20" in b["messages"][0]["content"]]) == 3
+
+
+async def test_tool_call_written_as_text_is_text_only_not_a_pass(servers, tmp_path: Path) -> None:
+    ollama, openai, anthropic = servers
+    cfg = load_config(write_config(tmp_path, ollama, openai, anthropic))
+    provider = build_provider("coder", cfg.models["coder"])
+    try:
+        result = await probe_model("coder", provider, cfg, checks=("reachable", "tools", "context"), timeout=10)
+    finally:
+        await provider.aclose()
+    tools = result.checks["tools"]
+    assert (tools.status, tools.ok) == ("text-only", False)
+    assert "plain-text JSON" in tools.detail
+    # the fake's /v1/models has no metadata: context stays unknown rather than guessed
+    assert result.checks["context"].status == "unknown"
+
+
+async def test_anthropic_structured_tools_and_thinking(servers, tmp_path: Path) -> None:
+    ollama, openai, anthropic = servers
+    cfg = load_config(write_config(tmp_path, ollama, openai, anthropic))
+    provider = build_provider("haiku", cfg.models["haiku"])
+    try:
+        result = await probe_model("haiku", provider, cfg, timeout=10)
+    finally:
+        await provider.aclose()
+    assert result.checks["tools"].status == "pass"
+    assert result.checks["thinking"].status == "pass"
+    assert result.checks["context"].status == "unknown"
+    thinking_bodies = [r.json for r in anthropic.requests_to("/v1/messages") if r.json.get("thinking")]
+    assert thinking_bodies and thinking_bodies[0]["thinking"]["type"] == "enabled"
+
+
+def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_path: Path) -> None:
+    ollama, openai, anthropic = servers
+    config = write_config(tmp_path, ollama, openai, anthropic)
+    runner = CliRunner()
+    out = runner.invoke(app, ["probe", "--config", str(config), "--json", "--timeout", "10"])
+    assert out.exit_code == 0, out.output
+    results = {r["model"]: r for r in json.loads(out.output)}
+    assert results["coder"]["checks"]["tools"]["status"] == "text-only"
+    assert results["qwen"]["checks"]["tools"]["status"] == "pass"
+    assert results["sonnet"]["checks"]["reachable"]["detail"] == "environment variable NOT_SET_ANYWHERE_KEY is not set"
+    assert results["sonnet"]["checks"]["tools"]["status"] == "skipped"
+
+    stored = probe_store.latest(connect(tmp_path / "log.sqlite3"))
+    assert sorted(stored) == ["coder", "haiku", "qwen", "sonnet"]
+    assert stored["coder"].checks["tools"].status == "text-only"
+    assert stored["qwen"].checks["context"].value == 32768
+
+    table = runner.invoke(app, ["probe", "coder", "--config", str(config), "--only", "reachable,tools"])
+    assert table.exit_code == 0
+    assert "text-only tool calls" in table.output
+
+    checked = runner.invoke(app, ["check", "--config", str(config), "--json"])
+    assert checked.exit_code == 1
+    findings = json.loads(checked.output)["findings"]
+    errors = [f for f in findings if f["level"] == "error"]
+    assert len(errors) == 1
+    assert errors[0]["agent"] == "engineer" and errors[0]["model"] == "coder"
+    assert "answers tool requests with plain-text JSON" in errors[0]["message"]
+    # suggests a model that passed, preferring the one already in the agent's chain
+    assert errors[0]["suggestion"].startswith("use 'qwen' as primary")
+    unavailable = [f for f in findings if f["agent"] == "cloudy"]
+    assert unavailable and unavailable[0]["level"] == "warning"
+    assert "no model in its chain is available" in unavailable[0]["message"]
+
+    human = runner.invoke(app, ["check", "--config", str(config)])
+    assert human.exit_code == 1
+    assert "error:" in human.output and "1 error(s)" in human.output
+
+    fixed = write_config(tmp_path, ollama, openai, anthropic, tools_agent_primary="qwen")
+    assert runner.invoke(app, ["check", "--config", str(fixed)]).exit_code == 0
+
+
+def test_check_without_probes_warns_instead_of_guessing(tmp_path: Path) -> None:
+    cfg = load_config(write_config(tmp_path, *(OllamaServer(), OpenAIServer(), AnthropicServer())))
+    findings = check_config(cfg, {})
+    assert [f.level for f in findings if f.agent == "engineer"] == ["warning"]
+    assert "never been tool-probed" in findings[0].message
+
+
+@pytest.mark.model
+async def test_real_embedded_model_writes_tool_calls_as_text(default_model: Path, tmp_path: Path) -> None:
+    from modelyard.paths import embedded_default_config
+
+    cfg = load_config(embedded_default_config())
+    provider = build_provider("qwen-coder-0.5b", cfg.models["qwen-coder-0.5b"])
+    result = await probe_model("qwen-coder-0.5b", provider, cfg, checks=("reachable", "tools", "context"),
+                               timeout=120)
+    assert result.checks["reachable"].status == "pass"
+    tools = result.checks["tools"]
+    assert tools.ok is False and tools.status in ("text-only", "fail"), tools
+    assert tools.status == "text-only", tools.detail  # what this model does: a fenced JSON call in the text
+    assert result.checks["context"].value == 32768  # Qwen2.5-Coder's trained context, from the GGUF
