@@ -28,6 +28,7 @@ from modelyard.frontends.telegram import TelegramBot
 from modelyard.runtime import open_runtime
 
 PROMPT = "Say hello to the team in one short sentence."
+PAUSE = 1.0
 
 
 def first_after(tg: TelegramServer, method: str, since: float, chat_id: int, final: bool = False) -> float | None:
@@ -71,7 +72,10 @@ async def main(runs: int) -> None:
         await bot.start()
         try:
             cold = await one_run(tg, users[0])
-            results = [await one_run(tg, user) for user in users[1:]]
+            results = []
+            for user in users[1:]:
+                await asyncio.sleep(PAUSE)  # a person reads the answer before writing again
+                results.append(await one_run(tg, user))
         finally:
             await bot.stop()
             await runtime.aclose()

@@ -94,6 +94,8 @@ class ChatResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     stop_reason: str = ""
+    #: the configured model that produced this answer (set by the router)
+    model: str = ""
 
     def add(self, chunk: Chunk) -> None:
         if chunk.kind == "text":

@@ -254,3 +254,43 @@ async def test_real_local_model_answers_through_telegram(tmp_path, tg, default_m
     assert bot.replies[0].first_edit_at is not None
     with db(config) as conn:
         assert conn.execute("SELECT outcome FROM requests").fetchone()[0] == "ok"
+
+
+async def test_embedded_default_topology_routes_automatically(tmp_path, tg, llm):
+    """The shipped default config (orchestrator and specialists), with its local model served by the fake."""
+    from importlib.resources import files
+
+    import yaml
+
+    from modelyard.agents.decision_log import DecisionLog
+    from modelyard.config import Config
+
+    data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
+    data["models"]["qwen-coder-0.5b"] = {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1",
+                                         "context": 4096, "max_concurrent": 1}
+    data["log"] = {"path": str(tmp_path / "log.sqlite")}
+    data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}
+    config = Config.model_validate(data)
+    async with running_bot(config, tg):
+        final = await ask(tg, "Fix the failing unit test in my Python module and explain the bug.")
+        tg.push_callback(ALICE, final["message_id"], data="rate:1")
+        await eventually(lambda: tg.calls_to("answerCallbackQuery"))
+    assert final["text"].startswith(REPLY)
+    agent = final["text"].rsplit("— ", 1)[1].split(" · ")[0]
+    assert agent in config.agents and agent != "orchestrator"
+    DecisionLog.for_path(config.log.path).flush()
+    with db(config) as conn:
+        rated = conn.execute("SELECT agent FROM requests WHERE acceptable = 1").fetchall()
+        decisions = conn.execute("SELECT agent, method FROM routing_decisions").fetchall()
+    assert [r["agent"] for r in rated] == [agent]
+    assert decisions, "automatic routing should log the orchestrator's decision"
+
+
+async def test_answer_cut_midstream_keeps_the_partial_text_and_says_so(tmp_path, tg, llm):
+    llm.set_default(Fault.drop_midstream(after_chunks=4))
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="go on")
+        cut = await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "interrupted" in (c.text or "")])
+    assert REPLY.startswith(cut[-1].text.split("\n\n")[0])
+    assert not cut[-1].params.get("reply_markup")

@@ -64,7 +64,7 @@ def test_non_loopback_bind_needs_keys(monkeypatch):
     cfg = GatewayConfig(api_keys_env="GW_KEYS")
     with pytest.raises(InsecureBind, match="set GW_KEYS"):
         check_bind("0.0.0.0", cfg, load_keys(cfg))
-    with pytest.raises(InsecureBind, match="gateway.api_keys_env"):
+    with pytest.raises(InsecureBind, match=r"gateway\.api_keys_env"):
         check_bind("0.0.0.0", GatewayConfig(), ())
     monkeypatch.setenv("GW_KEYS", " k1 , k2,")
     assert load_keys(cfg) == (b"k1", b"k2")
@@ -81,3 +81,37 @@ def test_serve_refuses_open_bind_with_exit_2(tmp_path, fakes, monkeypatch):
     result = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "requires API keys" in result.output and "GW_SECRET_KEYS" in result.output
+
+
+def test_serve_command_starts_and_answers(tmp_path, fakes):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "serve", "--config", str(path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                               json={"model": "coder", "messages": [{"role": "user", "content": "hi"}]})
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["model"] == "fast"
+        assert r.headers.get("server") is None  # no server banner
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert f"http://127.0.0.1:{port}" in out and "not required (loopback only)" in out
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in out  # the access log, without credentials

@@ -52,7 +52,8 @@ def test_dashboard_shows_requests_and_filters(gateway, fakes, browser):
     assert ids[:4] == [direct, cloud, fell_back, plain]  # newest first
     assert page.inner_text(f"#log tr[data-id='{fell_back}']").count("server_error") == 1
 
-    states = page.eval_on_selector_all("#models tbody tr", "rows => rows.map(r => [r.dataset.model, r.cells[1].innerText])")
+    states = page.eval_on_selector_all("#models tbody tr",
+                                       "rows => rows.map(r => [r.dataset.model, r.cells[1].innerText])")
     assert dict(states) == {"fast": "available", "backup": "available", "cloud": "available"}
     assert page.inner_text("#cost-actual").startswith("$")
     assert "claude-sonnet-4.5" in page.text_content("#cost-chart")

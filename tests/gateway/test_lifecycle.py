@@ -38,7 +38,8 @@ def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, s
     oa = fakes[0]
     oa.push(Fault.hang_after_first_token() if stream else Fault.hang_before_headers())
     slots = gateway.router.slots["fast"]
-    sock = open_request(gateway.url, {"model": "solo", "stream": stream, "messages": [{"role": "user", "content": "x"}]})
+    body = {"model": "solo", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
+    sock = open_request(gateway.url, body)
     gateway.wait_for(lambda: slots.in_flight == 1 and oa.in_flight == 1)
     if stream:  # committed: the status line and the first token are on the wire
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -21,7 +23,6 @@ from modelyard.ops import probe_store
 from modelyard.ops.check import check_config
 from modelyard.ops.probe import probe_model
 from modelyard.providers import build_provider
-from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
 
 MODEL_INFO = {
     "general.architecture": "qwen2",
@@ -77,7 +78,8 @@ def write_config(tmp_path: Path, ollama: OllamaServer, openai: OpenAIServer, ant
                        "api_key_env": "NOT_SET_ANYWHERE_KEY"},
         },
         "agents": {
-            "engineer": {"primary": tools_agent_primary, "fallbacks": ["qwen"],
+            "engineer": {"primary": tools_agent_primary,
+                         "fallbacks": ["qwen" if tools_agent_primary != "qwen" else "coder"],
                          "tools": {"files": "read", "workspace": str(tmp_path)}},
             "chat": {"primary": "qwen"},
             "cloudy": {"primary": "sonnet"},
@@ -179,14 +181,20 @@ def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_pa
     assert "error:" in human.output and "1 error(s)" in human.output
 
     fixed = write_config(tmp_path, ollama, openai, anthropic, tools_agent_primary="qwen")
-    assert runner.invoke(app, ["check", "--config", str(fixed)]).exit_code == 0
+    fixed_out = runner.invoke(app, ["check", "--config", str(fixed), "--json"])
+    assert fixed_out.exit_code == 0
+    warnings = [f["message"] for f in json.loads(fixed_out.output)["findings"] if f["agent"] == "engineer"]
+    assert warnings == ["agent 'engineer': fallback 'coder' answers tool requests with plain-text JSON instead of a "
+                        "structured tool call; requests that fall back to it lose their tools"]
 
 
 def test_check_without_probes_warns_instead_of_guessing(tmp_path: Path) -> None:
-    cfg = load_config(write_config(tmp_path, *(OllamaServer(), OpenAIServer(), AnthropicServer())))
+    nowhere = SimpleNamespace(url="http://127.0.0.1:9")
+    cfg = load_config(write_config(tmp_path, nowhere, nowhere, nowhere))  # type: ignore[arg-type]
     findings = check_config(cfg, {})
-    assert [f.level for f in findings if f.agent == "engineer"] == ["warning"]
-    assert "never been tool-probed" in findings[0].message
+    engineer = [f for f in findings if f.agent == "engineer"]
+    assert [f.level for f in engineer] == ["warning"]
+    assert "never been tool-probed" in engineer[0].message
 
 
 @pytest.mark.model

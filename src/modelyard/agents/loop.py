@@ -19,7 +19,7 @@ from modelyard.agents.tools import Toolbox, ToolOutcome
 from modelyard.agents.visible import visible_text
 from modelyard.config.schema import Config
 from modelyard.router import Router
-from modelyard.router.records import RequestRecord, new_request_id
+from modelyard.router.records import RequestRecord
 from modelyard.router.router import Routed
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall
 
@@ -40,23 +40,10 @@ class LoopResult:
 
 async def complete_checked(router: Router, agent: str, request: ChatRequest, check: Check, *,
                            request_id: str | None = None, parent_id: str | None = None) -> Routed:
-    """:meth:`Router.complete`, with an acceptance check that knows which model answered.
-
-    Whether a text-written tool call is usable depends on the answering model's
-    ``tool_text_fallback``, but ``Router.complete``'s ``accept`` sees only the answer; the record's
-    latest attempt names the model, so this walks the chain with a record it can see.
-    """
-    if agent not in router.config.agents:
-        raise KeyError(agent)
-    record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
-    response = ChatResponse()
-
-    def accept(answer: ChatResponse) -> str | None:
-        return check(record.attempts[-1].model if record.attempts else "", answer)
-
-    async for _ in router._run(agent, request, record, response, stream=False, accept=accept):
-        pass
-    return Routed(record, response)
+    """:meth:`Router.complete` with an acceptance check that knows which model answered: whether a
+    text-written tool call is usable depends on that model's ``tool_text_fallback``."""
+    return await router.complete(agent, request, accept=lambda answer: check(answer.model, answer),
+                                 request_id=request_id, parent_id=parent_id)
 
 
 def usable_reply(config: Config) -> Check:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision
+from modelyard.agents.classifier import Classifier, Decision, training_samples
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
@@ -21,6 +22,19 @@ from modelyard.router import Router
 from modelyard.types import ChatRequest, Message
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+_classifiers: dict[tuple, Classifier] = {}
+_lock = threading.Lock()
+
+
+def _classifier(samples: dict[str, list[str]]) -> Classifier:
+    """One trained classifier per distinct training set (configs reloaded unchanged reuse it)."""
+    key = tuple((name, tuple(texts)) for name, texts in samples.items())
+    with _lock:
+        if key not in _classifiers:
+            _classifiers[key] = Classifier(samples)
+            while len(_classifiers) > 8:
+                _classifiers.pop(next(iter(_classifiers)))
+        return _classifiers[key]
 
 
 @dataclass(slots=True)
@@ -55,7 +69,7 @@ class Orchestrator:
         self.targets = routing_targets(config, name)
         if not self.targets:
             raise ValueError(f"orchestrator '{name}' has no agents to delegate to")
-        self.classifier = Classifier.from_config(config, self.targets)
+        self.classifier = _classifier(training_samples(config, self.targets))
         default = config.orchestration.default
         if default not in config.agents:
             default = config.default_agent if config.default_agent in self.targets else self.targets[0]

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from modelyard.agents.errors import AgentError
+from modelyard.agents.turn import TurnResult, handle_turn
 from modelyard.cli.common import ConfigOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
@@ -83,22 +85,24 @@ def ask(
 
 
 def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
-    """Interactive conversation, resumed next time; '/agent NAME' switches agent, '/reset' forgets, '/quit' ends."""
+    """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
+    '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/quit' ends."""
     runtime = runtime_or_exit(config)
-    name = _agent_or_exit(runtime, agent)
+    name: str | None = _agent_or_exit(runtime, agent) if agent else None  # None: the orchestrator decides
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     conversation = store.conversation("cli", "default")
     history: list[Message] = store.load(conversation, CHAT_HISTORY_TOKENS)
 
     async def go() -> None:
         nonlocal name
-        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{name}[/]. /agent NAME to switch, /quit to leave.")
+        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{name or 'auto (orchestrator)'}[/]. "
+                      "/agent NAME to switch, /quit to leave.")
         if history:
             console.print(f"[dim]resuming: {len(history)} earlier messages; /reset starts over[/]")
         try:
             while True:
                 try:
-                    line = console.input(f"[bold cyan]{name}>[/] ")
+                    line = console.input(f"[bold cyan]{name or 'auto'}>[/] ")
                 except EOFError:
                     break
                 line = line.strip()
@@ -113,24 +117,37 @@ def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
                     continue
                 if line.startswith("/agent"):
                     wanted = line.removeprefix("/agent").strip()
-                    if wanted in runtime.config.agents:
-                        name = wanted
-                        console.print(f"now talking to [cyan]{name}[/]")
+                    if wanted in runtime.config.agents or wanted == "auto":
+                        name = None if wanted == "auto" else wanted
+                        console.print(f"now talking to [cyan]{wanted}[/]")
                     else:
                         console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)})")
                     continue
                 history.append(Message("user", line))
                 try:
-                    text, record = await _turn(runtime, name, history, show=True)
-                    history.append(Message("assistant", text))
+                    if name is None:
+                        result = await _orchestrated_turn(runtime, history)
+                        answered = (result.text, result.agent, result.model, result.request_id)
+                    else:
+                        text, record = await _turn(runtime, name, history, show=True)
+                        answered = (text, record.agent, record.model, record.id)
+                    history.append(Message("assistant", answered[0]))
                     store.append(conversation, "user", line)
-                    store.append(conversation, "assistant", text, agent=record.agent, model=record.model,
-                                 request_id=record.id, keep_tokens=CHAT_HISTORY_TOKENS)
+                    store.append(conversation, "assistant", answered[0], agent=answered[1], model=answered[2],
+                                 request_id=answered[3], keep_tokens=CHAT_HISTORY_TOKENS)
                     history[:] = store.load(conversation, CHAT_HISTORY_TOKENS)
+                    if name is None:
+                        err.print(f"[dim]{result.agent} · {result.model or 'no model'} · "
+                                  f"{' | '.join(result.route)} · id {result.request_id}[/]", highlight=False)
+                        continue
                 except (ChainExhausted, StreamInterrupted) as exc:
                     history.pop()
                     record = exc.record
                     err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                except AgentError as exc:
+                    history.pop()
+                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+                    continue
                 err.print(f"[dim]{route_line(record)}[/]", highlight=False)
         finally:
             store.close()
@@ -139,3 +156,17 @@ def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
     run(go)
 
 
+async def _orchestrated_turn(runtime: Runtime, history: list[Message]) -> TurnResult:
+    """One turn through the orchestrator, streaming the final agent's visible text to the terminal."""
+    shown = ""
+
+    async def show(text: str) -> None:
+        nonlocal shown
+        delta = text[len(shown):] if text.startswith(shown) else "\n" + text
+        console.out(delta, end="", highlight=False)
+        shown = text
+
+    result = await handle_turn(runtime, history, on_text=show)
+    console.out("" if shown else result.text)
+    console.file.flush()
+    return result

@@ -12,13 +12,13 @@ from rich.table import Table
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit
 from modelyard.cli.render import ms
 from modelyard.ledger import connect
-from modelyard.ledger.report import Group, Report, build_report, days_period, month_period
+from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
 from modelyard.runtime import log_path_for
 
 
-def _group_table(title: str, groups: list[Group]) -> Table:
+def _group_table(title: str, groups: list[Group], fallback_column: str) -> Table:
     table = Table(title=title)
-    for col in ("", "requests", "tokens in/out", "local", "p50", "p95", "wait p50", "wait p95", "fallbacks",
+    for col in ("", "requests", "tokens in/out", "local", "p50", "p95", "wait p50", "wait p95", fallback_column,
                 "tok/s", "acceptable", "spend"):
         table.add_column(col, justify="left" if not col else "right")
     for g in groups:
@@ -29,7 +29,7 @@ def _group_table(title: str, groups: list[Group]) -> Table:
             ms(s["latency_p50_ms"]), ms(s["latency_p95_ms"]), ms(s["queue_wait_p50_ms"]), ms(s["queue_wait_p95_ms"]),
             f"{g.fallback_rate:.0%}" + (f" ({reasons})" if reasons else ""),
             f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
-            f"{g.acceptable}/{g.rated} ({g.acceptable_rate:.0%})" if g.rated else "–", f"${g.spend:.2f}")
+            f"{g.acceptable}/{g.rated} ({g.acceptable_rate:.0%})" if g.rated else "–", money(g.spend))
     return table
 
 
@@ -38,8 +38,9 @@ def print_report(report: Report) -> None:
     console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests, "
                   f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local_share:.0%} served locally, "
                   f"fallback {t.fallback_rate:.0%}", highlight=False)
-    console.print(_group_table("by agent", report.agents))
-    console.print(_group_table("by model (waits from every attempt on the model)", report.models))
+    console.print(_group_table("by agent", report.agents, "fallbacks"))
+    console.print(_group_table("by answering model (waits: every attempt on it)", report.models,
+                                "answered as fallback"))
     if t.reasons:
         console.print("fallbacks by reason: " + ", ".join(
             f"{r} {n} ({n / t.requests:.1%})" for r, n in t.reasons.most_common()), highlight=False)
@@ -48,20 +49,20 @@ def print_report(report: Report) -> None:
     cost.add_column("")
     cost.add_column("USD", justify="right")
     cost.add_column("savings", justify="right")
-    cost.add_row("cloud API spend", f"${report.spend_usd:.2f}", "")
+    cost.add_row("cloud API spend", money(report.spend_usd), "")
     cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)",
-                 f"${report.local_cost_usd:.2f}", "")
-    cost.add_row("total", f"${report.total_cost_usd:.2f}", "", style="bold")
+                 money(report.local_cost_usd), "")
+    cost.add_row("total", money(report.total_cost_usd), "", style="bold")
     for c in report.counterfactuals:
         pct = f"{c.savings_pct:.0f}%" if c.savings_pct is not None else "–"
         cost.add_row(f"all-cloud on {c.model} (${c.input_usd_per_m:g}/${c.output_usd_per_m:g} per M)",
-                     f"${c.cost_usd:.2f}", f"${c.savings_usd:.2f} ({pct})")
+                     money(c.cost_usd), f"{money(c.savings_usd)} ({pct})")
     console.print(cost)
 
     if report.recommendations:
         console.print("[bold]recommendations[/]")
         for r in report.recommendations:
-            console.print(f"  • [{r.kind}] {r.message}", highlight=False)
+            console.print(f"  • {r.kind}: {r.message}", highlight=False, markup=False)
     else:
         console.print("recommendations: none — nothing crossed a threshold this period")
 

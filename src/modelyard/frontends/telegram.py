@@ -300,6 +300,10 @@ class TelegramBot:
             await reply.finish(FAILED)
             return
 
+        if not result.request_id:  # refused before any model ran (empty, too long...): nothing to keep or rate
+            log.info("telegram: chat %s: turn refused (%s)", chat.id, "; ".join(result.route))
+            await reply.finish(result.text)
+            return
         answer = result.text.strip() or "(the model returned an empty answer)"
         keep = self.settings.history_tokens
         self.store.append(conversation, "user", text, keep_tokens=None)

@@ -43,10 +43,11 @@ class Gateway:
         self.config = self.router.config  # includes the synthetic model:NAME agents
 
     def _sink(self, record: RequestRecord) -> None:
+        self.log.submit(record)
         try:
             self.metrics.observe(record)
-        finally:
-            self.log.submit(record)
+        except Exception:  # a metrics bug must never fail a request that was answered
+            log.exception("could not count request %s in the metrics", record.id)
 
     def resolve(self, name: str) -> str | None:
         return resolve(self.runtime.config, name)

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 #: nginx's "client closed request": logged by uvicorn, never seen by the (gone) client
 CLIENT_CLOSED = 499
+#: longest wait for the routing row's commit before answering anyway (only a stuck disk gets near it)
+LOG_WAIT = 5.0
 
 
 async def chat_completions(request: Request) -> Response:
@@ -74,7 +76,7 @@ async def chat_completions(request: Request) -> Response:
     except ChainExhausted as exc:
         return _exhausted(exc)
     record = routed.record
-    await gw.log.wait_written()
+    await gw.log.wait_written(LOG_WAIT)
     return json_response(completion(record.id, created, record.model or "", routed.response),
                          headers=route_headers(record))
 
@@ -123,7 +125,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
                     yield writer.tool_call(chunk.tool_call)
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
-            await gw.log.wait_written()
+            await gw.log.wait_written(LOG_WAIT)
             yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
                               "stream_interrupted")
             return
@@ -131,7 +133,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
         if first is None and response.thinking:  # the answer had no visible part: send what it had
             yield writer.thinking(response.thinking)
         yield writer.finish(finish_reason(response))
-        await gw.log.wait_written()
+        await gw.log.wait_written(LOG_WAIT)
         if include_usage:
             yield writer.usage(response.usage)
         yield DONE

@@ -234,6 +234,13 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
                   spend, local_cost, counterfactuals, recs)
 
 
+def money(usd: float) -> str:
+    """$1,234.50 / $0.0140 / -$0.09: cents for real money, more digits for the small sums of light use."""
+    sign = "-" if usd < 0 else ""
+    usd = abs(usd)
+    return f"{sign}${usd:,.2f}" if usd >= 1 or usd == 0 else f"{sign}${usd:.4f}"
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
@@ -293,7 +300,7 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
             "move_local", name,
             f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback {local_model} "
             f"were acceptable ({_pct(lf.acceptable_rate or 0)}) — making {local_model} its primary would have "
-            f"saved ${spend:.2f} of cloud spend this period",
+            f"saved {money(spend)} of cloud spend this period",
             {"rated": lf.rated, "acceptable": lf.acceptable, "acceptable_rate": lf.acceptable_rate,
              "local_model": local_model, "cloud_spend_usd": spend}))
 
@@ -308,7 +315,7 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
         recs.append(Recommendation(
             "tiering", name,
             f"agent {name}: its output is read by {', '.join(agent_consumers)}, not a person, yet its primary "
-            f"{primary} is cloud ({g.requests} requests, ${g.spend:.2f} this period) — output consumed by "
+            f"{primary} is cloud ({g.requests} requests, {money(g.spend)} this period) — output consumed by "
             f"another agent can run local{target}",
             {"consumers": agent_consumers, "primary": primary, "requests": g.requests, "cloud_spend_usd": g.spend}))
     return recs

@@ -149,12 +149,15 @@ class LogWriter:
             ready = [f for t, f in self._async_waiters if t <= done]
             if ready:
                 self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
-        if ready:
-            for fut in ready:
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for fut in ready:
+            by_loop.setdefault(fut.get_loop(), []).append(fut)
+        for loop, futures in by_loop.items():  # one wake-up per loop, however many waiters
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, futures)
 
 
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_result(None)

@@ -94,6 +94,10 @@ async def _generate(provider: Provider, request: ChatRequest, tm: Timeouts, limi
                     until: Callable[[ChatResponse], bool] | None = None) -> _Run:
     """One call, timed; ``limit`` bounds the whole call (the router's bounds are not in play here).
     ``until`` ends the call early once the answer so far settles the question."""
+    if provider.config.provider == "llamacpp":
+        # its worker thread only notices a cancel at the next token and then still reports back to
+        # the event loop; stopping early could leave it writing to a loop that has closed
+        until = None
     response = ChatResponse()
     start = time.perf_counter()
     ttft: float | None = None
@@ -128,6 +132,12 @@ def judge_tool_call(response: ChatResponse) -> Check:
                      detail="answers tool requests with plain-text JSON instead of a structured tool call")
     snippet = " ".join(response.text.split())[:60]
     return Check("tools", "fail", False, detail=f"no tool call; answered in prose: {snippet!r}")
+
+
+def _settled_tool_answer(response: ChatResponse) -> bool:
+    """A structured call arrived, or a call written as text is complete: no need to generate more."""
+    text = response.text
+    return bool(response.tool_calls) or (bool(_TEXT_CALL.search(text)) and text.count("{") <= text.count("}"))
 
 
 def judge_json(response: ChatResponse) -> Check:
@@ -182,7 +192,7 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
 
     async def tools() -> list[Check]:
         run = await _generate(provider, ChatRequest(_user(TOOL_PROMPT), tools=[WEATHER_TOOL], max_tokens=256,
-                                                    temperature=0), tm, timeout)
+                                                    temperature=0), tm, timeout, until=_settled_tool_answer)
         return [judge_tool_call(run.response)]
 
     async def thinking() -> list[Check]:

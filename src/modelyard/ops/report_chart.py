@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelyard.ledger.report import Report
+from modelyard.ledger.report import Report, money
 
 
 def render_chart(report: Report, path: str | Path) -> Path:
@@ -48,7 +48,7 @@ def render_chart(report: Report, path: str | Path) -> Path:
     labels = ["actual"] + [c.model for c in report.counterfactuals]
     values = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
     bars = cost.bar(labels, values, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
-    cost.bar_label(bars, labels=[f"${v:,.2f}" for v in values])
+    cost.bar_label(bars, labels=[money(v) for v in values])
     cost.set_ylabel("USD")
     cost.set_title("cost vs all-cloud")
     cost.tick_params(axis="x", rotation=30)

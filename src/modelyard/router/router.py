@@ -235,7 +235,7 @@ class Router:
             attempt = Attempt(provider.name, provider.config.provider, "ok",
                               queue_wait_ms=waited * 1000 if n == 0 else 0.0)
             record.attempts.append(attempt)
-            buffer = ChatResponse()
+            buffer = ChatResponse(model=provider.name)
             held: list[Chunk] = []
             started = loop.time()
             try:
@@ -332,7 +332,7 @@ class Router:
     def _finish(self, walk: _Walk, model: str, index: int, now: float) -> None:
         buffer, response, record = walk.answer, walk.response, walk.record
         assert buffer is not None
-        response.text, response.thinking = buffer.text, buffer.thinking
+        response.text, response.thinking, response.model = buffer.text, buffer.thinking, buffer.model
         response.tool_calls, response.usage, response.stop_reason = (
             buffer.tool_calls, buffer.usage, buffer.stop_reason)
         record.model = model

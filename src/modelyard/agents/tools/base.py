@@ -110,7 +110,8 @@ class Toolbox:
             log.exception("tool %s raised", call.name)
             return self._failed(call, f"tool '{call.name}' failed: {type(exc).__name__}: {exc}")
         log.info("agent %s: tool %s ok", self.agent, call.name)
-        return ToolOutcome(call.name, True, cap(text, self.output_limit))
+        # tools cap their own content at output_limit; this bounds headers and notes around it too
+        return ToolOutcome(call.name, True, cap(text, self.output_limit + 1024))
 
     def _failed(self, call: ToolCall, message: str) -> ToolOutcome:
         args = redact(json.dumps(call.arguments, default=str))[:300]

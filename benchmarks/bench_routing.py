@@ -1,0 +1,100 @@
+"""Issue #3: the orchestrator's fast path — decision latency over 1,000 varied prompts, and accuracy.
+
+Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE]``.
+Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a
+suffix, with a typo, truncated, joined with another, and padded to a few hundred words, so the
+latency covers short and long inputs. Targets: fast-path p50 ≤ 5 ms on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+from modelyard.agents.orchestrator import Orchestrator
+from modelyard.cli.agents_cmds import evaluate
+from modelyard.config import load_config
+from modelyard.paths import embedded_default_config
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIXES = ["please ", "hey, ", "quick one: ", "can you ", "I need you to ", "urgent: ", ""]
+SUFFIXES = ["", " thanks!", " asap", " — keep it short", " in detail please", "?"]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def typo(text: str, rng: random.Random) -> str:
+    if len(text) < 4:
+        return text
+    i = rng.randrange(len(text) - 1)
+    return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+
+
+def prompts(base: list[str], n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        text = rng.choice(base)
+        kind = i % 6
+        if kind == 1:
+            text = rng.choice(PREFIXES) + text.lower() + rng.choice(SUFFIXES)
+        elif kind == 2:
+            text = typo(text, rng)
+        elif kind == 3:
+            text = text[: max(8, len(text) // 2)]
+        elif kind == 4:
+            text = text + " Also, " + rng.choice(base).lower()
+        elif kind == 5:
+            text = " ".join([text] * rng.randint(10, 40))  # long message, a few hundred words
+        out.append(text)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(embedded_default_config()))
+    parser.add_argument("--labels", default=str(ROOT / "tests" / "data" / "routing_labels.jsonl"))
+    parser.add_argument("-n", type=int, default=1000)
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    t0 = time.perf_counter()
+    orchestrator = Orchestrator.from_config(config)
+    assert orchestrator is not None, "the config has no orchestrator"
+    build_ms = (time.perf_counter() - t0) * 1000
+    rows = [json.loads(line) for line in Path(args.labels).read_text().splitlines() if line.strip()]
+    texts = prompts([r["text"] for r in rows], args.n)
+
+    for text in texts[:50]:  # warm up caches and allocations
+        orchestrator.decide_fast(text)
+    latencies = []
+    for text in texts:
+        t = time.perf_counter()
+        orchestrator.decide_fast(text)
+        latencies.append((time.perf_counter() - t) * 1000)
+    report = evaluate(orchestrator, [(r["text"], r["agent"]) for r in rows])
+
+    print(f"fast path over {len(texts)} varied prompts (targets: {', '.join(orchestrator.targets)})")
+    print(f"  classifier built in      {build_ms:8.1f} ms (once per config)")
+    print(f"  decision p50             {percentile(latencies, 50):8.2f} ms   target ≤ 5 ms")
+    print(f"  decision p99             {percentile(latencies, 99):8.2f} ms")
+    print(f"  decision mean / max      {statistics.fmean(latencies):8.2f} / {max(latencies):.2f} ms")
+    print(f"labelled set: {report['n']} lines, held out from the config examples")
+    print(f"  accuracy                 {report['accuracy']:8.1%}")
+    above = report["accuracy_above_threshold"]
+    print(f"  below threshold {report['threshold']:.2f}    {report['below_threshold']:8d} (these go to the model)")
+    if above is not None:
+        print(f"  accuracy above threshold {above:8.1%}")
+    for agent, m in report["per_agent"].items():
+        print(f"  {agent:10} precision {m['precision']:.2f}  recall {m['recall']:.2f}  (n={m['support']})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""``modelyard route`` and ``modelyard eval-routing`` end to end (CLI runner, embedded default config)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.paths import embedded_default_config
+
+LABELS = Path(__file__).parent.parent / "data" / "routing_labels.jsonl"
+CONFIG = str(embedded_default_config())
+runner = CliRunner()
+
+
+def test_route_json_prints_the_decision_without_running_it() -> None:
+    result = runner.invoke(app, ["route", "refactor this function and add unit tests", "--json", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["agent"] == "engineer" and out["method"] == "fast"
+    assert out["confidence"] >= out["threshold"] and out["ms"] > 0
+    assert set(out["scores"]) == {"chat", "engineer", "research", "writer"}
+
+
+def test_route_human_output_and_empty_text() -> None:
+    result = runner.invoke(app, ["route", "hello there!", "--fast-only", "-c", CONFIG])
+    assert result.exit_code == 0 and result.output.startswith("chat  confidence")
+    assert runner.invoke(app, ["route", "  ", "-c", CONFIG]).exit_code == 2
+
+
+def test_eval_routing_reports_accuracy_precision_recall_and_confusion() -> None:
+    result = runner.invoke(app, ["eval-routing", str(LABELS), "--json", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == 120 and report["accuracy"] >= 0.85
+    assert set(report["per_agent"]) == {"chat", "engineer", "research", "writer"}
+    matrix = report["confusion"]["matrix"]
+    assert sum(map(sum, matrix)) == 120
+    assert sum(matrix[i][i] for i in range(len(matrix))) == round(report["accuracy"] * 120)
+    table = runner.invoke(app, ["eval-routing", str(LABELS), "-c", CONFIG])
+    assert "confusion matrix" in table.output and "precision" in table.output
+
+
+def test_eval_routing_rejects_bad_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hi", "agent": "chat"}\n{"text": "x", "agent": "plumber"}\n')
+    result = runner.invoke(app, ["eval-routing", str(bad), "-c", CONFIG])
+    assert result.exit_code == 2 and "bad.jsonl:2: unknown agent 'plumber'" in result.output.replace("\n", "")
+
+
+def test_chat_without_agent_goes_through_the_orchestrator(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.agents.conftest import default_data
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="Here is the fix.") as fake:
+        data = default_data()
+        data["models"] = {"fake": {"provider": "openai", "endpoint": fake.url, "model": "fake"}}
+        for cfg in data["agents"].values():
+            cfg["primary"], cfg["fallbacks"] = "fake", []
+        data["log"] = {"path": str(tmp_path / "log.sqlite3")}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        result = runner.invoke(app, ["chat", "-c", str(config)],
+                               input="my python script crashes with a TypeError, fix it\n/quit\n")
+    assert result.exit_code == 0, result.output
+    assert "Here is the fix." in result.output
+    assert "engineer · fake · orchestrator: engineer (fast" in result.output

@@ -1,0 +1,99 @@
+"""The orchestrator's slow path (model, repair, default), the classifier, and the topology rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from modelyard.agents.classifier import Classifier
+from modelyard.agents.errors import HandoffRefused
+from modelyard.agents.orchestrator import Orchestrator, parse_choice
+from modelyard.agents.topology import handoff_path, orchestrator_name, routing_targets
+from modelyard.config import load_config
+from modelyard.paths import embedded_default_config
+from tests.agents.conftest import default_data, fake_config
+from tests.fakes import Fault, OpenAIServer
+from tests.helpers import make_config
+
+LABELS = Path(__file__).parent.parent / "data" / "routing_labels.jsonl"
+
+
+def scripted(*answers: str) -> OpenAIServer:
+    queue = list(answers)
+    return OpenAIServer(reply_text=lambda body: queue.pop(0) if queue else "unused")
+
+
+async def test_invalid_answer_gets_one_repair(runtime_for, tmp_path: Path) -> None:
+    with scripted("I think research would be best", 'sure: {"agent": "Writer", "task": "t"}') as fake:
+        runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0}))
+        orchestrator = Orchestrator.from_config(runtime.config)
+        decision = await orchestrator.decide(runtime.router, "hmm")
+        bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
+    assert (decision.agent, decision.method) == ("writer", "model_repaired")
+    assert len(bodies) == 2
+    assert "unusable: the answer contains no JSON object" in bodies[1]["messages"][-1]["content"]
+    assert bodies[1]["messages"][-2] == {"role": "assistant", "content": "I think research would be best"}
+
+
+async def test_two_invalid_answers_fall_to_the_default_agent(runtime_for, tmp_path: Path) -> None:
+    with scripted('{"agent": "plumber"}', "{not json}") as fake:
+        runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0, "default": "research"}))
+        decision = await Orchestrator.from_config(runtime.config).decide(runtime.router, "hmm")
+    assert (decision.agent, decision.method) == ("research", "default")
+    assert "after one repair" in decision.detail and "does not parse" in decision.detail
+
+
+async def test_no_model_answering_falls_to_the_default_agent(runtime_for, tmp_path: Path) -> None:
+    with OpenAIServer() as fake:
+        fake.set_default(Fault.status(500))
+        runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0}))
+        decision = await Orchestrator.from_config(runtime.config).decide(runtime.router, "hmm")
+    assert (decision.agent, decision.method) == ("chat", "default")
+    assert "no model could answer" in decision.detail
+
+
+def test_parse_choice() -> None:
+    targets = ["chat", "engineer"]
+    assert parse_choice('```json\n{"agent": "ENGINEER", "task": "fix"}\n```', targets).agent == "engineer"
+    assert "not one of the agents" in parse_choice('{"agent": "writer"}', targets)
+    assert "no string field" in parse_choice('{"task": "x"}', targets)
+
+
+def test_default_topology_targets() -> None:
+    config = load_config(embedded_default_config())
+    assert orchestrator_name(config) == "orchestrator"
+    # chat (the delegation-free default agent) takes small talk; utility is only reached through writer
+    assert routing_targets(config, "orchestrator") == ["chat", "engineer", "research", "writer"]
+    assert handoff_path(config, "writer") == ["writer", "utility"]
+    assert handoff_path(config, "engineer") == ["engineer"]
+
+
+def test_topology_refusals() -> None:
+    model = {"m": {"provider": "openai"}}
+    looping = make_config(model, {"a": {"primary": "m", "consumers": ["b"]}, "b": {"primary": "m", "consumers": ["a"]}})
+    with pytest.raises(HandoffRefused, match="a → b → a"):
+        handoff_path(looping, "a")
+    dangling = make_config(model, {"a": {"primary": "m", "consumers": ["ghost"]}})
+    with pytest.raises(HandoffRefused, match="unknown agent 'ghost'"):
+        handoff_path(dangling, "a")
+    assert orchestrator_name(make_config(model, {"a": {"primary": "m"}})) is None
+
+
+def test_classifier_routes_the_held_out_set_well() -> None:
+    """The labelled set shares no sentence with the config examples, so this is a held-out figure."""
+    config = load_config(embedded_default_config())
+    rows = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+    examples = {e.lower() for a in default_data()["agents"].values() for e in a.get("examples", [])}
+    assert len(rows) >= 100 and not [r for r in rows if r["text"].lower() in examples]
+    orchestrator = Orchestrator.from_config(config)
+    decisions = [orchestrator.decide_fast(r["text"]) for r in rows]
+    accuracy = sum(d.agent == r["agent"] for d, r in zip(decisions, rows, strict=True)) / len(rows)
+    assert accuracy >= 0.85
+    assert all(d.method == "fast" and 0 < d.confidence <= 1 and d.ms > 0 for d in decisions)
+
+
+def test_classifier_with_one_agent_is_certain() -> None:
+    decision = Classifier({"only": ["anything"]}).decide("whatever")
+    assert (decision.agent, decision.confidence) == ("only", 1.0)

@@ -1,0 +1,144 @@
+"""handle_turn: delegation by the orchestrator, hand-offs, streaming, thinking kept out, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from modelyard.agents.decision_log import DecisionLog
+from modelyard.agents.errors import HandoffRefused, UnknownAgent
+from modelyard.agents.turn import handle_turn
+from modelyard.types import Message
+from tests.agents.conftest import fake_config
+from tests.fakes import OpenAIServer
+
+
+def user(text: str) -> list[Message]:
+    return [Message("user", text)]
+
+
+async def test_fast_path_delegates_to_engineer_and_logs_the_decision(server, runtime_for, tmp_path: Path) -> None:
+    runtime = runtime_for(fake_config(server.url, tmp_path))
+    seen: list[str] = []
+
+    async def on_text(text: str) -> None:
+        seen.append(text)
+
+    result = await handle_turn(runtime, user("my python script crashes with a TypeError, please fix it"),
+                               on_text=on_text)
+    assert result.agent == "engineer"
+    assert result.text == "<engineer> done"
+    assert seen and seen[-1] == "<engineer> done"
+    assert all(b.startswith(a) for a, b in itertools.pairwise(seen))  # accumulated, growing
+    assert result.route[0].startswith("orchestrator: engineer (fast, ")
+    assert result.route[1] == "engineer → fake"
+    assert result.decision is not None and result.decision.method == "fast"
+    assert len(server.requests_to("/v1/chat/completions")) == 1  # no model call to decide
+
+    assert DecisionLog.for_path(runtime.log_path).flush()
+    runtime.log.flush()
+    conn = sqlite3.connect(runtime.log_path)
+    rows = conn.execute("SELECT request_id, agent, method, confidence, ms, text FROM routing_decisions").fetchall()
+    assert len(rows) == 1
+    request_id, agent, method, confidence, ms, text = rows[0]
+    assert (request_id, agent, method) == (result.request_id, "engineer", "fast")
+    assert 0 < confidence <= 1 and ms > 0 and "TypeError" in text
+    assert conn.execute("SELECT agent FROM requests WHERE id = ?", (request_id,)).fetchone() == ("engineer",)
+
+
+async def test_small_talk_goes_to_chat(server, runtime_for, tmp_path: Path) -> None:
+    runtime = runtime_for(fake_config(server.url, tmp_path))
+    result = await handle_turn(runtime, user("hey, thanks a lot!"))
+    assert (result.agent, result.text) == ("chat", "<chat> done")
+
+
+async def test_writer_hands_off_to_utility_and_only_the_last_agent_streams(runtime_for, tmp_path: Path) -> None:
+    with OpenAIServer(reply_text=lambda b: f"<{b['messages'][0]['content'].split()[3]}> draft",
+                      emit_reasoning=True, thinking_text="SECRET-REASONING") as fake:
+        runtime = runtime_for(fake_config(fake.url, tmp_path))
+        seen: list[str] = []
+
+        async def on_text(text: str) -> None:
+            seen.append(text)
+
+        result = await handle_turn(runtime, user("draft a friendly email inviting the team to a picnic"),
+                                   on_text=on_text)
+        bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
+    assert [step.split(" ")[0] for step in result.route] == ["orchestrator:", "writer", "utility"]
+    assert result.agent == "utility" and result.text == "<utility> draft"
+    assert seen[-1] == "<utility> draft" and not any("writer" in s for s in seen)
+    handed = bodies[1]["messages"][-1]["content"]
+    assert "<writer> draft" in handed and "draft a friendly email" in handed
+    assert all("SECRET-REASONING" not in str(b["messages"]) for b in bodies)  # thinking never passed on
+    assert all("SECRET-REASONING" not in s for s in seen)
+
+
+async def test_inline_think_tags_never_reach_the_user(runtime_for, tmp_path: Path) -> None:
+    with OpenAIServer(reply_text="<think>internal plan</think>The answer is 4.") as fake:
+        runtime = runtime_for(fake_config(fake.url, tmp_path))
+        seen: list[str] = []
+
+        async def on_text(text: str) -> None:
+            seen.append(text)
+
+        result = await handle_turn(runtime, user("hi"), agent="chat", on_text=on_text)
+    assert result.text == "The answer is 4."
+    assert all("internal" not in s for s in seen)
+
+
+async def test_explicit_agent_skips_the_orchestrator(server, runtime_for, tmp_path: Path) -> None:
+    runtime = runtime_for(fake_config(server.url, tmp_path))
+    result = await handle_turn(runtime, user("fix my code"), agent="research")
+    assert result.agent == "research" and result.decision is None
+    assert result.route == ["research → fake"]
+
+
+async def test_low_confidence_asks_the_orchestrator_model(runtime_for, tmp_path: Path) -> None:
+    def reply(body: dict) -> str:
+        if body.get("response_format"):
+            return '{"agent": "research", "task": "look it up"}'
+        return "researched"
+
+    with OpenAIServer(reply_text=reply) as fake:
+        runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0}))
+        result = await handle_turn(runtime, user("bananas"))
+        bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
+    assert result.agent == "research" and result.decision.method == "model"
+    assert result.decision.task == "look it up"
+    assert bodies[0]["response_format"] == {"type": "json_object"}
+    assert bodies[0]["messages"][-1]["content"].endswith("/no_think")  # thinking off for routing
+    DecisionLog.for_path(runtime.log_path).flush()
+    runtime.log.flush()
+    conn = sqlite3.connect(runtime.log_path)
+    assert conn.execute("SELECT method, agent FROM routing_decisions").fetchall() == [("model", "research")]
+    parent = conn.execute("SELECT parent_id FROM requests WHERE agent = 'orchestrator'").fetchone()[0]
+    assert parent == result.request_id  # the routing call is tied to the request it routed
+
+
+async def test_handoff_loop_is_refused_before_any_model_runs(server, runtime_for, tmp_path: Path) -> None:
+    config = fake_config(server.url, tmp_path, agents={"utility": {"consumers": ["writer"]}})
+    runtime = runtime_for(config)
+    with pytest.raises(HandoffRefused, match=r"loop refused: writer → utility → writer"):
+        await handle_turn(runtime, user("write a poem"), agent="writer")
+    assert server.requests_to("/v1/chat/completions") == []
+
+
+async def test_too_deep_chain_is_refused(server, runtime_for, tmp_path: Path) -> None:
+    config = fake_config(server.url, tmp_path, orchestration={"max_depth": 1})
+    runtime = runtime_for(config)
+    with pytest.raises(HandoffRefused, match="max_depth=1"):
+        await handle_turn(runtime, user("write a poem"), agent="writer")
+
+
+async def test_bad_input_gets_clear_answers(server, runtime_for, tmp_path: Path) -> None:
+    runtime = runtime_for(fake_config(server.url, tmp_path))
+    with pytest.raises(UnknownAgent, match=r"unknown agent 'nobody' \(agents: chat, "):
+        await handle_turn(runtime, user("hi"), agent="nobody")
+    empty = await handle_turn(runtime, user("   "))
+    assert "empty" in empty.text and empty.model is None
+    huge = await handle_turn(runtime, user("word " * 20_000), agent="chat")
+    assert "too long" in huge.text and huge.model is None
+    assert server.requests_to("/v1/chat/completions") == []

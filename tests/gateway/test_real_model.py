@@ -1,0 +1,26 @@
+"""The real embedded model (llama.cpp in-process) served through the gateway to the openai SDK."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.gateway.harness import GatewayServer
+from tests.helpers import make_config
+
+
+@pytest.mark.model
+def test_real_model_streams_through_the_gateway(tmp_path, default_model):
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 8}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=120)
+        chunks = list(client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "Say hello."}], temperature=0, stream=True,
+            stream_options={"include_usage": True}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.strip() and {c.model for c in chunks} == {"qwen"}
+        assert 0 < chunks[-1].usage.completion_tokens <= 8
+        done = client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "Say hi."}],
+                                              max_tokens=4, temperature=0)
+        assert done.choices[0].message.content and done.choices[0].finish_reason in ("stop", "length")

@@ -1,0 +1,71 @@
+"""Translation between OpenAI's request shape and modelyard's provider-neutral request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from modelyard.gateway.wire import BadRequest, ChunkWriter, completion, parse_body, to_chat_request
+from modelyard.types import ChatResponse, ToolCall, Usage
+
+
+def body(**extra) -> bytes:
+    return json.dumps({"model": "a", "messages": [{"role": "user", "content": "hi"}], **extra}).encode()
+
+
+def test_request_fields_map_to_chat_request():
+    raw = json.dumps({
+        "model": "coder", "max_completion_tokens": 12, "temperature": 0.2, "reasoning_effort": "none",
+        "response_format": {"type": "json_object"}, "top_p": 0.5, "user": "ignored",
+        "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"x\": 1}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    }).encode()
+    req = to_chat_request(parse_body(raw))
+    assert [m.role for m in req.messages] == ["system", "user", "assistant", "tool"]
+    assert req.messages[1].content == "ab"
+    assert req.messages[2].tool_calls == [ToolCall("f", {"x": 1}, "c1")]
+    assert req.messages[3].name == "f" and req.messages[3].tool_call_id == "c1"
+    assert req.tools[0].name == "f"
+    assert (req.max_tokens, req.temperature, req.thinking, req.json_output) == (12, 0.2, False, True)
+
+
+def test_tool_choice_none_withholds_tools():
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert to_chat_request(parse_body(body(tools=tools, tool_choice="none"))).tools == []
+    assert len(to_chat_request(parse_body(body(tools=tools, tool_choice="auto"))).tools) == 1
+
+
+def test_bad_tool_arguments_name_the_field():
+    raw = json.dumps({"model": "a", "messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]}).encode()
+    with pytest.raises(BadRequest) as err:
+        to_chat_request(parse_body(raw))
+    assert err.value.param == "messages[0].tool_calls[0].function.arguments"
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"not json", b"{"])
+def test_non_object_bodies(raw):
+    with pytest.raises(BadRequest, match="not a JSON object"):
+        parse_body(raw)
+
+
+def test_completion_and_chunks_are_valid_openai_json():
+    response = ChatResponse(text="", tool_calls=[ToolCall("f", {"x": 1}, "")], usage=Usage(3, 4), stop_reason="stop")
+    done = completion("abc", 1, "m", response)
+    assert done["choices"][0]["finish_reason"] == "tool_calls" and done["choices"][0]["message"]["content"] is None
+    assert done["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"x": 1}'
+    assert done["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    w = ChunkWriter("abc", 1, "m")
+    for event in (w.role(), w.text('quote " and \n'), w.tool_call(ToolCall("f", {}, "")), w.finish("stop"),
+                  w.usage(Usage(1, 2))):
+        assert event.startswith(b"data: ") and event.endswith(b"\n\n")
+        parsed = json.loads(event[6:])
+        assert parsed["id"] == "chatcmpl-abc" and parsed["object"] == "chat.completion.chunk"
+    assert json.loads(w.text('quote " and \n')[6:])["choices"][0]["delta"]["content"] == 'quote " and \n'

@@ -1,0 +1,122 @@
+"""`modelyard plan`: weights + KV cache against RAM, and what to drop when it does not fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+from tests.helpers import make_config
+from tests.ops.test_probe import ShowingOllama
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.ops.metadata import gguf_metadata, kv_shape
+from modelyard.ops.plan import GB, default_headroom, plan_memory
+from modelyard.paths import example_file
+
+REFERENCE = example_file("reference-mac64.yaml")
+
+
+def plan_json(*args: str) -> dict:
+    out = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--json", *args])
+    assert out.exit_code == 0, out.output
+    return json.loads(out.output)
+
+
+def test_reference_setup_fits_on_64_gb() -> None:
+    p = plan_json("--ram", "64")
+    models = {m["model"]: m for m in p["models"]}
+    assert sorted(models) == ["gemma4-26b", "qwen2.5-coder-7b", "qwen3.5"]  # claude-haiku is cloud: not here
+    assert sum(m["weights_gb"] for m in models.values()) == pytest.approx(27.3)
+    assert models["qwen3.5"]["role"] == "Primary for 3 agents, fallback for 2 agents"
+    assert models["qwen2.5-coder-7b"]["role"] == "Engineer only"
+    assert models["gemma4-26b"]["role"] == "Fallback for 4 agents"
+    # rule of thumb, 16 KiB/token/GB: qwen3.5 6.6 GB × 32768 ctx × 2 slots = 6.6 GB of KV
+    assert models["qwen3.5"]["kv_gb"] == pytest.approx(6.6)
+    assert models["gemma4-26b"]["kv_gb"] == pytest.approx(4.0)  # 16 GB × 16384 × 1
+    assert p["kv_gb"] == pytest.approx(15.3)
+    assert p["total_gb"] == pytest.approx(42.6)
+    assert p["headroom_gb"] == 8 and p["fits"] is True and p["drop"] == []
+    assert p["free_gb"] == pytest.approx(64 - 42.6)
+
+
+def test_on_32_gb_drop_the_shared_fallback_and_say_who_loses_it() -> None:
+    p = plan_json("--ram", "32")
+    assert p["fits"] is False and p["available_gb"] == 24
+    assert p["drop"] == ["gemma4-26b"]
+    assert p["kept_total_gb"] == pytest.approx(22.6)
+    lost = {c["agent"]: c["text"] for c in p["consequences"]}
+    assert sorted(lost) == ["chat", "engineer", "orchestrator", "utility"]
+    assert lost["engineer"] == ("loses its fallback gemma4-26b (no fallback left; "
+                                "consider claude-haiku as cloud fallback)")
+
+
+def test_on_16_gb_keep_the_main_model_with_a_smaller_context() -> None:
+    p = plan_json("--ram", "16")
+    assert p["headroom_gb"] == 4  # a quarter of RAM below 32 GB
+    assert p["drop"] == ["gemma4-26b", "qwen2.5-coder-7b"]
+    lost = {c["agent"]: c["text"] for c in p["consequences"]}
+    assert lost["engineer"] == "loses its primary qwen2.5-coder-7b: no model left; consider claude-haiku as primary"
+    assert "chat" in lost and "research" not in lost  # research keeps qwen3.5 as its fallback
+    # 12 GB usable − 6.6 GB weights = 5.4 GB of KV → 32768 × 5.4 / 6.6 = 26810 → 26624 (multiple of 1024)
+    assert "qwen3.5 fits only with a smaller KV cache: set its context to 26624 or less (now 32768 × 2)" in p["notes"]
+
+
+def test_table_output_and_headroom_rule() -> None:
+    out = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--ram", "32"])
+    assert out.exit_code == 0
+    assert "Engineer only" in out.output and "does not fit" in out.output and "Drop gemma4-26b" in out.output
+    assert [default_headroom(r) for r in (128, 32, 24, 16, 6)] == [8, 8, 6, 4, 2]
+
+
+def test_sizes_and_kv_shape_from_ollama() -> None:
+    with ShowingOllama([{"name": "qwen-tools:latest", "size": 5 * GB}], loaded=["other:7b"]) as ollama:
+        cfg = make_config(
+            {"qwen": {"provider": "ollama", "model": "qwen-tools:latest", "endpoint": ollama.url,
+                      "context": 8192, "max_concurrent": 2},
+             "other": {"provider": "ollama", "model": "other:7b", "endpoint": ollama.url}},
+            {"a": {"primary": "qwen", "fallbacks": ["other"]}})
+        p = plan_memory(cfg, ram_gb=64)
+    qwen, other = p.models
+    assert (qwen.weights_gb, qwen.weights_source) == (5.0, "Ollama /api/tags")
+    # /api/show: 28 layers × 4 KV heads × (3584 / 28) dims × K,V × f16 = 57344 bytes/token
+    assert qwen.kv_gb == pytest.approx(57344 * 8192 * 2 / GB)
+    assert qwen.kv_source.startswith("28 layers × 4 KV heads × 128 dims")
+    # a loaded model: /api/ps size already includes its KV cache
+    assert other.weights_source == "Ollama /api/ps (loaded, KV included)" and other.kv_gb == 0
+    assert other.weights_gb == pytest.approx(1_321_098_329 / GB)
+
+
+def test_gguf_header_via_the_gguf_package(tmp_path: Path) -> None:
+    """A GGUF llama.cpp cannot open (no tokenizer) is still read, by the gguf package."""
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(4)
+    writer.add_context_length(2048)
+    writer.add_embedding_length(512)
+    writer.add_head_count(8)
+    writer.add_head_count_kv(2)
+    writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    meta = gguf_metadata(path)
+    assert meta["llama.context_length"] == 2048
+    assert kv_shape(meta) is not None and kv_shape(meta).bytes_per_token() == 2 * 4 * 2 * 64 * 2
+    cfg = make_config({"tiny": {"provider": "llamacpp", "path": str(path), "context": 1024, "max_concurrent": 4}},
+                      {"a": {"primary": "tiny"}})
+    (m,) = plan_memory(cfg, ram_gb=8).models
+    assert m.weights_source == "GGUF file size" and m.weights_gb == pytest.approx(path.stat().st_size / GB)
+    assert m.kv_gb == pytest.approx(2048 * 1024 / GB)  # one llama.cpp context, whatever max_concurrent says
+
+
+def test_default_model_kv_from_its_gguf_header(default_model: Path) -> None:
+    cfg = make_config({"q": {"provider": "llamacpp", "context": 4096}}, {"a": {"primary": "q"}})
+    (m,) = plan_memory(cfg, ram_gb=8).models
+    assert m.weights_gb == pytest.approx(default_model.stat().st_size / GB)
+    # Qwen2.5-0.5B: 24 layers × 2 KV heads × 64 dims × K,V × f16 = 12288 bytes/token
+    assert m.kv_gb == pytest.approx(12288 * 4096 / GB)

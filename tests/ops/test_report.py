@@ -1,0 +1,210 @@
+"""`modelyard report` from a routing log written the way the router writes it (LogWriter)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config import load_config
+from modelyard.ledger import LogWriter, connect, queries
+from modelyard.ledger.report import build_report, days_period, month_period
+from modelyard.router.records import Attempt, RequestRecord, new_request_id
+
+MARCH = datetime(2025, 3, 15, 12, 0).astimezone().timestamp()
+
+
+def config_file(tmp_path: Path) -> Path:
+    data = {
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "report": {"counterfactual": {"sonnet": {"input": 3, "output": 15}, "mini": {"input": 0.4, "output": 1.6}},
+                   "electricity_usd_per_month": 0.04, "hardware_usd_per_month": 0.06},
+        "models": {
+            "qwen": {"provider": "ollama", "max_concurrent": 2, "timeouts": {"queue": 10}},
+            "gemma": {"provider": "ollama"},
+            "haiku": {"provider": "anthropic", "api_key_env": "NO_SUCH_KEY", "price": {"input": 1, "output": 5}},
+        },
+        "agents": {
+            "chat": {"primary": "qwen", "fallbacks": ["gemma"]},
+            "writer": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["chat"]},
+            "research": {"primary": "haiku", "fallbacks": ["qwen"]},
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def served(agent: str, ts: float, attempts: list[Attempt], tin: int, tout: int, total_ms: float,
+           tps: float | None = None) -> RequestRecord:
+    answer = attempts[-1]
+    answer.tokens_in, answer.tokens_out, answer.tokens_per_s = tin, tout, tps
+    answer.cost_usd = (tin * 1 + tout * 5) / 1e6 if answer.model == "haiku" else 0.0
+    for a in attempts:
+        a.started_at = ts
+    return RequestRecord(new_request_id(), agent, ts=ts, outcome="ok" if len(attempts) == 1 else "fallback",
+                         model=answer.model, attempts=attempts, queue_wait_ms=sum(a.queue_wait_ms or 0 for a in
+                                                                                   attempts),
+                         total_ms=total_ms, tokens_in=tin, tokens_out=tout, tokens_per_s=tps,
+                         cost_usd=sum(a.cost_usd for a in attempts))
+
+
+def write_log(tmp_path: Path) -> list[RequestRecord]:
+    """61 requests in March 2025 and one in April; returns the research local-fallback records."""
+    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["qwen", "gemma"])
+    t = MARCH
+    for i in range(30):  # chat on its local primary
+        writer.submit(served("chat", t + i, [Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 100, 50, 1000,
+                             tps=20.0))
+    for i in range(10):  # chat: qwen's queue full for its whole 10 s timeout → gemma
+        writer.submit(served("chat", t + 100 + i, [
+            Attempt("qwen", "ollama", "fallback", "queue_timeout", queue_wait_ms=10_000.0),
+            Attempt("gemma", "ollama", "ok", queue_wait_ms=0.0)], 100, 50, 11_000, tps=10.0))
+    for i in range(6):  # writer on its cloud primary
+        writer.submit(served("writer", t + 200 + i, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)],
+                             1000, 500, 3000, tps=80.0))
+    for i in range(4):  # writer: Anthropic overloaded → local
+        writer.submit(served("writer", t + 300 + i, [
+            Attempt("haiku", "anthropic", "fallback", "overloaded", queue_wait_ms=0.0),
+            Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 1000, 500, 5000, tps=20.0))
+    for i in range(2):  # research on its cloud primary
+        writer.submit(served("research", t + 400 + i, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)],
+                             2000, 1000, 4000, tps=80.0))
+    research_local = []
+    for i in range(8):  # research: no key → local fallback (rated below)
+        record = served("research", t + 500 + i, [
+            Attempt("haiku", "anthropic", "skipped", "missing_credentials"),
+            Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 2000, 1000, 9000, tps=20.0)
+        research_local.append(record)
+        writer.submit(record)
+    writer.submit(RequestRecord(new_request_id(), "research", ts=t + 600, outcome="failed", attempts=[
+        Attempt("haiku", "anthropic", "fallback", "server_error", started_at=t + 600, queue_wait_ms=0.0),
+        Attempt("qwen", "ollama", "fallback", "first_token_timeout", started_at=t + 600, queue_wait_ms=0.0)],
+        total_ms=30_000))
+    april = datetime(2025, 4, 2, 12, 0).astimezone().timestamp()  # outside the period: must not count
+    writer.submit(served("writer", april, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)], 10**6, 10**6,
+                         1000))
+    writer.close()
+    conn = connect(tmp_path / "log.sqlite3")
+    for i, record in enumerate(research_local):
+        assert queries.rate(conn, record.id, i != 0)  # 7 of 8 rated acceptable
+    return research_local
+
+
+def test_report_numbers_exactly(tmp_path: Path) -> None:
+    write_log(tmp_path)
+    cfg = load_config(config_file(tmp_path))
+    r = build_report(connect(tmp_path / "log.sqlite3"), cfg, month_period("2025-03"))
+    d = r.to_dict()
+
+    t = d["totals"]
+    assert (t["requests"], t["served"], t["fallbacks"]) == (61, 60, 22)
+    assert (t["tokens_in"], t["tokens_out"]) == (34_000, 17_000)
+    assert t["local"] == 52 and t["local_share"] == pytest.approx(52 / 60)
+    assert t["fallback_reasons"] == {"queue_timeout": 10, "missing_credentials": 8, "overloaded": 4}
+
+    cost = d["cost"]
+    assert cost["cloud_spend_usd"] == pytest.approx(6 * 0.0035 + 2 * 0.007)  # $0.035
+    assert d["period"]["months"] == 1.0 and cost["local_cost_usd"] == pytest.approx(0.10)
+    assert cost["total_usd"] == pytest.approx(0.135)
+    cf = {c["model"]: c for c in cost["counterfactuals"]}
+    sonnet, mini = cf["sonnet"], cf["mini"]
+    assert sonnet["cost_usd"] == pytest.approx(34_000 * 3e-6 + 17_000 * 15e-6)
+    assert sonnet["savings_usd"] == pytest.approx(0.357 - 0.135)
+    assert sonnet["savings_pct"] == pytest.approx((0.357 - 0.135) / 0.357 * 100)
+    assert mini["cost_usd"] == pytest.approx(34_000 * 0.4e-6 + 17_000 * 1.6e-6)  # $0.0408: cheaper than actual
+    assert mini["savings_pct"] == pytest.approx((0.0408 - 0.135) / 0.0408 * 100)
+
+    agents = {g["key"]: g for g in d["agents"]}
+    chat = agents["chat"]
+    assert (chat["requests"], chat["fallbacks"], chat["fallback_rate"]) == (40, 10, 0.25)
+    assert (chat["latency_p50_ms"], chat["latency_p95_ms"]) == (1000, 11_000)
+    assert chat["local_share"] == 1.0 and chat["spend_usd"] == 0
+    research = agents["research"]
+    assert (research["requests"], research["served"], research["rated"], research["acceptable"]) == (11, 10, 8, 7)
+    assert research["acceptable_rate"] == pytest.approx(7 / 8)
+    assert research["local_share"] == pytest.approx(0.8)
+
+    models = {g["key"]: g for g in d["models"]}
+    assert models["qwen"]["requests"] == 42 and models["qwen"]["tokens_per_s"] == 20.0
+    assert models["haiku"]["requests"] == 8 and models["haiku"]["spend_usd"] == pytest.approx(0.035)
+    assert models["haiku"]["tokens_per_s"] == 80.0
+    assert models["qwen"]["queue_wait_p95_ms"] == 10_000  # from attempts: queue timeouts count in full
+
+    recs = {(x["kind"], x["subject"]): x for x in d["recommendations"]}
+    assert sorted(recs) == [("cascade_risk", "qwen"), ("fallback_rate", "chat"), ("move_local", "research"),
+                            ("tiering", "writer")]
+    fb = recs[("fallback_rate", "chat")]
+    assert fb["numbers"] == {"requests": 40, "fallbacks": 10, "fallback_rate": 0.25,
+                             "reasons": {"queue_timeout": 10}, "primary": "qwen"}
+    assert "raise its max_concurrent (now 2)" in fb["message"]
+    cascade = recs[("cascade_risk", "qwen")]["numbers"]
+    assert cascade == {"queue_wait_p95_ms": 10_000, "queue_timeout_s": 10, "ratio": 1.0, "attempts": 53,
+                       "queue_timeouts": 10}
+    move = recs[("move_local", "research")]["numbers"]
+    assert move == {"rated": 8, "acceptable": 7, "acceptable_rate": 0.875, "local_model": "qwen",
+                    "cloud_spend_usd": pytest.approx(0.014)}
+    tier = recs[("tiering", "writer")]
+    assert tier["numbers"] == {"consumers": ["chat"], "primary": "haiku", "requests": 10,
+                               "cloud_spend_usd": pytest.approx(0.021)}
+    assert "e.g. qwen, already its fallback" in tier["message"]
+
+
+def test_fewer_ratings_or_lower_acceptance_recommends_nothing_to_move(tmp_path: Path) -> None:
+    research_local = write_log(tmp_path)
+    conn = connect(tmp_path / "log.sqlite3")
+    for record in research_local[:3]:
+        queries.rate(conn, record.id, False)  # now 5 of 8 acceptable: 62% < 80%
+    r = build_report(conn, load_config(config_file(tmp_path)), month_period("2025-03"))
+    assert "move_local" not in {x.kind for x in r.recommendations}
+
+
+def test_periods() -> None:
+    march = month_period("2025-03")
+    assert datetime.fromtimestamp(march.start).strftime("%Y-%m-%d %H:%M") == "2025-03-01 00:00"
+    assert datetime.fromtimestamp(march.end).strftime("%Y-%m-%d %H:%M") == "2025-04-01 00:00"
+    now = datetime(2025, 6, 16, 0, 0).astimezone()
+    june = month_period(None, now=now)
+    assert june.label == "2025-06" and june.months == pytest.approx(15 / 30)  # month to date
+    week = days_period(7, now=1_000_000.0)
+    assert (week.start, week.end, week.months) == (1_000_000.0 - 7 * 86400, 1_000_000.0, 7 / 30)
+    with pytest.raises(ValueError, match="2026-03"):
+        month_period("March")
+
+
+def test_days_period_prorates_local_cost(tmp_path: Path) -> None:
+    write_log(tmp_path)
+    r = build_report(connect(tmp_path / "log.sqlite3"), load_config(config_file(tmp_path)),
+                     days_period(3, now=MARCH + 86400))
+    assert r.totals.requests == 61
+    assert r.local_cost_usd == pytest.approx(0.10 * 3 / 30)
+
+
+def test_cli_table_json_and_charts(tmp_path: Path) -> None:
+    write_log(tmp_path)
+    config = str(config_file(tmp_path))
+    runner = CliRunner()
+    table = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--chart",
+                                str(tmp_path / "r.png")])
+    assert table.exit_code == 0, table.output
+    for text in ("61 requests", "87% served locally", "all-cloud on sonnet", "62%", "cascade_risk: model qwen",
+                 "tiering: agent writer"):
+        assert text in table.output, text
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    as_json = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json", "--chart",
+                                  str(tmp_path / "r.svg")])
+    assert as_json.exit_code == 0
+    body = as_json.stdout
+    assert json.loads(body)["totals"]["requests"] == 61
+    assert "<svg" in (tmp_path / "r.svg").read_text()
+
+    empty = runner.invoke(app, ["report", "--config", config, "--month", "2024-01"])
+    assert empty.exit_code == 0 and "0 requests" in empty.output
+    assert runner.invoke(app, ["report", "--config", config, "--chart", "x.gif"]).exit_code == 2
+    assert runner.invoke(app, ["report", "--config", config, "--month", "2025-3x"]).exit_code == 2

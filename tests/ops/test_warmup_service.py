@@ -1,0 +1,149 @@
+"""`modelyard warmup`, `keep_warm` for serve mode, and `modelyard install-service` renderings."""
+
+from __future__ import annotations
+
+import asyncio
+import plistlib
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.fakes import OllamaServer
+from tests.helpers import make_config
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.ops.warmup import default_interval, keep_warm, parse_duration, warm_all, warmable
+from modelyard.runtime import open_runtime
+
+
+def config_file(tmp_path: Path, ollama_url: str, dead_url: str | None = None) -> Path:
+    models = {
+        "qwen": {"provider": "ollama", "model": "qwen3:8b", "endpoint": ollama_url, "keep_alive": "30m"},
+        "haiku": {"provider": "anthropic", "api_key_env": "NO_SUCH_KEY_ANYWHERE", "price": {"input": 1, "output": 5}},
+    }
+    if dead_url:
+        models["gone"] = {"provider": "ollama", "model": "gone:1b", "endpoint": dead_url}
+    data = {"log": {"path": str(tmp_path / "log.sqlite3")}, "models": models,
+            "agents": {"chat": {"primary": "qwen", "fallbacks": ["haiku"]}}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def preloads(server: OllamaServer) -> list[dict]:
+    return [r.json for r in server.requests_to("/api/chat") if r.json.get("messages") == []]
+
+
+def test_warmup_cli_loads_local_models_with_their_keep_alive(tmp_path: Path) -> None:
+    with OllamaServer(["qwen3:8b"]) as ollama:
+        out = CliRunner().invoke(app, ["warmup", "--config", str(config_file(tmp_path, ollama.url))])
+        assert out.exit_code == 0, out.output
+        assert ollama.loaded_models == ["qwen3:8b"]
+        assert [b["keep_alive"] for b in preloads(ollama)] == ["30m"]
+    assert "✓ qwen:" in out.output
+    assert "haiku" not in out.output  # cloud models are never "warmed"
+
+
+def test_warmup_reports_a_model_that_cannot_load_and_exits_1(tmp_path: Path) -> None:
+    with OllamaServer(["qwen3:8b"]) as ollama, OllamaServer() as dead:
+        dead_url = dead.url
+    # both servers are stopped now; restart only the good one on its port
+    ollama.start()
+    try:
+        out = CliRunner().invoke(app, ["warmup", "--config", str(config_file(tmp_path, ollama.url, dead_url))])
+    finally:
+        ollama.stop()
+    assert out.exit_code == 1
+    assert "✓ qwen:" in out.output
+    assert "✗ gone:" in out.output and "connect_error" in out.output
+
+
+async def test_keep_warm_reloads_models_until_cancelled(tmp_path: Path) -> None:
+    with OllamaServer(["qwen3:8b"]) as ollama:
+        runtime = open_runtime(config_file(tmp_path, ollama.url))
+        assert default_interval(runtime) == 15 * 60  # half of the 30m keep_alive
+        assert warmable(runtime.router.providers) == ["qwen"]
+        results = []
+        task = asyncio.create_task(keep_warm(runtime, 0.05, on_result=results.append))
+        try:
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if len(results) >= 1:
+                    break
+            assert ollama.loaded_models == ["qwen3:8b"]
+            ollama.unload("qwen3:8b")  # Ollama's keep_alive ran out
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if ollama.loaded_models:
+                    break
+            assert ollama.loaded_models == ["qwen3:8b"]
+            assert len(preloads(ollama)) >= 2 and all(r.ok for r in results)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await runtime.aclose()
+
+
+def test_interval_and_duration_parsing() -> None:
+    assert [parse_duration(x) for x in ("30m", "1h", "90s", "45", "", None, "-1")] == [1800, 3600, 90, 45, None,
+                                                                                       None, None]
+    cfg = make_config({"q": {"provider": "ollama"}}, {"a": {"primary": "q"}}, gateway={"keep_alive_interval": 120})
+    runtime = open_runtime(config=cfg)
+    try:
+        assert default_interval(runtime) == 120
+    finally:
+        runtime.log.close()
+
+
+@pytest.mark.model
+async def test_warm_all_loads_the_embedded_llamacpp_model(default_model: Path) -> None:
+    from modelyard.providers import build_provider
+    from modelyard.providers.llamacpp import _models
+
+    cfg = make_config({"q": {"provider": "llamacpp", "context": 4096}}, {"a": {"primary": "q"}})
+    providers = {"q": build_provider("q", cfg.models["q"])}
+    (result,) = await warm_all(providers)
+    assert result.ok, result.detail
+    assert (str(default_model), 4096) in _models
+
+
+def test_install_service_systemd_unit(tmp_path: Path) -> None:
+    config = tmp_path / "my config.yaml"
+    config.write_text("")
+    out = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dir", str(tmp_path / "units"),
+                                   "--config", str(config)])
+    assert out.exit_code == 0, out.output
+    unit = (tmp_path / "units" / "modelyard.service").read_text()
+    lines = unit.splitlines()
+    pre = next(line for line in lines if line.startswith("ExecStartPre="))
+    start = next(line for line in lines if line.startswith("ExecStart="))
+    assert pre.startswith("ExecStartPre=-/") and pre.endswith(f"warmup --config '{config}'")
+    assert start.startswith("ExecStart=/") and start.endswith(f"serve --config '{config}'")
+    assert "Restart=on-failure" in lines and "WantedBy=default.target" in lines
+    assert any(line.startswith("EnvironmentFile=-") and line.endswith(".config/modelyard/env") for line in lines)
+    assert f"wrote {tmp_path / 'units' / 'modelyard.service'}" in out.output
+    assert "systemctl --user enable --now modelyard.service" in out.output
+
+
+def test_install_service_launchd_plist(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["install-service", "--platform", "macos", "--dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    path = tmp_path / "dev.modelyard.serve.plist"
+    plist = plistlib.loads(path.read_bytes())
+    assert plist["Label"] == "dev.modelyard.serve"
+    assert plist["RunAtLoad"] is True
+    shell, flag, script = plist["ProgramArguments"]
+    assert (shell, flag) == ("/bin/sh", "-c")
+    warm, serve = script.index(" warmup"), script.index("; exec ")
+    assert warm < serve and script.rstrip().endswith(" serve")
+    assert f"launchctl load -w {path}" in out.output
+
+
+def test_install_service_dry_run_writes_nothing(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dir", str(tmp_path), "--dry-run"])
+    assert out.exit_code == 0
+    assert "[Service]" in out.output and list(tmp_path.iterdir()) == []
+    bad = CliRunner().invoke(app, ["install-service", "--platform", "windows", "--dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "unknown platform" in bad.output
