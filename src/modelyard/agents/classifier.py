@@ -11,11 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
-
 from modelyard.config.schema import Config
 
 
@@ -60,6 +55,12 @@ class Classifier:
             return
         texts = [t for name in self.labels for t in samples[name]]
         y = [name for name in self.labels for _ in samples[name]]
+        # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
+        # never route should not pay it.
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion
+
         self.features = FeatureUnion([
             ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
                                      token_pattern=r"(?u)\b\w+\b")),
@@ -87,6 +88,6 @@ class Classifier:
             agent, confidence = self._single, 1.0
         else:
             proba = self.model.predict_proba(self.features.transform([text]))[0]
-            best = int(np.argmax(proba))
+            best = int(proba.argmax())
             agent, confidence = self.classes[best], float(proba[best])
         return Decision(agent, confidence, "fast", (time.perf_counter() - t0) * 1000)

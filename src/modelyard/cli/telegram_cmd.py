@@ -8,11 +8,12 @@ import logging
 import signal
 
 from modelyard.cli.common import ConfigOption, err, fail, run, runtime_or_exit
-from modelyard.frontends.telegram import TelegramBot, TelegramSetupError, bot_token, quiet_http_logs
 
 
 def telegram(config: ConfigOption = None) -> None:
     """Serve the Telegram bot: allowlisted users chat with the agents, answers stream, 👍/👎 rate them."""
+    from modelyard.frontends.telegram import TelegramBot, TelegramSetupError, bot_token, quiet_http_logs
+
     runtime = runtime_or_exit(config)
     try:
         token = bot_token(runtime.config)

@@ -11,7 +11,6 @@ from modelyard.agents.tools.base import Tool, Toolbox, ToolError, ToolOutcome
 from modelyard.agents.tools.commands import command_tool
 from modelyard.agents.tools.fetch import fetch_tool
 from modelyard.agents.tools.files import Workspace, file_tools
-from modelyard.agents.tools.mcp_client import mcp_tools
 from modelyard.config.schema import ToolsConfig
 
 __all__ = ["Tool", "ToolError", "ToolOutcome", "Toolbox", "Workspace", "has_tools", "open_toolbox"]
@@ -52,6 +51,8 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
     async with AsyncExitStack() as stack:
         for server in cfg.mcp:
             try:
+                from modelyard.agents.tools.mcp_client import mcp_tools  # the mcp SDK is slow to import
+
                 tools = await mcp_tools(stack, server, timeout=max(cfg.command_timeout, 10.0), taken=set(box.tools),
                                         cwd=workspace.root if workspace else None)
             except ToolError as exc:
