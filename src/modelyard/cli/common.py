@@ -7,6 +7,7 @@ Exit status: 0 ok, 1 the request could not be served (chain exhausted, interrupt
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ from modelyard.errors import ConfigError
 from modelyard.runtime import Runtime, load, open_runtime
 
 # Piped output (CI logs, `| less`) gets a wide canvas instead of rich's 80-column default.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+console = Console(soft_wrap=True,
+                  width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 180)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 

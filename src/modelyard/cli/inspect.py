@@ -70,7 +70,7 @@ def log(
     table = Table(title=f"routing log ({log_path_for(cfg)})")
     for col in ("id", "time", "agent", "model", "outcome", "why", "wait", "TTFT", "total", "tok in/out", "tok/s",
                 "cost", "ok?", "prompt"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, no_wrap=col != "prompt", overflow="fold" if col == "prompt" else "ellipsis")
     for r in rows:
         verdict = {None: "", 1: "👍", 0: "👎"}[r["acceptable"]]
         table.add_row(r["id"], datetime.fromtimestamp(r["ts"]).strftime("%m-%d %H:%M:%S"), r["agent"],
