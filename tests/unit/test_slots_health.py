@@ -110,3 +110,11 @@ def test_probe_released_without_verdict() -> None:
     assert h.allow() == "probe"
     h.end_probe()
     assert h.allow() == "probe"
+
+
+def test_late_success_does_not_close_an_open_breaker() -> None:
+    clock = Clock()
+    h = Health(Cooldown(failures=1, seconds=10), clock=clock)
+    h.failure(Reason.AUTH_ERROR)
+    h.success()  # a request that started before the key was revoked finishes fine
+    assert h.state is State.OPEN

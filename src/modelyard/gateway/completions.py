@@ -29,6 +29,7 @@ from modelyard.gateway.responses import (
     json_response,
     route_headers,
 )
+from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.gateway.wire import (
     DONE,
     BadRequest,
@@ -41,7 +42,7 @@ from modelyard.gateway.wire import (
 )
 from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
-from modelyard.types import Chunk
+from modelyard.types import ChatResponse, Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
@@ -67,18 +68,41 @@ async def chat_completions(request: Request) -> Response:
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
     request_id = new_request_id()
     created = int(time.time())
-    if body.stream:
+    accept = accept_for(gw.config, chat)
+    if body.stream and accept is None:
         return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage)
+    # with tools offered, the whole answer is checked before any of it is sent (the tool-calling trap:
+    # a call written as plain text must fall back, not reach the client as text), so it is buffered
     try:
-        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id))
+        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
+                                                                             accept=accept))
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
         return _exhausted(exc)
     record = routed.record
+    response = promote_text_calls(chat, routed.response)
     await gw.log.wait_written(LOG_WAIT)
-    return json_response(completion(record.id, created, record.model or "", routed.response),
+    if body.stream:
+        writer = ChunkWriter(request_id, created, record.model or "")
+        return SSEResponse(_replay(response, writer, body.include_usage), route_headers(record))
+    return json_response(completion(record.id, created, record.model or "", response),
                          headers=route_headers(record))
+
+
+async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bool) -> AsyncIterator[bytes]:
+    """A buffered answer as the same SSE events a live stream would have produced."""
+    yield writer.role()
+    if response.thinking:
+        yield writer.thinking(response.thinking)
+    if response.text:
+        yield writer.text(response.text)
+    for call in response.tool_calls:
+        yield writer.tool_call(call)
+    yield writer.finish(finish_reason(response))
+    if include_usage:
+        yield writer.usage(response.usage)
+    yield DONE
 
 
 def _exhausted(exc: ChainExhausted) -> Response:

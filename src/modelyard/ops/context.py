@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
-
+from modelyard.errors import ProviderError
 from modelyard.ops.metadata import trained_context
 from modelyard.providers import Provider
 
@@ -21,16 +20,16 @@ async def context_length(provider: Provider) -> tuple[int | None, str]:
             return await asyncio.to_thread(_llamacpp, provider)
         if kind == "openai":
             return await _openai(provider)
-    except (httpx.HTTPError, ValueError, AttributeError, TypeError) as exc:
+    except (ProviderError, ValueError, AttributeError, TypeError) as exc:
         return None, f"could not ask the server: {type(exc).__name__}"
     return None, f"the {kind} API does not report it"
 
 
 async def _ollama(provider: Any) -> tuple[int | None, str]:
-    resp = await provider.client.post("/api/show", json={"model": provider.model_id}, timeout=10.0)
-    if resp.status_code != 200:
-        return None, f"/api/show answered HTTP {resp.status_code}"
-    info = resp.json().get("model_info") or {}
+    status, data = await provider.client.request_json("POST", "/api/show", {"model": provider.model_id})
+    if status != 200 or not isinstance(data, dict):
+        return None, f"/api/show answered HTTP {status}"
+    info = data.get("model_info") or {}
     length = trained_context(info)
     return (length, "Ollama /api/show model_info") if length else (None, "no context_length in model_info")
 
@@ -50,10 +49,10 @@ def _llamacpp(provider: Any) -> tuple[int | None, str]:
 
 async def _openai(provider: Any) -> tuple[int | None, str]:
     path = "/models" if provider.endpoint.endswith("/v1") else "/v1/models"
-    resp = await provider.client.get(path, timeout=10.0)
-    if resp.status_code != 200:
-        return None, f"{path} answered HTTP {resp.status_code}"
-    for entry in resp.json().get("data") or []:
+    status, data = await provider.client.request_json("GET", path)
+    if status != 200 or not isinstance(data, dict):
+        return None, f"{path} answered HTTP {status}"
+    for entry in data.get("data") or []:
         if not isinstance(entry, dict) or entry.get("id") != provider.model_id:
             continue
         meta = entry.get("meta") or {}

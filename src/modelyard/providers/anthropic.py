@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
-from modelyard.providers.http import loads, make_client, open_stream, parse_arguments, reason_for_status
+from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments, reason_for_status
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com"
@@ -53,7 +51,7 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
         self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
 
     def unavailable_reason(self) -> str | None:
         if not self.config.api_key_env:
@@ -61,7 +59,7 @@ class AnthropicProvider(Provider):
         return super().unavailable_reason()
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> HttpClient:
         if self._client is None:
             self._client = make_client(self.endpoint, {"anthropic-version": API_VERSION})
         return self._client
@@ -93,7 +91,7 @@ class AnthropicProvider(Provider):
         blocks: dict[int, dict[str, str]] = {}
         event = ""
         stopped = False
-        async with open_stream(self.client, "/v1/messages", self.body(request), timeouts, _extract_error,
+        async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
                                headers={"x-api-key": key}) as resp:
             async for line in resp.aiter_lines():
                 if line.startswith("event:"):

@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
-from modelyard.providers.http import loads, make_client, open_stream, parse_arguments
+from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
@@ -34,10 +32,10 @@ class OllamaProvider(Provider):
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
         self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> HttpClient:
         if self._client is None:
             self._client = make_client(self.endpoint)
         return self._client
@@ -72,7 +70,7 @@ class OllamaProvider(Provider):
         return body
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
-        async with open_stream(self.client, "/api/chat", self.body(request), timeouts, _extract_error) as resp:
+        async with self.client.stream("/api/chat", self.body(request), timeouts, _extract_error) as resp:
             done = False
             async for line in resp.aiter_lines():
                 if not line.strip():
@@ -107,13 +105,9 @@ class OllamaProvider(Provider):
         body: dict[str, Any] = {"model": self.model_id, "messages": []}
         if keep_alive or self.config.keep_alive:
             body["keep_alive"] = keep_alive or self.config.keep_alive
-        try:
-            resp = await self.client.post("/api/chat", json=body, timeout=httpx.Timeout(300.0, connect=5.0))
-        except httpx.HTTPError as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, f"cannot reach {self.endpoint}: {type(exc).__name__}") \
-                from exc
-        if resp.status_code >= 400:
-            raise ProviderError(Reason.SERVER_ERROR, f"warm-up failed: HTTP {resp.status_code}")
+        status, _ = await self.client.request_json("POST", "/api/chat", body, timeout=300.0)
+        if status >= 400:
+            raise ProviderError(Reason.SERVER_ERROR, f"warm-up failed: HTTP {status}")
 
     async def aclose(self) -> None:
         if self._client is not None:

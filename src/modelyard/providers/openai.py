@@ -11,12 +11,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
-from modelyard.providers.http import loads, make_client, open_stream, parse_arguments
+from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -53,10 +51,10 @@ class OpenAIProvider(Provider):
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
         self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> HttpClient:
         if self._client is None:
             key = self.config.api_key()
             self._client = make_client(self.endpoint, {"authorization": f"Bearer {key}"} if key else None)
@@ -99,7 +97,7 @@ class OpenAIProvider(Provider):
         deltas = 0
         finish = ""
         finished = False
-        async with open_stream(self.client, self._path(), self.body(request), timeouts, _extract_error) as resp:
+        async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error) as resp:
             async for line in resp.aiter_lines():
                 if not line.startswith("data:"):
                     continue  # comments, event names, blank separators

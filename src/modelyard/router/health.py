@@ -54,6 +54,10 @@ class Health:
         return max(0.0, self.open_until - self.clock()) if self.state is State.OPEN else 0.0
 
     def success(self) -> None:
+        if self.state is State.OPEN:
+            # A late answer from a request that started before the breaker opened says nothing
+            # about the model now (a key revoked since, a process restarted): only a probe may close it.
+            return
         self.state = State.CLOSED
         self.failures = 0
         self.cooldown = self.policy.seconds

@@ -1,0 +1,53 @@
+"""The tool-calling trap at the HTTP edge.
+
+A client that offers tools and gets back a tool call written as *plain text* (a fenced JSON
+``{name, arguments}`` block, ``<tool_call>`` tags) sees a normal text answer, runs nothing and
+silently does nothing. So, for requests with tools: a text-written call to one of the offered
+tools from a model with ``tool_text_fallback: true`` becomes a real, structured call; from any
+other model it is an unusable reply, and the router moves on to the next model in the chain
+(logged as ``unusable_reply``), exactly as the agent loop does.
+"""
+
+from __future__ import annotations
+
+from modelyard.agents.tool_text import find_text_calls
+from modelyard.config.schema import Config
+from modelyard.router.router import Accept
+from modelyard.types import ChatRequest, ChatResponse, ToolCall
+
+
+def _text_calls(request: ChatRequest, answer: ChatResponse):
+    offered = {t.name for t in request.tools}
+    return [c for c in find_text_calls(answer.text) if c.name in offered and not c.error]
+
+
+def accept_for(config: Config, request: ChatRequest) -> Accept | None:
+    """The router's acceptance check for ``request`` (None when it offers no tools)."""
+    if not request.tools:
+        return None
+
+    def accept(answer: ChatResponse) -> str | None:
+        if answer.tool_calls:
+            return None
+        found = _text_calls(request, answer)
+        if not found:
+            return None
+        model = config.models.get(answer.model)
+        if model is not None and model.tool_text_fallback:
+            return None
+        return (f"tool call to '{found[0].name}' written as plain text, not as a structured call "
+                f"(tool_text_fallback is off for {answer.model})")
+
+    return accept
+
+
+def promote_text_calls(request: ChatRequest, answer: ChatResponse) -> ChatResponse:
+    """Turn text-written calls into structured ones (only ever reached for models allowed to)."""
+    if not request.tools or answer.tool_calls:
+        return answer
+    found = _text_calls(request, answer)
+    if found:
+        answer.tool_calls = [ToolCall(c.name, c.arguments, "") for c in found]
+        answer.text = ""
+        answer.stop_reason = "tool_calls"
+    return answer

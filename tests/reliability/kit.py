@@ -1,0 +1,92 @@
+"""Shared pieces of the reliability suite: fake backends, a gateway config with tight bounds, and
+read-only views of the routing log.
+
+Timeouts are short on purpose: every hang in the suite is ended by one of these bounds, so a
+fault costs well under a second and the whole short profile stays inside CI's budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from modelyard.config import Config
+from modelyard.ledger import connect
+from tests.fakes import AnthropicServer, OllamaServer, OpenAIServer
+from tests.helpers import make_config
+
+ANTHROPIC_KEY = "sk-ant-api03-reliability-SECRET-0123456789abcdefABCDEF"
+ANTHROPIC_ENV = "RELIABILITY_ANTHROPIC_KEY"
+
+#: per-attempt bounds of the fault tests (seconds)
+TIGHT = {"queue": 0.5, "connect": 1.0, "first_token": 0.5, "idle": 0.3, "total": 8.0}
+
+
+@contextlib.contextmanager
+def backends(chunk_interval: float = 0.0) -> Iterator[tuple[OpenAIServer, OllamaServer, AnthropicServer]]:
+    """Three fakes speaking OpenAI, Ollama and Anthropic on loopback."""
+    with OpenAIServer(models=["fast-model"], reply_text="Hello from fast.", chunk_interval=chunk_interval) as oa, \
+            OllamaServer(models=["backup-model"], reply_text="Hello from backup.",
+                         chunk_interval=chunk_interval) as ol, \
+            AnthropicServer(api_key=ANTHROPIC_KEY, models=["claude-test"], reply_text="Hello from cloud.",
+                            chunk_interval=chunk_interval) as an:
+        yield oa, ol, an
+
+
+def models_for(oa_url: str, ol_url: str, an_url: str, *, fast_slots: int = 2, backup_slots: int = 2,
+               cloud_slots: int = 2) -> dict[str, dict[str, Any]]:
+    return {
+        "fast": {"provider": "openai", "endpoint": oa_url, "model": "fast-model", "max_concurrent": fast_slots},
+        "backup": {"provider": "ollama", "endpoint": ol_url, "model": "backup-model", "max_concurrent": backup_slots},
+        "cloud": {"provider": "anthropic", "endpoint": an_url, "model": "claude-test", "api_key_env": ANTHROPIC_ENV,
+                  "max_concurrent": cloud_slots, "price": {"input": 1.0, "output": 5.0}},
+    }
+
+
+def gateway_config(tmp_path: Path, oa_url: str, ol_url: str, an_url: str, *, timeouts: dict[str, float] | None = None,
+                   cooldown: dict[str, float] | None = None, slots: dict[str, int] | None = None,
+                   **extra: Any) -> Config:
+    """Agents: ``coder`` fast→backup, ``writer`` cloud→fast, ``chain`` fast→backup→cloud, ``solo`` fast only."""
+    models = models_for(oa_url, ol_url, an_url, **(slots or {}))
+    agents = {
+        "coder": {"primary": "fast", "fallbacks": ["backup"]},
+        "writer": {"primary": "cloud", "fallbacks": ["fast"]},
+        "chain": {"primary": "fast", "fallbacks": ["backup", "cloud"]},
+        "solo": {"primary": "fast"},
+    }
+    defaults = {"timeouts": timeouts or TIGHT, "retries": {"attempts": 0},
+                "cooldown": cooldown or {"failures": 50, "seconds": 30}}
+    return make_config(models, agents, defaults=defaults, log={"path": str(tmp_path / "log.db")}, **extra)
+
+
+def read_db(path: Path) -> sqlite3.Connection:
+    return connect(path, readonly=True)
+
+
+def attempts_of(path: Path, request_id: str) -> list[tuple[str, str, str | None]]:
+    conn = read_db(path)
+    try:
+        rows = conn.execute("SELECT model, outcome, reason FROM attempts WHERE request_id = ? ORDER BY seq",
+                            (request_id,)).fetchall()
+        return [(r["model"], r["outcome"], r["reason"]) for r in rows]
+    finally:
+        conn.close()
+
+
+def count_rows(path: Path, where: str = "1", params: tuple = ()) -> int:
+    conn = read_db(path)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM requests WHERE {where}", params).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def is_openai_error(payload: Any) -> bool:
+    """``{"error": {"message": str, "type": str, ...}}`` with a non-empty message."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return False
+    err = payload["error"]
+    return isinstance(err.get("message"), str) and bool(err["message"]) and isinstance(err.get("type"), str)
