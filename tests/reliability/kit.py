@@ -48,9 +48,11 @@ def models_for(oa_url: str, ol_url: str, an_url: str, *, fast_slots: int = 2, ba
 
 def gateway_config(tmp_path: Path, oa_url: str, ol_url: str, an_url: str, *, timeouts: dict[str, float] | None = None,
                    cooldown: dict[str, float] | None = None, slots: dict[str, int] | None = None,
-                   **extra: Any) -> Config:
+                   model_overrides: dict[str, dict[str, Any]] | None = None, **extra: Any) -> Config:
     """Agents: ``coder`` fast→backup, ``writer`` cloud→fast, ``chain`` fast→backup→cloud, ``solo`` fast only."""
     models = models_for(oa_url, ol_url, an_url, **(slots or {}))
+    for name, override in (model_overrides or {}).items():
+        models[name].update(override)
     agents = {
         "coder": {"primary": "fast", "fallbacks": ["backup"]},
         "writer": {"primary": "cloud", "fallbacks": ["fast"]},

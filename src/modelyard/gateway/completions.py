@@ -79,7 +79,7 @@ async def chat_completions(request: Request) -> Response:
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
-        return _exhausted(exc)
+        return await _exhausted(gw, exc)
     record = routed.record
     response = promote_text_calls(chat, routed.response)
     await gw.log.wait_written(LOG_WAIT)
@@ -105,7 +105,8 @@ async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bo
     yield DONE
 
 
-def _exhausted(exc: ChainExhausted) -> Response:
+async def _exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
+    await gw.log.wait_written(LOG_WAIT)  # an error reaching the client is a response too: its row comes first
     return error_response(503, str(exc), code="chain_exhausted", headers=route_headers(exc.record),
                           attempts=attempts_out(exc.record))
 
@@ -127,7 +128,7 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat, request_id:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
         await stream.aclose()
-        return _exhausted(exc)
+        return await _exhausted(gw, exc)
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
     return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record))

@@ -97,7 +97,8 @@ class LogWriter:
             fut = asyncio.get_running_loop().create_future()
             self._async_waiters.append((target, fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):  # no extra task, unlike wait_for: this is per request
+                await fut
             return True
         except TimeoutError:
             return False
