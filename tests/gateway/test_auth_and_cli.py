@@ -110,6 +110,9 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["model"] == "fast"
         assert r.headers.get("server") is None  # no server banner
+        # serve keeps local models warm: the Ollama model was preloaded (a chat with no messages)
+        preloads = ol.wait_for(lambda: [q for q in ol.requests_to("/api/chat") if not (q.json or {}).get("messages")])
+        assert preloads[0].json["model"]
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -6,6 +6,7 @@ runtime closes it (``modelyard serve`` does, after uvicorn stops).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -151,8 +152,10 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(500, f"internal error ({type(exc).__name__}); see the gateway's log", code="internal_error")
 
 
-def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False) -> Starlette:
-    """The app; with ``close_runtime`` the runtime is closed when the server shuts down."""
+def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False,
+               keep_warm: bool = False) -> Starlette:
+    """The app; with ``close_runtime`` the runtime is closed when the server shuts down; with
+    ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm)."""
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -167,9 +170,20 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if close_runtime:
-            await runtime.aclose()
+        warm: asyncio.Task[None] | None = None
+        if keep_warm:
+            from modelyard.ops.warmup import keep_warm as keep_models_warm
+
+            warm = asyncio.create_task(keep_models_warm(runtime), name="modelyard-keep-warm")
+        try:
+            yield
+        finally:
+            if warm is not None:
+                warm.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warm
+            if close_runtime:
+                await runtime.aclose()
 
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})

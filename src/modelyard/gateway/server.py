@@ -13,7 +13,7 @@ from modelyard.runtime import open_runtime
 
 
 def serve(config: Config, config_path: Path, *, host: str | None = None, port: int | None = None,
-          access_log: bool = True, log_level: str = "info", announce=print) -> None:
+          access_log: bool = True, log_level: str = "info", keep_warm: bool = True, announce=print) -> None:
     """Serve until interrupted. Raises :class:`~modelyard.gateway.auth.InsecureBind` before binding
     anything when ``host`` is beyond loopback and no API keys are set."""
     host = host or config.gateway.host
@@ -21,7 +21,7 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     keys = load_keys(config.gateway)
     check_bind(host, config.gateway, keys)
     runtime = open_runtime(config_path, config=config)
-    app = create_app(runtime, api_keys=keys, close_runtime=True)
+    app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm)
     shown = f"[{host}]" if ":" in host else host
     announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, dashboard at /, metrics at /metrics)")
     announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
