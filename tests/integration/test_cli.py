@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.fakes import Fault, OllamaServer
 
 CONFIG = """\

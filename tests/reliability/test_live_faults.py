@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.fakes import AnthropicServer, OpenAIServer
+from tests.helpers import make_config
+from tests.integration.test_real_model import free_port
 
 from modelyard.ledger import LogWriter, connect
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message
-from tests.fakes import AnthropicServer, OpenAIServer
-from tests.helpers import make_config
-from tests.integration.test_real_model import free_port
 
 REQ = ChatRequest(messages=[Message("user", "Reply with exactly: pong")], max_tokens=6, temperature=0.0)
 

@@ -13,10 +13,10 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
 from modelyard.types import ChatRequest, Message
-from tests.helpers import ScriptedProvider, make_config
 
 BEHAVIOURS = st.sampled_from([
     "ok", "ok", "ok", "hang", "slow:0.02", "slow:0.08", "idle:0.2", "die_after_first",
