@@ -1,0 +1,139 @@
+"""Randomised fault mixes through the HTTP gateway, with clients that hang up at random moments.
+
+Hypothesis draws, per example: a fault script for each of the three fake backends, a set of
+concurrent requests (agent, streaming or not) and for some of them a moment when the client
+disconnects. Whatever it draws, these hold:
+
+- never more than ``max_concurrent`` requests in flight on a model, counted by the backend
+  itself (the fake server's ``max_in_flight_by_model``) and by the router's slots;
+- every slot released and every upstream call closed once the clients are gone;
+- every request logged exactly once (each carries a unique marker in its prompt);
+- every client that stayed got a complete answer or a clear OpenAI-shaped error, within the
+  request's total bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes import Fault
+from tests.gateway.harness import GatewayServer
+from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, backends, gateway_config, is_openai_error, read_db
+
+TIMEOUTS = {"queue": 0.3, "connect": 0.5, "first_token": 0.3, "idle": 0.2, "total": 2.5}
+LIMITS = {"fast": 2, "backup": 1, "cloud": 3}
+UPSTREAM = {"fast": "fast-model", "backup": "backup-model", "cloud": "claude-test"}
+#: the total deadline plus HTTP and scheduling slack on a busy 2-core machine
+BOUND = TIMEOUTS["total"] + 1.5
+
+FAULTS = st.sampled_from([
+    Fault.ok(), Fault.ok(), Fault.ok(), Fault.hang_before_headers(), Fault.hang_after_first_token(),
+    Fault.drip(0.05), Fault.drip(0.5), Fault.delay(0.1), Fault.status(429, retry_after=0.2), Fault.status(500),
+    Fault.status(502), Fault.status(503), Fault.status(529), Fault.status(401), Fault.error_midstream(),
+    Fault.drop_midstream(), Fault.invalid_json(),
+])
+REQUESTS = st.tuples(st.sampled_from(["coder", "chain", "writer", "solo", "fast", "model:backup"]), st.booleans(),
+                     st.one_of(st.none(), st.none(), st.floats(min_value=0.0, max_value=0.6)))
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    with backends(chunk_interval=0.01) as servers:
+        yield servers
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(scripts=st.lists(st.lists(FAULTS, max_size=25), min_size=3, max_size=3),
+       requests=st.lists(REQUESTS, min_size=1, max_size=24))
+def test_invariants_hold_through_the_gateway(fakes, monkeypatch, scripts, requests) -> None:
+    monkeypatch.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
+    for server, script in zip(fakes, scripts, strict=True):
+        server.reset()
+        server.push(*script)
+    oa, ol, an = fakes
+    with tempfile.TemporaryDirectory() as tmp:
+        config = gateway_config(Path(tmp), oa.url, ol.url, an.url, timeouts=TIMEOUTS,
+                                slots={"fast_slots": LIMITS["fast"], "backup_slots": LIMITS["backup"],
+                                       "cloud_slots": LIMITS["cloud"]},
+                                cooldown={"failures": 3, "seconds": 0.2, "max_seconds": 0.5})
+        with GatewayServer(config) as gw:
+            outcomes = asyncio.run(_drive(gw.url, requests))
+            _check(gw, fakes, requests, outcomes)
+
+
+async def _one(url: str, i: int, agent: str, stream: bool, hang_up: float | None) -> tuple[str, float]:
+    body = {"model": agent, "stream": stream, "messages": [{"role": "user", "content": f"mix-{i}"}]}
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        try:
+            async with asyncio.timeout(hang_up):  # None = stay to the end
+                r = await client.post("/v1/chat/completions", json=body)
+        except TimeoutError:
+            return "gone", time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    if r.status_code == 503:
+        assert is_openai_error(r.json()) and r.json()["error"]["code"] == "chain_exhausted", r.text
+        return "error", elapsed
+    assert r.status_code == 200, r.text
+    if not stream:
+        assert r.json()["choices"][0]["message"]["content"]
+        return "answer", elapsed
+    if r.text.rstrip().endswith("data: [DONE]"):
+        return "answer", elapsed
+    last = json.loads(r.text.strip().splitlines()[-1].removeprefix("data: "))
+    assert is_openai_error(last) and last["error"]["code"] == "stream_interrupted", r.text
+    return "error", elapsed
+
+
+async def _drive(url: str, requests) -> list[tuple[str, float]]:
+    return await asyncio.gather(*(_one(url, i, *req) for i, req in enumerate(requests)))
+
+
+def _check(gw: GatewayServer, fakes, requests, outcomes) -> None:
+    for (kind, elapsed), req in zip(outcomes, requests, strict=True):
+        assert elapsed <= BOUND, f"{req} took {elapsed:.2f}s ({kind})"
+    # slots and upstream calls are released once every client is gone
+    gw.wait_for(lambda: all(s.in_flight == 0 and s.waiting == 0 for s in gw.router.slots.values()), timeout=5)
+    for server in fakes:
+        server.wait_for(lambda s=server: s.in_flight == 0, timeout=5)
+    for name, server in zip(("fast", "backup", "cloud"), fakes, strict=True):
+        assert gw.router.slots[name].peak <= LIMITS[name]
+        assert server.max_in_flight_by_model.get(UPSTREAM[name], 0) <= LIMITS[name], (name, server.max_in_flight)
+    # every request logged exactly once, the hung-up ones included
+    n = len(requests)
+
+    def markers() -> list[str]:
+        conn = read_db(gw.runtime.log_path)
+        try:
+            return [r[0] for r in conn.execute("SELECT prompt FROM requests WHERE prompt LIKE 'mix-%'")]
+        finally:
+            conn.close()
+
+    gw.wait_for(lambda: len(markers()) >= n, timeout=5)
+    got = markers()
+    assert sorted(got) == sorted(f"mix-{i}" for i in range(n)), "every request logged exactly once"
+    assert gw.runtime.log.written == n and gw.runtime.log.errors == 0
+    conn = read_db(gw.runtime.log_path)
+    try:
+        for row in conn.execute("SELECT prompt, outcome, n_attempts FROM requests"):
+            i = int(row["prompt"].removeprefix("mix-"))
+            kind = outcomes[i][0]
+            if kind == "answer":
+                assert row["outcome"] in ("ok", "fallback")
+            elif kind == "error":
+                assert row["outcome"] in ("failed", "interrupted")
+            assert row["n_attempts"] == conn.execute(
+                "SELECT COUNT(*) FROM attempts a JOIN requests r ON a.request_id = r.id WHERE r.prompt = ?",
+                (row["prompt"],)).fetchone()[0]
+    finally:
+        conn.close()
