@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -10,8 +10,12 @@ from modelyard.errors import ModelyardError
 
 
 def new_request_id() -> str:
-    """Short, unique, typeable (``modelyard rate 3f9c2a1b7d good``)."""
-    return secrets.token_hex(6)
+    """Unique enough for a log (64 random bits), cheap per request, copy-pasteable.
+
+    ``random`` (reseeded from the OS at start and after fork), not ``secrets``: an id is not a
+    secret, and the syscall behind ``secrets`` was 7% of the gateway's CPU under load.
+    """
+    return f"{random.getrandbits(64):016x}"
 
 
 @dataclass(slots=True)
