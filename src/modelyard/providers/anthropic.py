@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.base import Provider
-from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments, reason_for_status
+from modelyard.providers.http import HttpProvider, loads, parse_arguments, reason_for_status
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com"
@@ -47,22 +46,16 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
     return system, out
 
 
-class AnthropicProvider(Provider):
-    def __init__(self, name: str, config: ModelConfig):
-        super().__init__(name, config)
-        self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: HttpClient | None = None
+class AnthropicProvider(HttpProvider):
+    default_endpoint = DEFAULT_ENDPOINT
 
     def unavailable_reason(self) -> str | None:
         if not self.config.api_key_env:
             return "no api_key_env configured for an Anthropic model"
         return super().unavailable_reason()
 
-    @property
-    def client(self) -> HttpClient:
-        if self._client is None:
-            self._client = make_client(self.endpoint, {"anthropic-version": API_VERSION})
-        return self._client
+    def client_headers(self) -> dict[str, str]:
+        return {"anthropic-version": API_VERSION}  # the key goes per request, so a rotated key is picked up
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         system, messages = _messages(request.messages)
@@ -143,7 +136,3 @@ class AnthropicProvider(Provider):
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=stop_reason or "end_turn")
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

@@ -21,8 +21,10 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from modelyard.config.schema import Timeouts
+from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.types import ToolDefinition
 
 Extract = Callable[[Any], tuple[str, str]]
 
@@ -120,6 +122,38 @@ class HttpClient:
 
 def make_client(base_url: str, headers: dict[str, str] | None = None) -> HttpClient:
     return HttpClient(base_url, headers)
+
+
+class HttpProvider(Provider):
+    """A provider that talks HTTP to ``endpoint``: owns one lazily created :class:`HttpClient`."""
+
+    default_endpoint = ""
+
+    def __init__(self, name: str, config: ModelConfig):
+        super().__init__(name, config)
+        self.endpoint = (config.endpoint or self.default_endpoint).rstrip("/")
+        self._client: HttpClient | None = None
+
+    def client_headers(self) -> dict[str, str]:
+        """Headers sent with every request (auth, API version)."""
+        return {}
+
+    @property
+    def client(self) -> HttpClient:
+        if self._client is None:
+            self._client = make_client(self.endpoint, self.client_headers())
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def openai_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
+    """Tool definitions in the OpenAI shape that Ollama, OpenAI-compatible servers and llama.cpp share."""
+    return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in tools]
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
-from modelyard.providers.http import parse_arguments
+from modelyard.providers.http import openai_tools, parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 _END = object()
@@ -93,11 +93,7 @@ class LlamaCppProvider(Provider):
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.tools:
-            kwargs["tools"] = [
-                {"type": "function",
-                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in request.tools
-            ]
+            kwargs["tools"] = openai_tools(request.tools)
         if request.json_output:
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs

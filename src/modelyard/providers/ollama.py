@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.base import Provider
-from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments
+from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
@@ -28,17 +27,8 @@ def _message(m: Message) -> dict[str, Any]:
     return out
 
 
-class OllamaProvider(Provider):
-    def __init__(self, name: str, config: ModelConfig):
-        super().__init__(name, config)
-        self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: HttpClient | None = None
-
-    @property
-    def client(self) -> HttpClient:
-        if self._client is None:
-            self._client = make_client(self.endpoint)
-        return self._client
+class OllamaProvider(HttpProvider):
+    default_endpoint = DEFAULT_ENDPOINT
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -47,11 +37,7 @@ class OllamaProvider(Provider):
             "stream": True,
         }
         if request.tools:
-            body["tools"] = [
-                {"type": "function",
-                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in request.tools
-            ]
+            body["tools"] = openai_tools(request.tools)
         if request.thinking is not None:
             body["think"] = request.thinking
         if request.json_output:
@@ -109,7 +95,3 @@ class OllamaProvider(Provider):
         if status >= 400:
             raise ProviderError(Reason.SERVER_ERROR, f"warm-up failed: HTTP {status}")
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None

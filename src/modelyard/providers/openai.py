@@ -11,10 +11,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.base import Provider
-from modelyard.providers.http import HttpClient, loads, make_client, parse_arguments
+from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -47,18 +46,12 @@ def thinking_switch(model_id: str, thinking: bool | None) -> str:
     return " /think" if thinking else " /no_think"
 
 
-class OpenAIProvider(Provider):
-    def __init__(self, name: str, config: ModelConfig):
-        super().__init__(name, config)
-        self.endpoint = (config.endpoint or DEFAULT_ENDPOINT).rstrip("/")
-        self._client: HttpClient | None = None
+class OpenAIProvider(HttpProvider):
+    default_endpoint = DEFAULT_ENDPOINT
 
-    @property
-    def client(self) -> HttpClient:
-        if self._client is None:
-            key = self.config.api_key()
-            self._client = make_client(self.endpoint, {"authorization": f"Bearer {key}"} if key else None)
-        return self._client
+    def client_headers(self) -> dict[str, str]:
+        key = self.config.api_key()
+        return {"authorization": f"Bearer {key}"} if key else {}
 
     def _path(self) -> str:
         return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
@@ -78,11 +71,7 @@ class OpenAIProvider(Provider):
             "stream_options": {"include_usage": True},
         }
         if request.tools:
-            body["tools"] = [
-                {"type": "function",
-                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
-                for t in request.tools
-            ]
+            body["tools"] = openai_tools(request.tools)
         if request.max_tokens:
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
@@ -146,7 +135,3 @@ class OpenAIProvider(Provider):
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=finish or "stop")
 
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
