@@ -13,10 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from modelyard.config import Config
-from modelyard.ledger import connect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tests.fakes import AnthropicServer, OllamaServer, OpenAIServer
 from tests.helpers import make_config
+
+from modelyard.config import Config
+from modelyard.ledger import connect
 
 ANTHROPIC_KEY = "sk-ant-api03-reliability-SECRET-0123456789abcdefABCDEF"
 ANTHROPIC_ENV = "RELIABILITY_ANTHROPIC_KEY"
@@ -25,13 +27,58 @@ ANTHROPIC_ENV = "RELIABILITY_ANTHROPIC_KEY"
 TIGHT = {"queue": 0.5, "connect": 1.0, "first_token": 0.5, "idle": 0.3, "total": 8.0}
 
 
+class _HangupAware:
+    """Counts a request in flight until it finishes *or its client hangs up*, whichever is first.
+
+    The stock fakes count until their handler returns, which happens a few event-loop turns after
+    the disconnect; meanwhile the router (having closed that connection and released the slot)
+    may already have opened the next one, and the backend would count one request too many.
+    """
+
+    def tracked(self, app: ASGIApp, model: str | None = None) -> ASGIApp:
+        self._enter(model)  # type: ignore[attr-defined]
+        left = False
+
+        def leave() -> None:
+            nonlocal left
+            if not left:
+                left = True
+                self._leave(model)  # type: ignore[attr-defined]
+
+        async def run(scope: Scope, receive: Receive, send: Send) -> None:
+            async def watched() -> Message:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    leave()
+                return message
+
+            try:
+                await app(scope, watched, send)
+            finally:
+                leave()
+
+        return run
+
+
+class FakeOpenAI(_HangupAware, OpenAIServer):
+    pass
+
+
+class FakeOllama(_HangupAware, OllamaServer):
+    pass
+
+
+class FakeAnthropic(_HangupAware, AnthropicServer):
+    pass
+
+
 @contextlib.contextmanager
-def backends(chunk_interval: float = 0.0) -> Iterator[tuple[OpenAIServer, OllamaServer, AnthropicServer]]:
+def backends(chunk_interval: float = 0.0) -> Iterator[tuple[FakeOpenAI, FakeOllama, FakeAnthropic]]:
     """Three fakes speaking OpenAI, Ollama and Anthropic on loopback."""
-    with OpenAIServer(models=["fast-model"], reply_text="Hello from fast.", chunk_interval=chunk_interval) as oa, \
-            OllamaServer(models=["backup-model"], reply_text="Hello from backup.",
-                         chunk_interval=chunk_interval) as ol, \
-            AnthropicServer(api_key=ANTHROPIC_KEY, models=["claude-test"], reply_text="Hello from cloud.",
+    with FakeOpenAI(models=["fast-model"], reply_text="Hello from fast.", chunk_interval=chunk_interval) as oa, \
+            FakeOllama(models=["backup-model"], reply_text="Hello from backup.",
+                       chunk_interval=chunk_interval) as ol, \
+            FakeAnthropic(api_key=ANTHROPIC_KEY, models=["claude-test"], reply_text="Hello from cloud.",
                             chunk_interval=chunk_interval) as an:
         yield oa, ol, an
 

@@ -15,11 +15,17 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from tests.fakes import Fault, OpenAIServer
 from tests.gateway.harness import GatewayServer
-from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, TIGHT, attempts_of, backends, gateway_config, \
-    is_openai_error
+from tests.reliability.kit import (
+    ANTHROPIC_ENV,
+    ANTHROPIC_KEY,
+    TIGHT,
+    attempts_of,
+    backends,
+    gateway_config,
+    is_openai_error,
+)
 
 COOLDOWN = {"failures": 50, "seconds": 0.4, "max_seconds": 0.8}
 #: first_token (0.5) or idle (0.3) bound of the failing attempt, the backup's own answer, and slack for 2 cores
@@ -183,7 +189,7 @@ def test_backend_killed_and_restarted_mid_run(tmp_path, fakes, monkeypatch):
             assert ask(gw)[0].headers["x-modelyard-model"] == "fast"
             primary.set_default(Fault.drip(0.1))  # slow enough to be mid-answer when it dies
             results: list[httpx.Response] = []
-            threads = [threading.Thread(target=lambda: results.append(ask(gw, stream=s)[0])) for s in (False, True)]
+            threads = [threading.Thread(target=lambda s=s: results.append(ask(gw, stream=s)[0])) for s in (False, True)]
             for t in threads:
                 t.start()
             primary.wait_for(lambda: primary.in_flight == 2)

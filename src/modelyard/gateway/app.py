@@ -24,6 +24,7 @@ from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
 from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
 from modelyard.gateway.routing import listed_names, resolve, shared_router
 from modelyard.router.records import RequestRecord
@@ -142,9 +143,14 @@ async def api_summary(request: Request) -> Response:
     return json_response(data)
 
 
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document())
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail or "error", code="not_found" if exc.status_code == 404 else None)
+    return error_response(exc.status_code, exc.detail or "error", code="not_found" if exc.status_code == 404 else None,
+                          headers=exc.headers)  # e.g. Allow on a 405
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -167,6 +173,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/dashboard", page, methods=["GET"]),
         Route("/api/log", api_log, methods=["GET"]),
         Route("/api/summary", api_summary, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

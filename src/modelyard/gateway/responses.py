@@ -25,7 +25,8 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def error_response(status: int, message: str, *, param: str | None = None, code: str | None = None,
                    headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    body = error_body(message, _ERROR_TYPES.get(status, "server_error"), param, code, **extra)
+    kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    body = error_body(message, kind, param, code, **extra)
     return json_response(body, status, headers)
 
 

@@ -1,0 +1,94 @@
+"""The gateway's OpenAPI 3.1 document, served at ``/openapi.json``.
+
+The request body schema is generated from the same pydantic model that validates requests
+(:class:`~modelyard.gateway.wire.ChatCompletionBody`), so the document cannot drift from what
+the gateway accepts; responses are described by hand. Fuzzers (schemathesis) and client
+generators read it; it holds no data, so it is served without a key.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from modelyard.gateway.wire import ChatCompletionBody
+
+_REF = "#/components/schemas/{model}"
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, **_json("Error")}
+
+
+_AUTH_ERRORS = {"401": _error("missing or invalid API key (only when the gateway requires keys)")}
+
+_ERROR = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string"}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]},
+        "attempts": {"type": "array", "items": {"type": "object"}}}}},
+}
+_COMPLETION = {
+    "type": "object", "required": ["id", "object", "created", "model", "choices"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "chat.completion"}, "created": {"type": "integer"},
+                   "model": {"type": "string"}, "choices": {"type": "array", "items": {"type": "object"}},
+                   "usage": {"type": "object"}},
+}
+_MODEL = {
+    "type": "object", "required": ["id", "object"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "owned_by": {"type": "string"},
+                   "modelyard": {"type": "object"}},
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    body = ChatCompletionBody.model_json_schema(ref_template=_REF)
+    schemas = {**body.pop("$defs", {}), "ChatCompletionBody": body, "Error": _ERROR, "ChatCompletion": _COMPLETION,
+               "Model": _MODEL,
+               "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
+                   "object": {"const": "list"},
+                   "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}}
+    text = {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    any_json = {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+    log_params = [{"name": "limit", "in": "query", "required": False,
+                   "schema": {"type": "integer", "description": "rows, clamped to 1..500"}}]
+    log_params += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                   for name in ("agent", "model", "outcome")]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "modelyard gateway", "version": "1",
+                 "description": "OpenAI-compatible chat completions routed through modelyard agents."},
+        "paths": {
+            "/v1/chat/completions": {"post": {
+                "operationId": "createChatCompletion",
+                "requestBody": {"required": True, **_json("ChatCompletionBody")},
+                "responses": {
+                    "200": {"description": "the answer (JSON, or server-sent events when stream is true)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": _error("the body is not valid; param names the field"),
+                    "404": _error("no agent or model has that name"),
+                    "503": _error("every model in the chain failed; attempts lists them"),
+                    **_AUTH_ERRORS}}},
+            "/v1/models": {"get": {"operationId": "listModels", "responses": {
+                "200": {"description": "agents and models", **_json("ModelList")}, **_AUTH_ERRORS}}},
+            "/v1/models/{name}": {"get": {
+                "operationId": "getModel",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "one agent or model", **_json("Model")},
+                              "404": _error("unknown name"), **_AUTH_ERRORS}}},
+            "/healthz": {"get": {"operationId": "health", "responses": {"200": any_json}}},
+            "/metrics": {"get": {"operationId": "metrics", "responses": {"200": text, **_AUTH_ERRORS}}},
+            "/api/log": {"get": {"operationId": "routingLog", "parameters": log_params, "responses": {
+                "200": any_json, "400": _error("a bad query parameter"), **_AUTH_ERRORS}}},
+            "/api/summary": {"get": {"operationId": "summary", "responses": {"200": any_json, **_AUTH_ERRORS}}},
+        },
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
