@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import Router
@@ -18,8 +17,6 @@ from modelyard.types import ChatRequest, Message
 REQ = ChatRequest(messages=[Message("user", "x")])
 
 
-@pytest.mark.xfail(strict=True, reason="router/health.py: a stale failure during half-open discards the probe "
-                                       "(reported to the router owner)")
 async def test_stale_failure_does_not_discard_a_successful_probe() -> None:
     config = make_config(
         {"m": {"provider": "openai", "max_concurrent": 3}, "b": {"provider": "openai"}},

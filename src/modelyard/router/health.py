@@ -31,6 +31,9 @@ class Health:
         self.open_until = 0.0
         self.last_reason: str = ""
         self._probing = False
+        #: bumped each time the breaker opens; a verdict from a request that started in an earlier
+        #: generation describes the model as it was, not as it is, and is ignored
+        self.generation = 0
 
     def allow(self) -> str | None:
         """May a request try this model now? Returns "pass", "probe" (this request is the one
@@ -53,8 +56,8 @@ class Health:
     def seconds_left(self) -> float:
         return max(0.0, self.open_until - self.clock()) if self.state is State.OPEN else 0.0
 
-    def success(self) -> None:
-        if self.state is State.OPEN:
+    def success(self, generation: int | None = None) -> None:
+        if self.state is State.OPEN or (generation is not None and generation != self.generation):
             # A late answer from a request that started before the breaker opened says nothing
             # about the model now (a key revoked since, a process restarted): only a probe may close it.
             return
@@ -63,8 +66,11 @@ class Health:
         self.cooldown = self.policy.seconds
         self._probing = False
 
-    def failure(self, reason: Reason, retry_after: float | None = None) -> None:
-        """Count a failure; returns nothing, but may open the breaker."""
+    def failure(self, reason: Reason, retry_after: float | None = None, generation: int | None = None) -> None:
+        """Count a failure; may open the breaker. ``generation`` is :attr:`generation` when the request
+        started: a stale failure (from before the breaker last opened) must not re-open it under a probe."""
+        if generation is not None and generation != self.generation:
+            return
         self._probing = False
         if reason not in HEALTH_FAILURES:
             return
@@ -81,5 +87,6 @@ class Health:
             self._open(self.cooldown)
 
     def _open(self, seconds: float) -> None:
+        self.generation += 1
         self.state = State.OPEN
         self.open_until = self.clock() + seconds

@@ -174,6 +174,7 @@ class Router:
                     continue
                 health = self.health[model]
                 probe = health.allow()
+                generation = health.generation
                 if probe is None:
                     record.attempts.append(Attempt(model, kind, "skipped", Reason.COOLING_DOWN,
                                                    f"{health.seconds_left():.1f}s left after {health.last_reason}"))
@@ -194,7 +195,7 @@ class Router:
                         continue
                     record.queue_wait_ms += waited * 1000
                     try:
-                        async with aclosing(self._use_model(walk, provider, tm, waited)) as chunks:
+                        async with aclosing(self._use_model(walk, provider, tm, waited, generation)) as chunks:
                             async for chunk in chunks:
                                 yield chunk
                     finally:
@@ -221,7 +222,7 @@ class Router:
             if self.sink is not None:
                 self.sink(record)
 
-    async def _use_model(self, walk: _Walk, provider: Provider, tm: Timeouts, waited: float
+    async def _use_model(self, walk: _Walk, provider: Provider, tm: Timeouts, waited: float, generation: int
                          ) -> AsyncIterator[Chunk]:
         """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
 
@@ -262,7 +263,7 @@ class Router:
                 attempt.reason, attempt.detail = str(exc.reason), exc.message
                 if walk.committed:
                     attempt.outcome = "interrupted"
-                    health.failure(exc.reason, exc.retry_after)
+                    health.failure(exc.reason, exc.retry_after, generation)
                     record.outcome = "interrupted"
                     record.error = str(exc)
                     raise StreamInterrupted(walk.agent, record, buffer.text) from None
@@ -273,10 +274,10 @@ class Router:
                     await asyncio.sleep(pause)
                     continue
                 attempt.outcome = "fallback"
-                health.failure(exc.reason, exc.retry_after)
+                health.failure(exc.reason, exc.retry_after, generation)
                 return
             self._close_attempt(attempt, buffer, started, loop.time(), provider)
-            health.success()
+            health.success(generation)
             if not walk.stream:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
             walk.answer = buffer
