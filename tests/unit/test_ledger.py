@@ -46,7 +46,7 @@ def test_writer_batches_and_queries(tmp_path: Path) -> None:
     row = queries.recent(conn, 1, outcome="fallback")[0]
     assert row["fallback_reason"] == "missing_credentials" and row["is_local"] == 1
     [g] = queries.stats(conn, by="agent")
-    assert g.requests == 500 and g.fell_back == 100 and g.local_share == 1.0
+    assert g.requests == 500 and g.fallbacks == 100 and g.local_share == 1.0
     assert g.p50 == 250.0 or g.p50 == 249.0
     writer.close()
 

@@ -197,3 +197,15 @@ async def test_unknown_agent() -> None:
     router, *_ = build()
     with pytest.raises(KeyError, match="unknown agent 'nope'"):
         await router.complete("nope", REQ)
+
+
+async def test_a_failed_request_still_carries_the_cost_of_its_attempts() -> None:
+    models = {"cloud": {"provider": "openai", "price": {"input": 1.0, "output": 5.0}}}
+    config = make_config(models, {"agent": {"primary": "cloud"}})
+    p = ScriptedProvider("cloud", config.models["cloud"], text="partial answer")
+    router = Router(config, providers={"cloud": p})
+    with pytest.raises(ChainExhausted) as info:
+        await router.complete("agent", REQ, accept=lambda r: "unusable")
+    record = info.value.record
+    assert record.outcome == "failed" and record.tokens_out == 2
+    assert record.cost_usd == pytest.approx((3 * 1.0 + 2 * 5.0) / 1e6)

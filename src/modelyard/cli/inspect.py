@@ -102,7 +102,7 @@ def stats(
         for g in queries.stats(conn, since, by=by):
             table.add_row(g.key, str(g.requests), str(g.failed), ms(g.p50), ms(g.p95), f"{g.fallback_rate:.0%}",
                           f"{g.local_share:.0%}", f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
-                          f"{g.tokens_in}/{g.tokens_out}", f"${g.cost:.4f}",
+                          f"{g.tokens_in}/{g.tokens_out}", f"${g.spend:.4f}",
                           f"{g.acceptable}/{g.rated}" if g.rated else "–")
         console.print(table)
 

@@ -45,7 +45,7 @@ def _log(conn: sqlite3.Connection, limit: int, agent: str | None, model: str | N
 def _summary(conn: sqlite3.Connection, config: Config, since: float) -> dict[str, Any]:
     agents = []
     for g in stats(conn, since, by="agent"):
-        agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fell_back,
+        agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fallbacks,
                        "fallback_rate": g.fallback_rate, "p50_ms": g.p50, "p95_ms": g.p95,
                        "local_share": g.local_share, "reasons": {}})
     by_agent = {a["agent"]: a for a in agents}

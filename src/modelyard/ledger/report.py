@@ -20,12 +20,12 @@ import calendar
 import sqlite3
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from modelyard.config.schema import Config
-from modelyard.ledger.queries import percentile
+from modelyard.ledger.aggregate import FAILED, Group, percentile
 
 #: recommendation thresholds (documented in the report's output with the numbers that crossed them)
 FALLBACK_RATE_ALERT = 0.10
@@ -34,7 +34,6 @@ QUEUE_RISK_RATIO = 0.8
 MIN_WAIT_SAMPLES = 10
 MOVE_LOCAL_MIN_RATED = 5
 MOVE_LOCAL_ACCEPTABLE = 0.8
-FAILED = ("failed", "cancelled", "interrupted")
 
 
 @dataclass
@@ -68,48 +67,6 @@ def days_period(days: float, now: float | None = None) -> Period:
         raise ValueError("--days must be positive")
     end = now if now is not None else time.time()
     return Period(end - days * 86400, end, f"last {days:g} days", days / 30)
-
-
-@dataclass
-class Group:
-    key: str
-    requests: int = 0
-    served: int = 0
-    fallbacks: int = 0
-    local: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    spend: float = 0.0
-    rated: int = 0
-    acceptable: int = 0
-    latencies: list[float] = field(default_factory=list, repr=False)
-    waits: list[float] = field(default_factory=list, repr=False)
-    tps: list[float] = field(default_factory=list, repr=False)
-    reasons: Counter = field(default_factory=Counter)
-
-    @property
-    def local_share(self) -> float:
-        return self.local / self.served if self.served else 0.0
-
-    @property
-    def fallback_rate(self) -> float:
-        return self.fallbacks / self.requests if self.requests else 0.0
-
-    @property
-    def acceptable_rate(self) -> float | None:
-        return self.acceptable / self.rated if self.rated else None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "key": self.key, "requests": self.requests, "served": self.served, "fallbacks": self.fallbacks,
-            "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
-            "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out, "spend_usd": self.spend,
-            "latency_p50_ms": percentile(self.latencies, 50), "latency_p95_ms": percentile(self.latencies, 95),
-            "queue_wait_p50_ms": percentile(self.waits, 50), "queue_wait_p95_ms": percentile(self.waits, 95),
-            "tokens_per_s": percentile(self.tps, 50), "rated": self.rated, "acceptable": self.acceptable,
-            "acceptable_rate": self.acceptable_rate,
-        }
 
 
 @dataclass
@@ -173,28 +130,10 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
     rows = conn.execute("SELECT * FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts", window).fetchall()
     for row in rows:
         served = row["outcome"] not in FAILED and row["model"] is not None
-        targets = [totals, agents.setdefault(row["agent"], Group(row["agent"]))]
+        totals.add(row)
+        agents.setdefault(row["agent"], Group(row["agent"])).add(row)
         if served:
-            targets.append(models.setdefault(row["model"], Group(row["model"])))
-        for g in targets:
-            g.requests += 1
-            g.tokens_in += row["tokens_in"] or 0
-            g.tokens_out += row["tokens_out"] or 0
-            if row["outcome"] == "fallback":
-                g.fallbacks += 1
-                g.reasons[row["fallback_reason"] or "unknown"] += 1
-            if served:
-                g.served += 1
-                g.local += int(row["is_local"] or 0)
-                g.latencies.append(row["total_ms"] or 0.0)
-                if row["tokens_per_s"]:
-                    g.tps.append(row["tokens_per_s"])
-            if row["acceptable"] is not None:
-                g.rated += 1
-                g.acceptable += int(row["acceptable"])
-        if served:
-            for g in targets[:2]:
-                g.waits.append(row["queue_wait_ms"] or 0.0)
+            models.setdefault(row["model"], Group(row["model"])).add(row, wait=False)  # model waits: from attempts
         if row["outcome"] == "fallback" and row["is_local"] and row["acceptable"] is not None:
             lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
             lf.rated += 1

@@ -219,6 +219,10 @@ class Router:
         finally:
             if not record.total_ms:
                 record.total_ms = (loop.time() - walk.t0) * 1000
+            # every attempt's tokens were billed, whether or not the request got an answer
+            record.tokens_in = sum(a.tokens_in for a in record.attempts)
+            record.tokens_out = sum(a.tokens_out for a in record.attempts)
+            record.cost_usd = sum(a.cost_usd for a in record.attempts)
             if self.sink is not None:
                 self.sink(record)
 
@@ -339,9 +343,6 @@ class Router:
         record.model = model
         record.outcome = "ok" if index == 0 else "fallback"
         record.total_ms = (now - walk.t0) * 1000
-        record.tokens_in = sum(a.tokens_in for a in record.attempts)
-        record.tokens_out = sum(a.tokens_out for a in record.attempts)
-        record.cost_usd = sum(a.cost_usd for a in record.attempts)
         record.tokens_per_s = record.attempts[-1].tokens_per_s
         if self.config.log.store_text:
             record.response = buffer.text
