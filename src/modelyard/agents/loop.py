@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from modelyard.agents.tool_text import find_text_calls
+from modelyard.agents.tool_text import find_text_calls, text_call_problem
 from modelyard.agents.tools import Toolbox, ToolOutcome
 from modelyard.agents.visible import visible_text
 from modelyard.config.schema import Config
@@ -48,17 +48,10 @@ async def complete_checked(router: Router, agent: str, request: ChatRequest, che
 
 def usable_reply(config: Config) -> Check:
     def check(model: str, answer: ChatResponse) -> str | None:
-        if answer.tool_calls:
-            return None
-        found = find_text_calls(answer.text)
-        if found:
-            if model in config.models and config.models[model].tool_text_fallback:
-                return None
-            return (f"tool call to '{found[0].name}' written as plain text, not as a structured call "
-                    f"(tool_text_fallback is off for {model})")
-        if not visible_text(answer.text).strip():
+        problem = text_call_problem(config, answer)
+        if problem is None and not answer.tool_calls and not visible_text(answer.text).strip():
             return "empty reply to a tool step"
-        return None
+        return problem
 
     return check
 

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from modelyard.config.schema import Config
+from modelyard.types import ChatResponse
+
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
 _FENCED = re.compile(r"```(?:json|tool_call|javascript)?\s*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -80,3 +83,18 @@ def find_text_calls(text: str) -> list[TextCall]:
         if found:
             return found
     return _parse(text) or []
+
+
+def text_call_problem(config: Config, answer: ChatResponse, offered: set[str] | None = None) -> str | None:
+    """Why ``answer`` must not be accepted as-is: it writes a tool call as plain text and the answering
+    model is not allowed ``tool_text_fallback``. ``offered`` limits the check to those tool names."""
+    if answer.tool_calls:
+        return None
+    found = [c for c in find_text_calls(answer.text) if offered is None or c.name in offered]
+    if not found:
+        return None
+    model = config.models.get(answer.model)
+    if model is not None and model.tool_text_fallback:
+        return None
+    return (f"tool call to '{found[0].name}' written as plain text, not as a structured call "
+            f"(tool_text_fallback is off for {answer.model})")

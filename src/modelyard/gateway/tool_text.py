@@ -10,7 +10,7 @@ other model it is an unusable reply, and the router moves on to the next model i
 
 from __future__ import annotations
 
-from modelyard.agents.tool_text import find_text_calls
+from modelyard.agents.tool_text import find_text_calls, text_call_problem
 from modelyard.config.schema import Config
 from modelyard.router.router import Accept
 from modelyard.types import ChatRequest, ChatResponse, ToolCall
@@ -26,17 +26,10 @@ def accept_for(config: Config, request: ChatRequest) -> Accept | None:
     if not request.tools:
         return None
 
+    offered = {t.name for t in request.tools}
+
     def accept(answer: ChatResponse) -> str | None:
-        if answer.tool_calls:
-            return None
-        found = _text_calls(request, answer)
-        if not found:
-            return None
-        model = config.models.get(answer.model)
-        if model is not None and model.tool_text_fallback:
-            return None
-        return (f"tool call to '{found[0].name}' written as plain text, not as a structured call "
-                f"(tool_text_fallback is off for {answer.model})")
+        return text_call_problem(config, answer, offered)
 
     return accept
 
