@@ -120,3 +120,15 @@ def test_cli_ask_falls_back_from_cloud_to_local(tmp_path: Path, default_model: P
     rated = subprocess.run([sys.executable, "-m", "modelyard", "rate", out["id"], "good"], capture_output=True,
                            text=True, timeout=60, env=env)
     assert rated.returncode == 0 and out["id"] in rated.stdout
+
+
+async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_model: Path) -> None:
+    config = make_config({"local": {"provider": "llamacpp", "path": str(default_model), "context": 256}},
+                         {"chat": {"primary": "local"}}, defaults={"cooldown": {"failures": 1}})
+    router = Router(config)
+    from modelyard.router import ChainExhausted
+
+    with pytest.raises(ChainExhausted, match="context window") as info:
+        await router.complete("chat", ChatRequest(messages=[Message("user", "word " * 2000)], max_tokens=8))
+    assert info.value.record.attempts[0].reason == "bad_request"
+    assert router.health["local"].state == "available"

@@ -153,6 +153,9 @@ class LlamaCppProvider(Provider):
                     break
                 if isinstance(item, ProviderError):
                     raise item
+                if isinstance(item, ValueError) and "context window" in str(item):
+                    # the prompt is too long for this model: a bad request, not a sick model (no cooldown)
+                    raise ProviderError(Reason.BAD_REQUEST, f"llama.cpp: {item}")
                 if isinstance(item, Exception):
                     raise ProviderError(Reason.INTERNAL_ERROR, f"llama.cpp failed: {type(item).__name__}: {item}")
                 if isinstance(item, tuple):
