@@ -67,6 +67,30 @@ class RecordedRequest:
     fault: Fault | None = None
 
 
+def poll(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
+    """Poll `predicate` until it returns something truthy; TimeoutError otherwise (blocks the thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+async def apoll(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
+    """poll() for async tests: yields to the event loop while polling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
 class FakeServer:
     """Base class: subclasses provide `routes()`; this class runs and observes them."""
 
@@ -312,24 +336,10 @@ class FakeServer:
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
         """Poll `predicate` until it returns something truthy; TimeoutError otherwise."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            time.sleep(interval)
+        return poll(predicate, timeout, interval)
 
     async def wait_for_async(
         self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01
     ) -> T:
         """wait_for() for async tests: yields to the test's event loop while polling."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            await asyncio.sleep(interval)
+        return await apoll(predicate, timeout, interval)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +14,7 @@ from modelyard.config import Config
 from modelyard.frontends.telegram import TelegramBot
 from modelyard.runtime import open_runtime
 from tests.fakes import OpenAIServer, TelegramServer
+from tests.fakes.server import apoll
 from tests.helpers import make_config
 
 T = TypeVar("T")
@@ -25,14 +24,7 @@ REPLY = "Sure. Here is a short answer that arrives word by word from the fake mo
 
 async def eventually(predicate: Callable[[], T], timeout: float = 5.0) -> T:
     """Poll without blocking the event loop the bot runs on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.01)
+    return await apoll(predicate, timeout)
 
 
 @pytest.fixture

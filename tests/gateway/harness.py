@@ -17,6 +17,7 @@ import uvicorn
 from modelyard.config import Config
 from modelyard.gateway import Gateway, create_app
 from modelyard.runtime import Runtime, open_runtime
+from tests.fakes.server import poll
 from tests.helpers import make_config
 
 
@@ -78,14 +79,7 @@ class GatewayServer:
         return self.gateway.router
 
     def wait_for(self, predicate, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError("condition not met")
-            time.sleep(0.01)
+        return poll(predicate, timeout)
 
 
 def fake_config(tmp_path, openai_url: str, ollama_url: str, anthropic_url: str, **extra: Any) -> Config:
