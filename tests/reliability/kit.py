@@ -7,6 +7,7 @@ fault costs well under a second and the whole short profile stays inside CI's bu
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Iterator
@@ -33,19 +34,28 @@ class _HangupAware:
     The stock fakes count until their handler returns, which happens a few event-loop turns after
     the disconnect; meanwhile the router (having closed that connection and released the slot)
     may already have opened the next one, and the backend would count one request too many.
+    A new request is also counted only after a short settle delay, so a connection the router closed
+    *before* opening this one (its EOF already on the wire, not yet processed by this server's loop)
+    is not counted as overlapping it. The router's own slot peak is asserted exactly alongside.
     """
 
+    SETTLE = 0.02
+
     def tracked(self, app: ASGIApp, model: str | None = None) -> ASGIApp:
-        self._enter(model)  # type: ignore[attr-defined]
+        entered = False
         left = False
 
         def leave() -> None:
             nonlocal left
-            if not left:
+            if entered and not left:
                 left = True
                 self._leave(model)  # type: ignore[attr-defined]
 
         async def run(scope: Scope, receive: Receive, send: Send) -> None:
+            nonlocal entered
+            await asyncio.sleep(self.SETTLE)
+            entered = True
+            self._enter(model)  # type: ignore[attr-defined]
             async def watched() -> Message:
                 message = await receive()
                 if message["type"] == "http.disconnect":
