@@ -13,6 +13,8 @@ from pathlib import Path
 import platformdirs
 
 APP = "modelyard"
+#: the embedded default model (ops/default_model.py assembles and verifies it)
+DEFAULT_MODEL_FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
 
 def data_dir() -> Path:
@@ -21,6 +23,11 @@ def data_dir() -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MODELYARD_CACHE_DIR") or platformdirs.user_cache_dir(APP))
+
+
+def default_model_path() -> Path:
+    """Where the embedded default model lives: the llamacpp provider's GGUF when no ``path`` is set."""
+    return cache_dir() / "models" / DEFAULT_MODEL_FILENAME
 
 
 def user_config_file() -> Path:

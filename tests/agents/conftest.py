@@ -14,7 +14,7 @@ from modelyard.paths import embedded_default_config
 from modelyard.runtime import Runtime, open_runtime
 from tests.fakes import OpenAIServer
 
-MODEL_ID = "qwen2.5-fake"  # a Qwen-looking id, so the provider sends the /no_think switch
+MODEL_ID = "qwen2.5-fake"  # a Qwen-looking id declared to think, so the provider sends the /no_think switch
 
 
 def default_data() -> dict[str, Any]:
@@ -26,7 +26,8 @@ def fake_config(url: str, tmp_path: Path, *, agents: dict[str, dict[str, Any]] |
     """The embedded default (agents, examples, orchestration) with every model replaced by the fake."""
     data = default_data()
     data["models"] = {
-        "fake": {"provider": "openai", "endpoint": url, "model": MODEL_ID, "context": 4096},
+        "fake": {"provider": "openai", "endpoint": url, "model": MODEL_ID, "context": 4096,
+                 "capabilities": ["thinking"]},
         "backup": {"provider": "openai", "endpoint": url, "model": "backup-model"},
     }
     for cfg in data["agents"].values():

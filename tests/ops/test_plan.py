@@ -13,9 +13,9 @@ from tests.ops.test_probe import ShowingOllama
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.ops.metadata import gguf_metadata, kv_shape
 from modelyard.ops.plan import GB, default_headroom, plan_memory
 from modelyard.paths import example_file
+from modelyard.providers.metadata import gguf_metadata, kv_shape
 
 REFERENCE = example_file("reference-mac64.yaml")
 

@@ -13,7 +13,8 @@ from tests.helpers import make_config
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.ops.warmup import default_interval, keep_warm, parse_duration, warm_all, warmable
+from modelyard.ops.warmup import default_interval, keep_warm, warm_all, warmable
+from modelyard.providers.base import parse_duration
 from modelyard.runtime import open_runtime
 
 

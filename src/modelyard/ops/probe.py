@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.ops.context import context_length
 from modelyard.providers import Provider
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolDefinition
 
@@ -94,9 +93,7 @@ async def _generate(provider: Provider, request: ChatRequest, tm: Timeouts, limi
                     until: Callable[[ChatResponse], bool] | None = None) -> _Run:
     """One call, timed; ``limit`` bounds the whole call (the router's bounds are not in play here).
     ``until`` ends the call early once the answer so far settles the question."""
-    if provider.config.provider == "llamacpp":
-        # its worker thread only notices a cancel at the next token and then still reports back to
-        # the event loop; stopping early could leave it writing to a loop that has closed
+    if not provider.stops_early:  # e.g. an in-process worker that would write to a closed loop
         until = None
     response = ChatResponse()
     start = time.perf_counter()
@@ -196,11 +193,13 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
         return [judge_tool_call(run.response)]
 
     async def thinking() -> list[Check]:
-        if provider.config.provider == "llamacpp":
-            return [Check("thinking", "n/a", None, detail="the in-process llama.cpp provider has no thinking mode")]
-        run = await _generate(provider, ChatRequest(_user("Is 17 a prime number? Answer yes or no."),
-                                                    thinking=True, thinking_budget=1024, max_tokens=1200), tm,
-                              timeout, until=lambda r: bool(r.thinking or r.text))
+        if not provider.profile.shows_thinking:
+            return [Check("thinking", "n/a", None,
+                          detail=f"the {provider.config.provider} provider cannot switch thinking or show it")]
+        with provider.assuming(thinking=True):  # send the switch even if no one has said the model takes it
+            run = await _generate(provider, ChatRequest(_user("Is 17 a prime number? Answer yes or no."),
+                                                        thinking=True, thinking_budget=1024, max_tokens=1200), tm,
+                                  timeout, until=lambda r: bool(r.thinking or r.text))
         if run.response.thinking:
             return [Check("thinking", "pass", True, detail=f"{len(run.response.thinking)} characters of thinking")]
         return [Check("thinking", "no", False, detail="no thinking output with thinking on")]
@@ -228,7 +227,11 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
         return out
 
     async def context() -> list[Check]:
-        length, source = await context_length(provider)
+        try:
+            window = await provider.context_window()
+        except Exception as exc:  # a backend's answer of any shape must not end the probe
+            return [Check("context", "unknown", None, detail=f"could not ask the server: {type(exc).__name__}")]
+        length, source = window.trained, window.source
         if length is None:
             return [Check("context", "unknown", None, detail=source)]
         configured = provider.config.context

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelyard.warmup")
 
-#: providers whose warmup actually loads something; OpenAI-compatible servers manage their own loading
-WARMABLE = ("ollama", "llamacpp")
 DEFAULT_INTERVAL = 600.0
 
 
@@ -38,7 +35,9 @@ class WarmResult:
 
 
 def warmable(providers: dict[str, Provider]) -> list[str]:
-    return [n for n, p in providers.items() if p.config.is_local and p.config.provider in WARMABLE]
+    """Local models whose provider really loads something on warm-up (OpenAI-compatible servers
+    manage their own loading)."""
+    return [n for n, p in providers.items() if p.config.is_local and p.preloads]
 
 
 async def warm_one(provider: Provider, keep_alive: str | None = None) -> WarmResult:
@@ -71,23 +70,13 @@ async def warm_all(providers: dict[str, Provider], names: list[str] | None = Non
     return results
 
 
-def parse_duration(text: str | None) -> float | None:
-    """Ollama-style durations: "30m", "1h", "90s", "45" (seconds); None/negative = none."""
-    if not text:
-        return None
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(text))
-    if not match:
-        return None
-    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
-
-
 def default_interval(runtime: Runtime) -> float:
-    """``gateway.keep_alive_interval``, else half the shortest local keep_alive, else 10 minutes."""
+    """``gateway.keep_alive_interval``, else half the shortest local keep-alive, else 10 minutes."""
     configured = runtime.config.gateway.keep_alive_interval
     if configured:
         return float(configured)
     alive = [d for p in runtime.router.providers.values() if p.config.is_local
-             if (d := parse_duration(p.config.keep_alive))]
+             if (d := p.keep_alive_seconds())]
     return max(5.0, min(alive) / 2) if alive else DEFAULT_INTERVAL
 
 

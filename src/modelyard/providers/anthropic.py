@@ -10,6 +10,7 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, loads, parse_arguments, reason_for_status
+from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com"
@@ -48,6 +49,11 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
 
 class AnthropicProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
+    hosted = True
+
+    def base_profile(self) -> ModelProfile:
+        # no JSON mode in the Messages API: a JSON answer can only be asked for in words
+        return ModelProfile(thinking_switch=ThinkingSwitch.ANTHROPIC_BUDGET, json_mode=False)
 
     def unavailable_reason(self) -> str | None:
         if not self.config.api_key_env:
@@ -66,7 +72,7 @@ class AnthropicProvider(HttpProvider):
         if request.tools:
             body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                              for t in request.tools]
-        if request.thinking:
+        if self.profile.thinking_to_send(request.thinking):
             budget = max(MIN_THINKING_BUDGET, request.thinking_budget or MIN_THINKING_BUDGET)
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
             max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens

@@ -1,25 +1,77 @@
 """The one interface every provider implements.
 
-A provider knows one wire protocol and nothing about chains, slots or logs: it turns a
+A provider knows one backend and nothing about chains, slots or logs: it turns a
 :class:`ChatRequest` into a stream of :class:`Chunk` and every failure into a
 :class:`ProviderError`. First-token and idle timeouts are enforced by the router around
 this stream, the same way for every provider; the provider only enforces connect time.
+
+It also owns every other fact about its backend that ``probe``, ``plan``, ``warmup`` and
+``check`` need (context, memory, loading, the model's profile), so ``ops/`` never asks which
+backend it is talking to. The defaults here say "unknown" honestly; a backend that can tell
+overrides them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 
+def parse_duration(text: str | None) -> float | None:
+    """Ollama-style durations: "30m", "1h", "90s", "45" (seconds); None/negative = none."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", str(text))
+    if not match:
+        return None
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+
+
 class Provider(ABC):
+    #: a billed cloud service whatever the config's price says (read when registered as a plugin)
+    hosted: ClassVar[bool] = False
+    #: :meth:`warmup` really loads the model (into a local server or this process)
+    preloads: ClassVar[bool] = False
+    #: a stream may be abandoned before its end without harm (an in-process worker may not allow it)
+    stops_early: ClassVar[bool] = True
+
     def __init__(self, name: str, config: ModelConfig):
         self.name = name
         self.config = config
         self.model_id = config.model or name
+        self._found: dict[str, bool] = {}
+        self.profile = self.base_profile().declared(config.capabilities)
+
+    # -- the model's profile -----------------------------------------------------------
+
+    def base_profile(self) -> ModelProfile:
+        """What this backend knows of the model before the config or a probe say more."""
+        return ModelProfile()
+
+    def learn(self, found: Mapping[str, Any]) -> None:
+        """Fold in what ``probe`` measured (capability → bool); the config's claims still stand."""
+        self._found.update({k: bool(v) for k, v in found.items() if v is not None})
+        self.profile = self.base_profile().learned(self._found).declared(self.config.capabilities)
+
+    @contextlib.contextmanager
+    def assuming(self, **facts: Any) -> Iterator[None]:
+        """Act as if the profile said ``facts`` for a moment: how ``probe`` tries what it measures."""
+        saved = self.profile
+        self.profile = dataclasses.replace(saved, **facts)
+        try:
+            yield
+        finally:
+            self.profile = saved
+
+    # -- serving -------------------------------------------------------------------------
 
     def unavailable_reason(self) -> str | None:
         """Why this model cannot be used at all right now (e.g. missing credentials), or None."""
@@ -36,6 +88,24 @@ class Provider(ABC):
         async for chunk in self.stream(request, timeouts):
             response.add(chunk)
         return response
+
+    # -- facts for ops (probe, plan, warmup, check) ---------------------------------------
+
+    async def context_window(self) -> ContextWindow:
+        """The context the model was trained for and the one it is served with."""
+        return ContextWindow(None, self.config.context, f"the {self.config.provider} API does not report it")
+
+    async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
+        """Weights and KV-cache shape of a local model (``ask_server=False``: no network calls)."""
+        return MemoryFacts(context=self.config.context, parallel=self.config.max_concurrent)
+
+    async def loaded(self) -> bool | None:
+        """Whether the model is in memory right now (None: the backend does not say)."""
+        return None
+
+    def keep_alive_seconds(self) -> float | None:
+        """How long the backend keeps the model loaded after a request (None: not known here)."""
+        return None
 
     async def warmup(self, keep_alive: str | None = None) -> None:  # noqa: B027 - optional hook
         """Load the model so the first real request does not pay the cold start."""

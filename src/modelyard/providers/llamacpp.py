@@ -19,19 +19,16 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.http import openai_tools, parse_arguments
+from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
+from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 _END = object()
 _models: dict[tuple[str, int], Any] = {}
 _models_lock = threading.Lock()
-
-
-def default_model_path() -> Path:
-    from modelyard.ops.default_model import model_path
-
-    return model_path()
 
 
 @atexit.register
@@ -65,10 +62,19 @@ def _message(m: Message) -> dict[str, Any]:
 
 
 class LlamaCppProvider(Provider):
+    preloads = True
+    # the worker notices a cancel only at its next token and then still reports to the event loop
+    stops_early = False
+
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
         self.path = Path(config.path).expanduser() if config.path else None
         self.n_ctx = config.context or 4096
+
+    def base_profile(self) -> ModelProfile:
+        # llama-cpp-python's chat handlers neither switch thinking nor hand its text over apart;
+        # response_format json_object is grammar-constrained, so JSON mode holds
+        return ModelProfile(shows_thinking=False, json_mode=True)
 
     def _resolved_path(self) -> Path:
         return self.path or default_model_path()
@@ -171,3 +177,28 @@ class LlamaCppProvider(Provider):
         if reason:
             raise ProviderError(Reason.UNAVAILABLE, reason)
         await asyncio.to_thread(load_llama, str(self._resolved_path()), self.n_ctx)
+
+    # -- facts for ops -------------------------------------------------------------------
+
+    def _metadata(self) -> dict[str, Any]:
+        """The GGUF header: from the loaded model if this process has it, else read (no weights loaded)."""
+        llm = _models.get((str(self._resolved_path()), self.n_ctx))
+        return dict(llm.metadata) if llm is not None else gguf_metadata(self._resolved_path())
+
+    async def context_window(self) -> ContextWindow:
+        meta = await asyncio.to_thread(self._metadata)
+        length = trained_context(meta)
+        if length:
+            return ContextWindow(length, self.n_ctx, "GGUF metadata")
+        return ContextWindow(None, self.n_ctx, "no context_length in the GGUF metadata")
+
+    async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
+        """Weights = the GGUF file; one KV cache of ``context`` tokens (one generation at a time)."""
+        path = self._resolved_path()
+        if not path.is_file():
+            return MemoryFacts(context=self.n_ctx, parallel=1)
+        shape = kv_shape(await asyncio.to_thread(gguf_metadata, path))
+        return MemoryFacts(path.stat().st_size, "GGUF file size", None, shape, context=self.n_ctx, parallel=1)
+
+    async def loaded(self) -> bool | None:
+        return (str(self._resolved_path()), self.n_ctx) in _models

@@ -8,10 +8,15 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import parse_duration
 from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
+from modelyard.providers.metadata import kv_shape, trained_context
+from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
+DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
+FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -29,6 +34,10 @@ def _message(m: Message) -> dict[str, Any]:
 
 class OllamaProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
+    preloads = True
+
+    def base_profile(self) -> ModelProfile:
+        return ModelProfile(thinking_switch=ThinkingSwitch.OLLAMA_THINK, json_mode=True)
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -38,8 +47,9 @@ class OllamaProvider(HttpProvider):
         }
         if request.tools:
             body["tools"] = openai_tools(request.tools)
-        if request.thinking is not None:
-            body["think"] = request.thinking
+        think = self.profile.thinking_to_send(request.thinking)
+        if think is not None:
+            body["think"] = think
         if request.json_output:
             body["format"] = "json"
         options: dict[str, Any] = {}
@@ -95,3 +105,71 @@ class OllamaProvider(HttpProvider):
         if status >= 400:
             raise ProviderError(Reason.SERVER_ERROR, f"warm-up failed: HTTP {status}")
 
+    # -- facts for ops -------------------------------------------------------------------
+
+    async def _model_info(self) -> tuple[dict[str, Any] | None, str]:
+        """``model_info`` from /api/show (None and why when the server does not give it)."""
+        status, data = await self.client.request_json("POST", "/api/show", {"model": self.model_id},
+                                                      timeout=FACT_TIMEOUT)
+        if status != 200 or not isinstance(data, dict):
+            return None, f"/api/show answered HTTP {status}"
+        info = data.get("model_info")
+        return (info, "") if isinstance(info, dict) else (None, "no model_info in /api/show")
+
+    async def _listing(self, route: str) -> dict[str, Any] | None:
+        """This model's entry in /api/ps (loaded) or /api/tags (installed): {} if not listed,
+        None if the server gave no listing."""
+        status, data = await self.client.request_json("GET", route, timeout=FACT_TIMEOUT)
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
+            return None
+        tail = self.model_id.rsplit("/", 1)[-1]
+        wanted = {self.model_id, self.model_id if ":" in tail else f"{self.model_id}:latest"}
+        for entry in data["models"]:
+            if isinstance(entry, dict) and wanted & {entry.get("name"), entry.get("model")}:
+                return entry
+        return {}
+
+    async def _size(self, route: str) -> int | None:
+        entry = await self._listing(route) or {}
+        size = entry.get("size")
+        return size if isinstance(size, int) and size > 0 else None
+
+    async def context_window(self) -> ContextWindow:
+        served = self.config.context or DEFAULT_CONTEXT
+        try:
+            info, why = await self._model_info()
+        except ProviderError as exc:
+            return ContextWindow(None, served, f"could not ask the server: {exc.reason}")
+        if info is None:
+            return ContextWindow(None, served, why)
+        length = trained_context(info)
+        if not length:
+            return ContextWindow(None, served, "no context_length in model_info")
+        return ContextWindow(length, served, "Ollama /api/show model_info")
+
+    async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
+        """Ollama allocates ``num_ctx`` of KV cache for each of its parallel slots (taken to be
+        ``max_concurrent``); a loaded model's /api/ps size already includes that cache."""
+        context, parallel = self.config.context or DEFAULT_CONTEXT, self.config.max_concurrent
+        if not ask_server:
+            return MemoryFacts(context=context, parallel=parallel)
+        try:
+            if size := await self._size("/api/ps"):
+                return MemoryFacts(size, "Ollama /api/ps (loaded, KV included)", "/api/ps size",
+                                   context=context, parallel=parallel)
+            size = await self._size("/api/tags")
+            info, _ = await self._model_info()
+        except ProviderError:
+            return MemoryFacts(context=context, parallel=parallel)
+        return MemoryFacts(size, "Ollama /api/tags" if size else "unknown", None, kv_shape(info or {}),
+                           context=context, parallel=parallel)
+
+    async def loaded(self) -> bool | None:
+        try:
+            entry = await self._listing("/api/ps")
+        except ProviderError:
+            return None
+        return None if entry is None else bool(entry)
+
+    def keep_alive_seconds(self) -> float | None:
+        return parse_duration(self.config.keep_alive)

@@ -2,7 +2,9 @@
 MLX, Ollama's /v1): SSE streaming, tool-call fragments reassembled, usage in the last chunk.
 
 Qwen-family models take thinking on/off as ``/think`` and ``/no_think`` switches in the
-prompt; that is the only portable way to steer them over this protocol.
+prompt; that is the only portable way to steer them over this protocol. Being words in the
+prompt, the switch goes only to models known to think (config ``capabilities: [thinking]`` or
+``probe``): a Qwen2.5 would read it as part of the question.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
+from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
+FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/v1/models)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -39,15 +43,20 @@ def _message(m: Message) -> dict[str, Any]:
     return out
 
 
-def thinking_switch(model_id: str, thinking: bool | None) -> str:
-    """Qwen's soft switch, appended to the last user turn (empty for other families)."""
-    if thinking is None or "qwen" not in model_id.lower():
+def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
+    """Qwen's soft switch to append to the last user turn, when the profile allows one (else empty)."""
+    send = profile.thinking_to_send(thinking)
+    if send is None or profile.thinking_switch is not ThinkingSwitch.QWEN_SOFT:
         return ""
-    return " /think" if thinking else " /no_think"
+    return " /think" if send else " /no_think"
 
 
 class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
+
+    def base_profile(self) -> ModelProfile:
+        qwen = "qwen" in self.model_id.lower()
+        return ModelProfile(thinking_switch=ThinkingSwitch.QWEN_SOFT if qwen else ThinkingSwitch.NONE)
 
     def client_headers(self) -> dict[str, str]:
         key = self.config.api_key()
@@ -58,7 +67,7 @@ class OpenAIProvider(HttpProvider):
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = [_message(m) for m in request.messages]
-        switch = thinking_switch(self.model_id, request.thinking)
+        switch = thinking_switch(self.profile, request.thinking)
         if switch:
             for m in reversed(messages):
                 if m["role"] == "user":
@@ -135,3 +144,24 @@ class OpenAIProvider(HttpProvider):
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=finish or "stop")
 
+
+    async def context_window(self) -> ContextWindow:
+        """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
+        LM Studio and others ``context_length`` (the served window is the server's own setting)."""
+        path = "/models" if self.endpoint.endswith("/v1") else "/v1/models"
+        try:
+            status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
+        except ProviderError as exc:
+            return ContextWindow(None, self.config.context, f"could not ask the server: {exc.reason}")
+        if status != 200 or not isinstance(data, dict):
+            return ContextWindow(None, self.config.context, f"{path} answered HTTP {status}")
+        for entry in data.get("data") or []:
+            if not isinstance(entry, dict) or entry.get("id") != self.model_id:
+                continue
+            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            for value in (meta.get("n_ctx_train"), entry.get("max_model_len"), entry.get("context_length"),
+                          meta.get("context_length")):
+                if isinstance(value, int) and value > 0:
+                    return ContextWindow(value, self.config.context, f"{path} metadata")
+            return ContextWindow(None, self.config.context, f"{path} lists the model without a context length")
+        return ContextWindow(None, self.config.context, f"{path} does not list the model")

@@ -1,6 +1,6 @@
 """Model facts only the server or the weights file knows: trained context, layer and head counts.
 
-Both ``probe`` (context length) and ``plan`` (KV-cache size) need the same GGUF keys —
+Context length (for ``probe``) and KV-cache size (for ``plan``) come from the same GGUF keys —
 ``<arch>.context_length``, ``<arch>.block_count``, ``<arch>.attention.head_count_kv`` … —
 which Ollama returns as ``model_info`` from ``/api/show`` and a GGUF file carries in its header.
 
@@ -15,8 +15,6 @@ import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 
 def gguf_metadata(path: str | Path) -> dict[str, Any]:
@@ -108,15 +106,3 @@ def kv_shape(meta: dict[str, Any]) -> KvShape | None:
     if not (n_layer and n_head_kv and head_dim):
         return None
     return KvShape(n_layer, n_head_kv, head_dim)
-
-
-def ollama_show_sync(endpoint: str, model: str, timeout: float = 3.0) -> dict[str, Any]:
-    """``model_info`` from Ollama's ``/api/show`` ({} if the server or the route is not there)."""
-    try:
-        resp = httpx.post(endpoint.rstrip("/") + "/api/show", json={"model": model}, timeout=timeout)
-        if resp.status_code != 200:
-            return {}
-        info = resp.json().get("model_info") or {}
-        return info if isinstance(info, dict) else {}
-    except (httpx.HTTPError, ValueError, AttributeError):
-        return {}
