@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from modelyard.config import Config
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.ledger import LogWriter
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
 from modelyard.providers.base import Provider
 from modelyard.router import Router
 from modelyard.router.records import Attempt, RequestRecord
@@ -114,8 +116,8 @@ async def cooldown_skip(n: int = 5000) -> list[float]:
     router = Router(config(), providers={"a": a, "b": b})
     from modelyard.errors import Reason
 
-    router.health["a"].failure(Reason.SERVER_ERROR)
-    router.health["a"].failure(Reason.SERVER_ERROR)
+    router.pool.local("a").health.failure(Reason.SERVER_ERROR)
+    router.pool.local("a").health.failure(Reason.SERVER_ERROR)
     out = []
     for _ in range(n):
         t = time.perf_counter()
@@ -127,8 +129,8 @@ async def cooldown_skip(n: int = 5000) -> list[float]:
 
 def log_throughput(n: int = 100_000) -> float:
     writer = LogWriter(Path(tempfile.mkdtemp()) / "log.sqlite3", local_models=["a"])
-    records = [RequestRecord(id=f"r{i}", agent="chat", outcome="ok", model="a", total_ms=5.0,
-                             attempts=[Attempt("a", "openai", "ok", duration_ms=5.0, tokens_in=3, tokens_out=2)])
+    records = [RequestRecord(id=f"r{i}", agent="chat", outcome=RequestOutcome.OK, model="a", total_ms=5.0,
+                             attempts=[Attempt("a", "openai", Outcome.OK, duration_ms=5.0, tokens_in=3, tokens_out=2)])
                for i in range(n)]
     t = time.perf_counter()
     for r in records:
@@ -170,11 +172,11 @@ async def router_queue_memory(length: int = 10_000) -> float:
     await asyncio.sleep(0.05)
     mem = tracemalloc.get_traced_memory()[0] / 1e6
     tracemalloc.stop()
-    assert router.slots["a"].waiting == length
+    assert router.pool.local("a").slots.waiting == length
     for t in [hog, *tasks]:
         t.cancel()
     await asyncio.gather(hog, *tasks, return_exceptions=True)
-    assert router.slots["a"].in_flight == 0
+    assert router.pool.local("a").slots.in_flight == 0
     return mem
 
 

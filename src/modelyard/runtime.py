@@ -1,7 +1,8 @@
-"""Wiring: a config becomes a router whose every request lands in the routing log.
+"""Wiring: a config becomes a pool of models, a router over it, and a routing log.
 
 Front-ends (CLI, gateway, Telegram) all start from :func:`open_runtime`, so the log,
-its location and the text-storage switch behave the same everywhere.
+its location and the text-storage switch behave the same everywhere. The runtime owns the
+pool: every router made from it (the gateway's direct ``model:NAME`` router too) shares it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from pathlib import Path
 from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
 from modelyard.paths import default_log_path, resolve_config_path
-from modelyard.router import Router
+from modelyard.router import ModelPool, Router
 
 
 @dataclass
 class Runtime:
     config: Config
     config_path: Path
+    pool: ModelPool
     router: Router
     log: LogWriter
 
@@ -28,6 +30,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+        await self.pool.aclose()
         self.log.close()
 
 
@@ -47,5 +50,6 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
         path = Path(config_path or "<memory>")
     local = [name for name, m in config.models.items() if m.is_local]
     log = LogWriter(log_path_for(config), local_models=local)
-    router = Router(config, sink=log.submit)
-    return Runtime(config, path, router, log)
+    pool = ModelPool(config)
+    router = Router(config, pool=pool, sink=log.submit)
+    return Runtime(config, path, pool, router, log)

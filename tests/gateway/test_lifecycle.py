@@ -37,7 +37,7 @@ def log_row(gateway, request_id: str | None = None, outcome: str | None = None):
 def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream):
     oa = fakes[0]
     oa.push(Fault.hang_after_first_token() if stream else Fault.hang_before_headers())
-    slots = gateway.router.slots["fast"]
+    slots = gateway.router.pool.local("fast").slots
     body = {"model": "solo", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
     sock = open_request(gateway.url, body)
     gateway.wait_for(lambda: slots.in_flight == 1 and oa.in_flight == 1)
@@ -52,14 +52,13 @@ def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, s
 
 
 def test_limits_are_shared_between_direct_calls_and_agents(gateway, fakes):
-    assert gateway.router.slots is gateway.runtime.router.slots
-    assert gateway.router.health is gateway.runtime.router.health
+    assert gateway.router.pool is gateway.runtime.router.pool is gateway.runtime.pool
     oa = fakes[0]
     oa.push(Fault.hang_before_headers(), times=2)
     held = [open_request(gateway.url, {"model": "fast", "messages": [{"role": "user", "content": "x"}]})
             for _ in range(2)]
     try:
-        gateway.wait_for(lambda: gateway.router.slots["fast"].in_flight == 2)
+        gateway.wait_for(lambda: gateway.router.pool.local("fast").slots.in_flight == 2)
         r = httpx.post(gateway.url + "/v1/chat/completions",
                        json={"model": "coder", "messages": [{"role": "user", "content": "x"}]})
         assert r.status_code == 200 and r.json()["model"] == "backup"
@@ -69,7 +68,7 @@ def test_limits_are_shared_between_direct_calls_and_agents(gateway, fakes):
     finally:
         for sock in held:
             sock.close()
-    gateway.wait_for(lambda: gateway.router.slots["fast"].in_flight == 0)
+    gateway.wait_for(lambda: gateway.router.pool.local("fast").slots.in_flight == 0)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -26,7 +26,7 @@ async def test_twenty_requests_on_a_two_slot_model() -> None:
         start = time.perf_counter()
         results = await asyncio.gather(*(router.complete("chat", REQ) for _ in range(20)))
         elapsed = time.perf_counter() - start
-        assert primary.max_in_flight <= 2 and router.slots["qwen"].peak == 2
+        assert primary.max_in_flight <= 2 and router.pool.local("qwen").slots.peak == 2
         by_model = [r.record.model for r in results]
         # 1 s of queue at 0.4 s per request and 2 slots: the first 2 start at once, 4 more get a slot in time
         assert 4 <= by_model.count("qwen") <= 8
@@ -36,5 +36,5 @@ async def test_twenty_requests_on_a_two_slot_model() -> None:
             assert r.record.attempts[0].reason == "queue_timeout"
             assert 1000 <= r.record.queue_wait_ms + r.record.attempts[0].queue_wait_ms < 1300
         assert elapsed < 3.0
-        assert router.slots["qwen"].in_flight == 0 and router.slots["qwen"].waiting == 0
+        assert router.pool.local("qwen").slots.in_flight == 0 and router.pool.local("qwen").slots.waiting == 0
         await router.aclose()

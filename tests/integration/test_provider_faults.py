@@ -145,8 +145,8 @@ async def test_fault_falls_back_and_is_logged(kind: str, fault: Fault, reasons: 
         "SELECT a.model, a.outcome, a.reason FROM attempts a ORDER BY seq").fetchall()
     assert [tuple(r) for r in rows] == [("primary", "fallback", first.reason), ("backup", "ok", None)]
     if fault.code == 429:
-        assert router.health["primary"].state == "cooling_down"  # retry-after 30 cools just this model
-        assert router.health["backup"].state == "available"
+        assert router.pool.local("primary").health.state == "cooling_down"  # retry-after 30 cools just this model
+        assert router.pool.local("backup").health.state == "available"
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -131,4 +131,4 @@ async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_m
     with pytest.raises(ChainExhausted, match="context window") as info:
         await router.complete("chat", ChatRequest(messages=[Message("user", "word " * 2000)], max_tokens=8))
     assert info.value.record.attempts[0].reason == "bad_request"
-    assert router.health["local"].state == "available"
+    assert router.pool.local("local").health.state == "available"

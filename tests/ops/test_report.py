@@ -12,8 +12,11 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.config import load_config
+from modelyard.errors import Reason
 from modelyard.ledger import LogWriter, connect, queries
 from modelyard.ledger.report import build_report, days_period, month_period
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import Attempt, RequestRecord, new_request_id
 
 MARCH = datetime(2025, 3, 15, 12, 0).astimezone().timestamp()
@@ -47,7 +50,8 @@ def served(agent: str, ts: float, attempts: list[Attempt], tin: int, tout: int, 
     answer.cost_usd = (tin * 1 + tout * 5) / 1e6 if answer.model == "haiku" else 0.0
     for a in attempts:
         a.started_at = ts
-    return RequestRecord(new_request_id(), agent, ts=ts, outcome="ok" if len(attempts) == 1 else "fallback",
+    return RequestRecord(new_request_id(), agent, ts=ts, outcome=RequestOutcome.OK if len(attempts) == 1
+                         else RequestOutcome.FALLBACK,
                          model=answer.model, attempts=attempts, queue_wait_ms=sum(a.queue_wait_ms or 0 for a in
                                                                                    attempts),
                          total_ms=total_ms, tokens_in=tin, tokens_out=tout, tokens_per_s=tps,
@@ -59,35 +63,35 @@ def write_log(tmp_path: Path) -> list[RequestRecord]:
     writer = LogWriter(tmp_path / "log.sqlite3", local_models=["qwen", "gemma"])
     t = MARCH
     for i in range(30):  # chat on its local primary
-        writer.submit(served("chat", t + i, [Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 100, 50, 1000,
+        writer.submit(served("chat", t + i, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 1000,
                              tps=20.0))
     for i in range(10):  # chat: qwen's queue full for its whole 10 s timeout → gemma
         writer.submit(served("chat", t + 100 + i, [
-            Attempt("qwen", "ollama", "fallback", "queue_timeout", queue_wait_ms=10_000.0),
-            Attempt("gemma", "ollama", "ok", queue_wait_ms=0.0)], 100, 50, 11_000, tps=10.0))
+            Attempt("qwen", "ollama", Outcome.FALLBACK, Reason.QUEUE_TIMEOUT, queue_wait_ms=10_000.0),
+            Attempt("gemma", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 11_000, tps=10.0))
     for i in range(6):  # writer on its cloud primary
-        writer.submit(served("writer", t + 200 + i, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)],
+        writer.submit(served("writer", t + 200 + i, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)],
                              1000, 500, 3000, tps=80.0))
     for i in range(4):  # writer: Anthropic overloaded → local
         writer.submit(served("writer", t + 300 + i, [
-            Attempt("haiku", "anthropic", "fallback", "overloaded", queue_wait_ms=0.0),
-            Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 1000, 500, 5000, tps=20.0))
+            Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.OVERLOADED, queue_wait_ms=0.0),
+            Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 1000, 500, 5000, tps=20.0))
     for i in range(2):  # research on its cloud primary
-        writer.submit(served("research", t + 400 + i, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)],
+        writer.submit(served("research", t + 400 + i, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)],
                              2000, 1000, 4000, tps=80.0))
     research_local = []
     for i in range(8):  # research: no key → local fallback (rated below)
         record = served("research", t + 500 + i, [
-            Attempt("haiku", "anthropic", "skipped", "missing_credentials"),
-            Attempt("qwen", "ollama", "ok", queue_wait_ms=0.0)], 2000, 1000, 9000, tps=20.0)
+            Attempt("haiku", "anthropic", Outcome.SKIPPED, Reason.MISSING_CREDENTIALS),
+            Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 2000, 1000, 9000, tps=20.0)
         research_local.append(record)
         writer.submit(record)
-    writer.submit(RequestRecord(new_request_id(), "research", ts=t + 600, outcome="failed", attempts=[
-        Attempt("haiku", "anthropic", "fallback", "server_error", started_at=t + 600, queue_wait_ms=0.0),
-        Attempt("qwen", "ollama", "fallback", "first_token_timeout", started_at=t + 600, queue_wait_ms=0.0)],
+    writer.submit(RequestRecord(new_request_id(), "research", ts=t + 600, outcome=RequestOutcome.FAILED, attempts=[
+        Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.SERVER_ERROR, started_at=t + 600, queue_wait_ms=0.0),
+        Attempt("qwen", "ollama", Outcome.FALLBACK, Reason.FIRST_TOKEN_TIMEOUT, started_at=t + 600, queue_wait_ms=0.0)],
         total_ms=30_000))
     april = datetime(2025, 4, 2, 12, 0).astimezone().timestamp()  # outside the period: must not count
-    writer.submit(served("writer", april, [Attempt("haiku", "anthropic", "ok", queue_wait_ms=0.0)], 10**6, 10**6,
+    writer.submit(served("writer", april, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)], 10**6, 10**6,
                          1000))
     writer.close()
     conn = connect(tmp_path / "log.sqlite3")
@@ -208,3 +212,17 @@ def test_cli_table_json_and_charts(tmp_path: Path) -> None:
     assert empty.exit_code == 0 and "0 requests" in empty.output
     assert runner.invoke(app, ["report", "--config", config, "--chart", "x.gif"]).exit_code == 2
     assert runner.invoke(app, ["report", "--config", config, "--month", "2025-3x"]).exit_code == 2
+
+
+def test_cascade_advice_quotes_the_bound_the_router_enforced(tmp_path: Path) -> None:
+    """An agent's own queue bound overrides the model's: the report must judge waits against it."""
+    write_log(tmp_path)
+    data = yaml.safe_load(config_file(tmp_path).read_text())
+    data["agents"]["chat"]["timeouts"] = {"queue": 5}
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(data))
+    r = build_report(connect(tmp_path / "log.sqlite3"), load_config(path), month_period("2025-03"))
+    recs = {(x["kind"], x["subject"]): x for x in r.to_dict()["recommendations"]}
+    cascade = recs[("cascade_risk", "qwen")]
+    assert cascade["numbers"]["queue_timeout_s"] == 5  # chat's bound, not qwen's 10 s
+    assert "5s queue timeout" in cascade["message"]

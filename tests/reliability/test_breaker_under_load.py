@@ -12,12 +12,17 @@ import asyncio
 from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import Router
+from modelyard.router.clock import run_simulated
 from modelyard.types import ChatRequest, Message
 
 REQ = ChatRequest(messages=[Message("user", "x")])
 
 
-async def test_stale_failure_does_not_discard_a_successful_probe() -> None:
+def test_stale_failure_does_not_discard_a_successful_probe() -> None:
+    run_simulated(_stale_failure_does_not_discard_a_successful_probe())  # exact timings, no real waiting
+
+
+async def _stale_failure_does_not_discard_a_successful_probe() -> None:
     config = make_config(
         {"m": {"provider": "openai", "max_concurrent": 3}, "b": {"provider": "openai"}},
         {"agent": {"primary": "m", "fallbacks": ["b"]}},
@@ -31,10 +36,10 @@ async def test_stale_failure_does_not_discard_a_successful_probe() -> None:
     a = asyncio.create_task(router.complete("agent", REQ))
     await asyncio.sleep(0.02)
     b = await router.complete("agent", REQ)
-    assert b.record.model == "b" and router.health["m"].state == "cooling_down"
+    assert b.record.model == "b" and router.pool.local("m").health.state == "cooling_down"
     await asyncio.sleep(0.15)
     c = await router.complete("agent", REQ)
     assert c.record.model == "m", "the probe answered"
     assert (await a).record.attempts[0].reason == "idle_timeout"
-    assert router.health["m"].state == "available", "a successful probe closes the breaker"
+    assert router.pool.local("m").health.state == "available", "a successful probe closes the breaker"
     await router.aclose()

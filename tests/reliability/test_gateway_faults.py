@@ -120,7 +120,8 @@ def test_fault_through_the_gateway(gateway, fakes, name, fault, reasons, stream)
         assert "data: [DONE]" not in r.text
         assert attempts == [("fast", "interrupted", attempts[0][2])] or attempts[-1][1] == "interrupted"
     recovered(gateway)
-    assert gateway.router.slots["fast"].in_flight == 0 and gateway.router.slots["backup"].in_flight == 0
+    pool = gateway.router.pool
+    assert pool.local("fast").slots.in_flight == 0 and pool.local("backup").slots.in_flight == 0
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
@@ -211,7 +212,7 @@ def test_backend_killed_and_restarted_mid_run(tmp_path, fakes, monkeypatch):
             primary.set_default(Fault.ok())
             primary.start()  # same port
             recovered(gw)
-            assert gw.router.health["fast"].state == "available"
+            assert gw.router.pool.local("fast").health.state == "available"
 
 
 def test_cloud_key_revoked_while_requests_are_in_flight(tmp_path, fakes, monkeypatch):

@@ -113,11 +113,12 @@ def _check(gw: GatewayServer, fakes, requests, outcomes) -> None:
     for (kind, elapsed), req in zip(outcomes, requests, strict=True):
         assert elapsed <= BOUND, f"{req} took {elapsed:.2f}s ({kind})"
     # slots and upstream calls are released once every client is gone
-    gw.wait_for(lambda: all(s.in_flight == 0 and s.waiting == 0 for s in gw.router.slots.values()), timeout=5)
+    gw.wait_for(lambda: all(gw.router.pool.local(n).slots.in_flight == 0 and gw.router.pool.local(n).slots.waiting == 0
+                                 for n in gw.router.pool), timeout=5)
     for server in fakes:
         server.wait_for(lambda s=server: s.in_flight == 0, timeout=5)
     for name, server in zip(("fast", "backup", "cloud"), fakes, strict=True):
-        assert gw.router.slots[name].peak <= LIMITS[name]
+        assert gw.router.pool.local(name).slots.peak <= LIMITS[name]
         assert server.max_in_flight_by_model.get(UPSTREAM[name], 0) <= LIMITS[name], (name, server.max_in_flight)
     # every request logged exactly once, the hung-up ones included
     n = len(requests)

@@ -65,13 +65,13 @@ async def test_llama_server_killed_and_restarted_mid_run(default_model: Path, tm
             during = await in_flight
             assert during.record.model == "backup"
             assert during.record.attempts[0].reason in ("connection_dropped", "connect_error")
-            assert router.health["served"].state == "cooling_down"
+            assert router.pool.local("served").health.state == "cooling_down"
             skipped = await router.complete("chat", REQ)
             assert skipped.record.attempts[0].reason in ("cooling_down", "connect_error")
             proc = start_llama_server(default_model, port)
             await asyncio.sleep(1.1)  # cooldown passes; the next request probes the restarted server
             after = await router.complete("chat", REQ)
-            assert after.record.model == "served" and router.health["served"].state == "available"
+            assert after.record.model == "served" and router.pool.local("served").health.state == "available"
         finally:
             proc.kill()
             await router.aclose()
@@ -106,7 +106,7 @@ async def test_cloud_key_revoked_while_requests_in_flight(monkeypatch: pytest.Mo
         for r in revoked:
             assert r.record.attempts[0].reason in ("auth_error", "cooling_down")
             assert all(a.outcome != "retry" for a in r.record.attempts)  # a 401 is not retried
-        assert router.health["haiku"].state == "cooling_down"
+        assert router.pool.local("haiku").health.state == "cooling_down"
         await router.aclose()
         writer.close()
     dump = "\n".join(connect(tmp_path / "log.sqlite3").iterdump())

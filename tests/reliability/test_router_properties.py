@@ -81,10 +81,10 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
     await asyncio.sleep(0)
 
     for i, n in enumerate(names):
-        assert router.slots[n].peak <= limits[i]
+        assert router.pool.local(n).slots.peak <= limits[i]
         assert providers[n].max_in_flight <= limits[i]
-        assert router.slots[n].in_flight == 0, f"slot leaked on {n}"
-        assert router.slots[n].waiting == 0
+        assert router.pool.local(n).slots.in_flight == 0, f"slot leaked on {n}"
+        assert router.pool.local(n).slots.waiting == 0
         assert providers[n].in_flight == 0, f"upstream call left running on {n}"
     ids = [r.id for r in logged]
     assert len(ids) == len(set(ids)) == n_requests, "every request logged exactly once"

@@ -9,17 +9,20 @@ import sys
 import time
 from pathlib import Path
 
+from modelyard.errors import Reason
 from modelyard.ledger import LogWriter, connect, queries
 from modelyard.ledger.db import SCHEMA_VERSION
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import Attempt, RequestRecord
 
 
-def record(i: int, *, agent: str = "chat", model: str = "local", outcome: str = "ok", cost: float = 0.0,
-           total: float = 100.0) -> RequestRecord:
+def record(i: int, *, agent: str = "chat", model: str = "local", outcome: RequestOutcome = RequestOutcome.OK,
+           cost: float = 0.0, total: float = 100.0) -> RequestRecord:
     attempts = []
-    if outcome == "fallback":
-        attempts.append(Attempt("cloud", "anthropic", "skipped", "missing_credentials", "env X not set"))
-    attempts.append(Attempt(model, "llamacpp", "ok", queue_wait_ms=1.0, ttft_ms=50, duration_ms=total,
+    if outcome is RequestOutcome.FALLBACK:
+        attempts.append(Attempt("cloud", "anthropic", Outcome.SKIPPED, Reason.MISSING_CREDENTIALS, "env X not set"))
+    attempts.append(Attempt(model, "llamacpp", Outcome.OK, queue_wait_ms=1.0, ttft_ms=50, duration_ms=total,
                             tokens_in=10, tokens_out=20, tokens_per_s=20.0, cost_usd=cost))
     return RequestRecord(id=f"req{i:06d}", agent=agent, outcome=outcome, model=model, attempts=attempts,
                          total_ms=total, tokens_in=10, tokens_out=20, tokens_per_s=20.0, cost_usd=cost,
@@ -38,7 +41,7 @@ def test_migrations_reach_current_version_and_are_idempotent(tmp_path: Path) -> 
 def test_writer_batches_and_queries(tmp_path: Path) -> None:
     writer = LogWriter(tmp_path / "log.sqlite3", local_models=["local"])
     for i in range(500):
-        writer.submit(record(i, outcome="fallback" if i % 5 == 0 else "ok", total=float(i)))
+        writer.submit(record(i, outcome=RequestOutcome.FALLBACK if i % 5 == 0 else RequestOutcome.OK, total=float(i)))
     assert writer.flush()
     conn = connect(tmp_path / "log.sqlite3")
     assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 500
@@ -89,7 +92,8 @@ while True:
         w.flush(); print(i, flush=True)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                [str(Path(__file__).parents[2] / "src"), str(Path(__file__).parents[2])])})
     assert proc.stdout is not None
     flushed = 0
     deadline = time.time() + 30

@@ -8,14 +8,15 @@ import time
 import pytest
 from tests.helpers import ScriptedProvider, make_config
 
-from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
+from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
+from modelyard.router.clock import ManualClock, loop_clock
 from modelyard.types import ChatRequest, Message
 
 REQ = ChatRequest(messages=[Message("user", "hi")])
 
 
 def build(primary_script=(), fallback_script=(), *, timeouts=None, retries=0, cooldown=None, max_concurrent=1,
-          primary_default="ok", env=None):
+          primary_default="ok", env=None, clock=loop_clock):
     models = {"a": {"provider": "openai", "max_concurrent": max_concurrent},
               "b": {"provider": "openai", "max_concurrent": 4}}
     if env:
@@ -27,7 +28,8 @@ def build(primary_script=(), fallback_script=(), *, timeouts=None, retries=0, co
     a = ScriptedProvider("a", config.models["a"], list(primary_script), text="from a", default=primary_default)
     b = ScriptedProvider("b", config.models["b"], list(fallback_script), text="from b")
     records: list[RequestRecord] = []
-    return Router(config, providers={"a": a, "b": b}, sink=records.append), a, b, records
+    pool = ModelPool(config, providers={"a": a, "b": b}, clock=clock)
+    return Router(config, pool=pool, sink=records.append), a, b, records
 
 
 async def test_primary_answers() -> None:
@@ -46,7 +48,7 @@ async def test_errors_fall_back_with_reason(reason: str) -> None:
     routed = await router.complete("agent", REQ)
     assert routed.response.text == "from b" and routed.record.outcome == "fallback"
     assert [(x.model, x.outcome, x.reason) for x in routed.record.attempts] == [
-        ("a", "fallback", reason), ("b", "ok", "")]
+        ("a", "fallback", reason), ("b", "ok", None)]
     assert len(records) == 1
 
 
@@ -102,17 +104,18 @@ async def test_missing_credentials_skipped_with_reason() -> None:
 
 
 async def test_cooldown_skips_then_probe_returns_traffic_to_primary() -> None:
+    clock = ManualClock()
     router, a, b, _ = build(["error:server_error", "error:server_error"],
-                            cooldown={"failures": 2, "seconds": 0.2, "max_seconds": 1})
+                            cooldown={"failures": 2, "seconds": 0.2, "max_seconds": 1}, clock=clock)
     await router.complete("agent", REQ)
     await router.complete("agent", REQ)
     calls = a.calls
     skipped = await router.complete("agent", REQ)
     assert skipped.record.attempts[0].reason == "cooling_down" and a.calls == calls
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     back = await router.complete("agent", REQ)
     assert back.record.model == "a" and back.record.outcome == "ok"
-    assert router.health["a"].state == "available"
+    assert router.pool.local("a").health.state == "available"
 
 
 async def test_cooldown_skip_is_fast() -> None:
@@ -144,7 +147,7 @@ async def test_queue_timeout_moves_to_fallback() -> None:
     assert second.record.model == "b" and second.record.attempts[0].reason == "queue_timeout"
     assert 0.1 <= waited < 0.4
     assert (await first).record.model == "a"
-    assert router.health["a"].state == "available"  # busy is not sick
+    assert router.pool.local("a").health.state == "available"  # busy is not sick
 
 
 async def test_unusable_reply_falls_back() -> None:
@@ -159,7 +162,7 @@ async def test_cancelled_stream_frees_slot_and_logs_once() -> None:
     async for _ in stream:
         break
     await stream.aclose()
-    assert router.slots["a"].in_flight == 0 and a.in_flight == 0
+    assert router.pool.local("a").slots.in_flight == 0 and a.in_flight == 0
     assert len(records) == 1 and records[0].outcome == "cancelled"
 
 
@@ -176,11 +179,11 @@ async def test_concurrency_cap_holds_under_load() -> None:
     router, a, b, records = build(primary_default="slow:0.05", max_concurrent=2,
                                   timeouts={"queue": 0.12, "first_token": 2, "idle": 2, "total": 10})
     results = await asyncio.gather(*(router.complete("agent", REQ) for _ in range(20)))
-    assert a.max_in_flight <= 2 and router.slots["a"].peak == 2
+    assert a.max_in_flight <= 2 and router.pool.local("a").slots.peak == 2
     served_by = [r.record.model for r in results]
     assert served_by.count("a") >= 4 and served_by.count("b") >= 1
     assert all(r.record.attempts[0].reason == "queue_timeout" for r in results if r.record.model == "b")
-    assert router.slots["a"].in_flight == 0 and len(records) == 20
+    assert router.pool.local("a").slots.in_flight == 0 and len(records) == 20
 
 
 async def test_cost_and_tokens_from_prices() -> None:

@@ -206,10 +206,14 @@ class Config(Strict):
             raise ValueError("must define at least one entry")
         return v
 
-    def timeouts_for(self, agent: str, model: str) -> Timeouts:
-        """Defaults, overridden by the model's settings, overridden by the agent's."""
+    def timeouts_for(self, agent: str | None, model: str) -> Timeouts:
+        """The one rule for bounds: defaults, overridden by the model's settings, overridden by the
+        agent's (``agent`` None: a call with no agent involved, such as a probe)."""
         merged = self.defaults.timeouts.model_dump()
-        for layer in (self.models[model].timeouts, self.agents[agent].timeouts):
+        layers = [self.models[model].timeouts] if model in self.models else []
+        if agent is not None and agent in self.agents:
+            layers.append(self.agents[agent].timeouts)
+        for layer in layers:
             merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
         return Timeouts(**merged)
 

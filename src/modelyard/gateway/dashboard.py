@@ -16,9 +16,10 @@ from typing import Any
 from modelyard.config.schema import Config
 from modelyard.ledger import connect
 from modelyard.ledger.queries import recent, stats
+from modelyard.outcomes import RequestOutcome
 from modelyard.router import Router
 
-OUTCOMES = ("ok", "fallback", "failed", "interrupted", "cancelled")
+OUTCOMES = tuple(o.value for o in RequestOutcome)
 _LOG_COLUMNS = ("id", "ts", "agent", "model", "outcome", "fallback_reason", "n_attempts", "queue_wait_ms",
                 "ttft_ms", "total_ms", "tokens_in", "tokens_out", "cost_usd", "error")
 

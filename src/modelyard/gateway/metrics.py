@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from modelyard.router import Router
+from modelyard.outcomes import AttemptOutcome
+from modelyard.router import Condition, Router
 from modelyard.router.records import RequestRecord
 
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-_STATES = ("available", "probing", "busy", "cooling_down", "unavailable")
 
 
 class _LiveState(Collector):
@@ -35,8 +35,8 @@ class _LiveState(Collector):
             in_flight.add_metric([m.name], m.in_flight)
             waiting.add_metric([m.name], m.waiting)
             limit.add_metric([m.name], m.limit)
-            for s in _STATES:
-                state.add_metric([m.name, s], 1.0 if m.state == s else 0.0)
+            for s in Condition:
+                state.add_metric([m.name, s.value], 1.0 if m.state is s else 0.0)
         return [in_flight, waiting, limit, state]
 
 
@@ -61,9 +61,9 @@ class GatewayMetrics:
         self.requests.labels(agent, model or "none", record.outcome).inc()
         self.latency.labels(agent).observe(record.total_ms / 1000)
         for a in record.attempts:
-            if a.queue_wait_ms is not None and a.outcome != "skipped":
+            if a.queue_wait_ms is not None and a.outcome is not AttemptOutcome.SKIPPED:
                 self.queue_wait.labels(a.model).observe(a.queue_wait_ms / 1000)
-            if a.outcome in ("fallback", "skipped", "retry"):
+            if a.outcome.moved_on:
                 self.fallbacks.labels(agent, a.model, a.reason or "unknown").inc()
             if a.tokens_in:
                 self.tokens.labels(agent, a.model, "in").inc(a.tokens_in)

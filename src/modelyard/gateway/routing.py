@@ -3,9 +3,9 @@
 Every agent is addressable by its name. Every configured model is addressable as
 ``model:NAME``, and by its bare name when no agent has that name. Direct model access is a
 synthetic agent whose chain is just that model: the gateway routes through a second
-:class:`Router` over a derived config that adds those agents, built on the *same* provider,
-slot and health objects as the runtime's router, so concurrency limits, queues and
-cooldowns stay global across agents, direct calls and other front-ends in the process.
+:class:`Router` over a derived config that adds those agents, on the runtime's *pool*, so
+concurrency limits, queues and cooldowns are the same objects for agents, direct calls and
+other front-ends in the process.
 """
 
 from __future__ import annotations
@@ -28,11 +28,8 @@ def derived_config(config: Config) -> Config:
 
 
 def shared_router(base: Router, sink: Sink | None) -> Router:
-    """A router over :func:`derived_config` sharing ``base``'s providers, slots and health."""
-    router = Router(derived_config(base.config), providers=base.providers, sink=sink)
-    router.slots = base.slots
-    router.health = base.health
-    return router
+    """A router over :func:`derived_config` on ``base``'s pool (providers, slots, breakers)."""
+    return Router(derived_config(base.config), pool=base.pool, sink=sink)
 
 
 def resolve(config: Config, name: str) -> str | None:

@@ -115,11 +115,6 @@ class Report:
         }
 
 
-def _model_timeout(config: Config, model: str) -> float:
-    override = config.models[model].timeouts.queue if model in config.models else None
-    return override or config.defaults.timeouts.queue
-
-
 def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Report:
     window = (period.start, period.end)
     totals = Group("all")
@@ -144,6 +139,7 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
         "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd FROM attempts a "
         "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
     wait_samples: dict[str, list[float]] = {}
+    queue_bounds: dict[str, float] = {}
     queue_timeouts: Counter = Counter()
     for a in attempts:
         cost = a["cost_usd"] or 0.0
@@ -152,6 +148,9 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
         models.setdefault(a["model"], Group(a["model"])).spend += cost
         if a["outcome"] != "skipped":
             wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
+            # the bound this attempt really had: the router's own rule (agent overrides included)
+            bound = config.timeouts_for(a["agent"], a["model"]).queue
+            queue_bounds[a["model"]] = min(bound, queue_bounds.get(a["model"], bound))
         if a["reason"] == "queue_timeout":
             queue_timeouts[a["model"]] += 1
     for name, waits in wait_samples.items():
@@ -167,7 +166,7 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
         counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
                                               saved / cf * 100 if cf else None))
 
-    recs = _recommendations(config, agents, models, local_fallback, queue_timeouts)
+    recs = _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
                   spend, local_cost, counterfactuals, recs)
@@ -185,7 +184,8 @@ def _pct(x: float) -> str:
 
 
 def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
-                     local_fallback: dict[str, Group], queue_timeouts: Counter) -> list[Recommendation]:
+                     local_fallback: dict[str, Group], queue_timeouts: Counter,
+                     queue_bounds: dict[str, float]) -> list[Recommendation]:
     recs: list[Recommendation] = []
     for name, g in sorted(agents.items()):
         if g.requests < MIN_REQUESTS or g.fallback_rate < FALLBACK_RATE_ALERT:
@@ -213,7 +213,7 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
         if len(g.waits) < MIN_WAIT_SAMPLES:
             continue
         p95 = percentile(g.waits, 95) or 0.0
-        timeout_ms = _model_timeout(config, name) * 1000
+        timeout_ms = queue_bounds[name] * 1000
         if p95 < QUEUE_RISK_RATIO * timeout_ms:
             continue
         recs.append(Recommendation(

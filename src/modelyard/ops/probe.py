@@ -74,13 +74,6 @@ class ProbeResult:
                 "checks": {k: asdict(v) for k, v in self.checks.items()}}
 
 
-def model_timeouts(config: Config, model: str) -> Timeouts:
-    """Defaults overridden by the model's own settings (no agent involved in a probe)."""
-    merged = config.defaults.timeouts.model_dump()
-    merged.update({k: v for k, v in config.models[model].timeouts.model_dump().items() if v is not None})
-    return Timeouts(**merged)
-
-
 @dataclass
 class _Run:
     response: ChatResponse
@@ -156,7 +149,7 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
                       timeout: float = 60.0, on_step: Callable[[str], None] | None = None) -> ProbeResult:
     """Run the checks on one model. Provider failures become failed checks, never exceptions."""
     result = ProbeResult(name, provider.config.provider)
-    tm = model_timeouts(config, name)
+    tm = config.timeouts_for(None, name)  # no agent involved in a probe
     step = on_step or (lambda _s: None)
 
     why = provider.unavailable_reason()

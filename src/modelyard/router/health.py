@@ -8,11 +8,11 @@ carrying ``retry-after`` opens it for that long. Scope is one model, never a pro
 
 from __future__ import annotations
 
-import time
 from enum import StrEnum
 
 from modelyard.config.schema import Cooldown
 from modelyard.errors import HEALTH_FAILURES, Reason
+from modelyard.router.clock import Clock, loop_clock
 
 
 class State(StrEnum):
@@ -21,25 +21,34 @@ class State(StrEnum):
     HALF_OPEN = "probing"
 
 
+class Admission(StrEnum):
+    """Why a request may try a model now."""
+
+    #: the breaker is closed: go ahead
+    PASS = "pass"
+    #: the breaker is half-open and this request is its one probe: it must end with
+    #: :meth:`Health.success`, :meth:`Health.failure` or :meth:`Health.end_probe`
+    PROBE = "probe"
+
+
 class Health:
-    def __init__(self, policy: Cooldown, clock=time.monotonic):
+    def __init__(self, policy: Cooldown, clock: Clock = loop_clock):
         self.policy = policy
         self.clock = clock
         self.state = State.CLOSED
         self.failures = 0
         self.cooldown = policy.seconds
         self.open_until = 0.0
-        self.last_reason: str = ""
+        self.last_reason: Reason | None = None
         self._probing = False
         #: bumped each time the breaker opens; a verdict from a request that started in an earlier
         #: generation describes the model as it was, not as it is, and is ignored
         self.generation = 0
 
-    def allow(self) -> str | None:
-        """May a request try this model now? Returns "pass", "probe" (this request is the one
-        half-open probe and must end with success/failure/end_probe), or None (skip it)."""
+    def allow(self) -> Admission | None:
+        """May a request try this model now? None means skip it (cooling down, or probed already)."""
         if self.state is State.CLOSED:
-            return "pass"
+            return Admission.PASS
         if self.state is State.OPEN:
             if self.clock() < self.open_until:
                 return None
@@ -47,7 +56,7 @@ class Health:
         if self._probing:
             return None
         self._probing = True
-        return "probe"
+        return Admission.PROBE
 
     def end_probe(self) -> None:
         """The probing request ended without a verdict (queued out, cancelled): free the probe."""
@@ -74,7 +83,7 @@ class Health:
         self._probing = False
         if reason not in HEALTH_FAILURES:
             return
-        self.last_reason = str(reason)
+        self.last_reason = reason
         self.failures += 1
         if self.state is State.HALF_OPEN:
             self.cooldown = min(self.cooldown * 2, self.policy.max_seconds)

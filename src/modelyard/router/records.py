@@ -6,7 +6,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, Reason
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
 
 def new_request_id() -> str:
@@ -22,9 +23,8 @@ def new_request_id() -> str:
 class Attempt:
     model: str
     provider: str
-    #: ok | retry (tried again on the same model) | fallback (moved on) | skipped | interrupted | cancelled
-    outcome: str
-    reason: str = ""
+    outcome: AttemptOutcome
+    reason: Reason | None = None
     detail: str = ""
     started_at: float = field(default_factory=time.time)
     queue_wait_ms: float | None = None
@@ -48,8 +48,7 @@ class RequestRecord:
     id: str
     agent: str
     ts: float = field(default_factory=time.time)
-    #: ok (primary answered) | fallback (a later model answered) | failed | interrupted | cancelled
-    outcome: str = "failed"
+    outcome: RequestOutcome = RequestOutcome.FAILED
     model: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     queue_wait_ms: float = 0.0
@@ -67,7 +66,7 @@ class RequestRecord:
 
     @property
     def fallbacks(self) -> list[Attempt]:
-        return [a for a in self.attempts if a.outcome in ("fallback", "skipped", "retry")]
+        return [a for a in self.attempts if a.outcome.moved_on]
 
 
 class ChainExhausted(ModelyardError):

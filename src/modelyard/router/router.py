@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers import Provider, build_provider
-from modelyard.router.health import Health, State
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.providers import Provider
+from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
     Attempt,
     ChainExhausted,
@@ -31,7 +32,8 @@ from modelyard.router.records import (
     StreamInterrupted,
     new_request_id,
 )
-from modelyard.router.slots import QueueTimeout, Slots
+from modelyard.router.slots import QueueTimeout
+from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.types import ChatRequest, ChatResponse, Chunk, Message
 
 Sink = Callable[[RequestRecord], None]
@@ -45,18 +47,6 @@ _VISIBLE = ("text", "tool_call")
 class Routed:
     record: RequestRecord
     response: ChatResponse
-
-
-@dataclass(slots=True)
-class ModelState:
-    name: str
-    provider: str
-    state: str
-    detail: str
-    in_flight: int
-    waiting: int
-    limit: int
-    is_local: bool
 
 
 class RoutedStream:
@@ -78,12 +68,15 @@ class RoutedStream:
 
 
 class Router:
-    def __init__(self, config: Config, *, providers: dict[str, Provider] | None = None,
-                 sink: Sink | None = None):
+    """Walks agents' chains over a :class:`ModelPool`. Several routers may share one pool (the
+    gateway's direct ``model:NAME`` router does): limits and cooldowns are the pool's, not the router's."""
+
+    def __init__(self, config: Config, *, pool: ModelPool | None = None,
+                 providers: dict[str, Provider] | None = None, sink: Sink | None = None):
         self.config = config
-        self.providers = providers or {n: build_provider(n, m) for n, m in config.models.items()}
-        self.slots = {n: Slots(m.max_concurrent) for n, m in config.models.items()}
-        self.health = {n: Health(config.defaults.cooldown) for n in config.models}
+        self._owns_pool = pool is None
+        self.pool = pool if pool is not None else ModelPool(config, providers=providers)
+        self.providers = self.pool.providers
         self.sink = sink
         self._timeouts: dict[tuple[str, str], Timeouts] = {}
 
@@ -105,26 +98,13 @@ class Router:
             pass
         return Routed(record, response)
 
-    def model_states(self) -> list[ModelState]:
-        out = []
-        for name, provider in self.providers.items():
-            health, slots = self.health[name], self.slots[name]
-            why = provider.unavailable_reason()
-            if why:
-                state, detail = "unavailable", why
-            elif health.state is State.OPEN and health.seconds_left() > 0:
-                state, detail = "cooling_down", f"{health.seconds_left():.0f}s left after {health.last_reason}"
-            elif slots.in_flight >= slots.limit:
-                state, detail = "busy", f"{slots.waiting} waiting"
-            else:
-                state, detail = str(health.state), ""
-            out.append(ModelState(name, provider.config.provider, state, detail, slots.in_flight,
-                                  slots.waiting, slots.limit, provider.config.is_local))
-        return out
+    def model_states(self) -> list[ModelStatus]:
+        return self.pool.statuses()
 
     async def aclose(self) -> None:
-        for provider in self.providers.values():
-            await provider.aclose()
+        """Close the pool if this router made it (a shared pool is closed by its owner, the runtime)."""
+        if self._owns_pool:
+            await self.pool.aclose()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -155,7 +135,7 @@ class Router:
         )
 
     async def _run(self, agent: str, request: ChatRequest, record: RequestRecord, response: ChatResponse,
-                   *, stream: bool, accept: Accept | None) -> AsyncIterator[Chunk]:
+                   *, stream: bool, accept: Accept | None) -> AsyncGenerator[Chunk, None]:
         """Walk the chain; yields chunks only in streaming mode. Logs the record exactly once."""
         cfg = self.config.agents[agent]
         loop = asyncio.get_running_loop()
@@ -170,51 +150,49 @@ class Router:
                 why = provider.unavailable_reason()
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
-                    record.attempts.append(Attempt(model, kind, "skipped", reason, why))
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, reason, why))
                     continue
-                health = self.health[model]
-                probe = health.allow()
-                generation = health.generation
-                if probe is None:
-                    record.attempts.append(Attempt(model, kind, "skipped", Reason.COOLING_DOWN,
-                                                   f"{health.seconds_left():.1f}s left after {health.last_reason}"))
+                state = self.pool[model]
+                ticket = await state.admit()
+                if ticket is None:
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.COOLING_DOWN,
+                                                   state.cooling_detail()))
                     continue
                 try:
                     tm = self.timeouts(agent, model)
                     remaining = walk.deadline - loop.time()
                     if remaining <= 0:
-                        record.attempts.append(Attempt(model, kind, "skipped", Reason.DEADLINE,
+                        record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.DEADLINE,
                                                        "the request's total time bound ran out"))
                         break
                     bound = min(tm.queue, remaining)
                     try:
-                        waited = await self.slots[model].acquire(bound)
+                        waited = await state.acquire(bound)
                     except QueueTimeout as exc:
-                        record.attempts.append(Attempt(model, kind, "fallback", Reason.QUEUE_TIMEOUT, str(exc),
-                                                       queue_wait_ms=bound * 1000))
+                        record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, Reason.QUEUE_TIMEOUT,
+                                                       str(exc), queue_wait_ms=bound * 1000))
                         continue
                     record.queue_wait_ms += waited * 1000
                     try:
-                        async with aclosing(self._use_model(walk, provider, tm, waited, generation)) as chunks:
+                        async with aclosing(self._use_model(walk, provider, state, tm, waited, ticket)) as chunks:
                             async for chunk in chunks:
                                 yield chunk
                     finally:
-                        self.slots[model].release()
+                        await state.release()
                     if walk.answer is not None:
                         self._finish(walk, model, index, loop.time())
                         return
                 finally:
-                    if probe == "probe" and health.state is State.HALF_OPEN:
-                        health.end_probe()  # ended with no verdict (queued out, cancelled, bad request)
-            record.outcome = "failed"
+                    await state.abandoned(ticket)  # a no-op unless it ended with no verdict (queued out, cancelled)
+            record.outcome = RequestOutcome.FAILED
             exhausted = ChainExhausted(agent, record)
             record.error = str(exhausted)
             raise exhausted
         except (asyncio.CancelledError, GeneratorExit):
-            record.outcome = "cancelled"
+            record.outcome = RequestOutcome.CANCELLED
             last = record.attempts[-1] if record.attempts else None
-            if last is not None and last.outcome == "ok" and last.duration_ms is None:
-                last.outcome, last.reason = "cancelled", str(Reason.CANCELLED)
+            if last is not None and last.outcome is AttemptOutcome.OK and last.duration_ms is None:
+                last.outcome, last.reason = AttemptOutcome.CANCELLED, Reason.CANCELLED
             raise
         finally:
             if not record.total_ms:
@@ -226,18 +204,17 @@ class Router:
             if self.sink is not None:
                 self.sink(record)
 
-    async def _use_model(self, walk: _Walk, provider: Provider, tm: Timeouts, waited: float, generation: int
-                         ) -> AsyncIterator[Chunk]:
+    async def _use_model(self, walk: _Walk, provider: Provider, state: ModelState, tm: Timeouts, waited: float,
+                         ticket: Ticket) -> AsyncGenerator[Chunk, None]:
         """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
 
         In streaming mode visible chunks pass straight through once the model is committed.
         """
         loop = asyncio.get_running_loop()
         retries = self.config.defaults.retries
-        health = self.health[provider.name]
         record = walk.record
         for n in range(retries.attempts + 1):
-            attempt = Attempt(provider.name, provider.config.provider, "ok",
+            attempt = Attempt(provider.name, provider.config.provider, AttemptOutcome.OK,
                               queue_wait_ms=waited * 1000 if n == 0 else 0.0)
             record.attempts.append(attempt)
             buffer = ChatResponse(model=provider.name)
@@ -264,31 +241,31 @@ class Router:
                     raise ProviderError(Reason.UNUSABLE_REPLY, problem)
             except ProviderError as exc:
                 self._close_attempt(attempt, buffer, started, loop.time(), provider)
-                attempt.reason, attempt.detail = str(exc.reason), exc.message
+                attempt.reason, attempt.detail = exc.reason, exc.message
                 if walk.committed:
-                    attempt.outcome = "interrupted"
-                    health.failure(exc.reason, exc.retry_after, generation)
-                    record.outcome = "interrupted"
+                    attempt.outcome = AttemptOutcome.INTERRUPTED
+                    await state.failed(ticket, exc.reason, exc.retry_after)
+                    record.outcome = RequestOutcome.INTERRUPTED
                     record.error = str(exc)
                     raise StreamInterrupted(walk.agent, record, buffer.text) from None
                 pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
                 if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
                         and loop.time() + pause < walk.deadline):
-                    attempt.outcome = "retry"
+                    attempt.outcome = AttemptOutcome.RETRY
                     await asyncio.sleep(pause)
                     continue
-                attempt.outcome = "fallback"
-                health.failure(exc.reason, exc.retry_after, generation)
+                attempt.outcome = AttemptOutcome.FALLBACK
+                await state.failed(ticket, exc.reason, exc.retry_after)
                 return
             self._close_attempt(attempt, buffer, started, loop.time(), provider)
-            health.success(generation)
+            await state.succeeded(ticket)
             if not walk.stream:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
             walk.answer = buffer
             return
 
     async def _guarded(self, provider: Provider, req: ChatRequest, tm: Timeouts, deadline: float,
-                       attempt: Attempt) -> AsyncIterator[Chunk]:
+                       attempt: Attempt) -> AsyncGenerator[Chunk, None]:
         """The provider's stream under the first-token, idle and total bounds."""
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -341,7 +318,7 @@ class Router:
         response.tool_calls, response.usage, response.stop_reason = (
             buffer.tool_calls, buffer.usage, buffer.stop_reason)
         record.model = model
-        record.outcome = "ok" if index == 0 else "fallback"
+        record.outcome = RequestOutcome.OK if index == 0 else RequestOutcome.FALLBACK
         record.total_ms = (now - walk.t0) * 1000
         record.tokens_per_s = record.attempts[-1].tokens_per_s
         if self.config.log.store_text:

@@ -1,0 +1,105 @@
+"""The pool: one entry per configured model — its provider and its runtime state (slots + breaker).
+
+The runtime builds one pool and hands it to every router it makes (the gateway's direct
+``model:NAME`` router included), so limits, queues and cooldowns are the same object however a
+request arrives. Where the state lives is decided here, once: :class:`LocalState` keeps it in
+this process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from modelyard.config.schema import Config, Cooldown
+from modelyard.errors import Reason
+from modelyard.providers import Provider, build_provider
+from modelyard.router.clock import Clock, loop_clock
+from modelyard.router.health import Admission, Health, State
+from modelyard.router.slots import Slots
+from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket
+
+
+class LocalState(ModelState):
+    """Slots and breaker in this process: answers in microseconds, shared by every router here."""
+
+    def __init__(self, name: str, limit: int, cooldown: Cooldown, clock: Clock = loop_clock):
+        self.name = name
+        self.limit = limit
+        self.slots = Slots(limit)
+        self.health = Health(cooldown, clock)
+
+    async def acquire(self, timeout: float) -> float:
+        return await self.slots.acquire(timeout)
+
+    async def release(self) -> None:
+        self.slots.release()
+
+    async def admit(self) -> Ticket | None:
+        admission = self.health.allow()
+        if admission is None:
+            return None
+        return Ticket(admission, self.health.generation)
+
+    async def succeeded(self, ticket: Ticket) -> None:
+        self.health.success(ticket.generation)
+
+    async def failed(self, ticket: Ticket, reason: Reason, retry_after: float | None = None) -> None:
+        self.health.failure(reason, retry_after, ticket.generation)
+
+    async def abandoned(self, ticket: Ticket) -> None:
+        if ticket.admission is Admission.PROBE and self.health.state is State.HALF_OPEN:
+            self.health.end_probe()
+
+    def cooling_detail(self) -> str:
+        return f"{self.health.seconds_left():.1f}s left after {self.health.last_reason}"
+
+    def snapshot(self) -> tuple[Condition, str, int, int]:
+        health, slots = self.health, self.slots
+        if health.state is State.OPEN and health.seconds_left() > 0:
+            condition, detail = Condition.COOLING_DOWN, f"{health.seconds_left():.0f}s left after {health.last_reason}"
+        elif slots.in_flight >= slots.limit:
+            condition, detail = Condition.BUSY, f"{slots.waiting} waiting"
+        else:
+            condition, detail = Condition(health.state.value), ""  # the breaker's states are conditions too
+        return condition, detail, slots.in_flight, slots.waiting
+
+
+class ModelPool:
+    """Providers and runtime state of every configured model, built once per runtime."""
+
+    def __init__(self, config: Config, *, providers: dict[str, Provider] | None = None,
+                 states: dict[str, ModelState] | None = None, clock: Clock = loop_clock):
+        self.config = config
+        self.clock = clock
+        self.providers = providers or {n: build_provider(n, m) for n, m in config.models.items()}
+        self.states: dict[str, ModelState] = states or {
+            n: LocalState(n, m.max_concurrent, config.defaults.cooldown, clock) for n, m in config.models.items()}
+
+    def __getitem__(self, model: str) -> ModelState:
+        return self.states[model]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.states)
+
+    def local(self, model: str) -> LocalState:
+        """The in-process state of ``model`` (tests and benchmarks look inside it)."""
+        state = self.states[model]
+        if not isinstance(state, LocalState):
+            raise TypeError(f"model {model!r} keeps its state outside this process")
+        return state
+
+    def statuses(self) -> list[ModelStatus]:
+        out = []
+        for name, provider in self.providers.items():
+            condition, detail, in_flight, waiting = self.states[name].snapshot()
+            if why := provider.unavailable_reason():
+                condition, detail = Condition.UNAVAILABLE, why
+            out.append(ModelStatus(name, provider.config.provider, condition, detail, in_flight, waiting,
+                                   self.states[name].limit, provider.config.is_local))
+        return out
+
+    async def aclose(self) -> None:
+        for state in self.states.values():
+            await state.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()

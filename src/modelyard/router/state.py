@@ -1,0 +1,94 @@
+"""The interface of one model's runtime state: its slots and its breaker.
+
+The router asks these questions and nothing else, so where the answers live is a choice made
+once, in the pool: in this process (the default) or shared between processes and hosts. Every
+method that may cross a network is async; the in-process implementation answers at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+
+from modelyard.errors import Reason
+from modelyard.router.health import Admission
+
+
+@dataclass(slots=True, frozen=True)
+class Ticket:
+    """Leave to try a model: how it was granted, and the breaker generation it was granted in.
+
+    A verdict (success or failure) carries its ticket back, so a request that started before the
+    breaker last opened cannot move it: it describes the model as it was, not as it is.
+    """
+
+    admission: Admission
+    generation: int
+
+
+class Condition(StrEnum):
+    """A model's condition as ``models``, ``/healthz``, ``/metrics`` and the dashboard show it."""
+
+    AVAILABLE = "available"
+    PROBING = "probing"
+    BUSY = "busy"
+    COOLING_DOWN = "cooling_down"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(slots=True)
+class ModelStatus:
+    name: str
+    provider: str
+    state: Condition
+    detail: str
+    in_flight: int
+    waiting: int
+    limit: int
+    is_local: bool
+
+
+class ModelState(ABC):
+    """Slots and breaker of one model. Implementations: :class:`~modelyard.router.pool.LocalState`."""
+
+    name: str
+    limit: int
+
+    # -- slots ----------------------------------------------------------------------------
+    @abstractmethod
+    async def acquire(self, timeout: float) -> float:
+        """Take a slot, waiting at most ``timeout`` s (FIFO); return seconds waited or raise QueueTimeout."""
+
+    @abstractmethod
+    async def release(self) -> None:
+        """Give the slot back (to the oldest waiter, if any)."""
+
+    # -- breaker --------------------------------------------------------------------------
+    @abstractmethod
+    async def admit(self) -> Ticket | None:
+        """May a request try this model now? None: skip it (cooling down, or its one probe is out)."""
+
+    @abstractmethod
+    async def succeeded(self, ticket: Ticket) -> None:
+        """The model answered."""
+
+    @abstractmethod
+    async def failed(self, ticket: Ticket, reason: Reason, retry_after: float | None = None) -> None:
+        """The model failed for ``reason`` (only health failures count towards a cooldown)."""
+
+    @abstractmethod
+    async def abandoned(self, ticket: Ticket) -> None:
+        """The request ended with no verdict on the model (queued out, cancelled): free its probe."""
+
+    # -- what it looks like ---------------------------------------------------------------
+    @abstractmethod
+    def cooling_detail(self) -> str:
+        """Why the model is being skipped, e.g. "12.0s left after server_error"."""
+
+    @abstractmethod
+    def snapshot(self) -> tuple[Condition, str, int, int]:
+        """(condition, detail, in flight, waiting), cheap and synchronous (may be a cached view)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work (heartbeats, watchers)."""
