@@ -109,6 +109,16 @@ class ProviderError(ModelyardError):
         return self.reason in RETRYABLE
 
 
+def provider_failure(exc: Exception) -> ProviderError:
+    """An exception a provider did not translate: data of an unexpected shape is a malformed response,
+    anything else an internal error (never a traceback for the caller)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    reason = (Reason.MALFORMED_RESPONSE if isinstance(exc, KeyError | TypeError | AttributeError | ValueError
+                                                      | IndexError) else Reason.INTERNAL_ERROR)
+    return ProviderError(reason, f"{type(exc).__name__}: {exc}")
+
+
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),

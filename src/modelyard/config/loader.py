@@ -20,22 +20,23 @@ from modelyard.errors import ConfigError
 Loc = tuple[str | int, ...]
 
 
-def _line_index(node: yaml.Node, prefix: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+def line_index(node: yaml.Node, prefix: Loc = (), out: dict[Loc, int] | None = None) -> dict[Loc, int]:
+    """The line of every key and list item in a composed YAML tree, by key path."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             loc = (*prefix, str(key_node.value))
             out[loc] = key_node.start_mark.line + 1
-            _line_index(value_node, loc, out)
+            line_index(value_node, loc, out)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             loc = (*prefix, i)
             out[loc] = item.start_mark.line + 1
-            _line_index(item, loc, out)
+            line_index(item, loc, out)
     return out
 
 
-def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
+def line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     """The line of the deepest part of ``loc`` that exists in the file."""
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
@@ -43,12 +44,12 @@ def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     return None
 
 
-def _dotted(loc: Iterable[str | int]) -> str:
+def dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Parse and validate config text; raise :class:`ConfigError` naming the first problem."""
+def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
+    """Parsed YAML and the line of every key path; a syntax error becomes a located ConfigError."""
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -57,9 +58,28 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=mark.line + 1 if mark else None) from None
+    return data, (line_index(node) if node is not None else {})
+
+
+def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Loc = ()) -> ConfigError:
+    """The first pydantic error as a ConfigError naming file, line and key (``prefix`` + its location)."""
+    err = exc.errors()[0]
+    loc = (*prefix, *err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown key '{loc[-1]}'"
+    elif err["type"] == "missing":
+        msg = f"required key '{loc[-1]}' is missing"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
+    return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse and validate config text; raise :class:`ConfigError` naming the first problem."""
+    data, lines = read_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
-    lines = _line_index(node) if node is not None else {}
 
     models = data.get("models")
     for name, model in (models.items() if isinstance(models, dict) else ()):
@@ -70,24 +90,17 @@ def parse_config(text: str, source: str = "<config>") -> Config:
                     raise ConfigError(
                         "credentials are never written in the config: put the key in an environment "
                         "variable and name it with 'api_key_env:'",
-                        path=source, line=_line_for(lines, loc), key=_dotted(loc),
+                        path=source, line=line_for(lines, loc), key=dotted(loc),
                     )
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'"
-        elif err["type"] == "missing":
-            msg = f"required key '{loc[-1]}' is missing"
-        raise ConfigError(msg, path=source, line=_line_for(lines, loc), key=_dotted(loc)) from None
+        raise located(exc, lines, source) from None
 
     problems = list(check_references(config))
     if problems:
         loc, msg = problems[0]
-        raise ConfigError(msg, path=source, line=_line_for(lines, loc), key=_dotted(loc))
+        raise ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
     return config
 
 
@@ -139,12 +152,17 @@ def _consumer_cycles(config: Config) -> Iterable[tuple[Loc, str]]:
             return
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(text, name) of a YAML file; a missing or unreadable file is a ConfigError naming it."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8"), str(p)
     except FileNotFoundError:
         raise ConfigError("file not found", path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=str(p)) from None
-    return parse_config(text, source=str(p))
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    text, source = read_source(path)
+    return parse_config(text, source=source)

@@ -61,6 +61,10 @@ class Price(Strict):
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
 
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        """USD for that many tokens."""
+        return (tokens_in * self.input + tokens_out * self.output) / 1e6
+
 
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
@@ -137,6 +141,10 @@ class AgentConfig(Strict):
     @property
     def chain(self) -> list[str]:
         return ([self.primary] if self.primary else []) + list(self.fallbacks)
+
+    def system_prompt(self, name: str) -> str:
+        """``system``, else one built from the description ("" when there is neither)."""
+        return self.system or (f"You are the {name} agent. {self.description}".strip() if self.description else "")
 
 
 class LogConfig(Strict):

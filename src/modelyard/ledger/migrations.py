@@ -110,4 +110,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX probes_model_ts ON probes(model, ts);
     """,
+    # 4: model-selection bench results (`modelyard bench`), one row per task run, written as runs finish
+    """
+    CREATE TABLE bench_runs (
+        run_id TEXT NOT NULL,
+        ts REAL NOT NULL,
+        suite TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        task TEXT NOT NULL,
+        model TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        is_local INTEGER NOT NULL,
+        rep INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        concurrency INTEGER NOT NULL,
+        passed INTEGER NOT NULL,
+        judged INTEGER NOT NULL DEFAULT 0,
+        checks TEXT,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        error TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        retry_reasons TEXT,
+        tool_use TEXT,
+        ttft_ms REAL,
+        total_ms REAL,
+        tokens_in INTEGER NOT NULL DEFAULT 0,
+        tokens_out INTEGER NOT NULL DEFAULT 0,
+        tokens_per_s REAL,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        answer TEXT,
+        PRIMARY KEY (run_id, agent, task, model, rep)
+    );
+    CREATE INDEX bench_runs_model_ts ON bench_runs(model, ts);
+    """,
 ]

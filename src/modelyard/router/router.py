@@ -21,7 +21,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, Timeouts
-from modelyard.errors import ProviderError, Reason
+from modelyard.errors import ProviderError, Reason, provider_failure
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.router.pool import ModelPool
@@ -123,7 +123,7 @@ class Router:
         """Apply the agent's settings: system prompt, thinking, output budget."""
         cfg = self.config.agents[agent]
         messages = request.messages
-        system = cfg.system or (f"You are the {agent} agent. {cfg.description}".strip() if cfg.description else "")
+        system = cfg.system_prompt(agent)
         if system and not any(m.role == "system" for m in messages):
             messages = [Message("system", system), *messages]
         return dataclasses.replace(
@@ -288,10 +288,8 @@ class Router:
                     raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
                 except (ProviderError, asyncio.CancelledError):
                     raise
-                except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"{type(exc).__name__}: {exc}") from None
                 except Exception as exc:
-                    raise ProviderError(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}") from None
+                    raise provider_failure(exc) from None
                 if first:
                     attempt.ttft_ms = (loop.time() - start) * 1000
                     first = False

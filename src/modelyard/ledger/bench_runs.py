@@ -1,0 +1,39 @@
+"""The bench's rows in the routing log (``bench_runs``): one per task run, written as each run finishes.
+
+``modelyard bench`` writes them; ``report`` cites the latest figures per model and agent, and
+``replay`` can take service times (TTFT, total, tokens) from them for models that have no
+production traffic yet. Rows are plain mappings so this module knows nothing of the bench's types.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+COLUMNS = ("run_id", "ts", "suite", "agent", "task", "model", "provider", "is_local", "rep", "k", "concurrency",
+           "passed", "judged", "checks", "outcome", "reason", "error", "retries", "retry_reasons", "tool_use",
+           "ttft_ms", "total_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd", "answer")
+_INSERT = (f"INSERT OR REPLACE INTO bench_runs ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+
+
+def save_run(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
+    """Insert one run at once (autocommit): an interrupted bench keeps every run that finished."""
+    conn.execute(_INSERT, [row.get(c) for c in COLUMNS])
+
+
+def latest_run_id(conn: sqlite3.Connection) -> str | None:
+    found = conn.execute("SELECT run_id FROM bench_runs ORDER BY ts DESC LIMIT 1").fetchone()
+    return str(found[0]) if found else None
+
+
+def runs(conn: sqlite3.Connection, run_id: str) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM bench_runs WHERE run_id = ? ORDER BY ts", (run_id,)).fetchall()
+
+
+def service_times(conn: sqlite3.Connection, model: str, limit: int = 1000) -> list[sqlite3.Row]:
+    """The most recent answered runs of one model (ttft_ms, total_ms, tokens_in, tokens_out), for replay."""
+    return conn.execute(
+        "SELECT ttft_ms, total_ms, tokens_in, tokens_out FROM bench_runs WHERE model = ? AND outcome = 'ok' "
+        "ORDER BY ts DESC LIMIT ?", (model, limit)).fetchall()
