@@ -37,3 +37,16 @@ def service_times(conn: sqlite3.Connection, model: str, limit: int = 1000) -> li
     return conn.execute(
         "SELECT ttft_ms, total_ms, tokens_in, tokens_out FROM bench_runs WHERE model = ? AND outcome = 'ok' "
         "ORDER BY ts DESC LIMIT ?", (model, limit)).fetchall()
+
+
+def pass_counts(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(agent, model) -> (passed runs, runs) in one bench."""
+    rows = conn.execute("SELECT agent, model, sum(passed), count(*) FROM bench_runs WHERE run_id = ? "
+                        "GROUP BY agent, model", (run_id,)).fetchall()
+    return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+
+
+def run_info(conn: sqlite3.Connection, run_id: str) -> tuple[str, float] | None:
+    """(suite, time of the last run) of one bench."""
+    row = conn.execute("SELECT suite, max(ts) FROM bench_runs WHERE run_id = ?", (run_id,)).fetchone()
+    return (str(row[0]), float(row[1])) if row and row[0] is not None else None

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelyard.config.schema import Config
+from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile
 
 #: recommendation thresholds (documented in the report's output with the numbers that crossed them)
@@ -81,7 +82,7 @@ class Counterfactual:
 
 @dataclass
 class Recommendation:
-    kind: str  # fallback_rate | cascade_risk | move_local | tiering
+    kind: str  # fallback_rate | cascade_risk | move_local | tiering | bench
     subject: str
     message: str
     numbers: dict[str, Any]
@@ -166,7 +167,8 @@ def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Re
         counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
                                               saved / cf * 100 if cf else None))
 
-    recs = _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
+    recs = (_recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
+            + _bench_citations(conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
                   spend, local_cost, counterfactuals, recs)
@@ -257,4 +259,36 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
             f"{primary} is cloud ({g.requests} requests, {money(g.spend)} this period) — output consumed by "
             f"another agent can run local{target}",
             {"consumers": agent_consumers, "primary": primary, "requests": g.requests, "cloud_spend_usd": g.spend}))
+    return recs
+
+
+def _bench_citations(conn: sqlite3.Connection, config: Config) -> list[Recommendation]:
+    """Agents whose primary did clearly worse on their own tasks in the latest `modelyard bench` than another
+    model measured there (10+ points of passed runs), or was not measured while others passed."""
+    run_id = bench_runs.latest_run_id(conn)
+    info = bench_runs.run_info(conn, run_id) if run_id else None
+    if run_id is None or info is None:
+        return []
+    counts = bench_runs.pass_counts(conn, run_id)
+    when = datetime.fromtimestamp(info[1]).strftime("%Y-%m-%d %H:%M")
+    recs = []
+    for name, agent in sorted(config.agents.items()):
+        measured = {m: c for (a, m), c in counts.items() if a == name and c[1]}
+        if not measured or not agent.chain:
+            continue
+        primary = agent.chain[0]
+        mine = measured.get(primary)
+        floor = (mine[0] / mine[1] + 0.10) if mine else 1e-9
+        better = sorted(((m, c) for m, c in measured.items() if m != primary and c[0] / c[1] >= floor),
+                        key=lambda mc: (-mc[1][0] / mc[1][1], mc[0]))
+        if not better:
+            continue
+        now = f"its primary {primary} passed {mine[0]}/{mine[1]}" if mine else f"its primary {primary} was not measured"
+        names = ", ".join(f"{m} {c[0]}/{c[1]}" for m, c in better[:3])
+        recs.append(Recommendation(
+            "bench", name,
+            f"agent {name}: in the bench of {when} (suite {info[0]}, run {run_id}) {now} of its task runs; "
+            f"better: {names} — `modelyard bench --write-config` proposes a chain",
+            {"run_id": run_id, "suite": info[0], "primary": primary, "primary_passed": mine,
+             "better": {m: list(c) for m, c in better}}))
     return recs
