@@ -272,3 +272,23 @@ async def test_judge_checks_are_marked_as_judged(fakes, tmp_path: Path) -> None:
         prompts = [last_user(r.json) for r in judge.requests_to("/v1/chat/completions")]
         assert len(prompts) == 2 and "A warm greeting." in prompts[0] and "Hello there" in prompts[0]
         assert all(not r.judged for r in result.results if r.task != "greet")
+
+
+async def test_agent_tools_offers_the_configured_tools(fakes, tmp_path: Path) -> None:
+    path = write_config(tmp_path, fakes)
+    text = path.read_text().replace("    system: You write code.\n",
+                                    f"    system: You write code.\n    tools: {{files: read, workspace: {tmp_path}}}\n")
+    path.write_text(text)
+    suite = """
+agents:
+  engineer:
+    tasks:
+      - id: configured-tools
+        prompt: "Read src/app.py."
+        agent_tools: true
+        checks: [{tool_call: {name: read_file, arguments: {path: src/app.py}}}]
+"""
+    cfg, result, _ = await run_bench(path, ["steady"], k=1, suite_text=suite)
+    assert [r.passed for r in result.results] == [True]
+    offered = [t["function"]["name"] for t in fakes["steady"].requests_to("/api/chat")[-1].json["tools"]]
+    assert offered[:2] == ["read_file", "list_files"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from collections import Counter
@@ -71,8 +72,6 @@ class RunResult:
 
     def row(self, store_text: bool = True) -> dict[str, Any]:
         """The ``bench_runs`` row (and the JSONL export's ``run`` record)."""
-        import json
-
         return {
             "run_id": self.run_id, "ts": self.ts, "suite": self.suite, "agent": self.agent, "task": self.task,
             "model": self.model, "provider": self.provider, "is_local": int(self.is_local), "rep": self.rep,
