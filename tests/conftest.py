@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from modelyard.ops.default_model import model_path
+from tests.pg import LogBackend, scratch_database, scratch_schema
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,3 +28,26 @@ def default_model() -> Path:
     if not path.is_file():
         pytest.fail(f"the default model is missing at {path}: run scripts/bootstrap.sh first")
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of this test run's own on the shared PostgreSQL (fails, never skips, if it is absent)."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A fresh schema for one test: a libpq URL whose connections see only it."""
+    with scratch_schema(pg_database) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def log_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogBackend]:
+    """The routing log on each backend: the same test runs against SQLite and against PostgreSQL."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    backend = LogBackend(request.param, tmp_path / "log.sqlite3", url)
+    yield backend
+    backend.close()

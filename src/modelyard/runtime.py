@@ -12,7 +12,8 @@ from pathlib import Path
 
 from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
-from modelyard.paths import default_log_path, resolve_config_path
+from modelyard.ledger.store import LogStore, log_path
+from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
 
 
@@ -28,6 +29,11 @@ class Runtime:
     def log_path(self) -> Path:
         return self.log.path
 
+    @property
+    def log_store(self) -> LogStore:
+        """Where readers look: the SQLite file, or PostgreSQL with ``log.url``."""
+        return LogStore.of(self.config)
+
     async def aclose(self) -> None:
         await self.router.aclose()
         await self.pool.aclose()
@@ -35,7 +41,7 @@ class Runtime:
 
 
 def log_path_for(config: Config) -> Path:
-    return Path(config.log.path).expanduser() if config.log.path else default_log_path()
+    return log_path(config.log)
 
 
 def load(config_path: str | Path | None = None) -> tuple[Config, Path]:

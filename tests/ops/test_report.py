@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.pg import LogBackend
 from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.config import load_config
 from modelyard.errors import Reason
-from modelyard.ledger import LogWriter, connect, queries
+from modelyard.ledger import queries
 from modelyard.ledger.report import build_report, days_period, month_period
 from modelyard.outcomes import AttemptOutcome as Outcome
 from modelyard.outcomes import RequestOutcome
@@ -22,9 +23,9 @@ from modelyard.router.records import Attempt, RequestRecord, new_request_id
 MARCH = datetime(2025, 3, 15, 12, 0).astimezone().timestamp()
 
 
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, backend: LogBackend | None = None) -> Path:
     data = {
-        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "log": backend.log_config() if backend else {"path": str(tmp_path / "log.sqlite3")},
         "report": {"counterfactual": {"sonnet": {"input": 3, "output": 15}, "mini": {"input": 0.4, "output": 1.6}},
                    "electricity_usd_per_month": 0.04, "hardware_usd_per_month": 0.06},
         "models": {
@@ -58,9 +59,9 @@ def served(agent: str, ts: float, attempts: list[Attempt], tin: int, tout: int, 
                          cost_usd=sum(a.cost_usd for a in attempts))
 
 
-def write_log(tmp_path: Path) -> list[RequestRecord]:
+def write_log(backend: LogBackend) -> list[RequestRecord]:
     """61 requests in March 2025 and one in April; returns the research local-fallback records."""
-    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["qwen", "gemma"])
+    writer = backend.writer(local_models=["qwen", "gemma"])
     t = MARCH
     for i in range(30):  # chat on its local primary
         writer.submit(served("chat", t + i, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 1000,
@@ -94,16 +95,16 @@ def write_log(tmp_path: Path) -> list[RequestRecord]:
     writer.submit(served("writer", april, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)], 10**6, 10**6,
                          1000))
     writer.close()
-    conn = connect(tmp_path / "log.sqlite3")
+    conn = backend.connect()
     for i, record in enumerate(research_local):
         assert queries.rate(conn, record.id, i != 0)  # 7 of 8 rated acceptable
     return research_local
 
 
-def test_report_numbers_exactly(tmp_path: Path) -> None:
-    write_log(tmp_path)
-    cfg = load_config(config_file(tmp_path))
-    r = build_report(connect(tmp_path / "log.sqlite3"), cfg, month_period("2025-03"))
+def test_report_numbers_exactly(tmp_path: Path, log_backend: LogBackend) -> None:
+    write_log(log_backend)
+    cfg = load_config(config_file(tmp_path, log_backend))
+    r = build_report(log_backend.connect(), cfg, month_period("2025-03"))
     d = r.to_dict()
 
     t = d["totals"]
@@ -159,9 +160,10 @@ def test_report_numbers_exactly(tmp_path: Path) -> None:
     assert "e.g. qwen, already its fallback" in tier["message"]
 
 
-def test_fewer_ratings_or_lower_acceptance_recommends_nothing_to_move(tmp_path: Path) -> None:
-    research_local = write_log(tmp_path)
-    conn = connect(tmp_path / "log.sqlite3")
+def test_fewer_ratings_or_lower_acceptance_recommends_nothing_to_move(tmp_path: Path,
+                                                                      log_backend: LogBackend) -> None:
+    research_local = write_log(log_backend)
+    conn = log_backend.connect()
     for record in research_local[:3]:
         queries.rate(conn, record.id, False)  # now 5 of 8 acceptable: 62% < 80%
     r = build_report(conn, load_config(config_file(tmp_path)), month_period("2025-03"))
@@ -181,17 +183,17 @@ def test_periods() -> None:
         month_period("March")
 
 
-def test_days_period_prorates_local_cost(tmp_path: Path) -> None:
-    write_log(tmp_path)
-    r = build_report(connect(tmp_path / "log.sqlite3"), load_config(config_file(tmp_path)),
+def test_days_period_prorates_local_cost(tmp_path: Path, log_backend: LogBackend) -> None:
+    write_log(log_backend)
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)),
                      days_period(3, now=MARCH + 86400))
     assert r.totals.requests == 61
     assert r.local_cost_usd == pytest.approx(0.10 * 3 / 30)
 
 
-def test_cli_table_json_and_charts(tmp_path: Path) -> None:
-    write_log(tmp_path)
-    config = str(config_file(tmp_path))
+def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> None:
+    write_log(log_backend)
+    config = str(config_file(tmp_path, log_backend))
     runner = CliRunner()
     table = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--chart",
                                 str(tmp_path / "r.png")])
@@ -214,14 +216,14 @@ def test_cli_table_json_and_charts(tmp_path: Path) -> None:
     assert runner.invoke(app, ["report", "--config", config, "--month", "2025-3x"]).exit_code == 2
 
 
-def test_cascade_advice_quotes_the_bound_the_router_enforced(tmp_path: Path) -> None:
+def test_cascade_advice_quotes_the_bound_the_router_enforced(tmp_path: Path, log_backend: LogBackend) -> None:
     """An agent's own queue bound overrides the model's: the report must judge waits against it."""
-    write_log(tmp_path)
-    data = yaml.safe_load(config_file(tmp_path).read_text())
+    write_log(log_backend)
+    data = yaml.safe_load(config_file(tmp_path, log_backend).read_text())
     data["agents"]["chat"]["timeouts"] = {"queue": 5}
     path = tmp_path / "override.yaml"
     path.write_text(yaml.safe_dump(data))
-    r = build_report(connect(tmp_path / "log.sqlite3"), load_config(path), month_period("2025-03"))
+    r = build_report(log_backend.connect(), load_config(path), month_period("2025-03"))
     recs = {(x["kind"], x["subject"]): x for x in r.to_dict()["recommendations"]}
     cascade = recs[("cascade_risk", "qwen")]
     assert cascade["numbers"]["queue_timeout_s"] == 5  # chat's bound, not qwen's 10 s

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.pg import LogBackend
+
 from modelyard.errors import Reason
 from modelyard.ledger import LogWriter, connect, queries
 from modelyard.ledger.db import SCHEMA_VERSION
@@ -38,12 +40,12 @@ def test_migrations_reach_current_version_and_are_idempotent(tmp_path: Path) -> 
     assert connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-def test_writer_batches_and_queries(tmp_path: Path) -> None:
-    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["local"])
+def test_writer_batches_and_queries(log_backend: LogBackend) -> None:
+    writer = log_backend.writer(local_models=["local"])
     for i in range(500):
         writer.submit(record(i, outcome=RequestOutcome.FALLBACK if i % 5 == 0 else RequestOutcome.OK, total=float(i)))
     assert writer.flush()
-    conn = connect(tmp_path / "log.sqlite3")
+    conn = log_backend.connect()
     assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 500
     assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 600
     row = queries.recent(conn, 1, outcome="fallback")[0]
@@ -54,25 +56,29 @@ def test_writer_batches_and_queries(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_rate_by_prefix(tmp_path: Path) -> None:
-    writer = LogWriter(tmp_path / "log.sqlite3")
+def test_rate_by_prefix(log_backend: LogBackend) -> None:
+    writer = log_backend.writer()
     writer.submit(record(1))
     writer.submit(record(2))
+    writer.submit(record(3))
     writer.close()
-    conn = connect(tmp_path / "log.sqlite3")
+    conn = log_backend.connect()
     assert queries.rate(conn, "req000001", True) == "req000001"
     assert queries.rate(conn, "req", False) is None  # ambiguous prefix changes nothing
-    rows = {r["id"]: r["acceptable"] for r in conn.execute("SELECT id, acceptable FROM requests")}
-    assert rows == {"req000001": 1, "req000002": None}
+    assert queries.rate(conn, "req00000_", False) is None  # LIKE wildcards in an id are literal characters
+    rows = {r["id"]: (r["acceptable"], r["rated_at"] is not None) for r in conn.execute(
+        "SELECT id, acceptable, rated_at FROM requests")}
+    assert rows == {"req000001": (1, True), "req000002": (None, False), "req000003": (None, False)}
+    assert queries.find_request(conn, "req000002")["agent"] == "chat"
 
 
-def test_text_storage_can_be_off(tmp_path: Path) -> None:
+def test_text_storage_can_be_off(log_backend: LogBackend) -> None:
     r = record(1)
     r.prompt = r.response = None
-    writer = LogWriter(tmp_path / "log.sqlite3")
+    writer = log_backend.writer()
     writer.submit(r)
     writer.close()
-    row = connect(tmp_path / "log.sqlite3").execute("SELECT prompt, response FROM requests").fetchone()
+    row = log_backend.connect().execute("SELECT prompt, response FROM requests").fetchone()
     assert tuple(row) == (None, None)
 
 

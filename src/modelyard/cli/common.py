@@ -18,6 +18,8 @@ from rich.console import Console
 
 from modelyard.config import Config
 from modelyard.errors import ConfigError
+from modelyard.ledger.migrator import NewerSchema
+from modelyard.ledger.store import LogConnection, LogStore, LogUnavailable
 from modelyard.runtime import Runtime, load, open_runtime
 
 # Piped output (CI logs, `| less`) gets a wide canvas instead of rich's 80-column default.
@@ -42,6 +44,16 @@ def load_or_exit(config: Path | None) -> tuple[Config, Path]:
     try:
         return load(config)
     except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def log_or_exit(cfg: Config) -> LogConnection:
+    """A connection to where the routing log is read (the SQLite file, or PostgreSQL with ``log.url``)."""
+    try:
+        return LogStore.of(cfg).connect()
+    except LogUnavailable as exc:
+        raise fail(str(exc), code=1) from None
+    except NewerSchema as exc:
         raise fail(str(exc)) from None
 
 

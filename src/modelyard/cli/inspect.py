@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import ms
 from modelyard.errors import HEALTH_FAILURES
-from modelyard.ledger import connect, queries
+from modelyard.ledger import queries
+from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.providers import build_provider
-from modelyard.runtime import log_path_for
 
 
-def _recent_trouble(conn, model: str, window: float) -> str:
+def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
     """From the log: is this model failing right now (as another process's router sees it)?"""
     rows = conn.execute("SELECT ts, outcome, reason FROM attempts WHERE model = ? AND ts >= ? ORDER BY ts DESC "
                         "LIMIT 20", (model, time.time() - window)).fetchall()
@@ -35,7 +35,7 @@ def _recent_trouble(conn, model: str, window: float) -> str:
 def models(config: ConfigOption = None) -> None:
     """Configured models and their state: available, cooling down, missing credentials."""
     cfg, _ = load_or_exit(config)
-    conn = connect(log_path_for(cfg))
+    conn = log_or_exit(cfg)
     users: dict[str, list[str]] = {}
     for agent_name, agent in cfg.agents.items():
         for i, m in enumerate(agent.chain):
@@ -65,9 +65,9 @@ def log(
 ) -> None:
     """Recent requests, newest first, with the route each took."""
     cfg, _ = load_or_exit(config)
-    conn = connect(log_path_for(cfg))
+    conn = log_or_exit(cfg)
     rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome)
-    table = Table(title=f"routing log ({log_path_for(cfg)})")
+    table = Table(title=f"routing log ({LogStore.of(cfg).where})")
     for col in ("id", "time", "agent", "model", "outcome", "why", "wait", "TTFT", "total", "tok in/out", "tok/s",
                 "cost", "ok?", "prompt"):
         table.add_column(col, no_wrap=col != "prompt", overflow="fold" if col == "prompt" else "ellipsis")
@@ -92,7 +92,7 @@ def stats(
 ) -> None:
     """Per agent and per model: requests, latency, fallback rate, local share, tokens/s, cost."""
     cfg, _ = load_or_exit(config)
-    conn = connect(log_path_for(cfg))
+    conn = log_or_exit(cfg)
     since = time.time() - days * 86400 if days else None
     for by in ("agent", "model"):
         table = Table(title=f"by {by}")
@@ -116,7 +116,7 @@ def rate(
     if verdict not in ("good", "bad"):
         raise fail("verdict must be 'good' or 'bad'")
     cfg, _ = load_or_exit(config)
-    conn = connect(log_path_for(cfg))
+    conn = log_or_exit(cfg)
     full = queries.rate(conn, request_id, verdict == "good")
     if full is None:
         raise fail(f"no single request matches id '{request_id}'")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from modelyard import registry
+from modelyard.config import dburl
 
 Capability = Literal["tools", "thinking", "json", "vision"]
 
@@ -149,7 +150,21 @@ class AgentConfig(Strict):
 
 class LogConfig(Strict):
     path: str | None = Field(None, description="SQLite file; default: the user data directory")
+    url: str | None = Field(
+        None, repr=False,
+        description="PostgreSQL URL (postgresql://user@host:5432/db) for one log shared by several hosts; "
+                    "the password from PGPASSWORD or ~/.pgpass rather than the URL")
     store_text: bool = Field(True, description="keep prompt and answer text in the log")
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            return dburl.check(v)
+        except ValueError as exc:  # the message never repeats the URL: it may hold a password
+            raise PydanticCustomError("log_url", str(exc)) from None
 
 
 class OrchestrationConfig(Strict):

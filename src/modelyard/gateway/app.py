@@ -27,6 +27,7 @@ from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
 from modelyard.gateway.routing import listed_names, resolve, shared_router
+from modelyard.ledger.store import LogUnavailable
 from modelyard.router.records import RequestRecord
 from modelyard.runtime import Runtime
 
@@ -127,8 +128,11 @@ async def api_log(request: Request) -> Response:
         limit = max(1, min(500, int(q.get("limit", "100"))))
     except ValueError:
         return error_response(400, "limit must be an integer", param="limit")
-    rows = await dashboard.log_rows(_gw(request).log.path, limit=limit, agent=q.get("agent") or None,
-                                    model=q.get("model") or None, outcome=q.get("outcome") or None)
+    try:
+        rows = await dashboard.log_rows(_gw(request).runtime.log_store, limit=limit, agent=q.get("agent") or None,
+                                        model=q.get("model") or None, outcome=q.get("outcome") or None)
+    except LogUnavailable as exc:
+        return error_response(503, str(exc), code="log_unavailable")
     return json_response({"rows": rows})
 
 
@@ -136,7 +140,10 @@ async def api_summary(request: Request) -> Response:
     if denied := _guard(request):
         return denied
     gw = _gw(request)
-    data = await dashboard.summary(gw.log.path, gw.runtime.config, gw.router)
+    try:
+        data = await dashboard.summary(gw.runtime.log_store, gw.runtime.config, gw.router)
+    except LogUnavailable as exc:
+        return error_response(503, str(exc), code="log_unavailable")
     cfg = gw.runtime.config
     data["options"] = {"agents": [*cfg.agents, *(f"model:{m}" for m in cfg.models)], "models": list(cfg.models),
                        "outcomes": list(dashboard.OUTCOMES)}

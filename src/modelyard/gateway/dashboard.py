@@ -1,21 +1,20 @@
 """Data behind the dashboard page: the routing log, per-agent latency and fallbacks, month-to-date
 cost against the all-cloud counterfactual, and live model states.
 
-Reads use a short-lived SQLite connection in a worker thread, so a slow disk never stalls
-the event loop that serves completions (WAL lets them read while the writer commits).
+Reads use a short-lived connection in a worker thread, so a slow disk or database never stalls
+the event loop that serves completions (SQLite's WAL lets them read while the writer commits;
+with ``log.url`` they read PostgreSQL, every host's requests).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from modelyard.config.schema import Config
-from modelyard.ledger import connect
 from modelyard.ledger.queries import recent, stats
+from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.outcomes import RequestOutcome
 from modelyard.router import Router
 
@@ -29,21 +28,21 @@ def month_start(now: datetime | None = None) -> float:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-def _read(path: Path, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    conn = connect(path, readonly=True)
+def _read(store: LogStore, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    conn = store.connect(readonly=True)
     try:
         return fn(conn, *args, **kwargs)
     finally:
         conn.close()
 
 
-def _log(conn: sqlite3.Connection, limit: int, agent: str | None, model: str | None,
+def _log(conn: LogConnection, limit: int, agent: str | None, model: str | None,
          outcome: str | None) -> list[dict[str, Any]]:
     rows = recent(conn, limit, agent=agent, model=model, outcome=outcome)
     return [{k: row[k] for k in _LOG_COLUMNS} for row in rows]
 
 
-def _summary(conn: sqlite3.Connection, config: Config, since: float) -> dict[str, Any]:
+def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any]:
     agents = []
     for g in stats(conn, since, by="agent"):
         agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fallbacks,
@@ -84,12 +83,12 @@ def model_states(router: Router) -> list[dict[str, Any]]:
              "waiting": m.waiting, "limit": m.limit, "is_local": m.is_local} for m in router.model_states()]
 
 
-async def log_rows(path: Path, *, limit: int = 100, agent: str | None = None, model: str | None = None,
+async def log_rows(store: LogStore, *, limit: int = 100, agent: str | None = None, model: str | None = None,
                    outcome: str | None = None) -> list[dict[str, Any]]:
-    return await asyncio.to_thread(_read, path, _log, limit, agent, model, outcome)
+    return await asyncio.to_thread(_read, store, _log, limit, agent, model, outcome)
 
 
-async def summary(path: Path, config: Config, router: Router) -> dict[str, Any]:
-    data = await asyncio.to_thread(_read, path, _summary, config, month_start())
+async def summary(store: LogStore, config: Config, router: Router) -> dict[str, Any]:
+    data = await asyncio.to_thread(_read, store, _summary, config, month_start())
     data["models"] = model_states(router)
     return data

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,8 +76,8 @@ class Group:
     def tokens_per_s(self) -> float | None:
         return percentile(self.tps, 50)
 
-    def add(self, row: sqlite3.Row, *, wait: bool = True) -> None:
-        """Count one ``requests`` row (``wait``: also sample its queue wait, when answered)."""
+    def add(self, row: Any, *, wait: bool = True) -> None:
+        """Count one ``requests`` row, from either backend (``wait``: also sample its queue wait, when answered)."""
         served = row["outcome"] not in FAILED and row["model"] is not None
         self.requests += 1
         self.tokens_in += row["tokens_in"] or 0

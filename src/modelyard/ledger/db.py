@@ -1,4 +1,4 @@
-"""Open the routing log: SQLite in WAL mode, migrated to the current schema.
+"""Open the routing log's SQLite file: WAL mode, migrated to the current schema.
 
 WAL with ``synchronous=NORMAL`` means a killed process never corrupts the file and loses
 no committed transaction; only a power cut can drop the last few commits.
@@ -10,8 +10,10 @@ import sqlite3
 from pathlib import Path
 
 from modelyard.ledger.migrations import MIGRATIONS
+from modelyard.ledger.migrator import Dialect, migrate
 
-SCHEMA_VERSION = len(MIGRATIONS)
+#: ``PRAGMA user_version`` of an up-to-date file: the number of SQLite steps (older modelyards read it)
+SCHEMA_VERSION = sum(1 for m in MIGRATIONS if Dialect.SQLITE in m.dialects)
 
 
 def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -24,27 +26,5 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     if not readonly:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn)
+        migrate(conn, Dialect.SQLITE, MIGRATIONS)
     return conn
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations; return the schema version reached."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise RuntimeError(f"routing log schema {version} is newer than this modelyard ({SCHEMA_VERSION}): upgrade")
-    for number in range(version, SCHEMA_VERSION):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] != number:  # another process did it
-                conn.execute("ROLLBACK")
-                continue
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return SCHEMA_VERSION

@@ -1,13 +1,26 @@
-"""Schema migrations for the routing log, applied in order and tracked by ``PRAGMA user_version``.
+"""The routing log's schema, as named steps applied in order, once each, on SQLite and PostgreSQL.
 
-Append new steps; never edit a released one. Each step runs in one transaction.
+How to add a step: append a function here named ``mNNN_what_it_does`` (the next number),
+decorated with ``@migration``. It receives a :class:`~modelyard.ledger.migrator.Schema`:
+``db.execute(sql)`` runs one statement — write DDL in the common subset (TEXT, INTEGER, REAL,
+PRIMARY KEY, CREATE INDEX; PostgreSQL gets BIGINT and DOUBLE PRECISION); ``db.columns(table)``
+and ``db.dialect`` let a step look before it acts; any Python is fine (backfill a column, copy
+rows). A step for one backend only says so: ``@migration(only=Dialect.SQLITE)``. The runner wraps
+each step in one transaction with the row recording it. Never rename, reorder or edit a step once
+it is on main: its name is what every database remembers. Tests: tests/unit/test_migrations.py.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
-    # 1: requests and their attempts
-    """
+from modelyard.ledger.migrator import Migration, Schema, registrar
+
+MIGRATIONS: list[Migration] = []
+migration = registrar(MIGRATIONS)
+
+
+@migration
+def m001_requests_and_attempts(db: Schema) -> None:
+    db.execute("""
     CREATE TABLE requests (
         id TEXT PRIMARY KEY,
         parent_id TEXT,
@@ -31,10 +44,11 @@ MIGRATIONS: list[str] = [
         error TEXT,
         acceptable INTEGER,
         rated_at REAL
-    );
-    CREATE INDEX requests_ts ON requests(ts);
-    CREATE INDEX requests_agent_ts ON requests(agent, ts);
-    CREATE INDEX requests_model_ts ON requests(model, ts);
+    )""")
+    db.execute("CREATE INDEX requests_ts ON requests(ts)")
+    db.execute("CREATE INDEX requests_agent_ts ON requests(agent, ts)")
+    db.execute("CREATE INDEX requests_model_ts ON requests(model, ts)")
+    db.execute("""
     CREATE TABLE attempts (
         request_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -53,11 +67,14 @@ MIGRATIONS: list[str] = [
         tokens_per_s REAL,
         cost_usd REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (request_id, seq)
-    );
-    CREATE INDEX attempts_model_ts ON attempts(model, ts);
-    """,
-    # 2: conversation history for chat front-ends (Telegram, `modelyard chat`)
-    """
+    )""")
+    db.execute("CREATE INDEX attempts_model_ts ON attempts(model, ts)")
+
+
+@migration
+def m002_conversations_and_routing_decisions(db: Schema) -> None:
+    """Conversation history for chat front-ends (Telegram, ``modelyard chat``) and the orchestrator's decisions."""
+    db.execute("""
     CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
         frontend TEXT NOT NULL,
@@ -65,8 +82,9 @@ MIGRATIONS: list[str] = [
         agent TEXT,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL
-    );
-    CREATE UNIQUE INDEX conversations_external ON conversations(frontend, external_id);
+    )""")
+    db.execute("CREATE UNIQUE INDEX conversations_external ON conversations(frontend, external_id)")
+    db.execute("""
     CREATE TABLE turns (
         conversation_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -78,7 +96,8 @@ MIGRATIONS: list[str] = [
         request_id TEXT,
         tokens INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (conversation_id, seq)
-    );
+    )""")
+    db.execute("""
     CREATE TABLE message_requests (
         frontend TEXT NOT NULL,
         chat_id TEXT NOT NULL,
@@ -86,7 +105,8 @@ MIGRATIONS: list[str] = [
         request_id TEXT NOT NULL,
         user_id TEXT NOT NULL,
         PRIMARY KEY (frontend, chat_id, message_id)
-    );
+    )""")
+    db.execute("""
     CREATE TABLE routing_decisions (
         request_id TEXT,
         ts REAL NOT NULL,
@@ -95,11 +115,14 @@ MIGRATIONS: list[str] = [
         method TEXT NOT NULL,
         confidence REAL,
         ms REAL
-    );
-    CREATE INDEX routing_decisions_ts ON routing_decisions(ts);
-    """,
-    # 3: model probe results (`modelyard probe`, used by `modelyard check`)
-    """
+    )""")
+    db.execute("CREATE INDEX routing_decisions_ts ON routing_decisions(ts)")
+
+
+@migration
+def m003_probes(db: Schema) -> None:
+    """Model probe results (``modelyard probe``, used by ``modelyard check``)."""
+    db.execute("""
     CREATE TABLE probes (
         ts REAL NOT NULL,
         model TEXT NOT NULL,
@@ -107,11 +130,14 @@ MIGRATIONS: list[str] = [
         ok INTEGER,
         value REAL,
         detail TEXT
-    );
-    CREATE INDEX probes_model_ts ON probes(model, ts);
-    """,
-    # 4: model-selection bench results (`modelyard bench`), one row per task run, written as runs finish
-    """
+    )""")
+    db.execute("CREATE INDEX probes_model_ts ON probes(model, ts)")
+
+
+@migration
+def m004_bench_runs(db: Schema) -> None:
+    """Model-selection bench results (``modelyard bench``), one row per task run, written as runs finish."""
+    db.execute("""
     CREATE TABLE bench_runs (
         run_id TEXT NOT NULL,
         ts REAL NOT NULL,
@@ -141,7 +167,5 @@ MIGRATIONS: list[str] = [
         cost_usd REAL NOT NULL DEFAULT 0,
         answer TEXT,
         PRIMARY KEY (run_id, agent, task, model, rep)
-    );
-    CREATE INDEX bench_runs_model_ts ON bench_runs(model, ts);
-    """,
-]
+    )""")
+    db.execute("CREATE INDEX bench_runs_model_ts ON bench_runs(model, ts)")

@@ -1,14 +1,22 @@
-"""Read the routing log: recent requests, per-agent / per-model statistics, ratings."""
+"""Read the routing log: recent requests, per-agent / per-model statistics, ratings.
+
+Every function takes a :class:`~modelyard.ledger.store.LogConnection` (SQLite or PostgreSQL) and
+speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times passed in from Python.
+"""
 
 from __future__ import annotations
 
-import sqlite3
+import time
+from typing import Any
 
 from modelyard.ledger.aggregate import Group, percentile  # noqa: F401 - percentile re-exported
+from modelyard.ledger.store import LogConnection
+
+Row = Any  # sqlite3.Row or ledger.pg.Row: read by column name or position
 
 
-def recent(conn: sqlite3.Connection, limit: int = 20, *, agent: str | None = None, model: str | None = None,
-           outcome: str | None = None, since: float | None = None) -> list[sqlite3.Row]:
+def recent(conn: LogConnection, limit: int = 20, *, agent: str | None = None, model: str | None = None,
+           outcome: str | None = None, since: float | None = None) -> list[Row]:
     where, args = [], []
     for column, value in (("agent", agent), ("model", model), ("outcome", outcome)):
         if value:
@@ -21,27 +29,28 @@ def recent(conn: sqlite3.Connection, limit: int = 20, *, agent: str | None = Non
     return conn.execute(sql + " ORDER BY ts DESC LIMIT ?", [*args, limit]).fetchall()
 
 
-def attempts_for(conn: sqlite3.Connection, request_id: str) -> list[sqlite3.Row]:
+def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", (request_id,)).fetchall()
 
 
-def find_request(conn: sqlite3.Connection, id_prefix: str) -> sqlite3.Row | None:
+def find_request(conn: LogConnection, id_prefix: str) -> Row | None:
     """A request by id or unique id prefix."""
-    rows = conn.execute("SELECT * FROM requests WHERE id LIKE ? || '%' LIMIT 2", (id_prefix,)).fetchall()
+    pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute("SELECT * FROM requests WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)).fetchall()
     return rows[0] if len(rows) == 1 else None
 
 
-def rate(conn: sqlite3.Connection, id_prefix: str, acceptable: bool) -> str | None:
+def rate(conn: LogConnection, id_prefix: str, acceptable: bool) -> str | None:
     """Set the verdict; returns the full id, or None if no single request matches."""
     row = find_request(conn, id_prefix)
     if row is None:
         return None
-    conn.execute("UPDATE requests SET acceptable = ?, rated_at = strftime('%s','now') WHERE id = ?",
-                 (int(acceptable), row["id"]))
+    conn.execute("UPDATE requests SET acceptable = ?, rated_at = ? WHERE id = ?",
+                 (int(acceptable), time.time(), row["id"]))
     return str(row["id"])
 
 
-def stats(conn: sqlite3.Connection, since: float | None = None, by: str = "agent") -> list[Group]:
+def stats(conn: LogConnection, since: float | None = None, by: str = "agent") -> list[Group]:
     """Per agent (``by="agent"``) or per answering model (``by="model"``)."""
     if by not in ("agent", "model"):
         raise ValueError("by must be 'agent' or 'model'")

@@ -17,7 +17,6 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 from __future__ import annotations
 
 import calendar
-import sqlite3
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from modelyard.config.schema import Config
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile
+from modelyard.ledger.store import LogConnection
 
 #: recommendation thresholds (documented in the report's output with the numbers that crossed them)
 FALLBACK_RATE_ALERT = 0.10
@@ -116,7 +116,7 @@ class Report:
         }
 
 
-def build_report(conn: sqlite3.Connection, config: Config, period: Period) -> Report:
+def build_report(conn: LogConnection, config: Config, period: Period) -> Report:
     window = (period.start, period.end)
     totals = Group("all")
     agents: dict[str, Group] = {}

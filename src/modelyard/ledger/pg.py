@@ -1,0 +1,144 @@
+"""The routing log on PostgreSQL, through psycopg 3, behind the same connection shape as SQLite's.
+
+Why psycopg 3 (not asyncpg): every routing-log reader and writer here is synchronous (CLI commands,
+the writer thread, dashboard reads in a worker thread); psycopg has a first-class sync API (asyncpg
+is async-only), pipelines ``executemany`` (one round trip per batch), and leaves connection strings,
+``PGPASSWORD``, ``~/.pgpass``, ``PGSSLMODE`` … to libpq like every other PostgreSQL tool.
+
+:class:`PgConnection` quacks like ``sqlite3.Connection`` for what the ledger uses: ``execute`` with
+``?`` placeholders, rows readable by column name and by position (:class:`Row`), ``dict(row)``.
+So each query is written once (in the SQL both databases speak) and runs on either. psycopg is
+imported only when a PostgreSQL log is configured: it costs ~0.3 s of start-up.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelyard.config import dburl
+from modelyard.ledger.migrations import MIGRATIONS
+from modelyard.ledger.migrator import Dialect, migrate
+from modelyard.ledger.store import LogUnavailable
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: seconds to wait for a connection before calling the database unreachable
+CONNECT_TIMEOUT = 5
+
+
+class Row:
+    """A result row read by name or position, like ``sqlite3.Row`` (``row["model"]``, ``row[0]``, ``dict(row)``)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: Sequence[Any]):
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, key: str | int) -> Any:
+        return self._values[self._index[key]] if isinstance(key, str) else self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values, strict=True))!r})"
+
+
+def _rows(cursor: Any) -> Any:
+    description = cursor.description
+    index = {column.name: i for i, column in enumerate(description or ())}
+    return lambda values: Row(index, values)
+
+
+@functools.lru_cache(maxsize=512)
+def to_pg(sql: str) -> str:
+    """``?`` placeholders become psycopg's ``%s`` (a literal ``%`` is doubled). Our SQL has no ``?`` in literals."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _loaders() -> Any:
+    from psycopg.adapt import Loader
+
+    class Number(Loader):
+        """``numeric`` (what SUM over BIGINT returns) as int or float, as SQLite gives, not Decimal."""
+
+        def load(self, data: Any) -> int | float:
+            text = bytes(data).decode()
+            try:
+                return int(text)
+            except ValueError:
+                return float(text)
+
+    return Number
+
+
+class PgConnection:
+    """One autocommit psycopg connection to the log's database (``BEGIN``/``COMMIT`` work as in SQLite)."""
+
+    dialect = Dialect.POSTGRES
+
+    def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard"):
+        import psycopg
+
+        self.url = url
+        self.where = dburl.redact(url)
+        try:
+            self._conn: psycopg.Connection[Any] = psycopg.connect(
+                url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT,
+                application_name=application_name)
+        except psycopg.Error as exc:
+            raise LogUnavailable(self.describe(exc)) from None
+        self._conn.adapters.register_loader("numeric", _loaders())
+        if migrate_schema:
+            try:
+                migrate(self, Dialect.POSTGRES, MIGRATIONS)
+            except psycopg.Error as exc:
+                self.close()
+                raise LogUnavailable(self.describe(exc)) from None
+
+    def describe(self, exc: BaseException) -> str:
+        """An error about this database, for people: names it, never shows its password."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return dburl.scrub(f"routing log {self.where}: {first}", self.url)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement; a lost or refused connection is :class:`LogUnavailable`, a bad row stays psycopg's."""
+        import psycopg
+
+        try:
+            return self._conn.execute(to_pg(sql), params)
+        except psycopg.OperationalError as exc:
+            raise LogUnavailable(self.describe(exc)) from None
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        import psycopg
+
+        cursor = self._conn.cursor()
+        try:
+            cursor.executemany(to_pg(sql), rows)
+        except psycopg.OperationalError as exc:
+            raise LogUnavailable(self.describe(exc)) from None
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,68 @@
+"""Where the routing log lives, and the one connection shape every reader uses on either backend.
+
+Readers (``log``, ``stats``, ``report``, ``rate``, ``models``, the dashboard) take a
+:class:`LogConnection`: ``sqlite3.Connection`` itself, or :class:`~modelyard.ledger.pg.PgConnection`.
+Both run the same SQL text (``?`` placeholders, the SQL the two databases share), return rows
+readable by name and position, and so no reader branches on the backend. The SQLite path is
+the plain ``sqlite3`` connection, exactly as fast as before.
+
+With ``log.url`` set, readers see PostgreSQL (every host's requests); the local SQLite file
+(``log.path``) stays this host's write-ahead spool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelyard.config import dburl
+from modelyard.config.schema import Config, LogConfig
+from modelyard.ledger.db import connect
+from modelyard.paths import default_log_path
+
+
+class LogUnavailable(RuntimeError):
+    """The configured log cannot be reached or used; the message names it (never with a password)."""
+
+
+class LogConnection(Protocol):
+    """The DB-API subset the readers use: ``execute(sql, params)`` → ``fetchone``/``fetchall``/iteration."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def log_path(log: LogConfig) -> Path:
+    """The local SQLite file: the whole log, or with ``log.url`` this host's spool."""
+    return Path(log.path).expanduser() if log.path else default_log_path()
+
+
+@dataclass(frozen=True)
+class LogStore:
+    path: Path
+    url: str | None = None
+
+    @classmethod
+    def of(cls, config: Config) -> LogStore:
+        return cls(log_path(config.log), config.log.url)
+
+    @property
+    def where(self) -> str:
+        """What to show people: the file, or the URL without its password."""
+        return dburl.redact(self.url) if self.url else str(self.path)
+
+    def connect(self, *, readonly: bool = False) -> LogConnection:
+        """A new connection to where readers look (PostgreSQL when configured); the caller closes it.
+        Raises ``LogUnavailable`` when PostgreSQL cannot be reached."""
+        if self.url:
+            from modelyard.ledger.pg import PgConnection
+
+            return PgConnection(self.url, migrate_schema=not readonly)
+        return connect(self.path, readonly=readonly)
+
+    def local(self, *, readonly: bool = False) -> LogConnection:
+        """This host's SQLite file, whatever the readers use (probes, conversations, the spool)."""
+        return connect(self.path, readonly=readonly)

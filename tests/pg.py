@@ -1,0 +1,185 @@
+"""The real PostgreSQL the tests use, and the routing log on either backend.
+
+The shared server (127.0.0.1:5432, trust auth) is never mocked and never stopped: each test run
+creates its own database (dropped at the end), each test its own schema in it. When the server
+is absent the tests that need it FAIL — scripts/services.sh starts it; CI runs that first.
+Tests that stop PostgreSQL start their own throwaway server (:class:`OwnServer`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger.sink import write_batch
+from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.ledger.writer import attempt_rows, request_row
+from modelyard.router.records import RequestRecord
+
+#: the shared server; override with MODELYARD_TEST_PG (an admin URL to a maintenance database)
+ADMIN_URL = os.environ.get("MODELYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {ADMIN_URL} ({str(exc).strip()}): run scripts/services.sh")
+
+
+def with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+@contextlib.contextmanager
+def scratch_database() -> Iterator[str]:
+    """A uniquely named database on the shared server, dropped afterwards; yields its URL."""
+    name = f"modelyard_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(ADMIN_URL, name)
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def scratch_schema(database_url: str) -> Iterator[str]:
+    """A fresh schema in ``database_url``; yields a URL whose connections work inside it."""
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{database_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+class _PgWriter:
+    """Writes submitted records to PostgreSQL in one batch at close (until LogWriter forwards there)."""
+
+    def __init__(self, url: str, local_models: Iterable[str]):
+        self.url = url
+        self.local = frozenset(local_models)
+        self.records: list[RequestRecord] = []
+
+    def submit(self, record: RequestRecord) -> None:
+        self.records.append(record)
+
+    def flush(self) -> bool:
+        from modelyard.ledger.pg import PgConnection
+
+        conn = PgConnection(self.url)
+        try:
+            write_batch(conn, [request_row(r, self.local) for r in self.records],
+                        [row for r in self.records for row in attempt_rows(r)])
+        finally:
+            conn.close()
+        self.records.clear()
+        return True
+
+    def close(self) -> None:
+        self.flush()
+
+
+@dataclass
+class LogBackend:
+    """One routing log under test: SQLite only, or PostgreSQL (with the SQLite file as its spool)."""
+
+    name: str
+    path: Path
+    url: str | None = None
+    _open: list[Any] = field(default_factory=list)
+
+    @property
+    def store(self) -> LogStore:
+        return LogStore(self.path, self.url)
+
+    def writer(self, local_models: Iterable[str] = ()) -> Any:
+        if self.url is None:
+            return LogWriter(self.path, local_models=local_models)
+        return _PgWriter(self.url, local_models)
+
+    def connect(self) -> LogConnection:
+        conn = self.store.connect()
+        self._open.append(conn)
+        return conn
+
+    def log_config(self) -> dict[str, Any]:
+        return {"path": str(self.path), **({"url": self.url} if self.url else {})}
+
+    def close(self) -> None:
+        for conn in self._open:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_bin(name: str) -> str:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    on_path = shutil.which(name)
+    if on_path is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed (Debian: postgresql)")
+    return on_path
+
+
+class OwnServer:
+    """A throwaway PostgreSQL (initdb in a temp dir, pg_ctl on an ephemeral port) that a test may stop
+    and start at will: the shared server on 5432 is never touched."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        user = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
+        self._as = user
+        if user:
+            shutil.chown(root, "postgres")
+        self._run(pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        self.start()
+
+    def _run(self, *argv: str) -> None:
+        subprocess.run([*self._as, *argv], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.root / "server.log"),
+                  "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+
+    def up(self) -> bool:
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop("immediate")
+
