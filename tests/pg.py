@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,8 @@ import psycopg
 import pytest
 
 from modelyard.ledger import LogWriter
-from modelyard.ledger.sink import write_batch
+from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.store import LogConnection, LogStore
-from modelyard.ledger.writer import attempt_rows, request_row
 from modelyard.router.records import RequestRecord
 
 #: the shared server; override with MODELYARD_TEST_PG (an admin URL to a maintenance database)
@@ -69,31 +69,23 @@ def scratch_schema(database_url: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-class _PgWriter:
-    """Writes submitted records to PostgreSQL in one batch at close (until LogWriter forwards there)."""
+class SpooledWriter:
+    """What a modelyard process with ``log.url`` runs: the SQLite writer plus the forwarder to PostgreSQL."""
 
-    def __init__(self, url: str, local_models: Iterable[str]):
-        self.url = url
-        self.local = frozenset(local_models)
-        self.records: list[RequestRecord] = []
+    def __init__(self, path: Path, url: str, local_models: Iterable[str]):
+        self.log = LogWriter(path, local_models=local_models)
+        self.forwarder = Forwarder(path, url)
 
     def submit(self, record: RequestRecord) -> None:
-        self.records.append(record)
+        self.log.submit(record)
 
-    def flush(self) -> bool:
-        from modelyard.ledger.pg import PgConnection
-
-        conn = PgConnection(self.url)
-        try:
-            write_batch(conn, [request_row(r, self.local) for r in self.records],
-                        [row for r in self.records for row in attempt_rows(r)])
-        finally:
-            conn.close()
-        self.records.clear()
-        return True
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.log.flush(timeout) and self.forwarder.flush(timeout)
 
     def close(self) -> None:
-        self.flush()
+        self.log.close()
+        assert self.forwarder.flush(30.0), self.forwarder.health()
+        self.forwarder.close()
 
 
 @dataclass
@@ -112,7 +104,7 @@ class LogBackend:
     def writer(self, local_models: Iterable[str] = ()) -> Any:
         if self.url is None:
             return LogWriter(self.path, local_models=local_models)
-        return _PgWriter(self.url, local_models)
+        return SpooledWriter(self.path, self.url, local_models)
 
     def connect(self) -> LogConnection:
         conn = self.store.connect()
@@ -146,23 +138,24 @@ def pg_bin(name: str) -> str:
 
 class OwnServer:
     """A throwaway PostgreSQL (initdb in a temp dir, pg_ctl on an ephemeral port) that a test may stop
-    and start at will: the shared server on 5432 is never touched."""
+    and start at will: the shared server on 5432 is never touched. As root, it runs as ``postgres``."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.data = root / "data"
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="modelyard-pg-"))  # not under pytest's 0700 tmp: postgres reads it
+        self.data = self.root / "data"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        user = [] if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--"]
-        self._as = user
-        if user:
-            shutil.chown(root, "postgres")
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.root, "postgres")
         self._run(pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
         self.start()
 
     def _run(self, *argv: str) -> None:
-        subprocess.run([*self._as, *argv], check=True, capture_output=True, timeout=120)
+        done = subprocess.run([*self._as, *argv], capture_output=True, timeout=120, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{argv[0]} failed: {done.stderr or done.stdout}")
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -172,14 +165,7 @@ class OwnServer:
     def stop(self, mode: str = "fast") -> None:
         self._run(pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
-    def up(self) -> bool:
-        try:
-            psycopg.connect(self.url, connect_timeout=2).close()
-            return True
-        except psycopg.OperationalError:
-            return False
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop("immediate")
-
+        shutil.rmtree(self.root, ignore_errors=True)

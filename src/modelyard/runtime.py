@@ -12,6 +12,7 @@ from pathlib import Path
 
 from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
+from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.store import LogStore, log_path
 from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
@@ -24,6 +25,8 @@ class Runtime:
     pool: ModelPool
     router: Router
     log: LogWriter
+    #: with ``log.url``: copies the local log (the spool) to PostgreSQL
+    forwarder: Forwarder | None = None
 
     @property
     def log_path(self) -> Path:
@@ -38,6 +41,8 @@ class Runtime:
         await self.router.aclose()
         await self.pool.aclose()
         self.log.close()
+        if self.forwarder is not None:
+            self.forwarder.close()
 
 
 def log_path_for(config: Config) -> Path:
@@ -56,6 +61,7 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
         path = Path(config_path or "<memory>")
     local = [name for name, m in config.models.items() if m.is_local]
     log = LogWriter(log_path_for(config), local_models=local)
+    forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
     pool = ModelPool(config)
     router = Router(config, pool=pool, sink=log.submit)
-    return Runtime(config, path, pool, router, log)
+    return Runtime(config, path, pool, router, log, forwarder)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from importlib import resources
 from typing import Any
 
@@ -42,7 +43,7 @@ class Gateway:
         self.log = runtime.log
         self.keys = KeyCheck(keys)
         self.router = shared_router(runtime.router, self._sink)
-        self.metrics = GatewayMetrics(self.router)
+        self.metrics = GatewayMetrics(self.router, forwarder=runtime.forwarder)
         self.config = self.router.config  # includes the synthetic model:NAME agents
 
     def _sink(self, record: RequestRecord) -> None:
@@ -106,8 +107,14 @@ async def healthz(request: Request) -> Response:
     gw = _gw(request)
     models = [{"name": m["name"], "state": m["state"], "in_flight": m["in_flight"], "waiting": m["waiting"],
                "limit": m["limit"]} for m in dashboard.model_states(gw.router)]
-    return json_response({"status": "ok", "models": models,
-                          "log": {"written": gw.log.written, "errors": gw.log.errors}})
+    body: dict[str, Any] = {"status": "ok", "models": models,
+                            "log": {"written": gw.log.written, "errors": gw.log.errors}}
+    if gw.runtime.forwarder is not None:  # log.url: the copy to PostgreSQL; answers never wait on it
+        forward = gw.runtime.forwarder.health()
+        body["log"]["forward"] = {**asdict(forward), "degraded": forward.degraded}
+        if forward.degraded:
+            body["status"] = "degraded"
+    return json_response(body)
 
 
 _PAGE: bytes | None = None

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelyard.ledger.forward import Forwarder
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router import Condition, Router
 from modelyard.router.records import RequestRecord
@@ -40,8 +41,36 @@ class _LiveState(Collector):
         return [in_flight, waiting, limit, state]
 
 
+class _ForwardState(Collector):
+    """The copy of the routing log to PostgreSQL (``log.url``), read at scrape time."""
+
+    def __init__(self, forwarder: Forwarder):
+        self.forwarder = forwarder
+
+    def collect(self) -> Iterable[Metric]:
+        h = self.forwarder.health()
+        yield CounterMetricFamily("modelyard_log_forwarded_rows", "Requests copied from the local spool to PostgreSQL",
+                                  value=h.forwarded)
+        yield CounterMetricFamily("modelyard_log_forward_refused_rows",
+                                  "Requests PostgreSQL refused even repaired (kept in the local file only)",
+                                  value=h.refused)
+        yield CounterMetricFamily("modelyard_log_forward_failures", "Failed forwarding attempts (retried)",
+                                  value=h.failures)
+        yield GaugeMetricFamily("modelyard_log_forward_backlog", "Requests in the local spool not yet in PostgreSQL",
+                                value=h.backlog)
+        yield GaugeMetricFamily("modelyard_log_forward_backlog_age_seconds",
+                                "Age of the oldest request not yet in PostgreSQL", value=h.oldest_backlog_s or 0.0)
+        yield GaugeMetricFamily("modelyard_log_forward_connected", "1 while connected to the PostgreSQL log",
+                                value=1.0 if h.connected else 0.0)
+        yield GaugeMetricFamily("modelyard_log_forward_active",
+                                "1 if this process forwards the host's spool (one process per host does)",
+                                value=1.0 if h.active else 0.0)
+        yield GaugeMetricFamily("modelyard_log_forward_degraded", "1 while forwarding to PostgreSQL is in trouble",
+                                value=1.0 if h.degraded else 0.0)
+
+
 class GatewayMetrics:
-    def __init__(self, router: Router):
+    def __init__(self, router: Router, forwarder: Forwarder | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("modelyard_requests", "Finished requests", ["agent", "model", "outcome"], registry=r)
@@ -54,6 +83,8 @@ class GatewayMetrics:
         self.tokens = Counter("modelyard_tokens", "Tokens by direction", ["agent", "model", "direction"], registry=r)
         self.cost = Counter("modelyard_cost_usd", "Spend in USD at configured prices", ["agent", "model"], registry=r)
         r.register(_LiveState(router))
+        if forwarder is not None:
+            r.register(_ForwardState(forwarder))
 
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (called from the router's sink)."""

@@ -12,7 +12,7 @@ it is on main: its name is what every database remembers. Tests: tests/unit/test
 
 from __future__ import annotations
 
-from modelyard.ledger.migrator import Migration, Schema, registrar
+from modelyard.ledger.migrator import Dialect, Migration, Schema, registrar
 
 MIGRATIONS: list[Migration] = []
 migration = registrar(MIGRATIONS)
@@ -169,3 +169,10 @@ def m004_bench_runs(db: Schema) -> None:
         PRIMARY KEY (run_id, agent, task, model, rep)
     )""")
     db.execute("CREATE INDEX bench_runs_model_ts ON bench_runs(model, ts)")
+
+
+@migration(only=Dialect.SQLITE)
+def m005_spool_outbox(db: Schema) -> None:
+    """With ``log.url``, the SQLite file is this host's spool: request ids waiting to reach PostgreSQL
+    (filled by triggers the forwarder installs, emptied as it forwards; see ledger/forward.py)."""
+    db.execute("CREATE TABLE _outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL)")

@@ -1,0 +1,331 @@
+"""Forward this host's routing log from its SQLite spool to PostgreSQL, off the request path.
+
+With ``log.url`` set, two promises pull against each other while PostgreSQL is down: an answer
+must never wait on the database, and a gateway killed with ``kill -9`` must not lose a request it
+answered. The local SQLite file keeps both. Every process writes there first, exactly as without
+PostgreSQL (committed before the answer is reported, ~1 ms); triggers note each new or re-rated
+request in ``_outbox``; one forwarder per host (an exclusive lock on ``<log>.forward-lock``; any
+modelyard process may hold it, the next takes over when it exits or dies) copies what ``_outbox``
+names to PostgreSQL in batches and deletes those entries only after PostgreSQL committed them.
+
+So: PostgreSQL slow or down → answers go on at SQLite speed, the spool grows (bounded by disk,
+shown as ``backlog`` in /healthz and /metrics), the forwarder retries with backoff (0.25 s doubling
+to 30 s) and catches up when the database is back. A process killed mid-forward leaves its
+entries in ``_outbox``: the next forwarder sends them again, and upserts make that harmless.
+A row PostgreSQL refuses even after repair (a NUL character, text that is not UTF-8) stays in the
+local file, is counted as ``refused`` and no longer blocks the rows behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelyard.config import dburl
+from modelyard.ledger.db import connect
+from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
+from modelyard.ledger.store import LogUnavailable
+from modelyard.ledger.writer import ATTEMPT_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: requests per PostgreSQL transaction (their attempts go with them)
+BATCH = 500
+#: how often an idle forwarder looks for rows other processes on this host wrote
+POLL = 0.1
+BACKOFF_FIRST = 0.25
+BACKOFF_MAX = 30.0
+#: how long after its last failure the forwarder still reports itself degraded
+DEGRADED_FOR = 300.0
+#: how often the backlog shown in /healthz and /metrics is counted (by the forwarder's thread)
+MEASURE_EVERY = 1.0
+_LOG_EVERY = 10.0
+
+TRIGGERS = (
+    "CREATE TRIGGER spool_request_written AFTER INSERT ON requests "
+    "BEGIN INSERT INTO _outbox (request_id) VALUES (NEW.id); END",
+    "CREATE TRIGGER spool_request_rated AFTER UPDATE OF acceptable ON requests "
+    "BEGIN INSERT INTO _outbox (request_id) VALUES (NEW.id); END",
+)
+_SELECT_REQUESTS = (f"SELECT o.seq, o.request_id, {', '.join('r.' + c for c in FORWARDED_REQUEST_COLUMNS)} "
+                    "FROM _outbox o LEFT JOIN requests r ON r.id = o.request_id ORDER BY o.seq LIMIT ?")
+
+
+def enable_spool(conn: sqlite3.Connection) -> bool:
+    """Install the outbox triggers once; the first time, queue every request already in the file, so
+    moving a log to PostgreSQL takes its history along. True if this call installed them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'spool_request_written'"
+                        ).fetchone():
+            conn.execute("COMMIT")
+            return False
+        for trigger in TRIGGERS:
+            conn.execute(trigger)
+        conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+        conn.execute("COMMIT")
+        return True
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def pg_safe(value: Any) -> Any:
+    """A value PostgreSQL's text type accepts: no NUL character, valid UTF-8 (SQLite took both)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    elif isinstance(value, bytes):
+        value = value.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardHealth:
+    """What /healthz and /metrics show about the copy to PostgreSQL."""
+
+    target: str
+    #: this process holds the host's forward lock (another process forwards otherwise)
+    active: bool
+    alive: bool
+    connected: bool
+    forwarded: int
+    refused: int
+    failures: int
+    backlog: int
+    oldest_backlog_s: float | None
+    last_error: str | None
+    last_error_age_s: float | None
+
+    @property
+    def degraded(self) -> bool:
+        recent = self.last_error_age_s is not None and self.last_error_age_s < DEGRADED_FOR
+        return not self.alive or (self.backlog > 0 and not self.connected and self.active) or recent
+
+
+class Forwarder:
+    """One thread that drains the spool at ``path`` into the PostgreSQL log at ``url``."""
+
+    def __init__(self, path: str | Path, url: str, *, poll: float = POLL, batch: int = BATCH):
+        self.path = Path(path)
+        self.url = url
+        self.target = dburl.redact(url)
+        self.poll = poll
+        self.batch = batch
+        self.forwarded = 0
+        self.refused = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._last_logged = 0.0
+        self._backoff = 0.0
+        self._next_try = 0.0
+        self._measured_at = 0.0
+        self._backlog: tuple[int, float | None] = (0, None)
+        self._conn = connect(self.path)  # migrated: _outbox exists
+        if enable_spool(self._conn):
+            log.info("routing log: forwarding %s to %s", self.path, self.target)
+        self._pg: Any = None
+        self._lock_fd: int | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="modelyard-log-forwarder", daemon=True)
+        self._thread.start()
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Rows were committed to the spool: look now rather than at the next poll."""
+        self._wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything in the spool now is in PostgreSQL. Returns False at ``timeout``, or at
+        once when this process forwards and PostgreSQL is failing (nothing to wait for then)."""
+        target = self._last_seq()
+        if target is None:
+            return True
+        started = time.time()
+        deadline = time.monotonic() + timeout
+        self.wake()
+        with self._changed:
+            while True:
+                if self._pending_through(target) == 0:
+                    return True
+                failing = self._last_error_at is not None and self._last_error_at >= started and self._pg is None
+                if (failing and self._lock_fd is not None) or time.monotonic() >= deadline or not self.alive:
+                    return False
+                self._changed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() or self._stop.is_set()
+
+    def health(self) -> ForwardHealth:
+        """Cheap (read from the forwarder's last count, at most MEASURE_EVERY old): scrapes never touch the disk."""
+        backlog, oldest_ts = self._backlog
+        oldest = None if oldest_ts is None else max(0.0, time.time() - oldest_ts)
+        at = self._last_error_at
+        return ForwardHealth(self.target, self._lock_fd is not None, self.alive, self._pg is not None,
+                             self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
+                             None if at is None else time.time() - at)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
+        if self._stop.is_set():
+            return
+        self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=timeout + 5)
+        self._release()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    # -- spool reads (any thread) ---------------------------------------------------------------
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = connect(self.path, readonly=True)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    def _last_seq(self) -> int | None:
+        return self._read("SELECT MAX(seq) FROM _outbox")[0][0]
+
+    def _pending_through(self, seq: int) -> int:
+        return self._read("SELECT COUNT(*) FROM _outbox WHERE seq <= ?", (seq,))[0][0]
+
+
+    # -- the forwarder thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            moved = False
+            if time.monotonic() >= self._next_try:
+                try:
+                    moved = self._step()
+                except BaseException as exc:  # never dies silently: count it, reconnect, back off
+                    self._failed(exc)
+                    self._drop_pg()
+                self._next_try = time.monotonic() + (0.0 if moved else self._backoff or self.poll)
+            if time.monotonic() - self._measured_at >= MEASURE_EVERY:
+                self._measure()
+            with self._changed:
+                self._changed.notify_all()
+            if not moved:
+                self._wake.wait(min(MEASURE_EVERY, max(0.0, self._next_try - time.monotonic())))
+                if self._wake.is_set():
+                    self._wake.clear()
+                    self._next_try = min(self._next_try, time.monotonic()) if not self._backoff else self._next_try
+        self._drop_pg()
+
+    def _measure(self) -> None:
+        try:
+            row = self._conn.execute(
+                "SELECT COUNT(*), MIN(r.ts) FROM _outbox o LEFT JOIN requests r ON r.id = o.request_id").fetchone()
+            self._backlog = (row[0], row[1])
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        self._measured_at = time.monotonic()
+
+    def _step(self) -> bool:
+        """Forward one batch; True if something moved (look again at once)."""
+        if not self._hold_lock():
+            return False
+        rows = self._conn.execute(_SELECT_REQUESTS, (self.batch,)).fetchall()
+        if not rows:
+            self._backlog = (0, None)
+            return False
+        if self._pg is None:
+            from modelyard.ledger.pg import PgConnection
+
+            self._pg = PgConnection(self.url, application_name="modelyard-forwarder")
+        seqs = [r[0] for r in rows]
+        latest: dict[str, tuple] = {}
+        for r in rows:
+            if r[2] is not None:  # LEFT JOIN: an entry whose request row is gone has nothing to send
+                latest[r[1]] = tuple(r[2:])
+        ids = list(latest)
+        attempts = [tuple(a) for a in self._conn.execute(
+            f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE request_id IN "
+            f"({', '.join('?' * len(ids))}) ORDER BY request_id, seq", ids).fetchall()] if ids else []
+        self._send(list(latest.values()), attempts)
+        self._conn.execute(f"DELETE FROM _outbox WHERE seq IN ({', '.join('?' * len(seqs))})", seqs)
+        self._backoff = 0.0
+        return True
+
+    def _send(self, requests: list[tuple], attempts: list[tuple]) -> None:
+        """One transaction for the batch; if PostgreSQL refuses it for its content, request by request,
+        repaired. An unreachable database raises (the batch stays queued)."""
+        try:
+            write_batch(self._pg, requests, attempts)
+            self.forwarded += len(requests)
+            return
+        except LogUnavailable:
+            raise
+        except Exception as exc:  # a value PostgreSQL will not store: find the row, repair it
+            self._failed(exc)
+        by_request: dict[str, list[tuple]] = {}
+        for a in attempts:
+            by_request.setdefault(a[0], []).append(a)
+        for request in requests:
+            fixed = tuple(pg_safe(v) for v in request)
+            try:
+                write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
+                self.forwarded += 1
+            except LogUnavailable:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                self.refused += 1
+
+    def _hold_lock(self) -> bool:
+        """One forwarder per spool file: whoever holds the lock; the others stand by and retry."""
+        if self._lock_fd is not None:
+            return True
+        import fcntl
+
+        fd = os.open(f"{self.path}.forward-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
+
+    def _drop_pg(self) -> None:
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.close()
+            self._pg = None
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.time()
+        self.failures += 1
+        self.last_error = dburl.scrub(f"{type(exc).__name__}: {exc}", self.url)[:500]
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+        if now - self._last_logged >= _LOG_EVERY:
+            self._last_logged = now
+            log.error("routing log: cannot forward to %s (%s; %d failures so far); answers go on, rows wait in %s",
+                      self.target, self.last_error, self.failures, self.path)
+        self._last_error_at = now

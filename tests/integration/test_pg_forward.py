@@ -1,0 +1,150 @@
+"""The local spool and its forwarder to the real PostgreSQL: what arrives, once, repaired, after outages."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.fakes.server import poll
+from tests.pg import OwnServer, free_port
+from tests.unit.test_ledger import record
+
+from modelyard.ledger import LogWriter, connect, queries
+from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.pg import PgConnection
+
+
+def pg_ids(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM requests ORDER BY id").fetchall()]
+
+
+def write(path: Path, records: list) -> None:
+    writer = LogWriter(path, local_models=["local"])
+    for r in records:
+        writer.submit(r)
+    writer.close()
+
+
+def test_rows_arrive_with_their_attempts_and_the_history_comes_along(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(i) for i in range(50)])  # before log.url was set: the file's history
+    forwarder = Forwarder(path, pg_url)
+    try:
+        assert forwarder.flush(30)
+        assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(50)]
+        write(path, [record(i) for i in range(50, 60)])
+        assert forwarder.flush(30)
+        conn = PgConnection(pg_url)
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 60
+        assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 60
+        row = conn.execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
+        local = connect(path).execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
+        assert dict(row) == dict(local)  # every column, byte for byte
+        health = forwarder.health()
+        assert health.forwarded == 60 and health.active and health.connected and not health.degraded
+        assert poll(lambda: forwarder.health().backlog == 0)
+    finally:
+        forwarder.close()
+
+
+def test_ratings_travel_and_a_missing_one_never_erases_one(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(1), record(2)])
+        assert forwarder.flush(30)
+        assert queries.rate(connect(path), "req000001", False) == "req000001"  # Telegram's 👎, in the local file
+        pg = PgConnection(pg_url)
+        assert queries.rate(pg, "req000002", True) == "req000002"  # `modelyard rate`, on PostgreSQL
+        write(path, [record(2)])  # the same request written again locally, without a rating
+        assert forwarder.flush(30)
+        rated = dict(pg.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall())
+        assert rated == {"req000001": 0, "req000002": 1}
+    finally:
+        forwarder.close()
+
+
+def test_one_forwarder_per_spool_and_the_next_takes_over(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    first, second = Forwarder(path, pg_url), Forwarder(path, pg_url)
+    try:
+        write(path, [record(i) for i in range(20)])
+        assert first.flush(30) and second.flush(30)
+        active = [f for f in (first, second) if f.health().active]
+        assert len(active) == 1
+        assert first.health().forwarded + second.health().forwarded == 20
+        active[0].close()
+        standby = second if active[0] is first else first
+        write(path, [record(i) for i in range(20, 30)])
+        assert standby.flush(30)
+        assert standby.health().active and len(pg_ids(pg_url)) == 30
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_row_postgresql_refuses_is_repaired_and_the_rest_go_on(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    bad = record(1)
+    bad.prompt = "before\x00after"  # SQLite stores a NUL; PostgreSQL text cannot
+    bad.attempts[0].detail = "nul\x00here"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(0), bad, record(2)])
+        assert forwarder.flush(30)
+        pg = PgConnection(pg_url)
+        assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
+        assert pg.execute("SELECT prompt FROM requests WHERE id = 'req000001'").fetchone()[0] == "before\ufffdafter"
+        assert pg.execute("SELECT detail FROM attempts WHERE request_id = 'req000001'").fetchone()[0] == "nul\ufffdhere"
+        health = forwarder.health()
+        assert health.refused == 0 and health.failures == 1 and "NUL" in (health.last_error or "")
+        assert health.degraded  # a failure in the last minutes is shown, even when recovered
+    finally:
+        forwarder.close()
+
+
+def test_database_down_answers_go_on_and_the_backlog_drains_when_it_is_back(tmp_path: Path) -> None:
+    server = OwnServer()
+    path = tmp_path / "log.sqlite3"
+    try:
+        forwarder = Forwarder(path, server.url)
+        writer = LogWriter(path)
+        writer.submit(record(0))
+        assert writer.flush(10) and forwarder.flush(30)
+        server.stop()
+        t0 = time.monotonic()
+        for i in range(1, 101):
+            writer.submit(record(i))
+        assert writer.flush(10)  # committed locally: nothing waits on the database
+        local_s = time.monotonic() - t0
+        assert not forwarder.flush(2)  # cannot reach it: says so rather than hanging
+        health = poll(lambda: (h := forwarder.health()).backlog == 100 and not h.connected and h)
+        assert health.degraded and health.failures >= 1 and health.oldest_backlog_s is not None
+        server.start()
+        assert forwarder.flush(60), forwarder.health()
+        assert len(pg_ids(server.url)) == 101
+        assert poll(lambda: forwarder.health().backlog == 0 and forwarder.health().connected)
+        print(f"\n100 rows committed locally in {local_s * 1000:.0f} ms while PostgreSQL was down")
+        writer.close()
+        forwarder.close()
+    finally:
+        server.close()
+
+
+def test_the_password_is_never_shown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"postgresql://postgres:hunter2-secret@127.0.0.1:{free_port()}/x"
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(1)])
+    with caplog.at_level(logging.ERROR):
+        forwarder = Forwarder(path, url)
+        try:
+            health = poll(lambda: (h := forwarder.health()).failures and h)
+            assert "hunter2" not in repr(health) and "***" in health.target
+            assert "127.0.0.1" in (health.last_error or "")
+        finally:
+            forwarder.close(timeout=0.5)
+    assert "hunter2" not in caplog.text and "cannot forward" in caplog.text
