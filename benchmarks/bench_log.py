@@ -71,32 +71,23 @@ def spool() -> Path:
     return Path(tempfile.mkdtemp()) / "log.sqlite3"
 
 
-def sqlite_rows_per_s(n: int) -> float:
-    writer = LogWriter(spool(), local_models=["a"])
-    batch = records(n, "s")
-    t = time.perf_counter()
-    for r in batch:
-        writer.submit(r)
-    writer.flush(timeout=300)
-    elapsed = time.perf_counter() - t
-    writer.close()
-    return n / elapsed
-
-
-def spooled_rows_per_s(n: int, url: str) -> tuple[float, float]:
-    """(rows/s committed in the spool, rows/s until all are in PostgreSQL) with the forwarder running."""
+def rows_per_s(n: int, url: str | None) -> tuple[float, float]:
+    """(rows/s committed in the SQLite file, rows/s until all are in PostgreSQL — with ``url``, the
+    forwarder running alongside the writer)."""
     path = spool()
-    writer, forwarder = LogWriter(path, local_models=["a"]), Forwarder(path, url)
-    batch = records(n, "f")
+    writer = LogWriter(path, local_models=["a"])
+    forwarder = Forwarder(path, url) if url else None
+    batch = records(n, "f" if url else "s")
     t = time.perf_counter()
     for r in batch:
         writer.submit(r)
     writer.flush(timeout=300)
     local = time.perf_counter() - t
-    assert forwarder.flush(timeout=600), forwarder.health()
+    if forwarder:
+        assert forwarder.flush(timeout=600), forwarder.health()
+        forwarder.close()
     total = time.perf_counter() - t
     writer.close()
-    forwarder.close()
     return n / local, n / total
 
 
@@ -187,8 +178,8 @@ def main() -> None:
           f"PostgreSQL on loopback\n")
     with scratch_database() as url:
         rows: list[tuple[str, str, str]] = []
-        sqlite = sqlite_rows_per_s(args.rows)
-        local, end_to_end = spooled_rows_per_s(args.rows, url)
+        sqlite, _ = rows_per_s(args.rows, None)
+        local, end_to_end = rows_per_s(args.rows, url)
         sink = pg_sink_rows_per_s(args.rows, url)
         per_row, commit_ms = pg_commit_per_row(2000, url)
         rows += [
