@@ -41,8 +41,8 @@ class Runtime:
         await self.router.aclose()
         await self.pool.aclose()
         self.log.close()
-        if self.forwarder is not None:
-            self.forwarder.close()
+        if self.forwarder is not None:  # a short wait: what is not sent stays in the spool for the next process
+            self.forwarder.close(timeout=2.0)
 
 
 def log_path_for(config: Config) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.fakes import Fault, OllamaServer
+from tests.pg import LogBackend
 
 CONFIG = """\
 default_agent: chat
@@ -48,6 +49,17 @@ def setup(tmp_path: Path) -> Iterator[tuple[Path, OllamaServer]]:
         yield config, server
 
 
+@pytest.fixture
+def setup_any_log(tmp_path: Path, log_backend: LogBackend) -> Iterator[tuple[Path, OllamaServer]]:
+    """The same, with the log on each backend (with PostgreSQL: every command is a separate process,
+    so `log` sees what `ask` forwarded before it exited)."""
+    with OllamaServer(models=["qwen3.5:latest"], reply_text="Local answer.") as server:
+        config = tmp_path / "config.yaml"
+        url = f"  url: {log_backend.url}\n" if log_backend.url else ""
+        config.write_text(CONFIG.format(url=server.url, log=log_backend.path) + url)
+        yield config, server
+
+
 def run(*args: str, config: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MODELYARD_CONFIG": str(config)}
     return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True,
@@ -64,8 +76,8 @@ def test_ask_streams_answer_then_route(setup: tuple[Path, OllamaServer]) -> None
     assert "TTFT" in route and "$0.0000" in route and " id " in route
 
 
-def test_log_stats_models_rate(setup: tuple[Path, OllamaServer]) -> None:
-    config, _ = setup
+def test_log_stats_models_rate(setup_any_log: tuple[Path, OllamaServer]) -> None:
+    config, _ = setup_any_log
     ids = [json.loads(run("ask", "--json", "hello", config=config).stdout)["id"] for _ in range(3)]
     log = run("log", "--attempts", config=config)
     assert all(i in log.stdout for i in ids) and "chat" in log.stdout
