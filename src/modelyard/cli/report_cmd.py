@@ -12,6 +12,7 @@ from rich.table import Table
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import ms
 from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
+from modelyard.ledger.store import LogStore
 
 
 def _group_table(title: str, groups: list[Group], fallback_column: str) -> Table:
@@ -82,7 +83,7 @@ def report(
         raise fail(str(exc)) from None
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise fail("--chart must end in .png or .svg")
-    result = build_report(log_or_exit(cfg), cfg, period)
+    result = build_report(log_or_exit(cfg), cfg, period, bench=LogStore.of(cfg).local())
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
     else:

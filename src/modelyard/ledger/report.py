@@ -116,7 +116,8 @@ class Report:
         }
 
 
-def build_report(conn: LogConnection, config: Config, period: Period) -> Report:
+def build_report(conn: LogConnection, config: Config, period: Period, *, bench: LogConnection | None = None) -> Report:
+    """``bench``: where ``modelyard bench`` wrote its runs (this host's SQLite file), if not ``conn``."""
     window = (period.start, period.end)
     totals = Group("all")
     agents: dict[str, Group] = {}
@@ -168,7 +169,7 @@ def build_report(conn: LogConnection, config: Config, period: Period) -> Report:
                                               saved / cf * 100 if cf else None))
 
     recs = (_recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
-            + _bench_citations(conn, config))
+            + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
                   spend, local_cost, counterfactuals, recs)
@@ -262,7 +263,7 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
     return recs
 
 
-def _bench_citations(conn: sqlite3.Connection, config: Config) -> list[Recommendation]:
+def _bench_citations(conn: LogConnection, config: Config) -> list[Recommendation]:
     """Agents whose primary did clearly worse on their own tasks in the latest `modelyard bench` than another
     model measured there (10+ points of passed runs), or was not measured while others passed."""
     run_id = bench_runs.latest_run_id(conn)
