@@ -66,6 +66,14 @@ class ChatRequest:
     json_output: bool = False
 
 
+def repair_text(text: str) -> str:
+    """Text every layer can encode (UTF-8 for SQLite, Telegram, a terminal): a surrogate pair that
+    arrived as two separate code units (a JavaScript server splitting an emoji across chunks, JSON
+    ``\\ud83d`` escapes) is joined back into its character; a lone surrogate becomes U+FFFD. Text
+    that was already encodable comes back unchanged."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 ChunkKind = Literal["text", "thinking", "tool_call", "usage", "done"]
 
 

@@ -52,3 +52,33 @@ def test_healthz_reports_model_states(gateway, monkeypatch):
 def test_unknown_path_is_openai_shaped_404(gateway):
     r = httpx.get(gateway.url + "/v2/nothing")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_failing_routing_log_is_degraded_in_healthz_and_counted_in_metrics(gateway):
+    """Issue 8.1: a log failure is never silent, never makes an answer wait, and the writer recovers."""
+    import sqlite3
+    import time
+
+    assert httpx.get(gateway.url + "/healthz").json()["status"] == "ok"
+    assert samples(gateway)[("modelyard_log_degraded", ())] == 0
+    db = sqlite3.connect(gateway.runtime.log_path)
+    db.execute("ALTER TABLE attempts RENAME TO attempts_moved")  # the store breaks under the running gateway
+    db.commit()
+    start = time.monotonic()
+    r = chat(gateway, "coder")
+    assert r.status_code == 200 and time.monotonic() - start < 2, "the answer waited on a failing log"
+    health = httpx.get(gateway.url + "/healthz").json()
+    assert health["status"] == "degraded" and health["log"]["errors"] == 1
+    assert health["log"]["writer_alive"] and "attempts" in health["log"]["last_error"]
+    m = samples(gateway)
+    assert m[("modelyard_log_rows_lost_total", ())] == 1 and m[("modelyard_log_write_failures_total", ())] >= 1
+    assert m[("modelyard_log_degraded", ())] == 1 and m[("modelyard_log_writer_up", ())] == 1
+    db.execute("ALTER TABLE attempts_moved RENAME TO attempts")
+    db.commit()
+    db.close()
+    r = chat(gateway, "coder")
+    rid = r.headers["x-modelyard-request-id"]
+    gateway.wait_for(lambda: gateway.runtime.log.written >= 1)
+    conn = sqlite3.connect(gateway.runtime.log_path)
+    assert conn.execute("SELECT COUNT(*) FROM requests WHERE id = ?", (rid,)).fetchone()[0] == 1
+    conn.close()

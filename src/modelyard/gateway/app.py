@@ -43,7 +43,7 @@ class Gateway:
         self.log = runtime.log
         self.keys = KeyCheck(keys)
         self.router = shared_router(runtime.router, self._sink)
-        self.metrics = GatewayMetrics(self.router, forwarder=runtime.forwarder)
+        self.metrics = GatewayMetrics(self.router, runtime.log, forwarder=runtime.forwarder)
         self.config = self.router.config  # includes the synthetic model:NAME agents
 
     def _sink(self, record: RequestRecord) -> None:
@@ -107,8 +107,13 @@ async def healthz(request: Request) -> Response:
     gw = _gw(request)
     models = [{"name": m["name"], "state": m["state"], "in_flight": m["in_flight"], "waiting": m["waiting"],
                "limit": m["limit"]} for m in dashboard.model_states(gw.router)]
-    body: dict[str, Any] = {"status": "ok", "models": models,
-                            "log": {"written": gw.log.written, "errors": gw.log.errors}}
+    writer = gw.log.health()
+    log_state: dict[str, Any] = {
+        "written": writer.written, "errors": writer.lost, "repaired": writer.repaired, "failures": writer.failures,
+        "queued": writer.queued, "writer_alive": writer.alive, "last_error": writer.last_error,
+        "last_error_age_s": None if writer.last_error_age_s is None else round(writer.last_error_age_s, 1)}
+    # still 200: the gateway serves; "degraded" tells a monitor the routing log is not keeping up
+    body: dict[str, Any] = {"status": "degraded" if writer.degraded else "ok", "models": models, "log": log_state}
     if gw.runtime.forwarder is not None:  # log.url: the copy to PostgreSQL; answers never wait on it
         forward = gw.runtime.forwarder.health()
         body["log"]["forward"] = {**asdict(forward), "degraded": forward.degraded}

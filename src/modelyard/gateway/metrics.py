@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router import Condition, Router
@@ -69,8 +70,30 @@ class _ForwardState(Collector):
                                 value=1.0 if h.degraded else 0.0)
 
 
+class _LogState(Collector):
+    """The routing log writer's counters, read at scrape time (nothing per row on the hot path)."""
+
+    def __init__(self, writer: LogWriter):
+        self.writer = writer
+
+    def collect(self) -> Iterable[Metric]:
+        h = self.writer.health()
+        yield CounterMetricFamily("modelyard_log_rows_written", "Routing-log rows committed", value=h.written)
+        yield CounterMetricFamily("modelyard_log_rows_lost", "Routing-log rows that could not be stored",
+                                  value=h.lost)
+        yield CounterMetricFamily("modelyard_log_rows_repaired",
+                                  "Routing-log rows stored after repairing values SQLite refused", value=h.repaired)
+        yield CounterMetricFamily("modelyard_log_write_failures", "Failed routing-log writes, recovered or not",
+                                  value=h.failures)
+        yield GaugeMetricFamily("modelyard_log_queue_depth", "Routing-log rows waiting to be written", value=h.queued)
+        yield GaugeMetricFamily("modelyard_log_writer_up", "1 while the routing-log writer thread runs",
+                                value=1.0 if h.alive else 0.0)
+        yield GaugeMetricFamily("modelyard_log_degraded", "1 while the routing log had a failure in the last 5 min "
+                                "or its writer is down", value=1.0 if h.degraded else 0.0)
+
+
 class GatewayMetrics:
-    def __init__(self, router: Router, forwarder: Forwarder | None = None):
+    def __init__(self, router: Router, writer: LogWriter | None = None, *, forwarder: Forwarder | None = None):
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter("modelyard_requests", "Finished requests", ["agent", "model", "outcome"], registry=r)
@@ -83,6 +106,8 @@ class GatewayMetrics:
         self.tokens = Counter("modelyard_tokens", "Tokens by direction", ["agent", "model", "direction"], registry=r)
         self.cost = Counter("modelyard_cost_usd", "Spend in USD at configured prices", ["agent", "model"], registry=r)
         r.register(_LiveState(router))
+        if writer is not None:
+            r.register(_LogState(writer))
         if forwarder is not None:
             r.register(_ForwardState(forwarder))
 

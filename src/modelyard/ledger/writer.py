@@ -5,6 +5,14 @@ The router calls :meth:`LogWriter.submit`, which only appends to an in-memory qu
 one transaction, so throughput grows with load instead of paying one fsync per request.
 :meth:`flush` waits until everything submitted so far is committed — front-ends call it
 before they report an answer as delivered, so a crash cannot lose a request the user saw.
+
+The writer never dies silently and never drops a row for its content: a batch that fails
+is written again row by row with its values repaired (text that UTF-8 cannot encode, such
+as a lone UTF-16 surrogate from a JavaScript server, gets U+FFFD; out-of-range numbers are
+clamped), so one bad row cannot take the rows batched with it down. Every failure is
+counted and kept for :meth:`health` (``/healthz`` says ``degraded``, ``/metrics`` counts it);
+a row that still cannot be stored is counted as lost, and nobody waits on a writer that
+stopped.
 """
 
 from __future__ import annotations
@@ -12,16 +20,31 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
+import math
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelyard.ledger.db import connect
 from modelyard.router.records import RequestRecord
+from modelyard.types import repair_text
+
+log = logging.getLogger(__name__)
 
 _STOP = object()
+#: how long after its last failure the writer still reports itself degraded
+DEGRADED_FOR = 300.0
+_INT64 = 2**63 - 1
+#: failures that belong to one row's values, not to the database
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError, OverflowError)
+#: at most one log line per this many seconds while writes keep failing (a full disk fails every batch)
+_LOG_EVERY = 10.0
 
 REQUEST_COLUMNS = (
     "id", "parent_id", "ts", "agent", "model", "is_local", "outcome", "fallback_reason", "n_attempts",
@@ -55,53 +78,117 @@ def attempt_rows(r: RequestRecord) -> Iterable[tuple]:
                a.tokens_per_s, a.cost_usd)
 
 
+def repair_value(value: Any) -> Any:
+    """A value SQLite accepts, as close to the original as possible (never dropped)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return max(-_INT64, min(_INT64, value))
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str):
+        return repair_text(value)
+    return repair_text(str(value))
+
+
+def _repaired(row: tuple) -> tuple:
+    return tuple(repair_value(v) for v in row)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHealth:
+    """What /healthz and /metrics show about the routing log."""
+
+    alive: bool
+    written: int
+    lost: int
+    repaired: int
+    failures: int
+    queued: int
+    last_error: str | None
+    last_error_age_s: float | None
+
+    @property
+    def degraded(self) -> bool:
+        recent = self.last_error_age_s is not None and self.last_error_age_s < DEGRADED_FOR
+        return not self.alive or recent
+
+
 class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000):
         self.path = Path(path)
         self.local_models = frozenset(local_models)
         self.max_batch = max_batch
+        #: rows committed / rows that could not be stored (lost) / rows stored after repair
         self.written = 0
         self.errors = 0
+        self.repaired = 0
+        #: failed write attempts, recovered or not (each is also in last_error)
+        self.failures = 0
         self.last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._last_logged = 0.0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submitted = 0
         self._done = threading.Condition()
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._conn: sqlite3.Connection = connect(self.path)
-        self._thread = threading.Thread(target=self._loop, name="modelyard-log-writer", daemon=True)
         self._closed = False
-        self._thread.start()
+        self._thread = self._start()
         atexit.register(self.close)
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="modelyard-log-writer", daemon=True)
+        thread.start()
+        return thread
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def submit(self, record: RequestRecord) -> None:
         """Queue a finished request (with its attempts) for writing. Never blocks."""
         self._submitted += 1
         self._queue.put(record)
+        if not self._closed and not self._thread.is_alive():  # only after something killed the thread
+            self._thread = self._start()
 
     __call__ = submit
 
+    def _settled(self, target: int) -> bool:
+        return self.written + self.errors >= target or self._closed or not self._thread.is_alive()
+
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record submitted so far is committed."""
+        """Wait until every record submitted so far is committed (at once if the writer has stopped)."""
         target = self._submitted
         with self._done:
-            return self._done.wait_for(lambda: self.written + self.errors >= target or self._closed, timeout)
+            self._done.wait_for(lambda: self._settled(target), timeout)
+            return self.written + self.errors >= target
 
     async def wait_written(self, timeout: float = 10.0) -> bool:
         """Async :meth:`flush`: wait, without blocking the event loop, until every record submitted so
         far is committed. Concurrent callers share the writer's next commit (group commit)."""
         target = self._submitted
         with self._done:
-            if self.written + self.errors >= target or self._closed:
-                return True
+            if self._settled(target):
+                return self.written + self.errors >= target
             fut = asyncio.get_running_loop().create_future()
             self._async_waiters.append((target, fut))
         try:
             async with asyncio.timeout(timeout):  # no extra task, unlike wait_for: this is per request
                 await fut
-            return True
+            return self.written + self.errors >= target
         except TimeoutError:
             return False
+
+    def health(self) -> WriterHealth:
+        at = self._last_error_at
+        return WriterHealth(self._thread.is_alive() or self._closed, self.written, self.errors, self.repaired,
+                            self.failures, max(0, self._submitted - self.written - self.errors), self.last_error,
+                            None if at is None else time.time() - at)
 
     def close(self) -> None:
         if self._closed:
@@ -110,52 +197,134 @@ class LogWriter:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
-        self._conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
         atexit.unregister(self.close)
 
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    self._write(batch)
-                    return
-                batch.append(nxt)
-            self._write(batch)
+    # -- the writer thread -------------------------------------------------------------------
 
-    def _write(self, batch: list[RequestRecord]) -> None:
+    def _run(self) -> None:
+        try:
+            while not self._drain():
+                pass
+        finally:
+            self._wake_all()  # stopped (or died): release every waiter now rather than at its timeout
+
+    def _drain(self) -> bool:
+        """Write one batch; True once the stop marker was seen. Never raises."""
+        item = self._queue.get()
+        if item is _STOP:
+            return True
+        batch = [item]
+        stop = False
+        while len(batch) < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                stop = True
+                break
+            batch.append(nxt)
+        try:
+            ok, lost = self._write(batch)
+        except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
+            self._failed(exc)
+            ok, lost = 0, len(batch)
+        self._account(ok, lost)
+        return stop
+
+    def _write(self, batch: list[RequestRecord]) -> tuple[int, int]:
+        """(rows stored, rows lost). One transaction for the batch; if that fails, one per row, repaired."""
+        try:
+            self._commit([request_row(r, self.local_models) for r in batch],
+                         [row for r in batch for row in attempt_rows(r)])
+            return len(batch), 0
+        except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
+            self._failed(exc)
+        ok = lost = 0
+        reconnected = False
+        for i, r in enumerate(batch):
+            try:
+                requests = [request_row(r, self.local_models)]
+                attempts = list(attempt_rows(r))
+                fixed_requests, fixed_attempts = [_repaired(x) for x in requests], [_repaired(x) for x in attempts]
+                self._commit(fixed_requests, fixed_attempts)
+                ok += 1
+                if fixed_requests != requests or fixed_attempts != attempts:
+                    self.repaired += 1
+            except _ROW_ERRORS as exc:  # this row only (e.g. a required value missing): the others go on
+                self._failed(exc)
+                lost += 1
+            except Exception as exc:  # the store itself: try once more on a fresh connection, then give up
+                self._failed(exc)
+                lost += 1
+                if reconnected:
+                    return ok, lost + len(batch) - i - 1
+                self._reconnect()
+                reconnected = True
+        return ok, lost
+
+    def _commit(self, requests: list[tuple], attempts: list[tuple]) -> None:
         try:
             self._conn.execute("BEGIN")
-            self._conn.executemany(_INSERT_REQUEST, [request_row(r, self.local_models) for r in batch])
-            self._conn.executemany(_INSERT_ATTEMPT, [row for r in batch for row in attempt_rows(r)])
+            self._conn.executemany(_INSERT_REQUEST, requests)
+            self._conn.executemany(_INSERT_ATTEMPT, attempts)
             self._conn.execute("COMMIT")
-            ok, failed = len(batch), 0
-        except sqlite3.Error as exc:  # disk full, locked for too long: count it, keep serving
+        except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            ok, failed = 0, len(batch)
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            raise
+
+    def _reconnect(self) -> None:
+        """After a row failed even repaired, start the next one on a fresh connection (a broken handle
+        is one way to get here); if the file cannot be opened, keep the old one and keep counting."""
+        try:
+            fresh = connect(self.path)
+        except Exception as exc:
+            self._failed(exc)
+            return
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self._conn = fresh
+
+    def _failed(self, exc: BaseException) -> None:
+        now = time.time()
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        if self._last_error_at is None or now - self._last_logged >= _LOG_EVERY:
+            self._last_logged = now
+            log.error("routing log %s: write failed (%s; %d failures so far); the writer carries on",
+                      self.path, self.last_error, self.failures)
+        self._last_error_at = now
+
+    def _account(self, ok: int, lost: int) -> None:
         with self._done:
             self.written += ok
-            self.errors += failed
+            self.errors += lost
             self._done.notify_all()
             done = self.written + self.errors
             ready = [f for t, f in self._async_waiters if t <= done]
             if ready:
                 self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for fut in ready:
-            by_loop.setdefault(fut.get_loop(), []).append(fut)
-        for loop, futures in by_loop.items():  # one wake-up per loop, however many waiters
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
-                loop.call_soon_threadsafe(_resolve, futures)
+        _resolve_all(ready)
+
+    def _wake_all(self) -> None:
+        with self._done:
+            self._done.notify_all()
+            ready = [f for _, f in self._async_waiters]
+            self._async_waiters = []
+        _resolve_all(ready)
+
+
+def _resolve_all(ready: list[asyncio.Future[None]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for fut in ready:
+        by_loop.setdefault(fut.get_loop(), []).append(fut)
+    for loop, futures in by_loop.items():  # one wake-up per loop, however many waiters
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, futures)
 
 
 def _resolve(futures: list[asyncio.Future[None]]) -> None:
