@@ -27,10 +27,12 @@ class Reason(StrEnum):
     OVERLOADED = "overloaded"
     SERVER_ERROR = "server_error"
     AUTH_ERROR = "auth_error"
+    MODEL_MISSING = "model_missing"
     BAD_REQUEST = "bad_request"
     STREAM_ERROR = "stream_error"
     CONNECTION_DROPPED = "connection_dropped"
     MALFORMED_RESPONSE = "malformed_response"
+    RESPONSE_TOO_LARGE = "response_too_large"
     UNUSABLE_REPLY = "unusable_reply"
     DEADLINE = "deadline"
     CANCELLED = "cancelled"
@@ -62,12 +64,18 @@ HEALTH_FAILURES = frozenset(
         Reason.OVERLOADED,
         Reason.SERVER_ERROR,
         Reason.AUTH_ERROR,
+        Reason.MODEL_MISSING,
         Reason.STREAM_ERROR,
         Reason.CONNECTION_DROPPED,
         Reason.MALFORMED_RESPONSE,
+        Reason.RESPONSE_TOO_LARGE,
         Reason.INTERNAL_ERROR,
     }
 )
+
+#: a property of the model, not of the moment (a revoked key, a model not installed on its server):
+#: one such failure cools the model down for ``cooldown.max_seconds`` at once
+PERSISTENT = frozenset({Reason.AUTH_ERROR, Reason.MODEL_MISSING})
 
 
 class ModelyardError(Exception):

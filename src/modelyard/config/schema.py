@@ -54,6 +54,8 @@ class Cooldown(Strict):
     failures: int = Field(2, ge=1, description="consecutive failures that open the breaker")
     seconds: float = Field(30.0, gt=0, description="first cooldown")
     max_seconds: float = Field(300.0, gt=0, description="cooldown doubles up to this while probes fail")
+    max_retry_after: float = Field(
+        3600.0, gt=0, description="a 429/529 retry-after is honoured as the cooldown, up to this many seconds")
 
 
 class Price(Strict):
@@ -83,6 +85,14 @@ class ModelConfig(Strict):
     tool_text_fallback: bool = Field(
         False, description="turn tool calls written as plain text into real calls (issue #3)"
     )
+    max_response_mb: float = Field(
+        8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
+                               "this fails as response_too_large and the chain moves on")
+
+    @property
+    def response_limit(self) -> int:
+        """:attr:`max_response_mb` in bytes."""
+        return int(self.max_response_mb * 2**20)
 
     @field_validator("provider")
     @classmethod
@@ -191,6 +201,7 @@ class GatewayConfig(Strict):
     port: int = Field(8765, ge=1, le=65535)
     api_keys_env: str | None = Field(None, description="env var with comma-separated bearer keys")
     keep_alive_interval: float | None = Field(None, gt=0, description="re-warm local models every N seconds")
+    max_request_mb: float = Field(32.0, gt=0, description="larger request bodies get 413 before they are read")
 
 
 class ReportConfig(Strict):

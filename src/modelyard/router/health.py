@@ -3,7 +3,9 @@
 closed --N consecutive failures--> open (skipped at once) --cooldown elapsed--> half-open:
 exactly one request probes the model; success closes the breaker (traffic returns to the
 primary), failure re-opens it with the cooldown doubled up to a ceiling. A 429 or 529
-carrying ``retry-after`` opens it for that long. Scope is one model, never a provider.
+carrying ``retry-after`` opens it for that long (up to ``cooldown.max_retry_after``); a revoked
+key or a missing model opens it at once for ``cooldown.max_seconds``. Scope is one model, never
+a provider.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from modelyard.config.schema import Cooldown
-from modelyard.errors import HEALTH_FAILURES, Reason
+from modelyard.errors import HEALTH_FAILURES, PERSISTENT, Reason
 from modelyard.router.clock import Clock, loop_clock
 
 
@@ -89,9 +91,9 @@ class Health:
             self.cooldown = min(self.cooldown * 2, self.policy.max_seconds)
             self._open(self.cooldown)
         elif retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED):
-            self._open(min(retry_after, self.policy.max_seconds))
-        elif reason is Reason.AUTH_ERROR:
-            self._open(self.policy.max_seconds)  # a revoked key will not fix itself in seconds
+            self._open(min(retry_after, self.policy.max_retry_after))  # the server said how long: believe it
+        elif reason in PERSISTENT:
+            self._open(self.policy.max_seconds)  # a revoked key or a missing model will not fix itself in seconds
         elif self.failures >= self.policy.failures:
             self._open(self.cooldown)
 
