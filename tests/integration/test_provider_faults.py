@@ -177,7 +177,8 @@ async def test_unknown_ollama_model_is_a_clear_error(servers: dict[str, Any]) ->
     router = Router(config)
     with pytest.raises(Exception, match="nope:1b") as info:
         await router.complete("agent", REQ)
-    assert info.value.record.attempts[0].reason == "bad_request"  # type: ignore[attr-defined]
+    assert info.value.record.attempts[0].reason == "model_missing"  # type: ignore[attr-defined]
+    assert router.health["m"].state == "cooling_down"  # a property of the model: it is not tried first again
     await router.aclose()
 
 

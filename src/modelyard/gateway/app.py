@@ -45,6 +45,7 @@ class Gateway:
         self.router = shared_router(runtime.router, self._sink)
         self.metrics = GatewayMetrics(self.router, runtime.log, forwarder=runtime.forwarder)
         self.config = self.router.config  # includes the synthetic model:NAME agents
+        self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
 
     def _sink(self, record: RequestRecord) -> None:
         self.log.submit(record)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.gateway.body import BodyTooLarge, read_body
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
 from modelyard.gateway.responses import (
     SSEResponse,
@@ -58,7 +59,7 @@ async def chat_completions(request: Request) -> Response:
     if not gw.keys.allows(request.headers.get("authorization")):
         return gw.unauthorized()
     try:
-        body = parse_body(await request.body())
+        body = parse_body(await read_body(request, gw.request_limit))
         agent = gw.resolve(body.model)
         if agent is None:
             return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
@@ -66,6 +67,8 @@ async def chat_completions(request: Request) -> Response:
         chat = to_chat_request(body)
     except BadRequest as exc:
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
+    except BodyTooLarge as exc:
+        return error_response(413, str(exc), code="request_too_large")
     request_id = new_request_id()
     created = int(time.time())
     accept = accept_for(gw.config, chat)

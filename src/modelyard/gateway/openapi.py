@@ -74,6 +74,7 @@ def openapi_document() -> dict[str, Any]:
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid; param names the field"),
                     "404": _error("no agent or model has that name"),
+                    "413": _error("the body is larger than gateway.max_request_mb"),
                     "503": _error("every model in the chain failed; attempts lists them"),
                     **_AUTH_ERRORS}}},
             "/v1/models": {"get": {"operationId": "listModels", "responses": {

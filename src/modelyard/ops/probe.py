@@ -94,7 +94,7 @@ async def _generate(provider: Provider, request: ChatRequest, tm: Timeouts, limi
     pieces = 0
     try:
         async with asyncio.timeout(limit):
-            async for chunk in provider.stream(request, tm):
+            async for chunk in provider.chunks(request, tm):
                 if chunk.kind in ("text", "thinking", "tool_call"):
                     pieces += 1
                     if ttft is None:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
+from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 
@@ -83,9 +84,14 @@ class Provider(ABC):
     def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
         """Yield the answer as chunks; raise ProviderError on any failure."""
 
+    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        """:meth:`stream`, checked (providers/shapes.py): what every caller iterates, so no shape of
+        provider data reaches the router, the log or a front-end unchecked."""
+        return checked(self.stream(request, timeouts), self.config.response_limit)
+
     async def complete(self, request: ChatRequest, timeouts: Timeouts) -> ChatResponse:
         response = ChatResponse()
-        async for chunk in self.stream(request, timeouts):
+        async for chunk in self.chunks(request, timeouts):
             response.add(chunk)
         return response
 

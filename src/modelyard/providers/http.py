@@ -12,6 +12,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
@@ -30,27 +31,104 @@ Extract = Callable[[Any], tuple[str, str]]
 
 
 class StreamResponse:
-    """A response whose body is read as it arrives."""
+    """A response whose body is read as it arrives, one line at a time, never more than ``limit``
+    bytes of one line held (a proxy's 50 MB line fails fast instead of filling memory)."""
 
-    def __init__(self, response: aiohttp.ClientResponse):
+    def __init__(self, response: aiohttp.ClientResponse, limit: int):
         self._response = response
+        self.limit = limit
         self.status_code = response.status
         self.headers: CIMultiDictProxy[str] = response.headers
 
     async def aiter_lines(self) -> AsyncIterator[str]:
-        """Lines without their ending; no length limit (one SSE line can hold a whole answer)."""
+        """Lines without their ending (LF, CRLF or a lone CR, as SSE allows); undecodable bytes
+        become U+FFFD."""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        pending = ""
+        parts: list[str] = []
+        held = 0
         async for piece in self._response.content.iter_any():
-            pending += decoder.decode(piece)
-            if "\n" not in pending:
+            text = decoder.decode(piece)
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            while (end := text.find("\n")) >= 0:
+                parts.append(text[:end])
+                text = text[end + 1:]
+                line = "".join(parts)
+                parts.clear()
+                held = 0
+                yield line
+            if text:
+                parts.append(text)
+                held += len(text)
+                if held > self.limit:
+                    raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                        f"one line of the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        rest = "".join(parts) + decoder.decode(b"", final=True)
+        if rest:
+            yield rest
+
+    async def sse(self, what: str) -> AsyncIterator[tuple[str, str]]:
+        """(field, value) for each ``event:``/``data:``/``id:``/``retry:`` line; comments (keep-alives
+        such as ``: OPENROUTER PROCESSING``) and blank lines skipped; ``data:`` with or without its
+        space. A body that is not an event stream at all (an HTML page from a proxy, a JSON document)
+        is a malformed response, found on its first line — not a dropped connection worth retrying."""
+        async for line in self.aiter_lines():
+            if not line or line.startswith(":"):
                 continue
-            *lines, pending = pending.split("\n")
-            for line in lines:
-                yield line.removesuffix("\r")
-        pending += decoder.decode(b"", final=True)
-        if pending:
-            yield pending.removesuffix("\r")
+            field, colon, value = line.partition(":")
+            if colon and field in _SSE_FIELDS:
+                yield field, value[1:] if value.startswith(" ") else value
+                continue
+            raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
+
+
+_SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+
+def not_an_event_stream(line: str, content_type: str, what: str) -> ProviderError:
+    """The error for a 200 whose body is not the event stream we asked for: the server's own error
+    when the body is a JSON error object, else malformed_response."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and data.get("error"):
+            err = data["error"]
+            if isinstance(err, dict):
+                return stream_error(str(err.get("type") or ""), str(err.get("message") or ""), err.get("code"))
+            return stream_error("", str(err))
+    shown = content_type or "no content-type"
+    return ProviderError(Reason.MALFORMED_RESPONSE,
+                         f"HTTP 200 with a body that is not {what} ({shown}): {_snippet(stripped)}")
+
+
+def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
+    """An error the server reported inside a 200 answer (an SSE error event, Ollama's error line,
+    OpenRouter's error chunk): overloaded and rate limits keep their meaning, anything else is a
+    stream error (retried, then the next model)."""
+    kind = kind if isinstance(kind, str) else str(kind)
+    status = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if "overload" in kind or status in (503, 529):
+        reason = Reason.OVERLOADED
+    elif "rate_limit" in kind or status == 429:
+        reason = Reason.RATE_LIMITED
+    else:
+        reason = Reason.STREAM_ERROR
+    return ProviderError(reason, f"error mid-stream: {kind} {message}".strip())
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _snippet(text: str) -> str:
+    """A short, readable piece of an unexpected body: an HTML page's title, else its first words."""
+    if text.startswith("<"):
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAGS.sub(" ", text)
+    return " ".join(text.split())[:120] or "(empty)"
 
 
 class HttpClient:
@@ -72,7 +150,8 @@ class HttpClient:
 
     @asynccontextmanager
     async def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
-                     headers: dict[str, str] | None = None) -> AsyncIterator[StreamResponse]:
+                     headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20
+                     ) -> AsyncIterator[StreamResponse]:
         """POST JSON and hand over the streaming response, with transport failures translated.
 
         Read timeouts are left to the router (first-token and idle bounds); only connect is bounded here.
@@ -89,7 +168,7 @@ class HttpClient:
         try:
             if response.status >= 400:
                 raise error_from_body(response.status, await _read_capped(response), response.headers, extract)
-            yield StreamResponse(response)
+            yield StreamResponse(response, limit)
             complete = response.content.at_eof()
         except aiohttp.ClientError as exc:  # the stream broke after headers
             raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
@@ -169,6 +248,10 @@ def parse_retry_after(value: str | None) -> float | None:
             return None
 
 
+#: error types/codes servers use for "no such model" (OpenAI, vLLM, Anthropic)
+_MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found_error"})
+
+
 def reason_for_status(status: int, error_type: str = "") -> Reason:
     if status == 429 or error_type == "rate_limit_error":
         return Reason.RATE_LIMITED
@@ -178,6 +261,10 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
         return Reason.AUTH_ERROR
     if status >= 500:
         return Reason.SERVER_ERROR
+    if status == 404 or error_type in _MODEL_MISSING_TYPES:
+        # the chat endpoint does not know this model (Ollama: "model 'x' not found"), or the endpoint is
+        # wrong: a property of the model's configuration, not of this request
+        return Reason.MODEL_MISSING
     return Reason.BAD_REQUEST
 
 
@@ -187,7 +274,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
     try:
         error_type, message = extract(json.loads(body))
     except (ValueError, TypeError, AttributeError, KeyError):
-        message = body[:200].decode("utf-8", "replace")
+        message = _snippet(body[:4096].decode("utf-8", "replace").strip())
     return ProviderError(
         reason_for_status(status, error_type),
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),

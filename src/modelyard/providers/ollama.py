@@ -9,10 +9,11 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import parse_duration
-from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
+from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments, stream_error
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
-from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+from modelyard.providers.shapes import content_parts, usage_from
+from modelyard.types import ChatRequest, Chunk, Message, ToolCall
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
 DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
@@ -66,7 +67,8 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
-        async with self.client.stream("/api/chat", self.body(request), timeouts, _extract_error) as resp:
+        async with self.client.stream("/api/chat", self.body(request), timeouts, _extract_error,
+                                      limit=self.config.response_limit) as resp:
             done = False
             async for line in resp.aiter_lines():
                 if not line.strip():
@@ -74,13 +76,17 @@ class OllamaProvider(HttpProvider):
                 data = loads(line, "Ollama stream line")
                 if not isinstance(data, dict):
                     raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama stream line is not an object")
-                if "error" in data:
-                    raise ProviderError(Reason.STREAM_ERROR, f"Ollama error mid-stream: {data['error']}")
+                if data.get("error"):
+                    raise stream_error("", f"Ollama: {data['error']}")
                 message = data.get("message") or {}
-                if message.get("thinking"):
-                    yield Chunk("thinking", text=message["thinking"])
-                if message.get("content"):
-                    yield Chunk("text", text=message["content"])
+                if not isinstance(message, dict):
+                    raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")
+                thinking, _ = content_parts(message.get("thinking"), "message.thinking")
+                text, thought = content_parts(message.get("content"), "message.content")
+                if thinking or thought:
+                    yield Chunk("thinking", text=thinking + thought)
+                if text:
+                    yield Chunk("text", text=text)
                 for call in message.get("tool_calls") or []:
                     fn = call.get("function") or {}
                     if not fn.get("name"):
@@ -89,9 +95,8 @@ class OllamaProvider(HttpProvider):
                         name=fn["name"], arguments=parse_arguments(fn.get("arguments")), id=call.get("id", "")))
                 if data.get("done"):
                     done = True
-                    yield Chunk("usage", usage=Usage(int(data.get("prompt_eval_count") or 0),
-                                                     int(data.get("eval_count") or 0)))
-                    yield Chunk("done", stop_reason=str(data.get("done_reason") or "stop"))
+                    yield Chunk("usage", usage=usage_from(data, "prompt_eval_count", "eval_count"))
+                    yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
                     break
             if not done:
                 raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")

@@ -15,8 +15,9 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments
+from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments, stream_error
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
+from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -95,40 +96,52 @@ class OpenAIProvider(HttpProvider):
         deltas = 0
         finish = ""
         finished = False
-        async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error) as resp:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue  # comments, event names, blank separators
-                payload = line[5:].strip()
-                if payload == "[DONE]":
+        async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
+                                      limit=self.config.response_limit) as resp:
+            async for field, payload in resp.sse("an event stream"):
+                if field != "data":
+                    continue  # event names, ids, retry hints
+                if payload.strip() == "[DONE]":
                     finished = True
                     break
                 data = loads(payload, "SSE data")
                 if not isinstance(data, dict):
                     raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
-                if "error" in data:
+                if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
                     kind, message = _extract_error(data)
-                    reason = Reason.OVERLOADED if "overload" in kind else Reason.STREAM_ERROR
-                    raise ProviderError(reason, f"error mid-stream: {kind} {message}".strip())
-                if data.get("usage"):
-                    u = data["usage"]
-                    usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
-                for choice in data.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    if reasoning:
-                        yield Chunk("thinking", text=reasoning)
-                    if delta.get("content"):
+                    err = data["error"]
+                    raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
+                usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
+                choices = data.get("choices")
+                if choices is None:
+                    continue  # a usage-only or keep-alive object
+                if not isinstance(choices, list):
+                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
+                for choice in choices:
+                    if not isinstance(choice, dict):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
+                    delta = choice.get("delta") or choice.get("message") or {}
+                    if not isinstance(delta, dict):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
+                    reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
+                                                 "delta.reasoning_content")
+                    text, thought = content_parts(delta.get("content"), "delta.content")
+                    if reasoning or thought:
+                        yield Chunk("thinking", text=reasoning + thought)
+                    if text:
                         deltas += 1
-                        yield Chunk("text", text=delta["content"])
+                        yield Chunk("text", text=text)
                     for frag in delta.get("tool_calls") or []:
-                        slot = calls.setdefault(int(frag.get("index", 0)), {"id": "", "name": "", "args": ""})
+                        slot = calls.setdefault(int(frag.get("index") or 0), {"id": "", "name": "", "args": ""})
                         fn = frag.get("function") or {}
                         slot["id"] = frag.get("id") or slot["id"]
                         slot["name"] += fn.get("name") or ""
                         slot["args"] += fn.get("arguments") or ""
                     if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
+                        finish = str(choice["finish_reason"])
+                    if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
+                        raise ProviderError(Reason.STREAM_ERROR, "the server ended the answer with finish_reason "
+                                                                 "'error'")
         if not finished and not finish:
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         for index in sorted(calls):
@@ -142,7 +155,7 @@ class OpenAIProvider(HttpProvider):
             prompt_chars = sum(len(m.content) for m in request.messages)
             usage = Usage(prompt_chars // 4, deltas)
         yield Chunk("usage", usage=usage)
-        yield Chunk("done", stop_reason=finish or "stop")
+        yield Chunk("done", stop_reason=finish)  # "" when the server never said why: shapes.checked judges
 
 
     async def context_window(self) -> ContextWindow:

