@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words, new_id
-from tests.fakes.faults import Fault
+from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, new_id, usage_values
+from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.playback import Rendering, json_bytes
 
 SSE = "text/event-stream; charset=utf-8"
@@ -165,11 +165,12 @@ class AnthropicServer(ChatServer):
     def _render(self, model: str, plan: Plan, stop_reason: str, stream: bool) -> Rendering:
         message_id = new_id("msg_")
         broken = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"ty\n\n'
+        input_tokens, output_tokens = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
         usage = {
-            "input_tokens": plan.input_tokens,
+            "input_tokens": input_tokens,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "output_tokens": plan.output_tokens,
+            "output_tokens": output_tokens,
         }
         if not stream:
             payload = {
@@ -201,10 +202,15 @@ class AnthropicServer(ChatServer):
         }
         events = [sse("message_start", {"type": "message_start", "message": start_message})]
         events.append(sse("ping", {"type": "ping"}))
-        if self.inject_unknown_event:
+        unknown = plan.fault.kind is FaultKind.UNKNOWN_EVENTS
+        if self.inject_unknown_event or unknown:
             events.append(
                 sse("fake_unknown_event", {"type": "fake_unknown_event", "note": "clients must ignore"})
             )
+        if plan.fault.kind is FaultKind.NO_CHOICES:  # opened and closed, nothing in between, no stop reason
+            events.append(sse("message_stop", {"type": "message_stop"}))
+            return Rendering(stream=True, media_type=SSE, chunks=events, first_token_index=len(events) - 1,
+                             token_count=0, invalid_chunk=broken)
         first_token_index: int | None = None
         index = 0
 
@@ -224,10 +230,18 @@ class AnthropicServer(ChatServer):
             deltas = [{"type": "thinking_delta", "thinking": piece} for piece in plan.thinking]
             deltas.append({"type": "signature_delta", "signature": self._signature()})
             block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
+        if unknown:  # a server tool Anthropic runs itself (web search), its result, and a citation
+            block({"type": "server_tool_use", "id": new_id("srvtoolu_"), "name": "web_search", "input": {}},
+                  [{"type": "input_json_delta", "partial_json": '{"query": "fake"}'}])
+            block({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_x", "content": []}, [])
         if plan.text:
-            block(
-                {"type": "text", "text": ""}, [{"type": "text_delta", "text": piece} for piece in plan.text]
-            )
+            deltas = [{"type": "text_delta", "text": content_value(piece, plan.fault, i == 0)}
+                      for i, piece in enumerate(plan.text)]
+            if unknown:
+                deltas.insert(1, {"type": "citations_delta", "citation": {
+                    "type": "web_search_result_location", "url": "https://example.com", "title": "Example",
+                    "encrypted_index": "Eo8B", "cited_text": "fake"}})
+            block({"type": "text", "text": ""}, deltas)
         if plan.tool_call:
             call = plan.tool_call
             block(

@@ -11,12 +11,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp
 
-from tests.fakes.faults import Fault, FaultKind
+from tests.fakes.faults import EMOJI, HIGH, INVALID_UTF8_MARK, LOW, Fault, FaultKind
 from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer, RecordedRequest
 
@@ -26,9 +27,71 @@ DEFAULT_THINKING = "Let me think about this briefly."
 ReplyText = str | Callable[[dict[str, Any]], str]
 
 
+def nginx_page(status: int) -> str:
+    """The page nginx serves for an error status (its upstream down, a body too large...)."""
+    title = f"{status} {HTTPStatus(status).phrase}"
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+            "<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n")
+
+
 def split_pieces(text: str) -> list[str]:
     """Word-sized pieces with their leading whitespace, so "".join(pieces) == text."""
     return re.findall(r"\s*\S+|\s+$", text)
+
+
+def shaped_pieces(reply: str, fault: Fault) -> list[str]:
+    """The reply's pieces as the fault reshapes them (see tests/fakes/faults.py)."""
+    kind = fault.kind
+    if kind is FaultKind.SPLIT_SURROGATE:
+        return [*split_pieces(reply), " " + HIGH, LOW]  # one emoji, its halves in two chunks
+    if kind is FaultKind.LONE_SURROGATE:
+        return [*split_pieces(reply), " " + HIGH]
+    if kind is FaultKind.INVALID_UTF8:
+        return [*split_pieces(reply), " " + INVALID_UTF8_MARK]
+    if kind is FaultKind.HUGE_LINE:
+        return ["a" * fault.size]
+    if kind is FaultKind.HUGE_ANSWER:
+        return ["a" * 1000] * max(fault.size // 1000, 1)
+    return split_pieces(reply)
+
+
+def expected_text(reply: str, fault: Fault) -> str:
+    """What a client that repairs text (joins split pairs, U+FFFD for the rest) should end up with."""
+    kind = fault.kind
+    if kind is FaultKind.SPLIT_SURROGATE:
+        return reply + " " + EMOJI
+    if kind is FaultKind.LONE_SURROGATE:
+        return reply + " \ufffd"
+    if kind is FaultKind.INVALID_UTF8:
+        return reply + " \ufffd\ufffd"
+    return reply
+
+
+#: the reasoning a ``content_parts:thinking`` answer carries in its first (Magistral-style) part
+PART_THINKING = "Checking the question first."
+
+
+def content_value(piece: str, fault: Fault, first: bool) -> Any:
+    """A text piece as ``content`` under the fault: a plain string, or the ``content_parts`` forms."""
+    if fault.kind is not FaultKind.CONTENT_PARTS:
+        return piece
+    part = {"type": "text", "text": piece}
+    if not first:
+        return [part]
+    if fault.variant == "thinking":  # Mistral Magistral: {"type": "thinking", "thinking": [text parts]}
+        return [{"type": "thinking", "thinking": [{"type": "text", "text": PART_THINKING}]}, part]
+    if fault.variant == "image":
+        return [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    if fault.variant == "number":
+        return 42
+    return [part]
+
+
+def usage_values(fault: Fault, input_tokens: int, output_tokens: int) -> tuple[Any, Any]:
+    """Token counts as sent: ints, or (``odd_usage``) null and a numeric string."""
+    if fault.kind is FaultKind.ODD_USAGE:
+        return None, str(output_tokens)
+    return input_tokens, output_tokens
 
 
 def split_fragments(text: str, size: int = 8) -> list[str]:
@@ -70,6 +133,8 @@ class Plan:
     text: list[str] = field(default_factory=list)
     tool_call: ToolCall | None = None
     input_tokens: int = 1
+    #: the fault being played: protocols render the shape faults (content parts, no choices...) from it
+    fault: Fault = field(default_factory=Fault)
 
     @property
     def tool_fragments(self) -> list[str]:
@@ -137,10 +202,12 @@ class ChatServer(FakeServer):
         payload = self.error_payload(status, message, error_type)
         return JSONResponse(payload, status_code=status, headers={**self.error_headers(), **(headers or {})})
 
-    def status_fault_response(self, fault: Fault) -> JSONResponse:
+    def status_fault_response(self, fault: Fault) -> Response:
         headers = dict(fault.headers)
         if fault.retry_after is not None:
             headers["retry-after"] = fault.retry_after
+        if fault.variant == "html":  # a proxy in front of the server answered, with its own page
+            return HTMLResponse(nginx_page(fault.code), status_code=fault.code, headers=headers)
         return self.error_response(fault.code, fault.message, fault.error_type, headers)
 
     def plan(
@@ -160,12 +227,12 @@ class ChatServer(FakeServer):
             name = tool_names[0] if tool_names else "get_weather"
             arguments = self.tool_arguments or {"city": "Paris"}
             text = "```json\n" + json.dumps({"name": name, "arguments": arguments}) + "\n```"
-            return Plan(thinking_pieces, split_pieces(text), None, input_tokens)
+            return Plan(thinking_pieces, split_pieces(text), None, input_tokens, fault)
         if tool_names and self.answer_tools and not last_is_tool_result:
             call = ToolCall(new_id(self.tool_call_prefix), tool_names[0], dict(self.tool_arguments))
-            return Plan(thinking_pieces, split_pieces(self.tool_preamble), call, input_tokens)
+            return Plan(thinking_pieces, split_pieces(self.tool_preamble), call, input_tokens, fault)
         reply = self.reply_text(body) if callable(self.reply_text) else self.reply_text
-        return Plan(thinking_pieces, split_pieces(reply), None, input_tokens)
+        return Plan(thinking_pieces, shaped_pieces(reply, fault), None, input_tokens, fault)
 
     def play(
         self,

@@ -2,6 +2,34 @@
 
 A fake server pops one fault per model request so a test can script exactly how each
 call misbehaves (hang, 529, drop mid-stream...) without touching the server code.
+
+Besides timing and status faults, the *shape* faults below reproduce what real servers and
+proxies send (issue 8), each with the source it was taken from:
+
+- ``split_surrogate``: an emoji split into its two UTF-16 halves across chunks, as ``\\ud83d`` and
+  ``\\ude00`` JSON escapes (JavaScript servers slice strings by UTF-16 code unit; ES2019's
+  well-formed JSON.stringify escapes the lone halves). ``lone_surrogate``: a half never completed.
+- ``invalid_utf8``: raw bytes that are not UTF-8 inside a JSON string.
+- ``line_endings:crlf|cr``: SSE/NDJSON lines ended by CRLF or a lone CR (both allowed by the SSE spec).
+- ``no_space``: ``data:{...}`` without the space after the colon (allowed by the SSE spec).
+- ``keepalive``: SSE comment lines between events (OpenRouter's ``: OPENROUTER PROCESSING``);
+  blank lines between NDJSON objects.
+- ``gzip``: the stream compressed with ``content-encoding: gzip`` (proxies).
+- ``content_parts:text|thinking|image|number``: ``content`` as a list of parts (Mistral,
+  GLM relays, GPT-OSS on Databricks, LiteLLM): text parts, a Magistral-style thinking part
+  then text, an image part (cannot be shown as text), or a bare number.
+- ``no_choices:empty|missing``: OpenAI-style chunks with ``"choices": []`` or no ``choices``,
+  then ``[DONE]``, no finish reason; Ollama ``done: true`` with nothing; Anthropic
+  ``message_start`` then ``message_stop`` with no content block.
+- ``odd_usage``: token counts as strings and null.
+- ``unknown_events``: event types, content-block types and fields a client must ignore
+  (Anthropic ``server_tool_use``/``web_search_tool_result`` blocks, ``citations_delta``;
+  SSE ``id:``/``retry:`` lines; extra fields such as OpenRouter's ``provider``).
+- ``not_a_stream:html|json|json_error``: HTTP 200 to a streaming request with an HTML page from
+  a proxy, a plain JSON document, or a JSON error object.
+- ``huge_line:N``: the answer as one line of N characters; ``huge_answer:N``: N characters in
+  ordinary chunks.
+- ``Fault.status(code, html=True)``: the error status with an HTML page (nginx's 502 page).
 """
 
 from __future__ import annotations
@@ -25,6 +53,43 @@ class FaultKind(StrEnum):
     INVALID_JSON = "invalid_json"
     TOOL_CALL_AS_TEXT = "tool_call_as_text"
     DELAY = "delay"
+    SPLIT_SURROGATE = "split_surrogate"
+    LONE_SURROGATE = "lone_surrogate"
+    INVALID_UTF8 = "invalid_utf8"
+    LINE_ENDINGS = "line_endings"
+    NO_SPACE = "no_space"
+    KEEPALIVE = "keepalive"
+    GZIP = "gzip"
+    CONTENT_PARTS = "content_parts"
+    NO_CHOICES = "no_choices"
+    ODD_USAGE = "odd_usage"
+    UNKNOWN_EVENTS = "unknown_events"
+    NOT_A_STREAM = "not_a_stream"
+    HUGE_LINE = "huge_line"
+    HUGE_ANSWER = "huge_answer"
+
+
+#: stands for bytes that are not UTF-8 in a planned text: Playback swaps its UTF-8 form for them
+INVALID_UTF8_MARK = "\ue000"
+INVALID_UTF8_BYTES = b"\xff\xfe"
+EMOJI = "\U0001f600"
+HIGH, LOW = "\ud83d", "\ude00"  # EMOJI's two UTF-16 halves
+
+
+#: the default variant of the shape faults that take one
+_VARIANTS = {
+    FaultKind.LINE_ENDINGS: "crlf",
+    FaultKind.CONTENT_PARTS: "text",
+    FaultKind.NO_CHOICES: "empty",
+    FaultKind.NOT_A_STREAM: "html",
+}
+#: faults that change the answer's bytes, not its timing: they apply to the body as rendered
+SHAPE_FAULTS = frozenset({
+    FaultKind.SPLIT_SURROGATE, FaultKind.LONE_SURROGATE, FaultKind.INVALID_UTF8, FaultKind.LINE_ENDINGS,
+    FaultKind.NO_SPACE, FaultKind.KEEPALIVE, FaultKind.GZIP, FaultKind.CONTENT_PARTS, FaultKind.NO_CHOICES,
+    FaultKind.ODD_USAGE, FaultKind.UNKNOWN_EVENTS, FaultKind.NOT_A_STREAM, FaultKind.HUGE_LINE,
+    FaultKind.HUGE_ANSWER,
+})
 
 
 @dataclass(frozen=True)
@@ -40,6 +105,10 @@ class Fault:
     error_type: str | None = None
     after_chunks: int = 1
     headers: tuple[tuple[str, str], ...] = ()
+    #: which form of a shape fault (e.g. "crlf" or "cr" for line_endings), or "html" for a status page
+    variant: str = ""
+    #: characters, for huge_line / huge_answer
+    size: int = 0
 
     @classmethod
     def ok(cls) -> Fault:
@@ -66,6 +135,7 @@ class Fault:
         message: str | None = None,
         error_type: str | None = None,
         headers: dict[str, str] | None = None,
+        html: bool = False,
     ) -> Fault:
         return cls(
             FaultKind.STATUS,
@@ -74,7 +144,18 @@ class Fault:
             message=message,
             error_type=error_type,
             headers=tuple((headers or {}).items()),
+            variant="html" if html else "",
         )
+
+    @classmethod
+    def shape(cls, kind: FaultKind | str, variant: str = "", size: int = 0) -> Fault:
+        """A shape fault (see the module docstring), e.g. ``Fault.shape("content_parts", "image")``."""
+        kind = FaultKind(kind)
+        if kind not in SHAPE_FAULTS:
+            raise ValueError(f"{kind} is not a shape fault")
+        if kind in (FaultKind.HUGE_LINE, FaultKind.HUGE_ANSWER) and size <= 0:
+            raise ValueError(f"{kind} needs a size in characters")
+        return cls(kind, variant=variant or _VARIANTS.get(kind, ""), size=size)
 
     @classmethod
     def error_midstream(
@@ -117,6 +198,10 @@ class Fault:
             return cls.delay(float(arg) if arg else 1.0)
         if kind in (FaultKind.ERROR_MIDSTREAM, FaultKind.DROP_MIDSTREAM) and arg:
             return cls(kind, after_chunks=int(arg))
+        if kind in (FaultKind.HUGE_LINE, FaultKind.HUGE_ANSWER):
+            return cls.shape(kind, size=int(arg))
+        if kind in SHAPE_FAULTS:
+            return cls.shape(kind, arg)
         return cls(kind)
 
 

@@ -18,8 +18,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words
-from tests.fakes.faults import Fault
+from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, usage_values
+from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.playback import Rendering, json_bytes
 from tests.fakes.server import RecordedRequest
 
@@ -320,12 +320,13 @@ class OllamaServer(ChatServer):
             plan.input_tokens * 500_000,
             plan.output_tokens * 10_000_000,
         )
+        prompt_count, eval_count = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
         return {
             "total_duration": load + prompt_eval + evaluation,
             "load_duration": load,
-            "prompt_eval_count": plan.input_tokens,
+            "prompt_eval_count": prompt_count,
             "prompt_eval_duration": prompt_eval,
-            "eval_count": plan.output_tokens,
+            "eval_count": eval_count,
             "eval_duration": evaluation,
         }
 
@@ -357,10 +358,17 @@ class OllamaServer(ChatServer):
             return self._finish(rendering, model)
 
         objects = [line({"content": "", "thinking": piece}) for piece in plan.thinking]
-        objects += [line({"content": piece}) for piece in plan.text]
+        objects += [line({"content": content_value(piece, plan.fault, i == 0)}) for i, piece in enumerate(plan.text)]
         if plan.tool_call:
             objects.append(line({"content": "", "tool_calls": self._tool_calls(plan)}))
         objects.append(line({"content": ""}, done=True, done_reason="stop", **self._stats(plan)))
+        if plan.fault.kind is FaultKind.NO_CHOICES:  # lines with no message, a bare done: nothing was said
+            objects = [{"model": model, "created_at": timestamp(), "done": False},
+                       {"model": model, "created_at": timestamp(), "done": True}]
+        if plan.fault.kind is FaultKind.UNKNOWN_EVENTS:
+            for o in objects:
+                o["logprobs"] = None
+                o["remote_host"] = "fake-runner"
         chunks = [json_bytes(o) + b"\n" for o in objects]
         rendering = Rendering(stream=True, media_type=NDJSON, chunks=chunks, token_count=plan.output_tokens)
         return self._finish(rendering, model)

@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from tests.fakes.chat import ChatServer, Plan, ReplyText, count_words, new_id
-from tests.fakes.faults import Fault
+from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, new_id, usage_values
+from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.playback import Rendering, json_bytes
 
 SSE = "text/event-stream; charset=utf-8"
@@ -147,12 +147,10 @@ class OpenAIServer(ChatServer):
     # ----- rendering -------------------------------------------------------------------
 
     @staticmethod
-    def _usage(plan: Plan) -> dict[str, int]:
-        return {
-            "prompt_tokens": plan.input_tokens,
-            "completion_tokens": plan.output_tokens,
-            "total_tokens": plan.input_tokens + plan.output_tokens,
-        }
+    def _usage(plan: Plan) -> dict[str, Any]:
+        prompt, completion = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
+        total = plan.input_tokens + plan.output_tokens if prompt is not None else None
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
     def error_chunk(self, payload: dict[str, Any]) -> bytes:
         return b"data: " + json_bytes(payload) + b"\n\n"
@@ -162,7 +160,8 @@ class OpenAIServer(ChatServer):
         return rendering
 
     def _render_body(self, model: str, plan: Plan) -> Rendering:
-        message: dict[str, Any] = {"role": "assistant", "content": plan.full_text or None}
+        content = content_value(plan.full_text, plan.fault, True) if plan.full_text else None
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if plan.thinking:
             message["reasoning_content"] = plan.full_thinking
         if plan.tool_call:
@@ -176,22 +175,21 @@ class OpenAIServer(ChatServer):
             ]
         elif message["content"] is None:
             message["content"] = ""
+        choices = [{"index": 0, "message": message, "logprobs": None,
+                    "finish_reason": "tool_calls" if plan.tool_call else "stop"}]
+        if plan.fault.kind is FaultKind.NO_CHOICES:
+            choices = []
         payload = {
             "id": new_id("chatcmpl-"),
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
             "system_fingerprint": "fp_fake",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": "tool_calls" if plan.tool_call else "stop",
-                }
-            ],
+            "choices": choices,
             "usage": self._usage(plan),
         }
+        if plan.fault.kind is FaultKind.NO_CHOICES and plan.fault.variant == "missing":
+            del payload["choices"]
         rendering = Rendering(
             stream=False, media_type=JSON, body=json_bytes(payload), token_count=plan.output_tokens
         )
@@ -226,7 +224,7 @@ class OpenAIServer(ChatServer):
             objects.append(chunk({"role": "assistant", "content": ""}))
             header_sent = False
         objects += [chunk({"reasoning_content": piece}) for piece in plan.thinking]
-        objects += [chunk({"content": piece}) for piece in plan.text]
+        objects += [chunk({"content": content_value(piece, plan.fault, i == 0)}) for i, piece in enumerate(plan.text)]
         if call:
             if not header_sent:
                 objects.append(chunk({"tool_calls": [header]}))
@@ -235,12 +233,26 @@ class OpenAIServer(ChatServer):
                 for piece in plan.tool_fragments
             ]
         objects.append(chunk({}, "tool_calls" if call else "stop"))
-        if include_usage:
+        kind = plan.fault.kind
+        if kind is FaultKind.NO_CHOICES:  # the same stream with every choice taken out, no finish reason
+            for o in objects:
+                if plan.fault.variant == "missing":
+                    del o["choices"]
+                else:
+                    o["choices"] = []
+        if include_usage or kind is FaultKind.ODD_USAGE:
             usage_chunk = chunk({})
             usage_chunk["choices"] = []
             usage_chunk["usage"] = self._usage(plan)
             objects.append(usage_chunk)
+        if kind is FaultKind.UNKNOWN_EVENTS:  # fields and SSE lines a client must ignore
+            for o in objects:
+                o["provider"] = "FakeProvider"
+                for c in o.get("choices") or []:
+                    c["native_finish_reason"] = c["finish_reason"]
         chunks = [b"data: " + json_bytes(o) + b"\n\n" for o in objects]
+        if kind is FaultKind.UNKNOWN_EVENTS:
+            chunks = [b"retry: 3000\n\n", *(b"id: %d\n" % i + c for i, c in enumerate(chunks))]
         chunks.append(b"data: [DONE]\n\n")
         rendering = Rendering(
             stream=True, media_type=SSE, chunks=chunks, first_token_index=1, token_count=plan.output_tokens

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from tests.fakes.faults import Fault, FaultKind
+from tests.fakes.faults import INVALID_UTF8_BYTES, INVALID_UTF8_MARK, SHAPE_FAULTS, Fault, FaultKind
 
 
 class DropConnection(Exception):
@@ -38,9 +40,17 @@ class Rendering:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def json_bytes(payload: Any, compact: bool = True) -> bytes:
+    """UTF-8 JSON; a lone UTF-16 surrogate is written as its ``\\uXXXX`` escape, as JavaScript's
+    JSON.stringify does (a raw one cannot be encoded as UTF-8 at all)."""
     separators = (",", ":") if compact else (", ", ": ")
-    return json.dumps(payload, separators=separators, ensure_ascii=False).encode()
+    text = json.dumps(payload, separators=separators, ensure_ascii=False)
+    if not text.isascii():
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text.encode()
 
 
 class Playback:
@@ -86,8 +96,8 @@ class Playback:
         else:
             await self._play_body(send, gone)
 
-    def _headers(self, media_type: str, length: int | None = None) -> list[tuple[bytes, bytes]]:
-        headers = {"content-type": media_type, **self.r.headers}
+    def _headers(self, media_type: str, length: int | None = None, **extra: str) -> list[tuple[bytes, bytes]]:
+        headers = {"content-type": media_type, **self.r.headers, **extra}
         if length is not None:
             headers["content-length"] = str(length)
         else:
@@ -111,7 +121,13 @@ class Playback:
         elif kind is FaultKind.INVALID_JSON:
             chunks = [*chunks[:head], r.invalid_chunk, *chunks[head + 1 :]]
 
-        await send({"type": "http.response.start", "status": 200, "headers": self._headers(r.media_type)})
+        media_type, extra = r.media_type, {}
+        if kind is FaultKind.NOT_A_STREAM:
+            media_type, body = not_a_stream(self.fault.variant, r.media_type)
+            chunks = [body]
+        elif kind in SHAPE_FAULTS:
+            chunks, extra = reshape(chunks, self.fault, sse=r.media_type.startswith("text/event-stream"))
+        await send({"type": "http.response.start", "status": 200, "headers": self._headers(media_type, **extra)})
         for index, chunk in enumerate(chunks):
             if index and interval and await self._pause(interval, gone):
                 return
@@ -135,6 +151,16 @@ class Playback:
             status, body, media_type = r.error_status, r.error_body, "application/json"
         elif kind is FaultKind.INVALID_JSON:
             body = r.invalid_body
+        elif kind is FaultKind.NOT_A_STREAM:
+            media_type, body = not_a_stream(self.fault.variant, media_type)
+        elif kind is FaultKind.INVALID_UTF8:
+            body = body.replace(_MARK, INVALID_UTF8_BYTES)
+        elif kind is FaultKind.GZIP:
+            body, extra = gzip_body(body), {"content-encoding": "gzip"}
+            await send({"type": "http.response.start", "status": status,
+                        "headers": self._headers(media_type, len(body), **extra)})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+            return
         elif kind in (FaultKind.HANG_AFTER_FIRST_TOKEN, FaultKind.DROP_MIDSTREAM):
             cut = 12 if kind is FaultKind.HANG_AFTER_FIRST_TOKEN else max(len(body) // 2, 1)
             start = {
@@ -153,6 +179,51 @@ class Playback:
             {"type": "http.response.start", "status": status, "headers": self._headers(media_type, len(body))}
         )
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_MARK = INVALID_UTF8_MARK.encode()
+_KEEPALIVE_SSE = b": OPENROUTER PROCESSING\n\n"
+_NO_SPACE = re.compile(rb"(^|\n)data: ")
+_CAPTIVE_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+                 b"<title>Sign in to continue</title></head>\n<body><h1>Sign in to continue</h1>"
+                 b"<p>This network requires you to sign in.</p></body>\n</html>\n")
+
+
+def not_a_stream(variant: str, media_type: str) -> tuple[str, bytes]:
+    """A 200 body that is not the stream asked for: (content-type, body)."""
+    if variant == "json":
+        return "application/json", b'{"status":"ok","message":"service is up"}'
+    if variant == "json_error":
+        if media_type.startswith("application/x-ndjson"):  # Ollama's documented error object
+            return "application/json", b'{"error":"llama runner process has terminated: signal: killed"}'
+        # OpenRouter: once processing started, errors come back under 200 with a numeric code
+        return "application/json", b'{"error":{"code":502,"message":"Provider returned error"}}'
+    return "text/html; charset=utf-8", _CAPTIVE_PAGE
+
+
+def gzip_body(body: bytes) -> bytes:
+    comp = zlib.compressobj(wbits=31)
+    return comp.compress(body) + comp.flush()
+
+
+def reshape(chunks: list[bytes], fault: Fault, *, sse: bool) -> tuple[list[bytes], dict[str, str]]:
+    """Apply a byte-level shape fault to a stream's chunks; returns the chunks and extra headers."""
+    kind = fault.kind
+    if kind is FaultKind.INVALID_UTF8:
+        return [c.replace(_MARK, INVALID_UTF8_BYTES) for c in chunks], {}
+    if kind is FaultKind.LINE_ENDINGS:
+        ending = b"\r\n" if fault.variant == "crlf" else b"\r"
+        return [c.replace(b"\n", ending) for c in chunks], {}
+    if kind is FaultKind.NO_SPACE and sse:
+        return [_NO_SPACE.sub(rb"\1data:", c) for c in chunks], {}
+    if kind is FaultKind.KEEPALIVE:
+        pause = _KEEPALIVE_SSE if sse else b"\n"
+        return [piece for c in chunks for piece in (pause, c)] + [pause], {}
+    if kind is FaultKind.GZIP:
+        comp = zlib.compressobj(wbits=31)
+        out = [comp.compress(c) + comp.flush(zlib.Z_SYNC_FLUSH) for c in chunks]
+        return [*out, comp.flush()], {"content-encoding": "gzip"}
+    return chunks, {}  # the other shape faults are rendered by the protocol itself
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

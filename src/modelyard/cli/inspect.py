@@ -17,6 +17,14 @@ from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.providers import build_provider
 
 
+def _missing(conn: LogConnection, model: str) -> str:
+    """From the log: did the model's server say, the last time it was asked, that it lacks the model?"""
+    last = queries.last_attempt(conn, model)
+    if last is None or last["reason"] != "model_missing":
+        return ""
+    return f"{last['detail'] or 'not found'} ({time.time() - last['ts']:.0f}s ago)"
+
+
 def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
     """From the log: is this model failing right now (as another process's router sees it)?"""
     rows = conn.execute("SELECT ts, outcome, reason FROM attempts WHERE model = ? AND ts >= ? ORDER BY ts DESC "
@@ -46,8 +54,13 @@ def models(config: ConfigOption = None) -> None:
     for name, m in cfg.models.items():
         why = build_provider(name, m).unavailable_reason()
         trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
-        state = f"[red]unavailable[/]: {why}" if why else (f"[yellow]failing[/]: {trouble}" if trouble
-                                                            else "[green]available[/]")
+        missing = "" if why else _missing(conn, name)
+        if why:
+            state = f"[red]unavailable[/]: {why}"
+        elif missing:
+            state = f"[red]missing on its server[/]: {missing}"
+        else:
+            state = f"[yellow]failing[/]: {trouble}" if trouble else "[green]available[/]"
         where = "local" if m.is_local else "cloud"
         table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, str(m.max_concurrent),
                       f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}",

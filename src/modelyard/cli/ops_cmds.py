@@ -12,9 +12,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
-from modelyard.ledger import connect
+from modelyard.ledger import connect, queries
 from modelyard.ops import probe_store, service
-from modelyard.ops.check import check_config
+from modelyard.ops.check import check_config, missing_on_server
 from modelyard.ops.plan import plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import warm_all, warmable
@@ -97,8 +97,11 @@ def check(
 ) -> None:
     """Validate the config against the latest probe results (exit 1 on errors)."""
     cfg, path = load_or_exit(config)
-    probes = probe_store.latest(connect(log_path_for(cfg)), list(cfg.models))
-    findings = check_config(cfg, probes)
+    conn = connect(log_path_for(cfg))
+    probes = probe_store.latest(conn, list(cfg.models))
+    last = {m: (row["ts"], row["reason"] or "", row["detail"] or "") for m in cfg.models
+            if (row := queries.last_attempt(conn, m)) is not None}
+    findings = check_config(cfg, probes, missing_on_server(cfg, probes, last))
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         console.print_json(json.dumps({"config": str(path), "findings": [f.to_dict() for f in findings],

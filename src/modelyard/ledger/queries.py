@@ -62,3 +62,9 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent") ->
         group.add(row)
         group.spend += row["cost_usd"] or 0.0
     return sorted(groups.values(), key=lambda g: -g.requests)
+
+
+def last_attempt(conn: LogConnection, model: str) -> Row | None:
+    """The model's latest attempt that reached it (skips — cooling down, no key — say nothing new)."""
+    return conn.execute("SELECT ts, outcome, reason, detail FROM attempts WHERE model = ? AND outcome != 'skipped' "
+                        "ORDER BY ts DESC LIMIT 1", (model,)).fetchone()

@@ -59,8 +59,34 @@ def tool_capable(config: Config, probes: dict[str, ProbeResult]) -> list[str]:
     return sorted(passed, key=lambda m: (not config.models[m].is_local, m))
 
 
-def check_config(config: Config, probes: dict[str, ProbeResult]) -> list[Finding]:
+def missing_on_server(config: Config, probes: dict[str, ProbeResult],
+                      last_attempts: dict[str, tuple[float, str, str]]) -> dict[str, str]:
+    """Models whose server said, the last time it was asked, that it does not have them: from the
+    routing log (``last_attempts``: model -> (ts, reason, detail)) and from the latest probe,
+    whichever is newer."""
+    out: dict[str, str] = {}
+    for name in config.models:
+        seen: list[tuple[float, str, str]] = []
+        if name in last_attempts:
+            seen.append(last_attempts[name])
+        if (p := probes.get(name)) and (c := p.get("reachable")) is not None:
+            seen.append((p.ts, "model_missing" if c.detail.startswith("model_missing") else "", c.detail))
+        if seen:
+            ts, reason, detail = max(seen)
+            if reason == "model_missing":
+                out[name] = f"{detail} ({_when(ts)})"
+    return out
+
+
+def check_config(config: Config, probes: dict[str, ProbeResult],
+                 missing: dict[str, str] | None = None) -> list[Finding]:
+    """``missing``: :func:`missing_on_server`'s answer (models their server says it does not have)."""
     findings: list[Finding] = []
+    for name, why in (missing or {}).items():
+        model_id = config.models[name].model or name
+        findings.append(Finding("error", f"model '{name}' is not on its server: {why}", model=name,
+                                suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
+                                           "(for Ollama: ollama pull) or fix its `model:` in the config"))
     capable = tool_capable(config, probes)
     unavailable = {name: build_provider(name, m).unavailable_reason() for name, m in config.models.items()}
 

@@ -18,6 +18,8 @@ from modelyard.types import ChatRequest, Chunk, Message, ToolCall
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
 DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
+#: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
+_LINE_KEYS = frozenset({"message", "done", "error", "model"})
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -74,8 +76,8 @@ class OllamaProvider(HttpProvider):
                 if not line.strip():
                     continue
                 data = loads(line, "Ollama stream line")
-                if not isinstance(data, dict):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama stream line is not an object")
+                if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
+                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
                 if data.get("error"):
                     raise stream_error("", f"Ollama: {data['error']}")
                 message = data.get("message") or {}
