@@ -113,7 +113,7 @@ async def test_shape_fault(kind: str, name: str, fault: Fault, table: dict[str, 
     routed = await router.complete("agent", REQ)
     attempts = [(a.model, a.outcome, a.reason) for a in routed.record.attempts]
     if want == OK:
-        assert attempts == [("primary", "ok", "")], attempts
+        assert attempts == [("primary", "ok", None)], attempts
         assert routed.response.text == expected_text(REPLY, fault)
         if name == "content_thinking_part":
             assert routed.response.thinking == PART_THINKING
@@ -121,7 +121,7 @@ async def test_shape_fault(kind: str, name: str, fault: Fault, table: dict[str, 
             assert routed.record.tokens_out > 0 and routed.record.tokens_in == 0
     else:
         # a malformed or oversized answer is the same answer again: no retry, next model at once
-        assert attempts == [("primary", "fallback", want), ("backup", "ok", "")], attempts
+        assert attempts == [("primary", "fallback", want), ("backup", "ok", None)], attempts
         assert routed.response.text == "backup answer"
         assert len(servers[kind].requests) == 1
     await router.aclose()
@@ -138,7 +138,7 @@ async def test_an_error_object_under_200_is_the_servers_error_and_retried(kind: 
     servers[kind].push(Fault.shape("not_a_stream", "json_error"))
     router, writer = router_for(kind, servers, tmp_path / "log.db")
     routed = await router.complete("agent", REQ)
-    assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("retry", "stream_error"), ("ok", "")]
+    assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("retry", "stream_error"), ("ok", None)]
     assert routed.response.text == REPLY
     await router.aclose()
     writer.close()
@@ -156,10 +156,10 @@ async def test_model_missing_is_a_property_of_the_model(kind: str, servers: dict
     servers[kind].push(MISSING[kind])
     router, writer = router_for(kind, servers, tmp_path / "log.db")
     first = await router.complete("agent", REQ)
-    assert [(a.outcome, a.reason) for a in first.record.attempts] == [("fallback", "model_missing"), ("ok", "")]
-    assert router.health["primary"].state == "cooling_down"
+    assert [(a.outcome, a.reason) for a in first.record.attempts] == [("fallback", "model_missing"), ("ok", None)]
+    assert router.pool.local("primary").health.state == "cooling_down"
     second = await router.complete("agent", REQ)  # not tried first again while it cools down
-    assert [(a.outcome, a.reason) for a in second.record.attempts] == [("skipped", "cooling_down"), ("ok", "")]
+    assert [(a.outcome, a.reason) for a in second.record.attempts] == [("skipped", "cooling_down"), ("ok", None)]
     assert len(servers[kind].requests) == 1
     await router.aclose()
     writer.close()
@@ -184,7 +184,7 @@ async def test_retry_after_of_an_hour_is_honoured(kind: str, servers: dict[str, 
     router, writer = router_for(kind, servers, tmp_path / "log.db")
     routed = await router.complete("agent", REQ)
     assert routed.record.attempts[0].reason == "rate_limited" and routed.record.model == "backup"
-    left = router.health["primary"].seconds_left()
+    left = router.pool.local("primary").health.seconds_left()
     assert 3590 < left <= 3600, left  # not cut to cooldown.max_seconds (5 here)
     await router.aclose()
     writer.close()

@@ -178,7 +178,7 @@ async def test_unknown_ollama_model_is_a_clear_error(servers: dict[str, Any]) ->
     with pytest.raises(Exception, match="nope:1b") as info:
         await router.complete("agent", REQ)
     assert info.value.record.attempts[0].reason == "model_missing"  # type: ignore[attr-defined]
-    assert router.health["m"].state == "cooling_down"  # a property of the model: it is not tried first again
+    assert router.pool.local("m").health.state == "cooling_down"  # a property of the model: it is not tried first again
     await router.aclose()
 
 
