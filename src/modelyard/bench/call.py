@@ -70,7 +70,7 @@ async def _attempt(provider: Provider, request: ChatRequest, tm: Timeouts, deadl
     got_any = False
     try:
         async with asyncio.timeout_at(min(start + tm.first_token, deadline)) as bound:
-            async with aclosing(provider.stream(request, tm)) as chunks:
+            async with aclosing(provider.chunks(request, tm)) as chunks:  # checked, as the router sees them
                 async for chunk in chunks:
                     got_any = True
                     if ttft is None and chunk.kind in _FIRST:
