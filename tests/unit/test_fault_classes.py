@@ -15,16 +15,9 @@ from modelyard.config.schema import Cooldown
 from modelyard.errors import HEALTH_FAILURES, PERSISTENT, RETRYABLE, ProviderError, Reason
 from modelyard.providers.http import reason_for_status
 from modelyard.providers.shapes import checked, content_parts, token_count
+from modelyard.router.clock import ManualClock
 from modelyard.router.health import Health, State
 from modelyard.types import Chunk, ToolCall, Usage
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_new_reasons_are_classified() -> None:
@@ -50,7 +43,7 @@ def test_status_to_reason(status: int, error_type: str, reason: Reason) -> None:
 
 
 def test_retry_after_of_an_hour_is_honoured_up_to_max_retry_after() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     h = Health(Cooldown(failures=3, seconds=30, max_seconds=300, max_retry_after=3600), clock=clock)
     h.failure(Reason.RATE_LIMITED, retry_after=3600)
     assert h.state is State.OPEN and h.seconds_left() == 3600  # not cut to max_seconds (300)
@@ -64,7 +57,7 @@ def test_retry_after_of_an_hour_is_honoured_up_to_max_retry_after() -> None:
 
 
 def test_a_missing_model_cools_down_at_once_like_a_revoked_key() -> None:
-    clock = Clock()
+    clock = ManualClock(0.0)
     h = Health(Cooldown(failures=5, seconds=30, max_seconds=300), clock=clock)
     h.failure(Reason.MODEL_MISSING)
     assert h.state is State.OPEN and h.seconds_left() == 300 and h.last_reason == "model_missing"
