@@ -13,6 +13,7 @@ from pathlib import Path
 from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.probes import teach
 from modelyard.ledger.store import LogStore, log_path
 from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
@@ -63,5 +64,6 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     log = LogWriter(log_path_for(config), local_models=local)
     forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
     pool = ModelPool(config)
+    teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
     return Runtime(config, path, pool, router, log, forwarder)

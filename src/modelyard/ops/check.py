@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelyard.config.schema import AgentConfig, Config
+from modelyard.ledger.probes import verdicts
 from modelyard.ops.probe import ProbeResult
-from modelyard.providers import build_provider
+from modelyard.providers import Provider, ThinkingSwitch, build_provider
 
 Level = Literal["error", "warning", "info"]
 
@@ -88,7 +89,11 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                 suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
                                            "(for Ollama: ollama pull) or fix its `model:` in the config"))
     capable = tool_capable(config, probes)
-    unavailable = {name: build_provider(name, m).unavailable_reason() for name, m in config.models.items()}
+    providers = {name: build_provider(name, m) for name, m in config.models.items()}
+    for name, probe in probes.items():
+        if name in providers:
+            providers[name].learn(verdicts({c.name: c.status for c in probe.checks.values()}))
+    unavailable = {name: p.unavailable_reason() for name, p in providers.items()}
 
     for agent_name, agent in config.agents.items():
         chain = agent.chain
@@ -106,7 +111,22 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
         if agent.thinking and (p := probes.get(chain[0])) and (c := p.get("thinking")) and c.ok is False:
             findings.append(Finding("warning", f"agent '{agent_name}' asks for thinking, but its primary "
                                     f"'{chain[0]}' showed none when probed ({c.detail})", agent_name, chain[0]))
+        if agent.thinking is not None and (why := _unsent_thinking(providers[chain[0]])):
+            findings.append(Finding("warning", f"agent '{agent_name}' sets thinking {'on' if agent.thinking else 'off'}"
+                                    f", but no switch is sent to its primary '{chain[0]}': {why}", agent_name,
+                                    chain[0], suggestion=f"if it thinks, list `thinking` in the capabilities of "
+                                    f"model '{chain[0]}', or run `modelyard probe {chain[0]}`"))
     return findings
+
+
+def _unsent_thinking(provider: Provider) -> str | None:
+    """Why an agent's thinking setting would not reach this model (None: it does, or a probe said no)."""
+    profile = provider.profile
+    if profile.thinking is False or profile.thinking_to_send(True) is not None:
+        return None
+    if profile.thinking_switch is ThinkingSwitch.NONE:
+        return f"the {provider.config.provider} provider knows no thinking switch for '{provider.model_id}'"
+    return "its switch is words in the prompt, sent only to models known to think (config or probe)"
 
 
 def _tool_findings(config: Config, agent_name: str, agent: AgentConfig, probes: dict[str, ProbeResult],

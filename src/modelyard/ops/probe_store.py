@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from modelyard.ledger import probes
 from modelyard.ops.probe import Check, ProbeResult
 
 
@@ -28,17 +29,10 @@ def save(conn: sqlite3.Connection, results: list[ProbeResult]) -> None:
 
 def latest(conn: sqlite3.Connection, models: list[str] | None = None) -> dict[str, ProbeResult]:
     """The most recent probe run of each model (all its checks share that run's ``ts``)."""
-    sql = ("SELECT p.* FROM probes p JOIN (SELECT model, MAX(ts) AS ts FROM probes GROUP BY model) last "
-           "ON p.model = last.model AND p.ts = last.ts ORDER BY p.model")
     out: dict[str, ProbeResult] = {}
-    for row in conn.execute(sql):
-        if models is not None and row["model"] not in models:
+    for row in probes.latest(conn):
+        if models is not None and row.model not in models:
             continue
-        try:
-            extra = json.loads(row["detail"] or "{}")
-        except ValueError:
-            extra = {"status": "unknown", "detail": row["detail"] or ""}
-        result = out.setdefault(row["model"], ProbeResult(row["model"], extra.get("provider", ""), ts=row["ts"]))
-        ok = None if row["ok"] is None else bool(row["ok"])
-        result.add(Check(row["check_name"], extra.get("status", "unknown"), ok, row["value"], extra.get("detail", "")))
+        result = out.setdefault(row.model, ProbeResult(row.model, row.provider, ts=row.ts))
+        result.add(Check(row.check, row.status, row.ok, row.value, row.detail))  # type: ignore[arg-type]
     return out

@@ -24,12 +24,13 @@ class ThinkingSwitch(StrEnum):
     OLLAMA_THINK = "ollama_think"  # the ``think`` field of Ollama's /api/chat
     QWEN_SOFT = "qwen_soft"  # ``/think`` or ``/no_think`` appended to the last user turn
     ANTHROPIC_BUDGET = "anthropic_budget"  # extended thinking with ``budget_tokens``
+    API_FIELD = "api_field"  # another field of the backend's own API (a plugin's), checked by its server
 
     @property
     def server_checked(self) -> bool:
         """An API field the server validates (it refuses a model that cannot think, by name),
         rather than words in the prompt that a model which does not know them reads as text."""
-        return self in (ThinkingSwitch.OLLAMA_THINK, ThinkingSwitch.ANTHROPIC_BUDGET)
+        return self is not ThinkingSwitch.NONE and self is not ThinkingSwitch.QWEN_SOFT
 
 
 #: config ``capabilities`` / probe check name → profile field

@@ -1,0 +1,79 @@
+"""Probe findings in the routing log: the latest run of each model, and what it says the model can do.
+
+``probe`` runs in its own process; every later ``ask``, ``chat``, ``serve`` … starts from what it
+found, so a model measured to think gets its thinking switch without a config edit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.providers import Provider
+
+_LATEST = ("SELECT p.* FROM probes p JOIN (SELECT model, MAX(ts) AS ts FROM probes GROUP BY model) last "
+           "ON p.model = last.model AND p.ts = last.ts ORDER BY p.model")
+#: probe checks that are capabilities, and the verdicts that settle them (others — a failed
+#: call, a skipped check — say nothing about the model)
+_CAPABILITIES = ("thinking", "json", "tools")
+_VERDICTS = {"pass": True, "no": False, "text-only": False}
+
+
+@dataclass(frozen=True)
+class ProbeRow:
+    ts: float
+    model: str
+    check: str
+    ok: bool | None
+    value: float | None
+    status: str
+    detail: str
+    provider: str
+
+
+def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
+    """Every check of each model's most recent probe run (they share that run's ``ts``)."""
+    for row in conn.execute(_LATEST):
+        try:
+            extra = json.loads(row["detail"] or "{}")
+        except ValueError:
+            extra = {"status": "unknown", "detail": row["detail"] or ""}
+        yield ProbeRow(row["ts"], row["model"], row["check_name"], None if row["ok"] is None else bool(row["ok"]),
+                       row["value"], extra.get("status", "unknown"), extra.get("detail", ""), extra.get("provider", ""))
+
+
+def verdicts(statuses: Mapping[str, str]) -> dict[str, bool]:
+    """check → status of one probe run, as capability → supported (only the settled ones)."""
+    return {check: _VERDICTS[status] for check, status in statuses.items()
+            if check in _CAPABILITIES and status in _VERDICTS}
+
+
+def capabilities_found(path: str | Path) -> dict[str, dict[str, bool]]:
+    """model → {capability: supported} from the latest probes in the log at ``path`` ({} if none)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    statuses: dict[str, dict[str, str]] = {}
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
+        conn.row_factory = sqlite3.Row
+        try:
+            for row in latest(conn):
+                statuses.setdefault(row.model, {})[row.check] = row.status
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no probes table yet, a locked or foreign file: nothing learned
+        return {}
+    return {model: verdicts(checks) for model, checks in statuses.items()}
+
+
+def teach(providers: dict[str, Provider], path: str | Path) -> None:
+    """Give each provider what the latest probe of its model found."""
+    for model, capabilities in capabilities_found(path).items():
+        if model in providers:
+            providers[model].learn(capabilities)
