@@ -55,7 +55,7 @@ def register_provider(name: str, provider: Any, *, hosted: bool | None = None) -
     """Make ``provider`` (a Provider subclass, or ``"module:Class"``) the backend called ``name``.
 
     ``hosted`` defaults to the class's own ``hosted`` attribute. Registering a name again
-    replaces it (a plugin may override a built-in on purpose)."""
+    replaces it; an entry point never shadows a name already known (built-ins included)."""
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"provider name {name!r}: use letters, digits, '-' and '_'")
     if hosted is None:
@@ -77,7 +77,7 @@ def _load_plugins() -> None:
     _plugins_loaded = True
     for ep in entry_points(group=GROUP):
         if ep.name in _backends:
-            continue  # registered at run time already
+            continue  # a built-in or a run-time registration keeps its name
         try:
             register_provider(ep.name, ep.load())
         except Exception as exc:  # a broken plugin must never stop modelyard from starting

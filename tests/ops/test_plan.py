@@ -120,3 +120,22 @@ def test_default_model_kv_from_its_gguf_header(default_model: Path) -> None:
     assert m.weights_gb == pytest.approx(default_model.stat().st_size / GB)
     # Qwen2.5-0.5B: 24 layers × 2 KV heads × 64 dims × K,V × f16 = 12288 bytes/token
     assert m.kv_gb == pytest.approx(12288 * 4096 / GB)
+
+
+def test_a_server_that_never_answers_makes_sizes_unknown_not_a_hang() -> None:
+    """plan asks providers synchronously (asyncio.run); every question is bounded in time."""
+    import socket
+    import time
+
+    from modelyard.ops.plan import FACTS_TIMEOUT
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes connects; nothing ever reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        cfg = make_config({"q": {"provider": "ollama", "model": "q:7b", "endpoint": url}}, {"a": {"primary": "q"}})
+        start = time.monotonic()
+        (m,) = plan_memory(cfg, ram_gb=16).models
+        elapsed = time.monotonic() - start
+    assert elapsed < FACTS_TIMEOUT
+    assert (m.weights_gb, m.weights_source, m.kv_source) == (None, "unknown: set memory_gb", "unknown")

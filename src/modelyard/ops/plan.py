@@ -16,18 +16,18 @@ the default headroom is 8 GB on machines with 32 GB or more, else a quarter of R
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from modelyard.config.schema import Config
+from modelyard.config.schema import Config, ModelConfig
 from modelyard.providers import MemoryFacts, Provider, build_provider
 
 GB = 2**30
 RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB = 16
 DEFAULT_CONTEXT = 4096  # assumed when a backend does not say what it serves (Ollama's and llama.cpp's default)
-FACTS_TIMEOUT = 10.0  # seconds for all providers together to state their memory facts
+FACTS_TIMEOUT = 10.0  # seconds a provider has to state its memory facts
 T = TypeVar("T")
 
 
@@ -135,32 +135,29 @@ def role_text(primary_for: list[str], fallback_for: list[str], n_agents: int) ->
     return text[0].upper() + text[1:]
 
 
-def run_sync(make: Callable[[], Awaitable[T]]) -> T:
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run async provider calls from sync code (in a worker thread if a loop is already running)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())  # type: ignore[arg-type]
+        return asyncio.run(make())
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()  # type: ignore[arg-type]
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 async def _facts(providers: dict[str, Provider], ask_server: bool) -> dict[str, MemoryFacts]:
-    """Every provider's memory facts, asked together, bounded in time; a failure is "unknown"."""
+    """Every provider's memory facts, asked together, each bounded in time; a failure is "unknown"."""
 
     async def one(p: Provider) -> MemoryFacts:
         try:
-            return await p.memory(ask_server=ask_server)
-        except Exception:  # a backend's answer of any shape must not end the plan
+            async with asyncio.timeout(FACTS_TIMEOUT):
+                return await p.memory(ask_server=ask_server)
+        except Exception:  # a slow backend, or an answer of any shape, must not end the plan
             return MemoryFacts(context=p.config.context, parallel=p.config.max_concurrent)
 
     try:
-        async with asyncio.timeout(FACTS_TIMEOUT):
-            found = await asyncio.gather(*(one(p) for p in providers.values()))
+        found = await asyncio.gather(*(one(p) for p in providers.values()))
         return dict(zip(providers, found, strict=True))
-    except TimeoutError:
-        return {n: MemoryFacts(context=p.config.context, parallel=p.config.max_concurrent)
-                for n, p in providers.items()}
     finally:
         for p in providers.values():
             await p.aclose()
@@ -184,7 +181,7 @@ def model_memory(config: Config, query_servers: bool = True) -> list[ModelMemory
                     len(config.agents)) for name in providers]
 
 
-def _memory(name: str, m: Any, facts: MemoryFacts, primary_for: list[str], fallback_for: list[str],
+def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str], fallback_for: list[str],
             n_agents: int) -> ModelMemory:
     context, parallel = facts.context or DEFAULT_CONTEXT, facts.parallel
     weights: float | None = None
