@@ -19,6 +19,7 @@ from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import connect
 from modelyard.ledger.bench_runs import save_run
+from modelyard.ledger.probes import teach
 from modelyard.providers import build_provider
 from modelyard.runtime import log_path_for
 
@@ -95,6 +96,7 @@ def bench(
     reps = k or loaded.spec.k
     needed = list(dict.fromkeys([*chosen_models, *([loaded.spec.judge.model] if loaded.spec.judge else [])]))
     providers = {m: build_provider(m, cfg.models[m]) for m in needed}
+    teach(providers, log_path_for(cfg))  # the probe's findings, as in real runs (e.g. thinking switches)
     conn = connect(log_path_for(cfg))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=as_json)
