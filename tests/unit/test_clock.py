@@ -27,7 +27,7 @@ def test_an_hour_of_timers_runs_in_milliseconds() -> None:
         return loop.time() - start
 
     wall = time.perf_counter()
-    assert run_simulated(main()) == 3600 + 5 + 99
+    assert run_simulated(main(), start=0.0) == 3600 + 5 + 99
     assert time.perf_counter() - wall < 2
 
 
@@ -71,7 +71,7 @@ def test_cooldown_and_queue_bound_in_simulated_time() -> None:
         await at(81)                              # cooldown over: the probe succeeds, traffic returns to a
         return seen
 
-    assert run_simulated(main()) == [(3.0, "b", "queue_timeout"), (10.0, "a", ""), (20.0, "b", "server_error"),
+    assert run_simulated(main(), start=0.0) == [(3.0, "b", "queue_timeout"), (10.0, "a", ""), (20.0, "b", "server_error"),
                                      (50.0, "b", "cooling_down"), (81.0, "a", "")]
 
 

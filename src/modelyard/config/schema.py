@@ -69,6 +69,14 @@ class Price(Strict):
         return (tokens_in * self.input + tokens_out * self.output) / 1e6
 
 
+class ServiceFigures(Strict):
+    """How a model is expected to serve, for ``modelyard replay`` when the log has not seen it yet."""
+
+    ttft_ms: float = Field(gt=0, description="time to first token")
+    tokens_per_s: float = Field(gt=0, description="generation speed of one request")
+    failure_rate: float = Field(0.0, ge=0, le=1, description="share of attempts that fail")
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
@@ -85,6 +93,7 @@ class ModelConfig(Strict):
     tool_text_fallback: bool = Field(
         False, description="turn tool calls written as plain text into real calls (issue #3)"
     )
+    replay: ServiceFigures | None = Field(None, description="expected service figures for `replay` (no log yet)")
     max_response_mb: float = Field(
         8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
                                "this fails as response_too_large and the chain moves on")

@@ -26,6 +26,16 @@ def loop_clock() -> float:
         return time.monotonic()
 
 
+def wall_clock() -> float:
+    """Seconds since the epoch, for timestamps in the log; under a :class:`VirtualTimeLoop`, its
+    simulated time (which it keeps on the epoch scale), so a simulated run logs simulated times."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return time.time()
+    return loop.time() if isinstance(loop, VirtualTimeLoop) else time.time()
+
+
 class ManualClock:
     """A clock that moves only when told to: breakers tested to the millisecond without sleeping."""
 
@@ -63,17 +73,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     bounds and cooldowns runs in the milliseconds its callbacks take. The router runs on it
     unchanged — replay and tests use the real rules, not a model of them."""
 
-    def __init__(self, start: float = 0.0):
+    def __init__(self, start: float | None = None):
+        """``start``: the simulated time to begin at, in epoch seconds (default: now)."""
         real = selectors.DefaultSelector()
         super().__init__(selector=real)
-        self.now = start
+        self.now = time.time() if start is None else start
         self._selector = _JumpingSelector(self, real)  # type: ignore[assignment]
+        # On the epoch scale a float step is ~0.2 µs: the default resolution (1 ns) would vanish in
+        # rounding and a timer due "now" would never count as due. One microsecond is plenty.
+        self._clock_resolution = 1e-6
 
     def time(self) -> float:
         return self.now
 
 
-def run_simulated(main: Coroutine[Any, Any, T], start: float = 0.0) -> T:
+def run_simulated(main: Coroutine[Any, Any, T], start: float | None = None) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop`."""
     loop = VirtualTimeLoop(start)
     try:

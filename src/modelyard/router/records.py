@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-import time
 from dataclasses import dataclass, field
 
 from modelyard.errors import ModelyardError, Reason
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.router.clock import wall_clock
 
 
 def new_request_id() -> str:
@@ -26,7 +26,7 @@ class Attempt:
     outcome: AttemptOutcome
     reason: Reason | None = None
     detail: str = ""
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=wall_clock)
     queue_wait_ms: float | None = None
     ttft_ms: float | None = None
     duration_ms: float | None = None
@@ -47,7 +47,7 @@ class Attempt:
 class RequestRecord:
     id: str
     agent: str
-    ts: float = field(default_factory=time.time)
+    ts: float = field(default_factory=wall_clock)
     outcome: RequestOutcome = RequestOutcome.FAILED
     model: str | None = None
     attempts: list[Attempt] = field(default_factory=list)

@@ -1,0 +1,135 @@
+"""Figures of one simulated run, gathered from the router's records as they finish.
+
+Definitions follow ``modelyard report`` (ledger/report.py) so a replay and a report can be
+compared field by field: request-level figures count answered requests; a model's queue wait
+comes from its attempts, queue timeouts at full length; spend sums every attempt's cost.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelyard.errors import Reason
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.router.records import RequestRecord
+
+TIMEOUTS = frozenset({Reason.QUEUE_TIMEOUT, Reason.CONNECT_TIMEOUT, Reason.FIRST_TOKEN_TIMEOUT,
+                      Reason.IDLE_TIMEOUT, Reason.DEADLINE})
+#: width of one point of the charts' time series
+BUCKET_S = 3600.0
+
+
+def _pct(values: array, p: float) -> float | None:
+    """Nearest-rank percentile, the same rule as the report's."""
+    if not len(values):
+        return None
+    ordered = np.sort(np.frombuffer(values, dtype=np.float64))
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return float(ordered[k])
+
+
+@dataclass
+class _Agent:
+    requests: int = 0
+    served: int = 0
+    local: int = 0
+
+
+@dataclass
+class Collector:
+    local_models: frozenset[str]
+    requests: int = 0
+    served: int = 0
+    fallbacks: int = 0
+    local: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    spend: float = 0.0
+    cascades: int = 0
+    deadline_misses: int = 0
+    failed: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    attempt_reasons: Counter = field(default_factory=Counter)
+    latencies: array = field(default_factory=lambda: array("d"))
+    waits: array = field(default_factory=lambda: array("d"))
+    model_waits: dict[str, array] = field(default_factory=dict)
+    model_served: Counter = field(default_factory=Counter)
+    agents: dict[str, _Agent] = field(default_factory=dict)
+    #: per time bucket: [requests, sum of queue wait ms, spend]
+    series: dict[int, list[float]] = field(default_factory=dict)
+
+    def __call__(self, r: RequestRecord) -> None:
+        """The router's sink: count one finished request."""
+        self.requests += 1
+        self.tokens_in += r.tokens_in
+        self.tokens_out += r.tokens_out
+        self.spend += r.cost_usd
+        agent = self.agents.get(r.agent)
+        if agent is None:
+            agent = self.agents[r.agent] = _Agent()
+        agent.requests += 1
+        timeouts = 0
+        first_reason = None
+        for a in r.attempts:
+            if a.outcome is not AttemptOutcome.OK and a.reason is not None:
+                self.attempt_reasons[a.reason] += 1
+                first_reason = first_reason or a.reason
+                if a.reason in TIMEOUTS:
+                    timeouts += 1
+                if a.reason is Reason.DEADLINE:
+                    self.deadline_misses += 1
+            if a.outcome is not AttemptOutcome.SKIPPED and a.queue_wait_ms is not None:
+                waits = self.model_waits.get(a.model)
+                if waits is None:
+                    waits = self.model_waits[a.model] = array("d")
+                waits.append(a.queue_wait_ms)
+        if timeouts >= 2:
+            self.cascades += 1
+        if r.outcome is RequestOutcome.FALLBACK:
+            self.fallbacks += 1
+            self.reasons[first_reason or "unknown"] += 1
+        point = self.series.get(int(r.ts // BUCKET_S))
+        if point is None:
+            point = self.series[int(r.ts // BUCKET_S)] = [0, 0.0, 0.0]
+        point[0] += 1
+        point[1] += r.queue_wait_ms
+        point[2] += r.cost_usd
+        if r.outcome.answered and r.model is not None:
+            self.served += 1
+            agent.served += 1
+            self.model_served[r.model] += 1
+            if r.model in self.local_models:
+                self.local += 1
+                agent.local += 1
+            self.latencies.append(r.total_ms)
+            self.waits.append(r.queue_wait_ms)
+        else:
+            self.failed += 1
+
+    def totals(self) -> dict[str, Any]:
+        """The same field names as ``report --json``'s ``totals``, plus replay's own."""
+        return {
+            "requests": self.requests, "served": self.served, "fallbacks": self.fallbacks,
+            "fallback_rate": self.fallbacks / self.requests if self.requests else 0.0,
+            "fallback_reasons": dict(self.reasons.most_common()),
+            "local": self.local, "local_share": self.local / self.served if self.served else 0.0,
+            "tokens_in": self.tokens_in, "tokens_out": self.tokens_out, "spend_usd": self.spend,
+            "latency_p50_ms": _pct(self.latencies, 50), "latency_p95_ms": _pct(self.latencies, 95),
+            "queue_wait_p50_ms": _pct(self.waits, 50), "queue_wait_p95_ms": _pct(self.waits, 95),
+            "failed": self.failed, "timeout_cascades": self.cascades, "deadline_misses": self.deadline_misses,
+        }
+
+    def models(self) -> dict[str, dict[str, Any]]:
+        names = sorted(set(self.model_waits) | set(self.model_served))
+        return {n: {"served": self.model_served[n],
+                    "queue_wait_p50_ms": _pct(self.model_waits.get(n, array("d")), 50),
+                    "queue_wait_p95_ms": _pct(self.model_waits.get(n, array("d")), 95),
+                    "attempts": len(self.model_waits.get(n, ()))} for n in names}
+
+    def agent_local_shares(self) -> dict[str, float]:
+        return {name: (a.local / a.served if a.served else 0.0) for name, a in self.agents.items()}

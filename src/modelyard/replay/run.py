@@ -1,0 +1,179 @@
+"""One replay: learn the models from the log, simulate the current and the candidate config on the
+same arrivals, and compare — with the current config's replay checked against what was measured."""
+
+from __future__ import annotations
+
+import sqlite3
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.config.schema import Config
+from modelyard.errors import ModelyardError
+from modelyard.gateway.routing import derived_config
+from modelyard.ledger.report import Period, build_report
+from modelyard.replay import source
+from modelyard.replay.collect import Collector
+from modelyard.replay.engine import simulate
+from modelyard.replay.profile import ModelProfile, Profiler, Source, _Reservoir, stated_profile
+
+#: answered attempts below which a model's measured figures are not trusted alone
+MIN_SAMPLES = 20
+DEFAULT_TTFT_S = 1.0
+DEFAULT_TPS = 20.0
+#: how far before the period the log is read to know each model's condition at its start
+LOOKBEHIND_S = 3600.0
+
+
+class ReplayError(ModelyardError):
+    """Nothing to replay, or a log that cannot be read."""
+
+
+@dataclass
+class Side:
+    """One config's simulated figures."""
+
+    totals: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    agent_local_share: dict[str, float]
+    series: dict[int, list[float]]
+    skipped_agents: dict[str, int]
+    cost_per_month_usd: float = 0.0
+    all_cloud_per_month_usd: dict[str, float] = field(default_factory=dict)
+    peak_memory_gb: float | None = None
+
+
+@dataclass
+class Replay:
+    period: Period
+    requests: int
+    load: float
+    current: Side
+    candidate: Side
+    assumed: dict[str, str]
+    #: the current config's replay against what the log measured: figure → (measured, replayed)
+    validation: dict[str, tuple[float | None, float | None]]
+
+
+def _fit(conn: sqlite3.Connection, period: Period, seed: int) -> tuple[dict[str, ModelProfile], dict[str, list[int]]]:
+    profiler = Profiler(seed)
+    lengths: dict[str, _Reservoir] = {}
+    for a in source.attempts(conn, period.start - LOOKBEHIND_S, period.end):
+        profiler.add(a)
+        if a.outcome == "ok" and a.tokens_out:
+            r = lengths.get(a.agent)
+            if r is None:
+                r = lengths[a.agent] = _Reservoir(profiler._rng, 1024)
+            r.add(a.tokens_out)
+    return profiler.finish(), {agent: list(r.items) for agent, r in lengths.items()}
+
+
+def _probed(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
+    """(TTFT s, tokens/s) per model from the latest `probe` runs."""
+    out: dict[str, tuple[float, float]] = {}
+    rows = conn.execute("SELECT model, check_name, value FROM probes p WHERE ts = (SELECT MAX(ts) FROM probes q "
+                        "WHERE q.model = p.model) AND check_name IN ('ttft_ms', 'tokens_per_s')").fetchall()
+    found: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["value"]:
+            found.setdefault(row["model"], {})[row["check_name"]] = float(row["value"])
+    for model, v in found.items():
+        if "ttft_ms" in v and "tokens_per_s" in v:
+            out[model] = (v["ttft_ms"] / 1000, v["tokens_per_s"])
+    return out
+
+
+def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probed: dict[str, tuple[float, float]]
+                 ) -> tuple[dict[str, ModelProfile], dict[str, str]]:
+    """A profile for every model either config names; ``assumed`` says where each non-measured one came from."""
+    out: dict[str, ModelProfile] = {}
+    assumed: dict[str, str] = {}
+    for config in configs:
+        for name, m in config.models.items():
+            if name in out:
+                continue
+            p = measured.get(name)
+            if p is not None and len(p.ttft) >= MIN_SAMPLES:
+                out[name] = p
+                continue
+            if m.replay is not None:
+                q = stated_profile(name, m.replay.ttft_ms / 1000, m.replay.tokens_per_s, m.replay.failure_rate,
+                                   Source.STATED)
+            elif name in probed:
+                q = stated_profile(name, *probed[name], 0.0, Source.PROBED)
+            else:
+                q = stated_profile(name, DEFAULT_TTFT_S, DEFAULT_TPS, 0.0, Source.ASSUMED)
+            if p is not None:  # too few answers to trust, but its condition over time is still real
+                q.times, q.fates, q.reached, q.failures = p.times, p.fates, p.reached, p.failures
+            out[name] = q
+            assumed[name] = (f"{q.source.value}: TTFT {q.ttft[0][1] * 1000:.0f} ms, {q.tokens_per_s[0]:g} tok/s"
+                             + (f" (only {len(p.ttft)} answers logged)" if p is not None else ""))
+    return out, assumed
+
+
+def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int]]:
+    config, period, path, profiles, lengths, load, seed, start = args
+    conn = _open(path)
+    try:
+        return simulate(config, source.arrivals(conn, period.start, period.end), profiles, start=start,
+                        tokens_out=lengths, load=load, seed=seed)
+    finally:
+        conn.close()
+
+
+def _open(path: str) -> sqlite3.Connection:
+    from modelyard.ledger import connect
+
+    return connect(path)
+
+
+def _for_replay(config: Config) -> Config:
+    """The config as the simulation runs it: direct ``model:NAME`` calls addressable, no text kept."""
+    cfg = derived_config(config)
+    return cfg.model_copy(update={"log": cfg.log.model_copy(update={"store_text": False})})
+
+
+def _side(c: Collector, skipped: dict[str, int], config: Config, period: Period) -> Side:
+    from modelyard.replay.memory import peak_memory_gb
+
+    days = max((period.end - period.start) / 86400, 1e-9)
+    per_month = 30 / days
+    all_cloud = {name: (c.tokens_in * p.input + c.tokens_out * p.output) / 1e6 * per_month
+                 for name, p in config.report.counterfactual.items()}
+    served_local = [m for m, n in c.model_served.items() if n and m in config.models and config.models[m].is_local]
+    return Side(c.totals(), c.models(), c.agent_local_shares(), c.series, skipped,
+                cost_per_month_usd=c.spend * per_month, all_cloud_per_month_usd=all_cloud,
+                peak_memory_gb=peak_memory_gb(config, served_local))
+
+
+VALIDATED = ("fallback_rate", "queue_wait_p50_ms", "queue_wait_p95_ms", "local_share", "spend_usd",
+             "latency_p50_ms", "latency_p95_ms")
+
+
+def replay(path: str, current: Config, candidate: Config, period: Period, *, load: float = 1.0, seed: int = 0,
+           parallel: bool = True) -> Replay:
+    conn = _open(path)
+    try:
+        n, first, _last = source.span(conn, period.start, period.end)
+        if n == 0:
+            raise ReplayError(f"the routing log ({path}) has no requests in {period.label}: nothing to replay "
+                              "(try a longer --days, or check log.path in the config)")
+        measured, lengths = _fit(conn, period, seed)
+        profiles, assumed = profiles_for([current, candidate], measured, _probed(conn))
+        report = build_report(conn, current, period).totals.summary()
+    finally:
+        conn.close()
+    start = (first or period.start) - 1.0
+    # current at the logged load (checked against what was measured), candidate at --load, and the
+    # current config at --load too when traffic is scaled (the fair comparison)
+    runs = [(current, 1.0), (candidate, load)] + ([(current, load)] if load != 1.0 else [])
+    jobs = [(_for_replay(cfg), period, path, profiles, lengths, scale, seed, start) for cfg, scale in runs]
+    if parallel:
+        with ProcessPoolExecutor(max_workers=2) as workers:
+            results = list(workers.map(_simulate_side, jobs))
+    else:
+        results = [_simulate_side(job) for job in jobs]
+    logged = _side(*results[0], current, period)
+    validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
+    now = _side(*results[2], current, period) if load != 1.0 else logged
+    return Replay(period, n, load, now, _side(*results[1], candidate, period), assumed, validation)

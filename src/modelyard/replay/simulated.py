@@ -1,0 +1,79 @@
+"""A provider that behaves as the log says a model behaved — in simulated time.
+
+It sleeps for a sampled TTFT, streams the logged answer's length at a sampled rate (in steps
+short enough that the candidate's idle bound judges real silences only), and fails when the
+model's logged condition at that moment says it failed: after its measured time to fail, or
+by going silent so that the candidate's own first-token or idle bound decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+
+from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
+from modelyard.providers.base import Provider
+from modelyard.replay.profile import ModelProfile
+from modelyard.replay.source import Arrival
+from modelyard.types import ChatRequest, Chunk, Usage
+
+#: the logged request a simulated call stands for (set per arrival; tasks inherit it)
+CURRENT: ContextVar[Arrival] = ContextVar("modelyard_replay_arrival")
+#: output length when the logged request got no answer to copy
+DEFAULT_TOKENS_OUT = 200
+_FOREVER = 10 * 365 * 86400.0
+
+
+class SimulatedProvider(Provider):
+    def __init__(self, name: str, config: ModelConfig, profile: ModelProfile, rng: random.Random,
+                 tokens_out: dict[str, list[int]], unavailable: str | None = None):
+        super().__init__(name, config)
+        self.sim = profile
+        self.rng = rng
+        #: answered output lengths per agent, for requests the log has no answer for
+        self.tokens_out = tokens_out
+        #: what the real provider says here and now (a key not set is skipped in the replay too)
+        self._unavailable = unavailable
+
+    def unavailable_reason(self) -> str | None:
+        return self._unavailable
+
+    def _length(self, arrival: Arrival) -> int:
+        if arrival.tokens_out:
+            return arrival.tokens_out
+        lengths = self.tokens_out.get(arrival.agent)
+        return lengths[self.rng.randrange(len(lengths))] if lengths else DEFAULT_TOKENS_OUT
+
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        arrival = CURRENT.get()
+        loop = asyncio.get_running_loop()
+        fate = self.sim.fate(self.rng, loop.time())
+        if fate is Reason.FIRST_TOKEN_TIMEOUT:
+            await asyncio.sleep(_FOREVER)
+        if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:
+            await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
+            raise ProviderError(fate, "as logged")
+        await asyncio.sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in))
+        tokens = self._length(arrival)
+        yield Chunk("text", text="·")
+        if fate is not None:  # went silent, or broke off, after the first token
+            if fate is Reason.IDLE_TIMEOUT:
+                await asyncio.sleep(_FOREVER)
+            await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
+            raise ProviderError(fate, "as logged")
+        remaining = max(0, tokens - 1) / max(self.sim.sample_tps(self.rng), 0.01)
+        step = timeouts.idle * 0.5
+        while remaining > step:  # a long answer streams on; only a real silence trips the idle bound
+            await asyncio.sleep(step)
+            remaining -= step
+            yield Chunk("text", text="·")
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        yield Chunk("usage", usage=Usage(arrival.tokens_in, tokens))
+        yield Chunk("done", stop_reason="stop")
+
+
+_MID_STREAM = frozenset({Reason.STREAM_ERROR, Reason.CONNECTION_DROPPED})
