@@ -71,8 +71,9 @@ def test_cooldown_and_queue_bound_in_simulated_time() -> None:
         await at(81)                              # cooldown over: the probe succeeds, traffic returns to a
         return seen
 
-    assert run_simulated(main(), start=0.0) == [(3.0, "b", "queue_timeout"), (10.0, "a", ""), (20.0, "b", "server_error"),
-                                     (50.0, "b", "cooling_down"), (81.0, "a", "")]
+    assert run_simulated(main(), start=0.0) == [(3.0, "b", "queue_timeout"), (10.0, "a", ""),
+                                                (20.0, "b", "server_error"), (50.0, "b", "cooling_down"),
+                                                (81.0, "a", "")]
 
 
 def test_manual_clock_drives_a_pool_without_a_loop_clock() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, report_cmd, serve_cmd, setup
+from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay_cmd, report_cmd, serve_cmd, setup
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -28,6 +28,7 @@ app.command()(ops_cmds.warmup)
 app.command("install-service")(ops_cmds.install_service)
 app.command()(report_cmd.report)
 app.command()(bench_cmd.bench)
+app.command()(replay_cmd.replay)
 
 
 def main() -> None:

@@ -20,8 +20,12 @@ from modelyard.router.records import RequestRecord
 
 TIMEOUTS = frozenset({Reason.QUEUE_TIMEOUT, Reason.CONNECT_TIMEOUT, Reason.FIRST_TOKEN_TIMEOUT,
                       Reason.IDLE_TIMEOUT, Reason.DEADLINE})
-#: width of one point of the charts' time series
-BUCKET_S = 3600.0
+#: widths a chart's time step may take: about 100 points over the period
+BUCKETS_S = (60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+
+
+def bucket_for(span_s: float) -> float:
+    return next((b for b in BUCKETS_S if span_s / b <= 150), BUCKETS_S[-1])
 
 
 def _pct(values: array, p: float) -> float | None:
@@ -43,6 +47,8 @@ class _Agent:
 @dataclass
 class Collector:
     local_models: frozenset[str]
+    #: seconds per point of the time series
+    bucket_s: float = 3600.0
     requests: int = 0
     served: int = 0
     fallbacks: int = 0
@@ -93,9 +99,10 @@ class Collector:
         if r.outcome is RequestOutcome.FALLBACK:
             self.fallbacks += 1
             self.reasons[first_reason or "unknown"] += 1
-        point = self.series.get(int(r.ts // BUCKET_S))
+        key = int(r.ts // self.bucket_s)
+        point = self.series.get(key)
         if point is None:
-            point = self.series[int(r.ts // BUCKET_S)] = [0, 0.0, 0.0]
+            point = self.series[key] = [0, 0.0, 0.0]
         point[0] += 1
         point[1] += r.queue_wait_ms
         point[2] += r.cost_usd

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import random
 from collections.abc import Iterable, Iterator
 
@@ -23,37 +24,53 @@ from modelyard.router import ModelPool, Router
 from modelyard.router.clock import VirtualTimeLoop
 from modelyard.types import ChatRequest, Message
 
-#: arrivals scheduled ahead of simulated time
-WINDOW = 2000
+#: how far a copy of an arrival may move in time when traffic is scaled up
+JITTER_S = 2.0
 _PROMPT = [Message("user", "(replayed request)")]
 
 
 def scaled(arrivals: Iterable[Arrival], load: float, seed: int) -> Iterator[Arrival]:
     """``load`` × the traffic with the same shape: each arrival repeats ⌊load⌋ times, plus once more with
-    probability frac(load), copies shifted by a few seconds so bursts stay bursts, not exact duplicates."""
+    probability frac(load), copies shifted by up to :data:`JITTER_S` so bursts stay bursts, not exact
+    duplicates. Still in time order (copies wait in a small heap until their time comes)."""
+    if load == 1.0:
+        yield from arrivals
+        return
     rng = random.Random(seed)
     whole, frac = int(load), load - int(load)
+    later: list[tuple[float, int, Arrival]] = []
+    n = 0
     for a in arrivals:
+        while later and later[0][0] <= a.ts:
+            yield heapq.heappop(later)[2]
         copies = whole + (1 if rng.random() < frac else 0)
         for k in range(copies):
-            yield a if k == 0 else Arrival(f"{a.id}+{k}", a.ts + rng.uniform(0, 2.0), a.agent, a.tokens_in,
-                                           a.tokens_out, a.answered)
+            if k == 0:
+                copy = a
+            else:
+                copy = Arrival(f"{a.id}+{k}", a.ts + rng.uniform(0, JITTER_S), a.agent, a.tokens_in, a.tokens_out,
+                               a.answered)
+            n += 1
+            heapq.heappush(later, (copy.ts, n, copy))
+    while later:
+        yield heapq.heappop(later)[2]
 
 
 def _providers(config: Config, profiles: dict[str, ModelProfile], rng: random.Random,
-               tokens_out: dict[str, list[int]]) -> dict[str, SimulatedProvider]:
+               tokens_out: dict[str, list[int]], speed: float) -> dict[str, SimulatedProvider]:
     out = {}
     for name, m in config.models.items():
         try:
             unavailable = build_provider(name, m).unavailable_reason()
         except ModelyardError as exc:
             unavailable = str(exc)
-        out[name] = SimulatedProvider(name, m, profiles[name], rng, tokens_out, unavailable)
+        out[name] = SimulatedProvider(name, m, profiles[name], rng, tokens_out, unavailable, speed)
     return out
 
 
 async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[str], skipped: dict[str, int]
                  ) -> None:
+    """Start each arrival at its logged time (one timer at a time: the loop's heap holds what is in flight)."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task] = set()
     request = ChatRequest(messages=_PROMPT)
@@ -63,42 +80,28 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
         with contextlib.suppress(ModelyardError):  # a chain that could not answer is a figure the sink counted
             await router.complete(arrival.agent, request, request_id=arrival.id)
 
-    def start(arrival: Arrival) -> None:
-        task = loop.create_task(one(arrival))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    batch: list[Arrival] = []
     for arrival in arrivals:
         if arrival.agent not in known:
             skipped[arrival.agent] = skipped.get(arrival.agent, 0) + 1
             continue
-        batch.append(arrival)
-        if len(batch) >= WINDOW:
-            await _schedule(loop, batch, start)
-            batch = []
-    await _schedule(loop, batch, start)
+        delay = arrival.ts - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = loop.create_task(one(arrival))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
     while pending:
         await asyncio.gather(*list(pending))
 
 
-async def _schedule(loop: asyncio.AbstractEventLoop, batch: list[Arrival], start) -> None:
-    """Start each arrival at its logged time, then return once the batch's last one has started."""
-    if not batch:
-        return
-    for arrival in batch:
-        loop.call_at(arrival.ts, start, arrival)
-    await asyncio.sleep(max(0.0, batch[-1].ts - loop.time()))
-
-
 def simulate(config: Config, arrivals: Iterable[Arrival], profiles: dict[str, ModelProfile], *, start: float,
-             tokens_out: dict[str, list[int]], load: float = 1.0, seed: int = 0
-             ) -> tuple[Collector, dict[str, int]]:
+             tokens_out: dict[str, list[int]], load: float = 1.0, speed: float = 1.0, seed: int = 0,
+             bucket_s: float = 3600.0) -> tuple[Collector, dict[str, int]]:
     """Replay ``arrivals`` under ``config``; return its figures and the requests of agents it lacks."""
     rng = random.Random(seed)
     local = frozenset(n for n, m in config.models.items() if m.is_local)
-    collector = Collector(local)
-    pool = ModelPool(config, providers=_providers(config, profiles, rng, tokens_out))
+    collector = Collector(local, bucket_s)
+    pool = ModelPool(config, providers=_providers(config, profiles, rng, tokens_out, speed))
     router = Router(config, pool=pool, sink=collector)
     skipped: dict[str, int] = {}
     loop = VirtualTimeLoop(start)

@@ -11,9 +11,10 @@ from typing import Any
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.gateway.routing import derived_config
-from modelyard.ledger.report import Period, build_report
+from modelyard.ledger.aggregate import Group
+from modelyard.ledger.report import Period
 from modelyard.replay import source
-from modelyard.replay.collect import Collector
+from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
 from modelyard.replay.profile import ModelProfile, Profiler, Source, _Reservoir, stated_profile
 
@@ -37,6 +38,7 @@ class Side:
     models: dict[str, dict[str, Any]]
     agent_local_share: dict[str, float]
     series: dict[int, list[float]]
+    bucket_s: float
     skipped_agents: dict[str, int]
     cost_per_month_usd: float = 0.0
     all_cloud_per_month_usd: dict[str, float] = field(default_factory=dict)
@@ -48,6 +50,7 @@ class Replay:
     period: Period
     requests: int
     load: float
+    speed: float
     current: Side
     candidate: Side
     assumed: dict[str, str]
@@ -101,9 +104,13 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
                                    Source.STATED)
             elif name in probed:
                 q = stated_profile(name, *probed[name], 0.0, Source.PROBED)
+            elif p is not None and p.ttft:  # a few answers beat a made-up default; say how few
+                out[name] = p
+                assumed[name] = f"measured on only {len(p.ttft)} answers in the log"
+                continue
             else:
                 q = stated_profile(name, DEFAULT_TTFT_S, DEFAULT_TPS, 0.0, Source.ASSUMED)
-            if p is not None:  # too few answers to trust, but its condition over time is still real
+            if p is not None:  # its condition over time is still real
                 q.times, q.fates, q.reached, q.failures = p.times, p.fates, p.reached, p.failures
             out[name] = q
             assumed[name] = (f"{q.source.value}: TTFT {q.ttft[0][1] * 1000:.0f} ms, {q.tokens_per_s[0]:g} tok/s"
@@ -111,14 +118,18 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
     return out, assumed
 
 
-def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int]]:
-    config, period, path, profiles, lengths, load, seed, start = args
+def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int], dict[str, Any] | None]:
+    """One simulation (a worker process's job); ``measure``: also count the log as ``report`` would."""
+    config, period, path, profiles, lengths, load, speed, seed, start, bucket, measure = args
+    measured = Group("all") if measure else None
     conn = _open(path)
     try:
-        return simulate(config, source.arrivals(conn, period.start, period.end), profiles, start=start,
-                        tokens_out=lengths, load=load, seed=seed)
+        collector, skipped = simulate(config, source.arrivals(conn, period.start, period.end, measured), profiles,
+                                      start=start, tokens_out=lengths, load=load, speed=speed, seed=seed,
+                                      bucket_s=bucket)
     finally:
         conn.close()
+    return collector, skipped, measured.summary() if measured is not None else None
 
 
 def _open(path: str) -> sqlite3.Connection:
@@ -141,7 +152,7 @@ def _side(c: Collector, skipped: dict[str, int], config: Config, period: Period)
     all_cloud = {name: (c.tokens_in * p.input + c.tokens_out * p.output) / 1e6 * per_month
                  for name, p in config.report.counterfactual.items()}
     served_local = [m for m, n in c.model_served.items() if n and m in config.models and config.models[m].is_local]
-    return Side(c.totals(), c.models(), c.agent_local_shares(), c.series, skipped,
+    return Side(c.totals(), c.models(), c.agent_local_shares(), c.series, c.bucket_s, skipped,
                 cost_per_month_usd=c.spend * per_month, all_cloud_per_month_usd=all_cloud,
                 peak_memory_gb=peak_memory_gb(config, served_local))
 
@@ -150,30 +161,35 @@ VALIDATED = ("fallback_rate", "queue_wait_p50_ms", "queue_wait_p95_ms", "local_s
              "latency_p50_ms", "latency_p95_ms")
 
 
-def replay(path: str, current: Config, candidate: Config, period: Period, *, load: float = 1.0, seed: int = 0,
-           parallel: bool = True) -> Replay:
+def replay(path: str, current: Config, candidate: Config, period: Period, *, load: float = 1.0,
+           speed: float = 1.0, seed: int = 0, parallel: bool = True) -> Replay:
+    """``load``: traffic multiplier; ``speed``: model speed multiplier (both apply to the comparison, not
+    to the validation run, which replays the current config exactly as logged)."""
     conn = _open(path)
     try:
-        n, first, _last = source.span(conn, period.start, period.end)
+        n, first, last = source.span(conn, period.start, period.end)
         if n == 0:
             raise ReplayError(f"the routing log ({path}) has no requests in {period.label}: nothing to replay "
                               "(try a longer --days, or check log.path in the config)")
         measured, lengths = _fit(conn, period, seed)
         profiles, assumed = profiles_for([current, candidate], measured, _probed(conn))
-        report = build_report(conn, current, period).totals.summary()
     finally:
         conn.close()
     start = (first or period.start) - 1.0
     # current at the logged load (checked against what was measured), candidate at --load, and the
     # current config at --load too when traffic is scaled (the fair comparison)
-    runs = [(current, 1.0), (candidate, load)] + ([(current, load)] if load != 1.0 else [])
-    jobs = [(_for_replay(cfg), period, path, profiles, lengths, scale, seed, start) for cfg, scale in runs]
+    scaled = load != 1.0 or speed != 1.0
+    runs = [(current, 1.0, 1.0), (candidate, load, speed)] + ([(current, load, speed)] if scaled else [])
+    bucket = bucket_for((last or start) - start)
+    jobs = [(_for_replay(cfg), period, path, profiles, lengths, ld, sp, seed, start, bucket, i == 0)
+            for i, (cfg, ld, sp) in enumerate(runs)]
     if parallel:
         with ProcessPoolExecutor(max_workers=2) as workers:
             results = list(workers.map(_simulate_side, jobs))
     else:
         results = [_simulate_side(job) for job in jobs]
-    logged = _side(*results[0], current, period)
+    logged = _side(*results[0][:2], current, period)
+    report = results[0][2] or {}
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
-    now = _side(*results[2], current, period) if load != 1.0 else logged
-    return Replay(period, n, load, now, _side(*results[1], candidate, period), assumed, validation)
+    now = _side(*results[2][:2], current, period) if scaled else logged
+    return Replay(period, n, load, speed, now, _side(*results[1][:2], candidate, period), assumed, validation)

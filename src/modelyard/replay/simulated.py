@@ -29,8 +29,10 @@ _FOREVER = 10 * 365 * 86400.0
 
 class SimulatedProvider(Provider):
     def __init__(self, name: str, config: ModelConfig, profile: ModelProfile, rng: random.Random,
-                 tokens_out: dict[str, list[int]], unavailable: str | None = None):
+                 tokens_out: dict[str, list[int]], unavailable: str | None = None, speed: float = 1.0):
         super().__init__(name, config)
+        #: "what if the models ran this much faster": divides TTFT, multiplies tokens/s
+        self.speed = speed
         self.sim = profile
         self.rng = rng
         #: answered output lengths per agent, for requests the log has no answer for
@@ -56,7 +58,7 @@ class SimulatedProvider(Provider):
         if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:
             await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
             raise ProviderError(fate, "as logged")
-        await asyncio.sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in))
+        await asyncio.sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in) / self.speed)
         tokens = self._length(arrival)
         yield Chunk("text", text="·")
         if fate is not None:  # went silent, or broke off, after the first token
@@ -64,8 +66,8 @@ class SimulatedProvider(Provider):
                 await asyncio.sleep(_FOREVER)
             await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
             raise ProviderError(fate, "as logged")
-        remaining = max(0, tokens - 1) / max(self.sim.sample_tps(self.rng), 0.01)
-        step = timeouts.idle * 0.5
+        remaining = max(0, tokens - 1) / max(self.sim.sample_tps(self.rng) * self.speed, 0.01)
+        step = timeouts.idle * 0.9
         while remaining > step:  # a long answer streams on; only a real silence trips the idle bound
             await asyncio.sleep(step)
             remaining -= step

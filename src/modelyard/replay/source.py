@@ -10,6 +10,8 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from modelyard.ledger.aggregate import Group
+
 PAGE = 5000
 
 
@@ -53,7 +55,8 @@ def _pages(conn: sqlite3.Connection, sql: str, start: float, end: float) -> Iter
 
 
 _ARRIVALS = (
-    "SELECT r.rowid AS rid, r.id, r.ts, r.agent, r.outcome, r.model,"
+    "SELECT r.rowid AS rid, r.id, r.ts, r.agent, r.outcome, r.model, r.tokens_in, r.tokens_out, r.fallback_reason,"
+    " r.is_local, r.total_ms, r.tokens_per_s, r.queue_wait_ms, r.acceptable, r.cost_usd,"
     " COALESCE((SELECT a.tokens_in FROM attempts a WHERE a.request_id = r.id AND a.outcome NOT IN ('skipped')"
     "           ORDER BY a.seq LIMIT 1), r.tokens_in) AS first_in,"
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
@@ -69,8 +72,14 @@ _ATTEMPTS = (
 )
 
 
-def arrivals(conn: sqlite3.Connection, start: float, end: float) -> Iterator[Arrival]:
+def arrivals(conn: sqlite3.Connection, start: float, end: float, measured: Group | None = None
+             ) -> Iterator[Arrival]:
+    """The logged requests in time order; ``measured`` also counts each row as ``report`` does (same
+    Group, same definitions), so the replay can be checked against the log in the same pass."""
     for row in _pages(conn, _ARRIVALS, start, end):
+        if measured is not None:
+            measured.add(row)
+            measured.spend += row["cost_usd"] or 0.0
         answered = row["outcome"] in ("ok", "fallback") and row["model"] is not None
         yield Arrival(row["id"], row["ts"], row["agent"], int(row["first_in"] or 0),
                       int(row["answer_out"] or 0) if answered else 0, answered)

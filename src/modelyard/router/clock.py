@@ -53,14 +53,23 @@ class _JumpingSelector:
     """Wraps a real selector: polls it without blocking, and when nothing is ready, jumps the
     loop's clock to the next timer instead of sleeping until it."""
 
+    #: real I/O (another thread waking the loop) is looked for every this many jumps, not at each
+    POLL_EVERY = 64
+
     def __init__(self, loop: VirtualTimeLoop, real: selectors.BaseSelector):
         self._loop = loop
         self._real = real
+        self._skipped = 0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self._real.select(0)
-        if ready or timeout is None or timeout <= 0:
-            return ready if ready or timeout is not None else self._real.select(None)
+        if timeout is None:
+            return self._real.select(None)  # nothing scheduled: only real I/O can wake the loop
+        if timeout <= 0 or self._skipped >= self.POLL_EVERY:
+            self._skipped = 0
+            ready = self._real.select(0)
+            if ready or timeout <= 0:
+                return ready
+        self._skipped += 1
         self._loop.now += timeout
         return []
 

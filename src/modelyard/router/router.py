@@ -34,6 +34,7 @@ from modelyard.router.records import (
 )
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
+from modelyard.router.watchdog import Watchdog
 from modelyard.types import ChatRequest, ChatResponse, Chunk, Message
 
 Sink = Callable[[RequestRecord], None]
@@ -271,30 +272,35 @@ class Router:
         start = loop.time()
         gen = provider.chunks(req, tm)  # checked: every shape of provider data is handled below this line
         first = True
+        watchdog = Watchdog(loop)
         try:
             while True:
                 limit = min(start + tm.first_token if first else loop.time() + tm.idle, deadline)
+                watchdog.arm(limit)
                 try:
-                    async with asyncio.timeout_at(limit):
-                        chunk = await gen.__anext__()
+                    chunk = await gen.__anext__()
                 except StopAsyncIteration:
                     return
-                except TimeoutError:
+                except asyncio.CancelledError:
+                    if not watchdog.claim():
+                        raise
                     if limit >= deadline:
                         raise ProviderError(Reason.DEADLINE, "the request's total time bound ran out") from None
                     if first:
                         raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
                                             f"no first token within {tm.first_token:g}s") from None
                     raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
-                except (ProviderError, asyncio.CancelledError):
+                except ProviderError:
                     raise
                 except Exception as exc:
                     raise provider_failure(exc) from None
+                watchdog.disarm()  # while the caller has the chunk, its time is not the model's
                 if first:
                     attempt.ttft_ms = (loop.time() - start) * 1000
                     first = False
                 yield chunk
         finally:
+            watchdog.close()
             await gen.aclose()
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,

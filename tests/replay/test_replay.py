@@ -1,0 +1,226 @@
+"""Replay: the real router over simulated time reproduces a recorded run, predicts a changed config
+in the direction and size a real run with that config shows, and says clearly when it cannot."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.ledger import connect
+from modelyard.ledger.report import Period, build_report
+from modelyard.replay import source
+from modelyard.replay.run import ReplayError, replay
+from modelyard.replay.summary import to_dict
+from tests.replay.traffic import T0, arrivals, config, record
+
+#: the routing log as the first release wrote it (schema version 1), fixed forever
+SCHEMA_1 = """
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    parent_id TEXT,
+    ts REAL NOT NULL,
+    agent TEXT NOT NULL,
+    model TEXT,
+    is_local INTEGER,
+    outcome TEXT NOT NULL,
+    fallback_reason TEXT,
+    n_attempts INTEGER NOT NULL DEFAULT 0,
+    queue_wait_ms REAL,
+    ttft_ms REAL,
+    total_ms REAL,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    tokens_per_s REAL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    prompt TEXT,
+    response TEXT,
+    thinking TEXT,
+    error TEXT,
+    acceptable INTEGER,
+    rated_at REAL
+);
+CREATE INDEX requests_ts ON requests(ts);
+CREATE INDEX requests_agent_ts ON requests(agent, ts);
+CREATE INDEX requests_model_ts ON requests(model, ts);
+CREATE TABLE attempts (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    agent TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT,
+    queue_wait_ms REAL,
+    ttft_ms REAL,
+    duration_ms REAL,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    tokens_per_s REAL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (request_id, seq)
+);
+CREATE INDEX attempts_model_ts ON attempts(model, ts);
+"""
+WINDOW = Period(T0 - 60, T0 + 5 * 86400, "test window", 5 / 30)
+N = 1500
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same arrivals recorded twice by the real router: with qwen's 2 slots and with 1."""
+    base = tmp_path_factory.mktemp("replay")
+    schedule = arrivals(N)
+    logs = {}
+    for name, slots in (("full", 2), ("half", 1)):
+        log = base / f"{name}.sqlite3"
+        record(config(log, qwen_slots=slots), schedule)
+        logs[name] = log
+    return logs
+
+
+def _measured(log: Path, slots: int) -> dict:
+    return build_report(connect(log), config(log, qwen_slots=slots), WINDOW).totals.summary()
+
+
+def test_replaying_the_logged_config_reproduces_what_was_measured(recorded) -> None:
+    log = recorded["full"]
+    r = replay(str(log), config(log), config(log), WINDOW, parallel=False)
+    measured = _measured(log, 2)
+    replayed = r.current.totals
+    assert replayed["requests"] == measured["requests"] == N
+    assert abs(replayed["fallback_rate"] - measured["fallback_rate"]) <= 0.03
+    for key in ("queue_wait_p95_ms", "latency_p50_ms", "latency_p95_ms"):
+        assert replayed[key] == pytest.approx(measured[key], rel=0.15), key
+    assert replayed["local_share"] == pytest.approx(measured["local_share"], abs=0.03)
+    # the validation section says the same, per figure
+    assert r.validation["fallback_rate"] == (measured["fallback_rate"], replayed["fallback_rate"])
+    assert set(r.assumed) <= {"gemma"}  # a rarely used fallback is flagged, the others were measured
+
+
+def test_halving_slots_is_predicted_like_a_real_run_with_half_the_slots(recorded) -> None:
+    full, half = recorded["full"], recorded["half"]
+    r = replay(str(full), config(full), config(full, qwen_slots=1), WINDOW, parallel=False)
+    real_full, real_half = _measured(full, 2), _measured(half, 1)
+    predicted = r.candidate.totals
+    # same direction as the real run …
+    assert real_half["queue_wait_p95_ms"] > real_full["queue_wait_p95_ms"]
+    assert predicted["queue_wait_p95_ms"] > r.current.totals["queue_wait_p95_ms"]
+    assert predicted["fallback_rate"] > r.current.totals["fallback_rate"]
+    assert real_half["fallback_rate"] > real_full["fallback_rate"]
+    # … and roughly the same size
+    assert predicted["queue_wait_p95_ms"] == pytest.approx(real_half["queue_wait_p95_ms"], rel=0.25)
+    assert predicted["fallback_rate"] == pytest.approx(real_half["fallback_rate"], abs=0.03)
+    reasons = predicted["fallback_reasons"]
+    assert max(reasons, key=reasons.get) == "queue_timeout"
+
+
+def test_json_uses_the_reports_field_names(recorded) -> None:
+    log = recorded["full"]
+    r = replay(str(log), config(log), config(log, qwen_slots=1), WINDOW, parallel=False)
+    out = to_dict(r)
+    report_keys = set(_measured(log, 2))
+    for side in ("current", "candidate"):
+        missing = {"fallback_rate", "queue_wait_p50_ms", "queue_wait_p95_ms", "local_share", "spend_usd"} - set(
+            out[side])
+        assert not missing
+        assert {k for k in report_keys if k in out[side]} >= {"requests", "served", "fallbacks", "tokens_in"}
+    assert out["summary"] and any("Fallbacks" in line or "Queue wait" in line for line in out["summary"])
+    json.dumps(out)  # serialisable as is
+
+
+def test_a_model_new_in_the_candidate_is_flagged_as_assumed(recorded, tmp_path: Path) -> None:
+    log = recorded["full"]
+    data = config(log).model_dump(mode="json", exclude_defaults=True)
+    data["models"]["mistral"] = {"provider": "openai", "max_concurrent": 4,
+                                 "replay": {"ttft_ms": 300, "tokens_per_s": 40}}
+    data["models"]["phi"] = {"provider": "openai"}
+    data["agents"]["chat"]["fallbacks"] = ["mistral", "phi", "haiku"]
+    path = tmp_path / "candidate.yaml"
+    path.write_text(yaml.safe_dump(data))
+    from modelyard.config import load_config
+
+    r = replay(str(log), config(log), load_config(path), WINDOW, parallel=False)
+    assert "stated in the config" in r.assumed["mistral"] and "300 ms" in r.assumed["mistral"]
+    assert "assumed (no data)" in r.assumed["phi"]
+    assert "haiku" not in r.assumed and "qwen" not in r.assumed
+
+
+def test_traffic_growth_scales_arrivals(recorded) -> None:
+    log = recorded["full"]
+    r = replay(str(log), config(log), config(log), WINDOW, load=1.5, parallel=False)
+    assert r.candidate.totals["requests"] == pytest.approx(1.5 * N, rel=0.06)
+    assert r.current.totals["requests"] == r.candidate.totals["requests"]  # compared at the same load
+    assert r.validation["fallback_rate"][0] is not None  # validation still replays the log as it was
+
+
+def test_an_empty_window_is_a_clear_error(recorded) -> None:
+    log = recorded["full"]
+    empty = Period(T0 - 86400 * 10, T0 - 86400 * 9, "a day with no traffic", 1 / 30)
+    with pytest.raises(ReplayError, match="no requests in a day with no traffic"):
+        replay(str(log), config(log), config(log), empty, parallel=False)
+
+
+def test_a_log_from_an_older_schema_replays_after_migration(tmp_path: Path) -> None:
+    """A log written by the first release (schema 1) is migrated on open, then replayed."""
+    log = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(log)
+    conn.executescript(SCHEMA_1)
+    conn.execute("PRAGMA user_version=1")
+    t = T0 + 10
+    for i in range(30):
+        conn.execute("INSERT INTO requests (id, ts, agent, model, is_local, outcome, n_attempts, queue_wait_ms, "
+                     "total_ms, tokens_in, tokens_out) VALUES (?, ?, 'chat', 'qwen', 1, 'ok', 1, 0, 900, 50, 40)",
+                     (f"old{i}", t + i * 5))
+        conn.execute("INSERT INTO attempts (request_id, seq, ts, agent, model, provider, outcome, queue_wait_ms, "
+                     "ttft_ms, duration_ms, tokens_in, tokens_out, tokens_per_s) VALUES (?, 0, ?, 'chat', 'qwen', "
+                     "'openai', 'ok', 0, 300, 900, 50, 40, 65)", (f"old{i}", t + i * 5))
+    conn.commit()
+    conn.close()
+    r = replay(str(log), config(log), config(log), WINDOW, parallel=False)
+    assert r.current.totals["requests"] == 30 and r.current.totals["served"] == 30
+
+
+def test_the_log_is_read_a_page_at_a_time(recorded) -> None:
+    """Reading arrivals holds one page, not the log: memory does not grow with the number of rows read."""
+    conn = connect(recorded["full"])
+    tracemalloc.start()
+    it = source.arrivals(conn, WINDOW.start, WINDOW.end)
+    for _ in range(100):
+        next(it)
+    after_100 = tracemalloc.get_traced_memory()[0]
+    for _ in it:
+        pass
+    after_all = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert after_all < after_100 * 2
+
+
+def test_cli_side_by_side_and_json(recorded, tmp_path: Path) -> None:
+    log = recorded["full"]
+    cur, cand = tmp_path / "current.yaml", tmp_path / "candidate.yaml"
+    cur.write_text(yaml.safe_dump(config(log).model_dump(mode="json", exclude_defaults=True)))
+    cand.write_text(yaml.safe_dump(config(log, qwen_slots=1).model_dump(mode="json", exclude_defaults=True)))
+    window = ["--since", "2025-10-01", "--until", "2025-10-31"]
+    run = subprocess.run([sys.executable, "-m", "modelyard", "replay", "--config", str(cand), "--current", str(cur),
+                          *window, "--chart", str(tmp_path / "chart.png")], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "side by side" in run.stdout and "validation" in run.stdout and "queue_timeout" in run.stdout
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
+    js = subprocess.run([sys.executable, "-m", "modelyard", "replay", "--config", str(cand), "--current", str(cur),
+                         *window, "--json"], capture_output=True, text=True, timeout=300)
+    out = json.loads(js.stdout)
+    assert out["candidate"]["fallback_rate"] > out["current"]["fallback_rate"]
+    empty = subprocess.run([sys.executable, "-m", "modelyard", "replay", "--config", str(cand), "--current", str(cur),
+                            "--since", "2020-01-01", "--until", "2020-01-02"], capture_output=True, text=True,
+                           timeout=120)
+    assert empty.returncode == 1 and "nothing to replay" in empty.stderr and "Traceback" not in empty.stderr
