@@ -224,3 +224,30 @@ def test_cli_side_by_side_and_json(recorded, tmp_path: Path) -> None:
                             "--since", "2020-01-01", "--until", "2020-01-02"], capture_output=True, text=True,
                            timeout=120)
     assert empty.returncode == 1 and "nothing to replay" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_a_benched_model_takes_its_figures_from_the_bench(recorded, tmp_path: Path) -> None:
+    """A model with no production traffic but a `modelyard bench` run: its TTFT and speed come from there."""
+    import shutil
+
+    from modelyard.ledger import bench_runs
+
+    log = tmp_path / "log.sqlite3"
+    shutil.copy(recorded["full"], log)
+    conn = connect(log)
+    for rep in range(5):
+        bench_runs.save_run(conn, {"run_id": "b1", "ts": T0, "suite": "s", "agent": "chat", "task": "t",
+                                   "model": "mistral", "provider": "openai", "is_local": 1, "rep": rep, "k": 5,
+                                   "concurrency": 1, "passed": 1, "outcome": "ok", "ttft_ms": 250.0,
+                                   "total_ms": 250.0 + 1000.0, "tokens_in": 40, "tokens_out": 31})
+    conn.close()
+    data = config(log).model_dump(mode="json", exclude_defaults=True)
+    data["models"]["mistral"] = {"provider": "openai", "max_concurrent": 2}
+    data["agents"]["chat"]["primary"] = "mistral"
+    path = tmp_path / "candidate.yaml"
+    path.write_text(yaml.safe_dump(data))
+    from modelyard.config import load_config
+
+    r = replay(str(log), config(log), load_config(path), WINDOW, parallel=False)
+    assert r.assumed["mistral"] == "from `modelyard bench`: TTFT 250 ms, 30 tok/s"
+    assert r.candidate.models["mistral"]["served"] > 0

@@ -37,6 +37,7 @@ class Source(StrEnum):
     """Where a model's figures come from; anything but MEASURED is said in the output."""
 
     MEASURED = "measured in the log"
+    BENCHED = "from `modelyard bench`"
     PROBED = "from `modelyard probe`"
     STATED = "stated in the config (replay:)"
     ASSUMED = "assumed (no data)"

@@ -11,6 +11,7 @@ from typing import Any
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.gateway.routing import derived_config
+from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
 from modelyard.replay import source
@@ -86,9 +87,32 @@ def _probed(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
     return out
 
 
-def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probed: dict[str, tuple[float, float]]
-                 ) -> tuple[dict[str, ModelProfile], dict[str, str]]:
-    """A profile for every model either config names; ``assumed`` says where each non-measured one came from."""
+def _benched(conn: sqlite3.Connection, models: set[str]) -> dict[str, ModelProfile]:
+    """Profiles of models that `modelyard bench` measured (its answered runs' TTFT and speed)."""
+    out: dict[str, ModelProfile] = {}
+    for model in models:
+        try:
+            rows = bench_runs.service_times(conn, model)
+        except sqlite3.Error:  # a log from before bench existed
+            return out
+        ttft, tps = [], []
+        for r in rows:
+            if r["ttft_ms"] is None or r["total_ms"] is None:
+                continue
+            ttft.append((int(r["tokens_in"] or 0), r["ttft_ms"] / 1000))
+            gen = (r["total_ms"] - r["ttft_ms"]) / 1000
+            if (r["tokens_out"] or 0) > 1 and gen > 0:
+                tps.append((r["tokens_out"] - 1) / gen)
+        if ttft and tps:
+            out[model] = ModelProfile(model, Source.BENCHED, ttft=sorted(ttft), tokens_per_s=tps)
+    return out
+
+
+def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probed: dict[str, tuple[float, float]],
+                 benched: dict[str, ModelProfile] | None = None) -> tuple[dict[str, ModelProfile], dict[str, str]]:
+    """A profile for every model either config names; ``assumed`` says where each non-measured one came from.
+    Preference: measured in the log, stated in the config, `bench` results, `probe` results, the few answers
+    the log has, an assumed default."""
     out: dict[str, ModelProfile] = {}
     assumed: dict[str, str] = {}
     for config in configs:
@@ -102,6 +126,8 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
             if m.replay is not None:
                 q = stated_profile(name, m.replay.ttft_ms / 1000, m.replay.tokens_per_s, m.replay.failure_rate,
                                    Source.STATED)
+            elif benched and name in benched:
+                q = benched[name]
             elif name in probed:
                 q = stated_profile(name, *probed[name], 0.0, Source.PROBED)
             elif p is not None and p.ttft:  # a few answers beat a made-up default; say how few
@@ -113,7 +139,9 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
             if p is not None:  # its condition over time is still real
                 q.times, q.fates, q.reached, q.failures = p.times, p.fates, p.reached, p.failures
             out[name] = q
-            assumed[name] = (f"{q.source.value}: TTFT {q.ttft[0][1] * 1000:.0f} ms, {q.tokens_per_s[0]:g} tok/s"
+            ttft = sorted(t for _, t in q.ttft)[len(q.ttft) // 2]
+            tps = sorted(q.tokens_per_s)[len(q.tokens_per_s) // 2]
+            assumed[name] = (f"{q.source.value}: TTFT {ttft * 1000:.0f} ms, {tps:.3g} tok/s"
                              + (f" (only {len(p.ttft)} answers logged)" if p is not None else ""))
     return out, assumed
 
@@ -172,7 +200,8 @@ def replay(path: str, current: Config, candidate: Config, period: Period, *, loa
             raise ReplayError(f"the routing log ({path}) has no requests in {period.label}: nothing to replay "
                               "(try a longer --days, or check log.path in the config)")
         measured, lengths = _fit(conn, period, seed)
-        profiles, assumed = profiles_for([current, candidate], measured, _probed(conn))
+        names = set(current.models) | set(candidate.models)
+        profiles, assumed = profiles_for([current, candidate], measured, _probed(conn), _benched(conn, names))
     finally:
         conn.close()
     start = (first or period.start) - 1.0
