@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from modelyard.config import load_config  # noqa: E402
 from modelyard.ledger import connect  # noqa: E402
 from modelyard.ledger.report import Period, build_report  # noqa: E402
+from modelyard.ledger.store import LogStore  # noqa: E402
 from modelyard.replay.run import replay  # noqa: E402
 
 PY = sys.executable
@@ -193,7 +194,7 @@ def fidelity(n: int, rate: float) -> None:
         real2, real1 = figures(log2, cfg2), figures(log1, cfg1)
         window = Period(0, time.time() + 86400, "all", 1)
         t0 = time.perf_counter()
-        r = replay(str(log2), load_config(cfg2), load_config(cfg1), window)
+        r = replay(LogStore(log2), load_config(cfg2), load_config(cfg1), window)
         print(f"  replay of {r.requests} requests: {time.perf_counter() - t0:.1f} s")
         print("  (a) the 2-slot config replayed over its own log — measured → replayed:")
         compare("measured → replayed", real2, r.current.totals)
@@ -221,7 +222,7 @@ def speed(n: int) -> None:
     cur, half = write_config(directory / "cur.yaml", log), write_config(directory / "half.yaml", log, slots=1)
     window = Period(start - 60, start + 31 * 86400, "synthetic month", 1)
     t0 = time.perf_counter()
-    r = replay(str(log), load_config(cur), load_config(half), window)
+    r = replay(LogStore(log), load_config(cur), load_config(half), window)
     took = time.perf_counter() - t0
     print(f"2. speed: replayed {r.requests:,} logged requests (current + candidate) in {took:.1f} s "
           f"({took / r.requests * 1e6:.0f} µs per request; target: 1,000,000 in < 60 s)")

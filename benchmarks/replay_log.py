@@ -57,7 +57,7 @@ def write_log(log: Path, n: int, start: float, days: float = 30.0, seed: int = 7
             model = "gemma"
         ttft = rng.uniform(300, 900) if model != "haiku" else rng.uniform(400, 700)
         tps = {"qwen": 25.0, "gemma": 12.0, "haiku": 80.0}[model] * rng.uniform(0.8, 1.2)
-        tokens = rng.randint(50, 400)
+        tokens = rng.randint(20, 200)
         total = ttft + tokens / tps * 1000
         price = (1, 5) if model == "haiku" else (0, 0)
         attempts.append(Attempt(model, "openai" if model == "haiku" else "ollama", AttemptOutcome.OK, started_at=t,

@@ -15,6 +15,7 @@ import yaml
 
 from modelyard.ledger import connect
 from modelyard.ledger.report import Period, build_report
+from modelyard.ledger.store import LogStore
 from modelyard.replay import source
 from modelyard.replay.run import ReplayError, replay
 from modelyard.replay.summary import to_dict
@@ -93,7 +94,7 @@ def _measured(log: Path, slots: int) -> dict:
 
 def test_replaying_the_logged_config_reproduces_what_was_measured(recorded) -> None:
     log = recorded["full"]
-    r = replay(str(log), config(log), config(log), WINDOW, parallel=False)
+    r = replay(LogStore(log), config(log), config(log), WINDOW, parallel=False)
     measured = _measured(log, 2)
     replayed = r.current.totals
     assert replayed["requests"] == measured["requests"] == N
@@ -108,7 +109,7 @@ def test_replaying_the_logged_config_reproduces_what_was_measured(recorded) -> N
 
 def test_halving_slots_is_predicted_like_a_real_run_with_half_the_slots(recorded) -> None:
     full, half = recorded["full"], recorded["half"]
-    r = replay(str(full), config(full), config(full, qwen_slots=1), WINDOW, parallel=False)
+    r = replay(LogStore(full), config(full), config(full, qwen_slots=1), WINDOW, parallel=False)
     real_full, real_half = _measured(full, 2), _measured(half, 1)
     predicted = r.candidate.totals
     # same direction as the real run …
@@ -125,7 +126,7 @@ def test_halving_slots_is_predicted_like_a_real_run_with_half_the_slots(recorded
 
 def test_json_uses_the_reports_field_names(recorded) -> None:
     log = recorded["full"]
-    r = replay(str(log), config(log), config(log, qwen_slots=1), WINDOW, parallel=False)
+    r = replay(LogStore(log), config(log), config(log, qwen_slots=1), WINDOW, parallel=False)
     out = to_dict(r)
     report_keys = set(_measured(log, 2))
     for side in ("current", "candidate"):
@@ -148,7 +149,7 @@ def test_a_model_new_in_the_candidate_is_flagged_as_assumed(recorded, tmp_path: 
     path.write_text(yaml.safe_dump(data))
     from modelyard.config import load_config
 
-    r = replay(str(log), config(log), load_config(path), WINDOW, parallel=False)
+    r = replay(LogStore(log), config(log), load_config(path), WINDOW, parallel=False)
     assert "stated in the config" in r.assumed["mistral"] and "300 ms" in r.assumed["mistral"]
     assert "assumed (no data)" in r.assumed["phi"]
     assert "haiku" not in r.assumed and "qwen" not in r.assumed
@@ -156,7 +157,7 @@ def test_a_model_new_in_the_candidate_is_flagged_as_assumed(recorded, tmp_path: 
 
 def test_traffic_growth_scales_arrivals(recorded) -> None:
     log = recorded["full"]
-    r = replay(str(log), config(log), config(log), WINDOW, load=1.5, parallel=False)
+    r = replay(LogStore(log), config(log), config(log), WINDOW, load=1.5, parallel=False)
     assert r.candidate.totals["requests"] == pytest.approx(1.5 * N, rel=0.06)
     assert r.current.totals["requests"] == r.candidate.totals["requests"]  # compared at the same load
     assert r.validation["fallback_rate"][0] is not None  # validation still replays the log as it was
@@ -166,7 +167,7 @@ def test_an_empty_window_is_a_clear_error(recorded) -> None:
     log = recorded["full"]
     empty = Period(T0 - 86400 * 10, T0 - 86400 * 9, "a day with no traffic", 1 / 30)
     with pytest.raises(ReplayError, match="no requests in a day with no traffic"):
-        replay(str(log), config(log), config(log), empty, parallel=False)
+        replay(LogStore(log), config(log), config(log), empty, parallel=False)
 
 
 def test_a_log_from_an_older_schema_replays_after_migration(tmp_path: Path) -> None:
@@ -185,7 +186,7 @@ def test_a_log_from_an_older_schema_replays_after_migration(tmp_path: Path) -> N
                      "'openai', 'ok', 0, 300, 900, 50, 40, 65)", (f"old{i}", t + i * 5))
     conn.commit()
     conn.close()
-    r = replay(str(log), config(log), config(log), WINDOW, parallel=False)
+    r = replay(LogStore(log), config(log), config(log), WINDOW, parallel=False)
     assert r.current.totals["requests"] == 30 and r.current.totals["served"] == 30
 
 
@@ -248,6 +249,17 @@ def test_a_benched_model_takes_its_figures_from_the_bench(recorded, tmp_path: Pa
     path.write_text(yaml.safe_dump(data))
     from modelyard.config import load_config
 
-    r = replay(str(log), config(log), load_config(path), WINDOW, parallel=False)
+    r = replay(LogStore(log), config(log), load_config(path), WINDOW, parallel=False)
     assert r.assumed["mistral"] == "from `modelyard bench`: TTFT 250 ms, 30 tok/s"
     assert r.candidate.models["mistral"]["served"] > 0
+
+
+def test_replay_reads_the_log_on_either_backend(log_backend) -> None:
+    """The same recorded traffic replays from SQLite and from PostgreSQL (the real server)."""
+    cfg = config(log_backend.path)
+    record(cfg, arrivals(400, seed=5), writer=log_backend.writer(["qwen", "gemma"]))
+    measured = build_report(log_backend.connect(), cfg, WINDOW).totals.summary()
+    r = replay(log_backend.store, cfg, cfg, WINDOW, parallel=False)
+    assert r.current.totals["requests"] == measured["requests"] == 400
+    assert r.validation["fallback_rate"][0] == measured["fallback_rate"]
+    assert abs(r.current.totals["fallback_rate"] - measured["fallback_rate"]) <= 0.03

@@ -8,6 +8,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from modelyard.config.schema import Config, ModelConfig, Timeouts
 from modelyard.errors import ModelyardError, ProviderError, Reason
@@ -72,9 +73,11 @@ def arrivals(n: int, seed: int = 1) -> list[tuple[float, str]]:
     return sorted(out[:n])
 
 
-def record(cfg: Config, schedule: list[tuple[float, str]]) -> None:
-    """Run ``schedule`` through the real router (simulated time) into ``cfg.log.path``."""
-    writer = LogWriter(cfg.log.path, local_models=[n for n, m in cfg.models.items() if m.is_local])
+def record(cfg: Config, schedule: list[tuple[float, str]], writer: Any = None) -> None:
+    """Run ``schedule`` through the real router (simulated time) into ``writer`` (default: a log writer on
+    ``cfg.log.path``)."""
+    if writer is None:
+        writer = LogWriter(cfg.log.path, local_models=[n for n, m in cfg.models.items() if m.is_local])
     router = Router(cfg, pool=ModelPool(cfg, providers=backends(cfg)), sink=writer.submit)
     req = ChatRequest(messages=[Message("user", "hello")])
 

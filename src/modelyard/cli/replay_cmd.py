@@ -58,17 +58,17 @@ def replay(
     candidate, _ = load_or_exit(config)
     now_cfg, now_path = load_or_exit(current)
     period = _period(days, since, until)
+    from modelyard.ledger.store import LogStore, LogUnavailable
     from modelyard.replay.run import ReplayError
     from modelyard.replay.run import replay as run_replay
     from modelyard.replay.summary import headline, moved_agents, to_dict, validation_rows
-    from modelyard.runtime import log_path_for
 
-    log = log_path_for(now_cfg)
-    if not log.exists():
-        raise fail(f"no routing log at {log} (the log of {now_path}): nothing to replay yet", 1)
+    store = LogStore.of(now_cfg)
+    if not store.url and not store.path.exists():
+        raise fail(f"no routing log at {store.where} (the log of {now_path}): nothing to replay yet", 1)
     try:
-        result = run_replay(str(log), now_cfg, candidate, period, load=load, speed=speed, seed=seed)
-    except ReplayError as exc:
+        result = run_replay(store, now_cfg, candidate, period, load=load, speed=speed, seed=seed)
+    except (ReplayError, LogUnavailable) as exc:
         raise fail(str(exc), 1) from None
     if as_json:
         console.print_json(json.dumps(to_dict(result)))

@@ -14,6 +14,7 @@ from modelyard.gateway.routing import derived_config
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
+from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.replay import source
 from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
@@ -59,7 +60,7 @@ class Replay:
     validation: dict[str, tuple[float | None, float | None]]
 
 
-def _fit(conn: sqlite3.Connection, period: Period, seed: int) -> tuple[dict[str, ModelProfile], dict[str, list[int]]]:
+def _fit(conn: LogConnection, period: Period, seed: int) -> tuple[dict[str, ModelProfile], dict[str, list[int]]]:
     profiler = Profiler(seed)
     lengths: dict[str, _Reservoir] = {}
     for a in source.attempts(conn, period.start - LOOKBEHIND_S, period.end):
@@ -148,9 +149,9 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
 
 def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int], dict[str, Any] | None]:
     """One simulation (a worker process's job); ``measure``: also count the log as ``report`` would."""
-    config, period, path, profiles, lengths, load, speed, seed, start, bucket, measure = args
+    config, period, store, profiles, lengths, load, speed, seed, start, bucket, measure = args
     measured = Group("all") if measure else None
-    conn = _open(path)
+    conn = store.connect()
     try:
         collector, skipped = simulate(config, source.arrivals(conn, period.start, period.end, measured), profiles,
                                       start=start, tokens_out=lengths, load=load, speed=speed, seed=seed,
@@ -158,12 +159,6 @@ def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int], dict[str, An
     finally:
         conn.close()
     return collector, skipped, measured.summary() if measured is not None else None
-
-
-def _open(path: str) -> sqlite3.Connection:
-    from modelyard.ledger import connect
-
-    return connect(path)
 
 
 def _for_replay(config: Config) -> Config:
@@ -189,28 +184,31 @@ VALIDATED = ("fallback_rate", "queue_wait_p50_ms", "queue_wait_p95_ms", "local_s
              "latency_p50_ms", "latency_p95_ms")
 
 
-def replay(path: str, current: Config, candidate: Config, period: Period, *, load: float = 1.0,
+def replay(store: LogStore, current: Config, candidate: Config, period: Period, *, load: float = 1.0,
            speed: float = 1.0, seed: int = 0, parallel: bool = True) -> Replay:
     """``load``: traffic multiplier; ``speed``: model speed multiplier (both apply to the comparison, not
     to the validation run, which replays the current config exactly as logged)."""
-    conn = _open(path)
+    conn = store.connect()
+    local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
     try:
         n, first, last = source.span(conn, period.start, period.end)
         if n == 0:
-            raise ReplayError(f"the routing log ({path}) has no requests in {period.label}: nothing to replay "
-                              "(try a longer --days, or check log.path in the config)")
+            raise ReplayError(f"the routing log ({store.where}) has no requests in {period.label}: nothing to "
+                              "replay (try a longer --days, or check log.path / log.url in the config)")
         measured, lengths = _fit(conn, period, seed)
         names = set(current.models) | set(candidate.models)
-        profiles, assumed = profiles_for([current, candidate], measured, _probed(conn), _benched(conn, names))
+        profiles, assumed = profiles_for([current, candidate], measured, _probed(local), _benched(local, names))
     finally:
         conn.close()
+        if local is not conn:
+            local.close()
     start = (first or period.start) - 1.0
     # current at the logged load (checked against what was measured), candidate at --load, and the
     # current config at --load too when traffic is scaled (the fair comparison)
     scaled = load != 1.0 or speed != 1.0
     runs = [(current, 1.0, 1.0), (candidate, load, speed)] + ([(current, load, speed)] if scaled else [])
     bucket = bucket_for((last or start) - start)
-    jobs = [(_for_replay(cfg), period, path, profiles, lengths, ld, sp, seed, start, bucket, i == 0)
+    jobs = [(_for_replay(cfg), period, store, profiles, lengths, ld, sp, seed, start, bucket, i == 0)
             for i, (cfg, ld, sp) in enumerate(runs)]
     if parallel:
         with ProcessPoolExecutor(max_workers=2) as workers:

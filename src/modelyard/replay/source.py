@@ -1,16 +1,18 @@
 """Read what replay needs from the routing log, a page at a time (a big log never loads whole).
 
 Two passes, both in time order: the attempts (to learn each model's service times and its
-condition over time) and the requests (the arrivals to replay).
+condition over time) and the requests (the arrivals to replay). The SQL is what SQLite and
+PostgreSQL share, so a log on either replays (``ledger.store``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from modelyard.ledger.aggregate import Group
+from modelyard.ledger.store import LogConnection
 
 PAGE = 5000
 
@@ -43,40 +45,51 @@ class LoggedAttempt:
     tokens_per_s: float | None
 
 
-def _pages(conn: sqlite3.Connection, sql: str, start: float, end: float) -> Iterator[sqlite3.Row]:
-    """Rows of ``sql`` (ordered by ts, rowid) for start ≤ ts < end, fetched by keyset pages."""
-    after_ts, after_row = start, -1
+def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float, key: tuple[str, ...]
+           ) -> Iterator[Any]:
+    """Rows for start ≤ ts < end in (ts, *key) order, fetched by keyset pages (no OFFSET: each page is an
+    index range scan, on SQLite and PostgreSQL alike). ``sql``: (first page, later pages)."""
+    rows = conn.execute(sql[0], (start, end, PAGE)).fetchall()
     while True:
-        rows = conn.execute(sql, (after_ts, after_ts, after_row, end, PAGE)).fetchall()
         yield from rows
         if len(rows) < PAGE:
             return
-        after_ts, after_row = rows[-1]["ts"], rows[-1]["rid"]
+        last = rows[-1]
+        ts = last["ts"]
+        after = (ts, ts, last[key[0]]) if len(key) == 1 else (ts, ts, last[key[0]], last[key[0]], last[key[1]])
+        rows = conn.execute(sql[1], (*after, end, PAGE)).fetchall()
 
 
-_ARRIVALS = (
-    "SELECT r.rowid AS rid, r.id, r.ts, r.agent, r.outcome, r.model, r.tokens_in, r.tokens_out, r.fallback_reason,"
-    " r.is_local, r.total_ms, r.tokens_per_s, r.queue_wait_ms, r.acceptable, r.cost_usd,"
-    " COALESCE((SELECT a.tokens_in FROM attempts a WHERE a.request_id = r.id AND a.outcome NOT IN ('skipped')"
+def _query(columns: str, table: str, key: tuple[str, ...]) -> tuple[str, str]:
+    """(first page, later pages) of one keyset-paged scan in (ts, *key) order."""
+    order = ", ".join(("ts", *key))
+    if len(key) == 1:
+        after = f"(ts > ? OR (ts = ? AND {key[0]} > ?))"
+    else:
+        after = f"(ts > ? OR (ts = ? AND ({key[0]} > ? OR ({key[0]} = ? AND {key[1]} > ?))))"
+    tail = f" AND ts < ? ORDER BY {order} LIMIT ?"
+    return (f"SELECT {columns} FROM {table} WHERE ts >= ?{tail}",
+            f"SELECT {columns} FROM {table} WHERE {after}{tail}")
+
+
+_ARRIVALS = _query(
+    "r.id, r.ts, r.agent, r.outcome, r.model, r.tokens_in, r.tokens_out, r.fallback_reason, r.is_local, r.total_ms,"
+    " r.tokens_per_s, r.queue_wait_ms, r.acceptable, r.cost_usd,"
+    " COALESCE((SELECT a.tokens_in FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
     "           ORDER BY a.seq LIMIT 1), r.tokens_in) AS first_in,"
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
-    "           ORDER BY a.seq DESC LIMIT 1), 0) AS answer_out"
-    " FROM requests r WHERE (r.ts > ? OR (r.ts = ? AND r.rowid > ?)) AND r.ts < ?"
-    " ORDER BY r.ts, r.rowid LIMIT ?"
-)
+    "           ORDER BY a.seq DESC LIMIT 1), 0) AS answer_out",
+    "requests r", ("id",))
 
-_ATTEMPTS = (
-    "SELECT rowid AS rid, ts, agent, model, outcome, reason, queue_wait_ms, ttft_ms, duration_ms, tokens_in,"
-    " tokens_out, tokens_per_s FROM attempts"
-    " WHERE (ts > ? OR (ts = ? AND rowid > ?)) AND ts < ? ORDER BY ts, rowid LIMIT ?"
-)
+_ATTEMPTS = _query(
+    "ts, agent, model, outcome, reason, queue_wait_ms, ttft_ms, duration_ms, tokens_in, tokens_out, tokens_per_s,"
+    " request_id, seq", "attempts", ("request_id", "seq"))
 
 
-def arrivals(conn: sqlite3.Connection, start: float, end: float, measured: Group | None = None
-             ) -> Iterator[Arrival]:
+def arrivals(conn: LogConnection, start: float, end: float, measured: Group | None = None) -> Iterator[Arrival]:
     """The logged requests in time order; ``measured`` also counts each row as ``report`` does (same
     Group, same definitions), so the replay can be checked against the log in the same pass."""
-    for row in _pages(conn, _ARRIVALS, start, end):
+    for row in _pages(conn, _ARRIVALS, start, end, ("id",)):
         if measured is not None:
             measured.add(row)
             measured.spend += row["cost_usd"] or 0.0
@@ -85,14 +98,14 @@ def arrivals(conn: sqlite3.Connection, start: float, end: float, measured: Group
                       int(row["answer_out"] or 0) if answered else 0, answered)
 
 
-def attempts(conn: sqlite3.Connection, start: float, end: float) -> Iterator[LoggedAttempt]:
-    for row in _pages(conn, _ATTEMPTS, start, end):
+def attempts(conn: LogConnection, start: float, end: float) -> Iterator[LoggedAttempt]:
+    for row in _pages(conn, _ATTEMPTS, start, end, ("request_id", "seq")):
         yield LoggedAttempt(row["ts"], row["agent"], row["model"], row["outcome"], row["reason"],
                             row["queue_wait_ms"], row["ttft_ms"], row["duration_ms"], int(row["tokens_in"] or 0),
                             int(row["tokens_out"] or 0), row["tokens_per_s"])
 
 
-def span(conn: sqlite3.Connection, start: float, end: float) -> tuple[int, float | None, float | None]:
+def span(conn: LogConnection, start: float, end: float) -> tuple[int, float | None, float | None]:
     """(requests, first ts, last ts) in the window."""
     row = conn.execute("SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi FROM requests WHERE ts >= ? AND ts < ?",
                        (start, end)).fetchone()
