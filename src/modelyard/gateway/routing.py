@@ -10,21 +10,12 @@ other front-ends in the process.
 
 from __future__ import annotations
 
-from modelyard.config.schema import AgentConfig, Config
+from modelyard.config.direct import DIRECT, derived_config, direct_agent
+from modelyard.config.schema import Config
 from modelyard.router import Router
 from modelyard.router.router import Sink
 
-DIRECT = "model:"
-
-
-def direct_agent(model: str) -> str:
-    return DIRECT + model
-
-
-def derived_config(config: Config) -> Config:
-    """The config plus one synthetic agent per model (no system prompt, no budget: a pass-through)."""
-    synthetic = {direct_agent(name): AgentConfig(primary=name, description="") for name in config.models}
-    return config.model_copy(update={"agents": {**synthetic, **config.agents}})
+__all__ = ["DIRECT", "derived_config", "direct_agent", "listed_names", "resolve", "shared_router"]
 
 
 def shared_router(base: Router, sink: Sink | None) -> Router:

@@ -8,9 +8,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.config.direct import derived_config
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
-from modelyard.gateway.routing import derived_config
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
