@@ -75,6 +75,7 @@ class SpooledWriter:
     def __init__(self, path: Path, url: str, local_models: Iterable[str]):
         self.log = LogWriter(path, local_models=local_models)
         self.forwarder = Forwarder(path, url)
+        self.log.on_commit(self.forwarder.wake)
 
     def submit(self, record: RequestRecord) -> None:
         self.log.submit(record)

@@ -61,8 +61,10 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     else:
         path = Path(config_path or "<memory>")
     local = [name for name, m in config.models.items() if m.is_local]
-    log = LogWriter(log_path_for(config), local_models=local)
+    log = LogWriter(log_path_for(config), local_models=local, max_queue=config.log.max_queue)
     forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
+    if forwarder is not None:
+        log.on_commit(forwarder.wake)
     pool = ModelPool(config)
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)

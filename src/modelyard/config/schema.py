@@ -174,6 +174,8 @@ class LogConfig(Strict):
         description="PostgreSQL URL (postgresql://user@host:5432/db) for one log shared by several hosts; "
                     "the password from PGPASSWORD or ~/.pgpass rather than the URL")
     store_text: bool = Field(True, description="keep prompt and answer text in the log")
+    max_queue: int = Field(50_000, ge=100, description="finished requests waiting for the SQLite commit; past "
+                           "this (a stalled disk) a request is dropped and counted rather than held in memory")
 
     @field_validator("url")
     @classmethod

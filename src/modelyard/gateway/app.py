@@ -110,7 +110,8 @@ async def healthz(request: Request) -> Response:
                "limit": m["limit"]} for m in dashboard.model_states(gw.router)]
     writer = gw.log.health()
     log_state: dict[str, Any] = {
-        "written": writer.written, "errors": writer.lost, "repaired": writer.repaired, "failures": writer.failures,
+        "written": writer.written, "errors": writer.lost, "dropped": writer.dropped, "repaired": writer.repaired,
+        "failures": writer.failures,
         "queued": writer.queued, "writer_alive": writer.alive, "last_error": writer.last_error,
         "last_error_age_s": None if writer.last_error_age_s is None else round(writer.last_error_age_s, 1)}
     # still 200: the gateway serves; "degraded" tells a monitor the routing log is not keeping up

@@ -81,6 +81,9 @@ class _LogState(Collector):
         yield CounterMetricFamily("modelyard_log_rows_written", "Routing-log rows committed", value=h.written)
         yield CounterMetricFamily("modelyard_log_rows_lost", "Routing-log rows that could not be stored",
                                   value=h.lost)
+        yield CounterMetricFamily("modelyard_log_rows_dropped",
+                                  "Requests dropped unwritten because the log's queue was full (a stalled disk)",
+                                  value=h.dropped)
         yield CounterMetricFamily("modelyard_log_rows_repaired",
                                   "Routing-log rows stored after repairing values SQLite refused", value=h.repaired)
         yield CounterMetricFamily("modelyard_log_write_failures", "Failed routing-log writes, recovered or not",

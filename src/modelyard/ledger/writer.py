@@ -13,6 +13,10 @@ clamped), so one bad row cannot take the rows batched with it down. Every failur
 counted and kept for :meth:`health` (``/healthz`` says ``degraded``, ``/metrics`` counts it);
 a row that still cannot be stored is counted as lost, and nobody waits on a writer that
 stopped.
+
+The queue is bounded (``max_queue``): when the disk stalls for long, a request past the bound is
+dropped and counted (``dropped`` in /healthz and /metrics, degraded) instead of growing memory
+until the process dies; its answer is not held back.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +113,8 @@ class WriterHealth:
     queued: int
     last_error: str | None
     last_error_age_s: float | None
+    #: requests dropped because the queue was full (never written)
+    dropped: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -117,10 +123,15 @@ class WriterHealth:
 
 
 class LogWriter:
-    def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000):
+    def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
+                 max_queue: int = 50_000):
         self.path = Path(path)
         self.local_models = frozenset(local_models)
         self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.dropped = 0
+        #: called after every commit (the PostgreSQL forwarder looks at once instead of at its next poll)
+        self._on_commit: list[Callable[[], None]] = []
         #: rows committed / rows that could not be stored (lost) / rows stored after repair
         self.written = 0
         self.errors = 0
@@ -150,13 +161,22 @@ class LogWriter:
         return self._thread.is_alive()
 
     def submit(self, record: RequestRecord) -> None:
-        """Queue a finished request (with its attempts) for writing. Never blocks."""
+        """Queue a finished request (with its attempts) for writing. Never blocks; past ``max_queue``
+        waiting requests the record is dropped and counted (nobody waits for it)."""
+        if self._queue.qsize() >= self.max_queue:
+            self.dropped += 1
+            self._failed(OverflowError(f"{self.max_queue} requests wait for the disk: request {record.id} dropped"))
+            return
         self._submitted += 1
         self._queue.put(record)
         if not self._closed and not self._thread.is_alive():  # only after something killed the thread
             self._thread = self._start()
 
     __call__ = submit
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from the writer thread; it must be quick) after each commit."""
+        self._on_commit.append(callback)
 
     def _settled(self, target: int) -> bool:
         return self.written + self.errors >= target or self._closed or not self._thread.is_alive()
@@ -188,7 +208,7 @@ class LogWriter:
         at = self._last_error_at
         return WriterHealth(self._thread.is_alive() or self._closed, self.written, self.errors, self.repaired,
                             self.failures, max(0, self._submitted - self.written - self.errors), self.last_error,
-                            None if at is None else time.time() - at)
+                            None if at is None else time.time() - at, self.dropped)
 
     def close(self) -> None:
         if self._closed:
@@ -309,6 +329,9 @@ class LogWriter:
             if ready:
                 self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
         _resolve_all(ready)
+        for callback in self._on_commit:
+            with contextlib.suppress(Exception):  # a listener's bug must not stop the writer
+                callback()
 
     def _wake_all(self) -> None:
         with self._done:
