@@ -155,6 +155,7 @@ async def answer_latency(n: int, concurrency: int, mode: str, url: str | None) -
 def forward_lag(n: int, url: str, rate: float = 500.0) -> list[float]:
     """ms from a row's local commit until it is in PostgreSQL, at ``rate`` requests/s."""
     path = spool()
+    PgConnection(url).close()  # the schema exists before the first look
     writer, forwarder = LogWriter(path, local_models=["a"]), Forwarder(path, url)
     writer.on_commit(forwarder.wake)
     pg = psycopg.connect(url, autocommit=True)
