@@ -8,7 +8,7 @@ Arrivals are scheduled a page at a time, so memory holds the requests in flight,
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import heapq
 import random
 from collections.abc import Iterable, Iterator
@@ -70,28 +70,46 @@ def _providers(config: Config, profiles: dict[str, ModelProfile], rng: random.Ra
 
 async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[str], skipped: dict[str, int]
                  ) -> None:
-    """Start each arrival at its logged time (one timer at a time: the loop's heap holds what is in flight)."""
+    """Start each arrival at its logged time. One timer at a time, each arrival's callback arming the next:
+    the loop's heap holds what is in flight, not the log."""
     loop = asyncio.get_running_loop()
-    pending: set[asyncio.Task] = set()
+    in_flight = 0
+    finished = loop.create_future()
     request = ChatRequest(messages=_PROMPT)
 
-    async def one(arrival: Arrival) -> None:
-        CURRENT.set(arrival)
-        with contextlib.suppress(ModelyardError):  # a chain that could not answer is a figure the sink counted
-            await router.complete(arrival.agent, request, request_id=arrival.id)
+    def done(task: asyncio.Task) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, ModelyardError) and not finished.done():
+            finished.set_exception(error)  # a bug, not a figure: stop the replay
+        if in_flight == 0 and exhausted and not finished.done():
+            finished.set_result(None)
 
-    for arrival in arrivals:
-        if arrival.agent not in known:
+    def start(arrival: Arrival) -> None:
+        nonlocal in_flight
+        context = contextvars.copy_context()
+        context.run(CURRENT.set, arrival)
+        # a chain that could not answer (ModelyardError) is a figure the sink already counted
+        task = loop.create_task(router.complete(arrival.agent, request, request_id=arrival.id), context=context)
+        in_flight += 1
+        task.add_done_callback(done)
+        arm()
+
+    def arm() -> None:
+        nonlocal exhausted
+        for arrival in arrivals:
+            if arrival.agent in known:
+                loop.call_at(arrival.ts, start, arrival)
+                return
             skipped[arrival.agent] = skipped.get(arrival.agent, 0) + 1
-            continue
-        delay = arrival.ts - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = loop.create_task(one(arrival))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-    while pending:
-        await asyncio.gather(*list(pending))
+        exhausted = True
+        if in_flight == 0 and not finished.done():
+            finished.set_result(None)
+
+    exhausted = False
+    arm()
+    await finished
 
 
 def simulate(config: Config, arrivals: Iterable[Arrival], profiles: dict[str, ModelProfile], *, start: float,

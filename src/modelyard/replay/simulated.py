@@ -43,6 +43,11 @@ class SimulatedProvider(Provider):
     def unavailable_reason(self) -> str | None:
         return self._unavailable
 
+    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+        """No shape checks: these chunks are made here, not parsed from a wire (providers/shapes.py guards
+        what a backend sends; a million simulated answers would pay for it and find nothing)."""
+        return self.stream(request, timeouts)
+
     def _length(self, arrival: Arrival) -> int:
         if arrival.tokens_out:
             return arrival.tokens_out
