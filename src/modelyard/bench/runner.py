@@ -100,6 +100,12 @@ class BenchResult:
     judge_cost_usd: float = 0.0
     seconds: float = 0.0
 
+    @property
+    def measured(self) -> list[str]:
+        """Models that ran at least once (an interrupted bench may not have reached every model)."""
+        ran = {r.model for r in self.results}
+        return [m for m in self.models if m in ran]
+
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]

@@ -124,7 +124,7 @@ def bench(
         bar = progress.add_task(f"bench {loaded.name}", total=runner.total_runs)
         result = run(go)
     scores = score(result.results, reps, agents=chosen_agents, models=chosen_models)
-    recs = recommend(scores, cfg, measured=[m for m in chosen_models if m not in result.skipped], min_pass=min_pass)
+    recs = recommend(scores, cfg, measured=result.measured, min_pass=min_pass)
     diff = _write_config(cfg_path, write_config, recs) if write_config is not None else None
     if as_json:
         console.print_json(json.dumps({
@@ -210,7 +210,7 @@ def _print(result: BenchResult, scores: list[Score], recs: list[Recommendation],
            log_path: Path) -> None:
     n = len(result.results)
     head = (f"[bold]modelyard bench — {result.suite}[/]: {n} runs (k={result.k}) of {len(result.agents)} agent(s) "
-            f"on {len(result.models) - len(result.skipped)} model(s) in {result.seconds:.0f}s")
+            f"on {len(result.measured)} model(s) in {result.seconds:.0f}s")
     console.print(head + (" — [yellow]interrupted: partial results[/]" if result.interrupted else ""),
                   highlight=False)
     by_agent = {r.agent: r for r in recs}

@@ -115,7 +115,9 @@ class LlamaCppProvider(Provider):
         path = str(self._resolved_path())
 
         def put(item: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            # the caller may have given up and its loop closed (Ctrl-C) before this thread noticed the cancel
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def work() -> None:
             try:
