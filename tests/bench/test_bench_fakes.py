@@ -254,8 +254,11 @@ async def test_a_model_without_credentials_is_not_measured_and_stays_in_the_chai
     assert "NO_SUCH_KEY_X" in result.skipped["cloud"]
     assert {r.model for r in result.results} == {"steady"}
     recs = {r.agent: r for r in recommend(score(result.results, 1), cfg, measured=["steady"])}
-    # chat's chain was slow → steady → cloud: slow and cloud were not measured this time, so they stay (after)
-    assert recs["chat"].chain == ["steady", "slow", "cloud"] and recs["chat"].kept == ["slow", "cloud"]
+    # chat's chain is slow → steady → cloud: only steady was measured, so nothing says it beats the others
+    assert recs["chat"].chain == ["slow", "steady", "cloud"] and recs["chat"].kept == ["slow", "cloud"]
+    assert not recs["chat"].changed
+    # engineer's chain is textcalls → nojson, neither measured: steady, recommended, goes after them
+    assert recs["engineer"].chain == ["textcalls", "nojson", "steady"] and recs["engineer"].changed
 
 
 async def test_judge_checks_are_marked_as_judged(fakes, tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ The rule, in order:
    pass@1 — small samples cannot tell such models apart on quality;
 3. inside the top tier: cheaper per passing answer first (local models cost nothing), then more
    passing answers per minute; the rest follow by pass@1, then the same tie-breaks;
-4. models of the current chain that were not measured (e.g. no API key during the bench) are kept
-   at the end of the chain, never dropped silently.
+4. models of the current chain that were not measured (e.g. no API key during the bench) keep their
+   place in it — nothing says a measured model is better than them; the measured models fill the
+   other places in their new order, and recommended models new to the chain go at the end.
 Latency limits belong in the suite (``max_seconds`` checks): then a too-slow model fails on quality.
 """
 
@@ -28,7 +29,7 @@ class Recommendation:
     agent: str
     #: measured models, recommended order
     ranked: list[Score]
-    #: models of the current chain that were not measured: kept at the end
+    #: models of the current chain that were not measured: they keep their place
     kept: list[str]
     #: measured models left out, and why
     excluded: dict[str, str]
@@ -38,7 +39,15 @@ class Recommendation:
 
     @property
     def chain(self) -> list[str]:
-        return [s.model for s in self.ranked] + self.kept
+        """The current chain with its measured places refilled in ranked order (unmeasured models stay)."""
+        queue = [s.model for s in self.ranked]
+        chain = []
+        for model in self.current:
+            if model in self.kept:
+                chain.append(model)
+            elif queue:
+                chain.append(queue.pop(0))
+        return chain + queue
 
     @property
     def changed(self) -> bool:
@@ -112,6 +121,6 @@ def recommend(scores: list[Score], config: Config, *, measured: list[str] | None
             rec.notes.append(f"no measured model passes at least {min_pass:.0%} of {agent}'s tasks: "
                              "keep the current chain, or try a stronger model")
         elif kept:
-            rec.notes.append(f"kept at the end, not measured: {', '.join(kept)}")
+            rec.notes.append(f"not measured, kept in their place: {', '.join(kept)}")
         out.append(rec)
     return out
