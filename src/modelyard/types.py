@@ -64,6 +64,9 @@ class ChatRequest:
     temperature: float | None = None
     #: ask for a JSON object as the answer (Ollama ``format``, OpenAI ``response_format``)
     json_output: bool = False
+    #: constrain that JSON object to a JSON Schema where the server can (llama.cpp grammar,
+    #: Ollama ``format``, OpenAI ``json_schema``); implies ``json_output``
+    json_schema: dict[str, Any] | None = None
 
 
 def repair_text(text: str) -> str:

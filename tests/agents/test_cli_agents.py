@@ -21,7 +21,7 @@ def test_route_json_prints_the_decision_without_running_it() -> None:
     out = json.loads(result.output)
     assert out["agent"] == "engineer" and out["method"] == "fast"
     assert out["confidence"] >= out["threshold"] and out["ms"] > 0
-    assert set(out["scores"]) == {"chat", "engineer", "research", "writer"}
+    assert set(out["scores"]) == {"chat", "engineer", "research", "writer", "utility"}
 
 
 def test_route_human_output_and_empty_text() -> None:
@@ -35,7 +35,7 @@ def test_eval_routing_reports_accuracy_precision_recall_and_confusion() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["n"] == 120 and report["accuracy"] >= 0.85
-    assert set(report["per_agent"]) == {"chat", "engineer", "research", "writer"}
+    assert set(report["per_agent"]) <= {"chat", "engineer", "research", "writer", "utility"}
     matrix = report["confusion"]["matrix"]
     assert sum(map(sum, matrix)) == 120
     assert sum(matrix[i][i] for i in range(len(matrix))) == round(report["accuracy"] * 120)

@@ -29,7 +29,7 @@ async def test_invalid_answer_gets_one_repair(runtime_for, tmp_path: Path) -> No
     with scripted("I think research would be best", 'sure: {"agent": "Writer", "task": "t"}') as fake:
         runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0}))
         orchestrator = Orchestrator.from_config(runtime.config)
-        decision = await orchestrator.decide(runtime.router, "hmm")
+        decision = await orchestrator.decide(runtime.router, "write me a poem")
         bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
     assert (decision.agent, decision.method) == ("writer", "model_repaired")
     assert len(bodies) == 2
@@ -54,6 +54,15 @@ async def test_no_model_answering_falls_to_the_default_agent(runtime_for, tmp_pa
     assert "no model could answer" in decision.detail
 
 
+def test_slow_path_prompt_carries_policies_and_contrasting_examples() -> None:
+    orchestrator = Orchestrator.from_config(load_config(embedded_default_config()))
+    candidates = orchestrator.candidates("extract the dates from this text as JSON")
+    assert candidates[0] == "utility" and len(candidates) == 3
+    prompt = orchestrator.prompt(candidates)
+    assert "never writes new content" in prompt and "Examples:" in prompt  # what it takes and what it does not
+    assert orchestrator.schema(candidates)["properties"]["agent"]["enum"] == candidates
+
+
 def test_parse_choice() -> None:
     targets = ["chat", "engineer"]
     assert parse_choice('```json\n{"agent": "ENGINEER", "task": "fix"}\n```', targets).agent == "engineer"
@@ -64,8 +73,9 @@ def test_parse_choice() -> None:
 def test_default_topology_targets() -> None:
     config = load_config(embedded_default_config())
     assert orchestrator_name(config) == "orchestrator"
-    # chat (the delegation-free default agent) takes small talk; utility is only reached through writer
-    assert routing_targets(config, "orchestrator") == ["chat", "engineer", "research", "writer"]
+    # chat (the delegation-free default agent) takes small talk; utility takes data-shaped chores
+    # directly and is also where writer hands off
+    assert routing_targets(config, "orchestrator") == ["chat", "engineer", "research", "writer", "utility"]
     assert handoff_path(config, "writer") == ["writer", "utility"]
     assert handoff_path(config, "engineer") == ["engineer"]
 

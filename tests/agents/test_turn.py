@@ -108,7 +108,9 @@ async def test_low_confidence_asks_the_orchestrator_model(runtime_for, tmp_path:
         bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
     assert result.agent == "research" and result.decision.method == "model"
     assert result.decision.task == "look it up"
-    assert bodies[0]["response_format"] == {"type": "json_object"}
+    schema = bodies[0]["response_format"]["json_schema"]["schema"]  # constrained output, not free text
+    assert bodies[0]["response_format"]["type"] == "json_schema" and "research" in schema["properties"]["agent"]["enum"]
+    assert len(schema["properties"]["agent"]["enum"]) == 3  # the classifier's best three, not all five
     assert bodies[0]["messages"][-1]["content"].endswith("/no_think")  # thinking off for routing
     DecisionLog.for_path(runtime.log_path).flush()
     runtime.log.flush()

@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from modelyard.agents.roles import EXAMPLES, Role, role_of
 from modelyard.config.schema import Config
+
+_EDGE = 400
 
 
 @dataclass(slots=True)
@@ -35,14 +38,29 @@ class Decision:
         return f"{self.agent} ({self.method}, {self.confidence:.2f}, {self.ms:.1f}ms)"
 
 
+def agent_role(config: Config, name: str) -> Role | None:
+    """The agent's built-in routing role: ``role:`` in the config, else its name if that is a role."""
+    declared = config.agents[name].role
+    if declared == "none":
+        return None
+    return Role(declared) if declared else role_of(name)
+
+
 def training_samples(config: Config, targets: list[str]) -> dict[str, list[str]]:
-    """Description + examples per target agent (agents with neither get their name only)."""
+    """Description + examples per target agent, plus its role's built-in examples."""
     samples: dict[str, list[str]] = {}
     for name in targets:
         cfg = config.agents[name]
-        texts = [t for t in (cfg.description, *cfg.examples) if t.strip()]
+        role = agent_role(config, name)
+        texts = [t for t in (cfg.description, *cfg.examples, *(EXAMPLES[role] if role else [])) if t.strip()]
         samples[name] = texts or [name]
     return samples
+
+
+def clip(text: str, edge: int = _EDGE) -> str:
+    """Head and tail of a long message: the request is almost always at one end of a pasted document,
+    and the middle (the document itself) is what misleads a bag-of-words model — and costs time."""
+    return text if len(text) <= 2 * edge else f"{text[:edge]} … {text[-edge:]}"
 
 
 class Classifier:
@@ -67,7 +85,8 @@ class Classifier:
             ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
         ])
         x = self.features.fit_transform(texts)
-        self.model = LogisticRegression(C=10.0, max_iter=1000, class_weight="balanced")
+        # no class balancing: the roles' example counts follow what real traffic looks like
+        self.model = LogisticRegression(C=10.0, max_iter=3000)
         self.model.fit(x, y)
         self.classes = [str(c) for c in self.model.classes_]
 
@@ -79,7 +98,7 @@ class Classifier:
         """Probability per agent."""
         if self._single:
             return {self._single: 1.0}
-        proba = self.model.predict_proba(self.features.transform([text]))[0]
+        proba = self.model.predict_proba(self.features.transform([clip(text)]))[0]
         return {c: float(p) for c, p in zip(self.classes, proba, strict=True)}
 
     def decide(self, text: str) -> Decision:
@@ -87,7 +106,7 @@ class Classifier:
         if self._single:
             agent, confidence = self._single, 1.0
         else:
-            proba = self.model.predict_proba(self.features.transform([text]))[0]
+            proba = self.model.predict_proba(self.features.transform([clip(text)]))[0]
             best = int(proba.argmax())
             agent, confidence = self.classes[best], float(proba[best])
         return Decision(agent, confidence, "fast", (time.perf_counter() - t0) * 1000)

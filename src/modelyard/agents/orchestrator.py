@@ -1,9 +1,14 @@
 """The orchestrator: classify fast, ask the model only when unsure, never fail to decide.
 
 Fast path: the config-trained :class:`Classifier` (about a millisecond). Slow path, when its
-confidence is below ``orchestration.threshold``: the orchestrator agent's chain, thinking off,
-asked for a JSON object ``{"agent": …, "task": …}``. An invalid answer gets one repair
-round-trip; after that (or if no model answers) ``orchestration.default`` takes the task.
+confidence is below ``orchestration.threshold`` (chosen so that decisions above it are right
+≥ 95% of the time, see ``eval-routing --calibrate``): the orchestrator agent's chain, thinking
+off, given each candidate's policy (what it takes, what it does not) and a few contrasting
+examples, and asked for ``{"agent": …, "task": …}`` under a JSON Schema whose ``agent`` is an
+enum — a grammar on llama.cpp, ``format`` on Ollama — so even a 0.5B model cannot name an agent
+that does not exist. Candidates are the classifier's best three: a small model chooses better
+among three than among six. An invalid answer gets one repair round-trip; after that (or if no
+model answers) ``orchestration.default`` takes the task.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, training_samples
+from modelyard.agents.classifier import Classifier, Decision, agent_role, clip, training_samples
+from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
@@ -22,6 +28,12 @@ from modelyard.router import Router
 from modelyard.types import ChatRequest, Message
 
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+#: how many of the classifier's best guesses the model chooses among
+CANDIDATES = 3
+#: contrasting examples per candidate in the slow-path prompt
+PROMPT_EXAMPLES = 2
+#: characters of the user's message shown to the model (head and tail of long pastes)
+PROMPT_CHARS = 1500
 _classifiers: dict[tuple, Classifier] = {}
 _lock = threading.Lock()
 
@@ -89,36 +101,62 @@ class Orchestrator:
         fast = self.classifier.decide(text)
         if fast.confidence >= self.config.orchestration.threshold:
             return fast
-        method, choice, detail = await self._ask_model(router, text, request_id)
+        method, choice, detail = await self._ask_model(router, text, request_id, self.candidates(text))
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(choice, Choice):
             return Decision(choice.agent, fast.confidence, method, ms, task=choice.task)
         return Decision(self.default, fast.confidence, "default", ms, detail=detail)
 
-    def _prompt(self) -> str:
-        lines = "\n".join(f"- {t}: {self.config.agents[t].description or t}" for t in self.targets)
-        return ("You route a user's message to exactly one agent. Agents:\n"
-                f"{lines}\n"
-                'Answer with only a JSON object: {"agent": "<agent name>", "task": "<the task in one sentence>"}.')
+    def candidates(self, text: str) -> list[str]:
+        """The classifier's best guesses, best first (all targets when there are few)."""
+        scores = self.classifier.scores(text)
+        ranked = sorted(self.targets, key=lambda t: -scores.get(t, 0.0))
+        return ranked[:CANDIDATES] if len(ranked) > CANDIDATES + 1 else ranked
 
-    async def _ask_model(self, router: Router, text: str, request_id: str | None
+    def policy(self, name: str) -> str:
+        """What an agent takes and does not take: its role's policy, else its description."""
+        role = agent_role(self.config, name)
+        return POLICIES[role] if role else (self.config.agents[name].description.strip() or name)
+
+    def prompt(self, candidates: list[str]) -> str:
+        """System prompt of the slow path: policies, contrasting examples, the answer's shape."""
+        lines = []
+        for name in candidates:
+            role = agent_role(self.config, name)
+            shots = [*self.config.agents[name].examples, *(EXAMPLES[role] if role else [])][:PROMPT_EXAMPLES]
+            examples = "; ".join(json.dumps(e, ensure_ascii=False) for e in shots)
+            lines.append(f"- {name}: {self.policy(name)}" + (f". Examples: {examples}" if examples else ""))
+        return ("You route a user's message to exactly one agent. Judge what the user wants done, not the topic "
+                "of any text they pasted. Agents:\n" + "\n".join(lines) + "\n"
+                'Answer with only a JSON object: {"agent": "<one of: ' + ", ".join(candidates)
+                + '>", "task": "<the task in one sentence>"}.')
+
+    @staticmethod
+    def schema(candidates: list[str]) -> dict[str, object]:
+        """JSON Schema of the answer: ``agent`` is an enum, so a constrained decoder cannot invent one."""
+        return {"type": "object", "properties": {"agent": {"type": "string", "enum": candidates},
+                                                 "task": {"type": "string"}},
+                "required": ["agent", "task"], "additionalProperties": False}
+
+    async def _ask_model(self, router: Router, text: str, request_id: str | None, candidates: list[str]
                          ) -> tuple[str, Choice | None, str]:
         cfg = self.config.agents[self.name]
-        messages = [Message("system", self._prompt()), Message("user", text)]
+        messages = [Message("system", self.prompt(candidates)), Message("user", clip(text, PROMPT_CHARS // 2))]
         method = "model"
         for round_trip in range(2):
             request = ChatRequest(messages=messages, thinking=False, json_output=True,
+                                  json_schema=self.schema(candidates),
                                   max_tokens=cfg.max_tokens or 128, temperature=0.0)
             try:
                 routed = await router.complete(self.name, request, parent_id=request_id)
             except ModelyardError as exc:  # chain exhausted: the default agent takes over
                 return method, None, str(exc).splitlines()[0]
-            parsed = parse_choice(routed.response.text, self.targets)
+            parsed = parse_choice(routed.response.text, candidates)
             if isinstance(parsed, Choice):
                 return method, parsed, ""
             if round_trip == 0:
                 method = "model_repaired"
                 messages = [*messages, Message("assistant", routed.response.text),
                             Message("user", f"That answer is unusable: {parsed}. Reply with only the JSON object; "
-                                            f"agent must be one of: {', '.join(self.targets)}.")]
+                                            f"agent must be one of: {', '.join(candidates)}.")]
         return method, None, f"invalid orchestrator answer after one repair: {parsed}"

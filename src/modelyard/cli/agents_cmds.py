@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from modelyard.agents.classifier import Decision
+from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.turn import orchestrator_for
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
@@ -66,93 +68,80 @@ def route(
                   + "[/]", highlight=False)
 
 
-def _read_labels(file: Path, agents: set[str]) -> list[tuple[str, str]]:
-    rows = []
+def _read_labels(file: Path, agents: set[str]) -> list[Labelled]:
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise fail(f"{file}:{number}: not JSON ({exc})") from None
-        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(
-                item.get("agent"), str):
-            raise fail(f'{file}:{number}: expected {{"text": "...", "agent": "..."}}')
-        if item["agent"] not in agents:
-            raise fail(f"{file}:{number}: unknown agent '{item['agent']}' (agents: {', '.join(sorted(agents))})")
-        rows.append((item["text"], item["agent"]))
-    if not rows:
-        raise fail(f"{file} has no labelled lines")
-    return rows
+        return read_labels(file, agents)
+    except LabelError as exc:
+        raise fail(str(exc)) from None
 
 
-def evaluate(orchestrator: Orchestrator, rows: list[tuple[str, str]], predictions: list[str] | None = None,
-             confidences: list[float] | None = None) -> dict[str, Any]:
-    """Accuracy, per-agent precision/recall and the confusion matrix (rows: truth, columns: predicted)."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    if predictions is None:
-        decisions = [orchestrator.decide_fast(text) for text, _ in rows]
-        predictions = [d.agent for d in decisions]
-        confidences = [d.confidence for d in decisions]
-    truth = [agent for _, agent in rows]
-    labels = sorted(set(truth) | set(predictions), key=lambda a: (a not in orchestrator.targets, a))
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predictions, labels=labels,
-                                                                     zero_division=0)
-    matrix = confusion_matrix(truth, predictions, labels=labels)
-    correct = sum(t == p for t, p in zip(truth, predictions, strict=True))
-    threshold = orchestrator.config.orchestration.threshold
-    confident = [(t == p) for t, p, c in zip(truth, predictions, confidences or [], strict=False) if c >= threshold]
-    return {
-        "n": len(rows), "accuracy": correct / len(rows), "labels": labels,
-        "per_agent": {a: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                          "support": int(support[i])} for i, a in enumerate(labels)},
-        "confusion": {"labels": labels, "matrix": matrix.tolist()},
-        "threshold": threshold,
-        "below_threshold": len(rows) - len(confident),
-        "accuracy_above_threshold": (sum(confident) / len(confident)) if confident else None,
-        "errors": [{"text": text, "agent": t, "predicted": p}
-                   for (text, t), p in zip(rows, predictions, strict=True) if t != p],
-    }
+def evaluate(orchestrator: Orchestrator, rows: list[Labelled], decisions: list[Decision] | None = None
+             ) -> dict[str, Any]:
+    """Accuracy (a line is right when the chosen agent is one of its acceptable ones), above-threshold
+    precision, coverage, per-agent precision/recall, confusion matrix and reliability curve."""
+    if decisions is None:
+        decisions = [orchestrator.decide_fast(row.text) for row in rows]
+    outcomes = [Outcome(d.agent, d.confidence, d.agent in row.accept) for d, row in zip(decisions, rows, strict=True)]
+    return summarise(rows, outcomes, orchestrator.config.orchestration.threshold, orchestrator.targets)
 
 
 def eval_routing(
-    file: Annotated[Path, typer.Argument(help='JSONL file, one {"text": …, "agent": …} per line')],
+    file: Annotated[Path, typer.Argument(help='JSONL, one {"text": …, "agent": …} or {"text": …, "accept": [...]} per line')],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     with_model: Annotated[bool, typer.Option("--with-model",
                                              help="Ask the orchestrator's model below the threshold")] = False,
+    calibrate: Annotated[float | None, typer.Option(
+        "--calibrate", help="Choose the threshold for this precision (e.g. 0.95) by 5-fold cross-validation")] = None,
 ) -> None:
-    """Measure routing on labelled lines: accuracy, per-agent precision/recall, confusion matrix."""
+    """Measure routing on labelled lines: accuracy, above-threshold precision, coverage, reliability."""
     cfg, path = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
     rows = _read_labels(file, set(cfg.agents))
-    predictions = confidences = None
+    decisions = None
     if with_model:
         runtime = open_runtime(path, config=cfg)
 
         async def decide_all() -> list[Any]:
             try:
-                return [await orchestrator.decide(runtime.router, text) for text, _ in rows]
+                return [await orchestrator.decide(runtime.router, row.text) for row in rows]
             finally:
                 await runtime.aclose()
 
         decisions = run(decide_all)
-        predictions, confidences = [d.agent for d in decisions], [d.confidence for d in decisions]
-    report = evaluate(orchestrator, rows, predictions, confidences)
+    report = evaluate(orchestrator, rows, decisions)
     report["method"] = "fast+model" if with_model else "fast"
+    if calibrate is not None:
+        fast = [orchestrator.decide_fast(row.text) for row in rows]
+        chosen = choose_threshold([Outcome(d.agent, d.confidence, d.agent in row.accept)
+                                   for d, row in zip(fast, rows, strict=True)], calibrate)
+        report["calibration"] = {"target": calibrate, "threshold": round(chosen.value, 4),
+                                 "held_out_precision": chosen.precision, "held_out_coverage": chosen.coverage,
+                                 "fold_thresholds": [round(v, 4) for v in chosen.folds]}
     if as_json:
         console.out(json.dumps(report, indent=2), highlight=False)
         return
-    console.print(f"[bold]{report['n']}[/] labelled lines · accuracy [bold]{report['accuracy']:.1%}[/] "
-                  f"({report['method']})", highlight=False)
-    if report["accuracy_above_threshold"] is not None:
-        console.print(f"[dim]{report['below_threshold']} below the threshold {report['threshold']:.2f}; accuracy "
-                      f"above it {report['accuracy_above_threshold']:.1%}[/]", highlight=False)
+    low, high = report["accuracy_ci95"]
+    console.print(f"[bold]{report['n']}[/] labelled lines · acceptable [bold]{report['accuracy']:.1%}[/] "
+                  f"(95% CI {low:.1%}–{high:.1%}, {report['method']})", highlight=False)
+    above = report["above_threshold"]
+    if above["n"]:
+        console.print(f"threshold {report['threshold']:.2f}: coverage {report['coverage']:.1%} decided fast, "
+                      f"right {above['value']:.1%} of those (95% CI {above['ci95'][0]:.1%}–{above['ci95'][1]:.1%}); "
+                      f"{report['below_threshold']} below it go to the orchestrator's model", highlight=False)
+    if "calibration" in report:
+        cal = report["calibration"]
+        held = "n/a" if cal["held_out_precision"] is None else f"{cal['held_out_precision']:.1%}"
+        console.print(f"calibrated for {cal['target']:.0%}: threshold [bold]{cal['threshold']:.3f}[/] "
+                      f"(held-out folds: precision {held}, coverage {cal['held_out_coverage']:.1%})", highlight=False)
+    curve = Table(title="reliability (is it right as often as it is sure?)")
+    for column in ("confidence", "n", "right", "95% CI"):
+        curve.add_column(column, justify="right")
+    for b in report["reliability"]:
+        value = "–" if b["value"] is None else f"{b['value']:.0%}"
+        curve.add_row(f"{b['confidence'][0]:.1f}–{b['confidence'][1]:.1f}", str(b["n"]), value,
+                      f"{b['ci95'][0]:.0%}–{b['ci95'][1]:.0%}")
+    console.print(curve)
     per = Table(title="per agent")
     for column in ("agent", "precision", "recall", "f1", "support"):
         per.add_column(column, justify="left" if column == "agent" else "right")

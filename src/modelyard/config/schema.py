@@ -156,6 +156,9 @@ class AgentConfig(Strict):
     system: str | None = Field(None, description="system prompt; default built from the description")
     timeouts: TimeoutOverrides = TimeoutOverrides()
     examples: list[str] = Field(default_factory=list, description="example tasks, for routing")
+    role: Literal["chat", "engineer", "research", "writer", "utility", "none"] | None = Field(
+        None, description="built-in routing role (policy + examples); default: the agent's name if it is a role"
+    )
     tools: ToolsConfig = ToolsConfig()
 
     @property

@@ -100,7 +100,9 @@ class LlamaCppProvider(Provider):
             kwargs["temperature"] = request.temperature
         if request.tools:
             kwargs["tools"] = openai_tools(request.tools)
-        if request.json_output:
+        if request.json_schema:  # llama-cpp-python compiles the schema into a grammar
+            kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        elif request.json_output:
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
 

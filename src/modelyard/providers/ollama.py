@@ -53,7 +53,9 @@ class OllamaProvider(HttpProvider):
         think = self.profile.thinking_to_send(request.thinking)
         if think is not None:
             body["think"] = think
-        if request.json_output:
+        if request.json_schema:
+            body["format"] = request.json_schema  # Ollama structured outputs
+        elif request.json_output:
             body["format"] = "json"
         options: dict[str, Any] = {}
         if request.max_tokens:

@@ -86,7 +86,10 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        if request.json_output:
+        if request.json_schema:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
+        elif request.json_output:
             body["response_format"] = {"type": "json_object"}
         return body
 

@@ -1,0 +1,153 @@
+"""How good routing is, measured honestly: accuracy against lists of acceptable agents, precision
+above the threshold, coverage, a reliability curve, and confidence intervals (samples are small).
+
+A labelled line is ``{"text", "agent"}`` or ``{"text", "accept": [...]}`` (several agents may be
+right; the first is the best fit). The threshold is chosen by cross-validation: on each fold's
+training part, the lowest confidence above which precision reaches the target; the figures
+reported are those of the held-out parts, so the choice is not graded on the data it was made on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class LabelError(ValueError):
+    """A labelled file that cannot be used; the message names the file and line."""
+
+
+@dataclass(slots=True)
+class Labelled:
+    text: str
+    accept: list[str]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One routed line: what was chosen, how sure, and whether it was acceptable."""
+
+    agent: str
+    confidence: float
+    right: bool
+
+
+@dataclass(slots=True)
+class Threshold:
+    value: float
+    precision: float | None  # on held-out folds
+    coverage: float
+    folds: list[float] = field(default_factory=list)
+
+
+def read_labels(file: Path, agents: set[str]) -> list[Labelled]:
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise LabelError(f"cannot read {file}: {exc.strerror}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise LabelError(f"{file}:{number}: not JSON ({exc})") from None
+        accept = item.get("accept", [item.get("agent")]) if isinstance(item, dict) else None
+        if (not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(accept, list)
+                or not accept or not all(isinstance(a, str) for a in accept)):
+            raise LabelError(f'{file}:{number}: expected {{"text": "...", "agent": "..."}} '
+                             f'or {{"text": "...", "accept": ["...", ...]}}')
+        unknown = [a for a in accept if a not in agents]
+        if unknown:
+            raise LabelError(f"{file}:{number}: unknown agent '{unknown[0]}' (agents: {', '.join(sorted(agents))})")
+        rows.append(Labelled(item["text"], accept))
+    if not rows:
+        raise LabelError(f"{file} has no labelled lines")
+    return rows
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound at small n and near 0 or 1)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def proportion(successes: int, n: int) -> dict[str, Any]:
+    low, high = wilson(successes, n)
+    return {"value": successes / n if n else None, "n": n, "ci95": [round(low, 4), round(high, 4)]}
+
+
+def reliability(outcomes: list[Outcome], bins: int = 5) -> list[dict[str, Any]]:
+    """Accuracy per confidence bin: a calibrated router is right about as often as it is sure."""
+    out = []
+    for i in range(bins):
+        low, high = i / bins, (i + 1) / bins
+        inside = [o for o in outcomes if low <= o.confidence < high or (i == bins - 1 and o.confidence == 1.0)]
+        right = sum(o.right for o in inside)
+        out.append({"confidence": [low, high], **proportion(right, len(inside)),
+                    "mean_confidence": (sum(o.confidence for o in inside) / len(inside)) if inside else None})
+    return out
+
+
+def lowest_threshold(outcomes: list[Outcome], target: float, min_support: int = 5) -> float:
+    """Lowest confidence such that decisions at or above it are right at least ``target`` of the time."""
+    ranked = sorted(outcomes, key=lambda o: -o.confidence)
+    best, right = 1.0, 0
+    for count, o in enumerate(ranked, 1):
+        right += o.right
+        if count >= min_support and right / count >= target:
+            best = o.confidence
+    return best
+
+
+def choose_threshold(outcomes: list[Outcome], target: float = 0.95, folds: int = 5) -> Threshold:
+    """Cross-validated: each held-out fold is judged with the threshold its complement chose."""
+    held: list[Outcome] = []
+    chosen: list[float] = []
+    for k in range(folds):
+        train = [o for i, o in enumerate(outcomes) if i % folds != k]
+        test = [o for i, o in enumerate(outcomes) if i % folds == k]
+        value = lowest_threshold(train, target)
+        chosen.append(value)
+        held.extend(o for o in test if o.confidence >= value)
+    value = lowest_threshold(outcomes, target)
+    return Threshold(value, (sum(o.right for o in held) / len(held)) if held else None,
+                     len(held) / len(outcomes) if outcomes else 0.0, chosen)
+
+
+def summarise(rows: list[Labelled], outcomes: list[Outcome], threshold: float, targets: list[str]) -> dict[str, Any]:
+    """Accuracy, above-threshold precision, coverage, per-agent figures, confusion, reliability curve."""
+    n = len(rows)
+    right = sum(o.right for o in outcomes)
+    above = [o for o in outcomes if o.confidence >= threshold]
+    # the "truth" of a line for per-agent figures: the chosen agent when acceptable, else the best fit
+    truth = [o.agent if o.right else r.accept[0] for r, o in zip(rows, outcomes, strict=True)]
+    predicted = [o.agent for o in outcomes]
+    labels = sorted(set(truth) | set(predicted), key=lambda a: (a not in targets, targets.index(a) if a in targets else 0, a))
+    per_agent = {}
+    for a in labels:
+        tp = sum(t == a and p == a for t, p in zip(truth, predicted, strict=True))
+        n_pred, n_true = predicted.count(a), truth.count(a)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_true if n_true else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_agent[a] = {"precision": precision, "recall": recall, "f1": f1, "support": n_true}
+    matrix = [[sum(t == a and p == b for t, p in zip(truth, predicted, strict=True)) for b in labels] for a in labels]
+    return {
+        "n": n, "accuracy": right / n, "accuracy_ci95": list(wilson(right, n)),
+        "threshold": threshold, "coverage": len(above) / n, "below_threshold": n - len(above),
+        "accuracy_above_threshold": (sum(o.right for o in above) / len(above)) if above else None,
+        "above_threshold": proportion(sum(o.right for o in above), len(above)),
+        "labels": labels, "per_agent": per_agent, "confusion": {"labels": labels, "matrix": matrix},
+        "reliability": reliability(outcomes),
+        "errors": [{"text": r.text, "accept": r.accept, "predicted": o.agent, "confidence": round(o.confidence, 3)}
+                   for r, o in zip(rows, outcomes, strict=True) if not o.right],
+    }
