@@ -1,4 +1,7 @@
+# ruff: noqa: E501  (the prompts are data, kept verbatim)
+"""Write extra.jsonl for assemble.py: IFEval and Dolly prompts, issue-thread stack traces, our translations."""
 import json
+
 rows = []
 def add(text, acc, source, style):
     rows.append({"text": text, "accept": acc, "source": source, "style": style})

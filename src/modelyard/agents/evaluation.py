@@ -131,7 +131,8 @@ def summarise(rows: list[Labelled], outcomes: list[Outcome], threshold: float, t
     # the "truth" of a line for per-agent figures: the chosen agent when acceptable, else the best fit
     truth = [o.agent if o.right else r.accept[0] for r, o in zip(rows, outcomes, strict=True)]
     predicted = [o.agent for o in outcomes]
-    labels = sorted(set(truth) | set(predicted), key=lambda a: (a not in targets, targets.index(a) if a in targets else 0, a))
+    order = {a: i for i, a in enumerate(targets)}
+    labels = sorted(set(truth) | set(predicted), key=lambda a: (order.get(a, len(order)), a))
     per_agent = {}
     for a in labels:
         tp = sum(t == a and p == a for t, p in zip(truth, predicted, strict=True))

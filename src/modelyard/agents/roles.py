@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (example prompts are data: one per item, not wrapped)
 """Built-in routing roles: a short policy and training examples for each kind of agent.
 
 An agent that says ``role: writer`` in the config gets the writer policy (shown to the
@@ -192,7 +193,7 @@ EXAMPLES: dict[Role, list[str]] = {
         "best time of year to visit Portugal?", "do I need a visa to travel from India to Japan?",
         "what plug type do they use in Italy?", "what are good things to do in Lisbon for 3 days?",
         "how can I get better at public speaking?", "tips for sleeping better?", "how do I negotiate a raise?",
-        "what skills does a data analyst need?", 
+        "what skills does a data analyst need?",
         "what were the main causes of World War I?", "summarise the plot of Hamlet", "what is the book Sapiens about?",
         "what did Kant mean by the categorical imperative?", "what is stoicism?",
         "explain the theory of relativity like I'm 10", "how does a neural network learn?",

@@ -86,7 +86,8 @@ def evaluate(orchestrator: Orchestrator, rows: list[Labelled], decisions: list[D
 
 
 def eval_routing(
-    file: Annotated[Path, typer.Argument(help='JSONL, one {"text": …, "agent": …} or {"text": …, "accept": [...]} per line')],
+    file: Annotated[Path, typer.Argument(
+        help='JSONL, one {"text": …, "agent": …} or {"text": …, "accept": [...]} per line')],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     with_model: Annotated[bool, typer.Option("--with-model",
