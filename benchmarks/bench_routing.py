@@ -1,4 +1,7 @@
-"""Issue #3: the orchestrator's fast path — decision latency over 1,000 varied prompts, and accuracy.
+"""Issues #3 and #10: the orchestrator's fast path — latency over 1,000 varied prompts, and how often it
+picks an acceptable agent on held-out public prompts (benchmarks/routing_eval/test.jsonl), against
+two simple baselines: always the most common agent, and the classifier trained on the config's own
+descriptions and examples only (no built-in role examples — what issue #10 measured).
 
 Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE]``.
 Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a
@@ -9,12 +12,13 @@ latency covers short and long inputs. Targets: fast-path p50 ≤ 5 ms on this 2-
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import time
 from pathlib import Path
 
+from modelyard.agents.classifier import Classifier
+from modelyard.agents.evaluation import read_labels
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.agents_cmds import evaluate
 from modelyard.config import load_config
@@ -60,7 +64,7 @@ def prompts(base: list[str], n: int, seed: int = 7) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(embedded_default_config()))
-    parser.add_argument("--labels", default=str(ROOT / "tests" / "data" / "routing_labels.jsonl"))
+    parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
     parser.add_argument("-n", type=int, default=1000)
     args = parser.parse_args()
 
@@ -69,8 +73,8 @@ def main() -> None:
     orchestrator = Orchestrator.from_config(config)
     assert orchestrator is not None, "the config has no orchestrator"
     build_ms = (time.perf_counter() - t0) * 1000
-    rows = [json.loads(line) for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    texts = prompts([r["text"] for r in rows], args.n)
+    rows = read_labels(Path(args.labels), set(config.agents))
+    texts = prompts([r.text for r in rows], args.n)
 
     for text in texts[:50]:  # warm up caches and allocations
         orchestrator.decide_fast(text)
@@ -79,19 +83,36 @@ def main() -> None:
         t = time.perf_counter()
         orchestrator.decide_fast(text)
         latencies.append((time.perf_counter() - t) * 1000)
-    report = evaluate(orchestrator, [(r["text"], r["agent"]) for r in rows])
+    report = evaluate(orchestrator, rows)
+    counts: dict[str, int] = {}
+    for r in rows:
+        for agent in r.accept:
+            counts[agent] = counts.get(agent, 0) + 1
+    majority = max(counts, key=lambda a: counts[a])
+    plain = Classifier({t: [x for x in (config.agents[t].description, *config.agents[t].examples) if x.strip()]
+                        or [t] for t in orchestrator.targets})
+    plain_right = sum(plain.decide(r.text).agent in r.accept for r in rows)
 
     print(f"fast path over {len(texts)} varied prompts (targets: {', '.join(orchestrator.targets)})")
     print(f"  classifier built in      {build_ms:8.1f} ms (once per config)")
     print(f"  decision p50             {percentile(latencies, 50):8.2f} ms   target ≤ 5 ms")
     print(f"  decision p99             {percentile(latencies, 99):8.2f} ms")
     print(f"  decision mean / max      {statistics.fmean(latencies):8.2f} / {max(latencies):.2f} ms")
-    print(f"labelled set: {report['n']} lines, held out from the config examples")
-    print(f"  accuracy                 {report['accuracy']:8.1%}")
-    above = report["accuracy_above_threshold"]
-    print(f"  below threshold {report['threshold']:.2f}    {report['below_threshold']:8d} (these go to the model)")
-    if above is not None:
-        print(f"  accuracy above threshold {above:8.1%}")
+    low, high = report["accuracy_ci95"]
+    print(f"labelled set: {report['n']} public prompts never used for training ({Path(args.labels).name})")
+    print(f"  acceptable               {report['accuracy']:8.1%}   95% CI {low:.1%}–{high:.1%}   target ≥ 85%")
+    print(f"  baseline: always {majority:9} {sum(majority in r.accept for r in rows) / len(rows):6.1%}")
+    print(f"  baseline: config examples only {plain_right / len(rows):6.1%}")
+    above = report["above_threshold"]
+    print(f"  threshold {report['threshold']:.2f}: coverage {report['coverage']:.1%} decided fast; "
+          "the rest go to the model")
+    if above["n"]:
+        print(f"  right above threshold    {above['value']:8.1%}   95% CI {above['ci95'][0]:.1%}–{above['ci95'][1]:.1%}"
+              "   target ≥ 95%")
+    for b in report["reliability"]:
+        if b["n"]:
+            low, high = b["confidence"]
+            print(f"  confidence {low:.1f}–{high:.1f}: {b['value']:6.1%} right (n={b['n']})")
     for agent, m in report["per_agent"].items():
         print(f"  {agent:10} precision {m['precision']:.2f}  recall {m['recall']:.2f}  (n={m['support']})")
 
