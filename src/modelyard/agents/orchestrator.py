@@ -17,13 +17,16 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, clip, training_samples
+from modelyard.agents.classifier import Classifier, Decision, agent_role, clip
+from modelyard.agents.learning import samples_with
 from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
+from modelyard.ledger.labels import Label
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message
 
@@ -75,22 +78,24 @@ def parse_choice(text: str, targets: list[str]) -> Choice | str:
 
 
 class Orchestrator:
-    def __init__(self, config: Config, name: str):
+    def __init__(self, config: Config, name: str, labels: Sequence[Label] = ()):
+        """``labels``: texts the person said should have gone elsewhere, trusted by ``routing learn``."""
         self.config = config
         self.name = name
         self.targets = routing_targets(config, name)
         if not self.targets:
             raise ValueError(f"orchestrator '{name}' has no agents to delegate to")
-        self.classifier = _classifier(training_samples(config, self.targets))
+        self.labels = list(labels)
+        self.classifier = _classifier(samples_with(config, self.targets, self.labels))
         default = config.orchestration.default
         if default not in config.agents:
             default = config.default_agent if config.default_agent in self.targets else self.targets[0]
         self.default = default
 
     @classmethod
-    def from_config(cls, config: Config) -> Orchestrator | None:
+    def from_config(cls, config: Config, labels: Sequence[Label] = ()) -> Orchestrator | None:
         name = orchestrator_name(config)
-        return cls(config, name) if name else None
+        return cls(config, name, labels) if name else None
 
     def decide_fast(self, text: str) -> Decision:
         return self.classifier.decide(text)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from modelyard.agents.classifier import Decision
 from modelyard.agents.decision_log import DecisionLog
 from modelyard.agents.errors import UnknownAgent
+from modelyard.agents.learning import learned_labels
 from modelyard.agents.loop import run_agent_loop
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.tools import has_tools, open_toolbox
@@ -57,11 +58,12 @@ _build_lock = threading.Lock()
 
 
 def orchestrator_for(config: Config) -> Orchestrator | None:
-    """The (cached) orchestrator of a config, or None when the config has none."""
+    """The (cached) orchestrator of a config, or None when the config has none. Its fast path also
+    trains on the labels ``modelyard routing learn`` accepted (read once, from the routing log)."""
     with _build_lock:
         cached = _orchestrators.get(id(config))
         if cached is None or cached[0] is not config:
-            cached = (config, Orchestrator.from_config(config))
+            cached = (config, Orchestrator.from_config(config, learned_labels(config)))
             _orchestrators[id(config)] = cached
             while len(_orchestrators) > 8:
                 _orchestrators.pop(next(iter(_orchestrators)))

@@ -16,11 +16,14 @@ from rich.table import Table
 
 from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
+from modelyard.agents.learning import learn
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.turn import orchestrator_for
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
 from modelyard.config import Config
-from modelyard.runtime import open_runtime
+from modelyard.ledger.db import connect
+from modelyard.ledger.labels import LabelSource, add_label
+from modelyard.runtime import log_path_for, open_runtime
 
 
 def _orchestrator_or_exit(config: Config) -> Orchestrator:
@@ -36,12 +39,24 @@ def route(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     fast_only: Annotated[bool, typer.Option("--fast-only", help="Never ask the orchestrator's model")] = False,
+    label: Annotated[str | None, typer.Option(
+        "--label", help="Record that TEXT belongs to this agent (used by `routing learn`); nothing is routed")] = None,
 ) -> None:
     """Show which agent would take TEXT (agent, confidence, method, ms) without running the task."""
     if not text.strip():
         raise fail("the text is empty")
     cfg, path = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
+    if label is not None:
+        if label not in orchestrator.targets:
+            raise fail(f"'{label}' is not an agent the orchestrator routes to ({', '.join(orchestrator.targets)})")
+        conn = connect(log_path_for(cfg))
+        try:
+            number = add_label(conn, text, label, LabelSource.CLI, previous=orchestrator.decide_fast(text).agent)
+        finally:
+            conn.close()
+        console.print(f"label {number} recorded: {label}. `modelyard routing learn` decides whether routing uses it.")
+        return
     fast = orchestrator.decide_fast(text)
     if fast_only or fast.confidence >= cfg.orchestration.threshold:
         decision = fast
@@ -157,3 +172,37 @@ def eval_routing(
         confusion.add_row(label, *[f"[bold]{c}[/]" if label == other else (str(c) if c else "[dim]0[/]")
                                    for other, c in zip(report["labels"], counts, strict=True)])
     console.print(confusion)
+
+
+routing_app = typer.Typer(no_args_is_help=True, help="What routing learned from use.")
+
+
+@routing_app.command("learn")
+def routing_learn(
+    config: ConfigOption = None,
+    held_out: Annotated[Path | None, typer.Option(
+        "--eval", help="Labelled JSONL (eval-routing format) scored before and after; never trained on")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """Refit the fast path on the config's examples + corrections; keep it only if no score drops."""
+    cfg, _ = load_or_exit(config)
+    orchestrator = _orchestrator_or_exit(cfg)
+    rows = _read_labels(held_out, set(cfg.agents)) if held_out else None
+    conn = connect(log_path_for(cfg))
+    try:
+        result = learn(cfg, orchestrator.name, conn, rows)
+    finally:
+        conn.close()
+    if as_json:
+        console.out(json.dumps(asdict(result), indent=2), highlight=False)
+        return
+
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{value:.1%}"
+
+    console.print(f"{result.n_new} new of {result.n_labels} labels", highlight=False)
+    console.print(f"  labels, each scored by a model that never saw it: {pct(result.labels_before)} → "
+                  f"{pct(result.labels_after)}", highlight=False)
+    if rows is not None:
+        console.print(f"  {held_out}: {pct(result.eval_before)} → {pct(result.eval_after)}", highlight=False)
+    console.print(("[green]" if result.accepted else "[yellow]") + result.reason + "[/]", highlight=False)

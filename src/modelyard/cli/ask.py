@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from modelyard.agents.errors import AgentError
+from modelyard.agents.learning import correct_routing
 from modelyard.agents.turn import TurnResult, handle_turn
 from modelyard.cli.common import ConfigOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
+from modelyard.ledger.labels import LabelSource
 from modelyard.router import ChainExhausted, RequestRecord, StreamInterrupted
 from modelyard.runtime import Runtime
 from modelyard.types import ChatRequest, Message
@@ -120,6 +122,11 @@ def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
                     if wanted in runtime.config.agents or wanted == "auto":
                         name = None if wanted == "auto" else wanted
                         console.print(f"now talking to [cyan]{wanted}[/]")
+                        last = next((t for t in reversed(store.turns(conversation)) if t.role == "assistant"), None)
+                        if (name is not None and last is not None and last.request_id and last.agent != name
+                                and correct_routing(runtime, last.request_id, name, LabelSource.CHAT)):
+                            err.print(f"[dim]noted: your last message belonged to {name} "
+                                      "(`modelyard routing learn` teaches routing)[/]")
                     else:
                         console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)})")
                     continue

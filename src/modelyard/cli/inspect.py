@@ -9,11 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from modelyard.agents.learning import record_correction
+from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import ms
+from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES
-from modelyard.ledger import queries
+from modelyard.ledger import connect, queries
+from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.runtime import log_path_for
 from modelyard.providers import build_provider
 
 
@@ -124,13 +129,39 @@ def rate(
     request_id: Annotated[str, typer.Argument(help="Request id (or a unique prefix), as printed by ask/log")],
     verdict: Annotated[str, typer.Argument(help="good or bad")],
     config: ConfigOption = None,
+    agent: Annotated[str | None, typer.Option(
+        "--agent", help="With bad: the agent that should have answered (a routing correction)")] = None,
 ) -> None:
-    """Record whether an answer was acceptable (feeds the report's recommendations)."""
+    """Record whether an answer was acceptable (feeds the report's recommendations). On an answer the
+    orchestrator routed, good confirms its choice and bad --agent X corrects it: both become labels
+    for `modelyard routing learn`."""
     if verdict not in ("good", "bad"):
         raise fail("verdict must be 'good' or 'bad'")
+    if agent is not None and verdict == "good":
+        raise fail("--agent names the agent that should have answered: use it with 'bad'")
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
     full = queries.rate(conn, request_id, verdict == "good")
     if full is None:
         raise fail(f"no single request matches id '{request_id}'")
     console.print(f"rated {full}: {verdict}")
+    if verdict == "good" or agent is not None:
+        _label_route(cfg, full, agent)
+
+
+def _label_route(cfg: Config, request_id: str, agent: str | None) -> None:
+    """A rating of a routed answer is a routing label, kept in this host's SQLite file (as the
+    decisions are): good confirms the agent chosen, bad --agent names the right one."""
+    conn = connect(log_path_for(cfg))
+    try:
+        routed = decision_of(conn, request_id)
+        if routed is None:
+            return
+        name = orchestrator_name(cfg)
+        targets = routing_targets(cfg, name) if name else []
+        if agent is not None and agent not in targets:
+            raise fail(f"'{agent}' is not an agent the orchestrator routes to ({', '.join(targets)})")
+        if record_correction(conn, request_id, agent or routed[1], LabelSource.RATE, targets):
+            console.print(f"[dim]routing label recorded: {agent or routed[1]} (see `modelyard routing learn`)[/]")
+    finally:
+        conn.close()

@@ -31,11 +31,13 @@ from telegram.ext import (
     filters,
 )
 
+from modelyard.agents.learning import correct_routing
 from modelyard.agents.turn import handle_turn
 from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import Conversation, ConversationStore, message_tokens
 from modelyard.frontends.streaming import StreamingReply
+from modelyard.ledger.labels import LabelSource
 from modelyard.router import ChainExhausted, StreamInterrupted
 from modelyard.runtime import Runtime
 from modelyard.types import Message
@@ -128,6 +130,8 @@ class TelegramBot:
         self.store = store or ConversationStore(runtime.log_path)
         self._own_store = store is None
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: per chat, the last answer given a 👎: a following /agent NAME corrects its routing
+        self._disputed: dict[int, str] = {}
         #: StreamingReply of every finished turn, newest last (benchmarks read first_edit_at)
         self.replies: list[StreamingReply] = []
         quiet_http_logs(token, logging.getLogger().handlers)
@@ -214,10 +218,22 @@ class TelegramBot:
             self.store.set_agent(conversation, wanted)
             description = self.config.agents[wanted].description
             text = f"Now talking to {wanted} directly." + (f"\n{description}" if description else "")
+            if await self._correct(update.effective_message.chat.id, conversation, wanted):
+                text += "\n(Noted: your last request belonged to it — routing will learn from that.)"
         else:
             log.info("telegram: chat %s asked for unknown agent (%d chars)", conversation.external_id, len(wanted))
             text = f"Unknown agent '{wanted[:64]}'. Agents: {', '.join(self.config.agents)}"
         await update.effective_message.reply_text(text)
+
+    async def _correct(self, chat_id: int, conversation: Conversation, agent: str) -> bool:
+        """``/agent NAME`` right after an orchestrated answer, or after a 👎 on one, is a routing label."""
+        request_id = self._disputed.pop(chat_id, None)
+        if request_id is None:
+            last = next((t for t in reversed(self.store.turns(conversation)) if t.role == "assistant"), None)
+            if last is None or not last.request_id or last.agent == agent:
+                return False
+            request_id = last.request_id
+        return await asyncio.to_thread(correct_routing, self.runtime, request_id, agent, LabelSource.TELEGRAM)
 
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
@@ -336,6 +352,8 @@ class TelegramBot:
             await query.answer("Sorry, that answer is no longer in the log.")
             return
         log.info("telegram: request %s rated %s by user %s", link.request_id, "👍" if good else "👎", user.id)
+        if not good and target is not None:
+            self._disputed[target.chat.id] = link.request_id
         await query.answer("Thanks — noted 👍" if good else "Thanks — noted 👎")
 
     async def _stale_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

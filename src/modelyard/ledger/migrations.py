@@ -176,3 +176,31 @@ def m005_spool_outbox(db: Schema) -> None:
     """With ``log.url``, the SQLite file is this host's spool: request ids waiting to reach PostgreSQL
     (filled by triggers the forwarder installs, emptied as it forwards; see ledger/forward.py)."""
     db.execute("CREATE TABLE _outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL)")
+
+
+@migration(only=Dialect.SQLITE)
+def m006_routing_labels(db: Schema) -> None:
+    """Routing corrections as labels (``/agent X`` after a routed turn, ratings, ``route --label``) and
+    each ``modelyard routing learn`` run (which labels the fast path trusts, and why). Kept in this
+    host's SQLite file, beside the routing decisions they correct (see ledger/labels.py)."""
+    db.execute("""
+    CREATE TABLE routing_labels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        text TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        source TEXT NOT NULL,
+        request_id TEXT,
+        previous TEXT
+    )""")
+    db.execute("CREATE INDEX routing_labels_request ON routing_labels(request_id)")
+    db.execute("""
+    CREATE TABLE routing_fits (
+        ts REAL NOT NULL,
+        upto_label INTEGER NOT NULL,
+        accepted INTEGER NOT NULL,
+        before REAL,
+        after REAL,
+        n_labels INTEGER NOT NULL,
+        detail TEXT
+    )""")

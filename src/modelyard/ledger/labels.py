@@ -1,0 +1,69 @@
+"""Routing labels learned from use, and the record of which of them the fast path trusts.
+
+A label is "this text should have gone to that agent". They come from corrections — ``/agent X``
+right after an orchestrated turn (chat, Telegram, also after a 👎), ``modelyard rate ID good``
+(the routed agent was right) or ``rate ID bad --agent X``, ``modelyard route --label X "…"``.
+``modelyard routing learn`` decides whether they are used: each run is a ``routing_fits`` row
+saying up to which label id the fast path trains, so a refit that scored worse is never used.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class LabelSource(StrEnum):
+    CHAT = "chat"
+    TELEGRAM = "telegram"
+    RATE = "rate"
+    CLI = "cli"
+
+
+@dataclass(slots=True)
+class Label:
+    id: int
+    text: str
+    agent: str
+    source: str
+
+
+def add_label(conn: sqlite3.Connection, text: str, agent: str, source: LabelSource, *,
+              request_id: str | None = None, previous: str | None = None) -> int:
+    """Store one label (a later label for the same request replaces the earlier one)."""
+    if request_id is not None:
+        conn.execute("DELETE FROM routing_labels WHERE request_id = ?", (request_id,))
+    cursor = conn.execute(
+        "INSERT INTO routing_labels (ts, text, agent, source, request_id, previous) VALUES (?, ?, ?, ?, ?, ?)",
+        (time.time(), text, agent, str(source), request_id, previous))
+    return int(cursor.lastrowid or 0)
+
+
+def labels(conn: sqlite3.Connection, upto: int | None = None) -> list[Label]:
+    rows = conn.execute("SELECT id, text, agent, source FROM routing_labels WHERE id <= ? ORDER BY id",
+                        (upto if upto is not None else 2**62,)).fetchall()
+    return [Label(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def trusted_upto(conn: sqlite3.Connection) -> int:
+    """Labels with an id up to this are used by the fast path (0: none yet)."""
+    row = conn.execute("SELECT MAX(upto_label) FROM routing_fits WHERE accepted = 1").fetchone()
+    return int(row[0] or 0)
+
+
+def record_fit(conn: sqlite3.Connection, upto: int, accepted: bool, before: float | None, after: float | None,
+               n_labels: int, detail: str) -> None:
+    conn.execute("INSERT INTO routing_fits (ts, upto_label, accepted, before, after, n_labels, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (time.time(), upto, int(accepted), before, after, n_labels, detail))
+
+
+def decision_of(conn: sqlite3.Connection, request_id: str) -> tuple[str | None, str, str] | None:
+    """(text, agent, method) of the routing decision behind a request — its own, or its parent's when the
+    request is a hand-off (writer → utility answers under utility's id) — or None if it was not routed."""
+    row = conn.execute(
+        "SELECT text, agent, method FROM routing_decisions WHERE request_id = ? "
+        "OR request_id = (SELECT parent_id FROM requests WHERE id = ?) ORDER BY ts DESC LIMIT 1",
+        (request_id, request_id)).fetchone()
+    return (row[0], row[1], row[2]) if row else None

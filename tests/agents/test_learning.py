@@ -1,0 +1,124 @@
+"""Learning from use: corrections become labels in the routing log, and `routing learn` keeps a refit
+only when it does not score worse. Small configs (no built-in roles) keep every refit fast."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from modelyard.agents.decision_log import DecisionLog
+from modelyard.agents.evaluation import Labelled
+from modelyard.agents.learning import correct_routing, learn, learned_labels
+from modelyard.agents.orchestrator import Orchestrator
+from modelyard.agents.turn import handle_turn
+from modelyard.cli import app
+from modelyard.config import load_config
+from modelyard.ledger.db import connect
+from modelyard.ledger.labels import LabelSource, add_label, labels, trusted_upto
+from modelyard.types import Message
+from tests.agents.conftest import fake_config
+
+runner = CliRunner()
+
+AGENTS = {
+    "talker": {"description": "small talk", "examples": ["hi there", "thanks a lot", "how are you", "bye"]},
+    "coder": {"description": "writes and fixes code", "examples": ["fix this python bug", "write a function",
+                                                                   "my build fails", "refactor this class"]},
+    "sorter": {"description": "reformats data", "examples": ["sort this list", "convert csv to json",
+                                                             "count the words", "remove duplicates"]},
+}
+#: the corrected kind: expense questions the examples know nothing about, which belong to sorter
+KIND = [f"total up my {item} receipts for {month}" for item in ("grocery", "taxi", "hotel", "fuel", "lunch")
+        for month in ("march", "april", "may", "june")]
+
+
+def write_config(tmp_path: Path) -> Path:
+    agents = {name: {**cfg, "primary": "m", "role": "none"} for name, cfg in AGENTS.items()}
+    agents["router"] = {"primary": "m", "consumers": ["coder", "sorter"], "role": "none"}
+    data = {"models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}}, "agents": agents,
+            "default_agent": "talker", "orchestration": {"agent": "router", "threshold": 0.0},
+            "log": {"path": str(tmp_path / "log.sqlite3")}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_labels_from_route_label_improve_the_corrected_kind_and_are_kept(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    config = load_config(path)
+    before = Orchestrator.from_config(config)
+    held_out = KIND[::4]  # never labelled: the refit must generalise to them
+    assert sum(before.decide_fast(t).agent == "sorter" for t in held_out) < len(held_out)
+    for text in (t for i, t in enumerate(KIND) if i % 4):
+        result = runner.invoke(app, ["route", text, "--label", "sorter", "-c", str(path)])
+        assert result.exit_code == 0 and "recorded" in result.output
+    assert learned_labels(config) == []  # recorded, not yet trusted
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps({"text": t, "accept": ["sorter"]}) + "\n" for t in held_out)
+                         + json.dumps({"text": "hello, how are you today", "agent": "talker"}) + "\n"
+                         + json.dumps({"text": "please fix the bug in my function", "agent": "coder"}) + "\n")
+    result = runner.invoke(app, ["routing", "learn", "--eval", str(eval_file), "--json", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["accepted"] and report["n_new"] == 15
+    assert report["eval_after"] > report["eval_before"]
+    after = Orchestrator.from_config(config, learned_labels(config))
+    assert all(after.decide_fast(t).agent == "sorter" for t in held_out)
+    assert after.decide_fast("hello, how are you today").agent == "talker"  # nothing else got worse
+    again = runner.invoke(app, ["routing", "learn", "-c", str(path)])
+    assert "no new labels" in again.output
+
+
+def test_a_refit_that_scores_lower_is_not_used(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path))
+    conn = connect(tmp_path / "log.sqlite3")
+    for text in ("fix the bug in this function", "fix the bug in my python code", "fix this python function",
+                 "why does my build fail?", "why does the build fail again", "my build fails, why",
+                 "write a function to sort numbers", "write a function to sort names", "write a sort function"):
+        add_label(conn, text, "talker", LabelSource.CLI)  # careless: these are coder's
+    held_out = [Labelled("fix the bug in this python function", ["coder"]),
+                Labelled("why does my build fail", ["coder"]), Labelled("write a function to sort", ["coder"])]
+    result = learn(config, "router", conn, held_out)
+    assert not result.accepted and "previous model kept" in result.reason
+    assert result.eval_after is not None and result.eval_before is not None
+    assert result.eval_after < result.eval_before
+    assert trusted_upto(conn) == 0 and learned_labels(config) == []
+    fits = conn.execute("SELECT accepted, detail FROM routing_fits").fetchall()
+    assert [tuple(f) for f in fits] == [(0, result.reason)]
+
+
+async def test_agent_switch_after_an_orchestrated_turn_is_a_label(server, runtime_for, tmp_path: Path) -> None:
+    runtime = runtime_for(fake_config(server.url, tmp_path))
+    result = await handle_turn(runtime, [Message("user", "sort these names: Zoe, Adam, Mia")])
+    assert result.decision is not None and result.decision.method == "fast"
+    # the person says it belonged to engineer (as `/agent engineer` does in chat and Telegram)
+    assert correct_routing(runtime, result.request_id, "engineer", LabelSource.CHAT)
+    assert not correct_routing(runtime, result.request_id, "plumber", LabelSource.CHAT)  # not a target
+    conn = connect(runtime.log_path)
+    [label] = labels(conn)
+    assert (label.text, label.agent, label.source) == ("sort these names: Zoe, Adam, Mia", "engineer", "chat")
+    row = conn.execute("SELECT previous FROM routing_labels").fetchone()
+    assert row[0] == result.decision.agent
+
+
+async def test_rating_a_routed_answer_labels_it(server, runtime_for, tmp_path: Path) -> None:
+    config = fake_config(server.url, tmp_path)
+    config_path = tmp_path / "cfg.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    runtime = runtime_for(config)
+    result = await handle_turn(runtime, [Message("user", "write a haiku about rain")])
+    DecisionLog.for_path(runtime.log_path).flush()
+    runtime.log.flush()
+    good = runner.invoke(app, ["rate", result.request_id, "good", "-c", str(config_path)])
+    assert good.exit_code == 0 and "routing label recorded" in good.output, good.output
+    bad = runner.invoke(app, ["rate", result.request_id, "bad", "--agent", "research", "-c", str(config_path)])
+    assert bad.exit_code == 0 and "routing label recorded: research" in bad.output
+    conn = sqlite3.connect(runtime.log_path)
+    # one label per request: the correction replaced the confirmation
+    assert conn.execute("SELECT agent, source FROM routing_labels").fetchall() == [("research", "rate")]
+    wrong = runner.invoke(app, ["rate", result.request_id, "bad", "--agent", "orchestrator", "-c", str(config_path)])
+    assert wrong.exit_code == 2 and "not an agent the orchestrator routes to" in wrong.output
