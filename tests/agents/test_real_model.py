@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.turn import handle_turn
 from modelyard.config import Config
 from modelyard.paths import embedded_default_config
@@ -62,3 +63,21 @@ async def test_real_model_text_tool_call_without_fallback_falls_back(tmp_path: P
     first = conn.execute("SELECT model, outcome, reason, detail FROM attempts ORDER BY ts, seq").fetchone()
     assert first[:3] == ("qwen-coder-0.5b", "fallback", "unusable_reply")
     assert "written as plain text" in first[3]
+
+
+async def test_real_model_slow_path_answers_inside_the_schema(tmp_path: Path, default_model: Path) -> None:
+    """The 0.5B model, constrained by the JSON Schema (a llama.cpp grammar), names one of the
+    classifier's candidates on the first try: no repair round-trip, no fall to the default agent."""
+    data: dict[str, Any] = yaml.safe_load(embedded_default_config().read_text())
+    data["log"] = {"path": str(tmp_path / "log.sqlite3")}
+    data["orchestration"]["threshold"] = 1.0  # every decision goes to the model
+    data["agents"]["orchestrator"]["max_tokens"] = 48
+    runtime = open_runtime(config=Config.model_validate(data))
+    orchestrator = Orchestrator.from_config(runtime.config)
+    text = "Convert this CSV to JSON:\nname,age\nAnna,31\nBen,25"
+    try:
+        decision = await orchestrator.decide(runtime.router, text)
+    finally:
+        await runtime.aclose()
+    assert decision.method == "model", decision.detail
+    assert decision.agent in orchestrator.candidates(text)
