@@ -36,6 +36,9 @@ async def main() -> None:
     threshold = data["orchestration"]["threshold"]
     data["orchestration"]["threshold"] = 1.0
     data["log"] = {"path": str(Path(tempfile.mkdtemp()) / "log.sqlite3")}
+    # measure the model, not the machine's load: no timeout or cooldown cuts a slow decision short
+    data["defaults"]["timeouts"].update(first_token=600, idle=600, total=1200)
+    data["defaults"]["cooldown"] = {"failures": 1000, "seconds": 1, "max_seconds": 1}
     config = Config.model_validate(data)
     orchestrator = Orchestrator.from_config(config)
     assert orchestrator is not None
@@ -44,6 +47,7 @@ async def main() -> None:
     runtime = open_runtime(config=config)
     right = fast_right = in_top = first_try = 0
     times = []
+    methods: dict[str, int] = {}
     try:
         for row in rows:
             t0 = time.perf_counter()
@@ -53,6 +57,7 @@ async def main() -> None:
             fast_right += orchestrator.decide_fast(row.text).agent in row.accept
             in_top += any(a in row.accept for a in orchestrator.candidates(row.text))
             first_try += decision.method == "model"
+            methods[decision.method] = methods.get(decision.method, 0) + 1
     finally:
         await runtime.aclose()
     n = len(rows)
@@ -62,6 +67,7 @@ async def main() -> None:
     print(f"  acceptable (fast path alone){fast_right / n:6.1%}   on the same prompts")
     print(f"  an acceptable agent among the 3 candidates {in_top / n:6.1%}   (the ceiling for the model)")
     print(f"  usable on the first answer  {first_try / n:6.1%}   (schema-constrained)")
+    print(f"  methods                     {methods}")
     print(f"  seconds per decision        p50 {statistics.median(times):.2f}   max {max(times):.2f}")
 
 

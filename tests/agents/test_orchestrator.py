@@ -37,20 +37,23 @@ async def test_invalid_answer_gets_one_repair(runtime_for, tmp_path: Path) -> No
     assert bodies[1]["messages"][-2] == {"role": "assistant", "content": "I think research would be best"}
 
 
-async def test_two_invalid_answers_fall_to_the_default_agent(runtime_for, tmp_path: Path) -> None:
+async def test_two_invalid_answers_keep_the_fast_path_choice(runtime_for, tmp_path: Path) -> None:
     with scripted('{"agent": "plumber"}', "{not json}") as fake:
         runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0, "default": "research"}))
-        decision = await Orchestrator.from_config(runtime.config).decide(runtime.router, "hmm")
-    assert (decision.agent, decision.method) == ("research", "default")
+        orchestrator = Orchestrator.from_config(runtime.config)
+        decision = await orchestrator.decide(runtime.router, "write a poem about the sea")
+    # the classifier's choice (right ~80% of the time), not a fixed default agent
+    assert (decision.agent, decision.method) == ("writer", "fast_fallback")
     assert "after one repair" in decision.detail and "does not parse" in decision.detail
 
 
-async def test_no_model_answering_falls_to_the_default_agent(runtime_for, tmp_path: Path) -> None:
+async def test_no_model_answering_keeps_the_fast_path_choice(runtime_for, tmp_path: Path) -> None:
     with OpenAIServer() as fake:
         fake.set_default(Fault.status(500))
         runtime = runtime_for(fake_config(fake.url, tmp_path, orchestration={"threshold": 1.0}))
-        decision = await Orchestrator.from_config(runtime.config).decide(runtime.router, "hmm")
-    assert (decision.agent, decision.method) == ("chat", "default")
+        orchestrator = Orchestrator.from_config(runtime.config)
+        decision = await orchestrator.decide(runtime.router, "fix this segfault in my C code")
+    assert (decision.agent, decision.method) == ("engineer", "fast_fallback")
     assert "no model could answer" in decision.detail
 
 

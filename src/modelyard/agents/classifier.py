@@ -22,7 +22,8 @@ class Decision:
     """Which agent gets a task, how sure we are, and how the choice was made.
 
     ``method``: ``fast`` (classifier), ``model`` (orchestrator's model), ``model_repaired`` (model,
-    after one repair round-trip), ``default`` (neither path decided), ``direct`` (agent named).
+    after one repair round-trip), ``fast_fallback`` (below the threshold, but the model gave no usable
+    answer, so the classifier's choice stands), ``direct`` (agent named).
     ``confidence`` is always the classifier's top probability, so slow-path decisions can be
     compared with what the fast path would have done.
     """

@@ -8,7 +8,8 @@ examples, and asked for ``{"agent": …, "task": …}`` under a JSON Schema whos
 enum — a grammar on llama.cpp, ``format`` on Ollama — so even a 0.5B model cannot name an agent
 that does not exist. Candidates are the classifier's best three: a small model chooses better
 among three than among six. An invalid answer gets one repair round-trip; after that (or if no
-model answers) ``orchestration.default`` takes the task.
+model answers) the fast path's own choice stands (method ``fast_fallback``, the reason in
+``detail``): right ~80% of the time on held-out prompts, where a fixed default agent is not.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Orchestrator:
         return self.classifier.decide(text)
 
     async def decide(self, router: Router, text: str, *, request_id: str | None = None) -> Decision:
-        """Fast path; below the threshold, the model; failing that, the default agent."""
+        """Fast path; below the threshold, the model; failing that, the fast path's choice after all."""
         t0 = time.perf_counter()
         fast = self.classifier.decide(text)
         if fast.confidence >= self.config.orchestration.threshold:
@@ -110,7 +111,7 @@ class Orchestrator:
         ms = (time.perf_counter() - t0) * 1000
         if isinstance(choice, Choice):
             return Decision(choice.agent, fast.confidence, method, ms, task=choice.task)
-        return Decision(self.default, fast.confidence, "default", ms, detail=detail)
+        return Decision(fast.agent, fast.confidence, "fast_fallback", ms, detail=detail)
 
     def candidates(self, text: str) -> list[str]:
         """The classifier's best guesses, best first (all targets when there are few)."""
@@ -154,7 +155,7 @@ class Orchestrator:
                                   max_tokens=cfg.max_tokens or 128, temperature=0.0)
             try:
                 routed = await router.complete(self.name, request, parent_id=request_id)
-            except ModelyardError as exc:  # chain exhausted: the default agent takes over
+            except ModelyardError as exc:  # chain exhausted: the fast path's choice stands
                 return method, None, str(exc).splitlines()[0]
             parsed = parse_choice(routed.response.text, candidates)
             if isinstance(parsed, Choice):

@@ -197,7 +197,8 @@ class OrchestrationConfig(Strict):
 
     agent: str | None = Field(None, description="the orchestrator agent")
     threshold: float = Field(0.35, ge=0, le=1, description="below this fast-path confidence, ask the model")
-    default: str | None = Field(None, description="agent used when neither path decides")
+    default: str | None = Field(None, description="agent for turns the orchestrator cannot route at all; a failed "
+                                "model call keeps the fast path's choice instead")
     max_depth: int = Field(4, ge=1, le=16)
 
 
