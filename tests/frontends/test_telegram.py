@@ -271,6 +271,8 @@ async def test_embedded_default_topology_routes_automatically(tmp_path, tg, llm)
     data["log"] = {"path": str(tmp_path / "log.sqlite")}
     data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}
     config = Config.model_validate(data)
+    from modelyard.agents.turn import orchestrator_for
+    orchestrator_for(config)  # train the classifier before the bot's first 5 s wait starts
     async with running_bot(config, tg):
         final = await ask(tg, "Fix the failing unit test in my Python module and explain the bug.")
         tg.push_callback(ALICE, final["message_id"], data="rate:1")
@@ -294,3 +296,36 @@ async def test_answer_cut_midstream_keeps_the_partial_text_and_says_so(tmp_path,
         cut = await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "interrupted" in (c.text or "")])
     assert REPLY.startswith(cut[-1].text.split("\n\n")[0])
     assert not cut[-1].params.get("reply_markup")
+
+
+async def test_thumbs_down_then_agent_command_teaches_routing(tmp_path, tg, llm):
+    """👎 on a routed answer followed by /agent NAME is a correction: a label for `routing learn`."""
+    from importlib.resources import files
+
+    import yaml
+
+    from modelyard.agents.turn import orchestrator_for
+    from modelyard.config import Config
+
+    data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
+    data["models"]["qwen-coder-0.5b"] = {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1",
+                                         "context": 4096, "max_concurrent": 1}
+    data["orchestration"]["threshold"] = 0.0  # the fast path decides: this test is about the correction
+    data["log"] = {"path": str(tmp_path / "log.sqlite")}
+    data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}
+    config = Config.model_validate(data)
+    orchestrator_for(config)  # train the classifier before the bot's first 5 s wait starts
+    text = "Please sort these names alphabetically: Zoe, Adam, Mia"
+    async with running_bot(config, tg):
+        first = await ask(tg, text)
+        routed = first["text"].rsplit("— ", 1)[1].split(" · ")[0]
+        later = await ask(tg, "thanks!")  # the correction still targets the 👎'd answer, not the last one
+        tg.push_callback(ALICE, first["message_id"], data="rate:0")
+        await eventually(lambda: tg.calls_to("answerCallbackQuery"))
+        wanted = "research" if routed != "research" else "writer"
+        tg.push_message(ALICE, text=f"/agent {wanted}")
+        await eventually(lambda: any("routing will learn" in r for r in replies_to(tg, ALICE)))
+    assert later["message_id"] != first["message_id"]
+    with db(config) as conn:
+        labels = conn.execute("SELECT text, agent, source, previous FROM routing_labels").fetchall()
+    assert [tuple(r) for r in labels] == [(text, wanted, "telegram", routed)]
