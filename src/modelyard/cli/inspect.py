@@ -18,8 +18,8 @@ from modelyard.errors import HEALTH_FAILURES
 from modelyard.ledger import connect, queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
-from modelyard.runtime import log_path_for
 from modelyard.providers import build_provider
+from modelyard.runtime import log_path_for
 
 
 def _missing(conn: LogConnection, model: str) -> str:
