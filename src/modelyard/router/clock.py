@@ -9,7 +9,8 @@ nothing has to sleep for real to let a cooldown expire.
 from __future__ import annotations
 
 import asyncio
-import selectors
+import heapq
+import itertools
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -49,51 +50,80 @@ class ManualClock:
         self.now += seconds
 
 
-class _JumpingSelector:
-    """Wraps a real selector: polls it without blocking, and when nothing is ready, jumps the
-    loop's clock to the next timer instead of sleeping until it."""
-
-    #: real I/O (another thread waking the loop) is looked for every this many jumps, not at each
-    POLL_EVERY = 64
-
-    def __init__(self, loop: VirtualTimeLoop, real: selectors.BaseSelector):
-        self._loop = loop
-        self._real = real
-        self._skipped = 0
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if timeout is None:
-            return self._real.select(None)  # nothing scheduled: only real I/O can wake the loop
-        if timeout <= 0 or self._skipped >= self.POLL_EVERY:
-            self._skipped = 0
-            ready = self._real.select(0)
-            if ready or timeout <= 0:
-                return ready
-        self._skipped += 1
-        self._loop.now += timeout
-        return []
-
-    def __getattr__(self, name: str):  # register, unregister, modify, get_map, close…
-        return getattr(self._real, name)
-
-
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps over idle time: a simulated hour of timeouts, sleeps, queue
     bounds and cooldowns runs in the milliseconds its callbacks take. The router runs on it
-    unchanged — replay and tests use the real rules, not a model of them."""
+    unchanged — replay and tests use the real rules, not a model of them.
+
+    Its timers live in a heap of ``(when, seq, handle)`` tuples, compared in C (the stock loop
+    compares TimerHandles in Python, and a replay schedules millions of them); real I/O (another
+    thread waking the loop) is polled every :attr:`POLL_EVERY` iterations, or waited for when
+    nothing at all is scheduled.
+    """
+
+    POLL_EVERY = 64
 
     def __init__(self, start: float | None = None):
         """``start``: the simulated time to begin at, in epoch seconds (default: now)."""
-        real = selectors.DefaultSelector()
-        super().__init__(selector=real)
+        super().__init__()
         self.now = time.time() if start is None else start
-        self._selector = _JumpingSelector(self, real)  # type: ignore[assignment]
+        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        self._seq = itertools.count()
+        self._cancelled_timers = 0
+        self._iterations = 0
         # On the epoch scale a float step is ~0.2 µs: the default resolution (1 ns) would vanish in
         # rounding and a timer due "now" would never count as due. One microsecond is plenty.
         self._clock_resolution = 1e-6
 
     def time(self) -> float:
         return self.now
+
+    def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def, override]
+        self._check_closed()
+        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._timers, (when, next(self._seq), timer))
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        if handle._scheduled:
+            self._cancelled_timers += 1
+
+    def _run_once(self) -> None:
+        timers, ready = self._timers, self._ready
+        if self._cancelled_timers > 512 and self._cancelled_timers * 2 > len(timers):
+            kept = []
+            for entry in timers:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            self._timers = timers = kept
+            self._cancelled_timers = 0
+        while timers and timers[0][2]._cancelled:
+            heapq.heappop(timers)[2]._scheduled = False
+            self._cancelled_timers -= 1
+        self._iterations += 1
+        if not ready and not self._stopping and not timers:
+            self._process_events(self._selector.select(None))  # only real I/O can wake the loop now
+        elif self._iterations % self.POLL_EVERY == 0:
+            self._process_events(self._selector.select(0))
+        if not ready and not self._stopping and timers and timers[0][0] > self.now:
+            self.now = timers[0][0]  # nothing to do until the next timer: jump to it
+        end = self.now + self._clock_resolution
+        while timers and timers[0][0] < end:
+            handle = heapq.heappop(timers)[2]
+            handle._scheduled = False
+            ready.append(handle)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    def close(self) -> None:
+        self._timers.clear()
+        super().close()
 
 
 def run_simulated(main: Coroutine[Any, Any, T], start: float | None = None) -> T:
