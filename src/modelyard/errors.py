@@ -16,6 +16,9 @@ class Reason(StrEnum):
     """Why an attempt did not produce the answer. Stored verbatim in the routing log."""
 
     QUEUE_TIMEOUT = "queue_timeout"
+    #: the model's slots live in a shared store (Redis) that cannot be reached, and this process's
+    #: conservative share of them is taken or zero
+    STATE_UNREACHABLE = "state_unreachable"
     COOLING_DOWN = "cooling_down"
     MISSING_CREDENTIALS = "missing_credentials"
     UNAVAILABLE = "unavailable"

@@ -7,9 +7,11 @@ that names the line, not a silently ignored setting.
 from __future__ import annotations
 
 import os
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from modelyard import registry
@@ -231,6 +233,64 @@ class ReportConfig(Strict):
     hardware_usd_per_month: float = Field(0.0, ge=0)
 
 
+class OnOutage(StrEnum):
+    """What a process does with a model's slots while the shared state cannot be reached."""
+
+    #: keep serving with floor(max_concurrent / instances last seen): the sum never exceeds the limit
+    SHARE = "share"
+    #: no slots at all: the request moves to its next model (reason ``state_unreachable``)
+    FAIL = "fail"
+
+
+STATE_SCHEMES = ("redis", "rediss", "unix")
+
+
+class StateConfig(Strict):
+    """Where per-model slots and breakers live when several processes or hosts share them (Redis)."""
+
+    url: str = Field(description="redis://[:PASSWORD@]HOST:PORT/DB, rediss:// (TLS) or unix:///path.sock")
+    prefix: str = Field("modelyard", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$",
+                        description="key namespace: processes that share limits use the same prefix")
+    lease: float = Field(10.0, ge=0.3, le=600, description="a crashed process's slots come back within this (s)")
+    timeout: float = Field(0.5, gt=0, le=10, description="bound on every Redis call (s)")
+    refresh: float = Field(0.5, ge=0.05, le=60, description="how often the cached view (models, metrics) is read")
+    on_outage: OnOutage = Field(OnOutage.SHARE, description="share: a conservative local share; fail: no slots")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, v: Any) -> Any:
+        return {"url": v} if isinstance(v, str) else v  # ``state: redis://…`` is the short form
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in STATE_SCHEMES or not (parts.hostname or parts.path):
+            raise PydanticCustomError(
+                "state_url", "expected a Redis URL like redis://127.0.0.1:6379/0 (schemes: {schemes}), got '{got}'",
+                {"schemes": ", ".join(STATE_SCHEMES), "got": redact_url(v)})
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise PydanticCustomError("state_url", "the port in '{got}' is not a number",
+                                      {"got": redact_url(v)}) from None
+        return v
+
+    @property
+    def shown_url(self) -> str:
+        return redact_url(self.url)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for messages, logs and /healthz)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
 class Defaults(Strict):
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
@@ -245,6 +305,7 @@ class Config(Strict):
     telegram: TelegramConfig = TelegramConfig()
     gateway: GatewayConfig = GatewayConfig()
     report: ReportConfig = ReportConfig()
+    state: StateConfig | None = Field(None, description="shared slots and breakers: redis://… (default: in-process)")
     models: dict[str, ModelConfig]
     agents: dict[str, AgentConfig]
 

@@ -3,20 +3,31 @@
 The runtime builds one pool and hands it to every router it makes (the gateway's direct
 ``model:NAME`` router included), so limits, queues and cooldowns are the same object however a
 request arrives. Where the state lives is decided here, once: :class:`LocalState` keeps it in
-this process.
+this process; with ``state: redis://…`` in the config (or ``MODELYARD_STATE`` in the
+environment) :class:`~modelyard.router.shared.RedisState` shares it between processes and hosts.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from modelyard.config.schema import Config, Cooldown
-from modelyard.errors import Reason
+from pydantic import ValidationError
+
+from modelyard.config.schema import Config, Cooldown, StateConfig
+from modelyard.errors import ConfigError, Reason
 from modelyard.providers import Provider, build_provider
 from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
 from modelyard.router.slots import Slots
 from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket
+
+if TYPE_CHECKING:
+    from modelyard.router.shared import LinkStatus, RedisLink
+
+#: a Redis URL here overrides ``state.url`` of the config; ``local`` keeps the state in-process
+STATE_ENV = "MODELYARD_STATE"
 
 
 class LocalState(ModelState):
@@ -64,14 +75,38 @@ class LocalState(ModelState):
         return condition, detail, slots.in_flight, slots.waiting
 
 
+def state_settings(config: Config) -> StateConfig | None:
+    """Where per-model state lives: ``$MODELYARD_STATE`` (a URL, or ``local``), else ``state:`` of the config."""
+    env = os.environ.get(STATE_ENV, "").strip()
+    if not env:
+        return config.state
+    if env == "local":
+        return None
+    base = config.state.model_dump() if config.state else {}
+    try:
+        return StateConfig.model_validate({**base, "url": env})
+    except ValidationError as exc:
+        raise ConfigError(f"{STATE_ENV}: {exc.errors()[0]['msg']}") from None
+
+
 class ModelPool:
     """Providers and runtime state of every configured model, built once per runtime."""
 
     def __init__(self, config: Config, *, providers: dict[str, Provider] | None = None,
-                 states: dict[str, ModelState] | None = None, clock: Clock = loop_clock):
+                 states: dict[str, ModelState] | None = None, clock: Clock = loop_clock,
+                 shared: StateConfig | None = None):
         self.config = config
         self.clock = clock
         self.providers = providers or {n: build_provider(n, m) for n, m in config.models.items()}
+        self.link: RedisLink | None = None
+        settings = shared or (None if states else state_settings(config))
+        if settings is not None:
+            from modelyard.router.shared import RedisLink, RedisState  # redis is imported only when used
+
+            # Redis's own clock unless a test injected one: loop clocks differ between processes
+            self.link = link = RedisLink(settings, None if clock is loop_clock else clock)
+            states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock)
+                      for n, m in config.models.items()}
         self.states: dict[str, ModelState] = states or {
             n: LocalState(n, m.max_concurrent, config.defaults.cooldown, clock) for n, m in config.models.items()}
 
@@ -88,6 +123,10 @@ class ModelPool:
             raise TypeError(f"model {model!r} keeps its state outside this process")
         return state
 
+    def state_status(self) -> LinkStatus | None:
+        """The shared store's status (None: the state is in this process)."""
+        return self.link.status() if self.link is not None else None
+
     def statuses(self) -> list[ModelStatus]:
         out = []
         for name, provider in self.providers.items():
@@ -101,5 +140,7 @@ class ModelPool:
     async def aclose(self) -> None:
         for state in self.states.values():
             await state.aclose()
+        if self.link is not None:
+            await self.link.aclose()
         for provider in self.providers.values():
             await provider.aclose()

@@ -170,8 +170,9 @@ class Router:
                     try:
                         waited = await state.acquire(bound)
                     except QueueTimeout as exc:
-                        record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, Reason.QUEUE_TIMEOUT,
-                                                       str(exc), queue_wait_ms=bound * 1000))
+                        spent = bound if exc.waited is None else exc.waited
+                        record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, exc.reason,
+                                                       str(exc), queue_wait_ms=spent * 1000))
                         continue
                     record.queue_wait_ms += waited * 1000
                     try:

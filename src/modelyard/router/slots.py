@@ -11,9 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from modelyard.errors import Reason
+
 
 class QueueTimeout(Exception):
-    """No slot came free within the wait bound."""
+    """No slot came free within the wait bound; ``waited`` is the time really spent waiting (None:
+    the whole bound), ``reason`` why (a shared store out of reach moves the request on too)."""
+
+    def __init__(self, message: str, *, waited: float | None = None, reason: Reason = Reason.QUEUE_TIMEOUT):
+        super().__init__(message)
+        self.waited = waited
+        self.reason = reason
 
 
 class Slots:
@@ -54,7 +62,7 @@ class Slots:
         except TimeoutError:
             if fut.done() and not fut.cancelled():
                 return loop.time() - start  # handed over just as the bound ran out: keep it
-            raise QueueTimeout(f"no free slot within {timeout:g}s") from None
+            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
         except BaseException:
             # Cancelled after the slot was handed over: pass it on rather than leak it.
             if fut.done() and not fut.cancelled():

@@ -1,0 +1,312 @@
+"""One process's link to the shared store: the client, bounded calls, and the work done in the background.
+
+Every Redis call is bounded by ``state.timeout``; the first one that fails or overruns marks the
+link *down* and every model switches to its local fallback at once (no request waits on a dead
+store a second time). In the background one task:
+
+- renews this process's holders, waiters and probes every ``lease / 3`` (the heartbeat);
+- every ``state.refresh`` seconds reads the view behind :meth:`RedisState.snapshot` and registers
+  the process in the instance list (the local share while the store is down divides by it);
+- while down, tries the store again every ``min(refresh, 0.5)`` s; when it answers, gives back what
+  was released meanwhile, re-registers what is still held, and only then says *up*.
+
+A second task listens on the grant channel (pub/sub: one connection per process, whatever the
+number of waiters) and wakes exactly the waiter whose token was granted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from modelyard.config.schema import StateConfig
+from modelyard.router.clock import Clock
+from modelyard.router.shared import lua
+
+if TYPE_CHECKING:
+    from modelyard.router.shared.state import RedisState
+
+log = logging.getLogger("modelyard.state")
+
+
+class StoreUnreachable(Exception):
+    """The shared store did not answer within its bound (or refused): the link is down."""
+
+
+@dataclass(slots=True)
+class LinkStatus:
+    """What /healthz, /metrics and ``models`` show about the shared store."""
+
+    url: str
+    prefix: str
+    up: bool
+    detail: str
+    instances: int
+    #: seconds since the cached view was last read (None: never)
+    view_age: float | None
+    errors: int
+
+
+class RedisLink:
+    """The pool's connection to Redis, shared by every model's :class:`RedisState`."""
+
+    def __init__(self, settings: StateConfig, clock: Clock | None = None):
+        self.settings = settings
+        self.prefix = settings.prefix
+        self.channel = f"{settings.prefix}:grants"
+        #: None: Redis's own clock (TIME) — the right one across hosts; tests may pass a manual clock
+        self.clock = clock
+        self.lease_ms = settings.lease * 1000
+        #: a holder's entry lives 2/3 of the lease and is renewed every 1/3: one late heartbeat is
+        #: tolerated, and a crashed holder's slot is free within the lease
+        self.heartbeat = settings.lease / 3
+        self.window_ms = self.lease_ms * 2 / 3
+        self.grace_ms = self.heartbeat * 1000 + settings.timeout * 1000
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._tokens = itertools.count()
+        self.states: dict[str, RedisState] = {}
+        #: token → the state waiting for it (the grant listener looks tokens up here)
+        self.waiters: dict[str, RedisState] = {}
+        self.up = True  # optimistic until the first call says otherwise
+        self.down_since: float | None = None
+        self.down_reason = ""
+        self.errors = 0
+        self.instances = 0  # 0: never counted (a process that never reached the store has no share)
+        self.view_at: float | None = None
+        self._client: Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._last_beat = 0.0
+        self._scripts: dict[str, AsyncScript] = {}
+        self._kick = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def new_token(self) -> str:
+        return f"{self.instance}:{next(self._tokens)}"
+
+    def register(self, state: RedisState) -> None:
+        self.states[state.name] = state
+
+    def ensure_started(self) -> None:
+        """Start the client and the background tasks on the running loop (once per loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        self._loop = loop
+        timeout = self.settings.timeout
+        self._client = Redis.from_url(self.settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                      retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        self._scripts = {name: self._client.register_script(getattr(lua, name))
+                         for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
+                                      "INSTANCES")}
+        self._kick = asyncio.Event()
+        self._tasks = [loop.create_task(self._maintain(), name="modelyard-state-maintain"),
+                       loop.create_task(self._listen(), name="modelyard-state-grants")]
+
+    async def aclose(self) -> None:
+        """Give back every slot and waiter of this process, leave the instance list, stop."""
+        if self._client is None or self._loop is not asyncio.get_running_loop():
+            return
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._background:  # give-backs of cancelled waiters still on their way
+            await asyncio.wait(list(self._background), timeout=self.settings.timeout * 2)
+        if self.up:
+            with contextlib.suppress(StoreUnreachable):
+                for state in self.states.values():
+                    await state.give_back_all()
+                await self.call("INSTANCES", [self._instances_key], [self.now_arg(), self.lease_ms, self.instance, 1])
+        await self._client.aclose()
+        self._client = None
+        self._loop = None
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run cleanup in the background (a cancelled request must not wait for Redis to tidy up)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def now_arg(self) -> str:
+        return "" if self.clock is None else repr(self.clock() * 1000)
+
+    @property
+    def _instances_key(self) -> str:
+        return f"{self.prefix}:instances"
+
+    async def call(self, script: str, keys: list[str], args: list[Any], *, budget: float | None = None) -> Any:
+        """Run one script within ``state.timeout`` (or ``budget``, when the caller has less time left).
+
+        Raises :class:`StoreUnreachable` (and marks the link down) when Redis fails or overruns its
+        own bound; a plain ``TimeoutError`` when only the caller's shorter budget ran out.
+        """
+        if self._client is None:
+            raise StoreUnreachable("closed")
+        bound = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
+        try:
+            async with asyncio.timeout(bound):
+                return await self._scripts[script](keys=keys, args=args)
+        except TimeoutError:
+            if budget is not None and budget < self.settings.timeout:
+                raise
+            self.mark_down(f"no answer within {self.settings.timeout:g}s")
+            raise StoreUnreachable(self.down_reason) from None
+        except (RedisError, OSError) as exc:
+            self.mark_down(f"{type(exc).__name__}: {exc}")
+            raise StoreUnreachable(self.down_reason) from None
+
+    async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Several scripts in one round trip, within ``state.timeout``."""
+        assert self._client is not None
+        try:
+            async with asyncio.timeout(self.settings.timeout), self._client.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    await self._scripts[script](keys=keys, args=args, client=pipe)
+                return await pipe.execute()
+        except TimeoutError:
+            self.mark_down(f"no answer within {self.settings.timeout:g}s")
+            raise StoreUnreachable(self.down_reason) from None
+        except (RedisError, OSError) as exc:
+            self.mark_down(f"{type(exc).__name__}: {exc}")
+            raise StoreUnreachable(self.down_reason) from None
+
+    # -- up and down ----------------------------------------------------------------------
+
+    def mark_down(self, reason: str) -> None:
+        self.errors += 1
+        if not self.up:
+            return
+        self.up = False
+        self.down_since = time.monotonic()
+        self.down_reason = reason
+        log.warning("shared state %s unreachable (%s): models fall back to this process's share (%s)",
+                    self.settings.shown_url, reason, self.settings.on_outage.value)
+        for state in self.states.values():
+            state.went_down()
+        self._kick.set()
+
+    async def _recover(self) -> None:
+        """The store answers again: give back, re-register, then let requests use it."""
+        for state in self.states.values():
+            await state.give_back_pending()
+        await self._beat(force=True)
+        self.up = True
+        log.warning("shared state %s reachable again after %.1fs", self.settings.shown_url,
+                    time.monotonic() - (self.down_since or time.monotonic()))
+        self.down_since = None
+        self.down_reason = ""
+        for state in self.states.values():
+            state.came_up()
+
+    # -- background -----------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                if self.up:
+                    await self._beat()
+                else:
+                    await self._recover()
+            except StoreUnreachable:
+                pass
+            except Exception:  # a bug here must not stop the heartbeat of every slot this process holds
+                log.exception("shared state maintenance failed")
+            pause = self.settings.refresh if self.up else min(self.settings.refresh, 0.5)
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._kick.wait()
+
+    async def _beat(self, *, force: bool = False) -> None:
+        """One round trip: the heartbeat when due (or ``force``), and the cached view."""
+        now = time.monotonic()
+        beat = force or now - self._last_beat >= self.heartbeat
+        renewing = list(self.states.values()) if beat else []
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("INSTANCES", [self._instances_key], [self.now_arg(), self.window_ms, self.instance, 0])]
+        calls += [("RENEW", *state.renew_call()) for state in renewing]
+        calls += [("VIEW", *state.view_call()) for state in self.states.values()]
+        results = await self._pipeline(calls)
+        self.instances = int(results[0])
+        if beat:
+            self._last_beat = now
+        for state, result in zip(renewing, results[1:1 + len(renewing)], strict=True):
+            state.renewed(result)
+        for state, result in zip(self.states.values(), results[1 + len(renewing):], strict=True):
+            state.viewed(result)
+        self.view_at = time.monotonic()
+
+    async def sync(self, state: RedisState) -> None:
+        """Renew one model now (the store lost its data, or a grant may have been missed)."""
+        state.renewed(await self.call("RENEW", *state.renew_call()))
+
+    async def _listen(self) -> None:
+        """Wake granted waiters. A message lost while (re)connecting is caught by the next heartbeat."""
+        assert self._client is not None
+        pause = 0.05
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                pause = 0.05
+                for state in list(self.states.values()):
+                    if state.waiting:
+                        self.spawn(self._sync_quietly(state))
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None and message["type"] == "message":
+                        self._dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    async def _sync_quietly(self, state: RedisState) -> None:
+        with contextlib.suppress(StoreUnreachable):
+            await self.sync(state)
+
+    def _dispatch(self, data: bytes) -> None:
+        for raw in data.split():
+            token = raw.decode()
+            state = self.waiters.get(token)
+            if state is not None:
+                state.granted(token)
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> LinkStatus:
+        age = None if self.view_at is None else time.monotonic() - self.view_at
+        if self.up:
+            detail = f"reachable, {self.instances} instance(s)" if self.view_at else "connecting"
+        else:
+            since = time.monotonic() - (self.down_since or time.monotonic())
+            detail = (f"unreachable for {since:.0f}s ({self.down_reason}); "
+                      f"on_outage={self.settings.on_outage.value}")
+        return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors)
+

@@ -1,0 +1,232 @@
+"""The Lua scripts that make a model's slots and breaker atomic in Redis.
+
+Each script is one step of the protocol, run by Redis with nothing interleaved, so two processes
+can never both take the last slot or both become the half-open probe. Times are Redis's own
+clock (``TIME``, milliseconds) unless a test passes a clock of its own (``now`` argument), so
+hosts with different clocks agree on every lease and deadline.
+
+Per model, under one hash tag (so a cluster could hold them in one slot):
+
+- ``holders``  sorted set: token → lease deadline. A holder not renewed in time is dropped.
+- ``queue``    sorted set: token → ticket number (FIFO order of the waiters).
+- ``leases``   sorted set: waiter token → lease deadline (a crashed waiter must not block the head).
+- ``released`` sorted set: token → when it was released (a late heartbeat must not revive it).
+- ``meta``     hash: ``seq`` (ticket counter), ``epoch`` (changes when Redis lost its data),
+  ``grace`` (no slot is handed out before this: live holders re-register first).
+- ``breaker``  hash: ``state``, ``failures``, ``cooldown``, ``until``, ``reason``, ``gen``,
+  ``probe`` (token of the one half-open probe) and ``probe_until`` (its lease).
+
+A slot freed (release, lease expiry) goes straight to the oldest waiter — hand-over, as in the
+in-process :class:`~modelyard.router.slots.Slots` — and the grant is published on one channel,
+so exactly the granted waiter wakes.
+"""
+
+from __future__ import annotations
+
+_PRELUDE = r"""
+local function now_ms(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+
+local function zrem_all(key, list)
+  for i = 1, #list, 500 do
+    redis.call('ZREM', key, unpack(list, i, math.min(i + 499, #list)))
+  end
+end
+
+-- holders and waiters whose lease ran out belonged to a process that stopped renewing them
+local function purge(H, Q, W, now)
+  local n = redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
+  local gone = redis.call('ZRANGEBYSCORE', W, '-inf', now)
+  if #gone > 0 then zrem_all(W, gone); zrem_all(Q, gone) end
+  return n + #gone
+end
+
+-- free slots go to the oldest waiters, in order; the grant is published so they wake
+local function promote(H, Q, W, M, now, win, limit, channel)
+  if now < tonumber(redis.call('HGET', M, 'grace') or '0') then return 0 end
+  local free = limit - redis.call('ZCARD', H)
+  if free <= 0 then return 0 end
+  local heads = redis.call('ZRANGE', Q, 0, free - 1)
+  if #heads == 0 then return 0 end
+  for _, t in ipairs(heads) do redis.call('ZADD', H, now + win, t) end
+  zrem_all(Q, heads); zrem_all(W, heads)
+  redis.call('PUBLISH', channel, table.concat(heads, ' '))
+  return #heads
+end
+
+-- the store's epoch; a caller that knew another one is from before Redis lost its data, so no
+-- slot is handed out for a grace period while every live process re-registers its holders
+local function epoch(M, known, fresh, now, grace_ms)
+  local cur = redis.call('HGET', M, 'epoch')
+  if not cur then cur = fresh; redis.call('HSET', M, 'epoch', cur) end
+  local lost = known ~= '' and known ~= cur
+  if lost and tonumber(redis.call('HGET', M, 'grace') or '0') < now + grace_ms then
+    redis.call('HSET', M, 'grace', tostring(now + grace_ms))
+  end
+  return cur, lost
+end
+"""
+
+#: KEYS holders queue leases meta; ARGV now win limit token known_epoch fresh_epoch grace_ms channel
+#: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again), epoch}
+ACQUIRE = _PRELUDE + r"""
+local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local cur, lost = epoch(M, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+if lost then return {2, cur} end
+purge(H, Q, W, now)
+promote(H, Q, W, M, now, win, limit, ARGV[8])
+if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
+    and now >= tonumber(redis.call('HGET', M, 'grace') or '0') then
+  redis.call('ZADD', H, now + win, token)
+  return {1, cur}
+end
+redis.call('ZADD', Q, redis.call('HINCRBY', M, 'seq', 1), token)
+redis.call('ZADD', W, now + win, token)
+return {0, cur}
+"""
+
+#: KEYS holders queue leases meta released; ARGV now win limit channel token…
+#: Gives slots back / withdraws waiters, hands freed slots over. → number of slots given back
+RELEASE = _PRELUDE + r"""
+local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, win, limit = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = 0
+for i = 5, #ARGV do
+  n = n + redis.call('ZREM', H, ARGV[i])
+  redis.call('ZREM', Q, ARGV[i]); redis.call('ZREM', W, ARGV[i])
+  redis.call('ZADD', R, now, ARGV[i])
+end
+purge(H, Q, W, now)
+promote(H, Q, W, M, now, win, limit, ARGV[4])
+return n
+"""
+
+#: KEYS holders queue leases meta released breaker;
+#: ARGV now win limit channel known_epoch fresh_epoch grace_ms n_holders n_waiters holder… waiter… probe…
+#: The heartbeat of one process for one model: renews its holders, waiters and probe; re-registers
+#: what the store lost (never what was released); hands over freed slots.
+#: → {epoch, lost (0/1), granted waiter…}
+RENEW = _PRELUDE + r"""
+local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, win, limit, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local cur, lost = epoch(M, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
+redis.call('ZREMRANGEBYSCORE', R, '-inf', now - 4 * win)
+purge(H, Q, W, now)
+for i = 10, 9 + nh do
+  local t = ARGV[i]
+  if redis.call('ZSCORE', H, t) or not redis.call('ZSCORE', R, t) then redis.call('ZADD', H, now + win, t) end
+end
+for i = 10 + nh, 9 + nh + nw do
+  local t = ARGV[i]
+  if redis.call('ZSCORE', H, t) then
+    redis.call('ZADD', H, now + win, t)
+  elseif redis.call('ZSCORE', Q, t) then
+    redis.call('ZADD', W, now + win, t)
+  elseif not redis.call('ZSCORE', R, t) then
+    redis.call('ZADD', Q, redis.call('HINCRBY', M, 'seq', 1), t)
+    redis.call('ZADD', W, now + win, t)
+  end
+end
+local probe = redis.call('HGET', B, 'probe')
+for i = 10 + nh + nw, #ARGV do
+  if probe == ARGV[i] then redis.call('HSET', B, 'probe_until', tostring(now + win)) end
+end
+promote(H, Q, W, M, now, win, limit, channel)
+local out = {cur, lost and 1 or 0}
+for i = 10 + nh, 9 + nh + nw do
+  if redis.call('ZSCORE', H, ARGV[i]) then out[#out + 1] = ARGV[i] end
+end
+return out
+"""
+
+#: KEYS holders queue breaker meta; ARGV now
+#: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left}
+VIEW = _PRELUDE + r"""
+local now = now_ms(ARGV[1])
+local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until')
+local left = math.max(0, math.floor(tonumber(b[2] or '0') - now))
+local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
+local grace = math.max(0, math.floor(tonumber(redis.call('HGET', KEYS[4], 'grace') or '0') - now))
+return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
+        b[3] or '', tonumber(b[4] or '0'), probing, grace}
+"""
+
+#: KEYS breaker; ARGV now win token
+#: → {1 pass | 2 probe | 0 skip, generation, ms left, reason}
+ADMIT = _PRELUDE + r"""
+local B = KEYS[1]
+local now, win, token = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local b = redis.call('HMGET', B, 'state', 'until', 'probe', 'probe_until', 'gen', 'reason')
+local state, gen = b[1] or 'closed', tonumber(b[5] or '0')
+if state == 'closed' then return {1, gen} end
+if state == 'open' then
+  local left = tonumber(b[2]) - now
+  if left > 0 then return {0, gen, math.ceil(left), b[6] or ''} end
+  redis.call('HSET', B, 'state', 'half_open')
+end
+if b[3] and b[3] ~= '' and tonumber(b[4] or '0') > now then return {0, gen, 0, 'probing'} end
+redis.call('HSET', B, 'probe', token, 'probe_until', tostring(now + win))
+return {2, gen}
+"""
+
+#: KEYS breaker; ARGV now verdict(ok|fail) generation reason health(0/1) retry_after_ms auth(0/1)
+#:                     failures_to_open cooldown_ms max_cooldown_ms
+#: The same rules as router/health.py: a verdict from an earlier generation does not move the
+#: breaker; a deadline is never moved earlier by a later, shorter cooldown. → 1 if it opened
+VERDICT = _PRELUDE + r"""
+local B = KEYS[1]
+local now, verdict, gen = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local b = redis.call('HMGET', B, 'state', 'gen', 'failures', 'cooldown', 'until')
+local state, cur = b[1] or 'closed', tonumber(b[2] or '0')
+local base, max = tonumber(ARGV[9]), tonumber(ARGV[10])
+if gen ~= cur then return 0 end
+if verdict == 'ok' then
+  if state == 'open' then return 0 end
+  redis.call('HSET', B, 'state', 'closed', 'failures', 0, 'cooldown', base, 'probe', '')
+  return 0
+end
+redis.call('HSET', B, 'probe', '')
+if ARGV[5] ~= '1' then return 0 end
+local failures = tonumber(b[3] or '0') + 1
+local cooldown = tonumber(b[4] or base)
+redis.call('HSET', B, 'failures', failures, 'reason', ARGV[4])
+local open_for = nil
+if state == 'half_open' then
+  cooldown = math.min(cooldown * 2, max)
+  redis.call('HSET', B, 'cooldown', cooldown)
+  open_for = cooldown
+elseif tonumber(ARGV[6]) > 0 then
+  open_for = math.min(tonumber(ARGV[6]), max)
+elseif ARGV[7] == '1' then
+  open_for = max
+elseif failures >= tonumber(ARGV[8]) then
+  open_for = cooldown
+end
+if not open_for then return 0 end
+local deadline = math.max(tonumber(b[5] or '0'), now + open_for)
+redis.call('HSET', B, 'state', 'open', 'gen', cur + 1, 'until', tostring(deadline))
+return 1
+"""
+
+#: KEYS breaker; ARGV token — the probe ended with no verdict (queued out, cancelled): free it
+ABANDON = r"""
+if redis.call('HGET', KEYS[1], 'state') == 'half_open' and redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'probe', '')
+  return 1
+end
+return 0
+"""
+
+#: KEYS instances; ARGV now win id leave(0/1) — the processes sharing this prefix → how many are alive
+INSTANCES = _PRELUDE + r"""
+local now = now_ms(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[4] == '1' then redis.call('ZREM', KEYS[1], ARGV[3])
+else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]) end
+return redis.call('ZCARD', KEYS[1])
+"""

@@ -1,0 +1,399 @@
+"""One model's slots and breaker, shared through Redis by every process that uses the same prefix.
+
+Slots are a counting semaphore with a FIFO queue and per-holder leases (see :mod:`.lua`): a
+request takes a token, and either holds a slot at once or waits for the grant message that
+hands it the next free one. Holders and waiters are renewed by the process's heartbeat, so a
+process that dies gives its slots back within the lease; nothing expires while its owner lives.
+
+While Redis cannot be reached (:class:`~.link.RedisLink` says *down*) the model falls back to
+this process alone: ``on_outage: share`` keeps ``floor(max_concurrent / instances last seen)``
+slots here — the instances together never exceed the limit — and a local breaker; ``fail`` (or a
+process that never reached Redis, so cannot know its share) gives no slot, and the request moves
+to its next model with reason ``state_unreachable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from modelyard.config.schema import Cooldown, OnOutage
+from modelyard.errors import HEALTH_FAILURES, Reason
+from modelyard.router.clock import Clock, loop_clock
+from modelyard.router.health import Admission, Health, State
+from modelyard.router.shared.link import RedisLink, StoreUnreachable
+from modelyard.router.slots import QueueTimeout
+from modelyard.router.state import Condition, ModelState, Ticket
+
+
+class _Wake(Enum):
+    GRANTED = 1
+    #: the store went down (or came back) while waiting: ask again the other way
+    RETRY = 2
+
+
+@dataclass(slots=True, frozen=True)
+class SharedTicket(Ticket):
+    """A ticket granted by the shared breaker (``shared``) or, while Redis is out of reach, the local one."""
+
+    token: str = ""
+    shared: bool = True
+
+
+class RedisState(ModelState):
+    def __init__(self, name: str, limit: int, cooldown: Cooldown, link: RedisLink, clock: Clock = loop_clock):
+        self.name = name
+        self.limit = limit
+        self.policy = cooldown
+        self.link = link
+        tag = f"{link.prefix}:{{{name}}}"
+        self._slots = [f"{tag}:holders", f"{tag}:queue", f"{tag}:leases", f"{tag}:meta"]
+        self._released = f"{tag}:released"
+        self._breaker = f"{tag}:breaker"
+        #: tokens of the slots this process holds (slots are interchangeable: release gives back any)
+        self.held: list[str] = []
+        #: tokens queued in Redis by this process → the future their grant resolves
+        self.waiting: dict[str, asyncio.Future[_Wake]] = {}
+        #: tokens that may be in Redis (so must be given back there)
+        self._remote: set[str] = set()
+        #: given back while Redis was out of reach: removed there when it answers again
+        self._pending: set[str] = set()
+        self.probes: set[str] = set()
+        self.epoch = ""
+        #: the breaker while Redis is out of reach (what this process sees on its own)
+        self.fallback = Health(cooldown, clock)
+        self._local_waiters: deque[asyncio.Future[_Wake]] = deque()
+        self._view: list[Any] | None = None
+        self._skip = ""
+        link.register(self)
+
+    # -- slots ----------------------------------------------------------------------------
+
+    async def acquire(self, timeout: float) -> float:
+        self.link.ensure_started()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + timeout
+        while True:
+            if loop.time() >= deadline:
+                raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
+            got = (await self._acquire_shared(loop, start, deadline, timeout) if self.link.up
+                   else await self._acquire_local(loop, start, deadline, timeout))
+            if got:
+                return loop.time() - start
+
+    async def _acquire_shared(self, loop: asyncio.AbstractEventLoop, start: float, deadline: float,
+                              timeout: float) -> bool:
+        token = self.link.new_token()
+        fut: asyncio.Future[_Wake] = loop.create_future()
+        self.waiting[token] = fut  # before the call: the grant may be published before its reply arrives
+        self.link.waiters[token] = self
+        self._remote.add(token)
+        args = [self.link.now_arg(), self.link.window_ms, self.limit, token, self.epoch, self.link.new_token(),
+                self.link.grace_ms, self.link.channel]
+        try:
+            status, epoch = await self.link.call("ACQUIRE", self._slots, args, budget=deadline - loop.time())
+        except StoreUnreachable:
+            self._forget(token)
+            return False
+        except BaseException as exc:  # the queue bound ran out during the call, or the request was cancelled
+            self._forget(token)
+            if isinstance(exc, TimeoutError):
+                raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
+            raise
+        self.epoch = epoch.decode()
+        if status == 1:
+            self._unwait(token)
+            self.held.append(token)
+            return True
+        if status == 2:  # Redis lost its data: re-register what this process holds, then ask again
+            self._unwait(token)
+            self._remote.discard(token)
+            with contextlib.suppress(StoreUnreachable):
+                await self.link.sync(self)
+            return False
+        try:
+            async with asyncio.timeout_at(deadline):
+                wake = await fut
+        except TimeoutError:
+            if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
+                return True  # handed over just as the bound ran out: keep it
+            self._forget(token)
+            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
+                self.held.remove(token)  # cancelled after the slot was handed over: pass it on
+                self._give_back_later([token])
+            else:
+                self._forget(token)
+            raise
+        return wake is _Wake.GRANTED
+
+    async def _acquire_local(self, loop: asyncio.AbstractEventLoop, start: float, deadline: float,
+                             timeout: float) -> bool:
+        share = self._share()
+        if share == 0:
+            raise QueueTimeout(f"shared state unreachable ({self.link.down_reason}): {self._share_text()}",
+                               waited=loop.time() - start, reason=Reason.STATE_UNREACHABLE)
+        while self._local_waiters and self._local_waiters[0].done():
+            self._local_waiters.popleft()
+        if len(self.held) < share and not self._local_waiters:
+            self.held.append(self.link.new_token())
+            return True
+        fut: asyncio.Future[_Wake] = loop.create_future()
+        self._local_waiters.append(fut)
+        try:
+            async with asyncio.timeout_at(deadline):
+                wake = await fut
+        except TimeoutError:
+            if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
+                return True
+            raise QueueTimeout(f"no free slot within {timeout:g}s; shared state unreachable: {self._share_text()}",
+                               waited=loop.time() - start, reason=Reason.STATE_UNREACHABLE) from None
+        except BaseException:
+            if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
+                self.held.pop()
+                self._hand_over_local()
+            raise
+        return wake is _Wake.GRANTED
+
+    async def release(self) -> None:
+        if not self.held:
+            return
+        token = self.held.pop()
+        if not self.link.up:
+            if token in self._remote:
+                self._pending.add(token)
+            self._hand_over_local()
+            return
+        # shielded: a request cancelled while giving its slot back must still give it back
+        await asyncio.shield(self._give_back([token]))
+
+    def _share(self) -> int:
+        if self.link.settings.on_outage is OnOutage.FAIL or self.link.instances == 0:
+            return 0
+        return self.limit // self.link.instances
+
+    def _share_text(self) -> str:
+        if self.link.settings.on_outage is OnOutage.FAIL:
+            return "on_outage is 'fail': no slot without it"
+        if self.link.instances == 0:
+            return "this process never reached it, so it cannot know its share"
+        return (f"this process's share is {self._share()} of {self.limit} slot(s) "
+                f"({self.link.instances} instance(s) last seen)")
+
+    def _hand_over_local(self) -> None:
+        share = self._share()
+        while self._local_waiters and len(self.held) < share:
+            fut = self._local_waiters.popleft()
+            if not fut.done():
+                self.held.append(self.link.new_token())
+                fut.set_result(_Wake.GRANTED)
+
+    # -- bookkeeping of tokens ------------------------------------------------------------
+
+    def _unwait(self, token: str) -> None:
+        self.waiting.pop(token, None)
+        self.link.waiters.pop(token, None)
+
+    def _forget(self, token: str) -> None:
+        """A waiter gave up: take its token out of the queue (or give back the slot it was just granted)."""
+        self._unwait(token)
+        self._give_back_later([token])
+
+    def _give_back_later(self, tokens: list[str]) -> None:
+        self.link.spawn(self._give_back(tokens))
+
+    async def _give_back(self, tokens: list[str]) -> None:
+        tokens = [t for t in tokens if t in self._remote]
+        if not tokens:
+            return
+        if not self.link.up:
+            self._pending.update(tokens)
+            return
+        try:
+            await self.link.call("RELEASE", [*self._slots, self._released],
+                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+        except StoreUnreachable:
+            self._pending.update(tokens)
+            self._hand_over_local()
+        else:
+            self._remote.difference_update(tokens)
+
+    def granted(self, token: str) -> None:
+        """The grant listener (or a heartbeat) says ``token`` now holds a slot."""
+        fut = self.waiting.pop(token, None)
+        self.link.waiters.pop(token, None)
+        if fut is None:
+            return
+        if fut.done():  # the waiter gave up just before: the slot is not wanted
+            self._give_back_later([token])
+            return
+        self.held.append(token)
+        fut.set_result(_Wake.GRANTED)
+
+    async def give_back_pending(self) -> None:
+        if self._pending:
+            tokens = list(self._pending)
+            await self.link.call("RELEASE", [*self._slots, self._released],
+                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+            self._pending.difference_update(tokens)
+            self._remote.difference_update(tokens)
+
+    async def give_back_all(self) -> None:
+        """Shutting down: every slot, waiter and probe of this process goes back."""
+        tokens = [*self.held, *self.waiting, *self._pending]
+        self.held.clear()
+        self._pending.clear()
+        for token in list(self.waiting):
+            self._unwait(token)
+        if tokens:
+            await self.link.call("RELEASE", [*self._slots, self._released],
+                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+        for token in list(self.probes):
+            await self.link.call("ABANDON", [self._breaker], [token])
+        self.probes.clear()
+
+    def went_down(self) -> None:
+        """Redis is out of reach: waiters in its queue try again here (their entries are removed later)."""
+        for token, fut in list(self.waiting.items()):
+            self._unwait(token)
+            self._pending.add(token)
+            if not fut.done():
+                fut.set_result(_Wake.RETRY)
+
+    def came_up(self) -> None:
+        """Redis answers again (and holds every slot taken meanwhile): local waiters queue there now."""
+        while self._local_waiters:
+            fut = self._local_waiters.popleft()
+            if not fut.done():
+                fut.set_result(_Wake.RETRY)
+
+    def renew_call(self) -> tuple[list[str], list[Any]]:
+        holders, waiters, probes = list(self.held), list(self.waiting), list(self.probes)
+        args = [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, self.epoch,
+                self.link.new_token(), self.link.grace_ms, len(holders), len(waiters), *holders, *waiters, *probes]
+        return [*self._slots, self._released, self._breaker], args
+
+    def renewed(self, result: list[Any]) -> None:
+        self.epoch = result[0].decode()
+        self._remote.update(self.held)  # every slot held here is registered there now
+        for raw in result[2:]:
+            self.granted(raw.decode())
+
+    # -- breaker --------------------------------------------------------------------------
+
+    async def admit(self) -> Ticket | None:
+        self.link.ensure_started()
+        if self.link.up:
+            token = self.link.new_token()
+            try:
+                res = await self.link.call("ADMIT", [self._breaker], [self.link.now_arg(), self.link.window_ms, token])
+            except StoreUnreachable:
+                pass
+            else:
+                kind, generation = int(res[0]), int(res[1])
+                if kind == 1:
+                    return SharedTicket(Admission.PASS, generation)
+                if kind == 2:
+                    self.probes.add(token)
+                    return SharedTicket(Admission.PROBE, generation, token)
+                why = res[3].decode()
+                self._skip = ("another process is probing it" if why == "probing"
+                              else f"{int(res[2]) / 1000:.1f}s left after {why}")
+                return None
+        admission = self.fallback.allow()
+        if admission is None:
+            self._skip = (f"{self.fallback.seconds_left():.1f}s left after {self.fallback.last_reason} "
+                          "(this process alone: shared state unreachable)")
+            return None
+        return SharedTicket(admission, self.fallback.generation, shared=False)
+
+    def _verdict_args(self, verdict: str, ticket: Ticket, reason: Reason | None = None,
+                      retry_after: float | None = None) -> list[Any]:
+        p = self.policy
+        retry_ms = retry_after * 1000 if retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED) else 0
+        return [self.link.now_arg(), verdict, ticket.generation, reason or "", int(reason in HEALTH_FAILURES),
+                retry_ms, int(reason is Reason.AUTH_ERROR), p.failures, p.seconds * 1000, p.max_seconds * 1000]
+
+    async def _shared_verdict(self, ticket: Ticket, args: list[Any]) -> bool:
+        """Record a verdict in Redis; False when the ticket is local or Redis is out of reach."""
+        if not (isinstance(ticket, SharedTicket) and ticket.shared):
+            return False
+        self.probes.discard(ticket.token)
+        if not self.link.up:
+            return False
+        try:
+            await self.link.call("VERDICT", [self._breaker], args)
+        except StoreUnreachable:
+            return False
+        return True
+
+    def _local_generation(self, ticket: Ticket) -> int | None:
+        return ticket.generation if isinstance(ticket, SharedTicket) and not ticket.shared else None
+
+    async def succeeded(self, ticket: Ticket) -> None:
+        if not await self._shared_verdict(ticket, self._verdict_args("ok", ticket)):
+            self.fallback.success(self._local_generation(ticket))
+
+    async def failed(self, ticket: Ticket, reason: Reason, retry_after: float | None = None) -> None:
+        if not await self._shared_verdict(ticket, self._verdict_args("fail", ticket, reason, retry_after)):
+            self.fallback.failure(reason, retry_after, self._local_generation(ticket))
+
+    async def abandoned(self, ticket: Ticket) -> None:
+        if ticket.admission is not Admission.PROBE or not isinstance(ticket, SharedTicket):
+            return
+        if not ticket.shared:
+            if self.fallback.state is State.HALF_OPEN:
+                self.fallback.end_probe()
+        elif ticket.token in self.probes:
+            self.probes.discard(ticket.token)
+            if self.link.up:
+                self.link.spawn(self._abandon(ticket.token))
+
+    async def _abandon(self, token: str) -> None:
+        with contextlib.suppress(StoreUnreachable):  # else its lease runs out instead
+            await self.link.call("ABANDON", [self._breaker], [token])
+
+    # -- what it looks like ---------------------------------------------------------------
+
+    def cooling_detail(self) -> str:
+        return self._skip
+
+    def view_call(self) -> tuple[list[str], list[Any]]:
+        return [self._slots[0], self._slots[1], self._breaker, self._slots[3]], [self.link.now_arg()]
+
+    def viewed(self, result: list[Any]) -> None:
+        self._view = result
+
+    def snapshot(self) -> tuple[Condition, str, int, int]:
+        with contextlib.suppress(RuntimeError):  # no running loop (a plain CLI listing): nothing to start
+            self.link.ensure_started()
+        view = self._view
+        if self.link.up and view is not None:
+            holders, waiting, state, left_ms, reason = int(view[0]), int(view[1]), view[2].decode(), int(view[3]), \
+                view[4].decode()
+            if state == "open" and left_ms > 0:
+                return Condition.COOLING_DOWN, f"{left_ms / 1000:.0f}s left after {reason}", holders, waiting
+            if holders >= self.limit:
+                return Condition.BUSY, f"{waiting} waiting (all instances)", holders, waiting
+            if state != "closed":
+                return Condition.PROBING, "", holders, waiting
+            return Condition.AVAILABLE, "", holders, waiting
+        in_flight, waiting = len(self.held), sum(1 for f in self._local_waiters if not f.done()) + len(self.waiting)
+        if self.link.up:
+            return Condition.AVAILABLE, "shared state: connecting", in_flight, waiting
+        health = self.fallback
+        if health.state is State.OPEN and health.seconds_left() > 0:
+            return (Condition.COOLING_DOWN, f"{health.seconds_left():.0f}s left after {health.last_reason} "
+                    "(this process alone)", in_flight, waiting)
+        share = self._share()
+        if share == 0:
+            return Condition.UNAVAILABLE, f"shared state unreachable: {self._share_text()}", in_flight, waiting
+        if in_flight >= share:
+            return Condition.BUSY, f"shared state unreachable: {self._share_text()}", in_flight, waiting
+        return Condition.AVAILABLE, f"shared state unreachable: {self._share_text()}", in_flight, waiting

@@ -1,0 +1,112 @@
+"""Real Redis for the shared-state tests: the machine's server (unique key prefix per test, keys
+deleted afterwards, never FLUSHALL) and private ``redis-server`` processes that a test may stop,
+freeze or restart without touching anyone else's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis
+
+#: the shared server the suite runs against (scripts/services.sh starts it)
+REDIS_URL = os.environ.get("MODELYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def require_redis(url: str = REDIS_URL) -> None:
+    """Fail (never skip) when Redis is absent: these tests are the proof that shared limits hold."""
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        raise AssertionError(f"Redis is not reachable at {url} ({exc}): start it with scripts/services.sh") from None
+
+
+def new_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i:i + 500])
+    finally:
+        client.close()
+
+
+def counts(prefix: str, model: str, url: str = REDIS_URL) -> tuple[int, int]:
+    """(holders, waiters) of ``model`` as Redis holds them right now."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        tag = f"{prefix}:{{{model}}}"
+        return client.zcard(f"{tag}:holders"), client.zcard(f"{tag}:queue")
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the test's own on an ephemeral loopback port, keeping nothing on disk."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is not installed: run scripts/services.sh"
+        self.exe = exe
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return self
+            except redis.RedisError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("private redis-server did not start") from None
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        """Stop it hard (its data is gone: it keeps nothing on disk)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.kill()

@@ -1,0 +1,267 @@
+"""What only a shared store must get right: several processes (here: several pools, each with its own
+connection, instance id and heartbeat, exactly as separate processes have) against one real Redis.
+
+Separate gateway *processes*, kill -9 and Redis restarts under load are in test_gateways.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from modelyard.config.schema import StateConfig
+from modelyard.errors import ConfigError, Reason
+from modelyard.router import Condition, ModelPool
+from modelyard.router.health import Admission
+from modelyard.router.shared import RedisState
+from modelyard.router.slots import QueueTimeout
+from tests.helpers import make_config
+from tests.shared.redis_kit import PrivateRedis, counts
+
+Pools = Callable[..., list[ModelPool]]
+
+
+def config(limit: int = 2, failures: int = 2, seconds: float = 30):
+    return make_config({"m": {"provider": "openai", "max_concurrent": limit}}, {"a": {"primary": "m"}},
+                       defaults={"cooldown": {"failures": failures, "seconds": seconds, "max_seconds": 300}})
+
+
+@pytest.fixture
+async def pools(redis_url: str, prefix: str) -> AsyncIterator[Pools]:
+    made: list[ModelPool] = []
+
+    def build(n: int, *, limit: int = 2, failures: int = 2, seconds: float = 30, url: str = redis_url,
+              **state) -> list[ModelPool]:
+        settings = StateConfig(url=url, prefix=prefix, **{"lease": 3, "refresh": 0.1, **state})
+        out = [ModelPool(config(limit, failures, seconds), shared=settings) for _ in range(n)]
+        made.extend(out)
+        return out
+
+    yield build
+    for pool in made:
+        await pool.aclose()
+
+
+async def test_the_limit_holds_across_processes_and_the_queue_is_fifo(pools: Pools) -> None:
+    a, b, c = (p["m"] for p in pools(3, limit=2))
+    busy = peak = 0
+    order: list[int] = []
+    for s in (a, b, c):  # connections open, scripts loaded
+        await s.acquire(1)
+        await s.release()
+
+    async def worker(i: int) -> None:
+        nonlocal busy, peak
+        state = (a, b, c)[i % 3]
+        await asyncio.sleep(i * 0.02)
+        await state.acquire(10)
+        busy += 1
+        peak = max(peak, busy)
+        order.append(i)
+        await asyncio.sleep(0.03)
+        busy -= 1
+        await state.release()
+
+    await asyncio.gather(*(worker(i) for i in range(15)))
+    assert peak == 2
+    assert order == list(range(15)), "granted in the order they queued, whichever process they came from"
+
+
+async def test_exactly_one_probe_across_processes(pools: Pools) -> None:
+    states = [p["m"] for p in pools(4, failures=1, seconds=0.2)]
+    t = await states[0].admit()
+    await states[0].failed(t, Reason.SERVER_ERROR)  # type: ignore[arg-type]
+    await asyncio.sleep(0.25)
+    tickets = await asyncio.gather(*(s.admit() for s in states for _ in range(5)))
+    probes = [x for x in tickets if x is not None]
+    assert len(probes) == 1 and probes[0].admission is Admission.PROBE
+
+
+async def test_a_breaker_opened_by_one_process_is_seen_by_the_others(pools: Pools) -> None:
+    """admit() asks Redis: the next request anywhere skips the model. The cached view (models,
+    /metrics, /healthz) follows within ``state.refresh`` plus one round trip: asserted ≤ refresh + 0.1 s."""
+    a, b = (p["m"] for p in pools(2, failures=2, refresh=0.2))
+    await asyncio.sleep(0.3)
+    assert b.snapshot()[0] is Condition.AVAILABLE
+    for _ in range(2):
+        await a.failed(await a.admit(), Reason.SERVER_ERROR)  # type: ignore[arg-type]
+    opened = time.monotonic()
+    assert await b.admit() is None and b.cooling_detail().endswith("left after server_error")
+    while b.snapshot()[0] is not Condition.COOLING_DOWN:
+        assert time.monotonic() - opened <= 0.2 + 0.1, "the other process's view is stale beyond its bound"
+        await asyncio.sleep(0.005)
+    assert b.snapshot()[1].endswith("left after server_error")
+
+
+async def test_in_flight_and_waiting_are_counted_across_processes(pools: Pools) -> None:
+    a, b = (p["m"] for p in pools(2, limit=2))
+    await a.acquire(1)
+    await b.acquire(1)
+    waiter = asyncio.create_task(a.acquire(5))
+    await asyncio.sleep(0.35)
+    condition, detail, in_flight, waiting = b.snapshot()
+    assert (condition, in_flight, waiting) == (Condition.BUSY, 2, 1)
+    await b.release()
+    await waiter
+    await a.release()
+    await a.release()
+
+
+async def test_a_crashed_process_gives_its_slots_back_within_the_lease(pools: Pools, prefix: str) -> None:
+    crashed, alive = pools(2, limit=2, lease=1.2)
+    for _ in range(2):
+        await crashed["m"].acquire(1)
+    crashed_link = crashed.link
+    assert crashed_link is not None
+    # The process dies: its heartbeat stops, nothing is given back (no aclose).
+    for task in crashed_link._tasks:
+        task.cancel()
+    died = time.monotonic()
+    waited = await alive["m"].acquire(5)
+    assert waited <= 1.2 + 0.15, f"slots came back after {waited:.2f}s, lease 1.2s"
+    assert time.monotonic() - died >= 1.2 * 2 / 3 - 0.05, "a live holder's entry must outlast a late heartbeat"
+    await alive["m"].release()
+    crashed_link._client = None  # it is dead: its pool is never closed
+
+
+async def test_a_live_holder_keeps_its_slot_past_the_lease(pools: Pools, prefix: str) -> None:
+    holder, other = pools(2, limit=1, lease=0.6)
+    await holder["m"].acquire(1)
+    with pytest.raises(QueueTimeout):
+        await other["m"].acquire(1.5)  # 2.5 leases: the heartbeat keeps it
+    assert counts(prefix, "m")[0] == 1
+    await holder["m"].release()
+
+
+async def test_a_crashed_waiter_does_not_block_the_queue(pools: Pools) -> None:
+    holder, crashed, alive = pools(3, limit=1, lease=0.9)
+    await holder["m"].acquire(1)
+    doomed = asyncio.create_task(crashed["m"].acquire(30))
+    await asyncio.sleep(0.1)
+    assert crashed.link is not None
+    for task in crashed.link._tasks:
+        task.cancel()
+    doomed.cancel()  # its process is gone: the entry stays in Redis, nobody will take it out…
+    crashed["m"]._forget = lambda token: None  # type: ignore[method-assign]  # …not even its own cleanup
+    waiter = asyncio.create_task(alive["m"].acquire(5))
+    await asyncio.sleep(0.05)
+    await holder["m"].release()
+    waited = await waiter
+    assert waited <= 0.9 + 0.15
+    await alive["m"].release()
+    crashed.link._client = None
+
+
+async def test_env_var_selects_redis_and_a_bad_one_is_a_config_error(monkeypatch: pytest.MonkeyPatch,
+                                                                    redis_url: str, prefix: str) -> None:
+    cfg = config().model_copy(update={"state": StateConfig(url=redis_url, prefix=prefix)})
+    monkeypatch.setenv("MODELYARD_STATE", "local")
+    assert not isinstance(ModelPool(cfg)["m"], RedisState)
+    monkeypatch.setenv("MODELYARD_STATE", redis_url)
+    pool = ModelPool(config())
+    assert isinstance(pool["m"], RedisState) and pool.link is not None and pool.link.prefix == "modelyard"
+    monkeypatch.setenv("MODELYARD_STATE", "http://nope")
+    with pytest.raises(ConfigError, match="MODELYARD_STATE: expected a Redis URL"):
+        ModelPool(config())
+
+
+# -- Redis out of reach ------------------------------------------------------------------------------
+
+async def test_redis_down_moves_requests_on_in_bounded_time_and_never_multiplies_the_limit(
+        pools: Pools, tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path) as server:
+        a, b = pools(2, limit=3, url=server.url, timeout=0.3)
+        for p in (a, b):  # both have counted each other
+            await p["m"].acquire(1)
+            await p["m"].release()
+        await asyncio.sleep(0.3)
+        assert a.link is not None and a.link.instances == 2
+        held = await a["m"].acquire(1)  # a slot taken while Redis is up
+        assert held < 0.1
+        server.kill()
+        t0 = time.monotonic()
+        # share: floor(3 / 2 instances) = 1 per process; a already holds its one
+        with pytest.raises(QueueTimeout) as exc:
+            await a["m"].acquire(0.2)
+        assert exc.value.reason is Reason.STATE_UNREACHABLE and "share is 1 of 3" in str(exc.value)
+        assert time.monotonic() - t0 < 0.2 + 0.3 + 0.1, "never waits on a dead store beyond its bound"
+        assert await b["m"].acquire(0.2) < 0.05  # b's one
+        with pytest.raises(QueueTimeout):
+            await b["m"].acquire(0.05)
+        status = a.state_status()
+        assert status is not None and not status.up and "unreachable" in status.detail
+        condition, detail, in_flight, _ = a["m"].snapshot()
+        assert condition is Condition.BUSY and in_flight == 1 and "share is 1 of 3" in detail
+        # a local waiter gets the slot its own process gives back
+        waiter = asyncio.create_task(a["m"].acquire(2))
+        await asyncio.sleep(0.05)
+        await a["m"].release()
+        assert await waiter < 1
+        await a["m"].release()
+        await b["m"].release()
+
+
+async def test_on_outage_fail_gives_no_slot(pools: Pools, tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path) as server:
+        (a,) = pools(1, limit=4, url=server.url, timeout=0.2, on_outage="fail")
+        await a["m"].acquire(1)
+        await a["m"].release()
+        server.kill()
+        with pytest.raises(QueueTimeout) as exc:
+            await a["m"].acquire(1)
+        assert exc.value.reason is Reason.STATE_UNREACHABLE and "on_outage is 'fail'" in str(exc.value)
+        assert a["m"].snapshot()[0] is Condition.UNAVAILABLE
+
+
+async def test_a_hung_redis_costs_at_most_its_timeout_then_recovers(pools: Pools, tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path) as server:
+        (a,) = pools(1, limit=2, url=server.url, timeout=0.25, refresh=0.1)
+        await a["m"].acquire(1)
+        await a["m"].release()
+        await asyncio.sleep(0.2)
+        server.freeze()
+        try:
+            t0 = time.monotonic()
+            ticket = await a["m"].admit()  # the first call finds it hung…
+            first = time.monotonic() - t0
+            assert ticket is not None and first < 0.25 + 0.05
+            t0 = time.monotonic()
+            await a["m"].acquire(1)  # …the next ones don't wait for it at all
+            assert time.monotonic() - t0 < 0.01
+            await a["m"].release()
+            assert a.link is not None and not a.link.up
+        finally:
+            server.thaw()
+        t0 = time.monotonic()
+        while not a.link.up:
+            assert time.monotonic() - t0 < 2, "did not come back after Redis did"
+            await asyncio.sleep(0.02)
+        assert await a["m"].acquire(1) < 0.05
+        await a["m"].release()
+
+
+async def test_after_redis_loses_its_data_live_holders_register_again_before_anyone_gets_a_slot(
+        pools: Pools, tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path) as server:
+        holder, other = pools(2, limit=2, url=server.url, timeout=0.3, lease=1.5, refresh=0.1)
+        for p in (holder, other):
+            await p["m"].acquire(1)
+            await p["m"].release()
+        await holder["m"].acquire(1)
+        await holder["m"].acquire(1)  # both slots, across a restart that forgets everything
+        server.kill()
+        server.start()  # same port, empty
+        t0 = time.monotonic()
+        while not (holder.link and holder.link.up and other.link and other.link.up) or time.monotonic() - t0 < 0.3:
+            await asyncio.sleep(0.02)
+            assert time.monotonic() - t0 < 5
+        with pytest.raises(QueueTimeout):
+            await other["m"].acquire(1.0)  # the two slots are still in use: the limit holds
+        await holder["m"].release()
+        assert await other["m"].acquire(2) < 2
+        await other["m"].release()
+        await holder["m"].release()

@@ -1,0 +1,205 @@
+"""One contract, two implementations: the in-process state and the Redis state pass the same tests.
+
+Slots: FIFO, the limit, a bounded wait that reports what it waited, no leak on cancellation or
+timeout. Breaker: closed → open → one probe → closed, doubling, retry-after, auth, and the
+generation rule (a verdict from before the breaker last opened does not move it). Breaker times
+run on a manual clock (Redis is handed that clock instead of its own), so nothing sleeps for a cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from modelyard.config.schema import StateConfig
+from modelyard.errors import Reason
+from modelyard.router import ModelPool, ModelState
+from modelyard.router.clock import Clock, ManualClock, loop_clock
+from modelyard.router.health import Admission
+from modelyard.router.slots import QueueTimeout
+from tests.helpers import make_config
+
+Make = Callable[..., list[ModelState]]
+
+
+@pytest.fixture(params=["local", "redis"])
+async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
+    """``make(limit, cooldown=…, clock=…, processes=1)`` → one state of model ``m`` per process."""
+    pools: list[ModelPool] = []
+    shared = None
+    if request.param == "redis":
+        shared = StateConfig(url=request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix"),
+                             lease=3, refresh=0.1)
+
+    def build(limit: int = 1, cooldown: dict | None = None, clock: Clock = loop_clock,
+              processes: int = 1) -> list[ModelState]:
+        if shared is None and processes > 1:
+            pytest.skip("several processes share state only through Redis")
+        config = make_config({"m": {"provider": "openai", "max_concurrent": limit}}, {"a": {"primary": "m"}},
+                             defaults={"cooldown": cooldown or {"failures": 2, "seconds": 10, "max_seconds": 40}})
+        made = [ModelPool(config, clock=clock, shared=shared) for _ in range(processes)]
+        pools.extend(made)
+        return [p["m"] for p in made]
+
+    yield build
+    for pool in pools:
+        await pool.aclose()
+
+
+# -- slots -----------------------------------------------------------------------------------------
+
+async def test_fifo_order_and_the_limit(make: Make) -> None:
+    (state,) = make(limit=2)
+    order: list[int] = []
+    busy = peak = 0
+    await asyncio.gather(*(state.acquire(1) for _ in range(2)))  # connections open, scripts loaded
+    for _ in range(2):
+        await state.release()
+
+    async def worker(i: int) -> None:
+        nonlocal busy, peak
+        await asyncio.sleep(i * 0.02)  # arrive in order (FIFO is the order requests reach the store)
+        await state.acquire(10)
+        busy += 1
+        peak = max(peak, busy)
+        order.append(i)
+        await asyncio.sleep(0.02)
+        busy -= 1
+        await state.release()
+
+    await asyncio.gather(*(worker(i) for i in range(10)))
+    assert order == list(range(10))
+    assert peak == 2
+
+
+async def test_queue_timeout_reports_the_wait_and_the_slot_stays_usable(make: Make) -> None:
+    (state,) = make(limit=1)
+    await state.acquire(1)
+    with pytest.raises(QueueTimeout) as exc:
+        await state.acquire(0.05)
+    assert exc.value.reason is Reason.QUEUE_TIMEOUT
+    assert 0.05 <= exc.value.waited < 0.05 + 0.01
+    await state.release()
+    assert await state.acquire(0.5) < 0.05
+    await state.release()
+
+
+async def test_cancelled_waiters_never_leak_a_slot(make: Make) -> None:
+    (state,) = make(limit=1)
+    await state.acquire(1)
+    waiters = []
+    for _ in range(20):
+        waiters.append(asyncio.create_task(state.acquire(10)))
+        await asyncio.sleep(0.02)  # queue in this order
+    for t in waiters[::2]:
+        t.cancel()
+    live = waiters[1::2]
+    for served in range(len(live)):
+        await state.release()
+        await asyncio.wait_for(asyncio.shield(live[served]), 2)  # the oldest live waiter is next
+        assert [t.done() for t in live] == [i <= served for i in range(len(live))]
+    await state.release()
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert await state.acquire(0.5) < 0.1  # nothing is left holding the one slot
+    await state.release()
+
+
+async def test_a_slot_handed_to_a_waiter_that_timed_out_goes_to_the_next(make: Make) -> None:
+    (state,) = make(limit=1)
+    await state.acquire(1)
+    first = asyncio.create_task(state.acquire(0.05))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(state.acquire(5))
+    with pytest.raises(QueueTimeout):
+        await first
+    await state.release()
+    await asyncio.wait_for(second, 2)
+    await state.release()
+
+
+# -- breaker ----------------------------------------------------------------------------------------
+
+async def test_breaker_opens_probes_and_recovers(make: Make) -> None:
+    clock = ManualClock()
+    (state,) = make(cooldown={"failures": 2, "seconds": 10, "max_seconds": 40}, clock=clock)
+    t = await state.admit()
+    assert t is not None and t.admission is Admission.PASS
+    await state.failed(t, Reason.SERVER_ERROR)
+    t2 = await state.admit()
+    assert t2 is not None
+    await state.failed(t2, Reason.FIRST_TOKEN_TIMEOUT)
+    assert await state.admit() is None
+    assert state.cooling_detail() == "10.0s left after first_token_timeout"
+    clock.advance(10)
+    probe = await state.admit()
+    assert probe is not None and probe.admission is Admission.PROBE
+    assert await state.admit() is None  # only one probe at a time
+    await state.failed(probe, Reason.IDLE_TIMEOUT)  # the probe failed: the cooldown doubles
+    assert await state.admit() is None and state.cooling_detail() == "20.0s left after idle_timeout"
+    clock.advance(20)
+    probe = await state.admit()
+    assert probe is not None and probe.admission is Admission.PROBE
+    await state.succeeded(probe)
+    t3 = await state.admit()
+    assert t3 is not None and t3.admission is Admission.PASS
+    for _ in range(2):  # closed again, and the cooldown is back to its first length
+        await state.failed(await state.admit(), Reason.SERVER_ERROR)  # type: ignore[arg-type]
+    assert await state.admit() is None and state.cooling_detail() == "10.0s left after server_error"
+
+
+async def test_queue_timeouts_and_bad_requests_do_not_count(make: Make) -> None:
+    (state,) = make(cooldown={"failures": 1, "seconds": 10})
+    for reason in (Reason.QUEUE_TIMEOUT, Reason.BAD_REQUEST, Reason.STATE_UNREACHABLE):
+        await state.failed(await state.admit(), reason)  # type: ignore[arg-type]
+    assert (await state.admit()) is not None
+
+
+@pytest.mark.parametrize(("reason", "retry_after", "detail"), [
+    (Reason.RATE_LIMITED, 42, "42.0s left after rate_limited"),
+    (Reason.OVERLOADED, 900, "300.0s left after overloaded"),  # capped at max_seconds
+    (Reason.AUTH_ERROR, None, "300.0s left after auth_error"),  # a revoked key will not fix itself
+])
+async def test_retry_after_and_auth_errors_set_the_cooldown(make: Make, reason: Reason, retry_after: float | None,
+                                                            detail: str) -> None:
+    clock = ManualClock()
+    (state,) = make(cooldown={"failures": 5, "seconds": 10, "max_seconds": 300}, clock=clock)
+    await state.failed(await state.admit(), reason, retry_after=retry_after)  # type: ignore[arg-type]
+    assert await state.admit() is None and state.cooling_detail() == detail
+
+
+async def test_probe_given_back_without_a_verdict(make: Make) -> None:
+    clock = ManualClock()
+    (state,) = make(cooldown={"failures": 1, "seconds": 1}, clock=clock)
+    await state.failed(await state.admit(), Reason.SERVER_ERROR)  # type: ignore[arg-type]
+    clock.advance(1)
+    probe = await state.admit()
+    assert probe is not None and probe.admission is Admission.PROBE
+    await state.abandoned(probe)  # queued out, say
+    for _ in range(50):  # the Redis state gives it back in the background
+        nxt = await state.admit()
+        if nxt is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert nxt is not None and nxt.admission is Admission.PROBE
+
+
+async def test_a_verdict_from_before_the_breaker_opened_does_not_move_it(make: Make) -> None:
+    clock = ManualClock()
+    (state,) = make(cooldown={"failures": 1, "seconds": 10, "max_seconds": 300}, clock=clock)
+    old = await state.admit()  # a request starts…
+    opener = await state.admit()
+    await state.failed(opener, Reason.AUTH_ERROR)  # type: ignore[arg-type]  # …the key is revoked: 300 s
+    assert old is not None
+    await state.succeeded(old)  # the old request ends fine: it does not close the breaker
+    await state.failed(old, Reason.RATE_LIMITED, retry_after=5)  # nor shortens its deadline
+    assert await state.admit() is None and state.cooling_detail() == "300.0s left after auth_error"
+    clock.advance(300)
+    probe = await state.admit()
+    assert probe is not None and probe.admission is Admission.PROBE
+    await state.failed(old, Reason.SERVER_ERROR)  # a stale failure does not re-open it under the probe
+    assert await state.admit() is None  # the probe is still out
+    await state.succeeded(probe)  # and its verdict counts: had the stale failure re-opened it, it would not
+    after = await state.admit()
+    assert after is not None and after.admission is Admission.PASS
