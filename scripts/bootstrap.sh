@@ -18,5 +18,5 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
 .venv/bin/python -m pip install --quiet -e '.[local,dev]'
 .venv/bin/modelyard fetch-model
-# The services the tests talk to (PostgreSQL): started if this machine has them but they are down.
+# The services the tests talk to (PostgreSQL, Redis): started if this machine has them but they are down.
 ./scripts/services.sh || echo "bootstrap: the tests that need these services will fail until they run" >&2

@@ -4,18 +4,25 @@
 - every slot released, even after cancellations and client disconnects;
 - every request logged exactly once;
 - no request waits longer than the sum of its chain's bounds.
+
+Run against both homes of per-model state: in this process, and shared through the real Redis
+(a fresh key prefix per example; no slot or waiter may be left there either).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.helpers import ScriptedProvider, make_config
 
-from modelyard.router import ChainExhausted, RequestRecord, Router, StreamInterrupted
+from modelyard.config.schema import StateConfig
+from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
 from modelyard.types import ChatRequest, Message
 
 BEHAVIOURS = st.sampled_from([
@@ -26,7 +33,25 @@ BEHAVIOURS = st.sampled_from([
 TIMEOUTS = {"queue": 0.05, "connect": 0.05, "first_token": 0.06, "idle": 0.05, "total": 0.5}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(params=["local", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None: in-process state; else a key prefix on the real Redis (deleted afterwards)."""
+    if request.param == "local":
+        yield None
+        return
+    from tests.shared.redis_kit import delete_prefix, new_prefix, require_redis
+
+    require_redis()
+    base = new_prefix()
+    yield base
+    delete_prefix(base)
+
+
+_examples = itertools.count()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(
     scripts=st.lists(st.lists(BEHAVIOURS, min_size=0, max_size=30), min_size=3, max_size=3),
     limits=st.lists(st.integers(min_value=1, max_value=3), min_size=3, max_size=3),
@@ -35,11 +60,13 @@ TIMEOUTS = {"queue": 0.05, "connect": 0.05, "first_token": 0.06, "idle": 0.05, "
     cancel_after=st.lists(st.one_of(st.none(), st.floats(min_value=0.0, max_value=0.1)), min_size=25, max_size=25),
     retries=st.integers(min_value=0, max_value=1),
 )
-def test_invariants_hold_under_random_faults(scripts, limits, n_requests, streaming, cancel_after, retries) -> None:
-    asyncio.run(_scenario(scripts, limits, n_requests, streaming, cancel_after, retries))
+def test_invariants_hold_under_random_faults(backend, scripts, limits, n_requests, streaming, cancel_after,
+                                             retries) -> None:
+    asyncio.run(_scenario(scripts, limits, n_requests, streaming, cancel_after, retries,
+                          None if backend is None else f"{backend}-{next(_examples)}"))
 
 
-async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retries) -> None:
+async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retries, prefix) -> None:
     names = ["m0", "m1", "m2"]
     config = make_config(
         {n: {"provider": "openai", "max_concurrent": limits[i]} for i, n in enumerate(names)},
@@ -49,7 +76,9 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
     )
     providers = {n: ScriptedProvider(n, config.models[n], list(scripts[i])) for i, n in enumerate(names)}
     logged: list[RequestRecord] = []
-    router = Router(config, providers=providers, sink=logged.append)
+    shared = None if prefix is None else StateConfig(url=_redis_url(), prefix=prefix, lease=3, refresh=0.1)
+    pool = ModelPool(config, providers=providers, shared=shared)
+    router = Router(config, pool=pool, sink=logged.append)
     # bound: the total deadline, plus one retry pause and scheduling slack
     bound = TIMEOUTS["total"] + 0.02 + 0.25
 
@@ -81,14 +110,32 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
     await asyncio.sleep(0)
 
     for i, n in enumerate(names):
-        assert router.pool.local(n).slots.peak <= limits[i]
         assert providers[n].max_in_flight <= limits[i]
-        assert router.pool.local(n).slots.in_flight == 0, f"slot leaked on {n}"
-        assert router.pool.local(n).slots.waiting == 0
         assert providers[n].in_flight == 0, f"upstream call left running on {n}"
+        if prefix is None:
+            assert router.pool.local(n).slots.peak <= limits[i]
+            assert router.pool.local(n).slots.in_flight == 0, f"slot leaked on {n}"
+            assert router.pool.local(n).slots.waiting == 0
+    if prefix is not None:
+        from tests.shared.redis_kit import counts
+
+        link = pool.link
+        assert link is not None and link.up
+        while link._background:  # cancelled waiters' entries are taken out in the background
+            await asyncio.wait(list(link._background), timeout=1)
+        for n in names:
+            assert not pool[n].held and not pool[n].waiting, f"slot or waiter leaked on {n} (this process)"
+            assert counts(prefix, n) == (0, 0), f"slot or waiter leaked on {n} (in Redis)"
+        await pool.aclose()
     ids = [r.id for r in logged]
     assert len(ids) == len(set(ids)) == n_requests, "every request logged exactly once"
     for r in logged:
         assert r.outcome in ("ok", "fallback", "failed", "interrupted", "cancelled")
         if r.outcome in ("ok", "fallback"):
             assert r.model is not None and r.attempts[-1].outcome == "ok"
+
+
+def _redis_url() -> str:
+    from tests.shared.redis_kit import REDIS_URL
+
+    return REDIS_URL

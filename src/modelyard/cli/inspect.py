@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Annotated
@@ -14,11 +15,12 @@ from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import ms
 from modelyard.config import Config
-from modelyard.errors import HEALTH_FAILURES
+from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.providers import build_provider
+from modelyard.router.pool import ModelPool, state_settings
 from modelyard.runtime import log_path_for
 
 
@@ -53,7 +55,8 @@ def models(config: ConfigOption = None) -> None:
     for agent_name, agent in cfg.agents.items():
         for i, m in enumerate(agent.chain):
             users.setdefault(m, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
-    table = Table(title="models")
+    shared = _shared_view(cfg)
+    table = Table(title="models", caption=shared[0] if shared else None)
     for col in ("model", "provider", "where", "slots", "memory", "price in/out $/M", "state", "used by"):
         table.add_column(col)
     for name, m in cfg.models.items():
@@ -66,11 +69,35 @@ def models(config: ConfigOption = None) -> None:
             state = f"[red]missing on its server[/]: {missing}"
         else:
             state = f"[yellow]failing[/]: {trouble}" if trouble else "[green]available[/]"
+        slots = str(m.max_concurrent)
+        if shared and name in shared[1] and not why and not missing:  # every process's view, from Redis
+            condition, detail, in_flight, waiting = shared[1][name]
+            slots = f"{in_flight}/{m.max_concurrent}" + (f" +{waiting} waiting" if waiting else "")
+            state = f"{condition.value}" + (f": {detail}" if detail else "")
         where = "local" if m.is_local else "cloud"
-        table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, str(m.max_concurrent),
+        table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, slots,
                       f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}",
                       state, ", ".join(users.get(name, [])) or "–")
     console.print(table)
+
+
+def _shared_view(cfg) -> tuple[str, dict] | None:
+    """With ``state: redis://…``: a caption about the store, and every model's live state as all
+    processes see it (empty when the store cannot be reached: the log's view stays)."""
+    try:
+        settings = state_settings(cfg)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if settings is None:
+        return None
+    pool = ModelPool(cfg, providers={}, shared=settings)
+    asyncio.run(pool.peek())
+    status = pool.state_status()
+    assert status is not None
+    caption = f"shared state {status.url} (prefix {status.prefix}): {status.detail.split('; on_outage')[0]}"
+    if not status.up:
+        return caption, {}
+    return caption, {name: state.snapshot() for name, state in pool.states.items()}
 
 
 def log(

@@ -121,6 +121,13 @@ async def healthz(request: Request) -> Response:
         body["log"]["forward"] = {**asdict(forward), "degraded": forward.degraded}
         if forward.degraded:
             body["status"] = "degraded"
+    shared = gw.runtime.pool.state_status()  # state: redis://… — slots and breakers shared with other processes
+    body["state"] = {"backend": "local"}
+    if shared is not None:
+        body["state"] = {"backend": "redis", "url": shared.url, "prefix": shared.prefix, "up": shared.up,
+                         "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age}
+        if not shared.up:
+            body["status"] = "degraded"
     return json_response(body)
 
 

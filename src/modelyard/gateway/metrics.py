@@ -3,7 +3,8 @@
 Counters and histograms are fed once per finished request from the router's record (the
 same object the routing log stores), so /metrics and the log can never disagree. Live
 gauges (in-flight, queue depth, model state) are read from the router at scrape time
-instead of being updated on every slot change.
+instead of being updated on every slot change; with shared state (Redis) they are the whole
+system's, from a view at most ``state.refresh`` old, and the store's own health is exported too.
 """
 
 from __future__ import annotations
@@ -39,7 +40,24 @@ class _LiveState(Collector):
             limit.add_metric([m.name], m.limit)
             for s in Condition:
                 state.add_metric([m.name, s.value], 1.0 if m.state is s else 0.0)
-        return [in_flight, waiting, limit, state]
+        return [in_flight, waiting, limit, state, *self._shared()]
+
+    def _shared(self) -> list[Metric]:
+        """The shared store (Redis), when per-model state lives there: up, instances, staleness, errors."""
+        status = self.router.pool.state_status()
+        if status is None:
+            return []
+        up = GaugeMetricFamily("modelyard_shared_state_up", "1 while the shared state (Redis) answers")
+        up.add_metric([], 1.0 if status.up else 0.0)
+        instances = GaugeMetricFamily("modelyard_shared_state_instances",
+                                      "Processes sharing the state, as last counted")
+        instances.add_metric([], status.instances)
+        age = GaugeMetricFamily("modelyard_shared_state_view_age_seconds",
+                                "Age of the cached view behind in_flight, queue_depth and model_state")
+        age.add_metric([], -1.0 if status.view_age is None else status.view_age)
+        errors = CounterMetricFamily("modelyard_shared_state_errors", "Calls to the shared state that failed")
+        errors.add_metric([], status.errors)
+        return [up, instances, age, errors]
 
 
 class _ForwardState(Collector):

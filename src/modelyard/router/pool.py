@@ -127,6 +127,11 @@ class ModelPool:
         """The shared store's status (None: the state is in this process)."""
         return self.link.status() if self.link is not None else None
 
+    async def peek(self) -> None:
+        """Read the shared state once, without taking part (for a one-off listing such as ``models``)."""
+        if self.link is not None:
+            await self.link.peek()
+
     def statuses(self) -> list[ModelStatus]:
         out = []
         for name, provider in self.providers.items():

@@ -109,6 +109,12 @@ class RedisLink:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
+        self._connect(loop)
+        self._kick = asyncio.Event()
+        self._tasks = [loop.create_task(self._maintain(), name="modelyard-state-maintain"),
+                       loop.create_task(self._listen(), name="modelyard-state-grants")]
+
+    def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         timeout = self.settings.timeout
         self._client = Redis.from_url(self.settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -116,9 +122,25 @@ class RedisLink:
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
                                       "INSTANCES")}
-        self._kick = asyncio.Event()
-        self._tasks = [loop.create_task(self._maintain(), name="modelyard-state-maintain"),
-                       loop.create_task(self._listen(), name="modelyard-state-grants")]
+
+    async def peek(self) -> None:
+        """Read the view once without joining in (``models``: a look, not a process that holds slots)."""
+        self._connect(asyncio.get_running_loop())
+        assert self._client is not None
+        try:
+            calls = [("VIEW", *state.view_call()) for state in self.states.values()]
+            results = await self._pipeline(calls)
+            for state, result in zip(self.states.values(), results, strict=True):
+                state.viewed(result)
+            async with asyncio.timeout(self.settings.timeout):
+                self.instances = await self._client.zcount(self._instances_key, f"({time.time() * 1000:.0f}", "+inf")
+            self.view_at = time.monotonic()
+        except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
+            self.mark_down(self.down_reason or f"{type(exc).__name__}: {exc}")
+        finally:
+            await self._client.aclose()
+            self._client = None
+            self._loop = None
 
     async def aclose(self) -> None:
         """Give back every slot and waiter of this process, leave the instance list, stop."""
