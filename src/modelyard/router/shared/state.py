@@ -170,8 +170,11 @@ class RedisState(ModelState):
                 self._pending.add(token)
             self._hand_over_local()
             return
-        # shielded: a request cancelled while giving its slot back must still give it back
-        await asyncio.shield(self._give_back([token]))
+        try:
+            await self._give_back([token])
+        except asyncio.CancelledError:  # cancelled on the way: it must still go back (removing twice is harmless)
+            self._give_back_later([token])
+            raise
 
     def _share(self) -> int:
         if self.link.settings.on_outage is OnOutage.FAIL or self.link.instances == 0:
