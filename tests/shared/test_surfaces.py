@@ -1,0 +1,89 @@
+"""Where a person sees the shared state: /healthz, /metrics, the dashboard's model states, ``models``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from modelyard.config.schema import StateConfig
+from tests.fakes import OpenAIServer
+from tests.gateway.harness import GatewayServer
+from tests.helpers import make_config
+from tests.shared.redis_kit import PrivateRedis
+
+
+def _config(url: str, backend: str, prefix: str, tmp_path: Path):
+    return make_config({"fast": {"provider": "openai", "endpoint": backend, "model": "m", "max_concurrent": 2}},
+                       {"chat": {"primary": "fast"}}, log={"path": str(tmp_path / "log.db")},
+                       state=StateConfig(url=url, prefix=prefix, lease=1.5, timeout=0.2, refresh=0.1).model_dump())
+
+
+def _wait(predicate, timeout: float = 5):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+    return value
+
+
+def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path, prefix: str) -> None:
+    with PrivateRedis(tmp_path) as server, OpenAIServer(models=["m"]) as backend, \
+            GatewayServer(_config(server.url, backend.url, prefix, tmp_path)) as gw:
+        r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "chat", "messages": [
+            {"role": "user", "content": "hi"}]}, timeout=10)
+        assert r.status_code == 200
+        health = _wait(lambda: (h := httpx.get(gw.url + "/healthz").json())["state"].get("instances") and h)
+        assert health["status"] == "ok"
+        assert health["state"] == {"backend": "redis", "url": server.url, "prefix": prefix, "up": True,
+                                   "detail": "reachable, 1 instance(s)", "instances": 1,
+                                   "view_age_s": health["state"]["view_age_s"]}
+        assert 0 <= health["state"]["view_age_s"] < 0.5
+        metrics = httpx.get(gw.url + "/metrics").text
+        assert "modelyard_shared_state_up 1.0" in metrics and "modelyard_shared_state_instances 1.0" in metrics
+        assert 'modelyard_slots{model="fast"} 2.0' in metrics
+
+        server.kill()
+        degraded = _wait(lambda: (h := httpx.get(gw.url + "/healthz").json())["status"] == "degraded" and h)
+        assert degraded["state"]["up"] is False and "unreachable" in degraded["state"]["detail"]
+        assert "modelyard_shared_state_up 0.0" in httpx.get(gw.url + "/metrics").text
+        # share: floor(2 slots / 1 instance) = 2: the request is still answered, from this process's share
+        r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "chat", "messages": [
+            {"role": "user", "content": "during"}]}, timeout=10)
+        assert r.status_code == 200
+        server.start()
+        _wait(lambda: httpx.get(gw.url + "/healthz").json()["status"] == "ok")
+
+
+def test_models_lists_every_process_slots_from_the_shared_state(tmp_path: Path, redis_url: str,
+                                                                prefix: str) -> None:
+    import asyncio
+
+    from modelyard.router import ModelPool
+
+    path = tmp_path / "config.yaml"
+    data = {"models": {"fast": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "max_concurrent": 2}},
+            "agents": {"chat": {"primary": "fast"}}, "log": {"path": str(tmp_path / "log.db")},
+            "state": {"url": redis_url, "prefix": prefix}}
+    path.write_text(yaml.safe_dump(data))
+
+    async def hold_and_list() -> str:
+        from modelyard.config import load_config
+
+        pool = ModelPool(load_config(path))
+        await pool["fast"].acquire(1)  # another process holds a slot
+        out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "modelyard", "models", "--config",
+                                                       str(path)], capture_output=True, text=True, env=os.environ,
+                                      timeout=60)
+        await pool["fast"].release()
+        await pool.aclose()
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    listing = asyncio.run(hold_and_list())
+    assert "1/2" in listing and "reachable" in listing and prefix in listing, listing
