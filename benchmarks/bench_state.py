@@ -21,23 +21,21 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import redis  # noqa: E402
-from bench_gateway import HOST, free_port, run_backend, serve_cmd, spawn, throughput  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
-from redis.asyncio.retry import Retry  # noqa: E402
-from redis.backoff import NoBackoff  # noqa: E402
+import redis
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from modelyard.config.schema import StateConfig  # noqa: E402
-from modelyard.router import ModelPool  # noqa: E402
-from modelyard.router.health import Admission  # noqa: E402
-from modelyard.router.state import ModelState  # noqa: E402
+from bench_gateway import HOST, free_port, run_backend, serve_cmd, spawn, throughput
+from modelyard.config.schema import StateConfig
+from modelyard.router import ModelPool
+from modelyard.router.health import Admission
+from modelyard.router.state import ModelState
 
 CONFIG = {"models": {"m": {"provider": "openai", "max_concurrent": 64}}, "agents": {"a": {"primary": "m"}}}
 

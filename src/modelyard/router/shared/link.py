@@ -5,8 +5,9 @@ link *down* and every model switches to its local fallback at once (no request w
 store a second time). In the background one task:
 
 - renews this process's holders, waiters and probes every ``lease / 3`` (the heartbeat);
-- every ``state.refresh`` seconds reads the view behind :meth:`RedisState.snapshot` and registers
-  the process in the instance list (the local share while the store is down divides by it);
+- every ``state.refresh`` seconds (sooner if the heartbeat is due sooner) reads the view behind
+  :meth:`RedisState.snapshot` and registers the process in the instance list (the local share
+  while the store is down divides by it);
 - while down, tries the store again every ``min(refresh, 0.5)`` s; when it answers, gives back what
   was released meanwhile, re-registers what is still held, and only then says *up*.
 
@@ -77,6 +78,10 @@ class RedisLink:
         self.heartbeat = settings.lease / 3
         self.window_ms = self.lease_ms * 2 / 3
         self.grace_ms = self.heartbeat * 1000 + settings.timeout * 1000
+        #: how often the background loop runs: often enough for both the heartbeat and the view
+        self.tick = min(settings.refresh, self.heartbeat)
+        #: the instance list entry outlives a few ticks (it only sizes the share while Redis is down)
+        self.instance_ms = max(self.window_ms, 3 * self.tick * 1000)
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
@@ -254,7 +259,7 @@ class RedisLink:
                 pass
             except Exception:  # a bug here must not stop the heartbeat of every slot this process holds
                 log.exception("shared state maintenance failed")
-            pause = self.settings.refresh if self.up else min(self.settings.refresh, 0.5)
+            pause = self.tick if self.up else min(self.tick, 0.5)
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
@@ -266,7 +271,7 @@ class RedisLink:
         beat = force or now - self._last_beat >= self.heartbeat
         renewing = list(self.states.values()) if beat else []
         calls: list[tuple[str, list[str], list[Any]]] = [
-            ("INSTANCES", [self._instances_key], [self.now_arg(), self.window_ms, self.instance, 0])]
+            ("INSTANCES", [self._instances_key], [self.now_arg(), self.instance_ms, self.instance, 0])]
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
         results = await self._pipeline(calls)
