@@ -8,7 +8,10 @@
    settings RedisState uses), and the same round trip over a bare asyncio socket (the protocol's
    own floor; ``redis-benchmark`` reports about the same). Target: Redis adds ≤ 0.5 ms p50.
 2. A whole request's state traffic (admit + acquire + release + succeeded), same comparison.
-3. Gateway throughput at 48 concurrent clients against an instant backend: one ``modelyard serve``
+3. How late a queue-timeout fallback starts after its bound (0.3 s): 24 clients on a model with 2
+   slots held 0.15 s each, in-process state vs Redis state shared by three pools (as three processes
+   would), p50 / p99 / max of the measured wait minus the bound. Target: within 10 ms.
+4. Gateway throughput at 48 concurrent clients against an instant backend: one ``modelyard serve``
    with in-process state, one with Redis state, three with Redis state (the clients spread over them).
    On this 2-core machine three gateways share two cores with the load generator and Redis.
 
@@ -35,6 +38,7 @@ from bench_gateway import HOST, free_port, run_backend, serve_cmd, spawn, throug
 from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.health import Admission
+from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState
 
 CONFIG = {"models": {"m": {"provider": "openai", "max_concurrent": 64}}, "agents": {"a": {"primary": "m"}}}
@@ -145,6 +149,41 @@ async def state_figures(url: str, prefix: str, n: int, blocks: int) -> list[str]
     ]
 
 
+async def lateness(url: str, prefix: str, rounds: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    config = make_config().model_copy(update={"models": {"m": make_config().models["m"].model_copy(
+        update={"max_concurrent": 2})}})
+    for name, shared in (("in-process", None),
+                         ("Redis, 3 pools", StateConfig(url=url, prefix=prefix + "-late", lease=1.5, refresh=0.2))):
+        pools = [ModelPool(config, shared=shared) for _ in range(3 if shared else 1)]
+        late: list[float] = []
+
+        async def worker(i: int, pools: list[ModelPool] = pools, late: list[float] = late) -> None:
+            state = pools[i % len(pools)]["m"]
+            for _ in range(rounds):
+                try:
+                    await state.acquire(0.3)
+                except QueueTimeout as exc:
+                    late.append((exc.waited or 0.3) * 1000 - 300)
+                    continue
+                await asyncio.sleep(0.15)
+                await state.release()
+
+        await asyncio.gather(*(worker(i) for i in range(24)))
+        for pool in pools:
+            await pool.aclose()
+        out[name] = late
+    return out
+
+
+def lateness_lines(late: dict[str, list[float]]) -> list[str]:
+    lines = ["Queue-timeout fallback, how long after the 300 ms bound (24 clients, 2 slots held 150 ms):", "",
+             "| state | fallbacks | p50 | p99 | max | target |", "|---|---|---|---|---|---|"]
+    for name, v in late.items():
+        lines.append(f"| {name} | {len(v)} | {pct(v, 50):.1f} ms | {pct(v, 99):.1f} ms | {max(v):.1f} ms | ≤ 10 ms |")
+    return lines
+
+
 def gateway_figures(url: str, prefix: str, seconds: float, concurrency: int) -> list[str]:
     procs = []
     out: dict[str, float] = {}
@@ -214,6 +253,9 @@ def main() -> None:
     try:
         lines = asyncio.run(state_figures(args.redis, prefix, n, blocks))
         print("\n".join(lines), flush=True)
+        print()
+        print("\n".join(lateness_lines(asyncio.run(lateness(args.redis, prefix, 4 if args.quick else 10)))),
+              flush=True)
         if not args.no_gateway:
             print()
             print("\n".join(gateway_figures(args.redis, prefix + "-gw", seconds, 48)))

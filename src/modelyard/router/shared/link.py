@@ -100,6 +100,7 @@ class RedisLink:
         self._last_beat = 0.0
         self._scripts: dict[str, AsyncScript] = {}
         self._kick = asyncio.Event()
+        self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -116,6 +117,7 @@ class RedisLink:
             return
         self._connect(loop)
         self._kick = asyncio.Event()
+        self._closing = False
         self._tasks = [loop.create_task(self._maintain(), name="modelyard-state-maintain"),
                        loop.create_task(self._listen(), name="modelyard-state-grants")]
 
@@ -151,11 +153,11 @@ class RedisLink:
         """Give back every slot and waiter of this process, leave the instance list, stop."""
         if self._client is None or self._loop is not asyncio.get_running_loop():
             return
+        self._closing = True  # a cancel that lands as a timeout expires can be swallowed: the loops check this too
+        self._kick.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await asyncio.wait(self._tasks, timeout=max(1.0, 2 * self.settings.timeout))
         if self._background:  # give-backs of cancelled waiters still on their way
             await asyncio.wait(list(self._background), timeout=self.settings.timeout * 2)
         if self.up:
@@ -249,7 +251,7 @@ class RedisLink:
     # -- background -----------------------------------------------------------------------
 
     async def _maintain(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 if self.up:
                     await self._beat()
@@ -284,6 +286,10 @@ class RedisLink:
             state.viewed(result)
         self.view_at = time.monotonic()
 
+    def view_fresh(self) -> bool:
+        """The cached view was read within the last two ticks (the background loop is keeping up)."""
+        return self.view_at is not None and time.monotonic() - self.view_at <= 2 * self.tick + self.settings.timeout
+
     async def sync(self, state: RedisState) -> None:
         """Renew one model now (the store lost its data, or a grant may have been missed)."""
         state.renewed(await self.call("RENEW", *state.renew_call()))
@@ -292,7 +298,7 @@ class RedisLink:
         """Wake granted waiters. A message lost while (re)connecting is caught by the next heartbeat."""
         assert self._client is not None
         pause = 0.05
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)

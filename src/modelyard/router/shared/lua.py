@@ -145,15 +145,16 @@ return out
 """
 
 #: KEYS holders queue breaker meta; ARGV now
-#: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left}
+#: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left,
+#:    generation}
 VIEW = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
-local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until')
+local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until', 'gen')
 local left = math.max(0, math.floor(tonumber(b[2] or '0') - now))
 local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
 local grace = math.max(0, math.floor(tonumber(redis.call('HGET', KEYS[4], 'grace') or '0') - now))
 return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
-        b[3] or '', tonumber(b[4] or '0'), probing, grace}
+        b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0')}
 """
 
 #: KEYS breaker; ARGV now win token

@@ -38,10 +38,12 @@ class _Wake(Enum):
 
 @dataclass(slots=True, frozen=True)
 class SharedTicket(Ticket):
-    """A ticket granted by the shared breaker (``shared``) or, while Redis is out of reach, the local one."""
+    """A ticket granted by the shared breaker (``shared``) or, while Redis is out of reach, the local one.
+    ``clean``: the breaker was closed with no failure counted, so a success changes nothing there."""
 
     token: str = ""
     shared: bool = True
+    clean: bool = False
 
 
 class RedisState(ModelState):
@@ -68,6 +70,8 @@ class RedisState(ModelState):
         self.fallback = Health(cooldown, clock)
         self._local_waiters: deque[asyncio.Future[_Wake]] = deque()
         self._view: list[Any] | None = None
+        #: the highest breaker generation this process knows of: a cached view older than that is not used
+        self._generation = 0
         self._skip = ""
         link.register(self)
 
@@ -122,8 +126,9 @@ class RedisState(ModelState):
         except TimeoutError:
             if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
                 return True  # handed over just as the bound ran out: keep it
+            out = QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
             self._forget(token)
-            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
+            raise out from None
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
                 self.held.remove(token)  # cancelled after the slot was handed over: pass it on
@@ -292,6 +297,12 @@ class RedisState(ModelState):
 
     async def admit(self) -> Ticket | None:
         self.link.ensure_started()
+        view = self._view
+        if (self.link.up and view is not None and view[2] == b"closed" and int(view[8]) >= self._generation
+                and self.link.view_fresh()):
+            # Closed at the last read (≤ one tick ago): pass without a round trip. A breaker opened by
+            # another process is seen within that tick; one opened here is seen at once (failed()).
+            return SharedTicket(Admission.PASS, int(view[8]), clean=int(view[5]) == 0)
         if self.link.up:
             token = self.link.new_token()
             try:
@@ -300,6 +311,7 @@ class RedisState(ModelState):
                 pass
             else:
                 kind, generation = int(res[0]), int(res[1])
+                self._generation = max(self._generation, generation)
                 if kind == 1:
                     return SharedTicket(Admission.PASS, generation)
                 if kind == 2:
@@ -330,10 +342,14 @@ class RedisState(ModelState):
         self.probes.discard(ticket.token)
         if not self.link.up:
             return False
+        if ticket.clean and args[1] == "ok":
+            return True  # closed with no failure counted: nothing to reset
         try:
-            await self.link.call("VERDICT", [self._breaker], args)
+            opened = await self.link.call("VERDICT", [self._breaker], args)
         except StoreUnreachable:
             return False
+        if opened:  # this process skips the model from now on, not from its next read of the view
+            self._generation = max(self._generation, ticket.generation + 1)
         return True
 
     def _local_generation(self, ticket: Ticket) -> int | None:
