@@ -110,3 +110,25 @@ class PrivateRedis:
 
     def __exit__(self, *exc: Any) -> None:
         self.kill()
+
+
+async def queued_at_least(states: list, n, timeout: float = 5) -> None:
+    """Wait until the store itself holds ``n`` slots and waiters for model ``m`` (so the next request
+    arrives after them: FIFO is the order in which requests reach the store)."""
+    import asyncio
+
+    from modelyard.router import LocalState
+
+    deadline = time.monotonic() + timeout
+    while True:
+        target = n() if callable(n) else n
+        state = states[0]
+        if isinstance(state, LocalState):
+            have = state.slots.in_flight + state.slots.waiting
+        else:
+            held, waiting = counts(state.link.prefix, state.name)
+            have = held + waiting
+        if have >= target:
+            return
+        assert time.monotonic() < deadline, f"only {have} of {target} requests reached the store"
+        await asyncio.sleep(0.002)

@@ -20,7 +20,7 @@ from modelyard.router.health import Admission
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, counts
+from tests.shared.redis_kit import PrivateRedis, counts, queued_at_least
 
 Pools = Callable[..., list[ModelPool]]
 
@@ -54,16 +54,24 @@ async def test_the_limit_holds_across_processes_and_the_queue_is_fifo(pools: Poo
         await s.acquire(1)
         await s.release()
 
+    gate = [asyncio.Event() for _ in range(16)]
+    gate[0].set()
+    served = 0
+
     async def worker(i: int) -> None:
-        nonlocal busy, peak
+        nonlocal busy, peak, served
         state = (a, b, c)[i % 3]
-        await asyncio.sleep(i * 0.02)
-        await state.acquire(10)
+        await gate[i].wait()  # each arrives after the one before reached Redis
+        waiting = asyncio.ensure_future(state.acquire(10))
+        await queued_at_least([state], lambda: i + 1 - served)
+        gate[i + 1].set()
+        await waiting
         busy += 1
         peak = max(peak, busy)
         order.append(i)
         await asyncio.sleep(0.03)
         busy -= 1
+        served += 1
         await state.release()
 
     await asyncio.gather(*(worker(i) for i in range(15)))

@@ -20,6 +20,7 @@ from modelyard.router.clock import Clock, ManualClock, loop_clock
 from modelyard.router.health import Admission
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
+from tests.shared.redis_kit import queued_at_least
 
 Make = Callable[..., list[ModelState]]
 
@@ -58,15 +59,23 @@ async def test_fifo_order_and_the_limit(make: Make) -> None:
     for _ in range(2):
         await state.release()
 
+    gate = [asyncio.Event() for _ in range(11)]
+    gate[0].set()
+    served = 0
+
     async def worker(i: int) -> None:
-        nonlocal busy, peak
-        await asyncio.sleep(i * 0.02)  # arrive in order (FIFO is the order requests reach the store)
-        await state.acquire(10)
+        nonlocal busy, peak, served
+        await gate[i].wait()  # arrive in order: each after the one before reached the store
+        waiting = asyncio.ensure_future(state.acquire(10))
+        await queued_at_least([state], lambda: i + 1 - served)  # started minus finished
+        gate[i + 1].set()
+        await waiting
         busy += 1
         peak = max(peak, busy)
         order.append(i)
         await asyncio.sleep(0.02)
         busy -= 1
+        served += 1
         await state.release()
 
     await asyncio.gather(*(worker(i) for i in range(10)))
@@ -158,13 +167,14 @@ async def test_queue_timeouts_and_bad_requests_do_not_count(make: Make) -> None:
 
 @pytest.mark.parametrize(("reason", "retry_after", "detail"), [
     (Reason.RATE_LIMITED, 42, "42.0s left after rate_limited"),
-    (Reason.OVERLOADED, 900, "300.0s left after overloaded"),  # capped at max_seconds
+    (Reason.OVERLOADED, 900, "600.0s left after overloaded"),  # capped at max_retry_after
     (Reason.AUTH_ERROR, None, "300.0s left after auth_error"),  # a revoked key will not fix itself
+    (Reason.MODEL_MISSING, None, "300.0s left after model_missing"),  # nor a model missing on its server
 ])
 async def test_retry_after_and_auth_errors_set_the_cooldown(make: Make, reason: Reason, retry_after: float | None,
                                                             detail: str) -> None:
     clock = ManualClock()
-    (state,) = make(cooldown={"failures": 5, "seconds": 10, "max_seconds": 300}, clock=clock)
+    (state,) = make(cooldown={"failures": 5, "seconds": 10, "max_seconds": 300, "max_retry_after": 600}, clock=clock)
     await state.failed(await state.admit(), reason, retry_after=retry_after)  # type: ignore[arg-type]
     assert await state.admit() is None and state.cooling_detail() == detail
 

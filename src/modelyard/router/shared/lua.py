@@ -175,7 +175,7 @@ redis.call('HSET', B, 'probe', token, 'probe_until', tostring(now + win))
 return {2, gen}
 """
 
-#: KEYS breaker; ARGV now verdict(ok|fail) generation reason health(0/1) retry_after_ms auth(0/1)
+#: KEYS breaker; ARGV now verdict(ok|fail) generation reason health(0/1) retry_after_ms (capped) persistent(0/1)
 #:                     failures_to_open cooldown_ms max_cooldown_ms
 #: The same rules as router/health.py: a verdict from an earlier generation does not move the
 #: breaker; a deadline is never moved earlier by a later, shorter cooldown. → 1 if it opened
@@ -202,7 +202,7 @@ if state == 'half_open' then
   redis.call('HSET', B, 'cooldown', cooldown)
   open_for = cooldown
 elseif tonumber(ARGV[6]) > 0 then
-  open_for = math.min(tonumber(ARGV[6]), max)
+  open_for = tonumber(ARGV[6])
 elseif ARGV[7] == '1' then
   open_for = max
 elseif failures >= tonumber(ARGV[8]) then

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from modelyard.config.schema import Cooldown, OnOutage
-from modelyard.errors import HEALTH_FAILURES, Reason
+from modelyard.errors import HEALTH_FAILURES, PERSISTENT, Reason
 from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
 from modelyard.router.shared.link import RedisLink, StoreUnreachable
@@ -331,9 +331,10 @@ class RedisState(ModelState):
     def _verdict_args(self, verdict: str, ticket: Ticket, reason: Reason | None = None,
                       retry_after: float | None = None) -> list[Any]:
         p = self.policy
-        retry_ms = retry_after * 1000 if retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED) else 0
+        retry_ms = (min(retry_after, p.max_retry_after) * 1000
+                    if retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED) else 0)
         return [self.link.now_arg(), verdict, ticket.generation, reason or "", int(reason in HEALTH_FAILURES),
-                retry_ms, int(reason is Reason.AUTH_ERROR), p.failures, p.seconds * 1000, p.max_seconds * 1000]
+                retry_ms, int(reason in PERSISTENT), p.failures, p.seconds * 1000, p.max_seconds * 1000]
 
     async def _shared_verdict(self, ticket: Ticket, args: list[Any]) -> bool:
         """Record a verdict in Redis; False when the ticket is local or Redis is out of reach."""
