@@ -71,8 +71,8 @@ async def test_the_limit_holds_across_processes_and_the_queue_is_fifo(pools: Poo
         order.append(i)
         await asyncio.sleep(0.03)
         busy -= 1
-        served += 1
         await state.release()
+        served += 1  # after the store let go of it: the next arrival is gated on the store's own count
 
     await asyncio.gather(*(worker(i) for i in range(15)))
     assert peak == 2
@@ -130,6 +130,7 @@ async def test_a_crashed_process_gives_its_slots_back_within_the_lease(pools: Po
     crashed_link = crashed.link
     assert crashed_link is not None
     # The process dies: its heartbeat stops, nothing is given back (no aclose).
+    crashed_link._closing = True
     for task in crashed_link._tasks:
         task.cancel()
     died = time.monotonic()
@@ -155,6 +156,7 @@ async def test_a_crashed_waiter_does_not_block_the_queue(pools: Pools) -> None:
     doomed = asyncio.create_task(crashed["m"].acquire(30))
     await asyncio.sleep(0.1)
     assert crashed.link is not None
+    crashed.link._closing = True
     for task in crashed.link._tasks:
         task.cancel()
     doomed.cancel()  # its process is gone: the entry stays in Redis, nobody will take it out…

@@ -75,8 +75,8 @@ async def test_fifo_order_and_the_limit(make: Make) -> None:
         order.append(i)
         await asyncio.sleep(0.02)
         busy -= 1
-        served += 1
         await state.release()
+        served += 1  # after the store let go of it: the next arrival is gated on the store's own count
 
     await asyncio.gather(*(worker(i) for i in range(10)))
     assert order == list(range(10))
