@@ -77,11 +77,13 @@ class RedisLink:
         #: tolerated, and a crashed holder's slot is free within the lease
         self.heartbeat = settings.lease / 3
         self.window_ms = self.lease_ms * 2 / 3
-        self.grace_ms = self.heartbeat * 1000 + settings.timeout * 1000
+        self.grace_ms = 2 * self.heartbeat * 1000 + settings.timeout * 1000
         #: how often the background loop runs: often enough for both the heartbeat and the view
         self.tick = min(settings.refresh, self.heartbeat)
-        #: the instance list entry outlives a few ticks (it only sizes the share while Redis is down)
-        self.instance_ms = max(self.window_ms, 3 * self.tick * 1000)
+        #: the instance list entry outlives many ticks: it only sizes the share while Redis is down, and an
+        #: undercount (a live process whose tick was late) would hand out more than the limit
+        self.instance_ms = max(2 * self.lease_ms, 10_000.0)
+        self._counts: list[tuple[float, int]] = []
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
@@ -277,7 +279,9 @@ class RedisLink:
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
         results = await self._pipeline(calls)
-        self.instances = int(results[0])
+        now = time.monotonic()  # the share divides by the most instances seen in the last 30 s
+        self._counts = [(t, n) for t, n in self._counts if now - t < 30] + [(now, int(results[0]))]
+        self.instances = max(n for _, n in self._counts)
         if beat:
             self._last_beat = now
         for state, result in zip(renewing, results[1:1 + len(renewing)], strict=True):
