@@ -81,7 +81,7 @@ def ask(
             console.out(json.dumps(out, indent=2), highlight=False)
         else:
             err.print(f"[dim]{route_line(record)}[/]", highlight=False)
-        return 0 if record.outcome in ("ok", "fallback") else 1
+        return 0 if record.outcome.answered else 1
 
     raise typer.Exit(run(go))
 

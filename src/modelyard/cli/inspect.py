@@ -19,6 +19,7 @@ from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.outcomes import AttemptOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.runtime import log_path_for
@@ -38,7 +39,7 @@ def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
                         "LIMIT 20", (model, time.time() - window)).fetchall()
     streak = 0
     for row in rows:
-        if row["outcome"] == "ok":
+        if row["outcome"] == AttemptOutcome.OK:
             break
         if row["reason"] in HEALTH_FAILURES:
             streak += 1

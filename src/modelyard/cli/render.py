@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
 
@@ -14,7 +15,7 @@ def ms(value: float | None) -> str:
 def route_line(record: RequestRecord) -> str:
     """``chat → qwen (fallback after claude-haiku: missing_credentials) · wait 0ms · TTFT 300ms · …``"""
     parts = [f"{record.agent} → {record.model or 'nobody'}"]
-    detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome != "ok" and a.reason]
+    detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome is not AttemptOutcome.OK and a.reason]
     if detours:
         parts[0] += f" (after {'; '.join(detours)})"
     parts.append(f"wait {ms(record.queue_wait_ms)}")

@@ -6,8 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.outcomes import RequestOutcome
+
 #: outcomes of requests that got no answer
-FAILED = ("failed", "cancelled", "interrupted")
+FAILED = tuple(o.value for o in RequestOutcome if not o.answered)
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -82,7 +84,7 @@ class Group:
         self.requests += 1
         self.tokens_in += row["tokens_in"] or 0
         self.tokens_out += row["tokens_out"] or 0
-        if row["outcome"] == "fallback":
+        if row["outcome"] == RequestOutcome.FALLBACK:
             self.fallbacks += 1
             self.reasons[row["fallback_reason"] or "unknown"] += 1
         if served:

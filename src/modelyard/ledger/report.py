@@ -27,6 +27,7 @@ from modelyard.config.schema import Config
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile
 from modelyard.ledger.store import LogConnection
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
 #: recommendation thresholds (documented in the report's output with the numbers that crossed them)
 FALLBACK_RATE_ALERT = 0.10
@@ -131,7 +132,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         agents.setdefault(row["agent"], Group(row["agent"])).add(row)
         if served:
             models.setdefault(row["model"], Group(row["model"])).add(row, wait=False)  # model waits: from attempts
-        if row["outcome"] == "fallback" and row["is_local"] and row["acceptable"] is not None:
+        if row["outcome"] == RequestOutcome.FALLBACK and row["is_local"] and row["acceptable"] is not None:
             lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
             lf.rated += 1
             lf.acceptable += int(row["acceptable"])
@@ -148,7 +149,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         totals.spend += cost
         agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
         models.setdefault(a["model"], Group(a["model"])).spend += cost
-        if a["outcome"] != "skipped":
+        if a["outcome"] != AttemptOutcome.SKIPPED:
             wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
             # the bound this attempt really had: the router's own rule (agent overrides included)
             bound = config.timeouts_for(a["agent"], a["model"]).queue

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.ledger.db import connect
+from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 from modelyard.types import repair_text
 
@@ -66,7 +67,7 @@ _INSERT_ATTEMPT = (f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS
 
 
 def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
-    reason = next((a.reason for a in r.attempts if a.outcome != "ok" and a.reason), None)
+    reason = next((a.reason for a in r.attempts if a.outcome is not AttemptOutcome.OK and a.reason), None)
     return (
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from modelyard.errors import Reason
+from modelyard.outcomes import AttemptOutcome
 from modelyard.replay.source import LoggedAttempt
 
 #: a logged attempt this close in time stands for the model's condition then
@@ -139,13 +140,13 @@ class Profiler:
 
     def add(self, a: LoggedAttempt) -> None:
         reason = Reason(a.reason) if a.reason in _REASON_VALUES else None
-        if a.outcome == "skipped" or a.outcome == "cancelled" or reason in NOT_THE_MODELS:
+        if a.outcome in (AttemptOutcome.SKIPPED, AttemptOutcome.CANCELLED) or reason in NOT_THE_MODELS:
             return
         p = self.profiles.get(a.model)
         if p is None:
             p = self.profiles[a.model] = ModelProfile(a.model, Source.MEASURED)
         p.reached += 1
-        if a.outcome == "ok" and reason is None:
+        if a.outcome == AttemptOutcome.OK and reason is None:
             p.times.append(a.ts)
             p.fates.append(0)
             if a.ttft_ms is not None:

@@ -15,6 +15,7 @@ from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.outcomes import AttemptOutcome
 from modelyard.replay import source
 from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
@@ -65,7 +66,7 @@ def _fit(conn: LogConnection, period: Period, seed: int) -> tuple[dict[str, Mode
     lengths: dict[str, _Reservoir] = {}
     for a in source.attempts(conn, period.start - LOOKBEHIND_S, period.end):
         profiler.add(a)
-        if a.outcome == "ok" and a.tokens_out:
+        if a.outcome == AttemptOutcome.OK and a.tokens_out:
             r = lengths.get(a.agent)
             if r is None:
                 r = lengths[a.agent] = _Reservoir(profiler._rng, 1024)

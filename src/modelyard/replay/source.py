@@ -13,6 +13,7 @@ from typing import Any
 
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.store import LogConnection
+from modelyard.outcomes import RequestOutcome
 
 PAGE = 5000
 
@@ -93,7 +94,7 @@ def arrivals(conn: LogConnection, start: float, end: float, measured: Group | No
         if measured is not None:
             measured.add(row)
             measured.spend += row["cost_usd"] or 0.0
-        answered = row["outcome"] in ("ok", "fallback") and row["model"] is not None
+        answered = RequestOutcome(row["outcome"]).answered and row["model"] is not None
         yield Arrival(row["id"], row["ts"], row["agent"], int(row["first_in"] or 0),
                       int(row["answer_out"] or 0) if answered else 0, answered)
 
