@@ -30,6 +30,7 @@ BEHAVIOURS = st.sampled_from([
     "error:server_error", "error:overloaded", "error:rate_limited", "error:connect_error",
     "error:malformed_response", "error:auth_error", "error:bad_request",
 ])
+LEASE = 3
 TIMEOUTS = {"queue": 0.05, "connect": 0.05, "first_token": 0.06, "idle": 0.05, "total": 0.5}
 
 
@@ -76,7 +77,7 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
     )
     providers = {n: ScriptedProvider(n, config.models[n], list(scripts[i])) for i, n in enumerate(names)}
     logged: list[RequestRecord] = []
-    shared = None if prefix is None else StateConfig(url=_redis_url(), prefix=prefix, lease=3, refresh=0.1)
+    shared = None if prefix is None else StateConfig(url=_redis_url(), prefix=prefix, lease=LEASE, refresh=0.1)
     pool = ModelPool(config, providers=providers, shared=shared)
     router = Router(config, pool=pool, sink=logged.append)
     # bound: the total deadline, plus one retry pause and scheduling slack
@@ -120,12 +121,27 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
         from tests.shared.redis_kit import counts
 
         link = pool.link
-        assert link is not None and link.up
+        assert link is not None
+        # On a loaded machine a Redis call can overrun ``state.timeout``: the link then goes down and
+        # requests use this process's share, as documented. That is allowed here; what is not allowed
+        # is staying down once Redis answers, or leaving an entry behind after the lease.
+        outage = link.errors > 0
+        for _ in range(100):
+            if link.up:
+                break
+            await asyncio.sleep(0.1)
+        assert link.up, "the link must come back once Redis answers"
         while link._background:  # cancelled waiters' entries are taken out in the background
             await asyncio.wait(list(link._background), timeout=1)
         for n in names:
             assert not pool[n].held and not pool[n].waiting, f"slot or waiter leaked on {n} (this process)"
-            assert counts(prefix, n) == (0, 0), f"slot or waiter leaked on {n} (in Redis)"
+            left = counts(prefix, n)
+            if outage:  # an entry written just before the outage is reclaimed by its lease, not at once
+                deadline = time.monotonic() + LEASE + 2
+                while left != (0, 0) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    left = counts(prefix, n)
+            assert left == (0, 0), f"slot or waiter leaked on {n} (in Redis)"
         await pool.aclose()
     ids = [r.id for r in logged]
     assert len(ids) == len(set(ids)) == n_requests, "every request logged exactly once"
