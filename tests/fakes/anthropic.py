@@ -59,7 +59,6 @@ class AnthropicServer(ChatServer):
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
         inject_unknown_event: bool = False,
-        accept_bearer: bool = False,
     ) -> None:
         super().__init__(
             reply_text=reply_text,
@@ -72,7 +71,6 @@ class AnthropicServer(ChatServer):
         self.api_key = api_key
         self.models: list[str] | None = None if models is None else list(models)
         self.inject_unknown_event = inject_unknown_event
-        self.accept_bearer = accept_bearer
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/v1/messages", self._messages, methods=["POST"])]
@@ -94,12 +92,14 @@ class AnthropicServer(ChatServer):
         return sse("error", {"type": "error", "error": payload["error"]})
 
     def _validate(self, request: Request, body: Any) -> JSONResponse | None:
+        # the real API takes the key as x-api-key or as a bearer token (OAuth-style tokens, and the
+        # official SDK since 2.x sends its api_key as "Authorization: Bearer ...")
         key = request.headers.get("x-api-key")
-        bearer = request.headers.get("authorization", "")
-        if not key and self.accept_bearer and bearer.startswith("Bearer "):
-            key = bearer.removeprefix("Bearer ")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if not key and scheme.lower() == "bearer":
+            key = token.strip()
         if not key:
-            return self.error_response(401, "x-api-key header is required")
+            return self.error_response(401, "x-api-key or authorization header is required")
         if key != self.api_key:
             return self.error_response(401, "invalid x-api-key")
         if not request.headers.get("anthropic-version"):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic as anthropic_sdk  # the fixture below is called anthropic
 import httpx
 import pytest
 
@@ -426,6 +427,31 @@ def test_anthropic_validation(anthropic: AnthropicServer) -> None:
     no_max = httpx.post(url, json={"model": "m", "messages": USER}, headers=ANTHROPIC_HEADERS)
     assert no_max.status_code == 400 and "max_tokens" in no_max.json()["error"]["message"]
     assert anthropic.faults.pending == [] and anthropic.in_flight == 0
+
+
+def test_anthropic_accepts_what_the_real_api_accepts(anthropic: AnthropicServer) -> None:
+    """x-api-key, or the key / an OAuth-style token as a bearer token, as api.anthropic.com takes them."""
+    url = f"{anthropic.url}/v1/messages"
+    body = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": USER}
+    version = {"anthropic-version": "2023-06-01"}
+    assert httpx.post(url, json=body, headers={**version, "x-api-key": "test-key"}).status_code == 200
+    assert httpx.post(url, json=body, headers={**version, "authorization": "Bearer test-key"}).status_code == 200
+    assert httpx.post(url, json=body, headers={**version, "authorization": "Bearer bad"}).status_code == 401
+    assert httpx.post(url, json=body, headers={**version, "authorization": "Basic test-key"}).status_code == 401
+
+
+def test_anthropic_official_sdk_as_it_is_today(anthropic: AnthropicServer) -> None:
+    """The current official SDK (its api_key travels as a bearer token) and its auth_token option."""
+    sdk = anthropic_sdk
+    for client in (sdk.Anthropic(api_key="test-key", base_url=anthropic.url, max_retries=0),
+                   sdk.Anthropic(auth_token="test-key", base_url=anthropic.url, max_retries=0)):
+        reply = client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=USER)
+        assert reply.content[0].text == "Hello from the fake server." and reply.stop_reason == "end_turn"
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=USER) as stream:
+            assert "".join(stream.text_stream) == "Hello from the fake server."
+    with pytest.raises(sdk.AuthenticationError):
+        sdk.Anthropic(api_key="wrong", base_url=anthropic.url, max_retries=0).messages.create(
+            model="claude-haiku-4-5", max_tokens=64, messages=USER)
 
 
 def test_anthropic_non_stream_text_thinking_tool(anthropic: AnthropicServer) -> None:
