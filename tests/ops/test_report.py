@@ -146,7 +146,10 @@ def test_report_numbers_exactly(tmp_path: Path, log_backend: LogBackend) -> None
                             ("tiering", "writer")]
     fb = recs[("fallback_rate", "chat")]
     assert fb["numbers"] == {"requests": 40, "fallbacks": 10, "fallback_rate": 0.25,
-                             "reasons": {"queue_timeout": 10}, "primary": "qwen"}
+                             "reasons": {"queue_timeout": 10}, "primary": "qwen", "blamed": "qwen",
+                             "failed_models": {"qwen": {"queue_timeout": 10}}, "not_in_chain": []}
+    assert "its primary qwen is saturated" in fb["message"]
+    assert d["config_drift"] == {"unknown_models": [], "agents": {}}
     assert "raise its max_concurrent (now 2)" in fb["message"]
     cascade = recs[("cascade_risk", "qwen")]["numbers"]
     assert cascade == {"queue_wait_p95_ms": 10_000, "queue_timeout_s": 10, "ratio": 1.0, "attempts": 53,
@@ -228,3 +231,55 @@ def test_cascade_advice_quotes_the_bound_the_router_enforced(tmp_path: Path, log
     cascade = recs[("cascade_risk", "qwen")]
     assert cascade["numbers"]["queue_timeout_s"] == 5  # chat's bound, not qwen's 10 s
     assert "5s queue timeout" in cascade["message"]
+
+
+def test_fallback_blames_the_models_that_failed_in_the_log_not_the_current_primary(
+        tmp_path: Path, log_backend: LogBackend) -> None:
+    """Traffic logged under an earlier config where ``mistral`` (since removed) kept failing for chat: the
+    report must name mistral, not today's primary qwen, and say the log's models differ from the config."""
+    writer = log_backend.writer(local_models=["qwen", "gemma", "mistral"])
+    for i in range(20):
+        attempts = [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)]
+        if i < 6:
+            attempts.insert(0, Attempt("mistral", "ollama", Outcome.FALLBACK, Reason.FIRST_TOKEN_TIMEOUT,
+                                       queue_wait_ms=0.0))
+        writer.submit(served("chat", MARCH + i, attempts, 10, 10, 1000))
+    writer.close()
+    config = config_file(tmp_path, log_backend)
+    r = build_report(log_backend.connect(), load_config(config), month_period("2025-03"))
+    fb = {(x.kind, x.subject): x for x in r.recommendations}[("fallback_rate", "chat")]
+    assert "primary qwen" not in fb.message
+    assert "failed in the log: mistral (first_token_timeout 6)" in fb.message
+    assert "mistral (not in the current config) is unreliable (first_token_timeout)" in fb.message
+    assert "not in its current chain (qwen → gemma)" in fb.message
+    assert fb.numbers["blamed"] == "mistral" and fb.numbers["failed_models"] == {"mistral": {"first_token_timeout": 6}}
+    assert r.drift.unknown_models == ["mistral"] and r.drift.agents == {"chat": ["mistral"]}
+
+    out = CliRunner().invoke(app, ["report", "--config", str(config), "--month", "2025-03"])
+    assert out.exit_code == 0, out.output
+    assert "the log's models differ from the current config" in out.output
+    assert "mistral" in out.output
+    as_json = CliRunner().invoke(app, ["report", "--config", str(config), "--month", "2025-03", "--json"])
+    assert json.loads(as_json.stdout)["config_drift"]["unknown_models"] == ["mistral"]
+
+
+def test_fallback_blames_a_failing_fallback_not_the_healthy_primary(tmp_path: Path, log_backend: LogBackend) -> None:
+    """research's primary haiku is merely unconfigured (skipped) on some requests while its fallback qwen timed
+    out on more: the advice is about the model that failed most, named by its place in the chain."""
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    for i in range(20):
+        if i < 2:
+            attempts = [Attempt("haiku", "anthropic", Outcome.SKIPPED, Reason.MISSING_CREDENTIALS),
+                        Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)]
+        elif i < 8:
+            attempts = [Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.OVERLOADED, queue_wait_ms=0.0),
+                        Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)]
+        else:
+            attempts = [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)]
+        writer.submit(served("research", MARCH + i, attempts, 10, 10, 1000))
+    writer.close()
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)), month_period("2025-03"))
+    fb = {(x.kind, x.subject): x for x in r.recommendations}[("fallback_rate", "research")]
+    assert fb.numbers["failed_models"] == {"haiku": {"overloaded": 6, "missing_credentials": 2}}
+    assert "its primary haiku is unreliable (overloaded)" in fb.message
+    assert not r.drift

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import ms
+from modelyard.config.schema import Config
 from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
 from modelyard.ledger.store import LogStore
 
@@ -32,11 +33,13 @@ def _group_table(title: str, groups: list[Group], fallback_column: str) -> Table
     return table
 
 
-def print_report(report: Report) -> None:
+def print_report(report: Report, config: Config) -> None:
     t = report.totals
     console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests, "
                   f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local_share:.0%} served locally, "
                   f"fallback {t.fallback_rate:.0%}", highlight=False)
+    if report.drift:
+        console.print(f"note: {report.drift.describe(config)}", highlight=False, markup=False, style="yellow")
     console.print(_group_table("by agent", report.agents, "fallbacks"))
     console.print(_group_table("by answering model (waits: every attempt on it)", report.models,
                                 "answered as fallback"))
@@ -87,7 +90,7 @@ def report(
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
     else:
-        print_report(result)
+        print_report(result, cfg)
     if chart is not None:
         from modelyard.ops.report_chart import render_chart
 

@@ -12,6 +12,10 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 - *counterfactual*: the same request tokens priced at each ``report.counterfactual`` model; savings
   = (counterfactual − (spend + local cost)) / counterfactual.
 - *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
+- *blame*: a fallback recommendation names the models whose attempts failed **in the log** (an attempt that
+  moved the request on or broke off), never the current config's primary by assumption — the log may have
+  been written under another config. Where the log's models are not the ones the current config would
+  use, the report says so (:class:`ConfigDrift`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelyard.config.schema import Config
+from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile
 from modelyard.ledger.store import LogConnection
@@ -90,6 +95,29 @@ class Recommendation:
 
 
 @dataclass
+class ConfigDrift:
+    """Where the logged traffic does not match the current config: the log was written under another one."""
+
+    #: models attempted in the period that the current config does not define
+    unknown_models: list[str]
+    #: agent → the models attempted for it in the period that are not in its current chain
+    agents: dict[str, list[str]]
+
+    def __bool__(self) -> bool:
+        return bool(self.unknown_models or self.agents)
+
+    def describe(self, config: Config) -> str:
+        parts = []
+        if self.unknown_models:
+            parts.append("models in the log but not in this config: " + ", ".join(self.unknown_models))
+        for agent, extra in sorted(self.agents.items()):
+            a = config.agents.get(agent)
+            chain = " → ".join(a.chain) if a else "no such agent now"
+            parts.append(f"agent {agent} used {', '.join(extra)} in the log (current chain: {chain})")
+        return "the log's models differ from the current config — " + "; ".join(parts)
+
+
+@dataclass
 class Report:
     period: Period
     totals: Group
@@ -99,6 +127,7 @@ class Report:
     local_cost_usd: float
     counterfactuals: list[Counterfactual]
     recommendations: list[Recommendation]
+    drift: ConfigDrift
 
     @property
     def total_cost_usd(self) -> float:
@@ -114,6 +143,7 @@ class Report:
                      "total_usd": self.total_cost_usd,
                      "counterfactuals": [asdict(c) for c in self.counterfactuals]},
             "recommendations": [asdict(r) for r in self.recommendations],
+            "config_drift": asdict(self.drift),
         }
 
 
@@ -144,7 +174,13 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     wait_samples: dict[str, list[float]] = {}
     queue_bounds: dict[str, float] = {}
     queue_timeouts: Counter = Counter()
+    #: agent → model → reasons of its attempts that failed (what a fallback recommendation blames)
+    failing: dict[str, dict[str, Counter]] = {}
+    attempted: dict[str, set[str]] = {}
     for a in attempts:
+        attempted.setdefault(a["agent"], set()).add(a["model"])
+        if _failed_attempt(a["outcome"]):
+            failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
         cost = a["cost_usd"] or 0.0
         totals.spend += cost
         agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
@@ -154,10 +190,11 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
             # the bound this attempt really had: the router's own rule (agent overrides included)
             bound = config.timeouts_for(a["agent"], a["model"]).queue
             queue_bounds[a["model"]] = min(bound, queue_bounds.get(a["model"], bound))
-        if a["reason"] == "queue_timeout":
+        if a["reason"] == Reason.QUEUE_TIMEOUT:
             queue_timeouts[a["model"]] += 1
     for name, waits in wait_samples.items():
         models[name].waits = waits
+    drift = config_drift(config, attempted)
 
     fixed = config.report.electricity_usd_per_month + config.report.hardware_usd_per_month
     local_cost = fixed * period.months
@@ -169,11 +206,30 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
                                               saved / cf * 100 if cf else None))
 
-    recs = (_recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
+    recs = (_fallback_recommendations(config, agents, failing, drift)
+            + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
             + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
-                  spend, local_cost, counterfactuals, recs)
+                  spend, local_cost, counterfactuals, recs, drift)
+
+
+def _failed_attempt(outcome: str) -> bool:
+    """An attempt that counts against its model: it moved the request on (a retry is followed by another try
+    of the same model, so only its last try counts) or broke off mid-answer. Cancelled is the caller's doing."""
+    return outcome in (AttemptOutcome.FALLBACK, AttemptOutcome.SKIPPED, AttemptOutcome.INTERRUPTED)
+
+
+def config_drift(config: Config, attempted: dict[str, set[str]]) -> ConfigDrift:
+    """Which logged models the current config would not use (for that agent, or at all)."""
+    unknown = sorted({m for models in attempted.values() for m in models} - set(config.models))
+    agents = {}
+    for agent, models in attempted.items():
+        chain = config.agents[agent].chain if agent in config.agents else []
+        extra = sorted(models - set(chain))
+        if extra:
+            agents[agent] = extra
+    return ConfigDrift(unknown, agents)
 
 
 def money(usd: float) -> str:
@@ -187,32 +243,63 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
-                     local_fallback: dict[str, Group], queue_timeouts: Counter,
-                     queue_bounds: dict[str, float]) -> list[Recommendation]:
+def _fallback_recommendations(config: Config, agents: dict[str, Group], failing: dict[str, dict[str, Counter]],
+                              drift: ConfigDrift) -> list[Recommendation]:
+    """Agents whose fallback fired often, blaming the models that failed in the log (most failures first)."""
     recs: list[Recommendation] = []
     for name, g in sorted(agents.items()):
         if g.requests < MIN_REQUESTS or g.fallback_rate < FALLBACK_RATE_ALERT:
             continue
         agent = config.agents.get(name)
-        primary = agent.chain[0] if agent and agent.chain else "?"
-        reason, _n = g.reasons.most_common(1)[0]
+        chain = agent.chain if agent else []
+        primary = chain[0] if chain else None
+        failed = sorted(failing.get(name, {}).items(), key=lambda mc: (-sum(mc[1].values()), mc[0]))
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common())
-        if reason == "queue_timeout":
-            limit = config.models[primary].max_concurrent if primary in config.models else "?"
-            advice = (f"its primary {primary} is saturated: raise its max_concurrent (now {limit}) if memory "
-                      "allows, add a model to share the load, or move the agent")
-        elif reason in ("missing_credentials", "auth_error", "unavailable"):
-            advice = f"its primary {primary} cannot be used ({reason}): fix that or change the primary"
+        message = (f"agent {name}: fallback fired on {g.fallbacks} of {g.requests} requests "
+                   f"({_pct(g.fallback_rate)}; {reasons})")
+        if failed:
+            blamed, blamed_reasons = failed[0]
+            message += " — failed in the log: " + "; ".join(
+                f"{m} ({', '.join(f'{r} {n}' for r, n in c.most_common())})" for m, c in failed)
+            message += " — " + _advice(config, blamed, blamed_reasons.most_common(1)[0][0], chain)
         else:
-            advice = f"its primary {primary} is unreliable ({reason}): move the agent or add a model"
+            blamed = None
+        if name in drift.agents:
+            message += (f" — note: the log's models for this agent ({', '.join(drift.agents[name])}) are not in its "
+                        f"current chain ({' → '.join(chain) or 'agent not configured now'}); the config changed "
+                        "since, so this may already be fixed")
         recs.append(Recommendation(
-            "fallback_rate", name,
-            f"agent {name}: fallback fired on {g.fallbacks} of {g.requests} requests ({_pct(g.fallback_rate)}; "
-            f"{reasons}) — {advice}",
+            "fallback_rate", name, message,
             {"requests": g.requests, "fallbacks": g.fallbacks, "fallback_rate": g.fallback_rate,
-             "reasons": dict(g.reasons.most_common()), "primary": primary}))
+             "reasons": dict(g.reasons.most_common()), "primary": primary, "blamed": blamed,
+             "failed_models": {m: dict(c.most_common()) for m, c in failed},
+             "not_in_chain": drift.agents.get(name, [])}))
+    return recs
 
+
+def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
+    """What to do about ``model`` failing for ``reason``, naming its place in the agent's current chain."""
+    if chain and model == chain[0]:
+        who = f"its primary {model}"
+    elif model in chain:
+        who = f"its fallback {model}"
+    elif model in config.models:
+        who = f"{model} (no longer in its chain)"
+    else:
+        who = f"{model} (not in the current config)"
+    if reason == Reason.QUEUE_TIMEOUT:
+        limit = config.models[model].max_concurrent if model in config.models else "?"
+        return (f"{who} is saturated: raise its max_concurrent (now {limit}) if memory "
+                "allows, add a model to share the load, or move the agent")
+    if reason in (Reason.MISSING_CREDENTIALS, Reason.AUTH_ERROR, Reason.UNAVAILABLE, Reason.MODEL_MISSING):
+        return f"{who} cannot be used ({reason}): fix that or take it out of the chain"
+    return f"{who} is unreliable ({reason}): move the agent or add a model"
+
+
+def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
+                     local_fallback: dict[str, Group], queue_timeouts: Counter,
+                     queue_bounds: dict[str, float]) -> list[Recommendation]:
+    recs: list[Recommendation] = []
     for name, g in sorted(models.items()):
         if len(g.waits) < MIN_WAIT_SAMPLES:
             continue
