@@ -4,7 +4,7 @@ partial-JSON input, extended thinking. Unknown event types are ignored, as docum
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
@@ -82,7 +82,7 @@ class AnthropicProvider(HttpProvider):
         body["max_tokens"] = max_tokens
         return body
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         key = self.config.api_key()
         if not key:
             raise ProviderError(Reason.MISSING_CREDENTIALS, self.unavailable_reason() or "no API key")

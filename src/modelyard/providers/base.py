@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -81,10 +81,10 @@ class Provider(ABC):
         return None
 
     @abstractmethod
-    def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """Yield the answer as chunks; raise ProviderError on any failure."""
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """:meth:`stream`, checked (providers/shapes.py): what every caller iterates, so no shape of
         provider data reaches the router, the log or a front-end unchecked."""
         return checked(self.stream(request, timeouts), self.config.response_limit)

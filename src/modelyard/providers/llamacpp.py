@@ -13,7 +13,7 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ class LlamaCppProvider(Provider):
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         reason = self.unavailable_reason()
         if reason:
             raise ProviderError(Reason.UNAVAILABLE, reason)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
@@ -70,7 +70,7 @@ class OllamaProvider(HttpProvider):
             body["keep_alive"] = self.config.keep_alive
         return body
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         async with self.client.stream("/api/chat", self.body(request), timeouts, _extract_error,
                                       limit=self.config.response_limit) as resp:
             done = False

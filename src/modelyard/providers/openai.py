@@ -10,7 +10,7 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
@@ -93,7 +93,7 @@ class OpenAIProvider(HttpProvider):
             body["response_format"] = {"type": "json_object"}
         return body
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         calls: dict[int, dict[str, str]] = {}
         usage: Usage | None = None
         deltas = 0
@@ -174,7 +174,9 @@ class OpenAIProvider(HttpProvider):
         for entry in data.get("data") or []:
             if not isinstance(entry, dict) or entry.get("id") != self.model_id:
                 continue
-            meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+            meta = entry.get("meta")
+            if not isinstance(meta, dict):
+                meta = {}
             for value in (meta.get("n_ctx_train"), entry.get("max_model_len"), entry.get("context_length"),
                           meta.get("context_length")):
                 if isinstance(value, int) and value > 0:

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from modelyard.providers.metadata import KvShape
 
@@ -52,7 +53,7 @@ class ModelProfile:
 
     def learned(self, found: Mapping[str, bool]) -> ModelProfile:
         """This profile with capability findings (``{"thinking": True, "tools": False}``) folded in."""
-        changes = {_FIELDS[k]: bool(v) for k, v in found.items() if k in _FIELDS and v is not None}
+        changes: dict[str, Any] = {_FIELDS[k]: bool(v) for k, v in found.items() if k in _FIELDS and v is not None}
         return dataclasses.replace(self, **changes)
 
     def declared(self, capabilities: Iterable[str]) -> ModelProfile:

@@ -12,12 +12,12 @@ reason ``malformed_response`` — the chain moves on — never a TypeError somew
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
 from modelyard.errors import ProviderError, Reason
-from modelyard.types import Chunk, ToolCall, Usage, repair_text
+from modelyard.types import Chunk, ChunkKind, ToolCall, Usage, repair_text
 
 #: part types whose text is the answer, and part types whose text is reasoning
 TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
@@ -135,13 +135,13 @@ class _Joiner:
         return "\ufffd" if pending else ""
 
 
-async def checked(chunks: AsyncIterator[Chunk], limit: int) -> AsyncIterator[Chunk]:
+async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGenerator[Chunk, None]:
     """Every provider's stream, guarded: text is text (split surrogate pairs joined), tool calls are
     named with object arguments, usage is counted in ints, the answer stays under ``limit`` bytes,
     and the stream ends with a ``done`` chunk. An answer with no content *and* no stop reason
     (e.g. an OpenAI-style stream of ``"choices": []`` chunks, then ``[DONE]``) is malformed, not an
     empty success."""
-    joiners = {"text": _Joiner(), "thinking": _Joiner()}
+    joiners: dict[ChunkKind, _Joiner] = {"text": _Joiner(), "thinking": _Joiner()}
     size = 0
     content = False
     async with aclosing(chunks):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -43,7 +43,7 @@ class SimulatedProvider(Provider):
     def unavailable_reason(self) -> str | None:
         return self._unavailable
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """No shape checks: these chunks are made here, not parsed from a wire (providers/shapes.py guards
         what a backend sends; a million simulated answers would pay for it and find nothing)."""
         return self.stream(request, timeouts)
@@ -54,7 +54,7 @@ class SimulatedProvider(Provider):
         lengths = self.tokens_out.get(arrival.agent)
         return lengths[self.rng.randrange(len(lengths))] if lengths else DEFAULT_TOKENS_OUT
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncIterator[Chunk]:
+    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         arrival = CURRENT.get()
         loop = asyncio.get_running_loop()
         fate = self.sim.fate(self.rng, loop.time())
