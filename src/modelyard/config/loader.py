@@ -86,7 +86,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         if isinstance(model, dict):
             for key in ("api_key", "key", "token", "password"):
                 if key in model:
-                    loc = ("models", str(name), key)
+                    loc: Loc = ("models", str(name), key)
                     raise ConfigError(
                         "credentials are never written in the config: put the key in an environment "
                         "variable and name it with 'api_key_env:'",

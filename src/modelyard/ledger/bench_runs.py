@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
+from modelyard.ledger.store import LogConnection
+
 COLUMNS = ("run_id", "ts", "suite", "agent", "task", "model", "provider", "is_local", "rep", "k", "concurrency",
            "passed", "judged", "checks", "outcome", "reason", "error", "retries", "retry_reasons", "tool_use",
            "ttft_ms", "total_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd", "answer")
@@ -23,30 +25,30 @@ def save_run(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
     conn.execute(_INSERT, [row.get(c) for c in COLUMNS])
 
 
-def latest_run_id(conn: sqlite3.Connection) -> str | None:
+def latest_run_id(conn: LogConnection) -> str | None:
     found = conn.execute("SELECT run_id FROM bench_runs ORDER BY ts DESC LIMIT 1").fetchone()
     return str(found[0]) if found else None
 
 
-def runs(conn: sqlite3.Connection, run_id: str) -> list[sqlite3.Row]:
+def runs(conn: LogConnection, run_id: str) -> list[sqlite3.Row]:
     return conn.execute("SELECT * FROM bench_runs WHERE run_id = ? ORDER BY ts", (run_id,)).fetchall()
 
 
-def service_times(conn: sqlite3.Connection, model: str, limit: int = 1000) -> list[sqlite3.Row]:
+def service_times(conn: LogConnection, model: str, limit: int = 1000) -> list[sqlite3.Row]:
     """The most recent answered runs of one model (ttft_ms, total_ms, tokens_in, tokens_out), for replay."""
     return conn.execute(
         "SELECT ttft_ms, total_ms, tokens_in, tokens_out FROM bench_runs WHERE model = ? AND outcome = 'ok' "
         "ORDER BY ts DESC LIMIT ?", (model, limit)).fetchall()
 
 
-def pass_counts(conn: sqlite3.Connection, run_id: str) -> dict[tuple[str, str], tuple[int, int]]:
+def pass_counts(conn: LogConnection, run_id: str) -> dict[tuple[str, str], tuple[int, int]]:
     """(agent, model) -> (passed runs, runs) in one bench."""
     rows = conn.execute("SELECT agent, model, sum(passed), count(*) FROM bench_runs WHERE run_id = ? "
                         "GROUP BY agent, model", (run_id,)).fetchall()
     return {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
 
 
-def run_info(conn: sqlite3.Connection, run_id: str) -> tuple[str, float] | None:
+def run_info(conn: LogConnection, run_id: str) -> tuple[str, float] | None:
     """(suite, time of the last run) of one bench."""
     row = conn.execute("SELECT suite, max(ts) FROM bench_runs WHERE run_id = ?", (run_id,)).fetchone()
     return (str(row[0]), float(row[1])) if row and row[0] is not None else None

@@ -17,7 +17,8 @@ Row = Any  # sqlite3.Row or ledger.pg.Row: read by column name or position
 
 def recent(conn: LogConnection, limit: int = 20, *, agent: str | None = None, model: str | None = None,
            outcome: str | None = None, since: float | None = None) -> list[Row]:
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
     for column, value in (("agent", agent), ("model", model), ("outcome", outcome)):
         if value:
             where.append(f"{column} = ?")

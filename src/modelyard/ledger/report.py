@@ -257,13 +257,12 @@ def _fallback_recommendations(config: Config, agents: dict[str, Group], failing:
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common())
         message = (f"agent {name}: fallback fired on {g.fallbacks} of {g.requests} requests "
                    f"({_pct(g.fallback_rate)}; {reasons})")
+        blamed: str | None = None
         if failed:
             blamed, blamed_reasons = failed[0]
             message += " — failed in the log: " + "; ".join(
                 f"{m} ({', '.join(f'{r} {n}' for r, n in c.most_common())})" for m, c in failed)
             message += " — " + _advice(config, blamed, blamed_reasons.most_common(1)[0][0], chain)
-        else:
-            blamed = None
         if name in drift.agents:
             message += (f" — note: the log's models for this agent ({', '.join(drift.agents[name])}) are not in its "
                         f"current chain ({' → '.join(chain) or 'agent not configured now'}); the config changed "

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.providers import build_provider
+from modelyard.providers.base import Provider
 from modelyard.replay.collect import Collector
 from modelyard.replay.profile import ModelProfile
 from modelyard.replay.simulated import CURRENT, SimulatedProvider
@@ -57,8 +58,8 @@ def scaled(arrivals: Iterable[Arrival], load: float, seed: int) -> Iterator[Arri
 
 
 def _providers(config: Config, profiles: dict[str, ModelProfile], rng: random.Random,
-               tokens_out: dict[str, list[int]], speed: float) -> dict[str, SimulatedProvider]:
-    out = {}
+               tokens_out: dict[str, list[int]], speed: float) -> dict[str, Provider]:
+    out: dict[str, Provider] = {}
     for name, m in config.models.items():
         try:
             unavailable = build_provider(name, m).unavailable_reason()
@@ -74,6 +75,7 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
     the loop's heap holds what is in flight, not the log."""
     loop = asyncio.get_running_loop()
     in_flight = 0
+    exhausted = False  # every arrival has been scheduled
     finished = loop.create_future()
     request = ChatRequest(messages=_PROMPT)
 
@@ -107,7 +109,6 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
         if in_flight == 0 and not finished.done():
             finished.set_result(None)
 
-    exhausted = False
     arm()
     await finished
 

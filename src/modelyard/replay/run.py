@@ -74,7 +74,7 @@ def _fit(conn: LogConnection, period: Period, seed: int) -> tuple[dict[str, Mode
     return profiler.finish(), {agent: list(r.items) for agent, r in lengths.items()}
 
 
-def _probed(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
+def _probed(conn: LogConnection) -> dict[str, tuple[float, float]]:
     """(TTFT s, tokens/s) per model from the latest `probe` runs."""
     out: dict[str, tuple[float, float]] = {}
     rows = conn.execute("SELECT model, check_name, value FROM probes p WHERE ts = (SELECT MAX(ts) FROM probes q "
@@ -89,7 +89,7 @@ def _probed(conn: sqlite3.Connection) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _benched(conn: sqlite3.Connection, models: set[str]) -> dict[str, ModelProfile]:
+def _benched(conn: LogConnection, models: set[str]) -> dict[str, ModelProfile]:
     """Profiles of models that `modelyard bench` measured (its answered runs' TTFT and speed)."""
     out: dict[str, ModelProfile] = {}
     for model in models:

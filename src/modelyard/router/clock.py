@@ -9,14 +9,18 @@ nothing has to sleep for real to let a cooldown expire.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextvars
 import heapq
 import itertools
+import selectors
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+_Ts = TypeVarTuple("_Ts")
 
 
 def loop_clock() -> float:
@@ -50,6 +54,15 @@ class ManualClock:
         self.now += seconds
 
 
+if TYPE_CHECKING:
+    class _TimerHandle(asyncio.TimerHandle):
+        """asyncio's TimerHandle with the private flag the loop keeps on it (not in typeshed)."""
+
+        _scheduled: bool
+else:
+    _TimerHandle = asyncio.TimerHandle
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps over idle time: a simulated hour of timeouts, sleeps, queue
     bounds and cooldowns runs in the milliseconds its callbacks take. The router runs on it
@@ -63,11 +76,19 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     POLL_EVERY = 64
 
+    if TYPE_CHECKING:  # the asyncio.BaseEventLoop internals this loop drives; typeshed does not declare them
+        _ready: collections.deque[asyncio.Handle]
+        _stopping: bool
+        _selector: selectors.BaseSelector
+
+        def _check_closed(self) -> None: ...
+        def _process_events(self, event_list: list[Any]) -> None: ...
+
     def __init__(self, start: float | None = None):
         """``start``: the simulated time to begin at, in epoch seconds (default: now)."""
         super().__init__()
         self.now = time.time() if start is None else start
-        self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
+        self._timers: list[tuple[float, int, _TimerHandle]] = []
         self._seq = itertools.count()
         self._cancelled_timers = 0
         self._iterations = 0
@@ -78,14 +99,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.now
 
-    def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def, override]
+    def call_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         self._check_closed()
-        timer = asyncio.TimerHandle(when, callback, args, self, context)
+        timer = _TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         timer._scheduled = True
         return timer
 
-    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+    def _timer_handle_cancelled(self, handle: _TimerHandle) -> None:
         if handle._scheduled:
             self._cancelled_timers += 1
 
@@ -117,9 +139,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             handle._scheduled = False
             ready.append(handle)
         for _ in range(len(ready)):
-            handle = ready.popleft()
-            if not handle._cancelled:
-                handle._run()
+            due = ready.popleft()
+            if not due._cancelled:
+                due._run()
 
     def close(self) -> None:
         self._timers.clear()
