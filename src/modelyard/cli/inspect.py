@@ -19,6 +19,8 @@ from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.ops.reach import BUDGET as reach_budget
+from modelyard.ops.reach import unreachable as reach_check
 from modelyard.outcomes import AttemptOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
@@ -48,8 +50,12 @@ def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
     return f"{streak} recent failure(s), last {rows[0]['reason']} {time.time() - rows[0]['ts']:.0f}s ago"
 
 
-def models(config: ConfigOption = None) -> None:
-    """Configured models and their state: available, cooling down, missing credentials."""
+def models(
+    config: ConfigOption = None,
+    reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
+        f"try to connect to each model's server (all at once, {reach_budget:g}s in all)"))] = True,
+) -> None:
+    """Configured models and their state: available, unreachable, failing, missing credentials."""
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
     users: dict[str, list[str]] = {}
@@ -57,22 +63,27 @@ def models(config: ConfigOption = None) -> None:
         for i, m in enumerate(agent.chain):
             users.setdefault(m, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
     shared = _shared_view(cfg)
+    providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
+    unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
+    unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
     table = Table(title="models", caption=shared[0] if shared else None)
     for col in ("model", "provider", "where", "slots", "memory", "price in/out $/M", "state", "used by"):
         table.add_column(col)
     for name, m in cfg.models.items():
-        why = build_provider(name, m).unavailable_reason()
+        why = unavailable.get(name)
         trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
         missing = "" if why else _missing(conn, name)
         if why:
             state = f"[red]unavailable[/]: {why}"
+        elif name in unreachable:
+            state = f"[red]unreachable[/]: {unreachable[name]}"
         elif missing:
             state = f"[red]missing on its server[/]: {missing}"
         else:
             state = f"[yellow]failing[/]: {trouble}" if trouble else "[green]available[/]"
         slots = str(m.max_concurrent)
-        if shared and name in shared[1] and not why and not missing:  # every process's view, from Redis
-            condition, detail, in_flight, waiting = shared[1][name]
+        if shared and name in shared[1] and not why and not missing and name not in unreachable:
+            condition, detail, in_flight, waiting = shared[1][name]  # every process's view, from Redis
             slots = f"{in_flight}/{m.max_concurrent}" + (f" +{waiting} waiting" if waiting else "")
             state = f"{condition.value}" + (f": {detail}" if detail else "")
         where = "local" if m.is_local else "cloud"

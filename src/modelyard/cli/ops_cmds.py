@@ -14,7 +14,7 @@ from rich.table import Table
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
 from modelyard.ledger import connect, queries
 from modelyard.ops import probe_store, service
-from modelyard.ops.check import check_config, missing_on_server
+from modelyard.ops.check import check_config, missing_on_server, never_probed
 from modelyard.ops.plan import plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import warm_all, warmable
@@ -60,7 +60,8 @@ def probe(
     timeout: Annotated[float, typer.Option(help="seconds allowed for each probe call", min=1)] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="print results as JSON")] = False,
 ) -> None:
-    """Measure what each model really does: tool calls, thinking, JSON, speed, context. Stored for `check`."""
+    """Measure what each model really does: tool calls, thinking, JSON, speed, context. Stored for `check`.
+    Exit 1 when a model could not be reached or a check failed on an error (timeout, server error)."""
     cfg, _ = load_or_exit(config)
     names = models or list(cfg.models)
     unknown = [n for n in names if n not in cfg.models]
@@ -89,6 +90,11 @@ def probe(
         console.print_json(json.dumps([r.to_dict() for r in results]))
     else:
         console.print(probe_table(results))
+    failed = [f"{r.model} ({', '.join(c.name for c in r.errors)})" for r in results if r.errors]
+    if failed:
+        err.print(f"probe: {len(failed)} of {len(results)} model(s) failed: {'; '.join(failed)}", highlight=False,
+                  markup=False)
+        raise typer.Exit(1)
 
 
 def check(
@@ -105,10 +111,9 @@ def check(
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         console.print_json(json.dumps({"config": str(path), "findings": [f.to_dict() for f in findings],
-                                       "probed": {m: p.ts for m, p in probes.items()}}))
+                                       "probed": {m: p.ts for m, p in probes.items()},
+                                       "never_probed": never_probed(cfg, probes)}))
     else:
-        if not probes:
-            console.print("[yellow]no probe results yet[/]: run `modelyard probe` to measure the models")
         for f in findings:
             color = {"error": "red", "warning": "yellow", "info": "cyan"}[f.level]
             console.print(f"[bold {color}]{f.level}:[/] {f.message}", highlight=False)
@@ -116,7 +121,11 @@ def check(
                 console.print(f"  → {f.suggestion}", highlight=False)
         stamp = ", ".join(f"{m} {datetime.fromtimestamp(p.ts):%m-%d %H:%M}" for m, p in probes.items())
         summary = f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)"
-        console.print(f"{path}: {summary}" + (f" (probes: {stamp})" if stamp else ""), highlight=False)
+        never = never_probed(cfg, probes)
+        seen = f"probes: {stamp}" if stamp else "no probe results yet"
+        if never and probes:
+            seen += f"; never probed: {', '.join(never)}"
+        console.print(f"{path}: {summary} ({seen})", highlight=False)
     if errors:
         raise typer.Exit(1)
 

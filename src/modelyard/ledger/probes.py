@@ -34,6 +34,8 @@ class ProbeRow:
     status: str
     detail: str
     provider: str
+    #: the check failed on an error (unreachable, timeout), not on what the model can do
+    error: bool = False
 
 
 def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
@@ -44,7 +46,8 @@ def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
         except ValueError:
             extra = {"status": "unknown", "detail": row["detail"] or ""}
         yield ProbeRow(row["ts"], row["model"], row["check_name"], None if row["ok"] is None else bool(row["ok"]),
-                       row["value"], extra.get("status", "unknown"), extra.get("detail", ""), extra.get("provider", ""))
+                       row["value"], extra.get("status", "unknown"), extra.get("detail", ""), extra.get("provider", ""),
+                       bool(extra.get("error", False)))
 
 
 def verdicts(statuses: Mapping[str, str]) -> dict[str, bool]:

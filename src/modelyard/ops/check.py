@@ -88,6 +88,7 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
         findings.append(Finding("error", f"model '{name}' is not on its server: {why}", model=name,
                                 suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
                                            "(for Ollama: ollama pull) or fix its `model:` in the config"))
+    findings += _unseen(config, probes)
     capable = tool_capable(config, probes)
     providers = {name: build_provider(name, m) for name, m in config.models.items()}
     for name, probe in probes.items():
@@ -117,6 +118,26 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                     chain[0], suggestion=f"if it thinks, list `thinking` in the capabilities of "
                                     f"model '{chain[0]}', or run `modelyard probe {chain[0]}`"))
     return findings
+
+
+def never_probed(config: Config, probes: dict[str, ProbeResult]) -> list[str]:
+    return [m for m in config.models if m not in probes]
+
+
+def _unseen(config: Config, probes: dict[str, ProbeResult]) -> list[Finding]:
+    """What ``check`` cannot vouch for: models never probed, and models whose latest probe could not
+    reach them — so "0 errors" never reads as "all measured and fine"."""
+    out = []
+    if never := never_probed(config, probes):
+        out.append(Finding("warning", f"never probed: {', '.join(never)} — their reachability, tool calls and "
+                           "thinking are unchecked here", suggestion=f"run `modelyard probe {' '.join(never)}`"))
+    for name, probe in probes.items():
+        reach = probe.get("reachable")
+        if name in config.models and reach is not None and reach.error:
+            out.append(Finding("warning", f"model '{name}' could not be reached when last probed "
+                               f"({_when(probe.ts)}): {reach.detail}; nothing else about it was measured", model=name,
+                               suggestion=f"start its server, then run `modelyard probe {name}`"))
+    return out
 
 
 def _unsent_thinking(provider: Provider) -> str | None:

@@ -54,6 +54,9 @@ class Check:
     ok: bool | None = None
     value: float | None = None
     detail: str = ""
+    #: the check could not finish because the model or its server failed (unreachable, timed out,
+    #: server error): something is wrong, not a verdict about what the model can do
+    error: bool = False
 
 
 @dataclass
@@ -68,6 +71,11 @@ class ProbeResult:
 
     def get(self, name: str) -> Check | None:
         return self.checks.get(name)
+
+    @property
+    def errors(self) -> list[Check]:
+        """The checks that failed on an error (``probe`` exits non-zero when there are any)."""
+        return [c for c in self.checks.values() if c.error]
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "provider": self.provider, "ts": self.ts,
@@ -161,7 +169,7 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
         await _generate(provider, ChatRequest(_user("Reply with the word OK."), max_tokens=8, temperature=0), tm,
                         timeout)
     except ProviderError as exc:
-        result.add(Check("reachable", "fail", False, detail=f"{exc.reason}: {exc.message}"))
+        result.add(Check("reachable", "fail", False, detail=f"{exc.reason}: {exc.message}", error=True))
         return _skip_rest(result, checks, "model unreachable")
     result.add(Check("reachable", "pass", True))
 
@@ -173,12 +181,14 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
             for check in await body():
                 result.add(check)
         except ProviderError as exc:
+            detail = f"{exc.reason}: {exc.message}"
             if check_name == "speed":
-                result.add(Check("ttft_ms", "fail", False, detail=f"{exc.reason}: {exc.message}"))
-                result.add(Check("tokens_per_s", "fail", False, detail=f"{exc.reason}: {exc.message}"))
+                result.add(Check("ttft_ms", "fail", False, detail=detail, error=True))
+                result.add(Check("tokens_per_s", "fail", False, detail=detail, error=True))
+            elif exc.reason is Reason.BAD_REQUEST:  # the server refused the feature: a verdict, not an error
+                result.add(Check(check_name, "no", False, detail=detail))
             else:
-                status: Status = "fail" if exc.reason is not Reason.BAD_REQUEST else "no"
-                result.add(Check(check_name, status, False, detail=f"{exc.reason}: {exc.message}"))
+                result.add(Check(check_name, "fail", False, detail=detail, error=True))
 
     async def tools() -> list[Check]:
         run = await _generate(provider, ChatRequest(_user(TOOL_PROMPT), tools=[WEATHER_TOOL], max_tokens=256,

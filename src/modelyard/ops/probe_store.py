@@ -15,7 +15,7 @@ from modelyard.ops.probe import Check, ProbeResult
 
 def save(conn: sqlite3.Connection, results: list[ProbeResult]) -> None:
     rows = [(r.ts, r.model, c.name, None if c.ok is None else int(c.ok), c.value,
-             json.dumps({"status": c.status, "detail": c.detail, "provider": r.provider}))
+             json.dumps({"status": c.status, "detail": c.detail, "provider": r.provider, "error": c.error}))
             for r in results for c in r.checks.values()]
     conn.execute("BEGIN")
     try:
@@ -34,5 +34,6 @@ def latest(conn: sqlite3.Connection, models: list[str] | None = None) -> dict[st
         if models is not None and row.model not in models:
             continue
         result = out.setdefault(row.model, ProbeResult(row.model, row.provider, ts=row.ts))
-        result.add(Check(row.check, row.status, row.ok, row.value, row.detail))  # type: ignore[arg-type]
+        result.add(Check(row.check, row.status, row.ok, row.value, row.detail,  # type: ignore[arg-type]
+                         row.error))
     return out

@@ -97,6 +97,10 @@ class Provider(ABC):
 
     # -- facts for ops (probe, plan, warmup, check) ---------------------------------------
 
+    def address(self) -> tuple[str, int] | None:
+        """The host and port the model is served from, for a quick reachability check (None: in-process)."""
+        return None
+
     async def context_window(self) -> ContextWindow:
         """The context the model was trained for and the one it is served with."""
         return ContextWindow(None, self.config.context, f"the {self.config.provider} API does not report it")

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -216,6 +217,16 @@ class HttpProvider(Provider):
     def client_headers(self) -> dict[str, str]:
         """Headers sent with every request (auth, API version)."""
         return {}
+
+    def address(self) -> tuple[str, int] | None:
+        url = urlsplit(self.endpoint)
+        if not url.hostname:
+            return None
+        try:
+            port = url.port
+        except ValueError:  # a port that is not a number: the request itself will say so
+            return None
+        return url.hostname, port or (443 if url.scheme == "https" else 80)
 
     @property
     def client(self) -> HttpClient:
