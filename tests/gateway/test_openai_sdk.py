@@ -164,6 +164,7 @@ def test_chain_exhausted_is_503_listing_attempts(client, fakes):
     with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model="coder", messages=ask())
     assert err.value.status_code == 503
+    assert err.value.response.headers["retry-after"] == "1" and err.value.response.headers["x-should-retry"] == "true"
     body = err.value.body
     assert body["code"] == "chain_exhausted"
     assert [(a["model"], a["outcome"], a["reason"]) for a in body["attempts"]] == [

@@ -143,6 +143,11 @@ def count_rows(path: Path, where: str = "1", params: tuple = ()) -> int:
         conn.close()
 
 
+#: "no model could answer": status -> error code (gateway/exhausted.py; only 503 invites a retry)
+EXHAUSTED = {400: "rejected_by_models", 424: "no_model_available", 502: "unusable_answer", 503: "chain_exhausted",
+             504: "deadline_exceeded"}
+
+
 def is_openai_error(payload: Any) -> bool:
     """``{"error": {"message": str, "type": str, ...}}`` with a non-empty message."""
     if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):

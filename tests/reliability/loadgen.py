@@ -34,7 +34,7 @@ import psutil
 import yaml
 from tests.fakes import Fault
 from tests.fakes.faults import FaultScript
-from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, backends, models_for
+from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, EXHAUSTED, backends, models_for
 
 from modelyard.ledger import connect
 
@@ -208,10 +208,10 @@ def _classify(i: int, stream: bool, r: httpx.Response, latency: float) -> Result
     rid, model = r.headers.get("x-modelyard-request-id"), r.headers.get("x-modelyard-model")
     if rid is None:
         return Result(i, "lost", latency, r.status_code, detail=f"no request id: {r.text[:200]}")
-    if r.status_code == 503:
+    if r.status_code in EXHAUSTED:
         err = r.json().get("error", {})
-        kind = "error" if err.get("code") == "chain_exhausted" and err.get("message") else "lost"
-        return Result(i, kind, latency, 503, rid, None, err.get("message", "")[:200])
+        kind = "error" if err.get("code") == EXHAUSTED[r.status_code] and err.get("message") else "lost"
+        return Result(i, kind, latency, r.status_code, rid, None, err.get("message", "")[:200])
     if r.status_code != 200:
         return Result(i, "lost", latency, r.status_code, rid, detail=r.text[:200])
     if stream:
@@ -318,7 +318,7 @@ class Figures:
             ("wall time", f"{self.seconds:.1f} s ({self.requests / self.seconds:.0f} req/s)"),
             ("answered by the primary (max_concurrent 2)", str(c.get("ok", 0))),
             ("answered by a fallback", str(c.get("fallback", 0))),
-            ("failed with a clear error (503 / stream error event)", str(c.get("error", 0))),
+            ("failed with a clear error (4xx/5xx naming the attempts / stream error event)", str(c.get("error", 0))),
             ("lost (no HTTP response or unclear answer)", str(self.lost)),
             ("latency p50 / p99, as the clients saw it", f"{self.p50_ms:.0f} ms / {self.p99_ms:.0f} ms"),
             ("latency p50 / p99 / max in the routing log", " / ".join(f"{v:.0f}" for v in self.log.router_ms) + " ms"),
@@ -453,7 +453,8 @@ def crash_profile(directory: Path, n: int, concurrency: int, kill_after: int, *,
             gateway.start()  # same config, same database, same port
             after = httpx.post(gateway.url + "/v1/chat/completions", timeout=30,
                                json={"model": "model:cloud", "messages": [{"role": "user", "content": "after"}]})
-            served = after.status_code in (200, 503) and "x-modelyard-request-id" in after.headers
+            answered = after.status_code == 200 or after.status_code in EXHAUSTED
+            served = answered and "x-modelyard-request-id" in after.headers
         finally:
             gateway.stop()
     check = check_log(directory / "log.db", answered, marker="crash")

@@ -128,10 +128,11 @@ def test_content_as_text_parts_through_the_gateway(gateway, fakes, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
-def test_a_chain_of_unusable_answers_is_a_clear_503(gateway, fakes, stream):
+def test_a_chain_of_unusable_answers_is_a_clear_502_not_retried(gateway, fakes, stream):
     fakes[0].push(Fault.shape("no_choices"))
     r, _, _ = ask(gateway, "solo", stream)
-    assert r.status_code == 503 and is_openai_error(r.json())
+    assert r.status_code == 502 and is_openai_error(r.json())
+    assert r.json()["error"]["code"] == "unusable_answer" and r.headers["x-should-retry"] == "false"
     assert r.json()["error"]["attempts"][0]["reason"] == "malformed_response"
     assert "x-modelyard-request-id" in r.headers
 

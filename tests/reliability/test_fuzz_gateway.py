@@ -48,7 +48,8 @@ def test_openapi_document_is_served_and_matches(served):
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_schemathesis(case, served):
     response = case.call(base_url=served.url, timeout=30)
-    assert response.status_code < 500 or response.status_code == 503, (case.method, case.path, response.text[:300])
+    assert response.status_code < 500 or response.status_code in (502, 503, 504), \
+        (case.method, case.path, response.text[:300])
     no_traceback(response, response.text)
     if response.status_code >= 400:
         assert is_openai_error(response.json()), response.text[:300]
@@ -75,7 +76,7 @@ def test_random_json_bodies(served, body):
     # json.dumps writes NaN/Infinity as bare words, as some clients do: not JSON, must still be a clean 400
     r = httpx.post(served.url + "/v1/chat/completions", content=json.dumps(body).encode(),
                    headers={"content-type": "application/json"}, timeout=30)
-    assert r.status_code in (200, 400, 404, 503), (body, r.status_code, r.text[:300])
+    assert r.status_code in (200, 400, 404, 424, 502, 503, 504), (body, r.status_code, r.text[:300])
     no_traceback(r, r.text)
     if r.status_code != 200:
         assert is_openai_error(r.json())

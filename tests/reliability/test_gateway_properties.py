@@ -27,7 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.fakes import Fault
 from tests.gateway.harness import GatewayServer
-from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, backends, gateway_config, is_openai_error, read_db
+from tests.reliability.kit import (
+    ANTHROPIC_ENV,
+    ANTHROPIC_KEY,
+    EXHAUSTED,
+    backends,
+    gateway_config,
+    is_openai_error,
+    read_db,
+)
 
 TIMEOUTS = {"queue": 0.3, "connect": 0.5, "first_token": 0.3, "idle": 0.2, "total": 2.5}
 LIMITS = {"fast": 2, "backup": 1, "cloud": 3}
@@ -91,8 +99,8 @@ async def _one(url: str, i: int, agent: str, stream: bool, hang_up: float | None
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         r = await client.post("/v1/chat/completions", json=body)
     elapsed = time.perf_counter() - start
-    if r.status_code == 503:
-        assert is_openai_error(r.json()) and r.json()["error"]["code"] == "chain_exhausted", r.text
+    if r.status_code in EXHAUSTED:
+        assert is_openai_error(r.json()) and r.json()["error"]["code"] == EXHAUSTED[r.status_code], r.text
         return "error", elapsed
     assert r.status_code == 200, r.text
     if not stream:

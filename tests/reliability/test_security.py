@@ -87,7 +87,7 @@ def test_no_secret_anywhere(exposed):
     an.push(Fault.status(401, message=f"invalid x-api-key: {ANTHROPIC_KEY}"))
     direct = keep(httpx.post(url + "/v1/chat/completions", headers=auth(key),
                              json={**CHAT, "model": "model:cloud"}))
-    assert direct.status_code == 503 and direct.json()["error"]["attempts"]
+    assert direct.status_code == 424 and direct.json()["error"]["attempts"]  # a refused key: retrying cannot help
     keep(httpx.post(url + "/v1/chat/completions", headers=auth(key), json={**CHAT, "stream": True}))
     keep(httpx.post(url + "/v1/chat/completions", headers=auth(key), json={"model": "nope", "messages": []}))
     keep(httpx.post(url + "/v1/chat/completions", headers=auth(key), content=b"{not json"))

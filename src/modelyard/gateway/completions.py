@@ -3,8 +3,8 @@
 Non-streaming requests use :meth:`Router.complete`, which buffers the whole answer and so can
 still fall back after a model produced tokens. Streaming requests use :meth:`Router.stream`:
 the response starts (status and routing headers) only once a model has committed to the
-answer, so a chain that fails before that still gets a proper 503; a model that breaks off
-after committing ends the stream with an OpenAI-shaped error event instead of ``[DONE]``.
+answer, so a chain that fails before that still gets a proper error status (``exhausted.py``); a
+model that breaks off after committing ends the stream with an OpenAI-shaped error event instead of ``[DONE]``.
 
 Flush-before-report: the routing row of an answered request is committed before the answer
 is delivered (before the JSON body, or before the final ``[DONE]``). The log writer commits
@@ -23,9 +23,9 @@ from starlette.responses import Response
 
 from modelyard.gateway.body import BodyTooLarge, read_body
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.exhausted import exhausted_response
 from modelyard.gateway.responses import (
     SSEResponse,
-    attempts_out,
     error_response,
     json_response,
     route_headers,
@@ -110,8 +110,7 @@ async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bo
 
 async def _exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
     await gw.log.wait_written(LOG_WAIT)  # an error reaching the client is a response too: its row comes first
-    return error_response(503, str(exc), code="chain_exhausted", headers=route_headers(exc.record),
-                          attempts=attempts_out(exc.record))
+    return exhausted_response(exc, gw.router.pool)
 
 
 async def _first(stream: RoutedStream) -> Chunk | None:

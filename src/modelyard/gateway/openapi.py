@@ -25,6 +25,13 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _AUTH_ERRORS = {"401": _error("missing or invalid API key (only when the gateway requires keys)")}
+#: no model could answer: the status says whether a retry can help (gateway/exhausted.py); attempts lists them
+_EXHAUSTED = {
+    "424": _error("no model of the chain can serve (key missing or refused, model not installed); do not retry"),
+    "502": _error("the models answered, but nothing usable (malformed, too large); do not retry"),
+    "503": _error("something transient stopped every model; Retry-After says when to retry"),
+    "504": _error("the agent's total deadline ran out; do not retry"),
+}
 
 _ERROR = {
     "type": "object", "required": ["error"],
@@ -75,7 +82,7 @@ def openapi_document() -> dict[str, Any]:
                     "400": _error("the body is not valid; param names the field"),
                     "404": _error("no agent or model has that name"),
                     "413": _error("the body is larger than gateway.max_request_mb"),
-                    "503": _error("every model in the chain failed; attempts lists them"),
+                    **_EXHAUSTED,
                     **_AUTH_ERRORS}}},
             "/v1/models": {"get": {"operationId": "listModels", "responses": {
                 "200": {"description": "agents and models", **_json("ModelList")}, **_AUTH_ERRORS}}},

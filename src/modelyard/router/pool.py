@@ -64,6 +64,10 @@ class LocalState(ModelState):
     def cooling_detail(self) -> str:
         return f"{self.health.seconds_left():.1f}s left after {self.health.last_reason}"
 
+    def cooling(self) -> tuple[float, Reason | None]:
+        left = self.health.seconds_left()
+        return (left, self.health.last_reason) if left > 0 else (0.0, None)
+
     def snapshot(self) -> tuple[Condition, str, int, int]:
         health, slots = self.health, self.slots
         if health.state is State.OPEN and health.seconds_left() > 0:

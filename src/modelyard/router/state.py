@@ -90,5 +90,14 @@ class ModelState(ABC):
     def snapshot(self) -> tuple[Condition, str, int, int]:
         """(condition, detail, in flight, waiting), cheap and synchronous (may be a cached view)."""
 
+    def cooling(self) -> tuple[float, Reason | None]:
+        """(seconds of cooldown left, the reason that opened it); (0, None) when not cooling down.
+
+        Cheap and synchronous, like :meth:`snapshot`: the gateway asks it to tell a client when a
+        retry could help (``Retry-After``) and whether it can help at all (a revoked key cools
+        for ``max_seconds`` and will not fix itself).
+        """
+        return 0.0, None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop background work (heartbeats, watchers)."""

@@ -390,6 +390,16 @@ class RedisState(ModelState):
     def viewed(self, result: list[Any]) -> None:
         self._view = result
 
+    def cooling(self) -> tuple[float, Reason | None]:
+        view = self._view
+        if self.link.up and view is not None:
+            state, left_ms, reason = view[2].decode(), int(view[3]), view[4].decode()
+            if state != "open" or left_ms <= 0:
+                return 0.0, None
+            return left_ms / 1000, Reason._value2member_map_.get(reason)  # type: ignore[return-value]
+        left = self.fallback.seconds_left()
+        return (left, self.fallback.last_reason) if left > 0 else (0.0, None)
+
     def snapshot(self) -> tuple[Condition, str, int, int]:
         with contextlib.suppress(RuntimeError):  # no running loop (a plain CLI listing): nothing to start
             self.link.ensure_started()
