@@ -8,6 +8,7 @@ codes and error *types*, and :func:`redact` scrubs anything that looks like a ke
 
 from __future__ import annotations
 
+import json
 import re
 from enum import StrEnum
 
@@ -146,3 +147,11 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
     return text
+
+
+def json_problem(exc: ValueError) -> str:
+    """Why ``json.loads`` refused a text, for a message. Not every refusal is a JSONDecodeError with
+    a ``msg``: an integer longer than Python's 4300-digit limit raises a plain ValueError."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at {exc.pos}"
+    return str(exc)

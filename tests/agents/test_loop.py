@@ -126,3 +126,13 @@ def test_text_call_formats() -> None:
     assert broken[0].name == "ls" and "not valid JSON" in broken[0].error
     assert find_text_calls("Here is some code: `x = {1: 2}`") == []
     assert find_text_calls('```json\n{"name": "Bob", "age": 3}\n```') == []  # JSON, but not a call
+
+
+def test_text_call_with_an_integer_json_cannot_hold_is_a_broken_call_not_a_crash() -> None:
+    """``json.loads`` refuses integers over 4300 digits with a plain ValueError (no ``.msg``): a model
+    writing one in a tool call gets the repair round-trip like any other bad JSON."""
+    huge = "9" * 5000
+    broken = find_text_calls(f'<tool_call>{{"name": "ls", "arguments": {{"depth": {huge}}}}}</tool_call>')
+    assert broken[0].name == "ls" and "not valid JSON" in broken[0].error and "4300" in broken[0].error
+    inner = find_text_calls(f'<tool_call>{{"name": "ls", "arguments": "{{\\"depth\\": {huge}}}"}}</tool_call>')
+    assert inner[0].name == "ls" and "4300" in inner[0].error

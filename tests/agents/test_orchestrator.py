@@ -71,6 +71,8 @@ def test_parse_choice() -> None:
     assert parse_choice('```json\n{"agent": "ENGINEER", "task": "fix"}\n```', targets).agent == "engineer"
     assert "not one of the agents" in parse_choice('{"agent": "writer"}', targets)
     assert "no string field" in parse_choice('{"task": "x"}', targets)
+    # an integer past Python's 4300-digit limit is a plain ValueError, not a JSONDecodeError
+    assert "does not parse" in parse_choice('{"agent": "chat", "n": ' + "9" * 5000 + "}", targets)
 
 
 def test_default_topology_targets() -> None:

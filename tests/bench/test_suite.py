@@ -103,6 +103,8 @@ def test_checks_on_answers() -> None:
     assert not evaluate(check(json_schema=schema), fenced).ok
     assert evaluate(check(json_schema=schema, allow_fence=True), fenced).ok
     assert "'a' is a required property" in evaluate(check(json_schema=schema), Answer('{"b": 2}')).detail
+    huge = evaluate(check(json_schema=schema), Answer('{"a": ' + "9" * 5000 + "}"))  # a plain ValueError
+    assert not huge.ok and "not valid JSON" in huge.detail and "4300" in huge.detail
     assert evaluate(check(contains=["paris", "FRANCE"]), Answer("Paris is in France")).ok
     assert not evaluate(check(equals="HELLO", case_sensitive=True), Answer("hello")).ok
     assert evaluate(check(equals=144), Answer(" 144\n")).ok

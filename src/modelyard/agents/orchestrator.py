@@ -26,7 +26,7 @@ from modelyard.agents.learning import samples_with
 from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
-from modelyard.errors import ModelyardError
+from modelyard.errors import ModelyardError, json_problem
 from modelyard.ledger.labels import Label
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message
@@ -67,7 +67,7 @@ def parse_choice(text: str, targets: list[str]) -> Choice | str:
     try:
         value = json.loads(match.group(0))
     except ValueError as exc:
-        return f"the JSON does not parse ({exc.msg})"
+        return f"the JSON does not parse ({json_problem(exc)})"
     if not isinstance(value, dict) or not isinstance(value.get("agent"), str):
         return 'the JSON object has no string field "agent"'
     wanted = value["agent"].strip().lower()

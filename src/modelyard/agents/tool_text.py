@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.config.schema import Config
+from modelyard.errors import json_problem
 from modelyard.types import ChatResponse
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.DOTALL)
@@ -50,7 +51,7 @@ def _calls_in(value: Any) -> list[TextCall]:
             try:
                 raw = json.loads(raw) if raw.strip() else {}
             except ValueError as exc:
-                calls.append(TextCall(name, {}, f"arguments are not valid JSON ({exc.msg})"))
+                calls.append(TextCall(name, {}, f"arguments are not valid JSON ({json_problem(exc)})"))
                 continue
         if not isinstance(raw, dict):
             calls.append(TextCall(name, {}, "arguments are not a JSON object"))
@@ -69,7 +70,7 @@ def _parse(block: str) -> list[TextCall] | None:
     except ValueError as exc:
         name = re.search(r'"name"\s*:\s*"([^"]+)"', block)
         if name and re.search(r'"(arguments|parameters)"\s*:', block):
-            return [TextCall(name.group(1), {}, f"the call is not valid JSON ({exc.msg})")]
+            return [TextCall(name.group(1), {}, f"the call is not valid JSON ({json_problem(exc)})")]
         return None
     return _calls_in(value)
 

@@ -19,6 +19,7 @@ import jsonschema
 
 from modelyard.agents.tool_text import find_text_calls
 from modelyard.bench.spec import CheckKind, CheckSpec, ToolCallSpec
+from modelyard.errors import json_problem
 from modelyard.types import ToolCall
 
 _FENCE = re.compile(r"\A```[a-zA-Z]*[ \t]*\n(.*?)\n?```\Z", re.DOTALL)
@@ -112,7 +113,7 @@ def parse_json(text: str, allow_fence: bool) -> tuple[Any, str | None]:
     except ValueError as exc:
         if fenced:
             return None, "JSON wrapped in a ``` fence (set allow_fence: true to accept it)"
-        return None, f"not valid JSON ({exc.msg} at {exc.pos}): {_snippet(text)}"
+        return None, f"not valid JSON ({json_problem(exc)}): {_snippet(text)}"
 
 
 def _snippet(text: str, n: int = 60) -> str:

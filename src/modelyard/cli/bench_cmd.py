@@ -133,7 +133,7 @@ def bench(
             "recommendations": [r.to_dict() for r in recs], "config_diff": diff}))
     else:
         _print(result, scores, recs, min_pass, log_path_for(cfg))
-        if diff is not None:
+        if diff is not None and write_config is not None:
             _print_diff(diff, write_config)
     out = err if as_json else console
     if chart is not None and scores:

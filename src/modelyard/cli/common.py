@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -64,7 +64,7 @@ def runtime_or_exit(config: Path | None) -> Runtime:
         raise fail(str(exc)) from None
 
 
-def run(factory: Callable[[], Awaitable[T]]) -> T:
+def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(factory())
     except KeyboardInterrupt:

@@ -60,8 +60,8 @@ def models(
     conn = log_or_exit(cfg)
     users: dict[str, list[str]] = {}
     for agent_name, agent in cfg.agents.items():
-        for i, m in enumerate(agent.chain):
-            users.setdefault(m, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
+        for i, model_name in enumerate(agent.chain):
+            users.setdefault(model_name, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
     shared = _shared_view(cfg)
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}

@@ -35,7 +35,7 @@ def _cell(result: ProbeResult, name: str) -> str:
         return f"{c.value:.1f}"
     if name == "context" and c.value is not None:
         return f"{int(c.value):,}"
-    text = c.status
+    text: str = c.status
     if name == "tools" and c.status == "text-only":
         text = "text-only tool calls"
     return f"[{_STYLE.get(c.status, 'white')}]{text}[/]"

@@ -43,7 +43,7 @@ def _log(conn: LogConnection, limit: int, agent: str | None, model: str | None,
 
 
 def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any]:
-    agents = []
+    agents: list[dict[str, Any]] = []
     for g in stats(conn, since, by="agent"):
         agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fallbacks,
                        "fallback_rate": g.fallback_rate, "p50_ms": g.p50, "p95_ms": g.p95,

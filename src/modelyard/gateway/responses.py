@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -19,12 +19,12 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404:
                 500: "server_error", 503: "server_error"}
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     return Response(json.dumps(payload).encode(), status, headers, media_type="application/json")
 
 
 def error_response(status: int, message: str, *, param: str | None = None, code: str | None = None,
-                   headers: dict[str, str] | None = None, **extra: Any) -> Response:
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
     kind = _ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
     body = error_body(message, kind, param, code, **extra)
     return json_response(body, status, headers)

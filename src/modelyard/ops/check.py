@@ -40,6 +40,9 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
+_TEXT_ONLY = "answers tool requests with plain-text JSON instead of a structured tool call"
+
+
 def _tool_problem(probe: ProbeResult) -> str | None:
     """Why this model cannot serve a tool-using agent, or None if it passed."""
     check = probe.get("tools")
@@ -48,7 +51,7 @@ def _tool_problem(probe: ProbeResult) -> str | None:
     if check.status == "pass":
         return None
     if check.status == "text-only":
-        return "answers tool requests with plain-text JSON instead of a structured tool call"
+        return _TEXT_ONLY
     if check.status == "skipped":
         return f"could not be tested ({check.detail})"
     return check.detail or "failed the tool-calling probe"
@@ -112,9 +115,9 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
         if agent.thinking and (p := probes.get(chain[0])) and (c := p.get("thinking")) and c.ok is False:
             findings.append(Finding("warning", f"agent '{agent_name}' asks for thinking, but its primary "
                                     f"'{chain[0]}' showed none when probed ({c.detail})", agent_name, chain[0]))
-        if agent.thinking is not None and (why := _unsent_thinking(providers[chain[0]])):
+        if agent.thinking is not None and (unsent := _unsent_thinking(providers[chain[0]])):
             findings.append(Finding("warning", f"agent '{agent_name}' sets thinking {'on' if agent.thinking else 'off'}"
-                                    f", but no switch is sent to its primary '{chain[0]}': {why}", agent_name,
+                                    f", but no switch is sent to its primary '{chain[0]}': {unsent}", agent_name,
                                     chain[0], suggestion=f"if it thinks, list `thinking` in the capabilities of "
                                     f"model '{chain[0]}', or run `modelyard probe {chain[0]}`"))
     return findings
@@ -173,7 +176,7 @@ def _tool_findings(config: Config, agent_name: str, agent: AgentConfig, probes: 
     elif (problem := _tool_problem(probe)) is not None:
         text = (f"agent '{agent_name}' uses tools, but its primary '{primary}' {problem} "
                 f"(probed {_when(probe.ts)}); the agent would never get a tool called")
-        if config.models[primary].tool_text_fallback and probe.get("tools").status == "text-only":
+        if config.models[primary].tool_text_fallback and _tool_problem(probe) == _TEXT_ONLY:
             text += ". tool_text_fallback recovers some such calls, but it is a workaround, not tool support"
         out.append(Finding("error", text, agent_name, primary, suggestion))
     for fallback in agent.chain[1:]:
