@@ -140,6 +140,9 @@ def test_unknown_model_is_404_in_openai_shape(client):
      "messages[0].content[0].type"),
     ({"model": "coder", "messages": [{"role": "user", "content": "x"}],
       "tools": [{"type": "function", "function": {"name": "bad name!"}}]}, "tools[0].function.name"),
+    ({"model": "coder", "messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"model": "coder", "messages": [{"role": "system", "content": "x"}, {"role": "user", "content": None}]},
+     "messages[1].content"),
 ])
 def test_bad_body_is_400_naming_the_field(gateway, payload, param):
     import httpx
@@ -149,6 +152,13 @@ def test_bad_body_is_400_naming_the_field(gateway, payload, param):
     error = r.json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
     assert error["message"].startswith(param)
+
+
+def test_user_message_without_content_is_refused_by_the_sdk_and_never_routed(client, gateway, fakes):
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="coder", messages=[{"role": "user"}])
+    assert err.value.body["param"] == "messages[0].content"
+    assert fakes[0].requests == [] and fakes[1].requests == []
 
 
 def test_body_that_is_not_json_is_400(gateway):

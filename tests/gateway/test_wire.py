@@ -69,3 +69,24 @@ def test_completion_and_chunks_are_valid_openai_json():
         parsed = json.loads(event[6:])
         assert parsed["id"] == "chatcmpl-abc" and parsed["object"] == "chat.completion.chunk"
     assert json.loads(w.text('quote " and \n')[6:])["choices"][0]["delta"]["content"] == 'quote " and \n'
+
+
+@pytest.mark.parametrize(("message", "param"), [
+    ({"role": "user"}, "messages[0].content"),
+    ({"role": "user", "content": None}, "messages[0].content"),
+    ({"role": "user", "content": []}, "messages[0].content"),
+    ({"role": "system"}, "messages[0].content"),
+    ({"role": "assistant", "content": None}, "messages[0].content"),
+])
+def test_a_message_without_content_is_refused_naming_it(message, param):
+    with pytest.raises(BadRequest) as err:
+        to_chat_request(parse_body(json.dumps({"model": "a", "messages": [message]}).encode()))
+    assert err.value.param == param and "content" in err.value.message
+
+
+def test_empty_text_and_an_assistant_turn_with_only_tool_calls_are_accepted():
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    req = to_chat_request(parse_body(json.dumps({"model": "a", "messages": [
+        {"role": "user", "content": ""}, {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}).encode()))
+    assert [m.role for m in req.messages] == ["user", "assistant", "tool"]

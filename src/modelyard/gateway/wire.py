@@ -129,6 +129,16 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
     return "".join(out)
 
 
+def _check_content(m: MessageIn, where: str) -> None:
+    """Refuse what OpenAI refuses: a message without content (an assistant's may carry tool calls instead)
+    or with an empty list of parts. A model asked to answer nothing answers something anyway."""
+    if m.content is None and not (m.role == "assistant" and m.tool_calls):
+        need = "content or tool_calls" if m.role == "assistant" else "content"
+        raise BadRequest(f"{where}.content: a '{m.role}' message needs {need}", f"{where}.content")
+    if isinstance(m.content, list) and not m.content:
+        raise BadRequest(f"{where}.content: empty array; expected at least one content part", f"{where}.content")
+
+
 def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     """The provider-neutral request; tool-call arguments arrive as JSON strings and leave as dicts."""
     messages: list[Message] = []
@@ -148,6 +158,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
             calls.append(ToolCall(c.function.name, args, c.id))
             call_names[c.id] = c.function.name
         role = "system" if m.role == "developer" else m.role
+        _check_content(m, where)
         if role == "tool" and not m.tool_call_id:
             raise BadRequest(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
         messages.append(Message(
