@@ -86,11 +86,11 @@ async def chat_completions(request: Request) -> Response:
     record = routed.record
     response = promote_text_calls(chat, routed.response)
     await gw.log.wait_written(LOG_WAIT)
+    headers = route_headers(record, truncated=finish_reason(response) == "length")
     if body.stream:
         writer = ChunkWriter(request_id, created, record.model or "")
-        return SSEResponse(_replay(response, writer, body.include_usage), route_headers(record))
-    return json_response(completion(record.id, created, record.model or "", response),
-                         headers=route_headers(record))
+        return SSEResponse(_replay(response, writer, body.include_usage), headers)
+    return json_response(completion(record.id, created, record.model or "", response), headers=headers)
 
 
 async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bool) -> AsyncIterator[bytes]:

@@ -39,9 +39,16 @@ def route_summary(record: RequestRecord) -> str:
     return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "") for a in record.attempts)
 
 
-def route_headers(record: RequestRecord) -> dict[str, str]:
+#: appended to the route of an answer cut off at its token limit (finish_reason "length")
+TRUNCATED = " (truncated: length)"
+
+
+def route_headers(record: RequestRecord, *, truncated: bool = False) -> dict[str, str]:
+    """Who answered and how. ``truncated``: the answer hit its token limit — said in the route, so a cut-off
+    answer is never taken for a whole one (a live stream's headers leave before its end: its last chunk says it)."""
+    route = route_summary(record) + (TRUNCATED if truncated else "")
     headers = {"x-modelyard-request-id": record.id, "x-modelyard-agent": _ascii(record.agent),
-               "x-modelyard-route": _ascii(route_summary(record))}
+               "x-modelyard-route": _ascii(route)}
     if record.model:
         headers["x-modelyard-model"] = _ascii(record.model)
     return headers
