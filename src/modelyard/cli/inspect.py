@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,7 +14,7 @@ from rich.table import Table
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit
-from modelyard.cli.render import ms
+from modelyard.cli.render import Column, fit_table, ms
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
@@ -21,7 +22,7 @@ from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
 from modelyard.ops.reach import unreachable as reach_check
-from modelyard.outcomes import AttemptOutcome
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.runtime import log_path_for
@@ -112,35 +113,84 @@ def _shared_view(cfg) -> tuple[str, dict] | None:
     return caption, {name: state.snapshot() for name, state in pool.states.items()}
 
 
+#: ``log``'s columns in display order; the number is the priority (what a narrow terminal keeps first)
+LOG_COLUMNS = [
+    Column("id", 0), Column("time", 6), Column("agent", 1), Column("model", 2), Column("outcome", 3),
+    Column("why", 4), Column("wait", 11, "right"), Column("TTFT", 10, "right"), Column("total", 5, "right"),
+    Column("tok in/out", 9, "right"), Column("tok/s", 8, "right"), Column("cost", 12, "right"),
+    Column("ok?", 7), Column("prompt", 13, flexible=True),
+]
+#: below this width ``log`` shows ids by their first 8 characters (``rate`` takes a unique prefix)
+FULL_ID_WIDTH = 120
+
+
+def _time_cell(ts: float, today: bool) -> str:
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S" if today else "%m-%d %H:%M:%S")
+
+
+def _request_cells(r: Any, today: bool, id_chars: int) -> dict[str, str]:
+    return {"id": r["id"][:id_chars], "time": _time_cell(r["ts"], today), "agent": r["agent"],
+            "model": r["model"] or "–", "outcome": r["outcome"], "why": r["fallback_reason"] or "",
+            "wait": ms(r["queue_wait_ms"]),
+            "TTFT": ms(r["ttft_ms"]), "total": ms(r["total_ms"]), "tok in/out": f"{r['tokens_in']}/{r['tokens_out']}",
+            "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", "cost": f"${r['cost_usd']:.4f}",
+            "ok?": {None: "", 1: "👍", 0: "👎"}[r["acceptable"]], "prompt": " ".join((r["prompt"] or "").split())}
+
+
+def _attempt_cells(a: Any) -> dict[str, str]:
+    return {"id": "  ↳", "model": a["model"], "outcome": a["outcome"], "why": a["reason"] or "",
+            "wait": ms(a["queue_wait_ms"]), "TTFT": ms(a["ttft_ms"]), "total": ms(a["duration_ms"]),
+            "tok in/out": f"{a['tokens_in']}/{a['tokens_out']}", "prompt": " ".join((a["detail"] or "").split())}
+
+
+def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> None:
+    """Refuse an agent/model filter that names nothing the config or the log knows (it would only ever
+    show an empty table), listing the ones that exist."""
+    if value is None:
+        return
+    configured = cfg.agents if kind == "agent" else cfg.models
+    if value in configured:
+        return
+    allowed = sorted(set(configured) | set(queries.distinct(conn, kind)))
+    if value not in allowed:
+        raise fail(f"unknown {kind} '{value}': choose from {', '.join(allowed)}")
+
+
 def log(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
-    agent: Annotated[str | None, typer.Option("--agent")] = None,
-    model: Annotated[str | None, typer.Option("--model")] = None,
-    outcome: Annotated[str | None, typer.Option(help="ok, fallback, failed, interrupted, cancelled")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="an agent of the config or of the log")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="a model of the config or of the log")] = None,
+    outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False)] = None,
     attempts: Annotated[bool, typer.Option("--attempts", help="show every attempt under each request")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of requests, each with its attempts")]
+    = False,
 ) -> None:
-    """Recent requests, newest first, with the route each took."""
+    """Recent requests, newest first, with the route each took (the columns that fit the terminal)."""
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
-    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome)
-    table = Table(title=f"routing log ({LogStore.of(cfg).where})")
-    for col in ("id", "time", "agent", "model", "outcome", "why", "wait", "TTFT", "total", "tok in/out", "tok/s",
-                "cost", "ok?", "prompt"):
-        table.add_column(col, no_wrap=col != "prompt", overflow="fold" if col == "prompt" else "ellipsis")
+    _known(conn, cfg, "agent", agent)
+    _known(conn, cfg, "model", model)
+    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome.value if outcome else None)
+    if as_json:
+        out = [{**dict(r), "attempts": [dict(a) for a in queries.attempts_for(conn, r["id"])]} for r in rows]
+        console.out(json.dumps(out, indent=2, default=str), highlight=False)
+        return
+    midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    today = all(r["ts"] >= midnight for r in rows)
+    width = console.width
+    cells: list[dict[str, str]] = []
+    styles: list[str | None] = []
     for r in rows:
-        verdict = {None: "", 1: "👍", 0: "👎"}[r["acceptable"]]
-        table.add_row(r["id"], datetime.fromtimestamp(r["ts"]).strftime("%m-%d %H:%M:%S"), r["agent"],
-                      r["model"] or "–", r["outcome"], r["fallback_reason"] or "", ms(r["queue_wait_ms"]),
-                      ms(r["ttft_ms"]), ms(r["total_ms"]), f"{r['tokens_in']}/{r['tokens_out']}",
-                      f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", f"${r['cost_usd']:.4f}", verdict,
-                      (r["prompt"] or "")[:40])
+        cells.append(_request_cells(r, today, 100 if width >= FULL_ID_WIDTH else 8))
+        styles.append(None)
         if attempts:
             for a in queries.attempts_for(conn, r["id"]):
-                table.add_row("", "", "", f"  {a['model']}", a["outcome"], a["reason"] or "", ms(a["queue_wait_ms"]),
-                              ms(a["ttft_ms"]), ms(a["duration_ms"]), f"{a['tokens_in']}/{a['tokens_out']}", "", "",
-                              "", (a["detail"] or "")[:40], style="dim")
-    console.print(table)
+                cells.append(_attempt_cells(a))
+                styles.append("dim")
+    console.print(f"routing log: {LogStore.of(cfg).where}", style="italic", soft_wrap=False, highlight=False,
+                  markup=False)
+    console.print(fit_table(LOG_COLUMNS, cells, width, styles))
 
 
 def stats(

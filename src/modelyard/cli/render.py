@@ -1,6 +1,14 @@
-"""Human-readable renderings of routing records, shared by ask, chat and log."""
+"""Human-readable renderings of routing records, shared by ask, chat and log, and tables that fit the terminal."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import JustifyMethod
+from rich.table import Table
+from rich.text import Text
 
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -27,3 +35,48 @@ def route_line(record: RequestRecord) -> str:
     parts.append(f"${record.cost_usd:.4f}")
     parts.append(f"id {record.id}")
     return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column that is shown whole or not at all (see :func:`fit_table`)."""
+
+    name: str
+    #: lower is kept first when the terminal is narrow
+    priority: int
+    justify: JustifyMethod = "left"
+    #: takes the width left over (text ellipsised), shown only when at least ``min_width`` is left
+    flexible: bool = False
+    min_width: int = 12
+
+
+#: what separates two columns in :func:`fit_table`'s light box (no outer edges): padding, rule, padding
+_GAP = 3
+
+
+def fit_table(columns: list[Column], rows: list[dict[str, str]], width: int,
+              row_styles: list[str | None] | None = None) -> Table:
+    """A table of the columns (given in display order) that fit ``width`` whole, chosen by priority:
+    a narrow terminal loses whole columns rather than getting every column squeezed to a few
+    unreadable characters. The box is light (a rule under the header, none around) to leave the
+    text the room."""
+    room = width + _GAP  # the first column pays no gap
+    widths: dict[str, int] = {}
+    for col in sorted(columns, key=lambda c: c.priority):
+        natural = max([cell_len(col.name), *(cell_len(r.get(col.name, "")) for r in rows)])
+        if col.flexible:
+            left = room - _GAP
+            if left < min(natural, col.min_width):
+                continue
+            natural = min(natural, left)
+        elif natural + _GAP > room:
+            continue
+        widths[col.name] = natural
+        room -= natural + _GAP
+    shown = [c for c in columns if c.name in widths]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    for col in shown:
+        table.add_column(col.name, justify=col.justify, no_wrap=True, overflow="ellipsis", max_width=widths[col.name])
+    for row, style in zip(rows, row_styles or [None] * len(rows), strict=True):
+        table.add_row(*(Text(row.get(col.name, "")) for col in shown), style=style)
+    return table

@@ -30,6 +30,13 @@ def recent(conn: LogConnection, limit: int = 20, *, agent: str | None = None, mo
     return conn.execute(sql + " ORDER BY ts DESC LIMIT ?", [*args, limit]).fetchall()
 
 
+def distinct(conn: LogConnection, column: str) -> list[str]:
+    """The values ``column`` (``agent`` or ``model``) takes in the log: what a filter can match."""
+    if column not in ("agent", "model"):
+        raise ValueError(f"not a filter column: {column}")
+    return [r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IS NOT NULL")]
+
+
 def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", (request_id,)).fetchall()
 

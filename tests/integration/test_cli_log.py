@@ -1,0 +1,108 @@
+"""`modelyard log` as a person and a script meet it: readable at 80 columns (whole columns dropped by
+priority, never every column squeezed), filter values it cannot match refused with the allowed ones,
+and `--json` for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.cells import cell_len
+
+from modelyard.errors import Reason
+from modelyard.ledger.writer import LogWriter
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
+from modelyard.router.records import Attempt, RequestRecord
+
+LONG_MODEL = "qwen2.5-coder-7b"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    log = tmp_path / "log.sqlite3"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({
+        "log": {"path": str(log)},
+        "models": {LONG_MODEL: {"provider": "ollama"},
+                   "cloud": {"provider": "openai", "api_key_env": "NO_KEY_HERE", "price": {"input": 1, "output": 2}}},
+        "agents": {"chat": {"primary": LONG_MODEL}, "writer": {"primary": "cloud", "fallbacks": [LONG_MODEL]}},
+    }))
+    now = time.time()
+    writer = LogWriter(log, local_models=[LONG_MODEL])
+    writer.submit(RequestRecord("aaa111bbb222", "chat", ts=now - 30, outcome=RequestOutcome.OK, model=LONG_MODEL,
+                                total_ms=1234, ttft_ms=210, queue_wait_ms=3, tokens_in=120, tokens_out=480,
+                                tokens_per_s=38.5, prompt="Explain how a B-tree keeps itself balanced " * 3,
+                                response="…",
+                                attempts=[Attempt(LONG_MODEL, "ollama", Outcome.OK, started_at=now - 30)]))
+    writer.submit(RequestRecord("ccc333ddd444", "writer", ts=now - 20, outcome=RequestOutcome.FALLBACK,
+                                model=LONG_MODEL, total_ms=15_300,
+                                tokens_in=5, tokens_out=7, prompt="Write a release note", response="ok",
+                                attempts=[Attempt("cloud", "openai", Outcome.SKIPPED, Reason.MISSING_CREDENTIALS,
+                                                  "env NO_KEY_HERE not set", started_at=now - 20),
+                                          Attempt(LONG_MODEL, "ollama", Outcome.OK, started_at=now - 20)]))
+    writer.submit(RequestRecord("eee555fff666", "retired", ts=now - 10, outcome=RequestOutcome.FAILED,
+                                total_ms=50, error="all failed", prompt="old agent",
+                                attempts=[Attempt("cloud", "openai", Outcome.FALLBACK, Reason.SERVER_ERROR, "HTTP 500",
+                                                  started_at=now - 10)]))
+    writer.close()
+    return path
+
+
+def log(config: Path, *args: str, columns: int = 80) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELYARD_CONFIG": str(config), "COLUMNS": str(columns)}
+    return subprocess.run([sys.executable, "-m", "modelyard", "log", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_log_fits_80_columns_with_whole_columns(config: Path) -> None:
+    out = log(config, "--attempts", columns=80)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80
+    # what matters most is shown whole, never folded or cut to "qwen2.…"
+    for whole in ("aaa111bb", "ccc333dd", LONG_MODEL, "fallback", "missing_credentials", "retired",
+                  "1234ms", "15.3s"):
+        assert any(whole in line for line in lines), whole
+    header = next(line for line in lines if "agent" in line and "model" in line)
+    assert "cost" not in header and "TTFT" not in header  # dropped whole, by priority
+
+    wide = log(config, columns=220)
+    header = next(line for line in wide.stdout.splitlines() if "agent" in line and "model" in line)
+    for col in ("id", "time", "wait", "TTFT", "total", "tok in/out", "tok/s", "cost", "ok?", "prompt"):
+        assert col in header, col
+    assert "Explain how a B-tree" in wide.stdout
+
+
+def test_unknown_filter_values_are_refused_with_the_allowed_ones(config: Path) -> None:
+    bad_outcome = log(config, "--outcome", "fallbak")
+    assert bad_outcome.returncode == 2
+    for value in ("ok", "fallback", "failed", "interrupted", "cancelled"):
+        assert value in bad_outcome.stderr
+    bad_agent = log(config, "--agent", "nobody")
+    assert bad_agent.returncode == 2
+    assert "unknown agent 'nobody': choose from chat, retired, writer" in bad_agent.stderr
+    bad_model = log(config, "--model", "gpt-9")
+    assert bad_model.returncode == 2 and "cloud" in bad_model.stderr
+    # an agent only the log knows (since removed from the config) is a valid filter
+    retired = log(config, "--agent", "retired", "--json")
+    assert retired.returncode == 0 and [r["id"] for r in json.loads(retired.stdout)] == ["eee555fff666"]
+
+
+def test_log_json_is_an_array_of_requests_with_their_attempts(config: Path) -> None:
+    out = log(config, "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["id"] for r in rows] == ["eee555fff666", "ccc333ddd444", "aaa111bbb222"]  # newest first
+    writer = rows[1]
+    assert writer["outcome"] == "fallback" and writer["fallback_reason"] == "missing_credentials"
+    assert [(a["model"], a["outcome"], a["reason"]) for a in writer["attempts"]] == [
+        ("cloud", "skipped", "missing_credentials"), (LONG_MODEL, "ok", None)]
+    only = json.loads(log(config, "--json", "--outcome", "FAILED", "-n", "5").stdout)
+    assert [r["id"] for r in only] == ["eee555fff666"]
