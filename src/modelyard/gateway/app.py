@@ -46,6 +46,8 @@ class Gateway:
         self.metrics = GatewayMetrics(self.router, runtime.log, forwarder=runtime.forwarder)
         self.config = self.router.config  # includes the synthetic model:NAME agents
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
+        #: the dashboard page, read once per app (not a module global: two apps never share state)
+        self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
 
     def _sink(self, record: RequestRecord) -> None:
         self.log.submit(record)
@@ -131,14 +133,8 @@ async def healthz(request: Request) -> Response:
     return json_response(body)
 
 
-_PAGE: bytes | None = None
-
-
 async def page(request: Request) -> Response:
-    global _PAGE
-    if _PAGE is None:
-        _PAGE = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
-    return HTMLResponse(_PAGE)
+    return HTMLResponse(_gw(request).page)
 
 
 async def api_log(request: Request) -> Response:
