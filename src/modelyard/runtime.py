@@ -7,6 +7,7 @@ pool: every router made from it (the gateway's direct ``model:NAME`` router too)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +56,10 @@ def load(config_path: str | Path | None = None) -> tuple[Config, Path]:
     return load_config(path), path
 
 
-def open_runtime(config_path: str | Path | None = None, *, config: Config | None = None) -> Runtime:
+def open_runtime(config_path: str | Path | None = None, *, config: Config | None = None, borrow: bool = False,
+                 notice: Callable[[str], None] | None = None) -> Runtime:
+    """``borrow``: a front-end (ask, chat, telegram) takes slots and breakers from the running ``serve``
+    of the same config when there is one (``notice`` hears when it cannot and uses its own)."""
     if config is None:
         config, path = load(config_path)
     else:
@@ -65,7 +69,7 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
     if forwarder is not None:
         log.on_commit(forwarder.wake)
-    pool = ModelPool(config)
+    pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
     return Runtime(config, path, pool, router, log, forwarder)

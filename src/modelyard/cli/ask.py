@@ -12,7 +12,7 @@ import typer
 from modelyard.agents.errors import AgentError
 from modelyard.agents.learning import correct_routing
 from modelyard.agents.turn import TurnResult, handle_turn
-from modelyard.cli.common import ConfigOption, console, err, fail, run, runtime_or_exit
+from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.ledger.labels import LabelSource
@@ -52,13 +52,14 @@ def ask(
     agent: AgentOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming")] = False,
+    local: LocalOption = False,
 ) -> None:
     """Ask one agent; stream the answer, then print the route it took."""
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise fail("the prompt is empty")
-    runtime = runtime_or_exit(config)
+    runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
     name = _agent_or_exit(runtime, agent)
 
     async def go() -> int:
@@ -86,10 +87,10 @@ def ask(
     raise typer.Exit(run(go))
 
 
-def chat(agent: AgentOption = None, config: ConfigOption = None) -> None:
+def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
     '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/quit' ends."""
-    runtime = runtime_or_exit(config)
+    runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
     name: str | None = _agent_or_exit(runtime, agent) if agent else None  # None: the orchestrator decides
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     conversation = store.conversation("cli", "default")

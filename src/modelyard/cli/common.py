@@ -57,9 +57,20 @@ def log_or_exit(cfg: Config) -> LogConnection:
         raise fail(str(exc)) from None
 
 
-def runtime_or_exit(config: Path | None) -> Runtime:
+LocalOption = Annotated[bool, typer.Option(
+    "--local", help="Keep slots and breakers in this process (do not borrow those of a running `modelyard serve`)")]
+
+
+def note(message: str) -> None:
+    """A line on stderr that is neither an error nor the answer (e.g. where the limits live)."""
+    err.print(f"note: {message}", style="yellow", markup=False, highlight=False)
+
+
+def runtime_or_exit(config: Path | None, *, borrow: bool = False) -> Runtime:
+    """``borrow``: a front-end shares the limits of the running ``serve`` of its config (notes on stderr
+    when it cannot and keeps its own)."""
     try:
-        return open_runtime(config)
+        return open_runtime(config, borrow=borrow, notice=note if borrow else None)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -56,14 +57,15 @@ def models(
     reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
         f"try to connect to each model's server (all at once, {reach_budget:g}s in all)"))] = True,
 ) -> None:
-    """Configured models and their state: available, unreachable, failing, missing credentials."""
-    cfg, _ = load_or_exit(config)
+    """Configured models and their state: available, unreachable, failing, missing credentials; and where
+    the limits of ask/chat/telegram live (Redis, a running serve, or each process)."""
+    cfg, path = load_or_exit(config)
     conn = log_or_exit(cfg)
     users: dict[str, list[str]] = {}
     for agent_name, agent in cfg.agents.items():
         for i, model_name in enumerate(agent.chain):
             users.setdefault(model_name, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
-    shared = _shared_view(cfg)
+    shared = _shared_view(cfg) or _serve_view(cfg, path)
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
@@ -84,7 +86,7 @@ def models(
             state = f"[yellow]failing[/]: {trouble}" if trouble else "[green]available[/]"
         slots = str(m.max_concurrent)
         if shared and name in shared[1] and not why and not missing and name not in unreachable:
-            condition, detail, in_flight, waiting = shared[1][name]  # every process's view, from Redis
+            condition, detail, in_flight, waiting = shared[1][name]  # every process's view (Redis, or serve)
             slots = f"{in_flight}/{m.max_concurrent}" + (f" +{waiting} waiting" if waiting else "")
             state = f"{condition.value}" + (f": {detail}" if detail else "")
         where = "local" if m.is_local else "cloud"
@@ -92,6 +94,24 @@ def models(
                       f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}",
                       state, ", ".join(users.get(name, [])) or "–")
     console.print(table)
+
+
+def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:
+    """Without Redis: where ask/chat/telegram keep their limits — borrowed from the running serve of
+    this config (and every model's live state there), or in each process."""
+    pool = ModelPool(cfg, providers={}, borrow_from=path)
+
+    async def look() -> tuple[str, dict]:
+        await pool.peek()
+        try:
+            caption = f"limits of ask, chat, telegram: {pool.describe_state()}"
+            if pool.serve is None or not pool.serve.up:
+                return caption, {}
+            return caption, {name: state.snapshot() for name, state in pool.states.items() if name in pool.serve.limits}
+        finally:
+            await pool.aclose()
+
+    return asyncio.run(look())
 
 
 def _shared_view(cfg) -> tuple[str, dict] | None:

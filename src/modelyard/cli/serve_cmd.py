@@ -1,4 +1,5 @@
-"""``modelyard serve``: the OpenAI-compatible gateway with metrics and the dashboard."""
+"""``modelyard serve``: the OpenAI-compatible gateway with metrics and the dashboard — the machine's
+daemon: front-ends on this machine borrow its limits, and it runs the Telegram bot when configured."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ from typing import Annotated
 import typer
 
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
+from modelyard.config import Config
+
+
+def telegram_token_for(cfg: Config, wanted: bool | None) -> str | None:
+    """The bot token when serve should run the bot: ``--telegram`` (a missing token is an error),
+    or by default when the config has a ``telegram:`` section and its token is set."""
+    from modelyard.frontends.telegram import TelegramSetupError, bot_token
+
+    if wanted is False or (wanted is None and "telegram" not in cfg.model_fields_set):
+        return None
+    try:
+        return bot_token(cfg)
+    except TelegramSetupError as exc:
+        if wanted:
+            raise fail(str(exc)) from None
+        console.print(f"telegram: the config has a telegram section but the bot stays off ({exc})",
+                      highlight=False, markup=False)
+        return None
 
 
 def serve(
@@ -16,14 +35,20 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     keep_warm: Annotated[bool, typer.Option(help="Load local models at start and keep them loaded")] = True,
+    telegram: Annotated[bool | None, typer.Option(
+        "--telegram/--no-telegram", show_default="on when the config has a telegram section",
+        help="Run the Telegram bot in this process (one pool, one log)")] = None,
 ) -> None:
-    """Serve agents and models over an OpenAI-compatible HTTP API, with /metrics and a dashboard."""
+    """Serve agents and models over an OpenAI-compatible HTTP API, with /metrics and a dashboard.
+    ask, chat and telegram on this machine share its limits; it runs the Telegram bot when configured."""
     from modelyard.gateway.auth import InsecureBind
     from modelyard.gateway.server import serve as run_server
 
     cfg, path = load_or_exit(config)
+    token = telegram_token_for(cfg, telegram)
     try:
         run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level,
-                   keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False))
+                   keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False),
+                   telegram_token=token)
     except InsecureBind as exc:
         raise fail(str(exc)) from None

@@ -1,4 +1,8 @@
-"""``modelyard telegram``: run the Telegram bot (long polling) until Ctrl-C or SIGTERM."""
+"""``modelyard telegram``: run the Telegram bot (long polling) until Ctrl-C or SIGTERM.
+
+With a ``modelyard serve`` running for the same config, the bot borrows serve's slots and breakers
+(one set of limits on the machine); if serve already runs the bot itself, a second one would only
+fight it for Telegram's updates (409 Conflict), so this command refuses and says so."""
 
 from __future__ import annotations
 
@@ -7,14 +11,20 @@ import contextlib
 import logging
 import signal
 
-from modelyard.cli.common import ConfigOption, err, fail, run, runtime_or_exit
+from modelyard.cli.common import ConfigOption, LocalOption, err, fail, run, runtime_or_exit
+from modelyard.paths import resolve_config_path
+from modelyard.router.lending import discover
 
 
-def telegram(config: ConfigOption = None) -> None:
+def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     """Serve the Telegram bot: allowlisted users chat with the agents, answers stream, 👍/👎 rate them."""
     from modelyard.frontends.telegram import TelegramBot, TelegramSetupError, bot_token, quiet_http_logs
 
-    runtime = runtime_or_exit(config)
+    serving = discover(resolve_config_path(config)).entry
+    if serving is not None and serving.telegram:
+        raise fail(f"the bot already runs inside `modelyard serve` (pid {serving.pid}) for this config; "
+                   "stop that serve, or start it with --no-telegram, to run the bot on its own")
+    runtime = runtime_or_exit(config, borrow=not local)
     try:
         token = bot_token(runtime.config)
     except TelegramSetupError as exc:
@@ -35,8 +45,9 @@ def telegram(config: ConfigOption = None) -> None:
         bot = TelegramBot(runtime, token)
         try:
             await bot.start()
-            err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}. "
-                      "Ctrl-C stops it.", highlight=False)
+            await runtime.pool.peek()  # connects to a running serve now, so the line below is true
+            err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}; "
+                      f"limits: {runtime.pool.describe_state()}. Ctrl-C stops it.", highlight=False, markup=False)
             await stop.wait()
         finally:
             await bot.stop()

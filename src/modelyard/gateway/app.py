@@ -24,6 +24,7 @@ from starlette.routing import Route
 from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
+from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
@@ -48,6 +49,8 @@ class Gateway:
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
+        #: serve's lender and bot (None: an app made without them, e.g. in tests)
+        self.hosting: Hosting | None = None
 
     def _sink(self, record: RequestRecord) -> None:
         self.log.submit(record)
@@ -130,6 +133,9 @@ async def healthz(request: Request) -> Response:
                          "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age}
         if not shared.up:
             body["status"] = "degraded"
+    if gw.hosting is not None:  # front-ends on this machine borrowing these limits; the bot in this process
+        body["state"]["lending"] = gw.hosting.status()["lending"]
+        body["telegram"] = gw.hosting.status()["telegram"]
     return json_response(body)
 
 
@@ -183,9 +189,10 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False,
-               keep_warm: bool = False) -> Starlette:
+               keep_warm: bool = False, hosting: Hosting | None = None) -> Starlette:
     """The app; with ``close_runtime`` the runtime is closed when the server shuts down; with
-    ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm)."""
+    ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm);
+    ``hosting`` (``modelyard serve``): the slot lender and the Telegram bot live as long as the app."""
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -207,7 +214,8 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
 
             warm = asyncio.create_task(keep_models_warm(runtime), name="modelyard-keep-warm")
         try:
-            yield
+            async with hosting if hosting is not None else contextlib.nullcontext():
+                yield
         finally:
             if warm is not None:
                 warm.cancel()
@@ -219,4 +227,5 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.gateway = Gateway(runtime, api_keys)
+    app.state.gateway.hosting = hosting
     return app

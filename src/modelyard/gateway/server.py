@@ -9,20 +9,24 @@ import uvicorn
 from modelyard.config import Config
 from modelyard.gateway.app import create_app
 from modelyard.gateway.auth import check_bind, load_keys
+from modelyard.gateway.hosting import Hosting
 from modelyard.runtime import open_runtime
 
 
 def serve(config: Config, config_path: Path, *, host: str | None = None, port: int | None = None,
-          access_log: bool = True, log_level: str = "info", keep_warm: bool = True, announce=print) -> None:
+          access_log: bool = True, log_level: str = "info", keep_warm: bool = True, announce=print,
+          telegram_token: str | None = None) -> None:
     """Serve until interrupted. Raises :class:`~modelyard.gateway.auth.InsecureBind` before binding
-    anything when ``host`` is beyond loopback and no API keys are set."""
+    anything when ``host`` is beyond loopback and no API keys are set. Front-ends of the same config
+    on this machine borrow this process's limits; with ``telegram_token`` it runs the bot too."""
     host = host or config.gateway.host
     port = port or config.gateway.port
     keys = load_keys(config.gateway)
     check_bind(host, config.gateway, keys)
     runtime = open_runtime(config_path, config=config)
-    app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm)
     shown = f"[{host}]" if ":" in host else host
+    hosting = Hosting(runtime, f"http://{shown}:{port}", telegram_token=telegram_token, announce_line=announce)
+    app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm, hosting=hosting)
     announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, dashboard at /, metrics at /metrics)")
     announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
              f"routing log: {runtime.log_path}")

@@ -4,13 +4,16 @@ The runtime builds one pool and hands it to every router it makes (the gateway's
 ``model:NAME`` router included), so limits, queues and cooldowns are the same object however a
 request arrives. Where the state lives is decided here, once: :class:`LocalState` keeps it in
 this process; with ``state: redis://…`` in the config (or ``MODELYARD_STATE`` in the
-environment) :class:`~modelyard.router.shared.RedisState` shares it between processes and hosts.
+environment) :class:`~modelyard.router.shared.RedisState` shares it between processes and hosts;
+a front-end (``borrow_from``: its config path) without Redis borrows slots and breakers from the
+running ``serve`` of the same config (:mod:`modelyard.router.lending`), else keeps them here.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -24,6 +27,7 @@ from modelyard.router.slots import Slots
 from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket
 
 if TYPE_CHECKING:
+    from modelyard.router.lending.borrower import ServeLink
     from modelyard.router.shared import LinkStatus, RedisLink
 
 #: a Redis URL here overrides ``state.url`` of the config; ``local`` keeps the state in-process
@@ -79,6 +83,11 @@ class LocalState(ModelState):
         return condition, detail, slots.in_flight, slots.waiting
 
 
+def stays_local() -> bool:
+    """``MODELYARD_STATE=local`` (``--local``): this process keeps its own state, borrows nothing."""
+    return os.environ.get(STATE_ENV, "").strip() == "local"
+
+
 def state_settings(config: Config) -> StateConfig | None:
     """Where per-model state lives: ``$MODELYARD_STATE`` (a URL, or ``local``), else ``state:`` of the config."""
     env = os.environ.get(STATE_ENV, "").strip()
@@ -98,12 +107,21 @@ class ModelPool:
 
     def __init__(self, config: Config, *, providers: dict[str, Provider] | None = None,
                  states: dict[str, ModelState] | None = None, clock: Clock = loop_clock,
-                 shared: StateConfig | None = None):
+                 shared: StateConfig | None = None, borrow_from: str | os.PathLike[str] | None = None,
+                 notice: Callable[[str], None] | None = None):
         self.config = config
         self.clock = clock
         self.providers = providers or {n: build_provider(n, m) for n, m in config.models.items()}
         self.link: RedisLink | None = None
+        self.serve: ServeLink | None = None
         settings = shared or (None if states else state_settings(config))
+        if settings is None and states is None and borrow_from is not None and not stays_local():
+            from modelyard.router.lending.borrower import BorrowedState, ServeLink
+            from modelyard.router.lending.registry import discover
+
+            self.serve = serve = ServeLink(Path(borrow_from), discover(borrow_from), notice)
+            states = {n: BorrowedState(LocalState(n, m.max_concurrent, config.defaults.cooldown, clock), serve)
+                      for n, m in config.models.items()}
         if settings is not None:
             from modelyard.router.shared import RedisLink, RedisState  # redis is imported only when used
 
@@ -131,10 +149,21 @@ class ModelPool:
         """The shared store's status (None: the state is in this process)."""
         return self.link.status() if self.link is not None else None
 
+    def describe_state(self) -> str:
+        """Where this process's limits live, in a few words (``models``, /healthz, the bot's start line)."""
+        if self.link is not None:
+            status = self.link.status()
+            return f"shared through Redis {status.url} ({'up' if status.up else 'unreachable'})"
+        if self.serve is not None:
+            return self.serve.describe()
+        return "this process only"
+
     async def peek(self) -> None:
         """Read the shared state once, without taking part (for a one-off listing such as ``models``)."""
         if self.link is not None:
             await self.link.peek()
+        if self.serve is not None:
+            await self.serve.peek()
 
     def statuses(self) -> list[ModelStatus]:
         out = []
@@ -151,5 +180,7 @@ class ModelPool:
             await state.aclose()
         if self.link is not None:
             await self.link.aclose()
+        if self.serve is not None:
+            await self.serve.aclose()
         for provider in self.providers.values():
             await provider.aclose()

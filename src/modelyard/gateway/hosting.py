@@ -1,0 +1,121 @@
+"""What ``serve`` runs besides the HTTP API, so one process (one service) is the machine's daemon.
+
+- The **slot lender**: a private unix socket through which ``ask``, ``chat`` and ``telegram`` on
+  this machine borrow serve's slots and breakers (:mod:`modelyard.router.lending`), announced in
+  the data dir for front-ends of the same config to find.
+- The **Telegram bot**, on serve's own runtime (one pool, one log) — so ``install-service``
+  installs one service that runs it all. A bot that cannot reach Telegram (no network yet at boot)
+  is retried in the background; the gateway serves meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from modelyard.router.lending.lender import Lender
+from modelyard.router.lending.registry import ServeEntry, announce, discover, socket_path, withdraw
+from modelyard.runtime import Runtime
+
+if TYPE_CHECKING:
+    from modelyard.frontends.telegram import TelegramBot
+
+log = logging.getLogger("modelyard.gateway")
+
+#: seconds between attempts to start the bot, doubling up to the last
+BOT_RETRY = (2.0, 60.0)
+
+
+class Hosting:
+    """``async with Hosting(...)`` around the server's life: lender and bot up, then down."""
+
+    def __init__(self, runtime: Runtime, url: str, *, telegram_token: str | None = None,
+                 announce_line: Callable[[str], None] = print):
+        self.runtime = runtime
+        self.url = url
+        self.token = telegram_token
+        self.say = announce_line
+        self.lender: Lender | None = None
+        self.bot: TelegramBot | None = None
+        self.bot_state = "off" if telegram_token is None else "starting"
+        self._bot_task: asyncio.Task[None] | None = None
+        self._config = runtime.config_path
+
+    async def __aenter__(self) -> Hosting:
+        await self._lend()
+        if self.token is not None:
+            self._bot_task = asyncio.create_task(self._run_bot(self.token), name="modelyard-telegram")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._bot_task is not None:
+            self._bot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bot_task
+        if self.bot is not None:
+            with contextlib.suppress(Exception):
+                await self.bot.stop()
+        if self.lender is not None:
+            withdraw(self._config, os.getpid())
+            await self.lender.aclose()
+
+    async def _lend(self) -> None:
+        other = discover(self._config)
+        if other.entry is not None:
+            self.say(f"warning: `modelyard serve` pid {other.entry.pid} already serves this config: front-ends "
+                     "borrow its limits, not this one's (two gateways on one config share nothing without Redis)")
+            return
+        try:
+            path = socket_path(self._config)
+            lender = Lender(self.runtime.pool.states, path)
+            await lender.start()
+            announce(self._config, ServeEntry(os.getpid(), str(Path(self._config).resolve()), str(path), self.url,
+                                              telegram=self.token is not None))
+        except OSError as exc:  # a read-only data dir must not stop the gateway
+            self.say(f"warning: cannot lend slots to front-ends ({exc}): ask/chat/telegram keep their own limits")
+            return
+        self.lender = lender
+        self.say(f"front-ends on this machine (ask, chat, telegram) share these limits through {path}")
+
+    async def _run_bot(self, token: str) -> None:
+        from telegram.error import InvalidToken
+
+        from modelyard.frontends.telegram import TelegramBot
+
+        pause = BOT_RETRY[0]
+        while True:
+            bot = TelegramBot(self.runtime, token)
+            try:
+                await bot.start()
+            except InvalidToken:
+                self.bot_state = "stopped: Telegram rejected the token"
+                log.error("telegram: the bot token was rejected; the bot is off (the gateway keeps serving)")
+                await _quietly(bot.stop())
+                return
+            except Exception as exc:  # no network yet at boot, Telegram down: try again later
+                self.bot_state = f"retrying: {type(exc).__name__}"
+                log.warning("telegram: could not start the bot (%s); retrying in %.0fs", type(exc).__name__, pause)
+                await _quietly(bot.stop())
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BOT_RETRY[1])
+                continue
+            self.bot, self.bot_state = bot, "running"
+            self.say(f"telegram bot @{bot.app.bot.username} running in this process")
+            return
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz: who borrows the limits, and the bot."""
+        lending: dict[str, Any] = {"socket": None, "borrowers": []}
+        if self.lender is not None:
+            lending = {"socket": str(self.lender.path), "borrowers": self.lender.borrowers()}
+        return {"lending": lending, "telegram": self.bot_state}
+
+
+async def _quietly(coro: Any) -> None:
+    with contextlib.suppress(Exception):
+        await coro

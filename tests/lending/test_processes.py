@@ -1,0 +1,249 @@
+"""One machine, several front-ends, real processes: a ``serve``, ``ask`` processes and a ``telegram``
+bot (against the fake Bot API) on one slow backend with ``max_concurrent: 2`` — and no Redis.
+
+The backend counts the requests it serves at once: it must never see more than 2, whichever process
+sent them; an ``ask --local`` (opting out) is the control that shows the count would go over.
+Then: an ``ask`` killed with -9 while it holds a slot gives it back at once (the kernel closes its
+connection), and a killed serve leaves front-ends on their own state, saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.fakes import OpenAIServer, TelegramServer
+from tests.fakes.faults import Fault
+from tests.reliability.loadgen import GatewayProcess
+
+LIMIT = 2
+SLOW = 0.8  # seconds per request at the backend
+ALICE = 111
+
+
+class Child:
+    """A ``python -m modelyard …`` process with its output in files."""
+
+    def __init__(self, args: list[str], directory: Path, name: str, env: dict[str, str]):
+        self.out, self.err = directory / f"{name}.out", directory / f"{name}.err"
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", *args], stdout=out, stderr=err, env=env)
+
+    def wait(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout)
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") + self.stderr()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@dataclass
+class Machine:
+    directory: Path
+    config: Path
+    env: dict[str, str]
+    backend: OpenAIServer
+    tg: TelegramServer
+    serve: GatewayProcess
+    children: list[Child] = field(default_factory=list)
+
+    def run(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
+        child = Child([*args, "--config", str(self.config)], self.directory, name, {**self.env, **(env or {})})
+        self.children.append(child)
+        return child
+
+    def ask(self, name: str, *extra: str) -> Child:
+        return self.run(name, "ask", "--agent", "chat", *extra, f"question {name}")
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.serve.url + "/healthz", timeout=5).json()
+
+    def slots(self) -> tuple[int, int]:
+        model = next(m for m in self.health()["models"] if m["name"] == "slow")
+        return model["in_flight"], model["waiting"]
+
+
+def _write_config(directory: Path, backend: OpenAIServer, tg: TelegramServer) -> Path:
+    data = {
+        "models": {"slow": {"provider": "openai", "endpoint": f"{backend.url}/v1", "model": "slow-model",
+                            "max_concurrent": LIMIT}},
+        "agents": {"chat": {"primary": "slow", "max_tokens": 32}},
+        "default_agent": "chat",
+        "defaults": {"timeouts": {"queue": 60, "connect": 2, "first_token": 30, "idle": 30, "total": 120},
+                     "retries": {"attempts": 0}},
+        "log": {"path": str(directory / "routing.sqlite3")},
+        "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE], "agent": "chat", "edit_interval": 0.2},
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@contextlib.contextmanager
+def machine(tmp_path: Path, *serve_args: str) -> Iterator[Machine]:
+    with OpenAIServer(models=["slow-model"], reply_text="Hello from the slow model.") as backend, \
+            TelegramServer() as tg:
+        backend.faults.set_default(Fault.delay(SLOW))
+        config = _write_config(tmp_path, backend, tg)
+        env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"), "TELEGRAM_BOT_TOKEN": tg.token}
+        env.pop("MODELYARD_STATE", None)
+        serve = GatewayProcess(config, tmp_path, env=env)
+        serve.args += list(serve_args)
+        m = Machine(tmp_path, config, env, backend, tg, serve)
+        try:
+            serve.start()
+            yield m
+        finally:
+            for child in m.children:
+                child.stop()
+            serve.stop()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+class Saturate:
+    """Keeps ``clients`` requests at once going to serve's HTTP API until stopped."""
+
+    def __init__(self, url: str, clients: int = 3):
+        self.url, self.stop_flag, self.statuses = url, threading.Event(), []
+        self.threads = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(clients)]
+
+    def _loop(self, i: int) -> None:
+        with httpx.Client(timeout=120) as http:
+            n = 0
+            while not self.stop_flag.is_set():
+                body = {"model": "chat", "max_tokens": 16, "messages": [{"role": "user", "content": f"http {i}-{n}"}]}
+                self.statuses.append(http.post(self.url + "/v1/chat/completions", json=body).status_code)
+                n += 1
+
+    def __enter__(self) -> Saturate:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(120)
+
+
+def _bot_answers(tg: TelegramServer, chat_id: int) -> int:
+    return sum(1 for c in tg.sent if c.chat_id == chat_id and c.params.get("reply_markup"))
+
+
+def test_serve_ask_and_telegram_share_two_slots(tmp_path: Path) -> None:
+    with machine(tmp_path, "--no-telegram") as m:
+        bot = m.run("telegram", "telegram")
+        _wait(lambda: "running" in bot.stderr() or bot.proc.poll() is not None, 60, "the bot started")
+        assert "limits: shared with `modelyard serve`" in bot.stderr(), bot.output()
+        with Saturate(m.serve.url):
+            _wait(lambda: m.backend.in_flight == LIMIT, 20, "serve alone fills both slots")
+            asks = [m.ask(f"ask{i}") for i in range(3)]
+            for chat in (1001, 1002):
+                m.tg.push_message(ALICE, chat, f"hello from chat {chat}")
+            pids = {a.proc.pid for a in asks} | {bot.proc.pid}
+            seen: set[int] = set()
+
+            def borrowers() -> bool:
+                seen.update(m.health()["state"]["lending"]["borrowers"])
+                return pids <= seen
+            _wait(borrowers, 60, "every front-end borrowed from serve")
+            codes = [a.wait(120) for a in asks]
+            _wait(lambda: all(_bot_answers(m.tg, c) for c in (1001, 1002)), 120, "the bot answered both chats")
+            peak = m.backend.max_in_flight
+            # the control: a front-end that opts out double-books the model
+            control = m.ask("control", "--local")
+            assert control.wait(120) == 0, control.output()
+        assert codes == [0, 0, 0], [a.output() for a in asks]
+        assert peak == LIMIT, f"the backend saw {peak} requests at once (limit {LIMIT}; serve + 3 asks + a bot)"
+        assert m.backend.max_in_flight == LIMIT + 1, "`ask --local` kept its own slots (the test can fail)"
+        assert m.tg.calls_to("getUpdates"), "the bot polled the fake Bot API"
+        for a in asks:
+            assert "note:" not in a.stderr(), a.stderr()
+        assert m.slots() == (0, 0)
+
+
+def test_kill_9_of_a_front_end_holding_a_slot_gives_it_back_at_once(tmp_path: Path) -> None:
+    with machine(tmp_path, "--no-telegram") as m:
+        m.backend.faults.set_default(Fault.delay(30))
+        victim = m.ask("victim")
+        _wait(lambda: m.slots()[0] == 1 and m.backend.in_flight == 1, 60, "the ask holds a slot at serve")
+        assert m.health()["state"]["lending"]["borrowers"] == [victim.proc.pid]
+        victim.proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        victim.wait(10)
+        _wait(lambda: m.slots()[0] == 0, 10, "the slot came back")
+        back = time.monotonic() - killed
+        print(f"\nslot back {back * 1000:.0f} ms after kill -9 (measured through /healthz)")
+        assert back < 2.0
+        assert m.health()["state"]["lending"]["borrowers"] == []
+
+
+def test_serve_down_front_ends_fall_back_and_say_so(tmp_path: Path) -> None:
+    with machine(tmp_path, "--no-telegram") as m:
+        bot = m.run("telegram", "telegram")
+        _wait(lambda: "running" in bot.stderr() or bot.proc.poll() is not None, 60, "the bot started")
+        pid = m.serve.proc.pid if m.serve.proc else 0
+        m.serve.kill9()  # its registry file stays behind, naming a dead pid
+        lone = m.ask("alone")
+        assert lone.wait(120) == 0, lone.output()
+        assert f"note: limits: this process only — `modelyard serve` (pid {pid}) is not running" in lone.stderr()
+        m.tg.push_message(ALICE, 2001, "still there?")
+        _wait(lambda: _bot_answers(m.tg, 2001), 60, "the bot answers on its own")
+        assert "lost `modelyard serve`" in bot.stderr(), bot.stderr()
+        # serve back: the long-running bot borrows again
+        m.serve.start()
+        m.tg.push_message(ALICE, 2002, "and now?")
+        _wait(lambda: _bot_answers(m.tg, 2002), 60, "the bot answers again")
+        _wait(lambda: bot.proc.pid in m.health()["state"]["lending"]["borrowers"], 10, "the bot borrows again")
+
+
+def test_serve_runs_the_bot_and_a_second_bot_is_refused(tmp_path: Path) -> None:
+    with machine(tmp_path) as m:  # the config has a telegram section and the token is set: the bot runs in serve
+        _wait(lambda: m.health().get("telegram") == "running", 30, "the bot runs inside serve")
+        m.tg.push_message(ALICE, 3001, "hello")
+        _wait(lambda: _bot_answers(m.tg, 3001), 60, "serve's bot answered")
+        second = m.run("telegram2", "telegram")
+        assert second.wait(60) == 2
+        assert f"already runs inside `modelyard serve` (pid {m.serve.proc.pid})" in second.stderr()  # type: ignore[union-attr]
+        models = m.run("models", "models")
+        assert models.wait(60) == 0
+        assert "shared with `modelyard serve`" in models.output(), models.output()
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELYARD_STATE", raising=False)
