@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from modelyard import __version__
 from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay_cmd, report_cmd, serve_cmd, setup
+from modelyard.cli.common import CONFIG_HELP
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Route agent requests across local and cloud models, with fallbacks and an honest log.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help=CONFIG_HELP, show_default=False)] = None,
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+                                          callback=_version)] = False,
+) -> None:
+    """Route agent requests across local and cloud models, with fallbacks and an honest log."""
+    ctx.obj = {"config": config}
+
+
 app.command()(ask.ask)
 app.command()(ask.chat)
 app.command()(inspect.models)

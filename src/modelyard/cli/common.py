@@ -28,10 +28,21 @@ console = Console(soft_wrap=True,
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
+CONFIG_HELP = "Config file (else $MODELYARD_CONFIG, the user config, the embedded default)"
+
+
+def inherit_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """``modelyard --config X CMD`` and ``modelyard CMD --config X`` mean the same; given both ways,
+    the command's own wins. The global one is kept by the app's callback in ``ctx.obj``."""
+    if value is not None:
+        return value
+    root = ctx.find_root().obj
+    return root.get("config") if isinstance(root, dict) else None
+
+
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (else $MODELYARD_CONFIG, the user config, the embedded default)",
-                 show_default=False),
+    typer.Option("--config", "-c", help=CONFIG_HELP, show_default=False, callback=inherit_config),
 ]
 
 
