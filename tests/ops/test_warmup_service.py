@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import plistlib
+import shlex
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,47 @@ def test_install_service_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert "[Service]" in out.output and list(tmp_path.iterdir()) == []
     bad = CliRunner().invoke(app, ["install-service", "--platform", "windows", "--dir", str(tmp_path)])
     assert bad.exit_code == 2 and "unknown platform" in bad.output
+
+
+def _systemd_environment(unit: str) -> dict[str, str]:
+    """The Environment= assignments as systemd reads them (double quotes, backslash escapes, %% → %)."""
+    out = {}
+    for line in unit.splitlines():
+        if line.startswith("Environment="):
+            for word in shlex.split(line.removeprefix("Environment=")):
+                name, _, value = word.partition("=")
+                out[name] = value.replace("%%", "%")
+    return out
+
+
+def test_install_service_keeps_the_variables_that_move_config_and_log(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Installed from a shell with MODELYARD_CONFIG/MODELYARD_DATA_DIR set and XDG_CONFIG_HOME moved, the
+    service must use that config and log, and read its keys from the env file beside that config."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / 'data "100%" dir'
+    monkeypatch.setenv("MODELYARD_CONFIG", "relative.yaml")
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(data))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MODELYARD_STATE", "redis://127.0.0.1:6379/0")
+    out = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dir", str(tmp_path / "units")])
+    assert out.exit_code == 0, out.output
+    unit = (tmp_path / "units" / "modelyard.service").read_text()
+    env = _systemd_environment(unit)
+    assert env["MODELYARD_CONFIG"] == str(tmp_path / "relative.yaml")  # absolute: the service's cwd is not ours
+    assert env["MODELYARD_DATA_DIR"] == str(data)
+    assert env["MODELYARD_STATE"] == "redis://127.0.0.1:6379/0"
+    assert env["XDG_CONFIG_HOME"] == str(tmp_path / "xdg")
+    keys = tmp_path / "xdg" / "modelyard" / "env"
+    assert f"EnvironmentFile=-{keys}" in unit.splitlines()
+    assert f"API keys go in {keys}" in " ".join(out.output.split())
+    dry = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dry-run"])
+    assert f"# would write {tmp_path / 'xdg' / 'systemd' / 'user' / 'modelyard.service'}" in dry.output
+
+    out = CliRunner().invoke(app, ["install-service", "--platform", "macos", "--dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    plist = plistlib.loads((tmp_path / "dev.modelyard.serve.plist").read_bytes())
+    variables = plist["EnvironmentVariables"]
+    assert variables["MODELYARD_CONFIG"] == str(tmp_path / "relative.yaml")
+    assert variables["MODELYARD_DATA_DIR"] == str(data) and variables["PATH"].startswith("/opt/homebrew/bin")
+    assert shlex.quote(str(keys)) in plist["ProgramArguments"][2]

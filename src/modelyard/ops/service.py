@@ -3,17 +3,27 @@
 Both warm the local models first (``modelyard warmup``) so the first request of the day does
 not pay the cold start, then start the gateway, and restart it if it dies. No secret is ever
 written into the service file: API keys go in an environment file the service reads
-(``~/.config/modelyard/env``, ``KEY=value`` lines), which the user creates with mode 600.
+(``env`` beside the user config — ``$XDG_CONFIG_HOME/modelyard/env``, by default
+``~/.config/modelyard/env`` — ``KEY=value`` lines), which the user creates with mode 600.
+
+A service starts with almost no environment, so the variables that decide which config, log,
+model cache and shared state modelyard uses (:data:`KEPT`) are written into the service file as
+they are when it is installed: otherwise the service would quietly use another config and
+another log than the shell that installed it.
 """
 
 from __future__ import annotations
 
+import os
 import plistlib
 import shlex
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from modelyard.paths import user_config_file
 
 UNIT_NAME = "modelyard.service"
 LAUNCHD_LABEL = "dev.modelyard.serve"
@@ -40,11 +50,37 @@ def modelyard_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "modelyard"]
 
 
+#: variables that move modelyard's config, log, cache or shared state (paths among them made absolute)
+KEPT = ("MODELYARD_CONFIG", "MODELYARD_DATA_DIR", "MODELYARD_CACHE_DIR", "MODELYARD_STATE",
+        "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+_URLS = ("MODELYARD_STATE",)
+
+
 def env_file() -> Path:
-    return Path("~/.config/modelyard/env").expanduser()
+    """Where the service reads API keys from: beside the user config (so ``XDG_CONFIG_HOME`` moves it too)."""
+    return user_config_file().parent / "env"
 
 
-def render_systemd(command: list[str], config: Path | None, env_path: Path) -> str:
+def kept_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The :data:`KEPT` variables set now, as the service must see them (paths absolute: a service's
+    working directory is not the shell's)."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for name in KEPT:
+        value = environ.get(name)
+        if value:
+            out[name] = value if name in _URLS else str(Path(value).expanduser().resolve())
+    return out
+
+
+def _systemd_assignment(name: str, value: str) -> str:
+    """``Environment="NAME=value"``, quoted for systemd (``%`` is a specifier there, so doubled)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'Environment="{name}={escaped}"'
+
+
+def render_systemd(command: list[str], config: Path | None, env_path: Path,
+                   environment: Mapping[str, str] | None = None) -> str:
     cfg = ["--config", str(config)] if config else []
     pre = shlex.join([*command, "warmup", *cfg])
     start = shlex.join([*command, "serve", *cfg])
@@ -56,6 +92,7 @@ def render_systemd(command: list[str], config: Path | None, env_path: Path) -> s
         "",
         "[Service]",
         "Type=simple",
+        *(_systemd_assignment(k, v) for k, v in (environment or {}).items()),
         f"EnvironmentFile=-{env_path}",
         "# warm up local models first; a failed warm-up ('-') must not keep the gateway down",
         f"ExecStartPre=-{pre}",
@@ -70,7 +107,8 @@ def render_systemd(command: list[str], config: Path | None, env_path: Path) -> s
     ])
 
 
-def render_launchd(command: list[str], config: Path | None, env_path: Path, log_dir: Path) -> str:
+def render_launchd(command: list[str], config: Path | None, env_path: Path, log_dir: Path,
+                   environment: Mapping[str, str] | None = None) -> str:
     cfg = ["--config", str(config)] if config else []
     # launchd has no pre-start hook and no env files: a tiny sh script does both, then execs serve
     script = (f"[ -f {shlex.quote(str(env_path))} ] && set -a && . {shlex.quote(str(env_path))}; set +a; "
@@ -83,19 +121,23 @@ def render_launchd(command: list[str], config: Path | None, env_path: Path, log_
         "ThrottleInterval": 10,
         "StandardOutPath": str(log_dir / "modelyard.log"),
         "StandardErrorPath": str(log_dir / "modelyard.err.log"),
-        "EnvironmentVariables": {"PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin"},
+        "EnvironmentVariables": {"PATH": "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin", **(environment or {})},
     }
     return plistlib.dumps(plist, sort_keys=False).decode()
 
 
 def service_file(platform: str, *, config: Path | None = None, directory: Path | None = None,
-                 command: list[str] | None = None) -> ServiceFile:
-    """What to write where for ``platform`` ("linux" or "macos")."""
+                 command: list[str] | None = None, environ: Mapping[str, str] | None = None) -> ServiceFile:
+    """What to write where for ``platform`` ("linux" or "macos"); ``environ``: the environment whose
+    :data:`KEPT` variables the service keeps (default: this process's)."""
     command = command or modelyard_command()
     config = config.expanduser().resolve() if config else None
+    environment = kept_environment(environ)
     if platform == "linux":
-        target = (directory or Path("~/.config/systemd/user").expanduser()) / UNIT_NAME
-        return ServiceFile(platform, target, render_systemd(command, config, env_file()), [
+        # systemd's user units live under XDG_CONFIG_HOME too, when it is set
+        units = Path(os.environ.get("XDG_CONFIG_HOME") or "~/.config").expanduser() / "systemd" / "user"
+        target = (directory or units) / UNIT_NAME
+        return ServiceFile(platform, target, render_systemd(command, config, env_file(), environment), [
             "systemctl --user daemon-reload",
             f"systemctl --user enable --now {UNIT_NAME}",
             "loginctl enable-linger $USER   # start at boot, not only at login",
@@ -103,7 +145,7 @@ def service_file(platform: str, *, config: Path | None = None, directory: Path |
     if platform == "macos":
         target = (directory or Path("~/Library/LaunchAgents").expanduser()) / f"{LAUNCHD_LABEL}.plist"
         logs = Path("~/Library/Logs").expanduser()
-        return ServiceFile(platform, target, render_launchd(command, config, env_file(), logs), [
+        return ServiceFile(platform, target, render_launchd(command, config, env_file(), logs, environment), [
             f"launchctl load -w {target}",
         ])
     raise ValueError(f"unknown platform {platform!r}: use linux or macos")
