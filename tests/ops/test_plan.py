@@ -139,3 +139,14 @@ def test_a_server_that_never_answers_makes_sizes_unknown_not_a_hang() -> None:
         elapsed = time.monotonic() - start
     assert elapsed < FACTS_TIMEOUT
     assert (m.weights_gb, m.weights_source, m.kv_source) == (None, "unknown: set memory_gb", "unknown")
+
+
+def test_sizes_are_printed_rounded() -> None:
+    """A machine's real RAM is not a round number: its default headroom (a quarter) must not print as 5.88514."""
+    out = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--ram", "23.54056"], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "memory plan for 23.5 GB (headroom 5.9 GB)" in text
+    assert "5.885" not in text and "23.54" not in text
+    roomy = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--ram", "64", "--headroom", "8"])
+    assert "(64 GB − 8 GB headroom)" in " ".join(roomy.output.split())

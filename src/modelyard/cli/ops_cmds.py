@@ -15,7 +15,7 @@ from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit,
 from modelyard.ledger import connect, queries
 from modelyard.ops import probe_store, service
 from modelyard.ops.check import check_config, missing_on_server, never_probed
-from modelyard.ops.plan import plan_memory
+from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import warm_all, warmable
 from modelyard.providers import build_provider
@@ -144,7 +144,7 @@ def plan(
     if as_json:
         console.print_json(json.dumps(p.to_dict()))
         return
-    table = Table(title=f"memory plan for {p.ram_gb:.0f} GB (headroom {p.headroom_gb:g} GB)")
+    table = Table(title=f"memory plan for {gb(p.ram_gb)} (headroom {gb(p.headroom_gb)})")
     for col in ("Model", "Weights", "KV cache", "Memory", "Role", "Source"):
         table.add_column(col, overflow="fold")
     for m in p.models:
@@ -157,12 +157,12 @@ def plan(
                   "", style="bold")
     console.print(table)
     if p.fits:
-        console.print(f"[green]fits[/]: {p.total_gb:.1f} GB of {p.available_gb:.1f} GB usable "
-                      f"({p.ram_gb:.0f} GB − {p.headroom_gb:g} GB headroom)", highlight=False)
+        console.print(f"[green]fits[/]: {gb(p.total_gb)} of {gb(p.available_gb)} usable "
+                      f"({gb(p.ram_gb)} − {gb(p.headroom_gb)} headroom)", highlight=False)
     else:
         kept = sum(m.total_gb for m in p.kept)
-        console.print(f"[red]does not fit[/]: {p.total_gb:.1f} GB needed, {p.available_gb:.1f} GB usable. "
-                      f"Drop {', '.join(p.drop) or 'nothing'} → {kept:.1f} GB", highlight=False)
+        console.print(f"[red]does not fit[/]: {gb(p.total_gb)} needed, {gb(p.available_gb)} usable. "
+                      f"Drop {', '.join(p.drop) or 'nothing'} → {gb(kept)}", highlight=False)
         for c in p.consequences:
             console.print(f"  {c.agent}: {c.text}", highlight=False)
     for note in p.notes:

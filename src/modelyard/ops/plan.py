@@ -112,6 +112,12 @@ class MemoryPlan:
         }
 
 
+def gb(value: float) -> str:
+    """A size for people: one decimal, none when whole ("5.9 GB", "8 GB", never "5.88514 GB")."""
+    text = f"{value:.1f}"
+    return (text[:-2] if text.endswith(".0") else text) + " GB"
+
+
 def role_text(primary_for: list[str], fallback_for: list[str], n_agents: int) -> str:
     """"Primary for 3 agents, fallback for 2", "Fallback for all agents", "Engineer only"."""
     if not primary_for and not fallback_for:
