@@ -235,3 +235,42 @@ async def test_the_socket_is_private(tmp_path: Path) -> None:
         assert machine.lender.path.parent.stat().st_mode & 0o777 == 0o700
     finally:
         await machine.lender.aclose()
+
+
+async def test_slots_from_serve_and_from_here_go_back_where_they_came_from(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Around a switch (serve came back) a process holds a local slot and a borrowed one: the request
+    that finishes gives back its own, so serve never frees a slot whose request is still running."""
+    from modelyard.router.lending import borrower
+
+    monkeypatch.setattr(borrower, "RETRY", 0.05)
+    machine = Machine(tmp_path, _config(limit=1), ScriptedProvider("m"))
+    pool, _ = machine.front_end()
+    state = pool["m"]
+    local_taken, remote_taken, finish_a, finish_b = (asyncio.Event() for _ in range(4))
+
+    async def request(taken: asyncio.Event, finish: asyncio.Event) -> None:
+        await state.acquire(5)
+        taken.set()
+        await finish.wait()
+        await state.release()
+
+    try:
+        a = asyncio.create_task(request(local_taken, finish_a))  # no serve yet: a slot of this process
+        await local_taken.wait()
+        assert state.local.slots.in_flight == 1
+        await machine.start()
+        await asyncio.sleep(0.1)
+        b = asyncio.create_task(request(remote_taken, finish_b))  # serve is there now: its slot
+        await remote_taken.wait()
+        assert machine.serve_slots.in_flight == 1
+        finish_a.set()
+        await a
+        assert state.local.slots.in_flight == 0
+        assert machine.serve_slots.in_flight == 1, "serve's slot stays taken while its request runs"
+        finish_b.set()
+        await b
+        await _until(lambda: machine.serve_slots.in_flight == 0)
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()

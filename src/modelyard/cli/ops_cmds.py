@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
+from modelyard.errors import ConfigError
 from modelyard.ledger import connect, queries
 from modelyard.ops import probe_store, service
 from modelyard.ops.check import check_config, missing_on_server, never_probed
@@ -19,7 +20,7 @@ from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import warm_all, warmable
 from modelyard.providers import build_provider
-from modelyard.runtime import log_path_for
+from modelyard.runtime import load, log_path_for
 
 _STYLE = {"pass": "green", "fail": "red", "text-only": "yellow", "no": "yellow", "skipped": "dim", "n/a": "dim",
           "unknown": "dim"}
@@ -220,7 +221,8 @@ def install_service(
     = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the file, write nothing")] = False,
 ) -> None:
-    """Start `modelyard serve` (after a warm-up) at login/boot: systemd user unit or launchd agent."""
+    """Start `modelyard serve` (after a warm-up) at login/boot: systemd user unit or launchd agent. The one
+    service for the machine: the gateway, the Telegram bot when configured, the limits ask/chat share."""
     chosen = platform or service.current_platform()
     try:
         svc = service.service_file(chosen, config=config, directory=directory)
@@ -237,3 +239,11 @@ def install_service(
         console.print(f"  {line}", highlight=False, markup=False)
     console.print(f"API keys go in {service.env_file()} (KEY=value lines, chmod 600), never in the service file.",
                   highlight=False)
+    try:
+        cfg, _ = load(config)
+    except ConfigError:  # the service is written either way; serve will name the config's problem
+        cfg = None
+    if cfg is not None and "telegram" in cfg.model_fields_set:  # serve runs the bot itself: no second service
+        console.print(f"The config has a telegram section: the service runs the bot too once "
+                      f"{cfg.telegram.token_env} is in {service.env_file()}.", highlight=False)
+    console.print("ask, chat and telegram on this machine share the service's limits while it runs.", highlight=False)

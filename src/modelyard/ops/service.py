@@ -1,7 +1,9 @@
 """Run ``modelyard serve`` at login/boot: a systemd user unit (Linux) or a launchd agent (macOS).
 
 Both warm the local models first (``modelyard warmup``) so the first request of the day does
-not pay the cold start, then start the gateway, and restart it if it dies. No secret is ever
+not pay the cold start, then start the gateway, and restart it if it dies. It is the one service
+a machine needs: serve runs the Telegram bot when the config has a ``telegram:`` section, and
+``ask``/``chat`` borrow its limits (:mod:`modelyard.gateway.hosting`). No secret is ever
 written into the service file: API keys go in an environment file the service reads
 (``env`` beside the user config — ``$XDG_CONFIG_HOME/modelyard/env``, by default
 ``~/.config/modelyard/env`` — ``KEY=value`` lines), which the user creates with mode 600.
@@ -86,7 +88,7 @@ def render_systemd(command: list[str], config: Path | None, env_path: Path,
     start = shlex.join([*command, "serve", *cfg])
     return "\n".join([
         "[Unit]",
-        "Description=modelyard: agent router and OpenAI-compatible gateway",
+        "Description=modelyard: agent router, OpenAI-compatible gateway and Telegram bot (when configured)",
         "After=network-online.target",
         "Wants=network-online.target",
         "",

@@ -253,8 +253,8 @@ class BorrowedState(ModelState):
         self.limit = local.limit
         self.local = local
         self.link = link
-        #: what this process holds, newest last: (acquire id, connection), connection 0 = a local slot
-        self.held: list[tuple[int, int]] = []
+        #: what this process holds, newest last: (acquire id, connection, task), connection 0 = a local slot
+        self.held: list[tuple[int, int, asyncio.Task[Any] | None]] = []
         self._skip = ""
         link.states[self.name] = self
 
@@ -278,7 +278,7 @@ class BorrowedState(ModelState):
                 raise
             else:
                 if reply.get("ok"):
-                    self.held.append((ident, connection))
+                    self.held.append((ident, connection, asyncio.current_task()))
                     return float(reply.get("waited") or 0.0)
                 raise QueueTimeout(str(reply.get("message") or "no free slot"), waited=float(reply.get("waited") or 0),
                                    reason=Reason(reply.get("reason") or Reason.QUEUE_TIMEOUT))
@@ -286,13 +286,17 @@ class BorrowedState(ModelState):
         if remaining <= 0:
             raise QueueTimeout(f"no free slot within {timeout:g}s ({self.link.reason})", waited=loop.time() - start)
         await self.local.acquire(remaining)
-        self.held.append((0, 0))
+        self.held.append((0, 0, asyncio.current_task()))
         return loop.time() - start
 
     async def release(self) -> None:
+        """Give back the slot this task took (the router takes and gives back in one task): with slots
+        from serve and from this process both held around a switch, the right one goes back."""
         if not self.held:
             return
-        ident, connection = self.held.pop()
+        task = asyncio.current_task()
+        mine = next((i for i in range(len(self.held) - 1, -1, -1) if self.held[i][2] is task), len(self.held) - 1)
+        ident, connection, _ = self.held.pop(mine)
         if connection == 0:
             await self.local.release()
         elif connection == self.link.connection:
