@@ -144,3 +144,19 @@ async def test_bad_input_gets_clear_answers(server, runtime_for, tmp_path: Path)
     huge = await handle_turn(runtime, user("word " * 20_000), agent="chat")
     assert "too long" in huge.text and huge.model is None
     assert server.requests_to("/v1/chat/completions") == []
+
+
+async def test_a_message_too_long_for_the_primary_goes_to_a_fallback_with_a_larger_context(
+        server, runtime_for, tmp_path: Path) -> None:
+    """One rule (router/fit.py): refused only when no model of the chain can take it; the old check
+    let it through to the 4096-token primary, which had to fail (or silently truncate) it."""
+    big = {"provider": "openai", "endpoint": server.url, "model": "backup-model", "context": 65536}
+    runtime = runtime_for(fake_config(server.url, tmp_path, agents={"chat": {"fallbacks": ["backup"]}},
+                                      models={"backup": big}))
+    result = await handle_turn(runtime, user("word " * 5000), agent="chat")  # ~6,250 tokens
+    assert result.model == "backup" and result.text == "<chat> done"
+    sent = server.requests_to("/v1/chat/completions")
+    assert [r.json["model"] for r in sent] == ["backup-model"]
+    refused = await handle_turn(runtime, user("word " * 60_000), agent="chat")  # ~75,000: fits no model
+    assert "too long" in refused.text and refused.model is None and "largest model" in refused.text
+    assert len(server.requests_to("/v1/chat/completions")) == 1

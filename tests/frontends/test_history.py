@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from modelyard.frontends.history import ConversationStore, estimate_tokens, message_tokens
+from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.streaming import split_text, utf16_len
+from modelyard.tokens import estimate_tokens, message_tokens
 
 
 def test_turns_persist_and_load_within_budget(tmp_path):

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from modelyard.frontends.history import estimate_tokens
 from modelyard.frontends.telegram import NO_MODEL
+from modelyard.tokens import estimate_tokens
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.frontends.conftest import (
     ALICE,
@@ -22,6 +22,7 @@ from tests.frontends.conftest import (
     replies_to,
     running_bot,
 )
+from tests.helpers import make_config
 
 
 def plain(message: dict) -> str:
@@ -329,3 +330,21 @@ async def test_thumbs_down_then_agent_command_teaches_routing(tmp_path, tg, llm)
     with db(config) as conn:
         labels = conn.execute("SELECT text, agent, source, previous FROM routing_labels").fetchall()
     assert [tuple(r) for r in labels] == [(text, wanted, "telegram", routed)]
+
+
+async def test_a_message_too_long_for_the_small_model_is_answered_by_the_larger_one(tmp_path, tg, llm):
+    """One rule with the router (router/fit.py): the bot refuses only what no model can take. It used to
+    refuse anything over the smallest context in the config, though a fallback could have answered."""
+    config = make_config(
+        {"local": {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1", "context": 1024},
+         "large": {"provider": "openai", "model": "qwen-large", "endpoint": f"{llm.url}/v1", "context": 8192}},
+        {"chat": {"description": "Talks with the user.", "primary": "local", "fallbacks": ["large"],
+                  "max_tokens": 256}},
+        log={"path": str(tmp_path / "log.sqlite")},
+        telegram={"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05})
+    async with running_bot(config, tg):
+        final = await ask(tg, "word " * 720)  # ~900 tokens, within Telegram's 4096 characters
+        assert final["text"].endswith("— chat · large")
+        assert [r.json["model"] for r in llm.requests] == ["qwen-large"]
+        await ask(tg, "a short one")
+        assert llm.requests[-1].json["model"] == "qwen"  # short messages stay on the small primary

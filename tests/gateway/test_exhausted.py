@@ -127,3 +127,32 @@ def test_deadline_spent_is_504_not_retried(tmp_path, fakes, monkeypatch, stream)
         assert err.value.status_code == 504 and err.value.body["code"] == "deadline_exceeded"
         assert err.value.response.headers["x-should-retry"] == "false"
         assert model_calls(oa) == 1 and rows(gw) == 1
+
+
+@pytest.fixture
+def gw_small_fast(tmp_path, fakes, monkeypatch) -> Iterator[GatewayServer]:
+    """``fast`` declares a 1024-token context, ``backup`` 32768."""
+    monkeypatch.setenv("GATEWAY_TEST_ANTHROPIC_KEY", ANTHROPIC_KEY)
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url)
+    config.models["fast"] = config.models["fast"].model_copy(update={"context": 1024})
+    config.models["backup"] = config.models["backup"].model_copy(update={"context": 32768})
+    with GatewayServer(config) as gw:
+        yield gw
+
+
+def test_a_prompt_too_long_for_one_model_goes_to_the_next_and_for_all_is_400_without_a_call(gw_small_fast, fakes):
+    """router/fit.py: too long for ``fast`` (declared context) is a skip, not the request's failure; the
+    upstream used to get it anyway (and a real one would refuse it or silently cut it)."""
+    long = "abc " * 3000  # ~3,000 tokens
+    answer = sdk(gw_small_fast).chat.completions.create(model="coder", messages=ask(long))
+    assert answer.choices[0].message.content == "Hello from backup."
+    assert model_calls(fakes[0]) == 0 and model_calls(fakes[1]) == 1
+    with pytest.raises(openai.BadRequestError) as err:
+        sdk(gw_small_fast).chat.completions.create(model="solo", messages=ask(long))
+    assert err.value.body["code"] == "rejected_by_models" and err.value.response.headers["x-should-retry"] == "false"
+    assert [(a["model"], a["reason"]) for a in err.value.body["attempts"]] == [("fast", "bad_request")]
+    assert "context of 1024 tokens" in err.value.body["attempts"][0]["detail"]
+    assert model_calls(fakes[0]) == 0 and rows(gw_small_fast) == 2
+    assert sdk(gw_small_fast).chat.completions.create(model="solo", messages=ask()).choices[0].message.content \
+        == "Hello from fast."

@@ -30,15 +30,14 @@ from modelyard.agents.tools import has_tools, open_toolbox
 from modelyard.agents.topology import handoff_path, orchestrator_name
 from modelyard.agents.visible import visible_text
 from modelyard.config.schema import Config
+from modelyard.router.fit import fit
 from modelyard.router.records import new_request_id
 from modelyard.runtime import Runtime
+from modelyard.tokens import message_tokens
 from modelyard.types import ChatRequest, Message
 
 OnText = Callable[[str], Awaitable[None]]
 log = logging.getLogger(__name__)
-
-#: rough characters per token, to refuse a message that cannot fit any model's context
-_CHARS_PER_TOKEN = 3.0
 
 
 @dataclass
@@ -78,10 +77,12 @@ async def _orchestrator(config: Config) -> Orchestrator | None:
 
 
 def _too_long(config: Config, agent: str, text: str) -> str | None:
-    contexts = [config.models[m].context for m in config.agents[agent].chain if config.models[m].context]
-    if contexts and len(text) / _CHARS_PER_TOKEN > max(contexts):
-        return (f"The message is too long for agent '{agent}' (about {len(text) / _CHARS_PER_TOKEN:.0f} tokens; "
-                f"its largest model context is {max(contexts)}). Please shorten it or send it in parts.")
+    """Refuse only a message no model of the agent's chain can take (router/fit.py); one too long for
+    some of them goes to the router, which skips those and tries the larger ones."""
+    found = fit(config, [agent], message_tokens(text))
+    if found.too_long:
+        return (f"The message is too long for agent '{agent}' (about {found.tokens} tokens; its largest model "
+                f"takes about {found.largest}). Please shorten it or send it in parts.")
     return None
 
 

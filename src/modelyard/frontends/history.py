@@ -10,7 +10,6 @@ table stays small however long a chat runs.
 
 from __future__ import annotations
 
-import math
 import secrets
 import sqlite3
 import time
@@ -18,26 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.ledger import connect, queries
+from modelyard.tokens import message_tokens
 from modelyard.types import Message
 
-#: role markers and separators every chat template adds around a message
-MESSAGE_OVERHEAD = 4
 #: history budget of ``modelyard chat`` (Telegram has its own, ``telegram.history_tokens``)
 CHAT_HISTORY_TOKENS = 2000
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count that errs on the high side (trimming too much is safe, overflowing is not).
-
-    English and code run about four characters per token; other scripts (Cyrillic, CJK)
-    take far more tokens per character, so non-ASCII characters are weighted heavier.
-    """
-    ascii_chars = sum(1 for c in text if c < "\x80")
-    return math.ceil(ascii_chars / 4 + (len(text) - ascii_chars) / 1.5)
-
-
-def message_tokens(content: str) -> int:
-    return estimate_tokens(content) + MESSAGE_OVERHEAD
 
 
 @dataclass(slots=True)

@@ -35,19 +35,19 @@ from modelyard.agents.learning import correct_routing
 from modelyard.agents.turn import handle_turn
 from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
-from modelyard.frontends.history import Conversation, ConversationStore, message_tokens
+from modelyard.frontends.history import Conversation, ConversationStore
 from modelyard.frontends.streaming import StreamingReply
 from modelyard.ledger.labels import LabelSource
 from modelyard.router import ChainExhausted, StreamInterrupted
+from modelyard.router.fit import Fit, fit
 from modelyard.runtime import Runtime
+from modelyard.tokens import message_tokens
 from modelyard.types import Message
 
 log = logging.getLogger(__name__)
 
 FRONTEND = "telegram"
-#: answer tokens reserved when an agent sets no max_tokens
-DEFAULT_ANSWER_TOKENS = 512
-#: system prompt and chat-template tokens the front-end cannot see
+#: system prompt tokens the front-end cannot see, kept free when history fills a model's context
 PROMPT_MARGIN = 128
 RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 
@@ -96,19 +96,10 @@ def bot_token(config: Config) -> str:
     return token
 
 
-def input_budget(config: Config, agent: str | None) -> int | None:
-    """Tokens the prompt may take: the smallest context in play minus the answer and a margin.
-
-    With automatic routing any agent may answer, so every model and agent counts.
-    None when no model in play declares its context.
-    """
-    agents = [agent] if agent else list(config.agents)
-    models = [m for a in agents for m in config.agents[a].chain] if agent else list(config.models)
-    contexts = [config.models[m].context for m in models if m in config.models and config.models[m].context]
-    if not contexts:
-        return None
-    answer = max(config.agents[a].max_tokens or DEFAULT_ANSWER_TOKENS for a in agents)
-    return max(min(contexts) - answer - PROMPT_MARGIN, 0)
+def message_fit(config: Config, agent: str | None, text: str) -> Fit:
+    """How a message fits the models that may answer it (router/fit.py, the router's own rule): with
+    automatic routing any agent may answer, so every agent's chain counts."""
+    return fit(config, [agent] if agent else list(config.agents), message_tokens(text))
 
 
 def rating_buttons() -> InlineKeyboardMarkup:
@@ -281,15 +272,17 @@ class TelegramBot:
             self.store.set_agent(conversation, None)
             await message.reply_text(f"Agent '{agent}' no longer exists; back to automatic routing.")
             agent = None
-        budget = input_budget(self.config, agent)
-        needed = message_tokens(text)
-        if budget is not None and needed > budget:
-            log.info("telegram: refused a message of ~%d tokens in chat %s (limit %d)", needed, chat.id, budget)
-            await message.reply_text(f"Your message is too long for the model (about {needed} tokens; "
-                                     f"the limit is about {budget}). Please shorten it or split it up.")
+        found = message_fit(self.config, agent, text)
+        if found.too_long:
+            log.info("telegram: refused a message of ~%d tokens in chat %s (limit %s)", found.tokens, chat.id,
+                     found.largest)
+            await message.reply_text(f"Your message is too long for the models (about {found.tokens} tokens; "
+                                     f"the largest takes about {found.largest}). Please shorten it or split it up.")
             return
-        room = self.settings.history_tokens if budget is None else min(self.settings.history_tokens, budget)
-        history = [*self.store.load(conversation, max(room - needed, 0)), Message("user", text)]
+        # history fills what the smallest model able to take this message can read, so it stays usable
+        room = (self.settings.history_tokens if found.room is None
+                else min(self.settings.history_tokens, found.room - PROMPT_MARGIN))
+        history = [*self.store.load(conversation, max(room - found.tokens, 0)), Message("user", text)]
 
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
                                reply_to=message.message_id)

@@ -18,6 +18,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments, stream_error
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -154,9 +155,8 @@ class OpenAIProvider(HttpProvider):
             yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
         if usage is None:
             # Some servers (llama_cpp.server) send no usage when streaming: they stream one token per
-            # delta, and ~4 characters make a token of prompt. An estimate beats logging zero.
-            prompt_chars = sum(len(m.content) for m in request.messages)
-            usage = Usage(prompt_chars // 4, deltas)
+            # delta, and the prompt is estimated as everywhere else. An estimate beats logging zero.
+            usage = Usage(request_tokens(request), deltas)
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=finish)  # "" when the server never said why: shapes.checked judges
 

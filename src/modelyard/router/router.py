@@ -1,7 +1,8 @@
 """The router: walk an agent's chain until some model answers, within bounded time.
 
-For each model in [primary, *fallbacks]: skip it if unavailable (credentials) or cooling
-down; wait for one of its slots at most ``timeouts.queue``; call it with first-token and
+For each model in [primary, *fallbacks]: skip it if unavailable (credentials), if the prompt
+does not fit its declared context (router/fit.py: a larger model further on may take it), or if
+cooling down; wait for one of its slots at most ``timeouts.queue``; call it with first-token and
 idle bounds; retry transient failures a bounded number of times; otherwise record why and
 move on. Every attempt lands in the request's record, which goes to the routing log once.
 
@@ -24,6 +25,7 @@ from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
+from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
     Attempt,
@@ -35,6 +37,7 @@ from modelyard.router.records import (
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, ChatResponse, Chunk, Message
 
 Sink = Callable[[RequestRecord], None]
@@ -152,6 +155,11 @@ class Router:
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, reason, why))
+                    continue
+                if provider.config.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
+                                                                    walk.request.max_tokens)):
+                    # this model's limit, not the request's fault: a larger context further on may take it
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, why))
                     continue
                 state = self.pool[model]
                 ticket = await state.admit()
@@ -345,3 +353,10 @@ class _Walk:
     deadline: float
     committed: bool = False
     answer: ChatResponse | None = None
+    tokens: int | None = None
+
+    def prompt_tokens(self) -> int:
+        """The prepared request's estimated size, counted once and only if a model declares a context."""
+        if self.tokens is None:
+            self.tokens = request_tokens(self.request)
+        return self.tokens
