@@ -55,8 +55,10 @@ def _backend_payloads() -> tuple[bytes, bytes]:
     return sse, whole
 
 
-def run_backend(port: int) -> None:
-    """An OpenAI-compatible server that answers every request at once (SSE if asked to stream)."""
+def run_backend(port: int, keep_alive: float = 5) -> None:
+    """An OpenAI-compatible server that answers every request at once (SSE if asked to stream);
+    ``keep_alive``: seconds an idle connection stays open (uvicorn's default 5 s races with clients
+    that pool connections longer, as aiohttp does: a request sent as the server closes fails)."""
     import uvicorn
 
     sse, whole = _backend_payloads()
@@ -74,7 +76,8 @@ def run_backend(port: int) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": sse_headers if stream else json_headers})
         await send({"type": "http.response.body", "body": sse if stream else whole})
 
-    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off",
+                timeout_keep_alive=keep_alive)
 
 
 # -- an in-process instant provider, served by the real gateway app ----------------------------

@@ -191,3 +191,35 @@ async def test_connection_refused(servers: dict[str, Any]) -> None:
     routed = await router.complete("agent", REQ)
     assert routed.record.attempts[0].reason == "connect_error" and routed.record.model == "backup"
     await router.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_no_reader_is_left_to_the_garbage_collector(kind: str, servers: dict[str, Any]) -> None:
+    """Each reader of a response is closed when its answer ends: one left suspended (the provider
+    stops at [DONE]) is finalised by the event loop through a thread-safe wake-up and a task, per
+    request (issue #15: two per gateway request)."""
+    import asyncio
+    import gc
+    import sys
+
+    loop = asyncio.get_running_loop()
+    left: list[str] = []
+
+    def finalizer(agen: Any) -> None:
+        left.append(agen.__qualname__)
+        loop._asyncgen_finalizer_hook(agen)  # type: ignore[attr-defined]
+
+    router = router_for(kind, servers)
+    await router.complete("agent", REQ)  # the first one opens the connection
+    hooks = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=hooks.firstiter, finalizer=finalizer)
+    try:
+        for _ in range(3):
+            routed = await router.complete("agent", REQ)
+            assert routed.record.outcome == "ok"
+            stream = router.stream("agent", REQ)
+            assert [c async for c in stream]
+        gc.collect()
+    finally:
+        sys.set_asyncgen_hooks(*hooks)
+    assert left == []

@@ -1,0 +1,330 @@
+"""Gateway hot path (issue #15): ``modelyard serve`` beside the floor of any Python proxy, in one run.
+
+    .venv/bin/python benchmarks/bench_gateway_hotpath.py [--quick] [--rounds 5] [--litellm PATH]
+                                                         [--compare NAME=SRC_DIR ...]
+
+Side by side, each its own process on loopback, all called by the same aiohttp client:
+
+- **backend**: an OpenAI-compatible server that answers at once (bench_gateway's raw ASGI app);
+- **floor**: a minimal aiohttp reverse proxy — one server hop and one client hop (aiohttp's
+  pooled client) to the backend, the body passed through, no routing, no log. No Python
+  gateway can do less per request;
+- **serve**: the real ``modelyard serve`` subprocess, its config's one model pointing at the
+  backend (OpenAI provider over HTTP), routing log on with flush-before-report, metrics on;
+- **litellm**: the LiteLLM proxy on the same backend, when ``--litellm`` names its executable
+  or ``litellm`` is on PATH (install it in a venv of its own: ``pip install 'litellm[proxy]'``);
+  otherwise the row says it was not measured;
+- ``--compare NAME=SRC_DIR``: another ``modelyard serve`` from another checkout's ``src``
+  (e.g. ``main=/work/main/src``), for a before/after in the same run.
+
+Per round, every target gets a latency block at concurrency 1 (sequential requests on one
+keep-alive connection) and then a throughput block at concurrency 50; the rounds interleave
+the targets so the drift of a shared, loaded machine hits them alike. Each figure is the
+median over rounds; "added" is the target's p50 minus the backend's p50 in the same round,
+and the ratios compare each target to the floor measured in that same round.
+
+Targets (issue #15): added p50 at c=1 <= 2x the floor's added latency; p99 at c=1 <= 2 ms;
+req/s at c=50 >= 0.5x the floor's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from bench_gateway import HOST, PY, ROOT, free_port, run_backend, serve_cmd, wait_ready
+
+BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "ping"}]}).encode()
+#: LiteLLM refuses to start without a strong master key; the others ignore the header (loopback)
+KEY = f"sk-{secrets.token_hex(32)}"
+HEADERS = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+
+
+# -- the floor: a minimal aiohttp reverse proxy ----------------------------------------------------
+
+
+def run_floor(port: int, backend: int) -> None:
+    """Pass each request's body to the backend and its answer back: nothing else."""
+    from aiohttp import web
+
+    upstream = f"http://{HOST}:{backend}/v1/chat/completions"
+
+    async def start(app: web.Application) -> None:
+        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30))
+
+    async def stop(app: web.Application) -> None:
+        await app["session"].close()
+
+    async def proxy(request: web.Request) -> web.Response:
+        body = await request.read()
+        async with request.app["session"].post(upstream, data=body,
+                                               headers={"content-type": "application/json"}) as r:
+            data = await r.read()
+        return web.Response(body=data, status=r.status, content_type="application/json")
+
+    app = web.Application()
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    app.router.add_post("/v1/chat/completions", proxy)
+    web.run_app(app, host=HOST, port=port, access_log=None, print=None)
+
+
+# -- LiteLLM -----------------------------------------------------------------------------------------
+
+
+def find_litellm(given: str | None) -> str | None:
+    if given:
+        return given if Path(given).exists() else None
+    beside = Path(sys.executable).with_name("litellm")
+    return str(beside) if beside.exists() else shutil.which("litellm")
+
+
+def litellm_cmd(exe: str, directory: Path, port: int, backend: int) -> list[str]:
+    cfg = directory / "litellm.yaml"
+    cfg.write_text(json.dumps({"model_list": [{"model_name": "bench", "litellm_params": {
+        "model": "openai/instant", "api_base": f"http://{HOST}:{backend}/v1", "api_key": "bench"}}],
+        "litellm_settings": {"telemetry": False, "set_verbose": False}}))
+    return [exe, "--config", str(cfg), "--host", HOST, "--port", str(port), "--num_workers", "1"]
+
+
+def spawn(args: list[str], port: int, errors: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a server and wait until it listens; its stderr goes to a file (a chatty one never blocks)."""
+    with errors.open("ab") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                stderr=err)
+    wait_ready(port, proc, timeout=180)
+    return proc
+
+
+# -- the client ----------------------------------------------------------------------------------------
+
+
+async def call(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.post(url, data=BODY, headers=HEADERS) as r:
+        body = await r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{url}: HTTP {r.status}: {body[:300]!r}")
+
+
+async def latencies(session: aiohttp.ClientSession, url: str, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await call(session, url)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def throughput(session: aiohttp.ClientSession, url: str, concurrency: int, seconds: float) -> tuple[int, float]:
+    """(requests answered, seconds taken) with ``concurrency`` clients for about ``seconds``."""
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            await call(session, url)
+            done += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done, time.perf_counter() - t0
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    """CPU time of a server process and its children (LiteLLM may fork workers), user + system."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Figures:
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    rps: list[float] = field(default_factory=list)
+    #: server CPU (user + system, every thread) per answered request at c=50: the figure load moves least
+    cpu_ms: list[float] = field(default_factory=list)
+    added: list[float] = field(default_factory=list)
+    added_vs_floor: list[float] = field(default_factory=list)
+    rps_vs_floor: list[float] = field(default_factory=list)
+
+
+async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int, n: int,
+                  seconds: float) -> dict[str, Figures]:
+    figs = {name: Figures() for name in targets}
+    sessions = {name: (aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)),
+                       aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50))) for name in targets}
+    try:
+        for name, url in targets.items():  # warm connections, code paths, pools and caches
+            await latencies(sessions[name][0], url, 200)
+            await throughput(sessions[name][1], url, 50, 0.5)
+        for i in range(rounds):
+            order = list(targets)
+            order = order[i % len(order):] + order[:i % len(order)]  # rotate: no target always goes first
+            lat = {name: await latencies(sessions[name][0], targets[name], n) for name in order}
+            rps, cpu = {}, {}
+            for name in order:
+                proc = psutil.Process(pids[name])
+                before = cpu_seconds(proc)
+                done, took = await throughput(sessions[name][1], targets[name], 50, seconds)
+                rps[name], cpu[name] = done / took, (cpu_seconds(proc) - before) / done * 1000
+            base = pct(lat["backend"], 50)
+            for name in targets:
+                f = figs[name]
+                f.p50.append(pct(lat[name], 50))
+                f.p99.append(pct(lat[name], 99))
+                f.rps.append(rps[name])
+                f.cpu_ms.append(cpu[name])
+                f.added.append(f.p50[-1] - base)
+            for name in targets:
+                f, floor = figs[name], figs["floor"]
+                f.added_vs_floor.append(f.added[-1] / floor.added[-1] if floor.added[-1] > 0 else float("nan"))
+                f.rps_vs_floor.append(f.rps[-1] / floor.rps[-1])
+            print(f"  round {i + 1}/{rounds}: " + ", ".join(
+                f"{name} +{figs[name].added[-1]:.2f} ms {figs[name].rps[-1]:.0f}/s {figs[name].cpu_ms[-1]:.2f} cpu-ms"
+                for name in targets),
+                f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        for a, b in sessions.values():
+            await a.close()
+            await b.close()
+    return figs
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def span(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}"
+
+
+def report(figs: dict[str, Figures], missing: dict[str, str]) -> list[str]:
+    head = f"{'':<10} {'added p50 c=1':>14} {'x floor':>8} {'p50 c=1':>9} {'p99 c=1':>9} {'req/s c=50':>11} " \
+           f"{'x floor':>8} {'CPU ms/req':>11} {'x floor':>8}   rounds: added ms / req/s"
+    lines = [head]
+    for name, f in figs.items():
+        added = "—" if name == "backend" else f"+{med(f.added):.2f} ms"
+        ratio = "—" if name in ("backend", "floor") else f"{med(f.added_vs_floor):.2f}"
+        rps_ratio = "—" if name == "floor" else f"{med(f.rps_vs_floor):.2f}"
+        rounds = "" if name == "backend" else f"{span(f.added, '{:.2f}')} / {span(f.rps, '{:.0f}')}"
+        cpu_ratio = "—" if name == "floor" else f"{med(f.cpu_ms) / med(figs['floor'].cpu_ms):.2f}"
+        lines.append(f"{name:<10} {added:>14} {ratio:>8} {med(f.p50):>6.2f} ms {med(f.p99):>6.2f} ms "
+                     f"{med(f.rps):>11.0f} {rps_ratio:>8} {med(f.cpu_ms):>11.3f} {cpu_ratio:>8}   {rounds}")
+    for name, why in missing.items():
+        lines.append(f"{name:<10} not measured: {why}")
+    if "serve" in figs:
+        f = figs["serve"]
+        lines += ["", "targets (issue #15), serve:",
+                  f"  added p50 at c=1 <= 2x the floor's: {med(f.added_vs_floor):.2f}x "
+                  f"({'met' if med(f.added_vs_floor) <= 2 else 'NOT met'})",
+                  f"  p99 at c=1 <= 2 ms: {med(f.p99):.2f} ms ({'met' if med(f.p99) <= 2 else 'NOT met'})",
+                  f"  req/s at c=50 >= 0.5x the floor's: {med(f.rps_vs_floor):.2f}x "
+                  f"({'met' if med(f.rps_vs_floor) >= 0.5 else 'NOT met'})"]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 short rounds")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5)")
+    parser.add_argument("--litellm", help="the LiteLLM proxy's executable (default: beside python, or on PATH)")
+    parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if it is installed")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=SRC_DIR",
+                        help="also run modelyard serve from another checkout's src directory")
+    parser.add_argument("--backend", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.backend:
+        return run_backend(args.backend, keep_alive=300)  # idle pooled connections are never closed under us
+    if args.floor:
+        return run_floor(*args.floor)
+    rounds = args.rounds or (3 if args.quick else 5)
+    n, seconds = (300, 1.5) if args.quick else (1000, 3.0)
+
+    procs: list[subprocess.Popen] = []
+    missing: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        errors = Path(tmp) / "stderr.txt"
+        try:
+            targets: dict[str, int] = {}
+            pids: dict[str, int] = {}
+
+            def start(name: str, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+                proc = spawn(args, port, errors, env)
+                procs.append(proc)
+                targets[name], pids[name] = port, proc.pid
+
+            backend = free_port()
+            start("backend", [PY, __file__, "--backend", str(backend)], backend)
+            floor = free_port()
+            start("floor", [PY, __file__, "--floor", str(floor), str(backend)], floor)
+            cfg = Path(tmp) / "config.yaml"
+            cfg.write_text(json.dumps({  # JSON is YAML
+                "models": {"instant": {"provider": "openai", "endpoint": f"http://{HOST}:{backend}",
+                                       "max_concurrent": 256}},
+                "agents": {"bench": {"primary": "instant"}},
+                "log": {"path": str(Path(tmp) / "log.db")}, "defaults": {"retries": {"attempts": 0}}}))
+            checkouts = {"serve": str(ROOT / "src"), **dict(c.split("=", 1) for c in args.compare)}
+            for name, src in checkouts.items():
+                port = free_port()
+                start(name, serve_cmd(cfg, port), port, {"PYTHONPATH": str(Path(src).resolve())})
+                print(f"{name}: modelyard serve from {Path(src).resolve()}")
+            exe = None if args.no_litellm else find_litellm(args.litellm)
+            if exe is None:
+                missing["litellm"] = "skipped (--no-litellm)" if args.no_litellm else \
+                    "its executable was not found (pip install 'litellm[proxy]' in a venv of its own, then --litellm)"
+            else:
+                port = free_port()
+                try:
+                    start("litellm", litellm_cmd(exe, Path(tmp), port, backend), port,
+                          {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": KEY})
+                except RuntimeError as exc:
+                    missing["litellm"] = f"did not start ({exc})"
+            urls = {name: f"http://{HOST}:{port}/v1/chat/completions" for name, port in targets.items()}
+            print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; {rounds} rounds of "
+                  f"{n} sequential requests + {seconds:g} s at c=50 per target; client: aiohttp on asyncio\n")
+            figs = asyncio.run(measure(urls, pids, rounds, n, seconds))
+            print()
+            for line in report(figs, missing):
+                print(line)
+        except BaseException:
+            if errors.exists():
+                print(errors.read_text()[-3000:], file=sys.stderr)
+            raise
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    main()
