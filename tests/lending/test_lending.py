@@ -274,3 +274,19 @@ async def test_slots_from_serve_and_from_here_go_back_where_they_came_from(tmp_p
     finally:
         await pool.aclose()
         await machine.lender.aclose()
+
+
+async def test_a_borrowing_process_shows_serves_live_counts(tmp_path: Path) -> None:
+    """What a long-running bot's /status (and ``models``) shows is serve's state, kept fresh."""
+    machine = await Machine(tmp_path, _config(limit=2), ScriptedProvider("m")).start()
+    pool, _ = machine.front_end()
+    try:
+        await pool.peek()
+        assert [(s.in_flight, s.limit) for s in pool.statuses()] == [(0, 2)]
+        await machine.pool["m"].acquire(1)  # serve's own request
+        await _until(lambda: pool.statuses()[0].in_flight == 1, timeout=5)
+        await machine.pool["m"].release()
+        await _until(lambda: pool.statuses()[0].in_flight == 0, timeout=5)
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()

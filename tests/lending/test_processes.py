@@ -202,6 +202,7 @@ def test_kill_9_of_a_front_end_holding_a_slot_gives_it_back_at_once(tmp_path: Pa
         victim = m.ask("victim")
         _wait(lambda: m.slots()[0] == 1 and m.backend.in_flight == 1, 60, "the ask holds a slot at serve")
         assert m.health()["state"]["lending"]["borrowers"] == [victim.proc.pid]
+        assert "modelyard_front_ends 1.0" in httpx.get(m.serve.url + "/metrics", timeout=5).text
         victim.proc.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         victim.wait(10)
@@ -236,6 +237,7 @@ def test_serve_runs_the_bot_and_a_second_bot_is_refused(tmp_path: Path) -> None:
         _wait(lambda: m.health().get("telegram") == "running", 30, "the bot runs inside serve")
         m.tg.push_message(ALICE, 3001, "hello")
         _wait(lambda: _bot_answers(m.tg, 3001), 60, "serve's bot answered")
+        assert "modelyard_telegram_up 1.0" in httpx.get(m.serve.url + "/metrics", timeout=5).text
         second = m.run("telegram2", "telegram")
         assert second.wait(60) == 2
         assert f"already runs inside `modelyard serve` (pid {m.serve.proc.pid})" in second.stderr()  # type: ignore[union-attr]

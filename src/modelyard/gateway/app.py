@@ -228,4 +228,6 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
                     exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.gateway = Gateway(runtime, api_keys)
     app.state.gateway.hosting = hosting
+    if hosting is not None:
+        app.state.gateway.metrics.watch_hosting(hosting.status)
     return app

@@ -9,7 +9,8 @@ system's, from a view at most ``state.refresh`` old, and the store's own health 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -113,6 +114,21 @@ class _LogState(Collector):
                                 "or its writer is down", value=1.0 if h.degraded else 0.0)
 
 
+class _Hosted(Collector):
+    """What serve hosts besides the API: front-ends borrowing its limits, and the Telegram bot."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]):
+        self.status = status
+
+    def collect(self) -> Iterable[Metric]:
+        status = self.status()
+        borrowers = len(status["lending"]["borrowers"])
+        yield GaugeMetricFamily("modelyard_front_ends", "Front-end processes (ask, chat, telegram) on this machine "
+                                "borrowing this gateway's slots and breakers", value=borrowers)
+        yield GaugeMetricFamily("modelyard_telegram_up", "1 while the Telegram bot runs inside this process",
+                                value=int(status["telegram"] == "running"))
+
+
 class GatewayMetrics:
     def __init__(self, router: Router, writer: LogWriter | None = None, *, forwarder: Forwarder | None = None):
         self.registry = CollectorRegistry()
@@ -131,6 +147,10 @@ class GatewayMetrics:
             r.register(_LogState(writer))
         if forwarder is not None:
             r.register(_ForwardState(forwarder))
+
+    def watch_hosting(self, status: Callable[[], dict[str, Any]]) -> None:
+        """``modelyard serve``: export what :class:`~modelyard.gateway.hosting.Hosting` reports."""
+        self.registry.register(_Hosted(status))
 
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (called from the router's sink)."""

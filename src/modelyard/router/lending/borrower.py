@@ -38,8 +38,8 @@ log = logging.getLogger("modelyard.state")
 RETRY = 2.0
 #: bound on a reply that needs no waiting (admit, view, hello): serve is on this machine
 REPLY_TIMEOUT = 1.0
-#: a cached view older than this is refreshed in the background when someone looks at it
-VIEW_TTL = 0.5
+#: seconds between reads of serve's view while connected (what /status, ``models`` and the metrics show)
+VIEW_EVERY = 1.0
 
 
 class ServeLost(Exception):
@@ -77,7 +77,7 @@ class ServeLink:
         self._connecting: asyncio.Future[bool] | None = None
         self._view: dict[str, list[Any]] = {}
         self.view_at: float | None = None
-        self._refreshing = False
+        self._watch_task: asyncio.Task[None] | None = None
 
     @property
     def up(self) -> bool:
@@ -142,6 +142,7 @@ class ServeLink:
         self.connection += 1
         self.reason = ""
         self._reader_task = self._loop.create_task(self._read(reader, self.connection), name="modelyard-serve-link")
+        self._watch_task = self._loop.create_task(self._watch(self.connection), name="modelyard-serve-view")
         if had:
             self._say(f"limits: shared with `modelyard serve` (pid {found.entry.pid}) now")
         self._said = ""
@@ -211,17 +212,11 @@ class ServeLink:
     # -- the view -------------------------------------------------------------------------
 
     def view(self, model: str) -> list[Any] | None:
-        if self.up and self.view_at is not None and time.monotonic() - self.view_at > VIEW_TTL:
-            self._refresh_soon()
+        """Serve's view of ``model`` (at most :data:`VIEW_EVERY` old), or None when not connected."""
         return self._view.get(model) if self.up else None
 
-    def _refresh_soon(self) -> None:
-        if not self._refreshing and self._loop is not None:
-            self._refreshing = True
-            self._loop.create_task(self.peek())
-
     async def peek(self) -> None:
-        """Read every model's state from serve once (``models``, ``/status``)."""
+        """Read every model's state from serve now (connecting if need be)."""
         try:
             if await self.ready():
                 reply = await self.call({"op": Op.VIEW})
@@ -229,15 +224,20 @@ class ServeLink:
                 self.view_at = time.monotonic()
         except ServeLost:
             pass
-        finally:
-            self._refreshing = False
+
+    async def _watch(self, connection: int) -> None:
+        """Keep the view fresh while this connection lasts (a long-running bot's /status reads it)."""
+        while connection == self.connection and self.up:
+            await asyncio.sleep(VIEW_EVERY)
+            await self.peek()
 
     async def aclose(self) -> None:
         """Closing the connection gives back, at serve, everything this process still holds."""
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await self._reader_task
+        for task in (self._watch_task, self._reader_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                    await task
         if self._writer is not None:
             self._writer.close()
             with contextlib.suppress(OSError, RuntimeError):
