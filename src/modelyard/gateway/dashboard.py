@@ -45,7 +45,8 @@ def _log(conn: LogConnection, limit: int, agent: str | None, model: str | None,
 def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any]:
     agents: list[dict[str, Any]] = []
     for g in stats(conn, since, by="agent"):
-        agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "fallbacks": g.fallbacks,
+        agents.append({"agent": g.key, "requests": g.requests, "failed": g.failed, "cancelled": g.cancelled,
+                       "fallbacks": g.fallbacks,
                        "fallback_rate": g.fallback_rate, "p50_ms": g.p50, "p95_ms": g.p95,
                        "local_share": g.local_share, "reasons": {}})
     by_agent = {a["agent"]: a for a in agents}

@@ -33,6 +33,8 @@ class Group:
     spend: float = 0.0
     rated: int = 0
     acceptable: int = 0
+    #: unanswered because the caller went away (disconnect, Ctrl-C): not a failure of the setup
+    cancelled: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
     waits: list[float] = field(default_factory=list, repr=False)
     tps: list[float] = field(default_factory=list, repr=False)
@@ -52,7 +54,8 @@ class Group:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "key": self.key, "requests": self.requests, "served": self.served, "fallbacks": self.fallbacks,
+            "key": self.key, "requests": self.requests, "served": self.served, "failed": self.failed,
+            "cancelled": self.cancelled, "fallbacks": self.fallbacks,
             "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
             "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "spend_usd": self.spend,
@@ -64,7 +67,8 @@ class Group:
 
     @property
     def failed(self) -> int:
-        return self.requests - self.served
+        """Requests no model answered, the caller's cancellations aside."""
+        return self.requests - self.served - self.cancelled
 
     @property
     def p50(self) -> float | None:
@@ -84,6 +88,8 @@ class Group:
         self.requests += 1
         self.tokens_in += row["tokens_in"] or 0
         self.tokens_out += row["tokens_out"] or 0
+        if row["outcome"] == RequestOutcome.CANCELLED:
+            self.cancelled += 1
         if row["outcome"] == RequestOutcome.FALLBACK:
             self.fallbacks += 1
             self.reasons[row["fallback_reason"] or "unknown"] += 1

@@ -1,60 +1,91 @@
 """The report as one image: traffic per agent (local vs cloud), latency, and cost against all-cloud.
 
 matplotlib with the Agg backend (no display needed); the file suffix picks PNG or SVG.
+
+Every panel is a horizontal bar chart: names sit one per row on the left, so a long agent or model
+name (``claude-sonnet-4-5-20250929``) takes margin, never its neighbour's place — rotated labels under
+vertical bars overlapped as soon as names grew. Names longer than :data:`LABEL_CHARS` are shortened
+with an ellipsis. Cancelled requests (the caller went away) are drawn apart from failed ones.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from modelyard.ledger.report import Report, money
+
+#: the longest name drawn whole; longer ones end in "…"
+LABEL_CHARS = 28
+
+
+def short(name: str, limit: int = LABEL_CHARS) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def build_figure(report: Report) -> Any:
+    """The chart as a matplotlib Figure (the caller saves or inspects it, then closes it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(len(report.agents), len(report.counterfactuals) + 1, 3)
+    fig, (traffic, latency, cost) = plt.subplots(1, 3, figsize=(16, 2.2 + 0.38 * rows), layout="constrained")
+    fig.suptitle(f"modelyard report — {report.period.label}")
+
+    names = [short(g.key) for g in report.agents]
+    ys = list(range(len(names)))
+    segments = [("local", [g.local for g in report.agents], "#4c9a5b"),
+                ("cloud", [g.served - g.local for g in report.agents], "#5b7bd5"),
+                ("failed", [g.failed for g in report.agents], "#c85a54"),
+                ("cancelled", [g.cancelled for g in report.agents], "#b0b0b0")]
+    left = [0] * len(names)
+    for label, values, color in segments:
+        if label == "cancelled" and not any(values):
+            continue
+        traffic.barh(ys, values, left=left, label=label, color=color)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    traffic.set_yticks(ys, names)
+    traffic.invert_yaxis()
+    traffic.set_xlabel("requests")
+    traffic.set_title(f"requests per agent ({report.totals.local_share:.0%} local)")
+    traffic.legend(loc="lower right", fontsize="small")
+
+    summaries = [g.summary() for g in report.agents]
+    p50 = [(s["latency_p50_ms"] or 0) / 1000 for s in summaries]
+    p95 = [(s["latency_p95_ms"] or 0) / 1000 for s in summaries]
+    latency.barh([y - 0.2 for y in ys], p50, height=0.4, label="p50")
+    latency.barh([y + 0.2 for y in ys], p95, height=0.4, label="p95")
+    latency.set_yticks(ys, names)
+    latency.invert_yaxis()
+    latency.set_xlabel("seconds")
+    latency.set_title("latency per agent")
+    latency.legend(loc="lower right", fontsize="small")
+
+    labels = ["actual"] + [f"all {short(c.model)}" for c in report.counterfactuals]
+    values = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
+    cys = list(range(len(labels)))
+    bars = cost.barh(cys, values, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
+    cost.bar_label(bars, labels=[money(v) for v in values], padding=3)
+    cost.set_yticks(cys, labels)
+    cost.invert_yaxis()
+    cost.set_xlim(0, max([*values, 1e-9]) * 1.35)  # room for the amounts at the bars' ends
+    cost.set_xlabel("USD")
+    cost.set_title("cost vs all-cloud")
+    return fig
 
 
 def render_chart(report: Report, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg"):
         raise ValueError(f"chart file must end in .png or .svg, not {path.suffix or '(none)'}")
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (traffic, latency, cost) = plt.subplots(1, 3, figsize=(15, 4.8))
-    fig.suptitle(f"modelyard report — {report.period.label}")
-
-    names = [g.key for g in report.agents]
-    local = [g.local for g in report.agents]
-    cloud = [g.served - g.local for g in report.agents]
-    failed = [g.requests - g.served for g in report.agents]
-    traffic.bar(names, local, label="local", color="#4c9a5b")
-    traffic.bar(names, cloud, bottom=local, label="cloud", color="#5b7bd5")
-    traffic.bar(names, failed, bottom=[a + b for a, b in zip(local, cloud, strict=True)], label="failed",
-                color="#c85a54")
-    traffic.set_title(f"requests per agent ({report.totals.local_share:.0%} local)")
-    traffic.legend()
-    traffic.tick_params(axis="x", rotation=30)
-
-    summaries = [g.summary() for g in report.agents]
-    p50 = [(s["latency_p50_ms"] or 0) / 1000 for s in summaries]
-    p95 = [(s["latency_p95_ms"] or 0) / 1000 for s in summaries]
-    xs = range(len(names))
-    latency.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
-    latency.bar([x + 0.2 for x in xs], p95, width=0.4, label="p95")
-    latency.set_xticks(list(xs), names, rotation=30)
-    latency.set_ylabel("seconds")
-    latency.set_title("latency per agent")
-    latency.legend()
-
-    labels = ["actual"] + [c.model for c in report.counterfactuals]
-    values = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
-    bars = cost.bar(labels, values, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
-    cost.bar_label(bars, labels=[money(v) for v in values])
-    cost.set_ylabel("USD")
-    cost.set_title("cost vs all-cloud")
-    cost.tick_params(axis="x", rotation=30)
-
-    fig.tight_layout()
+    fig = build_figure(report)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
     return path
