@@ -64,13 +64,13 @@ def build_figure(report: Report) -> Any:
     latency.legend(loc="lower right", fontsize="small")
 
     labels = ["actual"] + [f"all {short(c.model)}" for c in report.counterfactuals]
-    values = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
+    amounts = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
     cys = list(range(len(labels)))
-    bars = cost.barh(cys, values, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
-    cost.bar_label(bars, labels=[money(v) for v in values], padding=3)
+    bars = cost.barh(cys, amounts, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
+    cost.bar_label(bars, labels=[money(v) for v in amounts], padding=3)
     cost.set_yticks(cys, labels)
     cost.invert_yaxis()
-    cost.set_xlim(0, max([*values, 1e-9]) * 1.35)  # room for the amounts at the bars' ends
+    cost.set_xlim(0, max([*amounts, 1e-9]) * 1.35)  # room for the amounts at the bars' ends
     cost.set_xlabel("USD")
     cost.set_title("cost vs all-cloud")
     return fig
