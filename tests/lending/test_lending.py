@@ -290,3 +290,24 @@ async def test_a_borrowing_process_shows_serves_live_counts(tmp_path: Path) -> N
     finally:
         await pool.aclose()
         await machine.lender.aclose()
+
+
+async def test_garbage_on_the_socket_ends_that_connection_only(tmp_path: Path) -> None:
+    machine = await Machine(tmp_path, _config(limit=1), ScriptedProvider("m")).start()
+    pool, front = machine.front_end()
+    try:
+        for junk in (b"not json\n", b"[1, 2]\n", b'{"op": "nope"}\n', b'{"op": "acquire", "id": 1}\n',
+                     b'{"op": "acquire", "id": 2, "model": "m", "timeout": NaN}\n'
+                     b'{"op": "admit", "id": 3, "model": "m"}\n'
+                     b'{"op": "failed", "id": 3, "reason": "made_up"}\n', b"x" * 70_000 + b"\n"):
+            reader, writer = await asyncio.open_unix_connection(str(machine.lender.path))
+            writer.write(junk)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(), 5)  # serve closes the connection (after what it could answer)
+            writer.close()
+        await _until(lambda: machine.serve_slots.in_flight == 0 and not machine.lender.loans)
+        result = await _ask(front)  # the lender still serves well-behaved front-ends
+        assert result.record.outcome.answered and machine.notes == []
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()

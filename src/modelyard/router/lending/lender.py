@@ -29,6 +29,9 @@ from modelyard.router.state import ModelState, Ticket
 
 log = logging.getLogger("modelyard.lending")
 
+#: the longest wait for a slot a front-end may ask for (its own queue bound is far below)
+MAX_WAIT = 3600.0
+
 
 def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:
     """(pid, uid) of the connected process, where the platform tells (Linux: SO_PEERCRED)."""
@@ -38,6 +41,12 @@ def _peer(writer: asyncio.StreamWriter) -> tuple[int, int] | None:
     pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                          struct.calcsize("3i")))
     return pid, uid
+
+
+def _wait_bound(value: Any) -> float:
+    """A front-end's queue bound, within [0, MAX_WAIT] (NaN and negatives: 0, no wait)."""
+    seconds = float(value)
+    return min(seconds, MAX_WAIT) if seconds > 0 else 0.0
 
 
 class Lender:
@@ -134,7 +143,7 @@ class _Loan:
                 self.reply({"id": ident, "ok": False, "waited": 0.0, "reason": Reason.UNAVAILABLE,
                             "message": f"serve has no model {message['model']!r}"})
                 return
-            self.waits[ident] = asyncio.create_task(self._acquire(ident, state, float(message["timeout"])))
+            self.waits[ident] = asyncio.create_task(self._acquire(ident, state, _wait_bound(message["timeout"])))
         elif op in (Op.RELEASE, Op.DROP):
             if (task := self.waits.pop(ident, None)) is not None:
                 task.cancel()  # a slot granted just before is passed on by the state itself
