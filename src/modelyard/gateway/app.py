@@ -28,6 +28,7 @@ from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
+from modelyard.gateway.responses_route import create_response
 from modelyard.gateway.routing import listed_names, resolve, shared_router
 from modelyard.ledger.store import LogUnavailable
 from modelyard.router.records import RequestRecord
@@ -177,10 +178,18 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
 
+#: named in the 404 of an unknown path, so a client on the wrong API learns what to call instead
+ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /v1/models/{name}",
+             "GET /healthz", "GET /metrics", "GET /openapi.json", "GET / (dashboard)", "GET /api/log",
+             "GET /api/summary")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail or "error", code="not_found" if exc.status_code == 404 else None,
-                          headers=exc.headers)  # e.g. Allow on a 405
+    if exc.status_code == 404:
+        return error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
+                              + ", ".join(ENDPOINTS), code="not_found")
+    return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)  # e.g. Allow on a 405
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -196,6 +205,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", create_response, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -82,7 +82,7 @@ async def chat_completions(request: Request) -> Response:
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
-        return await _exhausted(gw, exc)
+        return await exhausted(gw, exc)
     record = routed.record
     response = promote_text_calls(chat, routed.response)
     await gw.log.wait_written(LOG_WAIT)
@@ -108,12 +108,12 @@ async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bo
     yield DONE
 
 
-async def _exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
+async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
     await gw.log.wait_written(LOG_WAIT)  # an error reaching the client is a response too: its row comes first
     return exhausted_response(exc, gw.router.pool)
 
 
-async def _first(stream: RoutedStream) -> Chunk | None:
+async def first_chunk(stream: RoutedStream) -> Chunk | None:
     try:
         return await stream.__anext__()
     except StopAsyncIteration:
@@ -124,13 +124,13 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat, request_id:
                     include_usage: bool) -> Response:
     stream = gw.router.stream(agent, chat, request_id=request_id)
     try:
-        first = await until_disconnect(request.receive, _first(stream))
+        first = await until_disconnect(request.receive, first_chunk(stream))
     except ClientGone:
         await stream.aclose()
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
         await stream.aclose()
-        return await _exhausted(gw, exc)
+        return await exhausted(gw, exc)
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
     return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record))

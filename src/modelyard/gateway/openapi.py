@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from modelyard.gateway.responses_wire import ResponsesBody
 from modelyard.gateway.wire import ChatCompletionBody
 
 _REF = "#/components/schemas/{model}"
@@ -46,6 +47,12 @@ _COMPLETION = {
                    "model": {"type": "string"}, "choices": {"type": "array", "items": {"type": "object"}},
                    "usage": {"type": "object"}},
 }
+_RESPONSE = {
+    "type": "object", "required": ["id", "object", "created_at", "model", "status", "output"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "response"}, "created_at": {"type": "integer"},
+                   "model": {"type": "string"}, "status": {"enum": ["completed", "incomplete"]},
+                   "output": {"type": "array", "items": {"type": "object"}}, "usage": {"type": "object"}},
+}
 _MODEL = {
     "type": "object", "required": ["id", "object"],
     "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "owned_by": {"type": "string"},
@@ -56,7 +63,9 @@ _MODEL = {
 @cache
 def openapi_document() -> dict[str, Any]:
     body = ChatCompletionBody.model_json_schema(ref_template=_REF)
-    schemas = {**body.pop("$defs", {}), "ChatCompletionBody": body, "Error": _ERROR, "ChatCompletion": _COMPLETION,
+    responses_body = ResponsesBody.model_json_schema(ref_template=_REF)
+    schemas = {**body.pop("$defs", {}), **responses_body.pop("$defs", {}), "ChatCompletionBody": body,
+               "ResponsesBody": responses_body, "Error": _ERROR, "ChatCompletion": _COMPLETION, "Response": _RESPONSE,
                "Model": _MODEL,
                "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
                    "object": {"const": "list"},
@@ -70,7 +79,7 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelyard gateway", "version": "1",
-                 "description": "OpenAI-compatible chat completions routed through modelyard agents."},
+                 "description": "OpenAI-compatible chat completions and responses routed through modelyard agents."},
         "paths": {
             "/v1/chat/completions": {"post": {
                 "operationId": "createChatCompletion",
@@ -80,6 +89,18 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}},
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid; param names the field"),
+                    "404": _error("no agent or model has that name"),
+                    "413": _error("the body is larger than gateway.max_request_mb"),
+                    **_EXHAUSTED,
+                    **_AUTH_ERRORS}}},
+            "/v1/responses": {"post": {
+                "operationId": "createResponse",
+                "requestBody": {"required": True, **_json("ResponsesBody")},
+                "responses": {
+                    "200": {"description": "the response (JSON, or server-sent events when stream is true)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": _error("the body is not valid or asks for what the gateway does not do; param names it"),
                     "404": _error("no agent or model has that name"),
                     "413": _error("the body is larger than gateway.max_request_mb"),
                     **_EXHAUSTED,
