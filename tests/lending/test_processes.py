@@ -1,4 +1,4 @@
-"""One machine, several front-ends, real processes: a ``serve``, ``ask`` processes and a ``telegram``
+"""One machine, several front-ends, real processes: a ``serve``, ``ask`` processes, a ``chat`` and a ``telegram``
 bot (against the fake Bot API) on one slow backend with ``max_concurrent: 2`` — and no Redis.
 
 The backend counts the requests it serves at once: it must never see more than 2, whichever process
@@ -37,10 +37,15 @@ ALICE = 111
 class Child:
     """A ``python -m modelyard …`` process with its output in files."""
 
-    def __init__(self, args: list[str], directory: Path, name: str, env: dict[str, str]):
+    def __init__(self, args: list[str], directory: Path, name: str, env: dict[str, str], stdin: bytes | None = None):
         self.out, self.err = directory / f"{name}.out", directory / f"{name}.err"
         with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", *args], stdout=out, stderr=err, env=env)
+            self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", *args], stdout=out, stderr=err, env=env,
+                                         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL)
+        if stdin is not None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
 
     def wait(self, timeout: float = 60) -> int:
         return self.proc.wait(timeout)
@@ -71,8 +76,8 @@ class Machine:
     serve: GatewayProcess
     children: list[Child] = field(default_factory=list)
 
-    def run(self, name: str, *args: str, env: dict[str, str] | None = None) -> Child:
-        child = Child([*args, "--config", str(self.config)], self.directory, name, {**self.env, **(env or {})})
+    def run(self, name: str, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Child:
+        child = Child([*args, "--config", str(self.config)], self.directory, name, {**self.env, **(env or {})}, stdin)
         self.children.append(child)
         return child
 
@@ -172,23 +177,25 @@ def test_serve_ask_and_telegram_share_two_slots(tmp_path: Path) -> None:
         with Saturate(m.serve.url):
             _wait(lambda: m.backend.in_flight == LIMIT, 20, "serve alone fills both slots")
             asks = [m.ask(f"ask{i}") for i in range(3)]
-            for chat in (1001, 1002):
-                m.tg.push_message(ALICE, chat, f"hello from chat {chat}")
-            pids = {a.proc.pid for a in asks} | {bot.proc.pid}
+            chat = m.run("chat", "chat", "--agent", "chat", stdin=b"hello from a terminal\n/quit\n")
+            for chat_id in (1001, 1002):
+                m.tg.push_message(ALICE, chat_id, f"hello from chat {chat_id}")
+            pids = {a.proc.pid for a in asks} | {bot.proc.pid, chat.proc.pid}
             seen: set[int] = set()
 
             def borrowers() -> bool:
                 seen.update(m.health()["state"]["lending"]["borrowers"])
                 return pids <= seen
             _wait(borrowers, 60, "every front-end borrowed from serve")
-            codes = [a.wait(120) for a in asks]
+            codes = [a.wait(120) for a in [*asks, chat]]
             _wait(lambda: all(_bot_answers(m.tg, c) for c in (1001, 1002)), 120, "the bot answered both chats")
             peak = m.backend.max_in_flight
             # the control: a front-end that opts out double-books the model
             control = m.ask("control", "--local")
             assert control.wait(120) == 0, control.output()
-        assert codes == [0, 0, 0], [a.output() for a in asks]
-        assert peak == LIMIT, f"the backend saw {peak} requests at once (limit {LIMIT}; serve + 3 asks + a bot)"
+        assert codes == [0, 0, 0, 0], [a.output() for a in [*asks, chat]]
+        assert "Hello from the slow model." in chat.output(), chat.output()
+        assert peak == LIMIT, f"the backend saw {peak} requests at once (limit {LIMIT}; serve, 3 asks, a chat, a bot)"
         assert m.backend.max_in_flight == LIMIT + 1, "`ask --local` kept its own slots (the test can fail)"
         assert m.tg.calls_to("getUpdates"), "the bot polled the fake Bot API"
         for a in asks:
