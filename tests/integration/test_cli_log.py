@@ -106,3 +106,15 @@ def test_log_json_is_an_array_of_requests_with_their_attempts(config: Path) -> N
         ("cloud", "skipped", "missing_credentials"), (LONG_MODEL, "ok", None)]
     only = json.loads(log(config, "--json", "--outcome", "FAILED", "-n", "5").stdout)
     assert [r["id"] for r in only] == ["eee555fff666"]
+
+
+def test_stats_json_uses_the_report_names(config: Path) -> None:
+    env = {**os.environ, "MODELYARD_CONFIG": str(config)}
+    out = subprocess.run([sys.executable, "-m", "modelyard", "stats", "--json"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    agents = {g["key"]: g for g in data["agents"]}
+    assert (agents["writer"]["requests"], agents["writer"]["fallbacks"]) == (1, 1)
+    assert agents["retired"]["failed"] == 1 and agents["chat"]["latency_p50_ms"] == 1234
+    assert {g["key"] for g in data["models"]} == {LONG_MODEL, "(none)"}  # (none): the request no model answered

@@ -216,17 +216,23 @@ def log(
 def stats(
     config: ConfigOption = None,
     days: Annotated[float | None, typer.Option("--days", help="only the last N days (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='print {"agents": [...], "models": [...]}')] = False,
 ) -> None:
     """Per agent and per model: requests, latency, fallback rate, local share, tokens/s, cost."""
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
     since = time.time() - days * 86400 if days else None
-    for by in ("agent", "model"):
+    groups = {by: queries.stats(conn, since, by=by) for by in ("agent", "model")}
+    if as_json:  # the same names as `report --json`'s agents and models
+        out = {f"{by}s": [g.summary() for g in found] for by, found in groups.items()}
+        console.out(json.dumps(out, indent=2), highlight=False)
+        return
+    for by, found in groups.items():
         table = Table(title=f"by {by}")
         for col in (by, "requests", "failed", "p50", "p95", "fallback rate", "local share", "tok/s", "tokens in/out",
                     "cost", "acceptable"):
             table.add_column(col, justify="left" if col == by else "right")
-        for g in queries.stats(conn, since, by=by):
+        for g in found:
             table.add_row(g.key, str(g.requests), str(g.failed), ms(g.p50), ms(g.p95), f"{g.fallback_rate:.0%}",
                           f"{g.local_share:.0%}", f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
                           f"{g.tokens_in}/{g.tokens_out}", f"${g.spend:.4f}",
