@@ -114,7 +114,7 @@ def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:
     return asyncio.run(look())
 
 
-def _shared_view(cfg) -> tuple[str, dict] | None:
+def _shared_view(cfg: Config) -> tuple[str, dict] | None:
     """With ``state: redis://…``: a caption about the store, and every model's live state as all
     processes see it (empty when the store cannot be reached: the log's view stays)."""
     try:

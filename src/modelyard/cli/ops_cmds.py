@@ -18,7 +18,7 @@ from modelyard.ops import probe_store, service
 from modelyard.ops.check import check_config, missing_on_server, never_probed
 from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
-from modelyard.ops.warmup import warm_all, warmable
+from modelyard.ops.warmup import WarmResult, warm_all, warmable
 from modelyard.providers import build_provider
 from modelyard.runtime import load, log_path_for
 
@@ -188,14 +188,14 @@ def warmup(
                         console=err)
     lines: list[str] = []
 
-    async def go():
+    async def go() -> list[WarmResult]:
         with progress:
             overall = progress.add_task("warming up", total=len(names))
 
             def started(name: str) -> None:
                 progress.update(overall, description=f"loading {name}")
 
-            def done(r) -> None:
+            def done(r: WarmResult) -> None:
                 progress.advance(overall)
                 mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
                 lines.append(f"{mark} {r.model}: {r.seconds:.1f}s" + (f" — {r.detail}" if r.detail else ""))

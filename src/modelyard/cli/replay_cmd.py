@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.table import Table
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit
 from modelyard.cli.render import ms
 from modelyard.ledger.report import Period, days_period, money
+
+if TYPE_CHECKING:  # replay is imported when the command runs, not when the CLI starts
+    from modelyard.replay.run import Replay
 
 
 def _when(text: str, flag: str) -> float:
@@ -81,7 +84,9 @@ def replay(
         (err if as_json else console).print(f"chart: {written}", highlight=False)
 
 
-def _print(r, lines, moved, validation, current_path: Path, candidate_path: Path) -> None:
+def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
+           validation: list[tuple[str, float | None, float | None, str]], current_path: Path,
+           candidate_path: Path) -> None:
     scale = "".join([f", traffic ×{r.load:g}" if r.load != 1 else "", f", models ×{r.speed:g} speed"
                      if r.speed != 1 else ""])
     console.print(f"[bold]modelyard replay — {r.period.label}[/]: {r.requests:,} logged requests{scale}; "

@@ -43,7 +43,7 @@ from modelyard.gateway.wire import (
 )
 from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
-from modelyard.types import ChatResponse, Chunk
+from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
@@ -120,7 +120,7 @@ async def first_chunk(stream: RoutedStream) -> Chunk | None:
         return None
 
 
-async def _streamed(gw: Gateway, request: Request, agent: str, chat, request_id: str, created: int,
+async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest, request_id: str, created: int,
                     include_usage: bool) -> Response:
     stream = gw.router.stream(agent, chat, request_id=request_id)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -14,7 +15,8 @@ from modelyard.runtime import open_runtime
 
 
 def serve(config: Config, config_path: Path, *, host: str | None = None, port: int | None = None,
-          access_log: bool = True, log_level: str = "info", keep_warm: bool = True, announce=print,
+          access_log: bool = True, log_level: str = "info", keep_warm: bool = True,
+          announce: Callable[[str], None] = print,
           telegram_token: str | None = None) -> None:
     """Serve until interrupted. Raises :class:`~modelyard.gateway.auth.InsecureBind` before binding
     anything when ``host`` is beyond loopback and no API keys are set. Front-ends of the same config

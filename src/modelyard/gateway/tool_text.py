@@ -10,13 +10,13 @@ other model it is an unusable reply, and the router moves on to the next model i
 
 from __future__ import annotations
 
-from modelyard.agents.tool_text import find_text_calls, text_call_problem
+from modelyard.agents.tool_text import TextCall, find_text_calls, text_call_problem
 from modelyard.config.schema import Config
 from modelyard.router.router import Accept
 from modelyard.types import ChatRequest, ChatResponse, ToolCall
 
 
-def _text_calls(request: ChatRequest, answer: ChatResponse):
+def _text_calls(request: ChatRequest, answer: ChatResponse) -> list[TextCall]:
     offered = {t.name for t in request.tools}
     return [c for c in find_text_calls(answer.text) if c.name in offered and not c.error]
 
