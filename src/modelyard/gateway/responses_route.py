@@ -24,7 +24,7 @@ from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.gateway.wire import BadRequest
 from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
-from modelyard.types import ChatResponse, Chunk
+from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
@@ -71,7 +71,7 @@ async def _replay(writer: ResponseWriter, response: ChatResponse) -> AsyncIterat
         yield event
 
 
-async def _streamed(gw: Gateway, request: Request, agent: str, chat, writer: ResponseWriter) -> Response:
+async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest, writer: ResponseWriter) -> Response:
     stream = gw.router.stream(agent, chat, request_id=writer.request_id)
     try:
         first = await until_disconnect(request.receive, first_chunk(stream))
