@@ -45,6 +45,9 @@ TIMEOUTS = {"queue": 1.0, "connect": 1.0, "first_token": 1.0, "idle": 0.5, "tota
 #: a client gives up (and counts the request as lost) only well past the gateway's own bound
 CLIENT_TIMEOUT = TIMEOUTS["total"] + 20
 SLOTS = {"fast_slots": 2, "backup_slots": 4, "cloud_slots": 16}
+#: characters of the huge_line / huge_answer shapes: over the shape profile's max_response_mb (~50 KB)
+HUGE = 120_000
+SHAPES_MAX_RESPONSE_MB = 0.05
 
 #: (weight, fault) — mostly healthy, every kind of misbehaviour present
 MIX: list[tuple[float, Fault]] = [
@@ -55,14 +58,32 @@ MIX: list[tuple[float, Fault]] = [
 ]
 
 
-class RandomFaults(FaultScript):
-    """A fault per request drawn from :data:`MIX` with a seeded generator (thread-safe)."""
+#: issue 8's shapes, mixed (``--mix shapes``): what real servers and proxies send that the timing mix does
+#: not — an emoji split in two UTF-16 halves, no choices, content as parts, a 200 that is not a stream,
+#: one line larger than max_response_mb, a missing model (404, cools the model down), 429 with retry-after
+SHAPE_MIX: list[tuple[float, Fault]] = [
+    (120, Fault.ok()), (5, Fault.shape("split_surrogate")), (3, Fault.shape("lone_surrogate")),
+    (5, Fault.shape("no_choices", "empty")), (3, Fault.shape("no_choices", "missing")),
+    (5, Fault.shape("content_parts", "text")), (2, Fault.shape("content_parts", "thinking")),
+    (2, Fault.shape("content_parts", "image")), (3, Fault.shape("not_a_stream", "html")),
+    (2, Fault.shape("not_a_stream", "json")), (2, Fault.shape("not_a_stream", "json_error")),
+    (3, Fault.shape("huge_line", size=HUGE)), (1, Fault.shape("huge_answer", size=HUGE)),
+    # a missing model cools down for max_seconds (4 s here): rare, or it would empty the chain for the whole run
+    (0.3, Fault.status(404, message="model not found")), (2, Fault.status(429, retry_after=1)),
+    (2, Fault.shape("invalid_utf8")), (2, Fault.shape("keepalive")), (1, Fault.shape("gzip")),
+]
+MIXES = {"timing": MIX, "shapes": SHAPE_MIX}
 
-    def __init__(self, seed: int):
+
+class RandomFaults(FaultScript):
+    """A fault per request drawn from a mix (:data:`MIX` by default) with a seeded generator (thread-safe)."""
+
+    def __init__(self, seed: int, mix: list[tuple[float, Fault]] | None = None):
         super().__init__()
+        mix = mix or MIX
         self._rng = random.Random(seed)
-        self._weights = [w for w, _ in MIX]
-        self._faults = [f for _, f in MIX]
+        self._weights = [w for w, _ in mix]
+        self._faults = [f for _, f in mix]
 
     def next(self) -> Fault:
         with self._lock:
@@ -70,10 +91,10 @@ class RandomFaults(FaultScript):
 
 
 @contextlib.contextmanager
-def misbehaving_backends(seed: int) -> Iterator[tuple[Any, Any, Any]]:
+def misbehaving_backends(seed: int, mix: list[tuple[float, Fault]] | None = None) -> Iterator[tuple[Any, Any, Any]]:
     with backends(chunk_interval=0.002) as servers:
         for n, server in enumerate(servers):
-            server.faults = RandomFaults(seed * 10 + n)
+            server.faults = RandomFaults(seed * 10 + n, mix)
         yield servers
 
 
@@ -83,10 +104,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(directory: Path, servers, *, db: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+def write_config(directory: Path, servers, *, db: Path | None = None, extra: dict[str, Any] | None = None,
+                 max_response_mb: float | None = None) -> Path:
     oa, ol, an = servers
+    models = models_for(oa.url, ol.url, an.url, **SLOTS)
+    if max_response_mb is not None:
+        for model in models.values():
+            model["max_response_mb"] = max_response_mb
     data: dict[str, Any] = {
-        "models": models_for(oa.url, ol.url, an.url, **SLOTS),
+        "models": models,
         "agents": {AGENT: {"primary": "fast", "fallbacks": ["backup", "cloud"]}},
         "defaults": {"timeouts": TIMEOUTS, "retries": {"attempts": 0},
                      "cooldown": {"failures": 5, "seconds": 1, "max_seconds": 4}},
@@ -304,6 +330,8 @@ class Figures:
     peak_rss_mb: float
     log: LogCheck
     lost_details: list[str] = field(default_factory=list)
+    #: clear errors by HTTP status (200: a stream that ended in an error event)
+    error_statuses: dict[int, int] = field(default_factory=dict)
     #: lines of the gateway's own output that report an error (should be none)
     gateway_errors: list[str] = field(default_factory=list)
 
@@ -318,7 +346,9 @@ class Figures:
             ("wall time", f"{self.seconds:.1f} s ({self.requests / self.seconds:.0f} req/s)"),
             ("answered by the primary (max_concurrent 2)", str(c.get("ok", 0))),
             ("answered by a fallback", str(c.get("fallback", 0))),
-            ("failed with a clear error (4xx/5xx naming the attempts / stream error event)", str(c.get("error", 0))),
+            ("failed with a clear error (4xx/5xx naming the attempts / stream error event)", str(c.get("error", 0))
+             + (" — by status " + ", ".join(f"{s}: {k}" for s, k in sorted(self.error_statuses.items()))
+                if self.error_statuses else "")),
             ("lost (no HTTP response or unclear answer)", str(self.lost)),
             ("latency p50 / p99, as the clients saw it", f"{self.p50_ms:.0f} ms / {self.p99_ms:.0f} ms"),
             ("latency p50 / p99 / max in the routing log", " / ".join(f"{v:.0f}" for v in self.log.router_ms) + " ms"),
@@ -337,14 +367,17 @@ def figures(results: list[Result], concurrency: int, seconds: float, peak: int, 
     latencies = [r.latency * 1000 for r in results]
     counts = dict(Counter(r.kind for r in results))
     lost = [f"#{r.index} {r.status} {r.detail}" for r in results if r.kind == "lost"][:10]
+    errors = dict(Counter(r.status for r in results if r.kind == "error"))
     return Figures(len(results), concurrency, seconds, counts, percentile(latencies, 50), percentile(latencies, 99),
-                   peak / 2**20, log, lost)
+                   peak / 2**20, log, lost, errors)
 
 
-def load_profile(directory: Path, n: int, concurrency: int, *, seed: int = 1) -> Figures:
-    """Backends, gateway process, the load, the log check: the figures of one run."""
-    with misbehaving_backends(seed) as servers:
-        gateway = GatewayProcess(write_config(directory, servers), directory).start()
+def load_profile(directory: Path, n: int, concurrency: int, *, seed: int = 1, mix: str = "timing") -> Figures:
+    """Backends, gateway process, the load, the log check: the figures of one run. ``mix``: ``timing``
+    (stalls, drips, statuses, resets) or ``shapes`` (issue 8's odd bodies, with a small max_response_mb)."""
+    limit = SHAPES_MAX_RESPONSE_MB if mix == "shapes" else None
+    with misbehaving_backends(seed, MIXES[mix]) as servers:
+        gateway = GatewayProcess(write_config(directory, servers, max_response_mb=limit), directory).start()
         try:
             with MemorySampler(gateway) as mem:
                 t0 = time.perf_counter()
@@ -453,8 +486,8 @@ def crash_profile(directory: Path, n: int, concurrency: int, kill_after: int, *,
             gateway.start()  # same config, same database, same port
             after = httpx.post(gateway.url + "/v1/chat/completions", timeout=30,
                                json={"model": "model:cloud", "messages": [{"role": "user", "content": "after"}]})
-            answered = after.status_code == 200 or after.status_code in EXHAUSTED
-            served = answered and "x-modelyard-request-id" in after.headers
+            clear = after.status_code == 200 or after.status_code in EXHAUSTED
+            served = clear and "x-modelyard-request-id" in after.headers
         finally:
             gateway.stop()
     check = check_log(directory / "log.db", answered, marker="crash")

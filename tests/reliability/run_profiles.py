@@ -4,6 +4,7 @@
     python -m tests.reliability.run_profiles --profile long             # 5,000 @ 200, kill -9, 30 min soak
     python -m tests.reliability.run_profiles --profile long --minutes 5 # shorter soak
     python -m tests.reliability.run_profiles --profile soak --minutes 10
+    python -m tests.reliability.run_profiles --profile short --mix shapes   # issue 8's fault shapes
 
 Everything runs on loopback: fake backends in this process, the gateway as a subprocess.
 The pytest suite (tests/reliability) is what CI runs; it includes the short profile.
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, help="override the load size")
     parser.add_argument("--clients", type=int, help="override the concurrency")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mix", choices=["timing", "shapes"], default="timing",
+                        help="backend faults of the load: stalls/statuses/resets, or issue 8's odd bodies")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         if n:
             (root / "load").mkdir()
-            fig = load_profile(root / "load", n, clients, seed=args.seed)
+            fig = load_profile(root / "load", n, clients, seed=args.seed, mix=args.mix)
             print(f"## load: {n} requests at {clients} concurrent clients\n{fig.table()}\n")
             if fig.lost_details:
                 print("lost:", *fig.lost_details, sep="\n  ")
