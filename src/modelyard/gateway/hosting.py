@@ -70,6 +70,7 @@ class Hosting:
             self.say(f"warning: `modelyard serve` pid {other.entry.pid} already serves this config: front-ends "
                      "borrow its limits, not this one's (two gateways on one config share nothing without Redis)")
             return
+        lender: Lender | None = None
         try:
             path = socket_path(self._config)
             lender = Lender(self.runtime.pool.states, path)
@@ -77,6 +78,8 @@ class Hosting:
             announce(self._config, ServeEntry(os.getpid(), str(Path(self._config).resolve()), str(path), self.url,
                                               telegram=self.token is not None))
         except OSError as exc:  # a read-only data dir must not stop the gateway
+            if lender is not None:
+                await lender.aclose()
             self.say(f"warning: cannot lend slots to front-ends ({exc}): ask/chat/telegram keep their own limits")
             return
         self.lender = lender
