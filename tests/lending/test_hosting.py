@@ -1,0 +1,54 @@
+"""serve's hosting: the bot inside serve survives a Telegram that cannot be reached at start (a machine
+booting before its network is up) — the gateway is not held back, and the bot comes up when it can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.gateway import hosting as hosting_module
+from modelyard.gateway.hosting import Hosting
+from modelyard.router.lending import discover
+from modelyard.runtime import open_runtime
+from tests.fakes import OpenAIServer, TelegramServer
+from tests.fakes.server import apoll
+
+ALICE = 111
+
+
+async def test_the_bot_in_serve_starts_once_telegram_is_reachable(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(hosting_module, "BOT_RETRY", (0.1, 0.3))
+    tg = TelegramServer()
+    tg.start()
+    tg.stop()  # its port is known, nothing listens there yet: Telegram out of reach
+    with OpenAIServer(reply_text="Hello from the model.") as llm:
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1", "max_concurrent": 2}},
+            "agents": {"chat": {"primary": "m"}},
+            "log": {"path": str(tmp_path / "log.db")},
+            "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}}))
+        runtime = open_runtime(config)
+        lines: list[str] = []
+        try:
+            async with Hosting(runtime, "http://127.0.0.1:1", telegram_token=tg.token,
+                               announce_line=lines.append) as hosted:
+                entry = discover(config).entry
+                assert entry is not None and entry.telegram and entry.socket == str(hosted.lender.path)
+                await apoll(lambda: hosted.bot_state.startswith("retrying"), 10)
+                tg.start()
+                try:
+                    await apoll(lambda: hosted.bot_state == "running", 15)
+                    tg.push_message(ALICE, ALICE, "hello")
+                    await apoll(lambda: any(c.params.get("reply_markup") for c in tg.sent), 15)
+                finally:
+                    assert hosted.status()["telegram"] == "running"
+            assert discover(config).entry is None, "a clean stop withdraws the announcement"
+        finally:
+            tg.stop()
+            await runtime.aclose()
+    assert any("running in this process" in line for line in lines), lines
