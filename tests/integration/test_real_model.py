@@ -128,7 +128,13 @@ async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_m
     router = Router(config)
     from modelyard.router import ChainExhausted
 
+    # digits are a token each, four times the estimate (router/fit.py lets it through): llama.cpp refuses it
     with pytest.raises(ChainExhausted, match="context window") as info:
-        await router.complete("chat", ChatRequest(messages=[Message("user", "word " * 2000)], max_tokens=8))
+        await router.complete("chat", ChatRequest(messages=[Message("user", "0123456789" * 60)], max_tokens=8))
     assert info.value.record.attempts[0].reason == "bad_request"
+    assert router.pool.local("local").health.state == "available"
+    # a prompt the estimate already sees is too long is skipped before llama.cpp is asked
+    with pytest.raises(ChainExhausted, match="does not fit its context of 256 tokens") as info:
+        await router.complete("chat", ChatRequest(messages=[Message("user", "word " * 2000)], max_tokens=8))
+    assert [(a.outcome, a.reason) for a in info.value.record.attempts] == [("skipped", "bad_request")]
     assert router.pool.local("local").health.state == "available"
