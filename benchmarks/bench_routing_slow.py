@@ -1,16 +1,22 @@
-"""Issue #10: the orchestrator's slow path with the embedded 0.5B model — how often it picks an
-acceptable agent, how often its answer is usable at once, and what a decision costs.
+"""Issue #10: the whole routing pipeline with the embedded 0.5B model — the fast path decides what it
+is sure of, the orchestrator's model (three candidates, policies, JSON Schema as a llama.cpp grammar)
+decides the rest — on a seeded random subset of the held-out set.
 
-Run: ``.venv/bin/python benchmarks/bench_routing_slow.py [-n 40] [--labels FILE]``. Takes the
-first N prompts of the held-out set that the fast path leaves below the threshold (the ones the
-model really gets), asks the model with the threshold forced to 1.0, and compares with what the
-fast path alone would have chosen for the same prompts. Expect seconds per decision on 2 cores.
+Run: ``.venv/bin/python benchmarks/bench_routing_slow.py [-n 120] [--seed 10] [--budget 2400]``.
+Draws N prompts of ``routing_eval/test.jsonl`` at random (seeded, so the subset is reproducible),
+routes each one as a turn would (``Orchestrator.decide`` with the configured threshold) and reports:
+acceptable overall, coverage of the fast path, how the model did on the prompts it got, what the fast
+path alone would have chosen for those same prompts, and the ceiling (an acceptable agent among the
+three candidates). Timeouts and cooldowns are lifted so a busy machine slows the run instead of
+turning decisions into fallbacks; ``--budget`` (seconds) stops early and reports what was done.
+Expect seconds per model decision on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -27,48 +33,75 @@ from modelyard.runtime import open_runtime
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def share(label: str, right: int, n: int) -> str:
+    if not n:
+        return f"  {label:44} n=0"
+    low, high = wilson(right, n)
+    return f"  {label:44} {right / n:6.1%}   95% CI {low:.1%}–{high:.1%}   ({right}/{n})"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
-    parser.add_argument("-n", type=int, default=40)
+    parser.add_argument("-n", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=2400.0, help="stop after this many seconds")
     args = parser.parse_args()
     data = yaml.safe_load(embedded_default_config().read_text())
-    threshold = data["orchestration"]["threshold"]
-    data["orchestration"]["threshold"] = 1.0
     data["log"] = {"path": str(Path(tempfile.mkdtemp()) / "log.sqlite3")}
     # measure the model, not the machine's load: no timeout or cooldown cuts a slow decision short
     data["defaults"]["timeouts"].update(first_token=600, idle=600, total=1200)
     data["defaults"]["cooldown"] = {"failures": 1000, "seconds": 1, "max_seconds": 1}
     config = Config.model_validate(data)
+    threshold = config.orchestration.threshold
     orchestrator = Orchestrator.from_config(config)
     assert orchestrator is not None
-    rows = [r for r in read_labels(Path(args.labels), set(config.agents))
-            if orchestrator.decide_fast(r.text).confidence < threshold][: args.n]
+    rows = read_labels(Path(args.labels), set(config.agents))
+    rows = random.Random(args.seed).sample(rows, min(args.n, len(rows)))
     runtime = open_runtime(config=config)
-    right = fast_right = in_top = first_try = 0
-    times = []
+    done = right = fast_n = fast_right = 0
+    slow_n = slow_right = slow_fast_right = in_top = first_try = 0
+    times: list[float] = []
     methods: dict[str, int] = {}
+    started = time.perf_counter()
     try:
         for row in rows:
+            if time.perf_counter() - started > args.budget:
+                break
+            fast = orchestrator.decide_fast(row.text)
             t0 = time.perf_counter()
             decision = await orchestrator.decide(runtime.router, row.text)
+            done += 1
+            ok = decision.agent in row.accept
+            right += ok
+            methods[decision.method] = methods.get(decision.method, 0) + 1
+            if fast.confidence >= threshold:
+                fast_n += 1
+                fast_right += ok
+                continue
             times.append(time.perf_counter() - t0)
-            right += decision.agent in row.accept
-            fast_right += orchestrator.decide_fast(row.text).agent in row.accept
+            slow_n += 1
+            slow_right += ok
+            slow_fast_right += fast.agent in row.accept
             in_top += any(a in row.accept for a in orchestrator.candidates(row.text))
             first_try += decision.method == "model"
-            methods[decision.method] = methods.get(decision.method, 0) + 1
+            print(f"{done:4} {decision.method:14} {decision.agent:9} fast={fast.agent:9} accept={row.accept} "
+                  f"{times[-1]:.1f}s", flush=True)
     finally:
         await runtime.aclose()
-    n = len(rows)
-    low, high = wilson(right, n)
-    print(f"slow path, embedded 0.5B model, {n} held-out prompts below the threshold {threshold}")
-    print(f"  acceptable (model)          {right / n:6.1%}   95% CI {low:.1%}–{high:.1%}")
-    print(f"  acceptable (fast path alone){fast_right / n:6.1%}   on the same prompts")
-    print(f"  an acceptable agent among the 3 candidates {in_top / n:6.1%}   (the ceiling for the model)")
-    print(f"  usable on the first answer  {first_try / n:6.1%}   (schema-constrained)")
-    print(f"  methods                     {methods}")
-    print(f"  seconds per decision        p50 {statistics.median(times):.2f}   max {max(times):.2f}")
+    print(f"\nwhole pipeline, embedded 0.5B model, threshold {threshold}: {done} of {len(rows)} sampled held-out "
+          f"prompts (seed {args.seed}) in {time.perf_counter() - started:.0f} s")
+    print(share("acceptable, whole pipeline", right, done))
+    print(f"  {'coverage (decided by the fast path)':44} {fast_n / done:6.1%}   ({fast_n}/{done})")
+    print(share("  fast-path decisions acceptable", fast_right, fast_n))
+    print(share("  model decisions acceptable", slow_right, slow_n))
+    print(share("  fast path alone on those same prompts", slow_fast_right, slow_n))
+    print(share("  an acceptable agent among the 3 candidates", in_top, slow_n))
+    print(share("  usable on the model's first answer", first_try, slow_n))
+    print(share("fast path alone, all sampled prompts", fast_right + slow_fast_right, done))
+    print(f"  methods {methods}")
+    if times:
+        print(f"  seconds per model decision: p50 {statistics.median(times):.2f}, max {max(times):.2f}")
 
 
 if __name__ == "__main__":

@@ -112,3 +112,37 @@ def test_classifier_routes_the_held_out_set_well() -> None:
 def test_classifier_with_one_agent_is_certain() -> None:
     decision = Classifier({"only": ["anything"]}).decide("whatever")
     assert (decision.agent, decision.confidence) == ("only", 1.0)
+
+
+def test_classifier_votes_equal_scikit_learn() -> None:
+    """The fast path applies the fitted vocabularies and weights itself (scikit-learn's per-call checks
+    cost more than the arithmetic); each member must give exactly what scikit-learn would."""
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import MultinomialNB
+
+    samples = {"a": ["fix the bug in my code", "write a function", "stack trace error"],
+               "b": ["write a poem", "draft an email to my boss", "a story about a cat"],
+               "c": ["hello there", "thanks!", "how are you"]}
+    classifier = Classifier(samples)
+    texts = [t for v in samples.values() for t in v]
+    y = [k for k, v in samples.items() for _ in v]
+    words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
+    w, c = words.fit_transform(texts), chars.fit_transform(texts)
+    members = [(LogisticRegression(C=10.0, max_iter=3000).fit(w, y), lambda t: words.transform([t])),
+               (LogisticRegression(C=10.0, max_iter=3000).fit(c, y), lambda t: chars.transform([t])),
+               (LogisticRegression(C=10.0, max_iter=3000).fit(hstack([w, c]).tocsr(), y),
+                lambda t: hstack([words.transform([t]), chars.transform([t])]).tocsr()),
+               (MultinomialNB(alpha=0.05).fit(c, y), lambda t: chars.transform([t]))]
+    for text in ["please fix this error in my function", "Write A Poem!!", "unseen zzz words", "x" * 2000]:
+        votes = classifier.votes(text)
+        clipped = text if len(text) <= 800 else f"{text[:400]} … {text[-400:]}"
+        for row, (model, features) in zip(votes, members, strict=True):
+            assert row == pytest.approx(model.predict_proba(features(clipped))[0], abs=1e-6)
+        decision = classifier.decide(text)
+        best = classifier.classes.index(decision.agent)
+        assert best == int(votes.mean(axis=0).argmax())
+        # the confidence is the least convinced member's probability: agreement, not one model's say
+        assert decision.confidence == pytest.approx(float(votes[:, best].min()))
