@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openai
 import pytest
 
 from tests.fakes import AnthropicServer, OllamaServer, OpenAIServer
@@ -25,6 +26,12 @@ def fakes(backends):
     for server in backends:
         server.reset()
     return backends
+
+
+@pytest.fixture
+def client(gateway) -> openai.OpenAI:
+    """The official SDK on the gateway, its automatic retries off (a test counts every request)."""
+    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=15)
 
 
 @pytest.fixture

@@ -14,11 +14,6 @@ WEATHER = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
-@pytest.fixture
-def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=10)
-
-
 def ask(text: str = "hi") -> list[dict]:
     return [{"role": "user", "content": text}]
 

@@ -20,11 +20,6 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Weather fo
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 
 
-@pytest.fixture
-def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=15)
-
-
 def test_text_input_names_the_answering_model(client, fakes):
     raw = client.responses.with_raw_response.create(model="coder", input="hi")
     done = raw.parse()

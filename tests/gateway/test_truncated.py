@@ -7,21 +7,7 @@ The fake Anthropic server cuts its reply after ``max_tokens`` pieces (words) wit
 
 from __future__ import annotations
 
-import openai
-import pytest
-
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-
-
-@pytest.fixture
-def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused-on-loopback", max_retries=0, timeout=10)
-
-
-def ask(text: str = "hi") -> list[dict]:
-    return [{"role": "user", "content": text}]
+from tests.gateway.test_openai_sdk import WEATHER, ask
 
 
 def test_json_answer_cut_at_max_tokens_is_length_and_the_route_says_truncated(client):

@@ -4,7 +4,8 @@ Non-streaming requests use :meth:`Router.complete`, which buffers the whole answ
 still fall back after a model produced tokens. Streaming requests use :meth:`Router.stream`:
 the response starts (status and routing headers) only once a model has committed to the
 answer, so a chain that fails before that still gets a proper error status (``exhausted.py``); a
-model that breaks off after committing ends the stream with an OpenAI-shaped error event instead of ``[DONE]``.
+model that breaks off after committing ends the stream with an OpenAI-shaped error event instead of
+``[DONE]``. The steps shared with ``/v1/responses`` (key, body, agent, errors) are in ``intake.py``.
 
 Flush-before-report: the routing row of an answered request is committed before the answer
 is delivered (before the JSON body, or before the final ``[DONE]``). The log writer commits
@@ -21,19 +22,15 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.gateway.body import BodyTooLarge, read_body
-from modelyard.gateway.disconnect import ClientGone, until_disconnect
-from modelyard.gateway.exhausted import exhausted_response
+from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
 from modelyard.gateway.responses import (
     SSEResponse,
-    error_response,
     json_response,
     route_headers,
 )
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.gateway.wire import (
     DONE,
-    BadRequest,
     ChunkWriter,
     completion,
     error_event,
@@ -41,34 +38,19 @@ from modelyard.gateway.wire import (
     parse_body,
     to_chat_request,
 )
-from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
+from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
 from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
 
-#: nginx's "client closed request": logged by uvicorn, never seen by the (gone) client
-CLIENT_CLOSED = 499
-#: longest wait for the routing row's commit before answering anyway (only a stuck disk gets near it)
-LOG_WAIT = 5.0
-
-
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    if not gw.keys.allows(request.headers.get("authorization")):
-        return gw.unauthorized()
-    try:
-        body = parse_body(await read_body(request, gw.request_limit))
-        agent = gw.resolve(body.model)
-        if agent is None:
-            return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
-                                  param="model", code="model_not_found")
-        chat = to_chat_request(body)
-    except BadRequest as exc:
-        return error_response(400, exc.message, param=exc.param, code="invalid_request")
-    except BodyTooLarge as exc:
-        return error_response(413, str(exc), code="request_too_large")
+    taken = await intake(gw, request, parse_body, to_chat_request)
+    if isinstance(taken, Response):
+        return taken
+    body, agent, chat = taken
     request_id = new_request_id()
     created = int(time.time())
     accept = accept_for(gw.config, chat)
@@ -76,13 +58,9 @@ async def chat_completions(request: Request) -> Response:
         return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage)
     # with tools offered, the whole answer is checked before any of it is sent (the tool-calling trap:
     # a call written as plain text must fall back, not reach the client as text), so it is buffered
-    try:
-        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
-                                                                             accept=accept))
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
-    except ChainExhausted as exc:
-        return await exhausted(gw, exc)
+    routed = await complete(gw, request, agent, chat, request_id, accept)
+    if isinstance(routed, Response):
+        return routed
     record = routed.record
     response = promote_text_calls(chat, routed.response)
     await gw.log.wait_written(LOG_WAIT)
@@ -108,29 +86,12 @@ async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bo
     yield DONE
 
 
-async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
-    await gw.log.wait_written(LOG_WAIT)  # an error reaching the client is a response too: its row comes first
-    return exhausted_response(exc, gw.router.pool)
-
-
-async def first_chunk(stream: RoutedStream) -> Chunk | None:
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-
-
 async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest, request_id: str, created: int,
                     include_usage: bool) -> Response:
-    stream = gw.router.stream(agent, chat, request_id=request_id)
-    try:
-        first = await until_disconnect(request.receive, first_chunk(stream))
-    except ClientGone:
-        await stream.aclose()
-        return Response(status_code=CLIENT_CLOSED)
-    except ChainExhausted as exc:
-        await stream.aclose()
-        return await exhausted(gw, exc)
+    started = await start_stream(gw, request, agent, chat, request_id)
+    if isinstance(started, Response):
+        return started
+    stream, first = started
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
     return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record))

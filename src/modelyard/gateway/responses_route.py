@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.gateway.body import BodyTooLarge, read_body
-from modelyard.gateway.completions import CLIENT_CLOSED, LOG_WAIT, exhausted, first_chunk
-from modelyard.gateway.disconnect import ClientGone, until_disconnect
-from modelyard.gateway.responses import SSEResponse, error_response, json_response, route_headers
+from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
+from modelyard.gateway.responses import SSEResponse, json_response, route_headers
 from modelyard.gateway.responses_wire import ResponseWriter, parse_responses_body, to_chat_request, truncated
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
-from modelyard.gateway.wire import BadRequest
-from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
+from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
-from modelyard.types import ChatRequest, ChatResponse, Chunk
+from modelyard.types import ChatResponse, Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
@@ -32,31 +29,22 @@ if TYPE_CHECKING:
 
 async def create_response(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    if not gw.keys.allows(request.headers.get("authorization")):
-        return gw.unauthorized()
-    try:
-        body = parse_responses_body(await read_body(request, gw.request_limit))
-        agent = gw.resolve(body.model)
-        if agent is None:
-            return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
-                                  param="model", code="model_not_found")
-        chat = to_chat_request(body)
-    except BadRequest as exc:
-        return error_response(400, exc.message, param=exc.param, code="invalid_request")
-    except BodyTooLarge as exc:
-        return error_response(413, str(exc), code="request_too_large")
-    request_id = new_request_id()
-    writer = ResponseWriter(request_id, int(time.time()), body)
+    taken = await intake(gw, request, parse_responses_body, to_chat_request)
+    if isinstance(taken, Response):
+        return taken
+    body, agent, chat = taken
+    writer = ResponseWriter(new_request_id(), int(time.time()), body)
     accept = accept_for(gw.config, chat)
     if body.stream and accept is None:
-        return await _streamed(gw, request, agent, chat, writer)
-    try:
-        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
-                                                                             accept=accept))
-    except ClientGone:
-        return Response(status_code=CLIENT_CLOSED)
-    except ChainExhausted as exc:
-        return await exhausted(gw, exc)
+        started = await start_stream(gw, request, agent, chat, writer.request_id)
+        if isinstance(started, Response):
+            return started
+        stream, first = started
+        writer.model = stream.record.model or writer.model
+        return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record))
+    routed = await complete(gw, request, agent, chat, writer.request_id, accept)
+    if isinstance(routed, Response):
+        return routed
     response = promote_text_calls(chat, routed.response)
     writer.model = routed.record.model or body.model
     await gw.log.wait_written(LOG_WAIT)
@@ -69,20 +57,6 @@ async def create_response(request: Request) -> Response:
 async def _replay(writer: ResponseWriter, response: ChatResponse) -> AsyncIterator[bytes]:
     for event in [*writer.opening(), *writer.replay(response)]:
         yield event
-
-
-async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest, writer: ResponseWriter) -> Response:
-    stream = gw.router.stream(agent, chat, request_id=writer.request_id)
-    try:
-        first = await until_disconnect(request.receive, first_chunk(stream))
-    except ClientGone:
-        await stream.aclose()
-        return Response(status_code=CLIENT_CLOSED)
-    except ChainExhausted as exc:
-        await stream.aclose()
-        return await exhausted(gw, exc)
-    writer.model = stream.record.model or writer.model
-    return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record))
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,

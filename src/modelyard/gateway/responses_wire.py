@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import BadRequest, field_path
+from modelyard.gateway.wire import BadRequest, bad_body
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -79,11 +79,7 @@ def parse_responses_body(raw: bytes) -> ResponsesBody:
     try:
         body = ResponsesBody.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
-            raise BadRequest("the request body is not a JSON object", None) from None
-        param = field_path(first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None) from None
+        raise bad_body(exc) from None
     for stateful in ("previous_response_id", "conversation"):
         if getattr(body, stateful):
             raise BadRequest(f"{stateful}: this gateway stores no responses; send the whole conversation in "

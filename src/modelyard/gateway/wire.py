@@ -96,11 +96,16 @@ def parse_body(raw: bytes) -> ChatCompletionBody:
     try:
         return ChatCompletionBody.model_validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
-            raise BadRequest("the request body is not a JSON object", None) from None
-        param = field_path(first["loc"])
-        raise BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None) from None
+        raise bad_body(exc) from None
+
+
+def bad_body(exc: ValidationError) -> BadRequest:
+    """A body's validation error as a 400 naming the first offending field (``messages[0].role``)."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
+        return BadRequest("the request body is not a JSON object", None)
+    param = field_path(first["loc"])
+    return BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None)
 
 
 _UNION_TAGS = frozenset({"str", "int", "float", "bool"})

@@ -1,0 +1,99 @@
+"""The steps every model endpoint (chat completions, responses) shares before and around routing:
+key check, bounded body, validation, agent resolution — each refusal an OpenAI-shaped error — and a
+buffered answer that a client hang-up cancels and an exhausted chain turns into its status.
+
+One place, so ``/v1/chat/completions`` and ``/v1/responses`` cannot drift apart on who is let in,
+which statuses they answer, or when the routing row is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelyard.gateway.body import BodyTooLarge, read_body
+from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.exhausted import exhausted_response
+from modelyard.gateway.responses import error_response
+from modelyard.gateway.wire import BadRequest
+from modelyard.router import ChainExhausted, RoutedStream
+from modelyard.router.router import Accept, Routed
+from modelyard.types import ChatRequest, Chunk
+
+if TYPE_CHECKING:
+    from modelyard.gateway.app import Gateway
+
+#: nginx's "client closed request": logged by uvicorn, never seen by the (gone) client
+CLIENT_CLOSED = 499
+#: longest wait for the routing row's commit before answering anyway (only a stuck disk gets near it)
+LOG_WAIT = 5.0
+
+
+class Named(Protocol):
+    model: str
+
+
+B = TypeVar("B", bound=Named)
+
+
+async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
+                 translate: Callable[[B], ChatRequest]) -> tuple[B, str, ChatRequest] | Response:
+    """(body, agent, provider-neutral request), or the error response that refuses the request."""
+    if not gw.keys.allows(request.headers.get("authorization")):
+        return gw.unauthorized()
+    try:
+        body = parse(await read_body(request, gw.request_limit))
+        agent = gw.resolve(body.model)
+        if agent is None:
+            return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
+                                  param="model", code="model_not_found")
+        return body, agent, translate(body)
+    except BadRequest as exc:
+        return error_response(400, exc.message, param=exc.param, code="invalid_request")
+    except BodyTooLarge as exc:
+        return error_response(413, str(exc), code="request_too_large")
+
+
+async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
+    await gw.log.wait_written(LOG_WAIT)  # an error reaching the client is a response too: its row comes first
+    return exhausted_response(exc, gw.router.pool)
+
+
+async def complete(gw: Gateway, request: Request, agent: str, chat: ChatRequest, request_id: str,
+                   accept: Accept | None) -> Routed | Response:
+    """The whole answer, buffered (with tools offered it is checked before any of it is sent: the
+    tool-calling trap), or the response that ends the request: client gone, or no model could answer."""
+    try:
+        return await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
+                                                                           accept=accept))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    except ChainExhausted as exc:
+        return await exhausted(gw, exc)
+
+
+async def first_chunk(stream: RoutedStream) -> Chunk | None:
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def start_stream(gw: Gateway, request: Request, agent: str, chat: ChatRequest,
+                       request_id: str) -> tuple[RoutedStream, Chunk | None] | Response:
+    """A stream that a model has committed to (and its first chunk), or the response that ends the request.
+
+    The response's status and headers wait for that commit, so a chain that fails before it still
+    gets a proper error status instead of a 200 that breaks off."""
+    stream = gw.router.stream(agent, chat, request_id=request_id)
+    try:
+        return stream, await until_disconnect(request.receive, first_chunk(stream))
+    except ClientGone:
+        await stream.aclose()
+        return Response(status_code=CLIENT_CLOSED)
+    except ChainExhausted as exc:
+        await stream.aclose()
+        return await exhausted(gw, exc)
