@@ -299,7 +299,8 @@ async def test_garbage_on_the_socket_ends_that_connection_only(tmp_path: Path) -
         for junk in (b"not json\n", b"[1, 2]\n", b'{"op": "nope"}\n', b'{"op": "acquire", "id": 1}\n',
                      b'{"op": "acquire", "id": 2, "model": "m", "timeout": NaN}\n'
                      b'{"op": "admit", "id": 3, "model": "m"}\n'
-                     b'{"op": "failed", "id": 3, "reason": "made_up"}\n', b"x" * 70_000 + b"\n"):
+                     b'{"op": "failed", "id": 3, "reason": "made_up"}\n{"op": "view"}\n{"op": "nope"}\n',
+                     b"x" * 70_000 + b"\n"):
             reader, writer = await asyncio.open_unix_connection(str(machine.lender.path))
             writer.write(junk)
             await writer.drain()
@@ -308,6 +309,22 @@ async def test_garbage_on_the_socket_ends_that_connection_only(tmp_path: Path) -
         await _until(lambda: machine.serve_slots.in_flight == 0 and not machine.lender.loans)
         result = await _ask(front)  # the lender still serves well-behaved front-ends
         assert result.record.outcome.answered and machine.notes == []
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()
+
+
+async def test_a_serve_of_another_version_is_not_borrowed_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an upgrade the service may still run the old code: the front-end says so and keeps its own."""
+    from modelyard.router.lending import lender
+
+    monkeypatch.setattr(lender, "VERSION", 99)
+    machine = await Machine(tmp_path, _config(limit=1), ScriptedProvider("m")).start()
+    pool, front = machine.front_end()
+    try:
+        assert (await _ask(front)).record.outcome.answered
+        assert machine.serve_slots.peak == 0
+        assert machine.notes and "runs another version of modelyard (slot protocol 99, here 1)" in machine.notes[0]
     finally:
         await pool.aclose()
         await machine.lender.aclose()

@@ -27,7 +27,7 @@ from typing import Any
 from modelyard.errors import Reason
 from modelyard.router.health import Admission
 from modelyard.router.lending.registry import Discovery, ServeEntry, discover
-from modelyard.router.lending.wire import MAX_LINE, Op, ProtocolError, decode, encode
+from modelyard.router.lending.wire import MAX_LINE, VERSION, Op, ProtocolError, decode, encode
 from modelyard.router.pool import LocalState  # pool imports this module only when it borrows: no cycle
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import Condition, ModelState, Ticket
@@ -130,13 +130,19 @@ class ServeLink:
         try:
             async with asyncio.timeout(REPLY_TIMEOUT):
                 reader, writer = await asyncio.open_unix_connection(found.entry.socket, limit=MAX_LINE)
-                writer.write(encode({"op": Op.HELLO, "pid": os.getpid()}))
+                writer.write(encode({"op": Op.HELLO, "pid": os.getpid(), "version": VERSION}))
                 hello = decode(await reader.readline())
-        except (OSError, TimeoutError, ProtocolError) as exc:
+            limits = {str(k): int(v) for k, v in dict(hello.get("limits") or {}).items()}
+        except (OSError, TimeoutError, ProtocolError, ValueError, TypeError) as exc:
             self._down(f"`modelyard serve` (pid {found.entry.pid}) does not answer on {found.entry.socket} "
                        f"({type(exc).__name__})")
             return False
-        self.limits = {str(k): int(v) for k, v in dict(hello.get("limits") or {}).items()}
+        if hello.get("version") != VERSION:
+            writer.close()
+            self._down(f"`modelyard serve` (pid {found.entry.pid}) runs another version of modelyard "
+                       f"(slot protocol {hello.get('version')!r}, here {VERSION}): restart it after an upgrade")
+            return False
+        self.limits = limits
         self._loop = asyncio.get_running_loop()
         self._writer = writer
         self.connection += 1
@@ -245,6 +251,14 @@ class ServeLink:
             self._writer = None
 
 
+def _reason(value: Any) -> Reason:
+    """Why serve gave no slot (a reason this version does not know reads as a queue timeout)."""
+    try:
+        return Reason(value)
+    except ValueError:
+        return Reason.QUEUE_TIMEOUT
+
+
 class BorrowedState(ModelState):
     """One model: slots and breaker at serve while it answers, else ``local`` (this process alone)."""
 
@@ -281,7 +295,7 @@ class BorrowedState(ModelState):
                     self.held.append((ident, connection, asyncio.current_task()))
                     return float(reply.get("waited") or 0.0)
                 raise QueueTimeout(str(reply.get("message") or "no free slot"), waited=float(reply.get("waited") or 0),
-                                   reason=Reason(reply.get("reason") or Reason.QUEUE_TIMEOUT))
+                                   reason=_reason(reply.get("reason")))
         remaining = timeout - (loop.time() - start)
         if remaining <= 0:
             raise QueueTimeout(f"no free slot within {timeout:g}s ({self.link.reason})", waited=loop.time() - start)

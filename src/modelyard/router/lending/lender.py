@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.errors import Reason
-from modelyard.router.lending.wire import MAX_LINE, Op, ProtocolError, decode, encode
+from modelyard.router.lending.wire import MAX_LINE, VERSION, Op, ProtocolError, decode, encode
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, Ticket
 
@@ -135,7 +135,7 @@ class _Loan:
         ident = int(message.get("id", 0))
         if op is Op.HELLO:
             self.pid = self.pid or int(message.get("pid", 0))
-            self.reply({"op": "hello", "pid": os.getpid(),
+            self.reply({"op": "hello", "pid": os.getpid(), "version": VERSION,
                         "limits": {name: s.limit for name, s in self.lender.states.items()}})
         elif op is Op.ACQUIRE:
             state = self._state(message)
@@ -164,7 +164,12 @@ class _Loan:
         elif op is Op.FAILED:
             if (entry := self.tickets.get(ident)) is not None:
                 after = message.get("retry_after")
-                await entry[0].failed(entry[1], Reason(message["reason"]), None if after is None else float(after))
+                try:
+                    reason = Reason(message["reason"])
+                except ValueError:  # a front-end of a newer version: its verdict is skipped, not the connection
+                    log.warning("slot socket: pid %d reported an unknown reason %r", self.pid, message["reason"])
+                    return
+                await entry[0].failed(entry[1], reason, None if after is None else float(after))
         elif op is Op.ABANDONED:
             if (entry := self.tickets.pop(ident, None)) is not None:
                 await entry[0].abandoned(entry[1])

@@ -8,7 +8,8 @@ kernel closes it after kill -9) the lender gives it all back at once, so no leas
 
 Messages (front-end → serve):
 
-- ``hello {pid}`` → ``{pid, limits: {model: max_concurrent}}``
+- ``hello {pid, version}`` → ``{pid, version, limits: {model: max_concurrent}}``; a front-end whose
+  :data:`VERSION` differs (serve still runs the code from before an upgrade) uses its own state
 - ``acquire {id, model, timeout}`` → ``{id, ok, waited, reason?, message?}``: a slot in serve's own
   FIFO queue, or the queue bound ran out there
 - ``release {id}`` (the slot granted to acquire ``id``), ``drop {id}`` (give up a wait, or the slot
@@ -26,6 +27,8 @@ from typing import Any
 
 #: a line longer than this is not ours: the connection is closed
 MAX_LINE = 64 * 1024
+#: bumped whenever a message changes meaning: both sides must speak the same one
+VERSION = 1
 
 
 class Op(StrEnum):
