@@ -173,11 +173,16 @@ class Figures:
     rps_vs_floor: list[float] = field(default_factory=list)
 
 
+def client(connections: int) -> aiohttp.ClientSession:
+    """A pool that drops connections idle for 1 s: uvicorn closes them at 5 s, and a request sent on one
+    as it closes fails (a target waits longer than that while the others are measured)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=1))
+
+
 async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int, n: int,
                   seconds: float) -> dict[str, Figures]:
     figs = {name: Figures() for name in targets}
-    sessions = {name: (aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)),
-                       aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50))) for name in targets}
+    sessions = {name: (client(1), client(50)) for name in targets}
     try:
         for name, url in targets.items():  # warm connections, code paths, pools and caches
             await latencies(sessions[name][0], url, 200)
