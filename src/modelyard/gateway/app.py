@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from importlib import resources
@@ -178,17 +179,25 @@ async def openapi(request: Request) -> Response:
     return json_response(openapi_document())
 
 
-#: named in the 404 of an unknown path, so a client on the wrong API learns what to call instead
-ENDPOINTS = ("POST /v1/chat/completions", "POST /v1/responses", "GET /v1/models", "GET /v1/models/{name}",
-             "GET /healthz", "GET /metrics", "GET /openapi.json", "GET / (dashboard)", "GET /api/log",
-             "GET /api/summary")
+_CONVERTER = re.compile(r"{(\w+):\w+}")  # "{name:path}" is "{name}" to a client
+_PLAIN = r"{\1}"
+
+
+def _endpoints(app: Starlette) -> list[str]:
+    """What the 404 of an unknown path names, so a client on the wrong API learns what to call instead."""
+    out = []
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods:
+            methods = "/".join(sorted(route.methods - {"HEAD"}))
+            out.append(f"{methods} {_CONVERTER.sub(_PLAIN, route.path)}")
+    return out
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
-                              + ", ".join(ENDPOINTS), code="not_found")
+                              + ", ".join(_endpoints(request.app)), code="not_found")
     return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)  # e.g. Allow on a 405
 
 
