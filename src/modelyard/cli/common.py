@@ -69,7 +69,8 @@ def log_or_exit(cfg: Config) -> LogConnection:
 
 
 LocalOption = Annotated[bool, typer.Option(
-    "--local", help="Keep slots and breakers in this process (do not borrow those of a running `modelyard serve`)")]
+    "--local", help="Do not borrow the slots and breakers of a running `modelyard serve` "
+                    "(keep them in this process; a configured Redis state still applies)")]
 
 
 def note(message: str) -> None:
