@@ -33,3 +33,18 @@ def test_tool_calling(llm, fakes):
     assert reply.tool_calls == [{"name": "get_weather", "args": {"city": "Paris"}, "id": reply.tool_calls[0]["id"],
                                  "type": "tool_call"}]
     assert fakes[0].last_request.json["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_responses_api(gateway, fakes):
+    """ChatOpenAI with use_responses_api=True (LangChain's switch to the Responses API), plain, streamed, tools."""
+    llm = langchain_openai.ChatOpenAI(base_url=gateway.url + "/v1", api_key="unused", model="coder", max_retries=0,
+                                      timeout=10, use_responses_api=True)
+    assert llm.invoke("hello").text == "Hello from fast."
+    assert "".join(c.text for c in llm.stream("hello")) == "Hello from fast."
+
+    def get_weather(city: str) -> str:
+        """Weather for a city."""
+        return "sunny"
+
+    reply = llm.bind_tools([get_weather]).invoke("weather in Paris?")
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("get_weather", {"city": "Paris"})]

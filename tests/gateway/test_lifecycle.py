@@ -13,12 +13,12 @@ from modelyard.ledger import connect
 from tests.fakes import Fault
 
 
-def open_request(url: str, body: dict) -> socket.socket:
+def open_request(url: str, body: dict, path: str = "/v1/chat/completions") -> socket.socket:
     """Send a request on a raw socket and leave it open: the test decides when the client 'goes away'."""
     host, port = url.removeprefix("http://").split(":")
     payload = json.dumps(body).encode()
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    sock.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
                  b"content-length: %d\r\n\r\n" % len(payload) + payload)
     return sock
 
@@ -33,13 +33,17 @@ def log_row(gateway, request_id: str | None = None, outcome: str | None = None):
         conn.close()
 
 
+@pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
-def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream):
+def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream, api):
     oa = fakes[0]
     oa.push(Fault.hang_after_first_token() if stream else Fault.hang_before_headers())
     slots = gateway.router.pool.local("fast").slots
-    body = {"model": "solo", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
-    sock = open_request(gateway.url, body)
+    if api == "chat":
+        sock = open_request(gateway.url, {"model": "solo", "stream": stream,
+                                          "messages": [{"role": "user", "content": "x"}]})
+    else:
+        sock = open_request(gateway.url, {"model": "solo", "stream": stream, "input": "x"}, "/v1/responses")
     gateway.wait_for(lambda: slots.in_flight == 1 and oa.in_flight == 1)
     if stream:  # committed: the status line and the first token are on the wire
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
