@@ -75,14 +75,10 @@ def _permanent(reason: Reason | None, pool: ModelPool, model: str) -> bool | Non
 
 
 def _retry_after(record: RequestRecord, pool: ModelPool) -> int:
-    """The soonest a model of the chain may serve again: its cooldown's end, or a freed slot."""
+    """The soonest a model that failed transiently may serve again: its cooldown's end, or a freed slot."""
     soonest: float | None = None
-    for model in dict.fromkeys(a.model for a in record.attempts):
-        if model not in pool.states:
-            continue
-        left, reason = pool[model].cooling()
-        if reason in PERSISTENT:
-            continue
+    for model in dict.fromkeys(a.model for a in record.attempts if _permanent(a.reason, pool, a.model) is False):
+        left = pool[model].cooling()[0] if model in pool.states else 0.0
         wait = left if left > 0 else _BUSY_RETRY_S
         soonest = wait if soonest is None else min(soonest, wait)
     return max(1, math.ceil(soonest if soonest is not None else _BUSY_RETRY_S))
