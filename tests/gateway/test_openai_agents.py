@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from agents.models.openai_provider import OpenAIProvider
 from agents.models.openai_responses import OpenAIResponsesModel
 from openai import AsyncOpenAI
 
-from agents import Agent, Runner, function_tool, set_tracing_disabled  # openai-agents, a dev dependency
+from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled  # openai-agents (dev dependency)
 
 CITIES: list[str] = []
 
@@ -29,15 +30,16 @@ def run(gateway, stream: bool) -> str:
     async def main() -> str:
         set_tracing_disabled(True)  # no traces to api.openai.com from a test
         client = AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused-on-loopback", max_retries=0)
-        agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather],
-                      model=OpenAIResponsesModel(model="coder", openai_client=client))
+        # the default provider and model class, only pointed at the gateway (a model name, no model object)
+        config = RunConfig(model_provider=OpenAIProvider(openai_client=client))
+        agent = Agent(name="weather", instructions="Use the tool.", tools=[get_weather], model="coder")
         try:
             if stream:
-                result = Runner.run_streamed(agent, "weather in Paris?")
+                result = Runner.run_streamed(agent, "weather in Paris?", run_config=config)
                 async for _ in result.stream_events():
                     pass
             else:
-                result = await Runner.run(agent, "weather in Paris?")
+                result = await Runner.run(agent, "weather in Paris?", run_config=config)
             return str(result.final_output)
         finally:
             await client.close()
@@ -58,6 +60,4 @@ def test_agent_with_a_tool_runs_to_its_answer(gateway, fakes, stream):
 
 def test_default_model_class_is_the_responses_api():
     """Guards the premise: if openai-agents' default stops being the Responses API, this test says so."""
-    from agents.models.openai_provider import OpenAIProvider
-
     assert isinstance(OpenAIProvider(api_key="x").get_model("coder"), OpenAIResponsesModel)
