@@ -63,12 +63,15 @@ async def chat_completions(request: Request) -> Response:
         return routed
     record = routed.record
     response = promote_text_calls(chat, routed.response)
-    await gw.log.wait_written(LOG_WAIT)
+    # the answer is rendered while the writer commits its row (issue #15); it leaves only after the commit
     headers = route_headers(record, truncated=finish_reason(response) == "length")
     if body.stream:
         writer = ChunkWriter(request_id, created, record.model or "")
-        return SSEResponse(_replay(response, writer, body.include_usage), headers)
-    return json_response(completion(record.id, created, record.model or "", response), headers=headers)
+        answer: Response = SSEResponse(_replay(response, writer, body.include_usage), headers)
+    else:
+        answer = json_response(completion(record.id, created, record.model or "", response), headers=headers)
+    await gw.log.wait_written(LOG_WAIT)
+    return answer
 
 
 async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bool) -> AsyncIterator[bytes]:

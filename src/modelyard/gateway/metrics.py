@@ -142,6 +142,7 @@ class GatewayMetrics:
                                  ["agent"], buckets=_LATENCY_BUCKETS, registry=r)
         self.tokens = Counter("modelyard_tokens", "Tokens by direction", ["agent", "model", "direction"], registry=r)
         self.cost = Counter("modelyard_cost_usd", "Spend in USD at configured prices", ["agent", "model"], registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
         r.register(_LiveState(router))
         if writer is not None:
             r.register(_LogState(writer))
@@ -152,19 +153,29 @@ class GatewayMetrics:
         """``modelyard serve``: export what :class:`~modelyard.gateway.hosting.Hosting` reports."""
         self.registry.register(_Hosted(status))
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus_client validates, stringifies and locks on
+        every call, and the labels of one gateway (agents x models x outcomes) are few (issue #15)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (called from the router's sink)."""
         agent, model = record.agent, record.model or ""
-        self.requests.labels(agent, model or "none", record.outcome).inc()
-        self.latency.labels(agent).observe(record.total_ms / 1000)
+        child = self._child
+        child(self.requests, agent, model or "none", record.outcome).inc()
+        child(self.latency, agent).observe(record.total_ms / 1000)
         for a in record.attempts:
             if a.queue_wait_ms is not None and a.outcome is not AttemptOutcome.SKIPPED:
-                self.queue_wait.labels(a.model).observe(a.queue_wait_ms / 1000)
+                child(self.queue_wait, a.model).observe(a.queue_wait_ms / 1000)
             if a.outcome.moved_on:
-                self.fallbacks.labels(agent, a.model, a.reason or "unknown").inc()
+                child(self.fallbacks, agent, a.model, a.reason or "unknown").inc()
             if a.tokens_in:
-                self.tokens.labels(agent, a.model, "in").inc(a.tokens_in)
+                child(self.tokens, agent, a.model, "in").inc(a.tokens_in)
             if a.tokens_out:
-                self.tokens.labels(agent, a.model, "out").inc(a.tokens_out)
+                child(self.tokens, agent, a.model, "out").inc(a.tokens_out)
             if a.cost_usd:
-                self.cost.labels(agent, a.model).inc(a.cost_usd)
+                child(self.cost, agent, a.model).inc(a.cost_usd)

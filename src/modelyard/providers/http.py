@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -78,13 +79,14 @@ class StreamResponse:
             text = decoder.decode(piece)
             if "\r" in text:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
-            while (end := text.find("\n")) >= 0:
-                parts.append(text[:end])
-                text = text[end + 1:]
-                line = "".join(parts)
-                parts.clear()
+            *complete, text = text.split("\n")  # one pass per piece, not one copy of the rest per line
+            if complete:
+                if parts:
+                    complete[0] = "".join(parts) + complete[0]
+                    parts.clear()
                 held = 0
-                yield line
+                for line in complete:
+                    yield line
             if text:
                 parts.append(text)
                 held += len(text)
@@ -182,8 +184,8 @@ class HttpClient:
         """
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
         try:
-            response = await self.session().post(self.base_url + path, json=body, headers=headers,
-                                                 timeout=timeout)
+            response = await self.session().post(self.base_url + path, data=dumps(body),
+                                                 headers={**_JSON, **headers} if headers else _JSON, timeout=timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
         except aiohttp.ClientError as exc:
@@ -330,7 +332,25 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int = 65536) -> 
     return data
 
 
+_JSON = {"content-type": "application/json"}
+
+
+def dumps(body: Any) -> bytes:
+    """A request body as JSON: orjson (~5x faster than the standard library on the hot path, issue #15);
+    what orjson refuses (an integer beyond 64 bits, a non-string key) goes through ``json`` as before."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return json.dumps(body).encode()
+
+
 def loads(line: str | bytes, what: str) -> Any:
+    """Parse JSON from a provider: orjson first; what it refuses and ``json`` accepts (a lone UTF-16
+    surrogate escape from a JavaScript server, NaN, an integer beyond 64 bits) parses as it always did."""
+    try:
+        return orjson.loads(line)
+    except ValueError:
+        pass
     try:
         return json.loads(line)
     except ValueError:
