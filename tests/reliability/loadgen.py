@@ -71,6 +71,8 @@ SHAPE_MIX: list[tuple[float, Fault]] = [
     # a missing model cools down for max_seconds (4 s here): rare, or it would empty the chain for the whole run
     (0.3, Fault.status(404, message="model not found")), (2, Fault.status(429, retry_after=1)),
     (2, Fault.shape("invalid_utf8")), (2, Fault.shape("keepalive")), (1, Fault.shape("gzip")),
+    (1, Fault.shape("line_endings", "crlf")), (1, Fault.shape("line_endings", "cr")), (1, Fault.shape("no_space")),
+    (1, Fault.shape("odd_usage")), (1, Fault.shape("unknown_events")), (1, Fault.status(502, html=True)),
 ]
 MIXES = {"timing": MIX, "shapes": SHAPE_MIX}
 
