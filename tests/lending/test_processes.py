@@ -253,6 +253,25 @@ def test_serve_runs_the_bot_and_a_second_bot_is_refused(tmp_path: Path) -> None:
         assert "shared with `modelyard serve`" in models.output(), models.output()
 
 
+def test_a_second_gateway_for_the_same_config_borrows_the_first_ones_limits(tmp_path: Path) -> None:
+    with machine(tmp_path, "--no-telegram") as m:
+        second = GatewayProcess(m.config, tmp_path, env=m.env)
+        second.args += ["--no-telegram"]
+        try:
+            second.start()
+            state = httpx.get(second.url + "/healthz", timeout=5).json()["state"]
+            assert state["backend"] == "borrowed" and state["up"], state
+            assert second.proc is not None and second.proc.pid in m.health()["state"]["lending"]["borrowers"]
+            with Saturate(m.serve.url, clients=2) as one, Saturate(second.url, clients=2) as two:
+                _wait(lambda: m.backend.in_flight == LIMIT, 20, "both slots in use")
+                time.sleep(3 * SLOW)
+            peak = m.backend.max_in_flight
+            assert set(one.statuses) == {200} and set(two.statuses) == {200}, (one.statuses, two.statuses)
+        finally:
+            second.stop()
+        assert peak == LIMIT, f"two gateways on one config: the backend saw {peak} at once (limit {LIMIT})"
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELYARD_STATE", raising=False)

@@ -130,6 +130,10 @@ async def healthz(request: Request) -> Response:
             body["status"] = "degraded"
     shared = gw.runtime.pool.state_status()  # state: redis://… — slots and breakers shared with other processes
     body["state"] = {"backend": "local"}
+    if (serve := gw.runtime.pool.serve) is not None:  # a second gateway for a config another serve serves
+        body["state"] = {"backend": "borrowed", "up": serve.up, "detail": serve.describe()}
+        if not serve.up:
+            body["status"] = "degraded"
     if shared is not None:
         body["state"] = {"backend": "redis", "url": shared.url, "prefix": shared.prefix, "up": shared.up,
                          "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age}

@@ -48,6 +48,8 @@ class Hosting:
 
     async def __aenter__(self) -> Hosting:
         await self._lend()
+        if self.runtime.pool.serve is not None:  # borrowing from another serve: connect now, not at the first request
+            await self.runtime.pool.peek()
         if self.token is not None:
             self._bot_task = asyncio.create_task(self._run_bot(self.token), name="modelyard-telegram")
         return self
@@ -67,8 +69,8 @@ class Hosting:
     async def _lend(self) -> None:
         other = discover(self._config)
         if other.entry is not None:
-            self.say(f"warning: `modelyard serve` pid {other.entry.pid} already serves this config: front-ends "
-                     "borrow its limits, not this one's (two gateways on one config share nothing without Redis)")
+            self.say(f"`modelyard serve` pid {other.entry.pid} already serves this config: this gateway borrows its "
+                     "limits, as front-ends do (if that serve stops, this one keeps its own until restarted)")
             return
         lender: Lender | None = None
         try:

@@ -12,6 +12,7 @@ from modelyard.config import Config
 from modelyard.gateway.app import create_app
 from modelyard.gateway.auth import check_bind, load_keys
 from modelyard.gateway.hosting import Hosting
+from modelyard.router.lending import discover
 from modelyard.runtime import open_runtime
 
 
@@ -26,7 +27,12 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     port = port or config.gateway.port
     keys = load_keys(config.gateway)
     check_bind(host, config.gateway, keys)
-    runtime = open_runtime(config_path, config=config)
+    # a second gateway for a config that a running serve already serves borrows that serve's limits too
+    first = discover(config_path).entry
+    if first is not None and first.telegram and telegram_token is not None:
+        announce(f"telegram: the bot already runs in `modelyard serve` pid {first.pid}; not starting a second one")
+        telegram_token = None
+    runtime = open_runtime(config_path, config=config, borrow=first is not None, notice=announce)
     shown = f"[{host}]" if ":" in host else host
     hosting = Hosting(runtime, f"http://{shown}:{port}", telegram_token=telegram_token, announce_line=announce)
     app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm, hosting=hosting)
