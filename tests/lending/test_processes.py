@@ -245,6 +245,7 @@ def test_serve_runs_the_bot_and_a_second_bot_is_refused(tmp_path: Path) -> None:
         m.tg.push_message(ALICE, 3001, "hello")
         _wait(lambda: _bot_answers(m.tg, 3001), 60, "serve's bot answered")
         assert "modelyard_telegram_up 1.0" in httpx.get(m.serve.url + "/metrics", timeout=5).text
+        assert m.tg.token not in m.serve.output()
         second = m.run("telegram2", "telegram")
         assert second.wait(60) == 2
         assert f"already runs inside `modelyard serve` (pid {m.serve.proc.pid})" in second.stderr()  # type: ignore[union-attr]

@@ -29,6 +29,8 @@ log = logging.getLogger("modelyard.gateway")
 
 #: seconds between attempts to start the bot, doubling up to the last
 BOT_RETRY = (2.0, 60.0)
+#: where the bot's warnings come from: the Telegram library and our front-end
+BOT_LOGGERS = ("telegram", "modelyard.frontends.telegram")
 
 
 class Hosting:
@@ -45,6 +47,8 @@ class Hosting:
         self.bot_state = "off" if telegram_token is None else "starting"
         self._bot_task: asyncio.Task[None] | None = None
         self._config = runtime.config_path
+        self._log_handler = logging.StreamHandler()
+        self._log_handler.setLevel(logging.WARNING)
 
     async def __aenter__(self) -> Hosting:
         await self._lend()
@@ -62,6 +66,8 @@ class Hosting:
         if self.bot is not None:
             with contextlib.suppress(Exception):
                 await self.bot.stop()
+        for name in BOT_LOGGERS:
+            logging.getLogger(name).removeHandler(self._log_handler)
         if self.lender is not None:
             withdraw(self._config, os.getpid())
             await self.lender.aclose()
@@ -90,7 +96,13 @@ class Hosting:
     async def _run_bot(self, token: str) -> None:
         from telegram.error import InvalidToken
 
-        from modelyard.frontends.telegram import TelegramBot
+        from modelyard.frontends.telegram import TelegramBot, TokenFilter
+
+        # uvicorn configures only its own loggers: the bot's warnings (its library's and ours) get a handler
+        # here that scrubs the token, as `modelyard telegram` does for its root handler
+        self._log_handler.addFilter(TokenFilter(token))
+        for name in BOT_LOGGERS:
+            logging.getLogger(name).addHandler(self._log_handler)
 
         pause = BOT_RETRY[0]
         while True:
