@@ -16,13 +16,28 @@ import modelyard.gateway
 GATEWAY = Path(modelyard.gateway.__file__).parent
 
 
-def test_no_module_rebinds_a_global():
+def _decorators(node: ast.AST) -> list[str]:
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return []
+    return [ast.unparse(d).split("(")[0] for d in node.decorator_list]
+
+
+def test_no_module_rebinds_a_global_or_caches_at_module_level():
     offenders = []
     for path in sorted(GATEWAY.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Global):
                 offenders.append(f"{path.name}:{node.lineno}: global {', '.join(node.names)}")
+            caches = [d for d in _decorators(node) if d.rsplit(".", 1)[-1] in ("cache", "lru_cache", "cached_property")]
+            if caches and node.col_offset == 0:
+                offenders.append(f"{path.name}:{node.lineno}: @{caches[0]}")
     assert offenders == []
+
+
+def test_the_openapi_document_lives_on_the_app(gateway):
+    r = httpx.get(gateway.url + "/openapi.json")
+    assert r.status_code == 200 and r.content == gateway.gateway.openapi
+    assert r.json()["paths"]["/v1/responses"]["post"]["operationId"] == "createResponse"
 
 
 def test_the_dashboard_page_lives_on_the_app(gateway):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -51,6 +52,7 @@ class Gateway:
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
+        self.openapi = json.dumps(openapi_document()).encode()
         #: serve's lender and bot (None: an app made without them, e.g. in tests)
         self.hosting: Hosting | None = None
 
@@ -180,7 +182,7 @@ async def api_summary(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    return Response(_gw(request).openapi, media_type="application/json")
 
 
 _CONVERTER = re.compile(r"{(\w+):\w+}")  # "{name:path}" is "{name}" to a client

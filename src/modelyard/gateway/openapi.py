@@ -3,12 +3,12 @@
 The request body schema is generated from the same pydantic model that validates requests
 (:class:`~modelyard.gateway.wire.ChatCompletionBody`), so the document cannot drift from what
 the gateway accepts; responses are described by hand. Fuzzers (schemathesis) and client
-generators read it; it holds no data, so it is served without a key.
+generators read it; it holds no data, so it is served without a key. Built once per app (a few
+ms), kept on the app's state like everything else the gateway holds.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from modelyard.gateway.responses_wire import ResponsesBody
@@ -60,7 +60,6 @@ _MODEL = {
 }
 
 
-@cache
 def openapi_document() -> dict[str, Any]:
     body = ChatCompletionBody.model_json_schema(ref_template=_REF)
     responses_body = ResponsesBody.model_json_schema(ref_template=_REF)
