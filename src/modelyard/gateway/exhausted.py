@@ -3,15 +3,16 @@
 The official OpenAI and Anthropic SDKs retry 408, 409, 429 and every 5xx on their own (twice by
 default), unless the response carries ``x-should-retry: false``. A blanket 503 therefore turned
 one call to a model whose key is missing into three failed rows, and a 300 s deadline into 338 s
-for the caller. So the status follows the reasons of the attempts (:func:`verdict`):
+for the caller. So the status follows the reasons of the attempts (:func:`verdict`; the first
+matching row wins):
 
 =======  ======================  ===========================================================
 status   code                    when
 =======  ======================  ===========================================================
+504      deadline_exceeded       the agent's ``timeouts.total`` ran out: a retry would overrun it
 503      chain_exhausted         something transient stopped a model (busy, cooling down after
                                  errors, connect error, timeout, 429/5xx): ``Retry-After`` says
                                  when the soonest model is expected back
-504      deadline_exceeded       the agent's ``timeouts.total`` ran out: a retry would overrun it
 502      unusable_answer         the models answered, but nothing usable (malformed, too large,
                                  a tool call written as text): the same answer would come again
 400      rejected_by_models      the models that were asked refused this request (4xx, e.g. the
