@@ -96,6 +96,21 @@ class Chunk:
     stop_reason: str = ""
 
 
+#: stop reasons that mean the answer hit its token budget: "length" (OpenAI, Ollama, llama.cpp),
+#: "max_tokens" (Anthropic)
+TRUNCATED_STOPS = frozenset({"length", "max_tokens"})
+#: the one name the routing log, the route line and the gateway use for a truncated answer
+LENGTH = "length"
+
+
+def finish_reason_of(stop_reason: str) -> str | None:
+    """The provider's stop reason as the log keeps it: ``length`` for every spelling of "out of
+    tokens", the provider's own word otherwise, None when nothing was said."""
+    if stop_reason in TRUNCATED_STOPS:
+        return LENGTH
+    return stop_reason or None
+
+
 @dataclass(slots=True)
 class ChatResponse:
     """A whole answer, assembled from chunks."""
@@ -107,6 +122,11 @@ class ChatResponse:
     stop_reason: str = ""
     #: the configured model that produced this answer (set by the router)
     model: str = ""
+
+    @property
+    def truncated(self) -> bool:
+        """The answer stopped because it hit ``max_tokens``, not because it was finished."""
+        return self.stop_reason in TRUNCATED_STOPS
 
     def add(self, chunk: Chunk) -> None:
         if chunk.kind == "text":

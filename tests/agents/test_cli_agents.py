@@ -68,4 +68,4 @@ def test_chat_without_agent_goes_through_the_orchestrator(tmp_path: Path) -> Non
                                input="my python script crashes with a TypeError, fix it\n/quit\n")
     assert result.exit_code == 0, result.output
     assert "Here is the fix." in result.output
-    assert "engineer · fake · orchestrator: engineer (fast" in result.output
+    assert "orchestrator: engineer (fast" in result.output and "engineer → fake · " in result.output

@@ -10,7 +10,6 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from modelyard.agents.decision_log import DecisionLog
 from modelyard.agents.evaluation import Labelled
 from modelyard.agents.learning import correct_routing, learn, learned_labels
 from modelyard.agents.orchestrator import Orchestrator
@@ -111,7 +110,6 @@ async def test_rating_a_routed_answer_labels_it(server, runtime_for, tmp_path: P
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
     runtime = runtime_for(config)
     result = await handle_turn(runtime, [Message("user", "write a haiku about rain")])
-    DecisionLog.for_path(runtime.log_path).flush()
     runtime.log.flush()
     good = runner.invoke(app, ["rate", result.request_id, "good", "-c", str(config_path)])
     assert good.exit_code == 0 and "routing label recorded" in good.output, good.output

@@ -135,6 +135,15 @@ class Plan:
     input_tokens: int = 1
     #: the fault being played: protocols render the shape faults (content parts, no choices...) from it
     fault: Fault = field(default_factory=Fault)
+    #: the text was cut at the request's token limit (one piece = one token): finish reason "length"
+    cut: bool = False
+
+    def limit(self, max_tokens: Any) -> Plan:
+        """Cut the text at ``max_tokens`` pieces, as a real server stops at its limit."""
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and 0 < max_tokens < len(self.text):
+            self.text = self.text[:max_tokens]
+            self.cut = True
+        return self
 
     @property
     def tool_fragments(self) -> list[str]:

@@ -57,7 +57,12 @@ class OpenAIServer(ChatServer):
         answer_tools: bool = True,
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
+        honour_max_tokens: bool = False,
     ) -> None:
+        """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
+        with finish reason ``length``, as a real server does; off by default, since most tests script
+        answers without thinking about the agent's budget."""
+        self.honour_max_tokens = honour_max_tokens
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -138,6 +143,8 @@ class OpenAIServer(ChatServer):
                 thinking=self.emit_reasoning,
                 input_tokens=max(count_words(messages), 1),
             )
+            if self.honour_max_tokens:
+                plan.limit(body.get("max_completion_tokens") or body.get("max_tokens"))
             if stream:
                 return self._render_stream(model, plan, include_usage)
             return self._render_body(model, plan)
@@ -176,7 +183,7 @@ class OpenAIServer(ChatServer):
         elif message["content"] is None:
             message["content"] = ""
         choices = [{"index": 0, "message": message, "logprobs": None,
-                    "finish_reason": "tool_calls" if plan.tool_call else "stop"}]
+                    "finish_reason": "tool_calls" if plan.tool_call else "length" if plan.cut else "stop"}]
         if plan.fault.kind is FaultKind.NO_CHOICES:
             choices = []
         payload = {
@@ -232,7 +239,7 @@ class OpenAIServer(ChatServer):
                 chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
                 for piece in plan.tool_fragments
             ]
-        objects.append(chunk({}, "tool_calls" if call else "stop"))
+        objects.append(chunk({}, "tool_calls" if call else "length" if plan.cut else "stop"))
         kind = plan.fault.kind
         if kind is FaultKind.NO_CHOICES:  # the same stream with every choice taken out, no finish reason
             for o in objects:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from modelyard.frontends.telegram import NO_MODEL
+from modelyard.frontends.session import NO_MODEL
 from modelyard.tokens import estimate_tokens
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.frontends.conftest import (
@@ -263,7 +263,6 @@ async def test_embedded_default_topology_routes_automatically(tmp_path, tg, llm)
 
     import yaml
 
-    from modelyard.agents.decision_log import DecisionLog
     from modelyard.config import Config
 
     data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
@@ -281,7 +280,7 @@ async def test_embedded_default_topology_routes_automatically(tmp_path, tg, llm)
     assert final["text"].startswith(REPLY)
     agent = final["text"].rsplit("— ", 1)[1].split(" · ")[0]
     assert agent in config.agents and agent != "orchestrator"
-    DecisionLog.for_path(config.log.path).flush()
+    # the runtime's log writer (requests and decisions: one thread) was flushed when the bot's runtime closed
     with db(config) as conn:
         rated = conn.execute("SELECT agent FROM requests WHERE acceptable = 1").fetchall()
         decisions = conn.execute("SELECT agent, method FROM routing_decisions").fetchall()

@@ -15,7 +15,6 @@ import sqlite3
 from dataclasses import dataclass
 
 from modelyard.agents.classifier import Classifier, training_samples
-from modelyard.agents.decision_log import DecisionLog
 from modelyard.agents.evaluation import Labelled
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
@@ -69,8 +68,7 @@ def correct_routing(runtime: Runtime, request_id: str, agent: str, source: Label
     name = orchestrator_name(runtime.config)
     if name is None:
         return False
-    DecisionLog.for_path(runtime.log_path).flush()  # the decision and request rows are written off-thread
-    runtime.log.flush()
+    runtime.log.flush()  # the decision and request rows are written off-thread
     try:
         conn = connect(runtime.log_path)
         try:

@@ -6,14 +6,41 @@ is a plain chat agent (it delegates to nobody), it is a routing target too, for 
 classifier then sends "hi, thanks!" to chat and real work to a specialist, with no model call
 in between. A specialist hands its output to the first agent among its own ``consumers``
 ("user" means the answer goes back to the person).
+
+What a hand-off is *for* is read from the receiving agent's role (:func:`handoff_purpose`):
+a ``utility`` agent (mechanical transformations, "never writes new content") *revises* the
+answer — formats, proofreads, converts it — and must give all of it back; any other agent
+*builds on* it (a writer turning research notes into prose). Either way the upstream answer
+is the user's answer until the hand-off's result passes its check (agents/handoff.py).
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+from modelyard.agents.classifier import agent_role
 from modelyard.agents.errors import HandoffRefused
+from modelyard.agents.roles import Role
 from modelyard.config.schema import Config
 
 USER = "user"
+
+
+class HandoffPurpose(StrEnum):
+    #: edit the upstream answer and return all of it (format, proofread, convert): a result much shorter
+    #: than its input lost the content, so it is not a revision
+    REVISE = "revise"
+    #: use the upstream answer as material for an answer of one's own
+    BUILD_ON = "build_on"
+
+
+#: roles whose agents only transform what they are given
+_REVISERS = frozenset({Role.UTILITY})
+
+
+def handoff_purpose(config: Config, receiver: str) -> HandoffPurpose:
+    """What the hand-off to ``receiver`` is for, from its role (``role:`` or its name)."""
+    return HandoffPurpose.REVISE if agent_role(config, receiver) in _REVISERS else HandoffPurpose.BUILD_ON
 
 
 def agent_consumers(config: Config, name: str) -> list[str]:

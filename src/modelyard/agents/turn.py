@@ -1,39 +1,47 @@
-"""One conversational turn, the entry point every front-end (Telegram, chat, gateway) uses.
+"""One conversational turn, the entry point every front-end (Telegram, chat, ask) uses.
 
 Front-ends hand over the conversation so far and get the answer streamed back through
 ``on_text`` (called with the *accumulated* visible text, so a front-end that edits one
-message can simply show the latest value). Thinking text never reaches ``on_text``, nor the
-next agent of a hand-off.
+message can simply show the latest value; a call whose text does not continue the previous
+one *replaces* it). Thinking text never reaches ``on_text``, nor the next agent of a hand-off.
 
 With no agent named (or the orchestrator named), the orchestrator picks one — classifier
-first, its model only when unsure — and the decision is logged. The chosen agent's output
-then follows the configured hand-offs (writer → utility), each refused up front if the chain
-loops or is deeper than ``orchestration.max_depth``. Only the last agent streams; agents with
-tools run the agent loop and deliver their final answer in one piece.
+first, its model only when unsure — and the decision is logged. The chosen agent's answer
+streams to the user as it is written; then it follows the configured hand-offs (writer →
+utility), each refused up front if the chain loops or is deeper than
+``orchestration.max_depth``. A hand-off runs buffered and its result replaces the answer only
+if it passes its check (agents/handoff.py); otherwise the answer so far stands, and the route
+says why. Agents with tools run the agent loop and deliver their answer in one piece.
+
+Every request the turn makes is in ``TurnResult.records`` (and in the ``records`` list a
+front-end passes in, filled as each starts — so after a Ctrl-C it can still show what ran).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from modelyard.agents.classifier import Decision
-from modelyard.agents.decision_log import DecisionLog
+from modelyard.agents.decision_log import log_decision
 from modelyard.agents.errors import UnknownAgent
+from modelyard.agents.handoff import handoff_request, rejection
 from modelyard.agents.learning import learned_labels
 from modelyard.agents.loop import run_agent_loop
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.tools import has_tools, open_toolbox
-from modelyard.agents.topology import handoff_path, orchestrator_name
+from modelyard.agents.topology import handoff_path, handoff_purpose, orchestrator_name
 from modelyard.agents.visible import visible_text
 from modelyard.config.schema import Config
+from modelyard.router import ChainExhausted, StreamInterrupted
 from modelyard.router.fit import fit
-from modelyard.router.records import new_request_id
+from modelyard.router.records import RequestRecord, new_request_id
 from modelyard.runtime import Runtime
-from modelyard.tokens import message_tokens
+from modelyard.tokens import estimate_tokens, message_tokens
 from modelyard.types import ChatRequest, Message
 
 OnText = Callable[[str], Awaitable[None]]
@@ -50,6 +58,23 @@ class TurnResult:
     route: list[str] = field(default_factory=list)
     #: the orchestrator's decision, when it made one
     decision: Decision | None = None
+    #: every request of the turn, in order (the answer's own is :attr:`record`)
+    records: list[RequestRecord] = field(default_factory=list)
+    #: the request whose text is the answer (None when refused before any model ran)
+    record: RequestRecord | None = None
+
+
+@dataclass
+class _Run:
+    """One agent's answer within a turn."""
+
+    text: str
+    model: str | None
+    request_id: str
+    truncated: bool = False
+    record: RequestRecord | None = None
+    #: output tokens (a revision's budget is sized by them)
+    tokens: int = 0
 
 
 _orchestrators: dict[int, tuple[Config, Orchestrator | None]] = {}
@@ -86,13 +111,8 @@ def _too_long(config: Config, agent: str, text: str) -> str | None:
     return None
 
 
-def _handoff_messages(request: str, source: str, output: str) -> list[Message]:
-    return [Message("user", f"The user asked:\n{request}\n\nThe {source} agent produced:\n{output}\n\n"
-                            "Do your part on this output and reply with the result only.")]
-
-
 async def handle_turn(runtime: Runtime, history: list[Message], *, agent: str | None = None,
-                      on_text: OnText | None = None) -> TurnResult:
+                      on_text: OnText | None = None, records: list[RequestRecord] | None = None) -> TurnResult:
     """Answer the last user message of ``history``; ``agent`` None lets the orchestrator choose.
 
     Raises :class:`UnknownAgent`, :class:`HandoffRefused` (clear messages for the user), and
@@ -113,8 +133,7 @@ async def handle_turn(runtime: Runtime, history: list[Message], *, agent: str | 
     if orchestrator is not None:
         decision = await orchestrator.decide(router, text, request_id=first_id)
         route.append(f"{orchestrator.name}: {decision.describe()}")
-        DecisionLog.for_path(runtime.log_path).submit(
-            decision, text=text if config.log.store_text else None, request_id=first_id)
+        log_decision(runtime.log, decision, text=text if config.log.store_text else None, request_id=first_id)
         start = decision.agent
     else:
         start = agent or config.first_agent
@@ -122,23 +141,52 @@ async def handle_turn(runtime: Runtime, history: list[Message], *, agent: str | 
     if (problem := _too_long(config, start, text)) is not None:
         return TurnResult(problem, start, None, "", [*route, "refused: message too long"], decision)
 
-    messages = history
-    result = TurnResult("", start, None, "", route, decision)
-    for index, name in enumerate(path):
-        last = index == len(path) - 1
-        request_id = first_id if index == 0 else new_request_id()
-        parent_id = None if index == 0 else first_id
-        output, model, rid = await _run_agent(runtime, name, messages, on_text if last else None,
-                                              request_id=request_id, parent_id=parent_id, route=route)
-        route.append(f"{name} → {model or 'nobody'}")
-        result.text, result.agent, result.model, result.request_id = output, name, model, rid
-        if not last:
-            messages = _handoff_messages(text, name, output)
+    result = TurnResult("", start, None, "", route, decision, records if records is not None else [])
+    answer = await _run_agent(runtime, start, history, on_text, request_id=first_id, parent_id=None,
+                              route=route, records=result.records)
+    route.append(f"{start} → {answer.model or 'nobody'}")
+    result.text, result.model, result.request_id, result.record = answer.text, answer.model, answer.request_id, \
+        answer.record
+    for source, name in itertools.pairwise(path):
+        if not await _hand_off(runtime, text, source, name, result, answer, first_id, on_text):
+            break  # the answer so far stands; a later hand-off would only build on a result not used
     return result
 
 
+async def _hand_off(runtime: Runtime, request: str, source: str, name: str, result: TurnResult, upstream: _Run,
+                    first_id: str, on_text: OnText | None) -> bool:
+    """Run one hand-off; True (and ``result`` updated) when its result replaces the answer."""
+    purpose = handoff_purpose(runtime.config, name)
+    chat = handoff_request(purpose, request=request, source=source, output=result.text,
+                           output_tokens=upstream.tokens or estimate_tokens(result.text),
+                           max_tokens=runtime.config.agents[name].max_tokens)
+    try:
+        run = await _run_agent(runtime, name, chat.messages, None, request_id=new_request_id(), parent_id=first_id,
+                               route=result.route, records=result.records, max_tokens=chat.max_tokens)
+    except (ChainExhausted, StreamInterrupted) as exc:
+        result.records.append(exc.record)
+        result.route.append(f"{name} ({purpose}) → nobody: hand-off failed; kept {source}'s answer")
+        return False
+    why = rejection(purpose, result.text, run.text, truncated=run.truncated)
+    if why is not None:
+        result.route.append(f"{name} ({purpose}) → {run.model or 'nobody'}: not used, {why}; kept {source}'s answer")
+        if run.record is not None:  # the log shows the hand-off ran and why its answer was not the user's
+            run.record.error = f"hand-off result not used: {why}; the user got the {source} agent's answer"
+            runtime.log.submit(run.record)
+        log.info("hand-off %s → %s not used: %s", source, name, why)
+        return False
+    result.route.append(f"{name} ({purpose}) → {run.model or 'nobody'}: used")
+    result.text, result.agent, result.model, result.request_id, result.record = (
+        run.text, name, run.model, run.request_id, run.record)
+    upstream.tokens = run.tokens
+    if on_text is not None:
+        await on_text(run.text)
+    return True
+
+
 async def _run_agent(runtime: Runtime, name: str, messages: list[Message], on_text: OnText | None, *,
-                     request_id: str, parent_id: str | None, route: list[str]) -> tuple[str, str | None, str]:
+                     request_id: str, parent_id: str | None, route: list[str], records: list[RequestRecord],
+                     max_tokens: int | None = None) -> _Run:
     """Run one agent: the tool loop if it has tools, else one streamed (or buffered) answer."""
     router, cfg = runtime.router, runtime.config.agents[name]
     if has_tools(cfg.tools):
@@ -147,16 +195,26 @@ async def _run_agent(runtime: Runtime, name: str, messages: list[Message], on_te
             looped = await run_agent_loop(router, name, messages, toolbox, parent_id=parent_id,
                                           request_id=request_id)
         route.extend(looped.steps)
+        records.extend(looped.records)
         if looped.failed:
             log.warning("agent %s: tool loop failed: %s", name, looped.text)
         if on_text is not None:
             await on_text(looped.text)
-        return looped.text, looped.model, looped.request_id
-    request = ChatRequest(messages=messages)
+        last = looped.records[-1] if looped.records else None
+        return _Run(looped.text, looped.model, looped.request_id, bool(last and last.truncated), last,
+                    last.tokens_out if last else 0)
+    request = ChatRequest(messages=messages, max_tokens=max_tokens)
     if on_text is None:
-        routed = await router.complete(name, request, request_id=request_id, parent_id=parent_id)
-        return visible_text(routed.response.text).strip(), routed.record.model, routed.record.id
+        try:
+            routed = await router.complete(name, request, request_id=request_id, parent_id=parent_id)
+        except ChainExhausted as exc:
+            records.append(exc.record)
+            raise
+        records.append(routed.record)
+        return _Run(visible_text(routed.response.text).strip(), routed.record.model, routed.record.id,
+                    routed.response.truncated, routed.record, routed.record.tokens_out)
     stream = router.stream(name, request, request_id=request_id, parent_id=parent_id)
+    records.append(stream.record)
     raw, shown = "", ""
     try:
         async for chunk in stream:
@@ -168,4 +226,5 @@ async def _run_agent(runtime: Runtime, name: str, messages: list[Message], on_te
                     await on_text(now)
     finally:
         await stream.aclose()
-    return visible_text(raw).strip(), stream.record.model, stream.record.id
+    return _Run(visible_text(raw).strip(), stream.record.model, stream.record.id, stream.response.truncated,
+                stream.record, stream.record.tokens_out)

@@ -1,50 +1,119 @@
-"""``modelyard ask`` and ``modelyard chat``: talk to an agent, see the route each answer took."""
+"""``modelyard ask`` and ``modelyard chat``: talk to an agent, see the route each answer took.
+
+Both are the terminal's I/O around the one turn pipeline (frontends/session.py), the same one
+Telegram uses: without ``--agent`` (or with ``--agent auto`` / ``--agent orchestrator``) the
+orchestrator picks the agent, and hand-offs follow the config in both. The answer streams as it
+is written; a hand-off whose result replaces it is printed below a rule; then one route line per
+request (truncation, fallbacks, a hand-off result that was not used, all shown there).
+Ctrl-C / SIGTERM stop the model mid-answer: the partial answer stays on screen and in the log,
+its route line is printed, and the exit status is 130 / 143 (cli/common.run).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
+import threading
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from modelyard.agents.errors import AgentError
-from modelyard.agents.learning import correct_routing
-from modelyard.agents.turn import TurnResult, handle_turn
+from modelyard.agents.turn import TurnResult
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
-from modelyard.ledger.labels import LabelSource
-from modelyard.router import ChainExhausted, RequestRecord, StreamInterrupted
+from modelyard.frontends.session import Reply, Session, Status, answer
+from modelyard.router import RequestRecord
 from modelyard.runtime import Runtime
-from modelyard.types import ChatRequest, Message
+from modelyard.types import Message
 
-AgentOption = Annotated[str | None, typer.Option("--agent", "-a", help="Agent to ask (default: default_agent)")]
-
-
-def _agent_or_exit(runtime: Runtime, agent: str | None) -> str:
-    name = agent or runtime.config.first_agent
-    if name not in runtime.config.agents:
-        raise fail(f"unknown agent '{name}' (agents: {', '.join(runtime.config.agents)})")
-    return name
+AUTO = "auto"
+AgentOption = Annotated[str | None, typer.Option(
+    "--agent", "-a", help="Agent to ask; 'auto' (the default) lets the orchestrator pick")]
 
 
-async def _turn(runtime: Runtime, agent: str, messages: list[Message], *, show: bool) -> tuple[str, RequestRecord]:
-    """Stream one answer to the terminal; return its text and record."""
-    stream = runtime.router.stream(agent, ChatRequest(messages=messages))
-    try:
-        async for chunk in stream:
-            if show and chunk.kind == "text":
-                console.out(chunk.text, end="", highlight=False)
-            elif show and chunk.kind == "tool_call" and chunk.tool_call:
-                console.print(f"[dim]→ tool call {chunk.tool_call.name}({json.dumps(chunk.tool_call.arguments)})[/]")
-    finally:
-        await stream.aclose()
-    if show:
-        console.out("")
+def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
+    """The agent named on the command line; None (no option, or 'auto') = the orchestrator picks."""
+    if agent is None or agent == AUTO:
+        return None
+    if agent not in runtime.config.agents:
+        raise fail(f"unknown agent '{agent}' (agents: {', '.join(runtime.config.agents)}, or {AUTO})")
+    return agent
+
+
+class TerminalText:
+    """``on_text`` for a terminal: prints what the accumulated text adds; a text that does not continue
+    what is shown (a hand-off's revision replacing the answer) is printed whole below a rule."""
+
+    def __init__(self, show: bool = True):
+        self.show = show
+        self.shown = ""
+
+    async def __call__(self, text: str) -> None:
+        if not self.show:
+            return
+        if text.startswith(self.shown):
+            console.out(text[len(self.shown):], end="", highlight=False)
+        else:
+            console.out("")
+            console.print("[dim]── revised ──[/]", highlight=False)
+            console.out(text, end="", highlight=False)
+        self.shown = text
         console.file.flush()
-    return stream.response.text, stream.record
+
+    def end(self, final: str | None = None) -> None:
+        """Close the answer's line; print ``final`` if the stream never showed it (a refusal, a tool loop)."""
+        if not self.show:
+            return
+        if final and final.strip() != self.shown.strip():
+            if self.shown:
+                console.out("")
+                console.print("[dim]── revised ──[/]", highlight=False)
+            console.out(final, end="", highlight=False)
+            self.shown = final
+        if self.shown:
+            console.out("")
+        console.file.flush()
+
+
+def _route_lines(records: list[RequestRecord], result: TurnResult | None) -> list[str]:
+    lines = [result.route[0]] if result is not None and result.decision is not None and result.route else []
+    return lines + [route_line(r) for r in records]
+
+
+def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> None:
+    for line in _route_lines(records, result):
+        err.print(f"[dim]{line}[/]", highlight=False)
+
+
+def _answer_record(reply: Reply) -> RequestRecord | None:
+    if reply.result is not None and reply.result.record is not None:
+        return reply.result.record
+    return reply.records[-1] if reply.records else None
+
+
+def _record_json(record: RequestRecord) -> dict[str, Any]:
+    return {k: v for k, v in asdict(record).items() if k not in ("prompt", "response", "thinking")}
+
+
+def _json_out(reply: Reply) -> dict[str, Any]:
+    record = _answer_record(reply)
+    result = reply.result
+    return {
+        "id": record.id if record else None,
+        "agent": record.agent if record else None,
+        "model": record.model if record else None,
+        "outcome": record.outcome if record and reply.status is not Status.REFUSED else reply.status,
+        "answer": reply.text if reply.status in (Status.ANSWERED, Status.INTERRUPTED) else "",
+        "error": None if reply.answered else (reply.detail or reply.text),
+        "route": _record_json(record) if record else None,
+        "decision": asdict(result.decision) if result is not None and result.decision is not None else None,
+        "steps": [_record_json(r) for r in reply.records],
+        "handoffs": [s for s in result.route if "(revise)" in s or "(build_on)" in s] if result else [],
+    }
 
 
 def ask(
@@ -54,7 +123,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming")] = False,
     local: LocalOption = False,
 ) -> None:
-    """Ask one agent; stream the answer, then print the route it took."""
+    """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
@@ -63,118 +132,116 @@ def ask(
     name = _agent_or_exit(runtime, agent)
 
     async def go() -> int:
+        records: list[RequestRecord] = []
+        text = TerminalText(show=not as_json)
         try:
-            text, record = await _turn(runtime, name, [Message("user", prompt)], show=not as_json)
-        except ChainExhausted as exc:
-            record, text = exc.record, ""
+            reply = await answer(runtime, [Message("user", prompt)], agent=name, on_text=text, records=records)
+        except asyncio.CancelledError:  # Ctrl-C / SIGTERM: the model is stopped and its row logged by now
+            text.end()
             if not as_json:
-                err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        except StreamInterrupted as exc:
-            record, text = exc.record, exc.partial
-            if not as_json:
-                err.print(f"\n[bold red]error:[/] {exc}", highlight=False)
+                _print_routes(records, None)
+            raise
         finally:
             await runtime.aclose()
         if as_json:
-            out = {"id": record.id, "agent": record.agent, "model": record.model, "outcome": record.outcome,
-                   "answer": text, "error": record.error,
-                   "route": {k: v for k, v in asdict(record).items() if k not in ("prompt", "response", "thinking")}}
-            console.out(json.dumps(out, indent=2), highlight=False)
+            console.out(json.dumps(_json_out(reply), indent=2, default=str), highlight=False)
         else:
-            err.print(f"[dim]{route_line(record)}[/]", highlight=False)
-        return 0 if record.outcome.answered else 1
+            text.end(reply.text if reply.answered else None)
+            if not reply.answered:
+                err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
+            _print_routes(reply.records, reply.result)
+        return 0 if reply.answered else 1
 
     raise typer.Exit(run(go))
+
+
+async def read_line(prompt: str) -> str:
+    """``console.input`` in a daemon thread, so the event loop — and its Ctrl-C/SIGTERM handling
+    (cli/common.run) — keeps running while the user types; a thread still waiting on the terminal
+    never holds up the exit."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def settle(value: str | None, error: BaseException | None) -> None:
+        if line.done():
+            return
+        if error is not None:
+            line.set_exception(error)
+        else:
+            line.set_result(value or "")
+
+    def read() -> None:
+        try:
+            value, error = console.input(prompt), None
+        except BaseException as exc:  # EOFError (Ctrl-D) and the like are the caller's to handle
+            value, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for this line
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=read, name="modelyard-chat-input", daemon=True).start()
+    return await line
+
+
+async def _command(session: Session, runtime: Runtime, line: str) -> bool:
+    """Handle a ``/`` command; False when the line is a message."""
+    if line == "/reset":
+        session.reset()
+        console.print("history cleared")
+        return True
+    if not line.startswith("/agent"):
+        return False
+    wanted = line.removeprefix("/agent").strip()
+    if wanted not in runtime.config.agents and wanted != AUTO:
+        console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)}, or {AUTO})")
+        return True
+    session.choose(None if wanted == AUTO else wanted)
+    console.print(f"now talking to [cyan]{wanted}[/]")
+    if wanted != AUTO and await session.correct(wanted):
+        err.print(f"[dim]noted: your last message belonged to {wanted} "
+                  "(`modelyard routing learn` teaches routing)[/]")
+    return True
 
 
 def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
     '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/quit' ends."""
     runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
-    name: str | None = _agent_or_exit(runtime, agent) if agent else None  # None: the orchestrator decides
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
-    conversation = store.conversation("cli", "default")
-    history: list[Message] = store.load(conversation, CHAT_HISTORY_TOKENS)
+    session = Session(runtime, store, "cli", "default", history_tokens=CHAT_HISTORY_TOKENS,
+                      agent=_agent_or_exit(runtime, agent), remember_agent=False)
 
     async def go() -> None:
-        nonlocal name
-        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{name or 'auto (orchestrator)'}[/]. "
+        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{session.agent or 'auto (orchestrator)'}[/]. "
                       "/agent NAME to switch, /quit to leave.")
-        if history:
-            console.print(f"[dim]resuming: {len(history)} earlier messages; /reset starts over[/]")
+        if earlier := session.history():
+            console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
         try:
             while True:
                 try:
-                    line = console.input(f"[bold cyan]{name or 'auto'}>[/] ")
+                    line = (await read_line(f"[bold cyan]{session.agent or AUTO}>[/] ")).strip()
                 except EOFError:
                     break
-                line = line.strip()
                 if not line:
                     continue
                 if line in ("/quit", "/exit"):
                     break
-                if line == "/reset":
-                    store.reset(conversation)
-                    history.clear()
-                    console.print("history cleared")
+                if await _command(session, runtime, line):
                     continue
-                if line.startswith("/agent"):
-                    wanted = line.removeprefix("/agent").strip()
-                    if wanted in runtime.config.agents or wanted == "auto":
-                        name = None if wanted == "auto" else wanted
-                        console.print(f"now talking to [cyan]{wanted}[/]")
-                        last = next((t for t in reversed(store.turns(conversation)) if t.role == "assistant"), None)
-                        if (name is not None and last is not None and last.request_id and last.agent != name
-                                and correct_routing(runtime, last.request_id, name, LabelSource.CHAT)):
-                            err.print(f"[dim]noted: your last message belonged to {name} "
-                                      "(`modelyard routing learn` teaches routing)[/]")
-                    else:
-                        console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)})")
-                    continue
-                history.append(Message("user", line))
+                text = TerminalText()
                 try:
-                    if name is None:
-                        result = await _orchestrated_turn(runtime, history)
-                        answered = (result.text, result.agent, result.model, result.request_id)
-                    else:
-                        text, record = await _turn(runtime, name, history, show=True)
-                        answered = (text, record.agent, record.model, record.id)
-                    history.append(Message("assistant", answered[0]))
-                    store.append(conversation, "user", line)
-                    store.append(conversation, "assistant", answered[0], agent=answered[1], model=answered[2],
-                                 request_id=answered[3], keep_tokens=CHAT_HISTORY_TOKENS)
-                    history[:] = store.load(conversation, CHAT_HISTORY_TOKENS)
-                    if name is None:
-                        err.print(f"[dim]{result.agent} · {result.model or 'no model'} · "
-                                  f"{' | '.join(result.route)} · id {result.request_id}[/]", highlight=False)
-                        continue
-                except (ChainExhausted, StreamInterrupted) as exc:
-                    history.pop()
-                    record = exc.record
-                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-                except AgentError as exc:
-                    history.pop()
-                    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-                    continue
-                err.print(f"[dim]{route_line(record)}[/]", highlight=False)
+                    reply = await session.turn(line, on_text=text)
+                except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line
+                    text.end()
+                    _print_routes(session.records, None)
+                    raise
+                for notice in reply.notices:
+                    console.print(f"[yellow]{notice}[/]", highlight=False)
+                text.end(reply.text if reply.answered else None)
+                if not reply.answered:
+                    err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
+                _print_routes(reply.records, reply.result)
         finally:
             store.close()
             await runtime.aclose()
 
     run(go)
-
-
-async def _orchestrated_turn(runtime: Runtime, history: list[Message]) -> TurnResult:
-    """One turn through the orchestrator, streaming the final agent's visible text to the terminal."""
-    shown = ""
-
-    async def show(text: str) -> None:
-        nonlocal shown
-        delta = text[len(shown):] if text.startswith(shown) else "\n" + text
-        console.out(delta, end="", highlight=False)
-        shown = text
-
-    result = await handle_turn(runtime, history, on_text=show)
-    console.out("" if shown else result.text)
-    console.file.flush()
-    return result

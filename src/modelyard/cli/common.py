@@ -1,13 +1,16 @@
 """What every command shares: the --config option, loading, and turning errors into exits.
 
 Exit status: 0 ok, 1 the request could not be served (chain exhausted, interrupted),
-2 bad input (config, arguments) — so scripts can tell "fix your config" from "try later".
+2 bad input (config, arguments) — so scripts can tell "fix your config" from "try later";
+130 / 143 stopped by SIGINT (Ctrl-C) / SIGTERM, the shell's convention (128 + signal).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -87,9 +90,48 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False) -> Runtime:
         raise fail(str(exc)) from None
 
 
+#: the signals that stop a command: each cancels the command's task, as a client disconnect would
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a command's coroutine; SIGINT and SIGTERM stop it cleanly, then exit 130 / 143.
+
+    A signal *cancels* the command's task — it never raises at an arbitrary point — so every
+    ``finally`` runs while the event loop is still open: a model generating in this process is
+    stopped and its worker joined, the partial answer's request is logged with its tokens, the
+    log is flushed. A second signal while that happens cancels again, which the cleanup absorbs
+    (stopping llama.cpp takes at most one token). A command that handles the cancel (``chat``
+    prints where it stopped) still exits with the signal's code.
+    """
+    received: list[int] = []
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
+        installed = []
+        for signum in STOP_SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                loop.add_signal_handler(signum, stop, signum)
+                installed.append(signum)
+        try:
+            return await factory()
+        finally:
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+
     try:
-        return asyncio.run(factory())
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+        result = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        result = None
+        received.append(signal.SIGINT)
+    if received:
+        err.print("interrupted" if received[0] == signal.SIGINT else "terminated")
+        sys.exit(128 + received[0])
+    return result  # type: ignore[return-value]

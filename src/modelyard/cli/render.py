@@ -26,14 +26,21 @@ def route_line(record: RequestRecord) -> str:
     detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome is not AttemptOutcome.OK and a.reason]
     if detours:
         parts[0] += f" (after {'; '.join(detours)})"
+    if not record.outcome.answered:
+        parts.append(str(record.outcome).upper())
     parts.append(f"wait {ms(record.queue_wait_ms)}")
     parts.append(f"TTFT {ms(record.ttft_ms)}")
     parts.append(f"total {ms(record.total_ms)}")
     if record.tokens_per_s:
         parts.append(f"{record.tokens_per_s:.1f} tok/s")
     parts.append(f"{record.tokens_in}→{record.tokens_out} tok")
+    if record.truncated:
+        budget = f"={record.max_tokens}" if record.max_tokens else ""
+        parts.append(f"TRUNCATED at max_tokens{budget}")
     parts.append(f"${record.cost_usd:.4f}")
     parts.append(f"id {record.id}")
+    if record.error and record.outcome.answered:  # an answer that was not used (a hand-off's, see agents/handoff.py)
+        parts.append(record.error)
     return " · ".join(parts)
 
 

@@ -3,6 +3,8 @@ daemon: front-ends on this machine borrow its limits, and it runs the Telegram b
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -46,9 +48,20 @@ def serve(
 
     cfg, path = load_or_exit(config)
     token = telegram_token_for(cfg, telegram)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the handler that
+    # was there before it: make that an exit with the conventional status (143 / 130), not a traceback
+    previous = signal.signal(signal.SIGTERM, _exit_terminated)
     try:
         run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level,
                    keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False),
                    telegram_token=token)
     except InsecureBind as exc:
         raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(128 + signal.SIGINT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_terminated(signum: int, frame: FrameType | None) -> None:
+    raise typer.Exit(128 + signum)

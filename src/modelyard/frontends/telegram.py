@@ -2,8 +2,10 @@
 
 Every update first passes :meth:`TelegramBot._gate`: a user not on ``telegram.allowed_users``
 is dropped before any handler runs, so no agent is started and nothing is spent (the drop is
-logged without the message text). Allowed messages become one :func:`handle_turn` each, under
-a per-chat lock so a chat's turns stay in order while other chats (and button presses) proceed.
+logged without the message text). Allowed messages become one :meth:`Session.turn` each (the
+turn pipeline every front-end shares, frontends/session.py), under a per-chat lock so a chat's
+turns stay in order while other chats (and button presses) proceed. This module is Telegram's
+I/O: commands, streamed message edits, rating buttons.
 
 Secrets: the bot token is part of every Bot API URL, and httpx logs request URLs at INFO, so
 httpx is held at WARNING and :class:`TokenFilter` scrubs the token from any log handler.
@@ -31,32 +33,23 @@ from telegram.ext import (
     filters,
 )
 
-from modelyard.agents.learning import correct_routing
-from modelyard.agents.turn import handle_turn
 from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
-from modelyard.frontends.history import Conversation, ConversationStore
+from modelyard.frontends.history import ConversationStore
+from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import StreamingReply
 from modelyard.ledger.labels import LabelSource
-from modelyard.router import ChainExhausted, StreamInterrupted
-from modelyard.router.fit import Fit, fit
 from modelyard.runtime import Runtime
-from modelyard.tokens import message_tokens
-from modelyard.types import Message
 
 log = logging.getLogger(__name__)
 
 FRONTEND = "telegram"
-#: system prompt tokens the front-end cannot see, kept free when history fills a model's context
-PROMPT_MARGIN = 128
 RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 
 HELP = ("Send me a task and I'll route it to the right agent.\n"
         "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
         "/status — models and queues\n"
         "/reset — forget this chat's history")
-NO_MODEL = "Sorry — no model could answer right now. Please try again in a moment."
-FAILED = "Sorry — something went wrong while answering. Please try again."
 
 
 class TelegramSetupError(ModelyardError):
@@ -94,12 +87,6 @@ def bot_token(config: Config) -> str:
         raise TelegramSetupError(f"no Telegram bot token: set the environment variable {name} "
                                  "(or point telegram.token_env at the variable that holds it)")
     return token
-
-
-def message_fit(config: Config, agent: str | None, text: str) -> Fit:
-    """How a message fits the models that may answer it (router/fit.py, the router's own rule): with
-    automatic routing any agent may answer, so every agent's chain counts."""
-    return fit(config, [agent] if agent else list(config.agents), message_tokens(text))
 
 
 def rating_buttons() -> InlineKeyboardMarkup:
@@ -190,9 +177,10 @@ class TelegramBot:
 
     # -- commands ------------------------------------------------------------------------
 
-    def _conversation(self, update: Update) -> Conversation:
+    def _session(self, update: Update) -> Session:
         assert update.effective_chat is not None
-        return self.store.conversation(FRONTEND, update.effective_chat.id)
+        return Session(self.runtime, self.store, FRONTEND, update.effective_chat.id,
+                       history_tokens=self.settings.history_tokens, default_agent=self.settings.agent)
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
@@ -200,36 +188,29 @@ class TelegramBot:
 
     async def _agent(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        conversation = self._conversation(update)
+        session = self._session(update)
         wanted = " ".join(context.args or []).strip()
         if not wanted:
-            self.store.set_agent(conversation, None)
+            session.choose(None)
             text = "Back to automatic routing."
         elif wanted in self.config.agents:
-            self.store.set_agent(conversation, wanted)
+            session.choose(wanted)
             description = self.config.agents[wanted].description
             text = f"Now talking to {wanted} directly." + (f"\n{description}" if description else "")
-            if await self._correct(update.effective_message.chat.id, conversation, wanted):
+            # right after a routed answer, or after a 👎 on one, this is a routing label
+            disputed = self._disputed.pop(update.effective_message.chat.id, None)
+            if await session.correct(wanted, disputed, LabelSource.TELEGRAM):
                 text += "\n(Noted: your last request belonged to it — routing will learn from that.)"
         else:
-            log.info("telegram: chat %s asked for unknown agent (%d chars)", conversation.external_id, len(wanted))
+            log.info("telegram: chat %s asked for unknown agent (%d chars)", session.conversation.external_id,
+                     len(wanted))
             text = f"Unknown agent '{wanted[:64]}'. Agents: {', '.join(self.config.agents)}"
         await update.effective_message.reply_text(text)
 
-    async def _correct(self, chat_id: int, conversation: Conversation, agent: str) -> bool:
-        """``/agent NAME`` right after an orchestrated answer, or after a 👎 on one, is a routing label."""
-        request_id = self._disputed.pop(chat_id, None)
-        if request_id is None:
-            last = next((t for t in reversed(self.store.turns(conversation)) if t.role == "assistant"), None)
-            if last is None or not last.request_id or last.agent == agent:
-                return False
-            request_id = last.request_id
-        return await asyncio.to_thread(correct_routing, self.runtime, request_id, agent, LabelSource.TELEGRAM)
-
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        conversation = self._conversation(update)
-        lines = [f"Agent: {conversation.agent or 'automatic routing'}", "", "Models:"]
+        session = self._session(update)
+        lines = [f"Agent: {session.agent or 'automatic routing'}", "", "Models:"]
         for s in self.runtime.router.model_states():
             where = "local" if s.is_local else "cloud"
             line = f"• {s.name} ({s.provider}, {where}): {s.state} — {s.in_flight}/{s.limit} busy, {s.waiting} waiting"
@@ -238,10 +219,10 @@ class TelegramBot:
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        conversation = self._conversation(update)
-        async with self._locks[int(conversation.external_id)]:
-            removed = self.store.reset(conversation)
-        log.info("telegram: chat %s history reset (%d turns)", conversation.external_id, removed)
+        session = self._session(update)
+        async with self._locks[int(session.conversation.external_id)]:
+            removed = session.reset()
+        log.info("telegram: chat %s history reset (%d turns)", session.conversation.external_id, removed)
         await update.effective_message.reply_text("History cleared. Starting fresh.")
 
     async def _unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -265,66 +246,39 @@ class TelegramBot:
     async def _turn(self, update: Update, text: str) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
-        conversation = self._conversation(update)
-        agent = conversation.agent or self.settings.agent
-        if agent is not None and agent not in self.config.agents:  # chosen before a config change
-            log.warning("telegram: chat %s uses agent no longer in the config; back to automatic", chat.id)
-            self.store.set_agent(conversation, None)
-            await message.reply_text(f"Agent '{agent}' no longer exists; back to automatic routing.")
-            agent = None
-        found = message_fit(self.config, agent, text)
-        if found.too_long:
-            log.info("telegram: refused a message of ~%d tokens in chat %s (limit %s)", found.tokens, chat.id,
-                     found.largest)
-            await message.reply_text(f"Your message is too long for the models (about {found.tokens} tokens; "
-                                     f"the largest takes about {found.largest}). Please shorten it or split it up.")
-            return
-        # history fills what the smallest model able to take this message can read, so it stays usable
-        room = (self.settings.history_tokens if found.room is None
-                else min(self.settings.history_tokens, found.room - PROMPT_MARGIN))
-        history = [*self.store.load(conversation, max(room - found.tokens, 0)), Message("user", text)]
-
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
                                reply_to=message.message_id)
-        await reply.start()
-        self.replies.append(reply)
-        try:
-            result = await handle_turn(self.runtime, history, agent=agent, on_text=reply.update)
-        except ChainExhausted as exc:
-            log.warning("telegram: chat %s: no model could answer (request %s)", chat.id, exc.record.id)
-            await reply.finish(NO_MODEL)
-            return
-        except StreamInterrupted as exc:
-            log.warning("telegram: chat %s: answer interrupted (request %s)", chat.id, exc.record.id)
-            partial = exc.partial.strip()
-            await reply.finish(f"{partial}\n\n[answer interrupted — the model stopped responding]" if partial
-                               else NO_MODEL)
-            return
-        except ModelyardError as exc:  # refusals meant for the user (hand-off loop, depth limit, ...)
-            log.warning("telegram: chat %s: turn refused (%s)", chat.id, type(exc).__name__)
-            await reply.finish(redact(str(exc))[:500])
-            return
-        except Exception:
-            log.exception("telegram: chat %s: turn failed", chat.id)
-            await reply.finish(FAILED)
-            return
 
-        if not result.request_id:  # refused before any model ran (empty, too long...): nothing to keep or rate
-            log.info("telegram: chat %s: turn refused (%s)", chat.id, "; ".join(result.route))
-            await reply.finish(result.text)
+        async def start(notices: list[str]) -> None:
+            for notice in notices:
+                await message.reply_text(notice)
+            await reply.start()
+            self.replies.append(reply)
+
+        try:
+            result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
+        except Exception:  # the pipeline maps every failure to a reply; this is a bug in it or in Telegram I/O
+            log.exception("telegram: chat %s: turn failed", chat.id)
+            if reply.message_ids:
+                await reply.finish(FAILED)
             return
-        answer = result.text.strip() or "(the model returned an empty answer)"
-        keep = self.settings.history_tokens
-        self.store.append(conversation, "user", text, keep_tokens=None)
-        self.store.append(conversation, "assistant", result.text, agent=result.agent, model=result.model,
-                          request_id=result.request_id, keep_tokens=keep)
-        await asyncio.to_thread(self.runtime.log.flush)  # the row must exist before anyone can rate it
-        footer = f"\n\n— {result.agent} · {result.model}" if result.model else ""
-        message_ids = await reply.finish(answer + footer, rating_buttons())
+        if not reply.message_ids:  # refused before any model ran: nothing to edit
+            for notice in result.notices:
+                await message.reply_text(notice)
+            await message.reply_text(result.text)
+            log.info("telegram: chat %s: message refused", chat.id)
+            return
+        if not result.answered or result.result is None:
+            await reply.finish(result.text)
+            log.info("telegram: chat %s: %s", chat.id, result.status)
+            return
+        answered = result.result
+        footer = f"\n\n— {answered.agent} · {answered.model}" if answered.model else ""
+        message_ids = await reply.finish(result.text + footer, rating_buttons())
         for message_id in message_ids:
-            self.store.link_message(FRONTEND, chat.id, message_id, result.request_id, user.id)
+            self.store.link_message(FRONTEND, chat.id, message_id, answered.request_id, user.id)
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
-                 chat.id, result.agent, result.model, result.request_id, len(message_ids))
+                 chat.id, answered.agent, answered.model, answered.request_id, len(message_ids))
 
     # -- ratings -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
+from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
@@ -55,6 +56,8 @@ class Gateway:
         self.openapi = json.dumps(openapi_document()).encode()
         #: serve's lender and bot (None: an app made without them, e.g. in tests)
         self.hosting: Hosting | None = None
+        #: requests in flight; the server starts it on SIGTERM/Ctrl-C so each ends properly (drain.py)
+        self.drain = Drain()
 
     def _sink(self, record: RequestRecord) -> None:
         self.log.submit(record)

@@ -15,6 +15,7 @@ commit (group commit), so under load the wait is shared rather than paid per req
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -22,9 +23,11 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.gateway.drain import SHUTTING_DOWN
 from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
 from modelyard.gateway.responses import (
     SSEResponse,
+    error_response,
     json_response,
     route_headers,
 )
@@ -45,8 +48,23 @@ from modelyard.types import ChatRequest, ChatResponse, Chunk
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
 
+#: how a stream ends when the server shuts down under it (gateway/drain.py)
+_SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is incomplete", "server_error",
+                              "shutting_down")
+
+
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    with gw.drain.track():
+        try:
+            return await _answer(gw, request)
+        except asyncio.CancelledError:  # the server is shutting down (drain.py), or the task was cancelled
+            if not gw.drain.stopped():
+                raise
+            return error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"retry-after": "5"})
+
+
+async def _answer(gw: Gateway, request: Request) -> Response:
     taken = await intake(gw, request, parse_body, to_chat_request)
     if isinstance(taken, Response):
         return taken
@@ -67,7 +85,8 @@ async def chat_completions(request: Request) -> Response:
     headers = route_headers(record, truncated=finish_reason(response) == "length")
     if body.stream:
         writer = ChunkWriter(request_id, created, record.model or "")
-        answer: Response = SSEResponse(_replay(response, writer, body.include_usage), headers)
+        answer: Response = SSEResponse(_replay(response, writer, body.include_usage), headers,
+                                           drain=gw.drain, final=_SHUTDOWN_EVENT)
     else:
         answer = json_response(completion(record.id, created, record.model or "", response), headers=headers)
     await gw.log.wait_written(LOG_WAIT)
@@ -97,7 +116,8 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest
     stream, first = started
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
-    return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record))
+    return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record), drain=gw.drain,
+                       final=_SHUTDOWN_EVENT)
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,

@@ -3,6 +3,7 @@ that cancels its producer when the client disconnects."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.drain import Drain
 from modelyard.gateway.wire import error_body
 from modelyard.router.records import RequestRecord
 
@@ -60,11 +62,14 @@ def attempts_out(record: RequestRecord) -> list[dict[str, Any]]:
 
 
 class SSEResponse(Response):
-    """Streams pre-rendered SSE events; a client disconnect cancels the producer (and its upstream call)."""
+    """Streams pre-rendered SSE events; a client disconnect cancels the producer (and its upstream call).
+    When the server shuts down (``drain``), the producer is cancelled too and the stream ends with
+    ``final``, an error event, instead of stopping mid-answer."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str]):
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], *, drain: Drain | None = None,
+                 final: bytes = b""):
         # not Response.__init__: it would add "content-length: 0" to a body of unknown length
         self.status_code = 200
         self.background = None
@@ -72,16 +77,27 @@ class SSEResponse(Response):
                        "x-accel-buffering": "no", **headers}
         self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
         self.events = events
+        self.drain = drain
+        self.final = final
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        with contextlib.suppress(ClientGone):  # the producer is already cancelled: nothing left to do
+        with contextlib.suppress(ClientGone), self._tracked():  # gone: the producer is already cancelled
             await until_disconnect(receive, self._pump(send))
+
+    def _tracked(self) -> contextlib.AbstractContextManager[None]:
+        return self.drain.track() if self.drain is not None else contextlib.nullcontext()
 
     async def _pump(self, send: Send) -> None:
         try:
-            async for event in self.events:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            try:
+                async for event in self.events:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+            except asyncio.CancelledError:
+                if self.drain is None or not self.drain.stopped():
+                    raise
+                await self.events.aclose()  # type: ignore[attr-defined]  # upstream stopped, its row logged
+                await send({"type": "http.response.body", "body": self.final, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await self.events.aclose()  # type: ignore[attr-defined]

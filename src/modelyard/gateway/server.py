@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
 from modelyard.config import Config
 from modelyard.gateway.app import create_app
 from modelyard.gateway.auth import check_bind, load_keys
+from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
 from modelyard.router.lending import discover
 from modelyard.runtime import open_runtime
@@ -44,8 +46,11 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # under uvloop (3 vs 23 tokens/s), and a local model is what most requests go to; and against an
     # instant backend uvloop saved no CPU measurable on this machine (benchmarks/README.md, issue #15).
     # http="httptools": 15% less CPU per request than h11 (issue #15).
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level, loop="asyncio",
-                http="httptools", timeout_graceful_shutdown=5, server_header=False)
+    server = _Server(uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                                    loop="asyncio", http="httptools", timeout_graceful_shutdown=5,
+                                    server_header=False),
+                     app.state.gateway.drain)
+    server.run()
 
 
 #: net new container objects between two young-generation collections (Python's default is 700)
@@ -68,3 +73,16 @@ def tune_gc() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, telling the gateway the moment a shutdown signal arrives (not after its graceful wait),
+    so answers in flight end with an error event instead of being cancelled under a traceback."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain):
+        super().__init__(config)
+        self.drain = drain
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.drain.start()

@@ -204,3 +204,10 @@ def m006_routing_labels(db: Schema) -> None:
         n_labels INTEGER NOT NULL,
         detail TEXT
     )""")
+
+
+@migration
+def m007_finish_reason(db: Schema) -> None:
+    """Why each answer ended, as the provider said: ``length`` marks an answer cut off at its
+    ``max_tokens`` (shown in the route line and ``modelyard log``), so a truncation is never silent."""
+    db.execute("ALTER TABLE requests ADD COLUMN finish_reason TEXT")

@@ -17,6 +17,10 @@ stopped.
 The queue is bounded (``max_queue``): when the disk stalls for long, a request past the bound is
 dropped and counted (``dropped`` in /healthz and /metrics, degraded) instead of growing memory
 until the process dies; its answer is not held back.
+
+Rows of the log's other tables that are written on the request path (the orchestrator's routing
+decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
+one writer per log file, one transaction per batch, the same repair, accounting and flush.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,7 @@ _LOG_EVERY = 10.0
 REQUEST_COLUMNS = (
     "id", "parent_id", "ts", "agent", "model", "is_local", "outcome", "fallback_reason", "n_attempts",
     "queue_wait_ms", "ttft_ms", "total_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd",
-    "prompt", "response", "thinking", "error",
+    "prompt", "response", "thinking", "error", "finish_reason",
 )
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "agent", "model", "provider", "outcome", "reason", "detail", "queue_wait_ms",
@@ -66,13 +70,21 @@ _INSERT_ATTEMPT = (f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS
                    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})")
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row for a table beside ``requests``: an ``INSERT`` with ``?`` placeholders and its values."""
+
+    insert: str
+    values: tuple
+
+
 def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
     reason = next((a.reason for a in r.attempts if a.outcome is not AttemptOutcome.OK and a.reason), None)
     return (
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),
         r.outcome, reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms, r.tokens_in, r.tokens_out,
-        r.tokens_per_s, r.cost_usd, r.prompt, r.response, r.thinking, r.error,
+        r.tokens_per_s, r.cost_usd, r.prompt, r.response, r.thinking, r.error, r.finish_reason,
     )
 
 
@@ -175,6 +187,18 @@ class LogWriter:
 
     __call__ = submit
 
+    def submit_row(self, row: Row) -> None:
+        """Queue one row of another table (e.g. a routing decision); same rules as :meth:`submit`."""
+        if self._queue.qsize() >= self.max_queue:
+            self.dropped += 1
+            self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: a {row.insert.split()[2]} row "
+                                       "dropped"))
+            return
+        self._submitted += 1
+        self._queue.put(row)
+        if not self._closed and not self._thread.is_alive():
+            self._thread = self._start()
+
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (from the writer thread; it must be quick) after each commit."""
         self._on_commit.append(callback)
@@ -255,24 +279,37 @@ class LogWriter:
         self._account(ok, lost)
         return stop
 
-    def _write(self, batch: list[RequestRecord]) -> tuple[int, int]:
+    def _rows(self, item: RequestRecord | Row) -> tuple[list[tuple], list[tuple], list[Row]]:
+        """(request rows, attempt rows, other rows) of one queued item."""
+        if isinstance(item, Row):
+            return [], [], [item]
+        return [request_row(item, self.local_models)], list(attempt_rows(item)), []
+
+    def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int]:
         """(rows stored, rows lost). One transaction for the batch; if that fails, one per row, repaired."""
         try:
-            self._commit([request_row(r, self.local_models) for r in batch],
-                         [row for r in batch for row in attempt_rows(r)])
+            requests: list[tuple] = []
+            attempts: list[tuple] = []
+            others: list[Row] = []
+            for item in batch:
+                r, a, o = self._rows(item)
+                requests += r
+                attempts += a
+                others += o
+            self._commit(requests, attempts, others)
             return len(batch), 0
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
             self._failed(exc)
         ok = lost = 0
         reconnected = False
-        for i, r in enumerate(batch):
+        for i, item in enumerate(batch):
             try:
-                requests = [request_row(r, self.local_models)]
-                attempts = list(attempt_rows(r))
+                requests, attempts, others = self._rows(item)
                 fixed_requests, fixed_attempts = [_repaired(x) for x in requests], [_repaired(x) for x in attempts]
-                self._commit(fixed_requests, fixed_attempts)
+                fixed_others = [Row(o.insert, _repaired(o.values)) for o in others]
+                self._commit(fixed_requests, fixed_attempts, fixed_others)
                 ok += 1
-                if fixed_requests != requests or fixed_attempts != attempts:
+                if fixed_requests != requests or fixed_attempts != attempts or fixed_others != others:
                     self.repaired += 1
             except _ROW_ERRORS as exc:  # this row only (e.g. a required value missing): the others go on
                 self._failed(exc)
@@ -286,11 +323,13 @@ class LogWriter:
                 reconnected = True
         return ok, lost
 
-    def _commit(self, requests: list[tuple], attempts: list[tuple]) -> None:
+    def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = ()) -> None:
         try:
             self._conn.execute("BEGIN")
             self._conn.executemany(_INSERT_REQUEST, requests)
             self._conn.executemany(_INSERT_ATTEMPT, attempts)
+            for row in others:
+                self._conn.execute(row.insert, row.values)
             self._conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):

@@ -2,8 +2,15 @@
 
 llama.cpp inference is synchronous and one ``Llama`` object serves one generation at a
 time, so generation runs in a worker thread behind a lock and chunks cross back to the
-event loop through a queue. Cancelling the consumer sets a flag the worker checks after
-every token, so an abandoned request frees the model within one token.
+event loop through a queue.
+
+Stopping (Ctrl-C, SIGTERM, a client gone): closing the stream sets a flag the worker checks
+between tokens, then *waits for the worker to finish* before the stream's ``finally`` ends —
+however often the waiting task is cancelled again. So no llama.cpp call outlives the event
+loop that asked for it (a worker still generating when the loop closed, or when ``atexit``
+freed the model, crashed the process: "Event loop is closed", a segfault). The prompt's
+token count is reported with the first token, so a stopped answer is logged with its real
+input and output tokens. At exit, models are freed only once no worker holds them.
 """
 
 from __future__ import annotations
@@ -29,16 +36,45 @@ from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 _END = object()
 _models: dict[tuple[str, int], Any] = {}
 _models_lock = threading.Lock()
+#: stop flags of the generations running now (exit stops them before it frees their model)
+_running: set[threading.Event] = set()
+#: longest wait for a stopped worker: a token, or one batch of prompt evaluation (seconds on a slow CPU)
+STOP_WAIT = 60.0
 
 
 @atexit.register
 def _close_models() -> None:
-    """Free models before interpreter teardown, when llama.cpp's own __del__ would fail noisily."""
+    """Free models before interpreter teardown, when llama.cpp's own __del__ would fail noisily —
+    but never one a worker is still using: stop the workers, then take each model's lock."""
+    for flag in list(_running):
+        flag.set()
     with _models_lock:
         for llm in _models.values():
-            with contextlib.suppress(Exception):
-                llm.close()
+            lock = getattr(llm, "_modelyard_lock", None)
+            if lock is not None and not lock.acquire(timeout=STOP_WAIT):
+                continue  # still generating after STOP_WAIT: leaking it beats freeing it under the worker
+            try:
+                with contextlib.suppress(Exception):
+                    llm.close()
+            finally:
+                if lock is not None:
+                    lock.release()
         _models.clear()
+
+
+async def _wait_stopped(finished: asyncio.Future[None]) -> None:
+    """Wait until the worker has let go of the model, even if this task is cancelled again meanwhile
+    (a second Ctrl-C): the cancel is passed on afterwards, once nothing runs behind the loop's back."""
+    cancelled = False
+    while not finished.done():
+        try:
+            await asyncio.wait_for(asyncio.shield(finished), STOP_WAIT)
+        except asyncio.CancelledError:
+            cancelled = True
+        except TimeoutError:
+            break  # a worker stuck in one call for a minute: give up waiting rather than hang the caller
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def load_llama(path: str, n_ctx: int) -> Any:
@@ -63,8 +99,6 @@ def _message(m: Message) -> dict[str, Any]:
 
 class LlamaCppProvider(Provider):
     preloads = True
-    # the worker notices a cancel only at its next token and then still reports to the event loop
-    stops_early = False
 
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
@@ -113,25 +147,34 @@ class LlamaCppProvider(Provider):
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
+        finished: asyncio.Future[None] = loop.create_future()
         kwargs = self._kwargs(request)
         path = str(self._resolved_path())
 
         def put(item: Any) -> None:
-            # the caller may have given up and its loop closed (Ctrl-C) before this thread noticed the cancel
+            # a last resort only: the stream waits for this thread, so its loop is normally still open
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def mark_finished() -> None:
+            if not finished.done():
+                finished.set_result(None)
 
         def work() -> None:
             try:
                 llm = load_llama(path, self.n_ctx)
                 with llm._modelyard_lock:
                     produced = 0
+                    prompt_tokens: int | None = None
                     finish = "stop"
                     calls: dict[int, dict[str, str]] = {}
                     for part in llm.create_chat_completion(**kwargs):
                         if cancel.is_set():
                             finish = "cancelled"
                             break
+                        if prompt_tokens is None:  # the prompt is evaluated, the first token not yet
+                            prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)))
+                            put(Chunk("usage", usage=Usage(prompt_tokens, 0)))
                         choice = part["choices"][0]
                         delta = choice.get("delta") or {}
                         if delta.get("content"):
@@ -146,15 +189,20 @@ class LlamaCppProvider(Provider):
                         finish = choice.get("finish_reason") or finish
                     for c in calls.values():
                         put(("tool", c))
-                    prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)) - produced)
+                    if prompt_tokens is None:
+                        prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)) - produced)
                     put(Chunk("usage", usage=Usage(prompt_tokens, produced)))
                     put(Chunk("done", stop_reason=finish))
             except Exception as exc:  # crosses the thread boundary as a value
                 put(exc)
             finally:
+                _running.discard(cancel)
                 put(_END)
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(mark_finished)
 
         thread = threading.Thread(target=work, name=f"llamacpp-{self.name}", daemon=True)
+        _running.add(cancel)
         thread.start()
         try:
             while True:
@@ -175,6 +223,7 @@ class LlamaCppProvider(Provider):
                 yield item
         finally:
             cancel.set()
+            await _wait_stopped(finished)
 
     async def warmup(self, keep_alive: str | None = None) -> None:
         reason = self.unavailable_reason()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from modelyard.errors import ModelyardError, Reason
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router.clock import wall_clock
+from modelyard.types import LENGTH
 
 
 def new_request_id() -> str:
@@ -63,6 +64,14 @@ class RequestRecord:
     thinking: str | None = None
     error: str | None = None
     parent_id: str | None = None
+    #: why the answer ended, as the provider said (``length`` = cut off at ``max_tokens``); None without one
+    finish_reason: str | None = None
+    #: the answer's budget when it was cut off, for the route line ("truncated at 128 tokens")
+    max_tokens: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == LENGTH
 
     @property
     def fallbacks(self) -> list[Attempt]:

@@ -38,7 +38,7 @@ from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, ChatResponse, Chunk, Message
+from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, Usage, finish_reason_of
 
 Sink = Callable[[RequestRecord], None]
 #: returns None when an answer is usable, else why not (the router then falls back)
@@ -230,10 +230,13 @@ class Router:
             buffer = ChatResponse(model=provider.name)
             held: list[Chunk] = []
             started = loop.time()
+            pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
             try:
                 async with aclosing(self._guarded(provider, walk.request, tm, walk.deadline, attempt)) as chunks:
                     async for chunk in chunks:
                         buffer.add(chunk)
+                        if chunk.kind == "text" or chunk.kind == "thinking":
+                            pieces += 1
                         if not walk.stream:
                             continue
                         if not walk.committed and chunk.kind in _VISIBLE:
@@ -249,8 +252,18 @@ class Router:
                             held.append(chunk)
                 if walk.accept is not None and (problem := walk.accept(buffer)):
                     raise ProviderError(Reason.UNUSABLE_REPLY, problem)
+            except (asyncio.CancelledError, GeneratorExit):
+                # the caller went away (Ctrl-C, SIGTERM, a client disconnect): by now the provider's stream
+                # is closed (an in-process worker stopped and joined), so what it produced is final
+                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
+                attempt.outcome, attempt.reason = AttemptOutcome.CANCELLED, Reason.CANCELLED
+                if attempt.tokens_out:
+                    record.model = record.model or provider.name
+                    if self.config.log.store_text:
+                        record.response = buffer.text
+                raise
             except ProviderError as exc:
-                self._close_attempt(attempt, buffer, started, loop.time(), provider)
+                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
@@ -313,9 +326,14 @@ class Router:
             await gen.aclose()
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
-                       provider: Provider) -> None:
+                       provider: Provider, pieces: int = 0) -> None:
+        """Time, tokens and cost of one attempt. An answer cut short (cancelled, broken off) usually
+        never got its usage report: its output is then counted as the pieces that arrived (one token
+        each for llama.cpp, Ollama and OpenAI-style streams), never as 0."""
         attempt.duration_ms = (ended - started) * 1000
         usage = buffer.usage
+        if usage.output_tokens < pieces:
+            usage = Usage(usage.input_tokens, pieces)
         attempt.tokens_in = usage.input_tokens
         attempt.tokens_out = usage.output_tokens
         price = provider.config.price
@@ -331,6 +349,9 @@ class Router:
         response.tool_calls, response.usage, response.stop_reason = (
             buffer.tool_calls, buffer.usage, buffer.stop_reason)
         record.model = model
+        record.finish_reason = finish_reason_of(buffer.stop_reason)
+        if buffer.truncated:
+            record.max_tokens = walk.request.max_tokens
         record.outcome = RequestOutcome.OK if index == 0 else RequestOutcome.FALLBACK
         record.total_ms = (now - walk.t0) * 1000
         record.tokens_per_s = record.attempts[-1].tokens_per_s

@@ -1,0 +1,93 @@
+"""``modelyard ask`` through the orchestrator, and truncation made visible (issue #14.4).
+
+``ask --agent orchestrator`` used to run the orchestrator *as an agent*: its model answered the
+task itself and was cut off at its 128-token limit, silently. Now ``ask`` is the same turn
+pipeline as ``chat`` and Telegram: the orchestrator (named, ``--agent auto`` or no ``--agent``)
+picks the agent, and an answer cut off at ``max_tokens`` says so in the route line and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from tests.agents.conftest import agent_of, default_data
+from tests.fakes import OpenAIServer
+
+runner = CliRunner()
+TASK = "my python script crashes with a TypeError, please fix it"
+LONG = " ".join(f"step{i}" for i in range(300))
+
+
+def write_config(tmp_path: Path, url: str, **agents: dict[str, Any]) -> Path:
+    data = default_data()
+    data["models"] = {"fake": {"provider": "openai", "endpoint": url, "model": "fake"}}
+    for cfg in data["agents"].values():
+        cfg["primary"], cfg["fallbacks"] = "fake", []
+    for name, changes in agents.items():
+        data["agents"][name].update(changes)
+    data["log"] = {"path": str(tmp_path / "log.sqlite3")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def log_rows(tmp_path: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(tmp_path / "log.sqlite3")
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("choice", [["--agent", "orchestrator"], ["--agent", "auto"], []],
+                         ids=["orchestrator", "auto", "default"])
+def test_ask_lets_the_orchestrator_delegate(choice: list[str], tmp_path: Path) -> None:
+    with OpenAIServer(reply_text=lambda body: f"<{agent_of(body)}> fixed it") as fake:
+        config = write_config(tmp_path, fake.url)
+        result = runner.invoke(app, ["ask", *choice, TASK, "-c", str(config)])
+        asked = [agent_of(r.json) for r in fake.requests_to("/v1/chat/completions")]
+    assert result.exit_code == 0, result.output
+    assert "<engineer> fixed it" in result.stdout
+    assert asked == ["engineer"]  # the orchestrator's model never answered the task itself
+    assert "orchestrator: engineer (fast" in result.output and "engineer → fake · " in result.output
+    assert log_rows(tmp_path, "SELECT agent FROM requests") == [("engineer",)]
+    assert log_rows(tmp_path, "SELECT agent, method FROM routing_decisions") == [("engineer", "fast")]
+
+
+def test_ask_json_names_the_delegate_and_every_step(tmp_path: Path) -> None:
+    with OpenAIServer(reply_text=lambda body: f"<{agent_of(body)}> fixed it") as fake:
+        config = write_config(tmp_path, fake.url)
+        result = runner.invoke(app, ["ask", "--agent", "orchestrator", "--json", TASK, "-c", str(config)])
+    out = json.loads(result.stdout)
+    assert result.exit_code == 0 and out["agent"] == "engineer" and out["answer"] == "<engineer> fixed it"
+    assert out["decision"]["agent"] == "engineer" and [s["agent"] for s in out["steps"]] == ["engineer"]
+
+
+def test_a_truncated_answer_says_so_in_the_route_line_and_the_log(tmp_path: Path) -> None:
+    with OpenAIServer(reply_text=LONG, honour_max_tokens=True) as fake:
+        config = write_config(tmp_path, fake.url, engineer={"max_tokens": 12})
+        result = runner.invoke(app, ["ask", "--agent", "engineer", TASK, "-c", str(config)])
+        as_json = json.loads(runner.invoke(app, ["ask", "--agent", "engineer", "--json", TASK, "-c",
+                                                 str(config)]).stdout)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == LONG.split()[:12]
+    route = result.output.strip().splitlines()[-1]
+    assert route.startswith("engineer → fake") and "TRUNCATED at max_tokens=12" in route
+    assert as_json["route"]["finish_reason"] == "length"
+    assert log_rows(tmp_path, "SELECT finish_reason FROM requests") == [("length",), ("length",)]
+
+
+def test_a_complete_answer_is_not_marked(tmp_path: Path) -> None:
+    with OpenAIServer(reply_text="short answer", honour_max_tokens=True) as fake:
+        config = write_config(tmp_path, fake.url)
+        result = runner.invoke(app, ["ask", "--agent", "engineer", TASK, "-c", str(config)])
+    assert result.exit_code == 0 and "TRUNCATED" not in result.output
+    assert log_rows(tmp_path, "SELECT finish_reason FROM requests") == [("stop",)]
