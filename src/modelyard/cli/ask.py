@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
+from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
@@ -79,9 +80,16 @@ class TerminalText:
         console.file.flush()
 
 
+def _handoffs(result: TurnResult | None) -> list[str]:
+    """The hand-off verdicts of a turn ("utility (revise) → qwen: used" / "…: not used, why; kept …")."""
+    purposes = tuple(f"({p})" for p in HandoffPurpose)
+    return [s for s in result.route if any(p in s for p in purposes)] if result is not None else []
+
+
 def _route_lines(records: list[RequestRecord], result: TurnResult | None) -> list[str]:
+    """The orchestrator's decision, one route line per request, then each hand-off's verdict."""
     lines = [result.route[0]] if result is not None and result.decision is not None and result.route else []
-    return lines + [route_line(r) for r in records]
+    return lines + [route_line(r) for r in records] + _handoffs(result)
 
 
 def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> None:
@@ -112,7 +120,7 @@ def _json_out(reply: Reply) -> dict[str, Any]:
         "route": _record_json(record) if record else None,
         "decision": asdict(result.decision) if result is not None and result.decision is not None else None,
         "steps": [_record_json(r) for r in reply.records],
-        "handoffs": [s for s in result.route if "(revise)" in s or "(build_on)" in s] if result else [],
+        "handoffs": _handoffs(result),
     }
 
 

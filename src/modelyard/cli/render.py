@@ -39,8 +39,6 @@ def route_line(record: RequestRecord) -> str:
         parts.append(f"TRUNCATED at max_tokens{budget}")
     parts.append(f"${record.cost_usd:.4f}")
     parts.append(f"id {record.id}")
-    if record.error and record.outcome.answered:  # an answer that was not used (a hand-off's, see agents/handoff.py)
-        parts.append(record.error)
     return " · ".join(parts)
 
 
