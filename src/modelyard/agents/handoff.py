@@ -28,6 +28,7 @@ _MIN_EXTRA_TOKENS = 32
 def handoff_request(purpose: HandoffPurpose, *, request: str, source: str, output: str,
                     output_tokens: int, max_tokens: int | None) -> ChatRequest:
     """What the next agent receives: the user's request, the upstream answer, and what to do with it."""
+    budget: int | None
     if purpose is HandoffPurpose.REVISE:
         task = ("Revise this answer: fix formatting, spelling, grammar and clarity. Return the COMPLETE "
                 "revised answer — keep all of its content and roughly its length; do not summarise it, do not "
