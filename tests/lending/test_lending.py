@@ -328,3 +328,25 @@ async def test_a_serve_of_another_version_is_not_borrowed_from(tmp_path: Path, m
     finally:
         await pool.aclose()
         await machine.lender.aclose()
+
+
+async def test_a_failure_while_looking_for_serve_never_leaves_requests_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests that arrive while another is connecting wait for that attempt: if it blows up they
+    must still go on (with this process's state), not wait forever."""
+    from modelyard.router.lending import borrower
+
+    def broken(path: object) -> None:
+        raise RuntimeError("the registry exploded")
+
+    machine = await Machine(tmp_path, _config(limit=2), ScriptedProvider("m")).start()
+    monkeypatch.setattr(borrower, "discover", broken)
+    pool, front = machine.front_end()
+    try:
+        results = await asyncio.wait_for(asyncio.gather(_ask(front), _ask(front)), 5)
+        assert all(r.record.outcome.answered for r in results)
+        assert machine.notes == ["limits: this process only — cannot reach `modelyard serve` "
+                                 "(RuntimeError: the registry exploded)"]
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()

@@ -78,6 +78,8 @@ class ServeLink:
         self._view: dict[str, list[Any]] = {}
         self.view_at: float | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        #: attempts to connect so far (a first, successful one is silent; a later one says it joined)
+        self._attempts = 0
 
     @property
     def up(self) -> bool:
@@ -109,16 +111,20 @@ class ServeLink:
             return await asyncio.shield(self._connecting)
         if time.monotonic() < self._next_try:
             return False
-        self._connecting = asyncio.get_running_loop().create_future()
+        fut = self._connecting = asyncio.get_running_loop().create_future()
+        ok = False
         try:
             ok = await self._connect()
+        except Exception as exc:  # whatever went wrong, this process must go on with its own state
+            self._down(f"cannot reach `modelyard serve` ({type(exc).__name__}: {exc})")
         finally:
-            fut, self._connecting = self._connecting, None
-        fut.set_result(ok)
+            self._connecting = None
+            fut.set_result(ok)  # the callers waiting on this attempt (a cancelled one still resolves them)
         return ok
 
     async def _connect(self) -> bool:
-        had = self.connection > 0 or bool(self.reason)
+        had = self.connection > 0 or self._attempts > 0  # a front-end that ran on its own a while: say it joins
+        self._attempts += 1
         found = discover(self.config_path)
         if found.entry is None:
             self._down(found.why)
@@ -127,6 +133,7 @@ class ServeLink:
         if not found.entry.socket:
             self._down(f"`modelyard serve` (pid {found.entry.pid}) does not lend its slots")
             return False
+        writer: asyncio.StreamWriter | None = None
         try:
             async with asyncio.timeout(REPLY_TIMEOUT):
                 reader, writer = await asyncio.open_unix_connection(found.entry.socket, limit=MAX_LINE)
@@ -134,6 +141,8 @@ class ServeLink:
                 hello = decode(await reader.readline())
             limits = {str(k): int(v) for k, v in dict(hello.get("limits") or {}).items()}
         except (OSError, TimeoutError, ProtocolError, ValueError, TypeError) as exc:
+            if writer is not None:
+                writer.close()
             self._down(f"`modelyard serve` (pid {found.entry.pid}) does not answer on {found.entry.socket} "
                        f"({type(exc).__name__})")
             return False

@@ -126,9 +126,9 @@ def discover(config_path: str | os.PathLike[str] | None) -> Discovery:
         return Discovery(None)
     try:
         path = entry_path(config_path)
-    except OSError:
-        return Discovery(None)
-    if not path.exists():
+        if not path.exists():
+            return Discovery(None)
+    except OSError:  # an unreadable data dir: no serve to be found there
         return Discovery(None)
     entry = read(path)
     if entry is None:
