@@ -15,7 +15,7 @@ import pytest
 
 from modelyard.config.schema import StateConfig
 from modelyard.errors import Reason
-from modelyard.router import ModelPool, ModelState
+from modelyard.router import LocalState, ModelPool, ModelState
 from modelyard.router.clock import Clock, ManualClock, loop_clock
 from modelyard.router.health import Admission
 from modelyard.router.slots import QueueTimeout
@@ -79,7 +79,14 @@ async def test_fifo_order_and_the_limit(make: Make) -> None:
         served += 1  # after the store let go of it: the next arrival is gated on the store's own count
 
     await asyncio.gather(*(worker(i) for i in range(10)))
-    assert order == list(range(10))
+    if isinstance(state, LocalState):
+        assert order == list(range(10))
+    else:
+        # The store grants in arrival order; two grants that land together (one per slot, limit 2)
+        # reach their tasks through separate notifications, so on a loaded machine the later grant
+        # may resume first. FIFO means nobody moves by more than that: one place at limit 2.
+        assert sorted(order) == list(range(10))
+        assert max(abs(order.index(i) - i) for i in range(10)) <= 1, order
     assert peak == 2
 
 
