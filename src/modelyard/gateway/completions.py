@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -93,7 +93,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     return answer
 
 
-async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bool) -> AsyncIterator[bytes]:
+async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bool) -> AsyncGenerator[bytes, None]:
     """A buffered answer as the same SSE events a live stream would have produced."""
     yield writer.role()
     if response.thinking:
@@ -121,7 +121,7 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,
-                  include_usage: bool) -> AsyncIterator[bytes]:
+                  include_usage: bool) -> AsyncGenerator[bytes, None]:
     try:
         yield writer.role()
         chunk = first

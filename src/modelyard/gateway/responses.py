@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from starlette.responses import Response
@@ -68,7 +68,7 @@ class SSEResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], *, drain: Drain | None = None,
+    def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str], *, drain: Drain | None = None,
                  final: bytes = b""):
         # not Response.__init__: it would add "content-length: 0" to a body of unknown length
         self.status_code = 200
@@ -96,8 +96,8 @@ class SSEResponse(Response):
             except asyncio.CancelledError:
                 if self.drain is None or not self.drain.stopped():
                     raise
-                await self.events.aclose()  # type: ignore[attr-defined]  # upstream stopped, its row logged
+                await self.events.aclose()  # upstream stopped, its row logged
                 await send({"type": "http.response.body", "body": self.final, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await self.events.aclose()  # type: ignore[attr-defined]
+            await self.events.aclose()

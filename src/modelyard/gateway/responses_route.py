@@ -9,7 +9,7 @@ client that goes away cancels the upstream call. Only the wire format differs (`
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -54,13 +54,13 @@ async def create_response(request: Request) -> Response:
     return json_response(writer.whole(response), headers=headers)
 
 
-async def _replay(writer: ResponseWriter, response: ChatResponse) -> AsyncIterator[bytes]:
+async def _replay(writer: ResponseWriter, response: ChatResponse) -> AsyncGenerator[bytes, None]:
     for event in [*writer.opening(), *writer.replay(response)]:
         yield event
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,
-                  writer: ResponseWriter) -> AsyncIterator[bytes]:
+                  writer: ResponseWriter) -> AsyncGenerator[bytes, None]:
     """Text as it comes (requests without tools only: tool calls are never streamed live)."""
     try:
         for event in [*writer.opening(), *writer.text_opening()]:
