@@ -3,13 +3,18 @@
 Front-ends (CLI, gateway, Telegram) all start from :func:`open_runtime`, so the log,
 its location and the text-storage switch behave the same everywhere. The runtime owns the
 pool: every router made from it (the gateway's direct ``model:NAME`` router too) shares it.
+What upper layers derive from the config once (the orchestrator and its trained fast path) lives
+on the runtime too (:meth:`Runtime.derived`): built on first use, gone with the runtime, never
+kept in module state keyed by ``id(config)``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, cast
 
 from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
@@ -18,6 +23,8 @@ from modelyard.ledger.probes import teach
 from modelyard.ledger.store import LogStore, log_path
 from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,6 +36,20 @@ class Runtime:
     log: LogWriter
     #: with ``log.url``: copies the local log (the spool) to PostgreSQL
     forwarder: Forwarder | None = None
+    _derived: dict[type, object] = field(default_factory=dict, repr=False)
+    _derive_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def derived(self, kind: type[T], build: Callable[[Runtime], T]) -> T:
+        """The runtime's one ``kind`` object, built by ``build(self)`` on first use (thread-safe: a
+        second caller waits for the first build instead of training a second copy)."""
+        with self._derive_lock:
+            if kind not in self._derived:
+                self._derived[kind] = build(self)
+            return cast(T, self._derived[kind])
+
+    def derived_if_built(self, kind: type[T]) -> T | None:
+        """The ``kind`` object if it was built already (no waiting, no building)."""
+        return cast("T | None", self._derived.get(kind))
 
     @property
     def log_path(self) -> Path:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from modelyard.agents.evaluation import Labelled
 from modelyard.agents.learning import correct_routing, learn, learned_labels
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.agents.turn import handle_turn
+from modelyard.agents.turn import handle_turn, orchestrator_for
 from modelyard.cli import app
 from modelyard.config import load_config
 from modelyard.ledger.db import connect
@@ -88,6 +88,27 @@ def test_a_refit_that_scores_lower_is_not_used(tmp_path: Path) -> None:
     assert trusted_upto(conn) == 0 and learned_labels(config) == []
     fits = conn.execute("SELECT accepted, detail FROM routing_fits").fetchall()
     assert [tuple(f) for f in fits] == [(0, result.reason)]
+
+
+async def test_each_runtime_routes_with_its_own_orchestrator_and_a_new_one_sees_new_labels(
+        runtime_for, tmp_path: Path) -> None:
+    """The orchestrator (and its trained fast path) lives on the runtime, not in a module cache keyed by
+    the config object: a runtime reuses its own, and a new runtime of the very same config object — a
+    restarted front-end after `routing learn` — trains on the labels learned meanwhile."""
+    config = load_config(write_config(tmp_path))
+    first = runtime_for(config)
+    before = orchestrator_for(first)
+    assert before is not None and orchestrator_for(first) is before and before.labels == []
+    conn = connect(tmp_path / "log.sqlite3")
+    for text in (t for i, t in enumerate(KIND) if i % 4):
+        add_label(conn, text, "sorter", LabelSource.CLI)
+    assert learn(config, "router", conn).accepted
+    after = orchestrator_for(runtime_for(config))
+    assert after is not None and after is not before and len(after.labels) == 15
+    assert orchestrator_for(first) is before  # the running one is left alone until it restarts
+    held_out = KIND[::4]
+    assert sum(after.decide_fast(t).agent == "sorter" for t in held_out) > sum(
+        before.decide_fast(t).agent == "sorter" for t in held_out)
 
 
 async def test_agent_switch_after_an_orchestrated_turn_is_a_label(server, runtime_for, tmp_path: Path) -> None:

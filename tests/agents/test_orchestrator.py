@@ -131,9 +131,12 @@ def test_classifier_votes_equal_scikit_learn() -> None:
     words = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
     w, c = words.fit_transform(texts), chars.fit_transform(texts)
-    members = [(LogisticRegression(C=10.0, max_iter=3000).fit(w, y), lambda t: words.transform([t])),
-               (LogisticRegression(C=10.0, max_iter=3000).fit(c, y), lambda t: chars.transform([t])),
-               (LogisticRegression(C=10.0, max_iter=3000).fit(hstack([w, c]).tocsr(), y),
+    def regression() -> LogisticRegression:
+        return LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0)
+
+    members = [(regression().fit(w, y), lambda t: words.transform([t])),
+               (regression().fit(c, y), lambda t: chars.transform([t])),
+               (regression().fit(hstack([w, c]).tocsr(), y),
                 lambda t: hstack([words.transform([t]), chars.transform([t])]).tocsr()),
                (MultinomialNB(alpha=0.05).fit(c, y), lambda t: chars.transform([t]))]
     for text in ["please fix this error in my function", "Write A Poem!!", "unseen zzz words", "x" * 2000]:

@@ -271,9 +271,9 @@ async def test_embedded_default_topology_routes_automatically(tmp_path, tg, llm)
     data["log"] = {"path": str(tmp_path / "log.sqlite")}
     data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}
     config = Config.model_validate(data)
-    from modelyard.agents.turn import orchestrator_for
-    orchestrator_for(config)  # train the classifier before the bot's first 5 s wait starts
-    async with running_bot(config, tg):
+    from modelyard.agents.turn import prepare_routing
+    async with running_bot(config, tg) as bot:
+        await prepare_routing(bot.runtime)  # train the classifier before the bot's first 5 s wait starts
         final = await ask(tg, "Fix the failing unit test in my Python module and explain the bug.")
         tg.push_callback(ALICE, final["message_id"], data="rate:1")
         await eventually(lambda: tg.calls_to("answerCallbackQuery"))
@@ -304,7 +304,7 @@ async def test_thumbs_down_then_agent_command_teaches_routing(tmp_path, tg, llm)
 
     import yaml
 
-    from modelyard.agents.turn import orchestrator_for
+    from modelyard.agents.turn import prepare_routing
     from modelyard.config import Config
 
     data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
@@ -314,9 +314,9 @@ async def test_thumbs_down_then_agent_command_teaches_routing(tmp_path, tg, llm)
     data["log"] = {"path": str(tmp_path / "log.sqlite")}
     data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05}
     config = Config.model_validate(data)
-    orchestrator_for(config)  # train the classifier before the bot's first 5 s wait starts
     text = "Please sort these names alphabetically: Zoe, Adam, Mia"
-    async with running_bot(config, tg):
+    async with running_bot(config, tg) as bot:
+        await prepare_routing(bot.runtime)  # train the classifier before the bot's first 5 s wait starts
         first = await ask(tg, text)
         routed = first["text"].rsplit("— ", 1)[1].split(" · ")[0]
         later = await ask(tg, "thanks!")  # the correction still targets the 👎'd answer, not the last one

@@ -149,12 +149,17 @@ class Classifier:
         self._views = {view: _Vectorizer(vec.build_analyzer(), vec.vocabulary_, vec.idf_)
                        for view, vec in fitted.items()}
         n_words = x[View.WORDS].shape[1]
-        # one thread: on a shared 2-core machine, BLAS threads fighting other processes made the same
-        # fit 15× slower. No class balancing: the roles' example counts follow what real traffic looks like.
+        # One BLAS thread: on a shared 2-core machine, threads fighting other processes made the same fit
+        # 15× slower. SAGA to a 1e-3 tolerance trains in a fraction of L-BFGS's time with the same held-out
+        # accuracy (seeded, so a config always gets the same model). No class balancing: the roles'
+        # example counts follow what real traffic looks like.
+        def regression() -> LogisticRegression:
+            return LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0)
+
         with threadpool_limits(1):
-            words = LogisticRegression(C=10.0, max_iter=3000).fit(x[View.WORDS], y)
-            chars = LogisticRegression(C=10.0, max_iter=3000).fit(x[View.CHARS], y)
-            both = LogisticRegression(C=10.0, max_iter=3000).fit(hstack([x[View.WORDS], x[View.CHARS]]).tocsr(), y)
+            words = regression().fit(x[View.WORDS], y)
+            chars = regression().fit(x[View.CHARS], y)
+            both = regression().fit(hstack([x[View.WORDS], x[View.CHARS]]).tocsr(), y)
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
         self.members = [
             _Member({View.WORDS: words.coef_}, words.intercept_),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,20 +37,6 @@ CANDIDATES = 3
 PROMPT_EXAMPLES = 2
 #: characters of the user's message shown to the model (head and tail of long pastes)
 PROMPT_CHARS = 1500
-_classifiers: dict[tuple, Classifier] = {}
-_lock = threading.Lock()
-
-
-def _classifier(samples: dict[str, list[str]]) -> Classifier:
-    """One trained classifier per distinct training set (configs reloaded unchanged reuse it)."""
-    key = tuple((name, tuple(texts)) for name, texts in samples.items())
-    with _lock:
-        if key not in _classifiers:
-            _classifiers[key] = Classifier(samples)
-            while len(_classifiers) > 8:
-                _classifiers.pop(next(iter(_classifiers)))
-        return _classifiers[key]
-
 
 @dataclass(slots=True)
 class Choice:
@@ -87,7 +72,7 @@ class Orchestrator:
         if not self.targets:
             raise ValueError(f"orchestrator '{name}' has no agents to delegate to")
         self.labels = list(labels)
-        self.classifier = _classifier(samples_with(config, self.targets, self.labels))
+        self.classifier = Classifier(samples_with(config, self.targets, self.labels))
         default = config.orchestration.default
         if default not in config.agents:
             default = config.default_agent if config.default_agent in self.targets else self.targets[0]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -77,28 +76,31 @@ class _Run:
     tokens: int = 0
 
 
-_orchestrators: dict[int, tuple[Config, Orchestrator | None]] = {}
-_build_lock = threading.Lock()
+@dataclass(frozen=True, slots=True)
+class _Routing:
+    """What a runtime routes with: its orchestrator, or None when the config has none."""
+
+    orchestrator: Orchestrator | None
 
 
-def orchestrator_for(config: Config) -> Orchestrator | None:
-    """The (cached) orchestrator of a config, or None when the config has none. Its fast path also
-    trains on the labels ``modelyard routing learn`` accepted (read once, from the routing log)."""
-    with _build_lock:
-        cached = _orchestrators.get(id(config))
-        if cached is None or cached[0] is not config:
-            cached = (config, Orchestrator.from_config(config, learned_labels(config)))
-            _orchestrators[id(config)] = cached
-            while len(_orchestrators) > 8:
-                _orchestrators.pop(next(iter(_orchestrators)))
-        return cached[1]
+def _build_routing(runtime: Runtime) -> _Routing:
+    return _Routing(Orchestrator.from_config(runtime.config, learned_labels(runtime.config)))
 
 
-async def _orchestrator(config: Config) -> Orchestrator | None:
-    cached = _orchestrators.get(id(config))
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    return await asyncio.to_thread(orchestrator_for, config)  # training takes ~0.2 s: once, off the loop
+def orchestrator_for(runtime: Runtime) -> Orchestrator | None:
+    """The runtime's orchestrator (None when the config has none), built once per runtime. Its fast
+    path also trains on the labels ``modelyard routing learn`` accepted, read from the routing log when
+    the runtime first routes — a new runtime (a restarted ``serve``) picks up labels learned since."""
+    return runtime.derived(_Routing, _build_routing).orchestrator
+
+
+async def prepare_routing(runtime: Runtime) -> Orchestrator | None:
+    """:func:`orchestrator_for` without blocking the event loop: training takes seconds on a busy
+    machine, once per runtime. Front-ends may call it at start so the first routed turn does not wait."""
+    built = runtime.derived_if_built(_Routing)
+    if built is not None:
+        return built.orchestrator
+    return await asyncio.to_thread(orchestrator_for, runtime)
 
 
 def _too_long(config: Config, agent: str, text: str) -> str | None:
@@ -123,7 +125,7 @@ async def handle_turn(runtime: Runtime, history: list[Message], *, agent: str | 
     if agent is not None and agent not in config.agents:
         raise UnknownAgent(agent, list(config.agents))
     orchestrated = agent is None or agent == orchestrator_name(config)
-    orchestrator = await _orchestrator(config) if orchestrated else None
+    orchestrator = await prepare_routing(runtime) if orchestrated else None
     if not text.strip():
         return TurnResult("There is nothing to answer: the message is empty.", agent or config.first_agent,
                           None, "", ["refused: empty message"])

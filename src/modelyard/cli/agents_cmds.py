@@ -16,9 +16,8 @@ from rich.table import Table
 
 from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
-from modelyard.agents.learning import learn
+from modelyard.agents.learning import learn, learned_labels
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.agents.turn import orchestrator_for
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
 from modelyard.config import Config
 from modelyard.ledger.db import connect
@@ -27,7 +26,7 @@ from modelyard.runtime import log_path_for, open_runtime
 
 
 def _orchestrator_or_exit(config: Config) -> Orchestrator:
-    orchestrator = orchestrator_for(config)
+    orchestrator = Orchestrator.from_config(config, learned_labels(config))  # one command, one training
     if orchestrator is None:
         raise fail("this config has no orchestrator (set orchestration.agent to an agent whose consumers "
                    "are other agents)")
