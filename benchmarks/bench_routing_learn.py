@@ -19,7 +19,7 @@ from modelyard.agents.learning import learn, trusted_labels
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.config import load_config
 from modelyard.ledger.db import connect
-from modelyard.ledger.labels import LabelSource, add_label
+from modelyard.ledger.labels import LabelSource, add_label, labels
 from modelyard.paths import embedded_default_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,11 @@ def main() -> None:
     print(f"  {'':{len(args.kind) + 12}}after  {score(after, kind)}")
     print(f"  held-out, other kinds   before {score(before, rest)}")
     print(f"  {'':23}after  {score(after, rest)}")
+    if not result.accepted:  # what the refit that was turned down would have done
+        refit = Orchestrator.from_config(config, labels(conn))
+        print(f"  the refit turned down: '{args.kind}' {score(refit, kind)}; other kinds {score(refit, rest)}")
+        print(f"  labels scored by models that never saw them: before {result.labels_before:.1%}, "
+              f"refit {result.labels_after:.1%}")
 
 
 if __name__ == "__main__":
