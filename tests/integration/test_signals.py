@@ -176,3 +176,26 @@ def test_sigterm_during_a_served_stream_ends_it_with_an_error_event(run: int, tm
     print(f"serve exited {time.monotonic() - stopping:.1f}s after the stream ended")
     _clean_exit(rc, stderr, 143)
     _last_request(tmp_path)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_one_signal_at_the_chat_prompt_ends_it(signum: int, tmp_path: Path) -> None:
+    """Waiting at the prompt, one Ctrl-C ends ``chat`` (it used to take two: the first only cancelled a
+    task whose loop was blocked reading the terminal); SIGTERM ends it with 143. No model involved."""
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="hi there") as fake:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump({
+            "models": {"fake": {"provider": "openai", "endpoint": fake.url, "model": "fake"}},
+            "agents": {"chat": {"primary": "fake"}},
+            "log": {"path": str(tmp_path / "log.sqlite3")},
+        }))
+        proc = Proc("chat", "--agent", "chat", "--local", config=path, stdin="hello\n")
+        proc.wait_for_output(len("modelyard chat") + 40, timeout=60)
+        deadline = time.monotonic() + 30
+        while "hi there" not in proc.out and time.monotonic() < deadline:  # one turn answered, then the prompt
+            time.sleep(0.05)
+        time.sleep(0.5)
+        rc, stderr = proc.stop(signum, timeout=15)
+    _clean_exit(rc, stderr, 128 + signum)

@@ -12,10 +12,10 @@ its route line is printed, and the exit status is 130 / 143 (cli/common.run).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import io
 import json
+import os
 import sys
-import threading
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -163,31 +163,45 @@ def ask(
     raise typer.Exit(run(go))
 
 
-async def read_line(prompt: str) -> str:
-    """``console.input`` in a daemon thread, so the event loop — and its Ctrl-C/SIGTERM handling
-    (cli/common.run) — keeps running while the user types; a thread still waiting on the terminal
-    never holds up the exit."""
-    loop = asyncio.get_running_loop()
-    line: asyncio.Future[str] = loop.create_future()
+class LineReader:
+    """Lines from standard input read *on* the event loop, so its Ctrl-C/SIGTERM handling (cli/common.run)
+    works at the prompt as during an answer, and no thread is left blocked on the terminal at exit (one
+    was: the interpreter aborted, unable to finalize stdin under it). Standard input without a file
+    descriptor (a test runner's) is read the plain, blocking way."""
 
-    def settle(value: str | None, error: BaseException | None) -> None:
-        if line.done():
-            return
-        if error is not None:
-            line.set_exception(error)
-        else:
-            line.set_result(value or "")
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._eof = False
 
-    def read() -> None:
+    async def read(self, prompt: str) -> str:
         try:
-            value, error = console.input(prompt), None
-        except BaseException as exc:  # EOFError (Ctrl-D) and the like are the caller's to handle
-            value, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits for this line
-            loop.call_soon_threadsafe(settle, value, error)
+            fd = sys.stdin.fileno()
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return console.input(prompt)
+        console.print(prompt, end="")
+        console.file.flush()
+        while b"\n" not in self._buffer and not self._eof:
+            await self._readable(fd)
+            chunk = os.read(fd, 65536)
+            self._buffer += chunk
+            self._eof = not chunk
+        if not self._buffer:
+            raise EOFError
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode(sys.stdin.encoding or "utf-8", errors="replace")
 
-    threading.Thread(target=read, name="modelyard-chat-input", daemon=True).start()
-    return await line
+    @staticmethod
+    async def _readable(fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        try:
+            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        except (OSError, ValueError):  # a regular file (stdin redirected from one) is always readable
+            return
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
 
 
 async def _command(session: Session, runtime: Runtime, line: str) -> bool:
@@ -223,10 +237,11 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                       "/agent NAME to switch, /quit to leave.")
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
+        reader = LineReader()
         try:
             while True:
                 try:
-                    line = (await read_line(f"[bold cyan]{session.agent or AUTO}>[/] ")).strip()
+                    line = (await reader.read(f"[bold cyan]{session.agent or AUTO}>[/] ")).strip()
                 except EOFError:
                     break
                 if not line:

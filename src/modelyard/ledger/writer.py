@@ -176,27 +176,22 @@ class LogWriter:
     def submit(self, record: RequestRecord) -> None:
         """Queue a finished request (with its attempts) for writing. Never blocks; past ``max_queue``
         waiting requests the record is dropped and counted (nobody waits for it)."""
-        if self._queue.qsize() >= self.max_queue:
-            self.dropped += 1
-            self._failed(OverflowError(f"{self.max_queue} requests wait for the disk: request {record.id} dropped"))
-            return
-        self._submitted += 1
-        self._queue.put(record)
-        if not self._closed and not self._thread.is_alive():  # only after something killed the thread
-            self._thread = self._start()
+        self._enqueue(record, f"request {record.id}")
 
     __call__ = submit
 
     def submit_row(self, row: Row) -> None:
         """Queue one row of another table (e.g. a routing decision); same rules as :meth:`submit`."""
+        self._enqueue(row, f"a {row.insert.split()[2]} row")
+
+    def _enqueue(self, item: RequestRecord | Row, what: str) -> None:
         if self._queue.qsize() >= self.max_queue:
             self.dropped += 1
-            self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: a {row.insert.split()[2]} row "
-                                       "dropped"))
+            self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: {what} dropped"))
             return
         self._submitted += 1
-        self._queue.put(row)
-        if not self._closed and not self._thread.is_alive():
+        self._queue.put(item)
+        if not self._closed and not self._thread.is_alive():  # only after something killed the thread
             self._thread = self._start()
 
     def on_commit(self, callback: Callable[[], None]) -> None:
