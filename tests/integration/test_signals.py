@@ -135,8 +135,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("run", range(RUNS))
-def test_sigterm_during_a_served_stream_ends_it_with_an_error_event(run: int, tmp_path: Path,
+@pytest.mark.parametrize("endpoint", [*(["chat"] * RUNS), "responses"],
+                         ids=[*(f"chat-{i}" for i in range(RUNS)), "responses"])
+def test_sigterm_during_a_served_stream_ends_it_with_an_error_event(endpoint: str, tmp_path: Path,
                                                                    default_model: Path) -> None:
     port = _free_port()
     proc = Proc("serve", "--no-keep-warm", "--no-access-log", config=_config(tmp_path, default_model, port))
@@ -154,8 +155,12 @@ def test_sigterm_during_a_served_stream_ends_it_with_an_error_event(run: int, tm
         time.sleep(0.2)
 
     events: list[dict] = []
-    body = {"model": "engineer", "stream": True, "messages": [{"role": "user", "content": TASK}]}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as response:
+    if endpoint == "chat":
+        path, body = "/v1/chat/completions", {"model": "engineer", "stream": True,
+                                               "messages": [{"role": "user", "content": TASK}]}
+    else:
+        path, body = "/v1/responses", {"model": "engineer", "stream": True, "input": TASK}
+    with httpx.stream("POST", f"{url}{path}", json=body, timeout=120) as response:
         assert response.status_code == 200
         signalled = False
         for line in response.iter_lines():
@@ -169,8 +174,12 @@ def test_sigterm_during_a_served_stream_ends_it_with_an_error_event(run: int, tm
                 signalled = True
     assert signalled, f"the answer ended before the signal ({len(events)} events)"
     last = events[-1]
-    assert last.get("error", {}).get("code") == "shutting_down", events[-3:]  # a final error event, no bare cut
-    assert not any(e.get("done") for e in events)
+    if endpoint == "chat":  # a final error event, no bare cut, no [DONE]
+        assert last.get("error", {}).get("code") == "shutting_down", events[-3:]
+        assert not any(e.get("done") for e in events)
+    else:  # the Responses API's own ending: response.failed, saying why
+        assert last["type"] == "response.failed", events[-3:]
+        assert "shutting down" in last["response"]["error"]["message"]
     stopping = time.monotonic()
     rc, stderr = proc.stop(None)  # already stopping
     print(f"serve exited {time.monotonic() - stopping:.1f}s after the stream ended")

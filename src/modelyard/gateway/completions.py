@@ -15,7 +15,6 @@ commit (group commit), so under load the wait is shared rather than paid per req
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
@@ -27,9 +26,9 @@ from modelyard.gateway.drain import SHUTTING_DOWN
 from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
 from modelyard.gateway.responses import (
     SSEResponse,
-    error_response,
     json_response,
     route_headers,
+    until_drained,
 )
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.gateway.wire import (
@@ -55,13 +54,7 @@ _SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is 
 
 async def chat_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    with gw.drain.track():
-        try:
-            return await _answer(gw, request)
-        except asyncio.CancelledError:  # the server is shutting down (drain.py), or the task was cancelled
-            if not gw.drain.stopped():
-                raise
-            return error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"retry-after": "5"})
+    return await until_drained(gw.drain, _answer(gw, request))
 
 
 async def _answer(gw: Gateway, request: Request) -> Response:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
-from modelyard.gateway.drain import Drain
+from modelyard.gateway.drain import SHUTTING_DOWN, Drain
 from modelyard.gateway.wire import error_body
 from modelyard.router.records import RequestRecord
 
@@ -61,6 +61,18 @@ def attempts_out(record: RequestRecord) -> list[dict[str, Any]]:
             for a in record.attempts]
 
 
+async def until_drained(drain: Drain, work: Awaitable[Response]) -> Response:
+    """Answer a request, tracked by ``drain``: if the server shuts down first, a 503 with ``Retry-After``
+    (gateway/drain.py) instead of a cancelled task and its traceback."""
+    with drain.track():
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not drain.stopped():
+                raise
+            return error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"retry-after": "5"})
+
+
 class SSEResponse(Response):
     """Streams pre-rendered SSE events; a client disconnect cancels the producer (and its upstream call).
     When the server shuts down (``drain``), the producer is cancelled too and the stream ends with
@@ -69,7 +81,7 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str], *, drain: Drain | None = None,
-                 final: bytes = b""):
+                 final: bytes | Callable[[], bytes] = b""):
         # not Response.__init__: it would add "content-length: 0" to a body of unknown length
         self.status_code = 200
         self.background = None
@@ -97,7 +109,8 @@ class SSEResponse(Response):
                 if self.drain is None or not self.drain.stopped():
                     raise
                 await self.events.aclose()  # upstream stopped, its row logged
-                await send({"type": "http.response.body", "body": self.final, "more_body": True})
+                final = self.final() if callable(self.final) else self.final
+                await send({"type": "http.response.body", "body": final, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await self.events.aclose()

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelyard.gateway.drain import SHUTTING_DOWN
 from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
-from modelyard.gateway.responses import SSEResponse, json_response, route_headers
+from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.responses_wire import ResponseWriter, parse_responses_body, to_chat_request, truncated
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.router import RoutedStream, StreamInterrupted
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 async def create_response(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    return await until_drained(gw.drain, _answer(gw, request))
+
+
+async def _answer(gw: Gateway, request: Request) -> Response:
     taken = await intake(gw, request, parse_responses_body, to_chat_request)
     if isinstance(taken, Response):
         return taken
@@ -41,7 +46,8 @@ async def create_response(request: Request) -> Response:
             return started
         stream, first = started
         writer.model = stream.record.model or writer.model
-        return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record))
+        return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record), drain=gw.drain,
+                           final=lambda: writer.failed(SHUTTING_DOWN, ""))
     routed = await complete(gw, request, agent, chat, writer.request_id, accept)
     if isinstance(routed, Response):
         return routed
@@ -50,7 +56,8 @@ async def create_response(request: Request) -> Response:
     await gw.log.wait_written(LOG_WAIT)
     headers = route_headers(routed.record, truncated=truncated(response))
     if body.stream:
-        return SSEResponse(_replay(writer, response), headers)
+        return SSEResponse(_replay(writer, response), headers, drain=gw.drain,
+                           final=lambda: writer.failed(SHUTTING_DOWN, ""))
     return json_response(writer.whole(response), headers=headers)
 
 
