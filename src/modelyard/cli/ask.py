@@ -194,8 +194,13 @@ class LineReader:
     async def _readable(fd: int) -> None:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
         try:
-            loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+            loop.add_reader(fd, wake)
         except (OSError, ValueError):  # a regular file (stdin redirected from one) is always readable
             return
         try:
