@@ -139,6 +139,17 @@ def spawn(args: list[str], port: int, env: dict[str, str] | None = None) -> subp
     return proc
 
 
+def stop(procs: list[subprocess.Popen]) -> None:
+    """Terminate every process, then wait for each (killed after 10 s)."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def write_config(directory: Path, models: dict, agents: dict) -> Path:
     path = directory / "config.yaml"
     path.write_text(json.dumps({"models": models, "agents": agents, "log": {"path": str(directory / "log.db")},
@@ -346,10 +357,7 @@ def main() -> None:
             gateways = {"via HTTP backend": (gw_http, "bench"), "in-process provider": (gw_inproc, "bench")}
             for line in runner(http_figures(backend, gateways, n, blocks, seconds)):
                 print(line)
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(10)
+            stop(procs)
             procs.clear()
             if not args.no_model:
                 mdir = Path(tmp) / "model"
@@ -362,12 +370,7 @@ def main() -> None:
                 for line in asyncio.run(streaming_figures(gw_model, runs, max_tokens)):
                     print(line)
         finally:
-            for p in procs:
-                p.terminate()
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
 
 
 if __name__ == "__main__":

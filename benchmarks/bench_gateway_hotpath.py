@@ -47,7 +47,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from bench_gateway import HOST, PY, ROOT, free_port, run_backend, serve_cmd, wait_ready
+from bench_gateway import HOST, PY, ROOT, free_port, run_backend, serve_cmd, stop, wait_ready
 
 BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "ping"}]}).encode()
 #: LiteLLM refuses to start without a strong master key; the others ignore the header (loopback)
@@ -322,13 +322,7 @@ def main() -> None:
                 print(errors.read_text()[-3000:], file=sys.stderr)
             raise
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop(procs)
 
 
 if __name__ == "__main__":
