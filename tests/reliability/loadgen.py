@@ -255,33 +255,61 @@ def _classify(i: int, stream: bool, r: httpx.Response, latency: float) -> Result
     return Result(i, "ok" if model == PRIMARY else "fallback", latency, 200, rid, model)
 
 
+def _classify_responses(i: int, stream: bool, r: httpx.Response, latency: float) -> Result:
+    """``/v1/responses``: errors as for chat; an answer ends in response.completed (or .incomplete), a
+    stream that broke off after its commit point in response.failed with a message."""
+    if r.status_code != 200 or "x-modelyard-request-id" not in r.headers:
+        return _classify(i, stream, r, latency)
+    rid, model = r.headers["x-modelyard-request-id"], r.headers.get("x-modelyard-model")
+    answered = "ok" if model == PRIMARY else "fallback"
+    if stream:
+        last = json.loads(r.text.rstrip().rsplit("\n", 1)[-1].removeprefix("data: "))
+        if last.get("type") in ("response.completed", "response.incomplete"):
+            return Result(i, answered, latency, 200, rid, model)
+        failed = last.get("type") == "response.failed" and last["response"]["error"]["message"]
+        return Result(i, "error" if failed else "lost", latency, 200, rid, model, str(last)[:200])
+    body = r.json()
+    texts = [p["text"] for item in body["output"] if item["type"] == "message" for p in item["content"]]
+    if body["status"] not in ("completed", "incomplete") or not "".join(texts):
+        return Result(i, "lost", latency, 200, rid, model, "empty or unfinished response")
+    return Result(i, answered, latency, 200, rid, model)
+
+
 async def _client_loop(client: httpx.AsyncClient, next_index, n: int, stream_share: float, seed: int,
-                       results: list[Result], marker: str) -> None:
+                       results: list[Result], marker: str, responses_share: float = 0.0) -> None:
     while True:
         i = next_index()
         if i >= n:
             return
-        stream = random.Random(seed * 1_000_003 + i).random() < stream_share
-        body = {"model": AGENT, "stream": stream, "max_tokens": 32,
-                "messages": [{"role": "user", "content": f"{marker}-{i}"}]}
+        rng = random.Random(seed * 1_000_003 + i)
+        stream = rng.random() < stream_share
+        prompt = f"{marker}-{i}"
+        responses = rng.random() < responses_share
         start = time.perf_counter()
         try:
-            r = await client.post("/v1/chat/completions", json=body)
+            if responses:  # the Responses API, on the same router path
+                r = await client.post("/v1/responses", json={"model": AGENT, "stream": stream, "input": prompt,
+                                                              "max_output_tokens": 32})
+                results.append(_classify_responses(i, stream, r, time.perf_counter() - start))
+                continue
+            r = await client.post("/v1/chat/completions", json={
+                "model": AGENT, "stream": stream, "max_tokens": 32, "messages": [{"role": "user", "content": prompt}]})
             results.append(_classify(i, stream, r, time.perf_counter() - start))
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             results.append(Result(i, "lost", time.perf_counter() - start, detail=f"{type(exc).__name__}: {exc}"))
 
 
 async def run_load(url: str, n: int, concurrency: int, *, seed: int = 1, stream_share: float = 0.3,
-                   marker: str = "load", results: list[Result] | None = None) -> list[Result]:
+                   marker: str = "load", results: list[Result] | None = None,
+                   responses_share: float = 0.0) -> list[Result]:
     """``n`` requests from ``concurrency`` clients (each one connection, one request at a time);
-    ``results`` (if given) fills up while the load runs."""
+    ``results`` (if given) fills up while the load runs; ``responses_share`` of them use /v1/responses."""
     results = [] if results is None else results
     counter = iter(range(n + concurrency))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT, limits=limits) as client:
-        await asyncio.gather(*(_client_loop(client, lambda: next(counter), n, stream_share, seed, results, marker)
-                               for _ in range(concurrency)))
+        await asyncio.gather(*(_client_loop(client, lambda: next(counter), n, stream_share, seed, results, marker,
+                                            responses_share) for _ in range(concurrency)))
     return sorted(results, key=lambda r: r.index)
 
 
@@ -383,7 +411,9 @@ def load_profile(directory: Path, n: int, concurrency: int, *, seed: int = 1, mi
         try:
             with MemorySampler(gateway) as mem:
                 t0 = time.perf_counter()
-                results = asyncio.run(run_load(gateway.url, n, concurrency, seed=seed))
+                # the shapes mix also sends a third of its requests through /v1/responses
+                share = 0.33 if mix == "shapes" else 0.0
+                results = asyncio.run(run_load(gateway.url, n, concurrency, seed=seed, responses_share=share))
                 seconds = time.perf_counter() - t0
         finally:
             gateway.stop()
