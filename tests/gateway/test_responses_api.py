@@ -8,6 +8,7 @@ streaming with the documented events, function tools and their outputs, the same
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 import httpx
@@ -150,3 +151,31 @@ def test_unknown_endpoint_names_the_supported_ones(gateway):
     message = r.json()["error"]["message"]
     assert "POST /v1/completions" in message and "POST /v1/chat/completions" in message \
         and "POST /v1/responses" in message
+
+
+def test_shutdown_mid_stream_ends_with_response_failed(gateway, fakes):
+    """serve's drain (SIGTERM/Ctrl-C) ends a live /v1/responses stream with response.failed, numbered in order."""
+    fakes[0].push(Fault.hang_after_first_token())
+    events = []
+    with httpx.stream("POST", gateway.url + "/v1/responses", timeout=10,
+                      json={"model": "solo", "input": "hi", "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+                if events[-1]["type"] == "response.output_text.delta":
+                    gateway.gateway.drain.start()
+    assert events[-1]["type"] == "response.failed", events[-2:]
+    assert "shutting down" in events[-1]["response"]["error"]["message"]
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello"  # the part that was sent
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def test_shutdown_during_a_buffered_response_is_503_with_retry_after(gateway, fakes):
+    fakes[0].push(Fault.hang_before_headers())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, gateway.url + "/v1/responses", json={"model": "solo", "input": "hi"},
+                              timeout=10)
+        fakes[0].wait_for(lambda: fakes[0].in_flight == 1)
+        gateway.gateway.drain.start()
+        r = pending.result()
+    assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down" and r.headers["retry-after"] == "5"

@@ -46,8 +46,9 @@ async def _answer(gw: Gateway, request: Request) -> Response:
             return started
         stream, first = started
         writer.model = stream.record.model or writer.model
+        # on shutdown (drain.py) the stream ends with response.failed, numbered after what was sent
         return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record), drain=gw.drain,
-                           final=lambda: writer.failed(SHUTTING_DOWN, ""))
+                           final=lambda: writer.failed(SHUTTING_DOWN + " — the partial answer is incomplete"))
     routed = await complete(gw, request, agent, chat, writer.request_id, accept)
     if isinstance(routed, Response):
         return routed
@@ -57,7 +58,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     headers = route_headers(routed.record, truncated=truncated(response))
     if body.stream:
         return SSEResponse(_replay(writer, response), headers, drain=gw.drain,
-                           final=lambda: writer.failed(SHUTTING_DOWN, ""))
+                           final=lambda: writer.failed(SHUTTING_DOWN))
     return json_response(writer.whole(response), headers=headers)
 
 
@@ -72,21 +73,18 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,
     try:
         for event in [*writer.opening(), *writer.text_opening()]:
             yield event
-        parts: list[str] = []
         chunk = first
         try:
             while chunk is not None:
                 if chunk.kind == "text" and chunk.text:
-                    parts.append(chunk.text)
                     yield writer.text_delta(chunk.text)
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
             await gw.log.wait_written(LOG_WAIT)
-            yield writer.failed(f"{exc} — the partial answer is incomplete", "".join(parts))
+            yield writer.failed(f"{exc} — the partial answer is incomplete")
             return
         response = stream.response
-        text = "".join(parts)
-        for event in writer.text_closing(text, "incomplete" if truncated(response) else "completed"):
+        for event in writer.text_closing(writer.streamed, "incomplete" if truncated(response) else "completed"):
             yield event
         await gw.log.wait_written(LOG_WAIT)
         yield writer.closing(response)

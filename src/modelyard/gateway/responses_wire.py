@@ -226,6 +226,7 @@ class ResponseWriter:
         self.body = body
         self.model = body.model
         self.sequence = 0
+        self._streamed: list[str] = []
 
     # -- items -----------------------------------------------------------------------------
 
@@ -282,7 +283,13 @@ class ResponseWriter:
                 self.event("response.content_part.added", item_id=self.message_id, output_index=index,
                            content_index=0, part={"type": "output_text", "text": "", "annotations": []})]
 
+    @property
+    def streamed(self) -> str:
+        """The text sent so far as deltas (what a failed stream's partial message holds)."""
+        return "".join(self._streamed)
+
     def text_delta(self, text: str, index: int = 0) -> bytes:
+        self._streamed.append(text)
         return self.event("response.output_text.delta", item_id=self.message_id, output_index=index, content_index=0,
                           delta=text, logprobs=[])
 
@@ -309,7 +316,8 @@ class ResponseWriter:
         kind = "response.incomplete" if whole["status"] == "incomplete" else "response.completed"
         return self.event(kind, response=whole)
 
-    def failed(self, message: str, partial: str) -> bytes:
+    def failed(self, message: str) -> bytes:
+        partial = self.streamed
         output = [self.message_item(partial, "incomplete")] if partial else []
         return self.event("response.failed", response=self.response(
             "failed", output, error={"code": "server_error", "message": message}))
