@@ -91,3 +91,24 @@ def test_a_complete_answer_is_not_marked(tmp_path: Path) -> None:
         result = runner.invoke(app, ["ask", "--agent", "engineer", TASK, "-c", str(config)])
     assert result.exit_code == 0 and "TRUNCATED" not in result.output
     assert log_rows(tmp_path, "SELECT finish_reason FROM requests") == [("stop",)]
+
+
+def test_ask_shows_the_draft_then_the_revision_or_why_it_was_not_used(tmp_path: Path) -> None:
+    draft = "Our new mug keeps coffee hot for hours. " * 8
+
+    def replies(utility: str):
+        return lambda body: draft if agent_of(body) == "writer" else utility
+
+    with OpenAIServer(reply_text=replies(draft.replace("hot", "warm"))) as fake:
+        config = write_config(tmp_path, fake.url)
+        used = runner.invoke(app, ["ask", "--agent", "writer", "write a blog post about our mug", "-c", str(config)])
+    assert used.exit_code == 0, used.output
+    out = used.stdout
+    assert out.index(draft.strip()) < out.index("── revised ──") < out.index("keeps coffee warm")
+    assert "utility (revise) → fake: used" in used.output
+
+    with OpenAIServer(reply_text=replies("Launching Our Mug")) as fake:
+        config = write_config(tmp_path, fake.url)
+        kept = runner.invoke(app, ["ask", "--agent", "writer", "write a blog post about our mug", "-c", str(config)])
+    assert kept.exit_code == 0 and "Launching Our Mug" not in kept.stdout and "revised" not in kept.stdout
+    assert "utility (revise) → fake: not used" in kept.output and "kept writer's answer" in kept.output
