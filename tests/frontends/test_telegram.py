@@ -347,3 +347,22 @@ async def test_a_message_too_long_for_the_small_model_is_answered_by_the_larger_
         assert [r.json["model"] for r in llm.requests] == ["qwen-large"]
         await ask(tg, "a short one")
         assert llm.requests[-1].json["model"] == "qwen"  # short messages stay on the small primary
+
+
+async def test_stopping_the_bot_mid_answer_says_so_in_the_message(tmp_path, tg):
+    """serve's SIGTERM (or Ctrl-C on `modelyard telegram`) stops the bot: an answer being written ends
+    with what was shown and a note, not mid-sentence; its request is logged cancelled."""
+    from modelyard.frontends.telegram import STOPPED_NOTE
+
+    slow = " ".join(f"word{i}" for i in range(400))
+    with OpenAIServer(reply_text=slow, chunk_interval=0.02) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="tell me a long story")
+            await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "word5" in (c.text or "")])
+        # leaving the block stopped the bot (and closed the runtime)
+    final = [c for c in tg.calls_to("editMessageText") if c.chat_id == ALICE][-1].text
+    assert final.startswith("word0 word1") and final.endswith(STOPPED_NOTE)
+    assert "word399" not in final
+    with db(config) as conn:
+        assert conn.execute("SELECT outcome FROM requests").fetchone()[0] == "cancelled"

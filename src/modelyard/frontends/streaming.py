@@ -82,6 +82,11 @@ class StreamingReply:
         self._shown.append(placeholder)
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
 
+    @property
+    def latest(self) -> str:
+        """The newest text handed to :meth:`update` (what the person has seen, or is about to)."""
+        return self._latest
+
     async def update(self, text: str) -> None:
         """``on_text`` callback: remember the accumulated text; the editor task shows it."""
         self._latest = text

@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 FRONTEND = "telegram"
 RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 
+#: how a message being answered ends when the bot stops (``serve`` shutting down, Ctrl-C)
+STOPPED_NOTE = "[answer stopped — the bot is shutting down; please ask again in a moment]"
+#: longest wait, when stopping, for the turns in flight to show where they stopped
+STOP_WAIT = 10.0
+
 HELP = ("Send me a task and I'll route it to the right agent.\n"
         "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
         "/status — models and queues\n"
@@ -112,6 +117,9 @@ class TelegramBot:
         self._disputed: dict[int, str] = {}
         #: StreamingReply of every finished turn, newest last (benchmarks read first_edit_at)
         self.replies: list[StreamingReply] = []
+        #: tasks answering a message now; stop() ends each with STOPPED_NOTE rather than mid-sentence
+        self._turns: set[asyncio.Task] = set()
+        self._stopping = False
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().token(token).base_url(self.settings.base_url)
                     .concurrent_updates(True).build())
@@ -145,6 +153,12 @@ class TelegramBot:
         log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
 
     async def stop(self) -> None:
+        self._stopping = True
+        turns = list(self._turns)
+        for task in turns:  # the model is stopped (its row logged); each message says it was cut short
+            task.cancel()
+        if turns:
+            await asyncio.wait(turns, timeout=STOP_WAIT)
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
@@ -255,13 +269,26 @@ class TelegramBot:
             await reply.start()
             self.replies.append(reply)
 
+        task = asyncio.current_task()
+        assert task is not None
+        self._turns.add(task)
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            task.uncancel()
+            log.info("telegram: chat %s: answer stopped, the bot is shutting down", chat.id)
+            if reply.message_ids:
+                await reply.finish(f"{reply.latest}\n\n{STOPPED_NOTE}".strip())
+            return
         except Exception:  # the pipeline maps every failure to a reply; this is a bug in it or in Telegram I/O
             log.exception("telegram: chat %s: turn failed", chat.id)
             if reply.message_ids:
                 await reply.finish(FAILED)
             return
+        finally:
+            self._turns.discard(task)
         if not reply.message_ids:  # refused before any model ran: nothing to edit
             for notice in result.notices:
                 await message.reply_text(notice)
