@@ -288,16 +288,19 @@ def main() -> None:
             start("backend", [PY, __file__, "--backend", str(backend)], backend)
             floor = free_port()
             start("floor", [PY, __file__, "--floor", str(floor), str(backend)], floor)
-            cfg = Path(tmp) / "config.yaml"
-            cfg.write_text(json.dumps({  # JSON is YAML
-                "models": {"instant": {"provider": "openai", "endpoint": f"http://{HOST}:{backend}",
-                                       "max_concurrent": 256}},
-                "agents": {"bench": {"primary": "instant"}},
-                "log": {"path": str(Path(tmp) / "log.db")}, "defaults": {"retries": {"attempts": 0}}}))
             checkouts = {"serve": str(ROOT / "src"), **dict(c.split("=", 1) for c in args.compare)}
             for name, src in checkouts.items():
+                home = Path(tmp) / name  # a config, routing log and data directory of its own per serve
+                home.mkdir()
+                cfg = home / "config.yaml"
+                cfg.write_text(json.dumps({  # JSON is YAML
+                    "models": {"instant": {"provider": "openai", "endpoint": f"http://{HOST}:{backend}",
+                                           "max_concurrent": 256}},
+                    "agents": {"bench": {"primary": "instant"}},
+                    "log": {"path": str(home / "log.db")}, "defaults": {"retries": {"attempts": 0}}}))
                 port = free_port()
-                start(name, serve_cmd(cfg, port), port, {"PYTHONPATH": str(Path(src).resolve())})
+                start(name, serve_cmd(cfg, port), port,
+                      {"PYTHONPATH": str(Path(src).resolve()), "MODELYARD_DATA_DIR": str(home / "data")})
                 print(f"{name}: modelyard serve from {Path(src).resolve()}")
             exe = None if args.no_litellm else find_litellm(args.litellm)
             if exe is None:

@@ -201,13 +201,15 @@ class HttpClient:
         except aiohttp.ClientError as exc:  # the stream broke after headers
             raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
         finally:
-            if reading is not None:
-                await reading.aclose()
-            # An abandoned or broken body must not go back to the pool half-read.
-            if complete:
-                response.release()
-            else:
-                response.close()
+            try:
+                if reading is not None:
+                    await reading.aclose()
+            finally:
+                # An abandoned or broken body must not go back to the pool half-read.
+                if complete:
+                    response.release()
+                else:
+                    response.close()
 
     async def request_json(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
         """A small control-plane call (warm-up, model listing): (status, parsed JSON or None)."""
