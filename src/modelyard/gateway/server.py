@@ -14,6 +14,7 @@ from modelyard.gateway.app import create_app
 from modelyard.gateway.auth import check_bind, load_keys
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
+from modelyard.gateway.transport import OneWriteProtocol
 from modelyard.router.lending import discover
 from modelyard.runtime import open_runtime
 
@@ -45,9 +46,10 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # loop="asyncio", not uvloop: measured here, the in-process llama.cpp provider streams ~8x slower
     # under uvloop (3 vs 23 tokens/s), and a local model is what most requests go to; and against an
     # instant backend uvloop saved no CPU measurable on this machine (benchmarks/README.md, issue #15).
-    # http="httptools": 15% less CPU per request than h11 (issue #15).
+    # httptools, not h11: 15% less CPU per request; OneWriteProtocol (gateway/transport.py) sends a
+    # response's head with its body in one write (issue #15).
     server = _Server(uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                                    loop="asyncio", http="httptools", timeout_graceful_shutdown=5,
+                                    loop="asyncio", http=OneWriteProtocol, timeout_graceful_shutdown=5,
                                     server_header=False),
                      app.state.gateway.drain)
     server.run()
