@@ -6,6 +6,7 @@ reason in the routing log and nothing lost.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,49 @@ async def test_no_reader_is_left_to_the_garbage_collector(kind: str, servers: di
     finally:
         sys.set_asyncgen_hooks(*hooks)
     assert left == []
+
+
+async def test_a_connection_the_server_is_closing_for_idleness_is_not_reused() -> None:
+    """A server closes connections idle for 5 s (uvicorn, llama.cpp's server, Node.js): a request sent
+    on one just as it closes fails. The pool drops idle connections before that (providers/http.py
+    POOL_IDLE); this server closes, unanswered, any connection that was idle longer than POOL_IDLE."""
+    import asyncio
+
+    from modelyard.config.schema import ModelConfig, Timeouts
+    from modelyard.providers.http import POOL_IDLE
+    from modelyard.providers.openai import OpenAIProvider
+
+    events = [{"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]},
+              {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+    loop = asyncio.get_running_loop()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        idle_since = None
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if idle_since is not None and loop.time() - idle_since > POOL_IDLE:
+                    return  # the server's idle timer fired as this request arrived
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                await reader.readexactly(length)
+                writer.write(answer)
+                await writer.drain()
+                idle_since = loop.time()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    provider = OpenAIProvider("m", ModelConfig(provider="openai", endpoint=f"http://127.0.0.1:{port}"))
+    try:
+        assert (await provider.complete(REQ, Timeouts())).text == "hi"
+        await asyncio.sleep(POOL_IDLE + 0.5)
+        assert (await provider.complete(REQ, Timeouts())).text == "hi"
+    finally:
+        await provider.aclose()
+        server.close()

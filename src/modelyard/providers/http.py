@@ -157,6 +157,14 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:120] or "(empty)"
 
 
+#: seconds a pooled connection may sit idle before it is dropped: below the 5 s after which uvicorn
+#: (vLLM and other Python servers), llama.cpp's server and Node.js close idle connections. With a
+#: longer idle time a request sent just as the server closes its connection failed as connect_error
+#: (seen in benchmarks/bench_gateway_hotpath.py: a 503, or a fallback and a cooldown count against a
+#: healthy model); reconnecting after 4 s of silence costs well under a millisecond on a LAN.
+POOL_IDLE = 4.0
+
+
 class HttpClient:
     """One keep-alive connection pool per provider, created lazily inside the running loop."""
 
@@ -169,7 +177,7 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session._loop is not loop:
             # The router's slots, not the pool, cap concurrency per model: keep the pool generous.
-            connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
             self._session = aiohttp.ClientSession(headers=self.headers, connector=connector,
                                                   auto_decompress=True)
         return self._session
