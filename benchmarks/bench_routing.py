@@ -66,9 +66,13 @@ def main() -> None:
     parser.add_argument("--config", default=str(embedded_default_config()))
     parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
     parser.add_argument("-n", type=int, default=1000)
+    parser.add_argument("--threshold", type=float, default=0.55,
+                        help="the confidence line to report above (default: the one calibrated on dev)")
     args = parser.parse_args()
 
     config = load_config(args.config)
+    config = config.model_copy(update={"orchestration": config.orchestration.model_copy(
+        update={"threshold": args.threshold})})
     t0 = time.perf_counter()
     orchestrator = Orchestrator.from_config(config)
     assert orchestrator is not None, "the config has no orchestrator"

@@ -46,8 +46,11 @@ async def main() -> None:
     parser.add_argument("-n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2400.0, help="stop after this many seconds")
+    parser.add_argument("--threshold", type=float, default=0.55,
+                        help="below it the model decides (default: the confidence line calibrated on dev)")
     args = parser.parse_args()
     data = yaml.safe_load(embedded_default_config().read_text())
+    data["orchestration"]["threshold"] = args.threshold  # the shipped default.yaml never asks the 0.5B model
     data["log"] = {"path": str(Path(tempfile.mkdtemp()) / "log.sqlite3")}
     # measure the model, not the machine's load: no timeout or cooldown cuts a slow decision short
     data["defaults"]["timeouts"].update(first_token=600, idle=600, total=1200)
