@@ -122,7 +122,7 @@ def bench(
                          on_model=lambda m: progress.update(bar, description=f"bench {loaded.name}: {m}"))
     with progress:
         bar = progress.add_task(f"bench {loaded.name}", total=runner.total_runs)
-        result = run(go)
+        result = run(go, keeps_partial=True)  # Ctrl-C: show what finished, then exit 130
     scores = score(result.results, reps, agents=chosen_agents, models=chosen_models)
     recs = recommend(scores, cfg, measured=result.measured, min_pass=min_pass)
     diff = _write_config(cfg_path, write_config, recs) if write_config is not None else None

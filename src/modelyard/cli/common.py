@@ -94,7 +94,7 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False) -> Runtime:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = False) -> T:
     """Run a command's coroutine; SIGINT and SIGTERM stop it cleanly, then exit 130 / 143.
 
     A signal *cancels* the command's task — it never raises at an arbitrary point — so every
@@ -102,9 +102,12 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     stopped and its worker joined, the partial answer's request is logged with its tokens, the
     log is flushed. A second signal while that happens cancels again, which the cleanup absorbs
     (stopping llama.cpp takes at most one token). A command that handles the cancel (``chat``
-    prints where it stopped) still exits with the signal's code.
+    prints where it stopped) still exits with the signal's code — unless it ``keeps_partial``: a
+    command that returns what finished when stopped (``bench``) gets that back, shows it, and exits
+    with the code itself.
     """
     received: list[int] = []
+    returned: list[bool] = []
 
     async def main() -> T:
         loop = asyncio.get_running_loop()
@@ -121,7 +124,9 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
                 loop.add_signal_handler(signum, stop, signum)
                 installed.append(signum)
         try:
-            return await factory()
+            value = await factory()
+            returned.append(True)
+            return value
         finally:
             for signum in installed:
                 loop.remove_signal_handler(signum)
@@ -131,7 +136,7 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     except (KeyboardInterrupt, asyncio.CancelledError):
         result = None
         received.append(signal.SIGINT)
-    if received:
+    if received and not (keeps_partial and returned):
         err.print("interrupted" if received[0] == signal.SIGINT else "terminated")
         sys.exit(128 + received[0])
     return result  # type: ignore[return-value]
