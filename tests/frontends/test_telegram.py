@@ -366,3 +366,12 @@ async def test_stopping_the_bot_mid_answer_says_so_in_the_message(tmp_path, tg):
     assert "word399" not in final
     with db(config) as conn:
         assert conn.execute("SELECT outcome FROM requests").fetchone()[0] == "cancelled"
+
+
+async def test_the_fast_path_is_trained_when_the_bot_starts(tmp_path, tg, llm):
+    """The first routed message must not pay for training (seconds on a busy machine)."""
+    from modelyard.agents.turn import _Routing
+
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg) as bot:
+        await eventually(lambda: bot.runtime.derived_if_built(_Routing) is not None, timeout=30)

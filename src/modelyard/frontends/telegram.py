@@ -33,6 +33,7 @@ from telegram.ext import (
     filters,
 )
 
+from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import ConversationStore
@@ -120,6 +121,7 @@ class TelegramBot:
         #: tasks answering a message now; stop() ends each with STOPPED_NOTE rather than mid-sentence
         self._turns: set[asyncio.Task] = set()
         self._stopping = False
+        self._warm: asyncio.Task[None] | None = None
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().token(token).base_url(self.settings.base_url)
                     .concurrent_updates(True).build())
@@ -151,9 +153,19 @@ class TelegramBot:
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
                                              allowed_updates=["message", "callback_query"])
         log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
+        # train the fast path now, off the event loop, so the first routed message does not wait for it
+        self._warm = asyncio.create_task(self._warm_routing())
+
+    async def _warm_routing(self) -> None:
+        try:
+            await prepare_routing(self.runtime)
+        except Exception as exc:  # the first routed turn builds it again and reports what fails
+            log.warning("telegram: could not prepare routing at start (%s)", redact(str(exc)))
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._warm is not None:
+            self._warm.cancel()
         turns = list(self._turns)
         for task in turns:  # the model is stopped (its row logged); each message says it was cut short
             task.cancel()
