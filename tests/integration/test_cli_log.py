@@ -118,3 +118,20 @@ def test_stats_json_uses_the_report_names(config: Path) -> None:
     assert (agents["writer"]["requests"], agents["writer"]["fallbacks"]) == (1, 1)
     assert agents["retired"]["failed"] == 1 and agents["chat"]["latency_p50_ms"] == 1234
     assert {g["key"] for g in data["models"]} == {LONG_MODEL, "(none)"}  # (none): the request no model answered
+
+
+def test_an_answer_cut_off_at_its_token_limit_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"log": {"path": str(tmp_path / "log.sqlite3")},
+                                    "models": {"m": {"provider": "ollama"}}, "agents": {"chat": {"primary": "m"}}}))
+    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["m"])
+    now = time.time()
+    for rid, finish in (("ggg777hhh888", "length"), ("iii999jjj000", "stop")):
+        writer.submit(RequestRecord(rid, "chat", ts=now, outcome=RequestOutcome.OK, model="m", total_ms=900,
+                                    tokens_in=10, tokens_out=64, prompt="a long story", response="Once",
+                                    finish_reason=finish,
+                                    attempts=[Attempt("m", "ollama", Outcome.OK, started_at=now)]))
+    writer.close()
+    lines = log(path, columns=80).stdout.splitlines()
+    assert "ok (length)" in next(line for line in lines if "ggg777hh" in line)
+    assert "(length)" not in next(line for line in lines if "iii999jj" in line)

@@ -27,6 +27,7 @@ from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.runtime import log_path_for
+from modelyard.types import LENGTH
 
 
 def _missing(conn: LogConnection, model: str) -> str:
@@ -148,9 +149,18 @@ def _time_cell(ts: float, today: bool) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S" if today else "%m-%d %H:%M:%S")
 
 
+def _outcome_cell(r: Any) -> str:
+    """The outcome, plus ``(length)`` for an answer cut off at its token limit: it looks whole otherwise."""
+    try:
+        cut = r["finish_reason"] == LENGTH
+    except (IndexError, KeyError):  # a log from before the column existed
+        cut = False
+    return f"{r['outcome']} ({LENGTH})" if cut else r["outcome"]
+
+
 def _request_cells(r: Any, today: bool, id_chars: int) -> dict[str, str]:
     return {"id": r["id"][:id_chars], "time": _time_cell(r["ts"], today), "agent": r["agent"],
-            "model": r["model"] or "–", "outcome": r["outcome"], "why": r["fallback_reason"] or "",
+            "model": r["model"] or "–", "outcome": _outcome_cell(r), "why": r["fallback_reason"] or "",
             "wait": ms(r["queue_wait_ms"]),
             "TTFT": ms(r["ttft_ms"]), "total": ms(r["total_ms"]), "tok in/out": f"{r['tokens_in']}/{r['tokens_out']}",
             "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", "cost": f"${r['cost_usd']:.4f}",
