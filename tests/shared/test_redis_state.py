@@ -160,7 +160,7 @@ async def test_a_crashed_waiter_does_not_block_the_queue(pools: Pools) -> None:
     for task in crashed.link._tasks:
         task.cancel()
     doomed.cancel()  # its process is gone: the entry stays in Redis, nobody will take it out…
-    crashed["m"]._forget = lambda token: None  # type: ignore[method-assign]  # …not even its own cleanup
+    crashed["m"]._forget = lambda token: None  # …not even its own cleanup
     waiter = asyncio.create_task(alive["m"].acquire(5))
     await asyncio.sleep(0.05)
     await holder["m"].release()
@@ -279,3 +279,28 @@ async def test_after_redis_loses_its_data_live_holders_register_again_before_any
         assert await other["m"].acquire(2) < 2
         await other["m"].release()
         await holder["m"].release()
+
+
+async def test_a_heartbeat_reply_that_overtakes_the_acquire_reply_counts_the_slot_once(pools: Pools) -> None:
+    """The heartbeat (RENEW) lists this process's waiters; when its reply is read before the ACQUIRE reply
+    of a token that already holds its slot, that token was counted twice: one release left a phantom
+    holder that its own heartbeat kept alive in Redis for good (found by the router property test)."""
+    (pool,) = pools(1, limit=1)
+    state = pool["m"]
+    assert isinstance(state, RedisState)
+    link = state.link
+    real_call = link.call
+
+    async def acquire_then_beat(script: str, keys: list[str], args: list, **kw):
+        result = await real_call(script, keys, args, **kw)
+        if script == "ACQUIRE":
+            await link._beat(force=True)  # the heartbeat's reply is handled first
+        return result
+
+    link.call = acquire_then_beat
+    assert await state.acquire(1)
+    assert len(state.held) == 1, state.held
+    await state.release()
+    link.call = real_call
+    assert state.held == []
+    assert counts(link.prefix, "m") == (0, 0)

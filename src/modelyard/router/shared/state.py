@@ -111,8 +111,12 @@ class RedisState(ModelState):
             raise
         self.epoch = epoch.decode()
         if status == 1:
+            # a heartbeat sent while this call was out may have seen the token hold its slot, and its
+            # reply may have come first (granted() already counted it): count it once, not twice
+            counted = fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED
             self._unwait(token)
-            self.held.append(token)
+            if not counted:
+                self.held.append(token)
             return True
         if status == 2:  # Redis lost its data: re-register what this process holds, then ask again
             self._unwait(token)
