@@ -96,8 +96,16 @@ def test_postgresql_stopped_and_restarted_mid_load(tmp_path: Path) -> None:
                 results = asyncio.run(load_with_outage())
                 kinds = Counter(r.kind for r in results)
                 assert kinds["lost"] == 0, [r.detail for r in results if r.kind == "lost"][:5]
-                errors = Counter(r.detail[:60] for r in results if r.kind == "error").most_common(8)
-                assert sum(kinds.values()) == 600 and kinds["ok"] + kinds["fallback"] > 500, errors
+                assert sum(kinds.values()) == 600
+                # PostgreSQL being down never fails an answer: every clear error is the models' own (the
+                # mix's 429s cool a model down for their retry-after, and at times all three at once —
+                # how many depends on which request draws which fault, so it is not counted here)
+                not_models = [r.detail for r in results if r.kind == "error"
+                              and not r.detail.startswith("agent 'chain': no model could answer")
+                              and "the answer broke" not in r.detail]
+                assert not not_models, not_models[:5]
+                assert kinds["ok"] + kinds["fallback"] > 200, Counter(r.detail[:300] for r in results
+                                                                      if r.kind == "error").most_common(5)
                 assert health_down["status"] == "degraded", health_down
                 forward = health_down["log"]["forward"]
                 assert forward["backlog"] > 0 and not forward["connected"] and forward["active"]
