@@ -132,3 +132,34 @@ async def queued_at_least(states: list, n, timeout: float = 5) -> None:
             return
         assert time.monotonic() < deadline, f"only {have} of {target} requests reached the store"
         await asyncio.sleep(0.002)
+
+
+async def served_in_order(states: list, n: int, hold: float) -> tuple[list[int], int]:
+    """``n`` requests arriving strictly one after another — each once the store holds the one before —
+    taken in turn by ``states`` (one per process), each holding its slot ``hold`` seconds.
+    Returns (the order in which they got their slots, the most held at once)."""
+    import asyncio
+
+    order: list[int] = []
+    busy = peak = served = 0
+    gate = [asyncio.Event() for _ in range(n + 1)]
+    gate[0].set()
+
+    async def request(i: int) -> None:
+        nonlocal busy, peak, served
+        state = states[i % len(states)]
+        await gate[i].wait()  # arrive in order: each after the one before reached the store
+        waiting = asyncio.ensure_future(state.acquire(10))
+        await queued_at_least([state], lambda: i + 1 - served)  # started minus finished
+        gate[i + 1].set()
+        await waiting
+        busy += 1
+        peak = max(peak, busy)
+        order.append(i)
+        await asyncio.sleep(hold)
+        busy -= 1
+        await state.release()
+        served += 1  # after the store let go of it: the next arrival is gated on the store's own count
+
+    await asyncio.gather(*(request(i) for i in range(n)))
+    return order, peak

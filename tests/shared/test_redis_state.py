@@ -20,7 +20,7 @@ from modelyard.router.health import Admission
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, counts, queued_at_least
+from tests.shared.redis_kit import PrivateRedis, counts, served_in_order
 
 Pools = Callable[..., list[ModelPool]]
 
@@ -48,33 +48,10 @@ async def pools(redis_url: str, prefix: str) -> AsyncIterator[Pools]:
 
 async def test_the_limit_holds_across_processes_and_the_queue_is_fifo(pools: Pools) -> None:
     a, b, c = (p["m"] for p in pools(3, limit=1))  # one slot: each grant follows the previous release
-    busy = peak = 0
-    order: list[int] = []
     for s in (a, b, c):  # connections open, scripts loaded
         await s.acquire(1)
         await s.release()
-
-    gate = [asyncio.Event() for _ in range(16)]
-    gate[0].set()
-    served = 0
-
-    async def worker(i: int) -> None:
-        nonlocal busy, peak, served
-        state = (a, b, c)[i % 3]
-        await gate[i].wait()  # each arrives after the one before reached Redis
-        waiting = asyncio.ensure_future(state.acquire(10))
-        await queued_at_least([state], lambda: i + 1 - served)
-        gate[i + 1].set()
-        await waiting
-        busy += 1
-        peak = max(peak, busy)
-        order.append(i)
-        await asyncio.sleep(0.03)
-        busy -= 1
-        await state.release()
-        served += 1  # after the store let go of it: the next arrival is gated on the store's own count
-
-    await asyncio.gather(*(worker(i) for i in range(15)))
+    order, peak = await served_in_order([a, b, c], 15, hold=0.03)
     assert peak == 1
     assert order == list(range(15)), "granted in the order they queued, whichever process they came from"
 

@@ -20,7 +20,7 @@ from modelyard.router.clock import Clock, ManualClock, loop_clock
 from modelyard.router.health import Admission
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import queued_at_least
+from tests.shared.redis_kit import served_in_order
 
 Make = Callable[..., list[ModelState]]
 
@@ -53,34 +53,12 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
 
 async def test_fifo_order_and_the_limit(make: Make) -> None:
     (state,) = make(limit=2)
-    order: list[int] = []
-    busy = peak = 0
     await asyncio.gather(*(state.acquire(1) for _ in range(2)))  # connections open, scripts loaded
     for _ in range(2):
         await state.release()
-
-    gate = [asyncio.Event() for _ in range(11)]
-    gate[0].set()
-    served = 0
-
-    async def worker(i: int) -> None:
-        nonlocal busy, peak, served
-        await gate[i].wait()  # arrive in order: each after the one before reached the store
-        waiting = asyncio.ensure_future(state.acquire(10))
-        await queued_at_least([state], lambda: i + 1 - served)  # started minus finished
-        gate[i + 1].set()
-        await waiting
-        busy += 1
-        peak = max(peak, busy)
-        order.append(i)
-        # long enough for the next arrival to reach the store and take the second slot while this
-        # one holds, even when a full suite has slowed this process down (peak 2 is asserted)
-        await asyncio.sleep(0.1)
-        busy -= 1
-        await state.release()
-        served += 1  # after the store let go of it: the next arrival is gated on the store's own count
-
-    await asyncio.gather(*(worker(i) for i in range(10)))
+    # each holds long enough for the next arrival to reach the store and take the second slot, even
+    # when a full suite has slowed this process down (peak 2 is asserted)
+    order, peak = await served_in_order([state], 10, hold=0.1)
     if isinstance(state, LocalState):
         assert order == list(range(10))
     else:
