@@ -258,6 +258,33 @@ async def test_after_redis_loses_its_data_live_holders_register_again_before_any
         await holder["m"].release()
 
 
+async def test_after_a_redis_restart_no_stale_pooled_connection_takes_the_link_down_again(
+        pools: Pools, tmp_path: Path) -> None:
+    """A restart leaves every idle pooled connection dead. Recovery used one of them; the next burst of
+    concurrent calls drew the others, and each took the link down again ("Connection closed by server")
+    — the limit then fell back to this process's share for a moment (found as a CI flake)."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=4, url=server.url, timeout=0.5, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        link = state.link
+        await state.acquire(1)
+        await state.release()
+        await asyncio.gather(*(link.sync(state) for _ in range(6)))  # several connections, idle in the pool
+        server.kill()
+        server.start()  # same port, empty
+        t0 = time.monotonic()
+        while link.up:  # the heartbeat finds it gone…
+            assert time.monotonic() - t0 < 5
+            await asyncio.sleep(0.01)
+        while not link.up:  # …and back
+            assert time.monotonic() - t0 < 5
+            await asyncio.sleep(0.01)
+        errors = link.errors
+        await asyncio.gather(*(link.sync(state) for _ in range(6)))  # raises StoreUnreachable on a stale one
+        assert link.up and link.errors == errors
+
+
 async def test_a_heartbeat_reply_that_overtakes_the_acquire_reply_counts_the_slot_once(pools: Pools) -> None:
     """The heartbeat (RENEW) lists this process's waiters; when its reply is read before the ACQUIRE reply
     of a token that already holds its slot, that token was counted twice: one release left a phantom

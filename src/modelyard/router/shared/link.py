@@ -238,7 +238,13 @@ class RedisLink:
         self._kick.set()
 
     async def _recover(self) -> None:
-        """The store answers again: give back, re-register, then let requests use it."""
+        """The store answers again: give back, re-register, then let requests use it.
+
+        Idle pooled connections are dropped first: after a restart each one is dead, and a later burst
+        of calls drawing them would take the link down again, once per stale connection.
+        """
+        assert self._client is not None
+        await self._client.connection_pool.disconnect(inuse_connections=False)
         for state in self.states.values():
             await state.give_back_pending()
         await self._beat(force=True)
