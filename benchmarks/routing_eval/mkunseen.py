@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the label tables are data)
 """Write unseen.jsonl: a second labelled set, drawn and labelled (by POLICY.md) before round 3's tuning began.
 
 Sources (copies passed on the command line):
