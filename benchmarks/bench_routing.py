@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--config", default=str(embedded_default_config()))
     parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
     parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--threshold", type=float, default=0.55,
+    parser.add_argument("--threshold", type=float, default=0.6,
                         help="the confidence line to report above (default: the one calibrated on dev)")
     args = parser.parse_args()
 

@@ -46,7 +46,7 @@ async def main() -> None:
     parser.add_argument("-n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2400.0, help="stop after this many seconds")
-    parser.add_argument("--threshold", type=float, default=0.55,
+    parser.add_argument("--threshold", type=float, default=0.6,
                         help="below it the model decides (default: the confidence line calibrated on dev)")
     args = parser.parse_args()
     data = yaml.safe_load(embedded_default_config().read_text())

@@ -117,6 +117,13 @@ EXAMPLES: dict[Role, list[str]] = {
         "Be Mary Poppins for this conversation and reply in her voice. How do you keep the children in line?",
         "As a grumpy old wizard, greet the young apprentice who just knocked on your door.",
         "Play a game with me: you're a spy and I'm interrogating you. Where is the microfilm?",
+        # round 3: app-style 'you are given …' instructions and role-play openers for every role
+        "Pretend to be a ship's cat and tell me about your day at sea.",
+        'Imagine you are a time traveller from the year 3000. Describe what you see when you arrive in my kitchen.',
+        'You are a nervous contestant on a quiz show. Introduce yourself to the audience.',
+        'Act as a fortune teller and read my future.',
+        'As a grumpy troll under a bridge, respond to me trying to cross.',
+        "you're my personal cheerleader today, hype me up before my presentation",
     ],
     Role.ENGINEER: [
         'You are given a piece of Python code. Find the bug and return the corrected version.',
@@ -233,6 +240,11 @@ EXAMPLES: dict[Role, list[str]] = {
         "what does 'null pointer' mean in programming?",
         'explain what an API key is and how my app should store it',
         'how do I write a unit test in pytest for a function that raises an exception?',
+        # round 3: app-style 'you are given …' instructions and role-play openers for every role
+        'You are given a function in Python. Say what it returns for the input 5.',
+        'You will be given an error message. Explain the likely cause in the code.',
+        'Given a task description, write the shell command that does it.\n\ndelete all .log files older than a week',
+        'You are given an SQL table. Write a query that finds duplicate emails.',
     ],
     Role.RESEARCH: [
         'list the planets in order of size',
@@ -404,6 +416,15 @@ EXAMPLES: dict[Role, list[str]] = {
         '珠穆朗玛峰有多高？',
         '日本の首都はどこですか？',
         "Qual è il fiume più lungo d'Italia?",
+        # round 3: app-style 'you are given …' instructions and role-play openers for every role
+        'You are given the name of a city. Tell me what it is famous for.\n\nKyoto',
+        'You will be given a symptom. List the common causes.\n\nheadache',
+        'You are given a food. Say whether it is safe for cats.\n\nchocolate',
+        'You are given a statement. Say whether it is true and explain why.\n\nLightning never strikes the same place twice.',
+        'Given a sport, explain how a team wins a match.\n\nvolleyball',
+        'Given an event, explain why it happened.\n\nthe 2008 financial crisis',
+        'As a doctor, what would you tell someone who wants to lower their blood pressure?',
+        'Acting as a travel agent, which Greek islands would you recommend for a quiet holiday?',
     ],
     Role.WRITER: [
         'write a story in exactly 100 words about a lost key',
@@ -524,6 +545,20 @@ EXAMPLES: dict[Role, list[str]] = {
         'Polish this paragraph so it reads better.',
         'Give me a catchy headline for an article about saving energy at home.',
         'Create a social media post announcing our new menu.',
+        # round 3: app-style 'you are given …' instructions and role-play openers for every role
+        'You are given a product. Write a short advertisement for it.\n\nwireless earbuds',
+        'You are given a topic. Write a four-line poem about it.\n\nthe first snow',
+        'You will be given a few facts about a person. Write a short bio from them.',
+        'Given a moral, write a short story that teaches it.\n\nhonesty is the best policy',
+        'As a travel blogger, write a post about a weekend in the mountains.',
+        'Pretend you are a famous chef and write the introduction to your new cookbook.',
+        # round 3: plans and agendas as documents; 'how do you say' in several languages
+        'Design a two-day workshop agenda on team communication.',
+        'Develop a course outline for an evening class on creative writing.',
+        'Create a project plan template for launching a small online shop.',
+        'Design the text for a flyer advertising our garage sale.',
+        'Develop a training plan document for new cashiers.',
+        'Put together a newsletter layout with headings and short blurbs for a school.',
     ],
     Role.UTILITY: [
         'You are given a paragraph. Extract all the person names and return them as a JSON list.',
@@ -634,6 +669,19 @@ EXAMPLES: dict[Role, list[str]] = {
         'Reformat this phone number in international format: 020 7946 0958',
         "Convert this list of names into 'Last, First' format.",
         'Split this paragraph into sentences, one per line.',
+        # round 3: app-style 'you are given …' instructions and role-play openers for every role
+        'You are given a sentence. Say whether it is in the past, present or future tense.',
+        'You are given a list of numbers. Return them sorted from smallest to largest.',
+        'You will be given a review. Answer only with positive or negative.',
+        'You are given a paragraph and a word. Count how many times the word appears.',
+        'Given a text, return the sentence that mentions a date.',
+        'You are given a name and an address. Output them as a JSON object.',
+        # round 3: plans and agendas as documents; 'how do you say' in several languages
+        "¿cómo se dice 'buenas noches' en alemán?",
+        "wie sagt man 'Guten Appetit' auf Italienisch?",
+        'как сказать «доброе утро» по-английски?',
+        "come si dice 'arrivederci' in spagnolo?",
+        "what's 'excuse me' in Portuguese?",
     ],
 }
 
