@@ -21,6 +21,11 @@ until the process dies; its answer is not held back.
 Rows of the log's other tables that are written on the request path (the orchestrator's routing
 decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
 one writer per log file, one transaction per batch, the same repair, accounting and flush.
+
+Checkpoints (copying the write-ahead log into the database file, two fsyncs) run in a thread of their
+own on a connection of their own, never inside a commit: with SQLite's automatic checkpoint, every
+~100th commit also did the checkpoint before returning, and the request waiting for that commit
+waited for both fsyncs (the p99 tail of the gateway at concurrency 1, issue #15).
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ _INT64 = 2**63 - 1
 _ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError, OverflowError)
 #: at most one log line per this many seconds while writes keep failing (a full disk fails every batch)
 _LOG_EVERY = 10.0
+#: rows committed between two checkpoints (~9 pages each when written one per commit: ~2,300 pages at most,
+#: SQLite's automatic checkpoint runs at 1,000); a quiet writer's rows are checkpointed after CHECKPOINT_IDLE s
+CHECKPOINT_EVERY = 256
+CHECKPOINT_IDLE = 2.0
 
 REQUEST_COLUMNS = (
     "id", "parent_id", "ts", "agent", "model", "is_local", "outcome", "fallback_reason", "n_attempts",
@@ -159,10 +168,20 @@ class LogWriter:
         self._done = threading.Condition()
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._conn: sqlite3.Connection = connect(self.path)
+        self._conn: sqlite3.Connection = self._connect()
         self._closed = False
         self._thread = self._start()
+        #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY
+        self._uncheckpointed = 0
+        self._checkpoint_due = threading.Event()
+        #: started by the first CHECKPOINT_EVERY rows (a smaller log is checkpointed when it closes)
+        self._checkpoints: threading.Thread | None = None
         atexit.register(self.close)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the commit path
+        return conn
 
     def _start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="modelyard-log-writer", daemon=True)
@@ -237,8 +256,11 @@ class LogWriter:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
+        if self._checkpoints is not None:
+            self._checkpoint_due.set()
+            self._checkpoints.join(timeout=10)
         with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+            self._conn.close()  # the last connection: SQLite checkpoints and removes the write-ahead log
         atexit.unregister(self.close)
 
     # -- the writer thread -------------------------------------------------------------------
@@ -336,7 +358,7 @@ class LogWriter:
         """After a row failed even repaired, start the next one on a fresh connection (a broken handle
         is one way to get here); if the file cannot be opened, keep the old one and keep counting."""
         try:
-            fresh = connect(self.path)
+            fresh = self._connect()
         except Exception as exc:
             self._failed(exc)
             return
@@ -355,6 +377,14 @@ class LogWriter:
         self._last_error_at = now
 
     def _account(self, ok: int, lost: int) -> None:
+        self._uncheckpointed += ok
+        if self._uncheckpointed >= CHECKPOINT_EVERY:
+            self._uncheckpointed = 0
+            self._checkpoint_due.set()
+            if self._checkpoints is None:
+                self._checkpoints = threading.Thread(target=self._checkpoint_loop, name="modelyard-log-checkpoint",
+                                                     daemon=True)
+                self._checkpoints.start()
         with self._done:
             self.written += ok
             self.errors += lost
@@ -367,6 +397,37 @@ class LogWriter:
         for callback in self._on_commit:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the writer
                 callback()
+
+    def _checkpoint_loop(self) -> None:
+        """Fold the write-ahead log into the database every CHECKPOINT_EVERY rows (or CHECKPOINT_IDLE s after
+        the last commit). PASSIVE: it never blocks the writer, nor waits for readers; what a reader still
+        uses is copied next time. A failure is logged and retried next time (the rows are committed)."""
+        conn: sqlite3.Connection | None = None
+        done = -1
+        try:
+            while True:
+                self._checkpoint_due.wait(CHECKPOINT_IDLE)
+                self._checkpoint_due.clear()
+                if self._closed:
+                    return  # close() closes the writer's connection last, which checkpoints
+                if self.written == done:
+                    continue
+                done = self.written
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
+                                               check_same_thread=False)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("routing log %s: checkpoint failed (%s); retried later", self.path, exc)
+                    with contextlib.suppress(sqlite3.Error):
+                        if conn is not None:
+                            conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     def _wake_all(self) -> None:
         with self._done:

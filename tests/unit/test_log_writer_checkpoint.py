@@ -1,0 +1,61 @@
+"""Checkpoints of the routing log run beside the writer, never inside a commit (issue #15).
+
+With SQLite's automatic checkpoint, the commit that pushed the write-ahead log past 1,000 pages also
+copied it into the database file (two fsyncs) before returning, and the request waiting for that
+commit waited for all of it: the p99 tail of the gateway at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger.writer import CHECKPOINT_EVERY
+from modelyard.router.records import Attempt, RequestRecord
+
+
+def record(i: int) -> RequestRecord:
+    return RequestRecord(id=f"r{i:05d}", agent="chat", outcome="ok", model="local",
+                         attempts=[Attempt("local", "openai", "ok", tokens_in=3, tokens_out=4)])
+
+
+def rows_in_database_file(path: Path, tmp: Path) -> int:
+    """Rows in the database file itself, without what only its write-ahead log holds."""
+    copy = tmp / "copy.db"
+    shutil.copyfile(path, copy)  # the -wal file is not copied: SQLite sees the checkpointed state
+    conn = sqlite3.connect(copy)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    except sqlite3.OperationalError:  # not even the tables yet: nothing was checkpointed
+        return 0
+    finally:
+        conn.close()
+
+
+def test_commits_never_checkpoint_and_the_checkpoint_thread_folds_the_log_in(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    writer = LogWriter(path)
+    try:
+        # the writer's own connection never checkpoints (SQLite's default: after every commit past 1,000 pages)
+        assert writer._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        n = CHECKPOINT_EVERY * 2 + 10
+        for i in range(n):  # one commit per row, as at concurrency 1
+            writer.submit(record(i))
+            assert writer.flush(timeout=5)
+        deadline = time.monotonic() + 10
+        while rows_in_database_file(path, tmp_path) < CHECKPOINT_EVERY * 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rows_in_database_file(path, tmp_path) >= CHECKPOINT_EVERY * 2, "the checkpoint thread never ran"
+        deadline = time.monotonic() + 10  # and a quiet log's last rows follow within CHECKPOINT_IDLE
+        while rows_in_database_file(path, tmp_path) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rows_in_database_file(path, tmp_path) == n
+        assert writer.health().failures == 0
+    finally:
+        writer.close()
+    assert writer._checkpoints is not None and not writer._checkpoints.is_alive()
+    assert not (tmp_path / "log.db-wal").exists() or (tmp_path / "log.db-wal").stat().st_size == 0
+    assert rows_in_database_file(path, tmp_path) == n
