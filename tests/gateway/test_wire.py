@@ -90,3 +90,12 @@ def test_empty_text_and_an_assistant_turn_with_only_tool_calls_are_accepted():
         {"role": "user", "content": ""}, {"role": "assistant", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}).encode()))
     assert [m.role for m in req.messages] == ["user", "assistant", "tool"]
+
+
+def test_response_json_is_orjson_and_falls_back_for_what_it_refuses() -> None:
+    """Answers leave as orjson's compact UTF-8 (issue #15); a lone surrogate in a model's text or an integer
+    beyond 64 bits (orjson refuses both) still leaves as the standard library wrote it, never a 500."""
+    from modelyard.gateway.responses import dumps
+
+    assert dumps({"text": "é", "n": 1}) == '{"text":"é","n":1}'.encode()
+    assert json.loads(dumps({"text": "x\ud83d", "n": 2**70})) == {"text": "x\ud83d", "n": 2**70}

@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -21,8 +22,18 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404:
                 500: "server_error", 503: "server_error"}
 
 
+def dumps(payload: Any) -> bytes:
+    """JSON for a response: orjson (a tenth of the standard library's time for an answer, issue #15);
+    what orjson refuses (a lone UTF-16 surrogate in a model's text, an integer beyond 64 bits) goes
+    through ``json`` as before."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(payload).encode()
+
+
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload).encode(), status, headers, media_type="application/json")
+    return Response(dumps(payload), status, headers, media_type="application/json")
 
 
 def error_response(status: int, message: str, *, param: str | None = None, code: str | None = None,
