@@ -119,7 +119,7 @@ EXAMPLES: dict[Role, list[str]] = {
         "Play a game with me: you're a spy and I'm interrogating you. Where is the microfilm?",
         # round 3: app-style 'you are given …' instructions and role-play openers for every role
         "Pretend to be a ship's cat and tell me about your day at sea.",
-        'Imagine you are a time traveller from the year 3000. Describe what you see when you arrive in my kitchen.',
+        'Imagine you are a lighthouse keeper who has not seen another person for a year. Greet me as I row up to your island.',
         'You are a nervous contestant on a quiz show. Introduce yourself to the audience.',
         'Act as a fortune teller and read my future.',
         'As a grumpy troll under a bridge, respond to me trying to cross.',
@@ -358,7 +358,7 @@ EXAMPLES: dict[Role, list[str]] = {
         "I'm curious how noise-cancelling headphones work",
         "I'd like to know more about the French Revolution",
         'any idea how much a kitten costs to look after per year?',
-        'hey, quick question: how many teaspoons in a tablespoon?',
+        'hey, quick question: why does water boil faster in the mountains?',
         "hi! what's the difference between baking soda and baking powder?",
         'help me understand how mortgages work',
         'I want to learn about astronomy, where should I start?',
