@@ -16,13 +16,17 @@ import uvicorn
 
 from modelyard.config import Config
 from modelyard.gateway import Gateway, create_app
+from modelyard.gateway.transport import OneWriteProtocol
 from modelyard.runtime import Runtime, open_runtime
 from tests.fakes.server import poll
 from tests.helpers import make_config
 
 
 class GatewayServer:
-    def __init__(self, config: Config, *, api_keys: tuple[str, ...] = ()):
+    """``http``: uvicorn's protocol; by default the one ``modelyard serve`` runs (gateway/transport.py)."""
+
+    def __init__(self, config: Config, *, api_keys: tuple[str, ...] = (), http: Any = OneWriteProtocol):
+        self.http = http
         self.runtime: Runtime = open_runtime(config=config)
         self.app = create_app(self.runtime, api_keys=tuple(k.encode() for k in api_keys), close_runtime=True)
         self.gateway: Gateway = self.app.state.gateway
@@ -38,7 +42,7 @@ class GatewayServer:
         sock.listen(128)
         self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=1))
+                                                     timeout_graceful_shutdown=1, http=self.http))
 
         def run() -> None:
             self.loop = asyncio.new_event_loop()

@@ -11,6 +11,8 @@ import pytest
 
 from modelyard.ledger import connect
 from tests.fakes import Fault
+from tests.gateway.conftest import ANTHROPIC_KEY
+from tests.gateway.harness import GatewayServer, fake_config
 
 
 def open_request(url: str, body: dict, path: str = "/v1/chat/completions") -> socket.socket:
@@ -36,6 +38,20 @@ def log_row(gateway, request_id: str | None = None, outcome: str | None = None):
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_client_disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream, api):
+    disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream, api)
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_disconnect_is_seen_by_any_asgi_server(tmp_path, fakes, monkeypatch, stream, api):
+    """Under uvicorn's own protocol (no Hangup in the scope) a task watching ``receive`` sees the disconnect."""
+    monkeypatch.setenv("GATEWAY_TEST_ANTHROPIC_KEY", ANTHROPIC_KEY)
+    oa, ol, an = fakes
+    with GatewayServer(fake_config(tmp_path, oa.url, ol.url, an.url), http="httptools") as gw:
+        disconnect_cancels_upstream_and_frees_the_slot(gw, fakes, stream, api)
+
+
+def disconnect_cancels_upstream_and_frees_the_slot(gateway, fakes, stream, api):
     oa = fakes[0]
     oa.push(Fault.hang_after_first_token() if stream else Fault.hang_before_headers())
     slots = gateway.router.pool.local("fast").slots

@@ -68,7 +68,7 @@ async def complete(gw: Gateway, request: Request, agent: str, chat: ChatRequest,
     tool-calling trap), or the response that ends the request: client gone, or no model could answer."""
     try:
         return await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
-                                                                           accept=accept))
+                                                                           accept=accept), request.scope)
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:
@@ -90,7 +90,7 @@ async def start_stream(gw: Gateway, request: Request, agent: str, chat: ChatRequ
     gets a proper error status instead of a 200 that breaks off."""
     stream = gw.router.stream(agent, chat, request_id=request_id)
     try:
-        return stream, await until_disconnect(request.receive, first_chunk(stream))
+        return stream, await until_disconnect(request.receive, first_chunk(stream), request.scope)
     except ClientGone:
         await stream.aclose()
         return Response(status_code=CLIENT_CLOSED)

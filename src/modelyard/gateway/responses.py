@@ -106,7 +106,7 @@ class SSEResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         with contextlib.suppress(ClientGone), self._tracked():  # gone: the producer is already cancelled
-            await until_disconnect(receive, self._pump(send))
+            await until_disconnect(receive, self._pump(send), scope)
 
     def _tracked(self) -> contextlib.AbstractContextManager[None]:
         return self.drain.track() if self.drain is not None else contextlib.nullcontext()

@@ -16,6 +16,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from modelyard.gateway.disconnect import HANGUP, Hangup
+
 _HEAD = b"HTTP/1.1 "
 _END_OF_HEAD = b"\r\n\r\n"
 
@@ -58,7 +60,21 @@ class HeldHead:
 
 
 class OneWriteProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a :class:`HeldHead` transport (``uvicorn.run(http=...)``)."""
+    """uvicorn's httptools protocol on a :class:`HeldHead` transport (``uvicorn.run(http=...)``), which
+    also tells each request when its connection is lost (a :class:`~modelyard.gateway.disconnect.Hangup`
+    in its scope), so a handler need not keep a task reading ``receive`` to find out."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeldHead(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[HANGUP] = Hangup()  # type: ignore[literal-required]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            hangup = cycle.scope.get(HANGUP)
+            if isinstance(hangup, Hangup):
+                hangup.lost()
