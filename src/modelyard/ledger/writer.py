@@ -165,6 +165,10 @@ class LogWriter:
         self._last_logged = 0.0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._submitted = 0
+        #: rows the writer thread has taken off the queue (the bound counts the rest)
+        self._taken = 0
+        #: rows submitted on an event loop, handed to the queue together at the loop's next iteration
+        self._held: dict[asyncio.AbstractEventLoop, list[RequestRecord | Row]] = {}
         self._done = threading.Condition()
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -204,14 +208,38 @@ class LogWriter:
         self._enqueue(row, f"a {row.insert.split()[2]} row")
 
     def _enqueue(self, item: RequestRecord | Row, what: str) -> None:
-        if self._queue.qsize() >= self.max_queue:
+        if self._submitted - self._taken >= self.max_queue:
             self.dropped += 1
             self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: {what} dropped"))
             return
         self._submitted += 1
-        self._queue.put(item)
+        loop = _running_loop()
+        if loop is None or self._closed:
+            self._queue.put(item)
+        else:  # one hand-over (one wake-up of the writer) per loop iteration, however many requests ended in it
+            held = self._held.get(loop)
+            if held is None:
+                self._held[loop] = [item]
+                loop.call_soon(self._hand_over, loop)
+            else:
+                held.append(item)
         if not self._closed and not self._thread.is_alive():  # only after something killed the thread
             self._thread = self._start()
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue what ``loop`` submitted since its last iteration (runs in that loop)."""
+        held = self._held.pop(loop, None)
+        if held:
+            self._queue.put(held)
+
+    def _hand_over_all(self) -> None:
+        """Queue what this thread's loop holds (a blocking flush() in it would otherwise wait for itself)
+        and what loops that no longer run held (one stopped first); a loop running elsewhere hands its
+        rows over itself, at its next iteration."""
+        current = _running_loop()
+        for loop in list(self._held):
+            if loop is current or not loop.is_running():
+                self._hand_over(loop)
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (from the writer thread; it must be quick) after each commit."""
@@ -223,6 +251,7 @@ class LogWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record submitted so far is committed (at once if the writer has stopped)."""
         target = self._submitted
+        self._hand_over_all()
         with self._done:
             self._done.wait_for(lambda: self._settled(target), timeout)
             return self.written + self.errors >= target
@@ -253,7 +282,8 @@ class LogWriter:
         if self._closed:
             return
         self.flush()
-        self._closed = True
+        self._closed = True  # from here on, submit() queues directly
+        self._hand_over_all()
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
         if self._checkpoints is not None:
@@ -277,17 +307,23 @@ class LogWriter:
         item = self._queue.get()
         if item is _STOP:
             return True
-        batch = [item]
+        batch: list[RequestRecord | Row] = []
         stop = False
-        while len(batch) < self.max_batch:
+        while True:
+            if type(item) is list:
+                batch += item
+            else:
+                batch.append(item)
+            if len(batch) >= self.max_batch:
+                break
             try:
-                nxt = self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if nxt is _STOP:
+            if item is _STOP:
                 stop = True
                 break
-            batch.append(nxt)
+        self._taken += len(batch)
         try:
             ok, lost = self._write(batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
@@ -435,6 +471,10 @@ class LogWriter:
             ready = [f for _, f in self._async_waiters]
             self._async_waiters = []
         _resolve_all(ready)
+
+
+#: the running event loop of this thread, or None (asyncio's own helper, without the RuntimeError)
+_running_loop = asyncio._get_running_loop
 
 
 def _resolve_all(ready: list[asyncio.Future[None]]) -> None:

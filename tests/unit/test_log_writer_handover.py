@@ -1,0 +1,67 @@
+"""Rows submitted on an event loop reach the writer thread together, once per loop iteration (issue #15):
+one wake-up of the writer for all the requests that ended in that iteration, instead of one each. No
+row is left behind by it: a flush in the loop's own thread, or a loop that stopped first, hand them over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from tests.unit.test_ledger import record
+
+from modelyard.ledger import LogWriter, connect
+
+
+def stored(path: Path) -> int:
+    conn = connect(path, readonly=True)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    finally:
+        conn.close()
+
+
+async def test_rows_of_one_loop_iteration_are_committed_together(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.db")
+    commits: list[int] = []
+    writer.on_commit(lambda: commits.append(writer.written))
+    try:
+        for i in range(20):
+            writer.submit(record(i))
+        assert writer._queue.qsize() == 0  # held until the loop's next iteration
+        assert await writer.wait_written(5)
+        assert commits == [20], "one hand-over, one transaction"
+        assert stored(writer.path) == 20
+    finally:
+        writer.close()
+
+
+async def test_a_blocking_flush_in_the_loops_own_thread_does_not_wait_for_itself(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.db")
+    try:
+        writer.submit(record(1))
+        t0 = time.monotonic()
+        assert writer.flush(timeout=5) and time.monotonic() - t0 < 2
+        assert stored(writer.path) == 1
+    finally:
+        writer.close()
+
+
+def test_rows_held_by_a_loop_that_stopped_are_written(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.db")
+    loop = asyncio.new_event_loop()
+
+    async def answer() -> None:
+        writer.submit(record(1))
+        loop.stop()  # the hand-over scheduled for the next iteration never runs
+
+    task = loop.create_task(answer())
+    loop.run_forever()
+    assert task.done()
+    loop.close()
+    try:
+        assert writer.health().queued == 1
+        assert writer.flush(timeout=5)
+        assert stored(writer.path) == 1
+    finally:
+        writer.close()
