@@ -30,6 +30,9 @@ async def test_rows_of_one_loop_iteration_are_committed_together(tmp_path: Path)
             writer.submit(record(i))
         assert writer._queue.qsize() == 0  # held until the loop's next iteration
         assert await writer.wait_written(5)
+        deadline = time.monotonic() + 5  # the listeners run just after the waiters are released
+        while not commits and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         assert commits == [20], "one hand-over, one transaction"
         assert stored(writer.path) == 20
     finally:
