@@ -258,11 +258,11 @@ async def test_after_redis_loses_its_data_live_holders_register_again_before_any
         await holder["m"].release()
 
 
-async def test_after_a_redis_restart_no_stale_pooled_connection_takes_the_link_down_again(
+async def test_after_a_redis_restart_no_stale_pooled_connection_takes_the_link_down(
         pools: Pools, tmp_path: Path) -> None:
-    """A restart leaves every idle pooled connection dead. Recovery used one of them; the next burst of
-    concurrent calls drew the others, and each took the link down again ("Connection closed by server")
-    — the limit then fell back to this process's share for a moment (found as a CI flake)."""
+    """A restart leaves every idle pooled connection dead, and redis-py notices only when one is used.
+    Each one drawn took the link down again ("Connection closed by server"), and the limit fell back to
+    this process's share for a moment (found as a CI flake). Now a dropped connection costs one retry."""
     with PrivateRedis(tmp_path) as server:
         (pool,) = pools(1, limit=4, url=server.url, timeout=0.5, refresh=0.1)
         state = pool["m"]
@@ -274,15 +274,47 @@ async def test_after_a_redis_restart_no_stale_pooled_connection_takes_the_link_d
         server.kill()
         server.start()  # same port, empty
         t0 = time.monotonic()
-        while link.up:  # the heartbeat finds it gone…
-            assert time.monotonic() - t0 < 5
-            await asyncio.sleep(0.01)
-        while not link.up:  # …and back
+        while not (link.up and link.view_at is not None and link.view_at > t0):  # a heartbeat since
             assert time.monotonic() - t0 < 5
             await asyncio.sleep(0.01)
         errors = link.errors
-        await asyncio.gather(*(link.sync(state) for _ in range(6)))  # raises StoreUnreachable on a stale one
+        await asyncio.gather(*(link.sync(state) for _ in range(6)))  # raised StoreUnreachable on a stale one
         assert link.up and link.errors == errors
+
+
+async def test_scripts_sent_twice_on_a_new_connection_count_once(pools: Pools, prefix: str, redis_url: str) -> None:
+    """A call is sent once more when its connection turns out dropped; if the first one had run after
+    all, the second must change nothing: the same token holds one slot, keeps its place in the queue,
+    stays the one probe."""
+    (pool,) = pools(1, limit=1, failures=1, seconds=0.1)
+    state = pool["m"]
+    assert isinstance(state, RedisState)
+    link = state.link
+    await state.acquire(1)  # connected; this process holds the only slot
+    epoch = state.epoch
+
+    def acquire_args(token: str) -> list:
+        return [link.now_arg(), link.window_ms, 1, token, epoch, link.new_token(), link.grace_ms, link.channel]
+
+    queued = acquire_args(link.new_token())
+    assert int((await link.call("ACQUIRE", state._slots, queued))[0]) == 0
+    assert int((await link.call("ACQUIRE", state._slots, queued))[0]) == 0
+    assert counts(prefix, "m", redis_url) == (1, 1), "queued once, not twice"
+    await link.call("RELEASE", [*state._slots, state._released], [link.now_arg(), link.window_ms, 1, link.channel,
+                                                                  queued[3]])
+    await state.release()
+    held = acquire_args(link.new_token())
+    assert int((await link.call("ACQUIRE", state._slots, held))[0]) == 1
+    assert int((await link.call("ACQUIRE", state._slots, held))[0]) == 1
+    assert counts(prefix, "m", redis_url) == (1, 0), "holds one slot, not two"
+
+    ticket = await state.admit()
+    await state.failed(ticket, Reason.SERVER_ERROR)  # type: ignore[arg-type]
+    await asyncio.sleep(0.15)
+    probe = [link.now_arg(), link.window_ms, link.new_token()]
+    first = await link.call("ADMIT", [state._breaker], probe)
+    again = await link.call("ADMIT", [state._breaker], probe)
+    assert int(first[0]) == int(again[0]) == 2, "the same probe, asked twice, is still the probe"
 
 
 async def test_a_heartbeat_reply_that_overtakes_the_acquire_reply_counts_the_slot_once(pools: Pools) -> None:

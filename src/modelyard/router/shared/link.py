@@ -25,7 +25,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as DroppedConnection
 from redis.exceptions import RedisError
 
 from modelyard.config.schema import StateConfig
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
 
 log = logging.getLogger("modelyard.state")
+
+
+#: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
+#: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
+REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES"})
 
 
 class StoreUnreachable(Exception):
@@ -197,7 +203,8 @@ class RedisLink:
         bound = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
         try:
             async with asyncio.timeout(bound):
-                return await self._scripts[script](keys=keys, args=args)
+                return await self._once_more_if_dropped(lambda: self._scripts[script](keys=keys, args=args),
+                                                        repeatable=script in REPEATABLE)
         except TimeoutError:
             if budget is not None and budget < self.settings.timeout:
                 raise
@@ -210,17 +217,36 @@ class RedisLink:
     async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
         """Several scripts in one round trip, within ``state.timeout``."""
         assert self._client is not None
-        try:
-            async with asyncio.timeout(self.settings.timeout), self._client.pipeline(transaction=False) as pipe:
+        assert all(script in REPEATABLE for script, _, _ in calls)
+        client = self._client
+
+        async def run() -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
                     await self._scripts[script](keys=keys, args=args, client=pipe)
                 return await pipe.execute()
+
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                return await self._once_more_if_dropped(run, repeatable=True)
         except TimeoutError:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
         except (RedisError, OSError) as exc:
             self.mark_down(f"{type(exc).__name__}: {exc}")
             raise StoreUnreachable(self.down_reason) from None
+
+    async def _once_more_if_dropped(self, attempt: Callable[[], Awaitable[Any]], *, repeatable: bool) -> Any:
+        """A pooled connection the store dropped (it restarted, or closed it while idle) fails only when
+        used. When one does, every idle one is as dead: drop them all, and run a repeatable call again
+        on a fresh connection, instead of taking the link down for a store that is answering."""
+        try:
+            return await attempt()
+        except DroppedConnection:
+            if not repeatable or self._client is None:
+                raise
+            await self._client.connection_pool.disconnect(inuse_connections=False)
+            return await attempt()
 
     # -- up and down ----------------------------------------------------------------------
 
@@ -239,12 +265,7 @@ class RedisLink:
 
     async def _recover(self) -> None:
         """The store answers again: give back, re-register, then let requests use it.
-
-        Idle pooled connections are dropped first: after a restart each one is dead, and a later burst
-        of calls drawing them would take the link down again, once per stale connection.
-        """
-        assert self._client is not None
-        await self._client.connection_pool.disconnect(inuse_connections=False)
+"""
         for state in self.states.values():
             await state.give_back_pending()
         await self._beat(force=True)

@@ -79,6 +79,8 @@ local cur, lost = epoch(M, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 if lost then return {2, cur} end
 purge(H, Q, W, now)
 promote(H, Q, W, M, now, win, limit, ARGV[8])
+if redis.call('ZSCORE', H, token) then return {1, cur} end  -- a repeated call (retried on a new connection)
+if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return {0, cur} end
 if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
     and now >= tonumber(redis.call('HGET', M, 'grace') or '0') then
   redis.call('ZADD', H, now + win, token)
@@ -170,6 +172,7 @@ if state == 'open' then
   if left > 0 then return {0, gen, math.ceil(left), b[6] or ''} end
   redis.call('HSET', B, 'state', 'half_open')
 end
+if b[3] == token then return {2, gen} end  -- a repeated call (retried on a new connection)
 if b[3] and b[3] ~= '' and tonumber(b[4] or '0') > now then return {0, gen, 0, 'probing'} end
 redis.call('HSET', B, 'probe', token, 'probe_until', tostring(now + win))
 return {2, gen}
