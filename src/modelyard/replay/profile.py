@@ -14,15 +14,19 @@ Memory stays bounded: samples are reservoirs; the condition timeline is two comp
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from array import array
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+import numpy as np
 
 from modelyard.errors import Reason
 from modelyard.outcomes import AttemptOutcome
-from modelyard.replay.source import LoggedAttempt
 
 #: a logged attempt this close in time stands for the model's condition then
 NEAR = 60.0
@@ -45,20 +49,41 @@ class Source(StrEnum):
 
 
 class _Reservoir:
+    """A uniform sample of at most ``size`` of the items added. Once full, the index of the next item to
+    keep is drawn ahead (Li's Algorithm L), so an item passed over costs nothing: a million-row log adds
+    three million items and keeps a few tens of thousands."""
+
     def __init__(self, rng: random.Random, size: int = RESERVOIR):
         self.items: list = []
         self.seen = 0
         self._rng = rng
         self._size = size
+        self._w = 1.0
+        #: the count of items seen at which the next one is kept (valid once full)
+        self._next = 0
+
+    def _skip(self) -> None:
+        random = self._rng.random
+        self._w *= math.exp(math.log(1.0 - random()) / self._size)
+        self._next += int(math.log(1.0 - random()) / math.log1p(-self._w)) + 1 if self._w < 1.0 else 1
 
     def add(self, item: object) -> None:
-        self.seen += 1
-        if len(self.items) < self._size:
-            self.items.append(item)
-        else:
-            k = self._rng.randrange(self.seen)
-            if k < self._size:
-                self.items[k] = item
+        self.extend((item,))
+
+    def extend(self, batch: Sequence[object]) -> None:
+        items, size, seen = self.items, self._size, self.seen
+        j = 0
+        if len(items) < size:
+            j = min(size - len(items), len(batch))
+            items.extend(batch[:j])
+            if len(items) == size:
+                self._next = seen + j
+                self._skip()
+        end = seen + len(batch)
+        while self._next <= end and len(items) == size:
+            items[self._rng.randrange(size)] = batch[self._next - seen - 1]
+            self._skip()
+        self.seen = end
 
 
 @dataclass
@@ -128,48 +153,82 @@ _REASONS: list[Reason] = list(Reason)
 _CODE = {r: i + 1 for i, r in enumerate(_REASONS)}
 
 
+#: a logged reason → (the Reason, its timeline code); strings the enum does not know are not in it
+_LOGGED = {r.value: (r, _CODE[r]) for r in _REASONS}
+_OK = AttemptOutcome.OK.value
+_NOT_REACHED = frozenset({AttemptOutcome.SKIPPED.value, AttemptOutcome.CANCELLED.value})
+#: output lengths kept per agent, for requests the log has no answer for
+LENGTHS = 1024
+
+
 class Profiler:
-    """Builds every model's profile from one pass over the log's attempts."""
+    """Builds every model's profile (and the answered output lengths per agent) from one pass over the
+    log's attempts, a page of one model's rows at a time."""
 
     def __init__(self, seed: int = 0):
         self._rng = random.Random(seed)
         self._ttft: dict[str, _Reservoir] = {}
         self._tps: dict[str, _Reservoir] = {}
         self._fail: dict[tuple[str, Reason], _Reservoir] = {}
+        self._lengths: dict[str, _Reservoir] = {}
         self.profiles: dict[str, ModelProfile] = {}
 
-    def add(self, a: LoggedAttempt) -> None:
-        reason = Reason(a.reason) if a.reason in _REASON_VALUES else None
-        if a.outcome in (AttemptOutcome.SKIPPED, AttemptOutcome.CANCELLED) or reason in NOT_THE_MODELS:
-            return
-        p = self.profiles.get(a.model)
+    def add_page(self, model: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows of ``model``'s attempts in time order, columns as :data:`source.ATTEMPT_COLUMNS`."""
+        p = self.profiles.get(model)
         if p is None:
-            p = self.profiles[a.model] = ModelProfile(a.model, Source.MEASURED)
-        p.reached += 1
-        if a.outcome == AttemptOutcome.OK and reason is None:
-            p.times.append(a.ts)
-            p.fates.append(0)
-            if a.ttft_ms is not None:
-                self._reservoir(self._ttft, a.model).add((a.tokens_in, a.ttft_ms / 1000))
-            tps = a.tokens_per_s
-            if not tps and a.tokens_out > 1 and a.duration_ms and a.ttft_ms is not None:
-                gen = (a.duration_ms - a.ttft_ms) / 1000
-                tps = (a.tokens_out - 1) / gen if gen > 0 else None
-            if tps:
-                self._reservoir(self._tps, a.model).add(tps)
-            return
-        if reason is None:
-            reason = Reason.INTERNAL_ERROR
-        p.times.append(a.ts)
-        p.fates.append(_CODE[reason])
-        p.failures[reason] += 1
-        if reason not in STALLS and a.duration_ms is not None:
-            self._reservoir(self._fail, (a.model, reason)).add(a.duration_ms / 1000)
+            p = self.profiles[model] = ModelProfile(model, Source.MEASURED)
+        ttfts: list[tuple[int, float]] = []
+        speeds: list[float] = []
+        lengths: dict[str, list[int]] = {}
+        add_ttft, add_tps = ttfts.append, speeds.append
+        times, fates, failures = p.times.append, p.fates.append, p.failures
+        reached = 0
+        for ts, agent, outcome, logged, ttft_ms, duration_ms, tokens_in, tokens_out, tokens_per_s, *_ in rows:
+            tokens_out = tokens_out or 0
+            if outcome == _OK and tokens_out:
+                answered = lengths.get(agent)
+                if answered is None:
+                    answered = lengths[agent] = []
+                answered.append(int(tokens_out))
+            known = _LOGGED.get(logged) if logged is not None else None
+            reason = known[0] if known is not None else None
+            if outcome in _NOT_REACHED or reason in NOT_THE_MODELS:
+                continue
+            reached += 1
+            if outcome == _OK and reason is None:
+                times(ts)
+                fates(0)
+                if ttft_ms is not None:
+                    add_ttft((int(tokens_in or 0), ttft_ms / 1000))
+                tps = tokens_per_s
+                if not tps and tokens_out > 1 and duration_ms and ttft_ms is not None:
+                    gen = (duration_ms - ttft_ms) / 1000
+                    tps = (tokens_out - 1) / gen if gen > 0 else None
+                if tps:
+                    add_tps(tps)
+                continue
+            if known is None:
+                reason, code = Reason.INTERNAL_ERROR, _CODE[Reason.INTERNAL_ERROR]
+            else:
+                reason, code = known
+            times(ts)
+            fates(code)
+            failures[reason] += 1
+            if reason not in STALLS and duration_ms is not None:
+                self._reservoir(self._fail, (model, reason)).add(duration_ms / 1000)
+        p.reached += reached
+        if ttfts:
+            self._reservoir(self._ttft, model).extend(ttfts)
+        if speeds:
+            self._reservoir(self._tps, model).extend(speeds)
+        for agent, answered in lengths.items():
+            self._reservoir(self._lengths, agent, LENGTHS).extend(answered)
 
-    def _reservoir(self, table: dict, key: object) -> _Reservoir:
+    def _reservoir(self, table: dict, key: object, size: int = RESERVOIR) -> _Reservoir:
         r = table.get(key)
         if r is None:
-            r = table[key] = _Reservoir(self._rng)
+            r = table[key] = _Reservoir(self._rng, size)
         return r
 
     def finish(self) -> dict[str, ModelProfile]:
@@ -180,18 +239,19 @@ class Profiler:
             _sort_timeline(p)
         return self.profiles
 
+    def lengths(self) -> dict[str, list[int]]:
+        """Answered output lengths per agent (a sample of at most :data:`LENGTHS` each)."""
+        return {agent: list(r.items) for agent, r in self._lengths.items()}
+
 
 def _sort_timeline(p: ModelProfile) -> None:
     """Attempts arrive ordered by start time already; keep the arrays sorted if a page broke ties."""
-    times = p.times
-    if all(times[i] <= times[i + 1] for i in range(len(times) - 1)):
+    times = np.frombuffer(p.times, dtype=np.float64)
+    if len(times) < 2 or bool(np.all(times[1:] >= times[:-1])):
         return
-    order = sorted(range(len(times)), key=times.__getitem__)
-    p.times = array("d", (times[i] for i in order))
-    p.fates = bytearray(p.fates[i] for i in order)
-
-
-_REASON_VALUES = frozenset(r.value for r in Reason)
+    order = np.argsort(times, kind="stable")
+    p.times = array("d", times[order].tobytes())
+    p.fates = bytearray(np.frombuffer(p.fates, dtype=np.uint8)[order].tobytes())
 
 
 def stated_profile(name: str, ttft_s: float, tokens_per_s: float, failure_rate: float, source: Source

@@ -15,11 +15,10 @@ from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
-from modelyard.outcomes import AttemptOutcome
 from modelyard.replay import source
 from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
-from modelyard.replay.profile import ModelProfile, Profiler, Source, _Reservoir, stated_profile
+from modelyard.replay.profile import ModelProfile, Profiler, Source, stated_profile
 
 #: answered attempts below which a model's measured figures are not trusted alone
 MIN_SAMPLES = 20
@@ -63,15 +62,9 @@ class Replay:
 
 def _fit(conn: LogConnection, period: Period, seed: int) -> tuple[dict[str, ModelProfile], dict[str, list[int]]]:
     profiler = Profiler(seed)
-    lengths: dict[str, _Reservoir] = {}
-    for a in source.attempts(conn, period.start - LOOKBEHIND_S, period.end):
-        profiler.add(a)
-        if a.outcome == AttemptOutcome.OK and a.tokens_out:
-            r = lengths.get(a.agent)
-            if r is None:
-                r = lengths[a.agent] = _Reservoir(profiler._rng, 1024)
-            r.add(a.tokens_out)
-    return profiler.finish(), {agent: list(r.items) for agent, r in lengths.items()}
+    for model, page in source.attempt_pages(conn, period.start - LOOKBEHIND_S, period.end):
+        profiler.add_page(model, page)
+    return profiler.finish(), profiler.lengths()
 
 
 def _probed(conn: LogConnection) -> dict[str, tuple[float, float]]:

@@ -34,21 +34,6 @@ class Arrival:
     answered: bool
 
 
-@dataclass(slots=True)
-class LoggedAttempt:
-    ts: float
-    agent: str
-    model: str
-    outcome: str
-    reason: str | None
-    queue_wait_ms: float | None
-    ttft_ms: float | None
-    duration_ms: float | None
-    tokens_in: int
-    tokens_out: int
-    tokens_per_s: float | None
-
-
 def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float, key: tuple[str, ...]
            ) -> Iterator[Any]:
     """Rows for start ≤ ts < end in (ts, *key) order, fetched by keyset pages (no OFFSET: each page is an
@@ -85,8 +70,10 @@ _ARRIVALS = _query(
     "           ORDER BY a.seq DESC LIMIT 1), 0) AS answer_out",
     "requests r", ("id",))
 
-_ATTEMPT_COLUMNS = ("ts, agent, model, outcome, reason, queue_wait_ms, ttft_ms, duration_ms, tokens_in, tokens_out,"
-                    " tokens_per_s, request_id, seq")
+#: the columns of an attempt row, in this order (:meth:`Profiler.add_page` reads them by position)
+ATTEMPT_COLUMNS = ("ts", "agent", "outcome", "reason", "ttft_ms", "duration_ms", "tokens_in", "tokens_out",
+                   "tokens_per_s", "request_id", "seq")
+_ATTEMPT_COLUMNS = ", ".join(ATTEMPT_COLUMNS)
 _ATTEMPT_ORDER = " AND ts < ? ORDER BY ts, request_id, seq LIMIT ?"
 #: one model's attempts by keyset pages over (model, ts): the range on ts follows the index, the tie-break
 #: on (request_id, seq) within the page's first timestamp is a filter
@@ -118,11 +105,12 @@ def models(conn: LogConnection) -> list[str]:
     return out
 
 
-def _model_pages(conn: LogConnection, model: str, start: float, end: float) -> Iterator[Any]:
+def _model_pages(conn: LogConnection, model: str, start: float, end: float) -> Iterator[list[Any]]:
     """One model's attempts with start ≤ ts < end in (ts, request_id, seq) order, a page at a time."""
     rows = conn.execute(_MODEL_ATTEMPTS[0], (model, start, end, PAGE)).fetchall()
     while True:
-        yield from rows
+        if rows:
+            yield rows
         if len(rows) < PAGE:
             return
         last = rows[-1]
@@ -130,12 +118,12 @@ def _model_pages(conn: LogConnection, model: str, start: float, end: float) -> I
         rows = conn.execute(_MODEL_ATTEMPTS[1], (model, ts, ts, rid, rid, last["seq"], end, PAGE)).fetchall()
 
 
-def attempts(conn: LogConnection, start: float, end: float) -> Iterator[LoggedAttempt]:
-    """The logged attempts, model by model (in name order), each model's in time order."""
-    for row in (row for model in models(conn) for row in _model_pages(conn, model, start, end)):
-        yield LoggedAttempt(row["ts"], row["agent"], row["model"], row["outcome"], row["reason"],
-                            row["queue_wait_ms"], row["ttft_ms"], row["duration_ms"], int(row["tokens_in"] or 0),
-                            int(row["tokens_out"] or 0), row["tokens_per_s"])
+def attempt_pages(conn: LogConnection, start: float, end: float) -> Iterator[tuple[str, list[Any]]]:
+    """The logged attempts as (model, page of rows): model by model (in name order), each model's in time
+    order; a row's columns are :data:`ATTEMPT_COLUMNS`. Pages, not row objects: a replay reads a million."""
+    for model in models(conn):
+        for page in _model_pages(conn, model, start, end):
+            yield model, page
 
 
 def span(conn: LogConnection, start: float, end: float) -> tuple[int, float | None, float | None]:
