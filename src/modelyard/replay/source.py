@@ -34,10 +34,11 @@ class Arrival:
     answered: bool
 
 
-def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float, key: tuple[str, ...]
-           ) -> Iterator[Any]:
-    """Rows for start ≤ ts < end in (ts, *key) order, fetched by keyset pages (no OFFSET: each page is an
-    index range scan, on SQLite and PostgreSQL alike). ``sql``: (first page, later pages)."""
+def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float) -> Iterator[Any]:
+    """Rows for start ≤ ts < end in (ts, id) order, fetched by keyset pages (no OFFSET). Each page is a
+    range scan of the ts index from the last page's ts, stopped by the LIMIT: the tie-break on id is a
+    filter, not part of the range (written as ``ts > ? OR (ts = ? AND id > ?)`` it made SQLite scan and
+    sort the whole rest of the window for every page). ``sql``: (first page, later pages)."""
     rows = conn.execute(sql[0], (start, end, PAGE)).fetchall()
     while True:
         yield from rows
@@ -45,30 +46,33 @@ def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float, 
             return
         last = rows[-1]
         ts = last["ts"]
-        after = (ts, ts, last[key[0]]) if len(key) == 1 else (ts, ts, last[key[0]], last[key[0]], last[key[1]])
-        rows = conn.execute(sql[1], (*after, end, PAGE)).fetchall()
+        rows = conn.execute(sql[1], (ts, ts, last["id"], end, PAGE)).fetchall()
 
 
-def _query(columns: str, table: str, key: tuple[str, ...]) -> tuple[str, str]:
-    """(first page, later pages) of one keyset-paged scan in (ts, *key) order."""
-    order = ", ".join(("ts", *key))
-    if len(key) == 1:
-        after = f"(ts > ? OR (ts = ? AND {key[0]} > ?))"
-    else:
-        after = f"(ts > ? OR (ts = ? AND ({key[0]} > ? OR ({key[0]} = ? AND {key[1]} > ?))))"
-    tail = f" AND ts < ? ORDER BY {order} LIMIT ?"
+def _query(columns: str, table: str) -> tuple[str, str]:
+    """(first page, later pages) of one keyset-paged scan in (ts, id) order."""
+    tail = " AND ts < ? ORDER BY ts, id LIMIT ?"
     return (f"SELECT {columns} FROM {table} WHERE ts >= ?{tail}",
-            f"SELECT {columns} FROM {table} WHERE {after}{tail}")
+            f"SELECT {columns} FROM {table} WHERE ts >= ? AND (ts > ? OR id > ?){tail}")
 
 
-_ARRIVALS = _query(
-    "r.id, r.ts, r.agent, r.outcome, r.model, r.tokens_in, r.tokens_out, r.fallback_reason, r.is_local, r.total_ms,"
-    " r.tokens_per_s, r.queue_wait_ms, r.acceptable, r.cost_usd,"
+#: the request's first prompt size (its first attempt that reached a model) and the answer's length (its
+#: last answered attempt), looked up in ``attempts`` only for a request that made more than one attempt:
+#: a one-attempt request's own row says both (its totals are that attempt's), and a lookup per row was
+#: most of the time a replay spent reading the log
+_ARRIVAL_COLUMNS = (
+    "r.id, r.ts, r.agent, r.outcome, r.model,"
+    " CASE WHEN r.n_attempts = 1 THEN r.tokens_in ELSE"
     " COALESCE((SELECT a.tokens_in FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
-    "           ORDER BY a.seq LIMIT 1), r.tokens_in) AS first_in,"
+    "           ORDER BY a.seq LIMIT 1), r.tokens_in) END AS first_in,"
+    " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_out ELSE"
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
-    "           ORDER BY a.seq DESC LIMIT 1), 0) AS answer_out",
-    "requests r", ("id",))
+    "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out")
+_ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
+#: the same, with what ``report`` counts of each row (for the replay checked against the log)
+_MEASURED_ARRIVALS = _query(
+    _ARRIVAL_COLUMNS + ", r.tokens_in, r.tokens_out, r.fallback_reason, r.is_local, r.total_ms, r.tokens_per_s,"
+    " r.queue_wait_ms, r.acceptable, r.cost_usd", "requests r")
 
 #: the columns of an attempt row, in this order (:meth:`Profiler.add_page` reads them by position)
 ATTEMPT_COLUMNS = ("ts", "agent", "outcome", "reason", "ttft_ms", "duration_ms", "tokens_in", "tokens_out",
@@ -83,16 +87,19 @@ _MODEL_ATTEMPTS = (
     f" AND (ts > ? OR request_id > ? OR (request_id = ? AND seq > ?)){_ATTEMPT_ORDER}")
 
 
+_ANSWERED = frozenset(o.value for o in RequestOutcome if o.answered)
+
+
 def arrivals(conn: LogConnection, start: float, end: float, measured: Group | None = None) -> Iterator[Arrival]:
     """The logged requests in time order; ``measured`` also counts each row as ``report`` does (same
     Group, same definitions), so the replay can be checked against the log in the same pass."""
-    for row in _pages(conn, _ARRIVALS, start, end, ("id",)):
+    for row in _pages(conn, _ARRIVALS if measured is None else _MEASURED_ARRIVALS, start, end):
         if measured is not None:
             measured.add(row)
             measured.spend += row["cost_usd"] or 0.0
-        answered = RequestOutcome(row["outcome"]).answered and row["model"] is not None
-        yield Arrival(row["id"], row["ts"], row["agent"], int(row["first_in"] or 0),
-                      int(row["answer_out"] or 0) if answered else 0, answered)
+        rid, ts, agent, outcome, model, first_in, answer_out = row[:7]  # by position: a million rows
+        answered = outcome in _ANSWERED and model is not None
+        yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered)
 
 
 def models(conn: LogConnection) -> list[str]:
