@@ -18,6 +18,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
 from modelyard.replay.profile import ModelProfile
 from modelyard.replay.source import Arrival
+from modelyard.router.clock import sleep
 from modelyard.types import ChatRequest, Chunk, Usage
 
 #: the logged request a simulated call stands for (set per arrival; tasks inherit it)
@@ -59,26 +60,26 @@ class SimulatedProvider(Provider):
         loop = asyncio.get_running_loop()
         fate = self.sim.fate(self.rng, loop.time())
         if fate is Reason.FIRST_TOKEN_TIMEOUT:
-            await asyncio.sleep(_FOREVER)
+            await sleep(_FOREVER)
         if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:
-            await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
+            await sleep(self.sim.sample_fail_after(self.rng, fate))
             raise ProviderError(fate, "as logged")
-        await asyncio.sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in) / self.speed)
+        await sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in) / self.speed)
         tokens = self._length(arrival)
         yield Chunk("text", text="·")
         if fate is not None:  # went silent, or broke off, after the first token
             if fate is Reason.IDLE_TIMEOUT:
-                await asyncio.sleep(_FOREVER)
-            await asyncio.sleep(self.sim.sample_fail_after(self.rng, fate))
+                await sleep(_FOREVER)
+            await sleep(self.sim.sample_fail_after(self.rng, fate))
             raise ProviderError(fate, "as logged")
         remaining = max(0, tokens - 1) / max(self.sim.sample_tps(self.rng) * self.speed, 0.01)
         step = timeouts.idle * 0.9
         while remaining > step:  # a long answer streams on; only a real silence trips the idle bound
-            await asyncio.sleep(step)
+            await sleep(step)
             remaining -= step
             yield Chunk("text", text="·")
         if remaining > 0:
-            await asyncio.sleep(remaining)
+            await sleep(remaining)
         yield Chunk("usage", usage=Usage(arrival.tokens_in, tokens))
         yield Chunk("done", stop_reason="stop")
 

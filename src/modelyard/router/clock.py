@@ -15,7 +15,7 @@ import heapq
 import itertools
 import selectors
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 Clock = Callable[[], float]
@@ -59,8 +59,137 @@ if TYPE_CHECKING:
         """asyncio's TimerHandle with the private flag the loop keeps on it (not in typeshed)."""
 
         _scheduled: bool
+        _callback: Callable[..., object]
+        _args: tuple[Any, ...]
+        _context: contextvars.Context
+        _cancelled: bool
 else:
     _TimerHandle = asyncio.TimerHandle
+
+
+class _Handle(asyncio.Handle):
+    """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode)."""
+
+    __slots__ = ()
+
+    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
+                 context: contextvars.Context | None):
+        self._context = contextvars.copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+
+
+class _Timer(_TimerHandle):
+    """asyncio's TimerHandle, made without its debug checks."""
+
+    __slots__ = ()
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
+                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None):
+        self._context = contextvars.copy_context() if context is None else context
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._when = when
+        self._scheduled = True
+
+
+def _nothing(*_: object) -> None:
+    pass
+
+
+_EMPTY = contextvars.Context()
+
+
+class _Wake:
+    """What :func:`sleep` awaits on a :class:`VirtualTimeLoop`: a future and its timer in one object.
+
+    ``asyncio.sleep`` makes a Future, a TimerHandle for it, and — when the timer runs — a Handle to
+    wake the task one loop iteration later. This object sits in the loop's timer heap itself and,
+    when due, runs the waiting task's wake-up directly: one object and one iteration per sleep. It
+    speaks the protocol asyncio's Task uses for foreign futures (``_asyncio_future_blocking``,
+    ``get_loop``, ``add_done_callback``, ``cancel``, ``result``), so cancellation (a watchdog, a
+    timeout) behaves exactly as it does for ``asyncio.sleep``.
+    """
+
+    __slots__ = ("_args", "_asyncio_future_blocking", "_callback", "_cancelled", "_context", "_loop", "_msg",
+                 "_scheduled", "_when")
+
+    def __init__(self, loop: VirtualTimeLoop, when: float):
+        self._loop = loop
+        self._when = when
+        self._scheduled = True  # in the heap; False once due (done), unless cancelled first
+        self._cancelled = False
+        self._msg: object = None
+        self._callback: Callable[..., object] = _nothing
+        self._context = _EMPTY
+        self._args: tuple[Any, ...] = (self,)
+        self._asyncio_future_blocking = False
+
+    def __await__(self) -> Any:
+        if self._scheduled and not self._cancelled:
+            self._asyncio_future_blocking = True
+            yield self
+        return self.result()
+
+    def get_loop(self) -> VirtualTimeLoop:
+        return self._loop
+
+    def when(self) -> float:
+        return self._when
+
+    def done(self) -> bool:
+        return self._cancelled or not self._scheduled
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def result(self) -> None:
+        if self._cancelled:
+            raise asyncio.CancelledError(*(() if self._msg is None else (self._msg,)))
+        if self._scheduled:
+            raise asyncio.InvalidStateError("not due yet")
+
+    def add_done_callback(self, fn: Callable[..., object], *, context: contextvars.Context | None = None) -> None:
+        if self.done():
+            self._loop.call_soon(fn, self, context=context)
+        elif self._callback is not _nothing:
+            raise RuntimeError("a simulated sleep has one waiter")
+        else:
+            self._callback = fn
+            self._context = contextvars.copy_context() if context is None else context
+
+    def remove_done_callback(self, fn: Callable[..., object]) -> int:
+        if self._callback is fn:
+            self._callback = _nothing
+            return 1
+        return 0
+
+    def cancel(self, msg: object = None) -> bool:
+        if self.done():
+            return False
+        self._cancelled = True
+        self._msg = msg
+        self._loop._timer_handle_cancelled(self)  # type: ignore[arg-type]
+        if self._callback is not _nothing:
+            self._loop.call_soon(self._callback, self, context=self._context)
+        return True
+
+
+def sleep(delay: float) -> Awaitable[None]:
+    """``asyncio.sleep(delay)``, as cheap as a timer can be on a :class:`VirtualTimeLoop` (one object,
+    one loop iteration), and ``asyncio.sleep`` itself on any other loop."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, VirtualTimeLoop) and not loop._debug:
+        return loop.wake_at(loop.now + delay)
+    return asyncio.sleep(delay)
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -71,14 +200,17 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     Its timers live in a heap of ``(when, seq, handle)`` tuples, compared in C (the stock loop
     compares TimerHandles in Python, and a replay schedules millions of them); real I/O (another
     thread waking the loop) is polled every :attr:`POLL_EVERY` iterations, or waited for when
-    nothing at all is scheduled.
+    nothing at all is scheduled. Outside debug mode, handles are made and run without asyncio's
+    debug bookkeeping, and async generators are not tracked for :meth:`shutdown_asyncgens` (a
+    replay starts millions; every one the router starts it also closes).
     """
 
     POLL_EVERY = 64
 
     if TYPE_CHECKING:  # the asyncio.BaseEventLoop internals this loop drives; typeshed does not declare them
-        _ready: collections.deque[asyncio.Handle]
+        _ready: collections.deque[Any]
         _stopping: bool
+        _debug: bool
         _selector: selectors.BaseSelector
 
         def _check_closed(self) -> None: ...
@@ -88,7 +220,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """``start``: the simulated time to begin at, in epoch seconds (default: now)."""
         super().__init__()
         self.now = time.time() if start is None else start
-        self._timers: list[tuple[float, int, _TimerHandle]] = []
+        self._timers: list[tuple[float, int, Any]] = []
         self._seq = itertools.count()
         self._cancelled_timers = 0
         self._iterations = 0
@@ -99,13 +231,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self.now
 
+    def call_soon(self, callback: Callable[[*_Ts], object], *args: *_Ts,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        if self._debug:
+            return super().call_soon(callback, *args, context=context)
+        if self._closed:  # type: ignore[attr-defined]
+            self._check_closed()
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
     def call_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         self._check_closed()
-        timer = _TimerHandle(when, callback, args, self, context)
+        timer = _Timer(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
-        timer._scheduled = True
         return timer
+
+    def wake_at(self, when: float) -> _Wake:
+        """An awaitable done at loop time ``when`` (what :func:`sleep` returns here)."""
+        self._check_closed()
+        wake = _Wake(self, when)
+        heapq.heappush(self._timers, (when, next(self._seq), wake))
+        return wake
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._debug:
+            super()._asyncgen_firstiter_hook(agen)  # type: ignore[misc]
 
     def _timer_handle_cancelled(self, handle: _TimerHandle) -> None:
         if handle._scheduled:
@@ -140,8 +292,15 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             ready.append(handle)
         for _ in range(len(ready)):
             due = ready.popleft()
-            if not due._cancelled:
-                due._run()
+            if due._cancelled:
+                continue
+            try:  # Handle._run, inlined (a replay runs tens of millions)
+                due._context.run(due._callback, *due._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler({"message": f"Exception in callback {due._callback!r}",
+                                             "exception": exc, "handle": due})
 
     def close(self) -> None:
         self._timers.clear()
