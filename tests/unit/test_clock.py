@@ -86,3 +86,38 @@ def test_manual_clock_drives_a_pool_without_a_loop_clock() -> None:
     assert health.seconds_left() == 30
     clock.advance(12.5)
     assert health.seconds_left() == 17.5
+
+
+def test_clock_sleep_on_the_virtual_loop_is_asyncio_sleep_in_one_object() -> None:
+    """clock.sleep: the simulated provider's timer. Due at its time, cancelled as asyncio.sleep is (a
+    timeout, a task cancelled by a watchdog), and asyncio.sleep itself on any other loop."""
+    from modelyard.router.clock import sleep
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        seen: list[object] = []
+        await sleep(2.5)
+        seen.append(loop.time())
+        try:
+            async with asyncio.timeout(1):
+                await sleep(10)
+        except TimeoutError:
+            seen.append(("timeout", loop.time()))
+        task = asyncio.ensure_future(sleep(5))  # a bare awaitable wrapped in a task, then cancelled
+        loop.call_later(2, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            seen.append(("cancelled", loop.time()))
+        await asyncio.gather(*(sleep(d) for d in (3, 1, 2)))
+        seen.append(loop.time())
+        return seen
+
+    assert run_simulated(main(), start=0.0) == [2.5, ("timeout", 3.5), ("cancelled", 5.5), 8.5]
+
+    async def real() -> float:
+        start = time.perf_counter()
+        await sleep(0.01)
+        return time.perf_counter() - start
+
+    assert asyncio.run(real()) >= 0.009

@@ -114,20 +114,20 @@ class _Wake:
     ``asyncio.sleep`` makes a Future, a TimerHandle for it, and — when the timer runs — a Handle to
     wake the task one loop iteration later. This object sits in the loop's timer heap itself and,
     when due, runs the waiting task's wake-up directly: one object and one iteration per sleep. It
-    speaks the protocol asyncio's Task uses for foreign futures (``_asyncio_future_blocking``,
-    ``get_loop``, ``add_done_callback``, ``cancel``, ``result``), so cancellation (a watchdog, a
-    timeout) behaves exactly as it does for ``asyncio.sleep``.
+    speaks the protocol asyncio uses for foreign futures (``_asyncio_future_blocking``, ``get_loop``,
+    ``add_done_callback``, ``cancel``, ``result``, ``exception``; Task, ``gather`` and ``timeout`` take
+    it), so cancellation (a watchdog, a timeout) behaves exactly as it does for ``asyncio.sleep``.
     """
 
-    __slots__ = ("_args", "_asyncio_future_blocking", "_callback", "_cancelled", "_context", "_loop", "_msg",
-                 "_scheduled", "_when")
+    __slots__ = ("_args", "_asyncio_future_blocking", "_callback", "_cancel_message", "_cancelled", "_context",
+                 "_loop", "_scheduled", "_when")
 
     def __init__(self, loop: VirtualTimeLoop, when: float):
         self._loop = loop
         self._when = when
         self._scheduled = True  # in the heap; False once due (done), unless cancelled first
         self._cancelled = False
-        self._msg: object = None
+        self._cancel_message: object = None
         self._callback: Callable[..., object] = _nothing
         self._context = _EMPTY
         self._args: tuple[Any, ...] = (self,)
@@ -151,11 +151,18 @@ class _Wake:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    def _make_cancelled_error(self) -> asyncio.CancelledError:
+        return asyncio.CancelledError(*(() if self._cancel_message is None else (self._cancel_message,)))
+
     def result(self) -> None:
         if self._cancelled:
-            raise asyncio.CancelledError(*(() if self._msg is None else (self._msg,)))
+            raise self._make_cancelled_error()
         if self._scheduled:
             raise asyncio.InvalidStateError("not due yet")
+
+    def exception(self) -> BaseException | None:
+        self.result()
+        return None
 
     def add_done_callback(self, fn: Callable[..., object], *, context: contextvars.Context | None = None) -> None:
         if self.done():
@@ -176,7 +183,7 @@ class _Wake:
         if self.done():
             return False
         self._cancelled = True
-        self._msg = msg
+        self._cancel_message = msg
         self._loop._timer_handle_cancelled(self)  # type: ignore[arg-type]
         if self._callback is not _nothing:
             self._loop.call_soon(self._callback, self, context=self._context)
