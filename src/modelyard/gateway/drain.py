@@ -31,14 +31,22 @@ class Drain:
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
         """Mark the current task as answering a request until the block ends."""
+        task = self.enter()
+        try:
+            yield
+        finally:
+            self.leave(task)
+
+    def enter(self) -> asyncio.Task:
+        """:meth:`track` without a context manager (the hot path's ``try``/``finally``): call :meth:`leave`."""
         task = asyncio.current_task()
         assert task is not None
         self._loop = task.get_loop()
         self._tasks.add(task)
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)
+        return task
+
+    def leave(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
 
     def stopped(self) -> bool:
         """Call in an ``except CancelledError``: True if the cancel was this drain's (then it is taken

@@ -75,13 +75,15 @@ def attempts_out(record: RequestRecord) -> list[dict[str, Any]]:
 async def until_drained(drain: Drain, work: Awaitable[Response]) -> Response:
     """Answer a request, tracked by ``drain``: if the server shuts down first, a 503 with ``Retry-After``
     (gateway/drain.py) instead of a cancelled task and its traceback."""
-    with drain.track():
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if not drain.stopped():
-                raise
-            return error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"retry-after": "5"})
+    task = drain.enter()
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not drain.stopped():
+            raise
+        return error_response(503, SHUTTING_DOWN, code="shutting_down", headers={"retry-after": "5"})
+    finally:
+        drain.leave(task)
 
 
 class SSEResponse(Response):

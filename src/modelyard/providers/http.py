@@ -172,6 +172,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -190,7 +191,10 @@ class HttpClient:
 
         Read timeouts are left to the router (first-token and idle bounds); only connect is bounded here.
         """
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
+        timeout = self._timeouts.get(timeouts.connect)
+        if timeout is None:  # one per connect bound (frozen, shared): not built per request
+            timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
         try:
             response = await self.session().post(self.base_url + path, data=dumps(body),
                                                  headers={**_JSON, **headers} if headers else _JSON, timeout=timeout)
