@@ -97,6 +97,20 @@ async def test_thumbs_up_marks_the_request_acceptable(tmp_path, tg, llm):
     assert row["acceptable"] == 1 and row["rated_at"]
 
 
+async def test_a_tap_that_comes_before_the_bot_hears_back_from_its_final_edit_still_rates(tmp_path, tg, llm):
+    """The buttons are on screen as soon as Telegram has the final edit; the bot links the message to its
+    request only when Telegram's reply arrives. A tap in between was refused as 'not your answer'."""
+    config = bot_config(tmp_path, tg, llm)
+    tg.faults.set_default("delay:0.5")  # every send and edit answers late
+    async with running_bot(config, tg):
+        final = await ask(tg, "rate me")
+        tg.push_callback(ALICE, final["message_id"], data="rate:1")
+        answer = await eventually(lambda: tg.calls_to("answerCallbackQuery"), timeout=10)
+    assert "👍" in answer[0].params.get("text", "")
+    with db(config) as conn:
+        assert conn.execute("SELECT acceptable FROM requests").fetchone()[0] == 1
+
+
 async def test_thumbs_down_marks_the_request_unacceptable(tmp_path, tg, llm):
     config = bot_config(tmp_path, tg, llm)
     async with running_bot(config, tg):

@@ -120,6 +120,8 @@ class TelegramBot:
         self.replies: list[StreamingReply] = []
         #: tasks answering a message now; stop() ends each with STOPPED_NOTE rather than mid-sentence
         self._turns: set[asyncio.Task] = set()
+        #: chats whose answer is on screen but not yet linked to its request (a tap may come first)
+        self._linking: dict[int, asyncio.Event] = {}
         self._stopping = False
         self._warm: asyncio.Task[None] | None = None
         quiet_http_logs(token, logging.getLogger().handlers)
@@ -313,9 +315,15 @@ class TelegramBot:
             return
         answered = result.result
         footer = f"\n\n— {answered.agent} · {answered.model}" if answered.model else ""
-        message_ids = await reply.finish(result.text + footer, rating_buttons())
-        for message_id in message_ids:
-            self.store.link_message(FRONTEND, chat.id, message_id, answered.request_id, user.id)
+        linked = self._linking[chat.id] = asyncio.Event()
+        try:
+            message_ids = await reply.finish(result.text + footer, rating_buttons())
+            for message_id in message_ids:
+                self.store.link_message(FRONTEND, chat.id, message_id, answered.request_id, user.id)
+        finally:
+            linked.set()
+            if self._linking.get(chat.id) is linked:
+                del self._linking[chat.id]
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
                  chat.id, answered.agent, answered.model, answered.request_id, len(message_ids))
 
@@ -325,6 +333,10 @@ class TelegramBot:
         query, user = update.callback_query, update.effective_user
         assert query is not None and user is not None
         target = query.message
+        if target is not None and (linking := self._linking.get(target.chat.id)) is not None:
+            with contextlib.suppress(TimeoutError):  # the buttons showed before the link was written
+                async with asyncio.timeout(10):
+                    await linking.wait()
         link = (self.store.message_link(FRONTEND, target.chat.id, target.message_id)
                 if target is not None else None)
         if link is None or link.user_id != str(user.id):
