@@ -1,5 +1,5 @@
-"""Rows submitted on an event loop reach the writer thread together, once per loop iteration (issue #15):
-one wake-up of the writer for all the requests that ended in that iteration, instead of one each. No
+"""Rows submitted on an event loop reach the writer thread together (issue #15): the first of a loop
+iteration at once, the rest of that iteration in one hand-over at its end, instead of one wake-up each. No
 row is left behind by it: a flush in the loop's own thread, or a loop that stopped first, hand them over."""
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ async def test_rows_of_one_loop_iteration_are_committed_together(tmp_path: Path)
     try:
         for i in range(20):
             writer.submit(record(i))
-        assert writer._queue.qsize() == 0  # held until the loop's next iteration
+        assert writer._queue.qsize() <= 1  # the first row went at once, the rest are held until the iteration ends
         assert await writer.wait_written(5)
         deadline = time.monotonic() + 5  # the listeners run just after the waiters are released
-        while not commits and time.monotonic() < deadline:
+        while (not commits or commits[-1] < 20) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        assert commits == [20], "one hand-over, one transaction"
+        assert commits in ([20], [1, 20]), "the first row, then one hand-over and one transaction for the rest"
         assert stored(writer.path) == 20
     finally:
         writer.close()
@@ -55,7 +55,8 @@ def test_rows_held_by_a_loop_that_stopped_are_written(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
 
     async def answer() -> None:
-        writer.submit(record(1))
+        writer.submit(record(1))  # goes at once
+        writer.submit(record(2))  # held for the end of the iteration
         loop.stop()  # the hand-over scheduled for the next iteration never runs
 
     task = loop.create_task(answer())
@@ -63,8 +64,8 @@ def test_rows_held_by_a_loop_that_stopped_are_written(tmp_path: Path) -> None:
     assert task.done()
     loop.close()
     try:
-        assert writer.health().queued == 1
+        assert writer.health().queued >= 1  # record 2 cannot have been written yet
         assert writer.flush(timeout=5)
-        assert stored(writer.path) == 1
+        assert stored(writer.path) == 2
     finally:
         writer.close()

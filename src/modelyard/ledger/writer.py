@@ -216,11 +216,13 @@ class LogWriter:
         loop = _running_loop()
         if loop is None or self._closed:
             self._queue.put(item)
-        else:  # one hand-over (one wake-up of the writer) per loop iteration, however many requests ended in it
+        else:  # the first row of a loop iteration wakes the writer at once (no wait at concurrency 1); the
+            # rest of that iteration's rows follow in one hand-over at its end, however many requests ended in it
             held = self._held.get(loop)
             if held is None:
-                self._held[loop] = [item]
+                self._held[loop] = []
                 loop.call_soon(self._hand_over, loop)
+                self._queue.put(item)
             else:
                 held.append(item)
         if not self._closed and not self._thread.is_alive():  # only after something killed the thread
