@@ -69,3 +69,40 @@ def test_rows_held_by_a_loop_that_stopped_are_written(tmp_path: Path) -> None:
         assert stored(writer.path) == 2
     finally:
         writer.close()
+
+
+async def test_a_stalled_disk_releases_the_waiter_at_its_bound_and_a_cancelled_waiter_is_harmless(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    writer = LogWriter(tmp_path / "log.db")
+    writer.submit(record(0))
+    assert await writer.wait_written(5)
+    stall = sqlite3.connect(writer.path, isolation_level=None, timeout=0)
+    stall.execute("BEGIN EXCLUSIVE")  # the disk "stalls": the writer waits on its busy timeout
+    try:
+        writer.submit(record(1))
+        t0 = time.monotonic()
+        assert await writer.wait_written(0.3) is False  # answered anyway, at the bound
+        assert 0.25 < time.monotonic() - t0 < 2
+        ticks = 0
+
+        async def tick() -> None:  # the loop keeps serving while a waiter waits
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        waiter = asyncio.create_task(writer.wait_written(5))
+        await asyncio.sleep(0.2)
+        waiter.cancel()  # the client went away
+        await asyncio.gather(waiter, return_exceptions=True)
+        assert waiter.cancelled() and ticks >= 5
+        ticker.cancel()
+    finally:
+        stall.execute("ROLLBACK")
+        stall.close()
+    assert await writer.wait_written(15)  # the writer catches up; the cancelled waiter's future is skipped
+    assert stored(writer.path) == 2 and writer.health().failures == 0
+    writer.close()
