@@ -57,31 +57,34 @@ class SimulatedProvider(Provider):
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         arrival = CURRENT.get()
-        loop = asyncio.get_running_loop()
-        fate = self.sim.fate(self.rng, loop.time())
+        sim, rng = self.sim, self.rng
+        fate = sim.fate(rng, asyncio.get_running_loop().time())
         if fate is Reason.FIRST_TOKEN_TIMEOUT:
             await sleep(_FOREVER)
         if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:
-            await sleep(self.sim.sample_fail_after(self.rng, fate))
+            await sleep(sim.sample_fail_after(rng, fate))
             raise ProviderError(fate, "as logged")
-        await sleep(self.sim.sample_ttft(self.rng, arrival.tokens_in) / self.speed)
+        await sleep(sim.sample_ttft(rng, arrival.tokens_in) / self.speed)
         tokens = self._length(arrival)
-        yield Chunk("text", text="·")
+        yield _TEXT
         if fate is not None:  # went silent, or broke off, after the first token
             if fate is Reason.IDLE_TIMEOUT:
                 await sleep(_FOREVER)
-            await sleep(self.sim.sample_fail_after(self.rng, fate))
+            await sleep(sim.sample_fail_after(rng, fate))
             raise ProviderError(fate, "as logged")
-        remaining = max(0, tokens - 1) / max(self.sim.sample_tps(self.rng) * self.speed, 0.01)
+        remaining = max(0, tokens - 1) / max(sim.sample_tps(rng) * self.speed, 0.01)
         step = timeouts.idle * 0.9
         while remaining > step:  # a long answer streams on; only a real silence trips the idle bound
             await sleep(step)
             remaining -= step
-            yield Chunk("text", text="·")
+            yield _TEXT
         if remaining > 0:
             await sleep(remaining)
         yield Chunk("usage", usage=Usage(arrival.tokens_in, tokens))
-        yield Chunk("done", stop_reason="stop")
+        yield _DONE
 
 
+#: the chunks every simulated answer shares (nothing downstream changes a chunk)
+_TEXT = Chunk("text", text="·")
+_DONE = Chunk("done", stop_reason="stop")
 _MID_STREAM = frozenset({Reason.STREAM_ERROR, Reason.CONNECTION_DROPPED})

@@ -83,6 +83,7 @@ class Router:
         self.providers = self.pool.providers
         self.sink = sink
         self._timeouts: dict[tuple[str, str], Timeouts] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -119,9 +120,10 @@ class Router:
 
     def timeouts(self, agent: str, model: str) -> Timeouts:
         key = (agent, model)
-        if key not in self._timeouts:
-            self._timeouts[key] = self.config.timeouts_for(agent, model)
-        return self._timeouts[key]
+        found = self._timeouts.get(key)
+        if found is None:
+            found = self._timeouts[key] = self.config.timeouts_for(agent, model)
+        return found
 
     def _prepare(self, agent: str, request: ChatRequest) -> ChatRequest:
         """Apply the agent's settings: system prompt, thinking, output budget."""
@@ -130,25 +132,29 @@ class Router:
         system = cfg.system_prompt(agent)
         if system and not any(m.role == "system" for m in messages):
             messages = [Message("system", system), *messages]
-        return dataclasses.replace(
-            request,
-            messages=messages,
-            thinking=cfg.thinking if request.thinking is None else request.thinking,
-            thinking_budget=request.thinking_budget or cfg.thinking_budget,
-            max_tokens=request.max_tokens or cfg.max_tokens,
-        )
+        thinking = cfg.thinking if request.thinking is None else request.thinking
+        budget = request.thinking_budget or cfg.thinking_budget
+        max_tokens = request.max_tokens or cfg.max_tokens
+        if (messages is request.messages and thinking == request.thinking and budget == request.thinking_budget
+                and max_tokens == request.max_tokens):
+            return request  # nothing to apply: no copy (dataclasses.replace costs more than a small request)
+        return dataclasses.replace(request, messages=messages, thinking=thinking, thinking_budget=budget,
+                                   max_tokens=max_tokens)
 
     async def _run(self, agent: str, request: ChatRequest, record: RequestRecord, response: ChatResponse,
                    *, stream: bool, accept: Accept | None) -> AsyncGenerator[Chunk, None]:
         """Walk the chain; yields chunks only in streaming mode. Logs the record exactly once."""
-        cfg = self.config.agents[agent]
+        chain = self._chains.get(agent)
+        if chain is None:
+            chain = self._chains[agent] = tuple(self.config.agents[agent].chain)
         loop = asyncio.get_running_loop()
-        walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, loop.time(),
-                     loop.time() + self.timeouts(agent, cfg.chain[0]).total)
+        now = loop.time()
+        walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, now,
+                     now + self.timeouts(agent, chain[0]).total)
         if self.config.log.store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         try:
-            for index, model in enumerate(cfg.chain):
+            for index, model in enumerate(chain):
                 provider = self.providers[model]
                 kind = provider.config.provider
                 why = provider.unavailable_reason()
@@ -208,9 +214,13 @@ class Router:
             if not record.total_ms:
                 record.total_ms = (loop.time() - walk.t0) * 1000
             # every attempt's tokens were billed, whether or not the request got an answer
-            record.tokens_in = sum(a.tokens_in for a in record.attempts)
-            record.tokens_out = sum(a.tokens_out for a in record.attempts)
-            record.cost_usd = sum(a.cost_usd for a in record.attempts)
+            tokens_in = tokens_out = 0
+            cost = 0.0
+            for a in record.attempts:
+                tokens_in += a.tokens_in
+                tokens_out += a.tokens_out
+                cost += a.cost_usd
+            record.tokens_in, record.tokens_out, record.cost_usd = tokens_in, tokens_out, cost
             if self.sink is not None:
                 self.sink(record)
 
