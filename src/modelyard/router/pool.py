@@ -42,8 +42,11 @@ class LocalState(ModelState):
         self.limit = limit
         self.slots = Slots(limit)
         self.health = Health(cooldown, clock)
+        self._pass: Ticket | None = None
 
     async def acquire(self, timeout: float) -> float:
+        if self.slots.try_acquire():  # a free slot and nobody queued: no second coroutine
+            return 0.0
         return await self.slots.acquire(timeout)
 
     async def release(self) -> None:
@@ -53,7 +56,13 @@ class LocalState(ModelState):
         admission = self.health.allow()
         if admission is None:
             return None
-        return Ticket(admission, self.health.generation)
+        generation = self.health.generation
+        if admission is Admission.PASS:  # tickets are immutable: one per generation serves every request
+            ticket = self._pass
+            if ticket is None or ticket.generation != generation:
+                ticket = self._pass = Ticket(admission, generation)
+            return ticket
+        return Ticket(admission, generation)
 
     async def succeeded(self, ticket: Ticket) -> None:
         self.health.success(ticket.generation)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, Timeouts
@@ -153,6 +152,7 @@ class Router:
                      now + self.timeouts(agent, chain[0]).total)
         if self.config.log.store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        states = self.pool.states
         try:
             for index, model in enumerate(chain):
                 provider = self.providers[model]
@@ -167,7 +167,7 @@ class Router:
                     # this model's limit, not the request's fault: a larger context further on may take it
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, why))
                     continue
-                state = self.pool[model]
+                state = states[model]
                 ticket = await state.admit()
                 if ticket is None:
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.COOLING_DOWN,
@@ -189,12 +189,15 @@ class Router:
                                                        str(exc), queue_wait_ms=spent * 1000))
                         continue
                     record.queue_wait_ms += waited * 1000
+                    chunks = self._use_model(walk, provider, state, tm, waited, ticket)
                     try:
-                        async with aclosing(self._use_model(walk, provider, state, tm, waited, ticket)) as chunks:
-                            async for chunk in chunks:
-                                yield chunk
+                        async for chunk in chunks:
+                            yield chunk
                     finally:
-                        await state.release()
+                        try:
+                            await chunks.aclose()  # contextlib.aclosing, without its two coroutines per use
+                        finally:
+                            await state.release()
                     if walk.answer is not None:
                         self._finish(walk, model, index, loop.time())
                         return
@@ -242,7 +245,8 @@ class Router:
             started = loop.time()
             pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
             try:
-                async with aclosing(self._guarded(provider, walk.request, tm, walk.deadline, attempt)) as chunks:
+                chunks = self._guarded(provider, walk.request, tm, walk.deadline, attempt)
+                try:
                     async for chunk in chunks:
                         buffer.add(chunk)
                         if chunk.kind == "text" or chunk.kind == "thinking":
@@ -260,6 +264,8 @@ class Router:
                             yield chunk
                         else:
                             held.append(chunk)
+                finally:
+                    await chunks.aclose()  # what contextlib.aclosing does, without its two coroutines per use
                 if walk.accept is not None and (problem := walk.accept(buffer)):
                     raise ProviderError(Reason.UNUSABLE_REPLY, problem)
             except (asyncio.CancelledError, GeneratorExit):
