@@ -121,3 +121,24 @@ def test_clock_sleep_on_the_virtual_loop_is_asyncio_sleep_in_one_object() -> Non
         return time.perf_counter() - start
 
     assert asyncio.run(real()) >= 0.009
+
+
+def test_wall_clock_is_simulated_only_inside_the_virtual_loops_thread() -> None:
+    """wall_clock reads a thread-local (no getpid per call): simulated time on the loop's thread while it
+    runs, real time on any other thread and after the loop stops."""
+    import threading
+
+    from modelyard.router.clock import wall_clock
+
+    seen: dict[str, float] = {}
+
+    async def main() -> None:
+        seen["inside"] = wall_clock()
+        worker = threading.Thread(target=lambda: seen.__setitem__("other_thread", wall_clock()))
+        worker.start()
+        worker.join()
+
+    run_simulated(main(), start=1000.0)
+    assert seen["inside"] == 1000.0
+    assert abs(seen["other_thread"] - time.time()) < 60
+    assert abs(wall_clock() - time.time()) < 60

@@ -90,7 +90,7 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
             if not finished.done():
                 finished.set_exception(exc)  # a bug, not a figure: stop the replay
         finally:
-            running.discard(asyncio.current_task())
+            running.discard(asyncio.current_task(loop))
             in_flight -= 1
             if in_flight == 0 and exhausted and not finished.done():
                 finished.set_result(None)

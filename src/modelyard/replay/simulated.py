@@ -18,7 +18,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
 from modelyard.replay.profile import ModelProfile
 from modelyard.replay.source import Arrival
-from modelyard.router.clock import sleep
+from modelyard.router.clock import VirtualTimeLoop
 from modelyard.types import ChatRequest, Chunk, Usage
 
 #: the logged request a simulated call stands for (set per arrival; tasks inherit it)
@@ -58,7 +58,9 @@ class SimulatedProvider(Provider):
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         arrival = CURRENT.get()
         sim, rng = self.sim, self.rng
-        fate = sim.fate(rng, asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        sleep = loop.sleep if isinstance(loop, VirtualTimeLoop) else asyncio.sleep
+        fate = sim.fate(rng, loop.time())
         if fate is Reason.FIRST_TOKEN_TIMEOUT:
             await sleep(_FOREVER)
         if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:

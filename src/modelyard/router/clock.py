@@ -13,7 +13,9 @@ import collections
 import contextvars
 import heapq
 import itertools
+import os
 import selectors
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
@@ -31,14 +33,19 @@ def loop_clock() -> float:
         return time.monotonic()
 
 
+#: the :class:`VirtualTimeLoop` running in this thread, if one is
+_here = threading.local()
+os.register_at_fork(after_in_child=lambda: _here.__dict__.pop("loop", None))  # a child runs no loop of ours
+
+
 def wall_clock() -> float:
     """Seconds since the epoch, for timestamps in the log; under a :class:`VirtualTimeLoop`, its
-    simulated time (which it keeps on the epoch scale), so a simulated run logs simulated times."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return time.time()
-    return loop.time() if isinstance(loop, VirtualTimeLoop) else time.time()
+    simulated time (which it keeps on the epoch scale), so a simulated run logs simulated times.
+
+    Called for every request and attempt: it asks a thread-local, not ``asyncio.get_running_loop()``
+    (which makes a ``getpid`` system call each time on Linux)."""
+    loop = getattr(_here, "loop", None)
+    return time.time() if loop is None else loop.now
 
 
 class ManualClock:
@@ -193,10 +200,8 @@ class _Wake:
 def sleep(delay: float) -> Awaitable[None]:
     """``asyncio.sleep(delay)``, as cheap as a timer can be on a :class:`VirtualTimeLoop` (one object,
     one loop iteration), and ``asyncio.sleep`` itself on any other loop."""
-    loop = asyncio.get_running_loop()
-    if isinstance(loop, VirtualTimeLoop) and not loop._debug:
-        return loop.wake_at(loop.now + delay)
-    return asyncio.sleep(delay)
+    loop = getattr(_here, "loop", None)
+    return asyncio.sleep(delay) if loop is None else loop.sleep(delay)
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -237,6 +242,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         return self.now
+
+    def run_forever(self) -> None:
+        previous = getattr(_here, "loop", None)
+        _here.loop = self
+        try:
+            super().run_forever()
+        finally:
+            _here.loop = previous
+
+    def sleep(self, delay: float) -> Awaitable[None]:
+        """:func:`sleep` on this loop, for a caller that already holds it."""
+        if self._debug:
+            return asyncio.sleep(delay)
+        return self.wake_at(self.now + delay)
 
     def call_soon(self, callback: Callable[[*_Ts], object], *args: *_Ts,
                   context: contextvars.Context | None = None) -> asyncio.Handle:

@@ -149,7 +149,7 @@ class Router:
         loop = asyncio.get_running_loop()
         now = loop.time()
         walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, now,
-                     now + self.timeouts(agent, chain[0]).total)
+                     now + self.timeouts(agent, chain[0]).total, loop)
         if self.config.log.store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         states = self.pool.states
@@ -233,7 +233,7 @@ class Router:
 
         In streaming mode visible chunks pass straight through once the model is committed.
         """
-        loop = asyncio.get_running_loop()
+        loop = walk.loop
         retries = self.config.defaults.retries
         record = walk.record
         for n in range(retries.attempts + 1):
@@ -245,7 +245,7 @@ class Router:
             started = loop.time()
             pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
             try:
-                chunks = self._guarded(provider, walk.request, tm, walk.deadline, attempt)
+                chunks = self._guarded(loop, provider, walk.request, tm, walk.deadline, attempt)
                 try:
                     async for chunk in chunks:
                         buffer.add(chunk)
@@ -303,10 +303,9 @@ class Router:
             walk.answer = buffer
             return
 
-    async def _guarded(self, provider: Provider, req: ChatRequest, tm: Timeouts, deadline: float,
-                       attempt: Attempt) -> AsyncGenerator[Chunk, None]:
-        """The provider's stream under the first-token, idle and total bounds."""
-        loop = asyncio.get_running_loop()
+    async def _guarded(self, loop: asyncio.AbstractEventLoop, provider: Provider, req: ChatRequest, tm: Timeouts,
+                       deadline: float, attempt: Attempt) -> AsyncGenerator[Chunk, None]:
+        """The provider's stream under the first-token, idle and total bounds (``loop``: the running one)."""
         start = loop.time()
         gen = provider.chunks(req, tm)  # checked: every shape of provider data is handled below this line
         first = True
@@ -388,6 +387,8 @@ class _Walk:
     accept: Accept | None
     t0: float
     deadline: float
+    #: the running loop, asked once per request (``get_running_loop`` makes a system call on Linux)
+    loop: asyncio.AbstractEventLoop
     committed: bool = False
     answer: ChatResponse | None = None
     tokens: int | None = None
