@@ -56,19 +56,21 @@ class Slots:
         fut: asyncio.Future[None] = loop.create_future()
         self._waiters.append(fut)
         self._waiting += 1
+        # The bound is one timer that ends this wait, not asyncio.timeout (a context manager, two
+        # coroutines, a task lookup and a reschedule per wait; most requests of a busy model wait).
+        # Whichever comes first wins: a slot handed over (release) or the bound (_expire).
+        timer = loop.call_at(start + timeout, _expire, fut)
         try:
-            async with asyncio.timeout(timeout):
-                await fut
-        except TimeoutError:
-            if fut.done() and not fut.cancelled():
-                return loop.time() - start  # handed over just as the bound ran out: keep it
+            await fut
+        except _Expired:
             raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
         except BaseException:
             # Cancelled after the slot was handed over: pass it on rather than leak it.
-            if fut.done() and not fut.cancelled():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self.release()
             raise
         finally:
+            timer.cancel()
             self._waiting -= 1
             if not fut.done():
                 fut.cancel()
@@ -82,3 +84,12 @@ class Slots:
                 fut.set_result(None)  # the slot passes over directly: in_flight stays the same
                 return
         self.in_flight -= 1
+
+
+class _Expired(Exception):
+    """A waiter's bound ran out before a slot was handed to it."""
+
+
+def _expire(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_exception(_Expired())
