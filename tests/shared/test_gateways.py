@@ -211,7 +211,10 @@ def test_kill_9_of_a_gateway_holding_slots(tmp_path: Path, shared_redis: str) ->
         after, returned, _ = asyncio.run(scenario())
         peak = f.backend.max_in_flight
     print(f"\nthe killed gateway's slots came back {returned:.2f}s after kill -9 (lease {LEASE}s); backend peak {peak}")
-    assert returned <= LEASE + 0.1
+    # The lease runs out at most LEASE after the kill (Redis's own clock); the slot is back at the survivors'
+    # next script (a heartbeat every 0.2 s, or a request) and when this poll sees it: on a loaded 2-core
+    # machine that took 2.0 s once. A slot kept until its key expired, or for good, is what this rules out.
+    assert returned <= LEASE + 1.0
     assert peak <= LIMIT
     assert all(r.kind in ("ok", "fallback") for r in after), [r.detail for r in after if r.kind not in ("ok",
                                                                                                        "fallback")]
