@@ -113,6 +113,15 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
         # serve keeps local models warm: the Ollama model was preloaded (a chat with no messages)
         preloads = ol.wait_for(lambda: [q for q in ol.requests_to("/api/chat") if not (q.json or {}).get("messages")])
         assert preloads[0].json["model"]
+        # an idle keep-alive connection outlives the idle time of common clients' pools (aiohttp keeps
+        # one 15 s): uvicorn's default closed it after 5 s, racing a client that reused it
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            ask = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+            conn.sendall(ask)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(6)
+            conn.sendall(ask)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200"), "the server closed an idle connection after 5 s"
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -48,12 +48,18 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # instant backend uvloop saved no CPU measurable on this machine (benchmarks/README.md, issue #15).
     # httptools, not h11: 15% less CPU per request; OneWriteProtocol (gateway/transport.py) sends a
     # response's head with its body in one write (issue #15).
+    # Keep-alive longer than clients keep idle connections (aiohttp 15 s, httpx 5 s): with uvicorn's 5 s,
+    # a client reusing a connection just as the server closed it got "Cannot write to closing transport"
+    # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client.
     server = _Server(uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
                                     loop="asyncio", http=OneWriteProtocol, timeout_graceful_shutdown=5,
-                                    server_header=False),
+                                    timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False),
                      app.state.gateway.drain)
     server.run()
 
+
+#: how long an idle client connection stays open (nginx's default; uvicorn's own is 5 s)
+KEEP_ALIVE_SECONDS = 75
 
 #: net new container objects between two young-generation collections (Python's default is 700)
 GC_YOUNG_THRESHOLD = 10_000
