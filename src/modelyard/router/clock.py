@@ -74,6 +74,19 @@ else:
     _TimerHandle = asyncio.TimerHandle
 
 
+def _fill(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[Any, ...],
+          loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+    """What asyncio's Handle.__init__ sets, without its debug checks."""
+    h: Any = handle
+    h._context = contextvars.copy_context() if context is None else context
+    h._loop = loop
+    h._callback = callback
+    h._args = args
+    h._cancelled = False
+    h._repr = None
+    h._source_traceback = None
+
+
 class _Handle(asyncio.Handle):
     """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode)."""
 
@@ -81,13 +94,7 @@ class _Handle(asyncio.Handle):
 
     def __init__(self, callback: Callable[..., object], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
                  context: contextvars.Context | None):
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+        _fill(self, callback, args, loop, context)
 
 
 class _Timer(_TimerHandle):
@@ -97,13 +104,7 @@ class _Timer(_TimerHandle):
 
     def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
                  loop: asyncio.AbstractEventLoop, context: contextvars.Context | None):
-        self._context = contextvars.copy_context() if context is None else context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
+        _fill(self, callback, args, loop, context)
         self._when = when
         self._scheduled = True
 
