@@ -141,3 +141,53 @@ async def test_rating_a_routed_answer_labels_it(server, runtime_for, tmp_path: P
     assert conn.execute("SELECT agent, source FROM routing_labels").fetchall() == [("research", "rate")]
     wrong = runner.invoke(app, ["rate", result.request_id, "bad", "--agent", "orchestrator", "-c", str(config_path)])
     assert wrong.exit_code == 2 and "not an agent the orchestrator routes to" in wrong.output
+
+
+def test_a_refit_that_lowers_one_kind_is_refused_even_if_the_overall_score_rises(tmp_path: Path) -> None:
+    """The guard compares kinds, not the total: careless labels that break coder's prompts are not excused by
+    good labels that fix more of sorter's (the old overall-score guard kept this refit)."""
+    config = load_config(write_config(tmp_path))
+    conn = connect(tmp_path / "log.sqlite3")
+    for text in (t for i, t in enumerate(KIND) if i % 4):
+        add_label(conn, text, "sorter", LabelSource.CLI)  # right: these are sorter's
+    for text in ("fix the bug in this function", "fix the bug in my python code", "fix this python function",
+                 "why does my build fail?", "why does the build fail again", "my build fails, why"):
+        add_label(conn, text, "talker", LabelSource.CLI)  # careless: these are coder's
+    held_out = [*(Labelled(t, ["sorter"]) for t in KIND[::4]),
+                Labelled("fix the bug in this python function", ["coder"]),
+                Labelled("why does my build fail", ["coder"]), Labelled("fix the bug in my function", ["coder"])]
+    result = learn(config, "router", conn, held_out)
+    assert result.eval_before is not None and result.eval_after is not None
+    assert result.eval_after > result.eval_before  # overall the refit looks better...
+    assert not result.accepted and "coder" in result.reason and trusted_upto(conn) == 0
+    coder = next(k for k in result.kinds if k.kind == "agent:coder")
+    sorter = next(k for k in result.kinds if k.kind == "agent:sorter")
+    assert coder.dropped and coder.broke >= 2 and sorter.fixed > coder.broke  # ...but one kind got worse
+
+
+def test_a_correction_acts_only_near_itself(tmp_path: Path) -> None:
+    """Prompts unlike every correction keep the plain classifier's decision and confidence exactly."""
+    config = load_config(write_config(tmp_path))
+    before = Orchestrator.from_config(config)
+    conn = connect(tmp_path / "log.sqlite3")
+    for text in (t for i, t in enumerate(KIND) if i % 4):
+        add_label(conn, text, "sorter", LabelSource.CLI)
+    assert learn(config, "router", conn).accepted
+    after = Orchestrator.from_config(config, learned_labels(config))
+    assert before is not None and after is not None
+    for text in ("hello, how are you today", "please fix the bug in my function", "convert this csv to json",
+                 "my build fails on the server"):
+        old, new = before.decide_fast(text), after.decide_fast(text)
+        assert (new.agent, new.confidence, new.detail) == (old.agent, old.confidence, "")
+    near = after.decide_fast("total up my grocery receipts for july")
+    assert near.agent == "sorter" and near.detail == "near a correction"
+
+
+def test_labelled_lines_carry_their_kind(tmp_path: Path) -> None:
+    from modelyard.agents.evaluation import read_labels
+
+    file = tmp_path / "eval.jsonl"
+    file.write_text("".join(json.dumps(x) + "\n" for x in (
+        {"text": "a", "agent": "coder", "source": "koala:12"}, {"text": "b", "accept": ["sorter"], "kind": "chores"},
+        {"text": "c", "agent": "talker"})))
+    assert [r.kind for r in read_labels(file, {"coder", "sorter", "talker"})] == ["koala", "chores", None]

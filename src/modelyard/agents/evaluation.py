@@ -24,6 +24,8 @@ class LabelError(ValueError):
 class Labelled:
     text: str
     accept: list[str]
+    #: the collection a line comes from (``kind``, else ``source`` up to its first colon), if it says
+    kind: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +66,8 @@ def read_labels(file: Path, agents: set[str]) -> list[Labelled]:
         unknown = [a for a in accept if a not in agents]
         if unknown:
             raise LabelError(f"{file}:{number}: unknown agent '{unknown[0]}' (agents: {', '.join(sorted(agents))})")
-        rows.append(Labelled(item["text"], accept))
+        kind = item.get("kind") or str(item.get("source") or "").split(":")[0]
+        rows.append(Labelled(item["text"], accept, str(kind) if kind else None))
     if not rows:
         raise LabelError(f"{file} has no labelled lines")
     return rows

@@ -1,21 +1,25 @@
-"""Learning from use: corrections become labels, and a refit is kept only if it does not score worse.
+"""Learning from use: corrections become labels, and a refit is kept only if no kind of prompt gets worse.
 
 ``record_correction`` is the one hook front-ends call when a person says which agent should have
-answered (``/agent X`` after an orchestrated turn, a rating). ``learn`` refits the fast path on
-the config's examples plus the new labels and compares it with the fit in use, on data neither
-was trained on: each label is scored by a model trained without it (k-fold), and an optional
-labelled file (``eval-routing`` format) is scored by both. The new labels are trusted only if
-neither score drops; otherwise the previous model stays, and the run says why.
+answered (``/agent X`` after an orchestrated turn, a rating). Labels act locally (agents/memory.py):
+the refit on config examples + labels decides only near a label, everything else keeps the plain
+classifier's decision. ``learn`` compares the model with the new labels and the one in use on data
+neither was trained on: each label scored by a model trained without it (k-fold), and an optional
+labelled file (``eval-routing`` format; lines that are themselves labels are skipped) scored **per
+kind** — each best-fit agent, and each collection when lines name one (``kind`` or ``source``). The
+new labels are trusted only if the labels' score does not drop and no kind loses more than one
+prompt net (1% of it, for kinds over 200); otherwise the previous model stays, and the run says which.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from modelyard.agents.classifier import Classifier, training_samples
 from modelyard.agents.evaluation import Labelled
+from modelyard.agents.memory import CorrectedClassifier
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.ledger.db import connect
@@ -46,6 +50,8 @@ class LearnResult:
     eval_before: float | None
     eval_after: float | None
     reason: str
+    #: per kind of held-out prompt (best-fit agent; collection when the file names one), before vs after
+    kinds: list[KindScore] = field(default_factory=list)
 
 
 def record_correction(conn: sqlite3.Connection, request_id: str, agent: str, source: LabelSource,
@@ -80,14 +86,6 @@ def correct_routing(runtime: Runtime, request_id: str, agent: str, source: Label
         return False
 
 
-def samples_with(config: Config, targets: list[str], extra: list[Label]) -> dict[str, list[str]]:
-    samples = training_samples(config, targets)
-    for label in extra:
-        if label.agent in samples:
-            samples[label.agent] = [*samples[label.agent], label.text]
-    return samples
-
-
 def trusted_labels(conn: sqlite3.Connection) -> list[Label]:
     """The labels the fast path trains on: those accepted by the last successful ``learn``."""
     upto = trusted_upto(conn)
@@ -110,15 +108,20 @@ def learned_labels(config: Config) -> list[Label]:
         return []
 
 
-def _accuracy(classifier: Classifier, rows: list[tuple[str, list[str]]]) -> float | None:
-    if not rows:
-        return None
-    return sum(classifier.decide(text).agent in accept for text, accept in rows) / len(rows)
+Model = Classifier | CorrectedClassifier
 
 
-def _cross_validated(config: Config, targets: list[str], base: list[Label], candidate: list[Label]
-                     ) -> tuple[float | None, float | None]:
-    """Each candidate label scored by a model trained without it: with only ``base`` vs with the rest."""
+def _model(base: Classifier, samples: dict[str, list[str]], with_labels: list[Label]) -> Model:
+    """What the fast path would route with, given these trusted labels (see agents/memory.py)."""
+    if not with_labels:
+        return base
+    return CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in with_labels], base=base)
+
+
+def _cross_validated(base: Classifier, samples: dict[str, list[str]], trusted: list[Label],
+                     candidate: list[Label]) -> tuple[float | None, float | None]:
+    """Each candidate label scored by a model that never saw it: with only the trusted labels vs with
+    the other candidates too."""
     if len(candidate) < 2:
         return None, None
     right_before = right_after = 0
@@ -126,36 +129,83 @@ def _cross_validated(config: Config, targets: list[str], base: list[Label], cand
         held = [lab for i, lab in enumerate(candidate) if i % FOLDS == k]
         rest = [lab for i, lab in enumerate(candidate) if i % FOLDS != k]
         held_ids = {lab.id for lab in held}
-        before = Classifier(samples_with(config, targets, [b for b in base if b.id not in held_ids]))
-        after = Classifier(samples_with(config, targets, [b for b in base if b.id not in held_ids] + rest))
+        kept = [b for b in trusted if b.id not in held_ids]
+        before, after = _model(base, samples, kept), _model(base, samples, kept + rest)
         right_before += sum(before.decide(lab.text).agent == lab.agent for lab in held)
         right_after += sum(after.decide(lab.text).agent == lab.agent for lab in held)
     return right_before / len(candidate), right_after / len(candidate)
 
 
+@dataclass(slots=True)
+class KindScore:
+    """Held-out prompts of one kind (best-fit agent, or source collection), before and after the refit."""
+
+    kind: str
+    n: int
+    before: int  # right with the model in use
+    after: int  # right with the refit
+    fixed: int  # wrong before, right after
+    broke: int  # right before, wrong after
+
+    @property
+    def dropped(self) -> bool:
+        """Lower beyond noise: more than one prompt (or 1% of the kind, if more) lost net. Only flips
+        count, so a kind is compared with itself on the same prompts."""
+        return self.broke - self.fixed > max(1, self.n // 100)
+
+
+def kinds_of(row: Labelled) -> list[str]:
+    """The groups a held-out line is scored in: its best-fit agent, and its collection when it names one."""
+    return [f"agent:{row.accept[0]}", *([f"kind:{row.kind}"] if row.kind else [])]
+
+
+def per_kind(rows: list[Labelled], before: Model, after: Model) -> list[KindScore]:
+    scores: dict[str, KindScore] = {}
+    for row in rows:
+        was, now = before.decide(row.text).agent in row.accept, after.decide(row.text).agent in row.accept
+        for kind in kinds_of(row):
+            score = scores.setdefault(kind, KindScore(kind, 0, 0, 0, 0, 0))
+            score.n += 1
+            score.before += was
+            score.after += now
+            score.fixed += now and not was
+            score.broke += was and not now
+    return sorted(scores.values(), key=lambda k: k.kind)
+
+
 def learn(config: Config, orchestrator: str, conn: sqlite3.Connection,
           held_out: list[Labelled] | None = None) -> LearnResult:
-    """Refit on config examples + all labels; keep it only if it scores no lower than the fit in use."""
+    """Refit on config examples + all labels; keep it only if no kind of held-out prompt drops beyond
+    noise and the labels themselves are not scored lower."""
     targets = routing_targets(config, orchestrator)
     every = [lab for lab in labels(conn) if lab.agent in targets]
     upto = trusted_upto(conn)
-    base = [lab for lab in every if lab.id <= upto]
+    trusted = [lab for lab in every if lab.id <= upto]
     new = [lab for lab in every if lab.id > upto]
     if not new:
         return LearnResult(False, 0, len(every), None, None, None, None, "no new labels since the last learn")
-    labels_before, labels_after = _cross_validated(config, targets, base, every)
-    rows = [(r.text, r.accept) for r in held_out or []]
+    samples = training_samples(config, targets)
+    base = Classifier(samples)
+    labels_before, labels_after = _cross_validated(base, samples, trusted, every)
+    # held out means never trained on: a labelled line that is also a correction is not scored
+    taught = {lab.text for lab in every}
+    rows = [r for r in held_out or [] if r.text not in taught]
     eval_before = eval_after = None
+    kinds: list[KindScore] = []
     if rows:
-        eval_before = _accuracy(Classifier(samples_with(config, targets, base)), rows)
-        eval_after = _accuracy(Classifier(samples_with(config, targets, every)), rows)
-    worse = [name for name, b, a in (("the labels", labels_before, labels_after),
-                                     ("the held-out file", eval_before, eval_after))
-             if b is not None and a is not None and a < b]
+        in_use, refit = _model(base, samples, trusted), _model(base, samples, every)
+        kinds = per_kind(rows, in_use, refit)
+        overall = [k for k in kinds if k.kind.startswith("agent:")]
+        eval_before = sum(k.before for k in overall) / len(rows)
+        eval_after = sum(k.after for k in overall) / len(rows)
+    worse = [f"{k.kind.split(':', 1)[1]} ({k.before}→{k.after} of {k.n})" for k in kinds if k.dropped]
+    if labels_before is not None and labels_after is not None and labels_after < labels_before:
+        worse.append("the labels")
     accepted = not worse
-    reason = ("refit kept: no score dropped" if accepted
-              else f"previous model kept: the refit scored lower on {' and '.join(worse)}")
+    reason = ("refit kept: no kind of held-out prompt dropped" if accepted
+              else f"previous model kept: the refit scored lower on {', '.join(worse)}")
     record_fit(conn, max(lab.id for lab in every) if accepted else upto, accepted,
                eval_before if eval_before is not None else labels_before,
                eval_after if eval_after is not None else labels_after, len(every), reason)
-    return LearnResult(accepted, len(new), len(every), labels_before, labels_after, eval_before, eval_after, reason)
+    return LearnResult(accepted, len(new), len(every), labels_before, labels_after, eval_before, eval_after,
+                       reason, kinds)

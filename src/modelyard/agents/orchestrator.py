@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, clip
-from modelyard.agents.learning import samples_with
+from modelyard.agents.classifier import Classifier, Decision, agent_role, clip, training_samples
+from modelyard.agents.memory import CorrectedClassifier
 from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
@@ -72,7 +72,11 @@ class Orchestrator:
         if not self.targets:
             raise ValueError(f"orchestrator '{name}' has no agents to delegate to")
         self.labels = list(labels)
-        self.classifier = Classifier(samples_with(config, self.targets, self.labels))
+        samples = training_samples(config, self.targets)
+        # corrections act only near themselves (agents/memory.py); without any, the plain classifier
+        self.classifier: Classifier | CorrectedClassifier = (
+            CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in self.labels]) if self.labels
+            else Classifier(samples))
         default = config.orchestration.default
         if default not in config.agents:
             default = config.default_agent if config.default_agent in self.targets else self.targets[0]

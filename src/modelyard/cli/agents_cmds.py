@@ -180,10 +180,11 @@ routing_app = typer.Typer(no_args_is_help=True, help="What routing learned from 
 def routing_learn(
     config: ConfigOption = None,
     held_out: Annotated[Path | None, typer.Option(
-        "--eval", help="Labelled JSONL (eval-routing format) scored before and after; never trained on")] = None,
+        "--eval", help="Labelled JSONL (eval-routing format) scored per kind before and after; never trained on"
+    )] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
-    """Refit the fast path on the config's examples + corrections; keep it only if no score drops."""
+    """Refit the fast path on the config's examples + corrections; keep it only if no kind of prompt drops."""
     cfg, _ = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
     rows = _read_labels(held_out, set(cfg.agents)) if held_out else None
@@ -193,7 +194,10 @@ def routing_learn(
     finally:
         conn.close()
     if as_json:
-        console.out(json.dumps(asdict(result), indent=2), highlight=False)
+        out = asdict(result)
+        for kind, score in zip(out["kinds"], result.kinds, strict=True):
+            kind["dropped"] = score.dropped
+        console.out(json.dumps(out, indent=2), highlight=False)
         return
 
     def pct(value: float | None) -> str:
@@ -204,4 +208,12 @@ def routing_learn(
                   f"{pct(result.labels_after)}", highlight=False)
     if rows is not None:
         console.print(f"  {held_out}: {pct(result.eval_before)} → {pct(result.eval_after)}", highlight=False)
+    if result.kinds:
+        table = Table(title="held-out prompts per kind (in use → with the new labels)")
+        for column in ("kind", "n", "before", "after", "fixed", "broke", ""):
+            table.add_column(column, justify="left" if column in ("kind", "") else "right")
+        for k in result.kinds:
+            table.add_row(k.kind, str(k.n), f"{k.before / k.n:.1%}", f"{k.after / k.n:.1%}", str(k.fixed),
+                          str(k.broke), "[red]dropped[/]" if k.dropped else "")
+        console.print(table)
     console.print(("[green]" if result.accepted else "[yellow]") + result.reason + "[/]", highlight=False)
