@@ -29,8 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelyard.providers.base import Provider
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -55,7 +59,7 @@ def _backend_payloads() -> tuple[bytes, bytes]:
     return sse, whole
 
 
-def run_backend(port: int, keep_alive: float = 5) -> None:
+def run_backend(port: int, keep_alive: int = 5) -> None:
     """An OpenAI-compatible server that answers every request at once (SSE if asked to stream);
     ``keep_alive``: seconds an idle connection stays open (uvicorn's default 5 s races with clients
     that pool connections longer, as aiohttp does: a request sent as the server closes fails)."""
@@ -65,7 +69,7 @@ def run_backend(port: int, keep_alive: float = 5) -> None:
     sse_headers = [(b"content-type", b"text/event-stream"), (b"content-length", str(len(sse)).encode())]
     json_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(whole)).encode())]
 
-    async def app(scope, receive, send):
+    async def app(scope: Any, receive: Any, send: Any) -> None:
         body = b""
         while True:
             message = await receive()
@@ -86,16 +90,16 @@ def run_backend(port: int, keep_alive: float = 5) -> None:
 def run_inprocess_gateway(port: int, log_path: str) -> None:
     import uvicorn
 
-    from modelyard.config.schema import Config
+    from modelyard.config.schema import Config, Timeouts
     from modelyard.gateway import create_app
     from modelyard.ledger import LogWriter
     from modelyard.providers.base import Provider
-    from modelyard.router import Router
+    from modelyard.router import ModelPool, Router
     from modelyard.runtime import Runtime
-    from modelyard.types import Chunk, Usage
+    from modelyard.types import ChatRequest, Chunk, Usage
 
     class Instant(Provider):
-        async def stream(self, request, timeouts) -> AsyncIterator[Chunk]:
+        async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
             for t in _TEXT:
                 yield Chunk("text", text=t)
             yield Chunk("usage", usage=Usage(5, 5))
@@ -105,8 +109,9 @@ def run_inprocess_gateway(port: int, log_path: str) -> None:
         "models": {"instant": {"provider": "openai", "max_concurrent": 256}},
         "agents": {"bench": {"primary": "instant"}}, "log": {"path": log_path}})
     log = LogWriter(log_path, local_models=["instant"])
-    router = Router(config, providers={"instant": Instant("instant", config.models["instant"])}, sink=log.submit)
-    app = create_app(Runtime(config, Path("<bench>"), router, log), close_runtime=True)
+    pool = ModelPool(config, providers={"instant": Instant("instant", config.models["instant"])})
+    router = Router(config, pool=pool, sink=log.submit)
+    app = create_app(Runtime(config, Path("<bench>"), pool, router, log), close_runtime=True)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, loop="asyncio")  # as serve does
 
 
@@ -239,7 +244,7 @@ def rate(stamps: list[float]) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
 
 
-async def direct_tokens_per_s(provider, max_tokens: int) -> tuple[float, int]:
+async def direct_tokens_per_s(provider: Provider, max_tokens: int) -> tuple[float, int]:
     from modelyard.config.schema import Timeouts
     from modelyard.types import ChatRequest, Message
 
@@ -280,7 +285,7 @@ async def http_figures(backend: int, gateways: dict[str, tuple[int, str]], n: in
                        seconds: float) -> list[str]:
     for port, model in [(backend, "instant"), *gateways.values()]:
         await latencies(port, model, 200)  # warm connections, code paths and pools
-    lat: dict[str, list[float]] = {"direct": []} | {k: [] for k in gateways}
+    lat: dict[str, list[float]] = {k: [] for k in ("direct", *gateways)}
     for _ in range(blocks):  # interleave so drift (thermal, other load) hits both columns alike
         lat["direct"] += await latencies(backend, "instant", n // blocks)
         for label, (port, model) in gateways.items():

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from modelyard.config import load_config  # noqa: E402
 from modelyard.router import ModelPool  # noqa: E402
 from modelyard.router.lending import discover  # noqa: E402
+from modelyard.router.state import ModelState  # noqa: E402
 
 
 def _start_serve(directory: Path) -> tuple[subprocess.Popen, Path]:
@@ -55,13 +56,14 @@ def _start_serve(directory: Path) -> tuple[subprocess.Popen, Path]:
     return proc, config
 
 
-async def _slot(state) -> None:
+async def _slot(state: ModelState) -> None:
     await state.acquire(1.0)
     await state.release()
 
 
-async def _request(state) -> None:
+async def _request(state: ModelState) -> None:
     ticket = await state.admit()
+    assert ticket is not None, "a free model admits every request"
     await state.acquire(1.0)
     await state.release()
     await state.succeeded(ticket)

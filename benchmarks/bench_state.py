@@ -35,6 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from bench_gateway import HOST, free_port, run_backend, serve_cmd, spawn, throughput
+from modelyard.config import Config
 from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.health import Admission
@@ -101,9 +102,7 @@ async def raw_cycle(host: str, port: int, sha: str, n: int) -> list[float]:
     return out
 
 
-def make_config():
-    from modelyard.config import Config
-
+def make_config() -> Config:
     return Config.model_validate(CONFIG)
 
 

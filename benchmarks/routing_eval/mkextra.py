@@ -2,8 +2,8 @@
 """Write extra.jsonl for assemble.py: IFEval and Dolly prompts, issue-thread stack traces, our translations."""
 import json
 
-rows = []
-def add(text, acc, source, style):
+rows: list[dict[str, object]] = []
+def add(text: str, acc: str, source: str, style: str) -> None:
     rows.append({"text": text, "accept": acc, "source": source, "style": style})
 
 # IFEval (google-research/google-research instruction_following_eval/data/input_data.jsonl), by key
