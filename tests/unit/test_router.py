@@ -9,8 +9,9 @@ import pytest
 from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
-from modelyard.router.clock import ManualClock, loop_clock
-from modelyard.types import ChatRequest, Message
+from modelyard.router.clock import ManualClock, VirtualTimeLoop, loop_clock
+from modelyard.router.watchdog import Watchdog
+from modelyard.types import ChatRequest, Chunk, Message, Usage
 
 REQ = ChatRequest(messages=[Message("user", "hi")])
 
@@ -212,3 +213,57 @@ async def test_a_failed_request_still_carries_the_cost_of_its_attempts() -> None
     record = info.value.record
     assert record.outcome == "failed" and record.tokens_out == 2
     assert record.cost_usd == pytest.approx((3 * 1.0 + 2 * 5.0) / 1e6)
+
+
+class _Paced(ScriptedProvider):
+    """Chunks after the given pauses (seconds, the first one is the time to first token)."""
+
+    def __init__(self, name: str, config, pauses: list[float]):
+        super().__init__(name, config)
+        self.pauses = pauses
+
+    async def stream(self, request: ChatRequest, timeouts):  # type: ignore[override]
+        for pause in self.pauses:
+            await asyncio.sleep(pause)
+            yield Chunk("text", text="x")
+        yield Chunk("usage", usage=Usage(3, len(self.pauses)))
+        yield Chunk("done", stop_reason="stop")
+
+
+@pytest.mark.parametrize(("pauses", "reason", "at"), [
+    ([0.5, 1.0, 4.0, 2.0], None, 7.5),
+    ([20.0, 4.0, 4.0, 4.0], None, 32.0),  # a first token slower than the idle bound is still in time
+    ([31.0], "first_token_timeout", 30.0),
+    ([1.0, 4.0, 6.0], "idle_timeout", 10.0),
+    ([29.0, 5.5], "idle_timeout", 34.0),
+])
+def test_first_token_and_idle_bounds_with_one_timer_per_stream(pauses, reason, at) -> None:
+    """The watchdog's first timer is set no later than the idle bound ahead, so the idle bounds that follow the
+    first token need no second timer; the bounds themselves are exact whichever is longer."""
+    config = make_config({"a": {"provider": "openai"}, "b": {"provider": "openai"}},
+                         {"agent": {"primary": "a", "fallbacks": ["b"]}},
+                         defaults={"timeouts": {"queue": 1, "first_token": 30, "idle": 5, "total": 100},
+                                   "retries": {"attempts": 0}})
+    providers = {"a": _Paced("a", config.models["a"], pauses), "b": _Paced("b", config.models["b"], [0.0])}
+    router = Router(config, pool=ModelPool(config, providers=providers))
+    timers: list[float] = []
+
+    class Counting(VirtualTimeLoop):
+        def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def, override]
+            if isinstance(getattr(callback, "__self__", None), Watchdog):
+                timers.append(when)
+            return super().call_at(when, callback, *args, context=context)
+
+    loop = Counting(0.0)
+    try:
+        routed = loop.run_until_complete(router.complete("agent", REQ))
+    finally:
+        loop.close()
+    first = routed.record.attempts[0]
+    assert first.reason == reason
+    assert first.duration_ms == pytest.approx(at * 1000)
+    if reason is None:
+        assert routed.record.model == "a" and first.ttft_ms == pytest.approx(pauses[0] * 1000)
+    if pauses[0] == 0.5:  # its first timer at the idle horizon, moved on only when due: never one made at the
+        # first-token bound and cancelled at the first token (the old code: 30, then 5.5, ...)
+        assert timers == [5.0, 6.5, 10.5]

@@ -20,6 +20,9 @@ from modelyard.router.records import RequestRecord
 
 TIMEOUTS = frozenset({Reason.QUEUE_TIMEOUT, Reason.CONNECT_TIMEOUT, Reason.FIRST_TOKEN_TIMEOUT,
                       Reason.IDLE_TIMEOUT, Reason.DEADLINE})
+_OK, _SKIPPED, _DEADLINE = AttemptOutcome.OK, AttemptOutcome.SKIPPED, Reason.DEADLINE
+_FALLBACK = RequestOutcome.FALLBACK
+_ANSWERED = frozenset(o for o in RequestOutcome if o.answered)
 #: widths a chart's time step may take: about 100 points over the period
 BUCKETS_S = (60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
 
@@ -82,21 +85,23 @@ class Collector:
         timeouts = 0
         first_reason = None
         for a in r.attempts:
-            if a.outcome is not AttemptOutcome.OK and a.reason is not None:
-                self.attempt_reasons[a.reason] += 1
-                first_reason = first_reason or a.reason
-                if a.reason in TIMEOUTS:
+            outcome = a.outcome
+            if outcome is not _OK and a.reason is not None:
+                reason = a.reason
+                self.attempt_reasons[reason] += 1
+                first_reason = first_reason or reason
+                if reason in TIMEOUTS:
                     timeouts += 1
-                if a.reason is Reason.DEADLINE:
+                if reason is _DEADLINE:
                     self.deadline_misses += 1
-            if a.outcome is not AttemptOutcome.SKIPPED and a.queue_wait_ms is not None:
+            if outcome is not _SKIPPED and a.queue_wait_ms is not None:
                 waits = self.model_waits.get(a.model)
                 if waits is None:
                     waits = self.model_waits[a.model] = array("d")
                 waits.append(a.queue_wait_ms)
         if timeouts >= 2:
             self.cascades += 1
-        if r.outcome is RequestOutcome.FALLBACK:
+        if r.outcome is _FALLBACK:
             self.fallbacks += 1
             self.reasons[first_reason or "unknown"] += 1
         key = int(r.ts // self.bucket_s)
@@ -106,7 +111,7 @@ class Collector:
         point[0] += 1
         point[1] += r.queue_wait_ms
         point[2] += r.cost_usd
-        if r.outcome.answered and r.model is not None:
+        if r.outcome in _ANSWERED and r.model is not None:
             self.served += 1
             agent.served += 1
             self.model_served[r.model] += 1

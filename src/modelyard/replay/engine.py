@@ -77,7 +77,8 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
     exhausted = False  # every arrival has been scheduled
     finished = loop.create_future()
     request = ChatRequest(messages=_PROMPT)
-    running: set[asyncio.Task[None]] = set()
+    #: the tasks in flight, by their arrival's id (the loop keeps tasks only weakly)
+    running: dict[int, asyncio.Task[None]] = {}
 
     async def one(arrival: Arrival) -> None:
         nonlocal in_flight
@@ -90,15 +91,14 @@ async def _drive(router: Router, arrivals: Iterator[Arrival], known: frozenset[s
             if not finished.done():
                 finished.set_exception(exc)  # a bug, not a figure: stop the replay
         finally:
-            running.discard(asyncio.current_task(loop))
+            del running[id(arrival)]
             in_flight -= 1
             if in_flight == 0 and exhausted and not finished.done():
                 finished.set_result(None)
 
     def start(arrival: Arrival) -> None:
         nonlocal in_flight
-        task = loop.create_task(one(arrival))
-        running.add(task)  # the loop keeps tasks only weakly; the task takes itself out when it ends
+        running[id(arrival)] = loop.create_task(one(arrival))  # the task takes itself out when it ends
         in_flight += 1
         arm()
 

@@ -118,14 +118,15 @@ class ModelProfile:
         i = bisect.bisect_left(self._sizes, prompt_tokens)
         third = max(1, n // 3)
         lo = max(0, min(i - third // 2, n - third))
-        return self.ttft[lo + rng.randrange(third)][1]
+        return self.ttft[lo + int(rng.random() * third)][1]
 
     def sample_tps(self, rng: random.Random) -> float:
-        return self.tokens_per_s[rng.randrange(len(self.tokens_per_s))] if self.tokens_per_s else 20.0
+        speeds = self.tokens_per_s
+        return speeds[int(rng.random() * len(speeds))] if speeds else 20.0
 
     def sample_fail_after(self, rng: random.Random, reason: Reason) -> float:
         samples = self.fail_after.get(reason)
-        return samples[rng.randrange(len(samples))] if samples else 0.0
+        return samples[int(rng.random() * len(samples))] if samples else 0.0
 
     def fate(self, rng: random.Random, t: float) -> Reason | None:
         """How an attempt starting at ``t`` ends: None (answers) or the reason it fails."""
@@ -141,7 +142,7 @@ class ModelProfile:
             return None if code == 0 else _REASONS[code - 1]
         if not self.reached:
             return None
-        k = rng.randrange(self.reached)
+        k = int(rng.random() * self.reached)
         for reason, count in self.failures.items():
             if k < count:
                 return reason

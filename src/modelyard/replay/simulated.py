@@ -53,7 +53,7 @@ class SimulatedProvider(Provider):
         if arrival.tokens_out:
             return arrival.tokens_out
         lengths = self.tokens_out.get(arrival.agent)
-        return lengths[self.rng.randrange(len(lengths))] if lengths else DEFAULT_TOKENS_OUT
+        return lengths[int(self.rng.random() * len(lengths))] if lengths else DEFAULT_TOKENS_OUT
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         arrival = CURRENT.get()

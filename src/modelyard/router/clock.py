@@ -15,6 +15,7 @@ import heapq
 import itertools
 import os
 import selectors
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -107,6 +108,15 @@ class _Timer(_TimerHandle):
         _fill(self, callback, args, loop, context)
         self._when = when
         self._scheduled = True
+
+    def cancel(self) -> None:
+        """TimerHandle.cancel in one call (it makes three: itself, Handle.cancel, the loop's count)."""
+        if not self._cancelled:
+            self._cancelled = True
+            if self._scheduled:
+                self._loop._cancelled_timers += 1  # type: ignore[attr-defined]
+            self._callback = _nothing
+            self._args = ()
 
 
 def _nothing(*_: object) -> None:
@@ -226,7 +236,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         _debug: bool
         _selector: selectors.BaseSelector
 
+        _thread_id: int | None
+
         def _check_closed(self) -> None: ...
+        def _check_running(self) -> None: ...
+        def _asyncgen_finalizer_hook(self, agen: Any) -> None: ...
         def _process_events(self, event_list: list[Any]) -> None: ...
 
     def __init__(self, start: float | None = None):
@@ -248,9 +262,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         previous = getattr(_here, "loop", None)
         _here.loop = self
         try:
-            super().run_forever()
+            if self._debug:
+                super().run_forever()
+            else:
+                self._run_lean()
         finally:
             _here.loop = previous
+
+    def _run_lean(self) -> None:
+        """BaseEventLoop.run_forever without its debug hooks: no coroutine origin tracking, and no hook
+        on each async generator's first iteration (the router starts several per request); the
+        finalizer hook stays, so a generator dropped unclosed is still closed on this loop."""
+        self._check_closed()
+        self._check_running()
+        hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=None, finalizer=self._asyncgen_finalizer_hook)
+            asyncio.events._set_running_loop(self)
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            asyncio.events._set_running_loop(None)
+            sys.set_asyncgen_hooks(*hooks)
 
     def sleep(self, delay: float) -> Awaitable[None]:
         """:func:`sleep` on this loop, for a caller that already holds it."""
@@ -270,64 +308,72 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def call_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
-        self._check_closed()
+        if self._closed:  # type: ignore[attr-defined]
+            self._check_closed()
         timer = _Timer(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         return timer
 
     def wake_at(self, when: float) -> _Wake:
         """An awaitable done at loop time ``when`` (what :func:`sleep` returns here)."""
-        self._check_closed()
+        if self._closed:  # type: ignore[attr-defined]
+            self._check_closed()
         wake = _Wake(self, when)
         heapq.heappush(self._timers, (when, next(self._seq), wake))
         return wake
-
-    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
-        if self._debug:
-            super()._asyncgen_firstiter_hook(agen)  # type: ignore[misc]
 
     def _timer_handle_cancelled(self, handle: _TimerHandle) -> None:
         if handle._scheduled:
             self._cancelled_timers += 1
 
     def _run_once(self) -> None:
+        """Up to :attr:`POLL_EVERY` iterations of asyncio's loop in one call (each: the timers now due
+        join the ready callbacks, which all run; when none is ready, time jumps to the next timer),
+        with one look for real I/O first — or a wait for it when nothing at all is scheduled."""
         timers, ready = self._timers, self._ready
-        if self._cancelled_timers > 512 and self._cancelled_timers * 2 > len(timers):
-            kept = []
-            for entry in timers:
-                if entry[2]._cancelled:
-                    entry[2]._scheduled = False
-                else:
-                    kept.append(entry)
-            heapq.heapify(kept)
-            self._timers = timers = kept
-            self._cancelled_timers = 0
-        while timers and timers[0][2]._cancelled:
-            heapq.heappop(timers)[2]._scheduled = False
-            self._cancelled_timers -= 1
-        self._iterations += 1
-        if not ready and not self._stopping and not timers:
+        if not ready and not timers and not self._stopping:
             self._process_events(self._selector.select(None))  # only real I/O can wake the loop now
-        elif self._iterations % self.POLL_EVERY == 0:
+        else:
             self._process_events(self._selector.select(0))
-        if not ready and not self._stopping and timers and timers[0][0] > self.now:
-            self.now = timers[0][0]  # nothing to do until the next timer: jump to it
-        end = self.now + self._clock_resolution
-        while timers and timers[0][0] < end:
-            handle = heapq.heappop(timers)[2]
-            handle._scheduled = False
-            ready.append(handle)
-        for _ in range(len(ready)):
-            due = ready.popleft()
-            if due._cancelled:
-                continue
-            try:  # Handle._run, inlined (a replay runs tens of millions)
-                due._context.run(due._callback, *due._args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.call_exception_handler({"message": f"Exception in callback {due._callback!r}",
-                                             "exception": exc, "handle": due})
+        resolution = self._clock_resolution
+        for _ in range(self.POLL_EVERY):
+            if self._cancelled_timers > 512 and self._cancelled_timers * 2 > len(timers):
+                kept = []
+                for entry in timers:
+                    if entry[2]._cancelled:
+                        entry[2]._scheduled = False
+                    else:
+                        kept.append(entry)
+                heapq.heapify(kept)
+                self._timers = timers = kept
+                self._cancelled_timers = 0
+            while timers and timers[0][2]._cancelled:
+                heapq.heappop(timers)[2]._scheduled = False
+                self._cancelled_timers -= 1
+            self._iterations += 1
+            if not ready and not self._stopping:
+                if not timers:
+                    return  # the next call waits for real I/O
+                if timers[0][0] > self.now:
+                    self.now = timers[0][0]  # nothing to do until the next timer: jump to it
+            end = self.now + resolution
+            while timers and timers[0][0] < end:
+                handle = heapq.heappop(timers)[2]
+                handle._scheduled = False
+                ready.append(handle)
+            for _ in range(len(ready)):
+                due = ready.popleft()
+                if due._cancelled:
+                    continue
+                try:  # Handle._run, inlined (a replay runs tens of millions)
+                    due._context.run(due._callback, *due._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self.call_exception_handler({"message": f"Exception in callback {due._callback!r}",
+                                                 "exception": exc, "handle": due})
+            if self._stopping:
+                return
 
     def close(self) -> None:
         self._timers.clear()

@@ -309,7 +309,7 @@ class Router:
         start = loop.time()
         gen = provider.chunks(req, tm)  # checked: every shape of provider data is handled below this line
         first = True
-        watchdog = Watchdog(loop)
+        watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
         try:
             while True:
                 limit = min(start + tm.first_token if first else loop.time() + tm.idle, deadline)

@@ -3,7 +3,10 @@
 ``asyncio.timeout`` per awaited chunk creates and cancels a timer each time, and the cancelled
 timers pile up in the loop's heap until they are popped. The watchdog keeps one timer: moving
 the bound later is an attribute write; when the timer fires early (the bound moved on since),
-it re-arms itself once at the new bound. Cancellation follows ``asyncio.timeout``'s rules: the
+it re-arms itself once at the new bound. A ``horizon`` (a stream's idle bound) sets the first timer
+no later than that far ahead: the first-token bound is usually the longer one, so the idle bounds
+that follow fall after that timer, and a stream costs one timer, not one for its first token and
+another when the shorter idle bound takes over. Cancellation follows ``asyncio.timeout``'s rules: the
 task is cancelled, and :meth:`claim` tells a cancellation of ours from anyone else's.
 """
 
@@ -17,15 +20,16 @@ _EARLY = 0.001
 
 
 class Watchdog:
-    __slots__ = ("_cancelling", "_handle", "_limit", "_loop", "_task", "expired")
+    __slots__ = ("_cancelling", "_handle", "_horizon", "_limit", "_loop", "_task", "expired")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, horizon: float = math.inf):
         task = asyncio.current_task(loop)
         assert task is not None, "a watchdog guards a task"
         self._loop = loop
         self._task = task
         self._cancelling = task.cancelling()
         self._limit = math.inf
+        self._horizon = horizon
         self._handle: asyncio.TimerHandle | None = None
         self.expired = False
 
@@ -34,7 +38,7 @@ class Watchdog:
         self._limit = limit
         handle = self._handle
         if handle is None:
-            self._handle = self._loop.call_at(limit, self._fire)
+            self._handle = self._loop.call_at(min(limit, self._loop.time() + self._horizon), self._fire)
         elif handle.when() > limit:
             handle.cancel()
             self._handle = self._loop.call_at(limit, self._fire)
