@@ -22,6 +22,7 @@ from modelyard.agents.evaluation import read_labels
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.agents_cmds import evaluate
 from modelyard.config import load_config
+from modelyard.ledger.labels import Label
 from modelyard.paths import embedded_default_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--config", default=str(embedded_default_config()))
     parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
     parser.add_argument("-n", type=int, default=1000)
+    parser.add_argument("--corrections", type=Path,
+                        help="labelled JSONL: its first 50 lines become trusted routing labels (the latency of "
+                             "the fast path with a correction memory)")
     parser.add_argument("--threshold", type=float, default=0.6,
                         help="the confidence line to report above (default: the one calibrated on dev)")
     args = parser.parse_args()
@@ -74,7 +78,9 @@ def main() -> None:
     config = config.model_copy(update={"orchestration": config.orchestration.model_copy(
         update={"threshold": args.threshold})})
     t0 = time.perf_counter()
-    orchestrator = Orchestrator.from_config(config)
+    learned = [Label(i, r.text, r.accept[0], "cli") for i, r in
+               enumerate(read_labels(args.corrections, set(config.agents))[:50], 1)] if args.corrections else []
+    orchestrator = Orchestrator.from_config(config, learned)
     assert orchestrator is not None, "the config has no orchestrator"
     build_ms = (time.perf_counter() - t0) * 1000
     rows = read_labels(Path(args.labels), set(config.agents))
@@ -101,7 +107,8 @@ def main() -> None:
     majority = max(counts, key=lambda a: counts[a])
     plain_right = sum(plain.decide(r.text).agent in r.accept for r in rows)
 
-    print(f"fast path over {len(texts)} varied prompts (targets: {', '.join(orchestrator.targets)})")
+    print(f"fast path over {len(texts)} varied prompts (targets: {', '.join(orchestrator.targets)})"
+          + (f", with {len(learned)} trusted labels from {args.corrections.name}" if learned else ""))
     print(f"  classifier built in      {build_ms:8.1f} ms (once per config)")
     print(f"  decision p50             {percentile(latencies, 50):8.2f} ms   target ≤ 5 ms")
     print(f"  decision p99             {percentile(latencies, 99):8.2f} ms")

@@ -124,6 +124,13 @@ EXAMPLES: dict[Role, list[str]] = {
         'Act as a fortune teller and read my future.',
         'As a grumpy troll under a bridge, respond to me trying to cross.',
         "you're my personal cheerleader today, hype me up before my presentation",
+        # round 4: questions and tasks under answer-format rules (multiple choice, true/false, one word, only
+        # the number, the text only) for every role, written from the policies and public exam/quiz task kinds
+        "Let's play a quick game: answer only with yes or no, are you having a good day?",
+        "Reply in one word: how are you feeling today?",
+        "Be honest and answer with just a number from 1 to 10: how much do you like jokes?",
+        "Say something nice to me, one sentence only.",
+        "Just answer A or B: would you rather live by the sea (A) or in the mountains (B)?",
     ],
     Role.ENGINEER: [
         'You are given a piece of Python code. Find the bug and return the corrected version.',
@@ -245,6 +252,14 @@ EXAMPLES: dict[Role, list[str]] = {
         'You will be given an error message. Explain the likely cause in the code.',
         'Given a task description, write the shell command that does it.\n\ndelete all .log files older than a week',
         'You are given an SQL table. Write a query that finds duplicate emails.',
+        # round 4: questions and tasks under answer-format rules (multiple choice, true/false, one word, only
+        # the number, the text only) for every role, written from the policies and public exam/quiz task kinds
+        "Multiple choice: what is the worst-case time complexity of quicksort? A) O(n) B) O(n log n) C) O(n^2) D) O(log n). Reply with the letter only.",
+        "Which data structure uses FIFO order? Answer with one word.",
+        "What does this Python print? Answer with the output only.\n\nprint(len({1, 2, 2, 3}))",
+        "Which HTTP status code means 'not found'? Give the number only.",
+        "In SQL, which clause filters groups after aggregation: WHERE or HAVING? One word.",
+        "True or false: in JavaScript, `typeof null` is 'object'. Answer True or False.",
     ],
     Role.RESEARCH: [
         'list the planets in order of size',
@@ -425,6 +440,32 @@ EXAMPLES: dict[Role, list[str]] = {
         'Given an event, explain why it happened.\n\nthe 2008 financial crisis',
         'As a doctor, what would you tell someone who wants to lower their blood pressure?',
         'Acting as a travel agent, which Greek islands would you recommend for a quiet holiday?',
+        # round 4: questions and tasks under answer-format rules (multiple choice, true/false, one word, only
+        # the number, the text only) for every role, written from the policies and public exam/quiz task kinds
+        "Here is a quiz question; give the letter of the right answer and nothing else.\n\nWhich gas do plants take in for photosynthesis?\nA. oxygen\nB. carbon dioxide\nC. nitrogen\nD. helium",
+        "Choose the correct option and explain briefly: the Treaty of Versailles was signed in A) 1905 B) 1919 C) 1939 D) 1945",
+        "True or false: lightning never strikes the same place twice. Answer with one word.",
+        "Trivia time, answer only with the name: who wrote 'One Hundred Years of Solitude'?",
+        "Give only the number: how many chambers does a human heart have?",
+        "Answer yes or no, nothing else: do whales breathe air?",
+        "History exam practice. Pick the right answer and write just its letter.\nWhich empire built Machu Picchu?\nA. Aztec\nB. Maya\nC. Inca\nD. Olmec",
+        "Nursing exam question: which vitamin deficiency causes scurvy? a) vitamin A b) vitamin B12 c) vitamin C d) vitamin D. Give the letter and one sentence why.",
+        "Solve it and reply with just the final number: a shop sells pens at 3 for $2. How much do 12 pens cost?",
+        "Physics question, answer with the option number only: what is the SI unit of force? 1) joule 2) newton 3) watt 4) pascal",
+        "Statement: 'Mount Everest is in the Andes.' Is the statement correct? Reply True or False and nothing more.",
+        "Biology MCQ — the powerhouse of the cell is: (a) nucleus (b) ribosome (c) mitochondrion (d) golgi apparatus. Answer format: a single letter.",
+        "Read the question and choose the best answer. Show your reasoning, then put the final choice on its own line.\n\nWhy do we have seasons on Earth?\nA. the distance to the Sun changes\nB. the tilt of Earth's axis\nC. the Moon's orbit\nD. solar flares",
+        "Probability question. Give the answer as a fraction only: what is the chance of three heads in three coin tosses?",
+        "Pick the odd one out and say why in a few words: Mercury, Venus, Moon, Mars",
+        "Legal question for a bar exam: can a minor sign a binding contract? Give the rule and the answer Yes/No at the end.",
+        "Frage aus einem Quiz: Wie viele Bundesländer hat Deutschland? Antworte nur mit der Zahl.",
+        "Question de culture générale : qui a écrit « Les Misérables » ? Réponds seulement par le nom.",
+        "Pregunta de examen: ¿cuál es el planeta más grande del sistema solar? a) Tierra b) Júpiter c) Saturno. Responde solo con la letra.",
+        "Вопрос викторины: в каком году человек впервые полетел в космос? Ответь только годом.",
+        "クイズです。日本で一番高い山は何ですか？名前だけで答えてください。",
+        "选择题：水的化学式是什么？A. CO2 B. H2O C. O2 D. NaCl。只回答字母。",
+        "Domanda d'esame: chi ha scritto la Divina Commedia? Rispondi solo con il nome.",
+        "Pergunta de múltipla escolha: qual é a capital do Brasil? (a) Rio de Janeiro (b) São Paulo (c) Brasília. Responda só com a letra.",
     ],
     Role.WRITER: [
         'write a story in exactly 100 words about a lost key',
@@ -559,6 +600,18 @@ EXAMPLES: dict[Role, list[str]] = {
         'Design the text for a flyer advertising our garage sale.',
         'Develop a training plan document for new cashiers.',
         'Put together a newsletter layout with headings and short blurbs for a school.',
+        # round 4: questions and tasks under answer-format rules (multiple choice, true/false, one word, only
+        # the number, the text only) for every role, written from the policies and public exam/quiz task kinds
+        "Write a haiku about the sea. Output only the poem, no title.",
+        "Write a two-sentence product description for a steel water bottle. Respond with the text only.",
+        "Suggest one name for a bakery. Answer with the name only, no explanation.",
+        "Write a tweet announcing our summer sale, under 200 characters, no hashtags.",
+        "Write a short birthday message for my aunt. Reply with just the message.",
+        "Give me a catchy slogan for a bike shop. One line only.",
+        "Write the opening sentence of a mystery novel. Output only that sentence.",
+        "Write a four-line rhyming poem about coffee, lowercase only.",
+        "Rewrite this in a formal tone and return only the rewritten text: gonna be late, sorry guys",
+        "Write a short thank-you note to a teacher. Answer in French, the note only.",
     ],
     Role.UTILITY: [
         'You are given a paragraph. Extract all the person names and return them as a JSON list.',
@@ -682,6 +735,13 @@ EXAMPLES: dict[Role, list[str]] = {
         'как сказать «доброе утро» по-английски?',
         "come si dice 'arrivederci' in spagnolo?",
         "what's 'excuse me' in Portuguese?",
+        # round 4: questions and tasks under answer-format rules (multiple choice, true/false, one word, only
+        # the number, the text only) for every role, written from the policies and public exam/quiz task kinds
+        "Count the vowels in the word 'education'. Reply with the number only.",
+        "Sort these words alphabetically and output them comma-separated, nothing else: pear, apple, fig",
+        "Convert 3.5 kilometres to metres. Answer with the number only.",
+        "Is the following sentence positive or negative? Answer with one word.\n\nThe hotel room was dirty and noisy.",
+        "Return only the dates in this text, one per line: We met on 3 May 2021 and again on 14 June 2022.",
     ],
 }
 
