@@ -1,14 +1,15 @@
 """Issue #10: does learning from 50 corrections help the corrected kind of prompt without hurting the rest?
 
-Run: ``.venv/bin/python benchmarks/bench_routing_learn.py [--kind self-instruct] [--pool FILE] [-n 50]``.
-Takes N prompts of one kind (a source collection, e.g. self-instruct's app-style tasks) that a person
-would have corrected — from the **dev** set, or from ``--pool`` (e.g. routing_eval/corrections_clinc.jsonl,
-CLINC150's train split), the ones the fast path gets wrong first, each labelled with its best agent,
-as ``/agent X`` or ``rate … --agent X`` would — stores them as labels in a scratch routing log, and runs
-``routing learn`` with dev as its per-kind check (never test or unseen; corrected lines are skipped). Then reads the
-held-out sets once: test's prompts of the same kind and of the other kinds, and unseen (no prompt of
-the kind), before and after, with 95% Wilson intervals and the paired flips (fixed / broke) with an
-exact sign test. Target: the kind improves, the rest does not drop.
+Run: ``.venv/bin/python benchmarks/bench_routing_learn.py [--kind self-instruct] [--pool FILE] [--kind-eval FILE]
+[-n 50]``. Takes N prompts of one kind (a source collection, e.g. self-instruct's app-style tasks) that a
+person would have corrected — from the **dev** set, or from ``--pool`` (e.g. routing_eval/corrections_clinc.jsonl,
+CLINC150's train split), the ones the fast path gets wrong first, each labelled with its best agent, as
+``/agent X`` or ``rate … --agent X`` would — stores them as labels in a scratch routing log, and runs
+``routing learn`` with dev as its per-kind check (never a held-out set; corrected lines are skipped). Then
+reads the held-out sets once, before and after: test's prompts of the same kind and of the other kinds,
+unseen, evals and chatterbot (no prompt of the kind), and with ``--kind-eval`` more prompts of the kind
+(e.g. routing_eval/clinc_heldout.jsonl) — with 95% Wilson intervals and the paired flips (fixed / broke)
+with an exact sign test. Target: the kind improves, the rest does not drop.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", default="self-instruct")
     parser.add_argument("--pool", type=Path, help="labelled JSONL to draw corrections from (default: dev.jsonl)")
+    parser.add_argument("--kind-eval", type=Path,
+                        help="more held-out prompts of the kind (e.g. routing_eval/clinc_heldout.jsonl), read once")
     parser.add_argument("-n", type=int, default=50)
     args = parser.parse_args()
     config = load_config(embedded_default_config())
@@ -88,7 +91,11 @@ def main() -> None:
     print("held-out sets, read once:")
     out = [compare(f"test, kind '{args.kind}'", before, after, [r for r in test if r.kind == args.kind]),
            compare("test, other kinds", before, after, [r for r in test if r.kind != args.kind]),
-           compare("unseen (other collections)", before, after, unseen)]
+           compare("unseen (other collections)", before, after, unseen),
+           *(compare(f"{name}.jsonl (another collection)", before, after, read_labels(DATA / f"{name}.jsonl", agents))
+             for name in ("evals", "chatterbot"))]
+    if args.kind_eval:
+        out.append(compare(args.kind_eval.name, before, after, read_labels(args.kind_eval, agents)))
     near = sum(after.classifier.near(r.text) for r in test + unseen) if hasattr(after.classifier, "near") else 0
     print(f"  prompts of test + unseen inside a correction's territory: {near} of {len(test) + len(unseen)}")
     print(json.dumps({"accepted": result.accepted, "results": out}))
