@@ -30,8 +30,10 @@ from modelyard.ledger.labels import (
     decision_of,
     labels,
     record_fit,
+    team_labels,
     trusted_upto,
 )
+from modelyard.ledger.store import LogConnection
 from modelyard.runtime import Runtime, log_path_for
 
 FOLDS = 5
@@ -93,14 +95,16 @@ def trusted_labels(conn: sqlite3.Connection) -> list[Label]:
 
 
 def learned_labels(config: Config) -> list[Label]:
-    """Trusted labels from the config's routing log; none if there is no log yet or it cannot be read."""
+    """Trusted labels from the config's routing log; none if there is no log yet or it cannot be read.
+    With ``log.url`` they are the team's (every host's labels, trusted by the last ``routing learn`` on
+    PostgreSQL), read from the copy the forwarder keeps in this host's file: never a wait on the database."""
     path = log_path_for(config)
     if not path.exists():
         return []
     try:
         conn = connect(path)
         try:
-            return trusted_labels(conn)
+            return team_labels(conn) if config.log.url else trusted_labels(conn)
         finally:
             conn.close()
     except (sqlite3.Error, RuntimeError, OSError) as exc:  # routing must work without its memory
@@ -173,7 +177,7 @@ def per_kind(rows: list[Labelled], before: Model, after: Model) -> list[KindScor
     return sorted(scores.values(), key=lambda k: k.kind)
 
 
-def learn(config: Config, orchestrator: str, conn: sqlite3.Connection,
+def learn(config: Config, orchestrator: str, conn: LogConnection,
           held_out: list[Labelled] | None = None) -> LearnResult:
     """Refit on config examples + all labels; keep it only if no kind of held-out prompt drops beyond
     noise and the labels themselves are not scored lower."""

@@ -16,12 +16,14 @@ from rich.table import Table
 
 from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
-from modelyard.agents.learning import learn, learned_labels
+from modelyard.agents.learning import LearnResult, learn, learned_labels
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
 from modelyard.config import Config
 from modelyard.ledger.db import connect
+from modelyard.ledger.forward import Forwarder, copy_team_labels
 from modelyard.ledger.labels import LabelSource, add_label
+from modelyard.ledger.store import LogStore, LogUnavailable
 from modelyard.runtime import log_path_for, open_runtime
 
 
@@ -176,6 +178,40 @@ def eval_routing(
 routing_app = typer.Typer(no_args_is_help=True, help="What routing learned from use.")
 
 
+def _learn_where_the_labels_are(cfg: Config, orchestrator: str, rows: list[Labelled] | None) -> LearnResult:
+    """In this host's file; with ``log.url`` in PostgreSQL, over every host's labels (this host's are sent
+    first), and the trusted set is copied back here at once (other hosts get it from their forwarders)."""
+    path = log_path_for(cfg)
+    if not cfg.log.url:
+        conn = connect(path)
+        try:
+            return learn(cfg, orchestrator, conn, rows)
+        finally:
+            conn.close()
+    forwarder = Forwarder(path, cfg.log.url)
+    try:
+        sent = forwarder.flush(timeout=15.0)
+    finally:
+        forwarder.close(timeout=2.0)
+    if not sent:
+        console.print(f"[yellow]some of this host's labels have not reached {LogStore.of(cfg).where} yet: "
+                      "they wait for the next learn[/]", highlight=False)
+    try:
+        shared = LogStore.of(cfg).connect()
+    except LogUnavailable as exc:
+        raise fail(f"{exc} (routing learn needs it: the labels of every host are there)") from None
+    try:
+        result = learn(cfg, orchestrator, shared, rows)
+        spool = connect(path)
+        try:
+            copy_team_labels(shared, spool)
+        finally:
+            spool.close()
+        return result
+    finally:
+        shared.close()
+
+
 @routing_app.command("learn")
 def routing_learn(
     config: ConfigOption = None,
@@ -188,11 +224,7 @@ def routing_learn(
     cfg, _ = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
     rows = _read_labels(held_out, set(cfg.agents)) if held_out else None
-    conn = connect(log_path_for(cfg))
-    try:
-        result = learn(cfg, orchestrator.name, conn, rows)
-    finally:
-        conn.close()
+    result = _learn_where_the_labels_are(cfg, orchestrator.name, rows)
     if as_json:
         out = asdict(result)
         for kind, score in zip(out["kinds"], result.kinds, strict=True):

@@ -275,8 +275,9 @@ def rate(
 
 
 def _label_route(cfg: Config, request_id: str, agent: str | None) -> None:
-    """A rating of a routed answer is a routing label, kept in this host's SQLite file (as the
-    decisions are): good confirms the agent chosen, bad --agent names the right one."""
+    """A rating of a routed answer is a routing label, made from the decision in this host's SQLite file
+    (with ``log.url`` forwarded to PostgreSQL like the requests): good confirms the agent chosen, bad
+    --agent names the right one."""
     conn = connect(log_path_for(cfg))
     try:
         routed = decision_of(conn, request_id)

@@ -14,6 +14,11 @@ to 30 s) and catches up when the database is back. A process killed mid-forward 
 entries in ``_outbox``: the next forwarder sends them again, and upserts make that harmless.
 A row PostgreSQL refuses even after repair (a NUL character, text that is not UTF-8) stays in the
 local file, is counted as ``refused`` and no longer blocks the rows behind it.
+
+Routing labels (corrections) travel the same way, through ``_label_outbox``: with ``log.url`` they are
+the team's, and ``routing learn`` decides in PostgreSQL which of them every host trusts. The forwarder
+also brings that trusted set back into the spool's ``team_labels`` (every ``TEAM_LABELS_EVERY`` s), so
+a fast path being trained reads a local file and never waits on the database.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -31,6 +37,7 @@ from typing import Any
 
 from modelyard.config import dburl
 from modelyard.ledger.db import connect
+from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
 from modelyard.ledger.store import LogUnavailable
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
@@ -47,6 +54,8 @@ BACKOFF_MAX = 30.0
 DEGRADED_FOR = 300.0
 #: how often the backlog shown in /healthz and /metrics is counted (by the forwarder's thread)
 MEASURE_EVERY = 1.0
+#: how often the labels the team's last ``routing learn`` trusts are copied back into the spool
+TEAM_LABELS_EVERY = 30.0
 _LOG_EVERY = 10.0
 
 TRIGGERS = (
@@ -55,27 +64,97 @@ TRIGGERS = (
     "CREATE TRIGGER spool_request_rated AFTER UPDATE OF acceptable ON requests "
     "BEGIN INSERT INTO _outbox (request_id) VALUES (NEW.id); END",
 )
+LABEL_TRIGGER = ("CREATE TRIGGER spool_label_written AFTER INSERT ON routing_labels "
+                 "BEGIN INSERT INTO _label_outbox (label_id) VALUES (NEW.id); END")
+_SELECT_LABELS = ("SELECT o.seq, l.id, l.request_id, l.ts, l.text, l.agent, l.source, l.previous "
+                  "FROM _label_outbox o LEFT JOIN routing_labels l ON l.id = o.label_id ORDER BY o.seq LIMIT ?")
 _SELECT_REQUESTS = (f"SELECT o.seq, o.request_id, {', '.join('r.' + c for c in FORWARDED_REQUEST_COLUMNS)} "
                     "FROM _outbox o LEFT JOIN requests r ON r.id = o.request_id ORDER BY o.seq LIMIT ?")
 
 
 def enable_spool(conn: sqlite3.Connection) -> bool:
-    """Install the outbox triggers once; the first time, queue every request already in the file, so
-    moving a log to PostgreSQL takes its history along. True if this call installed them."""
+    """Install the outbox triggers once; the first time, queue every request (and routing label) already
+    in the file, so moving a log to PostgreSQL takes its history along. True if this call installed the
+    request triggers (a spool made before labels were shared gets the label trigger on its own)."""
+
+    def installed(name: str) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+                            ).fetchone() is not None
+
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'spool_request_written'"
-                        ).fetchone():
-            conn.execute("COMMIT")
-            return False
-        for trigger in TRIGGERS:
-            conn.execute(trigger)
-        conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+        new = not installed("spool_request_written")
+        if new:
+            for trigger in TRIGGERS:
+                conn.execute(trigger)
+            conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+        if not installed("spool_label_written"):
+            conn.execute(LABEL_TRIGGER)
+            conn.execute("INSERT INTO _label_outbox (label_id) SELECT id FROM routing_labels ORDER BY id")
         conn.execute("COMMIT")
-        return True
+        return new
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def label_origin(label_id: int, request_id: str | None, spool: str) -> str:
+    """A label's name across hosts: the request it corrects (request ids are unique everywhere; a newer
+    label for the same request replaces the older one, as in the local file), else where it was made."""
+    return f"request:{request_id}" if request_id else f"{spool}#{label_id}"
+
+
+def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int) -> int:
+    """Copy up to ``batch`` labels named in ``_label_outbox`` to PostgreSQL in one transaction, then drop
+    those entries; the number copied. A label replaced before it left is skipped. In PostgreSQL a changed
+    label is deleted and inserted again, so it gets a new id and, like any new label, waits for the next
+    accepted ``routing learn``; one sent twice (a forwarder killed before noting it) changes nothing."""
+    rows = spool.execute(_SELECT_LABELS, (batch,)).fetchall()
+    if not rows:
+        return 0
+    sent = 0
+    pg.execute("BEGIN")
+    try:
+        for _, label_id, request_id, *values in rows:
+            if label_id is None:
+                continue
+            name = label_origin(label_id, request_id, where)
+            ts, text, agent, source, previous = (pg_safe(v) for v in values)
+            pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
+            pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
+                       (name, ts, text, agent, source, request_id, previous))
+            sent += 1
+        pg.execute("COMMIT")
+    except BaseException:
+        if pg.in_transaction:
+            pg.execute("ROLLBACK")
+        raise
+    spool.execute("DELETE FROM _label_outbox WHERE seq <= ?", (rows[-1][0],))
+    return sent
+
+
+def copy_team_labels(pg: Any, spool: sqlite3.Connection) -> bool:
+    """Make the spool's ``team_labels`` the labels PostgreSQL's last accepted ``routing learn`` trusts;
+    True if they changed."""
+    upto = trusted_upto(pg)
+    # a label never changes in place (a changed one is a new id), so the ids say whether the set changed
+    fingerprint = "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {} WHERE id <= ?"
+    if tuple(pg.execute(fingerprint.format("routing_labels"), (upto,)).fetchone()) == \
+            tuple(spool.execute(fingerprint.format("team_labels"), (upto,)).fetchone()) and \
+            spool.execute("SELECT COUNT(*) FROM team_labels WHERE id > ?", (upto,)).fetchone()[0] == 0:
+        return False
+    rows = [tuple(r) for r in pg.execute(
+        "SELECT id, text, agent, source FROM routing_labels WHERE id <= ? ORDER BY id", (upto,)).fetchall()]
+    spool.execute("BEGIN IMMEDIATE")
+    try:
+        spool.execute("DELETE FROM team_labels")
+        spool.executemany("INSERT INTO team_labels (id, text, agent, source) VALUES (?, ?, ?, ?)", rows)
+        spool.execute("COMMIT")
+    except BaseException:
+        spool.execute("ROLLBACK")
+        raise
+    return True
 
 
 def pg_safe(value: Any) -> Any:
@@ -133,6 +212,8 @@ class Forwarder:
         self._backoff = 0.0
         self._next_try = 0.0
         self._measured_at = 0.0
+        self._team_labels_at = -TEAM_LABELS_EVERY
+        self.where = f"{socket.gethostname()}:{self.path.resolve()}"
         self._backlog: tuple[int, float | None] = (0, None)
         self._conn = connect(self.path)  # migrated: _outbox exists
         if enable_spool(self._conn):
@@ -203,11 +284,14 @@ class Forwarder:
         finally:
             conn.close()
 
-    def _last_seq(self) -> int | None:
-        return self._read("SELECT MAX(seq) FROM _outbox")[0][0]
+    def _last_seq(self) -> tuple[int, int] | None:
+        """The newest entry of each outbox (requests, labels); None when both are empty."""
+        row = self._read("SELECT (SELECT MAX(seq) FROM _outbox), (SELECT MAX(seq) FROM _label_outbox)")[0]
+        return None if row[0] is None and row[1] is None else (row[0] or 0, row[1] or 0)
 
-    def _pending_through(self, seq: int) -> int:
-        return self._read("SELECT COUNT(*) FROM _outbox WHERE seq <= ?", (seq,))[0][0]
+    def _pending_through(self, seq: tuple[int, int]) -> int:
+        return self._read("SELECT (SELECT COUNT(*) FROM _outbox WHERE seq <= ?) + "
+                          "(SELECT COUNT(*) FROM _label_outbox WHERE seq <= ?)", seq)[0][0]
 
 
     # -- the forwarder thread ---------------------------------------------------------------------
@@ -243,17 +327,34 @@ class Forwarder:
         self._measured_at = time.monotonic()
 
     def _step(self) -> bool:
-        """Forward one batch; True if something moved (look again at once)."""
+        """Forward one batch (requests, then labels); True if something moved (look again at once)."""
         if not self._hold_lock():
             return False
-        rows = self._conn.execute(_SELECT_REQUESTS, (self.batch,)).fetchall()
-        if not rows:
-            self._backlog = (0, None)
-            return False
+        moved = self._forward_requests()
+        if self._labels_waiting():
+            forward_labels(self._conn, self._database(), self.where, self.batch)
+            moved = True
+        if time.monotonic() - self._team_labels_at >= TEAM_LABELS_EVERY:
+            copy_team_labels(self._database(), self._conn)
+            self._team_labels_at = time.monotonic()
+        return moved
+
+    def _database(self) -> Any:
         if self._pg is None:
             from modelyard.ledger.pg import PgConnection
 
             self._pg = PgConnection(self.url, application_name="modelyard-forwarder")
+        return self._pg
+
+    def _labels_waiting(self) -> bool:
+        return self._conn.execute("SELECT 1 FROM _label_outbox LIMIT 1").fetchone() is not None
+
+    def _forward_requests(self) -> bool:
+        rows = self._conn.execute(_SELECT_REQUESTS, (self.batch,)).fetchall()
+        if not rows:
+            self._backlog = (0, None)
+            return False
+        self._database()
         seqs = [r[0] for r in rows]
         latest: dict[str, tuple] = {}
         for r in rows:

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class LabelSource(StrEnum):
@@ -41,19 +42,26 @@ def add_label(conn: sqlite3.Connection, text: str, agent: str, source: LabelSour
     return int(cursor.lastrowid or 0)
 
 
-def labels(conn: sqlite3.Connection, upto: int | None = None) -> list[Label]:
+def labels(conn: Any, upto: int | None = None) -> list[Label]:
     rows = conn.execute("SELECT id, text, agent, source FROM routing_labels WHERE id <= ? ORDER BY id",
                         (upto if upto is not None else 2**62,)).fetchall()
     return [Label(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
-def trusted_upto(conn: sqlite3.Connection) -> int:
+def team_labels(conn: sqlite3.Connection) -> list[Label]:
+    """With ``log.url``: the copy, in this host's file, of the labels the team's last accepted ``routing
+    learn`` trusts (kept by the forwarder, ledger/forward.py)."""
+    rows = conn.execute("SELECT id, text, agent, source FROM team_labels ORDER BY id").fetchall()
+    return [Label(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+
+def trusted_upto(conn: Any) -> int:
     """Labels with an id up to this are used by the fast path (0: none yet)."""
     row = conn.execute("SELECT MAX(upto_label) FROM routing_fits WHERE accepted = 1").fetchone()
     return int(row[0] or 0)
 
 
-def record_fit(conn: sqlite3.Connection, upto: int, accepted: bool, before: float | None, after: float | None,
+def record_fit(conn: Any, upto: int, accepted: bool, before: float | None, after: float | None,
                n_labels: int, detail: str) -> None:
     conn.execute("INSERT INTO routing_fits (ts, upto_label, accepted, before, after, n_labels, detail) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?)", (time.time(), upto, int(accepted), before, after, n_labels, detail))

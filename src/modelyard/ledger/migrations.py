@@ -211,3 +211,42 @@ def m007_finish_reason(db: Schema) -> None:
     """Why each answer ended, as the provider said: ``length`` marks an answer cut off at its
     ``max_tokens`` (shown in the route line and ``modelyard log``), so a truncation is never silent."""
     db.execute("ALTER TABLE requests ADD COLUMN finish_reason TEXT")
+
+
+@migration(only=Dialect.POSTGRES)
+def m008_shared_routing_labels(db: Schema) -> None:
+    """With ``log.url``, routing labels are the team's: every host's corrections reach PostgreSQL, and
+    ``routing learn`` there decides which of them every host's fast path trusts. ``origin`` names a label
+    across hosts (its request, or host + spool + local id), so forwarding it again changes nothing."""
+    db.execute("""
+    CREATE TABLE routing_labels (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        origin TEXT NOT NULL UNIQUE,
+        ts REAL NOT NULL,
+        text TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        source TEXT NOT NULL,
+        request_id TEXT,
+        previous TEXT
+    )""")
+    db.execute("""
+    CREATE TABLE routing_fits (
+        ts REAL NOT NULL,
+        upto_label INTEGER NOT NULL,
+        accepted INTEGER NOT NULL,
+        before REAL,
+        after REAL,
+        n_labels INTEGER NOT NULL,
+        detail TEXT
+    )""")
+
+
+@migration(only=Dialect.SQLITE)
+def m009_label_spool(db: Schema) -> None:
+    """The spool side of shared labels: ``_label_outbox`` lists this host's labels on their way to
+    PostgreSQL (filled by a trigger the forwarder installs), ``team_labels`` is the copy of the labels the
+    team's last accepted ``routing learn`` trusts, which the fast path trains on without waiting for the
+    database (the forwarder refreshes it)."""
+    db.execute("CREATE TABLE _label_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, label_id INTEGER NOT NULL)")
+    db.execute("CREATE TABLE team_labels (id INTEGER PRIMARY KEY, text TEXT NOT NULL, agent TEXT NOT NULL, "
+               "source TEXT NOT NULL)")
