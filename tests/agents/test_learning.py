@@ -191,3 +191,31 @@ def test_labelled_lines_carry_their_kind(tmp_path: Path) -> None:
         {"text": "a", "agent": "coder", "source": "koala:12"}, {"text": "b", "accept": ["sorter"], "kind": "chores"},
         {"text": "c", "agent": "talker"})))
     assert [r.kind for r in read_labels(file, {"coder", "sorter", "talker"})] == ["koala", "chores", None]
+
+
+def test_routing_learn_checks_on_the_built_in_dev_set_by_role_when_no_file_is_given(tmp_path: Path) -> None:
+    from modelyard.agents.learning import role_held_out
+
+    config = load_config(write_config(tmp_path))
+    assert role_held_out(config, ["talker", "coder", "sorter"]) == []  # no agent has a role: nothing to map
+    agents = {"pal": {"primary": "m", "role": "chat"}, "dev": {"primary": "m", "role": "engineer"},
+              "router": {"primary": "m"}}
+    data = {"models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}}, "agents": agents,
+            "default_agent": "pal", "orchestration": {"agent": "router"}}
+    path = tmp_path / "roles.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rows = role_held_out(load_config(path), ["pal", "dev"])
+    dev = [json.loads(line) for line in (Path(__file__).parents[2] / "benchmarks" / "routing_eval" / "dev.jsonl")
+           .read_text().splitlines()]
+    mappable = [d for d in dev if {"chat", "engineer"} & set(d["accept"])]
+    assert len(rows) == len(mappable) > 20
+    for row, line in zip(rows, mappable, strict=True):
+        assert row.text == line["text"] and row.kind == line["source"].split(":")[0]
+        names = {"chat": "pal", "engineer": "dev"}
+        assert row.accept == [names[a] for a in line["accept"] if a in names]
+
+
+def test_the_built_in_dev_set_is_the_benchmark_dev_set() -> None:
+    root = Path(__file__).parents[2]
+    assert ((root / "src" / "modelyard" / "agents" / "data" / "routing_dev.jsonl").read_bytes()
+            == (root / "benchmarks" / "routing_eval" / "dev.jsonl").read_bytes())

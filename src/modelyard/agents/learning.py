@@ -4,11 +4,12 @@
 answered (``/agent X`` after an orchestrated turn, a rating). Labels act locally (agents/memory.py):
 the refit on config examples + labels decides only near a label, everything else keeps the plain
 classifier's decision. ``learn`` compares the model with the new labels and the one in use on data
-neither was trained on: each label scored by a model trained without it (k-fold), and an optional
-labelled file (``eval-routing`` format; lines that are themselves labels are skipped) scored **per
-kind** — each best-fit agent, and each collection when lines name one (``kind`` or ``source``). The
-new labels are trusted only if the labels' score does not drop and no kind loses more than one
-prompt net (1% of it, for kinds over 200); otherwise the previous model stays, and the run says which.
+neither was trained on: each label scored by a model trained without it (k-fold), and a labelled
+file (``eval-routing`` format; by default the built-in dev set mapped to the agents' roles,
+:func:`role_held_out`; lines that are themselves labels are skipped) scored **per kind** — each
+best-fit agent, and each collection when lines name one (``kind`` or ``source``). The new labels
+are trusted only if the labels' score does not drop and no kind loses more than one prompt net (1%
+of it, for kinds over 200); otherwise the previous model stays, and the run says which.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 
-from modelyard.agents.classifier import Classifier, training_samples
-from modelyard.agents.evaluation import Labelled
+from modelyard.agents.classifier import Classifier, agent_role, training_samples
+from modelyard.agents.evaluation import Labelled, read_labels
 from modelyard.agents.memory import CorrectedClassifier
+from modelyard.agents.roles import Role
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.ledger.db import connect
@@ -175,6 +179,26 @@ def per_kind(rows: list[Labelled], before: Model, after: Model) -> list[KindScor
             score.fixed += now and not was
             score.broke += was and not now
     return sorted(scores.values(), key=lambda k: k.kind)
+
+
+def role_held_out(config: Config, targets: list[str]) -> list[Labelled]:
+    """The built-in guard set: benchmarks/routing_eval/dev.jsonl (public prompts labelled by role, the set
+    the role examples were tuned on — never a test set), its roles mapped to this config's agents that
+    have them; lines whose acceptable roles no target has are left out."""
+    by_role: dict[str, list[str]] = {}
+    for name in targets:
+        role = agent_role(config, name)
+        if role is not None:
+            by_role.setdefault(str(role), []).append(name)
+    if not by_role:
+        return []
+    rows = []
+    path = Path(str(resources.files("modelyard") / "agents" / "data" / "routing_dev.jsonl"))
+    for row in read_labels(path, set(Role)):
+        accept = [agent for role in row.accept for agent in by_role.get(role, [])]
+        if accept:
+            rows.append(Labelled(row.text, accept, row.kind))
+    return rows
 
 
 def learn(config: Config, orchestrator: str, conn: LogConnection,

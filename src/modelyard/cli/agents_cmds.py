@@ -16,7 +16,7 @@ from rich.table import Table
 
 from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
-from modelyard.agents.learning import LearnResult, learn, learned_labels
+from modelyard.agents.learning import LearnResult, learn, learned_labels, role_held_out
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
 from modelyard.config import Config
@@ -216,14 +216,15 @@ def _learn_where_the_labels_are(cfg: Config, orchestrator: str, rows: list[Label
 def routing_learn(
     config: ConfigOption = None,
     held_out: Annotated[Path | None, typer.Option(
-        "--eval", help="Labelled JSONL (eval-routing format) scored per kind before and after; never trained on"
-    )] = None,
+        "--eval", help="Labelled JSONL (eval-routing format) scored per kind before and after; never trained on "
+                       "(default: the built-in dev set, by the agents' roles)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Refit the fast path on the config's examples + corrections; keep it only if no kind of prompt drops."""
     cfg, _ = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
-    rows = _read_labels(held_out, set(cfg.agents)) if held_out else None
+    rows = (_read_labels(held_out, set(cfg.agents)) if held_out
+            else role_held_out(cfg, orchestrator.targets) or None)
     result = _learn_where_the_labels_are(cfg, orchestrator.name, rows)
     if as_json:
         out = asdict(result)
@@ -239,7 +240,8 @@ def routing_learn(
     console.print(f"  labels, each scored by a model that never saw it: {pct(result.labels_before)} → "
                   f"{pct(result.labels_after)}", highlight=False)
     if rows is not None:
-        console.print(f"  {held_out}: {pct(result.eval_before)} → {pct(result.eval_after)}", highlight=False)
+        name = held_out or "built-in dev set (by role)"
+        console.print(f"  {name}: {pct(result.eval_before)} → {pct(result.eval_after)}", highlight=False)
     if result.kinds:
         table = Table(title="held-out prompts per kind (in use → with the new labels)")
         for column in ("kind", "n", "before", "after", "fixed", "broke", ""):
