@@ -114,7 +114,8 @@ def wait_port(port: int, timeout: float = 60) -> None:
 def schedule(n: int, rate: float, seed: int = 3) -> list[tuple[float, str]]:
     """Poisson arrivals at ``rate``/s, 70% chat, plus a burst of 12 chat requests every 40 s."""
     rng = random.Random(seed)
-    out, t, next_burst = [], 0.0, 20.0
+    out: list[tuple[float, str]] = []
+    t, next_burst = 0.0, 20.0
     while len(out) < n:
         t += rng.expovariate(rate)
         out.append((t, "chat" if rng.random() < 0.7 else "writer"))

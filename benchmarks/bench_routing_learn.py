@@ -86,6 +86,7 @@ def main() -> None:
         print(f"    {k.kind:22} n={k.n:3}  {k.before / k.n:6.1%} → {k.after / k.n:6.1%}  "
               f"fixed {k.fixed}, broke {k.broke}" + ("  DROPPED" if k.dropped else ""))
     after = Orchestrator.from_config(config, trusted_labels(conn) if result.accepted else labels(conn))
+    assert after is not None
     if not result.accepted:
         print("  (the refit was turned down; below: what it would have done)")
     print("held-out sets, read once:")
