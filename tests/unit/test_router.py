@@ -267,3 +267,43 @@ def test_first_token_and_idle_bounds_with_one_timer_per_stream(pauses, reason, a
     if pauses[0] == 0.5:  # its first timer at the idle horizon, moved on only when due: never one made at the
         # first-token bound and cancelled at the first token (the old code: 30, then 5.5, ...)
         assert timers == [5.0, 6.5, 10.5]
+
+
+def test_routed_requests_leave_no_reference_cycles() -> None:
+    """Requests that queued out, found their chain exhausted, and slept on the simulated clock are freed by
+    reference counting: nothing waits for the garbage collector (a replay routes a million; each cycle held a
+    task, its coroutine and its context, and the gateway made them too)."""
+    import gc
+
+    from modelyard.router.clock import _Wake, sleep
+
+    router, a, b, _ = build(["slow:1", "slow:1", "slow:1"], ["error:server_error"] * 3,
+                            timeouts={"queue": 0.1, "first_token": 5, "idle": 5, "total": 10})
+
+    async def one() -> str:
+        await sleep(0.01)
+        try:
+            return (await router.complete("agent", REQ)).record.outcome
+        except ChainExhausted as exc:
+            return exc.record.outcome
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(one() for _ in range(3))))
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        loop = VirtualTimeLoop(0.0)
+        try:
+            outcomes = loop.run_until_complete(main())
+        finally:
+            loop.close()
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (asyncio.Future, _Wake, ChainExhausted, RequestRecord))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert sorted(outcomes) == ["failed", "failed", "ok"]
+    assert left == []

@@ -33,9 +33,10 @@ def scaled(arrivals: Iterable[Arrival], load: float, seed: int) -> Iterator[Arri
     """``load`` × the traffic with the same shape: each arrival repeats ⌊load⌋ times, plus once more with
     probability frac(load), copies shifted by up to :data:`JITTER_S` so bursts stay bursts, not exact
     duplicates. Still in time order (copies wait in a small heap until their time comes)."""
-    if load == 1.0:
-        yield from arrivals
-        return
+    return iter(arrivals) if load == 1.0 else _copies(arrivals, load, seed)
+
+
+def _copies(arrivals: Iterable[Arrival], load: float, seed: int) -> Iterator[Arrival]:
     rng = random.Random(seed)
     whole, frac = int(load), load - int(load)
     later: list[tuple[float, int, Arrival]] = []

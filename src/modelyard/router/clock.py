@@ -155,7 +155,11 @@ class _Wake:
         if self._scheduled and not self._cancelled:
             self._asyncio_future_blocking = True
             yield self
-        return self.result()
+        # woken: the wake-up has run, so let go of it and of the arguments naming this object (a
+        # cycle that held the task, its coroutine and its context until the garbage collector ran)
+        self._callback, self._args = _nothing, ()
+        if self._cancelled or self._scheduled:
+            self.result()  # raises as a future does
 
     def get_loop(self) -> VirtualTimeLoop:
         return self._loop

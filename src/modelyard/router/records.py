@@ -79,13 +79,14 @@ class RequestRecord:
 
 
 class ChainExhausted(ModelyardError):
-    """Every model in the agent's chain was tried or skipped; lists each with its reason."""
+    """Every model in the agent's chain was tried or skipped; lists each with its reason (also the record's error)."""
 
     def __init__(self, agent: str, record: RequestRecord):
         self.agent = agent
         self.record = record
         lines = "\n".join(f"  - {a.describe()}" for a in record.attempts) or "  (no models)"
         super().__init__(f"agent '{agent}': no model could answer. Attempts:\n{lines}")
+        record.error = str(self)
 
 
 class StreamInterrupted(ModelyardError):

@@ -204,9 +204,7 @@ class Router:
                 finally:
                     await state.abandoned(ticket)  # a no-op unless it ended with no verdict (queued out, cancelled)
             record.outcome = RequestOutcome.FAILED
-            exhausted = ChainExhausted(agent, record)
-            record.error = str(exhausted)
-            raise exhausted
+            raise ChainExhausted(agent, record)  # no local name: it would tie the error to this frame in a cycle
         except (asyncio.CancelledError, GeneratorExit):
             record.outcome = RequestOutcome.CANCELLED
             last = record.attempts[-1] if record.attempts else None

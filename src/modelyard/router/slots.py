@@ -29,7 +29,7 @@ class Slots:
         self.limit = limit
         self.in_flight = 0
         self.peak = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[bool]] = deque()
         self._waiting = 0
 
     @property
@@ -53,20 +53,20 @@ class Slots:
             return 0.0
         loop = asyncio.get_running_loop()
         start = loop.time()
-        fut: asyncio.Future[None] = loop.create_future()
+        fut: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(fut)
         self._waiting += 1
         # The bound is one timer that ends this wait, not asyncio.timeout (a context manager, two
         # coroutines, a task lookup and a reschedule per wait; most requests of a busy model wait).
-        # Whichever comes first wins: a slot handed over (release) or the bound (_expire).
+        # Whichever comes first wins: a slot handed over (release: True) or the bound (_expire: False).
+        # A result, not an exception: an exception kept in the future would tie it, the traceback and
+        # this frame in a reference cycle that only the garbage collector frees.
         timer = loop.call_at(start + timeout, _expire, fut)
         try:
-            await fut
-        except _Expired:
-            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start) from None
+            granted = await fut
         except BaseException:
             # Cancelled after the slot was handed over: pass it on rather than leak it.
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
+            if fut.done() and not fut.cancelled() and fut.result():
                 self.release()
             raise
         finally:
@@ -74,6 +74,8 @@ class Slots:
             self._waiting -= 1
             if not fut.done():
                 fut.cancel()
+        if not granted:
+            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
         return loop.time() - start
 
     def release(self) -> None:
@@ -81,15 +83,12 @@ class Slots:
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
-                fut.set_result(None)  # the slot passes over directly: in_flight stays the same
+                fut.set_result(True)  # the slot passes over directly: in_flight stays the same
                 return
         self.in_flight -= 1
 
 
-class _Expired(Exception):
+def _expire(fut: asyncio.Future[bool]) -> None:
     """A waiter's bound ran out before a slot was handed to it."""
-
-
-def _expire(fut: asyncio.Future[None]) -> None:
     if not fut.done():
-        fut.set_exception(_Expired())
+        fut.set_result(False)

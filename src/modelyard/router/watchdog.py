@@ -20,7 +20,7 @@ _EARLY = 0.001
 
 
 class Watchdog:
-    __slots__ = ("_cancelling", "_handle", "_horizon", "_limit", "_loop", "_task", "expired")
+    __slots__ = ("_cancelling", "_due", "_handle", "_horizon", "_limit", "_loop", "_task", "expired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, horizon: float = math.inf):
         task = asyncio.current_task(loop)
@@ -31,6 +31,7 @@ class Watchdog:
         self._limit = math.inf
         self._horizon = horizon
         self._handle: asyncio.TimerHandle | None = None
+        self._due = math.inf  # when the handle is due (asking it is a Python call per chunk)
         self.expired = False
 
     def arm(self, limit: float) -> None:
@@ -38,9 +39,11 @@ class Watchdog:
         self._limit = limit
         handle = self._handle
         if handle is None:
-            self._handle = self._loop.call_at(min(limit, self._loop.time() + self._horizon), self._fire)
-        elif handle.when() > limit:
+            self._due = min(limit, self._loop.time() + self._horizon)
+            self._handle = self._loop.call_at(self._due, self._fire)
+        elif self._due > limit:
             handle.cancel()
+            self._due = limit
             self._handle = self._loop.call_at(limit, self._fire)
 
     def disarm(self) -> None:
@@ -53,6 +56,7 @@ class Watchdog:
         if limit == math.inf:
             return
         if limit - self._loop.time() > _EARLY:
+            self._due = limit
             self._handle = self._loop.call_at(limit, self._fire)
             return
         self.expired = True
