@@ -219,3 +219,28 @@ def test_the_built_in_dev_set_is_the_benchmark_dev_set() -> None:
     root = Path(__file__).parents[2]
     assert ((root / "src" / "modelyard" / "agents" / "data" / "routing_dev.jsonl").read_bytes()
             == (root / "benchmarks" / "routing_eval" / "dev.jsonl").read_bytes())
+
+
+def test_routing_labels_shows_what_was_learned_and_forget_undoes_a_mistake(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    empty = runner.invoke(app, ["routing", "labels", "-c", str(path)])
+    assert empty.exit_code == 0 and "no routing labels yet" in empty.output
+    for text, agent in (("total up my taxi receipts for may", "sorter"), ("hi there, how is it going", "coder"),
+                        ("total up my fuel receipts for june", "sorter")):
+        assert runner.invoke(app, ["route", text, "--label", agent, "-c", str(path)]).exit_code == 0
+    learned = runner.invoke(app, ["routing", "learn", "--json", "-c", str(path)])
+    assert learned.exit_code == 0, learned.output
+    assert runner.invoke(app, ["route", "sort these names please", "--label", "sorter", "-c", str(path)]).exit_code == 0
+    listed = json.loads(runner.invoke(app, ["routing", "labels", "--json", "-c", str(path)]).output)["labels"]
+    assert [(e["id"], e["agent"]) for e in listed] == [(4, "sorter"), (3, "sorter"), (2, "coder"), (1, "sorter")]
+    assert json.loads(learned.output)["accepted"], learned.output
+    assert [e["trusted"] for e in listed] == [False, True, True, True]  # 4 came after the learn
+    assert "hi there, how is it going" in {lab.text for lab in learned_labels(load_config(path))}
+    table = runner.invoke(app, ["routing", "labels", "-n", "2", "-c", str(path)], env={"COLUMNS": "200"})
+    assert "sort these names please" in table.output and "waiting" in table.output and "hi there" not in table.output
+    # the greeting labelled 'coder' was a mis-tap: forget it, and an unknown id is an error naming it
+    gone = runner.invoke(app, ["routing", "forget", "2", "99", "-c", str(path)])
+    assert gone.exit_code == 1 and "forgot 1 label: 2" in gone.output and "no label with id 99" in gone.output
+    assert [lab.text for lab in labels(connect(tmp_path / "log.sqlite3"))] == [
+        "total up my taxi receipts for may", "total up my fuel receipts for june", "sort these names please"]
+    assert "hi there, how is it going" not in {lab.text for lab in learned_labels(load_config(path))}

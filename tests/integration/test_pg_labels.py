@@ -67,8 +67,17 @@ def test_the_team_learns_from_every_hosts_corrections(tmp_path: Path, pg_url: st
         poll(lambda: len(learned_labels(load_config(a))) == 15, timeout=10)
         after = Orchestrator.from_config(load_config(a), learned_labels(load_config(a)))
         assert all(after.decide_fast(t).agent == "sorter" for t in held_out)
+        # `routing labels` on any host lists the team's; a label forgotten there leaves every host's copy
+        listed = json.loads(runner.invoke(app, ["routing", "labels", "-n", "50", "--json", "-c", str(a)]).output)
+        assert sorted(e["text"] for e in listed["labels"]) == sorted(taught)
+        assert all(e["trusted"] for e in listed["labels"])
+        mistake = listed["labels"][0]
+        assert runner.invoke(app, ["routing", "forget", str(mistake["id"]), "-c", str(b)]).exit_code == 0
+        poll(lambda: mistake["text"] not in {lab.text for lab in learned_labels(load_config(a))}, timeout=10)
+        assert len(learned_labels(load_config(a))) == 14
     finally:
         running_a.close()
+    taught.remove(mistake["text"])
     # PostgreSQL gone: the fast path still trains on the team's labels, from the local copy, at once
     dead = yaml.safe_load(b.read_text())
     dead["log"]["url"] = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"

@@ -1,12 +1,14 @@
 """``modelyard route`` and ``modelyard eval-routing``: the orchestrator's decisions, inspected.
 
 ``route`` shows where a task would go without running it. ``eval-routing`` measures the fast
-path (and, with ``--with-model``, the full decision) against a labelled JSONL file.
+path (and, with ``--with-model``, the full decision) against a labelled JSONL file. ``routing``
+shows (``labels``), undoes (``forget``) and weighs (``learn``) what routing learned from use.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,11 +20,11 @@ from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
 from modelyard.agents.learning import LearnResult, learn, learned_labels, role_held_out
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, run
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, run
 from modelyard.config import Config
 from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder, copy_team_labels
-from modelyard.ledger.labels import LabelSource, add_label
+from modelyard.ledger.labels import LabelSource, add_label, forget_labels, recent_labels
 from modelyard.ledger.store import LogStore, LogUnavailable
 from modelyard.runtime import log_path_for, open_runtime
 
@@ -210,6 +212,63 @@ def _learn_where_the_labels_are(cfg: Config, orchestrator: str, rows: list[Label
         return result
     finally:
         shared.close()
+
+
+@routing_app.command("labels")
+def routing_labels(
+    config: ConfigOption = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+) -> None:
+    """The corrections routing learns from, newest first: trusted (the fast path uses them) or waiting for
+    `routing learn`. With log.url, every host's (a host's newest may still be on their way)."""
+    cfg, _ = load_or_exit(config)
+    conn = log_or_exit(cfg)
+    try:
+        entries = recent_labels(conn, limit)
+    finally:
+        conn.close()
+    if as_json:
+        console.out(json.dumps({"labels": [asdict(e) for e in entries]}, indent=2), highlight=False)
+        return
+    if not entries:
+        console.print("no routing labels yet: `/agent X` after a routed answer in chat or Telegram, "
+                      "`modelyard rate ID bad --agent X`, or `modelyard route --label X \"…\"` add them")
+        return
+    table = Table(title=f"routing labels in {LogStore.of(cfg).where}")
+    for column in ("id", "when", "agent", "was", "from", "state", "text"):
+        table.add_column(column, justify="right" if column == "id" else "left",
+                         overflow="ellipsis" if column == "text" else "fold", no_wrap=column == "text")
+    for e in entries:
+        table.add_row(str(e.id), time.strftime("%Y-%m-%d %H:%M", time.localtime(e.ts)), e.agent, e.previous or "–",
+                      e.source, "trusted" if e.trusted else "[yellow]waiting[/]", e.text.replace("\n", " ")[:200])
+    console.print(table)
+
+
+@routing_app.command("forget")
+def routing_forget(
+    ids: Annotated[list[int], typer.Argument(help="Label ids, as `routing labels` shows them")],
+    config: ConfigOption = None,
+) -> None:
+    """Delete labels (a correction made by mistake). A trusted one is no longer used once the fast path is
+    built again (a restart of serve/telegram; with log.url other hosts see it within 30 s, then restart)."""
+    cfg, _ = load_or_exit(config)
+    conn = log_or_exit(cfg)
+    try:
+        gone = forget_labels(conn, ids)
+        if cfg.log.url and gone:  # this host's copy of the team's trusted labels now, the others' within 30 s
+            spool = connect(log_path_for(cfg))
+            try:
+                copy_team_labels(conn, spool)
+            finally:
+                spool.close()
+    finally:
+        conn.close()
+    missing = sorted(set(ids) - set(gone))
+    if gone:
+        console.print(f"forgot {len(gone)} label{'s' if len(gone) != 1 else ''}: {', '.join(map(str, gone))}")
+    if missing:
+        raise fail(f"no label with id {', '.join(map(str, missing))} in {LogStore.of(cfg).where}", code=1)
 
 
 @routing_app.command("learn")

@@ -48,6 +48,36 @@ def labels(conn: Any, upto: int | None = None) -> list[Label]:
     return [Label(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
 
+@dataclass(slots=True)
+class LabelEntry:
+    """A label as ``routing labels`` shows it."""
+
+    id: int
+    ts: float
+    text: str
+    agent: str
+    source: str
+    previous: str | None
+    trusted: bool
+
+
+def recent_labels(conn: Any, limit: int) -> list[LabelEntry]:
+    """The newest ``limit`` labels, newest first, each saying whether the fast path uses it."""
+    upto = trusted_upto(conn)
+    rows = conn.execute("SELECT id, ts, text, agent, source, previous FROM routing_labels ORDER BY id DESC LIMIT ?",
+                        (limit,)).fetchall()
+    return [LabelEntry(int(r[0]), float(r[1]), r[2], r[3], r[4], r[5], int(r[0]) <= upto) for r in rows]
+
+
+def forget_labels(conn: Any, ids: list[int]) -> list[int]:
+    """Delete these labels (a correction made by mistake); the ids that existed."""
+    found = [int(r[0]) for r in conn.execute(
+        f"SELECT id FROM routing_labels WHERE id IN ({', '.join('?' * len(ids))})", ids).fetchall()] if ids else []
+    if found:
+        conn.execute(f"DELETE FROM routing_labels WHERE id IN ({', '.join('?' * len(found))})", found)
+    return found
+
+
 def team_labels(conn: sqlite3.Connection) -> list[Label]:
     """With ``log.url``: the copy, in this host's file, of the labels the team's last accepted ``routing
     learn`` trusts (kept by the forwarder, ledger/forward.py)."""
