@@ -70,6 +70,21 @@ def test_unknown_key_is_an_error_not_ignored() -> None:
     assert err.key == "agents.chat.fallback" and "unknown key" in str(err) and err.line == 12
 
 
+@pytest.mark.parametrize(("typo", "fix", "key", "suggestion"), [
+    ("    fallbacks: [cloud]", "    fallback: [cloud]", "agents.chat.fallback", "fallbacks"),
+    ("max_concurrent: 2", "max_concurent: 2", "models.local.max_concurent", "max_concurrent"),
+    ("models:", "modles:", "modles", "models"),  # a typo of a required key, not "models is missing"
+])
+def test_an_unknown_key_names_the_nearest_known_one(typo: str, fix: str, key: str, suggestion: str) -> None:
+    err = error_of(GOOD.replace(typo, fix))
+    assert err.key == key and f"unknown key '{key.split('.')[-1]}' (did you mean '{suggestion}'?)" in str(err)
+
+
+def test_an_unknown_key_far_from_every_known_one_gets_no_guess() -> None:
+    err = error_of(GOOD.replace("max_concurrent: 2", "max_concurrent: 2\n    colour: blue"))
+    assert err.key == "models.local.colour" and str(err).endswith("unknown key 'colour'")
+
+
 def test_wrong_type_names_the_key() -> None:
     err = error_of(GOOD.replace("max_concurrent: 2", "max_concurrent: lots"))
     assert err.key == "models.local.max_concurrent" and err.line == 5

@@ -83,7 +83,7 @@ def parse_suite(text: str, source: str = "<suite>") -> LoadedSuite:
     try:
         spec = Suite.model_validate(data)
     except ValidationError as exc:
-        err = located(exc, lines, source)
+        err = located(exc, lines, source, root=Suite)
         task = _task_id(data, tuple(exc.errors()[0]["loc"]))
         if task:
             err = ConfigError(f"task '{task}': {err.detail}", path=err.path, line=err.line, key=err.key)

@@ -6,13 +6,15 @@ pydantic error location like ``("agents", "chat", "primary")`` becomes ``config.
 
 from __future__ import annotations
 
+import difflib
 import os
+import types
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from modelyard.config.schema import Config
 from modelyard.errors import ConfigError
@@ -61,13 +63,52 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     return data, (line_index(node) if node is not None else {})
 
 
-def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Loc = ()) -> ConfigError:
-    """The first pydantic error as a ConfigError naming file, line and key (``prefix`` + its location)."""
-    err = exc.errors()[0]
+def _within(annotation: Any, part: str | int) -> Any:
+    """The type one step of a config path leads to: a model's field, a dict's value, a list's item
+    (through Optional/Union/Annotated); None when the path cannot be followed."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _within(get_args(annotation)[0], part)
+    if origin in (Union, types.UnionType):
+        found = [t for t in (_within(arg, part) for arg in get_args(annotation) if arg is not type(None)) if t]
+        return found[0] if len(found) == 1 else None
+    if origin is dict:
+        return get_args(annotation)[1]
+    if origin is list and isinstance(part, int):
+        return get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+        field = annotation.model_fields.get(part)
+        return field.annotation if field else None
+    return None
+
+
+def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys a config accepts at ``loc`` (a mapping's path), for "did you mean"; [] when unsure."""
+    node: Any = root
+    for part in loc:
+        node = _within(node, part)
+        if node is None:
+            return []
+    models = [t for t in (get_args(node) if get_origin(node) in (Union, types.UnionType) else (node,))
+              if isinstance(t, type) and issubclass(t, BaseModel)]
+    return list(models[0].model_fields) if len(models) == 1 else []
+
+
+def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Loc = (),
+            root: type[BaseModel] = Config) -> ConfigError:
+    """The first pydantic error as a ConfigError naming file, line and key (``prefix`` + its location);
+    an unknown key names the nearest known one (``root``: the model the file validates as)."""
+    errors = exc.errors()
+    err = errors[0]
+    if err["type"] == "missing":  # `modles:` for `models:` is a typo before it is a missing key
+        err = next((e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]), err)
     loc = (*prefix, *err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = f"unknown key '{loc[-1]}'"
+        close = difflib.get_close_matches(str(loc[-1]), known_keys(root, loc[:-1]), n=1, cutoff=0.6)
+        if close:
+            msg += f" (did you mean '{close[0]}'?)"
     elif err["type"] == "missing":
         msg = f"required key '{loc[-1]}' is missing"
     elif err["type"] == "value_error":
