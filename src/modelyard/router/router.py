@@ -243,9 +243,38 @@ class Router:
             started = loop.time()
             pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
             try:
-                chunks = self._guarded(loop, provider, walk.request, tm, walk.deadline, attempt)
+                # The provider's stream under the first-token, idle and total bounds: one watchdog timer moved
+                # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
+                # Inline, not a generator of its own: each chunk and each wait would pass through one more.
+                gen = provider.chunks(walk.request, tm)  # checked: every shape of provider data is handled
+                watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
+                first = True
                 try:
-                    async for chunk in chunks:
+                    while True:
+                        limit = min(started + tm.first_token if first else loop.time() + tm.idle, walk.deadline)
+                        watchdog.arm(limit)
+                        try:
+                            chunk = await gen.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except asyncio.CancelledError:
+                            if not watchdog.claim():
+                                raise
+                            if limit >= walk.deadline:
+                                raise ProviderError(Reason.DEADLINE,
+                                                    "the request's total time bound ran out") from None
+                            if first:
+                                raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
+                                                    f"no first token within {tm.first_token:g}s") from None
+                            raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
+                        except ProviderError:
+                            raise
+                        except Exception as exc:
+                            raise provider_failure(exc) from None
+                        watchdog.disarm()
+                        if first:
+                            attempt.ttft_ms = (loop.time() - started) * 1000
+                            first = False
                         buffer.add(chunk)
                         if chunk.kind == "text" or chunk.kind == "thinking":
                             pieces += 1
@@ -263,7 +292,8 @@ class Router:
                         else:
                             held.append(chunk)
                 finally:
-                    await chunks.aclose()  # what contextlib.aclosing does, without its two coroutines per use
+                    watchdog.close()
+                    await gen.aclose()  # what contextlib.aclosing does, without its two coroutines per use
                 if walk.accept is not None and (problem := walk.accept(buffer)):
                     raise ProviderError(Reason.UNUSABLE_REPLY, problem)
             except (asyncio.CancelledError, GeneratorExit):
@@ -300,43 +330,6 @@ class Router:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
             walk.answer = buffer
             return
-
-    async def _guarded(self, loop: asyncio.AbstractEventLoop, provider: Provider, req: ChatRequest, tm: Timeouts,
-                       deadline: float, attempt: Attempt) -> AsyncGenerator[Chunk, None]:
-        """The provider's stream under the first-token, idle and total bounds (``loop``: the running one)."""
-        start = loop.time()
-        gen = provider.chunks(req, tm)  # checked: every shape of provider data is handled below this line
-        first = True
-        watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
-        try:
-            while True:
-                limit = min(start + tm.first_token if first else loop.time() + tm.idle, deadline)
-                watchdog.arm(limit)
-                try:
-                    chunk = await gen.__anext__()
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if not watchdog.claim():
-                        raise
-                    if limit >= deadline:
-                        raise ProviderError(Reason.DEADLINE, "the request's total time bound ran out") from None
-                    if first:
-                        raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
-                                            f"no first token within {tm.first_token:g}s") from None
-                    raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
-                except ProviderError:
-                    raise
-                except Exception as exc:
-                    raise provider_failure(exc) from None
-                watchdog.disarm()  # while the caller has the chunk, its time is not the model's
-                if first:
-                    attempt.ttft_ms = (loop.time() - start) * 1000
-                    first = False
-                yield chunk
-        finally:
-            watchdog.close()
-            await gen.aclose()
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
                        provider: Provider, pieces: int = 0) -> None:
