@@ -83,6 +83,20 @@ def test_serve_refuses_open_bind_with_exit_2(tmp_path, fakes, monkeypatch):
     assert "requires API keys" in result.output and "GW_SECRET_KEYS" in result.output
 
 
+def test_serve_on_a_port_another_program_holds_says_so(tmp_path, fakes):
+    import socket
+
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"127.0.0.1:{port} is already in use by another program" in result.output and "--port" in result.output
+
+
 def test_serve_command_starts_and_answers(tmp_path, fakes):
     import socket
     import subprocess
@@ -122,6 +136,10 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
             time.sleep(6)
             conn.sendall(ask)
             assert conn.recv(65536).startswith(b"HTTP/1.1 200"), "the server closed an idle connection after 5 s"
+        # a second serve on the same port is refused before it starts anything, naming the first
+        second = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--port", str(port)])
+        assert second.exit_code == 2, second.output
+        assert f"127.0.0.1:{port} is already in use by `modelyard serve` pid {proc.pid} of this config" in second.output
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -141,3 +141,39 @@ async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_m
         await router.complete("chat", ChatRequest(messages=[Message("user", "word " * 2000)], max_tokens=8))
     assert [(a.outcome, a.reason) for a in info.value.record.attempts] == [("skipped", "bad_request")]
     assert router.pool.local("local").health.state == "available"
+
+
+_CHATTER = '''
+import logging, os, sys, threading, time
+from modelyard.providers.llamacpp import load_llama
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+stop, written = threading.Event(), [0]
+def chatter():
+    while not stop.is_set():
+        i = written[0]
+        logging.getLogger("other").info("logged %d", i)
+        os.write(2, b"raw %d\\n" % i)
+        print("printed", i, flush=True)
+        written[0] += 1
+        time.sleep(0.002)
+thread = threading.Thread(target=chatter)
+thread.start()
+time.sleep(0.05)
+load_llama(sys.argv[1], 512)
+stop.set()
+thread.join()
+print("wrote", written[0], flush=True)
+'''
+
+
+def test_loading_the_model_quiets_llama_cpp_and_nothing_else(default_model: Path) -> None:
+    """llama-cpp-python's verbose=False pointed file descriptors 1 and 2 at /dev/null while a model loaded:
+    what every other thread wrote meanwhile was lost (a serve whose port was taken exited without a word)."""
+    done = subprocess.run([sys.executable, "-c", _CHATTER, str(default_model)], capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = int(done.stdout.rsplit("wrote ", 1)[1])
+    assert written > 20  # the other thread ran all through the load
+    for i in range(written):
+        assert f"printed {i}\n" in done.stdout and f"raw {i}\n" in done.stderr and f"logged {i}\n" in done.stderr, i
+    assert "llama_model_loader" not in done.stderr and "Model metadata" not in done.stderr  # and no chatter

@@ -44,6 +44,7 @@ def serve(
     """Serve agents and models over an OpenAI-compatible HTTP API, with /metrics and a dashboard.
     ask, chat and telegram on this machine share its limits; it runs the Telegram bot when configured."""
     from modelyard.gateway.auth import InsecureBind
+    from modelyard.gateway.server import PortTaken
     from modelyard.gateway.server import serve as run_server
 
     cfg, path = load_or_exit(config)
@@ -55,7 +56,7 @@ def serve(
         run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level,
                    keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False),
                    telegram_token=token)
-    except InsecureBind as exc:
+    except (InsecureBind, PortTaken) as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(128 + signal.SIGINT) from None

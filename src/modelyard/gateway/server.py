@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -16,6 +18,7 @@ from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.transport import OneWriteProtocol
 from modelyard.router.lending import discover
+from modelyard.router.lending.registry import ServeEntry
 from modelyard.runtime import open_runtime
 
 
@@ -32,6 +35,7 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     check_bind(host, config.gateway, keys)
     # a second gateway for a config that a running serve already serves borrows that serve's limits too
     first = discover(config_path).entry
+    check_port(host, port, first)
     if first is not None and first.telegram and telegram_token is not None:
         announce(f"telegram: the bot already runs in `modelyard serve` pid {first.pid}; not starting a second one")
         telegram_token = None
@@ -56,6 +60,26 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
                                     timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False),
                      app.state.gateway.drain)
     server.run()
+
+
+class PortTaken(Exception):
+    """The address to serve on is in use: said before anything starts (a model load, a bot)."""
+
+
+def check_port(host: str, port: int, running: ServeEntry | None) -> None:
+    """Raise :class:`PortTaken`, naming who holds it when it is a serve of this config, if ``host:port``
+    cannot be bound (uvicorn would find out only after the start-up, and say it less plainly)."""
+    bare = host.strip("[]")
+    try:
+        with socket.create_server((bare, port), family=socket.AF_INET6 if ":" in bare else socket.AF_INET):
+            return
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            return  # not ours to judge here (an address of another machine…): uvicorn reports it
+    who = (f"by `modelyard serve` pid {running.pid} of this config, at {running.url}" if running is not None
+           and running.url.endswith(f":{port}") else "by another program")
+    raise PortTaken(f"{host}:{port} is already in use {who}; stop it, or serve on another port "
+                    "(--port N, or gateway.port in the config)")
 
 
 #: how long an idle client connection stays open (nginx's default; uvicorn's own is 5 s)

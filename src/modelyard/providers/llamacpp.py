@@ -29,6 +29,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.http import openai_tools, parse_arguments
+from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
@@ -84,8 +85,7 @@ def load_llama(path: str, n_ctx: int) -> Any:
         if key not in _models:
             from llama_cpp import Llama  # imported late: it is optional and slow to import
 
-            _models[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 2,
-                                 verbose=False)
+            _models[key] = quiet_load(Llama, model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 2)
             _models[key]._modelyard_lock = threading.Lock()
         return _models[key]
 

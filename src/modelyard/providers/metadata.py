@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelyard.providers.llama_quiet import quiet_load
+
 
 def gguf_metadata(path: str | Path) -> dict[str, Any]:
     """The header key/values of a GGUF file ({} when it cannot be read)."""
@@ -24,12 +26,10 @@ def gguf_metadata(path: str | Path) -> dict[str, Any]:
         return {}
     try:
         from llama_cpp import Llama
-        from llama_cpp._utils import suppress_stdout_stderr
     except ImportError:
         return _gguf_package_metadata(path)
     try:
-        with suppress_stdout_stderr(disable=False):
-            llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        llm = quiet_load(Llama, model_path=str(path), vocab_only=True)
         meta = dict(llm.metadata)
         with contextlib.suppress(Exception):
             llm.close()
