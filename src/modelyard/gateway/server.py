@@ -47,16 +47,17 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
              f"routing log: {runtime.log_path}")
     tune_gc()
-    # loop="asyncio", not uvloop: measured here, the in-process llama.cpp provider streams ~8x slower
-    # under uvloop (3 vs 23 tokens/s), and a local model is what most requests go to; and against an
-    # instant backend uvloop saved no CPU measurable on this machine (benchmarks/README.md, issue #15).
+    # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: measured here, the
+    # in-process llama.cpp provider streams ~8x slower under uvloop (3 vs 23 tokens/s), and a local model is
+    # what most requests go to; and against an instant backend uvloop saved no CPU measurable on this machine
+    # (benchmarks/README.md, issue #15).
     # httptools, not h11: 15% less CPU per request; OneWriteProtocol (gateway/transport.py) sends a
     # response's head with its body in one write (issue #15).
     # Keep-alive longer than clients keep idle connections (aiohttp 15 s, httpx 5 s): with uvicorn's 5 s,
     # a client reusing a connection just as the server closed it got "Cannot write to closing transport"
     # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client.
     server = _Server(uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                                    loop="asyncio", http=OneWriteProtocol, timeout_graceful_shutdown=5,
+                                    loop=SERVE_LOOP, http=OneWriteProtocol, timeout_graceful_shutdown=5,
                                     timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False),
                      app.state.gateway.drain)
     server.run()
@@ -81,6 +82,9 @@ def check_port(host: str, port: int, running: ServeEntry | None) -> None:
     raise PortTaken(f"{host}:{port} is already in use {who}; stop it, or serve on another port "
                     "(--port N, or gateway.port in the config)")
 
+
+#: uvicorn's loop factory: asyncio's selector loop without its per-request bookkeeping (gateway/loop.py)
+SERVE_LOOP = "modelyard.gateway.loop:ServeLoop"
 
 #: how long an idle client connection stays open (nginx's default; uvicorn's own is 5 s)
 KEEP_ALIVE_SECONDS = 75

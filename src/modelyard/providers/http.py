@@ -61,6 +61,11 @@ class StreamResponse:
         is a malformed response, found on its first line — not a dropped connection worth retrying."""
         return self._opened(self._events(what))
 
+    def sse_batches(self, what: str) -> AsyncGenerator[list[tuple[str, str]], None]:
+        """:meth:`sse`, a list at a time: the fields of the lines each read completed (never empty).
+        For the hot path (issue #15): one step of an async generator per read, not two per line."""
+        return self._opened(self._event_batches(what))
+
     def _opened(self, reader: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
         self._readers.append(reader)
         return reader
@@ -72,6 +77,12 @@ class StreamResponse:
         self._readers.clear()
 
     async def _lines(self) -> AsyncGenerator[str, None]:
+        async for lines in self._opened(self._line_batches()):
+            for line in lines:
+                yield line
+
+    async def _line_batches(self) -> AsyncGenerator[list[str], None]:
+        """The lines each read completed (a list, possibly empty), then what was left at the end."""
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         parts: list[str] = []
         held = 0
@@ -85,8 +96,7 @@ class StreamResponse:
                     complete[0] = "".join(parts) + complete[0]
                     parts.clear()
                 held = 0
-                for line in complete:
-                    yield line
+                yield complete
             if text:
                 parts.append(text)
                 held += len(text)
@@ -95,17 +105,28 @@ class StreamResponse:
                                         f"one line of the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
         rest = "".join(parts) + decoder.decode(b"", final=True)
         if rest:
-            yield rest
+            yield [rest]
 
     async def _events(self, what: str) -> AsyncGenerator[tuple[str, str], None]:
-        async for line in self.aiter_lines():
-            if not line or line.startswith(":"):
-                continue
-            field, colon, value = line.partition(":")
-            if colon and field in _SSE_FIELDS:
-                yield field, value[1:] if value.startswith(" ") else value
-                continue
-            raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
+        async for events in self._opened(self._event_batches(what)):
+            for event in events:
+                yield event
+
+    async def _event_batches(self, what: str) -> AsyncGenerator[list[tuple[str, str]], None]:
+        async for lines in self._opened(self._line_batches()):
+            events = []
+            for line in lines:
+                if not line or line[0] == ":":
+                    continue
+                field, colon, value = line.partition(":")
+                if colon and field in _SSE_FIELDS:
+                    events.append((field, value[1:] if value[:1] == " " else value))
+                    continue
+                if events:  # what came before the bad line is delivered first, as one event at a time was
+                    yield events
+                raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
+            if events:
+                yield events
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})

@@ -102,50 +102,53 @@ class OpenAIProvider(HttpProvider):
         finished = False
         async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
                                       limit=self.config.response_limit) as resp:
-            async for field, payload in resp.sse("an event stream"):
-                if field != "data":
-                    continue  # event names, ids, retry hints
-                if payload.strip() == "[DONE]":
-                    finished = True
+            async for events in resp.sse_batches("an event stream"):  # a list per read (issue #15)
+                for field, payload in events:
+                    if field != "data":
+                        continue  # event names, ids, retry hints
+                    if payload == "[DONE]" or payload.strip() == "[DONE]":
+                        finished = True
+                        break
+                    data = loads(payload, "SSE data")
+                    if not isinstance(data, dict):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                    if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
+                        kind, message = _extract_error(data)
+                        err = data["error"]
+                        raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
+                    usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
+                    choices = data.get("choices")
+                    if choices is None:
+                        continue  # a usage-only or keep-alive object
+                    if not isinstance(choices, list):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
+                    for choice in choices:
+                        if not isinstance(choice, dict):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
+                        delta = choice.get("delta") or choice.get("message") or {}
+                        if not isinstance(delta, dict):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
+                        reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
+                                                     "delta.reasoning_content")
+                        text, thought = content_parts(delta.get("content"), "delta.content")
+                        if reasoning or thought:
+                            yield Chunk("thinking", text=reasoning + thought)
+                        if text:
+                            deltas += 1
+                            yield Chunk("text", text=text)
+                        for frag in delta.get("tool_calls") or []:
+                            slot = calls.setdefault(int(frag.get("index") or 0), {"id": "", "name": "", "args": ""})
+                            fn = frag.get("function") or {}
+                            slot["id"] = frag.get("id") or slot["id"]
+                            slot["name"] += fn.get("name") or ""
+                            slot["args"] += fn.get("arguments") or ""
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+                        if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
+                            raise ProviderError(Reason.STREAM_ERROR, "the server ended the answer with finish_reason "
+                                                                     "'error'")
+                if finished:
                     break
-                data = loads(payload, "SSE data")
-                if not isinstance(data, dict):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
-                if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
-                    kind, message = _extract_error(data)
-                    err = data["error"]
-                    raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
-                usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
-                choices = data.get("choices")
-                if choices is None:
-                    continue  # a usage-only or keep-alive object
-                if not isinstance(choices, list):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
-                for choice in choices:
-                    if not isinstance(choice, dict):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
-                    delta = choice.get("delta") or choice.get("message") or {}
-                    if not isinstance(delta, dict):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
-                    reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
-                                                 "delta.reasoning_content")
-                    text, thought = content_parts(delta.get("content"), "delta.content")
-                    if reasoning or thought:
-                        yield Chunk("thinking", text=reasoning + thought)
-                    if text:
-                        deltas += 1
-                        yield Chunk("text", text=text)
-                    for frag in delta.get("tool_calls") or []:
-                        slot = calls.setdefault(int(frag.get("index") or 0), {"id": "", "name": "", "args": ""})
-                        fn = frag.get("function") or {}
-                        slot["id"] = frag.get("id") or slot["id"]
-                        slot["name"] += fn.get("name") or ""
-                        slot["args"] += fn.get("arguments") or ""
-                    if choice.get("finish_reason"):
-                        finish = str(choice["finish_reason"])
-                    if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
-                        raise ProviderError(Reason.STREAM_ERROR, "the server ended the answer with finish_reason "
-                                                                 "'error'")
         if not finished and not finish:
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         for index in sorted(calls):
