@@ -9,6 +9,7 @@ by going silent so that the candidate's own first-token or idle bound decides.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
@@ -82,11 +83,17 @@ class SimulatedProvider(Provider):
             yield _TEXT
         if remaining > 0:
             await sleep(remaining)
-        yield Chunk("usage", usage=Usage(arrival.tokens_in, tokens))
+        yield _usage(arrival.tokens_in, tokens)
         # no "done" chunk: its stop reason counts in no replayed figure, and each chunk passes through
         # every layer of the router (2% of a replay)
 
 
 #: the chunk every simulated answer shares (nothing downstream changes a chunk)
 _TEXT = Chunk("text", text="·")
+
+
+@functools.lru_cache(maxsize=65536)
+def _usage(tokens_in: int, tokens_out: int) -> Chunk:
+    """The usage chunk for these sizes, made once: a log holds a few hundred distinct pairs, not a million."""
+    return Chunk("usage", usage=Usage(tokens_in, tokens_out))
 _MID_STREAM = frozenset({Reason.STREAM_ERROR, Reason.CONNECTION_DROPPED})

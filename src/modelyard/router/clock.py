@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         """asyncio's TimerHandle with the private flag the loop keeps on it (not in typeshed)."""
 
         _scheduled: bool
+        _when: float
         _callback: Callable[..., object]
         _args: tuple[Any, ...]
         _context: contextvars.Context
@@ -89,25 +90,17 @@ def _fill(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[A
 
 
 class _Handle(asyncio.Handle):
-    """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode)."""
+    """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode).
+    Made by :meth:`VirtualTimeLoop.call_soon` as ``object.__new__`` + :func:`_fill`: calling a class with
+    a Python ``__init__`` costs a type call and a slot lookup on top of the ``__init__``."""
 
     __slots__ = ()
-
-    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop,
-                 context: contextvars.Context | None):
-        _fill(self, callback, args, loop, context)
 
 
 class _Timer(_TimerHandle):
-    """asyncio's TimerHandle, made without its debug checks."""
+    """asyncio's TimerHandle, made without its debug checks (by :meth:`VirtualTimeLoop.call_at`, as above)."""
 
     __slots__ = ()
-
-    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
-                 loop: asyncio.AbstractEventLoop, context: contextvars.Context | None):
-        _fill(self, callback, args, loop, context)
-        self._when = when
-        self._scheduled = True
 
     def cancel(self) -> None:
         """TimerHandle.cancel in one call (it makes three: itself, Handle.cancel, the loop's count)."""
@@ -117,6 +110,9 @@ class _Timer(_TimerHandle):
                 self._loop._cancelled_timers += 1  # type: ignore[attr-defined]
             self._callback = _nothing
             self._args = ()
+
+
+_new = object.__new__
 
 
 def _nothing(*_: object) -> None:
@@ -139,17 +135,16 @@ class _Wake:
 
     __slots__ = ("_args", "_asyncio_future_blocking", "_callback", "_cancel_message", "_cancelled", "_context",
                  "_loop", "_scheduled", "_when")
-
-    def __init__(self, loop: VirtualTimeLoop, when: float):
-        self._loop = loop
-        self._when = when
-        self._scheduled = True  # in the heap; False once due (done), unless cancelled first
-        self._cancelled = False
-        self._cancel_message: object = None
-        self._callback: Callable[..., object] = _nothing
-        self._context = _EMPTY
-        self._args: tuple[Any, ...] = (self,)
-        self._asyncio_future_blocking = False
+    # made by VirtualTimeLoop.wake_at, which sets every one of these (no __init__: see _Handle)
+    _loop: VirtualTimeLoop
+    _when: float
+    _scheduled: bool  # in the heap; False once due (done), unless cancelled first
+    _cancelled: bool
+    _cancel_message: object
+    _callback: Callable[..., object]
+    _context: contextvars.Context
+    _args: tuple[Any, ...]
+    _asyncio_future_blocking: bool
 
     def __await__(self) -> Any:
         if self._scheduled and not self._cancelled:
@@ -306,7 +301,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             return super().call_soon(callback, *args, context=context)
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        handle = _Handle(callback, args, self, context)
+        handle = _new(_Handle)
+        _fill(handle, callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -314,7 +310,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        timer = _Timer(when, callback, args, self, context)
+        timer = _new(_Timer)
+        _fill(timer, callback, args, self, context)
+        timer._when = when
+        timer._scheduled = True
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         return timer
 
@@ -322,7 +321,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """An awaitable done at loop time ``when`` (what :func:`sleep` returns here)."""
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        wake = _Wake(self, when)
+        wake = _new(_Wake)
+        wake._loop = self
+        wake._when = when
+        wake._scheduled = True
+        wake._cancelled = False
+        wake._cancel_message = None
+        wake._callback = _nothing
+        wake._context = _EMPTY
+        wake._args = (wake,)
+        wake._asyncio_future_blocking = False
         heapq.heappush(self._timers, (when, next(self._seq), wake))
         return wake
 
