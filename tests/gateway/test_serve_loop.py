@@ -87,3 +87,22 @@ def test_callbacks_run_in_order_in_their_context_and_a_closed_loop_refuses_them(
     loop.close()
     with pytest.raises(RuntimeError, match="closed"):
         loop.call_soon(print)
+
+
+def test_a_handle_is_made_without_asking_for_debug_mode() -> None:
+    asked = 0
+
+    class Counting(ServeLoop):
+        def get_debug(self) -> bool:
+            nonlocal asked
+            asked += 1
+            return super().get_debug()
+
+    loop = Counting()
+    try:
+        asked = 0
+        handle = loop.call_soon(print)
+        assert asked == 0  # asyncio's Handle.__init__ asks on every handle
+        handle.cancel()
+    finally:
+        loop.close()
