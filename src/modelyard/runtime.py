@@ -47,6 +47,11 @@ class Runtime:
                 self._derived[kind] = build(self)
             return cast(T, self._derived[kind])
 
+    def replace_derived(self, kind: type[T], value: T) -> None:
+        """Put a newer ``kind`` object in place (e.g. a fast path retrained on newly learned labels)."""
+        with self._derive_lock:
+            self._derived[kind] = value
+
     def derived_if_built(self, kind: type[T]) -> T | None:
         """The ``kind`` object if it was built already (no waiting, no building)."""
         return cast("T | None", self._derived.get(kind))

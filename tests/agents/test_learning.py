@@ -3,10 +3,12 @@ only when it does not score worse. Small configs (no built-in roles) keep every 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -244,3 +246,35 @@ def test_routing_labels_shows_what_was_learned_and_forget_undoes_a_mistake(tmp_p
     assert [lab.text for lab in labels(connect(tmp_path / "log.sqlite3"))] == [
         "total up my taxi receipts for may", "total up my fuel receipts for june", "sort these names please"]
     assert "hi there, how is it going" not in {lab.text for lab in learned_labels(load_config(path))}
+
+
+async def test_a_running_front_end_takes_up_newly_learned_labels_without_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.agents import turn
+    from modelyard.runtime import open_runtime
+
+    path = write_config(tmp_path)
+    runtime = open_runtime(path)
+    try:
+        before = await turn.prepare_routing(runtime)
+        assert before is not None
+        held_out = KIND[::4]
+        assert sum(before.decide_fast(t).agent == "sorter" for t in held_out) < len(held_out)
+        assert await turn.refresh_routing(runtime) is False  # nothing learned yet: the same orchestrator
+        assert await turn.prepare_routing(runtime) is before
+        for text in (t for i, t in enumerate(KIND) if i % 4):  # meanwhile, another process learns
+            assert runner.invoke(app, ["route", text, "--label", "sorter", "-c", str(path)]).exit_code == 0
+        assert json.loads(runner.invoke(app, ["routing", "learn", "--json", "-c", str(path)]).output)["accepted"]
+        assert await turn.prepare_routing(runtime) is before  # not looked for yet (every 30 s)
+        monkeypatch.setattr(turn, "LABELS_CHECK_EVERY", 0.0)
+        assert await turn.prepare_routing(runtime) is before  # the look starts in the background...
+        for _ in range(400):
+            after = await turn.prepare_routing(runtime)
+            if after is not before:
+                break
+            await asyncio.sleep(0.05)
+        assert after is not before  # ...and the next turns route with the retrained fast path
+        assert after is not None and all(after.decide_fast(t).agent == "sorter" for t in held_out)
+        assert await turn.refresh_routing(runtime) is False
+    finally:
+        await runtime.aclose()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -76,31 +77,67 @@ class _Run:
     tokens: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+#: how often a running front-end looks whether `routing learn` changed the labels its fast path trusts
+LABELS_CHECK_EVERY = 30.0
+
+
+@dataclass(slots=True)
 class _Routing:
-    """What a runtime routes with: its orchestrator, or None when the config has none."""
+    """What a runtime routes with: its orchestrator (None when the config has none), the ids of the
+    learned labels it was trained on, and when a newer set was last looked for."""
 
     orchestrator: Orchestrator | None
+    labels: tuple[int, ...]
+    checked: float
+    refreshing: asyncio.Task[bool] | None = None
 
 
 def _build_routing(runtime: Runtime) -> _Routing:
-    return _Routing(Orchestrator.from_config(runtime.config, learned_labels(runtime.config)))
+    labels = learned_labels(runtime.config)
+    return _Routing(Orchestrator.from_config(runtime.config, labels), tuple(lab.id for lab in labels),
+                    time.monotonic())
 
 
 def orchestrator_for(runtime: Runtime) -> Orchestrator | None:
-    """The runtime's orchestrator (None when the config has none), built once per runtime. Its fast
-    path also trains on the labels ``modelyard routing learn`` accepted, read from the routing log when
-    the runtime first routes — a new runtime (a restarted ``serve``) picks up labels learned since."""
+    """The runtime's orchestrator (None when the config has none). Its fast path also trains on the
+    labels ``modelyard routing learn`` accepted; a running front-end takes newly trusted ones up within
+    :data:`LABELS_CHECK_EVERY` seconds (:func:`prepare_routing`), without a restart."""
     return runtime.derived(_Routing, _build_routing).orchestrator
 
 
 async def prepare_routing(runtime: Runtime) -> Orchestrator | None:
     """:func:`orchestrator_for` without blocking the event loop: training takes seconds on a busy
-    machine, once per runtime. Front-ends may call it at start so the first routed turn does not wait."""
+    machine. Front-ends may call it at start so the first routed turn does not wait. Every
+    :data:`LABELS_CHECK_EVERY` seconds it also starts, in the background, a look for labels trusted since
+    (:func:`refresh_routing`); the turn routes with what it has meanwhile."""
     built = runtime.derived_if_built(_Routing)
-    if built is not None:
-        return built.orchestrator
-    return await asyncio.to_thread(orchestrator_for, runtime)
+    if built is None:
+        return await asyncio.to_thread(orchestrator_for, runtime)
+    if built.orchestrator is not None and built.refreshing is None \
+            and time.monotonic() - built.checked >= LABELS_CHECK_EVERY:
+        built.refreshing = asyncio.create_task(refresh_routing(runtime))
+    return built.orchestrator
+
+
+async def refresh_routing(runtime: Runtime) -> bool:
+    """Retrain the fast path, off the event loop, if the trusted labels changed since it was built (a
+    ``routing learn``, a ``routing forget``); True if it did. A failure keeps the orchestrator in use."""
+    built = runtime.derived(_Routing, _build_routing)
+    try:
+        labels = await asyncio.to_thread(learned_labels, runtime.config)
+        ids = tuple(lab.id for lab in labels)
+        if ids == built.labels:
+            return False
+        orchestrator = await asyncio.to_thread(Orchestrator.from_config, runtime.config, labels)
+        runtime.replace_derived(_Routing, _Routing(orchestrator, ids, time.monotonic()))
+        log.info("routing: the fast path now trains on %d learned labels (was %d)", len(ids), len(built.labels))
+        return True
+    except Exception as exc:  # routing goes on with what it has
+        log.warning("routing: could not take up newly learned labels (%s)", exc)
+        return False
+    finally:
+        built.checked = time.monotonic()
+        built.refreshing = None
 
 
 def _too_long(config: Config, agent: str, text: str) -> str | None:

@@ -250,8 +250,8 @@ def routing_forget(
     ids: Annotated[list[int], typer.Argument(help="Label ids, as `routing labels` shows them")],
     config: ConfigOption = None,
 ) -> None:
-    """Delete labels (a correction made by mistake). A trusted one is no longer used once the fast path is
-    built again (a restart of serve/telegram; with log.url other hosts see it within 30 s, then restart)."""
+    """Delete labels (a correction made by mistake). Running front-ends stop using a trusted one within
+    30 s (with log.url, other hosts' within a minute: their forwarder's copy, then their next look)."""
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
     try:
