@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVarTuple
 
-from modelyard.router.clock import _fill, _Handle
+from modelyard.router.clock import FastHandle, fill_handle
 
 _Ts = TypeVarTuple("_Ts")
 _new = object.__new__
@@ -45,8 +45,8 @@ class ServeLoop(asyncio.SelectorEventLoop):
             return super().call_soon(callback, *args, context=context)
         if self._closed:
             self._check_closed()
-        handle = _new(_Handle)  # as the replay's loop makes them: no type call, no Python __init__
-        _fill(handle, callback, args, self, context)
+        handle = _new(FastHandle)  # as the replay's loop makes them: no type call, no Python __init__
+        fill_handle(handle, callback, args, self, context)
         self._ready.append(handle)
         return handle
 

@@ -76,7 +76,7 @@ else:
     _TimerHandle = asyncio.TimerHandle
 
 
-def _fill(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[Any, ...],
+def fill_handle(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[Any, ...],
           loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
     """What asyncio's Handle.__init__ sets, without its debug checks."""
     h: Any = handle
@@ -89,9 +89,10 @@ def _fill(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[A
     h._source_traceback = None
 
 
-class _Handle(asyncio.Handle):
-    """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode).
-    Made by :meth:`VirtualTimeLoop.call_soon` as ``object.__new__`` + :func:`_fill`: calling a class with
+class FastHandle(asyncio.Handle):
+    """asyncio's Handle, made without its debug checks (the loop falls back to asyncio's in debug mode);
+    both loops modelyard runs make theirs so (this one, and serve's: gateway/loop.py).
+    Made by :meth:`VirtualTimeLoop.call_soon` as ``object.__new__`` + :func:`fill_handle`: calling a class with
     a Python ``__init__`` costs a type call and a slot lookup on top of the ``__init__``."""
 
     __slots__ = ()
@@ -135,7 +136,7 @@ class _Wake:
 
     __slots__ = ("_args", "_asyncio_future_blocking", "_callback", "_cancel_message", "_cancelled", "_context",
                  "_loop", "_scheduled", "_when")
-    # made by VirtualTimeLoop.wake_at, which sets every one of these (no __init__: see _Handle)
+    # made by VirtualTimeLoop.wake_at, which sets every one of these (no __init__: see FastHandle)
     _loop: VirtualTimeLoop
     _when: float
     _scheduled: bool  # in the heap; False once due (done), unless cancelled first
@@ -301,8 +302,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             return super().call_soon(callback, *args, context=context)
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        handle = _new(_Handle)
-        _fill(handle, callback, args, self, context)
+        handle = _new(FastHandle)
+        fill_handle(handle, callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -311,7 +312,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
         timer = _new(_Timer)
-        _fill(timer, callback, args, self, context)
+        fill_handle(timer, callback, args, self, context)
         timer._when = when
         timer._scheduled = True
         heapq.heappush(self._timers, (when, next(self._seq), timer))
