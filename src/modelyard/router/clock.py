@@ -77,7 +77,7 @@ else:
 
 
 def fill_handle(handle: asyncio.Handle, callback: Callable[..., object], args: tuple[Any, ...],
-          loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
+                loop: asyncio.AbstractEventLoop, context: contextvars.Context | None) -> None:
     """What asyncio's Handle.__init__ sets, without its debug checks."""
     h: Any = handle
     h._context = contextvars.copy_context() if context is None else context
