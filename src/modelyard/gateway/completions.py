@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.gateway.drain import SHUTTING_DOWN
-from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
+from modelyard.gateway.intake import committed, complete, intake, start_stream
 from modelyard.gateway.responses import (
     SSEResponse,
     json_response,
@@ -82,7 +82,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
                                            drain=gw.drain, final=_SHUTDOWN_EVENT)
     else:
         answer = json_response(completion(record.id, created, record.model or "", response), headers=headers)
-    await gw.log.wait_written(LOG_WAIT)
+    await committed(gw)
     return answer
 
 
@@ -129,7 +129,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
                     yield writer.tool_call(chunk.tool_call)
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
-            await gw.log.wait_written(LOG_WAIT)
+            await committed(gw)
             yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
                               "stream_interrupted")
             return
@@ -137,7 +137,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
         if first is None and response.thinking:  # the answer had no visible part: send what it had
             yield writer.thinking(response.thinking)
         yield writer.finish(finish_reason(response))
-        await gw.log.wait_written(LOG_WAIT)
+        await committed(gw)
         if include_usage:
             yield writer.usage(response.usage)
         yield DONE

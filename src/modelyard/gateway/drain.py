@@ -48,6 +48,10 @@ class Drain:
     def leave(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
 
+    def alone(self) -> bool:
+        """True when at most one request is in flight (the caller's own): nobody else waits on the loop."""
+        return len(self._tasks) <= 1
+
     def stopped(self) -> bool:
         """Call in an ``except CancelledError``: True if the cancel was this drain's (then it is taken
         back, so the handler may still send its final event), False if it came from elsewhere."""

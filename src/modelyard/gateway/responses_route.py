@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.gateway.drain import SHUTTING_DOWN
-from modelyard.gateway.intake import LOG_WAIT, complete, intake, start_stream
+from modelyard.gateway.intake import committed, complete, intake, start_stream
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.responses_wire import ResponseWriter, parse_responses_body, to_chat_request, truncated
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
@@ -54,7 +54,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
         return routed
     response = promote_text_calls(chat, routed.response)
     writer.model = routed.record.model or body.model
-    await gw.log.wait_written(LOG_WAIT)
+    await committed(gw)
     headers = route_headers(routed.record, truncated=truncated(response))
     if body.stream:
         return SSEResponse(_replay(writer, response), headers, drain=gw.drain,
@@ -80,13 +80,13 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,
                     yield writer.text_delta(chunk.text)
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
-            await gw.log.wait_written(LOG_WAIT)
+            await committed(gw)
             yield writer.failed(f"{exc} — the partial answer is incomplete")
             return
         response = stream.response
         for event in writer.text_closing(writer.streamed, "incomplete" if truncated(response) else "completed"):
             yield event
-        await gw.log.wait_written(LOG_WAIT)
+        await committed(gw)
         yield writer.closing(response)
     finally:
         await stream.aclose()

@@ -26,6 +26,13 @@ Checkpoints (copying the write-ahead log into the database file, two fsyncs) run
 own on a connection of their own, never inside a commit: with SQLite's automatic checkpoint, every
 ~100th commit also did the checkpoint before returning, and the request waiting for that commit
 waited for both fsyncs (the p99 tail of the gateway at concurrency 1, issue #15).
+
+A waiter that is alone on its event loop may wait for the commit *blocking*, for a short bound
+(``wait_written(block=...)``): the loop's thread sleeps on a lock (the GIL released) that the writer
+opens right after the commit, instead of going through the loop's selector, its self-pipe and a
+``call_soon_threadsafe`` — a thread wake-up and a loop iteration fewer per answer (issue #15). Only
+while the writer is idle or has been busy for less than the bound: a stalled disk costs the loop at
+most one bound per stall, then every waiter waits asynchronously again until the writer catches up.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import queue
 import sqlite3
 import threading
 import time
+from _thread import allocate_lock
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +180,10 @@ class LogWriter:
         self._done = threading.Condition()
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: (target count, held lock) of the one caller waiting blocking in wait_written(block=); guarded by _done
+        self._blocked: tuple[int, Any] | None = None
+        #: when the writer thread took the batch it is writing (None: waiting for rows)
+        self._busy_since: float | None = None
         self._conn: sqlite3.Connection = self._connect()
         self._closed = False
         self._thread = self._start()
@@ -189,6 +201,8 @@ class LogWriter:
 
     def _start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="modelyard-log-writer", daemon=True)
+        #: False once the writer thread's loop has ended (an attribute read per row, not is_alive()'s lock)
+        self._running = True
         thread.start()
         return thread
 
@@ -225,7 +239,7 @@ class LogWriter:
                 self._queue.put(item)
             else:
                 held.append(item)
-        if not self._closed and not self._thread.is_alive():  # only after something killed the thread
+        if not self._running and not self._closed:  # only after something killed the thread
             self._thread = self._start()
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -248,7 +262,7 @@ class LogWriter:
         self._on_commit.append(callback)
 
     def _settled(self, target: int) -> bool:
-        return self.written + self.errors >= target or self._closed or not self._thread.is_alive()
+        return self.written + self.errors >= target or self._closed or not self._running
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record submitted so far is committed (at once if the writer has stopped)."""
@@ -258,11 +272,16 @@ class LogWriter:
             self._done.wait_for(lambda: self._settled(target), timeout)
             return self.written + self.errors >= target
 
-    async def wait_written(self, timeout: float = 10.0) -> bool:
+    async def wait_written(self, timeout: float = 10.0, *, block: float = 0.0) -> bool:
         """Async :meth:`flush`: wait, without blocking the event loop, until every record submitted so
-        far is committed. Concurrent callers share the writer's next commit (group commit)."""
+        far is committed. Concurrent callers share the writer's next commit (group commit).
+
+        ``block`` (seconds; for a caller that knows nothing else on its loop is waiting): first wait
+        blocking for at most that long, if the writer is not stuck in an earlier batch (module docstring)."""
         target = self._submitted
         loop = asyncio.get_running_loop()
+        if block and self._wait_blocking(target, loop, block):
+            return self.written + self.errors >= target
         with self._done:
             if self._settled(target):
                 return self.written + self.errors >= target
@@ -276,6 +295,31 @@ class LogWriter:
         finally:
             bound.cancel()
         return self.written + self.errors >= target
+
+    def _wait_blocking(self, target: int, loop: asyncio.AbstractEventLoop, bound: float) -> bool:
+        """Wait up to ``bound`` s on this thread for the commit of ``target`` rows; True once settled.
+        False at once if the writer has been busy for longer than the bound (a stalled disk)."""
+        busy = self._busy_since
+        if busy is not None and time.monotonic() - busy > bound:
+            return False
+        held = self._held.pop(loop, None)
+        if held:  # this iteration's rows go now: nothing else runs on the loop until this wait ends
+            self._queue.put(held)
+        lock = allocate_lock()
+        lock.acquire()
+        with self._done:
+            if self._settled(target):
+                return True
+            if self._blocked is not None:  # another thread's loop waits blocking: take the async way
+                return False
+            self._blocked = (target, lock)
+        if lock.acquire(True, bound):
+            return True
+        with self._done:
+            if self._blocked is not None and self._blocked[1] is lock:
+                self._blocked = None
+                return self._settled(target)
+        return True  # released by the writer between the bound and here
 
     def health(self) -> WriterHealth:
         at = self._last_error_at
@@ -305,11 +349,12 @@ class LogWriter:
             while not self._drain():
                 pass
         finally:
+            self._running = False
             self._wake_all()  # stopped (or died): release every waiter now rather than at its timeout
 
     def _drain(self) -> bool:
         """Write one batch; True once the stop marker was seen. Never raises."""
-        item = self._queue.get()
+        item = self._take()
         if item is _STOP:
             return True
         batch: list[RequestRecord | Row] = []
@@ -336,6 +381,13 @@ class LogWriter:
             ok, lost = 0, len(batch)
         self._account(ok, lost)
         return stop
+
+    def _take(self) -> Any:
+        """The next item of the queue, waiting for one; marks the writer busy from then on."""
+        self._busy_since = None
+        item = self._queue.get()
+        self._busy_since = time.monotonic()
+        return item
 
     def _rows(self, item: RequestRecord | Row) -> tuple[list[tuple], list[tuple], list[Row]]:
         """(request rows, attempt rows, other rows) of one queued item."""
@@ -434,10 +486,17 @@ class LogWriter:
             ready = [f for t, f in self._async_waiters if t <= done]
             if ready:
                 self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
+            blocked = self._blocked
+            if blocked is not None and blocked[0] <= done:
+                self._blocked = None
+            else:
+                blocked = None
         _resolve_all(ready)
         for callback in self._on_commit:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the writer
                 callback()
+        if blocked is not None:  # last: the woken loop thread then finds the GIL about to be free
+            blocked[1].release()
 
     def _checkpoint_loop(self) -> None:
         """Fold the write-ahead log into the database every CHECKPOINT_EVERY rows (or CHECKPOINT_IDLE s after
@@ -475,7 +534,10 @@ class LogWriter:
             self._done.notify_all()
             ready = [f for _, f in self._async_waiters]
             self._async_waiters = []
+            blocked, self._blocked = self._blocked, None
         _resolve_all(ready)
+        if blocked is not None:
+            blocked[1].release()
 
 
 #: the running event loop of this thread, or None (asyncio's own helper, without the RuntimeError)
