@@ -25,19 +25,19 @@ OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm")
 N = 150
 N_DEV = 120
 # sample index → acceptable agents, best first
-LABELS_DEV = """0 r|1 e|2 rc|3 rw|4 r|5 e|6 rc|7 e|8 w|9 r|10 rw|11 r|12 w|13 r|14 rc|15 r|16 w|17 rc|18 w|19 rc|
+LABELS_DEV = """0 r|1 e|2 rc|3 rw|4 r|5 er|6 rc|7 er|8 w|9 r|10 rw|11 r|12 w|13 r|14 rc|15 r|16 w|17 rc|18 w|19 rc|
 20 cr|21 e|22 e|23 cwu|24 e|25 rw|26 r|27 wr|28 re|29 c|30 wr|31 wu|32 e|33 e|34 ec|35 e|36 e|37 ec|38 wc|39 e|
-40 w|41 e|42 w|43 e|44 e|45 wc|46 r|47 ru|48 e|49 cr|50 ew|51 e|52 r|53 wr|54 rw|55 er|56 w|57 e|58 e|59 r|
-60 rc|61 e|62 er|63 e|64 re|65 rc|66 wc|67 r|68 wc|69 e|70 wr|71 e|72 w|73 wr|74 e|75 ru|76 ec|77 we|78 e|79 wr|
+40 w|41 e|42 w|43 e|44 e|45 wc|46 r|47 ru|48 e|49 cr|50 ew|51 e|52 r|53 wr|54 rw|55 er|56 w|57 er|58 e|59 r|
+60 rc|61 er|62 er|63 e|64 re|65 rc|66 wc|67 r|68 wc|69 e|70 wr|71 e|72 w|73 wr|74 e|75 ru|76 ec|77 we|78 e|79 wr|
 80 e|81 e|82 re|83 r|84 rc|85 r|86 e|87 e|88 e|89 e|90 wc|91 ec|92 cr|93 c|94 wr|95 wr|96 re|97 uwc|98 ewc|99 re|
 100 cr|101 e|102 rc|103 wc|104 r|105 rc|106 w|107 rc|108 e|109 r|110 w|111 r|112 e|113 w|114 e|115 w|116 w|117 e|118 rc|119 rw"""
 LABELS = """0 e|1 w|2 rw|3 wr|4 re|5 uwr|6 wr|7 wr|8 cr|9 rc|10 rc|11 r|12 w|13 cr|14 er|15 c|16 uwr|17 e|18 e|19 re|
-20 e|21 e|22 r|23 rc|24 er|25 rw|26 rw|27 wr|28 w|29 w|30 ce|31 w|32 w|33 e|34 e|35 r|36 r|37 w|38 eu|39 e|
+20 e|21 e|22 r|23 rc|24 er|25 rw|26 rw|27 wr|28 w|29 w|30 ce|31 w|32 w|33 e|34 er|35 r|36 r|37 w|38 eu|39 e|
 40 e|41 w|42 rcw|43 wr|44 cw|45 rw|46 rw|47 r|48 w|49 rcw|50 cr|51 w|52 w|53 w|54 wu|55 rc|56 e|57 w|58 uc|59 rw|
-60 rc|61 we|62 cr|63 cr|64 w|65 ec|66 r|67 w|68 e|69 w|70 rc|71 w|72 e|73 e|74 w|75 e|76 e|77 wr|78 uwr|79 r|
+60 rc|61 we|62 cr|63 cr|64 w|65 ec|66 r|67 w|68 e|69 w|70 rc|71 w|72 er|73 e|74 w|75 e|76 e|77 wr|78 uwr|79 r|
 80 e|81 re|82 rc|83 cr|84 e|85 cr|86 we|87 e|88 e|89 e|90 e|91 e|92 rc|93 rc|94 r|95 r|96 w|97 e|98 rew|99 w|
-100 e|101 e|102 cw|103 rw|104 e|105 er|106 er|107 w|108 r|109 wr|110 ru|111 w|112 rc|113 w|114 er|115 wu|116 uw|117 wr|118 rc|119 e|
-120 e|121 rcu|122 e|123 e|124 e|125 e|126 rc|127 re|128 e|129 rc|130 rc|131 e|132 c|133 w|134 r|135 wr|136 re|137 e|138 r|139 crw|
+100 e|101 er|102 cw|103 rw|104 e|105 er|106 er|107 w|108 r|109 wr|110 ru|111 w|112 rc|113 w|114 er|115 wu|116 uw|117 wr|118 rc|119 e|
+120 e|121 rcu|122 e|123 e|124 e|125 e|126 rc|127 re|128 er|129 rc|130 rc|131 e|132 c|133 w|134 r|135 wr|136 re|137 e|138 r|139 crw|
 140 e|141 cw|142 we|143 ur|144 w|145 rc|146 rc|147 r|148 wc|149 er"""
 
 
