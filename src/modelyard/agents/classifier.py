@@ -4,11 +4,12 @@ Each routing target contributes its ``description`` and its ``examples`` (plus i
 examples). Four small models vote: logistic regressions over word uni/bi-grams, over character
 2–5-grams (robust to typos, code identifiers, inflections and scripts without spaces) and over
 both, and a multinomial naive Bayes over the character n-grams. The agent is the one with the
-highest mean probability; the **confidence** is the lowest probability any member gives that
-agent — high only when models that see the text differently all agree. On held-out prompts this
-agreement separates right from wrong decisions better than one model's top probability (more
-prompts decided fast at the same precision, see benchmarks/README.md). Training takes a fraction
-of a second, so the classifier is built when a runtime first routes, never stored.
+highest mean probability. The **confidence** is an estimate of how often such a decision is right
+(agents/confidence.py): from the members' agreement and from how familiar the prompt is — its
+similarity to the nearest training examples, whether those belong to the chosen agent, the share of
+its words the examples know — so that a prompt unlike everything the examples cover is left to the
+slow path instead of being decided confidently. Training takes about a second, so the classifier
+is built when a runtime first routes, never stored.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from modelyard.agents import confidence as calibration
 from modelyard.agents.roles import EXAMPLES, Role, role_of
 from modelyard.config.schema import Config
 
@@ -125,7 +127,8 @@ class _Member:
 
 
 class Classifier:
-    def __init__(self, samples: dict[str, list[str]]):
+    def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True):
+        """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs)."""
         if not samples:
             raise ValueError("the classifier needs at least one agent")
         self.labels = list(samples)
@@ -136,6 +139,7 @@ class Classifier:
         y = [name for name in self.labels for _ in samples[name]]
         # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
         # never route should not pay it.
+        import numpy as np
         from scipy.sparse import hstack
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -170,14 +174,43 @@ class Classifier:
             _Member({View.CHARS: bayes.feature_log_prob_}, bayes.class_log_prior_),
         ]
         self.classes = [str(c) for c in words.classes_]
+        self.calibrated = calibrated
+        # features × training texts: a message's similarity to every example is one small sparse product
+        self._examples = self.embed(texts).T.tocsr()
+        index = {c: i for i, c in enumerate(self.classes)}
+        self._example_class = np.array([index[name] for name in y], dtype=np.intp)
+
+    def _features(self, text: str) -> dict[View, tuple[NDArray, NDArray]]:
+        clipped = clip(text)
+        return {view: vectorize(clipped) for view, vectorize in self._views.items()}
+
+    def _votes(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
+        import numpy as np
+
+        return np.vstack([member.proba(features) for member in self.members])
 
     def votes(self, text: str) -> NDArray:
         """Each member's probability per class (members × classes), for the head and tail of ``text``."""
+        return self._votes(self._features(text))
+
+    def signals(self, text: str) -> tuple[str, list[float]]:
+        """The chosen agent and what its confidence is estimated from (agents/confidence.py)."""
         import numpy as np
 
-        clipped = clip(text)
-        features = {view: vectorize(clipped) for view, vectorize in self._views.items()}
-        return np.vstack([member.proba(features) for member in self.members])
+        features = self._features(text)
+        votes = self._votes(features)
+        best = int(votes.mean(axis=0).argmax())
+        parts, offset = [], 0
+        for view, vectorize in self._views.items():
+            index, weight = features[view]
+            parts.append((index + offset, weight))
+            offset += len(vectorize.vocabulary)
+        index = np.concatenate([i for i, _ in parts])
+        weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
+        similarities = np.asarray(self._examples[index].T @ weight).ravel()
+        words = [g for g in self._views[View.WORDS].analyze(clip(text)) if " " not in g]
+        known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
+        return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
 
     def vector(self, text: str) -> tuple[NDArray, NDArray]:
         """The unit vector of ``text`` as (feature indices, weights): the word and character TF-IDF views
@@ -222,7 +255,6 @@ class Classifier:
         if self._single:
             agent, confidence = self._single, 1.0
         else:
-            votes = self.votes(text)
-            best = int(votes.mean(axis=0).argmax())
-            agent, confidence = self.classes[best], float(votes[:, best].min())
+            agent, values = self.signals(text)
+            confidence = calibration.probability(values) if self.calibrated else values[0]
         return Decision(agent, confidence, "fast", (time.perf_counter() - t0) * 1000)

@@ -1,0 +1,106 @@
+"""The fast path's confidence: how often a decision that looks like this one is right on prompts it never saw.
+
+The members' lowest vote alone (what shipped before) was sure of itself on prompts in a style the
+examples do not cover: on a set of exam-style task prompts only 54% of decisions above the threshold
+were right. So the confidence also asks how **familiar** the prompt is — how similar it is to its
+nearest training example and to its five nearest, whether those neighbours belong to the chosen
+agent, and what share of its words the examples contain — and turns these signals, with the
+members' lowest and mean vote and the margin to the runner-up, into a probability of being right
+by a logistic regression. That regression is fitted (:func:`fit`) on decisions the classifier made
+on training examples it was not trained on (5-fold cross-validation over ``default.yaml``'s
+agents' descriptions, examples and role examples): no evaluation prompt is involved, and a prompt
+unlike the examples gets a low confidence because held-out examples unlike the rest were the ones
+the classifier got wrong. The threshold is then calibrated on ``routing_eval/dev.jsonl``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+#: the signals, in the order of :data:`WEIGHTS`
+SIGNALS = ("lowest_vote", "mean_vote", "margin", "nearest", "nearest5", "neighbours_agree", "known_words")
+#: how many nearest training examples ``nearest5`` and ``neighbours_agree`` look at
+NEIGHBOURS = 5
+FOLDS = 5
+#: fitted by :func:`fit` on the built-in ``default.yaml`` (``python -m modelyard.agents.confidence``
+#: prints them; tests/agents/test_confidence.py checks they are still what it gives)
+INTERCEPT = -1.647970363948307
+WEIGHTS: tuple[float, ...] = (0.187224, 1.591225, 2.872608, 0.503132, 0.32518, 0.971471, 0.440088)
+
+
+def signals(votes: NDArray, best: int, similarities: NDArray, example_class: NDArray,
+            known_words: float) -> list[float]:
+    """The signals of one decision: ``votes`` members × classes, ``best`` the chosen class, ``similarities``
+    the cosine to every training example, ``example_class`` each example's class index."""
+    import numpy as np
+
+    mean = votes.mean(axis=0)
+    runner_up = float(np.partition(mean, -2)[-2]) if mean.size > 1 else 0.0
+    k = min(NEIGHBOURS, similarities.size)
+    if k:
+        nearest = np.argpartition(-similarities, k - 1)[:k]
+        top, top5, agree = float(similarities[nearest].max()), float(similarities[nearest].mean()), \
+            float(np.mean(example_class[nearest] == best))
+    else:
+        top = top5 = agree = 0.0
+    return [float(votes[:, best].min()), float(mean[best]), float(mean[best]) - runner_up, top, top5, agree,
+            known_words]
+
+
+def probability(values: Sequence[float], intercept: float = INTERCEPT,
+                weights: Sequence[float] = WEIGHTS) -> float:
+    z = intercept + sum(w * v for w, v in zip(weights, values, strict=True))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0) -> tuple[float, list[float]]:
+    """Intercept and weights: a logistic regression of "right" on the signals of decisions made on
+    held-out training examples (each fold's classifier never saw them)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from modelyard.agents.classifier import Classifier
+
+    pairs = [(text, agent) for agent, texts in samples.items() for text in texts]
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    x, y = [], []
+    for k in range(folds):
+        held = set(order[k::folds])
+        train: dict[str, list[str]] = {}
+        for i, (text, agent) in enumerate(pairs):
+            if i not in held:
+                train.setdefault(agent, []).append(text)
+        classifier = Classifier(train, calibrated=False)
+        for i in sorted(held):
+            text, agent = pairs[i]
+            chosen, values = classifier.signals(text)
+            x.append(values)
+            y.append(chosen == agent)
+    model = LogisticRegression(C=1.0, max_iter=1000).fit(np.array(x), np.array(y))
+    return float(model.intercept_[0]), [float(w) for w in model.coef_[0]]
+
+
+def main() -> None:
+    """Print the coefficients for the built-in default config (paste them above when the examples change)."""
+    from modelyard.agents.classifier import training_samples
+    from modelyard.agents.topology import orchestrator_name, routing_targets
+    from modelyard.config import load_config
+    from modelyard.paths import embedded_default_config
+
+    config = load_config(str(embedded_default_config()))
+    name = orchestrator_name(config)
+    assert name is not None
+    intercept, weights = fit(training_samples(config, routing_targets(config, name)))
+    print(f"INTERCEPT = {intercept!r}")
+    print(f"WEIGHTS: tuple[float, ...] = ({', '.join(repr(round(w, 6)) for w in weights)})")
+
+
+if __name__ == "__main__":
+    main()
