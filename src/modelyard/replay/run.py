@@ -12,7 +12,6 @@ from modelyard.config.direct import derived_config
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.ledger import bench_runs
-from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.replay import source
@@ -141,18 +140,24 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
     return out, assumed
 
 
-def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int], dict[str, Any] | None]:
-    """One simulation (a worker process's job); ``measure``: also count the log as ``report`` would."""
-    config, period, store, profiles, lengths, load, speed, seed, start, bucket, measure = args
-    measured = Group("all") if measure else None
+def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int]]:
+    """One simulation (a worker process's job)."""
+    config, period, store, profiles, lengths, load, speed, seed, start, bucket = args
     conn = store.connect()
     try:
-        collector, skipped = simulate(config, source.arrivals(conn, period.start, period.end, measured), profiles,
-                                      start=start, tokens_out=lengths, load=load, speed=speed, seed=seed,
-                                      bucket_s=bucket)
+        return simulate(config, source.arrivals(conn, period.start, period.end), profiles, start=start,
+                        tokens_out=lengths, load=load, speed=speed, seed=seed, bucket_s=bucket)
     finally:
         conn.close()
-    return collector, skipped, measured.summary() if measured is not None else None
+
+
+def _measure(store: LogStore, period: Period) -> dict[str, Any]:
+    """The log's own figures over the period, as ``report`` counts them (a worker's job, run beside the fit)."""
+    conn = store.connect()
+    try:
+        return source.measure(conn, period.start, period.end).summary()
+    finally:
+        conn.close()
 
 
 def _for_replay(config: Config) -> Config:
@@ -182,35 +187,43 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
            speed: float = 1.0, seed: int = 0, parallel: bool = True) -> Replay:
     """``load``: traffic multiplier; ``speed``: model speed multiplier (both apply to the comparison, not
     to the validation run, which replays the current config exactly as logged)."""
-    conn = store.connect()
-    local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
+    # three workers: the log's own figures (they need no profile, so they are counted on the second core
+    # while this one fits), then the simulations side by side
+    workers = ProcessPoolExecutor(max_workers=3) if parallel else None
     try:
-        n, first, last = source.span(conn, period.start, period.end)
-        if n == 0:
-            raise ReplayError(f"the routing log ({store.where}) has no requests in {period.label}: nothing to "
-                              "replay (try a longer --days, or check log.path / log.url in the config)")
-        measured, lengths = _fit(conn, period, seed)
-        names = set(current.models) | set(candidate.models)
-        profiles, assumed = profiles_for([current, candidate], measured, _probed(local), _benched(local, names))
-    finally:
-        conn.close()
-        if local is not conn:
-            local.close()
-    start = (first or period.start) - 1.0
-    # current at the logged load (checked against what was measured), candidate at --load, and the
-    # current config at --load too when traffic is scaled (the fair comparison)
-    scaled = load != 1.0 or speed != 1.0
-    runs = [(current, 1.0, 1.0), (candidate, load, speed)] + ([(current, load, speed)] if scaled else [])
-    bucket = bucket_for((last or start) - start)
-    jobs = [(_for_replay(cfg), period, store, profiles, lengths, ld, sp, seed, start, bucket, i == 0)
-            for i, (cfg, ld, sp) in enumerate(runs)]
-    if parallel:
-        with ProcessPoolExecutor(max_workers=2) as workers:
+        measuring = workers.submit(_measure, store, period) if workers is not None else None
+        conn = store.connect()
+        local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
+        try:
+            n, first, last = source.span(conn, period.start, period.end)
+            if n == 0:
+                raise ReplayError(f"the routing log ({store.where}) has no requests in {period.label}: nothing to "
+                                  "replay (try a longer --days, or check log.path / log.url in the config)")
+            measured, lengths = _fit(conn, period, seed)
+            names = set(current.models) | set(candidate.models)
+            profiles, assumed = profiles_for([current, candidate], measured, _probed(local), _benched(local, names))
+        finally:
+            conn.close()
+            if local is not conn:
+                local.close()
+        start = (first or period.start) - 1.0
+        # current at the logged load (checked against what was measured), candidate at --load, and the
+        # current config at --load too when traffic is scaled (the fair comparison)
+        scaled = load != 1.0 or speed != 1.0
+        runs = [(current, 1.0, 1.0), (candidate, load, speed)] + ([(current, load, speed)] if scaled else [])
+        bucket = bucket_for((last or start) - start)
+        jobs = [(_for_replay(cfg), period, store, profiles, lengths, ld, sp, seed, start, bucket)
+                for cfg, ld, sp in runs]
+        if workers is not None and measuring is not None:
             results = list(workers.map(_simulate_side, jobs))
-    else:
-        results = [_simulate_side(job) for job in jobs]
-    logged = _side(*results[0][:2], current, period)
-    report = results[0][2] or {}
+            report = measuring.result()
+        else:
+            results = [_simulate_side(job) for job in jobs]
+            report = _measure(store, period)
+    finally:
+        if workers is not None:
+            workers.shutdown(cancel_futures=True)
+    logged = _side(*results[0], current, period)
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
-    now = _side(*results[2][:2], current, period) if scaled else logged
-    return Replay(period, n, load, speed, now, _side(*results[1][:2], candidate, period), assumed, validation)
+    now = _side(*results[2], current, period) if scaled else logged
+    return Replay(period, n, load, speed, now, _side(*results[1], candidate, period), assumed, validation)

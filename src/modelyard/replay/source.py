@@ -69,10 +69,9 @@ _ARRIVAL_COLUMNS = (
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
     "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out")
 _ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
-#: the same, with what ``report`` counts of each row (for the replay checked against the log)
-_MEASURED_ARRIVALS = _query(
-    _ARRIVAL_COLUMNS + ", r.tokens_in, r.tokens_out, r.fallback_reason, r.is_local, r.total_ms, r.tokens_per_s,"
-    " r.queue_wait_ms, r.acceptable, r.cost_usd", "requests r")
+#: what ``report`` counts of each row (for the replay checked against the log), in the same order
+_REPORTED = _query("id, ts, outcome, model, tokens_in, tokens_out, fallback_reason, is_local, total_ms, tokens_per_s,"
+                   " queue_wait_ms, acceptable, cost_usd", "requests")
 
 #: the columns of an attempt row, in this order (:meth:`Profiler.add_page` reads them by position)
 ATTEMPT_COLUMNS = ("ts", "agent", "outcome", "reason", "ttft_ms", "duration_ms", "tokens_in", "tokens_out",
@@ -90,16 +89,23 @@ _MODEL_ATTEMPTS = (
 _ANSWERED = frozenset(o.value for o in RequestOutcome if o.answered)
 
 
-def arrivals(conn: LogConnection, start: float, end: float, measured: Group | None = None) -> Iterator[Arrival]:
-    """The logged requests in time order; ``measured`` also counts each row as ``report`` does (same
-    Group, same definitions), so the replay can be checked against the log in the same pass."""
-    for row in _pages(conn, _ARRIVALS if measured is None else _MEASURED_ARRIVALS, start, end):
-        if measured is not None:
-            measured.add(row)
-            measured.spend += row["cost_usd"] or 0.0
-        rid, ts, agent, outcome, model, first_in, answer_out = row[:7]  # by position: a million rows
+def arrivals(conn: LogConnection, start: float, end: float) -> Iterator[Arrival]:
+    """The logged requests in time order."""
+    for row in _pages(conn, _ARRIVALS, start, end):
+        rid, ts, agent, outcome, model, first_in, answer_out = row  # by position: a million rows
         answered = outcome in _ANSWERED and model is not None
         yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered)
+
+
+def measure(conn: LogConnection, start: float, end: float) -> Group:
+    """The requests in the window counted as ``report`` counts them (same Group, same definitions), to check
+    the replay against. A pass of its own, not part of reading the arrivals: it needs no profile, so it runs
+    beside the fit, on the core that would otherwise wait for it."""
+    measured = Group("all")
+    for row in _pages(conn, _REPORTED, start, end):
+        measured.add(row)
+        measured.spend += row["cost_usd"] or 0.0
+    return measured
 
 
 def models(conn: LogConnection) -> list[str]:
