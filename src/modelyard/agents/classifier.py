@@ -40,8 +40,8 @@ class Decision:
     ``method``: ``fast`` (classifier), ``model`` (orchestrator's model), ``model_repaired`` (model,
     after one repair round-trip), ``fast_fallback`` (below the threshold, but the model gave no usable
     answer, so the classifier's choice stands), ``direct`` (agent named).
-    ``confidence`` is always the classifier's top probability, so slow-path decisions can be
-    compared with what the fast path would have done.
+    ``confidence`` is always the classifier's estimate that its own choice is right
+    (agents/confidence.py), so slow-path decisions can be compared with what the fast path would have done.
     """
 
     agent: str
