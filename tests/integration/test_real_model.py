@@ -159,7 +159,7 @@ def chatter():
 thread = threading.Thread(target=chatter)
 thread.start()
 time.sleep(0.05)
-load_llama(sys.argv[1], 512)
+load_llama(sys.argv[1], 512, 1)
 stop.set()
 thread.join()
 print("wrote", written[0], flush=True)
@@ -177,3 +177,23 @@ def test_loading_the_model_quiets_llama_cpp_and_nothing_else(default_model: Path
     for i in range(written):
         assert f"printed {i}\n" in done.stdout and f"raw {i}\n" in done.stderr and f"logged {i}\n" in done.stderr, i
     assert "llama_model_loader" not in done.stderr and "Model metadata" not in done.stderr  # and no chatter
+
+
+async def test_embedded_model_generates_with_the_configured_threads(default_model: Path) -> None:
+    """``threads:`` reaches llama.cpp's generation; prompt evaluation keeps every core. Unset, the
+    model generates with every core but one (two threads spinning on two busy cores ran ~3-10x slower)."""
+    from modelyard.providers.llamacpp import LlamaCppProvider, load_llama
+
+    cores = os.cpu_count() or 1
+    models = {"one": {"provider": "llamacpp", "path": str(default_model), "context": 1024, "threads": 1},
+              "auto": {"provider": "llamacpp", "path": str(default_model), "context": 1024}}
+    config = make_config(models, {"chat": {"primary": "one"}})
+    explicit = LlamaCppProvider("one", config.models["one"])
+    default = LlamaCppProvider("auto", config.models["auto"])
+    assert explicit.threads == 1 and default.threads == max(1, cores - 1)
+    await explicit.warmup()
+    llm = load_llama(str(default_model), 1024, 1)
+    assert (llm.context_params.n_threads, llm.context_params.n_threads_batch) == (1, cores)
+    assert await explicit.loaded() is True
+    text = "".join([c.text async for c in Router(config).stream("chat", PROMPT) if c.kind == "text"])
+    assert "pong" in text.lower()

@@ -84,6 +84,8 @@ class ModelConfig(Strict):
     model: str = Field("", description="the provider's model id; defaults to the config name")
     endpoint: str | None = None
     path: str | None = Field(None, description="llamacpp: GGUF file; empty = the embedded default model")
+    threads: int | None = Field(None, ge=1, le=512, description="llamacpp: CPU threads that generate tokens; "
+                                "empty = every core but one (providers/llama_threads.py)")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     max_concurrent: int = Field(1, ge=1, le=1024)
     memory_gb: float | None = Field(None, ge=0)

@@ -30,12 +30,14 @@ from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.http import openai_tools, parse_arguments
 from modelyard.providers.llama_quiet import quiet_load
+from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 _END = object()
-_models: dict[tuple[str, int], Any] = {}
+#: loaded models by (GGUF path, context, generation threads)
+_models: dict[tuple[str, int, int], Any] = {}
 _models_lock = threading.Lock()
 #: stop flags of the generations running now (exit stops them before it frees their model)
 _running: set[threading.Event] = set()
@@ -78,14 +80,16 @@ async def _wait_stopped(finished: asyncio.Future[None]) -> None:
         raise asyncio.CancelledError
 
 
-def load_llama(path: str, n_ctx: int) -> Any:
-    """Load (once per process) and return the ``Llama`` for a GGUF file."""
+def load_llama(path: str, n_ctx: int, threads: int) -> Any:
+    """Load (once per process) and return the ``Llama`` for a GGUF file; ``threads`` generate tokens,
+    every core evaluates the prompt (``llama_threads.py`` says why)."""
     with _models_lock:
-        key = (path, n_ctx)
+        key = (path, n_ctx, threads)
         if key not in _models:
             from llama_cpp import Llama  # imported late: it is optional and slow to import
 
-            _models[key] = quiet_load(Llama, model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 2)
+            _models[key] = quiet_load(Llama, model_path=path, n_ctx=n_ctx, n_threads=threads,
+                                      n_threads_batch=os.cpu_count() or 1)
             _models[key]._modelyard_lock = threading.Lock()
         return _models[key]
 
@@ -104,6 +108,7 @@ class LlamaCppProvider(Provider):
         super().__init__(name, config)
         self.path = Path(config.path).expanduser() if config.path else None
         self.n_ctx = config.context or 4096
+        self.threads = generation_threads(config.threads)
 
     def base_profile(self) -> ModelProfile:
         # llama-cpp-python's chat handlers neither switch thinking nor hand its text over apart;
@@ -162,7 +167,7 @@ class LlamaCppProvider(Provider):
 
         def work() -> None:
             try:
-                llm = load_llama(path, self.n_ctx)
+                llm = load_llama(path, self.n_ctx, self.threads)
                 with llm._modelyard_lock:
                     produced = 0
                     prompt_tokens: int | None = None
@@ -229,13 +234,13 @@ class LlamaCppProvider(Provider):
         reason = self.unavailable_reason()
         if reason:
             raise ProviderError(Reason.UNAVAILABLE, reason)
-        await asyncio.to_thread(load_llama, str(self._resolved_path()), self.n_ctx)
+        await asyncio.to_thread(load_llama, str(self._resolved_path()), self.n_ctx, self.threads)
 
     # -- facts for ops -------------------------------------------------------------------
 
     def _metadata(self) -> dict[str, Any]:
         """The GGUF header: from the loaded model if this process has it, else read (no weights loaded)."""
-        llm = _models.get((str(self._resolved_path()), self.n_ctx))
+        llm = _models.get(self._key())
         return dict(llm.metadata) if llm is not None else gguf_metadata(self._resolved_path())
 
     async def context_window(self) -> ContextWindow:
@@ -254,4 +259,7 @@ class LlamaCppProvider(Provider):
         return MemoryFacts(path.stat().st_size, "GGUF file size", None, shape, context=self.n_ctx, parallel=1)
 
     async def loaded(self) -> bool | None:
-        return (str(self._resolved_path()), self.n_ctx) in _models
+        return self._key() in _models
+
+    def _key(self) -> tuple[str, int, int]:
+        return str(self._resolved_path()), self.n_ctx, self.threads
