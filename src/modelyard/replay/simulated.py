@@ -19,7 +19,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
 from modelyard.replay.profile import ModelProfile
 from modelyard.replay.source import Arrival
-from modelyard.router.clock import VirtualTimeLoop
+from modelyard.router.clock import VirtualTimeLoop, running_loop
 from modelyard.types import ChatRequest, Chunk, Usage
 
 #: the logged request a simulated call stands for (set per arrival; tasks inherit it)
@@ -59,7 +59,7 @@ class SimulatedProvider(Provider):
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         arrival = CURRENT.get()
         sim, rng = self.sim, self.rng
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         sleep = loop.sleep if isinstance(loop, VirtualTimeLoop) else asyncio.sleep
         fate = sim.fate(rng, loop.time())
         if fate is Reason.FIRST_TOKEN_TIMEOUT:

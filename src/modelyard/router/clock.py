@@ -49,6 +49,13 @@ def wall_clock() -> float:
     return time.time() if loop is None else loop.now
 
 
+def running_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.get_running_loop()``; on a :class:`VirtualTimeLoop` without the ``getpid`` system call it makes
+    each time (0.3 µs on this machine, asked several times per simulated request)."""
+    loop = getattr(_here, "loop", None)
+    return asyncio.get_running_loop() if loop is None else loop
+
+
 class ManualClock:
     """A clock that moves only when told to: breakers tested to the millisecond without sleeping."""
 
@@ -114,6 +121,8 @@ class _Timer(_TimerHandle):
 
 
 _new = object.__new__
+_heappush = heapq.heappush
+_copy_context = contextvars.copy_context
 
 
 def _nothing(*_: object) -> None:
@@ -183,7 +192,7 @@ class _Wake:
         return None
 
     def add_done_callback(self, fn: Callable[..., object], *, context: contextvars.Context | None = None) -> None:
-        if self.done():
+        if self._cancelled or not self._scheduled:  # done(), inlined: a task asks once per sleep
             self._loop.call_soon(fn, self, context=context)
         elif self._callback is not _nothing:
             raise RuntimeError("a simulated sleep has one waiter")
@@ -302,20 +311,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             return super().call_soon(callback, *args, context=context)
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        handle = _new(FastHandle)
-        fill_handle(handle, callback, args, self, context)
-        self._ready.append(handle)
-        return handle
+        h: Any = _new(FastHandle)
+        # fill_handle, inlined: two or three handles per simulated request
+        h._context = _copy_context() if context is None else context
+        h._loop = self
+        h._callback = callback
+        h._args = args
+        h._cancelled = False
+        h._repr = None
+        h._source_traceback = None
+        self._ready.append(h)
+        return h
 
     def call_at(self, when: float, callback: Callable[[*_Ts], object], *args: *_Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if self._closed:  # type: ignore[attr-defined]
             self._check_closed()
-        timer = _new(_Timer)
-        fill_handle(timer, callback, args, self, context)
+        timer: Any = _new(_Timer)
+        timer._context = _copy_context() if context is None else context  # fill_handle, inlined
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
         timer._when = when
         timer._scheduled = True
-        heapq.heappush(self._timers, (when, next(self._seq), timer))
+        _heappush(self._timers, (when, next(self._seq), timer))
         return timer
 
     def wake_at(self, when: float) -> _Wake:
@@ -332,7 +354,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         wake._context = _EMPTY
         wake._args = (wake,)
         wake._asyncio_future_blocking = False
-        heapq.heappush(self._timers, (when, next(self._seq), wake))
+        _heappush(self._timers, (when, next(self._seq), wake))
         return wake
 
     def _timer_handle_cancelled(self, handle: _TimerHandle) -> None:

@@ -24,6 +24,7 @@ from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
+from modelyard.router.clock import running_loop
 from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
@@ -146,7 +147,7 @@ class Router:
         chain = self._chains.get(agent)
         if chain is None:
             chain = self._chains[agent] = tuple(self.config.agents[agent].chain)
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         now = loop.time()
         walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, now,
                      now + self.timeouts(agent, chain[0]).total, loop)

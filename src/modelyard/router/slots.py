@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 
 from modelyard.errors import Reason
+from modelyard.router.clock import running_loop
 
 
 class QueueTimeout(Exception):
@@ -51,7 +52,7 @@ class Slots:
         """Take a slot, waiting at most ``timeout`` seconds; return the seconds waited."""
         if self.try_acquire():
             return 0.0
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         start = loop.time()
         fut: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(fut)
