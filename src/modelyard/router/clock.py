@@ -121,7 +121,7 @@ class _Timer(_TimerHandle):
 
 
 _new = object.__new__
-_heappush = heapq.heappush
+_heappush, _heappop = heapq.heappush, heapq.heappop
 _copy_context = contextvars.copy_context
 
 
@@ -389,11 +389,27 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             if not ready and not self._stopping:
                 if not timers:
                     return  # the next call waits for real I/O
-                if timers[0][0] > self.now:
-                    self.now = timers[0][0]  # nothing to do until the next timer: jump to it
+                when = timers[0][0]
+                if when > self.now:
+                    self.now = when  # nothing to do until the next timer: jump to it
+                end = self.now + resolution  # the next timers in the heap are its root's children:
+                if len(timers) == 1 or (timers[1][0] >= end and (len(timers) == 2 or timers[2][0] >= end)):
+                    # the only callback of this iteration (most are: a replay's events seldom share a
+                    # microsecond): run it without the round trip through the ready queue
+                    due = _heappop(timers)[2]
+                    due._scheduled = False
+                    try:
+                        due._context.run(due._callback, *due._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._failed(due, exc)
+                    if self._stopping:
+                        return
+                    continue
             end = self.now + resolution
             while timers and timers[0][0] < end:
-                handle = heapq.heappop(timers)[2]
+                handle = _heappop(timers)[2]
                 handle._scheduled = False
                 ready.append(handle)
             for _ in range(len(ready)):
@@ -405,10 +421,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
-                    self.call_exception_handler({"message": f"Exception in callback {due._callback!r}",
-                                                 "exception": exc, "handle": due})
+                    self._failed(due, exc)
             if self._stopping:
                 return
+
+    def _failed(self, due: Any, exc: BaseException) -> None:
+        self.call_exception_handler({"message": f"Exception in callback {due._callback!r}", "exception": exc,
+                                     "handle": due})
 
     def close(self) -> None:
         self._timers.clear()
