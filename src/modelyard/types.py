@@ -94,6 +94,9 @@ class Chunk:
     tool_call: ToolCall | None = None
     usage: Usage | None = None
     stop_reason: str = ""
+    #: the deltas a text/thinking chunk joins: a provider may join those that arrived in one network read
+    #: (one chunk through every layer instead of one each, issue #15); counts stay per delta
+    pieces: int = 1
 
 
 #: stop reasons that mean the answer hit its token budget: "length" (OpenAI, Ollama, llama.cpp),

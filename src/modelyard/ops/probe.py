@@ -104,7 +104,7 @@ async def _generate(provider: Provider, request: ChatRequest, tm: Timeouts, limi
         async with asyncio.timeout(limit):
             async for chunk in provider.chunks(request, tm):
                 if chunk.kind in ("text", "thinking", "tool_call"):
-                    pieces += 1
+                    pieces += chunk.pieces
                     if ttft is None:
                         ttft = time.perf_counter() - start
                 response.add(chunk)

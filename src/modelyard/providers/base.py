@@ -84,10 +84,18 @@ class Provider(ABC):
     def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """Yield the answer as chunks; raise ProviderError on any failure."""
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False
+               ) -> AsyncGenerator[Chunk, None]:
         """:meth:`stream`, checked (providers/shapes.py): what every caller iterates, so no shape of
-        provider data reaches the router, the log or a front-end unchecked."""
-        return checked(self.stream(request, timeouts), self.config.response_limit)
+        provider data reaches the router, the log or a front-end unchecked. ``buffered``: the caller
+        keeps the whole answer before anyone sees it (:meth:`joined` then)."""
+        stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
+        return checked(stream, self.config.response_limit)
+
+    def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """:meth:`stream` for a caller that buffers the whole answer: a provider may join the text deltas
+        that arrive together (one network read) into one chunk, as the OpenAI provider does (issue #15)."""
+        return self.stream(request, timeouts)
 
     async def complete(self, request: ChatRequest, timeouts: Timeouts) -> ChatResponse:
         response = ChatResponse()

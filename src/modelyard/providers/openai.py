@@ -53,6 +53,13 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
     return " /think" if send else " /no_think"
 
 
+
+def _joined(texts: list[str]) -> Chunk:
+    """The text deltas of one read as one chunk that counts them all."""
+    if len(texts) == 1:
+        return Chunk("text", text=texts[0])
+    return Chunk("text", text="".join(texts), pieces=len(texts))
+
 class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
 
@@ -94,7 +101,13 @@ class OpenAIProvider(HttpProvider):
             body["response_format"] = {"type": "json_object"}
         return body
 
-    async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+    def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        return self._stream(request, timeouts, join=False)
+
+    def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        return self._stream(request, timeouts, join=True)
+
+    async def _stream(self, request: ChatRequest, timeouts: Timeouts, *, join: bool) -> AsyncGenerator[Chunk, None]:
         calls: dict[int, dict[str, str]] = {}
         usage: Usage | None = None
         deltas = 0
@@ -103,50 +116,68 @@ class OpenAIProvider(HttpProvider):
         async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
                                       limit=self.config.response_limit) as resp:
             async for events in resp.sse_batches("an event stream"):  # a list per read (issue #15)
-                for field, payload in events:
-                    if field != "data":
-                        continue  # event names, ids, retry hints
-                    if payload == "[DONE]" or payload.strip() == "[DONE]":
-                        finished = True
-                        break
-                    data = loads(payload, "SSE data")
-                    if not isinstance(data, dict):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
-                    if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
-                        kind, message = _extract_error(data)
-                        err = data["error"]
-                        raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
-                    usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
-                    choices = data.get("choices")
-                    if choices is None:
-                        continue  # a usage-only or keep-alive object
-                    if not isinstance(choices, list):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
-                    for choice in choices:
-                        if not isinstance(choice, dict):
-                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
-                        delta = choice.get("delta") or choice.get("message") or {}
-                        if not isinstance(delta, dict):
-                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
-                        reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
-                                                     "delta.reasoning_content")
-                        text, thought = content_parts(delta.get("content"), "delta.content")
-                        if reasoning or thought:
-                            yield Chunk("thinking", text=reasoning + thought)
-                        if text:
-                            deltas += 1
-                            yield Chunk("text", text=text)
-                        for frag in delta.get("tool_calls") or []:
-                            slot = calls.setdefault(int(frag.get("index") or 0), {"id": "", "name": "", "args": ""})
-                            fn = frag.get("function") or {}
-                            slot["id"] = frag.get("id") or slot["id"]
-                            slot["name"] += fn.get("name") or ""
-                            slot["args"] += fn.get("arguments") or ""
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
-                        if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
-                            raise ProviderError(Reason.STREAM_ERROR, "the server ended the answer with finish_reason "
-                                                                     "'error'")
+                # joined (a buffered answer): the text deltas of one read go on as one chunk (issue #15). They
+                # arrived together, so the time bounds see the same, and each chunk costs a step through every
+                # layer above. A stream to a client keeps one chunk per delta, as the server sent them
+                texts: list[str] = []
+                try:
+                    for field, payload in events:
+                        if field != "data":
+                            continue  # event names, ids, retry hints
+                        if payload == "[DONE]" or payload.strip() == "[DONE]":
+                            finished = True
+                            break
+                        data = loads(payload, "SSE data")
+                        if not isinstance(data, dict):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                        if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
+                            kind, message = _extract_error(data)
+                            err = data["error"]
+                            raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
+                        usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
+                        choices = data.get("choices")
+                        if choices is None:
+                            continue  # a usage-only or keep-alive object
+                        if not isinstance(choices, list):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
+                        for choice in choices:
+                            if not isinstance(choice, dict):
+                                raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
+                            delta = choice.get("delta") or choice.get("message") or {}
+                            if not isinstance(delta, dict):
+                                raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
+                            reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
+                                                         "delta.reasoning_content")
+                            text, thought = content_parts(delta.get("content"), "delta.content")
+                            if reasoning or thought:
+                                if texts:
+                                    yield _joined(texts)
+                                    texts = []
+                                yield Chunk("thinking", text=reasoning + thought)
+                            if text:
+                                deltas += 1
+                                if join:
+                                    texts.append(text)
+                                else:
+                                    yield Chunk("text", text=text)
+                            for frag in delta.get("tool_calls") or []:
+                                slot = calls.setdefault(int(frag.get("index") or 0),
+                                                        {"id": "", "name": "", "args": ""})
+                                fn = frag.get("function") or {}
+                                slot["id"] = frag.get("id") or slot["id"]
+                                slot["name"] += fn.get("name") or ""
+                                slot["args"] += fn.get("arguments") or ""
+                            if choice.get("finish_reason"):
+                                finish = str(choice["finish_reason"])
+                            if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
+                                raise ProviderError(Reason.STREAM_ERROR,
+                                                    "the server ended the answer with finish_reason 'error'")
+                except Exception:
+                    if texts:  # what came before the failure is delivered first, as one delta at a time was
+                        yield _joined(texts)
+                    raise
+                if texts:
+                    yield _joined(texts)
                 if finished:
                     break
         if not finished and not finish:

@@ -157,7 +157,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                         f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
                 content = True
-                yield chunk if text is chunk.text else Chunk(kind, text=text)
+                yield chunk if text is chunk.text else Chunk(kind, text=text, pieces=chunk.pieces)
             elif kind == "tool_call":
                 call = chunk.tool_call
                 if not isinstance(call, ToolCall) or not isinstance(call.name, str) or not call.name:

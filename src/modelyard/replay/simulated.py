@@ -45,7 +45,8 @@ class SimulatedProvider(Provider):
     def unavailable_reason(self) -> str | None:
         return self._unavailable
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False
+               ) -> AsyncGenerator[Chunk, None]:
         """No shape checks: these chunks are made here, not parsed from a wire (providers/shapes.py guards
         what a backend sends; a million simulated answers would pay for it and find nothing)."""
         return self.stream(request, timeouts)

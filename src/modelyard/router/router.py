@@ -247,7 +247,8 @@ class Router:
                 # The provider's stream under the first-token, idle and total bounds: one watchdog timer moved
                 # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
                 # Inline, not a generator of its own: each chunk and each wait would pass through one more.
-                gen = provider.chunks(walk.request, tm)  # checked: every shape of provider data is handled
+                # checked: every shape of provider data is handled; a buffered answer may come a read at a time
+                gen = provider.chunks(walk.request, tm, buffered=not walk.stream)
                 watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
                 first = True
                 try:
@@ -278,7 +279,7 @@ class Router:
                             first = False
                         buffer.add(chunk)
                         if chunk.kind == "text" or chunk.kind == "thinking":
-                            pieces += 1
+                            pieces += chunk.pieces
                         if not walk.stream:
                             continue
                         if not walk.committed and chunk.kind in _VISIBLE:
