@@ -42,7 +42,7 @@ def _fetch(conn: LogConnection, sql: str, params: tuple[Any, ...], plain: bool) 
         cursor = conn.cursor()
         cursor.row_factory = None
         return cursor.execute(sql, params).fetchall()
-    return conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+    return conn.execute(sql, params).fetchall()
 
 
 def _pages(conn: LogConnection, sql: tuple[str, str], start: float, end: float, plain: bool = False
