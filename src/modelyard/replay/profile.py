@@ -102,6 +102,12 @@ class ModelProfile:
     failures: Counter = field(default_factory=Counter)
     #: the prompt sizes of :attr:`ttft` alone (bisecting ints is several times cheaper than tuples)
     _sizes: list[int] = field(default_factory=list, repr=False)
+    #: the TTFTs of :attr:`ttft` alone, and per prompt size asked where its window starts (sampling asks for
+    #: the few hundred sizes a log holds a million times)
+    _ttft_s: list[float] = field(default_factory=list, repr=False, compare=False)
+    _window: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    #: where :meth:`fate` last found its time in :attr:`times` (asked in nearly increasing time order)
+    _at: int = field(default=0, repr=False, compare=False)
 
     def failure_rate(self) -> float:
         return sum(self.failures.values()) / self.reached if self.reached else 0.0
@@ -113,12 +119,16 @@ class ModelProfile:
         n = len(self.ttft)
         if n == 0:
             return 1.0
-        if len(self._sizes) != n:
+        if len(self._ttft_s) != n:
             self._sizes = [size for size, _ in self.ttft]
-        i = bisect.bisect_left(self._sizes, prompt_tokens)
+            self._ttft_s = [seconds for _, seconds in self.ttft]
+            self._window = {}
         third = max(1, n // 3)
-        lo = max(0, min(i - third // 2, n - third))
-        return self.ttft[lo + int(rng.random() * third)][1]
+        lo = self._window.get(prompt_tokens)
+        if lo is None:
+            i = bisect.bisect_left(self._sizes, prompt_tokens)
+            lo = self._window[prompt_tokens] = max(0, min(i - third // 2, n - third))
+        return self._ttft_s[lo + int(rng.random() * third)]
 
     def sample_tps(self, rng: random.Random) -> float:
         speeds = self.tokens_per_s
@@ -131,12 +141,25 @@ class ModelProfile:
     def fate(self, rng: random.Random, t: float) -> Reason | None:
         """How an attempt starting at ``t`` ends: None (answers) or the reason it fails."""
         times = self.times
-        i = bisect.bisect_left(times, t)
+        n = len(times)
+        # bisect_left(times, t), begun where the last call ended: a few steps on, not twenty probes
+        i = self._at
+        if i > n or (i > 0 and times[i - 1] >= t):
+            i = bisect.bisect_left(times, t)
+        else:
+            end = min(n, i + 8)
+            while i < end and times[i] < t:
+                i += 1
+            if i == end and i < n and times[i] < t:
+                i = bisect.bisect_left(times, t, i)
+        self._at = i
+        # the nearer of the attempts just before and at/after t, within NEAR (times[i - 1] < t <= times[i])
         best = -1
         gap = NEAR
-        for j in (i - 1, i):
-            if 0 <= j < len(times) and abs(times[j] - t) <= gap:
-                best, gap = j, abs(times[j] - t)
+        if i > 0 and t - times[i - 1] <= gap:
+            best, gap = i - 1, t - times[i - 1]
+        if i < n and times[i] - t <= gap:
+            best = i
         if best >= 0:
             code = self.fates[best]
             return None if code == 0 else _REASONS[code - 1]
