@@ -68,7 +68,7 @@ def run(n: int, phase: str, as_json: Path | None) -> None:
         try:
             measured, lengths = replay_run._fit(conn, period, 0)
             profiles, _ = replay_run.profiles_for([current, candidate], measured, {}, {})
-            _, first, last = replay_run.source.span(conn, period.start, period.end)
+            first, last = replay_run.source.bounds(conn, period.start, period.end)
         finally:
             conn.close()
         if phase != "fit":

@@ -195,8 +195,8 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
         conn = store.connect()
         local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
         try:
-            n, first, last = source.span(conn, period.start, period.end)
-            if n == 0:
+            first, last = source.bounds(conn, period.start, period.end)
+            if first is None:
                 raise ReplayError(f"the routing log ({store.where}) has no requests in {period.label}: nothing to "
                                   "replay (try a longer --days, or check log.path / log.url in the config)")
             measured, lengths = _fit(conn, period, seed)
@@ -226,4 +226,5 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
     logged = _side(*results[0], current, period)
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
     now = _side(*results[2], current, period) if scaled else logged
-    return Replay(period, n, load, speed, now, _side(*results[1], candidate, period), assumed, validation)
+    return Replay(period, report["requests"], load, speed, now, _side(*results[1], candidate, period), assumed,
+                  validation)

@@ -152,8 +152,10 @@ def attempt_pages(conn: LogConnection, start: float, end: float) -> Iterator[tup
             yield model, page
 
 
-def span(conn: LogConnection, start: float, end: float) -> tuple[int, float | None, float | None]:
-    """(requests, first ts, last ts) in the window."""
-    row = conn.execute("SELECT COUNT(*) AS n, MIN(ts) AS lo, MAX(ts) AS hi FROM requests WHERE ts >= ? AND ts < ?",
-                       (start, end)).fetchone()
-    return int(row["n"]), row["lo"], row["hi"]
+def bounds(conn: LogConnection, start: float, end: float) -> tuple[float | None, float | None]:
+    """(first ts, last ts) of the requests in the window, (None, None) when it has none: two index seeks
+    (a COUNT would scan the whole window's index before anything else could start; the request count
+    comes from :func:`measure`, which reads every row anyway)."""
+    first = conn.execute("SELECT MIN(ts) AS t FROM requests WHERE ts >= ? AND ts < ?", (start, end)).fetchone()
+    last = conn.execute("SELECT MAX(ts) AS t FROM requests WHERE ts >= ? AND ts < ?", (start, end)).fetchone()
+    return first["t"], last["t"]
