@@ -140,15 +140,18 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
     return out, assumed
 
 
-def _simulate_side(args: tuple) -> tuple[Collector, dict[str, int]]:
-    """One simulation (a worker process's job)."""
-    config, period, store, profiles, lengths, load, speed, seed, start, bucket = args
+def _simulate_side(args: tuple) -> Side:
+    """One simulation and its figures (a worker process's job: the percentiles of a million waits are sorted
+    here, beside the other simulation, not after both in the main process)."""
+    config, shown, period, store, profiles, lengths, load, speed, seed, start, bucket = args
     conn = store.connect()
     try:
-        return simulate(config, source.arrivals(conn, period.start, period.end), profiles, start=start,
-                        tokens_out=lengths, load=load, speed=speed, seed=seed, bucket_s=bucket)
+        collector, skipped = simulate(config, source.arrivals(conn, period.start, period.end), profiles,
+                                      start=start, tokens_out=lengths, load=load, speed=speed, seed=seed,
+                                      bucket_s=bucket)
     finally:
         conn.close()
+    return _side(collector, skipped, shown, period)
 
 
 def _measure(store: LogStore, period: Period) -> dict[str, Any]:
@@ -212,7 +215,7 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
         scaled = load != 1.0 or speed != 1.0
         runs = [(current, 1.0, 1.0), (candidate, load, speed)] + ([(current, load, speed)] if scaled else [])
         bucket = bucket_for((last or start) - start)
-        jobs = [(_for_replay(cfg), period, store, profiles, lengths, ld, sp, seed, start, bucket)
+        jobs = [(_for_replay(cfg), cfg, period, store, profiles, lengths, ld, sp, seed, start, bucket)
                 for cfg, ld, sp in runs]
         if workers is not None and measuring is not None:
             results = list(workers.map(_simulate_side, jobs))
@@ -223,8 +226,7 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
     finally:
         if workers is not None:
             workers.shutdown(cancel_futures=True)
-    logged = _side(*results[0], current, period)
+    logged = results[0]
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
-    now = _side(*results[2], current, period) if scaled else logged
-    return Replay(period, report["requests"], load, speed, now, _side(*results[1], candidate, period), assumed,
-                  validation)
+    now = results[2] if scaled else logged
+    return Replay(period, report["requests"], load, speed, now, results[1], assumed, validation)
