@@ -135,6 +135,27 @@ def test_database_down_answers_go_on_and_the_backlog_drains_when_it_is_back(tmp_
         server.close()
 
 
+def test_the_backlog_shows_as_soon_as_forwarding_fails(tmp_path: Path) -> None:
+    """/healthz reads the backlog the forwarder counted last; it used to count once a second whatever
+    happened, so a health check just after PostgreSQL went away could say "backlog 0" (seen in the
+    suite under load). A failed step counts it at once."""
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, f"postgresql://postgres@127.0.0.1:{free_port()}/test")  # nothing listens
+    try:
+        time.sleep(0.2)  # its first count (0) is behind it: the next periodic one is ~0.8 s away
+        writer = LogWriter(path)
+        for i in range(5):
+            writer.submit(record(i))
+        assert writer.flush(10)
+        forwarder.wake()
+        poll(lambda: forwarder.health().failures >= 1, timeout=5)
+        health = poll(lambda: (h := forwarder.health()).backlog == 5 and h, timeout=0.4)
+        assert health.degraded and not health.connected
+        writer.close()
+    finally:
+        forwarder.close(timeout=0.5)
+
+
 def test_the_password_is_never_shown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     url = f"postgresql://postgres:hunter2-secret@127.0.0.1:{free_port()}/x"
     path = tmp_path / "log.sqlite3"

@@ -305,6 +305,7 @@ class Forwarder:
                 except BaseException as exc:  # never dies silently: count it, reconnect, back off
                     self._failed(exc)
                     self._drop_pg()
+                    self._measured_at = 0.0  # the backlog is news now: /healthz shows it at once, not a second on
                 self._next_try = time.monotonic() + (0.0 if moved else self._backoff or self.poll)
             if time.monotonic() - self._measured_at >= MEASURE_EVERY:
                 self._measure()
