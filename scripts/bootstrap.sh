@@ -14,8 +14,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-# A native build probes the CPU and picks AMX kernels that segfault on first inference here.
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+# On x86-64, a native build probes the CPU and picks AMX kernels that segfault on first inference on
+# some Xeons: pin the instruction sets instead. Elsewhere (Apple silicon: Metal, ARM) build natively.
+if [ "$(uname -m)" = x86_64 ]; then
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
+fi
 .venv/bin/python -m pip install --quiet -e '.[local,dev]'
 .venv/bin/modelyard fetch-model
 # The services the tests talk to (PostgreSQL, Redis): started if this machine has them but they are down.

@@ -181,7 +181,8 @@ def test_loading_the_model_quiets_llama_cpp_and_nothing_else(default_model: Path
 
 async def test_embedded_model_generates_with_the_configured_threads(default_model: Path) -> None:
     """``threads:`` reaches llama.cpp's generation; prompt evaluation keeps every core. Unset, the
-    model generates with every core but one (two threads spinning on two busy cores ran ~3-10x slower)."""
+    model generates with every core but one (two threads spinning on two busy cores ran ~3-10x slower),
+    and offloads every layer to a GPU when the build has one (``gpu_layers: -1``)."""
     from modelyard.providers.llamacpp import LlamaCppProvider, load_llama
 
     cores = os.cpu_count() or 1
@@ -194,6 +195,7 @@ async def test_embedded_model_generates_with_the_configured_threads(default_mode
     await explicit.warmup()
     llm = load_llama(str(default_model), 1024, 1)
     assert (llm.context_params.n_threads, llm.context_params.n_threads_batch) == (1, cores)
+    assert llm.model_params.n_gpu_layers == 0x7FFFFFFF  # -1: every layer on a GPU build (a CPU build ignores it)
     assert await explicit.loaded() is True
     text = "".join([c.text async for c in Router(config).stream("chat", PROMPT) if c.kind == "text"])
     assert "pong" in text.lower()

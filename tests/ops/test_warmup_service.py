@@ -108,7 +108,7 @@ async def test_warm_all_loads_the_embedded_llamacpp_model(default_model: Path) -
     providers = {"q": build_provider("q", cfg.models["q"])}
     (result,) = await warm_all(providers)
     assert result.ok, result.detail
-    assert (str(default_model), 4096, providers["q"].threads) in _models  # type: ignore[attr-defined]
+    assert (str(default_model), 4096, providers["q"].threads, -1) in _models  # type: ignore[attr-defined]
     assert await providers["q"].loaded() is True
 
 

@@ -86,6 +86,9 @@ class ModelConfig(Strict):
     path: str | None = Field(None, description="llamacpp: GGUF file; empty = the embedded default model")
     threads: int | None = Field(None, ge=1, le=512, description="llamacpp: CPU threads that generate tokens; "
                                 "empty = every core but one (providers/llama_threads.py)")
+    gpu_layers: int = Field(-1, ge=-1, description="llamacpp: layers offloaded to the GPU on a Metal/CUDA/Vulkan "
+                            "build (-1 = all, as Ollama does; 0 = CPU only; lower it when the model does not "
+                            "fit in GPU memory); a CPU-only build ignores it")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     max_concurrent: int = Field(1, ge=1, le=1024)
     memory_gb: float | None = Field(None, ge=0)

@@ -36,8 +36,8 @@ from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 _END = object()
-#: loaded models by (GGUF path, context, generation threads)
-_models: dict[tuple[str, int, int], Any] = {}
+#: loaded models by (GGUF path, context, generation threads, GPU layers)
+_models: dict[tuple[str, int, int, int], Any] = {}
 _models_lock = threading.Lock()
 #: stop flags of the generations running now (exit stops them before it frees their model)
 _running: set[threading.Event] = set()
@@ -80,16 +80,17 @@ async def _wait_stopped(finished: asyncio.Future[None]) -> None:
         raise asyncio.CancelledError
 
 
-def load_llama(path: str, n_ctx: int, threads: int) -> Any:
+def load_llama(path: str, n_ctx: int, threads: int, gpu_layers: int = -1) -> Any:
     """Load (once per process) and return the ``Llama`` for a GGUF file; ``threads`` generate tokens,
-    every core evaluates the prompt (``llama_threads.py`` says why)."""
+    every core evaluates the prompt (``llama_threads.py`` says why). ``gpu_layers`` -1 offloads every
+    layer on a GPU build: llama-cpp-python's own default (0) leaves a Mac's Metal GPU idle."""
     with _models_lock:
-        key = (path, n_ctx, threads)
+        key = (path, n_ctx, threads, gpu_layers)
         if key not in _models:
             from llama_cpp import Llama  # imported late: it is optional and slow to import
 
             _models[key] = quiet_load(Llama, model_path=path, n_ctx=n_ctx, n_threads=threads,
-                                      n_threads_batch=os.cpu_count() or 1)
+                                      n_threads_batch=os.cpu_count() or 1, n_gpu_layers=gpu_layers)
             _models[key]._modelyard_lock = threading.Lock()
         return _models[key]
 
@@ -109,6 +110,7 @@ class LlamaCppProvider(Provider):
         self.path = Path(config.path).expanduser() if config.path else None
         self.n_ctx = config.context or 4096
         self.threads = generation_threads(config.threads)
+        self.gpu_layers = config.gpu_layers
 
     def base_profile(self) -> ModelProfile:
         # llama-cpp-python's chat handlers neither switch thinking nor hand its text over apart;
@@ -154,7 +156,7 @@ class LlamaCppProvider(Provider):
         cancel = threading.Event()
         finished: asyncio.Future[None] = loop.create_future()
         kwargs = self._kwargs(request)
-        path = str(self._resolved_path())
+        key = self._key()
 
         def put(item: Any) -> None:
             # a last resort only: the stream waits for this thread, so its loop is normally still open
@@ -167,7 +169,7 @@ class LlamaCppProvider(Provider):
 
         def work() -> None:
             try:
-                llm = load_llama(path, self.n_ctx, self.threads)
+                llm = load_llama(*key)
                 with llm._modelyard_lock:
                     produced = 0
                     prompt_tokens: int | None = None
@@ -234,7 +236,7 @@ class LlamaCppProvider(Provider):
         reason = self.unavailable_reason()
         if reason:
             raise ProviderError(Reason.UNAVAILABLE, reason)
-        await asyncio.to_thread(load_llama, str(self._resolved_path()), self.n_ctx, self.threads)
+        await asyncio.to_thread(load_llama, *self._key())
 
     # -- facts for ops -------------------------------------------------------------------
 
@@ -261,5 +263,6 @@ class LlamaCppProvider(Provider):
     async def loaded(self) -> bool | None:
         return self._key() in _models
 
-    def _key(self) -> tuple[str, int, int]:
-        return str(self._resolved_path()), self.n_ctx, self.threads
+    def _key(self) -> tuple[str, int, int, int]:
+        """What :func:`load_llama` takes, and what names a loaded model."""
+        return str(self._resolved_path()), self.n_ctx, self.threads, self.gpu_layers
