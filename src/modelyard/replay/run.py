@@ -3,6 +3,8 @@ same arrivals, and compare — with the current config's replay checked against 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -154,6 +156,12 @@ def _simulate_side(args: tuple) -> Side:
     return _side(collector, skipped, shown, period)
 
 
+def _yield_cpu() -> None:
+    """Lower this worker's priority: it is off the critical path (harmless where it cannot be lowered)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(5)
+
+
 def _measure(store: LogStore, period: Period) -> dict[str, Any]:
     """The log's own figures over the period, as ``report`` counts them (a worker's job, run beside the fit)."""
     conn = store.connect()
@@ -190,11 +198,12 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
            speed: float = 1.0, seed: int = 0, parallel: bool = True) -> Replay:
     """``load``: traffic multiplier; ``speed``: model speed multiplier (both apply to the comparison, not
     to the validation run, which replays the current config exactly as logged)."""
-    # three workers: the log's own figures (they need no profile, so they are counted on the second core
-    # while this one fits), then the simulations side by side
-    workers = ProcessPoolExecutor(max_workers=3) if parallel else None
+    # the log's own figures need no profile: a worker counts them on the second core while this one fits, at
+    # a lower priority (the fit and then the simulations are the critical path; it finishes in their gaps)
+    measurer = ProcessPoolExecutor(max_workers=1, initializer=_yield_cpu) if parallel else None
+    workers = ProcessPoolExecutor(max_workers=2) if parallel else None
     try:
-        measuring = workers.submit(_measure, store, period) if workers is not None else None
+        measuring = measurer.submit(_measure, store, period) if measurer is not None else None
         conn = store.connect()
         local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
         try:
@@ -224,8 +233,9 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
             results = [_simulate_side(job) for job in jobs]
             report = _measure(store, period)
     finally:
-        if workers is not None:
-            workers.shutdown(cancel_futures=True)
+        for pool in (workers, measurer):
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     logged = results[0]
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
     now = results[2] if scaled else logged
