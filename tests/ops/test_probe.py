@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from tests.fakes import AnthropicServer, Fault, OllamaServer, OpenAIServer
+from tests.helpers import make_config
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -195,6 +196,17 @@ def test_check_without_probes_warns_instead_of_guessing(tmp_path: Path) -> None:
     engineer = [f for f in findings if f.agent == "engineer"]
     assert [f.level for f in engineer] == ["warning"]
     assert "never been tool-probed" in engineer[0].message
+
+
+def test_check_warns_of_llamacpp_settings_on_another_provider() -> None:
+    """``threads:`` on an Ollama model did nothing, silently: check says so, and nothing for llamacpp."""
+    cfg = make_config({"o": {"provider": "ollama", "model": "qwen3:8b", "threads": 8, "gpu_layers": 0},
+                       "l": {"provider": "llamacpp", "threads": 1, "gpu_layers": 0},
+                       "c": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+                      {"a": {"primary": "o", "fallbacks": ["l", "c"]}})
+    mine = [f for f in check_config(cfg, {}) if "only llamacpp" in f.message]
+    assert [(f.level, f.model) for f in mine] == [("warning", "o")]
+    assert "threads, gpu_layers" in mine[0].message and "num_thread" in mine[0].suggestion
 
 
 @pytest.mark.model

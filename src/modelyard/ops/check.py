@@ -92,6 +92,7 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                 suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
                                            "(for Ollama: ollama pull) or fix its `model:` in the config"))
     findings += _unseen(config, probes)
+    findings += _llamacpp_only(config)
     capable = tool_capable(config, probes)
     providers = {name: build_provider(name, m) for name, m in config.models.items()}
     for name, probe in probes.items():
@@ -121,6 +122,25 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                     chain[0], suggestion=f"if it thinks, list `thinking` in the capabilities of "
                                     f"model '{chain[0]}', or run `modelyard probe {chain[0]}`"))
     return findings
+
+
+#: settings of the in-process llama.cpp provider that no other provider reads
+LLAMACPP_ONLY = ("path", "threads", "gpu_layers")
+
+
+def _llamacpp_only(config: Config) -> list[Finding]:
+    """A llama.cpp setting on another provider's model is silently ignored at run time: say so here."""
+    out: list[Finding] = []
+    for name, model in config.models.items():
+        if model.provider == "llamacpp":
+            continue
+        given = [key for key in LLAMACPP_ONLY if key in model.model_fields_set]
+        if given:
+            out.append(Finding("warning", f"model '{name}' sets {', '.join(given)}, which only llamacpp models use: "
+                               f"no effect on provider {model.provider}", model=name,
+                               suggestion="set threads and GPU layers on the model's server (Ollama: num_thread "
+                                          "and num_gpu in a Modelfile), or remove the keys"))
+    return out
 
 
 def never_probed(config: Config, probes: dict[str, ProbeResult]) -> list[str]:
