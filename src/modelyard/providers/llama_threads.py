@@ -6,7 +6,7 @@ gateway's event loop streaming the answer, the routing-log writer, another model
 machine — takes a core from one of them, and the others spin until the scheduler gives it back:
 measured on a 2-core machine with other work running, the embedded model fell from ~20–26 tokens/s
 with one thread to 2.7–11 tokens/s with two, and burned more CPU doing it (benchmarks/README.md,
-"Embedded model: threads"). With nothing else running, two threads were faster (~44 vs ~27 tokens/s).
+"Embedded model: generation threads"). With nothing else running, two threads were faster (~44 vs ~27 tokens/s).
 A machine that runs agents is rarely idle, so the default leaves one core to everything else;
 ``threads:`` on the model sets it explicitly. Prompt evaluation keeps every core: it is one large
 batch per step, where the barrier costs little.
