@@ -79,6 +79,10 @@ class ServiceFigures(Strict):
     failure_rate: float = Field(0.0, ge=0, le=1, description="share of attempts that fail")
 
 
+#: model settings read only by a provider that runs the model in this process from a file (llamacpp)
+IN_PROCESS_SETTINGS = ("path", "threads", "gpu_layers")
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from modelyard.config.schema import AgentConfig, Config
+from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config
 from modelyard.ledger.probes import verdicts
 from modelyard.ops.probe import ProbeResult
 from modelyard.providers import Provider, ThinkingSwitch, build_provider
@@ -92,9 +92,9 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                 suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
                                            "(for Ollama: ollama pull) or fix its `model:` in the config"))
     findings += _unseen(config, probes)
-    findings += _llamacpp_only(config)
     capable = tool_capable(config, probes)
     providers = {name: build_provider(name, m) for name, m in config.models.items()}
+    findings += _ignored_settings(providers)
     for name, probe in probes.items():
         if name in providers:
             providers[name].learn(verdicts({c.name: c.status for c in probe.checks.values()}))
@@ -124,20 +124,17 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
     return findings
 
 
-#: settings of the in-process llama.cpp provider that no other provider reads
-LLAMACPP_ONLY = ("path", "threads", "gpu_layers")
-
-
-def _llamacpp_only(config: Config) -> list[Finding]:
-    """A llama.cpp setting on another provider's model is silently ignored at run time: say so here."""
+def _ignored_settings(providers: dict[str, Provider]) -> list[Finding]:
+    """An in-process setting (threads, GPU layers, a GGUF path) on a model served elsewhere is silently
+    ignored at run time: say so here."""
     out: list[Finding] = []
-    for name, model in config.models.items():
-        if model.provider == "llamacpp":
+    for name, provider in providers.items():
+        if provider.runs_in_process:
             continue
-        given = [key for key in LLAMACPP_ONLY if key in model.model_fields_set]
+        given = [key for key in IN_PROCESS_SETTINGS if key in provider.config.model_fields_set]
         if given:
-            out.append(Finding("warning", f"model '{name}' sets {', '.join(given)}, which only llamacpp models use: "
-                               f"no effect on provider {model.provider}", model=name,
+            out.append(Finding("warning", f"model '{name}' sets {', '.join(given)}, which only a model run in this "
+                               f"process uses: no effect on provider {provider.config.provider}", model=name,
                                suggestion="set threads and GPU layers on the model's server (Ollama: num_thread "
                                           "and num_gpu in a Modelfile), or remove the keys"))
     return out

@@ -43,6 +43,8 @@ class Provider(ABC):
     preloads: ClassVar[bool] = False
     #: a stream may be abandoned before its end without harm (an in-process worker may not allow it)
     stops_early: ClassVar[bool] = True
+    #: reads the model settings of :data:`~modelyard.config.schema.IN_PROCESS_SETTINGS` (path, threads…)
+    runs_in_process: ClassVar[bool] = False
 
     def __init__(self, name: str, config: ModelConfig):
         self.name = name

@@ -104,6 +104,7 @@ def _message(m: Message) -> dict[str, Any]:
 
 class LlamaCppProvider(Provider):
     preloads = True
+    runs_in_process = True
 
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
