@@ -31,8 +31,11 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
     pools: list[ModelPool] = []
     shared = None
     if request.param == "redis":
+        # timeout 2 s, not the default 0.5: these tests are about slots and breakers, not an unreachable
+        # store (tests/shared/test_redis_state.py), and a first call once overran 0.5 s late in a clean-clone
+        # CI run on an idle machine — a pause of this large test process, not Redis
         shared = StateConfig(url=request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix"),
-                             lease=3, refresh=0.1)
+                             lease=3, refresh=0.1, timeout=2.0)
 
     def build(limit: int = 1, cooldown: dict | None = None, clock: Clock = loop_clock,
               processes: int = 1) -> list[ModelState]:
