@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from modelyard.cli.common import console, fail
 from modelyard.paths import example_file, user_config_file
@@ -15,6 +16,11 @@ from modelyard.paths import example_file, user_config_file
 def init(
     path: Annotated[Path | None, typer.Argument(help="Where to write (default: the user config file)")] = None,
     example: Annotated[str, typer.Option(help="default (offline, embedded model) or reference-mac64")] = "default",
+    detect: Annotated[bool, typer.Option("--detect", help=(
+        "ask the model servers on this machine (Ollama, llama-server, LM Studio, vLLM) what they serve "
+        "and build the config from those models"))] = False,
+    endpoint: Annotated[list[str] | None, typer.Option(
+        "--endpoint", help="with --detect: a server to ask instead of the usual addresses (repeatable)")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a starter config to edit."""
@@ -24,9 +30,33 @@ def init(
     target = (path or user_config_file()).expanduser()
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite")
+    text = _detected(source, endpoint or []) if detect or endpoint else source.read_text()
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    target.write_text(text)
     console.print(f"wrote {target}\nnext: edit it, then `modelyard models` to check every model is reachable")
+
+
+def _detected(source: Path, endpoints: list[str]) -> str:
+    """The config text built from what the servers serve; exit 1 saying where we asked when none answered."""
+    from modelyard.config.loader import parse_config
+    from modelyard.errors import ConfigError
+    from modelyard.ops.starter import discover, draft, header
+
+    found = asyncio.run(discover(endpoints))
+    for address, said in found.asked.items():
+        console.print(f"  {address}: {said}", highlight=False)
+    if not any(not f.model.embedding_only for f in found.found):
+        raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
+                   "`ollama pull` a model, or name a server with --endpoint URL)", code=1)
+    config, notes = draft(found.found, yaml.safe_load(source.read_text()))
+    text = header(notes) + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
+    try:
+        parse_config(text, source="<detected>")
+    except ConfigError as exc:  # a bug here, never the user's: say so rather than write a broken file
+        raise fail(f"the detected config does not load ({exc}); please report it", code=1) from None
+    for note in notes:
+        console.print(f"  {note}", highlight=False)
+    return text
 
 
 def fetch_model() -> None:

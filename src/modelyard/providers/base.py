@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.providers.discovery import ServedModel
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
@@ -45,6 +46,19 @@ class Provider(ABC):
     stops_early: ClassVar[bool] = True
     #: reads the model settings of :data:`~modelyard.config.schema.IN_PROCESS_SETTINGS` (path, threads…)
     runs_in_process: ClassVar[bool] = False
+
+    # -- what a server serves (``init --detect``) ----------------------------------------
+
+    @classmethod
+    def endpoints_to_try(cls) -> tuple[str, ...]:
+        """Where this backend's servers listen when nobody said (none: it cannot be found by asking)."""
+        return ()
+
+    @classmethod
+    async def served_models(cls, endpoint: str) -> list[ServedModel]:
+        """The models the server at ``endpoint`` serves; ProviderError when it does not answer
+        as this backend's servers do."""
+        return []
 
     def __init__(self, name: str, config: ModelConfig):
         self.name = name

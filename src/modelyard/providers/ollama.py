@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import parse_duration
-from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments, stream_error
+from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
+from modelyard.providers.discovery import mapping_of as _mapping
+from modelyard.providers.http import (
+    HttpClient,
+    HttpProvider,
+    loads,
+    make_client,
+    openai_tools,
+    parse_arguments,
+    stream_error,
+)
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
@@ -35,9 +47,61 @@ def _message(m: Message) -> dict[str, Any]:
     return out
 
 
+async def _shown(client: HttpClient, name: str) -> dict[str, Any]:
+    """/api/show for one model ({} when the server does not say: older servers, a model being pulled)."""
+    try:
+        status, data = await client.request_json("POST", "/api/show", {"model": name}, timeout=FACT_TIMEOUT)
+    except ProviderError:
+        return {}
+    return data if status == 200 and isinstance(data, dict) else {}
+
+
+def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server: str) -> ServedModel | None:
+    name = entry.get("model") or entry.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    details = _mapping(entry.get("details"))
+    info = _mapping(shown.get("model_info"))
+    caps = shown.get("capabilities")
+    listed = {c for c in caps if isinstance(c, str)} if isinstance(caps, list) else set()
+    if ServerCapability.COMPLETION in listed or not listed:
+        listed.add(ServerCapability.JSON)  # `format` constrains any model that generates
+    size = entry.get("size")
+    return ServedModel(
+        model_id=name, endpoint=endpoint, server=server,
+        size_bytes=size if isinstance(size, int) and size > 0 else None,
+        parameters_b=parameters_from_label(details.get("parameter_size")),
+        trained_context=trained_context(info) if info else None,
+        family=str(details.get("family") or ""),
+        capabilities=frozenset(listed),
+    )
+
+
 class OllamaProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     preloads = True
+
+    @classmethod
+    def endpoints_to_try(cls) -> tuple[str, ...]:
+        """``OLLAMA_HOST`` as the ollama CLI reads it, else the default port."""
+        return (normalised_endpoint(os.environ.get("OLLAMA_HOST") or DEFAULT_ENDPOINT, 11434),)
+
+    @classmethod
+    async def served_models(cls, endpoint: str) -> list[ServedModel]:
+        """/api/tags, then /api/show of each model for its capabilities and trained context."""
+        client = make_client(endpoint)
+        try:
+            status, data = await client.request_json("GET", "/api/tags", timeout=FACT_TIMEOUT)
+            if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
+                raise ProviderError(Reason.MALFORMED_RESPONSE, f"{endpoint}/api/tags is not an Ollama listing")
+            entries = [e for e in data["models"] if isinstance(e, dict)]
+            _, version = await client.request_json("GET", "/api/version", timeout=FACT_TIMEOUT)
+            server = f"Ollama {version['version']}" if isinstance(version, dict) and "version" in version else "Ollama"
+            shown = await asyncio.gather(*(_shown(client, str(e.get("model") or e.get("name"))) for e in entries))
+        finally:
+            await client.aclose()
+        found = (_served(e, s, endpoint, server) for e, s in zip(entries, shown, strict=True))
+        return [m for m in found if m is not None]
 
     def base_profile(self) -> ModelProfile:
         return ModelProfile(thinking_switch=ThinkingSwitch.OLLAMA_THINK, json_mode=True)

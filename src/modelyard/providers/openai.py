@@ -15,7 +15,9 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, openai_tools, parse_arguments, stream_error
+from modelyard.providers.discovery import ServedModel
+from modelyard.providers.discovery import mapping_of as _mapping
+from modelyard.providers.http import HttpProvider, loads, make_client, openai_tools, parse_arguments, stream_error
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.tokens import request_tokens
@@ -60,8 +62,52 @@ def _joined(texts: list[str]) -> Chunk:
         return Chunk("text", text=texts[0])
     return Chunk("text", text="".join(texts), pieces=len(texts))
 
+#: where OpenAI-compatible servers listen by default: llama.cpp's llama-server, LM Studio, vLLM
+COMMON_ENDPOINTS = ("http://127.0.0.1:8080", "http://127.0.0.1:1234", "http://127.0.0.1:8000")
+_SERVERS = {"llamacpp": "llama.cpp server", "vllm": "vLLM", "organization_owner": "LM Studio"}
+
+
+def _positive(*values: Any) -> int | None:
+    return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
+
+
+def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
+    model_id = entry.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        return None
+    meta = _mapping(entry.get("meta"))
+    params = _positive(meta.get("n_params"))
+    return ServedModel(
+        model_id=model_id, endpoint=endpoint,
+        server=_SERVERS.get(str(entry.get("owned_by")), "OpenAI-compatible server"),
+        size_bytes=_positive(meta.get("size")),
+        parameters_b=params / 1e9 if params else None,
+        trained_context=_positive(meta.get("n_ctx_train"), entry.get("context_length")),
+        served_context=_positive(entry.get("max_model_len")),
+    )
+
+
 class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
+
+    @classmethod
+    def endpoints_to_try(cls) -> tuple[str, ...]:
+        return COMMON_ENDPOINTS
+
+    @classmethod
+    async def served_models(cls, endpoint: str) -> list[ServedModel]:
+        """``/v1/models`` (llama-server adds ``meta`` with the parameter count and trained context,
+        vLLM ``max_model_len``)."""
+        client = make_client(endpoint)
+        path = "/models" if endpoint.rstrip("/").endswith("/v1") else "/v1/models"
+        try:
+            status, data = await client.request_json("GET", path, timeout=FACT_TIMEOUT)
+        finally:
+            await client.aclose()
+        if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{endpoint}{path} is not a model list")
+        found = (_served(e, endpoint) for e in data["data"] if isinstance(e, dict))
+        return [m for m in found if m is not None]
 
     def base_profile(self) -> ModelProfile:
         qwen = "qwen" in self.model_id.lower()

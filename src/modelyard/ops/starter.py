@@ -1,0 +1,213 @@
+"""``init --detect``: a starter config from the models this machine's servers already serve.
+
+A newcomer with Ollama (or llama-server, LM Studio, vLLM) running should not have to copy model
+names by hand into an example written for someone else's machine. This module asks every backend's
+usual address what it serves, then fills the embedded default's agents with those models: the
+agents, their routing examples, timeouts and hand-offs stay as shipped; only the models and each
+agent's chain are chosen, one small function per choice, and every choice is written into the
+file as a comment so the user can see why and change it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from modelyard import registry
+from modelyard.errors import ProviderError
+from modelyard.providers.discovery import ServedModel, ServerCapability
+
+BUDGET = 4.0  # seconds for asking every server, all at once
+EMBEDDED = "qwen-coder-0.5b"  # the default config's in-process model: the last fallback everywhere
+CLOUD = "claude-haiku"  # the default config's cloud model (unavailable until its key is set)
+#: an orchestrator model this big (billions of parameters) is trusted with the uncertain routing decisions
+ORCHESTRATOR_MODEL_B = 7.0
+LOCAL_CONTEXT = 8192  # tokens of KV cache asked per sequence: Ollama's own default (4096) is small for agents
+_CODER = re.compile(r"coder|codestral|devstral|starcoder|codellama|codegemma|deepseek-code|granite-code",
+                    re.IGNORECASE)
+#: what Ollama's /api/show reports → what a modelyard config declares
+_DECLARED = {ServerCapability.TOOLS: "tools", ServerCapability.THINKING: "thinking",
+             ServerCapability.VISION: "vision", ServerCapability.JSON: "json"}
+
+
+@dataclass(frozen=True)
+class Found:
+    """A served model and the backend (a registry name) that speaks to its server."""
+
+    backend: str
+    model: ServedModel
+
+
+@dataclass(frozen=True)
+class Discovery:
+    found: list[Found]
+    #: every address asked, and what it said ("3 models" or why nothing)
+    asked: dict[str, str]
+
+
+def _richness(models: list[ServedModel]) -> tuple[int, int]:
+    """Which of two answers from one address to keep: one that lists models, then the one saying more."""
+    return len(models), sum(bool(m.size_bytes) + bool(m.capabilities) + bool(m.parameters_b) for m in models)
+
+
+async def _ask(backend: str, endpoint: str) -> tuple[str, str, list[ServedModel] | str]:
+    try:
+        models = await registry.backend(backend).load().served_models(endpoint)
+    except ProviderError as exc:
+        return backend, endpoint, f"nothing found ({exc.reason})"
+    except Exception as exc:  # a plugin's discovery must not stop the others
+        return backend, endpoint, f"{type(exc).__name__}"
+    return backend, endpoint, models
+
+
+def _discoverers() -> dict[str, Any]:
+    out = {}
+    for name in registry.provider_names():
+        try:
+            out[name] = registry.backend(name).load()
+        except Exception:
+            continue
+    return out
+
+
+async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Discovery:
+    """Ask each backend's usual addresses (or ``endpoints``, each as every backend) at once.
+
+    An address several protocols answer (Ollama also serves ``/v1/models``) keeps the answer with
+    the most facts, so a model is listed once, by its native protocol."""
+    asks = [(name, ep.rstrip("/")) for name, cls in _discoverers().items()
+            for ep in (endpoints or cls.endpoints_to_try())]
+    tasks = [asyncio.ensure_future(_ask(name, ep)) for name, ep in asks]
+    done, pending = await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    best: dict[str, tuple[str, list[ServedModel]]] = {}
+    asked: dict[str, str] = {ep: "no answer in time" for _, ep in asks}
+    for task in done:
+        backend, endpoint, result = task.result()
+        if isinstance(result, str):
+            if endpoint not in best:
+                asked[endpoint] = result
+            continue
+        if endpoint not in best or _richness(result) > _richness(best[endpoint][1]):
+            best[endpoint] = (backend, result)
+            server = result[0].server if result else backend
+            asked[endpoint] = f"{server}: {len(result)} model(s)"
+    found = [Found(name, m) for endpoint in sorted(best) for name, models in [best[endpoint]] for m in models]
+    return Discovery(found, asked)
+
+
+# -- the policy: one function per choice --------------------------------------------------------
+
+
+def weight(model: ServedModel) -> float:
+    """Billions of parameters, or the file size at ~0.6 bytes per parameter (4-bit quantised)."""
+    if model.parameters_b:
+        return model.parameters_b
+    return model.size_bytes / 0.6e9 if model.size_bytes else 0.0
+
+
+def is_coder(model: ServedModel) -> bool:
+    return bool(_CODER.search(model.model_id))
+
+
+def config_name(model_id: str, taken: set[str]) -> str:
+    """A config name from a server's id: "qwen2.5-coder:7b" → "qwen2.5-coder-7b",
+    "hf.co/org/Repo-GGUF:Q4_K_M" → "repo-gguf-q4_k_m"; ":latest" dropped; unique."""
+    tail = model_id.rsplit("/", 1)[-1].removesuffix(":latest").removesuffix(".gguf")
+    base = re.sub(r"[^a-z0-9._-]+", "-", tail.lower()).strip("-._") or "model"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def model_entry(found: Found) -> dict[str, Any]:
+    """The config entry: one slot (servers default to one or few parallel sequences; raise it to the
+    server's own setting), memory from the listing, context capped to what a laptop-class box holds."""
+    m = found.model
+    entry: dict[str, Any] = {"provider": found.backend, "model": m.model_id, "endpoint": m.endpoint,
+                             "max_concurrent": 1}
+    if m.size_bytes:
+        entry["memory_gb"] = round(m.size_bytes / 1e9, 1)
+    context = m.served_context or (min(m.trained_context, LOCAL_CONTEXT) if m.trained_context else None)
+    if context:
+        entry["context"] = context
+    caps = [_DECLARED[ServerCapability(c)] for c in sorted(m.capabilities) if c in _DECLARED]
+    if caps:
+        entry["capabilities"] = caps
+    return entry
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+def chains(named: dict[str, ServedModel]) -> dict[str, list[str]]:
+    """Each agent's chain over the found models (names → models), the embedded model last:
+    small and quick for chat, orchestrator and utility; the coder model for engineer; the largest
+    general model for research and writer behind the cloud model, as the reference setup does."""
+    chat_models = {n: m for n, m in named.items() if not m.embedding_only}
+    general = sorted((n for n, m in chat_models.items() if not is_coder(m)), key=lambda n: weight(chat_models[n]))
+    coders = sorted((n for n, m in chat_models.items() if is_coder(m)), key=lambda n: weight(chat_models[n]))
+    general = general or coders
+    if not general:
+        return {}
+    small, large = general[0], general[-1]
+    coder = coders[-1] if coders else large
+    quick = _unique([small, large, EMBEDDED])
+    return {"chat": quick, "orchestrator": quick, "utility": quick,
+            "engineer": _unique([coder, large, EMBEDDED]),
+            "research": _unique([CLOUD, large, EMBEDDED]), "writer": _unique([CLOUD, large, EMBEDDED])}
+
+
+def threshold(orchestrator_model: ServedModel | None) -> float:
+    """Ask the orchestrator's model about uncertain routes only when it is big enough to do better
+    than the fast path (a 0.5B model measured 29 points worse: benchmarks/README.md)."""
+    return 0.96 if orchestrator_model and weight(orchestrator_model) >= ORCHESTRATOR_MODEL_B else 0.0
+
+
+def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``base`` (the embedded default, parsed) with the found models and chains; and the notes
+    explaining each choice, for the file's header."""
+    config = dict(base)
+    taken = set(base.get("models", {}))
+    named: dict[str, Found] = {config_name(f.model.model_id, taken): f for f in found}
+    usable = {n: f for n, f in named.items() if not f.model.embedding_only}
+    config["models"] = {**{n: model_entry(f) for n, f in usable.items()}, **base.get("models", {})}
+    picked = chains({n: f.model for n, f in usable.items()})
+    agents = {name: dict(agent) for name, agent in base.get("agents", {}).items()}
+    for name, agent in agents.items():
+        if name in picked:
+            agent["primary"], agent["fallbacks"] = picked[name][0], picked[name][1:]
+    config["agents"] = agents
+    orchestrator = picked.get("orchestrator", [""])[0]
+    config["orchestration"] = {**base.get("orchestration", {}),
+                               "threshold": threshold(usable[orchestrator].model if orchestrator in usable else None)}
+    notes = [f"found {f.model.model_id} ({f.model.server or f.backend} at {f.model.endpoint})"
+             + (f", {weight(f.model):.1f}B" if weight(f.model) else "") for f in usable.values()]
+    notes += [f"left out {f.model.model_id}: an embedding model, it cannot chat"
+              for f in named.values() if f.model.embedding_only]
+    notes += [f"{agent}: {' → '.join(chain)}" for agent, chain in picked.items()]
+    if orchestrator in usable:
+        cut = config["orchestration"]["threshold"]
+        notes.append(f"orchestration.threshold {cut}: " + (
+            f"{orchestrator} is big enough to decide the routes the fast path is unsure of" if cut else
+            f"{orchestrator} is under {ORCHESTRATOR_MODEL_B:.0f}B, so the fast path decides every route "
+            "(a 0.5B model made routing worse, benchmarks/README.md)"))
+    return config, notes
+
+
+def header(notes: Sequence[str], now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"written by `modelyard init --detect` on {stamp} from what this machine's servers serve;",
+             "agents, examples and timeouts are the embedded default's. Edit freely. Next:",
+             "`modelyard plan` (does it fit in memory?), `modelyard probe` (what each model really does),",
+             "and raise max_concurrent to your server's parallel setting (Ollama: OLLAMA_NUM_PARALLEL).",
+             "", *notes]
+    return "".join(f"# {line}\n" if line else "#\n" for line in lines) + "\n"

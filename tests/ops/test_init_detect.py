@@ -1,0 +1,169 @@
+"""``modelyard init --detect``: a config built from what the machine's model servers serve.
+
+Ollama is a fake that answers ``/api/tags`` and ``/api/show`` in the shapes Ollama's API reference
+documents (``capabilities`` such as ``completion``, ``tools``, ``thinking``, ``vision``, ``embedding``);
+the OpenAI-compatible side is the real ``llama_cpp.server`` running the embedded model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from tests.fakes import OllamaServer
+from tests.integration.test_real_model import free_port
+from tests.reliability.test_live_faults import start_llama_server
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config.loader import load_config
+from modelyard.ops.starter import chains, config_name, discover
+from modelyard.providers.discovery import ServedModel, normalised_endpoint, parameters_from_label
+
+#: what `ollama show` says of each model (documented fields; the rest of the answer left out)
+SHOWN: dict[str, dict[str, Any]] = {
+    "qwen2.5-coder:7b": {"capabilities": ["completion", "tools", "insert"],
+                         "model_info": {"general.architecture": "qwen2", "qwen2.context_length": 32768}},
+    "llama3.2:3b": {"capabilities": ["completion", "tools"],
+                    "model_info": {"general.architecture": "llama", "llama.context_length": 131072}},
+    "qwen3:14b": {"capabilities": ["completion", "tools", "thinking"],
+                  "model_info": {"general.architecture": "qwen3", "qwen3.context_length": 40960}},
+    "nomic-embed-text:latest": {"capabilities": ["embedding"],
+                                "model_info": {"general.architecture": "nomic-bert",
+                                               "nomic-bert.context_length": 2048}},
+}
+TAGS = [
+    {"name": "qwen2.5-coder:7b", "size": 4_683_087_332, "details": {"family": "qwen2", "parameter_size": "7.6B"}},
+    {"name": "llama3.2:3b", "size": 2_019_393_189, "details": {"family": "llama", "parameter_size": "3.2B"}},
+    {"name": "qwen3:14b", "size": 9_276_198_565, "details": {"family": "qwen3", "parameter_size": "14.8B"}},
+    {"name": "nomic-embed-text:latest", "size": 274_302_450,
+     "details": {"family": "nomic-bert", "parameter_size": "137M"}},
+]
+
+
+class ShowingOllama(OllamaServer):
+    """The Ollama fake with ``/api/show`` answering for each listed model (404 for others, as Ollama does)."""
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route("/api/show", self._show, methods=["POST"]), *super().routes()]
+
+    async def _show(self, request: Request) -> JSONResponse:
+        name = (await request.json()).get("model")
+        if name not in SHOWN:
+            return JSONResponse({"error": f"model '{name}' not found"}, status_code=404)
+        return JSONResponse({"modelfile": "# Modelfile", "parameters": "num_ctx 4096", "template": "{{ .Prompt }}",
+                             "details": {}, "modified_at": "2025-05-01T10:00:00Z", **SHOWN[name]})
+
+
+@pytest.fixture
+def ollama():
+    with ShowingOllama(TAGS) as server:
+        yield server
+
+
+def test_detected_config_from_ollama_loads_and_puts_each_model_where_it_fits(ollama, tmp_path: Path) -> None:
+    target = tmp_path / "config.yaml"
+    result = CliRunner().invoke(app, ["init", str(target), "--endpoint", ollama.url])
+    assert result.exit_code == 0, result.output
+    config = load_config(target)  # the written file is a valid config
+    models = config.models
+    assert models["qwen2.5-coder-7b"].model == "qwen2.5-coder:7b"
+    assert models["qwen2.5-coder-7b"].endpoint == ollama.url
+    assert models["qwen2.5-coder-7b"].provider == "ollama"
+    assert models["qwen2.5-coder-7b"].memory_gb == pytest.approx(4.7)
+    assert models["llama3.2-3b"].context == 8192  # trained for 131072: capped to what a box holds
+    assert sorted(models["qwen3-14b"].capabilities) == ["json", "thinking", "tools"]
+    assert "nomic-embed-text" not in models  # an embedding model cannot chat
+    agents = config.agents
+    assert agents["engineer"].chain == ["qwen2.5-coder-7b", "qwen3-14b", "qwen-coder-0.5b"]
+    assert agents["chat"].chain == ["llama3.2-3b", "qwen3-14b", "qwen-coder-0.5b"]
+    assert agents["research"].chain == ["claude-haiku", "qwen3-14b", "qwen-coder-0.5b"]
+    # the orchestrator's model (3B) is not trusted with the unsure decisions
+    assert config.orchestration.threshold == 0
+    # the default config's routing examples came along
+    assert agents["engineer"].examples and agents["writer"].consumers == ["utility"]
+    text = target.read_text()
+    assert "left out nomic-embed-text:latest: an embedding model" in text
+    assert "engineer: qwen2.5-coder-7b → qwen3-14b → qwen-coder-0.5b" in text
+
+
+def test_nothing_served_writes_nothing_and_says_where_it_asked(tmp_path: Path) -> None:
+    target = tmp_path / "config.yaml"
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["init", str(target), "--endpoint", nowhere])
+    assert result.exit_code == 1
+    assert nowhere in result.output and "no model server here serves a chat model" in result.output
+    assert not target.exists()
+
+
+def test_ollama_host_is_read_as_the_ollama_cli_reads_it(ollama, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLLAMA_HOST", f"0.0.0.0:{ollama.port}")
+    found = asyncio.run(discover())
+    ids = {f.model.model_id for f in found.found if f.backend == "ollama"}
+    assert ids == {e["name"] for e in TAGS}
+
+
+@pytest.mark.model
+def test_a_real_llama_cpp_server_is_found_and_served(default_model: Path, tmp_path: Path) -> None:
+    """llama_cpp.server's own /v1/models; the written config then answers through it."""
+    port = free_port()
+    proc = start_llama_server(default_model, port)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        found = asyncio.run(discover([endpoint]))
+        assert [(f.backend, f.model.model_id) for f in found.found] == [("openai", "qwen-coder")]
+        target = tmp_path / "config.yaml"
+        result = CliRunner().invoke(app, ["init", str(target), "--endpoint", endpoint])
+        assert result.exit_code == 0, result.output
+        config = load_config(target)
+        assert config.agents["engineer"].primary == "qwen-coder"
+        assert config.models["qwen-coder"].endpoint == endpoint
+        asked = CliRunner().invoke(app, ["--config", str(target), "ask", "--local", "--agent", "utility",
+                                         "Reply with exactly: pong"])
+        assert asked.exit_code == 0, asked.output
+        assert "utility → qwen-coder" in asked.output
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_policy_pieces() -> None:
+    assert parameters_from_label("7.6B") == 7.6 and parameters_from_label("137M") == pytest.approx(0.137)
+    assert parameters_from_label("") is None and parameters_from_label(None) is None
+    assert normalised_endpoint("0.0.0.0", 11434) == "http://127.0.0.1:11434"
+    assert normalised_endpoint("http://gpu-box:9999/", 11434) == "http://gpu-box:9999"
+    taken: set[str] = {"qwen-coder-0.5b"}
+    assert config_name("hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M", taken) == \
+        "llama-3.2-3b-instruct-gguf-q4_k_m"
+    assert config_name("gemma3:latest", taken) == "gemma3"
+    assert config_name("gemma3", taken) == "gemma3-2"
+    # only coder models: they serve every agent; only embedding models: nothing to chain
+    coder = ServedModel("qwen2.5-coder:1.5b", "http://x", parameters_b=1.5)
+    assert chains({"c": coder})["chat"] == ["c", "qwen-coder-0.5b"]
+    assert chains({"e": ServedModel("nomic-embed-text", "http://x")}) == {}
+
+
+def test_listing_shapes_of_other_servers_and_versions() -> None:
+    """vLLM's and llama-server's /v1/models entries (their documented fields), and Ollama listings
+    with fields missing or of another type: read as far as they go, never an exception."""
+    from modelyard.providers import ollama as ollama_module
+    from modelyard.providers import openai as openai_module
+
+    vllm = openai_module._served({"id": "Qwen/Qwen2.5-7B-Instruct", "object": "model", "owned_by": "vllm",
+                                  "root": "Qwen/Qwen2.5-7B-Instruct", "max_model_len": 32768}, "http://v")
+    assert vllm and vllm.server == "vLLM" and vllm.served_context == 32768
+    llama = openai_module._served({"id": "model.gguf", "object": "model", "owned_by": "llamacpp",
+                                   "meta": {"vocab_type": 2, "n_vocab": 151936, "n_ctx_train": 32768,
+                                            "n_embd": 896, "n_params": 494032768, "size": 491400032}}, "http://l")
+    assert llama and llama.server == "llama.cpp server" and llama.trained_context == 32768
+    assert llama.parameters_b == pytest.approx(0.494, abs=1e-3) and llama.size_bytes == 491400032
+    assert openai_module._served({"object": "model"}, "http://x") is None
+    odd = ollama_module._served({"name": "x:1b", "details": None, "size": "big"}, {"capabilities": "tools",
+                                 "model_info": []}, "http://o", "Ollama")
+    assert odd and odd.size_bytes is None and odd.parameters_b is None and odd.trained_context is None
+    assert ollama_module._served({"name": 3}, {}, "http://o", "Ollama") is None
