@@ -17,7 +17,8 @@ import statistics
 import time
 from pathlib import Path
 
-from modelyard.agents.classifier import Classifier
+from modelyard.agents.classifier import Classifier, training_samples
+from modelyard.agents.encoder import shared
 from modelyard.agents.evaluation import read_labels
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.agents_cmds import evaluate
@@ -70,8 +71,9 @@ def main() -> None:
     parser.add_argument("--corrections", type=Path,
                         help="labelled JSONL: its first 50 lines become trusted routing labels (the latency of "
                              "the fast path with a correction memory)")
-    parser.add_argument("--threshold", type=float, default=0.6,
-                        help="the confidence line to report above (default: the one calibrated on dev)")
+    parser.add_argument("--threshold", type=float, default=0.92,
+                        help="the confidence line to report above (default: reference-mac64.yaml's, calibrated "
+                             "on dev + sharegpt_dev)")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -88,17 +90,23 @@ def main() -> None:
 
     plain = Classifier({t: [x for x in (config.agents[t].description, *config.agents[t].examples) if x.strip()]
                         or [t] for t in orchestrator.targets})
+    # the same examples without the sentence encoder's member: what the encoder costs per decision
+    unencoded = Classifier(training_samples(config, orchestrator.targets), encoder=None)
     for text in texts[:50]:  # warm up caches and allocations
         orchestrator.decide_fast(text)
         plain.decide(text)
-    latencies, plain_latencies = [], []
-    for text in texts:  # interleaved, so machine load hits both alike
+        unencoded.decide(text)
+    latencies, plain_latencies, unencoded_latencies = [], [], []
+    for text in texts:  # interleaved, so machine load hits all alike
         t = time.perf_counter()
         orchestrator.decide_fast(text)
         latencies.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         plain.decide(text)
         plain_latencies.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        unencoded.decide(text)
+        unencoded_latencies.append((time.perf_counter() - t) * 1000)
     report = evaluate(orchestrator, rows)
     counts: dict[str, int] = {}
     for r in rows:
@@ -115,6 +123,9 @@ def main() -> None:
     print(f"  decision mean / max      {statistics.fmean(latencies):8.2f} / {max(latencies):.2f} ms")
     print(f"  config-examples-only classifier, same prompts interleaved: p50 {percentile(plain_latencies, 50):.2f} ms"
           f", p99 {percentile(plain_latencies, 99):.2f} ms")
+    print(f"  without the sentence encoder ({'in use' if shared() else 'NOT LOADED'} above), "
+          f"same prompts interleaved: p50 {percentile(unencoded_latencies, 50):.2f} ms, "
+          f"p99 {percentile(unencoded_latencies, 99):.2f} ms")
     low, high = report["accuracy_ci95"]
     print(f"labelled set: {report['n']} public prompts never used for training ({Path(args.labels).name})")
     print(f"  acceptable               {report['accuracy']:8.1%}   95% CI {low:.1%}–{high:.1%}   target ≥ 85%")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelyard.agents import confidence
+from modelyard.agents import confidence, encoder
 from modelyard.agents.classifier import Classifier, training_samples
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.topology import orchestrator_name, routing_targets
@@ -49,22 +49,25 @@ def test_signals_are_what_they_say() -> None:
 
 def test_less_familiar_means_less_confident() -> None:
     """Same votes, a prompt further from the examples and their agent: a lower estimate of being right."""
-    votes = [0.8, 0.85, 0.6]
-    familiar = confidence.probability([*votes, 0.6, 0.5, 1.0, 0.9])
-    unfamiliar = confidence.probability([*votes, 0.15, 0.12, 0.2, 0.4])
-    assert unfamiliar < familiar - 0.05
+    votes = [0.5, 0.6, 0.3]
+    for encoded in (True, False):
+        coefficients = confidence.coefficients(encoded)
+        familiar = confidence.probability([*votes, 0.6, 0.5, 1.0, 0.9], *coefficients)
+        unfamiliar = confidence.probability([*votes, 0.15, 0.12, 0.2, 0.4], *coefficients)
+        assert unfamiliar < familiar - 0.05
 
 
-def test_format_wrapped_questions_go_to_the_slow_path(orchestrator: Orchestrator) -> None:
-    """Knowledge questions under answer-format rules: the members agreed (lowest vote above the old 0.6 line,
-    so the old confidence took them fast), but the examples cover this style thinly — below the threshold."""
+def test_format_wrapped_questions_are_not_taken_fast_elsewhere(orchestrator: Orchestrator) -> None:
+    """Knowledge questions under answer-format rules (the evals set's style, which round 4's confidence took
+    fast to ``utility``): decided fast only when the decision is ``research``; anything else is left to the
+    slow path."""
     threshold = load_config(str(REFERENCE)).orchestration.threshold
     for text in ["Respond with the option letter only. Which planet is the largest? A) Mars B) Jupiter",
-                 "Which is heavier, a kilo of feathers or a kilo of bricks? One word."]:
+                 "Which is heavier, a kilo of feathers or a kilo of bricks? One word.",
+                 'Answer with Y or N only: is "Schadenfreude" a German word?',
+                 "Reply with the number only: how many legs does a spider have?"]:
         decision = orchestrator.decide_fast(text)
-        votes = orchestrator.classifier.votes(text)
-        assert votes[:, orchestrator.classifier.classes.index(decision.agent)].min() >= 0.6
-        assert decision.confidence < threshold
+        assert decision.agent == "research" or decision.confidence < threshold, (text, decision)
 
 
 def test_familiar_prompts_stay_fast(orchestrator: Orchestrator) -> None:
@@ -80,6 +83,10 @@ def test_shipped_weights_are_what_fit_gives() -> None:
     config = load_config(str(embedded_default_config()))
     name = orchestrator_name(config)
     assert name is not None
-    intercept, weights = confidence.fit(training_samples(config, routing_targets(config, name)))
-    assert intercept == pytest.approx(confidence.INTERCEPT, abs=0.02)
-    assert weights == pytest.approx(list(confidence.WEIGHTS), abs=0.02)
+    samples = training_samples(config, routing_targets(config, name))
+    assert encoder.shared() is not None, "the sentence encoder (wordllama) is a dependency: install it"
+    for encoded, kind in ((True, "shared"), (False, None)):
+        intercept, weights = confidence.fit(samples, encoder=kind)
+        shipped_intercept, shipped_weights = confidence.coefficients(encoded)
+        assert intercept == pytest.approx(shipped_intercept, abs=0.02)
+        assert weights == pytest.approx(list(shipped_weights), abs=0.02)

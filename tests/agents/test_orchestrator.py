@@ -140,6 +140,9 @@ def test_classifier_votes_equal_scikit_learn() -> None:
                (regression().fit(hstack([w, c]).tocsr(), y),
                 lambda t: hstack([words.transform([t]), chars.transform([t])]).tocsr()),
                (MultinomialNB(alpha=0.05).fit(c, y), lambda t: chars.transform([t]))]
+    encoder = classifier.encoder
+    if encoder is not None:  # the fifth member: a regression over the sentence encoder's vectors
+        members.append((regression().fit(encoder.many(texts), y), lambda t: encoder(t)[None, :]))
     for text in ["please fix this error in my function", "Write A Poem!!", "unseen zzz words", "x" * 2000]:
         votes = classifier.votes(text)
         clipped = text if len(text) <= 800 else f"{text[:400]} … {text[-400:]}"
@@ -151,4 +154,5 @@ def test_classifier_votes_equal_scikit_learn() -> None:
         # the confidence is estimated from signals, the first being the least convinced member's probability
         agent, values = classifier.signals(text)
         assert agent == decision.agent and values[0] == pytest.approx(float(votes[:, best].min()))
-        assert decision.confidence == pytest.approx(confidence.probability(values))
+        assert decision.confidence == pytest.approx(
+            confidence.probability(values, *confidence.coefficients(classifier.encoder is not None)))

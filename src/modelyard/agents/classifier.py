@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from modelyard.agents import confidence as calibration
+from modelyard.agents import encoder as encoding
 from modelyard.agents.roles import EXAMPLES, Role, role_of
 from modelyard.config.schema import Config
 
@@ -85,6 +86,8 @@ class View(StrEnum):
 
     WORDS = "words"
     CHARS = "chars"
+    #: the sentence encoder's vector (agents/encoder.py): meaning beyond shared words
+    MEANING = "meaning"
 
 
 @dataclass(slots=True)
@@ -126,15 +129,28 @@ class _Member:
         return z / z.sum()
 
 
+#: ``encoder=`` default: the process's shared sentence encoder, if it can be loaded
+SHARED = "shared"
+
+
 class Classifier:
-    def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True):
-        """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs)."""
+    def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True,
+                 encoder: encoding.Encoder | str | None = SHARED):
+        """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
+        ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members)."""
         if not samples:
             raise ValueError("the classifier needs at least one agent")
         self.labels = list(samples)
         self._single = self.labels[0] if len(self.labels) == 1 else None
+        self.encoder: encoding.Encoder | None = None
         if self._single:
             return
+        if isinstance(encoder, str):
+            if encoder != SHARED:
+                raise ValueError(f"encoder: expected an Encoder, None or {SHARED!r}")
+            self.encoder = encoding.shared()
+        else:
+            self.encoder = encoder
         texts = [t for name in self.labels for t in samples[name]]
         y = [name for name in self.labels for _ in samples[name]]
         # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
@@ -167,12 +183,16 @@ class Classifier:
             chars = regression().fit(x[View.CHARS], y)
             both = regression().fit(hstack([x[View.WORDS], x[View.CHARS]]).tocsr(), y)
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
+            meaning = (regression().fit(self.encoder.many([clip(t) for t in texts]), y)
+                       if self.encoder is not None else None)
         self.members = [
             _Member({View.WORDS: words.coef_}, words.intercept_),
             _Member({View.CHARS: chars.coef_}, chars.intercept_),
             _Member({View.WORDS: both.coef_[:, :n_words], View.CHARS: both.coef_[:, n_words:]}, both.intercept_),
             _Member({View.CHARS: bayes.feature_log_prob_}, bayes.class_log_prior_),
         ]
+        if meaning is not None:  # the same weight in the vote as each TF-IDF member (chosen on dev + sharegpt_dev)
+            self.members.append(_Member({View.MEANING: meaning.coef_}, meaning.intercept_))
         self.classes = [str(c) for c in words.classes_]
         self.calibrated = calibrated
         # features × training texts: a message's similarity to every example is one small sparse product
@@ -181,8 +201,13 @@ class Classifier:
         self._example_class = np.array([index[name] for name in y], dtype=np.intp)
 
     def _features(self, text: str) -> dict[View, tuple[NDArray, NDArray]]:
+        import numpy as np
+
         clipped = clip(text)
-        return {view: vectorize(clipped) for view, vectorize in self._views.items()}
+        features = {view: vectorize(clipped) for view, vectorize in self._views.items()}
+        if self.encoder is not None:
+            features[View.MEANING] = (np.arange(self.encoder.dim), self.encoder(clipped))
+        return features
 
     def _votes(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
         import numpy as np
@@ -256,5 +281,6 @@ class Classifier:
             agent, confidence = self._single, 1.0
         else:
             agent, values = self.signals(text)
-            confidence = calibration.probability(values) if self.calibrated else values[0]
+            confidence = (calibration.probability(values, *calibration.coefficients(self.encoder is not None))
+                          if self.calibrated else values[0])
         return Decision(agent, confidence, "fast", (time.perf_counter() - t0) * 1000)

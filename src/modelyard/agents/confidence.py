@@ -23,15 +23,26 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from modelyard.agents.encoder import Encoder
+
 #: the signals, in the order of :data:`WEIGHTS`
 SIGNALS = ("lowest_vote", "mean_vote", "margin", "nearest", "nearest5", "neighbours_agree", "known_words")
 #: how many nearest training examples ``nearest5`` and ``neighbours_agree`` look at
 NEIGHBOURS = 5
 FOLDS = 5
 #: fitted by :func:`fit` on the built-in ``default.yaml`` (``python -m modelyard.agents.confidence``
-#: prints them; tests/agents/test_confidence.py checks they are still what it gives)
-INTERCEPT = -1.647970363948307
-WEIGHTS: tuple[float, ...] = (0.187224, 1.591225, 2.872608, 0.503132, 0.32518, 0.971471, 0.440088)
+#: prints them; tests/agents/test_confidence.py checks they are still what it gives): with the sentence
+#: encoder's member (agents/encoder.py) …
+INTERCEPT = -1.3162813805341436
+WEIGHTS: tuple[float, ...] = (1.599381, 1.233502, 2.981905, 0.566655, 0.181201, 0.491609, 0.285877)
+#: … and without it (its package missing: four TF-IDF members)
+INTERCEPT_WITHOUT_ENCODER = -1.647970363948307
+WEIGHTS_WITHOUT_ENCODER: tuple[float, ...] = (0.187224, 1.591225, 2.872608, 0.503132, 0.32518, 0.971471, 0.440088)
+
+
+def coefficients(encoded: bool) -> tuple[float, tuple[float, ...]]:
+    """Intercept and weights for a classifier with (``encoded``) or without the encoder's member."""
+    return (INTERCEPT, WEIGHTS) if encoded else (INTERCEPT_WITHOUT_ENCODER, WEIGHTS_WITHOUT_ENCODER)
 
 
 def signals(votes: NDArray, best: int, similarities: NDArray, example_class: NDArray,
@@ -59,9 +70,10 @@ def probability(values: Sequence[float], intercept: float = INTERCEPT,
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0) -> tuple[float, list[float]]:
+def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0, *,
+        encoder: Encoder | str | None = "shared") -> tuple[float, list[float]]:
     """Intercept and weights: a logistic regression of "right" on the signals of decisions made on
-    held-out training examples (each fold's classifier never saw them)."""
+    held-out training examples (each fold's classifier never saw them). ``encoder`` as for the classifier."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -77,7 +89,7 @@ def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0) -> tup
         for i, (text, agent) in enumerate(pairs):
             if i not in held:
                 train.setdefault(agent, []).append(text)
-        classifier = Classifier(train, calibrated=False)
+        classifier = Classifier(train, calibrated=False, encoder=encoder)
         for i in sorted(held):
             text, agent = pairs[i]
             chosen, values = classifier.signals(text)
@@ -90,6 +102,7 @@ def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0) -> tup
 def main() -> None:
     """Print the coefficients for the built-in default config (paste them above when the examples change)."""
     from modelyard.agents.classifier import training_samples
+    from modelyard.agents.encoder import shared
     from modelyard.agents.topology import orchestrator_name, routing_targets
     from modelyard.config import load_config
     from modelyard.paths import embedded_default_config
@@ -97,9 +110,13 @@ def main() -> None:
     config = load_config(str(embedded_default_config()))
     name = orchestrator_name(config)
     assert name is not None
-    intercept, weights = fit(training_samples(config, routing_targets(config, name)))
-    print(f"INTERCEPT = {intercept!r}")
-    print(f"WEIGHTS: tuple[float, ...] = ({', '.join(repr(round(w, 6)) for w in weights)})")
+    samples = training_samples(config, routing_targets(config, name))
+    if shared() is None:
+        raise SystemExit("the sentence encoder cannot be loaded (see the log): install wordllama first")
+    for suffix, encoder in (("", "shared"), ("_WITHOUT_ENCODER", None)):
+        intercept, weights = fit(samples, encoder=encoder)
+        print(f"INTERCEPT{suffix} = {intercept!r}")
+        print(f"WEIGHTS{suffix}: tuple[float, ...] = ({', '.join(repr(round(w, 6)) for w in weights)})")
 
 
 if __name__ == "__main__":
