@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp
 
 from tests.fakes.faults import EMOJI, HIGH, INVALID_UTF8_MARK, LOW, Fault, FaultKind
-from tests.fakes.playback import Playback, Rendering, json_bytes
+from tests.fakes.playback import Playback, RawPlayback, Rendering, json_bytes
 from tests.fakes.server import FakeServer, RecordedRequest
 
 DEFAULT_REPLY = "Hello from the fake server."
@@ -255,6 +255,8 @@ class ChatServer(FakeServer):
         app: ASGIApp
         if fault.kind is FaultKind.STATUS:
             app = self.status_fault_response(fault)
+        elif fault.kind is FaultKind.RAW:
+            app = RawPlayback(fault, self.stopping)
         else:
             rendering = render(fault)
             payload = self.error_payload(self.midstream_status, fault.message, fault.error_type)

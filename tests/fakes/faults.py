@@ -30,6 +30,10 @@ proxies send (issue 8), each with the source it was taken from:
 - ``huge_line:N``: the answer as one line of N characters; ``huge_answer:N``: N characters in
   ordinary chunks.
 - ``Fault.status(code, html=True)``: the error status with an HTML page (nginx's 502 page).
+- ``Fault.raw(status, chunks, ...)``: bytes copied from what a real server sent (llama-server, vLLM,
+  LM Studio, Ollama, Anthropic, a reverse proxy), played verbatim: the protocol renders nothing.
+  ``variant`` says how the body ends: ``""`` (cleanly), ``"drop"`` (connection aborted) or ``"hang"``
+  (kept open); ``interval`` paces the chunks (a slow drip).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class FaultKind(StrEnum):
     NOT_A_STREAM = "not_a_stream"
     HUGE_LINE = "huge_line"
     HUGE_ANSWER = "huge_answer"
+    RAW = "raw"
 
 
 #: stands for bytes that are not UTF-8 in a planned text: Playback swaps its UTF-8 form for them
@@ -109,6 +114,8 @@ class Fault:
     variant: str = ""
     #: characters, for huge_line / huge_answer
     size: int = 0
+    #: the body, chunk by chunk, for raw
+    chunks: tuple[bytes, ...] = ()
 
     @classmethod
     def ok(cls) -> Fault:
@@ -156,6 +163,17 @@ class Fault:
         if kind in (FaultKind.HUGE_LINE, FaultKind.HUGE_ANSWER) and size <= 0:
             raise ValueError(f"{kind} needs a size in characters")
         return cls(kind, variant=variant or _VARIANTS.get(kind, ""), size=size)
+
+    @classmethod
+    def raw(cls, status: int, *chunks: bytes | str, headers: dict[str, str] | None = None, end: str = "",
+            interval: float = 0.0) -> Fault:
+        """Exactly these bytes (str is UTF-8 encoded) under ``status`` and ``headers`` (no content-type unless
+        given); ``end`` is "" (clean), "drop" (aborted) or "hang" (open until the client leaves)."""
+        if end not in ("", "drop", "hang"):
+            raise ValueError(f"raw end must be '', 'drop' or 'hang', not {end!r}")
+        body = tuple(c.encode() if isinstance(c, str) else c for c in chunks)
+        return cls(FaultKind.RAW, code=status, chunks=body, headers=tuple((headers or {}).items()), variant=end,
+                   interval=interval)
 
     @classmethod
     def error_midstream(

@@ -53,7 +53,22 @@ def json_bytes(payload: Any, compact: bool = True) -> bytes:
     return text.encode()
 
 
-class Playback:
+class _Watched:
+    """An ASGI app whose ``_play`` learns (``gone``) when the client leaves."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
+        try:
+            await self._play(send, gone)
+        finally:
+            watcher.cancel()
+
+    async def _play(self, send: Send, gone: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+class Playback(_Watched):
     """ASGI app sending a Rendering under a Fault; returns early when the client leaves."""
 
     def __init__(
@@ -64,25 +79,11 @@ class Playback:
         self.stopping = stopping
         self.chunk_interval = chunk_interval
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
-        try:
-            await self._play(send, gone)
-        finally:
-            watcher.cancel()
-
     async def _pause(self, seconds: float | None, gone: asyncio.Event) -> bool:
         """Sleep (None = forever); True when the client left or the server is stopping."""
         if seconds is not None and seconds <= 0:
             return gone.is_set() or self.stopping.is_set()
-        waiters = [asyncio.ensure_future(gone.wait()), asyncio.ensure_future(self.stopping.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        return gone.is_set() or self.stopping.is_set()
+        return await _either(gone, self.stopping, seconds)
 
     async def _play(self, send: Send, gone: asyncio.Event) -> None:
         kind = self.fault.kind
@@ -187,6 +188,43 @@ _NO_SPACE = re.compile(rb"(^|\n)data: ")
 _CAPTIVE_PAGE = (b"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
                  b"<title>Sign in to continue</title></head>\n<body><h1>Sign in to continue</h1>"
                  b"<p>This network requires you to sign in.</p></body>\n</html>\n")
+
+
+class RawPlayback(_Watched):
+    """ASGI app for a ``raw`` fault: its status, headers and chunks as given, then its ending."""
+
+    def __init__(self, fault: Fault, stopping: asyncio.Event) -> None:
+        self.fault = fault
+        self.stopping = stopping
+
+    async def _play(self, send: Send, gone: asyncio.Event) -> None:
+        f = self.fault
+        headers = [(k.lower().encode(), v.encode()) for k, v in f.headers]
+        await send({"type": "http.response.start", "status": f.code, "headers": headers})
+        for index, chunk in enumerate(f.chunks):
+            if index and f.interval and await _either(gone, self.stopping, f.interval):
+                return
+            if gone.is_set():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if f.variant == "drop":
+            await asyncio.sleep(0.01)  # let the chunks reach the socket before the abort
+            raise DropConnection
+        if f.variant == "hang":
+            await _either(gone, self.stopping, None)
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _either(gone: asyncio.Event, stopping: asyncio.Event, seconds: float | None) -> bool:
+    """Sleep (None = forever) until the client leaves or the server stops; True if one of them did."""
+    waiters = [asyncio.ensure_future(gone.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return gone.is_set() or stopping.is_set()
 
 
 def not_a_stream(variant: str, media_type: str) -> tuple[str, bytes]:

@@ -10,7 +10,7 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
@@ -29,9 +29,9 @@ FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/v1/models)
 
 def _extract_error(body: Any) -> tuple[str, str]:
     err = body.get("error", body)
-    if isinstance(err, str):
-        return "", err
-    return str(err.get("type") or err.get("code") or ""), str(err.get("message", ""))
+    if isinstance(err, dict):
+        return str(err.get("type") or err.get("code") or ""), str(err.get("message", ""))
+    return "", str(err)  # a string, or whatever a proxy put there
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -54,6 +54,57 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
         return ""
     return " /think" if send else " /no_think"
 
+
+
+class _ToolCalls:
+    """Tool-call fragments of one stream, assembled into calls, as servers really send them.
+
+    By the spec a call's first fragment carries ``index``, ``id`` and the name, later ones only
+    argument pieces under the same ``index``. Servers bend that: vLLM repeats the whole name in every
+    fragment (vllm#18412); lmdeploy and some vLLM parsers give every call ``index`` 0 and tell them
+    apart only by a new ``id``; Gemini's endpoint and some proxies send no ``index`` at all; a few send
+    ``arguments`` as an object. A repeated name is not appended, a new id (or a new name once arguments
+    have begun) starts a new call, a missing index continues the latest call, an object is its JSON."""
+
+    __slots__ = ("_at", "calls")
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+        self._at: dict[int | None, dict[str, str]] = {}
+
+    def add(self, frag: Any) -> None:
+        if not isinstance(frag, dict):
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"a tool call fragment is a {type(frag).__name__}")
+        fn = frag.get("function") or {}
+        if not isinstance(fn, dict):
+            raise ProviderError(Reason.MALFORMED_RESPONSE, "a tool call's function is not an object")
+        index = frag.get("index")
+        key = index if isinstance(index, int) and not isinstance(index, bool) else None
+        call_id, name, args = frag.get("id"), fn.get("name") or "", fn.get("arguments")
+        call_id = str(call_id) if isinstance(call_id, str | int) and not isinstance(call_id, bool) else ""
+        if not isinstance(name, str) or not isinstance(args, str | dict | None):
+            raise ProviderError(Reason.MALFORMED_RESPONSE, "a tool call's name or arguments is not text")
+        slot = self._at.get(key)  # None: the latest call
+        if (slot is None or (call_id and slot["id"] and call_id != slot["id"])
+                or (name and slot["name"] and name != slot["name"] and slot["args"])):
+            slot = {"id": "", "name": "", "args": ""}
+            self.calls.append(slot)
+        self._at[key] = self._at[None] = slot
+        slot["id"] = call_id or slot["id"]
+        if name and name != slot["name"]:
+            slot["name"] += name
+        if isinstance(args, dict):
+            if slot["args"]:
+                raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call arguments are partly text, partly an object")
+            slot["args"] = json.dumps(args)
+        elif args is not None:
+            slot["args"] += args
+
+    def __iter__(self) -> Iterator[ToolCall]:
+        for c in self.calls:
+            if not c["name"]:
+                raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
+            yield ToolCall(c["name"], parse_arguments(c["args"]), c["id"])
 
 
 def _joined(texts: list[str]) -> Chunk:
@@ -154,7 +205,7 @@ class OpenAIProvider(HttpProvider):
         return self._stream(request, timeouts, join=True)
 
     async def _stream(self, request: ChatRequest, timeouts: Timeouts, *, join: bool) -> AsyncGenerator[Chunk, None]:
-        calls: dict[int, dict[str, str]] = {}
+        calls = _ToolCalls()
         usage: Usage | None = None
         deltas = 0
         finish = ""
@@ -206,13 +257,9 @@ class OpenAIProvider(HttpProvider):
                                     texts.append(text)
                                 else:
                                     yield Chunk("text", text=text)
-                            for frag in delta.get("tool_calls") or []:
-                                slot = calls.setdefault(int(frag.get("index") or 0),
-                                                        {"id": "", "name": "", "args": ""})
-                                fn = frag.get("function") or {}
-                                slot["id"] = frag.get("id") or slot["id"]
-                                slot["name"] += fn.get("name") or ""
-                                slot["args"] += fn.get("arguments") or ""
+                            frags = delta.get("tool_calls") or []
+                            for frag in frags if isinstance(frags, list) else [frags]:
+                                calls.add(frag)
                             if choice.get("finish_reason"):
                                 finish = str(choice["finish_reason"])
                             if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
@@ -228,11 +275,8 @@ class OpenAIProvider(HttpProvider):
                     break
         if not finished and not finish:
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
-        for index in sorted(calls):
-            c = calls[index]
-            if not c["name"]:
-                raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
-            yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
+        for call in calls:
+            yield Chunk("tool_call", tool_call=call)
         if usage is None:
             # Some servers (llama_cpp.server) send no usage when streaming: they stream one token per
             # delta, and the prompt is estimated as everywhere else. An estimate beats logging zero.

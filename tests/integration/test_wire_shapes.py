@@ -1,0 +1,130 @@
+"""Bytes real servers send, replayed verbatim (``Fault.raw``) through the router: shapes our own fakes
+never render, each with the server or thread it was seen in.
+
+Each ends in the primary's answer (read as the server meant it), or in a fallback with the right
+reason — never in a wrong answer that passes as right (a tool called by a doubled name, two calls
+glued into one) — and always with its row in the routing log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+
+from modelyard.ledger import connect
+from modelyard.types import ChatRequest, Message, ToolDefinition
+
+REQ = ChatRequest(messages=[Message("user", "Weather in Paris and Rome?")], tools=[ToolDefinition("get_weather")])
+SSE = {"content-type": "text/event-stream"}
+DONE = "data: [DONE]\n\n"
+OK = "ok"
+
+
+def data(obj: Any) -> str:
+    return "data: " + json.dumps(obj) + "\n\n"
+
+
+def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
+    """One OpenAI-style ``chat.completion.chunk`` event."""
+    return data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "local",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
+
+
+def call(**fields: Any) -> str:
+    return chunk({"tool_calls": [fields]})
+
+
+def fn(name: Any = None, arguments: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if name is not None:
+        out["name"] = name
+    if arguments is not None:
+        out["arguments"] = arguments
+    return out
+
+
+PARIS, ROME = {"city": "Paris"}, {"city": "Rome"}
+TWO_CALLS = [("get_weather", PARIS), ("get_weather", ROME)]
+
+#: (name, wire format, the raw answer, what the primary's attempt ends in, the answer: text or tool calls)
+SHAPES: list[tuple[str, str, Fault, str, Any]] = [
+    # vLLM (vllm#18412): every fragment repeats the function name; it is one call to get_weather
+    ("vllm_name_in_every_fragment", "openai", Fault.raw(
+        200, chunk({"role": "assistant", "content": ""}),
+        call(index=0, id="chatcmpl-tool-1", type="function", function=fn("get_weather", '{"city"')),
+        call(index=0, function=fn("get_weather", ': "Paris"}')),
+        chunk({}, "tool_calls"), DONE, headers=SSE), OK, [("get_weather", PARIS)]),
+    # lmdeploy / vLLM parsers (lmdeploy#3412): parallel calls all at index 0, told apart by a new id
+    ("parallel_calls_all_at_index_0", "openai", Fault.raw(
+        200, call(index=0, id="call_a", type="function", function=fn("get_weather", "")),
+        call(index=0, id="", function=fn(arguments='{"city": "Paris"}')),
+        call(index=0, id="call_b", type="function", function=fn("get_weather", "")),
+        call(index=0, id="", function=fn(arguments='{"city": "Rome"}')),
+        chunk({}, "tool_calls"), DONE, headers=SSE), OK, TWO_CALLS),
+    # Gemini's OpenAI endpoint and some proxies (AstrBot#6661): no index at all
+    ("calls_without_index", "openai", Fault.raw(
+        200, call(id="a", type="function", function=fn("get_weather", '{"city": "Paris"}')),
+        call(id="b", type="function", function=fn("get_weather", '{"city": "Rome"}')),
+        chunk({}, "tool_calls"), DONE, headers=SSE), OK, TWO_CALLS),
+    ("arguments_as_an_object", "openai", Fault.raw(
+        200, call(index=0, id="a", type="function", function=fn("get_weather", PARIS)),
+        chunk({}, "tool_calls"), DONE, headers=SSE), OK, [("get_weather", PARIS)]),
+    ("tool_call_fragment_not_an_object", "openai", Fault.raw(
+        200, chunk({"tool_calls": ["get_weather"]}), chunk({}, "tool_calls"), DONE, headers=SSE),
+     "malformed_response", None),
+    ("tool_name_a_number", "openai", Fault.raw(
+        200, call(index=0, id="a", function=fn(7, "{}")), chunk({}, "tool_calls"), DONE, headers=SSE),
+     "malformed_response", None),
+    # llama-server: "content": null in the first delta, its own timings object beside usage
+    ("llama_server_null_content_and_timings", "openai", Fault.raw(
+        200, chunk({"role": "assistant", "content": None}), chunk({"content": "Sunny."}),
+        chunk({}, "stop", timings={"prompt_n": 9, "predicted_n": 2, "predicted_per_second": 21.4},
+              usage={"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}), DONE, headers=SSE),
+     OK, "Sunny."),
+    # llama-server while it loads the model: 503 with its own error object
+    ("llama_server_loading_503", "openai", Fault.raw(
+        503, '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}',
+        headers={"content-type": "application/json"}), "overloaded", None),
+    ("error_object_is_a_list", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), data({"error": ["overloaded"]}), headers=SSE), "stream_error", None),
+    # a reverse proxy's login page for a revoked key
+    ("proxy_401_html", "openai", Fault.raw(
+        401, "<html><head><title>401 Authorization Required</title></head><body>nginx</body></html>",
+        headers={"content-type": "text/html"}), "auth_error", None),
+    ("content_length_lie", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), headers={**SSE, "content-length": "5000"}), "connection_dropped", None),
+    # Ollama: not enough memory for the model, as a 500 with a string error
+    ("ollama_needs_more_memory", "ollama", Fault.raw(
+        500, '{"error":"model requires more system memory (5.2 GiB) than is available (3.1 GiB)"}',
+        headers={"content-type": "application/json"}), "server_error", None),
+]
+
+
+def answer_of(routed: Any) -> Any:
+    calls = routed.response.tool_calls
+    return [(c.name, c.arguments) for c in calls] if calls else routed.response.text
+
+
+@pytest.mark.parametrize(("name", "kind", "fault", "want", "expect"), SHAPES, ids=[s[0] for s in SHAPES])
+async def test_raw_wire_shape(name: str, kind: str, fault: Fault, want: str, expect: Any,
+                              servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811 - fixture
+    servers[kind].push(fault)
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    first = routed.record.attempts[0]
+    await router.aclose()
+    writer.close()
+    if want == OK:
+        assert [(a.model, a.outcome, a.reason) for a in routed.record.attempts] == [("primary", "ok", None)]
+        assert answer_of(routed) == expect
+    else:
+        assert (first.model, first.reason) == ("primary", want), (first.reason, first.detail)
+        assert first.outcome in ("retry", "fallback")
+        assert routed.record.outcome in ("ok", "fallback")  # answered all the same, by a retry or the backup
+    rows = connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    assert rows == 1 and writer.health().failures == 0
