@@ -1,14 +1,16 @@
 """Fast path of the orchestrator: a text classifier trained on the config, no model call.
 
 Each routing target contributes its ``description`` and its ``examples`` (plus its role's built-in
-examples). Four small models vote: logistic regressions over word uni/bi-grams, over character
+examples). Five small models vote: logistic regressions over word uni/bi-grams, over character
 2–5-grams (robust to typos, code identifiers, inflections and scripts without spaces) and over
-both, and a multinomial naive Bayes over the character n-grams. The agent is the one with the
-highest mean probability. The **confidence** is an estimate of how often such a decision is right
+both, a multinomial naive Bayes over the character n-grams, and a logistic regression over a static
+sentence encoder's vector (agents/encoder.py: related words without shared ones; left out, with the
+reason logged, when its package is missing). The agent is the one with the highest mean probability.
+The **confidence** is an estimate of how often such a decision is right
 (agents/confidence.py): from the members' agreement and from how familiar the prompt is — its
 similarity to the nearest training examples, whether those belong to the chosen agent, the share of
 its words the examples know — so that a prompt unlike everything the examples cover is left to the
-slow path instead of being decided confidently. Training takes about a second, so the classifier
+slow path instead of being decided confidently. Training takes a second or two, so the classifier
 is built when a runtime first routes, never stored.
 """
 

@@ -10,7 +10,8 @@ by a logistic regression. That regression is fitted (:func:`fit`) on decisions t
 on training examples it was not trained on (5-fold cross-validation over ``default.yaml``'s
 agents' descriptions, examples and role examples): no evaluation prompt is involved, and a prompt
 unlike the examples gets a low confidence because held-out examples unlike the rest were the ones
-the classifier got wrong. The threshold is then calibrated on ``routing_eval/dev.jsonl``.
+the classifier got wrong. The threshold is then calibrated on ``routing_eval/dev.jsonl`` + ``sharegpt_dev.jsonl``.
+Two sets of weights: with the sentence encoder's member and without it (its package missing).
 """
 
 from __future__ import annotations
