@@ -128,3 +128,21 @@ async def test_raw_wire_shape(name: str, kind: str, fault: Fault, want: str, exp
         assert routed.record.outcome in ("ok", "fallback")  # answered all the same, by a retry or the backup
     rows = connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0]
     assert rows == 1 and writer.health().failures == 0
+
+
+async def test_a_redirect_is_not_followed_and_the_key_stays_home(servers: dict[str, Any],  # noqa: F811 - fixture
+                                                                  tmp_path: Path) -> None:
+    """A 307 from the Anthropic endpoint to another host: aiohttp would send the x-api-key along (it only
+    drops Authorization). Not followed; the error says where it pointed; the chain moves on."""
+    elsewhere = servers["backup"]
+    servers["anthropic"].push(Fault.raw(307, "", headers={"location": elsewhere.url + "/v1/messages"}))
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    await router.aclose()
+    writer.close()
+    first = routed.record.attempts[0]
+    assert (first.outcome, first.reason) == ("fallback", "model_missing")
+    assert elsewhere.url + "/v1/messages" in first.detail
+    assert routed.record.model == "backup"
+    assert [r.path for r in elsewhere.requests] == ["/v1/chat/completions"]  # only the fallback's own call
+    assert all("x-api-key" not in r.headers for r in elsewhere.requests)

@@ -217,8 +217,11 @@ class HttpClient:
             timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
         try:
+            # never redirected: a 307 to another host would carry the request's own headers (Anthropic's
+            # x-api-key) there; aiohttp only drops Authorization. Where it points is in the error instead.
             response = await self.session().post(self.base_url + path, data=dumps(body),
-                                                 headers={**_JSON, **headers} if headers else _JSON, timeout=timeout)
+                                                 headers={**_JSON, **headers} if headers else _JSON, timeout=timeout,
+                                                 allow_redirects=False)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
         except aiohttp.ClientError as exc:
@@ -226,7 +229,7 @@ class HttpClient:
         complete = False
         reading: StreamResponse | None = None
         try:
-            if response.status >= 400:
+            if response.status >= 300:
                 raise error_from_body(response.status, await _read_capped(response), response.headers, extract)
             reading = StreamResponse(response, limit)
             yield reading
@@ -328,6 +331,8 @@ _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found
 
 
 def reason_for_status(status: int, error_type: str = "") -> Reason:
+    if status < 400:  # a redirect, not followed: the endpoint is configured wrong
+        return Reason.MODEL_MISSING
     if status == 429 or error_type == "rate_limit_error":
         return Reason.RATE_LIMITED
     if status in (503, 529) or error_type == "overloaded_error":
@@ -346,10 +351,14 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
 def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) -> ProviderError:
     """Build the error for a non-2xx answer; ``extract`` pulls (type, message) from the JSON body."""
     error_type, message = "", ""
-    try:
-        error_type, message = extract(json.loads(body))
-    except (ValueError, TypeError, AttributeError, KeyError):
-        message = _snippet(body[:4096].decode("utf-8", "replace").strip())
+    if status < 400:
+        message = (f"redirects to {_snippet(headers.get('location') or '(nowhere)')}, not followed: "
+                   "set the model's endpoint to where it points")
+    else:
+        try:
+            error_type, message = extract(json.loads(body))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            message = _snippet(body[:4096].decode("utf-8", "replace").strip())
     return ProviderError(
         reason_for_status(status, error_type),
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),
