@@ -24,6 +24,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from modelyard.agents.decision_log import log_decision
+from modelyard.agents.turn import prepare_routing
 from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
@@ -33,10 +35,11 @@ from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
 from modelyard.gateway.responses_route import create_response
-from modelyard.gateway.routing import listed_names, resolve, shared_router
+from modelyard.gateway.routing import AUTO, listed_names, resolve, shared_router
 from modelyard.ledger.store import LogUnavailable
 from modelyard.router.records import RequestRecord
 from modelyard.runtime import Runtime
+from modelyard.types import ChatRequest
 
 log = logging.getLogger("modelyard.gateway")
 
@@ -70,10 +73,24 @@ class Gateway:
     def resolve(self, name: str) -> str | None:
         return resolve(self.runtime.config, name)
 
+    async def routed_agent(self, chat: ChatRequest, request_id: str) -> str:
+        """``model: auto``: the orchestrator picks the agent for the last user message, as it does for a
+        turn in ``chat`` or Telegram, and the decision is logged; no hand-offs, as for any gateway call."""
+        config = self.runtime.config
+        orchestrator = await prepare_routing(self.runtime)
+        text = next((m.content for m in reversed(chat.messages) if m.role == "user" and m.content.strip()), "")
+        if orchestrator is None or not text:
+            return config.orchestration.default if config.orchestration.default in config.agents \
+                else config.first_agent
+        decision = await orchestrator.decide(self.router, text, request_id=request_id)
+        log_decision(self.log, decision, text=text if config.log.store_text else None, request_id=request_id)
+        return decision.agent
+
     def known_names(self) -> str:
         cfg = self.runtime.config
+        auto = "; 'auto' lets the orchestrator pick the agent" if resolve(cfg, AUTO) else ""
         return (f"agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
-                "(address a model as 'model:NAME' or by its name)")
+                f"(address a model as 'model:NAME' or by its name{auto})")
 
     def unauthorized(self) -> Response:
         return error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",

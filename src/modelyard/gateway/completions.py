@@ -58,11 +58,11 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _answer(gw: Gateway, request: Request) -> Response:
-    taken = await intake(gw, request, parse_body, to_chat_request)
+    request_id = new_request_id()
+    taken = await intake(gw, request, parse_body, to_chat_request, request_id)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken
-    request_id = new_request_id()
     created = int(time.time())
     accept = accept_for(gw.config, chat)
     if body.stream and accept is None:

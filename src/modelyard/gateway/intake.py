@@ -18,6 +18,7 @@ from modelyard.gateway.body import BodyTooLarge, read_body
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
 from modelyard.gateway.exhausted import exhausted_response
 from modelyard.gateway.responses import error_response
+from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR
 from modelyard.gateway.wire import BadRequest
 from modelyard.router import ChainExhausted, RoutedStream
 from modelyard.router.router import Accept, Routed
@@ -55,8 +56,9 @@ B = TypeVar("B", bound=Named)
 
 
 async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
-                 translate: Callable[[B], ChatRequest]) -> tuple[B, str, ChatRequest] | Response:
-    """(body, agent, provider-neutral request), or the error response that refuses the request."""
+                 translate: Callable[[B], ChatRequest], request_id: str) -> tuple[B, str, ChatRequest] | Response:
+    """(body, agent, provider-neutral request), or the error response that refuses the request.
+    ``model: auto``: the orchestrator's decision, logged under ``request_id``."""
     if not gw.keys.allows(request.headers.get("authorization")):
         return gw.unauthorized()
     try:
@@ -65,11 +67,14 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         if agent is None:
             return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
                                   param="model", code="model_not_found")
-        return body, agent, translate(body)
+        chat = translate(body)
     except BadRequest as exc:
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
     except BodyTooLarge as exc:
         return error_response(413, str(exc), code="request_too_large")
+    if agent == PICKED_BY_ORCHESTRATOR:
+        agent = await gw.routed_agent(chat, request_id)
+    return body, agent, chat
 
 
 async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:

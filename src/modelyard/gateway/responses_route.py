@@ -34,11 +34,12 @@ async def create_response(request: Request) -> Response:
 
 
 async def _answer(gw: Gateway, request: Request) -> Response:
-    taken = await intake(gw, request, parse_responses_body, to_chat_request)
+    request_id = new_request_id()
+    taken = await intake(gw, request, parse_responses_body, to_chat_request, request_id)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken
-    writer = ResponseWriter(new_request_id(), int(time.time()), body)
+    writer = ResponseWriter(request_id, int(time.time()), body)
     accept = accept_for(gw.config, chat)
     if body.stream and accept is None:
         started = await start_stream(gw, request, agent, chat, writer.request_id)
