@@ -48,6 +48,30 @@ def fn(name: Any = None, arguments: Any = None) -> dict[str, Any]:
     return out
 
 
+def ndjson(obj: Any) -> str:
+    return json.dumps(obj) + "\n"
+
+
+def message(content: str) -> dict[str, Any]:
+    """One line of an Ollama /api/chat stream."""
+    return {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": content}, "done": False}
+
+
+def event(name: str, obj: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
+
+
+ANTHROPIC_TEXT = "".join([
+    event("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 9, "output_tokens": 1}}}),
+    event("ping", {"type": "ping"}),
+    event("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}}),
+    event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                  "delta": {"type": "text_delta", "text": "Sunny."}}),
+    event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+])
+MESSAGE_DELTA = event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                        "usage": {"output_tokens": 2}})
+NDJSON = {"content-type": "application/x-ndjson"}
 PARIS, ROME = {"city": "Paris"}, {"city": "Rome"}
 TWO_CALLS = [("get_weather", PARIS), ("get_weather", ROME)]
 
@@ -98,6 +122,30 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
         headers={"content-type": "text/html"}), "auth_error", None),
     ("content_length_lie", "openai", Fault.raw(
         200, chunk({"content": "Sun"}), headers={**SSE, "content-length": "5000"}), "connection_dropped", None),
+    # a byte order mark opening the body (SSE says drop it; .NET servers write one)
+    ("bom_before_the_event_stream", "openai", Fault.raw(
+        200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),
+    # the answer is whole (finish reason given); the connection is reset before [DONE]
+    ("reset_after_the_finish_reason", "openai", Fault.raw(
+        200, chunk({"content": "Sunny."}), chunk({}, "stop"), headers=SSE, end="drop"), OK, "Sunny."),
+    ("reset_before_the_finish_reason", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), headers=SSE, end="drop"), "connection_dropped", None),
+    # a proxy compressing with an encoding the client never offered
+    ("brotli_not_asked_for", "openai", Fault.raw(
+        200, b"\x0b\x02\x80\x00", headers={**SSE, "content-encoding": "br"}), "malformed_response", None),
+    ("ollama_bom", "ollama", Fault.raw(
+        200, "\ufeff" + ndjson(message("Sunny.")), ndjson({"done": True, "done_reason": "stop"}),
+        headers=NDJSON), OK, "Sunny."),
+    # Anthropic: the stop reason came, message_stop did not (the connection closed or was reset)
+    ("anthropic_close_before_message_stop", "anthropic", Fault.raw(
+        200, ANTHROPIC_TEXT, MESSAGE_DELTA, headers=SSE), OK, "Sunny."),
+    ("anthropic_reset_before_message_stop", "anthropic", Fault.raw(
+        200, ANTHROPIC_TEXT, MESSAGE_DELTA, headers=SSE, end="drop"), OK, "Sunny."),
+    ("anthropic_reset_before_the_stop_reason", "anthropic", Fault.raw(
+        200, ANTHROPIC_TEXT, headers=SSE, end="drop"), "connection_dropped", None),
+    ("anthropic_error_event_as_text", "anthropic", Fault.raw(
+        200, ANTHROPIC_TEXT, event("error", {"type": "error", "error": "Overloaded"}), headers=SSE),
+     "stream_error", None),
     # Ollama: not enough memory for the model, as a 500 with a string error
     ("ollama_needs_more_memory", "ollama", Fault.raw(
         500, '{"error":"model requires more system memory (5.2 GiB) than is available (3.1 GiB)"}',

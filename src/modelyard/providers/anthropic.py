@@ -22,6 +22,8 @@ MIN_THINKING_BUDGET = 1024
 
 def _extract_error(body: Any) -> tuple[str, str]:
     err = body.get("error") or {}
+    if not isinstance(err, dict):  # a proxy's plain-text error
+        return "", str(err)
     return str(err.get("type", "")), str(err.get("message", ""))
 
 
@@ -133,6 +135,7 @@ class AnthropicProvider(HttpProvider):
                     # server_tool_use, web_search_tool_result, redacted_thinking...: run by Anthropic, not us
                 elif kind == "message_delta":
                     stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
+                    resp.answered = bool(stop_reason)
                     out = (data.get("usage") or {}).get("output_tokens")
                     if out is not None:
                         usage = Usage(usage.input_tokens, token_count(out))
@@ -140,7 +143,7 @@ class AnthropicProvider(HttpProvider):
                     stopped = True
                     break
                 # ping and unknown event types: ignored on purpose
-        if not stopped:
+        if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=stop_reason)  # "" when no message_delta said why: shapes.checked judges

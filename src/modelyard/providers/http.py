@@ -48,6 +48,9 @@ class StreamResponse:
         self.status_code = response.status
         self.headers: CIMultiDictProxy[str] = response.headers
         self._readers: list[AsyncGenerator[Any, None]] = []
+        #: set by the provider once the answer is whole (its finish reason came): a connection that breaks
+        #: after that (a reset before OpenAI's [DONE] or Anthropic's message_stop) loses nothing
+        self.answered = False
 
     def aiter_lines(self) -> AsyncGenerator[str, None]:
         """Lines without their ending (LF, CRLF or a lone CR, as SSE allows); undecodable bytes
@@ -82,8 +85,9 @@ class StreamResponse:
                 yield line
 
     async def _line_batches(self) -> AsyncGenerator[list[str], None]:
-        """The lines each read completed (a list, possibly empty), then what was left at the end."""
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        """The lines each read completed (a list, possibly empty), then what was left at the end. A byte
+        order mark opening the body is dropped, as SSE says (.NET and some Windows servers write one)."""
+        decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
         parts: list[str] = []
         held = 0
         async for piece in self._response.content.iter_any():
@@ -224,6 +228,10 @@ class HttpClient:
                                                  allow_redirects=False)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
+        except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
+            # ask for (a proxy's br or zstd), a redirect loop, bytes that are not HTTP
+            raise ProviderError(Reason.MALFORMED_RESPONSE,
+                                f"unreadable answer from {self.base_url}: {_snippet(exc.message)}") from exc
         except aiohttp.ClientError as exc:
             raise ProviderError(Reason.CONNECT_ERROR, f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
         complete = False
@@ -235,6 +243,8 @@ class HttpClient:
             yield reading
             complete = response.content.at_eof()
         except aiohttp.ClientError as exc:  # the stream broke after headers
+            if reading is not None and reading.answered:
+                return  # only the end marker was lost: the provider finishes the answer it has
             raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
         finally:
             try:

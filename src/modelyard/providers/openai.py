@@ -262,6 +262,7 @@ class OpenAIProvider(HttpProvider):
                                 calls.add(frag)
                             if choice.get("finish_reason"):
                                 finish = str(choice["finish_reason"])
+                                resp.answered = True
                             if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
                                 raise ProviderError(Reason.STREAM_ERROR,
                                                     "the server ended the answer with finish_reason 'error'")
