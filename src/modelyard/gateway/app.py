@@ -265,10 +265,18 @@ class GatewayApp(Starlette):
         await response(scope, receive, send)  # it has started: a failure now is the server's to log and close
 
 
+async def _train_routing(runtime: Runtime) -> None:
+    try:
+        await prepare_routing(runtime)
+    except Exception:  # the first routed request will try again and say what is wrong
+        log.exception("could not train the orchestrator's fast path at start-up")
+
+
 def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False,
                keep_warm: bool = False, hosting: Hosting | None = None) -> Starlette:
     """The app; with ``close_runtime`` the runtime is closed when the server shuts down; with
-    ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm);
+    ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm), and the
+    orchestrator's fast path is trained then, so the first ``model: auto`` request does not wait for it;
     ``hosting`` (``modelyard serve``): the slot lender and the Telegram bot live as long as the app."""
 
     routes = [
@@ -286,19 +294,20 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        warm: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         if keep_warm:
             from modelyard.ops.warmup import keep_warm as keep_models_warm
 
-            warm = asyncio.create_task(keep_models_warm(runtime), name="modelyard-keep-warm")
+            background = [asyncio.create_task(keep_models_warm(runtime), name="modelyard-keep-warm"),
+                          asyncio.create_task(_train_routing(runtime), name="modelyard-train-routing")]
         try:
             async with hosting if hosting is not None else contextlib.nullcontext():
                 yield
         finally:
-            if warm is not None:
-                warm.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await warm
+                    await task
             if close_runtime:
                 await runtime.aclose()
 
