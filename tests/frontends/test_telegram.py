@@ -389,3 +389,20 @@ async def test_the_fast_path_is_trained_when_the_bot_starts(tmp_path, tg, llm):
     config = bot_config(tmp_path, tg, llm)
     async with running_bot(config, tg) as bot:
         await eventually(lambda: bot.runtime.derived_if_built(_Routing) is not None, timeout=30)
+
+
+@pytest.mark.parametrize("fault", [Fault.status(429, retry_after=1), Fault.status(502), Fault.status(504),
+                                   Fault.drop_midstream()], ids=["429_flood", "502", "504", "reset"])
+async def test_a_refused_placeholder_still_gets_the_answer_through(tmp_path, tg, llm, caplog, fault):
+    """The Bot API refuses the placeholder (flood control, its front's 502/504, a reset): the model still
+    answers, the answer arrives as a new message with its buttons, the request has its row, no traceback."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push(fault)  # the first call that can fail: the placeholder's sendMessage
+        final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY)
+    with db(config) as conn:
+        rows = conn.execute("SELECT outcome FROM requests").fetchall()
+        links = conn.execute("SELECT COUNT(*) FROM message_requests").fetchone()[0]
+    assert [r["outcome"] for r in rows] == ["ok"] and links == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -68,6 +68,8 @@ class StreamingReply:
         #: monotonic time of the first edit that carried answer text (for benchmarks)
         self.first_edit_at: float | None = None
         self.edits = 0
+        #: start() ran: the answer is on its way to the chat (with or without a placeholder)
+        self.started = False
         self._shown: list[str] = []
         self._latest = ""
         self._changed = asyncio.Event()
@@ -76,10 +78,23 @@ class StreamingReply:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, placeholder: str = PLACEHOLDER) -> None:
-        """Send the placeholder the edits will replace, and start the editor task."""
-        message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
-        self.message_ids.append(message.message_id)
-        self._shown.append(placeholder)
+        """Send the placeholder the edits will replace, and start the editor task.
+
+        A placeholder the Bot API refuses (429 flood control, a 502/504 from its front, a reset) does not
+        stop the answer: the model runs all the same, and the first edit sends the text as a new message
+        (after the flood-control wait). It used to fail the whole turn: no model asked, no routing-log
+        row, nothing said to the person, a traceback in the log."""
+        self.started = True
+        try:
+            message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
+        except RetryAfter as exc:
+            self._paused_until = time.monotonic() + min(_seconds(exc.retry_after), _MAX_BACKOFF)
+            log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
+        except TelegramError as exc:
+            log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
+        else:
+            self.message_ids.append(message.message_id)
+            self._shown.append(placeholder)
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
 
     @property

@@ -293,17 +293,17 @@ class TelegramBot:
                 raise
             task.uncancel()
             log.info("telegram: chat %s: answer stopped, the bot is shutting down", chat.id)
-            if reply.message_ids:
+            if reply.started:
                 await reply.finish(f"{reply.latest}\n\n{STOPPED_NOTE}".strip())
             return
         except Exception:  # the pipeline maps every failure to a reply; this is a bug in it or in Telegram I/O
             log.exception("telegram: chat %s: turn failed", chat.id)
-            if reply.message_ids:
+            if reply.started:
                 await reply.finish(FAILED)
             return
         finally:
             self._turns.discard(task)
-        if not reply.message_ids:  # refused before any model ran: nothing to edit
+        if not reply.started:  # refused before any model ran: nothing to edit
             for notice in result.notices:
                 await message.reply_text(notice)
             await message.reply_text(result.text)
