@@ -406,3 +406,20 @@ async def test_a_refused_placeholder_still_gets_the_answer_through(tmp_path, tg,
         links = conn.execute("SELECT COUNT(*) FROM message_requests").fetchone()[0]
     assert [r["outcome"] for r in rows] == ["ok"] and links == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize(("fault", "said"), [(Fault.status(409), "another process is polling with this bot token"),
+                                             (Fault.status(502, html=True), "polling for updates failed")],
+                         ids=["409_conflict", "502_html"])
+async def test_a_failed_poll_is_one_clear_line_and_the_bot_goes_on(tmp_path, llm, caplog, fault, said):
+    """getUpdates answered 409 (a second instance with the same token) or a proxy's 502: python-telegram-bot
+    retries, and logged a full traceback each time by default; one warning line now, then the answer."""
+    with TelegramServer(fault_methods=["getUpdates"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.push(fault)
+        async with running_bot(config, tg):
+            final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and said in warnings[0], warnings
+    assert not [r for r in caplog.records if r.exc_info] and tg.token not in caplog.text

@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
+from telegram.error import Conflict, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -51,6 +52,8 @@ RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 STOPPED_NOTE = "[answer stopped — the bot is shutting down; please ask again in a moment]"
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
+#: seconds between two log lines about the same failure of getUpdates
+POLL_ERROR_EVERY = 60.0
 
 HELP = ("Send me a task and I'll route it to the right agent.\n"
         "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
@@ -124,6 +127,9 @@ class TelegramBot:
         self._linking: dict[int, asyncio.Event] = {}
         self._stopping = False
         self._warm: asyncio.Task[None] | None = None
+        #: the last getUpdates failure logged, and when (a lasting one is logged once a minute)
+        self._poll_error = ""
+        self._poll_error_at = 0.0
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().token(token).base_url(self.settings.base_url)
                     .concurrent_updates(True).build())
@@ -153,10 +159,26 @@ class TelegramBot:
         await self.app.start()
         assert self.app.updater is not None
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
-                                             allowed_updates=["message", "callback_query"])
+                                             allowed_updates=["message", "callback_query"],
+                                             error_callback=self._polling_failed)
         log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
         # train the fast path now, off the event loop, so the first routed message does not wait for it
         self._warm = asyncio.create_task(self._warm_routing())
+
+    def _polling_failed(self, error: TelegramError) -> None:
+        """A getUpdates call failed (python-telegram-bot retries it): one line, no traceback (its default
+        logs a full one for every 409, 502 or dropped connection), the same failure at most once a minute."""
+        now = time.monotonic()
+        kind = type(error).__name__
+        if self._poll_error == kind and now - self._poll_error_at < POLL_ERROR_EVERY:
+            return
+        self._poll_error, self._poll_error_at = kind, now
+        if isinstance(error, Conflict):
+            log.warning("telegram: another process is polling with this bot token (409 Conflict); "
+                        "only one bot instance can run per token — retrying")
+        else:
+            log.warning("telegram: polling for updates failed (%s: %s); retrying", kind,
+                        redact(str(error), (self._token,)))
 
     async def _warm_routing(self) -> None:
         try:
