@@ -106,3 +106,48 @@ def test_a_handle_is_made_without_asking_for_debug_mode() -> None:
         handle.cancel()
     finally:
         loop.close()
+
+
+def pending_wakeups(loop: ServeLoop) -> int:
+    """Bytes waiting in the loop's self-pipe (asyncio's socket pair)."""
+    n = 0
+    while True:
+        try:
+            n += len(loop._ssock.recv(4096))  # type: ignore[attr-defined]
+        except BlockingIOError:
+            return n
+
+
+def test_a_thread_wakes_a_sleeping_loop_but_writes_nothing_to_a_busy_one() -> None:
+    import threading
+
+    async def main(loop: ServeLoop) -> tuple[int, float]:
+        ran: list[int] = []
+        loop.call_soon_threadsafe(ran.append, 1)  # from the loop's own thread: it is busy, no byte written
+        busy = pending_wakeups(loop)
+        await asyncio.sleep(0)
+        assert ran == [1]
+        woken = loop.create_future()
+        t0 = loop.time()
+        # the loop sleeps in its selector with no timer due: only the self-pipe can wake it
+        threading.Timer(0.05, loop.call_soon_threadsafe, (woken.set_result, None)).start()
+        await asyncio.wait_for(woken, 5)
+        return busy, loop.time() - t0
+
+    busy, waited = run(main)
+    assert busy == 0
+    assert waited < 2, "the thread's callback woke the loop"
+
+
+def test_a_callback_queued_between_the_loops_look_and_its_sleep_is_not_slept_through() -> None:
+    """The race of gateway/loop.py's ``_Selector``: a callback that lands after the loop chose to sleep with no
+    timeout, but before it is asleep, makes that poll return at once."""
+    loop = ServeLoop()
+    try:
+        ran: list[int] = []
+        loop._ready.append(asyncio.Handle(ran.append, (1,), loop))  # as a thread would, with asleep still false
+        t0 = loop.time()
+        assert loop._selector.select(None) == []  # type: ignore[attr-defined]
+        assert loop.time() - t0 < 1
+    finally:
+        loop.close()

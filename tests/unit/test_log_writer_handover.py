@@ -39,6 +39,24 @@ async def test_rows_of_one_loop_iteration_are_committed_together(tmp_path: Path)
         writer.close()
 
 
+async def test_with_other_requests_in_flight_even_the_first_row_waits_for_the_iteration_end(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path / "log.db")
+    commits: list[int] = []
+    writer.on_commit(lambda: commits.append(writer.written))
+    try:
+        for i in range(20):
+            writer.submit(record(i), crowd=True)
+        assert writer._queue.qsize() == 0  # nothing woke the writer yet: one hand-over at the iteration's end
+        assert await writer.wait_written(5)
+        deadline = time.monotonic() + 5
+        while (not commits or commits[-1] < 20) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert commits == [20], "one transaction for the iteration's rows"
+        assert stored(writer.path) == 20
+    finally:
+        writer.close()
+
+
 async def test_a_blocking_flush_in_the_loops_own_thread_does_not_wait_for_itself(tmp_path: Path) -> None:
     writer = LogWriter(tmp_path / "log.db")
     try:

@@ -64,7 +64,7 @@ class Gateway:
         self.drain = Drain()
 
     def _sink(self, record: RequestRecord) -> None:
-        self.log.submit(record)
+        self.log.submit(record, crowd=not self.drain.alone())
         try:
             self.metrics.observe(record)
         except Exception:  # a metrics bug must never fail a request that was answered

@@ -210,10 +210,13 @@ class LogWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, record: RequestRecord) -> None:
+    def submit(self, record: RequestRecord, *, crowd: bool = False) -> None:
         """Queue a finished request (with its attempts) for writing. Never blocks; past ``max_queue``
-        waiting requests the record is dropped and counted (nobody waits for it)."""
-        self._enqueue(record, f"request {record.id}")
+        waiting requests the record is dropped and counted (nobody waits for it).
+
+        ``crowd``: other requests are in flight on this loop, so this row goes with the rest of the loop
+        iteration's rows at its end instead of waking the writer at once (one commit per iteration)."""
+        self._enqueue(record, f"request {record.id}", crowd)
 
     __call__ = submit
 
@@ -221,7 +224,7 @@ class LogWriter:
         """Queue one row of another table (e.g. a routing decision); same rules as :meth:`submit`."""
         self._enqueue(row, f"a {row.insert.split()[2]} row")
 
-    def _enqueue(self, item: RequestRecord | Row, what: str) -> None:
+    def _enqueue(self, item: RequestRecord | Row, what: str, crowd: bool = False) -> None:
         if self._submitted - self._taken >= self.max_queue:
             self.dropped += 1
             self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: {what} dropped"))
@@ -234,9 +237,12 @@ class LogWriter:
             # rest of that iteration's rows follow in one hand-over at its end, however many requests ended in it
             held = self._held.get(loop)
             if held is None:
-                self._held[loop] = []
                 loop.call_soon(self._hand_over, loop)
-                self._queue.put(item)
+                if crowd:
+                    self._held[loop] = [item]
+                else:
+                    self._held[loop] = []
+                    self._queue.put(item)
             else:
                 held.append(item)
         if not self._running and not self._closed:  # only after something killed the thread
