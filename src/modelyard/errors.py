@@ -22,6 +22,8 @@ class Reason(StrEnum):
     STATE_UNREACHABLE = "state_unreachable"
     COOLING_DOWN = "cooling_down"
     MISSING_CREDENTIALS = "missing_credentials"
+    #: the model's spend in the current day or month reached its ``spend_cap`` (router/spend.py)
+    SPEND_CAP = "spend_cap"
     UNAVAILABLE = "unavailable"
     CONNECT_ERROR = "connect_error"
     CONNECT_TIMEOUT = "connect_timeout"

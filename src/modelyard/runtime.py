@@ -11,7 +11,7 @@ kept in module state keyed by ``id(config)``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, cast
@@ -20,7 +20,8 @@ from modelyard.config import Config, load_config
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.probes import teach
-from modelyard.ledger.store import LogStore, log_path
+from modelyard.ledger.queries import spend_since
+from modelyard.ledger.store import LogStore, LogUnavailable, log_path
 from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
 
@@ -98,4 +99,25 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
+    if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)
+        store = LogStore.of(config)
+        pool.spend.reader = spend_reader(store)
+        # this host's file now (every process here writes to it); with log.url, every host's on the first check
+        pool.spend.read_now(spend_reader(LogStore(store.path)) if store.url else None)
     return Runtime(config, path, pool, router, log, forwarder)
+
+
+def spend_reader(store: LogStore) -> Callable[[Mapping[str, float]], Mapping[str, float]]:
+    """Spend since each window's start, from where readers look (PostgreSQL: every host); this host's
+    file when PostgreSQL cannot be reached."""
+    def read(starts: Mapping[str, float]) -> Mapping[str, float]:
+        try:
+            conn = store.connect(readonly=True)
+        except LogUnavailable:
+            conn = store.local(readonly=True)
+        try:
+            return spend_since(conn, starts)
+        finally:
+            conn.close()
+
+    return read

@@ -263,3 +263,20 @@ def test_replay_reads_the_log_on_either_backend(log_backend) -> None:
     assert r.current.totals["requests"] == measured["requests"] == 400
     assert r.validation["fallback_rate"][0] == measured["fallback_rate"]
     assert abs(r.current.totals["fallback_rate"] - measured["fallback_rate"]) <= 0.03
+
+
+def test_a_spend_cap_in_the_candidate_is_replayed_day_by_day(recorded, tmp_path: Path) -> None:
+    """The cap counts the simulated spend in simulated UTC days: the candidate's cloud spend drops and
+    the requests it moves fall back for reason spend_cap."""
+    log = recorded["full"]
+    data = config(log).model_dump(mode="json", exclude_defaults=True)
+    current = replay(LogStore(log), config(log), config(log), WINDOW, parallel=False)
+    per_day = current.current.cost_per_month_usd / 30
+    data["models"]["haiku"]["spend_cap"] = {"usd": per_day / 4, "per": "day"}
+    path = tmp_path / "capped.yaml"
+    path.write_text(yaml.safe_dump(data))
+    from modelyard.config import load_config
+
+    r = replay(LogStore(log), config(log), load_config(path), WINDOW, parallel=False)
+    assert r.candidate.cost_per_month_usd < current.current.cost_per_month_usd / 2
+    assert "spend_cap" in to_dict(r)["candidate"]["fallback_reasons"]

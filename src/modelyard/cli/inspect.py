@@ -26,6 +26,7 @@ from modelyard.ops.reach import unreachable as reach_check
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
+from modelyard.router.spend import window_start
 from modelyard.runtime import log_path_for
 from modelyard.types import LENGTH
 
@@ -70,6 +71,9 @@ def models(
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
+    now = time.time()
+    spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
+                                       for n, m in cfg.models.items() if m.spend_cap})
     table = Table(title="models", caption=shared[0] if shared else None)
     for col in ("model", "provider", "where", "slots", "memory", "price in/out $/M", "state", "used by"):
         table.add_column(col)
@@ -77,8 +81,11 @@ def models(
         why = unavailable.get(name)
         trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
         missing = "" if why else _missing(conn, name)
+        cap = m.spend_cap
         if why:
             state = f"[red]unavailable[/]: {why}"
+        elif cap and spent[name] >= cap.usd:
+            state = f"[red]over its spend cap[/]: ${spent[name]:.2f} of ${cap.usd:g} this {cap.per} (UTC)"
         elif name in unreachable:
             state = f"[red]unreachable[/]: {unreachable[name]}"
         elif missing:
@@ -92,7 +99,8 @@ def models(
             state = f"{condition.value}" + (f": {detail}" if detail else "")
         where = "local" if m.is_local else "cloud"
         table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, slots,
-                      f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}",
+                      f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}" + (
+                          f"; cap ${cap.usd:g}/{cap.per}, ${spent[name]:.2f} spent" if cap else ""),
                       state, ", ".join(users.get(name, [])) or "–")
     console.print(table)
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from modelyard import registry
@@ -83,6 +83,20 @@ class ServiceFigures(Strict):
 IN_PROCESS_SETTINGS = ("path", "threads", "gpu_layers")
 
 
+class SpendWindow(StrEnum):
+    """A spend cap's window, in UTC calendar terms (a day starts at 00:00 UTC)."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class SpendCap(Strict):
+    """Stop using a billed model once it has cost ``usd`` in the current ``per`` window."""
+
+    usd: float = Field(gt=0, description="USD the model may cost per window")
+    per: SpendWindow = SpendWindow.DAY
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
@@ -98,6 +112,8 @@ class ModelConfig(Strict):
     memory_gb: float | None = Field(None, ge=0)
     context: int | None = Field(None, ge=128, description="context window in tokens")
     price: Price = Price()
+    spend_cap: SpendCap | None = Field(None, description="skip the model (reason spend_cap) once its logged cost in "
+                                       "the current UTC day or month reaches usd; needs a price")
     capabilities: list[Capability] = Field(default_factory=list)
     keep_alive: str | None = Field(None, description='Ollama keep_alive, e.g. "30m"')
     timeouts: TimeoutOverrides = TimeoutOverrides()
@@ -108,6 +124,16 @@ class ModelConfig(Strict):
     max_response_mb: float = Field(
         8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
                                "this fails as response_too_large and the chain moves on")
+
+    @field_validator("spend_cap")
+    @classmethod
+    def _cap_needs_a_price(cls, v: SpendCap | None, info: ValidationInfo) -> SpendCap | None:
+        price = info.data.get("price")
+        if v is not None and isinstance(price, Price) and price.input == 0 and price.output == 0:
+            raise PydanticCustomError("spend_cap_without_price", "spend_cap needs a price: this model costs "
+                                      "nothing per token as configured, so its cap would never be reached "
+                                      "(set price: {input: …, output: …} in USD per million tokens)")
+        return v
 
     @property
     def response_limit(self) -> int:

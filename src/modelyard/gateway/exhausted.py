@@ -38,7 +38,8 @@ from modelyard.router.pool import ModelPool
 from modelyard.router.records import ChainExhausted, RequestRecord
 
 #: a property of the setup, not of the moment: retrying the same request cannot help
-_SETUP = frozenset({Reason.MISSING_CREDENTIALS, Reason.UNAVAILABLE, Reason.AUTH_ERROR, Reason.MODEL_MISSING})
+_SETUP = frozenset({Reason.MISSING_CREDENTIALS, Reason.UNAVAILABLE, Reason.AUTH_ERROR, Reason.MODEL_MISSING,
+                    Reason.SPEND_CAP})
 #: the model answered, but with nothing usable; the router does not retry these either
 _UNUSABLE = frozenset({Reason.MALFORMED_RESPONSE, Reason.RESPONSE_TOO_LARGE, Reason.UNUSABLE_REPLY})
 #: a model busy with other requests frees a slot within about this long (Retry-After's floor)

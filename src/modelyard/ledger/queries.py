@@ -7,6 +7,7 @@ speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times p
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from modelyard.ledger.aggregate import Group, percentile  # noqa: F401 - percentile re-exported
@@ -35,6 +36,13 @@ def distinct(conn: LogConnection, column: str) -> list[str]:
     if column not in ("agent", "model"):
         raise ValueError(f"not a filter column: {column}")
     return [r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IS NOT NULL")]
+
+
+def spend_since(conn: LogConnection, starts: Mapping[str, float]) -> dict[str, float]:
+    """USD each model's logged attempts cost since its start (epoch s): what spend caps count."""
+    return {model: float(conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE model = ? AND ts >= ?",
+                                      (model, start)).fetchone()[0])
+            for model, start in starts.items()}
 
 
 def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:

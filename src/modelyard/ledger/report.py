@@ -290,6 +290,11 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
         limit = config.models[model].max_concurrent if model in config.models else "?"
         return (f"{who} is saturated: raise its max_concurrent (now {limit}) if memory "
                 "allows, add a model to share the load, or move the agent")
+    if reason == Reason.SPEND_CAP:
+        cap = config.models[model].spend_cap if model in config.models else None
+        now = f"now ${cap.usd:g} per {cap.per}" if cap else "no longer in the config"
+        return (f"{who} reached its spend cap ({now}): raise the cap if the answers are worth it, "
+                "or give the agent a local primary")
     if reason in (Reason.MISSING_CREDENTIALS, Reason.AUTH_ERROR, Reason.UNAVAILABLE, Reason.MODEL_MISSING):
         return f"{who} cannot be used ({reason}): fix that or take it out of the chain"
     return f"{who} is unreliable ({reason}): move the agent or add a model"

@@ -130,6 +130,8 @@ def simulate(config: Config, arrivals: Iterable[Arrival], profiles: dict[str, Mo
     router = Router(config, pool=pool, sink=collector)
     skipped: dict[str, int] = {}
     loop = VirtualTimeLoop(start)
+    if pool.spend is not None:  # a candidate's spend caps count simulated spend in simulated days
+        pool.spend.wall = loop.time
     try:
         loop.run_until_complete(_drive(router, scaled(arrivals, load, seed), frozenset(config.agents), skipped))
     finally:

@@ -24,6 +24,7 @@ from modelyard.providers import Provider, build_provider
 from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
 from modelyard.router.slots import Slots
+from modelyard.router.spend import spend_caps
 from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class ModelPool:
             self.link = link = RedisLink(settings, None if clock is loop_clock else clock)
             states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock)
                       for n, m in config.models.items()}
+        #: billed models with a spend cap (None: none has one); the runtime gives it a log reader
+        self.spend = spend_caps({n: m.spend_cap for n, m in config.models.items()})
         self.states: dict[str, ModelState] = states or {
             n: LocalState(n, m.max_concurrent, config.defaults.cooldown, clock) for n, m in config.models.items()}
 

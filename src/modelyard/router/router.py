@@ -153,7 +153,7 @@ class Router:
                      now + self.timeouts(agent, chain[0]).total, loop)
         if self.config.log.store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        states = self.pool.states
+        states, spend = self.pool.states, self.pool.spend
         try:
             for index, model in enumerate(chain):
                 provider = self.providers[model]
@@ -162,6 +162,9 @@ class Router:
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, reason, why))
+                    continue
+                if spend is not None and (why := spend.over(model)):
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.SPEND_CAP, why))
                     continue
                 if provider.config.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
                                                                     walk.request.max_tokens)):
@@ -222,6 +225,8 @@ class Router:
                 tokens_in += a.tokens_in
                 tokens_out += a.tokens_out
                 cost += a.cost_usd
+                if spend is not None:
+                    spend.add(a.model, a.cost_usd)
             record.tokens_in, record.tokens_out, record.cost_usd = tokens_in, tokens_out, cost
             if self.sink is not None:
                 self.sink(record)

@@ -1,0 +1,125 @@
+"""Spend caps: a billed model is skipped (reason ``spend_cap``) once it has cost its cap in the
+current UTC day or month.
+
+The routing log is the truth, so the cap holds across every process that logs to it — ``serve``,
+``ask``, ``chat`` and Telegram on one machine (one SQLite file), every host with ``log.url`` — without
+a store of its own: a reader given by the runtime sums each capped model's logged attempts since the
+window began, at start and then every ``REFRESH`` seconds in a worker thread; between two readings,
+what this process spent is added as it happens. The cost of a check on the request path is a dict
+lookup and a comparison. What it can miss: other processes' spend of the last few seconds, and the
+requests already running when the cap is reached (each finishes) — a cap is a bound to within one
+refresh of traffic, not a hard wall.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from modelyard.config.schema import SpendCap, SpendWindow
+
+log = logging.getLogger("modelyard.spend")
+
+REFRESH = 10.0  # seconds between two readings of the log
+#: (model → window start, epoch s) → model → USD logged since
+Reader = Callable[[Mapping[str, float]], Mapping[str, float]]
+
+
+def window_start(per: SpendWindow, now: float) -> float:
+    """The epoch second the current UTC day or month began."""
+    moment = datetime.fromtimestamp(now, UTC)
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if per is SpendWindow.MONTH:
+        start = start.replace(day=1)
+    return start.timestamp()
+
+
+class SpendCaps:
+    """The capped models' spend in their current window: logged (last reading) + this process's since."""
+
+    def __init__(self, caps: Mapping[str, SpendCap], *, wall: Callable[[], float] = time.time,
+                 refresh: float = REFRESH):
+        self.caps = dict(caps)
+        self.wall = wall
+        self.refresh_every = refresh
+        self.reader: Reader | None = None
+        self._starts = {m: window_start(c.per, wall()) for m, c in self.caps.items()}
+        self._logged = dict.fromkeys(self.caps, 0.0)
+        self._own = dict.fromkeys(self.caps, 0.0)
+        self._read_at = float("-inf")
+        self._reading = False
+        self._lock = threading.Lock()
+
+    def spent(self, model: str) -> float:
+        return self._logged.get(model, 0.0) + self._own.get(model, 0.0)
+
+    def over(self, model: str) -> str | None:
+        """Why ``model`` may not be used now (its cap is reached), or None. Never blocks."""
+        cap = self.caps.get(model)
+        if cap is None:
+            return None
+        now = self.wall()
+        if now - self._read_at >= self.refresh_every:
+            self._read_soon(now)
+        if window_start(cap.per, now) != self._starts[model]:
+            self._roll(model, now)
+        spent = self.spent(model)
+        if spent < cap.usd:
+            return None
+        return f"spent ${spent:.4f} of its ${cap.usd:g} {cap.per} cap (UTC); it serves again next {cap.per}"
+
+    def add(self, model: str, usd: float) -> None:
+        """What this process just spent on ``model`` (a finished attempt's cost)."""
+        if model in self._own and usd > 0:
+            with self._lock:
+                self._own[model] += usd
+
+    def read_now(self, reader: Reader | None = None) -> None:
+        """One reading of the log (blocking: start-up, tests, the worker thread); ``reader``: another
+        than :attr:`reader` for this once (start-up reads this host's file, which never waits on a network)."""
+        reader = reader or self.reader
+        if reader is None:
+            return
+        with self._lock:
+            starts = dict(self._starts)
+            own_before = dict(self._own)
+        try:
+            logged = reader(starts)
+        except Exception as exc:  # the log is away (PostgreSQL down): keep the last reading and own counts
+            log.warning("could not read spend from the routing log: %s", exc)
+            return
+        with self._lock:
+            for model in self.caps:
+                if self._starts[model] != starts[model]:
+                    continue  # the window rolled over during the reading
+                self._logged[model] = float(logged.get(model, 0.0))
+                # what was spent before the reading is in it (committed before its answer was reported)
+                self._own[model] = max(0.0, self._own[model] - own_before[model])
+
+    def _read_soon(self, now: float) -> None:
+        self._read_at = now
+        if self.reader is None or self._reading:
+            return
+        self._reading = True
+
+        def work() -> None:
+            try:
+                self.read_now()
+            finally:
+                self._reading = False
+
+        threading.Thread(target=work, name="modelyard-spend", daemon=True).start()
+
+    def _roll(self, model: str, now: float) -> None:
+        with self._lock:
+            self._starts[model] = window_start(self.caps[model].per, now)
+            self._logged[model] = self._own[model] = 0.0
+
+
+def spend_caps(caps: Mapping[str, SpendCap | None]) -> SpendCaps | None:
+    """The gate for a config's capped models, or None when no model has a cap (the common case)."""
+    capped = {m: c for m, c in caps.items() if c is not None}
+    return SpendCaps(capped) if capped else None
