@@ -49,6 +49,13 @@ def test_body_under_the_limit_is_served(small_gateway):
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "Hello from fast."
 
 
+def test_a_body_opening_with_a_byte_order_mark_is_served(small_gateway):
+    """A JSON file saved by a Windows tool (PowerShell, Notepad) starts with a UTF-8 BOM: not part of the JSON."""
+    r = httpx.post(small_gateway.url + "/v1/chat/completions", content=b"\xef\xbb\xbf" + body(200),
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "Hello from fast."
+
+
 def test_default_limit_is_generous(tmp_path, fakes):
     oa, ol, an = fakes
     config = fake_config(tmp_path, oa.url, ol.url, an.url)

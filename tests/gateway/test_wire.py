@@ -99,3 +99,8 @@ def test_response_json_is_orjson_and_falls_back_for_what_it_refuses() -> None:
 
     assert dumps({"text": "é", "n": 1}) == '{"text":"é","n":1}'.encode()
     assert json.loads(dumps({"text": "x\ud83d", "n": 2**70})) == {"text": "x\ud83d", "n": 2**70}
+
+
+def test_why_a_body_is_not_json_is_said():
+    with pytest.raises(BadRequest, match=r"not a JSON object \(expected value at line 1 column 11\)"):
+        parse_body(b'{"model": }')

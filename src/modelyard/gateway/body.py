@@ -30,4 +30,5 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise BodyTooLarge(size, limit, declared=False)
         pieces.append(piece)
-    return b"".join(pieces)
+    # a UTF-8 byte order mark (a file saved by Windows tools, PowerShell) is not part of the JSON text
+    return b"".join(pieces).removeprefix(b"\xef\xbb\xbf")

@@ -103,7 +103,8 @@ def bad_body(exc: ValidationError) -> BadRequest:
     """A body's validation error as a 400 naming the first offending field (``messages[0].role``)."""
     first = exc.errors(include_url=False, include_input=False)[0]
     if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
-        return BadRequest("the request body is not a JSON object", None)
+        where = (first.get("ctx") or {}).get("error")  # e.g. a lone UTF-16 surrogate escape, at line 1 column 58
+        return BadRequest("the request body is not a JSON object" + (f" ({where})" if where else ""), None)
     param = field_path(first["loc"])
     return BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None)
 
