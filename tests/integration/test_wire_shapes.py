@@ -122,6 +122,11 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
         headers={"content-type": "text/html"}), "auth_error", None),
     ("content_length_lie", "openai", Fault.raw(
         200, chunk({"content": "Sun"}), headers={**SSE, "content-length": "5000"}), "connection_dropped", None),
+    # slow lorises: keep-alive comments and never a token; one token, then a byte at a time, never a line
+    ("keepalive_comments_and_no_token", "openai", Fault.raw(
+        200, *[": keep-alive\n\n"] * 100, headers=SSE, interval=0.05), "first_token_timeout", None),
+    ("a_byte_at_a_time_after_the_first_token", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), *[b"d", b"a"] * 50, headers=SSE, interval=0.1), "idle_timeout", None),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),
