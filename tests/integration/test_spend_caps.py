@@ -11,10 +11,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from tests.fakes import AnthropicServer, OllamaServer
 from tests.fakes.server import poll
+from tests.gateway.harness import GatewayServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -148,3 +150,17 @@ def test_models_shows_what_was_spent_and_when_the_cap_is_reached(tmp_path: Path,
     shown = CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "over its spend cap" in shown.output and "cap $1e-05/day" in shown.output
+
+
+def test_healthz_says_how_far_each_capped_model_is(tmp_path: Path, servers) -> None:
+    cloud, local = servers
+    config = Config.model_validate(config_data(tmp_path, cloud.url, local.url, usd=0.00001))
+    with GatewayServer(config) as gw:
+        before = {m["name"]: m for m in httpx.get(gw.url + "/healthz").json()["models"]}
+        assert before["haiku"]["spend"] == {"usd": 0, "cap_usd": 0.00001, "per": "day", "over": False}
+        assert "spend" not in before["local"]
+        answered = httpx.post(gw.url + "/v1/chat/completions", json={
+            "model": "writer", "messages": [{"role": "user", "content": "hello"}]}, timeout=10)
+        assert answered.headers["x-modelyard-model"] == "haiku"
+        after = {m["name"]: m for m in httpx.get(gw.url + "/healthz").json()["models"]}
+        assert after["haiku"]["spend"]["over"] is True and after["haiku"]["spend"]["usd"] > 0.00001

@@ -138,6 +138,11 @@ async def healthz(request: Request) -> Response:
     gw = _gw(request)
     models = [{"name": m["name"], "state": m["state"], "in_flight": m["in_flight"], "waiting": m["waiting"],
                "limit": m["limit"]} for m in dashboard.model_states(gw.router)]
+    if (spend := gw.runtime.pool.spend) is not None:  # spend caps: how far each capped model is into its window
+        for m in models:
+            if (cap := spend.caps.get(m["name"])) is not None:
+                m["spend"] = {"usd": round(spend.spent(m["name"]), 6), "cap_usd": cap.usd, "per": str(cap.per),
+                              "over": spend.over(m["name"]) is not None}
     writer = gw.log.health()
     log_state: dict[str, Any] = {
         "written": writer.written, "errors": writer.lost, "dropped": writer.dropped, "repaired": writer.repaired,
