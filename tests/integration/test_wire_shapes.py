@@ -127,6 +127,14 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
         200, *[": keep-alive\n\n"] * 100, headers=SSE, interval=0.05), "first_token_timeout", None),
     ("a_byte_at_a_time_after_the_first_token", "openai", Fault.raw(
         200, chunk({"content": "Sun"}), *[b"d", b"a"] * 50, headers=SSE, interval=0.1), "idle_timeout", None),
+    # SSE lets one event's data span several data: lines (joined by newlines): pretty-printed JSON
+    ("json_over_several_data_lines", "openai", Fault.raw(
+        200, "".join(f"data: {line}\n" for line in json.dumps(
+            {"choices": [{"index": 0, "delta": {"content": "Sunny."}, "finish_reason": "stop"}]}, indent=2
+        ).split("\n")) + "\n", DONE, headers=SSE), OK, "Sunny."),
+    ("a_broken_data_line_then_good_ones", "openai", Fault.raw(
+        200, 'data: {"choices": [\n\n', chunk({"content": "Sunny."}, "stop"), DONE, headers=SSE),
+     "malformed_response", None),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),

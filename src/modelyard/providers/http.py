@@ -398,9 +398,14 @@ def dumps(body: Any) -> bytes:
         return json.dumps(body).encode()
 
 
-def loads(line: str | bytes, what: str) -> Any:
+#: what :func:`try_loads` returns for text that is not JSON (``None`` is JSON's null)
+NOT_JSON: Any = object()
+
+
+def try_loads(line: str | bytes) -> Any:
     """Parse JSON from a provider: orjson first; what it refuses and ``json`` accepts (a lone UTF-16
-    surrogate escape from a JavaScript server, NaN, an integer beyond 64 bits) parses as it always did."""
+    surrogate escape from a JavaScript server, NaN, an integer beyond 64 bits) parses as it always did.
+    :data:`NOT_JSON` when neither can."""
     try:
         return orjson.loads(line)
     except ValueError:
@@ -408,7 +413,15 @@ def loads(line: str | bytes, what: str) -> Any:
     try:
         return json.loads(line)
     except ValueError:
-        raise ProviderError(Reason.MALFORMED_RESPONSE, f"{what} is not valid JSON: {line[:80]!r}") from None
+        return NOT_JSON
+
+
+def loads(line: str | bytes, what: str) -> Any:
+    """:func:`try_loads`, or malformed_response."""
+    value = try_loads(line)
+    if value is NOT_JSON:
+        raise ProviderError(Reason.MALFORMED_RESPONSE, f"{what} is not valid JSON: {line[:80]!r}")
+    return value
 
 
 def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:

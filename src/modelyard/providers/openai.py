@@ -17,7 +17,16 @@ from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.discovery import mapping_of as _mapping
-from modelyard.providers.http import HttpProvider, loads, make_client, openai_tools, parse_arguments, stream_error
+from modelyard.providers.http import (
+    NOT_JSON,
+    HttpProvider,
+    loads,
+    make_client,
+    openai_tools,
+    parse_arguments,
+    stream_error,
+    try_loads,
+)
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.tokens import request_tokens
@@ -208,6 +217,7 @@ class OpenAIProvider(HttpProvider):
         calls = _ToolCalls()
         usage: Usage | None = None
         deltas = 0
+        held = ""  # data lines of an event not yet complete JSON
         finish = ""
         finished = False
         async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
@@ -224,7 +234,17 @@ class OpenAIProvider(HttpProvider):
                         if payload == "[DONE]" or payload.strip() == "[DONE]":
                             finished = True
                             break
-                        data = loads(payload, "SSE data")
+                        if held:  # SSE: the data lines of one event are one text, joined by newlines
+                            payload = held + "\n" + payload
+                        data = try_loads(payload)
+                        if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
+                            if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
+                                loads(held, "SSE data")  # no: the held line is broken on its own (raises)
+                            if len(payload) > self.config.response_limit:
+                                loads(payload, "SSE data")  # raises
+                            held = payload
+                            continue
+                        held = ""
                         if not isinstance(data, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
                         if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
@@ -274,6 +294,8 @@ class OpenAIProvider(HttpProvider):
                     yield _joined(texts)
                 if finished:
                     break
+        if held:
+            loads(held, "SSE data")  # data lines that never became JSON (raises)
         if not finished and not finish:
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         for call in calls:
