@@ -423,3 +423,18 @@ async def test_a_failed_poll_is_one_clear_line_and_the_bot_goes_on(tmp_path, llm
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and said in warnings[0], warnings
     assert not [r for r in caplog.records if r.exc_info] and tg.token not in caplog.text
+
+
+async def test_a_deleted_placeholder_gets_the_answer_as_a_new_message(tmp_path, llm):
+    """The person deleted the "…" while the answer streamed: editing it is 'message to edit not found'. The
+    answer used to be lost (every edit, then three final edits, failed), while the log said it was answered."""
+    with TelegramServer(fault_methods=["editMessageText"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.push(Fault.status(400, message="Bad Request: message to edit not found"))
+        async with running_bot(config, tg):
+            final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY) and final["reply_markup"]
+    assert [c.text for c in tg.calls_to("sendMessage")][0] == "…" and len(tg.calls_to("sendMessage")) == 2
+    with db(config) as conn:
+        link = conn.execute("SELECT message_id FROM message_requests").fetchone()
+    assert int(link["message_id"]) == final["message_id"]  # the rating buttons rate this answer

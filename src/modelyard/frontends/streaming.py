@@ -168,7 +168,11 @@ class StreamingReply:
             await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=self.message_ids[index],
                                              reply_markup=markup)
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():
+            said = str(exc).lower()
+            if "not found" in said:  # the person deleted the message being edited: the text goes out anew
+                message = await self.bot.send_message(self.chat_id, text, reply_markup=markup)
+                self.message_ids[index] = message.message_id
+            elif "not modified" not in said:
                 raise
         self._shown[index] = text
         self.edits += 1
