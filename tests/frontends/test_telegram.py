@@ -434,7 +434,8 @@ async def test_a_deleted_placeholder_gets_the_answer_as_a_new_message(tmp_path, 
         async with running_bot(config, tg):
             final = await ask(tg, "hello there")
     assert final["text"].startswith(REPLY) and final["reply_markup"]
-    assert [c.text for c in tg.calls_to("sendMessage")][0] == "…" and len(tg.calls_to("sendMessage")) == 2
+    sent = [c.text for c in tg.calls_to("sendMessage")]
+    assert len(sent) == 2 and sent[0] == "…"
     with db(config) as conn:
         link = conn.execute("SELECT message_id FROM message_requests").fetchone()
     assert int(link["message_id"]) == final["message_id"]  # the rating buttons rate this answer
