@@ -207,3 +207,36 @@ async def test_a_redirect_is_not_followed_and_the_key_stays_home(servers: dict[s
     assert routed.record.model == "backup"
     assert [r.path for r in elsewhere.requests] == ["/v1/chat/completions"]  # only the fallback's own call
     assert all("x-api-key" not in r.headers for r in elsewhere.requests)
+
+
+async def test_a_key_the_server_echoes_back_never_reaches_the_log(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy's 401 or an error event that quotes the key: a key with no sk- prefix (vLLM's --api-key, a
+    self-hosted proxy's token) matched no redaction pattern and was stored in the routing log."""
+    from tests.fakes import OpenAIServer
+    from tests.helpers import make_config
+
+    from modelyard.ledger import LogWriter
+    from modelyard.router import Router
+
+    key = "correct-horse-battery-staple-1234"
+    monkeypatch.setenv("ECHO_KEY", key)
+    quoted = json.dumps({"error": {"message": f"Invalid API key: {key}", "type": "invalid_request_error"}})
+    with OpenAIServer(models=["m"]) as primary, OpenAIServer(models=["b"]) as second, \
+            OpenAIServer(models=["c"], reply_text="third") as third:
+        primary.push(Fault.raw(401, quoted, headers={"content-type": "application/json"}))
+        second.push(Fault.raw(200, chunk({"content": "Sun"}), data({"error": {"message": f"bad key {key}"}}),
+                              headers=SSE))
+        config = make_config(
+            {name: {"provider": "openai", "model": name[0], "endpoint": server.url, "api_key_env": "ECHO_KEY"}
+             for name, server in (("m1", primary), ("b2", second), ("c3", third))},
+            {"agent": {"primary": "m1", "fallbacks": ["b2", "c3"]}}, defaults={"retries": {"attempts": 0}})
+        writer = LogWriter(tmp_path / "log.db")
+        router = Router(config, sink=writer.submit)
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "hi")]))
+        await router.aclose()
+        writer.close()
+    assert [(a.reason, "***" in a.detail) for a in routed.record.attempts[:2]] == [("auth_error", True),
+                                                                                  ("stream_error", True)]
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert key.encode() not in stored and routed.response.text == "third"

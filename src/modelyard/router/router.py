@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, Timeouts
-from modelyard.errors import ProviderError, Reason, provider_failure
+from modelyard.errors import ProviderError, Reason, provider_failure, redact
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.router.clock import running_loop
@@ -315,6 +315,11 @@ class Router:
                 raise
             except ProviderError as exc:
                 self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
+                if (key := provider.config.api_key()) and key in exc.message:
+                    # the server echoed the key back (a proxy's 401, an error event): one that does not look
+                    # like a key (no sk- prefix) would otherwise reach the routing log and the client
+                    exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
+                                        retry_after=exc.retry_after)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
