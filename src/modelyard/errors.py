@@ -151,9 +151,10 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return text
 
 
-def json_problem(exc: ValueError) -> str:
+def json_problem(exc: ValueError | RecursionError) -> str:
     """Why ``json.loads`` refused a text, for a message. Not every refusal is a JSONDecodeError with
-    a ``msg``: an integer longer than Python's 4300-digit limit raises a plain ValueError."""
+    a ``msg``: an integer longer than Python's 4300-digit limit raises a plain ValueError, nesting deeper
+    than the interpreter's recursion limit a RecursionError (a model's ``[[[[...`` is provider data too)."""
     if isinstance(exc, json.JSONDecodeError):
         return f"{exc.msg} at {exc.pos}"
     return str(exc)

@@ -104,3 +104,30 @@ def test_response_json_is_orjson_and_falls_back_for_what_it_refuses() -> None:
 def test_why_a_body_is_not_json_is_said():
     with pytest.raises(BadRequest, match=r"not a JSON object \(expected value at line 1 column 11\)"):
         parse_body(b'{"model": }')
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # past any parser's depth: json.loads raises RecursionError
+
+
+def test_tool_arguments_nested_past_the_parsers_depth_are_a_400_not_a_500():
+    from modelyard.gateway import responses_wire
+
+    chat = json.dumps({"model": "a", "messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": DEEP}}]}]}).encode()
+    with pytest.raises(BadRequest) as err:
+        to_chat_request(parse_body(chat))
+    assert err.value.param == "messages[0].tool_calls[0].function.arguments"
+    responses = json.dumps({"model": "a", "input": [{"type": "function_call", "call_id": "c", "name": "f",
+                                                     "arguments": DEEP}]}).encode()
+    with pytest.raises(BadRequest) as err:
+        responses_wire.to_chat_request(responses_wire.parse_responses_body(responses))
+    assert err.value.param == "input[0].arguments"
+
+
+def test_a_model_answer_nested_past_the_parsers_depth_is_no_tool_call():
+    from modelyard.agents.tool_text import find_text_calls
+
+    assert find_text_calls("```json\n" + DEEP + "\n```") == []
+    assert [c.error for c in find_text_calls('{"name": "f", "arguments": "' + DEEP + '"}')] == [
+        "arguments are not valid JSON (maximum recursion depth exceeded while decoding a JSON array "
+        "from a unicode string)"]

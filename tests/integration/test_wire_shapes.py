@@ -135,6 +135,8 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     ("a_broken_data_line_then_good_ones", "openai", Fault.raw(
         200, 'data: {"choices": [\n\n', chunk({"content": "Sunny."}, "stop"), DONE, headers=SSE),
      "malformed_response", None),
+    ("json_nested_past_the_parsers_depth", "openai", Fault.raw(
+        200, "data: " + "[" * 5000 + "]" * 5000 + "\n\n", DONE, headers=SSE), "malformed_response", None),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),

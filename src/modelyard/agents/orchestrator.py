@@ -51,7 +51,7 @@ def parse_choice(text: str, targets: list[str]) -> Choice | str:
         return "the answer contains no JSON object"
     try:
         value = json.loads(match.group(0))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return f"the JSON does not parse ({json_problem(exc)})"
     if not isinstance(value, dict) or not isinstance(value.get("agent"), str):
         return 'the JSON object has no string field "agent"'

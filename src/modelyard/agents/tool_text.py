@@ -50,7 +50,7 @@ def _calls_in(value: Any) -> list[TextCall]:
         if isinstance(raw, str):
             try:
                 raw = json.loads(raw) if raw.strip() else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 calls.append(TextCall(name, {}, f"arguments are not valid JSON ({json_problem(exc)})"))
                 continue
         if not isinstance(raw, dict):
@@ -67,7 +67,7 @@ def _parse(block: str) -> list[TextCall] | None:
         return None
     try:
         value = json.loads(block)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         name = re.search(r'"name"\s*:\s*"([^"]+)"', block)
         if name and re.search(r'"(arguments|parameters)"\s*:', block):
             return [TextCall(name.group(1), {}, f"the call is not valid JSON ({json_problem(exc)})")]

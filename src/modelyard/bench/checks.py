@@ -110,7 +110,7 @@ def parse_json(text: str, allow_fence: bool) -> tuple[Any, str | None]:
         body = fenced.group(1).strip()
     try:
         return json.loads(body), None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         if fenced:
             return None, "JSON wrapped in a ``` fence (set allow_fence: true to accept it)"
         return None, f"not valid JSON ({json_problem(exc)}): {_snippet(text)}"

@@ -29,7 +29,7 @@ def parse_verdict(text: str) -> tuple[bool, str]:
     for block in _OBJECT.findall(text):
         try:
             value = json.loads(block)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict) and isinstance(value.get("pass"), bool):
             return value["pass"], str(value.get("reason", ""))[:200]

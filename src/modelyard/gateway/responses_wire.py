@@ -111,7 +111,7 @@ def _arguments(raw: Any, where: str) -> dict[str, Any]:
         raise BadRequest(f"{where}: expected a JSON string", where)
     try:
         args = json.loads(raw) if raw.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the parser's depth: not usable JSON
         raise BadRequest(f"{where} is not valid JSON", where) from None
     if not isinstance(args, dict):
         raise BadRequest(f"{where} must be a JSON object", where)

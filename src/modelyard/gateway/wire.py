@@ -155,7 +155,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         for j, c in enumerate(m.tool_calls or []):
             try:
                 args = json.loads(c.function.arguments) if c.function.arguments.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past the parser's depth: not usable JSON
                 raise BadRequest(f"{where}.tool_calls[{j}].function.arguments is not valid JSON",
                                  f"{where}.tool_calls[{j}].function.arguments") from None
             if not isinstance(args, dict):

@@ -141,7 +141,7 @@ def _settled_tool_answer(response: ChatResponse) -> bool:
 def judge_json(response: ChatResponse) -> Check:
     try:
         value = json.loads(response.text.strip())
-    except ValueError:
+    except (ValueError, RecursionError):
         snippet = " ".join(response.text.split())[:60]
         return Check("json", "fail", False, detail=f"not valid JSON: {snippet!r}")
     if not isinstance(value, dict):

@@ -143,7 +143,7 @@ def not_an_event_stream(line: str, content_type: str, what: str) -> ProviderErro
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and data.get("error"):
             err = data["error"]
@@ -267,7 +267,7 @@ class HttpClient:
             raise ProviderError(Reason.CONNECT_ERROR, f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
         try:
             return resp.status, json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):
             return resp.status, None
 
     async def aclose(self) -> None:
@@ -367,7 +367,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
     else:
         try:
             error_type, message = extract(json.loads(body))
-        except (ValueError, TypeError, AttributeError, KeyError):
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
     return ProviderError(
         reason_for_status(status, error_type),
@@ -412,7 +412,7 @@ def try_loads(line: str | bytes) -> Any:
         pass
     try:
         return json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes (orjson: 1024)
         return NOT_JSON
 
 
