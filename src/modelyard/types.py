@@ -77,6 +77,23 @@ def repair_text(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+#: deepest nesting of a tool call's arguments that is passed on: real arguments are a few levels deep; ~1000
+#: (which orjson still parses) is past what json.dumps can write back from inside a request's call stack
+MAX_ARGUMENT_DEPTH = 64
+
+
+def nesting_depth(value: Any, limit: int = MAX_ARGUMENT_DEPTH) -> int:
+    """How deeply ``value`` nests lists and dicts, counted without recursion and no further than ``limit`` + 1."""
+    depth, level = 0, [value]
+    while depth <= limit:
+        containers = [item for item in level if isinstance(item, dict | list)]
+        if not containers:
+            break
+        depth += 1
+        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
 ChunkKind = Literal["text", "thinking", "tool_call", "usage", "done"]
 
 

@@ -124,6 +124,24 @@ def test_tool_arguments_nested_past_the_parsers_depth_are_a_400_not_a_500():
     assert err.value.param == "input[0].arguments"
 
 
+def test_tool_arguments_deeper_than_any_provider_can_be_sent_are_a_400():
+    deep = '{"a":' * 900 + "1" + "}" * 900  # parses, but json.dumps cannot write it back inside a request
+    chat = json.dumps({"model": "a", "messages": [{"role": "assistant", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": deep}}]}]}).encode()
+    with pytest.raises(BadRequest, match="nests deeper than 64 levels"):
+        to_chat_request(parse_body(chat))
+
+
+def test_nesting_depth_counts_containers_and_stops_past_its_limit():
+    from modelyard.types import nesting_depth
+
+    assert [nesting_depth(v) for v in (1, {}, {"a": 1}, {"a": [1, {"b": 2}]}, [[]])] == [0, 1, 1, 3, 2]
+    value: object = 1
+    for _ in range(5000):
+        value = [value]
+    assert nesting_depth(value, limit=10) == 11
+
+
 def test_a_model_answer_nested_past_the_parsers_depth_is_no_tool_call():
     from modelyard.agents.tool_text import find_text_calls
 

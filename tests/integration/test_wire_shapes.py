@@ -137,6 +137,11 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
      "malformed_response", None),
     ("json_nested_past_the_parsers_depth", "openai", Fault.raw(
         200, "data: " + "[" * 5000 + "]" * 5000 + "\n\n", DONE, headers=SSE), "malformed_response", None),
+    # arguments orjson still parses (1024 levels) but nothing can write back from inside a request: a 500 at the
+    # gateway, which re-serialises them; no real tool takes them
+    ("tool_arguments_nested_1000_deep", "openai", Fault.raw(
+        200, call(index=0, id="a", type="function", function=fn("get_weather", '{"a":' * 1000 + "1" + "}" * 1000)),
+        chunk({}, "tool_calls"), DONE, headers=SSE), "malformed_response", None),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),

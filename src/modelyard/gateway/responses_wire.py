@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.gateway.wire import BadRequest, bad_body, tool_arguments
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -109,13 +109,7 @@ def _text_of(content: Any, where: str) -> str:
 def _arguments(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, str):
         raise BadRequest(f"{where}: expected a JSON string", where)
-    try:
-        args = json.loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError):  # nested past the parser's depth: not usable JSON
-        raise BadRequest(f"{where} is not valid JSON", where) from None
-    if not isinstance(args, dict):
-        raise BadRequest(f"{where} must be a JSON object", where)
-    return args
+    return tool_arguments(raw, where)
 
 
 def _messages(items: str | list[Any]) -> list[Message]:

@@ -13,7 +13,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
+from modelyard.types import (
+    MAX_ARGUMENT_DEPTH,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+    nesting_depth,
+)
 
 
 class BadRequest(Exception):
@@ -145,6 +154,19 @@ def _check_content(m: MessageIn, where: str) -> None:
         raise BadRequest(f"{where}.content: empty array; expected at least one content part", f"{where}.content")
 
 
+def tool_arguments(raw: str, where: str) -> dict[str, Any]:
+    """A tool call's arguments sent back by the client (a JSON string) as a dict, or a 400 naming ``where``."""
+    try:
+        args = json.loads(raw) if raw.strip() else {}
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
+        raise BadRequest(f"{where} is not valid JSON", where) from None
+    if not isinstance(args, dict):
+        raise BadRequest(f"{where} must be a JSON object", where)
+    if nesting_depth(args) > MAX_ARGUMENT_DEPTH:  # what no provider could be sent (json.dumps recursion)
+        raise BadRequest(f"{where} nests deeper than {MAX_ARGUMENT_DEPTH} levels", where)
+    return args
+
+
 def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     """The provider-neutral request; tool-call arguments arrive as JSON strings and leave as dicts."""
     messages: list[Message] = []
@@ -153,14 +175,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         where = f"messages[{i}]"
         calls = []
         for j, c in enumerate(m.tool_calls or []):
-            try:
-                args = json.loads(c.function.arguments) if c.function.arguments.strip() else {}
-            except (ValueError, RecursionError):  # nested past the parser's depth: not usable JSON
-                raise BadRequest(f"{where}.tool_calls[{j}].function.arguments is not valid JSON",
-                                 f"{where}.tool_calls[{j}].function.arguments") from None
-            if not isinstance(args, dict):
-                raise BadRequest(f"{where}.tool_calls[{j}].function.arguments must be a JSON object",
-                                 f"{where}.tool_calls[{j}].function.arguments")
+            args = tool_arguments(c.function.arguments, f"{where}.tool_calls[{j}].function.arguments")
             calls.append(ToolCall(c.function.name, args, c.id))
             call_names[c.id] = c.function.name
         role = "system" if m.role == "developer" else m.role

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.errors import ProviderError, Reason
-from modelyard.types import Chunk, ChunkKind, ToolCall, Usage, repair_text
+from modelyard.types import MAX_ARGUMENT_DEPTH, Chunk, ChunkKind, ToolCall, Usage, nesting_depth, repair_text
 
 #: part types whose text is the answer, and part types whose text is reasoning
 TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
@@ -164,6 +164,8 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise malformed("a tool call without a name")
                 if not isinstance(call.arguments, dict):
                     raise malformed(f"tool call '{call.name}' has arguments that are not a JSON object")
+                if nesting_depth(call.arguments) > MAX_ARGUMENT_DEPTH:
+                    raise malformed(f"tool call '{call.name}': arguments nest over {MAX_ARGUMENT_DEPTH} levels deep")
                 if not isinstance(call.id, str):
                     call.id = str(call.id)
                 content = True
