@@ -43,6 +43,9 @@ TAGS = [
     {"name": "qwen3:14b", "size": 9_276_198_565, "details": {"family": "qwen3", "parameter_size": "14.8B"}},
     {"name": "nomic-embed-text:latest", "size": 274_302_450,
      "details": {"family": "nomic-bert", "parameter_size": "137M"}},
+    # an Ollama cloud model pulled into the list: a few hundred bytes here, run on ollama.com
+    {"name": "gpt-oss:120b-cloud", "size": 384, "remote_model": "gpt-oss:120b", "remote_host": "https://ollama.com:443",
+     "details": {"family": "gptoss", "parameter_size": "116.8B"}},
 ]
 
 
@@ -79,6 +82,7 @@ def test_detected_config_from_ollama_loads_and_puts_each_model_where_it_fits(oll
     assert models["llama3.2-3b"].context == 8192  # trained for 131072: capped to what a box holds
     assert sorted(models["qwen3-14b"].capabilities) == ["json", "thinking", "tools"]
     assert "nomic-embed-text" not in models  # an embedding model cannot chat
+    assert "gpt-oss-120b-cloud" not in models  # runs elsewhere: not a local model to fill chains with
     agents = config.agents
     assert agents["engineer"].chain == ["qwen2.5-coder-7b", "qwen3-14b", "qwen-coder-0.5b"]
     assert agents["chat"].chain == ["llama3.2-3b", "qwen3-14b", "qwen-coder-0.5b"]
@@ -89,6 +93,7 @@ def test_detected_config_from_ollama_loads_and_puts_each_model_where_it_fits(oll
     assert agents["engineer"].examples and agents["writer"].consumers == ["utility"]
     text = target.read_text()
     assert "left out nomic-embed-text:latest: an embedding model" in text
+    assert "left out gpt-oss:120b-cloud: Ollama 0.12.6 serves it from the cloud" in text
     assert "engineer: qwen2.5-coder-7b → qwen3-14b → qwen-coder-0.5b" in text
 
 
@@ -105,7 +110,7 @@ def test_ollama_host_is_read_as_the_ollama_cli_reads_it(ollama, monkeypatch: pyt
     monkeypatch.setenv("OLLAMA_HOST", f"0.0.0.0:{ollama.port}")
     found = asyncio.run(discover())
     ids = {f.model.model_id for f in found.found if f.backend == "ollama"}
-    assert ids == {e["name"] for e in TAGS}
+    assert ids == {str(e["name"]) for e in TAGS}
 
 
 @pytest.mark.model

@@ -45,7 +45,7 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     found = asyncio.run(discover(endpoints))
     for address, said in found.asked.items():
         console.print(f"  {address}: {said}", highlight=False)
-    if not any(not f.model.embedding_only for f in found.found):
+    if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
                    "`ollama pull` a model, or name a server with --endpoint URL)", code=1)
     config, notes = draft(found.found, yaml.safe_load(source.read_text()))

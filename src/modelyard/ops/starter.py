@@ -178,7 +178,7 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
     config = dict(base)
     taken = set(base.get("models", {}))
     named: dict[str, Found] = {config_name(f.model.model_id, taken): f for f in found}
-    usable = {n: f for n, f in named.items() if not f.model.embedding_only}
+    usable = {n: f for n, f in named.items() if not f.model.embedding_only and not f.model.remote}
     config["models"] = {**{n: model_entry(f) for n, f in usable.items()}, **base.get("models", {})}
     picked = chains({n: f.model for n, f in usable.items()})
     agents = {name: dict(agent) for name, agent in base.get("agents", {}).items()}
@@ -193,6 +193,8 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
              + (f", {weight(f.model):.1f}B" if weight(f.model) else "") for f in usable.values()]
     notes += [f"left out {f.model.model_id}: an embedding model, it cannot chat"
               for f in named.values() if f.model.embedding_only]
+    notes += [f"left out {f.model.model_id}: {f.model.server or f.backend} serves it from the cloud, not from "
+              "this machine (add it to a chain yourself if you want it)" for f in named.values() if f.model.remote]
     notes += [f"{agent}: {' → '.join(chain)}" for agent, chain in picked.items()]
     if orchestrator in usable:
         cut = config["orchestration"]["threshold"]

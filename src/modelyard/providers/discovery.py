@@ -43,6 +43,8 @@ class ServedModel:
     served_context: int | None = None
     family: str = ""
     capabilities: frozenset[str] = field(default_factory=frozenset)
+    #: served from elsewhere through this server (an Ollama cloud model: ``remote_host`` in the listing)
+    remote: bool = False
 
     @property
     def embedding_only(self) -> bool:

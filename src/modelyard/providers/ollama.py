@@ -74,6 +74,7 @@ def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server:
         trained_context=trained_context(info) if info else None,
         family=str(details.get("family") or ""),
         capabilities=frozenset(listed),
+        remote=bool(entry.get("remote_host") or entry.get("remote_model")) or name.endswith(("-cloud", ":cloud")),
     )
 
 
