@@ -114,3 +114,12 @@ def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}:12: agents.chat.fallbacks.0: unknown model 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("text", "line", "key"), [
+    (GOOD + "agents:\n  other:\n    primary: cloud\n", 13, "agents"),  # a second section: chat was dropped
+    (GOOD.replace("    max_concurrent: 2\n", "    max_concurrent: 2\n    model: qwen3:8b\n"), 6, "models.local.model"),
+], ids=["second_agents_section", "key_twice_in_a_model"])
+def test_a_key_given_twice_is_refused_not_silently_overwritten(text: str, line: int, key: str) -> None:
+    err = error_of(text)
+    assert (err.line, err.key) == (line, key) and "duplicate key" in str(err) and "first at line" in str(err)

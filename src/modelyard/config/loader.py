@@ -38,6 +38,30 @@ def line_index(node: yaml.Node, prefix: Loc = (), out: dict[Loc, int] | None = N
     return out
 
 
+def first_duplicate(root: yaml.Node) -> tuple[Loc, int, int] | None:
+    """(key path, its first line, the repeating line) of the first key a mapping holds twice: PyYAML keeps
+    the last silently, so a second ``agents:`` section would drop every agent of the first. Each node is
+    looked at once (an alias is the node it names)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in first and key != "<<":  # "<<" merges are YAML's own repetition
+                    return (*loc, key), first[key], line
+                first.setdefault(key, line)
+                stack.append((value_node, (*loc, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
+    return None
+
+
 def line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     """The line of the deepest part of ``loc`` that exists in the file."""
     for end in range(len(loc), 0, -1):
@@ -60,6 +84,10 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=mark.line + 1 if mark else None) from None
+    if node is not None and (duplicate := first_duplicate(node)):
+        loc, first, line = duplicate
+        raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
+                          "silently dropping the first", path=source, line=line, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
 
 
