@@ -117,8 +117,8 @@ class Chunk:
 
 
 #: stop reasons that mean the answer hit its token budget: "length" (OpenAI, Ollama, llama.cpp),
-#: "max_tokens" (Anthropic)
-TRUNCATED_STOPS = frozenset({"length", "max_tokens"})
+#: "max_tokens" (Anthropic), or the context window ("model_context_window_exceeded", Anthropic since 2025)
+TRUNCATED_STOPS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
 #: the one name the routing log, the route line and the gateway use for a truncated answer
 LENGTH = "length"
 

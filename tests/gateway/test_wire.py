@@ -149,3 +149,12 @@ def test_a_model_answer_nested_past_the_parsers_depth_is_no_tool_call():
     assert [c.error for c in find_text_calls('{"name": "f", "arguments": "' + DEEP + '"}')] == [
         "arguments are not valid JSON (maximum recursion depth exceeded while decoding a JSON array "
         "from a unicode string)"]
+
+
+@pytest.mark.parametrize(("stop", "finish"), [("end_turn", "stop"), ("max_tokens", "length"),
+                                              ("model_context_window_exceeded", "length"),
+                                              ("refusal", "content_filter")])
+def test_anthropic_stop_reasons_in_openai_words(stop, finish):
+    from modelyard.gateway.wire import finish_reason
+
+    assert finish_reason(ChatResponse(text="x", stop_reason=stop)) == finish

@@ -247,3 +247,18 @@ async def test_a_key_the_server_echoes_back_never_reaches_the_log(tmp_path: Path
                                                                                   ("stream_error", True)]
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert key.encode() not in stored and routed.response.text == "third"
+
+
+async def test_the_context_window_running_out_is_a_truncated_answer(servers: dict[str, Any],  # noqa: F811 - fixture
+                                                                    tmp_path: Path) -> None:
+    """Anthropic's stop reason model_context_window_exceeded (2025) is a cut-off answer, like max_tokens."""
+    delta = event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "model_context_window_exceeded"},
+                                    "usage": {"output_tokens": 2}})
+    servers["anthropic"].push(Fault.raw(200, ANTHROPIC_TEXT, delta, event("message_stop", {"type": "message_stop"}),
+                                        headers=SSE))
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    await router.aclose()
+    writer.close()
+    assert routed.response.text == "Sunny." and routed.response.truncated
+    assert routed.record.finish_reason == "length"

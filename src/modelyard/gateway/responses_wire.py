@@ -200,7 +200,7 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
 
 
 def truncated(response: ChatResponse) -> bool:
-    return not response.tool_calls and response.stop_reason in ("length", "max_tokens")
+    return not response.tool_calls and response.truncated
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:

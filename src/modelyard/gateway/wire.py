@@ -210,8 +210,10 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
 def finish_reason(response: ChatResponse) -> str:
     if response.tool_calls:
         return "tool_calls"
-    if response.stop_reason in ("length", "max_tokens"):
+    if response.truncated:
         return "length"
+    if response.stop_reason in ("refusal", "content_filter"):  # Anthropic's refusal is OpenAI's content_filter
+        return "content_filter"
     return "stop"
 
 
