@@ -58,3 +58,45 @@ async def test_close_sends_a_held_head_first_and_the_rest_is_the_real_transport(
     assert transport.get_extra_info("peername") == "info:peername"
     await asyncio.sleep(0)
     assert sink.writes == [HEAD]
+
+
+async def test_keep_alive_closes_an_idle_connection_only_after_the_bound_since_its_last_answer() -> None:
+    """One keep-alive timer per connection (issue #15): requests that keep coming keep it open past the
+    bound counted from the first answer; idle for the bound after the last answer, the server closes it."""
+    import socket
+
+    import uvicorn
+
+    from modelyard.gateway.transport import OneWriteProtocol
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=OneWriteProtocol,  # type: ignore[arg-type]
+                                           timeout_keep_alive=0.4, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for _ in range(5):  # 1 s of requests 0.25 s apart: past the bound counted from the first answer
+            writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200") and await reader.readexactly(2) == b"ok"
+            await asyncio.sleep(0.25)
+        assert loop.time() - t0 > 1.0
+        last = loop.time() - 0.25
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server...
+        assert loop.time() - last >= 0.39  # ...no earlier than the bound after the last answer
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -180,6 +181,8 @@ class LogWriter:
         self._done = threading.Condition()
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: the time bounds of each loop's async waiters (ledger/bounds.py), each touched from its loop only
+        self._bounds: dict[asyncio.AbstractEventLoop, Bounds] = {}
         #: (target count, held lock) of the one caller waiting blocking in wait_written(block=); guarded by _done
         self._blocked: tuple[int, Any] | None = None
         #: when the writer thread took the batch it is writing (None: waiting for rows)
@@ -293,13 +296,14 @@ class LogWriter:
                 return self.written + self.errors >= target
             fut = loop.create_future()
             self._async_waiters.append((target, fut))
-        # the bound is one timer that releases the waiter, not asyncio.timeout (which cancels the task and
-        # takes the cancellation back: ~3x the cost, per request) nor wait_for (an extra task)
-        bound = loop.call_later(timeout, _resolve, [fut])
-        try:
-            await fut
-        finally:
-            bound.cancel()
+        # the bound releases the waiter (not asyncio.timeout, which cancels the task and takes the cancellation
+        # back: ~3x the cost, per request, nor wait_for: an extra task); one timer for all of a loop's waiters
+        bounds = self._bounds.get(loop)
+        if bounds is None:  # a loop new to this writer: forget those closed since (tests run many)
+            self._bounds = {other: b for other, b in self._bounds.items() if not other.is_closed()}
+            bounds = self._bounds[loop] = Bounds(loop)
+        bounds.add(fut, timeout)
+        await fut
         return self.written + self.errors >= target
 
     def _wait_blocking(self, target: int, loop: asyncio.AbstractEventLoop, bound: float) -> bool:
