@@ -75,6 +75,14 @@ NDJSON = {"content-type": "application/x-ndjson"}
 PARIS, ROME = {"city": "Paris"}, {"city": "Rome"}
 TWO_CALLS = [("get_weather", PARIS), ("get_weather", ROME)]
 
+JSON = {"content-type": "application/json"}
+#: a whole chat.completion: what a server that ignores stream: true answers
+WHOLE = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
+         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+                      "tool_calls": [{"id": c, "type": "function", "function": fn("get_weather", json.dumps(args))}
+                                     for c, args in (("a", PARIS), ("b", ROME))]}}],
+         "usage": {"prompt_tokens": 9, "completion_tokens": 12}}
+
 #: (name, wire format, the raw answer, what the primary's attempt ends in, the answer: text or tool calls)
 SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     # vLLM (vllm#18412): every fragment repeats the function name; it is one call to get_weather
@@ -142,6 +150,9 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     ("tool_arguments_nested_1000_deep", "openai", Fault.raw(
         200, call(index=0, id="a", type="function", function=fn("get_weather", '{"a":' * 1000 + "1" + "}" * 1000)),
         chunk({}, "tool_calls"), DONE, headers=SSE), "malformed_response", None),
+    # a server or proxy that ignores stream: true: the whole completion as one (here pretty-printed) JSON body
+    ("whole_completion_instead_of_a_stream", "openai", Fault.raw(200, json.dumps(WHOLE, indent=2), headers=JSON), OK,
+     TWO_CALLS),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),

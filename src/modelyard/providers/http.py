@@ -69,6 +69,25 @@ class StreamResponse:
         For the hot path (issue #15): one step of an async generator per read, not two per line."""
         return self._opened(self._event_batches(what))
 
+    def whole_json(self) -> AsyncGenerator[list[tuple[str, str]], None]:
+        """A JSON body (a server that ignores ``stream: true`` answers the whole completion at once) as
+        :meth:`sse_batches` would give it: one ``data`` event, then ``[DONE]``; its size bounded by ``limit``."""
+        return self._opened(self._whole())
+
+    async def _whole(self) -> AsyncGenerator[list[tuple[str, str]], None]:
+        lines, size = [], 0
+        async for line in self._opened(self._lines()):
+            size += len(line) + 1
+            if size > self.limit:
+                raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                    f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+            lines.append(line)
+        yield [("data", "\n".join(lines)), ("data", "[DONE]")]
+
+    @property
+    def is_json(self) -> bool:
+        return self.headers.get("content-type", "").startswith("application/json")
+
     def _opened(self, reader: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
         self._readers.append(reader)
         return reader

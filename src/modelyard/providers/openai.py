@@ -222,7 +222,10 @@ class OpenAIProvider(HttpProvider):
         finished = False
         async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
                                       limit=self.config.response_limit) as resp:
-            async for events in resp.sse_batches("an event stream"):  # a list per read (issue #15)
+            # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
+            # its choices carry "message" where a stream's carry "delta", and the loop reads either
+            batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
+            async for events in batches:  # a list per read (issue #15)
                 # joined (a buffered answer): the text deltas of one read go on as one chunk (issue #15). They
                 # arrived together, so the time bounds see the same, and each chunk costs a step through every
                 # layer above. A stream to a client keeps one chunk per delta, as the server sent them
