@@ -147,6 +147,8 @@ class StreamResponse:
                     continue
                 if events:  # what came before the bad line is delivered first, as one event at a time was
                     yield events
+                if colon and field == "error":  # llama-server before llama.cpp#16109 (Sept 2025): its error
+                    raise error_field(value)  # object as a field of its own, "error: {...}"
                 raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
             if events:
                 yield events
@@ -172,6 +174,16 @@ def not_an_event_stream(line: str, content_type: str, what: str) -> ProviderErro
     shown = content_type or "no content-type"
     return ProviderError(Reason.MALFORMED_RESPONSE,
                          f"HTTP 200 with a body that is not {what} ({shown}): {_snippet(stripped)}")
+
+
+def error_field(value: str) -> ProviderError:
+    """The server's error from an SSE ``error:`` field (or an ``event: error`` event's data): an error
+    object ``{"code", "message", "type"}``, wrapped in ``{"error": ...}`` or not, or plain text."""
+    data = try_loads(value.strip())
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        return stream_error(str(err.get("type") or ""), str(err.get("message") or ""), err.get("code"))
+    return stream_error("", value.strip() if err is NOT_JSON else str(err))
 
 
 def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:

@@ -20,6 +20,7 @@ from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     NOT_JSON,
     HttpProvider,
+    error_field,
     loads,
     make_client,
     openai_tools,
@@ -218,6 +219,7 @@ class OpenAIProvider(HttpProvider):
         usage: Usage | None = None
         deltas = 0
         held = ""  # data lines of an event not yet complete JSON
+        errored = False  # an "event: error" line came: its data is the server's error
         finish = ""
         finished = False
         async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
@@ -233,7 +235,11 @@ class OpenAIProvider(HttpProvider):
                 try:
                     for field, payload in events:
                         if field != "data":
+                            if field == "event" and payload.strip() == "error":  # SSE's own error event
+                                errored = True
                             continue  # event names, ids, retry hints
+                        if errored:
+                            raise error_field(payload)
                         if payload == "[DONE]" or payload.strip() == "[DONE]":
                             finished = True
                             break
