@@ -162,6 +162,9 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     ("sse_error_event", "openai", Fault.raw(
         200, chunk({"content": "Sun"}), 'event: error\ndata: {"message":"quota exceeded","code":429}\n\n',
         headers=SSE), "rate_limited", None),
+    # vLLM when its engine aborts the request (shutdown, sleep, scale-down: vllm#57082): 200, then [DONE]
+    ("vllm_finish_reason_abort", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), chunk({}, "abort"), DONE, headers=SSE), "stream_error", None),
     # a byte order mark opening the body (SSE says drop it; .NET servers write one)
     ("bom_before_the_event_stream", "openai", Fault.raw(
         200, "\ufeff" + chunk({"content": "Sunny."}), chunk({}, "stop"), DONE, headers=SSE), OK, "Sunny."),

@@ -66,6 +66,11 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 
 
 
+#: finish reasons that mean the generation failed, whatever came before them: OpenRouter's "error"; vLLM's
+#: "abort" (an engine shutdown, sleep or scale-down ends the request, then [DONE] as if complete: vllm#57082)
+_FAILED = frozenset({"error", "abort"})
+
+
 class _ToolCalls:
     """Tool-call fragments of one stream, assembled into calls, as servers really send them.
 
@@ -291,10 +296,10 @@ class OpenAIProvider(HttpProvider):
                                 calls.add(frag)
                             if choice.get("finish_reason"):
                                 finish = str(choice["finish_reason"])
+                                if finish in _FAILED:
+                                    raise ProviderError(Reason.STREAM_ERROR,
+                                                        f"the server ended the answer with finish_reason '{finish}'")
                                 resp.answered = True
-                            if finish == "error":  # OpenRouter's mark of a generation that failed mid-way
-                                raise ProviderError(Reason.STREAM_ERROR,
-                                                    "the server ended the answer with finish_reason 'error'")
                 except Exception:
                     if texts:  # what came before the failure is delivered first, as one delta at a time was
                         yield _joined(texts)
