@@ -164,3 +164,8 @@ def test_healthz_says_how_far_each_capped_model_is(tmp_path: Path, servers) -> N
         assert answered.headers["x-modelyard-model"] == "haiku"
         after = {m["name"]: m for m in httpx.get(gw.url + "/healthz").json()["models"]}
         assert after["haiku"]["spend"]["over"] is True and after["haiku"]["spend"]["usd"] > 0.00001
+        # the model's state says it too, as for a missing key: the dashboard and Telegram's /status show it
+        assert after["haiku"]["state"] == "unavailable" and before["haiku"]["state"] == "available"
+        page = httpx.get(gw.url + "/api/summary").json()
+        shown = {m["name"]: m for m in page["models"]}
+        assert "day cap" in shown["haiku"]["detail"]

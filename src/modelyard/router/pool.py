@@ -183,6 +183,8 @@ class ModelPool:
             condition, detail, in_flight, waiting = self.states[name].snapshot()
             if why := provider.unavailable_reason():
                 condition, detail = Condition.UNAVAILABLE, why
+            elif self.spend is not None and (why := self.spend.over(name)):  # every view says so: healthz, /status…
+                condition, detail = Condition.UNAVAILABLE, why
             out.append(ModelStatus(name, provider.config.provider, condition, detail, in_flight, waiting,
                                    self.states[name].limit, provider.config.is_local))
         return out
