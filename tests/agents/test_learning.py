@@ -141,8 +141,25 @@ async def test_rating_a_routed_answer_labels_it(server, runtime_for, tmp_path: P
     conn = sqlite3.connect(runtime.log_path)
     # one label per request: the correction replaced the confirmation
     assert conn.execute("SELECT agent, source FROM routing_labels").fetchall() == [("research", "rate")]
+    rated_at = conn.execute("SELECT rated_at FROM requests WHERE id = ?", (result.request_id,)).fetchone()
     wrong = runner.invoke(app, ["rate", result.request_id, "bad", "--agent", "orchestrator", "-c", str(config_path)])
     assert wrong.exit_code == 2 and "not an agent the orchestrator routes to" in wrong.output
+    # refused before anything was recorded (it used to print "rated …: bad", then the error)
+    assert "rated" not in wrong.output
+    assert conn.execute("SELECT rated_at FROM requests WHERE id = ?", (result.request_id,)).fetchone() == rated_at
+
+
+async def test_a_correction_of_an_answer_nobody_routed_says_no_label_was_made(server, runtime_for,
+                                                                              tmp_path: Path) -> None:
+    config = fake_config(server.url, tmp_path)
+    config_path = tmp_path / "cfg.yaml"
+    config_path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_none=True)))
+    runtime = runtime_for(config)
+    result = await handle_turn(runtime, [Message("user", "write a haiku about rain")], agent="writer")
+    runtime.log.flush()
+    bad = runner.invoke(app, ["rate", result.request_id, "bad", "--agent", "research", "-c", str(config_path)])
+    assert bad.exit_code == 0 and "not routed by the orchestrator" in bad.output, bad.output
+    assert sqlite3.connect(runtime.log_path).execute("SELECT count(*) FROM routing_labels").fetchone() == (0,)
 
 
 def test_a_refit_that_lowers_one_kind_is_refused_even_if_the_overall_score_rises(tmp_path: Path) -> None:

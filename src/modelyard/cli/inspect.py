@@ -14,7 +14,7 @@ from rich.table import Table
 
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, note
 from modelyard.cli.render import Column, fit_table, ms
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
@@ -273,6 +273,11 @@ def rate(
     if agent is not None and verdict == "good":
         raise fail("--agent names the agent that should have answered: use it with 'bad'")
     cfg, _ = load_or_exit(config)
+    if agent is not None:  # checked before anything is recorded: a wrong name leaves the log as it was
+        name = orchestrator_name(cfg)
+        targets = routing_targets(cfg, name) if name else []
+        if agent not in targets:
+            raise fail(f"'{agent}' is not an agent the orchestrator routes to ({', '.join(targets) or 'none'})")
     conn = log_or_exit(cfg)
     full = queries.rate(conn, request_id, verdict == "good")
     if full is None:
@@ -290,11 +295,12 @@ def _label_route(cfg: Config, request_id: str, agent: str | None) -> None:
     try:
         routed = decision_of(conn, request_id)
         if routed is None:
+            if agent is not None:
+                note(f"{request_id} was asked of its agent directly, not routed by the orchestrator: "
+                     "the rating is kept, no routing label recorded")
             return
         name = orchestrator_name(cfg)
         targets = routing_targets(cfg, name) if name else []
-        if agent is not None and agent not in targets:
-            raise fail(f"'{agent}' is not an agent the orchestrator routes to ({', '.join(targets)})")
         if record_correction(conn, request_id, agent or routed[1], LabelSource.RATE, targets):
             console.print(f"[dim]routing label recorded: {agent or routed[1]} (see `modelyard routing learn`)[/]")
     finally:
