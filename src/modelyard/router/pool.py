@@ -181,9 +181,9 @@ class ModelPool:
         out = []
         for name, provider in self.providers.items():
             condition, detail, in_flight, waiting = self.states[name].snapshot()
-            if why := provider.unavailable_reason():
-                condition, detail = Condition.UNAVAILABLE, why
-            elif self.spend is not None and (why := self.spend.over(name)):  # every view says so: healthz, /status…
+            # a model over its spend cap is unavailable like one without its key: every view says so
+            why = provider.unavailable_reason() or (self.spend.over(name) if self.spend is not None else None)
+            if why:
                 condition, detail = Condition.UNAVAILABLE, why
             out.append(ModelStatus(name, provider.config.provider, condition, detail, in_flight, waiting,
                                    self.states[name].limit, provider.config.is_local))
