@@ -49,3 +49,21 @@ def test_the_commands_own_config_wins(tmp_path: Path) -> None:
 def test_version() -> None:
     out = modelyard("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"modelyard {__version__}"
+
+
+def test_init_writes_where_the_other_commands_will_read(tmp_path: Path, monkeypatch) -> None:
+    """`init` with $MODELYARD_CONFIG or --config set wrote the user config file, which no command then read
+    (they read the variable's or the option's file and said 'file not found')."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MODELYARD_CONFIG", str(tmp_path / "env.yaml"))
+    runner = CliRunner()
+    by_env = runner.invoke(app, ["init"])
+    assert by_env.exit_code == 0, by_env.output
+    assert (tmp_path / "env.yaml").is_file() and not (tmp_path / "xdg").exists()
+    assert "next: edit it, then `modelyard models`" in by_env.output
+    for args in (["--config", str(tmp_path / "global.yaml"), "init"], ["init", "-c", str(tmp_path / "own.yaml")]):
+        assert runner.invoke(app, args).exit_code == 0
+    assert (tmp_path / "global.yaml").is_file() and (tmp_path / "own.yaml").is_file()
+    # a path of one's own is written there, and the hint says how to read it
+    mine = runner.invoke(app, ["init", str(tmp_path / "mine.yaml")])
+    assert f"modelyard --config {tmp_path / 'mine.yaml'} models" in mine.output

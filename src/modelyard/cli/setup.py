@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 
-from modelyard.cli.common import console, fail
-from modelyard.paths import example_file, user_config_file
+from modelyard.cli.common import ConfigOption, console, fail
+from modelyard.paths import example_file, resolve_config_path, user_config_file
 
 
 def init(
-    path: Annotated[Path | None, typer.Argument(help="Where to write (default: the user config file)")] = None,
+    path: Annotated[Path | None, typer.Argument(help=(
+        "Where to write (default: --config, else $MODELYARD_CONFIG, else the user config file: "
+        "where the other commands will read it)"))] = None,
+    config: ConfigOption = None,
     example: Annotated[str, typer.Option(help="default (offline, embedded model) or reference-mac64")] = "default",
     detect: Annotated[bool, typer.Option("--detect", help=(
         "ask the model servers on this machine (Ollama, llama-server, LM Studio, vLLM) what they serve "
@@ -27,13 +31,18 @@ def init(
     source = example_file(f"{example}.yaml")
     if not source.is_file():
         raise fail(f"no example named '{example}' (try: default, reference-mac64)")
-    target = (path or user_config_file()).expanduser()
+    # where the other commands will look: a file written anywhere else would be ignored by them
+    target = (path or (resolve_config_path(config) if config or os.environ.get("MODELYARD_CONFIG")
+                       else user_config_file())).expanduser()
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite")
     text = _detected(source, endpoint or []) if detect or endpoint else source.read_text()
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
-    console.print(f"wrote {target}\nnext: edit it, then `modelyard models` to check every model is reachable")
+    read = resolve_config_path(config).expanduser()  # after the write: the user file may exist now
+    models = "modelyard models" if read.resolve() == target.resolve() else f"modelyard --config {target} models"
+    console.print(f"wrote {target}\nnext: edit it, then `{models}` to check every model is reachable",
+                  highlight=False)
 
 
 def _detected(source: Path, endpoints: list[str]) -> str:
