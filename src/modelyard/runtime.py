@@ -10,6 +10,7 @@ kept in module state keyed by ``id(config)``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from modelyard.config import Config, load_config
+from modelyard.errors import ConfigError
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.probes import teach
@@ -80,7 +82,13 @@ def log_path_for(config: Config) -> Path:
 
 def load(config_path: str | Path | None = None) -> tuple[Config, Path]:
     path = resolve_config_path(config_path)
-    return load_config(path), path
+    try:
+        return load_config(path), path
+    except ConfigError as exc:
+        if config_path or not os.environ.get("MODELYARD_CONFIG") or exc.line is not None:
+            raise
+        # a file that cannot be read at all, named by a variable set long ago: say where the name came from
+        raise ConfigError(f"{exc.detail} (the file $MODELYARD_CONFIG names)", path=exc.path) from None
 
 
 def open_runtime(config_path: str | Path | None = None, *, config: Config | None = None, borrow: bool = False,

@@ -106,6 +106,29 @@ def test_missing_file() -> None:
         load_config("/nonexistent/modelyard.yaml")
 
 
+def test_a_tab_says_yaml_wants_spaces() -> None:
+    err = error_of(GOOD.replace("  chat:", "\tchat:"))
+    assert err.line == 10 and "indents with spaces" in str(err)
+
+
+def test_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="a directory, not a config file") as info:
+        load_config(tmp_path)
+    assert "Errno" not in str(info.value) and str(tmp_path / "config.yaml") in str(info.value)
+
+
+def test_a_file_named_by_the_variable_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale $MODELYARD_CONFIG said only '/old/path.yaml: file not found', not where that name came from."""
+    from modelyard.runtime import load
+
+    monkeypatch.setenv("MODELYARD_CONFIG", str(tmp_path / "gone.yaml"))
+    with pytest.raises(ConfigError, match=r"gone.yaml: file not found \(the file \$MODELYARD_CONFIG names\)"):
+        load()
+    with pytest.raises(ConfigError) as given:  # named on the command line: nothing to add
+        load(tmp_path / "other.yaml")
+    assert "MODELYARD_CONFIG" not in str(given.value)
+
+
 def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD.replace("fallbacks: [cloud]", "fallbacks: [nope]"))

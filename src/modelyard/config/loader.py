@@ -82,6 +82,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        if "'\\t'" in problem:  # PyYAML's words for a tab; the fix is the thing to say
+            problem += " (YAML indents with spaces: replace the tab)"
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=mark.line + 1 if mark else None) from None
     if node is not None and (duplicate := first_duplicate(node)):
@@ -228,6 +230,9 @@ def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
         return p.read_text(encoding="utf-8"), str(p)
     except FileNotFoundError:
         raise ConfigError("file not found", path=str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError(f"a directory, not a config file (name the YAML file, e.g. {p / 'config.yaml'})",
+                          path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", path=str(p)) from None
 
