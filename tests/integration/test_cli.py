@@ -109,6 +109,17 @@ def test_bad_input(setup: tuple[Path, OllamaServer]) -> None:
     assert piped.returncode == 0 and "Local answer." in piped.stdout
 
 
+def test_a_message_too_long_for_every_model_says_why_and_what_to_do(tmp_path: Path) -> None:
+    """It said only 'error: refused: message too long' (the route's tag), not the sizes and the way out."""
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(url="http://127.0.0.1:9", log=tmp_path / "log.sqlite3")
+                      .replace("max_concurrent: 2", "max_concurrent: 2\n    context: 512"))
+    result = run("ask", "--agent", "chat", "-", config=config, stdin="lorem ipsum dolor " * 2000)
+    assert result.returncode == 1
+    assert "too long for agent 'chat'" in result.stderr and "shorten it" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
     target = tmp_path / "mine.yaml"
     result = subprocess.run([sys.executable, "-m", "modelyard", "init", str(target), "--example", "reference-mac64"],

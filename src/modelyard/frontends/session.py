@@ -110,7 +110,7 @@ async def answer(runtime: Runtime, history: list[Message], *, agent: str | None 
         log.exception("turn failed")
         return Reply(Status.FAILED, FAILED, None, records, FAILED)
     if not result.request_id:  # refused before any model ran (empty, too long...): nothing to keep or rate
-        return Reply(Status.REFUSED, result.text, result, records, "; ".join(result.route))
+        return Reply(Status.REFUSED, result.text, result, records, result.text)  # why, and what to do
     await runtime.log.wait_written(LOG_WAIT)  # the rows exist before the answer can be rated or looked up
     return Reply(Status.ANSWERED, result.text.strip() or EMPTY_ANSWER, result, records)
 
