@@ -112,3 +112,18 @@ def test_ask_shows_the_draft_then_the_revision_or_why_it_was_not_used(tmp_path: 
         kept = runner.invoke(app, ["ask", "--agent", "writer", "write a blog post about our mug", "-c", str(config)])
     assert kept.exit_code == 0 and "Launching Our Mug" not in kept.stdout and "revised" not in kept.stdout
     assert "utility (revise) → fake: not used" in kept.output and "kept writer's answer" in kept.output
+
+
+def test_the_route_line_of_a_cut_answer_names_only_the_models_it_moved_on_from() -> None:
+    """Ctrl-C mid-answer printed 'chat → qwen (after qwen: cancelled) · CANCELLED': as if qwen had fallen
+    back to itself. The tries it moved on from are the detours; the cut one is the outcome."""
+    from modelyard.cli.render import route_line
+    from modelyard.errors import Reason
+    from modelyard.outcomes import AttemptOutcome, RequestOutcome
+    from modelyard.router.records import Attempt, RequestRecord
+
+    record = RequestRecord("r1", "chat", outcome=RequestOutcome.CANCELLED, model="qwen", attempts=[
+        Attempt("cloud", "anthropic", AttemptOutcome.SKIPPED, Reason.MISSING_CREDENTIALS),
+        Attempt("qwen", "llamacpp", AttemptOutcome.CANCELLED, Reason.CANCELLED)])
+    line = route_line(record)
+    assert line.startswith("chat → qwen (after cloud: missing_credentials) · CANCELLED"), line

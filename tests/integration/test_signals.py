@@ -116,7 +116,7 @@ def test_ctrl_c_during_ask_stops_the_model_and_logs_the_partial_answer(run: int,
     _clean_exit(rc, stderr, 130)
     row = _last_request(tmp_path)
     assert row["response"] in proc.out or proc.out.strip().startswith(row["response"].strip()[:20])
-    assert "cancelled" in stderr and row["id"] in stderr  # the route line of the stopped answer
+    assert "CANCELLED" in stderr and row["id"] in stderr  # the route line of the stopped answer
 
 
 @pytest.mark.parametrize("run", range(RUNS))

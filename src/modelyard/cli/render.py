@@ -10,7 +10,6 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
 
@@ -23,7 +22,8 @@ def ms(value: float | None) -> str:
 def route_line(record: RequestRecord) -> str:
     """``chat → qwen (fallback after claude-haiku: missing_credentials) · wait 0ms · TTFT 300ms · …``"""
     parts = [f"{record.agent} → {record.model or 'nobody'}"]
-    detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome is not AttemptOutcome.OK and a.reason]
+    # the tries it moved on from; not the answering one a Ctrl-C cut ("qwen (after qwen: cancelled)")
+    detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome.moved_on and a.reason]
     if detours:
         parts[0] += f" (after {'; '.join(detours)})"
     if not record.outcome.answered:
