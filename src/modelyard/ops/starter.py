@@ -19,6 +19,7 @@ from typing import Any
 
 from modelyard import registry
 from modelyard.errors import ProviderError
+from modelyard.providers.base import Provider
 from modelyard.providers.discovery import ServedModel, ServerCapability
 
 BUDGET = 4.0  # seconds for asking every server, all at once
@@ -65,12 +66,16 @@ async def _ask(backend: str, endpoint: str) -> tuple[str, str, list[ServedModel]
 
 
 def _discoverers() -> dict[str, Any]:
+    """The backends that can list what a server serves: one that cannot (a cloud API, the in-process
+    model) would answer any address with no models, and '0 model(s)' hid why a named one was empty."""
     out = {}
     for name in registry.provider_names():
         try:
-            out[name] = registry.backend(name).load()
+            cls = registry.backend(name).load()
         except Exception:
             continue
+        if getattr(cls.served_models, "__func__", None) is not Provider.served_models.__func__:
+            out[name] = cls
     return out
 
 
