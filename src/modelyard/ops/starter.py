@@ -74,7 +74,7 @@ def _discoverers() -> dict[str, Any]:
             cls = registry.backend(name).load()
         except Exception:
             continue
-        if getattr(cls.served_models, "__func__", None) is not Provider.served_models.__func__:
+        if getattr(cls.served_models, "__func__", None) is not getattr(Provider.served_models, "__func__", None):
             out[name] = cls
     return out
 
