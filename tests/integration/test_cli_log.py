@@ -120,6 +120,19 @@ def test_stats_json_uses_the_report_names(config: Path) -> None:
     assert {g["key"] for g in data["models"]} == {LONG_MODEL, "(none)"}  # (none): the request no model answered
 
 
+def test_stats_fits_80_columns_with_whole_figures(config: Path) -> None:
+    """At 80 columns every stats column was squeezed: a p50 of 1234ms read "123…", a model "qwen…"."""
+    env = {**os.environ, "MODELYARD_CONFIG": str(config), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "modelyard", "stats"], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(cell_len(line) for line in lines) <= 80 and "…" not in out.stdout
+    for whole in (LONG_MODEL, "1234ms", "15.3s", "requests", "p50", "by agent", "by model"):
+        assert any(whole in line for line in lines), whole
+    assert "--json has every figure" in " ".join(out.stdout.split())  # what was left out is said, and where to find it
+
+
 def test_an_answer_cut_off_at_its_token_limit_says_so(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"log": {"path": str(tmp_path / "log.sqlite3")},

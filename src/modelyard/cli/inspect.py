@@ -231,6 +231,11 @@ def log(
     console.print(fit_table(LOG_COLUMNS, cells, width, styles))
 
 
+#: stats's columns after the name, in display order, with the priority that keeps them on a narrow terminal
+STATS_COLUMNS = (("requests", 1), ("failed", 3), ("p50", 2), ("p95", 5), ("fallback rate", 4), ("local share", 7),
+                 ("tok/s", 8), ("tokens in/out", 10), ("cost", 6), ("acceptable", 9))
+
+
 def stats(
     config: ConfigOption = None,
     days: Annotated[float | None, typer.Option("--days", help="only the last N days (default: all)")] = None,
@@ -246,16 +251,19 @@ def stats(
         console.out(json.dumps(out, indent=2), highlight=False)
         return
     for by, found in groups.items():
-        table = Table(title=f"by {by}")
-        for col in (by, "requests", "failed", "p50", "p95", "fallback rate", "local share", "tok/s", "tokens in/out",
-                    "cost", "acceptable"):
-            table.add_column(col, justify="left" if col == by else "right")
-        for g in found:
-            table.add_row(g.key, str(g.requests), str(g.failed), ms(g.p50), ms(g.p95), f"{g.fallback_rate:.0%}",
-                          f"{g.local_share:.0%}", f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
-                          f"{g.tokens_in}/{g.tokens_out}", f"${g.spend:.4f}",
-                          f"{g.acceptable}/{g.rated}" if g.rated else "–")
+        # whole columns that fit the terminal, as `log` does: at 80 columns a squeezed p50 of 3717ms read "371…"
+        columns = [Column(by, 0), *(Column(name, rank, "right") for name, rank in STATS_COLUMNS)]
+        cells = [{by: g.key, "requests": str(g.requests), "failed": str(g.failed), "p50": ms(g.p50),
+                  "p95": ms(g.p95), "fallback rate": f"{g.fallback_rate:.0%}", "local share": f"{g.local_share:.0%}",
+                  "tok/s": f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
+                  "tokens in/out": f"{g.tokens_in}/{g.tokens_out}", "cost": f"${g.spend:.4f}",
+                  "acceptable": f"{g.acceptable}/{g.rated}" if g.rated else "–"} for g in found]
+        table = fit_table(columns, cells, console.width)
+        console.print(f"by {by}", style="bold", highlight=False)
         console.print(table)
+        if left := [c.name for c in columns if c.name not in {col.header for col in table.columns}]:
+            console.print(f"(too narrow for: {', '.join(left)}; --json has every figure)", style="dim",
+                          highlight=False, soft_wrap=False)
 
 
 def rate(
