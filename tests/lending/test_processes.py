@@ -200,6 +200,10 @@ def test_serve_ask_and_telegram_share_two_slots(tmp_path: Path) -> None:
         assert m.tg.calls_to("getUpdates"), "the bot polled the fake Bot API"
         for a in asks:
             assert "note:" not in a.stderr(), a.stderr()
+            # and says where its limits were (it used to be silent when borrowing worked)
+            assert f"limits: shared with `modelyard serve` (pid {m.serve.proc.pid})" in a.stderr(), a.stderr()  # type: ignore[union-attr]
+        assert "limits: shared with `modelyard serve`" in chat.stderr(), chat.stderr()
+        assert "limits: shared" not in control.stderr(), control.stderr()
         assert m.slots() == (0, 0)
 
 

@@ -97,6 +97,15 @@ def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> No
         err.print(f"[dim]{line}[/]", highlight=False)
 
 
+def _borrowed(runtime: Runtime) -> str | None:
+    """'limits: shared with `modelyard serve` (pid N)' once this process took its slots from serve (a quiet
+    success left a newcomer guessing whether ask queued behind serve's requests or beside them)."""
+    serve = runtime.pool.serve
+    if serve is None or not serve.connection or serve.entry is None:
+        return None
+    return f"limits: shared with `modelyard serve` (pid {serve.entry.pid}); --local keeps them in this process"
+
+
 def _answer_record(reply: Reply) -> RequestRecord | None:
     if reply.result is not None and reply.result.record is not None:
         return reply.result.record
@@ -158,6 +167,8 @@ def ask(
             if not reply.answered:
                 err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
             _print_routes(reply.records, reply.result)
+            if shared := _borrowed(runtime):
+                err.print(shared, style="dim", highlight=False, markup=False)
         return 0 if reply.answered else 1
 
     raise typer.Exit(run(go))
@@ -243,6 +254,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
         reader = LineReader()
+        said_shared: str | None = None
         try:
             while True:
                 try:
@@ -268,6 +280,9 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                 if not reply.answered:
                     err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
                 _print_routes(reply.records, reply.result)
+                if (shared := _borrowed(runtime)) and shared != said_shared:  # once, and again after a change
+                    err.print(shared, style="dim", highlight=False, markup=False)
+                    said_shared = shared
         finally:
             store.close()
             await runtime.aclose()
