@@ -152,6 +152,17 @@ def test_install_service_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown platform" in bad.output
 
 
+def test_install_service_with_a_config_that_does_not_load_says_so(tmp_path: Path) -> None:
+    """It wrote the service in silence, exit 0, and serve then failed at every start (Restart=on-failure)."""
+    broken = tmp_path / "typo.yaml"
+    broken.write_text("models:\n  m:\n    provider: ollama\n    max_concurent: 1\nagents:\n  chat:\n    primary: m\n")
+    for args in (["--config", str(broken)], ["--config", str(tmp_path / "missing.yaml")]):
+        out = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dir", str(tmp_path / "u"), *args])
+        assert out.exit_code == 0, out.output  # written all the same: the config may come later
+        assert "warning:" in out.output and "will fail at every start" in out.output, out.output
+    assert "unknown key 'max_concurent'" in out.output or "file not found" in out.output
+
+
 def _systemd_environment(unit: str) -> dict[str, str]:
     """The Environment= assignments as systemd reads them (double quotes, backslash escapes, %% → %)."""
     out = {}

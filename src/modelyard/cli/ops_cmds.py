@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
+from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import connect, queries
 from modelyard.ops import probe_store, service
@@ -228,6 +229,12 @@ def install_service(
         svc = service.service_file(chosen, config=config, directory=directory)
     except ValueError as exc:
         raise fail(str(exc)) from None
+    try:
+        cfg: Config | None = load(config)[0]
+    except ConfigError as exc:  # the service is written either way (the config may come later), but said loudly
+        cfg = None
+        err.print(f"warning: {exc}\n  the service's `modelyard serve` will fail at every start until the config "
+                  "loads (`modelyard models` checks it)", style="yellow", highlight=False, markup=False)
     if dry_run:
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)
@@ -239,10 +246,6 @@ def install_service(
         console.print(f"  {line}", highlight=False, markup=False)
     console.print(f"API keys go in {service.env_file()} (KEY=value lines, chmod 600), never in the service file.",
                   highlight=False)
-    try:
-        cfg, _ = load(config)
-    except ConfigError:  # the service is written either way; serve will name the config's problem
-        cfg = None
     if cfg is not None and "telegram" in cfg.model_fields_set:  # serve runs the bot itself: no second service
         console.print(f"The config has a telegram section: the service runs the bot too once "
                       f"{cfg.telegram.token_env} is in {service.env_file()}.", highlight=False)
