@@ -280,3 +280,17 @@ def test_a_spend_cap_in_the_candidate_is_replayed_day_by_day(recorded, tmp_path:
     r = replay(LogStore(log), config(log), load_config(path), WINDOW, parallel=False)
     assert r.candidate.cost_per_month_usd < current.current.cost_per_month_usd / 2
     assert "spend_cap" in to_dict(r)["candidate"]["fallback_reasons"]
+
+
+def test_validation_of_a_wait_near_zero_is_said_in_ms_not_as_a_share_of_nothing() -> None:
+    """A log that never queued (0.03 ms) replayed with a 182 ms p95 read '+594900%', a 0 ms p50 '-100%'."""
+    from types import SimpleNamespace
+
+    from modelyard.replay.summary import validation_rows
+
+    rows = validation_rows(SimpleNamespace(validation={  # type: ignore[arg-type]
+        "queue_wait_p50_ms": (0.02, 0.0), "queue_wait_p95_ms": (0.03, 182.0), "latency_p50_ms": (6624.0, 6504.0),
+        "fallback_rate": (0.4, 0.4)}))
+    errors = {key: err for key, _, _, err in rows}
+    assert errors == {"queue_wait_p50_ms": "+0 ms", "queue_wait_p95_ms": "+182 ms", "latency_p50_ms": "-2%",
+                      "fallback_rate": "+0.0 points"}
