@@ -222,3 +222,17 @@ async def test_real_embedded_model_writes_tool_calls_as_text(default_model: Path
     assert tools.ok is False and tools.status in ("text-only", "fail"), tools
     assert tools.status == "text-only", tools.detail  # what this model does: a fenced JSON call in the text
     assert result.checks["context"].value == 32768  # Qwen2.5-Coder's trained context, from the GGUF
+
+
+async def test_a_model_without_its_key_is_not_tried_rather_than_failed(tmp_path: Path) -> None:
+    """The table said 'reachable: fail' for a model skipped for its missing key, and exit 0 (README: a
+    finding, not an error): the cell now says it was not tried."""
+    from modelyard.cli.ops_cmds import probe_table
+    from modelyard.config import parse_config
+
+    cfg = parse_config("models:\n  cloud:\n    provider: anthropic\n    api_key_env: MODELYARD_TEST_NO_KEY_HERE\n"
+                       "agents:\n  chat:\n    primary: cloud\n", "cfg.yaml")
+    result = await probe_model("cloud", build_provider("cloud", cfg.models["cloud"]), cfg)
+    assert not result.errors
+    [row] = probe_table([result]).columns[1].cells
+    assert "not tried" in str(row) and "fail" not in str(row)

@@ -40,6 +40,8 @@ def _cell(result: ProbeResult, name: str) -> str:
     text: str = c.status
     if name == "tools" and c.status == "text-only":
         text = "text-only tool calls"
+    if name == "reachable" and c.status == "fail" and not c.error:  # never called (no key): a finding, not a failure
+        return "[yellow]not tried[/]"
     return f"[{_STYLE.get(c.status, 'white')}]{text}[/]"
 
 
