@@ -67,3 +67,14 @@ def test_init_writes_where_the_other_commands_will_read(tmp_path: Path, monkeypa
     # a path of one's own is written there, and the hint says how to read it
     mine = runner.invoke(app, ["init", str(tmp_path / "mine.yaml")])
     assert f"modelyard --config {tmp_path / 'mine.yaml'} models" in mine.output
+
+
+def test_the_command_list_wraps_summaries_to_the_terminal_not_the_source() -> None:
+    """`modelyard --help` kept each docstring's line breaks: 'missing credentials; and where' ended a line
+    with the rest of the sentence on the next, however wide the terminal."""
+    env = {**os.environ, "COLUMNS": "200"}
+    for args, sentence in ((["--help"], "missing credentials; and where the limits of ask/chat/telegram live"),
+                           (["routing", "--help"], "or waiting for `routing learn`")):
+        out = subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, timeout=60,
+                             env=env)
+        assert out.returncode == 0 and sentence in out.stdout, out.stdout

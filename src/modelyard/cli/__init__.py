@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated
 
@@ -54,6 +55,21 @@ app.command("install-service")(ops_cmds.install_service)
 app.command()(report_cmd.report)
 app.command()(bench_cmd.bench)
 app.command()(replay_cmd.replay)
+
+
+def _one_line_summaries(typer_app: typer.Typer) -> None:
+    """The command list shows each command's first paragraph with its docstring's line breaks kept (typer's
+    rich mode): lines broken mid-sentence at the source's width. Joined here, rich wraps them to the terminal."""
+    for info in typer_app.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and doc:
+            info.short_help = " ".join(cleandoc(doc).split("\n\n")[0].split())
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)
 
 
 def main() -> None:
