@@ -104,6 +104,9 @@ def test_exhausted_chain_exits_1_listing_attempts(setup: tuple[Path, OllamaServe
 def test_bad_input(setup: tuple[Path, OllamaServer]) -> None:
     config, _ = setup
     assert run("ask", "--agent", "nobody", "hi", config=config).returncode == 2
+    # a model's name where an agent goes (`models` lists them first) says so, and who uses it
+    model = run("ask", "--agent", "local", "hi", config=config)
+    assert model.returncode == 2 and "'local' is a model, not an agent; writer, chat use it" in model.stderr
     assert run("ask", "   ", config=config).returncode == 2
     piped = run("ask", "-", config=config, stdin="from stdin")
     assert piped.returncode == 0 and "Local answer." in piped.stdout

@@ -41,8 +41,18 @@ def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
     if agent is None or agent == AUTO:
         return None
     if agent not in runtime.config.agents:
-        raise fail(f"unknown agent '{agent}' (agents: {', '.join(runtime.config.agents)}, or {AUTO})")
+        raise fail(_not_an_agent(runtime, agent))
     return agent
+
+
+def _not_an_agent(runtime: Runtime, name: str) -> str:
+    """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it."""
+    agents = f"agents: {', '.join(runtime.config.agents)}, or {AUTO}"
+    if name in runtime.config.models:
+        users = [a for a, cfg in runtime.config.agents.items() if name in cfg.chain]
+        used = f"; {', '.join(users)} use it" if users else "; no agent uses it"
+        return f"'{name}' is a model, not an agent{used} ({agents})"
+    return f"unknown agent '{name}' ({agents})"
 
 
 class TerminalText:
@@ -230,7 +240,7 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
         return False
     wanted = line.removeprefix("/agent").strip()
     if wanted not in runtime.config.agents and wanted != AUTO:
-        console.print(f"[red]unknown agent '{wanted}'[/] (agents: {', '.join(runtime.config.agents)}, or {AUTO})")
+        console.print(_not_an_agent(runtime, wanted), style="red", highlight=False, markup=False)
         return True
     session.choose(None if wanted == AUTO else wanted)
     console.print(f"now talking to [cyan]{wanted}[/]")
