@@ -283,3 +283,23 @@ def test_fallback_blames_a_failing_fallback_not_the_healthy_primary(tmp_path: Pa
     assert fb.numbers["failed_models"] == {"haiku": {"overloaded": 6, "missing_credentials": 2}}
     assert "its primary haiku is unreliable (overloaded)" in fb.message
     assert not r.drift
+
+
+def test_report_fits_80_columns_with_whole_figures(tmp_path: Path, log_backend: LogBackend) -> None:
+    """At 80 columns every column was squeezed: a p50 read '37…', a fallback rate of 100% read '10…'."""
+    import os
+    import subprocess
+    import sys
+
+    from rich.cells import cell_len
+
+    write_log(log_backend)
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "modelyard", "report", "--config",
+                          str(config_file(tmp_path, log_backend)), "--month", "2025-03"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    tables = out.stdout.split("fallbacks by reason")[0].splitlines()[1:]  # the headline is one long sentence
+    assert max(cell_len(line) for line in tables) <= 80 and "…" not in "\n".join(tables), out.stdout
+    assert "requests" in out.stdout and "p50" in out.stdout
+    assert "--json has every figure" in " ".join(out.stdout.split())

@@ -15,7 +15,7 @@ from rich.table import Table
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, note
-from modelyard.cli.render import Column, fit_table, ms
+from modelyard.cli.render import Column, fit_table, left_out, ms
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
@@ -261,9 +261,8 @@ def stats(
         table = fit_table(columns, cells, console.width)
         console.print(f"by {by}", style="bold", highlight=False)
         console.print(table)
-        if left := [c.name for c in columns if c.name not in {col.header for col in table.columns}]:
-            console.print(f"(too narrow for: {', '.join(left)}; --json has every figure)", style="dim",
-                          highlight=False, soft_wrap=False)
+        if left := left_out(columns, table):
+            console.print(left, style="dim", highlight=False, soft_wrap=False)
 
 
 def rate(

@@ -85,3 +85,10 @@ def fit_table(columns: list[Column], rows: list[dict[str, str]], width: int,
     for row, style in zip(rows, row_styles or [None] * len(rows), strict=True):
         table.add_row(*(Text(row.get(col.name, "")) for col in shown), style=style)
     return table
+
+
+def left_out(columns: list[Column], table: Table) -> str | None:
+    """The line under a :func:`fit_table` that lost columns: which, and where every figure still is."""
+    shown = {str(col.header) for col in table.columns}
+    names = [c.name or "name" for c in columns if c.name not in shown]
+    return f"(too narrow for: {', '.join(names)}; --json has every figure)" if names else None

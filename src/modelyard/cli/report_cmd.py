@@ -10,27 +10,38 @@ import typer
 from rich.table import Table
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
-from modelyard.cli.render import ms
+from modelyard.cli.render import Column, fit_table, left_out, ms
 from modelyard.config.schema import Config
 from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
 from modelyard.ledger.store import LogStore
 
+#: the group tables' columns after the name, in display order, with the priority that keeps them when narrow
+_GROUP_COLUMNS = (("requests", 1), ("tokens in/out", 11), ("local", 5), ("p50", 2), ("p95", 6), ("wait p50", 10),
+                  ("wait p95", 9), ("FALLBACK", 3), ("tok/s", 8), ("acceptable", 7), ("spend", 4))
 
-def _group_table(title: str, groups: list[Group], fallback_column: str) -> Table:
-    table = Table(title=title)
-    for col in ("", "requests", "tokens in/out", "local", "p50", "p95", "wait p50", "wait p95", fallback_column,
-                "tok/s", "acceptable", "spend"):
-        table.add_column(col, justify="left" if not col else "right")
+
+def _group_table(title: str, groups: list[Group], fallback_column: str) -> None:
+    """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'."""
+    columns = [Column("", 0)] + [
+        Column(fallback_column, rank, "right", flexible=True, min_width=4) if name == "FALLBACK"
+        else Column(name, rank, "right") for name, rank in _GROUP_COLUMNS]
+    cells = []
     for g in groups:
         s = g.summary()
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common(2))
-        table.add_row(
-            g.key, str(g.requests), f"{g.tokens_in:,}/{g.tokens_out:,}", f"{g.local_share:.0%}",
-            ms(s["latency_p50_ms"]), ms(s["latency_p95_ms"]), ms(s["queue_wait_p50_ms"]), ms(s["queue_wait_p95_ms"]),
-            f"{g.fallback_rate:.0%}" + (f" ({reasons})" if reasons else ""),
-            f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
-            f"{g.acceptable}/{g.rated} ({g.acceptable_rate:.0%})" if g.rated else "–", money(g.spend))
-    return table
+        cells.append({
+            "": g.key, "requests": str(g.requests), "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
+            "local": f"{g.local_share:.0%}", "p50": ms(s["latency_p50_ms"]), "p95": ms(s["latency_p95_ms"]),
+            "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": ms(s["queue_wait_p95_ms"]),
+            fallback_column: f"{g.fallback_rate:.0%}" + (f" ({reasons})" if reasons else ""),
+            "tok/s": f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
+            "acceptable": f"{g.acceptable}/{g.rated} ({g.acceptable_rate:.0%})" if g.rated else "–",
+            "spend": money(g.spend)})
+    table = fit_table(columns, cells, console.width)
+    console.print(title, style="bold", highlight=False)
+    console.print(table)
+    if left := left_out(columns, table):
+        console.print(left, style="dim", highlight=False, soft_wrap=False)
 
 
 def print_report(report: Report, config: Config) -> None:
@@ -40,9 +51,8 @@ def print_report(report: Report, config: Config) -> None:
                   f"fallback {t.fallback_rate:.0%}", highlight=False)
     if report.drift:
         console.print(f"note: {report.drift.describe(config)}", highlight=False, markup=False, style="yellow")
-    console.print(_group_table("by agent", report.agents, "fallbacks"))
-    console.print(_group_table("by answering model (waits: every attempt on it)", report.models,
-                                "answered as fallback"))
+    _group_table("by agent", report.agents, "fallbacks")
+    _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback")
     if t.reasons:
         console.print("fallbacks by reason: " + ", ".join(
             f"{r} {n} ({n / t.requests:.1%})" for r, n in t.reasons.most_common()), highlight=False)
