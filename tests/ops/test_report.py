@@ -303,3 +303,17 @@ def test_report_fits_80_columns_with_whole_figures(tmp_path: Path, log_backend: 
     assert max(cell_len(line) for line in tables) <= 80 and "…" not in "\n".join(tables), out.stdout
     assert "requests" in out.stdout and "p50" in out.stdout
     assert "--json has every figure" in " ".join(out.stdout.split())
+
+
+def test_requests_for_a_model_by_name_through_the_gateway_are_not_drift(tmp_path: Path,
+                                                                          log_backend: LogBackend) -> None:
+    """`model: "qwen"` through the gateway is logged under the agent `model:qwen`; the report called that
+    'the log's models differ from the current config … (current chain: no such agent now)'."""
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    writer.submit(served("model:qwen", MARCH, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 10, 10, 100))
+    writer.submit(served("model:gone", MARCH + 1, [Attempt("gone", "ollama", Outcome.OK, queue_wait_ms=0.0)], 10, 10,
+                         100))
+    writer.close()
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)), month_period("2025-03"))
+    assert "model:qwen" not in r.drift.agents
+    assert r.drift.unknown_models == ["gone"] and r.drift.agents == {"model:gone": ["gone"]}  # a removed model still is

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
@@ -224,8 +225,9 @@ def config_drift(config: Config, attempted: dict[str, set[str]]) -> ConfigDrift:
     """Which logged models the current config would not use (for that agent, or at all)."""
     unknown = sorted({m for models in attempted.values() for m in models} - set(config.models))
     agents = {}
+    direct = {direct_agent(m): [m] for m in config.models}  # the gateway's `model:NAME`: a chain of that model
     for agent, models in attempted.items():
-        chain = config.agents[agent].chain if agent in config.agents else []
+        chain = config.agents[agent].chain if agent in config.agents else direct.get(agent, [])
         extra = sorted(models - set(chain))
         if extra:
             agents[agent] = extra
