@@ -30,6 +30,14 @@ def test_route_human_output_and_empty_text() -> None:
     assert runner.invoke(app, ["route", "  ", "-c", CONFIG]).exit_code == 2
 
 
+def test_route_takes_the_text_as_several_words() -> None:
+    """`route refactor this function …` unquoted was refused: 'Got unexpected extra argument(s)'."""
+    words = runner.invoke(app, ["route", "refactor", "this", "function", "--json", "-c", CONFIG])
+    quoted = runner.invoke(app, ["route", "refactor this function", "--json", "-c", CONFIG])
+    assert words.exit_code == 0, words.output
+    assert json.loads(words.output)["scores"] == json.loads(quoted.output)["scores"]  # the same text, routed
+
+
 def test_eval_routing_reports_accuracy_precision_recall_and_confusion() -> None:
     result = runner.invoke(app, ["eval-routing", str(LABELS), "--json", "-c", CONFIG])
     assert result.exit_code == 0, result.output

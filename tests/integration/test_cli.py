@@ -108,6 +108,9 @@ def test_bad_input(setup: tuple[Path, OllamaServer]) -> None:
     model = run("ask", "--agent", "local", "hi", config=config)
     assert model.returncode == 2 and "'local' is a model, not an agent; writer, chat use it" in model.stderr
     assert run("ask", "   ", config=config).returncode == 2
+    # several words unquoted are the prompt (they were 'unexpected extra argument(s)')
+    words = run("ask", "--agent", "chat", "what", "is", "2+2", "--json", config=config)
+    assert words.returncode == 0 and json.loads(words.stdout)["answer"] == "Local answer.", words.stderr
     piped = run("ask", "-", config=config, stdin="from stdin")
     assert piped.returncode == 0 and "Local answer." in piped.stdout
 

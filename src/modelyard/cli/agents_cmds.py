@@ -38,7 +38,8 @@ def _orchestrator_or_exit(config: Config) -> Orchestrator:
 
 
 def route(
-    text: Annotated[str, typer.Argument(help="The task to route")],
+    words: Annotated[list[str], typer.Argument(metavar="TEXT", show_default=False,
+                                               help="The task to route (quoted, or as several words)")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     fast_only: Annotated[bool, typer.Option("--fast-only", help="Never ask the orchestrator's model")] = False,
@@ -46,6 +47,7 @@ def route(
         "--label", help="Record that TEXT belongs to this agent (used by `routing learn`); nothing is routed")] = None,
 ) -> None:
     """Show which agent would take TEXT (agent, confidence, method, ms) without running the task."""
+    text = " ".join(words)  # `route fix my parser` as `route "fix my parser"`: unquoted words were refused
     if not text.strip():
         raise fail("the text is empty")
     cfg, path = load_or_exit(config)

@@ -144,13 +144,16 @@ def _json_out(reply: Reply) -> dict[str, Any]:
 
 
 def ask(
-    prompt: Annotated[str, typer.Argument(help="The task or question; '-' reads standard input")],
+    words: Annotated[list[str], typer.Argument(
+        metavar="PROMPT", show_default=False,
+        help="The task or question (quoted, or as several words); '-' reads standard input")],
     agent: AgentOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming")] = False,
     local: LocalOption = False,
 ) -> None:
     """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
+    prompt = " ".join(words)  # `ask what is 2+2` as `ask "what is 2+2"`: unquoted words were refused
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
