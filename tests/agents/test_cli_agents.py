@@ -77,3 +77,17 @@ def test_chat_without_agent_goes_through_the_orchestrator(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "Here is the fix." in result.output
     assert "orchestrator: engineer (fast" in result.output and "engineer → fake · " in result.output
+
+
+def test_calibrating_on_a_handful_of_lines_says_the_threshold_is_not_measured(tmp_path: Path) -> None:
+    """On 5 lines `--calibrate 0.95` printed 'threshold 0.818 (held-out folds: precision n/a, coverage 0.0%)'
+    and nothing else: a threshold with nothing behind it, easy to paste into a config."""
+    few = tmp_path / "few.jsonl"
+    few.write_text("\n".join(json.dumps(r) for r in [
+        {"text": "fix the bug in my python function", "agent": "engineer"},
+        {"text": "write a poem about autumn", "agent": "writer"}, {"text": "hi there", "agent": "chat"},
+        {"text": "summarize this paragraph: cats are nice", "accept": ["utility", "writer"]},
+        {"text": "what are the latest findings on dark matter", "agent": "research"}]) + "\n")
+    result = runner.invoke(app, ["eval-routing", str(few), "--calibrate", "0.95", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    assert "precision n/a" in result.output and "5 lines are too few" in " ".join(result.output.split())

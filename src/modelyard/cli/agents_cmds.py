@@ -155,6 +155,9 @@ def eval_routing(
         held = "n/a" if cal["held_out_precision"] is None else f"{cal['held_out_precision']:.1%}"
         console.print(f"calibrated for {cal['target']:.0%}: threshold [bold]{cal['threshold']:.3f}[/] "
                       f"(held-out folds: precision {held}, coverage {cal['held_out_coverage']:.1%})", highlight=False)
+        if cal["held_out_precision"] is None:  # a number with nothing behind it: say so before anyone uses it
+            console.print(f"[yellow]not measured:[/] no held-out line cleared its fold's threshold — "
+                          f"{report['n']} lines are too few to choose one (use a few hundred)", highlight=False)
     curve = Table(title="reliability (is it right as often as it is sure?)")
     for column in ("confidence", "n", "right", "95% CI"):
         curve.add_column(column, justify="right")
