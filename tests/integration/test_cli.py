@@ -99,6 +99,7 @@ def test_exhausted_chain_exits_1_listing_attempts(setup: tuple[Path, OllamaServe
     assert "cloud: skipped (missing_credentials" in result.stderr
     assert "local: fallback (server_error" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "turn: no model could answer" not in result.stderr  # the bot's log line, printed bare, said it twice
 
 
 def test_bad_input(setup: tuple[Path, OllamaServer]) -> None:

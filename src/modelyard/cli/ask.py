@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import sys
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
+from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.frontends.session import Reply, Session, Status, answer
 from modelyard.router import RequestRecord
@@ -107,6 +109,12 @@ def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> No
         err.print(f"[dim]{line}[/]", highlight=False)
 
 
+def _terminal_says_it() -> None:
+    """The turn's warnings ('turn: no model could answer (request …)') are for a bot's log; a terminal prints
+    the reply itself, and Python's last-resort handler printed them a second time, bare, above the error."""
+    logging.getLogger(session_module.__name__).setLevel(logging.ERROR)
+
+
 def _borrowed(runtime: Runtime) -> str | None:
     """'limits: shared with `modelyard serve` (pid N)' once this process took its slots from serve (a quiet
     success left a newcomer guessing whether ask queued behind serve's requests or beside them)."""
@@ -154,6 +162,7 @@ def ask(
 ) -> None:
     """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
     prompt = " ".join(words)  # `ask what is 2+2` as `ask "what is 2+2"`: unquoted words were refused
+    _terminal_says_it()
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
@@ -256,6 +265,7 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
 def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
     '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/quit' ends."""
+    _terminal_says_it()
     runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     session = Session(runtime, store, "cli", "default", history_tokens=CHAT_HISTORY_TOKENS,
