@@ -104,3 +104,20 @@ def test_chat_command_resumes_history_from_the_database(tmp_path):
         third = CliRunner().invoke(app, ["chat", "--config", str(config)], input="/reset\nhi\n/quit\n")
         assert third.exit_code == 0 and "history cleared" in third.output
         assert [m["role"] for m in llm.requests[-1].json["messages"]] in (["user"], ["system", "user"])
+
+
+def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
+    """'/help' and '/agnet utility' went to the model as messages; a path ('/etc/hosts …') still does."""
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="noted") as llm:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\n"
+                          f"models: {{m: {{provider: openai, endpoint: '{llm.url}/v1'}}}}\n"
+                          "agents: {a: {primary: m}}\n")
+        out = CliRunner().invoke(app, ["chat", "--config", str(config)],
+                                 input="/help\n/agnet a\n/etc/hosts holds what?\n/quit\n")
+        assert out.exit_code == 0, out.output
+        assert "commands: /agent NAME" in out.output and "unknown command /agnet" in out.output
+        assert [m["content"] for r in llm.requests for m in r.json["messages"] if m["role"] == "user"] == [
+            "/etc/hosts holds what?"]

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -242,13 +243,22 @@ class LineReader:
             loop.remove_reader(fd)
 
 
+#: what chat's prompt understands (printed for /help and for a command it does not know)
+COMMANDS = "/agent NAME, /agent auto, /reset, /quit"
+
+
 async def _command(session: Session, runtime: Runtime, line: str) -> bool:
     """Handle a ``/`` command; False when the line is a message."""
     if line == "/reset":
         session.reset()
         console.print("history cleared")
         return True
-    if not line.startswith("/agent"):
+    word = line.split(maxsplit=1)[0]
+    if word != "/agent":
+        if re.fullmatch(r"/[A-Za-z][\w-]*", word):  # '/help', '/agnet x': a command, not a path or a message
+            console.print(f"{'commands' if word == '/help' else f'unknown command {word}; commands'}: {COMMANDS}",
+                          highlight=False, markup=False)
+            return True
         return False
     wanted = line.removeprefix("/agent").strip()
     if wanted not in runtime.config.agents and wanted != AUTO:
