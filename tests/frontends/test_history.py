@@ -121,3 +121,17 @@ def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
         assert "commands: /agent NAME" in out.output and "unknown command /agnet" in out.output
         assert [m["content"] for r in llm.requests for m in r.json["messages"] if m["role"] == "user"] == [
             "/etc/hosts holds what?"]
+
+
+def test_telegram_that_cannot_be_reached_says_so_instead_of_a_traceback(tmp_path, monkeypatch):
+    """No network, DNS or proxy: the bot printed python-telegram-bot's traceback (146 lines) and exit 1."""
+    from tests.pg import free_port
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\ntelegram: {{token_env: MY_BOT_TOKEN, allowed_users: "
+                      f"[1], base_url: 'http://127.0.0.1:{free_port()}/bot'}}\nmodels: {{m: {{provider: ollama}}}}\n"
+                      "agents: {a: {primary: m}}\n")
+    monkeypatch.setenv("MY_BOT_TOKEN", "123:abc")
+    result = CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])
+    assert result.exit_code == 1, result.output
+    assert "cannot reach Telegram (NetworkError" in result.output

@@ -18,6 +18,8 @@ from modelyard.router.lending import discover
 
 def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     """Serve the Telegram bot: allowlisted users chat with the agents, answers stream, 👍/👎 rate them."""
+    from telegram.error import TelegramError
+
     from modelyard.frontends.telegram import TelegramBot, TelegramSetupError, bot_token, quiet_http_logs
 
     serving = discover(resolve_config_path(config)).entry
@@ -44,7 +46,10 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
                 loop.add_signal_handler(sig, stop.set)
         bot = TelegramBot(runtime, token)
         try:
-            await bot.start()
+            try:
+                await bot.start()
+            except TelegramError as exc:  # no network, a proxy, a revoked token: say which, not a traceback
+                raise fail(_cannot_start(exc, settings.token_env), code=1) from None
             await runtime.pool.peek()  # connects to a running serve now, so the line below is true
             err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}; "
                       f"limits: {runtime.pool.describe_state()}. Ctrl-C stops it.", highlight=False, markup=False)
@@ -54,3 +59,13 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
             await runtime.aclose()
 
     run(go)
+
+
+def _cannot_start(exc: Exception, token_env: str) -> str:
+    """Why the bot could not start, and what to check."""
+    from telegram.error import InvalidToken
+
+    if isinstance(exc, InvalidToken):
+        return f"Telegram refused the bot token in {token_env} ({exc}): copy it again from @BotFather"
+    return (f"cannot reach Telegram ({type(exc).__name__}: {exc}): check this machine's network, DNS or proxy "
+            "(HTTPS_PROXY), then start the bot again")
