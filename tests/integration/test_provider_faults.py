@@ -191,6 +191,8 @@ async def test_connection_refused(servers: dict[str, Any]) -> None:
     router = Router(config)
     routed = await router.complete("agent", REQ)
     assert routed.record.attempts[0].reason == "connect_error" and routed.record.model == "backup"
+    # why, and what to check: it said only 'cannot reach http://127.0.0.1:9: ClientConnectorError'
+    assert "http://127.0.0.1:9: connection refused (is the server running?" in routed.record.attempts[0].detail
     await router.aclose()
 
 

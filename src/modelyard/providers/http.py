@@ -205,6 +205,16 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
 
+def unreachable(base_url: str, exc: BaseException) -> str:
+    """'cannot reach URL: ClientConnectorError' said neither why nor what to do; the OS's reason does."""
+    why = type(exc).__name__
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        why = ("connection refused (is the server running? is the endpoint right?)"
+               if isinstance(os_error, ConnectionRefusedError) else os_error.strerror)
+    return f"cannot reach {base_url}: {why}"
+
+
 def _snippet(text: str) -> str:
     """A short, readable piece of an unexpected body: an HTML page's title, else its first words."""
     if text.startswith("<"):
@@ -264,7 +274,7 @@ class HttpClient:
             raise ProviderError(Reason.MALFORMED_RESPONSE,
                                 f"unreadable answer from {self.base_url}: {_snippet(exc.message)}") from exc
         except aiohttp.ClientError as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+            raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
         complete = False
         reading: StreamResponse | None = None
         try:
@@ -295,7 +305,7 @@ class HttpClient:
                                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 raw = await resp.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+            raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
         try:
             return resp.status, json.loads(raw) if raw else None
         except (ValueError, RecursionError):
