@@ -184,6 +184,8 @@ def test_periods() -> None:
     assert (week.start, week.end, week.months) == (1_000_000.0 - 7 * 86400, 1_000_000.0, 7 / 30)
     with pytest.raises(ValueError, match="2026-03"):
         month_period("March")
+    with pytest.raises(ValueError, match="'2026-13' is not one"):  # it said '2026-13' did not "look like 2026-03"
+        month_period("2026-13")
 
 
 def test_days_period_prorates_local_cost(tmp_path: Path, log_backend: LogBackend) -> None:

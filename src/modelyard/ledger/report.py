@@ -60,7 +60,7 @@ def month_period(month: str | None = None, now: datetime | None = None) -> Perio
         try:
             first = datetime.strptime(month, "%Y-%m").replace(tzinfo=now.tzinfo)
         except ValueError:
-            raise ValueError(f"--month must look like 2026-03, not {month!r}") from None
+            raise ValueError(f"--month takes a year and a month, like 2026-03: {month!r} is not one") from None
     else:
         first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     days = calendar.monthrange(first.year, first.month)[1]
