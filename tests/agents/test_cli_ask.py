@@ -127,3 +127,18 @@ def test_the_route_line_of_a_cut_answer_names_only_the_models_it_moved_on_from()
         Attempt("qwen", "llamacpp", AttemptOutcome.CANCELLED, Reason.CANCELLED)])
     line = route_line(record)
     assert line.startswith("chat → qwen (after cloud: missing_credentials) · CANCELLED"), line
+
+
+def test_a_retry_that_failed_the_same_way_is_one_detour_counted() -> None:
+    """'chat → nobody (after llama: connect_error; llama: connect_error)' read as two models."""
+    from modelyard.cli.render import route_line
+    from modelyard.errors import Reason
+    from modelyard.outcomes import AttemptOutcome, RequestOutcome
+    from modelyard.router.records import Attempt, RequestRecord
+
+    record = RequestRecord("r2", "chat", outcome=RequestOutcome.FAILED, attempts=[
+        Attempt("llama", "ollama", AttemptOutcome.RETRY, Reason.CONNECT_ERROR),
+        Attempt("llama", "ollama", AttemptOutcome.FALLBACK, Reason.CONNECT_ERROR),
+        Attempt("cloud", "anthropic", AttemptOutcome.SKIPPED, Reason.MISSING_CREDENTIALS)])
+    assert route_line(record).startswith(
+        "chat → nobody (after llama: connect_error ×2; cloud: missing_credentials) · FAILED"), route_line(record)

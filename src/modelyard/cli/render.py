@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from rich import box
@@ -24,8 +25,9 @@ def route_line(record: RequestRecord) -> str:
     parts = [f"{record.agent} → {record.model or 'nobody'}"]
     # the tries it moved on from; not the answering one a Ctrl-C cut ("qwen (after qwen: cancelled)")
     detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome.moved_on and a.reason]
-    if detours:
-        parts[0] += f" (after {'; '.join(detours)})"
+    if detours:  # a retry that failed the same way is one detour, counted: "llama: connect_error ×2"
+        runs = [(d, len(list(same))) for d, same in itertools.groupby(detours)]
+        parts[0] += f" (after {'; '.join(d if n == 1 else f'{d} ×{n}' for d, n in runs)})"
     if not record.outcome.answered:
         parts.append(str(record.outcome).upper())
     parts.append(f"wait {ms(record.queue_wait_ms)}")
