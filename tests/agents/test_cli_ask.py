@@ -142,3 +142,46 @@ def test_a_retry_that_failed_the_same_way_is_one_detour_counted() -> None:
         Attempt("cloud", "anthropic", AttemptOutcome.SKIPPED, Reason.MISSING_CREDENTIALS)])
     assert route_line(record).startswith(
         "chat → nobody (after llama: connect_error ×2; cloud: missing_credentials) · FAILED"), route_line(record)
+
+
+def test_a_terminal_says_what_it_waits_for_until_the_first_token(tmp_path: Path) -> None:
+    """The first ask loads the local model: 8-20 s of a silent terminal that looked hung. On a terminal (a pty
+    here) a status line says what it waits for until the first token; piped output stays as it was."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    from tests.fakes import Fault
+
+    with OpenAIServer(reply_text="late answer") as fake:
+        fake.faults.set_default(Fault.delay(1.5))
+        config = write_config(tmp_path, fake.url)
+        main, child = pty.openpty()
+        env = {**os.environ, "COLUMNS": "120", "TERM": "xterm"}
+        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "ask", "--agent", "engineer", "hi", "-c",
+                                 str(config)], stdin=subprocess.DEVNULL, stdout=child, stderr=child, env=env)
+        os.close(child)
+        seen = b""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # the child closed the pty
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        proc.wait(30)
+        os.close(main)
+        piped = runner.invoke(app, ["ask", "--agent", "engineer", "hi", "-c", str(config)])
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "engineer: waiting for the first token" in text and "late answer" in text, text
+    assert "waiting for the first token" not in piped.output

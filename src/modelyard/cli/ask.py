@@ -62,11 +62,23 @@ class TerminalText:
     """``on_text`` for a terminal: prints what the accumulated text adds; a text that does not continue
     what is shown (a hand-off's revision replacing the answer) is printed whole below a rule."""
 
-    def __init__(self, show: bool = True):
+    def __init__(self, show: bool = True, waiting_for: str | None = None):
         self.show = show
         self.shown = ""
+        # until the first token, a terminal says what it waits for: a local model's first use loads it
+        # (seconds: 8 s here on a busy machine), and a silent prompt looked hung
+        self._status = (err.status(f"{waiting_for}: waiting for the first token (a local model loads on its first "
+                                   "use)…") if show and waiting_for and err.is_terminal else None)
+        if self._status is not None:
+            self._status.start()
+
+    def _settled(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     async def __call__(self, text: str) -> None:
+        self._settled()
         if not self.show:
             return
         if text.startswith(self.shown):
@@ -80,6 +92,7 @@ class TerminalText:
 
     def end(self, final: str | None = None) -> None:
         """Close the answer's line; print ``final`` if the stream never showed it (a refusal, a tool loop)."""
+        self._settled()
         if not self.show:
             return
         if final and final.strip() != self.shown.strip():
@@ -173,7 +186,7 @@ def ask(
 
     async def go() -> int:
         records: list[RequestRecord] = []
-        text = TerminalText(show=not as_json)
+        text = TerminalText(show=not as_json, waiting_for=name or "auto (orchestrator)")
         try:
             reply = await answer(runtime, [Message("user", prompt)], agent=name, on_text=text, records=records)
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: the model is stopped and its row logged by now
@@ -300,7 +313,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     break
                 if await _command(session, runtime, line):
                     continue
-                text = TerminalText()
+                text = TerminalText(waiting_for=session.agent or "auto (orchestrator)")
                 try:
                     reply = await session.turn(line, on_text=text)
                 except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line
