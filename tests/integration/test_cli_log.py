@@ -148,3 +148,19 @@ def test_an_answer_cut_off_at_its_token_limit_says_so(tmp_path: Path) -> None:
     lines = log(path, columns=80).stdout.splitlines()
     assert "ok (length)" in next(line for line in lines if "ggg777hh" in line)
     assert "(length)" not in next(line for line in lines if "iii999jj" in line)
+
+
+def test_rate_says_whether_an_id_matched_nothing_or_several(config: Path) -> None:
+    """Both said 'no single request matches id …': a prefix too short needs more characters, a wrong id another."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    writer = LogWriter(yaml.safe_load(config.read_text())["log"]["path"], local_models=[LONG_MODEL])
+    writer.submit(RequestRecord("aaa111fff000", "chat", outcome=RequestOutcome.OK, model=LONG_MODEL, prompt="x"))
+    writer.close()
+    several = CliRunner().invoke(app, ["rate", "aaa1", "good", "-c", str(config)])
+    assert several.exit_code == 2 and "'aaa1' starts several request ids: give more of it" in several.output
+    none = CliRunner().invoke(app, ["rate", "zzz", "good", "-c", str(config)])
+    assert none.exit_code == 2 and "no request has the id 'zzz'" in none.output
+    assert CliRunner().invoke(app, ["rate", "aaa111b", "good", "-c", str(config)]).exit_code == 0

@@ -288,7 +288,9 @@ def rate(
     conn = log_or_exit(cfg)
     full = queries.rate(conn, request_id, verdict == "good")
     if full is None:
-        raise fail(f"no single request matches id '{request_id}'")
+        raise fail(f"'{request_id}' starts several request ids: give more of it (`modelyard log` shows them)"
+                   if queries.ambiguous(conn, request_id) else
+                   f"no request has the id '{request_id}' (`modelyard log` shows the recent ones)")
     console.print(f"rated {full}: {verdict}")
     if verdict == "good" or agent is not None:
         _label_route(cfg, full, agent)

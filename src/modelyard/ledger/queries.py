@@ -49,11 +49,21 @@ def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", (request_id,)).fetchall()
 
 
+def _by_prefix(conn: LogConnection, id_prefix: str) -> list[Row]:
+    """At most two requests whose id starts with ``id_prefix`` (two: it is not unique)."""
+    pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return conn.execute("SELECT * FROM requests WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)).fetchall()
+
+
 def find_request(conn: LogConnection, id_prefix: str) -> Row | None:
     """A request by id or unique id prefix."""
-    pattern = id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = conn.execute("SELECT * FROM requests WHERE id LIKE ? ESCAPE '\\' LIMIT 2", (pattern,)).fetchall()
+    rows = _by_prefix(conn, id_prefix)
     return rows[0] if len(rows) == 1 else None
+
+
+def ambiguous(conn: LogConnection, id_prefix: str) -> bool:
+    """Does the prefix match several requests (rather than none)?"""
+    return len(_by_prefix(conn, id_prefix)) > 1
 
 
 def rate(conn: LogConnection, id_prefix: str, acceptable: bool) -> str | None:
