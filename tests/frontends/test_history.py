@@ -87,14 +87,19 @@ def test_cli_without_token_exits_2_with_the_variable_name(tmp_path, monkeypatch)
     assert "MY_BOT_TOKEN" in result.output
 
 
+def _chat_config(tmp_path, url):
+    """One agent on the fake, its log in tmp_path."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\n"
+                      f"models: {{m: {{provider: openai, endpoint: '{url}/v1'}}}}\nagents: {{a: {{primary: m}}}}\n")
+    return config
+
+
 def test_chat_command_resumes_history_from_the_database(tmp_path):
     from tests.fakes import OpenAIServer
 
     with OpenAIServer(reply_text="noted") as llm:
-        config = tmp_path / "c.yaml"
-        config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\n"
-                          f"models: {{m: {{provider: openai, endpoint: '{llm.url}/v1'}}}}\n"
-                          "agents: {a: {primary: m}}\n")
+        config = _chat_config(tmp_path, llm.url)
         first = CliRunner().invoke(app, ["chat", "--config", str(config)], input="my name is Ada\n/quit\n")
         assert first.exit_code == 0, first.output
         second = CliRunner().invoke(app, ["chat", "--config", str(config)], input="what is my name?\n/quit\n")
@@ -111,10 +116,7 @@ def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
     from tests.fakes import OpenAIServer
 
     with OpenAIServer(reply_text="noted") as llm:
-        config = tmp_path / "c.yaml"
-        config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\n"
-                          f"models: {{m: {{provider: openai, endpoint: '{llm.url}/v1'}}}}\n"
-                          "agents: {a: {primary: m}}\n")
+        config = _chat_config(tmp_path, llm.url)
         out = CliRunner().invoke(app, ["chat", "--config", str(config)],
                                  input="/help\n/agnet a\n/etc/hosts holds what?\n/quit\n")
         assert out.exit_code == 0, out.output
