@@ -164,3 +164,20 @@ def test_rate_says_whether_an_id_matched_nothing_or_several(config: Path) -> Non
     none = CliRunner().invoke(app, ["rate", "zzz", "good", "-c", str(config)])
     assert none.exit_code == 2 and "no request has the id 'zzz'" in none.output
     assert CliRunner().invoke(app, ["rate", "aaa111b", "good", "-c", str(config)]).exit_code == 0
+
+
+def test_an_empty_log_says_so_and_how_it_fills(tmp_path: Path) -> None:
+    """A newcomer's first `log` / `stats` printed bare column headers (two empty tables for stats)."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"log": {"path": str(tmp_path / "log.sqlite3")},
+                                    "models": {"m": {"provider": "ollama"}}, "agents": {"chat": {"primary": "m"}}}))
+    for command in ("log", "stats"):
+        out = CliRunner().invoke(app, [command, "-c", str(path)])
+        assert out.exit_code == 0 and "no requests" in out.output and "modelyard ask" in out.output, out.output
+        assert "requests  failed" not in out.output and "outcome" not in out.output
+    assert "no request matches these filters" in CliRunner().invoke(app, ["log", "--agent", "chat", "-c",
+                                                                         str(path)]).output

@@ -228,6 +228,10 @@ def log(
                 styles.append("dim")
     console.print(f"routing log: {LogStore.of(cfg).where}", style="italic", soft_wrap=False, highlight=False,
                   markup=False)
+    if not rows:  # not an empty table: what is empty, and how it fills
+        console.print("no request matches these filters" if agent or model or outcome else
+                      "no requests yet: `modelyard ask \"hello\"` makes one", highlight=False, markup=False)
+        return
     console.print(fit_table(LOG_COLUMNS, cells, width, styles))
 
 
@@ -238,7 +242,8 @@ STATS_COLUMNS = (("requests", 1), ("failed", 3), ("p50", 2), ("p95", 5), ("fallb
 
 def stats(
     config: ConfigOption = None,
-    days: Annotated[float | None, typer.Option("--days", help="only the last N days (default: all)")] = None,
+    days: Annotated[float | None, typer.Option("--days", help="only the last N days (default: all)", min=0.001)]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help='print {"agents": [...], "models": [...]}')] = False,
 ) -> None:
     """Per agent and per model: requests, latency, fallback rate, local share, tokens/s, cost."""
@@ -249,6 +254,11 @@ def stats(
     if as_json:  # the same names as `report --json`'s agents and models
         out = {f"{by}s": [g.summary() for g in found] for by, found in groups.items()}
         console.out(json.dumps(out, indent=2), highlight=False)
+        return
+    if not any(groups.values()):  # not two empty tables: what is empty, and how it fills
+        console.print(f"no requests in the routing log{f' in the last {days:g} days' if days else ''} "
+                      f"({LogStore.of(cfg).where}): `modelyard ask \"hello\"` makes one", highlight=False,
+                      markup=False)
         return
     for by, found in groups.items():
         # whole columns that fit the terminal, as `log` does: at 80 columns a squeezed p50 of 3717ms read "371…"
