@@ -217,6 +217,7 @@ def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> N
 
     empty = runner.invoke(app, ["report", "--config", config, "--month", "2024-01"])
     assert empty.exit_code == 0 and "0 requests" in empty.output
+    assert "no requests in 2024-01" in empty.output and "by agent" not in empty.output  # not tables of headers
     assert runner.invoke(app, ["report", "--config", config, "--chart", "x.gif"]).exit_code == 2
     assert runner.invoke(app, ["report", "--config", config, "--month", "2025-3x"]).exit_code == 2
 

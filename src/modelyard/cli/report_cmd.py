@@ -51,6 +51,10 @@ def print_report(report: Report, config: Config) -> None:
                   f"fallback {t.fallback_rate:.0%}", highlight=False)
     if report.drift:
         console.print(f"note: {report.drift.describe(config)}", highlight=False, markup=False, style="yellow")
+    if not t.requests:  # not two tables of headers: what is empty, and how it fills
+        console.print(f"no requests in {report.period.label} ({LogStore.of(config).where}): try another --month, "
+                      "or `modelyard ask \"hello\"` to make one", highlight=False, markup=False)
+        return
     _group_table("by agent", report.agents, "fallbacks")
     _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback")
     if t.reasons:
