@@ -54,6 +54,11 @@ def test_labels_from_route_label_improve_the_corrected_kind_and_are_kept(tmp_pat
     before = Orchestrator.from_config(config)
     held_out = KIND[::4]  # never labelled: the refit must generalise to them
     assert sum(before.decide_fast(t).agent == "sorter" for t in held_out) < len(held_out)
+    # with no labels yet, learn says where they come from (it said '0 new of 0 labels', '– → –' and
+    # 'no new labels since the last learn' when there had been none)
+    empty = runner.invoke(app, ["routing", "learn", "-c", str(path)])
+    assert empty.exit_code == 0 and "nothing to learn from: no routing labels yet" in empty.output, empty.output
+    assert "0 new of 0" not in empty.output
     for text in (t for i, t in enumerate(KIND) if i % 4):
         result = runner.invoke(app, ["route", text, "--label", "sorter", "-c", str(path)])
         assert result.exit_code == 0 and "recorded" in result.output

@@ -237,8 +237,7 @@ def routing_labels(
         console.out(json.dumps({"labels": [asdict(e) for e in entries]}, indent=2), highlight=False)
         return
     if not entries:
-        console.print("no routing labels yet: `/agent X` after a routed answer in chat or Telegram, "
-                      "`modelyard rate ID bad --agent X`, or `modelyard route --label X \"…\"` add them")
+        console.print(NO_LABELS)
         return
     table = Table(title=f"routing labels in {LogStore.of(cfg).where}")
     for column in ("id", "when", "agent", "was", "from", "state", "text"):
@@ -276,6 +275,11 @@ def routing_forget(
         raise fail(f"no label with id {', '.join(map(str, missing))} in {LogStore.of(cfg).where}", code=1)
 
 
+#: what an empty set of labels says: where labels come from
+NO_LABELS = ("no routing labels yet: `/agent X` after a routed answer in chat or Telegram, "
+             "`modelyard rate ID bad --agent X`, or `modelyard route --label X \"…\"` add them")
+
+
 @routing_app.command("learn")
 def routing_learn(
     config: ConfigOption = None,
@@ -295,6 +299,10 @@ def routing_learn(
         for kind, score in zip(out["kinds"], result.kinds, strict=True):
             kind["dropped"] = score.dropped
         console.out(json.dumps(out, indent=2), highlight=False)
+        return
+
+    if not result.n_labels:  # nothing to learn from: not '0 new of 0 labels', '– → –' and 'since the last learn'
+        console.print(f"nothing to learn from: {NO_LABELS}", highlight=False)
         return
 
     def pct(value: float | None) -> str:
