@@ -439,3 +439,26 @@ async def test_a_deleted_placeholder_gets_the_answer_as_a_new_message(tmp_path, 
     with db(config) as conn:
         link = conn.execute("SELECT message_id FROM message_requests").fetchone()
     assert int(link["message_id"]) == final["message_id"]  # the rating buttons rate this answer
+
+
+def test_a_log_handler_that_outlives_one_bot_scrubs_the_next_bots_token_too() -> None:
+    """Each bot's token gets its filter: a handler kept across bots (pytest's, a long-lived process's) once
+    held only the first token's filter, and the next bot's token reached the log in its URLs."""
+    from modelyard.frontends.telegram import quiet_http_logs
+
+    handler = logging.Handler()
+    seen: list[str] = []
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("modelyard.test.tokens")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        quiet_http_logs("111:FIRST-TOKEN", [handler])
+        quiet_http_logs("222:SECOND-TOKEN", [handler])
+        quiet_http_logs("222:SECOND-TOKEN", [handler])  # the same token again adds nothing
+        logger.debug("Set Bot API URL: http://127.0.0.1:1/bot%s", "222:SECOND-TOKEN")
+        logger.debug("Set Bot API URL: http://127.0.0.1:1/bot%s", "111:FIRST-TOKEN")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["Set Bot API URL: http://127.0.0.1:1/bot***"] * 2
+    assert len(handler.filters) == 2

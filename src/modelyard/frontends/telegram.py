@@ -83,8 +83,8 @@ def quiet_http_logs(token: str, handlers: Iterable[logging.Handler] = ()) -> Non
     """Keep the token out of logs: no URL logging by httpx, and a scrubbing filter on ``handlers``."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for handler in handlers:
-        if not any(isinstance(f, TokenFilter) for f in handler.filters):
+    for handler in handlers:  # one filter per token: a handler that outlives one bot must scrub the next one's too
+        if not any(isinstance(f, TokenFilter) and f.token == token for f in handler.filters):
             handler.addFilter(TokenFilter(token))
 
 
