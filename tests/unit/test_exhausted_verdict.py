@@ -18,7 +18,7 @@ from modelyard.router.clock import ManualClock
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import Attempt, RequestRecord
 
-SKIPPED = {Reason.MISSING_CREDENTIALS, Reason.UNAVAILABLE, Reason.COOLING_DOWN, Reason.DEADLINE}
+SKIPPED = {Reason.MISSING_CREDENTIALS, Reason.UNAVAILABLE, Reason.COOLING_DOWN, Reason.DEADLINE, Reason.SPEND_CAP}
 
 
 def pool_of() -> tuple[ModelPool, ManualClock]:
@@ -39,6 +39,7 @@ def record(*attempts: tuple[str, Reason]) -> RequestRecord:
 @pytest.mark.parametrize(("attempts", "status", "code"), [
     ([("a", Reason.MISSING_CREDENTIALS)], 424, "no_model_available"),
     ([("a", Reason.AUTH_ERROR), ("b", Reason.MODEL_MISSING)], 424, "no_model_available"),
+    ([("a", Reason.SPEND_CAP), ("b", Reason.MISSING_CREDENTIALS)], 424, "no_model_available"),
     ([("a", Reason.MISSING_CREDENTIALS), ("b", Reason.BAD_REQUEST)], 400, "rejected_by_models"),
     ([("a", Reason.MALFORMED_RESPONSE), ("b", Reason.AUTH_ERROR)], 502, "unusable_answer"),
     ([("a", Reason.MISSING_CREDENTIALS), ("b", Reason.SERVER_ERROR)], 503, "chain_exhausted"),
