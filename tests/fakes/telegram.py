@@ -27,6 +27,7 @@ from starlette.types import ASGIApp
 from tests.fakes.faults import FaultKind
 from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer
+from tests.fakes.telegram_entities import EntityError, check_entities
 
 # Parameters that stay strings even when they look like JSON numbers or literals.
 _TEXT_PARAMS = frozenset(
@@ -110,9 +111,13 @@ class TelegramServer(FakeServer):
             "sendChatAction",
             "deleteMessage",
         ),
+        refuse_entities: str | None = None,
     ) -> None:
         super().__init__()
         self.token = token
+        #: answer every message that carries entities with this "can't parse entities" reason (a rule the
+        #: Bot API adds later, a proxy that rewrites them): the text without entities still goes through
+        self.refuse_entities = refuse_entities
         bot_id = token.split(":", 1)[0]
         self.bot_user = {
             "id": int(bot_id) if bot_id.isdigit() else 123456,
@@ -368,6 +373,7 @@ class TelegramServer(FakeServer):
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
             raise ApiError(400, "Bad Request: message is too long")
+        entities = self._entities(text, params)
         markup = _markup(params.get("reply_markup"))
         with self._state:
             message: dict[str, Any] = {
@@ -377,6 +383,8 @@ class TelegramServer(FakeServer):
                 "date": int(time.time()),
                 "text": text,
             }
+            if entities:
+                message["entities"] = entities
             if (inline := _inline_markup(markup)) is not None:
                 message["reply_markup"] = inline
             self._messages[(chat_id, message["message_id"])] = message
@@ -388,6 +396,7 @@ class TelegramServer(FakeServer):
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        entities = self._entities(text, params)
         if params.get("inline_message_id"):
             return True
         chat_id, message_id = _chat_key(params.get("chat_id")), _int_or_none(params.get("message_id"))
@@ -401,15 +410,25 @@ class TelegramServer(FakeServer):
             if message["from"].get("id") != self.bot_user["id"]:
                 raise ApiError(400, "Bad Request: message can't be edited")
             new_markup = _inline_markup(markup)
-            if message.get("text") == text and message.get("reply_markup") == new_markup:
+            if (message.get("text") == text and message.get("reply_markup") == new_markup
+                    and message.get("entities", []) == entities):
                 raise ApiError(400, NOT_MODIFIED)
             message["text"] = text
+            message.pop("entities", None)
+            if entities:
+                message["entities"] = entities
             message["edit_date"] = int(time.time())
             if new_markup is None:
                 message.pop("reply_markup", None)
             else:
                 message["reply_markup"] = new_markup
             return json.loads(json.dumps(message))
+
+    def _entities(self, text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        entities = _entities(text, params)
+        if entities and self.refuse_entities:
+            raise ApiError(400, f"Bad Request: can't parse entities: {self.refuse_entities}")
+        return entities
 
     def _delete_message(self, params: dict[str, Any]) -> bool:
         key = (_chat_key(params.get("chat_id")), _int_or_none(params.get("message_id")) or 0)
@@ -493,6 +512,16 @@ def _int_or_none(value: Any) -> int | None:
 def _chat_key(value: Any) -> Any:
     as_int = _int_or_none(value)
     return as_int if as_int is not None else value
+
+
+def _entities(text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entities as sent, checked by the documented rules (parse_mode is not interpreted by this fake)."""
+    if params.get("parse_mode") and params.get("entities"):
+        raise ApiError(400, "Bad Request: can't parse entities: entities and parse_mode are mutually exclusive")
+    try:
+        return check_entities(text, params.get("entities"))
+    except EntityError as exc:
+        raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from exc
 
 
 def _markup(value: Any) -> dict[str, Any] | None:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.frontends.history import ConversationStore
-from modelyard.frontends.streaming import split_text, utf16_len
+from modelyard.frontends.telegram_format import Formatted, split, utf16_len
 from modelyard.tokens import estimate_tokens, message_tokens
 
 
@@ -72,7 +72,7 @@ def test_token_estimate_weighs_other_scripts_heavier():
 @given(st.text(alphabet=st.sampled_from(["a", "b", " ", "\n", "é", "😀"]), max_size=400),
        st.integers(min_value=8, max_value=64))
 def test_split_text_respects_the_limit_and_keeps_the_text(text, limit):
-    parts = split_text(text, limit)
+    parts = [p.text for p in split(Formatted(text), limit)]
     assert all(utf16_len(p) <= limit for p in parts)
     assert "".join("".join(parts).split()) == "".join(text.split())  # nothing lost but whitespace at cuts
 

@@ -239,6 +239,13 @@ class OrchestrationConfig(Strict):
     max_depth: int = Field(4, ge=1, le=16)
 
 
+class TelegramFormat(StrEnum):
+    """How answers are shown in Telegram."""
+
+    MARKDOWN = "markdown"  # the model's Markdown as Telegram formatting: bold, code blocks, links, lists
+    PLAIN = "plain"  # the model's text exactly as it came, asterisks and fences included
+
+
 class TelegramConfig(Strict):
     token_env: str = "TELEGRAM_BOT_TOKEN"
     base_url: str = "https://api.telegram.org/bot"
@@ -246,6 +253,8 @@ class TelegramConfig(Strict):
     agent: str | None = Field(None, description="agent that receives messages (default: default_agent)")
     history_tokens: int = Field(2000, ge=100)
     edit_interval: float = Field(1.0, ge=0.05, description="seconds between streamed message edits")
+    format: TelegramFormat = Field(TelegramFormat.MARKDOWN, description="markdown: the answer's Markdown shown "
+                                   "as Telegram formatting; plain: the text as the model wrote it")
 
 
 class GatewayConfig(Strict):

@@ -4,7 +4,9 @@ Telegram allows roughly one edit per second per chat and 4096 characters per mes
 the answer is shown as: a placeholder at once, then edits at most every ``interval``
 seconds carrying the accumulated text, then a final edit (with the rating buttons). Text
 beyond 4096 characters continues in further messages. Edits run in their own task, so a
-slow Bot API never holds up reading the model's stream.
+slow Bot API never holds up reading the model's stream. What each message shows comes from a
+formatter (Markdown rendered as text and entities, ``telegram_format``); if the Bot API ever refuses
+the entities, the rest of the answer is sent as plain text rather than not at all.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
 from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
 
 log = logging.getLogger(__name__)
 
@@ -27,31 +32,6 @@ _FINAL_TRIES = 3
 _MAX_BACKOFF = 30.0
 
 
-def utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-    """Cut ``text`` into pieces of at most ``limit`` (UTF-16 units), preferring line, then word breaks."""
-    parts: list[str] = []
-    rest = text
-    while utf16_len(rest) > limit:
-        cut = limit
-        while utf16_len(rest[:cut]) > limit:  # surrogate pairs make some characters count double
-            cut -= 1
-        window = rest[:cut]
-        brk = window.rfind("\n")
-        if brk < cut // 2:
-            brk = window.rfind(" ")
-        if brk < cut // 2:
-            brk = cut
-        parts.append(rest[:brk])
-        rest = rest[brk:].lstrip() if brk < cut else rest[brk:]
-    if rest or not parts:
-        parts.append(rest)
-    return parts
-
-
 def _seconds(value: float | dt.timedelta) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
@@ -59,8 +39,10 @@ def _seconds(value: float | dt.timedelta) -> float:
 class StreamingReply:
     """One answer in one chat, possibly spread over several messages."""
 
-    def __init__(self, bot: Bot, chat_id: int, *, interval: float, reply_to: int | None = None):
+    def __init__(self, bot: Bot, chat_id: int, *, interval: float, reply_to: int | None = None,
+                 formatter: Callable[[str], Formatted] = plain):
         self.bot = bot
+        self.formatter = formatter
         self.chat_id = chat_id
         self.interval = interval
         self.reply_to = reply_to
@@ -70,7 +52,9 @@ class StreamingReply:
         self.edits = 0
         #: start() ran: the answer is on its way to the chat (with or without a placeholder)
         self.started = False
-        self._shown: list[str] = []
+        self._shown: list[Formatted] = []
+        #: the Bot API refused this answer's entities once: the rest goes out as plain text
+        self._plain = False
         self._latest = ""
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
@@ -94,7 +78,7 @@ class StreamingReply:
             log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
         else:
             self.message_ids.append(message.message_id)
-            self._shown.append(placeholder)
+            self._shown.append(Formatted(placeholder))
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
 
     @property
@@ -107,8 +91,11 @@ class StreamingReply:
         self._latest = text
         self._changed.set()
 
-    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None) -> list[int]:
-        """Stop streaming and show ``text`` for good (``markup`` goes under the last part)."""
+    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None, *, note: str = "") -> list[int]:
+        """Stop streaming and show ``text`` for good (``markup`` goes under the last part).
+
+        ``note`` (who answered) is set apart in italics after the formatted text, so an answer cut off
+        inside a code block cannot swallow it."""
         self._finishing.set()
         self._changed.set()
         if self._task is not None:
@@ -118,7 +105,7 @@ class StreamingReply:
                 log.warning("telegram: edit task in chat %s failed (%s)", self.chat_id, type(exc).__name__)
         for attempt in range(_FINAL_TRIES):
             try:
-                await self._render(text or PLACEHOLDER, markup)
+                await self._render(text or PLACEHOLDER, markup, note)
                 break
             except RetryAfter as exc:
                 await asyncio.sleep(min(_seconds(exc.retry_after), _MAX_BACKOFF))
@@ -146,8 +133,14 @@ class StreamingReply:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finishing.wait(), max(self.interval, wait))
 
-    async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-        parts = split_text(text) if text else [PLACEHOLDER]
+    def _formatted(self, text: str, note: str) -> Formatted:
+        body = plain(text) if self._plain else self.formatter(text)
+        if not body.text.strip():
+            body = plain(text.strip() or PLACEHOLDER)
+        return with_note(body, note) if note else body
+
+    async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None, note: str = "") -> None:
+        parts = split(self._formatted(text, note), MAX_MESSAGE) if text else [Formatted(PLACEHOLDER)]
         last = len(parts) - 1
         for i, part in enumerate(parts):
             buttons = markup if i == last else None
@@ -155,7 +148,7 @@ class StreamingReply:
                 if self._shown[i] != part or buttons is not None:
                     await self._edit(i, part, buttons)
             else:
-                message = await self.bot.send_message(self.chat_id, part, reply_markup=buttons)
+                message, part = await self._send(part, buttons)
                 self.message_ids.append(message.message_id)
                 self._shown.append(part)
         for message_id in self.message_ids[len(parts):]:  # the final text is shorter than what streamed
@@ -163,18 +156,50 @@ class StreamingReply:
                 await self.bot.delete_message(self.chat_id, message_id)
         del self.message_ids[len(parts):], self._shown[len(parts):]
 
-    async def _edit(self, index: int, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    async def _send(self, part: Formatted, markup: InlineKeyboardMarkup | None) -> tuple[Message, Formatted]:
         try:
-            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=self.message_ids[index],
-                                             reply_markup=markup)
+            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
+                                                  entities=_entities(part))
+        except BadRequest as exc:
+            if not (part.entities and _refused_entities(exc)):
+                raise
+            part = self._give_up_formatting(part, exc)
+            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup)
+        return message, part
+
+    async def _edit(self, index: int, part: Formatted, markup: InlineKeyboardMarkup | None) -> None:
+        try:
+            await self.bot.edit_message_text(part.text, chat_id=self.chat_id, message_id=self.message_ids[index],
+                                             reply_markup=markup, entities=_entities(part))
         except BadRequest as exc:
             said = str(exc).lower()
+            if part.entities and _refused_entities(exc):
+                part = self._give_up_formatting(part, exc)
+                await self._edit(index, part, markup)
+                return
             if "not found" in said:  # the person deleted the message being edited: the text goes out anew
-                message = await self.bot.send_message(self.chat_id, text, reply_markup=markup)
+                message, part = await self._send(part, markup)
                 self.message_ids[index] = message.message_id
             elif "not modified" not in said:
                 raise
-        self._shown[index] = text
+        self._shown[index] = part
         self.edits += 1
-        if self.first_edit_at is None and text != PLACEHOLDER:
+        if self.first_edit_at is None and part.text != PLACEHOLDER:
             self.first_edit_at = time.monotonic()
+
+    def _give_up_formatting(self, part: Formatted, exc: BadRequest) -> Formatted:
+        if not self._plain:
+            log.warning("telegram: chat %s: the Bot API refused this answer's formatting (%s); "
+                        "the rest of it goes out as plain text", self.chat_id, exc)
+        self._plain = True
+        return part.plain()
+
+
+def _entities(part: Formatted) -> list[MessageEntity] | None:
+    return [MessageEntity(e.kind.value, e.offset, e.length, url=e.url, language=e.language)
+            for e in part.entities] or None
+
+
+def _refused_entities(exc: BadRequest) -> bool:
+    """"Can't parse entities: …", "ENTITY_BOUNDS_INVALID", "entity … is too long" and the like."""
+    return "entit" in str(exc).lower()

@@ -40,6 +40,7 @@ from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import StreamingReply
+from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.ledger.labels import LabelSource
 from modelyard.runtime import Runtime
 
@@ -297,7 +298,7 @@ class TelegramBot:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
-                               reply_to=message.message_id)
+                               reply_to=message.message_id, formatter=FORMATTERS[self.settings.format])
 
         async def start(notices: list[str]) -> None:
             for notice in notices:
@@ -336,10 +337,10 @@ class TelegramBot:
             log.info("telegram: chat %s: %s", chat.id, result.status)
             return
         answered = result.result
-        footer = f"\n\n— {answered.agent} · {answered.model}" if answered.model else ""
+        note = f"— {answered.agent} · {answered.model}" if answered.model else ""
         linked = self._linking[chat.id] = asyncio.Event()
         try:
-            message_ids = await reply.finish(result.text + footer, rating_buttons())
+            message_ids = await reply.finish(result.text, rating_buttons(), note=note)
             for message_id in message_ids:
                 self.store.link_message(FRONTEND, chat.id, message_id, answered.request_id, user.id)
         finally:

@@ -1,0 +1,296 @@
+"""Models answer in Markdown; Telegram shows it as text plus *entities* (bold, code blocks, links…).
+
+Sending the text with explicit entities (UTF-16 offsets) rather than ``parse_mode`` means nothing
+has to be escaped and a half-streamed answer — an unclosed ``**`` or code fence — can never make
+the Bot API refuse the message with "can't parse entities": the Markdown is parsed here
+(markdown-it-py, CommonMark plus tables and strikethrough) into plain text and entity ranges that
+obey the Bot API's nesting rules, and long answers are cut into messages with each entity clipped
+to its part (a code block that spans two messages is a code block in both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+
+from modelyard.config.schema import TelegramFormat
+
+
+class Kind(StrEnum):
+    """The Bot API's entity types this renderer produces."""
+
+    BOLD = "bold"
+    ITALIC = "italic"
+    STRIKETHROUGH = "strikethrough"
+    CODE = "code"
+    PRE = "pre"
+    TEXT_LINK = "text_link"
+    BLOCKQUOTE = "blockquote"
+
+
+#: may contain, and be part of, any other entity but pre and code (the Bot API's rule)
+STYLES = frozenset({Kind.BOLD, Kind.ITALIC, Kind.STRIKETHROUGH})
+#: may contain no other entity and be part of none but a style
+CODE_KINDS = frozenset({Kind.CODE, Kind.PRE})
+#: the schemes Telegram opens from a text link; other links stay text with their address beside
+LINK_SCHEMES = ("http://", "https://", "tg://")
+
+
+@dataclass(frozen=True)
+class Entity:
+    kind: Kind
+    offset: int  # UTF-16 code units, as the Bot API counts
+    length: int
+    url: str | None = None
+    language: str | None = None
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+@dataclass(frozen=True)
+class Formatted:
+    """What one message shows: its text and the entities over it."""
+
+    text: str
+    entities: tuple[Entity, ...] = ()
+
+    def plain(self) -> Formatted:
+        return Formatted(self.text)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+
+
+def from_markdown(source: str) -> Formatted:
+    """Render a (possibly unfinished) Markdown answer as text and entities."""
+    writer = _Writer()
+    writer.blocks(SyntaxTreeNode(_MARKDOWN.parse(source)).children, separator="\n\n")
+    return _stripped(writer.text(), _valid(writer.entities))
+
+
+def plain(text: str) -> Formatted:
+    return Formatted(text)
+
+
+def with_note(message: Formatted, note: str) -> Formatted:
+    """``message`` with ``note`` (who answered) after a blank line, in italics."""
+    gap = "\n\n" if message.text else ""
+    start = utf16_len(message.text + gap)
+    note = note.strip()
+    return Formatted(message.text + gap + note,
+                     (*message.entities, Entity(Kind.ITALIC, start, utf16_len(note))) if note else message.entities)
+
+
+def split(message: Formatted, limit: int) -> list[Formatted]:
+    """Cut into parts of at most ``limit`` UTF-16 units (line, then word breaks), entities clipped."""
+    text = message.text
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while utf16_len(text[start:]) > limit:
+        cut = start + limit
+        while utf16_len(text[start:cut]) > limit:  # surrogate pairs count double
+            cut -= 1
+        window = text[start:cut]
+        brk = window.rfind("\n")
+        if brk < len(window) // 2:
+            brk = window.rfind(" ")
+        if brk < len(window) // 2:
+            brk = len(window)
+        spans.append((start, start + brk))
+        start += brk
+        while start < len(text) and start < cut and text[start].isspace():
+            start += 1
+    spans.append((start, len(text)))
+    parts = [_part(message, a, b) for a, b in spans]
+    return [p for p in parts if p.text] or [Formatted("")]
+
+
+def _part(message: Formatted, start: int, end: int) -> Formatted:
+    segment = message.text[start:end]
+    lead = len(segment) - len(segment.lstrip())
+    segment = segment.strip()
+    begin = utf16_len(message.text[:start + lead])
+    stop = begin + utf16_len(segment)
+    clipped = []
+    for entity in message.entities:
+        a, b = max(entity.offset, begin), min(entity.end, stop)
+        if b > a:
+            clipped.append(replace(entity, offset=a - begin, length=b - a))
+    return Formatted(segment, tuple(clipped))
+
+
+def _stripped(text: str, entities: list[Entity]) -> Formatted:
+    """Telegram trims a message's surrounding white space; trim it here so the offsets stay true."""
+    return _part(Formatted(text, tuple(entities)), 0, len(text))
+
+
+def _valid(entities: list[Entity]) -> list[Entity]:
+    """Enforce the Bot API's nesting rules on what the tree produced.
+
+    A style over a code span is cut around it (``**see `x` here**`` → bold, code, bold); a link or
+    code inside a quote or a link — two non-style entities, one inside the other — loses the inner
+    one; a quote inside a quote is one quote. Empty entities are dropped."""
+    code = sorted((e for e in entities if e.kind in CODE_KINDS), key=lambda e: e.offset)
+    exclusive: list[Entity] = []
+    styles: list[Entity] = []
+    for entity in sorted(entities, key=lambda e: (e.offset, -e.length)):
+        if entity.length <= 0:
+            continue
+        if entity.kind in STYLES:
+            styles.extend(_around(entity, code))
+        elif not any(other.offset <= entity.offset and entity.end <= other.end for other in exclusive):
+            exclusive = [e for e in exclusive if not (entity.offset <= e.offset and e.end <= entity.end)]
+            exclusive.append(entity)
+    return sorted(exclusive + styles, key=lambda e: (e.offset, -e.length))
+
+
+def _around(style: Entity, code: list[Entity]) -> Iterator[Entity]:
+    start = style.offset
+    for span in code:
+        if span.end <= start or span.offset >= style.end:
+            continue
+        if span.offset > start:
+            yield replace(style, offset=start, length=span.offset - start)
+        start = max(start, span.end)
+    if style.end > start:
+        yield replace(style, offset=start, length=style.end - start)
+
+
+class _Writer:
+    """Walks markdown-it's tree, appending text and recording entity ranges."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.pos = 0
+        self.entities: list[Entity] = []
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def write(self, text: str) -> None:
+        if text:
+            self.pieces.append(text)
+            self.pos += utf16_len(text)
+
+    def mark(self, kind: Kind, start: int, *, url: str | None = None, language: str | None = None) -> None:
+        if self.pos > start:
+            self.entities.append(Entity(kind, start, self.pos - start, url, language))
+
+    # -- blocks ------------------------------------------------------------------------
+
+    def blocks(self, nodes: list[SyntaxTreeNode], *, separator: str, indent: str = "") -> None:
+        first = True
+        for node in nodes:
+            if not first:
+                self.write(separator)
+            first = False
+            self.block(node, indent)
+
+    def block(self, node: SyntaxTreeNode, indent: str) -> None:
+        kind = node.type
+        if kind == "paragraph" or kind == "inline":
+            self.inline(node.children if kind == "paragraph" else [node], indent)
+        elif kind == "heading":
+            start = self.pos
+            self.inline(node.children, indent)
+            self.mark(Kind.BOLD, start)
+        elif kind in ("fence", "code_block"):
+            start = self.pos
+            self.write(node.content.rstrip("\n"))
+            language = node.info.split()[0] if kind == "fence" and node.info.strip() else None
+            self.mark(Kind.PRE, start, language=language)
+        elif kind == "blockquote":
+            start = self.pos
+            self.blocks(node.children, separator="\n", indent=indent)
+            self.mark(Kind.BLOCKQUOTE, start)
+        elif kind in ("bullet_list", "ordered_list"):
+            self.items(node, indent)
+        elif kind == "hr":
+            self.write("———")
+        elif kind == "table":
+            self.table(node)
+        else:  # html_block and anything newer: its source, as text
+            self.write(node.content.rstrip("\n"))
+
+    def items(self, node: SyntaxTreeNode, indent: str) -> None:
+        number = int(str(node.attrs.get("start", 1))) if node.type == "ordered_list" else 0
+        for i, item in enumerate(node.children):
+            if i:
+                self.write("\n")
+            marker = f"{number + i}. " if node.type == "ordered_list" else "• "
+            self.write(indent + marker)
+            inner = indent + " " * len(marker)
+            for j, child in enumerate(item.children):
+                if j:
+                    self.write("\n" if child.type in ("bullet_list", "ordered_list") or child.hidden else "\n\n")
+                    if child.type not in ("bullet_list", "ordered_list"):
+                        self.write(inner)
+                self.block(child, inner)
+
+    def table(self, node: SyntaxTreeNode) -> None:
+        rows = [[_inline_text(cell) for cell in row.children]
+                for section in node.children for row in section.children]
+        widths = [max((len(r[c]) for r in rows if c < len(r)), default=0) for c in range(max(map(len, rows)))]
+        lines = [" | ".join(cell.ljust(widths[c]) for c, cell in enumerate(row)).rstrip() for row in rows]
+        if len(lines) > 1:
+            lines.insert(1, "-+-".join("-" * w for w in widths))
+        start = self.pos
+        self.write("\n".join(lines))
+        self.mark(Kind.PRE, start)
+
+    # -- inline ------------------------------------------------------------------------
+
+    def inline(self, nodes: list[SyntaxTreeNode], indent: str) -> None:
+        for node in nodes:
+            kind = node.type
+            if kind == "inline":
+                self.inline(node.children, indent)
+            elif kind in ("text", "html_inline"):
+                self.write(node.content)
+            elif kind == "softbreak" or kind == "hardbreak":
+                self.write("\n" + indent)
+            elif kind == "code_inline":
+                start = self.pos
+                self.write(node.content)
+                self.mark(Kind.CODE, start)
+            elif kind in ("strong", "em", "s"):
+                start = self.pos
+                self.inline(node.children, indent)
+                self.mark({"strong": Kind.BOLD, "em": Kind.ITALIC, "s": Kind.STRIKETHROUGH}[kind], start)
+            elif kind == "link":
+                self.link(node, str(node.attrs.get("href", "")), indent)
+            elif kind == "image":
+                self.link(node, str(node.attrs.get("src", "")), indent, label=node.content or "image")
+            else:
+                self.write(node.content)
+
+    def link(self, node: SyntaxTreeNode, href: str, indent: str, label: str | None = None) -> None:
+        start = self.pos
+        if label is None:
+            self.inline(node.children, indent)
+        else:
+            self.write(label)
+        if href.lower().startswith(LINK_SCHEMES):
+            self.mark(Kind.TEXT_LINK, start, url=href)
+        elif href:
+            self.write(f" ({href})")
+
+
+def _inline_text(node: SyntaxTreeNode) -> str:
+    return "".join(child.content for child in node.walk() if child.type in ("text", "code_inline", "html_inline"))
+
+
+FORMATTERS: dict[TelegramFormat, Callable[[str], Formatted]] = {
+    TelegramFormat.MARKDOWN: from_markdown,
+    TelegramFormat.PLAIN: plain,
+}
