@@ -294,3 +294,24 @@ def test_validation_of_a_wait_near_zero_is_said_in_ms_not_as_a_share_of_nothing(
     errors = {key: err for key, _, _, err in rows}
     assert errors == {"queue_wait_p50_ms": "+0 ms", "queue_wait_p95_ms": "+182 ms", "latency_p50_ms": "-2%",
                       "fallback_rate": "+0.0 points"}
+
+
+def test_a_config_with_shared_state_replays_in_this_process_alone(recorded, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team config has `state: redis://…`. Its replay ran the simulated router against that Redis: on simulated
+    time every real call 'overran' its bound, the state went down with no share, and not one request was answered
+    (87 / 0) — while a reachable Redis got the simulated requests' slots. The replay keeps its state here."""
+    monkeypatch.delenv("MODELYARD_STATE", raising=False)
+    log = recorded["full"]
+    data = config(log).model_dump(mode="json", exclude_defaults=True)
+    data["state"] = {"url": "redis://127.0.0.1:1/0", "prefix": "never-touched"}
+    path = tmp_path / "team.yaml"
+    path.write_text(yaml.safe_dump(data))
+    from modelyard.config import load_config
+
+    team = load_config(path)
+    assert team.state is not None
+    plain = replay(LogStore(log), config(log), config(log), WINDOW, parallel=False)
+    shared = replay(LogStore(log), team, team, WINDOW, parallel=False)
+    assert shared.current.totals["served"] == plain.current.totals["served"] > 0
+    assert shared.current.totals["fallback_rate"] == plain.current.totals["fallback_rate"]

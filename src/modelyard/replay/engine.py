@@ -22,6 +22,8 @@ from modelyard.replay.simulated import CURRENT, SimulatedProvider
 from modelyard.replay.source import Arrival
 from modelyard.router import ModelPool, Router
 from modelyard.router.clock import VirtualTimeLoop
+from modelyard.router.pool import LocalState
+from modelyard.router.state import ModelState
 from modelyard.types import ChatRequest, Message
 
 #: how far a copy of an arrival may move in time when traffic is scaled up
@@ -126,7 +128,11 @@ def simulate(config: Config, arrivals: Iterable[Arrival], profiles: dict[str, Mo
     rng = random.Random(seed)
     local = frozenset(n for n, m in config.models.items() if m.is_local)
     collector = Collector(local, bucket_s)
-    pool = ModelPool(config, providers=_providers(config, profiles, rng, tokens_out, speed))
+    # the state in this process, whatever the config's `state:` says: simulated requests must never take the
+    # team's real slots in Redis (nor time out on it: simulated time jumps past every bound of a real call)
+    states: dict[str, ModelState] = {n: LocalState(n, m.max_concurrent, config.defaults.cooldown)
+                                     for n, m in config.models.items()}
+    pool = ModelPool(config, providers=_providers(config, profiles, rng, tokens_out, speed), states=states)
     router = Router(config, pool=pool, sink=collector)
     skipped: dict[str, int] = {}
     loop = VirtualTimeLoop(start)
