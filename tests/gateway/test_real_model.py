@@ -24,3 +24,20 @@ def test_real_model_streams_through_the_gateway(tmp_path, default_model):
         done = client.chat.completions.create(model="qwen", messages=[{"role": "user", "content": "Say hi."}],
                                               max_tokens=4, temperature=0)
         assert done.choices[0].message.content and done.choices[0].finish_reason in ("stop", "length")
+
+
+@pytest.mark.model
+def test_real_model_answers_the_anthropic_sdk(tmp_path, default_model):
+    """Anthropic's SDK (as Claude Code would call it, ``ANTHROPIC_BASE_URL``) on the embedded model."""
+    import anthropic
+
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 8}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as gw:
+        claude = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0, timeout=120)
+        with claude.messages.stream(model="chat", max_tokens=8,
+                                    messages=[{"role": "user", "content": "Say hello."}]) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        assert text.strip() and final.content[0].text == text and final.model == "qwen"
+        assert final.stop_reason in ("end_turn", "max_tokens") and 0 < final.usage.output_tokens <= 8

@@ -31,6 +31,7 @@ from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
+from modelyard.gateway.messages_route import count_tokens, create_message
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
@@ -93,8 +94,8 @@ class Gateway:
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
     def unauthorized(self) -> Response:
-        return error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                              code="invalid_api_key", headers={"www-authenticate": "Bearer"})
+        return error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>' "
+                              "(or 'x-api-key: <key>')", code="invalid_api_key", headers={"www-authenticate": "Bearer"})
 
 
 def _gw(request: Request) -> Gateway:
@@ -287,6 +288,8 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/responses", create_response, methods=["POST"]),
+        Route("/v1/messages", create_message, methods=["POST"]),
+        Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -318,7 +321,8 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
 
     app = GatewayApp(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-                     hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response})
+                     hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response,
+                          "/v1/messages": create_message})
     app.state.gateway = Gateway(runtime, api_keys)
     app.state.gateway.hosting = hosting
     if hosting is not None:

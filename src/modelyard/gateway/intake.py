@@ -56,10 +56,13 @@ B = TypeVar("B", bound=Named)
 
 
 async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
-                 translate: Callable[[B], ChatRequest], request_id: str) -> tuple[B, str, ChatRequest] | Response:
+                 translate: Callable[[B], ChatRequest], request_id: str,
+                 route: bool = True) -> tuple[B, str, ChatRequest] | Response:
     """(body, agent, provider-neutral request), or the error response that refuses the request.
-    ``model: auto``: the orchestrator's decision, logged under ``request_id``."""
-    if not gw.keys.allows(request.headers.get("authorization")):
+    ``model: auto``: the orchestrator's decision, logged under ``request_id`` (unless not ``route``).
+    The key comes as a bearer token, or as ``x-api-key`` (Anthropic's clients)."""
+    headers = request.headers
+    if not gw.keys.allows(headers.get("authorization") or _bearer(headers.get("x-api-key"))):
         return gw.unauthorized()
     try:
         body = parse(await read_body(request, gw.request_limit))
@@ -72,9 +75,13 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
     except BodyTooLarge as exc:
         return error_response(413, str(exc), code="request_too_large")
-    if agent == PICKED_BY_ORCHESTRATOR:
+    if agent == PICKED_BY_ORCHESTRATOR and route:
         agent = await gw.routed_agent(chat, request_id)
     return body, agent, chat
+
+
+def _bearer(key: str | None) -> str | None:
+    return f"Bearer {key}" if key else None
 
 
 async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:

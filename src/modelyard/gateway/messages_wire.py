@@ -1,0 +1,373 @@
+"""Anthropic Messages API wire format (``POST /v1/messages``): a request body in, a provider-neutral
+:class:`ChatRequest` out; an answer out as a ``message`` object or as its documented SSE events.
+
+So that clients built on Anthropic's API — its SDKs, Claude Code (``ANTHROPIC_BASE_URL``), agent
+frameworks — can use modelyard's chains, slots and log without changing their code: ``model`` names
+an agent, a configured model or ``auto``, exactly as on ``/v1/chat/completions``. What it maps, and
+what it refuses with a 400 naming the field:
+
+- ``system`` (a string or text blocks), ``messages`` whose content is a string or blocks: ``text``,
+  ``tool_use`` (assistant), ``tool_result`` (user; its content a string or text blocks); ``thinking``
+  and ``redacted_thinking`` blocks are skipped (another model's reasoning is never passed on);
+  images, documents and other blocks are refused.
+- ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
+  (a JSON schema the answer must follow, constrained where the provider can), custom ``tools`` (``input_schema``),
+  ``tool_choice`` (``none`` withholds the tools; ``auto``/``any``/``tool`` leave the choice to the
+  model — a local model cannot be forced), ``thinking`` (enabled/disabled, ``budget_tokens``).
+  ``stop_sequences`` is refused: no provider here is sent stop sequences, and ignoring them would
+  return text past the point the client asked to stop. Server tools (``web_search_…``) are refused.
+
+Thinking is not returned (it stays in the routing log), as on the other endpoints. Errors have
+Anthropic's shape (``{"type": "error", "error": {"type", "message"}}``) with modelyard's extras.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import Response
+
+from modelyard.gateway.responses import json_response
+from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.types import (
+    MAX_ARGUMENT_DEPTH,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+    nesting_depth,
+)
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+#: Anthropic's error type for each status this gateway answers with
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                503: "overloaded_error", 529: "overloaded_error"}
+
+
+class MessagesBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0, le=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    stop_sequences: list[str] | None = None
+    output_config: dict[str, Any] | None = None
+
+
+class CountTokensBody(BaseModel):
+    """``POST /v1/messages/count_tokens``: the same fields but no ``max_tokens``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    stop_sequences: list[str] | None = None
+    max_tokens: int = 1
+    temperature: float | None = None
+    stream: bool = False
+
+
+def parse_messages_body(raw: bytes) -> MessagesBody:
+    try:
+        body = MessagesBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise bad_body(exc) from None
+    if body.stop_sequences:
+        raise BadRequest("stop_sequences: not supported by this gateway (no model behind it is sent stop "
+                         "sequences, and text past them would be returned)", "stop_sequences")
+    return body
+
+
+def parse_count_body(raw: bytes) -> MessagesBody:
+    try:
+        counted = CountTokensBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise bad_body(exc) from None
+    return MessagesBody.model_validate(counted.model_dump())
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not content:
+        raise BadRequest(f"{where}: expected a string or a non-empty list of content blocks", where)
+    for j, block in enumerate(content):
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise BadRequest(f"{where}[{j}]: expected a content block with a 'type'", f"{where}[{j}]")
+    return content
+
+
+def _text(block: dict[str, Any], where: str) -> str:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise BadRequest(f"{where}.text: expected a string", f"{where}.text")
+    return text
+
+
+def _unsupported(kind: str, where: str) -> BadRequest:
+    return BadRequest(f"{where}.type: {kind!r} blocks are not supported here (text, tool_use, tool_result)",
+                      f"{where}.type")
+
+
+def _tool_result_text(block: dict[str, Any], where: str) -> str:
+    content = block.get("content", "")
+    if isinstance(content, str):
+        return content
+    parts = []
+    for j, part in enumerate(_blocks(content, f"{where}.content")):
+        if part["type"] != "text":
+            raise _unsupported(part["type"], f"{where}.content[{j}]")
+        parts.append(_text(part, f"{where}.content[{j}]"))
+    return "".join(parts)
+
+
+def _tool_input(block: dict[str, Any], where: str) -> dict[str, Any]:
+    value = block.get("input", {})
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where}.input: expected an object", f"{where}.input")
+    if nesting_depth(value) > MAX_ARGUMENT_DEPTH:
+        raise BadRequest(f"{where}.input nests deeper than {MAX_ARGUMENT_DEPTH} levels", f"{where}.input")
+    return value
+
+
+def _messages(body: MessagesBody) -> list[Message]:
+    out: list[Message] = []
+    if body.system:
+        system = body.system if isinstance(body.system, str) else "".join(
+            _text(b, f"system[{j}]") for j, b in enumerate(_blocks(body.system, "system")))
+        out.append(Message("system", system))
+    names: dict[str, str] = {}
+    for i, item in enumerate(body.messages):
+        where = f"messages[{i}]"
+        role = item.get("role")
+        if role not in ("user", "assistant"):
+            raise BadRequest(f"{where}.role: expected 'user' or 'assistant' (got {role!r})", f"{where}.role")
+        if "content" not in item:
+            raise BadRequest(f"{where}.content: required", f"{where}.content")
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        for j, block in enumerate(_blocks(item["content"], f"{where}.content")):
+            at, kind = f"{where}.content[{j}]", block["type"]
+            if kind == "text":
+                text.append(_text(block, at))
+            elif kind == "tool_use" and role == "assistant":
+                name, call_id = block.get("name"), block.get("id")
+                if not isinstance(name, str) or not isinstance(call_id, str) or not call_id:
+                    raise BadRequest(f"{at}: a tool_use block needs 'id' and 'name'", at)
+                calls.append(ToolCall(name, _tool_input(block, at), call_id))
+                names[call_id] = name
+            elif kind == "tool_result" and role == "user":
+                call_id = block.get("tool_use_id")
+                if not isinstance(call_id, str) or not call_id:
+                    raise BadRequest(f"{at}.tool_use_id: required", f"{at}.tool_use_id")
+                result = _tool_result_text(block, at)
+                if block.get("is_error"):
+                    result = f"Error: {result}"
+                out.append(Message("tool", result, tool_call_id=call_id, name=names.get(call_id, "")))
+            elif kind in _SKIPPED_BLOCKS:
+                continue
+            else:
+                raise _unsupported(kind, at)
+        if text or calls or role == "assistant":
+            out.append(Message(role, "".join(text), calls))
+    return out
+
+
+def _tools(body: MessagesBody) -> list[ToolDefinition]:
+    if (body.tool_choice or {}).get("type") == "none":
+        return []
+    out = []
+    for i, tool in enumerate(body.tools or []):
+        where = f"tools[{i}]"
+        if tool.get("type", "custom") != "custom":
+            raise BadRequest(f"{where}.type: only custom tools are supported (got {tool.get('type')!r})",
+                             f"{where}.type")
+        name = tool.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise BadRequest(f"{where}.name: 1-128 letters, digits, '_' or '-'", f"{where}.name")
+        schema = tool.get("input_schema")
+        if not isinstance(schema, dict):
+            raise BadRequest(f"{where}.input_schema: required, a JSON schema object", f"{where}.input_schema")
+        description = tool.get("description") or ""
+        out.append(ToolDefinition(name, description if isinstance(description, str) else "", schema))
+    return out
+
+
+def _thinking(body: MessagesBody) -> tuple[bool | None, int | None]:
+    if body.thinking is None:
+        return None, None
+    kind = body.thinking.get("type")
+    if kind == "disabled":
+        return False, None
+    budget = body.thinking.get("budget_tokens")
+    return True, budget if isinstance(budget, int) and budget > 0 else None
+
+
+def _json_schema(body: MessagesBody) -> dict[str, Any] | None:
+    fmt = (body.output_config or {}).get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise BadRequest("output_config.format: expected {'type': 'json_schema', 'schema': {...}}",
+                         "output_config.format")
+    return fmt["schema"]
+
+
+def to_chat_request(body: MessagesBody) -> ChatRequest:
+    thinking, budget = _thinking(body)
+    schema = _json_schema(body)
+    return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,
+                       max_tokens=body.max_tokens, temperature=body.temperature, json_output=schema is not None,
+                       json_schema=schema)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def stop_reason(response: ChatResponse) -> str:
+    if response.tool_calls:
+        return "tool_use"
+    if response.truncated:
+        return "max_tokens"
+    if response.stop_reason in ("refusal", "content_filter"):
+        return "refusal"
+    return "end_turn"
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+
+def _call_id(call: ToolCall, request_id: str, index: int) -> str:
+    return call.id if call.id.startswith("toolu_") else f"toolu_{request_id}_{index}"
+
+
+class MessageWriter:
+    """Renders one answer: the whole ``message`` object, or its SSE events in the documented order
+    (message_start, ping, per block: content_block_start / _delta / _stop, message_delta, message_stop)."""
+
+    def __init__(self, request_id: str, model: str):
+        self.request_id = request_id
+        self.id = f"msg_{request_id}"
+        self.model = model
+        self.block = 0  # index of the next content block
+        self.text_open = False
+
+    def content(self, response: ChatResponse) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if response.text or not response.tool_calls:
+            blocks.append({"type": "text", "text": response.text})
+        blocks += [{"type": "tool_use", "id": _call_id(c, self.request_id, i), "name": c.name, "input": c.arguments}
+                   for i, c in enumerate(response.tool_calls)]
+        return blocks
+
+    def whole(self, response: ChatResponse) -> dict[str, Any]:
+        return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": self.content(response), "stop_reason": stop_reason(response), "stop_sequence": None,
+                "usage": _usage(response.usage)}
+
+    # -- events ----------------------------------------------------------------------------
+
+    @staticmethod
+    def event(kind: str, data: dict[str, Any]) -> bytes:
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
+
+    def opening(self, input_tokens: int = 0) -> list[bytes]:
+        message: dict[str, Any] = {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": _usage(Usage(input_tokens, 0))}
+        return [self.event("message_start", {"message": message}), self.event("ping", {})]
+
+    def text_delta(self, text: str) -> list[bytes]:
+        out = []
+        if not self.text_open:
+            self.text_open = True
+            out.append(self.event("content_block_start",
+                                  {"index": self.block, "content_block": {"type": "text", "text": ""}}))
+        out.append(self.event("content_block_delta", {"index": self.block,
+                                                      "delta": {"type": "text_delta", "text": text}}))
+        return out
+
+    def _close_text(self) -> list[bytes]:
+        if not self.text_open:
+            return []
+        self.text_open = False
+        self.block += 1
+        return [self.event("content_block_stop", {"index": self.block - 1})]
+
+    def tool_call(self, call: ToolCall, number: int) -> list[bytes]:
+        out = self._close_text()
+        index = self.block
+        self.block += 1
+        start = {"type": "tool_use", "id": _call_id(call, self.request_id, number), "name": call.name, "input": {}}
+        return [*out, self.event("content_block_start", {"index": index, "content_block": start}),
+                self.event("content_block_delta", {"index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(call.arguments)}}),
+                self.event("content_block_stop", {"index": index})]
+
+    def closing(self, response: ChatResponse) -> list[bytes]:
+        out = []
+        if self.block == 0 and not self.text_open:  # nothing was said: an empty text block, as Anthropic sends
+            out += self.text_delta("")
+        out += self._close_text()
+        out.append(self.event("message_delta", {
+            "delta": {"stop_reason": stop_reason(response), "stop_sequence": None},
+            "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}}))
+        out.append(self.event("message_stop", {}))
+        return out
+
+    def replay(self, response: ChatResponse) -> list[bytes]:
+        """A buffered answer as the events a live stream would have produced."""
+        out = self.opening(response.usage.input_tokens)
+        if response.text:
+            out += self.text_delta(response.text)
+        for i, call in enumerate(response.tool_calls):
+            out += self.tool_call(call, i)
+        return out + self.closing(response)
+
+
+def error_event(message: str, kind: str = "api_error") -> bytes:
+    return MessageWriter.event("error", {"error": {"type": kind, "message": message}})
+
+
+def anthropic_error(response: Response) -> Response:
+    """An error response rendered for the OpenAI-shaped endpoints (intake, exhausted chains) in
+    Anthropic's shape, with the same status, headers and modelyard's extras (attempts, retryable)."""
+    if response.status_code < 400 or not response.body:
+        return response
+    try:
+        error = orjson.loads(response.body).get("error") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return response
+    kind = _ERROR_TYPES.get(response.status_code, "api_error")
+    extras = {k: v for k, v in error.items() if k not in ("message", "type") and v is not None}
+    body = {"type": "error", "error": {"type": kind, "message": error.get("message", ""), **extras}}
+    headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+    return json_response(body, response.status_code, headers)
+
+
+def error_response(status: int, message: str) -> Response:
+    return json_response({"type": "error", "error": {"type": _ERROR_TYPES.get(status, "api_error"),
+                                                     "message": message}}, status)
