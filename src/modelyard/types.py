@@ -121,6 +121,9 @@ class Chunk:
 TRUNCATED_STOPS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
 #: the one name the routing log, the route line and the gateway use for a truncated answer
 LENGTH = "length"
+#: stop reasons that mean the provider's policy withheld (part of) the answer: OpenAI's and Azure's "content_filter",
+#: Anthropic's "refusal" (its streaming classifier). A policy answer, passed on as such, not a broken model's
+FILTERED_STOPS = frozenset({"content_filter", "refusal"})
 
 
 def finish_reason_of(stop_reason: str) -> str | None:

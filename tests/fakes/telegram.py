@@ -58,21 +58,27 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 MAX_TEXT = 4096
+#: a status fault's variant "migrate_to_chat_id:<id>" adds that parameter (the group became a supergroup)
+MIGRATE = "migrate_to_chat_id:"
 
 
 class ApiError(Exception):
     """A Bot API failure answered as {"ok": false, ...}."""
 
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:  # a group upgraded to a supergroup: its new id
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -291,7 +297,9 @@ class TelegramServer(FakeServer):
         if fault is not None and fault.kind is FaultKind.STATUS:
             retry = _int_or_none(fault.retry_after)
             template = fault.message or _DESCRIPTIONS.get(fault.code, "Error")
-            error = ApiError(fault.code, template.format(retry=retry if retry is not None else 1), retry)
+            migrate = fault.variant.removeprefix(MIGRATE) if fault.variant.startswith(MIGRATE) else None
+            error = ApiError(fault.code, template.format(retry=retry if retry is not None else 1), retry,
+                             int(migrate) if migrate else None)
             if fault.code == 429 and error.retry_after is None:
                 error.retry_after = 1
             self._log(call, error=error)

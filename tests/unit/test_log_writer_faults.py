@@ -111,13 +111,17 @@ def test_a_failing_store_is_counted_never_waited_on_and_recovered_from(tmp_path:
 
     assert asyncio.run(answered()) < 1, "a request waited on a failing store"
     h = writer.health()
-    assert h.lost == 1 and h.failures >= 2 and h.degraded and h.alive and h.queued == 0
+    # held for a later try, not lost (it was lost before helper-34's hunt): nobody waits for it meanwhile
+    assert h.lost == 0 and writer.held == 1 and h.failures >= 2 and h.degraded and h.alive and h.queued == 1
     other.execute("ALTER TABLE attempts_away RENAME TO attempts")  # repaired
     other.commit()
     other.close()
     writer.submit(record(2))
+    deadline = time.monotonic() + 5
+    while writer.held and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert writer.flush(timeout=3)
-    assert set(rows(path)) == {"r00000", "r00002"}
+    assert set(rows(path)) == {"r00000", "r00001", "r00002"} and writer.health().lost == 0
     writer.close()
 
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
 
@@ -70,7 +70,11 @@ class StreamingReply:
         row, nothing said to the person, a traceback in the log."""
         self.started = True
         try:
-            message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
+            try:
+                message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
+            except ChatMigrated as exc:
+                self._migrated(exc.new_chat_id)
+                message = await self.bot.send_message(self.chat_id, placeholder)
         except RetryAfter as exc:
             self._paused_until = time.monotonic() + min(_seconds(exc.retry_after), _MAX_BACKOFF)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
@@ -109,6 +113,9 @@ class StreamingReply:
                 break
             except RetryAfter as exc:
                 await asyncio.sleep(min(_seconds(exc.retry_after), _MAX_BACKOFF))
+            except Forbidden as exc:  # blocked by the person, kicked from the group: no try will get through
+                log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
+                break
             except TelegramError as exc:
                 log.warning("telegram: final edit in chat %s failed (%s), attempt %d",
                             self.chat_id, type(exc).__name__, attempt + 1)
@@ -139,7 +146,24 @@ class StreamingReply:
             body = plain(text.strip() or PLACEHOLDER)
         return with_note(body, note) if note else body
 
+    def _migrated(self, chat_id: int) -> None:
+        """The group became a supergroup (Bot API 400 with ``migrate_to_chat_id``): the answer goes on in the new
+        chat, as new messages (the old chat's messages can no longer be edited, nor replied to)."""
+        log.info("telegram: chat %s moved to %s (upgraded to a supergroup); the answer goes on there",
+                 self.chat_id, chat_id)
+        self.chat_id = chat_id
+        self.reply_to = None
+        self.message_ids.clear()
+        self._shown.clear()
+
     async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None, note: str = "") -> None:
+        try:
+            await self._render_in_chat(text, markup, note)
+        except ChatMigrated as exc:
+            self._migrated(exc.new_chat_id)
+            await self._render_in_chat(text, markup, note)
+
+    async def _render_in_chat(self, text: str, markup: InlineKeyboardMarkup | None, note: str) -> None:
         parts = split(self._formatted(text, note), MAX_MESSAGE) if text else [Formatted(PLACEHOLDER)]
         last = len(parts) - 1
         for i, part in enumerate(parts):

@@ -341,8 +341,8 @@ class TelegramBot:
         linked = self._linking[chat.id] = asyncio.Event()
         try:
             message_ids = await reply.finish(result.text, rating_buttons(), note=note)
-            for message_id in message_ids:
-                self.store.link_message(FRONTEND, chat.id, message_id, answered.request_id, user.id)
+            for message_id in message_ids:  # in the chat the answer went to (a group may have become a supergroup)
+                self.store.link_message(FRONTEND, reply.chat_id, message_id, answered.request_id, user.id)
         finally:
             linked.set()
             if self._linking.get(chat.id) is linked:

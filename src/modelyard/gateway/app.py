@@ -148,7 +148,7 @@ async def healthz(request: Request) -> Response:
     log_state: dict[str, Any] = {
         "written": writer.written, "errors": writer.lost, "dropped": writer.dropped, "repaired": writer.repaired,
         "failures": writer.failures,
-        "queued": writer.queued, "writer_alive": writer.alive, "last_error": writer.last_error,
+        "queued": writer.queued, "held": writer.held, "writer_alive": writer.alive, "last_error": writer.last_error,
         "last_error_age_s": None if writer.last_error_age_s is None else round(writer.last_error_age_s, 1)}
     # still 200: the gateway serves; "degraded" tells a monitor the routing log is not keeping up
     body: dict[str, Any] = {"status": "degraded" if writer.degraded else "ok", "models": models, "log": log_state}

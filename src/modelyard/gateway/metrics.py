@@ -108,6 +108,8 @@ class _LogState(Collector):
         yield CounterMetricFamily("modelyard_log_write_failures", "Failed routing-log writes, recovered or not",
                                   value=h.failures)
         yield GaugeMetricFamily("modelyard_log_queue_depth", "Routing-log rows waiting to be written", value=h.queued)
+        yield GaugeMetricFamily("modelyard_log_rows_held", "Routing-log rows the store refused (disk full, locked), "
+                                "held to be written again", value=h.held)
         yield GaugeMetricFamily("modelyard_log_writer_up", "1 while the routing-log writer thread runs",
                                 value=1.0 if h.alive else 0.0)
         yield GaugeMetricFamily("modelyard_log_degraded", "1 while the routing log had a failure in the last 5 min "

@@ -372,7 +372,12 @@ class Forwarder:
 
     def _send(self, requests: list[tuple], attempts: list[tuple]) -> None:
         """One transaction for the batch; if PostgreSQL refuses it for its content, request by request,
-        repaired. An unreachable database raises (the batch stays queued)."""
+        repaired. An unreachable database raises (the batch stays queued); so does one that refuses every
+        write whatever the row (a read-only transaction after a failover to a standby or
+        ``default_transaction_read_only``, a revoked privilege, a dropped table): only a row refused for its
+        own values (a data or integrity error) is counted as refused and no longer blocks the rest."""
+        from psycopg import DataError, IntegrityError
+
         try:
             write_batch(self._pg, requests, attempts)
             self.forwarded += len(requests)
@@ -389,9 +394,7 @@ class Forwarder:
             try:
                 write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
                 self.forwarded += 1
-            except LogUnavailable:
-                raise
-            except Exception as exc:
+            except (DataError, IntegrityError) as exc:
                 self._failed(exc)
                 self.refused += 1
 

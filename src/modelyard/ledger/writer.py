@@ -18,6 +18,11 @@ The queue is bounded (``max_queue``): when the disk stalls for long, a request p
 dropped and counted (``dropped`` in /healthz and /metrics, degraded) instead of growing memory
 until the process dies; its answer is not held back.
 
+A store that refuses writes for a while (disk full, the file locked by another process past the busy
+timeout, a read-only directory) loses nothing: the rows it refused are held, counted as settled so nobody
+waits on them, and written again every few seconds (``RETRY_PAUSE``) until the store takes them — within
+the same ``max_queue`` bound. Only rows still refused when the writer closes are counted as lost.
+
 Rows of the log's other tables that are written on the request path (the orchestrator's routing
 decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
 one writer per log file, one transaction per batch, the same repair, accounting and flush.
@@ -61,11 +66,18 @@ from modelyard.types import repair_text
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_NOTHING = object()  # what _take gives when its timeout passed
 #: how long after its last failure the writer still reports itself degraded
 DEGRADED_FOR = 300.0
 _INT64 = 2**63 - 1
 #: failures that belong to one row's values, not to the database
-_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, ValueError, TypeError, OverflowError)
+_ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, ValueError, TypeError,
+               OverflowError)
+#: seconds between two tries of rows the store refused (disk full, locked): doubled per failed try up to the last
+RETRY_PAUSE = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: SQLite's busy timeout for the writer's connection, in seconds (how long a commit waits for another process's lock
+#: before the rows are held for a later try)
+BUSY_TIMEOUT = 10.0
 #: at most one log line per this many seconds while writes keep failing (a full disk fails every batch)
 _LOG_EVERY = 10.0
 #: rows committed between two checkpoints (~9 pages each when written one per commit: ~2,300 pages at most,
@@ -146,6 +158,8 @@ class WriterHealth:
     last_error_age_s: float | None
     #: requests dropped because the queue was full (never written)
     dropped: int = 0
+    #: rows the store refused (disk full, locked), held in memory and tried again until it takes them
+    held: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -187,6 +201,11 @@ class LogWriter:
         self._blocked: tuple[int, Any] | None = None
         #: when the writer thread took the batch it is writing (None: waiting for rows)
         self._busy_since: float | None = None
+        #: items the store refused (disk full, locked), in order, tried again first (writer thread only)
+        self._retry: list[RequestRecord | Row] = []
+        #: how many of them there are (read by waiters: held rows count as settled); guarded by _done
+        self.held = 0
+        self._failed_tries = 0
         self._conn: sqlite3.Connection = self._connect()
         self._closed = False
         self._thread = self._start()
@@ -200,6 +219,7 @@ class LogWriter:
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the commit path
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         return conn
 
     def _start(self) -> threading.Thread:
@@ -271,7 +291,7 @@ class LogWriter:
         self._on_commit.append(callback)
 
     def _settled(self, target: int) -> bool:
-        return self.written + self.errors >= target or self._closed or not self._running
+        return self.written + self.errors + self.held >= target or self._closed or not self._running
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every record submitted so far is committed (at once if the writer has stopped)."""
@@ -279,7 +299,7 @@ class LogWriter:
         self._hand_over_all()
         with self._done:
             self._done.wait_for(lambda: self._settled(target), timeout)
-            return self.written + self.errors >= target
+            return self.written + self.errors + self.held >= target
 
     async def wait_written(self, timeout: float = 10.0, *, block: float = 0.0) -> bool:
         """Async :meth:`flush`: wait, without blocking the event loop, until every record submitted so
@@ -290,10 +310,10 @@ class LogWriter:
         target = self._submitted
         loop = asyncio.get_running_loop()
         if block and self._wait_blocking(target, loop, block):
-            return self.written + self.errors >= target
+            return self.written + self.errors + self.held >= target
         with self._done:
             if self._settled(target):
-                return self.written + self.errors >= target
+                return self.written + self.errors + self.held >= target
             fut = loop.create_future()
             self._async_waiters.append((target, fut))
         # the bound releases the waiter (not asyncio.timeout, which cancels the task and takes the cancellation
@@ -304,7 +324,7 @@ class LogWriter:
             bounds = self._bounds[loop] = Bounds(loop)
         bounds.add(fut, timeout)
         await fut
-        return self.written + self.errors >= target
+        return self.written + self.errors + self.held >= target
 
     def _wait_blocking(self, target: int, loop: asyncio.AbstractEventLoop, bound: float) -> bool:
         """Wait up to ``bound`` s on this thread for the commit of ``target`` rows; True once settled.
@@ -335,7 +355,7 @@ class LogWriter:
         at = self._last_error_at
         return WriterHealth(self._thread.is_alive() or self._closed, self.written, self.errors, self.repaired,
                             self.failures, max(0, self._submitted - self.written - self.errors), self.last_error,
-                            None if at is None else time.time() - at, self.dropped)
+                            None if at is None else time.time() - at, self.dropped, self.held)
 
     def close(self) -> None:
         if self._closed:
@@ -363,13 +383,17 @@ class LogWriter:
             self._wake_all()  # stopped (or died): release every waiter now rather than at its timeout
 
     def _drain(self) -> bool:
-        """Write one batch; True once the stop marker was seen. Never raises."""
-        item = self._take()
-        if item is _STOP:
-            return True
-        batch: list[RequestRecord | Row] = []
-        stop = False
-        while True:
+        """Write one batch (rows the store refused before go first); True once the stop marker was seen.
+        Never raises."""
+        retry, self._retry = self._retry, []
+        if retry:  # wait for the pause before trying the store again, taking new rows along if some come
+            pause = RETRY_PAUSE[min(self._failed_tries, len(RETRY_PAUSE) - 1)]
+            item = self._take(pause)
+        else:
+            item = self._take()
+        batch: list[RequestRecord | Row] = list(retry)
+        stop = item is _STOP
+        while item is not _STOP and item is not _NOTHING:
             if type(item) is list:
                 batch += item
             else:
@@ -383,19 +407,32 @@ class LogWriter:
             if item is _STOP:
                 stop = True
                 break
+        if not batch:
+            return stop
         self._taken += len(batch)
         try:
-            ok, lost = self._write(batch)
+            ok, lost, held = self._write(batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
             self._failed(exc)
-            ok, lost = 0, len(batch)
-        self._account(ok, lost)
+            ok, lost, held = 0, len(batch), []
+        if held and stop:  # closing: one last try was all there was
+            log.error("routing log %s: %d row(s) could not be written before closing (%s)", self.path, len(held),
+                      self.last_error)
+            lost, held = lost + len(held), []
+        self._failed_tries = self._failed_tries + 1 if held else 0
+        self._retry = held
+        self._taken -= len(held)  # held rows count against max_queue until written
+        self._account(ok, lost, len(held) - len(retry))
         return stop
 
-    def _take(self) -> Any:
-        """The next item of the queue, waiting for one; marks the writer busy from then on."""
+    def _take(self, timeout: float | None = None) -> Any:
+        """The next item of the queue, waiting for one (:data:`_NOTHING` after ``timeout``); marks the writer
+        busy from then on."""
         self._busy_since = None
-        item = self._queue.get()
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            item = _NOTHING
         self._busy_since = time.monotonic()
         return item
 
@@ -405,8 +442,10 @@ class LogWriter:
             return [], [], [item]
         return [request_row(item, self.local_models)], list(attempt_rows(item)), []
 
-    def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int]:
-        """(rows stored, rows lost). One transaction for the batch; if that fails, one per row, repaired."""
+    def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int, list[RequestRecord | Row]]:
+        """(rows stored, rows lost, rows the store refused: to try again). One transaction for the batch; if
+        that fails, one per row, repaired: a row whose values cannot be stored is lost alone; once the store
+        itself refuses (on a fresh connection too), that row and the rest are held for a later try."""
         try:
             requests: list[tuple] = []
             attempts: list[tuple] = []
@@ -417,12 +456,14 @@ class LogWriter:
                 attempts += a
                 others += o
             self._commit(requests, attempts, others)
-            return len(batch), 0
+            return len(batch), 0, []
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
             self._failed(exc)
         ok = lost = 0
         reconnected = False
-        for i, item in enumerate(batch):
+        i = 0
+        while i < len(batch):
+            item = batch[i]
             try:
                 requests, attempts, others = self._rows(item)
                 fixed_requests, fixed_attempts = [_repaired(x) for x in requests], [_repaired(x) for x in attempts]
@@ -434,14 +475,15 @@ class LogWriter:
             except _ROW_ERRORS as exc:  # this row only (e.g. a required value missing): the others go on
                 self._failed(exc)
                 lost += 1
-            except Exception as exc:  # the store itself: try once more on a fresh connection, then give up
+            except Exception as exc:  # the store itself: once more on a fresh connection, then hold the rest
                 self._failed(exc)
-                lost += 1
                 if reconnected:
-                    return ok, lost + len(batch) - i - 1
+                    return ok, lost, batch[i:]
                 self._reconnect()
                 reconnected = True
-        return ok, lost
+                continue  # the same row again
+            i += 1
+        return ok, lost, []
 
     def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = ()) -> None:
         try:
@@ -479,7 +521,8 @@ class LogWriter:
                       self.path, self.last_error, self.failures)
         self._last_error_at = now
 
-    def _account(self, ok: int, lost: int) -> None:
+    def _account(self, ok: int, lost: int, held: int = 0) -> None:
+        """Count a batch's fate: ``held`` is the change in rows held for a later try."""
         self._uncheckpointed += ok
         if self._uncheckpointed >= CHECKPOINT_EVERY:
             self._uncheckpointed = 0
@@ -491,8 +534,9 @@ class LogWriter:
         with self._done:
             self.written += ok
             self.errors += lost
+            self.held += held
             self._done.notify_all()
-            done = self.written + self.errors
+            done = self.written + self.errors + self.held
             ready = [f for t, f in self._async_waiters if t <= done]
             if ready:
                 self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]

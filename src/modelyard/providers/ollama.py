@@ -32,6 +32,11 @@ DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
 _LINE_KEYS = frozenset({"message", "done", "error", "model"})
+#: done reasons of a request Ollama did not run: it only loaded (or unloaded) the model. It answers a chat that way
+#: when there is nothing to generate for, e.g. no user turn (oh-my-pi#7465): an empty "success" otherwise
+_NOT_RUN = frozenset({"load", "unload"})
+_NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only loaded or unloaded the model, "
+                   "which it does for a request with nothing to answer (no user message?)")
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -164,6 +169,8 @@ class OllamaProvider(HttpProvider):
                         name=fn["name"], arguments=parse_arguments(fn.get("arguments")), id=call.get("id", "")))
                 if data.get("done"):
                     done = True
+                    if data.get("done_reason") in _NOT_RUN:
+                        raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
                     yield Chunk("usage", usage=usage_from(data, "prompt_eval_count", "eval_count"))
                     yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
                     break

@@ -274,6 +274,9 @@ class OpenAIProvider(HttpProvider):
                         for choice in choices:
                             if not isinstance(choice, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
+                            index = choice.get("index")
+                            if index and type(index) is int:  # n > 1 (a client's n passed on by a proxy, a server's
+                                continue  # default): the answer is choice 0; no index (Gemini's endpoint) is choice 0
                             delta = choice.get("delta") or choice.get("message") or {}
                             if not isinstance(delta, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")

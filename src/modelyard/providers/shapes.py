@@ -16,7 +16,17 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.errors import ProviderError, Reason
-from modelyard.types import MAX_ARGUMENT_DEPTH, Chunk, ChunkKind, ToolCall, Usage, nesting_depth, repair_text
+from modelyard.types import (
+    FILTERED_STOPS,
+    MAX_ARGUMENT_DEPTH,
+    TRUNCATED_STOPS,
+    Chunk,
+    ChunkKind,
+    ToolCall,
+    Usage,
+    nesting_depth,
+    repair_text,
+)
 
 #: part types whose text is the answer, and part types whose text is reasoning
 TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
@@ -107,6 +117,12 @@ def usage_from(value: Any, input_key: str, output_key: str) -> Usage | None:
     return Usage(token_count(value.get(input_key)), token_count(value.get(output_key)))
 
 
+#: why an answer with nothing in it is refused (an empty "success" would reach the client as the answer)
+_EMPTY = "the model stopped without answering: no text, no tool call"
+_EMPTY_THOUGHT = ("the model only thought: no text, no tool call after its reasoning (a reasoning parser that never "
+                  "saw the end of the thinking puts the whole answer there)")
+
+
 def _size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
@@ -143,6 +159,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
     joiners: dict[ChunkKind, _Joiner] = {"text": _Joiner(), "thinking": _Joiner()}
     size = 0
     content = False
+    answered = False  # text or a tool call: thinking alone answers nothing
     try:  # what contextlib.aclosing does, without its two coroutines per stream (issue #15)
         async for chunk in chunks:
             kind = chunk.kind
@@ -157,6 +174,8 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                         f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
                 content = True
+                if kind == "text" and not answered and not text.isspace():
+                    answered = True
                 yield chunk if text is chunk.text else Chunk(kind, text=text, pieces=chunk.pieces)
             elif kind == "tool_call":
                 call = chunk.tool_call
@@ -168,7 +187,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise malformed(f"tool call '{call.name}': arguments nest over {MAX_ARGUMENT_DEPTH} levels deep")
                 if not isinstance(call.id, str):
                     call.id = str(call.id)
-                content = True
+                content = answered = True
                 yield chunk
             elif kind == "usage":
                 u = chunk.usage
@@ -178,10 +197,13 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                 for name, joiner in joiners.items():
                     if rest := joiner.flush():
                         content = True
+                        answered = answered or (name == "text" and not rest.isspace())
                         yield Chunk(name, text=rest)
                 stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
                 if not content and not stop:
                     raise malformed("the stream ended with no content and no finish reason (no choices?)")
+                if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
+                    raise ProviderError(Reason.UNUSABLE_REPLY, _EMPTY_THOUGHT if content else _EMPTY)
                 yield Chunk("done", stop_reason=stop or "stop")
                 return
             else:

@@ -1,0 +1,86 @@
+"""What the real Bot API sends besides text messages and what it refuses with (helper-34's hunt, from the Bot
+API's own documentation and python-telegram-bot's error types): updates of other kinds, a blocked bot, a group
+that became a supergroup mid-answer. Each ends in a clear reply or nothing, its routing row, and no traceback."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from tests.fakes import Fault, TelegramServer
+from tests.fakes.telegram import MIGRATE
+from tests.frontends.conftest import ALICE, REPLY, bot_config, db, eventually, running_bot
+from tests.frontends.test_telegram import ask
+
+ALICE_USER = {"id": ALICE, "is_bot": False, "first_name": "Alice", "language_code": "en"}
+SUPERGROUP = -1_001_234_567_890
+
+
+def _message(tg: TelegramServer, **fields: object) -> dict:
+    return {"message_id": 9_000 + len(tg.pending_updates), "from": ALICE_USER, "date": int(time.time()),
+            "chat": {"id": ALICE, "first_name": "Alice", "type": "private"}, **fields}
+
+
+async def test_updates_of_other_kinds_get_a_clear_reply_or_nothing(tmp_path, tg, llm, caplog):
+    """An edited message, a channel post, photos, a sticker, a voice note, a button press with no message: none
+    runs a model or fails; the media get one clear line; the next text is answered as usual."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_update({"edited_message": {**_message(tg, text="hello (edited)"), "edit_date": int(time.time())}})
+        tg.push_update({"channel_post": {"message_id": 5, "date": int(time.time()), "text": "news",
+                                         "chat": {"id": -1_001_000_000_001, "title": "News", "type": "channel"}}})
+        tg.push_update({"message": _message(tg, photo=[{"file_id": "AgAD", "file_unique_id": "u1", "width": 90,
+                                                        "height": 90}])})
+        tg.push_update({"message": _message(tg, sticker={"file_id": "CAAD", "file_unique_id": "u2", "type": "regular",
+                                                         "width": 512, "height": 512, "is_animated": False,
+                                                         "is_video": False})})
+        tg.push_update({"message": _message(tg, voice={"file_id": "AwAD", "file_unique_id": "u3", "duration": 2})})
+        tg.push_update({"callback_query": {"id": "77", "from": ALICE_USER, "chat_instance": "1",
+                                           "inline_message_id": "AAA", "data": "rate:1"}})
+        await eventually(lambda: len([c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE]) >= 3)
+        final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY)
+    sent = [c.text for c in tg.calls_to("sendMessage") if c.chat_id == ALICE]
+    assert sent[:3] == ["I can only read text messages — please send your request as text."] * 3
+    with db(config) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_group_upgraded_to_a_supergroup_mid_answer_gets_the_answer_there(tmp_path, llm, caplog):
+    """Bot API 400 "group chat was upgraded to a supergroup chat" with parameters.migrate_to_chat_id: the
+    answer used to be retried into the old chat three times and lost, while the log said it was answered."""
+    with TelegramServer(fault_methods=["sendMessage"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        upgraded = dataclasses.replace(
+            Fault.status(400, message="Bad Request: group chat was upgraded to a supergroup chat"),
+            variant=f"{MIGRATE}{SUPERGROUP}")
+        async with running_bot(config, tg):
+            tg.push(upgraded)  # the placeholder's sendMessage to the old group
+            tg.push_message(ALICE, chat_id=-42, text="hello there")
+            final = await eventually(lambda: next((c for c in tg.sent if c.chat_id == SUPERGROUP
+                                                   and c.params.get("reply_markup")), None))
+        assert final.text.startswith(REPLY)
+        assert not [c for c in tg.sent if c.chat_id == -42]
+        with db(config) as conn:
+            link = conn.execute("SELECT chat_id, message_id FROM message_requests").fetchone()
+        assert (int(link["chat_id"]), int(link["message_id"])) == (SUPERGROUP, final.result["message_id"])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_bot_blocked_by_the_person_stops_trying_at_once(tmp_path, llm, caplog):
+    """403 "Forbidden: bot was blocked by the user": the model's answer is logged; the final message (the one with
+    the rating buttons) is not retried three times with pauses (each try would get the same 403)."""
+    caplog.set_level(logging.INFO)
+    with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.faults.set_default(Fault.status(403))
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="hello there")
+            await eventually(lambda: "answered by" in caplog.text, timeout=10)
+        finals = [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
+        assert len(finals) == 1 and not finals[0].ok
+    with db(config) as conn:
+        assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

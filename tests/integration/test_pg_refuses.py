@@ -1,0 +1,64 @@
+"""The real PostgreSQL refusing the forwarder in ways other than being down (helper-34's hunt): its backend
+terminated mid-run (``pg_terminate_backend``: an operator, a pooler, a failover), and a database that takes no
+writes (``default_transaction_read_only``, as a hot standby after a failover answers). Nothing is lost: the rows
+wait in the local spool and arrive once a writable database takes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from tests.fakes.server import poll
+from tests.integration.test_pg_forward import pg_ids, write
+from tests.unit.test_ledger import record
+
+from modelyard.ledger.forward import Forwarder
+
+READ_ONLY = "%20-cdefault_transaction_read_only%3Don"
+
+
+def test_a_terminated_backend_is_reconnected_and_nothing_is_lost(tmp_path: Path, pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(i) for i in range(10)])
+        assert forwarder.flush(30)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                "'modelyard-forwarder' AND datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+        assert killed and all(ok for (ok,) in killed)
+        write(path, [record(i) for i in range(10, 20)])  # the next send finds the connection gone: backoff, reconnect
+        assert poll(lambda: len(pg_ids(pg_url)) == 20, timeout=10), forwarder.health()
+        assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(20)]
+        health = forwarder.health()
+        assert health.refused == 0 and health.failures >= 1
+    finally:
+        forwarder.close()
+
+
+def test_a_read_only_database_holds_the_rows_instead_of_refusing_them(tmp_path: Path, pg_url: str) -> None:
+    """Every INSERT fails with 'cannot execute INSERT in a read-only transaction' (psycopg's InternalError, not
+    an OperationalError): each row was counted as refused for its content and dropped from the outbox, so it
+    never reached PostgreSQL, even once writes were possible again."""
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(0)])
+    first = Forwarder(path, pg_url)  # the schema exists (a read-only session cannot create it)
+    try:
+        assert first.flush(30)
+    finally:
+        first.close()
+    read_only = Forwarder(path, pg_url + READ_ONLY)
+    try:
+        write(path, [record(i) for i in range(1, 6)])
+        health = poll(lambda: (h := read_only.health()).failures >= 2 and h, timeout=10)
+        assert health.refused == 0 and health.degraded and "read-only" in (health.last_error or "")
+        assert not read_only.flush(0.5)
+    finally:
+        read_only.close()
+    again = Forwarder(path, pg_url)  # writable again (the old primary back, the standby promoted)
+    try:
+        assert again.flush(30), again.health()
+        assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(6)]
+    finally:
+        again.close()

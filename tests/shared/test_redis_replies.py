@@ -1,0 +1,126 @@
+"""What a real Redis does to its clients besides dying or hanging (helper-34's hunt, from Redis's own command
+documentation): an operator's CLIENT KILL, a SCRIPT FLUSH (the next EVALSHA answers NOSCRIPT), CLIENT PAUSE (a
+slow store), a READONLY reply (the server became a replica after a failover) and an OOM reply (maxmemory).
+Each on a private redis-server: a request never waits past ``state.timeout`` for the store, the limit falls back
+to this process's share while the store refuses, and the link comes back by itself when the store does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import redis
+
+from modelyard.router.shared import RedisState
+from tests.shared.redis_kit import PrivateRedis
+from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
+
+TIMEOUT = 0.3
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < timeout, "not within the time bound"
+        await asyncio.sleep(0.02)
+
+
+async def _round_trip(state: RedisState) -> float:
+    t0 = time.monotonic()
+    await state.acquire(1)
+    await state.release()
+    return time.monotonic() - t0
+
+
+async def test_client_kill_of_every_connection_costs_no_outage(pools: Pools,  # noqa: F811 - fixture
+                                                                     tmp_path: Path) -> None:
+    """CLIENT KILL TYPE normal and TYPE pubsub (an operator, a proxy's idle reaper): the pooled connections and
+    the grant listener are gone; the next calls reconnect without taking the link down."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _round_trip(state)
+        admin = redis.Redis(port=server.port)
+        admin.client_kill_filter(_type="pubsub")
+        admin.client_kill_filter(_type="normal", skipme=True)
+        errors = state.link.errors
+        assert await _round_trip(state) < TIMEOUT
+        assert state.link.up and state.link.errors == errors
+        await _until(lambda: admin.pubsub_numsub(state.link.channel)[0][1] == 1)  # the listener is back
+
+
+async def test_script_flush_is_reloaded_not_an_outage(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """SCRIPT FLUSH (or a failover to a replica that never saw the scripts): EVALSHA answers NOSCRIPT."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _round_trip(state)
+        redis.Redis(port=server.port).script_flush()
+        errors = state.link.errors
+        assert await _round_trip(state) < TIMEOUT
+        await asyncio.sleep(0.3)  # heartbeats and views through the pipeline too
+        assert state.link.up and state.link.errors == errors
+
+
+async def test_client_pause_is_bounded_by_the_timeout(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """CLIENT PAUSE (an operator's failover step): every command waits on the server side for the pause."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _round_trip(state)
+        redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        assert await _round_trip(state) < TIMEOUT + 0.1  # the store's bound, then this process's share
+        assert await _round_trip(state) < 0.05  # the next ones do not wait for it at all
+        await _until(lambda: state.link.up)  # back by itself once the pause ends
+        assert await _round_trip(state) < TIMEOUT
+
+
+async def test_a_readonly_reply_falls_back_to_the_share_and_recovers(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """READONLY (the server is now a replica: REPLICAOF after a failover) is an error reply, not a dead
+    connection: the same bounded fallback to this process's share, and recovery once writes are taken again."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _round_trip(state)
+        admin = redis.Redis(port=server.port)
+        admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+        try:
+            await _until(lambda: not state.link.up)  # the heartbeat finds it, or the next request does
+            assert "read only" in state.link.down_reason, state.link.down_reason
+            assert await _round_trip(state) < 0.05  # this process's share, at once
+        finally:
+            admin.execute_command("REPLICAOF", "NO", "ONE")
+        await _until(lambda: state.link.up)
+        assert await _round_trip(state) < TIMEOUT
+
+
+async def test_maxmemory_reached_still_serves(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """OOM: Redis refuses a write command only while a script has not written yet, and every script here
+    starts by purging expired entries (a write that frees memory): the slots keep working under maxmemory
+    (Redis goes past it by a few bytes) rather than taking the link down. A plain write is refused."""
+    with PrivateRedis(tmp_path) as server:
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _round_trip(state)
+        admin = redis.Redis(port=server.port)
+        admin.config_set("maxmemory", 1)
+        try:
+            try:
+                admin.set("plain", "write")
+                raise AssertionError("maxmemory did not refuse a plain write")
+            except redis.exceptions.OutOfMemoryError:
+                pass
+            errors = state.link.errors
+            for _ in range(3):
+                assert await _round_trip(state) < TIMEOUT
+            await asyncio.sleep(0.3)  # heartbeats too
+            assert state.link.up and state.link.errors == errors
+        finally:
+            admin.config_set("maxmemory", 0)

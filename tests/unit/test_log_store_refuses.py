@@ -1,0 +1,128 @@
+"""The routing log's store refusing writes for a while (helper-34's hunt): a full disk, the file locked by
+another process past the busy timeout. Before, the rows of those seconds were counted as lost and never
+written; now they are held (nobody waits on them) and written once the store takes writes again."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from tests.unit.test_log_writer_faults import record, rows
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger import writer as writer_module
+
+#: one child process: a log writer whose file may grow only so far (RLIMIT_FSIZE: the disk is full), then may
+#: grow again (space freed); it prints the counts the writer reports
+DISK_FULL = textwrap.dedent("""
+    import resource, signal, sys, time
+    from pathlib import Path
+    from modelyard.ledger import LogWriter
+    from tests.unit.test_log_writer_faults import record
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, not a signal
+    path = Path(sys.argv[1])
+    writer = LogWriter(path)
+    for i in range(20):
+        writer.submit(record(i))
+    assert writer.flush(5)
+    used = sum(p.stat().st_size for p in path.parent.iterdir())
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (used + 4096, hard))  # the disk is (nearly) full
+    for i in range(20, 220):
+        writer.submit(record(i, prompt="x" * 2000))
+    start = time.monotonic()
+    assert writer.flush(5)  # settled at once: nobody waits on a full disk
+    waited = time.monotonic() - start
+    full = writer.health()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space freed
+    deadline = time.monotonic() + 10
+    while getattr(writer, "held", 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.close()
+    h = writer.health()
+    print(full.failures, full.lost, h.written, h.lost, round(waited, 2))
+""")
+
+
+def test_rows_refused_by_a_full_disk_are_written_once_there_is_room(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    done = subprocess.run([sys.executable, "-c", DISK_FULL, str(path)], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-2000:]
+    failures, lost_while_full, written, lost, waited = done.stdout.split()
+    assert int(failures) > 0, "the disk never refused a write: the test did not test anything"
+    assert (int(lost_while_full), int(lost), int(written)) == (0, 0, 220), done.stdout
+    assert float(waited) < 1.0
+    assert len(rows(path)) == 220
+
+
+def test_rows_refused_while_another_process_holds_the_lock_are_written_after(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (a backup, a `sqlite3` shell left in a transaction) holds the write lock past the busy
+    timeout (shortened here from 10 s): the rows wait in memory and go in once the lock is released."""
+    monkeypatch.setattr(writer_module, "BUSY_TIMEOUT", 0.2, raising=False)
+    path = tmp_path / "log.db"
+    writer = LogWriter(path)
+    writer.submit(record(0))
+    assert writer.flush(3)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sqlite3, sys, time
+        conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+        conn.execute("ROLLBACK")
+    """), str(path), "1.5"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+
+        async def answered() -> float:
+            for i in range(1, 11):
+                writer.submit(record(i))
+            start = time.monotonic()
+            await writer.wait_written(5)
+            return time.monotonic() - start
+
+        assert asyncio.run(answered()) < 1.5, "a request waited for the whole lock"
+        holder.wait(10)
+        deadline = time.monotonic() + 10
+        while getattr(writer, "held", 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        h = writer.health()
+        assert h.failures > 0 and h.lost == 0 and h.written == 11, h
+        assert len(rows(path)) == 11
+    finally:
+        holder.kill()
+        writer.close()
+
+
+def test_rows_still_refused_at_close_are_counted_lost_and_close_is_bounded(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "BUSY_TIMEOUT", 0.1, raising=False)
+    path = tmp_path / "log.db"
+    writer = LogWriter(path)
+    writer.submit(record(0))
+    assert writer.flush(3)
+    import sqlite3
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        writer.submit(record(1))
+        assert writer.flush(3)
+        deadline = time.monotonic() + 5
+        while not writer.held and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert writer.held == 1
+        start = time.monotonic()
+        writer.close()
+        assert time.monotonic() - start < 5
+        assert writer.health().lost == 1 and writer.held == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
