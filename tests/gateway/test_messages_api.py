@@ -124,7 +124,7 @@ def test_unknown_model_is_not_found(claude):
 @pytest.mark.parametrize(("payload", "param"), [
     ({"model": "coder", "messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
     ({"model": "coder", "max_tokens": 8, "messages": []}, "messages"),
-    ({"model": "coder", "max_tokens": 8, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+    ({"model": "coder", "max_tokens": 8, "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
     ({"model": "coder", "max_tokens": 8, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}]}]},
      "messages[0].content[0].type"),

@@ -6,7 +6,8 @@ frameworks — can use modelyard's chains, slots and log without changing their 
 an agent, a configured model or ``auto``, exactly as on ``/v1/chat/completions``. What it maps, and
 what it refuses with a 400 naming the field:
 
-- ``system`` (a string or text blocks), ``messages`` whose content is a string or blocks: ``text``,
+- ``system`` (a string or text blocks), ``messages`` (``user``, ``assistant``, and ``system`` mid-conversation,
+  as Claude Code sends them) whose content is a string or blocks: ``text``,
   ``tool_use`` (assistant), ``tool_result`` (user; its content a string or text blocks); ``thinking``
   and ``redacted_thinking`` blocks are skipped (another model's reasoning is never passed on);
   images, documents and other blocks are refused.
@@ -161,10 +162,14 @@ def _messages(body: MessagesBody) -> list[Message]:
     for i, item in enumerate(body.messages):
         where = f"messages[{i}]"
         role = item.get("role")
-        if role not in ("user", "assistant"):
-            raise BadRequest(f"{where}.role: expected 'user' or 'assistant' (got {role!r})", f"{where}.role")
+        if role not in ("user", "assistant", "system"):
+            raise BadRequest(f"{where}.role: expected 'user', 'assistant' or 'system' (got {role!r})", f"{where}.role")
         if "content" not in item:
             raise BadRequest(f"{where}.content: required", f"{where}.content")
+        if role == "system":  # a system message mid-conversation (Claude Code sends them, a 2026 beta)
+            out.append(Message("system", "".join(_text(b, f"{where}.content[{j}]") if b["type"] == "text" else ""
+                                                 for j, b in enumerate(_blocks(item["content"], f"{where}.content")))))
+            continue
         text: list[str] = []
         calls: list[ToolCall] = []
         for j, block in enumerate(_blocks(item["content"], f"{where}.content")):
