@@ -148,15 +148,16 @@ return out
 
 #: KEYS holders queue breaker meta; ARGV now
 #: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left,
-#:    generation}
+#:    generation, epoch ('' once the store lost its data)}
 VIEW = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until', 'gen')
+local m = redis.call('HMGET', KEYS[4], 'grace', 'epoch')
 local left = math.max(0, math.floor(tonumber(b[2] or '0') - now))
 local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
-local grace = math.max(0, math.floor(tonumber(redis.call('HGET', KEYS[4], 'grace') or '0') - now))
+local grace = math.max(0, math.floor(tonumber(m[1] or '0') - now))
 return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
-        b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0')}
+        b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0'), m[2] or ''}
 """
 
 #: KEYS breaker; ARGV now win token
