@@ -41,3 +41,19 @@ def test_real_model_answers_the_anthropic_sdk(tmp_path, default_model):
             final = stream.get_final_message()
         assert text.strip() and final.content[0].text == text and final.model == "qwen"
         assert final.stop_reason in ("end_turn", "max_tokens") and 0 < final.usage.output_tokens <= 8
+
+
+@pytest.mark.model
+def test_real_model_answers_the_ollama_client(tmp_path, default_model):
+    """The ``ollama`` library (as a tool that speaks only Ollama's API would call it) on the embedded model."""
+    import ollama
+
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 8}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as gw:
+        local = ollama.Client(host=gw.url, timeout=120)
+        parts = list(local.chat(model="chat", messages=[{"role": "user", "content": "Say hello."}], stream=True,
+                                options={"temperature": 0}))
+        text = "".join(p.message.content for p in parts)
+        assert text.strip() and parts[-1].done and 0 < parts[-1].eval_count <= 8
+        assert local.generate(model="qwen", prompt="Say hi.", options={"num_predict": 4}).response

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -33,6 +34,11 @@ from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.messages_route import count_tokens, create_message
 from modelyard.gateway.metrics import GatewayMetrics
+from modelyard.gateway.ollama_route import chat as ollama_chat
+from modelyard.gateway.ollama_route import generate as ollama_generate
+from modelyard.gateway.ollama_route import show_model as ollama_show
+from modelyard.gateway.ollama_route import tags as ollama_tags
+from modelyard.gateway.ollama_route import version as ollama_version
 from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import error_response, json_response
 from modelyard.gateway.responses_route import create_response
@@ -55,6 +61,8 @@ class Gateway:
         self.router = shared_router(runtime.router, self._sink)
         self.metrics = GatewayMetrics(self.router, runtime.log, forwarder=runtime.forwarder)
         self.config = self.router.config  # includes the synthetic model:NAME agents
+        #: when this gateway started (RFC 3339): what Ollama's clients are told the models were "modified"
+        self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
@@ -290,6 +298,11 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/v1/responses", create_response, methods=["POST"]),
         Route("/v1/messages", create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+        Route("/api/chat", ollama_chat, methods=["POST"]),
+        Route("/api/generate", ollama_generate, methods=["POST"]),
+        Route("/api/tags", ollama_tags, methods=["GET"]),
+        Route("/api/show", ollama_show, methods=["POST"]),
+        Route("/api/version", ollama_version, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -322,7 +335,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     app = GatewayApp(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: _http_error, Exception: _internal_error},
                      hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response,
-                          "/v1/messages": create_message})
+                          "/v1/messages": create_message, "/api/chat": ollama_chat, "/api/generate": ollama_generate})
     app.state.gateway = Gateway(runtime, api_keys)
     app.state.gateway.hosting = hosting
     if hosting is not None:

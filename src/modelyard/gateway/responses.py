@@ -94,11 +94,11 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncGenerator[bytes, None], headers: dict[str, str], *, drain: Drain | None = None,
-                 final: bytes | Callable[[], bytes] = b""):
+                 final: bytes | Callable[[], bytes] = b"", content_type: str = "text/event-stream; charset=utf-8"):
         # not Response.__init__: it would add "content-length: 0" to a body of unknown length
         self.status_code = 200
         self.background = None
-        all_headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache",
+        all_headers = {"content-type": content_type, "cache-control": "no-cache",
                        "x-accel-buffering": "no", **headers}
         self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
         self.events = events

@@ -1,0 +1,246 @@
+"""Ollama's native API wire format (``/api/chat``, ``/api/generate``, ``/api/tags``, ``/api/show``,
+``/api/version``): a request body in, a provider-neutral :class:`ChatRequest` out; an answer out as one
+JSON object or as NDJSON lines, the way Ollama answers.
+
+Many local-first tools speak only Ollama's API (the ``ollama`` libraries, home-automation and note
+apps, chat UIs' "Ollama" connections). Served here, they get modelyard's chains, slots, cooldowns and
+log by changing only the address: ``model`` names an agent, a configured model or ``auto`` (a
+``:latest`` tag is accepted and ignored). What it maps, and what it refuses with a 400 naming the field:
+
+- ``messages`` (``system``, ``user``, ``assistant`` with ``tool_calls`` whose arguments are objects,
+  ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
+  JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``;
+  ``/api/generate``: ``prompt`` and ``system``. Images are refused. ``keep_alive`` and the other
+  ``options`` are modelyard's to decide (the models' own config) and are ignored, as are ``raw``
+  and the deprecated ``context``.
+- A request with no messages (no prompt) is Ollama's "load the model": answered at once with
+  ``done_reason: "load"``; ``serve`` keeps its local models warm anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.types import (
+    MAX_ARGUMENT_DEPTH,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ToolCall,
+    ToolDefinition,
+    nesting_depth,
+)
+
+#: the Ollama API level these endpoints speak, reported by ``/api/version`` (clients gate features on it)
+API_VERSION = "0.12.0"
+LATEST = ":latest"
+_ROLES = ("system", "user", "assistant", "tool")
+
+
+class OllamaBody(BaseModel):
+    """``/api/chat`` and ``/api/generate`` alike (generate's ``prompt``/``system`` become messages)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]] | None = None
+    prompt: str | None = None
+    system: str | None = None
+    images: list[Any] | None = None
+    stream: bool = True
+    tools: list[dict[str, Any]] | None = None
+    format: str | dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    think: bool | str | None = None
+
+    @property
+    def loads_only(self) -> bool:
+        """No conversation at all: Ollama's way of asking to load the model."""
+        return not self.messages and not self.prompt
+
+
+def parse_ollama_body(raw: bytes) -> OllamaBody:
+    try:
+        body = OllamaBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise bad_body(exc) from None
+    body.model = body.model.removesuffix(LATEST)
+    if body.images:
+        raise BadRequest("images: not supported by this gateway", "images")
+    return body
+
+
+def _arguments(value: Any, where: str) -> dict[str, Any]:
+    if isinstance(value, str):  # some clients send OpenAI's string form
+        try:
+            value = orjson.loads(value) if value.strip() else {}
+        except orjson.JSONDecodeError:
+            raise BadRequest(f"{where} is not valid JSON", where) from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where}: expected an object", where)
+    if nesting_depth(value) > MAX_ARGUMENT_DEPTH:
+        raise BadRequest(f"{where} nests deeper than {MAX_ARGUMENT_DEPTH} levels", where)
+    return value
+
+
+def _messages(body: OllamaBody) -> list[Message]:
+    out: list[Message] = []
+    if body.messages is None:
+        if body.system:
+            out.append(Message("system", body.system))
+        if body.prompt:
+            out.append(Message("user", body.prompt))
+        return out
+    last_call = ""
+    for i, item in enumerate(body.messages):
+        where = f"messages[{i}]"
+        role = item.get("role")
+        if role not in _ROLES:
+            raise BadRequest(f"{where}.role: expected one of {', '.join(_ROLES)} (got {role!r})", f"{where}.role")
+        if item.get("images"):
+            raise BadRequest(f"{where}.images: not supported by this gateway", f"{where}.images")
+        content = item.get("content") or ""
+        if not isinstance(content, str):
+            raise BadRequest(f"{where}.content: expected a string", f"{where}.content")
+        calls = []
+        for j, call in enumerate(item.get("tool_calls") or []):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise BadRequest(f"{where}.tool_calls[{j}].function: needs a name", f"{where}.tool_calls[{j}]")
+            call_id = call.get("id") or f"call_{i}_{j}"
+            arguments = _arguments(function.get("arguments", {}), f"{where}.tool_calls[{j}].function.arguments")
+            calls.append(ToolCall(function["name"], arguments, call_id))
+            last_call = call_id
+        name = item.get("tool_name") or item.get("name") or ""
+        out.append(Message(role, content, calls, tool_call_id=(item.get("tool_call_id") or last_call)
+                           if role == "tool" else "", name=name if role == "tool" else ""))
+    return out
+
+
+def _tools(body: OllamaBody) -> list[ToolDefinition]:
+    out = []
+    for i, tool in enumerate(body.tools or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise BadRequest(f"tools[{i}].function.name: required", f"tools[{i}].function.name")
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        description = function.get("description") or ""
+        out.append(ToolDefinition(function["name"], description if isinstance(description, str) else "",
+                                  parameters if isinstance(parameters, dict) else {"type": "object"}))
+    return out
+
+
+def to_chat_request(body: OllamaBody) -> ChatRequest:
+    options = body.options or {}
+    limit = options.get("num_predict")
+    temperature = options.get("temperature")
+    schema = body.format if isinstance(body.format, dict) else None
+    if isinstance(body.format, str) and body.format not in ("", "json"):
+        raise BadRequest("format: expected \"json\" or a JSON schema object", "format")
+    return ChatRequest(
+        messages=_messages(body),
+        tools=_tools(body),
+        thinking=None if body.think is None else body.think not in (False, "", "none"),
+        max_tokens=limit if isinstance(limit, int) and limit > 0 else None,
+        temperature=float(temperature) if isinstance(temperature, int | float) else None,
+        json_output=bool(body.format),
+        json_schema=schema,
+    )
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def timestamp() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def done_reason(response: ChatResponse) -> str:
+    return "length" if response.truncated and not response.tool_calls else "stop"
+
+
+def line(payload: dict[str, Any]) -> bytes:
+    return orjson.dumps(payload) + b"\n"
+
+
+def error_line(message: str) -> bytes:
+    return line({"error": message})
+
+
+class OllamaWriter:
+    """One answer as Ollama's chat (``message``) or generate (``response``) objects, with its timings."""
+
+    def __init__(self, model: str, *, chat: bool, thinking: bool, started_ns: int):
+        self.model = model
+        self.chat = chat
+        self.thinking = thinking  # the client asked for it (``think``): thinking is returned
+        self.started_ns = started_ns
+        self.first_ns: int | None = None
+
+    def _piece(self, text: str = "", thinking: str = "", calls: list[ToolCall] | None = None) -> dict[str, Any]:
+        if self.chat:
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            if thinking:
+                message["thinking"] = thinking
+            if calls:
+                message["tool_calls"] = [{"id": call.id or f"call_{i}", "function": {
+                    "index": i, "name": call.name, "arguments": call.arguments}} for i, call in enumerate(calls)]
+            return {"model": self.model, "created_at": timestamp(), "message": message}
+        out: dict[str, Any] = {"model": self.model, "created_at": timestamp(), "response": text}
+        if thinking:
+            out["thinking"] = thinking
+        return out
+
+    def delta(self, text: str = "", thinking: str = "", calls: list[ToolCall] | None = None) -> bytes:
+        if self.first_ns is None:
+            self.first_ns = time.time_ns()
+        return line({**self._piece(text, thinking if self.thinking else "", calls), "done": False})
+
+    def final(self, response: ChatResponse, *, whole: bool = False) -> dict[str, Any]:
+        now = time.time_ns()
+        first = self.first_ns or now
+        body = self._piece(response.text if whole else "",
+                           response.thinking if whole and self.thinking else "",
+                           response.tool_calls if whole else None)
+        return {**body, "done": True, "done_reason": done_reason(response),
+                "total_duration": now - self.started_ns, "load_duration": 0,
+                "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": first - self.started_ns,
+                "eval_count": response.usage.output_tokens, "eval_duration": now - first}
+
+    def loaded(self) -> dict[str, Any]:
+        return {**self._piece(), "done": True, "done_reason": "load"}
+
+    def replay(self, response: ChatResponse) -> list[bytes]:
+        """A buffered answer as the lines a live stream would have produced."""
+        out = []
+        if response.text or response.thinking:
+            out.append(self.delta(response.text, response.thinking))
+        if response.tool_calls:
+            out.append(self.delta(calls=response.tool_calls))
+        return [*out, line(self.final(response))]
+
+
+def model_entry(name: str, kind: str, chain: list[str], modified: str) -> dict[str, Any]:
+    """One ``/api/tags`` entry: an agent, ``auto`` or a model, with what it routes to in ``details``."""
+    digest = hashlib.sha256(f"modelyard:{kind}:{name}".encode()).hexdigest()
+    return {"name": name, "model": name, "modified_at": modified, "size": 0, "digest": digest,
+            "details": {"parent_model": "", "format": "modelyard", "family": kind, "families": [kind],
+                        "parameter_size": "", "quantization_level": "", "modelyard_chain": chain}}
+
+
+def show(name: str, kind: str, chain: list[str], context: int | None, modified: str) -> dict[str, Any]:
+    """``/api/show``: what a client asks before using a model (its capabilities, its context)."""
+    entry = model_entry(name, kind, chain, modified)
+    info: dict[str, Any] = {"general.architecture": "modelyard", "general.basename": name}
+    if context:
+        info["modelyard.context_length"] = context
+    return {"modelfile": f"# modelyard {kind} {name}: {' → '.join(chain)}\n", "parameters": "", "template": "",
+            "details": entry["details"], "model_info": info, "capabilities": ["completion", "tools"],
+            "modified_at": modified}

@@ -1,0 +1,117 @@
+"""Ollama's native API on the gateway, driven by the official ``ollama`` Python client: tools that speak
+only Ollama's API get modelyard's chains, slots and log by changing the address.
+
+The client is the judge of the wire format (its pydantic models parse every line and object)."""
+
+from __future__ import annotations
+
+import httpx
+import ollama
+import pytest
+
+from tests.fakes import Fault
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture
+def local(gateway) -> ollama.Client:
+    return ollama.Client(host=gateway.url, timeout=15)
+
+
+def test_chat_is_answered_through_the_agents_chain(local, fakes):
+    answer = local.chat(model="coder", messages=[{"role": "system", "content": "Be brief."}, *HI])
+    assert answer.message.content == "Hello from fast." and answer.message.role == "assistant"
+    assert answer.done and answer.done_reason == "stop" and answer.model == "coder"
+    assert answer.eval_count and answer.eval_count > 0 and answer.total_duration and answer.total_duration > 0
+    sent = fakes[0].last_request.json["messages"]
+    assert sent[0]["content"] == "Be brief." and sent[-1] == {"role": "user", "content": "hi"}
+
+
+def test_a_streamed_chat_comes_as_ndjson_lines(local, gateway):
+    parts = list(local.chat(model="coder:latest", messages=HI, stream=True))
+    assert "".join(p.message.content for p in parts) == "Hello from fast."
+    assert [p.done for p in parts][-1] and not any(p.done for p in parts[:-1]) and len(parts) > 2
+    assert parts[-1].done_reason == "stop" and parts[-1].eval_count > 0
+    with httpx.stream("POST", gateway.url + "/api/chat", json={"model": "coder", "messages": HI}) as r:
+        assert r.headers["content-type"].startswith("application/x-ndjson") and r.headers["x-modelyard-route"]
+
+
+def test_generate_with_and_without_streaming(local, fakes):
+    whole = local.generate(model="coder", prompt="hi", system="Be brief.")
+    assert whole.response == "Hello from fast." and whole.done_reason == "stop"
+    assert [m["role"] for m in fakes[0].last_request.json["messages"]][-2:] == ["system", "user"]
+    assert "".join(p.response for p in local.generate(model="coder", prompt="hi", stream=True)) == "Hello from fast."
+
+
+def test_an_empty_request_is_a_load_and_runs_nothing(local, fakes):
+    assert local.generate(model="coder").done_reason == "load"
+    assert local.chat(model="coder").done_reason == "load"
+    assert fakes[0].requests == []
+
+
+def test_tool_calls_come_back_as_objects_and_results_go_back_by_name(local, fakes):
+    first = local.chat(model="coder", messages=[{"role": "user", "content": "weather in Paris?"}], tools=[WEATHER])
+    call = first.message.tool_calls[0]
+    assert call.function.name == "get_weather" and call.function.arguments == {"city": "Paris"}
+    local.chat(model="coder", tools=[WEATHER], messages=[
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather",
+                                                                          "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "9C and rain", "tool_name": "get_weather"}])
+    sent = fakes[0].last_request.json["messages"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "9C and rain"
+    assert sent[-1]["tool_call_id"] == sent[-2]["tool_calls"][0]["id"]
+
+
+def test_json_format_and_options_reach_the_model(local, fakes):
+    local.chat(model="coder", messages=HI, format="json", options={"temperature": 0.2, "num_predict": 7})
+    sent = fakes[0].last_request.json
+    assert sent["response_format"] == {"type": "json_object"} and sent["temperature"] == 0.2
+    assert sent["max_tokens"] == 7
+
+
+def test_fallback_is_in_the_route_header(gateway, fakes):
+    fakes[0].push(Fault.status(500))
+    r = httpx.post(gateway.url + "/api/chat", json={"model": "coder", "messages": HI, "stream": False})
+    assert r.json()["message"]["content"] == "Hello from backup."
+    assert r.headers["x-modelyard-route"] == "fast fallback server_error, backup ok"
+
+
+def test_errors_are_ollamas_shape_with_the_same_statuses(local, fakes):
+    with pytest.raises(ollama.ResponseError) as missing:
+        local.chat(model="llama3.2", messages=HI)
+    assert missing.value.status_code == 404 and "coder" in missing.value.error
+    fakes[0].push(Fault.status(401))
+    with pytest.raises(ollama.ResponseError) as exhausted:
+        local.chat(model="solo", messages=HI)
+    assert exhausted.value.status_code == 424
+    with pytest.raises(ollama.ResponseError) as bad:
+        local.chat(model="coder", messages=[{"role": "user", "content": "what is this?", "images": ["aGk="]}])
+    assert bad.value.status_code == 400 and "images" in bad.value.error
+
+
+def test_a_stream_broken_after_the_first_line_ends_with_an_error_line(local, fakes):
+    fakes[0].push(Fault.error_midstream(after_chunks=2))
+    with pytest.raises(ollama.ResponseError) as err:
+        list(local.chat(model="solo", messages=HI, stream=True))
+    assert "incomplete" in err.value.error
+
+
+def test_list_and_show_name_the_agents_and_models(local):
+    names = [m.model for m in local.list().models]
+    assert {"coder", "writer", "solo", "fast", "backup", "cloud"} <= set(names)
+    shown = local.show("coder")
+    assert "completion" in shown.capabilities and "fast" in shown.modelfile
+    assert local.show("coder:latest").details.family == "agent"
+    with pytest.raises(ollama.ResponseError) as err:
+        local.show("nothing")
+    assert err.value.status_code == 404
+
+
+def test_version_is_an_ollama_api_level(gateway):
+    assert httpx.get(gateway.url + "/api/version").json()["version"].count(".") == 2
