@@ -9,6 +9,7 @@ the reader must recognise end in ``"hang"``: a marker missed shows as a timeout,
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,9 @@ SHAPES: list[tuple[str, str, Fault, str, str | None, str | None]] = [
         block(1, {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}), stop(1),
         block(2, {"type": "text", "text": ""}), delta(2, {"type": "text_delta", "text": "Sunny."}), stop(2),
         message_delta("end_turn"), MESSAGE_STOP, headers=SSE), OK, "Sunny.", ""),
+    # a paused turn (server tools' iteration limit) is half an answer: it used to pass as finish_reason "stop"
+    ("anthropic_pause_turn", "anthropic", Fault.raw(
+        200, ANTHROPIC_TEXT, message_delta("pause_turn"), MESSAGE_STOP, headers=SSE), "unusable_reply", None, None),
     ("anthropic_overloaded_mid_stream", "anthropic", Fault.raw(
         200, ANTHROPIC_TEXT, event("error", {"type": "error", "error": {"type": "overloaded_error",
                                                                          "message": "Overloaded"}}), headers=SSE),
@@ -270,3 +274,30 @@ async def test_anthropic_tool_input_opens_with_an_empty_partial_json(servers: di
     writer.close()
     assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [("get_weather", {"city": "Paris"},
                                                                                  "toolu_1")]
+
+
+def _in(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(("kind", "headers", "want"), [
+    # Anthropic documents retry-after with its 429s, and its rate-limit headers beside it; a proxy may keep only
+    # the latter. The exhausted limit (remaining 0) says when the model is worth asking again
+    ("anthropic", {"anthropic-ratelimit-requests-remaining": "10", "anthropic-ratelimit-requests-reset": "{in20}",
+                   "anthropic-ratelimit-input-tokens-remaining": "0",
+                   "anthropic-ratelimit-input-tokens-reset": "{in600}"}, 600),
+    # OpenAI's (and LiteLLM's, vLLM routers') x-ratelimit-* headers: a Go-style duration
+    ("openai", {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s",
+                "x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "1s"}, 360),
+])
+async def test_a_429_without_retry_after_cools_down_until_the_limit_resets(
+        kind: str, headers: dict[str, str], want: float, servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    filled = {k: v.format(in20=_in(20), in600=_in(600)) for k, v in headers.items()}
+    servers[kind].push(Fault.status(429, headers=filled))
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    left = router.pool.local("primary").health.seconds_left()
+    await router.aclose()
+    writer.close()
+    assert routed.record.attempts[0].reason == "rate_limited" and routed.record.model == "backup"
+    assert want - 15 < left <= want, left  # not the breaker's own few seconds (cooldown.seconds 1 here)

@@ -26,7 +26,7 @@ from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder, copy_team_labels
 from modelyard.ledger.labels import LabelSource, add_label, forget_labels, recent_labels
 from modelyard.ledger.store import LogStore, LogUnavailable
-from modelyard.runtime import log_path_for, open_runtime
+from modelyard.runtime import Runtime, log_path_for, open_runtime
 
 
 def _orchestrator_or_exit(config: Config) -> Orchestrator:
@@ -66,7 +66,7 @@ def route(
     if fast_only or fast.confidence >= cfg.orchestration.threshold:
         decision = fast
     else:
-        runtime = open_runtime(path, config=cfg)
+        runtime = _runtime_or_exit(path, cfg)
 
         async def slow() -> Any:
             try:
@@ -121,7 +121,7 @@ def eval_routing(
     rows = _read_labels(file, set(cfg.agents))
     decisions = None
     if with_model:
-        runtime = open_runtime(path, config=cfg)
+        runtime = _runtime_or_exit(path, cfg)
 
         async def decide_all() -> list[Any]:
             try:
@@ -323,3 +323,10 @@ def routing_learn(
                           str(k.broke), "[red]dropped[/]" if k.dropped else "")
         console.print(table)
     console.print(("[green]" if result.accepted else "[yellow]") + result.reason + "[/]", highlight=False)
+
+
+def _runtime_or_exit(path: Path, cfg: Config) -> Runtime:
+    try:
+        return open_runtime(path, config=cfg)
+    except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
+        raise fail(str(exc), code=1) from None

@@ -88,6 +88,8 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False) -> Runtime:
         return open_runtime(config, borrow=borrow, notice=note if borrow else None)
     except ConfigError as exc:
         raise fail(str(exc)) from None
+    except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
+        raise fail(str(exc), code=1) from None
 
 
 #: the signals that stop a command: each cancels the command's task, as a client disconnect would

@@ -11,6 +11,7 @@ import typer
 
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
 from modelyard.config import Config
+from modelyard.ledger.store import LogUnavailable
 
 
 def telegram_token_for(cfg: Config, wanted: bool | None) -> str | None:
@@ -58,6 +59,8 @@ def serve(
                    telegram_token=token)
     except (InsecureBind, PortTaken) as exc:
         raise fail(str(exc)) from None
+    except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
+        raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
         raise typer.Exit(128 + signal.SIGINT) from None
     finally:

@@ -59,6 +59,7 @@ from typing import Any
 
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
+from modelyard.ledger.store import LogUnavailable
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 from modelyard.types import repair_text
@@ -206,7 +207,11 @@ class LogWriter:
         #: how many of them there are (read by waiters: held rows count as settled); guarded by _done
         self.held = 0
         self._failed_tries = 0
-        self._conn: sqlite3.Connection = self._connect()
+        try:
+            self._conn: sqlite3.Connection = self._connect()
+        except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
+            raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
+                                 "this user can write the file and its directory (log.path)") from None
         self._closed = False
         self._thread = self._start()
         #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY

@@ -18,6 +18,9 @@ DEFAULT_ENDPOINT = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 MIN_THINKING_BUDGET = 1024
+#: the API paused a long turn (server tools' iteration limit): what came is not the whole answer, and passing it on
+#: as one would end it mid-way with finish_reason "stop"
+PAUSED = "pause_turn"
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -145,5 +148,8 @@ class AnthropicProvider(HttpProvider):
                 # ping and unknown event types: ignored on purpose
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
+        if stop_reason == PAUSED:
+            raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn'): only "
+                                                       "sending it back continues it, so it is not an answer")
         yield Chunk("usage", usage=usage)
         yield Chunk("done", stop_reason=stop_reason)  # "" when no message_delta said why: shapes.checked judges

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from time import time
 from typing import Any, TypeVar
@@ -410,12 +411,55 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             error_type, message = extract(json.loads(body))
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
+    reason = reason_for_status(status, error_type)
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is None and reason is Reason.RATE_LIMITED:
+        retry_after = limit_reset(headers)
     return ProviderError(
-        reason_for_status(status, error_type),
+        reason,
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),
         status=status,
-        retry_after=parse_retry_after(headers.get("retry-after")),
+        retry_after=retry_after,
     )
+
+
+#: the rate limits servers report per kind, each with what is left and when it resets: Anthropic's
+#: ``anthropic-ratelimit-<kind>-remaining`` / ``-reset`` (an RFC 3339 time), OpenAI's (and vLLM-fronting proxies')
+#: ``x-ratelimit-remaining-<kind>`` / ``x-ratelimit-reset-<kind>`` (a duration such as "1s", "6m0s", "20ms")
+_LIMIT_KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def limit_reset(headers: Any) -> float | None:
+    """Seconds until the exhausted rate limit resets, from the rate-limit headers of a 429 that has no
+    ``retry-after`` (Anthropic documents both; proxies drop one or the other): the latest reset among the limits
+    whose remaining count is 0. None when no header says."""
+    resets: list[float] = []
+    for kind in _LIMIT_KINDS:
+        for remaining, reset in ((f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
+                                 (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")):
+            if (headers.get(remaining) or "").strip() != "0" or not (value := (headers.get(reset) or "").strip()):
+                continue
+            seconds = _reset_seconds(value)
+            if seconds is not None:
+                resets.append(seconds)
+    return max(resets) if resets else None
+
+
+def _reset_seconds(value: str) -> float | None:
+    """A reset as an RFC 3339 time (Anthropic), a Go-style duration (OpenAI: "6m0s") or plain seconds."""
+    parts = _DURATION.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return sum(float(n) * _UNIT[u] for n, u in parts)
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int = 65536) -> bytes:
