@@ -32,7 +32,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
-from modelyard.gateway.responses import json_response
+from modelyard.gateway.responses import error_extras, json_response, reshaped_error
 from modelyard.gateway.wire import BadRequest, bad_body
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
@@ -358,19 +358,9 @@ def error_event(message: str, kind: str = "api_error") -> bytes:
 
 
 def anthropic_error(response: Response) -> Response:
-    """An error response rendered for the OpenAI-shaped endpoints (intake, exhausted chains) in
-    Anthropic's shape, with the same status, headers and modelyard's extras (attempts, retryable)."""
-    if response.status_code < 400 or not response.body:
-        return response
-    try:
-        error = orjson.loads(response.body).get("error") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return response
-    kind = _ERROR_TYPES.get(response.status_code, "api_error")
-    extras = {k: v for k, v in error.items() if k not in ("message", "type") and v is not None}
-    body = {"type": "error", "error": {"type": kind, "message": error.get("message", ""), **extras}}
-    headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
-    return json_response(body, response.status_code, headers)
+    """An error from the shared steps in Anthropic's shape, with modelyard's extras (attempts, retryable)."""
+    return reshaped_error(response, lambda status, error: {"type": "error", "error": {
+        "type": _ERROR_TYPES.get(status, "api_error"), "message": error.get("message", ""), **error_extras(error)}})
 
 
 def error_response(status: int, message: str) -> Response:

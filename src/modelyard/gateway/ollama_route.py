@@ -33,7 +33,14 @@ from modelyard.gateway.ollama_wire import (
     show,
     to_chat_request,
 )
-from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
+from modelyard.gateway.responses import (
+    SSEResponse,
+    error_extras,
+    json_response,
+    reshaped_error,
+    route_headers,
+    until_drained,
+)
 from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR, listed_names
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.router import RoutedStream, StreamInterrupted
@@ -88,18 +95,8 @@ async def show_model(request: Request) -> Response:
 
 
 def ollama_error(response: Response) -> Response:
-    """An OpenAI-shaped error from the shared steps (intake, an exhausted chain) as Ollama's
-    ``{"error": "…"}``, same status and headers, modelyard's extras (code, attempts) beside it."""
-    if response.status_code < 400 or not response.body:
-        return response
-    try:
-        error = orjson.loads(response.body).get("error") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        return response
-    body = {"error": error.get("message", ""), **{k: v for k, v in error.items()
-                                                  if k not in ("message", "type") and v is not None}}
-    headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
-    return json_response(body, response.status_code, headers)
+    """An error from the shared steps as Ollama's ``{"error": "…"}``, modelyard's extras beside it."""
+    return reshaped_error(response, lambda status, error: {"error": error.get("message", ""), **error_extras(error)})
 
 
 async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:

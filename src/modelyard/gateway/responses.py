@@ -43,6 +43,25 @@ def error_response(status: int, message: str, *, param: str | None = None, code:
     return json_response(body, status, headers)
 
 
+def reshaped_error(response: Response, render: Callable[[int, dict[str, Any]], dict[str, Any]]) -> Response:
+    """An error the shared steps rendered in OpenAI's shape (intake, an exhausted chain), re-rendered for
+    another API (Anthropic's, Ollama's) by ``render(status, error)``; same status and headers. Any other
+    response passes through."""
+    if response.status_code < 400 or not response.body:
+        return response
+    try:
+        error = orjson.loads(response.body).get("error") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        return response
+    headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+    return json_response(render(response.status_code, error), response.status_code, headers)
+
+
+def error_extras(error: dict[str, Any]) -> dict[str, Any]:
+    """What modelyard adds to an error beyond its message and type (code, param, attempts, retryable)."""
+    return {k: v for k, v in error.items() if k not in ("message", "type") and v is not None}
+
+
 def _ascii(value: str) -> str:
     return value.encode("ascii", "replace").decode()
 
