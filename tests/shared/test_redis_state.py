@@ -393,3 +393,41 @@ async def test_a_heartbeat_reply_that_overtakes_the_acquire_reply_counts_the_slo
     link.call = real_call
     assert state.held == []
     assert counts(link.prefix, "m") == (0, 0)
+
+
+async def test_a_model_that_runs_inside_each_process_is_shared_by_the_processes_of_its_host_only(
+        redis_url: str, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded llama.cpp model runs in each process: three serves on three hosts have three of it. Its slot
+    was one across the hosts (a request on host C waited for host A's own CPU), and while Redis was down its share
+    was floor(1 / 3 hosts) = 0: the last model of every chain failed as state_unreachable on every host."""
+    import socket
+
+    cfg = make_config({"tiny": {"provider": "llamacpp", "max_concurrent": 1},
+                       "m": {"provider": "openai", "max_concurrent": 1}},
+                      {"a": {"primary": "m", "fallbacks": ["tiny"]}})
+    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
+    same_host = [ModelPool(cfg, shared=settings) for _ in range(2)]
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-host")
+    elsewhere = ModelPool(cfg, shared=settings)
+    pools = [*same_host, elsewhere]
+    try:
+        assert await same_host[0]["tiny"].acquire(1) < 0.5
+        with pytest.raises(QueueTimeout):  # another process of this host: the host's one slot is taken
+            await same_host[1]["tiny"].acquire(0.3)
+        assert await elsewhere["tiny"].acquire(1) < 0.5  # another host has its own
+        assert await elsewhere["m"].acquire(1) < 0.5
+        with pytest.raises(QueueTimeout):  # a model on a server is shared by every host, as before
+            await same_host[0]["m"].acquire(0.3)
+        link = elsewhere.link
+        assert link is not None and link.limits == {"m": 1}  # the per-host model's limit is its host's business
+        while link.instances < 3:
+            await asyncio.sleep(0.05)
+        assert link.host_instances == 1
+        tiny = elsewhere["tiny"]
+        assert isinstance(tiny, RedisState) and tiny._share() == 1  # floor(1 / 1 process on its host), not 0
+        await elsewhere["m"].release()
+        await elsewhere["tiny"].release()
+        await same_host[0]["tiny"].release()
+    finally:
+        for pool in pools:
+            await pool.aclose()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 import yaml
 
 from modelyard.config.schema import StateConfig
@@ -42,7 +43,7 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
         assert health["status"] == "ok"
         assert health["state"] == {"backend": "redis", "url": server.url, "prefix": prefix, "up": True,
                                    "detail": "reachable, 1 instance(s)", "instances": 1,
-                                   "view_age_s": health["state"]["view_age_s"]}
+                                   "view_age_s": health["state"]["view_age_s"], "limits_differ": []}
         assert 0 <= health["state"]["view_age_s"] < 0.5
         metrics = httpx.get(gw.url + "/metrics").text
         assert "modelyard_shared_state_up 1.0" in metrics and "modelyard_shared_state_instances 1.0" in metrics
@@ -57,6 +58,52 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
             {"role": "user", "content": "during"}]}, timeout=10)
         assert r.status_code == 200
         server.start()
+        _wait(lambda: httpx.get(gw.url + "/healthz").json()["status"] == "ok")
+
+
+def test_a_gateway_takes_part_from_its_start_not_from_its_first_request(tmp_path: Path, prefix: str) -> None:
+    """A second serve that had answered nothing yet was not in the instance list (the README's `curl …/healthz`
+    said 1 instance with two running) and its /healthz said 'connecting' until a request or a look woke it."""
+    with PrivateRedis(tmp_path) as server, OpenAIServer(models=["m"]) as backend, \
+            GatewayServer(_config(server.url, backend.url, prefix, tmp_path)):
+        _wait(lambda: redis.Redis.from_url(server.url).zcard(f"{prefix}:instances") == 1, timeout=3)
+
+
+def test_processes_that_apply_different_limits_are_told_not_silent(tmp_path: Path, prefix: str) -> None:
+    """A config change rolled out to one host only (max_concurrent 2 → 3): each process passes its own limit to
+    the scripts, so the model took 3 at once while every /healthz said ok. Now both sides say it, and degrade."""
+    import asyncio
+
+    from modelyard.router import ModelPool
+
+    with PrivateRedis(tmp_path) as server, OpenAIServer(models=["m"]) as backend, \
+            GatewayServer(_config(server.url, backend.url, prefix, tmp_path)) as gw:
+        other_config = make_config({"fast": {"provider": "openai", "endpoint": backend.url, "model": "m",
+                                             "max_concurrent": 3}}, {"chat": {"primary": "fast"}},
+                                   log={"path": str(tmp_path / "other.db")})
+        settings = StateConfig(url=server.url, prefix=prefix, lease=1.5, timeout=0.2, refresh=0.1)
+
+        async def other_host() -> list[str]:
+            pool = ModelPool(other_config, shared=settings)
+            try:
+                pool.join()
+                link = pool.link
+                assert link is not None
+                deadline = time.monotonic() + 5
+                while not link.disagreements:
+                    assert time.monotonic() < deadline, "the other process never noticed"
+                    await asyncio.sleep(0.05)
+                health = _wait(lambda: (h := httpx.get(gw.url + "/healthz").json())["state"]["limits_differ"] and h)
+                assert health["status"] == "degraded"
+                assert health["state"]["limits_differ"][0].startswith("fast: max_concurrent 2 here, 3 at ")
+                assert "limits differ: fast: max_concurrent 2 here, 3 at" in health["state"]["detail"]
+                return link.disagreements
+            finally:
+                await pool.aclose()
+
+        seen = asyncio.run(other_host())
+        assert seen[0].startswith("fast: max_concurrent 3 here, 2 at ")
+        # the other process left: agreement again
         _wait(lambda: httpx.get(gw.url + "/healthz").json()["status"] == "ok")
 
 

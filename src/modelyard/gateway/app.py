@@ -173,8 +173,9 @@ async def healthz(request: Request) -> Response:
             body["status"] = "degraded"
     if shared is not None:
         body["state"] = {"backend": "redis", "url": shared.url, "prefix": shared.prefix, "up": shared.up,
-                         "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age}
-        if not shared.up:
+                         "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age,
+                         "limits_differ": shared.disagreements}
+        if not shared.up or shared.disagreements:  # processes that disagree on a limit hand out the larger one
             body["status"] = "degraded"
     if gw.hosting is not None:  # front-ends on this machine borrowing these limits; the bot in this process
         body["state"]["lending"] = gw.hosting.status()["lending"]
@@ -316,6 +317,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         background: list[asyncio.Task[None]] = []
+        runtime.pool.join()
         if keep_warm:
             from modelyard.ops.warmup import keep_warm as keep_models_warm
 

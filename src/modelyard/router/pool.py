@@ -137,8 +137,10 @@ class ModelPool:
 
             # Redis's own clock unless a test injected one: loop clocks differ between processes
             self.link = link = RedisLink(settings, None if clock is loop_clock else clock)
-            states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock)
+            per_host = {n for n, p in self.providers.items() if p.runs_in_process}
+            states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host)
                       for n, m in config.models.items()}
+            link.limits = {n: m.max_concurrent for n, m in config.models.items() if n not in per_host}
         #: billed models with a spend cap (None: none has one); the runtime gives it a log reader
         self.spend = spend_caps({n: m.spend_cap for n, m in config.models.items()})
         self.states: dict[str, ModelState] = states or {
@@ -169,6 +171,12 @@ class ModelPool:
         if self.serve is not None:
             return self.serve.describe()
         return "this process only"
+
+    def join(self) -> None:
+        """Take part in the shared state now (``serve`` at start-up), not at the first request: a gateway that has
+        served nothing yet is counted among the instances, and its /healthz view is fresh from the start."""
+        if self.link is not None:
+            self.link.ensure_started()
 
     async def peek(self) -> None:
         """Read the shared state once, without taking part (for a one-off listing such as ``models``)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 import random
@@ -67,6 +68,8 @@ class LinkStatus:
     #: seconds since the cached view was last read (None: never)
     view_age: float | None
     errors: int
+    #: models whose max_concurrent another live process applies differently ("qwen: 1 here, 2 at host:pid:…")
+    disagreements: list[str]
 
 
 class RedisLink:
@@ -89,8 +92,14 @@ class RedisLink:
         #: the instance list entry outlives many ticks: it only sizes the share while Redis is down, and an
         #: undercount (a live process whose tick was late) would hand out more than the limit
         self.instance_ms = max(2 * self.lease_ms, 10_000.0)
-        self._counts: list[tuple[float, int]] = []
-        self.instance = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._counts: list[tuple[float, int, int]] = []
+        self.host = socket.gethostname()
+        self.instance = f"{self.host}:{os.getpid()}:{random.getrandbits(32):08x}"
+        #: this process's max_concurrent per model shared across hosts (the pool sets it): each process passes its
+        #: own limit to the scripts, so processes that disagree hand out the larger one — said, not silent
+        self.limits: dict[str, int] = {}
+        self.disagreements: list[str] = []
+        self.host_instances = 0
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
         #: token → the state waiting for it (the grant listener looks tokens up here)
@@ -148,7 +157,13 @@ class RedisLink:
             for state, result in zip(self.states.values(), results, strict=True):
                 state.viewed(result)
             async with asyncio.timeout(self.settings.timeout):
-                self.instances = await self._client.zcount(self._instances_key, f"({time.time() * 1000:.0f}", "+inf")
+                now = f"({time.time() * 1000:.0f}"
+                alive: list[Any] = list(await self._client.zrangebyscore(self._instances_key, now, "+inf"))
+                configs: list[Any] = list(await self._client.hmget(self._configs_key, alive)) if alive else []
+            self.instances = len(alive)
+            self.host_instances = sum(i.decode().startswith(f"{self.host}:") for i in alive)
+            mine = self._limits_text()
+            self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
             self.mark_down(self.down_reason or f"{type(exc).__name__}: {exc}")
@@ -172,7 +187,7 @@ class RedisLink:
             with contextlib.suppress(StoreUnreachable):
                 for state in self.states.values():
                     await state.give_back_all()
-                await self.call("INSTANCES", [self._instances_key], [self.now_arg(), self.lease_ms, self.instance, 1])
+                await self.call("INSTANCES", *self._instances_call(leave=True))
         await self._client.aclose()
         self._client = None
         self._loop = None
@@ -191,6 +206,34 @@ class RedisLink:
     @property
     def _instances_key(self) -> str:
         return f"{self.prefix}:instances"
+
+    @property
+    def _configs_key(self) -> str:
+        return f"{self.prefix}:configs"
+
+    def _limits_text(self) -> str:
+        return json.dumps(self.limits, sort_keys=True, separators=(",", ":"))
+
+    def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
+        return [self._instances_key, self._configs_key], [
+            self.now_arg(), self.lease_ms if leave else self.instance_ms, self.instance, int(leave), f"{self.host}:",
+            "" if leave else self._limits_text()]
+
+    def _compare(self, others: list[Any]) -> None:
+        """``others``: (instance, limits JSON) pairs of live processes whose limits differ from this one's."""
+        found = []
+        for raw_id, raw in zip(others[::2], others[1::2], strict=True):
+            try:
+                theirs = json.loads(raw)
+            except ValueError:
+                continue
+            where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
+                      for model, limit in sorted(self.limits.items()) if theirs.get(model, limit) != limit]
+        if found != self.disagreements and found:
+            log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
+                        self.settings.shown_url, "; ".join(found))
+        self.disagreements = found
 
     async def call(self, script: str, keys: list[str], args: list[Any], *, budget: float | None = None) -> Any:
         """Run one script within ``state.timeout`` (or ``budget``, when the caller has less time left).
@@ -301,14 +344,16 @@ class RedisLink:
         now = time.monotonic()
         beat = force or now - self._last_beat >= self.heartbeat
         renewing = list(self.states.values()) if beat else []
-        calls: list[tuple[str, list[str], list[Any]]] = [
-            ("INSTANCES", [self._instances_key], [self.now_arg(), self.instance_ms, self.instance, 0])]
+        calls: list[tuple[str, list[str], list[Any]]] = [("INSTANCES", *self._instances_call())]
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
         results = await self._pipeline(calls)
         now = time.monotonic()  # the share divides by the most instances seen in the last 30 s
-        self._counts = [(t, n) for t, n in self._counts if now - t < 30] + [(now, int(results[0]))]
-        self.instances = max(n for _, n in self._counts)
+        counted = results[0]
+        self._counts = [c for c in self._counts if now - c[0] < 30] + [(now, int(counted[0]), int(counted[1]))]
+        self.instances = max(n for _, n, _ in self._counts)
+        self.host_instances = max(n for _, _, n in self._counts)
+        self._compare(counted[2:])
         if beat:
             self._last_beat = now
         for state, result in zip(renewing, results[1:1 + len(renewing)], strict=True):
@@ -372,5 +417,8 @@ class RedisLink:
             since = time.monotonic() - (self.down_since or time.monotonic())
             detail = (f"unreachable for {since:.0f}s ({self.down_reason}); "
                       f"on_outage={self.settings.on_outage.value}")
-        return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors)
+        if self.up and self.disagreements:
+            detail += f"; limits differ: {'; '.join(self.disagreements)}"
+        return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
+                          list(self.disagreements))
 

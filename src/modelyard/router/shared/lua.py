@@ -227,11 +227,32 @@ end
 return 0
 """
 
-#: KEYS instances; ARGV now win id leave(0/1) — the processes sharing this prefix → how many are alive
+#: KEYS instances configs; ARGV now win id leave(0/1) host_prefix limits
+#: The processes sharing this prefix: registers (or removes) this one with the limits it applies (``limits``: its
+#: config's max_concurrent per shared model, as JSON), forgets the ones whose entry ran out.
+#: → {alive, alive on this host, then (instance, limits) for each set of limits unlike this one's}
 INSTANCES = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if ARGV[4] == '1' then redis.call('ZREM', KEYS[1], ARGV[3])
-else redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]) end
-return redis.call('ZCARD', KEYS[1])
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)  -- a write first: under maxmemory the rest may write too
+for i = 1, #gone, 500 do redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 499, #gone))) end
+if ARGV[4] == '1' then
+  redis.call('ZREM', KEYS[1], ARGV[3]); redis.call('HDEL', KEYS[2], ARGV[3])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]); redis.call('HSET', KEYS[2], ARGV[3], ARGV[6])
+end
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local host, on_host = ARGV[5], 0
+for _, id in ipairs(ids) do
+  if string.sub(id, 1, #host) == host then on_host = on_host + 1 end
+end
+local out = {#ids, on_host}
+if ARGV[4] ~= '1' then
+  local seen = {[ARGV[6]] = true}
+  for _, id in ipairs(ids) do
+    local c = redis.call('HGET', KEYS[2], id)
+    if c and not seen[c] then seen[c] = true; out[#out + 1] = id; out[#out + 1] = c end
+  end
+end
+return out
 """

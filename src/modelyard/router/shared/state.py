@@ -47,12 +47,16 @@ class SharedTicket(Ticket):
 
 
 class RedisState(ModelState):
-    def __init__(self, name: str, limit: int, cooldown: Cooldown, link: RedisLink, clock: Clock = loop_clock):
+    def __init__(self, name: str, limit: int, cooldown: Cooldown, link: RedisLink, clock: Clock = loop_clock, *,
+                 per_host: bool = False):
         self.name = name
         self.limit = limit
         self.policy = cooldown
         self.link = link
-        tag = f"{link.prefix}:{{{name}}}"
+        #: a model that runs inside each process (llama.cpp): each host has its own, so its slots and breaker are
+        #: shared by the processes of this host only — one host's embedded model never waits for another's
+        self.per_host = per_host
+        tag = f"{link.prefix}:{{{name}@{link.host}}}" if per_host else f"{link.prefix}:{{{name}}}"
         self._slots = [f"{tag}:holders", f"{tag}:queue", f"{tag}:leases", f"{tag}:meta"]
         self._released = f"{tag}:released"
         self._breaker = f"{tag}:breaker"
@@ -189,18 +193,21 @@ class RedisState(ModelState):
             self._give_back_later([token])
             raise
 
+    def _instances(self) -> int:
+        return self.link.host_instances if self.per_host else self.link.instances
+
     def _share(self) -> int:
-        if self.link.settings.on_outage is OnOutage.FAIL or self.link.instances == 0:
+        if self.link.settings.on_outage is OnOutage.FAIL or self._instances() == 0:
             return 0
-        return self.limit // self.link.instances
+        return self.limit // self._instances()
 
     def _share_text(self) -> str:
         if self.link.settings.on_outage is OnOutage.FAIL:
             return "on_outage is 'fail': no slot without it"
-        if self.link.instances == 0:
+        if self._instances() == 0:
             return "this process never reached it, so it cannot know its share"
         return (f"this process's share is {self._share()} of {self.limit} slot(s) "
-                f"({self.link.instances} instance(s) last seen)")
+                f"({self._instances()} instance(s) last seen{' on this host' if self.per_host else ''})")
 
     def _hand_over_local(self) -> None:
         share = self._share()
@@ -450,7 +457,8 @@ class RedisState(ModelState):
             if state == "open" and left_ms > 0:
                 return Condition.COOLING_DOWN, f"{left_ms / 1000:.0f}s left after {reason}", holders, waiting
             if holders >= self.limit:
-                return Condition.BUSY, f"{waiting} waiting (all instances)", holders, waiting
+                return (Condition.BUSY, f"{waiting} waiting ({'this host' if self.per_host else 'all instances'})",
+                        holders, waiting)
             if state != "closed":
                 return Condition.PROBING, "", holders, waiting
             return Condition.AVAILABLE, "", holders, waiting
