@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,21 @@ def test_the_command_list_wraps_summaries_to_the_terminal_not_the_source() -> No
         out = subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, timeout=60,
                              env=env)
         assert out.returncode == 0 and sentence in out.stdout, out.stdout
+
+
+def test_help_labels_say_what_to_type_and_nothing_after_a_flag() -> None:
+    """typer 0.29 labelled every option by its Python type: `--json <bool>` (a flag: nothing to type), `--host
+    <str>`, `--port <int range>`, `PROMPT <list[str]>`. Now TEXT, INTEGER, PATH, choices, and no label on a flag."""
+    env = {**os.environ, "COLUMNS": "120"}
+    seen = {}
+    for command in ("serve", "ask", "log", "models", "replay", "install-service"):
+        out = subprocess.run([sys.executable, "-m", "modelyard", command, "--help"], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert out.returncode == 0, out.stderr
+        assert not re.search(r"<(bool|str|int|float|path|list\[)", out.stdout), out.stdout
+        seen[command] = {line.split()[1]: line for line in out.stdout.splitlines() if line.startswith("│ -")}
+    assert "INTEGER [1<=x<=65535]" in seen["serve"]["--port"] and "TEXT" in seen["serve"]["--host"]
+    for flag, command in (("--json", "ask"), ("--reach", "models"), ("--dry-run", "install-service"),
+                          ("--access-log", "serve")):
+        assert not re.search(r"\b(BOOLEAN|TEXT)\b", seen[command][flag]), seen[command][flag]
+    assert "PATH" in seen["ask"]["--config"]

@@ -11,7 +11,10 @@ import typer
 from modelyard import __version__
 from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay_cmd, report_cmd, serve_cmd, setup
 from modelyard.cli.common import CONFIG_HELP
+from modelyard.cli.help_labels import install as readable_help_labels
 from modelyard.cli.telegram_cmd import telegram as telegram_command
+
+readable_help_labels()
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Route agent requests across local and cloud models, with fallbacks and an honest log.")
