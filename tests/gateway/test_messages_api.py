@@ -180,3 +180,10 @@ def test_the_key_is_taken_from_x_api_key_or_a_bearer_token(tmp_path, fakes, monk
             anthropic.Anthropic(base_url=gw.url, api_key="wrong", max_retries=0).messages.create(
                 model="coder", max_tokens=8, messages=hi)
     assert err.value.body["error"]["type"] == "authentication_error"
+
+
+def test_count_tokens_ignores_the_answer_budget(gateway):
+    """Found by the fuzzer: a count with max_tokens 0 was a 500 (the count's body re-validated as a message's)."""
+    r = httpx.post(gateway.url + "/v1/messages/count_tokens",
+                   json={"model": "coder", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200 and r.json()["input_tokens"] > 0

@@ -115,3 +115,14 @@ def test_list_and_show_name_the_agents_and_models(local):
 
 def test_version_is_an_ollama_api_level(gateway):
     assert httpx.get(gateway.url + "/api/version").json()["version"].count(".") == 2
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ({"role": "assistant", "content": "", "tool_calls": 5}, "messages[0].tool_calls"),
+    ({"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f", "arguments": "{"}}]},
+     "messages[0].tool_calls[0].function.arguments"),
+    ({"role": "robot", "content": "hi"}, "messages[0].role"),
+])
+def test_a_malformed_message_is_a_400_naming_the_field(gateway, message, field):
+    r = httpx.post(gateway.url + "/api/chat", json={"model": "coder", "messages": [message]})
+    assert r.status_code == 400 and r.json()["error"].startswith(field) and r.json()["param"] == field

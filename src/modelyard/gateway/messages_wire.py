@@ -102,7 +102,8 @@ def parse_count_body(raw: bytes) -> MessagesBody:
         counted = CountTokensBody.model_validate_json(raw)
     except ValidationError as exc:
         raise bad_body(exc) from None
-    return MessagesBody.model_validate(counted.model_dump())
+    # counting needs no answer budget: whatever max_tokens said (Claude Code sends none), one is enough here
+    return MessagesBody.model_validate({**counted.model_dump(), "max_tokens": 1, "temperature": None})
 
 
 # -- requests --------------------------------------------------------------------------------

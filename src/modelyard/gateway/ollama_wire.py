@@ -110,18 +110,26 @@ def _messages(body: OllamaBody) -> list[Message]:
         if not isinstance(content, str):
             raise BadRequest(f"{where}.content: expected a string", f"{where}.content")
         calls = []
-        for j, call in enumerate(item.get("tool_calls") or []):
+        listed = item.get("tool_calls") or []
+        if not isinstance(listed, list):
+            raise BadRequest(f"{where}.tool_calls: expected a list", f"{where}.tool_calls")
+        for j, call in enumerate(listed):
             function = call.get("function") if isinstance(call, dict) else None
             if not isinstance(function, dict) or not isinstance(function.get("name"), str):
                 raise BadRequest(f"{where}.tool_calls[{j}].function: needs a name", f"{where}.tool_calls[{j}]")
-            call_id = call.get("id") or f"call_{i}_{j}"
+            call_id = _string(call.get("id")) or f"call_{i}_{j}"
             arguments = _arguments(function.get("arguments", {}), f"{where}.tool_calls[{j}].function.arguments")
             calls.append(ToolCall(function["name"], arguments, call_id))
             last_call = call_id
-        name = item.get("tool_name") or item.get("name") or ""
-        out.append(Message(role, content, calls, tool_call_id=(item.get("tool_call_id") or last_call)
+        name = _string(item.get("tool_name")) or _string(item.get("name"))
+        out.append(Message(role, content, calls, tool_call_id=(_string(item.get("tool_call_id")) or last_call)
                            if role == "tool" else "", name=name if role == "tool" else ""))
     return out
+
+
+def _string(value: Any) -> str:
+    """A field that should be a string, or "" (an id or name of another type is not passed on to a model)."""
+    return value if isinstance(value, str) else ""
 
 
 def _tools(body: OllamaBody) -> list[ToolDefinition]:
