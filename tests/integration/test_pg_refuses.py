@@ -5,6 +5,7 @@ wait in the local spool and arrive once a writable database takes them."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import psycopg
@@ -62,3 +63,42 @@ def test_a_read_only_database_holds_the_rows_instead_of_refusing_them(tmp_path: 
         assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(6)]
     finally:
         again.close()
+
+
+def test_too_many_clients_holds_the_rows_until_a_connection_is_allowed(tmp_path: Path, pg_url: str) -> None:
+    """'too many connections' (max_connections, a role's or a database's connection limit) refuses the
+    forwarder's connection: the rows wait in the spool, nothing is refused, and they arrive once it may connect.
+    A role of the test's own with CONNECTION LIMIT 0 (superusers ignore limits; the server's max_connections is
+    shared with everyone else's tests)."""
+    role = f"modelyard_limited_{secrets.token_hex(4)}"
+    schema = pg_url.rsplit("search_path%3D", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+    try:
+        path = tmp_path / "log.sqlite3"
+        write(path, [record(0)])
+        first = Forwarder(path, pg_url)  # the schema, created by its owner
+        try:
+            assert first.flush(30)
+        finally:
+            first.close()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
+            admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+        limited = Forwarder(path, pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+        try:
+            write(path, [record(i) for i in range(1, 6)])
+            health = poll(lambda: (h := limited.health()).failures >= 1 and h, timeout=10)
+            assert "too many connections" in (health.last_error or ""), health.last_error
+            assert health.refused == 0 and poll(lambda: limited.health().backlog == 5, timeout=5)
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+            assert poll(lambda: len(pg_ids(pg_url)) == 6, timeout=40), limited.health()
+            assert limited.health().refused == 0
+        finally:
+            limited.close()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

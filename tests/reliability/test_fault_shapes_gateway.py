@@ -160,3 +160,19 @@ def test_a_missing_model_cools_down_and_healthz_says_so(gateway, fakes):
     assert len(fakes[0].requests) == 1  # not asked again while it cools down
     states = {m["name"]: m["state"] for m in httpx.get(gateway.url + "/healthz").json()["models"]}
     assert states["fast"] == "cooling_down"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_an_answer_that_is_all_reasoning_falls_back_through_the_gateway(gateway, fakes, stream):
+    """vLLM's reasoning parser puts a whole answer into reasoning_content when it never sees </think> (helper-34's
+    hunt): it reached clients as an empty 200. Thinking is not shown to the client, so nothing is committed yet:
+    the fallback answers, streamed or not, with the reason in the route."""
+    def chunk(delta: dict) -> str:
+        return "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}) + "\n\n"
+
+    fakes[0].push(Fault.raw(200, chunk({"role": "assistant", "reasoning_content": "It is sunny in Paris."}),
+                            'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
+                            "data: [DONE]\n\n", headers={"content-type": "text/event-stream"}))
+    r, text, error = ask(gateway, "coder", stream)
+    assert r.status_code == 200 and error is None and text == "Hello from backup."
+    assert "fast fallback unusable_reply" in r.headers["x-modelyard-route"]

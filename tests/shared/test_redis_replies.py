@@ -17,7 +17,8 @@ from modelyard.router.shared import RedisState
 from tests.shared.redis_kit import PrivateRedis
 from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
 
-TIMEOUT = 0.3
+#: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
+TIMEOUT = 1.0
 
 
 async def _until(predicate, timeout: float = 5.0) -> None:
@@ -29,7 +30,7 @@ async def _until(predicate, timeout: float = 5.0) -> None:
 
 async def _round_trip(state: RedisState) -> float:
     t0 = time.monotonic()
-    await state.acquire(1)
+    await state.acquire(3 * TIMEOUT)  # a queue bound past the store's: an overrun falls back, it is no queue timeout
     await state.release()
     return time.monotonic() - t0
 
@@ -50,6 +51,27 @@ async def test_client_kill_of_every_connection_costs_no_outage(pools: Pools,  # 
         assert await _round_trip(state) < TIMEOUT
         assert state.link.up and state.link.errors == errors
         await _until(lambda: admin.pubsub_numsub(state.link.channel)[0][1] == 1)  # the listener is back
+
+
+async def test_a_waiter_whose_grant_listener_is_killed_still_gets_the_slot(pools: Pools,  # noqa: F811 - fixture
+                                                                          tmp_path: Path) -> None:
+    """CLIENT KILL while a request waits for a slot: the grant is published while this process's listener is
+    gone (or reconnecting). The waiter must still get the slot when it frees, not wait out its queue bound."""
+    with PrivateRedis(tmp_path) as server:
+        holder, waiter = pools(2, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        for pool in (holder, waiter):
+            await _round_trip(pool["m"])
+        await holder["m"].acquire(1)
+        waiting = asyncio.ensure_future(waiter["m"].acquire(4))
+        await asyncio.sleep(0.3)  # queued in the store
+        admin = redis.Redis(port=server.port)
+        admin.client_kill_filter(_type="pubsub")
+        admin.client_kill_filter(_type="normal", skipme=True)
+        t0 = time.monotonic()
+        await holder["m"].release()
+        await asyncio.wait_for(waiting, 3)
+        assert time.monotonic() - t0 < 1.5  # by the listener's resubscribe sync, or at most one heartbeat later
+        await waiter["m"].release()
 
 
 async def test_script_flush_is_reloaded_not_an_outage(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
@@ -73,7 +95,7 @@ async def test_client_pause_is_bounded_by_the_timeout(pools: Pools, tmp_path: Pa
         state = pool["m"]
         assert isinstance(state, RedisState)
         await _round_trip(state)
-        redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 1500, "ALL")
+        redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 2500, "ALL")
         assert await _round_trip(state) < TIMEOUT + 0.1  # the store's bound, then this process's share
         assert await _round_trip(state) < 0.05  # the next ones do not wait for it at all
         await _until(lambda: state.link.up)  # back by itself once the pause ends
