@@ -11,6 +11,7 @@ from modelyard.agents import confidence
 from modelyard.agents.classifier import Classifier
 from modelyard.agents.errors import HandoffRefused
 from modelyard.agents.orchestrator import Orchestrator, parse_choice
+from modelyard.agents.request import views
 from modelyard.agents.topology import handoff_path, orchestrator_name, routing_targets
 from modelyard.config import load_config
 from modelyard.paths import embedded_default_config
@@ -143,11 +144,15 @@ def test_classifier_votes_equal_scikit_learn() -> None:
     encoder = classifier.encoder
     if encoder is not None:  # the fifth member: a regression over the sentence encoder's vectors
         members.append((regression().fit(encoder.many(texts), y), lambda t: encoder(t)[None, :]))
-    for text in ["please fix this error in my function", "Write A Poem!!", "unseen zzz words", "x" * 2000]:
+    for text in ["please fix this error in my function", "Write A Poem!!", "unseen zzz words", "x" * 2000,
+                 "write a poem about my cat\n\n" + "The cat sat on the mat all day long. " * 40 + "\n\nthanks!"]:
         votes = classifier.votes(text)
-        clipped = text if len(text) <= 800 else f"{text[:400]} … {text[-400:]}"
+        # a long message is read as weighted views (agents/request.py): its request and its head and tail
+        read = views(text)
+        assert len(read) == (1 if len(text) <= 800 else 2)
         for row, (model, features) in zip(votes, members, strict=True):
-            assert row == pytest.approx(model.predict_proba(features(clipped))[0], abs=1e-6)
+            expected = sum(weight * model.predict_proba(features(view))[0] for view, weight in read)
+            assert row == pytest.approx(expected, abs=1e-6)
         decision = classifier.decide(text)
         best = classifier.classes.index(decision.agent)
         assert best == int(votes.mean(axis=0).argmax())

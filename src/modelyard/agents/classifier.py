@@ -26,15 +26,13 @@ from typing import TYPE_CHECKING
 
 from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
+from modelyard.agents.request import views
 from modelyard.agents.roles import EXAMPLES, Role, role_of
 from modelyard.config.schema import Config
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
     from scipy.sparse import csr_matrix
-
-_EDGE = 400
-
 
 @dataclass(slots=True)
 class Decision:
@@ -75,12 +73,6 @@ def training_samples(config: Config, targets: list[str]) -> dict[str, list[str]]
         texts = [t for t in (cfg.description, *cfg.examples, *(EXAMPLES[role] if role else [])) if t.strip()]
         samples[name] = texts or [name]
     return samples
-
-
-def clip(text: str, edge: int = _EDGE) -> str:
-    """Head and tail of a long message: the request is almost always at one end of a pasted document,
-    and the middle (the document itself) is what misleads a bag-of-words model — and costs time."""
-    return text if len(text) <= 2 * edge else f"{text[:edge]} … {text[-edge:]}"
 
 
 class View(StrEnum):
@@ -137,11 +129,15 @@ SHARED = "shared"
 
 class Classifier:
     def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True,
-                 encoder: encoding.Encoder | str | None = SHARED):
+                 encoder: encoding.Encoder | str | None = SHARED,
+                 read: Callable[[str], list[tuple[str, float]]] = views):
         """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
-        ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members)."""
+        ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
+        ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's
+        request, its pasted material as markers, and its head and tail; ``head_and_tail`` is round 6's)."""
         if not samples:
             raise ValueError("the classifier needs at least one agent")
+        self.read = read
         self.labels = list(samples)
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
@@ -185,7 +181,7 @@ class Classifier:
             chars = regression().fit(x[View.CHARS], y)
             both = regression().fit(hstack([x[View.WORDS], x[View.CHARS]]).tocsr(), y)
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
-            meaning = (regression().fit(self.encoder.many([clip(t) for t in texts]), y)
+            meaning = (regression().fit(self.encoder.many([self._main(t) for t in texts]), y)
                        if self.encoder is not None else None)
         self.members = [
             _Member({View.WORDS: words.coef_}, words.intercept_),
@@ -202,13 +198,17 @@ class Classifier:
         index = {c: i for i, c in enumerate(self.classes)}
         self._example_class = np.array([index[name] for name in y], dtype=np.intp)
 
-    def _features(self, text: str) -> dict[View, tuple[NDArray, NDArray]]:
+    def _main(self, text: str) -> str:
+        """The view of ``text`` that weighs most (the whole of a short message)."""
+        return max(self.read(text), key=lambda view: view[1])[0]
+
+    def _features(self, read: str) -> dict[View, tuple[NDArray, NDArray]]:
+        """The features of one view of a message."""
         import numpy as np
 
-        clipped = clip(text)
-        features = {view: vectorize(clipped) for view, vectorize in self._views.items()}
+        features = {view: vectorize(read) for view, vectorize in self._views.items()}
         if self.encoder is not None:
-            features[View.MEANING] = (np.arange(self.encoder.dim), self.encoder(clipped))
+            features[View.MEANING] = (np.arange(self.encoder.dim), self.encoder(read))
         return features
 
     def _votes(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
@@ -217,25 +217,32 @@ class Classifier:
         return np.vstack([member.proba(features) for member in self.members])
 
     def votes(self, text: str) -> NDArray:
-        """Each member's probability per class (members × classes), for the head and tail of ``text``."""
-        return self._votes(self._features(text))
+        """Each member's probability per class (members × classes): the weighted mean over the views of ``text``."""
+        import numpy as np
+
+        return np.sum([weight * self._votes(self._features(view)) for view, weight in self.read(text)], axis=0)
 
     def signals(self, text: str) -> tuple[str, list[float]]:
         """The chosen agent and what its confidence is estimated from (agents/confidence.py)."""
         import numpy as np
 
-        features = self._features(text)
-        votes = self._votes(features)
+        # votes and similarity to the examples: the weighted mean over the message's views
+        votes: NDArray | float = 0.0
+        similarities: NDArray | float = 0.0
+        for read, share in self.read(text):
+            features = self._features(read)
+            votes = votes + share * self._votes(features)
+            parts, offset = [], 0
+            for view, vectorize in self._views.items():
+                index, weight = features[view]
+                parts.append((index + offset, weight))
+                offset += len(vectorize.vocabulary)
+            index = np.concatenate([i for i, _ in parts])
+            weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
+            similarities = similarities + share * np.asarray(self._examples[index].T @ weight).ravel()
+        assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
         best = int(votes.mean(axis=0).argmax())
-        parts, offset = [], 0
-        for view, vectorize in self._views.items():
-            index, weight = features[view]
-            parts.append((index + offset, weight))
-            offset += len(vectorize.vocabulary)
-        index = np.concatenate([i for i, _ in parts])
-        weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
-        similarities = np.asarray(self._examples[index].T @ weight).ravel()
-        words = [g for g in self._views[View.WORDS].analyze(clip(text)) if " " not in g]
+        words = [g for g in self._views[View.WORDS].analyze(self._main(text)) if " " not in g]
         known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
 
@@ -244,10 +251,10 @@ class Classifier:
         side by side, each weighted 1/√2, so a dot product is the mean of the two views' cosines."""
         import numpy as np
 
-        clipped, offset = clip(text), 0
+        read, offset = self._main(text), 0
         indices, weights = [], []
         for vectorize in self._views.values():
-            index, weight = vectorize(clipped)
+            index, weight = vectorize(read)
             indices.append(index + offset)
             weights.append(weight)
             offset += len(vectorize.vocabulary)

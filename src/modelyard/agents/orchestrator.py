@@ -20,8 +20,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, clip, training_samples
+from modelyard.agents.classifier import Classifier, Decision, agent_role, training_samples
 from modelyard.agents.memory import CorrectedClassifier
+from modelyard.agents.request import clip
 from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config

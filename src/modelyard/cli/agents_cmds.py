@@ -114,6 +114,9 @@ def eval_routing(
                                              help="Ask the orchestrator's model below the threshold")] = False,
     calibrate: Annotated[float | None, typer.Option(
         "--calibrate", help="Choose the threshold for this precision (e.g. 0.95) by 5-fold cross-validation")] = None,
+    lower_bound: Annotated[bool, typer.Option(
+        "--lower-bound", help="With --calibrate: the precision's 95% lower confidence bound must reach it, "
+                              "not its point estimate")] = False,
 ) -> None:
     """Measure routing on labelled lines: accuracy, above-threshold precision, coverage, reliability."""
     cfg, path = load_or_exit(config)
@@ -135,8 +138,8 @@ def eval_routing(
     if calibrate is not None:
         fast = [orchestrator.decide_fast(row.text) for row in rows]
         chosen = choose_threshold([Outcome(d.agent, d.confidence, d.agent in row.accept)
-                                   for d, row in zip(fast, rows, strict=True)], calibrate)
-        report["calibration"] = {"target": calibrate, "threshold": round(chosen.value, 4),
+                                   for d, row in zip(fast, rows, strict=True)], calibrate, bound=lower_bound)
+        report["calibration"] = {"target": calibrate, "lower_bound": lower_bound, "threshold": round(chosen.value, 4),
                                  "held_out_precision": chosen.precision, "held_out_coverage": chosen.coverage,
                                  "fold_thresholds": [round(v, 4) for v in chosen.folds]}
     if as_json:
@@ -153,7 +156,8 @@ def eval_routing(
     if "calibration" in report:
         cal = report["calibration"]
         held = "n/a" if cal["held_out_precision"] is None else f"{cal['held_out_precision']:.1%}"
-        console.print(f"calibrated for {cal['target']:.0%}: threshold [bold]{cal['threshold']:.3f}[/] "
+        how = "lower 95% bound of precision" if cal["lower_bound"] else "precision"
+        console.print(f"calibrated for {how} {cal['target']:.0%}: threshold [bold]{cal['threshold']:.3f}[/] "
                       f"(held-out folds: precision {held}, coverage {cal['held_out_coverage']:.1%})", highlight=False)
         if cal["held_out_precision"] is None:  # a number with nothing behind it: say so before anyone uses it
             console.print(f"[yellow]not measured:[/] no held-out line cleared its fold's threshold — "

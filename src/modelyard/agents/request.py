@@ -1,0 +1,257 @@
+# ruff: noqa: E501  (the patterns are data: one alternation per line)
+"""What a long message asks, apart from what it pastes: the text the fast path classifies.
+
+A bag-of-words classifier reading a long message is mostly reading the pasted material — a report's
+figures, a transcript, a contract, a table — and the material's topic says little about the agent
+("summarise this earnings report" is not a finance question; "write a lesson plan from these notes"
+is not research). Before round 7 the classifier read the first and last 400 characters, which misses
+the request when the material comes first and last, and fills the window with material when the request
+is one line. Here a long message is read line by line and sentence by sentence:
+
+* **material** — code (fenced or code-shaped lines), stack traces and error logs, data (tables, CSV,
+  JSON, key: value lines, mostly digits), and prose paragraphs that ask nothing — is replaced by a short
+  marker of its kind ("(pasted code)", "(pasted error log)", "(pasted data)", "(pasted text)");
+* **the request** — sentences that ask (a question mark, an imperative verb first, "you"/"please"/
+  "I want"…, and their counterparts in the common languages of assistant users) or introduce what
+  follows ("here is my code:") — is kept verbatim, in order; in a long paragraph only its first and last
+  sentences can be the request (pasted prose asks too).
+
+Messages of up to 800 characters are read whole (every training example is one), so the change only
+touches long messages. A long one is read twice — its request, and (as before) its first and last 400
+characters — and the classifier's members vote on both (:func:`views`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+#: messages up to twice this many characters are read whole; longer ones are capped to their first and last EDGE
+EDGE = 400
+#: a long message's vote: this much from its request (:func:`focus`), the rest from its first and last 400
+#: characters (which often hold the request too) — replacing the material by markers alone lost questions
+#: whose content *is* the pasted part ("the following are multiple-choice questions about tort law: …");
+#: chosen among 0, 1/2, 2/3 and 1 on the 35 long prompts of dev + sharegpt_dev + evals (benchmarks/README.md)
+REQUEST_WEIGHT = 0.5
+#: a prose paragraph longer than this is material unless a sentence at one of its ends asks something
+LONG_PARAGRAPH = 600
+
+
+class Material(StrEnum):
+    """The kind of something pasted; the classifier sees only its marker."""
+
+    CODE = "code"
+    TRACE = "error log"
+    DATA = "data"
+    TEXT = "text"
+
+    @property
+    def marker(self) -> str:
+        return f"(pasted {self.value})"
+
+
+def clip(text: str, edge: int = EDGE) -> str:
+    """Head and tail of a long text."""
+    return text if len(text) <= 2 * edge else f"{text[:edge]} … {text[-edge:]}"
+
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_TRACE = re.compile(
+    r"""^\s*(Traceback\ \(most\ recent\ call\ last\)|File\ "[^"]+",\ line\ \d+|at\ [\w$.<>/]+\(.*\)\s*$
+    |Caused\ by:|[\w.]*(Error|Exception|Warning)(:\s|\s*$)|\^+\s*$|panic:|thread\ '.*'\ panicked
+    |\#\d+\s+0x[0-9a-f]+|(ERROR|WARN|FATAL|CRITICAL)\b|\d{4}-\d\d-\d\d[ T]\d\d:\d\d)""", re.X)
+_CODE_START = re.compile(
+    r"""^\s*(def\ |class\ \w|import\ |from\ [\w.]+\ import|\#include|\#!|function\b|const\ |let\ |var\ |public\ |private\ |protected\ |static\ |return\b|if\s*\(|for\s*\(|while\s*\(|\}|\{\s*$|//|/\*|\*/|\*\ |@\w+
+    |package\ [\w.]+;?\s*$|using\ [\w.]+;|namespace\ |fn\ |func\ |SELECT\ |INSERT\ |UPDATE\ \w+\ SET|CREATE\ (TABLE|INDEX|PROCEDURE)|<\/?[a-zA-Z][\w-]*[\s>/]|\$\ |>>>\ |print\(|console\.)""", re.X)
+_CODE_END = re.compile(r"([{};]|\)\s*:|=>|\):|\+\+|&&|\|\|)\s*$")
+_KEY_VALUE = re.compile(r"""^\s*(-\s+)?["']?[\w./-]{1,40}["']?\s*[:=]\s*\S{0,60}$""")
+_TIMESTAMP = re.compile(r"^\s*\[?\d{1,2}:\d{2}(:\d{2})?\]?\s*$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？!?])")
+
+#: English words that, first in a sentence, make it an instruction
+_VERBS = frozenset([
+    "write", "create", "make", "generate", "give", "list", "summarize", "summarise", "explain", "describe",
+    "rewrite", "rephrase", "paraphrase", "translate", "convert", "extract", "fix", "correct", "proofread", "edit",
+    "improve", "review", "check", "find", "compare", "analyze", "analyse", "classify", "categorize", "tell", "show",
+    "help", "draft", "compose", "build", "implement", "design", "suggest", "provide", "identify", "calculate",
+    "compute", "solve", "answer", "act", "pretend", "imagine", "respond", "reply", "continue", "add", "remove",
+    "delete", "change", "update", "turn", "format", "reformat", "sort", "count", "refactor", "debug", "optimize",
+    "optimise", "plan", "outline", "prepare", "produce", "shorten", "expand", "simplify", "determine", "evaluate",
+    "grade", "combine", "keep", "use", "take", "read", "consider", "assume", "do", "please", "let's", "lets",
+    "brainstorm", "recommend", "come", "put", "insert", "replace", "split", "merge", "organize", "organise", "tag",
+    "label", "rate", "score", "predict", "estimate", "define", "name", "pick", "choose", "select", "highlight",
+    "note", "remember", "ignore", "forget", "start", "begin", "finish", "complete", "fill", "draw", "sketch",
+    "compile", "run", "test", "deploy", "install", "configure", "output", "return", "print", "clean"
+])
+#: words after which the first word is looked at again ("so, write …", "now please …")
+_OPENERS = frozenset([
+    "so", "now", "ok", "okay", "hi", "hey", "hello", "also", "and", "then", "but", "next", "finally", "first",
+    "lastly", "again", "pls", "plz"
+])
+_ENGLISH_CUES = re.compile(
+    r"\b(you|your|please|pls|plz|i want|i need|i'd like|i would like|help me|let me know|give me|tell me|show me|"
+    r"make me|can i|how do i|how can i|how to|what is|what are|what's|why|based on (the|this|these)|"
+    r"the (above|following|below)|this (text|article|code|data|email|document|paragraph|essay|report|transcript|list))\b",
+    re.I)
+#: the same in the other common languages of assistant users: polite requests, "you", "help me", "write",
+#: "translate", "summarise", "explain", question words and particles
+_OTHER_CUES = re.compile(
+    r"请|請|帮|幫|你|您|给我|給我|写|寫|翻译|翻譯|总结|總結|摘要|生成|解释|解釋|如何|怎么|怎麼|为什么|為什麼|什么|什麼|吗|嗎|哪|"
+    r"ください|下さい|して|教えて|書いて|翻訳|まとめ|説明|何|どう|ですか|"
+    r"해줘|해 줘|주세요|해주|알려|작성|번역|요약|설명|무엇|뭐|어떻게|왜|"
+    r"\b(puedes|podrías|podrias|por favor|quiero|necesito|escribe|escriba|traduce|traduzca|dame|haz|hazme|ayúdame|ayudame|"
+    r"explica|resume|resumen|cómo|como puedo|qué|cuál|"
+    r"pode|podes|você|voce|preciso|quero|escreva|escreve|traduza|me dê|faça|explique|resuma|"
+    r"peux|pouvez|veux|voudrais|écris|ecris|écrivez|traduis|traduire|donne|donnez|fais|faites|aide|explique|résume|"
+    r"comment|pourquoi|quel|quelle|"
+    r"bitte|kannst|können sie|könntest|schreib|schreibe|erstelle|gib|hilf|ich möchte|ich brauche|übersetze|fasse|"
+    r"erkläre|erklär|wie|warum|was ist|"
+    r"puoi|potresti|voglio|vorrei|scrivi|traduci|dammi|fammi|aiutami|spiega|riassumi|come|perché|"
+    r"пожалуйста|напиши|напишите|сделай|помоги|можешь|можете|объясни|переведи|придумай|составь|как|почему|что|"
+    r"من فضلك|اكتب|أكتب|ترجم|اشرح|لخص|كيف|ماذا|لماذا|"
+    r"tolong|buatkan|bisakah|jelaskan|terjemahkan|hãy|giúp|viết|dịch)\b",
+    re.I)
+
+
+@dataclass(slots=True)
+class Part:
+    """A span of the message: kept ``text`` (``kind`` None) or material of ``kind``."""
+
+    text: str
+    kind: Material | None = None
+
+
+def _line_kind(line: str) -> Material | None:
+    """The material a single line looks like, or None for prose."""
+    stripped = line.strip()
+    if _TRACE.match(line):
+        return Material.TRACE
+    if _CODE_START.match(line) or (_CODE_END.search(stripped) and not stripped.endswith(").")):
+        return Material.CODE
+    if stripped.startswith("|") or stripped.count("|") >= 2 or stripped.count("\t") >= 2:
+        return Material.DATA
+    if _TIMESTAMP.match(line):
+        return Material.TEXT
+    fields = max(stripped.count(","), stripped.count(";"))
+    if fields >= 3 and len(stripped) / (fields + 1) < 25:
+        return Material.DATA
+    if stripped[:1] in "{[\"" and ":" in stripped:
+        return Material.DATA
+    if _KEY_VALUE.match(line) and not _asks(stripped):
+        return Material.DATA
+    visible = [c for c in stripped if not c.isspace()]
+    if visible and sum(c.isdigit() for c in visible) / len(visible) > 0.4:
+        return Material.DATA
+    return None
+
+
+def _asks(sentence: str) -> bool:
+    """Whether a sentence reads as a request: a question, an imperative, second person, a polite form."""
+    if "?" in sentence or "？" in sentence:
+        return True
+    words = re.findall(r"[a-z']+", sentence.lower()[:80])
+    for word in words[:3]:
+        if word in _VERBS:
+            return True
+        if word not in _OPENERS:
+            break
+    return bool(_ENGLISH_CUES.search(sentence) or _OTHER_CUES.search(sentence))
+
+
+def _sentences(paragraph: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(paragraph) if s.strip()]
+
+
+def parts(text: str) -> list[Part]:
+    """The message as kept sentences and material spans, in order (consecutive material of one kind merged)."""
+    out: list[Part] = []
+
+    def add(part: Part) -> None:
+        if part.kind is not None and out and out[-1].kind == part.kind:
+            out[-1].text += "\n" + part.text
+        else:
+            out.append(part)
+
+    # blocks: fenced code, runs of material lines, and prose paragraphs (runs of prose lines)
+    lines = text.splitlines()
+    fenced = False
+    paragraph: list[str] = []
+    blocks: list[tuple[str, Material | None]] = []
+
+    def flush() -> None:
+        if paragraph:
+            blocks.append((" ".join(paragraph), None))
+            paragraph.clear()
+
+    for line in lines:
+        if _FENCE.match(line):
+            flush()
+            fenced = not fenced
+            continue
+        if fenced:
+            blocks.append((line, Material.TRACE if _TRACE.match(line) else Material.CODE))
+            continue
+        if not line.strip():
+            flush()
+            continue
+        kind = _line_kind(line)
+        if kind is not Material.TRACE and not paragraph and blocks and line[:1].isspace() \
+                and blocks[-1][1] in (Material.CODE, Material.TRACE):
+            kind = blocks[-1][1]  # an indented line goes on with the code or the trace above it
+        if kind is None:
+            paragraph.append(line.strip())
+        else:
+            flush()
+            blocks.append((line, kind))
+    flush()
+    for block, kind in blocks:
+        if kind is not None:
+            add(Part(block, kind))
+            continue
+        sentences = _sentences(block)
+        long = len(block) > LONG_PARAGRAPH
+        for j, sentence in enumerate(sentences):
+            edge = j == 0 or j == len(sentences) - 1
+            keep = (_asks(sentence) or sentence.endswith((":", "："))) and (edge or not long)
+            add(Part(sentence) if keep else Part(sentence, Material.TEXT))
+    return out
+
+
+def request(text: str) -> str:
+    """The message with each run of pasted material replaced by the markers of its kinds, in order."""
+    pieces: list[str] = []
+    run: list[Material] = []  # the kinds of a run of material between two kept sentences, each named once
+    for part in parts(text):
+        if part.kind is None:
+            pieces.extend(kind.marker for kind in run)
+            run.clear()
+            pieces.append(part.text)
+        elif part.kind not in run:
+            run.append(part.kind)
+    pieces.extend(kind.marker for kind in run)
+    return " ".join(pieces)
+
+
+def focus(text: str) -> str:
+    """A long message's request, capped to its first and last 400 characters; a short message whole."""
+    return text if len(text) <= 2 * EDGE else clip(request(text))
+
+
+#: a view of a message (text to classify) and its weight in the vote
+View = tuple[str, float]
+
+
+def views(text: str) -> list[View]:
+    """What the fast path reads: a message of up to 800 characters whole; a longer one twice — its
+    :func:`focus` with weight :data:`REQUEST_WEIGHT`, and its first and last 400 characters (round 6's
+    reading) with the rest — so the request counts however deep in the material it sits, and the
+    material still shows where it is the question."""
+    if len(text) <= 2 * EDGE:
+        return [(text, 1.0)]
+    return [(focus(text), REQUEST_WEIGHT), (clip(text), 1.0 - REQUEST_WEIGHT)]
+
+
+def head_and_tail(text: str) -> list[View]:
+    """Round 6's reading, for comparison: the first and last 400 characters only."""
+    return [(clip(text), 1.0)]
