@@ -31,7 +31,7 @@ def test_the_request_in_the_middle_of_pasted_prose_is_kept() -> None:
     assert len(read) < len(clip(text))  # the pasted paragraphs are markers, not text
     (main, weight), (edges, rest) = views(text)
     assert main == read and edges == clip(text) and weight >= rest and weight + rest == 1
-    assert views("a short one") == [("a short one", 1.0)]
+    assert views("a short one") == (("a short one", 1.0),)
 
 
 def test_pasted_material_becomes_the_marker_of_its_kind() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -130,7 +130,7 @@ SHARED = "shared"
 class Classifier:
     def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True,
                  encoder: encoding.Encoder | str | None = SHARED,
-                 read: Callable[[str], list[tuple[str, float]]] = views):
+                 read: Callable[[str], Sequence[tuple[str, float]]] = views):
         """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
         ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's

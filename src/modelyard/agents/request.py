@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 #: messages up to twice this many characters are read whole; longer ones are capped to their first and last EDGE
 EDGE = 400
@@ -274,16 +275,18 @@ def focus(text: str) -> str:
 View = tuple[str, float]
 
 
-def views(text: str) -> list[View]:
+@lru_cache(maxsize=16)
+def views(text: str) -> tuple[View, ...]:
     """What the fast path reads: a message of up to 800 characters whole; a longer one twice — its
     :func:`focus` with weight :data:`REQUEST_WEIGHT`, and its first and last 400 characters (round 6's
     reading) with the rest — so the request counts however deep in the material it sits, and the
-    material still shows where it is the question."""
+    material still shows where it is the question. Cached: a decision with corrections reads a message
+    up to three times (its similarity to the corrections, the refit's vote, the base classifier's)."""
     if len(text) <= 2 * EDGE:
-        return [(text, 1.0)]
-    return [(focus(text), REQUEST_WEIGHT), (clip(text), 1.0 - REQUEST_WEIGHT)]
+        return ((text, 1.0),)
+    return ((focus(text), REQUEST_WEIGHT), (clip(text), 1.0 - REQUEST_WEIGHT))
 
 
-def head_and_tail(text: str) -> list[View]:
+def head_and_tail(text: str) -> tuple[View, ...]:
     """Round 6's reading, for comparison: the first and last 400 characters only."""
-    return [(clip(text), 1.0)]
+    return ((clip(text), 1.0),)
