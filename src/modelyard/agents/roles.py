@@ -850,7 +850,7 @@ MORE_EXAMPLES: dict[Role, list[str]] = {
         "광합성에 필요한 세 가지는 무엇인가요?",
         "Ответь на вопрос и выбери вариант: какой газ преобладает в атмосфере Земли? А) кислород Б) азот В) углекислый газ",
         "Сколько костей в теле взрослого человека?", "Responde con verdadero o falso: el Sol es una estrella.",
-        "¿Por qué se produce la marea?", "Quelle est la capitale de l'Australie ? Réponds en un mot.",
+        "¿Por qué se produce la marea?", "Quel est le plus long fleuve de France ? Réponds en un mot.",
         "Was ist der Unterschied zwischen Wetter und Klima?", "Qual é o maior osso do corpo humano?",
         "Chi ha dipinto la Gioconda? Rispondi solo con il nome.", "ما هي عاصمة كندا؟ أجب بكلمة واحدة",
     ],
