@@ -301,3 +301,22 @@ async def test_a_429_without_retry_after_cools_down_until_the_limit_resets(
     writer.close()
     assert routed.record.attempts[0].reason == "rate_limited" and routed.record.model == "backup"
     assert want - 15 < left <= want, left  # not the breaker's own few seconds (cooldown.seconds 1 here)
+
+
+async def test_ollama_refusing_think_is_learned_and_the_model_answers(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """Ollama answers ``think`` for a model that cannot think with 400 '"x" does not support thinking'. As a plain
+    bad_request every request with thinking on asked the model, was refused and fell back; now the provider learns
+    it (as probe would) and asks again without think, and later requests go without it from the start."""
+    servers["ollama"].push(Fault.raw(400, '{"error":"\\"qwen3.5:latest\\" does not support thinking"}', headers=JSON))
+    router, writer = router_for("ollama", servers, tmp_path / "log.db")
+    thinking = ChatRequest(messages=[Message("user", "Say hello")], thinking=True)
+    first = await router.complete("agent", thinking)
+    second = await router.complete("agent", thinking)
+    await router.aclose()
+    writer.close()
+    for routed in (first, second):
+        assert [(a.model, a.outcome) for a in routed.record.attempts] == [("primary", "ok")]
+        assert routed.response.text == "Hello from the primary."
+    sent = [r.json.get("think") for r in servers["ollama"].requests if r.path == "/api/chat"]
+    assert sent == [True, None, None]

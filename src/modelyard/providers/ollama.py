@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -27,7 +28,11 @@ from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
+#: how Ollama refuses ``think`` for a model without thinking (a 400): '"llama3.2:latest" does not support thinking'
+_NO_THINKING = "does not support thinking"
 DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
@@ -141,41 +146,55 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
-        async with self.client.stream("/api/chat", self.body(request), timeouts, _extract_error,
-                                      limit=self.config.response_limit) as resp:
-            done = False
-            async for line in resp.aiter_lines():
-                if not line.strip():
-                    continue
-                data = loads(line, "Ollama stream line")
-                if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
-                if data.get("error"):
-                    raise stream_error("", f"Ollama: {data['error']}")
-                message = data.get("message") or {}
-                if not isinstance(message, dict):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")
-                thinking, _ = content_parts(message.get("thinking"), "message.thinking")
-                text, thought = content_parts(message.get("content"), "message.content")
-                if thinking or thought:
-                    yield Chunk("thinking", text=thinking + thought)
-                if text:
-                    yield Chunk("text", text=text)
-                for call in message.get("tool_calls") or []:
-                    fn = call.get("function") or {}
-                    if not fn.get("name"):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
-                    yield Chunk("tool_call", tool_call=ToolCall(
-                        name=fn["name"], arguments=parse_arguments(fn.get("arguments")), id=call.get("id", "")))
-                if data.get("done"):
-                    done = True
-                    if data.get("done_reason") in _NOT_RUN:
-                        raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
-                    yield Chunk("usage", usage=usage_from(data, "prompt_eval_count", "eval_count"))
-                    yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
-                    break
-            if not done:
-                raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
+        for tries in range(2):
+            body = self.body(request)
+            opened = False
+            try:
+                async with self.client.stream("/api/chat", body, timeouts, _extract_error,
+                                              limit=self.config.response_limit) as resp:
+                    opened = True
+                    done = False
+                    async for line in resp.aiter_lines():
+                        if not line.strip():
+                            continue
+                        data = loads(line, "Ollama stream line")
+                        if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
+                        if data.get("error"):
+                            raise stream_error("", f"Ollama: {data['error']}")
+                        message = data.get("message") or {}
+                        if not isinstance(message, dict):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")
+                        thinking, _ = content_parts(message.get("thinking"), "message.thinking")
+                        text, thought = content_parts(message.get("content"), "message.content")
+                        if thinking or thought:
+                            yield Chunk("thinking", text=thinking + thought)
+                        if text:
+                            yield Chunk("text", text=text)
+                        for call in message.get("tool_calls") or []:
+                            fn = call.get("function") or {}
+                            if not fn.get("name"):
+                                raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
+                            yield Chunk("tool_call", tool_call=ToolCall(
+                                name=fn["name"], arguments=parse_arguments(fn.get("arguments")), id=call.get("id", "")))
+                        if data.get("done"):
+                            done = True
+                            if data.get("done_reason") in _NOT_RUN:
+                                raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
+                            yield Chunk("usage", usage=usage_from(data, "prompt_eval_count", "eval_count"))
+                            yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
+                            break
+                    if not done:
+                        raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
+                return
+            except ProviderError as exc:
+                if opened or tries or not (body.get("think") is not None and _NO_THINKING in exc.message):
+                    raise
+                # Ollama refuses ``think`` for a model that cannot think (400 "... does not support thinking"):
+                # learned, as probe would have, so this and later requests go without it instead of falling back
+                log.info("model %s: Ollama says it does not support thinking; asking without think from now on",
+                         self.name)
+                self.learn({"thinking": False})
 
     async def warmup(self, keep_alive: str | None = None) -> None:
         """Ollama preloads a model on a chat request that has no messages."""
