@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from tests.fakes import OllamaServer
 from tests.integration.test_cli import CONFIG
 from typer.testing import CliRunner
@@ -97,3 +98,31 @@ def test_help_labels_say_what_to_type_and_nothing_after_a_flag() -> None:
                           ("--access-log", "serve")):
         assert not re.search(r"\b(BOOLEAN|TEXT)\b", seen[command][flag]), seen[command][flag]
     assert "PATH" in seen["ask"]["--config"]
+
+
+def test_models_is_readable_at_80_columns(tmp_path: Path) -> None:
+    """At 80 columns `models` squeezed eight columns into 'llama3.…', 'availab…', 'resear…' over a dozen lines a
+    model. Now whole columns by priority, one line per model, and each state's reason whole under the table."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {
+            "llama3.2-3b-instruct": {"provider": "ollama", "model": "llama3.2:3b", "endpoint": "http://127.0.0.1:9"},
+            "claude-haiku": {"provider": "anthropic", "model": "claude-haiku-4-5", "api_key_env": "NO_KEY_H35",
+                             "price": {"input": 1, "output": 5}, "spend_cap": {"usd": 2, "per": "day"}}},
+        "agents": {name: {"primary": "claude-haiku" if name in ("research", "writer") else "llama3.2-3b-instruct",
+                          "fallbacks": ["llama3.2-3b-instruct"] if name in ("research", "writer") else []}
+                   for name in ("chat", "orchestrator", "engineer", "research", "writer", "utility")}}))
+    env = {**{k: v for k, v in os.environ.items() if k not in ("MODELYARD_STATE", "NO_KEY_H35")}, "COLUMNS": "80",
+           "MODELYARD_DATA_DIR": str(tmp_path / "data")}
+    out = subprocess.run([sys.executable, "-m", "modelyard", "models", "--no-reach", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), out.stdout
+    assert "…" not in out.stdout, out.stdout
+    rows = {line.split()[0]: line for line in lines if line.split()}
+    assert rows["llama3.2-3b-instruct"].split()[1:3] == ["available", "1"], out.stdout
+    assert "chat, engineer," in rows["llama3.2-3b-instruct"] and "fallback for research," in out.stdout
+    assert "claude-haiku: unavailable: environment variable NO_KEY_H35 is not set" in out.stdout
+    assert "claude-haiku: spend cap $2/day, $0.00 spent this day (UTC)" in out.stdout

@@ -47,7 +47,10 @@ def test_models_shows_a_server_with_nothing_listening_as_unreachable(tmp_path: P
         path = config(tmp_path, live.url, dead)
         out = CliRunner().invoke(app, ["models", "--config", str(path)], terminal_width=250)
         assert out.exit_code == 0, out.output
-        rows = {line.split("│")[1].strip(): line for line in out.output.splitlines() if line.count("│") > 3}
+        rows: dict[str, str] = {}  # a model's row and the lines under the table that name it
+        for line in out.output.splitlines():
+            if line.split():
+                rows[line.split()[0].rstrip(":")] = rows.get(line.split()[0].rstrip(":"), "") + line + "\n"
         assert "unreachable" in rows["dead"] and "nothing listening on 127.0.0.1" in rows["dead"]
         assert "unreachable" in rows["dead2"]
         assert "available" in rows["live"] and "unreachable" not in rows["live"]

@@ -135,3 +135,30 @@ def test_models_lists_every_process_slots_from_the_shared_state(tmp_path: Path, 
 
     listing = asyncio.run(hold_and_list())
     assert "1/2" in listing and "reachable" in listing and prefix in listing, listing
+
+
+def test_models_says_a_model_is_over_its_spend_cap_with_shared_state(tmp_path: Path, redis_url: str,
+                                                                      prefix: str) -> None:
+    """With `state: redis://…` (or a running serve) the live view replaced every state the log gave, so a model
+    over its spend cap — which every serve skips — read 'available' in `models`."""
+    from modelyard.ledger import connect
+
+    path = tmp_path / "config.yaml"
+    log = tmp_path / "log.db"
+    path.write_text(yaml.safe_dump({
+        "models": {"paid": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "price": {"input": 1,
+                                                                                                 "output": 1},
+                            "spend_cap": {"usd": 1, "per": "day"}}},
+        "agents": {"chat": {"primary": "paid"}}, "log": {"path": str(log)},
+        "state": {"url": redis_url, "prefix": prefix}}))
+    with connect(log) as conn:
+        conn.execute("INSERT INTO attempts (request_id, seq, ts, agent, model, provider, outcome, cost_usd)"
+                     " VALUES ('r1', 0, ?, 'chat', 'paid', 'openai', 'ok', 1.5)", (time.time(),))
+        conn.commit()
+    out = subprocess.run([sys.executable, "-m", "modelyard", "models", "--no-reach", "--config", str(path)],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("paid "))
+    assert "over its spend cap" in row, out.stdout
+    assert "paid: over its spend cap: $1.50 spent, cap $1/day (UTC)" in out.stdout

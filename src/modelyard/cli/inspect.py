@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
@@ -54,6 +53,27 @@ def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
     return f"{streak} recent failure(s), last {rows[0]['reason']} {time.time() - rows[0]['ts']:.0f}s ago"
 
 
+#: ``models``' columns in display order; the number is the priority (what a narrow terminal keeps first)
+MODEL_COLUMNS = [
+    Column("model", 0), Column("state", 1), Column("slots", 2), Column("where", 4),
+    Column("used by", 3, flexible=True, min_width=16, wrap=True), Column("price in/out $/M", 5), Column("memory", 7),
+    Column("provider", 6),
+]
+#: a model in one of these states gets a red row; "failing" a yellow one
+_BAD_STATES = ("unavailable", "over its spend cap", "unreachable", "missing on its server")
+
+
+def _used_by(agents: list[tuple[str, bool]]) -> str:
+    """``chat, orchestrator; fallback for 4 agents``: the agents it is primary for by name, the rest counted
+    when there are more than two (the full list is in the config; this is a column, not a report)."""
+    primary = [a for a, first in agents if first]
+    fallback = [a for a, first in agents if not first]
+    parts = [", ".join(primary)] if primary else []
+    if fallback:
+        parts.append(f"fallback for {', '.join(fallback) if len(fallback) <= 2 else f'{len(fallback)} agents'}")
+    return "; ".join(parts) or "–"
+
+
 def models(
     config: ConfigOption = None,
     reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
@@ -63,10 +83,10 @@ def models(
     the limits of ask/chat/telegram live (Redis, a running serve, or each process)."""
     cfg, path = load_or_exit(config)
     conn = log_or_exit(cfg)
-    users: dict[str, list[str]] = {}
+    users: dict[str, list[tuple[str, bool]]] = {}
     for agent_name, agent in cfg.agents.items():
         for i, model_name in enumerate(agent.chain):
-            users.setdefault(model_name, []).append(agent_name if i == 0 else f"{agent_name} (fallback)")
+            users.setdefault(model_name, []).append((agent_name, i == 0))
     shared = _shared_view(cfg) or _serve_view(cfg, path)
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
@@ -74,35 +94,48 @@ def models(
     now = time.time()
     spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
                                        for n, m in cfg.models.items() if m.spend_cap})
-    table = Table(title="models", caption=shared[0] if shared else None)
-    for col in ("model", "provider", "where", "slots", "memory", "price in/out $/M", "state", "used by"):
-        table.add_column(col)
+    rows: list[dict[str, str]] = []
+    styles: list[str | None] = []
+    details: list[str] = []  # the why of each state, under the table: whole at any width
     for name, m in cfg.models.items():
         why = unavailable.get(name)
         trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
         missing = "" if why else _missing(conn, name)
         cap = m.spend_cap
         if why:
-            state = f"[red]unavailable[/]: {why}"
+            state, detail = "unavailable", why
         elif cap and spent[name] >= cap.usd:
-            state = f"[red]over its spend cap[/]: ${spent[name]:.2f} of ${cap.usd:g} this {cap.per} (UTC)"
+            state, detail = "over its spend cap", f"${spent[name]:.2f} spent, cap ${cap.usd:g}/{cap.per} (UTC)"
         elif name in unreachable:
-            state = f"[red]unreachable[/]: {unreachable[name]}"
+            state, detail = "unreachable", unreachable[name]
         elif missing:
-            state = f"[red]missing on its server[/]: {missing}"
+            state, detail = "missing on its server", missing
         else:
-            state = f"[yellow]failing[/]: {trouble}" if trouble else "[green]available[/]"
+            state, detail = ("failing", trouble) if trouble else ("available", "")
         slots = str(m.max_concurrent)
-        if shared and name in shared[1] and not why and not missing and name not in unreachable:
+        if shared and name in shared[1] and state in ("available", "failing"):
             condition, detail, in_flight, waiting = shared[1][name]  # every process's view (Redis, or serve)
             slots = f"{in_flight}/{m.max_concurrent}" + (f" +{waiting} waiting" if waiting else "")
-            state = f"{condition.value}" + (f": {detail}" if detail else "")
-        where = "local" if m.is_local else "cloud"
-        table.add_row(name, f"{m.provider} {m.model or ''}".strip(), where, slots,
-                      f"{m.memory_gb:g} GB" if m.memory_gb else "–", f"{m.price.input:g}/{m.price.output:g}" + (
-                          f"; cap ${cap.usd:g}/{cap.per}, ${spent[name]:.2f} spent" if cap else ""),
-                      state, ", ".join(users.get(name, [])) or "–")
+            state = condition.value
+        if detail:
+            details.append(f"  {name}: {state}: {detail}")
+        if cap and state != "over its spend cap":
+            details.append(f"  {name}: spend cap ${cap.usd:g}/{cap.per}, ${spent[name]:.2f} spent this {cap.per} (UTC)")
+        rows.append({"model": name, "state": state, "slots": slots, "where": "local" if m.is_local else "cloud",
+                     "used by": _used_by(users.get(name, [])),
+                     "price in/out $/M": f"{m.price.input:g}/{m.price.output:g}",
+                     "memory": f"{m.memory_gb:g} GB" if m.memory_gb else "–",
+                     "provider": f"{m.provider} {m.model or ''}".strip()})
+        styles.append("red" if state in _BAD_STATES else "yellow" if state == "failing" else None)
+    console.print("models", highlight=False)
+    table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
     console.print(table)
+    for line in details:  # wrapped at the terminal's width (a word-wrapped line, not one the terminal cuts)
+        console.print(line, highlight=False, markup=False, soft_wrap=False)
+    if shared:
+        console.print(shared[0], highlight=False, markup=False, soft_wrap=False)
+    if gone := left_out(MODEL_COLUMNS, table):
+        console.print(gone.replace("; --json has every figure", ""), highlight=False, markup=False, soft_wrap=False)
 
 
 def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:

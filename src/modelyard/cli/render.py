@@ -55,6 +55,8 @@ class Column:
     #: takes the width left over (text ellipsised), shown only when at least ``min_width`` is left
     flexible: bool = False
     min_width: int = 12
+    #: a flexible column whose text wraps onto more lines instead of ending in "…"
+    wrap: bool = False
 
 
 #: what separates two columns in :func:`fit_table`'s light box (no outer edges): padding, rule, padding
@@ -83,7 +85,8 @@ def fit_table(columns: list[Column], rows: list[dict[str, str]], width: int,
     shown = [c for c in columns if c.name in widths]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     for col in shown:
-        table.add_column(col.name, justify=col.justify, no_wrap=True, overflow="ellipsis", max_width=widths[col.name])
+        table.add_column(col.name, justify=col.justify, no_wrap=not col.wrap,
+                         overflow="fold" if col.wrap else "ellipsis", max_width=widths[col.name])
     for row, style in zip(rows, row_styles or [None] * len(rows), strict=True):
         table.add_row(*(Text(row.get(col.name, "")) for col in shown), style=style)
     return table
