@@ -41,6 +41,39 @@ def test_metrics_count_requests_fallbacks_tokens_and_cost(gateway, fakes):
     assert m[("modelyard_model_state", (("model", "fast"), ("state", "available")))] == 1
 
 
+def test_histograms_and_counters_are_written_as_prometheus_client_writes_them(gateway):
+    """The per-request numbers are kept by the gateway and exported at scrape time (issue #15): the samples are
+    still cumulative buckets with Go-style ``le`` labels, ``_count``, ``_sum`` and ``_created``, per label set."""
+    import math
+    import time
+
+    assert chat(gateway, "coder").status_code == 200
+    assert chat(gateway, "coder").status_code == 200
+    text = httpx.get(gateway.url + "/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    latency = families["modelyard_request_duration_seconds"]
+    assert latency.type == "histogram"
+    buckets = [(s.labels["le"], s.value) for s in latency.samples if s.name.endswith("_bucket")]
+    assert [le for le, _ in buckets] == ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5",
+                                         "5.0", "10.0", "30.0", "60.0", "120.0", "300.0", "+Inf"]
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts) and counts[-1] == 2  # cumulative, the last one is every request
+    by_name = {s.name: s for s in latency.samples}
+    assert by_name["modelyard_request_duration_seconds_count"].value == 2
+    assert 0 < by_name["modelyard_request_duration_seconds_sum"].value < 10
+    created = families["modelyard_request_duration_seconds_created"].samples  # the text format: a gauge of its own
+    assert [s.labels for s in created] == [{"agent": "coder"}] and math.isclose(created[0].value, time.time(),
+                                                                                  abs_tol=60)
+    wait = {s.labels["le"]: s.value for s in families["modelyard_queue_wait_seconds"].samples
+            if s.name.endswith("_bucket") and s.labels["model"] == "fast"}
+    assert wait["0.001"] == 2 and wait["+Inf"] == 2  # a free slot: no wait, counted in the first bucket
+    assert [(s.name, s.labels, s.value) for s in families["modelyard_requests"].samples] == [
+        ("modelyard_requests_total", {"agent": "coder", "model": "fast", "outcome": "ok"}, 2)]
+    assert [s.labels for s in families["modelyard_requests_created"].samples] == [
+        {"agent": "coder", "model": "fast", "outcome": "ok"}]
+    assert "# TYPE modelyard_tokens_total counter" in text and "# HELP modelyard_cost_usd_total Spend in USD" in text
+
+
 def test_healthz_reports_model_states(gateway, monkeypatch):
     monkeypatch.delenv("GATEWAY_TEST_ANTHROPIC_KEY")
     r = httpx.get(gateway.url + "/healthz")
