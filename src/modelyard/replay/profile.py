@@ -86,6 +86,16 @@ class _Reservoir:
         self.seen = end
 
 
+def ttft_window(sizes: Sequence[int], prompt_tokens: int) -> tuple[int, int]:
+    """(first index, width) of the samples a prompt of ``prompt_tokens`` draws its TTFT from (``sizes`` sorted)."""
+    n = len(sizes)
+    third = max(1, n // 3)
+    left, right = bisect.bisect_left(sizes, prompt_tokens), bisect.bisect_right(sizes, prompt_tokens)
+    if right - left >= third:
+        return left, right - left
+    return max(0, min((left + right) // 2 - third // 2, n - third)), third
+
+
 @dataclass
 class ModelProfile:
     name: str
@@ -105,7 +115,7 @@ class ModelProfile:
     #: the TTFTs of :attr:`ttft` alone, and per prompt size asked where its window starts (sampling asks for
     #: the few hundred sizes a log holds a million times)
     _ttft_s: list[float] = field(default_factory=list, repr=False, compare=False)
-    _window: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    _window: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
     #: where :meth:`fate` last found its time in :attr:`times` (asked in nearly increasing time order)
     _at: int = field(default=0, repr=False, compare=False)
 
@@ -115,7 +125,10 @@ class ModelProfile:
     # -- sampling ---------------------------------------------------------------------------
 
     def sample_ttft(self, rng: random.Random, prompt_tokens: int) -> float:
-        """A TTFT of an answered attempt with a prompt of similar size (a third of the samples around it)."""
+        """A TTFT of an answered attempt with a prompt of similar size: a third of the samples centred on the
+        prompts of this size — or all of those, when more than a third share it. (The samples are sorted by size,
+        then TTFT: a window that began at the first of many prompts of the same size drew from their fastest
+        third — a log whose prompts all had one size replayed 12–18% faster than it ran.)"""
         n = len(self.ttft)
         if n == 0:
             return 1.0
@@ -123,12 +136,11 @@ class ModelProfile:
             self._sizes = [size for size, _ in self.ttft]
             self._ttft_s = [seconds for _, seconds in self.ttft]
             self._window = {}
-        third = max(1, n // 3)
-        lo = self._window.get(prompt_tokens)
-        if lo is None:
-            i = bisect.bisect_left(self._sizes, prompt_tokens)
-            lo = self._window[prompt_tokens] = max(0, min(i - third // 2, n - third))
-        return self._ttft_s[lo + int(rng.random() * third)]
+        window = self._window.get(prompt_tokens)
+        if window is None:
+            window = self._window[prompt_tokens] = ttft_window(self._sizes, prompt_tokens)
+        lo, width = window
+        return self._ttft_s[lo + int(rng.random() * width)]
 
     def sample_tps(self, rng: random.Random) -> float:
         speeds = self.tokens_per_s

@@ -68,7 +68,8 @@ class SimulatedProvider(Provider):
         if fate is not None and fate is not Reason.IDLE_TIMEOUT and fate not in _MID_STREAM:
             await sleep(sim.sample_fail_after(rng, fate))
             raise ProviderError(fate, "as logged")
-        await sleep(sim.sample_ttft(rng, arrival.tokens_in) / self.speed)
+        own = arrival.model == self.name  # the model that answered it in the log: its own times, not a draw
+        await sleep((arrival.ttft if own else sim.sample_ttft(rng, arrival.tokens_in)) / self.speed)
         tokens = self._length(arrival)
         yield _TEXT
         if fate is not None:  # went silent, or broke off, after the first token
@@ -76,7 +77,8 @@ class SimulatedProvider(Provider):
                 await sleep(_FOREVER)
             await sleep(sim.sample_fail_after(rng, fate))
             raise ProviderError(fate, "as logged")
-        remaining = max(0, tokens - 1) / max(sim.sample_tps(rng) * self.speed, 0.01)
+        tps = arrival.tokens_per_s if own and arrival.tokens_per_s else sim.sample_tps(rng)
+        remaining = max(0, tokens - 1) / max(tps * self.speed, 0.01)
         step = timeouts.idle * 0.9
         while remaining > step:  # a long answer streams on; only a real silence trips the idle bound
             await sleep(step)

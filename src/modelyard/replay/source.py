@@ -33,6 +33,13 @@ class Arrival:
     #: output tokens of the answer that was delivered (0 when none was): the length to reproduce
     tokens_out: int
     answered: bool
+    #: the model that answered at its first attempt, and how long it took: its TTFT (s) and tokens/s. A replay
+    #: that sends the request to that model again reproduces them instead of drawing new ones (else a request
+    #: sent when the one before it was answered — a hand-off, an agent's next step, a person's next question —
+    #: overlapped it whenever the draw made that one slower than it was, and queued where nothing ever queued)
+    model: str | None = None
+    ttft: float = 0.0
+    tokens_per_s: float = 0.0
 
 
 def _fetch(conn: LogConnection, sql: str, params: tuple[Any, ...], plain: bool) -> list[Any]:
@@ -79,7 +86,9 @@ _ARRIVAL_COLUMNS = (
     "           ORDER BY a.seq LIMIT 1), r.tokens_in) END AS first_in,"
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_out ELSE"
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
-    "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out")
+    "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out,"
+    " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.ttft_ms - COALESCE(r.queue_wait_ms, 0) END AS own_ttft,"
+    " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_per_s END AS own_tps")
 _ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
 #: what ``report`` counts of each row (for the replay checked against the log), in the same order
 _REPORTED = _query("id, ts, outcome, model, tokens_in, tokens_out, fallback_reason, is_local, total_ms, tokens_per_s,"
@@ -105,9 +114,11 @@ _ANSWERED = frozenset(o.value for o in RequestOutcome if o.answered)
 def arrivals(conn: LogConnection, start: float, end: float) -> Iterator[Arrival]:
     """The logged requests in time order."""
     for row in _pages(conn, _ARRIVALS, start, end, plain=True):
-        rid, ts, agent, outcome, model, first_in, answer_out = row  # by position: a million rows
+        rid, ts, agent, outcome, model, first_in, answer_out, own_ttft, own_tps = row  # by position: a million rows
         answered = outcome in _ANSWERED and model is not None
-        yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered)
+        own = own_ttft is not None and own_ttft > 0
+        yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered,
+                      model if own else None, own_ttft / 1000 if own else 0.0, float(own_tps or 0.0) if own else 0.0)
 
 
 def measure(conn: LogConnection, start: float, end: float) -> Group:
