@@ -288,6 +288,24 @@ def test_fallback_blames_a_failing_fallback_not_the_healthy_primary(tmp_path: Pa
     assert not r.drift
 
 
+def test_a_redis_outage_is_not_blamed_on_the_model(tmp_path: Path, log_backend: LogBackend) -> None:
+    """Three serves, one slot, Redis down: every attempt on qwen failed as state_unreachable and the report said
+    'its primary qwen is unreliable (state_unreachable): move the agent or add a model'."""
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    for i in range(20):
+        attempts = [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)]
+        if i < 8:
+            attempts.insert(0, Attempt("qwen", "ollama", Outcome.FALLBACK, Reason.STATE_UNREACHABLE,
+                                       queue_wait_ms=0.0))
+            attempts[-1] = Attempt("gemma", "ollama", Outcome.OK, queue_wait_ms=0.0)
+        writer.submit(served("chat", MARCH + i, attempts, 10, 10, 1000))
+    writer.close()
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)), month_period("2025-03"))
+    fb = {(x.kind, x.subject): x for x in r.recommendations}[("fallback_rate", "chat")]
+    assert "unreliable" not in fb.message
+    assert "its primary qwen got no slot while the shared state (Redis) was unreachable" in fb.message
+
+
 def test_report_fits_80_columns_with_whole_figures(tmp_path: Path, log_backend: LogBackend) -> None:
     """At 80 columns every column was squeezed: a p50 read '37…', a fallback rate of 100% read '10…'."""
     import os

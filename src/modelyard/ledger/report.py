@@ -297,6 +297,11 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
         now = f"now ${cap.usd:g} per {cap.per}" if cap else "no longer in the config"
         return (f"{who} reached its spend cap ({now}): raise the cap if the answers are worth it, "
                 "or give the agent a local primary")
+    if reason == Reason.STATE_UNREACHABLE:  # not the model's fault: the shared state was out of reach
+        limit = config.models[model].max_concurrent if model in config.models else "?"
+        return (f"{who} got no slot while the shared state (Redis) was unreachable: each process's share of its "
+                f"max_concurrent ({limit}) divided by the instances was 0 — look at Redis (/healthz `state`), or give "
+                "it more slots than there are processes, or set state.on_outage")
     if reason in (Reason.MISSING_CREDENTIALS, Reason.AUTH_ERROR, Reason.UNAVAILABLE, Reason.MODEL_MISSING):
         return f"{who} cannot be used ({reason}): fix that or take it out of the chain"
     return f"{who} is unreliable ({reason}): move the agent or add a model"
