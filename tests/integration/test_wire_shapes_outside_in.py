@@ -118,6 +118,11 @@ SHAPES: list[tuple[str, str, Fault, str, str | None, str | None]] = [
      "rate_limited", None, None),
     ("openrouter_200_error_event", "openai", Fault.raw(200, data(WHOLE_ERROR), headers=SSE),
      "rate_limited", None, None),
+    # LiteLLM's proxy writes its error codes as text ("code": "429", litellm#37599) with "type": "None"
+    ("litellm_error_code_as_text", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), data({"error": {"message": "litellm.RateLimitError: quota", "type": "None",
+                                                        "param": "None", "code": "429"}}), headers=SSE),
+     "rate_limited", None, None),
     # a multi-byte UTF-8 character cut between two TCP reads
     ("utf8_split_across_reads", "openai", Fault.raw(
         200, b'data: {"choices":[{"index":0,"delta":{"content":"' + EMOJI_BYTES[:8], EMOJI_BYTES[8:13],

@@ -126,3 +126,31 @@ def test_rows_still_refused_at_close_are_counted_lost_and_close_is_bounded(tmp_p
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_rows_held_for_a_refusing_store_stay_within_max_queue(tmp_path: Path) -> None:
+    """Memory stays bounded while the store refuses for long: held rows count against ``max_queue``; past it
+    new requests are dropped and counted (as for a stalled disk), and what is held is written afterwards."""
+    import sqlite3
+
+    path = tmp_path / "log.db"
+    writer = LogWriter(path, max_queue=10)
+    writer.submit(record(0))
+    assert writer.flush(3)
+    other = sqlite3.connect(path)
+    other.execute("ALTER TABLE attempts RENAME TO attempts_away")
+    other.commit()
+    for i in range(1, 41):
+        writer.submit(record(i))
+        writer.flush(3)
+    h = writer.health()
+    assert writer.held <= 10 and h.dropped >= 30 and h.lost == 0, h
+    other.execute("ALTER TABLE attempts_away RENAME TO attempts")
+    other.commit()
+    other.close()
+    deadline = time.monotonic() + 10
+    while writer.held and time.monotonic() < deadline:
+        time.sleep(0.05)
+    writer.close()
+    h = writer.health()
+    assert h.lost == 0 and h.written + h.dropped == 41 and len(rows(path)) == h.written

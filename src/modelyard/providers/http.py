@@ -192,6 +192,8 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
     OpenRouter's error chunk): overloaded and rate limits keep their meaning, anything else is a
     stream error (retried, then the next model)."""
     kind = kind if isinstance(kind, str) else str(kind)
+    if isinstance(code, str) and code.strip().isdigit():  # LiteLLM's proxy writes its codes as text: "code": "429"
+        code = int(code)
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
     if "overload" in kind or status in (503, 529):
         reason = Reason.OVERLOADED
