@@ -205,3 +205,17 @@ def test_install_service_keeps_the_variables_that_move_config_and_log(tmp_path: 
     assert variables["MODELYARD_CONFIG"] == str(tmp_path / "relative.yaml")
     assert variables["MODELYARD_DATA_DIR"] == str(data) and variables["PATH"].startswith("/opt/homebrew/bin")
     assert shlex.quote(str(keys)) in plist["ProgramArguments"][2]
+
+
+def test_install_service_keeps_a_redis_password_out_of_the_service_file(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's several-hosts example sets MODELYARD_STATE=redis://:$REDIS_PASSWORD@…; install-service then
+    wrote that password into the unit (and the plist) in plain text. It goes in the env file, like API keys."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("MODELYARD_STATE", "redis://:s3cret-pw@10.0.0.5:6379/0")
+    for platform, written in (("linux", "modelyard.service"), ("macos", "dev.modelyard.serve.plist")):
+        out = CliRunner().invoke(app, ["install-service", "--platform", platform, "--dir", str(tmp_path / platform)])
+        assert out.exit_code == 0, out.output
+        assert "s3cret-pw" not in (tmp_path / platform / written).read_text()
+        said = " ".join(out.output.split())
+        assert "MODELYARD_STATE carries a password" in said and str(tmp_path / "xdg" / "modelyard" / "env") in said

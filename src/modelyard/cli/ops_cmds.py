@@ -237,6 +237,10 @@ def install_service(
         cfg = None
         err.print(f"warning: {exc}\n  the service's `modelyard serve` will fail at every start until the config "
                   "loads (`modelyard models` checks it)", style="yellow", highlight=False, markup=False)
+    for name in service.withheld():  # a password in the service file would sit in a plain unit anyone may read
+        err.print(f"warning: {name} carries a password, so it is not written into the service file: add the line "
+                  f"{name}=… to {service.env_file()} (chmod 600), which the service reads", style="yellow",
+                  highlight=False, markup=False)
     if dry_run:
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)

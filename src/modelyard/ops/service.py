@@ -24,6 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from modelyard.paths import user_config_file
 
@@ -63,14 +64,31 @@ def env_file() -> Path:
     return user_config_file().parent / "env"
 
 
+def _has_password(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or any(k == "password" for k, _ in parse_qsl(parts.query))
+    except ValueError:
+        return True  # cannot tell: keep it out of the service file
+
+
+def withheld(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The :data:`KEPT` URL variables set now that carry a password (``redis://:secret@host``, as the README's
+    several-hosts example sets ``MODELYARD_STATE``): never written into the service file — they belong in
+    :func:`env_file`, like API keys."""
+    environ = os.environ if environ is None else environ
+    return [name for name in _URLS if environ.get(name) and _has_password(environ[name])]
+
+
 def kept_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The :data:`KEPT` variables set now, as the service must see them (paths absolute: a service's
-    working directory is not the shell's)."""
+    working directory is not the shell's); a URL with a password is left out (:func:`withheld`)."""
     environ = os.environ if environ is None else environ
+    secret = set(withheld(environ))
     out = {}
     for name in KEPT:
         value = environ.get(name)
-        if value:
+        if value and name not in secret:
             out[name] = value if name in _URLS else str(Path(value).expanduser().resolve())
     return out
 
