@@ -325,3 +325,33 @@ async def test_ollama_refusing_think_is_learned_and_the_model_answers(servers: d
         assert routed.response.text == "Hello from the primary."
     sent = [r.json.get("think") for r in servers["ollama"].requests if r.path == "/api/chat"]
     assert sent == [True, None, None]
+
+
+async def test_a_10_mb_line_is_refused_within_the_default_limit(tmp_path: Path) -> None:
+    """One 10 MB SSE line (a proxy that buffers, a model that never stops) at the default max_response_mb (8):
+    response_too_large, the next model answers, and no more than the limit is ever held (traced allocations)."""
+    import tracemalloc
+
+    from tests.fakes import OpenAIServer
+    from tests.helpers import make_config
+
+    from modelyard.router import Router
+
+    with OpenAIServer(models=["local"]) as primary, OpenAIServer(models=["b"], reply_text="backup") as backup:
+        line = b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * (10 * 2**20) + b'"}}]}\n\n'
+        config = make_config({"p": {"provider": "openai", "model": "local", "endpoint": primary.url},
+                              "b": {"provider": "openai", "model": "b", "endpoint": backup.url}},
+                             {"agent": {"primary": "p", "fallbacks": ["b"]}}, defaults={"retries": {"attempts": 0}})
+        router = Router(config)
+        await router.complete("agent", ChatRequest(messages=[Message("user", "warm up")]))
+        primary.push(Fault.raw(200, *[line[i:i + 65536] for i in range(0, len(line), 65536)], headers=SSE))
+        del line
+        tracemalloc.start()
+        try:
+            routed = await router.complete("agent", ChatRequest(messages=[Message("user", "hi")]))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            await router.aclose()
+    assert [(a.model, a.reason) for a in routed.record.attempts] == [("p", "response_too_large"), ("b", None)]
+    assert peak < 12 * 2**20, f"{peak / 2**20:.1f} MB held for one line"
