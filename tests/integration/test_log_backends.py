@@ -120,3 +120,17 @@ def test_an_unreachable_database_is_a_clear_error_without_its_password(tmp_path:
         assert result.exit_code == 1, (command, result.output)
         assert "routing log postgresql://postgres:***@127.0.0.1" in result.output, result.output
         assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_a_search_path_naming_no_schema_says_so(tmp_path: Path) -> None:
+    """The README's `options=-csearch_path%3Dmyschema` with a schema nobody created said only 'no schema has been
+    selected to create in' (from the first migration): now the search_path, and what to do."""
+    from tests.pg import scratch_database
+
+    with scratch_database() as database:
+        url = f"{database}?options=-csearch_path%3Dteam_h35_missing"
+        cfg = str(config(tmp_path, {"path": str(tmp_path / "log.sqlite3"), "url": url}))
+        result = runner.invoke(app, ["log", "--config", cfg])
+        assert result.exit_code == 1, result.output
+        said = " ".join(result.output.split())
+        assert "the search_path (team_h35_missing) names no schema that exists: create it first" in said, said

@@ -102,9 +102,22 @@ class PgConnection:
         if migrate_schema:
             try:
                 migrate(self, Dialect.POSTGRES, MIGRATIONS)
+            except psycopg.errors.InvalidSchemaName as exc:  # search_path names no schema that exists
+                path = self._search_path()
+                self.close()
+                raise LogUnavailable(self.describe(exc) + (
+                    f" — the search_path ({path}) names no schema that exists: create it first "
+                    "(CREATE SCHEMA …), or drop options=-csearch_path from the URL")) from None
             except psycopg.Error as exc:
                 self.close()
                 raise LogUnavailable(self.describe(exc)) from None
+
+    def _search_path(self) -> str:
+        try:
+            row = self._conn.execute("SHOW search_path").fetchone()
+            return str(row[0]) if row else "?"
+        except Exception:  # the hint is a courtesy: never let it hide the error
+            return "?"
 
     def describe(self, exc: BaseException) -> str:
         """An error about this database, for people: names it, never shows its password."""
