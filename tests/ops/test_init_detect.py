@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.config.loader import load_config
-from modelyard.ops.starter import chains, config_name, discover
+from modelyard.ops.starter import Found, chains, config_name, discover
 from modelyard.providers.discovery import ServedModel, normalised_endpoint, parameters_from_label
 
 #: what `ollama show` says of each model (documented fields; the rest of the answer left out)
@@ -153,6 +153,25 @@ def test_policy_pieces() -> None:
     coder = ServedModel("qwen2.5-coder:1.5b", "http://x", parameters_b=1.5)
     assert chains({"c": coder})["chat"] == ["c", "qwen-coder-0.5b"]
     assert chains({"e": ServedModel("nomic-embed-text", "http://x")}) == {}
+
+
+def test_a_model_whose_server_gives_no_size_is_sized_by_its_name() -> None:
+    """An OpenAI-compatible server listed qwen3-14b with no size: it counted as 0 B, so it was the 'smallest'
+    model (chat, orchestrator, utility) and the note said 'qwen3-14b is under 7B'."""
+    from modelyard.ops.starter import draft, weight
+
+    assert [weight(ServedModel(name, "http://x")) for name in (
+        "qwen3-14b", "llama3.2:3b", "hf.co/org/Llama-3.2-3B-Instruct-GGUF:Q4_K_M", "mixtral-8x7b", "phi-3.5",
+        "gpt-oss-20b", "mistral-small")] == [14, 3, 3, 7, 0, 20, 0]
+    found = [Found("openai", ServedModel("qwen3-14b", "http://h:8000")),
+             Found("ollama", ServedModel("llama3.2:3b", "http://h:11434", parameters_b=3.2))]
+    config, notes = draft(found, {"models": {}, "agents": {"chat": {}, "orchestrator": {}}})
+    assert config["agents"]["chat"]["primary"] == "llama3.2-3b"
+    assert config["agents"]["orchestrator"]["primary"] == "llama3.2-3b"
+    _, notes = draft([Found("openai", ServedModel("mistral-small", "http://h:8000"))],
+                     {"models": {}, "agents": {"orchestrator": {}}})
+    assert any("the size of mistral-small is unknown" in n for n in notes), notes
+    assert not any("under 7B" in n for n in notes)
 
 
 def test_listing_shapes_of_other_servers_and_versions() -> None:

@@ -109,11 +109,21 @@ async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Dis
 # -- the policy: one function per choice --------------------------------------------------------
 
 
+#: a size in a model's name: "qwen3-14b", "llama3.2:3b", "Llama-3.2-3B-Instruct", "mixtral-8x7b" (7), "phi-3.5"
+#: is not one (no "b")
+_NAMED_SIZE = re.compile(r"(?<![a-z0-9.])(?:\d+x)?(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+
+
 def weight(model: ServedModel) -> float:
-    """Billions of parameters, or the file size at ~0.6 bytes per parameter (4-bit quantised)."""
+    """Billions of parameters, or the file size at ~0.6 bytes per parameter (4-bit quantised), or the size its
+    name says (an OpenAI-compatible listing gives neither: "qwen3-14b" counted as 0 B — the "smallest" model,
+    put first for chat and called "under 7B"); 0 when nothing tells."""
     if model.parameters_b:
         return model.parameters_b
-    return model.size_bytes / 0.6e9 if model.size_bytes else 0.0
+    if model.size_bytes:
+        return model.size_bytes / 0.6e9
+    found = _NAMED_SIZE.search(model.model_id.rsplit("/", 1)[-1])
+    return float(found.group(1)) if found else 0.0
 
 
 def is_coder(model: ServedModel) -> bool:
@@ -203,10 +213,13 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
     notes += [f"{agent}: {' → '.join(chain)}" for agent, chain in picked.items()]
     if orchestrator in usable:
         cut = config["orchestration"]["threshold"]
+        size_known = weight(usable[orchestrator].model) > 0
         notes.append(f"orchestration.threshold {cut}: " + (
             f"{orchestrator} is big enough to decide the routes the fast path is unsure of" if cut else
             f"{orchestrator} is under {ORCHESTRATOR_MODEL_B:.0f}B, so the fast path decides every route "
-            "(a 0.5B model made routing worse, benchmarks/README.md)"))
+            "(a 0.5B model made routing worse, benchmarks/README.md)" if size_known else
+            f"the size of {orchestrator} is unknown (its server does not say), so the fast path decides every "
+            f"route; if it has {ORCHESTRATOR_MODEL_B:.0f}B parameters or more, set 0.92"))
     return config, notes
 
 
