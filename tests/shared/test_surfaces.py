@@ -162,3 +162,36 @@ def test_models_says_a_model_is_over_its_spend_cap_with_shared_state(tmp_path: P
     row = next(line for line in out.stdout.splitlines() if line.startswith("paid "))
     assert "over its spend cap" in row, out.stdout
     assert "paid: over its spend cap: $1.50 spent, cap $1/day (UTC)" in out.stdout
+
+
+def test_serve_says_where_its_log_and_its_limits_are(tmp_path: Path, redis_url: str, prefix: str,
+                                                     pg_url: str) -> None:
+    """With log.url and state: redis://…, serve's start lines named only the local SQLite file ('routing log:
+    …/routing.sqlite3') and nothing about Redis: a team could not tell from them that it shares anything."""
+    import socket
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "models": {"fast": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1"}},
+        "agents": {"chat": {"primary": "fast"}},
+        "log": {"path": str(tmp_path / "spool.sqlite3"), "url": pg_url},
+        "state": {"url": redis_url, "prefix": prefix}}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "serve", "--config", str(path), "--port", str(port),
+                             "--no-keep-warm"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data")})
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        while not any("Uvicorn running" in line for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        said = "".join(lines)
+        assert f"routing log: {pg_url.split('?')[0]}" in said and f"this host's spool: {tmp_path}" in said, said
+        assert f"limits: shared through Redis {redis_url}" in said, said
+    finally:
+        proc.terminate()
+        proc.wait(15)

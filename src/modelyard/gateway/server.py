@@ -44,8 +44,11 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     hosting = Hosting(runtime, f"http://{shown}:{port}", telegram_token=telegram_token, announce_line=announce)
     app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm, hosting=hosting)
     announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, dashboard at /, metrics at /metrics)")
+    store = runtime.log_store
     announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
-             f"routing log: {runtime.log_path}")
+             f"routing log: {store.where}" + (f" (this host's spool: {runtime.log_path})" if store.url else ""))
+    if runtime.pool.link is not None:  # state: redis://… — whose limits these are is the first thing a team asks
+        announce(f"limits: {runtime.pool.describe_state()}")
     tune_gc()
     # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: measured here, the
     # in-process llama.cpp provider streams ~8x slower under uvloop (3 vs 23 tokens/s), and a local model is
