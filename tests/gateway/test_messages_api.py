@@ -187,3 +187,10 @@ def test_count_tokens_ignores_the_answer_budget(gateway):
     r = httpx.post(gateway.url + "/v1/messages/count_tokens",
                    json={"model": "coder", "max_tokens": 0, "messages": [{"role": "user", "content": "hi"}]})
     assert r.status_code == 200 and r.json()["input_tokens"] > 0
+
+
+def test_an_endpoint_not_served_is_a_404_in_anthropics_shape(claude):
+    with pytest.raises(anthropic.NotFoundError) as err:
+        claude.messages.batches.list()
+    assert err.value.body["type"] == "error" and err.value.body["error"]["type"] == "not_found_error"
+    assert err.value.body["error"]["message"].startswith("no endpoint GET /v1/messages/batches")

@@ -126,3 +126,16 @@ def test_version_is_an_ollama_api_level(gateway):
 def test_a_malformed_message_is_a_400_naming_the_field(gateway, message, field):
     r = httpx.post(gateway.url + "/api/chat", json={"model": "coder", "messages": [message]})
     assert r.status_code == 400 and r.json()["error"].startswith(field) and r.json()["param"] == field
+
+
+def test_ps_lists_what_answers_now(local):
+    """Before: a 404 (chat UIs ask /api/ps which models are loaded)."""
+    running = local.ps().models
+    assert {"coder", "fast"} <= {m.model for m in running} and all(m.expires_at for m in running)
+
+
+def test_an_endpoint_not_served_is_a_404_in_ollamas_shape(local):
+    """Before: OpenAI's ``{"error": {…}}``, which ollama-js prints as ``[object Object]``."""
+    with pytest.raises(ollama.ResponseError) as err:
+        local.embed(model="coder", input="hi")
+    assert err.value.status_code == 404 and err.value.error.startswith("no endpoint POST /api/embed")

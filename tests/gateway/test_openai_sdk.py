@@ -198,3 +198,13 @@ def test_missing_cloud_key_skips_to_fallback(client, gateway, monkeypatch):
 def test_cloud_model_through_the_gateway(client):
     done = client.chat.completions.create(model="writer", messages=ask())
     assert done.model == "cloud" and done.choices[0].message.content == "Hello from cloud."
+
+
+def test_a_json_schema_response_format_reaches_the_model(client, fakes):
+    """Before: taken as 'some JSON' (json_object) and the schema dropped: the model was never constrained."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    client.chat.completions.create(model="coder", messages=[{"role": "user", "content": "a city"}], response_format={
+        "type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}})
+    sent = fakes[0].last_request.json["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == schema

@@ -179,3 +179,17 @@ def test_shutdown_during_a_buffered_response_is_503_with_retry_after(gateway, fa
         gateway.gateway.drain.start()
         r = pending.result()
     assert r.status_code == 503 and r.json()["error"]["code"] == "shutting_down" and r.headers["retry-after"] == "5"
+
+
+def test_a_text_format_that_is_not_an_object_is_a_400(gateway):
+    """Before: a 500 with a traceback ('str' object has no attribute 'get')."""
+    r = httpx.post(gateway.url + "/v1/responses", json={"model": "coder", "input": "hi", "text": {"format": "json"}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "text.format"
+
+
+def test_a_json_schema_text_format_reaches_the_model(client, fakes):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    client.responses.create(model="coder", input="a city", text={"format": {
+        "type": "json_schema", "name": "city", "schema": schema, "strict": True}})
+    sent = fakes[0].last_request.json["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == schema

@@ -33,9 +33,12 @@ from modelyard.gateway.completions import chat_completions
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.messages_route import count_tokens, create_message
+from modelyard.gateway.messages_wire import anthropic_error
 from modelyard.gateway.metrics import GatewayMetrics
 from modelyard.gateway.ollama_route import chat as ollama_chat
 from modelyard.gateway.ollama_route import generate as ollama_generate
+from modelyard.gateway.ollama_route import ollama_error
+from modelyard.gateway.ollama_route import running as ollama_running
 from modelyard.gateway.ollama_route import show_model as ollama_show
 from modelyard.gateway.ollama_route import tags as ollama_tags
 from modelyard.gateway.ollama_route import version as ollama_version
@@ -238,9 +241,26 @@ def _endpoints(app: Starlette) -> list[str]:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
-                              + ", ".join(_endpoints(request.app)), code="not_found")
-    return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)  # e.g. Allow on a 405
+        answer = error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
+                                + ", ".join(_endpoints(request.app)), code="not_found")
+    else:
+        answer = error_response(exc.status_code, exc.detail or "error", headers=exc.headers)  # e.g. Allow on a 405
+    return _in_the_apis_shape(request.url.path, answer)
+
+
+_DASHBOARD_API = frozenset({"/api/log", "/api/summary"})
+
+
+def _in_the_apis_shape(path: str, answer: Response) -> Response:
+    """An Ollama client calling an endpoint not served here (``/api/embed``, ``/api/pull``) reads the error as
+    Ollama's ``{"error": "…"}`` (an object there printed as ``[object Object]`` in ollama-js), an Anthropic
+    client (``/v1/messages/batches``) as Anthropic's; everything else (the dashboard's ``/api/log`` and
+    ``/api/summary`` too) is OpenAI's."""
+    if path.startswith("/api/") and path not in _DASHBOARD_API:
+        return ollama_error(answer)
+    if path.startswith("/v1/messages"):
+        return anthropic_error(answer)
+    return answer
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
@@ -304,6 +324,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/api/tags", ollama_tags, methods=["GET"]),
         Route("/api/show", ollama_show, methods=["POST"]),
         Route("/api/version", ollama_version, methods=["GET"]),
+        Route("/api/ps", ollama_running, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

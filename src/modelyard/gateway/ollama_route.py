@@ -1,6 +1,6 @@
 """Ollama's native API on the gateway: ``POST /api/chat`` and ``/api/generate`` on the same router path
-as chat completions, and ``/api/tags``, ``/api/show``, ``/api/version`` so Ollama's clients find the
-agents and models.
+as chat completions, and ``/api/tags``, ``/api/ps``, ``/api/show``, ``/api/version`` so Ollama's clients
+find the agents and models.
 
 Same rules as the other model endpoints (``intake.py``): the agent's chain, the tool-calling trap
 (requests with tools are buffered and checked before anything is sent), the same statuses when no
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
 
 NDJSON = "application/x-ndjson"
+NEVER = "2318-01-01T00:00:00Z"  # an expiry Ollama's clients parse as a date; nothing here is unloaded
 _SHUTDOWN_LINE = error_line(SHUTTING_DOWN + " — the partial answer above is incomplete")
 
 
@@ -74,6 +75,16 @@ async def tags(request: Request) -> Response:
         return ollama_error(gw.unauthorized())
     return json_response({"models": [model_entry(name, kind, chain, gw.started_at)
                                      for name, kind, chain in listed_names(gw.runtime.config)]})
+
+
+async def running(request: Request) -> Response:
+    """``/api/ps``: what is loaded. Every agent and model here answers without a load step (``serve`` keeps
+    its local models warm), so all of them, as ``/api/tags`` lists them, never expiring."""
+    gw: Gateway = request.app.state.gateway
+    if not gw.keys.allows(request.headers.get("authorization")):
+        return ollama_error(gw.unauthorized())
+    return json_response({"models": [{**model_entry(name, kind, chain, gw.started_at), "expires_at": NEVER,
+                                      "size_vram": 0} for name, kind, chain in listed_names(gw.runtime.config)]})
 
 
 async def show_model(request: Request) -> Response:

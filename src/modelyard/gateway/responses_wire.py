@@ -10,7 +10,8 @@ path as chat completions. What it maps, and what it refuses with a 400 naming th
   here: it stays in the routing log). Images, files, item references and hosted tools are refused.
 - ``instructions`` (a system message first), ``max_output_tokens``, ``temperature``, ``tools``
   (function tools only), ``tool_choice`` (``none`` withholds the tools), ``text.format`` (JSON
-  output), ``reasoning.effort`` (thinking on/off).
+  output; a ``json_schema`` format's schema is passed on, constrained where the provider can),
+  ``reasoning.effort`` (thinking on/off).
 - ``previous_response_id`` / ``conversation`` are refused: the gateway stores no responses, so the
   client sends the whole conversation (as openai-agents does by default).
 
@@ -185,7 +186,12 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
     if body.instructions:
         messages.insert(0, Message("system", body.instructions))
     effort = (body.reasoning or {}).get("effort")
-    fmt = ((body.text or {}).get("format") or {}).get("type", "text")
+    fmt_spec = (body.text or {}).get("format") or {}
+    if not isinstance(fmt_spec, dict):
+        raise BadRequest("text.format: expected an object ({'type': 'text' | 'json_object' | 'json_schema', …})",
+                         "text.format")
+    fmt = fmt_spec.get("type", "text")
+    schema = fmt_spec.get("schema") if fmt == "json_schema" else None
     return ChatRequest(
         messages=messages,
         tools=_tools(body),
@@ -193,6 +199,7 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
         max_tokens=body.max_output_tokens,
         temperature=body.temperature,
         json_output=fmt in ("json_object", "json_schema"),
+        json_schema=schema if isinstance(schema, dict) and schema else None,
     )
 
 

@@ -77,8 +77,20 @@ class StreamOptions(_In):
     include_usage: bool = False
 
 
+class JsonSchemaFormat(_In):
+    name: str = "answer"
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormat(_In):
     type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @property
+    def answer_schema(self) -> dict[str, Any] | None:
+        """The schema the answer must follow (passed on: a provider constrains its output to it where it can)."""
+        return self.json_schema.schema_ if self.type == "json_schema" and self.json_schema else None
 
 
 class ChatCompletionBody(_In):
@@ -194,6 +206,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     if body.reasoning_effort is not None:
         thinking = body.reasoning_effort not in ("none", "")
     fmt = body.response_format.type if body.response_format else "text"
+    schema = body.response_format.answer_schema if body.response_format else None
     return ChatRequest(
         messages=messages,
         tools=tools,
@@ -201,6 +214,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
         json_output=fmt in ("json_object", "json_schema"),
+        json_schema=schema or None,
     )
 
 
