@@ -280,3 +280,21 @@ def test_a_second_gateway_for_the_same_config_borrows_the_first_ones_limits(tmp_
 @pytest.fixture(autouse=True)
 def _no_stray_state(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODELYARD_STATE", raising=False)
+
+
+def test_a_config_edited_after_serve_started_is_said_not_mixed_silently(tmp_path: Path) -> None:
+    """A team edits the config (a model added, a limit raised) while serve runs: serve keeps the file as it read
+    it, ask reads the new one and borrowed serve's limits with 'limits: shared with `modelyard serve`' — the new
+    model's limits quietly stayed in ask's own process, the raised one was serve's old one. Now both say so."""
+    with machine(tmp_path, "--no-telegram") as m:
+        data = yaml.safe_load(m.config.read_text())
+        data["models"]["slow"]["max_concurrent"] = LIMIT + 1
+        data["models"]["other"] = {"provider": "openai", "endpoint": f"{m.backend.url}/v1", "model": "slow-model"}
+        m.config.write_text(yaml.safe_dump(data))
+        asked = m.ask("edited")
+        assert asked.wait(120) == 0, asked.output()
+        said = " ".join(asked.stderr().split())
+        assert f"(pid {m.serve.proc.pid if m.serve.proc else 0}) runs this config as the file was when it started" \
+            in said, said
+        assert f"other is not in it (its limits stay in this process); slow: max_concurrent {LIMIT + 1} in the " \
+            f"file, {LIMIT} in serve (serve's applies): restart it to apply the file" in said, said

@@ -89,10 +89,28 @@ class ServeLink:
         except RuntimeError:
             return False
 
+    def differences(self) -> list[str]:
+        """How serve's limits differ from this process's config — serve read the file when it started, so an
+        edit since (a model added, a limit changed) is not in it until it restarts."""
+        out = []
+        for name, state in sorted(self.states.items()):
+            theirs = self.limits.get(name)
+            if theirs is None:
+                out.append(f"{name} is not in it (its limits stay in this process)")
+            elif theirs != state.limit:
+                out.append(f"{name}: max_concurrent {state.limit} in the file, {theirs} in serve (serve's applies)")
+        return out
+
+    def _drift(self) -> str:
+        diffs = self.differences() if self.limits else []
+        return (f"runs this config as the file was when it started — {'; '.join(diffs)}: restart it to apply "
+                "the file" if diffs else "")
+
     def describe(self) -> str:
         """One line for ``models``, the bot's start line and /healthz: where this process's limits live."""
         if self._writer is not None and self.entry is not None:
-            return f"shared with `modelyard serve` (pid {self.entry.pid})"
+            drift = self._drift()
+            return f"shared with `modelyard serve` (pid {self.entry.pid})" + (f"; it {drift}" if drift else "")
         why = f": {self.reason}" if self.reason else " (no `modelyard serve` running for this config)"
         return f"this process only{why}"
 
@@ -161,6 +179,8 @@ class ServeLink:
         if had:
             self._say(f"limits: shared with `modelyard serve` (pid {found.entry.pid}) now")
         self._said = ""
+        if drift := self._drift():  # an edited config: say it once per connection, not silently mix the two
+            self._say(f"limits: `modelyard serve` (pid {found.entry.pid}) {drift}")
         return True
 
     def _down(self, why: str) -> None:
