@@ -71,6 +71,23 @@ def test_keys_are_required_beyond_loopback(exposed):
     assert httpx.get(url + "/healthz").status_code == 200  # liveness stays open, and holds no data
 
 
+def test_the_anthropic_and_ollama_endpoints_require_the_key_too(exposed):
+    """Anthropic's clients send the key as ``x-api-key`` (taken there, and only there); Ollama's as a bearer."""
+    gateway, _, _ = exposed
+    message = {"model": "chain", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    for headers in ({}, {"x-api-key": GATEWAY_KEYS[0] + "x"}, auth(ANTHROPIC_KEY), {"x-api-key": ANTHROPIC_KEY}):
+        r = httpx.post(gateway.url + "/v1/messages", json=message, headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error", (headers, r.text)
+        r = httpx.post(gateway.url + "/api/chat", json={**message, "stream": False}, headers=headers)
+        assert r.status_code == 401 and "API key" in r.json()["error"], (headers, r.text)
+    for headers in ({"x-api-key": GATEWAY_KEYS[0]}, auth(GATEWAY_KEYS[1])):
+        assert httpx.post(gateway.url + "/v1/messages", json=message, headers=headers).status_code == 200
+    assert httpx.post(gateway.url + "/api/chat", json={**message, "stream": False},
+                      headers=auth(GATEWAY_KEYS[0])).status_code == 200
+    assert httpx.get(gateway.url + "/api/tags").status_code == 401
+    assert httpx.get(gateway.url + "/api/version").status_code == 200  # holds no data, as /healthz
+
+
 def test_no_secret_anywhere(exposed):
     gateway, (oa, ol, an), directory = exposed
     url, key = gateway.url, GATEWAY_KEYS[0]

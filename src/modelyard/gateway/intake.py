@@ -56,14 +56,16 @@ B = TypeVar("B", bound=Named)
 
 
 async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
-                 translate: Callable[[B], ChatRequest], request_id: str,
-                 route: bool = True) -> tuple[B, str, ChatRequest] | Response:
+                 translate: Callable[[B], ChatRequest], request_id: str, *, route: bool = True,
+                 x_api_key: bool = False) -> tuple[B, str, ChatRequest] | Response:
     """(body, agent, provider-neutral request), or the error response that refuses the request.
     ``model: auto``: the orchestrator's decision, logged under ``request_id`` (unless not ``route``).
-    The key comes as a bearer token, or as ``x-api-key`` (Anthropic's clients)."""
+    The key comes as a bearer token; with ``x_api_key`` (Anthropic's API, whose clients send it so) also
+    as ``x-api-key`` — only there: each API takes the credential header its own clients send."""
     if gw.keys.required:  # no header is looked up on a gateway without keys (loopback)
         headers = request.headers
-        if not gw.keys.allows(headers.get("authorization") or _bearer(headers.get("x-api-key"))):
+        presented = headers.get("authorization") or (_bearer(headers.get("x-api-key")) if x_api_key else None)
+        if not gw.keys.allows(presented):
             return gw.unauthorized()
     try:
         body = parse(await read_body(request, gw.request_limit))

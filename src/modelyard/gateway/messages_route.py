@@ -48,7 +48,8 @@ async def count_tokens(request: Request) -> Response:
     """An estimate (modelyard's own: the models behind an agent have different tokenizers), so that a
     client that budgets its context (Claude Code does) gets a number instead of a 404."""
     gw: Gateway = request.app.state.gateway
-    taken = await intake(gw, request, parse_count_body, to_chat_request, new_request_id(), route=False)
+    taken = await intake(gw, request, parse_count_body, to_chat_request, new_request_id(), route=False,
+                         x_api_key=True)
     if isinstance(taken, Response):
         return anthropic_error(taken)
     return json_response({"input_tokens": request_tokens(taken[2])})
@@ -56,7 +57,7 @@ async def count_tokens(request: Request) -> Response:
 
 async def _answer(gw: Gateway, request: Request) -> Response:
     request_id = new_request_id()
-    taken = await intake(gw, request, parse_messages_body, to_chat_request, request_id)
+    taken = await intake(gw, request, parse_messages_body, to_chat_request, request_id, x_api_key=True)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken
