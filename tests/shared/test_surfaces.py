@@ -191,7 +191,7 @@ def test_serve_says_where_its_log_and_its_limits_are(tmp_path: Path, redis_url: 
             lines.append(line)
         said = "".join(lines)
         assert f"routing log: {pg_url.split('?')[0]}" in said and f"this host's spool: {tmp_path}" in said, said
-        assert f"limits: shared through Redis {redis_url}" in said, said
+        assert f"limits: shared through Redis {redis_url} (connecting)" in said, said  # not "up" before it knows
     finally:
         proc.terminate()
         proc.wait(15)

@@ -167,7 +167,8 @@ class ModelPool:
         """Where this process's limits live, in a few words (``models``, /healthz, the bot's start line)."""
         if self.link is not None:
             status = self.link.status()
-            return f"shared through Redis {status.url} ({'up' if status.up else 'unreachable'})"
+            shown = "unreachable" if not status.up else "up" if status.view_age is not None else "connecting"
+            return f"shared through Redis {status.url} ({shown})"
         if self.serve is not None:
             return self.serve.describe()
         return "this process only"
