@@ -194,3 +194,17 @@ def test_an_endpoint_not_served_is_a_404_in_anthropics_shape(claude):
         claude.messages.batches.list()
     assert err.value.body["type"] == "error" and err.value.body["error"]["type"] == "not_found_error"
     assert err.value.body["error"]["message"].startswith("no endpoint GET /v1/messages/batches")
+
+
+def test_the_sdk_lists_models_with_its_key_in_anthropics_shape(tmp_path, fakes, monkeypatch):
+    """Before: ``/v1/models`` took only a bearer token (a 401 for the SDK's x-api-key) and had no ``type``,
+    ``display_name`` or ``created_at`` (Anthropic's required fields)."""
+    monkeypatch.setenv("GATEWAY_TEST_ANTHROPIC_KEY", "sk-ant-test-0123456789abcdef")
+    oa, ol, an = fakes
+    with GatewayServer(fake_config(tmp_path, oa.url, ol.url, an.url), api_keys=("sk-gw-1",)) as gw:
+        client = anthropic.Anthropic(base_url=gw.url, api_key="sk-gw-1", max_retries=0)
+        page = client.models.list()
+        coder = client.models.retrieve("coder")
+    assert page.has_more is False and page.first_id == page.data[0].id
+    assert {"coder", "fast"} <= {m.id for m in page.data} and all(m.type == "model" for m in page.data)
+    assert coder.display_name == "coder" and coder.created_at.year >= 2026

@@ -114,20 +114,29 @@ def _gw(request: Request) -> Gateway:
 
 
 def _guard(request: Request) -> Response | None:
+    """The key as a bearer token; from an Anthropic client (``anthropic-version``: its SDKs list models at
+    ``/v1/models`` too) also as ``x-api-key``, the only header it sends it in."""
     gw = _gw(request)
-    return None if gw.keys.allows(request.headers.get("authorization")) else gw.unauthorized()
+    headers = request.headers
+    key = headers.get("x-api-key") if "anthropic-version" in headers else None
+    presented = headers.get("authorization") or (f"Bearer {key}" if key else None)
+    return None if gw.keys.allows(presented) else gw.unauthorized()
 
 
-def _model_entry(name: str, kind: str, chain: list[str]) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard",
-            "modelyard": {"kind": kind, "chain": chain}}
+def _model_entry(name: str, kind: str, chain: list[str], created_at: str) -> dict[str, Any]:
+    """One model in OpenAI's shape and Anthropic's at once (``type``, ``display_name``, ``created_at``): both
+    APIs list models at ``GET /v1/models``."""
+    return {"id": name, "object": "model", "created": 0, "owned_by": "modelyard", "type": "model",
+            "display_name": name, "created_at": created_at, "modelyard": {"kind": kind, "chain": chain}}
 
 
 async def list_models(request: Request) -> Response:
     if denied := _guard(request):
         return denied
-    data = [_model_entry(*entry) for entry in listed_names(_gw(request).runtime.config)]
-    return json_response({"object": "list", "data": data})
+    gw = _gw(request)
+    data = [_model_entry(*entry, gw.started_at) for entry in listed_names(gw.runtime.config)]
+    return json_response({"object": "list", "data": data, "has_more": False,  # Anthropic's page
+                          "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None})
 
 
 async def get_model(request: Request) -> Response:
@@ -136,7 +145,7 @@ async def get_model(request: Request) -> Response:
     name = request.path_params["name"]
     for entry in listed_names(_gw(request).runtime.config):
         if entry[0] == name:
-            return json_response(_model_entry(*entry))
+            return json_response(_model_entry(*entry, _gw(request).started_at))
     return error_response(404, f"The model '{name}' does not exist", param="model", code="model_not_found")
 
 
