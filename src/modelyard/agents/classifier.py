@@ -22,7 +22,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
@@ -90,7 +91,7 @@ class _Vectorizer:
     overhead (~1.5 ms of validation and sparse-matrix building for a 0.1 ms analysis): the features
     a text has, as column indices and weights."""
 
-    analyze: Callable[[str], list[str]]
+    analyze: Callable[[str], Sequence[str]]
     vocabulary: dict[str, int]
     idf: NDArray
 
@@ -121,6 +122,22 @@ class _Member:
             z += matrix[:, index] @ weight
         z = np.exp(z - z.max())
         return z / z.sum()
+
+
+_ANALYZERS: dict[View, Callable[[str], Sequence[str]]] = {}
+
+
+def _shared_analyzer(view: View, vectorizer: Any) -> Callable[[str], Sequence[str]]:
+    """``vectorizer``'s analyzer, one per view for the process and remembering its last texts.
+
+    An analyzer depends on its settings only (the same for every classifier), not on what it was
+    fitted to, and a decision with corrections analyses one message in each view up to three times
+    (the base classifier, the refit, the similarity to the corrections): its character n-grams — a
+    third of a long message's decision — are cut once."""
+    if view not in _ANALYZERS:
+        analyze = vectorizer.build_analyzer()
+        _ANALYZERS[view] = lru_cache(maxsize=32)(lambda text: tuple(analyze(text)))
+    return _ANALYZERS[view]
 
 
 #: ``encoder=`` default: the process's shared sentence encoder, if it can be loaded
@@ -166,7 +183,7 @@ class Classifier:
             View.CHARS: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
         }
         x = {view: vec.fit_transform(texts) for view, vec in fitted.items()}
-        self._views = {view: _Vectorizer(vec.build_analyzer(), vec.vocabulary_, vec.idf_)
+        self._views = {view: _Vectorizer(_shared_analyzer(view, vec), vec.vocabulary_, vec.idf_)
                        for view, vec in fitted.items()}
         n_words = x[View.WORDS].shape[1]
         # One BLAS thread: on a shared 2-core machine, threads fighting other processes made the same fit

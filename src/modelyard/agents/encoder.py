@@ -18,6 +18,7 @@ the confidence weights fitted for that case) and says why once in the log.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -70,9 +71,17 @@ class Encoder:
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
         self.dim = int(table.shape[1])
+        self._remembered = functools.lru_cache(maxsize=32)(self._encode)
 
     def __call__(self, text: str) -> NDArray:
-        return self._pool(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        """The vector of ``text`` (read-only: the last texts' vectors are remembered, as a decision with
+        corrections asks for one message's up to three times)."""
+        return self._remembered(text)
+
+    def _encode(self, text: str) -> NDArray:
+        vector = self._pool(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        vector.setflags(write=False)
+        return vector
 
     def many(self, texts: list[str]) -> NDArray:
         """One vector per text, as rows."""
