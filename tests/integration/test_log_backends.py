@@ -134,3 +134,29 @@ def test_a_search_path_naming_no_schema_says_so(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         said = " ".join(result.output.split())
         assert "the search_path (team_h35_missing) names no schema that exists: create it first" in said, said
+
+
+def test_a_shared_log_says_which_host_answered(tmp_path: Path, log_backend: LogBackend,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three serves writing one PostgreSQL log: `log` could not say which machine served a slow or failing
+    request. Each row now carries its host; `log` shows the column when the rows come from several, and
+    `--host` picks one."""
+    from modelyard.ledger import writer as writer_module
+
+    now = time.time()
+    for host, rid, ts in (("host-a", "aaa111", now - 20), ("host-b", "bbb222", now - 10)):
+        monkeypatch.setattr(writer_module, "HOST", host)
+        writer = log_backend.writer(local_models=["local"])
+        writer.submit(RequestRecord(rid, "chat", ts=ts, outcome=RequestOutcome.OK, model="local", total_ms=100,
+                                    attempts=[Attempt("local", "ollama", Outcome.OK, started_at=ts)]))
+        writer.close()
+    cfg = str(config(tmp_path, log_backend.log_config()))
+    shown = runner.invoke(app, ["log", "--config", cfg], terminal_width=120)
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split()[0]: line for line in shown.output.splitlines() if line[:3] in ("aaa", "bbb")}
+    assert "host-a" in rows["aaa111"] and "host-b" in rows["bbb222"], shown.output
+    one = runner.invoke(app, ["log", "--config", cfg, "--host", "host-b"], terminal_width=120)
+    assert "bbb222" in one.output and "aaa111" not in one.output and "host-b" not in one.output  # one host: no column
+    assert runner.invoke(app, ["log", "--config", cfg, "--host", "nowhere"]).exit_code == 2
+    as_json = json.loads(runner.invoke(app, ["log", "--config", cfg, "--json"]).stdout)
+    assert {r["id"]: r["host"] for r in as_json} == {"aaa111": "host-a", "bbb222": "host-b"}

@@ -177,7 +177,7 @@ def _shared_view(cfg: Config) -> tuple[str, dict] | None:
 
 #: ``log``'s columns in display order; the number is the priority (what a narrow terminal keeps first)
 LOG_COLUMNS = [
-    Column("id", 0), Column("time", 6), Column("agent", 1), Column("model", 2), Column("outcome", 3),
+    Column("id", 0), Column("time", 6), Column("host", 6), Column("agent", 1), Column("model", 2), Column("outcome", 3),
     Column("why", 4), Column("wait", 11, "right"), Column("TTFT", 10, "right"), Column("total", 5, "right"),
     Column("tok in/out", 9, "right"), Column("tok/s", 8, "right"), Column("cost", 12, "right"),
     Column("ok?", 7), Column("prompt", 13, flexible=True),
@@ -205,7 +205,15 @@ def _request_cells(r: Any, today: bool, id_chars: int) -> dict[str, str]:
             "wait": ms(r["queue_wait_ms"]),
             "TTFT": ms(r["ttft_ms"]), "total": ms(r["total_ms"]), "tok in/out": f"{r['tokens_in']}/{r['tokens_out']}",
             "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", "cost": f"${r['cost_usd']:.4f}",
-            "ok?": {None: "", 1: "👍", 0: "👎"}[r["acceptable"]], "prompt": " ".join((r["prompt"] or "").split())}
+            "ok?": {None: "", 1: "👍", 0: "👎"}[r["acceptable"]], "prompt": " ".join((r["prompt"] or "").split()),
+            "host": _host_cell(r)}
+
+
+def _host_cell(r: Any) -> str:
+    try:
+        return r["host"] or "–"
+    except (IndexError, KeyError):  # a log from before the column existed
+        return "–"
 
 
 def _attempt_cells(a: Any) -> dict[str, str]:
@@ -233,6 +241,8 @@ def log(
     agent: Annotated[str | None, typer.Option("--agent", help="an agent of the config or of the log")] = None,
     model: Annotated[str | None, typer.Option("--model", help="a model of the config or of the log")] = None,
     outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False)] = None,
+    host: Annotated[str | None, typer.Option("--host", help="requests one host answered (a shared log has "
+                                                             "every host's)")] = None,
     attempts: Annotated[bool, typer.Option("--attempts", help="show every attempt under each request")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON array of requests, each with its attempts")]
     = False,
@@ -242,7 +252,10 @@ def log(
     conn = log_or_exit(cfg)
     _known(conn, cfg, "agent", agent)
     _known(conn, cfg, "model", model)
-    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome.value if outcome else None)
+    if host is not None and host not in (hosts := queries.distinct(conn, "host")):
+        raise fail(f"unknown host '{host}': the log has rows from {', '.join(sorted(hosts)) or 'no named host'}")
+    rows = queries.recent(conn, limit, agent=agent, model=model, outcome=outcome.value if outcome else None,
+                          host=host)
     if as_json:
         out = [{**dict(r), "attempts": [dict(a) for a in queries.attempts_for(conn, r["id"])]} for r in rows]
         console.out(json.dumps(out, indent=2, default=str), highlight=False)
@@ -265,7 +278,9 @@ def log(
         console.print("no request matches these filters" if agent or model or outcome else
                       "no requests yet: `modelyard ask \"hello\"` makes one", highlight=False, markup=False)
         return
-    console.print(fit_table(LOG_COLUMNS, cells, width, styles))
+    # the host only when the rows come from several (a shared PostgreSQL log): one host's log needs no column
+    several = len({c.get("host") for c in cells if c.get("host") not in (None, "–")}) > 1
+    console.print(fit_table([c for c in LOG_COLUMNS if several or c.name != "host"], cells, width, styles))
 
 
 #: stats's columns after the name, in display order, with the priority that keeps them on a narrow terminal

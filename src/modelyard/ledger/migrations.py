@@ -250,3 +250,10 @@ def m009_label_spool(db: Schema) -> None:
     db.execute("CREATE TABLE _label_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, label_id INTEGER NOT NULL)")
     db.execute("CREATE TABLE team_labels (id INTEGER PRIMARY KEY, text TEXT NOT NULL, agent TEXT NOT NULL, "
                "source TEXT NOT NULL)")
+
+
+@migration
+def m010_request_host(db: Schema) -> None:
+    """Which host answered: with ``log.url`` every host's rows are in one table, and a team looking at a slow or
+    failing request needs to know which machine served it (NULL for rows from before)."""
+    db.execute("ALTER TABLE requests ADD COLUMN host TEXT")

@@ -17,10 +17,10 @@ Row = Any  # sqlite3.Row or ledger.pg.Row: read by column name or position
 
 
 def recent(conn: LogConnection, limit: int = 20, *, agent: str | None = None, model: str | None = None,
-           outcome: str | None = None, since: float | None = None) -> list[Row]:
+           outcome: str | None = None, since: float | None = None, host: str | None = None) -> list[Row]:
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("agent", agent), ("model", model), ("outcome", outcome)):
+    for column, value in (("agent", agent), ("model", model), ("outcome", outcome), ("host", host)):
         if value:
             where.append(f"{column} = ?")
             args.append(value)
@@ -33,7 +33,7 @@ def recent(conn: LogConnection, limit: int = 20, *, agent: str | None = None, mo
 
 def distinct(conn: LogConnection, column: str) -> list[str]:
     """The values ``column`` (``agent`` or ``model``) takes in the log: what a filter can match."""
-    if column not in ("agent", "model"):
+    if column not in ("agent", "model", "host"):
         raise ValueError(f"not a filter column: {column}")
     return [r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM requests WHERE {column} IS NOT NULL")]
 

@@ -48,6 +48,7 @@ import contextlib
 import logging
 import math
 import queue
+import socket
 import sqlite3
 import threading
 import time
@@ -86,10 +87,13 @@ _LOG_EVERY = 10.0
 CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
 
+#: the host every row this process writes was answered on (``log`` shows it when a shared log has several)
+HOST = socket.gethostname()
+
 REQUEST_COLUMNS = (
     "id", "parent_id", "ts", "agent", "model", "is_local", "outcome", "fallback_reason", "n_attempts",
     "queue_wait_ms", "ttft_ms", "total_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd",
-    "prompt", "response", "thinking", "error", "finish_reason",
+    "prompt", "response", "thinking", "error", "finish_reason", "host",
 )
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "agent", "model", "provider", "outcome", "reason", "detail", "queue_wait_ms",
@@ -115,7 +119,7 @@ def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),
         r.outcome, reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms, r.tokens_in, r.tokens_out,
-        r.tokens_per_s, r.cost_usd, r.prompt, r.response, r.thinking, r.error, r.finish_reason,
+        r.tokens_per_s, r.cost_usd, r.prompt, r.response, r.thinking, r.error, r.finish_reason, HOST,
     )
 
 
