@@ -59,6 +59,11 @@ def test_chat_anthropic_tools_and_structured_output(claude, fakes):
     assert fakes[0].last_request.json["response_format"]["json_schema"]["schema"]["required"] == ["city"]
 
 
+def test_a_stop_cuts_the_answer(claude, local):
+    assert claude.invoke("hi", stop=["m f"]).content == "Hello fro"
+    assert _streamed(local.stream("hi", stop=["m f"])).content == "Hello fro"
+
+
 def test_chat_anthropic_errors(gateway):
     with pytest.raises(anthropic.NotFoundError) as err:
         ChatAnthropic(model="nope", base_url=gateway.url, api_key="unused", max_retries=0).invoke("hi")

@@ -71,8 +71,10 @@ def test_an_unknown_model_is_not_found(prefix, path, gateway):
     assert "coder" in str(err.value)
 
 
-def test_stop_sequences_are_refused_on_the_messages_api_and_ignored_elsewhere(gateway):
-    """What does not work: no model behind the gateway is sent stop sequences (README)."""
-    with pytest.raises(litellm.BadRequestError) as err:
-        call("anthropic", gateway.url, messages=HI, stop=["\n"])
-    assert "stop_sequences" in str(err.value)
+@pytest.mark.parametrize(("prefix", "path"), PREFIXES[:2])
+def test_stop_sequences_cut_the_answer(prefix, path, gateway):
+    """Before: anthropic/ was a 400 (stop_sequences refused) and ollama_chat/ returned the text past the stop."""
+    whole = call(prefix, gateway.url + path, messages=HI, stop=["m f"])
+    assert whole.choices[0].message.content == "Hello fro" and whole.choices[0].finish_reason == "stop"
+    streamed = call(prefix, gateway.url + path, messages=HI, stop=["m f"], stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello fro"

@@ -130,8 +130,6 @@ def test_unknown_model_is_not_found(claude):
      "messages[0].content[0].type"),
     ({"model": "coder", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
       "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0].type"),
-    ({"model": "coder", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
-      "stop_sequences": ["\n\nHuman:"]}, "stop_sequences"),
     ({"model": "coder", "max_tokens": 8, "messages": [{"role": "user", "content": [
         {"type": "tool_result", "content": "x"}]}]}, "messages[0].content[0].tool_use_id"),
 ])
@@ -208,3 +206,18 @@ def test_the_sdk_lists_models_with_its_key_in_anthropics_shape(tmp_path, fakes, 
     assert page.has_more is False and page.first_id == page.data[0].id
     assert {"coder", "fast"} <= {m.id for m in page.data} and all(m.type == "model" for m in page.data)
     assert coder.display_name == "coder" and coder.created_at.year >= 2026
+
+
+def test_stop_sequences_cut_the_answer_whole_and_streamed(claude):
+    """Before: a 400 (no model is sent them); now the text ends before the first one, as Anthropic's would."""
+    hi = [{"role": "user", "content": "hi"}]
+    whole = claude.messages.create(model="coder", max_tokens=64, messages=hi, stop_sequences=["m f", "zzz"])
+    assert whole.content[0].text == "Hello fro" and whole.stop_reason == "stop_sequence"
+    assert whole.stop_sequence == "m f"
+    with claude.messages.stream(model="coder", max_tokens=64, messages=hi, stop_sequences=["m f"]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == "Hello fro" == final.content[0].text
+    assert final.stop_reason == "stop_sequence" and final.stop_sequence == "m f"
+    untouched = claude.messages.create(model="coder", max_tokens=64, messages=hi, stop_sequences=["zzz"])
+    assert untouched.content[0].text == "Hello from fast." and untouched.stop_reason == "end_turn"

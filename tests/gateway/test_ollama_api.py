@@ -139,3 +139,14 @@ def test_an_endpoint_not_served_is_a_404_in_ollamas_shape(local):
     with pytest.raises(ollama.ResponseError) as err:
         local.embed(model="coder", input="hi")
     assert err.value.status_code == 404 and err.value.error.startswith("no endpoint POST /api/embed")
+
+
+def test_stop_options_cut_the_answer_whole_and_streamed(local):
+    """Before: ignored — the text past the client's stop came back."""
+    whole = local.chat(model="coder", messages=HI, options={"stop": ["m f"]})
+    assert whole.message.content == "Hello fro" and whole.done_reason == "stop"
+    parts = list(local.generate(model="coder", prompt="hi", stream=True, options={"stop": ["m f"]}))
+    assert "".join(p.response for p in parts) == "Hello fro" and parts[-1].done_reason == "stop"
+    with pytest.raises(ollama.ResponseError) as bad:
+        local.chat(model="coder", messages=HI, options={"stop": [5]})
+    assert bad.value.status_code == 400 and "options.stop" in bad.value.error

@@ -27,6 +27,7 @@ from modelyard.gateway.messages_wire import (
     to_chat_request,
 )
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
+from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
@@ -68,14 +69,18 @@ async def _answer(gw: Gateway, request: Request) -> Response:
             return started
         stream, first = started
         writer = MessageWriter(request_id, stream.record.model or body.model)
-        return SSEResponse(_events(gw, stream, first, writer, request_tokens(chat)), route_headers(stream.record),
-                           drain=gw.drain, final=_SHUTDOWN_EVENT)
+        stops = StopCutter(body.stop_sequences or ())
+        return SSEResponse(_events(gw, stream, first, writer, request_tokens(chat), stops),
+                           route_headers(stream.record), drain=gw.drain, final=_SHUTDOWN_EVENT)
     routed = await complete(gw, request, agent, chat, request_id, accept)
     if isinstance(routed, Response):
         return routed
     response = promote_text_calls(chat, routed.response)
     writer = MessageWriter(request_id, routed.record.model or body.model)
-    headers = route_headers(routed.record, truncated=not response.tool_calls and response.truncated)
+    if body.stop_sequences and not response.tool_calls:
+        response.text, writer.stop_sequence = cut(response.text, body.stop_sequences)
+    headers = route_headers(routed.record, truncated=not response.tool_calls and response.truncated
+                            and writer.stop_sequence is None)
     answer: Response
     if body.stream:
         answer = SSEResponse(_replay(writer.replay(response)), headers, drain=gw.drain, final=_SHUTDOWN_EVENT)
@@ -91,22 +96,27 @@ async def _replay(events: list[bytes]) -> AsyncGenerator[bytes, None]:
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: MessageWriter,
-                  input_tokens: int) -> AsyncGenerator[bytes, None]:
-    """Text as it comes (requests without tools only: tool calls are never streamed live)."""
+                  input_tokens: int, stops: StopCutter) -> AsyncGenerator[bytes, None]:
+    """Text as it comes (requests without tools only: tool calls are never streamed live), up to the
+    client's first stop sequence (the rest of the answer is read, for its row, and not sent)."""
     try:
         for event in writer.opening(input_tokens):
             yield event
         chunk = first
         try:
             while chunk is not None:
-                if chunk.kind == "text" and chunk.text:
-                    for event in writer.text_delta(chunk.text):
+                if chunk.kind == "text" and chunk.text and (text := stops.feed(chunk.text)):
+                    for event in writer.text_delta(text):
                         yield event
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
             await committed(gw)
             yield error_event(f"{exc} — the partial answer above is incomplete")
             return
+        if held := stops.flush():
+            for event in writer.text_delta(held):
+                yield event
+        writer.stop_sequence = stops.matched
         closing = writer.closing(stream.response)
         await committed(gw)
         for event in closing:

@@ -15,8 +15,8 @@ what it refuses with a 400 naming the field:
   (a JSON schema the answer must follow, constrained where the provider can), custom ``tools`` (``input_schema``),
   ``tool_choice`` (``none`` withholds the tools; ``auto``/``any``/``tool`` leave the choice to the
   model — a local model cannot be forced), ``thinking`` (enabled/disabled, ``budget_tokens``).
-  ``stop_sequences`` is refused: no provider here is sent stop sequences, and ignoring them would
-  return text past the point the client asked to stop. Server tools (``web_search_…``) are refused.
+  ``stop_sequences``: the text is cut at the first of them here (``stops.py``; ``stop_reason:
+  "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) are refused.
 
 Thinking is not returned (it stays in the routing log), as on the other endpoints. Errors have
 Anthropic's shape (``{"type": "error", "error": {"type", "message"}}``) with modelyard's extras.
@@ -91,9 +91,6 @@ def parse_messages_body(raw: bytes) -> MessagesBody:
         body = MessagesBody.model_validate_json(raw)
     except ValidationError as exc:
         raise bad_body(exc) from None
-    if body.stop_sequences:
-        raise BadRequest("stop_sequences: not supported by this gateway (no model behind it is sent stop "
-                         "sequences, and text past them would be returned)", "stop_sequences")
     return body
 
 
@@ -251,9 +248,11 @@ def to_chat_request(body: MessagesBody) -> ChatRequest:
 # -- answers ---------------------------------------------------------------------------------
 
 
-def stop_reason(response: ChatResponse) -> str:
+def stop_reason(response: ChatResponse, stop_sequence: str | None = None) -> str:
     if response.tool_calls:
         return "tool_use"
+    if stop_sequence is not None:  # the text was cut there (stops.py), whatever the model did after
+        return "stop_sequence"
     if response.truncated:
         return "max_tokens"
     if response.stop_reason in ("refusal", "content_filter"):
@@ -280,6 +279,7 @@ class MessageWriter:
         self.model = model
         self.block = 0  # index of the next content block
         self.text_open = False
+        self.stop_sequence: str | None = None  # the client's stop sequence the text was cut at
 
     def content(self, response: ChatResponse) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
@@ -291,7 +291,8 @@ class MessageWriter:
 
     def whole(self, response: ChatResponse) -> dict[str, Any]:
         return {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                "content": self.content(response), "stop_reason": stop_reason(response), "stop_sequence": None,
+                "content": self.content(response), "stop_reason": stop_reason(response, self.stop_sequence),
+                "stop_sequence": self.stop_sequence,
                 "usage": _usage(response.usage)}
 
     # -- events ----------------------------------------------------------------------------
@@ -339,7 +340,7 @@ class MessageWriter:
             out += self.text_delta("")
         out += self._close_text()
         out.append(self.event("message_delta", {
-            "delta": {"stop_reason": stop_reason(response), "stop_sequence": None},
+            "delta": {"stop_reason": stop_reason(response, self.stop_sequence), "stop_sequence": self.stop_sequence},
             "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}}))
         out.append(self.event("message_stop", {}))
         return out

@@ -31,6 +31,7 @@ from modelyard.gateway.ollama_wire import (
     model_entry,
     parse_ollama_body,
     show,
+    stop_sequences,
     to_chat_request,
 )
 from modelyard.gateway.responses import (
@@ -42,6 +43,7 @@ from modelyard.gateway.responses import (
     until_drained,
 )
 from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR, listed_names
+from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
@@ -128,13 +130,18 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
         if isinstance(opened, Response):
             return opened
         stream, first = opened
-        return SSEResponse(_events(gw, stream, first, writer), route_headers(stream.record), drain=gw.drain,
+        stops = StopCutter(stop_sequences(body))
+        return SSEResponse(_events(gw, stream, first, writer, stops), route_headers(stream.record), drain=gw.drain,
                            final=_SHUTDOWN_LINE, content_type=NDJSON)
     routed = await complete(gw, request, agent, request_chat, request_id, accept)
     if isinstance(routed, Response):
         return routed
     response = promote_text_calls(request_chat, routed.response)
-    headers = route_headers(routed.record, truncated=not response.tool_calls and response.truncated)
+    if (sequences := stop_sequences(body)) and not response.tool_calls:
+        response.text, matched = cut(response.text, sequences)
+        writer.stopped = matched is not None
+    headers = route_headers(routed.record, truncated=not response.tool_calls and response.truncated
+                            and not writer.stopped)
     answer = _lines(writer.replay(response), headers, gw) if body.stream else \
         json_response(writer.final(response, whole=True), headers=headers)
     await committed(gw)
@@ -149,15 +156,16 @@ def _lines(lines: list[bytes], headers: dict[str, str], gw: Gateway | None = Non
     return SSEResponse(replay(), headers, drain=gw.drain if gw else None, final=_SHUTDOWN_LINE, content_type=NDJSON)
 
 
-async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,
-                  writer: OllamaWriter) -> AsyncGenerator[bytes, None]:
-    """Text (and thinking, when asked for) as it comes; requests with tools are never streamed live."""
+async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: OllamaWriter,
+                  stops: StopCutter) -> AsyncGenerator[bytes, None]:
+    """Text (and thinking, when asked for) as it comes, up to the client's first stop sequence (the rest is
+    read, for its row, and not sent); requests with tools are never streamed live."""
     try:
         chunk = first
         try:
             while chunk is not None:
-                if chunk.kind == "text" and chunk.text:
-                    yield writer.delta(chunk.text)
+                if chunk.kind == "text" and chunk.text and (text := stops.feed(chunk.text)):
+                    yield writer.delta(text)
                 elif chunk.kind == "thinking" and chunk.text and writer.thinking:
                     yield writer.delta(thinking=chunk.text)
                 chunk = await anext(stream, None)
@@ -165,6 +173,9 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None,
             await committed(gw)
             yield error_line(f"{exc} — the partial answer above is incomplete")
             return
+        if held := stops.flush():
+            yield writer.delta(held)
+        writer.stopped = stops.matched is not None
         last = line(writer.final(stream.response))
         await committed(gw)
         yield last

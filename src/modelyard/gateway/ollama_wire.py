@@ -9,7 +9,8 @@ log by changing only the address: ``model`` names an agent, a configured model o
 
 - ``messages`` (``system``, ``user``, ``assistant`` with ``tool_calls`` whose arguments are objects,
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
-  JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``;
+  JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
+  ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
   ``/api/generate``: ``prompt`` and ``system``. Images are refused. ``keep_alive`` and the other
   ``options`` are modelyard's to decide (the models' own config) and are ignored, as are ``raw``
   and the deprecated ``context``.
@@ -90,6 +91,17 @@ def _arguments(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def stop_sequences(body: OllamaBody) -> list[str]:
+    """``options.stop``: a list of strings (a lone string taken as one)."""
+    stop = (body.options or {}).get("stop")
+    if stop is None:
+        return []
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise BadRequest("options.stop: expected a list of strings", "options.stop")
+    return stops
+
+
 def _messages(body: OllamaBody) -> list[Message]:
     out: list[Message] = []
     if body.messages is None:
@@ -152,6 +164,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
     schema = body.format if isinstance(body.format, dict) else None
     if isinstance(body.format, str) and body.format not in ("", "json"):
         raise BadRequest("format: expected \"json\" or a JSON schema object", "format")
+    stop_sequences(body)  # checked here, for the 400; applied to the answer (ollama_route.py)
     return ChatRequest(
         messages=_messages(body),
         tools=_tools(body),
@@ -170,8 +183,9 @@ def timestamp() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def done_reason(response: ChatResponse) -> str:
-    return "length" if response.truncated and not response.tool_calls else "stop"
+def done_reason(response: ChatResponse, stopped: bool = False) -> str:
+    """``stopped``: the text was cut at a stop sequence (Ollama's ``stop``, whatever the model did after)."""
+    return "length" if response.truncated and not response.tool_calls and not stopped else "stop"
 
 
 def line(payload: dict[str, Any]) -> bytes:
@@ -191,6 +205,7 @@ class OllamaWriter:
         self.thinking = thinking  # the client asked for it (``think``): thinking is returned
         self.started_ns = started_ns
         self.first_ns: int | None = None
+        self.stopped = False  # the text was cut at one of the client's stop sequences
 
     def _piece(self, text: str = "", thinking: str = "", calls: list[ToolCall] | None = None) -> dict[str, Any]:
         if self.chat:
@@ -217,7 +232,7 @@ class OllamaWriter:
         body = self._piece(response.text if whole else "",
                            response.thinking if whole and self.thinking else "",
                            response.tool_calls if whole else None)
-        return {**body, "done": True, "done_reason": done_reason(response),
+        return {**body, "done": True, "done_reason": done_reason(response, self.stopped),
                 "total_duration": now - self.started_ns, "load_duration": 0,
                 "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": first - self.started_ns,
                 "eval_count": response.usage.output_tokens, "eval_duration": now - first}
