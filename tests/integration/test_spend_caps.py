@@ -20,6 +20,7 @@ from tests.gateway.harness import GatewayServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
+from modelyard.cli.render import usd
 from modelyard.config.loader import load_config, parse_config
 from modelyard.config.schema import Config, SpendCap, SpendWindow
 from modelyard.errors import ConfigError, Reason
@@ -147,9 +148,13 @@ def test_models_shows_what_was_spent_and_when_the_cap_is_reached(tmp_path: Path,
     asyncio.run(spend_once())
     with connect(tmp_path / "log.sqlite3") as conn:
         assert conn.execute("SELECT COUNT(*) FROM attempts WHERE model = 'haiku'").fetchone()[0] == 1
+        cost = conn.execute("SELECT cost_usd FROM attempts WHERE model = 'haiku'").fetchone()[0]
     shown = CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
-    assert "over its spend cap" in shown.output and "cap $1e-05/day" in shown.output
+    # what it spent, not "$0.00 spent" beside a cap it is over; the cap as the config writes it, not "$1e-05"
+    assert 1e-05 <= cost < 1e-03
+    assert f"over its spend cap: {usd(cost)} spent, cap $0.00001/day (UTC)" in shown.output, shown.output
+    assert usd(cost) != "$0.00"
 
 
 def test_healthz_says_how_far_each_capped_model_is(tmp_path: Path, servers) -> None:

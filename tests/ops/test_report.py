@@ -206,6 +206,12 @@ def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> N
     for text in ("61 requests", "87% served locally", "all-cloud on sonnet", "62%", "cascade_risk: model qwen",
                  "tiering: agent writer"):
         assert text in table.output, text
+    # the research request no model answered is said, not hidden among '0%' fallbacks and a p50 of '–'
+    assert "1 failed (no model answered: `modelyard log --outcome failed`)" in " ".join(table.output.split())
+    header = table.output.split("by agent")[1].splitlines()[1].split()
+    assert header[:2] == ["requests", "failed"], header
+    research = next(line.split() for line in table.output.splitlines() if line.startswith("research"))
+    assert research[1:3] == ["11", "1"], research
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     as_json = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json", "--chart",

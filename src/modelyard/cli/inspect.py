@@ -14,7 +14,7 @@ import typer
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, note
-from modelyard.cli.render import Column, fit_table, left_out, ms
+from modelyard.cli.render import Column, fit_table, left_out, ms, plain, usd
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import connect, queries
@@ -105,7 +105,7 @@ def models(
         if why:
             state, detail = "unavailable", why
         elif cap and spent[name] >= cap.usd:
-            state, detail = "over its spend cap", f"${spent[name]:.2f} spent, cap ${cap.usd:g}/{cap.per} (UTC)"
+            state, detail = "over its spend cap", f"{usd(spent[name])} spent, cap ${plain(cap.usd)}/{cap.per} (UTC)"
         elif name in unreachable:
             state, detail = "unreachable", unreachable[name]
         elif missing:
@@ -120,7 +120,8 @@ def models(
         if detail:
             details.append(f"  {name}: {state}: {detail}")
         if cap and state != "over its spend cap":
-            details.append(f"  {name}: spend cap ${cap.usd:g}/{cap.per}, ${spent[name]:.2f} spent this {cap.per} (UTC)")
+            details.append(f"  {name}: spend cap ${plain(cap.usd)}/{cap.per}, {usd(spent[name])} spent this "
+                           f"{cap.per} (UTC)")
         rows.append({"model": name, "state": state, "slots": slots, "where": "local" if m.is_local else "cloud",
                      "used by": _used_by(users.get(name, [])),
                      "price in/out $/M": f"{m.price.input:g}/{m.price.output:g}",

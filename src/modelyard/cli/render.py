@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 from rich import box
@@ -18,6 +19,19 @@ def ms(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value / 1000:.1f}s" if value >= 10_000 else f"{value:.0f}ms"
+
+
+def usd(value: float) -> str:
+    """$2.00 · $0.50 · $0.0031 · $0.000010: two significant digits below a dollar, so a small sum spent is not
+    shown as $0.00 (a cap of $0.003 read "over its spend cap: $0.00 spent"), and never an exponent."""
+    if value == 0 or abs(value) >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.{max(2, 1 - math.floor(math.log10(abs(value))))}f}"
+
+
+def plain(value: float) -> str:
+    """A number as written in a config: 2, 0.003, 0.00001 (``:g`` gave 1e-05)."""
+    return f"{value:f}".rstrip("0").rstrip(".")
 
 
 def route_line(record: RequestRecord) -> str:

@@ -16,21 +16,24 @@ from modelyard.ledger.report import Group, Report, build_report, days_period, mo
 from modelyard.ledger.store import LogStore
 
 #: the group tables' columns after the name, in display order, with the priority that keeps them when narrow
-_GROUP_COLUMNS = (("requests", 1), ("tokens in/out", 11), ("local", 5), ("p50", 2), ("p95", 6), ("wait p50", 10),
-                  ("wait p95", 9), ("FALLBACK", 3), ("tok/s", 8), ("acceptable", 7), ("spend", 4))
+_GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local", 5), ("p50", 2), ("p95", 6),
+                  ("wait p50", 10), ("wait p95", 9), ("FALLBACK", 3), ("tok/s", 8), ("acceptable", 7), ("spend", 4))
 
 
-def _group_table(title: str, groups: list[Group], fallback_column: str) -> None:
-    """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'."""
+def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool) -> None:
+    """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'. ``failures``:
+    a period with requests no model answered shows how many per row (else 4 failed requests read '0%' fallbacks
+    and a p50 of '–', as if nothing had gone wrong)."""
     columns = [Column("", 0)] + [
         Column(fallback_column, rank, "right", flexible=True, min_width=4) if name == "FALLBACK"
-        else Column(name, rank, "right") for name, rank in _GROUP_COLUMNS]
+        else Column(name, rank, "right") for name, rank in _GROUP_COLUMNS if failures or name != "failed"]
     cells = []
     for g in groups:
         s = g.summary()
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common(2))
         cells.append({
-            "": g.key, "requests": str(g.requests), "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
+            "": g.key, "requests": str(g.requests), "failed": str(g.failed),
+            "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
             "local": f"{g.local_share:.0%}", "p50": ms(s["latency_p50_ms"]), "p95": ms(s["latency_p95_ms"]),
             "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": ms(s["queue_wait_p95_ms"]),
             fallback_column: f"{g.fallback_rate:.0%}" + (f" ({reasons})" if reasons else ""),
@@ -46,7 +49,8 @@ def _group_table(title: str, groups: list[Group], fallback_column: str) -> None:
 
 def print_report(report: Report, config: Config) -> None:
     t = report.totals
-    console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests, "
+    failed = f", {t.failed} failed (no model answered: `modelyard log --outcome failed`)" if t.failed > 0 else ""
+    console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests{failed}, "
                   f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local_share:.0%} served locally, "
                   f"fallback {t.fallback_rate:.0%}", highlight=False)
     if report.drift:
@@ -55,8 +59,9 @@ def print_report(report: Report, config: Config) -> None:
         console.print(f"no requests in {report.period.label} ({LogStore.of(config).where}): try another --month, "
                       "or `modelyard ask \"hello\"` to make one", highlight=False, markup=False)
         return
-    _group_table("by agent", report.agents, "fallbacks")
-    _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback")
+    _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0)
+    _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback",
+                 failures=False)  # a failed request has no answering model
     if t.reasons:
         console.print("fallbacks by reason: " + ", ".join(
             f"{r} {n} ({n / t.requests:.1%})" for r, n in t.reasons.most_common()), highlight=False)
