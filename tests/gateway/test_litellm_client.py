@@ -71,9 +71,10 @@ def test_an_unknown_model_is_not_found(prefix, path, gateway):
     assert "coder" in str(err.value)
 
 
-@pytest.mark.parametrize(("prefix", "path"), PREFIXES[:2])
+@pytest.mark.parametrize(("prefix", "path"), PREFIXES)
 def test_stop_sequences_cut_the_answer(prefix, path, gateway):
-    """Before: anthropic/ was a 400 (stop_sequences refused) and ollama_chat/ returned the text past the stop."""
+    """Before: anthropic/ was a 400 (stop_sequences refused); ollama_chat/ and openai/ returned the text past
+    the stop."""
     whole = call(prefix, gateway.url + path, messages=HI, stop=["m f"])
     assert whole.choices[0].message.content == "Hello fro" and whole.choices[0].finish_reason == "stop"
     streamed = call(prefix, gateway.url + path, messages=HI, stop=["m f"], stream=True)

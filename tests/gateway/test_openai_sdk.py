@@ -208,3 +208,15 @@ def test_a_json_schema_response_format_reaches_the_model(client, fakes):
         "type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}})
     sent = fakes[0].last_request.json["response_format"]
     assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == schema
+
+
+def test_stop_cuts_the_answer_whole_and_streamed(client, tmp_path):
+    """Before: ignored — the text past the client's stop came back."""
+    hi = [{"role": "user", "content": "hi"}]
+    whole = client.chat.completions.create(model="coder", messages=hi, stop="m f").choices[0]
+    assert whole.message.content == "Hello fro" and whole.finish_reason == "stop"
+    chunks = list(client.chat.completions.create(model="coder", messages=hi, stop=["zzz", "m f"], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello fro"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert client.chat.completions.create(model="coder", messages=hi, stop=["zzz"]).choices[0].message.content \
+        == "Hello from fast."

@@ -30,6 +30,7 @@ from modelyard.gateway.responses import (
     route_headers,
     until_drained,
 )
+from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.tool_text import accept_for, promote_text_calls
 from modelyard.gateway.wire import (
     DONE,
@@ -66,7 +67,8 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     created = int(time.time())
     accept = accept_for(gw.config, chat)
     if body.stream and accept is None:
-        return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage)
+        stops = StopCutter(body.stop_sequences) if body.stop else None
+        return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage, stops)
     # with tools offered, the whole answer is checked before any of it is sent (the tool-calling trap:
     # a call written as plain text must fall back, not reach the client as text), so it is buffered
     routed = await complete(gw, request, agent, chat, request_id, accept)
@@ -74,6 +76,10 @@ async def _answer(gw: Gateway, request: Request) -> Response:
         return routed
     record = routed.record
     response = promote_text_calls(chat, routed.response)
+    if body.stop and not response.tool_calls:  # the client's stop sequences, cut here (stops.py)
+        response.text, matched = cut(response.text, body.stop_sequences)
+        if matched is not None:
+            response.stop_reason = "stop"
     # the answer is rendered while the writer commits its row (issue #15); it leaves only after the commit
     headers = route_headers(record, truncated=finish_reason(response) == "length")
     if body.stream:
@@ -102,19 +108,20 @@ async def _replay(response: ChatResponse, writer: ChunkWriter, include_usage: bo
 
 
 async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest, request_id: str, created: int,
-                    include_usage: bool) -> Response:
+                    include_usage: bool, stops: StopCutter | None) -> Response:
     started = await start_stream(gw, request, agent, chat, request_id)
     if isinstance(started, Response):
         return started
     stream, first = started
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
-    return SSEResponse(_events(gw, stream, first, writer, include_usage), route_headers(record), drain=gw.drain,
-                       final=_SHUTDOWN_EVENT)
+    return SSEResponse(_events(gw, stream, first, writer, include_usage, stops), route_headers(record),
+                       drain=gw.drain, final=_SHUTDOWN_EVENT)
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,
-                  include_usage: bool) -> AsyncGenerator[bytes, None]:
+                  include_usage: bool, stops: StopCutter | None = None) -> AsyncGenerator[bytes, None]:
+    """``stops``: the text up to the client's first stop sequence (the rest is read, for its row, not sent)."""
     try:
         yield writer.role()
         chunk = first
@@ -122,7 +129,10 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
             while chunk is not None:
                 kind = chunk.kind
                 if kind == "text":
-                    yield writer.text(chunk.text)
+                    if stops is None:
+                        yield writer.text(chunk.text)
+                    elif text := stops.feed(chunk.text):
+                        yield writer.text(text)
                 elif kind == "thinking":
                     yield writer.thinking(chunk.text)
                 elif kind == "tool_call" and chunk.tool_call is not None:
@@ -136,7 +146,9 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
         response = stream.response
         if first is None and response.thinking:  # the answer had no visible part: send what it had
             yield writer.thinking(response.thinking)
-        yield writer.finish(finish_reason(response))
+        if stops is not None and (held := stops.flush()):
+            yield writer.text(held)
+        yield writer.finish("stop" if stops is not None and stops.matched is not None else finish_reason(response))
         await committed(gw)
         if include_usage:
             yield writer.usage(response.usage)

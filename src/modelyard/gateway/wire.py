@@ -3,7 +3,8 @@
 
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
 many optional knobs (``top_p``, ``user``, ``parallel_tool_calls``...) that a router cannot
-honour per model, and refusing them would break those clients for no benefit.
+honour per model, and refusing them would break those clients for no benefit. ``stop`` is
+honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class ChatCompletionBody(_In):
     response_format: ResponseFormat | None = None
     n: int | None = Field(None, ge=1, le=1, description="one choice per request")
     reasoning_effort: str | None = None
+    stop: str | list[str] | None = None
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else self.stop or []
 
     @property
     def include_usage(self) -> bool:
