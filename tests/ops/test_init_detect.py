@@ -193,3 +193,23 @@ def test_listing_shapes_of_other_servers_and_versions() -> None:
                                  "model_info": []}, "http://o", "Ollama")
     assert odd and odd.size_bytes is None and odd.parameters_b is None and odd.trained_context is None
     assert ollama_module._served({"name": 3}, {}, "http://o", "Ollama") is None
+
+
+def test_a_found_model_in_no_chain_an_unknown_context_and_a_big_orchestrator_are_said() -> None:
+    """A llama-server started for modelyard (a 0.5B coder beside Ollama's 7B coder) sat in the file, 'used by –' in
+    `models`, with nothing said; its context unknown, a 20k-token Claude Code request was sent to its 2048 tokens
+    and failed as connection_dropped. A 7B+ orchestrator got round 5's 0.96 while the note said 'set 0.92'."""
+    from modelyard.ops.starter import ORCHESTRATOR_THRESHOLD, draft
+
+    ollama = "http://h:11434"
+    found = [Found("ollama", ServedModel("qwen2.5-coder:7b", ollama, parameters_b=7.6, trained_context=32768)),
+             Found("ollama", ServedModel("qwen3:14b", ollama, parameters_b=14.8, trained_context=40960)),
+             Found("openai", ServedModel("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "http://h:8080"))]
+    base = {"models": {}, "agents": {"chat": {}, "orchestrator": {}, "engineer": {}}}
+    config, notes = draft(found, base)
+    assert "qwen2.5-coder-0.5b-instruct-q4_k_m" in config["models"]
+    assert any(n.startswith("qwen2.5-coder-0.5b-instruct-q4_k_m: in no chain") for n in notes), notes
+    assert any(n.startswith("qwen2.5-coder-0.5b-instruct-q4_k_m: context unknown") and "--n_ctx" in n
+               for n in notes), notes
+    assert not any(n.startswith(("qwen3-14b: ", "qwen2.5-coder-7b: ")) for n in notes), notes  # used, context known
+    assert ORCHESTRATOR_THRESHOLD == 0.92 == config["orchestration"]["threshold"]  # README's calibrated value

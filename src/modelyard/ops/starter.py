@@ -27,6 +27,9 @@ EMBEDDED = "qwen-coder-0.5b"  # the default config's in-process model: the last 
 CLOUD = "claude-haiku"  # the default config's cloud model (unavailable until its key is set)
 #: an orchestrator model this big (billions of parameters) is trusted with the uncertain routing decisions
 ORCHESTRATOR_MODEL_B = 7.0
+#: the threshold such a model gets: reference-mac64.yaml's calibrated one (the code wrote round 5's 0.96 while
+#: its own note said "set 0.92")
+ORCHESTRATOR_THRESHOLD = 0.92
 LOCAL_CONTEXT = 8192  # tokens of KV cache asked per sequence: Ollama's own default (4096) is small for agents
 _CODER = re.compile(r"coder|codestral|devstral|starcoder|codellama|codegemma|deepseek-code|granite-code",
                     re.IGNORECASE)
@@ -184,7 +187,7 @@ def chains(named: dict[str, ServedModel]) -> dict[str, list[str]]:
 def threshold(orchestrator_model: ServedModel | None) -> float:
     """Ask the orchestrator's model about uncertain routes only when it is big enough to do better
     than the fast path (a 0.5B model measured 29 points worse: benchmarks/README.md)."""
-    return 0.96 if orchestrator_model and weight(orchestrator_model) >= ORCHESTRATOR_MODEL_B else 0.0
+    return ORCHESTRATOR_THRESHOLD if orchestrator_model and weight(orchestrator_model) >= ORCHESTRATOR_MODEL_B else 0.0
 
 
 def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -219,8 +222,23 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
             f"{orchestrator} is under {ORCHESTRATOR_MODEL_B:.0f}B, so the fast path decides every route "
             "(a 0.5B model made routing worse, benchmarks/README.md)" if size_known else
             f"the size of {orchestrator} is unknown (its server does not say), so the fast path decides every "
-            f"route; if it has {ORCHESTRATOR_MODEL_B:.0f}B parameters or more, set 0.92"))
-    return config, notes
+            f"route; if it has {ORCHESTRATOR_MODEL_B:.0f}B parameters or more, set {ORCHESTRATOR_THRESHOLD}"))
+    return config, notes + _unsaid(usable, picked, config["models"])
+
+
+def _unsaid(usable: dict[str, Found], picked: dict[str, list[str]], models: dict[str, Any]) -> list[str]:
+    """What the newcomer would otherwise find out later: a found model no chain uses (a llama-server started
+    for modelyard sat in the file, 'used by –'), and a model whose context its server does not tell — then
+    nothing skips it for a prompt too long (python -m llama_cpp.server: 2048 tokens by default), and its
+    server's error counts against it (a streamed one ends without a word: connection_dropped, retried)."""
+    used = {name for chain in picked.values() for name in chain}
+    notes = [f"{name}: in no chain (each agent gets the smallest and the largest general model and the largest "
+             "coder model); add it to a chain yourself if you want it" for name in usable if name not in used]
+    notes += [f"{name}: context unknown ({f.model.server or f.backend} does not say): set models.{name}.context to "
+              "the context its server runs it with (e.g. python -m llama_cpp.server's --n_ctx, 2048 unless set), so "
+              "that a longer prompt skips it instead of failing on it"
+              for name, f in usable.items() if "context" not in models[name]]
+    return notes
 
 
 def header(notes: Sequence[str], now: datetime | None = None) -> str:
