@@ -307,7 +307,7 @@ async def test_after_a_redis_restart_a_waiter_gets_its_slot_when_the_grace_ends_
         server.start()
         grace = state.link.grace_ms / 1000  # 2·lease/3 + timeout = 4.5 s, from the first call that sees the restart
         waited = await state.acquire(10)
-        assert grace - 0.1 <= waited < grace + 0.6, f"waited {waited:.2f}s for a grace of {grace:g}s"
+        assert grace - 0.1 <= waited < grace + 0.9, f"waited {waited:.2f}s for a grace of {grace:g}s"  # old: +1.6 s
         await state.release()
 
 
