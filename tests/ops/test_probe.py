@@ -160,9 +160,15 @@ def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_pa
     assert stored["coder"].checks["tools"].status == "text-only"
     assert stored["qwen"].checks["context"].value == 32768
 
-    table = runner.invoke(app, ["probe", "coder", "--config", str(config), "--only", "reachable,tools"])
+    table = runner.invoke(app, ["probe", "coder", "--config", str(config), "--only", "reachable,tools"],
+                          env={"COLUMNS": "80"})
     assert table.exit_code == 0
-    assert "text-only tool calls" in table.output
+    # one line per model, each finding whole; the notes whole under the table (a ninth column squeezed them to
+    # ten characters: a model's row folded over thirty lines)
+    [row] = [line.split() for line in table.output.splitlines() if line.startswith("coder")]
+    assert row[:3] == ["coder", "pass", "text-only"], table.output
+    assert "  coder: tools: answers tool requests with plain-text JSON instead of a structured tool call" \
+        in table.output.splitlines(), table.output
 
     checked = runner.invoke(app, ["check", "--config", str(config), "--json"])
     assert checked.exit_code == 1

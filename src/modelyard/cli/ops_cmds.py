@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -37,24 +38,28 @@ def _cell(result: ProbeResult, name: str) -> str:
         return f"{c.value:.1f}"
     if name == "context" and c.value is not None:
         return f"{int(c.value):,}"
-    text: str = c.status
-    if name == "tools" and c.status == "text-only":
-        text = "text-only tool calls"
+    text: str = "–" if c.status == "skipped" else c.status  # why is in the notes under the table
     if name == "reachable" and c.status == "fail" and not c.error:  # never called (no key): a finding, not a failure
         return "[yellow]not tried[/]"
     return f"[{_STYLE.get(c.status, 'white')}]{text}[/]"
 
 
 def probe_table(results: list[ProbeResult]) -> Table:
-    table = Table(title="probe")
-    for col in ("model", "reachable", "tool calling", "thinking", "JSON", "TTFT", "tok/s", "context", "notes"):
-        table.add_column(col, overflow="fold")
+    """The findings, one line per model; the notes go under it (:func:`probe_notes`): as a ninth column they
+    were squeezed to ten characters, a model's row folded over thirty lines at 100 columns."""
+    table = Table(title="probe", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    for col in ("model", "reachable", "tools", "thinking", "JSON", "TTFT", "tok/s", "context"):
+        table.add_column(col, overflow="fold", no_wrap=col != "model")  # a long model name folds, not a finding
     for r in results:
-        notes = [f"{c.name}: {c.detail}" for c in r.checks.values()
-                 if c.detail and c.status not in ("pass", "skipped") and c.name not in ("ttft_ms", "tokens_per_s")]
         table.add_row(r.model, _cell(r, "reachable"), _cell(r, "tools"), _cell(r, "thinking"), _cell(r, "json"),
-                      _cell(r, "ttft_ms"), _cell(r, "tokens_per_s"), _cell(r, "context"), "; ".join(notes))
+                      _cell(r, "ttft_ms"), _cell(r, "tokens_per_s"), _cell(r, "context"))
     return table
+
+
+def probe_notes(results: list[ProbeResult]) -> list[str]:
+    """What each check that did not simply pass found, whole: ``  qwen: tools: answers tool requests with …``."""
+    return [f"  {r.model}: {c.name}: {c.detail}" for r in results for c in r.checks.values()
+            if c.detail and c.status not in ("pass", "skipped") and c.name not in ("ttft_ms", "tokens_per_s")]
 
 
 def probe(
@@ -94,6 +99,8 @@ def probe(
         console.print_json(json.dumps([r.to_dict() for r in results]))
     else:
         console.print(probe_table(results))
+        for line in probe_notes(results):
+            console.print(line, highlight=False, markup=False)
     failed = [f"{r.model} ({', '.join(c.name for c in r.errors)})" for r in results if r.errors]
     if failed:
         err.print(f"probe: {len(failed)} of {len(results)} model(s) failed: {'; '.join(failed)}", highlight=False,
