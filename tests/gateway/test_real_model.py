@@ -57,3 +57,24 @@ def test_real_model_answers_the_ollama_client(tmp_path, default_model):
         text = "".join(p.message.content for p in parts)
         assert text.strip() and parts[-1].done and 0 < parts[-1].eval_count <= 8
         assert local.generate(model="qwen", prompt="Say hi.", options={"num_predict": 4}).response
+
+
+@pytest.mark.model
+def test_real_model_follows_a_json_schema_from_the_sdks_parse(tmp_path, default_model):
+    """Structured output as libraries ask for it (a JSON schema in ``response_format``): the schema reaches
+    llama.cpp as a grammar, so even the 0.5B model answers with exactly these fields. Before, the gateway sent
+    'some JSON' and the model chose its own keys."""
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        country: str
+        capital_city: str
+
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 40}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=120)
+        done = client.chat.completions.parse(model="chat", temperature=0, response_format=Capital, messages=[
+            {"role": "user", "content": "What is the capital of France? Answer in JSON."}])
+    parsed = done.choices[0].message.parsed
+    assert isinstance(parsed, Capital) and parsed.capital_city
