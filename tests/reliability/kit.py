@@ -121,6 +121,21 @@ def gateway_config(tmp_path: Path, oa_url: str, ol_url: str, an_url: str, *, tim
     return make_config(models, agents, defaults=defaults, log={"path": str(tmp_path / "log.db")}, **extra)
 
 
+@contextlib.contextmanager
+def fuzz_gateway(directory: Path) -> Iterator[Any]:
+    """A gateway over healthy fake backends (the Anthropic key set), for the fuzzers."""
+    import pytest
+    from tests.gateway.harness import GatewayServer
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
+    try:
+        with backends() as (oa, ol, an), GatewayServer(gateway_config(directory, oa.url, ol.url, an.url)) as gw:
+            yield gw
+    finally:
+        mp.undo()
+
+
 def read_db(path: Path) -> sqlite3.Connection:
     return connect(path, readonly=True)
 

@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.gateway.harness import GatewayServer
-from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, backends, gateway_config, is_openai_error
+from tests.reliability.kit import fuzz_gateway, is_openai_error
 
 from modelyard.gateway.openapi import openapi_document
 
@@ -26,13 +26,8 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[GatewayServer]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
-    with backends() as (oa, ol, an):
-        config = gateway_config(tmp_path_factory.mktemp("fuzz"), oa.url, ol.url, an.url)
-        with GatewayServer(config) as gw:
-            yield gw
-    mp.undo()
+    with fuzz_gateway(tmp_path_factory.mktemp("fuzz")) as gw:
+        yield gw
 
 
 def no_traceback(r: httpx.Response | object, text: str) -> None:

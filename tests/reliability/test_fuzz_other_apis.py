@@ -14,20 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.gateway.harness import GatewayServer
-from tests.reliability.kit import ANTHROPIC_ENV, ANTHROPIC_KEY, backends, gateway_config
+from tests.reliability.kit import fuzz_gateway
 
 OK = (200, 400, 404, 424, 502, 503, 504)
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[GatewayServer]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
-    with backends() as (oa, ol, an):
-        config = gateway_config(tmp_path_factory.mktemp("fuzz-apis"), oa.url, ol.url, an.url)
-        with GatewayServer(config) as gw:
-            yield gw
-    mp.undo()
+    with fuzz_gateway(tmp_path_factory.mktemp("fuzz-apis")) as gw:
+        yield gw
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
