@@ -6,7 +6,9 @@ under another user): MODELYARD_CONFIG, MODELYARD_DATA_DIR, MODELYARD_CACHE_DIR.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +34,27 @@ def default_model_path() -> Path:
 
 def user_config_file() -> Path:
     return Path(platformdirs.user_config_dir(APP)) / "config.yaml"
+
+
+def service_env_file() -> Path:
+    """Where the service (``install-service``) reads API keys from: beside the user config."""
+    return user_config_file().parent / "env"
+
+
+@functools.lru_cache(maxsize=64)
+def _named_in(path: str, name: str) -> bool:
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(rf"^\s*(?:export\s+)?{re.escape(name)}\s*=\s*\S", text, re.MULTILINE) is not None
+
+
+def key_only_in_service_env(name: str) -> Path | None:
+    """The service's env file when it sets ``name`` (checked once per process: a missing key is asked about on
+    every request). The service has the key and a shell does not: `ask` then said only 'not set'."""
+    path = service_env_file()
+    return path if _named_in(str(path), name) else None
 
 
 def default_log_path() -> Path:

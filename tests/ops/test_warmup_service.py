@@ -219,3 +219,25 @@ def test_install_service_keeps_a_redis_password_out_of_the_service_file(tmp_path
         assert "s3cret-pw" not in (tmp_path / platform / written).read_text()
         said = " ".join(out.output.split())
         assert "MODELYARD_STATE carries a password" in said and str(tmp_path / "xdg" / "modelyard" / "env") in said
+
+
+def test_a_key_only_in_the_service_env_file_is_pointed_at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: API keys go in the env file the service reads. Then `modelyard ask` or `models` in a shell said only
+    'environment variable X is not set' beside a key the person had just written down: now it says where it is."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MODELYARD_TEST_ENV_FILE_KEY", raising=False)
+    env_file = tmp_path / "xdg" / "modelyard" / "env"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# keys\nexport MODELYARD_TEST_ENV_FILE_KEY=sk-ant-at-home\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {"haiku": {"provider": "anthropic", "api_key_env": "MODELYARD_TEST_ENV_FILE_KEY"},
+                   "other": {"provider": "anthropic", "api_key_env": "MODELYARD_TEST_NOWHERE_KEY"}},
+        "agents": {"chat": {"primary": "haiku", "fallbacks": ["other"]}}}))
+    shown = CliRunner().invoke(app, ["models", "--no-reach", "--config", str(config)], env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert (f"haiku: unavailable: environment variable MODELYARD_TEST_ENV_FILE_KEY is not set (it is in {env_file}, "
+            "which the service reads; this process does not: `set -a; . ") in text, shown.output
+    assert "other: unavailable: environment variable MODELYARD_TEST_NOWHERE_KEY is not set limits" in text

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from modelyard.paths import user_config_file
+from modelyard.paths import service_env_file
 
 UNIT_NAME = "modelyard.service"
 LAUNCHD_LABEL = "dev.modelyard.serve"
@@ -61,7 +61,7 @@ _URLS = ("MODELYARD_STATE",)
 
 def env_file() -> Path:
     """Where the service reads API keys from: beside the user config (so ``XDG_CONFIG_HOME`` moves it too)."""
-    return user_config_file().parent / "env"
+    return service_env_file()
 
 
 def _has_password(url: str) -> bool:

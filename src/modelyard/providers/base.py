@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.paths import key_only_in_service_env
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.shapes import checked
@@ -93,7 +94,10 @@ class Provider(ABC):
     def unavailable_reason(self) -> str | None:
         """Why this model cannot be used at all right now (e.g. missing credentials), or None."""
         if self.config.api_key_env and not self.config.api_key():
-            return f"environment variable {self.config.api_key_env} is not set"
+            where = key_only_in_service_env(self.config.api_key_env)
+            return f"environment variable {self.config.api_key_env} is not set" + (
+                f" (it is in {where}, which the service reads; this process does not: `set -a; . {where}; set +a` "
+                "in the shell)" if where else "")
         return None
 
     @abstractmethod
