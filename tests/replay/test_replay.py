@@ -364,3 +364,24 @@ def test_requests_sent_when_the_last_answer_came_replay_without_queueing(tmp_pat
     assert r.validation["queue_wait_p95_ms"][0] < 1
     assert r.current.totals["queue_wait_p95_ms"] < 1, r.current.totals
     assert r.current.totals["latency_p50_ms"] == pytest.approx(r.validation["latency_p50_ms"][0], rel=0.02)
+
+
+def test_a_model_skipped_here_for_its_key_is_said(recorded, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replay run from a shell without the service's keys skipped the cloud model that answered in the log, as
+    the router would here; the validation read spend -100% and local share +15 points with nothing saying why."""
+    monkeypatch.delenv("MODELYARD_TEST_REPLAY_NO_KEY", raising=False)
+    log = recorded["full"]
+    data = config(log).model_dump(mode="json", exclude_defaults=True)
+    data["models"]["haiku"]["api_key_env"] = "MODELYARD_TEST_REPLAY_NO_KEY"
+    data["models"]["phi"] = {"provider": "openai", "api_key_env": "MODELYARD_TEST_REPLAY_NO_KEY"}
+    path = tmp_path / "keyed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    from modelyard.config import load_config
+
+    r = replay(LogStore(log), config(log), load_config(path), WINDOW, parallel=False)
+    why = r.unavailable["haiku"]
+    assert why.startswith("environment variable MODELYARD_TEST_REPLAY_NO_KEY is not set"), why
+    assert "request(s) in the log, so the replay cannot match" in why
+    assert r.unavailable["phi"] == "environment variable MODELYARD_TEST_REPLAY_NO_KEY is not set"  # never logged
+    assert set(r.unavailable) == {"haiku", "phi"} and to_dict(r)["unavailable"] == r.unavailable

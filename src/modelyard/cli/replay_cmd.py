@@ -143,6 +143,10 @@ def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
         console.print("[bold]figures not measured in the log[/] (assumed — check them):")
         for name, text in r.assumed.items():
             console.print(f"  • {name}: {text}", highlight=False, markup=False)
+    if r.unavailable:
+        console.print("[bold]skipped in the replay[/], as the router would skip them here and now:")
+        for name, text in r.unavailable.items():
+            console.print(f"  • {name}: {text}", highlight=False, markup=False)
 
     check = Table(title="validation: the current config replayed over its own log, against what was measured")
     for col in ("figure", "measured", "replayed", "error"):

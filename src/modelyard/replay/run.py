@@ -16,6 +16,7 @@ from modelyard.errors import ModelyardError
 from modelyard.ledger import bench_runs
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
+from modelyard.providers import build_provider
 from modelyard.replay import source
 from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
@@ -59,6 +60,8 @@ class Replay:
     assumed: dict[str, str]
     #: the current config's replay against what the log measured: figure → (measured, replayed)
     validation: dict[str, tuple[float | None, float | None]]
+    #: models the replay skips as the router would here and now (a key not set in this shell), and why
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def _fit(conn: LogConnection, period: Period, seed: int) -> tuple[dict[str, ModelProfile], dict[str, list[int]]]:
@@ -101,6 +104,26 @@ def _benched(conn: LogConnection, models: set[str]) -> dict[str, ModelProfile]:
                 tps.append((r["tokens_out"] - 1) / gen)
         if ttft and tps:
             out[model] = ModelProfile(model, Source.BENCHED, ttft=sorted(ttft), tokens_per_s=tps)
+    return out
+
+
+def unavailable_here(configs: list[Config], measured: dict[str, ModelProfile]) -> dict[str, str]:
+    """Why each model the replay will skip is skipped — said, because a replay run from a shell without the
+    service's keys skipped the cloud model that had answered in the log, and the validation then read
+    spend -100%, local share +15 points, with nothing saying why."""
+    out: dict[str, str] = {}
+    for cfg in configs:
+        for name, m in cfg.models.items():
+            if name in out:
+                continue
+            try:
+                why = build_provider(name, m).unavailable_reason()
+            except ModelyardError as exc:
+                why = str(exc)
+            if why:
+                answered = len(measured[name].ttft) if name in measured else 0
+                out[name] = why + (f" — it answered {answered} request(s) in the log, so the replay cannot match "
+                                   "what was measured there" if answered else "")
     return out
 
 
@@ -214,6 +237,7 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
             measured, lengths = _fit(conn, period, seed)
             names = set(current.models) | set(candidate.models)
             profiles, assumed = profiles_for([current, candidate], measured, _probed(local), _benched(local, names))
+            unavailable = unavailable_here([current, candidate], measured)
         finally:
             conn.close()
             if local is not conn:
@@ -239,4 +263,4 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
     logged = results[0]
     validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
     now = results[2] if scaled else logged
-    return Replay(period, report["requests"], load, speed, now, results[1], assumed, validation)
+    return Replay(period, report["requests"], load, speed, now, results[1], assumed, validation, unavailable)

@@ -115,5 +115,6 @@ def to_dict(r: Replay) -> dict[str, Any]:
         "moved_agents": [{"agent": a, "local_share_current": x, "local_share_candidate": y}
                          for a, x, y in moved_agents(r)],
         "assumed": r.assumed,
+        "unavailable": r.unavailable,
         "validation": {k: {"measured": m, "replayed": v, "error": e} for k, m, v, e in validation_rows(r)},
     }
