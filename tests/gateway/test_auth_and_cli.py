@@ -144,4 +144,5 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}" in out and "not required (loopback only)" in out
+    assert "(OpenAI API at /v1, Anthropic's at /v1/messages, Ollama's at /api; dashboard at /" in out
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in out  # the access log, without credentials

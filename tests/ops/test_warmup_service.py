@@ -47,6 +47,21 @@ def test_warmup_cli_loads_local_models_with_their_keep_alive(tmp_path: Path) -> 
     assert "haiku" not in out.output  # cloud models are never "warmed"
 
 
+def test_warmup_says_which_local_models_it_leaves_to_their_server(tmp_path: Path) -> None:
+    """A llama-server model (`init --detect`) was left out of warmup's lines in silence: it read as forgotten."""
+    path = config_file(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    data["models"] = {"server": {"provider": "openai", "model": "qwen.gguf", "endpoint": "http://127.0.0.1:9"},
+                      "haiku": data["models"]["haiku"]}
+    data["agents"]["chat"]["primary"] = "server"
+    path.write_text(yaml.safe_dump(data))
+    out = CliRunner().invoke(app, ["warmup", "--config", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "no local models to warm up" in out.output
+    assert "not warmed up here: server (its server loads its model itself)" in out.output
+    assert "haiku" not in out.output
+
+
 def test_warmup_reports_a_model_that_cannot_load_and_exits_1(tmp_path: Path) -> None:
     with OllamaServer(["qwen3:8b"]) as ollama, OllamaServer() as dead:
         dead_url = dead.url

@@ -191,8 +191,13 @@ def warmup(
     unknown = [n for n in names if n not in cfg.models]
     if unknown:
         raise fail(f"unknown model(s): {', '.join(unknown)}")
+    # a local model left out in silence read as forgotten (a llama-server found by `init --detect`)
+    itself = [n for n, p in providers.items() if n not in names and p.config.is_local] if not models else []
+    left = f"not warmed up here: {', '.join(itself)} (its server loads its model itself)" if itself else ""
     if not names:
-        console.print("no local models to warm up")
+        console.print("no local models to warm up", highlight=False)
+        if left:
+            console.print(left, highlight=False)
         return
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                         console=err)
@@ -219,6 +224,8 @@ def warmup(
     results = run(go)
     for line in lines:
         console.print(line, highlight=False)
+    if left:
+        console.print(left, highlight=False)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 

@@ -43,7 +43,9 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     shown = f"[{host}]" if ":" in host else host
     hosting = Hosting(runtime, f"http://{shown}:{port}", telegram_token=telegram_token, announce_line=announce)
     app = create_app(runtime, api_keys=keys, close_runtime=True, keep_warm=keep_warm, hosting=hosting)
-    announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, dashboard at /, metrics at /metrics)")
+    # the three APIs, so a newcomer pointing Claude Code or an Ollama app here sees where (it named only OpenAI's)
+    announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, Anthropic's at /v1/messages, "
+             "Ollama's at /api; dashboard at /, metrics at /metrics)")
     store = runtime.log_store
     announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
              f"routing log: {store.where}" + (f" (this host's spool: {runtime.log_path})" if store.url else ""))
