@@ -242,3 +242,9 @@ async def test_a_model_without_its_key_is_not_tried_rather_than_failed(tmp_path:
     assert not result.errors
     [row] = probe_table([result]).columns[1].cells
     assert "not tried" in str(row) and "fail" not in str(row)
+    # and `check` does not count it among the models measured ('probes: cloud 11-28 22:16', 0 warnings)
+    from modelyard.ops.check import check_config
+
+    [finding] = [f for f in check_config(cfg, {"cloud": result}) if f.model == "cloud"]
+    assert finding.level == "warning" and finding.message.startswith("model 'cloud' was not tried when last probed")
+    assert "MODELYARD_TEST_NO_KEY_HERE is not set; nothing about it was measured" in finding.message

@@ -153,7 +153,12 @@ def _unseen(config: Config, probes: dict[str, ProbeResult]) -> list[Finding]:
                            "thinking are unchecked here", suggestion=f"run `modelyard probe {' '.join(never)}`"))
     for name, probe in probes.items():
         reach = probe.get("reachable")
-        if name in config.models and reach is not None and reach.error:
+        if name in config.models and reach is not None and reach.status == "fail" and not reach.error:
+            # skipped, never called (no key): `check` listed it among the probes, as if it had been measured
+            out.append(Finding("warning", f"model '{name}' was not tried when last probed ({_when(probe.ts)}): "
+                               f"{reach.detail}; nothing about it was measured", model=name,
+                               suggestion=f"fix that, then run `modelyard probe {name}`"))
+        elif name in config.models and reach is not None and reach.error:
             out.append(Finding("warning", f"model '{name}' could not be reached when last probed "
                                f"({_when(probe.ts)}): {reach.detail}; nothing else about it was measured", model=name,
                                suggestion=f"start its server, then run `modelyard probe {name}`"))
