@@ -140,7 +140,12 @@ class StreamResponse:
         async for lines in self._opened(self._line_batches()):
             events = []
             for line in lines:
-                if not line or line[0] == ":":
+                if not line:
+                    continue
+                if line[:6] == "data: ":  # the usual line, as the partition below would read it (issue #15)
+                    events.append(("data", line[6:]))
+                    continue
+                if line[0] == ":":
                     continue
                 field, colon, value = line.partition(":")
                 if colon and field in _SSE_FIELDS:

@@ -13,6 +13,8 @@ import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
+from orjson import loads as orjson_loads
+
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel
@@ -250,7 +252,10 @@ class OpenAIProvider(HttpProvider):
                             break
                         if held:  # SSE: the data lines of one event are one text, joined by newlines
                             payload = held + "\n" + payload
-                        data = try_loads(payload)
+                        try:  # try_loads, its usual case inline (a call fewer per event, issue #15)
+                            data = orjson_loads(payload)
+                        except ValueError:
+                            data = try_loads(payload)
                         if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                             if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                 loads(held, "SSE data")  # no: the held line is broken on its own (raises)
@@ -265,7 +270,8 @@ class OpenAIProvider(HttpProvider):
                             kind, message = _extract_error(data)
                             err = data["error"]
                             raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
-                        usage = usage_from(data.get("usage"), "prompt_tokens", "completion_tokens") or usage
+                        if (reported := data.get("usage")) is not None:
+                            usage = usage_from(reported, "prompt_tokens", "completion_tokens") or usage
                         choices = data.get("choices")
                         if choices is None:
                             continue  # a usage-only or keep-alive object
@@ -280,9 +286,18 @@ class OpenAIProvider(HttpProvider):
                             delta = choice.get("delta") or choice.get("message") or {}
                             if not isinstance(delta, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
-                            reasoning, _ = content_parts(delta.get("reasoning_content") or delta.get("reasoning"),
-                                                         "delta.reasoning_content")
-                            text, thought = content_parts(delta.get("content"), "delta.content")
+                            # content_parts, with its two usual cases inline: nothing, or a plain string (issue #15)
+                            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                            if reasoning is None:
+                                reasoning = ""
+                            elif type(reasoning) is not str:
+                                reasoning, _ = content_parts(reasoning, "delta.reasoning_content")
+                            text = delta.get("content")
+                            thought = ""
+                            if text is None:
+                                text = ""
+                            elif type(text) is not str:
+                                text, thought = content_parts(text, "delta.content")
                             if reasoning or thought:
                                 if texts:
                                     yield _joined(texts)
@@ -294,9 +309,9 @@ class OpenAIProvider(HttpProvider):
                                     texts.append(text)
                                 else:
                                     yield Chunk("text", text=text)
-                            frags = delta.get("tool_calls") or []
-                            for frag in frags if isinstance(frags, list) else [frags]:
-                                calls.add(frag)
+                            if frags := delta.get("tool_calls"):
+                                for frag in frags if isinstance(frags, list) else [frags]:
+                                    calls.add(frag)
                             if choice.get("finish_reason"):
                                 finish = str(choice["finish_reason"])
                                 if finish in _FAILED:

@@ -164,12 +164,18 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
         async for chunk in chunks:
             kind = chunk.kind
             if kind == "text" or kind == "thinking":
-                if not isinstance(chunk.text, str):
-                    raise malformed(f"{kind} arrived as {type(chunk.text).__name__}, not text")
-                text = joiners[kind].feed(chunk.text)
-                if not text:
-                    continue
-                size += _size(text)
+                text = chunk.text
+                if type(text) is str and text.isascii() and not joiners[kind].pending:  # what feed() passes unchanged
+                    if not text:
+                        continue
+                    size += len(text)
+                else:
+                    if not isinstance(text, str):
+                        raise malformed(f"{kind} arrived as {type(text).__name__}, not text")
+                    text = joiners[kind].feed(text)
+                    if not text:
+                        continue
+                    size += _size(text)
                 if size > limit:
                     raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                         f"the answer passed {limit / 2**20:g} MB (max_response_mb)")
@@ -191,8 +197,12 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                 yield chunk
             elif kind == "usage":
                 u = chunk.usage
-                yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
-                                                 token_count(getattr(u, "output_tokens", 0))))
+                if (type(u) is Usage and type(u.input_tokens) is int and type(u.output_tokens) is int
+                        and 0 <= u.input_tokens <= _MAX_TOKENS and 0 <= u.output_tokens <= _MAX_TOKENS):
+                    yield chunk  # counts a provider already made ints (usage_from): nothing to repair
+                else:
+                    yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
+                                                     token_count(getattr(u, "output_tokens", 0))))
             elif kind == "done":
                 for name, joiner in joiners.items():
                     if rest := joiner.flush():
