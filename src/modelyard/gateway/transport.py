@@ -25,17 +25,24 @@ _HEAD = b"HTTP/1.1 "
 #: a keep-alive bound this close counts as reached (the loop runs timers up to its clock resolution early)
 _EARLY = 0.001
 _END_OF_HEAD = b"\r\n\r\n"
+#: the transport's methods a server calls per request, bound on the wrapper itself
+_ASKED = ("get_extra_info", "is_closing", "pause_reading", "resume_reading")
 
 
 class HeldHead:
     """A transport that holds a response head until the next write or the loop's next iteration."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_held", "_loop", "_transport", "get_extra_info", "is_closing", "pause_reading", "resume_reading")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
+        # what the server asks of its transport per request, found here: a name that only __getattr__ finds
+        # costs a raised and discarded AttributeError on every access first (issue #15)
+        for name in _ASKED:
+            if (method := getattr(transport, name, None)) is not None:
+                setattr(self, name, method)
 
     def write(self, data: bytes) -> None:
         held = self._held
