@@ -114,7 +114,11 @@ class Row:
 
 
 def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
-    reason = next((a.reason for a in r.attempts if a.outcome is not AttemptOutcome.OK and a.reason), None)
+    reason = None  # the first attempt's that did not answer (a loop: no generator per row)
+    for a in r.attempts:
+        if a.outcome is not AttemptOutcome.OK and a.reason:
+            reason = a.reason
+            break
     return (
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),
@@ -248,17 +252,18 @@ class LogWriter:
 
         ``crowd``: other requests are in flight on this loop, so this row goes with the rest of the loop
         iteration's rows at its end instead of waking the writer at once (one commit per iteration)."""
-        self._enqueue(record, f"request {record.id}", crowd)
+        self._enqueue(record, crowd)
 
     __call__ = submit
 
     def submit_row(self, row: Row) -> None:
         """Queue one row of another table (e.g. a routing decision); same rules as :meth:`submit`."""
-        self._enqueue(row, f"a {row.insert.split()[2]} row")
+        self._enqueue(row)
 
-    def _enqueue(self, item: RequestRecord | Row, what: str, crowd: bool = False) -> None:
+    def _enqueue(self, item: RequestRecord | Row, crowd: bool = False) -> None:
         if self._submitted - self._taken >= self.max_queue:
             self.dropped += 1
+            what = f"a {item.insert.split()[2]} row" if isinstance(item, Row) else f"request {item.id}"
             self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: {what} dropped"))
             return
         self._submitted += 1
