@@ -5,7 +5,7 @@ llama-cpp-python's ``verbose=False`` hides llama.cpp's start-up chatter by point
 that window was lost too — a ``serve`` whose port was taken exited with status 3 and no message,
 because the warm-up was loading the model while uvicorn reported the failed bind. Here a model loads
 with ``verbose=True`` (no descriptor is touched); llama.cpp's own log lines go to the
-``modelyard.llamacpp`` logger (errors as errors, the rest at debug and info level), and the Python
+``modelyard.llamacpp`` logger (errors as errors, the rest at debug level), and the Python
 prints llama-cpp-python makes while loading are dropped for the loading thread only.
 """
 
@@ -25,8 +25,9 @@ T = TypeVar("T")
 
 #: ggml_log_level (0 none, 1 debug, 2 info, 3 warn, 4 error, 5 continues the last line; llama-cpp-python's
 #: own table predates this order) → logging level. Its warnings are notes about the model file ("this is
-#: probably a bug in the model") a user can do nothing about: info. Errors stay errors.
-_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.INFO, 4: logging.ERROR}
+#: probably a bug in the model", of the model modelyard ships) a user can do nothing about: debug — at info
+#: they reached the terminal of `modelyard telegram` after a person's first message. Errors stay errors.
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.DEBUG, 4: logging.ERROR}
 _load_lock = threading.Lock()
 _callback: Any = None
 
