@@ -1,0 +1,36 @@
+"""Structured output from the clients tested elsewhere (their plain paths are in test_openai_sdk.py,
+test_langchain.py, test_openai_agents.py): each sends a JSON schema, and gets JSON only if the gateway
+passed it on to the model (before, it sent 'some JSON' and the schema was lost)."""
+
+from __future__ import annotations
+
+from langchain_openai import ChatOpenAI
+from openai import AsyncOpenAI, OpenAI
+from pydantic import BaseModel
+
+from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
+from tests.gateway.clients import backends  # noqa: F401  (this module's fixture: JSON only for a schema)
+
+
+class Weather(BaseModel):
+    city: str
+
+
+def test_the_openai_sdks_responses_parse(gateway):
+    client = OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0, timeout=15)
+    assert client.responses.parse(model="coder", input="weather?", text_format=Weather).output_parsed == \
+        Weather(city="Paris")
+
+
+def test_langchain_chat_openai_with_structured_output(gateway):
+    for responses in (False, True):  # json_schema is its default method, on both APIs
+        llm = ChatOpenAI(model="coder", base_url=gateway.url + "/v1", api_key="unused", max_retries=0,
+                         use_responses_api=responses)
+        assert llm.with_structured_output(Weather).invoke("weather?") == Weather(city="Paris")
+
+
+def test_openai_agents_output_type(gateway):
+    set_tracing_disabled(True)
+    model = OpenAIResponsesModel("coder", AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused"))
+    run = Runner.run_sync(Agent(name="forecaster", model=model, output_type=Weather), "weather?")
+    assert run.final_output == Weather(city="Paris")
