@@ -134,3 +134,17 @@ async def test_entities_refused_by_the_api_still_deliver_the_answer_as_plain_tex
 def _final(tg: TelegramServer, count: int) -> dict | None:
     finals = [c for c in tg.sent if c.params.get("reply_markup") and c.ok]
     return tg.message(ALICE, finals[-1].result["message_id"]) if len(finals) >= count else None
+
+
+async def test_an_answer_opening_a_code_block_never_shows_its_fence(tmp_path, tg):
+    """An answer that starts with a fence rendered as nothing until the code came, so the raw '```python' was
+    shown in its place for an edit or two (a real model's answer to 'show a for loop' read '```' first)."""
+    reply = "```python\nprint(1)\n```\n\nDone."
+    with OpenAIServer(reply_text=reply, chunk_interval=0.3) as llm:
+        async with running_bot(bot_config(tmp_path, tg, llm), tg):
+            tg.push_message(ALICE, text="show code")
+            final = await eventually(lambda: _final(tg, 1))
+    shown = [c.params.get("text") or "" for c in tg.sent if c.ok]
+    assert len(shown) >= 3, shown  # the placeholder, edits while it streamed, the final answer
+    assert not [t for t in shown if "```" in t], shown
+    assert final["text"].startswith("print(1)\n\nDone.")

@@ -143,7 +143,9 @@ class StreamingReply:
     def _formatted(self, text: str, note: str) -> Formatted:
         body = plain(text) if self._plain else self.formatter(text)
         if not body.text.strip():
-            body = plain(text.strip() or PLACEHOLDER)
+            # nothing to see yet: while it streams ('```python' before its code) the placeholder stays; a final
+            # answer that renders as nothing (an empty code block) is shown as the model wrote it
+            body = plain((text.strip() if self._finishing.is_set() else "") or PLACEHOLDER)
         return with_note(body, note) if note else body
 
     def _migrated(self, chat_id: int) -> None:
