@@ -100,8 +100,9 @@ def test_ollama_js(node_clients, gateway, fakes):
 
 
 @pytest.mark.parametrize("provider", ["responses", "chat", "anthropic", "ollama"])
-def test_vercel_ai_sdk(provider, node_clients, gateway, tmp_path):
-    got = run(node_clients, gateway, "ai_sdk.mjs", AI_SDK_PROVIDER=provider)
+def test_vercel_ai_sdk(provider, node_clients, gateway, fakes, tmp_path):
+    cases = ("text", "stream", "tools", "tools_stream", "object", "not_found")
+    got = run(node_clients, gateway, "ai_sdk.mjs", *cases, AI_SDK_PROVIDER=provider)
     assert got["text"]["text"] == TEXT and got["text"]["finish"] == "stop" and got["text"]["output"] > 0
     assert "".join(got["stream"]["parts"]) == TEXT and got["stream"]["finish"] == "stop"
     assert got["tools"] == {"text": TEXT, "steps": [["tool-calls", [["get_weather", CITY]], ["9C and rain in Paris"]],
@@ -110,3 +111,9 @@ def test_vercel_ai_sdk(provider, node_clients, gateway, tmp_path):
     assert got["object"] == CITY
     assert error(got["not_found"])["status"] == 404
     assert len(logged(tmp_path)) == 7  # two steps each for the tool loops
+    fakes[0].push(Fault.error_midstream(after_chunks=2))
+    broken = run(node_clients, gateway, "ai_sdk.mjs", "broken_stream", AI_SDK_PROVIDER=provider)["broken_stream"]
+    if provider == "ollama":  # the provider drops Ollama's {"error": …} line (as from Ollama itself): README
+        assert broken["finish"] == "other" and "".join(broken["parts"]) == "Hello from"
+    else:
+        assert "incomplete" in error(broken)["message"]

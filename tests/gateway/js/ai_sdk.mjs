@@ -16,19 +16,22 @@ const model = (name = "coder") => providers[kind](name);
 const weather = tool({ description: "Weather for a city", inputSchema: z.object({ city: z.string() }),
   execute: async ({ city }) => `9C and rain in ${city}` });
 
+async function streamed(m) {
+  let failed = null;
+  const r = streamText({ model: m, prompt: "hi", maxRetries: 0, onError: ({ error }) => { failed = error; } });
+  const parts = [];
+  for await (const t of r.textStream) parts.push(t);
+  if (failed) throw failed;
+  return { parts, finish: await r.finishReason, output: (await r.usage).outputTokens };
+}
+
 await main({
   text: async () => {
     const r = await generateText({ model: model(), prompt: "hi", maxRetries: 0 });
     return { text: r.text, finish: r.finishReason, input: r.usage.inputTokens, output: r.usage.outputTokens };
   },
-  stream: async () => {
-    let failed = null;
-    const r = streamText({ model: model(), prompt: "hi", maxRetries: 0, onError: ({ error }) => { failed = error; } });
-    const parts = [];
-    for await (const t of r.textStream) parts.push(t);
-    if (failed) throw failed;
-    return { parts, finish: await r.finishReason, output: (await r.usage).outputTokens };
-  },
+  stream: async () => streamed(model()),
+  broken_stream: async () => streamed(model("solo")),  // the test breaks the model's stream after its first text
   tools: async () => {
     const r = await generateText({ model: model(), prompt: "weather in Paris?", tools: { get_weather: weather },
       stopWhen: stepCountIs(3), maxRetries: 0 });
