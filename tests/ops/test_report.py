@@ -344,3 +344,23 @@ def test_requests_for_a_model_by_name_through_the_gateway_are_not_drift(tmp_path
     r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)), month_period("2025-03"))
     assert "model:qwen" not in r.drift.agents
     assert r.drift.unknown_models == ["gone"] and r.drift.agents == {"model:gone": ["gone"]}  # a removed model still is
+
+
+def test_an_agent_whose_answer_is_revised_for_the_person_is_not_told_to_go_local(tmp_path: Path) -> None:
+    """The default config's writer hands its answer to utility to revise (returned whole, with its edits, to the
+    person): the report said 'its output is read by utility, not a person … can run local'."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {"qwen": {"provider": "ollama"}, "haiku": {"provider": "anthropic", "api_key_env": "NO_SUCH_KEY",
+                                                              "price": {"input": 1, "output": 5}}},
+        "agents": {"writer": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["utility"]},
+                   "planner": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["engineer"]},
+                   "utility": {"primary": "qwen"}, "engineer": {"primary": "qwen"}}}))
+    config = load_config(path)
+    from modelyard.ledger import connect
+
+    report = build_report(connect(tmp_path / "log.sqlite3"), config, month_period("2025-03"))
+    tiering = {r.subject: r.message for r in report.recommendations if r.kind == "tiering"}
+    assert "writer" not in tiering, tiering
+    assert "its output is read by engineer, not a person" in tiering["planner"]  # building on it is another matter

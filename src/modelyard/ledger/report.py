@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelyard.agents.topology import HandoffPurpose, handoff_purpose
 from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
@@ -346,7 +347,10 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
              "local_model": local_model, "cloud_spend_usd": spend}))
 
     for name, agent in sorted(config.agents.items()):
-        agent_consumers = [c for c in agent.consumers if c in config.agents]
+        # an agent that revises (utility) hands the answer on to the person with its edits: the default config's
+        # writer → utility was told 'its output is read by utility, not a person' — it is read, revised
+        agent_consumers = [c for c in agent.consumers
+                           if c in config.agents and handoff_purpose(config, c) is not HandoffPurpose.REVISE]
         primary = agent.chain[0] if agent.chain else None
         if not agent_consumers or primary not in config.models or config.models[primary].is_local:
             continue
