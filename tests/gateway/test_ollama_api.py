@@ -150,3 +150,10 @@ def test_stop_options_cut_the_answer_whole_and_streamed(local):
     with pytest.raises(ollama.ResponseError) as bad:
         local.chat(model="coder", messages=HI, options={"stop": [5]})
     assert bad.value.status_code == 400 and "options.stop" in bad.value.error
+
+
+def test_fill_in_the_middle_is_refused_not_ignored(local, fakes):
+    """Before: ``suffix`` was ignored, and the model continued the prompt as if there were no code after it."""
+    with pytest.raises(ollama.ResponseError) as err:
+        local.generate(model="coder", prompt="def add(a, b):\n    ", suffix="\n\nprint(add(1, 2))")
+    assert err.value.status_code == 400 and err.value.error.startswith("suffix") and fakes[0].requests == []

@@ -11,9 +11,9 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
   ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
-  ``/api/generate``: ``prompt`` and ``system``. Images are refused. ``keep_alive`` and the other
-  ``options`` are modelyard's to decide (the models' own config) and are ignored, as are ``raw``
-  and the deprecated ``context``.
+  ``/api/generate``: ``prompt`` and ``system``. Images and ``suffix`` (fill-in-the-middle) are refused.
+  ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
+  ignored, as are ``raw`` and the deprecated ``context``.
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
   ``done_reason: "load"``; ``serve`` keeps its local models warm anyway.
 """
@@ -55,6 +55,7 @@ class OllamaBody(BaseModel):
     prompt: str | None = None
     system: str | None = None
     images: list[Any] | None = None
+    suffix: str | None = None
     stream: bool = True
     tools: list[dict[str, Any]] | None = None
     format: str | dict[str, Any] | None = None
@@ -75,6 +76,9 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
     body.model = body.model.removesuffix(LATEST)
     if body.images:
         raise BadRequest("images: not supported by this gateway", "images")
+    if body.suffix:  # code completion's fill-in-the-middle: a chat model asked without it would answer wrong
+        raise BadRequest("suffix: fill-in-the-middle is not supported by this gateway (its models are chat models)",
+                         "suffix")
     return body
 
 
