@@ -137,3 +137,19 @@ def test_telegram_that_cannot_be_reached_says_so_instead_of_a_traceback(tmp_path
     result = CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])
     assert result.exit_code == 1, result.output
     assert "cannot reach Telegram (NetworkError" in result.output
+
+
+def test_telegram_with_nobody_allowed_says_how_to_find_the_user_id(tmp_path, monkeypatch):
+    """'telegram.allowed_users is empty: the bot will answer nobody' — and a newcomer had no way to learn the id to
+    put there; the bot's own log names it when it ignores a message."""
+    from tests.pg import free_port
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\ntelegram: {{token_env: MY_BOT_TOKEN, "
+                      f"base_url: 'http://127.0.0.1:{free_port()}/bot'}}\nmodels: {{m: {{provider: ollama}}}}\n"
+                      "agents: {a: {primary: m}}\n")
+    monkeypatch.setenv("MY_BOT_TOKEN", "123:abc")
+    result = CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])
+    said = " ".join(result.output.split())
+    assert "the bot will answer nobody — send it a message: the line 'ignored message from user N' below names your " \
+           "user id; put N in telegram.allowed_users" in said, result.output

@@ -34,7 +34,10 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
         raise fail(str(exc)) from None
     settings = runtime.config.telegram
     if not settings.allowed_users:
-        err.print("[yellow]warning:[/] telegram.allowed_users is empty: the bot will answer nobody", highlight=False)
+        # where a newcomer finds the number to put there: the bot's own log line for the message it ignores
+        err.print("[yellow]warning:[/] telegram.allowed_users is empty: the bot will answer nobody — send it a "
+                  "message: the line 'ignored message from user N' below names your user id; put N in "
+                  "telegram.allowed_users and start the bot again", highlight=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_http_logs(token, logging.getLogger().handlers)
 

@@ -250,7 +250,7 @@ class TelegramConfig(Strict):
     token_env: str = "TELEGRAM_BOT_TOKEN"
     base_url: str = "https://api.telegram.org/bot"
     allowed_users: list[int] = Field(default_factory=list, description="Telegram user ids; empty = nobody")
-    agent: str | None = Field(None, description="agent that receives messages (default: default_agent)")
+    agent: str | None = Field(None, description="agent that receives messages (default: the orchestrator picks)")
     history_tokens: int = Field(2000, ge=100)
     edit_interval: float = Field(1.0, ge=0.05, description="seconds between streamed message edits")
     format: TelegramFormat = Field(TelegramFormat.MARKDOWN, description="markdown: the answer's Markdown shown "
