@@ -294,6 +294,9 @@ class GatewayApp(Starlette):
     def __init__(self, *args: Any, hot: dict[str, Handler], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.hot = hot
+        #: the same object as ``state.gateway``, which Starlette's ``State`` finds only after a raised and
+        #: discarded AttributeError (its ``__getattr__``), on every access
+        self.gateway: Gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -368,7 +371,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
                      exception_handlers={HTTPException: _http_error, Exception: _internal_error},
                      hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response,
                           "/v1/messages": create_message, "/api/chat": ollama_chat, "/api/generate": ollama_generate})
-    app.state.gateway = Gateway(runtime, api_keys)
+    app.state.gateway = app.gateway = Gateway(runtime, api_keys)  # app.gateway: a plain attribute for the hot path
     app.state.gateway.hosting = hosting
     if hosting is not None:
         app.state.gateway.metrics.watch_hosting(hosting.status)

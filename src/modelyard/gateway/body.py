@@ -4,7 +4,7 @@ bound (chunked uploads), so one oversized request cannot fill the gateway's memo
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 def _mb(size: float) -> str:
@@ -19,16 +19,34 @@ class BodyTooLarge(Exception):
                          "(gateway.max_request_mb)")
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The first value of header ``name`` (lowercase: ASGI servers give names in lowercase), as Starlette's
+    ``request.headers.get`` reads it, without building its ``Headers`` (issue #15: a model request asks for two)."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
+    declared = header(request, b"content-length") or ""
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(int(declared), limit, declared=True)
     pieces: list[bytes] = []
     size = 0
-    async for piece in request.stream():
-        size += len(piece)
-        if size > limit:
-            raise BodyTooLarge(size, limit, declared=False)
-        pieces.append(piece)
+    receive = request.receive
+    while True:  # what request.stream() does, without its async generator (issue #15)
+        message = await receive()
+        if message["type"] == "http.request":
+            piece = message.get("body", b"")
+            size += len(piece)
+            if size > limit:
+                raise BodyTooLarge(size, limit, declared=False)
+            pieces.append(piece)
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+    request._stream_consumed = True  # as stream() leaves it: a second read says so instead of waiting
     # a UTF-8 byte order mark (a file saved by Windows tools, PowerShell) is not part of the JSON text
     return b"".join(pieces).removeprefix(b"\xef\xbb\xbf")

@@ -54,7 +54,7 @@ _SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is 
 
 
 async def chat_completions(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
+    gw: Gateway = request.app.gateway
     return await until_drained(gw.drain, _answer(gw, request))
 
 
