@@ -83,3 +83,16 @@ def test_dashboard_shows_requests_and_filters(gateway, fakes, browser):
     later = chat(gateway, "solo")
     page.wait_for_selector(f"#log tbody tr[data-id='{later}']", timeout=5_000)
     assert errors == []
+
+
+def test_why_a_model_is_unavailable_is_in_view(gateway, browser, monkeypatch):
+    """A model over its spend cap or without its key read 'unavailable' with the reason only in a tooltip."""
+    monkeypatch.delenv("GATEWAY_TEST_ANTHROPIC_KEY")
+    page = browser.new_page()
+    page.goto(gateway.url + "/")
+    page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+    states = dict(page.eval_on_selector_all("#models tbody tr",
+                                            "rows => rows.map(r => [r.dataset.model, r.cells[1].innerText])"))
+    assert states["cloud"].split("\n") == ["unavailable",
+                                           "environment variable GATEWAY_TEST_ANTHROPIC_KEY is not set"], states
+    assert states["fast"] == "available"
