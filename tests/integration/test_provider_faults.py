@@ -196,6 +196,20 @@ async def test_connection_refused(servers: dict[str, Any]) -> None:
     await router.aclose()
 
 
+def test_a_connection_that_broke_is_not_called_unreachable() -> None:
+    """A llama_cpp.server that closed the connection after a failed stream: the retry on it read 'cannot reach
+    http://127.0.0.1:8080: ClientOSError' beside a server that was up."""
+    import aiohttp
+
+    from modelyard.providers.http import unreachable
+
+    url = "http://127.0.0.1:8080"
+    assert unreachable(url, aiohttp.ClientOSError(104, "Connection reset by peer")) == \
+        "the connection to http://127.0.0.1:8080 broke: Connection reset by peer"
+    assert unreachable(url, aiohttp.ServerDisconnectedError()) == \
+        "http://127.0.0.1:8080 closed the connection without answering"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_no_reader_is_left_to_the_garbage_collector(kind: str, servers: dict[str, Any]) -> None:
     """Each reader of a response is closed when its answer ends: one left suspended (the provider

@@ -220,6 +220,10 @@ def unreachable(base_url: str, exc: BaseException) -> str:
     if isinstance(os_error, OSError) and os_error.strerror:
         why = ("connection refused (is the server running? is the endpoint right?)"
                if isinstance(os_error, ConnectionRefusedError) else os_error.strerror)
+    elif isinstance(exc, OSError) and exc.strerror:  # connected, then it broke: 'cannot reach …: ClientOSError'
+        return f"the connection to {base_url} broke: {exc.strerror}"  # read beside a server that is up
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{base_url} closed the connection without answering"
     return f"cannot reach {base_url}: {why}"
 
 
