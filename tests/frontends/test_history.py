@@ -153,3 +153,27 @@ def test_telegram_with_nobody_allowed_says_how_to_find_the_user_id(tmp_path, mon
     said = " ".join(result.output.split())
     assert "the bot will answer nobody — send it a message: the line 'ignored message from user N' below names your " \
            "user id; put N in telegram.allowed_users" in said, result.output
+
+
+def test_chat_says_how_to_take_back_a_switch_recorded_as_a_correction(tmp_path):
+    """'hello there', then '/agent engineer' to start on code: chat noted 'your last message belonged to engineer'
+    — a routing label for `routing learn` — with no word on undoing it."""
+    from importlib.resources import files
+
+    import yaml
+
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="hi!") as llm:
+        data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
+        data["models"]["qwen-coder-0.5b"] = {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1",
+                                             "context": 4096}
+        data["log"] = {"path": str(tmp_path / "log.sqlite")}
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump(data))
+        out = CliRunner().invoke(app, ["chat", "--config", str(config), "--local"],
+                                 input="hello there\n/agent engineer\n/quit\n")
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert "noted: your last message belonged to engineer" in said, out.output
+    assert "if you only meant to switch, `modelyard routing labels` shows it and `routing forget ID` drops it" in said

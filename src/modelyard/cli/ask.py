@@ -280,8 +280,10 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
     session.choose(None if wanted == AUTO else wanted)
     console.print(f"now talking to [cyan]{wanted}[/]")
     if wanted != AUTO and await session.correct(wanted):
-        err.print(f"[dim]noted: your last message belonged to {wanted} "
-                  "(`modelyard routing learn` teaches routing)[/]")
+        # a switch for the next message is recorded as a correction of the last one: say how to take it back
+        err.print(f"[dim]noted: your last message belonged to {wanted} (`modelyard routing learn` teaches routing; "
+                  "if you only meant to switch, `modelyard routing labels` shows it and `routing forget ID` drops "
+                  "it)[/]")
     return True
 
 
