@@ -357,10 +357,8 @@ def test_an_agent_whose_answer_is_revised_for_the_person_is_not_told_to_go_local
         "agents": {"writer": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["utility"]},
                    "planner": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["engineer"]},
                    "utility": {"primary": "qwen"}, "engineer": {"primary": "qwen"}}}))
-    config = load_config(path)
-    from modelyard.ledger import connect
-
-    report = build_report(connect(tmp_path / "log.sqlite3"), config, month_period("2025-03"))
-    tiering = {r.subject: r.message for r in report.recommendations if r.kind == "tiering"}
+    out = CliRunner().invoke(app, ["report", "--config", str(path), "--month", "2025-03", "--json"])
+    assert out.exit_code == 0, out.output
+    tiering = {r["subject"]: r["message"] for r in json.loads(out.stdout)["recommendations"] if r["kind"] == "tiering"}
     assert "writer" not in tiering, tiering
     assert "its output is read by engineer, not a person" in tiering["planner"]  # building on it is another matter

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from modelyard.agents.topology import HandoffPurpose, handoff_purpose
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import Column, fit_table, left_out, ms
 from modelyard.config.schema import Config
@@ -105,7 +106,8 @@ def report(
         raise fail(str(exc)) from None
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise fail("--chart must end in .png or .svg")
-    result = build_report(log_or_exit(cfg), cfg, period, bench=LogStore.of(cfg).local())
+    revisers = frozenset(a for a in cfg.agents if handoff_purpose(cfg, a) is HandoffPurpose.REVISE)
+    result = build_report(log_or_exit(cfg), cfg, period, bench=LogStore.of(cfg).local(), revisers=revisers)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
     else:

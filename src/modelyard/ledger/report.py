@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from modelyard.agents.topology import HandoffPurpose, handoff_purpose
 from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
@@ -149,8 +148,11 @@ class Report:
         }
 
 
-def build_report(conn: LogConnection, config: Config, period: Period, *, bench: LogConnection | None = None) -> Report:
-    """``bench``: where ``modelyard bench`` wrote its runs (this host's SQLite file), if not ``conn``."""
+def build_report(conn: LogConnection, config: Config, period: Period, *, bench: LogConnection | None = None,
+                 revisers: frozenset[str] = frozenset()) -> Report:
+    """``bench``: where ``modelyard bench`` wrote its runs (this host's SQLite file), if not ``conn``.
+    ``revisers``: agents whose hand-off revises an answer for the person (``agents.topology`` knows which; the log
+    layer does not import it)."""
     window = (period.start, period.end)
     totals = Group("all")
     agents: dict[str, Group] = {}
@@ -209,7 +211,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
                                               saved / cf * 100 if cf else None))
 
     recs = (_fallback_recommendations(config, agents, failing, drift)
-            + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds)
+            + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds, revisers)
             + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
@@ -310,7 +312,7 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
 
 def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
                      local_fallback: dict[str, Group], queue_timeouts: Counter,
-                     queue_bounds: dict[str, float]) -> list[Recommendation]:
+                     queue_bounds: dict[str, float], revisers: frozenset[str] = frozenset()) -> list[Recommendation]:
     recs: list[Recommendation] = []
     for name, g in sorted(models.items()):
         if len(g.waits) < MIN_WAIT_SAMPLES:
@@ -349,8 +351,7 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
     for name, agent in sorted(config.agents.items()):
         # an agent that revises (utility) hands the answer on to the person with its edits: the default config's
         # writer → utility was told 'its output is read by utility, not a person' — it is read, revised
-        agent_consumers = [c for c in agent.consumers
-                           if c in config.agents and handoff_purpose(config, c) is not HandoffPurpose.REVISE]
+        agent_consumers = [c for c in agent.consumers if c in config.agents and c not in revisers]
         primary = agent.chain[0] if agent.chain else None
         if not agent_consumers or primary not in config.models or config.models[primary].is_local:
             continue
