@@ -90,6 +90,16 @@ def test_wrong_type_names_the_key() -> None:
     assert err.key == "models.local.max_concurrent" and err.line == 5
 
 
+def test_a_scalar_where_keys_belong_names_the_keys() -> None:
+    """`spend_cap: 5` read 'Input should be a valid dictionary or instance of SpendCap'; a token pasted where the
+    telegram section belongs is not echoed."""
+    err = error_of(GOOD.replace("max_concurrent: 2", "max_concurrent: 2\n    spend_cap: 5"))
+    assert err.key == "models.local.spend_cap"
+    assert str(err).endswith("expected keys and values here (usd, per: e.g. {usd: …}), got a number"), str(err)
+    err = error_of(GOOD + "telegram: 123456:AAF-secret-token\n")
+    assert err.key == "telegram" and "got text" in str(err) and "secret" not in str(err), str(err)
+
+
 def test_inline_api_key_refused_without_echoing_it() -> None:
     err = error_of(GOOD.replace("api_key_env: ANTHROPIC_API_KEY", "api_key: sk-ant-secret-123456789"))
     assert "environment variable" in str(err) and "sk-ant-secret" not in str(err)

@@ -143,6 +143,12 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = f"required key '{loc[-1]}' is missing"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
+        keys = known_keys(root, loc)
+        got = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list"}.get(
+            type(err.get("input")), "something else")  # its type, not its value: it may be a pasted token
+        msg = (f"expected keys and values here ({', '.join(keys)}: e.g. {{{keys[0]}: …}}), got {got}" if keys
+               else f"expected keys and values here (key: value), got {got}")
     return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
 
 
