@@ -362,3 +362,11 @@ def test_an_agent_whose_answer_is_revised_for_the_person_is_not_told_to_go_local
     tiering = {r["subject"]: r["message"] for r in json.loads(out.stdout)["recommendations"] if r["kind"] == "tiering"}
     assert "writer" not in tiering, tiering
     assert "its output is read by engineer, not a person" in tiering["planner"]  # building on it is another matter
+
+
+def test_small_sums_are_written_out_not_as_exponents_or_zero() -> None:
+    """A spend cap of $0.00001 read "$1e-05" in the report's advice; a nonzero sum is never $0.0000."""
+    from modelyard.ledger.report import money
+
+    assert [money(v) for v in (0, 1234.5, 0.014, 0.00001, 0.00012345)] == \
+        ["$0.00", "$1,234.50", "$0.0140", "$0.000010", "$0.00012"]

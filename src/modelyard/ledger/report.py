@@ -21,6 +21,7 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 from __future__ import annotations
 
 import calendar
+import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -238,10 +239,13 @@ def config_drift(config: Config, attempted: dict[str, set[str]]) -> ConfigDrift:
 
 
 def money(usd: float) -> str:
-    """$1,234.50 / $0.0140 / -$0.09: cents for real money, more digits for the small sums of light use."""
+    """$1,234.50 / $0.0140 / -$0.09 / $0.000010: cents for real money, more digits for the small sums of
+    light use, and never $0.0000 or an exponent for a sum that is not zero (a cap of $0.00001 read "$1e-05")."""
     sign = "-" if usd < 0 else ""
     usd = abs(usd)
-    return f"{sign}${usd:,.2f}" if usd >= 1 or usd == 0 else f"{sign}${usd:.4f}"
+    if usd >= 1 or usd == 0:
+        return f"{sign}${usd:,.2f}"
+    return f"{sign}${usd:.{max(4, 1 - math.floor(math.log10(usd)))}f}"
 
 
 def _pct(x: float) -> str:
@@ -297,7 +301,7 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
                 "allows, add a model to share the load, or move the agent")
     if reason == Reason.SPEND_CAP:
         cap = config.models[model].spend_cap if model in config.models else None
-        now = f"now ${cap.usd:g} per {cap.per}" if cap else "no longer in the config"
+        now = f"now {money(cap.usd)} per {cap.per}" if cap else "no longer in the config"
         return (f"{who} reached its spend cap ({now}): raise the cap if the answers are worth it, "
                 "or give the agent a local primary")
     if reason == Reason.STATE_UNREACHABLE:  # not the model's fault: the shared state was out of reach
