@@ -127,14 +127,7 @@ def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
 
 def test_telegram_that_cannot_be_reached_says_so_instead_of_a_traceback(tmp_path, monkeypatch):
     """No network, DNS or proxy: the bot printed python-telegram-bot's traceback (146 lines) and exit 1."""
-    from tests.pg import free_port
-
-    config = tmp_path / "c.yaml"
-    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\ntelegram: {{token_env: MY_BOT_TOKEN, allowed_users: "
-                      f"[1], base_url: 'http://127.0.0.1:{free_port()}/bot'}}\nmodels: {{m: {{provider: ollama}}}}\n"
-                      "agents: {a: {primary: m}}\n")
-    monkeypatch.setenv("MY_BOT_TOKEN", "123:abc")
-    result = CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])
+    result = _telegram_unreachable(tmp_path, monkeypatch, "allowed_users: [1], ")
     assert result.exit_code == 1, result.output
     assert "cannot reach Telegram (NetworkError" in result.output
 
@@ -142,14 +135,7 @@ def test_telegram_that_cannot_be_reached_says_so_instead_of_a_traceback(tmp_path
 def test_telegram_with_nobody_allowed_says_how_to_find_the_user_id(tmp_path, monkeypatch):
     """'telegram.allowed_users is empty: the bot will answer nobody' — and a newcomer had no way to learn the id to
     put there; the bot's own log names it when it ignores a message."""
-    from tests.pg import free_port
-
-    config = tmp_path / "c.yaml"
-    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\ntelegram: {{token_env: MY_BOT_TOKEN, "
-                      f"base_url: 'http://127.0.0.1:{free_port()}/bot'}}\nmodels: {{m: {{provider: ollama}}}}\n"
-                      "agents: {a: {primary: m}}\n")
-    monkeypatch.setenv("MY_BOT_TOKEN", "123:abc")
-    result = CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])
+    result = _telegram_unreachable(tmp_path, monkeypatch, "")
     said = " ".join(result.output.split())
     assert "the bot will answer nobody — send it a message: the line 'ignored message from user N' below names your " \
            "user id; put N in telegram.allowed_users" in said, result.output
@@ -177,3 +163,15 @@ def test_chat_says_how_to_take_back_a_switch_recorded_as_a_correction(tmp_path):
     said = " ".join(out.output.split())
     assert "noted: your last message belonged to engineer" in said, out.output
     assert "if you only meant to switch, `modelyard routing labels` shows it and `routing forget ID` drops it" in said
+
+
+def _telegram_unreachable(tmp_path, monkeypatch, allowed: str):
+    """``modelyard telegram --local`` with a Bot API address nothing listens on (``allowed``: YAML for the list)."""
+    from tests.pg import free_port
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\ntelegram: {{token_env: MY_BOT_TOKEN, {allowed}"
+                      f"base_url: 'http://127.0.0.1:{free_port()}/bot'}}\nmodels: {{m: {{provider: ollama}}}}\n"
+                      "agents: {a: {primary: m}}\n")
+    monkeypatch.setenv("MY_BOT_TOKEN", "123:abc")
+    return CliRunner().invoke(app, ["telegram", "--config", str(config), "--local"])

@@ -35,15 +35,21 @@ async def _round_trip(state: RedisState) -> float:
     return time.monotonic() - t0
 
 
+async def _connected(pools: Pools, server: PrivateRedis) -> RedisState:  # noqa: F811 - fixture type
+    """One process's state of model "m" (two slots) on ``server``, with one round trip made."""
+    (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+    state = pool["m"]
+    assert isinstance(state, RedisState)
+    await _round_trip(state)
+    return state
+
+
 async def test_client_kill_of_every_connection_costs_no_outage(pools: Pools,  # noqa: F811 - fixture
                                                                      tmp_path: Path) -> None:
     """CLIENT KILL TYPE normal and TYPE pubsub (an operator, a proxy's idle reaper): the pooled connections and
     the grant listener are gone; the next calls reconnect without taking the link down."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
-        state = pool["m"]
-        assert isinstance(state, RedisState)
-        await _round_trip(state)
+        state = await _connected(pools, server)
         admin = redis.Redis(port=server.port)
         admin.client_kill_filter(_type="pubsub")
         admin.client_kill_filter(_type="normal", skipme=True)
@@ -77,10 +83,7 @@ async def test_a_waiter_whose_grant_listener_is_killed_still_gets_the_slot(pools
 async def test_script_flush_is_reloaded_not_an_outage(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
     """SCRIPT FLUSH (or a failover to a replica that never saw the scripts): EVALSHA answers NOSCRIPT."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
-        state = pool["m"]
-        assert isinstance(state, RedisState)
-        await _round_trip(state)
+        state = await _connected(pools, server)
         redis.Redis(port=server.port).script_flush()
         errors = state.link.errors
         assert await _round_trip(state) < TIMEOUT
@@ -91,10 +94,7 @@ async def test_script_flush_is_reloaded_not_an_outage(pools: Pools, tmp_path: Pa
 async def test_client_pause_is_bounded_by_the_timeout(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
     """CLIENT PAUSE (an operator's failover step): every command waits on the server side for the pause."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
-        state = pool["m"]
-        assert isinstance(state, RedisState)
-        await _round_trip(state)
+        state = await _connected(pools, server)
         redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 2500, "ALL")
         assert await _round_trip(state) < TIMEOUT + 0.1  # the store's bound, then this process's share
         assert await _round_trip(state) < 0.05  # the next ones do not wait for it at all
@@ -106,10 +106,7 @@ async def test_a_readonly_reply_falls_back_to_the_share_and_recovers(pools: Pool
     """READONLY (the server is now a replica: REPLICAOF after a failover) is an error reply, not a dead
     connection: the same bounded fallback to this process's share, and recovery once writes are taken again."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
-        state = pool["m"]
-        assert isinstance(state, RedisState)
-        await _round_trip(state)
+        state = await _connected(pools, server)
         admin = redis.Redis(port=server.port)
         admin.execute_command("REPLICAOF", "127.0.0.1", "1")
         try:
@@ -127,10 +124,7 @@ async def test_maxmemory_reached_still_serves(pools: Pools, tmp_path: Path) -> N
     starts by purging expired entries (a write that frees memory): the slots keep working under maxmemory
     (Redis goes past it by a few bytes) rather than taking the link down. A plain write is refused."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
-        state = pool["m"]
-        assert isinstance(state, RedisState)
-        await _round_trip(state)
+        state = await _connected(pools, server)
         admin = redis.Redis(port=server.port)
         admin.config_set("maxmemory", 1)
         try:

@@ -31,7 +31,7 @@ from modelyard.gateway.responses import (
     until_drained,
 )
 from modelyard.gateway.stops import StopCutter, cut
-from modelyard.gateway.tool_text import accept_for, promote_text_calls
+from modelyard.gateway.tool_text import accept_for
 from modelyard.gateway.wire import (
     DONE,
     ChunkWriter,
@@ -75,7 +75,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     if isinstance(routed, Response):
         return routed
     record = routed.record
-    response = promote_text_calls(chat, routed.response)
+    response = routed.response
     if body.stop and not response.tool_calls:  # the client's stop sequences, cut here (stops.py)
         response.text, matched = cut(response.text, body.stop_sequences)
         if matched is not None:

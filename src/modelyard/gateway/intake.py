@@ -19,6 +19,7 @@ from modelyard.gateway.disconnect import ClientGone, until_disconnect
 from modelyard.gateway.exhausted import exhausted_response
 from modelyard.gateway.responses import error_response
 from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR
+from modelyard.gateway.tool_text import promote_text_calls
 from modelyard.gateway.wire import BadRequest
 from modelyard.router import ChainExhausted, RoutedStream
 from modelyard.router.router import Accept, Routed
@@ -95,10 +96,14 @@ async def exhausted(gw: Gateway, exc: ChainExhausted) -> Response:
 async def complete(gw: Gateway, request: Request, agent: str, chat: ChatRequest, request_id: str,
                    accept: Accept | None) -> Routed | Response:
     """The whole answer, buffered (with tools offered it is checked before any of it is sent: the
-    tool-calling trap), or the response that ends the request: client gone, or no model could answer."""
+    tool-calling trap, and a call the model was allowed to write as text is made a real one), or the
+    response that ends the request: client gone, or no model could answer."""
     try:
-        return await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
-                                                                           accept=accept), request.scope)
+        routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
+                                                                             accept=accept), request.scope)
+        if accept is not None:  # tools were offered
+            routed.response = promote_text_calls(chat, routed.response)
+        return routed
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)
     except ChainExhausted as exc:

@@ -26,9 +26,9 @@ from modelyard.gateway.messages_wire import (
     parse_messages_body,
     to_chat_request,
 )
-from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
+from modelyard.gateway.responses import SSEResponse, json_response, replayed, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
-from modelyard.gateway.tool_text import accept_for, promote_text_calls
+from modelyard.gateway.tool_text import accept_for
 from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
 from modelyard.tokens import request_tokens
@@ -75,7 +75,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     routed = await complete(gw, request, agent, chat, request_id, accept)
     if isinstance(routed, Response):
         return routed
-    response = promote_text_calls(chat, routed.response)
+    response = routed.response
     writer = MessageWriter(request_id, routed.record.model or body.model)
     if body.stop_sequences and not response.tool_calls:
         response.text, writer.stop_sequence = cut(response.text, body.stop_sequences)
@@ -83,16 +83,11 @@ async def _answer(gw: Gateway, request: Request) -> Response:
                             and writer.stop_sequence is None)
     answer: Response
     if body.stream:
-        answer = SSEResponse(_replay(writer.replay(response)), headers, drain=gw.drain, final=_SHUTDOWN_EVENT)
+        answer = SSEResponse(replayed(writer.replay(response)), headers, drain=gw.drain, final=_SHUTDOWN_EVENT)
     else:
         answer = json_response(writer.whole(response), headers=headers)
     await committed(gw)
     return answer
-
-
-async def _replay(events: list[bytes]) -> AsyncGenerator[bytes, None]:
-    for event in events:
-        yield event
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: MessageWriter,

@@ -38,13 +38,14 @@ from modelyard.gateway.responses import (
     SSEResponse,
     error_extras,
     json_response,
+    replayed,
     reshaped_error,
     route_headers,
     until_drained,
 )
 from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR, listed_names
 from modelyard.gateway.stops import StopCutter, cut
-from modelyard.gateway.tool_text import accept_for, promote_text_calls
+from modelyard.gateway.tool_text import accept_for
 from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
 from modelyard.types import Chunk
@@ -136,7 +137,7 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
     routed = await complete(gw, request, agent, request_chat, request_id, accept)
     if isinstance(routed, Response):
         return routed
-    response = promote_text_calls(request_chat, routed.response)
+    response = routed.response
     if (sequences := stop_sequences(body)) and not response.tool_calls:
         response.text, matched = cut(response.text, sequences)
         writer.stopped = matched is not None
@@ -149,11 +150,8 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
 
 
 def _lines(lines: list[bytes], headers: dict[str, str], gw: Gateway | None = None) -> Response:
-    async def replay() -> AsyncGenerator[bytes, None]:
-        for item in lines:
-            yield item
-
-    return SSEResponse(replay(), headers, drain=gw.drain if gw else None, final=_SHUTDOWN_LINE, content_type=NDJSON)
+    return SSEResponse(replayed(lines), headers, drain=gw.drain if gw else None, final=_SHUTDOWN_LINE,
+                       content_type=NDJSON)
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: OllamaWriter,

@@ -112,6 +112,12 @@ def attempts_out(record: RequestRecord) -> list[dict[str, Any]]:
             for a in record.attempts]
 
 
+async def replayed(events: list[bytes]) -> AsyncGenerator[bytes, None]:
+    """Events rendered at once (a buffered answer's) as the generator an :class:`SSEResponse` streams."""
+    for event in events:
+        yield event
+
+
 async def until_drained(drain: Drain, work: Awaitable[Response]) -> Response:
     """Answer a request, tracked by ``drain``: if the server shuts down first, a 503 with ``Retry-After``
     (gateway/drain.py) instead of a cancelled task and its traceback."""

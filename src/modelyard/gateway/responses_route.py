@@ -19,7 +19,7 @@ from modelyard.gateway.drain import SHUTTING_DOWN
 from modelyard.gateway.intake import committed, complete, intake, start_stream
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.responses_wire import ResponseWriter, parse_responses_body, to_chat_request, truncated
-from modelyard.gateway.tool_text import accept_for, promote_text_calls
+from modelyard.gateway.tool_text import accept_for
 from modelyard.router import RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
 from modelyard.types import ChatResponse, Chunk
@@ -53,7 +53,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     routed = await complete(gw, request, agent, chat, writer.request_id, accept)
     if isinstance(routed, Response):
         return routed
-    response = promote_text_calls(chat, routed.response)
+    response = routed.response
     writer.model = routed.record.model or body.model
     await committed(gw)
     headers = route_headers(routed.record, truncated=truncated(response))
