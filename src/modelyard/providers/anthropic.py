@@ -53,6 +53,16 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
     return system, out
 
 
+def _tool_call(block: dict[str, Any]) -> ToolCall:
+    """A tool_use block as a call. Its input streams as input_json_delta pieces after an empty ``input: {}``
+    (the documented shape); Anthropic-compatible servers and proxies (Ollama's /v1/messages, OpenAI-to-Anthropic
+    adapters) send the whole ``input`` in content_block_start and no delta: taken as the arguments then, where
+    they were read as {} — a call with its arguments lost, passed on as a good one."""
+    if not block["json"] and isinstance(block["input"], dict):
+        return ToolCall(block["name"], block["input"], block["id"])
+    return ToolCall(block["name"], parse_arguments(block["json"] or "{}"), block["id"])
+
+
 class AnthropicProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     hosted = True
@@ -93,7 +103,7 @@ class AnthropicProvider(HttpProvider):
             raise ProviderError(Reason.MISSING_CREDENTIALS, self.unavailable_reason() or "no API key")
         usage = Usage()
         stop_reason = ""
-        blocks: dict[int, dict[str, str]] = {}
+        blocks: dict[int, dict[str, Any]] = {}
         event = ""
         stopped = False
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
@@ -117,7 +127,8 @@ class AnthropicProvider(HttpProvider):
                 elif kind == "content_block_start":
                     block = data.get("content_block") or {}
                     blocks[int(data.get("index") or 0)] = {"type": block.get("type", ""), "id": block.get("id", ""),
-                                                           "name": block.get("name", ""), "json": ""}
+                                                           "name": block.get("name", ""), "json": "",
+                                                           "input": block.get("input")}
                 elif kind == "content_block_delta":
                     delta = data.get("delta") or {}
                     dtype = delta.get("type")
@@ -127,14 +138,13 @@ class AnthropicProvider(HttpProvider):
                         yield Chunk("thinking", text=delta.get("thinking", ""))
                     elif dtype == "input_json_delta":
                         block = blocks.setdefault(int(data.get("index") or 0),
-                                                  {"type": "tool_use", "id": "", "name": "", "json": ""})
+                                                  {"type": "tool_use", "id": "", "name": "", "json": "", "input": None})
                         block["json"] += delta.get("partial_json", "")
                     # signature_delta, citations_delta and delta types added later: nothing to show
                 elif kind == "content_block_stop":
                     block = blocks.pop(int(data.get("index") or 0), None)
                     if block and block["type"] == "tool_use":
-                        yield Chunk("tool_call", tool_call=ToolCall(
-                            block["name"], parse_arguments(block["json"] or "{}"), block["id"]))
+                        yield Chunk("tool_call", tool_call=_tool_call(block))
                     # server_tool_use, web_search_tool_result, redacted_thinking...: run by Anthropic, not us
                 elif kind == "message_delta":
                     stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
@@ -148,6 +158,9 @@ class AnthropicProvider(HttpProvider):
                 # ping and unknown event types: ignored on purpose
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
+        for block in blocks.values():  # a tool_use block never closed (a proxy that skips content_block_stop):
+            if block["type"] == "tool_use":  # the call is whole once the message is; dropping it passed the rest
+                yield Chunk("tool_call", tool_call=_tool_call(block))  # as the answer, the call lost
         if stop_reason == PAUSED:
             raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn'): only "
                                                        "sending it back continues it, so it is not an answer")

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDictProxy
 
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -110,7 +111,9 @@ class StreamResponse:
         decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
         parts: list[str] = []
         held = 0
+        empty = True
         async for piece in self._response.content.iter_any():
+            empty = False
             text = decoder.decode(piece)
             if "\r" in text:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -127,9 +130,18 @@ class StreamResponse:
                 if held > self.limit:
                     raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                         f"one line of the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        if empty and self._framed_empty():
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"HTTP {self.status_code} with an empty body: no answer")
         rest = "".join(parts) + decoder.decode(b"", final=True)
         if rest:
             yield [rest]
+
+    def _framed_empty(self) -> bool:
+        """The server said the body is empty (``content-length: 0``, a 204, a chunked body of no chunks): an answer
+        it meant to give, not a connection that broke (that was read as connection_dropped and asked again, for
+        the same nothing). A body delimited by the close alone could be either: left to the provider."""
+        return (self.status_code == 204 or self._response.content_length == 0
+                or "chunked" in self.headers.get("transfer-encoding", "").lower())
 
     async def _events(self, what: str) -> AsyncGenerator[tuple[str, str], None]:
         async for events in self._opened(self._event_batches(what)):
@@ -298,6 +310,10 @@ class HttpClient:
         except aiohttp.ClientError as exc:  # the stream broke after headers
             if reading is not None and reading.answered:
                 return  # only the end marker was lost: the provider finishes the answer it has
+            if isinstance(exc.__cause__, ContentEncodingError):  # gzip/deflate bytes that do not decode: the
+                raise ProviderError(Reason.MALFORMED_RESPONSE,  # same bytes would come again, nothing broke
+                                    f"the answer's {response.headers.get('content-encoding', '')} encoding does "
+                                    "not decode") from exc
             raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
         finally:
             try:
@@ -393,14 +409,20 @@ def parse_retry_after(value: str | None) -> float | None:
 _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found_error"})
 
 
+#: the account behind the key cannot pay (Anthropic's 402 billing_error, OpenRouter's 402, OpenAI's 429
+#: insufficient_quota): like a refused key it lasts until someone acts, so the model cools as for a 401 instead of
+#: being asked (and failing) on every request, or cooling for a rate limit's seconds
+_BILLING_TYPES = frozenset({"billing_error", "insufficient_quota"})
+
+
 def reason_for_status(status: int, error_type: str = "") -> Reason:
     if status < 400:  # a redirect, not followed: the endpoint is configured wrong
         return Reason.MODEL_MISSING
-    if status == 429 or error_type == "rate_limit_error":
+    if (status == 429 or error_type == "rate_limit_error") and error_type not in _BILLING_TYPES:
         return Reason.RATE_LIMITED
     if status in (503, 529) or error_type == "overloaded_error":
         return Reason.OVERLOADED
-    if status in (401, 403):
+    if status in (401, 402, 403) or error_type in _BILLING_TYPES:
         return Reason.AUTH_ERROR
     if status >= 500:
         return Reason.SERVER_ERROR

@@ -12,8 +12,11 @@ reason ``malformed_response`` — the chain moves on — never a TypeError somew
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator
 from typing import Any
+
+import orjson
 
 from modelyard.errors import ProviderError, Reason
 from modelyard.types import (
@@ -150,6 +153,25 @@ class _Joiner:
         return "\ufffd" if pending else ""
 
 
+def _writable(call: ToolCall) -> None:
+    """A tool call every wire can write back, or malformed_response. NaN and Infinity are not JSON (Python's parser
+    takes them): the chat completions wire passed ``{"n": NaN}`` on as arguments no JSON.parse reads, the Anthropic
+    and Ollama wires as ``null`` — another value, passed as the model's. Lone UTF-16 halves (a JavaScript server's
+    ``\\ud83d``) become U+FFFD as in text: orjson refuses them, and the Ollama stream answered 500 with a traceback."""
+    try:
+        json.dumps(call.arguments, allow_nan=False)
+    except (ValueError, TypeError):
+        raise malformed(f"tool call '{call.name}' has NaN or Infinity in its arguments: not JSON") from None
+    if not call.name.isascii():
+        call.name = repair_text(call.name)
+    if not call.id.isascii():
+        call.id = repair_text(call.id)
+    try:
+        orjson.dumps(call.arguments)
+    except TypeError:  # a lone surrogate (or an integer beyond 64 bits, which json writes and this keeps)
+        call.arguments = json.loads(repair_text(json.dumps(call.arguments, ensure_ascii=False)))
+
+
 async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGenerator[Chunk, None]:
     """Every provider's stream, guarded: text is text (split surrogate pairs joined), tool calls are
     named with object arguments, usage is counted in ints, the answer stays under ``limit`` bytes,
@@ -193,6 +215,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise malformed(f"tool call '{call.name}': arguments nest over {MAX_ARGUMENT_DEPTH} levels deep")
                 if not isinstance(call.id, str):
                     call.id = str(call.id)
+                _writable(call)
                 content = answered = True
                 yield chunk
             elif kind == "usage":

@@ -1,0 +1,177 @@
+"""A third outside-in pass over what servers send (helper-41's hunt): shapes the first two passes did not build,
+each from the public spec or an issue thread of the server that sends it, replayed verbatim (``Fault.raw``)
+through the router.
+
+Each ends in the primary's answer read as the server meant it, or in a fallback with the right reason (and no
+retry where the same bytes would come again), never in a wrong answer passed on as right, and always with one row
+in the routing log. Each case here failed on the code before this pass (but the one marked as guarding a fix).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, JSON, NDJSON, SSE, call, chunk, event, fn, ndjson
+from tests.integration.test_wire_shapes_outside_in import MESSAGE_START, MESSAGE_STOP, block, delta, message_delta
+
+from modelyard.ledger import connect
+from modelyard.types import ChatRequest, Message, ToolDefinition
+
+REQ = ChatRequest(messages=[Message("user", "Weather in Paris?")], tools=[ToolDefinition("get_weather")])
+PARIS = {"city": "Paris"}
+
+
+async def route(kind: str, servers: dict[str, Any], tmp_path: Path, *faults: Fault) -> Any:  # noqa: F811
+    return (await route_cooling(kind, servers, tmp_path, *faults))[0]
+
+
+async def route_cooling(kind: str, servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                        *faults: Fault) -> tuple[Any, float]:
+    """The routed answer, and how long the primary cools down after it."""
+    for fault in faults:
+        servers[kind].push(fault)
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    cooling = router.pool.local("primary").health.seconds_left()
+    await router.aclose()
+    writer.close()
+    rows = connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+    assert rows == 1 and writer.health().failures == 0
+    return routed, cooling
+
+
+def outcomes(routed: Any) -> list[tuple[str, str, str | None]]:
+    return [(a.model, a.outcome, a.reason) for a in routed.record.attempts]
+
+
+# -- Anthropic-compatible tool calls ---------------------------------------------------------------------------
+
+async def test_anthropic_tool_input_given_whole_in_block_start(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Anthropic-compatible servers and OpenAI-to-Anthropic adapters (Ollama's /v1/messages, crustly#38; antseed#15,
+    gajae-code#1895) send the whole ``input`` in content_block_start and no input_json_delta. It was read as {}: a
+    call with its arguments lost, passed on as a good answer."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, MESSAGE_START, block(0, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": PARIS}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}), message_delta("tool_use"),
+        MESSAGE_STOP, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [("get_weather", PARIS, "toolu_1")]
+
+
+async def test_anthropic_tool_input_deltas_win_over_the_start_input(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """Where both come (the documented shape has ``input: {}`` first), the streamed deltas are the arguments
+    (guards the fix above)."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, MESSAGE_START, block(0, {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                      "input": {"city": "?"}}),
+        delta(0, {"type": "input_json_delta", "partial_json": json.dumps(PARIS)}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}), message_delta("tool_use"),
+        MESSAGE_STOP, headers=SSE))
+    assert [c.arguments for c in routed.response.tool_calls] == [PARIS]
+
+
+async def test_anthropic_tool_block_never_closed_is_still_the_call(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """A proxy that skips content_block_stop: the message ends whole (stop_reason tool_use, message_stop) but the
+    call was dropped, and an answer that was only the call was refused as empty (or its text passed on alone)."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, MESSAGE_START, block(0, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}),
+        delta(0, {"type": "input_json_delta", "partial_json": '{"city": "Paris"}'}), message_delta("tool_use"),
+        MESSAGE_STOP, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", PARIS)]
+
+
+# -- an account that cannot pay ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "status", "body"), [
+    # Anthropic documents 402 billing_error ("There's an issue with your billing or payment information")
+    ("anthropic", 402, {"type": "error", "error": {"type": "billing_error", "message": "Your credit balance is too "
+                                                                                      "low to access the API."}}),
+    # OpenRouter: 402 when the key's credits run out
+    ("openai", 402, {"error": {"message": "Insufficient credits. Add more using https://openrouter.ai/credits",
+                               "code": 402}}),
+    # OpenAI: a 429 that is no rate limit (no retry-after, waiting does not help) but an exhausted quota
+    ("openai", 429, {"error": {"message": "You exceeded your current quota, please check your plan and billing "
+                                          "details.", "type": "insufficient_quota", "param": None,
+                               "code": "insufficient_quota"}}),
+])
+async def test_an_account_out_of_credit_cools_like_a_refused_key(kind: str, status: int, body: dict[str, Any],
+                                                                 servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """It was a bad_request (asked again, and refused, on every request) or a rate limit (asked again at once, then
+    cooled for the breaker's second): it lasts until someone pays, as a revoked key does until someone acts."""
+    routed, cooling = await route_cooling(kind, servers, tmp_path, Fault.raw(status, json.dumps(body), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
+    assert cooling > 4  # cooldown.max_seconds (5), not the breaker's 1 s
+
+
+# -- tool-call arguments no wire can write back -----------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "raw"), [
+    ("openai", [call(index=0, id="call_1", type="function", function=fn("get_weather", '{"temp": NaN}')),
+                chunk({}, "tool_calls"), DONE]),
+    ("openai", [call(index=0, id="call_1", type="function", function=fn("get_weather", '{"temp": -Infinity}')),
+                chunk({}, "tool_calls"), DONE]),
+    ("ollama", ['{"model":"qwen3.5:latest","message":{"role":"assistant","content":"","tool_calls":[{"function":'
+                '{"name":"get_weather","arguments":{"temp":NaN}}}]},"done":false}\n',
+                ndjson({"model": "qwen3.5:latest", "message": {"role": "assistant", "content": ""}, "done": True,
+                        "done_reason": "stop"})]),
+])
+async def test_nan_in_tool_arguments_is_malformed(kind: str, raw: list[str], servers: dict[str, Any],  # noqa: F811
+                                                  tmp_path: Path) -> None:
+    """NaN and Infinity are not JSON, though Python's parser takes them: the chat completions wire passed
+    ``{"temp": NaN}`` on as arguments JSON.parse refuses, the Anthropic and Ollama wires as ``null`` (another value
+    than the model's, passed on as its own)."""
+    routed = await route(kind, servers, tmp_path, Fault.raw(200, *raw, headers=SSE if kind == "openai" else NDJSON))
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]
+
+
+async def test_a_lone_surrogate_in_tool_arguments_is_repaired(servers: dict[str, Any],  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    """A JavaScript server's lone UTF-16 half (``\\ud83d`` without its pair) in a string argument: U+FFFD, as in
+    text. Left as it was, every orjson writer refused it (the gateway's Ollama stream answered 500)."""
+    args = '{"city": "Paris \\ud83d", "note": "\\ud83d\\ude00"}'
+    routed = await route("openai", servers, tmp_path, Fault.raw(
+        200, call(index=0, id="call_1", type="function", function=fn("get_weather", args)), chunk({}, "tool_calls"),
+        DONE, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.tool_calls[0].arguments == {"city": "Paris \ufffd", "note": "\U0001f600"}
+
+
+# -- bodies that end as the server framed them ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["openai", "ollama", "anthropic"])
+@pytest.mark.parametrize(("name", "fault"), [
+    ("content_length_0", Fault.raw(200, headers={**SSE, "content-length": "0"})),
+    ("chunked_without_chunks", Fault.raw(200, headers=SSE)),
+    ("no_content_204", Fault.raw(204)),
+])
+async def test_an_empty_body_is_no_answer_and_not_asked_again(kind: str, name: str, fault: Fault,
+                                                              servers: dict[str, Any],  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    """A 200 (or 204) whose framing says the body is empty was connection_dropped: asked again (the same nothing
+    came), and the model counted as dropping connections. The server ended it as it meant to: malformed, next
+    model. (A body that ends by a close alone stays connection_dropped: it cannot be told from a crash.)"""
+    routed = await route(kind, servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)], \
+        routed.record.attempts[0].detail
+
+
+@pytest.mark.parametrize("kind", ["openai", "ollama", "anthropic"])
+async def test_a_body_whose_encoding_does_not_decode_is_malformed(kind: str, servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """gzip that does not decode (a proxy that cut it, or compressed twice): it was connection_dropped and asked
+    again for the same bytes."""
+    broken = gzip.compress(b"data: x\n\n" * 200)[:30] + b"\x00" * 40
+    routed = await route(kind, servers, tmp_path, Fault.raw(
+        200, broken, headers={**SSE, "content-encoding": "gzip", "content-length": str(len(broken))}))
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)], \
+        routed.record.attempts[0].detail
