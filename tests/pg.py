@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,4 +170,59 @@ class OwnServer:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Bouncer:
+    """PgBouncer (Debian: pgbouncer) on an ephemeral loopback port in front of the shared server, in *transaction*
+    pooling — what most teams put between many clients and one PostgreSQL. Each transaction may run on another
+    server connection; ``server_round_robin`` makes that happen every time here, so anything that lives on one
+    server connection (a prepared statement, a SET) is found missing on the next transaction."""
+
+    def __init__(self, database_url: str, pool_size: int = 2):
+        exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        if not Path(exe).exists():
+            pytest.skip("pgbouncer is not installed (Debian: pgbouncer; scripts/bootstrap.sh installs it as root)")
+        self.root = Path(tempfile.mkdtemp(prefix="modelyard-pgbouncer-"))  # not under pytest's 0700 tmp
+        self.root.chmod(0o755)
+        self.port = free_port()
+        upstream = psycopg.conninfo.conninfo_to_dict(database_url)
+        name = upstream["dbname"]
+        ini = self.root / "pgbouncer.ini"
+        ini.write_text(
+            f"[databases]\n{name} = host={upstream.get('host', '127.0.0.1')} port={upstream.get('port', 5432)} "
+            f"user={upstream.get('user', 'postgres')} dbname={name}\n"
+            f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            "auth_type = any\npool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\nmin_pool_size = {pool_size}\nserver_round_robin = 1\n"
+            "ignore_startup_parameters = extra_float_digits\n")
+        ini.chmod(0o644)
+        as_user = ["-u", "nobody"] if os.geteuid() == 0 else []  # pgbouncer refuses to run as root
+        self.proc = subprocess.Popen([exe, *as_user, str(ini)], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.root / "pgbouncer.log", "wb"))  # noqa: SIM115
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        for _ in range(100):
+            try:
+                psycopg.connect(self.url, connect_timeout=2, prepare_threshold=None).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.close()
+        raise RuntimeError(f"pgbouncer did not start: {(self.root / 'pgbouncer.log').read_text()[-500:]}")
+
+    def __enter__(self) -> Bouncer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         shutil.rmtree(self.root, ignore_errors=True)

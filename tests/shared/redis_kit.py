@@ -5,6 +5,7 @@ freeze or restart without touching anyone else's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -163,3 +164,62 @@ async def served_in_order(states: list, n: int, hold: float) -> tuple[list[int],
 
     await asyncio.gather(*(request(i) for i in range(n)))
     return order, peak
+
+
+class SilentProxy:
+    """A loopback TCP proxy in front of a Redis whose connections can go *silent*: they stay open, nothing passes
+    any more in either direction, and no RST or FIN ever comes — what a NAT or stateful firewall that forgot an idle
+    flow, or a server moved away without a word, looks like to the client. A read on such a connection never fails;
+    only a bound on waiting for an answer finds it. Connections made after :meth:`silence` pass normally."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: Any = None
+        #: [silent, subscriber, client writer, upstream writer] per connection carried
+        self._pipes: list[list[Any]] = []
+
+    async def start(self) -> SilentProxy:
+        import asyncio
+
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _carry(self, reader: Any, writer: Any) -> None:
+        import asyncio
+
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        pipe = [False, False, writer, up_writer]
+        self._pipes.append(pipe)
+
+        async def pump(src: Any, dst: Any, from_client: bool) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    if from_client and b"SUBSCRIBE" in data.upper():
+                        pipe[1] = True
+                    if pipe[0]:
+                        continue  # swallowed: the sender sees its bytes leave, nothing ever arrives
+                    dst.write(data)
+                    await dst.drain()
+            if not pipe[0]:
+                dst.close()
+
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+
+    def silence(self, *, subscribers_only: bool = False) -> int:
+        """Silence the connections open now (only the pub/sub ones with ``subscribers_only``); how many."""
+        chosen = [p for p in self._pipes if not p[0] and (p[1] or not subscribers_only)]
+        for pipe in chosen:
+            pipe[0] = True
+        return len(chosen)
+
+    async def aclose(self) -> None:
+        for _, _, writer, up_writer in self._pipes:
+            writer.close()
+            up_writer.close()
+        self._server.close()

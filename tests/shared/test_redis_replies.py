@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from modelyard.router.shared import RedisState
-from tests.shared.redis_kit import PrivateRedis
+from tests.shared.redis_kit import PrivateRedis, SilentProxy
 from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
 
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
@@ -140,3 +140,34 @@ async def test_maxmemory_reached_still_serves(pools: Pools, tmp_path: Path) -> N
             assert state.link.up and state.link.errors == errors
         finally:
             admin.config_set("maxmemory", 0)
+
+
+async def test_a_grant_listener_on_a_connection_gone_silent_listens_again(pools: Pools,  # noqa: F811 - fixture
+                                                                           tmp_path: Path) -> None:
+    """The grant listener's connection only ever reads, and may be idle for hours: a NAT or firewall that forgot
+    the flow (or a server moved away) leaves it open and silent — no error, no RST, so a read without a bound
+    waits forever. Grants then reach this process only with its heartbeat (lease / 3: 10 s here), and a waiter
+    with a shorter queue bound times out beside a free slot. The listener must find out and subscribe again."""
+    with PrivateRedis(tmp_path) as server:
+        proxy = await SilentProxy(server.port).start()
+        try:
+            holder, = pools(1, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1, lease=30)
+            waiter, = pools(1, limit=1, url=proxy.url, timeout=TIMEOUT, refresh=0.1, lease=30)
+            for pool in (holder, waiter):
+                await _round_trip(pool["m"])
+            admin = redis.Redis(port=server.port)
+            await _until(lambda: admin.pubsub_numsub(waiter["m"].link.channel)[0][1] == 2)
+            assert proxy.silence(subscribers_only=True) == 1
+            errors = waiter["m"].link.errors
+            await asyncio.sleep(2 * TIMEOUT + 0.5)  # long enough to find a silent listener out, well short of 10 s
+            await holder["m"].acquire(1)
+            waiting = asyncio.ensure_future(waiter["m"].acquire(3))
+            await asyncio.sleep(0.3)  # queued in the store
+            t0 = time.monotonic()
+            await holder["m"].release()
+            await asyncio.wait_for(waiting, 4)  # a QueueTimeout here: the grant waited for the heartbeat
+            assert time.monotonic() - t0 < 1.0
+            await waiter["m"].release()
+            assert waiter["m"].link.up and waiter["m"].link.errors == errors  # the calls never noticed anything
+        finally:
+            await proxy.aclose()

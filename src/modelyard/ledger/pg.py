@@ -93,9 +93,14 @@ class PgConnection:
         self.url = url
         self.where = dburl.redact(url)
         try:
+            # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query once it ran five
+            # times and then sends only its name; behind a transaction pooler (PgBouncer before 1.21, or with
+            # max_prepared_statements = 0) the next transaction runs on another server connection, where the name
+            # is unknown or taken, and every batch after the fifth failed. The log's queries are few and cheap to
+            # plan; batches already go in one round trip (executemany pipelines).
             self._conn: psycopg.Connection[Any] = psycopg.connect(
                 url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT,
-                application_name=application_name)
+                application_name=application_name, prepare_threshold=None)
         except psycopg.Error as exc:
             raise LogUnavailable(self.describe(exc)) from None
         self._conn.adapters.register_loader("numeric", _loaders())

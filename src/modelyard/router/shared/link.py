@@ -371,8 +371,14 @@ class RedisLink:
         state.renewed(await self.call("RENEW", *state.renew_call()))
 
     async def _listen(self) -> None:
-        """Wake granted waiters. A message lost while (re)connecting is caught by the next heartbeat."""
+        """Wake granted waiters. A message lost while (re)connecting is caught by the next heartbeat.
+
+        The listener's connection only reads and may be idle for hours: a NAT or firewall that forgot the flow, or
+        a server moved away without a RST, leaves it open and silent, and a read without a bound waits forever —
+        every grant would then wait for the heartbeat. So a quiet connection is pinged every tick, and one that does
+        not answer within ``state.timeout`` is dropped and subscribed again."""
         assert self._client is not None
+        loop = asyncio.get_running_loop()
         pause = 0.05
         while not self._closing:
             pubsub = self._client.pubsub()
@@ -382,10 +388,19 @@ class RedisLink:
                 for state in list(self.states.values()):
                     if state.waiting:
                         self.spawn(self._sync_quietly(state))
+                pinged: float | None = None
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message["type"] == "message":
-                        self._dispatch(message["data"])
+                    message = await pubsub.get_message(timeout=self.tick)
+                    if message is not None:  # anything heard (a grant, a pong, a subscribe reply): it is alive
+                        pinged = None
+                        if message["type"] == "message":
+                            self._dispatch(message["data"])
+                    elif pinged is None:
+                        async with asyncio.timeout(self.settings.timeout):
+                            await pubsub.ping()
+                        pinged = loop.time()
+                    elif loop.time() - pinged > self.settings.timeout:
+                        break  # silent: start over on a new connection
             except asyncio.CancelledError:
                 raise
             except Exception:
