@@ -38,6 +38,7 @@ from typing import Any
 from modelyard.config import dburl
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
+from modelyard.ledger.same_file import SameFile
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
 from modelyard.ledger.store import LogUnavailable
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
@@ -216,6 +217,7 @@ class Forwarder:
         self.where = f"{socket.gethostname()}:{self.path.resolve()}"
         self._backlog: tuple[int, float | None] = (0, None)
         self._conn = connect(self.path)  # migrated: _outbox exists
+        self._spool = SameFile(self.path)
         if enable_spool(self._conn):
             log.info("routing log: forwarding %s to %s", self.path, self.target)
         self._pg: Any = None
@@ -331,6 +333,13 @@ class Forwarder:
         """Forward one batch (requests, then labels); True if something moved (look again at once)."""
         if not self._hold_lock():
             return False
+        if self._spool.gone():  # the writers moved to a new file at the path: forward that one
+            self._failed(OSError(self._spool.describe("forwarding the new file at that path from now on")))
+            fresh = connect(self.path)
+            enable_spool(fresh)
+            self._conn.close()
+            self._conn = fresh
+            self._spool.reopened()
         moved = self._forward_requests()
         if self._labels_waiting():
             forward_labels(self._conn, self._database(), self.where, self.batch)

@@ -60,6 +60,7 @@ from typing import Any
 
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
+from modelyard.ledger.same_file import SameFile, identity
 from modelyard.ledger.store import LogUnavailable
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -217,6 +218,7 @@ class LogWriter:
         self._failed_tries = 0
         try:
             self._conn: sqlite3.Connection = self._connect()
+            self._file = SameFile(self.path)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
                                  "this user can write the file and its directory (log.path)") from None
@@ -424,6 +426,9 @@ class LogWriter:
         if not batch:
             return stop
         self._taken += len(batch)
+        if self._file.gone():  # deleted or replaced under us: commits would go into a file nobody can open
+            self._failed(OSError(self._file.describe("writing to a new file at that path from now on")))
+            self._reconnect()
         try:
             ok, lost, held = self._write(batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
@@ -524,6 +529,7 @@ class LogWriter:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         self._conn = fresh
+        self._file.reopened()
 
     def _failed(self, exc: BaseException) -> None:
         now = time.time()
@@ -571,6 +577,7 @@ class LogWriter:
         the last commit). PASSIVE: it never blocks the writer, nor waits for readers; what a reader still
         uses is copied next time. A failure is logged and retried next time (the rows are committed)."""
         conn: sqlite3.Connection | None = None
+        file = SameFile(self.path)
         done = -1
         try:
             while True:
@@ -582,7 +589,13 @@ class LogWriter:
                     continue
                 done = self.written
                 try:
+                    if conn is not None and file.gone():  # a new file at the path: checkpoint that one
+                        conn.close()
+                        conn = None
+                    if identity(self.path) is None:
+                        continue  # deleted: the writer makes the new one (connecting here would make an empty file)
                     if conn is None:
+                        file.reopened()
                         conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
