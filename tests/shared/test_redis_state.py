@@ -431,3 +431,32 @@ async def test_a_model_that_runs_inside_each_process_is_shared_by_the_processes_
     finally:
         for pool in pools:
             await pool.aclose()
+
+
+async def test_when_only_the_holders_key_is_evicted_the_limit_still_holds(pools: Pools, tmp_path: Path) -> None:
+    """Under ``maxmemory`` with an ``allkeys-*`` policy (a Redis shared with a cache) Redis evicts one key at a
+    time: the sorted set of a model's holders can go while its meta hash (the epoch) stays. Nothing said the
+    store lost data, so the next request found every slot free and got one beside the two still in use, until
+    the holders' next heartbeat (lease / 3). The DEL below is that eviction, made deterministic. Now it counts as
+    a loss of data: the holders register again, and nobody gets a slot for the grace (2·lease/3 + timeout: 5 s)."""
+    with PrivateRedis(tmp_path) as server:
+        holder, other = pools(2, limit=2, url=server.url, timeout=1.0, lease=6, refresh=0.1)
+        for p in (holder, other):
+            await p["m"].acquire(1)
+            await p["m"].release()
+        await holder["m"].acquire(1)
+        await holder["m"].acquire(1)
+        state = other["m"]
+        assert isinstance(state, RedisState)
+        admin = redis.Redis.from_url(server.url)
+        assert admin.delete(f"{state.link.prefix}:{{m}}:holders") == 1
+        with pytest.raises(QueueTimeout):
+            await state.acquire(0.5)  # both slots are still in use: the limit holds
+        t0 = time.monotonic()
+        while counts(state.link.prefix, "m", server.url)[0] != 2:
+            assert time.monotonic() - t0 < 1, "the holder did not register its slots again within 1 s"
+            await asyncio.sleep(0.02)
+        await holder["m"].release()
+        assert await state.acquire(10) < 10  # the grace ends, and the freed slot is handed over
+        await state.release()
+        await holder["m"].release()

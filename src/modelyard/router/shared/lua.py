@@ -12,7 +12,8 @@ Per model, under one hash tag (so a cluster could hold them in one slot):
 - ``leases``   sorted set: waiter token → lease deadline (a crashed waiter must not block the head).
 - ``released`` sorted set: token → when it was released (a late heartbeat must not revive it).
 - ``meta``     hash: ``seq`` (ticket counter), ``epoch`` (changes when Redis lost its data),
-  ``grace`` (no slot is handed out before this: live holders re-register first).
+  ``grace`` (no slot is handed out before this: live holders re-register first), ``held`` (how many
+  holders the last script left: an empty ``holders`` set where it says more was evicted alone).
 - ``breaker``  hash: ``state``, ``failures``, ``cooldown``, ``until``, ``reason``, ``gen``,
   ``probe`` (token of the one half-open probe) and ``probe_until`` (its lease).
 
@@ -59,14 +60,24 @@ end
 
 -- the store's epoch; a caller that knew another one is from before Redis lost its data, so no
 -- slot is handed out for a grace period while every live process re-registers its holders
-local function epoch(M, known, fresh, now, grace_ms)
+local function epoch(M, H, known, fresh, now, grace_ms)
   local cur = redis.call('HGET', M, 'epoch')
+  -- the holders' set gone while meta stays: an allkeys-* policy evicted that one key. As much a loss of data.
+  if cur and tonumber(redis.call('HGET', M, 'held') or '0') > 0 and redis.call('EXISTS', H) == 0 then cur = nil end
   if not cur then cur = fresh; redis.call('HSET', M, 'epoch', cur) end
   local lost = known ~= '' and known ~= cur
   if lost and tonumber(redis.call('HGET', M, 'grace') or '0') < now + grace_ms then
     redis.call('HSET', M, 'grace', tostring(now + grace_ms))
   end
   return cur, lost
+end
+
+-- what the holders' set holds now, noted beside the epoch (see epoch()); written only when it changed, so a script
+-- that changed nothing writes nothing (under maxmemory a first write may be refused)
+local function noted(M, H, result)
+  local n = redis.call('ZCARD', H)
+  if tonumber(redis.call('HGET', M, 'held') or '-1') ~= n then redis.call('HSET', M, 'held', n) end
+  return result
 end
 """
 
@@ -75,20 +86,20 @@ end
 ACQUIRE = _PRELUDE + r"""
 local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local cur, lost = epoch(M, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
-if lost then return {2, cur} end
+local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+if lost then return noted(M, H, {2, cur}) end
 purge(H, Q, W, now)
 promote(H, Q, W, M, now, win, limit, ARGV[8])
-if redis.call('ZSCORE', H, token) then return {1, cur} end  -- a repeated call (retried on a new connection)
-if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return {0, cur} end
+if redis.call('ZSCORE', H, token) then return noted(M, H, {1, cur}) end  -- a repeated call (retried on a new connection)
+if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return noted(M, H, {0, cur}) end
 if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
     and now >= tonumber(redis.call('HGET', M, 'grace') or '0') then
   redis.call('ZADD', H, now + win, token)
-  return {1, cur}
+  return noted(M, H, {1, cur})
 end
 redis.call('ZADD', Q, redis.call('HINCRBY', M, 'seq', 1), token)
 redis.call('ZADD', W, now + win, token)
-return {0, cur}
+return noted(M, H, {0, cur})
 """
 
 #: KEYS holders queue leases meta released; ARGV now win limit channel token…
@@ -104,7 +115,7 @@ for i = 5, #ARGV do
 end
 purge(H, Q, W, now)
 promote(H, Q, W, M, now, win, limit, ARGV[4])
-return n
+return noted(M, H, n)
 """
 
 #: KEYS holders queue leases meta released breaker;
@@ -115,7 +126,7 @@ return n
 RENEW = _PRELUDE + r"""
 local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, win, limit, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local cur, lost = epoch(M, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
+local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
 redis.call('ZREMRANGEBYSCORE', R, '-inf', now - 4 * win)
 purge(H, Q, W, now)
@@ -143,7 +154,7 @@ local out = {cur, lost and 1 or 0}
 for i = 10 + nh, 9 + nh + nw do
   if redis.call('ZSCORE', H, ARGV[i]) then out[#out + 1] = ARGV[i] end
 end
-return out
+return noted(M, H, out)
 """
 
 #: KEYS holders queue breaker meta; ARGV now
