@@ -90,7 +90,8 @@ local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 if lost then return noted(M, H, {2, cur}) end
 purge(H, Q, W, now)
 promote(H, Q, W, M, now, win, limit, ARGV[8])
-if redis.call('ZSCORE', H, token) then return noted(M, H, {1, cur}) end  -- a repeated call (retried on a new connection)
+-- a repeated call (retried on a new connection)
+if redis.call('ZSCORE', H, token) then return noted(M, H, {1, cur}) end
 if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return noted(M, H, {0, cur}) end
 if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
     and now >= tonumber(redis.call('HGET', M, 'grace') or '0') then
