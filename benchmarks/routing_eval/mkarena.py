@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the label tables are data)
 """Write arena_dev.jsonl: a tuning set of real non-English and long Chatbot Arena prompts (round 8).
 
 Source: lmarena/arena-hard-auto ``data/arena-hard-v2.0/question.jsonl`` (750 prompts people sent to
@@ -38,7 +37,7 @@ def sample(path: str) -> list[tuple[str, dict]]:
     here = Path(__file__).parent
     seen = {json.loads(line)["text"].strip().casefold()
             for name in OTHERS for line in (here / f"{name}.jsonl").open(encoding="utf-8")}
-    rows = [json.loads(line) for line in open(path, encoding="utf-8")]
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]
     rows = [r for r in rows if r["prompt"].strip().casefold() not in seen]
     foreign = [r for r in rows if language(r["prompt"][:3000]) != "en"]
     long = [r for r in rows if language(r["prompt"][:3000]) == "en" and len(r["prompt"]) > 2000]

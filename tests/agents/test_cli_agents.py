@@ -51,6 +51,21 @@ def test_eval_routing_reports_accuracy_precision_recall_and_confusion() -> None:
     assert "confusion matrix" in table.output and "precision" in table.output
 
 
+def test_eval_routing_reports_each_kind_of_message(tmp_path: Path) -> None:
+    """Round 8: short, long and non-Latin lines get their own accuracy and above-threshold precision."""
+    mixed = tmp_path / "mixed.jsonl"
+    lines = [{"text": "hello, how are you today?", "accept": ["chat"]},
+             {"text": "写一首关于大海的诗", "accept": ["writer"]},
+             {"text": "Why does this fail?\n" + "total = total + 1\n" * 80, "accept": ["engineer"]}]
+    mixed.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    result = runner.invoke(app, ["eval-routing", str(mixed), "--json", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    by_kind = json.loads(result.output)["by_kind"]
+    assert {kind: m["accuracy"]["n"] for kind, m in by_kind.items()} == {"short": 1, "long": 1, "non-Latin": 1}
+    table = runner.invoke(app, ["eval-routing", str(mixed), "-c", CONFIG])
+    assert "by kind of message" in table.output and "non-Latin" in table.output
+
+
 def test_eval_routing_rejects_bad_lines(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hi", "agent": "chat"}\n{"text": "x", "agent": "plumber"}\n')

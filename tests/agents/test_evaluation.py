@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from modelyard.agents.evaluation import Outcome, choose_threshold, lowest_threshold, wilson
+from modelyard.agents.evaluation import (
+    Labelled,
+    MessageKind,
+    Outcome,
+    choose_threshold,
+    lowest_threshold,
+    message_kind,
+    summarise,
+    wilson,
+)
 
 
 def outcomes() -> list[Outcome]:
@@ -26,3 +35,32 @@ def test_choose_threshold_passes_the_bound_to_every_fold() -> None:
     point, bound = choose_threshold(rows, 0.95), choose_threshold(rows, 0.95, bound=True)
     assert bound.value > point.value and all(b >= p for b, p in zip(bound.folds, point.folds, strict=True))
     assert bound.coverage < point.coverage
+
+
+def test_message_kinds() -> None:
+    """Round 8: the kinds the examples cover least — long messages and non-Latin scripts — told apart."""
+    assert message_kind("write a poem about the sea") is MessageKind.SHORT
+    assert message_kind("Écris un poème sur la mer, s'il te plaît") is MessageKind.SHORT  # accented Latin
+    assert message_kind("напиши стихи про море") is MessageKind.NON_LATIN
+    assert message_kind("写一首关于大海的诗 please") is MessageKind.NON_LATIN
+    assert message_kind("Why does this fail?\n" + "x = 1\n" * 200) is MessageKind.LONG
+    assert message_kind("请解释这段代码：\n" + "解释" * 600) is MessageKind.NON_LATIN  # script first, then length
+    assert message_kind("12345 !!!") is MessageKind.SHORT  # no letters
+
+
+def test_summary_per_kind_of_message() -> None:
+    """Overall figures hide a weak kind: here every short line is right and every non-Latin one wrong."""
+    rows = [Labelled("hello there", ["chat"]), Labelled("write a poem", ["writer"]),
+            Labelled("напиши стихи про море", ["writer"]), Labelled("写一首诗", ["writer"]),
+            Labelled("fix this:\n" + "x = 1\n" * 200, ["engineer"])]
+    outcomes = [Outcome("chat", 0.99, True), Outcome("writer", 0.5, True), Outcome("research", 0.95, False),
+                Outcome("research", 0.3, False), Outcome("engineer", 0.97, True)]
+    by_kind = summarise(rows, outcomes, 0.92, ["chat", "engineer", "research", "writer"])["by_kind"]
+    assert list(by_kind) == ["short", "long", "non-Latin"]
+    assert by_kind["short"]["accuracy"]["value"] == 1.0 and by_kind["short"]["coverage"] == 0.5
+    assert by_kind["short"]["above_threshold"]["n"] == 1 and by_kind["short"]["above_threshold"]["value"] == 1.0
+    assert by_kind["non-Latin"]["accuracy"]["value"] == 0.0 and by_kind["non-Latin"]["accuracy"]["n"] == 2
+    assert by_kind["non-Latin"]["above_threshold"]["value"] == 0.0 and by_kind["non-Latin"]["coverage"] == 0.5
+    assert by_kind["long"]["above_threshold"]["value"] == 1.0
+    only_short = summarise(rows[:2], outcomes[:2], 0.92, ["chat", "writer"])["by_kind"]
+    assert list(only_short) == ["short"]  # no empty rows for kinds the file lacks

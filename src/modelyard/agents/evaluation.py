@@ -5,6 +5,9 @@ A labelled line is ``{"text", "agent"}`` or ``{"text", "accept": [...]}`` (sever
 right; the first is the best fit). The threshold is chosen by cross-validation: on each fold's
 training part, the lowest confidence above which precision reaches the target; the figures
 reported are those of the held-out parts, so the choice is not graded on the data it was made on.
+Every figure is also given per **kind of message** (:func:`message_kind`: short, long, non-Latin script):
+the fast path was trained on short examples, mostly English, so a file's overall figures can hide where it
+is weak.
 """
 
 from __future__ import annotations
@@ -12,12 +15,38 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 
 class LabelError(ValueError):
     """A labelled file that cannot be used; the message names the file and line."""
+
+
+#: a message up to this long is read whole by the fast path (agents/request.py) and counts as short
+SHORT = 800
+#: how much of a message :func:`message_kind` looks at for its script
+SCRIPT_SPAN = 2000
+
+
+class MessageKind(StrEnum):
+    """What kind of message a line is, for the per-kind figures: the kinds the examples cover least."""
+
+    SHORT = "short"
+    #: over 800 characters: the fast path reads its request and its first and last 400 characters
+    LONG = "long"
+    #: most letters outside the Latin script (Cyrillic, CJK, Arabic, …), any length
+    NON_LATIN = "non-Latin"
+
+
+def message_kind(text: str) -> MessageKind:
+    """Non-Latin when over half the letters of its first 2,000 characters are beyond Latin (U+024F: accented
+    Latin letters are Latin), else long when over 800 characters, else short."""
+    letters = [c for c in text[:SCRIPT_SPAN] if c.isalpha()]
+    if letters and 2 * sum(ord(c) > 0x24F for c in letters) > len(letters):
+        return MessageKind.NON_LATIN
+    return MessageKind.LONG if len(text) > SHORT else MessageKind.SHORT
 
 
 @dataclass(slots=True)
@@ -151,12 +180,20 @@ def summarise(rows: list[Labelled], outcomes: list[Outcome], threshold: float, t
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_agent[a] = {"precision": precision, "recall": recall, "f1": f1, "support": n_true}
     matrix = [[sum(t == a and p == b for t, p in zip(truth, predicted, strict=True)) for b in labels] for a in labels]
+    by_kind = {}
+    for kind in MessageKind:
+        inside = [o for r, o in zip(rows, outcomes, strict=True) if message_kind(r.text) is kind]
+        if inside:
+            kind_above = [o for o in inside if o.confidence >= threshold]
+            by_kind[kind.value] = {"accuracy": proportion(sum(o.right for o in inside), len(inside)),
+                                   "coverage": len(kind_above) / len(inside),
+                                   "above_threshold": proportion(sum(o.right for o in kind_above), len(kind_above))}
     return {
         "n": n, "accuracy": right / n, "accuracy_ci95": list(wilson(right, n)),
         "threshold": threshold, "coverage": len(above) / n, "below_threshold": n - len(above),
         "accuracy_above_threshold": (sum(o.right for o in above) / len(above)) if above else None,
         "above_threshold": proportion(sum(o.right for o in above), len(above)),
-        "labels": labels, "per_agent": per_agent, "confusion": {"labels": labels, "matrix": matrix},
+        "by_kind": by_kind, "labels": labels, "per_agent": per_agent, "confusion": {"labels": labels, "matrix": matrix},
         "reliability": reliability(outcomes),
         "errors": [{"text": r.text, "accept": r.accept, "predicted": o.agent, "confidence": round(o.confidence, 3)}
                    for r, o in zip(rows, outcomes, strict=True) if not o.right],

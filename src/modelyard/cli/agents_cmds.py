@@ -170,6 +170,15 @@ def eval_routing(
         curve.add_row(f"{b['confidence'][0]:.1f}–{b['confidence'][1]:.1f}", str(b["n"]), value,
                       f"{b['ci95'][0]:.0%}–{b['ci95'][1]:.0%}")
     console.print(curve)
+    kinds = Table(title=f"by kind of message (threshold {report['threshold']:.2f})")
+    for column in ("kind", "n", "acceptable", "95% CI", "decided fast", "right of those", "95% CI "):
+        kinds.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, m in report["by_kind"].items():
+        acc, above = m["accuracy"], m["above_threshold"]
+        right = "–" if above["value"] is None else f"{above['value']:.1%} of {above['n']}"
+        kinds.add_row(kind, str(acc["n"]), f"{acc['value']:.1%}", f"{acc['ci95'][0]:.0%}–{acc['ci95'][1]:.0%}",
+                      f"{m['coverage']:.1%}", right, f"{above['ci95'][0]:.0%}–{above['ci95'][1]:.0%}")
+    console.print(kinds)
     per = Table(title="per agent")
     for column in ("agent", "precision", "recall", "f1", "support"):
         per.add_column(column, justify="left" if column == "agent" else "right")
