@@ -17,6 +17,8 @@ class Reason(StrEnum):
     """Why an attempt did not produce the answer. Stored verbatim in the routing log."""
 
     QUEUE_TIMEOUT = "queue_timeout"
+    #: the model's slots were all busy and ``max_queue`` requests already waited for them: moved on at once
+    QUEUE_FULL = "queue_full"
     #: the model's slots live in a shared store (Redis) that cannot be reached, and this process's
     #: conservative share of them is taken or zero
     STATE_UNREACHABLE = "state_unreachable"

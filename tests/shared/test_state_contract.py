@@ -203,3 +203,32 @@ async def test_a_verdict_from_before_the_breaker_opened_does_not_move_it(make: M
     await state.succeeded(probe)  # and its verdict counts: had the stale failure re-opened it, it would not
     after = await state.admit()
     assert after is not None and after.admission is Admission.PASS
+
+
+async def _until(check: Callable[[], object], within: float = 3.0) -> None:
+    """Wait until ``check()`` is truthy: a shared state answers from its last view (one refresh old)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while not check():
+        assert loop.time() < end, "the condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def test_queue_full_only_when_every_slot_is_busy_and_max_queue_wait(make: Make) -> None:
+    """``max_queue``'s question, seen from another process where the state is shared."""
+    (holder,) = make(limit=1)
+    other = holder
+    if not isinstance(holder, LocalState):  # asked in a second process, which only sees the store
+        holder, other = make(limit=1, processes=2)
+    assert other.queue_full(0) == ""  # a free slot: a request takes it, never moves on
+    await holder.acquire(1)
+    await _until(lambda: other.queue_full(0))
+    assert "0 waiting for its 1 busy slot (max_queue 0)" in other.queue_full(0)
+    assert other.queue_full(1) == ""  # room for one waiter
+    waiter = asyncio.create_task(holder.acquire(5))
+    await _until(lambda: other.queue_full(1))
+    assert other.queue_full(2) == ""
+    await holder.release()
+    await waiter
+    await holder.release()
+    await _until(lambda: not other.queue_full(0))

@@ -109,6 +109,9 @@ class ModelConfig(Strict):
                             "fit in GPU memory); a CPU-only build ignores it")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     max_concurrent: int = Field(1, ge=1, le=1024)
+    max_queue: int | None = Field(None, ge=0, le=100_000, description=(
+        "requests that may wait for a busy model's slots; one more moves on to the next model at once "
+        "(queue_full) instead of waiting up to timeouts.queue; 0 = never wait; empty = no count bound"))
     memory_gb: float | None = Field(None, ge=0)
     context: int | None = Field(None, ge=128, description="context window in tokens")
     price: Price = Price()

@@ -295,7 +295,7 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
         who = f"{model} (no longer in its chain)"
     else:
         who = f"{model} (not in the current config)"
-    if reason == Reason.QUEUE_TIMEOUT:
+    if reason in (Reason.QUEUE_TIMEOUT, Reason.QUEUE_FULL):
         limit = config.models[model].max_concurrent if model in config.models else "?"
         return (f"{who} is saturated: raise its max_concurrent (now {limit}) if memory "
                 "allows, add a model to share the load, or move the agent")

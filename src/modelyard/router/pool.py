@@ -25,7 +25,7 @@ from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
 from modelyard.router.slots import Slots
 from modelyard.router.spend import spend_caps
-from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket
+from modelyard.router.state import Condition, ModelState, ModelStatus, Ticket, over_queue_bound
 
 if TYPE_CHECKING:
     from modelyard.router.lending.borrower import ServeLink
@@ -52,6 +52,9 @@ class LocalState(ModelState):
 
     async def release(self) -> None:
         self.slots.release()
+
+    def queue_full(self, max_queue: int) -> str:
+        return over_queue_bound(self.limit, self.slots.in_flight, self.slots.waiting, max_queue)
 
     async def admit(self) -> Ticket | None:
         admission = self.health.allow()

@@ -178,6 +178,10 @@ class Router:
                                                    state.cooling_detail()))
                     continue
                 try:
+                    if provider.config.max_queue is not None and (why := state.queue_full(provider.config.max_queue)):
+                        record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, Reason.QUEUE_FULL, why,
+                                                       queue_wait_ms=0.0))
+                        continue
                     tm = self.timeouts(agent, model)
                     remaining = walk.deadline - loop.time()
                     if remaining <= 0:

@@ -90,6 +90,15 @@ class ModelState(ABC):
     def snapshot(self) -> tuple[Condition, str, int, int]:
         """(condition, detail, in flight, waiting), cheap and synchronous (may be a cached view)."""
 
+    def queue_full(self, max_queue: int) -> str:
+        """Why a request should not queue here (every slot busy, ``max_queue`` already waiting), else "".
+
+        Cheap and synchronous: shared implementations answer from their last view of the store, so
+        across processes the count may be a refresh old — a bound on waiting, not a second semaphore.
+        """
+        _, _, in_flight, waiting = self.snapshot()
+        return over_queue_bound(self.limit, in_flight, waiting, max_queue)
+
     def cooling(self) -> tuple[float, Reason | None]:
         """(seconds of cooldown left, the reason that opened it); (0, None) when not cooling down.
 
@@ -101,3 +110,10 @@ class ModelState(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Stop background work (heartbeats, watchers)."""
+
+
+def over_queue_bound(limit: int, in_flight: int, waiting: int, max_queue: int) -> str:
+    """The queue-length policy: move on at once only when no slot is free and the queue is at its bound."""
+    if in_flight < limit or waiting < max_queue:
+        return ""
+    return f"{waiting} waiting for its {limit} busy slot{'s' if limit != 1 else ''} (max_queue {max_queue})"
