@@ -53,6 +53,9 @@ _DESCRIPTIONS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
+#: what the Bot API answers getUpdates while a webhook is set for the token (another deployment set one)
+WEBHOOK_CONFLICT = ("Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
+                    "the webhook first")
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -347,6 +350,8 @@ class TelegramServer(FakeServer):
         deadline = time.monotonic() + timeout
         while True:
             with self._state:
+                if self.webhook_url:
+                    raise ApiError(409, WEBHOOK_CONFLICT)
                 if generation != self._poll_generation:
                     raise ApiError(409, _DESCRIPTIONS[409])
                 ready = [u for u in self._updates if not allowed or any(k in u for k in allowed)]

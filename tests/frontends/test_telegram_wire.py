@@ -84,3 +84,35 @@ async def test_a_bot_blocked_by_the_person_stops_trying_at_once(tmp_path, llm, c
     with db(config) as conn:
         assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_flap_at_start_is_waited_out(tmp_path, llm, caplog):
+    """getMe answered by the Bot API front's 502, then deleteWebhook (start_polling's first call) by flood control:
+    the bot used to stop there ('cannot reach Telegram', exit 1 from `modelyard telegram`); it starts and answers."""
+    with TelegramServer(fault_methods=["getMe", "deleteWebhook"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        for fault in (Fault.status(502, html=True), Fault.parse("ok"), Fault.status(429, retry_after=1)):
+            tg.push(fault)  # getMe, getMe again, deleteWebhook
+        async with running_bot(config, tg):
+            final = await ask(tg, "hello there")
+        assert final["text"].startswith(REPLY)
+        assert [c.ok for c in tg.calls_to("getMe")][:2] == [False, True]
+        assert [c.ok for c in tg.calls_to("deleteWebhook")][:2] == [False, True]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_webhook_set_while_the_bot_polls_is_named_as_such(tmp_path, llm, caplog):
+    """Another deployment sets a webhook for the same token: getUpdates is 409 'can't use getUpdates method while
+    webhook is active'. The bot said 'another process is polling with this bot token', which sends the person
+    looking for a second poller that does not exist. It names the webhook, and answers again once it is gone."""
+    with TelegramServer() as tg:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.webhook_url = "https://elsewhere.example/hook"
+            await eventually(lambda: "409" in caplog.text, timeout=10)
+            tg.webhook_url = ""
+            final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "a webhook is set for this bot token" in warnings[0], warnings
+    assert "deleteWebhook" in warnings[0] and not [r for r in caplog.records if r.exc_info]

@@ -32,7 +32,8 @@ _FINAL_TRIES = 3
 _MAX_BACKOFF = 30.0
 
 
-def _seconds(value: float | dt.timedelta) -> float:
+def retry_seconds(value: float | dt.timedelta) -> float:
+    """A RetryAfter's wait in seconds: python-telegram-bot gives it as seconds or, in newer versions, a timedelta."""
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
@@ -76,7 +77,7 @@ class StreamingReply:
                 self._migrated(exc.new_chat_id)
                 message = await self.bot.send_message(self.chat_id, placeholder)
         except RetryAfter as exc:
-            self._paused_until = time.monotonic() + min(_seconds(exc.retry_after), _MAX_BACKOFF)
+            self._paused_until = time.monotonic() + min(retry_seconds(exc.retry_after), _MAX_BACKOFF)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
         except TelegramError as exc:
             log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
@@ -112,7 +113,7 @@ class StreamingReply:
                 await self._render(text or PLACEHOLDER, markup, note)
                 break
             except RetryAfter as exc:
-                await asyncio.sleep(min(_seconds(exc.retry_after), _MAX_BACKOFF))
+                await asyncio.sleep(min(retry_seconds(exc.retry_after), _MAX_BACKOFF))
             except Forbidden as exc:  # blocked by the person, kicked from the group: no try will get through
                 log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
                 break
@@ -133,7 +134,7 @@ class StreamingReply:
                 try:
                     await self._render(self._latest)
                 except RetryAfter as exc:
-                    self._paused_until = time.monotonic() + _seconds(exc.retry_after)
+                    self._paused_until = time.monotonic() + retry_seconds(exc.retry_after)
                     self._changed.set()  # the text still has to be shown later
                 except TelegramError as exc:  # a lost edit is fine: the next one carries the whole text
                     log.info("telegram: edit in chat %s failed (%s)", self.chat_id, type(exc).__name__)

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import Conflict, TelegramError
+from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -39,7 +39,7 @@ from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
-from modelyard.frontends.streaming import StreamingReply
+from modelyard.frontends.streaming import StreamingReply, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.ledger.labels import LabelSource
 from modelyard.runtime import Runtime
@@ -55,6 +55,9 @@ STOPPED_NOTE = "[answer stopped — the bot is shutting down; please ask again i
 STOP_WAIT = 10.0
 #: seconds between two log lines about the same failure of getUpdates
 POLL_ERROR_EVERY = 60.0
+#: tries of each Bot API call the bot starts with (getMe, deleteWebhook), and the longest wait between two
+START_TRIES = 4
+START_WAIT = 10.0
 
 HELP = ("Send me a task and I'll route it to the right agent.\n"
         "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
@@ -148,7 +151,7 @@ class TelegramBot:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.app.initialize()
+        await self._initialize()
         try:
             await self.app.bot.set_my_commands([
                 BotCommand("agent", "talk to one agent (no name: automatic routing)"),
@@ -161,10 +164,29 @@ class TelegramBot:
         assert self.app.updater is not None
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
                                              allowed_updates=["message", "callback_query"],
-                                             error_callback=self._polling_failed)
+                                             bootstrap_retries=START_TRIES - 1, error_callback=self._polling_failed)
         log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
         # train the fast path now, off the event loop, so the first routed message does not wait for it
         self._warm = asyncio.create_task(self._warm_routing())
+
+    async def _initialize(self) -> None:
+        """``initialize`` (getMe), a start-up flap waited out: one 502 or 504 from the Bot API's front, a 429, a
+        timed-out or dropped connection stopped ``modelyard telegram`` with 'cannot reach Telegram' (exit 1) — or
+        its deleteWebhook, in start_polling (retried there as often). A refused token is said at once."""
+        for attempt in range(START_TRIES):
+            try:
+                await self.app.initialize()
+                return
+            except RetryAfter as exc:
+                if attempt == START_TRIES - 1:
+                    raise
+                wait = min(retry_seconds(exc.retry_after), START_WAIT)
+            except NetworkError as exc:  # TimedOut among them; InvalidToken is not
+                if attempt == START_TRIES - 1:
+                    raise
+                wait = min(0.5 * 2**attempt, START_WAIT)
+                log.info("telegram: getMe failed (%s); trying again in %gs", type(exc).__name__, wait)
+            await asyncio.sleep(wait)
 
     def _polling_failed(self, error: TelegramError) -> None:
         """A getUpdates call failed (python-telegram-bot retries it): one line, no traceback (its default
@@ -174,7 +196,12 @@ class TelegramBot:
         if self._poll_error == kind and now - self._poll_error_at < POLL_ERROR_EVERY:
             return
         self._poll_error, self._poll_error_at = kind, now
-        if isinstance(error, Conflict):
+        if isinstance(error, Conflict) and "webhook" in str(error).lower():
+            # set after this bot started (it deletes a stale one when it starts): a deployment that takes updates by
+            # webhook; taking them back would take them from it, so say where they go and how to end it
+            log.warning("telegram: a webhook is set for this bot token (409 Conflict), so Telegram sends the "
+                        "updates there, not to this bot; stop whatever set it, or call deleteWebhook — retrying")
+        elif isinstance(error, Conflict):
             log.warning("telegram: another process is polling with this bot token (409 Conflict); "
                         "only one bot instance can run per token — retrying")
         else:
