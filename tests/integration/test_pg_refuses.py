@@ -102,3 +102,26 @@ def test_too_many_clients_holds_the_rows_until_a_connection_is_allowed(tmp_path:
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(f"DROP OWNED BY {role}")
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_lock_held_by_another_session_is_reported_and_waited_out(tmp_path: Path, pg_url: str) -> None:
+    """A session that holds a lock on the log's tables (a psql left in an open transaction, a migration by a
+    newer host, VACUUM FULL): the forwarder's INSERT waited for it without a bound, and meanwhile /healthz showed
+    no backlog and nothing degraded — the spool grew unseen for as long as the lock was held. Now a transaction
+    waits at most ``lock_timeout``, fails with a reason that says where to look, and is retried."""
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url, lock_timeout=0.5)
+    try:
+        write(path, [record(0)])
+        assert forwarder.flush(30)
+        with psycopg.connect(pg_url) as locker:  # a transaction left open
+            locker.execute("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+            write(path, [record(i) for i in range(1, 6)])
+            forwarder.wake()
+            health = poll(lambda: (h := forwarder.health()).degraded and h.backlog == 5 and h, timeout=10)
+            assert "lock timeout" in (health.last_error or "") and "pg_locks" in (health.last_error or "")
+            locker.rollback()
+        assert poll(lambda: len(pg_ids(pg_url)) == 6, timeout=40), forwarder.health()  # within one backoff
+        assert forwarder.health().refused == 0
+    finally:
+        forwarder.close()

@@ -53,6 +53,10 @@ BACKOFF_FIRST = 0.25
 BACKOFF_MAX = 30.0
 #: how long after its last failure the forwarder still reports itself degraded
 DEGRADED_FOR = 300.0
+#: how long a forwarding transaction waits for a lock another session holds (a forgotten open transaction, a
+#: migration, VACUUM FULL) before it fails, is counted and retried: without a bound the forwarder waited forever
+#: while /healthz showed no backlog and nothing degraded
+LOCK_TIMEOUT = 10.0
 #: how often the backlog shown in /healthz and /metrics is counted (by the forwarder's thread)
 MEASURE_EVERY = 1.0
 #: how often the labels the team's last ``routing learn`` trusts are copied back into the spool
@@ -198,9 +202,11 @@ class ForwardHealth:
 class Forwarder:
     """One thread that drains the spool at ``path`` into the PostgreSQL log at ``url``."""
 
-    def __init__(self, path: str | Path, url: str, *, poll: float = POLL, batch: int = BATCH):
+    def __init__(self, path: str | Path, url: str, *, poll: float = POLL, batch: int = BATCH,
+                 lock_timeout: float = LOCK_TIMEOUT):
         self.path = Path(path)
         self.url = url
+        self.lock_timeout = lock_timeout
         self.target = dburl.redact(url)
         self.poll = poll
         self.batch = batch
@@ -354,6 +360,7 @@ class Forwarder:
             from modelyard.ledger.pg import PgConnection
 
             self._pg = PgConnection(self.url, application_name="modelyard-forwarder")
+            self._pg.lock_timeout = self.lock_timeout
         return self._pg
 
     def _labels_waiting(self) -> bool:

@@ -86,6 +86,10 @@ class PgConnection:
     """One autocommit psycopg connection to the log's database (``BEGIN``/``COMMIT`` work as in SQLite)."""
 
     dialect = Dialect.POSTGRES
+    #: how long a statement of an explicit transaction (``BEGIN`` … ``COMMIT``) may wait for a lock another session
+    #: holds, in seconds (None: no bound). ``SET LOCAL``, so it ends with the transaction — safe behind a
+    #: transaction pooler, where a session-level ``SET`` would stay on a server connection others use next.
+    lock_timeout: float | None = None
 
     def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard"):
         import psycopg
@@ -127,6 +131,9 @@ class PgConnection:
     def describe(self, exc: BaseException) -> str:
         """An error about this database, for people: names it, never shows its password."""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if getattr(exc, "sqlstate", None) == "55P03":  # lock_not_available: say where to look
+            first += (" — another session holds a lock on the log's tables (an open transaction, a migration, "
+                      "VACUUM FULL): pg_stat_activity and pg_locks show which")
         return dburl.scrub(f"routing log {self.where}: {first}", self.url)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -134,7 +141,10 @@ class PgConnection:
         import psycopg
 
         try:
-            return self._conn.execute(to_pg(sql), params)
+            cursor = self._conn.execute(to_pg(sql), params)
+            if self.lock_timeout and sql == "BEGIN":
+                self._conn.execute(f"SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))}")
+            return cursor
         except psycopg.OperationalError as exc:
             raise LogUnavailable(self.describe(exc)) from None
 
