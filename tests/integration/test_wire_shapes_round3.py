@@ -175,3 +175,62 @@ async def test_a_body_whose_encoding_does_not_decode_is_malformed(kind: str, ser
         200, broken, headers={**SSE, "content-encoding": "gzip", "content-length": str(len(broken))}))
     assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)], \
         routed.record.attempts[0].detail
+
+
+# -- a server's error message of any size ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    # LiteLLM's errors quote the request they failed ("Received Messages=[...]"): as long as the prompt
+    ("openai", Fault.raw(200, chunk({"content": "Sun"}), 'data: {"error": {"message": "litellm.APIError: '
+                         + "x" * 15_000 + '", "type": "None", "code": "500"}}\n\n', headers=SSE)),
+    ("anthropic", Fault.raw(200, MESSAGE_START, event("error", {"type": "error", "error": {
+        "type": "api_error", "message": "y" * 15_000}}), headers=SSE)),
+    ("ollama", Fault.raw(200, ndjson({"error": "z" * 15_000}), headers=NDJSON)),
+    ("openai", Fault.raw(400, json.dumps({"error": {"message": "w" * 15_000, "type": "invalid_request_error"}}),
+                         headers=JSON)),
+])
+async def test_a_huge_error_message_is_kept_short(kind: str, fault: Fault, servers: dict[str, Any],  # noqa: F811
+                                                  tmp_path: Path) -> None:
+    """It went whole into each attempt's row (once per retry), the attempts an exhausted chain's error lists, and
+    the logs: half a megabyte per attempt here."""
+    routed = await route(kind, servers, tmp_path, fault, fault)
+    first = routed.record.attempts[0]
+    assert first.model == "primary" and 100 < len(first.detail) < 1100, len(first.detail)
+    stored = connect(tmp_path / "log.db").execute("SELECT MAX(LENGTH(detail)) FROM attempts").fetchone()[0]
+    assert stored < 1100
+
+
+# -- a whole Anthropic message where a stream was asked for ---------------------------------------------------------
+
+WHOLE_MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                 "content": [{"type": "thinking", "thinking": "Paris in June.", "signature": "EqQB"},
+                             {"type": "text", "text": "Sunny."},
+                             {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": PARIS}],
+                 "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 7}}
+
+
+async def test_a_whole_anthropic_message_where_a_stream_was_asked_for(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """A server or proxy that ignores ``stream: true`` (a caching proxy, an Anthropic-compatible endpoint that only
+    answers whole) answers one JSON message: it was malformed_response, while the OpenAI-compatible provider reads
+    the same from its servers. Read as the server meant it: text, thinking apart, the call, the usage."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(200, json.dumps(WHOLE_MESSAGE), headers=JSON))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.response.text, routed.response.thinking) == ("Sunny.", "Paris in June.")
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [("get_weather", PARIS, "toolu_1")]
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (9, 7)
+
+
+@pytest.mark.parametrize(("body", "want"), [
+    ({**WHOLE_MESSAGE, "stop_reason": "pause_turn"}, "unusable_reply"),
+    ({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "overloaded"),
+    ({**WHOLE_MESSAGE, "content": "Sunny."}, "malformed_response"),
+])
+async def test_a_whole_anthropic_message_is_judged_as_a_stream_is(body: dict[str, Any], want: str,
+                                                                  servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """A paused turn is half an answer here too (it passed as one); an error object and content that is not a list of
+    blocks are refused as before (these two guard the new reading)."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(200, json.dumps(body), headers=JSON),
+                         Fault.raw(200, json.dumps(body), headers=JSON))
+    assert routed.record.attempts[0].reason == want and routed.record.model == "backup"

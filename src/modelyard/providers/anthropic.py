@@ -9,7 +9,7 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, parse_arguments, stream_error
+from modelyard.providers.http import HttpProvider, StreamResponse, loads, parse_arguments, stream_error
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count, usage_from
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
@@ -63,6 +63,41 @@ def _tool_call(block: dict[str, Any]) -> ToolCall:
     return ToolCall(block["name"], parse_arguments(block["json"] or "{}"), block["id"])
 
 
+async def _whole_message(resp: StreamResponse) -> list[Chunk]:
+    """A whole Messages API answer (``{"type": "message", "content": [blocks], "stop_reason", "usage"}``) as the
+    chunks its stream would have given; it was malformed_response (a JSON document where events were asked for),
+    while the OpenAI-compatible provider reads the same from a server that ignores ``stream``."""
+    body = ""
+    async for events in resp.whole_json():
+        body = body or events[0][1]
+    data = loads(body.strip(), "the JSON answer")
+    if not isinstance(data, dict):
+        raise ProviderError(Reason.MALFORMED_RESPONSE, "the JSON answer is not an object")
+    if data.get("type") == "error" or data.get("error"):
+        raise stream_error(*_extract_error(data))
+    content = data.get("content")
+    if not isinstance(content, list):
+        raise ProviderError(Reason.MALFORMED_RESPONSE, "the JSON answer has no content list")
+    chunks: list[Chunk] = []
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            chunks.append(Chunk("text", text=block.get("text")))
+        elif kind == "thinking":
+            chunks.append(Chunk("thinking", text=block.get("thinking")))
+        elif kind == "tool_use":
+            call = {"name": block.get("name"), "id": block.get("id") or "", "json": "", "input": block.get("input")}
+            chunks.append(Chunk("tool_call", tool_call=_tool_call(call)))
+        elif not isinstance(kind, str):
+            raise ProviderError(Reason.MALFORMED_RESPONSE, "a content block of the JSON answer is not a block")
+        # redacted_thinking, server_tool_use and its results, block types added later: nothing of ours to show
+    stop_reason = str(data.get("stop_reason") or "")
+    if stop_reason == PAUSED:
+        raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn')")
+    usage = usage_from(data.get("usage"), "input_tokens", "output_tokens") or Usage()
+    return [*chunks, Chunk("usage", usage=usage), Chunk("done", stop_reason=stop_reason)]
+
+
 class AnthropicProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     hosted = True
@@ -108,6 +143,10 @@ class AnthropicProvider(HttpProvider):
         stopped = False
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
                                       headers={"x-api-key": key}, limit=self.config.response_limit) as resp:
+            if resp.is_json:  # a server or proxy that ignores stream: true answers the whole message at once
+                for chunk in await _whole_message(resp):
+                    yield chunk
+                return
             async for field, value in resp.sse("an event stream"):
                 if field == "event":
                     event = value.strip()

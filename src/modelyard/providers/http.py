@@ -218,7 +218,15 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         reason = Reason.RATE_LIMITED
     else:
         reason = Reason.STREAM_ERROR
-    return ProviderError(reason, f"error mid-stream: {kind} {message}".strip())
+    said = f"{kind} {message}".strip()
+    if len(said) > MAX_SAID:  # LiteLLM's errors quote the whole request; a proxy may put a page there
+        said = said[:MAX_SAID] + f"… ({len(said) - MAX_SAID} more characters)"
+    return ProviderError(reason, f"error mid-stream: {said}")
+
+
+#: characters of a server's own error message kept: it goes into every attempt's row, the error a client gets (the
+#: attempts of an exhausted chain) and the logs, once per retry; a megabyte there was kept whole
+MAX_SAID = 1000
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -444,6 +452,8 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             error_type, message = extract(json.loads(body))
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
+        if len(message) > MAX_SAID:
+            message = message[:MAX_SAID] + f"… ({len(message) - MAX_SAID} more characters)"
     reason = reason_for_status(status, error_type)
     retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is None and reason is Reason.RATE_LIMITED:
