@@ -87,6 +87,10 @@ _LOG_EVERY = 10.0
 #: SQLite's automatic checkpoint runs at 1,000); a quiet writer's rows are checkpointed after CHECKPOINT_IDLE s
 CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
+#: bytes the write-ahead log keeps once a checkpoint emptied it. A reader that holds a snapshot (a GUI browsing the
+#: file, a ``sqlite3`` shell left in a transaction) stops checkpoints from getting past it, so the log grows meanwhile;
+#: SQLite then reuses the file from its start but never shrinks it: without a limit it stayed that size for good
+WAL_LIMIT = 4 * 1024 * 1024
 
 #: the host every row this process writes was answered on (``log`` shows it when a shared log has several)
 HOST = socket.gethostname()
@@ -234,6 +238,7 @@ class LogWriter:
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the commit path
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         return conn
 
