@@ -20,9 +20,8 @@ from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
 from modelyard.agents.learning import LearnResult, learn, learned_labels, role_held_out
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, run
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, run
 from modelyard.config import Config
-from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder, copy_team_labels
 from modelyard.ledger.labels import LabelSource, add_label, forget_labels, recent_labels
 from modelyard.ledger.store import LogStore, LogUnavailable
@@ -55,7 +54,7 @@ def route(
     if label is not None:
         if label not in orchestrator.targets:
             raise fail(f"'{label}' is not an agent the orchestrator routes to ({', '.join(orchestrator.targets)})")
-        conn = connect(log_path_for(cfg))
+        conn = local_log_or_exit(cfg)
         try:
             number = add_label(conn, text, label, LabelSource.CLI, previous=orchestrator.decide_fast(text).agent)
         finally:
@@ -203,7 +202,7 @@ def _learn_where_the_labels_are(cfg: Config, orchestrator: str, rows: list[Label
     first), and the trusted set is copied back here at once (other hosts get it from their forwarders)."""
     path = log_path_for(cfg)
     if not cfg.log.url:
-        conn = connect(path)
+        conn = local_log_or_exit(cfg)
         try:
             return learn(cfg, orchestrator, conn, rows)
         finally:
@@ -222,7 +221,7 @@ def _learn_where_the_labels_are(cfg: Config, orchestrator: str, rows: list[Label
         raise fail(f"{exc} (routing learn needs it: the labels of every host are there)") from None
     try:
         result = learn(cfg, orchestrator, shared, rows)
-        spool = connect(path)
+        spool = local_log_or_exit(cfg)
         try:
             copy_team_labels(shared, spool)
         finally:
@@ -274,7 +273,7 @@ def routing_forget(
     try:
         gone = forget_labels(conn, ids)
         if cfg.log.url and gone:  # this host's copy of the team's trusted labels now, the others' within 30 s
-            spool = connect(log_path_for(cfg))
+            spool = local_log_or_exit(cfg)
             try:
                 copy_team_labels(conn, spool)
             finally:

@@ -14,10 +14,9 @@ from modelyard.bench.recommend import MIN_PASS, TOLERANCE, Recommendation, descr
 from modelyard.bench.runner import BenchResult, BenchRunner, RunResult
 from modelyard.bench.score import Score, score
 from modelyard.bench.suite import LoadedSuite, load_suite, starter_text
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, run
 from modelyard.config import Config
 from modelyard.errors import ConfigError
-from modelyard.ledger import connect
 from modelyard.ledger.bench_runs import save_run
 from modelyard.ledger.probes import teach
 from modelyard.providers import build_provider
@@ -97,7 +96,7 @@ def bench(
     needed = list(dict.fromkeys([*chosen_models, *([loaded.spec.judge.model] if loaded.spec.judge else [])]))
     providers = {m: build_provider(m, cfg.models[m]) for m in needed}
     teach(providers, log_path_for(cfg))  # the probe's findings, as in real runs (e.g. thinking switches)
-    conn = connect(log_path_for(cfg))
+    conn = local_log_or_exit(cfg)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=as_json)
     runner: BenchRunner

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -69,6 +70,15 @@ def log_or_exit(cfg: Config) -> LogConnection:
         raise fail(str(exc), code=1) from None
     except NewerSchema as exc:
         raise fail(str(exc)) from None
+
+
+def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
+    """This host's SQLite file (probes, labels, bench runs, decisions); one that cannot be opened (not a
+    database, ``log.path`` naming a directory) is said, not a traceback."""
+    try:
+        return LogStore.of(cfg).local()
+    except LogUnavailable as exc:
+        raise fail(str(exc), code=1) from None
 
 
 LocalOption = Annotated[bool, typer.Option(

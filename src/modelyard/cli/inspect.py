@@ -13,11 +13,11 @@ import typer
 
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, log_or_exit, note
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, note
 from modelyard.cli.render import Column, fit_table, left_out, ms, plain, usd
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
-from modelyard.ledger import connect, queries
+from modelyard.ledger import queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
@@ -26,7 +26,6 @@ from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.router.spend import window_start
-from modelyard.runtime import log_path_for
 from modelyard.types import LENGTH
 
 
@@ -359,7 +358,7 @@ def _label_route(cfg: Config, request_id: str, agent: str | None) -> None:
     """A rating of a routed answer is a routing label, made from the decision in this host's SQLite file
     (with ``log.url`` forwarded to PostgreSQL like the requests): good confirms the agent chosen, bad
     --agent names the right one."""
-    conn = connect(log_path_for(cfg))
+    conn = local_log_or_exit(cfg)
     try:
         routed = decision_of(conn, request_id)
         if routed is None:

@@ -12,17 +12,17 @@ from rich import box
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, run
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, run
 from modelyard.config import Config
 from modelyard.errors import ConfigError
-from modelyard.ledger import connect, queries
+from modelyard.ledger import queries
 from modelyard.ops import probe_store, service
 from modelyard.ops.check import check_config, missing_on_server, never_probed
 from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import WarmResult, warm_all, warmable
 from modelyard.providers import build_provider
-from modelyard.runtime import load, log_path_for
+from modelyard.runtime import load
 
 _STYLE = {"pass": "green", "fail": "red", "text-only": "yellow", "no": "yellow", "skipped": "dim", "n/a": "dim",
           "unknown": "dim"}
@@ -93,8 +93,9 @@ def probe(
             for p in providers.values():
                 await p.aclose()
 
+    conn = local_log_or_exit(cfg)  # before the probes: a log that cannot be opened is said before minutes of work
     results = run(go)
-    probe_store.save(connect(log_path_for(cfg)), results)
+    probe_store.save(conn, results)
     if as_json:
         console.print_json(json.dumps([r.to_dict() for r in results]))
     else:
@@ -114,7 +115,7 @@ def check(
 ) -> None:
     """Validate the config against the latest probe results (exit 1 on errors)."""
     cfg, path = load_or_exit(config)
-    conn = connect(log_path_for(cfg))
+    conn = local_log_or_exit(cfg)
     probes = probe_store.latest(conn, list(cfg.models))
     last = {m: (row["ts"], row["reason"] or "", row["detail"] or "") for m in cfg.models
             if (row := queries.last_attempt(conn, m)) is not None}

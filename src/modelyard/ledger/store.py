@@ -12,6 +12,7 @@ With ``log.url`` set, readers see PostgreSQL (every host's requests); the local 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,13 @@ class LogStore:
             from modelyard.ledger.pg import PgConnection
 
             return PgConnection(self.url, migrate_schema=not readonly)
-        return connect(self.path, readonly=readonly)
+        return self.local(readonly=readonly)
 
-    def local(self, *, readonly: bool = False) -> LogConnection:
-        """This host's SQLite file, whatever the readers use (probes, conversations, the spool)."""
-        return connect(self.path, readonly=readonly)
+    def local(self, *, readonly: bool = False) -> sqlite3.Connection:
+        """This host's SQLite file, whatever the readers use (probes, conversations, the spool). A file that
+        is not a database, or a ``log.path`` naming a directory, raises ``LogUnavailable`` naming it."""
+        try:
+            return connect(self.path, readonly=readonly)
+        except (sqlite3.Error, OSError) as exc:
+            raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); check log.path: it must name "
+                                 "a SQLite file (or where to create one) that this user can read and write") from None
