@@ -63,8 +63,9 @@ def free_port() -> int:
 class PrivateRedis:
     """A ``redis-server`` of the test's own on an ephemeral loopback port, keeping nothing on disk."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *options: str):
         self.directory = directory
+        self.options = options
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         exe = shutil.which("redis-server")
@@ -78,7 +79,7 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
             [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log")],
+             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"), *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:

@@ -11,9 +11,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
+from modelyard.errors import Reason
 from modelyard.router.shared import RedisState
+from modelyard.router.slots import QueueTimeout
 from tests.shared.redis_kit import PrivateRedis, SilentProxy
 from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
 
@@ -171,3 +174,23 @@ async def test_a_grant_listener_on_a_connection_gone_silent_listens_again(pools:
             assert waiter["m"].link.up and waiter["m"].link.errors == errors  # the calls never noticed anything
         finally:
             await proxy.aclose()
+
+
+async def test_a_redis_cluster_node_is_named_as_such(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """``state:`` pointed at a Redis Cluster (a managed Redis with cluster mode on): its nodes answer CROSSSLOT or
+    MOVED, which read as a bare 'ClusterCrossSlotError: Keys in request don't hash to the same slot' in /healthz
+    and in every request's error. The reason now says what it means and what to use instead."""
+    with PrivateRedis(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf") as server:
+        admin = redis.Redis(port=server.port)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        await _until(lambda: b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"))
+        (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        state.link.ensure_started()
+        await _until(lambda: not state.link.up)  # the heartbeat's first call finds it out
+        with pytest.raises(QueueTimeout) as refused:
+            await state.acquire(3 * TIMEOUT)  # never counted among the instances: no share of its own either
+        assert refused.value.reason is Reason.STATE_UNREACHABLE
+        assert "Redis Cluster is not supported" in str(refused.value), str(refused.value)
+        assert "Redis Cluster is not supported" in state.link.status().detail

@@ -34,8 +34,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import AskError, ClusterCrossSlotError, ClusterDownError, MovedError, RedisError, TryAgainError
 from redis.exceptions import ConnectionError as DroppedConnection
-from redis.exceptions import RedisError
 
 from modelyard.config.schema import StateConfig
 from modelyard.router.clock import Clock
@@ -50,6 +50,19 @@ log = logging.getLogger("modelyard.state")
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
 #: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
 REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES"})
+
+
+#: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
+_CLUSTER_REPLIES = (AskError, ClusterCrossSlotError, ClusterDownError, MovedError, TryAgainError)
+
+
+def failure(exc: BaseException) -> str:
+    """Why a call failed, for /healthz and the log; a Redis Cluster's replies are named as what they mean."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, _CLUSTER_REPLIES):
+        return (f"{text} — this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas "
+                "and Sentinel if you like); Redis Cluster is not supported")
+    return text
 
 
 class StoreUnreachable(Exception):
@@ -166,7 +179,7 @@ class RedisLink:
             self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
-            self.mark_down(self.down_reason or f"{type(exc).__name__}: {exc}")
+            self.mark_down(self.down_reason or failure(exc))
         finally:
             await self._client.aclose()
             self._client = None
@@ -254,7 +267,7 @@ class RedisLink:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
         except (RedisError, OSError) as exc:
-            self.mark_down(f"{type(exc).__name__}: {exc}")
+            self.mark_down(failure(exc))
             raise StoreUnreachable(self.down_reason) from None
 
     async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
@@ -276,7 +289,7 @@ class RedisLink:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
         except (RedisError, OSError) as exc:
-            self.mark_down(f"{type(exc).__name__}: {exc}")
+            self.mark_down(failure(exc))
             raise StoreUnreachable(self.down_reason) from None
 
     async def _once_more_if_dropped(self, attempt: Callable[[], Awaitable[Any]], *, repeatable: bool) -> Any:
