@@ -234,3 +234,36 @@ async def test_a_whole_anthropic_message_is_judged_as_a_stream_is(body: dict[str
     routed = await route("anthropic", servers, tmp_path, Fault.raw(200, json.dumps(body), headers=JSON),
                          Fault.raw(200, json.dumps(body), headers=JSON))
     assert routed.record.attempts[0].reason == want and routed.record.model == "backup"
+
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    ("openai", Fault.raw(200, chunk({"content": "Sun"}), 'data: {"error": {"message": "cut \\ud83d", "type": "x"}}\n\n',
+                         headers=SSE)),
+    ("openai", Fault.raw(400, '{"error": {"message": "cut \\udc00", "type": "\\ud800"}}', headers=JSON)),
+    ("anthropic", Fault.raw(200, MESSAGE_START, 'event: error\ndata: {"type": "error", "error": {"type": '
+                            '"api_error", "message": "cut \\ud83d"}}\n\n', headers=SSE)),
+    ("ollama", Fault.raw(200, '{"error": "cut \\ud83d"}\n', headers=NDJSON)),
+])
+async def test_a_lone_utf16_half_in_an_error_message_is_no_log_failure(kind: str, fault: Fault,
+                                                                        servers: dict[str, Any],  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    """A JavaScript server's error text cut inside an emoji (a lone ``\\ud83d`` in its JSON): SQLite refused the
+    attempt's row (a log failure in /healthz, the row written only after the writer repaired it). Now U+FFFD, as in
+    answers; route() checks the writer saw no failure."""
+    routed = await route(kind, servers, tmp_path, fault, fault)
+    assert "cut \ufffd" in routed.record.attempts[0].detail
+
+
+@pytest.mark.parametrize(("kind", "raw"), [
+    ("openai", [chunk({"content": "Sunny."}), 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop'
+                                              '\\ud83d"}]}\n\n', DONE]),
+    ("ollama", ['{"model":"q","message":{"role":"assistant","content":"Sunny."},"done":true,"done_reason":"'
+                + "s" * 5000 + '\\ud83d"}\n']),
+])
+async def test_an_odd_finish_reason_is_no_log_failure(kind: str, raw: list[str], servers: dict[str, Any],  # noqa: F811
+                                                      tmp_path: Path) -> None:
+    """The finish reason is the server's word, kept in the log: a lone UTF-16 half made SQLite refuse the row, and
+    a reason of kilobytes went whole into it. Repaired and kept short; the answer stands."""
+    routed = await route(kind, servers, tmp_path, Fault.raw(200, *raw, headers=SSE if kind == "openai" else NDJSON))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert len(routed.record.finish_reason or "") <= 64

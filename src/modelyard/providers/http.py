@@ -29,7 +29,7 @@ from multidict import CIMultiDictProxy
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
-from modelyard.types import ToolDefinition
+from modelyard.types import ToolDefinition, repair_text
 
 Extract = Callable[[Any], tuple[str, str]]
 T = TypeVar("T")
@@ -218,15 +218,21 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         reason = Reason.RATE_LIMITED
     else:
         reason = Reason.STREAM_ERROR
-    said = f"{kind} {message}".strip()
-    if len(said) > MAX_SAID:  # LiteLLM's errors quote the whole request; a proxy may put a page there
-        said = said[:MAX_SAID] + f"… ({len(said) - MAX_SAID} more characters)"
-    return ProviderError(reason, f"error mid-stream: {said}")
+    return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}")
 
 
 #: characters of a server's own error message kept: it goes into every attempt's row, the error a client gets (the
 #: attempts of an exhausted chain) and the logs, once per retry; a megabyte there was kept whole
 MAX_SAID = 1000
+
+
+def said(text: str) -> str:
+    """A server's own words as an error detail: at most :data:`MAX_SAID` characters (LiteLLM's errors quote the
+    whole request), and text SQLite can store — a lone UTF-16 half from a JavaScript server's JSON made the routing
+    log refuse the row once (counted as a log failure, written only after repair)."""
+    if len(text) > MAX_SAID:
+        text = text[:MAX_SAID] + f"… ({len(text) - MAX_SAID} more characters)"
+    return text if text.isascii() else repair_text(text)
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -452,8 +458,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             error_type, message = extract(json.loads(body))
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
-        if len(message) > MAX_SAID:
-            message = message[:MAX_SAID] + f"… ({len(message) - MAX_SAID} more characters)"
+        error_type, message = said(error_type), said(message)
     reason = reason_for_status(status, error_type)
     retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is None and reason is Reason.RATE_LIMITED:

@@ -36,6 +36,8 @@ TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
 THINKING_PARTS = frozenset({"thinking", "reasoning", "reasoning_text"})
 #: a token count beyond this is not a count (a bug or garbage upstream): it is logged as 0
 _MAX_TOKENS = 10**9
+#: characters of a stop reason kept (the known ones are words: "stop", "tool_calls", "max_tokens")
+_MAX_STOP = 64
 
 
 def malformed(message: str) -> ProviderError:
@@ -233,6 +235,8 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                         answered = answered or (name == "text" and not rest.isspace())
                         yield Chunk(name, text=rest)
                 stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
+                if not stop.isascii() or len(stop) > _MAX_STOP:  # the server's word, as the log keeps it: text
+                    stop = repair_text(stop[:_MAX_STOP])  # SQLite can store (a lone UTF-16 half), and short
                 if not content and not stop:
                     raise malformed("the stream ended with no content and no finish reason (no choices?)")
                 if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
