@@ -267,3 +267,36 @@ async def test_an_odd_finish_reason_is_no_log_failure(kind: str, raw: list[str],
     routed = await route(kind, servers, tmp_path, Fault.raw(200, *raw, headers=SSE if kind == "openai" else NDJSON))
     assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
     assert len(routed.record.finish_reason or "") <= 64
+
+
+# -- tool-call arguments sent again whole ------------------------------------------------------------------------
+
+def _call(args: str, first: bool = False) -> str:
+    return (call(index=0, id="call_1", type="function", function=fn("get_weather", args)) if first
+            else call(index=0, function=fn(arguments=args)))
+
+
+@pytest.mark.parametrize(("name", "pieces"), [
+    # DeepSeek's and Baidu Qianfan's cumulative mode: every piece is the arguments so far (hermes-agent#35718)
+    ("cumulative", [_call("", True), _call('{"city"'), _call('{"city": "Par'), _call('{"city": "Paris"}')]),
+    # Gemini's OpenAI endpoint: a {} placeholder, then the whole arguments (autogen#7549)
+    ("placeholder_then_whole", [_call("{}", True), _call('{"city": "Paris"}')]),
+    # Mistral's API (with the id and name) and GLM-style servers: the whole arguments, then again (opencode#17339)
+    ("whole_twice", [_call('{"city": "Paris"}', True), _call('{"city": "Paris"}')]),
+])
+async def test_arguments_sent_again_whole_are_read_once(name: str, pieces: list[str], servers: dict[str, Any],  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    """Joined, they were no JSON (``{}{"city": "Paris"}``): malformed_response, so these servers could never call a
+    tool. The last piece is the arguments when it is whole and the earlier ones are its start or objects of their
+    own."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, *pieces, chunk({}, "tool_calls"), DONE,
+                                                                headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", PARIS)]
+
+
+async def test_arguments_that_are_broken_stay_malformed(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guards the reading above: pieces that join into no JSON and are no resend of a whole are still refused."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(
+        200, _call('{"city": "Paris"', True), _call("}}"), chunk({}, "tool_calls"), DONE, headers=SSE))
+    assert outcomes(routed)[0] == ("primary", "fallback", "malformed_response")

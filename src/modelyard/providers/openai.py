@@ -80,14 +80,17 @@ class _ToolCalls:
     argument pieces under the same ``index``. Servers bend that: vLLM repeats the whole name in every
     fragment (vllm#18412); lmdeploy and some vLLM parsers give every call ``index`` 0 and tell them
     apart only by a new ``id``; Gemini's endpoint and some proxies send no ``index`` at all; a few send
-    ``arguments`` as an object. A repeated name is not appended, a new id (or a new name once arguments
-    have begun) starts a new call, a missing index continues the latest call, an object is its JSON."""
+    ``arguments`` as an object; some send the arguments again whole (:func:`_resent`). A repeated name is not
+    appended, a new id (or a new name once arguments have begun) starts a new call, a missing index continues the
+    latest call, an object is its JSON."""
 
-    __slots__ = ("_at", "calls")
+    __slots__ = ("_at", "_pieces", "calls")
 
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
         self._at: dict[int | None, dict[str, str]] = {}
+        #: each call's argument pieces as they came (by id() of its slot, which self.calls keeps), for :func:`_resent`
+        self._pieces: dict[int, list[str]] = {}
 
     def add(self, frag: Any) -> None:
         if not isinstance(frag, dict):
@@ -116,12 +119,34 @@ class _ToolCalls:
             slot["args"] = json.dumps(args)
         elif args is not None:
             slot["args"] += args
+            if args:
+                self._pieces.setdefault(id(slot), []).append(args)
 
     def __iter__(self) -> Iterator[ToolCall]:
         for c in self.calls:
             if not c["name"]:
                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
-            yield ToolCall(c["name"], parse_arguments(c["args"]), c["id"])
+            try:
+                arguments = parse_arguments(c["args"])
+            except ProviderError:
+                if (arguments := _resent(self._pieces.get(id(c), []))) is None:
+                    raise
+            yield ToolCall(c["name"], arguments, c["id"])
+
+
+def _resent(pieces: list[str]) -> dict[str, Any] | None:
+    """The arguments of a call whose pieces do not join into JSON because the server sent them again whole: each
+    piece the arguments so far (DeepSeek's and Qianfan's cumulative mode, hermes-agent#35718), a ``{}`` placeholder
+    then the arguments (Gemini's endpoint, autogen#7549), or the whole arguments twice (Mistral's and GLM-style
+    servers, opencode#17339). The last piece, when it is an object and each earlier one is a start of it or an
+    object of its own; else None (the joined pieces are malformed, as before)."""
+    last = try_loads(pieces[-1]) if pieces else NOT_JSON
+    if not isinstance(last, dict):
+        return None
+    for piece in pieces[:-1]:
+        if not pieces[-1].startswith(piece) and not isinstance(try_loads(piece), dict):
+            return None
+    return last
 
 
 def _joined(texts: list[str]) -> Chunk:
