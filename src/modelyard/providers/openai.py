@@ -129,8 +129,10 @@ class _ToolCalls:
             try:
                 arguments = parse_arguments(c["args"])
             except ProviderError:
-                if (arguments := _resent(self._pieces.get(id(c), []))) is None:
+                resent = _resent(self._pieces.get(id(c), []))
+                if resent is None:
                     raise
+                arguments = resent
             yield ToolCall(c["name"], arguments, c["id"])
 
 
