@@ -1,3 +1,3 @@
-from modelyard.cli import main
+from modelyard.console import main
 
 main()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -31,3 +37,22 @@ def test_a_log_path_that_is_not_a_log_is_named(tmp_path: Path, kind: str, comman
     assert isinstance(out.exception, SystemExit), out.exception  # not sqlite3's error
     assert out.exit_code == 1, out.output
     assert f"routing log {log}: cannot be opened" in out.output and "check log.path" in out.output
+
+
+def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path) -> None:
+    """Importing the CLI takes a second or more on a busy machine (4 s at load 7): a Ctrl-C then printed a
+    KeyboardInterrupt traceback from deep inside typing or typer, before any command handled signals."""
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "models", "--no-reach"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    time.sleep(0.2)  # the interpreter is up, the CLI's imports are not done
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130 and stderr.strip().endswith("interrupted"), (proc.returncode, stderr)
+
+
+def test_the_installed_command_starts_from_the_signal_safe_entry_point() -> None:
+    """`modelyard` (the console script pip writes) must enter where `python -m modelyard` does."""
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["modelyard"] == "modelyard.console:main"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated
@@ -76,4 +77,8 @@ _one_line_summaries(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # while typer builds the commands (an install from before modelyard.console)
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
