@@ -9,8 +9,10 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from tests.integration.test_cli import CONFIG
 from typer.testing import CliRunner
 
@@ -56,3 +58,23 @@ def test_the_installed_command_starts_from_the_signal_safe_entry_point() -> None
     """`modelyard` (the console script pip writes) must enter where `python -m modelyard` does."""
     scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["modelyard"] == "modelyard.console:main"
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and subcommand (typer's own click: its classes are not the `click` package's)."""
+    found = [(path, command)]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _commands(sub, (*path, name))
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`log -n`, `log --outcome` and `--json` on check, plan, report and replay were bare names in --help; replay's
+    --config said 'Config file (else $MODELYARD_CONFIG, the user config, …)' where it is the required candidate."""
+    bare = [f"{' '.join(path)} {param.opts[0]}" for path, command in _commands(typer.main.get_command(app))
+            for param in command.params
+            if param.param_type_name == "option" and param.opts[0] != "--help" and not (param.help or "").strip()]
+    assert len(_commands(typer.main.get_command(app))) > 20 and bare == []
+    replay = dict(_commands(typer.main.get_command(app)))[("replay",)]
+    config = next(p for p in replay.params if p.opts[0] == "--config")
+    assert "CANDIDATE" in config.help and "required" in config.help

@@ -156,3 +156,17 @@ def test_cli_exits_2_on_bad_config(tmp_path: Path) -> None:
 def test_a_key_given_twice_is_refused_not_silently_overwritten(text: str, line: int, key: str) -> None:
     err = error_of(text)
     assert (err.line, err.key) == (line, key) and "duplicate key" in str(err) and "first at line" in str(err)
+
+
+def test_an_unknown_consumer_lists_the_agents() -> None:
+    """'unknown consumer' named the typo only; an unknown model in a chain lists the models."""
+    err = error_of(GOOD + "    consumers: [utilty]\n  utility:\n    primary: local\n")
+    assert err.key == "agents.chat.consumers.0" and err.line == 13
+    assert "unknown consumer 'utilty' (agents: chat, utility; or user)" in str(err)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# my modelyard config\n"])
+def test_an_empty_file_is_called_empty(text: str) -> None:
+    """An empty file (an editor's new file, a failed redirect) said 'expected a mapping with …'."""
+    err = error_of(text)
+    assert str(err).startswith("cfg.yaml:1: the file is empty") and "modelyard init" in str(err)

@@ -289,7 +289,7 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
 
 def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
-    '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/quit' ends."""
+    '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/help' lists these, '/quit' ends."""
     _terminal_says_it()
     runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database

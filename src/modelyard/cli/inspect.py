@@ -237,10 +237,11 @@ def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> No
 
 def log(
     config: ConfigOption = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many requests, newest first")] = 20,
     agent: Annotated[str | None, typer.Option("--agent", help="an agent of the config or of the log")] = None,
     model: Annotated[str | None, typer.Option("--model", help="a model of the config or of the log")] = None,
-    outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False)] = None,
+    outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False,
+                                                           help="only requests that ended so")] = None,
     host: Annotated[str | None, typer.Option("--host", help="requests one host answered (a shared log has "
                                                              "every host's)")] = None,
     attempts: Annotated[bool, typer.Option("--attempts", help="show every attempt under each request")] = False,

@@ -111,7 +111,7 @@ def probe(
 
 def check(
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the findings as JSON")] = False,
 ) -> None:
     """Validate the config against the latest probe results (exit 1 on errors)."""
     cfg, path = load_or_exit(config)
@@ -148,7 +148,7 @@ def plan(
     headroom: Annotated[float | None, typer.Option(
         help="GB kept free for the OS and other programs (default 8 on ≥32 GB, else a quarter of RAM)",
         min=0)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
 ) -> None:
     """Memory layout of the local models (weights + KV cache) against this machine's RAM."""
     cfg, _ = load_or_exit(config)

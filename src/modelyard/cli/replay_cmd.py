@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit
+from modelyard.cli.common import console, err, fail, inherit_config, load_or_exit
 from modelyard.cli.render import ms
 from modelyard.ledger.report import Period, days_period, money
 
@@ -38,8 +38,15 @@ def _period(days: float | None, since: str | None, until: str | None) -> Period:
     return days_period(days if days is not None else 30)
 
 
+#: replay's --config is the candidate, not the config the log was made with (that is --current): the usual help
+#: text ("Config file, else $MODELYARD_CONFIG …") read as if it could be left out
+CandidateOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", show_default=False, callback=inherit_config,
+    help="the CANDIDATE config to replay the log through (required; the log's own config is --current)")]
+
+
 def replay(
-    config: ConfigOption = None,
+    config: CandidateOption = None,
     current: Annotated[Path | None, typer.Option(help="the config the log was made with (default: the usual "
                                                       "lookup, as for every command)")] = None,
     days: Annotated[float | None, typer.Option(help="replay the last N days (default 30)", min=0.001)] = None,
@@ -49,7 +56,8 @@ def replay(
                                         max=100)] = 1.0,
     speed: Annotated[float, typer.Option(help="model speed multiplier: 2 = every model twice as fast", min=0.01,
                                          max=100)] = 1.0,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object: current, candidate, validation")]
+    = False,
     chart: Annotated[Path | None, typer.Option(help="also draw waits and cost over time (.png or .svg)")] = None,
     seed: Annotated[int, typer.Option(help="random seed of the simulation")] = 0,
 ) -> None:

@@ -93,7 +93,7 @@ def report(
     config: ConfigOption = None,
     month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
     days: Annotated[float | None, typer.Option(help="the last N days instead of a month", min=0.001)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
     chart: Annotated[Path | None, typer.Option(help="also write a chart image (.png or .svg)")] = None,
 ) -> None:
     """Traffic, latency, fallbacks and cost against going all-cloud, with recommendations."""

@@ -155,6 +155,9 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse and validate config text; raise :class:`ConfigError` naming the first problem."""
     data, lines = read_yaml(text, source)
+    if data is None:  # nothing but blank lines and comments: say so, not what a mapping would need
+        raise ConfigError("the file is empty: it needs 'models:' and 'agents:' (`modelyard init` writes a starter "
+                          "config)", path=source, line=1)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
 
@@ -200,7 +203,8 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
             seen.add(model)
         for i, consumer in enumerate(agent.consumers):
             if consumer != "user" and consumer not in config.agents:
-                yield ("agents", name, "consumers", i), f"unknown consumer '{consumer}'"
+                yield (("agents", name, "consumers", i),
+                       f"unknown consumer '{consumer}' (agents: {', '.join(config.agents)}; or user)")
     for section, key in (("orchestration", "agent"), ("orchestration", "default"), ("telegram", "agent")):
         name = getattr(getattr(config, section), key)
         if name and name not in config.agents:
