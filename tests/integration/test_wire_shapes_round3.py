@@ -300,3 +300,44 @@ async def test_arguments_that_are_broken_stay_malformed(servers: dict[str, Any],
     routed = await route("openai", servers, tmp_path, Fault.raw(
         200, _call('{"city": "Paris"', True), _call("}}"), chunk({}, "tool_calls"), DONE, headers=SSE))
     assert outcomes(routed)[0] == ("primary", "fallback", "malformed_response")
+
+
+# -- a control-plane answer that never ends -------------------------------------------------------------------------
+
+async def test_a_model_listing_that_never_ends_is_bounded_in_size(tmp_path: Path) -> None:
+    """/v1/models answered with an endless body (a wrong port, a broken proxy): the control plane read it whole
+    within its 3 s bound, gigabytes a second on loopback. Now refused past 32 MB, its memory bounded by that."""
+    import asyncio
+    import tracemalloc
+
+    from tests.helpers import make_config
+
+    from modelyard.providers.openai import OpenAIProvider
+
+    piece = b"100000\r\n" + b"[" * 0x100000 + b"\r\n"  # chunked pieces of 1 MiB, forever
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+        try:
+            while True:
+                writer.write(piece)
+                await writer.drain()
+        except ConnectionError:
+            pass
+
+    server = await asyncio.start_server(endless, "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    config = make_config({"m": {"provider": "openai", "model": "local", "endpoint": endpoint}},
+                         {"agent": {"primary": "m"}})
+    provider = OpenAIProvider("m", config.models["m"])
+    tracemalloc.start()
+    try:
+        window = await asyncio.wait_for(provider.context_window(), 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await provider.aclose()
+        server.close()
+    assert window.trained is None and "response_too_large" in window.source, window
+    assert peak < 3 * 32 * 2**20, f"{peak / 2**20:.0f} MB held"

@@ -261,6 +261,10 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:120] or "(empty)"
 
 
+#: the most a control-plane answer (a model listing, /api/show) may hold: Ollama's /api/show of a large model, with
+#: its tensor list, is a few megabytes
+CONTROL_LIMIT = 32 * 2**20
+
 #: seconds a pooled connection may sit idle before it is dropped: below the 5 s after which uvicorn
 #: (vLLM and other Python servers), llama.cpp's server and Node.js close idle connections. With a
 #: longer idle time a request sent just as the server closes its connection failed as connect_error
@@ -345,7 +349,13 @@ class HttpClient:
         try:
             async with self.session().request(method, self.base_url + path, json=body,
                                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                raw = await resp.read()
+                raw = bytearray()
+                async for piece in resp.content.iter_any():
+                    raw += piece
+                    if len(raw) > CONTROL_LIMIT:  # read whole, a server's endless body filled memory within the
+                        raise ProviderError(  # time bound (gigabytes a second on loopback)
+                            Reason.RESPONSE_TOO_LARGE,
+                            f"{self.base_url}{path} answered more than {CONTROL_LIMIT // 2**20} MB")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
         try:
