@@ -341,3 +341,21 @@ async def test_a_model_listing_that_never_ends_is_bounded_in_size(tmp_path: Path
         server.close()
     assert window.trained is None and "response_too_large" in window.source, window
     assert peak < 3 * 32 * 2**20, f"{peak / 2**20:.0f} MB held"
+
+
+# -- usage reported where the spec allows it -------------------------------------------------------------------------
+
+async def test_anthropic_input_tokens_reported_in_message_delta_are_billed(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """message_delta's usage is cumulative, as documented; LiteLLM's proxy and SGLang send input_tokens 0 in
+    message_start and the prompt's count only there (paseo#4295, sglang#33419). It was logged as 0 input tokens: the
+    cost and the spend caps read from the log saw none of the prompt."""
+    start = event("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 0,
+                                                                                   "output_tokens": 0}}})
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, start, block(0, {"type": "text", "text": ""}), delta(0, {"type": "text_delta", "text": "Sunny."}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                "usage": {"input_tokens": 74, "output_tokens": 62}}), MESSAGE_STOP, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (74, 62)

@@ -188,9 +188,12 @@ class AnthropicProvider(HttpProvider):
                 elif kind == "message_delta":
                     stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
                     resp.answered = bool(stop_reason)
-                    out = (data.get("usage") or {}).get("output_tokens")
-                    if out is not None:
-                        usage = Usage(usage.input_tokens, token_count(out))
+                    # cumulative, as documented: output_tokens always; input_tokens from proxies that only know the
+                    # prompt's count at the end (LiteLLM, SGLang: 0 in message_start) and as server tools add to it
+                    reported = data.get("usage") or {}
+                    out, read = reported.get("output_tokens"), token_count(reported.get("input_tokens"))
+                    usage = Usage(read or usage.input_tokens,
+                                  usage.output_tokens if out is None else token_count(out))
                 elif kind == "message_stop":
                     stopped = True
                     break
