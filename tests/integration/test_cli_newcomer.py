@@ -78,3 +78,13 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
     replay = dict(_commands(typer.main.get_command(app)))[("replay",)]
     config = next(p for p in replay.params if p.opts[0] == "--config")
     assert "CANDIDATE" in config.help and "required" in config.help
+
+
+def test_a_cloud_model_without_api_key_env_says_what_to_add(tmp_path: Path) -> None:
+    """'no api_key_env configured for an Anthropic model' named the problem, not the line to add."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  haiku: {{provider: anthropic, model: claude-haiku-4-5}}\n"
+                      f"agents:\n  chat: {{primary: haiku}}\nlog:\n  path: {tmp_path / 'log.sqlite3'}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "add `api_key_env: ANTHROPIC_API_KEY` under the model and export that variable" in out.output

@@ -103,6 +103,8 @@ def test_nothing_served_writes_nothing_and_says_where_it_asked(tmp_path: Path) -
     result = CliRunner().invoke(app, ["init", str(target), "--endpoint", nowhere])
     assert result.exit_code == 1
     assert nowhere in result.output and "no model server here serves a chat model" in result.output
+    # with no server at all, the way on: the offline default needs none
+    assert "`modelyard init` (no --detect) writes the offline default" in " ".join(result.output.split())
     # why nothing was found there, not a backend that cannot list models saying it has none
     assert f"{nowhere}: nothing found (connect_error)" in result.output and "0 model(s)" not in result.output
     assert not target.exists()

@@ -56,7 +56,8 @@ def _detected(source: Path, endpoints: list[str]) -> str:
         console.print(f"  {address}: {said}", highlight=False)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
-                   "`ollama pull` a model, or name a server with --endpoint URL)", code=1)
+                   "`ollama pull` a model, or name a server with --endpoint URL); without one, `modelyard init` "
+                   "(no --detect) writes the offline default: the embedded model, no server needed", code=1)
     config, notes = draft(found.found, yaml.safe_load(source.read_text()))
     text = header(notes) + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
     try:

@@ -252,8 +252,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         answer = error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
                                 + ", ".join(_endpoints(request.app)), code="not_found")
+    elif exc.status_code == 405 and (allow := (exc.headers or {}).get("Allow")):  # `curl URL` is a GET
+        answer = error_response(405, f"{request.method} {request.url.path} is not served: use {allow}",
+                                code="method_not_allowed", headers=exc.headers)
     else:
-        answer = error_response(exc.status_code, exc.detail or "error", headers=exc.headers)  # e.g. Allow on a 405
+        answer = error_response(exc.status_code, exc.detail or "error", headers=exc.headers)
     return _in_the_apis_shape(request.url.path, answer)
 
 

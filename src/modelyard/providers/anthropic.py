@@ -108,7 +108,8 @@ class AnthropicProvider(HttpProvider):
 
     def unavailable_reason(self) -> str | None:
         if not self.config.api_key_env:
-            return "no api_key_env configured for an Anthropic model"
+            return ("no api_key_env configured for an Anthropic model (add `api_key_env: ANTHROPIC_API_KEY` "
+                    "under the model and export that variable)")
         return super().unavailable_reason()
 
     def client_headers(self) -> dict[str, str]:
