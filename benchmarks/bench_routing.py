@@ -3,7 +3,9 @@ picks an acceptable agent on held-out public prompts (benchmarks/routing_eval/te
 two simple baselines: always the most common agent, and the classifier trained on the config's own
 descriptions and examples only (no built-in role examples — what issue #10 measured).
 
-Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE]``.
+Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare]``.
+``--compare`` also times round 8's plain implementation (routing_reference.py) interleaved with the fast
+one, and checks that both decide every prompt the same.
 Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a
 suffix, with a typo, truncated, joined with another, and padded to a few hundred words, so the
 latency covers short and long inputs. Targets: fast-path p50 ≤ 5 ms on this 2-core machine.
@@ -25,6 +27,7 @@ from modelyard.cli.agents_cmds import evaluate
 from modelyard.config import load_config
 from modelyard.ledger.labels import Label
 from modelyard.paths import embedded_default_config
+from routing_reference import reference
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIXES = ["please ", "hey, ", "quick one: ", "can you ", "I need you to ", "urgent: ", ""]
@@ -74,6 +77,9 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.92,
                         help="the confidence line to report above (default: reference-mac64.yaml's, calibrated "
                              "on dev + sharegpt_dev)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time round 8's implementation of the same classifier (routing_reference.py), "
+                             "interleaved, and check both make the same decision with the same confidence")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -92,15 +98,28 @@ def main() -> None:
                         or [t] for t in orchestrator.targets})
     # the same examples without the sentence encoder's member: what the encoder costs per decision
     unencoded = Classifier(training_samples(config, orchestrator.targets), encoder=None)
+    before = reference(orchestrator.classifier) if args.compare else None
     for text in texts[:50]:  # warm up caches and allocations
         orchestrator.decide_fast(text)
         plain.decide(text)
         unencoded.decide(text)
+        if before is not None:
+            before.decide(text)
     latencies, plain_latencies, unencoded_latencies = [], [], []
+    cpu: dict[tuple[str, bool], list[float]] = {}  # (implementation, long) → CPU ms per decision
+    before_latencies, differ = [], 0
     for text in texts:  # interleaved, so machine load hits all alike
-        t = time.perf_counter()
-        orchestrator.decide_fast(text)
+        t, c = time.perf_counter(), time.process_time()
+        decision = orchestrator.decide_fast(text)
         latencies.append((time.perf_counter() - t) * 1000)
+        cpu.setdefault(("fast", len(text) > 800), []).append((time.process_time() - c) * 1000)
+        if before is not None:
+            t, c = time.perf_counter(), time.process_time()
+            old = before.decide(text)
+            before_latencies.append((time.perf_counter() - t) * 1000)
+            cpu.setdefault(("round 8", len(text) > 800), []).append((time.process_time() - c) * 1000)
+            differ += (old.agent, old.detail) != (decision.agent, decision.detail) \
+                or abs(old.confidence - decision.confidence) > 1e-12
         t = time.perf_counter()
         plain.decide(text)
         plain_latencies.append((time.perf_counter() - t) * 1000)
@@ -126,6 +145,12 @@ def main() -> None:
     print(f"  without the sentence encoder ({'in use' if shared() else 'NOT LOADED'} above), "
           f"same prompts interleaved: p50 {percentile(unencoded_latencies, 50):.2f} ms, "
           f"p99 {percentile(unencoded_latencies, 99):.2f} ms")
+    for (name, long), values in sorted(cpu.items()):
+        print(f"  {name:8} CPU per decision, {'long (> 800 characters)' if long else 'short':24} "
+              f"p50 {percentile(values, 50):.2f} / p90 {percentile(values, 90):.2f} ms (n={len(values)})")
+    if before is not None:
+        print(f"  round 8's implementation, same prompts interleaved: p50 {percentile(before_latencies, 50):.2f} ms, "
+              f"p99 {percentile(before_latencies, 99):.2f} ms; decisions or confidences that differ: {differ}")
     low, high = report["accuracy_ci95"]
     print(f"labelled set: {report['n']} public prompts never used for training ({Path(args.labels).name})")
     print(f"  acceptable               {report['accuracy']:8.1%}   95% CI {low:.1%}–{high:.1%}   target ≥ 85%")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from modelyard.agents.classifier import Classifier, Decision
+from modelyard.agents.classifier import Classifier, Decision, column_sums
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -83,6 +83,4 @@ class CorrectedClassifier:
 
 
 def _similarities(columns: csr_matrix, index: NDArray, weight: NDArray) -> NDArray:
-    import numpy as np
-
-    return np.asarray(columns[index].T @ weight).ravel()
+    return column_sums(columns, index, weight)

@@ -127,6 +127,7 @@ _CUE_PHRASES = (
     "해줘", "해 줘", "주세요", "해주", "알려", "작성", "번역", "요약", "설명", "무엇", "뭐", "어떻게", "왜",
 )
 _WORD = re.compile(r"[^\W\d_]+")
+_LATIN_WORD = re.compile(r"[a-z']+")
 
 
 @dataclass(slots=True)
@@ -157,7 +158,7 @@ def _line_kind(line: str) -> Material | None:
         return Material.DATA
     if _KEY_VALUE.match(line) and not _asks(stripped):
         return Material.DATA
-    visible = len(stripped) - sum(stripped.count(c) for c in " \t")
+    visible = len(stripped) - stripped.count(" ") - stripped.count("\t")
     if visible and len(_DIGIT.findall(stripped)) / visible > 0.4:
         return Material.DATA
     return None
@@ -169,15 +170,15 @@ def _asks(sentence: str) -> bool:
     sentence = sentence[:CUE_SPAN]
     if "?" in sentence or "？" in sentence:
         return True
-    words = re.findall(r"[a-z']+", sentence.lower()[:80])
-    for word in words[:3]:
+    lowered = sentence.lower()
+    for word in _LATIN_WORD.findall(lowered[:80])[:3]:
         if word in _VERBS:
             return True
         if word not in _OPENERS:
             break
-    lower = " " + sentence.lower() + " "
+    lower = " " + lowered + " "
     # set look-ups and substring searches: a regular expression of ~200 alternatives cost ~30 µs a sentence
-    return not _CUE_WORDS.isdisjoint(_WORD.findall(lower)) or any(cue in lower for cue in _CUE_PHRASES)
+    return not _CUE_WORDS.isdisjoint(_WORD.findall(lower)) or any(map(lower.__contains__, _CUE_PHRASES))
 
 
 def _sentences(paragraph: str) -> list[str]:
