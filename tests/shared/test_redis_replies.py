@@ -17,7 +17,7 @@ import redis
 from modelyard.errors import Reason
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
-from tests.shared.redis_kit import PrivateRedis, SilentProxy
+from tests.shared.redis_kit import PrivateRedis, SilentProxy, free_port
 from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
 
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
@@ -180,7 +180,9 @@ async def test_a_redis_cluster_node_is_named_as_such(pools: Pools, tmp_path: Pat
     """``state:`` pointed at a Redis Cluster (a managed Redis with cluster mode on): its nodes answer CROSSSLOT or
     MOVED, which read as a bare 'ClusterCrossSlotError: Keys in request don't hash to the same slot' in /healthz
     and in every request's error. The reason now says what it means and what to use instead."""
-    with PrivateRedis(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf") as server:
+    bus = str(free_port())  # not port + 10000, which may be past 65535 or taken
+    with PrivateRedis(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                      "--cluster-port", bus) as server:
         admin = redis.Redis(port=server.port)
         admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
         await _until(lambda: b"cluster_state:ok" in admin.execute_command("CLUSTER", "INFO"))

@@ -34,7 +34,15 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import AskError, ClusterCrossSlotError, ClusterDownError, MovedError, RedisError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterCrossSlotError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as DroppedConnection
 
 from modelyard.config.schema import StateConfig
@@ -302,6 +310,10 @@ class RedisLink:
             if not repeatable or self._client is None:
                 raise
             await self._client.connection_pool.disconnect(inuse_connections=False)
+            return await attempt()
+        except NoScriptError:  # flushed between a pipeline's SCRIPT EXISTS and its EVALSHAs: the next one loads them
+            if not repeatable:
+                raise
             return await attempt()
 
     # -- up and down ----------------------------------------------------------------------
