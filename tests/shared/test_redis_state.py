@@ -460,3 +460,20 @@ async def test_when_only_the_holders_key_is_evicted_the_limit_still_holds(pools:
         assert await state.acquire(10) < 10  # the grace ends, and the freed slot is handed over
         await state.release()
         await holder["m"].release()
+
+
+async def test_models_counts_the_live_processes_by_redis_clock_not_this_hosts(
+        pools: Pools, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every lease and deadline is on Redis's clock, so hosts with different clocks agree — except the one look that
+    ``models`` takes (peek), which compared the instance entries with this host's clock: on a host 60 s ahead it
+    counted no live process at all (and so no differing limits either). Here this host's clock is moved, not
+    Redis's: the same disagreement."""
+    serving, looking = pools(2)
+    await serving["m"].acquire(1)  # a live process, registered with its limits
+    await serving["m"].release()
+    import modelyard.router.shared.link as link_module
+
+    real = time.time
+    monkeypatch.setattr(link_module.time, "time", lambda: real() + 60)
+    await looking.peek()
+    assert looking.link is not None and looking.link.instances == 1

@@ -178,7 +178,13 @@ class RedisLink:
             for state, result in zip(self.states.values(), results, strict=True):
                 state.viewed(result)
             async with asyncio.timeout(self.settings.timeout):
-                now = f"({time.time() * 1000:.0f}"
+                # Redis's clock, as the entries' own deadlines: this host's may be off (it was time.time() here, and
+                # `models` on a host 20 s ahead counted no live process at all, one behind counted dead ones)
+                if self.clock is None:
+                    seconds, micros = await self._client.time()
+                    now = f"({seconds * 1000 + micros // 1000}"
+                else:
+                    now = f"({self.clock() * 1000:.0f}"
                 alive: list[Any] = list(await self._client.zrangebyscore(self._instances_key, now, "+inf"))
                 configs: list[Any] = list(await self._client.hmget(self._configs_key, alive)) if alive else []
             self.instances = len(alive)
