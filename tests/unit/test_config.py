@@ -170,3 +170,40 @@ def test_an_empty_file_is_called_empty(text: str) -> None:
     """An empty file (an editor's new file, a failed redirect) said 'expected a mapping with …'."""
     err = error_of(text)
     assert str(err).startswith("cfg.yaml:1: the file is empty") and "modelyard init" in str(err)
+
+
+@pytest.mark.parametrize(("old", "new", "key", "said"), [
+    ("fallbacks: [cloud]", "fallbacks: cloud", "agents.chat.fallbacks",
+     "expected a list here, e.g. [a, b] (or one item: [a]), got text"),
+    ("max_concurrent: 2", "max_concurrent: two", "models.local.max_concurrent",
+     "expected a whole number here, got text"),
+    ("max_concurrent: 2", "max_concurrent: 1.5", "models.local.max_concurrent",
+     "expected a whole number here, got a number"),
+    ("max_concurrent: 2", "max_concurrent: 2\n    memory_gb: lots", "models.local.memory_gb",
+     "expected a number here, got text"),
+    ("models:\n  local:", "models:\n  other:\n  local:", "models.other", "got nothing (the key has no value)"),
+])
+def test_a_value_of_the_wrong_kind_says_what_to_write(old: str, new: str, key: str, said: str) -> None:
+    """pydantic's 'Input should be a valid list' / 'unable to parse string as an integer' / 'got something else'
+    said what was wrong in its own words; `fallbacks: cloud` (no brackets) is the commonest slip."""
+    err = error_of(GOOD.replace(old, new, 1))
+    assert err.key == key and str(err).endswith(said), str(err)
+
+
+def test_an_endpoint_without_its_scheme_is_refused_at_load() -> None:
+    """`endpoint: localhost:11434` loaded, `models` showed the model available, and every request failed as
+    connect_error ('NonHttpUrlClientError')."""
+    err = error_of(GOOD.replace("model: qwen3.5:latest", "model: qwen3.5:latest\n    endpoint: localhost:11434"))
+    assert err.key == "models.local.endpoint" and err.line == 5
+    assert "expected a URL with its scheme, e.g. http://127.0.0.1:11434" in str(err)
+    assert parse_config(GOOD.replace("model: qwen3.5:latest", "model: qwen3.5:latest\n    endpoint: "
+                                     "https://ollama.internal:11434")).models["local"].endpoint
+
+
+def test_an_error_with_brackets_keeps_them_on_the_terminal(tmp_path: Path) -> None:
+    """The CLI printed errors as rich markup: 'e.g. [a, b]' or a config's '[utility]' vanished as style tags."""
+    config = tmp_path / "c.yaml"
+    config.write_text(GOOD.replace("fallbacks: [cloud]", "fallbacks: cloud"))
+    out = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "e.g. [a, b] (or one item: [a])" in out.stderr, out.stderr

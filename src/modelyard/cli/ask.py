@@ -22,6 +22,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
@@ -120,7 +121,7 @@ def _route_lines(records: list[RequestRecord], result: TurnResult | None) -> lis
 
 def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> None:
     for line in _route_lines(records, result):
-        err.print(f"[dim]{line}[/]", highlight=False)
+        err.print(f"[dim]{escape(line)}[/]", highlight=False)
 
 
 def _terminal_says_it() -> None:
@@ -201,7 +202,7 @@ def ask(
         else:
             text.end(reply.text if reply.answered else None)
             if not reply.answered:
-                err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
+                err.print(f"[bold red]error:[/] {escape(reply.detail or reply.text)}", highlight=False)
             _print_routes(reply.records, reply.result)
             if shared := _borrowed(runtime):
                 err.print(shared, style="dim", highlight=False, markup=False)
@@ -323,10 +324,10 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     _print_routes(session.records, None)
                     raise
                 for notice in reply.notices:
-                    console.print(f"[yellow]{notice}[/]", highlight=False)
+                    console.print(f"[yellow]{escape(notice)}[/]", highlight=False)
                 text.end(reply.text if reply.answered else None)
                 if not reply.answered:
-                    err.print(f"[bold red]error:[/] {reply.detail or reply.text}", highlight=False)
+                    err.print(f"[bold red]error:[/] {escape(reply.detail or reply.text)}", highlight=False)
                 _print_routes(reply.records, reply.result)
                 if (shared := _borrowed(runtime)) and shared != said_shared:  # once, and again after a change
                     err.print(shared, style="dim", highlight=False, markup=False)

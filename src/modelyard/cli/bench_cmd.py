@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -107,7 +108,7 @@ def bench(
 
     def skipped(model: str, why: str, n: int) -> None:
         progress.advance(bar, n)
-        err.print(f"[yellow]not measured[/]: {model} — {why}", highlight=False)
+        err.print(f"[yellow]not measured[/]: {escape(model)} — {escape(why)}", highlight=False)
 
     async def go() -> BenchResult:
         try:

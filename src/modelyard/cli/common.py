@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from modelyard.config import Config
 from modelyard.errors import ConfigError
@@ -51,7 +52,8 @@ ConfigOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # the message is text, never markup: 'e.g. [a, b]' or a config's '[utility]' would vanish as a style tag
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 

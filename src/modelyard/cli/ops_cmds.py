@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -128,7 +129,7 @@ def check(
     else:
         for f in findings:
             color = {"error": "red", "warning": "yellow", "info": "cyan"}[f.level]
-            console.print(f"[bold {color}]{f.level}:[/] {f.message}", highlight=False)
+            console.print(f"[bold {color}]{f.level}:[/] {escape(f.message)}", highlight=False)
             if f.suggestion:
                 console.print(f"  → {f.suggestion}", highlight=False)
         stamp = ", ".join(f"{m} {datetime.fromtimestamp(p.ts):%m-%d %H:%M}" for m, p in probes.items())

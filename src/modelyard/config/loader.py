@@ -124,6 +124,28 @@ def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
     return list(models[0].model_fields) if len(models) == 1 else []
 
 
+#: pydantic's error types for a value of the wrong kind, and what to write instead
+_PLAIN_TYPES = {
+    "list_type": "expected a list here, e.g. [a, b] (or one item: [a])",
+    "int_parsing": "expected a whole number here",
+    "int_type": "expected a whole number here",
+    "int_from_float": "expected a whole number here",
+    "float_parsing": "expected a number here",
+    "float_type": "expected a number here",
+    "bool_parsing": "expected true or false here",
+    "bool_type": "expected true or false here",
+    "string_type": "expected text here",
+}
+
+
+def _kind(value: Any) -> str:
+    """What a value is, never the value itself: it may be a pasted token."""
+    if value is None:
+        return "nothing (the key has no value)"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "keys and values"}.get(type(value), "something else")
+
+
 def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Loc = (),
             root: type[BaseModel] = Config) -> ConfigError:
     """The first pydantic error as a ConfigError naming file, line and key (``prefix`` + its location);
@@ -143,10 +165,11 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = f"required key '{loc[-1]}' is missing"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif err["type"] in _PLAIN_TYPES:  # pydantic's 'Input should be a valid list', said as what to write
+        msg = f"{_PLAIN_TYPES[err['type']]}, got {_kind(err.get('input'))}"
     elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
         keys = known_keys(root, loc)
-        got = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list"}.get(
-            type(err.get("input")), "something else")  # its type, not its value: it may be a pasted token
+        got = _kind(err.get("input"))
         msg = (f"expected keys and values here ({', '.join(keys)}: e.g. {{{keys[0]}: …}}), got {got}" if keys
                else f"expected keys and values here (key: value), got {got}")
     return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))

@@ -143,6 +143,16 @@ class ModelConfig(Strict):
         """:attr:`max_response_mb` in bytes."""
         return int(self.max_response_mb * 2**20)
 
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_has_a_scheme(cls, v: str | None) -> str | None:
+        # `localhost:11434` loaded, showed as available in `models` and failed every request as connect_error
+        # ('NonHttpUrlClientError'); the value is not echoed (a URL may carry a password)
+        if v is not None and "://" not in v:
+            raise PydanticCustomError("endpoint_scheme", "expected a URL with its scheme, e.g. "
+                                      "http://127.0.0.1:11434 (http:// or https:// in front of host:port)")
+        return v
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, v: str) -> str:
