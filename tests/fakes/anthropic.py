@@ -7,6 +7,7 @@ their delta types), message_delta, message_stop; errors as `{"type": "error", ..
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -113,6 +114,8 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
             return self.error_response(404, f"model: {body['model']}")
+        if (problem := _tool_id_problem(body["messages"])) is not None:
+            return self.error_response(400, problem)
         return None
 
     async def _messages(self, request: Request) -> ASGIApp:
@@ -271,3 +274,26 @@ def _ends_with_tool_result(messages: list[Any]) -> bool:
         and isinstance(content, list)
         and any(isinstance(part, dict) and part.get("type") == "tool_result" for part in content)
     )
+
+
+_TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _tool_id_problem(messages: Any) -> str | None:
+    """The API's checks of tool ids in the history, with its wording: a tool_use id matches ``^[a-zA-Z0-9_-]+$``, and
+    each tool_result answers a tool_use of the message just before it."""
+    if not isinstance(messages, list):
+        return None
+    previous: set[str] = set()
+    for n, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+        for m, block in enumerate(blocks):
+            if block.get("type") == "tool_use" and not _TOOL_ID.match(str(block.get("id", ""))):
+                return f"messages.{n}.content.{m}.tool_use.id: String should match pattern '^[a-zA-Z0-9_-]+$'"
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in previous:
+                return (f"messages.{n}.content.{m}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message.")
+        previous = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"}
+    return None

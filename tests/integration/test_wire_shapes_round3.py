@@ -359,3 +359,36 @@ async def test_anthropic_input_tokens_reported_in_message_delta_are_billed(serve
                                 "usage": {"input_tokens": 74, "output_tokens": 62}}), MESSAGE_STOP, headers=SSE))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert (routed.record.tokens_in, routed.record.tokens_out) == (74, 62)
+
+
+# -- a history begun by another model ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "ids"), [
+    # Kimi K2's ids through vLLM ("functions.<name>:<n>"): '.' and ':' are outside the API's pattern
+    ("kimi_ids", ["functions.get_weather:0", "functions.get_weather:1"]),
+    # Ollama gives its tool calls no id (and its tool results answer by name)
+    ("ollama_no_ids", ["", ""]),
+])
+async def test_claude_takes_over_a_tool_conversation_begun_by_another_model(
+        name: str, ids: list[str], servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The fallback to Claude is there to take over, but the history's ids came from another model, and the API
+    refuses an id outside ^[a-zA-Z0-9_-]+$ or a tool_result that answers no tool_use: a 400 (bad_request) on every
+    such turn (the fake checks both, with the API's wording). The ids are made valid, missing ones made up and paired
+    with their results in order."""
+    from modelyard.types import ToolCall
+
+    calls = [ToolCall("get_weather", {"city": city}, call_id) for city, call_id in zip(("Paris", "Rome"), ids,
+                                                                                       strict=True)]
+    history = ChatRequest(messages=[
+        Message("user", "Weather in Paris and Rome?"), Message("assistant", "", tool_calls=calls),
+        Message("tool", "sunny", tool_call_id=ids[0], name="get_weather"),
+        Message("tool", "rainy", tool_call_id=ids[1], name="get_weather"),
+    ], tools=[ToolDefinition("get_weather")])
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", history)
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    sent = servers["anthropic"].requests[-1].json["messages"]
+    uses = [b["id"] for b in sent[1]["content"] if b["type"] == "tool_use"]
+    assert [b["tool_use_id"] for b in sent[2]["content"]] == uses and len(set(uses)) == 2

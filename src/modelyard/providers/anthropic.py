@@ -4,6 +4,7 @@ partial-JSON input, extended thinking. Unknown event types are ignored, as docum
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -34,23 +35,64 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
     """Split out the system prompt and fold tool results into user turns, as the API wants."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     out: list[dict[str, Any]] = []
+    ids = _ToolIds()
     for m in messages:
         if m.role == "system":
             continue
         if m.role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}
+            block = {"type": "tool_result", "tool_use_id": ids.result(m.tool_call_id), "content": m.content}
             if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
                 out[-1]["content"].append(block)
             else:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant" and m.tool_calls:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+            blocks += [{"type": "tool_use", "id": ids.call(c.id), "name": c.name, "input": c.arguments}
                        for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks})
         else:
             out.append({"role": m.role, "content": m.content})
     return system, out
+
+
+class _ToolIds:
+    """Tool-call ids of a history as the API takes them: it refuses an id outside ``^[a-zA-Z0-9_-]+$`` and a
+    tool_result that answers no tool_use. A history begun by another model carries its ids — Kimi K2's
+    ``functions.get_weather:0`` through vLLM, none at all from Ollama — so the fallback to Claude, there to take
+    over, was a 400 (bad_request) on every such turn. An odd id is made valid (the same one each time it occurs),
+    a missing one is made up and given to the next result without an id, in order."""
+
+    __slots__ = ("_made", "_unnamed", "_used")
+
+    def __init__(self) -> None:
+        self._made: dict[str, str] = {}
+        self._used: set[str] = set()
+        self._unnamed: list[str] = []
+
+    def call(self, raw: str) -> str:
+        if raw:
+            return self._valid(raw)
+        made = self._valid(f"toolu_unnamed_{len(self._used)}")
+        self._unnamed.append(made)
+        return made
+
+    def result(self, raw: str) -> str:
+        if raw:
+            return self._valid(raw)
+        return self._unnamed.pop(0) if self._unnamed else "toolu_unanswered"
+
+    def _valid(self, raw: str) -> str:
+        if (made := self._made.get(raw)) is None:
+            made = raw if _TOOL_ID.fullmatch(raw) else _NOT_IN_ID.sub("_", raw)
+            while made in self._used:
+                made += "_"
+            self._made[raw] = made
+            self._used.add(made)
+        return made
+
+
+_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+_NOT_IN_ID = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 def _tool_call(block: dict[str, Any]) -> ToolCall:
