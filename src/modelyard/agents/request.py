@@ -127,6 +127,7 @@ _CUE_PHRASES = (
     "해줘", "해 줘", "주세요", "해주", "알려", "작성", "번역", "요약", "설명", "무엇", "뭐", "어떻게", "왜",
 )
 _WORD = re.compile(r"[^\W\d_]+")
+_ASCII_CUE_PHRASES = tuple(cue for cue in _CUE_PHRASES if cue.isascii())
 _LATIN_WORD = re.compile(r"[a-z']+")
 
 
@@ -178,7 +179,9 @@ def _asks(sentence: str) -> bool:
             break
     lower = " " + lowered + " "
     # set look-ups and substring searches: a regular expression of ~200 alternatives cost ~30 µs a sentence
-    return not _CUE_WORDS.isdisjoint(_WORD.findall(lower)) or any(map(lower.__contains__, _CUE_PHRASES))
+    # (a phrase with a letter outside ASCII cannot occur in an ASCII sentence: most sentences skip those)
+    phrases = _ASCII_CUE_PHRASES if lower.isascii() else _CUE_PHRASES
+    return not _CUE_WORDS.isdisjoint(_WORD.findall(lower)) or any(map(lower.__contains__, phrases))
 
 
 def _sentences(paragraph: str) -> list[str]:
