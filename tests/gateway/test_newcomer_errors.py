@@ -31,3 +31,5 @@ def test_serve_on_an_address_not_of_this_machine_says_so_before_announcing(tmp_p
     assert out.exit_code == 2, out.output
     assert "cannot serve on 192.0.2.1:18765" in out.output and "must be an address of this machine" in out.output
     assert "modelyard gateway on" not in out.output
+    bad_name = CliRunner().invoke(app, ["--config", str(config), "serve", "--host", "no-such-host.invalid"])
+    assert bad_name.exit_code == 2 and "cannot serve on no-such-host.invalid:" in bad_name.output, bad_name.output

@@ -38,7 +38,7 @@ def test_a_log_path_that_is_not_a_log_is_named(tmp_path: Path, kind: str, comman
     out = CliRunner().invoke(app, ["--config", str(config), *command])
     assert isinstance(out.exception, SystemExit), out.exception  # not sqlite3's error
     assert out.exit_code == 1, out.output
-    assert f"routing log {log}: cannot be opened" in out.output and "check log.path" in out.output
+    assert f"routing log {log}: cannot be opened" in out.output and "check log.path in the config" in out.output
 
 
 def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path) -> None:
@@ -88,3 +88,19 @@ def test_a_cloud_model_without_api_key_env_says_what_to_add(tmp_path: Path) -> N
     out = CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "add `api_key_env: ANTHROPIC_API_KEY` under the model and export that variable" in out.output
+
+
+@pytest.mark.parametrize("command", [["log"], ["ask", "--agent", "chat", "hi"]], ids=lambda c: c[0])
+def test_a_default_log_that_cannot_be_made_names_the_data_directory(tmp_path: Path, command: list[str]) -> None:
+    """With no log.path in the config the error said '(log.path)': a newcomer looked for a line that was not
+    there; the file's place came from $MODELYARD_DATA_DIR (or the user data directory)."""
+    blocked = tmp_path / "data"
+    blocked.write_text("a file where the data directory should be\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  chat: {primary: a}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), *command], env={"MODELYARD_DATA_DIR": str(blocked)})
+    assert isinstance(out.exception, SystemExit) and out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert f"routing log {blocked / 'routing.sqlite3'}: cannot be opened" in said
+    assert "it is the default place, in $MODELYARD_DATA_DIR" in said and "set log.path in the config" in said

@@ -81,10 +81,13 @@ def check_port(host: str, port: int, running: ServeEntry | None) -> None:
         with socket.create_server((bare, port), family=socket.AF_INET6 if ":" in bare else socket.AF_INET):
             return
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:  # uvicorn would say it after announcing the URL, and exit 3
+        # not this machine's address, or a name that does not resolve (getaddrinfo's errors are negative)
+        if exc.errno == errno.EADDRNOTAVAIL or (exc.errno or 0) < 0:  # uvicorn: after announcing the URL, exit 3
             raise PortTaken(f"cannot serve on {host}:{port}: {exc.strerror or exc}; --host (or gateway.host) must "
                             "be an address of this machine: 127.0.0.1 (this machine only), 0.0.0.0 (every "
                             "interface) or one of its own") from None
+        if exc.errno != errno.EADDRINUSE:
+            return  # not ours to judge here (a privileged port…): uvicorn reports it
     who = (f"by `modelyard serve` pid {running.pid} of this config, at {running.url}" if running is not None
            and running.url.endswith(f":{port}") else "by another program")
     raise PortTaken(f"{host}:{port} is already in use {who}; stop it, or serve on another port "

@@ -12,6 +12,7 @@ With ``log.url`` set, readers see PostgreSQL (every host's requests); the local 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ class LogConnection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
 
     def close(self) -> None: ...
+
+
+def where_to_fix(path: Path) -> str:
+    """What to change when the log file cannot be used: ``log.path`` when the config names it; the default lives
+    in the data directory, which no config line names (a newcomer looked for a log.path that was not there)."""
+    if path != default_log_path():
+        return "check log.path in the config"
+    source = ("$MODELYARD_DATA_DIR, the data directory" if os.environ.get("MODELYARD_DATA_DIR")
+              else "the user data directory")
+    return f"it is the default place, in {source}: fix that, or set log.path in the config to put it elsewhere"
 
 
 def log_path(log: LogConfig) -> Path:
@@ -70,5 +81,6 @@ class LogStore:
         try:
             return connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:
-            raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); check log.path: it must name "
-                                 "a SQLite file (or where to create one) that this user can read and write") from None
+            raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
+                                 "where to create one) that this user can read and write; "
+                                 + where_to_fix(self.path)) from None

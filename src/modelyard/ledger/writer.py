@@ -61,7 +61,7 @@ from typing import Any
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.same_file import SameFile, identity
-from modelyard.ledger.store import LogUnavailable
+from modelyard.ledger.store import LogUnavailable, where_to_fix
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 from modelyard.types import repair_text
@@ -225,7 +225,7 @@ class LogWriter:
             self._file = SameFile(self.path)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
-                                 "this user can write the file and its directory (log.path)") from None
+                                 f"this user can write the file and its directory; {where_to_fix(self.path)}") from None
         self._closed = False
         self._thread = self._start()
         #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY
