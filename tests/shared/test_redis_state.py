@@ -477,3 +477,31 @@ async def test_models_counts_the_live_processes_by_redis_clock_not_this_hosts(
     monkeypatch.setattr(link_module.time, "time", lambda: real() + 60)
     await looking.peek()
     assert looking.link is not None and looking.link.instances == 1
+
+
+async def test_after_redis_restarts_from_an_older_snapshot_live_holders_register_again_first(
+        pools: Pools, tmp_path: Path) -> None:
+    """A Redis with persistence (RDB snapshots, AOF with everysec) restarts from data older than what it had: the
+    epoch is there, so nothing said data was lost, but a slot taken since the snapshot is not — the next request
+    got it as free, beside the one still in use, until the holder's next heartbeat (lease / 3). A restart is now
+    a loss of data whatever Redis brings back: every live process registers again before anyone gets a slot."""
+    with PrivateRedis(tmp_path) as server:
+        holder, other = pools(2, limit=2, url=server.url, timeout=1.0, lease=6, refresh=0.1)
+        for p in (holder, other):
+            await p["m"].acquire(1)
+            await p["m"].release()
+        await holder["m"].acquire(1)
+        redis.Redis.from_url(server.url).save()  # the last snapshot: one slot held
+        await holder["m"].acquire(1)  # the second one is only in memory
+        server.kill()
+        server.start()  # same port and directory: it loads the snapshot
+        assert counts(holder["m"].link.prefix, "m", server.url)[0] == 1
+        t0 = time.monotonic()
+        while not (other.link and other.link.up and other.link.view_fresh() and holder.link and holder.link.up):
+            assert time.monotonic() - t0 < 5, "the processes did not reach the restarted store"
+            await asyncio.sleep(0.02)
+        with pytest.raises(QueueTimeout):
+            await other["m"].acquire(1.0)  # both slots are still in use: the limit holds
+        assert counts(holder["m"].link.prefix, "m", server.url)[0] == 2
+        await holder["m"].release()
+        await holder["m"].release()

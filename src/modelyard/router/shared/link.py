@@ -57,7 +57,7 @@ log = logging.getLogger("modelyard.state")
 
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
 #: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
-REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES"})
+REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
@@ -166,7 +166,7 @@ class RedisLink:
                                       retry=Retry(NoBackoff(), 0), health_check_interval=0)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
-                                      "INSTANCES")}
+                                      "INSTANCES", "RESTARTED")}
 
     async def peek(self) -> None:
         """Read the view once without joining in (``models``: a look, not a process that holds slots)."""
@@ -316,11 +316,26 @@ class RedisLink:
             if not repeatable or self._client is None:
                 raise
             await self._client.connection_pool.disconnect(inuse_connections=False)
+            await self._restarted()  # a restart drops every connection: the call sees the data as what it is
             return await attempt()
         except NoScriptError:  # flushed between a pipeline's SCRIPT EXISTS and its EVALSHAs: the next one loads them
             if not repeatable:
                 raise
             return await attempt()
+
+    def _restart_calls(self) -> list[tuple[str, list[str], list[Any]]]:
+        metas = [state.meta_key for state in self.states.values()]
+        return [("RESTARTED", metas, [self.now_arg(), self.new_token(), self.grace_ms])] if metas else []
+
+    async def _restarted(self) -> None:
+        """Ask whether Redis restarted (with the data it kept) for every model, on the fresh connection."""
+        assert self._client is not None
+        calls = self._restart_calls()
+        if calls:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    await self._scripts[script](keys=keys, args=args, client=pipe)
+                await pipe.execute()
 
     # -- up and down ----------------------------------------------------------------------
 
@@ -376,6 +391,8 @@ class RedisLink:
         beat = force or now - self._last_beat >= self.heartbeat
         renewing = list(self.states.values()) if beat else []
         calls: list[tuple[str, list[str], list[Any]]] = [("INSTANCES", *self._instances_call())]
+        restarts = self._restart_calls()
+        calls += restarts
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
         results = await self._pipeline(calls)
@@ -387,9 +404,10 @@ class RedisLink:
         self._compare(counted[2:])
         if beat:
             self._last_beat = now
-        for state, result in zip(renewing, results[1:1 + len(renewing)], strict=True):
+        results = results[1 + len(restarts):]
+        for state, result in zip(renewing, results[:len(renewing)], strict=True):
             state.renewed(result)
-        for state, result in zip(self.states.values(), results[1 + len(renewing):], strict=True):
+        for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
 

@@ -230,6 +230,33 @@ redis.call('HSET', B, 'state', 'open', 'gen', cur + 1, 'until', tostring(deadlin
 return 1
 """
 
+#: KEYS meta…; ARGV now fresh_epoch grace_ms
+#: Redis restarted (its run id changed) with data it kept (RDB, AOF): what came back may be older than what it had —
+#: a slot taken since the last snapshot is missing — yet the epoch came back too, so nothing said data was lost.
+#: A restart counts as a loss whatever came back: a new epoch, and the grace. One INFO for all the models named; where
+#: INFO is not allowed (an ACL), nothing is checked. → how many epochs changed
+RESTARTED = _PRELUDE + r"""
+local info = redis.pcall('INFO', 'server')
+if type(info) ~= 'string' then return 0 end
+local run = string.match(info, 'run_id:(%w+)')
+local now, n = now_ms(ARGV[1]), 0
+for i, M in ipairs(KEYS) do
+  local seen = redis.call('HGET', M, 'run')
+  if seen ~= run then
+    redis.call('HSET', M, 'run', run)
+    if seen and redis.call('HGET', M, 'epoch') then  -- else a first look, or the data is gone (epoch() sees that)
+      redis.call('HSET', M, 'epoch', ARGV[2] .. ':' .. i)
+      local grace = now + tonumber(ARGV[3])
+      if tonumber(redis.call('HGET', M, 'grace') or '0') < grace then
+        redis.call('HSET', M, 'grace', tostring(grace))
+      end
+      n = n + 1
+    end
+  end
+end
+return n
+"""
+
 #: KEYS breaker; ARGV token — the probe ended with no verdict (queued out, cancelled): free it
 ABANDON = r"""
 if redis.call('HGET', KEYS[1], 'state') == 'half_open' and redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then

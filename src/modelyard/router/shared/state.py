@@ -59,6 +59,7 @@ class RedisState(ModelState):
         tag = f"{link.prefix}:{{{name}@{link.host}}}" if per_host else f"{link.prefix}:{{{name}}}"
         self._slots = [f"{tag}:holders", f"{tag}:queue", f"{tag}:leases", f"{tag}:meta"]
         self._released = f"{tag}:released"
+        self.meta_key = self._slots[3]
         self._breaker = f"{tag}:breaker"
         #: tokens of the slots this process holds (slots are interchangeable: release gives back any)
         self.held: list[str] = []
