@@ -44,6 +44,7 @@ async def _connected(pools: Pools, server: PrivateRedis) -> RedisState:  # noqa:
     state = pool["m"]
     assert isinstance(state, RedisState)
     await _round_trip(state)
+    await _until(lambda: state.link.instances > 0)  # the first heartbeat counted it: it knows its share
     return state
 
 
