@@ -127,6 +127,9 @@ class OpenAIServer(ChatServer):
                 404, f"The model `{model}` does not exist or you do not have access to it."
             )
         messages = body["messages"] or []
+        if not _tool_results_answer_calls(messages):
+            return self.error_response(400, "Invalid parameter: messages with role 'tool' must be a response to a "
+                                            "preceeding message with 'tool_calls'.")
         tools = [
             t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
         ]
@@ -265,3 +268,19 @@ class OpenAIServer(ChatServer):
             stream=True, media_type=SSE, chunks=chunks, first_token_index=1, token_count=plan.output_tokens
         )
         return self._errors(rendering)
+
+
+def _tool_results_answer_calls(messages: Any) -> bool:
+    """OpenAI's check (with its wording above): each ``tool`` message names, as ``tool_call_id``, a call of the
+    assistant message with ``tool_calls`` before it."""
+    if not isinstance(messages, list):
+        return True
+    calls: set[str] = set()
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant" and isinstance(message.get("tool_calls"), list):
+            calls = {str(c.get("id")) for c in message["tool_calls"] if isinstance(c, dict)}
+        elif message.get("role") == "tool" and str(message.get("tool_call_id")) not in calls:
+            return False
+    return True

@@ -392,7 +392,11 @@ def test_openai_stream_tool_call_fragments(openai: OpenAIServer) -> None:
 
 
 def test_openai_tool_result_gets_text_and_answer_tools_off(openai: OpenAIServer) -> None:
-    messages = [*USER, {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+    orphan = [*USER, {"role": "tool", "tool_call_id": "call_9", "content": "sunny"}]  # answers no call: as OpenAI
+    assert openai_post(openai, {"model": "local-model", "messages": orphan}).status_code == 400
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    messages = [*USER, {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
     body = {"model": "local-model", "messages": messages, "tools": [WEATHER_TOOL_OPENAI]}
     assert (
         openai_post(openai, body).json()["choices"][0]["message"]["content"] == "Hello from the fake server."

@@ -392,3 +392,24 @@ async def test_claude_takes_over_a_tool_conversation_begun_by_another_model(
     sent = servers["anthropic"].requests[-1].json["messages"]
     uses = [b["id"] for b in sent[1]["content"] if b["type"] == "tool_use"]
     assert [b["tool_use_id"] for b in sent[2]["content"]] == uses and len(set(uses)) == 2
+
+
+async def test_an_openai_compatible_model_takes_over_a_tool_conversation_begun_on_ollama(
+        servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Ollama's calls and results carry no id: the calls were sent as call_0, call_1 and the results with an empty
+    tool_call_id, which OpenAI's API refuses ('messages with role 'tool' must be a response to a preceeding message
+    with 'tool_calls'', checked by the fake as it does). Each result now names its call, in order."""
+    from modelyard.types import ToolCall
+
+    calls = [ToolCall("get_weather", {"city": "Paris"}, ""), ToolCall("get_weather", {"city": "Rome"}, "")]
+    history = ChatRequest(messages=[
+        Message("user", "Weather in Paris and Rome?"), Message("assistant", "", tool_calls=calls),
+        Message("tool", "sunny", name="get_weather"), Message("tool", "rainy", name="get_weather"),
+    ], tools=[ToolDefinition("get_weather")])
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", history)
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    sent = servers["openai"].requests[-1].json["messages"]
+    assert [m["tool_call_id"] for m in sent[2:]] == [c["id"] for c in sent[1]["tool_calls"]]

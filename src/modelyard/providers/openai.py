@@ -46,16 +46,26 @@ def _extract_error(body: Any) -> tuple[str, str]:
     return "", str(err)  # a string, or whatever a proxy put there
 
 
-def _message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": m.role, "content": m.content}
-    if m.tool_calls:
-        out["tool_calls"] = [
-            {"id": c.id or f"call_{i}", "type": "function",
-             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-            for i, c in enumerate(m.tool_calls)
-        ]
-    if m.role == "tool":
-        out["tool_call_id"] = m.tool_call_id
+def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The history in the chat completions shape. Calls without an id (a history begun on Ollama, which gives none)
+    get one, and their results, which had none either, get the same, in order: a result naming no call of the turn
+    before is refused by OpenAI's API and the servers that check (a 400 on every such turn of a fallback)."""
+    out: list[dict[str, Any]] = []
+    unnamed: list[str] = []
+    for m in messages:
+        message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.tool_calls:
+            message["tool_calls"], unnamed = [], []  # results answer the turn just before them
+            for c in m.tool_calls:
+                call_id = c.id
+                if not call_id:
+                    call_id = f"call_{len(out)}_{len(message['tool_calls'])}"
+                    unnamed.append(call_id)
+                message["tool_calls"].append({"id": call_id, "type": "function",
+                                              "function": {"name": c.name, "arguments": json.dumps(c.arguments)}})
+        if m.role == "tool":
+            message["tool_call_id"] = m.tool_call_id or (unnamed.pop(0) if unnamed else "")
+        out.append(message)
     return out
 
 
@@ -216,7 +226,7 @@ class OpenAIProvider(HttpProvider):
         return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        messages = [_message(m) for m in request.messages]
+        messages = _messages(request.messages)
         switch = thinking_switch(self.profile, request.thinking)
         if switch:
             for m in reversed(messages):
