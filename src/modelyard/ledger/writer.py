@@ -132,11 +132,11 @@ def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
     )
 
 
-def attempt_rows(r: RequestRecord) -> Iterable[tuple]:
-    for seq, a in enumerate(r.attempts):
-        yield (r.id, seq, a.started_at, r.agent, a.model, a.provider, a.outcome, a.reason or None,
-               a.detail or None, a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
-               a.tokens_per_s, a.cost_usd)
+def attempt_rows(r: RequestRecord) -> list[tuple]:
+    rid, agent = r.id, r.agent
+    return [(rid, seq, a.started_at, agent, a.model, a.provider, a.outcome, a.reason or None, a.detail or None,
+             a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out, a.tokens_per_s, a.cost_usd)
+            for seq, a in enumerate(r.attempts)]
 
 
 def repair_value(value: Any) -> Any:
@@ -207,6 +207,8 @@ class LogWriter:
         #: rows submitted on an event loop, handed to the queue together at the loop's next iteration
         self._held: dict[asyncio.AbstractEventLoop, list[RequestRecord | Row]] = {}
         self._done = threading.Condition()
+        #: threads waiting in flush() on _done (the commit notifies only then); guarded by _done
+        self._flushing = 0
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
         self._async_waiters: list[tuple[int, asyncio.Future[None]]] = []
         #: the time bounds of each loop's async waiters (ledger/bounds.py), each touched from its loop only
@@ -319,7 +321,11 @@ class LogWriter:
         target = self._submitted
         self._hand_over_all()
         with self._done:
-            self._done.wait_for(lambda: self._settled(target), timeout)
+            self._flushing += 1
+            try:
+                self._done.wait_for(lambda: self._settled(target), timeout)
+            finally:
+                self._flushing -= 1
             return self.written + self.errors + self.held >= target
 
     async def wait_written(self, timeout: float = 10.0, *, block: float = 0.0) -> bool:
@@ -414,17 +420,17 @@ class LogWriter:
             item = self._take()
         batch: list[RequestRecord | Row] = list(retry)
         stop = item is _STOP
+        pending = self._queue
         while item is not _STOP and item is not _NOTHING:
             if type(item) is list:
                 batch += item
             else:
                 batch.append(item)
-            if len(batch) >= self.max_batch:
+            # only this thread takes from the queue: empty() is exact here, and costs no raised queue.Empty
+            # per batch (get_nowait's way of saying so) on the commit a lone request waits for (issue #15)
+            if len(batch) >= self.max_batch or pending.empty():
                 break
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
+            item = pending.get_nowait()
             if item is _STOP:
                 stop = True
                 break
@@ -464,7 +470,7 @@ class LogWriter:
         """(request rows, attempt rows, other rows) of one queued item."""
         if isinstance(item, Row):
             return [], [], [item]
-        return [request_row(item, self.local_models)], list(attempt_rows(item)), []
+        return [request_row(item, self.local_models)], attempt_rows(item), []
 
     def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int, list[RequestRecord | Row]]:
         """(rows stored, rows lost, rows the store refused: to try again). One transaction for the batch; if
@@ -474,11 +480,13 @@ class LogWriter:
             requests: list[tuple] = []
             attempts: list[tuple] = []
             others: list[Row] = []
-            for item in batch:
-                r, a, o = self._rows(item)
-                requests += r
-                attempts += a
-                others += o
+            local = self.local_models
+            for item in batch:  # what _rows does per item, without its three lists per row (issue #15)
+                if isinstance(item, Row):
+                    others.append(item)
+                else:
+                    requests.append(request_row(item, local))
+                    attempts += attempt_rows(item)
             self._commit(requests, attempts, others)
             return len(batch), 0, []
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
@@ -556,21 +564,25 @@ class LogWriter:
                 self._checkpoints = threading.Thread(target=self._checkpoint_loop, name="modelyard-log-checkpoint",
                                                      daemon=True)
                 self._checkpoints.start()
+        ready: list[asyncio.Future[None]] = []
         with self._done:
             self.written += ok
             self.errors += lost
             self.held += held
-            self._done.notify_all()
+            if self._flushing:  # a thread in flush() (Condition.notify_all is Python: not called for nobody)
+                self._done.notify_all()
             done = self.written + self.errors + self.held
-            ready = [f for t, f in self._async_waiters if t <= done]
-            if ready:
-                self._async_waiters = [(t, f) for t, f in self._async_waiters if t > done]
+            if waiters := self._async_waiters:
+                ready = [f for t, f in waiters if t <= done]
+                if ready:
+                    self._async_waiters = [(t, f) for t, f in waiters if t > done]
             blocked = self._blocked
             if blocked is not None and blocked[0] <= done:
                 self._blocked = None
             else:
                 blocked = None
-        _resolve_all(ready)
+        if ready:
+            _resolve_all(ready)
         for callback in self._on_commit:
             with contextlib.suppress(Exception):  # a listener's bug must not stop the writer
                 callback()
