@@ -116,3 +116,25 @@ async def test_a_webhook_set_while_the_bot_polls_is_named_as_such(tmp_path, llm,
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "a webhook is set for this bot token" in warnings[0], warnings
     assert "deleteWebhook" in warnings[0] and not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_refused_notice_does_not_stop_the_answer(tmp_path, llm, caplog):
+    """The chat's chosen agent left the config: a notice goes before the answer. The Bot API refusing it (flood
+    control here) failed the turn before the model ran — no answer, no row, a traceback — as the placeholder did."""
+    from tests.helpers import make_config
+
+    with TelegramServer(fault_methods=["sendMessage"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="/agent engineer")
+            await eventually(lambda: any("Now talking to engineer" in (c.text or "") for c in tg.sent))
+        smaller = make_config({name: m.model_dump() for name, m in config.models.items()},
+                              {"chat": {"primary": "local", "max_tokens": 256}}, default_agent="chat",
+                              log={"path": str(config.log.path)}, telegram=config.telegram.model_dump())
+        tg.push(Fault.status(429, retry_after=1))  # the notice's sendMessage
+        async with running_bot(smaller, tg):
+            final = await ask(tg, "hello there")
+        assert final["text"].startswith(REPLY)
+    with db(config) as conn:
+        assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

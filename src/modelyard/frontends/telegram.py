@@ -328,8 +328,11 @@ class TelegramBot:
                                reply_to=message.message_id, formatter=FORMATTERS[self.settings.format])
 
         async def start(notices: list[str]) -> None:
-            for notice in notices:
-                await message.reply_text(notice)
+            for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message it
+                try:  # replies to deleted) must not fail the turn before the model runs, as the placeholder did
+                    await message.reply_text(notice)
+                except TelegramError as exc:
+                    log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
             await reply.start()
             self.replies.append(reply)
 
