@@ -77,6 +77,8 @@ def models(
     config: ConfigOption = None,
     reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
         f"try to connect to each model's server (all at once, {reach_budget:g}s in all)"))] = True,
+    as_json: Annotated[bool, typer.Option("--json", help=(
+        "print {\"models\": [...], \"limits\": …}: each model's state and why, for scripts"))] = False,
 ) -> None:
     """Configured models and their state: available, unreachable, failing, missing credentials; and where
     the limits of ask/chat/telegram live (Redis, a running serve, or each process)."""
@@ -94,6 +96,7 @@ def models(
     spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
                                        for n, m in cfg.models.items() if m.spend_cap})
     rows: list[dict[str, str]] = []
+    found: list[dict[str, Any]] = []  # --json: the same facts, typed
     styles: list[str | None] = []
     details: list[str] = []  # the why of each state, under the table: whole at any width
     for name, m in cfg.models.items():
@@ -127,6 +130,17 @@ def models(
                      "memory": f"{m.memory_gb:g} GB" if m.memory_gb else "–",
                      "provider": f"{m.provider} {m.model or ''}".strip()})
         styles.append("red" if state in _BAD_STATES else "yellow" if state == "failing" else None)
+        found.append({"model": name, "state": state, "why": detail or None, "slots": slots,
+                      "local": m.is_local, "primary_for": [a for a, first in users.get(name, []) if first],
+                      "fallback_for": [a for a, first in users.get(name, []) if not first],
+                      "price": {"input": m.price.input, "output": m.price.output}, "memory_gb": m.memory_gb,
+                      "provider": m.provider, "provider_model": m.model or None,
+                      "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
+                                    else None)})
+    if as_json:
+        console.out(json.dumps({"models": found, "limits": shared[0] if shared else None}, indent=2),
+                    highlight=False)
+        return
     console.print("models", highlight=False)
     table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
     console.print(table)
@@ -135,7 +149,7 @@ def models(
     if shared:
         console.print(shared[0], highlight=False, markup=False, soft_wrap=False)
     if gone := left_out(MODEL_COLUMNS, table):
-        console.print(gone.replace("; --json has every figure", ""), highlight=False, markup=False, soft_wrap=False)
+        console.print(gone, highlight=False, markup=False, soft_wrap=False)
 
 
 def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:
