@@ -194,7 +194,7 @@ def _shared_words(vectorizer: Any) -> Callable[[str], Sequence[str]]:
 def column_sums(rows: csr_matrix, index: NDArray, weight: NDArray) -> NDArray:
     """``rows[index].T @ weight`` — each column's sum of the selected rows, weighted — by the two kernels
     scipy itself runs for it (row slicing, then a CSC product), without building the sparse matrices in
-    between (~0.15 ms of a long message's ~0.2 ms): the same arithmetic in the same order, so the same
+    between (a long message's view: ~0.2 → ~0.07 ms): the same arithmetic in the same order, so the same
     result bit for bit. scipy's ordinary path when its private kernels are not there."""
     import numpy as np
 
@@ -211,8 +211,7 @@ def column_sums(rows: csr_matrix, index: NDArray, weight: NDArray) -> NDArray:
     columns, values = np.empty(size, dtype=rows.indices.dtype), np.empty(size, dtype=rows.data.dtype)
     row_index(len(index), index, indptr, rows.indices, rows.data, columns, values)
     out = np.zeros(rows.shape[1], dtype=np.result_type(rows.data.dtype, weight.dtype))
-    matvec(rows.shape[1], len(index), starts, columns, values,
-                            weight.astype(out.dtype, copy=False), out)
+    matvec(rows.shape[1], len(index), starts, columns, values, weight.astype(out.dtype, copy=False), out)
     return out
 
 
