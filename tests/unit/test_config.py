@@ -207,3 +207,14 @@ def test_an_error_with_brackets_keeps_them_on_the_terminal(tmp_path: Path) -> No
     out = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "e.g. [a, b] (or one item: [a])" in out.stderr, out.stderr
+
+
+def test_a_telegram_name_where_the_user_id_belongs_says_how_to_find_the_id() -> None:
+    """`allowed_users: ['@me']` said 'expected a whole number here'; `[@me]` said only that '@' cannot start a
+    token."""
+    quoted = error_of(GOOD + "telegram:\n  allowed_users: ['@me']\n")
+    assert quoted.key == "telegram.allowed_users" and quoted.line == 14
+    assert "Telegram user ids are numbers, not @names" in str(quoted) and "ignored message from user N" in str(quoted)
+    bare = error_of(GOOD + "telegram:\n  allowed_users: [@me]\n")
+    assert bare.line == 14 and "put the value in quotes" in str(bare)
+    assert parse_config(GOOD + "telegram:\n  allowed_users: ['123', 456]\n").telegram.allowed_users == [123, 456]

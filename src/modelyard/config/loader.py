@@ -84,6 +84,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         if "'\\t'" in problem:  # PyYAML's words for a tab; the fix is the thing to say
             problem += " (YAML indents with spaces: replace the tab)"
+        elif "'@'" in problem or "'`'" in problem:  # reserved at the start of a plain value
+            problem += " (YAML reserves it at the start of a value: put the value in quotes)"
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=mark.line + 1 if mark else None) from None
     if node is not None and (duplicate := first_duplicate(node)):

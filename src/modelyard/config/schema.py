@@ -269,6 +269,16 @@ class TelegramConfig(Strict):
     format: TelegramFormat = Field(TelegramFormat.MARKDOWN, description="markdown: the answer's Markdown shown "
                                    "as Telegram formatting; plain: the text as the model wrote it")
 
+    @field_validator("allowed_users", mode="before")
+    @classmethod
+    def _ids_not_names(cls, v: Any) -> Any:
+        # '@myname' (what Telegram shows a person) read 'expected a whole number here'; the id is a number
+        if isinstance(v, list) and any(isinstance(u, str) and not u.strip().isdigit() for u in v):
+            raise PydanticCustomError("telegram_user_id", "Telegram user ids are numbers, not @names: start the "
+                                      "bot with allowed_users: [], send it a message, and its log line 'ignored "
+                                      "message from user N' gives your id")
+        return v
+
 
 class GatewayConfig(Strict):
     host: str = "127.0.0.1"
