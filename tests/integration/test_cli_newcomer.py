@@ -123,3 +123,19 @@ def test_models_has_json_for_scripts(tmp_path: Path) -> None:
     assert got["local"]["primary_for"] == ["chat"] and got["local"]["fallback_for"] == ["writer"]
     assert got["cloud"]["state"] == "unavailable" and "MODELYARD_TEST_NO_SUCH_KEY" in got["cloud"]["why"]
     assert got["cloud"]["local"] is False and got["cloud"]["price"] == {"input": 1.0, "output": 5.0}
+
+
+def test_a_missing_default_model_names_the_command_that_fetches_it(tmp_path: Path) -> None:
+    """'run scripts/bootstrap.sh': a clone's script, which a pip install does not have; `fetch-model` is the
+    command everywhere."""
+    pytest.importorskip("llama_cpp")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  local: {{provider: llamacpp}}\n"
+                      f"  mine: {{provider: llamacpp, path: {tmp_path}/x.gguf}}\n"
+                      f"agents:\n  chat: {{primary: local, fallbacks: [mine]}}\n"
+                      f"log: {{path: {tmp_path}/log.sqlite3}}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "models", "--json"],
+                             env={"MODELYARD_CACHE_DIR": str(tmp_path / "empty-cache")})
+    why = {m["model"]: m["why"] for m in json.loads(out.output)["models"]}
+    assert why["local"].endswith("(run `modelyard fetch-model` to fetch the default model)"), why
+    assert why["mine"] == f"GGUF file not found: {tmp_path}/x.gguf (check the model's `path:` in the config)"

@@ -128,7 +128,9 @@ class LlamaCppProvider(Provider):
             return "llama-cpp-python is not installed (pip install 'modelyard[local]')"
         path = self._resolved_path()
         if not path.is_file():
-            hint = "run scripts/bootstrap.sh to fetch the default model" if self.path is None else ""
+            # `modelyard fetch-model` works wherever modelyard is installed (pip too); bootstrap.sh only in a clone
+            hint = ("run `modelyard fetch-model` to fetch the default model" if self.path is None
+                    else "check the model's `path:` in the config")
             return f"GGUF file not found: {path}" + (f" ({hint})" if hint else "")
         return None
 
