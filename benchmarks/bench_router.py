@@ -57,9 +57,10 @@ class Instant(Provider):
         yield Chunk("done", stop_reason="stop")
 
 
-def config(queue: float = 30.0, max_concurrent: int = 1000, cooldown_failures: int = 2) -> Config:
+def config(queue: float = 30.0, max_concurrent: int = 1000, cooldown_failures: int = 2,
+           max_queue: int | None = None) -> Config:
     return Config.model_validate({
-        "models": {"a": {"provider": "openai", "max_concurrent": max_concurrent},
+        "models": {"a": {"provider": "openai", "max_concurrent": max_concurrent, "max_queue": max_queue},
                    "b": {"provider": "openai", "max_concurrent": 1000}},
         "agents": {"agent": {"primary": "a", "fallbacks": ["b"]}},
         "defaults": {"timeouts": {"queue": queue}, "retries": {"attempts": 0},
@@ -108,6 +109,21 @@ async def fallback_reaction(n: int = 200, queue: float = 0.05) -> list[float]:
         lags.append((b.started[-1] - t - queue) * 1000)
     hog.cancel()
     return lags
+
+
+async def queue_full_reaction(n: int = 5000) -> list[float]:
+    """Time from request start to the fallback starting when the busy primary's ``max_queue`` is 0 (ms)."""
+    a, b = Instant("a", hang=True), Instant("b")
+    router = Router(config(max_concurrent=1, max_queue=0), providers={"a": a, "b": b})
+    hog = asyncio.create_task(router.complete("agent", REQ))
+    await asyncio.sleep(0.01)
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await router.complete("agent", REQ)
+        out.append((b.started[-1] - t) * 1000)
+    hog.cancel()
+    return out
 
 
 async def cooldown_skip(n: int = 5000) -> list[float]:
@@ -199,6 +215,9 @@ async def main() -> None:
     lags = await fallback_reaction()
     rows += [("fallback starts after queue bound, p50", f"{statistics.median(lags):.2f} ms", ""),
              ("fallback starts after queue bound, p99", f"{pct(lags, 99):.2f} ms", "≤ 10 ms")]
+    full = await queue_full_reaction()
+    rows += [("max_queue reached → fallback starts, p50", f"{statistics.median(full) * 1000:.1f} µs", ""),
+             ("max_queue reached → fallback starts, p99", f"{pct(full, 99) * 1000:.1f} µs", "< 1000 µs")]
     skips = await cooldown_skip()
     rows += [("cooldown skip → fallback starts, p50", f"{statistics.median(skips) * 1000:.1f} µs", ""),
              ("cooldown skip → fallback starts, p99", f"{pct(skips, 99) * 1000:.1f} µs", "< 1000 µs")]
