@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},
     {"agents", "ops", "replay", "bench"},
     {"gateway", "frontends"},
-    {"cli", "__main__"},
+    {"cli", "__main__", "console"},
 ]
 LAYER = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
