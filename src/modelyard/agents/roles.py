@@ -899,6 +899,48 @@ for _role, _more in MORE_EXAMPLES.items():
     EXAMPLES[_role].extend(_more)
 
 
+#: Round 9 (benchmarks/README.md): the kinds the examples covered least, where the tuning sets showed the
+#: fast path falling back on its prior (research): (1) creative writing — poems, stories, lyrics, scripts,
+#: continuations — in the common non-English languages (round 7's were mostly business documents);
+#: (2) "solve this with code" in those languages; (3) more long document requests in marker form (proposals,
+#: speeches, contracts, case studies, reports from pasted material) so that ``(pasted text)`` does not lean to
+#: utility. Written from POLICY.md; none within 0.3 TF-IDF cosine (words) of an evaluation line.
+ROUND9_EXAMPLES: dict[Role, list[str]] = {
+    Role.WRITER: [
+        "写一首关于秋天的七言绝句", "帮我写一个科幻短篇小说，主角是一名宇航员", "续写这个故事，要有一个意想不到的结局", "写一段歌词，主题是毕业和离别", "给我的小说写一个开头，背景是民国时期的上海",
+        "写一个十分钟的小品剧本，三个角色", "桜をテーマに短歌を三首作ってください", "猫が主人公の短い童話を書いて", "この物語の続きを書いてください。主人公は最後に故郷へ帰ります", "卒業ソングの歌詞を作って",
+        "ファンタジー小説のあらすじを考えてください", "첫사랑에 관한 시를 써줘", "무서운 이야기 하나 지어줘, 배경은 학교야", "이 소설의 다음 장면을 이어서 써줘",
+        "Сочини четверостишие о весне для открытки", "Придумай сказку для ребёнка о храбром ёжике",
+        "Сочини песню о дружбе, с припевом", "Продолжи рассказ: герой открывает дверь и видит море",
+        "Напиши сценарий короткого ролика о кофейне", "Escribe un poema sobre el mar y la nostalgia",
+        "Inventa un cuento corto de terror para una noche de campamento",
+        "Continúa esta historia con un final sorprendente", "Escreva um poema sobre a saudade",
+        "Crie uma história infantil sobre um dragão que tinha medo de voar", "Écris un poème sur la pluie à Paris",
+        "Invente une courte histoire policière avec un détective chat", "Schreib ein Gedicht über den Herbst",
+        "Erfinde eine Gutenachtgeschichte über einen kleinen Bären", "Scrivi una poesia sull'amore perduto",
+        "Inventa una storia breve ambientata a Venezia", "اكتب قصيدة عن الوطن", "اكتب قصة قصيرة عن صديقين في الصحراء",
+        "Based on the materials below, write a project proposal for the city council. (pasted text)",
+        "(pasted text) Write a speech for the opening ceremony using the information above.",
+        "Write a product launch article from these notes (pasted text) about 800 words, formal tone",
+        "Draft a contract between the two parties described below (pasted text)",
+        "Using this data (pasted data) write the quarterly business review section for investors",
+        "(pasted text) Please write a case study of this project for our website.",
+        "Write an academic abstract and introduction for the paper described here (pasted text)",
+        "Write a lesson plan for a 45-minute class based on this textbook excerpt (pasted text)",
+        "请根据以下背景资料撰写一份商业计划书 (pasted text)", "(pasted text) 根据上述内容写一篇新闻稿，不少于1000字", "请根据以下信息写一份招标文件 (pasted text)",
+        "根据以下数据撰写一份市场分析报告 (pasted data)", "以下の資料をもとに企画書を作成してください (pasted text)",
+    ],
+    Role.ENGINEER: [
+        "用Python解这道题并给出代码：求一个数组中第k大的数", "用MATLAB编写程序，画出正弦函数的图像", "Реши задачу на Python: найти все простые числа до N",
+        "Реализуй на C++ сортировку слиянием",
+        "Resuelve este problema con un programa en Python: contar las vocales de una cadena",
+        "Pythonでフィボナッチ数列を計算するコードを書いて", "자바로 계산기 프로그램을 만들어줘",
+    ],
+}
+for _role, _more in ROUND9_EXAMPLES.items():
+    EXAMPLES[_role].extend(_more)
+
+
 def role_of(name: str) -> Role | None:
     """The role an agent name implies when the config does not say (``writer`` → writer)."""
     try:
