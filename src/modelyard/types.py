@@ -44,11 +44,19 @@ class Message:
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one answer. ``input_tokens`` is the whole prompt; the two cache counts say how much of it the
+    provider read from its prompt cache and wrote to it (Anthropic reports them apart from ``input_tokens`` and bills
+    them at 0.1x and 1.25x its input price: :meth:`modelyard.config.schema.Price.cost`)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+                     self.cache_read_tokens + other.cache_read_tokens,
+                     self.cache_write_tokens + other.cache_write_tokens)
 
 
 @dataclass(slots=True)

@@ -216,7 +216,8 @@ class BenchRunner:
             self.result.run_id, self.suite.name, agent, task.id, model, cfg.provider, cfg.is_local, rep, self.k,
             cfg.max_concurrent, passed=False, outcome=RunOutcome.OK, retries=call.retries,
             total_ms=call.wall * 1000, tokens_in=call.usage.input_tokens, tokens_out=call.usage.output_tokens,
-            cost_usd=cfg.price.cost(call.usage.input_tokens, call.usage.output_tokens))
+            cost_usd=cfg.price.cost(call.usage.input_tokens, call.usage.output_tokens, call.usage.cache_read_tokens,
+                                    call.usage.cache_write_tokens))
         if call.response is None:
             assert call.error is not None
             result.outcome, result.reason, result.error = RunOutcome.ERROR, str(call.error.reason), call.error.message
@@ -249,8 +250,9 @@ class BenchRunner:
         async with self._judge_gate:
             call = await call_model(provider, request, self.config.timeouts_for(None, spec.model),
                                     self.config.defaults.retries)
-        self.result.judge_cost_usd += self.config.models[spec.model].price.cost(call.usage.input_tokens,
-                                                                               call.usage.output_tokens)
+        self.result.judge_cost_usd += self.config.models[spec.model].price.cost(
+            call.usage.input_tokens, call.usage.output_tokens, call.usage.cache_read_tokens,
+            call.usage.cache_write_tokens)
         if call.response is None:
             assert call.error is not None
             return CheckResult("judge", False, f"judge {spec.model} failed: {call.error.reason}", judged=True)

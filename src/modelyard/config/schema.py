@@ -60,15 +60,32 @@ class Cooldown(Strict):
         3600.0, gt=0, description="a 429/529 retry-after is honoured as the cooldown, up to this many seconds")
 
 
+#: what a prompt-cache read and a cache write cost per input token when no price is configured for them: Anthropic's
+#: (a read 0.1x, a five-minute write 1.25x the model's input price)
+CACHE_READ_SHARE = 0.1
+CACHE_WRITE_SHARE = 1.25
+
+
 class Price(Strict):
     """USD per million tokens."""
 
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
+    cache_read: float | None = Field(None, ge=0, description="per million prompt tokens read from the provider's "
+                                     "prompt cache; unset: 0.1 x input (Anthropic's)")
+    cache_write: float | None = Field(None, ge=0, description="per million prompt tokens written to the prompt cache; "
+                                      "unset: 1.25 x input (Anthropic's five-minute cache)")
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        """USD for that many tokens."""
-        return (tokens_in * self.input + tokens_out * self.output) / 1e6
+    def cost(self, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0) -> float:
+        """USD for that many tokens; ``cache_read`` and ``cache_write`` are the part of ``tokens_in`` the provider
+        read from or wrote to its prompt cache (counted at the input price, a cached prompt of Claude's was
+        billed as if it were 10x cheaper or cost nothing: its cached part was not in ``tokens_in`` at all)."""
+        if not cache_read and not cache_write:
+            return (tokens_in * self.input + tokens_out * self.output) / 1e6
+        read = self.input * CACHE_READ_SHARE if self.cache_read is None else self.cache_read
+        write = self.input * CACHE_WRITE_SHARE if self.cache_write is None else self.cache_write
+        plain = max(0, tokens_in - cache_read - cache_write)
+        return (plain * self.input + cache_read * read + cache_write * write + tokens_out * self.output) / 1e6
 
 
 class ServiceFigures(Strict):

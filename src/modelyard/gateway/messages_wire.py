@@ -261,8 +261,10 @@ def stop_reason(response: ChatResponse, stop_sequence: str | None = None) -> str
 
 
 def _usage(usage: Usage) -> dict[str, int]:
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+    """As the API counts: ``input_tokens`` is the part of the prompt that was not read from or written to a cache."""
+    cached = usage.cache_read_tokens + usage.cache_write_tokens
+    return {"input_tokens": max(0, usage.input_tokens - cached), "output_tokens": usage.output_tokens,
+            "cache_creation_input_tokens": usage.cache_write_tokens, "cache_read_input_tokens": usage.cache_read_tokens}
 
 
 def _call_id(call: ToolCall, request_id: str, index: int) -> str:
@@ -341,7 +343,7 @@ class MessageWriter:
         out += self._close_text()
         out.append(self.event("message_delta", {
             "delta": {"stop_reason": stop_reason(response, self.stop_sequence), "stop_sequence": self.stop_sequence},
-            "usage": {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}}))
+            "usage": _usage(response.usage)}))
         out.append(self.event("message_stop", {}))
         return out
 

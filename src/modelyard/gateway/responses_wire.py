@@ -211,7 +211,7 @@ def truncated(response: ChatResponse) -> bool:
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:
-    return {"input_tokens": usage.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+    return {"input_tokens": usage.input_tokens, "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
             "output_tokens": usage.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.input_tokens + usage.output_tokens}
 

@@ -3,12 +3,14 @@
 A cold local model costs seconds to tens of seconds on the first request of the day (Ollama
 unloads after its ``keep_alive``, 5 min by default). ``warmup`` loads every local model once —
 one after another, since loading in parallel only fights over disk and memory bandwidth — and
-``keep_warm`` repeats that in ``serve`` mode, so Ollama's keep-alive timer never runs out.
+``keep_warm`` repeats that in ``serve`` mode, so Ollama's keep-alive timer never runs out (each model on its
+own timer there, so one that hangs does not hold the others).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -80,6 +82,12 @@ def default_interval(runtime: Runtime) -> float:
     return max(5.0, min(alive) / 2) if alive else DEFAULT_INTERVAL
 
 
+#: the longest one model's keep-warm waits for another model's warm-up before it warms alongside: loads go one at a
+#: time while they are quick, but one that hangs (an Ollama that accepts and never answers holds a warm-up for its
+#: 300 s bound) no longer holds every other model's refresh until its keep-alive has run out and it unloads
+WARM_PATIENCE = 30.0
+
+
 async def keep_warm(runtime: Runtime, interval: float | None = None, *,
                     on_result: Callable[[WarmResult], None] | None = None) -> None:
     """Re-warm every local model of ``runtime`` every ``interval`` seconds, until cancelled.
@@ -87,14 +95,40 @@ async def keep_warm(runtime: Runtime, interval: float | None = None, *,
     For ``serve``: ``task = asyncio.create_task(keep_warm(runtime))``; cancel the task on shutdown.
     The first round runs at once, so the models are loaded right after start-up. Uses the
     runtime's own providers, so in-process llama.cpp models load into the serving process.
+
+    Each model keeps its own time: one after another, a warm-up that hung delayed the next model's by its whole
+    bound (300 s for Ollama), past the keep-alive the interval is derived from. Warm-ups still take turns, but a
+    model waits for its turn at most :data:`WARM_PATIENCE` seconds (and half its interval).
     """
     every = interval if interval is not None else default_interval(runtime)
     providers = runtime.router.providers
-    while True:
-        for name in warmable(providers):
-            result = await warm_one(providers[name])
+    turn = asyncio.Lock()
+    patience = min(WARM_PATIENCE, every / 2)
+
+    async def keep(name: str) -> None:
+        while True:
+            result = await _warm_in_turn(providers[name], turn, patience)
             if not result.ok:
                 log.warning("keep-warm %s failed: %s", name, result.detail)
             if on_result:
                 on_result(result)
-        await asyncio.sleep(every)
+            await asyncio.sleep(every)
+
+    names = warmable(providers)
+    if not names:
+        await asyncio.Event().wait()  # nothing to keep warm: idle until cancelled, as the loop did
+    async with asyncio.TaskGroup() as group:
+        for name in names:
+            group.create_task(keep(name), name=f"modelyard-keep-warm-{name}")
+
+
+async def _warm_in_turn(provider: Provider, turn: asyncio.Lock, patience: float) -> WarmResult:
+    """:func:`warm_one` once the warm-up before it ends, or once ``patience`` runs out (then alongside it)."""
+    held = False
+    with contextlib.suppress(TimeoutError):
+        held = await asyncio.wait_for(turn.acquire(), patience)
+    try:
+        return await warm_one(provider)
+    finally:
+        if held:
+            turn.release()

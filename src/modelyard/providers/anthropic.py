@@ -12,7 +12,7 @@ from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, StreamResponse, loads, parse_arguments, stream_error
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
-from modelyard.providers.shapes import token_count, usage_from
+from modelyard.providers.shapes import token_count
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com"
@@ -99,10 +99,37 @@ def _tool_call(block: dict[str, Any]) -> ToolCall:
     """A tool_use block as a call. Its input streams as input_json_delta pieces after an empty ``input: {}``
     (the documented shape); Anthropic-compatible servers and proxies (Ollama's /v1/messages, OpenAI-to-Anthropic
     adapters) send the whole ``input`` in content_block_start and no delta: taken as the arguments then, where
-    they were read as {} — a call with its arguments lost, passed on as a good one."""
-    if not block["json"] and isinstance(block["input"], dict):
-        return ToolCall(block["name"], block["input"], block["id"])
+    they were read as {} — a call with its arguments lost, passed on as a good one. Adapters that copy OpenAI's
+    ``arguments`` across send that ``input`` as a JSON string (bamboo-agent#351): read as the object it holds."""
+    if not block["json"] and isinstance(block["input"], dict | str):
+        return ToolCall(block["name"], parse_arguments(block["input"]), block["id"])
     return ToolCall(block["name"], parse_arguments(block["json"] or "{}"), block["id"])
+
+
+def _tokens(reported: Any, counts: list[int] | None = None) -> list[int]:
+    """[input, output, cache read, cache write] from an Anthropic usage object, over ``counts`` known before.
+    message_delta's figures are cumulative (as documented): each one given replaces the one before, but an input
+    count of 0 does not undo one known (LiteLLM's proxy and SGLang send the prompt's count only at the end, 0 in
+    message_start). The API counts the cached part of the prompt apart from ``input_tokens``: it was not counted
+    at all, so a cached prompt's cost and the all-cloud comparison missed it."""
+    counts = list(counts) if counts else [0, 0, 0, 0]
+    if not isinstance(reported, dict):
+        return counts
+    for i, key in enumerate(_USAGE_KEYS):
+        value = reported.get(key)
+        if value is not None and ((n := token_count(value)) or i == 1):
+            counts[i] = n
+    return counts
+
+
+#: the usage fields of the Messages API, in the order :func:`_tokens` keeps them
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def _usage(counts: list[int]) -> Usage:
+    """The tokens of :func:`_tokens` as a :class:`Usage`: the whole prompt is its plain and cached parts together."""
+    plain, out, read, write = counts
+    return Usage(plain + read + write, out, read, write)
 
 
 async def _whole_message(resp: StreamResponse) -> list[Chunk]:
@@ -136,8 +163,7 @@ async def _whole_message(resp: StreamResponse) -> list[Chunk]:
     stop_reason = str(data.get("stop_reason") or "")
     if stop_reason == PAUSED:
         raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn')")
-    usage = usage_from(data.get("usage"), "input_tokens", "output_tokens") or Usage()
-    return [*chunks, Chunk("usage", usage=usage), Chunk("done", stop_reason=stop_reason)]
+    return [*chunks, Chunk("usage", usage=_usage(_tokens(data.get("usage")))), Chunk("done", stop_reason=stop_reason)]
 
 
 class AnthropicProvider(HttpProvider):
@@ -179,7 +205,7 @@ class AnthropicProvider(HttpProvider):
         key = self.config.api_key()
         if not key:
             raise ProviderError(Reason.MISSING_CREDENTIALS, self.unavailable_reason() or "no API key")
-        usage = Usage()
+        tokens = [0, 0, 0, 0]  # as _tokens keeps them
         stop_reason = ""
         blocks: dict[int, dict[str, Any]] = {}
         event = ""
@@ -204,8 +230,9 @@ class AnthropicProvider(HttpProvider):
                     etype, message = _extract_error(data)
                     raise stream_error(etype, message)
                 if kind == "message_start":
-                    usage = usage_from((data.get("message") or {}).get("usage"), "input_tokens",
-                                       "output_tokens") or usage
+                    started = data.get("message")
+                    if isinstance(started, dict) and isinstance(started.get("usage"), dict):
+                        tokens = _tokens(started["usage"])
                 elif kind == "content_block_start":
                     block = data.get("content_block") or {}
                     blocks[int(data.get("index") or 0)] = {"type": block.get("type", ""), "id": block.get("id", ""),
@@ -233,10 +260,7 @@ class AnthropicProvider(HttpProvider):
                     resp.answered = bool(stop_reason)
                     # cumulative, as documented: output_tokens always; input_tokens from proxies that only know the
                     # prompt's count at the end (LiteLLM, SGLang: 0 in message_start) and as server tools add to it
-                    reported = data.get("usage") or {}
-                    out, read = reported.get("output_tokens"), token_count(reported.get("input_tokens"))
-                    usage = Usage(read or usage.input_tokens,
-                                  usage.output_tokens if out is None else token_count(out))
+                    tokens = _tokens(data.get("usage"), tokens)
                 elif kind == "message_stop":
                     stopped = True
                     break
@@ -249,5 +273,5 @@ class AnthropicProvider(HttpProvider):
         if stop_reason == PAUSED:
             raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn'): only "
                                                        "sending it back continues it, so it is not an answer")
-        yield Chunk("usage", usage=usage)
+        yield Chunk("usage", usage=_usage(tokens))
         yield Chunk("done", stop_reason=stop_reason)  # "" when no message_delta said why: shapes.checked judges

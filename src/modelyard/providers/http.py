@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import functools
 import json
+import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDictProxy
 
@@ -33,6 +36,8 @@ from modelyard.types import ToolDefinition, repair_text
 
 Extract = Callable[[Any], tuple[str, str]]
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class StreamResponse:
@@ -273,6 +278,50 @@ CONTROL_LIMIT = 32 * 2**20
 POOL_IDLE = 4.0
 
 
+class _LenientHandler(ResponseHandler):
+    """aiohttp's protocol for a server that writes bytes after a body of known length (a footer a proxy appends, a
+    stray newline counted out of ``content-length``): the bytes past ``content-length`` are dropped. aiohttp parses
+    them as the next response's status line, in the same read as the body's end, and throws away the whole answer
+    ('Bad status line'): a complete answer failed as malformed. One response per connection (``force_close``)."""
+
+    _head = b""
+    #: bytes of the current read on that still belong to the body; None until the head is read, -1 when not known
+    _left: int | None = None
+    _over = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._over:
+            return  # the answer is whole: what the server writes after it is no part of it
+        if self._left is None:
+            self._head += data
+            end, sep = self._head.find(b"\r\n\r\n"), 4
+            if end < 0:
+                end, sep = self._head.find(b"\n\n"), 2
+            if end < 0:
+                super().data_received(data)
+                return
+            head = self._head[:end]
+            length = _CONTENT_LENGTH.search(head)
+            self._left = -1 if length is None or b"chunked" in head.lower() or head[9:10] == b"1" else (
+                end + sep + int(length.group(1)) - (len(self._head) - len(data)))
+            self._head = b""
+        if self._left >= 0:
+            if len(data) >= self._left:
+                data, self._over = data[:self._left], True
+            self._left -= len(data)
+        if data:
+            super().data_received(data)
+
+
+_CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
+
+
+def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
+    """aiohttp's error for bytes it read as a status line where one must begin: after a complete body, or from a
+    server that does not speak HTTP/1 at all (then the lenient retry fails the same way)."""
+    return "Bad status line" in str(exc.__cause__ or exc.message)
+
+
 class HttpClient:
     """One keep-alive connection pool per provider, created lazily inside the running loop."""
 
@@ -281,15 +330,43 @@ class HttpClient:
         self.headers = headers or {}
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        #: learned: this server writes bytes after its answers (:class:`_LenientHandler` reads them from now on)
+        self.lenient = False
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._session._loop is not loop:
             # The router's slots, not the pool, cap concurrency per model: keep the pool generous.
-            connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
+            if self.lenient:
+                connector = aiohttp.TCPConnector(limit=256, force_close=True)
+                connector._factory = functools.partial(_LenientHandler, loop=loop)  # type: ignore[assignment]
+            else:
+                connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
             self._session = aiohttp.ClientSession(headers=self.headers, connector=connector,
                                                   auto_decompress=True)
         return self._session
+
+    async def _post(self, url: str, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+                    ) -> aiohttp.ClientResponse:
+        """POST, never redirected (a 307 to another host would carry the request's own headers, Anthropic's
+        x-api-key, there; aiohttp only drops Authorization). A server found writing bytes after its answer is asked
+        once more, read leniently, and read so from then on."""
+        try:
+            return await self.session().post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        except aiohttp.ClientResponseError as exc:
+            if self.lenient or not _bytes_after_body(exc):
+                raise
+        await self.aclose()
+        self.lenient = True
+        try:
+            response = await self.session().post(url, data=data, headers=headers, timeout=timeout,
+                                                 allow_redirects=False)
+        except BaseException:  # no help (a server that does not speak HTTP/1): kept-alive connections again
+            await self.aclose()
+            self.lenient = False
+            raise
+        log.info("%s writes bytes after its answers; they are dropped from now on", self.base_url)
+        return response
 
     @asynccontextmanager
     async def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
@@ -304,11 +381,8 @@ class HttpClient:
             timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
         try:
-            # never redirected: a 307 to another host would carry the request's own headers (Anthropic's
-            # x-api-key) there; aiohttp only drops Authorization. Where it points is in the error instead.
-            response = await self.session().post(self.base_url + path, data=dumps(body),
-                                                 headers={**_JSON, **headers} if headers else _JSON, timeout=timeout,
-                                                 allow_redirects=False)
+            response = await self._post(self.base_url + path, dumps(body),
+                                        {**_JSON, **headers} if headers else _JSON, timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
         except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
@@ -429,6 +503,18 @@ def parse_retry_after(value: str | None) -> float | None:
             return None
 
 
+def retry_after_ms(value: str | None) -> float | None:
+    """``retry-after-ms`` (Azure OpenAI, OpenAI; the official SDKs read it before ``retry-after``): milliseconds, in
+    seconds. Without it a 429 that gave only this header cooled for the breaker's few seconds."""
+    if not value:
+        return None
+    try:
+        ms = float(value)
+    except ValueError:
+        return None
+    return ms / 1000 if 0 <= ms < float("inf") else None
+
+
 #: error types/codes servers use for "no such model" (OpenAI, vLLM, Anthropic)
 _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found_error"})
 
@@ -437,6 +523,14 @@ _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found
 #: insufficient_quota): like a refused key it lasts until someone acts, so the model cools as for a 401 instead of
 #: being asked (and failing) on every request, or cooling for a rate limit's seconds
 _BILLING_TYPES = frozenset({"billing_error", "insufficient_quota"})
+
+
+#: 4xx statuses that say nothing against the request: a proxy's "request timeout" (nginx's and AWS ALB's 408, sent for
+#: an upstream that kept it waiting, or a kept-alive connection it gave up on), "client closed request" (nginx's
+#: 499, ALB's 460: a proxy between the two hung up) and 425 "too early" (a replay-safe retry asked for). The OpenAI
+#: and Anthropic SDKs retry 408 as they do a 5xx; as a bad_request it was neither retried nor counted against the
+#: model, and the exhausted chain told the client not to retry (400)
+_TRANSIENT_4XX = frozenset({408, 425, 460, 499})
 
 
 def reason_for_status(status: int, error_type: str = "") -> Reason:
@@ -448,7 +542,7 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
         return Reason.OVERLOADED
     if status in (401, 402, 403) or error_type in _BILLING_TYPES:
         return Reason.AUTH_ERROR
-    if status >= 500:
+    if status >= 500 or status in _TRANSIENT_4XX:
         return Reason.SERVER_ERROR
     if status == 404 or error_type in _MODEL_MISSING_TYPES:
         # the chat endpoint does not know this model (Ollama: "model 'x' not found"), or the endpoint is
@@ -470,7 +564,9 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
         error_type, message = said(error_type), said(message)
     reason = reason_for_status(status, error_type)
-    retry_after = parse_retry_after(headers.get("retry-after"))
+    retry_after = retry_after_ms(headers.get("retry-after-ms"))
+    if retry_after is None:
+        retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is None and reason is Reason.RATE_LIMITED:
         retry_after = limit_reset(headers)
     return ProviderError(

@@ -230,7 +230,9 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     yield chunk  # counts a provider already made ints (usage_from): nothing to repair
                 else:
                     yield Chunk("usage", usage=Usage(token_count(getattr(u, "input_tokens", 0)),
-                                                     token_count(getattr(u, "output_tokens", 0))))
+                                                     token_count(getattr(u, "output_tokens", 0)),
+                                                     token_count(getattr(u, "cache_read_tokens", 0)),
+                                                     token_count(getattr(u, "cache_write_tokens", 0))))
             elif kind == "done":
                 for name, joiner in joiners.items():
                     if rest := joiner.flush():

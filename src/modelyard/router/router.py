@@ -38,7 +38,7 @@ from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, Usage, finish_reason_of
+from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, finish_reason_of
 
 Sink = Callable[[RequestRecord], None]
 #: returns None when an answer is usable, else why not (the router then falls back)
@@ -354,15 +354,17 @@ class Router:
         each for llama.cpp, Ollama and OpenAI-style streams), never as 0."""
         attempt.duration_ms = (ended - started) * 1000
         usage = buffer.usage
-        if usage.output_tokens < pieces:
-            usage = Usage(usage.input_tokens, pieces)
+        out = max(usage.output_tokens, pieces)
         attempt.tokens_in = usage.input_tokens
-        attempt.tokens_out = usage.output_tokens
+        attempt.tokens_out = out
         price = provider.config.price
-        attempt.cost_usd = (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1e6
+        if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost)
+            attempt.cost_usd = price.cost(usage.input_tokens, out, usage.cache_read_tokens, usage.cache_write_tokens)
+        else:
+            attempt.cost_usd = (usage.input_tokens * price.input + out * price.output) / 1e6
         gen_ms = attempt.duration_ms - (attempt.ttft_ms or 0.0)
-        if usage.output_tokens > 1 and gen_ms > 0:
-            attempt.tokens_per_s = (usage.output_tokens - 1) / (gen_ms / 1000)
+        if out > 1 and gen_ms > 0:
+            attempt.tokens_per_s = (out - 1) / (gen_ms / 1000)
 
     def _finish(self, walk: _Walk, model: str, index: int, now: float) -> None:
         buffer, response, record = walk.answer, walk.response, walk.record

@@ -1,0 +1,279 @@
+"""A fourth outside-in pass over what servers and the proxies in front of them send (helper-45's hunt): what the third
+pass left, and shapes the fakes never produced, each from the spec or an issue thread of the server that sends it.
+
+Each ends in the primary's answer read as the server meant it, or in a fallback with the reason that makes the router
+retry, cool or move on as it should; each case here failed on the code before this pass unless it says it guards one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault, OllamaServer
+from tests.integration.test_fault_shapes import _reset, primary, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import JSON, SSE, event
+from tests.integration.test_wire_shapes_outside_in import MESSAGE_STOP, block, delta, message_delta
+from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route, route_cooling
+
+from modelyard.ledger import LogWriter, connect
+from modelyard.router import Router
+
+WHOLE = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
+         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"}],
+         "usage": {"prompt_tokens": 9, "completion_tokens": 2}}
+
+
+# -- bytes after a whole answer ---------------------------------------------------------------------------------------
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _requests(reader: asyncio.StreamReader) -> Any:
+    """Each request of a kept-alive connection, read whole (head and content-length body)."""
+    while True:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        yield await reader.readexactly(length)
+
+
+def _answering(body: bytes, tail: bytes, content_type: bytes = b"application/json") -> Handler:
+    """A server that writes ``tail`` right after each answer of ``content-length`` bytes, in the same write."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in _requests(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: " + content_type
+                         + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body + tail)
+            await writer.drain()
+        writer.close()
+    return handle
+
+
+@pytest.mark.parametrize(("kind", "body", "content_type"), [
+    ("openai", json.dumps(WHOLE).encode(), b"application/json"),
+    ("ollama", json.dumps({"model": "qwen3.5:latest", "message": {"role": "assistant", "content": "Sunny."},
+                           "done": True, "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 2}).encode(),
+     b"application/x-ndjson"),
+])
+@pytest.mark.parametrize("tail", [b"<!-- served by edge-7 -->", b"\x00\x00\x00", b"}\n"])
+async def test_bytes_after_a_whole_answer_do_not_fail_it(kind: str, body: bytes, content_type: bytes, tail: bytes,
+                                                         servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """A server (or a proxy that appends a footer) writes bytes past ``content-length``, in the same write as the
+    answer's end: aiohttp read them as the next response's status line and threw the whole answer away ('Bad status
+    line'), a complete answer failed as malformed_response. Now the first such answer is asked once more and read
+    leniently (bytes past the body dropped), and the server's later answers are read so at once."""
+    server = await asyncio.start_server(_answering(body, tail, content_type), "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        router, writer = router_for(kind, {**servers, kind: _Endpoint(endpoint)}, tmp_path / "log.db")
+        for _ in range(3):
+            routed = await router.complete("agent", REQ)
+            assert outcomes(routed) == [("primary", "ok", None)]
+            assert routed.response.text == "Sunny."
+        assert router.providers["primary"].client.lenient  # type: ignore[attr-defined]
+        await router.aclose()
+        writer.close()
+    finally:
+        server.close()
+
+
+class _Endpoint:
+    """Stands for a fake server where router_for only reads its url."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+
+# -- proxies' statuses ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("status", "reason"), [
+    (408, "server_error"),  # nginx / AWS ALB "Request Timeout": the OpenAI and Anthropic SDKs retry it as a 5xx
+    (499, "server_error"),  # nginx "client closed request" from a proxy between
+    (460, "server_error"),  # AWS ALB: the client (a proxy between) closed before the idle timeout
+    (425, "server_error"),  # "Too Early": replay it
+    (502, "server_error"), (504, "server_error"), (520, "server_error"), (521, "server_error"),
+    (522, "server_error"), (523, "server_error"), (524, "server_error"),  # Cloudflare's origin errors
+    (503, "overloaded"), (529, "overloaded"),
+    (400, "bad_request"), (413, "bad_request"), (422, "bad_request"), (404, "model_missing"),
+])
+def test_what_proxies_answer_is_classified_by_what_it_means(status: int, reason: str) -> None:
+    from modelyard.providers.http import reason_for_status
+
+    assert reason_for_status(status) == reason
+
+
+async def test_a_proxys_408_is_retried_and_falls_back_as_a_5xx_does(servers: dict[str, Any],  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    """nginx answers 408 (its own HTML page) when the upstream kept it waiting: it was a bad_request, neither retried
+    nor counted against the model, and an exhausted chain told the client not to retry (400 rejected_by_models)."""
+    page = "<html><head><title>408 Request Time-out</title></head><body><h1>408 Request Time-out</h1></body></html>"
+    nginx = Fault.raw(408, page, headers={"content-type": "text/html"})
+    routed = await route("openai", servers, tmp_path, nginx, nginx)
+    assert outcomes(routed) == [("primary", "retry", "server_error"), ("primary", "fallback", "server_error"),
+                                ("backup", "ok", None)]
+
+
+async def test_retry_after_ms_is_honoured(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """A 429 whose only wait is ``retry-after-ms`` (Azure OpenAI, OpenAI; the official SDKs read it first): the model
+    cooled for the breaker's second instead of the four the server asked for."""
+    body = json.dumps({"error": {"message": "Rate limit reached", "type": "requests", "code": "429"}})
+    _, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        429, body, headers={**JSON, "retry-after-ms": "4000"}))
+    assert 3 < cooling <= 4
+
+
+# -- Anthropic's prompt cache -----------------------------------------------------------------------------------------
+
+PRICE = {"input": 3.0, "output": 15.0}
+
+
+def _anthropic_router(servers: dict[str, Any], log: Path) -> tuple[Router, LogWriter]:  # noqa: F811
+    from tests.helpers import make_config
+
+    config = make_config(
+        {"primary": {**primary("anthropic", servers), "price": PRICE, "max_response_mb": 1},
+         "backup": {"provider": "openai", "model": "backup", "endpoint": servers["backup"].url}},
+        {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
+        defaults={"retries": {"attempts": 0}})
+    writer = LogWriter(log, local_models=["backup"])
+    return Router(config, sink=writer.submit), writer
+
+
+def _text_answer(start_usage: dict[str, Any], delta_usage: dict[str, Any]) -> Fault:
+    return Fault.raw(200, event("message_start", {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "content": [], "usage": start_usage}}),
+        block(0, {"type": "text", "text": ""}), delta(0, {"type": "text_delta", "text": "Sunny."}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": delta_usage}),
+        MESSAGE_STOP, headers=SSE)
+
+
+CACHED_START = {"input_tokens": 10, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 5000,
+                "output_tokens": 1}
+#: what it costs: 10 tokens at the input price, 1,000 written at 1.25x, 5,000 read at 0.1x, 20 out
+CACHED_COST = (10 * 3.0 + 1000 * 3.0 * 1.25 + 5000 * 3.0 * 0.1 + 20 * 15.0) / 1e6
+
+
+@pytest.mark.parametrize("answer", [
+    _text_answer(CACHED_START, {"output_tokens": 20}),
+    # message_delta's usage is cumulative, the cache counts given again (as the API documents): not counted twice
+    _text_answer(CACHED_START, {"input_tokens": 10, "cache_creation_input_tokens": 1000,
+                                "cache_read_input_tokens": 5000, "output_tokens": 20}),
+    # a proxy that knows the counts only at the end (LiteLLM, SGLang: zeros in message_start)
+    _text_answer({"input_tokens": 0, "output_tokens": 0},
+                 {"input_tokens": 10, "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 5000,
+                  "output_tokens": 20}),
+    # the whole message where a stream was asked for
+    Fault.raw(200, json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                               "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn",
+                               "usage": {**CACHED_START, "output_tokens": 20}}), headers=JSON),
+], ids=["start", "cumulative_delta", "delta_only", "whole_message"])
+async def test_anthropic_cache_tokens_are_counted_and_priced(answer: Fault, servers: dict[str, Any],  # noqa: F811
+                                                             tmp_path: Path) -> None:
+    """The Messages API counts the cached part of a prompt apart from ``input_tokens``
+    (``cache_creation_input_tokens``, ``cache_read_input_tokens``) and bills it at 1.25x and 0.1x the input price.
+    Neither was counted: a 6,010-token prompt was logged as 10, its cost as 10 tokens' worth, and the all-cloud
+    comparison (tokens in x a cloud price) saw a tenth of a percent of the prompt."""
+    servers["anthropic"].push(answer)
+    router, writer = _anthropic_router(servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (6010, 20)
+    assert routed.record.cost_usd == pytest.approx(CACHED_COST)
+    row = connect(tmp_path / "log.db").execute("SELECT tokens_in, cost_usd FROM requests").fetchone()
+    assert row[0] == 6010 and row[1] == pytest.approx(CACHED_COST)
+
+
+def test_cache_prices_can_be_configured() -> None:
+    from modelyard.config.schema import Price
+
+    assert Price(input=3, output=15).cost(6010, 20, 5000, 1000) == pytest.approx(CACHED_COST)
+    assert Price(input=3, output=15, cache_read=0.3, cache_write=6).cost(6010, 20, 5000, 1000) == pytest.approx(
+        (10 * 3 + 1000 * 6 + 5000 * 0.3 + 20 * 15) / 1e6)
+    assert Price(input=3, output=15).cost(100, 10) == pytest.approx((100 * 3 + 10 * 15) / 1e6)
+
+
+def test_the_gateways_anthropic_wire_gives_the_cache_counts_back() -> None:
+    """Through modelyard's own /v1/messages a client (Claude Code) reads the API's shape: input_tokens without the
+    cached part, the cache counts beside it."""
+    from modelyard.gateway.messages_wire import _usage
+    from modelyard.types import Usage
+
+    assert _usage(Usage(6010, 20, 5000, 1000)) == {"input_tokens": 10, "output_tokens": 20,
+                                                   "cache_creation_input_tokens": 1000,
+                                                   "cache_read_input_tokens": 5000}
+
+
+# -- Anthropic-compatible tool input as text --------------------------------------------------------------------------
+
+async def test_anthropic_tool_input_given_as_a_json_string(servers: dict[str, Any],  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    """OpenAI-to-Anthropic adapters copy OpenAI's ``arguments`` text into ``input`` (bamboo-agent#351, rig#1964):
+    the call went on with arguments ``{}``, passed as a good answer."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, event("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 9}}}),
+        block(0, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": '{"city": "Paris"}'}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}), message_delta("tool_use"),
+        MESSAGE_STOP, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+# -- keep-warm --------------------------------------------------------------------------------------------------------
+
+async def test_keep_warm_is_not_held_by_a_model_whose_warm_up_hangs(tmp_path: Path) -> None:
+    """An Ollama that accepts and never answers held keep-warm's loop for its 300 s bound: the next model was not
+    loaded at start-up, nor refreshed before its keep-alive ran out (it unloaded: the next request waited for a cold
+    load). Each model keeps its own time now."""
+    import yaml
+
+    from modelyard.ops.warmup import keep_warm
+    from modelyard.runtime import open_runtime
+
+    with OllamaServer(["stuck:1b"]) as stuck, OllamaServer(["qwen3:8b"]) as good:
+        stuck.set_default(Fault.hang_before_headers())
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump({
+            "log": {"path": str(tmp_path / "log.sqlite3")},
+            "models": {"stuck": {"provider": "ollama", "model": "stuck:1b", "endpoint": stuck.url},
+                       "qwen": {"provider": "ollama", "model": "qwen3:8b", "endpoint": good.url}},
+            "agents": {"chat": {"primary": "stuck", "fallbacks": ["qwen"]}}}))
+        runtime = open_runtime(path)
+        task = asyncio.create_task(keep_warm(runtime, 0.2))
+        try:
+            await good.wait_for_async(
+                lambda: len([r for r in good.requests_to("/api/chat") if r.json.get("messages") == []]) >= 3,
+                timeout=20)
+            assert good.loaded_models == ["qwen3:8b"] and stuck.requests_to("/api/chat")
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await runtime.aclose()
+
+
+def test_a_usage_count_survives_the_shape_check() -> None:
+    """shapes.checked repairs odd counts: it kept input and output and dropped the cache counts (guards the fix)."""
+    from modelyard.providers.shapes import checked
+    from modelyard.types import Chunk, Usage
+
+    async def chunks() -> Any:
+        yield Chunk("text", text="hi")
+        yield Chunk("usage", usage=Usage("6010", 20, 5000, "1000"))  # type: ignore[arg-type]
+        yield Chunk("done", stop_reason="stop")
+
+    async def run() -> list[Chunk]:
+        return [c async for c in checked(chunks(), 2**20)]
+
+    usage = next(c.usage for c in asyncio.run(run()) if c.kind == "usage")
+    assert usage == Usage(6010, 20, 5000, 1000)
+
