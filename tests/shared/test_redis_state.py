@@ -354,7 +354,7 @@ async def test_scripts_sent_twice_on_a_new_connection_count_once(pools: Pools, p
     assert int((await link.call("ACQUIRE", state._slots, queued))[0]) == 0
     assert counts(prefix, "m", redis_url) == (1, 1), "queued once, not twice"
     await link.call("RELEASE", [*state._slots, state._released], [link.now_arg(), link.window_ms, 1, link.channel,
-                                                                  queued[3]])
+                                                                  link.grace_ms, queued[3]])
     await state.release()
     held = acquire_args(link.new_token())
     assert int((await link.call("ACQUIRE", state._slots, held))[0]) == 1

@@ -14,6 +14,7 @@ from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay
 from modelyard.cli.common import CONFIG_HELP
 from modelyard.cli.help_labels import install as readable_help_labels
 from modelyard.cli.telegram_cmd import telegram as telegram_command
+from modelyard.ledger.store import LogUnavailable
 
 readable_help_labels()
 
@@ -82,3 +83,6 @@ def main() -> None:
     except KeyboardInterrupt:  # while typer builds the commands (an install from before modelyard.console)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except LogUnavailable as exc:  # the log failed mid-command (a lock held past its bound): said, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

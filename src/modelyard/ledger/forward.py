@@ -359,8 +359,7 @@ class Forwarder:
         if self._pg is None:
             from modelyard.ledger.pg import PgConnection
 
-            self._pg = PgConnection(self.url, application_name="modelyard-forwarder")
-            self._pg.lock_timeout = self.lock_timeout
+            self._pg = PgConnection(self.url, application_name="modelyard-forwarder", lock_timeout=self.lock_timeout)
         return self._pg
 
     def _labels_waiting(self) -> bool:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 #: seconds to wait for a connection before calling the database unreachable
 CONNECT_TIMEOUT = 5
+#: how long a reader (``log``, ``report``, ``models``, the dashboard) waits for a lock another session holds on the
+#: log's tables before it says who holds it and stops, in seconds
+READ_LOCK_TIMEOUT = 10.0
 
 
 class Row:
@@ -91,10 +94,12 @@ class PgConnection:
     #: transaction pooler, where a session-level ``SET`` would stay on a server connection others use next.
     lock_timeout: float | None = None
 
-    def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard"):
+    def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard",
+                 lock_timeout: float | None = None):
         import psycopg
 
         self.url = url
+        self.lock_timeout = lock_timeout  # before the migration: its check waits on the same locks
         self.where = dburl.redact(url)
         try:
             # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query once it ran five
@@ -132,21 +137,52 @@ class PgConnection:
         """An error about this database, for people: names it, never shows its password."""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if getattr(exc, "sqlstate", None) == "55P03":  # lock_not_available: say where to look
-            first += (" — another session holds a lock on the log's tables (an open transaction, a migration, "
-                      "VACUUM FULL): pg_stat_activity and pg_locks show which")
+            first += (f" — waited {self.lock_timeout or 0:g}s: another session holds a lock on the log's tables "
+                      "(an open transaction, a migration, VACUUM FULL)")
+            holders = self._lock_holders()
+            first += f": {holders}" if holders else ": pg_stat_activity and pg_locks show which"
         return dburl.scrub(f"routing log {self.where}: {first}", self.url)
 
+    def _lock_holders(self) -> str:
+        """Who holds a lock on a table of the log's schema that keeps others out (named in the error: 'log' waited
+        forever behind a psql left in a transaction, and said nothing)."""
+        try:
+            rows = self._conn.execute(
+                "SELECT DISTINCT a.pid, a.usename, a.application_name, a.state, "
+                "EXTRACT(EPOCH FROM now() - a.xact_start)::int, left(a.query, 80), c.relname "
+                "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.granted AND l.mode IN ('AccessExclusiveLock', 'ExclusiveLock') "
+                "AND c.relnamespace = current_schema()::regnamespace AND l.pid <> pg_backend_pid() "
+                "ORDER BY 1 LIMIT 3").fetchall()
+        except Exception:  # the hint is a courtesy: never let it hide the error
+            return ""
+        return "; ".join(f"pid {pid} (user {user}, application '{app}', {state} for {age}s, holds {table}: "
+                         f"{query!r}) — pg_terminate_backend({pid}) ends it"
+                         for pid, user, app, state, age, query, table in rows)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement; a lost or refused connection is :class:`LogUnavailable`, a bad row stays psycopg's."""
+        """Run one statement; a lost or refused connection is :class:`LogUnavailable`, a bad row stays psycopg's.
+
+        With ``lock_timeout``, a statement outside an explicit transaction runs in one of its own with the bound
+        (``SET LOCAL``): a reader (``log``, ``report``, the dashboard) waited without bound behind a session that
+        held the table exclusively, with nothing said."""
         import psycopg
 
         try:
+            if self.lock_timeout and sql != "BEGIN" and not self.in_transaction:
+                with self._conn.transaction():
+                    self._conn.execute(self._bound())
+                    return self._conn.execute(to_pg(sql), params)
             cursor = self._conn.execute(to_pg(sql), params)
             if self.lock_timeout and sql == "BEGIN":
-                self._conn.execute(f"SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))}")
+                self._conn.execute(self._bound())
             return cursor
         except psycopg.OperationalError as exc:
             raise LogUnavailable(self.describe(exc)) from None
+
+    def _bound(self) -> str:
+        return f"SET LOCAL lock_timeout = {max(1, round((self.lock_timeout or 0) * 1000))}"
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
         import psycopg

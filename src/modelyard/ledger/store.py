@@ -70,9 +70,9 @@ class LogStore:
         """A new connection to where readers look (PostgreSQL when configured); the caller closes it.
         Raises ``LogUnavailable`` when PostgreSQL cannot be reached."""
         if self.url:
-            from modelyard.ledger.pg import PgConnection
+            from modelyard.ledger.pg import READ_LOCK_TIMEOUT, PgConnection
 
-            return PgConnection(self.url, migrate_schema=not readonly)
+            return PgConnection(self.url, migrate_schema=not readonly, lock_timeout=READ_LOCK_TIMEOUT)
         return self.local(readonly=readonly)
 
     def local(self, *, readonly: bool = False) -> sqlite3.Connection:

@@ -125,6 +125,8 @@ class RedisLink:
         self.states: dict[str, RedisState] = {}
         #: token → the state waiting for it (the grant listener looks tokens up here)
         self.waiters: dict[str, RedisState] = {}
+        #: the last jump of the store's clock a model saw (said in /healthz's detail), '' none
+        self.clock_note = ""
         self.up = True  # optimistic until the first call says otherwise
         self.down_since: float | None = None
         self.down_reason = ""
@@ -483,6 +485,8 @@ class RedisLink:
                       f"on_outage={self.settings.on_outage.value}")
         if self.up and self.disagreements:
             detail += f"; limits differ: {'; '.join(self.disagreements)}"
+        if self.clock_note:
+            detail += f"; {self.clock_note}"
         return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
                           list(self.disagreements))
 

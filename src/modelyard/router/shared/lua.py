@@ -13,7 +13,9 @@ Per model, under one hash tag (so a cluster could hold them in one slot):
 - ``released`` sorted set: token → when it was released (a late heartbeat must not revive it).
 - ``meta``     hash: ``seq`` (ticket counter), ``epoch`` (changes when Redis lost its data),
   ``grace`` (no slot is handed out before this: live holders re-register first), ``held`` (how many
-  holders the last script left: an empty ``holders`` set where it says more was evicted alone).
+  holders the last script left: an empty ``holders`` set where it says more was evicted alone),
+  ``last`` (the time of the last script that purged: a gap past a window is a clock jump, see ``purge``),
+  ``jump`` / ``jump_at`` (the last forward jump seen, ms, and when), ``back`` / ``back_at`` (a step back).
 - ``breaker``  hash: ``state``, ``failures``, ``cooldown``, ``until``, ``reason``, ``gen``,
   ``probe`` (token of the one half-open probe) and ``probe_until`` (its lease).
 
@@ -37,11 +39,28 @@ local function zrem_all(key, list)
   end
 end
 
--- holders and waiters whose lease ran out belonged to a process that stopped renewing them
-local function purge(H, Q, W, now)
-  local n = redis.call('ZREMRANGEBYSCORE', H, '-inf', now)
+-- holders and waiters whose lease ran out belonged to a process that stopped renewing them — unless the clock jumped.
+-- Every live process renews every model each lease/3 (half a window) and stamps ``last``: a gap of more than a window
+-- while holders were registered means either every holder's process stopped at once, or Redis's clock stepped
+-- forward (a VM resumed, an NTP step, Redis itself paused). Then every lease runs out together, and handing the slots
+-- out again at once would give them twice while their holders still run. So the store waits a grace (as after a
+-- restart) in which the live processes re-register what they hold; only then are slots handed out. The jump is kept
+-- in ``jump`` / ``jump_at`` for the processes to say. A step back is only noted (``back``): leases last longer,
+-- nothing is handed out twice.
+local function purge(H, Q, W, now, M, win, grace_ms)
+  local last = tonumber(redis.call('HGET', M, 'last') or '0')
+  local n = redis.call('ZREMRANGEBYSCORE', H, '-inf', now)  -- a write first: under maxmemory the rest may write too
   local gone = redis.call('ZRANGEBYSCORE', W, '-inf', now)
   if #gone > 0 then zrem_all(W, gone); zrem_all(Q, gone) end
+  if last > 0 and n > 0 and now - last > win and redis.call('ZCARD', H) == 0 then
+    redis.call('HSET', M, 'jump', tostring(now - last), 'jump_at', tostring(now))
+    if tonumber(redis.call('HGET', M, 'grace') or '0') < now + grace_ms then
+      redis.call('HSET', M, 'grace', tostring(now + grace_ms))
+    end
+  elseif last > 0 and last - now > 1000 then
+    redis.call('HSET', M, 'back', tostring(last - now), 'back_at', tostring(now))
+  end
+  if last ~= now then redis.call('HSET', M, 'last', tostring(now)) end
   return n + #gone
 end
 
@@ -88,7 +107,7 @@ local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 if lost then return noted(M, H, {2, cur}) end
-purge(H, Q, W, now)
+purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 promote(H, Q, W, M, now, win, limit, ARGV[8])
 -- a repeated call (retried on a new connection)
 if redis.call('ZSCORE', H, token) then return noted(M, H, {1, cur}) end
@@ -103,18 +122,18 @@ redis.call('ZADD', W, now + win, token)
 return noted(M, H, {0, cur})
 """
 
-#: KEYS holders queue leases meta released; ARGV now win limit channel token…
+#: KEYS holders queue leases meta released; ARGV now win limit channel grace_ms token…
 #: Gives slots back / withdraws waiters, hands freed slots over. → number of slots given back
 RELEASE = _PRELUDE + r"""
 local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, win, limit = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+purge(H, Q, W, now, M, win, tonumber(ARGV[5]))
 local n = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   n = n + redis.call('ZREM', H, ARGV[i])
   redis.call('ZREM', Q, ARGV[i]); redis.call('ZREM', W, ARGV[i])
   redis.call('ZADD', R, now, ARGV[i])
 end
-purge(H, Q, W, now)
 promote(H, Q, W, M, now, win, limit, ARGV[4])
 return noted(M, H, n)
 """
@@ -129,8 +148,8 @@ local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, win, limit, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
+purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 redis.call('ZREMRANGEBYSCORE', R, '-inf', now - 4 * win)
-purge(H, Q, W, now)
 for i = 10, 9 + nh do
   local t = ARGV[i]
   if redis.call('ZSCORE', H, t) or not redis.call('ZSCORE', R, t) then redis.call('ZADD', H, now + win, t) end
@@ -160,16 +179,18 @@ return noted(M, H, out)
 
 #: KEYS holders queue breaker meta; ARGV now
 #: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left,
-#:    generation, epoch ('' once the store lost its data)}
+#:    generation, epoch ('' once the store lost its data), the last forward jump of the clock (ms, '' none) and when
+#:    it was seen, the last step back and when}
 VIEW = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until', 'gen')
-local m = redis.call('HMGET', KEYS[4], 'grace', 'epoch')
+local m = redis.call('HMGET', KEYS[4], 'grace', 'epoch', 'jump', 'jump_at', 'back', 'back_at')
 local left = math.max(0, math.floor(tonumber(b[2] or '0') - now))
 local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
 local grace = math.max(0, math.floor(tonumber(m[1] or '0') - now))
 return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
-        b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0'), m[2] or ''}
+        b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0'), m[2] or '', m[3] or '', m[4] or '',
+        m[5] or '', m[6] or ''}
 """
 
 #: KEYS breaker; ARGV now win token

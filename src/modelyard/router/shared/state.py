@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -27,7 +28,9 @@ from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
 from modelyard.router.shared.link import RedisLink, StoreUnreachable
 from modelyard.router.slots import QueueTimeout
-from modelyard.router.state import Condition, ModelState, Ticket
+from modelyard.router.state import Condition, ModelState, Ticket, over_queue_bound
+
+log = logging.getLogger("modelyard.state")
 
 
 class _Wake(Enum):
@@ -82,6 +85,8 @@ class RedisState(ModelState):
         self._resyncing = False
         #: asks for the grant when the grace after a Redis restart ends (a waiter is handed its slot then)
         self._grace_timer: asyncio.TimerHandle | None = None
+        #: the store's last clock jumps as read (None: not read yet — a jump from before this process is not news)
+        self._jumps_seen: tuple[str, ...] | None = None
         link.register(self)
 
     # -- slots ----------------------------------------------------------------------------
@@ -241,12 +246,16 @@ class RedisState(ModelState):
             return
         try:
             await self.link.call("RELEASE", [*self._slots, self._released],
-                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+                                 self._release_args(tokens))
         except StoreUnreachable:
             self._pending.update(tokens)
             self._hand_over_local()
         else:
             self._remote.difference_update(tokens)
+
+    def _release_args(self, tokens: list[str]) -> list[Any]:
+        link = self.link
+        return [link.now_arg(), link.window_ms, self.limit, link.channel, link.grace_ms, *tokens]
 
     def granted(self, token: str) -> None:
         """The grant listener (or a heartbeat) says ``token`` now holds a slot."""
@@ -264,7 +273,7 @@ class RedisState(ModelState):
         if self._pending:
             tokens = list(self._pending)
             await self.link.call("RELEASE", [*self._slots, self._released],
-                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+                                 self._release_args(tokens))
             self._pending.difference_update(tokens)
             self._remote.difference_update(tokens)
 
@@ -277,7 +286,7 @@ class RedisState(ModelState):
             self._unwait(token)
         if tokens:
             await self.link.call("RELEASE", [*self._slots, self._released],
-                                 [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, *tokens])
+                                 self._release_args(tokens))
         for token in list(self.probes):
             await self.link.call("ABANDON", [self._breaker], [token])
         self.probes.clear()
@@ -397,6 +406,15 @@ class RedisState(ModelState):
 
     # -- what it looks like ---------------------------------------------------------------
 
+    def queue_full(self, max_queue: int) -> str:
+        """While the store is out of reach this process has its share, not the model's limit: with the limit, a
+        request found a slot 'free' that the share did not have, queued past ``max_queue`` and waited its bound."""
+        if self.link.up or self._share() == 0:  # no share at all: acquire says state_unreachable
+            return super().queue_full(max_queue) if self.link.up else ""
+        _, _, in_flight, waiting = self.snapshot()
+        why = over_queue_bound(self._share(), in_flight, waiting, max_queue)
+        return f"{why}; shared state unreachable: {self._share_text()}" if why else ""
+
     def cooling_detail(self) -> str:
         return self._skip
 
@@ -410,6 +428,8 @@ class RedisState(ModelState):
         grace ends, not at its next heartbeat (a Redis restart paused every grant for the grace plus up to a
         heartbeat: 12 s with the default lease)."""
         self._view = result
+        if len(result) > 13:
+            self._jumped(result[10], result[11], result[12], result[13])
         if not (self.held or self.waiting or self.probes):
             return
         epoch = result[9].decode() if len(result) > 9 else self.epoch
@@ -420,6 +440,27 @@ class RedisState(ModelState):
         if grace_ms > 0 and self.waiting and self._grace_timer is None:
             loop = asyncio.get_running_loop()
             self._grace_timer = loop.call_later(grace_ms / 1000 + 0.005, self._grace_over)
+
+    def _jumped(self, *view: Any) -> None:
+        """Say a jump of the store's clock once (see ``purge`` in :mod:`.lua`); the first view only learns the last one.
+        ``view``: the forward jump (ms) and when it was seen, the step back and when."""
+        seen = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in view)
+        before, self._jumps_seen = self._jumps_seen, seen
+        if before is None or seen == before:
+            return
+        forward, forward_at, back, back_at = seen
+        if forward_at and forward_at != before[1]:
+            self._say_jump(f"model {self.name}: the shared store's clock jumped {float(forward) / 1000:.1f}s forward "
+                           "(a VM resumed, an NTP step, Redis paused) and every lease ran out at once: no slot is "
+                           f"handed out for the grace ({self.link.grace_ms / 1000:.1f}s) while live processes "
+                           "register again what they hold")
+        if back_at and back_at != before[3]:
+            self._say_jump(f"model {self.name}: the shared store's clock went back {float(back) / 1000:.1f}s: leases "
+                           "and cooldowns last that much longer")
+
+    def _say_jump(self, text: str) -> None:
+        self.link.clock_note = text
+        log.warning("shared state %s: %s", self.link.settings.shown_url, text)
 
     async def aclose(self) -> None:
         if self._grace_timer is not None:

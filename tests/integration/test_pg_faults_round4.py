@@ -1,0 +1,56 @@
+"""The routing log on a real PostgreSQL under what operators do to it (helper-46's hunt): a session that holds the
+log's tables exclusively (a psql left in a transaction after ``LOCK TABLE``, ``VACUUM FULL``, a migration by hand).
+The readers (``log``, ``report``) waited for it without bound and said nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import yaml
+from tests.integration.test_pg_forward import write
+from tests.unit.test_ledger import record
+
+from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.pg import READ_LOCK_TIMEOUT
+
+
+def _config(tmp_path: Path, url: str) -> Path:
+    data = {"models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+            "agents": {"a": {"primary": "m"}}, "default_agent": "a",
+            "log": {"path": str(tmp_path / "spool.sqlite3"), "url": url}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_log_behind_an_exclusive_lock_says_who_holds_it_within_its_bound(tmp_path: Path, pg_url: str) -> None:
+    spool = tmp_path / "spool.sqlite3"
+    write(spool, [record(0)])
+    forwarder = Forwarder(spool, pg_url)  # the schema exists and holds a row
+    try:
+        assert forwarder.flush(30)
+    finally:
+        forwarder.close()
+    config = _config(tmp_path, pg_url)
+    with psycopg.connect(pg_url, application_name="psql-left-open") as locker:
+        locker.execute("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+        t0 = time.monotonic()
+        try:
+            out = subprocess.run([sys.executable, "-m", "modelyard", "log", "--config", str(config)],
+                                 capture_output=True, text=True, timeout=READ_LOCK_TIMEOUT + 40)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("`modelyard log` still waited for the lock after its bound") from None
+        took = time.monotonic() - t0
+        locker.rollback()
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "lock timeout" in out.stderr and "psql-left-open" in out.stderr, out.stderr
+    assert "LOCK TABLE requests" in out.stderr and "pg_terminate_backend(" in out.stderr, out.stderr
+    assert took >= READ_LOCK_TIMEOUT * 0.9
+    again = subprocess.run([sys.executable, "-m", "modelyard", "log", "--config", str(config)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr  # the lock gone: the log reads as before

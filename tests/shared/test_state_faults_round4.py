@@ -1,0 +1,93 @@
+"""The fourth fault hunt (helper-46): shared state under faults real deployments report. Each test runs against a
+real ``redis-server`` (a private one where the test stops or reconfigures it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from modelyard.config.schema import StateConfig
+from modelyard.router import ModelPool
+from modelyard.router.clock import ManualClock
+from modelyard.router.shared import RedisState
+from modelyard.router.slots import QueueTimeout
+from tests.shared.redis_kit import PrivateRedis, counts
+from tests.shared.test_redis_state import Pools, config, pools  # noqa: F401 - fixture
+
+TIMEOUT = 1.0
+
+
+async def _until(predicate, timeout: float = 5.0) -> None:
+    t0 = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - t0 < timeout, "not within the time bound"
+        await asyncio.sleep(0.02)
+
+
+async def test_max_queue_during_an_outage_counts_this_process_share(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """Redis down, two processes: each has 2 of the model's 4 slots. With both of its slots busy a request should
+    move on at once under ``max_queue: 0``; it was compared with the full limit (2 busy < 4), so it queued for
+    a slot the share did not have and waited out its queue bound."""
+    server = PrivateRedis(tmp_path).start()
+    try:
+        a, b = (p["m"] for p in pools(2, limit=4, url=server.url, timeout=TIMEOUT, refresh=0.1))
+        assert isinstance(a, RedisState)
+        for state in (a, b):
+            await state.acquire(3)
+            await state.release()
+        await _until(lambda: a.link.instances == 2)
+    finally:
+        server.kill()
+    await a.acquire(3)  # finds the store gone: this process's share from now on
+    assert not a.link.up
+    await a.acquire(0.1)  # the share's second slot
+    why = a.queue_full(0)
+    assert "0 waiting for its 2 busy slots (max_queue 0)" in why, why
+    assert "share is 2 of 4" in why
+    assert a.queue_full(1) == ""  # room for one waiter
+    await a.release()
+    assert a.queue_full(0) == ""  # a slot of the share is free again
+    await a.release()
+
+
+async def test_a_clock_jump_of_the_store_hands_no_slot_out_twice(redis_url: str, prefix: str, caplog) -> None:
+    """Redis's clock steps 60 s forward (its VM resumed, an NTP step) while a process holds the only slot: every
+    lease runs out at once. The next process's ACQUIRE purged the holder and took the slot — two requests on a
+    model with one — and the holder's heartbeat registered its slot again beside it, with nothing said. Now the
+    store waits a grace in which live holders register again, says so, and hands the slot on only after.
+    (The scripts take the time from the manual clock given to the link, exactly as they take Redis's TIME.)"""
+    clock = ManualClock()
+    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=TIMEOUT)
+    a, b = (ModelPool(config(1), clock=clock, shared=settings) for _ in range(2))
+    try:
+        holder, other = a["m"], b["m"]
+        assert isinstance(holder, RedisState) and isinstance(other, RedisState)
+        await other.acquire(1)
+        await other.release()
+        await holder.acquire(1)
+        await _until(lambda: all(s.link.view_at is not None for s in (holder, other)))  # a jump after the first look
+        clock.advance(60)
+        with caplog.at_level(logging.WARNING, logger="modelyard.state"):
+            with pytest.raises(QueueTimeout):
+                await other.acquire(0.5)  # the old code: granted, beside the live holder
+            assert counts(prefix, "m", redis_url)[0] <= 1
+            await _until(lambda: counts(prefix, "m", redis_url) == (1, 0))  # the holder registered itself again
+            await _until(lambda: "clock jumped 60.0s forward" in caplog.text)
+        assert "clock jumped" in holder.link.status().detail
+        waiting = asyncio.ensure_future(other.acquire(10))
+        await holder.release()
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "handed on within the grace"
+        for _ in range(3):  # past the grace (2/3 lease + timeout = 3 s) in steps shorter than a window (2 s), each
+            clock.advance(1.1)  # renewed before the next: time passing, not another jump
+            await other.link.sync(other)
+        await asyncio.wait_for(waiting, 5)
+        assert counts(prefix, "m", redis_url)[0] == 1
+        await other.release()
+    finally:
+        for pool in (a, b):
+            await pool.aclose()
