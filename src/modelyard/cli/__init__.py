@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from inspect import cleandoc
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +13,7 @@ import typer
 
 from modelyard import __version__
 from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay_cmd, report_cmd, serve_cmd, setup
-from modelyard.cli.common import CONFIG_HELP
+from modelyard.cli.common import CONFIG_HELP, err
 from modelyard.cli.help_labels import install as readable_help_labels
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 from modelyard.ledger.store import LogUnavailable
@@ -75,6 +77,33 @@ def _one_line_summaries(typer_app: typer.Typer) -> None:
 
 
 _one_line_summaries(app)
+
+
+def _says_interrupted(callback: Callable[..., object]) -> Callable[..., object]:
+    """A Ctrl-C that reaches typer from a command (``log`` or ``report`` waiting on PostgreSQL, ``models`` on its
+    connects, ``replay`` simulating) became typer's silent exit 130; the commands that handle signals themselves
+    (``cli.common.run``) said ``interrupted``. Said by every command now."""
+    @functools.wraps(callback)
+    def said(*args: object, **kwargs: object) -> object:
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt:
+            err.print("interrupted", highlight=False, markup=False)
+            raise typer.Exit(130) from None
+
+    return said
+
+
+def _interrupts_said(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = _says_interrupted(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _interrupts_said(group.typer_instance)
+
+
+_interrupts_said(app)
 
 
 def main() -> None:

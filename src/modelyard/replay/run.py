@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sqlite3
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,10 +181,42 @@ def _simulate_side(args: tuple) -> Side:
     return _side(collector, skipped, shown, period)
 
 
+def _ignore_ctrl_c() -> None:
+    """A worker shares the terminal's process group, so Ctrl-C reaches it too: with Python's handler each printed
+    multiprocessing's KeyboardInterrupt traceback under ``replay``'s "interrupted". The command handles Ctrl-C and
+    stops its workers itself (:func:`_stop_workers`). SIGINT is blocked while the worker is forked
+    (:func:`_forking`), so one that arrives before this runs waits here, and is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _yield_cpu() -> None:
     """Lower this worker's priority: it is off the critical path (harmless where it cannot be lowered)."""
+    _ignore_ctrl_c()
     with contextlib.suppress(AttributeError, OSError):
         os.nice(5)
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Submitting to a pool forks its workers: hold SIGINT back meanwhile (see :func:`_ignore_ctrl_c`); a Ctrl-C
+    then reaches this process when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Interrupted: end the workers now (they ignore Ctrl-C), rather than wait for a simulation of a big log."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, AttributeError):
+            process.terminate()
 
 
 def _measure(store: LogStore, period: Period) -> dict[str, Any]:
@@ -224,9 +258,10 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
     # the log's own figures need no profile: a worker counts them on the second core while this one fits, at
     # a lower priority (the fit and then the simulations are the critical path; it finishes in their gaps)
     measurer = ProcessPoolExecutor(max_workers=1, initializer=_yield_cpu) if parallel else None
-    workers = ProcessPoolExecutor(max_workers=2) if parallel else None
+    workers = ProcessPoolExecutor(max_workers=2, initializer=_ignore_ctrl_c) if parallel else None
     try:
-        measuring = measurer.submit(_measure, store, period) if measurer is not None else None
+        with _forking():
+            measuring = measurer.submit(_measure, store, period) if measurer is not None else None
         conn = store.connect()
         local = store.local() if store.url else conn  # probes and bench runs stay in this host's file
         try:
@@ -251,11 +286,18 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
         jobs = [(_for_replay(cfg), cfg, period, store, profiles, lengths, ld, sp, seed, start, bucket)
                 for cfg, ld, sp in runs]
         if workers is not None and measuring is not None:
-            results = list(workers.map(_simulate_side, jobs))
+            with _forking():
+                simulated = workers.map(_simulate_side, jobs)
+            results = list(simulated)
             report = measuring.result()
         else:
             results = [_simulate_side(job) for job in jobs]
             report = _measure(store, period)
+    except BaseException:  # Ctrl-C above all
+        for pool in (workers, measurer):
+            if pool is not None:
+                _stop_workers(pool)
+        raise
     finally:
         for pool in (workers, measurer):
             if pool is not None:

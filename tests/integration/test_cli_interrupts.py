@@ -1,0 +1,93 @@
+"""Ctrl-C of the commands a team runs from a laptop against the shared log: each says ``interrupted``, exit 130,
+and nothing else — no silent exit, no worker's traceback (a newcomer's fourth walk, several hosts)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+import yaml
+from benchmarks.replay_log import write_config, write_log
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "COLUMNS": "200"}
+
+
+def _wait(predicate: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"the command ended ({proc.returncode}) before {what}: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"not {what} within {timeout}s")
+        time.sleep(0.05)
+
+
+def _said_interrupted(proc: subprocess.Popen) -> str:
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 130 and stderr.strip().endswith("interrupted"), (proc.returncode, stderr)
+    return stderr
+
+
+@pytest.mark.parametrize("command", [["log"], ["report"], ["stats"]], ids=lambda c: c[0])
+def test_ctrl_c_while_the_shared_log_is_locked_says_interrupted(command: list[str], tmp_path: Path,
+                                                              pg_url: str) -> None:
+    """`log`/`report`/`stats` wait on PostgreSQL while another session holds a lock on the log (a migration, a psql
+    left in a transaction). Ctrl-C there exited 130 with nothing said: typer turns a KeyboardInterrupt that reaches
+    it into a silent exit; the commands that handle signals themselves said `interrupted`."""
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"chat": {"primary": "m"}},
+        "log": {"path": str(tmp_path / "spool.sqlite3"), "url": pg_url},
+    }))
+    first = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), *command],
+                           capture_output=True, text=True, env=_env(), timeout=120)
+    assert first.returncode == 0, first.stderr  # the log's tables exist now
+    with psycopg.connect(pg_url) as holder, psycopg.connect(pg_url, autocommit=True) as watcher:
+        holder.execute("LOCK TABLE requests IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), *command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+        def waiting_on_the_lock() -> bool:
+            row = watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND datname = current_database()").fetchone()
+            return bool(row and row[0])
+
+        _wait(waiting_on_the_lock, proc, "waiting on the lock")
+        proc.send_signal(signal.SIGINT)
+        _said_interrupted(proc)
+        holder.rollback()
+
+
+def test_ctrl_c_during_replay_leaves_no_worker_traceback(tmp_path: Path) -> None:
+    """`replay` simulates in worker processes, which share the terminal's process group: Ctrl-C reached them too,
+    and each printed multiprocessing's KeyboardInterrupt traceback around the command's own `interrupted`."""
+    log = tmp_path / "log.sqlite3"
+    start = time.time() - 20 * 86400
+    write_log(log, 60_000, start, days=15)
+    current = write_config(tmp_path / "current.yaml", log)
+    candidate = write_config(tmp_path / "candidate.yaml", log, slots=1)
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "replay", "--config", str(candidate), "--current",
+                             str(current), "--days", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_env(), start_new_session=True)  # its own group, as a terminal's job
+    parent = psutil.Process(proc.pid)
+    _wait(lambda: len(parent.children()) >= 2, proc, "running its workers")
+    workers = parent.children()
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    _said_interrupted(proc)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers left running after replay was interrupted: {alive}"
