@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.clock import ManualClock
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
+from tests.helpers import make_config
 from tests.shared.redis_kit import PrivateRedis, counts
 from tests.shared.test_redis_state import Pools, config, pools  # noqa: F401 - fixture
 
@@ -90,4 +92,71 @@ async def test_a_clock_jump_of_the_store_hands_no_slot_out_twice(redis_url: str,
         await other.release()
     finally:
         for pool in (a, b):
+            await pool.aclose()
+
+
+def _model_config(endpoint: str = "http://gpu-box:11434", price: float = 0):
+    return make_config({"m": {"provider": "ollama", "endpoint": endpoint, "model": "qwen3:8b", "max_concurrent": 2,
+                              "price": {"input": price, "output": price}}}, {"a": {"primary": "m"}})
+
+
+async def _registered(pool: ModelPool) -> None:
+    state = pool["m"]
+    await state.acquire(3)
+    await state.release()
+
+
+async def test_hosts_on_other_databases_or_prefixes_limiting_one_backend_are_told(tmp_path: Path, caplog) -> None:
+    """Host A on ``redis://…/0``, host B on ``/1`` (or on another ``prefix``), both limiting the same Ollama: each
+    handed out its whole max_concurrent and saw only its own half, with nothing said. Now each process registers its
+    namespace and backends under one fixed key in database 0, and one that finds the same backend in another
+    namespace says so (warning, /healthz's detail, ``models``)."""
+    with PrivateRedis(tmp_path) as server:
+        url0, url1 = server.url, server.url[:-1] + "1"
+        made = [ModelPool(_model_config(), shared=StateConfig(url=u, prefix=p, lease=3, refresh=0.1, timeout=TIMEOUT))
+                for u, p in ((url0, "modelyard"), (url1, "modelyard"), (url0, "team"), (url0, "modelyard"))]
+        other = ModelPool(_model_config("http://other-box:11434"),  # another machine: nothing shared
+                          shared=StateConfig(url=url1, prefix="x", lease=3, refresh=0.1, timeout=TIMEOUT))
+        cloud = [ModelPool(_model_config(price=1), shared=StateConfig(url=u, prefix=p, lease=3, refresh=0.1,
+                                                                       timeout=TIMEOUT))
+                 for u, p in ((url0, "c1"), (url0, "c2"))]  # priced: its limit belongs to a key, not a machine
+        try:
+            with caplog.at_level(logging.WARNING, logger="modelyard.state"):
+                for pool in [*made, other, *cloud]:
+                    await _registered(pool)
+                a, b, c, same = (p.link for p in made)
+                assert a is not None and b is not None and c is not None and same is not None
+                await _until(lambda: len(a.splits) == 2, timeout=15)  # its next registration sees the later ones
+                assert "under db 0 prefix 'modelyard' and as m under db 1 prefix 'modelyard'" in "".join(a.splits)
+                assert "db 0 prefix 'team'" in "".join(a.splits)
+                assert a.splits == same.splits  # same namespace: not a split between those two
+                assert b.splits and c.splits
+                assert "counted apart" in a.status().detail and "http://gpu-box:11434 qwen3:8b" in a.status().detail
+                assert "each hands out the whole max_concurrent" in caplog.text
+            assert other.link is not None and other.link.splits == []
+            assert all(p.link is not None and p.link.splits == [] for p in cloud)
+        finally:
+            for pool in [*made, other, *cloud]:
+                await pool.aclose()
+        left = redis.Redis(port=server.port).zcard("modelyard-namespaces:alive")
+        assert left == 0, "every process left the registry on close"
+
+
+async def test_an_acl_without_the_registry_key_changes_nothing_else(tmp_path: Path) -> None:
+    """A user whose ACL allows only its own prefix (``~modelyard:*``) gets NOPERM for the registry: the check is
+    dropped, quietly, and the link stays up (the registry is a courtesy, never the store's health)."""
+    with PrivateRedis(tmp_path) as server:
+        admin = redis.Redis(port=server.port)
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~modelyard:*", "&modelyard:*", "+@all")
+        url = f"redis://app:pw@127.0.0.1:{server.port}/0"
+        pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+        try:
+            await _registered(pool)
+            link = pool.link
+            assert link is not None
+            await _until(lambda: link._registry_off)
+            errors = link.errors
+            await _registered(pool)
+            assert link.up and link.errors == errors and link.splits == []
+        finally:
             await pool.aclose()

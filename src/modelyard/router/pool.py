@@ -137,6 +137,7 @@ class ModelPool:
                       for n, m in config.models.items()}
         if settings is not None:
             from modelyard.router.shared import RedisLink, RedisState  # redis is imported only when used
+            from modelyard.router.shared.namespaces import backend_key
 
             # Redis's own clock unless a test injected one: loop clocks differ between processes
             self.link = link = RedisLink(settings, None if clock is loop_clock else clock)
@@ -144,6 +145,8 @@ class ModelPool:
             states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host)
                       for n, m in config.models.items()}
             link.limits = {n: m.max_concurrent for n, m in config.models.items() if n not in per_host}
+            link.backends = {n: key for n, p in self.providers.items()
+                             if (key := backend_key(p, link.host)) is not None}
         #: billed models with a spend cap (None: none has one); the runtime gives it a log reader
         self.spend = spend_caps({n: m.spend_cap for n, m in config.models.items()})
         self.states: dict[str, ModelState] = states or {

@@ -27,7 +27,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -47,7 +47,7 @@ from redis.exceptions import ConnectionError as DroppedConnection
 
 from modelyard.config.schema import StateConfig
 from modelyard.router.clock import Clock
-from modelyard.router.shared import lua
+from modelyard.router.shared import lua, namespaces
 
 if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
@@ -91,6 +91,8 @@ class LinkStatus:
     errors: int
     #: models whose max_concurrent another live process applies differently ("qwen: 1 here, 2 at host:pid:…")
     disagreements: list[str]
+    #: backends limited here and by a process on another database or prefix of the same server (counted apart)
+    splits: list[str] = field(default_factory=list)
 
 
 class RedisLink:
@@ -120,6 +122,14 @@ class RedisLink:
         #: own limit to the scripts, so processes that disagree hand out the larger one — said, not silent
         self.limits: dict[str, int] = {}
         self.disagreements: list[str] = []
+        #: model → the backend its slots protect (:func:`.namespaces.backend_key`; the pool sets it)
+        self.backends: dict[str, str] = {}
+        self.splits: list[str] = []
+        self._registry_at = -namespaces.EVERY
+        #: an ACL refused the registry (database 0, or its key): not checked again
+        self._registry_off = False
+        self._registry_client: Redis | None = None
+        self._registry_script: AsyncScript | None = None
         self.host_instances = 0
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
@@ -194,9 +204,11 @@ class RedisLink:
             mine = self._limits_text()
             self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
+            await self._namespaces("-")
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
             self.mark_down(self.down_reason or failure(exc))
         finally:
+            await self._close_registry()
             await self._client.aclose()
             self._client = None
             self._loop = None
@@ -217,6 +229,8 @@ class RedisLink:
                 for state in self.states.values():
                     await state.give_back_all()
                 await self.call("INSTANCES", *self._instances_call(leave=True))
+            await self._namespaces("")
+        await self._close_registry()
         await self._client.aclose()
         self._client = None
         self._loop = None
@@ -412,6 +426,56 @@ class RedisLink:
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
+        if self.view_at - self._registry_at >= namespaces.EVERY:
+            self._registry_at = self.view_at
+            await self._namespaces(json.dumps({"namespace": self._namespace(), "backends": self.backends},
+                                              sort_keys=True))
+
+    # -- namespaces (see .namespaces) -----------------------------------------------------
+
+    def _namespace(self) -> str:
+        db = self._client.connection_pool.connection_kwargs.get("db", 0) if self._client is not None else 0
+        return namespaces.describe(int(db or 0), self.prefix)
+
+    async def _namespaces(self, entry: str) -> None:
+        """Register in the fixed registry (``entry``: JSON; "-" only looks, "" leaves) and say what is counted apart.
+        Never marks the link down: a failure here skips one look, an ACL's refusal stops looking."""
+        if self._registry_off or not self.backends or self._client is None:
+            return
+        if self._registry_client is None:
+            pool = self._client.connection_pool
+            if int(pool.connection_kwargs.get("db", 0) or 0) == 0:
+                self._registry_client = self._client
+            else:  # a client of its own on database 0 of the same server, closed with the link's
+                self._registry_client = Redis(connection_pool=type(pool)(
+                    connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": 0}))
+            self._registry_script = self._registry_client.register_script(namespaces.REGISTER)
+        assert self._registry_script is not None
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                others = await self._registry_script(keys=[namespaces.REGISTRY, namespaces.ALIVE],
+                                                     args=[self.instance, namespaces.TTL_MS, entry])
+        except (TimeoutError, DroppedConnection, OSError):
+            return
+        except RedisError as exc:  # NOPERM (an ACL without database 0 or the key), a replica: not this link's health
+            self._registry_off = True
+            log.info("shared state %s: which processes count the same backend apart is not checked (%s)",
+                     self.settings.shown_url, failure(exc))
+            return
+        if entry == "":
+            return
+        found = namespaces.splits(self.backends, self._namespace(), list(others))
+        if found and found != self.splits:
+            log.warning("shared state %s: processes on this Redis server limit the same backend in different "
+                        "namespaces, so each hands out the whole max_concurrent (use one state.url database and one "
+                        "state.prefix on every host): %s", self.settings.shown_url, "; ".join(found))
+        self.splits = found
+
+    async def _close_registry(self) -> None:
+        client, self._registry_client, self._registry_script = self._registry_client, None, None
+        if client is not None and client is not self._client:
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     def view_fresh(self) -> bool:
         """The cached view was read within the last two ticks (the background loop is keeping up)."""
@@ -485,8 +549,10 @@ class RedisLink:
                       f"on_outage={self.settings.on_outage.value}")
         if self.up and self.disagreements:
             detail += f"; limits differ: {'; '.join(self.disagreements)}"
+        if self.up and self.splits:
+            detail += f"; counted apart: {'; '.join(self.splits)}"
         if self.clock_note:
             detail += f"; {self.clock_note}"
         return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
-                          list(self.disagreements))
+                          list(self.disagreements), list(self.splits))
 
