@@ -43,7 +43,8 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
         assert health["status"] == "ok"
         assert health["state"] == {"backend": "redis", "url": server.url, "prefix": prefix, "up": True,
                                    "detail": "reachable, 1 instance(s)", "instances": 1,
-                                   "view_age_s": health["state"]["view_age_s"], "limits_differ": [], "counted_apart": []}
+                                   "view_age_s": health["state"]["view_age_s"], "limits_differ": [],
+                                   "counted_apart": []}
         assert 0 <= health["state"]["view_age_s"] < 0.5
         metrics = httpx.get(gw.url + "/metrics").text
         assert "modelyard_shared_state_up 1.0" in metrics and "modelyard_shared_state_instances 1.0" in metrics
