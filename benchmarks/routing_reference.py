@@ -7,7 +7,9 @@ code they replaced, written the plain way (round 8's, copied), so that
 ``tests/agents/test_fast_path_reference.py`` can check the fast implementation decides exactly as this
 one on long and non-English messages, and ``bench_routing.py --compare`` can time both side by side.
 :func:`reference` wraps a trained classifier: the same fitted models, read and vectorized the old way,
-with caches of its own (so neither implementation profits from the other's).
+with caches of its own (so neither implementation profits from the other's). It is round 8's *code*,
+not round 8's decisions: both sides train on the current examples (round 9 added some, which changed
+decisions for both alike; benchmarks/README.md round 9).
 """
 
 from __future__ import annotations
