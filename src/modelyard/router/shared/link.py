@@ -175,7 +175,8 @@ class RedisLink:
         self._loop = loop
         timeout = self.settings.timeout
         self._client = Redis.from_url(self.settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                      retry=Retry(NoBackoff(), 0), health_check_interval=0)
+                                      retry=Retry(NoBackoff(), 0), health_check_interval=0,
+                                      redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
                                       "INSTANCES", "RESTARTED")}
@@ -332,8 +333,7 @@ class RedisLink:
             if not repeatable or self._client is None:
                 raise
             await self._client.connection_pool.disconnect(inuse_connections=False)
-            await self._restarted()  # a restart drops every connection: the call sees the data as what it is
-            return await attempt()
+            return await attempt()  # on a new connection, which asked whether Redis restarted first
         except NoScriptError:  # flushed between a pipeline's SCRIPT EXISTS and its EVALSHAs: the next one loads them
             if not repeatable:
                 raise
@@ -343,15 +343,18 @@ class RedisLink:
         metas = [state.meta_key for state in self.states.values()]
         return [("RESTARTED", metas, [self.now_arg(), self.new_token(), self.grace_ms])] if metas else []
 
-    async def _restarted(self) -> None:
-        """Ask whether Redis restarted (with the data it kept) for every model, on the fresh connection."""
-        assert self._client is not None
-        calls = self._restart_calls()
-        if calls:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for script, keys, args in calls:
-                    await self._scripts[script](keys=keys, args=args, client=pipe)
-                await pipe.execute()
+    async def _on_new_connection(self, connection: Any) -> None:
+        """Every new connection asks whether Redis restarted before it carries anything else.
+
+        A restart drops every connection, and redis-py replaces a dropped pooled one silently (it sees the
+        socket closed before using it), so a request's ACQUIRE could reach a Redis that came back from an
+        older snapshot before the heartbeat noticed: the slot taken since that snapshot was handed out a second
+        time (CI saw it). Asked here, the restart starts the grace before any script of this process runs.
+        """
+        await connection.on_connect()
+        for _, keys, args in self._restart_calls():
+            await connection.send_command("EVAL", lua.RESTARTED, len(keys), *keys, *args)
+            await connection.read_response()
 
     # -- up and down ----------------------------------------------------------------------
 
@@ -407,7 +410,7 @@ class RedisLink:
         beat = force or now - self._last_beat >= self.heartbeat
         renewing = list(self.states.values()) if beat else []
         calls: list[tuple[str, list[str], list[Any]]] = [("INSTANCES", *self._instances_call())]
-        restarts = self._restart_calls()
+        restarts = self._restart_calls()  # new connections ask too; this catches a proxy that kept ours open
         calls += restarts
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
