@@ -117,7 +117,7 @@ def check(
     """Validate the config against the latest probe results (exit 1 on errors)."""
     cfg, path = load_or_exit(config)
     conn = local_log_or_exit(cfg)
-    probes = probe_store.latest(conn, list(cfg.models))
+    probes = probe_store.measured_here(probe_store.latest(conn, list(cfg.models)), cfg)
     last = {m: (row["ts"], row["reason"] or "", row["detail"] or "") for m in cfg.models
             if (row := queries.last_attempt(conn, m)) is not None}
     findings = check_config(cfg, probes, missing_on_server(cfg, probes, last))

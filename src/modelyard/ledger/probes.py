@@ -2,6 +2,11 @@
 
 ``probe`` runs in its own process; every later ``ask``, ``chat``, ``serve`` … starts from what it
 found, so a model measured to think gets its thinking switch without a config edit.
+
+A finding is kept with the backend it was measured on (:func:`backend_of`: provider, endpoint, model id) and taught
+only to a model on that backend: every config on a machine without ``log.path`` shares the default log file, and a
+``qwen`` in one config (Ollama on the GPU box) is not the ``qwen`` of another (a llama-server here) — one's
+"no tools" turned the other's tool requests into fallbacks. Findings from before carry no backend and still apply.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class ProbeRow:
     provider: str
     #: the check failed on an error (unreachable, timeout), not on what the model can do
     error: bool = False
+    #: what was measured (:func:`backend_of`); "" in rows written before it was kept
+    backend: str = ""
 
 
 def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
@@ -47,7 +54,14 @@ def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
             extra = {"status": "unknown", "detail": row["detail"] or ""}
         yield ProbeRow(row["ts"], row["model"], row["check_name"], None if row["ok"] is None else bool(row["ok"]),
                        row["value"], extra.get("status", "unknown"), extra.get("detail", ""), extra.get("provider", ""),
-                       bool(extra.get("error", False)))
+                       bool(extra.get("error", False)), str(extra.get("backend") or ""))
+
+
+def backend_of(provider: Provider) -> str:
+    """What a probe measures: the provider kind, where it is served and the model id (not the config's name)."""
+    config = provider.config
+    where = str(getattr(provider, "endpoint", "") or getattr(config, "path", "") or "")
+    return f"{config.provider} {where} {provider.model_id}".replace("  ", " ")
 
 
 def verdicts(statuses: Mapping[str, str]) -> dict[str, bool]:
@@ -56,27 +70,30 @@ def verdicts(statuses: Mapping[str, str]) -> dict[str, bool]:
             if check in _CAPABILITIES and status in _VERDICTS}
 
 
-def capabilities_found(path: str | Path) -> dict[str, dict[str, bool]]:
-    """model → {capability: supported} from the latest probes in the log at ``path`` ({} if none)."""
+def capabilities_found(path: str | Path) -> dict[str, tuple[str, dict[str, bool]]]:
+    """model → (the backend measured, "" if not kept; {capability: supported}) from the latest probes in the log at
+    ``path`` ({} if none)."""
     path = Path(path)
     if not path.is_file():
         return {}
     statuses: dict[str, dict[str, str]] = {}
+    backends: dict[str, str] = {}
     try:
         conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
         conn.row_factory = sqlite3.Row
         try:
             for row in latest(conn):
                 statuses.setdefault(row.model, {})[row.check] = row.status
+                backends[row.model] = row.backend
         finally:
             conn.close()
     except sqlite3.Error:  # no probes table yet, a locked or foreign file: nothing learned
         return {}
-    return {model: verdicts(checks) for model, checks in statuses.items()}
+    return {model: (backends.get(model, ""), verdicts(checks)) for model, checks in statuses.items()}
 
 
 def teach(providers: dict[str, Provider], path: str | Path) -> None:
-    """Give each provider what the latest probe of its model found."""
-    for model, capabilities in capabilities_found(path).items():
-        if model in providers:
+    """Give each provider what the latest probe of its model found — on the backend it serves now."""
+    for model, (backend, capabilities) in capabilities_found(path).items():
+        if model in providers and (not backend or backend == backend_of(providers[model])):
             providers[model].learn(capabilities)

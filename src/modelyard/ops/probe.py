@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.ledger.probes import backend_of
 from modelyard.providers import Provider
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolDefinition
 
@@ -65,6 +66,8 @@ class ProbeResult:
     provider: str
     ts: float = field(default_factory=time.time)
     checks: dict[str, Check] = field(default_factory=dict)
+    #: what was measured (:func:`modelyard.ledger.probes.backend_of`): findings apply to that backend only
+    backend: str = ""
 
     def add(self, check: Check) -> None:
         self.checks[check.name] = check
@@ -78,7 +81,7 @@ class ProbeResult:
         return [c for c in self.checks.values() if c.error]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "provider": self.provider, "ts": self.ts,
+        return {"model": self.model, "provider": self.provider, "backend": self.backend, "ts": self.ts,
                 "checks": {k: asdict(v) for k, v in self.checks.items()}}
 
 
@@ -156,7 +159,7 @@ def _user(text: str) -> list[Message]:
 async def probe_model(name: str, provider: Provider, config: Config, *, checks: tuple[str, ...] = CHECKS,
                       timeout: float = 60.0, on_step: Callable[[str], None] | None = None) -> ProbeResult:
     """Run the checks on one model. Provider failures become failed checks, never exceptions."""
-    result = ProbeResult(name, provider.config.provider)
+    result = ProbeResult(name, provider.config.provider, backend=backend_of(provider))
     tm = config.timeouts_for(None, name)  # no agent involved in a probe
     step = on_step or (lambda _s: None)
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from modelyard.config.schema import Config
 from modelyard.ledger import probes
 from modelyard.ops.probe import Check, ProbeResult
 
 
 def save(conn: sqlite3.Connection, results: list[ProbeResult]) -> None:
     rows = [(r.ts, r.model, c.name, None if c.ok is None else int(c.ok), c.value,
-             json.dumps({"status": c.status, "detail": c.detail, "provider": r.provider, "error": c.error}))
+             json.dumps({"status": c.status, "detail": c.detail, "provider": r.provider, "error": c.error,
+                         "backend": r.backend}))
             for r in results for c in r.checks.values()]
     conn.execute("BEGIN")
     try:
@@ -27,13 +29,22 @@ def save(conn: sqlite3.Connection, results: list[ProbeResult]) -> None:
         raise
 
 
+def measured_here(results: dict[str, ProbeResult], config: Config) -> dict[str, ProbeResult]:
+    """The results measured on the backend each model names in ``config`` now (or that did not keep one): another
+    config's ``qwen`` on another server, sharing the log file, is not this one's."""
+    from modelyard.providers import build_provider
+
+    return {m: r for m, r in results.items() if m in config.models
+            and (not r.backend or r.backend == probes.backend_of(build_provider(m, config.models[m])))}
+
+
 def latest(conn: sqlite3.Connection, models: list[str] | None = None) -> dict[str, ProbeResult]:
     """The most recent probe run of each model (all its checks share that run's ``ts``)."""
     out: dict[str, ProbeResult] = {}
     for row in probes.latest(conn):
         if models is not None and row.model not in models:
             continue
-        result = out.setdefault(row.model, ProbeResult(row.model, row.provider, ts=row.ts))
+        result = out.setdefault(row.model, ProbeResult(row.model, row.provider, ts=row.ts, backend=row.backend))
         result.add(Check(row.check, row.status, row.ok, row.value, row.detail,  # type: ignore[arg-type]
                          row.error))
     return out
