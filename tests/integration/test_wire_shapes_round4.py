@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from tests.fakes import Fault, OllamaServer
 from tests.integration.test_fault_shapes import _reset, primary, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import JSON, SSE, event
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk, event
 from tests.integration.test_wire_shapes_outside_in import MESSAGE_STOP, block, delta, message_delta
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route, route_cooling
 
@@ -277,3 +277,112 @@ def test_a_usage_count_survives_the_shape_check() -> None:
     usage = next(c.usage for c in asyncio.run(run()) if c.kind == "usage")
     assert usage == Usage(6010, 20, 5000, 1000)
 
+
+
+# -- a kept-alive connection the server closed ------------------------------------------------------------------------
+
+async def test_a_pooled_connection_closed_by_the_server_is_not_a_failure(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """llama_cpp.server answers a prompt over its context with an empty 200 and then closes that connection, after
+    aiohttp gave it back to the pool: the next request, sent on it, read 'closed the connection without answering'
+    (connect_error), was retried after a backoff and counted against a healthy model (two such, and it cooled down).
+    Seen with the real server and model; here a server that closes each kept-alive connection, unanswered, when a
+    second request comes on it. A request that no server byte answered is sent once more, at once."""
+    body = json.dumps(WHOLE).encode()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for n, _ in _numbered(_requests(reader)):
+            if n:
+                break  # the connection was closed as the request came: no answer
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                         % len(body) + body)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
+        for _ in range(3):
+            routed = await router.complete("agent", REQ)
+            assert outcomes(routed) == [("primary", "ok", None)]
+        await router.aclose()
+        writer.close()
+    finally:
+        server.close()
+
+
+async def _numbered(items: Any) -> Any:
+    n = 0
+    async for item in items:
+        yield n, item
+        n += 1
+
+
+# -- a body under another label ---------------------------------------------------------------------------------------
+
+OPENAI_EVENTS = [chunk({"role": "assistant", "content": "Sunny."}), chunk({}, "stop"), DONE]
+ANTHROPIC_EVENTS = [event("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 9}}}),
+                    block(0, {"type": "text", "text": ""}), delta(0, {"type": "text_delta", "text": "Sunny."}),
+                    event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    message_delta("end_turn"), MESSAGE_STOP]
+ANTHROPIC_WHOLE = {"id": "msg_1", "type": "message", "role": "assistant",
+                   "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": 9, "output_tokens": 2}}
+PLAIN = {"content-type": "text/plain; charset=utf-8"}
+
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    # an event stream labelled JSON (relays and gateways that set the wrong content-type: claude-code-router#45)
+    ("openai", Fault.raw(200, *OPENAI_EVENTS, headers=JSON)),
+    ("anthropic", Fault.raw(200, *ANTHROPIC_EVENTS, headers=JSON)),
+    # a whole answer (a server that ignores stream: true) labelled as an event stream, as text, or not at all
+    ("openai", Fault.raw(200, json.dumps(WHOLE), headers=SSE)),
+    ("openai", Fault.raw(200, json.dumps(WHOLE, indent=2), headers=PLAIN)),
+    ("openai", Fault.raw(200, json.dumps(WHOLE))),
+    ("anthropic", Fault.raw(200, json.dumps(ANTHROPIC_WHOLE), headers=SSE)),
+    ("anthropic", Fault.raw(200, json.dumps(ANTHROPIC_WHOLE, indent=2), headers=PLAIN)),
+], ids=["openai_events_as_json", "anthropic_events_as_json", "openai_json_as_events", "openai_pretty_json_as_text",
+        "openai_json_unlabelled", "anthropic_json_as_events", "anthropic_pretty_json_as_text"])
+async def test_a_body_is_read_as_what_it_is_whatever_its_label(kind: str, fault: Fault, servers: dict[str, Any],  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """The content-type decided how the body was read, and a wrong one made a good answer malformed_response (not
+    retried: every request to such a relay fell back). The first line now says which it is, on the slow path only:
+    an event stream begins with a field or a comment, a JSON document with ``{``."""
+    routed = await route(kind, servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+
+
+@pytest.mark.parametrize(("kind", "fault", "want"), [
+    ("openai", Fault.raw(200, "<html><body><h1>502 Bad Gateway</h1></body></html>", headers=PLAIN),
+     [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]),
+    ("openai", Fault.raw(200, json.dumps({"error": {"message": "upstream overloaded", "code": 529}}, indent=2),
+                         headers=SSE), [("primary", "retry", "overloaded"), ("primary", "ok", None)]),
+    ("anthropic", Fault.raw(200, json.dumps({"type": "error", "error": {"type": "overloaded_error",
+                                                                        "message": "Overloaded"}}), headers=PLAIN),
+     [("primary", "retry", "overloaded"), ("primary", "ok", None)]),
+    ("openai", Fault.raw(200, '{"id": "chatcmpl-1", "choices": [', headers=SSE),
+     [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]),
+], ids=["html", "openai_pretty_error", "anthropic_error_as_text", "broken_json"])
+async def test_what_is_not_an_answer_under_another_label_stays_what_it_was(
+        kind: str, fault: Fault, want: list[Any], servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guards the reading above: a page is still malformed, an error object the server's error (a pretty-printed
+    one too, which was malformed), a broken document malformed."""
+    routed = await route(kind, servers, tmp_path, fault)
+    assert outcomes(routed) == want
+
+
+@pytest.mark.parametrize(("kind", "body"), [("openai", WHOLE), ("anthropic", ANTHROPIC_WHOLE)])
+async def test_a_whole_answer_whose_closing_chunk_never_came_is_the_answer(kind: str, body: dict[str, Any],
+                                                                           servers: dict[str, Any],  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    """A chunked JSON answer whose connection closed after the last byte of the document, before the closing
+    ``0`` chunk (a proxy that closes on its own timer): connection_dropped, asked again for the same whole answer,
+    and dropped again. The document was whole: it is the answer (a document cut short still is not)."""
+    routed = await route(kind, servers, tmp_path, Fault.raw(200, json.dumps(body), headers=JSON, end="drop"))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+    cut = await route(kind, servers, tmp_path / "cut", *[Fault.raw(200, json.dumps(body)[:40], headers=JSON,
+                                                                   end="drop")] * 2)
+    assert [o[2] for o in outcomes(cut)] == ["connection_dropped", "connection_dropped", None]

@@ -10,7 +10,7 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, StreamResponse, loads, parse_arguments, stream_error
+from modelyard.providers.http import HttpProvider, loads, parse_arguments, stream_error
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
@@ -132,18 +132,10 @@ def _usage(counts: list[int]) -> Usage:
     return Usage(plain + read + write, out, read, write)
 
 
-async def _whole_message(resp: StreamResponse) -> list[Chunk]:
+def _whole_message(data: dict[str, Any]) -> list[Chunk]:
     """A whole Messages API answer (``{"type": "message", "content": [blocks], "stop_reason", "usage"}``) as the
     chunks its stream would have given; it was malformed_response (a JSON document where events were asked for),
     while the OpenAI-compatible provider reads the same from a server that ignores ``stream``."""
-    body = ""
-    async for events in resp.whole_json():
-        body = body or events[0][1]
-    data = loads(body.strip(), "the JSON answer")
-    if not isinstance(data, dict):
-        raise ProviderError(Reason.MALFORMED_RESPONSE, "the JSON answer is not an object")
-    if data.get("type") == "error" or data.get("error"):
-        raise stream_error(*_extract_error(data))
     content = data.get("content")
     if not isinstance(content, list):
         raise ProviderError(Reason.MALFORMED_RESPONSE, "the JSON answer has no content list")
@@ -212,59 +204,66 @@ class AnthropicProvider(HttpProvider):
         stopped = False
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
                                       headers={"x-api-key": key}, limit=self.config.response_limit) as resp:
-            if resp.is_json:  # a server or proxy that ignores stream: true answers the whole message at once
-                for chunk in await _whole_message(resp):
-                    yield chunk
-                return
-            async for field, value in resp.sse("an event stream"):
-                if field == "event":
-                    event = value.strip()
-                    continue
-                if field != "data":
-                    continue
-                data = loads(value.strip(), f"SSE '{event}' data")
-                if not isinstance(data, dict):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE, f"SSE '{event}' data is not an object")
-                kind = data.get("type", event)
-                if kind == "error":
-                    etype, message = _extract_error(data)
-                    raise stream_error(etype, message)
-                if kind == "message_start":
-                    started = data.get("message")
-                    if isinstance(started, dict) and isinstance(started.get("usage"), dict):
-                        tokens = _tokens(started["usage"])
-                elif kind == "content_block_start":
-                    block = data.get("content_block") or {}
-                    blocks[int(data.get("index") or 0)] = {"type": block.get("type", ""), "id": block.get("id", ""),
-                                                           "name": block.get("name", ""), "json": "",
-                                                           "input": block.get("input")}
-                elif kind == "content_block_delta":
-                    delta = data.get("delta") or {}
-                    dtype = delta.get("type")
-                    if dtype == "text_delta":
-                        yield Chunk("text", text=delta.get("text", ""))
-                    elif dtype == "thinking_delta":
-                        yield Chunk("thinking", text=delta.get("thinking", ""))
-                    elif dtype == "input_json_delta":
-                        block = blocks.setdefault(int(data.get("index") or 0),
-                                                  {"type": "tool_use", "id": "", "name": "", "json": "", "input": None})
-                        block["json"] += delta.get("partial_json", "")
-                    # signature_delta, citations_delta and delta types added later: nothing to show
-                elif kind == "content_block_stop":
-                    block = blocks.pop(int(data.get("index") or 0), None)
-                    if block and block["type"] == "tool_use":
-                        yield Chunk("tool_call", tool_call=_tool_call(block))
-                    # server_tool_use, web_search_tool_result, redacted_thinking...: run by Anthropic, not us
-                elif kind == "message_delta":
-                    stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
-                    resp.answered = bool(stop_reason)
-                    # cumulative, as documented: output_tokens always; input_tokens from proxies that only know the
-                    # prompt's count at the end (LiteLLM, SGLang: 0 in message_start) and as server tools add to it
-                    tokens = _tokens(data.get("usage"), tokens)
-                elif kind == "message_stop":
-                    stopped = True
+            # a server or proxy that ignores stream: true answers the whole message at once, as JSON (or as JSON
+            # under an event-stream label: StreamResponse reads either as one data event, and an event stream
+            # labelled JSON as the events it is)
+            batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
+            async for batch in batches:
+                for field, value in batch:
+                    if field == "event":
+                        event = value.strip()
+                        continue
+                    if field != "data":
+                        continue
+                    data = loads(value.strip(), f"SSE '{event}' data")
+                    if not isinstance(data, dict):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, f"SSE '{event}' data is not an object")
+                    kind = data.get("type", event)
+                    if kind == "error" or (not kind and data.get("error")):
+                        etype, message = _extract_error(data)
+                        raise stream_error(etype, message)
+                    if kind == "message" or (not kind and "content" in data):
+                        for chunk in _whole_message(data):
+                            yield chunk
+                        return
+                    if kind == "message_start":
+                        started = data.get("message")
+                        if isinstance(started, dict) and isinstance(started.get("usage"), dict):
+                            tokens = _tokens(started["usage"])
+                    elif kind == "content_block_start":
+                        block = data.get("content_block") or {}
+                        blocks[int(data.get("index") or 0)] = {
+                            "type": block.get("type", ""), "id": block.get("id", ""), "name": block.get("name", ""),
+                            "json": "", "input": block.get("input")}
+                    elif kind == "content_block_delta":
+                        delta = data.get("delta") or {}
+                        dtype = delta.get("type")
+                        if dtype == "text_delta":
+                            yield Chunk("text", text=delta.get("text", ""))
+                        elif dtype == "thinking_delta":
+                            yield Chunk("thinking", text=delta.get("thinking", ""))
+                        elif dtype == "input_json_delta":
+                            block = blocks.setdefault(int(data.get("index") or 0), {
+                                "type": "tool_use", "id": "", "name": "", "json": "", "input": None})
+                            block["json"] += delta.get("partial_json", "")
+                        # signature_delta, citations_delta and delta types added later: nothing to show
+                    elif kind == "content_block_stop":
+                        block = blocks.pop(int(data.get("index") or 0), None)
+                        if block and block["type"] == "tool_use":
+                            yield Chunk("tool_call", tool_call=_tool_call(block))
+                        # server_tool_use, web_search_tool_result, redacted_thinking...: run by Anthropic, not us
+                    elif kind == "message_delta":
+                        stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
+                        resp.answered = bool(stop_reason)
+                        # cumulative, as documented: output_tokens always; input_tokens from proxies that only know
+                        # the prompt's count at the end (LiteLLM, SGLang: 0 in message_start) and as server tools add
+                        tokens = _tokens(data.get("usage"), tokens)
+                    elif kind == "message_stop":
+                        stopped = True
+                        break
+                    # ping and unknown event types: ignored on purpose
+                if stopped:
                     break
-                # ping and unknown event types: ignored on purpose
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
         for block in blocks.values():  # a tool_use block never closed (a proxy that skips content_block_stop):

@@ -58,6 +58,8 @@ class StreamResponse:
         #: set by the provider once the answer is whole (its finish reason came): a connection that breaks
         #: after that (a reset before OpenAI's [DONE] or Anthropic's message_stop) loses nothing
         self.answered = False
+        #: the unfinished last line of a body that broke (:meth:`_whole_before_break`)
+        self._cut = ""
 
     def aiter_lines(self) -> AsyncGenerator[str, None]:
         """Lines without their ending (LF, CRLF or a lone CR, as SSE allows); undecodable bytes
@@ -78,18 +80,63 @@ class StreamResponse:
 
     def whole_json(self) -> AsyncGenerator[list[tuple[str, str]], None]:
         """A JSON body (a server that ignores ``stream: true`` answers the whole completion at once) as
-        :meth:`sse_batches` would give it: one ``data`` event, then ``[DONE]``; its size bounded by ``limit``."""
+        :meth:`sse_batches` would give it: one ``data`` event, then ``[DONE]``; its size bounded by ``limit``.
+        A body labelled JSON that is an event stream (relays that set the wrong content-type, claude-code-router#45)
+        is read as the event stream it is: it was one malformed JSON document."""
         return self._opened(self._whole())
 
     async def _whole(self) -> AsyncGenerator[list[tuple[str, str]], None]:
-        lines, size = [], 0
-        async for line in self._opened(self._lines()):
-            size += len(line) + 1
-            if size > self.limit:
-                raise ProviderError(Reason.RESPONSE_TOO_LARGE,
-                                    f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
-            lines.append(line)
-        yield [("data", "\n".join(lines)), ("data", "[DONE]")]
+        batches = self._opened(self._line_batches())
+        first: list[str] = []
+        try:
+            async for lines in batches:  # up to the first line that says what the body is
+                first += lines
+                if any(line.strip() for line in lines):
+                    break
+        except aiohttp.ClientPayloadError:
+            if (whole := self._whole_before_break(first)) is None:
+                raise
+            yield whole
+            return
+        opening = next((line for line in first if line.strip()), "")
+        if opening[:1] == ":" or opening.partition(":")[0] in _SSE_FIELDS:
+            async for events in self._opened(self._event_batches("an event stream", self._opened(
+                    _prepended(first, batches)))):
+                yield events
+            return
+        yield await self._json_body(first, batches)
+
+    async def _json_body(self, lines: list[str], batches: AsyncGenerator[list[str], None]) -> list[tuple[str, str]]:
+        """``lines`` and the rest of the body as one JSON document (a ``data`` event, then ``[DONE]``). A chunked
+        body whose closing chunk never came (the connection closed after the last byte of the document) is the
+        document: it was connection_dropped, asked again for the same whole answer, and dropped again."""
+        lines = list(lines)
+        size = sum(len(line) + 1 for line in lines)
+        try:
+            async for more in batches:
+                for line in more:
+                    size += len(line) + 1
+                    lines.append(line)
+                if size > self.limit:
+                    raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                        f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        except aiohttp.ClientPayloadError:
+            if (whole := self._whole_before_break(lines)) is None:
+                raise
+            return whole
+        if size > self.limit:
+            raise ProviderError(Reason.RESPONSE_TOO_LARGE,
+                                f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        return [("data", "\n".join(lines)), ("data", "[DONE]")]
+
+    def _whole_before_break(self, lines: list[str]) -> list[tuple[str, str]] | None:
+        """The document a body that broke (a chunked one whose closing chunk never came) held whole: the lines
+        read and the one the break left unfinished, if they are JSON; else None (the break lost part of it)."""
+        text = "\n".join([*lines, self._cut] if self._cut else lines)
+        if not text.strip() or try_loads(text.strip()) is NOT_JSON:
+            return None
+        self.answered = True
+        return [("data", text), ("data", "[DONE]")]
 
     @property
     def is_json(self) -> bool:
@@ -117,24 +164,28 @@ class StreamResponse:
         parts: list[str] = []
         held = 0
         empty = True
-        async for piece in self._response.content.iter_any():
-            empty = False
-            text = decoder.decode(piece)
-            if "\r" in text:
-                text = text.replace("\r\n", "\n").replace("\r", "\n")
-            *complete, text = text.split("\n")  # one pass per piece, not one copy of the rest per line
-            if complete:
-                if parts:
-                    complete[0] = "".join(parts) + complete[0]
-                    parts.clear()
-                held = 0
-                yield complete
-            if text:
-                parts.append(text)
-                held += len(text)
-                if held > self.limit:
-                    raise ProviderError(Reason.RESPONSE_TOO_LARGE,
-                                        f"one line of the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        try:
+            async for piece in self._response.content.iter_any():
+                empty = False
+                text = decoder.decode(piece)
+                if "\r" in text:
+                    text = text.replace("\r\n", "\n").replace("\r", "\n")
+                *complete, text = text.split("\n")  # one pass per piece, not one copy of the rest per line
+                if complete:
+                    if parts:
+                        complete[0] = "".join(parts) + complete[0]
+                        parts.clear()
+                    held = 0
+                    yield complete
+                if text:
+                    parts.append(text)
+                    held += len(text)
+                    if held > self.limit:
+                        raise ProviderError(Reason.RESPONSE_TOO_LARGE, f"one line of the answer passed "
+                                            f"{self.limit / 2**20:g} MB (max_response_mb)")
+        except aiohttp.ClientPayloadError:
+            self._cut = "".join(parts) + decoder.decode(b"", final=True)  # the line the break left unfinished
+            raise
         if empty and self._framed_empty():
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"HTTP {self.status_code} with an empty body: no answer")
         rest = "".join(parts) + decoder.decode(b"", final=True)
@@ -153,8 +204,11 @@ class StreamResponse:
             for event in events:
                 yield event
 
-    async def _event_batches(self, what: str) -> AsyncGenerator[list[tuple[str, str]], None]:
-        async for lines in self._opened(self._line_batches()):
+    async def _event_batches(self, what: str, source: AsyncGenerator[list[str], None] | None = None
+                             ) -> AsyncGenerator[list[tuple[str, str]], None]:
+        batches = source or self._opened(self._line_batches())
+        fresh = True  # nothing delivered yet: a bad first line may open a JSON document
+        async for lines in batches:
             events = []
             for line in lines:
                 if not line:
@@ -172,12 +226,27 @@ class StreamResponse:
                     yield events
                 if colon and field == "error":  # llama-server before llama.cpp#16109 (Sept 2025): its error
                     raise error_field(value)  # object as a field of its own, "error: {...}"
+                if fresh and not events and line.lstrip()[:1] in ("{", "["):
+                    # a JSON document under an event-stream label, a text/plain one or none (a server that ignores
+                    # stream: true, a relay): read as what it is, as under its own label. It was malformed_response.
+                    whole = await self._json_body(lines[lines.index(line):], batches)
+                    if try_loads(whole[0][1].strip()) is not NOT_JSON:
+                        yield whole
+                        return
                 raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
             if events:
+                fresh = False
                 yield events
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+
+async def _prepended(first: list[str], batches: AsyncGenerator[list[str], None]) -> AsyncGenerator[list[str], None]:
+    """``first``, then what ``batches`` gives."""
+    yield first
+    async for lines in batches:
+        yield lines
 
 
 def not_an_event_stream(line: str, content_type: str, what: str) -> ProviderError:
@@ -353,6 +422,15 @@ class HttpClient:
         once more, read leniently, and read so from then on."""
         try:
             return await self.session().post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise  # it never connected: refused, unreachable
+            # closed or reset without a byte of answer: a pooled connection the server had closed as it was taken
+            # (llama_cpp.server closes the one its failed answer came on, after aiohttp gave it back to the pool;
+            # uvicorn closes one idle for 5 s). That was a connect_error: a retry after backoff, and a failure
+            # counted against a healthy model. Asked once more, at once, on another connection.
+            return await self.session().post(url, data=data, headers=headers, timeout=timeout,
+                                             allow_redirects=False)
         except aiohttp.ClientResponseError as exc:
             if self.lenient or not _bytes_after_body(exc):
                 raise
