@@ -86,6 +86,8 @@ class PrivateRedis:
             try:
                 redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
                 return self
+            except redis.AuthenticationError:  # started with --requirepass: it answers
+                return self
             except redis.RedisError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("private redis-server did not start") from None

@@ -83,6 +83,36 @@ def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
         raise fail(str(exc), code=1) from None
 
 
+def state_accepts_or_exit(cfg: Config, path: Path) -> None:
+    """A long-running process (``serve``, ``telegram``) whose Redis refuses its password stops at start, naming
+    where the URL is set and what to write. It started, gave no model a slot ("never reached it, so it cannot know
+    its share") and answered every request 503 while /healthz said "unreachable". A Redis that cannot be reached
+    is an outage, ridden out as before (``state.on_outage``)."""
+    from modelyard.router.pool import STATE_ENV, state_settings
+    from modelyard.router.shared.link import CREDENTIALS_HINT, refused
+
+    try:
+        settings = state_settings(cfg)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if settings is None or not (why := asyncio.run(refused(settings))):
+        return
+    message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
+    if os.environ.get(STATE_ENV, "").strip():
+        raise fail(f"{STATE_ENV}: {message}")
+    raise fail(str(ConfigError(message, path=str(path), line=_line_of_state(path), key="state")))
+
+
+def _line_of_state(path: Path) -> int | None:
+    from modelyard.config.loader import line_for, read_source, read_yaml
+
+    try:
+        _, lines = read_yaml(read_source(path)[0], str(path))
+    except ConfigError:  # the embedded default, or a file gone since it was loaded
+        return None
+    return line_for(lines, ("state", "url"))
+
+
 LocalOption = Annotated[bool, typer.Option(
     "--local", help="Do not borrow the slots and breakers of a running `modelyard serve` "
                     "(keep them in this process; a configured Redis state still applies)")]

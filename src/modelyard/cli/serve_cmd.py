@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
+from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, state_accepts_or_exit
 from modelyard.config import Config
 from modelyard.ledger.store import LogUnavailable
 
@@ -49,6 +49,7 @@ def serve(
     from modelyard.gateway.server import serve as run_server
 
     cfg, path = load_or_exit(config)
+    state_accepts_or_exit(cfg, path)
     token = telegram_token_for(cfg, telegram)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the handler that
     # was there before it: make that an exit with the conventional status (143 / 130), not a traceback

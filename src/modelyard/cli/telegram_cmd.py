@@ -11,7 +11,16 @@ import contextlib
 import logging
 import signal
 
-from modelyard.cli.common import ConfigOption, LocalOption, err, fail, run, runtime_or_exit
+from modelyard.cli.common import (
+    ConfigOption,
+    LocalOption,
+    err,
+    fail,
+    load_or_exit,
+    run,
+    runtime_or_exit,
+    state_accepts_or_exit,
+)
 from modelyard.paths import resolve_config_path
 from modelyard.router.lending import discover
 
@@ -26,6 +35,7 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     if serving is not None and serving.telegram:
         raise fail(f"the bot already runs inside `modelyard serve` (pid {serving.pid}) for this config; "
                    "stop that serve, or start it with --no-telegram, to run the bot on its own")
+    state_accepts_or_exit(*load_or_exit(config))
     runtime = runtime_or_exit(config, borrow=not local)
     try:
         token = bot_token(runtime.config)

@@ -36,9 +36,11 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AskError,
+    AuthenticationError,
     ClusterCrossSlotError,
     ClusterDownError,
     MovedError,
+    NoPermissionError,
     NoScriptError,
     RedisError,
     TryAgainError,
@@ -64,13 +66,42 @@ REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON
 _CLUSTER_REPLIES = (AskError, ClusterCrossSlotError, ClusterDownError, MovedError, TryAgainError)
 
 
+#: Redis refused who this process is: a setting to fix, not an outage to ride out
+_REFUSED = (AuthenticationError, NoPermissionError)
+#: what to write, said with every refusal (the URL's password is never shown)
+CREDENTIALS_HINT = ("write the password Redis requires in the state URL, redis://:PASSWORD@HOST:6379/0 (an ACL "
+                    "user: redis://USER:PASSWORD@HOST:6379/0), in the config's state: or in MODELYARD_STATE")
+
+
 def failure(exc: BaseException) -> str:
-    """Why a call failed, for /healthz and the log; a Redis Cluster's replies are named as what they mean."""
+    """Why a call failed, for /healthz and the log; a Redis Cluster's replies are named as what they mean, and
+    a refused password as what to write."""
     text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, _REFUSED):
+        return f"{text} — Redis refused the credentials: {CREDENTIALS_HINT}"
     if isinstance(exc, _CLUSTER_REPLIES):
         return (f"{text} — this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas "
                 "and Sentinel if you like); Redis Cluster is not supported")
     return text
+
+
+async def refused(settings: StateConfig) -> str | None:
+    """One PING with the configured credentials: why, when Redis refuses them (a wrong or missing password, an
+    ACL user without the right), else None — also when it cannot be reached: that is an outage, which a process
+    rides out (``on_outage``). A refused password is not: every model would get no slot until the process is
+    restarted with the right one, and a gateway answered 503 to every request while /healthz said "unreachable"."""
+    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
+                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    try:
+        async with asyncio.timeout(2 * settings.timeout):
+            await client.ping()
+    except _REFUSED as exc:
+        return f"{type(exc).__name__}: {exc}"
+    except (TimeoutError, RedisError, OSError):
+        return None
+    finally:
+        await client.aclose()
+    return None
 
 
 class StoreUnreachable(Exception):

@@ -1,0 +1,84 @@
+"""A Redis that refuses the password stops `serve` and `telegram` at start, saying where the URL is set and what to
+write — they started, gave no model a slot and answered every request 503 (a newcomer's fourth walk)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.config.schema import StateConfig
+from tests.shared.redis_kit import PrivateRedis, free_port
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PASSWORD = "s3cret-team-pw"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> object:
+    with PrivateRedis(tmp_path_factory.mktemp("redis"), "--requirepass", PASSWORD) as server:
+        yield server
+
+
+def _config(tmp_path: Path, state: str | None) -> Path:
+    path = tmp_path / "team.yaml"
+    body: dict = {"models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+                  "agents": {"chat": {"primary": "m"}}, "log": {"path": str(tmp_path / "log.sqlite3")}}
+    if state is not None:
+        body["state"] = state
+    path.write_text(yaml.safe_dump(body, sort_keys=False))
+    return path
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "MODELYARD_STATE"}
+    full.update({"PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **(env or {})})
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, env=full,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["telegram"]], ids=lambda c: c[0])
+def test_a_wrong_password_in_the_config_stops_the_process_naming_the_line(guarded: PrivateRedis, tmp_path: Path,
+                                                                        command: list[str]) -> None:
+    wrong = f"redis://:not-{PASSWORD}@127.0.0.1:{guarded.port}/0"
+    config = _config(tmp_path, wrong)
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1) if text.startswith("state:"))
+    if command[0] == "serve":
+        command = ["serve", "--port", str(free_port())]
+    done = _run("--config", str(config), *command)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert f"{config}:{line}: state: Redis at redis://:***@127.0.0.1:{guarded.port}/0 refused the credentials" \
+        in done.stderr, done.stderr
+    assert "redis://:PASSWORD@HOST:6379/0" in done.stderr and "MODELYARD_STATE" in done.stderr
+    assert PASSWORD not in done.stderr + done.stdout and "Traceback" not in done.stderr
+    assert "Uvicorn running" not in done.stderr + done.stdout  # stopped before serving anything
+
+
+def test_no_password_in_modelyard_state_names_the_variable(guarded: PrivateRedis, tmp_path: Path) -> None:
+    done = _run("--config", str(_config(tmp_path, None)), "serve", "--port", str(free_port()),
+                env={"MODELYARD_STATE": f"redis://127.0.0.1:{guarded.port}/0"})
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stderr.strip().startswith(f"error: MODELYARD_STATE: Redis at redis://127.0.0.1:{guarded.port}/0 "
+                                          "refused the credentials"), done.stderr
+
+
+def test_the_right_password_or_an_outage_is_not_a_refusal(guarded: PrivateRedis) -> None:
+    """An unreachable Redis is an outage, ridden out (state.on_outage), never a reason to refuse to start."""
+    from redis.exceptions import AuthenticationError
+
+    from modelyard.router.shared.link import failure, refused
+
+    right = StateConfig(url=f"redis://:{PASSWORD}@127.0.0.1:{guarded.port}/0")
+    nobody = StateConfig(url=f"redis://127.0.0.1:{free_port()}/0")
+    wrong = StateConfig(url=f"redis://:nope@127.0.0.1:{guarded.port}/0")
+    assert asyncio.run(refused(right)) is None
+    assert asyncio.run(refused(nobody)) is None
+    why = asyncio.run(refused(wrong))
+    assert why is not None and why.startswith("AuthenticationError") and "nope" not in why
+    # what /healthz, `models` and a request's state_unreachable say about it: what to write, too
+    assert "redis://:PASSWORD@HOST:6379/0" in failure(AuthenticationError("invalid username-password pair"))
