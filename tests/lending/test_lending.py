@@ -201,6 +201,38 @@ async def test_serve_gone_means_this_process_only_with_a_note(tmp_path: Path) ->
         await machine.lender.aclose()
 
 
+async def test_the_first_request_after_serve_announces_itself_borrows(tmp_path: Path) -> None:
+    """A front-end that found no serve (or lost it) looks again at most every RETRY (2 s) — but a serve that
+    announced itself within that time was not looked for: the next request ran on this process's own slot
+    beside serve's, and a bot that got no other request stayed on its own (test_processes.py's
+    test_serve_down_front_ends_fall_back_and_say_so failed so under load). A changed registry entry is looked
+    at now: after no serve at all, and after a serve lost and restarted at once."""
+    backend = ScriptedProvider("m", default="slow:0.05")
+    machine = Machine(tmp_path, _config(limit=1), backend)
+    pool, front = machine.front_end()
+    link = pool.serve
+    assert link is not None
+    restarted: Machine | None = None
+    try:
+        assert (await _ask(front)).record.outcome.answered  # nobody to borrow from: this process's slot
+        assert "this process only" in pool.describe_state()
+        await machine.start()  # well within RETRY of that look
+        assert (await _ask(front)).record.outcome.answered
+        assert machine.serve_slots.peak == 1, "the request after serve announced itself did not borrow"
+        assert pool.describe_state().startswith("shared with `modelyard serve`")
+        await machine.lender.aclose()  # serve goes (kill -9) …
+        await _until(lambda: not link.up)
+        restarted = await Machine(tmp_path, _config(limit=1), backend).start()  # … and is back at once
+        assert (await _ask(front)).record.outcome.answered
+        assert restarted.serve_slots.peak == 1, "the request after serve's restart did not borrow"
+        assert pool["m"].local.slots.peak == 1  # type: ignore[attr-defined]  # only the very first was local
+    finally:
+        await pool.aclose()
+        await machine.lender.aclose()
+        if restarted is not None:
+            await restarted.lender.aclose()
+
+
 async def test_serve_lost_while_waiting_the_wait_goes_on_here(tmp_path: Path) -> None:
     backend = ScriptedProvider("m")
     machine = await Machine(tmp_path, _config(limit=1), backend).start()

@@ -8,7 +8,8 @@ Redis and with no request written to the log twice.
 When serve is not there (never started, stopped, killed) each model falls back to a
 :class:`~modelyard.router.pool.LocalState` of this process, and the link says so once through its
 ``notice`` callback (the CLI prints it, the bot logs it). A long-running front-end looks for serve
-again every :data:`RETRY` seconds and goes back to it when it returns.
+again at its next request once serve's registry entry has changed (a serve started or restarted since:
+its first request then borrows), else at most every :data:`RETRY` seconds, and goes back to it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from modelyard.errors import Reason
 from modelyard.router.health import Admission
-from modelyard.router.lending.registry import Discovery, ServeEntry, discover
+from modelyard.router.lending.registry import Discovery, ServeEntry, discover, entry_path
 from modelyard.router.lending.wire import MAX_LINE, VERSION, Op, ProtocolError, decode, encode
 from modelyard.router.pool import LocalState  # pool imports this module only when it borrows: no cycle
 from modelyard.router.slots import QueueTimeout
@@ -74,6 +75,9 @@ class ServeLink:
         self._writer: asyncio.StreamWriter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_try = 0.0
+        #: the registry entry as it was at the last look that found no serve to borrow from (see :meth:`_stamp`)
+        self._down_stamp: tuple[int, int] | None = None
+        self._entry_file: Path | None = None
         self._connecting: asyncio.Future[bool] | None = None
         self._view: dict[str, list[Any]] = {}
         self.view_at: float | None = None
@@ -127,8 +131,8 @@ class ServeLink:
             return True
         if self._connecting is not None:  # one attempt at a time; the others wait for its outcome
             return await asyncio.shield(self._connecting)
-        if time.monotonic() < self._next_try:
-            return False
+        if time.monotonic() < self._next_try and self._stamp() == self._down_stamp:
+            return False  # nothing announced since the last look: not yet time to look again
         fut = self._connecting = asyncio.get_running_loop().create_future()
         ok = False
         try:
@@ -143,6 +147,7 @@ class ServeLink:
     async def _connect(self) -> bool:
         had = self.connection > 0 or self._attempts > 0  # a front-end that ran on its own a while: say it joins
         self._attempts += 1
+        self._down_stamp = self._stamp()  # before the look: a serve announced during it is looked for again
         found = discover(self.config_path)
         if found.entry is None:
             self._down(found.why)
@@ -183,6 +188,19 @@ class ServeLink:
             self._say(f"limits: `modelyard serve` (pid {found.entry.pid}) {drift}")
         return True
 
+    def _stamp(self) -> tuple[int, int] | None:
+        """Which registry file is there now (inode, mtime; None: none). A serve announces itself by replacing the
+        file, so a serve started since the last look changes it: without this check, a request within
+        :data:`RETRY` of that look ran on this process's own slots beside serve's (and a bot that got no other
+        request kept them) — one stat, not a read."""
+        try:
+            if self._entry_file is None:
+                self._entry_file = entry_path(self.config_path)
+            info = self._entry_file.stat()
+        except (OSError, ValueError, RuntimeError):
+            return None
+        return info.st_ino, info.st_mtime_ns
+
     def _down(self, why: str) -> None:
         self._next_try = time.monotonic() + RETRY
         self.reason = why
@@ -214,6 +232,7 @@ class ServeLink:
                 fut.set_exception(ServeLost(why))
         self._pending.clear()
         self._view = {}
+        self._down_stamp = self._stamp()
         self._down(why)
         self._next_try = time.monotonic() + RETRY / 4  # a restarted serve is usually back quickly
 
