@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -91,3 +92,31 @@ def test_ctrl_c_during_replay_leaves_no_worker_traceback(tmp_path: Path) -> None
     _said_interrupted(proc)
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"workers left running after replay was interrupted: {alive}"
+
+
+@pytest.mark.parametrize(("signum", "word"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")],
+                         ids=["sigint", "sigterm"])
+def test_serve_says_how_it_was_stopped(signum: int, word: str, tmp_path: Path) -> None:
+    """`serve` ended on Ctrl-C / SIGTERM with uvicorn's 'Finished server process' and exit 130 / 143, where every
+    other command says `interrupted` / `terminated`."""
+    config = tmp_path / "host-a.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"chat": {"primary": "m"}},
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+    }))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    _wait(listening, proc, "listening")
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 128 + signum and stderr.strip().endswith(word), (proc.returncode, stderr)

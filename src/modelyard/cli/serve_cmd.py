@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, state_accepts_or_exit
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, state_accepts_or_exit
 from modelyard.config import Config
 from modelyard.ledger.store import LogUnavailable
 
@@ -63,10 +63,12 @@ def serve(
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
         raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
+        err.print("interrupted", highlight=False, markup=False)  # as every command says it (it exited 130 silently)
         raise typer.Exit(128 + signal.SIGINT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_terminated(signum: int, frame: FrameType | None) -> None:
+    err.print("terminated", highlight=False, markup=False)
     raise typer.Exit(128 + signum)
