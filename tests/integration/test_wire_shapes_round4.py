@@ -386,3 +386,32 @@ async def test_a_whole_answer_whose_closing_chunk_never_came_is_the_answer(kind:
     cut = await route(kind, servers, tmp_path / "cut", *[Fault.raw(200, json.dumps(body)[:40], headers=JSON,
                                                                    end="drop")] * 2)
     assert [o[2] for o in outcomes(cut)] == ["connection_dropped", "connection_dropped", None]
+
+
+# -- Ollama without room for the model ---------------------------------------------------------------------------------
+
+async def test_ollama_without_memory_for_the_model_cools_it_instead_of_retrying(servers: dict[str, Any],  # noqa: F811
+                                                                                 tmp_path: Path) -> None:
+    """Ollama's 500 "model requires more system memory (5.3 GiB) than is available (3.5 GiB)", among the errors its
+    users meet most (continue#11478, #11715, home-assistant#139085): a server_error, asked again at once (the same
+    refusal), and again on every request until the breaker opened for seconds. It holds until memory is freed: the
+    model cools as for one the server does not have."""
+    body = json.dumps({"error": "model requires more system memory (5.3 GiB) than is available (3.5 GiB)"})
+    routed, cooling = await route_cooling("ollama", servers, tmp_path, Fault.raw(500, body, headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert "requires more system memory" in routed.record.attempts[0].detail
+    assert cooling > 4  # cooldown.max_seconds (5)
+
+
+async def test_ollama_leaving_out_a_cached_prompts_count_is_estimated(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """Ollama leaves ``prompt_eval_count`` out when the prompt came from its cache (ollama#2068, #3427; again in
+    0.30's llama-server runner, #16414): the prompt was logged as 0 tokens (the all-cloud comparison, tokens in x a
+    cloud price, saw none of it). It is estimated, as the OpenAI-compatible provider does when a server gives none."""
+    done = {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": ""}, "done": True,
+            "done_reason": "stop", "eval_count": 2}
+    line = {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": "Sunny."}, "done": False}
+    routed = await route("ollama", servers, tmp_path, Fault.raw(
+        200, json.dumps(line) + "\n", json.dumps(done) + "\n", headers={"content-type": "application/x-ndjson"}))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.record.tokens_in > 0 and routed.record.tokens_out == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -26,6 +27,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,11 @@ _LINE_KEYS = frozenset({"message", "done", "error", "model"})
 _NOT_RUN = frozenset({"load", "unload"})
 _NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only loaded or unloaded the model, "
                    "which it does for a request with nothing to answer (no user message?)")
+
+
+#: how Ollama refuses to load a model the machine has no room for (a 500): "model requires more system memory
+#: (5.3 GiB) than is available (3.5 GiB)" — among the errors its users meet most (continue#11478, home-assistant#139085)
+_NO_ROOM = re.compile(r"requires more (?:system |gpu |cuda )?memory", re.IGNORECASE)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -181,13 +188,24 @@ class OllamaProvider(HttpProvider):
                             done = True
                             if data.get("done_reason") in _NOT_RUN:
                                 raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
-                            yield Chunk("usage", usage=usage_from(data, "prompt_eval_count", "eval_count"))
+                            usage = usage_from(data, "prompt_eval_count", "eval_count")
+                            if usage is not None and "prompt_eval_count" not in data:
+                                # Ollama before 0.2 (and its llama-server runner early in 0.30) leaves the count out
+                                # when the prompt came from its cache (ollama#2068, #16414): logged as a prompt of
+                                # 0 tokens, and the all-cloud comparison saw none of it. Estimated, as elsewhere
+                                usage.input_tokens = request_tokens(request)
+                            yield Chunk("usage", usage=usage)
                             yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
                             break
                     if not done:
                         raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
                 return
             except ProviderError as exc:
+                if not opened and exc.reason is Reason.SERVER_ERROR and _NO_ROOM.search(exc.message):
+                    # not a moment's fault worth a retry (it fails again at once), but the model's on this machine
+                    # until memory is freed: the model cools as for a model the server does not have
+                    raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}",
+                                        status=exc.status) from None
                 if opened or tries or not (body.get("think") is not None and _NO_THINKING in exc.message):
                     raise
                 # Ollama refuses ``think`` for a model that cannot think (400 "... does not support thinking"):
