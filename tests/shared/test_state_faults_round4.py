@@ -160,3 +160,73 @@ async def test_an_acl_without_the_registry_key_changes_nothing_else(tmp_path: Pa
             assert link.up and link.errors == errors and link.splits == []
         finally:
             await pool.aclose()
+
+
+async def test_misconf_falls_back_says_what_it_is_and_recovers(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
+    """MISCONF: the RDB snapshot cannot be written (a full disk; here the file's name is taken by a directory) and
+    ``stop-writes-on-bgsave-error`` refuses every write. The reason read 'Command # 1 (EVALSHA 10c2… 2 p:instances
+    …) of pipeline caused error: (…' — redis-py's wrapper, the script's arguments, then the server's words. Now the
+    server's words and what they mean; this process's share meanwhile, and back once writes are taken."""
+    with PrivateRedis(tmp_path, "--save", "3600 1") as server:
+        (state,) = (p["m"] for p in pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1))
+        await state.acquire(3)
+        await state.release()
+        await _until(lambda: state.link.instances > 0)
+        admin = redis.Redis(port=server.port)
+        (tmp_path / "dump.rdb").mkdir()
+        admin.bgsave()
+        await _until(lambda: admin.info("persistence")["rdb_last_bgsave_status"] == "err")
+        await _until(lambda: not state.link.up)
+        reason = state.link.down_reason
+        assert reason.startswith("ResponseError: MISCONF") and "Command #" not in reason, reason
+        assert "stop-writes-on-bgsave-error" in reason and "see the Redis log" in reason
+        await state.acquire(0.1)  # this process's share
+        await state.release()
+        admin.config_set("stop-writes-on-bgsave-error", "no")
+        await _until(lambda: state.link.up)
+
+
+async def test_an_acl_without_scripts_is_named_with_its_fix(tmp_path: Path) -> None:
+    """NOPERM: a Redis user made for modelyard without EVAL/EVALSHA (an ACL copied from a cache's). Every request was
+    refused as 'shared state unreachable … this process never reached it': nothing said it was reached and refused,
+    or what to grant."""
+    with PrivateRedis(tmp_path) as server:
+        redis.Redis(port=server.port).execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all",
+                                                      "-@scripting")
+        url = f"redis://app:pw@127.0.0.1:{server.port}/0"
+        pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+        try:
+            state = pool["m"]
+            with pytest.raises(QueueTimeout) as refused:
+                await state.acquire(1)
+            text = str(refused.value)
+            assert "NoPermissionError" in text and "ACL SETUSER <user> +@scripting" in text, text
+            assert "never counted the processes that share it" in text
+        finally:
+            await pool.aclose()
+
+
+async def test_the_reason_follows_the_outage_from_refused_to_loading(tmp_path: Path) -> None:
+    """Redis restarted with a large data set answers LOADING for as long as it reads it (10 s for 4 M keys here).
+    /healthz kept the outage's first reason — 'Connection refused' — all that time, while the server was up and
+    loading. The reason is now the latest one."""
+    server = PrivateRedis(tmp_path, "--enable-debug-command", "yes").start()
+    pool = ModelPool(_model_config(), shared=StateConfig(url=server.url, lease=3, refresh=0.1, timeout=TIMEOUT))
+    try:
+        state = pool["m"]
+        await state.acquire(3)
+        await state.release()
+        admin = redis.Redis(port=server.port)
+        admin.execute_command("DEBUG", "POPULATE", 1_500_000, "k", 64)
+        admin.save()
+        server.kill()
+        await _until(lambda: "Connect call failed" in state.link.down_reason or "111" in state.link.down_reason)
+        starting = asyncio.ensure_future(asyncio.to_thread(server.start))  # returns once loaded
+        await _until(lambda: "BusyLoadingError" in state.link.down_reason or starting.done(), timeout=30)
+        assert "BusyLoadingError" in state.link.down_reason, f"loaded before it was seen: {state.link.down_reason}"
+        assert "loading its data set" in state.link.status().detail
+        await starting
+        await _until(lambda: state.link.up, timeout=10)
+    finally:
+        await pool.aclose()
+        server.kill()

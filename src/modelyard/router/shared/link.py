@@ -24,10 +24,12 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -37,11 +39,14 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AskError,
     AuthenticationError,
+    BusyLoadingError,
     ClusterCrossSlotError,
     ClusterDownError,
     MovedError,
     NoPermissionError,
     NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
     RedisError,
     TryAgainError,
 )
@@ -73,16 +78,57 @@ CREDENTIALS_HINT = ("write the password Redis requires in the state URL, redis:/
                     "user: redis://USER:PASSWORD@HOST:6379/0), in the config's state: or in MODELYARD_STATE")
 
 
+class StoreFault(Enum):
+    """The refusals a reachable Redis gives that need someone to act, each with what it means and what to do."""
+
+    CLUSTER = ("this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas and Sentinel if "
+               "you like); Redis Cluster is not supported")
+    NOPERM = ("the Redis user may not run it (ACL): modelyard's slots are Lua scripts — grant +@scripting (EVAL, "
+              "EVALSHA) and the keys of state.prefix (~PREFIX:*), e.g. ACL SETUSER <user> +@scripting ~modelyard:*")
+    MISCONF = ("Redis cannot write its RDB snapshot and so refuses every write (stop-writes-on-bgsave-error): see the "
+               "Redis log (a full disk, a directory it may not write)")
+    LOADING = "Redis is loading its data set after a restart; it answers once loaded"
+    MAXCLIENTS = "Redis has as many connections as its maxclients allows"
+    OOM = "Redis is at maxmemory and evicts nothing (noeviction)"
+    READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
+                "the failover moves")
+    AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
+
+    @classmethod
+    def of(cls, exc: BaseException, text: str) -> StoreFault | None:
+        if isinstance(exc, _CLUSTER_REPLIES):
+            return cls.CLUSTER
+        for fault, kinds, starts in _FAULTS:
+            if isinstance(exc, kinds) or any(word in text for word in starts):
+                return fault
+        return None
+
+
+_FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]]] = [
+    (StoreFault.NOPERM, (), ("permissions to run", "permissions to access", "NOPERM", "can't run this command")),
+    (StoreFault.MISCONF, (), ("MISCONF",)),
+    (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
+    (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
+    (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
+    (StoreFault.READONLY, (ReadOnlyError,), ("READONLY",)),
+    (StoreFault.AUTH, _REFUSED, ("WRONGPASS", "invalid username-password")),
+]
+
+#: redis-py wraps a pipelined command's error reply in its own text (the command, its arguments, a tuple)
+_PIPELINE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: \(?['\"]?(.*?)['\"]?,?\)?$", re.S)
+
+
 def failure(exc: BaseException) -> str:
-    """Why a call failed, for /healthz and the log; a Redis Cluster's replies are named as what they mean, and
-    a refused password as what to write."""
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, _REFUSED):
-        return f"{text} — Redis refused the credentials: {CREDENTIALS_HINT}"
-    if isinstance(exc, _CLUSTER_REPLIES):
-        return (f"{text} — this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas "
-                "and Sentinel if you like); Redis Cluster is not supported")
-    return text
+    """Why a call failed, for /healthz and the log: the server's own words (not redis-py's pipeline wrapper around
+    them), and for a refusal that needs someone to act (:class:`StoreFault`) what it means."""
+    message = str(exc)
+    if (inner := _PIPELINE.match(message)) is not None:
+        message = inner.group(1)
+    if len(message) > 240:
+        message = message[:240] + "…"
+    text = f"{type(exc).__name__}: {message}"
+    fault = StoreFault.of(exc, message)
+    return f"{text} — {fault.value}" if fault is not None else text
 
 
 async def refused(settings: StateConfig) -> str | None:
@@ -391,7 +437,10 @@ class RedisLink:
 
     def mark_down(self, reason: str) -> None:
         self.errors += 1
-        if not self.up:
+        if not self.up:  # still down: /healthz says the cause now (connection refused, then LOADING for 10 s …)
+            if reason != self.down_reason:
+                log.info("shared state %s still unreachable: %s", self.settings.shown_url, reason)
+            self.down_reason = reason
             return
         self.up = False
         self.down_since = time.monotonic()

@@ -211,7 +211,7 @@ class RedisState(ModelState):
         if self.link.settings.on_outage is OnOutage.FAIL:
             return "on_outage is 'fail': no slot without it"
         if self._instances() == 0:
-            return "this process never reached it, so it cannot know its share"
+            return "this process never counted the processes that share it, so it cannot know its share"
         return (f"this process's share is {self._share()} of {self.limit} slot(s) "
                 f"({self._instances()} instance(s) last seen{' on this host' if self.per_host else ''})")
 
