@@ -138,6 +138,24 @@ class StreamResponse:
         self.answered = True
         return [("data", text), ("data", "[DONE]")]
 
+    def until_quiet(self, batches: AsyncGenerator[T, None], grace: float) -> AsyncGenerator[T, None]:
+        """``batches``, but once the answer is whole (:attr:`answered`), each further read waits at most ``grace``
+        seconds, then the body counts as ended: for a server that leaves its end marker out and keeps the connection
+        open (with keep-alive comments, bifrost#6784), whose whole answers were lost to the idle bound."""
+        return self._opened(self._until_quiet(batches, grace))
+
+    async def _until_quiet(self, batches: AsyncGenerator[T, None], grace: float) -> AsyncGenerator[T, None]:
+        while True:
+            try:
+                if self.answered:
+                    async with asyncio.timeout(grace):
+                        batch = await anext(batches)
+                else:
+                    batch = await anext(batches)
+            except (StopAsyncIteration, TimeoutError):
+                return
+            yield batch
+
     @property
     def is_json(self) -> bool:
         return self.headers.get("content-type", "").startswith("application/json")
@@ -401,6 +419,10 @@ class HttpClient:
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         #: learned: this server writes bytes after its answers (:class:`_LenientHandler` reads them from now on)
         self.lenient = False
+        #: learned: this server once left its end marker out after a whole answer and kept the connection open (a
+        #: proxy whose upstream omits [DONE] and that sends keep-alive comments, bifrost#6784), and the answer was
+        #: lost to the idle bound: providers read on for a short grace only, after the answer is whole
+        self.no_end_marker = False
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -477,6 +499,13 @@ class HttpClient:
             reading = StreamResponse(response, limit)
             yield reading
             complete = response.content.at_eof()
+        except asyncio.CancelledError:
+            if reading is not None and reading.answered and not self.no_end_marker:
+                # the wait after a whole answer was ended (by the router's idle bound): its end marker never came
+                self.no_end_marker = True
+                log.info("%s left an answer's end marker out and kept the connection open; after a whole answer "
+                         "it is not waited for long from now on", self.base_url)
+            raise
         except aiohttp.ClientError as exc:  # the stream broke after headers
             if reading is not None and reading.answered:
                 return  # only the end marker was lost: the provider finishes the answer it has

@@ -192,6 +192,11 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
     )
 
 
+#: how long a read may take after an answer's finish reason, from a server learned to leave ``[DONE]`` out
+#: (:attr:`HttpClient.no_end_marker`): the usage chunk follows the finish within milliseconds
+END_GRACE = 0.5
+
+
 class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
 
@@ -271,6 +276,8 @@ class OpenAIProvider(HttpProvider):
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
             # its choices carry "message" where a stream's carry "delta", and the loop reads either
             batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
+            if self.client.no_end_marker:  # learned (HttpClient.stream): a whole answer's end is not waited for long
+                batches = resp.until_quiet(batches, min(END_GRACE, timeouts.idle / 2))
             async for events in batches:  # a list per read (issue #15)
                 # joined (a buffered answer): the text deltas of one read go on as one chunk (issue #15). They
                 # arrived together, so the time bounds see the same, and each chunk costs a step through every
