@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from modelyard.router.clock import ManualClock
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, counts
+from tests.shared.redis_kit import PrivateRedis, counts, free_port
 from tests.shared.test_redis_state import Pools, config, pools  # noqa: F401 - fixture
 
 TIMEOUT = 1.0
@@ -230,3 +231,70 @@ async def test_the_reason_follows_the_outage_from_refused_to_loading(tmp_path: P
     finally:
         await pool.aclose()
         server.kill()
+
+
+def _tls_server(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server speaking only TLS, its certificate signed by a CA of the test's own (made with openssl)."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+        "-subj", "/CN=modelyard-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+        "server.crt", "-days", "2", "-extfile", "ext.cnf")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", str(directory),
+                             "--logfile", str(directory / "redis.log"),
+                             "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
+                             "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"], cwd=directory,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(directory / "ca.crt"), socket_connect_timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc, port
+        except redis.RedisError:
+            assert time.monotonic() < deadline and proc.poll() is None, "the TLS redis-server did not start"
+            time.sleep(0.05)
+
+
+async def _refusal(url: str) -> str:
+    pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+    try:
+        with pytest.raises(QueueTimeout) as refused:
+            await pool["m"].acquire(3 * TIMEOUT)
+        return str(refused.value)
+    finally:
+        await pool.aclose()
+
+
+async def test_tls_works_and_each_way_of_getting_it_wrong_says_what_to_write(tmp_path: Path) -> None:
+    """``rediss://`` (a managed Redis, stunnel, Redis 6+ with TLS): with the server's CA named in the URL it works.
+    A CA this host does not trust (self-signed, a private CA: the commonest first failure, e.g. Heroku's), plain text
+    to the TLS port, TLS to a plain port: each refused every request with the bare socket error — an SSL trace,
+    'Connection reset by peer', 'no answer within 1s' — and nothing said what to write."""
+    proc, port = _tls_server(tmp_path)
+    try:
+        ca = tmp_path / "ca.crt"
+        pool = ModelPool(_model_config(), shared=StateConfig(url=f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}",
+                                                             lease=3, refresh=0.1, timeout=TIMEOUT))
+        try:
+            await _registered(pool)
+            assert pool.link is not None and pool.link.up
+        finally:
+            await pool.aclose()
+        untrusted = await _refusal(f"rediss://127.0.0.1:{port}/0")
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted and "?ssl_ca_certs=/path/to/ca.pem" in untrusted, untrusted
+        plain = await _refusal(f"redis://127.0.0.1:{port}/0")
+        assert "if this server speaks TLS, the URL is rediss://" in plain, plain
+    finally:
+        proc.kill()
+        proc.wait(10)
+    (tmp_path / "plain").mkdir()
+    with PrivateRedis(tmp_path / "plain") as server:
+        tls_to_plain = await _refusal(f"rediss://127.0.0.1:{server.port}/0")
+        assert "if this server does not speak TLS, the URL is redis://" in tls_to_plain, tls_to_plain

@@ -93,6 +93,8 @@ class StoreFault(Enum):
     READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
                 "the failover moves")
     AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
+    TLS = ("this host does not trust the server's TLS certificate: name its CA in the URL, "
+           "rediss://HOST:PORT/0?ssl_ca_certs=/path/to/ca.pem (ssl_cert_reqs=none skips the check)")
 
     @classmethod
     def of(cls, exc: BaseException, text: str) -> StoreFault | None:
@@ -112,6 +114,7 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
     (StoreFault.READONLY, (ReadOnlyError,), ("READONLY",)),
     (StoreFault.AUTH, _REFUSED, ("WRONGPASS", "invalid username-password")),
+    (StoreFault.TLS, (), ("CERTIFICATE_VERIFY_FAILED",)),
 ]
 
 #: redis-py wraps a pipelined command's error reply in its own text (the command, its arguments, a tuple)
@@ -435,7 +438,20 @@ class RedisLink:
 
     # -- up and down ----------------------------------------------------------------------
 
+    def _scheme_hint(self, reason: str) -> str:
+        """A store never reached whose URL may name the wrong protocol: TLS to a plain server waits for a handshake
+        that never comes (a timeout), plain text to a TLS port is reset. Said only before the first answer."""
+        if self.view_at is not None:
+            return reason
+        tls = self.settings.url.startswith("rediss://")
+        if tls and reason.startswith("no answer within"):
+            return f"{reason} — nothing came back over TLS: if this server does not speak TLS, the URL is redis://"
+        if not tls and ("Connection reset by peer" in reason or "Connection closed by server" in reason):
+            return f"{reason} — if this server speaks TLS, the URL is rediss://"
+        return reason
+
     def mark_down(self, reason: str) -> None:
+        reason = self._scheme_hint(reason)
         self.errors += 1
         if not self.up:  # still down: /healthz says the cause now (connection refused, then LOADING for 10 s …)
             if reason != self.down_reason:
