@@ -223,9 +223,13 @@ async def test_the_reason_follows_the_outage_from_refused_to_loading(tmp_path: P
         server.kill()
         await _until(lambda: "Connect call failed" in state.link.down_reason or "111" in state.link.down_reason)
         starting = asyncio.ensure_future(asyncio.to_thread(server.start))  # returns once loaded
-        await _until(lambda: "BusyLoadingError" in state.link.down_reason or starting.done(), timeout=30)
-        assert "BusyLoadingError" in state.link.down_reason, f"loaded before it was seen: {state.link.down_reason}"
-        assert "loading its data set" in state.link.status().detail
+        # LOADING, or on a loaded machine a server too busy loading to answer within the bound: not 'refused' any more
+        await _until(lambda: "111" not in state.link.down_reason or starting.done(), timeout=30)
+        reason = state.link.down_reason
+        assert "111" not in reason and not starting.done(), f"loaded before it was seen: {reason}"
+        assert "BusyLoadingError" in reason or reason.startswith("no answer within"), reason
+        if "BusyLoadingError" in reason:
+            assert "loading its data set" in state.link.status().detail
         await starting
         await _until(lambda: state.link.up, timeout=10)
     finally:
