@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO, TypeVar
 
+from modelyard.providers.llama_abort import aborting
+
 log = logging.getLogger("modelyard.llamacpp")
 T = TypeVar("T")
 
@@ -44,6 +46,8 @@ def _route_llama_logs() -> None:
     @llama_cpp.llama_log_callback
     def route(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         last[0] = _LEVELS.get(level, last[0])  # 5 continues the previous line's level
+        if last[0] >= logging.ERROR and aborting():  # "failed to decode, ret = 2": the stop asked for, not a fault
+            last[0] = logging.DEBUG
         if log.isEnabledFor(last[0]):
             log.log(last[0], "%s", text.decode("utf-8", "replace").rstrip())
 

@@ -5,7 +5,10 @@ time, so generation runs in a worker thread behind a lock and chunks cross back 
 event loop through a queue.
 
 Stopping (Ctrl-C, SIGTERM, a client gone): closing the stream sets a flag the worker checks
-between tokens, then *waits for the worker to finish* before the stream's ``finally`` ends —
+between tokens, and llama.cpp's own abort flag (:mod:`~modelyard.providers.llama_abort`), which
+it checks inside a batch — so a long prompt's evaluation stops within moments, not at its end
+(a minute and more on a slow CPU, past uvicorn's graceful wait and the 60 s give-up below) —
+then *waits for the worker to finish* before the stream's ``finally`` ends —
 however often the waiting task is cancelled again. So no llama.cpp call outlives the event
 loop that asked for it (a worker still generating when the loop closed, or when ``atexit``
 freed the model, crashed the process: "Event loop is closed", a segfault). The prompt's
@@ -29,6 +32,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.http import openai_tools, parse_arguments
+from modelyard.providers.llama_abort import AbortFlag, Stop, is_abort
 from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
@@ -40,7 +44,7 @@ _END = object()
 _models: dict[tuple[str, int, int, int], Any] = {}
 _models_lock = threading.Lock()
 #: stop flags of the generations running now (exit stops them before it frees their model)
-_running: set[threading.Event] = set()
+_running: set[Stop] = set()
 #: longest wait for a stopped worker: a token, or one batch of prompt evaluation (seconds on a slow CPU)
 STOP_WAIT = 60.0
 
@@ -92,6 +96,7 @@ def load_llama(path: str, n_ctx: int, threads: int, gpu_layers: int = -1) -> Any
             _models[key] = quiet_load(Llama, model_path=path, n_ctx=n_ctx, n_threads=threads,
                                       n_threads_batch=os.cpu_count() or 1, n_gpu_layers=gpu_layers)
             _models[key]._modelyard_lock = threading.Lock()
+            _models[key]._modelyard_abort = AbortFlag.install(_models[key])
         return _models[key]
 
 
@@ -156,7 +161,7 @@ class LlamaCppProvider(Provider):
             raise ProviderError(Reason.UNAVAILABLE, reason)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
+        cancel = Stop()
         finished: asyncio.Future[None] = loop.create_future()
         kwargs = self._kwargs(request)
         key = self._key()
@@ -174,11 +179,27 @@ class LlamaCppProvider(Provider):
             try:
                 llm = load_llama(*key)
                 with llm._modelyard_lock:
+                    abort: AbortFlag | None = getattr(llm, "_modelyard_abort", None)
+                    if abort is not None:
+                        cancel.attach(abort)
                     produced = 0
                     prompt_tokens: int | None = None
                     finish = "stop"
                     calls: dict[int, dict[str, str]] = {}
-                    for part in llm.create_chat_completion(**kwargs):
+                    parts = llm.create_chat_completion(**kwargs)
+                    while True:
+                        try:
+                            part = next(parts)
+                        except StopIteration:
+                            break
+                        except RuntimeError as exc:
+                            if not (cancel.is_set() and is_abort(exc)):
+                                raise
+                            if prompt_tokens is None:  # stopped in the prompt: the batches it got through
+                                prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)))
+                            llm.reset()  # llama.cpp dropped the sequence's cache: nothing of it is reusable
+                            finish = "cancelled"
+                            break
                         if cancel.is_set():
                             finish = "cancelled"
                             break
@@ -206,6 +227,7 @@ class LlamaCppProvider(Provider):
             except Exception as exc:  # crosses the thread boundary as a value
                 put(exc)
             finally:
+                cancel.detach()
                 _running.discard(cancel)
                 put(_END)
                 with contextlib.suppress(RuntimeError):
