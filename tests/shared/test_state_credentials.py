@@ -82,3 +82,14 @@ def test_the_right_password_or_an_outage_is_not_a_refusal(guarded: PrivateRedis)
     assert why is not None and why.startswith("AuthenticationError") and "nope" not in why
     # what /healthz, `models` and a request's state_unreachable say about it: what to write, too
     assert "redis://:PASSWORD@HOST:6379/0" in failure(AuthenticationError("invalid username-password pair"))
+
+
+def test_models_says_the_refusal_once_in_its_caption(guarded: PrivateRedis, tmp_path: Path) -> None:
+    """`models` is a look: the store's condition is its caption's. It also printed the running processes' warning,
+    "… unreachable (…): models fall back to this process's share (share)", on stderr above the table."""
+    config = _config(tmp_path, f"redis://:nope@127.0.0.1:{guarded.port}/0")
+    done = _run("--config", str(config), "models", "--no-reach")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    caption = " ".join(done.stdout.split())  # wrapped at the terminal's width
+    assert "refused the credentials" in caption and "redis://:PASSWORD@HOST:6379/0" in caption

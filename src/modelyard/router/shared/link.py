@@ -231,6 +231,8 @@ class RedisLink:
         self._scripts: dict[str, AsyncScript] = {}
         self._kick = asyncio.Event()
         self._closing = False
+        #: a look (``models``): what it finds goes in its caption, not in warnings on stderr besides
+        self._looking = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class RedisLink:
 
     async def peek(self) -> None:
         """Read the view once without joining in (``models``: a look, not a process that holds slots)."""
+        self._looking = True
         self._connect(asyncio.get_running_loop())
         assert self._client is not None
         try:
@@ -354,7 +357,7 @@ class RedisLink:
             where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
                       for model, limit in sorted(self.limits.items()) if theirs.get(model, limit) != limit]
-        if found != self.disagreements and found:
+        if found != self.disagreements and found and not self._looking:
             log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
                         self.settings.shown_url, "; ".join(found))
         self.disagreements = found
@@ -461,8 +464,9 @@ class RedisLink:
         self.up = False
         self.down_since = time.monotonic()
         self.down_reason = reason
-        log.warning("shared state %s unreachable (%s): models fall back to this process's share (%s)",
-                    self.settings.shown_url, reason, self.settings.on_outage.value)
+        if not self._looking:
+            log.warning("shared state %s unreachable (%s): models fall back to this process's share (%s)",
+                        self.settings.shown_url, reason, self.settings.on_outage.value)
         for state in self.states.values():
             state.went_down()
         self._kick.set()
