@@ -442,3 +442,22 @@ async def test_a_whole_answer_whose_end_marker_never_comes_is_lost_once_only(kin
     assert outcomes(first) == [("primary", "fallback", "idle_timeout"), ("backup", "ok", None)]
     assert outcomes(second) == [("primary", "ok", None)]
     assert second.response.text == "Sunny." and second.record.tokens_out == (2 if kind == "openai" else 7)
+
+
+# -- finish reasons in another spelling -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "finish", "outcome", "logged"), [
+    ("Sunny.", "STOP", "ok", "stop"),
+    ("Sunny, and then", "MAX_TOKENS", "ok", "length"),  # cut at max_tokens: it was passed on as a complete answer
+    (None, "MAX_TOKENS", "ok", "length"),  # nothing but the cut: an empty truncated answer, as for "length"
+    (None, "SAFETY", "ok", "content_filter"),  # withheld: a policy answer, not a broken model
+])
+async def test_gemini_finish_reasons_in_capitals(content: str | None, finish: str, outcome: str, logged: str,
+                                                 servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Gemini's OpenAI-compatible gateways pass its own finish reasons on in capitals (qwen-code#9884): "MAX_TOKENS"
+    was not read as a truncation (the cut answer passed as whole, an empty one refused as unusable), "SAFETY" not
+    as a policy answer."""
+    delta = {"role": "assistant", "content": content} if content else {"role": "assistant"}
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, chunk(delta, finish), DONE, headers=SSE))
+    assert outcomes(routed) == [("primary", outcome, None)]
+    assert routed.record.finish_reason == logged

@@ -125,6 +125,22 @@ def usage_from(value: Any, input_key: str, output_key: str) -> Usage | None:
     return Usage(token_count(given), token_count(made))
 
 
+#: the stop reasons of the specs, as they spell them: the rest is read by :func:`_spelled`
+_USUAL_STOPS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call", "end_turn", "tool_use",
+                          "max_tokens", "stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"})
+#: Gemini's own finish reasons, which its OpenAI-compatible gateways pass on in capitals (qwen-code#9884): the ones
+#: that mean the answer was withheld
+_WITHHELD = frozenset({"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety"})
+
+
+def _spelled(stop: str) -> str:
+    """A stop reason in the spelling the rest of modelyard reads: Gemini gateways' "STOP" and "MAX_TOKENS" were not
+    known as a natural stop and a truncation (an answer cut at max_tokens passed as complete, an empty one refused
+    as unusable), its "SAFETY" not as a policy answer."""
+    lowered = stop.lower()
+    return "content_filter" if lowered in _WITHHELD else lowered
+
+
 #: why an answer with nothing in it is refused (an empty "success" would reach the client as the answer)
 _EMPTY = "the model stopped without answering: no text, no tool call"
 _EMPTY_THOUGHT = ("the model only thought: no text, no tool call after its reasoning (a reasoning parser that never "
@@ -242,6 +258,8 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                 stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
                 if not stop.isascii() or len(stop) > _MAX_STOP:  # the server's word, as the log keeps it: text
                     stop = repair_text(stop[:_MAX_STOP])  # SQLite can store (a lone UTF-16 half), and short
+                if stop and stop not in _USUAL_STOPS:
+                    stop = _spelled(stop)
                 if not content and not stop:
                     raise malformed("the stream ended with no content and no finish reason (no choices?)")
                 if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
