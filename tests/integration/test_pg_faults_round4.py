@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import yaml
+from tests.fakes.server import poll
 from tests.integration.test_pg_forward import write
 from tests.unit.test_ledger import record
 
@@ -54,3 +55,34 @@ def test_log_behind_an_exclusive_lock_says_who_holds_it_within_its_bound(tmp_pat
     again = subprocess.run([sys.executable, "-m", "modelyard", "log", "--config", str(config)],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr  # the lock gone: the log reads as before
+
+
+def test_a_server_statement_timeout_and_a_dropped_table_hold_the_rows_and_say_why(tmp_path: Path, pg_url: str) -> None:
+    """Two refusals that last until someone acts: a statement_timeout set on the server (per role or database) that
+    cancels the log's writes, and a table of the log dropped by hand. Rows already waited in the spool, but the
+    reason was psycopg's bare text ('UndefinedTable: relation "requests" does not exist LINE 1: INSERT INTO …  ^')
+    with nothing said about what it means or what to do."""
+    spool = tmp_path / "spool.sqlite3"
+    write(spool, [record(0)])
+    first = Forwarder(spool, pg_url)
+    try:
+        assert first.flush(30)
+    finally:
+        first.close()
+    cancelled = Forwarder(spool, pg_url + "%20-cstatement_timeout%3D1")  # 1 ms: every batch is cancelled
+    try:
+        write(spool, [record(i) for i in range(1, 200)])
+        health = poll(lambda: (h := cancelled.health()).failures >= 1 and h, timeout=15)
+        assert health.refused == 0 and "raise it for this role or database" in (health.last_error or ""), health
+    finally:
+        cancelled.close()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE attempts")
+        admin.execute("DROP TABLE requests")
+    dropped = Forwarder(spool, pg_url)
+    try:
+        health = poll(lambda: (h := dropped.health()).failures >= 1 and h, timeout=15)
+        error = health.last_error or ""
+        assert health.refused == 0 and "a table of the log is gone" in error and "LINE 1" not in error, error
+    finally:
+        dropped.close()

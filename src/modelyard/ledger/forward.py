@@ -442,7 +442,10 @@ class Forwarder:
     def _failed(self, exc: BaseException) -> None:
         now = time.time()
         self.failures += 1
-        self.last_error = dburl.scrub(f"{type(exc).__name__}: {exc}", self.url)[:500]
+        from modelyard.ledger.pg import hint
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not psycopg's LINE 1: … ^ lines
+        self.last_error = dburl.scrub(f"{type(exc).__name__}: {first}{hint(exc)}", self.url)[:500]
         self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
         if now - self._last_logged >= _LOG_EVERY:
             self._last_logged = now

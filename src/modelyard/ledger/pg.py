@@ -32,6 +32,26 @@ CONNECT_TIMEOUT = 5
 READ_LOCK_TIMEOUT = 10.0
 
 
+#: what a refusal by SQLSTATE means for the log, and what to do (said with the error in /healthz and the log)
+HINTS = {
+    "57014": ("the server's statement_timeout cancelled it (SHOW statement_timeout): raise it for this role or "
+              "database, e.g. ALTER ROLE … SET statement_timeout = '30s'"),
+    "42P01": ("a table of the log is gone though its migrations are recorded (dropped by hand?): restore it from a "
+              "backup, or drop the log's schema to let modelyard create it afresh"),
+    "25006": ("the database takes no writes (a hot standby after a failover, default_transaction_read_only): point "
+              "log.url at the primary"),
+    "53100": "PostgreSQL's disk is full",
+    "53300": "PostgreSQL has max_connections sessions: put a pooler (PgBouncer) in front, or raise max_connections",
+    "42501": "the role may not write the log's tables: GRANT INSERT, SELECT on them (or ownership) to it",
+}
+
+
+def hint(exc: BaseException) -> str:
+    """`` — what it means``, for a refusal in :data:`HINTS`; "" otherwise."""
+    why = HINTS.get(getattr(exc, "sqlstate", None) or "")
+    return f" — {why}" if why else ""
+
+
 class Row:
     """A result row read by name or position, like ``sqlite3.Row`` (``row["model"]``, ``row[0]``, ``dict(row)``)."""
 
@@ -136,6 +156,7 @@ class PgConnection:
     def describe(self, exc: BaseException) -> str:
         """An error about this database, for people: names it, never shows its password."""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first += hint(exc)
         if getattr(exc, "sqlstate", None) == "55P03":  # lock_not_available: say where to look
             first += (f" — waited {self.lock_timeout or 0:g}s: another session holds a lock on the log's tables "
                       "(an open transaction, a migration, VACUUM FULL)")
