@@ -150,3 +150,38 @@ def test_sizes_are_printed_rounded() -> None:
     assert "5.885" not in text and "23.54" not in text
     roomy = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--ram", "64", "--headroom", "8"])
     assert "(64 GB − 8 GB headroom)" in " ".join(roomy.output.split())
+
+
+def test_models_served_by_another_machine_are_not_counted_here(tmp_path: Path) -> None:
+    """A team's config names its inference hosts' servers; `plan` on a laptop or a gateway host counted their
+    models against its own memory: 'does not fit' on a machine that runs none of them (a newcomer's fourth walk)."""
+    config = tmp_path / "team.yaml"
+    config.write_text("""
+models:
+  here: {provider: openai, model: small, endpoint: "http://127.0.0.1:9/v1", memory_gb: 4}
+  inference-host: {provider: openai, model: big, endpoint: "http://192.0.2.10:8000/v1", memory_gb: 30}
+  cloud: {provider: anthropic, api_key_env: NO_SUCH_KEY, price: {input: 1, output: 5}}
+agents:
+  chat: {primary: here, fallbacks: [inference-host, cloud]}
+""")
+    out = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "16", "--json"])
+    assert out.exit_code == 0, out.output
+    p = json.loads(out.output)
+    assert [m["model"] for m in p["models"]] == ["here"]
+    assert p["fits"] and p["drop"] == []
+    assert ("inference-host: served by 192.0.2.10, not this machine (not counted); run `modelyard plan` there"
+            in p["notes"])
+
+
+def test_this_machine_is_its_loopback_its_name_and_its_own_addresses() -> None:
+    import socket
+
+    import psutil
+
+    from modelyard.ops.plan import on_this_machine
+
+    assert on_this_machine("127.0.0.1") and on_this_machine("localhost") and on_this_machine(socket.gethostname())
+    own = [a.address for nics in psutil.net_if_addrs().values() for a in nics
+           if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    assert all(on_this_machine(address) for address in own), own  # a gateway host's config may name its own IP
+    assert not on_this_machine("192.0.2.10")  # TEST-NET-1: never this machine's

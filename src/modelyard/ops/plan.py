@@ -16,10 +16,13 @@ the default headroom is 8 GB on machines with 32 GB or more, else a quarter of R
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from modelyard.config.schema import Config, ModelConfig
 from modelyard.providers import MemoryFacts, Provider, build_provider
@@ -178,9 +181,38 @@ def _usage(config: Config) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     return primary, fallback
 
 
+def elsewhere(config: Config) -> dict[str, str]:
+    """Local models served by another machine (``endpoint`` on a host that is not this one), by name → host.
+
+    A team's config names its inference hosts' servers; ``plan`` on a laptop or a gateway host counted their
+    models against *its own* memory (and asked those servers their sizes to do so)."""
+    found = {}
+    for name, m in config.models.items():
+        host = urlsplit(m.endpoint).hostname if m.is_local and m.endpoint else None
+        if host and not on_this_machine(host):
+            found[name] = host
+    return found
+
+
+def on_this_machine(host: str) -> bool:
+    """``host`` names this machine: loopback, its hostname, or one of its interfaces' addresses. A name that does
+    not resolve counts as this machine (as before: counted, rather than silently left out)."""
+    if host == "localhost" or host.endswith(".localhost") or host == socket.gethostname():
+        return True
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return True
+    import psutil
+
+    own = {a.address.split("%")[0] for nics in psutil.net_if_addrs().values() for a in nics}
+    return any(ipaddress.ip_address(a.split("%")[0]).is_loopback or a.split("%")[0] in own for a in addresses)
+
+
 def model_memory(config: Config, query_servers: bool = True) -> list[ModelMemory]:
-    """Weights and KV cache of every local model in the config."""
-    providers = {name: build_provider(name, m) for name, m in config.models.items() if m.is_local}
+    """Weights and KV cache of every local model in the config that runs on this machine."""
+    away = elsewhere(config)
+    providers = {name: build_provider(name, m) for name, m in config.models.items() if m.is_local and name not in away}
     facts = run_sync(lambda: _facts(providers, query_servers))
     primary, fallback = _usage(config)
     return [_memory(name, providers[name].config, facts[name], primary.get(name, []), fallback.get(name, []),
@@ -219,6 +251,8 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
     ram = ram_gb if ram_gb is not None else machine_ram_gb()
     headroom = headroom_gb if headroom_gb is not None else default_headroom(ram)
     plan = MemoryPlan(ram, headroom, model_memory(config, query_servers))
+    for name, host in elsewhere(config).items():
+        plan.notes.append(f"{name}: served by {host}, not this machine (not counted); run `modelyard plan` there")
     for m in plan.models:
         if not m.known:
             plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
