@@ -75,7 +75,7 @@ def test_the_command_list_wraps_summaries_to_the_terminal_not_the_source() -> No
     """`modelyard --help` kept each docstring's line breaks: 'missing credentials; and where' ended a line
     with the rest of the sentence on the next, however wide the terminal."""
     env = {**os.environ, "COLUMNS": "200"}
-    for args, sentence in ((["--help"], "missing credentials; and where the limits of ask/chat/telegram live"),
+    for args, sentence in ((["--help"], "missing on its server, unavailable (a key not set, the GGUF missing)"),
                            (["routing", "--help"], "or waiting for `routing learn`")):
         out = subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, timeout=60,
                              env=env)

@@ -80,8 +80,9 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help=(
         "print {\"models\": [...], \"limits\": …}: each model's state and why, for scripts"))] = False,
 ) -> None:
-    """Configured models and their state: available, unreachable, failing, missing credentials; and where
-    the limits of ask/chat/telegram live (Redis, a running serve, or each process)."""
+    """Configured models and their state: available, failing, unreachable, missing on its server, unavailable
+    (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live (Redis,
+    a running serve, or each process)."""
     cfg, path = load_or_exit(config)
     conn = log_or_exit(cfg)
     users: dict[str, list[tuple[str, bool]]] = {}
