@@ -180,7 +180,10 @@ def test_three_gateways_never_exceed_the_limit_at_the_backend(tmp_path: Path, sh
     print(f"queue-timeout fallbacks: {len(waits)}, waited p50 {waits[len(waits) // 2]:.1f} / "
           f"p99 {waits[int(len(waits) * 0.99)]:.1f} / max {waits[-1]:.1f} ms (bound {QUEUE * 1000:.0f} ms)")
     assert waits[0] >= QUEUE * 1000 - 1, "a request gave up on its queue before the bound"
-    assert waits[len(waits) // 2] <= QUEUE * 1000 + 10, "queue-timeout fallbacks start later than the bound + 10 ms"
+    # The median is each gateway's timer running late on a busy machine: 310.8 ms once under load 10-14 on 2 cores
+    # (three gateways, 24 clients, a backend). Within 50 ms still rules out a bound kept by a later event — the
+    # next view refresh (200 ms), a Redis call with its own bound (300 ms) — rather than by its own timer.
+    assert waits[len(waits) // 2] <= QUEUE * 1000 + 50, "queue-timeout fallbacks start later than the bound + 50 ms"
     # The tail is the machine's (the in-process state shows the same under load: benchmarks/bench_state.py
     # measures both side by side); what must never happen is a fallback waiting on a Redis call.
     assert waits[-1] < (QUEUE + STATE_TIMEOUT) * 1000, "a queue-timeout fallback waited on the shared store"
