@@ -218,8 +218,9 @@ def _print(result: BenchResult, scores: list[Score], recs: list[Recommendation],
         console.print(agent_table(agent, [s for s in scores if s.agent == agent], by_agent.get(agent), result.k))
     for model, why in result.skipped.items():
         console.print(f"not measured: {model} — {why}", highlight=False, markup=False)
-    console.print(f"[bold]recommendations[/] (rule: pass@1 ≥ {min_pass:.0%}; models within {TOLERANCE:.0%} of the "
-                  "best pass@1 are ranked cheaper first, then more passing answers per minute)", highlight=False)
+    console.print(f"[bold]recommendations[/] (rule: pass@1 ≥ {min_pass:.0%}; models within "
+                  f"{TOLERANCE * 100:.0f} points of the best pass@1 are ranked cheaper first, then more passing "
+                  "answers per minute)", highlight=False)
     for rec in recs:
         if rec.ranked:
             verdict = "change" if rec.changed else "keep"
