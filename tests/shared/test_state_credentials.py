@@ -4,7 +4,9 @@ write — they started, gave no model a slot and answered every request 503 (a n
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +95,24 @@ def test_models_says_the_refusal_once_in_its_caption(guarded: PrivateRedis, tmp_
     assert done.stderr == "", done.stderr
     caption = " ".join(done.stdout.split())  # wrapped at the terminal's width
     assert "refused the credentials" in caption and "redis://:PASSWORD@HOST:6379/0" in caption
+
+
+def test_models_says_the_embedded_models_slots_are_this_hosts(redis_url: str, prefix: str, tmp_path: Path,
+                                                              default_model: Path) -> None:
+    """The embedded model runs inside each process, so its shared slots are per host: a laptop's `models` showed its
+    own `0/1` beside the other models' team-wide counts while a gateway host's embedded model was busy."""
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({
+        "state": {"url": redis_url, "prefix": prefix},
+        "models": {"embedded": {"provider": "llamacpp", "path": str(default_model)},
+                   "m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"chat": {"primary": "m", "fallbacks": ["embedded"]}},
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+    }))
+    done = _run("--config", str(config), "models", "--no-reach", env={"COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    assert f"embedded: runs inside each process, so its slots are per host: 0/1 is this host's " \
+           f"({socket.gethostname()})" in done.stdout, done.stdout
+    assert "  m: runs inside" not in done.stdout
+    listed = json.loads(_run("--config", str(config), "models", "--no-reach", "--json").stdout)["models"]
+    assert {m["model"]: m["slots_per_host"] for m in listed} == {"embedded": True, "m": False}

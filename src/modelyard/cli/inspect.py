@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from datetime import datetime
 from pathlib import Path
@@ -89,7 +90,8 @@ def models(
     for agent_name, agent in cfg.agents.items():
         for i, model_name in enumerate(agent.chain):
             users.setdefault(model_name, []).append((agent_name, i == 0))
-    shared = _shared_view(cfg) or _serve_view(cfg, path)
+    served = None if (shared := _shared_view(cfg)) else _serve_view(cfg, path)
+    shared = shared or served
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
@@ -122,6 +124,10 @@ def models(
             state = condition.value
         if detail:
             details.append(f"  {name}: {state}: {detail}")
+        if shared and shared is not served and providers[name].runs_in_process and name not in unavailable:
+            # a laptop's `models` showed its own 0/1 for the embedded model while a gateway host's was busy
+            details.append(f"  {name}: runs inside each process, so its slots are per host: {slots} is this host's "
+                           f"({socket.gethostname()}), not the other hosts'")
         if cap and state != "over its spend cap":
             details.append(f"  {name}: spend cap ${plain(cap.usd)}/{cap.per}, {usd(spent[name])} spent this "
                            f"{cap.per} (UTC)")
@@ -136,6 +142,7 @@ def models(
                       "fallback_for": [a for a, first in users.get(name, []) if not first],
                       "price": {"input": m.price.input, "output": m.price.output}, "memory_gb": m.memory_gb,
                       "provider": m.provider, "provider_model": m.model or None,
+                      "slots_per_host": bool(shared and shared is not served and providers[name].runs_in_process),
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
                                     else None)})
     if as_json:
