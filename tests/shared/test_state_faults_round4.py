@@ -302,3 +302,18 @@ async def test_tls_works_and_each_way_of_getting_it_wrong_says_what_to_write(tmp
     with PrivateRedis(tmp_path / "plain") as server:
         tls_to_plain = await _refusal(f"rediss://127.0.0.1:{server.port}/0")
         assert "if this server does not speak TLS, the URL is redis://" in tls_to_plain, tls_to_plain
+
+
+def test_serve_with_a_user_that_may_not_run_scripts_stops_at_start(tmp_path: Path) -> None:
+    """The password is right but the ACL has no EVAL/EVALSHA: ``serve`` started, gave no model a slot and answered
+    every request 503 for as long as it ran. Now it stops at start (exit 2) naming the config line and the grant."""
+    from tests.shared.test_state_credentials import _config, _run
+
+    with PrivateRedis(tmp_path) as server:
+        redis.Redis(port=server.port).execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all",
+                                                      "-@scripting")
+        config = _config(tmp_path, f"redis://app:pw@127.0.0.1:{server.port}/0")
+        done = _run("--config", str(config), "serve", "--port", str(free_port()))
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "refused this user's scripts" in done.stderr and "ACL SETUSER <user> +@scripting" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout

@@ -89,15 +89,20 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     its share") and answered every request 503 while /healthz said "unreachable". A Redis that cannot be reached
     is an outage, ridden out as before (``state.on_outage``)."""
     from modelyard.router.pool import STATE_ENV, state_settings
-    from modelyard.router.shared.link import CREDENTIALS_HINT, refused
+    from modelyard.router.shared.link import CREDENTIALS_HINT, StoreFault, refused, scripts_refused
 
     try:
         settings = state_settings(cfg)
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    if settings is None or not (why := asyncio.run(refused(settings))):
+    if settings is None:
         return
-    message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
+    if why := asyncio.run(refused(settings)):
+        message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
+    elif why := asyncio.run(scripts_refused(settings)):  # the password is right, the user may not run scripts
+        message = f"Redis at {settings.shown_url} refused this user's scripts ({why}): {StoreFault.NOPERM.value}"
+    else:
+        return
     if os.environ.get(STATE_ENV, "").strip():
         raise fail(f"{STATE_ENV}: {message}")
     raise fail(str(ConfigError(message, path=str(path), line=_line_of_state(path), key="state")))

@@ -153,6 +153,26 @@ async def refused(settings: StateConfig) -> str | None:
     return None
 
 
+async def scripts_refused(settings: StateConfig) -> str | None:
+    """One trivial script: why, when the Redis user may not run scripts (an ACL without EVAL/EVALSHA), else None
+    (also when Redis cannot be reached, or refuses the password: :func:`refused` says that). Every slot is a script:
+    such a process gave no model a slot, for as long as it ran."""
+    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
+                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    try:
+        async with asyncio.timeout(2 * settings.timeout):
+            await client.eval("return 1", 0)
+    except (NoPermissionError, RedisError) as exc:
+        if StoreFault.of(exc, str(exc)) is StoreFault.NOPERM:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+    except (TimeoutError, OSError):
+        return None
+    finally:
+        await client.aclose()
+    return None
+
+
 class StoreUnreachable(Exception):
     """The shared store did not answer within its bound (or refused): the link is down."""
 
