@@ -217,7 +217,7 @@ async def test_the_reason_follows_the_outage_from_refused_to_loading(tmp_path: P
         state = pool["m"]
         await state.acquire(3)
         await state.release()
-        admin = redis.Redis(port=server.port)
+        admin = redis.Redis(port=server.port, socket_timeout=120)  # POPULATE and SAVE take seconds on a loaded box
         admin.execute_command("DEBUG", "POPULATE", 1_500_000, "k", 64)
         admin.save()
         server.kill()
