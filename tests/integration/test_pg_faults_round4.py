@@ -13,10 +13,13 @@ import psycopg
 import yaml
 from tests.fakes.server import poll
 from tests.integration.test_pg_forward import write
+from tests.pg import Bouncer, scratch_database
 from tests.unit.test_ledger import record
 
+from modelyard.ledger import queries
 from modelyard.ledger.forward import Forwarder
-from modelyard.ledger.pg import READ_LOCK_TIMEOUT
+from modelyard.ledger.pg import READ_LOCK_TIMEOUT, PgConnection
+from modelyard.ledger.store import LogStore
 
 
 def _config(tmp_path: Path, url: str) -> Path:
@@ -86,3 +89,24 @@ def test_a_server_statement_timeout_and_a_dropped_table_hold_the_rows_and_say_wh
         assert health.refused == 0 and "a table of the log is gone" in error and "LINE 1" not in error, error
     finally:
         dropped.close()
+
+
+def test_bounded_readers_work_behind_a_transaction_pooler(tmp_path: Path) -> None:
+    """The readers' bound is ``SET LOCAL`` inside a transaction of its own, so behind PgBouncer's transaction pooling
+    it never stays on a server connection another client gets next (a session ``SET`` would)."""
+    with scratch_database() as direct, Bouncer(direct) as bouncer:
+        write(tmp_path / "log.sqlite3", [record(1)])
+        forwarder = Forwarder(tmp_path / "log.sqlite3", bouncer.url)
+        try:
+            assert forwarder.flush(20), forwarder.health()
+        finally:
+            forwarder.close()
+        reader = LogStore(tmp_path / "log.sqlite3", bouncer.url).connect(readonly=True)
+        plain = PgConnection(bouncer.url, migrate_schema=False)  # another client of the same server connections
+        try:
+            for _ in range(12):
+                assert queries.rate(reader, "req000001", True) == "req000001"
+                assert plain.execute("SHOW lock_timeout").fetchone()[0] == "0", "the bound leaked out"
+        finally:
+            reader.close()
+            plain.close()
