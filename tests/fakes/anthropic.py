@@ -114,7 +114,7 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
             return self.error_response(404, f"model: {body['model']}")
-        if (problem := _tool_id_problem(body["messages"])) is not None:
+        if (problem := _tool_id_problem(body["messages"]) or _empty_content_problem(body["messages"])) is not None:
             return self.error_response(400, problem)
         return None
 
@@ -277,6 +277,23 @@ def _ends_with_tool_result(messages: list[Any]) -> bool:
 
 
 _TOOL_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+def _empty_content_problem(messages: Any) -> str | None:
+    """The API's refusal of a turn with nothing in it (a text turn of "" or blanks, an empty text block), with its
+    wording; only a final assistant turn (a prefill) may be empty."""
+    if not isinstance(messages, list):
+        return None
+    for n, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        final_assistant = n == len(messages) - 1 and isinstance(message, dict) and message.get("role") == "assistant"
+        if isinstance(content, str) and not content.strip() and not final_assistant:
+            return (f"messages.{n}: all messages must have non-empty content except for the optional final "
+                    "assistant message")
+        if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "text"
+                                             and not str(b.get("text", "")).strip() for b in content):
+            return "messages: text content blocks must be non-empty"
+    return None
 
 
 def _tool_id_problem(messages: Any) -> str | None:

@@ -22,6 +22,7 @@ from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route, rout
 
 from modelyard.ledger import LogWriter, connect
 from modelyard.router import Router
+from modelyard.types import ChatRequest, Message, ToolCall
 
 WHOLE = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
          "choices": [{"index": 0, "message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"}],
@@ -461,3 +462,25 @@ async def test_gemini_finish_reasons_in_capitals(content: str | None, finish: st
     routed = await route("openai", servers, tmp_path, Fault.raw(200, chunk(delta, finish), DONE, headers=SSE))
     assert outcomes(routed) == [("primary", outcome, None)]
     assert routed.record.finish_reason == logged
+
+
+# -- a history Claude refuses ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("turn", [Message("assistant", ""), Message("assistant", "  \n"),
+                                  Message("assistant", " ", tool_calls=[ToolCall("get_weather", {"city": "Paris"},
+                                                                                 "call_1")])])
+async def test_claude_takes_over_a_history_with_an_empty_assistant_turn(turn: Message, servers: dict[str, Any],  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    """A turn another model left empty (thinking only, a refusal, an OpenAI client's content null) went to the API as
+    it was: "all messages must have non-empty content except for the optional final assistant message" (a text
+    block of blanks likewise, hermes-agent#11906), a 400 on every such turn, so Claude could not take the
+    conversation over. The Anthropic fake now refuses such turns as the API does."""
+    history = [Message("user", "Hi"), turn]
+    if turn.tool_calls:
+        history.append(Message("tool", "18C", tool_call_id="call_1", name="get_weather"))
+    history.append(Message("user", "Weather in Paris?"))
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", ChatRequest(messages=history))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]

@@ -48,10 +48,15 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
             else:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant" and m.tool_calls:
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content.strip() else []
             blocks += [{"type": "tool_use", "id": ids.call(c.id), "name": c.name, "input": c.arguments}
                        for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks})
+        elif m.role == "assistant" and not m.content.strip():
+            # a turn with nothing to show (another model's thinking-only or refused turn, an OpenAI client's
+            # content null): the API refuses it, "all messages must have non-empty content" (hermes-agent#11906), so
+            # a history with one could not be taken over by Claude. Left out: the API joins the turns around it
+            continue
         else:
             out.append({"role": m.role, "content": m.content})
     return system, out
