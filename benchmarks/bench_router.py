@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import platform
@@ -237,4 +238,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # no options, but `--help` must say so rather than start a minutes-long run on a shared machine
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     asyncio.run(main())
