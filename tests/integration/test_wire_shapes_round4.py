@@ -484,3 +484,23 @@ async def test_claude_takes_over_a_history_with_an_empty_assistant_turn(turn: Me
     await router.aclose()
     writer.close()
     assert outcomes(routed) == [("primary", "ok", None)]
+
+
+# -- an error's word in its code ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("error", "reason"), [
+    ({"message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded"},
+     "rate_limited"),
+    ({"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"},
+     "auth_error"),
+    ({"message": "The server is overloaded", "type": "server_error", "code": "overloaded"}, "overloaded"),
+])
+async def test_an_error_mid_stream_is_read_by_its_code_too(error: dict[str, Any], reason: str,
+                                                           servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """OpenAI and Azure put the error's word in ``code`` (``"type": "requests", "code": "rate_limit_exceeded"``): an
+    error event with it under 200 was a plain stream_error (retried at once, no cooldown), an exhausted quota too
+    (as a 402 it cools the model: it lasts until someone pays)."""
+    fault = Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}), "data: " + json.dumps({"error": error})
+                      + "\n\n", headers=SSE)
+    routed = await route("openai", servers, tmp_path, fault, fault)
+    assert outcomes(routed)[0][2] == reason

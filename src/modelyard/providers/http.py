@@ -301,12 +301,18 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
     OpenRouter's error chunk): overloaded and rate limits keep their meaning, anything else is a
     stream error (retried, then the next model)."""
     kind = kind if isinstance(kind, str) else str(kind)
-    if isinstance(code, str) and code.strip().isdigit():  # LiteLLM's proxy writes its codes as text: "code": "429"
-        code = int(code)
+    named = kind
+    if isinstance(code, str):
+        if code.strip().isdigit():  # LiteLLM's proxy writes its codes as text: "code": "429"
+            code = int(code)
+        else:  # OpenAI's and Azure's word is in the code: {"type": "requests", "code": "rate_limit_exceeded"}
+            named = f"{kind} {code}"
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
-    if "overload" in kind or status in (503, 529):
+    if any(word in named for word in _BILLING_TYPES):  # as for a 402: lasts until someone pays
+        reason = Reason.AUTH_ERROR
+    elif "overload" in named or status in (503, 529):
         reason = Reason.OVERLOADED
-    elif "rate_limit" in kind or status == 429:
+    elif "rate_limit" in named or status == 429:
         reason = Reason.RATE_LIMITED
     else:
         reason = Reason.STREAM_ERROR
