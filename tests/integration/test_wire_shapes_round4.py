@@ -504,3 +504,30 @@ async def test_an_error_mid_stream_is_read_by_its_code_too(error: dict[str, Any]
                       + "\n\n", headers=SSE)
     routed = await route("openai", servers, tmp_path, fault, fault)
     assert outcomes(routed)[0][2] == reason
+
+
+async def test_what_is_learned_about_a_server_is_logged_without_its_password(caplog: pytest.LogCaptureFixture,
+                                                                             tmp_path: Path) -> None:
+    """The lines that say what was learned about a server name its endpoint; one with a user and password in it
+    (``http://user:key@proxy``) is named without them."""
+    import logging
+
+    from tests.helpers import make_config
+
+    from modelyard.config.schema import Timeouts
+    from modelyard.providers.openai import OpenAIProvider
+
+    server = await asyncio.start_server(_answering(json.dumps(WHOLE).encode(), b"<!-- edge -->"), "127.0.0.1", 0)
+    endpoint = f"http://proxyuser:s3cr3t-pass@127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    config = make_config({"m": {"provider": "openai", "model": "local", "endpoint": endpoint}},
+                         {"agent": {"primary": "m"}})
+    provider = OpenAIProvider("m", config.models["m"])
+    try:
+        with caplog.at_level(logging.INFO, logger="modelyard"):
+            chunks = [c async for c in provider.stream(REQ, Timeouts())]
+    finally:
+        await provider.aclose()
+        server.close()
+    assert "".join(c.text for c in chunks if c.kind == "text") == "Sunny."
+    assert "writes bytes after its answers" in caplog.text and "127.0.0.1" in caplog.text
+    assert "s3cr3t" not in caplog.text and "proxyuser" not in caplog.text

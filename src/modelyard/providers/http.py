@@ -409,6 +409,15 @@ class _LenientHandler(ResponseHandler):
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be logged: without a user and password in it (``https://user:key@proxy/``)."""
+    parts = urlsplit(url)
+    if not parts.username and not parts.password:
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
+
+
 def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
     """aiohttp's error for bytes it read as a status line where one must begin: after a complete body, or from a
     server that does not speak HTTP/1 at all (then the lenient retry fails the same way)."""
@@ -471,7 +480,7 @@ class HttpClient:
             await self.aclose()
             self.lenient = False
             raise
-        log.info("%s writes bytes after its answers; they are dropped from now on", self.base_url)
+        log.info("%s writes bytes after its answers; they are dropped from now on", shown_url(self.base_url))
         return response
 
     @asynccontextmanager
@@ -510,7 +519,7 @@ class HttpClient:
                 # the wait after a whole answer was ended (by the router's idle bound): its end marker never came
                 self.no_end_marker = True
                 log.info("%s left an answer's end marker out and kept the connection open; after a whole answer "
-                         "it is not waited for long from now on", self.base_url)
+                         "it is not waited for long from now on", shown_url(self.base_url))
             raise
         except aiohttp.ClientError as exc:  # the stream broke after headers
             if reading is not None and reading.answered:
