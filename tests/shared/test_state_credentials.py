@@ -9,9 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from modelyard.config.schema import StateConfig
@@ -116,3 +118,45 @@ def test_models_says_the_embedded_models_slots_are_this_hosts(redis_url: str, pr
     assert "  m: runs inside" not in done.stdout
     listed = json.loads(_run("--config", str(config), "models", "--no-reach", "--json").stdout)["models"]
     assert {m["model"]: m["slots_per_host"] for m in listed} == {"embedded": True, "m": False}
+
+
+def test_a_host_that_logs_elsewhere_is_named(redis_url: str, prefix: str, tmp_path: Path, pg_url: str) -> None:
+    """Hosts share limits through Redis and the log through PostgreSQL: one whose config has no log.url (or another
+    database) wrote its requests to its own file, and `log`/`report` on the laptop silently lacked them. Each
+    process now registers where its log goes (the database, never the user or password) beside its limits."""
+    secret_url = pg_url.replace("postgres@", "postgres:pw-in-url@", 1)
+    assert "pw-in-url" in secret_url
+
+    def config(name: str, log_url: str | None) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        log: dict = {"path": str(tmp_path / f"{name}.sqlite3")}
+        if log_url:
+            log["url"] = log_url
+        path.write_text(yaml.safe_dump({
+            "state": {"url": redis_url, "prefix": prefix},
+            "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+            "agents": {"chat": {"primary": "m"}}, "log": log}))
+        return path
+
+    full = {k: v for k, v in os.environ.items() if k != "MODELYARD_STATE"}
+    full.update({"PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                 "MODELYARD_DATA_DIR": str(tmp_path / "host-a")})
+    gateway = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config("host-a", secret_url)),
+                                "serve", "--port", str(free_port())], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=full)
+    try:
+        laptop = config("laptop", None)
+        deadline = time.monotonic() + 60
+        while True:
+            done = _run("--config", str(laptop), "models", "--no-reach", env={"COLUMNS": "400"})
+            if "logs differ" in done.stdout or time.monotonic() > deadline or gateway.poll() is not None:
+                break
+            time.sleep(0.2)
+        database = secret_url.split("?")[0].replace("postgres:pw-in-url@", "")
+        assert (f"logs differ: this host's file only (no log.url) here, {database} at "
+                f"{socket.gethostname()}:{gateway.pid}:") in done.stdout, done.stdout
+        registered = redis.Redis.from_url(redis_url).hgetall(f"{prefix}:configs")
+        assert registered and not any(b"pw-in-url" in v for v in registered.values()), registered
+    finally:
+        gateway.terminate()
+        gateway.communicate(timeout=60)

@@ -55,6 +55,17 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc, query=query).geturl()
 
 
+def where(url: str) -> str:
+    """Which database the URL names, without user, password or options: ``postgresql://host:5432/dbname``
+    (processes compare it through the shared store, so it must carry no secret)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://?"
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    return f"postgresql://{hosts}{parts.path}"
+
+
 def scrub(text: str, url: str | None) -> str:
     """``text`` (an error message, say) with the URL's password removed, however it was quoted."""
     if not url:

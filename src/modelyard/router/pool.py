@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from modelyard.config import dburl
 from modelyard.config.schema import Config, Cooldown, StateConfig
 from modelyard.errors import ConfigError, Reason
 from modelyard.providers import Provider, build_provider
@@ -145,6 +146,7 @@ class ModelPool:
             states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host)
                       for n, m in config.models.items()}
             link.limits = {n: m.max_concurrent for n, m in config.models.items() if n not in per_host}
+            link.log_target = dburl.where(config.log.url) if config.log.url else ""
             link.backends = {n: key for n, p in self.providers.items()
                              if (key := backend_key(p, link.host)) is not None}
         #: billed models with a spend cap (None: none has one); the runtime gives it a log reader

@@ -173,6 +173,14 @@ async def scripts_refused(settings: StateConfig) -> str | None:
     return None
 
 
+#: the routing log's target in a process's registered limits (see RedisLink._limits_text)
+_LOG_KEY = "@log"
+
+
+def _log_shown(target: str) -> str:
+    return target or "this host's file only (no log.url)"
+
+
 class StoreUnreachable(Exception):
     """The shared store did not answer within its bound (or refused): the link is down."""
 
@@ -221,6 +229,9 @@ class RedisLink:
         #: this process's max_concurrent per model shared across hosts (the pool sets it): each process passes its
         #: own limit to the scripts, so processes that disagree hand out the larger one — said, not silent
         self.limits: dict[str, int] = {}
+        #: where this process's routing log goes (dburl.where of log.url, "" for this host's file alone; None: not
+        #: said): registered beside the limits, so a host that logs elsewhere is named, not silently missing from `log`
+        self.log_target: str | None = None
         self.disagreements: list[str] = []
         #: model → the backend its slots protect (:func:`.namespaces.backend_key`; the pool sets it)
         self.backends: dict[str, str] = {}
@@ -359,7 +370,9 @@ class RedisLink:
         return f"{self.prefix}:configs"
 
     def _limits_text(self) -> str:
-        return json.dumps(self.limits, sort_keys=True, separators=(",", ":"))
+        # "@log" cannot be a model's limit: a process of an older version compares only its own models' names
+        said = self.limits if self.log_target is None else {**self.limits, _LOG_KEY: self.log_target}
+        return json.dumps(said, sort_keys=True, separators=(",", ":"))
 
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
         return [self._instances_key, self._configs_key], [
@@ -377,9 +390,17 @@ class RedisLink:
             where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
                       for model, limit in sorted(self.limits.items()) if theirs.get(model, limit) != limit]
+            log_there = theirs.get(_LOG_KEY)
+            if self.log_target is not None and isinstance(log_there, str) and log_there != self.log_target:
+                found.append(f"routing log: {_log_shown(self.log_target)} here, {_log_shown(log_there)} at {where}")
         if found != self.disagreements and found and not self._looking:
-            log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
-                        self.settings.shown_url, "; ".join(found))
+            limits = [f for f in found if not f.startswith("routing log: ")]
+            if limits:
+                log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
+                            self.settings.shown_url, "; ".join(limits))
+            if logs := [f for f in found if f.startswith("routing log: ")]:
+                log.warning("shared state %s: processes write their routing log to different places (`log` and "
+                            "`report` show one place's requests): %s", self.settings.shown_url, "; ".join(logs))
         self.disagreements = found
 
     async def call(self, script: str, keys: list[str], args: list[Any], *, budget: float | None = None) -> Any:
@@ -670,8 +691,11 @@ class RedisLink:
             since = time.monotonic() - (self.down_since or time.monotonic())
             detail = (f"unreachable for {since:.0f}s ({self.down_reason}); "
                       f"on_outage={self.settings.on_outage.value}")
-        if self.up and self.disagreements:
-            detail += f"; limits differ: {'; '.join(self.disagreements)}"
+        limits = [f for f in self.disagreements if not f.startswith("routing log: ")]
+        if self.up and limits:
+            detail += f"; limits differ: {'; '.join(limits)}"
+        if self.up and (logs := [f for f in self.disagreements if f.startswith("routing log: ")]):
+            detail += f"; logs differ: {'; '.join(f.removeprefix('routing log: ') for f in logs)}"
         if self.up and self.splits:
             detail += f"; counted apart: {'; '.join(self.splits)}"
         if self.clock_note:
