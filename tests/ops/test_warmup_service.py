@@ -256,3 +256,27 @@ def test_a_key_only_in_the_service_env_file_is_pointed_at(tmp_path: Path, monkey
     assert (f"haiku: unavailable: environment variable MODELYARD_TEST_ENV_FILE_KEY is not set (it is in {env_file}, "
             "which the service reads; this process does not: `set -a; . ") in text, shown.output
     assert "other: unavailable: environment variable MODELYARD_TEST_NOWHERE_KEY is not set limits" in text
+
+
+def test_install_service_says_the_log_password_in_this_shell_does_not_reach_the_service(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team keeps the PostgreSQL password in PGPASSWORD, as the README says; install-service wrote the unit without
+    a word, and the service's serve could not forward a row ('password authentication failed') — a newcomer's walk."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("PGPASSWORD", "pg-s3cret")
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3"), "url": "postgresql://modelyard@10.0.0.5:5432/modelyard"},
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"chat": {"primary": "m"}}}))
+    out = CliRunner().invoke(app, ["install-service", "--config", str(config), "--platform", "linux",
+                                   "--dir", str(tmp_path / "unit")])
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert (f"PGPASSWORD (for log.url) is set in this shell, but the service does not get it: add the line "
+            f"PGPASSWORD=… to {tmp_path / 'xdg' / 'modelyard' / 'env'}") in said, said
+    assert "pg-s3cret" not in said and "pg-s3cret" not in (tmp_path / "unit" / "modelyard.service").read_text()
+    monkeypatch.delenv("PGPASSWORD")
+    quiet = CliRunner().invoke(app, ["install-service", "--config", str(config), "--platform", "linux",
+                                     "--dir", str(tmp_path / "unit2")])
+    assert "PGPASSWORD" not in quiet.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -257,6 +258,12 @@ def install_service(
         err.print(f"warning: {name} carries a password, so it is not written into the service file: add the line "
                   f"{name}=… to {service.env_file()} (chmod 600), which the service reads", style="yellow",
                   highlight=False, markup=False)
+    if cfg is not None and cfg.log.url and os.environ.get("PGPASSWORD"):
+        # the README's way to keep the log's password out of the config; a service does not read this shell: its
+        # serve's forwarder failed "password authentication failed" and the rows waited in the spool
+        err.print(f"warning: PGPASSWORD (for log.url) is set in this shell, but the service does not get it: add the "
+                  f"line PGPASSWORD=… to {service.env_file()} (chmod 600), or put the password in ~/.pgpass",
+                  style="yellow", highlight=False, markup=False)
     if dry_run:
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)
