@@ -39,7 +39,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
     keep_warm: Annotated[bool, typer.Option(help="Load local models at start and keep them loaded")] = True,
     telegram: Annotated[bool | None, typer.Option(
-        "--telegram/--no-telegram", show_default="on when the config has a telegram section",
+        "--telegram/--no-telegram", show_default="on when the config has a telegram section and its token is set",
         help="Run the Telegram bot in this process (one pool, one log)")] = None,
 ) -> None:
     """Serve agents and models over an OpenAI-compatible HTTP API, with /metrics and a dashboard.
