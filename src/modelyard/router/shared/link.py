@@ -400,7 +400,8 @@ class RedisLink:
                             self.settings.shown_url, "; ".join(limits))
             if logs := [f for f in found if f.startswith("routing log: ")]:
                 log.warning("shared state %s: processes write their routing log to different places (`log` and "
-                            "`report` show one place's requests): %s", self.settings.shown_url, "; ".join(logs))
+                            "`report` show one place's requests): %s", self.settings.shown_url,
+                            "; ".join(f.removeprefix("routing log: ") for f in logs))
         self.disagreements = found
 
     async def call(self, script: str, keys: list[str], args: list[Any], *, budget: float | None = None) -> Any:
