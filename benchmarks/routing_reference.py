@@ -9,7 +9,8 @@ one on long and non-English messages, and ``bench_routing.py --compare`` can tim
 :func:`reference` wraps a trained classifier: the same fitted models, read and vectorized the old way,
 with caches of its own (so neither implementation profits from the other's). It is round 8's *code*,
 not round 8's decisions: both sides train on the current examples (round 9 added some, which changed
-decisions for both alike; benchmarks/README.md round 9).
+decisions for both alike; benchmarks/README.md round 9), and both read a long message by round 10's rules
+(a prose fence, quotations, over-long sentences and early colons; written here the plain way).
 """
 
 from __future__ import annotations
@@ -27,17 +28,22 @@ from modelyard.agents.memory import MARGIN, CorrectedClassifier
 from modelyard.agents.request import (
     _CODE_END,
     _CODE_START,
+    _COLON,
     _CUE_PHRASES,
     _CUE_WORDS,
     _DIGIT,
     _FENCE,
     _KEY_VALUE,
+    _NUMBERED,
     _OPENERS,
+    _PROSE_FENCE,
+    _QUOTES,
     _SENTENCE,
     _TIMESTAMP,
     _TRACE,
     _VERBS,
     _WORD,
+    COLON_SPAN,
     CUE_SPAN,
     EDGE,
     LONG_PARAGRAPH,
@@ -100,7 +106,15 @@ def _asks(sentence: str) -> bool:
 
 
 def _sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(paragraph) if s.strip()]
+    """Round 10's cut after an early colon included (it changes what is read, not how fast)."""
+    out: list[str] = []
+    for sentence in _SENTENCE.split(paragraph):
+        colon = _COLON.search(sentence)
+        if colon and colon.start() <= COLON_SPAN:
+            out += [sentence[:colon.start()], sentence[colon.start():]]
+        else:
+            out.append(sentence)
+    return [s.strip() for s in out if s.strip()]
 
 
 def parts(text: str) -> list[Part]:
@@ -115,7 +129,7 @@ def parts(text: str) -> list[Part]:
 
     # blocks: fenced code, runs of material lines, and prose paragraphs (runs of prose lines)
     lines = text.splitlines()
-    fenced = False
+    fenced = prose = False
     paragraph: list[str] = []
     blocks: list[tuple[str, Material | None]] = []
 
@@ -128,9 +142,13 @@ def parts(text: str) -> list[Part]:
         if _FENCE.match(line):
             flush()
             fenced = not fenced
+            prose = fenced and _PROSE_FENCE.match(line) is not None  # round 10: ```md holds text
             continue
         if fenced:
-            blocks.append((line, Material.TRACE if _TRACE.match(line) else Material.CODE))
+            if prose:
+                blocks.append((line, Material.TEXT))
+            else:
+                blocks.append((line, Material.TRACE if _TRACE.match(line) else Material.CODE))
             continue
         if not line.strip():
             flush()
@@ -151,9 +169,22 @@ def parts(text: str) -> list[Part]:
             continue
         sentences = _sentences(block)
         long = len(block) > LONG_PARAGRAPH
+        # round 10: a quoted sentence does not ask; one over LONG_PARAGRAPH characters is never kept
+        pairs_up = block.count('"') % 2 == 0
+        straight = curly = 0
         for j, sentence in enumerate(sentences):
+            numbered = _NUMBERED.match(sentence)
+            quoted = (pairs_up and straight % 2 == 1) or curly > 0 or \
+                sentence[numbered.end() if numbered else 0:].startswith(_QUOTES)
+            straight += sentence.count('"')
+            curly = max(0, curly + sentence.count("“") - sentence.count("”"))
             edge = j == 0 or j == len(sentences) - 1
-            keep = (edge or not long) and (sentence.endswith((":", "：")) or _asks(sentence))
+            if len(sentence) > LONG_PARAGRAPH or not (edge or not long):
+                keep = False
+            elif sentence.endswith((":", "：")):
+                keep = True
+            else:
+                keep = not quoted and _asks(sentence)
             add(Part(sentence) if keep else Part(sentence, Material.TEXT))
     return out
 

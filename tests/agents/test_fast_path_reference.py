@@ -33,6 +33,12 @@ EDGE_CASES = [
     "Traceback (most recent call last):\n  File \"a.py\", line 1\nKeyError: 'x'\n" * 40 + "fix it please",
     "a,b,c,d\n1,2,3,4\n" * 300 + "Summarize the table above.",  # over 8,000 characters: scanned ends
     "x" * 5000, "the the the the " * 300, "I want you to write a poem about rain. " * 30,
+    # round 10's reading: a prose fence, quotations (curly, straight, numbered, a stray one), over-long
+    # sentences and early colons
+    "make flashcards of this:\n```md\n" + "Run tsc --watch in the folder, you will see it compile.\n" * 40 + "```",
+    "Rewrite it:\n\n" + "“Will you come?” she asked. \"Why?\" he said. Do you know?\n\n" * 30,
+    'Web search results:\n' + '[1] "Can you do it? You can." URL: https://a.b/c?d=1\n' * 40 + "Query: why?",
+    'It is 12" wide. Can you help? ' * 60, "summarize this: " + "so you know what i mean and you see " * 60,
 ]
 
 

@@ -67,3 +67,43 @@ def test_the_classifier_routes_by_the_request_not_the_material() -> None:
     text = f"{HISTORY * 2}\n\n{ask}\n\n{HISTORY * 2}"
     assert Classifier(samples, encoder=None, calibrated=False, read=head_and_tail).decide(text).agent == "research"
     assert Classifier(samples, encoder=None, calibrated=False).decide(text).agent == "writer"
+
+
+# ---- round 10: material that still passed for the request ----------------------------------------------
+
+def test_a_fence_tagged_as_prose_holds_text_not_code() -> None:
+    """"Give me 20 Anki flashcards for the content below: ```md …```" went to engineer at 0.95: the fence made the
+    notes code."""
+    notes = "\n".join(f"Step {i}: install the compiler with npm and run tsc --watch in the project folder."
+                      for i in range(30))
+    read = request(f"please give me 20 flashcards for below content:\n```md\n{notes}\n```")
+    assert Material.TEXT.marker in read and Material.CODE.marker not in read
+    assert Material.CODE.marker in request(f"why does this fail?\n```\n{notes}\n```")  # untagged: as before
+
+
+def test_quoted_sentences_do_not_ask() -> None:
+    """The dialogue of a story to rewrite, and search results' snippets, asked questions of their own."""
+    story = ("Joey watched the eagles fish off the sand bar while the tide came in.\n"
+             "“And what kind of day is our youngest raptor having?” asked his mother.\n"
+             "“Would you like to go soaring with me, Livie?” said Joey.\n\n") * 6  # short paragraphs: read whole
+    read = request(f"Please rewrite this in the style of Hemingway:\n\n{story}")
+    assert read.startswith("Please rewrite this in the style of Hemingway:")
+    assert "soaring" not in read and "raptor" not in read
+    results = "\n".join(f'[{i}] "What will happen if you do push ups every day? Push-ups build your chest and arms."'
+                        for i in range(1, 12))
+    read = request(f"Web search results:\n\n{results}\n\nQuery: Write a YouTube script about push-ups")
+    assert "What will happen" not in read and read.endswith("Query: Write a YouTube script about push-ups")
+    # a stray inch mark does not make the rest of the paragraph a quotation
+    odd = "The shelf is 12\" wide and holds my books. " * 20 + "Can you tell me how many books fit on it?"
+    assert "Can you tell me how many books fit on it?" in request(odd)
+
+
+def test_an_over_long_sentence_is_material_and_an_early_colon_cuts() -> None:
+    """A transcript without full stops is one 'sentence' that mentions 'you': round 7 kept it whole as the
+    request (a visa interview transcript went to chat at 0.99)."""
+    transcript = ("so today i want to show you how i grade my footage and you will see how easy it is "
+                  "when you have the right settings and we go through them one by one ") * 12
+    read = request(f'Title: "My colour grading workflow"\nVideo Transcript: "{transcript}"\n\nVideo Summary:')
+    assert "grade my footage" not in read and read.endswith("Video Summary:")
+    read = request(f"summarize this transcript: {transcript}")
+    assert read == f"summarize this transcript: {Material.TEXT.marker}"

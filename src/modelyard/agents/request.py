@@ -16,6 +16,12 @@ is one line. Here a long message is read line by line and sentence by sentence:
   follows ("here is my code:") — is kept verbatim, in order; in a long paragraph only its first and last
   sentences can be the request (pasted prose asks too).
 
+Round 10 (benchmarks/README.md) corrected four ways pasted material still passed for the request: a fence
+tagged as prose (```` ```md ````, ``text``) holds text, not code; a sentence inside quotation marks is what
+someone else said (the dialogue of a story to rewrite, search results' snippets); a "sentence" of over 600
+characters is pasted text (a transcript without full stops), never the request; and "summarise this
+transcript: so I've been…" is split after its colon, so the introduction is kept and what it introduces is not.
+
 Messages of up to 800 characters are read whole (every training example is one), so the change only
 touches long messages. A long one is read twice — its request, and (as before) its first and last 400
 characters — and the classifier's members vote on both (:func:`views`).
@@ -35,8 +41,11 @@ EDGE = 400
 #: whose content *is* the pasted part ("the following are multiple-choice questions about tort law: …");
 #: chosen among 0, 1/2, 2/3 and 1 on the 35 long prompts of dev + sharegpt_dev + evals (benchmarks/README.md)
 REQUEST_WEIGHT = 0.5
-#: a prose paragraph longer than this is material unless a sentence at one of its ends asks something
+#: a prose paragraph longer than this is material unless a sentence at one of its ends asks something; a
+#: sentence longer than this is material whatever it says (a transcript without full stops, run-on pasted prose)
 LONG_PARAGRAPH = 600
+#: a sentence is also cut after a colon this early in it: "summarise this transcript: so I've been…"
+COLON_SPAN = 150
 #: how much of a sentence is searched for the marks of a request
 CUE_SPAN = 300
 #: of a message longer than twice this, only its first and last SCAN characters are read line by line …
@@ -64,6 +73,8 @@ def clip(text: str, edge: int = EDGE) -> str:
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
+#: a fence opened with a prose language: what it holds is text (Markdown notes, a transcript), not code
+_PROSE_FENCE = re.compile(r"^\s*(```|~~~)\s*(md|markdown|text|txt|plain|plaintext)\s*$", re.I)
 _TRACE = re.compile(
     r"""^\s*(Traceback\ \(most\ recent\ call\ last\)|File\ "[^"]+",\ line\ \d+|at\ [\w$.<>/]+\(.*\)\s*$
     |Caused\ by:|[\w.]*(Error|Exception|Warning)(:\s|\s*$)|\^+\s*$|panic:|thread\ '.*'\ panicked
@@ -76,6 +87,10 @@ _KEY_VALUE = re.compile(r"""^\s*(-\s+)?["']?[\w./-]{1,40}["']?\s*[:=]\s*\S{0,60}
 _DIGIT = re.compile(r"\d")
 _TIMESTAMP = re.compile(r"^\s*\[?\d{1,2}:\d{2}(:\d{2})?\]?\s*$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？!?])")
+_COLON = re.compile(r"(?<=[:：])\s+(?=\S)")
+#: marks that open a quotation, and a list number before one ("[2] \"…", "3. “…")
+_QUOTES = tuple("\"“‘«「『'")
+_NUMBERED = re.compile(r"\s*(\[\d+\]\s*|\d+[.)]\s*)?")
 
 #: English words that, first in a sentence, make it an instruction
 _VERBS = frozenset([
@@ -185,7 +200,31 @@ def _asks(sentence: str) -> bool:
 
 
 def _sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(paragraph) if s.strip()]
+    """The paragraph's sentences; one whose colon comes in its first :data:`COLON_SPAN` characters is cut after
+    it (an introduction ending with a colon is kept as such, what follows is judged on its own)."""
+    out: list[str] = []
+    for sentence in _SENTENCE.split(paragraph):
+        head = sentence[:COLON_SPAN]
+        colon = _COLON.search(sentence) if ":" in head or "：" in head else None  # most sentences have none
+        out.extend((sentence[:colon.start()], sentence[colon.start():]) if colon and colon.start() <= COLON_SPAN
+                   else (sentence,))
+    return [s.strip() for s in out if s.strip()]
+
+
+def _quoted(paragraph: str, sentences: list[str]) -> list[bool]:
+    """Per sentence of the paragraph: whether it is inside a quotation — it opens one (after a list number), or
+    it starts after an opening mark not yet closed (straight double quotes only when they pair up in the
+    paragraph: a stray inch mark must not silence the rest of it)."""
+    paired = paragraph.count('"') % 2 == 0
+    straight = curly = 0
+    out: list[bool] = []
+    for sentence in sentences:
+        inside = (paired and straight % 2 == 1) or curly > 0
+        numbered = _NUMBERED.match(sentence)
+        out.append(inside or sentence[numbered.end() if numbered else 0:].startswith(_QUOTES))
+        straight += sentence.count('"')
+        curly = max(0, curly + sentence.count("“") - sentence.count("”"))
+    return out
 
 
 def parts(text: str) -> list[Part]:
@@ -200,7 +239,7 @@ def parts(text: str) -> list[Part]:
 
     # blocks: fenced code, runs of material lines, and prose paragraphs (runs of prose lines)
     lines = text.splitlines()
-    fenced = False
+    fenced = prose = False
     paragraph: list[str] = []
     blocks: list[tuple[str, Material | None]] = []
 
@@ -213,9 +252,10 @@ def parts(text: str) -> list[Part]:
         if _FENCE.match(line):
             flush()
             fenced = not fenced
+            prose = fenced and bool(_PROSE_FENCE.match(line))
             continue
         if fenced:
-            blocks.append((line, Material.TRACE if _TRACE.match(line) else Material.CODE))
+            blocks.append((line, Material.TEXT if prose else Material.TRACE if _TRACE.match(line) else Material.CODE))
             continue
         if not line.strip():
             flush()
@@ -236,9 +276,10 @@ def parts(text: str) -> list[Part]:
             continue
         sentences = _sentences(block)
         long = len(block) > LONG_PARAGRAPH
-        for j, sentence in enumerate(sentences):
+        for j, (sentence, quoted) in enumerate(zip(sentences, _quoted(block, sentences), strict=True)):
             edge = j == 0 or j == len(sentences) - 1
-            keep = (edge or not long) and (sentence.endswith((":", "：")) or _asks(sentence))
+            intro = sentence.endswith((":", "："))
+            keep = (edge or not long) and len(sentence) <= LONG_PARAGRAPH and (intro or (not quoted and _asks(sentence)))
             add(Part(sentence) if keep else Part(sentence, Material.TEXT))
     return out
 
