@@ -429,8 +429,8 @@ async def test_a_whole_answer_whose_end_marker_never_comes_is_lost_once_only(kin
     lost to the idle bound, on every request. The first loss is learned from: after a whole answer that server's
     connection is read on for a short grace only, and the next answer is kept."""
     if kind == "openai":
-        body = [chunk({"role": "assistant", "content": "Sunny."}), chunk({}, "stop"),
-                'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n']
+        body = [chunk({"role": "assistant", "content": "Sunny."}),  # the finish and the usage in one write
+                chunk({}, "stop") + 'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n']
     else:
         body = [*ANTHROPIC_EVENTS[:-1]]  # no message_stop
     fault = Fault.raw(200, *body, *[": keep-alive\n\n"] * 30, headers=SSE, end="hang", interval=0.1)
