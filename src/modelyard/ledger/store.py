@@ -47,6 +47,16 @@ def where_to_fix(path: Path) -> str:
     return f"it is the default place, in {source}: fix that, or set log.path in the config to put it elsewhere"
 
 
+def held_by_another(path: Path, exc: BaseException) -> str | None:
+    """What to say when another process holds the file locked past the busy timeout (10 s): it was told to check
+    that this user may write the file, which was not the trouble."""
+    if not isinstance(exc, sqlite3.OperationalError) or ("locked" not in str(exc) and "busy" not in str(exc)):
+        return None
+    return (f"routing log {path}: another process held it locked for longer than 10 s ({exc}) — a sqlite3 shell "
+            "left in a transaction or in locking_mode=EXCLUSIVE, a backup or copy tool: `fuser` or `lsof` on the file "
+            "shows which; end it, then try again")
+
+
 def log_path(log: LogConfig) -> Path:
     """The local SQLite file: the whole log, or with ``log.url`` this host's spool."""
     return Path(log.path).expanduser() if log.path else default_log_path()
@@ -81,6 +91,8 @@ class LogStore:
         try:
             return connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:
+            if locked := held_by_another(self.path, exc):
+                raise LogUnavailable(locked) from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
                                  "where to create one) that this user can read and write; "
                                  + where_to_fix(self.path)) from None
