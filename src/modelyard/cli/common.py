@@ -89,7 +89,6 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     its share") and answered every request 503 while /healthz said "unreachable". A Redis that cannot be reached
     is an outage, ridden out as before (``state.on_outage``)."""
     from modelyard.router.pool import STATE_ENV, state_settings
-    from modelyard.router.shared.link import CREDENTIALS_HINT, StoreFault, refused, scripts_refused
 
     try:
         settings = state_settings(cfg)
@@ -97,6 +96,10 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
         raise fail(str(exc)) from None
     if settings is None:
         return
+    # redis is imported only when a state is configured (as everywhere else): a serve without one imported it at
+    # start, and where redis-py cannot be imported (an install without it) that was a traceback
+    from modelyard.router.shared.link import CREDENTIALS_HINT, StoreFault, refused, scripts_refused
+
     if why := asyncio.run(refused(settings)):
         message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
     elif why := asyncio.run(scripts_refused(settings)):  # the password is right, the user may not run scripts
