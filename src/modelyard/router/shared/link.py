@@ -602,8 +602,10 @@ class RedisLink:
                                                      args=[self.instance, namespaces.TTL_MS, entry])
         except (TimeoutError, DroppedConnection, OSError):
             return
-        except RedisError as exc:  # NOPERM (an ACL without database 0 or the key), a replica: not this link's health
-            self._registry_off = True
+        except RedisError as exc:  # not this link's health either way
+            if StoreFault.of(exc, str(exc)) is not StoreFault.NOPERM:
+                return  # READONLY, MISCONF, LOADING …: passing, the next look may work
+            self._registry_off = True  # an ACL without database 0 or the key: it will not change while this runs
             log.info("shared state %s: which processes count the same backend apart is not checked (%s)",
                      self.settings.shown_url, failure(exc))
             return
