@@ -531,3 +531,27 @@ async def test_what_is_learned_about_a_server_is_logged_without_its_password(cap
     assert "".join(c.text for c in chunks if c.kind == "text") == "Sunny."
     assert "writes bytes after its answers" in caplog.text and "127.0.0.1" in caplog.text
     assert "s3cr3t" not in caplog.text and "proxyuser" not in caplog.text
+
+
+# -- events framed twice, or not at all ------------------------------------------------------------------------------
+
+def _bare(text: str) -> str:
+    """An event as a gateway that lost its ``data: `` writes it."""
+    return text.removeprefix("data: ")
+
+
+@pytest.mark.parametrize("raw", [
+    # shimmy#26, aprender#2015: a server that framed its events twice, with blank data lines between them
+    ["data: " + chunk({"role": "assistant", "content": "Sunny."}) + "data:\ndata:\n\n",
+     "data: " + chunk({}, "stop"), "data: " + DONE],
+    # gpustack#6155: the read that held the usage chunk was rewritten, and its other events lost their prefix
+    [chunk({"role": "assistant", "content": "Sunny."}),
+     _bare(chunk({}, "stop")) + 'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n'
+     + _bare(DONE)],
+], ids=["framed_twice", "prefix_lost"])
+async def test_events_framed_twice_or_not_at_all_are_read(raw: list[str], servers: dict[str, Any],  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    """Both made a good answer malformed_response (never retried: every request to such a server fell back)."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, *raw, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.record.finish_reason == "stop"

@@ -240,6 +240,11 @@ class StreamResponse:
                 if colon and field in _SSE_FIELDS:
                     events.append((field, value[1:] if value[:1] == " " else value))
                     continue
+                if (events or not fresh) and (line[:1] == "{" or line.strip() == "[DONE]"):
+                    # an event that lost its "data: " mid-stream (a gateway plugin that rewrote the read holding the
+                    # usage chunk dropped the prefix of the others, the finish chunk and [DONE]: gpustack#6155)
+                    events.append(("data", line))
+                    continue
                 if events:  # what came before the bad line is delivered first, as one event at a time was
                     yield events
                 if colon and field == "error":  # llama-server before llama.cpp#16109 (Sept 2025): its error

@@ -300,6 +300,13 @@ class OpenAIProvider(HttpProvider):
                             data = orjson_loads(payload)
                         except ValueError:
                             data = try_loads(payload)
+                        if data is NOT_JSON and not held and payload[:5] == "data:":
+                            # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
+                            payload = payload[5:].strip()
+                            if payload == "[DONE]":
+                                finished = True
+                                break
+                            data = try_loads(payload)
                         if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                             if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                 loads(held, "SSE data")  # no: the held line is broken on its own (raises)
