@@ -103,6 +103,7 @@ class _Endpoint:
     (522, "server_error"), (523, "server_error"), (524, "server_error"),  # Cloudflare's origin errors
     (503, "overloaded"), (529, "overloaded"),
     (400, "bad_request"), (413, "bad_request"), (422, "bad_request"), (404, "model_missing"),
+    (405, "model_missing"),  # the path takes no POST there (a web UI on the port): the endpoint is wrong, as for 404
 ])
 def test_what_proxies_answer_is_classified_by_what_it_means(status: int, reason: str) -> None:
     from modelyard.providers.http import reason_for_status

@@ -671,9 +671,10 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
         return Reason.AUTH_ERROR
     if status >= 500 or status in _TRANSIENT_4XX:
         return Reason.SERVER_ERROR
-    if status == 404 or error_type in _MODEL_MISSING_TYPES:
+    if status in (404, 405) or error_type in _MODEL_MISSING_TYPES:
         # the chat endpoint does not know this model (Ollama: "model 'x' not found"), or the endpoint is
-        # wrong: a property of the model's configuration, not of this request
+        # wrong (a 405: the path takes no POST there, e.g. a web UI on the port the server was expected on): a
+        # property of the model's configuration, not of this request
         return Reason.MODEL_MISSING
     return Reason.BAD_REQUEST
 
