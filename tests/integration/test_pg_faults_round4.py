@@ -72,13 +72,18 @@ def test_a_server_statement_timeout_and_a_dropped_table_hold_the_rows_and_say_wh
         assert first.flush(30)
     finally:
         first.close()
-    cancelled = Forwarder(spool, pg_url + "%20-cstatement_timeout%3D1")  # 1 ms: every batch is cancelled
-    try:
-        write(spool, [record(i) for i in range(1, 200)])
-        health = poll(lambda: (h := cancelled.health()).failures >= 1 and h, timeout=15)
-        assert health.refused == 0 and "raise it for this role or database" in (health.last_error or ""), health
-    finally:
-        cancelled.close()
+    # 1 ms, and a session holding a lock every insert waits for: each batch is cancelled. Without the lock a batch
+    # could finish within the 1 ms (2 runs in 6 forwarded all 199 rows and the test waited in vain for a failure).
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("LOCK TABLE requests IN SHARE MODE")
+        cancelled = Forwarder(spool, pg_url + "%20-cstatement_timeout%3D1")
+        try:
+            write(spool, [record(i) for i in range(1, 200)])
+            health = poll(lambda: (h := cancelled.health()).failures >= 1 and h, timeout=15)
+            assert health.refused == 0 and "raise it for this role or database" in (health.last_error or ""), health
+        finally:
+            cancelled.close()
+            holder.rollback()
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute("DROP TABLE attempts")
         admin.execute("DROP TABLE requests")
