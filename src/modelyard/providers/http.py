@@ -457,25 +457,24 @@ class HttpClient:
                                                   auto_decompress=True)
         return self._session
 
-    async def _post(self, url: str, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
-                    ) -> aiohttp.ClientResponse:
-        """POST, never redirected (a 307 to another host would carry the request's own headers, Anthropic's
-        x-api-key, there; aiohttp only drops Authorization). A server found writing bytes after its answer is asked
-        once more, read leniently, and read so from then on."""
-        try:
-            return await self.session().post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+    async def _post_again(self, exc: aiohttp.ClientError, url: str, data: bytes, headers: dict[str, str],
+                          timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """The POST that failed with ``exc`` (:meth:`stream` makes the first one itself, a coroutine fewer per
+        request, issue #15), asked once more where that helps; else ``exc`` is raised. A POST is never redirected (a
+        307 to another host would carry the request's own headers, Anthropic's x-api-key, there; aiohttp only drops
+        Authorization). A server found writing bytes after its answer is asked once more, read leniently, and read
+        so from then on."""
+        if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
             if isinstance(exc, aiohttp.ClientConnectorError):
-                raise  # it never connected: refused, unreachable
+                raise exc  # it never connected: refused, unreachable
             # closed or reset without a byte of answer: a pooled connection the server had closed as it was taken
             # (llama_cpp.server closes the one its failed answer came on, after aiohttp gave it back to the pool;
             # uvicorn closes one idle for 5 s). That was a connect_error: a retry after backoff, and a failure
             # counted against a healthy model. Asked once more, at once, on another connection.
             return await self.session().post(url, data=data, headers=headers, timeout=timeout,
                                              allow_redirects=False)
-        except aiohttp.ClientResponseError as exc:
-            if self.lenient or not _bytes_after_body(exc):
-                raise
+        if not isinstance(exc, aiohttp.ClientResponseError) or self.lenient or not _bytes_after_body(exc):
+            raise exc
         await self.aclose()
         self.lenient = True
         try:
@@ -500,9 +499,13 @@ class HttpClient:
         if timeout is None:  # one per connect bound (frozen, shared): not built per request
             timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
+        url, data, sent = self.base_url + path, dumps(body), {**_JSON, **headers} if headers else _JSON
         try:
-            response = await self._post(self.base_url + path, dumps(body),
-                                        {**_JSON, **headers} if headers else _JSON, timeout)
+            try:  # never redirected: see _post_again
+                response = await self.session().post(url, data=data, headers=sent, timeout=timeout,
+                                                     allow_redirects=False)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientResponseError) as exc:
+                response = await self._post_again(exc, url, data, sent, timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
         except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not

@@ -271,12 +271,13 @@ class OpenAIProvider(HttpProvider):
         errored = False  # an "event: error" line came: its data is the server's error
         finish = ""
         finished = False
-        async with self.client.stream(self._path(), self.body(request), timeouts, _extract_error,
-                                      limit=self.config.response_limit) as resp:
+        client = self.client  # a property: read once (issue #15)
+        async with client.stream(self._path(), self.body(request), timeouts, _extract_error,
+                                 limit=self.config.response_limit) as resp:
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
             # its choices carry "message" where a stream's carry "delta", and the loop reads either
             batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
-            if self.client.no_end_marker:  # learned (HttpClient.stream): a whole answer's end is not waited for long
+            if client.no_end_marker:  # learned (HttpClient.stream): a whole answer's end is not waited for long
                 batches = resp.until_quiet(batches, min(END_GRACE, timeouts.idle / 2))
             async for events in batches:  # a list per read (issue #15)
                 # joined (a buffered answer): the text deltas of one read go on as one chunk (issue #15). They
@@ -300,20 +301,21 @@ class OpenAIProvider(HttpProvider):
                             data = orjson_loads(payload)
                         except ValueError:
                             data = try_loads(payload)
-                        if data is NOT_JSON and not held and payload[:5] == "data:":
-                            # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
-                            payload = payload[5:].strip()
-                            if payload == "[DONE]":
-                                finished = True
-                                break
-                            data = try_loads(payload)
-                        if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
-                            if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
-                                loads(held, "SSE data")  # no: the held line is broken on its own (raises)
-                            if len(payload) > self.config.response_limit:
-                                loads(payload, "SSE data")  # raises
-                            held = payload
-                            continue
+                        if data is NOT_JSON:  # the usual JSON event pays no check below (issue #15)
+                            if not held and payload[:5] == "data:":
+                                # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
+                                payload = payload[5:].strip()
+                                if payload == "[DONE]":
+                                    finished = True
+                                    break
+                                data = try_loads(payload)
+                            if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
+                                if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
+                                    loads(held, "SSE data")  # no: the held line is broken on its own (raises)
+                                if len(payload) > self.config.response_limit:
+                                    loads(payload, "SSE data")  # raises
+                                held = payload
+                                continue
                         held = ""
                         if not isinstance(data, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
