@@ -250,11 +250,12 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                                                      token_count(getattr(u, "cache_read_tokens", 0)),
                                                      token_count(getattr(u, "cache_write_tokens", 0))))
             elif kind == "done":
-                for name, joiner in joiners.items():
-                    if rest := joiner.flush():
-                        content = True
-                        answered = answered or (name == "text" and not rest.isspace())
-                        yield Chunk(name, text=rest)
+                if joiners["text"].pending or joiners["thinking"].pending:  # a half held back: said as U+FFFD
+                    for name, joiner in joiners.items():
+                        if rest := joiner.flush():
+                            content = True
+                            answered = answered or (name == "text" and not rest.isspace())
+                            yield Chunk(name, text=rest)
                 stop = chunk.stop_reason if isinstance(chunk.stop_reason, str) else str(chunk.stop_reason or "")
                 if not stop.isascii() or len(stop) > _MAX_STOP:  # the server's word, as the log keeps it: text
                     stop = repair_text(stop[:_MAX_STOP])  # SQLite can store (a lone UTF-16 half), and short
