@@ -297,6 +297,7 @@ class GatewayApp(Starlette):
     def __init__(self, *args: Any, hot: dict[str, Handler], **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.hot = hot
+        self._served: frozenset[str] | None = None  # exact paths of the routes, built on first use
         #: the same object as ``state.gateway``, which Starlette's ``State`` finds only after a raised and
         #: discarded AttributeError (its ``__getattr__``), on every access
         self.gateway: Gateway
@@ -304,7 +305,12 @@ class GatewayApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if handler is None:
-            return await super().__call__(scope, receive, send)
+            if scope["type"] == "http" and (served := self.spelled(scope["path"])) is not None:
+                scope["path"] = served
+                scope["raw_path"] = served.encode()
+                handler = self.hot.get(served) if scope["method"] == "POST" else None
+            if handler is None:
+                return await super().__call__(scope, receive, send)
         scope["app"] = self
         request = Request(scope, receive, send)
         try:
@@ -313,6 +319,24 @@ class GatewayApp(Starlette):
             await (await _internal_error(request, exc))(scope, receive, send)
             raise
         await response(scope, receive, send)  # it has started: a failure now is the server's to log and close
+
+
+    def spelled(self, path: str) -> str | None:
+        """The served path a client meant by another spelling of it, else None (only paths no route has pay).
+
+        Clients build URLs by joining strings: a base URL ending in ``/`` gives ``//v1/chat/completions``
+        (read by Starlette as a *host* ``v1`` and refused naming ``/chat/completions``), a trailing ``/``
+        drew a 307 that the SDKs do not follow for a POST, and a base URL without ``/v1`` (Continue's
+        ``apiBase``, LiteLLM-proxy habits: it serves both) asks for ``/chat/completions``, ``/models``."""
+        if self._served is None:
+            self._served = frozenset(r.path for r in self.routes if isinstance(r, Route) and "{" not in r.path)
+        if path in self._served:
+            return None
+        canon = "/" + "/".join(part for part in path.split("/") if part)
+        for candidate in (canon, "/v1" + canon):
+            if candidate != path and (candidate in self._served or candidate.startswith("/v1/models/")):
+                return candidate
+        return None
 
 
 async def _train_routing(runtime: Runtime) -> None:
