@@ -4,22 +4,39 @@ Each configured server is started as a subprocess for the duration of one agent 
 SDK's sessions live inside one task's async context), its tools are listed and offered to the
 model, and calls go through ``session.call_tool``. A tool whose name clashes with one already
 in the toolbox is offered as ``server_tool``.
+
+Servers are other people's code, so nothing they do may reach the user as a traceback: a server
+that dies at start (or lists tools the SDK refuses) is a clear start error; one that dies mid-call
+gives the model an error result; names providers refuse (dots, over 64 characters) are offered
+under a valid name and called by the real one; a tool whose schema is no JSON schema is left out;
+non-text content is described rather than dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import os
+import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from mcp import ClientSession, StdioServerParameters
+from jsonschema import Draft202012Validator
 from mcp.client.stdio import stdio_client
 
 from modelyard.agents.tools.base import Tool, ToolError
 from modelyard.config.schema import McpServer
 from modelyard.types import ToolDefinition
+
+log = logging.getLogger("modelyard.agents.tools")
+
+#: what OpenAI, Anthropic and Ollama's OpenAI-compatible API accept as a function name
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_MAX_NAME = 64
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -30,15 +47,61 @@ def _field(obj: Any, *names: str) -> Any:
     return None
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside the SDK's (nested) task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    leaf = _leaf(exc)
+    first = str(leaf).strip().splitlines()[0] if str(leaf).strip() else ""
+    return f"{type(leaf).__name__}: {first[:300]}" if first else type(leaf).__name__
+
+
+def provider_name(remote: str, taken: set[str], label: str) -> str:
+    """A name every provider accepts (``^[a-zA-Z0-9_-]{1,64}$``) and no other tool has."""
+    name = remote if remote not in taken else f"{label}_{remote}"
+    if not _VALID_NAME.match(name):
+        name = re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:_MAX_NAME] or "tool"
+    base, n = name, 2
+    while name in taken:
+        suffix = f"_{n}"
+        name, n = base[:_MAX_NAME - len(suffix)] + suffix, n + 1
+    return name
+
+
+def _item_text(item: Any) -> str:
+    kind = getattr(item, "type", "content")
+    text = getattr(item, "text", None)
+    if isinstance(text, str):
+        return text
+    resource = getattr(item, "resource", None)
+    if resource is not None:  # embedded resource: its text, or what it is
+        inner = getattr(resource, "text", None)
+        uri = getattr(resource, "uri", "")
+        return inner if isinstance(inner, str) else f"[resource {uri}: binary content not shown]"
+    if kind == "resource_link":
+        return f"[resource_link {getattr(item, 'uri', '')}]"
+    mime = _field(item, "mime_type", "mimeType")
+    return f"[{kind}{' ' + mime if mime else ''}: not shown to the model]"
+
+
 def _result_text(result: Any) -> tuple[bool, str]:
-    parts = []
-    for item in _field(result, "content") or []:
-        text = getattr(item, "text", None)
-        parts.append(text if isinstance(text, str) else f"[{getattr(item, 'type', 'content')}]")
+    parts = [_item_text(item) for item in _field(result, "content") or []]
     structured = _field(result, "structured_content", "structuredContent")
     if not parts and structured is not None:
-        parts.append(str(structured))
+        parts.append(json.dumps(structured, ensure_ascii=False, default=str))
     return bool(_field(result, "is_error", "isError")), "\n".join(parts)
+
+
+def _valid_schema(schema: Any) -> bool:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except Exception:
+        return False
+    return isinstance(schema, dict)
 
 
 async def mcp_tools(stack: AsyncExitStack, server: McpServer, *, timeout: float, taken: set[str],
@@ -46,30 +109,45 @@ async def mcp_tools(stack: AsyncExitStack, server: McpServer, *, timeout: float,
     """Start ``server`` (closed with ``stack``) and wrap its tools."""
     params = StdioServerParameters(command=server.command, args=list(server.args), env=dict(server.env) or None,
                                    cwd=str(cwd) if cwd else None)
-    errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the stack
+    own = AsyncExitStack()  # closed here if the start fails, so the SDK's task groups wrap nothing of ours
+    errlog = own.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the stack
     try:
-        streams = await stack.enter_async_context(stdio_client(params, errlog=errlog))
-        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+        streams = await own.enter_async_context(stdio_client(params, errlog=errlog))
+        session = await own.enter_async_context(ClientSession(streams[0], streams[1]))
         async with asyncio.timeout(timeout):
             await session.initialize()
             listed = await session.list_tools()
-    except (OSError, TimeoutError) as exc:
-        raise ToolError(f"MCP server '{server.command}' could not start: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
+        problem = _describe(exc)
+        with contextlib.suppress(Exception):  # what the dead server left behind
+            await own.aclose()
+        raise ToolError(f"MCP server '{server.command}' could not start: {problem}") from None
+    stack.push_async_exit(own)
     label = Path(server.command).stem if not server.args else Path(server.args[-1]).stem
     tools = []
     for spec in listed.tools:
         remote = spec.name
-        name = remote if remote not in taken else f"{label}_{remote}"
+        parameters = _field(spec, "input_schema", "inputSchema") or {"type": "object", "properties": {}}
+        if not _valid_schema(parameters):
+            log.warning("MCP server '%s': tool '%s' left out: its input schema is not a valid JSON schema",
+                        server.command, remote[:100])
+            continue
+        name = provider_name(remote, taken, label)
         taken.add(name)
 
         async def run(args: dict[str, Any], remote: str = remote) -> str:
-            async with asyncio.timeout(timeout):
-                result = await session.call_tool(remote, args)
+            try:
+                async with asyncio.timeout(timeout):
+                    result = await session.call_tool(remote, args)
+            except TimeoutError:
+                raise
+            except Exception as exc:  # the server died or broke the protocol mid-call
+                raise ToolError(f"the MCP server failed ({_describe(exc)}); its tools may be unavailable "
+                                "for the rest of this request") from None
             is_error, text = _result_text(result)
             if is_error:
                 raise ToolError(text or "the MCP tool reported an error")
             return text
 
-        parameters = _field(spec, "input_schema", "inputSchema") or {"type": "object", "properties": {}}
         tools.append(Tool(ToolDefinition(name, spec.description or "", parameters), run))
     return tools

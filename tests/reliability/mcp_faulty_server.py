@@ -1,0 +1,77 @@
+"""An MCP server over stdio, speaking raw JSON-RPC, that misbehaves as its first argument says.
+
+Modes: ``crash_at_start`` (exits before answering), ``crash_mid_call`` (exits when a tool is
+called), ``junk`` (prints log lines to stdout among its messages), ``notype`` (a
+tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool names and
+schemas a provider refuses, non-text content, a secret in its environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+MODE = sys.argv[1] if len(sys.argv) > 1 else "odd"
+LONG = "fs." + "x" * 70
+
+TOOLS = [
+    {"name": "read.file", "description": "dotted name", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": LONG, "description": "too long", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "badschema", "description": "schema that is no schema", "inputSchema": {"type": "object",
+                                                                                     "properties": {"q": {"type": 5}}}},
+    {"name": "image", "description": "returns an image", "inputSchema": {"type": "object", "properties": {}}},
+    {"name": "resource", "description": "returns an embedded resource", "inputSchema": {"type": "object"}},
+    {"name": "link", "description": "returns a resource link", "inputSchema": {"type": "object"}},
+    {"name": "structured", "description": "structured content only", "inputSchema": {"type": "object"}},
+    {"name": "fails", "description": "isError", "inputSchema": {"type": "object"}},
+    {"name": "secret", "description": "echoes", "inputSchema": {"type": "object"}},
+]
+
+if MODE == "notype":  # the SDK's client refuses the whole list
+    TOOLS.append({"name": "notype", "description": "no type", "inputSchema": {"properties": {"q": {"type": "string"}}}})
+
+CONTENT = {
+    "image": {"content": [{"type": "image", "data": "iVBORw0KGgo=", "mimeType": "image/png"}]},
+    "resource": {"content": [{"type": "resource", "resource": {"uri": "file:///notes.txt", "mimeType": "text/plain",
+                                                               "text": "the notes"}}]},
+    "link": {"content": [{"type": "resource_link", "uri": "file:///big.csv", "name": "big.csv"}]},
+    "structured": {"content": [], "structuredContent": {"rows": 3, "ok": True}},
+    "fails": {"content": [{"type": "text", "text": "no such city"}], "isError": True},
+}
+
+
+def send(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    if MODE == "crash_at_start":
+        sys.stderr.write("Traceback: cannot start, token=" + os.environ.get("MCP_TOKEN", "") + "\n")
+        sys.exit(3)
+    for line in sys.stdin:
+        msg = json.loads(line)
+        if MODE == "junk":
+            print("INFO starting up, handling", msg.get("method"), flush=True)
+        if "id" not in msg:
+            continue
+        method, rid = msg["method"], msg["id"]
+        if method == "initialize":
+            send({"jsonrpc": "2.0", "id": rid, "result": {
+                "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {"listChanged": True}},
+                "serverInfo": {"name": "faulty", "version": "0"}}})
+        elif method == "tools/list":
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
+        elif method == "tools/call":
+            if MODE == "crash_mid_call":
+                sys.exit(1)
+            name = msg["params"]["name"]
+            result = CONTENT.get(name) or {"content": [{"type": "text", "text": f"{name} ran"}]}
+            send({"jsonrpc": "2.0", "id": rid, "result": result})
+        else:
+            send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no such method"}})
+
+
+if __name__ == "__main__":
+    main()
