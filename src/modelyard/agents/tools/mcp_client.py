@@ -24,8 +24,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from mcp import ClientSession, StdioServerParameters
 from jsonschema import Draft202012Validator
+from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from modelyard.agents.tools.base import Tool, ToolError
