@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+from modelyard.agents.loop import MAX_CALLS_PER_STEP
 from modelyard.agents.tool_text import find_text_calls
 from modelyard.agents.turn import handle_turn
 from modelyard.types import Message
@@ -136,3 +138,26 @@ def test_text_call_with_an_integer_json_cannot_hold_is_a_broken_call_not_a_crash
     assert broken[0].name == "ls" and "not valid JSON" in broken[0].error and "4300" in broken[0].error
     inner = find_text_calls(f'<tool_call>{{"name": "ls", "arguments": "{{\\"depth\\": {huge}}}"}}</tool_call>')
     assert inner[0].name == "ls" and "4300" in inner[0].error
+
+
+async def test_dozens_of_calls_in_one_reply_run_a_bounded_number_and_every_call_is_answered(
+        runtime_for, tmp_path: Path) -> None:
+    ws = setup_workspace(tmp_path)
+    calls = [{"id": f"call_{i}", "type": "function",
+              "function": {"name": "read_file", "arguments": json.dumps({"path": "notes.txt"})}} for i in range(40)]
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": calls},
+                         "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    with OpenAIServer(reply_text="Done.") as fake:
+        fake.push(Fault.raw(200, json.dumps(body), headers={"content-type": "application/json"}))
+        runtime = runtime_for(fake_config(fake.url, tmp_path, agents=engineer_with_files(ws)))
+        result = await handle_turn(runtime, [Message("user", "read notes.txt many times")], agent="engineer")
+        bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
+    results = tool_messages(bodies[1])
+    assert len(results) == 40  # every call answered, as the APIs require
+    assert [m["content"] for m in results[:MAX_CALLS_PER_STEP]] == ["the answer is 42"] * MAX_CALLS_PER_STEP
+    assert all(m["content"].startswith("error: not run") for m in results[MAX_CALLS_PER_STEP:])
+    assert result.text == "Done."
+    assert f"engineer: {40 - MAX_CALLS_PER_STEP} more tool calls not run (at most {MAX_CALLS_PER_STEP} per step)" \
+        in result.route

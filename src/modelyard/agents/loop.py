@@ -6,7 +6,9 @@ model configured with ``tool_text_fallback: true`` — a tool call written as pl
 is then turned into a real call. A text-written call from any other model is the tool-calling
 trap: the attempt fails as ``unusable_reply`` and the router moves on to the next model, so the
 agent never silently does nothing. Arguments that do not fit the tool's schema get one repair
-round-trip (the error goes back as the tool result); a second bad call ends the loop.
+round-trip (the error goes back as the tool result); a second bad call ends the loop. A turn
+asking for more than :data:`MAX_CALLS_PER_STEP` calls at once (small models emit dozens) runs
+that many; the rest get an error result saying so, as every call must be answered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from modelyard.router import Router
 from modelyard.router.records import RequestRecord
 from modelyard.router.router import Routed
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall
+
+#: tool calls run from one reply; each can take up to its timeout and add up to output_limit to the context
+MAX_CALLS_PER_STEP = 16
 
 #: (answering model, its answer) -> None if usable, else why not
 Check = Callable[[str, ChatResponse], str | None]
@@ -92,7 +97,12 @@ async def run_agent_loop(router: Router, agent: str, messages: list[Message], to
         # the model's own words stay (for a text-written call they *are* the call); thinking never does
         convo.append(Message("assistant", answer.text if from_text else visible_text(answer.text), tool_calls=calls))
         bad: list[str] = []
-        for call in calls:
+        for n, call in enumerate(calls):
+            if n >= MAX_CALLS_PER_STEP:
+                convo.append(Message("tool", f"error: not run: at most {MAX_CALLS_PER_STEP} tool calls are run "
+                                             "per step; make the rest in the next step", tool_call_id=call.id,
+                                     name=call.name))
+                continue
             if call.id in errors:
                 outcome = ToolOutcome(call.name, False, f"error: could not read the call to '{call.name}': "
                                                         f"{errors[call.id]}", bad_arguments=True)
@@ -105,6 +115,9 @@ async def run_agent_loop(router: Router, agent: str, messages: list[Message], to
                 bad.append(outcome.text)
                 text += "\nCall the tool again with arguments that match its JSON schema."
             convo.append(Message("tool", text, tool_call_id=call.id, name=call.name))
+        if len(calls) > MAX_CALLS_PER_STEP:
+            result.steps.append(f"{agent}: {len(calls) - MAX_CALLS_PER_STEP} more tool calls not run "
+                                f"(at most {MAX_CALLS_PER_STEP} per step)")
         if bad:
             if repaired:
                 result.text = (f"I could not finish this: the model sent unusable tool arguments again after "
