@@ -3,6 +3,7 @@ or a clear 4xx in the API's own error shape."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import httpx
@@ -27,8 +28,6 @@ def _raw_post(port: int, path: str, body: bytes) -> bytes:
 def test_a_path_spelled_with_extra_slashes_is_the_endpoint(gateway, path):
     """A base URL ending in '/' joined with '/v1/…' (Starlette read '//v1' as a host and said 'no endpoint
     POST /chat/completions'), or a trailing '/' (a 307 the SDKs do not follow for a POST)."""
-    import json
-
     answer = _raw_post(gateway.port, path, json.dumps(BODY).encode())
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
     assert b"Hello from fast." in answer
@@ -47,3 +46,51 @@ def test_an_unserved_path_still_names_itself_in_the_404(gateway):
     assert r.status_code == 404 and "no endpoint POST /v1/completions" in r.json()["error"]["message"]
     r = httpx.get(gateway.url + "/api/embed", timeout=15)
     assert r.status_code == 404 and "/api/embed" in r.json()["error"]
+
+
+TOOLS = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}} for name in ("f", "g")]
+CALL_BACK = {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"x": 1}}}]}
+
+
+def test_tool_arguments_sent_back_as_an_object_are_read(gateway, fakes):
+    """Clients carrying Ollama's habit send `arguments` as the object, not its JSON string (was a 400)."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15, json={**BODY, "messages": [
+        *BODY["messages"], CALL_BACK, {"role": "tool", "tool_call_id": "c1", "content": "42"}]})
+    assert r.status_code == 200, r.text
+    sent = [m for m in fakes[0].requests[-1].json["messages"] if m.get("tool_calls")]
+    assert json.loads(sent[0]["tool_calls"][0]["function"]["arguments"]) == {"x": 1}
+
+
+def test_a_named_tool_choice_offers_only_that_tool(gateway, fakes):
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,
+                   json={**BODY, "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "g"}}})
+    assert r.status_code == 200, r.text
+    assert [t["function"]["name"] for t in fakes[0].requests[-1].json["tools"]] == ["g"]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {**BODY, "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "h"}}}),
+    ("/v1/chat/completions", {**BODY, "tool_choice": "required"}),
+    ("/v1/chat/completions", {**BODY, "tool_choice": {"type": "function", "function": {"name": "h"}}}),
+    ("/v1/responses", {"model": "coder", "input": "hi", "tool_choice": "required"}),
+    ("/v1/responses", {"model": "coder", "input": "hi", "tools": [{"type": "function", "name": "f"}],
+                       "tool_choice": {"type": "function", "name": "h"}}),
+    ("/v1/messages", {"model": "coder", "max_tokens": 9, "messages": BODY["messages"], "tool_choice": {"type": "any"}}),
+    ("/v1/messages", {"model": "coder", "max_tokens": 9, "messages": BODY["messages"], "tool_choice": {
+        "type": "tool", "name": "h"}, "tools": [{"name": "f", "input_schema": {"type": "object"}}]}),
+])
+def test_a_demanded_call_that_cannot_be_made_is_a_400_not_a_text_answer(gateway, path, body):
+    """OpenAI refuses these; the gateway answered them with text, to a client that demanded a call."""
+    r = httpx.post(gateway.url + path, json=body, timeout=15)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "tool_choice" and "tool" in error["message"]
+
+
+def test_the_deprecated_functions_field_is_refused_not_ignored(gateway):
+    """`functions`/`function_call` (pre-2023 clients) were dropped: the model answered in text."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,
+                   json={**BODY, "functions": [{"name": "f", "parameters": {}}], "function_call": "auto"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "functions"
+    assert "tools" in r.json()["error"]["message"]

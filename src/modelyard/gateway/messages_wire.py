@@ -13,8 +13,8 @@ what it refuses with a 400 naming the field:
   images, documents and other blocks are refused.
 - ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
   (a JSON schema the answer must follow, constrained where the provider can), custom ``tools`` (``input_schema``),
-  ``tool_choice`` (``none`` withholds the tools; ``auto``/``any``/``tool`` leave the choice to the
-  model — a local model cannot be forced), ``thinking`` (enabled/disabled, ``budget_tokens``).
+  ``tool_choice`` (``none`` withholds the tools; ``tool`` offers only the named one, 400 if not given;
+  ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking`` (enabled/disabled, ``budget_tokens``).
   ``stop_sequences``: the text is cut at the first of them here (``stops.py``; ``stop_reason:
   "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) are refused.
 
@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.gateway.responses import error_extras, json_response, reshaped_error
-from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.gateway.wire import BadRequest, bad_body, chosen_tools
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -214,6 +214,8 @@ def _tools(body: MessagesBody) -> list[ToolDefinition]:
             raise BadRequest(f"{where}.input_schema: required, a JSON schema object", f"{where}.input_schema")
         description = tool.get("description") or ""
         out.append(ToolDefinition(name, description if isinstance(description, str) else "", schema))
+    if (body.tool_choice or {}).get("type") in ("any", "tool"):
+        return chosen_tools(out, body.tool_choice or {}, "tool_choice")
     return out
 
 

@@ -9,7 +9,8 @@ path as chat completions. What it maps, and what it refuses with a 400 naming th
   ``function_call_output`` items; ``reasoning`` items are skipped (modelyard never returns thinking
   here: it stays in the routing log). Images, files, item references and hosted tools are refused.
 - ``instructions`` (a system message first), ``max_output_tokens``, ``temperature``, ``tools``
-  (function tools only), ``tool_choice`` (``none`` withholds the tools), ``text.format`` (JSON
+  (function tools only), ``tool_choice`` (``none`` withholds the tools; a named function is the only one offered,
+  ``required`` or a name not given a 400), ``text.format`` (JSON
   output; a ``json_schema`` format's schema is passed on, constrained where the provider can),
   ``reasoning.effort`` (thinking on/off).
 - ``previous_response_id`` / ``conversation`` are refused: the gateway stores no responses, so the
@@ -27,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import BadRequest, bad_body, tool_arguments
+from modelyard.gateway.wire import BadRequest, bad_body, chosen_tools, tool_arguments
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -178,6 +179,8 @@ def _tools(body: ResponsesBody) -> list[ToolDefinition]:
             raise BadRequest(f"{where}.parameters: expected a JSON schema object", f"{where}.parameters")
         description = tool.get("description") or ""
         out.append(ToolDefinition(name, description if isinstance(description, str) else "", parameters))
+    if body.tool_choice is not None and body.tool_choice != "auto":
+        return chosen_tools(out, body.tool_choice, "tool_choice")
     return out
 
 

@@ -41,7 +41,7 @@ class _In(BaseModel):
 
 class FunctionCallIn(_In):
     name: str
-    arguments: str = ""
+    arguments: str | dict[str, Any] = ""  # a JSON string; some clients (Ollama's habit) send the object
 
 
 class ToolCallIn(_In):
@@ -108,6 +108,7 @@ class ChatCompletionBody(_In):
     n: int | None = Field(None, ge=1, le=1, description="one choice per request")
     reasoning_effort: str | None = None
     stop: str | list[str] | None = None
+    functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
 
     @property
     def stop_sequences(self) -> list[str]:
@@ -172,10 +173,10 @@ def _check_content(m: MessageIn, where: str) -> None:
         raise BadRequest(f"{where}.content: empty array; expected at least one content part", f"{where}.content")
 
 
-def tool_arguments(raw: str, where: str) -> dict[str, Any]:
+def tool_arguments(raw: str | dict[str, Any], where: str) -> dict[str, Any]:
     """A tool call's arguments sent back by the client (a JSON string) as a dict, or a 400 naming ``where``."""
     try:
-        args = json.loads(raw) if raw.strip() else {}
+        args = raw if isinstance(raw, dict) else json.loads(raw) if raw.strip() else {}
     except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         raise BadRequest(f"{where} is not valid JSON", where) from None
     if not isinstance(args, dict):
@@ -208,6 +209,11 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     tools = [] if body.tool_choice == "none" else [
         ToolDefinition(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []
     ]
+    if body.functions:
+        raise BadRequest("functions: the deprecated form of 'tools' is not supported; send "
+                         "tools=[{\"type\": \"function\", \"function\": {...}}] (and tool_choice)", "functions")
+    if body.tool_choice is not None and body.tool_choice not in ("none", "auto"):
+        tools = chosen_tools(tools, body.tool_choice, "tool_choice")
     thinking = None
     if body.reasoning_effort is not None:
         thinking = body.reasoning_effort not in ("none", "")
@@ -222,6 +228,25 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema or None,
     )
+
+
+def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], param: str) -> list[ToolDefinition]:
+    """The tools offered under a ``tool_choice`` that demands a call: a named function is the only one offered
+    (the model can call no other); a demand with no tools, or naming one not offered, is a 400, as
+    OpenAI answers it — never a text answer to a client that asked for a call. The demand itself is
+    not forced on the provider (``ChatRequest`` has no such field)."""
+    if not tools:
+        raise BadRequest(f"{param}: a tool call is demanded but no tools are given", param)
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
+        if isinstance(name, str) and choice.get("type") in ("function", "tool"):
+            named = [t for t in tools if t.name == name]
+            if not named:
+                raise BadRequest(f"{param}: the function '{name}' is not among the tools given "
+                                 f"({', '.join(t.name for t in tools)})", param)
+            return named
+    return tools
 
 
 # -- answers ---------------------------------------------------------------------------------
