@@ -14,7 +14,8 @@ what it refuses with a 400 naming the field:
 - ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
   (a JSON schema the answer must follow, constrained where the provider can), custom ``tools`` (``input_schema``),
   ``tool_choice`` (``none`` withholds the tools; ``tool`` offers only the named one, 400 if not given;
-  ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking`` (enabled/disabled, ``budget_tokens``).
+  ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking``
+  (enabled/disabled, ``budget_tokens``).
   ``stop_sequences``: the text is cut at the first of them here (``stops.py``; ``stop_reason:
   "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) are refused.
 
