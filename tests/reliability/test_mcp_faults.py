@@ -88,3 +88,11 @@ def test_provider_names_stay_unique_and_valid() -> None:
     assert first != second and all(PROVIDER_NAME.match(n) for n in (first, second))
     assert provider_name("read_file", {"read_file"}, "srv") == "srv_read_file"
     assert provider_name("ok-name", set(), "srv") == "ok-name"
+
+
+@pytest.mark.parametrize("mode", ["odd", "crash_mid_call"])
+async def test_the_turns_own_error_comes_out_as_itself_with_an_mcp_server_open(mode: str) -> None:
+    with pytest.raises(AgentError, match="chain exhausted"):  # was an ExceptionGroup wrapping it
+        async with open_toolbox("eng", config(mode)) as box:
+            await box.call(ToolCall("secret", {}, "c1"))
+            raise AgentError("chain exhausted")

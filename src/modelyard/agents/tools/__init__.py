@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -59,4 +60,15 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
                 raise AgentError(f"agent '{agent}': {exc}") from None
             for tool in tools:
                 box.add(tool)
-        yield box
+        try:
+            yield box
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        # the turn's own error (chain exhausted...) is raised after the servers are closed: raised through the
+        # MCP SDK's task groups it came out as an ExceptionGroup that no `except ModelyardError` catches
+        if failed is not None:
+            with contextlib.suppress(Exception):
+                await stack.aclose()
+            raise failed
