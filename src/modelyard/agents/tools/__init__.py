@@ -62,7 +62,7 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
                 box.add(tool)
         try:
             yield box
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, unwrapped
+        except BaseException as exc:  # re-raised below, unwrapped
             failed: BaseException | None = exc
         else:
             failed = None
