@@ -94,3 +94,41 @@ def test_the_deprecated_functions_field_is_refused_not_ignored(gateway):
                    json={**BODY, "functions": [{"name": "f", "parameters": {}}], "function_call": "auto"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "functions"
     assert "tools" in r.json()["error"]["message"]
+
+
+def _post(gateway, path: str, body: bytes, encoding: str) -> httpx.Response:
+    return httpx.post(gateway.url + path, content=body, timeout=15,
+                      headers={"content-type": "application/json", "content-encoding": encoding})
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "zstd"])
+def test_a_compressed_body_is_read(gateway, encoding):
+    """Codex compresses large /v1/responses bodies with zstd (new-api#4913, axonhub#1680); read as JSON
+    they were a 400 'not a JSON object (expected value at line 1 column 1)'."""
+    import gzip
+    import zlib
+
+    raw = json.dumps({"model": "coder", "input": "hi"}).encode()
+    pack = {"gzip": gzip.compress, "deflate": zlib.compress}.get(encoding)
+    packed = pack(raw) if pack else pytest.importorskip("zstandard").compress(raw)
+    r = _post(gateway, "/v1/responses", packed, encoding)
+    assert r.status_code == 200, r.text
+    assert r.json()["output"][0]["content"][0]["text"] == "Hello from fast."
+
+
+def test_a_compressed_body_that_cannot_be_read_says_why(gateway):
+    import gzip
+
+    raw = gzip.compress(json.dumps(BODY).encode())
+    for body, encoding, said in [(raw[:-12], "gzip", "truncated gzip"), (b"\x00garbage", "gzip", "not valid gzip"),
+                                 (raw, "br", "'br' is not supported")]:
+        r = _post(gateway, "/v1/chat/completions", body, encoding)
+        assert r.status_code == 400 and said in r.json()["error"]["message"], r.text
+
+
+def test_a_compressed_body_unpacking_past_the_limit_is_a_413(gateway):
+    import gzip
+
+    bomb = gzip.compress(b"{" + b" " * (gateway.gateway.request_limit + 10))  # a few kB, unpacked past it
+    r = _post(gateway, "/v1/chat/completions", bomb, "gzip")
+    assert r.status_code == 413, r.text
