@@ -1,7 +1,7 @@
 """An MCP server over stdio, speaking raw JSON-RPC, that misbehaves as its first argument says.
 
 Modes: ``crash_at_start`` (exits before answering), ``crash_mid_call`` (exits when a tool is
-called), ``junk`` (prints log lines to stdout among its messages), ``notype`` (a
+called), ``junk`` (prints log lines to stdout among its messages), ``slow_start`` (sleeps ``START_DELAY`` s first), ``notype`` (a
 tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool names and
 schemas a provider refuses, non-text content, a secret in its environment).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "odd"
 LONG = "fs." + "x" * 70
@@ -50,6 +51,8 @@ def main() -> None:
     if MODE == "crash_at_start":
         sys.stderr.write("Traceback: cannot start, token=" + os.environ.get("MCP_TOKEN", "") + "\n")
         sys.exit(3)
+    if MODE == "slow_start":  # an npx/uvx server on its first run
+        time.sleep(float(os.environ.get("START_DELAY", "3")))
     for line in sys.stdin:
         msg = json.loads(line)
         if MODE == "junk":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,16 @@ async def test_the_turns_own_error_comes_out_as_itself_with_an_mcp_server_open(m
         async with open_toolbox("eng", config(mode)) as box:
             await box.call(ToolCall("secret", {}, "c1"))
             raise AgentError("chain exhausted")
+
+
+async def test_a_slow_starting_server_gets_its_own_start_bound() -> None:
+    slow = {"command": sys.executable, "args": [str(SERVER), "slow_start"], "env": {"START_DELAY": "3"}}
+    patient = ToolsConfig(mcp=[{**slow, "start_timeout": 20}], command_timeout=1)
+    async with open_toolbox("eng", patient) as box:  # was bounded by max(command_timeout, 10 s), no setting
+        assert (await box.call(ToolCall("secret", {}, "c1"))).text == "secret ran"
+    hasty = ToolsConfig(mcp=[{**slow, "start_timeout": 1}], command_timeout=1)
+    start = time.perf_counter()
+    with pytest.raises(AgentError, match=r"could not start: no answer within 1 s \(tools.mcp\[\].start_timeout\)"):
+        async with open_toolbox("eng", hasty):
+            pass
+    assert time.perf_counter() - start < 10

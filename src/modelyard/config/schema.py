@@ -195,6 +195,8 @@ class McpServer(Strict):
     command: str
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="extra environment (values, not secrets)")
+    start_timeout: float = Field(30.0, gt=0, le=600, description="seconds to start and list its tools "
+                                 "(an `npx`/`uvx` server's first run downloads packages)")
 
 
 class ToolsConfig(Strict):

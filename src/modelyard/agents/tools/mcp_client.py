@@ -114,11 +114,12 @@ async def mcp_tools(stack: AsyncExitStack, server: McpServer, *, timeout: float,
     try:
         streams = await own.enter_async_context(stdio_client(params, errlog=errlog))
         session = await own.enter_async_context(ClientSession(streams[0], streams[1]))
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(server.start_timeout):
             await session.initialize()
             listed = await session.list_tools()
     except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
-        problem = _describe(exc)
+        problem = (f"no answer within {server.start_timeout:g} s (tools.mcp[].start_timeout)"
+                   if isinstance(_leaf(exc), TimeoutError) else _describe(exc))
         with contextlib.suppress(Exception):  # what the dead server left behind
             await own.aclose()
         raise ToolError(f"MCP server '{server.command}' could not start: {problem}") from None
