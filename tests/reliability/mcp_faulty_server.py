@@ -1,7 +1,8 @@
 """An MCP server over stdio, speaking raw JSON-RPC, that misbehaves as its first argument says.
 
 Modes: ``crash_at_start`` (exits before answering), ``crash_mid_call`` (exits when a tool is
-called), ``junk`` (prints log lines to stdout among its messages), ``slow_start`` (sleeps ``START_DELAY`` s first), ``notype`` (a
+called), ``junk`` (prints log lines to stdout among its messages), ``slow_start`` (sleeps
+``START_DELAY`` s first), ``notype`` (a
 tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool names and
 schemas a provider refuses, non-text content, a secret in its environment).
 """
