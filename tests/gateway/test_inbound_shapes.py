@@ -132,3 +132,20 @@ def test_a_compressed_body_unpacking_past_the_limit_is_a_413(gateway):
     bomb = gzip.compress(b"{" + b" " * (gateway.gateway.request_limit + 10))  # a few kB, unpacked past it
     r = _post(gateway, "/v1/chat/completions", bomb, "gzip")
     assert r.status_code == 413, r.text
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-8"])
+def test_a_body_with_a_byte_order_mark_is_read_in_its_encoding(gateway, fakes, codec):
+    """Windows PowerShell 5.1's `Out-File` and `>` write UTF-16LE with a BOM: `curl.exe -d @req.json` sent it
+    and got a 400 'not a JSON object (expected value at line 1 column 1)'."""
+    text = "\ufeff" + json.dumps({"model": "coder", "messages": [{"role": "user", "content": "café ☕"}]},
+                                 ensure_ascii=False)
+    r = httpx.post(gateway.url + "/v1/chat/completions", content=text.encode(codec), timeout=15,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert fakes[0].requests[-1].json["messages"][-1]["content"] == "café ☕"
+
+
+def test_a_byte_order_mark_over_text_that_is_not_that_encoding_says_so(gateway):
+    r = httpx.post(gateway.url + "/v1/chat/completions", content=b"\xff\xfe{\x00\x00\xd8", timeout=15)
+    assert r.status_code == 400 and "UTF-16 byte order mark" in r.json()["error"]["message"], r.text

@@ -57,9 +57,28 @@ async def read_body(request: Request, limit: int) -> bytes:
         return body
     encoding = (header(request, b"content-encoding") or "").strip().lower()
     if encoding and encoding != "identity":
-        return decoded(body, encoding, limit)
-    # a UTF-8 byte order mark (a file saved by Windows tools, PowerShell) is not part of the JSON text
-    return body.removeprefix(b"\xef\xbb\xbf")
+        body = decoded(body, encoding, limit)
+    return utf8(body)
+
+
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))
+
+
+def utf8(body: bytes) -> bytes:
+    """The JSON text as UTF-8. A byte order mark is not part of it: UTF-8's is dropped (a file saved by
+    Windows tools); a UTF-16 or UTF-32 text with one is re-encoded — Windows PowerShell 5.1's ``Out-File``
+    and ``>`` write UTF-16LE, so ``curl.exe -d @req.json`` sends it (was a 400 'not a JSON object')."""
+    if body[:3] == b"\xef\xbb\xbf":
+        return body[3:]
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            try:
+                return body.decode(codec).removeprefix("\ufeff").encode()
+            except UnicodeError:
+                raise BadRequest(f"the request body starts with a {codec.upper()} byte order mark but is not "
+                                 f"{codec.upper()} text; send UTF-8", None) from None
+    return body
 
 
 def decoded(body: bytes, encoding: str, limit: int) -> bytes:
@@ -81,7 +100,7 @@ def decoded(body: bytes, encoding: str, limit: int) -> bytes:
         raise BadRequest(f"the request body is not valid {encoding} ({exc})", None) from None
     if len(out) > limit:
         raise BodyTooLarge(limit + 1, limit, declared=False)
-    return out.removeprefix(b"\xef\xbb\xbf")
+    return out
 
 
 def _zstd(body: bytes, most: int) -> bytes:
