@@ -22,6 +22,8 @@ TOOLS = [
     {"name": LONG, "description": "too long", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "badschema", "description": "schema that is no schema", "inputSchema": {"type": "object",
                                                                                      "properties": {"q": {"type": 5}}}},
+    {"name": "danglingref", "description": "a $ref to nowhere", "inputSchema": {
+        "type": "object", "properties": {"a": {"$ref": "#/$defs/Missing"}, "b": {"$ref": "https://example.invalid/s"}}}},
     {"name": "image", "description": "returns an image", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "resource", "description": "returns an embedded resource", "inputSchema": {"type": "object"}},
     {"name": "link", "description": "returns a resource link", "inputSchema": {"type": "object"}},

@@ -110,3 +110,9 @@ async def test_a_slow_starting_server_gets_its_own_start_bound() -> None:
         async with open_toolbox("eng", hasty):
             pass
     assert time.perf_counter() - start < 10
+
+
+async def test_a_schema_whose_refs_resolve_nowhere_leaves_checking_to_the_server() -> None:
+    async with open_toolbox("eng", config("odd")) as box:  # was an Unresolvable raised out of the toolbox
+        out = await box.call(ToolCall("danglingref", {"a": 1, "b": 2}, "c1"))
+    assert out.ok and out.text == "danglingref ran"

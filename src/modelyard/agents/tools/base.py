@@ -85,7 +85,12 @@ class Toolbox:
             return None
         if not isinstance(arguments, dict):
             return "arguments must be a JSON object"
-        errors = sorted(Draft202012Validator(tool.definition.parameters).iter_errors(arguments), key=str)
+        try:
+            errors = sorted(Draft202012Validator(tool.definition.parameters).iter_errors(arguments), key=str)
+        except Exception as exc:  # a $ref that resolves nowhere (an MCP server's schema): the tool checks its own
+            log.warning("agent %s: tool %s's schema cannot be checked (%s); arguments passed on unchecked",
+                        self.agent, name, type(exc).__name__)
+            return None
         if not errors:
             return None
         first = errors[0]
