@@ -59,7 +59,7 @@ def main() -> None:
     for line in sys.stdin:
         msg = json.loads(line)
         if MODE == "junk":
-            print("INFO starting up, handling", msg.get("method"), flush=True)
+            print("INFO handling", msg.get("method"), "token=" + os.environ.get("MCP_TOKEN", ""), flush=True)
         if "id" not in msg:
             continue
         method, rid = msg["method"], msg["id"]

@@ -74,10 +74,15 @@ async def test_non_text_content_is_described_not_dropped() -> None:
     assert texts["fails"] == "error: fails: no such city"
 
 
-async def test_log_lines_on_a_stdio_servers_stdout_do_not_break_it() -> None:
+async def test_log_lines_on_a_stdio_servers_stdout_do_not_break_it_nor_reach_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with open_toolbox("eng", config("junk")) as box:  # the SDK skips them (held before this hunt too)
         out = await box.call(ToolCall("secret", {}, "c1"))
     assert out.ok and out.text == "secret ran"
+    assert "sk-mcp-secret" not in caplog.text  # the SDK quoted each line in a logged traceback
+    assert not any(r.exc_info for r in caplog.records)
+    assert any("the line is not shown" in r.getMessage() for r in caplog.records)
 
 
 def test_provider_names_stay_unique_and_valid() -> None:

@@ -39,6 +39,25 @@ _VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _MAX_NAME = 64
 
 
+class _QuietSdkLog(logging.Filter):
+    """The SDK logs each line a server prints to stdout that is no JSON-RPC with a traceback quoting the
+    line — which may be the server printing its environment. Keep a one-line warning without the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}; the line is not shown)"
+            record.args = ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_SDK_LOG = logging.getLogger("mcp.client.stdio")
+if not any(isinstance(f, _QuietSdkLog) for f in _SDK_LOG.filters):
+    _SDK_LOG.addFilter(_QuietSdkLog())
+
+
 def _field(obj: Any, *names: str) -> Any:
     """mcp 1.x uses camelCase attributes, 2.x snake_case."""
     for name in names:
