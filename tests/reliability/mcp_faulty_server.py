@@ -24,6 +24,7 @@ TOOLS = [
                                                                                      "properties": {"q": {"type": 5}}}},
     {"name": "danglingref", "description": "a $ref to nowhere", "inputSchema": {
         "type": "object", "properties": {"a": {"$ref": "#/$defs/Missing"}, "b": {"$ref": "https://example.invalid/s"}}}},
+    {"name": "huge", "description": "5 MB of text", "inputSchema": {"type": "object"}},
     {"name": "image", "description": "returns an image", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "resource", "description": "returns an embedded resource", "inputSchema": {"type": "object"}},
     {"name": "link", "description": "returns a resource link", "inputSchema": {"type": "object"}},
@@ -41,6 +42,7 @@ CONTENT = {
                                                                "text": "the notes"}}]},
     "link": {"content": [{"type": "resource_link", "uri": "file:///big.csv", "name": "big.csv"}]},
     "structured": {"content": [], "structuredContent": {"rows": 3, "ok": True}},
+    "huge": {"content": [{"type": "text", "text": "x" * 5_000_000}]},
     "fails": {"content": [{"type": "text", "text": "no such city"}], "isError": True},
 }
 

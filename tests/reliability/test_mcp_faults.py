@@ -121,3 +121,11 @@ async def test_a_schema_whose_refs_resolve_nowhere_leaves_checking_to_the_server
     async with open_toolbox("eng", config("odd")) as box:  # was an Unresolvable raised out of the toolbox
         out = await box.call(ToolCall("danglingref", {"a": 1, "b": 2}, "c1"))
     assert out.ok and out.text == "danglingref ran"
+
+
+async def test_a_huge_result_is_capped() -> None:
+    cfg = config("odd")
+    async with open_toolbox("eng", cfg) as box:
+        out = await box.call(ToolCall("huge", {}, "c1"))
+    assert out.ok and len(out.text.encode()) <= cfg.output_limit + 1024 + 100
+    assert "[output truncated at" in out.text
