@@ -149,3 +149,31 @@ def test_a_body_with_a_byte_order_mark_is_read_in_its_encoding(gateway, fakes, c
 def test_a_byte_order_mark_over_text_that_is_not_that_encoding_says_so(gateway):
     r = httpx.post(gateway.url + "/v1/chat/completions", content=b"\xff\xfe{\x00\x00\xd8", timeout=15)
     assert r.status_code == 400 and "UTF-16 byte order mark" in r.json()["error"]["message"], r.text
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {**BODY, "stream": None, "stream_options": {"include_usage": None}}),
+    ("/v1/chat/completions", {**BODY, "tools": [{"type": "function", "function": {
+        "name": "f", "description": None, "parameters": None}}]}),
+    ("/v1/chat/completions", {**BODY, "response_format": {"type": "json_schema", "json_schema": {
+        "name": None, "schema": {"type": "object"}, "strict": None}}}),
+    ("/v1/chat/completions", {**BODY, "messages": [*BODY["messages"], {"role": "assistant", "content": None,
+        "tool_calls": [{"id": None, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}),
+    ("/v1/responses", {"model": "coder", "input": "hi", "stream": None}),
+    ("/v1/messages", {"model": "coder", "max_tokens": 9, "messages": BODY["messages"], "stream": None}),
+])
+def test_an_optional_field_sent_as_null_is_its_default(gateway, path, body):
+    """Clients that write their unset fields (generated SDKs, `model_dump()` without `exclude_none`) send
+    `"stream": null`, `"description": null`: the spec lets them; each was a 400 'Input should be a valid …'."""
+    r = httpx.post(gateway.url + path, json=body, timeout=15)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")  # null streams nothing
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/api/generate"])
+def test_ollama_stream_null_streams_as_ollama_does(gateway, path):
+    """Ollama's `stream` is a pointer: nil is its default, streaming."""
+    body = {"model": "coder", "stream": None, "messages": BODY["messages"], "prompt": "hi"}
+    r = httpx.post(gateway.url + path, json=body, timeout=15)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/x-ndjson") and len(r.text.splitlines()) > 1

@@ -61,7 +61,7 @@ class MessagesBody(BaseModel):
     max_tokens: int = Field(ge=1)
     messages: list[dict[str, Any]] = Field(min_length=1)
     system: str | list[dict[str, Any]] | None = None
-    stream: bool = False
+    stream: bool | None = False  # null: the default
     temperature: float | None = Field(None, ge=0, le=1)
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
@@ -84,7 +84,7 @@ class CountTokensBody(BaseModel):
     stop_sequences: list[str] | None = None
     max_tokens: int = 1
     temperature: float | None = None
-    stream: bool = False
+    stream: bool | None = False  # null: the default
 
 
 def parse_messages_body(raw: bytes) -> MessagesBody:

@@ -56,7 +56,7 @@ class OllamaBody(BaseModel):
     system: str | None = None
     images: list[Any] | None = None
     suffix: str | None = None
-    stream: bool = True
+    stream: bool | None = True  # null: the default (Ollama's is a pointer: nil streams)
     tools: list[dict[str, Any]] | None = None
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
@@ -74,6 +74,8 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
     except ValidationError as exc:
         raise bad_body(exc) from None
     body.model = body.model.removesuffix(LATEST)
+    if body.stream is None:
+        body.stream = True
     if body.images:
         raise BadRequest("images: not supported by this gateway", "images")
     if body.suffix:  # code completion's fill-in-the-middle: a chat model asked without it would answer wrong

@@ -66,7 +66,7 @@ class ResponsesBody(BaseModel):
     model: str = Field(min_length=1)
     input: Annotated[str | list[Any], WithJsonSchema(_INPUT)]
     instructions: str | None = None
-    stream: bool = False
+    stream: bool | None = False  # null: the default
     tools: Annotated[list[dict[str, Any]] | None, WithJsonSchema(_TOOLS)] = None
     tool_choice: str | dict[str, Any] | None = None
     max_output_tokens: int | None = Field(None, ge=1)

@@ -45,7 +45,7 @@ class FunctionCallIn(_In):
 
 
 class ToolCallIn(_In):
-    id: str = ""
+    id: str | None = ""  # null where a client writes its unset fields (the spec lets them)
     type: Literal["function"] = "function"
     function: FunctionCallIn
 
@@ -65,8 +65,8 @@ class MessageIn(_In):
 
 class FunctionDef(_In):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    description: str | None = ""
+    parameters: dict[str, Any] | None = None
 
 
 class ToolIn(_In):
@@ -75,11 +75,11 @@ class ToolIn(_In):
 
 
 class StreamOptions(_In):
-    include_usage: bool = False
+    include_usage: bool | None = False
 
 
 class JsonSchemaFormat(_In):
-    name: str = "answer"
+    name: str | None = "answer"
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     strict: bool | None = None
 
@@ -97,7 +97,7 @@ class ResponseFormat(_In):
 class ChatCompletionBody(_In):
     model: str = Field(min_length=1)
     messages: list[MessageIn] = Field(min_length=1)
-    stream: bool = False
+    stream: bool | None = False  # null: the default, as the spec says (clients send their unset fields)
     stream_options: StreamOptions | None = None
     tools: list[ToolIn] | None = None
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
@@ -195,8 +195,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         calls = []
         for j, c in enumerate(m.tool_calls or []):
             args = tool_arguments(c.function.arguments, f"{where}.tool_calls[{j}].function.arguments")
-            calls.append(ToolCall(c.function.name, args, c.id))
-            call_names[c.id] = c.function.name
+            calls.append(ToolCall(c.function.name, args, c.id or ""))
+            call_names[c.id or ""] = c.function.name
         role = "system" if m.role == "developer" else m.role
         _check_content(m, where)
         if role == "tool" and not m.tool_call_id:
@@ -207,7 +207,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
             name=m.name or (call_names.get(m.tool_call_id or "", "") if role == "tool" else ""),
         ))
     tools = [] if body.tool_choice == "none" else [
-        ToolDefinition(t.function.name, t.function.description, t.function.parameters) for t in body.tools or []
+        ToolDefinition(t.function.name, t.function.description or "", {"type": "object", "properties": {}}
+                       if t.function.parameters is None else t.function.parameters) for t in body.tools or []
     ]
     if body.functions:
         raise BadRequest("functions: the deprecated form of 'tools' is not supported; send "
