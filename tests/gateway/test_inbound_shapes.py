@@ -177,3 +177,11 @@ def test_ollama_stream_null_streams_as_ollama_does(gateway, path):
     r = httpx.post(gateway.url + path, json=body, timeout=15)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/x-ndjson") and len(r.text.splitlines()) > 1
+
+
+def test_latin_1_text_is_refused_saying_json_is_utf_8(gateway):
+    """Windows PowerShell 5.1's Invoke-RestMethod sends a string body as ISO-8859-1: the 400 said
+    'invalid unicode code point at line 1 column 65' and nothing of the encoding."""
+    text = json.dumps({"model": "coder", "messages": [{"role": "user", "content": "café"}]}, ensure_ascii=False)
+    r = httpx.post(gateway.url + "/v1/chat/completions", content=text.encode("latin-1"), timeout=15)
+    assert r.status_code == 400 and "JSON is sent as UTF-8" in r.json()["error"]["message"], r.text

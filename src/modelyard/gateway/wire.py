@@ -132,6 +132,8 @@ def bad_body(exc: ValidationError) -> BadRequest:
     first = exc.errors(include_url=False, include_input=False)[0]
     if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
         where = (first.get("ctx") or {}).get("error")  # e.g. a lone UTF-16 surrogate escape, at line 1 column 58
+        if where and "invalid unicode code point" in where:  # Latin-1 text (Windows PowerShell 5.1's default)
+            where += "; JSON is sent as UTF-8"
         return BadRequest("the request body is not a JSON object" + (f" ({where})" if where else ""), None)
     param = field_path(first["loc"])
     return BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None)
