@@ -24,7 +24,8 @@ def _raw_post(port: int, path: str, body: bytes) -> bytes:
     return out
 
 
-@pytest.mark.parametrize("path", ["//v1/chat/completions", "/v1/chat/completions/", "/v1//chat/completions"])
+@pytest.mark.parametrize("path", ["//v1/chat/completions", "/v1/chat/completions/", "/v1//chat/completions",
+                                  "/v1/v1/chat/completions"])
 def test_a_path_spelled_with_extra_slashes_is_the_endpoint(gateway, path):
     """A base URL ending in '/' joined with '/v1/…' (Starlette read '//v1' as a host and said 'no endpoint
     POST /chat/completions'), or a trailing '/' (a 307 the SDKs do not follow for a POST)."""
@@ -185,3 +186,12 @@ def test_latin_1_text_is_refused_saying_json_is_utf_8(gateway):
     text = json.dumps({"model": "coder", "messages": [{"role": "user", "content": "café"}]}, ensure_ascii=False)
     r = httpx.post(gateway.url + "/v1/chat/completions", content=text.encode("latin-1"), timeout=15)
     assert r.status_code == 400 and "JSON is sent as UTF-8" in r.json()["error"]["message"], r.text
+
+
+def test_a_base_url_ending_in_v1_given_to_the_anthropic_sdk_reaches_messages(gateway):
+    """ANTHROPIC_BASE_URL=http://host/v1 (the SDK adds /v1 itself) asked for /v1/v1/messages: a 404."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=gateway.url + "/v1", api_key="x", max_retries=0, timeout=15)
+    answer = client.messages.create(model="coder", max_tokens=9, messages=[{"role": "user", "content": "hi"}])
+    assert answer.content[0].text == "Hello from fast."

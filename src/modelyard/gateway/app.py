@@ -327,12 +327,16 @@ class GatewayApp(Starlette):
         Clients build URLs by joining strings: a base URL ending in ``/`` gives ``//v1/chat/completions``
         (read by Starlette as a *host* ``v1`` and refused naming ``/chat/completions``), a trailing ``/``
         drew a 307 that the SDKs do not follow for a POST, and a base URL without ``/v1`` (Continue's
-        ``apiBase``, LiteLLM-proxy habits: it serves both) asks for ``/chat/completions``, ``/models``."""
+        ``apiBase``, LiteLLM-proxy habits: it serves both) asks for ``/chat/completions``, ``/models``; one
+        ending in ``/v1`` given to a client that adds ``/v1`` itself (Claude Code's ``ANTHROPIC_BASE_URL``, the
+        Anthropic SDK) asks for ``/v1/v1/messages``."""
         if self._served is None:
             self._served = frozenset(r.path for r in self.routes if isinstance(r, Route) and "{" not in r.path)
         if path in self._served:
             return None
         canon = "/" + "/".join(part for part in path.split("/") if part)
+        while canon.startswith("/v1/v1/"):  # a base URL that ends in /v1 to a client that adds /v1 itself
+            canon = canon[3:]
         for candidate in (canon, "/v1" + canon):
             if candidate != path and (candidate in self._served or candidate.startswith("/v1/models/")):
                 return candidate
