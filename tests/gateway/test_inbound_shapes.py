@@ -195,3 +195,20 @@ def test_a_base_url_ending_in_v1_given_to_the_anthropic_sdk_reaches_messages(gat
     client = anthropic.Anthropic(base_url=gateway.url + "/v1", api_key="x", max_retries=0, timeout=15)
     answer = client.messages.create(model="coder", max_tokens=9, messages=[{"role": "user", "content": "hi"}])
     assert answer.content[0].text == "Hello from fast."
+
+
+@pytest.mark.parametrize(("extra", "thinking"), [
+    ({"reasoning": {"effort": "none"}}, False),
+    ({"reasoning": {"effort": "high"}}, True),
+    ({"reasoning": {"enabled": False}}, False),
+    ({"chat_template_kwargs": {"enable_thinking": False}}, False),
+    ({"chat_template_kwargs": {"enable_thinking": True}}, True),
+    ({"chat_template_kwargs": {"other": 1}}, None),
+    ({"reasoning_effort": "low", "chat_template_kwargs": {"enable_thinking": False}}, True),  # OpenAI's word first
+])
+def test_thinking_asked_in_other_servers_spellings_is_heard(extra, thinking):
+    """OpenRouter's `reasoning` and vLLM's `chat_template_kwargs.enable_thinking` (OpenWhispr, opencode send
+    them) were ignored: a client turning thinking off got a model that thought."""
+    from modelyard.gateway.wire import parse_body, to_chat_request
+
+    assert to_chat_request(parse_body(json.dumps({**BODY, **extra}).encode())).thinking is thinking

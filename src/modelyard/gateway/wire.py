@@ -109,6 +109,8 @@ class ChatCompletionBody(_In):
     reasoning_effort: str | None = None
     stop: str | list[str] | None = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
+    reasoning: dict[str, Any] | None = None  # OpenRouter's spelling: {"effort": …} / {"enabled": false}
+    chat_template_kwargs: dict[str, Any] | None = None  # vLLM's / SGLang's: {"enable_thinking": false}
 
     @property
     def stop_sequences(self) -> list[str]:
@@ -220,6 +222,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     thinking = None
     if body.reasoning_effort is not None:
         thinking = body.reasoning_effort not in ("none", "")
+    elif body.reasoning is not None or body.chat_template_kwargs is not None:
+        thinking = _thinking_asked(body)
     fmt = body.response_format.type if body.response_format else "text"
     schema = body.response_format.answer_schema if body.response_format else None
     return ChatRequest(
@@ -231,6 +235,19 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema or None,
     )
+
+
+def _thinking_asked(body: ChatCompletionBody) -> bool | None:
+    """Thinking on or off in the spellings other servers take (OpenRouter's ``reasoning``, vLLM's and SGLang's
+    ``chat_template_kwargs.enable_thinking`` — Qwen3 clients send it to turn thinking off); ignored, the model
+    thought anyway (slower, and a local model may spend its ``max_tokens`` on thinking)."""
+    reasoning = body.reasoning or {}
+    if isinstance(reasoning.get("enabled"), bool):
+        return bool(reasoning["enabled"])
+    if isinstance(reasoning.get("effort"), str):
+        return reasoning["effort"] not in ("none", "")
+    enable = (body.chat_template_kwargs or {}).get("enable_thinking")
+    return enable if isinstance(enable, bool) else None
 
 
 def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], param: str) -> list[ToolDefinition]:
