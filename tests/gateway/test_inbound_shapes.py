@@ -212,3 +212,16 @@ def test_thinking_asked_in_other_servers_spellings_is_heard(extra, thinking):
     from modelyard.gateway.wire import parse_body, to_chat_request
 
     assert to_chat_request(parse_body(json.dumps({**BODY, **extra}).encode())).thinking is thinking
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {**BODY, "model": "coder:latest"}),
+    ("/v1/responses", {"model": "coder:latest", "input": "hi"}),
+    ("/v1/messages", {"model": "coder:latest", "max_tokens": 9, "messages": BODY["messages"]}),
+])
+def test_ollamas_latest_tag_pasted_into_an_openai_client_is_ignored_as_on_the_ollama_api(gateway, path, body):
+    """`/api/chat` took `coder:latest`; the same name on `/v1/chat/completions` was a 404."""
+    r = httpx.post(gateway.url + path, json=body, timeout=15)
+    assert r.status_code == 200, r.text
+    r = httpx.post(gateway.url + path, json={**body, "model": "nope:latest"}, timeout=15)
+    assert r.status_code == 404 and "'nope:latest'" in r.text

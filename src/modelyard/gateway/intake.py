@@ -71,6 +71,8 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
     try:
         body = parse(await read_body(request, gw.request_limit))
         agent = gw.resolve(body.model)
+        if agent is None and body.model.endswith(":latest"):  # Ollama's tag, pasted: its endpoints ignore it too
+            agent = gw.resolve(body.model.removesuffix(":latest"))
         if agent is None:
             return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
                                   param="model", code="model_not_found")
