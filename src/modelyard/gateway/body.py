@@ -105,7 +105,7 @@ def decoded(body: bytes, encoding: str, limit: int) -> bytes:
 
 def _zstd(body: bytes, most: int) -> bytes:
     try:
-        import zstandard  # present with most installs (langsmith, httpx[zstd]); Python 3.14 has its own
+        import zstandard  # a dependency; a copy installed without it still says what to do
     except ImportError:
         raise BadRequest("Content-Encoding 'zstd' needs the zstandard package here (pip install zstandard); "
                          "or send the body as it is, or gzip it", None) from None
