@@ -114,6 +114,8 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
             return self.error_response(404, f"model: {body['model']}")
+        if body["messages"] == []:
+            return self.error_response(400, "messages: at least one message is required")
         if (problem := _tool_id_problem(body["messages"]) or _empty_content_problem(body["messages"])) is not None:
             return self.error_response(400, problem)
         return None

@@ -487,6 +487,21 @@ async def test_claude_takes_over_a_history_with_an_empty_assistant_turn(turn: Me
     assert outcomes(routed) == [("primary", "ok", None)]
 
 
+async def test_claude_answers_a_request_that_is_only_a_system_prompt(servers: dict[str, Any],  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    """A client that sends its whole prompt as one system message (an OpenAI model answers it) reached the API as
+    ``messages: []``: "messages: at least one message is required" (LiteLLM#3019), a 400 every time — a cloud-only
+    agent could not answer at all. The prompt is now the one user turn; the fake refuses an empty list as the API
+    does."""
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", ChatRequest(messages=[Message("system", "Say hello in French.")]))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    sent = servers["anthropic"].last_request.json
+    assert sent["messages"] == [{"role": "user", "content": "Say hello in French."}] and "system" not in sent
+
+
 # -- an error's word in its code ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("error", "reason"), [

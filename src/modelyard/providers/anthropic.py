@@ -59,6 +59,10 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
             continue
         else:
             out.append({"role": m.role, "content": m.content})
+    if not out and system.strip():
+        # only a system prompt (a client that sends its whole prompt so; an OpenAI model answers it): the API refuses
+        # an empty list, "messages: at least one message is required" (LiteLLM#3019) — the prompt becomes the turn
+        return "", [{"role": "user", "content": system}]
     return system, out
 
 
