@@ -398,6 +398,9 @@ class TelegramServer(FakeServer):
             }
             if entities:
                 message["entities"] = entities
+            if (thread := _int_or_none(params.get("message_thread_id"))) is not None:
+                # as the API does in a forum: without it, the message lands in the General topic
+                message["message_thread_id"], message["is_topic_message"] = thread, True
             if (inline := _inline_markup(markup)) is not None:
                 message["reply_markup"] = inline
             self._messages[(chat_id, message["message_id"])] = message

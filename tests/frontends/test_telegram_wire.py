@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 
-from tests.fakes import Fault, TelegramServer
+from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.telegram import MIGRATE
 from tests.frontends.conftest import ALICE, REPLY, bot_config, db, eventually, running_bot
 from tests.frontends.test_telegram import ask
@@ -138,3 +138,23 @@ async def test_a_refused_notice_does_not_stop_the_answer(tmp_path, llm, caplog):
     with db(config) as conn:
         assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_an_answer_in_a_forum_topic_stays_in_that_topic(tmp_path, tg):
+    """A forum supergroup: every message of the answer must carry the topic's ``message_thread_id`` (Bot API), or it
+    lands in the General topic. The placeholder did (a reply), but the parts past 4,096 characters — and the whole
+    answer when the placeholder was refused — went out without it: half an answer in another topic."""
+    forum = {"id": SUPERGROUP, "title": "Team", "type": "supergroup", "is_forum": True}
+    long_text = " ".join(f"word{i}" for i in range(1400))  # three messages
+    with OpenAIServer(reply_text=long_text) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_update({"message": {**_message(tg, text="write a lot"), "chat": forum, "message_thread_id": 42,
+                                        "is_topic_message": True}})
+            await eventually(lambda: [c for c in tg.sent if c.chat_id == SUPERGROUP and c.params.get("reply_markup")],
+                             timeout=15)
+    ids = sorted({c.result["message_id"] for c in tg.sent if c.chat_id == SUPERGROUP and isinstance(c.result, dict)})
+    messages = [tg.message(SUPERGROUP, i) for i in ids]
+    assert len(messages) >= 3
+    assert [m.get("message_thread_id") for m in messages] == [42] * len(messages)
+    assert " ".join(m["text"] for m in messages).split()[:1400] == long_text.split()

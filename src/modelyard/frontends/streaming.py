@@ -41,8 +41,10 @@ class StreamingReply:
     """One answer in one chat, possibly spread over several messages."""
 
     def __init__(self, bot: Bot, chat_id: int, *, interval: float, reply_to: int | None = None,
-                 formatter: Callable[[str], Formatted] = plain):
+                 formatter: Callable[[str], Formatted] = plain, thread_id: int | None = None):
         self.bot = bot
+        #: the forum topic asked in: every message of the answer goes there (without it, the General topic)
+        self.thread_id = thread_id
         self.formatter = formatter
         self.chat_id = chat_id
         self.interval = interval
@@ -72,7 +74,8 @@ class StreamingReply:
         self.started = True
         try:
             try:
-                message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to)
+                message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to,
+                                                      message_thread_id=self.thread_id)
             except ChatMigrated as exc:
                 self._migrated(exc.new_chat_id)
                 message = await self.bot.send_message(self.chat_id, placeholder)
@@ -155,7 +158,7 @@ class StreamingReply:
         log.info("telegram: chat %s moved to %s (upgraded to a supergroup); the answer goes on there",
                  self.chat_id, chat_id)
         self.chat_id = chat_id
-        self.reply_to = None
+        self.reply_to = self.thread_id = None
         self.message_ids.clear()
         self._shown.clear()
 
@@ -186,12 +189,13 @@ class StreamingReply:
     async def _send(self, part: Formatted, markup: InlineKeyboardMarkup | None) -> tuple[Message, Formatted]:
         try:
             message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
-                                                  entities=_entities(part))
+                                                  entities=_entities(part), message_thread_id=self.thread_id)
         except BadRequest as exc:
             if not (part.entities and _refused_entities(exc)):
                 raise
             part = self._give_up_formatting(part, exc)
-            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup)
+            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
+                                                  message_thread_id=self.thread_id)
         return message, part
 
     async def _edit(self, index: int, part: Formatted, markup: InlineKeyboardMarkup | None) -> None:

@@ -325,7 +325,8 @@ class TelegramBot:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
-                               reply_to=message.message_id, formatter=FORMATTERS[self.settings.format])
+                               reply_to=message.message_id, formatter=FORMATTERS[self.settings.format],
+                               thread_id=message.message_thread_id if message.is_topic_message else None)
 
         async def start(notices: list[str]) -> None:
             for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message it
