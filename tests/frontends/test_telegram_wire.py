@@ -8,9 +8,10 @@ import dataclasses
 import logging
 import time
 
+from modelyard.frontends.telegram import HELP
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.telegram import MIGRATE
-from tests.frontends.conftest import ALICE, REPLY, bot_config, db, eventually, running_bot
+from tests.frontends.conftest import ALICE, REPLY, bot_config, db, eventually, replies_to, running_bot
 from tests.frontends.test_telegram import ask
 
 ALICE_USER = {"id": ALICE, "is_bot": False, "first_name": "Alice", "language_code": "en"}
@@ -158,3 +159,18 @@ async def test_an_answer_in_a_forum_topic_stays_in_that_topic(tmp_path, tg):
     assert len(messages) >= 3
     assert [m.get("message_thread_id") for m in messages] == [42] * len(messages)
     assert " ".join(m["text"] for m in messages).split()[:1400] == long_text.split()
+
+
+async def test_a_command_for_another_bot_in_a_group_is_left_to_it(tmp_path, tg, llm):
+    """A group where the bot reads everything (privacy mode off, or an admin) also carries other bots' commands
+    (``/start@other_bot``): they got 'Unknown command' and the whole help from this bot. Its own still work."""
+    group = -4_000_000_001
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, group, "/start@other_bot")
+        tg.push_message(ALICE, group, "/frobnicate@Other_Bot now")
+        tg.push_message(ALICE, group, "/frobnicate@modelyard_test_bot")
+        await eventually(lambda: [r for r in replies_to(tg, group) if r.startswith("Unknown command")])
+        tg.push_message(ALICE, group, "/help@Modelyard_Test_Bot")
+        await eventually(lambda: [r for r in replies_to(tg, group) if r.startswith("Send me a task")])
+    assert [r.split("\n")[0] for r in replies_to(tg, group)] == ["Unknown command.", HELP.split("\n")[0]]

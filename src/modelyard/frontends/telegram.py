@@ -304,8 +304,16 @@ class TelegramBot:
         await update.effective_message.reply_text("History cleared. Starting fresh.")
 
     async def _unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        assert update.effective_message is not None
-        await update.effective_message.reply_text("Unknown command.\n\n" + HELP)
+        """A command none of ours. One addressed to another bot (``/start@other_bot``: a group where this bot reads
+        every message, privacy mode off or an admin) is not ours to answer: it got 'Unknown command' and the help."""
+        message = update.effective_message
+        assert message is not None
+        command = (message.text or message.caption or "").split(maxsplit=1)[0]
+        _, at, addressee = command.partition("@")
+        if at and addressee.lower() != (self.app.bot.username or "").lower():
+            log.info("telegram: chat %s: a command for another bot, ignored", message.chat.id)
+            return
+        await message.reply_text("Unknown command.\n\n" + HELP)
 
     # -- conversation --------------------------------------------------------------------
 
