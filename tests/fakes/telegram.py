@@ -185,6 +185,9 @@ class TelegramServer(FakeServer):
         """Queue an update (update_id assigned here) for the next getUpdates."""
         with self._state:
             full = {"update_id": self._next_update_id, **update}
+            message = update.get("message")
+            if isinstance(message, dict) and isinstance(message.get("chat"), dict):  # as sent: it can be replied to
+                self._messages.setdefault((message["chat"].get("id"), message.get("message_id")), message)
             self._next_update_id += 1
             self._updates.append(full)
         return full
@@ -197,8 +200,10 @@ class TelegramServer(FakeServer):
         *,
         first_name: str = "Tester",
         username: str | None = None,
+        deleted: bool = False,
     ) -> dict[str, Any]:
-        """A user writing `text` (bot_command entity added for "/cmd")."""
+        """A user writing `text` (bot_command entity added for "/cmd"); ``deleted``: gone by the time the bot
+        answers (deleted by its sender, or by a clean-up bot that removes commands)."""
         chat_id = user_id if chat_id is None else chat_id
         user: dict[str, Any] = {
             "id": user_id,
@@ -219,8 +224,10 @@ class TelegramServer(FakeServer):
             if text.startswith("/"):
                 command = text.split()[0]
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-            self._messages[(chat_id, message["message_id"])] = message
-            return self.push_update({"message": message})
+            update = self.push_update({"message": message})
+            if deleted:
+                del self._messages[(chat_id, message["message_id"])]
+            return update
 
     def push_callback(
         self,
@@ -388,7 +395,14 @@ class TelegramServer(FakeServer):
             raise ApiError(400, "Bad Request: message is too long")
         entities = self._entities(text, params)
         markup = _markup(params.get("reply_markup"))
+        reply = params.get("reply_parameters")
+        reply = reply if isinstance(reply, dict) else {}
+        replied = _int_or_none(reply.get("message_id", params.get("reply_to_message_id")))
+        anyway = reply.get("allow_sending_without_reply", params.get("allow_sending_without_reply"))
         with self._state:
+            if replied is not None and (chat_id, replied) not in self._messages and anyway is not True:
+                # the message replied to is gone (its sender deleted it, a clean-up bot did)
+                raise ApiError(400, "Bad Request: message to be replied not found")
             message: dict[str, Any] = {
                 "message_id": self._new_message_id(),
                 "from": dict(self.bot_user),

@@ -11,7 +11,16 @@ import time
 from modelyard.frontends.telegram import HELP
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.telegram import MIGRATE
-from tests.frontends.conftest import ALICE, REPLY, bot_config, db, eventually, replies_to, running_bot
+from tests.frontends.conftest import (
+    ALICE,
+    REPLY,
+    bot_config,
+    db,
+    eventually,
+    final_message,
+    replies_to,
+    running_bot,
+)
 from tests.frontends.test_telegram import ask
 
 ALICE_USER = {"id": ALICE, "is_bot": False, "first_name": "Alice", "language_code": "en"}
@@ -174,3 +183,20 @@ async def test_a_command_for_another_bot_in_a_group_is_left_to_it(tmp_path, tg, 
         tg.push_message(ALICE, group, "/help@Modelyard_Test_Bot")
         await eventually(lambda: [r for r in replies_to(tg, group) if r.startswith("Send me a task")])
     assert [r.split("\n")[0] for r in replies_to(tg, group)] == ["Unknown command.", HELP.split("\n")[0]]
+
+
+async def test_a_message_deleted_before_its_answer_still_gets_it(tmp_path, tg, llm, caplog):
+    """Groups often run a clean-up bot that deletes commands at once, and people delete what they sent. A reply to
+    a message that is gone is refused (400 "message to be replied not found"): in a group every reply quotes, so
+    /status, /help and a refusal were lost (a warning in the log, nothing in the chat)."""
+    group = -4_000_000_002
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, group, "/status", deleted=True)
+        await eventually(lambda: [r for r in replies_to(tg, group) if r.startswith("Agent:")])
+        tg.push_message(ALICE, group, "word " * 10_000, deleted=True)  # past what the agent takes: refused
+        await eventually(lambda: [r for r in replies_to(tg, group) if "too long" in r])
+        tg.push_message(ALICE, group, "hello there", deleted=True)
+        final = await eventually(final_message(tg, group))
+    assert final["text"].startswith(REPLY)
+    assert [c.error for c in tg.calls if not c.ok and c.method == "sendMessage"] == []

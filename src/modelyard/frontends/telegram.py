@@ -29,6 +29,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    Defaults,
     MessageHandler,
     TypeHandler,
     filters,
@@ -135,8 +136,10 @@ class TelegramBot:
         self._poll_error = ""
         self._poll_error_at = 0.0
         quiet_http_logs(token, logging.getLogger().handlers)
+        # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at once) is
+        # refused by the Bot API unless allowed; in a group every reply quotes, so /status and refusals were lost
         self.app = (Application.builder().token(token).base_url(self.settings.base_url)
-                    .concurrent_updates(True).build())
+                    .defaults(Defaults(allow_sending_without_reply=True)).concurrent_updates(True).build())
         self.app.add_handler(TypeHandler(Update, self._gate), group=-1)
         self.app.add_handler(CommandHandler(["start", "help"], self._help))
         self.app.add_handler(CommandHandler("agent", self._agent))
