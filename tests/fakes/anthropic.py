@@ -60,7 +60,9 @@ class AnthropicServer(ChatServer):
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
         inject_unknown_event: bool = False,
+        max_output: int | None = None,
     ) -> None:
+        """``max_output``: the model's output limit; a larger ``max_tokens`` is refused with the API's words."""
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -72,6 +74,7 @@ class AnthropicServer(ChatServer):
         self.api_key = api_key
         self.models: list[str] | None = None if models is None else list(models)
         self.inject_unknown_event = inject_unknown_event
+        self.max_output = max_output
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/v1/messages", self._messages, methods=["POST"])]
@@ -114,6 +117,9 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
             return self.error_response(404, f"model: {body['model']}")
+        if self.max_output is not None and body["max_tokens"] > self.max_output:
+            return self.error_response(400, f"max_tokens: {body['max_tokens']} > {self.max_output}, which is the "
+                                            f"maximum allowed number of output tokens for {body['model']}")
         if body["messages"] == []:
             return self.error_response(400, "messages: at least one message is required")
         if (problem := _tool_id_problem(body["messages"]) or _empty_content_problem(body["messages"])) is not None:

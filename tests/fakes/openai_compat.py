@@ -58,11 +58,14 @@ class OpenAIServer(ChatServer):
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
         honour_max_tokens: bool = False,
+        max_output: int | None = None,
     ) -> None:
         """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
         with finish reason ``length``, as a real server does; off by default, since most tests script
-        answers without thinking about the agent's budget."""
+        answers without thinking about the agent's budget. ``max_output``: the model's completion limit;
+        a larger ``max_tokens`` is refused with OpenAI's words."""
         self.honour_max_tokens = honour_max_tokens
+        self.max_output = max_output
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -126,6 +129,13 @@ class OpenAIServer(ChatServer):
             return self.error_response(
                 404, f"The model `{model}` does not exist or you do not have access to it."
             )
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        if self.max_output is not None and isinstance(asked, int) and asked > self.max_output:
+            field = "max_completion_tokens" if body.get("max_completion_tokens") else "max_tokens"
+            return JSONResponse({"error": {
+                "message": f"{field} is too large: {asked}. This model supports at most {self.max_output} completion "
+                           f"tokens, whereas you provided {asked}.",
+                "type": "invalid_request_error", "param": field, "code": "invalid_value"}}, status_code=400)
         messages = body["messages"] or []
         if not _tool_results_answer_calls(messages):
             return self.error_response(400, "Invalid parameter: messages with role 'tool' must be a response to a "

@@ -12,6 +12,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
 
@@ -50,6 +51,8 @@ def route_line(record: RequestRecord) -> str:
     if record.tokens_per_s:
         parts.append(f"{record.tokens_per_s:.1f} tok/s")
     parts.append(f"{record.tokens_in}→{record.tokens_out} tok")
+    if note := next((a.detail for a in record.attempts if a.outcome is AttemptOutcome.OK and a.detail), ""):
+        parts.append(note)
     if record.truncated:
         budget = f"={record.max_tokens}" if record.max_tokens else ""
         parts.append(f"TRUNCATED at max_tokens{budget}")

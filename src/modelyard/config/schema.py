@@ -131,6 +131,9 @@ class ModelConfig(Strict):
         "(queue_full) instead of waiting up to timeouts.queue; 0 = never wait; empty = no count bound"))
     memory_gb: float | None = Field(None, ge=0)
     context: int | None = Field(None, ge=128, description="context window in tokens")
+    max_output: int | None = Field(None, ge=1, description="the most output tokens the model may be asked for: "
+                                   "a larger max_tokens is clamped to it (the route says so); empty = the "
+                                   "provider's known limit, else learned from the backend's refusal")
     price: Price = Price()
     spend_cap: SpendCap | None = Field(None, description="skip the model (reason spend_cap) once its logged cost in "
                                        "the current UTC day or month reaches usd; needs a price")

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
 from modelyard.gateway.drain import SHUTTING_DOWN, Drain
 from modelyard.gateway.wire import error_body
+from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
@@ -88,8 +89,11 @@ def _ascii(value: str) -> str:
 
 
 def route_summary(record: RequestRecord) -> str:
-    """``claude-haiku skipped missing_credentials, qwen ok``: every attempt with why it moved on."""
-    return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "") for a in record.attempts)
+    """``claude-haiku skipped missing_credentials, qwen ok``: every attempt with why it moved on; an answering one
+    with its note (``claude ok (max_tokens 200000 clamped to 64000, …)``: a clamped budget is never silent)."""
+    return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "")
+                     + (f" ({a.detail})" if a.detail and a.outcome is AttemptOutcome.OK else "")
+                     for a in record.attempts)
 
 
 #: appended to the route of an answer cut off at its token limit (finish_reason "length")

@@ -11,6 +11,7 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, loads, parse_arguments, stream_error
+from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
@@ -175,7 +176,8 @@ class AnthropicProvider(HttpProvider):
 
     def base_profile(self) -> ModelProfile:
         # no JSON mode in the Messages API: a JSON answer can only be asked for in words
-        return ModelProfile(thinking_switch=ThinkingSwitch.ANTHROPIC_BUDGET, json_mode=False)
+        return ModelProfile(thinking_switch=ThinkingSwitch.ANTHROPIC_BUDGET, json_mode=False,
+                            max_output=anthropic_max_output(self.model_id))
 
     def unavailable_reason(self) -> str | None:
         if not self.config.api_key_env:

@@ -66,7 +66,9 @@ class Provider(ABC):
         self.config = config
         self.model_id = config.model or name
         self._found: dict[str, bool] = {}
-        self.profile = self.base_profile().declared(config.capabilities)
+        #: an output limit the backend stated when it refused a larger max_tokens (providers/output_cap.py)
+        self._refused_above: int | None = None
+        self.profile = self._profile()
 
     # -- the model's profile -----------------------------------------------------------
 
@@ -74,10 +76,22 @@ class Provider(ABC):
         """What this backend knows of the model before the config or a probe say more."""
         return ModelProfile()
 
+    def _profile(self) -> ModelProfile:
+        """The backend's profile, then probe findings, then the config's claims; an output limit the
+        backend stated in a refusal beats the config's and the table's (it is what the server enforces)."""
+        profile = self.base_profile().learned(self._found).declared(self.config.capabilities)
+        cap = self._refused_above or self.config.max_output
+        return dataclasses.replace(profile, max_output=cap) if cap else profile
+
     def learn(self, found: Mapping[str, Any]) -> None:
         """Fold in what ``probe`` measured (capability → bool); the config's claims still stand."""
         self._found.update({k: bool(v) for k, v in found.items() if v is not None})
-        self.profile = self.base_profile().learned(self._found).declared(self.config.capabilities)
+        self.profile = self._profile()
+
+    def refused_above(self, limit: int) -> None:
+        """The backend refused a larger ``max_tokens`` and said this is its limit: clamp to it from now on."""
+        self._refused_above = limit
+        self.profile = self._profile()
 
     @contextlib.contextmanager
     def assuming(self, **facts: Any) -> Iterator[None]:

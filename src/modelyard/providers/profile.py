@@ -50,6 +50,8 @@ class ModelProfile:
     json_mode: bool | None = None
     tool_calls: bool | None = None
     vision: bool | None = None
+    #: the most output tokens the model takes (a larger ``max_tokens`` is clamped to it); None = unknown
+    max_output: int | None = None
 
     def learned(self, found: Mapping[str, bool]) -> ModelProfile:
         """This profile with capability findings (``{"thinking": True, "tools": False}``) folded in."""

@@ -24,6 +24,7 @@ from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
+from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.router.clock import running_loop
 from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
@@ -244,9 +245,17 @@ class Router:
         loop = walk.loop
         retries = self.config.defaults.retries
         record = walk.record
-        for n in range(retries.attempts + 1):
-            attempt = Attempt(provider.name, provider.config.provider, AttemptOutcome.OK,
-                              queue_wait_ms=waited * 1000 if n == 0 else 0.0)
+        request = walk.request
+        note = ""  # a max_tokens clamped to the model's output limit: said in the route, never silent
+        cap = provider.profile.max_output
+        if cap is not None and request.max_tokens is not None and request.max_tokens > cap:
+            note = clamped(request.max_tokens, cap)
+            request = dataclasses.replace(request, max_tokens=cap)
+        refitted = False  # asked once more after a refusal that stated the limit (output_cap.py)
+        n = 0
+        while True:
+            attempt = Attempt(provider.name, provider.config.provider, AttemptOutcome.OK, detail=note,
+                              queue_wait_ms=waited * 1000 if n == 0 and not refitted else 0.0)
             record.attempts.append(attempt)
             buffer = ChatResponse(model=provider.name)
             held: list[Chunk] = []
@@ -257,7 +266,7 @@ class Router:
                 # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
                 # Inline, not a generator of its own: each chunk and each wait would pass through one more.
                 # checked: every shape of provider data is handled; a buffered answer may come a read at a time
-                gen = provider.chunks(walk.request, tm, buffered=not walk.stream)
+                gen = provider.chunks(request, tm, buffered=not walk.stream)
                 watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
                 first = True
                 try:
@@ -331,10 +340,22 @@ class Router:
                     record.outcome = RequestOutcome.INTERRUPTED
                     record.error = str(exc)
                     raise StreamInterrupted(walk.agent, record, buffer.text) from None
+                if (exc.reason is Reason.BAD_REQUEST and not refitted and request.max_tokens is not None
+                        and (refusal := refused_limit(exc.message)) is not None
+                        and refusal.limit < request.max_tokens):
+                    # "max_tokens too large": the limit is in its words; ask once more within it, at once
+                    refitted = True
+                    if refusal.per_model:
+                        provider.refused_above(refusal.limit)
+                    note = clamped(walk.request.max_tokens or request.max_tokens, refusal.limit)
+                    request = dataclasses.replace(request, max_tokens=refusal.limit)
+                    attempt.outcome = AttemptOutcome.RETRY
+                    continue
                 pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
                 if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
                         and loop.time() + pause < walk.deadline):
                     attempt.outcome = AttemptOutcome.RETRY
+                    n += 1
                     await asyncio.sleep(pause)
                     continue
                 attempt.outcome = AttemptOutcome.FALLBACK
@@ -376,6 +397,9 @@ class Router:
         record.finish_reason = finish_reason_of(buffer.stop_reason)
         if buffer.truncated:
             record.max_tokens = walk.request.max_tokens
+            cap = self.providers[model].profile.max_output
+            if cap is not None and record.max_tokens is not None and record.max_tokens > cap:
+                record.max_tokens = cap  # the budget it was cut at is the clamped one
         record.outcome = RequestOutcome.OK if index == 0 else RequestOutcome.FALLBACK
         record.total_ms = (now - walk.t0) * 1000
         record.tokens_per_s = record.attempts[-1].tokens_per_s

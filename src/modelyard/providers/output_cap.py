@@ -1,0 +1,67 @@
+"""A model's output-token limit: known per model, or read from a refusal.
+
+Clients such as Cline and Continue send ``max_tokens`` far past a model's output limit (100k,
+or the context size). Passed on as is, a cloud API answers 400 and the router falls back — a
+cloud-first agent silently answers from a local model. The router clamps to the limit known here
+(as OpenRouter does); when a backend still refuses with a recognisable "too large", the limit is
+read from its words and the request asked once more (the rare path: the common one only compares).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Anthropic's documented maximum output per model family (docs "Models overview"); longest prefix first
+ANTHROPIC_MAX_OUTPUT: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-5", 64000), ("claude-opus-4-1", 32000), ("claude-opus-4", 32000),
+    ("claude-sonnet-4", 64000), ("claude-haiku-4", 64000), ("claude-3-7-sonnet", 64000),
+    ("claude-3-5-haiku", 8192), ("claude-3-5-sonnet", 8192), ("claude-3-haiku", 4096), ("claude-3-opus", 4096),
+)
+
+
+def anthropic_max_output(model_id: str) -> int | None:
+    """The documented output limit of an Anthropic model id (None: a model not listed, learned on refusal)."""
+    name = model_id.lower()
+    return next((limit for prefix, limit in ANTHROPIC_MAX_OUTPUT if name.startswith(prefix)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """``limit``: the ``max_tokens`` the backend would take; ``per_model``: a limit of the model (kept for
+    later requests), not one that depends on this prompt's length (vLLM's context minus input)."""
+
+    limit: int
+    per_model: bool
+
+
+# Anthropic: "max_tokens: 200000 > 64000, which is the maximum allowed number of output tokens for claude-…"
+_ANTHROPIC = re.compile(r"max_tokens:\s*\d+\s*>\s*(\d+), which is the maximum allowed number of output tokens")
+# OpenAI: "max_tokens is too large: 100000. This model supports at most 16384 completion tokens, whereas …"
+_OPENAI = re.compile(r"supports at most (\d+) completion tokens")
+# vLLM (0.6+): "'max_tokens' or 'max_completion_tokens' is too large: 100000. This model's maximum context
+# length is 32768 tokens and your request has 12 input tokens (100000 > 32768 - 12)."
+_VLLM = re.compile(r"is too large: \d+\..*\(\d+ > (\d+) - (\d+)\)", re.S)
+# vLLM before, and OpenAI-compatible servers copying OpenAI's old wording: "This model's maximum context length
+# is 6048 tokens. However, you requested 6616 tokens (568 in the messages, 6048 in the completion)."
+_CONTEXT = re.compile(r"maximum context length is (\d+) tokens\. However, you requested \d+ tokens "
+                      r"\((\d+) in the messages, \d+ in the completion\)")
+
+
+def refused_limit(message: str) -> Refusal | None:
+    """The output limit a backend's "max_tokens too large" error states, or None (another error, or a
+    prompt that alone fills the context: no max_tokens would help)."""
+    if "max_tokens" not in message and "maximum context length" not in message and "completion tokens" not in message:
+        return None
+    if m := _ANTHROPIC.search(message) or _OPENAI.search(message):
+        limit = int(m.group(1))
+        return Refusal(limit, True) if limit > 0 else None
+    if m := _VLLM.search(message) or _CONTEXT.search(message):
+        limit = int(m.group(1)) - int(m.group(2))
+        return Refusal(limit, False) if limit > 0 else None
+    return None
+
+
+def clamped(asked: int, limit: int) -> str:
+    """The note an answering attempt carries (routing log ``detail``, route header, route line)."""
+    return f"max_tokens {asked} clamped to {limit}, the model's output limit"
