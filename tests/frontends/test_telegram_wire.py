@@ -68,7 +68,7 @@ async def test_a_group_upgraded_to_a_supergroup_mid_answer_gets_the_answer_there
             variant=f"{MIGRATE}{SUPERGROUP}")
         async with running_bot(config, tg):
             tg.push(upgraded)  # the placeholder's sendMessage to the old group
-            tg.push_message(ALICE, chat_id=-42, text="hello there")
+            tg.push_message(ALICE, chat_id=-42, text="@modelyard_test_bot hello there")
             final = await eventually(lambda: next((c for c in tg.sent if c.chat_id == SUPERGROUP
                                                    and c.params.get("reply_markup")), None))
         assert final.text.startswith(REPLY)
@@ -159,8 +159,8 @@ async def test_an_answer_in_a_forum_topic_stays_in_that_topic(tmp_path, tg):
     with OpenAIServer(reply_text=long_text) as llm:
         config = bot_config(tmp_path, tg, llm)
         async with running_bot(config, tg):
-            tg.push_update({"message": {**_message(tg, text="write a lot"), "chat": forum, "message_thread_id": 42,
-                                        "is_topic_message": True}})
+            asked = _message(tg, text="@modelyard_test_bot write a lot")
+            tg.push_update({"message": {**asked, "chat": forum, "message_thread_id": 42, "is_topic_message": True}})
             await eventually(lambda: [c for c in tg.sent if c.chat_id == SUPERGROUP and c.params.get("reply_markup")],
                              timeout=15)
     ids = sorted({c.result["message_id"] for c in tg.sent if c.chat_id == SUPERGROUP and isinstance(c.result, dict)})
@@ -194,9 +194,32 @@ async def test_a_message_deleted_before_its_answer_still_gets_it(tmp_path, tg, l
     async with running_bot(config, tg):
         tg.push_message(ALICE, group, "/status", deleted=True)
         await eventually(lambda: [r for r in replies_to(tg, group) if r.startswith("Agent:")])
-        tg.push_message(ALICE, group, "word " * 10_000, deleted=True)  # past what the agent takes: refused
+        # past what the agent takes: refused
+        tg.push_message(ALICE, group, "@modelyard_test_bot " + "word " * 10_000, deleted=True)
         await eventually(lambda: [r for r in replies_to(tg, group) if "too long" in r])
-        tg.push_message(ALICE, group, "hello there", deleted=True)
+        tg.push_message(ALICE, group, "@modelyard_test_bot hello there", deleted=True)
         final = await eventually(final_message(tg, group))
     assert final["text"].startswith(REPLY)
     assert [c.error for c in tg.calls if not c.ok and c.method == "sendMessage"] == []
+
+
+async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(tmp_path, tg, llm):
+    """A group where the bot reads every message (privacy mode off, or an admin): each line of chatter from an allowed
+    person ran a model and got an answer, each photo 'I can only read text messages'. Now, as with privacy mode on
+    (and OpenClaw's requireMention): a mention of the bot (taken out of the text), a reply to it, or a command."""
+    group = -4_000_000_003
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, group, "lunch at noon?")
+        tg.push_update({"message": {**_message(tg, photo=[{"file_id": "AgAD", "file_unique_id": "u1", "width": 90,
+                                                           "height": 90}]),
+                                    "chat": {"id": group, "title": "Team", "type": "group"}}})
+        tg.push_message(ALICE, group, "@Modelyard_Test_Bot hello there")
+        first = await eventually(final_message(tg, group))
+        assert llm.requests[-1].json["messages"][-1]["content"].startswith("hello there")
+        answer = first["message_id"]
+        tg.push_update({"message": {**_message(tg, text="and once more"), "reply_to_message": first,
+                                    "chat": {"id": group, "title": "Team", "type": "group"}}})
+        await eventually(lambda: len([c for c in tg.sent if c.chat_id == group and c.params.get("reply_markup")]) > 1)
+    assert len(llm.requests) == 2 and answer
+    assert not [r for r in replies_to(tg, group) if "only read text" in r]

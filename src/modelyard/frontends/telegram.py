@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -325,12 +327,33 @@ class TelegramBot:
         if message is None or user is None or chat is None:
             return
         text = (message.text or "").strip()
+        if chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            addressed = self._addressed(message)
+            if addressed is None:  # chatter among the people in the group: not for this bot
+                return
+            text = addressed
+            if not text and message.text is not None:  # '@bot' alone
+                await message.reply_text(HELP)
+                return
         if not text:
             log.info("telegram: empty or non-text message in chat %s", chat.id)
             await message.reply_text("I can only read text messages — please send your request as text.")
             return
         async with self._locks[chat.id]:
             await self._turn(update, text)
+
+    def _addressed(self, message: Message) -> str | None:
+        """In a group, what is said to this bot: the text of a message that mentions it (the mention taken out) or
+        replies to it; None for the rest. With privacy mode on Telegram sends only these (and commands); with it off,
+        or the bot an admin, every message comes, and each line of chatter ran a model and got an answer."""
+        text = message.text or ""
+        name = self.app.bot.username or ""
+        mention = re.compile(rf"@{re.escape(name)}\b", re.IGNORECASE) if name else None
+        replied = message.reply_to_message
+        to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == self.app.bot.id
+        if mention is not None and mention.search(text or message.caption or ""):
+            return " ".join(mention.sub(" ", text).split()) if text else ""
+        return text.strip() if to_bot else None
 
     async def _turn(self, update: Update, text: str) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
