@@ -117,6 +117,11 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
             return self.error_response(404, f"model: {body['model']}")
+        budget = (body.get("thinking") or {}).get("budget_tokens")
+        if isinstance(budget, int) and budget >= body["max_tokens"]:
+            return self.error_response(400, "`max_tokens` must be greater than `thinking.budget_tokens`. Please "
+                                            "consult our documentation at https://docs.claude.com/en/docs/build-with-"
+                                            "claude/extended-thinking#max-tokens-and-context-window-size")
         if self.max_output is not None and body["max_tokens"] > self.max_output:
             return self.error_response(400, f"max_tokens: {body['max_tokens']} > {self.max_output}, which is the "
                                             f"maximum allowed number of output tokens for {body['model']}")

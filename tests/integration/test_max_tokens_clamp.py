@@ -105,6 +105,18 @@ async def test_openai_refusal_is_learned_and_config_max_output_clamps(servers: d
     assert _sent(servers["openai"], "/v1/chat/completions") == [8000]
 
 
+async def test_a_thinking_budget_past_the_limit_leaves_room_within_it(servers: dict[str, Any]) -> None:
+    """Anthropic's thinking budget counts inside ``max_tokens``: a 64000 budget made it 65024, refused for
+    claude-haiku-4-5 (and not learnable: the client asked 1000). The budget now leaves 1024 for the answer."""
+    router = _router(servers, {**_claude(servers, "claude-haiku-4-5"), "capabilities": ["thinking"]})
+    routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Hi")], max_tokens=1000,
+                                                        thinking=True, thinking_budget=64000))
+    await router.aclose()
+    assert routed.record.model == "primary"
+    sent = servers["anthropic"].last_request.json
+    assert sent["max_tokens"] == 64000 and sent["thinking"]["budget_tokens"] == 62976
+
+
 async def test_a_budget_within_the_limit_is_sent_untouched(servers: dict[str, Any]) -> None:
     router = _router(servers, _claude(servers, "claude-haiku-4-5"))
     routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Hi")], max_tokens=500))

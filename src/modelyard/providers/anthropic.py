@@ -199,6 +199,9 @@ class AnthropicProvider(HttpProvider):
                              for t in request.tools]
         if self.profile.thinking_to_send(request.thinking):
             budget = max(MIN_THINKING_BUDGET, request.thinking_budget or MIN_THINKING_BUDGET)
+            cap = self.profile.max_output
+            if cap is not None and budget + 1024 > cap:  # room for the answer within the model's output limit
+                budget = max(MIN_THINKING_BUDGET, cap - 1024)
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
             max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens
         elif request.temperature is not None:
