@@ -223,3 +223,20 @@ async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(tmp_path,
         await eventually(lambda: len([c for c in tg.sent if c.chat_id == group and c.params.get("reply_markup")]) > 1)
     assert len(llm.requests) == 2 and answer
     assert not [r for r in replies_to(tg, group) if "only read text" in r]
+
+
+async def test_strangers_chatting_in_a_group_fill_no_log(tmp_path, tg, llm, caplog):
+    """In a group where the bot reads everything, each message of each person not on the allowlist was a WARNING
+    'ignored message from user N' — a busy group buried the log. Only what is addressed to the bot is reported."""
+    group = -4_000_000_004
+    stranger = 31_337
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        for i in range(5):
+            tg.push_message(stranger, group, f"chatter {i}")
+        tg.push_message(stranger, group, "@modelyard_test_bot answer me")
+        await eventually(lambda: "ignored message from user 31337" in caplog.text)
+        tg.push_message(ALICE, group, "@modelyard_test_bot hello there")
+        await eventually(final_message(tg, group))
+    ignored = [r for r in caplog.records if "ignored message" in r.getMessage()]
+    assert len(ignored) == 1 and len(llm.requests) == 1

@@ -250,6 +250,10 @@ class TelegramBot:
         user = update.effective_user
         if user is not None and user.id in self.allowed:
             return
+        message, chat = update.message, update.effective_chat
+        if (message is not None and chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+                and not (message.text or "").startswith("/") and self._addressed(message) is None):
+            raise ApplicationHandlerStop  # a stranger's chatter in a group the bot reads: not worth a warning each
         kind = "button" if update.callback_query else "message" if update.message else "update"
         log.warning("telegram: ignored %s from user %s (not in telegram.allowed_users)",
                     kind, user.id if user else "unknown")
