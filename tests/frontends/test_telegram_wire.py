@@ -8,6 +8,8 @@ import dataclasses
 import logging
 import time
 
+import pytest
+
 from modelyard.frontends.telegram import HELP
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.telegram import MIGRATE
@@ -240,3 +242,20 @@ async def test_strangers_chatting_in_a_group_fill_no_log(tmp_path, tg, llm, capl
         await eventually(final_message(tg, group))
     ignored = [r for r in caplog.records if "ignored message" in r.getMessage()]
     assert len(ignored) == 1 and len(llm.requests) == 1
+
+
+@pytest.mark.parametrize("said", ["Bad Request: chat not found", "Bad Request: TOPIC_CLOSED",
+                                  "Bad Request: not enough rights to send text messages to the chat"])
+async def test_a_chat_the_bot_can_no_longer_write_to_ends_the_tries_at_once(tmp_path, llm, caplog, said):
+    """The bot removed from the group, a forum topic closed, posting restricted: 400s that no retry gets through, as
+    a 403 does. The final message was tried three times with pauses, a WARNING each; now once, an INFO line."""
+    caplog.set_level(logging.INFO)
+    with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.faults.set_default(Fault.status(400, message=said))
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="hello there")
+            await eventually(lambda: "answered by" in caplog.text, timeout=10)
+        finals = [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
+        assert len(finals) == 1 and not finals[0].ok
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -117,10 +117,11 @@ class StreamingReply:
                 break
             except RetryAfter as exc:
                 await asyncio.sleep(min(retry_seconds(exc.retry_after), _MAX_BACKOFF))
-            except Forbidden as exc:  # blocked by the person, kicked from the group: no try will get through
-                log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
-                break
             except TelegramError as exc:
+                if isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and _unwritable(exc)):
+                    # blocked by the person, removed from the group, a topic closed: no try will get through
+                    log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
+                    break
                 log.warning("telegram: final edit in chat %s failed (%s), attempt %d",
                             self.chat_id, type(exc).__name__, attempt + 1)
                 await asyncio.sleep(0.5 * (attempt + 1))
@@ -229,6 +230,16 @@ class StreamingReply:
 def _entities(part: Formatted) -> list[MessageEntity] | None:
     return [MessageEntity(e.kind.value, e.offset, e.length, url=e.url, language=e.language)
             for e in part.entities] or None
+
+
+#: 400s that say the chat cannot be written to (the bot removed, a topic closed, posting restricted): as a 403
+_UNWRITABLE = ("chat not found", "topic_closed", "topic_deleted", "thread not found", "not enough rights",
+               "have no rights", "chat_write_forbidden", "chat_restricted")
+
+
+def _unwritable(exc: BadRequest) -> bool:
+    said = str(exc).lower()
+    return any(reason in said for reason in _UNWRITABLE)
 
 
 def _refused_entities(exc: BadRequest) -> bool:
