@@ -6,6 +6,7 @@ chunk on the hot path, and validation already happened at the edges (config, gat
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,11 +15,32 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 @dataclass(slots=True)
 class ToolCall:
-    """A structured call the model asked for. ``arguments`` is always a parsed dict."""
+    """A structured call the model asked for. ``arguments`` is always a parsed dict. When the model wrote
+    arguments that are no JSON object (a small local model's cut-off ``{"path": "a"``), ``arguments`` is ``{}``,
+    ``raw`` keeps them as written and ``invalid`` says why: a call the model can repair, not a failed answer
+    (the policy: ``providers.http.tool_call``)."""
 
     name: str
     arguments: dict[str, Any]
     id: str = ""
+    raw: str | None = None
+    invalid: str = ""
+
+    def arguments_text(self) -> str:
+        """The arguments for a wire that carries them as a string (OpenAI's): as the model wrote them when
+        invalid, as vLLM and llama.cpp's server pass them on, so the client's SDK or agent does its repair."""
+        return self.raw if self.raw is not None else json.dumps(self.arguments)
+
+    def arguments_object(self) -> dict[str, Any]:
+        """The arguments for a wire that needs an object (Anthropic's ``input``, Ollama's): the invalid text
+        wrapped as ``{"INVALID_JSON": text}``, Anthropic's documented shape for arguments that are no JSON."""
+        return {"INVALID_JSON": self.raw} if self.raw is not None else self.arguments
+
+
+def invalid_arguments(calls: list[ToolCall]) -> str:
+    """For the routing log's attempt row: which calls came with arguments that are no JSON object, and the
+    parser's word — never the arguments themselves (they may hold what the person typed)."""
+    return "; ".join(f"tool call '{c.name[:64]}' arguments invalid: {c.invalid}" for c in calls if c.invalid)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from modelyard.agents.loop import MAX_CALLS_PER_STEP
 from modelyard.agents.tool_text import find_text_calls
 from modelyard.agents.turn import handle_turn
@@ -161,3 +163,55 @@ async def test_dozens_of_calls_in_one_reply_run_a_bounded_number_and_every_call_
     assert result.text == "Done."
     assert f"engineer: {40 - MAX_CALLS_PER_STEP} more tool calls not run (at most {MAX_CALLS_PER_STEP} per step)" \
         in result.route
+
+
+def _one_call(arguments: str) -> Fault:
+    """A whole chat.completion whose one tool call carries ``arguments`` exactly as the model wrote them."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": arguments}}
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                         "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    return Fault.raw(200, json.dumps(body), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("broken", ['{"path": "notes', '{"path": "notes.txt"} I will now read it.',
+                                    "{'path': 'notes.txt'}", '["notes.txt"]'],
+                         ids=["cut_off", "trailing_prose", "single_quotes", "not_an_object"])
+async def test_arguments_that_are_no_json_object_get_a_repair_with_one_model(
+        runtime_for, tmp_path: Path, broken: str) -> None:
+    """A small local model's broken arguments were malformed_response: with one model in the chain (the default
+    config) the person got "no model could answer". Now the model is told and calls again."""
+    ws = setup_workspace(tmp_path)
+    with OpenAIServer(reply_text="It says 42.") as fake:
+        fake.push(_one_call(broken), _one_call('{"path": "notes.txt"}'))
+        runtime = runtime_for(fake_config(fake.url, tmp_path, agents=engineer_with_files(ws)))
+        result = await handle_turn(runtime, [Message("user", "read notes.txt")], agent="engineer")
+        bodies = [r.json for r in fake.requests_to("/v1/chat/completions")]
+    assert len(bodies) == 3 and {b["model"] for b in bodies} == {"qwen2.5-fake"}
+    repair = tool_messages(bodies[1])[0]["content"]
+    assert "could not read the call to 'read_file': arguments were " in repair
+    assert "call the tool again with a JSON object" in repair
+    sent_back = bodies[1]["messages"][-2]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent_back) == {"INVALID_JSON": broken}  # valid JSON for any server; the model sees its text
+    assert tool_messages(bodies[2])[1]["content"] == "the answer is 42"
+    assert result.text == "It says 42."
+    assert result.route[:2] == ["engineer: read_file error", "engineer: read_file ok"]
+    runtime.log.flush()
+    conn = sqlite3.connect(runtime.log_path)
+    attempts = conn.execute("SELECT model, outcome, detail FROM attempts ORDER BY ts, seq").fetchall()
+    assert attempts[0][:2] == ("fake", "ok")
+    assert attempts[0][2].startswith("tool call 'read_file' arguments invalid: ")
+    assert "notes" not in attempts[0][2]  # the parser's word, never the arguments
+
+
+async def test_broken_arguments_twice_end_the_loop_after_one_repair(runtime_for, tmp_path: Path) -> None:
+    ws = setup_workspace(tmp_path)
+    with OpenAIServer(reply_text="never") as fake:
+        fake.set_default(_one_call('{"path": '))
+        runtime = runtime_for(fake_config(fake.url, tmp_path, agents=engineer_with_files(ws)))
+        result = await handle_turn(runtime, [Message("user", "read notes.txt")], agent="engineer")
+        requests = len(fake.requests_to("/v1/chat/completions"))
+    assert requests == 2
+    assert result.text.startswith("I could not finish this: the model sent unusable tool arguments again after one "
+                                  "repair (could not read the call to 'read_file': arguments were not valid JSON")

@@ -42,12 +42,15 @@ def test_tool_choice_none_withholds_tools():
     assert len(to_chat_request(parse_body(body(tools=tools, tool_choice="auto"))).tools) == 1
 
 
-def test_bad_tool_arguments_name_the_field():
+def test_tool_arguments_that_are_no_json_are_taken_back_as_written():
+    """What the gateway passes on when a model writes them so (as vLLM does): a 400 on the client's next turn
+    would leave its agent no way to send the error result that lets the model repair the call."""
     raw = json.dumps({"model": "a", "messages": [{"role": "assistant", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}]}).encode()
-    with pytest.raises(BadRequest) as err:
-        to_chat_request(parse_body(raw))
-    assert err.value.param == "messages[0].tool_calls[0].function.arguments"
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}},
+        {"id": "d", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}).encode()
+    oops, array = to_chat_request(parse_body(raw)).messages[0].tool_calls
+    assert (oops.arguments, oops.raw, oops.arguments_object()) == ({}, "{oops", {"INVALID_JSON": "{oops"})
+    assert oops.invalid.startswith("not valid JSON (") and array.invalid == "JSON but not an object"
 
 
 @pytest.mark.parametrize("raw", [b"[]", b"not json", b"{"])

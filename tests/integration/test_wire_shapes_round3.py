@@ -295,11 +295,16 @@ async def test_arguments_sent_again_whole_are_read_once(name: str, pieces: list[
     assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", PARIS)]
 
 
-async def test_arguments_that_are_broken_stay_malformed(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
-    """Guards the reading above: pieces that join into no JSON and are no resend of a whole are still refused."""
+async def test_arguments_that_are_broken_stay_as_written(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guards the reading above: pieces that join into no JSON and are no resend of a whole are not read as one —
+    the call carries them as written, for the agent loop's repair or the gateway's client (they were
+    malformed_response, the next model asked, before arguments that are no JSON became a call to repair)."""
     routed = await route("openai", servers, tmp_path, Fault.raw(
         200, _call('{"city": "Paris"', True), _call("}}"), chunk({}, "tool_calls"), DONE, headers=SSE))
-    assert outcomes(routed)[0] == ("primary", "fallback", "malformed_response")
+    assert outcomes(routed) == [("primary", "ok", None)]
+    [call] = routed.response.tool_calls
+    assert (call.arguments, call.raw) == ({}, '{"city": "Paris"}}')
+    assert call.invalid.startswith("not valid JSON (Extra data")
 
 
 # -- a control-plane answer that never ends -------------------------------------------------------------------------

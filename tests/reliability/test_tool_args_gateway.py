@@ -78,3 +78,62 @@ def test_nan_in_arguments_is_not_passed_on(gateway, fakes, api, stream):  # noqa
     assert "fast fallback malformed_response" in r.headers["x-modelyard-route"]
     assert r.headers["x-modelyard-model"] == "backup"
     documents(r)
+
+
+CUT_OFF = '{"city": "Par'
+
+
+def arguments_seen(api: str, docs: list[Any]) -> Any:
+    """The tool call's arguments as the client reads them, from a whole answer or a stream's events."""
+    if api == "chat":
+        calls = [c for d in docs for c in (d["choices"][0].get("message") or d["choices"][0].get("delta") or {})
+                 .get("tool_calls") or []] if docs and "choices" in docs[0] else []
+        return "".join(c["function"].get("arguments") or "" for c in calls)
+    if api == "responses":
+        items = [i for d in docs for i in (d.get("output") or d.get("response", {}).get("output") or [])]
+        return next(i["arguments"] for i in items if i.get("type") == "function_call")
+    if api == "messages":
+        blocks = [b for d in docs for b in d.get("content") or []]
+        if blocks:
+            return next(b["input"] for b in blocks if b["type"] == "tool_use")
+        return json.loads("".join(d["delta"]["partial_json"] for d in docs
+                                  if d.get("type") == "content_block_delta"
+                                  and d["delta"].get("type") == "input_json_delta"))
+    calls = [c for d in docs for c in d.get("message", {}).get("tool_calls") or []]
+    return calls[0]["function"]["arguments"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("api", list(APIS))
+def test_arguments_that_are_no_json_reach_the_client_as_written(gateway, fakes, api, stream):  # noqa: F811
+    """A small model's cut-off arguments were malformed_response (next model; with one, "no model could answer").
+    Like vLLM and llama.cpp's server, the gateway now passes them on as the model wrote them (the client's SDK or
+    agent repairs); a wire whose arguments must be an object gets Anthropic's ``{"INVALID_JSON": text}``."""
+    fakes[0].push(tool_call_stream(CUT_OFF))
+    path, body = APIS[api]
+    r = httpx.post(gateway.url + path, json=body(stream), timeout=30, headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 200, r.text[-300:]
+    assert "fast ok" in r.headers["x-modelyard-route"]
+    seen = arguments_seen(api, documents(r))
+    assert seen == (CUT_OFF if api in ("chat", "responses") else {"INVALID_JSON": CUT_OFF})
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_client_sending_such_a_call_back_is_not_refused(gateway, fakes, api):  # noqa: F811
+    """The client's next turn carries the call as it got it, with its error result: taken, not a 400 — or the
+    repair could never happen. The model is shown its text inside an object every server reads."""
+    if api == "chat":
+        body = {"model": "coder", "tools": [TOOL], "messages": [
+            {"role": "user", "content": "w?"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": CUT_OFF}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "error: arguments are not valid JSON"}]}
+    else:
+        body = {"model": "coder", "input": [
+            {"role": "user", "content": "w?"},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": CUT_OFF},
+            {"type": "function_call_output", "call_id": "call_1", "output": "error: arguments are not valid JSON"}]}
+    r = httpx.post(gateway.url + APIS[api][0], json=body, timeout=30)
+    assert r.status_code == 200, r.text[-300:]
+    sent = [m for m in fakes[0].requests_to("/v1/chat/completions")[-1].json["messages"] if m.get("tool_calls")]
+    assert json.loads(sent[0]["tool_calls"][0]["function"]["arguments"]) == {"INVALID_JSON": CUT_OFF}

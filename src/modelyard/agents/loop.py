@@ -64,8 +64,12 @@ def usable_reply(config: Config) -> Check:
 def _calls(answer: ChatResponse, step: int) -> tuple[list[ToolCall], dict[str, str], bool]:
     """Structured calls, else text-written ones: (calls, parse errors by call id, from_text)."""
     if answer.tool_calls:
-        calls = [ToolCall(c.name, c.arguments, c.id or f"call_{step}_{i}") for i, c in enumerate(answer.tool_calls)]
-        return calls, {}, False
+        calls = [ToolCall(c.name, c.arguments, c.id or f"call_{step}_{i}", c.raw, c.invalid)
+                 for i, c in enumerate(answer.tool_calls)]
+        # arguments the model wrote as no JSON object: answered with an error it can repair (one round-trip)
+        bad = {call.id: f"arguments were {c.invalid}; call the tool again with a JSON object"
+               for call, c in zip(calls, answer.tool_calls, strict=True) if c.invalid}
+        return calls, bad, False
     calls, errors = [], {}
     for i, found in enumerate(find_text_calls(answer.text)):
         call = ToolCall(found.name, found.arguments, f"text_call_{step}_{i}")

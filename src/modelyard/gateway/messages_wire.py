@@ -290,8 +290,8 @@ class MessageWriter:
         blocks: list[dict[str, Any]] = []
         if response.text or not response.tool_calls:
             blocks.append({"type": "text", "text": response.text})
-        blocks += [{"type": "tool_use", "id": _call_id(c, self.request_id, i), "name": c.name, "input": c.arguments}
-                   for i, c in enumerate(response.tool_calls)]
+        blocks += [{"type": "tool_use", "id": _call_id(c, self.request_id, i), "name": c.name,
+                    "input": c.arguments_object()} for i, c in enumerate(response.tool_calls)]
         return blocks
 
     def whole(self, response: ChatResponse) -> dict[str, Any]:
@@ -336,7 +336,7 @@ class MessageWriter:
         start = {"type": "tool_use", "id": _call_id(call, self.request_id, number), "name": call.name, "input": {}}
         return [*out, self.event("content_block_start", {"index": index, "content_block": start}),
                 self.event("content_block_delta", {"index": index, "delta": {
-                    "type": "input_json_delta", "partial_json": json.dumps(call.arguments)}}),
+                    "type": "input_json_delta", "partial_json": json.dumps(call.arguments_object())}}),
                 self.event("content_block_stop", {"index": index})]
 
     def closing(self, response: ChatResponse) -> list[bytes]:

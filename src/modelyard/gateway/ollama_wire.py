@@ -220,7 +220,8 @@ class OllamaWriter:
                 message["thinking"] = thinking
             if calls:
                 message["tool_calls"] = [{"id": call.id or f"call_{i}", "function": {
-                    "index": i, "name": call.name, "arguments": call.arguments}} for i, call in enumerate(calls)]
+                    "index": i, "name": call.name, "arguments": call.arguments_object()}}
+                    for i, call in enumerate(calls)]
             return {"model": self.model, "created_at": timestamp(), "message": message}
         out: dict[str, Any] = {"model": self.model, "created_at": timestamp(), "response": text}
         if thinking:

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import BadRequest, bad_body, chosen_tools, tool_arguments
+from modelyard.gateway.wire import BadRequest, bad_body, chosen_tools, client_call
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -108,10 +108,10 @@ def _text_of(content: Any, where: str) -> str:
     return "".join(out)
 
 
-def _arguments(raw: Any, where: str) -> dict[str, Any]:
+def _call(name: str, raw: Any, call_id: str, where: str) -> ToolCall:
     if not isinstance(raw, str):
         raise BadRequest(f"{where}: expected a JSON string", where)
-    return tool_arguments(raw, where)
+    return client_call(name, raw, call_id, where)
 
 
 def _messages(items: str | list[Any]) -> list[Message]:
@@ -139,7 +139,7 @@ def _messages(items: str | list[Any]) -> list[Message]:
             name, call_id = item.get("name"), item.get("call_id")
             if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
                 raise BadRequest(f"{where}: a function_call needs 'name' and 'call_id'", where)
-            call = ToolCall(name, _arguments(item.get("arguments", ""), f"{where}.arguments"), call_id)
+            call = _call(name, item.get("arguments", ""), call_id, f"{where}.arguments")
             names[call_id] = name
             last = messages[-1] if messages else None
             if last is not None and last.role == "assistant":  # parallel calls: one assistant turn
@@ -242,7 +242,7 @@ class ResponseWriter:
     def call_item(self, call: ToolCall, index: int, status: str = "completed") -> dict[str, Any]:
         return {"id": f"fc_{self.request_id}_{index}", "type": "function_call", "status": status,
                 "call_id": call.id or f"call_{self.request_id}_{index}", "name": call.name,
-                "arguments": json.dumps(call.arguments)}
+                "arguments": call.arguments_text()}
 
     def output(self, response: ChatResponse) -> list[dict[str, Any]]:
         items = []

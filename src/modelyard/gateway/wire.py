@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modelyard.errors import json_problem
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -190,6 +191,23 @@ def tool_arguments(raw: str | dict[str, Any], where: str) -> dict[str, Any]:
     return args
 
 
+def client_call(name: str, raw: str | dict[str, Any], call_id: str, where: str) -> ToolCall:
+    """A tool call sent back by the client. Arguments that are text but no JSON object are what this gateway
+    (like vLLM and llama.cpp's server) passes on when a model wrote them so: taken back as written, or the
+    client's next turn — the error result its agent sends for that call — would be refused and the repair
+    never happen. Nesting past the parser's depth stays a 400."""
+    if isinstance(raw, str) and raw.strip():
+        try:
+            value = json.loads(raw)
+        except RecursionError:
+            raise BadRequest(f"{where} nests deeper than the parser goes", where) from None
+        except ValueError as exc:
+            return ToolCall(name, {}, call_id, raw=raw, invalid=f"not valid JSON ({json_problem(exc)})")
+        if not isinstance(value, dict):
+            return ToolCall(name, {}, call_id, raw=raw, invalid="JSON but not an object")
+    return ToolCall(name, tool_arguments(raw, where), call_id)
+
+
 def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     """The provider-neutral request; tool-call arguments arrive as JSON strings and leave as dicts."""
     messages: list[Message] = []
@@ -198,8 +216,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         where = f"messages[{i}]"
         calls = []
         for j, c in enumerate(m.tool_calls or []):
-            args = tool_arguments(c.function.arguments, f"{where}.tool_calls[{j}].function.arguments")
-            calls.append(ToolCall(c.function.name, args, c.id or ""))
+            calls.append(client_call(c.function.name, c.function.arguments, c.id or "",
+                                     f"{where}.tool_calls[{j}].function.arguments"))
             call_names[c.id or ""] = c.function.name
         role = "system" if m.role == "developer" else m.role
         _check_content(m, where)
@@ -285,7 +303,7 @@ def finish_reason(response: ChatResponse) -> str:
 def tool_calls_out(calls: list[ToolCall], request_id: str, first_index: int = 0) -> list[dict[str, Any]]:
     return [
         {"index": first_index + i, "id": c.id or f"call_{request_id}_{first_index + i}", "type": "function",
-         "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+         "function": {"name": c.name, "arguments": c.arguments_text()}}
         for i, c in enumerate(calls)
     ]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, parse_arguments, stream_error
+from modelyard.providers.http import HttpProvider, loads, stream_error, tool_call
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
@@ -50,7 +50,7 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant" and m.tool_calls:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content.strip() else []
-            blocks += [{"type": "tool_use", "id": ids.call(c.id), "name": c.name, "input": c.arguments}
+            blocks += [{"type": "tool_use", "id": ids.call(c.id), "name": c.name, "input": c.arguments_object()}
                        for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks})
         elif m.role == "assistant" and not m.content.strip():
@@ -114,8 +114,8 @@ def _tool_call(block: dict[str, Any]) -> ToolCall:
     they were read as {} — a call with its arguments lost, passed on as a good one. Adapters that copy OpenAI's
     ``arguments`` across send that ``input`` as a JSON string (bamboo-agent#351): read as the object it holds."""
     if not block["json"] and isinstance(block["input"], dict | str):
-        return ToolCall(block["name"], parse_arguments(block["input"]), block["id"])
-    return ToolCall(block["name"], parse_arguments(block["json"] or "{}"), block["id"])
+        return tool_call(block["name"], block["input"], block["id"])
+    return tool_call(block["name"], block["json"] or "{}", block["id"])
 
 
 def _tokens(reported: Any, counts: list[int] | None = None) -> list[int]:

@@ -30,9 +30,9 @@ from aiohttp.http_exceptions import ContentEncodingError
 from multidict import CIMultiDictProxy
 
 from modelyard.config.schema import ModelConfig, Timeouts
-from modelyard.errors import ProviderError, Reason
+from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
-from modelyard.types import ToolDefinition, repair_text
+from modelyard.types import ToolCall, ToolDefinition, repair_text
 
 Extract = Callable[[Any], tuple[str, str]]
 T = TypeVar("T")
@@ -794,13 +794,27 @@ def loads(line: str | bytes, what: str) -> Any:
     return value
 
 
-def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any]:
-    """Tool arguments arrive as an object (Ollama) or a JSON string (OpenAI); always return a dict."""
-    if raw is None or raw == "":
-        return {}
+def tool_call(name: str, raw: Any, call_id: str = "") -> ToolCall:
+    """The one policy for a call's arguments. Valid ones (an object, a JSON string of one, nothing) parse once,
+    as always. Arguments that are no JSON object — a small local model's cut-off ``{"path": "a"``, trailing
+    prose, single quotes, a list — do not fail the whole answer (they were malformed_response: with one model,
+    "no model could answer"): the call carries them as written with the parser's word, the agent loop answers it
+    with an error the model repairs, and the gateway passes the text on as OpenAI-compatible servers do."""
     if isinstance(raw, dict):
-        return raw
-    value = loads(raw, "tool call arguments")
-    if not isinstance(value, dict):
-        raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call arguments are not a JSON object")
-    return value
+        return ToolCall(name, raw, call_id)
+    if raw is None or raw == "":
+        return ToolCall(name, {}, call_id)
+    value = try_loads(raw) if isinstance(raw, str) else raw
+    if isinstance(value, dict):
+        return ToolCall(name, value, call_id)
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
+    if value is NOT_JSON:
+        try:
+            json.loads(text)
+            problem = "not valid JSON"
+        except (ValueError, RecursionError) as exc:
+            problem = f"not valid JSON ({json_problem(exc)})"
+    else:
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        problem = f"JSON but not an object ({kind})"
+    return ToolCall(name, {}, call_id, raw=text, invalid=problem)

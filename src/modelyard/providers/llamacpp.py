@@ -31,13 +31,13 @@ from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
-from modelyard.providers.http import openai_tools, parse_arguments
+from modelyard.providers.http import openai_tools, tool_call
 from modelyard.providers.llama_abort import AbortFlag, Stop, is_abort
 from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
-from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+from modelyard.types import ChatRequest, Chunk, Message, Usage
 
 _END = object()
 #: loaded models by (GGUF path, context, generation threads, GPU layers)
@@ -250,7 +250,7 @@ class LlamaCppProvider(Provider):
                     raise ProviderError(Reason.INTERNAL_ERROR, f"llama.cpp failed: {type(item).__name__}: {item}")
                 if isinstance(item, tuple):
                     c = item[1]
-                    yield Chunk("tool_call", tool_call=ToolCall(c["name"], parse_arguments(c["args"]), c["id"]))
+                    yield Chunk("tool_call", tool_call=tool_call(c["name"], c["args"], c["id"]))
                     continue
                 yield item
         finally:

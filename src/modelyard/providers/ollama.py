@@ -21,14 +21,14 @@ from modelyard.providers.http import (
     loads,
     make_client,
     openai_tools,
-    parse_arguments,
     stream_error,
+    tool_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, Chunk, Message, ToolCall
+from modelyard.types import ChatRequest, Chunk, Message
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _extract_error(body: Any) -> tuple[str, str]:
 def _message(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.tool_calls:
-        out["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls]
+        out["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments_object()}} for c in m.tool_calls]
     if m.role == "tool" and m.name:
         out["tool_name"] = m.name
     return out
@@ -182,8 +182,8 @@ class OllamaProvider(HttpProvider):
                             fn = call.get("function") or {}
                             if not fn.get("name"):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
-                            yield Chunk("tool_call", tool_call=ToolCall(
-                                name=fn["name"], arguments=parse_arguments(fn.get("arguments")), id=call.get("id", "")))
+                            yield Chunk("tool_call", tool_call=tool_call(
+                                fn["name"], fn.get("arguments"), call.get("id", "")))
                         if data.get("done"):
                             done = True
                             if data.get("done_reason") in _NOT_RUN:

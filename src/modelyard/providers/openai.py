@@ -26,8 +26,8 @@ from modelyard.providers.http import (
     loads,
     make_client,
     openai_tools,
-    parse_arguments,
     stream_error,
+    tool_call,
     try_loads,
 )
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
@@ -61,8 +61,8 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
                 if not call_id:
                     call_id = f"call_{len(out)}_{len(message['tool_calls'])}"
                     unnamed.append(call_id)
-                message["tool_calls"].append({"id": call_id, "type": "function",
-                                              "function": {"name": c.name, "arguments": json.dumps(c.arguments)}})
+                function = {"name": c.name, "arguments": json.dumps(c.arguments_object())}
+                message["tool_calls"].append({"id": call_id, "type": "function", "function": function})
         if m.role == "tool":
             message["tool_call_id"] = m.tool_call_id or (unnamed.pop(0) if unnamed else "")
         out.append(message)
@@ -136,14 +136,10 @@ class _ToolCalls:
         for c in self.calls:
             if not c["name"]:
                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
-            try:
-                arguments = parse_arguments(c["args"])
-            except ProviderError:
-                resent = _resent(self._pieces.get(id(c), []))
-                if resent is None:
-                    raise
-                arguments = resent
-            yield ToolCall(c["name"], arguments, c["id"])
+            call = tool_call(c["name"], c["args"], c["id"])
+            if call.raw is not None and (resent := _resent(self._pieces.get(id(c), []))) is not None:
+                call = ToolCall(c["name"], resent, c["id"])
+            yield call
 
 
 def _resent(pieces: list[str]) -> dict[str, Any] | None:

@@ -187,6 +187,8 @@ def _writable(call: ToolCall) -> None:
         call.name = repair_text(call.name)
     if not call.id.isascii():
         call.id = repair_text(call.id)
+    if call.raw is not None and not call.raw.isascii():  # invalid arguments, kept as written: text like any
+        call.raw = repair_text(call.raw)
     try:
         orjson.dumps(call.arguments)
     except TypeError:  # a lone surrogate (or an integer beyond 64 bits, which json writes and this keeps)

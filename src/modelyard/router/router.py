@@ -39,7 +39,7 @@ from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, finish_reason_of
+from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, finish_reason_of, invalid_arguments
 
 Sink = Callable[[RequestRecord], None]
 #: returns None when an answer is usable, else why not (the router then falls back)
@@ -362,6 +362,8 @@ class Router:
                 await state.failed(ticket, exc.reason, exc.retry_after)
                 return
             self._close_attempt(attempt, buffer, started, loop.time(), provider)
+            if buffer.tool_calls:  # answered, but a call's arguments need the model's repair: the row says so
+                attempt.detail = invalid_arguments(buffer.tool_calls)
             await state.succeeded(ticket)
             if not walk.stream:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
