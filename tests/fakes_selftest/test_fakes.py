@@ -467,7 +467,9 @@ def test_anthropic_non_stream_text_thinking_tool(anthropic: AnthropicServer) -> 
     assert reply["stop_sequence"] is None and reply["usage"]["output_tokens"] == 5
     anthropic.tool_arguments = {"city": "Paris"}
     thinking = {"type": "enabled", "budget_tokens": 1024}
-    reply = anthropic_post(anthropic, {"tools": [WEATHER_TOOL_ANTHROPIC], "thinking": thinking}).json()
+    # max_tokens above the budget: the API (and now the fake) refuses a budget not below max_tokens
+    reply = anthropic_post(anthropic, {"tools": [WEATHER_TOOL_ANTHROPIC], "thinking": thinking,
+                                       "max_tokens": 2048}).json()
     assert [block["type"] for block in reply["content"]] == ["thinking", "tool_use"]
     assert reply["content"][0]["signature"] and reply["stop_reason"] == "tool_use"
     tool_use = reply["content"][1]
@@ -484,7 +486,7 @@ def test_anthropic_non_stream_text_thinking_tool(anthropic: AnthropicServer) -> 
 def test_anthropic_stream_event_order(anthropic: AnthropicServer) -> None:
     anthropic.inject_unknown_event = True
     thinking = {"type": "enabled", "budget_tokens": 1024}
-    events = sse_events(anthropic_post(anthropic, {"stream": True, "thinking": thinking}).text)
+    events = sse_events(anthropic_post(anthropic, {"stream": True, "thinking": thinking, "max_tokens": 2048}).text)
     names = [name for name, _ in events]
     payloads = [json.loads(data) for _, data in events]
     assert all(p["type"] == name for name, p in zip(names, payloads, strict=True))
