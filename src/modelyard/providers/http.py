@@ -663,12 +663,38 @@ _BILLING_TYPES = frozenset({"billing_error", "insufficient_quota"})
 _TRANSIENT_4XX = frozenset({408, 425, 460, 499})
 
 
+#: error types that decide the reason whatever the status (the providers' extract functions name the first three when
+#: they recognise the server's words): a request refused as asked, which another model may answer and which says
+#: nothing of this model's health — OpenRouter's 403 for an input its moderation flagged (was auth_error: the model
+#: cooled as for a revoked key), llama-server's 500 "tools param requires --jinja flag" (was server_error: asked again,
+#: refused again, counted until the model cooled for every request); a machine with no room for the model (Ollama's
+#: 500 "model requires more system memory", through its /v1 too): cools as a model not there. TGI names its own
+#: failures in ``error_type``: "generation" and "incomplete_generation" come as 424 and 500 (a 424 was bad_request:
+#: neither retried nor counted; a CUDA fault mid-generation, text-generation-inference#1510), "overloaded" as 429
+REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
+_TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
+                 "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
+                 "overloaded": Reason.OVERLOADED}
+
+#: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1): "model
+#: requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors its users meet most
+#: (continue#11478, home-assistant#139085)
+NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory", re.IGNORECASE)
+
+#: statuses that say the server has no room for the request now: 503, Anthropic's 529, Groq's 498 "Flex Tier
+#: Capacity Exceeded" (``capacity_exceeded``, documented as retryable: it was bad_request — never retried, and an
+#: exhausted chain told the client not to retry)
+_OVERLOADED_STATUSES = frozenset({498, 503, 529})
+
+
 def reason_for_status(status: int, error_type: str = "") -> Reason:
     if status < 400:  # a redirect, not followed: the endpoint is configured wrong
         return Reason.MODEL_MISSING
+    if error_type and (decided := _TYPE_DECIDES.get(error_type)) is not None:
+        return decided
     if (status == 429 or error_type == "rate_limit_error") and error_type not in _BILLING_TYPES:
         return Reason.RATE_LIMITED
-    if status in (503, 529) or error_type == "overloaded_error":
+    if status in _OVERLOADED_STATUSES or error_type in ("overloaded_error", "capacity_exceeded"):
         return Reason.OVERLOADED
     if status in (401, 402, 403) or error_type in _BILLING_TYPES:
         return Reason.AUTH_ERROR
@@ -685,12 +711,14 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
 def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) -> ProviderError:
     """Build the error for a non-2xx answer; ``extract`` pulls (type, message) from the JSON body."""
     error_type, message = "", ""
+    data: Any = None
     if status < 400:
         message = (f"redirects to {_snippet(headers.get('location') or '(nowhere)')}, not followed: "
                    "set the model's endpoint to where it points")
     else:
         try:
-            error_type, message = extract(json.loads(body))
+            data = json.loads(body)
+            error_type, message = extract(data)
         except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
         error_type, message = said(error_type), said(message)
@@ -698,8 +726,12 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
     retry_after = retry_after_ms(headers.get("retry-after-ms"))
     if retry_after is None:
         retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is None and reason is Reason.OVERLOADED:
+        retry_after = _estimated_time(data)
     if retry_after is None and reason is Reason.RATE_LIMITED:
         retry_after = limit_reset(headers)
+        if retry_after is None and isinstance(data, dict):
+            retry_after = limit_reset(_metadata_headers(data))
     return ProviderError(
         reason,
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),
@@ -719,28 +751,69 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def limit_reset(headers: Any) -> float | None:
     """Seconds until the exhausted rate limit resets, from the rate-limit headers of a 429 that has no
     ``retry-after`` (Anthropic documents both; proxies drop one or the other): the latest reset among the limits
-    whose remaining count is 0. None when no header says."""
+    whose remaining count is 0. None when no header says. Besides the per-kind pairs, the one pair without a kind
+    (``x-ratelimit-remaining`` / ``x-ratelimit-reset``: OpenRouter, whose reset is a time in epoch milliseconds, and
+    Together)."""
     resets: list[float] = []
+    pairs = [("x-ratelimit-remaining", "x-ratelimit-reset")]
     for kind in _LIMIT_KINDS:
-        for remaining, reset in ((f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
-                                 (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}")):
-            if (headers.get(remaining) or "").strip() != "0" or not (value := (headers.get(reset) or "").strip()):
-                continue
-            seconds = _reset_seconds(value)
-            if seconds is not None:
-                resets.append(seconds)
+        pairs += ((f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
+                  (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"))
+    for remaining, reset in pairs:
+        if (headers.get(remaining) or "").strip() != "0" or not (value := (headers.get(reset) or "").strip()):
+            continue
+        seconds = _reset_seconds(value)
+        if seconds is not None:
+            resets.append(seconds)
     return max(resets) if resets else None
 
 
+def _metadata_headers(data: dict[str, Any]) -> dict[str, str]:
+    """The rate-limit headers OpenRouter puts in the body of its own 429 (``error.metadata.headers``: its free
+    models' daily limit, "Rate limit exceeded: free-models-per-day", openclaude#936), by lower-cased name. That 429
+    has no ``retry-after``: the model cooled for the breaker's seconds and was asked, and refused, on every request
+    until the day's reset."""
+    err = data.get("error")
+    meta = err.get("metadata") if isinstance(err, dict) else None
+    found = meta.get("headers") if isinstance(meta, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {str(k).lower(): str(v) for k, v in found.items() if isinstance(v, str | int | float)}
+
+
+def _estimated_time(data: Any) -> float | None:
+    """How long a model still loads, from the body of a 503 that says (Hugging Face's serverless inference and its
+    TGI endpoints: ``{"error": "Model … is currently loading", "estimated_time": 20.0}``, transformers#23793): the
+    model cools that long instead of being asked again at once and counted as failing."""
+    value = data.get("estimated_time") if isinstance(data, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
+        return float(value)
+    return None
+
+
+#: a bare number above these is a time, not a wait: epoch milliseconds (OpenRouter's ``X-RateLimit-Reset``), epoch
+#: seconds (a reset read as seconds to wait cooled the model for 55 years, or for ``max_retry_after``)
+_EPOCH_MS, _EPOCH_S = 1e11, 1e9
+
+
 def _reset_seconds(value: str) -> float | None:
-    """A reset as an RFC 3339 time (Anthropic), a Go-style duration (OpenAI: "6m0s") or plain seconds."""
+    """A reset as an RFC 3339 time (Anthropic), a Go-style duration (OpenAI: "6m0s"), plain seconds, or a time in
+    epoch seconds or milliseconds (OpenRouter)."""
     parts = _DURATION.findall(value)
     if parts and "".join(n + u for n, u in parts) == value:
         return sum(float(n) * _UNIT[u] for n, u in parts)
     try:
-        return max(0.0, float(value))
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if number != number or number == float("inf"):
+            return None
+        if number > _EPOCH_MS:
+            number = number / 1000 - time()
+        elif number > _EPOCH_S:
+            number -= time()
+        return max(0.0, number)
     try:
         return max(0.0, datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - time())
     except (TypeError, ValueError):

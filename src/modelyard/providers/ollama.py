@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -16,6 +15,7 @@ from modelyard.providers.base import parse_duration
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
+    NO_ROOM_WORDS,
     HttpClient,
     HttpProvider,
     loads,
@@ -46,9 +46,8 @@ _NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only load
                    "which it does for a request with nothing to answer (no user message?)")
 
 
-#: how Ollama refuses to load a model the machine has no room for (a 500): "model requires more system memory
-#: (5.3 GiB) than is available (3.5 GiB)" — among the errors its users meet most (continue#11478, home-assistant#139085)
-_NO_ROOM = re.compile(r"requires more (?:system |gpu |cuda )?memory", re.IGNORECASE)
+#: Ollama's 500 for a model the machine has no room for (http.py says more)
+_NO_ROOM = NO_ROOM_WORDS
 
 
 def _extract_error(body: Any) -> tuple[str, str]:

@@ -20,7 +20,12 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
+    MAX_SAID,
+    NO_ROOM,
+    NO_ROOM_WORDS,
     NOT_JSON,
+    REFUSED,
+    UNSUPPORTED,
     HttpProvider,
     error_field,
     loads,
@@ -40,10 +45,91 @@ FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/v1/models)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
+    """(type, message) of an OpenAI-compatible server's error body, in the shapes servers really send: OpenAI's
+    ``{"error": {...}}``, vLLM's and SGLang's object at the top, ``"error"`` as a string (TGI, with its own word in
+    ``error_type``), FastAPI's ``{"detail": ...}`` (KoboldCpp's 503 "Server is busy", a 422's list of fields: the
+    message was empty, the client read "HTTP 503" and nothing else), and OpenRouter's ``metadata`` (the upstream's
+    own words in ``raw``, the moderation's reasons). Words that decide the reason whatever the status are named as
+    :data:`~modelyard.providers.http.REFUSED`, ``UNSUPPORTED`` or ``NO_ROOM``."""
     err = body.get("error", body)
     if isinstance(err, dict):
-        return str(err.get("type") or err.get("code") or ""), str(err.get("message", ""))
-    return "", str(err)  # a string, or whatever a proxy put there
+        kind = err.get("type") or err.get("code") or ""
+        kind = kind if isinstance(kind, str) else ""  # OpenRouter's code is the status again: "HTTP 400 400: …"
+        message = err.get("message", "")
+        message = message if isinstance(message, str) else _detail(message)
+        if not message and "detail" in err:
+            message, kind = _detail(err["detail"]), kind or _detail_type(err["detail"])
+        if isinstance(meta := err.get("metadata"), dict):
+            kind, message = _openrouter(meta, kind, message)
+    elif err is None or err == "":
+        kind, message = "", ""
+    else:
+        kind, message = body.get("error_type"), str(err)  # TGI: {"error": "...", "error_type": "generation"}
+        kind = kind if isinstance(kind, str) else ""
+    return _recognised(kind, message)
+
+
+def _recognised(kind: str, message: str) -> tuple[str, str]:
+    """Servers' words that mean more than their status: llama-server started without ``--jinja`` refuses tools with a
+    500 (every tool request failed over as a server error and counted against the model until it cooled for all);
+    Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
+    if "requires --jinja flag" in message:
+        return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
+                             "tools with this model)")
+    if "memory" in message and NO_ROOM_WORDS.search(message):
+        return NO_ROOM, f"the server cannot load the model here: {message}"
+    return kind, message
+
+
+def _detail(detail: Any) -> str:
+    """FastAPI's ``detail``: text, ``{"msg", "type"}`` (KoboldCpp), or a list of ``{"loc", "msg"}`` (a 422)."""
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, dict):
+        if "detail" in detail:  # Mistral's 422: the message is {"detail": [...]}
+            return _detail(detail["detail"])
+        text = detail.get("msg") or detail.get("message") or detail.get("error")
+        return text if isinstance(text, str) else json.dumps(detail, default=str)[:MAX_SAID]
+    if isinstance(detail, list):
+        said_parts = []
+        for item in detail[:5]:
+            if isinstance(item, dict) and isinstance(item.get("msg"), str):
+                where = item.get("loc")
+                at = ".".join(str(p) for p in where) if isinstance(where, list) else ""
+                said_parts.append(f"{at}: {item['msg']}" if at else item["msg"])
+            else:
+                said_parts.append(str(item))
+        return "; ".join(said_parts)
+    return "" if detail is None else str(detail)
+
+
+def _detail_type(detail: Any) -> str:
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
+def _openrouter(meta: dict[str, Any], kind: str, message: str) -> tuple[str, str]:
+    """OpenRouter's ``error.metadata``: ``raw`` holds the upstream provider's own error (JSON text or plain text)
+    behind a message that is only "Provider returned error" — the client read that and nothing of why (a context
+    too long, an image too large), and a "max_tokens too large" could not be read and clamped; ``reasons`` and
+    ``flagged_input`` mark a 403 of its moderation: the input was flagged, not the key refused."""
+    if meta.get("flagged_input") is not None or isinstance(meta.get("reasons"), list):
+        reasons = meta.get("reasons")
+        why = ", ".join(str(r) for r in reasons) if isinstance(reasons, list) and reasons else ""
+        return REFUSED, message + (f" (flagged: {why})" if why else "")
+    raw = meta.get("raw")
+    if raw is None or raw == "":
+        return kind, message
+    inner = try_loads(raw) if isinstance(raw, str) else raw
+    if inner is NOT_JSON:
+        upstream = str(raw)
+    elif isinstance(inner, dict):
+        upstream = _extract_error(inner)[1] or json.dumps(inner, default=str)
+    else:
+        upstream = str(inner)
+    provider = meta.get("provider_name")
+    by = f"{provider}: " if isinstance(provider, str) and provider else ""
+    return kind, f"{message} ({by}{upstream})" if message else f"{by}{upstream}"
 
 
 def _messages(messages: list[Message]) -> list[dict[str, Any]]:

@@ -1,0 +1,227 @@
+"""A fifth outside-in pass (helper-60's hunt): what the servers users run say when they refuse, which no pass before
+modelled — llama.cpp's llama-server, TGI and Hugging Face's endpoints, KoboldCpp, OpenRouter, Groq, Together, Ollama's
+OpenAI-compatible /v1. Each body is copied from the server's source, its documentation or an issue thread where its
+users met it (cited per test), replayed verbatim through the router (``Fault.raw``).
+
+Each ends in the reason that makes the router do what the server meant — retry, wait, cool, or move on without
+holding it against the model — and an attempt row whose detail says what the server said; each failed on the code
+before this pass.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import JSON
+from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route_cooling
+
+from modelyard.types import ChatRequest
+
+
+def body(obj: Any) -> str:
+    return json.dumps(obj)
+
+
+def detail(routed: Any, index: int = 0) -> str:
+    return routed.record.attempts[index].detail or ""
+
+
+# -- llama-server ---------------------------------------------------------------------------------------------------
+
+async def test_llama_server_without_jinja_refuses_tools_as_the_request_not_the_model(
+        servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """llama-server started without ``--jinja`` (the default before it was switched on; ramalama, LLMKube and
+    AstrBot users met it: LLMKube#126, AstrBot#758) refuses a request with tools as a 500 ``server_error``:
+    ``{"error":{"code":500,"message":"tools param requires --jinja flag","type":"server_error"}}``. As a server
+    error it was retried (refused again), then counted against the model — a few tool requests cooled it for every
+    request, tools or not. It is this request the server cannot take: the next model answers, the model stays in
+    service, and the row says to start the server with --jinja."""
+    refusal = Fault.raw(500, body({"error": {"code": 500, "message": "tools param requires --jinja flag",
+                                             "type": "server_error"}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, refusal, refusal)
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "start it with --jinja" in detail(routed)
+    assert cooling == 0
+
+
+# -- Groq, TGI, Hugging Face: the server is busy or loading --------------------------------------------------------
+
+async def test_groqs_498_capacity_exceeded_is_overloaded(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Groq's own status 498 "Flex Tier Capacity Exceeded" (its error docs: the flex tier is at capacity, try again
+    later; error ``capacity_exceeded``). As an unknown 4xx it was a bad_request: never retried, not counted, and a
+    chain exhausted by it told the client not to retry (400)."""
+    busy = Fault.raw(498, body({"error": {"message": "Flex tier capacity exceeded. Please try again later.",
+                                          "type": "capacity_exceeded"}}), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, busy, busy)
+    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
+                                ("backup", "ok", None)]
+
+
+async def test_tgi_generation_failure_is_a_server_error(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """text-generation-inference answers a failure inside generation with 424 and its own word in ``error_type``
+    (text-generation-inference#1510: ``{"error":"Request failed during generation: Server error: index 1 is out of
+    bounds for dimension 0 with size 1","error_type":"generation"}``). A 424 was a bad_request: not retried, not held
+    against the server, and "do not retry" to the client. It is the server failing: retried, then the next model."""
+    failed = Fault.raw(424, body({"error": "Request failed during generation: Server error: index 1 is out of bounds "
+                                           "for dimension 0 with size 1", "error_type": "generation"}), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, failed, failed)
+    assert outcomes(routed) == [("primary", "retry", "server_error"), ("primary", "fallback", "server_error"),
+                                ("backup", "ok", None)]
+    assert "generation: Request failed during generation" in detail(routed)
+
+
+async def test_a_model_still_loading_cools_for_the_time_it_gives(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """Hugging Face's serverless inference and its TGI endpoints answer 503 while a model loads, with how long it
+    will take (transformers#23793: ``{"error":"Model meta-llama/Llama-2-13b-chat is currently loading",
+    "estimated_time":20.0}``). Without a retry-after the model was asked again at once, refused, and asked again on
+    the next request; now it rests for the estimate."""
+    loading = Fault.raw(503, body({"error": "Model meta-llama/Llama-2-13b-chat is currently loading",
+                                   "estimated_time": 20.0}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, loading)
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]
+    assert 15 < cooling <= 20  # not the breaker's 1 s (cooldown.seconds here)
+    assert "is currently loading" in detail(routed)
+
+
+@pytest.mark.parametrize(("status", "error", "said"), [
+    # KoboldCpp's answer to every POST while it generates (koboldcpp.py: modelbusy), its OpenAI endpoints too
+    (503, {"detail": {"msg": "Server is busy; please try again later.", "type": "service_unavailable"}},
+     "HTTP 503 service_unavailable: Server is busy; please try again later."),
+    # FastAPI's 422 (a server built on it refusing a field), a list of {loc, msg, type}
+    (422, {"detail": [{"loc": ["body", "messages", 0, "content"], "msg": "Field required", "type": "missing"}]},
+     "HTTP 422: body.messages.0.content: Field required"),
+    # Mistral's 422: the message is itself FastAPI's detail
+    (422, {"object": "error", "message": {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options"],
+                                                      "msg": "Extra inputs are not permitted"}]},
+           "type": "invalid_request_error", "param": None, "code": None},
+     "HTTP 422 invalid_request_error: body.stream_options: Extra inputs are not permitted"),
+])
+async def test_fastapi_detail_bodies_say_what_the_server_said(status: int, error: dict[str, Any], said: str,
+                                                              servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Servers built on FastAPI put their error in ``detail``: the row said "HTTP 503" and nothing else (or Python's
+    repr of Mistral's object), and the client reading the exhausted chain learned nothing of why."""
+    refusal = Fault.raw(status, body(error), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, refusal, refusal)
+    assert detail(routed) == said
+
+
+# -- OpenRouter ---------------------------------------------------------------------------------------------------
+
+def _epoch_ms(seconds: float) -> str:
+    return str(int((time.time() + seconds) * 1000))
+
+
+async def test_openrouters_daily_free_limit_cools_until_its_reset(servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """OpenRouter's free models' daily limit: a 429 with no retry-after, the reset only in the body's
+    ``metadata.headers``, in epoch milliseconds (openclaude#936: "Rate limit exceeded: free-models-per-day. Add 10
+    credits to unlock 1000 free model requests per day", ``X-RateLimit-Remaining: "0"``). The model cooled for the
+    breaker's second and was asked, and refused, on every request until the day turned."""
+    limited = Fault.raw(429, body({"error": {
+        "message": "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per "
+                   "day", "code": 429,
+        "metadata": {"headers": {"X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "0",
+                                 "X-RateLimit-Reset": _epoch_ms(3 * 3600)}, "provider_name": None}}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, limited)
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert 3600 - 15 < cooling <= 3600  # the reset is 3 h away: cooldown.max_retry_after (1 h) bounds it
+
+
+@pytest.mark.parametrize(("form", "want"), [
+    ("epoch_ms", 600),  # OpenRouter's headers on the response itself: a time in epoch milliseconds
+    ("epoch_s", 600),  # a time in epoch seconds
+    ("seconds", 42),  # Together's: seconds to wait
+])
+async def test_the_rate_limit_pair_without_a_kind_is_read(form: str, want: float, servers: dict[str, Any],  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    """``x-ratelimit-remaining`` / ``x-ratelimit-reset`` without a kind (OpenRouter's, whose reset is a time; a
+    client's fix for its free tier had to read it: TranslateBooksWithLLMs#125; Together's): only the per-kind pairs
+    (``-requests``, ``-tokens``) were read, so such a 429 cooled the model for the breaker's second."""
+    reset = {"epoch_ms": _epoch_ms(600), "epoch_s": str(int(time.time()) + 600), "seconds": "42"}[form]
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.status(
+        429, headers={"x-ratelimit-limit": "20", "x-ratelimit-remaining": "0", "x-ratelimit-reset": reset}))
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert want - 15 < cooling <= want
+
+
+async def test_openrouter_moderation_refuses_the_input_not_the_key(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """OpenRouter's 403 is "Your chosen model requires moderation and your input was flagged", with the reasons in
+    ``error.metadata`` (its errors documentation). As a 403 it was an auth_error: the model cooled for
+    ``cooldown.max_seconds`` as for a revoked key, for every request after one flagged prompt. The input was
+    refused: another model may answer it, and this one stays in service."""
+    flagged = Fault.raw(403, body({"error": {
+        "code": 403, "message": "Your chosen model requires moderation and your input was flagged",
+        "metadata": {"reasons": ["violence"], "flagged_input": "Weather in Paris?", "provider_name": "OpenAI",
+                     "model_slug": "openai/gpt-4o"}}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, flagged)
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert cooling == 0
+    assert "(flagged: violence)" in detail(routed)
+
+
+async def test_openrouters_provider_error_says_the_upstreams_words(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """OpenRouter passes an upstream's refusal on as "Provider returned error", its own words in
+    ``metadata.raw`` (OmniRoute#3044, open-webui/computer#293, zed#64424): the row and the client said only
+    "Provider returned error"."""
+    raw = body({"error": {"type": "invalid_request_error", "code": "invalid_request_error",
+                          "message": "Model 'moonshotai/kimi-k2.6' supports at most 1 image per prompt."}})
+    refusal = Fault.raw(400, body({"error": {"message": "Provider returned error", "code": 400,
+                                             "metadata": {"raw": raw, "provider_name": "Crucible"}}}), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, refusal)
+    assert detail(routed) == ("HTTP 400: Provider returned error (Crucible: Model 'moonshotai/kimi-k2.6' supports at "
+                              "most 1 image per prompt.)")
+
+
+async def test_an_upstreams_max_tokens_refusal_through_openrouter_is_clamped(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """The same, where the upstream (a vLLM behind OpenRouter) refused a max_tokens past its context: its words
+    state the room left, so the request is asked once more within it and the primary answers. Behind "Provider
+    returned error" they could not be read: the next model answered."""
+    raw = ("This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (1000 in the "
+           "messages, 8000 in the completion). Please reduce the length of the messages or completion.")
+    servers["openai"].push(Fault.raw(400, body({"error": {"message": "Provider returned error", "code": 400,
+                                                          "metadata": {"raw": raw, "provider_name": "DeepInfra"}}}),
+                                     headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    asked = ChatRequest(messages=REQ.messages, tools=REQ.tools, max_tokens=8000)
+    routed = await router.complete("agent", asked)
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "retry", "bad_request"), ("primary", "ok", None)]
+    sent = [r.json.get("max_tokens") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [8000, 7192]
+
+
+# -- Ollama's OpenAI-compatible /v1 --------------------------------------------------------------------------------
+
+async def test_ollama_v1_with_no_room_for_the_model_cools_it(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Ollama's /v1 says what its /api/chat says when the machine has no room for the model, as a 500 in OpenAI's
+    shape (continue#11478). On /api/chat that cools the model (fourth hunt); through /v1 — the endpoint LiteLLM,
+    Open WebUI and most OpenAI clients are pointed at — it was a server error, asked again at once and refused
+    again on every request."""
+    no_room = Fault.raw(500, body({"error": {"message": "model requires more system memory (5.3 GiB) than is "
+                                                        "available (3.5 GiB)", "type": "api_error", "param": None,
+                                             "code": None}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, no_room, no_room)
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert cooling > 4  # cooldown.max_seconds (5), as for a model its server does not have
+
+
+async def test_an_error_string_with_nothing_in_it_is_not_a_crash(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """Guards the readers above: ``"error": null`` / ``""`` beside a FastAPI ``detail`` of another shape, and a
+    ``metadata`` that is not what OpenRouter sends, still end in the status's reason with a readable detail."""
+    odd = Fault.raw(500, body({"error": {"message": None, "metadata": {"raw": {"nested": [1, 2]}, "provider_name": 7},
+                                         "detail": 12}}), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, odd, odd)
+    assert outcomes(routed)[-1] == ("backup", "ok", None)
+    assert routed.record.attempts[0].reason == "server_error"
