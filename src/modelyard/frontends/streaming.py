@@ -64,6 +64,14 @@ class StreamingReply:
         self._paused_until = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    def adopt(self, chat_id: int, message_ids: list[int]) -> None:
+        """Messages an earlier run of this answer left on screen (the bot was killed mid-answer and restarted):
+        :meth:`start` turns the first back into the placeholder and the answer is written there, the rest of
+        what was shown deleted, so the chat shows one answer, not a cut-off one and a second."""
+        self.chat_id = chat_id
+        self.message_ids = list(message_ids)
+        self._shown = [Formatted("\0")] * len(message_ids)  # unknown: the first render edits each one
+
     async def start(self, placeholder: str = PLACEHOLDER) -> None:
         """Send the placeholder the edits will replace, and start the editor task.
 
@@ -72,6 +80,13 @@ class StreamingReply:
         (after the flood-control wait). It used to fail the whole turn: no model asked, no routing-log
         row, nothing said to the person, a traceback in the log."""
         self.started = True
+        if self.message_ids:  # adopted: back to the placeholder
+            try:
+                await self._render(placeholder)
+            except TelegramError as exc:
+                log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
+            self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
+            return
         try:
             try:
                 message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to,

@@ -3,9 +3,18 @@
 Every update first passes :meth:`TelegramBot._gate`: a user not on ``telegram.allowed_users``
 is dropped before any handler runs, so no agent is started and nothing is spent (the drop is
 logged without the message text). Allowed messages become one :meth:`Session.turn` each (the
-turn pipeline every front-end shares, frontends/session.py), under a per-chat lock so a chat's
-turns stay in order while other chats (and button presses) proceed. This module is Telegram's
-I/O: commands, streamed message edits, rating buttons.
+turn pipeline every front-end shares, frontends/session.py). This module is Telegram's I/O:
+commands, streamed message edits, rating buttons.
+
+Order and load: a chat's messages are answered one after another, in the order sent (a per-chat
+lock); other chats, commands (``/status``, ``/stop``, ``/help``...) and button presses are handled
+at once, beside any answer being written. How many answers are written at once is bounded by the
+model slots there are (:class:`TurnGate`): a burst waits here, in order, rather than in a model's
+queue, where a wait past ``timeouts.queue`` ended as "no model could answer".
+
+Nothing taken is lost: every update is committed to the inbox (frontends/telegram_inbox.py) before
+python-telegram-bot can confirm it to Telegram, and what a killed process had not answered is
+answered when the bot starts again.
 
 Secrets: the bot token is part of every Bot API URL, and httpx logs request URLs at INFO, so
 httpx is held at WARNING and :class:`TokenFilter` scrubs the token from any log handler.
@@ -19,8 +28,9 @@ import logging
 import os
 import re
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
@@ -28,14 +38,17 @@ from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
+    BaseUpdateProcessor,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
+    ExtBot,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
@@ -44,7 +57,9 @@ from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import StreamingReply, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
+from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.ledger.labels import LabelSource
+from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -52,8 +67,13 @@ log = logging.getLogger(__name__)
 FRONTEND = "telegram"
 RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 
-#: how a message being answered ends when the bot stops (``serve`` shutting down, Ctrl-C)
-STOPPED_NOTE = "[answer stopped — the bot is shutting down; please ask again in a moment]"
+#: how a message being answered ends when the bot stops (``serve`` shutting down, Ctrl-C); it stays in the inbox
+STOPPED_NOTE = "[answer stopped — the bot is shutting down; it answers this message when it is back]"
+#: how an answer ends when the person sent /stop
+CANCELLED_NOTE = "[stopped]"
+#: updates handled at once (python-telegram-bot's bound): messages waiting for their chat's earlier answer, or for
+#: a model slot, hold one each — far below this, so /status, /stop and other chats are never held up behind them
+MAX_UPDATES = 4096
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
 #: seconds between two log lines about the same failure of getUpdates
@@ -65,6 +85,7 @@ START_WAIT = 10.0
 HELP = ("Send me a task and I'll route it to the right agent.\n"
         "/agent NAME — talk to one agent directly; /agent — back to automatic routing\n"
         "/status — models and queues\n"
+        "/stop — stop the answer being written (and the messages waiting behind it)\n"
         "/reset — forget this chat's history")
 
 
@@ -110,6 +131,103 @@ def rating_buttons() -> InlineKeyboardMarkup:
                                   InlineKeyboardButton("👎", callback_data=RATE_DOWN)]])
 
 
+class TurnGate:
+    """How many answers are written at once: as many as there are model slots (every model not unavailable; one
+    at least), first come first served across chats. Beyond that a turn waits here, its placeholder on screen:
+    a burst in a model's own queue waited ``timeouts.queue`` (30 s) and then ended as 'no model could answer'
+    for every message past the first few, though each would have been answered in its turn."""
+
+    def __init__(self, capacity: Callable[[], int]):
+        self._capacity = capacity
+        self.running = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def acquire(self) -> None:
+        if not self._waiters and self.running < max(self._capacity(), 1):
+            self.running += 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():  # granted as it was cancelled: hand the slot on
+                self.release()
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            raise
+
+    def release(self) -> None:
+        self.running -= 1
+        capacity = max(self._capacity(), 1)
+        while self._waiters and self.running < capacity:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                self.running += 1
+
+
+class InboxBot(ExtBot[None]):
+    """The Bot API client whose getUpdates commits every update to the inbox before python-telegram-bot sees it.
+
+    python-telegram-bot confirms what it took by the offset of its next getUpdates, made at once; an update it
+    took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
+    process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
+
+    __slots__ = ("_floor", "inbox")
+
+    def __init__(self, token: str, base_url: str, inbox: Inbox):
+        super().__init__(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=256),
+                         get_updates_request=HTTPXRequest(connection_pool_size=1),
+                         # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at
+                         # once) is refused by the Bot API unless allowed; in a group every reply quotes
+                         defaults=Defaults(allow_sending_without_reply=True))
+        with self._unfrozen():
+            self.inbox = inbox
+            self._floor = 0
+
+    async def get_updates(self, offset: int | None = None, limit: int | None = None, timeout: Any = None,
+                          allowed_updates: Sequence[str] | None = None, **kwargs: Any) -> tuple[Update, ...]:
+        while True:
+            if offset is None or offset >= 0:
+                offset = max(offset or 0, self._floor) or None
+            updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+            if not updates:
+                return updates
+            fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
+            with self._unfrozen():
+                self._floor = max(self._floor, updates[-1].update_id + 1)
+            taken = tuple(u for u in updates if u.update_id in fresh)
+            if taken:
+                return taken
+            offset = self._floor  # all taken before (the process died before confirming them): confirm, poll on
+
+
+class _Processor(BaseUpdateProcessor):
+    """Each update concurrently (up to :data:`MAX_UPDATES`), marked handled in the inbox once it was."""
+
+    def __init__(self, handled: Callable[[object], None]):
+        super().__init__(MAX_UPDATES)
+        self._handled = handled
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        try:
+            await coroutine
+        finally:
+            self._handled(update)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
 class TelegramBot:
     """The bot for one runtime. ``async with TelegramBot(runtime, token): ...`` polls until exit."""
 
@@ -124,6 +242,16 @@ class TelegramBot:
         self.store = store or ConversationStore(runtime.log_path)
         self._own_store = store is None
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: per chat, the tasks answering or waiting to answer a message there (what /stop ends)
+        self._work: defaultdict[int, set[asyncio.Task]] = defaultdict(set)
+        #: tasks ended by /stop (not by the bot stopping)
+        self._cancelled: set[asyncio.Task] = set()
+        self.gate = TurnGate(self._slots)
+        self.inbox = Inbox(self.store.path, token.split(":", 1)[0])
+        #: updates of an earlier process, handled again at start: what they had shown or answered
+        self._kept: dict[int, Kept] = {}
+        #: updates the stopping bot leaves in the inbox for the next start
+        self._deferred: set[int] = set()
         #: per chat, the last answer given a 👎: a following /agent NAME corrects its routing
         self._disputed: dict[int, str] = {}
         #: StreamingReply of every finished turn, newest last (benchmarks read first_edit_at)
@@ -138,15 +266,14 @@ class TelegramBot:
         self._poll_error = ""
         self._poll_error_at = 0.0
         quiet_http_logs(token, logging.getLogger().handlers)
-        # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at once) is
-        # refused by the Bot API unless allowed; in a group every reply quotes, so /status and refusals were lost
-        self.app = (Application.builder().token(token).base_url(self.settings.base_url)
-                    .defaults(Defaults(allow_sending_without_reply=True)).concurrent_updates(True).build())
+        self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
+                    .concurrent_updates(_Processor(self._handled)).build())
         self.app.add_handler(TypeHandler(Update, self._gate), group=-1)
         self.app.add_handler(CommandHandler(["start", "help"], self._help))
         self.app.add_handler(CommandHandler("agent", self._agent))
         self.app.add_handler(CommandHandler("status", self._status))
         self.app.add_handler(CommandHandler("reset", self._reset))
+        self.app.add_handler(CommandHandler("stop", self._stop))
         self.app.add_handler(CallbackQueryHandler(self._rate, pattern=r"^rate:[01]$"))
         self.app.add_handler(CallbackQueryHandler(self._stale_button))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._unknown_command))
@@ -161,11 +288,19 @@ class TelegramBot:
             await self.app.bot.set_my_commands([
                 BotCommand("agent", "talk to one agent (no name: automatic routing)"),
                 BotCommand("status", "models and queues"),
+                BotCommand("stop", "stop the answer being written"),
                 BotCommand("reset", "forget this chat's history"),
             ])
         except TelegramError as exc:  # cosmetic: the commands work without the menu
             log.info("telegram: could not set the command menu (%s)", type(exc).__name__)
         await self.app.start()
+        kept = self.inbox.pending()
+        for item in kept:  # before polling: a chat's earlier message is answered before its newer ones
+            self._kept[item.update_id] = item
+            await self.app.update_queue.put(Update.de_json(item.payload, self.app.bot))
+        if kept:
+            log.info("telegram: %d update(s) taken before the last stop and not yet handled: handling them first",
+                     len(kept))
         assert self.app.updater is not None
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
                                              allowed_updates=["message", "callback_query"],
@@ -213,6 +348,24 @@ class TelegramBot:
             log.warning("telegram: polling for updates failed (%s: %s); retrying", kind,
                         redact(str(error), (self._token,)))
 
+    def _slots(self) -> int:
+        """Model slots there are: the bound on answers written at once."""
+        return sum(s.limit for s in self.runtime.router.model_states() if s.state is not Condition.UNAVAILABLE)
+
+    def _handled(self, update: object) -> None:
+        """An update was handled (answered, refused, ignored): done in the inbox, unless the bot is stopping with
+        it unanswered — then the next start answers it."""
+        if not isinstance(update, Update):
+            return
+        if update.update_id in self._deferred:
+            self._deferred.discard(update.update_id)
+            return
+        self._kept.pop(update.update_id, None)
+        try:
+            self.inbox.done(update.update_id)
+        except Exception as exc:  # a locked or full disk: answered twice after a restart, at worst
+            log.warning("telegram: could not mark update %s handled (%s)", update.update_id, exc)
+
     async def _warm_routing(self) -> None:
         try:
             await prepare_routing(self.runtime)
@@ -233,6 +386,7 @@ class TelegramBot:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        self.inbox.close()
         if self._own_store:
             self.store.close()
 
@@ -312,6 +466,21 @@ class TelegramBot:
         log.info("telegram: chat %s history reset (%d turns)", session.conversation.external_id, removed)
         await update.effective_message.reply_text("History cleared. Starting fresh.")
 
+    async def _stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """End the answer being written in this chat (what was shown stays, marked stopped) and the messages
+        waiting behind it. Handled at once, beside the answer it stops."""
+        message = update.effective_message
+        assert message is not None
+        work = [task for task in self._work.get(message.chat.id, ()) if not task.done()]
+        for task in work:
+            self._cancelled.add(task)
+            task.cancel()
+        if work:
+            await asyncio.wait(work, timeout=STOP_WAIT)
+        log.info("telegram: chat %s: /stop ended %d message(s)", message.chat.id, len(work))
+        await message.reply_text("Stopped." if len(work) < 2 else
+                                 f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
+
     async def _unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command none of ours. One addressed to another bot (``/start@other_bot``: a group where this bot reads
         every message, privacy mode off or an admin) is not ours to answer: it got 'Unknown command' and the help."""
@@ -343,8 +512,25 @@ class TelegramBot:
             log.info("telegram: empty or non-text message in chat %s", chat.id)
             await message.reply_text("I can only read text messages — please send your request as text.")
             return
-        async with self._locks[chat.id]:
-            await self._turn(update, text)
+        task = asyncio.current_task()
+        assert task is not None
+        work = self._work[chat.id]
+        work.add(task)
+        try:
+            async with self._locks[chat.id]:  # the chat's answers in the order its messages came
+                if self._stopping:  # waited behind an answer the stop cut short: the next start answers it
+                    self._deferred.add(update.update_id)
+                    return
+                await self._turn(update, text)
+        except asyncio.CancelledError:
+            if task not in self._cancelled:
+                raise
+            task.uncancel()  # /stop: this message is not answered (its turn, if it ran, said it was stopped)
+        finally:
+            work.discard(task)
+            self._cancelled.discard(task)
+            if not work:
+                del self._work[chat.id]
 
     def _addressed(self, message: Message) -> str | None:
         """In a group, what is said to this bot: the text of a message that mentions it (the mention taken out) or
@@ -365,8 +551,17 @@ class TelegramBot:
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
                                reply_to=message.message_id, formatter=FORMATTERS[self.settings.format],
                                thread_id=message.message_thread_id if message.is_topic_message else None)
+        update_id = update.update_id
+        kept = self._kept.pop(update_id, None)
+        if kept is not None and kept.shown:  # a run before a restart left this answer's messages on screen
+            reply.adopt(int(kept.shown["chat_id"]), [int(i) for i in kept.shown["ids"]])
+        if kept is not None and kept.answer:  # and had its whole answer: shown, not asked again
+            await self._show(reply, kept.answer, chat.id, user.id)
+            return
+        held = False
 
         async def start(notices: list[str]) -> None:
+            nonlocal held
             for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message it
                 try:  # replies to deleted) must not fail the turn before the model runs, as the placeholder did
                     await message.reply_text(notice)
@@ -374,6 +569,9 @@ class TelegramBot:
                     log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
             await reply.start()
             self.replies.append(reply)
+            self._keep_shown(update_id, reply)
+            await self.gate.acquire()  # the placeholder shows meanwhile
+            held = True
 
         task = asyncio.current_task()
         assert task is not None
@@ -381,12 +579,20 @@ class TelegramBot:
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
         except asyncio.CancelledError:
+            if task in self._cancelled:  # /stop
+                log.info("telegram: chat %s: answer stopped by /stop", chat.id)
+                if reply.started:
+                    await reply.finish(f"{reply.latest}\n\n{CANCELLED_NOTE}".strip())
+                raise
             if not self._stopping:
                 raise
             task.uncancel()
-            log.info("telegram: chat %s: answer stopped, the bot is shutting down", chat.id)
+            self._deferred.add(update_id)
+            log.info("telegram: chat %s: answer stopped, the bot is shutting down; it is answered at the next start",
+                     chat.id)
             if reply.started:
                 await reply.finish(f"{reply.latest}\n\n{STOPPED_NOTE}".strip())
+                self._keep_shown(update_id, reply)
             return
         except Exception:  # the pipeline maps every failure to a reply; this is a bug in it or in Telegram I/O
             log.exception("telegram: chat %s: turn failed", chat.id)
@@ -395,6 +601,8 @@ class TelegramBot:
             return
         finally:
             self._turns.discard(task)
+            if held:
+                self.gate.release()
         if not reply.started:  # refused before any model ran: nothing to edit
             for notice in result.notices:
                 await message.reply_text(notice)
@@ -406,18 +614,33 @@ class TelegramBot:
             log.info("telegram: chat %s: %s", chat.id, result.status)
             return
         answered = result.result
-        note = f"— {answered.agent} · {answered.model}" if answered.model else ""
-        linked = self._linking[chat.id] = asyncio.Event()
+        answer = {"text": result.text, "agent": answered.agent, "model": answered.model,
+                  "request_id": answered.request_id}
+        self.inbox.answered(update_id, answer)  # in the history now: a restart from here shows it, asks nothing
+        await self._show(reply, answer, chat.id, user.id)
+
+    async def _show(self, reply: StreamingReply, answer: dict[str, Any], chat_id: int, user_id: int) -> None:
+        """The final answer with its buttons, each message linked to its request for 👍/👎."""
+        note = f"— {answer['agent']} · {answer['model']}" if answer.get("model") else ""
+        linked = self._linking[chat_id] = asyncio.Event()
         try:
-            message_ids = await reply.finish(result.text, rating_buttons(), note=note)
+            message_ids = await reply.finish(answer["text"], rating_buttons(), note=note)
             for message_id in message_ids:  # in the chat the answer went to (a group may have become a supergroup)
-                self.store.link_message(FRONTEND, reply.chat_id, message_id, answered.request_id, user.id)
+                self.store.link_message(FRONTEND, reply.chat_id, message_id, answer["request_id"], user_id)
         finally:
             linked.set()
-            if self._linking.get(chat.id) is linked:
-                del self._linking[chat.id]
+            if self._linking.get(chat_id) is linked:
+                del self._linking[chat_id]
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
-                 chat.id, answered.agent, answered.model, answered.request_id, len(message_ids))
+                 chat_id, answer["agent"], answer["model"], answer["request_id"], len(message_ids))
+
+    def _keep_shown(self, update_id: int, reply: StreamingReply) -> None:
+        """Note which messages show this answer, for a restart to write it there (a placeholder refused: none)."""
+        if reply.message_ids:
+            try:
+                self.inbox.showing(update_id, reply.chat_id, reply.message_ids)
+            except Exception as exc:  # a restart would add a second message instead: not worth failing the answer
+                log.info("telegram: could not note the messages of update %s (%s)", update_id, exc)
 
     # -- ratings -------------------------------------------------------------------------
 

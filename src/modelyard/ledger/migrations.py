@@ -257,3 +257,21 @@ def m010_request_host(db: Schema) -> None:
     """Which host answered: with ``log.url`` every host's rows are in one table, and a team looking at a slow or
     failing request needs to know which machine served it (NULL for rows from before)."""
     db.execute("ALTER TABLE requests ADD COLUMN host TEXT")
+
+
+@migration(only=Dialect.SQLITE)
+def m011_telegram_inbox(db: Schema) -> None:
+    """Telegram updates taken from getUpdates, kept until answered (frontends/telegram_inbox.py): Telegram forgets
+    an update once the next getUpdates passes a higher offset, so a bot killed mid-answer lost the message. One
+    host polls one token; the rows are this host's, never shared."""
+    db.execute("""
+    CREATE TABLE telegram_inbox (
+        bot_id TEXT NOT NULL,
+        update_id INTEGER NOT NULL,
+        received REAL NOT NULL,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message_ids TEXT,
+        answer TEXT,
+        PRIMARY KEY (bot_id, update_id)
+    )""")

@@ -1,0 +1,115 @@
+"""Telegram updates kept on disk from the moment they are taken until they are handled.
+
+Telegram forgets an update once a getUpdates call passes a higher ``offset``, and
+python-telegram-bot makes that call at once, long before the answer is written: a bot killed
+mid-answer (``kill -9``, the OOM killer, a power cut, a systemd restart that runs out of
+patience) lost the message — it was neither answered nor fetched again. Here every update is
+committed to the routing-log file *before* getUpdates hands it to the library, so before it can
+be confirmed; it is marked done once handled. At start, what is not done is handled again,
+first, in order (:meth:`Inbox.pending`); one that Telegram sends again (the process died
+between taking it and the next poll) is recognised and dropped (:meth:`Inbox.take`).
+
+What a replay can and cannot undo: the placeholder or part-answer already on screen is reused
+(``message_ids``), so the chat shows one answer; an answer that was complete when the process
+died (``answer``) is shown, not asked for again. A model that was half-way through is asked
+again from the start (its first, cut-off request is in the log as cancelled, or not at all).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelyard.ledger import connect
+
+log = logging.getLogger(__name__)
+
+PENDING, ANSWERED, DONE = "pending", "answered", "done"
+#: Telegram keeps an unconfirmed update for 24 hours; an unanswered one older than that is not answered
+MAX_AGE = 24 * 3600.0
+#: done rows kept this long: long enough to recognise any update Telegram may still send again
+KEEP_DONE = 2 * 24 * 3600.0
+
+
+@dataclass(slots=True)
+class Kept:
+    """An update taken before this process started and not yet handled."""
+
+    update_id: int
+    payload: dict[str, Any]
+    #: the chat and the messages that already show this answer (placeholder, part of it), to edit rather than add to
+    shown: dict[str, Any] | None
+    #: the complete answer, when the model had finished: shown again, not asked again
+    answer: dict[str, Any] | None
+
+
+class Inbox:
+    """The ``telegram_inbox`` rows of one bot (its id: the token's first part), over its own connection."""
+
+    def __init__(self, path: str | Path, bot_id: str):
+        self.bot_id = bot_id
+        self._conn: sqlite3.Connection = connect(path)
+        # a commit here is the only copy of a message Telegram is about to forget: on disk before it returns,
+        # power cuts included (the routing log's NORMAL can lose the last commits to one)
+        self._conn.execute("PRAGMA synchronous=FULL")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def take(self, updates: list[tuple[int, dict[str, Any]]]) -> set[int]:
+        """Keep these updates (id, JSON) in one commit; the ids not seen before (the rest were taken earlier)."""
+        now = time.time()
+        fresh: set[int] = set()
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            for update_id, payload in updates:
+                cur = self._conn.execute(
+                    "INSERT OR IGNORE INTO telegram_inbox (bot_id, update_id, received, payload, state)"
+                    " VALUES (?, ?, ?, ?, ?)", (self.bot_id, update_id, now, json.dumps(payload), PENDING))
+                if cur.rowcount:
+                    fresh.add(update_id)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return fresh
+
+    def pending(self) -> list[Kept]:
+        """What was taken and not handled, oldest first; older than :data:`MAX_AGE` is dropped (and logged)."""
+        now = time.time()
+        stale = self._conn.execute(
+            "UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND state != ? AND received < ?",
+            (DONE, self.bot_id, DONE, now - MAX_AGE)).rowcount
+        if stale:
+            log.warning("telegram: %d message(s) taken more than 24 hours ago were never answered; dropped", stale)
+        self._conn.execute("DELETE FROM telegram_inbox WHERE bot_id = ? AND state = ? AND received < ?",
+                           (self.bot_id, DONE, now - KEEP_DONE))
+        rows = self._conn.execute(
+            "SELECT update_id, payload, message_ids, answer FROM telegram_inbox WHERE bot_id = ? AND state != ?"
+            " ORDER BY update_id", (self.bot_id, DONE)).fetchall()
+        return [Kept(r["update_id"], json.loads(r["payload"]), json.loads(r["message_ids"] or "null"),
+                     json.loads(r["answer"] or "null")) for r in rows]
+
+    def showing(self, update_id: int, chat_id: int, message_ids: list[int]) -> None:
+        """The messages that show this update's answer so far."""
+        self._conn.execute("UPDATE telegram_inbox SET message_ids = ? WHERE bot_id = ? AND update_id = ?",
+                           (json.dumps({"chat_id": chat_id, "ids": message_ids}), self.bot_id, update_id))
+
+    def answered(self, update_id: int, answer: dict[str, Any]) -> None:
+        """The model's answer is complete (and in the history): a restart shows it rather than asks again."""
+        self._conn.execute("UPDATE telegram_inbox SET state = ?, answer = ? WHERE bot_id = ? AND update_id = ?",
+                           (ANSWERED, json.dumps(answer), self.bot_id, update_id))
+
+    def done(self, update_id: int) -> None:
+        self._conn.execute("UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND update_id = ?",
+                           (DONE, self.bot_id, update_id))
+
+    def state(self, update_id: int) -> str | None:
+        row = self._conn.execute("SELECT state FROM telegram_inbox WHERE bot_id = ? AND update_id = ?",
+                                 (self.bot_id, update_id)).fetchone()
+        return row["state"] if row else None
