@@ -4,7 +4,11 @@ Modes: ``crash_at_start`` (exits before answering), ``crash_mid_call`` (exits wh
 called), ``junk`` (prints log lines to stdout among its messages), ``slow_start`` (sleeps
 ``START_DELAY`` s first), ``notype`` (a
 tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool names and
-schemas a provider refuses, non-text content, a secret in its environment).
+schemas a provider refuses, non-text content, a secret in its environment), ``crash_once`` (exits on its
+first call ever: a marker file, ``CRASH_MARKER``, remembers it across restarts), ``die_idle`` (exits right
+after answering a call, as a server killed between calls), ``changing`` (its ``grow`` tool adds a tool
+``extra``, removes ``secret`` and sends ``notifications/tools/list_changed``). With ``START_LOG`` set, each
+start appends a line to that file; with ``REFUSE_RESTART`` set too, a start after the first exits at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "odd"
 LONG = "fs." + "x" * 70
 
 TOOLS = [
+    {"name": "grow", "description": "changes the tool list", "inputSchema": {"type": "object"}},
     {"name": "read.file", "description": "dotted name", "inputSchema": {"type": "object", "properties": {}}},
     {"name": LONG, "description": "too long", "inputSchema": {"type": "object", "properties": {}}},
     {"name": "badschema", "description": "schema that is no schema", "inputSchema": {"type": "object",
@@ -53,6 +58,13 @@ def send(obj: dict) -> None:
 
 
 def main() -> None:
+    if os.environ.get("START_LOG"):
+        started_before = os.path.exists(os.environ["START_LOG"])
+        with open(os.environ["START_LOG"], "a") as f:
+            f.write(f"{os.getpid()}\n")
+        if started_before and os.environ.get("REFUSE_RESTART"):
+            sys.exit(4)
+    grown = False
     if MODE == "crash_at_start":
         sys.stderr.write("Traceback: cannot start, token=" + os.environ.get("MCP_TOKEN", "") + "\n")
         sys.exit(3)
@@ -70,13 +82,25 @@ def main() -> None:
                 "protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {"listChanged": True}},
                 "serverInfo": {"name": "faulty", "version": "0"}}})
         elif method == "tools/list":
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": TOOLS}})
+            tools = TOOLS
+            if grown:
+                tools = [t for t in TOOLS if t["name"] != "secret"] + [
+                    {"name": "extra", "description": "added later", "inputSchema": {"type": "object"}}]
+            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": tools}})
         elif method == "tools/call":
-            if MODE == "crash_mid_call":
+            marker = os.environ.get("CRASH_MARKER", "")
+            if MODE == "crash_mid_call" or (MODE == "crash_once" and marker and not os.path.exists(marker)):
+                if marker:
+                    open(marker, "w").close()
                 sys.exit(1)
             name = msg["params"]["name"]
             result = CONTENT.get(name) or {"content": [{"type": "text", "text": f"{name} ran"}]}
+            if MODE == "changing" and name == "grow":
+                grown = True
+                send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
             send({"jsonrpc": "2.0", "id": rid, "result": result})
+            if MODE == "die_idle":
+                sys.exit(0)
         else:
             send({"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": "no such method"}})
 

@@ -87,8 +87,9 @@ async def run_agent_loop(router: Router, agent: str, messages: list[Message], to
     convo = list(messages)
     result = LoopResult("", None, "")
     repaired = False
-    definitions = toolbox.definitions()
     for step in range(max_steps):
+        await toolbox.refresh()  # an MCP server's tools/list_changed: the model sees the list as it is now
+        definitions = toolbox.definitions()
         routed = await complete_checked(router, agent, ChatRequest(messages=convo, tools=definitions), check,
                                         request_id=request_id if step == 0 else None, parent_id=parent_id)
         result.records.append(routed.record)

@@ -7,6 +7,7 @@ that names the line, not a silently ignored setting.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -192,14 +193,88 @@ class ModelConfig(Strict):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
-class McpServer(Strict):
-    """An MCP server started over stdio whose tools the agent may call."""
+#: header names whose value is a credential: never written in the config, named by `headers_env`
+_SECRET_HEADER = ("authorization", "cookie", "key", "token", "secret", "password", "auth")
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-    command: str
+
+class McpServer(Strict):
+    """An MCP server whose tools the agent may call: started over stdio (``command``), or reached at
+    ``url`` over streamable HTTP (the current transport) or legacy SSE."""
+
+    command: str | None = Field(None, description="executable of a stdio server")
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="extra environment (values, not secrets)")
+    url: str | None = Field(None, description="http(s) URL of a remote server (streamable HTTP or SSE)")
+    transport: Literal["streamable-http", "sse"] = Field(
+        "streamable-http", description="for a url: streamable-http (MCP since 2025-03-26) or the legacy sse")
+    headers: dict[str, str] = Field(default_factory=dict, description="plain HTTP headers (no credentials)")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="header name -> environment variable holding its value "
+                                          "(e.g. Authorization: MY_SERVER_AUTH holding 'Bearer …')")
+    bearer_token_env: str | None = Field(
+        None, pattern=_ENV_NAME, description="environment variable holding a token sent as "
+                                             "'Authorization: Bearer <token>'")
     start_timeout: float = Field(30.0, gt=0, le=600, description="seconds to start and list its tools "
                                  "(an `npx`/`uvx` server's first run downloads packages)")
+    call_timeout: float | None = Field(None, gt=0, le=3600, description="seconds one tool call may take "
+                                       "(default: tools.command_timeout, at least 10 s)")
+    restarts: int = Field(1, ge=0, le=3, description="times a server that died (or an HTTP session that "
+                          "ended) is started again within one request, with a back-off")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("mcp_url", "expected an http:// or https:// URL of the MCP endpoint "
+                                      "(e.g. http://127.0.0.1:8000/mcp)")
+        if parts.username or parts.password:
+            raise PydanticCustomError("mcp_url", "credentials are never written in the config: remove them "
+                                      "from the URL and name an environment variable with 'bearer_token_env:' "
+                                      "or 'headers_env:'")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credentials(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if any(word in name.lower() for word in _SECRET_HEADER):
+                raise PydanticCustomError(
+                    "mcp_header", "credentials are never written in the config: header '{name}' belongs in "
+                    "'headers_env:' (header name -> environment variable) or 'bearer_token_env:'", {"name": name})
+        return v
+
+    @field_validator("headers_env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, env in v.items():
+            if not re.match(_ENV_NAME, env):
+                raise PydanticCustomError(
+                    "mcp_header_env", "headers_env maps a header to the NAME of an environment variable; "
+                    "'{name}' is given something that is no variable name (the value itself?)", {"name": name})
+        return v
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs either 'command:' (a stdio server) or 'url:' (a remote one), "
+                             "not both")
+        if self.url is None and (self.headers or self.headers_env or self.bearer_token_env):
+            raise ValueError("headers, headers_env and bearer_token_env are for a server reached by 'url:'")
+        if self.command is None and (self.args or self.env):
+            raise ValueError("args and env are for a server started by 'command:'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How logs and messages name it: the command, or the URL without its query (it may hold a key)."""
+        if self.command is not None:
+            return self.command
+        parts = urlsplit(self.url or "")
+        return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 class ToolsConfig(Strict):

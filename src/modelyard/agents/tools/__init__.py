@@ -52,14 +52,12 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
     async with AsyncExitStack() as stack:
         for server in cfg.mcp:
             try:
-                from modelyard.agents.tools.mcp_client import mcp_tools  # the mcp SDK is slow to import
+                from modelyard.agents.tools.mcp_client import mcp_server_tools  # the mcp SDK is slow to import
 
-                tools = await mcp_tools(stack, server, timeout=max(cfg.command_timeout, 10.0), taken=set(box.tools),
-                                        cwd=workspace.root if workspace else None)
+                await stack.enter_async_context(mcp_server_tools(
+                    server, box, timeout=max(cfg.command_timeout, 10.0), cwd=workspace.root if workspace else None))
             except ToolError as exc:
                 raise AgentError(f"agent '{agent}': {exc}") from None
-            for tool in tools:
-                box.add(tool)
         try:
             yield box
         except BaseException as exc:  # re-raised below, unwrapped

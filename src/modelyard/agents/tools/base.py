@@ -64,6 +64,8 @@ class Toolbox:
         self.tools: dict[str, Tool] = {}
         self.output_limit = output_limit
         self.agent = agent
+        #: called before each model step: tool sources whose list may change (MCP's tools/list_changed)
+        self.refreshers: list[Callable[[], Awaitable[None]]] = []
         for tool in tools or []:
             self.add(tool)
 
@@ -71,6 +73,18 @@ class Toolbox:
         if tool.name in self.tools:
             raise ValueError(f"two tools are named '{tool.name}'")
         self.tools[tool.name] = tool
+
+    def put(self, tool: Tool) -> None:
+        """Add or replace (a source's own tool whose description or schema changed)."""
+        self.tools[tool.name] = tool
+
+    def remove(self, name: str) -> None:
+        self.tools.pop(name, None)
+
+    async def refresh(self) -> None:
+        """Bring every changing source's tools up to date (before the model is shown them)."""
+        for refresh in self.refreshers:
+            await refresh()
 
     def __bool__(self) -> bool:
         return bool(self.tools)

@@ -1,15 +1,26 @@
-"""Tools served by MCP servers over stdio, through the official ``mcp`` SDK.
+"""Tools served by MCP servers, through the official ``mcp`` SDK: over stdio (a subprocess), streamable
+HTTP (the current remote transport) or legacy SSE.
 
-Each configured server is started as a subprocess for the duration of one agent loop (the
-SDK's sessions live inside one task's async context), its tools are listed and offered to the
-model, and calls go through ``session.call_tool``. A tool whose name clashes with one already
-in the toolbox is offered as ``server_tool``.
+Each configured server is connected for the duration of one agent loop, its tools are listed and offered
+to the model, and calls go through ``session.call_tool``. A tool whose name clashes with one already in the
+toolbox is offered as ``server_tool``.
 
-Servers are other people's code, so nothing they do may reach the user as a traceback: a server
-that dies at start (or lists tools the SDK refuses) is a clear start error; one that dies mid-call
-gives the model an error result; names providers refuse (dots, over 64 characters) are offered
-under a valid name and called by the real one; a tool whose schema is no JSON schema is left out;
-non-text content is described rather than dropped.
+Servers are other people's code, so nothing they do may reach the user as a traceback, and nothing they do
+may take the turn down with them:
+
+- each connection lives in a task of its own: the SDK's task groups (a transport that fails tears its group
+  down) cancel that task, never the agent loop;
+- a server that dies at start (or lists tools the SDK refuses) is a clear start error; one that dies mid-call
+  gives the model an error result, and is started again (``tools.mcp[].restarts``, default once per request,
+  after a back-off of 0.5 s, doubled) — never in a loop, and said in the result and the log;
+- an HTTP session the server no longer knows (404, as after the server restarted) is replaced by a new one and
+  the call sent again, as the spec requires (the SDK only reports "Session terminated");
+- ``notifications/tools/list_changed`` marks the list stale: it is listed again before the next model step;
+- a call past its timeout is cancelled (the SDK tells the server) and the connection kept;
+- names providers refuse (dots, over 64 characters) are offered under a valid name and called by the real
+  one; a tool whose schema is no JSON schema is left out; non-text content is described rather than dropped;
+- credentials for remote servers come from the environment (``bearer_token_env``, ``headers_env``); logs and
+  messages name a remote server by its URL without the query.
 """
 
 from __future__ import annotations
@@ -20,7 +31,8 @@ import json
 import logging
 import os
 import re
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +40,9 @@ from jsonschema import Draft202012Validator
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from modelyard.agents.tools.base import Tool, ToolError
+from modelyard.agents.tools.base import Tool, Toolbox, ToolError
 from modelyard.config.schema import McpServer
+from modelyard.errors import redact
 from modelyard.types import ToolDefinition
 
 log = logging.getLogger("modelyard.agents.tools")
@@ -53,9 +66,22 @@ class _QuietSdkLog(logging.Filter):
         return True
 
 
-_SDK_LOG = logging.getLogger("mcp.client.stdio")
-if not any(isinstance(f, _QuietSdkLog) for f in _SDK_LOG.filters):
-    _SDK_LOG.addFilter(_QuietSdkLog())
+for _name in ("mcp.client.stdio", "mcp.client.streamable_http", "mcp.client.sse"):
+    _sdk_log = logging.getLogger(_name)
+    if not any(isinstance(f, _QuietSdkLog) for f in _sdk_log.filters):
+        _sdk_log.addFilter(_QuietSdkLog())
+# httpx2 (the SDK's HTTP client) logs every request's full URL at INFO: a key in a query would reach the log
+logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+#: first back-off before a server is started again, doubled for each further restart in one request
+RESTART_BACKOFF = 0.5
+_MAX_BACKOFF = 5.0
+#: how long closing a connection (a stdio server's exit, an HTTP session's DELETE) may take
+_CLOSE_TIMEOUT = 10.0
+try:
+    from mcp.types import CONNECTION_CLOSED as _CONNECTION_CLOSED
+except ImportError:  # pragma: no cover - older SDKs
+    _CONNECTION_CLOSED = -32000
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -123,51 +149,341 @@ def _valid_schema(schema: Any) -> bool:
     return isinstance(schema, dict)
 
 
-async def mcp_tools(stack: AsyncExitStack, server: McpServer, *, timeout: float, taken: set[str],
-                    cwd: Path | None = None) -> list[Tool]:
-    """Start ``server`` (closed with ``stack``) and wrap its tools."""
-    params = StdioServerParameters(command=server.command, args=list(server.args), env=dict(server.env) or None,
-                                   cwd=str(cwd) if cwd else None)
-    own = AsyncExitStack()  # closed here if the start fails, so the SDK's task groups wrap nothing of ours
-    errlog = own.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the stack
-    try:
-        streams = await own.enter_async_context(stdio_client(params, errlog=errlog))
-        session = await own.enter_async_context(ClientSession(streams[0], streams[1]))
-        async with asyncio.timeout(server.start_timeout):
-            await session.initialize()
-            listed = await session.list_tools()
-    except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
-        problem = (f"no answer within {server.start_timeout:g} s (tools.mcp[].start_timeout)"
-                   if isinstance(_leaf(exc), TimeoutError) else _describe(exc))
-        with contextlib.suppress(Exception):  # what the dead server left behind
-            await own.aclose()
-        raise ToolError(f"MCP server '{server.command}' could not start: {problem}") from None
-    stack.push_async_exit(own)
-    label = Path(server.command).stem if not server.args else Path(server.args[-1]).stem
-    tools = []
-    for spec in listed.tools:
-        remote = spec.name
-        parameters = _field(spec, "input_schema", "inputSchema") or {"type": "object", "properties": {}}
-        if not _valid_schema(parameters):
-            log.warning("MCP server '%s': tool '%s' left out: its input schema is not a valid JSON schema",
-                        server.command, remote[:100])
-            continue
-        name = provider_name(remote, taken, label)
-        taken.add(name)
+def _error_code(exc: BaseException) -> int | None:
+    code = getattr(getattr(_leaf(exc), "error", None), "code", None)
+    return code if isinstance(code, int) else None
 
-        async def run(args: dict[str, Any], remote: str = remote) -> str:
+
+class _Lost(Exception):
+    """The connection ended under a call: whether the call took effect is unknown."""
+
+
+class _Expired(Exception):
+    """The server no longer knows the HTTP session (404): the call never ran."""
+
+
+class _Connection:
+    """One session with a server, held open by a task of its own until :meth:`close`."""
+
+    def __init__(self, server: McpServer, headers: dict[str, str], cwd: Path | None,
+                 on_change: Callable[[], None]) -> None:
+        self.server = server
+        self.headers = headers
+        self.cwd = cwd
+        self.on_change = on_change
+        self.session: ClientSession | None = None
+        self.ended = asyncio.Event()  # the connection is gone (the server died, the transport failed, closed)
+        self.error: BaseException | None = None
+        self.statuses: list[int] = []  # HTTP statuses the server answered with, newest last
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def dead(self) -> bool:
+        if self.ended.is_set():
+            return True
+        # the SDK gives no public word for "the server closed the connection": a stdio server's exit shows only
+        # as its dispatcher closed (then every request fails at once with "Connection closed", never sent)
+        dispatcher = getattr(self.session, "_dispatcher", None)
+        return bool(getattr(dispatcher, "_closed", False))
+
+    async def open(self) -> Any:
+        """Connect, initialize and list the tools, within ``start_timeout``; the listing."""
+        ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._hold(ready), name=f"mcp {self.server.label}")
+        done, _ = await asyncio.wait({ready}, timeout=self.server.start_timeout)
+        if not done:
+            await self.close()
+            raise TimeoutError
+        return ready.result()
+
+    async def _hold(self, ready: asyncio.Future[Any]) -> None:
+        try:
+            async with AsyncExitStack() as stack:
+                read, write = await stack.enter_async_context(self._transport(stack))
+                session = await stack.enter_async_context(
+                    ClientSession(read, write, message_handler=self._on_message))
+                await session.initialize()
+                listed = await session.list_tools()
+                self.session = session
+                if not ready.done():
+                    ready.set_result(listed)
+                await self._stop.wait()
+        except asyncio.CancelledError:
+            if not ready.done():
+                ready.set_exception(TimeoutError())
+            raise
+        except BaseException as exc:  # the server died, the transport failed: an ExceptionGroup out of the SDK
+            self.error = exc
+            if not ready.done():
+                ready.set_exception(exc)
+        finally:
+            self.ended.set()
+
+    def _transport(self, stack: AsyncExitStack) -> AbstractAsyncContextManager[Any]:
+        server = self.server
+        if server.command is not None:
+            params = StdioServerParameters(command=server.command, args=list(server.args),
+                                           env=dict(server.env) or None, cwd=str(self.cwd) if self.cwd else None)
+            errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the stack
+            return stdio_client(params, errlog=errlog)
+        import httpx2
+        from mcp.client.sse import sse_client
+        from mcp.client.streamable_http import streamable_http_client
+
+        async def seen(response: Any) -> None:
+            self.statuses = [*self.statuses[-7:], response.status_code]
+
+        def client(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> Any:
+            return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks={"response": [seen]})
+
+        assert server.url is not None
+        if server.transport == "sse":
+            return sse_client(server.url, headers=self.headers, timeout=30, httpx_client_factory=client)
+        http = client(self.headers, httpx2.Timeout(30.0, read=300.0))
+        stack.push_async_callback(http.aclose)
+        return streamable_http_client(server.url, http_client=http)
+
+    async def _on_message(self, message: Any) -> None:
+        root = getattr(message, "root", message)  # mcp 1.x wraps notifications in ServerNotification
+        if getattr(root, "method", None) == "notifications/tools/list_changed":
+            self.on_change()
+
+    async def close(self) -> None:
+        self._stop.set()
+        task = self._task
+        if task is None or task.done():
+            return
+        _, pending = await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
+        if pending:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class McpServerTools:
+    """The tools of one configured server for one agent loop: offered in ``box``, kept current when the
+    server says its list changed, and the server started again (within bounds) when it dies."""
+
+    def __init__(self, server: McpServer, box: Toolbox, *, timeout: float, cwd: Path | None = None) -> None:
+        self.server = server
+        self.box = box
+        self.timeout = server.call_timeout or timeout
+        self.cwd = cwd
+        self.agent = box.agent
+        if server.command is not None:
+            self.prefix = Path(server.command).stem if not server.args else Path(server.args[-1]).stem
+        else:
+            self.prefix = re.sub(r"[^a-zA-Z0-9]", "_", (server.label.split("//", 1)[-1].split(":")[0]
+                                                         .split("/")[0])) or "mcp"
+        self.names: dict[str, str] = {}  # the server's tool name -> the name offered to the model
+        self.restarted = 0
+        self.stale = False
+        self._conn: _Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def label(self) -> str:
+        return self.server.label
+
+    @property
+    def connected(self) -> bool:
+        """False once the server is known to have gone (it is started again at the next call, within bounds)."""
+        return self._conn is not None and not self._conn.dead()
+
+    def _headers(self) -> dict[str, str]:
+        server = self.server
+        headers = dict(server.headers)
+        wanted = dict(server.headers_env)
+        if server.bearer_token_env:
+            wanted["Authorization"] = server.bearer_token_env
+        for name, env in wanted.items():
+            value = os.environ.get(env)
+            if not value:
+                key = "bearer_token_env" if name == "Authorization" and env == server.bearer_token_env \
+                    else f"headers_env.{name}"
+                raise ToolError(f"MCP server '{self.label}' could not start: the environment variable {env} "
+                                f"(tools.mcp[].{key}) is not set")
+            headers[name] = f"Bearer {value}" if env == server.bearer_token_env and name == "Authorization" \
+                else value
+        return headers
+
+    def _mark_stale(self) -> None:
+        self.stale = True
+
+    def _problem(self, exc: BaseException, conn: _Connection | None) -> str:
+        """What went wrong, in words: an HTTP status the server answered with says more than the SDK's error."""
+        status = conn.statuses[-1] if conn and conn.statuses else None
+        if isinstance(_leaf(exc), TimeoutError):
+            return f"no answer within {self.server.start_timeout:g} s (tools.mcp[].start_timeout)"
+        if status in (401, 403):
+            which = ("the token in the variable named by tools.mcp[].bearer_token_env or headers_env"
+                     if self.server.bearer_token_env or self.server.headers_env
+                     else "no credentials are configured: set tools.mcp[].bearer_token_env or headers_env")
+            return f"HTTP {status}: the server refused the credentials ({which})"
+        if status == 404 and (_error_code(exc) is not None or conn is None or conn.session is None):
+            return ("HTTP 404: nothing answers MCP at this URL (streamable-HTTP servers usually serve /mcp, "
+                    "SSE ones /sse)")
+        if status == 405 and self.server.transport == "streamable-http":
+            return "HTTP 405: the URL refuses POST (a legacy SSE server? set tools.mcp[].transport: sse)"
+        text = _describe(exc)
+        if self.server.url:
+            text = text.replace(self.server.url, self.label)
+        return redact(text)
+
+    async def _connect(self) -> tuple[_Connection, Any]:
+        conn = _Connection(self.server, self._headers() if self.server.url else {}, self.cwd, self._mark_stale)
+        try:
+            listed = await conn.open()
+        except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
+            problem = self._problem(exc, conn)
+            await conn.close()
+            raise ToolError(f"MCP server '{self.label}' could not start: {problem}") from None
+        return conn, listed
+
+    async def start(self) -> None:
+        self._conn, listed = await self._connect()
+        self._offer(listed)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    def _offer(self, listed: Any) -> None:
+        """Offer the listed tools in the box: new ones added, gone ones removed, changed ones replaced."""
+        wanted: dict[str, Any] = {}
+        for spec in listed.tools:
+            parameters = _field(spec, "input_schema", "inputSchema") or {"type": "object", "properties": {}}
+            if not _valid_schema(parameters):
+                log.warning("MCP server '%s': tool '%s' left out: its input schema is not a valid JSON schema",
+                            self.label, spec.name[:100])
+                continue
+            wanted[spec.name] = (spec, parameters)
+        gone = [remote for remote in self.names if remote not in wanted]
+        for remote in gone:
+            self.box.remove(self.names.pop(remote))
+        added = []
+        for remote, (spec, parameters) in wanted.items():
+            name = self.names.get(remote)
+            if name is None:
+                name = provider_name(remote, set(self.box.tools), self.prefix)
+                self.names[remote] = name
+                added.append(name)
+
+            async def run(args: dict[str, Any], remote: str = remote) -> str:
+                return await self.call(remote, args)
+
+            self.box.put(Tool(ToolDefinition(name, spec.description or "", parameters), run))
+        if self.restarted or self.stale or gone:
+            log.info("agent %s: MCP server '%s' tools now: %d (added: %s; removed: %s)", self.agent, self.label,
+                     len(self.names), ", ".join(added) or "none", ", ".join(gone) or "none")
+
+    async def refresh(self) -> None:
+        """List the tools again if the server said they changed (``notifications/tools/list_changed``)."""
+        if not self.stale or self._conn is None or self._conn.dead():
+            return
+        conn = self._conn
+        try:
+            async with asyncio.timeout(self.timeout):
+                listed = await conn.session.list_tools()  # type: ignore[union-attr]
+        except Exception as exc:
+            log.warning("agent %s: MCP server '%s' said its tools changed but listing them failed (%s); the "
+                        "previous list stays", self.agent, self.label, self._problem(exc, conn))
+            self.stale = False
+            return
+        self._offer(listed)
+        self.stale = False
+
+    async def call(self, remote: str, args: dict[str, Any]) -> str:
+        async with self._lock:
+            note = ""
+            if self._conn is None or self._conn.dead():
+                note = await self._restart("had stopped")
             try:
-                async with asyncio.timeout(timeout):
-                    result = await session.call_tool(remote, args)
-            except TimeoutError:
-                raise
-            except Exception as exc:  # the server died or broke the protocol mid-call
-                raise ToolError(f"the MCP server failed ({_describe(exc)}); its tools may be unavailable "
-                                "for the rest of this request") from None
-            is_error, text = _result_text(result)
-            if is_error:
-                raise ToolError(text or "the MCP tool reported an error")
-            return text
+                return note + await self._call(remote, args)
+            except _Expired:  # nothing ran: a new session, and the call again (the spec's "MUST start a new session")
+                note += await self._restart("no longer knew this session (HTTP 404)")
+                try:
+                    return note + await self._call(remote, args)
+                except (_Expired, _Lost) as exc:
+                    raise ToolError(f"the MCP server failed again on a new session ({exc}): its tools are "
+                                    "unavailable for the rest of this request") from None
+            except _Lost as exc:
+                problem = str(exc)
+                try:
+                    restarted = await self._restart("failed during a call", problem)
+                except ToolError as failed:
+                    raise ToolError(f"the MCP server failed during this call ({problem}); {failed}") from None
+                raise ToolError(f"the MCP server failed during this call ({problem}); whether the call took "
+                                f"effect is unknown. {restarted.strip().strip('[]')}: call the tool again if "
+                                "it is still needed") from None
 
-        tools.append(Tool(ToolDefinition(name, spec.description or "", parameters), run))
-    return tools
+    async def _call(self, remote: str, args: dict[str, Any]) -> str:
+        conn = self._conn
+        assert conn is not None and conn.session is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await conn.session.call_tool(remote, args)
+        except TimeoutError:
+            if conn.dead():
+                raise _Lost(self._problem(conn.error or ConnectionError("connection closed"), conn)) from None
+            log.warning("agent %s: MCP server '%s': tool %s gave no answer within %g s; cancelled",
+                        self.agent, self.label, remote[:100], self.timeout)
+            raise ToolError(f"no answer within {self.timeout:g} s (TimeoutError; tools.mcp[].call_timeout); the "
+                            "call was cancelled") from None
+        except Exception as exc:  # the server died, broke the protocol, or answered with an error
+            leaf = _leaf(exc)
+            code = _error_code(exc)
+            status = conn.statuses[-1] if conn.statuses else None
+            if code is not None and str(leaf) == "Session terminated" and status == 404:
+                raise _Expired(str(leaf)) from None
+            if status in (401, 403):
+                raise ToolError(f"the MCP server refused the call: {self._problem(exc, conn)}") from None
+            if conn.dead() or code is None or code == _CONNECTION_CLOSED:
+                raise _Lost(self._problem(conn.error or exc, conn)) from None
+            raise ToolError(f"the MCP server answered with an error: {self._problem(exc, conn)}") from None
+        is_error, text = _result_text(result)
+        if is_error:
+            raise ToolError(text or "the MCP tool reported an error")
+        return text
+
+    async def _restart(self, why: str, problem: str = "") -> str:
+        """Start the server again (a new session for a remote one), within ``restarts``; what to tell the model.
+        Raises :class:`ToolError` when the budget is spent or the start fails."""
+        limit = self.server.restarts
+        if self.restarted >= limit:
+            log.warning("agent %s: MCP server '%s' %s%s; not restarted (restarted %d of tools.mcp[].restarts=%d "
+                        "times in this request)", self.agent, self.label, why, f" ({problem})" if problem else "",
+                        self.restarted, limit)
+            raise ToolError(f"the MCP server {why}, and it was already restarted {self.restarted} time(s) in this "
+                            "request (tools.mcp[].restarts): its tools are unavailable until the next request")
+        self.restarted += 1
+        delay = min(RESTART_BACKOFF * 2 ** (self.restarted - 1), _MAX_BACKOFF)
+        log.warning("agent %s: MCP server '%s' %s%s; restarting it in %.1f s (restart %d of %d in this request)",
+                    self.agent, self.label, why, f" ({problem})" if problem else "", delay, self.restarted, limit)
+        old, self._conn = self._conn, None
+        if old is not None:
+            await old.close()
+        await asyncio.sleep(delay)
+        try:
+            self._conn, listed = await self._connect()
+        except ToolError as exc:
+            log.warning("agent %s: %s", self.agent, exc)
+            raise ToolError(f"restarting it failed ({str(exc).split(': ', 1)[-1]}): its tools are unavailable "
+                            "for the rest of this request") from None
+        self._offer(listed)
+        log.warning("agent %s: MCP server '%s' restarted (%d of %d in this request)", self.agent, self.label,
+                    self.restarted, limit)
+        return f"[the MCP server {why} and was restarted ({self.restarted} of {limit} restarts in this request)]\n"
+
+
+@asynccontextmanager
+async def mcp_server_tools(server: McpServer, box: Toolbox, *, timeout: float,
+                           cwd: Path | None = None) -> AsyncIterator[McpServerTools]:
+    """Connect ``server``, offer its tools in ``box`` and keep them current until the context ends."""
+    tools = McpServerTools(server, box, timeout=timeout, cwd=cwd)
+    await tools.start()
+    box.refreshers.append(tools.refresh)
+    try:
+        yield tools
+    finally:
+        await tools.close()

@@ -1,0 +1,123 @@
+"""MCP servers over stdio that die or change their tools within a request (tests/reliability/mcp_faulty_server.py):
+a dead server is started again once, with a back-off, and says so; never in a loop; a changed tool list is
+offered as it is now."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelyard.agents.tools import open_toolbox
+from modelyard.config.schema import ToolsConfig
+from modelyard.types import ToolCall
+
+SERVER = Path(__file__).with_name("mcp_faulty_server.py")
+
+
+def config(mode: str, tmp_path: Path, **server: Any) -> ToolsConfig:
+    env = {"START_LOG": str(tmp_path / "starts"), "CRASH_MARKER": str(tmp_path / "crashed")}
+    return ToolsConfig(mcp=[{"command": sys.executable, "args": [str(SERVER), mode], "env": env, **server}],
+                       command_timeout=5)
+
+
+def starts(tmp_path: Path) -> int:
+    path = tmp_path / "starts"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+async def test_a_server_that_dies_mid_call_is_restarted_once_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with open_toolbox("eng", config("crash_once", tmp_path)) as box:
+        died = await box.call(ToolCall("secret", {}, "c1"))
+        again = await box.call(ToolCall("secret", {}, "c2"))  # was: failed at once for the rest of the request
+    assert not died.ok and "the MCP server failed during this call" in died.text
+    assert "restarted (1 of 1 restarts in this request)" in died.text and "call the tool again" in died.text
+    assert again.ok and again.text == "secret ran"
+    assert starts(tmp_path) == 2
+    assert any("restarting it in 0.5 s (restart 1 of 1" in r.getMessage() for r in caplog.records)
+    assert any("restarted (1 of 1" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_server_that_keeps_dying_is_restarted_once_then_given_up_without_a_loop(tmp_path: Path) -> None:
+    async with open_toolbox("eng", config("crash_mid_call", tmp_path)) as box:
+        outs = [await box.call(ToolCall("secret", {}, f"c{i}")) for i in range(4)]
+        start = time.perf_counter()
+        last = await box.call(ToolCall("secret", {}, "c9"))
+        quick = time.perf_counter() - start
+    assert "restarted (1 of 1" in outs[0].text
+    assert all(not o.ok for o in [*outs, last])
+    for out in (*outs[1:], last):
+        assert "already restarted 1 time(s) in this request" in out.text, out.text
+        assert "unavailable until the next request" in out.text
+    assert starts(tmp_path) == 2  # the first start and one restart: nothing more however often it is called
+    assert quick < 2  # given up: no start, no back-off
+
+
+async def until(condition: Callable[[], bool], bound: float = 15.0) -> None:
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_server_that_stopped_between_calls_is_started_before_the_next_call(tmp_path: Path) -> None:
+    async with open_toolbox("eng", config("die_idle", tmp_path)) as box:
+        first = await box.call(ToolCall("secret", {}, "c1"))
+        server = box.refreshers[0].__self__  # type: ignore[attr-defined]
+        await until(lambda: not server.connected)  # its exit seen (in a loop: while the model thinks)
+        second = await box.call(ToolCall("secret", {}, "c2"))  # the call never reached the dead one: sent anew
+    assert first.ok and first.text == "secret ran"
+    assert second.ok and second.text.endswith("secret ran")
+    assert "had stopped and was restarted (1 of 1" in second.text
+    assert starts(tmp_path) == 2
+
+
+async def test_restarts_zero_keeps_the_old_behaviour(tmp_path: Path) -> None:
+    async with open_toolbox("eng", config("crash_once", tmp_path, restarts=0)) as box:
+        died = await box.call(ToolCall("secret", {}, "c1"))
+        again = await box.call(ToolCall("secret", {}, "c2"))
+    assert not died.ok and "already restarted 0 time(s)" in died.text
+    assert not again.ok and starts(tmp_path) == 1
+
+
+async def test_a_restart_that_fails_leaves_the_tools_unavailable(tmp_path: Path) -> None:
+    cfg = config("crash_mid_call", tmp_path, env={"START_LOG": str(tmp_path / "starts"), "REFUSE_RESTART": "1"})
+    async with open_toolbox("eng", cfg) as box:
+        died = await box.call(ToolCall("secret", {}, "c1"))
+        later = await box.call(ToolCall("secret", {}, "c2"))
+    assert not died.ok and "restarting it failed" in died.text and "unavailable for the rest" in died.text
+    assert not later.ok and "already restarted 1 time(s)" in later.text
+    assert starts(tmp_path) == 2
+
+
+async def test_tools_list_changed_refreshes_the_offered_tools(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with open_toolbox("eng", config("changing", tmp_path)) as box:
+        assert "secret" in box.tools and "extra" not in box.tools
+        grew = await box.call(ToolCall("grow", {}, "c1"))
+        await box.refresh()  # what the loop does before each model step; was: the list fixed for the request
+        names = set(box.tools)
+        extra = await box.call(ToolCall("extra", {}, "c2"))
+        gone = await box.call(ToolCall("secret", {}, "c3"))
+    assert grew.ok
+    assert "extra" in names and "secret" not in names
+    assert extra.ok and extra.text == "extra ran"
+    assert not gone.ok and "unknown tool 'secret'" in gone.text
+    assert any("tools now:" in r.getMessage() and "added: extra" in r.getMessage() for r in caplog.records)
+
+
+async def test_refresh_without_a_notification_lists_nothing_again(tmp_path: Path) -> None:
+    async with open_toolbox("eng", config("changing", tmp_path)) as box:
+        before = box.definitions()
+        await box.refresh()
+        assert box.definitions() == before
