@@ -462,3 +462,16 @@ def test_a_log_handler_that_outlives_one_bot_scrubs_the_next_bots_token_too() ->
         logger.removeHandler(handler)
     assert seen == ["Set Bot API URL: http://127.0.0.1:1/bot***"] * 2
     assert len(handler.filters) == 2
+
+
+async def test_a_long_running_bot_keeps_only_its_last_replies(tmp_path, tg, llm, monkeypatch):
+    """A bot runs for weeks: it kept every finished turn's StreamingReply (its whole text, its formatted pieces)
+    in a list that only grew. It keeps the last ``REPLIES_KEPT`` now (3 here, 32 by default)."""
+    from modelyard.frontends import telegram
+
+    monkeypatch.setattr(telegram, "REPLIES_KEPT", 3, raising=False)
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg) as bot:
+        answers = [await ask(tg, f"question number {n}") for n in range(6)]
+        kept = list(bot.replies)
+    assert [r.message_ids for r in kept] == [[a["message_id"]] for a in answers[-3:]]  # the newest three

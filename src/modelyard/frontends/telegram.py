@@ -76,6 +76,8 @@ CANCELLED_NOTE = "[stopped]"
 MAX_UPDATES = 4096
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
+#: finished replies kept on the bot (benchmarks read the newest's first_edit_at): a bot runs for weeks
+REPLIES_KEPT = 32
 #: seconds between two log lines about the same failure of getUpdates
 POLL_ERROR_EVERY = 60.0
 #: tries of each Bot API call the bot starts with (getMe, deleteWebhook), and the longest wait between two
@@ -254,8 +256,9 @@ class TelegramBot:
         self._deferred: set[int] = set()
         #: per chat, the last answer given a 👎: a following /agent NAME corrects its routing
         self._disputed: dict[int, str] = {}
-        #: StreamingReply of every finished turn, newest last (benchmarks read first_edit_at)
-        self.replies: list[StreamingReply] = []
+        #: StreamingReply of the last REPLIES_KEPT turns, newest last (benchmarks read first_edit_at); every turn's
+        #: was kept, with its whole text, for as long as the bot ran
+        self.replies: deque[StreamingReply] = deque(maxlen=REPLIES_KEPT)
         #: tasks answering a message now; stop() ends each with STOPPED_NOTE rather than mid-sentence
         self._turns: set[asyncio.Task] = set()
         #: chats whose answer is on screen but not yet linked to its request (a tap may come first)
