@@ -119,3 +119,14 @@ def test_a_failing_routing_log_is_degraded_in_healthz_and_counted_in_metrics(gat
     conn = sqlite3.connect(gateway.runtime.log_path)
     assert conn.execute("SELECT COUNT(*) FROM requests WHERE id IN (?, ?)", (first, rid)).fetchone()[0] == 2
     conn.close()
+
+
+def test_metrics_export_what_a_long_running_gateway_watches_for_growth(gateway, fakes):
+    """RSS and open fds (prometheus_client's process collector), asyncio tasks on the gateway's loop and
+    threads: what benchmarks/bench_soak.py samples, and what an alert on a weeks-long ``serve`` would watch."""
+    assert chat(gateway, "coder").status_code == 200
+    found = samples(gateway)
+    assert found[("process_resident_memory_bytes", ())] > 10 * 2**20
+    assert found[("process_open_fds", ())] > 3
+    assert found[("modelyard_event_loop_tasks", ())] >= 1  # at least the scrape's own
+    assert found[("modelyard_threads", ())] >= 1

@@ -9,13 +9,15 @@ system's, from a view at most ``state.refresh`` old, and the store's own health 
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -136,6 +138,23 @@ class _Hosted(Collector):
                                 value=int(status["telegram"] == "running"))
 
 
+class _Runtime(Collector):
+    """What a process running for weeks watches for growth: asyncio tasks on the gateway's event loop and
+    threads (with ``process_resident_memory_bytes`` and ``process_open_fds`` from prometheus_client's
+    ProcessCollector beside it). Read at scrape time, on the loop's thread; nothing per request."""
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # collected off the loop (a test, a thread): the count is the loop's alone
+            tasks = None
+        if tasks is not None:
+            yield GaugeMetricFamily("modelyard_event_loop_tasks", "asyncio tasks alive on the gateway's event loop",
+                                    value=tasks)
+        yield GaugeMetricFamily("modelyard_threads", "Python threads alive in this process",
+                                value=threading.active_count())
+
+
 class _Counts(Collector):
     """The per-request counters and histograms, kept as plain numbers and exported at scrape time.
 
@@ -229,6 +248,8 @@ class GatewayMetrics:
         self.counts = _Counts()
         r.register(self.counts)
         r.register(_LiveState(router))
+        r.register(_Runtime())
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_open_fds, ... (Linux only: /proc)
         if writer is not None:
             r.register(_LogState(writer))
         if forwarder is not None:
