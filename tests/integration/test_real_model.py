@@ -92,6 +92,26 @@ async def test_tool_request_over_server_comes_back_as_plain_text(llama_server: s
     await router.aclose()
 
 
+async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_well(llama_server: str) -> None:
+    """llama_cpp.server answers a streamed prompt past its context (``--n_ctx 2048`` here) with a 200 event stream
+    and nothing in it: its error is raised inside the stream. That was malformed_response, counted against a model
+    that is well, and nothing said why. Asked once more whole, the server says it (fifth fault hunt): a bad_request
+    with its words, the model in service, the next ordinary request answered."""
+    from modelyard.router import ChainExhausted
+
+    config = make_config({"served": {"provider": "openai", "model": "qwen-coder", "endpoint": llama_server}},
+                         {"chat": {"primary": "served"}}, defaults={"cooldown": {"failures": 1}})
+    router = Router(config)
+    with pytest.raises(ChainExhausted) as info:  # no `context` set: the estimate does not skip it
+        await router.complete("chat", ChatRequest(messages=[Message("user", "0123456789" * 220)], max_tokens=8))
+    attempt = info.value.record.attempts[0]
+    assert attempt.reason == "bad_request"
+    assert "maximum context length is 2048 tokens" in (attempt.detail or "")
+    assert router.pool.local("served").health.state == "available"
+    routed = await router.complete("chat", PROMPT)
+    assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("ok", None)]
+    await router.aclose()
+
 async def test_dead_server_falls_back_to_embedded(default_model: Path) -> None:
     config = make_config(
         {"served": {"provider": "openai", "endpoint": f"http://127.0.0.1:{free_port()}"},
@@ -142,6 +162,34 @@ async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_m
     assert [(a.outcome, a.reason) for a in info.value.record.attempts] == [("skipped", "bad_request")]
     assert router.pool.local("local").health.state == "available"
 
+
+
+async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(default_model: Path) -> None:
+    """A prompt that fits the context but leaves less room than ``max_tokens`` asks (fifth fault hunt). llama-cpp-python
+    clamps it in silence: the answer stopped where the context ended — here ~20 tokens into 2,000 asked — with
+    finish ``length``, and the route said "TRUNCATED at max_tokens=2000". Now the provider refuses it in the words
+    OpenAI-compatible servers use, the router asks once more within the room (llama.cpp's cache keeps the prompt's
+    evaluation), and the attempt says the max_tokens was clamped. Without a max_tokens of the client's, an answer
+    cut by the context's end says so in its stop reason."""
+    config = make_config({"local": {"provider": "llamacpp", "path": str(default_model), "context": 256}},
+                         {"chat": {"primary": "local"}},
+                         defaults={"timeouts": {"first_token": 300, "idle": 120, "total": 600}})  # a loaded CI box
+    router = Router(config)
+    # digits are a token each, four times the estimate (router/fit.py lets it through): ~235 of the 256 tokens
+    prompt = [Message("user", "Repeat: " + "0123456789" * 20)]
+    routed = await router.complete("chat", ChatRequest(messages=prompt, max_tokens=2000))
+    refused, answered = routed.record.attempts
+    assert (refused.outcome, refused.reason) == ("retry", "bad_request")
+    assert "maximum context length is 256 tokens" in (refused.detail or "")
+    room = 256 - answered.tokens_in
+    assert answered.outcome == "ok" and 0 < room < 64
+    assert answered.detail == f"max_tokens 2000 clamped to {room}, the model's output limit"
+    assert answered.tokens_out <= room
+    assert router.pool.local("local").health.state == "available"
+    unasked = await router.complete("chat", ChatRequest(messages=prompt))
+    assert [(a.outcome, a.reason) for a in unasked.record.attempts] == [("ok", None)]
+    assert unasked.response.stop_reason == "model_context_window_exceeded" and unasked.response.truncated
+    await router.aclose()
 
 _CHATTER = '''
 import logging, os, sys, threading, time

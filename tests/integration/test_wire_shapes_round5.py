@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import JSON
+from tests.integration.test_wire_shapes import JSON, SSE
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route_cooling
 
 from modelyard.types import ChatRequest
@@ -225,3 +225,36 @@ async def test_an_error_string_with_nothing_in_it_is_not_a_crash(servers: dict[s
     routed, _ = await route_cooling("openai", servers, tmp_path, odd, odd)
     assert outcomes(routed)[-1] == ("backup", "ok", None)
     assert routed.record.attempts[0].reason == "server_error"
+
+
+# -- llama_cpp.server: an empty stream ---------------------------------------------------------------------------
+
+#: what llama_cpp.server (llama-cpp-python 0.3.36) answers a prompt past its context, asked without streaming (asked
+#: streaming, the same request gets a 200 event stream framed empty: the error is raised inside the stream)
+OVER_CONTEXT = body({"error": {"message": "This model's maximum context length is 256 tokens. However, you requested "
+                                          "437 tokens (429 in the messages, 8 in the completion). Please reduce the "
+                                          "length of the messages or completion.", "type": "invalid_request_error",
+                               "param": "messages", "code": "context_length_exceeded"}})
+
+
+async def test_an_empty_event_stream_is_asked_again_whole_and_says_why(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """llama_cpp.server answers a streamed prompt past its context with a 200 event stream and no byte in it (seen
+    with the real server: its error is raised inside the stream). That was malformed_response — a health failure
+    of a model that is well — and nothing said why. Asked once more whole, the server says it: a bad_request with
+    its words, the model stays in service (the real server: ``test_real_model.py``)."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(200, headers=SSE),
+                                          Fault.raw(400, OVER_CONTEXT, headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "maximum context length is 256 tokens" in detail(routed)
+    assert cooling == 0
+    sent = [r.json.get("stream") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [True, False]
+
+
+async def test_an_empty_event_stream_then_a_whole_answer_is_the_answer(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """The same empty stream, from a server that answers whole when asked so: the primary's answer."""
+    routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [c.name for c in routed.response.tool_calls] == ["get_weather"]  # the fake's answer to REQ's tools

@@ -60,6 +60,10 @@ class StreamResponse:
         self.answered = False
         #: the unfinished last line of a body that broke (:meth:`_whole_before_break`)
         self._cut = ""
+        #: set by a provider that asks again when a body is framed empty (an empty 200): the readers then end instead
+        #: of raising malformed_response, and :attr:`empty` says the body was so
+        self.quiet_if_empty = False
+        self.empty = False
 
     def aiter_lines(self) -> AsyncGenerator[str, None]:
         """Lines without their ending (LF, CRLF or a lone CR, as SSE allows); undecodable bytes
@@ -205,6 +209,9 @@ class StreamResponse:
             self._cut = "".join(parts) + decoder.decode(b"", final=True)  # the line the break left unfinished
             raise
         if empty and self._framed_empty():
+            if self.quiet_if_empty:
+                self.empty = True
+                return
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"HTTP {self.status_code} with an empty body: no answer")
         rest = "".join(parts) + decoder.decode(b"", final=True)
         if rest:

@@ -100,6 +100,21 @@ def load_llama(path: str, n_ctx: int, threads: int, gpu_layers: int = -1) -> Any
         return _models[key]
 
 
+#: the stop reason of an answer cut where the model's context ended (Anthropic's word for it): a truncation
+#: (types.TRUNCATED_STOPS) like ``length``, not passed as an answer cut at its max_tokens
+CONTEXT_FULL = "model_context_window_exceeded"
+
+
+def over_context(n_ctx: int, prompt_tokens: int, asked: int) -> str:
+    """A prompt that fits the context but leaves less room than ``max_tokens`` asks. llama-cpp-python clamps such a
+    request in silence: the answer stopped where the context ended, e.g. 42 tokens into 2,000 asked, with finish
+    ``length`` and the route saying "TRUNCATED at max_tokens=2000". Refused in the words OpenAI-compatible servers
+    use for it (output_cap.py reads them): the router asks once more within the room, and the route says the
+    max_tokens was clamped; the prompt's evaluation is reused from llama.cpp's cache."""
+    return (f"This model's maximum context length is {n_ctx} tokens. However, you requested {prompt_tokens + asked} "
+            f"tokens ({prompt_tokens} in the messages, {asked} in the completion).")
+
+
 def _message(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.role == "tool":
@@ -165,6 +180,7 @@ class LlamaCppProvider(Provider):
         finished: asyncio.Future[None] = loop.create_future()
         kwargs = self._kwargs(request)
         key = self._key()
+        asked = request.max_tokens  # the client's own budget (None: ours, 512, which the context may cut)
 
         def put(item: Any) -> None:
             # a last resort only: the stream waits for this thread, so its loop is normally still open
@@ -205,6 +221,9 @@ class LlamaCppProvider(Provider):
                             break
                         if prompt_tokens is None:  # the prompt is evaluated, the first token not yet
                             prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)))
+                            if asked is not None and prompt_tokens + asked > self.n_ctx:
+                                parts.close()  # now, under the model's lock: not left to the collector
+                                raise ProviderError(Reason.BAD_REQUEST, over_context(self.n_ctx, prompt_tokens, asked))
                             put(Chunk("usage", usage=Usage(prompt_tokens, 0)))
                         choice = part["choices"][0]
                         delta = choice.get("delta") or {}
@@ -222,6 +241,8 @@ class LlamaCppProvider(Provider):
                         put(("tool", c))
                     if prompt_tokens is None:
                         prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)) - produced)
+                    if finish == "length" and prompt_tokens + kwargs["max_tokens"] > self.n_ctx:
+                        finish = CONTEXT_FULL  # cut where the context ended, not at max_tokens
                     put(Chunk("usage", usage=Usage(prompt_tokens, produced)))
                     put(Chunk("done", stop_reason=finish))
             except Exception as exc:  # crosses the thread boundary as a value

@@ -345,7 +345,8 @@ class OpenAIProvider(HttpProvider):
     def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         return self._stream(request, timeouts, join=True)
 
-    async def _stream(self, request: ChatRequest, timeouts: Timeouts, *, join: bool) -> AsyncGenerator[Chunk, None]:
+    async def _stream(self, request: ChatRequest, timeouts: Timeouts, *, join: bool, streamed: bool = True
+                      ) -> AsyncGenerator[Chunk, None]:
         calls = _ToolCalls()
         usage: Usage | None = None
         deltas = 0
@@ -354,11 +355,19 @@ class OpenAIProvider(HttpProvider):
         finish = ""
         finished = False
         client = self.client  # a property: read once (issue #15)
-        async with client.stream(self._path(), self.body(request), timeouts, _extract_error,
+        body = self.body(request)
+        if not streamed:  # asked again whole: see below
+            body["stream"] = False
+            del body["stream_options"]
+        async with client.stream(self._path(), body, timeouts, _extract_error,
                                  limit=self.config.response_limit) as resp:
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
             # its choices carry "message" where a stream's carry "delta", and the loop reads either
-            batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
+            if resp.is_json:
+                batches = resp.whole_json()
+            else:
+                batches = resp.sse_batches("an event stream")
+                resp.quiet_if_empty = streamed
             if client.no_end_marker:  # learned (HttpClient.stream): a whole answer's end is not waited for long
                 batches = resp.until_quiet(batches, min(END_GRACE, timeouts.idle / 2))
             async for events in batches:  # a list per read (issue #15)
@@ -464,6 +473,16 @@ class OpenAIProvider(HttpProvider):
         if held:
             loads(held, "SSE data")  # data lines that never became JSON (raises)
         if not finished and not finish:
+            if resp.empty:
+                # an event stream framed empty, nothing said: llama_cpp.server's answer to a prompt past its context
+                # (the error is raised inside its stream, after the 200). It was malformed_response — a health
+                # failure of a model that is well, with nothing of why. Asked once more whole, the server says it
+                # (a 400 "This model's maximum context length is 256 tokens. However, you requested 437 tokens
+                # (429 in the messages, 8 in the completion)"): a bad_request, or a max_tokens the router clamps;
+                # a server that answers whole then is read as any whole answer
+                async for chunk in self._stream(request, timeouts, join=join, streamed=False):
+                    yield chunk
+                return
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         for call in calls:
             yield Chunk("tool_call", tool_call=call)
