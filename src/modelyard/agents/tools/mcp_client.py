@@ -70,6 +70,8 @@ for _name in ("mcp.client.stdio", "mcp.client.streamable_http", "mcp.client.sse"
     _sdk_log = logging.getLogger(_name)
     if not any(isinstance(f, _QuietSdkLog) for f in _sdk_log.filters):
         _sdk_log.addFilter(_QuietSdkLog())
+# the HTTP transports log each session id at INFO: a session id lets its holder act in the session
+logging.getLogger("mcp.client.streamable_http").setLevel(logging.WARNING)
 # httpx2 (the SDK's HTTP client) logs every request's full URL at INFO: a key in a query would reach the log
 logging.getLogger("httpx2").setLevel(logging.WARNING)
 
@@ -174,7 +176,8 @@ class _Connection:
         self.session: ClientSession | None = None
         self.ended = asyncio.Event()  # the connection is gone (the server died, the transport failed, closed)
         self.error: BaseException | None = None
-        self.statuses: list[int] = []  # HTTP statuses the server answered with, newest last
+        self.statuses: list[int] = []  # HTTP statuses of the POSTs the server answered, newest last
+        self.expired = False  # the last POST carried a session id and got 404: the server forgot the session
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -231,7 +234,9 @@ class _Connection:
         from mcp.client.streamable_http import streamable_http_client
 
         async def seen(response: Any) -> None:
-            self.statuses = [*self.statuses[-7:], response.status_code]
+            if response.request.method == "POST":  # not the GET stream nor the closing DELETE
+                self.statuses = [*self.statuses[-7:], response.status_code]
+                self.expired = response.status_code == 404 and "mcp-session-id" in response.request.headers
 
         def client(headers: dict[str, str] | None = None, timeout: Any = None, auth: Any = None) -> Any:
             return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks={"response": [seen]})
@@ -277,6 +282,7 @@ class McpServerTools:
                                                          .split("/")[0])) or "mcp"
         self.names: dict[str, str] = {}  # the server's tool name -> the name offered to the model
         self.restarted = 0
+        self.renewed = 0  # new HTTP sessions for forgotten ones (404): the spec's rule, not counted as restarts
         self.stale = False
         self._conn: _Connection | None = None
         self._lock = asyncio.Lock()
@@ -315,6 +321,8 @@ class McpServerTools:
         status = conn.statuses[-1] if conn and conn.statuses else None
         if isinstance(_leaf(exc), TimeoutError):
             return f"no answer within {self.server.start_timeout:g} s (tools.mcp[].start_timeout)"
+        if conn is not None and conn.expired:
+            return "HTTP 404 for the session the server had just given"
         if status in (401, 403):
             which = ("the token in the variable named by tools.mcp[].bearer_token_env or headers_env"
                      if self.server.bearer_token_env or self.server.headers_env
@@ -373,7 +381,7 @@ class McpServerTools:
                 return await self.call(remote, args)
 
             self.box.put(Tool(ToolDefinition(name, spec.description or "", parameters), run))
-        if self.restarted or self.stale or gone:
+        if self.restarted or self.renewed or self.stale or gone:
             log.info("agent %s: MCP server '%s' tools now: %d (added: %s; removed: %s)", self.agent, self.label,
                      len(self.names), ", ".join(added) or "none", ", ".join(gone) or "none")
 
@@ -397,25 +405,37 @@ class McpServerTools:
         async with self._lock:
             note = ""
             if self._conn is None or self._conn.dead():
-                note = await self._restart("had stopped")
+                note = f"[the MCP server had stopped and was {await self._restart('had stopped')}]\n"
             try:
                 return note + await self._call(remote, args)
-            except _Expired:  # nothing ran: a new session, and the call again (the spec's "MUST start a new session")
-                note += await self._restart("no longer knew this session (HTTP 404)")
+            except _Expired as exc:  # nothing ran: a new session and the call again (the spec's MUST), once
+                await self._renew(str(exc))
                 try:
                     return note + await self._call(remote, args)
-                except (_Expired, _Lost) as exc:
-                    raise ToolError(f"the MCP server failed again on a new session ({exc}): its tools are "
-                                    "unavailable for the rest of this request") from None
+                except (_Expired, _Lost) as again:
+                    raise ToolError(f"the MCP server failed again on a new session ({again}); call the tool "
+                                    "again later") from None
             except _Lost as exc:
-                problem = str(exc)
-                try:
-                    restarted = await self._restart("failed during a call", problem)
-                except ToolError as failed:
-                    raise ToolError(f"the MCP server failed during this call ({problem}); {failed}") from None
-                raise ToolError(f"the MCP server failed during this call ({problem}); whether the call took "
-                                f"effect is unknown. {restarted.strip().strip('[]')}: call the tool again if "
-                                "it is still needed") from None
+                restarted = await self._restart("failed during this call", str(exc))  # raises when it cannot
+                raise ToolError(f"the MCP server failed during this call ({exc}); whether the call took effect "
+                                f"is unknown. It was {restarted}: call the tool again if it is still needed"
+                                ) from None
+
+    async def _renew(self, problem: str) -> None:
+        """A new HTTP session for one the server forgot (restarted, expired it): not a restart of anything."""
+        self.renewed += 1
+        log.warning("agent %s: MCP server '%s' no longer knew its session (%s); starting a new session and "
+                    "sending the call again (%d in this request)", self.agent, self.label, problem, self.renewed)
+        old, self._conn = self._conn, None
+        if old is not None:
+            await old.close()
+        try:
+            self._conn, listed = await self._connect()
+        except ToolError as exc:
+            log.warning("agent %s: %s", self.agent, exc)
+            raise ToolError(f"the MCP server no longer knew its session and a new one could not be started "
+                            f"({str(exc).split(': ', 1)[-1]})") from None
+        self._offer(listed)
 
     async def _call(self, remote: str, args: dict[str, Any]) -> str:
         conn = self._conn
@@ -434,11 +454,13 @@ class McpServerTools:
             leaf = _leaf(exc)
             code = _error_code(exc)
             status = conn.statuses[-1] if conn.statuses else None
-            if code is not None and str(leaf) == "Session terminated" and status == 404:
-                raise _Expired(str(leaf)) from None
+            if conn.expired:  # the SDK says "Session terminated" (or passes the server's 404 error on)
+                raise _Expired(f"HTTP 404: {str(leaf)[:200]}") from None
             if status in (401, 403):
                 raise ToolError(f"the MCP server refused the call: {self._problem(exc, conn)}") from None
             if conn.dead() or code is None or code == _CONNECTION_CLOSED:
+                with contextlib.suppress(TimeoutError):  # its task holds the cause (a dropped HTTP connection...)
+                    await asyncio.wait_for(conn.ended.wait(), 1.0)
                 raise _Lost(self._problem(conn.error or exc, conn)) from None
             raise ToolError(f"the MCP server answered with an error: {self._problem(exc, conn)}") from None
         is_error, text = _result_text(result)
@@ -447,15 +469,16 @@ class McpServerTools:
         return text
 
     async def _restart(self, why: str, problem: str = "") -> str:
-        """Start the server again (a new session for a remote one), within ``restarts``; what to tell the model.
-        Raises :class:`ToolError` when the budget is spent or the start fails."""
+        """Start the server again (a new connection for a remote one), within ``restarts``; "restarted (n of m
+        …)" for the model. Raises :class:`ToolError` when the budget is spent or the start fails."""
         limit = self.server.restarts
+        what = f"the MCP server {why}{f' ({problem})' if problem else ''}"
         if self.restarted >= limit:
             log.warning("agent %s: MCP server '%s' %s%s; not restarted (restarted %d of tools.mcp[].restarts=%d "
                         "times in this request)", self.agent, self.label, why, f" ({problem})" if problem else "",
                         self.restarted, limit)
-            raise ToolError(f"the MCP server {why}, and it was already restarted {self.restarted} time(s) in this "
-                            "request (tools.mcp[].restarts): its tools are unavailable until the next request")
+            raise ToolError(f"{what}, and it was already restarted {self.restarted} time(s) in this request "
+                            "(tools.mcp[].restarts): its tools are unavailable until the next request")
         self.restarted += 1
         delay = min(RESTART_BACKOFF * 2 ** (self.restarted - 1), _MAX_BACKOFF)
         log.warning("agent %s: MCP server '%s' %s%s; restarting it in %.1f s (restart %d of %d in this request)",
@@ -468,12 +491,12 @@ class McpServerTools:
             self._conn, listed = await self._connect()
         except ToolError as exc:
             log.warning("agent %s: %s", self.agent, exc)
-            raise ToolError(f"restarting it failed ({str(exc).split(': ', 1)[-1]}): its tools are unavailable "
-                            "for the rest of this request") from None
+            raise ToolError(f"{what}; restarting it failed ({str(exc).split(': ', 1)[-1]}): its tools are "
+                            "unavailable for the rest of this request") from None
         self._offer(listed)
         log.warning("agent %s: MCP server '%s' restarted (%d of %d in this request)", self.agent, self.label,
                     self.restarted, limit)
-        return f"[the MCP server {why} and was restarted ({self.restarted} of {limit} restarts in this request)]\n"
+        return f"restarted ({self.restarted} of {limit} restarts in this request)"
 
 
 @asynccontextmanager
