@@ -258,3 +258,34 @@ async def test_an_empty_event_stream_then_a_whole_answer_is_the_answer(servers: 
     routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, headers=SSE))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert [c.name for c in routed.response.tool_calls] == ["get_weather"]  # the fake's answer to REQ's tools
+
+
+# -- Gemini's OpenAI-compatible endpoint, Cerebras ---------------------------------------------------------------
+
+async def test_geminis_list_wrapped_429_says_its_words_and_waits_its_delay(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """Gemini's OpenAI-compatible endpoint (generativelanguage.googleapis.com/v1beta/openai) answers its errors as a
+    JSON *list* of one error object (page-assist#406: ``[{"error": {"code": 429, "message": "Resource has been
+    exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED"}}]``), the wait in Google's ``RetryInfo``
+    detail. The row held the raw JSON's first 120 characters, and the model cooled for the breaker's second."""
+    exhausted = Fault.raw(429, body([{"error": {
+        "code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                     "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}]), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, exhausted)
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert detail(routed) == "HTTP 429 RESOURCE_EXHAUSTED: Resource has been exhausted (e.g. check quota)."
+    assert 37 - 15 < cooling <= 37
+
+
+async def test_cerebras_daily_limit_headers_are_read(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Cerebras names its limits by kind *and* window (``x-ratelimit-remaining-requests-day``,
+    ``x-ratelimit-reset-requests-day: 33011.4``, seconds; Cerebras' rate-limit docs and the clients that read them):
+    only ``-requests`` / ``-tokens`` / ``-input-tokens`` / ``-output-tokens`` were read."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.status(429, headers={
+        "x-ratelimit-limit-requests-day": "14400", "x-ratelimit-remaining-requests-day": "0",
+        "x-ratelimit-reset-requests-day": "3011.382867", "x-ratelimit-remaining-tokens-minute": "60000",
+        "x-ratelimit-reset-tokens-minute": "11.382867"}))
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert 3011 - 15 < cooling <= 3012

@@ -736,9 +736,13 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
     if retry_after is None and reason is Reason.OVERLOADED:
         retry_after = _estimated_time(data)
     if retry_after is None and reason is Reason.RATE_LIMITED:
+        if isinstance(data, list) and len(data) == 1:  # Gemini's OpenAI-compatible endpoint: the error in a list
+            data = data[0]
         retry_after = limit_reset(headers)
         if retry_after is None and isinstance(data, dict):
             retry_after = limit_reset(_metadata_headers(data))
+            if retry_after is None:
+                retry_after = _retry_delay(data)
     return ProviderError(
         reason,
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),
@@ -750,7 +754,6 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
 #: the rate limits servers report per kind, each with what is left and when it resets: Anthropic's
 #: ``anthropic-ratelimit-<kind>-remaining`` / ``-reset`` (an RFC 3339 time), OpenAI's (and vLLM-fronting proxies')
 #: ``x-ratelimit-remaining-<kind>`` / ``x-ratelimit-reset-<kind>`` (a duration such as "1s", "6m0s", "20ms")
-_LIMIT_KINDS = ("requests", "tokens", "input-tokens", "output-tokens")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -762,17 +765,37 @@ def limit_reset(headers: Any) -> float | None:
     (``x-ratelimit-remaining`` / ``x-ratelimit-reset``: OpenRouter, whose reset is a time in epoch milliseconds, and
     Together)."""
     resets: list[float] = []
-    pairs = [("x-ratelimit-remaining", "x-ratelimit-reset")]
-    for kind in _LIMIT_KINDS:
-        pairs += ((f"anthropic-ratelimit-{kind}-remaining", f"anthropic-ratelimit-{kind}-reset"),
-                  (f"x-ratelimit-remaining-{kind}", f"x-ratelimit-reset-{kind}"))
-    for remaining, reset in pairs:
-        if (headers.get(remaining) or "").strip() != "0" or not (value := (headers.get(reset) or "").strip()):
+    for name, left in headers.items():
+        name = name.lower()
+        if name.startswith("x-ratelimit-remaining"):  # any kind: Cerebras' "-requests-day", "-tokens-minute"
+            reset = "x-ratelimit-reset" + name[len("x-ratelimit-remaining"):]
+        elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):
+            reset = name[:-len("remaining")] + "reset"
+        else:
+            continue
+        if str(left).strip() != "0" or not (value := str(headers.get(reset) or "").strip()):
             continue
         seconds = _reset_seconds(value)
         if seconds is not None:
             resets.append(seconds)
     return max(resets) if resets else None
+
+
+def _retry_delay(data: Any) -> float | None:
+    """Google's wait in an error body: ``details[]`` holds ``{"@type": "type.googleapis.com/google.rpc.RetryInfo",
+    "retryDelay": "37s"}`` (Gemini's API and its OpenAI-compatible endpoint, whose body is that object in a list)."""
+    err = data.get("error") if isinstance(data, dict) else None
+    details = err.get("details") if isinstance(err, dict) else None
+    for item in details if isinstance(details, list) else ():
+        if isinstance(item, dict) and str(item.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = item.get("retryDelay")
+            if isinstance(delay, str) and delay.endswith("s"):
+                try:
+                    seconds = float(delay[:-1])
+                except ValueError:
+                    return None
+                return seconds if 0 <= seconds < float("inf") else None
+    return None
 
 
 def _metadata_headers(data: dict[str, Any]) -> dict[str, str]:

@@ -51,10 +51,13 @@ def _extract_error(body: Any) -> tuple[str, str]:
     message was empty, the client read "HTTP 503" and nothing else), and OpenRouter's ``metadata`` (the upstream's
     own words in ``raw``, the moderation's reasons). Words that decide the reason whatever the status are named as
     :data:`~modelyard.providers.http.REFUSED`, ``UNSUPPORTED`` or ``NO_ROOM``."""
+    if isinstance(body, list) and len(body) == 1:  # Gemini's OpenAI-compatible endpoint: [{"error": {...}}]
+        body = body[0]
     err = body.get("error", body)
     if isinstance(err, dict):
-        kind = err.get("type") or err.get("code") or ""
-        kind = kind if isinstance(kind, str) else ""  # OpenRouter's code is the status again: "HTTP 400 400: …"
+        # the first word among type, code and Google's status ("RESOURCE_EXHAUSTED"); a numeric code is the status
+        # again (OpenRouter's, Google's): "HTTP 400 400: …"
+        kind = next((k for k in (err.get("type"), err.get("code"), err.get("status")) if k and isinstance(k, str)), "")
         message = err.get("message", "")
         message = message if isinstance(message, str) else _detail(message)
         if not message and "detail" in err:
