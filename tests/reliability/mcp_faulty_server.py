@@ -7,8 +7,10 @@ tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool nam
 schemas a provider refuses, non-text content, a secret in its environment), ``crash_once`` (exits on its
 first call ever: a marker file, ``CRASH_MARKER``, remembers it across restarts), ``die_idle`` (exits right
 after answering a call, as a server killed between calls), ``changing`` (its ``grow`` tool adds a tool
-``extra``, removes ``secret`` and sends ``notifications/tools/list_changed``). With ``START_LOG`` set, each
-start appends a line to that file; with ``REFUSE_RESTART`` set too, a start after the first exits at once.
+``extra``, removes ``secret`` and sends ``notifications/tools/list_changed``), ``paged`` (lists its tools
+three to a page, with ``nextCursor``), ``stuck_cursor`` (its last page names itself as the next one).
+With ``START_LOG`` set, each start appends a line to that file; with ``REFUSE_RESTART`` set too, a start
+after the first exits at once.
 """
 
 from __future__ import annotations
@@ -86,7 +88,15 @@ def main() -> None:
             if grown:
                 tools = [t for t in TOOLS if t["name"] != "secret"] + [
                     {"name": "extra", "description": "added later", "inputSchema": {"type": "object"}}]
-            send({"jsonrpc": "2.0", "id": rid, "result": {"tools": tools}})
+            result = {"tools": tools}
+            if MODE in ("paged", "stuck_cursor"):
+                start = int((msg.get("params") or {}).get("cursor") or 0)
+                result = {"tools": tools[start:start + 3]}
+                if start + 3 < len(tools):
+                    result["nextCursor"] = str(start + 3)
+                elif MODE == "stuck_cursor":
+                    result["nextCursor"] = str(start)
+            send({"jsonrpc": "2.0", "id": rid, "result": result})
         elif method == "tools/call":
             marker = os.environ.get("CRASH_MARKER", "")
             if MODE == "crash_mid_call" or (MODE == "crash_once" and marker and not os.path.exists(marker)):

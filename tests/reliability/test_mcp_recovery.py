@@ -121,3 +121,14 @@ async def test_refresh_without_a_notification_lists_nothing_again(tmp_path: Path
         before = box.definitions()
         await box.refresh()
         assert box.definitions() == before
+
+
+@pytest.mark.parametrize("mode", ["paged", "stuck_cursor"])
+async def test_every_page_of_the_tool_list_is_offered(mode: str, tmp_path: Path) -> None:
+    start = time.perf_counter()
+    async with open_toolbox("eng", config(mode, tmp_path)) as box:  # was: the first page only (3 tools)
+        names = set(box.tools)
+        out = await box.call(ToolCall("secret", {}, "c1"))  # on the last page
+    assert {"grow", "read_file", "huge", "fails", "secret"} <= names
+    assert out.ok and out.text == "secret ran"
+    assert time.perf_counter() - start < 20  # a cursor that never advances ends the walk

@@ -78,6 +78,8 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 #: first back-off before a server is started again, doubled for each further restart in one request
 RESTART_BACKOFF = 0.5
 _MAX_BACKOFF = 5.0
+#: pages of tools/list followed at most
+MAX_TOOL_PAGES = 50
 #: how long closing a connection (a stdio server's exit, an HTTP session's DELETE) may take
 _CLOSE_TIMEOUT = 10.0
 try:
@@ -156,6 +158,29 @@ def _error_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
+async def list_all_tools(session: ClientSession) -> list[Any]:
+    """Every page of ``tools/list`` (a server pages it as it likes; the SDK returns one page). A cursor seen
+    before (servers that hand back the same one on the last page) or more than MAX_TOOL_PAGES pages end it."""
+    from mcp.types import PaginatedRequestParams
+
+    tools: dict[str, Any] = {}
+    cursor: str | None = None
+    seen: set[str] = set()
+    for _ in range(MAX_TOOL_PAGES):
+        page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor) if cursor else None)
+        for spec in page.tools:
+            tools.setdefault(spec.name, spec)  # a name listed twice: the first stands
+        cursor = _field(page, "next_cursor", "nextCursor")
+        if not cursor:
+            return list(tools.values())
+        if cursor in seen:
+            log.warning("MCP tools/list: the server gave a cursor it had given before; %d tools taken", len(tools))
+            return list(tools.values())
+        seen.add(cursor)
+    log.warning("MCP tools/list: more than %d pages; the first %d tools taken", MAX_TOOL_PAGES, len(tools))
+    return list(tools.values())
+
+
 class _Lost(Exception):
     """The connection ended under a call: whether the call took effect is unknown."""
 
@@ -206,7 +231,7 @@ class _Connection:
                 session = await stack.enter_async_context(
                     ClientSession(read, write, message_handler=self._on_message))
                 await session.initialize()
-                listed = await session.list_tools()
+                listed = await list_all_tools(session)
                 self.session = session
                 if not ready.done():
                     ready.set_result(listed)
@@ -356,10 +381,10 @@ class McpServerTools:
         if self._conn is not None:
             await self._conn.close()
 
-    def _offer(self, listed: Any) -> None:
+    def _offer(self, listed: list[Any]) -> None:
         """Offer the listed tools in the box: new ones added, gone ones removed, changed ones replaced."""
         wanted: dict[str, Any] = {}
-        for spec in listed.tools:
+        for spec in listed:
             parameters = _field(spec, "input_schema", "inputSchema") or {"type": "object", "properties": {}}
             if not _valid_schema(parameters):
                 log.warning("MCP server '%s': tool '%s' left out: its input schema is not a valid JSON schema",
@@ -392,7 +417,7 @@ class McpServerTools:
         conn = self._conn
         try:
             async with asyncio.timeout(self.timeout):
-                listed = await conn.session.list_tools()  # type: ignore[union-attr]
+                listed = await list_all_tools(conn.session)  # type: ignore[arg-type]
         except Exception as exc:
             log.warning("agent %s: MCP server '%s' said its tools changed but listing them failed (%s); the "
                         "previous list stays", self.agent, self.label, self._problem(exc, conn))
