@@ -289,3 +289,51 @@ async def test_cerebras_daily_limit_headers_are_read(servers: dict[str, Any], tm
         "x-ratelimit-reset-tokens-minute": "11.382867"}))
     assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
     assert 3011 - 15 < cooling <= 3012
+
+
+# -- the model's own failure, said in the request's status ------------------------------------------------------
+
+async def test_groqs_tool_use_failed_is_the_models_unusable_answer(servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """Groq answers a tool call its model wrote that does not parse with a 400 ``tool_use_failed`` (the model's
+    text in ``failed_generation``; clients retry it, it is intermittent). As a 400 it was a bad_request: a chain
+    ending on it told the client its own request was wrong (400, do not retry). The answer was unusable, as a tool
+    call written as plain text is; the model's text stays out of the row."""
+    failed = Fault.raw(400, body({"error": {
+        "message": "Failed to call a function. Please adjust your prompt. See 'failed_generation' for more details.",
+        "type": "invalid_request_error", "code": "tool_use_failed",
+        "failed_generation": "<function=get_weather{\"city\": \"Paris\"}</function>"}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, failed)
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)]
+    assert "Failed to call a function" in detail(routed) and "<function=" not in detail(routed)
+    assert cooling == 0
+
+
+def _or_chunk(choice: dict[str, Any]) -> str:
+    return "data: " + body({"id": "gen-1", "object": "chat.completion.chunk", "model": "openai/gpt-4o",
+                            "provider": "OpenAI", "choices": [choice]}) + "\n\n"
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_openrouters_error_inside_a_choice_keeps_its_code(streamed: bool, servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """OpenRouter puts a failure met after the 200 in the choice itself — ``choices[].error`` beside
+    ``finish_reason: "error"`` (its API reference; the typed clients carry it, koog's OpenRouterStreamChoice), the
+    status in ``code``. It was a stream_error without a word: an upstream's rate limit asked again at once, and
+    the model never cooled."""
+    err = {"code": 429, "message": "Provider returned error",
+           "metadata": {"raw": "deepseek/deepseek-r1:free is temporarily rate-limited upstream",
+                        "provider_name": "Chutes"}}
+    if streamed:
+        fault = Fault.raw(200, _or_chunk({"index": 0, "delta": {"content": "Sun"}, "finish_reason": None}),
+                          _or_chunk({"index": 0, "delta": {"content": ""}, "finish_reason": "error",
+                                     "native_finish_reason": "error", "error": err}), "data: [DONE]\n\n",
+                          headers=SSE)
+    else:
+        fault = Fault.raw(200, body({"id": "gen-1", "object": "chat.completion", "model": "openai/gpt-4o",
+                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                                                  "finish_reason": "error", "error": err}]}), headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, fault, fault)
+    assert [(a.outcome, a.reason) for a in routed.record.attempts][-1] == ("ok", None)
+    assert routed.record.attempts[0].reason == "rate_limited"
+    assert "temporarily rate-limited upstream" in detail(routed)

@@ -679,7 +679,13 @@ _TRANSIENT_4XX = frozenset({408, 425, 460, 499})
 #: failures in ``error_type``: "generation" and "incomplete_generation" come as 424 and 500 (a 424 was bad_request:
 #: neither retried nor counted; a CUDA fault mid-generation, text-generation-inference#1510), "overloaded" as 429
 REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
+#: Groq's 400 ``tool_use_failed``: the *model's* tool call did not parse ("Failed to call a function. Please adjust
+#: your prompt. See 'failed_generation' for more details."), or a required call never came. It was a bad_request — a
+#: chain ending on it told the client its request was wrong (400, do not retry); the answer was unusable, as a tool
+#: call written as text is: the next model is asked
+TOOL_USE_FAILED = "tool_use_failed"
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
+                 TOOL_USE_FAILED: Reason.UNUSABLE_REPLY,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
                  "overloaded": Reason.OVERLOADED}
 

@@ -25,6 +25,7 @@ from modelyard.providers.http import (
     NO_ROOM_WORDS,
     NOT_JSON,
     REFUSED,
+    TOOL_USE_FAILED,
     UNSUPPORTED,
     HttpProvider,
     error_field,
@@ -64,6 +65,8 @@ def _extract_error(body: Any) -> tuple[str, str]:
             message, kind = _detail(err["detail"]), kind or _detail_type(err["detail"])
         if isinstance(meta := err.get("metadata"), dict):
             kind, message = _openrouter(meta, kind, message)
+        if err.get("code") == "tool_use_failed":  # Groq: the model's tool call did not parse (its words are in
+            kind = TOOL_USE_FAILED  # failed_generation, the model's text: left out of the log)
     elif err is None or err == "":
         kind, message = "", ""
     else:
@@ -170,6 +173,17 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 #: finish reasons that mean the generation failed, whatever came before them: OpenRouter's "error"; vLLM's
 #: "abort" (an engine shutdown, sleep or scale-down ends the request, then [DONE] as if complete: vllm#57082)
 _FAILED = frozenset({"error", "abort"})
+
+
+def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
+    """A choice that ended in failure. OpenRouter puts the failure in the choice itself (``choices[].error``, its
+    ``code`` the status: a 429 upstream, a 502), streamed and whole: it was a stream_error without a word of it —
+    an upstream's rate limit asked again at once and never cooled."""
+    err = choice.get("error")
+    if isinstance(err, dict) and err:
+        kind, message = _extract_error({"error": err})
+        return stream_error(kind, message, err.get("code"))
+    return ProviderError(Reason.STREAM_ERROR, f"the server ended the answer with finish_reason '{finish}'")
 
 
 class _ToolCalls:
@@ -462,8 +476,7 @@ class OpenAIProvider(HttpProvider):
                             if choice.get("finish_reason"):
                                 finish = str(choice["finish_reason"])
                                 if finish in _FAILED:
-                                    raise ProviderError(Reason.STREAM_ERROR,
-                                                        f"the server ended the answer with finish_reason '{finish}'")
+                                    raise _failed(choice, finish)
                                 resp.answered = True
                 except Exception:
                     if texts:  # what came before the failure is delivered first, as one delta at a time was
