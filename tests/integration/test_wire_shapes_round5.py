@@ -337,3 +337,66 @@ async def test_openrouters_error_inside_a_choice_keeps_its_code(streamed: bool, 
     assert [(a.outcome, a.reason) for a in routed.record.attempts][-1] == ("ok", None)
     assert routed.record.attempts[0].reason == "rate_limited"
     assert "temporarily rate-limited upstream" in detail(routed)
+
+
+# -- checked and already held ----------------------------------------------------------------------------------------
+
+def _data(obj: Any) -> str:
+    return "data: " + body(obj) + "\n\n"
+
+
+_LLAMA_SERVER = [  # llama-server's stream (tools/server): its timings object and n_probs' logprobs on the last chunks
+    _data({"choices": [{"finish_reason": None, "index": 0, "delta": {"role": "assistant", "content": None}}],
+           "created": 1732000000, "id": "chatcmpl-x", "model": "qwen", "system_fingerprint": "b6500-1a2b3c",
+           "object": "chat.completion.chunk"}),
+    _data({"choices": [{"finish_reason": None, "index": 0, "delta": {"content": "Sunny."},
+                        "logprobs": {"content": [{"id": 50, "token": "Sunny.", "logprob": -0.01, "bytes": [83],
+                                                  "top_logprobs": [{"id": 50, "logprob": -0.01}]}]}}],
+           "created": 1732000000, "id": "chatcmpl-x", "model": "qwen", "object": "chat.completion.chunk"}),
+    _data({"choices": [{"finish_reason": "stop", "index": 0, "delta": {}}], "created": 1732000000,
+           "id": "chatcmpl-x", "model": "qwen", "object": "chat.completion.chunk",
+           "usage": {"completion_tokens": 2, "prompt_tokens": 9, "total_tokens": 11},
+           "timings": {"cache_n": 0, "prompt_n": 9, "prompt_ms": 20.1, "prompt_per_token_ms": 2.2,
+                       "prompt_per_second": 447.7, "predicted_n": 2, "predicted_ms": 30.5,
+                       "predicted_per_token_ms": 15.2, "predicted_per_second": 65.5}}),
+    "data: [DONE]\n\n",
+]
+_VLLM = [  # vLLM with stream_options continuous_usage_stats: usage on every chunk, stop_reason a token id
+    _data({"id": "chatcmpl-y", "object": "chat.completion.chunk", "model": "qwen",
+           "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                        "finish_reason": None}], "usage": {"prompt_tokens": 9, "total_tokens": 9,
+                                                          "completion_tokens": 0}}),
+    _data({"id": "chatcmpl-y", "object": "chat.completion.chunk", "model": "qwen",
+           "choices": [{"index": 0, "delta": {"content": "Sunny."}, "logprobs": None, "finish_reason": None}],
+           "usage": {"prompt_tokens": 9, "total_tokens": 10, "completion_tokens": 1}}),
+    _data({"id": "chatcmpl-y", "object": "chat.completion.chunk", "model": "qwen",
+           "choices": [{"index": 0, "delta": {"content": ""}, "logprobs": None, "finish_reason": "stop",
+                        "stop_reason": 151645}], "usage": {"prompt_tokens": 9, "total_tokens": 11,
+                                                           "completion_tokens": 2}}),
+    _data({"id": "chatcmpl-y", "object": "chat.completion.chunk", "model": "qwen", "choices": [],
+           "usage": {"prompt_tokens": 9, "total_tokens": 11, "completion_tokens": 2,
+                     "prompt_tokens_details": None}}),
+    "data: [DONE]\n\n",
+]
+
+
+@pytest.mark.parametrize("raw", [_LLAMA_SERVER, _VLLM], ids=["llama-server", "vllm"])
+async def test_llama_server_and_vllm_extras_are_read_past(raw: list[str], servers: dict[str, Any],  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    """Held already (guards): llama-server's ``timings`` and n_probs ``logprobs``, vLLM's usage on every chunk
+    (``continuous_usage_stats``) and its ``stop_reason`` token id are extras the answer is read past."""
+    routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, *raw, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.response.stop_reason == "stop"
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (9, 2)
+
+
+async def test_llama_server_loading_model_is_overloaded(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Held already (guards): llama-server's 503 while it loads the model, ``{"error":{"code":503,"message":
+    "Loading model","type":"unavailable_error"}}``: retried, then the next model."""
+    loading = Fault.raw(503, body({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}),
+                        headers=JSON)
+    routed, _ = await route_cooling("openai", servers, tmp_path, loading, loading)
+    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
+                                ("backup", "ok", None)]
+    assert detail(routed) == "HTTP 503 unavailable_error: Loading model"
