@@ -72,6 +72,8 @@ class Gateway:
         self.openapi = json.dumps(openapi_document()).encode()
         #: serve's lender and bot (None: an app made without them, e.g. in tests)
         self.hosting: Hosting | None = None
+        #: the dashboard's month-so-far summary: one read of the log at a time, reused while fresh
+        self.summaries = dashboard.Summaries(runtime.log_store, runtime.config, self.router)
         #: requests in flight; the server starts it on SIGTERM/Ctrl-C so each ends properly (drain.py)
         self.drain = Drain()
 
@@ -220,7 +222,7 @@ async def api_summary(request: Request) -> Response:
         return denied
     gw = _gw(request)
     try:
-        data = await dashboard.summary(gw.runtime.log_store, gw.runtime.config, gw.router)
+        data = await gw.summaries.get()
     except LogUnavailable as exc:
         return error_response(503, str(exc), code="log_unavailable")
     cfg = gw.runtime.config
