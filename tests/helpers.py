@@ -6,8 +6,11 @@ router's timing rules be tested to the millisecond without network noise.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from modelyard.config import Config
@@ -61,3 +64,18 @@ class ScriptedProvider(Provider):
             yield Chunk("done", stop_reason="stop")
         finally:
             self.in_flight -= 1
+
+
+def parse_source(path: Path) -> ast.Module:
+    """``ast.parse`` a file with the garbage collector held off. On Python 3.11 a finalizer that runs inside the AST
+    constructor (an earlier test's leftover object collected just then, reporting an unraisable exception) makes
+    ``ast.parse`` raise "SystemError: AST constructor recursion depth mismatch" — a CPython bug, not the file's
+    (clean-clone CI of 2026-11-29: test_layers failed so after a leaked Redis listener was collected)."""
+    source = path.read_text()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, filename=str(path))
+    finally:
+        if enabled:
+            gc.enable()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 import modelyard.gateway
+from tests.helpers import parse_source
 
 GATEWAY = Path(modelyard.gateway.__file__).parent
 
@@ -25,7 +26,7 @@ def _decorators(node: ast.AST) -> list[str]:
 def test_no_module_rebinds_a_global_or_caches_at_module_level():
     offenders = []
     for path in sorted(GATEWAY.glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse_source(path)):
             if isinstance(node, ast.Global):
                 offenders.append(f"{path.name}:{node.lineno}: global {', '.join(node.names)}")
             caches = [d for d in _decorators(node) if d.rsplit(".", 1)[-1] in ("cache", "lru_cache", "cached_property")]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.helpers import parse_source
 from tests.plugins.toy_backend import SHAPE, ToyProvider
 from typer.testing import CliRunner
 
@@ -187,7 +188,7 @@ BUILTIN = {"ollama", "openai", "anthropic", "llamacpp"}
 
 def modules(package: str) -> Iterator[tuple[Path, ast.Module]]:
     for path in sorted((SRC / package).rglob("*.py")):
-        yield path, ast.parse(path.read_text())
+        yield path, parse_source(path)
 
 
 def test_ops_never_asks_which_backend_it_is() -> None:

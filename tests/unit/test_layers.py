@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.helpers import parse_source
+
 SRC = Path(__file__).resolve().parents[2] / "src" / "modelyard"
 
 #: bottom first; packages in one layer may import each other as long as no cycle forms
@@ -30,7 +32,7 @@ def _imports() -> list[tuple[str, int, str]]:
     out = []
     for path in SRC.rglob("*.py"):
         rel = path.relative_to(SRC).as_posix()
-        for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+        for node in ast.walk(parse_source(path)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -203,6 +203,14 @@ class LinkStatus:
     splits: list[str] = field(default_factory=list)
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class RedisLink:
     """The pool's connection to Redis, shared by every model's :class:`RedisState`."""
 
@@ -668,8 +676,14 @@ class RedisLink:
             except Exception:
                 pass
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                if _loop_running():
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+            if not _loop_running():
+                # closed from outside any loop: the task was left pending by a loop that stopped without us and is
+                # being collected. redis-py may have turned the GeneratorExit into an error of its own (caught
+                # above); sleeping on would raise "no running event loop" from the garbage collector
+                return
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 

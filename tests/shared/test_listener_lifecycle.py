@@ -1,0 +1,56 @@
+"""A grants listener left behind by a loop that stopped without it ends quietly when it is collected.
+
+Clean-clone CI of 2026-11-29 failed in an unrelated test (``test_layers``: "AST constructor recursion depth
+mismatch") because such a listener, collected mid-parse, ran on after it was closed: it had been parked in a redis-py
+call that turns whatever interrupts it into an error of its own (a disconnect in an ``except BaseException``, which
+needs a running loop) — so the GeneratorExit arrived as an ordinary exception, the listener's ``except Exception``
+took it, and it went on to ``asyncio.sleep`` outside any loop: "RuntimeError: no running event loop", reported as an
+unraisable exception while the AST was being built. The test stands in for that redis-py call (the one outside part
+here) and drives modelyard's own listener."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+from redis.asyncio.client import PubSub
+
+from modelyard.config.schema import StateConfig
+from modelyard.router.shared.link import RedisLink
+
+
+def test_a_listener_abandoned_with_its_loop_closes_without_running_on(redis_url: str, prefix: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    link = RedisLink(StateConfig(url=redis_url, prefix=prefix))
+    loop = asyncio.new_event_loop()
+
+    async def start() -> asyncio.Task[None]:
+        link.ensure_started()
+        listener = next(t for t in link._tasks if t.get_name() == "modelyard-state-grants")
+        with redis.Redis.from_url(redis_url) as client:
+            for _ in range(1000):  # until it is subscribed and waiting for a message
+                await asyncio.sleep(0.01)
+                if client.pubsub_numsub(link.channel)[0][1]:
+                    break
+        return listener
+
+    real_get_message = PubSub.get_message
+
+    async def get_message_that_converts_its_exit(self: PubSub, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real_get_message(self, *args, **kwargs)
+        except BaseException:
+            asyncio.get_running_loop()  # redis-py's disconnect-and-reraise: outside a loop this raises RuntimeError
+            raise
+
+    monkeypatch.setattr(PubSub, "get_message", get_message_that_converts_its_exit)
+    listener = loop.run_until_complete(start())
+    assert not listener.done()
+    coro = listener.get_coro()
+    try:
+        coro.close()  # what the garbage collector does to a coroutine left pending; must not raise
+    finally:
+        monkeypatch.undo()
+        loop.close()
