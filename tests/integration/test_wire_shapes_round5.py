@@ -400,3 +400,19 @@ async def test_llama_server_loading_model_is_overloaded(servers: dict[str, Any],
     assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
                                 ("backup", "ok", None)]
     assert detail(routed) == "HTTP 503 unavailable_error: Loading model"
+
+
+@pytest.mark.parametrize("where", ["status", "midstream"])
+async def test_a_raw_nested_past_the_parsers_depth_is_no_crash(where: str, servers: dict[str, Any],  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """Guards the ``metadata.raw`` reader: an error whose raw holds error objects 250 deep (750 objects: orjson still
+    reads them), none with a message, is read one level and said as what it is, however deep it goes."""
+    deep: dict[str, Any] = {"message": None}
+    for _ in range(250):
+        deep = {"error": {"message": None, "metadata": {"raw": deep}}}
+    err = {"message": "Provider returned error", "code": 502, "metadata": {"raw": deep, "provider_name": "X"}}
+    fault = (Fault.raw(502, body({"error": err}), headers=JSON) if where == "status"
+             else Fault.raw(200, _data({"error": err}), headers=SSE))
+    routed, _ = await route_cooling("openai", servers, tmp_path, fault, fault)
+    assert routed.record.attempts[0].reason in ("server_error", "stream_error")
+    assert outcomes(routed)[-1] == ("backup", "ok", None)

@@ -52,6 +52,13 @@ def _extract_error(body: Any) -> tuple[str, str]:
     message was empty, the client read "HTTP 503" and nothing else), and OpenRouter's ``metadata`` (the upstream's
     own words in ``raw``, the moderation's reasons). Words that decide the reason whatever the status are named as
     :data:`~modelyard.providers.http.REFUSED`, ``UNSUPPORTED`` or ``NO_ROOM``."""
+    try:
+        return _read_error(body)
+    except RecursionError:  # str() of an object nested past the interpreter's depth
+        return "", "an error object nested too deep to read"
+
+
+def _read_error(body: Any) -> tuple[str, str]:
     if isinstance(body, list) and len(body) == 1:  # Gemini's OpenAI-compatible endpoint: [{"error": {...}}]
         body = body[0]
     err = body.get("error", body)
@@ -87,15 +94,21 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     return kind, message
 
 
-def _detail(detail: Any) -> str:
-    """FastAPI's ``detail``: text, ``{"msg", "type"}`` (KoboldCpp), or a list of ``{"loc", "msg"}`` (a 422)."""
+def _detail(detail: Any, inner: bool = False) -> str:
+    """FastAPI's ``detail``: text, ``{"msg", "type"}`` (KoboldCpp), or a list of ``{"loc", "msg"}`` (a 422); read
+    one level in (Mistral's message is ``{"detail": [...]}``), never further."""
     if isinstance(detail, str):
         return detail
     if isinstance(detail, dict):
-        if "detail" in detail:  # Mistral's 422: the message is {"detail": [...]}
-            return _detail(detail["detail"])
+        if "detail" in detail and not inner:  # Mistral's 422: the message is {"detail": [...]}
+            return _detail(detail["detail"], inner=True)
         text = detail.get("msg") or detail.get("message") or detail.get("error")
-        return text if isinstance(text, str) else json.dumps(detail, default=str)[:MAX_SAID]
+        if isinstance(text, str):
+            return text
+        try:
+            return json.dumps(detail, default=str)[:MAX_SAID]
+        except (ValueError, RecursionError):
+            return "(an object)"
     if isinstance(detail, list):
         said_parts = []
         for item in detail[:5]:
@@ -127,12 +140,17 @@ def _openrouter(meta: dict[str, Any], kind: str, message: str) -> tuple[str, str
     if raw is None or raw == "":
         return kind, message
     inner = try_loads(raw) if isinstance(raw, str) else raw
-    if inner is NOT_JSON:
-        upstream = str(raw)
-    elif isinstance(inner, dict):
-        upstream = _extract_error(inner)[1] or json.dumps(inner, default=str)
+    err = inner.get("error", inner) if isinstance(inner, dict) else inner  # one level: no error nests another here
+    text = err.get("message") or err.get("detail") if isinstance(err, dict) else err
+    if isinstance(text, str) and text:
+        upstream = text
+    elif isinstance(raw, str):
+        upstream = raw
     else:
-        upstream = str(inner)
+        try:
+            upstream = json.dumps(raw, default=str)[:MAX_SAID]
+        except (ValueError, RecursionError):  # nested past what the encoder goes
+            upstream = f"({type(raw).__name__})"
     provider = meta.get("provider_name")
     by = f"{provider}: " if isinstance(provider, str) and provider else ""
     return kind, f"{message} ({by}{upstream})" if message else f"{by}{upstream}"
