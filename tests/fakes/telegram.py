@@ -192,6 +192,13 @@ class TelegramServer(FakeServer):
             self._updates.append(full)
         return full
 
+    def resend(self, update: dict[str, Any]) -> None:
+        """Queue an update again, id and all: what getUpdates returns for one never confirmed (the bot took it
+        and died before its next call passed a higher offset)."""
+        with self._state:
+            self._updates.append(json.loads(json.dumps(update)))
+            self._updates.sort(key=lambda u: u["update_id"])
+
     def push_message(
         self,
         user_id: int,

@@ -63,6 +63,8 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
                 await bot.start()
             except TelegramError as exc:  # no network, a proxy, a revoked token: say which, not a traceback
                 raise fail(_cannot_start(exc, settings.token_env), code=1) from None
+            except TelegramSetupError as exc:  # another bot polls this token here
+                raise fail(str(exc), code=1) from None
             await runtime.pool.peek()  # connects to a running serve now, so the line below is true
             err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}; "
                       f"limits: {runtime.pool.describe_state()}. Ctrl-C stops it.", highlight=False, markup=False)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
-from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 PLACEHOLDER = "…"
 _FINAL_TRIES = 3
+#: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
+FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
 
 
@@ -55,6 +57,9 @@ class StreamingReply:
         self.edits = 0
         #: start() ran: the answer is on its way to the chat (with or without a placeholder)
         self.started = False
+        #: finish() gave up on a final message that might still get through later (an outage, repeated errors);
+        #: False once it got through, or was refused for good (blocked, removed from the chat)
+        self.undelivered = True
         self._shown: list[Formatted] = []
         #: the Bot API refused this answer's entities once: the rest goes out as plain text
         self._plain = False
@@ -126,20 +131,36 @@ class StreamingReply:
                 await self._task
             except Exception as exc:  # never lose the final answer to a failed intermediate edit
                 log.warning("telegram: edit task in chat %s failed (%s)", self.chat_id, type(exc).__name__)
-        for attempt in range(_FINAL_TRIES):
+        attempt, outage_until, pause = 0, time.monotonic() + FINAL_OUTAGE, 0.5
+        while attempt < _FINAL_TRIES:
             try:
                 await self._render(text or PLACEHOLDER, markup, note)
+                self.undelivered = False
                 break
             except RetryAfter as exc:
+                attempt += 1
                 await asyncio.sleep(min(retry_seconds(exc.retry_after), _MAX_BACKOFF))
             except TelegramError as exc:
                 if isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and _unwritable(exc)):
                     # blocked by the person, removed from the group, a topic closed: no try will get through
                     log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
+                    self.undelivered = False
                     break
+                if _unreachable(exc) and time.monotonic() < outage_until:
+                    # the network or Telegram's front is down (a reset, a timeout, a 502): three tries in 1.5 s lost
+                    # the final answer to any outage longer than that — it is tried until FINAL_OUTAGE runs out
+                    if pause == 0.5:
+                        log.warning("telegram: final answer in chat %s: Telegram unreachable (%s); trying again for "
+                                    "up to %.0f s", self.chat_id, type(exc).__name__, FINAL_OUTAGE)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 10.0)
+                    continue
+                attempt += 1
                 log.warning("telegram: final edit in chat %s failed (%s), attempt %d",
-                            self.chat_id, type(exc).__name__, attempt + 1)
-                await asyncio.sleep(0.5 * (attempt + 1))
+                            self.chat_id, type(exc).__name__, attempt)
+                await asyncio.sleep(0.5 * attempt)
+        if self.undelivered:
+            log.warning("telegram: final answer in chat %s could not be delivered", self.chat_id)
         return list(self.message_ids)
 
     async def _editor(self) -> None:
@@ -255,6 +276,12 @@ _UNWRITABLE = ("chat not found", "topic_closed", "topic_deleted", "thread not fo
 def _unwritable(exc: BadRequest) -> bool:
     said = str(exc).lower()
     return any(reason in said for reason in _UNWRITABLE)
+
+
+def _unreachable(exc: TelegramError) -> bool:
+    """No answer from the Bot API itself: the connection failed or timed out, or its front said 502/503/504
+    (python-telegram-bot's NetworkError; BadRequest is one too, but that is the API refusing)."""
+    return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
 
 
 def _refused_entities(exc: BadRequest) -> bool:

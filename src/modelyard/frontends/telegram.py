@@ -286,6 +286,10 @@ class TelegramBot:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if not self.inbox.claim():
+            raise TelegramSetupError(
+                f"another bot process on this machine polls with this bot token and routing log ({self.store.path}); "
+                "only one can take its updates — stop that one first (Telegram would answer both with 409 Conflict)")
         await self._initialize()
         try:
             await self.app.bot.set_my_commands([
@@ -559,7 +563,7 @@ class TelegramBot:
         if kept is not None and kept.shown:  # a run before a restart left this answer's messages on screen
             reply.adopt(int(kept.shown["chat_id"]), [int(i) for i in kept.shown["ids"]])
         if kept is not None and kept.answer:  # and had its whole answer: shown, not asked again
-            await self._show(reply, kept.answer, chat.id, user.id)
+            await self._show(update_id, reply, kept.answer, chat.id, user.id)
             return
         held = False
 
@@ -620,9 +624,10 @@ class TelegramBot:
         answer = {"text": result.text, "agent": answered.agent, "model": answered.model,
                   "request_id": answered.request_id}
         self.inbox.answered(update_id, answer)  # in the history now: a restart from here shows it, asks nothing
-        await self._show(reply, answer, chat.id, user.id)
+        await self._show(update_id, reply, answer, chat.id, user.id)
 
-    async def _show(self, reply: StreamingReply, answer: dict[str, Any], chat_id: int, user_id: int) -> None:
+    async def _show(self, update_id: int, reply: StreamingReply, answer: dict[str, Any], chat_id: int,
+                    user_id: int) -> None:
         """The final answer with its buttons, each message linked to its request for 👍/👎."""
         note = f"— {answer['agent']} · {answer['model']}" if answer.get("model") else ""
         linked = self._linking[chat_id] = asyncio.Event()
@@ -634,6 +639,12 @@ class TelegramBot:
             linked.set()
             if self._linking.get(chat_id) is linked:
                 del self._linking[chat_id]
+        if reply.undelivered:  # Telegram unreachable past FINAL_OUTAGE: kept, and shown at the next start
+            self._deferred.add(update_id)
+            self._keep_shown(update_id, reply)
+            log.warning("telegram: chat %s: the answer (request %s) is kept and shown when the bot next starts",
+                        chat_id, answer["request_id"])
+            return
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
                  chat_id, answer["agent"], answer["model"], answer["request_id"], len(message_ids))
 

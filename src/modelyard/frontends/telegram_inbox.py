@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -53,13 +54,38 @@ class Inbox:
 
     def __init__(self, path: str | Path, bot_id: str):
         self.bot_id = bot_id
+        self.path = Path(path)
         self._conn: sqlite3.Connection = connect(path)
+        self._lock_fd: int | None = None
         # a commit here is the only copy of a message Telegram is about to forget: on disk before it returns,
         # power cuts included (the routing log's NORMAL can lose the last commits to one)
         self._conn.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
+        self.release()
         self._conn.close()
+
+    def claim(self) -> bool:
+        """Be the one process polling this token over this file (an flock, dropped when the process ends, however
+        it ends). A second one fought the first for updates (409 Conflict, each taking what the other's poll did
+        not), and at its start took the first's unanswered messages for a dead process's and answered them too."""
+        if self._lock_fd is not None:
+            return True
+        import fcntl
+
+        fd = os.open(f"{self.path}.telegram-{self.bot_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops the flock
+            self._lock_fd = None
 
     def take(self, updates: list[tuple[int, dict[str, Any]]]) -> set[int]:
         """Keep these updates (id, JSON) in one commit; the ids not seen before (the rest were taken earlier)."""
