@@ -8,7 +8,9 @@ schemas a provider refuses, non-text content, a secret in its environment), ``cr
 first call ever: a marker file, ``CRASH_MARKER``, remembers it across restarts), ``die_idle`` (exits right
 after answering a call, as a server killed between calls), ``changing`` (its ``grow`` tool adds a tool
 ``extra``, removes ``secret`` and sends ``notifications/tools/list_changed``), ``paged`` (lists its tools
-three to a page, with ``nextCursor``), ``stuck_cursor`` (its last page names itself as the next one).
+three to a page, with ``nextCursor``), ``stuck_cursor`` (its last page names itself as the next one),
+``mute`` (never answers), ``wedge_once`` (its first call ever stops it answering anything, pings included,
+though it stays alive).
 With ``START_LOG`` set, each start appends a line to that file; with ``REFUSE_RESTART`` set too, a start
 after the first exits at once.
 """
@@ -72,6 +74,10 @@ def main() -> None:
         sys.exit(3)
     if MODE == "slow_start":  # an npx/uvx server on its first run
         time.sleep(float(os.environ.get("START_DELAY", "3")))
+    if MODE == "mute":  # reads everything, answers nothing
+        for _ in sys.stdin:
+            pass
+        return
     for line in sys.stdin:
         msg = json.loads(line)
         if MODE == "junk":
@@ -103,6 +109,10 @@ def main() -> None:
                 if marker:
                     open(marker, "w").close()
                 sys.exit(1)
+            if MODE == "wedge_once" and marker and not os.path.exists(marker):  # alive, answering nothing
+                open(marker, "w").close()
+                while True:
+                    time.sleep(3600)
             name = msg["params"]["name"]
             result = CONTENT.get(name) or {"content": [{"type": "text", "text": f"{name} ran"}]}
             if MODE == "changing" and name == "grow":

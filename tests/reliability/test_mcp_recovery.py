@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from modelyard.agents.errors import AgentError
 from modelyard.agents.tools import open_toolbox
 from modelyard.config.schema import ToolsConfig
 from modelyard.types import ToolCall
@@ -132,3 +133,49 @@ async def test_every_page_of_the_tool_list_is_offered(mode: str, tmp_path: Path)
     assert {"grow", "read_file", "huge", "fails", "secret"} <= names
     assert out.ok and out.text == "secret ran"
     assert time.perf_counter() - start < 20  # a cursor that never advances ends the walk
+
+
+async def test_a_server_that_never_answers_at_start_is_bounded_by_its_start_timeout(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    with pytest.raises(AgentError, match=r"could not start: no answer within 1 s"):
+        async with open_toolbox("eng", config("mute", tmp_path, start_timeout=1)):
+            pass
+    assert time.perf_counter() - start < 5  # not start_timeout plus a graceful close's wait
+
+
+async def test_a_turn_cancelled_while_a_server_starts_leaves_no_server_running(tmp_path: Path) -> None:
+    async def turn() -> None:
+        async with open_toolbox("eng", config("mute", tmp_path, start_timeout=60)):
+            pass
+
+    task = asyncio.create_task(turn())
+    await until(lambda: starts(tmp_path) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pid = int((tmp_path / "starts").read_text().split()[0])
+    proc = Path(f"/proc/{pid}")
+    await until(lambda: not proc.exists() or "State:\tZ" in (proc / "status").read_text())
+
+
+async def test_a_server_not_required_that_cannot_start_is_left_out_and_the_agent_runs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = ToolsConfig(mcp=[{"command": sys.executable, "args": [str(SERVER), "crash_at_start"], "required": False},
+                           {"command": sys.executable, "args": [str(SERVER), "odd"]}])
+    async with open_toolbox("eng", cfg) as box:  # was: the agent failed with the first server's start error
+        out = await box.call(ToolCall("secret", {}, "c1"))
+    assert out.ok and out.text == "secret ran"
+    assert any("could not start" in r.getMessage() and "required: false" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_wedged_server_that_answers_no_ping_is_restarted(tmp_path: Path) -> None:
+    async with open_toolbox("eng", config("wedge_once", tmp_path, call_timeout=1)) as box:
+        start = time.perf_counter()
+        wedged = await box.call(ToolCall("secret", {}, "c1"))
+        elapsed = time.perf_counter() - start
+        again = await box.call(ToolCall("secret", {}, "c2"))  # was: every call waited out its timeout
+    assert not wedged.ok
+    assert "no answer within 1 s (TimeoutError; tools.mcp[].call_timeout), nor to a ping" in wedged.text
+    assert "restarted (1 of 1 restarts in this request)" in wedged.text and elapsed < 10
+    assert again.ok and again.text == "secret ran"
+    assert starts(tmp_path) == 2

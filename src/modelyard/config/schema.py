@@ -219,8 +219,10 @@ class McpServer(Strict):
                                  "(an `npx`/`uvx` server's first run downloads packages)")
     call_timeout: float | None = Field(None, gt=0, le=3600, description="seconds one tool call may take "
                                        "(default: tools.command_timeout, at least 10 s)")
-    restarts: int = Field(1, ge=0, le=3, description="times a server that died (or an HTTP session that "
-                          "ended) is started again within one request, with a back-off")
+    restarts: int = Field(1, ge=0, le=3, description="times a server that died (or whose HTTP connection "
+                          "dropped) is started again within one request, with a back-off")
+    required: bool = Field(True, description="false: a server that cannot start is left out with a warning and "
+                           "the agent runs without its tools, rather than failing")
 
     @field_validator("url")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from modelyard.agents.tools.commands import command_tool
 from modelyard.agents.tools.fetch import fetch_tool
 from modelyard.agents.tools.files import Workspace, file_tools
 from modelyard.config.schema import ToolsConfig
+
+log = logging.getLogger("modelyard.agents.tools")
 
 __all__ = ["Tool", "ToolError", "ToolOutcome", "Toolbox", "Workspace", "has_tools", "open_toolbox"]
 
@@ -57,7 +60,10 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
                 await stack.enter_async_context(mcp_server_tools(
                     server, box, timeout=max(cfg.command_timeout, 10.0), cwd=workspace.root if workspace else None))
             except ToolError as exc:
-                raise AgentError(f"agent '{agent}': {exc}") from None
+                if server.required:
+                    raise AgentError(f"agent '{agent}': {exc}") from None
+                log.warning("agent %s: %s; its tools are left out of this request (tools.mcp[].required: false)",
+                            agent, exc)
         try:
             yield box
         except BaseException as exc:  # re-raised below, unwrapped

@@ -16,7 +16,8 @@ may take the turn down with them:
 - an HTTP session the server no longer knows (404, as after the server restarted) is replaced by a new one and
   the call sent again, as the spec requires (the SDK only reports "Session terminated");
 - ``notifications/tools/list_changed`` marks the list stale: it is listed again before the next model step;
-- a call past its timeout is cancelled (the SDK tells the server) and the connection kept;
+- a call past its timeout is cancelled (the SDK tells the server) and the connection kept — unless the
+  server does not answer a ping either: then it is wedged, and started again as a dead one;
 - names providers refuse (dots, over 64 characters) are offered under a valid name and called by the real
   one; a tool whose schema is no JSON schema is left out; non-text content is described rather than dropped;
 - credentials for remote servers come from the environment (``bearer_token_env``, ``headers_env``); logs and
@@ -78,6 +79,8 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 #: first back-off before a server is started again, doubled for each further restart in one request
 RESTART_BACKOFF = 0.5
 _MAX_BACKOFF = 5.0
+#: after a call past its timeout, how long a ping may take before the server is taken for wedged (restarted)
+PING_TIMEOUT = 5.0
 #: pages of tools/list followed at most
 MAX_TOOL_PAGES = 50
 #: how long closing a connection (a stdio server's exit, an HTTP session's DELETE) may take
@@ -218,9 +221,13 @@ class _Connection:
         """Connect, initialize and list the tools, within ``start_timeout``; the listing."""
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._hold(ready), name=f"mcp {self.server.label}")
-        done, _ = await asyncio.wait({ready}, timeout=self.server.start_timeout)
+        try:
+            done, _ = await asyncio.wait({ready}, timeout=self.server.start_timeout)
+        except BaseException:  # the turn was cancelled while the server started
+            self._task.cancel()
+            raise
         if not done:
-            await self.close()
+            await self.close(at_once=True)
             raise TimeoutError
         return ready.result()
 
@@ -278,16 +285,23 @@ class _Connection:
         if getattr(root, "method", None) == "notifications/tools/list_changed":
             self.on_change()
 
-    async def close(self) -> None:
+    async def close(self, *, at_once: bool = False) -> None:
+        """End the connection: gracefully (a stdio server's exit, an HTTP session's DELETE) within
+        _CLOSE_TIMEOUT, else — or ``at_once`` — by cancelling its task."""
         self._stop.set()
         task = self._task
         if task is None or task.done():
             return
-        _, pending = await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
-        if pending:
+        try:
+            if not at_once:
+                _, pending = await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
+                if not pending:
+                    return
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await asyncio.wait({task}, timeout=_CLOSE_TIMEOUT)
+        except BaseException:  # our caller was cancelled: the connection must not outlive it
+            task.cancel()
+            raise
 
 
 class McpServerTools:
@@ -471,10 +485,12 @@ class McpServerTools:
         except TimeoutError:
             if conn.dead():
                 raise _Lost(self._problem(conn.error or ConnectionError("connection closed"), conn)) from None
-            log.warning("agent %s: MCP server '%s': tool %s gave no answer within %g s; cancelled",
-                        self.agent, self.label, remote[:100], self.timeout)
-            raise ToolError(f"no answer within {self.timeout:g} s (TimeoutError; tools.mcp[].call_timeout); the "
-                            "call was cancelled") from None
+            late = f"no answer within {self.timeout:g} s (TimeoutError; tools.mcp[].call_timeout)"
+            if not await self._answers_ping(conn):  # wedged, not just slow at this one call
+                raise _Lost(f"{late}, nor to a ping") from None
+            log.warning("agent %s: MCP server '%s': tool %s gave no answer within %g s; cancelled (the server "
+                        "still answers a ping)", self.agent, self.label, remote[:100], self.timeout)
+            raise ToolError(f"{late}; the call was cancelled") from None
         except Exception as exc:  # the server died, broke the protocol, or answered with an error
             leaf = _leaf(exc)
             code = _error_code(exc)
@@ -492,6 +508,14 @@ class McpServerTools:
         if is_error:
             raise ToolError(text or "the MCP tool reported an error")
         return text
+
+    async def _answers_ping(self, conn: _Connection) -> bool:
+        try:
+            async with asyncio.timeout(min(PING_TIMEOUT, self.timeout)):
+                await conn.session.send_ping()  # type: ignore[union-attr]
+        except Exception as exc:  # an error answer is an answer: alive (a server may not know "ping")
+            return _error_code(exc) not in (None, _CONNECTION_CLOSED) and not conn.dead()
+        return True
 
     async def _restart(self, why: str, problem: str = "") -> str:
         """Start the server again (a new connection for a remote one), within ``restarts``; "restarted (n of m
