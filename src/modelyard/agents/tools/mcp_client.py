@@ -220,6 +220,7 @@ class _Connection:
     async def open(self) -> Any:
         """Connect, initialize and list the tools, within ``start_timeout``; the listing."""
         ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # no "never retrieved" after a timeout
         self._task = asyncio.create_task(self._hold(ready), name=f"mcp {self.server.label}")
         try:
             done, _ = await asyncio.wait({ready}, timeout=self.server.start_timeout)
