@@ -416,3 +416,18 @@ async def test_a_raw_nested_past_the_parsers_depth_is_no_crash(where: str, serve
     routed, _ = await route_cooling("openai", servers, tmp_path, fault, fault)
     assert routed.record.attempts[0].reason in ("server_error", "stream_error")
     assert outcomes(routed)[-1] == ("backup", "ok", None)
+
+
+async def test_lm_studios_200_for_a_path_it_does_not_serve_is_a_wrong_endpoint(servers: dict[str, Any],  # noqa: F811
+                                                                               tmp_path: Path) -> None:
+    """LM Studio answers a path it does not serve with a *200* and ``{"error":"Unexpected endpoint or method. (POST
+    /chat/completions)"}`` (lmstudio-bug-tracker#618: "Returning 200 anyway"), e.g. an endpoint set to its
+    ``/api/v0`` REST API. Read as an error under 200 it was a stream_error: asked again, and again on every request.
+    It says the endpoint is wrong, as a 404 would: the model cools as a model not there, and the row says what to
+    set."""
+    wrong = Fault.raw(200, body({"error": "Unexpected endpoint or method. (POST /api/v0/v1/chat/completions)"}),
+                      headers={"content-type": "application/json; charset=utf-8", "x-powered-by": "Express"})
+    routed, cooling = await route_cooling("openai", servers, tmp_path, wrong, wrong)
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert "set the model's endpoint" in detail(routed)
+    assert cooling > 4  # cooldown.max_seconds (5)

@@ -320,7 +320,9 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         else:  # OpenAI's and Azure's word is in the code: {"type": "requests", "code": "rate_limit_exceeded"}
             named = f"{kind} {code}"
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
-    if any(word in named for word in _BILLING_TYPES):  # as for a 402: lasts until someone pays
+    if kind and (decided := _TYPE_DECIDES.get(kind)) is not None:  # the provider read the words (see above)
+        reason = decided
+    elif any(word in named for word in _BILLING_TYPES):  # as for a 402: lasts until someone pays
         reason = Reason.AUTH_ERROR
     elif "overload" in named or status in (503, 529):
         reason = Reason.OVERLOADED
@@ -684,8 +686,12 @@ REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
 #: chain ending on it told the client its request was wrong (400, do not retry); the answer was unusable, as a tool
 #: call written as text is: the next model is asked
 TOOL_USE_FAILED = "tool_use_failed"
+#: the path takes no such request (LM Studio answers a path it does not serve with a *200* and
+#: ``{"error": "Unexpected endpoint or method. (POST /api/v0/v1/chat/completions)"}``, lmstudio-bug-tracker#618): a
+#: wrong endpoint in the config, as a 404 or 405 says — it was a stream_error, asked again on every request
+WRONG_ENDPOINT = "wrong_endpoint"
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
-                 TOOL_USE_FAILED: Reason.UNUSABLE_REPLY,
+                 TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
                  "overloaded": Reason.OVERLOADED}
 

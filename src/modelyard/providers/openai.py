@@ -27,6 +27,7 @@ from modelyard.providers.http import (
     REFUSED,
     TOOL_USE_FAILED,
     UNSUPPORTED,
+    WRONG_ENDPOINT,
     HttpProvider,
     error_field,
     loads,
@@ -91,6 +92,9 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
                              "tools with this model)")
     if "memory" in message and NO_ROOM_WORDS.search(message):
         return NO_ROOM, f"the server cannot load the model here: {message}"
+    if message.startswith("Unexpected endpoint or method."):
+        return WRONG_ENDPOINT, (f"{message} (LM Studio serves POST /v1/chat/completions: set the model's endpoint to "
+                                "the server's address, with or without /v1)")
     return kind, message
 
 
