@@ -140,7 +140,7 @@ async def test_a_server_that_never_answers_at_start_is_bounded_by_its_start_time
     with pytest.raises(AgentError, match=r"could not start: no answer within 1 s"):
         async with open_toolbox("eng", config("mute", tmp_path, start_timeout=1)):
             pass
-    assert time.perf_counter() - start < 5  # not start_timeout plus a graceful close's wait
+    assert time.perf_counter() - start < 8  # not start_timeout plus a graceful close's 10 s wait
 
 
 async def test_a_turn_cancelled_while_a_server_starts_leaves_no_server_running(tmp_path: Path) -> None:

@@ -68,3 +68,25 @@ def test_mcp_config_errors_name_file_line_and_key(server: str, line: int, key: s
     assert err.path == "cfg.yaml" and err.line == line and err.key == key, (err.line, err.key, str(err))
     assert words in str(err), str(err)
     assert "sk-live-123" not in str(err) and "pw@" not in str(err)
+
+
+def test_check_names_an_unset_mcp_token_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard.ops.check import check_config
+
+    monkeypatch.delenv("EXAMPLE_MCP_TOKEN", raising=False)
+    monkeypatch.setenv("EXAMPLE_MCP_KEY", "set")
+    config = parse_config(BASE + """\
+        - url: https://mcp.example.com/mcp?k=1
+          bearer_token_env: EXAMPLE_MCP_TOKEN
+          headers_env: {X-Api-Key: EXAMPLE_MCP_KEY}
+        - url: https://other.example.com/mcp
+          headers_env: {X-Api-Key: EXAMPLE_MCP_TOKEN}
+          required: false
+""", "cfg.yaml")
+    found = [(f.level, f.message) for f in check_config(config, {}) if "MCP server" in f.message]
+    assert found == [
+        ("error", "agent 'chat': MCP server 'https://mcp.example.com/mcp' needs the environment variable "
+                  "EXAMPLE_MCP_TOKEN (tools.mcp[].bearer_token_env), which is not set here"),
+        ("warning", "agent 'chat': MCP server 'https://other.example.com/mcp' needs the environment variable "
+                    "EXAMPLE_MCP_TOKEN (tools.mcp[].headers_env.X-Api-Key), which is not set here"),
+    ]

@@ -7,6 +7,7 @@ a silent failure — so that is an error here, with a model that passed suggeste
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -113,6 +114,7 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
                                     agent_name, suggestion="set the missing credentials or add an available fallback"))
         if needs_tools(agent):
             findings += _tool_findings(config, agent_name, agent, probes, capable)
+        findings += _mcp_credentials(agent_name, agent)
         if agent.thinking and (p := probes.get(chain[0])) and (c := p.get("thinking")) and c.ok is False:
             findings.append(Finding("warning", f"agent '{agent_name}' asks for thinking, but its primary "
                                     f"'{chain[0]}' showed none when probed ({c.detail})", agent_name, chain[0]))
@@ -173,6 +175,22 @@ def _unsent_thinking(provider: Provider) -> str | None:
     if profile.thinking_switch is ThinkingSwitch.NONE:
         return f"the {provider.config.provider} provider knows no thinking switch for '{provider.model_id}'"
     return "its switch is words in the prompt, sent only to models known to think (config or probe)"
+
+
+def _mcp_credentials(agent_name: str, agent: AgentConfig) -> list[Finding]:
+    """An MCP server whose token variable is not set fails at its first request: say so before."""
+    out = []
+    for server in agent.tools.mcp:
+        wanted = [(env, f"headers_env.{header}") for header, env in server.headers_env.items()]
+        if server.bearer_token_env:
+            wanted.append((server.bearer_token_env, "bearer_token_env"))
+        for env, key in wanted:
+            if not os.environ.get(env):
+                level: Level = "error" if server.required else "warning"
+                out.append(Finding(level, f"agent '{agent_name}': MCP server '{server.label}' needs the environment "
+                                   f"variable {env} (tools.mcp[].{key}), which is not set here", agent_name,
+                                   suggestion="set it where modelyard runs (for the service, in its env file)"))
+    return out
 
 
 def _tool_findings(config: Config, agent_name: str, agent: AgentConfig, probes: dict[str, ProbeResult],
