@@ -8,6 +8,7 @@ below the offset is gone), so the old bot, killed mid-answer, never answered tha
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sqlite3
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelyard.frontends.telegram import HELP, TelegramBot, TelegramSetupError
+from modelyard.frontends.telegram import HELP, STOPPED_NOTE, TelegramBot, TelegramSetupError
 from modelyard.runtime import open_runtime
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.server import poll
@@ -178,3 +179,38 @@ async def test_an_outage_as_the_answer_ends_delays_the_final_message_but_loses_n
     with db(config) as conn:
         assert conn.execute("SELECT COUNT(*) FROM message_requests").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("fault", [Fault.status(429, retry_after=1), Fault.drop_midstream(after_chunks=1),
+                                   Fault.hang_before_headers()], ids=["429_flood", "reset_mid_response", "silent"])
+async def test_a_poll_lost_on_its_way_loses_no_message(tmp_path, llm, caplog, fault):
+    """The getUpdates that carries the message is refused (flood control), cut off mid-response (a reset) or
+    never answered (a connection gone silent, until the read timeout): nothing was confirmed, so the next poll
+    brings the message again — answered once, no traceback."""
+    with TelegramServer(fault_methods=["getUpdates"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.push_message(ALICE, text="hello there")
+        tg.push(fault)
+        async with running_bot(config, tg):
+            await eventually(final_message(tg, ALICE), 30)
+    assert len(llm.requests) == 1
+    assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_an_answer_cut_short_by_a_stop_is_given_at_the_next_start(tmp_path, tg):
+    """serve's SIGTERM mid-answer: the message says it stopped, and the next start answers it there."""
+    with OpenAIServer(reply_text=WORDS, chunk_interval=0.05) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="tell me a long story")
+            await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "word5" in (c.text or "")], 30)
+        stopped = [c for c in tg.calls_to("editMessageText") if c.chat_id == ALICE][-1]
+        assert stopped.text.endswith(STOPPED_NOTE)
+        async with running_bot(config, tg):
+            final = await eventually(final_message(tg, ALICE), 30)
+    assert final["text"].startswith(WORDS) and final["message_id"] == stopped.params["message_id"]
+    assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1
+    with db(config) as conn:
+        assert [r[0] for r in conn.execute("SELECT outcome FROM requests ORDER BY ts")] == ["cancelled", "ok"]
+        assert [r[0] for r in conn.execute("SELECT role FROM turns ORDER BY seq")] == ["user", "assistant"]
