@@ -431,3 +431,29 @@ async def test_lm_studios_200_for_a_path_it_does_not_serve_is_a_wrong_endpoint(s
     assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
     assert "set the model's endpoint" in detail(routed)
     assert cooling > 4  # cooldown.max_seconds (5)
+
+
+@pytest.mark.parametrize(("said", "room"), [
+    # vLLM's renderer today (and Bedrock's, Cloudflare's OpenAI-compatible endpoints in front of it)
+    ("This model's maximum context length is 32768 tokens. However, you requested 8192 output tokens and your "
+     "prompt contains at least 24577 input tokens, for a total of at least 32769 tokens. Please reduce the length "
+     "of the input prompt or the number of requested output tokens.", 8191),
+    # SGLang
+    ("Requested token count exceeds the model's maximum context length of 32768 tokens. You requested a total of "
+     "33000 tokens: 24808 tokens from the input messages and 8192 tokens for the completion. Please reduce the "
+     "number of tokens in the input messages or the completion to fit within the limit.", 7960),
+])
+async def test_vllms_and_sglangs_context_room_refusals_are_clamped(said: str, room: int, servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """A max_tokens past the room the prompt leaves, in the words vLLM uses now and SGLang uses (a benchmark's
+    "transient 500" that was this 400 in disguise; Bedrock's GLM one token over its window): only vLLM's older
+    wordings were read, so the request fell back instead of being asked once more within the room."""
+    servers["openai"].push(Fault.raw(400, body({"object": "error", "message": said, "type": "BadRequestError",
+                                                "param": "input_tokens", "code": 400}), headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", ChatRequest(messages=REQ.messages, tools=REQ.tools, max_tokens=8192))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "retry", "bad_request"), ("primary", "ok", None)]
+    sent = [r.json.get("max_tokens") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [8192, room]

@@ -48,6 +48,18 @@ _CONTEXT = re.compile(r"maximum context length is (\d+) tokens\. However, you re
                       r"\((\d+) in the messages, \d+ in the completion\)")
 
 
+# vLLM now (its renderer) and what fronts it (Bedrock's and Cloudflare's OpenAI-compatible endpoints): "This model's
+# maximum context length is 32768 tokens. However, you requested 8192 output tokens and your prompt contains at least
+# 24577 input tokens, for a total of at least 32769 tokens."
+_VLLM_NOW = re.compile(r"maximum context length is (\d+) tokens\. However, you requested \d+ output tokens and your "
+                       r"prompt contains (?:at least )?(\d+) input tokens")
+# SGLang (and newer vLLM builds behind some hosts): "Requested token count exceeds the model's maximum context length
+# of 262144 tokens. You requested a total of 263925 tokens: 199925 tokens from the input messages and 64000 tokens
+# for the completion." (counts as floats, "524300.0", from relays that pass them through JSON numbers)
+_SGLANG = re.compile(r"maximum context length of (\d+) tokens\. You requested a total of [\d.]+ tokens: (\d+)(?:\.0)? "
+                     r"tokens from the input messages")
+
+
 def refused_limit(message: str) -> Refusal | None:
     """The output limit a backend's "max_tokens too large" error states, or None (another error, or a
     prompt that alone fills the context: no max_tokens would help)."""
@@ -56,7 +68,7 @@ def refused_limit(message: str) -> Refusal | None:
     if m := _ANTHROPIC.search(message) or _OPENAI.search(message):
         limit = int(m.group(1))
         return Refusal(limit, True) if limit > 0 else None
-    if m := _VLLM.search(message) or _CONTEXT.search(message):
+    if m := _VLLM.search(message) or _CONTEXT.search(message) or _VLLM_NOW.search(message) or _SGLANG.search(message):
         limit = int(m.group(1)) - int(m.group(2))
         return Refusal(limit, False) if limit > 0 else None
     return None
