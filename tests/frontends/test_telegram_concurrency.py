@@ -43,8 +43,9 @@ async def test_status_in_the_chat_whose_answer_streams_is_answered_at_once(tmp_p
             tg.push_message(ALICE, text="tell me a long story")
             await eventually(streaming(tg, ALICE), 30)
             tg.push_message(ALICE, text="/status")
-            await eventually(lambda: [t for t in replies_to(tg, ALICE) if "Models:" in t], 10)
+            status = await eventually(lambda: [t for t in replies_to(tg, ALICE) if "Models:" in t], 10)
             assert final_message(tg, ALICE)() is None  # the answer is still being written
+            assert "Answers: 1 being written, 0 waiting for a model (up to 1 at once)" in status[0]
             await eventually(final_message(tg, ALICE), 30)
 
 

@@ -463,6 +463,8 @@ class TelegramBot:
             where = "local" if s.is_local else "cloud"
             line = f"• {s.name} ({s.provider}, {where}): {s.state} — {s.in_flight}/{s.limit} busy, {s.waiting} waiting"
             lines.append(line + (f" ({redact(s.detail)})" if s.detail else ""))
+        lines += ["", f"Answers: {self.gate.running} being written, {self.gate.waiting} waiting for a model "
+                      f"(up to {max(self._slots(), 1)} at once)"]
         await update.effective_message.reply_text("\n".join(lines))
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
