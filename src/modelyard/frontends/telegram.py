@@ -303,8 +303,15 @@ class TelegramBot:
         await self.app.start()
         kept = self.inbox.pending()
         for item in kept:  # before polling: a chat's earlier message is answered before its newer ones
+            try:
+                again = Update.de_json(item.payload, self.app.bot)
+            except Exception as exc:  # a row this library cannot read back must not keep the bot from starting
+                log.warning("telegram: update %s kept from before the stop cannot be read (%s); dropped",
+                            item.update_id, type(exc).__name__)
+                self.inbox.done(item.update_id)
+                continue
             self._kept[item.update_id] = item
-            await self.app.update_queue.put(Update.de_json(item.payload, self.app.bot))
+            await self.app.update_queue.put(again)
         if kept:
             log.info("telegram: %d update(s) taken before the last stop and not yet handled: handling them first",
                      len(kept))
