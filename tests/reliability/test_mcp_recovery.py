@@ -179,3 +179,12 @@ async def test_a_wedged_server_that_answers_no_ping_is_restarted(tmp_path: Path)
     assert "restarted (1 of 1 restarts in this request)" in wedged.text and elapsed < 10
     assert again.ok and again.text == "secret ran"
     assert starts(tmp_path) == 2
+
+
+async def test_the_next_request_starts_a_server_that_died_in_the_last_one_afresh(tmp_path: Path) -> None:
+    cfg = config("crash_once", tmp_path, restarts=0)
+    async with open_toolbox("eng", cfg) as box:  # one request (a turn): the server dies, no restart allowed
+        assert not (await box.call(ToolCall("secret", {}, "c1"))).ok
+    async with open_toolbox("eng", cfg) as box:  # the next turn (held before this change too)
+        out = await box.call(ToolCall("secret", {}, "c2"))
+    assert out.ok and out.text == "secret ran" and starts(tmp_path) == 2

@@ -250,8 +250,8 @@ class _Connection:
             raise
         except BaseException as exc:  # the server died, the transport failed: an ExceptionGroup out of the SDK
             self.error = exc
-            if not ready.done():
-                ready.set_exception(exc)
+            if not ready.done():  # whoever waits gets an Exception, never a BaseExceptionGroup it would not catch
+                ready.set_exception(exc if isinstance(exc, Exception) else ConnectionError(_describe(exc)))
         finally:
             self.ended.set()
 
