@@ -18,7 +18,7 @@ from tests.fakes import OpenAIServer, TelegramServer
 from tests.frontends.conftest import ALICE, BOB, db, eventually, final_message, replies_to, running_bot
 from tests.helpers import make_config
 
-WORDS = " ".join(f"word{i}" for i in range(80))  # 80 chunks, 0.05 s apart: a 4 s answer
+WORDS = " ".join(f"word{i}" for i in range(200))  # 200 chunks, 0.05 s apart: a 10 s answer
 
 
 def slow_config(tmp_path: Path, tg: TelegramServer, llm: OpenAIServer, **defaults: Any) -> Config:
@@ -46,7 +46,7 @@ async def test_status_in_the_chat_whose_answer_streams_is_answered_at_once(tmp_p
             status = await eventually(lambda: [t for t in replies_to(tg, ALICE) if "Models:" in t], 10)
             assert final_message(tg, ALICE)() is None  # the answer is still being written
             assert "Answers: 1 being written, 0 waiting for a model (up to 1 at once)" in status[0]
-            await eventually(final_message(tg, ALICE), 30)
+            await eventually(final_message(tg, ALICE), 60)
 
 
 async def test_stop_ends_the_answer_being_written_and_those_waiting_behind_it(tmp_path, tg):
@@ -61,10 +61,10 @@ async def test_stop_ends_the_answer_being_written_and_those_waiting_behind_it(tm
             said = await eventually(lambda: [t for t in replies_to(tg, ALICE) if t.startswith("Stopped")], 10)
             assert "1 message(s) waiting" in said[0]
             stopped = [c for c in tg.calls_to("editMessageText") if c.chat_id == ALICE][-1].text or ""
-            assert stopped.startswith("word0 word1") and stopped.endswith(CANCELLED_NOTE) and "word79" not in stopped
+            assert stopped.startswith("word0 word1") and stopped.endswith(CANCELLED_NOTE) and "word199" not in stopped
             # the chat is not stuck: the next message is answered
             tg.push_message(ALICE, text="hello again")
-            final = await eventually(final_message(tg, ALICE), 30)
+            final = await eventually(final_message(tg, ALICE), 60)
         assert final["text"].startswith(WORDS)
         assert len(llm.requests) == 2  # the long story (stopped) and 'hello again'; the waiting one never ran
         with db(config) as conn:
@@ -74,7 +74,7 @@ async def test_stop_ends_the_answer_being_written_and_those_waiting_behind_it(tm
 
 
 async def test_a_burst_past_the_model_slots_waits_its_turn_rather_than_being_turned_away(tmp_path, tg):
-    """One local slot, a 4 s answer, timeouts.queue 1 s: the second chat's message waited in the model's queue
+    """One local slot, a 10 s answer, timeouts.queue 1 s: the second chat's message waited in the model's queue
     and got 'no model could answer' after a second. It now waits in the bot (its placeholder on screen) and is
     answered when the first answer is done."""
     with OpenAIServer(reply_text=WORDS, chunk_interval=0.05) as llm:
@@ -84,8 +84,8 @@ async def test_a_burst_past_the_model_slots_waits_its_turn_rather_than_being_tur
             await eventually(streaming(tg, ALICE, "word1"), 30)
             tg.push_message(BOB, text="me too")
             await eventually(lambda: replies_to(tg, BOB), 10)  # the placeholder shows at once
-            alice = await eventually(final_message(tg, ALICE), 30)
-            bob = await eventually(final_message(tg, BOB), 30)
+            alice = await eventually(final_message(tg, ALICE), 60)
+            bob = await eventually(final_message(tg, BOB), 60)
     assert alice["text"].startswith(WORDS)
     assert bob["text"].startswith(WORDS) and NO_MODEL not in bob["text"]
     with db(config) as conn:

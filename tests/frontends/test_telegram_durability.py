@@ -37,7 +37,7 @@ from tests.frontends.conftest import (
 )
 from tests.frontends.test_telegram import ask
 
-WORDS = " ".join(f"word{i}" for i in range(80))
+WORDS = " ".join(f"word{i}" for i in range(200))  # 200 chunks, 0.05 s apart: a 10 s answer
 
 
 class Bot:
@@ -134,7 +134,7 @@ async def test_an_update_telegram_sends_again_is_not_answered_twice(tmp_path, tg
     config = bot_config(tmp_path, tg, llm)
     update = tg.push_message(ALICE, text="hello there")
     async with running_bot(config, tg):
-        await eventually(final_message(tg, ALICE), 30)
+        await eventually(final_message(tg, ALICE), 60)
     tg.resend(update)
     async with running_bot(config, tg):
         await eventually(lambda: not tg.pending_updates, 10)
@@ -169,12 +169,12 @@ async def test_an_outage_as_the_answer_ends_delays_the_final_message_but_loses_n
         config = bot_config(tmp_path, tg, llm)
         async with running_bot(config, tg):
             tg.push_message(ALICE, text="tell me a long story")
-            await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "word70" in (c.text or "")], 30)
+            await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "word190" in (c.text or "")], 30)
             tg.set_default(Fault.status(502))
             await eventually(lambda: [c for c in tg.calls if not c.ok and c.params.get("reply_markup")], 30)
             await asyncio.sleep(3)  # the outage goes on past the old three tries
             tg.faults.clear()
-            final = await eventually(final_message(tg, ALICE), 30)
+            final = await eventually(final_message(tg, ALICE), 60)
     assert final["text"].startswith(WORDS)
     with db(config) as conn:
         assert conn.execute("SELECT COUNT(*) FROM message_requests").fetchone()[0] == 1
@@ -192,7 +192,7 @@ async def test_a_poll_lost_on_its_way_loses_no_message(tmp_path, llm, caplog, fa
         tg.push_message(ALICE, text="hello there")
         tg.push(fault)
         async with running_bot(config, tg):
-            await eventually(final_message(tg, ALICE), 30)
+            await eventually(final_message(tg, ALICE), 60)
     assert len(llm.requests) == 1
     assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -208,7 +208,7 @@ async def test_an_answer_cut_short_by_a_stop_is_given_at_the_next_start(tmp_path
         stopped = [c for c in tg.calls_to("editMessageText") if c.chat_id == ALICE][-1]
         assert stopped.text.endswith(STOPPED_NOTE)
         async with running_bot(config, tg):
-            final = await eventually(final_message(tg, ALICE), 30)
+            final = await eventually(final_message(tg, ALICE), 60)
     assert final["text"].startswith(WORDS) and final["message_id"] == stopped.params["message_id"]
     assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1
     with db(config) as conn:
