@@ -64,3 +64,26 @@ def test_default_limit_is_generous(tmp_path, fakes):
         r = httpx.post(gw.url + "/v1/chat/completions", content=body(1_000_000),
                        headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == 200
+
+
+def test_a_client_gone_halfway_through_its_body_ends_quietly(gateway, caplog):
+    """A client that goes away before its body is whole (or that serve closes for its silence, transport.py):
+    its handler ended in starlette's ClientDisconnect, a traceback in the server's log ("Exception in ASGI
+    application") for every one. It ends as a 499 now, with nothing logged at ERROR."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.INFO)
+    drain = gateway.gateway.drain
+    with socket.create_connection(("127.0.0.1", gateway.port)) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: 1000\r\n\r\n{\"model\": \"coder\"")
+        deadline = time.monotonic() + 10
+        while not drain._tasks:  # the handler is in, waiting for the rest of the body
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    while drain._tasks:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

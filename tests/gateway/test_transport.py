@@ -91,12 +91,90 @@ async def test_keep_alive_closes_an_idle_connection_only_after_the_bound_since_i
             writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             assert head.startswith(b"HTTP/1.1 200") and await reader.readexactly(2) == b"ok"
+            last = loop.time()  # after the server's answer (read here, not the sleep's end: a loaded loop oversleeps)
             await asyncio.sleep(0.25)
         assert loop.time() - t0 > 1.0
-        last = loop.time() - 0.25
         assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server...
         assert loop.time() - last >= 0.39  # ...no earlier than the bound after the last answer
         writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+
+
+async def test_a_client_that_says_nothing_or_stops_halfway_is_closed_after_the_bound() -> None:
+    """uvicorn bounds only the wait between requests: a connection that never sent a byte, or stopped halfway
+    through a request's head or body (a client gone without a FIN, a slowloris), was held for good — its fd, and
+    for a body its handler task waiting for the rest. A weeks-long ``serve`` ran out of them. Now every wait on
+    the client has the bound; a body that keeps coming, however slowly, and an answer that takes longer than the
+    bound are not cut."""
+    import socket
+
+    import uvicorn
+
+    from modelyard.gateway.transport import OneWriteProtocol
+
+    bound = 0.5
+    handlers: list[str] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                handlers.append("disconnect")
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/slow":
+            await asyncio.sleep(bound * 3)  # the app answering: not the client's silence
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        handlers.append("answered")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=OneWriteProtocol,  # type: ignore[arg-type]
+                                           timeout_keep_alive=bound, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        loop = asyncio.get_running_loop()
+        silent = {
+            "nothing": b"",
+            "half a head": b"POST /echo HTTP/1.1\r\nhost: x\r\n",
+            "half a body": b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{\"a\"",
+        }
+        opened = [await asyncio.open_connection("127.0.0.1", port) for _ in silent]
+        t0 = loop.time()
+        for (_, writer), sent in zip(opened, silent.values(), strict=True):
+            writer.write(sent)
+        # a body that trickles in slower than nothing at all would be cut, but each piece within the bound
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 6\r\n\r\n")
+        for piece in (b"ab", b"cd", b"ef"):
+            await asyncio.sleep(bound * 0.6)
+            writer.write(piece)
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+        assert await reader.readexactly(6) == b"abcdef"
+        writer.write(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nok")
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 200")
+        assert await reader.readexactly(2) == b"ok"
+        writer.close()
+        for name, (silent_reader, silent_writer) in zip(silent, opened, strict=True):
+            assert await asyncio.wait_for(silent_reader.read(), 5) == b"", name  # closed by the server
+            silent_writer.close()
+        assert loop.time() - t0 >= bound * 0.9
+        while "disconnect" not in handlers:  # the handler waiting for the rest of the body is let go
+            assert loop.time() - t0 < 5
+            await asyncio.sleep(0.01)
+        assert sorted(handlers) == ["answered", "answered", "disconnect"]
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from modelyard.gateway.body import BodyTooLarge, read_body
@@ -81,6 +81,8 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
     except BodyTooLarge as exc:
         return error_response(413, str(exc), code="request_too_large")
+    except ClientDisconnect:  # gone before its body was whole, or closed for its silence (gateway/transport.py)
+        return Response(status_code=CLIENT_CLOSED)  # was a traceback in the server's log ("Exception in ASGI")
     if agent == PICKED_BY_ORCHESTRATOR and route:
         agent = await gw.routed_agent(chat, request_id)
     return body, agent, chat

@@ -9,7 +9,9 @@ whatever is written next goes after the held head, in the same ``send``. Measure
 0.03–0.19 ms off the added p50 at concurrency 1 and 3–5% less CPU per request (three A/B runs).
 
 The same protocol keeps one keep-alive timer per connection that lapses when requests came meanwhile,
-instead of uvicorn's timer made at every response and cancelled at the next request.
+instead of uvicorn's timer made at every response and cancelled at the next request; and that bound holds for
+every wait on the client (uvicorn's covers only the wait between requests): a connection that sends nothing, or
+stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence.
 """
 
 from __future__ import annotations
@@ -78,29 +80,47 @@ class OneWriteProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeldHead(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
+        # uvicorn bounds only the wait between requests: a connection that never sent a byte, or stopped halfway
+        # through a request's head or body (a client gone without a FIN, a slowloris), was held for good, with its
+        # handler task waiting for the rest of the body; every wait on the client has the keep-alive bound now
+        self._idle_since = now = self.loop.time()
+        self.timeout_keep_alive_task = self.loop.call_at(now + self.timeout_keep_alive, self._keep_alive_due)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[HANGUP] = Hangup()  # type: ignore[literal-required]
 
     # -- keep-alive: one timer per connection that lapses, not one made and cancelled per response ------------
-    #: loop time since which the connection is idle between requests; None while a request is on it
+    #: loop time since which the connection waits on its client — before its first request, for the rest of a
+    #: request's head or body, or idle between requests; None while the app answers a whole request
     _idle_since: float | None = None
+    #: the app has a whole request and answers it (bytes the client sends meanwhile are no progress to wait for)
+    _answering = False
 
-    def _unset_keepalive_if_required(self) -> None:
-        self._idle_since = None  # busy: a keep-alive timer that comes due now lapses
+    def _unset_keepalive_if_required(self) -> None:  # uvicorn calls it first thing on every read from the client
+        if not self._answering:
+            self._idle_since = self.loop.time()  # the client is sending: its bound starts again
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # not after an early answer (a 401, a 413)
+            self._answering = True
+            self._idle_since = None  # a keep-alive timer that comes due now lapses
 
     def on_response_complete(self) -> None:
         """uvicorn's, except for the keep-alive bound: the idle stretch's start is noted and a timer is made only
         if none is pending (uvicorn makes one per response and cancels it when the next request arrives: a
         handle, a push on the loop's heap and a cancelled handle left there per request; issue #15)."""
         self.server_state.total_requests += 1
+        self._answering = False
         if self.transport.is_closing():
             return
         self._idle_since = None
         self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
+            self._answering = True
             self._start_asgi_task(cycle, app)
             return
         self._idle_since = now = self.loop.time()
