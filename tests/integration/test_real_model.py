@@ -183,7 +183,7 @@ async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(de
     assert "maximum context length is 256 tokens" in (refused.detail or "")
     room = 256 - answered.tokens_in
     assert answered.outcome == "ok" and 0 < room < 64
-    assert answered.detail == f"max_tokens 2000 clamped to {room}, the model's output limit"
+    assert answered.detail == f"max_tokens 2000 clamped to {room}, the most the model takes"
     assert answered.tokens_out <= room
     assert router.pool.local("local").health.state == "available"
     unasked = await router.complete("chat", ChatRequest(messages=prompt))

@@ -75,5 +75,7 @@ def refused_limit(message: str) -> Refusal | None:
 
 
 def clamped(asked: int, limit: int) -> str:
-    """The note an answering attempt carries (routing log ``detail``, route header, route line)."""
-    return f"max_tokens {asked} clamped to {limit}, the model's output limit"
+    """The note an answering attempt carries (routing log ``detail``, route header, route line). Worded for both
+    limits it is used for: the model's output limit, and the room a prompt leaves in the context (vLLM's, SGLang's,
+    the embedded model's) — "the model's output limit" was wrong for the second."""
+    return f"max_tokens {asked} clamped to {limit}, the most the model takes"
