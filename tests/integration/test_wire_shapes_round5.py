@@ -1,7 +1,8 @@
 """A fifth outside-in pass (helper-60's hunt): what the servers users run say when they refuse, which no pass before
-modelled — llama.cpp's llama-server, TGI and Hugging Face's endpoints, KoboldCpp, OpenRouter, Groq, Together, Ollama's
-OpenAI-compatible /v1. Each body is copied from the server's source, its documentation or an issue thread where its
-users met it (cited per test), replayed verbatim through the router (``Fault.raw``).
+modelled — llama.cpp's llama-server, TGI and Hugging Face's endpoints, KoboldCpp, LM Studio, SGLang, OpenRouter, Groq,
+Gemini's and Cerebras' OpenAI-compatible APIs, Ollama's /v1. Each body is copied from the server's source, its
+documentation or an issue thread where its users met it (cited per test), replayed verbatim through the router
+(``Fault.raw``).
 
 Each ends in the reason that makes the router do what the server meant — retry, wait, cool, or move on without
 holding it against the model — and an attempt row whose detail says what the server said; each failed on the code
@@ -137,12 +138,12 @@ async def test_openrouters_daily_free_limit_cools_until_its_reset(servers: dict[
 @pytest.mark.parametrize(("form", "want"), [
     ("epoch_ms", 600),  # OpenRouter's headers on the response itself: a time in epoch milliseconds
     ("epoch_s", 600),  # a time in epoch seconds
-    ("seconds", 42),  # Together's: seconds to wait
+    ("seconds", 42),  # a plain number of seconds to wait, as most APIs give their resets
 ])
 async def test_the_rate_limit_pair_without_a_kind_is_read(form: str, want: float, servers: dict[str, Any],  # noqa: F811
                                                           tmp_path: Path) -> None:
     """``x-ratelimit-remaining`` / ``x-ratelimit-reset`` without a kind (OpenRouter's, whose reset is a time; a
-    client's fix for its free tier had to read it: TranslateBooksWithLLMs#125; Together's): only the per-kind pairs
+    client's fix for its free tier had to read it: TranslateBooksWithLLMs#125): only the per-kind pairs
     (``-requests``, ``-tokens``) were read, so such a 429 cooled the model for the breaker's second."""
     reset = {"epoch_ms": _epoch_ms(600), "epoch_s": str(int(time.time()) + 600), "seconds": "42"}[form]
     routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.status(

@@ -774,8 +774,7 @@ def limit_reset(headers: Any) -> float | None:
     """Seconds until the exhausted rate limit resets, from the rate-limit headers of a 429 that has no
     ``retry-after`` (Anthropic documents both; proxies drop one or the other): the latest reset among the limits
     whose remaining count is 0. None when no header says. Besides the per-kind pairs, the one pair without a kind
-    (``x-ratelimit-remaining`` / ``x-ratelimit-reset``: OpenRouter, whose reset is a time in epoch milliseconds, and
-    Together)."""
+    (``x-ratelimit-remaining`` / ``x-ratelimit-reset``: OpenRouter's, whose reset is a time in epoch milliseconds)."""
     resets: list[float] = []
     for name, left in headers.items():
         name = name.lower()
