@@ -205,3 +205,25 @@ async def test_a_slow_raw_answer_is_cut_the_server_told_and_the_session_kept() -
         assert srv.count("notifications/cancelled") == 1 and srv.count("initialize") == 1
     assert not late.ok and "no answer within 1 s" in late.text and elapsed < 4
     assert after.ok and after.text == "still here"
+
+
+@pytest.mark.parametrize(("transport", "path"), [("streamable-http", "/mcp"), ("sse", "/sse")])
+async def test_a_real_server_killed_mid_call_is_bounded_and_said(transport: str, path: str) -> None:
+    proc = subprocess.Popen([sys.executable, str(REAL), transport], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().split()[1])
+        cfg = remote(f"http://127.0.0.1:{port}{path}", transport=transport, call_timeout=60)
+        async with open_toolbox("eng", cfg) as box:
+            asyncio.get_running_loop().call_later(1.0, proc.kill)  # while `slow` runs
+            start = time.perf_counter()
+            killed = await box.call(call("slow", seconds=30))
+            elapsed = time.perf_counter() - start
+            later = await box.call(call("add", a=1, b=1))
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert not killed.ok and "the MCP server failed during this call" in killed.text
+    assert "restarting it failed (ConnectError" in killed.text and elapsed < 30  # not the call's 60 s bound
+    assert not later.ok and "already restarted 1 time(s)" in later.text
