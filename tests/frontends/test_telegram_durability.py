@@ -214,3 +214,19 @@ async def test_an_answer_cut_short_by_a_stop_is_given_at_the_next_start(tmp_path
     with db(config) as conn:
         assert [r[0] for r in conn.execute("SELECT outcome FROM requests ORDER BY ts")] == ["cancelled", "ok"]
         assert [r[0] for r in conn.execute("SELECT role FROM turns ORDER BY seq")] == ["user", "assistant"]
+
+
+async def test_an_inbox_that_cannot_be_written_still_answers(tmp_path, tg, llm, caplog):
+    """The log file refuses the inbox's writes (disk full, locked by another process): the messages are answered
+    as before the inbox (they would not survive a kill), one warning says so — not taken again and again."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        with db(config) as conn:
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON telegram_inbox "
+                         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        first = await ask(tg, "hello there")
+        second = await ask(tg, "and again")
+    assert first["text"].startswith(REPLY) and second["text"].startswith(REPLY)
+    assert len(llm.requests) == 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "inbox" in warnings[0] and "disk is full" in warnings[0], warnings

@@ -17,6 +17,7 @@ again from the start (its first, cut-off request is in the log as cancelled, or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +36,10 @@ PENDING, ANSWERED, DONE = "pending", "answered", "done"
 MAX_AGE = 24 * 3600.0
 #: done rows kept this long: long enough to recognise any update Telegram may still send again
 KEEP_DONE = 2 * 24 * 3600.0
+#: longest wait for the file's write lock (another process's batch): the polling loop waits for it
+BUSY_MS = 2000
+#: seconds between two warnings that the inbox cannot be written
+WARN_EVERY = 60.0
 
 
 @dataclass(slots=True)
@@ -60,6 +65,8 @@ class Inbox:
         # a commit here is the only copy of a message Telegram is about to forget: on disk before it returns,
         # power cuts included (the routing log's NORMAL can lose the last commits to one)
         self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        self._warned_at = -WARN_EVERY
 
     def close(self) -> None:
         self.release()
@@ -88,25 +95,53 @@ class Inbox:
             self._lock_fd = None
 
     def take(self, updates: list[tuple[int, dict[str, Any]]]) -> set[int]:
-        """Keep these updates (id, JSON) in one commit; the ids not seen before (the rest were taken earlier)."""
+        """Keep these updates (id, JSON) in one commit; the ids not seen before (the rest were taken earlier).
+
+        A file that cannot be written (disk full, locked past :data:`BUSY_MS`) keeps nothing and says so: every
+        update counts as new and is answered as before the inbox, without surviving a kill — rather than not at
+        all (the library would take the batch again and again, logging CRITICAL each time)."""
         now = time.time()
         fresh: set[int] = set()
-        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for update_id, payload in updates:
-                cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO telegram_inbox (bot_id, update_id, received, payload, state)"
-                    " VALUES (?, ?, ?, ?, ?)", (self.bot_id, update_id, now, json.dumps(payload), PENDING))
-                if cur.rowcount:
-                    fresh.add(update_id)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for update_id, payload in updates:
+                    cur = self._conn.execute(
+                        "INSERT OR IGNORE INTO telegram_inbox (bot_id, update_id, received, payload, state)"
+                        " VALUES (?, ?, ?, ?, ?)", (self.bot_id, update_id, now, json.dumps(payload), PENDING))
+                    if cur.rowcount:
+                        fresh.add(update_id)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc, "the messages are answered, but would not survive a kill")
+            return {update_id for update_id, _ in updates}
         return fresh
+
+    def _failed(self, exc: Exception, consequence: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning("telegram: the inbox in %s cannot be written (%s); %s", self.path, exc, consequence)
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        try:
+            self._conn.execute(sql, params)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc, "a restart may answer a message again or not reuse its messages")
 
     def pending(self) -> list[Kept]:
         """What was taken and not handled, oldest first; older than :data:`MAX_AGE` is dropped (and logged)."""
+        try:
+            return self._pending()
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc, "what an earlier run left unanswered is not answered now")
+            return []
+
+    def _pending(self) -> list[Kept]:
         now = time.time()
         stale = self._conn.execute(
             "UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND state != ? AND received < ?",
@@ -123,17 +158,17 @@ class Inbox:
 
     def showing(self, update_id: int, chat_id: int, message_ids: list[int]) -> None:
         """The messages that show this update's answer so far."""
-        self._conn.execute("UPDATE telegram_inbox SET message_ids = ? WHERE bot_id = ? AND update_id = ?",
-                           (json.dumps({"chat_id": chat_id, "ids": message_ids}), self.bot_id, update_id))
+        self._write("UPDATE telegram_inbox SET message_ids = ? WHERE bot_id = ? AND update_id = ?",
+                    (json.dumps({"chat_id": chat_id, "ids": message_ids}), self.bot_id, update_id))
 
     def answered(self, update_id: int, answer: dict[str, Any]) -> None:
         """The model's answer is complete (and in the history): a restart shows it rather than asks again."""
-        self._conn.execute("UPDATE telegram_inbox SET state = ?, answer = ? WHERE bot_id = ? AND update_id = ?",
-                           (ANSWERED, json.dumps(answer), self.bot_id, update_id))
+        self._write("UPDATE telegram_inbox SET state = ?, answer = ? WHERE bot_id = ? AND update_id = ?",
+                    (ANSWERED, json.dumps(answer), self.bot_id, update_id))
 
     def done(self, update_id: int) -> None:
-        self._conn.execute("UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND update_id = ?",
-                           (DONE, self.bot_id, update_id))
+        self._write("UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND update_id = ?",
+                    (DONE, self.bot_id, update_id))
 
     def state(self, update_id: int) -> str | None:
         row = self._conn.execute("SELECT state FROM telegram_inbox WHERE bot_id = ? AND update_id = ?",
