@@ -458,3 +458,34 @@ async def test_vllms_and_sglangs_context_room_refusals_are_clamped(said: str, ro
     assert outcomes(routed) == [("primary", "retry", "bad_request"), ("primary", "ok", None)]
     sent = [r.json.get("max_tokens") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
     assert sent == [8192, room]
+
+
+# -- a field the server refuses ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("status", "error"), [
+    # Mistral's API: every OpenAI-style stream_options refused (openai-agents-python#442, avante.nvim#2347)
+    (422, {"object": "error", "message": {"detail": [{"type": "extra_forbidden", "loc": ["body", "stream_options",
+                                                                                      "include_usage"],
+                                                      "msg": "Extra inputs are not permitted", "input": True}]},
+           "type": "invalid_request_error", "param": None, "code": None}),
+    # Azure OpenAI's older API versions
+    (400, {"error": {"message": "Unrecognized request argument supplied: stream_options",
+                     "type": "invalid_request_error", "param": None, "code": None}}),
+])
+async def test_a_server_that_refuses_stream_options_is_asked_without_it(status: int, error: dict[str, Any],
+                                                                         servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """modelyard asks for the usage chunk with ``stream_options`` on every request; Mistral's API refuses the field
+    (422 "Extra inputs are not permitted"), as Azure's older API versions do: every request fell back — a Mistral
+    model configured as OpenAI-compatible was never used. Learned as probe would: asked again at once without it,
+    and later requests go without it."""
+    servers["openai"].push(Fault.raw(status, body(error), headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    first = await router.complete("agent", REQ)
+    second = await router.complete("agent", REQ)
+    await router.aclose()
+    writer.close()
+    for routed in (first, second):
+        assert outcomes(routed) == [("primary", "ok", None)]
+    sent = ["stream_options" in r.json for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [True, False, False]

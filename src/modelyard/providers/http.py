@@ -452,6 +452,9 @@ class HttpClient:
         #: proxy whose upstream omits [DONE] and that sends keep-alive comments, bifrost#6784), and the answer was
         #: lost to the idle bound: providers read on for a short grace only, after the answer is whole
         self.no_end_marker = False
+        #: set by a provider: given a refusal (an error status) and the body sent, the body to send once more at
+        #: once instead (a field the server refuses dropped), or None. Asked on an error status only
+        self.refit: Callable[[ProviderError, dict[str, Any]], dict[str, Any] | None] | None = None
 
     def session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -527,7 +530,17 @@ class HttpClient:
         reading: StreamResponse | None = None
         try:
             if response.status >= 300:
-                raise error_from_body(response.status, await _read_capped(response), response.headers, extract)
+                error = error_from_body(response.status, await _read_capped(response), response.headers, extract)
+                if self.refit is None or (again := self.refit(error, body)) is None:
+                    raise error
+                response.close()
+                try:
+                    response = await self.session().post(url, data=dumps(again), headers=sent, timeout=timeout,
+                                                         allow_redirects=False)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
+                if response.status >= 300:
+                    raise error_from_body(response.status, await _read_capped(response), response.headers, extract)
             reading = StreamResponse(response, limit)
             yield reading
             complete = response.content.at_eof()

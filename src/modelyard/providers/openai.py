@@ -10,6 +10,7 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from modelyard.providers.http import (
     TOOL_USE_FAILED,
     UNSUPPORTED,
     WRONG_ENDPOINT,
+    HttpClient,
     HttpProvider,
     error_field,
     loads,
@@ -41,6 +43,8 @@ from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwi
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/v1/models)
@@ -348,6 +352,31 @@ class OpenAIProvider(HttpProvider):
         key = self.config.api_key()
         return {"authorization": f"Bearer {key}"} if key else {}
 
+    #: learned: the server refuses ``stream_options`` (sent for the usage chunk), e.g. Mistral's API
+    _refuses_stream_options = False
+
+    @property
+    def client(self) -> HttpClient:
+        if self._client is None:
+            self._client = make_client(self.endpoint, self.client_headers())
+            self._client.refit = self._without_refused
+        return self._client
+
+    def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``body`` without ``stream_options`` when the server refused the field: Mistral's API answers it 422
+        "Extra inputs are not permitted" (loc ``body.stream_options.include_usage``: openai-agents-python#442,
+        avante.nvim#2347), Azure's older API versions "Unrecognized request argument supplied: stream_options", xAI
+        "Argument not supported on this model". Every request to such a server was refused: a model never used.
+        Learned, as ``probe`` would: asked again at once without it, and later requests go without it (the usage is
+        then the server's own last chunk, or estimated)."""
+        if (error.reason is not Reason.BAD_REQUEST or "stream_options" not in error.message
+                or "stream_options" not in body):
+            return None
+        if not self._refuses_stream_options:
+            self._refuses_stream_options = True
+            log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
+        return {k: v for k, v in body.items() if k != "stream_options"}
+
     def _path(self) -> str:
         return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
 
@@ -365,6 +394,8 @@ class OpenAIProvider(HttpProvider):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if self._refuses_stream_options:
+            del body["stream_options"]
         if request.tools:
             body["tools"] = openai_tools(request.tools)
         if request.max_tokens:
@@ -397,7 +428,7 @@ class OpenAIProvider(HttpProvider):
         body = self.body(request)
         if not streamed:  # asked again whole: see below
             body["stream"] = False
-            del body["stream_options"]
+            body.pop("stream_options", None)
         async with client.stream(self._path(), body, timeouts, _extract_error,
                                  limit=self.config.response_limit) as resp:
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
