@@ -143,11 +143,17 @@ async def test_a_restarted_server_forgot_the_session_and_a_new_one_is_started(
     assert any("no longer knew its session" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_legacy_sse_server() -> None:
-    with real_server("sse") as port:
-        async with open_toolbox("eng", remote(f"http://127.0.0.1:{port}/sse", transport="sse")) as box:
+async def test_a_legacy_sse_server_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_MCP_TOKEN", TOKEN)
+    with real_server("sse", MCP_HTTP_TOKEN=TOKEN) as port:
+        cfg = remote(f"http://127.0.0.1:{port}/sse", transport="sse", bearer_token_env="TEST_MCP_TOKEN")
+        async with open_toolbox("eng", cfg) as box:
             out = await box.call(call("add", a=20, b=22))
     assert out.ok and out.text == "42"
+    refused = "could not start: HTTP 401: the server refused the credentials"
+    with real_server("sse", MCP_HTTP_TOKEN=TOKEN) as port, pytest.raises(AgentError, match=refused):
+        async with open_toolbox("eng", remote(f"http://127.0.0.1:{port}/sse", transport="sse")):
+            pass
 
 
 async def test_a_dropped_connection_mid_call_is_reconnected_once_and_said() -> None:

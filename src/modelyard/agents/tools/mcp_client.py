@@ -267,7 +267,9 @@ class _Connection:
         from mcp.client.streamable_http import streamable_http_client
 
         async def seen(response: Any) -> None:
-            if response.request.method == "POST":  # not the GET stream nor the closing DELETE
+            # POSTs carry the calls; a GET (the SSE transport's stream, streamable HTTP's optional one: a 405 there
+            # is normal) or the closing DELETE only when it refuses the credentials
+            if response.request.method == "POST" or response.status_code in (401, 403):
                 self.statuses = [*self.statuses[-7:], response.status_code]
                 self.expired = response.status_code == 404 and "mcp-session-id" in response.request.headers
 
