@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.agents import confidence as calibration
 from modelyard.agents.classifier import Classifier, View
+from modelyard.agents.encoder import foreign
 from modelyard.agents.memory import MARGIN, CorrectedClassifier
 from modelyard.agents.request import (
     _CODE_END,
@@ -288,7 +289,9 @@ class ReferenceClassifier(Classifier):
         import numpy as np
 
         features = {view: vectorize(read) for view, vectorize in self._views.items()}
-        if self.encoder is not None:
+        if self.multilingual is not None and foreign(read):  # round 11: another language, another encoder
+            features[View.MULTILINGUAL] = (np.arange(self.multilingual.dim), self.multilingual._encode(read))
+        elif self.encoder is not None:
             features[View.MEANING] = (np.arange(self.encoder.dim), self._encode(read))
         return features
 

