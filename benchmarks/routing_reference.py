@@ -276,6 +276,8 @@ class ReferenceClassifier(Classifier):
     """A trained :class:`Classifier`'s models, read and vectorized as round 8 did."""
 
     def __init__(self, fitted: Classifier):  # no training: the fitted classifier's models are shared
+        if not fitted._single:
+            fitted.ready_multilingual()  # round 11: loaded at the first message in another language; here now
         self.__dict__.update(fitted.__dict__)
         if fitted.read is fast_views:
             self.read = views

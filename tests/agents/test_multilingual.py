@@ -77,10 +77,21 @@ def test_routing_goes_on_without_the_package(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(encoder.EncoderUnavailable, match="not installed"):
         encoder.load_multilingual()
     monkeypatch.setattr(encoder, "_multilingual", [])
+    classifier = Classifier(SAMPLES)
     with caplog.at_level(logging.WARNING, logger="modelyard.agents.encoder"):
-        classifier = Classifier(SAMPLES)
+        assert classifier.decide("写一首诗").agent in SAMPLES
     assert classifier.multilingual is None and "without the multilingual encoder" in caplog.text
-    assert classifier.decide("写一首诗").agent in SAMPLES
+
+
+def test_it_is_loaded_at_the_first_message_in_another_language(multilingual: encoder.Multilingual) -> None:
+    """~115 MB and a few seconds that a classifier seeing only English never pays."""
+    classifier = Classifier(SAMPLES)
+    classifier.decide("write a poem about my cat")
+    assert classifier.multilingual is None
+    english = classifier.decide("write a poem about my cat")
+    other = classifier.decide("写一首关于猫的诗")
+    assert classifier.multilingual is multilingual and other.agent == "b"
+    assert classifier.decide("write a poem about my cat").confidence == english.confidence
 
 
 def test_non_english_tuning_prompts_reach_their_role() -> None:

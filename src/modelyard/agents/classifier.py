@@ -17,6 +17,7 @@ is built when a runtime first routes, never stored.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -230,7 +231,9 @@ class Classifier:
         """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
         ``multilingual``: the encoder whose member votes instead of the fifth on a text in another language
-        (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too).
+        (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too). The
+        shared one is loaded and its member trained when the first message in another language comes (~115 MB
+        and a few seconds, which a classifier that only ever sees English does not pay); one given is at once.
         ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's
         request, its pasted material as markers, and its head and tail; ``head_and_tail`` is round 6's)."""
         if not samples:
@@ -240,6 +243,9 @@ class Classifier:
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
         self.multilingual: encoding.Multilingual | None = None
+        #: the shared multilingual encoder is still to be loaded (at the first message in another language)
+        self._multilingual_pending = False
+        self._multilingual_lock = threading.Lock()
         if self._single:
             return
         for given in (encoder, multilingual):
@@ -247,8 +253,10 @@ class Classifier:
                 raise ValueError(f"encoder: expected an encoder, None or {SHARED!r}")
         self.encoder = encoding.shared() if encoder == SHARED else encoder  # type: ignore[assignment]
         if self.encoder is not None:
-            self.multilingual = (encoding.shared_multilingual() if multilingual == SHARED
-                                 else multilingual)  # type: ignore[assignment]
+            if multilingual == SHARED:
+                self._multilingual_pending = True
+            else:
+                self.multilingual = multilingual  # type: ignore[assignment]
         texts = [t for name in self.labels for t in samples[name]]
         y = [name for name in self.labels for _ in samples[name]]
         # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
@@ -285,8 +293,6 @@ class Classifier:
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
             meaning = (regression().fit(self.encoder.many([self._main(t) for t in texts]), y)
                        if self.encoder is not None else None)
-            other = (regression().fit(self.multilingual.many([self._main(t) for t in texts]), y)
-                     if self.multilingual is not None else None)
         self.members = [
             _Member({View.WORDS: words.coef_}, words.intercept_),
             _Member({View.CHARS: chars.coef_}, chars.intercept_),
@@ -297,14 +303,38 @@ class Classifier:
             self.members.append(_Member({View.MEANING: meaning.coef_}, meaning.intercept_))
         #: the members that vote on a text in another language (those of English the same list)
         self.foreign_members = self.members
-        if other is not None:
-            self.foreign_members = [*self.members[:-1], _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)]
+        self._training = (texts, y)
+        if self.multilingual is not None:
+            self._train_multilingual(self.multilingual)
         self.classes = [str(c) for c in words.classes_]
         self.calibrated = calibrated
         # features × training texts: a message's similarity to every example is one small sparse product
         self._examples = self.embed(texts).T.tocsr()
         index = {c: i for i, c in enumerate(self.classes)}
         self._example_class = np.array([index[name] for name in y], dtype=np.intp)
+
+    def _train_multilingual(self, multilingual: encoding.Multilingual) -> None:
+        """Train the multilingual member (one BLAS thread, as the others) and let it vote on other languages."""
+        from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
+
+        texts, y = self._training
+        with threadpool_limits(1):
+            other = LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0).fit(
+                multilingual.many([self._main(t) for t in texts]), y)
+        self.foreign_members = [*self.members[:-1], _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)]
+        self.multilingual = multilingual
+
+    def ready_multilingual(self) -> encoding.Multilingual | None:
+        """The multilingual encoder, its member trained — loading the shared one first if still pending."""
+        if self._multilingual_pending:
+            with self._multilingual_lock:
+                if self._multilingual_pending:
+                    found = encoding.shared_multilingual()
+                    if found is not None:
+                        self._train_multilingual(found)
+                    self._multilingual_pending = False
+        return self.multilingual
 
     def _main(self, text: str) -> str:
         """The view of ``text`` that weighs most (the whole of a short message)."""
@@ -313,10 +343,13 @@ class Classifier:
     def other_language(self, reads: Sequence[tuple[str, float]]) -> NDArray | None:
         """The multilingual encoder's vector of a message in another language — of its main view, for all its
         views (one encoding, ~4 ms of CPU, per message) — or None (English, or no multilingual encoder)."""
-        if self.multilingual is None:
+        if self.multilingual is None and not self._multilingual_pending:
             return None
         main = max(reads, key=lambda view: view[1])[0]
-        return self.multilingual(main) if encoding.foreign(main) else None
+        if not encoding.foreign(main):
+            return None
+        multilingual = self.ready_multilingual()
+        return multilingual(main) if multilingual is not None else None
 
     def _features(self, read: str, other: NDArray | None = None) -> dict[View, tuple[NDArray, NDArray]]:
         """The features of one view of a message; ``other``: :meth:`other_language` of the message."""
