@@ -15,6 +15,13 @@
 - **Handles are made without asyncio's debug checks** (``Handle.__init__`` asks ``get_debug()``
   each time), as the replay's virtual-time loop does (``router/clock.py``); the clock is
   ``time.monotonic`` itself rather than a method that calls it.
+- **aiohttp's request body is written at once, not in a task of its own.** aiohttp's client sends each
+  request's body from a task (``ClientRequest.write_bytes``); on Python 3.12+ it starts that task eagerly
+  (``eager_start=True``: the body leaves in the same step and, written whole, no task is left), on 3.11
+  the task waits for the loop's next iteration — every request to an HTTP provider left one loop
+  iteration later, and a task and its two done callbacks cost another. This loop runs that coroutine's
+  first step at once as 3.12 does; one that has to wait (a paused transport, ``100-continue``) goes on
+  in a task from where it stopped. Issue #15.
 
 In debug mode (``PYTHONASYNCIODEBUG=1``, ``loop.set_debug(True)``) it behaves exactly as asyncio's.
 Not uvloop: see ``gateway/server.py``.
@@ -26,13 +33,18 @@ import asyncio
 import contextvars
 import selectors
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVarTuple
+
+from aiohttp.client_reqrep import ClientRequest
 
 from modelyard.router.clock import FastHandle, fill_handle
 
 _Ts = TypeVarTuple("_Ts")
 _new = object.__new__
+#: coroutines whose first step runs when their task is made (what their library asks for on Python 3.12+)
+_EAGER = frozenset({ClientRequest.write_bytes.__code__})
 
 
 class _Selector(selectors.DefaultSelector):
@@ -85,6 +97,12 @@ class ServeLoop(asyncio.SelectorEventLoop):
         self._ready.append(handle)
         return handle
 
+    def create_task(self, coro: Any, *, name: str | None = None,  # type: ignore[override]
+                    context: contextvars.Context | None = None) -> asyncio.Future[Any]:
+        if getattr(coro, "cr_code", None) in _EAGER and not self._debug:
+            return _started(self, coro, name, context)
+        return super().create_task(coro, name=name, context=context)
+
     def _write_to_self(self) -> None:
         if self._asleep.asleep or self._debug:  # a busy loop sees the callback in its next iteration anyway
             super()._write_to_self()  # type: ignore[misc]
@@ -92,3 +110,45 @@ class ServeLoop(asyncio.SelectorEventLoop):
     def _asyncgen_firstiter_hook(self, agen: Any) -> None:
         if self._debug:
             super()._asyncgen_firstiter_hook(agen)  # type: ignore[misc]
+
+
+def _started(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str | None,
+             context: contextvars.Context | None) -> asyncio.Future[Any]:
+    """``coro`` with its first step run now, in the context its task would have had (Python 3.12's
+    ``eager_start``): done at once, a finished future; else a task that goes on from where it waits."""
+    ctx = contextvars.copy_context() if context is None else context
+    try:
+        waiting = ctx.run(coro.send, None)
+    except StopIteration as stop:
+        done = loop.create_future()
+        done.set_result(stop.value)
+        return done
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # as a task that failed in its first step: the exception is its result
+        failed = loop.create_future()
+        failed.set_exception(exc)
+        return failed
+    return asyncio.Task(_resumed(coro, waiting), loop=loop, name=name, context=ctx)
+
+
+@types.coroutine
+def _resumed(coro: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
+    """The rest of ``coro``, whose first step yielded ``waiting`` (the future it awaits): what ``yield from``
+    does, from a coroutine already started. A task's cancellation is thrown in where it waits."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
