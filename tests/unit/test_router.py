@@ -10,7 +10,6 @@ from tests.helpers import ScriptedProvider, make_config
 
 from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
 from modelyard.router.clock import ManualClock, VirtualTimeLoop, loop_clock
-from modelyard.router.watchdog import Watchdog
 from modelyard.types import ChatRequest, Chunk, Message, Usage
 
 REQ = ChatRequest(messages=[Message("user", "hi")])
@@ -250,7 +249,7 @@ def test_first_token_and_idle_bounds_with_one_timer_per_stream(pauses, reason, a
 
     class Counting(VirtualTimeLoop):
         def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def, override]
-            if isinstance(getattr(callback, "__self__", None), Watchdog):
+            if type(getattr(callback, "__self__", None)).__module__ == "modelyard.router.watchdog":
                 timers.append(when)
             return super().call_at(when, callback, *args, context=context)
 
@@ -267,6 +266,47 @@ def test_first_token_and_idle_bounds_with_one_timer_per_stream(pauses, reason, a
     if pauses[0] == 0.5:  # its first timer at the idle horizon, moved on only when due: never one made at the
         # first-token bound and cancelled at the first token (the old code: 30, then 5.5, ...)
         assert timers == [5.0, 6.5, 10.5]
+
+
+def test_the_streams_of_one_loop_share_one_timer_and_each_keeps_its_own_bounds() -> None:
+    """Every stream's watchdog made a timer of its own (a handle pushed on the loop's heap and cancelled per
+    request, issue #15); the watchdogs of a loop share one, so back-to-back requests make one timer per idle
+    bound of time, not one each — and concurrent streams still end at their own bounds, a shorter bound that
+    comes after a longer one included."""
+    config = make_config({"a": {"provider": "openai"}, "b": {"provider": "openai"}, "c": {"provider": "openai"}},
+                         # "short": a first-token bound of 2 s, below the shared check the others left at 5 s
+                         {"quick": {"primary": "a"}, "stalls": {"primary": "b"},
+                          "short": {"primary": "c", "timeouts": {"first_token": 2}}},
+                         defaults={"timeouts": {"queue": 1, "first_token": 30, "idle": 5, "total": 100},
+                                   "retries": {"attempts": 0}})
+    providers = {"a": _Paced("a", config.models["a"], [0.01]), "b": _Paced("b", config.models["b"], [1.0, 7.0]),
+                 "c": _Paced("c", config.models["c"], [3.0])}
+    router = Router(config, pool=ModelPool(config, providers=providers))
+    timers: list[float] = []
+
+    class Counting(VirtualTimeLoop):
+        def call_at(self, when, callback, *args, context=None):  # type: ignore[no-untyped-def, override]
+            if type(getattr(callback, "__self__", None)).__module__ == "modelyard.router.watchdog":
+                timers.append(when)
+            return super().call_at(when, callback, *args, context=context)
+
+    async def main():  # type: ignore[no-untyped-def]
+        quick = [await router.complete("quick", REQ) for _ in range(20)]  # 0.2 s of back-to-back requests
+        stalls, short = await asyncio.gather(router.complete("stalls", REQ), router.complete("short", REQ),
+                                             return_exceptions=True)
+        return quick, stalls, short
+
+    loop = Counting(0.0)
+    try:
+        quick, stalls, short = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert all(r.record.model == "a" for r in quick)
+    assert timers[0] == pytest.approx(5.0) and len(timers) <= 4  # the first request's check served all twenty
+    assert isinstance(stalls, ChainExhausted) and isinstance(short, ChainExhausted)
+    stalled, late = stalls.record.attempts[0], short.record.attempts[0]
+    assert stalled.reason == "idle_timeout" and stalled.duration_ms == pytest.approx(6000)  # 1 s, then 5 s silent
+    assert late.reason == "first_token_timeout" and late.duration_ms == pytest.approx(2000)
 
 
 def test_routed_requests_leave_no_reference_cycles() -> None:

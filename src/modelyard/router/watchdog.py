@@ -1,13 +1,17 @@
-"""A time bound that moves with every chunk of a stream without a timer per chunk.
+"""A time bound that moves with every chunk of a stream, without a timer per chunk or per stream.
 
 ``asyncio.timeout`` per awaited chunk creates and cancels a timer each time, and the cancelled
-timers pile up in the loop's heap until they are popped. The watchdog keeps one timer: moving
-the bound later is an attribute write; when the timer fires early (the bound moved on since),
-it re-arms itself once at the new bound. A ``horizon`` (a stream's idle bound) sets the first timer
+timers pile up in the loop's heap until they are popped. Moving a watchdog's bound later is an
+attribute write. The watchdogs of one loop share one timer (:class:`_Watch`), armed no later than
+the earliest bound any of them needs: when it fires it cancels the tasks whose bound has passed and
+arms itself again at the earliest bound still pending. A watchdog that ends takes itself off the
+list; the timer it may have armed lapses when it fires (issue #15: a stream's own timer was a handle
+made, pushed on the heap — a Python ``__lt__`` per comparison — and cancelled per request, ~300
+bytecodes of a gateway request's 14,500). A ``horizon`` (a stream's idle bound) sets the first check
 no later than that far ahead: the first-token bound is usually the longer one, so the idle bounds
-that follow fall after that timer, and a stream costs one timer, not one for its first token and
-another when the shorter idle bound takes over. Cancellation follows ``asyncio.timeout``'s rules: the
-task is cancelled, and :meth:`claim` tells a cancellation of ours from anyone else's.
+that follow fall after that check and need no earlier one. Cancellation follows
+``asyncio.timeout``'s rules: the task is cancelled, and :meth:`claim` tells a cancellation of ours
+from anyone else's.
 """
 
 from __future__ import annotations
@@ -19,8 +23,60 @@ import math
 _EARLY = 0.001
 
 
+class _Watch:
+    """The watchdogs of one loop under one timer, due no later than the earliest bound they need checked."""
+
+    __slots__ = ("_dogs", "_loop", "_timer", "due")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._dogs: set[Watchdog] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self.due = math.inf
+
+    def check_by(self, when: float) -> None:
+        """Fire no later than loop time ``when`` (the timer is moved only when it is due later)."""
+        if when < self.due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self.due = when
+            self._timer = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self.due = math.inf
+        now = self._loop.time()
+        nearest = math.inf
+        for dog in list(self._dogs):
+            if dog._task.done():  # ended without close(): not kept for good
+                self._dogs.discard(dog)
+                continue
+            limit = dog._limit
+            if limit == math.inf:
+                continue  # not waiting now (or closed): its next arm asks for a check
+            if limit - now <= _EARLY:
+                dog._expire()
+            elif limit < nearest:
+                nearest = limit
+        if nearest < math.inf:
+            self.check_by(nearest)
+
+
+#: each loop's watch (a loop is only ever touched from its own thread); closed loops are dropped as new ones come
+_watches: dict[asyncio.AbstractEventLoop, _Watch] = {}
+
+
+def _watch(loop: asyncio.AbstractEventLoop) -> _Watch:
+    global _watches
+    watch = _watches.get(loop)
+    if watch is None:
+        _watches = {other: w for other, w in _watches.items() if not other.is_closed()}
+        watch = _watches[loop] = _Watch(loop)
+    return watch
+
+
 class Watchdog:
-    __slots__ = ("_cancelling", "_due", "_handle", "_horizon", "_limit", "_loop", "_task", "expired")
+    __slots__ = ("_cancelling", "_horizon", "_limit", "_loop", "_task", "_watch", "expired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, horizon: float = math.inf):
         task = asyncio.current_task(loop)
@@ -29,36 +85,32 @@ class Watchdog:
         self._task = task
         self._cancelling = task.cancelling()
         self._limit = math.inf
-        self._horizon = horizon
-        self._handle: asyncio.TimerHandle | None = None
-        self._due = math.inf  # when the handle is due (asking it is a Python call per chunk)
+        self._horizon = horizon  # until the first arm: then the first check is set (inf afterwards)
         self.expired = False
+        self._watch = watch = _watch(loop)
+        watch._dogs.add(self)
 
     def arm(self, limit: float) -> None:
         """Cancel the task if it is still waiting at loop time ``limit``."""
         self._limit = limit
-        handle = self._handle
-        if handle is None:
-            self._due = min(limit, self._loop.time() + self._horizon)
-            self._handle = self._loop.call_at(self._due, self._fire)
-        elif self._due > limit:
-            handle.cancel()
-            self._due = limit
-            self._handle = self._loop.call_at(limit, self._fire)
+        watch = self._watch
+        if limit < watch.due:
+            horizon = self._horizon
+            if horizon != math.inf:  # the first arm: checked no later than the horizon ahead
+                self._horizon = math.inf
+                horizon += self._loop.time()
+                watch.check_by(horizon if horizon < limit else limit)
+            else:
+                watch.check_by(limit)
+        else:
+            self._horizon = math.inf
 
     def disarm(self) -> None:
-        """Not waiting now (e.g. the chunk went to the caller): the armed timer lapses when it fires."""
+        """Not waiting now (e.g. the chunk went to the caller): a check that comes meanwhile passes it by."""
         self._limit = math.inf
 
-    def _fire(self) -> None:
-        self._handle = None
-        limit = self._limit
-        if limit == math.inf:
-            return
-        if limit - self._loop.time() > _EARLY:
-            self._due = limit
-            self._handle = self._loop.call_at(limit, self._fire)
-            return
+    def _expire(self) -> None:
+        self._limit = math.inf
         self.expired = True
         self._task.cancel()
 
@@ -68,6 +120,4 @@ class Watchdog:
 
     def close(self) -> None:
         self._limit = math.inf
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._watch._dogs.discard(self)
