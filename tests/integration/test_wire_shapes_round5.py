@@ -22,7 +22,7 @@ from tests.integration.test_fault_shapes import _reset, router_for, servers  # n
 from tests.integration.test_wire_shapes import JSON, SSE
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route_cooling
 
-from modelyard.types import ChatRequest
+from modelyard.types import ChatRequest, Message
 
 
 def body(obj: Any) -> str:
@@ -489,3 +489,34 @@ async def test_a_server_that_refuses_stream_options_is_asked_without_it(status: 
         assert outcomes(routed) == [("primary", "ok", None)]
     sent = ["stream_options" in r.json for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
     assert sent == [True, False, False]
+
+
+async def test_a_server_that_takes_nine_character_call_ids_gets_them(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """Mistral's API (and vLLM serving Mistral models) takes tool-call ids of exactly nine letters and digits
+    (mistral-common's validator: "Tool call id was call_1_0 but must be a-z, A-Z, 0-9, with a length of 9."). A
+    conversation begun on another model — OpenAI's ``call_…``, Anthropic's ``toolu_…``, the ids made up for
+    Ollama's calls — was refused on every turn: Mistral could not take it over. Learned: the ids go as nine
+    characters derived from each, the call and its result still paired, this turn and the next."""
+    from modelyard.types import ToolCall
+
+    history = ChatRequest(messages=[
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, "")]),  # begun on Ollama
+        Message("tool", '{"sky": "clear"}', tool_call_id=""),
+        Message("user", "And tomorrow?")], tools=REQ.tools)
+    servers["openai"].push(Fault.raw(400, body({
+        "object": "error", "message": "Tool call id was call_1_0 but must be a-z, A-Z, 0-9, with a length of 9.",
+        "type": "invalid_request_message_order", "param": None, "code": "3230"}), headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    first = await router.complete("agent", history)
+    second = await router.complete("agent", history)
+    await router.aclose()
+    writer.close()
+    for routed in (first, second):
+        assert outcomes(routed) == [("primary", "ok", None)]
+    sent = [r.json["messages"] for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent[0][1]["tool_calls"][0]["id"] == "call_1_0"
+    for messages in sent[1:]:
+        call_id = messages[1]["tool_calls"][0]["id"]
+        assert len(call_id) == 9 and call_id.isalnum() and messages[2]["tool_call_id"] == call_id

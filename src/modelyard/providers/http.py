@@ -529,18 +529,19 @@ class HttpClient:
         complete = False
         reading: StreamResponse | None = None
         try:
-            if response.status >= 300:
+            refits = 2  # a server may refuse two things of a body, one at a time
+            while response.status >= 300:
                 error = error_from_body(response.status, await _read_capped(response), response.headers, extract)
-                if self.refit is None or (again := self.refit(error, body)) is None:
+                again = self.refit(error, body) if refits and self.refit is not None else None
+                if again is None:
                     raise error
+                body, refits = again, refits - 1
                 response.close()
                 try:
-                    response = await self.session().post(url, data=dumps(again), headers=sent, timeout=timeout,
+                    response = await self.session().post(url, data=dumps(body), headers=sent, timeout=timeout,
                                                          allow_redirects=False)
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
-                if response.status >= 300:
-                    raise error_from_body(response.status, await _read_capped(response), response.headers, extract)
             reading = StreamResponse(response, limit)
             yield reading
             complete = response.content.at_eof()

@@ -9,8 +9,10 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import string
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -185,6 +187,37 @@ def _messages(messages: list[Message]) -> list[dict[str, Any]]:
             message["tool_call_id"] = m.tool_call_id or (unnamed.pop(0) if unnamed else "")
         out.append(message)
     return out
+
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _nine(call_id: str) -> str:
+    """A tool-call id as nine letters and digits: itself when it is one, else derived from it (the same each time)."""
+    if len(call_id) == 9 and call_id.isascii() and call_id.isalnum():
+        return call_id
+    digest = hashlib.sha256(call_id.encode("utf-8", "surrogatepass")).digest()
+    return "".join(_ALNUM[b % len(_ALNUM)] for b in digest[:9])
+
+
+def _nine_char_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for m in messages:
+        if m.get("tool_calls"):
+            m = {**m, "tool_calls": [{**c, "id": _nine(str(c.get("id") or ""))} for c in m["tool_calls"]]}
+        if m.get("role") == "tool":
+            m = {**m, "tool_call_id": _nine(str(m.get("tool_call_id") or ""))}
+        out.append(m)
+    return out
+
+
+def _nine_char_ids(body: dict[str, Any]) -> dict[str, Any] | None:
+    """``body`` with its tool-call ids as nine letters and digits; None when it has none to change."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    refitted = _nine_char_messages(messages)
+    return None if refitted == messages else {**body, "messages": refitted}
 
 
 def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
@@ -362,26 +395,49 @@ class OpenAIProvider(HttpProvider):
             self._client.refit = self._without_refused
         return self._client
 
+    #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
+    _nine_char_ids = False
+
     def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
-        """``body`` without ``stream_options`` when the server refused the field: Mistral's API answers it 422
-        "Extra inputs are not permitted" (loc ``body.stream_options.include_usage``: openai-agents-python#442,
-        avante.nvim#2347), Azure's older API versions "Unrecognized request argument supplied: stream_options", xAI
-        "Argument not supported on this model". Every request to such a server was refused: a model never used.
-        Learned, as ``probe`` would: asked again at once without it, and later requests go without it (the usage is
-        then the server's own last chunk, or estimated)."""
-        if (error.reason is not Reason.BAD_REQUEST or "stream_options" not in error.message
-                or "stream_options" not in body):
+        """``body`` refitted to what the server refused, or None (another refusal). Learned, as ``probe`` would: asked
+        again at once, and later requests go so from the start.
+
+        ``stream_options`` refused: Mistral's API answers it 422 "Extra inputs are not permitted" (loc
+        ``body.stream_options.include_usage``: openai-agents-python#442, avante.nvim#2347), Azure's older API versions
+        "Unrecognized request argument supplied: stream_options", xAI "Argument not supported on this model". Every
+        request to such a server was refused: a model never used. Sent without it (the usage is then the server's own
+        last chunk, or estimated).
+
+        Tool-call ids refused: Mistral's API (and vLLM serving Mistral models) takes ids of exactly nine letters and
+        digits (mistral-common's validator: "Tool call id was call_0_0 but must be a-z, A-Z, 0-9, with a length of
+        9."). A conversation begun on another model (OpenAI's ``call_…``, Anthropic's ``toolu_…``, the ids made up
+        for Ollama's calls) was refused on every turn: Mistral could not take it over. The ids are sent as nine
+        characters derived from each (the same every turn, so a call and its result still pair)."""
+        if error.reason is not Reason.BAD_REQUEST:
             return None
-        if not self._refuses_stream_options:
-            self._refuses_stream_options = True
-            log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
-        return {k: v for k, v in body.items() if k != "stream_options"}
+        if "stream_options" in error.message and "stream_options" in body:
+            if not self._refuses_stream_options:
+                self._refuses_stream_options = True
+                log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
+            return {k: v for k, v in body.items() if k != "stream_options"}
+        if "with a length of 9" in error.message and "id" in error.message:
+            refitted = _nine_char_ids(body)
+            if refitted is None:
+                return None
+            if not self._nine_char_ids:
+                self._nine_char_ids = True
+                log.info("model %s: the server takes tool-call ids of 9 letters and digits; sending such from now on",
+                         self.name)
+            return refitted
+        return None
 
     def _path(self) -> str:
         return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = _messages(request.messages)
+        if self._nine_char_ids:
+            messages = _nine_char_messages(messages)
         switch = thinking_switch(self.profile, request.thinking)
         if switch:
             for m in reversed(messages):
