@@ -233,3 +233,14 @@ async def test_a_real_server_killed_mid_call_is_bounded_and_said(transport: str,
     assert not killed.ok and "the MCP server failed during this call" in killed.text
     assert "restarting it failed (ConnectError" in killed.text and elapsed < 30  # not the call's 60 s bound
     assert not later.ok and "already restarted 1 time(s)" in later.text
+
+
+async def test_transport_auto_finds_a_legacy_sse_server_and_says_what_it_tried() -> None:
+    with real_server("sse") as port:
+        async with open_toolbox("eng", remote(f"http://127.0.0.1:{port}/sse")) as box:  # transport: auto
+            out = await box.call(call("add", a=1, b=41))
+        with pytest.raises(AgentError) as err:
+            async with open_toolbox("eng", remote(f"http://127.0.0.1:{port}/nothing-here")):
+                pass
+    assert out.ok and out.text == "42"
+    assert "HTTP 404: nothing answers MCP at this URL" in str(err.value) and "nor over SSE (HTTP 404)" in str(err.value)

@@ -41,7 +41,7 @@ def test_a_remote_server_with_its_token_from_the_environment_loads() -> None:
 """, "cfg.yaml")
     servers = config.agents["chat"].tools.mcp
     assert servers[0].label == "https://mcp.example.com/mcp"  # the query (it may hold a key) never in a log
-    assert servers[0].transport == "streamable-http" and servers[1].transport == "sse"
+    assert servers[0].transport == "auto" and servers[1].transport == "sse"
     assert servers[2].restarts == 0 and servers[2].call_timeout == 120 and servers[2].label == "npx"
 
 

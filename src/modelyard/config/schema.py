@@ -206,8 +206,9 @@ class McpServer(Strict):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict, description="extra environment (values, not secrets)")
     url: str | None = Field(None, description="http(s) URL of a remote server (streamable HTTP or SSE)")
-    transport: Literal["streamable-http", "sse"] = Field(
-        "streamable-http", description="for a url: streamable-http (MCP since 2025-03-26) or the legacy sse")
+    transport: Literal["auto", "streamable-http", "sse"] = Field(
+        "auto", description="for a url: streamable-http (MCP since 2025-03-26), the legacy sse, or auto: "
+                            "streamable HTTP, and SSE when the URL refuses it with 400/404/405 (the spec's rule)")
     headers: dict[str, str] = Field(default_factory=dict, description="plain HTTP headers (no credentials)")
     headers_env: dict[str, str] = Field(
         default_factory=dict, description="header name -> environment variable holding its value "

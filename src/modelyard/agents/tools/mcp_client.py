@@ -188,6 +188,14 @@ class _Lost(Exception):
     """The connection ended under a call: whether the call took effect is unknown."""
 
 
+class _Refused(ToolError):
+    """A URL that refused streamable HTTP's initialize with 400/404/405: under ``transport: auto``, try SSE."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _Expired(Exception):
     """The server no longer knows the HTTP session (404): the call never ran."""
 
@@ -196,8 +204,9 @@ class _Connection:
     """One session with a server, held open by a task of its own until :meth:`close`."""
 
     def __init__(self, server: McpServer, headers: dict[str, str], cwd: Path | None,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], transport: str = "streamable-http") -> None:
         self.server = server
+        self.transport = transport
         self.headers = headers
         self.cwd = cwd
         self.on_change = on_change
@@ -267,9 +276,10 @@ class _Connection:
         from mcp.client.streamable_http import streamable_http_client
 
         async def seen(response: Any) -> None:
-            # POSTs carry the calls; a GET (the SSE transport's stream, streamable HTTP's optional one: a 405 there
-            # is normal) or the closing DELETE only when it refuses the credentials
-            if response.request.method == "POST" or response.status_code in (401, 403):
+            # POSTs carry the calls; a GET (streamable HTTP's optional stream: a 405 there is normal) or the closing
+            # DELETE only when it refuses the credentials; SSE's GET is its connection: every refusal
+            if (response.request.method == "POST" or response.status_code in (401, 403)
+                    or (self.transport == "sse" and response.status_code >= 400)):
                 self.statuses = [*self.statuses[-7:], response.status_code]
                 self.expired = response.status_code == 404 and "mcp-session-id" in response.request.headers
 
@@ -277,7 +287,7 @@ class _Connection:
             return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, event_hooks={"response": [seen]})
 
         assert server.url is not None
-        if server.transport == "sse":
+        if self.transport == "sse":
             return sse_client(server.url, headers=self.headers, timeout=30, httpx_client_factory=client)
         http = client(self.headers, httpx2.Timeout(30.0, read=300.0))
         stack.push_async_callback(http.aclose)
@@ -322,6 +332,7 @@ class McpServerTools:
         else:
             self.prefix = re.sub(r"[^a-zA-Z0-9]", "_", (server.label.split("//", 1)[-1].split(":")[0]
                                                          .split("/")[0])) or "mcp"
+        self.transport: str = server.transport if server.url else "stdio"
         self.names: dict[str, str] = {}  # the server's tool name -> the name offered to the model
         self.restarted = 0
         self.renewed = 0  # new HTTP sessions for forgotten ones (404): the spec's rule, not counted as restarts
@@ -373,20 +384,43 @@ class McpServerTools:
         if status == 404 and (_error_code(exc) is not None or conn is None or conn.session is None):
             return ("HTTP 404: nothing answers MCP at this URL (streamable-HTTP servers usually serve /mcp, "
                     "SSE ones /sse)")
-        if status == 405 and self.server.transport == "streamable-http":
+        if status == 405 and conn is not None and conn.transport == "streamable-http":
             return "HTTP 405: the URL refuses POST (a legacy SSE server? set tools.mcp[].transport: sse)"
         text = _describe(exc)
         if self.server.url:
             text = text.replace(self.server.url, self.label)
+            if status is not None and status >= 400 and f"{status}" not in text:
+                text = f"HTTP {status}: {text}"
         return redact(text)
 
     async def _connect(self) -> tuple[_Connection, Any]:
-        conn = _Connection(self.server, self._headers() if self.server.url else {}, self.cwd, self._mark_stale)
+        if self.transport != "auto":
+            return await self._connect_by(self.transport)
+        try:  # the spec's backwards compatibility: POST initialize; a 400/404/405 there, then SSE's GET
+            found = "streamable-http", await self._connect_by("streamable-http", fallback=True)
+        except _Refused as refused:
+            try:
+                found = "sse", await self._connect_by("sse")
+            except ToolError as exc:
+                sse = str(exc).split(": ", 1)[-1]
+                raise ToolError(f"{refused}; nor over SSE ({sse.split(':')[0] if sse.startswith('HTTP ') else sse})"
+                                ) from None
+            log.info("agent %s: MCP server '%s' speaks the legacy SSE transport (streamable HTTP refused with "
+                     "HTTP %s)", self.agent, self.label, refused.status)
+        self.transport = found[0]  # restarts use what worked
+        return found[1]
+
+    async def _connect_by(self, transport: str, *, fallback: bool = False) -> tuple[_Connection, Any]:
+        conn = _Connection(self.server, self._headers() if self.server.url else {}, self.cwd, self._mark_stale,
+                           transport)
         try:
             listed = await conn.open()
         except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
             problem = self._problem(exc, conn)
             await conn.close()
+            status = conn.statuses[-1] if conn.statuses else None
+            if fallback and conn.session is None and status in (400, 404, 405):
+                raise _Refused(f"MCP server '{self.label}' could not start: {problem}", status) from None
             raise ToolError(f"MCP server '{self.label}' could not start: {problem}") from None
         return conn, listed
 
