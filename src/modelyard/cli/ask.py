@@ -12,6 +12,7 @@ its route line is printed, and the exit status is 130 / 143 (cli/common.run).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import io
 import json
 import logging
@@ -56,7 +57,9 @@ def _not_an_agent(runtime: Runtime, name: str) -> str:
         users = [a for a, cfg in runtime.config.agents.items() if name in cfg.chain]
         used = f"; {', '.join(users)} use it" if users else "; no agent uses it"
         return f"'{name}' is a model, not an agent{used} ({agents})"
-    return f"unknown agent '{name}' ({agents})"
+    close = difflib.get_close_matches(name.lower(), [a.lower() for a in runtime.config.agents], n=1, cutoff=0.6)
+    guess = next((a for a in runtime.config.agents if close and a.lower() == close[0]), None)
+    return f"unknown agent '{name}'" + (f" (did you mean '{guess}'?)" if guess else "") + f" ({agents})"
 
 
 class TerminalText:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import socket
 import time
@@ -254,7 +255,9 @@ def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> No
         return
     allowed = sorted(set(configured) | set(queries.distinct(conn, kind)))
     if value not in allowed:
-        raise fail(f"unknown {kind} '{value}': choose from {', '.join(allowed)}")
+        close = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)
+        raise fail(f"unknown {kind} '{value}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+                   + f": choose from {', '.join(allowed)}")
 
 
 def log(

@@ -6,6 +6,7 @@ pydantic error location like ``("agents", "chat", "primary")`` becomes ``config.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import types
@@ -140,6 +141,36 @@ _PLAIN_TYPES = {
 }
 
 
+#: what other tools (LiteLLM, Open WebUI, llm, the OpenAI SDK) call a setting, by the name it has here
+_OTHER_NAMES = {
+    "endpoint": ("base_url", "api_base", "url", "host", "base", "address", "server", "ollama_host", "api_url"),
+    "primary": ("model", "models", "llm", "default_model"),
+    "fallbacks": ("fallback_models", "backup", "backups"),
+    "system": ("system_prompt", "prompt", "instructions"),
+    "model": ("model_name", "model_id", "name"),
+    "models": ("model_list",),
+}
+
+
+def _other_name(key: str, keys: list[str]) -> str | None:
+    """The setting here that ``key`` is another tool's name for, when ``keys`` (the keys allowed) has it."""
+    return next((ours for ours, theirs in _OTHER_NAMES.items() if key.lower() in theirs and ours in keys), None)
+
+
+def _misplaced(root: type[BaseModel], loc: Loc, value: Any) -> str | None:
+    """``models: {endpoint: …}`` (a model's setting one level too far out, read as a model named 'endpoint'):
+    say where it belongs rather than that 'endpoint' is not a mapping."""
+    if len(loc) != 2 or isinstance(value, dict) or loc[0] not in ("models", "agents"):
+        return None
+    settings = known_keys(root, (loc[0], "x"))
+    if str(loc[1]) not in settings:
+        return None
+    noun = "model" if loc[0] == "models" else "agent"
+    what = f"a {noun}" if noun == "model" else f"an {noun}"
+    return (f"'{loc[1]}' is {what}'s setting, read here as {what} named '{loc[1]}': indent it under the "
+            f"{noun} it belongs to (one level deeper)")
+
+
 def _kind(value: Any) -> str:
     """What a value is, never the value itself: it may be a pasted token."""
     if value is None:
@@ -160,9 +191,19 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = f"unknown key '{loc[-1]}'"
-        close = difflib.get_close_matches(str(loc[-1]), known_keys(root, loc[:-1]), n=1, cutoff=0.6)
-        if close:
+        keys = known_keys(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
+        if ours := _other_name(str(loc[-1]), keys):
+            msg += f" (modelyard calls it '{ours}')"
+        elif close:
             msg += f" (did you mean '{close[0]}'?)"
+    elif (placed := _misplaced(root, loc, err.get("input"))) is not None:
+        msg = placed
+    elif err["type"] in ("model_type", "dict_type") and isinstance(err.get("input"), list) \
+            and loc in (("models",), ("agents",)):  # LiteLLM's model_list is a list; here each has a name
+        what = "model" if loc == ("models",) else "agent"
+        msg = (f"expected each {what} by its name, not a list: write `{loc[0]}:` then `  my-{what}:` with its "
+               f"settings indented under it (no '- ' in front)")
     elif err["type"] == "missing":
         msg = f"required key '{loc[-1]}' is missing"
     elif err["type"] == "value_error":
@@ -222,7 +263,10 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
             loc: Loc = ("agents", name, "primary") if i == 0 else ("agents", name, "fallbacks", i - 1)
             if model not in config.models:
                 known = ", ".join(sorted(config.models))
-                yield loc, f"unknown model '{model}' (configured models: {known})"
+                named = [n for n, m in config.models.items() if m.model == model]  # the provider's id, not ours
+                yield loc, f"unknown model '{model}' (configured models: {known})" + (
+                    f"; '{model}' is the provider's id of '{named[0]}': a chain names the entry under "
+                    f"models:, write '{named[0]}'" if named else "")
             elif model in seen:
                 yield loc, f"model '{model}' appears twice in the chain of '{name}' (a cycle)"
             seen.add(model)
@@ -258,11 +302,29 @@ def _consumer_cycles(config: Config) -> Iterable[tuple[Loc, str]]:
             return
 
 
+def decoded(data: bytes, source: str) -> str:
+    """A config file's text: UTF-8 (with or without the BOM Notepad writes) or UTF-16 with its BOM (Notepad's
+    "Unicode"); other bytes are a ConfigError naming the line and the fix, not a codec's words."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    fix = "save the file as UTF-8 (Notepad: Save as → Encoding: UTF-8)"
+    if b"\x00" in data[:200]:  # valid UTF-8 to a decoder, and YAML's "unacceptable character #x0000" to a reader
+        raise ConfigError(f"UTF-16 text without its byte-order mark: {fix}", path=source, line=1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}, e.g. a Windows 'ANSI' é or ’): {fix}",
+                          path=source, line=data[:exc.start].count(b"\n") + 1) from None
+
+
 def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(text, name) of a YAML file; a missing or unreadable file is a ConfigError naming it."""
     p = Path(path).expanduser()
     try:
-        return p.read_text(encoding="utf-8"), str(p)
+        return decoded(p.read_bytes(), str(p)), str(p)
     except FileNotFoundError:
         raise ConfigError("file not found", path=str(p)) from None
     except IsADirectoryError:

@@ -115,6 +115,39 @@ class SpendCap(Strict):
     per: SpendWindow = SpendWindow.DAY
 
 
+#: a variable's name as other tools write a reference to it: ``${NAME}``, ``$NAME``, ``{NAME}``, ``%NAME%``, LiteLLM's
+#: ``os.environ/NAME``, ``env:NAME``
+_ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)|\{(\w+)\}|%(\w+)%|os\.environ/(\w+)|env:(\w+)")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def env_name(value: str, key: str) -> str:
+    """The environment variable's name a ``*_env`` setting gives: ``${NAME}`` and the other spellings of a reference
+    are read as NAME; anything else that is no variable name is refused without echoing it (it is often the key
+    itself, pasted where its variable's name goes)."""
+    text = value.strip()
+    if _ENV_NAME_RE.fullmatch(text):
+        return text
+    if (ref := _ENV_REFERENCE.fullmatch(text)) and _ENV_NAME_RE.fullmatch(name := next(g for g in ref.groups() if g)):
+        return name
+    raise PydanticCustomError(
+        "env_name", "'{key}' takes the NAME of an environment variable (e.g. {key}: MY_API_KEY, then "
+        "`export MY_API_KEY=…`), and this value is no variable name (not shown: if it is the secret itself, take it "
+        "out of the file)", {"key": key})
+
+
+def clean_secret(value: str | None) -> str | None:
+    """A key or token as read from the environment, without what copying it often adds: surrounding whitespace
+    (a newline from `$(cat file)`), one pair of quotes (an env file read by Docker keeps them) and a ``Bearer ``
+    prefix (the header is built here); None when nothing is left."""
+    text = (value or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    if text[:7].lower() == "bearer ":
+        text = text[7:].strip()
+    return text or None
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
@@ -169,10 +202,26 @@ class ModelConfig(Strict):
     def _endpoint_has_a_scheme(cls, v: str | None) -> str | None:
         # `localhost:11434` loaded, showed as available in `models` and failed every request as connect_error
         # ('NonHttpUrlClientError'); the value is not echoed (a URL may carry a password)
+        if v is not None and ("$" in v or "{" in v or "os.environ/" in v):
+            # `http://${OLLAMA_HOST}:11434` loaded and went to a host named '${OLLAMA_HOST}'
+            raise PydanticCustomError("endpoint_variable", "the config does not expand environment variables: "
+                                      "write the address itself, e.g. http://127.0.0.1:11434")
         if v is not None and "://" not in v:
             raise PydanticCustomError("endpoint_scheme", "expected a URL with its scheme, e.g. "
                                       "http://127.0.0.1:11434 (http:// or https:// in front of host:port)")
         return v
+
+    @model_validator(mode="after")
+    def _ollama_endpoint_is_the_server(self) -> ModelConfig:
+        # `http://127.0.0.1:11434/api` (as Ollama's docs write its API's paths) asked `/api/api/chat` and failed every
+        # request (Ollama: 404); the native API's paths are the provider's to add, and `/v1` is not among them
+        if self.provider == "ollama" and self.endpoint:
+            base = self.endpoint.rstrip("/")
+            for tail in ("/api/chat", "/api/generate", "/api", "/v1/chat/completions", "/v1"):
+                if base.endswith(tail):
+                    object.__setattr__(self, "endpoint", base.removesuffix(tail))
+                    break
+        return self
 
     @field_validator("provider")
     @classmethod
@@ -189,8 +238,14 @@ class ModelConfig(Strict):
         """Local models cost nothing per token; cloud ones are billed (hosted backends always are)."""
         return not registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
 
+    @field_validator("api_key_env")
+    @classmethod
+    def _api_key_env_is_a_name(cls, v: str | None) -> str | None:
+        return None if v is None else env_name(v, "api_key_env")
+
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The key from the environment, cleaned (:func:`clean_secret`); None when unset or empty."""
+        return clean_secret(os.environ.get(self.api_key_env)) if self.api_key_env else None
 
 
 #: header names whose value is a credential: never written in the config, named by `headers_env`
@@ -369,6 +424,11 @@ class TelegramConfig(Strict):
     format: TelegramFormat = Field(TelegramFormat.MARKDOWN, description="markdown: the answer's Markdown shown "
                                    "as Telegram formatting; plain: the text as the model wrote it")
 
+    @field_validator("token_env")
+    @classmethod
+    def _token_env_is_a_name(cls, v: str) -> str:
+        return env_name(v, "token_env")
+
     @field_validator("allowed_users", mode="before")
     @classmethod
     def _ids_not_names(cls, v: Any) -> Any:
@@ -386,6 +446,11 @@ class GatewayConfig(Strict):
     api_keys_env: str | None = Field(None, description="env var with comma-separated bearer keys")
     keep_alive_interval: float | None = Field(None, gt=0, description="re-warm local models every N seconds")
     max_request_mb: float = Field(32.0, gt=0, description="larger request bodies get 413 before they are read")
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _api_keys_env_is_a_name(cls, v: str | None) -> str | None:
+        return None if v is None else env_name(v, "api_keys_env")
 
 
 class ReportConfig(Strict):

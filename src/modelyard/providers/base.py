@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Iterator, Mapping
@@ -109,6 +110,8 @@ class Provider(ABC):
         """Why this model cannot be used at all right now (e.g. missing credentials), or None."""
         if self.config.api_key_env and not self.config.api_key():
             where = key_only_in_service_env(self.config.api_key_env)
+            if os.environ.get(self.config.api_key_env) is not None:  # `export KEY=` or an env file's `KEY=`
+                return f"environment variable {self.config.api_key_env} is empty"
             return f"environment variable {self.config.api_key_env} is not set" + (
                 f" (it is in {where}, which the service reads; this process does not: `set -a; . {where}; set +a` "
                 "in the shell)" if where else "")

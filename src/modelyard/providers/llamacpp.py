@@ -40,6 +40,30 @@ from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, Usage
 
 _END = object()
+
+#: the first bytes of what is saved in place of a model, and what it is
+_NOT_GGUF = ((b"version https://git-lfs", "a git-lfs pointer, not the model: `git lfs pull` in its clone, or download "
+              "the file itself"),
+             (b"<", "a web page (HTML), not the model: download the file's own link (on Hugging Face: the "
+              "download arrow, a URL with /resolve/)"),
+             (b"{", "JSON text, not the model (an error page or a listing?): download the .gguf file itself"))
+
+
+def not_gguf(path: Path) -> str | None:
+    """Why the file at ``path`` is no GGUF model, from its first bytes (a GGUF starts with b"GGUF"), else None:
+    a browser's saved page or a git-lfs pointer loaded as "available" and failed every request as
+    internal_error "Failed to load model from file"."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        return f"cannot read the GGUF file {path}: {exc.strerror or exc}"
+    if head[:4] == b"GGUF":
+        return None
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    what = next((why for start, why in _NOT_GGUF if text.lower().startswith(start)), None)
+    return f"{path} is {what}" if what else (
+        f"{path} is no GGUF model file (it does not start with 'GGUF'; {path.stat().st_size:,} bytes)")
 #: loaded models by (GGUF path, context, generation threads, GPU layers)
 _models: dict[tuple[str, int, int, int], Any] = {}
 _models_lock = threading.Lock()
@@ -152,7 +176,7 @@ class LlamaCppProvider(Provider):
             hint = ("run `modelyard fetch-model` to fetch the default model" if self.path is None
                     else "check the model's `path:` in the config")
             return f"GGUF file not found: {path}" + (f" ({hint})" if hint else "")
-        return None
+        return not_gguf(path)
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

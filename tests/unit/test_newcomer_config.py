@@ -1,0 +1,190 @@
+"""What a newcomer gets wrong in a first config (mistakes seen in LiteLLM's, Ollama's and Open WebUI's issue
+trackers) is answered through the real CLI in words that say what to do: the file, the line, the key, exit 2,
+no traceback, no secret echoed; and what can be read one way only is read that way."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from pathlib import Path
+
+import pytest
+from tests.fakes.ollama import OllamaServer
+from tests.fakes.openai_compat import OpenAIServer
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+SECRET = "sk-ant-api03-NewcomerPastedTheKeyItself-0123456789abcdef"
+
+
+def invoke(config: Path, *args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(app, ["--config", str(config), *args], env=env)
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    return path
+
+
+def refused(out, *words: str) -> str:
+    """A config error: exit 2, every word in it, no traceback."""
+    assert out.exit_code == 2, out.output
+    assert "Traceback" not in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    for word in words:
+        assert word in out.output, out.output
+    return str(out.output)
+
+
+# --- secrets and their variables ----------------------------------------------------------------------------------
+
+def test_a_key_pasted_where_its_variables_name_goes_is_refused_without_showing_it(tmp_path: Path) -> None:
+    """`api_key_env: sk-ant-…` loaded, and `models`, `check` and `ask` printed 'environment variable sk-ant-… is not
+    set' — the secret on the screen and in the routing log."""
+    config = write(tmp_path, "models:\n  claude:\n    provider: anthropic\n    model: claude-haiku-4-5\n"
+                             f"    api_key_env: {SECRET}\nagents:\n  chat: {{primary: claude}}\n")
+    for command in (["models", "--no-reach"], ["check"], ["ask", "--agent", "chat", "hi"]):
+        text = refused(invoke(config, *command), "config.yaml:5: models.claude.api_key_env:",
+                       "takes the NAME of an environment variable")
+        assert SECRET not in text and "sk-ant" not in text
+    bot = write(tmp_path, "models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\n"
+                          "telegram:\n  token_env: '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw'\n", "bot.yaml")
+    text = refused(invoke(bot, "models", "--no-reach"), "bot.yaml:6: telegram.token_env:")
+    assert "AAHdq" not in text
+
+
+@pytest.mark.parametrize("spelling", ["${NEWCOMER_KEY}", "$NEWCOMER_KEY", "os.environ/NEWCOMER_KEY", "{NEWCOMER_KEY}"])
+@pytest.mark.parametrize("value", ["sk-test\n", '"sk-test"', "'sk-test' ", "Bearer sk-test", " sk-test"])
+def test_a_variable_written_as_other_tools_write_it_and_a_key_as_copied_are_read(
+        tmp_path: Path, spelling: str, value: str) -> None:
+    """LiteLLM's `os.environ/NAME` or a shell's `${NAME}` where the NAME goes, and a key with the newline of
+    `$(cat key.txt)`, the quotes an env file keeps under Docker or a `Bearer ` prefix: a trailing newline failed
+    every request as 'malformed_response: ValueError: Forbidden control character…', the others as auth_error."""
+    with OpenAIServer(["m"], api_key="sk-test") as server:
+        config = write(tmp_path, f"models:\n  m:\n    provider: openai\n    model: m\n    endpoint: {server.url}/v1\n"
+                                 f"    api_key_env: '{spelling}'\nagents:\n  chat: {{primary: m}}\n")
+        out = invoke(config, "ask", "--agent", "chat", "hi", env={"NEWCOMER_KEY": value})
+    assert out.exit_code == 0, out.output
+    assert "Hello from the fake server." in out.output
+
+
+def test_a_variable_set_but_empty_is_said_to_be_empty(tmp_path: Path) -> None:
+    config = write(tmp_path, "models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1', "
+                             "api_key_env: NEWCOMER_KEY}\nagents:\n  chat: {primary: m}\n")
+    out = invoke(config, "models", "--no-reach", "--json", env={"NEWCOMER_KEY": ""})
+    assert out.exit_code == 0, out.output
+    assert "environment variable NEWCOMER_KEY is empty" in out.output
+
+
+# --- the file itself --------------------------------------------------------------------------------------------------
+
+GOOD = "models:\n  local: {provider: ollama, model: 'qwen2.5:7b'}\nagents:\n  chat:\n    description: café\n" \
+       "    primary: local\n"
+
+
+def test_a_config_saved_by_notepad_as_unicode_loads(tmp_path: Path) -> None:
+    """Notepad's "Unicode" is UTF-16 with a byte-order mark: it read 'cannot read: 'utf-8' codec can't decode
+    byte 0xff in position 0'."""
+    for encoding, bom in (("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE),
+                          ("utf-8", codecs.BOM_UTF8)):
+        path = tmp_path / f"{encoding}.yaml"
+        path.write_bytes(bom + (GOOD + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n").replace("\n", "\r\n")
+                         .encode(encoding))
+        out = invoke(path, "models", "--no-reach", "--json")
+        assert out.exit_code == 0, (encoding, out.output)
+        assert [m["model"] for m in json.loads(out.output)["models"]] == ["local"]
+
+
+def test_a_config_in_another_encoding_names_the_line_and_the_fix(tmp_path: Path) -> None:
+    ansi = tmp_path / "ansi.yaml"
+    ansi.write_bytes(GOOD.encode("cp1252"))
+    refused(invoke(ansi, "models", "--no-reach"), "ansi.yaml:5: not UTF-8 text (byte 0xe9",
+            "save the file as UTF-8")
+    no_bom = tmp_path / "nobom.yaml"
+    no_bom.write_bytes(GOOD.encode("utf-16-le"))  # read as 'unacceptable character #x0000' over two lines
+    refused(invoke(no_bom, "models", "--no-reach"), "nobom.yaml:1: UTF-16 text without its byte-order mark")
+
+
+# --- keys in the wrong place or by another tool's name ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "words"), [
+    # one indent too few: 'expected keys and values here (provider, model, …, max_response_mb: e.g. …), got text'
+    ("models:\n  local:\n    provider: ollama\n    model: x\n  endpoint: http://127.0.0.1:11434\n"
+     "agents:\n  chat: {primary: local}\n",
+     ["config.yaml:5: models.endpoint: 'endpoint' is a model's setting, read here as a model named 'endpoint'",
+      "indent it under the model"]),
+    ("models:\n  local: {provider: ollama, model: x}\nagents:\n  chat:\n    description: hi\n  primary: local\n",
+     ["config.yaml:6: agents.primary: 'primary' is an agent's setting", "indent it under the agent"]),
+    # a list where each entry goes by its name: 'expected keys and values here (key: value), got a list'
+    ("models:\n  local: {provider: ollama, model: x}\nagents:\n  - chat:\n      primary: local\n",
+     ["config.yaml:3: agents: expected each agent by its name, not a list", "no '- ' in front"]),
+    # other tools' names for a setting: 'unknown key 'base_url'' with no hint
+    ("models:\n  local: {provider: ollama, model: x, base_url: 'http://h:1'}\nagents:\n  chat: {primary: local}\n",
+     ["config.yaml:2: models.local.base_url: unknown key 'base_url' (modelyard calls it 'endpoint')"]),
+    ("models:\n  local: {provider: ollama, model: x, api_base: 'http://h:1'}\nagents:\n  chat: {primary: local}\n",
+     ["(modelyard calls it 'endpoint')"]),
+    ("models:\n  local: {provider: ollama, model: x}\nagents:\n  chat: {model: local}\n",
+     ["config.yaml:4: agents.chat.model: unknown key 'model' (modelyard calls it 'primary')"]),
+    # the provider's model id where the chain names the entry under models:
+    ("models:\n  local: {provider: ollama, model: 'qwen2.5:7b'}\nagents:\n  chat: {primary: 'qwen2.5:7b'}\n",
+     ["config.yaml:4: agents.chat.primary: unknown model 'qwen2.5:7b'",
+      "'qwen2.5:7b' is the provider's id of 'local': a chain names the entry under models:, write 'local'"]),
+    # the config does not expand variables: it went to a host named '${OLLAMA_HOST}'
+    ("models:\n  local: {provider: ollama, model: x, endpoint: 'http://${OLLAMA_HOST}:11434'}\n"
+     "agents:\n  chat: {primary: local}\n",
+     ["config.yaml:2: models.local.endpoint: the config does not expand environment variables"]),
+])
+def test_a_setting_in_the_wrong_place_says_where_it_belongs(tmp_path: Path, text: str, words: list[str]) -> None:
+    refused(invoke(write(tmp_path, text), "models", "--no-reach"), *words)
+
+
+@pytest.mark.parametrize("tail", ["/api", "/api/", "/v1", "/api/chat"])
+def test_an_ollama_endpoint_written_with_its_api_path_reaches_the_server(tmp_path: Path, tail: str) -> None:
+    """`endpoint: http://127.0.0.1:11434/api`, as Ollama's docs write its paths, asked /api/api/chat: every
+    request failed."""
+    with OllamaServer(["qwen2.5:7b"]) as ollama:
+        config = write(tmp_path, f"models:\n  local: {{provider: ollama, model: 'qwen2.5:7b', "
+                                 f"endpoint: '{ollama.url}{tail}'}}\nagents:\n  chat: {{primary: local}}\n")
+        out = invoke(config, "ask", "--agent", "chat", "hi")
+        assert out.exit_code == 0, out.output
+        assert "Hello from the fake server." in out.output
+        assert [r.path for r in ollama.requests if r.method == "POST"] == ["/api/chat"]
+
+
+# --- a model file that is no model ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:4d5e\nsize 4683073184\n", "is a git-lfs pointer"),
+    (b"<!DOCTYPE html>\n<html><head><title>Hugging Face</title>", "is a web page (HTML)"),
+    (b"\x00\x01\x02 not a model", "is no GGUF model file (it does not start with 'GGUF'"),
+])
+def test_a_gguf_that_is_no_gguf_is_unavailable_and_says_what_it_is(tmp_path: Path, content: bytes,
+                                                                  said: str) -> None:
+    """A browser's saved page or a git-lfs pointer showed 'available' in `models`, and every request failed as
+    'internal_error: llama.cpp failed: ValueError: Failed to load model from file'."""
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(content)
+    config = write(tmp_path, f"models:\n  g: {{provider: llamacpp, path: '{gguf}'}}\nagents:\n  chat: {{primary: g}}\n")
+    models = invoke(config, "models", "--no-reach", "--json")
+    assert models.exit_code == 0, models.output
+    [row] = json.loads(models.output)["models"]
+    assert row["state"] == "unavailable" and said in row["why"], row
+    asked = invoke(config, "ask", "--agent", "chat", "hi")
+    assert asked.exit_code == 1, asked.output
+    assert f"g: skipped (unavailable: {gguf} {said}" in asked.output
+    assert "internal_error" not in asked.output and "Traceback" not in asked.output
+
+
+# --- the CLI's own arguments ------------------------------------------------------------------------------------------
+
+def test_a_mistyped_agent_on_the_command_line_names_the_closest(tmp_path: Path) -> None:
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x}\nagents:\n  chat: {primary: local}\n"
+                             "  engineer: {primary: local}\n  research: {primary: local}\n")
+    out = invoke(config, "ask", "--agent", "enginer", "hi")
+    assert out.exit_code == 2
+    assert "unknown agent 'enginer' (did you mean 'engineer'?)" in out.output
+    logged = invoke(config, "log", "--agent", "resarch")
+    assert logged.exit_code == 2
+    assert "unknown agent 'resarch' (did you mean 'research'?)" in logged.output
