@@ -83,13 +83,25 @@ def test_routing_goes_on_without_the_package(monkeypatch: pytest.MonkeyPatch,
     assert classifier.multilingual is None and "without the multilingual encoder" in caplog.text
 
 
-def test_it_is_loaded_at_the_first_message_in_another_language(multilingual: encoder.Multilingual) -> None:
-    """~115 MB and a few seconds that a classifier seeing only English never pays."""
-    classifier = Classifier(SAMPLES)
-    classifier.decide("write a poem about my cat")
-    assert classifier.multilingual is None
+def test_it_is_loaded_in_the_background_and_waited_for(multilingual: encoder.Multilingual,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a classifier does not wait for the encoder (~115 MB, a few seconds); a message in another
+    language that comes first waits for it, so it is never decided without it; English never waits."""
+    import threading
+
+    release = threading.Event()
+    loaded = encoder.shared_multilingual
+
+    def slow() -> encoder.Multilingual | None:
+        assert release.wait(60)
+        return loaded()
+
+    monkeypatch.setattr(encoder, "shared_multilingual", slow)
+    classifier = Classifier(SAMPLES)  # returns while the loading thread waits
     english = classifier.decide("write a poem about my cat")
-    other = classifier.decide("写一首关于猫的诗")
+    assert classifier.multilingual is None
+    threading.Timer(0.2, release.set).start()
+    other = classifier.decide("写一首关于猫的诗")  # waits for the thread
     assert classifier.multilingual is multilingual and other.agent == "b"
     assert classifier.decide("write a poem about my cat").confidence == english.confidence
 

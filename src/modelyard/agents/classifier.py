@@ -16,6 +16,7 @@ is built when a runtime first routes, never stored.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -36,6 +37,8 @@ from modelyard.config.schema import Config
 if TYPE_CHECKING:
     from numpy.typing import NDArray
     from scipy.sparse import csr_matrix
+
+log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class Decision:
@@ -232,8 +235,9 @@ class Classifier:
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
         ``multilingual``: the encoder whose member votes instead of the fifth on a text in another language
         (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too). The
-        shared one is loaded and its member trained when the first message in another language comes (~115 MB
-        and a few seconds, which a classifier that only ever sees English does not pay); one given is at once.
+        shared one (~115 MB, a few seconds) is loaded and its member trained in a background thread, so that
+        building the classifier does not wait for it; a message in another language that comes before it is
+        ready waits for it (never decided without it). One given is trained at once.
         ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's
         request, its pasted material as markers, and its head and tail; ``head_and_tail`` is round 6's)."""
         if not samples:
@@ -243,7 +247,7 @@ class Classifier:
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
         self.multilingual: encoding.Multilingual | None = None
-        #: the shared multilingual encoder is still to be loaded (at the first message in another language)
+        #: the shared multilingual encoder is still being loaded (in the background)
         self._multilingual_pending = False
         self._multilingual_lock = threading.Lock()
         if self._single:
@@ -306,6 +310,8 @@ class Classifier:
         self._training = (texts, y)
         if self.multilingual is not None:
             self._train_multilingual(self.multilingual)
+        elif self._multilingual_pending:  # whichever comes first, this thread or a message, loads; the other waits
+            threading.Thread(target=self.ready_multilingual, name="multilingual-encoder", daemon=True).start()
         self.classes = [str(c) for c in words.classes_]
         self.calibrated = calibrated
         # features × training texts: a message's similarity to every example is one small sparse product
@@ -330,10 +336,14 @@ class Classifier:
         if self._multilingual_pending:
             with self._multilingual_lock:
                 if self._multilingual_pending:
-                    found = encoding.shared_multilingual()
-                    if found is not None:
-                        self._train_multilingual(found)
-                    self._multilingual_pending = False
+                    try:
+                        found = encoding.shared_multilingual()
+                        if found is not None:
+                            self._train_multilingual(found)
+                    except Exception:  # routing goes on without it, as without the package
+                        log.exception("routing messages in other languages without the multilingual encoder")
+                    finally:
+                        self._multilingual_pending = False
         return self.multilingual
 
     def _main(self, text: str) -> str:
