@@ -130,3 +130,29 @@ def test_metrics_export_what_a_long_running_gateway_watches_for_growth(gateway, 
     assert found[("process_open_fds", ())] > 3
     assert found[("modelyard_event_loop_tasks", ())] >= 1  # at least the scrape's own
     assert found[("modelyard_threads", ())] >= 1
+
+
+def test_a_buffered_answer_leaves_before_its_request_is_counted_and_a_scrape_counts_it(gateway, monkeypatch):
+    """Counting a request in the metrics is not on its answer's path (issue #15: ~230 bytecodes between the
+    routing row's hand-over and the wait for its commit, which a lone request waits out): it is counted when the
+    loop's step that sent the answer is over — and a scrape that comes first counts what is pending."""
+    from modelyard.gateway.transport import HeldHead
+
+    events: list[str] = []
+    write, observe = HeldHead.write, gateway.gateway.metrics.observe
+
+    def written(self, data: bytes) -> None:
+        if b'"chat.completion"' in data:
+            events.append("answer written")
+        write(self, data)
+
+    def counted(record) -> None:  # type: ignore[no-untyped-def]
+        events.append("counted")
+        observe(record)
+
+    monkeypatch.setattr(HeldHead, "write", written)
+    monkeypatch.setattr(gateway.gateway.metrics, "observe", counted)
+    assert chat(gateway, "coder").status_code == 200
+    assert samples(gateway)[("modelyard_requests_total", (("agent", "coder"), ("model", "fast"),
+                                                          ("outcome", "ok")))] == 1
+    assert events == ["answer written", "counted"]
