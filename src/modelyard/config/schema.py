@@ -384,6 +384,10 @@ class LogConfig(Strict):
     store_text: bool = Field(True, description="keep prompt and answer text in the log")
     max_queue: int = Field(50_000, ge=100, description="finished requests waiting for the SQLite commit; past "
                            "this (a stalled disk) a request is dropped and counted rather than held in memory")
+    keep_days: float | None = Field(
+        None, ge=32, description="delete requests older than this many days (with their attempts and routing "
+        "decisions) from the local SQLite file, hourly, in a long-running process; none: keep everything. At least "
+        "32: month spend caps and the dashboard's month read that far back. PostgreSQL (log.url) is not pruned")
 
     @field_validator("url")
     @classmethod

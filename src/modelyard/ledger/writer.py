@@ -60,6 +60,7 @@ from typing import Any
 
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
+from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import SameFile, identity
 from modelyard.ledger.store import LogUnavailable, held_by_another, where_to_fix
 from modelyard.outcomes import AttemptOutcome
@@ -183,7 +184,7 @@ class WriterHealth:
 
 class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
-                 max_queue: int = 50_000):
+                 max_queue: int = 50_000, keep_days: float | None = None):
         self.path = Path(path)
         self.local_models = frozenset(local_models)
         self.max_batch = max_batch
@@ -237,6 +238,8 @@ class LogWriter:
         self._checkpoint_due = threading.Event()
         #: started by the first CHECKPOINT_EVERY rows (a smaller log is checkpointed when it closes)
         self._checkpoints: threading.Thread | None = None
+        #: ``log.keep_days``: deletes older requests from the file, hourly (ledger/retention.py)
+        self.retention = Pruner(self.path, keep_days) if keep_days else None
         atexit.register(self.close)
 
     def _connect(self) -> sqlite3.Connection:
@@ -391,6 +394,8 @@ class LogWriter:
             return
         self.flush()
         self._closed = True  # from here on, submit() queues directly
+        if self.retention is not None:
+            self.retention.close()
         self._hand_over_all()
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
