@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -92,12 +93,14 @@ def test_a_long_running_writer_prunes_by_itself_and_the_file_stops_growing(tmp_p
 def test_keep_days_reaches_the_writer_and_is_at_least_a_month(tmp_path: Path) -> None:
     data = {"models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9", "model": "x"}},
             "agents": {"a": {"primary": "m"}}, "log": {"path": str(tmp_path / "log.db"), "keep_days": 90}}
-    assert Config.model_validate(data).log.keep_days == 90
-    writer = LogWriter(tmp_path / "log.db", keep_days=90)
+    from modelyard.runtime import open_runtime
+
+    runtime = open_runtime(config=Config.model_validate(data))
     try:
-        assert writer.retention is not None and writer.retention.keep_days == 90
+        retention = runtime.log.retention
+        assert retention is not None and retention.keep_days == 90
     finally:
-        writer.close()
+        asyncio.run(runtime.aclose())
     assert LogWriter(tmp_path / "other.db").retention is None  # by default nothing is deleted
     with pytest.raises(ConfigError, match="keep_days"):
         parse_config("log:\n  keep_days: 7\n", "c.yaml")
