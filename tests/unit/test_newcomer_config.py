@@ -5,7 +5,10 @@ no traceback, no secret echoed; and what can be read one way only is read that w
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -188,3 +191,51 @@ def test_a_mistyped_agent_on_the_command_line_names_the_closest(tmp_path: Path) 
     logged = invoke(config, "log", "--agent", "resarch")
     assert logged.exit_code == 2
     assert "unknown agent 'resarch' (did you mean 'research'?)" in logged.output
+
+
+# --- where the log goes -----------------------------------------------------------------------------------------------
+
+def test_a_log_path_naming_a_directory_says_to_name_a_file(tmp_path: Path) -> None:
+    """`log: {path: ~/modelyard}` read 'cannot be opened for writing (unable to open database file); check that this
+    user can write the file and its directory' — the user could."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  a: {{provider: ollama, model: x}}\nagents:\n  chat: {{primary: a}}\n"
+                      f"log: {{path: '{tmp_path}'}}\n")
+    for command in (["ask", "--agent", "chat", "hi"], ["log"]):
+        out = invoke(config, *command)
+        assert out.exit_code == 1, out.output
+        assert (f"routing log {tmp_path}: a directory, not a file: name a file in it, e.g. "
+                f"{tmp_path / 'routing.sqlite3'}; check log.path in the config") in out.output.replace("\n", "")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs filled to the last byte (root only: elsewhere the test is skipped)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: Path) -> None:
+    """A full disk read 'cannot be opened for writing (disk I/O error); check that this user can write the file and
+    its directory' (or '(cannot rollback - no transaction is active)' when it filled while the log was made)."""
+    with OpenAIServer(["m"]) as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"models:\n  m: {{provider: openai, model: m, endpoint: '{server.url}/v1'}}\n"
+                          f"agents:\n  chat: {{primary: m}}\nlog: {{path: '{full_disk / 'routing.sqlite3'}'}}\n")
+        assert invoke(config, "ask", "--agent", "chat", "hi").exit_code == 0  # the log is made while there is room
+        with (full_disk / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            while filler.write(b"\0" * 65536):
+                pass
+        for command in (["ask", "--agent", "chat", "hi"], ["log"]):
+            out = invoke(config, *command)
+            assert out.exit_code == 1, out.output
+            said = out.output.replace("\n", "")
+            assert f"routing log {full_disk / 'routing.sqlite3'}: the disk holding it is full (" in said, said
+            assert "free some space there; check log.path in the config" in said

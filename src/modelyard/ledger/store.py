@@ -13,6 +13,7 @@ With ``log.url`` set, readers see PostgreSQL (every host's requests); the local 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,28 @@ def where_to_fix(path: Path) -> str:
     source = ("$MODELYARD_DATA_DIR, the data directory" if os.environ.get("MODELYARD_DATA_DIR")
               else "the user data directory")
     return f"it is the default place, in {source}: fix that, or set log.path in the config to put it elsewhere"
+
+
+#: free bytes under which a log that cannot be opened is said to be on a full disk
+FULL_DISK = 1 << 20
+
+
+def hidden_cause(path: Path, exc: BaseException) -> str | None:
+    """What SQLite's words hide when the log cannot be opened: a full disk read 'disk I/O error' or 'cannot
+    rollback - no transaction is active' beside 'check that this user can write the file'; a directory named
+    as the file read 'unable to open database file'."""
+    if path.is_dir():
+        return (f"routing log {path}: a directory, not a file: name a file in it, e.g. {path / 'routing.sqlite3'}; "
+                + where_to_fix(path))
+    where = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        free = shutil.disk_usage(where).free if where is not None else None
+    except OSError:
+        return None
+    if free is None or free >= FULL_DISK:
+        return None
+    return (f"routing log {path}: the disk holding it is full ({free // 1024} KiB free; SQLite said: {exc}): free "
+            f"some space there; {where_to_fix(path)}")
 
 
 def held_by_another(path: Path, exc: BaseException) -> str | None:
@@ -91,8 +114,8 @@ class LogStore:
         try:
             return connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:
-            if locked := held_by_another(self.path, exc):
-                raise LogUnavailable(locked) from None
+            if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
+                raise LogUnavailable(said) from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
                                  "where to create one) that this user can read and write; "
                                  + where_to_fix(self.path)) from None

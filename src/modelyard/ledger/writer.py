@@ -62,7 +62,7 @@ from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import SameFile, identity
-from modelyard.ledger.store import LogUnavailable, held_by_another, where_to_fix
+from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 from modelyard.types import repair_text
@@ -227,8 +227,8 @@ class LogWriter:
             self._conn: sqlite3.Connection = self._connect()
             self._file = SameFile(self.path)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
-            if locked := held_by_another(self.path, exc):
-                raise LogUnavailable(locked) from None
+            if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
+                raise LogUnavailable(said) from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
                                  f"this user can write the file and its directory; {where_to_fix(self.path)}") from None
         self._closed = False
