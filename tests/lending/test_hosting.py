@@ -52,3 +52,34 @@ async def test_the_bot_in_serve_starts_once_telegram_is_reachable(tmp_path: Path
             tg.stop()
             await runtime.aclose()
     assert any("running in this process" in line for line in lines), lines
+
+
+async def test_the_bot_in_serve_says_why_it_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Another bot process polls with the same token and log: serve's warning and /healthz said only
+    "TelegramSetupError" — the reason (and what to do) stayed in the exception."""
+    from modelyard.frontends.telegram import TelegramBot
+
+    monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(hosting_module, "BOT_RETRY", (0.1, 0.3))
+    with TelegramServer() as tg, OpenAIServer(reply_text="Hello from the model.") as llm:
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1", "max_concurrent": 2}},
+            "agents": {"chat": {"primary": "m"}},
+            "log": {"path": str(tmp_path / "log.db")},
+            "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE]}}))
+        runtime = open_runtime(config)
+        other = TelegramBot(runtime, tg.token)
+        assert other.inbox.claim()  # the other process's hold on this token and log
+        try:
+            async with Hosting(runtime, "http://127.0.0.1:1", telegram_token=tg.token,
+                               announce_line=lambda _: None) as hosted:
+                await apoll(lambda: hosted.bot_state.startswith("retrying"), 10)
+                assert "another bot process" in hosted.bot_state
+        finally:
+            await other.stop()
+            await runtime.aclose()
+    warnings = [r.getMessage() for r in caplog.records if "could not start the bot" in r.getMessage()]
+    assert warnings and "another bot process" in warnings[0], warnings
+    assert tg.token not in " ".join(warnings)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.errors import ModelyardError
 from modelyard.router.lending.lender import Lender
 from modelyard.router.lending.registry import ServeEntry, announce, discover, socket_path, withdraw
 from modelyard.runtime import Runtime
@@ -114,9 +115,12 @@ class Hosting:
                 log.error("telegram: the bot token was rejected; the bot is off (the gateway keeps serving)")
                 await _quietly(bot.stop())
                 return
-            except Exception as exc:  # no network yet at boot, Telegram down: try again later
-                self.bot_state = f"retrying: {type(exc).__name__}"
-                log.warning("telegram: could not start the bot (%s); retrying in %.0fs", type(exc).__name__, pause)
+            except Exception as exc:  # no network yet at boot, Telegram down, another bot polling: try again later
+                # our own refusals say why in words that hold no secret; a library's error is named by its type only
+                # (an HTTP error's text can quote the request URL, and Telegram's URLs hold the token)
+                why = str(exc) if isinstance(exc, ModelyardError) else type(exc).__name__
+                self.bot_state = f"retrying: {why}"
+                log.warning("telegram: could not start the bot (%s); retrying in %.0fs", why, pause)
                 await _quietly(bot.stop())
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, BOT_RETRY[1])
