@@ -60,7 +60,8 @@ class Message:
     #: for role "tool": which call this answers, and the tool's name (Ollama wants the name)
     tool_call_id: str = ""
     name: str = ""
-    #: reasoning text of an assistant turn; kept for the log, never sent back to a model
+    #: reasoning text of an assistant turn; kept for the log, sent back only to a server that refuses a turn without
+    #: it (DeepSeek's thinking mode: providers/openai.py)
     thinking: str = ""
 
 

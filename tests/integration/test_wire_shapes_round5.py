@@ -520,3 +520,32 @@ async def test_a_server_that_takes_nine_character_call_ids_gets_them(servers: di
     for messages in sent[1:]:
         call_id = messages[1]["tool_calls"][0]["id"]
         assert len(call_id) == 9 and call_id.isalnum() and messages[2]["tool_call_id"] == call_id
+
+
+async def test_a_server_that_wants_reasoning_back_gets_it(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """DeepSeek's thinking mode with tools refuses an assistant turn without ``reasoning_content``: "Missing
+    `reasoning_content` field in the assistant message at message index 1" (its thinking-mode guide; LangChain,
+    AutoGen users met it). modelyard sends no reasoning back, so the second turn of every tool conversation was
+    refused. Learned: each assistant turn carries its thinking where modelyard kept it, else empty (the ask again at
+    once carries it empty: it is refitted from the body sent)."""
+    from modelyard.types import ToolCall
+
+    history = ChatRequest(messages=[
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, "call_1")],
+                thinking="I should look it up."),
+        Message("tool", '{"sky": "clear"}', tool_call_id="call_1")], tools=REQ.tools)
+    servers["openai"].push(Fault.raw(400, body({"error": {
+        "message": "Missing `reasoning_content` field in the assistant message at message index 1. For more "
+                   "information, please refer to https://api-docs.deepseek.com/guides/thinking_mode#tool-calls",
+        "type": "invalid_request_error", "param": None, "code": "invalid_request_error"}}), headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    first = await router.complete("agent", history)
+    second = await router.complete("agent", history)
+    await router.aclose()
+    writer.close()
+    for routed in (first, second):
+        assert outcomes(routed) == [("primary", "ok", None)]
+    sent = [r.json["messages"][1].get("reasoning_content") for r in servers["openai"].requests
+            if r.path.endswith("/chat/completions")]
+    assert sent == [None, "", "I should look it up."]

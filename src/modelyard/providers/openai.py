@@ -166,14 +166,18 @@ def _openrouter(meta: dict[str, Any], kind: str, message: str) -> tuple[str, str
     return kind, f"{message} ({by}{upstream})" if message else f"{by}{upstream}"
 
 
-def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+def _messages(messages: list[Message], reasoning: bool = False) -> list[dict[str, Any]]:
     """The history in the chat completions shape. Calls without an id (a history begun on Ollama, which gives none)
     get one, and their results, which had none either, get the same, in order: a result naming no call of the turn
-    before is refused by OpenAI's API and the servers that check (a 400 on every such turn of a fallback)."""
+    before is refused by OpenAI's API and the servers that check (a 400 on every such turn of a fallback).
+    ``reasoning``: each assistant turn carries ``reasoning_content`` (its thinking where modelyard has it, else
+    empty), for a server that refuses a turn without it (:meth:`OpenAIProvider._without_refused`)."""
     out: list[dict[str, Any]] = []
     unnamed: list[str] = []
     for m in messages:
         message: dict[str, Any] = {"role": m.role, "content": m.content}
+        if reasoning and m.role == "assistant":
+            message["reasoning_content"] = m.thinking
         if m.tool_calls:
             message["tool_calls"], unnamed = [], []  # results answer the turn just before them
             for c in m.tool_calls:
@@ -397,6 +401,8 @@ class OpenAIProvider(HttpProvider):
 
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
     _nine_char_ids = False
+    #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
+    _reasoning_back = False
 
     def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
         """``body`` refitted to what the server refused, or None (another refusal). Learned, as ``probe`` would: asked
@@ -420,6 +426,22 @@ class OpenAIProvider(HttpProvider):
                 self._refuses_stream_options = True
                 log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
             return {k: v for k, v in body.items() if k != "stream_options"}
+        if "Missing `reasoning_content`" in error.message or "reasoning_content is missing" in error.message:
+            # DeepSeek's thinking mode (and Kimi's) with tools: "Missing `reasoning_content` field in the assistant
+            # message at message index 1" (api-docs.deepseek.com/guides/thinking_mode) — every tool conversation's
+            # second turn was refused. Sent with each assistant turn's thinking where modelyard kept it, else empty
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not any(
+                    isinstance(m, dict) and m.get("role") == "assistant" and "reasoning_content" not in m
+                    for m in messages):
+                return None
+            if not self._reasoning_back:
+                self._reasoning_back = True
+                log.info("model %s: the server wants reasoning_content on assistant turns; sending it from now on",
+                         self.name)
+            return {**body, "messages": [{**m, "reasoning_content": ""} if isinstance(m, dict)
+                                         and m.get("role") == "assistant" and "reasoning_content" not in m else m
+                                         for m in messages]}
         if "with a length of 9" in error.message and "id" in error.message:
             refitted = _nine_char_ids(body)
             if refitted is None:
@@ -435,7 +457,7 @@ class OpenAIProvider(HttpProvider):
         return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        messages = _messages(request.messages)
+        messages = _messages(request.messages, self._reasoning_back)
         if self._nine_char_ids:
             messages = _nine_char_messages(messages)
         switch = thinking_switch(self.profile, request.thinking)
