@@ -156,6 +156,18 @@ def test_an_ollama_endpoint_written_with_its_api_path_reaches_the_server(tmp_pat
         assert [r.path for r in ollama.requests if r.method == "POST"] == ["/api/chat"]
 
 
+@pytest.mark.parametrize("tail", ["/v1/chat/completions", "/chat/completions", "/v1/chat/completions/"])
+def test_an_openai_endpoint_written_as_a_curl_examples_url_reaches_the_server(tmp_path: Path, tail: str) -> None:
+    """`endpoint: http://host:8000/v1/chat/completions` (the URL of every curl example) asked
+    /v1/chat/completions/v1/chat/completions: every request failed with a 404."""
+    with OpenAIServer(["m"]) as server:
+        config = write(tmp_path, f"models:\n  m: {{provider: openai, model: m, endpoint: '{server.url}{tail}'}}\n"
+                                 "agents:\n  chat: {primary: m}\n")
+        out = invoke(config, "ask", "--agent", "chat", "hi")
+        assert out.exit_code == 0, out.output
+        assert [r.path for r in server.requests if r.method == "POST"] == ["/v1/chat/completions"]
+
+
 # --- a model file that is no model ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("content", "said"), [

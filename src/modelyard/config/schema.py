@@ -148,6 +148,16 @@ def clean_secret(value: str | None) -> str | None:
     return text or None
 
 
+#: by provider, what an endpoint may end with that is the provider's request path (or its root), not the server's
+#: address; longest first. Ollama's native API has no /v1 (its OpenAI-compatible one does); OpenAI-compatible
+#: servers are reached with or without /v1 (providers/openai.py), Anthropic's API at the root
+_REQUEST_PATHS = {
+    "ollama": ("/api/chat", "/api/generate", "/api", "/v1/chat/completions", "/v1"),
+    "openai": ("/chat/completions",),
+    "anthropic": ("/v1/messages", "/v1"),
+}
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
@@ -212,12 +222,13 @@ class ModelConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _ollama_endpoint_is_the_server(self) -> ModelConfig:
-        # `http://127.0.0.1:11434/api` (as Ollama's docs write its API's paths) asked `/api/api/chat` and failed every
-        # request (Ollama: 404); the native API's paths are the provider's to add, and `/v1` is not among them
-        if self.provider == "ollama" and self.endpoint:
+    def _endpoint_is_the_server(self) -> ModelConfig:
+        # `http://127.0.0.1:11434/api` (as Ollama's docs write its API's paths) asked `/api/api/chat`, and
+        # `…/v1/chat/completions` (a curl example's URL) `/v1/chat/completions/v1/chat/completions`: every request
+        # failed (a 404); the paths are the provider's to add, so what the request path ends the endpoint with goes
+        if self.endpoint and (tails := _REQUEST_PATHS.get(self.provider)):
             base = self.endpoint.rstrip("/")
-            for tail in ("/api/chat", "/api/generate", "/api", "/v1/chat/completions", "/v1"):
+            for tail in tails:
                 if base.endswith(tail):
                     object.__setattr__(self, "endpoint", base.removesuffix(tail))
                     break
