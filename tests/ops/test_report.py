@@ -203,8 +203,8 @@ def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> N
     table = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--chart",
                                 str(tmp_path / "r.png")])
     assert table.exit_code == 0, table.output
-    for text in ("61 requests", "87% served locally", "all-cloud on sonnet", "62%", "cascade_risk: model qwen",
-                 "tiering: agent writer"):
+    for text in ("61 requests", "52 of 60 answered locally (87%)", "all-cloud on sonnet", "62%",
+                 "cascade_risk: model qwen", "tiering: agent writer"):
         assert text in table.output, text
     # the research request no model answered is said, not hidden among '0%' fallbacks and a p50 of '–'
     assert "1 failed (no model answered: `modelyard log --outcome failed`)" in " ".join(table.output.split())

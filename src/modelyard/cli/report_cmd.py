@@ -21,7 +21,24 @@ _GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local
                   ("wait p50", 10), ("wait p95", 9), ("FALLBACK", 3), ("tok/s", 8), ("acceptable", 7), ("spend", 4))
 
 
-def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool) -> None:
+#: fewer samples than this: a rate is shown as a count ("1/2", not "50%") and a p95 not at all (nearest-rank p95 of
+#: fewer than 20 values is their maximum)
+FEW = 20
+
+
+def share(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as a percentage, with the count beside it when ``whole`` is small: 1 of 2 read '50%'."""
+    if not whole:
+        return "–"
+    return f"{part}/{whole}" if whole < FEW else f"{part / whole:.0%}"
+
+
+def _p95(value: float | None, n: int) -> str:
+    return ms(value) if n >= FEW else "–"
+
+
+def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool,
+                 unpriced: set[str] | frozenset[str] = frozenset()) -> None:
     """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'. ``failures``:
     a period with requests no model answered shows how many per row (else 4 failed requests read '0%' fallbacks
     and a p50 of '–', as if nothing had gone wrong)."""
@@ -35,12 +52,15 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
         cells.append({
             "": g.key, "requests": str(g.requests), "failed": str(g.failed),
             "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
-            "local": f"{g.local_share:.0%}", "p50": ms(s["latency_p50_ms"]), "p95": ms(s["latency_p95_ms"]),
-            "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": ms(s["queue_wait_p95_ms"]),
-            fallback_column: f"{g.fallback_rate:.0%}" + (f" ({reasons})" if reasons else ""),
+            "local": share(g.local, g.served), "p50": ms(s["latency_p50_ms"]),
+            "p95": _p95(s["latency_p95_ms"], len(g.latencies)),
+            "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": _p95(s["queue_wait_p95_ms"], len(g.waits)),
+            fallback_column: share(g.fallbacks, g.requests) + (f" ({reasons})" if reasons else ""),
             "tok/s": f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
-            "acceptable": f"{g.acceptable}/{g.rated} ({g.acceptable_rate:.0%})" if g.rated else "–",
-            "spend": money(g.spend)})
+            "acceptable": (f"{g.acceptable}/{g.rated}" + (f" ({g.acceptable_rate:.0%})" if g.rated >= FEW else ""))
+            if g.rated else "–",
+            "spend": (money(g.spend) + " + price unknown" if g.spend else "price unknown") if g.key in unpriced
+            else money(g.spend)})
     table = fit_table(columns, cells, console.width)
     console.print(title, style="bold", highlight=False)
     console.print(table)
@@ -52,34 +72,55 @@ def print_report(report: Report, config: Config) -> None:
     t = report.totals
     failed = f", {t.failed} failed (no model answered: `modelyard log --outcome failed`)" if t.failed > 0 else ""
     console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests{failed}, "
-                  f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local_share:.0%} served locally, "
-                  f"fallback {t.fallback_rate:.0%}", highlight=False)
+                  f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local} of {t.served} answered locally"
+                  f"{f' ({t.local_share:.0%})' if t.served >= FEW else ''}, fallback on {t.fallbacks} of {t.requests}"
+                  f"{f' ({t.fallback_rate:.0%})' if t.requests >= FEW else ''}", highlight=False)
     if report.drift:
         console.print(f"note: {report.drift.describe(config)}", highlight=False, markup=False, style="yellow")
     if not t.requests:  # not two tables of headers: what is empty, and how it fills
         console.print(f"no requests in {report.period.label} ({LogStore.of(config).where}): try another --month, "
                       "or `modelyard ask \"hello\"` to make one", highlight=False, markup=False)
         return
-    _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0)
+    _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0, unpriced=report.unpriced_agents)
     _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback",
-                 failures=False)  # a failed request has no answering model
+                 failures=False, unpriced=set(report.unpriced))  # a failed request has no answering model
+    groups = report.agents + report.models
+    if any(len(g.latencies) < FEW or len(g.waits) < FEW for g in groups) or t.requests < FEW:
+        console.print(f"fewer than {FEW} samples: rates as counts, no p95 (it would be the largest value)",
+                      style="dim", highlight=False)
     if t.reasons:
         console.print("fallbacks by reason: " + ", ".join(
-            f"{r} {n} ({n / t.requests:.1%})" for r, n in t.reasons.most_common()), highlight=False)
+            f"{r} {n}" + (f" ({n / t.requests:.0%})" if t.requests >= FEW else "")
+            for r, n in t.reasons.most_common()) + f" of {t.requests} requests", highlight=False)
 
     cost = Table(title="cost")
     cost.add_column("")
     cost.add_column("USD", justify="right")
     cost.add_column("savings", justify="right")
-    cost.add_row("cloud API spend", money(report.spend_usd), "")
+    unknown = ", ".join(f"{m} ({a} attempts, {i:,}/{o:,} tokens)" for m, (a, i, o) in sorted(report.unpriced.items()))
+    cost.add_row("cloud API spend" + (" (at least: price unknown for some)" if unknown else ""),
+                 money(report.spend_usd) + ("+?" if unknown else ""), "")
     cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)",
                  money(report.local_cost_usd), "")
-    cost.add_row("total", money(report.total_cost_usd), "", style="bold")
+    cost.add_row("total", money(report.total_cost_usd) + ("+?" if unknown else ""), "", style="bold")
     for c in report.counterfactuals:
         pct = f"{c.savings_pct:.0f}%" if c.savings_pct is not None else "–"
+        saved = f"{money(c.savings_usd)} ({pct})"
         cost.add_row(f"all-cloud on {c.model} (${c.input_usd_per_m:g}/${c.output_usd_per_m:g} per M)",
-                     money(c.cost_usd), f"{money(c.savings_usd)} ({pct})")
+                     money(c.cost_usd), f"at most {saved}" if unknown else saved)
     console.print(cost)
+    if unknown:
+        console.print(f"price unknown: {unknown} — a billed model without a price in the config was logged at $0; "
+                      "set its price (USD per million tokens) to count it", highlight=False, markup=False,
+                      style="yellow")
+    if report.counterfactuals:
+        c = report.counterfactuals[0]
+        console.print(f"all-cloud = the {c.requests} answered requests asked once ({c.tokens_in:,} tokens in / "
+                      f"{c.tokens_out:,} out, as the answering model counted them; failed attempts before the answer "
+                      "left out). A cloud model's tokenizer counts the same text differently — Claude's likely into "
+                      "more tokens than Qwen's or Llama's — so all-cloud on Claude is likely higher than shown "
+                      "(not corrected: no published ratio)",
+                      style="dim", highlight=False, markup=False)
 
     if report.recommendations:
         console.print("[bold]recommendations[/]")

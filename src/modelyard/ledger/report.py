@@ -9,8 +9,13 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 - *local cost*: config ``report.electricity_usd_per_month + hardware_usd_per_month``, times the part
   of a month the period covers: 1 for a past ``--month``, the elapsed fraction for the current month,
   ``N / 30`` for ``--days N``.
-- *counterfactual*: the same request tokens priced at each ``report.counterfactual`` model; savings
-  = (counterfactual − (spend + local cost)) / counterfactual.
+- *counterfactual*: each **answered** request asked once of each ``report.counterfactual`` model: the answering
+  attempt's tokens (not the tokens of attempts that failed before it — an all-cloud setup would not have made
+  those), as the answering model counted them: a local model's tokenizer counts fewer tokens than Claude's for
+  the same text, so the figure is low for Claude (not corrected: no published Qwen/Llama-to-Claude ratio);
+  savings = (counterfactual − (spend + local cost)) / counterfactual.
+- *unpriced*: attempts on a billed (hosted) backend that logged tokens at a cost of 0 — the model had no
+  ``price`` in the config; the report names them ("price unknown") instead of counting them as free.
 - *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
 - *blame*: a fallback recommendation names the models whose attempts failed **in the log** (an attempt that
   moved the request on or broke off), never the current config's primary by assumption — the log may have
@@ -24,10 +29,11 @@ import calendar
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelyard import registry
 from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
@@ -86,6 +92,10 @@ class Counterfactual:
     cost_usd: float
     savings_usd: float
     savings_pct: float | None
+    #: the answered requests whose answering attempt's tokens it prices
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
 
 
 @dataclass
@@ -130,6 +140,10 @@ class Report:
     counterfactuals: list[Counterfactual]
     recommendations: list[Recommendation]
     drift: ConfigDrift
+    #: model → [attempts, tokens in, tokens out] billed by a hosted backend but logged at $0 (no price configured)
+    unpriced: dict[str, list[int]] = field(default_factory=dict)
+    #: agents with such attempts: their spend is a lower bound
+    unpriced_agents: set[str] = field(default_factory=set)
 
     @property
     def total_cost_usd(self) -> float:
@@ -143,7 +157,10 @@ class Report:
             "models": [g.summary() for g in self.models],
             "cost": {"cloud_spend_usd": self.spend_usd, "local_cost_usd": self.local_cost_usd,
                      "total_usd": self.total_cost_usd,
-                     "counterfactuals": [asdict(c) for c in self.counterfactuals]},
+                     "counterfactuals": [asdict(c) for c in self.counterfactuals],
+                     "unpriced": {m: {"attempts": a, "tokens_in": i, "tokens_out": o}
+                                  for m, (a, i, o) in sorted(self.unpriced.items())},
+                     "unpriced_agents": sorted(self.unpriced_agents)},
             "recommendations": [asdict(r) for r in self.recommendations],
             "config_drift": asdict(self.drift),
         }
@@ -174,7 +191,8 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
             lf.reasons[row["model"]] += 1
 
     attempts = conn.execute(
-        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd FROM attempts a "
+        "SELECT a.request_id, a.seq, a.model, a.provider, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd,"
+        " a.tokens_in, a.tokens_out FROM attempts a "
         "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
     wait_samples: dict[str, list[float]] = {}
     queue_bounds: dict[str, float] = {}
@@ -182,8 +200,19 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     #: agent → model → reasons of its attempts that failed (what a fallback recommendation blames)
     failing: dict[str, dict[str, Counter]] = {}
     attempted: dict[str, set[str]] = {}
+    unpriced: dict[str, list[int]] = {}
+    unpriced_agents: set[str] = set()
+    #: request id → (seq, tokens in, tokens out) of its last attempt: the one that answered an answered request
+    last: dict[str, tuple[int, int, int]] = {}
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
+        tin, tout = a["tokens_in"] or 0, a["tokens_out"] or 0
+        if (prev := last.get(a["request_id"])) is None or a["seq"] > prev[0]:
+            last[a["request_id"]] = (a["seq"], tin, tout)
+        if not a["cost_usd"] and (tin or tout) and registry.is_hosted(a["provider"] or ""):
+            u = unpriced.setdefault(a["model"], [0, 0, 0])
+            u[0], u[1], u[2] = u[0] + 1, u[1] + tin, u[2] + tout
+            unpriced_agents.add(a["agent"])
         if _failed_attempt(a["outcome"]):
             failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
         cost = a["cost_usd"] or 0.0
@@ -204,19 +233,30 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     fixed = config.report.electricity_usd_per_month + config.report.hardware_usd_per_month
     local_cost = fixed * period.months
     spend = totals.spend
+    # all-cloud: each answered request once, at its answering attempt's tokens (a request logged without attempt
+    # rows, as an old log may hold: the request's own tokens)
+    cf_requests = cf_in = cf_out = 0
+    for row in rows:
+        if row["outcome"] in FAILED or row["model"] is None:
+            continue
+        answer = last.get(row["id"])
+        cf_requests += 1
+        cf_in += answer[1] if answer else row["tokens_in"] or 0
+        cf_out += answer[2] if answer else row["tokens_out"] or 0
     counterfactuals = []
     for name, price in config.report.counterfactual.items():
-        cf = (totals.tokens_in * price.input + totals.tokens_out * price.output) / 1e6
+        cf = (cf_in * price.input + cf_out * price.output) / 1e6
         saved = cf - (spend + local_cost)
         counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
-                                              saved / cf * 100 if cf else None))
+                                              saved / cf * 100 if cf else None, cf_requests, cf_in, cf_out))
 
     recs = (_fallback_recommendations(config, agents, failing, drift)
             + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds, revisers)
             + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
-                  spend, local_cost, counterfactuals, recs, drift)
+                  spend, local_cost, counterfactuals, recs, drift, unpriced,
+                  unpriced_agents)
 
 
 def _failed_attempt(outcome: str) -> bool:

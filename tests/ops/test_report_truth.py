@@ -1,0 +1,99 @@
+"""What `modelyard report` tells a user to act on, checked against what the log really holds: a billed model
+without a price is not free, all-cloud asks each request once, and a handful of requests is not a percentage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.ops.test_report import MARCH, served
+from tests.pg import LogBackend
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config import load_config
+from modelyard.errors import Reason
+from modelyard.ledger.report import build_report, month_period
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.router.records import Attempt
+
+
+def config_file(tmp_path: Path, backend: LogBackend, haiku_price: dict[str, float] | None) -> Path:
+    haiku: dict[str, object] = {"provider": "anthropic", "api_key_env": "NO_SUCH_KEY"}
+    if haiku_price:
+        haiku["price"] = haiku_price
+    data = {"log": backend.log_config(), "report": {"counterfactual": {"sonnet": {"input": 3, "output": 15}}},
+            "models": {"qwen": {"provider": "ollama"}, "haiku": haiku},
+            "agents": {"writer": {"primary": "haiku", "fallbacks": ["qwen"]}}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_billed_model_without_a_price_is_price_unknown_not_free(tmp_path: Path, log_backend: LogBackend) -> None:
+    """Claude configured without `price:` logs its attempts at $0: the report said 'cloud API spend $0.00' and
+    counted the whole all-cloud figure as savings."""
+    writer = log_backend.writer(local_models=["qwen"])
+    for i in range(3):
+        record = served("writer", MARCH + i, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)],
+                        1000, 500, 2000)
+        record.attempts[0].cost_usd = record.cost_usd = 0.0  # as the router prices it: no price configured
+        writer.submit(record)
+    writer.close()
+    config = config_file(tmp_path, log_backend, None)
+    r = build_report(log_backend.connect(), load_config(config), month_period("2025-03"))
+    assert r.unpriced == {"haiku": [3, 3000, 1500]} and r.unpriced_agents == {"writer"}
+    assert r.to_dict()["cost"]["unpriced"] == {"haiku": {"attempts": 3, "tokens_in": 3000, "tokens_out": 1500}}
+
+    out = " ".join(CliRunner().invoke(app, ["report", "--config", str(config), "--month", "2025-03"],
+                                      terminal_width=200).output.split())
+    assert "price unknown: haiku (3 attempts, 3,000/1,500 tokens)" in out, out
+    assert "$0.00+?" in out and "at most" in out, out
+
+
+def test_all_cloud_asks_each_answered_request_once(tmp_path: Path, log_backend: LogBackend) -> None:
+    """A request whose cloud attempt broke off after 1,000 tokens in and 100 out, then answered locally
+    (1,000 in, 500 out), logs 2,000/600 tokens; an all-cloud setup would have asked once: 1,000/500."""
+    writer = log_backend.writer(local_models=["qwen"])
+    broke = Attempt("haiku", "anthropic", Outcome.INTERRUPTED, Reason.SERVER_ERROR, queue_wait_ms=0.0)
+    broke.tokens_in, broke.tokens_out, broke.cost_usd = 1000, 100, (1000 * 1 + 100 * 5) / 1e6
+    record = served("writer", MARCH, [broke, Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)],
+                    1000, 500, 4000)
+    record.tokens_in, record.tokens_out = 2000, 600  # the router's sum over attempts
+    writer.submit(record)
+    writer.close()
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend, {"input": 1, "output": 5})),
+                     month_period("2025-03"))
+    assert r.totals.tokens_in == 2000  # what was processed, all attempts
+    [sonnet] = r.counterfactuals
+    assert sonnet.cost_usd == pytest.approx((1000 * 3 + 500 * 15) / 1e6)  # it was (2000 * 3 + 600 * 15) / 1e6
+    assert (sonnet.requests, sonnet.tokens_in, sonnet.tokens_out) == (1, 1000, 500)
+    assert r.spend_usd == pytest.approx(0.0015)  # the broken attempt was billed: it is spend, not all-cloud
+
+
+def test_a_few_requests_show_counts_not_percentages(tmp_path: Path, log_backend: LogBackend) -> None:
+    """3 requests, 1 fallback: the report said 'fallback 33%' and a p95 that is just the slowest of 3."""
+    writer = log_backend.writer(local_models=["qwen"])
+    for i, ms in enumerate((1000, 1200)):
+        writer.submit(served("writer", MARCH + i, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)],
+                             100, 50, ms))
+    writer.submit(served("writer", MARCH + 5, [
+        Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.OVERLOADED, queue_wait_ms=0.0),
+        Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 9000))
+    writer.close()
+    config = str(config_file(tmp_path, log_backend, {"input": 1, "output": 5}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", "--config", config, "--month", "2025-03"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    flat = " ".join(out.split())
+    assert "1 of 3 answered locally" in flat and "fallback on 1 of 3" in flat, flat
+    assert "%" not in flat.split("cost")[0], out  # no rate of 3 requests as a percentage above the cost table
+    writer_row = next(line.split() for line in out.splitlines() if line.startswith("writer"))
+    assert "1/3" in writer_row and "9000ms" not in writer_row and "9.0s" not in writer_row, writer_row
+    assert "fewer than 20 samples" in flat
+    # JSON keeps the exact figures for scripts
+    d = json.loads(runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json"]).stdout)
+    assert d["totals"]["fallbacks"] == 1 and d["totals"]["requests"] == 3
