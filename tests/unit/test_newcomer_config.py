@@ -7,13 +7,18 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.fakes.ollama import OllamaServer
 from tests.fakes.openai_compat import OpenAIServer
+from tests.fakes.server import poll
+from tests.fakes.telegram import TelegramServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -251,3 +256,79 @@ def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: P
             said = out.output.replace("\n", "")
             assert f"routing log {full_disk / 'routing.sqlite3'}: the disk holding it is full (" in said, said
             assert "free some space there; check log.path in the config" in said
+
+
+# --- names other tools use, YAML's booleans, Ollama's durations -------------------------------------------------------
+
+@pytest.mark.parametrize(("provider", "said"), [
+    ("vllm", "; for 'vllm': provider: openai with the server's endpoint: (its OpenAI-compatible API)"),
+    ("lmstudio", "; for 'lmstudio': provider: openai"),
+    ("claude", "; for 'claude': provider: anthropic"),
+    ("llama.cpp", "; for 'llama.cpp': provider: llamacpp runs a GGUF file in this process (path:); a llama-server is "
+                  "provider: openai with its endpoint:"),
+    ("olama", " (did you mean 'ollama'?)"),
+])
+def test_a_server_named_as_the_provider_says_which_provider_speaks_to_it(tmp_path: Path, provider: str,
+                                                                          said: str) -> None:
+    config = write(tmp_path, f"models:\n  m: {{provider: {provider}, model: x}}\nagents:\n  chat: {{primary: m}}\n")
+    refused(invoke(config, "models", "--no-reach"), f"config.yaml:2: models.m.provider: unknown provider '{provider}' "
+            f"(known providers: anthropic, llamacpp, ollama, openai){said}")
+
+
+def test_a_name_yaml_reads_as_true_or_false_says_to_quote_it(tmp_path: Path) -> None:
+    """An agent named `on:` or a model named `no:` read 'agents.1.[key]: expected text here, got true/false'."""
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x}\nagents:\n  chat: {primary: local}\n"
+                             "  On: {primary: local}\n")
+    refused(invoke(config, "models", "--no-reach"),
+            "config.yaml:5: agents.On: the name On is read by YAML as true: put it in quotes ('On':)")
+
+
+@pytest.mark.parametrize(("written", "sent"), [("-1", "-1s"), ("'-1'", "-1s"), ("300", "300s"), ("30m", "30m"),
+                                               ("1h30m", "1h30m")])
+def test_an_ollama_keep_alive_as_its_docs_write_it_reaches_ollama_as_a_duration(tmp_path: Path, written: str,
+                                                                                 sent: str) -> None:
+    """`keep_alive: -1` (forever, as Ollama's FAQ says) was refused ('expected text here, got a number'); written
+    "-1" or "300" it loaded and Ollama refused every request: 'time: missing unit in duration "-1"'."""
+    with OllamaServer(["qwen"]) as ollama:
+        config = write(tmp_path, f"models:\n  local: {{provider: ollama, model: qwen, endpoint: '{ollama.url}', "
+                                 f"keep_alive: {written}}}\nagents:\n  chat: {{primary: local}}\n")
+        out = invoke(config, "ask", "--agent", "chat", "hi")
+        assert out.exit_code == 0, out.output
+        [chat] = [r for r in ollama.requests if r.path == "/api/chat"]
+        assert chat.json["keep_alive"] == sent
+
+
+def test_a_keep_alive_that_is_no_duration_is_refused_at_load(tmp_path: Path) -> None:
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x, keep_alive: forever}\n"
+                             "agents:\n  chat: {primary: local}\n")
+    refused(invoke(config, "models", "--no-reach"), "config.yaml:2: models.local.keep_alive: expected a duration such "
+            "as 30m, 1h or 90s, a number of seconds, or -1 to keep the model loaded for good")
+
+
+@pytest.mark.parametrize("written", ["bot{token}", ' "{token}"\n'])
+def test_a_telegram_token_copied_with_its_url_prefix_or_quotes_starts_the_bot(tmp_path: Path, written: str) -> None:
+    """`TELEGRAM_BOT_TOKEN=bot123:ABC` (copied from an api.telegram.org/bot123:ABC/getMe URL) asked
+    /botbot123:ABC/…: 'Telegram refused the bot token … copy it again from @BotFather' — it was the right token."""
+    with TelegramServer() as tg:
+        config = write(tmp_path, "models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                                 f"agents:\n  chat: {{primary: m}}\ntelegram: {{base_url: '{tg.base_url}', "
+                                 "allowed_users: [1]}\n")
+        env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"),
+               "TELEGRAM_BOT_TOKEN": written.format(token=tg.token)}
+        env.pop("MODELYARD_STATE", None)
+        err = tmp_path / "bot.err"
+        with err.open("wb") as out:
+            bot = subprocess.Popen([sys.executable, "-m", "modelyard", "telegram", "--local", "--config", str(config)],
+                                   stdout=out, stderr=out, env=env, stdin=subprocess.DEVNULL)
+        try:
+            poll(lambda: bot.poll() is not None or any(c.method.lower() == "getupdates" for c in tg.calls), 60)
+            assert bot.poll() is None, err.read_text()
+        finally:
+            if bot.poll() is None:
+                bot.send_signal(signal.SIGINT)
+                try:
+                    bot.wait(15)
+                except subprocess.TimeoutExpired:
+                    bot.kill()
+                    bot.wait(5)
+        assert tg.token not in err.read_text()

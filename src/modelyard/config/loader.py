@@ -171,6 +171,11 @@ def _misplaced(root: type[BaseModel], loc: Loc, value: Any) -> str | None:
             f"{noun} it belongs to (one level deeper)")
 
 
+#: what YAML 1.1 (PyYAML) reads as true and as false where a name was meant
+_YAML_TRUE = frozenset({"y", "yes", "on", "true"})
+_YAML_FALSE = frozenset({"n", "no", "off", "false"})
+
+
 def _kind(value: Any) -> str:
     """What a value is, never the value itself: it may be a pasted token."""
     if value is None:
@@ -197,6 +202,14 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += f" (modelyard calls it '{ours}')"
         elif close:
             msg += f" (did you mean '{close[0]}'?)"
+    elif loc[-1] == "[key]" and isinstance(err.get("input"), bool):  # `no:` or `on:` as a name, read as true/false
+        parent = loc[:-2]
+        words = _YAML_TRUE if err["input"] else _YAML_FALSE
+        raw = next((k for k in lines if len(k) == len(parent) + 1 and k[:-1] == parent
+                    and str(k[-1]).lower() in words), None)
+        name = str(raw[-1]) if raw else str(err["input"]).lower()
+        msg = f"the name {name} is read by YAML as {str(err['input']).lower()}: put it in quotes ('{name}':)"
+        loc = raw or parent
     elif (placed := _misplaced(root, loc, err.get("input"))) is not None:
         msg = placed
     elif err["type"] in ("model_type", "dict_type") and isinstance(err.get("input"), list) \

@@ -6,6 +6,7 @@ that names the line, not a silently ignored setting.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from enum import StrEnum
@@ -158,6 +159,36 @@ _REQUEST_PATHS = {
 }
 
 
+#: servers and services newcomers name as the provider, by the provider that speaks to them
+_SERVED_BY = {
+    "openai": ("openai_compatible", "openai-compatible", "openaicompatible", "vllm", "lmstudio", "lm-studio",
+               "lm_studio", "llama-server", "llama_server", "llama.cpp-server", "llamacpp-server", "sglang", "mlx",
+               "mlx-lm", "litellm", "openrouter", "groq", "together", "deepseek", "mistral", "localai", "tgi",
+               "koboldcpp", "jan", "gpt", "azure"),
+    "anthropic": ("claude",),
+    "llamacpp": ("llama.cpp", "llama_cpp", "llama-cpp", "llama-cpp-python", "gguf"),
+}
+
+
+def _provider_hint(name: str) -> str:
+    """What to write instead of an unknown provider: the one that speaks to the named server, else the nearest."""
+    key = name.strip().lower()
+    for provider, served in _SERVED_BY.items():
+        if key in served and registry.is_known(provider):
+            where = {"openai": "provider: openai with the server's endpoint: (its OpenAI-compatible API)",
+                     "anthropic": "provider: anthropic",
+                     "llamacpp": "provider: llamacpp runs a GGUF file in this process (path:); a llama-server is "
+                                 "provider: openai with its endpoint:"}[provider]
+            return f"; for '{name}': {where}"
+    close = difflib.get_close_matches(key, registry.provider_names(), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+#: a number of seconds, and a duration as Go's time.ParseDuration (Ollama's keep_alive) reads it
+_SECONDS = re.compile(r"-?\d+(\.\d+)?")
+_GO_DURATION = re.compile(r"-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+
+
 class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
@@ -191,6 +222,21 @@ class ModelConfig(Strict):
     max_response_mb: float = Field(
         8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
                                "this fails as response_too_large and the chain moves on")
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _keep_alive_is_a_duration(cls, v: Any) -> Any:
+        # Ollama's docs give `keep_alive: -1` (forever) and numbers of seconds: the number was refused here ('expected
+        # text here'), and written "-1" it loaded and every request failed on Ollama's 'time: missing unit in duration'
+        if v is None or isinstance(v, bool):
+            return v
+        text = str(v).strip()
+        if _SECONDS.fullmatch(text):
+            return f"{text}s"
+        if not _GO_DURATION.fullmatch(text):
+            raise PydanticCustomError("keep_alive", "expected a duration such as 30m, 1h or 90s, a number of seconds, "
+                                      "or -1 to keep the model loaded for good")
+        return text
 
     @field_validator("spend_cap")
     @classmethod
@@ -240,8 +286,9 @@ class ModelConfig(Strict):
         if not registry.is_known(v):
             broken = "".join(f"; plugin '{n}' failed to load: {why}" for n, why in registry.broken_plugins().items())
             raise PydanticCustomError(
-                "unknown_provider", "unknown provider '{name}' (known providers: {known}{broken})",
-                {"name": v, "known": ", ".join(registry.provider_names()), "broken": broken})
+                "unknown_provider", "unknown provider '{name}' (known providers: {known}{broken}){hint}",
+                {"name": v, "known": ", ".join(registry.provider_names()), "broken": broken,
+                 "hint": _provider_hint(v)})
         return v
 
     @property

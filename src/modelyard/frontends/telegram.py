@@ -52,6 +52,7 @@ from telegram.request import HTTPXRequest
 
 from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
+from modelyard.config.schema import clean_secret
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
@@ -121,7 +122,9 @@ def quiet_http_logs(token: str, handlers: Iterable[logging.Handler] = ()) -> Non
 def bot_token(config: Config) -> str:
     """The token from the environment variable named by ``telegram.token_env``."""
     name = config.telegram.token_env
-    token = os.environ.get(name, "").strip()
+    token = clean_secret(os.environ.get(name)) or ""
+    if re.match(r"bot\d+:", token, re.IGNORECASE):  # copied from a URL (…/bot<token>/getMe): the prefix is ours
+        token = token[3:]
     if not token:
         raise TelegramSetupError(f"no Telegram bot token: set the environment variable {name} "
                                  "(or point telegram.token_env at the variable that holds it)")
