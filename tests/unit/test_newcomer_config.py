@@ -332,3 +332,12 @@ def test_a_telegram_token_copied_with_its_url_prefix_or_quotes_starts_the_bot(tm
                     bot.kill()
                     bot.wait(5)
         assert tg.token not in err.read_text()
+
+
+@pytest.mark.parametrize("written", ["os.environ/NEWCOMER_KEY", "${NEWCOMER_KEY}"])
+def test_an_api_key_written_as_litellm_writes_it_says_the_line_to_write(tmp_path: Path, written: str) -> None:
+    """LiteLLM's `api_key: os.environ/NAME` read 'credentials are never written in the config' — it held none."""
+    config = write(tmp_path, f"models:\n  c: {{provider: anthropic, model: x, api_key: '{written}'}}\n"
+                             "agents:\n  chat: {primary: c}\n")
+    refused(invoke(config, "models", "--no-reach"), "config.yaml:2: models.c.api_key: the config names the variable "
+            "and does not expand it: write 'api_key_env: NEWCOMER_KEY'")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelyard.config.schema import Config
+from modelyard.config.schema import ENV_REFERENCE, Config
 from modelyard.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -246,8 +246,12 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             for key in ("api_key", "key", "token", "password"):
                 if key in model:
                     loc: Loc = ("models", str(name), key)
+                    # LiteLLM's `api_key: os.environ/NAME` or `${NAME}` names the variable: say the line to write
+                    ref = ENV_REFERENCE.fullmatch(str(model[key]).strip())
+                    variable = next((g for g in ref.groups() if g), None) if ref else None
                     raise ConfigError(
-                        "credentials are never written in the config: put the key in an environment "
+                        f"the config names the variable and does not expand it: write 'api_key_env: {variable}'"
+                        if variable else "credentials are never written in the config: put the key in an environment "
                         "variable and name it with 'api_key_env:'",
                         path=source, line=line_for(lines, loc), key=dotted(loc),
                     )

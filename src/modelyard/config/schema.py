@@ -118,7 +118,7 @@ class SpendCap(Strict):
 
 #: a variable's name as other tools write a reference to it: ``${NAME}``, ``$NAME``, ``{NAME}``, ``%NAME%``, LiteLLM's
 #: ``os.environ/NAME``, ``env:NAME``
-_ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)|\{(\w+)\}|%(\w+)%|os\.environ/(\w+)|env:(\w+)")
+ENV_REFERENCE = re.compile(r"\$\{(\w+)\}|\$(\w+)|\{(\w+)\}|%(\w+)%|os\.environ/(\w+)|env:(\w+)")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -129,7 +129,7 @@ def env_name(value: str, key: str) -> str:
     text = value.strip()
     if _ENV_NAME_RE.fullmatch(text):
         return text
-    if (ref := _ENV_REFERENCE.fullmatch(text)) and _ENV_NAME_RE.fullmatch(name := next(g for g in ref.groups() if g)):
+    if (ref := ENV_REFERENCE.fullmatch(text)) and _ENV_NAME_RE.fullmatch(name := next(g for g in ref.groups() if g)):
         return name
     raise PydanticCustomError(
         "env_name", "'{key}' takes the NAME of an environment variable (e.g. {key}: MY_API_KEY, then "
