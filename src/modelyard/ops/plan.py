@@ -5,7 +5,9 @@ the model's provider (:meth:`Provider.memory`: Ollama's ``/api/ps`` size when lo
 already includes its KV cache — else ``/api/tags``; the GGUF file size for llama.cpp). The KV
 cache is ``2 (K,V) × layers × KV heads × head dim × 2 bytes (f16) × context × parallel
 sequences``, with the shape and the parallel count from the provider too (Ollama allocates
-``context × max_concurrent``; in-process llama.cpp one context). Without a shape, a rule of
+``context × max_concurrent``; in-process llama.cpp one context). In-process llama.cpp also allocates a compute
+buffer, larger than the KV cache for a small model (``metadata.compute_buffer_bytes``: 0.95 GB for the embedded
+0.5B model at 32k context, beside 0.46 GB of weights and 0.38 GB of KV). Without a shape, a rule of
 thumb: **16 KiB per token per GB of weights** (GQA models at f16 KV measure 12–27 KiB; e.g.
 Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
 
@@ -56,10 +58,12 @@ class ModelMemory:
     primary_for: list[str] = field(default_factory=list)
     fallback_for: list[str] = field(default_factory=list)
     role: str = ""
+    #: the backend's working memory besides weights and KV (llama.cpp's compute buffer), where known
+    compute_gb: float = 0.0
 
     @property
     def total_gb(self) -> float:
-        return (self.weights_gb or 0.0) + self.kv_gb
+        return (self.weights_gb or 0.0) + self.kv_gb + self.compute_gb
 
     @property
     def known(self) -> bool:
@@ -242,8 +246,11 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         kv_source = f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, {context} ctx × {parallel}"
     else:
         kv, kv_source = 0.0, "unknown"
+    compute = facts.compute_bytes / GB if facts.compute_bytes and not included else 0.0
+    if compute:
+        kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
-                       role_text(primary_for, fallback_for, n_agents))
+                       role_text(primary_for, fallback_for, n_agents), compute)
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,

@@ -35,7 +35,7 @@ from modelyard.providers.http import openai_tools, tool_call
 from modelyard.providers.llama_abort import AbortFlag, Stop, is_abort
 from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
-from modelyard.providers.metadata import gguf_metadata, kv_shape, trained_context
+from modelyard.providers.metadata import compute_buffer_bytes, gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, Usage
 
@@ -323,12 +323,14 @@ class LlamaCppProvider(Provider):
         return ContextWindow(None, self.n_ctx, "no context_length in the GGUF metadata")
 
     async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
-        """Weights = the GGUF file; one KV cache of ``context`` tokens (one generation at a time)."""
+        """Weights = the GGUF file; one KV cache of ``context`` tokens (one generation at a time); llama.cpp's
+        compute buffer (:func:`compute_buffer_bytes`)."""
         path = self._resolved_path()
         if not path.is_file():
             return MemoryFacts(context=self.n_ctx, parallel=1)
-        shape = kv_shape(await asyncio.to_thread(gguf_metadata, path))
-        return MemoryFacts(path.stat().st_size, "GGUF file size", None, shape, context=self.n_ctx, parallel=1)
+        meta = await asyncio.to_thread(gguf_metadata, path)
+        return MemoryFacts(path.stat().st_size, "GGUF file size", None, kv_shape(meta), context=self.n_ctx, parallel=1,
+                           compute_bytes=compute_buffer_bytes(meta, self.n_ctx))
 
     async def loaded(self) -> bool | None:
         return self._key() in _models

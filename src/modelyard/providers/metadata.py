@@ -18,6 +18,12 @@ from typing import Any
 
 from modelyard.providers.llama_quiet import quiet_load
 
+#: the vocabulary's size, added to a GGUF's header key/values (llama-cpp-python's metadata has no arrays)
+N_VOCAB = "modelyard.n_vocab"
+
+#: llama-cpp-python's default micro-batch (``n_ubatch``), which ``load_llama`` keeps
+N_UBATCH = 512
+
 
 def gguf_metadata(path: str | Path) -> dict[str, Any]:
     """The header key/values of a GGUF file ({} when it cannot be read)."""
@@ -30,7 +36,9 @@ def gguf_metadata(path: str | Path) -> dict[str, Any]:
         return _gguf_package_metadata(path)
     try:
         llm = quiet_load(Llama, model_path=str(path), vocab_only=True)
-        meta = dict(llm.metadata)
+        meta: dict[str, Any] = dict(llm.metadata)
+        with contextlib.suppress(Exception):  # llama-cpp-python's metadata leaves out the arrays (the vocabulary)
+            meta[N_VOCAB] = int(llm.n_vocab())
         with contextlib.suppress(Exception):
             llm.close()
         return meta
@@ -49,6 +57,8 @@ def _gguf_package_metadata(path: Path) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     for key, fld in reader.fields.items():
+        if key == "tokenizer.ggml.tokens":
+            out[N_VOCAB] = len(fld.data)  # the count without parsing each element
         if key.startswith("tokenizer."):
             continue
         with contextlib.suppress(Exception):
@@ -106,3 +116,15 @@ def kv_shape(meta: dict[str, Any]) -> KvShape | None:
     if not (n_layer and n_head_kv and head_dim):
         return None
     return KvShape(n_layer, n_head_kv, head_dim)
+
+
+def compute_buffer_bytes(meta: dict[str, Any], n_ctx: int, n_ubatch: int = N_UBATCH) -> int | None:
+    """What llama.cpp's CPU compute buffer takes besides weights and KV cache, flash attention off (llama-cpp-python's
+    default): the larger of one micro-batch's logits (``n_vocab × n_ubatch`` f32) and its attention scores and mask
+    (``n_ctx × n_ubatch × (heads + 1)`` f32). Measured for Qwen2.5-Coder-0.5B (llama-cpp-python 0.3.36): 300 MiB at
+    2,048 tokens (this gives 297), 969 MiB at 32,768 (960) — larger than the KV cache at both. None: shape unknown."""
+    n_vocab = _int(meta, N_VOCAB) or _int(meta, f"{architecture(meta)}.vocab_size")
+    n_head = _int(meta, f"{architecture(meta)}.attention.head_count")
+    if not (n_vocab and n_head):
+        return None
+    return 4 * n_ubatch * max(n_vocab, n_ctx * (n_head + 1))

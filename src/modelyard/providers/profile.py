@@ -99,3 +99,5 @@ class MemoryFacts:
     context: int | None = None
     #: sequences that each get a KV cache of ``context`` tokens (multiplies it)
     parallel: int = 1
+    #: the backend's working memory besides weights and KV cache (llama.cpp's compute buffer), where known
+    compute_bytes: int | None = None
