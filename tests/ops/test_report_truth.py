@@ -94,6 +94,10 @@ def test_a_few_requests_show_counts_not_percentages(tmp_path: Path, log_backend:
     writer_row = next(line.split() for line in out.splitlines() if line.startswith("writer"))
     assert "1/3" in writer_row and "9000ms" not in writer_row and "9.0s" not in writer_row, writer_row
     assert "fewer than 20 samples" in flat
+    stats = runner.invoke(app, ["stats", "--config", config], terminal_width=200)
+    assert stats.exit_code == 0, stats.output
+    row = next(line.split() for line in stats.output.splitlines() if line.startswith("writer"))
+    assert "1/3" in row and "33%" not in row and "9000ms" not in row, stats.output
     # JSON keeps the exact figures for scripts
     d = json.loads(runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json"]).stdout)
     assert d["totals"]["fallbacks"] == 1 and d["totals"]["requests"] == 3

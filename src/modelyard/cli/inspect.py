@@ -16,7 +16,7 @@ import typer
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, note
-from modelyard.cli.render import Column, fit_table, left_out, ms, plain, usd
+from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import queries
@@ -338,7 +338,8 @@ def stats(
         # whole columns that fit the terminal, as `log` does: at 80 columns a squeezed p50 of 3717ms read "371…"
         columns = [Column(by, 0), *(Column(name, rank, "right") for name, rank in STATS_COLUMNS)]
         cells = [{by: g.key, "requests": str(g.requests), "failed": str(g.failed), "p50": ms(g.p50),
-                  "p95": ms(g.p95), "fallback rate": f"{g.fallback_rate:.0%}", "local share": f"{g.local_share:.0%}",
+                  "p95": p95_cell(g.p95, len(g.latencies)), "fallback rate": share(g.fallbacks, g.requests),
+                  "local share": share(g.local, g.served),
                   "tok/s": f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
                   "tokens in/out": f"{g.tokens_in}/{g.tokens_out}", "cost": f"${g.spend:.4f}",
                   "acceptable": f"{g.acceptable}/{g.rated}" if g.rated else "–"} for g in found]

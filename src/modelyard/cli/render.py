@@ -22,6 +22,23 @@ def ms(value: float | None) -> str:
     return f"{value / 1000:.1f}s" if value >= 10_000 else f"{value:.0f}ms"
 
 
+#: fewer samples than this: a rate is shown as a count ("1/2", not "50%") and a p95 not at all (the nearest-rank p95
+#: of fewer than 20 values is their maximum)
+FEW = 20
+
+
+def share(part: int, whole: int) -> str:
+    """``part`` of ``whole``: a percentage, or the count itself when ``whole`` is small (1 of 2 read '50%')."""
+    if not whole:
+        return "–"
+    return f"{part}/{whole}" if whole < FEW else f"{part / whole:.0%}"
+
+
+def p95_cell(value: float | None, n: int) -> str:
+    """A p95 of ``n`` samples, '–' when they are too few to have one."""
+    return ms(value) if n >= FEW else "–"
+
+
 def usd(value: float) -> str:
     """$2.00 · $0.50 · $0.0031 · $0.000010: two significant digits below a dollar, so a small sum spent is not
     shown as $0.00 (a cap of $0.003 read "over its spend cap: $0.00 spent"), and never an exponent."""

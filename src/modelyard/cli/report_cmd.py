@@ -11,7 +11,7 @@ from rich.table import Table
 
 from modelyard.agents.topology import HandoffPurpose, handoff_purpose
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
-from modelyard.cli.render import Column, fit_table, left_out, ms
+from modelyard.cli.render import FEW, Column, fit_table, left_out, ms, p95_cell, share
 from modelyard.config.schema import Config
 from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
 from modelyard.ledger.store import LogStore
@@ -19,22 +19,6 @@ from modelyard.ledger.store import LogStore
 #: the group tables' columns after the name, in display order, with the priority that keeps them when narrow
 _GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local", 5), ("p50", 2), ("p95", 6),
                   ("wait p50", 10), ("wait p95", 9), ("FALLBACK", 3), ("tok/s", 8), ("acceptable", 7), ("spend", 4))
-
-
-#: fewer samples than this: a rate is shown as a count ("1/2", not "50%") and a p95 not at all (nearest-rank p95 of
-#: fewer than 20 values is their maximum)
-FEW = 20
-
-
-def share(part: int, whole: int) -> str:
-    """``part`` of ``whole`` as a percentage, with the count beside it when ``whole`` is small: 1 of 2 read '50%'."""
-    if not whole:
-        return "–"
-    return f"{part}/{whole}" if whole < FEW else f"{part / whole:.0%}"
-
-
-def _p95(value: float | None, n: int) -> str:
-    return ms(value) if n >= FEW else "–"
 
 
 def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool,
@@ -53,8 +37,8 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
             "": g.key, "requests": str(g.requests), "failed": str(g.failed),
             "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
             "local": share(g.local, g.served), "p50": ms(s["latency_p50_ms"]),
-            "p95": _p95(s["latency_p95_ms"], len(g.latencies)),
-            "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": _p95(s["queue_wait_p95_ms"], len(g.waits)),
+            "p95": p95_cell(s["latency_p95_ms"], len(g.latencies)),
+            "wait p50": ms(s["queue_wait_p50_ms"]), "wait p95": p95_cell(s["queue_wait_p95_ms"], len(g.waits)),
             fallback_column: share(g.fallbacks, g.requests) + (f" ({reasons})" if reasons else ""),
             "tok/s": f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
             "acceptable": (f"{g.acceptable}/{g.rated}" + (f" ({g.acceptable_rate:.0%})" if g.rated >= FEW else ""))
