@@ -341,3 +341,35 @@ def test_an_api_key_written_as_litellm_writes_it_says_the_line_to_write(tmp_path
                              "agents:\n  chat: {primary: c}\n")
     refused(invoke(config, "models", "--no-reach"), "config.yaml:2: models.c.api_key: the config names the variable "
             "and does not expand it: write 'api_key_env: NEWCOMER_KEY'")
+
+
+# --- files a command is told to write ---------------------------------------------------------------------------------
+
+def test_init_where_it_cannot_write_says_why(tmp_path: Path) -> None:
+    """`modelyard init /read-only/place.yaml` (or under a file, or on a full disk) ended in a traceback."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a directory was meant\n")
+    out = CliRunner().invoke(app, ["init", str(blocker / "config.yaml")])
+    assert out.exit_code == 1, out.output
+    assert (f"cannot write {blocker / 'config.yaml'}: {blocker} is a file, not a directory (name another place: "
+            "modelyard init PATH)") in out.output.replace("\n", "")
+    folder = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert folder.exit_code == 2
+    assert f"{tmp_path} is a directory: name the file to write, e.g. {tmp_path / 'config.yaml'}" in \
+        folder.output.replace("\n", "")
+
+
+@pytest.mark.parametrize("command", [["report", "--chart", "{out}/chart.png"], ["bench", "--init", "{out}/suite.yaml"]])
+def test_an_output_file_the_system_refuses_is_said_not_a_traceback(tmp_path: Path, command: list[str]) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a directory was meant\n")
+    config = write(tmp_path, "models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\n")
+    env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config),
+                           *(part.format(out=blocker) for part in command)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    name = command[-1].rsplit("/", 1)[1]
+    said = (f"error: {blocker}: a file, where a directory was needed", f"error: {blocker}/{name}: Not a directory")
+    assert done.stderr.strip().splitlines()[-1] in said, done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from inspect import cleandoc
@@ -114,4 +115,12 @@ def main() -> None:
         sys.exit(130)
     except LogUnavailable as exc:  # the log failed mid-command (a lock held past its bound): said, not a traceback
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a file a command was told to write that the system refuses (`report --chart
+        # /read-only/x.png`, `bench --init` in a missing directory, a full disk): said, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        why = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError) and exc.filename and os.path.isfile(exc.filename):
+            why = "a file, where a directory was needed"  # os.makedirs on a path through a file said 'File exists'
+        print(f"error: {where}{why}", file=sys.stderr)
         sys.exit(1)

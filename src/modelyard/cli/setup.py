@@ -34,11 +34,19 @@ def init(
     # where the other commands will look: a file written anywhere else would be ignored by them
     target = (path or (resolve_config_path(config) if config or os.environ.get("MODELYARD_CONFIG")
                        else user_config_file())).expanduser()
+    if target.is_dir():
+        raise fail(f"{target} is a directory: name the file to write, e.g. {target / 'config.yaml'}")
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite")
     text = _detected(source, endpoint or []) if detect or endpoint else source.read_text()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a read-only place, a full disk, a parent that is a file: was a traceback
+        blocking = next((p for p in target.parents if p.exists()), None)
+        why = (f"{blocking} is a file, not a directory" if blocking is not None and not blocking.is_dir()
+               else exc.strerror or str(exc))
+        raise fail(f"cannot write {target}: {why} (name another place: modelyard init PATH)", code=1) from None
     read = resolve_config_path(config).expanduser()  # after the write: the user file may exist now
     models = "modelyard models" if read.resolve() == target.resolve() else f"modelyard --config {target} models"
     console.print(f"wrote {target}\nnext: edit it, then `{models}` to check every model is reachable",
