@@ -155,8 +155,10 @@ def test_report_numbers_exactly(tmp_path: Path, log_backend: LogBackend) -> None
     assert cascade == {"queue_wait_p95_ms": 10_000, "queue_timeout_s": 10, "ratio": 1.0, "attempts": 53,
                        "queue_timeouts": 10}
     move = recs[("move_local", "research")]["numbers"]
-    assert move == {"rated": 8, "acceptable": 7, "acceptable_rate": 0.875, "local_model": "qwen",
-                    "cloud_spend_usd": pytest.approx(0.014)}
+    assert move == {"rated": 8, "acceptable": 7, "acceptable_rate": 0.875, "acceptable_ci95": [0.5291, 0.9776],
+                    "local_model": "qwen", "cloud_spend_usd": pytest.approx(0.014)}
+    # 8 ratings: the interval a user moving the agent should weigh, said beside the 88%
+    assert "(88%; 95% interval 53%–98% on 8 ratings)" in recs[("move_local", "research")]["message"]
     tier = recs[("tiering", "writer")]
     assert tier["numbers"] == {"consumers": ["chat"], "primary": "haiku", "requests": 10,
                                "cloud_spend_usd": pytest.approx(0.021)}

@@ -13,11 +13,12 @@ is weak.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from modelyard.ledger.aggregate import wilson
 
 
 class LabelError(ValueError):
@@ -100,16 +101,6 @@ def read_labels(file: Path, agents: set[str]) -> list[Labelled]:
     if not rows:
         raise LabelError(f"{file} has no labelled lines")
     return rows
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (sound at small n and near 0 or 1)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def proportion(successes: int, n: int) -> dict[str, Any]:

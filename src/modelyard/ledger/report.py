@@ -38,7 +38,7 @@ from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
-from modelyard.ledger.aggregate import FAILED, Group, percentile
+from modelyard.ledger.aggregate import FAILED, Group, percentile, wilson
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
@@ -384,12 +384,15 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
             continue
         local_model = lf.reasons.most_common(1)[0][0]
         spend = agents[name].spend
+        low, high = wilson(lf.acceptable, lf.rated)
         recs.append(Recommendation(
             "move_local", name,
             f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback {local_model} "
-            f"were acceptable ({_pct(lf.acceptable_rate or 0)}) — making {local_model} its primary would have "
+            f"were acceptable ({_pct(lf.acceptable_rate or 0)}; 95% interval {_pct(low)}–{_pct(high)} on "
+            f"{lf.rated} ratings) — making {local_model} its primary would have "
             f"saved {money(spend)} of cloud spend this period",
             {"rated": lf.rated, "acceptable": lf.acceptable, "acceptable_rate": lf.acceptable_rate,
+             "acceptable_ci95": [round(low, 4), round(high, 4)],
              "local_model": local_model, "cloud_spend_usd": spend}))
 
     for name, agent in sorted(config.agents.items()):
