@@ -280,9 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         gateway = GatewayProcess(config, directory, env={KEY_ENV: KEY, "PYTHONPATH": path})
         if args.tracemalloc:
             gateway.args[1:3] = ["-X", "tracemalloc=12", "-m", "benchmarks.soak_serve", str(directory)]
-        gateway.start(timeout=300)  # tracemalloc makes the imports slow
         tracer = None
         try:
+            gateway.start(timeout=300)  # tracemalloc makes the imports slow; a start that fails is stopped too
             assert gateway.proc is not None
             tracer = Tracer(directory, gateway.proc.pid) if args.tracemalloc else None
             asyncio.run(run(gateway.url, gateway.proc.pid, soak, every=args.every, seed=args.seed, warmup=args.warmup,
