@@ -101,3 +101,18 @@ def test_a_few_requests_show_counts_not_percentages(tmp_path: Path, log_backend:
     # JSON keeps the exact figures for scripts
     d = json.loads(runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json"]).stdout)
     assert d["totals"]["fallbacks"] == 1 and d["totals"]["requests"] == 3
+
+
+def test_models_says_a_billed_model_has_no_price(tmp_path: Path, log_backend: LogBackend) -> None:
+    """`models` showed '0/0' for Claude without a price: as free as the local model beside it."""
+    config = str(config_file(tmp_path, log_backend, None))
+    runner = CliRunner()
+    text = runner.invoke(app, ["models", "--no-reach", "--config", config], terminal_width=200)
+    assert text.exit_code == 0, text.output
+    flat = " ".join(text.output.split())
+    assert "haiku: no price: a billed model, its requests are logged at $0" in flat, flat
+    haiku = next(line for line in text.output.splitlines() if line.startswith("haiku"))
+    assert "unknown" in haiku and "0/0" not in haiku, text.output
+    found = {m["model"]: m for m in json.loads(runner.invoke(app, ["models", "--no-reach", "--json", "--config",
+                                                                   config]).stdout)["models"]}
+    assert found["haiku"]["price_known"] is False and found["qwen"]["price_known"] is True

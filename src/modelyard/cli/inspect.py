@@ -129,19 +129,23 @@ def models(
             # a laptop's `models` showed its own 0/1 for the embedded model while a gateway host's was busy
             details.append(f"  {name}: runs inside each process, so its slots are per host: {slots} is this host's "
                            f"({socket.gethostname()}), not the other hosts'")
+        if m.price_unknown:
+            details.append(f"  {name}: no price: a billed model, its requests are logged at $0 and `report` says "
+                           "'price unknown' — set price: {input: …, output: …} in USD per million tokens")
         if cap and state != "over its spend cap":
             details.append(f"  {name}: spend cap ${plain(cap.usd)}/{cap.per}, {usd(spent[name])} spent this "
                            f"{cap.per} (UTC)")
         rows.append({"model": name, "state": state, "slots": slots, "where": "local" if m.is_local else "cloud",
                      "used by": _used_by(users.get(name, [])),
-                     "price in/out $/M": f"{m.price.input:g}/{m.price.output:g}",
+                     "price in/out $/M": "unknown" if m.price_unknown else f"{m.price.input:g}/{m.price.output:g}",
                      "memory": f"{m.memory_gb:g} GB" if m.memory_gb else "–",
                      "provider": f"{m.provider} {m.model or ''}".strip()})
         styles.append("red" if state in _BAD_STATES else "yellow" if state == "failing" else None)
         found.append({"model": name, "state": state, "why": detail or None, "slots": slots,
                       "local": m.is_local, "primary_for": [a for a, first in users.get(name, []) if first],
                       "fallback_for": [a for a, first in users.get(name, []) if not first],
-                      "price": {"input": m.price.input, "output": m.price.output}, "memory_gb": m.memory_gb,
+                      "price": {"input": m.price.input, "output": m.price.output}, "price_known": not m.price_unknown,
+                      "memory_gb": m.memory_gb,
                       "provider": m.provider, "provider_model": m.model or None,
                       "slots_per_host": bool(shared and shared is not served and providers[name].runs_in_process),
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap

@@ -296,6 +296,11 @@ class ModelConfig(Strict):
         """Local models cost nothing per token; cloud ones are billed (hosted backends always are)."""
         return not registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
 
+    @property
+    def price_unknown(self) -> bool:
+        """A billed (hosted) model with no price: its attempts are logged at $0, which is not what they cost."""
+        return registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
+
     @field_validator("api_key_env")
     @classmethod
     def _api_key_env_is_a_name(cls, v: str | None) -> str | None:
