@@ -373,3 +373,29 @@ def test_an_output_file_the_system_refuses_is_said_not_a_traceback(tmp_path: Pat
     name = command[-1].rsplit("/", 1)[1]
     said = (f"error: {blocker}: a file, where a directory was needed", f"error: {blocker}/{name}: Not a directory")
     assert done.stderr.strip().splitlines()[-1] in said, done.stderr
+
+
+# --- YAML's own words, said with the fix ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "said"), [
+    # 'expected escape sequence of 8 hexadecimal numbers, but found 's''
+    ('models:\n  g: {provider: llamacpp, path: "C:\\Users\\me\\model.gguf"}\nagents:\n  chat: {primary: g}\n',
+     "config.yaml:2: not valid YAML: expected escape sequence of 8 hexadecimal numbers, but found 's' (inside double "
+     "quotes a backslash starts an escape: write a Windows path in single quotes or with forward slashes)"),
+    # 'found unexpected end of stream', on the file's last line
+    ('models:\n  a: {provider: ollama, model: "x}\nagents:\n  chat: {primary: a}\n',
+     "config.yaml:2: not valid YAML: a quote opened on line 2 is never closed"),
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat:\n    primary: a\n    system: You are kind.\n"
+     "      Answer: briefly\n",
+     "config.yaml:7: not valid YAML: mapping values are not allowed here (a ': ' inside a value: put the value in "
+     "quotes; or this line is indented deeper than the key above it)"),
+    # 'expected text here, got a list'
+    ("models:\n  a: {provider: ollama, model: x}\n  b: {provider: ollama, model: y}\n"
+     "agents:\n  chat: {primary: [a, b]}\n",
+     "config.yaml:5: agents.chat.primary: primary is one model: name the first here and the others in 'fallbacks:'"),
+    # 'expected keys and values here (…), got text'
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat:\n    primary:a\n",
+     "got text (a key needs a space after its colon: 'primary: …')"),
+])
+def test_a_yaml_slip_says_the_fix(tmp_path: Path, text: str, said: str) -> None:
+    refused(invoke(write(tmp_path, text), "models", "--no-reach"), said)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import os
+import re
 import types
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,6 +88,16 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
             problem += " (YAML indents with spaces: replace the tab)"
         elif "'@'" in problem or "'`'" in problem:  # reserved at the start of a plain value
             problem += " (YAML reserves it at the start of a value: put the value in quotes)"
+        elif "escape" in problem:  # "C:\Users\me\model.gguf" in double quotes
+            problem += (" (inside double quotes a backslash starts an escape: write a Windows path in single quotes "
+                        "or with forward slashes)")
+        elif problem.startswith("mapping values are not allowed"):  # `system: Answer: briefly`, a line too deep
+            problem += (" (a ': ' inside a value: put the value in quotes; or this line is indented deeper than "
+                        "the key above it)")
+        context = getattr(exc, "context_mark", None)
+        if "end of stream" in problem and context is not None and "quoted" in str(getattr(exc, "context", "")):
+            problem = f"a quote opened on line {context.line + 1} is never closed"  # was said at the file's end
+            mark = context
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=mark.line + 1 if mark else None) from None
     if node is not None and (duplicate := first_duplicate(node)):
@@ -221,11 +232,16 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = f"required key '{loc[-1]}' is missing"
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif err["type"] == "string_type" and loc[-1] == "primary" and isinstance(err.get("input"), list):
+        msg = "primary is one model: name the first here and the others in 'fallbacks:' (a list)"
     elif err["type"] in _PLAIN_TYPES:  # pydantic's 'Input should be a valid list', said as what to write
         msg = f"{_PLAIN_TYPES[err['type']]}, got {_kind(err.get('input'))}"
     elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
         keys = known_keys(root, loc)
         got = _kind(err.get("input"))
+        if isinstance(err.get("input"), str) and (glued := re.match(r"^(\w+):\S", err["input"])):
+            # `primary:a` is one text to YAML; only the key is repeated (the value may be a pasted secret)
+            got += f" (a key needs a space after its colon: '{glued.group(1)}: …')"
         msg = (f"expected keys and values here ({', '.join(keys)}: e.g. {{{keys[0]}: …}}), got {got}" if keys
                else f"expected keys and values here (key: value), got {got}")
     return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
