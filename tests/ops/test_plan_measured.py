@@ -53,3 +53,20 @@ def test_plan_counts_what_llama_cpp_allocates_for_the_embedded_model(default_mod
     assert m.total_gb * GB == pytest.approx(allocated, rel=0.05)
     assert m.total_gb * GB >= rss
     assert m.compute_gb * GB / MIB == pytest.approx(buffers["compute"], rel=0.05)  # 480 estimated, 489 measured
+
+
+def test_a_smaller_context_that_plan_advises_fits_as_llama_cpp_allocates_it(default_model: Path) -> None:
+    """With 1.2 GB usable the embedded model at 32k context (1.8 GB allocated) does not fit (plan said it did: 0.83 GB
+    of weights and KV). Its advice shrank only the KV cache: with the compute buffer counted it said 'does not fit
+    even alone'; at 16,384 tokens llama.cpp allocates 1.15 GB — shrinking the context shrinks the compute buffer."""
+    cfg = make_config({"q": {"provider": "llamacpp", "context": 32768}}, {"a": {"primary": "q"}})
+    plan = plan_memory(cfg, ram_gb=2.2, headroom_gb=1.0)
+    assert not plan.fits and plan.drop == [], plan.notes
+    [note] = [n for n in plan.notes if "fits only with a smaller KV cache" in n]
+    context = int(re.search(r"set its context to (\d+)", note).group(1))  # type: ignore[union-attr]
+    assert context == 16384, note
+    buffers, _ = measure(default_model, context)
+    assert sum(buffers.values()) * MIB <= plan.available_gb * GB
+    (m,) = plan_memory(make_config({"q": {"provider": "llamacpp", "context": context}}, {"a": {"primary": "q"}}),
+                       ram_gb=2.2, headroom_gb=1.0).models
+    assert m.total_gb * GB == pytest.approx(sum(buffers.values()) * MIB, rel=0.05)

@@ -30,6 +30,10 @@ from modelyard.config.schema import Config, ModelConfig
 from modelyard.providers import MemoryFacts, Provider, build_provider
 
 GB = 2**30
+
+#: llama.cpp allocated this much more than plan's weights + KV + compute estimate for the embedded model (1.03×
+#: at 2k–32k context, tests/ops/test_plan_measured.py): a context advised to make a model fit leaves that room
+LLAMA_CPP_MARGIN = 1.05
 RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB = 16
 DEFAULT_CONTEXT = 4096  # assumed when a backend does not say what it serves (Ollama's and llama.cpp's default)
 FACTS_TIMEOUT = 10.0  # seconds a provider has to state its memory facts
@@ -60,6 +64,15 @@ class ModelMemory:
     role: str = ""
     #: the backend's working memory besides weights and KV (llama.cpp's compute buffer), where known
     compute_gb: float = 0.0
+    #: how the compute buffer grows with context: the larger of a floor and GB per token of context
+    compute_floor_gb: float = 0.0
+    compute_per_token_gb: float = 0.0
+
+    def at_context(self, context: int) -> float:
+        """KV cache + compute buffer at another context (what shrinking the context leaves)."""
+        kv = self.kv_gb * context / self.context if self.context else 0.0
+        compute = max(self.compute_floor_gb, self.compute_per_token_gb * context) if self.compute_gb else 0.0
+        return kv + compute
 
     @property
     def total_gb(self) -> float:
@@ -246,11 +259,12 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         kv_source = f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, {context} ctx × {parallel}"
     else:
         kv, kv_source = 0.0, "unknown"
-    compute = facts.compute_bytes / GB if facts.compute_bytes and not included else 0.0
+    floor, per_token = (facts.compute[0] / GB, facts.compute[1] / GB) if facts.compute and not included else (0, 0)
+    compute = max(floor, per_token * context)
     if compute:
         kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
-                       role_text(primary_for, fallback_for, n_agents), compute)
+                       role_text(primary_for, fallback_for, n_agents), compute, floor, per_token)
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,
@@ -271,7 +285,8 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
 def _choose_drops(config: Config, plan: MemoryPlan) -> None:
     """Greedy: keep the primaries of the most agents; drop unused, then least-used and biggest fallbacks.
 
-    The last model standing is kept if shrinking its KV cache (context) makes it fit."""
+    The last model standing is kept if shrinking its context makes it fit: its KV cache shrinks with it, and
+    llama.cpp's compute buffer down to its floor."""
     order = sorted((m for m in plan.models if m.known),
                    key=lambda m: (len(m.primary_for), len(m.fallback_for), -m.total_gb))
     kept_total = plan.total_gb
@@ -281,8 +296,13 @@ def _choose_drops(config: Config, plan: MemoryPlan) -> None:
         kept_total -= m.total_gb
     if kept_total > plan.available_gb and order:
         last = order[0]
-        budget = plan.available_gb - (kept_total - last.kv_gb)
-        context = int(last.context * budget / last.kv_gb) // 1024 * 1024 if last.kv_gb and budget > 0 else 0
+        # where the compute buffer is estimated, so is the rest of llama.cpp's allocation: keep a margin for what
+        # the estimate leaves out (measured: 3% more, a repacked copy of some weights and a few MiB of buffers)
+        usable = plan.available_gb / LLAMA_CPP_MARGIN if last.compute_gb else plan.available_gb
+        budget = usable - (kept_total - last.kv_gb - last.compute_gb)
+        # the largest multiple of 1024 whose KV cache and compute buffer fit the budget
+        context = next((c for c in range(last.context // 1024 * 1024, 0, -1024) if last.at_context(c) <= budget),
+                       0) if last.kv_gb else 0
         if context >= 2048:
             plan.notes.append(f"{last.model} fits only with a smaller KV cache: set its context to {context} "
                               f"or less (now {last.context} × {last.parallel})")

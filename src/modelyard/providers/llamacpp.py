@@ -35,7 +35,7 @@ from modelyard.providers.http import openai_tools, tool_call
 from modelyard.providers.llama_abort import AbortFlag, Stop, is_abort
 from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
-from modelyard.providers.metadata import compute_buffer_bytes, gguf_metadata, kv_shape, trained_context
+from modelyard.providers.metadata import compute_terms, gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.types import ChatRequest, Chunk, Message, Usage
 
@@ -330,7 +330,7 @@ class LlamaCppProvider(Provider):
             return MemoryFacts(context=self.n_ctx, parallel=1)
         meta = await asyncio.to_thread(gguf_metadata, path)
         return MemoryFacts(path.stat().st_size, "GGUF file size", None, kv_shape(meta), context=self.n_ctx, parallel=1,
-                           compute_bytes=compute_buffer_bytes(meta, self.n_ctx))
+                           compute=compute_terms(meta))
 
     async def loaded(self) -> bool | None:
         return self._key() in _models

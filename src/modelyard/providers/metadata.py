@@ -123,8 +123,14 @@ def compute_buffer_bytes(meta: dict[str, Any], n_ctx: int, n_ubatch: int = N_UBA
     default): the larger of one micro-batch's logits (``n_vocab × n_ubatch`` f32) and its attention scores and mask
     (``n_ctx × n_ubatch × (heads + 1)`` f32). Measured for Qwen2.5-Coder-0.5B (llama-cpp-python 0.3.36): 300 MiB at
     2,048 tokens (this gives 297), 969 MiB at 32,768 (960) — larger than the KV cache at both. None: shape unknown."""
+    terms = compute_terms(meta, n_ubatch)
+    return None if terms is None else max(terms[0], terms[1] * n_ctx)
+
+
+def compute_terms(meta: dict[str, Any], n_ubatch: int = N_UBATCH) -> tuple[int, int] | None:
+    """:func:`compute_buffer_bytes` as (its floor: the logits, bytes per token of context: the attention scores)."""
     n_vocab = _int(meta, N_VOCAB) or _int(meta, f"{architecture(meta)}.vocab_size")
     n_head = _int(meta, f"{architecture(meta)}.attention.head_count")
     if not (n_vocab and n_head):
         return None
-    return 4 * n_ubatch * max(n_vocab, n_ctx * (n_head + 1))
+    return 4 * n_ubatch * n_vocab, 4 * n_ubatch * (n_head + 1)

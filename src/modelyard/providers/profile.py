@@ -99,5 +99,6 @@ class MemoryFacts:
     context: int | None = None
     #: sequences that each get a KV cache of ``context`` tokens (multiplies it)
     parallel: int = 1
-    #: the backend's working memory besides weights and KV cache (llama.cpp's compute buffer), where known
-    compute_bytes: int | None = None
+    #: the backend's working memory besides weights and KV cache (llama.cpp's compute buffer), where known:
+    #: (floor, bytes per token of context) — it takes the larger of the floor and the per-token part × context
+    compute: tuple[int, int] | None = None
