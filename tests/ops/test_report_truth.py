@@ -90,6 +90,8 @@ def test_a_few_requests_show_counts_not_percentages(tmp_path: Path, log_backend:
     out = result.output
     flat = " ".join(out.split())
     assert "1 of 3 answered locally" in flat and "fallback on 1 of 3" in flat, flat
+    # a local model answered and the config sets no electricity or hardware cost: not a local cost of $0.00
+    assert "local cost not set" in flat and "at most" in flat, flat
     assert "%" not in flat.split("cost")[0], out  # no rate of 3 requests as a percentage above the cost table
     writer_row = next(line.split() for line in out.splitlines() if line.startswith("writer"))
     assert "1/3" in writer_row and "9000ms" not in writer_row and "9.0s" not in writer_row, writer_row
@@ -101,6 +103,7 @@ def test_a_few_requests_show_counts_not_percentages(tmp_path: Path, log_backend:
     # JSON keeps the exact figures for scripts
     d = json.loads(runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json"]).stdout)
     assert d["totals"]["fallbacks"] == 1 and d["totals"]["requests"] == 3
+    assert d["cost"]["local_cost_set"] is False
 
 
 def test_models_says_a_billed_model_has_no_price(tmp_path: Path, log_backend: LogBackend) -> None:

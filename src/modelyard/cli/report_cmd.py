@@ -84,15 +84,20 @@ def print_report(report: Report, config: Config) -> None:
     unknown = ", ".join(f"{m} ({a} attempts, {i:,}/{o:,} tokens)" for m, (a, i, o) in sorted(report.unpriced.items()))
     cost.add_row("cloud API spend" + (" (at least: price unknown for some)" if unknown else ""),
                  money(report.spend_usd) + ("+?" if unknown else ""), "")
+    unset = not report.local_cost_set
     cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)",
-                 money(report.local_cost_usd), "")
-    cost.add_row("total", money(report.total_cost_usd) + ("+?" if unknown else ""), "", style="bold")
+                 "not set" if unset else money(report.local_cost_usd), "")
+    cost.add_row("total", money(report.total_cost_usd) + ("+?" if unknown or unset else ""), "", style="bold")
     for c in report.counterfactuals:
         pct = f"{c.savings_pct:.0f}%" if c.savings_pct is not None else "–"
         saved = f"{money(c.savings_usd)} ({pct})"
         cost.add_row(f"all-cloud on {c.model} (${c.input_usd_per_m:g}/${c.output_usd_per_m:g} per M)",
-                     money(c.cost_usd), f"at most {saved}" if unknown else saved)
+                     money(c.cost_usd), f"at most {saved}" if unknown or unset else saved)
     console.print(cost)
+    if unset:
+        console.print("local cost not set: local models answered, but report.electricity_usd_per_month and "
+                      "hardware_usd_per_month are 0 — the savings leave out what the local machine costs to run",
+                      highlight=False, markup=False, style="yellow")
     if unknown:
         console.print(f"price unknown: {unknown} — a billed model without a price in the config was logged at $0; "
                       "set its price (USD per million tokens) to count it", highlight=False, markup=False,

@@ -144,6 +144,8 @@ class Report:
     unpriced: dict[str, list[int]] = field(default_factory=dict)
     #: agents with such attempts: their spend is a lower bound
     unpriced_agents: set[str] = field(default_factory=set)
+    #: False when local models answered but the config sets no electricity or hardware cost: the local $0 is unset
+    local_cost_set: bool = True
 
     @property
     def total_cost_usd(self) -> float:
@@ -160,7 +162,7 @@ class Report:
                      "counterfactuals": [asdict(c) for c in self.counterfactuals],
                      "unpriced": {m: {"attempts": a, "tokens_in": i, "tokens_out": o}
                                   for m, (a, i, o) in sorted(self.unpriced.items())},
-                     "unpriced_agents": sorted(self.unpriced_agents)},
+                     "unpriced_agents": sorted(self.unpriced_agents), "local_cost_set": self.local_cost_set},
             "recommendations": [asdict(r) for r in self.recommendations],
             "config_drift": asdict(self.drift),
         }
@@ -256,7 +258,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
                   spend, local_cost, counterfactuals, recs, drift, unpriced,
-                  unpriced_agents)
+                  unpriced_agents, bool(fixed) or not totals.local)
 
 
 def _failed_attempt(outcome: str) -> bool:
