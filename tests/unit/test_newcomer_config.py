@@ -399,3 +399,15 @@ def test_an_output_file_the_system_refuses_is_said_not_a_traceback(tmp_path: Pat
 ])
 def test_a_yaml_slip_says_the_fix(tmp_path: Path, text: str, said: str) -> None:
     refused(invoke(write(tmp_path, text), "models", "--no-reach"), said)
+
+
+def test_a_key_variable_misnamed_names_the_one_that_is_set(tmp_path: Path) -> None:
+    """`api_key_env: ANTHROPIC_KEY` beside an exported ANTHROPIC_API_KEY read only 'is not set'."""
+    config = write(tmp_path, "models:\n  c: {provider: anthropic, model: x, api_key_env: NEWCOMER_ANTHROPIC_KEY}\n"
+                             "agents:\n  chat: {primary: c}\n")
+    out = invoke(config, "models", "--no-reach", "--json", env={"NEWCOMER_ANTHROPIC_API_KEY": "sk-ant-secret-value"})
+    assert out.exit_code == 0, out.output
+    [row] = json.loads(out.output)["models"]
+    assert row["why"] == ("environment variable NEWCOMER_ANTHROPIC_KEY is not set (NEWCOMER_ANTHROPIC_API_KEY is: "
+                          "did you mean it?)"), row
+    assert "sk-ant-secret-value" not in out.output

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import os
 import re
 from abc import ABC, abstractmethod
@@ -112,9 +113,14 @@ class Provider(ABC):
             where = key_only_in_service_env(self.config.api_key_env)
             if os.environ.get(self.config.api_key_env) is not None:  # `export KEY=` or an env file's `KEY=`
                 return f"environment variable {self.config.api_key_env} is empty"
+            if where:
+                return (f"environment variable {self.config.api_key_env} is not set (it is in {where}, which the "
+                        f"service reads; this process does not: `set -a; . {where}; set +a` in the shell)")
+            # `ANTHROPIC_APIKEY` for the ANTHROPIC_API_KEY that is set: name the set one (names only, never values)
+            near = difflib.get_close_matches(self.config.api_key_env.upper(),
+                                             [n for n, v in os.environ.items() if v.strip()], n=1, cutoff=0.85)
             return f"environment variable {self.config.api_key_env} is not set" + (
-                f" (it is in {where}, which the service reads; this process does not: `set -a; . {where}; set +a` "
-                "in the shell)" if where else "")
+                f" ({near[0]} is: did you mean it?)" if near else "")
         return None
 
     @abstractmethod
