@@ -185,7 +185,7 @@ def ask(
         prompt = sys.stdin.read()
     if not prompt.strip():
         raise fail("the prompt is empty")
-    runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
+    runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
     name = _agent_or_exit(runtime, agent)
 
     async def go() -> int:
@@ -295,7 +295,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
     '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/help' lists these, '/quit' ends."""
     _terminal_says_it()
-    runtime = runtime_or_exit(config, borrow=not local)  # a running serve's limits are this process's too
+    runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     session = Session(runtime, store, "cli", "default", history_tokens=CHAT_HISTORY_TOKENS,
                       agent=_agent_or_exit(runtime, agent), remember_agent=False)

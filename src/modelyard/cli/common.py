@@ -131,11 +131,15 @@ def note(message: str) -> None:
     err.print(f"note: {message}", style="yellow", markup=False, highlight=False)
 
 
-def runtime_or_exit(config: Path | None, *, borrow: bool = False) -> Runtime:
+def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool = False) -> Runtime:
     """``borrow``: a front-end shares the limits of the running ``serve`` of its config (notes on stderr
-    when it cannot and keeps its own)."""
+    when it cannot and keeps its own); ``one_shot``: it sends one request at a time (ask, chat), so while
+    Redis is out of reach it takes at least one slot of a model."""
     try:
-        return open_runtime(config, borrow=borrow, notice=note if borrow else None)
+        runtime = open_runtime(config, borrow=borrow, notice=note if borrow else None)
+        if one_shot and runtime.pool.link is not None:
+            runtime.pool.link.one_shot = True
+        return runtime
     except ConfigError as exc:
         raise fail(str(exc)) from None
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback

@@ -92,6 +92,8 @@ def models(
         for i, model_name in enumerate(agent.chain):
             users.setdefault(model_name, []).append((agent_name, i == 0))
     served = None if (shared := _shared_view(cfg)) else _serve_view(cfg, path)
+    # Redis configured but not read: the slots shown are the config's, not what the processes hold (exit 1 below)
+    blind = shared[0] if shared is not None and not shared[1] else None
     shared = shared or served
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
@@ -153,16 +155,19 @@ def models(
     if as_json:
         console.out(json.dumps({"models": found, "limits": shared[0] if shared else None}, indent=2),
                     highlight=False)
-        return
-    console.print("models", highlight=False)
-    table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
-    console.print(table)
-    for line in details:  # wrapped at the terminal's width (a word-wrapped line, not one the terminal cuts)
-        console.print(line, highlight=False, markup=False, soft_wrap=False)
-    if shared:
-        console.print(shared[0], highlight=False, markup=False, soft_wrap=False)
-    if gone := left_out(MODEL_COLUMNS, table):
-        console.print(gone, highlight=False, markup=False, soft_wrap=False)
+    else:
+        console.print("models", highlight=False)
+        table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
+        console.print(table)
+        for line in details:  # wrapped at the terminal's width (a word-wrapped line, not one the terminal cuts)
+            console.print(line, highlight=False, markup=False, soft_wrap=False)
+        if shared:
+            console.print(shared[0], highlight=False, markup=False, soft_wrap=False)
+        if gone := left_out(MODEL_COLUMNS, table):
+            console.print(gone, highlight=False, markup=False, soft_wrap=False)
+    if blind is not None:  # it exited 0, as if the slots shown were every process's
+        raise fail(f"{blind}: the slots shown are the config's limits, not what the processes sharing them hold",
+                   code=1)
 
 
 def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:

@@ -25,6 +25,7 @@ from modelyard.runtime import Runtime
 
 if TYPE_CHECKING:
     from modelyard.frontends.telegram import TelegramBot
+    from modelyard.router.shared import RedisLink
 
 log = logging.getLogger("modelyard.gateway")
 
@@ -47,6 +48,7 @@ class Hosting:
         self.bot: TelegramBot | None = None
         self.bot_state = "off" if telegram_token is None else "starting"
         self._bot_task: asyncio.Task[None] | None = None
+        self._state_task: asyncio.Task[None] | None = None
         self._config = runtime.config_path
         self._log_handler = logging.StreamHandler()
         self._log_handler.setLevel(logging.WARNING)
@@ -57,9 +59,26 @@ class Hosting:
             await self.runtime.pool.peek()
         if self.token is not None:
             self._bot_task = asyncio.create_task(self._run_bot(self.token), name="modelyard-telegram")
+        if self.runtime.pool.link is not None:
+            self._state_task = asyncio.create_task(self._say_state(), name="modelyard-state-said")
         return self
 
+    async def _say_state(self) -> None:
+        """Say once whether this process reached the shared state (it said only "connecting" at start, and
+        nothing after: a host pointed at the wrong Redis, or one that was down, looked like the others)."""
+        link = self.runtime.pool.link
+        assert link is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 4 * link.settings.timeout + 1
+        while link.up and link.view_at is None and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        self.say(f"shared state: {state_line(link)}")
+
     async def __aexit__(self, *exc: object) -> None:
+        if self._state_task is not None:
+            self._state_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._state_task
         if self._bot_task is not None:
             self._bot_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -135,6 +154,26 @@ class Hosting:
         if self.lender is not None:
             lending = {"socket": str(self.lender.path), "borrowers": self.lender.borrowers()}
         return {"lending": lending, "telegram": self.bot_state}
+
+
+def state_line(link: RedisLink) -> str:
+    """Whether this process reached the shared state, for serve's start: where (database and prefix), how many other
+    processes share it and whether they apply the same limits — or that it could not, and what that costs."""
+    where = f"{link.settings.shown_url} prefix '{link.prefix}'"
+    if link.up and link.view_at is not None:
+        others = max(link.instances - 1, 0)
+        status = link.status()
+        agree = "same limits" if not status.disagreements else f"but: {'; '.join(status.disagreements)}"
+        apart = f"; counted apart: {'; '.join(status.splits)}" if status.splits else ""
+        return f"connected to {where} ({others} other instance(s), {agree}){apart}"
+    if link.up:
+        return f"still connecting to {where} (no answer yet; /healthz state says when it has one)"
+    if link.settings.on_outage.value == "fail":
+        costs = "on_outage=fail: no model gets a slot until it answers"
+    else:
+        costs = ("on_outage=share, but this process never counted the processes that share it: no model gets a slot "
+                 "until it answers")
+    return f"cannot reach {where} ({link.down_reason}); {costs} (tried again every ≤ 0.5 s; /healthz: state)"
 
 
 async def _quietly(coro: Any) -> None:

@@ -272,6 +272,9 @@ class RedisLink:
         self._closing = False
         #: a look (``models``): what it finds goes in its caption, not in warnings on stderr besides
         self._looking = False
+        #: a command that sends one request at a time (``ask``, ``chat``): while the store is out of reach it takes
+        #: at least one slot of a model (see RedisState._share)
+        self.one_shot = False
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ While Redis cannot be reached (:class:`~.link.RedisLink` says *down*) the model 
 this process alone: ``on_outage: share`` keeps ``floor(max_concurrent / instances last seen)``
 slots here — the instances together never exceed the limit — and a local breaker; ``fail`` (or a
 process that never reached Redis, so cannot know its share) gives no slot, and the request moves
-to its next model with reason ``state_unreachable``.
+to its next model with reason ``state_unreachable``. A command that sends one request at a time
+(``ask``, ``chat``: ``link.one_shot``) takes at least one slot of a model with a limit unless
+``on_outage: fail`` — a laptop's ``ask`` during an outage got nothing at all.
 """
 
 from __future__ import annotations
@@ -202,14 +204,26 @@ class RedisState(ModelState):
     def _instances(self) -> int:
         return self.link.host_instances if self.per_host else self.link.instances
 
+    def _counted_share(self) -> int:
+        """floor(limit / instances last seen); 0 when this process never counted them."""
+        return self.limit // self._instances() if self._instances() else 0
+
     def _share(self) -> int:
-        if self.link.settings.on_outage is OnOutage.FAIL or self._instances() == 0:
+        if self.link.settings.on_outage is OnOutage.FAIL:
             return 0
-        return self.limit // self._instances()
+        share = self._counted_share()
+        if self.link.one_shot and self.limit >= 1:
+            # a command that sends one request at a time (ask, chat) takes at least one slot: it got none when it
+            # never reached Redis (it could not know its share) or when the share rounded down to 0
+            return max(share, 1)
+        return share
 
     def _share_text(self) -> str:
         if self.link.settings.on_outage is OnOutage.FAIL:
             return "on_outage is 'fail': no slot without it"
+        if self.link.one_shot and self.limit >= 1 and self._counted_share() == 0:
+            return ("this command sends one request at a time, so it takes 1 slot of "
+                    f"{self.limit} (with the other processes' shares, one over the limit at most)")
         if self._instances() == 0:
             return "this process never counted the processes that share it, so it cannot know its share"
         return (f"this process's share is {self._share()} of {self.limit} slot(s) "

@@ -1,0 +1,130 @@
+"""What a small team running modelyard on several hosts against one Redis sees of the shared state, and what an
+outage of Redis costs it: serve's start line, `models`' exit status, a laptop's `ask` during an outage."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.fakes import OpenAIServer
+from tests.shared.redis_kit import PrivateRedis
+
+
+def _write(path: Path, endpoint: str, state: dict, tmp_path: Path, *, limit: int = 2) -> Path:
+    path.write_text(yaml.safe_dump({
+        "models": {"fast": {"provider": "openai", "endpoint": endpoint, "model": "m", "max_concurrent": limit}},
+        "agents": {"chat": {"primary": "fast"}}, "log": {"path": str(tmp_path / "log.db")}, "state": state}))
+    return path
+
+
+def _run(*args: str, tmp_path: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1",
+                               "COLUMNS": "200"})
+
+
+def test_ask_during_a_redis_outage_takes_one_slot_unless_on_outage_is_fail(tmp_path: Path, prefix: str) -> None:
+    """A laptop's `ask` that cannot reach Redis never counted the instances, so its share was 0 and every model
+    was skipped as state_unreachable: the command failed although it sends one request. It takes one slot now."""
+    server = PrivateRedis(tmp_path)  # never started: the port is closed, as during an outage
+    with OpenAIServer(models=["m"]) as backend:
+        state = {"url": server.url, "prefix": prefix, "timeout": 0.3}
+        config = _write(tmp_path / "team.yaml", backend.url, state, tmp_path)
+        out = _run("ask", "--agent", "chat", "--config", str(config), "hi", tmp_path=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Hello from the fake server." in out.stdout
+        assert len(backend.requests_to("/v1/chat/completions")) == 1
+
+        failing = _write(tmp_path / "fail.yaml", backend.url, {**state, "on_outage": "fail"}, tmp_path)
+        out = _run("ask", "--agent", "chat", "--config", str(failing), "hi", tmp_path=tmp_path)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "state_unreachable" in out.stdout + out.stderr
+        assert len(backend.requests_to("/v1/chat/completions")) == 1
+
+
+def test_models_exits_1_when_it_could_not_read_the_shared_state(tmp_path: Path, prefix: str) -> None:
+    """`models` with Redis down printed the config's limits as the slots and exited 0: a script (or a person) could
+    not tell a team-wide view from none. It still lists what the log says, says why on stderr, and exits 1 — as it
+    does when the log's database cannot be read."""
+    with PrivateRedis(tmp_path) as server:
+        config = _write(tmp_path / "team.yaml", "http://127.0.0.1:9/v1",
+                        {"url": server.url, "prefix": prefix, "timeout": 0.3}, tmp_path)
+        seen = _run("models", "--no-reach", "--config", str(config), tmp_path=tmp_path)
+        assert seen.returncode == 0, seen.stdout + seen.stderr
+        assert "reachable" in seen.stdout
+        server.kill()
+        for extra in ([], ["--json"]):
+            out = _run("models", "--no-reach", *extra, "--config", str(config), tmp_path=tmp_path)
+            assert out.returncode == 1, out.stdout + out.stderr
+            assert "fast" in out.stdout  # the listing is still there
+            error = " ".join(out.stderr.split())
+            assert f"error: shared state {server.url} (prefix {prefix}): unreachable" in error, out.stderr
+            assert "not what the processes sharing them hold" in error, out.stderr
+
+
+def _serve_lines(config: Path, tmp_path: Path, until: str) -> str:
+    """serve's start-up output up to the first line containing ``until`` (then it is stopped)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "serve", "--config", str(config), "--port", str(port),
+                             "--no-keep-warm"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / f"data-{port}"), "COLUMNS": "400"})
+    lines: queue.Queue[str] = queue.Queue()
+    out = proc.stdout
+    assert out is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(out.readline, "")] + [lines.put("")],
+                     daemon=True).start()
+    said: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while not any(until in line for line in said):
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"serve never said {until!r} within 60 s:\n{''.join(said)}") from None
+            assert line, "".join(said)  # it exited without saying it
+            said.append(line)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    return "".join(said)
+
+
+def test_serve_says_once_whether_it_reached_the_shared_state(tmp_path: Path, prefix: str) -> None:
+    """serve said 'limits: shared through Redis … (connecting)' and never whether it got there: a host pointed at a
+    Redis that was down (or another one) started like the others. Now one line says which, with the other
+    processes it found and whether they apply the same limits."""
+    import asyncio
+
+    from modelyard.config import load_config
+    from modelyard.router import ModelPool
+
+    with PrivateRedis(tmp_path) as server:
+        config = _write(tmp_path / "team.yaml", "http://127.0.0.1:9/v1",
+                        {"url": server.url, "prefix": prefix, "timeout": 0.3}, tmp_path)
+
+        async def beside_another() -> str:
+            other = ModelPool(load_config(config))  # another host's process, already running
+            other.join()
+            try:
+                return await asyncio.to_thread(_serve_lines, config, tmp_path, "shared state:")
+            finally:
+                await other.aclose()
+
+        said = asyncio.run(beside_another())
+        assert f"shared state: connected to {server.url} prefix '{prefix}' (1 other instance(s), same limits)" \
+            in said, said
+        server.kill()
+        said = _serve_lines(config, tmp_path, "shared state:")
+        assert f"shared state: cannot reach {server.url} prefix '{prefix}' (" in said, said
+        assert "no model gets a slot until it answers" in said, said
