@@ -411,3 +411,35 @@ def test_a_key_variable_misnamed_names_the_one_that_is_set(tmp_path: Path) -> No
     assert row["why"] == ("environment variable NEWCOMER_ANTHROPIC_KEY is not set (NEWCOMER_ANTHROPIC_API_KEY is: "
                           "did you mean it?)"), row
     assert "sk-ant-secret-value" not in out.output
+
+
+def test_relative_paths_are_read_from_the_config_files_directory(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`path: models/m.gguf` and `log.path: routing.sqlite3` were read from the working directory: the model was
+    'not found' from any other one (the service's too), and each directory got a new, empty log of its own."""
+    home = tmp_path / "conf"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "m.gguf").write_bytes(b"GGUF" + bytes(60))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with OpenAIServer(["m"]) as server:
+        config = home / "config.yaml"
+        config.write_text(f"models:\n  g: {{provider: llamacpp, path: models/m.gguf}}\n"
+                          f"  m: {{provider: openai, model: m, endpoint: '{server.url}/v1'}}\n"
+                          "agents:\n  chat: {primary: m}\n  local: {primary: g}\nlog: {path: routing.sqlite3}\n")
+        models = invoke(config, "models", "--no-reach", "--json")
+        assert models.exit_code == 0, models.output
+        states = {m["model"]: m["state"] for m in json.loads(models.output)["models"]}
+        assert states["g"] == "available", models.output
+        assert invoke(config, "ask", "--agent", "chat", "hi").exit_code == 0
+    assert (home / "routing.sqlite3").is_file() and not (elsewhere / "routing.sqlite3").exists()
+    shown = invoke(config, "log", "--json")
+    assert shown.exit_code == 0 and len(json.loads(shown.output)) == 1, shown.output
+
+
+def test_a_model_path_with_a_variable_is_refused(tmp_path: Path) -> None:
+    config = write(tmp_path, "models:\n  g: {provider: llamacpp, path: '$HOME/models/m.gguf'}\n"
+                             "agents:\n  chat: {primary: g}\n")
+    refused(invoke(config, "models", "--no-reach"), "config.yaml:2: models.g.path: the config does not expand "
+            "environment variables: write the path itself (~/ for the home directory)")

@@ -369,4 +369,22 @@ def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     text, source = read_source(path)
-    return parse_config(text, source=source)
+    return beside(parse_config(text, source=source), Path(source).parent)
+
+
+def beside(config: Config, directory: Path) -> Config:
+    """``config`` with its relative file paths (a model's GGUF ``path:``, ``log.path``) read from the config file's
+    directory: read from the working directory, `models/m.gguf` was found in a shell opened there and 'not found'
+    anywhere else, and `log.path: routing.sqlite3` made a new, empty log in every directory a command ran from
+    (the service's among them), the rows of each lost to the others."""
+    def rebased(value: str | None) -> str | None:
+        if not value or value.startswith("~") or Path(value).is_absolute():
+            return value
+        return str(directory.absolute() / value)
+
+    models = {name: model.model_copy(update={"path": rebased(model.path)}) if rebased(model.path) != model.path
+              else model for name, model in config.models.items()}
+    update: dict[str, Any] = {"models": models} if models != config.models else {}
+    if (log := rebased(config.log.path)) != config.log.path:
+        update["log"] = config.log.model_copy(update={"path": log})
+    return config.model_copy(update=update) if update else config

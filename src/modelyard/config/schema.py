@@ -193,7 +193,8 @@ class ModelConfig(Strict):
     provider: str = Field(description="a registered backend: built-in (ollama, openai, anthropic, llamacpp) or plugin")
     model: str = Field("", description="the provider's model id; defaults to the config name")
     endpoint: str | None = None
-    path: str | None = Field(None, description="llamacpp: GGUF file; empty = the embedded default model")
+    path: str | None = Field(None, description="llamacpp: GGUF file (~ is the home directory; a relative path is "
+                             "read from the config file's directory); empty = the embedded default model")
     threads: int | None = Field(None, ge=1, le=512, description="llamacpp: CPU threads that generate tokens; "
                                 "empty = every core but one (providers/llama_threads.py)")
     gpu_layers: int = Field(-1, ge=-1, description="llamacpp: layers offloaded to the GPU on a Metal/CUDA/Vulkan "
@@ -222,6 +223,15 @@ class ModelConfig(Strict):
     max_response_mb: float = Field(
         8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
                                "this fails as response_too_large and the chain moves on")
+
+    @field_validator("path")
+    @classmethod
+    def _path_names_no_variable(cls, v: str | None) -> str | None:
+        # `$HOME/models/m.gguf` was looked for under a directory named '$HOME'
+        if v is not None and ("$" in v or "%" in v):
+            raise PydanticCustomError("path_variable", "the config does not expand environment variables: write the "
+                                      "path itself (~/ for the home directory)")
+        return v
 
     @field_validator("keep_alive", mode="before")
     @classmethod
@@ -439,7 +449,8 @@ class AgentConfig(Strict):
 
 
 class LogConfig(Strict):
-    path: str | None = Field(None, description="SQLite file; default: the user data directory")
+    path: str | None = Field(None, description="SQLite file (a relative path is read from the config file's "
+                             "directory); default: the user data directory")
     url: str | None = Field(
         None, repr=False,
         description="PostgreSQL URL (postgresql://user@host:5432/db) for one log shared by several hosts; "
