@@ -43,9 +43,10 @@ from modelyard.gateway.ollama_route import show_model as ollama_show
 from modelyard.gateway.ollama_route import tags as ollama_tags
 from modelyard.gateway.ollama_route import version as ollama_version
 from modelyard.gateway.openapi import openapi_document
-from modelyard.gateway.responses import error_response, json_response
+from modelyard.gateway.responses import JSONBody, error_response, json_response
 from modelyard.gateway.responses_route import create_response
 from modelyard.gateway.routing import AUTO, listed_names, resolve, shared_router
+from modelyard.gateway.transport import send_whole
 from modelyard.ledger.store import LogUnavailable
 from modelyard.router.records import RequestRecord
 from modelyard.runtime import Runtime
@@ -346,6 +347,8 @@ class GatewayApp(Starlette):
         except Exception as exc:
             await (await _internal_error(request, exc))(scope, receive, send)
             raise
+        if type(response) is JSONBody and send_whole(send, response.status_code, response.raw_headers, response.body):
+            return  # in one step through uvicorn's cycle (gateway/transport.py)
         await response(scope, receive, send)  # it has started: a failure now is the server's to log and close
 
 

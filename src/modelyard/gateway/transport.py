@@ -19,7 +19,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from modelyard.gateway.disconnect import HANGUP, Hangup
 
@@ -148,3 +155,58 @@ class OneWriteProtocol(HttpToolsProtocol):
             hangup = cycle.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
                 hangup.lost()
+
+
+def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
+    """Write a whole response (status, headers, a body of known length) in one step through uvicorn's httptools
+    cycle, as its ``send`` would for ``http.response.start`` and one ``http.response.body``; True once done.
+
+    False, with nothing done, unless ``send`` is such a cycle's in its plain state (nothing sent, connection up,
+    writes not paused, not ``HEAD``) and the headers are plain (one ``content-length`` that is the body's, no
+    ``connection`` or ``transfer-encoding``): the caller then sends the ASGI way. uvicorn checks each header name
+    and value with a regular expression in its own call per message (486 bytecodes per answer, on a lone request's
+    path after its commit, issue #15); here the names and the values are each checked in one search over all of
+    them — a forbidden byte in one is one in their concatenation — and a header uvicorn would refuse goes the
+    ASGI way, where uvicorn refuses it as before. The same bytes leave, in one write (so no head is held).
+    """
+    cycle = getattr(send, "__self__", None)
+    if type(cycle) is not RequestResponseCycle or cycle.response_started or cycle.disconnected \
+            or cycle.flow.write_paused:
+        return False
+    scope = cycle.scope
+    if scope["method"] == "HEAD":
+        return False
+    content: list[bytes | memoryview] = [STATUS_LINE[status]]
+    names: list[bytes] = []
+    values: list[bytes] = []
+    length = None
+    for name, value in cycle.default_headers + headers:
+        name = name.lower()
+        if name == b"content-length":
+            if length is not None:
+                return False
+            length = value
+        elif name == b"connection" or name == b"transfer-encoding":
+            return False
+        names.append(name)
+        values.append(value)
+        content += (name, b": ", value, b"\r\n")
+    if length != b"%d" % len(body) or HEADER_RE.search(b"".join(names)) or HEADER_VALUE_RE.search(b"".join(values)):
+        return False
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    if cycle.access_log:
+        cycle.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
+                                 get_path_with_query_string(scope), scope["http_version"], status)
+    if not cycle.keep_alive:
+        content.append(b"connection: close\r\n")
+    content += (b"\r\n", body)
+    cycle.chunked_encoding = False
+    cycle.expected_content_length = 0
+    cycle.transport.write(b"".join(content))
+    cycle.response_complete = True
+    cycle.message_event.set()
+    if not cycle.keep_alive:
+        cycle.transport.close()
+    cycle.on_response()
+    return True
