@@ -194,6 +194,12 @@ def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_pa
     assert warnings == ["agent 'engineer': fallback 'coder' answers tool requests with plain-text JSON instead of a "
                         "structured tool call; requests that fall back to it lose their tools"]
 
+    speed = runner.invoke(app, ["probe", "qwen", "--config", str(config), "--only", "speed"], terminal_width=200)
+    assert speed.exit_code == 0, speed.output
+    # the figures say what they are of: a TTFT of a ~20-token prompt is not the TTFT of an agent's 3,000-token one
+    assert "TTFT and tok/s: median of 3 runs of a" in speed.output and "-token prompt" in speed.output, speed.output
+    assert "prefill grows with its length" in " ".join(speed.output.split())
+
 
 def test_check_without_probes_warns_instead_of_guessing(tmp_path: Path) -> None:
     nowhere = SimpleNamespace(url="http://127.0.0.1:9")

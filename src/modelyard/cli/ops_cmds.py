@@ -104,6 +104,11 @@ def probe(
         console.print(probe_table(results))
         for line in probe_notes(results):
             console.print(line, highlight=False, markup=False)
+        speeds = [c.detail for r in results if (c := r.get("ttft_ms")) is not None and c.value is not None]
+        if speeds:  # a TTFT of 20 prompt tokens read as the model's TTFT: a long prompt's prefill takes far longer
+            console.print(f"TTFT and tok/s: {speeds[0]} and up to 32 tokens out — a long prompt's first token comes "
+                          "later (prefill grows with its length); `stats` and `report` give your traffic's own",
+                          style="dim", highlight=False, markup=False)
     failed = [f"{r.model} ({', '.join(c.name for c in r.errors)})" for r in results if r.errors]
     if failed:
         err.print(f"probe: {len(failed)} of {len(results)} model(s) failed: {'; '.join(failed)}", highlight=False,

@@ -217,19 +217,24 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
 
     async def speed() -> list[Check]:
         ttfts, rates = [], []
+        prompt_tokens = 0
         for _ in range(SPEED_RUNS):
             run = await _generate(provider, ChatRequest(_user(SPEED_PROMPT), max_tokens=32, temperature=0), tm,
                                   timeout)
             if run.ttft is not None:
                 ttfts.append(run.ttft * 1000)
             tokens = run.response.usage.output_tokens or run.pieces
+            prompt_tokens = run.response.usage.input_tokens or prompt_tokens
             generating = run.total - (run.ttft or 0.0)
             if tokens > 1 and generating > 0:
                 rates.append((tokens - 1) / generating)
+        # what the figures are of: a short prompt's first token and a short answer's speed, not a long prompt's
+        of = f"a {prompt_tokens}-token prompt" if prompt_tokens else "a short prompt"
         out = [Check("ttft_ms", "pass" if ttfts else "unknown", bool(ttfts) or None,
-                     statistics.median(ttfts) if ttfts else None, f"median of {len(ttfts)} runs")]
+                     statistics.median(ttfts) if ttfts else None, f"median of {len(ttfts)} runs of {of}")]
         out.append(Check("tokens_per_s", "pass" if rates else "unknown", bool(rates) or None,
-                         statistics.median(rates) if rates else None, f"median of {len(rates)} runs"))
+                         statistics.median(rates) if rates else None,
+                         f"median of {len(rates)} runs of up to 32 tokens"))
         return out
 
     async def context() -> list[Check]:
