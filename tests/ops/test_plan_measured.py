@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from tests.helpers import make_config
+from typer.testing import CliRunner
 
+from modelyard.cli import app
 from modelyard.ops.plan import GB, plan_memory
 
 MIB = 2**20
@@ -62,7 +65,7 @@ def test_a_smaller_context_that_plan_advises_fits_as_llama_cpp_allocates_it(defa
     cfg = make_config({"q": {"provider": "llamacpp", "context": 32768}}, {"a": {"primary": "q"}})
     plan = plan_memory(cfg, ram_gb=2.2, headroom_gb=1.0)
     assert not plan.fits and plan.drop == [], plan.notes
-    [note] = [n for n in plan.notes if "fits only with a smaller KV cache" in n]
+    [note] = [n for n in plan.notes if "fits only with a smaller KV cache and compute buffer" in n]
     context = int(re.search(r"set its context to (\d+)", note).group(1))  # type: ignore[union-attr]
     assert context == 16384, note
     buffers, _ = measure(default_model, context)
@@ -70,3 +73,17 @@ def test_a_smaller_context_that_plan_advises_fits_as_llama_cpp_allocates_it(defa
     (m,) = plan_memory(make_config({"q": {"provider": "llamacpp", "context": context}}, {"a": {"primary": "q"}}),
                        ram_gb=2.2, headroom_gb=1.0).models
     assert m.total_gb * GB == pytest.approx(sum(buffers.values()) * MIB, rel=0.05)
+
+
+def test_the_plan_table_adds_up(default_model: Path, tmp_path: Path) -> None:
+    """Weights 0.5 GB and KV 0.4 GB beside a total of ~1.8 GB: the compute buffer has a column of its own."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"log": {"path": str(tmp_path / "log.sqlite3")},
+                                      "models": {"q": {"provider": "llamacpp", "context": 32768}},
+                                      "agents": {"chat": {"primary": "q"}}}))
+    result = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "2.2", "--headroom", "1"],
+                                terminal_width=250)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "│ q " in line).split("│")
+    assert [c.strip() for c in row[2:6]] == ["0.5 GB", "0.4 GB", "0.9 GB", "~1.8 GB"], result.output
+    assert "q fits only with a smaller KV cache and compute buffer: set its context to 16384" in result.output

@@ -164,14 +164,18 @@ def plan(
         console.print_json(json.dumps(p.to_dict()))
         return
     table = Table(title=f"memory plan for {gb(p.ram_gb)} (headroom {gb(p.headroom_gb)})")
-    for col in ("Model", "Weights", "KV cache", "Memory", "Role", "Source"):
+    # llama.cpp's compute buffer in a column of its own where there is one: 0.5 + 0.4 read as ~1.8 GB otherwise
+    compute = any(m.compute_gb for m in p.models)
+    for col in ("Model", "Weights", "KV cache", *(("Compute",) if compute else ()), "Memory", "Role", "Source"):
         table.add_column(col, overflow="fold")
     for m in p.models:
         dropped = m.model in p.drop
         weights = f"{m.weights_gb:.1f} GB" if m.weights_gb is not None else "?"
-        table.add_row(m.model, weights, f"{m.kv_gb:.1f} GB", f"~{m.total_gb:.1f} GB", m.role,
-                      f"{m.weights_source}; KV: {m.kv_source}", style="strike dim" if dropped else None)
-    table.add_row("Total", "", f"{p.kv_gb:.1f} GB", f"~{p.total_gb:.1f} GB",
+        table.add_row(m.model, weights, f"{m.kv_gb:.1f} GB", *((f"{m.compute_gb:.1f} GB",) if compute else ()),
+                      f"~{m.total_gb:.1f} GB", m.role, f"{m.weights_source}; KV: {m.kv_source}",
+                      style="strike dim" if dropped else None)
+    table.add_row("Total", "", f"{p.kv_gb:.1f} GB", *((f"{sum(m.compute_gb for m in p.models):.1f} GB",) if compute
+                                                      else ()), f"~{p.total_gb:.1f} GB",
                   f"Leaves ~{p.free_gb:.0f} GB free" if p.free_gb >= 0 else f"Short by ~{-p.free_gb:.0f} GB",
                   "", style="bold")
     console.print(table)

@@ -304,7 +304,8 @@ def _choose_drops(config: Config, plan: MemoryPlan) -> None:
         context = next((c for c in range(last.context // 1024 * 1024, 0, -1024) if last.at_context(c) <= budget),
                        0) if last.kv_gb else 0
         if context >= 2048:
-            plan.notes.append(f"{last.model} fits only with a smaller KV cache: set its context to {context} "
+            shrinks = "KV cache and compute buffer" if last.compute_gb else "KV cache"
+            plan.notes.append(f"{last.model} fits only with a smaller {shrinks}: set its context to {context} "
                               f"or less (now {last.context} × {last.parallel})")
         else:
             plan.drop.append(last.model)
