@@ -65,6 +65,14 @@ def test_on_16_gb_keep_the_main_model_with_a_smaller_context() -> None:
     assert "qwen3.5 fits only with a smaller KV cache: set its context to 26624 or less (now 32768 × 2)" in p["notes"]
 
 
+def test_ollama_parallel_is_said_to_be_an_assumption() -> None:
+    """Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL, a server setting (default 1), not max_concurrent: the
+    reference plan doubled qwen3.5's KV cache for max_concurrent 2 without saying it took the two to be equal."""
+    notes = plan_json("--ram", "64")["notes"]
+    assert "qwen3.5: KV cache × 2 assumes its Ollama server runs OLLAMA_NUM_PARALLEL=2 (max_concurrent); with " \
+           "Ollama's default of 1 it allocates 1/2 of that and queues the other requests" in notes, notes
+
+
 def test_table_output_and_headroom_rule() -> None:
     out = CliRunner().invoke(app, ["plan", "--config", str(REFERENCE), "--ram", "32"])
     assert out.exit_code == 0

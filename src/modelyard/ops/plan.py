@@ -277,6 +277,13 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
     for m in plan.models:
         if not m.known:
             plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
+    # Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL (a server setting, default 1 in current releases), whatever
+    # max_concurrent says: the plan takes them to be equal, as the config should have them
+    parallel = [m for m in plan.models if m.parallel > 1 and m.kv_gb and config.models[m.model].provider == "ollama"]
+    for m in parallel:
+        plan.notes.append(f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL="
+                          f"{m.parallel} (max_concurrent); with Ollama's default of 1 it allocates 1/{m.parallel} "
+                          "of that and queues the other requests")
     if not plan.fits:
         _choose_drops(config, plan)
     return plan
