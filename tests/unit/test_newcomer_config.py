@@ -443,3 +443,16 @@ def test_a_model_path_with_a_variable_is_refused(tmp_path: Path) -> None:
                              "agents:\n  chat: {primary: g}\n")
     refused(invoke(config, "models", "--no-reach"), "config.yaml:2: models.g.path: the config does not expand "
             "environment variables: write the path itself (~/ for the home directory)")
+
+
+def test_a_password_in_an_endpoint_is_never_shown_nor_logged(tmp_path: Path) -> None:
+    """`endpoint: http://bob:secret@proxy/v1` (a proxy's basic auth) put the password in every connect_error on the
+    screen and in the routing log."""
+    config = write(tmp_path, "models:\n  m: {provider: openai, model: m, endpoint: 'http://bob:hunter2secret@127.0.0.1:9/v1'}\n"
+                             "agents:\n  chat: {primary: m}\n")
+    asked = invoke(config, "ask", "--agent", "chat", "--json", "hi")
+    assert asked.exit_code == 1, asked.output
+    assert "cannot reach http://127.0.0.1:9/v1" in asked.output
+    logged = invoke(config, "log", "--json", "--attempts")
+    assert logged.exit_code == 0 and "connect_error" in logged.output, logged.output
+    assert "hunter2secret" not in asked.output + logged.output

@@ -519,13 +519,13 @@ class HttpClient:
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientResponseError) as exc:
                 response = await self._post_again(exc, url, data, sent, timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
-            raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {self.base_url} timed out") from exc
+            raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {shown_url(self.base_url)} timed out") from exc
         except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
             # ask for (a proxy's br or zstd), a redirect loop, bytes that are not HTTP
             raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                f"unreadable answer from {self.base_url}: {_snippet(exc.message)}") from exc
+                                f"unreadable answer from {shown_url(self.base_url)}: {_snippet(exc.message)}") from exc
         except aiohttp.ClientError as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
+            raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
         complete = False
         reading: StreamResponse | None = None
         try:
@@ -541,7 +541,7 @@ class HttpClient:
                     response = await self.session().post(url, data=dumps(body), headers=sent, timeout=timeout,
                                                          allow_redirects=False)
                 except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
+                    raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
             reading = StreamResponse(response, limit)
             yield reading
             complete = response.content.at_eof()
@@ -582,9 +582,9 @@ class HttpClient:
                     if len(raw) > CONTROL_LIMIT:  # read whole, a server's endless body filled memory within the
                         raise ProviderError(  # time bound (gigabytes a second on loopback)
                             Reason.RESPONSE_TOO_LARGE,
-                            f"{self.base_url}{path} answered more than {CONTROL_LIMIT // 2**20} MB")
+                            f"{shown_url(self.base_url)}{path} answered more than {CONTROL_LIMIT // 2**20} MB")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, unreachable(self.base_url, exc)) from exc
+            raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
         try:
             return resp.status, json.loads(raw) if raw else None
         except (ValueError, RecursionError):

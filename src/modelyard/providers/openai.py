@@ -37,6 +37,7 @@ from modelyard.providers.http import (
     loads,
     make_client,
     openai_tools,
+    shown_url,
     stream_error,
     tool_call,
     try_loads,
@@ -377,7 +378,7 @@ class OpenAIProvider(HttpProvider):
         finally:
             await client.aclose()
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{endpoint}{path} is not a model list")
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(endpoint)}{path} is not a model list")
         found = (_served(e, endpoint) for e in data["data"] if isinstance(e, dict))
         return [m for m in found if m is not None]
 
