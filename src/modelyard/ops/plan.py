@@ -67,6 +67,8 @@ class ModelMemory:
     #: how the compute buffer grows with context: the larger of a floor and GB per token of context
     compute_floor_gb: float = 0.0
     compute_per_token_gb: float = 0.0
+    #: ``parallel`` is the server's setting taken to be max_concurrent (Ollama's OLLAMA_NUM_PARALLEL)
+    parallel_assumed: bool = False
 
     def at_context(self, context: int) -> float:
         """KV cache + compute buffer at another context (what shrinking the context leaves)."""
@@ -264,7 +266,8 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
     if compute:
         kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
-                       role_text(primary_for, fallback_for, n_agents), compute, floor, per_token)
+                       role_text(primary_for, fallback_for, n_agents), compute, floor, per_token,
+                       facts.parallel_assumed)
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,
@@ -279,8 +282,9 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
             plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
     # Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL (a server setting, default 1 in current releases), whatever
     # max_concurrent says: the plan takes them to be equal, as the config should have them
-    parallel = [m for m in plan.models if m.parallel > 1 and m.kv_gb and config.models[m.model].provider == "ollama"]
-    for m in parallel:
+    for m in plan.models:
+        if m.parallel <= 1 or not m.kv_gb or not m.parallel_assumed:
+            continue
         plan.notes.append(f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL="
                           f"{m.parallel} (max_concurrent); with Ollama's default of 1 it allocates 1/{m.parallel} "
                           "of that and queues the other requests")

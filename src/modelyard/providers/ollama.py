@@ -271,17 +271,17 @@ class OllamaProvider(HttpProvider):
         ``max_concurrent``); a loaded model's /api/ps size already includes that cache."""
         context, parallel = self.config.context or DEFAULT_CONTEXT, self.config.max_concurrent
         if not ask_server:
-            return MemoryFacts(context=context, parallel=parallel)
+            return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
         try:
             if size := await self._size("/api/ps"):
                 return MemoryFacts(size, "Ollama /api/ps (loaded, KV included)", "/api/ps size",
-                                   context=context, parallel=parallel)
+                                   context=context, parallel=parallel, parallel_assumed=True)
             size = await self._size("/api/tags")
             info, _ = await self._model_info()
         except ProviderError:
-            return MemoryFacts(context=context, parallel=parallel)
+            return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
         return MemoryFacts(size, "Ollama /api/tags" if size else "unknown", None, kv_shape(info or {}),
-                           context=context, parallel=parallel)
+                           context=context, parallel=parallel, parallel_assumed=True)
 
     async def loaded(self) -> bool | None:
         try:

@@ -99,6 +99,8 @@ class MemoryFacts:
     context: int | None = None
     #: sequences that each get a KV cache of ``context`` tokens (multiplies it)
     parallel: int = 1
+    #: ``parallel`` is the server's own setting, taken to be the config's max_concurrent (Ollama's NUM_PARALLEL)
+    parallel_assumed: bool = False
     #: the backend's working memory besides weights and KV cache (llama.cpp's compute buffer), where known:
     #: (floor, bytes per token of context) — it takes the larger of the floor and the per-token part × context
     compute: tuple[int, int] | None = None
