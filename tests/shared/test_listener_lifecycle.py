@@ -48,9 +48,16 @@ def test_a_listener_abandoned_with_its_loop_closes_without_running_on(redis_url:
     monkeypatch.setattr(PubSub, "get_message", get_message_that_converts_its_exit)
     listener = loop.run_until_complete(start())
     assert not listener.done()
+    # only the listener is left behind: the heartbeat task would otherwise be destroyed pending with the loop
+    maintain = next(t for t in link._tasks if t is not listener)
+    maintain.cancel()
+    loop.run_until_complete(asyncio.wait([maintain]))
     coro = listener.get_coro()
     try:
         coro.close()  # what the garbage collector does to a coroutine left pending; must not raise
     finally:
         monkeypatch.undo()
+        listener._log_destroy_pending = False  # type: ignore[attr-defined]  # its coroutine is closed: no "destroyed but pending"
+        assert link._client is not None
+        loop.run_until_complete(link._client.aclose())  # this test's sockets, not the next test's ResourceWarning
         loop.close()

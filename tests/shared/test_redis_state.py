@@ -116,6 +116,7 @@ async def test_a_crashed_process_gives_its_slots_back_within_the_lease(pools: Po
     assert waited <= 1.2 + 0.15, f"slots came back after {waited:.2f}s, lease 1.2s"
     assert time.monotonic() - died >= 1.2 * 2 / 3 - 0.05, "a live holder's entry must outlast a late heartbeat"
     await alive["m"].release()
+    await crashed_link._client.aclose()  # what the OS does to a dead process's sockets (else: ResourceWarnings later)
     crashed_link._client = None  # it is dead: its pool is never closed
 
 
@@ -145,6 +146,7 @@ async def test_a_crashed_waiter_does_not_block_the_queue(pools: Pools) -> None:
     waited = await waiter
     assert waited <= 0.9 + 0.15
     await alive["m"].release()
+    await crashed.link._client.aclose()  # what the OS does to a dead process's sockets (else: ResourceWarnings later)
     crashed.link._client = None
 
 

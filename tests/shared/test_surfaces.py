@@ -196,3 +196,5 @@ def test_serve_says_where_its_log_and_its_limits_are(tmp_path: Path, redis_url: 
     finally:
         proc.terminate()
         proc.wait(15)
+        if proc.stdout is not None:
+            proc.stdout.close()  # else its pipe is an unclosed file for whichever test the collector runs in
