@@ -9,12 +9,15 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import re
 import string
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from orjson import loads as orjson_loads
 
@@ -360,6 +363,17 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
 END_GRACE = 0.5
 
 
+_VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
+
+
+@functools.lru_cache(maxsize=64)  # asked per request (issue #15): a dict lookup after the first
+def versioned(endpoint: str) -> bool:
+    """The endpoint already names the API version, so the request paths go below it: ``…/v1`` (most servers,
+    Groq's ``/openai/v1``, OpenRouter's ``/api/v1``) and Gemini's ``/v1beta/openai``. Only a bare server address
+    gets ``/v1`` added — Gemini's base had ``/v1/chat/completions`` appended and every request was a 404."""
+    return any(_VERSION_SEGMENT.match(part) for part in urlsplit(endpoint).path.split("/"))
+
+
 class OpenAIProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
 
@@ -372,7 +386,7 @@ class OpenAIProvider(HttpProvider):
         """``/v1/models`` (llama-server adds ``meta`` with the parameter count and trained context,
         vLLM ``max_model_len``)."""
         client = make_client(endpoint)
-        path = "/models" if endpoint.rstrip("/").endswith("/v1") else "/v1/models"
+        path = "/models" if versioned(endpoint) else "/v1/models"
         try:
             status, data = await client.request_json("GET", path, timeout=FACT_TIMEOUT)
         finally:
@@ -455,7 +469,7 @@ class OpenAIProvider(HttpProvider):
         return None
 
     def _path(self) -> str:
-        return "/chat/completions" if self.endpoint.endswith("/v1") else "/v1/chat/completions"
+        return "/chat/completions" if versioned(self.endpoint) else "/v1/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = _messages(request.messages, self._reasoning_back)
@@ -645,7 +659,7 @@ class OpenAIProvider(HttpProvider):
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
         LM Studio and others ``context_length`` (the served window is the server's own setting)."""
-        path = "/models" if self.endpoint.endswith("/v1") else "/v1/models"
+        path = "/models" if versioned(self.endpoint) else "/v1/models"
         try:
             status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
         except ProviderError as exc:
