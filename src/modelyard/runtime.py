@@ -11,6 +11,7 @@ kept in module state keyed by ``id(config)``.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import TypeVar, cast
 
 from modelyard.config import Config, load_config
 from modelyard.errors import ConfigError
-from modelyard.ledger import LogWriter
+from modelyard.ledger import LogWriter, presence
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.probes import teach
 from modelyard.ledger.queries import spend_since
@@ -106,6 +107,10 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     if forwarder is not None:
         log.on_commit(forwarder.wake)
     pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
+    if forwarder is not None and pool.serve is None:  # a borrower's limits are serve's, which says its own
+        state = pool.link.settings if pool.link is not None else None
+        forwarder.presence = presence.fingerprint(state.url if state else None, state.prefix if state else "",
+                                                  socket.gethostname())
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
     if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)

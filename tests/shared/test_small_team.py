@@ -65,7 +65,7 @@ def test_models_exits_1_when_it_could_not_read_the_shared_state(tmp_path: Path, 
             assert out.returncode == 1, out.stdout + out.stderr
             assert "fast" in out.stdout  # the listing is still there
             error = " ".join(out.stderr.split())
-            assert f"error: shared state {server.url} (prefix {prefix}): unreachable" in error, out.stderr
+            assert f"error: shared state {server.url} (prefix {prefix}) could not be read" in error, out.stderr
             assert "not what the processes sharing them hold" in error, out.stderr
 
 
@@ -128,3 +128,62 @@ def test_serve_says_once_whether_it_reached_the_shared_state(tmp_path: Path, pre
         said = _serve_lines(config, tmp_path, "shared state:")
         assert f"shared state: cannot reach {server.url} prefix '{prefix}' (" in said, said
         assert "no model gets a slot until it answers" in said, said
+
+
+def _until(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+    return value
+
+
+def test_hosts_on_one_log_but_different_redis_servers_are_said(tmp_path: Path, redis_url: str, prefix: str,
+                                                               pg_url: str, caplog) -> None:
+    """A typo in one host's state.url (another Redis server) or none: the hosts share the routing log but not the
+    limits, each hands out the whole max_concurrent of the same backends, and nothing could say so — no Redis sees
+    both. Each host's forwarder now records the shared state it uses in the log; the forwarders and `models` say
+    the hosts that use another."""
+    import logging
+    import socket
+
+    from modelyard.ledger import presence
+    from modelyard.ledger.forward import Forwarder
+
+    with PrivateRedis(tmp_path) as typo:
+        here = socket.gethostname()  # both "hosts" are this machine: a loopback Redis is named with it
+        right = presence.fingerprint(redis_url, prefix, here)
+        wrong = presence.fingerprint(typo.url, prefix, here)
+        assert right != wrong and f"redis {here}:{typo.port}/0 prefix '{prefix}'" == wrong
+        assert "***" not in wrong and ":@" not in presence.fingerprint("redis://:secret@10.0.0.5:6379/2", "p", "h")
+        assert presence.fingerprint("redis://:secret@10.0.0.5:6379/2", "p", "h") == "redis 10.0.0.5:6379/2 prefix 'p'"
+        hosts = [Forwarder(tmp_path / f"spool-{i}.sqlite3", pg_url, poll=0.05) for i in range(2)]
+        try:
+            with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+                hosts[0].presence, hosts[1].presence = right, wrong
+                for forwarder in hosts:
+                    forwarder.presence_every = 0.2  # 30 s in a process: both sides look within the test's bound
+                for forwarder in hosts:
+                    forwarder.wake()
+                _until(lambda: (hosts[0].state_differs and hosts[1].state_differs)
+                       or [f.last_error for f in hosts if f.last_error] or "not recorded" in caplog.text)
+                assert hosts[0].state_differs and hosts[1].state_differs, caplog.text
+            assert [d.split(" (seen ")[0] for d in hosts[1].state_differs] == [f"{here} uses {right}"]
+            assert [d.split(" (seen ")[0] for d in hosts[0].state_differs] == [f"{here} uses {wrong}"]
+            assert any("limit the same models apart" in r.getMessage() and wrong in r.getMessage()
+                       for r in caplog.records), caplog.text
+
+            config = tmp_path / "team.yaml"
+            config.write_text(yaml.safe_dump({
+                "models": {"fast": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "m"}},
+                "agents": {"chat": {"primary": "fast"}},
+                "log": {"path": str(tmp_path / "log.db"), "url": pg_url},
+                "state": {"url": typo.url, "prefix": prefix, "timeout": 0.3}}))
+            out = _run("models", "--no-reach", "--config", str(config), tmp_path=tmp_path)
+            assert out.returncode == 0, out.stdout + out.stderr
+            said = " ".join(out.stdout.split())
+            assert "shared state: hosts writing to this routing log limit the same models apart" in said, said
+            assert f"this host uses {wrong}; {here} uses {right} (seen" in said, said  # not itself
+        finally:
+            for forwarder in hosts:
+                forwarder.close()

@@ -93,8 +93,10 @@ def test_models_says_the_refusal_once_in_its_caption(guarded: PrivateRedis, tmp_
     "… unreachable (…): models fall back to this process's share (share)", on stderr above the table."""
     config = _config(tmp_path, f"redis://:nope@127.0.0.1:{guarded.port}/0")
     done = _run("--config", str(config), "models", "--no-reach")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", done.stderr
+    assert done.returncode == 1, done.stderr  # the shared state could not be read (helper-66): said once, exit 1
+    said = " ".join(done.stderr.split())
+    assert said.startswith("error: shared state redis://:***@") and said.count("error:") == 1, done.stderr
+    assert "refused" not in said and "could not be read (why: the line above" in said, done.stderr
     caption = " ".join(done.stdout.split())  # wrapped at the terminal's width
     assert "refused the credentials" in caption and "redis://:PASSWORD@HOST:6379/0" in caption
 

@@ -19,7 +19,7 @@ from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, loca
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.config import Config
 from modelyard.errors import HEALTH_FAILURES, ConfigError
-from modelyard.ledger import queries
+from modelyard.ledger import presence, queries
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
@@ -94,6 +94,7 @@ def models(
     served = None if (shared := _shared_view(cfg)) else _serve_view(cfg, path)
     # Redis configured but not read: the slots shown are the config's, not what the processes hold (exit 1 below)
     blind = shared[0] if shared is not None and not shared[1] else None
+    apart = _limited_apart(cfg, conn) if cfg.log.url else ""
     shared = shared or served
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
@@ -153,8 +154,8 @@ def models(
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
                                     else None)})
     if as_json:
-        console.out(json.dumps({"models": found, "limits": shared[0] if shared else None}, indent=2),
-                    highlight=False)
+        console.out(json.dumps({"models": found, "limits": shared[0] if shared else None,
+                                "limited_apart": apart or None}, indent=2), highlight=False)
     else:
         console.print("models", highlight=False)
         table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
@@ -163,11 +164,27 @@ def models(
             console.print(line, highlight=False, markup=False, soft_wrap=False)
         if shared:
             console.print(shared[0], highlight=False, markup=False, soft_wrap=False)
+        if apart:
+            console.print(apart, highlight=False, markup=False, soft_wrap=False)
         if gone := left_out(MODEL_COLUMNS, table):
             console.print(gone, highlight=False, markup=False, soft_wrap=False)
-    if blind is not None:  # it exited 0, as if the slots shown were every process's
-        raise fail(f"{blind}: the slots shown are the config's limits, not what the processes sharing them hold",
-                   code=1)
+    if blind is not None:  # it exited 0, as if the slots shown were every process's; the reason is in the caption
+        store = blind.partition("): ")[0] + ")"
+        raise fail(f"{store} could not be read (why: the line above, or \"limits\" in --json): the slots shown are "
+                   "the config's limits, not what the processes sharing them hold", code=1)
+
+
+def _limited_apart(cfg: Config, conn: LogConnection) -> str:
+    """With a PostgreSQL log: the hosts writing to it that use another shared state than this one (another Redis
+    server, database or prefix, or none) — they limit the same models apart, and no Redis can show it."""
+    settings = state_settings(cfg)
+    mine = presence.fingerprint(settings.url if settings else None, settings.prefix if settings else "",
+                                socket.gethostname())
+    try:
+        differ = presence.others(conn, mine)
+    except Exception:  # a courtesy: the listing does not depend on it
+        return ""
+    return f"shared state: {presence.sentence(differ, mine)}" if differ else ""
 
 
 def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:

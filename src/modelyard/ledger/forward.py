@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.config import dburl
+from modelyard.ledger import presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.same_file import SameFile
@@ -220,6 +221,13 @@ class Forwarder:
         self._next_try = 0.0
         self._measured_at = 0.0
         self._team_labels_at = -TEAM_LABELS_EVERY
+        #: the shared state this host uses (:func:`.presence.fingerprint`), recorded in the log for the other hosts
+        #: to compare; None: not said (the runtime sets it once its pool is built)
+        self.presence: str | None = None
+        self.presence_every = presence.EVERY
+        self._presence_at = -presence.EVERY
+        #: hosts writing to this log with another shared state ("hostb uses redis …"), from the last look
+        self.state_differs: list[str] = []
         self.where = f"{socket.gethostname()}:{self.path.resolve()}"
         self._backlog: tuple[int, float | None] = (0, None)
         self._conn = connect(self.path)  # migrated: _outbox exists
@@ -353,7 +361,23 @@ class Forwarder:
         if time.monotonic() - self._team_labels_at >= TEAM_LABELS_EVERY:
             copy_team_labels(self._database(), self._conn)
             self._team_labels_at = time.monotonic()
+        if self.presence is not None and time.monotonic() - self._presence_at >= self.presence_every:
+            self._presence_at = time.monotonic()
+            self._look_around(self.presence)
         return moved
+
+    def _look_around(self, mine: str) -> None:
+        """Record which shared state this host uses, and say the hosts on this log that use another."""
+        try:
+            pg = self._database()
+            presence.record(pg, self.where, socket.gethostname(), mine)
+            differ = presence.others(pg, mine)
+        except Exception as exc:  # a courtesy: never the forwarder's failure
+            log.debug("routing log: presence not recorded (%s)", exc)
+            return
+        if differ and differ != self.state_differs:
+            log.warning("routing log %s: %s", self.target, presence.sentence(differ, mine))
+        self.state_differs = differ
 
     def _database(self) -> Any:
         if self._pg is None:
