@@ -127,7 +127,7 @@ def test_config_lists_it_among_known_providers_and_names_file_line_key(toy) -> N
     with pytest.raises(ConfigError) as caught:
         parse_config(text, source="my.yaml")
     assert str(caught.value) == ("my.yaml:3: models.m.provider: unknown provider 'toyy' "
-                                 "(known providers: anthropic, llamacpp, ollama, openai, toy)")
+                                 "(known providers: anthropic, llamacpp, ollama, openai, toy) (did you mean 'toy'?)")
 
 
 def test_unregistered_it_is_unknown() -> None:
