@@ -170,6 +170,7 @@ def test_hosts_on_one_log_but_different_redis_servers_are_said(tmp_path: Path, r
                 assert hosts[0].state_differs and hosts[1].state_differs, caplog.text
             assert [d.split(" (seen ")[0] for d in hosts[1].state_differs] == [f"{here} uses {right}"]
             assert [d.split(" (seen ")[0] for d in hosts[0].state_differs] == [f"{here} uses {wrong}"]
+            assert hosts[0].health().limited_apart == tuple(hosts[0].state_differs)  # /healthz log.forward
             assert any("limit the same models apart" in r.getMessage() and wrong in r.getMessage()
                        for r in caplog.records), caplog.text
 

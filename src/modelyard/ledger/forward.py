@@ -193,6 +193,8 @@ class ForwardHealth:
     oldest_backlog_s: float | None
     last_error: str | None
     last_error_age_s: float | None
+    #: hosts writing to this log with another shared state (see :mod:`.presence`), from the last look
+    limited_apart: tuple[str, ...] = ()
 
     @property
     def degraded(self) -> bool:
@@ -277,7 +279,7 @@ class Forwarder:
         at = self._last_error_at
         return ForwardHealth(self.target, self._lock_fd is not None, self.alive, self._pg is not None,
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
-                             None if at is None else time.time() - at)
+                             None if at is None else time.time() - at, tuple(self.state_differs))
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
