@@ -45,7 +45,9 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
                                    "detail": "reachable, 1 instance(s)", "instances": 1,
                                    "view_age_s": health["state"]["view_age_s"], "limits_differ": [],
                                    "counted_apart": []}
-        assert 0 <= health["state"]["view_age_s"] < 0.5
+        # refreshed every 0.1 s: a view seconds old would be one the loop stopped renewing (the bound leaves room for
+        # a loaded CI machine, where 0.5 s once ran out)
+        assert 0 <= health["state"]["view_age_s"] < 2.0
         metrics = httpx.get(gw.url + "/metrics").text
         assert "modelyard_shared_state_up 1.0" in metrics and "modelyard_shared_state_instances 1.0" in metrics
         assert 'modelyard_slots{model="fast"} 2.0' in metrics
