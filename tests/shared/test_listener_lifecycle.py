@@ -11,11 +11,13 @@ here) and drives modelyard's own listener."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 import redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 
 from modelyard.config.schema import StateConfig
 from modelyard.router.shared.link import RedisLink
@@ -61,3 +63,51 @@ def test_a_listener_abandoned_with_its_loop_closes_without_running_on(redis_url:
         assert link._client is not None
         loop.run_until_complete(link._client.aclose())  # this test's sockets, not the next test's ResourceWarning
         loop.close()
+
+
+def test_a_heartbeat_abandoned_mid_call_with_its_loop_closes_without_running_on(
+        prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for the other background task: the heartbeat, collected while it waits for a store that has not
+    answered yet, took the converted exit for a bug of its own ("shared state maintenance failed") and went on to
+    its pause — ``asyncio.timeout`` outside any loop, the same unraisable RuntimeError."""
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    port = silent.getsockname()[1]
+    link = RedisLink(StateConfig(url=f"redis://127.0.0.1:{port}/0", prefix=prefix, timeout=10))
+    loop = asyncio.new_event_loop()
+    real_read_response = Connection.read_response
+    parked = asyncio.Event()
+
+    async def read_response_that_converts_its_exit(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            parked.set()
+            return await real_read_response(self, *args, **kwargs)
+        except BaseException:
+            asyncio.get_running_loop()  # redis-py's disconnect-and-reraise: outside a loop this raises RuntimeError
+            raise
+
+    monkeypatch.setattr(Connection, "read_response", read_response_that_converts_its_exit)
+
+    async def start() -> asyncio.Task[None]:
+        link.ensure_started()
+        maintain = next(t for t in link._tasks if t.get_name() == "modelyard-state-maintain")
+        for task in link._tasks:
+            if task is not maintain:
+                task.cancel()
+        await asyncio.wait_for(parked.wait(), 30)  # waiting for the store's first answer
+        await asyncio.sleep(0.05)
+        return maintain
+
+    try:
+        maintain = loop.run_until_complete(start())
+        assert not maintain.done()
+        coro = maintain.get_coro()
+        try:
+            coro.close()  # what the garbage collector does to a coroutine left pending; must not raise
+        finally:
+            maintain._log_destroy_pending = False  # type: ignore[attr-defined]  # its coroutine is closed
+    finally:
+        monkeypatch.undo()
+        if link._client is not None:
+            loop.run_until_complete(link._client.aclose())
+        loop.close()
+        silent.close()

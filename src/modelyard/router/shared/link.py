@@ -550,7 +550,12 @@ class RedisLink:
             except StoreUnreachable:
                 pass
             except Exception:  # a bug here must not stop the heartbeat of every slot this process holds
-                log.exception("shared state maintenance failed")
+                if _loop_running():
+                    log.exception("shared state maintenance failed")
+            if not _loop_running():
+                # closed from outside any loop, mid-call (as _listen): redis-py turned the GeneratorExit into an
+                # error of its own; pausing on would raise "no running event loop" from the garbage collector
+                return
             pause = self.tick if self.up else min(self.tick, 0.5)
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
