@@ -39,7 +39,8 @@ def test_a_log_path_that_is_not_a_log_is_named(tmp_path: Path, kind: str, comman
     out = CliRunner().invoke(app, ["--config", str(config), *command])
     assert isinstance(out.exception, SystemExit), out.exception  # not sqlite3's error
     assert out.exit_code == 1, out.output
-    assert f"routing log {log}: cannot be opened" in out.output and "check log.path in the config" in out.output
+    said = "cannot be opened" if kind == "not a database" else "a directory, not a file: name a file in it"
+    assert f"routing log {log}: {said}" in out.output and "check log.path in the config" in out.output
 
 
 def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path) -> None:
