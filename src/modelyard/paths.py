@@ -79,3 +79,18 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
         return Path(env).expanduser()
     user = user_config_file()
     return user if user.exists() else embedded_default_config()
+
+
+def hold_exclusive(lock_file: str) -> int | None:
+    """Take an flock on ``lock_file`` without waiting: its descriptor, or None when another process holds it. The lock
+    goes with the process however it ends (kill -9 too); closing the descriptor drops it. Used where exactly one
+    process may do a job over one file (the log's forwarder, the Telegram poller)."""
+    import fcntl
+
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.ledger import connect
+from modelyard.paths import hold_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +77,9 @@ class Inbox:
         """Be the one process polling this token over this file (an flock, dropped when the process ends, however
         it ends). A second one fought the first for updates (409 Conflict, each taking what the other's poll did
         not), and at its start took the first's unanswered messages for a dead process's and answered them too."""
-        if self._lock_fd is not None:
-            return True
-        import fcntl
-
-        fd = os.open(f"{self.path}.telegram-{self.bot_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        if self._lock_fd is None:
+            self._lock_fd = hold_exclusive(f"{self.path}.telegram-{self.bot_id}.lock")
+        return self._lock_fd is not None
 
     def release(self) -> None:
         if self._lock_fd is not None:

@@ -43,6 +43,7 @@ from modelyard.ledger.same_file import SameFile
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
 from modelyard.ledger.store import LogUnavailable
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
+from modelyard.paths import hold_exclusive
 
 log = logging.getLogger(__name__)
 
@@ -441,18 +442,9 @@ class Forwarder:
 
     def _hold_lock(self) -> bool:
         """One forwarder per spool file: whoever holds the lock; the others stand by and retry."""
-        if self._lock_fd is not None:
-            return True
-        import fcntl
-
-        fd = os.open(f"{self.path}.forward-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._lock_fd = fd
-        return True
+        if self._lock_fd is None:
+            self._lock_fd = hold_exclusive(f"{self.path}.forward-lock")
+        return self._lock_fd is not None
 
     def _release(self) -> None:
         if self._lock_fd is not None:
