@@ -1,0 +1,70 @@
+"""What the fresh_*.jsonl makers share: the texts a fresh prompt must not resemble, and the test of resemblance.
+
+The fresh sets (round 12) measure routing on collections nobody on the team had read. A prompt that is (nearly)
+a line of another set of this folder, or of the role examples the fast path trains on (``src/modelyard/agents/
+roles.py``, both example configs), would measure memory, not routing, so it is dropped **before** sampling:
+a word TF-IDF cosine of ``LIMIT`` or more with any of them. Standard library only (no classifier is imported,
+none runs): the makers were run, and the labels written, before anything routed these prompts.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+LIMIT = 0.5
+AGENTS = {"c": "chat", "e": "engineer", "r": "research", "w": "writer", "u": "utility"}
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def known_texts() -> list[str]:
+    """Every line of the other sets here, every role example and every config example."""
+    texts = [json.loads(line)["text"] for f in sorted(HERE.glob("*.jsonl")) if not f.name.startswith("fresh_")
+             for line in f.open(encoding="utf-8") if line.strip()]
+    tree = ast.parse((ROOT / "src" / "modelyard" / "agents" / "roles.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
+            texts += [c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+    for config in sorted((ROOT / "examples").glob("*.yaml")):
+        texts += re.findall(r"^\s+- ['\"]?(.+?)['\"]?$", config.read_text(encoding="utf-8"), re.M)
+    return texts
+
+
+def words(text: str) -> Counter[str]:
+    return Counter(w.casefold() for w in WORD.findall(text))
+
+
+def fresh(candidates: list[str], known: list[str]) -> list[bool]:
+    """For each candidate: True when no known text reaches a TF-IDF cosine of LIMIT with it."""
+    bags = [words(t) for t in known] + [words(t) for t in candidates]
+    df: Counter[str] = Counter(w for bag in bags for w in bag)
+    idf = {w: math.log((1 + len(bags)) / (1 + n)) + 1 for w, n in df.items()}
+
+    def vector(bag: Counter[str]) -> dict[str, float]:
+        v = {w: (1 + math.log(n)) * idf[w] for w, n in bag.items()}
+        norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {w: x / norm for w, x in v.items()}
+
+    postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for i, bag in enumerate(bags[:len(known)]):
+        for w, x in vector(bag).items():
+            postings[w].append((i, x))
+    out = []
+    for bag in bags[len(known):]:
+        dots: defaultdict[int, float] = defaultdict(float)
+        for w, x in vector(bag).items():
+            for i, y in postings.get(w, ()):
+                dots[i] += x * y
+        out.append(max(dots.values(), default=0.0) < LIMIT)
+    return out
+
+
+def labels(table: str) -> dict[int, list[str]]:
+    """``"0 w|1 rc|2 x|…"`` → {0: ["writer"], 1: ["research", "chat"], 2: [], …} (best fit first; x: dropped)."""
+    pairs = (item.split() for item in table.replace("\n", "").split("|") if item.strip())
+    return {int(k): [AGENTS[c] for c in v if c != "x"] for k, v in pairs}
