@@ -17,6 +17,9 @@ troubleshooting a program or app from a bug report, are **engineer** — every l
 are chores and bugs). A one-role set: it measures engineer recall on software requests not phrased as "write
 code" — always-engineer scores 100%.
 Run: python mkfresh_code.py INSPECT_EVALS_WHEEL > fresh_code.jsonl
+     python mkfresh_code.py INSPECT_EVALS_WHEEL pool > corrections_fresh_code.jsonl — not an evaluation set: every
+     other candidate of both collections (81 tasks, 158 issues), same rule, a pool of corrections for
+     bench_routing_learn.py --pool (fresh_code.jsonl is then that kind's held-out check)
 """
 import csv
 import io
@@ -28,7 +31,8 @@ import zipfile
 
 from mkfresh_common import fresh, known_texts
 
-OS_MEMBERS = ("inspect_evals/agent_bench/data/agent_bench_os.json", "inspect_evals/agent_bench/data/agent_bench_os_test.json")
+OS_MEMBERS = ("inspect_evals/agent_bench/data/agent_bench_os.json",
+              "inspect_evals/agent_bench/data/agent_bench_os_test.json")
 LANCER = "inspect_evals/swe_lancer/data/all_swelancer_tasks.csv"
 N_OS, N_LANCER = 60, 40
 
@@ -51,8 +55,9 @@ def main() -> None:
     out = []
     for name, pool, n, style in (("agentbench-os", tasks, N_OS, "terse"), ("swe-lancer", lancer, N_LANCER, "pasted")):
         pool = sorted(set(pool))
-        pool = [p for p, ok in zip(pool, fresh(pool, known)) if ok]
-        for p in random.Random(20261129).sample(pool, n):
+        pool = [p for p, ok in zip(pool, fresh(pool, known), strict=True) if ok]
+        held = random.Random(20261129).sample(pool, n)
+        for p in [p for p in pool if p not in held] if sys.argv[2:] == ["pool"] else held:
             out.append({"text": p, "accept": ["engineer"], "source": name, "style": style})
     for row in out:
         print(json.dumps(row, ensure_ascii=False))

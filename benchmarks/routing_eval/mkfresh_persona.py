@@ -45,7 +45,7 @@ def sample(path: str) -> list[dict[str, str]]:
         rows = [r for r in csv.DictReader(f) if r["type"] == "TEXT" and r["prompt"].strip()]
     rows = list({r["prompt"].strip(): r for r in rows}.values())
     keep = fresh([r["prompt"] for r in rows], known_texts())
-    rows = [r for r, ok in zip(rows, keep) if ok]
+    rows = [r for r, ok in zip(rows, keep, strict=True) if ok]
     first = random.Random(20261129).sample(rows, N)
     rest = [r for r in rows if r not in first]
     return first + random.Random(20261130).sample(rest, MORE)
