@@ -1,6 +1,7 @@
 """An MCP server over stdio, speaking raw JSON-RPC, that misbehaves as its first argument says.
 
-Modes: ``crash_at_start`` (exits before answering), ``crash_mid_call`` (exits when a tool is
+Modes: ``crash_at_start`` (exits before answering), ``no_module`` (a Python traceback on stderr, exit 1),
+``chatty`` (280 KB on stderr before it answers), ``crash_mid_call`` (exits when a tool is
 called), ``junk`` (prints log lines to stdout among its messages), ``slow_start`` (sleeps
 ``START_DELAY`` s first), ``notype`` (a
 tool schema without ``type``, which the SDK's client refuses), ``odd`` (tool names and
@@ -72,6 +73,15 @@ def main() -> None:
     if MODE == "crash_at_start":
         sys.stderr.write("Traceback: cannot start, token=" + os.environ.get("MCP_TOKEN", "") + "\n")
         sys.exit(3)
+    if MODE == "no_module":  # what `uvx`/`python -m` print for a server package that is not installed
+        sys.stderr.write("Traceback (most recent call last):\n"
+                         '  File "<frozen runpy>", line 189, in _run_module_as_main\n'
+                         "ModuleNotFoundError: No module named 'mcp_server_fetch'\n")
+        sys.exit(1)
+    if MODE == "chatty":  # logs far more to stderr than a pipe holds before it starts answering
+        for n in range(4000):
+            sys.stderr.write(f"DEBUG start-up step {n} " + "." * 60 + "\n")
+        sys.stderr.flush()
     if MODE == "slow_start":  # an npx/uvx server on its first run
         time.sleep(float(os.environ.get("START_DELAY", "3")))
     if MODE == "mute":  # reads everything, answers nothing

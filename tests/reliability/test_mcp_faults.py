@@ -35,6 +35,32 @@ async def test_a_server_that_dies_or_lists_refused_tools_at_start_is_a_clear_age
     assert "sk-mcp-secret" not in str(caught.value)
 
 
+async def test_a_server_that_cannot_start_says_why_in_its_own_words() -> None:
+    """The SDK only says "Connection closed"; what the server printed on stderr says which package is missing."""
+    with pytest.raises(AgentError) as caught:
+        async with open_toolbox("eng", config("no_module")):
+            pass
+    text = str(caught.value)
+    assert "could not start" in text
+    assert "it said on stderr:" in text and "No module named 'mcp_server_fetch'" in text
+
+
+async def test_a_start_error_quotes_stderr_without_the_secrets_it_was_given() -> None:
+    with pytest.raises(AgentError) as caught:
+        async with open_toolbox("eng", config("crash_at_start")):
+            pass
+    text = str(caught.value)
+    assert "Traceback: cannot start, token=" in text  # its words, the token it printed back cut out
+    assert "sk-mcp-secret" not in text
+
+
+async def test_a_server_that_logs_more_than_a_pipe_holds_still_starts_and_answers() -> None:
+    """Its stderr is read as it comes: a pipe nobody read would stall the server once 64 KB were waiting."""
+    async with open_toolbox("eng", config("chatty")) as box:
+        out = await box.call(ToolCall("secret", {}, "c1"))
+    assert out.ok, out.text
+
+
 async def test_a_server_that_dies_mid_call_gives_the_model_an_error_result(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)

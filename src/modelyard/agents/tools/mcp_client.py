@@ -18,6 +18,8 @@ may take the turn down with them:
 - ``notifications/tools/list_changed`` marks the list stale: it is listed again before the next model step;
 - a call past its timeout is cancelled (the SDK tells the server) and the connection kept — unless the
   server does not answer a ping either: then it is wedged, and started again as a dead one;
+- what a stdio server last wrote to stderr is kept (its last 4 KB) and quoted when it cannot start or dies: an
+  ``npx`` package that does not exist or a Python import error says so, instead of the SDK's "Connection closed";
 - names providers refuse (dots, over 64 characters) are offered under a valid name and called by the real
   one; a tool whose schema is no JSON schema is left out; non-text content is described rather than dropped;
 - credentials for remote servers come from the environment (``bearer_token_env``, ``headers_env``); logs and
@@ -76,6 +78,9 @@ logging.getLogger("mcp.client.streamable_http").setLevel(logging.WARNING)
 # httpx2 (the SDK's HTTP client) logs every request's full URL at INFO: a key in a query would reach the log
 logging.getLogger("httpx2").setLevel(logging.WARNING)
 
+#: how long a stdio server that failed may take to finish writing to stderr before its error is told
+_LAST_WORDS_WAIT = 0.5
+
 #: first back-off before a server is started again, doubled for each further restart in one request
 RESTART_BACKOFF = 0.5
 _MAX_BACKOFF = 5.0
@@ -104,6 +109,58 @@ def _leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+class StderrTail(asyncio.Protocol):
+    """The last bytes a stdio server wrote to stderr, read as they come (a pipe nobody reads would stall a chatty
+    server once the pipe's buffer is full; a file would grow for as long as the server runs)."""
+
+    KEEP = 4096
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.ended = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if len(self.data) > 2 * self.KEEP:
+            del self.data[:-self.KEEP]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended.set()
+
+    async def settled(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for the server's stderr to end, so its last words are read."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ended.wait(), timeout)
+
+    def said(self, limit: int = 400) -> str:
+        """The last non-empty lines (a traceback's last line is its error), at most ``limit`` characters."""
+        lines = [line.strip() for line in self.data[-self.KEEP:].decode("utf-8", "replace").splitlines()]
+        text = " | ".join([line for line in lines if line][-3:])
+        return text if len(text) <= limit else "…" + text[-limit:]
+
+
+@asynccontextmanager
+async def _stdio_with_tail(params: StdioServerParameters, tail: StderrTail) -> AsyncIterator[Any]:
+    """The SDK's stdio transport with the server's stderr going to ``tail`` (the SDK hands ``errlog`` to the
+    process at spawn only: our end of the pipe is closed once it has started, so the tail ends with the server)."""
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        pipe, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: tail, reader)
+    except BaseException:
+        reader.close()
+        os.close(write_fd)
+        raise
+    errlog = os.fdopen(write_fd, "w")
+    try:
+        async with stdio_client(params, errlog=errlog) as streams:
+            errlog.close()  # the server holds its own copy
+            yield streams
+    finally:
+        errlog.close()
+        pipe.close()
 
 
 def _describe(exc: BaseException) -> str:
@@ -213,6 +270,7 @@ class _Connection:
         self.session: ClientSession | None = None
         self.ended = asyncio.Event()  # the connection is gone (the server died, the transport failed, closed)
         self.error: BaseException | None = None
+        self.stderr = StderrTail()  # a stdio server's last words
         self.statuses: list[int] = []  # HTTP statuses of the POSTs the server answered, newest last
         self.expired = False  # the last POST carried a session id and got 404: the server forgot the session
         self._stop = asyncio.Event()
@@ -269,8 +327,7 @@ class _Connection:
         if server.command is not None:
             params = StdioServerParameters(command=server.command, args=list(server.args),
                                            env=dict(server.env) or None, cwd=str(self.cwd) if self.cwd else None)
-            errlog = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the stack
-            return stdio_client(params, errlog=errlog)
+            return _stdio_with_tail(params, self.stderr)
         import httpx2
         from mcp.client.sse import sse_client
         from mcp.client.streamable_http import streamable_http_client
@@ -393,6 +450,17 @@ class McpServerTools:
                 text = f"HTTP {status}: {text}"
         return redact(text)
 
+    async def _last_words(self, conn: _Connection) -> str:
+        """``; it said on stderr: …`` for a stdio server that wrote anything there (redacted, bounded), else ""."""
+        if self.server.command is None:
+            return ""
+        await conn.stderr.settled(_LAST_WORDS_WAIT)
+        said = conn.stderr.said()
+        for value in self.server.env.values():  # what we gave it may be a token it prints back
+            if len(value) >= 6:
+                said = said.replace(value, "…")
+        return f"; it said on stderr: {redact(said)}" if said else ""
+
     async def _connect(self) -> tuple[_Connection, Any]:
         if self.transport != "auto":
             return await self._connect_by(self.transport)
@@ -418,6 +486,7 @@ class McpServerTools:
         except Exception as exc:  # died at start, closed the connection, listed tools the SDK refuses...
             problem = self._problem(exc, conn)
             await conn.close()
+            problem += await self._last_words(conn)
             status = conn.statuses[-1] if conn.statuses else None
             if fallback and conn.session is None and status in (400, 404, 405):
                 raise _Refused(f"MCP server '{self.label}' could not start: {problem}", status) from None
@@ -567,11 +636,14 @@ class McpServerTools:
                             "(tools.mcp[].restarts): its tools are unavailable until the next request")
         self.restarted += 1
         delay = min(RESTART_BACKOFF * 2 ** (self.restarted - 1), _MAX_BACKOFF)
-        log.warning("agent %s: MCP server '%s' %s%s; restarting it in %.1f s (restart %d of %d in this request)",
-                    self.agent, self.label, why, f" ({problem})" if problem else "", delay, self.restarted, limit)
         old, self._conn = self._conn, None
+        said = ""
         if old is not None:
             await old.close()
+            said = await self._last_words(old)  # the operator's clue (a traceback's last line), not the model's
+        log.warning("agent %s: MCP server '%s' %s%s%s; restarting it in %.1f s (restart %d of %d in this request)",
+                    self.agent, self.label, why, f" ({problem})" if problem else "", said, delay, self.restarted,
+                    limit)
         await asyncio.sleep(delay)
         try:
             self._conn, listed = await self._connect()
