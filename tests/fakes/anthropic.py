@@ -38,6 +38,25 @@ _ERRORS: dict[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 
+#: Claude Opus 4.7 and later take adaptive thinking only, and no sampling parameters: the API's 400s, word for word
+#: (earendil-works/pi#3297, hermes-agent#11145, opencode#23007; inspect_ai#3721, Roo-Code#12162)
+ADAPTIVE_ONLY = ('"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
+                 '"output_config.effort" to control thinking behavior.')
+TEMPERATURE_DEPRECATED = "`temperature` is deprecated for this model."
+#: adaptive thinking with a budget (the-llm-council v0.7.11: "budget_tokens is not permitted with adaptive")
+ADAPTIVE_BUDGET = "thinking.adaptive.budget_tokens: Extra inputs are not permitted"
+#: an account the API will not serve, under a 400 invalid_request_error (claude-code#4684, #66314; #54311, #72457)
+LOW_CREDIT = ("Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or "
+              "purchase credits.")
+ORG_DISABLED = "This organization has been disabled."
+#: thinking on in a tool loop whose last assistant turn carries no thinking block (its signed blocks not sent back):
+#: the API's 400 (OpenRouterTeam/ai-sdk-provider#162, n8n#22550, opencode#3077)
+THINKING_FIRST = ("messages.{n}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When "
+                  "`thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+                  "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+                  "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+                  "https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+
 
 def sse(event: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + json_bytes(payload) + b"\n\n"
@@ -61,8 +80,12 @@ class AnthropicServer(ChatServer):
         chunk_interval: float = 0.0,
         inject_unknown_event: bool = False,
         max_output: int | None = None,
+        adaptive_only: bool = False,
     ) -> None:
-        """``max_output``: the model's output limit; a larger ``max_tokens`` is refused with the API's words."""
+        """``max_output``: the model's output limit; a larger ``max_tokens`` is refused with the API's words.
+        ``adaptive_only``: the model is as Claude Opus 4.7 and later (docs' "what's new in Claude 4.7"): it refuses
+        ``thinking.type: enabled`` and ``temperature`` with the API's words, and without ``display: "summarized"``
+        its thinking blocks come empty (the default display there is "omitted": claude-code#49268)."""
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -75,6 +98,7 @@ class AnthropicServer(ChatServer):
         self.models: list[str] | None = None if models is None else list(models)
         self.inject_unknown_event = inject_unknown_event
         self.max_output = max_output
+        self.adaptive_only = adaptive_only
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/v1/messages", self._messages, methods=["POST"])]
@@ -125,6 +149,16 @@ class AnthropicServer(ChatServer):
         if self.max_output is not None and body["max_tokens"] > self.max_output:
             return self.error_response(400, f"max_tokens: {body['max_tokens']} > {self.max_output}, which is the "
                                             f"maximum allowed number of output tokens for {body['model']}")
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict) and thinking.get("type") == "adaptive" and "budget_tokens" in thinking:
+            return self.error_response(400, ADAPTIVE_BUDGET)
+        if self.adaptive_only and isinstance(thinking, dict) and thinking.get("type") == "enabled":
+            return self.error_response(400, ADAPTIVE_ONLY)
+        if self.adaptive_only and "temperature" in body:
+            return self.error_response(400, TEMPERATURE_DEPRECATED)
+        thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+        if thinking_on and (problem := _thinking_first_problem(body["messages"])) is not None:
+            return self.error_response(400, problem)
         if body["messages"] == []:
             return self.error_response(400, "messages: at least one message is required")
         if (problem := _tool_id_problem(body["messages"]) or _empty_content_problem(body["messages"])) is not None:
@@ -154,6 +188,8 @@ class AnthropicServer(ChatServer):
             stop_reason = "tool_use" if plan.tool_call else "end_turn"
             if not plan.tool_call and len(plan.text) > max_tokens:
                 plan.text, stop_reason = plan.text[:max_tokens], "max_tokens"
+            if self.adaptive_only and (body.get("thinking") or {}).get("display") != "summarized":
+                plan.thinking = [""]  # display "omitted": the block comes, its text does not
             rendering = self._render(model, plan, stop_reason, bool(body.get("stream")))
             rendering.headers["request-id"] = new_id("req_")
             return rendering
@@ -307,6 +343,18 @@ def _empty_content_problem(messages: Any) -> str | None:
                                              and not str(b.get("text", "")).strip() for b in content):
             return "messages: text content blocks must be non-empty"
     return None
+
+
+def _thinking_first_problem(messages: Any) -> str | None:
+    """With thinking on, the assistant turn before the last tool results must open with a thinking block."""
+    if not isinstance(messages, list) or not _ends_with_tool_result(messages) or len(messages) < 2:
+        return None
+    n = len(messages) - 2
+    content = messages[n].get("content") if isinstance(messages[n], dict) else None
+    first = content[0] if isinstance(content, list) and content and isinstance(content[0], dict) else {"type": "text"}
+    if messages[n].get("role") != "assistant" or first.get("type") in ("thinking", "redacted_thinking"):
+        return None
+    return THINKING_FIRST.format(n=n, found=first.get("type"))
 
 
 def _tool_id_problem(messages: Any) -> str | None:

@@ -4,17 +4,20 @@ partial-JSON input, extended thinking. Unknown event types are ignored, as docum
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, stream_error, tool_call
+from modelyard.providers.http import HttpClient, HttpProvider, loads, make_client, stream_error, tool_call
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -22,6 +25,9 @@ DEFAULT_MAX_TOKENS = 1024
 MIN_THINKING_BUDGET = 1024
 #: how long a read may take after the stop reason came, from a server learned to leave message_stop out
 END_GRACE = 0.5
+#: thinking as Claude Opus 4.7 and later take it (they refuse ``budget_tokens``). ``display`` "summarized": their
+#: default is "omitted", thinking blocks with no text (claude-code#49268), and thinking was asked for to be seen
+ADAPTIVE_THINKING = {"type": "adaptive", "display": "summarized"}
 #: the API paused a long turn (server tools' iteration limit): what came is not the whole answer, and passing it on
 #: as one would end it mid-way with finish_reason "stop"
 PAUSED = "pause_turn"
@@ -31,7 +37,18 @@ def _extract_error(body: Any) -> tuple[str, str]:
     err = body.get("error") or {}
     if not isinstance(err, dict):  # a proxy's plain-text error
         return "", str(err)
-    return str(err.get("type", "")), str(err.get("message", ""))
+    kind, message = str(err.get("type", "")), str(err.get("message", ""))
+    if kind == "invalid_request_error" and message.startswith(_ACCOUNT_REFUSALS):
+        # the account, not the request: a 400 that lasts until someone pays or Anthropic lifts it. As bad_request
+        # the model was asked, and refused, on every request, never cooled; now it cools as for a 402
+        return "billing_error", message
+    return kind, message
+
+
+#: how the API refuses an account under a 400 invalid_request_error: an empty balance ("Your credit balance is too low
+#: to access the Anthropic API. Please go to Plans & Billing...": claude-code#4684, #66314, claude-quickstarts#229) and
+#: a disabled organization ("This organization has been disabled.": claude-code#54311, #72457)
+_ACCOUNT_REFUSALS = ("Your credit balance is too low", "This organization has been disabled")
 
 
 def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
@@ -188,6 +205,47 @@ class AnthropicProvider(HttpProvider):
     def client_headers(self) -> dict[str, str]:
         return {"anthropic-version": API_VERSION}  # the key goes per request, so a rotated key is picked up
 
+    #: learned: the model takes adaptive thinking only (Claude Opus 4.7 and later refuse ``budget_tokens``)
+    _adaptive_only = False
+    #: learned: the model refuses ``temperature`` (Opus 4.7 and later: sampling parameters removed)
+    _no_temperature = False
+
+    @property
+    def client(self) -> HttpClient:
+        if self._client is None:
+            self._client = make_client(self.endpoint, self.client_headers())
+            self._client.refit = self._without_refused
+        return self._client
+
+    def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``body`` refitted to what the model refused, or None (another refusal). Learned, as the OpenAI-compatible
+        provider learns ``stream_options``: asked again at once, and later requests go so from the start.
+
+        Claude Opus 4.7 and later refuse extended thinking with a budget — 400 '"thinking.type.enabled" is not
+        supported for this model. Use "thinking.type.adaptive"…' (earendil-works/pi#3297, opencode#23007) — and
+        ``temperature`` — 400 "`temperature` is deprecated for this model." (inspect_ai#3721, Roo-Code#12162). Every
+        request with thinking on, or with a client's temperature, was a bad_request: the model never answered it."""
+        if error.reason is not Reason.BAD_REQUEST:
+            return None
+        thinking = body.get("thinking")
+        budgeted = isinstance(thinking, dict) and thinking.get("type") == "enabled"
+        if budgeted and "thinking.type.enabled" in error.message:
+            if not self._adaptive_only:
+                self._adaptive_only = True
+                log.info("model %s: the API takes adaptive thinking only; asking so from now on", self.name)
+            return {**body, "thinking": dict(ADAPTIVE_THINKING)}
+        if "thinking" in body and "must start with a thinking block" in error.message:
+            # thinking on in a tool loop: the API wants the last assistant turn's signed thinking blocks back, which
+            # modelyard does not keep (another model may have made that turn). Every tool turn after the first was a
+            # bad_request ("To avoid this requirement, disable `thinking`", as the API says): this turn goes without
+            return {k: v for k, v in body.items() if k != "thinking"}
+        if "temperature" in body and "is deprecated for this model" in error.message and "temperature" in error.message:
+            if not self._no_temperature:
+                self._no_temperature = True
+                log.info("model %s: the API refuses temperature; asking without it from now on", self.name)
+            return {k: v for k, v in body.items() if k != "temperature"}
+        return None
+
     def body(self, request: ChatRequest) -> dict[str, Any]:
         system, messages = _messages(request.messages)
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
@@ -202,9 +260,10 @@ class AnthropicProvider(HttpProvider):
             cap = self.profile.max_output
             if cap is not None and budget + 1024 > cap:  # room for the answer within the model's output limit
                 budget = max(MIN_THINKING_BUDGET, cap - 1024)
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            body["thinking"] = dict(ADAPTIVE_THINKING) if self._adaptive_only else {
+                "type": "enabled", "budget_tokens": budget}
             max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens
-        elif request.temperature is not None:
+        elif request.temperature is not None and not self._no_temperature:
             body["temperature"] = request.temperature
         body["max_tokens"] = max_tokens
         return body

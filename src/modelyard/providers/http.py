@@ -704,15 +704,27 @@ TOOL_USE_FAILED = "tool_use_failed"
 #: ``{"error": "Unexpected endpoint or method. (POST /api/v0/v1/chat/completions)"}``, lmstudio-bug-tracker#618): a
 #: wrong endpoint in the config, as a 404 or 405 says — it was a stream_error, asked again on every request
 WRONG_ENDPOINT = "wrong_endpoint"
+#: the model cannot chat at all: an embedding model named in a chain (Ollama's 400 '"embeddinggemma" does not support
+#: chat' — routes.go's capability check; "embedding models do not support chat" before 0.2: ollama#2778). As a
+#: bad_request it was asked, and refused, on every request; it is the config's mistake, as a model not there is
+NOT_CHAT = "not_a_chat_model"
+NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
+                 NOT_CHAT: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
                  "overloaded": Reason.OVERLOADED}
 
-#: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1): "model
-#: requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors its users meet most
-#: (continue#11478, home-assistant#139085)
-NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory", re.IGNORECASE)
+#: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1), in the words of
+#: each of its runners: "model requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors
+#: its users meet most (continue#11478, home-assistant#139085) —, the new engine's "memory layout cannot be allocated"
+#: (ollama#15517, 0.20.5), the llama.cpp runner's "llama runner process has terminated: error loading model: unable to
+#: allocate backend buffer" (ollama#5958), and since the llama-server runner (0.30, May 2026: llm/llama_server.go,
+#: server/sched.go) "llama-server reported out-of-memory during startup: …" and "unable to load full model on GPU".
+#: Each was a server_error — asked again at once, refused again — on every request until the breaker opened
+NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory|memory layout cannot be allocated"
+                           r"|out-of-memory during startup|error loading model: unable to allocate"
+                           r"|unable to load full model on gpu", re.IGNORECASE)
 
 #: statuses that say the server has no room for the request now: 503, Anthropic's 529, Groq's 498 "Flex Tier
 #: Capacity Exceeded" (``capacity_exceeded``, documented as retryable: it was bad_request — never retried, and an

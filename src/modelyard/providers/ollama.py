@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -16,11 +17,14 @@ from modelyard.providers.discovery import ServedModel, ServerCapability, normali
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     NO_ROOM_WORDS,
+    NOT_CHAT_WORDS,
     HttpClient,
     HttpProvider,
     loads,
     make_client,
     openai_tools,
+    reason_for_status,
+    said,
     shown_url,
     stream_error,
     tool_call,
@@ -49,6 +53,11 @@ _NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only load
 
 #: Ollama's 500 for a model the machine has no room for (http.py says more)
 _NO_ROOM = NO_ROOM_WORDS
+#: Ollama's cloud models (``gpt-oss:120b-cloud``, ``glm-5:cloud``, run at ollama.com through the local server) refuse
+#: a plan's spent allowance with a 429 and no retry-after: "you've reached your hourly usage limit, please wait or
+#: upgrade to continue" (continue#9233), "… your session usage limit, upgrade for higher limits" (continue#11444),
+#: "… your weekly usage limit" (HomericIntelligence/Scylla#346)
+_USAGE_LIMIT = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -207,6 +216,16 @@ class OllamaProvider(HttpProvider):
                     # until memory is freed: the model cools as for a model the server does not have
                     raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}",
                                         status=exc.status) from None
+                if not opened and exc.reason in (Reason.BAD_REQUEST, Reason.SERVER_ERROR) and NOT_CHAT_WORDS.search(
+                        exc.message):  # an embedding model named in a chain: never an answer (http.NOT_CHAT)
+                    raise ProviderError(Reason.MODEL_MISSING, f"{exc.message} (an embedding model: it cannot answer a "
+                                        "chat; name a chat model here)", status=exc.status) from None
+                if exc.reason is Reason.RATE_LIMITED and exc.retry_after is None and _USAGE_LIMIT.search(exc.message):
+                    # an allowance spent for the hour, the session or the week, not a moment's limit: as a rate limit
+                    # without a wait it was asked again after a backoff, then every few seconds, refused each time.
+                    # It cools as an account that cannot pay does (a 429 insufficient_quota), until someone acts
+                    raise ProviderError(Reason.AUTH_ERROR, f"Ollama's cloud allowance is spent: {exc.message}",
+                                        status=exc.status) from None
                 if opened or tries or not (body.get("think") is not None and _NO_THINKING in exc.message):
                     raise
                 # Ollama refuses ``think`` for a model that cannot think (400 "... does not support thinking"):
@@ -220,9 +239,14 @@ class OllamaProvider(HttpProvider):
         body: dict[str, Any] = {"model": self.model_id, "messages": []}
         if keep_alive or self.config.keep_alive:
             body["keep_alive"] = keep_alive or self.config.keep_alive
-        status, _ = await self.client.request_json("POST", "/api/chat", body, timeout=300.0)
+        status, data = await self.client.request_json("POST", "/api/chat", body, timeout=300.0)
         if status >= 400:
-            raise ProviderError(Reason.SERVER_ERROR, f"warm-up failed: HTTP {status}")
+            # Ollama's words, and the reason they mean: it was "server_error: warm-up failed: HTTP 500" for a model
+            # the machine has no room for and for one never pulled (a 404) alike, which said neither why nor what to do
+            words = said(str(data.get("error") or "")) if isinstance(data, dict) else ""
+            reason = Reason.MODEL_MISSING if _NO_ROOM.search(words) else reason_for_status(status)
+            raise ProviderError(reason, f"warm-up failed: HTTP {status}" + (f": {words}" if words else ""),
+                                status=status)
 
     # -- facts for ops -------------------------------------------------------------------
 

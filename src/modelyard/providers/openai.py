@@ -29,6 +29,8 @@ from modelyard.providers.http import (
     MAX_SAID,
     NO_ROOM,
     NO_ROOM_WORDS,
+    NOT_CHAT,
+    NOT_CHAT_WORDS,
     NOT_JSON,
     REFUSED,
     TOOL_USE_FAILED,
@@ -100,8 +102,10 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
-    if "memory" in message and NO_ROOM_WORDS.search(message):
+    if ("memory" in message or "allocate" in message or "full model" in message) and NO_ROOM_WORDS.search(message):
         return NO_ROOM, f"the server cannot load the model here: {message}"
+    if "support" in message and NOT_CHAT_WORDS.search(message):
+        return NOT_CHAT, f"{message} (an embedding model: it cannot answer a chat; name a chat model here)"
     if message.startswith("Unexpected endpoint or method."):
         return WRONG_ENDPOINT, (f"{message} (LM Studio serves POST /v1/chat/completions: set the model's endpoint to "
                                 "the server's address, with or without /v1)")
