@@ -61,6 +61,12 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 MAX_TEXT = 4096
+#: what the Bot API answers a message sent to a group that became a supergroup (parameters.migrate_to_chat_id)
+UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
+#: ChatMemberAdministrator's rights, each required in the object (core.telegram.org/bots/api#chatmemberadministrator)
+_ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+                 "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
+                 "can_delete_stories")
 #: a status fault's variant "migrate_to_chat_id:<id>" adds that parameter (the group became a supergroup)
 MIGRATE = "migrate_to_chat_id:"
 
@@ -149,8 +155,15 @@ class TelegramServer(FakeServer):
         self._poll_generation = 0
         self.commands: list[dict[str, Any]] = []
         self.webhook_url = ""
+        #: per group, the members who are not plain members: user id → "creator" or "administrator" (getChatMember)
+        self.chat_admins: dict[int, dict[int, str]] = {}
+        #: groups upgraded to supergroups: old chat id → new (what is sent to the old one is refused with it)
+        self.migrated: dict[int, int] = {}
+        #: monotonic time until which sends and edits are refused by flood control (see :meth:`flood`)
+        self._flood_until = 0.0
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": lambda p: dict(self.bot_user),
+            "getchatmember": self._get_chat_member,
             "logout": lambda p: True,
             "close": lambda p: True,
             "deletewebhook": self._delete_webhook,
@@ -266,6 +279,37 @@ class TelegramServer(FakeServer):
                 "data": data,
             }
             return self.push_update({"callback_query": query})
+
+    def upgrade_group(self, old_chat_id: int, new_chat_id: int, user_id: int) -> None:
+        """A group becomes a supergroup, as Telegram does it: a service message with ``migrate_to_chat_id`` in the
+        old group, one with ``migrate_from_chat_id`` in the new (Bot API Message), and from then on every message
+        sent to the old id refused with 400 and ``parameters.migrate_to_chat_id`` (ResponseParameters)."""
+        user = {"id": user_id, "is_bot": False, "first_name": "Tester", "language_code": "en"}
+        with self._state:
+            self.migrated[old_chat_id] = new_chat_id
+            for chat, field, value in ((old_chat_id, "migrate_to_chat_id", new_chat_id),
+                                       (new_chat_id, "migrate_from_chat_id", old_chat_id)):
+                self.push_update({"message": {"message_id": self._new_message_id(), "from": user,
+                                              "chat": self._chat(chat, "Tester", None), "date": int(time.time()),
+                                              field: value}})
+
+    def flood(self, seconds: float) -> None:
+        """Flood control for ``seconds``: every sendMessage / editMessageText refused with 429 "Too Many Requests:
+        retry after N" and parameters.retry_after = N, the seconds left — counting down, as bots that retry at once
+        see it (agno-agi/agno#7360: "retry after 33", "32", "32", ...)."""
+        with self._state:
+            self._flood_until = time.monotonic() + seconds
+
+    def _check_flood(self) -> None:
+        left = self._flood_until - time.monotonic()
+        if left > 0:
+            retry = max(int(left + 0.999), 1)
+            raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
+
+    def delete(self, chat_id: int, message_id: int) -> None:
+        """Someone deletes a message (the person deletes the bot's answer being written)."""
+        with self._state:
+            self._messages.pop((chat_id, message_id), None)
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
@@ -396,6 +440,8 @@ class TelegramServer(FakeServer):
         text = params.get("text")
         if chat_id in (None, ""):
             raise ApiError(400, "Bad Request: chat_id is empty")
+        self._check_migrated(chat_id)
+        self._check_flood()
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
@@ -439,6 +485,8 @@ class TelegramServer(FakeServer):
         chat_id, message_id = _chat_key(params.get("chat_id")), _int_or_none(params.get("message_id"))
         if chat_id in (None, "") or message_id is None:
             raise ApiError(400, "Bad Request: message identifier is not specified")
+        self._check_migrated(chat_id)
+        self._check_flood()
         markup = _markup(params.get("reply_markup"))
         with self._state:
             message = self._messages.get((chat_id, message_id))
@@ -466,6 +514,28 @@ class TelegramServer(FakeServer):
         if entities and self.refuse_entities:
             raise ApiError(400, f"Bad Request: can't parse entities: {self.refuse_entities}")
         return entities
+
+    def _check_migrated(self, chat_id: Any) -> None:
+        if chat_id in self.migrated:
+            raise ApiError(400, UPGRADED, migrate_to_chat_id=self.migrated[chat_id])
+
+    def _get_chat_member(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A ChatMember by its status: ChatMemberOwner, ChatMemberAdministrator (every right field is required)
+        or ChatMemberMember (core.telegram.org/bots/api#getchatmember)."""
+        chat_id, user_id = _chat_key(params.get("chat_id")), _int_or_none(params.get("user_id"))
+        if chat_id in (None, ""):
+            raise ApiError(400, "Bad Request: chat_id is empty")
+        if user_id is None:
+            raise ApiError(400, "Bad Request: user not found")
+        self._check_migrated(chat_id)
+        user = {"id": user_id, "is_bot": False, "first_name": "Tester"}
+        status = self.chat_admins.get(chat_id, {}).get(user_id, "member") if isinstance(chat_id, int) else "member"
+        if status == "creator":
+            return {"status": status, "user": user, "is_anonymous": False}
+        if status == "administrator":
+            return {"status": status, "user": user, "can_be_edited": False, "is_anonymous": False,
+                    **dict.fromkeys(_ADMIN_RIGHTS, True)}
+        return {"status": status, "user": user}
 
     def _delete_message(self, params: dict[str, Any]) -> bool:
         key = (_chat_key(params.get("chat_id")), _int_or_none(params.get("message_id")) or 0)

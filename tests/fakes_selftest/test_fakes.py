@@ -633,6 +633,25 @@ def test_telegram_commands_and_rate_limit_fault(telegram: TelegramServer) -> Non
     telegram.wait_for(lambda: len(telegram.sent) == 1, timeout=1)
 
 
+def test_telegram_chat_members_group_upgrade_and_flood_control(telegram: TelegramServer) -> None:
+    """Shapes from core.telegram.org/bots/api: ChatMember by status (#getchatmember), a group's upgrade (Message
+    migrate_to_chat_id / migrate_from_chat_id, ResponseParameters.migrate_to_chat_id), 429 with retry_after."""
+    telegram.chat_admins[-5] = {7: "creator", 8: "administrator"}
+    statuses = [tg(telegram, "getChatMember", chat_id=-5, user_id=u).json()["result"] for u in (7, 8, 9)]
+    assert [m["status"] for m in statuses] == ["creator", "administrator", "member"]
+    assert statuses[1]["can_delete_messages"] is True and statuses[2]["user"]["id"] == 9
+    telegram.upgrade_group(-5, -1_005, 7)
+    service = [u["message"] for u in tg(telegram, "getUpdates", timeout=0).json()["result"]]
+    assert [(m["chat"]["id"], m.get("migrate_to_chat_id"), m.get("migrate_from_chat_id")) for m in service] == [
+        (-5, -1_005, None), (-1_005, None, -5)]
+    refused = tg(telegram, "sendMessage", chat_id=-5, text="hi").json()
+    assert refused["error_code"] == 400 and refused["parameters"] == {"migrate_to_chat_id": -1_005}
+    telegram.flood(1.5)
+    flooded = tg(telegram, "sendMessage", chat_id=-1_005, text="hi").json()
+    assert flooded["error_code"] == 429 and flooded["parameters"]["retry_after"] == 2
+    assert flooded["description"] == "Too Many Requests: retry after 2"
+
+
 def test_telegram_second_poller_conflicts(telegram: TelegramServer) -> None:
     results: list[httpx.Response] = []
     first = threading.Thread(target=lambda: results.append(tg(telegram, "getUpdates", timeout=3)))

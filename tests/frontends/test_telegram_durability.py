@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelyard.frontends.telegram import HELP, STOPPED_NOTE, TelegramBot, TelegramSetupError
+from modelyard.frontends.telegram import HELP, RESTARTED_NOTE, STOPPED_NOTE, TelegramBot, TelegramSetupError
 from modelyard.runtime import open_runtime
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.server import poll
@@ -111,6 +111,7 @@ def test_a_bot_killed_mid_answer_answers_that_message_after_its_restart(tmp_path
         second.stop()
     answer = answers[0]
     assert answer["text"].startswith(WORDS), answer["text"][:200]
+    assert answer["text"].endswith(RESTARTED_NOTE)  # the person is told it was asked again, not left to wonder
     # written where the cut-off answer was: one answer in the chat, not a stale part and a second one
     assert answer["message_id"] == placeholder.result["message_id"]
     assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1  # the killed answer's, no second

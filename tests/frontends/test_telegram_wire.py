@@ -36,7 +36,9 @@ def _message(tg: TelegramServer, **fields: object) -> dict:
 
 async def test_updates_of_other_kinds_get_a_clear_reply_or_nothing(tmp_path, tg, llm, caplog):
     """An edited message, a channel post, photos, a sticker, a voice note, a button press with no message: none
-    runs a model or fails; the media get one clear line; the next text is answered as usual."""
+    runs a model or fails; the media get one clear line each (what the bot cannot take, what to send instead); the
+    next text is answered as usual. (The bot asks getUpdates for message and callback_query only — allowed_updates —
+    so the real API sends no edited_message nor channel_post: here they come all the same and change nothing.)"""
     config = bot_config(tmp_path, tg, llm)
     async with running_bot(config, tg):
         tg.push_update({"edited_message": {**_message(tg, text="hello (edited)"), "edit_date": int(time.time())}})
@@ -54,7 +56,9 @@ async def test_updates_of_other_kinds_get_a_clear_reply_or_nothing(tmp_path, tg,
         final = await ask(tg, "hello there")
     assert final["text"].startswith(REPLY)
     sent = [c.text for c in tg.calls_to("sendMessage") if c.chat_id == ALICE]
-    assert sent[:3] == ["I can only read text messages — please send your request as text."] * 3
+    assert sent[:3] == ["I can't see a photo — please send your request as text (a caption on it works too).",
+                        "I can't see a sticker — please send your request as text (a caption on it works too).",
+                        "I can't listen to a voice message — please type your request."]
     with db(config) as conn:
         assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -207,7 +211,7 @@ async def test_a_message_deleted_before_its_answer_still_gets_it(tmp_path, tg, l
 
 async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(tmp_path, tg, llm):
     """A group where the bot reads every message (privacy mode off, or an admin): each line of chatter from an allowed
-    person ran a model and got an answer, each photo 'I can only read text messages'. Now, as with privacy mode on
+    person ran a model and got an answer, each photo 'I can't see a photo'. Now, as with privacy mode on
     (and OpenClaw's requireMention): a mention of the bot (taken out of the text), a reply to it, or a command."""
     group = -4_000_000_003
     config = bot_config(tmp_path, tg, llm)
@@ -224,7 +228,7 @@ async def test_in_a_group_the_bot_answers_only_what_is_addressed_to_it(tmp_path,
                                     "chat": {"id": group, "title": "Team", "type": "group"}}})
         await eventually(lambda: len([c for c in tg.sent if c.chat_id == group and c.params.get("reply_markup")]) > 1)
     assert len(llm.requests) == 2 and answer
-    assert not [r for r in replies_to(tg, group) if "only read text" in r]
+    assert not [r for r in replies_to(tg, group) if "I can't see" in r]
 
 
 async def test_strangers_chatting_in_a_group_fill_no_log(tmp_path, tg, llm, caplog):

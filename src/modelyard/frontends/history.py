@@ -82,6 +82,15 @@ class ConversationStore:
             return self.conversation(frontend, external)  # another process may have won the insert
         return Conversation(row["id"], frontend, external, row["agent"])
 
+    def move(self, frontend: str, old_id: str | int, new_id: str | int) -> bool:
+        """The chat's conversation (history, agent) now goes on under ``new_id`` — a Telegram group upgraded to a
+        supergroup gets a new chat id —, unless one already does there; whether it moved."""
+        cur = self._conn.execute(
+            "UPDATE conversations SET external_id = ?, updated_at = ? WHERE frontend = ? AND external_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM conversations WHERE frontend = ? AND external_id = ?)",
+            (str(new_id), time.time(), frontend, str(old_id), frontend, str(new_id)))
+        return cur.rowcount > 0
+
     def set_agent(self, conversation: Conversation, agent: str | None) -> None:
         self._conn.execute("UPDATE conversations SET agent = ?, updated_at = ? WHERE id = ?",
                            (agent, time.time(), conversation.id))

@@ -60,6 +60,11 @@ class StreamingReply:
         #: finish() gave up on a final message that might still get through later (an outage, repeated errors);
         #: False once it got through, or was refused for good (blocked, removed from the chat)
         self.undelivered = True
+        #: the last failure of the final message was the Bot API out of reach or flood control: a later try can get
+        #: through without anything changing here (False: the API refused it, a restart may do better)
+        self.transient = False
+        #: monotonic time before which the Bot API said not to try again (flood control's retry_after)
+        self.not_before = 0.0
         self._shown: list[Formatted] = []
         #: the Bot API refused this answer's entities once: the rest goes out as plain text
         self._plain = False
@@ -119,11 +124,14 @@ class StreamingReply:
         self._latest = text
         self._changed.set()
 
-    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None, *, note: str = "") -> list[int]:
+    async def finish(self, text: str, markup: InlineKeyboardMarkup | None = None, *, note: str = "",
+                     outage: float | None = None, tries: int = _FINAL_TRIES) -> list[int]:
         """Stop streaming and show ``text`` for good (``markup`` goes under the last part).
 
         ``note`` (who answered) is set apart in italics after the formatted text, so an answer cut off
-        inside a code block cannot swallow it."""
+        inside a code block cannot swallow it. An outage is tried through for ``outage`` seconds (FINAL_OUTAGE); a
+        flood-control wait past :data:`_MAX_BACKOFF` is not slept here (a try before it ends is refused again, and
+        counts down the same wait): :attr:`not_before` says when, and the caller tries again then (``TelegramBot``)."""
         self._finishing.set()
         self._changed.set()
         if self._task is not None:
@@ -131,34 +139,44 @@ class StreamingReply:
                 await self._task
             except Exception as exc:  # never lose the final answer to a failed intermediate edit
                 log.warning("telegram: edit task in chat %s failed (%s)", self.chat_id, type(exc).__name__)
-        attempt, outage_until, pause = 0, time.monotonic() + FINAL_OUTAGE, 0.5
-        while attempt < _FINAL_TRIES:
+        outage = FINAL_OUTAGE if outage is None else outage
+        attempt, outage_until, pause = 0, time.monotonic() + outage, 0.5
+        self.transient = False
+        while attempt < tries:
             try:
                 await self._render(text or PLACEHOLDER, markup, note)
-                self.undelivered = False
+                self.undelivered = self.transient = False
                 break
             except RetryAfter as exc:
                 attempt += 1
-                await asyncio.sleep(min(retry_seconds(exc.retry_after), _MAX_BACKOFF))
+                wait = retry_seconds(exc.retry_after)
+                self.transient, self.not_before = True, time.monotonic() + wait
+                if wait > _MAX_BACKOFF or attempt >= tries:
+                    log.info("telegram: final answer in chat %s held by flood control for %gs", self.chat_id, wait)
+                    break
+                await asyncio.sleep(wait)
             except TelegramError as exc:
                 if isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and _unwritable(exc)):
                     # blocked by the person, removed from the group, a topic closed: no try will get through
                     log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
-                    self.undelivered = False
+                    self.undelivered = self.transient = False
                     break
-                if _unreachable(exc) and time.monotonic() < outage_until:
+                self.transient = _unreachable(exc)
+                if self.transient and time.monotonic() < outage_until:
                     # the network or Telegram's front is down (a reset, a timeout, a 502): three tries in 1.5 s lost
-                    # the final answer to any outage longer than that — it is tried until FINAL_OUTAGE runs out
+                    # the final answer to any outage longer than that — it is tried until ``outage`` runs out
                     if pause == 0.5:
                         log.warning("telegram: final answer in chat %s: Telegram unreachable (%s); trying again for "
-                                    "up to %.0f s", self.chat_id, type(exc).__name__, FINAL_OUTAGE)
+                                    "up to %.0f s", self.chat_id, type(exc).__name__, outage)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 10.0)
                     continue
                 attempt += 1
-                log.warning("telegram: final edit in chat %s failed (%s), attempt %d",
-                            self.chat_id, type(exc).__name__, attempt)
-                await asyncio.sleep(0.5 * attempt)
+                log.log(logging.INFO if self.transient else logging.WARNING,
+                        "telegram: final edit in chat %s failed (%s), attempt %d",
+                        self.chat_id, type(exc).__name__, attempt)
+                if attempt < tries:
+                    await asyncio.sleep(0.5 * attempt)
         if self.undelivered:
             log.warning("telegram: final answer in chat %s could not be delivered", self.chat_id)
         return list(self.message_ids)

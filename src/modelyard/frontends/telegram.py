@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
@@ -56,7 +56,7 @@ from modelyard.config.schema import clean_secret
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
-from modelyard.frontends.streaming import StreamingReply, retry_seconds
+from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.ledger.labels import LabelSource
@@ -72,6 +72,15 @@ RATE_UP, RATE_DOWN = "rate:1", "rate:0"
 STOPPED_NOTE = "[answer stopped — the bot is shutting down; it answers this message when it is back]"
 #: how an answer ends when the person sent /stop
 CANCELLED_NOTE = "[stopped]"
+#: the placeholder, and the line under the answer, of a message a killed or stopped run had begun: the model was
+#: asked again from the start (what the cut-off run had written is gone, and its tokens were spent)
+RESTARTED_PLACEHOLDER = "… the bot restarted while writing this answer; asking again from the start"
+RESTARTED_NOTE = "↻ the bot restarted while writing this; this answer was asked again from the start"
+#: a group member's /stop while someone else's answer is being written
+NOT_YOURS = "Only the person who asked, or a group admin, can stop that answer."
+#: first and longest pause between two tries of a final answer the Bot API could not take (outage, flood control)
+REDELIVER_FIRST = 2.0
+REDELIVER_MAX = 60.0
 #: updates handled at once (python-telegram-bot's bound): messages waiting for their chat's earlier answer, or for
 #: a model slot, hold one each — far below this, so /status, /stop and other chats are never held up behind them
 MAX_UPDATES = 4096
@@ -134,6 +143,28 @@ def bot_token(config: Config) -> str:
 def rating_buttons() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("👍", callback_data=RATE_UP),
                                   InlineKeyboardButton("👎", callback_data=RATE_DOWN)]])
+
+
+#: what a message carries besides text, as said to the person and the model (Bot API Message fields)
+_ATTACHMENTS = (("photo", "a photo"), ("video", "a video"), ("animation", "a GIF"), ("document", "a file"),
+                ("sticker", "a sticker"), ("voice", "a voice message"), ("audio", "an audio file"),
+                ("video_note", "a video message"), ("location", "a location"), ("contact", "a contact"),
+                ("poll", "a poll"))
+_HEARD = ("a voice message", "an audio file", "a video message")
+
+
+def attachment(message: Message) -> str | None:
+    """What the message carries besides text ("a photo"), None for plain text."""
+    return next((said for field, said in _ATTACHMENTS if getattr(message, field, None)), None)
+
+
+def unreadable(attached: str | None) -> str:
+    """The reply to a message with nothing to read: what the bot cannot take, and what to send instead."""
+    if attached in _HEARD:
+        return f"I can't listen to {attached} — please type your request."
+    if attached:
+        return f"I can't see {attached} — please send your request as text (a caption on it works too)."
+    return "I can only read text messages — please send your request as text."
 
 
 class TurnGate:
@@ -267,6 +298,10 @@ class TelegramBot:
         #: chats whose answer is on screen but not yet linked to its request (a tap may come first)
         self._linking: dict[int, asyncio.Event] = {}
         self._stopping = False
+        #: set when the bot stops: answers waiting for the Bot API to come back are left to the next start
+        self._closing = asyncio.Event()
+        #: who sent the message each task answers (in a group, /stop ends only the sender's, unless an admin sends it)
+        self._askers: dict[asyncio.Task, int] = {}
         self._warm: asyncio.Task[None] | None = None
         #: the last getUpdates failure logged, and when (a lasting one is logged once a minute)
         self._poll_error = ""
@@ -359,11 +394,21 @@ class TelegramBot:
             log.warning("telegram: a webhook is set for this bot token (409 Conflict), so Telegram sends the "
                         "updates there, not to this bot; stop whatever set it, or call deleteWebhook — retrying")
         elif isinstance(error, Conflict):
-            log.warning("telegram: another process is polling with this bot token (409 Conflict); "
-                        "only one bot instance can run per token — retrying")
+            # not a second bot over this routing log on this machine: that one is refused at start (Inbox.claim)
+            log.warning("telegram: another process is polling with this bot token (409 Conflict): another machine, "
+                        "another config or another program uses it, and Telegram gives each message to only one of "
+                        "them — stop it, or give this bot a token of its own (@BotFather); retrying")
         else:
             log.warning("telegram: polling for updates failed (%s: %s); retrying", kind,
                         redact(str(error), (self._token,)))
+
+    def _migrated(self, old: int | None, new: int | None) -> None:
+        """The group ``old`` became the supergroup ``new`` (Bot API migrate_to_chat_id): its history and chosen agent
+        go on there. Kept under the old id, the supergroup started from nothing, as if never spoken to."""
+        if old is None or new is None or old == new:
+            return
+        if self.store.move(FRONTEND, old, new):
+            log.info("telegram: chat %s became supergroup %s; its conversation goes on there", old, new)
 
     def _slots(self) -> int:
         """Model slots there are: the bound on answers written at once."""
@@ -391,6 +436,7 @@ class TelegramBot:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._closing.set()
         if self._warm is not None:
             self._warm.cancel()
         turns = list(self._turns)
@@ -417,7 +463,15 @@ class TelegramBot:
     # -- gate ----------------------------------------------------------------------------
 
     async def _gate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Default deny: updates from anyone not on the allowlist stop here."""
+        """Default deny: updates from anyone not on the allowlist stop here. A group's upgrade to a supergroup (a
+        service message Telegram writes, whoever upgraded it) moves the chat's conversation to the new chat id."""
+        moved = update.message
+        if moved is not None and (moved.migrate_to_chat_id or moved.migrate_from_chat_id):
+            if moved.migrate_to_chat_id:
+                self._migrated(moved.chat.id, moved.migrate_to_chat_id)
+            else:
+                self._migrated(moved.migrate_from_chat_id, moved.chat.id)
+            raise ApplicationHandlerStop
         user = update.effective_user
         if user is not None and user.id in self.allowed:
             return
@@ -488,9 +542,16 @@ class TelegramBot:
     async def _stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """End the answer being written in this chat (what was shown stays, marked stopped) and the messages
         waiting behind it. Handled at once, beside the answer it stops."""
-        message = update.effective_message
+        message, user = update.effective_message, update.effective_user
         assert message is not None
         work = [task for task in self._work.get(message.chat.id, ()) if not task.done()]
+        if work and user is not None and message.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            work = await self._stoppable(message.chat.id, user.id, work)
+            if not work:
+                log.info("telegram: chat %s: /stop from user %s, whose answer it is not, ignored", message.chat.id,
+                         user.id)
+                await message.reply_text(NOT_YOURS)
+                return
         for task in work:
             self._cancelled.add(task)
             task.cancel()
@@ -499,6 +560,21 @@ class TelegramBot:
         log.info("telegram: chat %s: /stop ended %d message(s)", message.chat.id, len(work))
         await message.reply_text("Stopped." if len(work) < 2 else
                                  f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
+
+    async def _stoppable(self, chat_id: int, user_id: int, work: list[asyncio.Task]) -> list[asyncio.Task]:
+        """What a group member's /stop may end: their own messages (being answered or waiting), everyone's when
+        they are an admin of the chat (Bot API getChatMember: status "creator" or "administrator"). Anyone's /stop
+        ended anyone's answer: one person could cut short what the others in the group had asked."""
+        own = [task for task in work if self._askers.get(task) == user_id]
+        if len(own) == len(work):
+            return own
+        try:
+            member = await self.app.bot.get_chat_member(chat_id, user_id)
+        except TelegramError as exc:  # cannot tell: only their own
+            log.info("telegram: chat %s: could not ask whether user %s is an admin (%s)", chat_id, user_id, exc)
+            return own
+        admin = member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+        return work if admin else own
 
     async def _unknown_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command none of ours. One addressed to another bot (``/start@other_bot``: a group where this bot reads
@@ -518,7 +594,7 @@ class TelegramBot:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if message is None or user is None or chat is None:
             return
-        text = (message.text or "").strip()
+        text = (message.text or message.caption or "").strip()
         if chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
             addressed = self._addressed(message)
             if addressed is None:  # chatter among the people in the group: not for this bot
@@ -527,14 +603,18 @@ class TelegramBot:
             if not text and message.text is not None:  # '@bot' alone
                 await message.reply_text(HELP)
                 return
+        attached = attachment(message)
         if not text:
-            log.info("telegram: empty or non-text message in chat %s", chat.id)
-            await message.reply_text("I can only read text messages — please send your request as text.")
+            log.info("telegram: a message without text (%s) in chat %s", attached or "empty", chat.id)
+            await message.reply_text(unreadable(attached))
             return
+        if attached:  # a caption is the request (the media's own text field): the model is told what it cannot see
+            text = f"{text}\n\n(The person attached {attached}, which is not shown to you.)"
         task = asyncio.current_task()
         assert task is not None
         work = self._work[chat.id]
         work.add(task)
+        self._askers[task] = user.id
         try:
             async with self._locks[chat.id]:  # the chat's answers in the order its messages came
                 if self._stopping:  # waited behind an answer the stop cut short: the next start answers it
@@ -547,6 +627,7 @@ class TelegramBot:
             task.uncancel()  # /stop: this message is not answered (its turn, if it ran, said it was stopped)
         finally:
             work.discard(task)
+            self._askers.pop(task, None)
             self._cancelled.discard(task)
             if not work:
                 del self._work[chat.id]
@@ -555,13 +636,13 @@ class TelegramBot:
         """In a group, what is said to this bot: the text of a message that mentions it (the mention taken out) or
         replies to it; None for the rest. With privacy mode on Telegram sends only these (and commands); with it off,
         or the bot an admin, every message comes, and each line of chatter ran a model and got an answer."""
-        text = message.text or ""
+        text = message.text or message.caption or ""
         name = self.app.bot.username or ""
         mention = re.compile(rf"@{re.escape(name)}\b", re.IGNORECASE) if name else None
         replied = message.reply_to_message
         to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == self.app.bot.id
-        if mention is not None and mention.search(text or message.caption or ""):
-            return " ".join(mention.sub(" ", text).split()) if text else ""
+        if mention is not None and mention.search(text):
+            return " ".join(mention.sub(" ", text).split())
         return text.strip() if to_bot else None
 
     async def _turn(self, update: Update, text: str) -> None:
@@ -577,6 +658,8 @@ class TelegramBot:
         if kept is not None and kept.answer:  # and had its whole answer: shown, not asked again
             await self._show(update_id, reply, kept.answer, chat.id, user.id)
             return
+        #: the person saw this answer begin before a kill or a stop: it is asked again from the start, and says so
+        restarted = kept is not None and kept.shown is not None
         held = False
 
         async def start(notices: list[str]) -> None:
@@ -586,7 +669,7 @@ class TelegramBot:
                     await message.reply_text(notice)
                 except TelegramError as exc:
                     log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
-            await reply.start()
+            await reply.start(RESTARTED_PLACEHOLDER if restarted else PLACEHOLDER)
             self.replies.append(reply)
             self._keep_shown(update_id, reply)
             await self.gate.acquire()  # the placeholder shows meanwhile
@@ -634,31 +717,62 @@ class TelegramBot:
             return
         answered = result.result
         answer = {"text": result.text, "agent": answered.agent, "model": answered.model,
-                  "request_id": answered.request_id}
+                  "request_id": answered.request_id, "restarted": restarted}
         self.inbox.answered(update_id, answer)  # in the history now: a restart from here shows it, asks nothing
         await self._show(update_id, reply, answer, chat.id, user.id)
 
     async def _show(self, update_id: int, reply: StreamingReply, answer: dict[str, Any], chat_id: int,
                     user_id: int) -> None:
-        """The final answer with its buttons, each message linked to its request for 👍/👎."""
+        """The final answer with its buttons, each message linked to its request for 👍/👎.
+
+        The Bot API out of reach past FINAL_OUTAGE, or flood control asking for a long wait: the answer stays in the
+        inbox (answered, not yet shown) and is tried again, the pauses growing to REDELIVER_MAX, until it gets
+        through — the chat's next messages wait behind it, in order. It waited for the next start of the bot: a bot
+        left running through a night's outage kept the answer to itself until someone restarted it."""
         note = f"— {answer['agent']} · {answer['model']}" if answer.get("model") else ""
+        if answer.get("restarted"):
+            note = f"{note}\n{RESTARTED_NOTE}".strip()
         linked = self._linking[chat_id] = asyncio.Event()
         try:
             message_ids = await reply.finish(answer["text"], rating_buttons(), note=note)
-            for message_id in message_ids:  # in the chat the answer went to (a group may have become a supergroup)
-                self.store.link_message(FRONTEND, reply.chat_id, message_id, answer["request_id"], user_id)
+            self._link(reply, message_ids, answer, user_id)
+            self._migrated(chat_id, reply.chat_id)  # the answer met the group's upgrade (400 migrate_to_chat_id)
         finally:
             linked.set()
             if self._linking.get(chat_id) is linked:
                 del self._linking[chat_id]
-        if reply.undelivered:  # Telegram unreachable past FINAL_OUTAGE: kept, and shown at the next start
-            self._deferred.add(update_id)
+        if reply.undelivered:
             self._keep_shown(update_id, reply)
-            log.warning("telegram: chat %s: the answer (request %s) is kept and shown when the bot next starts",
-                        chat_id, answer["request_id"])
-            return
+            if not reply.transient or not await self._redeliver(reply, answer, note, user_id):
+                self._deferred.add(update_id)  # the API refused it, or the bot is stopping: the next start shows it
+                log.warning("telegram: chat %s: the answer (request %s) is kept and shown when the bot next starts",
+                            chat_id, answer["request_id"])
+                return
+            message_ids = list(reply.message_ids)
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
                  chat_id, answer["agent"], answer["model"], answer["request_id"], len(message_ids))
+
+    async def _redeliver(self, reply: StreamingReply, answer: dict[str, Any], note: str, user_id: int) -> bool:
+        """Try the final answer again while the Bot API is out of reach or holds it back; False if the bot stops
+        first (or the API then refuses it for good reason other than being away)."""
+        log.warning("telegram: chat %s: the answer (request %s) is kept in the inbox and sent when the Bot API "
+                    "answers again", reply.chat_id, answer["request_id"])
+        pause = REDELIVER_FIRST
+        while reply.undelivered and reply.transient:
+            wait = max(pause, reply.not_before - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._closing.wait()
+            if self._closing.is_set():
+                return False
+            message_ids = await reply.finish(answer["text"], rating_buttons(), note=note, outage=0.0, tries=1)
+            self._link(reply, message_ids, answer, user_id)
+            pause = min(pause * 2, REDELIVER_MAX)
+        return not reply.undelivered
+
+    def _link(self, reply: StreamingReply, message_ids: list[int], answer: dict[str, Any], user_id: int) -> None:
+        for message_id in message_ids:  # in the chat the answer went to (a group may have become a supergroup)
+            self.store.link_message(FRONTEND, reply.chat_id, message_id, answer["request_id"], user_id)
 
     def _keep_shown(self, update_id: int, reply: StreamingReply) -> None:
         """Note which messages show this answer, for a restart to write it there (a placeholder refused: none)."""
