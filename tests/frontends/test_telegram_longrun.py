@@ -194,3 +194,23 @@ async def test_flood_control_mid_answer_pauses_the_edits_for_its_retry_after(tmp
     assert 1 <= len(refused) <= 2, [c.error for c in refused]
     assert final["text"].startswith(WORDS)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_long_flood_control_wait_on_the_final_answer_is_waited_out_not_spent_on_tries(tmp_path, tg, monkeypatch,
+                                                                                             caplog):
+    """Flood control's retry_after can run to minutes ("Retry in 222 seconds": scmanjarrez/EdgeGPT-Telegram-Bot#83).
+    The final message slept at most 30 s and tried again, three times — each try refused, counting down the same
+    wait — and then kept the answer for the next start. It now waits the whole retry_after, once, and sends it."""
+    monkeypatch.setattr(streaming, "_MAX_BACKOFF", 0.5)  # the bound is 30 s; a 3 s wait is "long" against 0.5 s
+    with OpenAIServer(reply_text=WORDS, chunk_interval=0.02) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="tell me a long story")
+            await eventually(streaming_in(tg, ALICE, "word190"), 30)
+            tg.flood(3)
+            final = await eventually(final_message(tg, ALICE), 30)
+            await eventually(lambda: inbox_states(config) == ["done"], 10)
+    assert final["text"].startswith(WORDS)
+    refused = [c for c in tg.calls if (c.error or "").startswith("Too Many Requests") and c.params.get("reply_markup")]
+    assert len(refused) == 1, [c.error for c in refused]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
