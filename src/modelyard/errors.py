@@ -113,16 +113,19 @@ class ProviderError(ModelyardError):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        final: bool = False,
     ):
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        #: the server said the same request would fail again (``x-should-retry: false``): not asked again
+        self.final = final
         self.message = redact(message)
         super().__init__(f"{reason}: {self.message}")
 
     @property
     def retryable(self) -> bool:
-        return self.reason in RETRYABLE
+        return self.reason in RETRYABLE and not self.final
 
 
 def provider_failure(exc: Exception) -> ProviderError:

@@ -230,3 +230,20 @@ async def test_ollama_warm_up_says_why_it_failed(status: int, said: str, reason:
         await provider.aclose()
     assert not result.ok and result.detail.startswith(f"{reason}: warm-up failed: HTTP {status}: ")
     assert said in result.detail
+
+
+# -- the server's word on asking again --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("said", "first"), [("false", "fallback"), ("true", "retry"), (None, "retry")])
+async def test_x_should_retry_false_moves_on_at_once(said: str | None, first: str, servers: dict[str, Any],  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    """``x-should-retry`` is the server's own word on asking again, which the Anthropic SDK obeys before any status
+    rule (``_base_client._should_retry``). An Anthropic-compatible proxy that already spent its retries upstream
+    sends "false" (free-claude-code, earendil-works/pi#6586), as does another modelyard whose chain is exhausted
+    (gateway/exhausted.py); the same 529 was asked again here after a backoff, for the same answer. Now the next
+    model is asked at once; the failure still counts against the model, and without the header nothing changes."""
+    headers = {"x-should-retry": said} if said else {}
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.status(529, headers=headers),
+                                    Fault.status(529, headers=headers))
+    assert outcomes(routed)[0] == ("primary", first, "overloaded")
+    assert routed.response.text or routed.response.tool_calls

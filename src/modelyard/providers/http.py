@@ -786,6 +786,11 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),
         status=status,
         retry_after=retry_after,
+        # the server's own word on asking again, which the Anthropic and OpenAI SDKs obey before any status rule: an
+        # Anthropic-compatible proxy that already spent its retries upstream (free-claude-code, earendil-works/pi#6586)
+        # or another modelyard whose chain is exhausted (gateway/exhausted.py) says "false"; the same 529 or 502
+        # was asked again here after a backoff, for the same answer. The next model is asked at once
+        final=headers.get("x-should-retry", "").strip().lower() == "false",
     )
 
 

@@ -332,7 +332,7 @@ class Router:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
-                                        retry_after=exc.retry_after)
+                                        retry_after=exc.retry_after, final=exc.final)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
