@@ -187,6 +187,20 @@ async def test_an_embedding_model_in_a_chain_is_not_asked_again(kind: str, statu
     assert cooling > 4
 
 
+async def test_ollama_cloud_model_on_a_server_not_signed_in_says_what_to_do(servers: dict[str, Any],  # noqa: F811
+                                                                            tmp_path: Path) -> None:
+    """A cloud model on a server not signed in to ollama.com: 401 ``{"error": "unauthorized", "signin_url": …}``
+    (routes.go's ChatHandler at fb30760). "auth_error: HTTP 401: unauthorized" from a local server that takes no key
+    left users looking for one (continue#11404, #11082); the detail now says to run ``ollama signin``, and the URL,
+    which carries the host's key, is not repeated."""
+    url = "https://ollama.com/connect?name=box&key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUtleQ"
+    routed, cooling = await route_cooling("ollama", servers, tmp_path, Fault.raw(
+        401, json.dumps({"error": "unauthorized", "signin_url": url}), headers=JSON))
+    first = routed.record.attempts[0]
+    assert (first.reason, first.outcome) == ("auth_error", "fallback") and cooling > 4
+    assert "ollama signin" in (first.detail or "") and "c3NoLWVk" not in (first.detail or "")
+
+
 # -- Ollama: a cloud model's spent allowance --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("said", [

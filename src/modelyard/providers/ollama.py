@@ -61,7 +61,13 @@ _USAGE_LIMIT = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
-    return "", str(body.get("error", ""))
+    words = str(body.get("error", ""))
+    if body.get("signin_url"):
+        # a cloud model on a server not signed in to ollama.com (routes.go: {"error": "unauthorized", "signin_url"}):
+        # "unauthorized" alone, from a local server that takes no key, left users looking for one (continue#11404,
+        # #11082). The URL itself is not repeated (it carries the host's key)
+        words += " (an Ollama cloud model: sign the server in to ollama.com with `ollama signin` on its host)"
+    return "", words
 
 
 def _message(m: Message) -> dict[str, Any]:
