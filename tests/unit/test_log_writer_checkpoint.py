@@ -106,17 +106,21 @@ def test_the_write_ahead_log_starts_over_under_steady_traffic(tmp_path: Path, mo
     path = tmp_path / "log.db"
     wal = Path(f"{path}-wal")
     writer = LogWriter(path)
-    n, peak = 1_500, 0
+    n, peak, size, restarts = 1_500, 0, 0, 0
     try:
         for i in range(n):  # one commit per row and no pause, as a busy gateway at concurrency 1
             writer.submit(record(i))
             assert writer.flush(timeout=5)
-            peak = max(peak, wal.stat().st_size)
+            now = wal.stat().st_size
+            restarts += now < size  # started over: cut back to journal_size_limit at its reuse
+            size, peak = now, max(peak, now)
         assert writer.health().failures == 0
     finally:
         writer.close()
-    # without the writer's own step: ~55 MB here (the rows' frames, all of them still in the file)
-    assert peak < 30_000_000, f"the write-ahead log grew to {peak} bytes under steady traffic"
+    # without the writer's own step the file only grows: ~55 MB here (the rows' frames, all of them still in it).
+    # How far it gets before the first fold depends on how long the checkpoint thread's fsyncs take (30-35 MB
+    # on a loaded machine, less on a quiet one): that it starts over is what is asserted, not a size.
+    assert restarts >= 1, f"the write-ahead log never started over under steady traffic (grew to {peak} bytes)"
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == n
