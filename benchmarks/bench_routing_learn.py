@@ -1,14 +1,16 @@
 """Issue #10: does learning from 50 corrections help the corrected kind of prompt without hurting the rest?
 
 Run: ``.venv/bin/python benchmarks/bench_routing_learn.py [--kind self-instruct] [--pool FILE] [--kind-eval FILE]
-[-n 50]``. Takes N prompts of one kind (a source collection, e.g. self-instruct's app-style tasks) that a
-person would have corrected — from the **dev** set, or from ``--pool`` (e.g. routing_eval/corrections_clinc.jsonl,
-CLINC150's train split), the ones the fast path gets wrong first, each labelled with its best agent, as
+[--also FILE …] [-n 50]``. Takes N prompts of one kind (a source collection, e.g. self-instruct's app-style
+tasks) that a person would have corrected — from the **dev** set, or from ``--pool`` (e.g.
+routing_eval/corrections_clinc.jsonl, CLINC150's train split), the ones the fast path gets wrong first, each
+labelled with its best agent, as
 ``/agent X`` or ``rate … --agent X`` would — stores them as labels in a scratch routing log, and runs
 ``routing learn`` with dev as its per-kind check (never a held-out set; corrected lines are skipped). Then
 reads the held-out sets once, before and after: test's prompts of the same kind and of the other kinds,
 unseen, evals and chatterbot (no prompt of the kind), and with ``--kind-eval`` more prompts of the kind
-(e.g. routing_eval/clinc_heldout.jsonl) — with 95% Wilson intervals and the paired flips (fixed / broke)
+(e.g. routing_eval/clinc_heldout.jsonl; a file of several kinds is read per kind), and ``--also`` other
+held-out sets — with 95% Wilson intervals and the paired flips (fixed / broke)
 with an exact sign test. Target: the kind improves, the rest does not drop.
 """
 
@@ -42,6 +44,9 @@ def sign_test(fixed: int, broke: int) -> float:
 
 
 def compare(name: str, before: Orchestrator, after: Orchestrator, rows: list[Labelled]) -> dict[str, object]:
+    if not rows:  # e.g. test.jsonl holds no prompt of a kind that only a --pool and --kind-eval have
+        print(f"  {name:34} n=  0  (no prompt of this kind here)")
+        return {"set": name, "n": 0, "before": 0, "after": 0, "fixed": 0, "broke": 0}
     was = [before.decide_fast(r.text).agent in r.accept for r in rows]
     now = [after.decide_fast(r.text).agent in r.accept for r in rows]
     fixed = sum(n and not w for w, n in zip(was, now, strict=True))
@@ -62,6 +67,8 @@ def main() -> None:
     parser.add_argument("--pool", type=Path, help="labelled JSONL to draw corrections from (default: dev.jsonl)")
     parser.add_argument("--kind-eval", type=Path,
                         help="more held-out prompts of the kind (e.g. routing_eval/clinc_heldout.jsonl), read once")
+    parser.add_argument("--also", type=Path, nargs="*", default=[],
+                        help="more held-out sets with no prompt of the kind (e.g. routing_eval/fresh_persona.jsonl)")
     parser.add_argument("-n", type=int, default=50)
     args = parser.parse_args()
     config = load_config(embedded_default_config())
@@ -95,8 +102,17 @@ def main() -> None:
            compare("unseen (other collections)", before, after, unseen),
            *(compare(f"{name}.jsonl (another collection)", before, after, read_labels(DATA / f"{name}.jsonl", agents))
              for name in ("evals", "chatterbot"))]
-    if args.kind_eval:
-        out.append(compare(args.kind_eval.name, before, after, read_labels(args.kind_eval, agents)))
+    out += [compare(f"{path.name} (another collection)", before, after, read_labels(path, agents))
+            for path in args.also]
+    if args.kind_eval:  # a file may hold several kinds (fresh_code.jsonl: agentbench-os and swe-lancer)
+        rows = read_labels(args.kind_eval, agents)
+        kind = [r for r in rows if r.kind == args.kind]
+        mixed = bool(kind) and len(kind) < len(rows)
+        out.append(compare(f"{args.kind_eval.name}, kind '{args.kind}'" if mixed else args.kind_eval.name,
+                           before, after, kind if mixed else rows))
+        if mixed:
+            out.append(compare(f"{args.kind_eval.name}, other kinds", before, after,
+                               [r for r in rows if r.kind != args.kind]))
     near = sum(after.classifier.near(r.text) for r in test + unseen) if hasattr(after.classifier, "near") else 0
     print(f"  prompts of test + unseen inside a correction's territory: {near} of {len(test) + len(unseen)}")
     print(json.dumps({"accepted": result.accepted, "results": out}))
