@@ -214,3 +214,16 @@ async def test_a_long_flood_control_wait_on_the_final_answer_is_waited_out_not_s
     refused = [c for c in tg.calls if (c.error or "").startswith("Too Many Requests") and c.params.get("reply_markup")]
     assert len(refused) == 1, [c.error for c in refused]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_command_reply_held_by_flood_control_is_sent_once_the_wait_is_over(tmp_path, tg, llm, caplog):
+    """Any Bot API call may get 429 with retry_after (grammy.dev, 'Flood Limits': wait that long, then retry), and
+    a busy group is held to about 20 messages a minute. /status, /help, 'Stopped.', a refusal: the reply was lost
+    to the first 429 (a warning in the log, nothing in the chat). It is sent once the wait is over."""
+    async with running_bot(bot_config(tmp_path, tg, llm), tg):
+        tg.flood(1.5)
+        tg.push_message(ALICE, GROUP, "/help")
+        await eventually(lambda: [r for r in replies_to(tg, GROUP) if r.startswith("Send me a task")], 10)
+    refused = [c for c in tg.calls_to("sendMessage") if not c.ok]
+    assert len(refused) == 1 and refused[0].error.startswith("Too Many Requests: retry after")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -34,7 +34,7 @@ from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.error import ChatMigrated, Conflict, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -81,6 +81,8 @@ NOT_YOURS = "Only the person who asked, or a group admin, can stop that answer."
 #: first and longest pause between two tries of a final answer the Bot API could not take (outage, flood control)
 REDELIVER_FIRST = 2.0
 REDELIVER_MAX = 60.0
+#: longest flood-control wait a short reply (a command's, a refusal) waits out before it is given up
+SAY_WAIT = 30.0
 #: updates handled at once (python-telegram-bot's bound): messages waiting for their chat's earlier answer, or for
 #: a model slot, hold one each — far below this, so /status, /stop and other chats are never held up behind them
 MAX_UPDATES = 4096
@@ -489,6 +491,31 @@ class TelegramBot:
 
     # -- commands ------------------------------------------------------------------------
 
+    async def _say(self, message: Message, text: str) -> None:
+        """A short reply (a command's, a refusal, a notice). Flood control (429 with retry_after: any call can get it,
+        and a group allows a bot about 20 messages a minute — python-telegram-bot's wiki, 'Avoiding flood limits') is
+        waited out up to SAY_WAIT and the reply sent then; a group that became a supergroup (400 with
+        migrate_to_chat_id) gets it there. Either one lost the reply: a warning in the log, nothing in the chat."""
+        chat_id = message.chat.id
+        for attempt in range(3):  # the last refusal goes to the error handler, as any failed reply did
+            try:
+                if chat_id == message.chat.id:
+                    await message.reply_text(text)
+                else:
+                    await self.app.bot.send_message(chat_id, text)
+                return
+            except RetryAfter as exc:
+                wait = retry_seconds(exc.retry_after)
+                if wait > SAY_WAIT or attempt == 2:
+                    raise
+                log.info("telegram: reply in chat %s held by flood control for %gs", chat_id, wait)
+                await asyncio.sleep(wait)
+            except ChatMigrated as exc:
+                if attempt == 2:
+                    raise
+                self._migrated(chat_id, exc.new_chat_id)
+                chat_id = exc.new_chat_id
+
     def _session(self, update: Update) -> Session:
         assert update.effective_chat is not None
         return Session(self.runtime, self.store, FRONTEND, update.effective_chat.id,
@@ -496,7 +523,7 @@ class TelegramBot:
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
-        await update.effective_message.reply_text(HELP)
+        await self._say(update.effective_message, HELP)
 
     async def _agent(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
@@ -517,7 +544,7 @@ class TelegramBot:
             log.info("telegram: chat %s asked for unknown agent (%d chars)", session.conversation.external_id,
                      len(wanted))
             text = f"Unknown agent '{wanted[:64]}'. Agents: {', '.join(self.config.agents)}"
-        await update.effective_message.reply_text(text)
+        await self._say(update.effective_message, text)
 
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
@@ -529,7 +556,7 @@ class TelegramBot:
             lines.append(line + (f" ({redact(s.detail)})" if s.detail else ""))
         lines += ["", f"Answers: {self.gate.running} being written, {self.gate.waiting} waiting for a model "
                       f"(up to {max(self._slots(), 1)} at once)"]
-        await update.effective_message.reply_text("\n".join(lines))
+        await self._say(update.effective_message, "\n".join(lines))
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
@@ -537,7 +564,7 @@ class TelegramBot:
         async with self._locks[int(session.conversation.external_id)]:
             removed = session.reset()
         log.info("telegram: chat %s history reset (%d turns)", session.conversation.external_id, removed)
-        await update.effective_message.reply_text("History cleared. Starting fresh.")
+        await self._say(update.effective_message, "History cleared. Starting fresh.")
 
     async def _stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """End the answer being written in this chat (what was shown stays, marked stopped) and the messages
@@ -550,7 +577,7 @@ class TelegramBot:
             if not work:
                 log.info("telegram: chat %s: /stop from user %s, whose answer it is not, ignored", message.chat.id,
                          user.id)
-                await message.reply_text(NOT_YOURS)
+                await self._say(message, NOT_YOURS)
                 return
         for task in work:
             self._cancelled.add(task)
@@ -558,8 +585,8 @@ class TelegramBot:
         if work:
             await asyncio.wait(work, timeout=STOP_WAIT)
         log.info("telegram: chat %s: /stop ended %d message(s)", message.chat.id, len(work))
-        await message.reply_text("Stopped." if len(work) < 2 else
-                                 f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
+        await self._say(message, "Stopped." if len(work) < 2 else
+                        f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
 
     async def _stoppable(self, chat_id: int, user_id: int, work: list[asyncio.Task]) -> list[asyncio.Task]:
         """What a group member's /stop may end: their own messages (being answered or waiting), everyone's when
@@ -586,7 +613,7 @@ class TelegramBot:
         if at and addressee.lower() != (self.app.bot.username or "").lower():
             log.info("telegram: chat %s: a command for another bot, ignored", message.chat.id)
             return
-        await message.reply_text("Unknown command.\n\n" + HELP)
+        await self._say(message, "Unknown command.\n\n" + HELP)
 
     # -- conversation --------------------------------------------------------------------
 
@@ -601,12 +628,12 @@ class TelegramBot:
                 return
             text = addressed
             if not text and message.text is not None:  # '@bot' alone
-                await message.reply_text(HELP)
+                await self._say(message, HELP)
                 return
         attached = attachment(message)
         if not text:
             log.info("telegram: a message without text (%s) in chat %s", attached or "empty", chat.id)
-            await message.reply_text(unreadable(attached))
+            await self._say(message, unreadable(attached))
             return
         if attached:  # a caption is the request (the media's own text field): the model is told what it cannot see
             text = f"{text}\n\n(The person attached {attached}, which is not shown to you.)"
@@ -666,7 +693,7 @@ class TelegramBot:
             nonlocal held
             for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message it
                 try:  # replies to deleted) must not fail the turn before the model runs, as the placeholder did
-                    await message.reply_text(notice)
+                    await self._say(message, notice)
                 except TelegramError as exc:
                     log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
             await reply.start(RESTARTED_PLACEHOLDER if restarted else PLACEHOLDER)
@@ -707,8 +734,8 @@ class TelegramBot:
                 self.gate.release()
         if not reply.started:  # refused before any model ran: nothing to edit
             for notice in result.notices:
-                await message.reply_text(notice)
-            await message.reply_text(result.text)
+                await self._say(message, notice)
+            await self._say(message, result.text)
             log.info("telegram: chat %s: message refused", chat.id)
             return
         if not result.answered or result.result is None:
