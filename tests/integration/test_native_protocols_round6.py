@@ -135,6 +135,13 @@ async def test_an_account_refused_under_a_400_cools_the_model(said: str, servers
     assert cooling > 4  # cooldown.max_seconds (5)
 
 
+async def test_an_anthropic_error_keeps_its_request_id(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The API's error bodies carry the failed request's id (``"request_id": "req_011C…"``, as every claude-code
+    report above quotes it), which Anthropic's support asks for. The attempt's detail dropped it; it is kept."""
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.status(500), Fault.status(500))
+    assert "(request_id req_" in (routed.record.attempts[0].detail or "")
+
+
 # -- Ollama: no room for the model, in each runner's words ------------------------------------------------------------
 
 NO_ROOM = [

@@ -38,6 +38,9 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if not isinstance(err, dict):  # a proxy's plain-text error
         return "", str(err)
     kind, message = str(err.get("type", "")), str(err.get("message", ""))
+    if isinstance(rid := body.get("request_id"), str) and rid:
+        # the API's id of the failed request, which its support asks for (its error bodies carry it since 2025)
+        message = f"{message} (request_id {rid[:64]})"
     if kind == "invalid_request_error" and message.startswith(_ACCOUNT_REFUSALS):
         # the account, not the request: a 400 that lasts until someone pays or Anthropic lifts it. As bad_request
         # the model was asked, and refused, on every request, never cooled; now it cools as for a 402
