@@ -149,7 +149,9 @@ class Chunk:
 
 #: stop reasons that mean the answer hit its token budget: "length" (OpenAI, Ollama, llama.cpp),
 #: "max_tokens" (Anthropic), or the context window ("model_context_window_exceeded", Anthropic since 2025)
-TRUNCATED_STOPS = frozenset({"length", "max_tokens", "model_context_window_exceeded"})
+#: the stop of an answer cut where the model's context ended (Anthropic's word; the embedded model says it too)
+CONTEXT_FULL = "model_context_window_exceeded"
+TRUNCATED_STOPS = frozenset({"length", "max_tokens", CONTEXT_FULL})
 #: the one name the routing log, the route line and the gateway use for a truncated answer
 LENGTH = "length"
 #: stop reasons that mean the provider's policy withheld (part of) the answer: OpenAI's and Azure's "content_filter",

@@ -33,7 +33,11 @@ def summary() -> dict:
         "latency": [{"agent": a, "ts": now - 100 + i * 5 + j, "total_ms": 300 + 50 * i} for i, a in
                     enumerate(AGENTS) for j in range(3)],
         "cost": {"requests": 50, "local_requests": 45, "tokens_in": 1000, "tokens_out": 2000, "actual_usd": 0.01,
-                 "extra_usd": 0, "counterfactual": [{"name": n, "usd": 0.5, "savings_pct": 98.0} for n in CLOUD]},
+                 "extra_usd": 0, "local_cost_usd": 0.0, "total_usd": 0.01,
+                 "text": {"spend": "$0.0100", "local": "not set", "total": "$0.0100+?",
+                          "warnings": ["local cost not set"]},
+                 "counterfactual": [{"name": n, "usd": 0.5, "savings_pct": 98.0, "requests": 45,
+                                     "savings_text": "at most $0.49 (98%)"} for n in CLOUD]},
         "models": [{"name": "qwen2.5-coder-7b-instruct-q4_k_m", "provider": "ollama", "state": "available",
                     "detail": "", "in_flight": 0, "waiting": 0, "limit": 2, "is_local": True}],
         "options": {"agents": AGENTS, "models": ["qwen2.5-coder-7b-instruct-q4_k_m"], "outcomes": list(OUTCOMES)},

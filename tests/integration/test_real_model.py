@@ -16,6 +16,7 @@ import httpx
 import pytest
 from tests.helpers import make_config
 
+from modelyard.cli.render import route_line
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message, ToolDefinition
 
@@ -185,10 +186,14 @@ async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(de
     assert answered.outcome == "ok" and 0 < room < 64
     assert answered.detail == f"max_tokens 2000 clamped to {room}, the most the model takes"
     assert answered.tokens_out <= room
+    if routed.record.truncated:  # the route line names the budget sent, not the client's 2000
+        assert f"TRUNCATED at max_tokens={room}" in route_line(routed.record), route_line(routed.record)
     assert router.pool.local("local").health.state == "available"
     unasked = await router.complete("chat", ChatRequest(messages=prompt))
     assert [(a.outcome, a.reason) for a in unasked.record.attempts] == [("ok", None)]
     assert unasked.response.stop_reason == "model_context_window_exceeded" and unasked.response.truncated
+    # cut where the context ended: said so, not "TRUNCATED at max_tokens" of a budget nobody asked for
+    assert "TRUNCATED: the model's context is full" in route_line(unasked.record), route_line(unasked.record)
     await router.aclose()
 
 _CHATTER = '''

@@ -22,6 +22,7 @@ from modelyard.agents.learning import LearnResult, learn, learned_labels, role_h
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, run
 from modelyard.config import Config
+from modelyard.config.names import did_you_mean
 from modelyard.ledger.forward import Forwarder, copy_team_labels
 from modelyard.ledger.labels import LabelSource, add_label, forget_labels, recent_labels
 from modelyard.ledger.store import LogStore, LogUnavailable
@@ -53,7 +54,9 @@ def route(
     orchestrator = _orchestrator_or_exit(cfg)
     if label is not None:
         if label not in orchestrator.targets:
-            raise fail(f"'{label}' is not an agent the orchestrator routes to ({', '.join(orchestrator.targets)})")
+            targets = orchestrator.targets
+            raise fail(f"'{label}' is not an agent the orchestrator routes to{did_you_mean(label, targets)}"
+                       f" ({', '.join(targets)})")
         conn = local_log_or_exit(cfg)
         try:
             number = add_label(conn, text, label, LabelSource.CLI, previous=orchestrator.decide_fast(text).agent)

@@ -12,7 +12,6 @@ its route line is printed, and the exit status is 130 / 143 (cli/common.run).
 from __future__ import annotations
 
 import asyncio
-import difflib
 import io
 import json
 import logging
@@ -29,6 +28,7 @@ from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
+from modelyard.config.names import did_you_mean
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.frontends.session import Reply, Session, Status, answer
@@ -57,9 +57,7 @@ def _not_an_agent(runtime: Runtime, name: str) -> str:
         users = [a for a, cfg in runtime.config.agents.items() if name in cfg.chain]
         used = f"; {', '.join(users)} use it" if users else "; no agent uses it"
         return f"'{name}' is a model, not an agent{used} ({agents})"
-    close = difflib.get_close_matches(name.lower(), [a.lower() for a in runtime.config.agents], n=1, cutoff=0.6)
-    guess = next((a for a in runtime.config.agents if close and a.lower() == close[0]), None)
-    return f"unknown agent '{name}'" + (f" (did you mean '{guess}'?)" if guess else "") + f" ({agents})"
+    return f"unknown agent '{name}'" + did_you_mean(name, runtime.config.agents) + f" ({agents})"
 
 
 class TerminalText:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
+import math
 import socket
 import time
 from datetime import datetime
@@ -18,8 +18,10 @@ from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, note
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.config import Config
+from modelyard.config.names import did_you_mean
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import presence, queries
+from modelyard.ledger.cost import billed_at_zero, log_costs, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
@@ -248,12 +250,14 @@ def _outcome_cell(r: Any) -> str:
     return f"{r['outcome']} ({LENGTH})" if cut else r["outcome"]
 
 
-def _request_cells(r: Any, today: bool, id_chars: int) -> dict[str, str]:
+def _request_cells(r: Any, today: bool, id_chars: int, unpriced: bool = False) -> dict[str, str]:
     return {"id": r["id"][:id_chars], "time": _time_cell(r["ts"], today), "agent": r["agent"],
             "model": r["model"] or "–", "outcome": _outcome_cell(r), "why": r["fallback_reason"] or "",
             "wait": ms(r["queue_wait_ms"]),
             "TTFT": ms(r["ttft_ms"]), "total": ms(r["total_ms"]), "tok in/out": f"{r['tokens_in']}/{r['tokens_out']}",
-            "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–", "cost": f"${r['cost_usd']:.4f}",
+            "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–",
+            # a billed model without a price logged $0: 'price unknown', as `report` says it
+            "cost": spend_cell(r["cost_usd"], True) if unpriced else f"${r['cost_usd']:.4f}",
             "ok?": {None: "", 1: "👍", 0: "👎"}[r["acceptable"]], "prompt": " ".join((r["prompt"] or "").split()),
             "host": _host_cell(r)}
 
@@ -281,9 +285,7 @@ def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> No
         return
     allowed = sorted(set(configured) | set(queries.distinct(conn, kind)))
     if value not in allowed:
-        close = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)
-        raise fail(f"unknown {kind} '{value}'" + (f" (did you mean '{close[0]}'?)" if close else "")
-                   + f": choose from {', '.join(allowed)}")
+        raise fail(f"unknown {kind} '{value}'" + did_you_mean(value, allowed) + f": choose from {', '.join(allowed)}")
 
 
 def log(
@@ -314,11 +316,12 @@ def log(
         return
     midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     today = all(r["ts"] >= midnight for r in rows)
+    unpriced = queries.unpriced_requests(conn, [r["id"] for r in rows], billed_at_zero)
     width = console.width
     cells: list[dict[str, str]] = []
     styles: list[str | None] = []
     for r in rows:
-        cells.append(_request_cells(r, today, 100 if width >= FULL_ID_WIDTH else 8))
+        cells.append(_request_cells(r, today, 100 if width >= FULL_ID_WIDTH else 8, r["id"] in unpriced))
         styles.append(None)
         if attempts:
             for a in queries.attempts_for(conn, r["id"]):
@@ -351,6 +354,9 @@ def stats(
     conn = log_or_exit(cfg)
     since = time.time() - days * 86400 if days else None
     groups = {by: queries.stats(conn, since, by=by) for by in ("agent", "model")}
+    # who had attempts on a billed model without a price: their cost is 'price unknown', as `report` says it
+    costs = log_costs(conn, cfg, since or 0.0, math.inf, 0.0)
+    unpriced = {"agent": costs.unpriced_agents, "model": set(costs.unpriced)}
     if as_json:  # the same names as `report --json`'s agents and models
         out = {f"{by}s": [g.summary() for g in found] for by, found in groups.items()}
         console.out(json.dumps(out, indent=2), highlight=False)
@@ -367,7 +373,8 @@ def stats(
                   "p95": p95_cell(g.p95, len(g.latencies)), "fallback rate": share(g.fallbacks, g.requests),
                   "local share": share(g.local, g.served),
                   "tok/s": f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
-                  "tokens in/out": f"{g.tokens_in}/{g.tokens_out}", "cost": f"${g.spend:.4f}",
+                  "tokens in/out": f"{g.tokens_in}/{g.tokens_out}",
+                  "cost": spend_cell(g.spend, g.key in unpriced[by]),
                   "acceptable": f"{g.acceptable}/{g.rated}" if g.rated else "–"} for g in found]
         table = fit_table(columns, cells, console.width)
         console.print(f"by {by}", style="bold", highlight=False)
@@ -395,7 +402,8 @@ def rate(
         name = orchestrator_name(cfg)
         targets = routing_targets(cfg, name) if name else []
         if agent not in targets:
-            raise fail(f"'{agent}' is not an agent the orchestrator routes to ({', '.join(targets) or 'none'})")
+            raise fail(f"'{agent}' is not an agent the orchestrator routes to{did_you_mean(agent, targets)}"
+                       f" ({', '.join(targets) or 'none'})")
     conn = log_or_exit(cfg)
     full = queries.rate(conn, request_id, verdict == "good")
     if full is None:

@@ -170,12 +170,16 @@ def plan(
         table.add_column(col, overflow="fold")
     for m in p.models:
         dropped = m.model in p.drop
-        weights = f"{m.weights_gb:.1f} GB" if m.weights_gb is not None else "?"
-        table.add_row(m.model, weights, f"{m.kv_gb:.1f} GB", *((f"{m.compute_gb:.1f} GB",) if compute else ()),
-                      f"~{m.total_gb:.1f} GB", m.role, f"{m.weights_source}; KV: {m.kv_source}",
+        weights = _size(m.weights_gb) if m.weights_gb is not None else "?"
+        # a size not known is '?', not 0.0 GB (a model whose server gave no size read '~0.0 GB'); the KV cache in the
+        # server's own figure is said so
+        kv = "?" if m.kv_source == "unknown" else "in weights" if m.kv_source.startswith("included") else _size(m.kv_gb)
+        table.add_row(m.model, weights, kv, *((_size(m.compute_gb) if m.compute_gb else "–",) if compute else ()),
+                      f"~{_size(m.total_gb)}" if m.known else "?", m.role, f"{m.weights_source}; KV: {m.kv_source}",
                       style="strike dim" if dropped else None)
-    table.add_row("Total", "", f"{p.kv_gb:.1f} GB", *((f"{sum(m.compute_gb for m in p.models):.1f} GB",) if compute
-                                                      else ()), f"~{p.total_gb:.1f} GB",
+    unknown = " + ?" if any(not m.known for m in p.models) else ""
+    table.add_row("Total", "", _size(p.kv_gb), *((_size(sum(m.compute_gb for m in p.models)),) if compute
+                                                 else ()), f"~{_size(p.total_gb)}{unknown}",
                   f"Leaves ~{p.free_gb:.0f} GB free" if p.free_gb >= 0 else f"Short by ~{-p.free_gb:.0f} GB",
                   "", style="bold")
     console.print(table)
@@ -190,6 +194,11 @@ def plan(
             console.print(f"  {c.agent}: {c.text}", highlight=False)
     for note in p.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def _size(value: float) -> str:
+    """``0.5 GB``; a size under 0.05 GB that is not 0 is ``<0.1 GB``, not ``0.0 GB`` (a small KV cache read as none)."""
+    return "<0.1 GB" if 0 < value < 0.05 else f"{value:.1f} GB"
 
 
 def warmup(

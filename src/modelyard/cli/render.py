@@ -12,6 +12,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from modelyard.ledger.cost import billed_at_zero, spend_cell
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
@@ -70,10 +71,14 @@ def route_line(record: RequestRecord) -> str:
     parts.append(f"{record.tokens_in}→{record.tokens_out} tok")
     if note := next((a.detail for a in record.attempts if a.outcome is AttemptOutcome.OK and a.detail), ""):
         parts.append(note)
-    if record.truncated:
+    if record.truncated and record.context_full:  # not the budget: the prompt and answer filled the context
+        parts.append("TRUNCATED: the model's context is full")
+    elif record.truncated:  # the budget really sent: a clamped one is said in the note before it
         budget = f"={record.max_tokens}" if record.max_tokens else ""
         parts.append(f"TRUNCATED at max_tokens{budget}")
-    parts.append(f"${record.cost_usd:.4f}")
+    # a billed model without a price logged $0: not free ('price unknown', as `report` says it)
+    unpriced = any(billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out) for a in record.attempts)
+    parts.append(spend_cell(record.cost_usd, True) if unpriced else f"${record.cost_usd:.4f}")
     parts.append(f"id {record.id}")
     return " · ".join(parts)
 

@@ -15,7 +15,7 @@ from modelyard.cli.render import ms
 from modelyard.ledger.report import Period, days_period, money
 
 if TYPE_CHECKING:  # replay is imported when the command runs, not when the CLI starts
-    from modelyard.replay.run import Replay
+    from modelyard.replay.run import Replay, Side
 
 
 def _when(text: str, flag: str) -> float:
@@ -116,8 +116,8 @@ def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
         ("timeout cascades", str(a["timeout_cascades"]), str(b["timeout_cascades"])),
         ("deadline misses", str(a["deadline_misses"]), str(b["deadline_misses"])),
         ("served locally", f"{a['local_share']:.0%}", f"{b['local_share']:.0%}"),
-        ("cloud spend, period", money(a["spend_usd"]), money(b["spend_usd"])),
-        ("cloud spend per month", money(r.current.cost_per_month_usd), money(r.candidate.cost_per_month_usd)),
+        ("cloud spend, period", _spend(r.current), _spend(r.candidate)),
+        ("cloud spend per month", _spend(r.current, r.current.per_month), _spend(r.candidate, r.candidate.per_month)),
         ("local models at peak", _gb(r.current.peak_memory_gb), _gb(r.candidate.peak_memory_gb)),
     ]
     for name in r.candidate.all_cloud_per_month_usd:
@@ -126,6 +126,14 @@ def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if r.candidate.all_cloud_per_month_usd:
+        console.print("all-cloud = each answered request asked once, at its answering attempt's tokens (as "
+                      "`modelyard report` counts it)", style="dim", highlight=False, markup=False)
+    for side, label in ((r.current, "current"), (r.candidate, "candidate")):
+        if side.costs is not None and side.costs.unpriced:
+            console.print(f"price unknown under the {label} config: {side.costs.unpriced_text()} — a billed model "
+                          "without a price counts $0: its spend is at least the figure shown (+?)",
+                          highlight=False, markup=False, style="yellow")
 
     models = Table(title="queue wait per model (every attempt; p50 / p95)")
     for col in ("model", "current", "candidate"):
@@ -162,6 +170,13 @@ def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
     for key, measured, replayed, error in validation:
         check.add_row(key, _fig(key, measured), _fig(key, replayed), error)
     console.print(check)
+
+
+def _spend(side: Side, scale: float = 1.0) -> str:
+    """The side's spend as ``report`` says it: ``$0.00+?`` when a billed model had no price."""
+    if side.costs is None:
+        return money(side.totals["spend_usd"] * scale)
+    return side.costs.spend_text(scale)
 
 
 def _gb(v: float | None) -> str:

@@ -13,6 +13,7 @@ from modelyard.agents.topology import HandoffPurpose, handoff_purpose
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, log_or_exit
 from modelyard.cli.render import FEW, Column, fit_table, left_out, ms, p95_cell, share
 from modelyard.config.schema import Config
+from modelyard.ledger.cost import spend_cell
 from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
 from modelyard.ledger.store import LogStore
 
@@ -43,8 +44,7 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
             "tok/s": f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
             "acceptable": (f"{g.acceptable}/{g.rated}" + (f" ({g.acceptable_rate:.0%})" if g.rated >= FEW else ""))
             if g.rated else "–",
-            "spend": (money(g.spend) + " + price unknown" if g.spend else "price unknown") if g.key in unpriced
-            else money(g.spend)})
+            "spend": spend_cell(g.spend, g.key in unpriced)})
     table = fit_table(columns, cells, console.width)
     console.print(title, style="bold", highlight=False)
     console.print(table)
@@ -81,27 +81,17 @@ def print_report(report: Report, config: Config) -> None:
     cost.add_column("")
     cost.add_column("USD", justify="right")
     cost.add_column("savings", justify="right")
-    unknown = ", ".join(f"{m} ({a} attempts, {i:,}/{o:,} tokens)" for m, (a, i, o) in sorted(report.unpriced.items()))
-    cost.add_row("cloud API spend" + (" (at least: price unknown for some)" if unknown else ""),
-                 money(report.spend_usd) + ("+?" if unknown else ""), "")
-    unset = not report.local_cost_set
-    cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)",
-                 "not set" if unset else money(report.local_cost_usd), "")
-    cost.add_row("total", money(report.total_cost_usd) + ("+?" if unknown or unset else ""), "", style="bold")
+    costs = report.costs
+    cost.add_row("cloud API spend" + (" (at least: price unknown for some)" if costs.unpriced else ""),
+                 costs.spend_text(), "")
+    cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)", costs.local_text(), "")
+    cost.add_row("total", costs.total_text(), "", style="bold")
     for c in report.counterfactuals:
-        pct = f"{c.savings_pct:.0f}%" if c.savings_pct is not None else "–"
-        saved = f"{money(c.savings_usd)} ({pct})"
         cost.add_row(f"all-cloud on {c.model} (${c.input_usd_per_m:g}/${c.output_usd_per_m:g} per M)",
-                     money(c.cost_usd), f"at most {saved}" if unknown or unset else saved)
+                     money(c.cost_usd), costs.savings_text(c))
     console.print(cost)
-    if unset:
-        console.print("local cost not set: local models answered, but report.electricity_usd_per_month and "
-                      "hardware_usd_per_month are 0 — the savings leave out what the local machine costs to run",
-                      highlight=False, markup=False, style="yellow")
-    if unknown:
-        console.print(f"price unknown: {unknown} — a billed model without a price in the config was logged at $0; "
-                      "set its price (USD per million tokens) to count it", highlight=False, markup=False,
-                      style="yellow")
+    for warning in costs.warnings():
+        console.print(warning, highlight=False, markup=False, style="yellow")
     if report.counterfactuals:
         c = report.counterfactuals[0]
         console.print(f"all-cloud = the {c.requests} answered requests asked once ({c.tokens_in:,} tokens in / "

@@ -456,6 +456,10 @@ class LogConfig(Strict):
         description="PostgreSQL URL (postgresql://user@host:5432/db) for one log shared by several hosts; "
                     "the password from PGPASSWORD or ~/.pgpass rather than the URL")
     store_text: bool = Field(True, description="keep prompt and answer text in the log")
+    max_text_chars: int | None = Field(
+        16_000, ge=100, description="characters of each text (the prompt's last user message, the answer, its "
+        "thinking) the log keeps; past it the rest is cut and the row says how much (token counts stay whole). "
+        "none: keep it all")
     max_queue: int = Field(50_000, ge=100, description="finished requests waiting for the SQLite commit; past "
                            "this (a stalled disk) a request is dropped and counted rather than held in memory")
     keep_days: float | None = Field(

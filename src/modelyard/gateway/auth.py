@@ -12,7 +12,7 @@ import hmac
 import ipaddress
 import os
 
-from modelyard.config.schema import GatewayConfig
+from modelyard.config.schema import GatewayConfig, clean_secret
 
 
 class InsecureBind(Exception):
@@ -29,10 +29,12 @@ def is_loopback(host: str) -> bool:
 
 
 def load_keys(gateway: GatewayConfig) -> tuple[bytes, ...]:
+    """The keys, each cleaned as a provider's key is (:func:`clean_secret`: a newline from ``$(cat file)``, quotes
+    an env file kept, a ``Bearer `` prefix) — else a key set as ``"k1,k2"`` or ``Bearer k1`` matched no client's."""
     if not gateway.api_keys_env:
         return ()
-    raw = os.environ.get(gateway.api_keys_env, "")
-    return tuple(k.strip().encode() for k in raw.split(",") if k.strip())
+    raw = clean_secret(os.environ.get(gateway.api_keys_env)) or ""
+    return tuple(key.encode() for k in raw.split(",") if (key := clean_secret(k)))
 
 
 def check_bind(host: str, gateway: GatewayConfig, keys: tuple[bytes, ...]) -> None:

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from modelyard.config.schema import Config
+from modelyard.ledger.cost import log_costs
 from modelyard.ledger.queries import recent, stats
+from modelyard.ledger.report import month_period
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.outcomes import RequestOutcome
 from modelyard.router import Router
@@ -57,14 +59,15 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
             by_agent[row["agent"]]["reasons"][row["reason"] or "unknown"] = row["n"]
     totals = conn.execute(
         "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,"
-        " COALESCE(SUM(cost_usd), 0) AS cost, COALESCE(SUM(CASE WHEN is_local = 1 THEN 1 ELSE 0 END), 0) AS local"
+        " COALESCE(SUM(CASE WHEN is_local = 1 THEN 1 ELSE 0 END), 0) AS local"
         " FROM requests WHERE ts >= ?", (since,)).fetchone()
-    actual = float(totals["cost"])
-    counterfactual = []
-    for name, price in config.report.counterfactual.items():
-        usd = (totals["tin"] * price.input + totals["tout"] * price.output) / 1e6
-        counterfactual.append({"name": name, "usd": usd,
-                               "savings_pct": (1 - actual / usd) * 100 if usd > 0 else None})
+    # the report's own policy (ledger/cost.py): all-cloud asks each answered request once, a billed model without a
+    # price is 'price unknown' (spend a lower bound, savings 'at most'), the local cost counts for the month so far
+    month = month_period()  # the local cost: the part of this month gone by
+    costs = log_costs(conn, config, since, max(month.end, since), month.months)
+    counterfactual = [{"name": c.model, "usd": c.cost_usd, "savings_usd": c.savings_usd, "savings_pct": c.savings_pct,
+                       "savings_text": costs.savings_text(c), "requests": c.requests, "tokens_in": c.tokens_in,
+                       "tokens_out": c.tokens_out} for c in costs.counterfactuals]
     latency = [dict(r) for r in conn.execute(
         "SELECT agent, ts, total_ms FROM requests WHERE ts >= ? AND outcome IN ('ok', 'fallback')"
         " ORDER BY ts DESC LIMIT 300", (since,))]
@@ -73,8 +76,11 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
         "agents": agents,
         "latency": latency[::-1],
         "cost": {"requests": totals["n"], "local_requests": totals["local"], "tokens_in": totals["tin"],
-                 "tokens_out": totals["tout"], "actual_usd": actual,
+                 "tokens_out": totals["tout"], "actual_usd": costs.spend_usd,
                  "extra_usd": config.report.electricity_usd_per_month + config.report.hardware_usd_per_month,
+                 "local_cost_usd": costs.local_cost_usd, "total_usd": costs.total_usd,
+                 "local_cost_set": costs.local_cost_set, "savings_bounded": costs.savings_bounded,
+                 "unpriced": costs.to_dict()["unpriced"], "text": costs.texts(),
                  "counterfactual": counterfactual},
     }
 

@@ -7,7 +7,7 @@ speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times p
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelyard.ledger.aggregate import Group, percentile  # noqa: F401 - percentile re-exported
@@ -43,6 +43,17 @@ def spend_since(conn: LogConnection, starts: Mapping[str, float]) -> dict[str, f
     return {model: float(conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE model = ? AND ts >= ?",
                                       (model, start)).fetchone()[0])
             for model, start in starts.items()}
+
+
+def unpriced_requests(conn: LogConnection, ids: list[str],
+                      unpriced: Callable[[str | None, float | None, int | None, int | None], bool]) -> set[str]:
+    """Which of the requests ``ids`` had an attempt ``unpriced(provider, cost, tokens in, tokens out)`` says is
+    (ledger/cost.py's ``billed_at_zero``: a billed model without a price); one query for the lot."""
+    if not ids:
+        return set()
+    rows = conn.execute("SELECT request_id, provider, cost_usd, tokens_in, tokens_out FROM attempts WHERE request_id "
+                        f"IN ({', '.join('?' * len(ids))})", ids).fetchall()
+    return {r["request_id"] for r in rows if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"])}
 
 
 def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:

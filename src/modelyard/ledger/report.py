@@ -4,18 +4,8 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 
 - *requests / tokens*: request rows whose ``ts`` is in the period; tokens are the request's (all its
   attempts). *Local share*: answered requests answered by a local model.
-- *spend*: the sum of ``cost_usd`` over **attempts** (a failed attempt that consumed tokens was billed
-  too), attributed to the attempt's model and the request's agent.
-- *local cost*: config ``report.electricity_usd_per_month + hardware_usd_per_month``, times the part
-  of a month the period covers: 1 for a past ``--month``, the elapsed fraction for the current month,
-  ``N / 30`` for ``--days N``.
-- *counterfactual*: each **answered** request asked once of each ``report.counterfactual`` model: the answering
-  attempt's tokens (not the tokens of attempts that failed before it — an all-cloud setup would not have made
-  those), as the answering model counted them: a local model's tokenizer counts fewer tokens than Claude's for
-  the same text, so the figure is low for Claude (not corrected: no published Qwen/Llama-to-Claude ratio);
-  savings = (counterfactual − (spend + local cost)) / counterfactual.
-- *unpriced*: attempts on a billed (hosted) backend that logged tokens at a cost of 0 — the model had no
-  ``price`` in the config; the report names them ("price unknown") instead of counting them as free.
+- *spend, local cost, unpriced, all-cloud, savings*: :mod:`modelyard.ledger.cost` — one policy shared with the
+  dashboard and ``replay``. Spend is attributed to the attempt's model and the request's agent.
 - *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
 - *blame*: a fallback recommendation names the models whose attempts failed **in the log** (an attempt that
   moved the request on or broke off), never the current config's primary by assumption — the log may have
@@ -26,19 +16,18 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 from __future__ import annotations
 
 import calendar
-import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from modelyard import registry
 from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile, wilson
+from modelyard.ledger.cost import Costs, CostTally, Counterfactual, money
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
@@ -85,20 +74,6 @@ def days_period(days: float, now: float | None = None) -> Period:
 
 
 @dataclass
-class Counterfactual:
-    model: str
-    input_usd_per_m: float
-    output_usd_per_m: float
-    cost_usd: float
-    savings_usd: float
-    savings_pct: float | None
-    #: the answered requests whose answering attempt's tokens it prices
-    requests: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-
-
-@dataclass
 class Recommendation:
     kind: str  # fallback_rate | cascade_risk | move_local | tiering | bench
     subject: str
@@ -135,21 +110,38 @@ class Report:
     totals: Group
     agents: list[Group]
     models: list[Group]
-    spend_usd: float
-    local_cost_usd: float
-    counterfactuals: list[Counterfactual]
+    costs: Costs
     recommendations: list[Recommendation]
     drift: ConfigDrift
-    #: model → [attempts, tokens in, tokens out] billed by a hosted backend but logged at $0 (no price configured)
-    unpriced: dict[str, list[int]] = field(default_factory=dict)
-    #: agents with such attempts: their spend is a lower bound
-    unpriced_agents: set[str] = field(default_factory=set)
-    #: False when local models answered but the config sets no electricity or hardware cost: the local $0 is unset
-    local_cost_set: bool = True
+
+    # the cost figures by their old names (scripts and the chart read them)
+    @property
+    def spend_usd(self) -> float:
+        return self.costs.spend_usd
+
+    @property
+    def local_cost_usd(self) -> float:
+        return self.costs.local_cost_usd
+
+    @property
+    def counterfactuals(self) -> list[Counterfactual]:
+        return self.costs.counterfactuals
+
+    @property
+    def unpriced(self) -> dict[str, list[int]]:
+        return self.costs.unpriced
+
+    @property
+    def unpriced_agents(self) -> set[str]:
+        return self.costs.unpriced_agents
+
+    @property
+    def local_cost_set(self) -> bool:
+        return self.costs.local_cost_set
 
     @property
     def total_cost_usd(self) -> float:
-        return self.spend_usd + self.local_cost_usd
+        return self.costs.total_usd
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,12 +149,7 @@ class Report:
             "totals": self.totals.summary(),
             "agents": [g.summary() for g in self.agents],
             "models": [g.summary() for g in self.models],
-            "cost": {"cloud_spend_usd": self.spend_usd, "local_cost_usd": self.local_cost_usd,
-                     "total_usd": self.total_cost_usd,
-                     "counterfactuals": [asdict(c) for c in self.counterfactuals],
-                     "unpriced": {m: {"attempts": a, "tokens_in": i, "tokens_out": o}
-                                  for m, (a, i, o) in sorted(self.unpriced.items())},
-                     "unpriced_agents": sorted(self.unpriced_agents), "local_cost_set": self.local_cost_set},
+            "cost": self.costs.to_dict(),
             "recommendations": [asdict(r) for r in self.recommendations],
             "config_drift": asdict(self.drift),
         }
@@ -202,22 +189,13 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     #: agent → model → reasons of its attempts that failed (what a fallback recommendation blames)
     failing: dict[str, dict[str, Counter]] = {}
     attempted: dict[str, set[str]] = {}
-    unpriced: dict[str, list[int]] = {}
-    unpriced_agents: set[str] = set()
-    #: request id → (seq, tokens in, tokens out) of its last attempt: the one that answered an answered request
-    last: dict[str, tuple[int, int, int]] = {}
+    tally = CostTally()
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
-        tin, tout = a["tokens_in"] or 0, a["tokens_out"] or 0
-        if (prev := last.get(a["request_id"])) is None or a["seq"] > prev[0]:
-            last[a["request_id"]] = (a["seq"], tin, tout)
-        if not a["cost_usd"] and (tin or tout) and registry.is_hosted(a["provider"] or ""):
-            u = unpriced.setdefault(a["model"], [0, 0, 0])
-            u[0], u[1], u[2] = u[0] + 1, u[1] + tin, u[2] + tout
-            unpriced_agents.add(a["agent"])
         if _failed_attempt(a["outcome"]):
             failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
-        cost = a["cost_usd"] or 0.0
+        cost = tally.attempt(a["request_id"], a["seq"], model=a["model"], provider=a["provider"], agent=a["agent"],
+                             cost_usd=a["cost_usd"], tokens_in=a["tokens_in"], tokens_out=a["tokens_out"])
         totals.spend += cost
         agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
         models.setdefault(a["model"], Group(a["model"])).spend += cost
@@ -232,33 +210,17 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         models[name].waits = waits
     drift = config_drift(config, attempted)
 
-    fixed = config.report.electricity_usd_per_month + config.report.hardware_usd_per_month
-    local_cost = fixed * period.months
-    spend = totals.spend
-    # all-cloud: each answered request once, at its answering attempt's tokens (a request logged without attempt
-    # rows, as an old log may hold: the request's own tokens)
-    cf_requests = cf_in = cf_out = 0
     for row in rows:
-        if row["outcome"] in FAILED or row["model"] is None:
-            continue
-        answer = last.get(row["id"])
-        cf_requests += 1
-        cf_in += answer[1] if answer else row["tokens_in"] or 0
-        cf_out += answer[2] if answer else row["tokens_out"] or 0
-    counterfactuals = []
-    for name, price in config.report.counterfactual.items():
-        cf = (cf_in * price.input + cf_out * price.output) / 1e6
-        saved = cf - (spend + local_cost)
-        counterfactuals.append(Counterfactual(name, price.input, price.output, cf, saved,
-                                              saved / cf * 100 if cf else None, cf_requests, cf_in, cf_out))
+        tally.request(row["id"], answered=row["outcome"] not in FAILED and row["model"] is not None,
+                      local=bool(row["is_local"]), tokens_in=row["tokens_in"], tokens_out=row["tokens_out"])
+    costs = tally.costs(config, period.months)
 
     recs = (_fallback_recommendations(config, agents, failing, drift)
             + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds, revisers)
             + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
     return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
-                  spend, local_cost, counterfactuals, recs, drift, unpriced,
-                  unpriced_agents, bool(fixed) or not totals.local)
+                  costs, recs, drift)
 
 
 def _failed_attempt(outcome: str) -> bool:
@@ -278,16 +240,6 @@ def config_drift(config: Config, attempted: dict[str, set[str]]) -> ConfigDrift:
         if extra:
             agents[agent] = extra
     return ConfigDrift(unknown, agents)
-
-
-def money(usd: float) -> str:
-    """$1,234.50 / $0.0140 / -$0.09 / $0.000010: cents for real money, more digits for the small sums of
-    light use, and never $0.0000 or an exponent for a sum that is not zero (a cap of $0.00001 read "$1e-05")."""
-    sign = "-" if usd < 0 else ""
-    usd = abs(usd)
-    if usd >= 1 or usd == 0:
-        return f"{sign}${usd:,.2f}"
-    return f"{sign}${usd:.{max(4, 1 - math.floor(math.log10(usd)))}f}"
 
 
 def _pct(x: float) -> str:

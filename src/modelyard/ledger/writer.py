@@ -65,6 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelyard.config.schema import LogConfig
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.retention import Pruner
@@ -128,7 +129,19 @@ class Row:
     values: tuple
 
 
-def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
+#: characters of each text (prompt, answer, thinking) the log keeps by default: ``log.max_text_chars``'s
+MAX_TEXT_CHARS: int | None = LogConfig.model_fields["max_text_chars"].default
+
+
+def capped(text: str | None, limit: int | None) -> str | None:
+    """``text`` as the log keeps it: whole up to ``limit`` characters, else its first ``limit`` and a line saying how
+    much was cut (a pasted file or a long answer made one row megabytes; its token counts are kept whole)."""
+    if text is None or limit is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[… cut: {len(text) - limit:,} more characters not kept (log.max_text_chars: {limit:,})]"
+
+
+def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | None = MAX_TEXT_CHARS) -> tuple:
     reason = None  # the first attempt's that did not answer (a loop: no generator per row)
     for a in r.attempts:
         if a.outcome is not AttemptOutcome.OK and a.reason:
@@ -138,7 +151,8 @@ def request_row(r: RequestRecord, local_models: frozenset[str]) -> tuple:
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),
         r.outcome, reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms, r.tokens_in, r.tokens_out,
-        r.tokens_per_s, r.cost_usd, r.prompt, r.response, r.thinking, r.error, r.finish_reason, HOST,
+        r.tokens_per_s, r.cost_usd, capped(r.prompt, max_text), capped(r.response, max_text),
+        capped(r.thinking, max_text), r.error, r.finish_reason, HOST,
     )
 
 
@@ -193,8 +207,10 @@ class WriterHealth:
 
 class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
-                 max_queue: int = 50_000, keep_days: float | None = None):
+                 max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS):
         self.path = Path(path)
+        #: characters of each text kept (None: all)
+        self.max_text = max_text
         self.local_models = frozenset(local_models)
         self.max_batch = max_batch
         self.max_queue = max_queue
@@ -503,7 +519,7 @@ class LogWriter:
         """(request rows, attempt rows, other rows) of one queued item."""
         if isinstance(item, Row):
             return [], [], [item]
-        return [request_row(item, self.local_models)], attempt_rows(item), []
+        return [request_row(item, self.local_models, self.max_text)], attempt_rows(item), []
 
     def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int, list[RequestRecord | Row]]:
         """(rows stored, rows lost, rows the store refused: to try again). One transaction for the batch; if
@@ -513,12 +529,12 @@ class LogWriter:
             requests: list[tuple] = []
             attempts: list[tuple] = []
             others: list[Row] = []
-            local = self.local_models
+            local, max_text = self.local_models, self.max_text
             for item in batch:  # what _rows does per item, without its three lists per row (issue #15)
                 if isinstance(item, Row):
                     others.append(item)
                 else:
-                    requests.append(request_row(item, local))
+                    requests.append(request_row(item, local, max_text))
                     attempts += attempt_rows(item)
             self._commit(requests, attempts, others)
             return len(batch), 0, []

@@ -67,7 +67,8 @@ def build_figure(report: Report) -> Any:
     amounts = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
     cys = list(range(len(labels)))
     bars = cost.barh(cys, amounts, color=["#4c9a5b"] + ["#999999"] * len(report.counterfactuals))
-    cost.bar_label(bars, labels=[money(v) for v in amounts], padding=3)
+    # the actual bar as the report says it: '$0.35+?' when a price is unknown or the local cost not set
+    cost.bar_label(bars, labels=[report.costs.total_text()] + [money(v) for v in amounts[1:]], padding=3)
     cost.set_yticks(cys, labels)
     cost.invert_yaxis()
     cost.set_xlim(0, max([*amounts, 1e-9]) * 1.35)  # room for the amounts at the bars' ends

@@ -37,7 +37,7 @@ from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import compute_terms, gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
-from modelyard.types import ChatRequest, Chunk, Message, Usage
+from modelyard.types import CONTEXT_FULL, ChatRequest, Chunk, Message, Usage
 
 _END = object()
 
@@ -124,9 +124,6 @@ def load_llama(path: str, n_ctx: int, threads: int, gpu_layers: int = -1) -> Any
         return _models[key]
 
 
-#: the stop reason of an answer cut where the model's context ended (Anthropic's word for it): a truncation
-#: (types.TRUNCATED_STOPS) like ``length``, not passed as an answer cut at its max_tokens
-CONTEXT_FULL = "model_context_window_exceeded"
 
 
 def over_context(n_ctx: int, prompt_tokens: int, asked: int) -> str:

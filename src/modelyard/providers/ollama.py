@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import os
 import re
@@ -58,6 +59,32 @@ _NO_ROOM = NO_ROOM_WORDS
 #: upgrade to continue" (continue#9233), "… your session usage limit, upgrade for higher limits" (continue#11444),
 #: "… your weekly usage limit" (HomericIntelligence/Scylla#346)
 _USAGE_LIMIT = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
+
+
+#: installed models named in a model_missing error, closest first (a server may hold hundreds)
+MAX_TAGS_SAID = 8
+#: seconds the listing may take in a request's path (a missing model fails at once; this must not hold it up)
+TAGS_TIMEOUT = 1.0
+
+
+def tags_said(wanted: str, names: list[str]) -> str:
+    """``the server has: qwen2.5:7b, qwen2.5:14b, … (12 more)``, nearest to ``wanted`` first; said when none."""
+    if not names:
+        return "the server has no models (ollama pull one)"
+    ranked = sorted(dict.fromkeys(names), key=lambda n: (-difflib.SequenceMatcher(None, wanted, n).ratio(), n))
+    more = len(ranked) - MAX_TAGS_SAID
+    return "the server has: " + ", ".join(ranked[:MAX_TAGS_SAID]) + (f", … ({more} more)" if more > 0 else "")
+
+
+async def _installed(client: HttpClient) -> list[str] | None:
+    """The names in /api/tags, or None when the server gave no listing in time."""
+    try:
+        status, data = await client.request_json("GET", "/api/tags", timeout=TAGS_TIMEOUT)
+    except ProviderError:
+        return None
+    if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        return None
+    return [str(n) for e in data["models"] if isinstance(e, dict) and (n := e.get("name") or e.get("model"))]
 
 
 def _extract_error(body: Any) -> tuple[str, str]:
@@ -221,6 +248,14 @@ class OllamaProvider(HttpProvider):
                     # not a moment's fault worth a retry (it fails again at once), but the model's on this machine
                     # until memory is freed: the model cools as for a model the server does not have
                     raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}",
+                                        status=exc.status) from None
+                if not opened and exc.reason is Reason.MODEL_MISSING and exc.status == 404:
+                    # 'model "llama3" not found, try pulling it first': which tags it does have (a typo'd tag, a
+                    # ':latest' never pulled) — the user had to run `ollama list` to see
+                    names = await _installed(self.client)
+                    if names is None:
+                        raise
+                    raise ProviderError(Reason.MODEL_MISSING, f"{exc.message}; {tags_said(self.model_id, names)}",
                                         status=exc.status) from None
                 if not opened and exc.reason in (Reason.BAD_REQUEST, Reason.SERVER_ERROR) and NOT_CHAT_WORDS.search(
                         exc.message):  # an embedding model named in a chain: never an answer (http.NOT_CHAT)

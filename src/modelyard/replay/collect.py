@@ -2,7 +2,8 @@
 
 Definitions follow ``modelyard report`` (ledger/report.py) so a replay and a report can be
 compared field by field: request-level figures count answered requests; a model's queue wait
-comes from its attempts, queue timeouts at full length; spend sums every attempt's cost.
+comes from its attempts, queue timeouts at full length; spend, price unknown and all-cloud are counted by the
+report's own :class:`~modelyard.ledger.cost.CostTally` (one policy: all-cloud asks each answered request once).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import Reason
+from modelyard.ledger.cost import CostTally
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router.records import RequestRecord
 
@@ -71,6 +73,8 @@ class Collector:
     agents: dict[str, _Agent] = field(default_factory=dict)
     #: per time bucket: [requests, sum of queue wait ms, spend]
     series: dict[int, list[float]] = field(default_factory=dict)
+    #: spend, price unknown and all-cloud, as the report counts them
+    cost: CostTally = field(default_factory=CostTally)
 
     def __call__(self, r: RequestRecord) -> None:
         """The router's sink: count one finished request."""
@@ -111,7 +115,9 @@ class Collector:
         point[0] += 1
         point[1] += r.queue_wait_ms
         point[2] += r.cost_usd
-        if r.outcome in _ANSWERED and r.model is not None:
+        answered = r.outcome in _ANSWERED and r.model is not None
+        self.cost.record(r, answered=answered, local=answered and r.model in self.local_models)
+        if answered:
             self.served += 1
             agent.served += 1
             self.model_served[r.model] += 1

@@ -16,6 +16,7 @@ from modelyard.config.direct import derived_config
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.ledger import bench_runs
+from modelyard.ledger.cost import Costs
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.providers import build_provider
@@ -48,6 +49,10 @@ class Side:
     skipped_agents: dict[str, int]
     cost_per_month_usd: float = 0.0
     all_cloud_per_month_usd: dict[str, float] = field(default_factory=dict)
+    #: the period's spend, price unknown and all-cloud, counted as ``report`` counts them
+    costs: Costs | None = None
+    #: factor from the period to a month (30 days)
+    per_month: float = 1.0
     peak_memory_gb: float | None = None
 
 
@@ -153,7 +158,7 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
                 q = stated_profile(name, *probed[name], 0.0, Source.PROBED)
             elif p is not None and p.ttft:  # a few answers beat a made-up default; say how few
                 out[name] = p
-                assumed[name] = f"measured on only {len(p.ttft)} answers in the log"
+                assumed[name] = f"measured on only {_answers(len(p.ttft))} in the log"
                 continue
             else:
                 q = stated_profile(name, DEFAULT_TTFT_S, DEFAULT_TPS, 0.0, Source.ASSUMED)
@@ -163,8 +168,12 @@ def profiles_for(configs: list[Config], measured: dict[str, ModelProfile], probe
             ttft = sorted(t for _, t in q.ttft)[len(q.ttft) // 2]
             tps = sorted(q.tokens_per_s)[len(q.tokens_per_s) // 2]
             assumed[name] = (f"{q.source.value}: TTFT {ttft * 1000:.0f} ms, {tps:.3g} tok/s"
-                             + (f" (only {len(p.ttft)} answers logged)" if p is not None else ""))
+                             + (f" (only {_answers(len(p.ttft))} logged)" if p is not None else ""))
     return out, assumed
+
+
+def _answers(n: int) -> str:
+    return f"{n} answer" if n == 1 else f"{n} answers"
 
 
 def _simulate_side(args: tuple) -> Side:
@@ -239,11 +248,12 @@ def _side(c: Collector, skipped: dict[str, int], config: Config, period: Period)
 
     days = max((period.end - period.start) / 86400, 1e-9)
     per_month = 30 / days
-    all_cloud = {name: (c.tokens_in * p.input + c.tokens_out * p.output) / 1e6 * per_month
-                 for name, p in config.report.counterfactual.items()}
+    costs = c.cost.costs(config, days / 30)
+    all_cloud = {cf.model: cf.cost_usd * per_month for cf in costs.counterfactuals}
     served_local = [m for m, n in c.model_served.items() if n and m in config.models and config.models[m].is_local]
     return Side(c.totals(), c.models(), c.agent_local_shares(), c.series, c.bucket_s, skipped,
-                cost_per_month_usd=c.spend * per_month, all_cloud_per_month_usd=all_cloud,
+                cost_per_month_usd=c.spend * per_month, all_cloud_per_month_usd=all_cloud, costs=costs,
+                per_month=per_month,
                 peak_memory_gb=peak_memory_gb(config, served_local))
 
 

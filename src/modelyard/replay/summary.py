@@ -56,8 +56,8 @@ def differences(r: Replay) -> list[tuple[float, str]]:
     dc = r.candidate.cost_per_month_usd - r.current.cost_per_month_usd
     if abs(dc) >= 0.01:
         pct = f" ({dc / r.current.cost_per_month_usd:+.0%})" if r.current.cost_per_month_usd else ""
-        out.append((min(60.0, abs(dc)), f"Cloud spend: {money(r.current.cost_per_month_usd)}/month → "
-                                        f"{money(r.candidate.cost_per_month_usd)}/month{pct}."))
+        out.append((min(60.0, abs(dc)), f"Cloud spend: {_spend(r.current)}/month → "
+                                        f"{_spend(r.candidate)}/month{pct}."))
     ls = (b["local_share"] - a["local_share"]) * 100
     if abs(ls) >= 1:
         out.append((abs(ls), f"Served locally: {a['local_share']:.0%} → {b['local_share']:.0%} ({ls:+.0f} points)."))
@@ -68,6 +68,11 @@ def differences(r: Replay) -> list[tuple[float, str]]:
     if ma is not None and mb is not None and abs(mb - ma) >= 0.5:
         out.append((abs(mb - ma), f"Local models loaded at peak: {ma:.1f} GB → {mb:.1f} GB."))
     return sorted(out, key=lambda x: -x[0])
+
+
+def _spend(s: Side) -> str:
+    """Per month, ``+?`` when a billed model had no price (ledger/cost.py: the report's words)."""
+    return s.costs.spend_text(s.per_month) if s.costs is not None else money(s.cost_per_month_usd)
 
 
 def headline(r: Replay) -> list[str]:
@@ -103,6 +108,7 @@ def validation_rows(r: Replay) -> list[tuple[str, float | None, float | None, st
 def _side(s: Side) -> dict[str, Any]:
     return {**s.totals, "cost_per_month_usd": s.cost_per_month_usd,
             "all_cloud_per_month_usd": s.all_cloud_per_month_usd, "peak_memory_gb": s.peak_memory_gb,
+            "cost": s.costs.to_dict() if s.costs is not None else None,
             "models": s.models, "agent_local_share": s.agent_local_share,
             "agents_not_in_config": s.skipped_agents}
 

@@ -66,8 +66,10 @@ class RequestRecord:
     parent_id: str | None = None
     #: why the answer ended, as the provider said (``length`` = cut off at ``max_tokens``); None without one
     finish_reason: str | None = None
-    #: the answer's budget when it was cut off, for the route line ("truncated at 128 tokens")
+    #: the answer's budget when it was cut off, as sent to the model (clamped, if it was), for the route line
     max_tokens: int | None = None
+    #: the answer was cut where the model's context ended, not at its budget
+    context_full: bool = False
 
     @property
     def truncated(self) -> bool:

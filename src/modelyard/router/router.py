@@ -39,7 +39,15 @@ from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, ChatResponse, Chunk, Message, finish_reason_of, invalid_arguments
+from modelyard.types import (
+    CONTEXT_FULL,
+    ChatRequest,
+    ChatResponse,
+    Chunk,
+    Message,
+    finish_reason_of,
+    invalid_arguments,
+)
 
 Sink = Callable[[RequestRecord], None]
 #: returns None when an answer is usable, else why not (the router then falls back)
@@ -367,7 +375,7 @@ class Router:
             await state.succeeded(ticket)
             if not walk.stream:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
-            walk.answer = buffer
+            walk.answer, walk.budget = buffer, request.max_tokens
             return
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
@@ -398,10 +406,10 @@ class Router:
         record.model = model
         record.finish_reason = finish_reason_of(buffer.stop_reason)
         if buffer.truncated:
-            record.max_tokens = walk.request.max_tokens
-            cap = self.providers[model].profile.max_output
-            if cap is not None and record.max_tokens is not None and record.max_tokens > cap:
-                record.max_tokens = cap  # the budget it was cut at is the clamped one
+            # the budget the answer was cut at is the one really sent: clamped to the model's output limit or to the
+            # room a prompt leaves (a refusal that stated it), not the client's (it read "max_tokens=2000" at 45)
+            record.max_tokens = walk.budget
+            record.context_full = buffer.stop_reason == CONTEXT_FULL
         record.outcome = RequestOutcome.OK if index == 0 else RequestOutcome.FALLBACK
         record.total_ms = (now - walk.t0) * 1000
         record.tokens_per_s = record.attempts[-1].tokens_per_s
@@ -426,6 +434,8 @@ class _Walk:
     loop: asyncio.AbstractEventLoop
     committed: bool = False
     answer: ChatResponse | None = None
+    #: the max_tokens the answering attempt was really sent (clamped to an output limit or the context's room)
+    budget: int | None = None
     tokens: int | None = None
 
     def prompt_tokens(self) -> int:
