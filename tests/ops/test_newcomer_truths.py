@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from tests.fakes import AnthropicServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
-from tests.fakes import AnthropicServer
 
 runner = CliRunner()
 KEY = "sk-ant-newcomer-0123456789abcdef"
