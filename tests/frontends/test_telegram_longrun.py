@@ -227,3 +227,24 @@ async def test_a_command_reply_held_by_flood_control_is_sent_once_the_wait_is_ov
     refused = [c for c in tg.calls_to("sendMessage") if not c.ok]
     assert len(refused) == 1 and refused[0].error.startswith("Too Many Requests: retry after")
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_person_who_blocks_the_bot_mid_answer_stops_the_model(tmp_path, llm, caplog):
+    """403 "Forbidden: bot was blocked by the user" while the answer streams: every later edit gets the same 403,
+    yet the model wrote on to the end — a slot held and tokens spent for no reader — and the final message was
+    tried. The first refusal stops it, as /stop would; the request is logged as cancelled, the inbox row done."""
+    caplog.set_level(logging.INFO)
+    with OpenAIServer(reply_text=WORDS, chunk_interval=0.05) as slow, \
+            TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="tell me a long story")
+            await eventually(streaming_in(tg, ALICE), 30)
+            tg.faults.set_default(Fault.status(403))
+            await eventually(lambda: inbox_states(config) == ["done"], 10)
+        refused = [c for c in tg.calls if not c.ok]
+        assert len(refused) == 1 and not [c for c in tg.sent if c.params.get("reply_markup")]
+    with db(config) as conn:
+        assert [r[0] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
+    assert "word150" not in " ".join(c.text or "" for c in tg.calls)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

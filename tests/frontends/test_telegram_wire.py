@@ -86,19 +86,26 @@ async def test_a_group_upgraded_to_a_supergroup_mid_answer_gets_the_answer_there
 
 
 async def test_a_bot_blocked_by_the_person_stops_trying_at_once(tmp_path, llm, caplog):
-    """403 "Forbidden: bot was blocked by the user": the model's answer is logged; the final message (the one with
-    the rating buttons) is not retried three times with pauses (each try would get the same 403)."""
+    """403 "Forbidden: bot was blocked by the user" from the start: nothing is retried (each try would get the same
+    403 — the final message was tried three times with pauses), and the model is stopped at the first refusal rather
+    than writing a whole answer no one can read (test_telegram_longrun has the block coming mid-answer)."""
     caplog.set_level(logging.INFO)
     with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
         config = bot_config(tmp_path, tg, llm)
         tg.faults.set_default(Fault.status(403))
         async with running_bot(config, tg):
             tg.push_message(ALICE, text="hello there")
-            await eventually(lambda: "answered by" in caplog.text, timeout=10)
-        finals = [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
-        assert len(finals) == 1 and not finals[0].ok
+            await eventually(lambda: "refuses the bot" in caplog.text, timeout=10)
+
+            def handled() -> bool:
+                with db(config) as conn:
+                    return conn.execute("SELECT state FROM telegram_inbox").fetchone()[0] == "done"
+
+            await eventually(handled)
+        assert not [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
+        assert len(tg.calls_to("sendMessage")) == 2  # the placeholder, the first text: each refused once
     with db(config) as conn:
-        assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
+        assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 

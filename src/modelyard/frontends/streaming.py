@@ -65,6 +65,10 @@ class StreamingReply:
         self.transient = False
         #: monotonic time before which the Bot API said not to try again (flood control's retry_after)
         self.not_before = 0.0
+        #: the chat refused the answer for good while it streamed (the person blocked the bot, the bot left the
+        #: group): ``on_gone`` is called once, and the answer need not be written on
+        self.gone = False
+        self.on_gone: Callable[[], None] | None = None
         self._shown: list[Formatted] = []
         #: the Bot API refused this answer's entities once: the rest goes out as plain text
         self._plain = False
@@ -156,7 +160,7 @@ class StreamingReply:
                     break
                 await asyncio.sleep(wait)
             except TelegramError as exc:
-                if isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and _unwritable(exc)):
+                if _gone(exc):
                     # blocked by the person, removed from the group, a topic closed: no try will get through
                     log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
                     self.undelivered = self.transient = False
@@ -195,6 +199,12 @@ class StreamingReply:
                     self._paused_until = time.monotonic() + retry_seconds(exc.retry_after)
                     self._changed.set()  # the text still has to be shown later
                 except TelegramError as exc:  # a lost edit is fine: the next one carries the whole text
+                    if _gone(exc):  # but not this one: blocked, removed from the group — no edit will get through
+                        log.info("telegram: chat %s can no longer be written to (%s)", self.chat_id, exc)
+                        self.gone = True
+                        if self.on_gone is not None:
+                            self.on_gone()
+                        return
                     log.info("telegram: edit in chat %s failed (%s)", self.chat_id, type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finishing.wait(), max(self.interval, wait))
@@ -294,6 +304,11 @@ _UNWRITABLE = ("chat not found", "topic_closed", "topic_deleted", "thread not fo
 def _unwritable(exc: BadRequest) -> bool:
     said = str(exc).lower()
     return any(reason in said for reason in _UNWRITABLE)
+
+
+def _gone(exc: TelegramError) -> bool:
+    """The chat refuses the bot for good: blocked by the person, removed from the group, a topic closed."""
+    return isinstance(exc, Forbidden) or (isinstance(exc, BadRequest) and _unwritable(exc))
 
 
 def _unreachable(exc: TelegramError) -> bool:

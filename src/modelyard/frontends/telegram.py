@@ -282,8 +282,9 @@ class TelegramBot:
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         #: per chat, the tasks answering or waiting to answer a message there (what /stop ends)
         self._work: defaultdict[int, set[asyncio.Task]] = defaultdict(set)
-        #: tasks ended by /stop (not by the bot stopping)
+        #: tasks ended by /stop (not by the bot stopping), or because their chat refuses the bot (in ``_gone`` too)
         self._cancelled: set[asyncio.Task] = set()
+        self._gone: set[asyncio.Task] = set()
         self.gate = TurnGate(self._slots)
         self.inbox = Inbox(self.store.path, token.split(":", 1)[0])
         #: updates of an earlier process, handled again at start: what they had shown or answered
@@ -588,6 +589,14 @@ class TelegramBot:
         await self._say(message, "Stopped." if len(work) < 2 else
                         f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
 
+    def _end(self, task: asyncio.Task) -> None:
+        """The chat refuses every message (the person blocked the bot, it was removed from the group): the model
+        is stopped as by /stop. It wrote the whole answer, a slot busy and its tokens spent, for no one to read."""
+        if not task.done() and task not in self._cancelled:
+            self._cancelled.add(task)
+            self._gone.add(task)
+            task.cancel()
+
     async def _stoppable(self, chat_id: int, user_id: int, work: list[asyncio.Task]) -> list[asyncio.Task]:
         """What a group member's /stop may end: their own messages (being answered or waiting), everyone's when
         they are an admin of the chat (Bot API getChatMember: status "creator" or "administrator"). Anyone's /stop
@@ -656,6 +665,7 @@ class TelegramBot:
             work.discard(task)
             self._askers.pop(task, None)
             self._cancelled.discard(task)
+            self._gone.discard(task)
             if not work:
                 del self._work[chat.id]
 
@@ -704,10 +714,14 @@ class TelegramBot:
 
         task = asyncio.current_task()
         assert task is not None
+        reply.on_gone = lambda: self._end(task)
         self._turns.add(task)
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
         except asyncio.CancelledError:
+            if task in self._gone:  # blocked by the person, the bot removed from the group: nothing will show
+                log.info("telegram: chat %s refuses the bot; the answer (and its model) stopped", chat.id)
+                raise
             if task in self._cancelled:  # /stop
                 log.info("telegram: chat %s: answer stopped by /stop", chat.id)
                 if reply.started:
