@@ -106,3 +106,22 @@ def test_calibrating_on_a_handful_of_lines_says_the_threshold_is_not_measured(tm
     result = runner.invoke(app, ["eval-routing", str(few), "--calibrate", "0.95", "-c", CONFIG])
     assert result.exit_code == 0, result.output
     assert "precision n/a" in result.output and "5 lines are too few" in " ".join(result.output.split())
+
+
+def test_calibrating_on_several_files_holds_each_file_out(tmp_path: Path) -> None:
+    """Round 12: `eval-routing A B --calibrate P` reads both files as one set and judges each file with the
+    threshold the other chose (a population held out whole, as unfamiliar traffic is); it took one file."""
+    lines = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join(json.dumps(r) for r in lines[::2]) + "\n")
+    second.write_text("\n".join(json.dumps(r) for r in lines[1::2]) + "\n")
+    result = runner.invoke(app, ["eval-routing", str(first), str(second), "--calibrate", "0.9", "--json", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["n"] == len(lines)
+    cal = report["calibration"]
+    assert cal["held_out"] == "each file" and list(cal["files"]) == ["first.jsonl", "second.jsonl"]
+    assert [m["n"] for m in cal["files"].values()] == [len(lines[::2]), len(lines[1::2])]
+    assert all(m["right"] <= m["decided_fast"] <= m["n"] for m in cal["files"].values())
+    table = runner.invoke(app, ["eval-routing", str(first), str(second), "--calibrate", "0.9", "-c", CONFIG])
+    assert "each file held out" in table.output and "second.jsonl: threshold" in table.output

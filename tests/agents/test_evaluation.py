@@ -37,6 +37,27 @@ def test_choose_threshold_passes_the_bound_to_every_fold() -> None:
     assert bound.coverage < point.coverage
 
 
+def test_a_population_held_out_whole_shows_what_five_folds_hide() -> None:
+    """Round 12: 5-fold calibration mixes populations, so each held-out fold has its siblings in the part that
+    chose the threshold. Here population "b" is confidently wrong on one line in seven, "a" never: 5-fold
+    promises over 90%, holding "b" out whole (its threshold chosen on "a" alone) shows it gets 86%."""
+    a = [Outcome("x", 0.99 - i / 1000, right=True) for i in range(100)]
+    b = [Outcome("x", 0.99 - i / 1000, right=i % 7 != 3) for i in range(100)]
+    rows, groups = a + b, ["a"] * 100 + ["b"] * 100
+    mixed = choose_threshold(rows, 0.9)
+    apart = choose_threshold(rows, 0.9, groups=groups)
+    assert mixed.precision is not None and mixed.precision > 0.9 and not mixed.held
+    assert list(apart.held) == ["a", "b"] and len(apart.folds) == 2
+    assert apart.held["b"] == (86, 100, 100)  # "a" alone sets the line at its lowest confidence: all of "b" passes
+    right, decided, n = apart.held["a"]
+    assert right == decided and n == 100
+    assert apart.precision is not None and apart.precision < mixed.precision
+    assert apart.value == mixed.value  # the threshold itself is chosen on everything, as before
+    single = choose_threshold(rows, 0.9, groups=["a"] * 200)  # one population: 5-fold, as without groups
+    assert (single.value, single.precision, single.folds, single.held) == (mixed.value, mixed.precision,
+                                                                           mixed.folds, {})
+
+
 def test_message_kinds() -> None:
     """Round 8: the kinds the examples cover least — long messages and non-Latin scripts — told apart."""
     assert message_kind("write a poem about the sea") is MessageKind.SHORT

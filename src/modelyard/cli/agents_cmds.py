@@ -108,14 +108,16 @@ def evaluate(orchestrator: Orchestrator, rows: list[Labelled], decisions: list[D
 
 
 def eval_routing(
-    file: Annotated[Path, typer.Argument(
-        help='JSONL, one {"text": …, "agent": …} or {"text": …, "accept": [...]} per line')],
+    files: Annotated[list[Path], typer.Argument(
+        help='JSONL, one {"text": …, "agent": …} or {"text": …, "accept": [...]} per line; several files are '
+             'read as one set, each a population of its own for --calibrate')],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     with_model: Annotated[bool, typer.Option("--with-model",
                                              help="Ask the orchestrator's model below the threshold")] = False,
     calibrate: Annotated[float | None, typer.Option(
-        "--calibrate", help="Choose the threshold for this precision (e.g. 0.95) by 5-fold cross-validation")] = None,
+        "--calibrate", help="Choose the threshold for this precision (e.g. 0.95) by cross-validation: 5-fold, "
+                            "or with several files each file held out in turn")] = None,
     lower_bound: Annotated[bool, typer.Option(
         "--lower-bound", help="With --calibrate: the precision's 95% lower confidence bound must reach it, "
                               "not its point estimate")] = False,
@@ -123,7 +125,10 @@ def eval_routing(
     """Measure routing on labelled lines: accuracy, above-threshold precision, coverage, reliability."""
     cfg, path = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
-    rows = _read_labels(file, set(cfg.agents))
+    read = [(file, _read_labels(file, set(cfg.agents))) for file in files]
+    rows = [row for _, lines in read for row in lines]
+    names = [file.name for file in files] if len({file.name for file in files}) == len(files) else list(map(str, files))
+    populations = [name for name, (_, lines) in zip(names, read, strict=True) for _ in lines]
     decisions = None
     if with_model:
         runtime = _runtime_or_exit(path, cfg)
@@ -140,10 +145,16 @@ def eval_routing(
     if calibrate is not None:
         fast = [orchestrator.decide_fast(row.text) for row in rows]
         chosen = choose_threshold([Outcome(d.agent, d.confidence, d.agent in row.accept)
-                                   for d, row in zip(fast, rows, strict=True)], calibrate, bound=lower_bound)
+                                   for d, row in zip(fast, rows, strict=True)], calibrate, bound=lower_bound,
+                                  groups=populations)
         report["calibration"] = {"target": calibrate, "lower_bound": lower_bound, "threshold": round(chosen.value, 4),
+                                 "held_out": "each file" if chosen.held else "5-fold",
                                  "held_out_precision": chosen.precision, "held_out_coverage": chosen.coverage,
-                                 "fold_thresholds": [round(v, 4) for v in chosen.folds]}
+                                 "fold_thresholds": [round(v, 4) for v in chosen.folds],
+                                 "files": {name: {"threshold": round(value, 4), "right": right, "decided_fast": fast_n,
+                                                  "n": n}
+                                           for (name, (right, fast_n, n)), value in zip(
+                                               chosen.held.items(), chosen.folds[:len(chosen.held)], strict=True)}}
     if as_json:
         console.out(json.dumps(report, indent=2), highlight=False)
         return
@@ -159,8 +170,14 @@ def eval_routing(
         cal = report["calibration"]
         held = "n/a" if cal["held_out_precision"] is None else f"{cal['held_out_precision']:.1%}"
         how = "lower 95% bound of precision" if cal["lower_bound"] else "precision"
+        folds = "each file held out, judged with the threshold the others chose" if cal["files"] else \
+            "held-out folds"
         console.print(f"calibrated for {how} {cal['target']:.0%}: threshold [bold]{cal['threshold']:.3f}[/] "
-                      f"(held-out folds: precision {held}, coverage {cal['held_out_coverage']:.1%})", highlight=False)
+                      f"({folds}: precision {held}, coverage {cal['held_out_coverage']:.1%})", highlight=False)
+        for name, m in cal["files"].items():
+            share = f"{m['right']} of {m['decided_fast']} right" if m["decided_fast"] else "none decided fast"
+            console.print(f"  {name}: threshold {m['threshold']:.3f} from the others, {share} "
+                          f"({m['decided_fast'] / m['n']:.1%} of {m['n']} decided fast)", highlight=False)
         if cal["held_out_precision"] is None:  # a number with nothing behind it: say so before anyone uses it
             console.print(f"[yellow]not measured:[/] no held-out line cleared its fold's threshold — "
                           f"{report['n']} lines are too few to choose one (use a few hundred)", highlight=False)
