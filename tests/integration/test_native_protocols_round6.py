@@ -53,6 +53,17 @@ def opus_router(claude: AnthropicServer, backup: OpenAIServer, log: Path) -> tup
     return Router(config, sink=writer.submit), writer
 
 
+async def ask_twice(opus: tuple[AnthropicServer, OpenAIServer], tmp_path: Path, ask: ChatRequest) -> list[Any]:
+    """The same request twice through one router: both answered by Claude, the first after the refusal."""
+    router, writer = opus_router(*opus, tmp_path / "log.db")
+    answers = [await router.complete("agent", ask) for _ in range(2)]
+    await router.aclose()
+    writer.close()
+    for routed in answers:
+        assert outcomes(routed) == [("opus", "ok", None)], routed.record.attempts[0].detail
+    return answers
+
+
 async def test_a_model_that_takes_adaptive_thinking_only_is_asked_so_and_remembers(
         opus: tuple[AnthropicServer, OpenAIServer], tmp_path: Path) -> None:
     """Claude Opus 4.7 (and 4.8, Opus 5.x) refuse extended thinking with a budget: 400 invalid_request_error
@@ -62,15 +73,8 @@ async def test_a_model_that_takes_adaptive_thinking_only_is_asked_so_and_remembe
     did. Now the refusal is learned: asked again at once with adaptive thinking — ``display: "summarized"``, since
     those models' default "omitted" sends thinking blocks without their text (claude-code#49268) — and later
     requests go so from the start."""
-    claude, backup = opus
-    router, writer = opus_router(claude, backup, tmp_path / "log.db")
-    ask = ChatRequest(messages=[Message("user", "Say hello")], thinking=True)
-    first = await router.complete("agent", ask)
-    second = await router.complete("agent", ask)
-    await router.aclose()
-    writer.close()
-    for routed in (first, second):
-        assert outcomes(routed) == [("opus", "ok", None)], routed.record.attempts[0].detail
+    claude, _ = opus
+    for routed in await ask_twice(opus, tmp_path, ChatRequest(messages=[Message("user", "Say hello")], thinking=True)):
         assert (routed.response.text, routed.response.thinking) == (REPLY, DEFAULT_THINKING)
     sent = [r.json["thinking"] for r in claude.requests]
     assert sent[0]["type"] == "enabled"
@@ -84,15 +88,9 @@ async def test_a_model_that_refuses_temperature_is_asked_without_it(
     0.7, sent by most of them) is refused, 400 "`temperature` is deprecated for this model." (inspect_ai#3721,
     Roo-Code#12162, models.dev#1468). Every such request fell back. Now asked again at once without it, and later
     requests go without it."""
-    claude, backup = opus
-    router, writer = opus_router(claude, backup, tmp_path / "log.db")
-    ask = ChatRequest(messages=[Message("user", "Say hello")], temperature=0.7)
-    first = await router.complete("agent", ask)
-    second = await router.complete("agent", ask)
-    await router.aclose()
-    writer.close()
-    for routed in (first, second):
-        assert outcomes(routed) == [("opus", "ok", None)], routed.record.attempts[0].detail
+    claude, _ = opus
+    for routed in await ask_twice(opus, tmp_path, ChatRequest(messages=[Message("user", "Say hello")],
+                                                              temperature=0.7)):
         assert routed.response.text == REPLY
     assert ["temperature" in r.json for r in claude.requests] == [True, False, False]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpClient, HttpProvider, loads, make_client, stream_error, tool_call
+from modelyard.providers.http import HttpProvider, loads, stream_error, tool_call
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
@@ -212,13 +212,6 @@ class AnthropicProvider(HttpProvider):
     _adaptive_only = False
     #: learned: the model refuses ``temperature`` (Opus 4.7 and later: sampling parameters removed)
     _no_temperature = False
-
-    @property
-    def client(self) -> HttpClient:
-        if self._client is None:
-            self._client = make_client(self.endpoint, self.client_headers())
-            self._client.refit = self._without_refused
-        return self._client
 
     def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
         """``body`` refitted to what the model refused, or None (another refusal). Learned, as the OpenAI-compatible

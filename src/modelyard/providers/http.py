@@ -629,7 +629,13 @@ class HttpProvider(Provider):
     def client(self) -> HttpClient:
         if self._client is None:
             self._client = make_client(self.endpoint, self.client_headers())
+            self._client.refit = self._without_refused
         return self._client
+
+    def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+        """``body`` refitted to what the server refused (sent once more at once), or None: the refusal stands. A
+        provider that learns from a server's refusals (a field it will not take) says how; asked on errors only."""
+        return None
 
     async def aclose(self) -> None:
         if self._client is not None:

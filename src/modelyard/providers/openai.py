@@ -36,7 +36,6 @@ from modelyard.providers.http import (
     TOOL_USE_FAILED,
     UNSUPPORTED,
     WRONG_ENDPOINT,
-    HttpClient,
     HttpProvider,
     error_field,
     loads,
@@ -410,13 +409,6 @@ class OpenAIProvider(HttpProvider):
 
     #: learned: the server refuses ``stream_options`` (sent for the usage chunk), e.g. Mistral's API
     _refuses_stream_options = False
-
-    @property
-    def client(self) -> HttpClient:
-        if self._client is None:
-            self._client = make_client(self.endpoint, self.client_headers())
-            self._client.refit = self._without_refused
-        return self._client
 
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
     _nine_char_ids = False
