@@ -102,8 +102,11 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
 
     if why := asyncio.run(refused(settings)):
         message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
-    elif why := asyncio.run(scripts_refused(settings)):  # the password is right, the user may not run scripts
-        message = f"Redis at {settings.shown_url} refused this user's scripts ({why}): {StoreFault.NOPERM.value}"
+    elif found := asyncio.run(scripts_refused(settings)):  # the password is right, no script runs there
+        fault, why = found
+        message = (f"Redis at {settings.shown_url} refused this user's scripts ({why}): {fault.value}"
+                   if fault is StoreFault.NOPERM else f"{settings.shown_url} is not a Redis modelyard can use ({why}): "
+                   f"{fault.value}")
     else:
         return
     if os.environ.get(STATE_ENV, "").strip():

@@ -579,6 +579,11 @@ class StateConfig(Strict):
     @classmethod
     def _redis_url(cls, v: str) -> str:
         parts = urlsplit(v)
+        if "sentinel" in parts.scheme.lower():  # redis+sentinel://, sentinel:// (other clients' forms)
+            raise PydanticCustomError(
+                "state_url", "Sentinel URLs are not supported ('{got}'): point state at the Redis primary, "
+                "redis://HOST:6379/0 (redis-cli -p 26379 SENTINEL get-master-addr-by-name NAME says which), or at a "
+                "name your failover moves", {"got": redact_url(v)})
         if parts.scheme not in STATE_SCHEMES or not (parts.hostname or parts.path):
             raise PydanticCustomError(
                 "state_url", "expected a Redis URL like redis://127.0.0.1:6379/0 (schemes: {schemes}), got '{got}'",

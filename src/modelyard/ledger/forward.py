@@ -61,6 +61,12 @@ DEGRADED_FOR = 300.0
 LOCK_TIMEOUT = 10.0
 #: how often the backlog shown in /healthz and /metrics is counted (by the forwarder's thread)
 MEASURE_EVERY = 1.0
+#: a step (one batch, its statements each bounded by LOCK_TIMEOUT) still running after this is stuck on a connection
+#: that went silent (a firewall dropping packets, a frozen server): its socket is shut down, the step fails, is
+#: counted, and the forwarder connects again — before, it waited for ever, even after the path was back
+STUCK_AFTER = 2 * LOCK_TIMEOUT
+#: a step running this long already says so: not connected, and the backlog counted beside it
+SLOW_SAID_AFTER = 5.0
 #: how often the labels the team's last ``routing learn`` trusts are copied back into the spool
 TEAM_LABELS_EVERY = 30.0
 _LOG_EVERY = 10.0
@@ -207,10 +213,13 @@ class Forwarder:
     """One thread that drains the spool at ``path`` into the PostgreSQL log at ``url``."""
 
     def __init__(self, path: str | Path, url: str, *, poll: float = POLL, batch: int = BATCH,
-                 lock_timeout: float = LOCK_TIMEOUT):
+                 lock_timeout: float = LOCK_TIMEOUT, stuck_after: float = STUCK_AFTER):
         self.path = Path(path)
         self.url = url
         self.lock_timeout = lock_timeout
+        self.stuck_after = stuck_after
+        #: when the step now running started (None: none runs) — the watchdog reads it
+        self._step_since: float | None = None
         self.target = dburl.redact(url)
         self.poll = poll
         self.batch = batch
@@ -244,6 +253,8 @@ class Forwarder:
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="modelyard-log-forwarder", daemon=True)
         self._thread.start()
+        self._watchdog = threading.Thread(target=self._watch, name="modelyard-log-forwarder-watchdog", daemon=True)
+        self._watchdog.start()
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -278,7 +289,8 @@ class Forwarder:
         backlog, oldest_ts = self._backlog
         oldest = None if oldest_ts is None else max(0.0, time.time() - oldest_ts)
         at = self._last_error_at
-        return ForwardHealth(self.target, self._lock_fd is not None, self.alive, self._pg is not None,
+        return ForwardHealth(self.target, self._lock_fd is not None, self.alive,
+                             self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
                              None if at is None else time.time() - at, tuple(self.state_differs))
 
@@ -290,6 +302,7 @@ class Forwarder:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=timeout + 5)
+        self._watchdog.join(timeout=MEASURE_EVERY + 1)
         self._release()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
@@ -319,12 +332,15 @@ class Forwarder:
         while not self._stop.is_set():
             moved = False
             if time.monotonic() >= self._next_try:
+                self._step_since = time.monotonic()
                 try:
                     moved = self._step()
                 except BaseException as exc:  # never dies silently: count it, reconnect, back off
                     self._failed(exc)
                     self._drop_pg()
                     self._measured_at = 0.0  # the backlog is news now: /healthz shows it at once, not a second on
+                finally:
+                    self._step_since = None
                 self._next_try = time.monotonic() + (0.0 if moved else self._backoff or self.poll)
             if time.monotonic() - self._measured_at >= MEASURE_EVERY:
                 self._measure()
@@ -336,6 +352,26 @@ class Forwarder:
                     self._wake.clear()
                     self._next_try = min(self._next_try, time.monotonic()) if not self._backoff else self._next_try
         self._drop_pg()
+
+    def _step_slow(self) -> bool:
+        since = self._step_since
+        return since is not None and time.monotonic() - since >= SLOW_SAID_AFTER
+
+    def _watch(self) -> None:
+        """While a step hangs on PostgreSQL, count the backlog for /healthz (from a connection of its own: the
+        forwarder's is busy) and, once the step is stuck, break the connection it waits on."""
+        while not self._stop.wait(MEASURE_EVERY):
+            since, pg = self._step_since, self._pg
+            if since is None or not self._step_slow():
+                continue
+            with contextlib.suppress(sqlite3.Error):
+                rows = self._read("SELECT COUNT(*), MIN(r.ts) FROM _outbox o "
+                                  "LEFT JOIN requests r ON r.id = o.request_id")
+                self._backlog = (rows[0][0], rows[0][1])
+            if pg is not None and time.monotonic() - since >= self.stuck_after:
+                log.warning("routing log: no answer from %s for %.0fs: dropping the connection and trying again",
+                            self.target, time.monotonic() - since)
+                pg.abort()
 
     def _measure(self) -> None:
         try:

@@ -227,3 +227,20 @@ class PgConnection:
 
     def close(self) -> None:
         self._conn.close()
+
+    def abort(self) -> None:
+        """From another thread: end a call waiting on a connection that went silent (a host cut off by a firewall
+        that drops packets, a server frozen). libpq waits on such a socket for as long as TCP keeps it — for ever when
+        something in between still acknowledges — so its socket is shut down: the waiting call fails at once."""
+        import os
+        import socket
+
+        try:
+            fd = self._conn.pgconn.socket
+        except Exception:  # closed meanwhile: nothing waits on it
+            return
+        try:
+            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate shuts down the same connection
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

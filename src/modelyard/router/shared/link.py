@@ -92,6 +92,9 @@ class StoreFault(Enum):
     OOM = "Redis is at maxmemory and evicts nothing (noeviction)"
     READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
                 "the failover moves")
+    SENTINEL = ("this server runs no scripts, as a Redis Sentinel's port (26379) does: point state.url at the Redis "
+                "primary the Sentinel names (redis-cli -p 26379 SENTINEL get-master-addr-by-name NAME), or at a name "
+                "your failover moves; Sentinel URLs are not supported")
     AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
     TLS = ("this host does not trust the server's TLS certificate: name its CA in the URL, "
            "rediss://HOST:PORT/0?ssl_ca_certs=/path/to/ca.pem (ssl_cert_reqs=none skips the check)")
@@ -109,6 +112,9 @@ class StoreFault(Enum):
 _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]]] = [
     (StoreFault.NOPERM, (), ("permissions to run", "permissions to access", "NOPERM", "can't run this command")),
     (StoreFault.MISCONF, (), ("MISCONF",)),
+    # a Sentinel's reply to the commands only a data server has (Redis 7: "ERR unknown command 'evalsha', with args…")
+    (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
+                               "unknown command `eval", "unknown command `script`", "unknown command `time`")),
     (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
     (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
@@ -153,18 +159,18 @@ async def refused(settings: StateConfig) -> str | None:
     return None
 
 
-async def scripts_refused(settings: StateConfig) -> str | None:
-    """One trivial script: why, when the Redis user may not run scripts (an ACL without EVAL/EVALSHA), else None
-    (also when Redis cannot be reached, or refuses the password: :func:`refused` says that). Every slot is a script:
-    such a process gave no model a slot, for as long as it ran."""
+async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | None:
+    """One trivial script: why, when the Redis user may not run scripts (an ACL without EVAL/EVALSHA) or the server
+    runs none (a Sentinel's port), else None (also when Redis cannot be reached, or refuses the password:
+    :func:`refused` says that). Every slot is a script: such a process gave no model a slot, for as long as it ran."""
     client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
                             retry=Retry(NoBackoff(), 0), health_check_interval=0)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.eval("return 1", 0)
     except (NoPermissionError, RedisError) as exc:
-        if StoreFault.of(exc, str(exc)) is StoreFault.NOPERM:
-            return f"{type(exc).__name__}: {exc}"
+        if (fault := StoreFault.of(exc, str(exc))) in (StoreFault.NOPERM, StoreFault.SENTINEL):
+            return fault, f"{type(exc).__name__}: {exc}"
         return None
     except (TimeoutError, OSError):
         return None
@@ -231,6 +237,14 @@ class RedisLink:
         #: the instance list entry outlives many ticks: it only sizes the share while Redis is down, and an
         #: undercount (a live process whose tick was late) would hand out more than the limit
         self.instance_ms = max(2 * self.lease_ms, 10_000.0)
+        #: a process registers every tick; one not heard from for two ticks and two timeouts is *silent*: cut off
+        #: from Redis (using its outage share on its own) or dead — the others hold its share back until its entry
+        #: runs out (``instance_ms``), else a host cut off alone added its share to the whole limit the others
+        #: handed out through Redis
+        self.silent_ms = (2 * self.tick + 2 * settings.timeout) * 1000
+        #: the processes (on this host) silent at the last tick
+        self.silent = 0
+        self.host_silent = 0
         self._counts: list[tuple[float, int, int]] = []
         self.host = socket.gethostname()
         self.instance = f"{self.host}:{os.getpid()}:{random.getrandbits(32):08x}"
@@ -388,7 +402,7 @@ class RedisLink:
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
         return [self._instances_key, self._configs_key], [
             self.now_arg(), self.lease_ms if leave else self.instance_ms, self.instance, int(leave), f"{self.host}:",
-            "" if leave else self._limits_text()]
+            "" if leave else self._limits_text(), self.silent_ms]
 
     def _compare(self, others: list[Any]) -> None:
         """``others``: (instance, limits JSON) pairs of live processes whose limits differ from this one's."""
@@ -578,7 +592,8 @@ class RedisLink:
         self._counts = [c for c in self._counts if now - c[0] < 30] + [(now, int(counted[0]), int(counted[1]))]
         self.instances = max(n for _, n, _ in self._counts)
         self.host_instances = max(n for _, _, n in self._counts)
-        self._compare(counted[2:])
+        self.silent, self.host_silent = int(counted[2]), int(counted[3])
+        self._compare(counted[4:])
         if beat:
             self._last_beat = now
         results = results[1 + len(restarts):]
@@ -721,6 +736,9 @@ class RedisLink:
             detail += f"; limits differ: {'; '.join(limits)}"
         if self.up and (logs := [f for f in self.disagreements if f.startswith("routing log: ")]):
             detail += f"; logs differ: {'; '.join(f.removeprefix('routing log: ') for f in logs)}"
+        if self.up and self.silent:
+            detail += (f"; {self.silent} instance(s) silent (cut off from Redis or stopped): their outage share is "
+                       "held back")
         if self.up and self.splits:
             detail += f"; counted apart: {'; '.join(self.splits)}"
         if self.clock_note:

@@ -91,6 +91,21 @@ local function epoch(M, H, known, fresh, now, grace_ms)
   return cur, lost
 end
 
+-- the same loss seen by a script that knows no epoch (RELEASE): a fresh epoch, so every live process registers again
+-- what it holds, and the grace before any hand-over. Without it RELEASE noted the evicted set's 0 holders over the
+-- evidence and handed the free-looking slots out at once — the backend saw twice the limit under allkeys-lru.
+local function lost_unknowing(M, H, now, grace_ms)
+  local cur = redis.call('HGET', M, 'epoch')
+  if cur and not (tonumber(redis.call('HGET', M, 'held') or '0') > 0 and redis.call('EXISTS', H) == 0) then
+    return false
+  end
+  redis.call('HSET', M, 'epoch', (cur or 'lost') .. ':' .. tostring(now))
+  if tonumber(redis.call('HGET', M, 'grace') or '0') < now + grace_ms then
+    redis.call('HSET', M, 'grace', tostring(now + grace_ms))
+  end
+  return true
+end
+
 -- what the holders' set holds now, noted beside the epoch (see epoch()); written only when it changed, so a script
 -- that changed nothing writes nothing (under maxmemory a first write may be refused)
 local function noted(M, H, result)
@@ -127,6 +142,7 @@ return noted(M, H, {0, cur})
 RELEASE = _PRELUDE + r"""
 local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now, win, limit = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+lost_unknowing(M, H, now, tonumber(ARGV[5]))
 purge(H, Q, W, now, M, win, tonumber(ARGV[5]))
 local n = 0
 for i = 6, #ARGV do
@@ -287,10 +303,13 @@ end
 return 0
 """
 
-#: KEYS instances configs; ARGV now win id leave(0/1) host_prefix limits
+#: KEYS instances configs; ARGV now win id leave(0/1) host_prefix limits silent_ms
 #: The processes sharing this prefix: registers (or removes) this one with the limits it applies (``limits``: its
-#: config's max_concurrent per shared model, as JSON), forgets the ones whose entry ran out.
-#: → {alive, alive on this host, then (instance, limits) for each set of limits unlike this one's}
+#: config's max_concurrent per shared model, as JSON), forgets the ones whose entry ran out, and counts the *silent*
+#: ones — alive, but not registered for ``silent_ms`` (every process registers each tick): cut off from Redis, so
+#: using their outage share on their own (or dead, until their entry runs out).
+#: → {alive, alive on this host, silent, silent on this host, then (instance, limits) for each set of limits unlike
+#: this one's}
 INSTANCES = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -306,7 +325,17 @@ local host, on_host = ARGV[5], 0
 for _, id in ipairs(ids) do
   if string.sub(id, 1, #host) == host then on_host = on_host + 1 end
 end
-local out = {#ids, on_host}
+local silent, silent_on_host = 0, 0
+if ARGV[4] ~= '1' and ARGV[7] then
+  -- an entry's score is its registration plus ``win``: registered more than silent_ms ago is silent
+  local registered_before = now + tonumber(ARGV[2]) - tonumber(ARGV[7])
+  local quiet = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(registered_before))
+  silent = #quiet
+  for _, id in ipairs(quiet) do
+    if string.sub(id, 1, #host) == host then silent_on_host = silent_on_host + 1 end
+  end
+end
+local out = {#ids, on_host, silent, silent_on_host}
 if ARGV[4] ~= '1' then
   local seen = {[ARGV[6]] = true}
   for _, id in ipairs(ids) do

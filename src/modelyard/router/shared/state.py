@@ -113,7 +113,7 @@ class RedisState(ModelState):
         self.waiting[token] = fut  # before the call: the grant may be published before its reply arrives
         self.link.waiters[token] = self
         self._remote.add(token)
-        args = [self.link.now_arg(), self.link.window_ms, self.limit, token, self.epoch, self.link.new_token(),
+        args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), token, self.epoch, self.link.new_token(),
                 self.link.grace_ms, self.link.channel]
         try:
             status, epoch = await self.link.call("ACQUIRE", self._slots, args, budget=deadline - loop.time())
@@ -204,6 +204,18 @@ class RedisState(ModelState):
     def _instances(self) -> int:
         return self.link.host_instances if self.per_host else self.link.instances
 
+    def _silent(self) -> int:
+        return self.link.host_silent if self.per_host else self.link.silent
+
+    def shared_limit(self) -> int:
+        """The limit this process hands out through Redis: ``max_concurrent`` less the outage share of every process
+        gone silent (cut off from Redis, it may be using that share on its own; see ``RedisLink.silent_ms``). Never
+        below 1: the shares of the others are at most (instances - 1) · floor(limit / instances)."""
+        held_back = self._silent() * self._counted_share()
+        if self.link.settings.on_outage is OnOutage.FAIL or held_back == 0:
+            return self.limit
+        return max(1, self.limit - held_back)
+
     def _counted_share(self) -> int:
         """floor(limit / instances last seen); 0 when this process never counted them."""
         return self.limit // self._instances() if self._instances() else 0
@@ -269,7 +281,7 @@ class RedisState(ModelState):
 
     def _release_args(self, tokens: list[str]) -> list[Any]:
         link = self.link
-        return [link.now_arg(), link.window_ms, self.limit, link.channel, link.grace_ms, *tokens]
+        return [link.now_arg(), link.window_ms, self.shared_limit(), link.channel, link.grace_ms, *tokens]
 
     def granted(self, token: str) -> None:
         """The grant listener (or a heartbeat) says ``token`` now holds a slot."""
@@ -322,7 +334,7 @@ class RedisState(ModelState):
 
     def renew_call(self) -> tuple[list[str], list[Any]]:
         holders, waiters, probes = list(self.held), list(self.waiting), list(self.probes)
-        args = [self.link.now_arg(), self.link.window_ms, self.limit, self.link.channel, self.epoch,
+        args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), self.link.channel, self.epoch,
                 self.link.new_token(), self.link.grace_ms, len(holders), len(waiters), *holders, *waiters, *probes]
         return [*self._slots, self._released, self._breaker], args
 

@@ -1,0 +1,172 @@
+"""A loopback TCP proxy of the tests' own between modelyard and a real server (Redis, PostgreSQL), run in a thread
+so that ``modelyard serve`` child processes can go through it while the test drives the faults.
+
+The faults are the ones a small team meets between two hosts, in the shapes users report them: a node isolated by an
+``iptables`` DROP rule, where the client waits on a connection nothing answers (redis/redis-py#2243, "process hangs
+due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (redis/redis-py#1527); a server paused
+(``DEBUG SLEEP``, ``docker pause``) leaving the connection half-open (redis/ioredis#1318):
+
+- ``delay(s)``: every chunk the client sends reaches the server ``s`` seconds late (a slow link or a slow server:
+  each command's answer comes ``s`` later; order is kept);
+- ``partition()``: this host is cut off — the connections open now go silent in both directions (no RST, no FIN,
+  what a firewall dropping packets looks like), and new ones are accepted and then hear nothing;
+- ``reset()``: every open connection is reset (RST) and new ones are refused until :meth:`heal`;
+- ``heal()``: everything passes again (connections made from now on; silenced ones stay dead, as after a real
+  partition the client has to notice and reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+import time
+from enum import Enum
+from typing import Any
+
+
+class Mode(Enum):
+    PASS = 1
+    PARTITIONED = 2
+    REFUSING = 3
+
+
+class _Pipe:
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter):
+        self.client, self.upstream = client, upstream
+        self.silent = False
+
+
+class FaultProxy:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+        self.upstream = (upstream_host, upstream_port)
+        self.port = 0
+        self.mode = Mode.PASS
+        self.latency = 0.0
+        self.connections = 0
+        self._pipes: list[_Pipe] = []
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="fault-proxy")
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        self._run(self._listen())
+        return self
+
+    def close(self) -> None:
+        def stop() -> None:
+            for pipe in self._pipes:
+                pipe.client.close()
+                pipe.upstream.close()
+            if self._server is not None:
+                self._server.close()
+        self._loop.call_soon_threadsafe(stop)
+        time.sleep(0.05)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def url(self, scheme: str = "redis", path: str = "/0") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def delay(self, seconds: float) -> None:
+        self.latency = seconds
+
+    def partition(self) -> int:
+        """Silence every open connection, and accept new ones only to hear nothing; how many went silent."""
+        self.mode = Mode.PARTITIONED
+        silenced = [p for p in self._pipes if not p.silent]
+        for pipe in silenced:
+            pipe.silent = True
+        return len(silenced)
+
+    def reset(self) -> None:
+        """RST every open connection and refuse new ones."""
+        self.mode = Mode.REFUSING
+
+        def rst() -> None:
+            for pipe in list(self._pipes):
+                for writer in (pipe.client, pipe.upstream):
+                    sock = writer.get_extra_info("socket")
+                    if sock is not None:
+                        with contextlib.suppress(OSError):
+                            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.close()
+            self._pipes.clear()
+        self._loop.call_soon_threadsafe(rst)
+
+    def heal(self) -> None:
+        self.mode = Mode.PASS
+        self.latency = 0.0
+
+    # -- inside the proxy's loop --------------------------------------------------------------
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._carry, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode is Mode.REFUSING:
+            sock = writer.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        pipe = _Pipe(writer, up_writer)
+        pipe.silent = self.mode is Mode.PARTITIONED
+        self._pipes.append(pipe)
+        self.connections += 1
+        try:
+            await asyncio.gather(self._pump(reader, up_writer, pipe, delayed=True),
+                                 self._pump(up_reader, writer, pipe, delayed=False))
+        finally:
+            with contextlib.suppress(ValueError):
+                self._pipes.remove(pipe)
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, pipe: _Pipe, *, delayed: bool) -> None:
+        """Carry one direction. Delayed chunks go out in order, each ``latency`` after it arrived."""
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                at, data = await queue.get()
+                if (wait := at - self._loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if pipe.silent:
+                    continue  # swallowed: the sender saw it leave, nothing arrives
+                dst.write(data)
+                await dst.drain()
+
+        sender = asyncio.ensure_future(send())
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await src.read(65536):
+                queue.put_nowait((self._loop.time() + (self.latency if delayed else 0.0), data))
+                if sender.done():
+                    break
+        with contextlib.suppress(OSError, ConnectionError, asyncio.TimeoutError):
+            async with asyncio.timeout(max(self.latency, 0) + 1):
+                while not queue.empty() and not sender.done():
+                    await asyncio.sleep(0.01)
+        sender.cancel()
+        if not pipe.silent:
+            dst.close()

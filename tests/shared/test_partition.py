@@ -1,0 +1,105 @@
+"""One process cut off from Redis while the others still reach it (a host's firewall, its network, a NAT that forgot
+the flow): the cut-off process falls back to its outage share, floor(limit / instances), on its own. The others must
+hold that share back while it is silent — before, they went on handing out the whole limit through Redis, and the
+backend saw the limit plus the share (the "falls back to per-pod counters, so N pods allow N× the limit" of
+LiteLLM #35533, in a smaller form: /work/shared/reference/scale-and-runtime-facts.md).
+
+Two pools, each with its own connection, instance id and heartbeat (as two processes have), one through a proxy of the
+test's own that can silence it (:mod:`tests.shared.fault_proxy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from modelyard.config.schema import StateConfig
+from modelyard.router import ModelPool
+from modelyard.router.slots import QueueTimeout
+from tests.helpers import make_config
+from tests.shared.fault_proxy import FaultProxy
+from tests.shared.redis_kit import REDIS_URL
+
+SETTINGS = {"lease": 1.2, "refresh": 0.1, "timeout": 0.2}
+
+
+def _pool(url: str, prefix: str, on_outage: str = "share") -> ModelPool:
+    config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
+    return ModelPool(config, shared=StateConfig(url=url, prefix=prefix, on_outage=on_outage, **SETTINGS))
+
+
+async def _until(what: str, done: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            return  # the caller's assertion says what went wrong (on the old code: no silence is ever noticed)
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[FaultProxy]:
+    fp = FaultProxy(6379).start()
+    yield fp
+    fp.close()
+
+
+async def _counted(*pools: ModelPool) -> None:
+    for p in pools:  # each has joined, and counted the other
+        await p["m"].acquire(1)
+        await p["m"].release()
+    deadline = time.monotonic() + 3
+    while not all(p.link is not None and p.link.instances == len(pools) for p in pools):
+        assert time.monotonic() < deadline, "the pools never counted each other"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_process_cut_off_alone_has_its_share_held_back_by_the_others(proxy: FaultProxy, prefix: str) -> None:
+    cut, other = _pool(proxy.url(), prefix), _pool(REDIS_URL, prefix)
+    try:
+        await _counted(cut, other)
+        proxy.partition()
+        await cut["m"].acquire(1)  # finds Redis silent, falls back: its share is floor(2 / 2) = 1, taken here
+        assert cut.link is not None and not cut.link.up
+        assert other.link is not None
+        silent_bound = (2 * other.link.tick + 2 * 0.2) + 3 * other.link.tick  # not heard from, then seen so
+        await _until("the other sees it silent", lambda: getattr(other.link, "silent", 0) == 1, silent_bound + 1)
+        assert await other["m"].acquire(1) < 0.1  # the other's own half
+        with pytest.raises(QueueTimeout):
+            await other["m"].acquire(0.5)  # the cut-off one's half is in use over there: not handed out here
+        assert "1 instance(s) silent" in other.state_status().detail  # type: ignore[union-attr]
+
+        proxy.heal()  # it reaches Redis again, registers, and its share is no longer held back
+        deadline = time.monotonic() + 5
+        while not cut.link.up:
+            assert time.monotonic() < deadline, "the cut-off process did not use Redis again"
+            await asyncio.sleep(0.02)
+        await cut["m"].release()
+        await _until("the other hears from it", lambda: other.link.silent == 0, 2)
+        assert await other["m"].acquire(2) < 2  # the whole limit again
+        await other["m"].release()
+        await other["m"].release()
+    finally:
+        await cut.aclose()
+        await other.aclose()
+
+
+async def test_on_outage_fail_holds_nothing_back(proxy: FaultProxy, prefix: str) -> None:
+    """With ``on_outage: fail`` a cut-off process takes no slot on its own, so nothing is held back for it."""
+    cut, other = _pool(proxy.url(), prefix, "fail"), _pool(REDIS_URL, prefix, "fail")
+    try:
+        await _counted(cut, other)
+        proxy.partition()
+        with pytest.raises(QueueTimeout):
+            await cut["m"].acquire(1)
+        assert other.link is not None
+        await _until("the other sees it silent", lambda: getattr(other.link, "silent", 0) == 1, 3)
+        assert await other["m"].acquire(1) < 0.1
+        assert await other["m"].acquire(1) < 0.1
+        await other["m"].release()
+        await other["m"].release()
+    finally:
+        await cut.aclose()
+        await other.aclose()
