@@ -103,8 +103,9 @@ class StoreFault(Enum):
     def of(cls, exc: BaseException, text: str) -> StoreFault | None:
         if isinstance(exc, _CLUSTER_REPLIES):
             return cls.CLUSTER
+        lowered = text.lower()  # the server echoes the command as sent: 'EVAL' from redis-py, 'eval' from redis-cli
         for fault, kinds, starts in _FAULTS:
-            if isinstance(exc, kinds) or any(word in text for word in starts):
+            if isinstance(exc, kinds) or any(word in text or word in lowered for word in starts):
                 return fault
         return None
 
@@ -114,7 +115,7 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
     (StoreFault.MISCONF, (), ("MISCONF",)),
     # a Sentinel's reply to the commands only a data server has (Redis 7: "ERR unknown command 'evalsha', with args…")
     (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
-                               "unknown command `eval", "unknown command `script`", "unknown command `time`")),
+                               "unknown command `eval", "unknown command `script`", "unknown command `time`")),  # 6.x
     (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
     (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),

@@ -81,10 +81,13 @@ end
 -- slot is handed out for a grace period while every live process re-registers its holders
 local function epoch(M, H, known, fresh, now, grace_ms)
   local cur = redis.call('HGET', M, 'epoch')
-  -- the holders' set gone while meta stays: an allkeys-* policy evicted that one key. As much a loss of data.
-  if cur and tonumber(redis.call('HGET', M, 'held') or '0') > 0 and redis.call('EXISTS', H) == 0 then cur = nil end
+  -- the holders' set gone while meta stays: an allkeys-* policy evicted that one key. As much a loss of data — also
+  -- for a caller that knows no epoch yet (a process's first heartbeat, sent before its first reply): it handed the
+  -- evicted slots out at once, with no grace, while their holders ran on
+  local evicted = cur and tonumber(redis.call('HGET', M, 'held') or '0') > 0 and redis.call('EXISTS', H) == 0
+  if evicted then cur = nil end
   if not cur then cur = fresh; redis.call('HSET', M, 'epoch', cur) end
-  local lost = known ~= '' and known ~= cur
+  local lost = evicted or (known ~= '' and known ~= cur)
   if lost and tonumber(redis.call('HGET', M, 'grace') or '0') < now + grace_ms then
     redis.call('HSET', M, 'grace', tostring(now + grace_ms))
   end
