@@ -727,10 +727,14 @@ _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, N
 #: (ollama#15517, 0.20.5), the llama.cpp runner's "llama runner process has terminated: error loading model: unable to
 #: allocate backend buffer" (ollama#5958), and since the llama-server runner (0.30, May 2026: llm/llama_server.go,
 #: server/sched.go) "llama-server reported out-of-memory during startup: …" and "unable to load full model on GPU".
+#: Likewise a model it cannot load at all: one newer than the server ("llama-server process has terminated: exit
+#: status 1: error loading model: unknown model architecture: 'mllama'", 0.30.5: ollama#16547; before, "unable to load
+#: model: <blob>": ollama#14499, #12984), which holds until Ollama is upgraded.
 #: Each was a server_error — asked again at once, refused again — on every request until the breaker opened
 NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory|memory layout cannot be allocated"
                            r"|out-of-memory during startup|error loading model: unable to allocate"
-                           r"|unable to load full model on gpu", re.IGNORECASE)
+                           r"|unable to load full model on gpu|unknown model architecture|unable to load model:",
+                           re.IGNORECASE)
 
 #: statuses that say the server has no room for the request now: 503, Anthropic's 529, Groq's 498 "Flex Tier
 #: Capacity Exceeded" (``capacity_exceeded``, documented as retryable: it was bad_request — never retried, and an

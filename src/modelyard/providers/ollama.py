@@ -247,8 +247,9 @@ class OllamaProvider(HttpProvider):
                 if not opened and exc.reason is Reason.SERVER_ERROR and _NO_ROOM.search(exc.message):
                     # not a moment's fault worth a retry (it fails again at once), but the model's on this machine
                     # until memory is freed: the model cools as for a model the server does not have
-                    raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}",
-                                        status=exc.status) from None
+                    newer = " (a model newer than this Ollama: upgrade it)" if "architecture" in exc.message else ""
+                    raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}"
+                                        f"{newer}", status=exc.status) from None
                 if not opened and exc.reason is Reason.MODEL_MISSING and exc.status == 404:
                     # 'model "llama3" not found, try pulling it first': which tags it does have (a typo'd tag, a
                     # ':latest' never pulled) — the user had to run `ollama list` to see

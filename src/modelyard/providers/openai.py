@@ -101,7 +101,7 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
-    if ("memory" in message or "allocate" in message or "full model" in message) and NO_ROOM_WORDS.search(message):
+    if NO_ROOM_WORDS.search(message):
         return NO_ROOM, f"the server cannot load the model here: {message}"
     if "support" in message and NOT_CHAT_WORDS.search(message):
         return NOT_CHAT, f"{message} (an embedding model: it cannot answer a chat; name a chat model here)"
