@@ -20,10 +20,24 @@ from tests.gateway.harness import GatewayServer, fake_config
 from tests.helpers import make_config
 from tests.reliability.kit import read_db
 
+#: the SDK clients the running test made, closed when it ends (see ``_close_clients``)
+_clients: list[openai.OpenAI] = []
+
 
 def sdk(gw: GatewayServer, retries: int = 2) -> openai.OpenAI:
     """The SDK as users run it: its default two retries."""
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key="unused-on-loopback", max_retries=retries, timeout=30)
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused-on-loopback", max_retries=retries, timeout=30)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """A client held by a ``pytest.raises`` traceback went to the collector, which could finalize its keep-alive
+    socket before the client's own ``__del__`` closed it: an unclosed-socket ResourceWarning. Closed here."""
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 def ask(text: str = "hi") -> list[dict]:

@@ -4,6 +4,8 @@ errors. (ChatOpenAI is in test_langchain.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import ollama
 import pytest
@@ -34,9 +36,17 @@ def claude(gateway) -> ChatAnthropic:
     return ChatAnthropic(model="coder", base_url=gateway.url, api_key="unused", max_retries=0, timeout=15)
 
 
+def _closed(model: ChatOllama) -> None:
+    """ChatOllama has no close of its own and its ollama.Client has no finalizer: the keep-alive socket was left
+    to the collector (an unclosed-socket ResourceWarning). Its sync client is the one these tests use."""
+    model._client.close()
+
+
 @pytest.fixture
-def local(gateway) -> ChatOllama:
-    return ChatOllama(model="coder", base_url=gateway.url)
+def local(gateway) -> Iterator[ChatOllama]:
+    model = ChatOllama(model="coder", base_url=gateway.url)
+    yield model
+    _closed(model)
 
 
 def test_chat_anthropic_invoke_and_stream(claude, tmp_path):
@@ -88,6 +98,8 @@ def test_chat_ollama_tools_and_structured_output(local, fakes):
 
 
 def test_chat_ollama_errors(gateway, fakes):
+    wrong = ChatOllama(model="nope", base_url=gateway.url)
     with pytest.raises(ollama.ResponseError) as err:
-        ChatOllama(model="nope", base_url=gateway.url).invoke("hi")
+        wrong.invoke("hi")
+    _closed(wrong)
     assert err.value.status_code == 404 and "coder" in err.value.error

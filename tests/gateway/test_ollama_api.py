@@ -5,6 +5,8 @@ The client is the judge of the wire format (its pydantic models parse every line
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import ollama
 import pytest
@@ -18,8 +20,9 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def local(gateway) -> ollama.Client:
-    return ollama.Client(host=gateway.url, timeout=15)
+def local(gateway) -> Iterator[ollama.Client]:
+    with ollama.Client(host=gateway.url, timeout=15) as client:  # it has no finalizer: its socket would be left open
+        yield client
 
 
 def test_chat_is_answered_through_the_agents_chain(local, fakes):

@@ -4,6 +4,8 @@ passed it on to the model (before, it sent 'some JSON' and the schema was lost).
 
 from __future__ import annotations
 
+import asyncio
+
 from langchain_openai import ChatOpenAI
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
@@ -17,9 +19,9 @@ class Weather(BaseModel):
 
 
 def test_the_openai_sdks_responses_parse(gateway):
-    client = OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0, timeout=15)
-    assert client.responses.parse(model="coder", input="weather?", text_format=Weather).output_parsed == \
-        Weather(city="Paris")
+    with OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0, timeout=15) as client:
+        assert client.responses.parse(model="coder", input="weather?", text_format=Weather).output_parsed == \
+            Weather(city="Paris")
 
 
 def test_langchain_chat_openai_with_structured_output(gateway):
@@ -31,6 +33,11 @@ def test_langchain_chat_openai_with_structured_output(gateway):
 
 def test_openai_agents_output_type(gateway):
     set_tracing_disabled(True)
-    model = OpenAIResponsesModel("coder", AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused"))
-    run = Runner.run_sync(Agent(name="forecaster", model=model, output_type=Weather), "weather?")
-    assert run.final_output == Weather(city="Paris")
+
+    async def main() -> object:
+        # closed here: Runner.run_sync left the client's keep-alive socket to the collector (a ResourceWarning)
+        async with AsyncOpenAI(base_url=gateway.url + "/v1", api_key="unused") as client:
+            agent = Agent(name="forecaster", model=OpenAIResponsesModel("coder", client), output_type=Weather)
+            return (await Runner.run(agent, "weather?")).final_output
+
+    assert asyncio.run(main()) == Weather(city="Paris")
