@@ -40,6 +40,7 @@ def test_a_log_held_locked_by_another_process_says_so(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait(10)
+        holder.stdout.close()  # its pipe, else an unclosed-file ResourceWarning when the collector takes it
     for refused in (reader.value, writer.value):
         text = str(refused)
         assert "another process held it locked" in text and "`fuser` or `lsof`" in text, text

@@ -107,6 +107,7 @@ while True:
         flushed = int(proc.stdout.readline())
     proc.kill()
     proc.wait()
+    proc.stdout.close()  # its pipe, else an unclosed-file ResourceWarning when the collector takes it
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] >= flushed >= 2000

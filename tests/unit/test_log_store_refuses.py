@@ -99,6 +99,8 @@ def test_rows_refused_while_another_process_holds_the_lock_are_written_after(tmp
         assert len(rows(path)) == 11
     finally:
         holder.kill()
+        holder.wait(10)
+        holder.stdout.close()  # its pipe, else an unclosed-file ResourceWarning when the collector takes it
         writer.close()
 
 
