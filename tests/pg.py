@@ -113,6 +113,12 @@ class LogBackend:
         self._open.append(conn)
         return conn
 
+    def adopt(self, conn: Any) -> Any:
+        """Close ``conn`` with this backend: a connection the test opened another way (one left open was a
+        psycopg ResourceWarning when the collector took it)."""
+        self._open.append(conn)
+        return conn
+
     def log_config(self) -> dict[str, Any]:
         return {"path": str(self.path), **({"url": self.url} if self.url else {})}
 

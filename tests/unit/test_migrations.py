@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sqlite3
 import threading
 from pathlib import Path
@@ -23,10 +25,10 @@ from modelyard.ledger.pg import PgConnection
 def raw(backend: LogBackend) -> Any:
     """A connection that has not been migrated (the steps under test run on it by hand)."""
     if backend.url:
-        return PgConnection(backend.url, migrate_schema=False)
+        return backend.adopt(PgConnection(backend.url, migrate_schema=False))
     conn = sqlite3.connect(backend.path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    return conn
+    return backend.adopt(conn)
 
 
 def dialect(backend: LogBackend) -> Dialect:
@@ -52,8 +54,11 @@ def test_every_step_once_and_reopening_applies_nothing(log_backend: LogBackend) 
 
 def test_postgres_gets_64_bit_columns(pg_url: str) -> None:
     conn = PgConnection(pg_url)
-    types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_schema = current_schema() AND table_name = 'requests'").fetchall())
+    try:
+        types = dict(conn.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_schema = current_schema() AND table_name = 'requests'").fetchall())
+    finally:
+        conn.close()
     assert types["ts"] == types["cost_usd"] == "double precision"  # REAL would be 32-bit: ts to the minute
     assert types["tokens_in"] == types["acceptable"] == "bigint"
     assert types["id"] == types["prompt"] == "text"
@@ -152,6 +157,41 @@ def test_a_log_from_a_newer_modelyard_is_refused(log_backend: LogBackend, tmp_pa
     config.write_text(f"log: {log}\nmodels: {{m: {{provider: ollama}}}}\nagents: {{a: {{primary: m}}}}\n")
     result = CliRunner().invoke(app, ["log", "--config", str(config)])
     assert result.exit_code == 2 and "upgrade modelyard" in result.output
+
+
+def test_a_log_refused_as_newer_leaves_no_connection_open(log_backend: LogBackend) -> None:
+    """Opening a log a newer modelyard migrated raised NewerSchema over the connection it had just opened, which
+    nothing could close (the caller never got it): a PostgreSQL session, or the SQLite file's descriptor, held until
+    the collector came — a ResourceWarning in whichever test it came in."""
+    conn = log_backend.connect()
+    conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_from_the_future', 0)")
+    conn.close()  # SQLite keeps a closed connection's descriptor while another in the process holds a lock on the file
+    name = f"refused-{secrets.token_hex(4)}"
+    with pytest.raises(NewerSchema) as refused:  # its traceback keeps the refusing frame (and what it held) alive
+        if log_backend.url:
+            PgConnection(log_backend.url, application_name=name)
+        else:
+            connect(log_backend.path)
+    assert refused.value
+    if log_backend.url:
+        with psycopg.connect(log_backend.url) as admin:
+            left = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                                 (name,)).fetchone()
+        assert left == (0,), "the refused connection is still open"
+    else:
+        assert _descriptors_of(log_backend.path) == 0, "the refused connection still holds the file"
+
+
+def _descriptors_of(path: Path) -> int:
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if _target(fd) == str(path))
+
+
+def _target(fd: Path) -> str:
+    try:
+        return os.readlink(fd)
+    except OSError:  # closed since the listing
+        return ""
 
 
 def test_processes_starting_together_apply_each_step_once(log_backend: LogBackend) -> None:

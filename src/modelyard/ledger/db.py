@@ -35,7 +35,11 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=10000")
     if not readonly:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        migrate(conn, Dialect.SQLITE, MIGRATIONS)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(conn, Dialect.SQLITE, MIGRATIONS)
+        except BaseException:  # a log refused (NewerSchema, locked): the caller never gets this connection to close
+            conn.close()
+            raise
     return conn

@@ -145,6 +145,9 @@ class PgConnection:
             except psycopg.Error as exc:
                 self.close()
                 raise LogUnavailable(self.describe(exc)) from None
+            except BaseException:  # NewerSchema, a bug: the caller never gets this connection to close
+                self.close()
+                raise
 
     def _search_path(self) -> str:
         try:
