@@ -259,14 +259,17 @@ async def test_strangers_chatting_in_a_group_fill_no_log(tmp_path, tg, llm, capl
                                   "Bad Request: not enough rights to send text messages to the chat"])
 async def test_a_chat_the_bot_can_no_longer_write_to_ends_the_tries_at_once(tmp_path, llm, caplog, said):
     """The bot removed from the group, a forum topic closed, posting restricted: 400s that no retry gets through, as
-    a 403 does. The final message was tried three times with pauses, a WARNING each; now once, an INFO line."""
+    a 403 does. The final message was tried three times with pauses, a WARNING each; now the first refusal of the
+    answer's text stops it (and its model), one INFO line, nothing retried."""
     caplog.set_level(logging.INFO)
     with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
         config = bot_config(tmp_path, tg, llm)
         tg.faults.set_default(Fault.status(400, message=said))
         async with running_bot(config, tg):
             tg.push_message(ALICE, text="hello there")
-            await eventually(lambda: "answered by" in caplog.text, timeout=10)
-        finals = [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
-        assert len(finals) == 1 and not finals[0].ok
+            await eventually(lambda: "refuses the bot" in caplog.text, timeout=10)
+        assert not [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
+        assert len(tg.calls_to("sendMessage")) == 2  # the placeholder, the first text: each refused once
+    with db(config) as conn:
+        assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
