@@ -161,18 +161,21 @@ def test_a_host_cut_off_from_redis_does_not_add_its_share_to_the_others_limit(tm
     with FaultProxy(6379) as proxy, pair(tmp_path, [proxy.url(), REDIS_URL], REDIS_URL) as p, \
             steady_load(p) as results:
         healthy = p.peak_over(1.5)
+        p.backend.reset_counters()
         proxy.partition()
         cut = time.monotonic()
         noticed = p.wait("A notices it is cut off", lambda: p.state(0)["up"] is False, 5)
         settle = LEASE + 2 * REFRESH + STATE_TIMEOUT + 2 * SLOW  # B sees A silent; what B held beyond drains
         time.sleep(max(0.0, settle - (time.monotonic() - cut)))
+        transient = p.backend.max_in_flight  # before B saw A silent: what B held runs on beside A's share
         t0 = time.monotonic()
         during = p.peak_over(3.0)
         served_by_a = kinds(results, t0, time.monotonic(), gateway=0)["ok"]  # its share, not nothing
         proxy.heal()
         back = p.wait("A uses Redis again", lambda: p.state(0)["up"] is True, 10)
         after = p.peak_over(1.5)
-    print(f"\npartition of one host: peak healthy {healthy}, cut off {during}, after {after} (limit {LIMIT}); "
+    print(f"\npartition of one host: peak healthy {healthy}, in the first {settle:.1f}s of the cut {transient}, cut "
+          f"off {during}, after {after} (limit {LIMIT}); "
           f"A noticed in {noticed:.2f}s, used Redis again {back:.2f}s after the heal; outcomes {kinds(results)}")
     assert healthy == LIMIT, "the load did not fill the limit: the test proves nothing"
     assert served_by_a, "the backend served nothing while A was cut off"

@@ -103,3 +103,36 @@ async def test_on_outage_fail_holds_nothing_back(proxy: FaultProxy, prefix: str)
     finally:
         await cut.aclose()
         await other.aclose()
+
+
+async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(proxy: FaultProxy, prefix: str) -> None:
+    """The cut-off process gave back, while cut off, a slot it held before the cut, and took one on its own. When it
+    reaches Redis again its give-back hands freed slots over — counting what is registered then. It gave back first:
+    the slot it took alone was not registered yet, and the other's waiter got it (3 in use, limit 2)."""
+    cut, other = _pool(proxy.url(), prefix), _pool(REDIS_URL, prefix)
+    try:
+        await _counted(cut, other)
+        await cut["m"].acquire(1)  # registered in Redis
+        proxy.partition()
+        await cut["m"].release()  # given back while cut off: pending, given back when it reaches Redis again
+        await cut["m"].acquire(1)  # its share, taken on its own
+        assert cut.link is not None and not cut.link.up and other.link is not None
+        await _until("the other sees it silent", lambda: getattr(other.link, "silent", 0) == 1, 3)
+        await other["m"].acquire(3)  # once the slot registered before the cut ran out (the lease window)
+        waiter = asyncio.create_task(other["m"].acquire(5))  # queued: one slot in use here, one over there
+        await asyncio.sleep(0.3)
+        assert not waiter.done()
+        proxy.heal()
+        deadline = time.monotonic() + 5
+        while not cut.link.up:
+            assert time.monotonic() < deadline, "the cut-off process did not use Redis again"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # a heartbeat of each
+        assert not waiter.done(), "a slot still in use over there was handed to the other's waiter"
+        await cut["m"].release()
+        assert await asyncio.wait_for(waiter, 3) < 5
+        await other["m"].release()
+        await other["m"].release()
+    finally:
+        await cut.aclose()
+        await other.aclose()

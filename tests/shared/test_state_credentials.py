@@ -162,3 +162,37 @@ def test_a_host_that_logs_elsewhere_is_named(redis_url: str, prefix: str, tmp_pa
     finally:
         gateway.terminate()
         gateway.communicate(timeout=60)
+
+
+async def test_a_password_changed_while_running_is_said_with_what_to_write_never_shown(tmp_path: Path,
+                                                                                      caplog: pytest.LogCaptureFixture,
+                                                                                      ) -> None:
+    """The team rotates the Redis password (CONFIG SET requirepass, then the old sessions are closed) while a gateway
+    runs: it falls back to its share at once, and says why and what to write — neither password in any line."""
+    from modelyard.router import ModelPool
+    from tests.helpers import make_config
+
+    with PrivateRedis(tmp_path, "--requirepass", PASSWORD) as server:
+        url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
+        config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
+        pool = ModelPool(config, shared=StateConfig(url=url, prefix="rotated", timeout=0.3, refresh=0.1, lease=1.2))
+        try:
+            await pool["m"].acquire(1)
+            await pool["m"].release()
+            admin = redis.Redis(port=server.port, password=PASSWORD)
+            admin.config_set("requirepass", "rotated-" + PASSWORD)
+            admin.client_kill_filter(_type="normal", skipme=True)
+            admin.close()
+            deadline = time.monotonic() + 5
+            while pool.link is not None and pool.link.up:
+                assert time.monotonic() < deadline, "the gateway never noticed its password was refused"
+                await asyncio.sleep(0.02)
+            status = pool.state_status()
+            assert status is not None and "Redis refused the credentials" in status.detail
+            assert "redis://:PASSWORD@HOST:6379/0" in status.detail
+            assert await pool["m"].acquire(0.5) < 0.5  # its share: floor(2 / 1 instance)
+            await pool["m"].release()
+        finally:
+            await pool.aclose()
+    said = caplog.text + str(status.detail) + status.url
+    assert PASSWORD not in said and "refused the credentials" in caplog.text

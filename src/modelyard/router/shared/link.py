@@ -8,8 +8,8 @@ store a second time). In the background one task:
 - every ``state.refresh`` seconds (sooner if the heartbeat is due sooner) reads the view behind
   :meth:`RedisState.snapshot` and registers the process in the instance list (the local share
   while the store is down divides by it);
-- while down, tries the store again every ``min(refresh, 0.5)`` s; when it answers, gives back what
-  was released meanwhile, re-registers what is still held, and only then says *up*.
+- while down, tries the store again every ``min(refresh, 0.5)`` s; when it answers, re-registers what is
+  still held, gives back what was released meanwhile, and only then says *up*.
 
 A second task listens on the grant channel (pub/sub: one connection per process, whatever the
 number of waiters) and wakes exactly the waiter whose token was granted.
@@ -540,11 +540,14 @@ class RedisLink:
         self._kick.set()
 
     async def _recover(self) -> None:
-        """The store answers again: give back, re-register, then let requests use it.
-"""
+        """The store answers again: re-register what is held, give back, then let requests use it.
+
+        In that order: a give-back hands the freed slots over, counting the holders registered then — given back first,
+        a slot this process took on its own while cut off was not among them, and went to another process's waiter
+        (the backend saw 3, limit 2, just after a host cut off alone came back)."""
+        await self._beat(force=True)
         for state in self.states.values():
             await state.give_back_pending()
-        await self._beat(force=True)
         self.up = True
         log.warning("shared state %s reachable again after %.1fs", self.settings.shown_url,
                     time.monotonic() - (self.down_since or time.monotonic()))
