@@ -46,6 +46,13 @@ async def proxy(redis_url: str) -> AsyncIterator[FaultProxy]:
     fp.close()
 
 
+async def _back(pool: ModelPool) -> None:
+    deadline = time.monotonic() + 5
+    while pool.link is not None and not pool.link.up:
+        assert time.monotonic() < deadline, "the cut-off process did not use Redis again"
+        await asyncio.sleep(0.02)
+
+
 async def _counted(*pools: ModelPool) -> None:
     for p in pools:  # each has joined, and counted the other
         await p["m"].acquire(1)
@@ -72,10 +79,7 @@ async def test_a_process_cut_off_alone_has_its_share_held_back_by_the_others(pro
         assert "1 instance(s) silent" in other.state_status().detail  # type: ignore[union-attr]
 
         proxy.heal()  # it reaches Redis again, registers, and its share is no longer held back
-        deadline = time.monotonic() + 5
-        while not cut.link.up:
-            assert time.monotonic() < deadline, "the cut-off process did not use Redis again"
-            await asyncio.sleep(0.02)
+        await _back(cut)
         await cut["m"].release()
         await _until("the other hears from it", lambda: other.link.silent == 0, 2)
         assert await other["m"].acquire(2) < 2  # the whole limit again
@@ -123,10 +127,7 @@ async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(pro
         await asyncio.sleep(0.3)
         assert not waiter.done()
         proxy.heal()
-        deadline = time.monotonic() + 5
-        while not cut.link.up:
-            assert time.monotonic() < deadline, "the cut-off process did not use Redis again"
-            await asyncio.sleep(0.02)
+        await _back(cut)
         await asyncio.sleep(0.5)  # a heartbeat of each
         assert not waiter.done(), "a slot still in use over there was handed to the other's waiter"
         await cut["m"].release()
