@@ -11,6 +11,7 @@ test's own that can silence it (:mod:`tests.shared.fault_proxy`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -46,6 +47,19 @@ async def proxy(redis_url: str) -> AsyncIterator[FaultProxy]:
     fp.close()
 
 
+@contextlib.asynccontextmanager
+async def _two(proxy: FaultProxy, prefix: str, on_outage: str = "share",
+               ) -> AsyncIterator[tuple[ModelPool, ModelPool]]:
+    """A pool behind the proxy (the one to cut off) and one straight to Redis, having counted each other."""
+    cut, other = _pool(proxy.url(), prefix, on_outage), _pool(REDIS_URL, prefix, on_outage)
+    try:
+        await _counted(cut, other)
+        yield cut, other
+    finally:
+        await cut.aclose()
+        await other.aclose()
+
+
 async def _back(pool: ModelPool) -> None:
     deadline = time.monotonic() + 5
     while pool.link is not None and not pool.link.up:
@@ -64,9 +78,7 @@ async def _counted(*pools: ModelPool) -> None:
 
 
 async def test_a_process_cut_off_alone_has_its_share_held_back_by_the_others(proxy: FaultProxy, prefix: str) -> None:
-    cut, other = _pool(proxy.url(), prefix), _pool(REDIS_URL, prefix)
-    try:
-        await _counted(cut, other)
+    async with _two(proxy, prefix) as (cut, other):
         proxy.partition()
         await cut["m"].acquire(1)  # finds Redis silent, falls back: its share is floor(2 / 2) = 1, taken here
         assert cut.link is not None and not cut.link.up
@@ -85,16 +97,11 @@ async def test_a_process_cut_off_alone_has_its_share_held_back_by_the_others(pro
         assert await other["m"].acquire(2) < 2  # the whole limit again
         await other["m"].release()
         await other["m"].release()
-    finally:
-        await cut.aclose()
-        await other.aclose()
 
 
 async def test_on_outage_fail_holds_nothing_back(proxy: FaultProxy, prefix: str) -> None:
     """With ``on_outage: fail`` a cut-off process takes no slot on its own, so nothing is held back for it."""
-    cut, other = _pool(proxy.url(), prefix, "fail"), _pool(REDIS_URL, prefix, "fail")
-    try:
-        await _counted(cut, other)
+    async with _two(proxy, prefix, "fail") as (cut, other):
         proxy.partition()
         with pytest.raises(QueueTimeout):
             await cut["m"].acquire(1)
@@ -104,18 +111,13 @@ async def test_on_outage_fail_holds_nothing_back(proxy: FaultProxy, prefix: str)
         assert await other["m"].acquire(1) < 0.1
         await other["m"].release()
         await other["m"].release()
-    finally:
-        await cut.aclose()
-        await other.aclose()
 
 
 async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(proxy: FaultProxy, prefix: str) -> None:
     """The cut-off process gave back, while cut off, a slot it held before the cut, and took one on its own. When it
     reaches Redis again its give-back hands freed slots over — counting what is registered then. It gave back first:
     the slot it took alone was not registered yet, and the other's waiter got it (3 in use, limit 2)."""
-    cut, other = _pool(proxy.url(), prefix), _pool(REDIS_URL, prefix)
-    try:
-        await _counted(cut, other)
+    async with _two(proxy, prefix) as (cut, other):
         await cut["m"].acquire(1)  # registered in Redis
         proxy.partition()
         await cut["m"].release()  # given back while cut off: pending, given back when it reaches Redis again
@@ -134,6 +136,3 @@ async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(pro
         assert await asyncio.wait_for(waiter, 3) < 5
         await other["m"].release()
         await other["m"].release()
-    finally:
-        await cut.aclose()
-        await other.aclose()
