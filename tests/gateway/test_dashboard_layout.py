@@ -95,6 +95,10 @@ def test_long_names_do_not_overlap_and_cancelled_is_not_failed(width: int) -> No
             # a shortened label keeps its full name as a tooltip
             assert AGENTS[0] in page.text_content("#latency-chart")
             assert "1 failed, 4 cancelled by the caller" in page.inner_text("#unanswered")
+            # the cost as `report` words it (ledger/cost.py): a bound says so on the bar, the savings and below
+            assert "$0.0100+?" in page.text_content("#cost-chart")
+            assert page.inner_text("#cost-savings").startswith("at most $0.49 (98%) saved vs all")
+            assert "local cost not set" in page.inner_text("#cost-warnings")
             colors = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#log td')]
                 .filter((td) => td.className).map((td) => [td.className, getComputedStyle(td).color]))""")
             assert colors["cancelled"] != colors["failed"]

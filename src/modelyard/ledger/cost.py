@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 
 from modelyard import registry
@@ -142,9 +141,8 @@ class Costs:
 
 @dataclass
 class CostTally:
-    """Counts one period's attempts and requests into :class:`Costs`: from log rows (:meth:`attempt` for each of a
-    request's attempts, then :meth:`request`, which takes its answering attempt's tokens from them) or from the
-    router's records (:meth:`record`, what replay's simulation finishes)."""
+    """Counts one period into :class:`Costs`: from the routing log (:func:`log_costs`, in SQL) or from the router's
+    records as they finish (:meth:`record`, what replay's simulation produces)."""
 
     spend_usd: float = 0.0
     unpriced: dict[str, list[int]] = field(default_factory=dict)
@@ -153,46 +151,24 @@ class CostTally:
     answered_local: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    #: request → (seq, tokens in, tokens out) of its latest attempt so far: the one that answered an answered request
-    _last: dict[Hashable, tuple[int, int, int]] = field(default_factory=dict)
 
-    def _count(self, model: str, provider: str | None, agent: str, cost: float, tin: int, tout: int) -> None:
-        if billed_at_zero(provider, cost, tin, tout):
-            u = self.unpriced.setdefault(model, [0, 0, 0])
-            u[0], u[1], u[2] = u[0] + 1, u[1] + tin, u[2] + tout
-            self.unpriced_agents.add(agent)
-        self.spend_usd += cost
-
-    def _answer(self, local: bool, tin: int, tout: int) -> None:
-        self.answered += 1
-        self.answered_local += int(local)
-        self.tokens_in += tin
-        self.tokens_out += tout
-
-    def attempt(self, request_id: Hashable, seq: int, *, model: str, provider: str | None, agent: str,
-                cost_usd: float | None, tokens_in: int | None, tokens_out: int | None) -> float:
-        """Count one attempt (a log row); return its cost (0 for none logged)."""
-        tin, tout, cost = tokens_in or 0, tokens_out or 0, cost_usd or 0.0
-        if (prev := self._last.get(request_id)) is None or seq > prev[0]:
-            self._last[request_id] = (seq, tin, tout)
-        self._count(model, provider, agent, cost, tin, tout)
-        return cost
-
-    def request(self, request_id: Hashable, *, answered: bool, local: bool, tokens_in: int | None,
-                tokens_out: int | None) -> None:
-        """Count one request (a log row) after its attempts. ``tokens_*``: the request's own, used only when no
-        attempt of it was fed (an old log's request without attempt rows)."""
-        answer = self._last.pop(request_id, None)
-        if answered:
-            self._answer(local, answer[1] if answer else tokens_in or 0, answer[2] if answer else tokens_out or 0)
+    def _unpriced(self, model: str, agent: str, attempts: int, tin: int, tout: int) -> None:
+        u = self.unpriced.setdefault(model, [0, 0, 0])
+        u[0], u[1], u[2] = u[0] + attempts, u[1] + tin, u[2] + tout
+        self.unpriced_agents.add(agent)
 
     def record(self, r: RequestRecord, *, answered: bool, local: bool) -> None:
-        """Count one finished request with its attempts (the router's record): its last attempt answered it."""
+        """Count one finished request with its attempts: its last attempt is the one that answered it."""
         for a in r.attempts:
-            self._count(a.model, a.provider, r.agent, a.cost_usd, a.tokens_in, a.tokens_out)
+            if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out):
+                self._unpriced(a.model, r.agent, 1, a.tokens_in, a.tokens_out)
+            self.spend_usd += a.cost_usd
         if answered:
             last = r.attempts[-1] if r.attempts else r
-            self._answer(local, last.tokens_in, last.tokens_out)
+            self.answered += 1
+            self.answered_local += int(local)
+            self.tokens_in += last.tokens_in
+            self.tokens_out += last.tokens_out
 
     def costs(self, config: Config, months: float) -> Costs:
         """The figures, with the local cost for ``months`` of the config's fixed costs."""
@@ -209,18 +185,37 @@ class CostTally:
                      set(self.unpriced_agents), counterfactuals)
 
 
+#: the requests whose attempts :func:`log_costs` reads: several attempts (the answering one is not the request), or
+#: a cloud answer logged at $0 (a price may be unknown); every other request's own row says all (its one attempt's
+#: cost and tokens), and a lookup per request doubled the dashboard's read
+_ATTEMPTS_NEEDED = ("r.n_attempts > 1 OR (COALESCE(r.cost_usd, 0) = 0 AND (r.tokens_in > 0 OR r.tokens_out > 0)"
+                    " AND COALESCE(r.is_local, 0) = 0)")
+
+
 def log_costs(conn: LogConnection, config: Config, start: float, end: float, months: float) -> Costs:
-    """The costs of the requests logged in ``[start, end)`` (the dashboard's month so far). Reads the columns it
-    needs only — never the texts."""
+    """The costs of the requests logged in ``[start, end)``, summed by the database in one pass (the dashboard reads
+    the month so far every few seconds). A request's answering attempt is its last, ``seq = n_attempts - 1`` (the
+    writer numbers them so); a request logged without attempt rows, as an old log may hold, counts its own row."""
     tally = CostTally()
-    window = (start, end)
-    for a in conn.execute("SELECT a.request_id, a.seq, a.model, a.provider, a.agent, a.cost_usd, a.tokens_in,"
-                          " a.tokens_out FROM attempts a JOIN requests r ON r.id = a.request_id"
-                          " WHERE r.ts >= ? AND r.ts < ?", window):
-        tally.attempt(a["request_id"], a["seq"], model=a["model"], provider=a["provider"], agent=a["agent"],
-                      cost_usd=a["cost_usd"], tokens_in=a["tokens_in"], tokens_out=a["tokens_out"])
-    for r in conn.execute("SELECT id, outcome, model, is_local, tokens_in, tokens_out FROM requests"
-                          " WHERE ts >= ? AND ts < ?", window):
-        tally.request(r["id"], answered=r["outcome"] not in FAILED and r["model"] is not None,
-                      local=bool(r["is_local"]), tokens_in=r["tokens_in"], tokens_out=r["tokens_out"])
+    failed = ", ".join("?" * len(FAILED))
+    for g in conn.execute(
+            "SELECT a.model AS model, a.agent AS agent, a.provider AS provider,"
+            " CASE WHEN (a.seq IS NULL OR a.seq = r.n_attempts - 1) AND r.model IS NOT NULL"
+            f" AND r.outcome NOT IN ({failed}) THEN 1 ELSE 0 END AS answering,"
+            " CASE WHEN r.is_local = 1 THEN 1 ELSE 0 END AS on_local,"
+            " CASE WHEN a.seq IS NOT NULL AND COALESCE(a.cost_usd, 0) = 0 AND (a.tokens_in > 0 OR a.tokens_out > 0)"
+            " THEN 1 ELSE 0 END AS at_zero, COUNT(*) AS n, COALESCE(SUM(COALESCE(a.cost_usd, r.cost_usd)), 0) AS cost,"
+            " COALESCE(SUM(COALESCE(a.tokens_in, r.tokens_in)), 0) AS tin,"
+            " COALESCE(SUM(COALESCE(a.tokens_out, r.tokens_out)), 0) AS tout"
+            f" FROM requests r LEFT JOIN attempts a ON a.request_id = r.id AND ({_ATTEMPTS_NEEDED})"
+            " WHERE r.ts >= ? AND r.ts < ? GROUP BY 1, 2, 3, 4, 5, 6", (*FAILED, start, end)):
+        n, tin, tout = int(g["n"]), int(g["tin"]), int(g["tout"])
+        tally.spend_usd += float(g["cost"])
+        if g["answering"]:
+            tally.answered += n
+            tally.answered_local += n if g["on_local"] else 0
+            tally.tokens_in += tin
+            tally.tokens_out += tout
+        if g["at_zero"] and _hosted(g["provider"] or ""):
+            tally._unpriced(g["model"], g["agent"], n, tin, tout)
     return tally.costs(config, months)

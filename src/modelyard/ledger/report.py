@@ -27,7 +27,7 @@ from modelyard.config.schema import Config
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, Group, percentile, wilson
-from modelyard.ledger.cost import Costs, CostTally, Counterfactual, money
+from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
@@ -180,8 +180,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
             lf.reasons[row["model"]] += 1
 
     attempts = conn.execute(
-        "SELECT a.request_id, a.seq, a.model, a.provider, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd,"
-        " a.tokens_in, a.tokens_out FROM attempts a "
+        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd FROM attempts a "
         "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
     wait_samples: dict[str, list[float]] = {}
     queue_bounds: dict[str, float] = {}
@@ -189,13 +188,11 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     #: agent → model → reasons of its attempts that failed (what a fallback recommendation blames)
     failing: dict[str, dict[str, Counter]] = {}
     attempted: dict[str, set[str]] = {}
-    tally = CostTally()
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
         if _failed_attempt(a["outcome"]):
             failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
-        cost = tally.attempt(a["request_id"], a["seq"], model=a["model"], provider=a["provider"], agent=a["agent"],
-                             cost_usd=a["cost_usd"], tokens_in=a["tokens_in"], tokens_out=a["tokens_out"])
+        cost = a["cost_usd"] or 0.0
         totals.spend += cost
         agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
         models.setdefault(a["model"], Group(a["model"])).spend += cost
@@ -210,10 +207,7 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         models[name].waits = waits
     drift = config_drift(config, attempted)
 
-    for row in rows:
-        tally.request(row["id"], answered=row["outcome"] not in FAILED and row["model"] is not None,
-                      local=bool(row["is_local"]), tokens_in=row["tokens_in"], tokens_out=row["tokens_out"])
-    costs = tally.costs(config, period.months)
+    costs = log_costs(conn, config, period.start, period.end, period.months)  # the dashboard's own figures
 
     recs = (_fallback_recommendations(config, agents, failing, drift)
             + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds, revisers)
