@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -228,6 +230,22 @@ def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> N
     assert "no requests in 2024-01" in empty.output and "by agent" not in empty.output  # not tables of headers
     assert runner.invoke(app, ["report", "--config", config, "--chart", "x.gif"]).exit_code == 2
     assert runner.invoke(app, ["report", "--config", config, "--month", "2025-3x"]).exit_code == 2
+
+
+@pytest.mark.parametrize("command", [["report", "--month", "2025-03"], ["models", "--no-reach"], ["log"], ["stats"]],
+                         ids=lambda c: c[0])
+def test_a_command_closes_the_log_it_read(tmp_path: Path, log_backend: LogBackend, command: list[str]) -> None:
+    """`report` (the log, and this host's file for bench runs), `models`, `log` and `stats` left their connections
+    open: run in-process, a PostgreSQL session each until the collector came — a psycopg ResourceWarning in
+    whichever test that was."""
+    write_log(log_backend)
+    config = str(config_file(tmp_path, log_backend))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        result = CliRunner().invoke(app, [*command, "--config", config])
+        gc.collect()
+    assert result.exit_code == 0, result.output
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 def test_cascade_advice_quotes_the_bound_the_router_enforced(tmp_path: Path, log_backend: LogBackend) -> None:

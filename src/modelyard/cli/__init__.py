@@ -14,7 +14,7 @@ import typer
 
 from modelyard import __version__
 from modelyard.cli import agents_cmds, ask, bench_cmd, inspect, ops_cmds, replay_cmd, report_cmd, serve_cmd, setup
-from modelyard.cli.common import CONFIG_HELP, err
+from modelyard.cli.common import CONFIG_HELP, command_scope, err
 from modelyard.cli.help_labels import install as readable_help_labels
 from modelyard.cli.telegram_cmd import telegram as telegram_command
 from modelyard.ledger.store import LogUnavailable
@@ -87,7 +87,8 @@ def _says_interrupted(callback: Callable[..., object]) -> Callable[..., object]:
     @functools.wraps(callback)
     def said(*args: object, **kwargs: object) -> object:
         try:
-            return callback(*args, **kwargs)
+            with command_scope():
+                return callback(*args, **kwargs)
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False, markup=False)
             raise typer.Exit(130) from None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -32,6 +33,7 @@ console = Console(soft_wrap=True,
                   width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 180)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+C = TypeVar("C")
 
 CONFIG_HELP = "Config file (else $MODELYARD_CONFIG, the user config, the embedded default)"
 
@@ -64,10 +66,37 @@ def load_or_exit(config: Path | None) -> tuple[Config, Path]:
         raise fail(str(exc)) from None
 
 
+#: the log connections the running command opened through log_or_exit / local_log_or_exit (see command_scope)
+_opened: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("modelyard_cli_opened", default=None)
+
+
+@contextlib.contextmanager
+def command_scope() -> Iterator[None]:
+    """Close the log connections a command opened when it ends. ``models``, ``log``, ``stats`` and ``report`` left
+    theirs open: nothing when the process exits next, but run in-process (tests, a host that embeds the CLI) each
+    kept a PostgreSQL session until the collector came, with a ResourceWarning wherever that was."""
+    token = _opened.set([])
+    try:
+        yield
+    finally:
+        opened = _opened.get() or []
+        _opened.reset(token)
+        for conn in reversed(opened):
+            with contextlib.suppress(Exception):  # closing must not hide how the command ended
+                conn.close()
+
+
+def _closed_with_command(conn: C) -> C:
+    opened = _opened.get()
+    if opened is not None:
+        opened.append(conn)
+    return conn
+
+
 def log_or_exit(cfg: Config) -> LogConnection:
     """A connection to where the routing log is read (the SQLite file, or PostgreSQL with ``log.url``)."""
     try:
-        return LogStore.of(cfg).connect()
+        return _closed_with_command(LogStore.of(cfg).connect())
     except LogUnavailable as exc:
         raise fail(str(exc), code=1) from None
     except NewerSchema as exc:
@@ -78,7 +107,7 @@ def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
     """This host's SQLite file (probes, labels, bench runs, decisions); one that cannot be opened (not a
     database, ``log.path`` naming a directory) is said, not a traceback."""
     try:
-        return LogStore.of(cfg).local()
+        return _closed_with_command(LogStore.of(cfg).local())
     except LogUnavailable as exc:
         raise fail(str(exc), code=1) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -127,7 +128,9 @@ def report(
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise fail("--chart must end in .png or .svg")
     revisers = frozenset(a for a in cfg.agents if handoff_purpose(cfg, a) is HandoffPurpose.REVISE)
-    result = build_report(log_or_exit(cfg), cfg, period, bench=LogStore.of(cfg).local(), revisers=revisers)
+    # closed when read: in-process (tests, a host embedding the CLI) they stayed open until the collector came
+    with contextlib.closing(log_or_exit(cfg)) as log, contextlib.closing(LogStore.of(cfg).local()) as bench:
+        result = build_report(log, cfg, period, bench=bench, revisers=revisers)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
     else:
