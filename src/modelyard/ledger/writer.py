@@ -647,10 +647,12 @@ class LogWriter:
         done = -1
         try:
             while True:
-                self._checkpoint_due.wait(CHECKPOINT_IDLE)
+                due = self._checkpoint_due.wait(CHECKPOINT_IDLE)
                 self._checkpoint_due.clear()
                 if self._closed:
                     return  # close() closes the writer's connection last, which checkpoints
+                if due and self._fold:  # the writer folds in after its next commit: a checkpoint here would hold the
+                    continue  # checkpoint lock it needs (each try of its own then found it busy, at load 11 every one)
                 if self.written == done:
                     continue
                 done = self.written
