@@ -31,6 +31,7 @@ from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.completions import chat_completions
 from modelyard.gateway.drain import Drain
+from modelyard.gateway.forwarded import ASGI, carries
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.messages_route import count_tokens, create_message
 from modelyard.gateway.messages_wire import anthropic_error
@@ -330,8 +331,13 @@ class GatewayApp(Starlette):
         #: the same object as ``state.gateway``, which Starlette's ``State`` finds only after a raised and
         #: discarded AttributeError (its ``__getattr__``), on every access
         self.gateway: Gateway
+        #: uvicorn's proxy-header middleware, run here for the requests that carry such a header (``serve`` turns
+        #: uvicorn's own off: gateway/forwarded.py); None: the server applies it, or nobody does
+        self.forwarded: ASGI | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.forwarded is not None and scope["type"] != "lifespan" and carries(scope):
+            await self.forwarded(scope, receive, send)  # rewrites the scope's client and scheme, as uvicorn would
         handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if handler is None:
             if scope["type"] == "http" and (served := self.spelled(scope["path"])) is not None:
@@ -382,7 +388,7 @@ async def _train_routing(runtime: Runtime) -> None:
 
 
 def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runtime: bool = False,
-               keep_warm: bool = False, hosting: Hosting | None = None) -> Starlette:
+               keep_warm: bool = False, hosting: Hosting | None = None) -> GatewayApp:
     """The app; with ``close_runtime`` the runtime is closed when the server shuts down; with
     ``keep_warm`` local models are loaded at start-up and kept loaded (ops.warmup.keep_warm), and the
     orchestrator's fast path is trained then, so the first ``model: auto`` request does not wait for it;

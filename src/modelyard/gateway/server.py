@@ -12,9 +12,10 @@ from types import FrameType
 import uvicorn
 
 from modelyard.config import Config
-from modelyard.gateway.app import create_app
+from modelyard.gateway.app import GatewayApp, create_app
 from modelyard.gateway.auth import check_bind, load_keys
 from modelyard.gateway.drain import Drain
+from modelyard.gateway.forwarded import forwarded
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.transport import OneWriteProtocol
 from modelyard.router.lending import discover
@@ -61,11 +62,20 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # Keep-alive longer than clients keep idle connections (aiohttp 15 s, httpx 5 s): with uvicorn's 5 s,
     # a client reusing a connection just as the server closed it got "Cannot write to closing transport"
     # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client.
-    server = _Server(uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
-                                    loop=SERVE_LOOP, http=OneWriteProtocol, timeout_graceful_shutdown=5,
-                                    timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False),
+    server = _Server(uvicorn_config(app, host, port, access_log=access_log, log_level=log_level),
                      app.state.gateway.drain)
     server.run()
+
+
+def uvicorn_config(app: GatewayApp, host: str, port: int, *, access_log: bool = True,
+                   log_level: str = "info") -> uvicorn.Config:
+    """How ``serve`` runs uvicorn (the reasons in :func:`serve`). Its proxy-header middleware is off: the app applies
+    the same to the requests that carry such a header (gateway/forwarded.py), trusting the same hosts."""
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                            loop=SERVE_LOOP, http=OneWriteProtocol, timeout_graceful_shutdown=5,
+                            timeout_keep_alive=KEEP_ALIVE_SECONDS, server_header=False, proxy_headers=False)
+    app.forwarded = forwarded(config.forwarded_allow_ips)
+    return config
 
 
 class PortTaken(Exception):
