@@ -160,3 +160,14 @@ def test_fill_in_the_middle_is_refused_not_ignored(local, fakes):
     with pytest.raises(ollama.ResponseError) as err:
         local.generate(model="coder", prompt="def add(a, b):\n    ", suffix="\n\nprint(add(1, 2))")
     assert err.value.status_code == 400 and err.value.error.startswith("suffix") and fakes[0].requests == []
+
+
+def test_the_answer_echoes_the_name_as_asked_latest_tag_included(local):
+    """Ollama answers with ``Model: req.Model`` — the name as the client sent it, a ``:latest`` tag included
+    (ollama/ollama server/routes.go, ChatHandler and GenerateHandler; the README: "/api/chat echoes the name asked
+    for"). The gateway resolved ``coder:latest`` to ``coder`` and echoed ``coder``, so a client that matches answers
+    to the name it asked for (and its ``:latest`` default) saw another model."""
+    assert local.chat(model="coder:latest", messages=HI, stream=False).model == "coder:latest"
+    assert [p.model for p in local.chat(model="coder:latest", messages=HI, stream=True)][-1] == "coder:latest"
+    assert local.generate(model="coder:latest", prompt="hi").model == "coder:latest"
+    assert local.chat(model="coder", messages=HI).model == "coder"

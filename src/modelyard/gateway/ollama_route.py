@@ -120,7 +120,7 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
     if isinstance(taken, Response):
         return taken
     body, agent, request_chat = taken
-    writer = OllamaWriter(body.model, chat=chat, thinking=bool(body.think), started_ns=started)
+    writer = OllamaWriter(body.asked or body.model, chat=chat, thinking=bool(body.think), started_ns=started)
     if body.loads_only:
         return json_response(writer.loaded()) if not body.stream else _lines([line(writer.loaded())], {})
     if agent == PICKED_BY_ORCHESTRATOR:  # ``auto``, decided after the load-only check (which needs no agent)

@@ -61,6 +61,9 @@ class OllamaBody(BaseModel):
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     think: bool | str | None = None
+    #: the name as the client sent it, ``:latest`` included: Ollama echoes ``req.Model`` verbatim in its answers
+    #: (``model`` is the name resolved against the agents and models)
+    asked: str = Field(default="", exclude=True)
 
     @property
     def loads_only(self) -> bool:
@@ -73,6 +76,7 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         body = OllamaBody.model_validate_json(raw)
     except ValidationError as exc:
         raise bad_body(exc) from None
+    body.asked = body.model
     body.model = body.model.removesuffix(LATEST)
     if body.stream is None:
         body.stream = True
