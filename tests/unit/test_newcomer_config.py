@@ -143,9 +143,24 @@ def test_a_config_in_another_encoding_names_the_line_and_the_fix(tmp_path: Path)
     ("models:\n  local: {provider: ollama, model: x, endpoint: 'http://${OLLAMA_HOST}:11434'}\n"
      "agents:\n  chat: {primary: local}\n",
      ["config.yaml:2: models.local.endpoint: the config does not expand environment variables"]),
+    # nor in a GGUF path: it was looked for under a directory named '%USERPROFILE%'
+    ("models:\n  g: {provider: llamacpp, path: '%USERPROFILE%/m.gguf'}\nagents:\n  chat: {primary: g}\n",
+     ["config.yaml:2: models.g.path: the config does not expand environment variables"]),
 ])
 def test_a_setting_in_the_wrong_place_says_where_it_belongs(tmp_path: Path, text: str, words: list[str]) -> None:
     refused(invoke(write(tmp_path, text), "models", "--no-reach"), *words)
+
+
+def test_a_variable_in_log_path_is_refused_not_made_a_directory(tmp_path: Path) -> None:
+    """README ("When something is wrong"): `$HOME` in a path is refused, the config expands no variables.
+    `log.path: $HOME/routing.sqlite3` was accepted and made a new, empty log under a directory named '$HOME'
+    beside the config, so `log` and `report` showed nothing of the real one."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  local: {provider: ollama, model: x}\nagents:\n  chat: {primary: local}\nlog:\n"
+                      "  path: $HOME/routing.sqlite3\n")
+    refused(invoke(config, "log"), "config.yaml:6: log.path: the config does not expand environment variables",
+            "~/ for the home directory")
+    assert not (tmp_path / "$HOME").exists()
 
 
 @pytest.mark.parametrize("tail", ["/api", "/api/", "/v1", "/api/chat"])

@@ -228,10 +228,7 @@ class ModelConfig(Strict):
     @classmethod
     def _path_names_no_variable(cls, v: str | None) -> str | None:
         # `$HOME/models/m.gguf` was looked for under a directory named '$HOME'
-        if v is not None and ("$" in v or "%" in v):
-            raise PydanticCustomError("path_variable", "the config does not expand environment variables: write the "
-                                      "path itself (~/ for the home directory)")
-        return v
+        return path_without_variable(v)
 
     @field_validator("keep_alive", mode="before")
     @classmethod
@@ -448,6 +445,15 @@ class AgentConfig(Strict):
         return self.system or (f"You are the {name} agent. {self.description}".strip() if self.description else "")
 
 
+def path_without_variable(v: str | None) -> str | None:
+    """A file path as written: the config expands no variables, so `$HOME/…` or `%APPDATA%\\…` would name a
+    directory called '$HOME' beside the config — refused, naming ~/ instead."""
+    if v is not None and ("$" in v or "%" in v):
+        raise PydanticCustomError("path_variable", "the config does not expand environment variables: write the "
+                                  "path itself (~/ for the home directory)")
+    return v
+
+
 class LogConfig(Strict):
     path: str | None = Field(None, description="SQLite file (a relative path is read from the config file's "
                              "directory); default: the user data directory")
@@ -466,6 +472,12 @@ class LogConfig(Strict):
         None, ge=32, description="delete requests older than this many days (with their attempts and routing "
         "decisions) from the local SQLite file, hourly, in a long-running process; none: keep everything. At least "
         "32: month spend caps and the dashboard's month read that far back. PostgreSQL (log.url) is not pruned")
+
+    @field_validator("path")
+    @classmethod
+    def _path_names_no_variable(cls, v: str | None) -> str | None:
+        # `log.path: $HOME/x.sqlite3` made a new log in a directory named '$HOME' beside the config
+        return path_without_variable(v)
 
     @field_validator("url")
     @classmethod
