@@ -44,6 +44,13 @@ def test_the_commands_own_config_wins(tmp_path: Path) -> None:
     out = runner.invoke(app, ["--config", str(tmp_path / "missing.yaml"), "models", "--no-reach", "--config",
                               str(good)])
     assert out.exit_code == 0, out.output
+    # one of the two is being ignored: said, naming both (it was silent)
+    said = modelyard("--config", str(tmp_path / "missing.yaml"), "models", "--no-reach", "--config", str(good))
+    assert said.returncode == 0, said.stderr
+    note = " ".join(said.stderr.split())
+    assert "two configs given" in note and "missing.yaml" in note and f"using {good}" in note
+    same = modelyard("--config", str(good), "models", "--no-reach", "--config", str(good))
+    assert same.returncode == 0 and "two configs given" not in same.stderr
     wrong = runner.invoke(app, ["--config", str(tmp_path / "missing.yaml"), "models"])
     assert wrong.exit_code == 2 and "missing.yaml" in wrong.output
 

@@ -4,6 +4,7 @@ in the direction and size a real run with that config shows, and says clearly wh
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -225,6 +226,23 @@ def test_cli_side_by_side_and_json(recorded, tmp_path: Path) -> None:
                             "--since", "2020-01-01", "--until", "2020-01-02"], capture_output=True, text=True,
                            timeout=120)
     assert empty.returncode == 1 and "nothing to replay" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_a_config_given_before_replay_is_the_current_one(recorded, tmp_path: Path) -> None:
+    """``modelyard --config MINE.yaml replay --config CANDIDATE.yaml``: MINE was silently ignored — the current
+    config came from the usual lookup (here none: the embedded default, whose log does not exist)."""
+    log = recorded["full"]
+    cur, cand = tmp_path / "current.yaml", tmp_path / "candidate.yaml"
+    cur.write_text(yaml.safe_dump(config(log).model_dump(mode="json", exclude_defaults=True)))
+    cand.write_text(yaml.safe_dump(config(log, qwen_slots=1).model_dump(mode="json", exclude_defaults=True)))
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "xdg"), COLUMNS="300")
+    run = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(cur), "replay", "--config", str(cand),
+                          "--since", "2025-10-01", "--until", "2025-10-31"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert f"current {cur} vs candidate {cand}" in " ".join(run.stdout.split()), run.stdout[:400]
+    assert "two configs given" not in run.stderr  # for replay both mean something
 
 
 def test_a_benched_model_takes_its_figures_from_the_bench(recorded, tmp_path: Path) -> None:

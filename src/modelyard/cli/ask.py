@@ -259,7 +259,7 @@ class LineReader:
 
 
 #: what chat's prompt understands (printed for /help and for a command it does not know)
-COMMANDS = "/agent NAME, /agent auto, /reset, /quit"
+COMMANDS = "/agent NAME, /agent auto, /reset, /help, /quit"
 
 
 async def _command(session: Session, runtime: Runtime, line: str) -> bool:

@@ -38,13 +38,22 @@ C = TypeVar("C")
 CONFIG_HELP = "Config file (else $MODELYARD_CONFIG, the user config, the embedded default)"
 
 
-def inherit_config(ctx: typer.Context, value: Path | None) -> Path | None:
-    """``modelyard --config X CMD`` and ``modelyard CMD --config X`` mean the same; given both ways,
-    the command's own wins. The global one is kept by the app's callback in ``ctx.obj``."""
-    if value is not None:
-        return value
+def global_config(ctx: typer.Context) -> Path | None:
+    """The ``--config`` given before the command (kept by the app's callback in ``ctx.obj``)."""
     root = ctx.find_root().obj
     return root.get("config") if isinstance(root, dict) else None
+
+
+def inherit_config(ctx: typer.Context, value: Path | None) -> Path | None:
+    """``modelyard --config X CMD`` and ``modelyard CMD --config X`` mean the same; given both ways, the
+    command's own wins — and two different files are said, since one of them is being ignored."""
+    before = global_config(ctx)
+    if value is None:
+        return before
+    if before is not None and before != value and not ctx.resilient_parsing:
+        err.print(f"note: two configs given — {before} before the command, {value} after it: using {value}",
+                  highlight=False, markup=False)
+    return value
 
 
 ConfigOption = Annotated[

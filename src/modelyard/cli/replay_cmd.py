@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from modelyard.cli.common import console, err, fail, inherit_config, load_or_exit
+from modelyard.cli.common import console, err, fail, global_config, load_or_exit
 from modelyard.cli.render import ms
 from modelyard.ledger.report import Period, days_period, money
 
@@ -40,15 +40,22 @@ def _period(days: float | None, since: str | None, until: str | None) -> Period:
 
 #: replay's --config is the candidate, not the config the log was made with (that is --current): the usual help
 #: text ("Config file, else $MODELYARD_CONFIG …") read as if it could be left out
+def _candidate(ctx: typer.Context, value: Path | None) -> Path | None:
+    """The candidate: replay's own --config, else one given before the command (then it is also the current one's
+    lookup, as before). Given both, the one before the command is the *current* config (see ``replay``)."""
+    return value if value is not None else global_config(ctx)
+
+
 CandidateOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", show_default=False, callback=inherit_config,
+    "--config", "-c", show_default=False, callback=_candidate,
     help="the CANDIDATE config to replay the log through (required; the log's own config is --current)")]
 
 
 def replay(
+    ctx: typer.Context,
     config: CandidateOption = None,
-    current: Annotated[Path | None, typer.Option(help="the config the log was made with (default: the usual "
-                                                      "lookup, as for every command)")] = None,
+    current: Annotated[Path | None, typer.Option(help="the config the log was made with (default: a --config given "
+                                                      "before `replay`, else the usual lookup)")] = None,
     days: Annotated[float | None, typer.Option(help="replay the last N days (default 30)", min=0.001)] = None,
     since: Annotated[str | None, typer.Option(help="start of the window, e.g. 2026-03-01")] = None,
     until: Annotated[str | None, typer.Option(help="end of the window (default: now)")] = None,
@@ -66,6 +73,9 @@ def replay(
         raise fail("name the candidate config: modelyard replay --config CANDIDATE.yaml")
     if chart is not None and chart.suffix.lower() not in (".png", ".svg"):
         raise fail("--chart must end in .png or .svg")
+    before = global_config(ctx)
+    if current is None and before is not None and before != config:
+        current = before  # `modelyard --config MINE.yaml replay --config CANDIDATE.yaml`: it was ignored
     candidate, _ = load_or_exit(config)
     now_cfg, now_path = load_or_exit(current)
     period = _period(days, since, until)
