@@ -125,3 +125,6 @@ def test_calibrating_on_several_files_holds_each_file_out(tmp_path: Path) -> Non
     assert all(m["right"] <= m["decided_fast"] <= m["n"] for m in cal["files"].values())
     table = runner.invoke(app, ["eval-routing", str(first), str(second), "--calibrate", "0.9", "-c", CONFIG])
     assert "each file held out" in table.output and "second.jsonl: threshold" in table.output
+    # the same file twice would count its lines twice (a narrower interval for nothing): refused, naming it
+    twice = runner.invoke(app, ["eval-routing", str(first), str(tmp_path / "." / "first.jsonl"), "-c", CONFIG])
+    assert twice.exit_code == 2 and "named twice" in twice.output

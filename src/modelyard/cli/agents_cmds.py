@@ -123,6 +123,9 @@ def eval_routing(
                               "not its point estimate")] = False,
 ) -> None:
     """Measure routing on labelled lines: accuracy, above-threshold precision, coverage, reliability."""
+    twice = next((file for n, file in enumerate(files) if file.resolve() in {f.resolve() for f in files[:n]}), None)
+    if twice is not None:  # its lines would count twice: a narrower interval for nothing
+        raise fail(f"{twice} is named twice: name each file once")
     cfg, path = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
     read = [(file, _read_labels(file, set(cfg.agents))) for file in files]
