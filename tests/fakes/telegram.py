@@ -69,6 +69,16 @@ _ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_cha
                  "can_delete_stories")
 #: a status fault's variant "migrate_to_chat_id:<id>" adds that parameter (the group became a supergroup)
 MIGRATE = "migrate_to_chat_id:"
+#: a bot's message in a private chat or a group can be edited and deleted for 48 hours only: after that, 400 "message
+#: can't be edited" (editMessageText: tdesktop#2389, "in private chats and groups there's still the 48 hours limit";
+#: the text as bots get it: yagop/node-telegram-bot-api#734, php-telegram-bot/core#1000) and "message can't be
+#: deleted" (core.telegram.org/bots/api#deletemessage; eternnoir/pyTelegramBotAPI#1544, TelegramBots/Telegram.Bot#471)
+EDIT_WINDOW = 48 * 3600
+NOT_EDITABLE = "Bad Request: message can't be edited"
+NOT_DELETABLE = "Bad Request: message can't be deleted"
+#: the Bot API answers a long poll after 50 s at most, whatever ``timeout`` asked (tdlib/telegram-bot-api#562:
+#: timeout=300 came back after 50.5 s)
+MAX_POLL = 50.0
 
 
 class ApiError(Exception):
@@ -306,6 +316,11 @@ class TelegramServer(FakeServer):
             retry = max(int(left + 0.999), 1)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
 
+    def age(self, chat_id: int, message_id: int, seconds: float) -> None:
+        """Make a message ``seconds`` older (its ``date``): one the bot sent two days ago can no longer be edited."""
+        with self._state:
+            self._messages[(chat_id, message_id)]["date"] -= int(seconds)
+
     def delete(self, chat_id: int, message_id: int) -> None:
         """Someone deletes a message (the person deletes the bot's answer being written)."""
         with self._state:
@@ -395,7 +410,7 @@ class TelegramServer(FakeServer):
     async def _get_updates(self, request: Request, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = _int_or_none(params.get("offset"))
         limit = min(max(_int_or_none(params.get("limit")) or 100, 1), 100)
-        timeout = max(float(params.get("timeout") or 0), 0.0)
+        timeout = min(max(float(params.get("timeout") or 0), 0.0), MAX_POLL)
         allowed = params.get("allowed_updates") or None
         with self._state:
             self._poll_generation += 1
@@ -492,8 +507,8 @@ class TelegramServer(FakeServer):
             message = self._messages.get((chat_id, message_id))
             if message is None:
                 raise ApiError(400, "Bad Request: message to edit not found")
-            if message["from"].get("id") != self.bot_user["id"]:
-                raise ApiError(400, "Bad Request: message can't be edited")
+            if message["from"].get("id") != self.bot_user["id"] or _too_old(message):
+                raise ApiError(400, NOT_EDITABLE)
             new_markup = _inline_markup(markup)
             if (message.get("text") == text and message.get("reply_markup") == new_markup
                     and message.get("entities", []) == entities):
@@ -540,8 +555,12 @@ class TelegramServer(FakeServer):
     def _delete_message(self, params: dict[str, Any]) -> bool:
         key = (_chat_key(params.get("chat_id")), _int_or_none(params.get("message_id")) or 0)
         with self._state:
-            if self._messages.pop(key, None) is None:  # type: ignore[arg-type]
+            message = self._messages.get(key)  # type: ignore[arg-type]
+            if message is None:
                 raise ApiError(400, "Bad Request: message to delete not found")
+            if _too_old(message):
+                raise ApiError(400, NOT_DELETABLE)
+            del self._messages[key]  # type: ignore[arg-type]
         return True
 
     def _answer_callback(self, params: dict[str, Any]) -> bool:
@@ -592,6 +611,11 @@ class TelegramServer(FakeServer):
             return {"id": chat_id, "title": "Test group", "type": kind}
         name = str(chat_id)
         return {"id": -1_001_000_000_000, "title": name, "username": name.lstrip("@"), "type": "channel"}
+
+
+def _too_old(message: dict[str, Any]) -> bool:
+    """Past the 48 hours a bot may edit or delete its message in a private chat or a group (not a channel)."""
+    return message.get("chat", {}).get("type") != "channel" and time.time() - message.get("date", 0) > EDIT_WINDOW
 
 
 def _envelope(

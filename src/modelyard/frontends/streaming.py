@@ -273,7 +273,10 @@ class StreamingReply:
                 part = self._give_up_formatting(part, exc)
                 await self._edit(index, part, markup)
                 return
-            if "not found" in said:  # the person deleted the message being edited: the text goes out anew
+            if "not found" in said or "can't be edited" in said:
+                # the person deleted the message being edited, or it is past the 48 hours a bot may edit its message
+                # (an answer held through a long outage, shown after a restart): the text goes out anew. The second
+                # was raised: the answer was kept for a next start, which met the same refusal
                 message, part = await self._send(part, markup)
                 self.message_ids[index] = message.message_id
             elif "not modified" not in said:

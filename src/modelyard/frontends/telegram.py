@@ -7,10 +7,13 @@ turn pipeline every front-end shares, frontends/session.py). This module is Tele
 commands, streamed message edits, rating buttons.
 
 Order and load: a chat's messages are answered one after another, in the order sent (a per-chat
-lock); other chats, commands (``/status``, ``/stop``, ``/help``...) and button presses are handled
-at once, beside any answer being written. How many answers are written at once is bounded by the
-model slots there are (:class:`TurnGate`): a burst waits here, in order, rather than in a model's
-queue, where a wait past ``timeouts.queue`` ended as "no model could answer".
+lock). A finished answer the Bot API holds back (an outage, flood control) lets the lock go: the
+chat's next messages are answered meanwhile and shown after it, in order (:class:`_InOrder`);
+/stop leaves finished answers be. Other chats, commands (``/status``, ``/stop``, ``/help``...)
+and button presses are handled at once, beside any answer being written. How many answers are
+written at once is bounded by the model slots there are (:class:`TurnGate`): a burst waits here,
+in order, rather than in a model's queue, where a wait past ``timeouts.queue`` ended as "no model
+could answer".
 
 Nothing taken is lost: every update is committed to the inbox (frontends/telegram_inbox.py) before
 python-telegram-bot can confirm it to Telegram, and what a killed process had not answered is
@@ -92,6 +95,9 @@ STOP_WAIT = 10.0
 REPLIES_KEPT = 32
 #: seconds between two log lines about the same failure of getUpdates
 POLL_ERROR_EVERY = 60.0
+#: how long a 409 Conflict on getUpdates (another poller on the token) stays in /healthz after the last one: two
+#: pollers each win some calls, so the bot's own polls succeed in between
+CONFLICT_SHOWN = 120.0
 #: tries of each Bot API call the bot starts with (getMe, deleteWebhook), and the longest wait between two
 START_TRIES = 4
 START_WAIT = 10.0
@@ -217,7 +223,7 @@ class InboxBot(ExtBot[None]):
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
     process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
 
-    __slots__ = ("_floor", "inbox")
+    __slots__ = ("_floor", "inbox", "polled_at")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=256),
@@ -228,6 +234,8 @@ class InboxBot(ExtBot[None]):
         with self._unfrozen():
             self.inbox = inbox
             self._floor = 0
+            #: monotonic time of the last getUpdates the Bot API answered (for /healthz)
+            self.polled_at: float | None = None
 
     async def get_updates(self, offset: int | None = None, limit: int | None = None, timeout: Any = None,
                           allowed_updates: Sequence[str] | None = None, **kwargs: Any) -> tuple[Update, ...]:
@@ -235,6 +243,8 @@ class InboxBot(ExtBot[None]):
             if offset is None or offset >= 0:
                 offset = max(offset or 0, self._floor) or None
             updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+            with self._unfrozen():
+                self.polled_at = time.monotonic()
             if not updates:
                 return updates
             fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
@@ -264,6 +274,58 @@ class _Processor(BaseUpdateProcessor):
 
     async def shutdown(self) -> None:
         pass
+
+
+class _InOrder:
+    """One turn's place in its chat's order of answers shown.
+
+    A turn runs under its chat's lock until its answer is complete; if the answer is then held (the Bot API out of
+    reach, flood control) the lock is let go (:meth:`let_go`), so the chat's next messages are answered meanwhile —
+    each shown only after the answers before it (:meth:`wait`). Holding the lock for the whole outage kept the
+    person's next messages waiting unanswered behind it (and /reset with them)."""
+
+    def __init__(self, bot: TelegramBot, chat_id: int, update_id: int, unlock: Callable[[], None]):
+        self._bot, self._chat_id, self._update_id, self._unlock = bot, chat_id, update_id, unlock
+        self._mine: asyncio.Future[None] | None = None
+
+    def _prior(self) -> asyncio.Future[None] | None:
+        prior = self._bot._showing.get(self._chat_id)
+        return prior if prior is not None and prior is not self._mine and not prior.done() else None
+
+    @property
+    def behind(self) -> bool:
+        """An earlier answer in this chat is still waiting to be shown."""
+        return self._mine is None and self._prior() is not None
+
+    def let_go(self) -> None:
+        """This answer is complete and waits to be shown: the chat's lock is free for its next message."""
+        if self._mine is None:
+            self._mine = asyncio.get_running_loop().create_future()
+            self._bot._showing[self._chat_id] = self._mine
+            self._bot._held[self._update_id] = self._chat_id
+            self._unlock()
+
+    async def wait(self) -> bool:
+        """Wait until the chat's earlier answers are shown (or given up); False when the bot stops first."""
+        prior = self._prior()
+        if prior is None:
+            return True
+        self.let_go()
+        closing: asyncio.Future[Any] = asyncio.ensure_future(self._bot._closing.wait())
+        waiting: list[asyncio.Future[Any]] = [prior, closing]
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        return prior.done() and not self._bot._closing.is_set()
+
+    def done(self) -> None:
+        self._bot._held.pop(self._update_id, None)
+        if self._mine is not None:
+            if not self._mine.done():
+                self._mine.set_result(None)
+            if self._bot._showing.get(self._chat_id) is self._mine:
+                del self._bot._showing[self._chat_id]
 
 
 class TelegramBot:
@@ -309,6 +371,14 @@ class TelegramBot:
         #: the last getUpdates failure logged, and when (a lasting one is logged once a minute)
         self._poll_error = ""
         self._poll_error_at = 0.0
+        #: the last getUpdates failure (logged or not) and when; the last 409 Conflict (for /healthz)
+        self._poll_failed: tuple[float, str] | None = None
+        self._conflict_at: float | None = None
+        #: per chat, the newest answer let go of the chat's lock before it was shown (held by an outage or flood
+        #: control, or waiting behind one that is): the chat's next answers are shown after it, in order
+        self._showing: dict[int, asyncio.Future[None]] = {}
+        #: finished answers waiting to be shown (update id → chat id): /status and /healthz count them
+        self._held: dict[int, int] = {}
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
@@ -388,6 +458,9 @@ class TelegramBot:
         logs a full one for every 409, 502 or dropped connection), the same failure at most once a minute."""
         now = time.monotonic()
         kind = type(error).__name__
+        self._poll_failed = (now, redact(str(error), (self._token,)))
+        if isinstance(error, Conflict):
+            self._conflict_at = now
         if self._poll_error == kind and now - self._poll_error_at < POLL_ERROR_EVERY:
             return
         self._poll_error, self._poll_error_at = kind, now
@@ -404,6 +477,27 @@ class TelegramBot:
         else:
             log.warning("telegram: polling for updates failed (%s: %s); retrying", kind,
                         redact(str(error), (self._token,)))
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: whether polling works, and how many finished answers wait for the Bot API.
+
+        ``polling``: "conflict" when getUpdates got 409 Conflict in the last CONFLICT_SHOWN seconds — another
+        process polls with this token and takes some of the messages (or a webhook is set: it takes them all);
+        "failing" when the last poll failed and none succeeded since; else "ok". A conflict was only a log line."""
+        now = time.monotonic()
+        polled_at = getattr(self.app.bot, "polled_at", None)
+        failed_at, failure = self._poll_failed or (None, None)
+        if self._conflict_at is not None and now - self._conflict_at < CONFLICT_SHOWN:
+            polling = "conflict"
+        elif failed_at is not None and (polled_at is None or failed_at > polled_at):
+            polling = "failing"
+        else:
+            polling = "ok"
+        return {"polling": polling,
+                "last_poll_age_s": None if polled_at is None else round(now - polled_at, 1),
+                "last_error": failure,
+                "last_error_age_s": None if failed_at is None else round(now - failed_at, 1),
+                "answers_waiting": len(self._held)}
 
     def _migrated(self, old: int | None, new: int | None) -> None:
         """The group ``old`` became the supergroup ``new`` (Bot API migrate_to_chat_id): its history and chosen agent
@@ -556,7 +650,8 @@ class TelegramBot:
             line = f"• {s.name} ({s.provider}, {where}): {s.state} — {s.in_flight}/{s.limit} busy, {s.waiting} waiting"
             lines.append(line + (f" ({redact(s.detail)})" if s.detail else ""))
         lines += ["", f"Answers: {self.gate.running} being written, {self.gate.waiting} waiting for a model "
-                      f"(up to {max(self._slots(), 1)} at once)"]
+                      f"(up to {max(self._slots(), 1)} at once), {len(self._held)} finished and waiting to be "
+                      "delivered (Telegram out of reach or holding them back)"]
         await self._say(update.effective_message, "\n".join(lines))
 
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -586,8 +681,12 @@ class TelegramBot:
         if work:
             await asyncio.wait(work, timeout=STOP_WAIT)
         log.info("telegram: chat %s: /stop ended %d message(s)", message.chat.id, len(work))
-        await self._say(message, "Stopped." if len(work) < 2 else
-                        f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
+        text = ("Stopped." if len(work) < 2 else
+                f"Stopped — that answer and the {len(work) - 1} message(s) waiting behind it.")
+        if finished := sum(1 for chat_id in self._held.values() if chat_id == message.chat.id):
+            text += (f"\n{finished} finished answer(s) here are still on their way: /stop ends only what is being "
+                     "written.")
+        await self._say(message, text)
 
     def _end(self, task: asyncio.Task) -> None:
         """The chat refuses every message (the person blocked the bot, it was removed from the group): the model
@@ -651,12 +750,25 @@ class TelegramBot:
         work = self._work[chat.id]
         work.add(task)
         self._askers[task] = user.id
+        lock = self._locks[chat.id]  # the chat's answers in the order its messages came
+        locked = False
+
+        def unlock() -> None:  # once this answer is complete and held (_InOrder.let_go), or at the end
+            nonlocal locked
+            if locked:
+                locked = False
+                lock.release()
+
         try:
-            async with self._locks[chat.id]:  # the chat's answers in the order its messages came
+            await lock.acquire()
+            locked = True
+            try:
                 if self._stopping:  # waited behind an answer the stop cut short: the next start answers it
                     self._deferred.add(update.update_id)
                     return
-                await self._turn(update, text)
+                await self._turn(update, text, unlock)
+            finally:
+                unlock()
         except asyncio.CancelledError:
             if task not in self._cancelled:
                 raise
@@ -666,8 +778,16 @@ class TelegramBot:
             self._askers.pop(task, None)
             self._cancelled.discard(task)
             self._gone.discard(task)
-            if not work:
+            if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
+
+    def _settled(self, task: asyncio.Task, chat_id: int) -> None:
+        """This message's answer is complete: what is left is showing it, which /stop does not end (it stops what
+        is still being written). A /stop sent while a finished answer waited for the Bot API dropped the answer."""
+        work = self._work.get(chat_id)
+        if work is not None:
+            work.discard(task)
+        self._askers.pop(task, None)
 
     def _addressed(self, message: Message) -> str | None:
         """In a group, what is said to this bot: the text of a message that mentions it (the mention taken out) or
@@ -682,38 +802,56 @@ class TelegramBot:
             return " ".join(mention.sub(" ", text).split())
         return text.strip() if to_bot else None
 
-    async def _turn(self, update: Update, text: str) -> None:
+    async def _turn(self, update: Update, text: str, unlock: Callable[[], None]) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
                                reply_to=message.message_id, formatter=FORMATTERS[self.settings.format],
                                thread_id=message.message_thread_id if message.is_topic_message else None)
         update_id = update.update_id
+        task = asyncio.current_task()
+        assert task is not None
+        order = _InOrder(self, chat.id, update_id, unlock)
+        try:
+            await self._answer(update, text, reply, order, task)
+        finally:
+            order.done()
+
+    async def _answer(self, update: Update, text: str, reply: StreamingReply, order: _InOrder,
+                      task: asyncio.Task) -> None:
+        message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+        assert message is not None and user is not None and chat is not None
+        update_id = update.update_id
         kept = self._kept.pop(update_id, None)
         if kept is not None and kept.shown:  # a run before a restart left this answer's messages on screen
             reply.adopt(int(kept.shown["chat_id"]), [int(i) for i in kept.shown["ids"]])
         if kept is not None and kept.answer:  # and had its whole answer: shown, not asked again
-            await self._show(update_id, reply, kept.answer, chat.id, user.id)
+            self._settled(task, chat.id)
+            if await self._after_earlier(order, update_id):
+                await self._show(update_id, reply, kept.answer, chat.id, user.id, order)
             return
         #: the person saw this answer begin before a kill or a stop: it is asked again from the start, and says so
         restarted = kept is not None and kept.shown is not None
-        held = False
+        held = ran = False
+        later: list[str] = []
 
         async def start(notices: list[str]) -> None:
-            nonlocal held
-            for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message it
-                try:  # replies to deleted) must not fail the turn before the model runs, as the placeholder did
-                    await self._say(message, notice)
-                except TelegramError as exc:
-                    log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
-            await reply.start(RESTARTED_PLACEHOLDER if restarted else PLACEHOLDER)
+            nonlocal held, ran
+            ran = True
+            if order.behind:  # an earlier answer still waits for the Bot API: this one is written unseen, and shown
+                later.extend(notices)  # after it — its placeholder now would come before that answer
+            else:
+                for notice in notices:  # said before the answer; one the Bot API refuses (flood control, the message
+                    try:  # it replies to deleted) must not fail the turn before the model runs, as the placeholder did
+                        await self._say(message, notice)
+                    except TelegramError as exc:
+                        log.info("telegram: notice in chat %s failed (%s)", chat.id, type(exc).__name__)
+                await reply.start(RESTARTED_PLACEHOLDER if restarted else PLACEHOLDER)
+                self._keep_shown(update_id, reply)
             self.replies.append(reply)
-            self._keep_shown(update_id, reply)
             await self.gate.acquire()  # the placeholder shows meanwhile
             held = True
 
-        task = asyncio.current_task()
-        assert task is not None
         reply.on_gone = lambda: self._end(task)
         self._turns.add(task)
         try:
@@ -746,13 +884,16 @@ class TelegramBot:
             self._turns.discard(task)
             if held:
                 self.gate.release()
-        if not reply.started:  # refused before any model ran: nothing to edit
-            for notice in result.notices:
-                await self._say(message, notice)
-            await self._say(message, result.text)
-            log.info("telegram: chat %s: message refused", chat.id)
-            return
+        self._settled(task, chat.id)  # no await since the model ended: a /stop from here on leaves it be
         if not result.answered or result.result is None:
+            if not await self._after_earlier(order, update_id):
+                return
+            for notice in [*later, *(result.notices if not ran else [])]:
+                await self._say(message, notice)
+            if not ran:  # refused before any model ran: nothing to edit
+                await self._say(message, result.text)
+                log.info("telegram: chat %s: message refused", chat.id)
+                return
             await reply.finish(result.text)
             log.info("telegram: chat %s: %s", chat.id, result.status)
             return
@@ -760,16 +901,30 @@ class TelegramBot:
         answer = {"text": result.text, "agent": answered.agent, "model": answered.model,
                   "request_id": answered.request_id, "restarted": restarted}
         self.inbox.answered(update_id, answer)  # in the history now: a restart from here shows it, asks nothing
-        await self._show(update_id, reply, answer, chat.id, user.id)
+        if not await self._after_earlier(order, update_id):
+            return
+        for notice in later:
+            with contextlib.suppress(TelegramError):
+                await self._say(message, notice)
+        await self._show(update_id, reply, answer, chat.id, user.id, order)
+
+    async def _after_earlier(self, order: _InOrder, update_id: int) -> bool:
+        """Wait for the chat's earlier answers to be shown; False (the answer kept for the next start) if the bot
+        stops first."""
+        if await order.wait():
+            return True
+        self._deferred.add(update_id)
+        log.info("telegram: the bot stops with update %s waiting behind an earlier answer; the next start shows it",
+                 update_id)
+        return False
 
     async def _show(self, update_id: int, reply: StreamingReply, answer: dict[str, Any], chat_id: int,
-                    user_id: int) -> None:
+                    user_id: int, order: _InOrder) -> None:
         """The final answer with its buttons, each message linked to its request for 👍/👎.
 
         The Bot API out of reach past FINAL_OUTAGE, or flood control asking for a long wait: the answer stays in the
         inbox (answered, not yet shown) and is tried again, the pauses growing to REDELIVER_MAX, until it gets
-        through — the chat's next messages wait behind it, in order. It waited for the next start of the bot: a bot
-        left running through a night's outage kept the answer to itself until someone restarted it."""
+        through. Meanwhile the chat's lock is let go: its next messages are answered, and shown after this one."""
         note = f"— {answer['agent']} · {answer['model']}" if answer.get("model") else ""
         if answer.get("restarted"):
             note = f"{note}\n{RESTARTED_NOTE}".strip()
@@ -784,6 +939,8 @@ class TelegramBot:
                 del self._linking[chat_id]
         if reply.undelivered:
             self._keep_shown(update_id, reply)
+            if reply.transient:
+                order.let_go()
             if not reply.transient or not await self._redeliver(reply, answer, note, user_id):
                 self._deferred.add(update_id)  # the API refused it, or the bot is stopping: the next start shows it
                 log.warning("telegram: chat %s: the answer (request %s) is kept and shown when the bot next starts",

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 PENDING, ANSWERED, DONE = "pending", "answered", "done"
 #: Telegram keeps an unconfirmed update for 24 hours; an unanswered one older than that is not answered
 MAX_AGE = 24 * 3600.0
+#: an answered one not yet shown (held by a long outage, the bot stopped meanwhile) is shown for this long: it was
+#: dropped with the unanswered after 24 h, a finished answer lost
+ANSWERED_MAX_AGE = 7 * 24 * 3600.0
 #: done rows kept this long: long enough to recognise any update Telegram may still send again
 KEEP_DONE = 2 * 24 * 3600.0
 #: longest wait for the file's write lock (another process's batch): the polling loop waits for it
@@ -126,7 +129,8 @@ class Inbox:
             self._failed(exc, "a restart may answer a message again or not reuse its messages")
 
     def pending(self) -> list[Kept]:
-        """What was taken and not handled, oldest first; older than :data:`MAX_AGE` is dropped (and logged)."""
+        """What was taken and not handled, oldest first; unanswered and older than :data:`MAX_AGE`, or answered and
+        older than :data:`ANSWERED_MAX_AGE`, is dropped (and logged)."""
         try:
             return self._pending()
         except (sqlite3.Error, OSError) as exc:
@@ -136,10 +140,16 @@ class Inbox:
     def _pending(self) -> list[Kept]:
         now = time.time()
         stale = self._conn.execute(
-            "UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND state != ? AND received < ?",
-            (DONE, self.bot_id, DONE, now - MAX_AGE)).rowcount
+            "UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND state = ? AND received < ?",
+            (DONE, self.bot_id, PENDING, now - MAX_AGE)).rowcount
         if stale:
             log.warning("telegram: %d message(s) taken more than 24 hours ago were never answered; dropped", stale)
+        lost = self._conn.execute(
+            "UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND state = ? AND received < ?",
+            (DONE, self.bot_id, ANSWERED, now - ANSWERED_MAX_AGE)).rowcount
+        if lost:
+            log.warning("telegram: %d answer(s) could not be shown for %d days; dropped", lost,
+                        ANSWERED_MAX_AGE // 86400)
         self._conn.execute("DELETE FROM telegram_inbox WHERE bot_id = ? AND state = ? AND received < ?",
                            (self.bot_id, DONE, now - KEEP_DONE))
         rows = self._conn.execute(

@@ -220,8 +220,13 @@ async def healthz(request: Request) -> Response:
         if not shared.up or shared.disagreements or shared.splits:  # a limit handed out larger than configured
             body["status"] = "degraded"
     if gw.hosting is not None:  # front-ends on this machine borrowing these limits; the bot in this process
-        body["state"]["lending"] = gw.hosting.status()["lending"]
-        body["telegram"] = gw.hosting.status()["telegram"]
+        hosted = gw.hosting.status()
+        body["state"]["lending"] = hosted["lending"]
+        body["telegram"] = hosted["telegram"]
+        if hosted["telegram_bot"] is not None:  # polling (409 Conflict: another poller on the token), answers held
+            body["telegram_bot"] = hosted["telegram_bot"]
+            if hosted["telegram_bot"]["polling"] == "conflict":  # it takes some of the messages: degraded
+                body["status"] = "degraded"
     return json_response(body)
 
 

@@ -153,7 +153,8 @@ class Hosting:
         lending: dict[str, Any] = {"socket": None, "borrowers": []}
         if self.lender is not None:
             lending = {"socket": str(self.lender.path), "borrowers": self.lender.borrowers()}
-        return {"lending": lending, "telegram": self.bot_state}
+        bot = self.bot.health() if self.bot is not None and self.bot_state == "running" else None
+        return {"lending": lending, "telegram": self.bot_state, "telegram_bot": bot}
 
 
 def state_line(link: RedisLink) -> str:
