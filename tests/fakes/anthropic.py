@@ -81,11 +81,17 @@ class AnthropicServer(ChatServer):
         inject_unknown_event: bool = False,
         max_output: int | None = None,
         adaptive_only: bool = False,
+        redacted_thinking: bool = False,
     ) -> None:
         """``max_output``: the model's output limit; a larger ``max_tokens`` is refused with the API's words.
         ``adaptive_only``: the model is as Claude Opus 4.7 and later (docs' "what's new in Claude 4.7"): it refuses
         ``thinking.type: enabled`` and ``temperature`` with the API's words, and without ``display: "summarized"``
-        its thinking blocks come empty (the default display there is "omitted": claude-code#49268)."""
+        its thinking blocks come empty (the default display there is "omitted": claude-code#49268).
+        ``redacted_thinking``: a thinking answer also carries a ``redacted_thinking`` block (encrypted ``data``, no
+        text), as the API sends when its safety systems flag part of the reasoning (extended-thinking docs, "thinking
+        redaction"). Every thinking block sent back is checked as the API checks it: its signature must be one this
+        server issued for exactly that text, else the API's 400 "messages.N.content.M: Invalid `signature` in
+        `thinking` block" (claude-code#10627, anthropic-sdk-python#1598)."""
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -99,6 +105,10 @@ class AnthropicServer(ChatServer):
         self.inject_unknown_event = inject_unknown_event
         self.max_output = max_output
         self.adaptive_only = adaptive_only
+        self.redacted_thinking = redacted_thinking
+        #: signatures issued, each for its thinking text; redacted blocks' data issued
+        self.signed: dict[str, str] = {}
+        self.redacted: set[str] = set()
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/v1/messages", self._messages, methods=["POST"])]
@@ -157,6 +167,8 @@ class AnthropicServer(ChatServer):
         if self.adaptive_only and "temperature" in body:
             return self.error_response(400, TEMPERATURE_DEPRECATED)
         thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+        if (problem := self._signature_problem(body["messages"])) is not None:
+            return self.error_response(400, problem)
         if thinking_on and (problem := _thinking_first_problem(body["messages"])) is not None:
             return self.error_response(400, problem)
         if body["messages"] == []:
@@ -196,17 +208,43 @@ class AnthropicServer(ChatServer):
 
         return self.play(recorded, model, render)
 
+    def _signature_problem(self, messages: Any) -> str | None:
+        """The API's refusal of a thinking block it did not sign as sent (edited, re-serialised, another model's), or
+        of a redacted_thinking block whose data it never gave."""
+        if not isinstance(messages, list):
+            return None
+        for n, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            for m, block in enumerate(content if isinstance(content, list) else []):
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "thinking" and self.signed.get(str(block.get("signature"))) != block.get(
+                        "thinking"):
+                    return f"messages.{n}.content.{m}: Invalid `signature` in `thinking` block"
+                if block.get("type") == "redacted_thinking" and block.get("data") not in self.redacted:
+                    return f"messages.{n}.content.{m}: Invalid `data` in `redacted_thinking` block"
+        return None
+
     # ----- rendering -------------------------------------------------------------------
 
-    def _signature(self) -> str:
-        return "EqQBCkYIBxgCKkB" + new_id("", 32)
+    def _signature(self, thinking: str = "") -> str:
+        signature = "EqQBCkYIBxgCKkB" + new_id("", 32)
+        self.signed[signature] = thinking
+        return signature
+
+    def _redacted_data(self) -> str:
+        data = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP" + new_id("", 16)
+        self.redacted.add(data)
+        return data
 
     def _blocks(self, plan: Plan) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if plan.thinking:
             blocks.append(
-                {"type": "thinking", "thinking": plan.full_thinking, "signature": self._signature()}
+                {"type": "thinking", "thinking": plan.full_thinking, "signature": self._signature(plan.full_thinking)}
             )
+            if self.redacted_thinking:
+                blocks.append({"type": "redacted_thinking", "data": self._redacted_data()})
         if plan.text:
             blocks.append({"type": "text", "text": plan.full_text})
         if plan.tool_call:
@@ -280,8 +318,10 @@ class AnthropicServer(ChatServer):
 
         if plan.thinking:
             deltas = [{"type": "thinking_delta", "thinking": piece} for piece in plan.thinking]
-            deltas.append({"type": "signature_delta", "signature": self._signature()})
+            deltas.append({"type": "signature_delta", "signature": self._signature(plan.full_thinking)})
             block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
+            if self.redacted_thinking:  # its encrypted data whole in content_block_start, no delta
+                block({"type": "redacted_thinking", "data": self._redacted_data()}, [])
         if unknown:  # a server tool Anthropic runs itself (web search), its result, and a citation
             block({"type": "server_tool_use", "id": new_id("srvtoolu_"), "name": "web_search", "input": {}},
                   [{"type": "input_json_delta", "partial_json": '{"query": "fake"}'}])

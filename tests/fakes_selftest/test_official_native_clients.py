@@ -14,7 +14,7 @@ import pytest
 from tests.fakes import AnthropicServer, Fault, OllamaServer
 from tests.fakes.anthropic import ADAPTIVE_ONLY, LOW_CREDIT, TEMPERATURE_DEPRECATED
 from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
-from tests.fakes_selftest.test_fakes import USER, WEATHER_TOOL_OPENAI
+from tests.fakes_selftest.test_fakes import USER, WEATHER_TOOL_ANTHROPIC, WEATHER_TOOL_OPENAI
 
 KEY = "test-key"
 
@@ -96,3 +96,31 @@ def test_anthropic_sdk_reads_an_account_refusal_and_an_error_event(opus: Anthrop
         stream.get_final_message()
     assert "Overloaded" in str(midway.value)
     assert opus.requests[-1].headers.get("authorization") == f"Bearer {KEY}"  # auth_token travels as a bearer token
+
+
+def test_anthropic_sdk_tool_loop_sends_back_the_signed_thinking_the_fake_checks() -> None:
+    """A tool loop with thinking as the SDK's users write it (the answer's content blocks sent back as they came,
+    streamed or whole): the fake takes its own signed thinking and redacted_thinking blocks back, and refuses an edited
+    block or a turn without them in the API's words — so the fake's check proves what the API would."""
+    with AnthropicServer(api_key=KEY, redacted_thinking=True, tool_arguments={"city": "Paris"}) as claude:
+        client = anthropic_sdk.Anthropic(api_key=KEY, base_url=claude.url, max_retries=0)
+        ask = {"model": "claude-haiku-4-5", "max_tokens": 2048, "tools": [WEATHER_TOOL_ANTHROPIC],
+               "thinking": {"type": "enabled", "budget_tokens": 1024}}
+        with client.messages.stream(**ask, messages=USER) as stream:
+            streamed = stream.get_final_message()
+        whole = client.messages.create(**ask, messages=USER)
+        for first in (streamed, whole):
+            assert [b.type for b in first.content] == ["thinking", "redacted_thinking", "tool_use"]
+            result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[-1].id,
+                                                   "content": "sunny"}]}
+            answer = client.messages.create(**ask, messages=[*USER, {"role": "assistant", "content": first.content},
+                                                             result])
+            assert (answer.content[0].thinking, answer.content[-1].text) == (DEFAULT_THINKING, DEFAULT_REPLY)
+        edited = [{**whole.content[0].model_dump(), "thinking": "Something else."},
+                  *(b.model_dump() for b in whole.content[1:])]
+        with pytest.raises(anthropic_sdk.BadRequestError) as refused:
+            client.messages.create(**ask, messages=[*USER, {"role": "assistant", "content": edited}, result])
+        assert refused.value.body["error"]["message"] == "messages.1.content.0: Invalid `signature` in `thinking` block"
+        with pytest.raises(anthropic_sdk.BadRequestError) as unsigned:
+            client.messages.create(**ask, messages=[*USER, {"role": "assistant", "content": whole.content[2:]}, result])
+        assert "must start with a thinking block" in unsigned.value.body["error"]["message"]

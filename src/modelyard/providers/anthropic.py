@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from modelyard.config.schema import Timeouts
+from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpProvider, loads, stream_error, tool_call
 from modelyard.providers.output_cap import anthropic_max_output
@@ -54,8 +55,32 @@ def _extract_error(body: Any) -> tuple[str, str]:
 _ACCOUNT_REFUSALS = ("Your credit balance is too low", "This organization has been disabled")
 
 
-def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
-    """Split out the system prompt and fold tool results into user turns, as the API wants."""
+#: tool turns whose signed thinking a provider keeps (:attr:`AnthropicProvider._signed`): a few blocks each, the oldest
+#: dropped first; an agent loop needs the last turn's only, a gateway serves several conversations at once
+MAX_SIGNED_TURNS = 256
+#: the block types the API signs and wants back unmodified (``thinking`` with its ``signature``, ``redacted_thinking``
+#: with its encrypted ``data``)
+_SIGNED_TYPES = frozenset({"thinking", "redacted_thinking"})
+
+
+def _signed_block(block: dict[str, Any]) -> dict[str, Any] | None:
+    """A thinking or redacted_thinking block as the API wants it back, or None when it carries no signature (a proxy's
+    or an Anthropic-compatible server's unsigned thinking: sent back, the API would refuse it)."""
+    if block.get("type") == "thinking":
+        text, signature = block.get("thinking"), block.get("signature")
+        if isinstance(text, str) and isinstance(signature, str) and signature:
+            return {"type": "thinking", "thinking": text, "signature": signature}
+    elif block.get("type") == "redacted_thinking":
+        data = block.get("data")
+        if isinstance(data, str) and data:
+            return {"type": "redacted_thinking", "data": data}
+    return None
+
+
+def _messages(messages: list[Message], signed: dict[str, list[dict[str, Any]]] | None = None
+              ) -> tuple[str, list[dict[str, Any]]]:
+    """Split out the system prompt and fold tool results into user turns, as the API wants. ``signed``: the thinking
+    blocks this model signed for a tool turn, by the turn's tool-call ids, put back at the head of that turn."""
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     out: list[dict[str, Any]] = []
     ids = _ToolIds()
@@ -70,6 +95,8 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant" and m.tool_calls:
             blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content.strip() else []
+            if signed and (kept := next((signed[c.id] for c in m.tool_calls if c.id in signed), None)):
+                blocks = [dict(b) for b in kept] + blocks
             blocks += [{"type": "tool_use", "id": ids.call(c.id), "name": c.name, "input": c.arguments_object()}
                        for c in m.tool_calls]
             out.append({"role": "assistant", "content": blocks})
@@ -85,6 +112,22 @@ def _messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
         # an empty list, "messages: at least one message is required" (LiteLLM#3019) — the prompt becomes the turn
         return "", [{"role": "user", "content": system}]
     return system, out
+
+
+def _unsigned(messages: Any) -> Any:
+    """``messages`` without thinking and redacted_thinking blocks (turns left with nothing are left out)."""
+    if not isinstance(messages, list):
+        return messages
+    out = []
+    for m in messages:
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list):
+            content = [b for b in content if not (isinstance(b, dict) and b.get("type") in _SIGNED_TYPES)]
+            if not content:
+                continue
+            m = {**m, "content": content}
+        out.append(m)
+    return out
 
 
 class _ToolIds:
@@ -164,7 +207,7 @@ def _usage(counts: list[int]) -> Usage:
     return Usage(plain + read + write, out, read, write)
 
 
-def _whole_message(data: dict[str, Any]) -> list[Chunk]:
+def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = None) -> list[Chunk]:
     """A whole Messages API answer (``{"type": "message", "content": [blocks], "stop_reason", "usage"}``) as the
     chunks its stream would have given; it was malformed_response (a JSON document where events were asked for),
     while the OpenAI-compatible provider reads the same from a server that ignores ``stream``."""
@@ -174,6 +217,8 @@ def _whole_message(data: dict[str, Any]) -> list[Chunk]:
     chunks: list[Chunk] = []
     for block in content:
         kind = block.get("type") if isinstance(block, dict) else None
+        if signed is not None and kind in _SIGNED_TYPES and (kept := _signed_block(block)) is not None:
+            signed.append(kept)
         if kind == "text":
             chunks.append(Chunk("text", text=block.get("text")))
         elif kind == "thinking":
@@ -193,6 +238,24 @@ def _whole_message(data: dict[str, Any]) -> list[Chunk]:
 class AnthropicProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     hosted = True
+
+    def __init__(self, name: str, config: ModelConfig):
+        super().__init__(name, config)
+        #: the signed thinking of this model's tool turns, by tool-call id, as the API sent it. With thinking on, the
+        #: API wants the last assistant turn of a tool loop back with its thinking blocks, unmodified ("preserving
+        #: thinking blocks", extended-thinking docs): a Message keeps no signature, and the gateway's clients send none
+        #: through (gateway/messages_wire.py skips them), so the turn after each tool result lost its thinking — it
+        #: was refused ("must start with a thinking block") and asked again without thinking. Kept here, each turn
+        #: goes back as the model made it, whoever carried the history in between
+        self._signed: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+
+    def _keep_signed(self, call_ids: list[str], blocks: list[dict[str, Any]]) -> None:
+        for call_id in call_ids:
+            if call_id:
+                self._signed[call_id] = blocks
+                self._signed.move_to_end(call_id)
+        while len(self._signed) > MAX_SIGNED_TURNS:
+            self._signed.popitem(last=False)
 
     def base_profile(self) -> ModelProfile:
         # no JSON mode in the Messages API: a JSON answer can only be asked for in words
@@ -230,11 +293,18 @@ class AnthropicProvider(HttpProvider):
                 self._adaptive_only = True
                 log.info("model %s: the API takes adaptive thinking only; asking so from now on", self.name)
             return {**body, "thinking": dict(ADAPTIVE_THINKING)}
+        if "thinking" in body and "Invalid `signature`" in error.message:
+            # a signed block the API no longer takes (a key rotated to another organisation, a model id that now
+            # names another snapshot): this turn goes without the kept blocks and without thinking, as below; the
+            # blocks are forgotten
+            self._signed.clear()
+            return {k: v for k, v in body.items() if k != "thinking"} | {"messages": _unsigned(body.get("messages"))}
         if "thinking" in body and "must start with a thinking block" in error.message:
             # thinking on in a tool loop: the API wants the last assistant turn's signed thinking blocks back, which
-            # modelyard does not keep (another model may have made that turn). Every tool turn after the first was a
-            # bad_request ("To avoid this requirement, disable `thinking`", as the API says): this turn goes without
-            return {k: v for k, v in body.items() if k != "thinking"}
+            # are kept only for turns this model made in this process (:attr:`_signed`; another model may have made
+            # the turn, or the process restarted). Such a turn was a bad_request ("To avoid this requirement, disable
+            # `thinking`", as the API says): it goes without (and without the signed blocks of earlier turns)
+            return {k: v for k, v in body.items() if k != "thinking"} | {"messages": _unsigned(body.get("messages"))}
         if "temperature" in body and "is deprecated for this model" in error.message and "temperature" in error.message:
             if not self._no_temperature:
                 self._no_temperature = True
@@ -243,7 +313,8 @@ class AnthropicProvider(HttpProvider):
         return None
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        system, messages = _messages(request.messages)
+        thinking = self.profile.thinking_to_send(request.thinking)
+        system, messages = _messages(request.messages, self._signed if thinking and self._signed else None)
         max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
         body: dict[str, Any] = {"model": self.model_id, "messages": messages, "stream": True}
         if system:
@@ -251,7 +322,7 @@ class AnthropicProvider(HttpProvider):
         if request.tools:
             body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                              for t in request.tools]
-        if self.profile.thinking_to_send(request.thinking):
+        if thinking:
             budget = max(MIN_THINKING_BUDGET, request.thinking_budget or MIN_THINKING_BUDGET)
             cap = self.profile.max_output
             if cap is not None and budget + 1024 > cap:  # room for the answer within the model's output limit
@@ -271,6 +342,9 @@ class AnthropicProvider(HttpProvider):
         tokens = [0, 0, 0, 0]  # as _tokens keeps them
         stop_reason = ""
         blocks: dict[int, dict[str, Any]] = {}
+        thoughts: dict[int, dict[str, Any]] = {}  # thinking / redacted_thinking blocks being read, by index
+        signed: list[dict[str, Any]] = []  # this answer's signed thinking, kept for its tool turn (_keep_signed)
+        call_ids: list[str] = []
         event = ""
         stopped = False
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
@@ -296,7 +370,11 @@ class AnthropicProvider(HttpProvider):
                         etype, message = _extract_error(data)
                         raise stream_error(etype, message)
                     if kind == "message" or (not kind and "content" in data):
-                        for chunk in _whole_message(data):
+                        chunks = _whole_message(data, signed)
+                        if signed:
+                            self._keep_signed([c.tool_call.id for c in chunks if c.kind == "tool_call" and c.tool_call],
+                                              signed)
+                        for chunk in chunks:
                             yield chunk
                         return
                     if kind == "message_start":
@@ -305,8 +383,13 @@ class AnthropicProvider(HttpProvider):
                             tokens = _tokens(started["usage"])
                     elif kind == "content_block_start":
                         block = data.get("content_block") or {}
+                        btype = block.get("type", "")
+                        if btype in _SIGNED_TYPES:
+                            thoughts[int(data.get("index") or 0)] = {
+                                "type": btype, "thinking": block.get("thinking") or "",
+                                "signature": block.get("signature") or "", "data": block.get("data")}
                         blocks[int(data.get("index") or 0)] = {
-                            "type": block.get("type", ""), "id": block.get("id", ""), "name": block.get("name", ""),
+                            "type": btype, "id": block.get("id", ""), "name": block.get("name", ""),
                             "json": "", "input": block.get("input")}
                     elif kind == "content_block_delta":
                         delta = data.get("delta") or {}
@@ -314,16 +397,30 @@ class AnthropicProvider(HttpProvider):
                         if dtype == "text_delta":
                             yield Chunk("text", text=delta.get("text", ""))
                         elif dtype == "thinking_delta":
-                            yield Chunk("thinking", text=delta.get("thinking", ""))
+                            piece = delta.get("thinking", "")
+                            if (thought := thoughts.get(int(data.get("index") or 0))) is not None and isinstance(
+                                    piece, str):
+                                thought["thinking"] += piece
+                            yield Chunk("thinking", text=piece)
+                        elif dtype == "signature_delta":
+                            if (thought := thoughts.get(int(data.get("index") or 0))) is not None and isinstance(
+                                    sig := delta.get("signature"), str):
+                                thought["signature"] += sig
                         elif dtype == "input_json_delta":
                             block = blocks.setdefault(int(data.get("index") or 0), {
                                 "type": "tool_use", "id": "", "name": "", "json": "", "input": None})
                             block["json"] += delta.get("partial_json", "")
-                        # signature_delta, citations_delta and delta types added later: nothing to show
+                        # citations_delta and delta types added later: nothing to show
                     elif kind == "content_block_stop":
-                        block = blocks.pop(int(data.get("index") or 0), None)
+                        index = int(data.get("index") or 0)
+                        block = blocks.pop(index, None)
+                        if (thought := thoughts.pop(index, None)) is not None and (
+                                kept := _signed_block(thought)) is not None:
+                            signed.append(kept)
                         if block and block["type"] == "tool_use":
-                            yield Chunk("tool_call", tool_call=_tool_call(block))
+                            call = _tool_call(block)
+                            call_ids.append(call.id)
+                            yield Chunk("tool_call", tool_call=call)
                         # server_tool_use, web_search_tool_result, redacted_thinking...: run by Anthropic, not us
                     elif kind == "message_delta":
                         stop_reason = str((data.get("delta") or {}).get("stop_reason") or stop_reason)
@@ -339,9 +436,12 @@ class AnthropicProvider(HttpProvider):
                     break
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
-        for block in blocks.values():  # a tool_use block never closed (a proxy that skips content_block_stop):
-            if block["type"] == "tool_use":  # the call is whole once the message is; dropping it passed the rest
-                yield Chunk("tool_call", tool_call=_tool_call(block))  # as the answer, the call lost
+        unclosed = [_tool_call(b) for b in blocks.values() if b["type"] == "tool_use"]
+        if signed and (call_ids or unclosed):
+            self._keep_signed(call_ids + [c.id for c in unclosed], signed)
+        for call in unclosed:  # a tool_use block never closed (a proxy that skips content_block_stop): the call is
+            yield Chunk("tool_call", tool_call=call)  # whole once the message is; dropping it passed the rest as the
+            # answer, the call lost
         if stop_reason == PAUSED:
             raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn'): only "
                                                        "sending it back continues it, so it is not an answer")

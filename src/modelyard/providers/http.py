@@ -322,6 +322,9 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
     if kind and (decided := _TYPE_DECIDES.get(kind)) is not None:  # the provider read the words (see above)
         reason = decided
+    elif CONTEXT_WORDS.search(message) or CONTEXT_WORDS.search(named):  # the prompt does not fit: as a 400 would say
+        return ProviderError(Reason.BAD_REQUEST, f"error mid-stream: {said(f'{kind} {message}'.strip())} (the prompt "
+                             "does not fit the model's context: another model may take it)")
     elif any(word in named for word in _BILLING_TYPES):  # as for a 402: lasts until someone pays
         reason = Reason.AUTH_ERROR
     elif "overload" in named or status in (503, 529):
@@ -332,6 +335,25 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         reason = Reason.STREAM_ERROR
     return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}")
 
+
+#: how servers say a prompt does not fit the model's context inside a 200 (after the headers, as an SSE error event or
+#: an error object in the stream), where a status would have made it a bad_request: LM Studio 0.4's ``event: error``
+#: "Input does not fit in context length. The input has 31430 tokens, but the context length only supports 30000
+#: tokens." (goose#11318, lmstudio-bug-tracker#2322), its older "The number of tokens to keep from the initial prompt is
+#: greater than the context length" (openclaude#353) and "Trying to keep the first N tokens when context the overflows"
+#: (dyad#925); SGLang's "The input (N tokens) is longer than the model's context length (M tokens)." — its streaming
+#: handler catches the tokenizer's ValueError after the 200 and sends ``data: {"error": {…, "code": 400}}`` then
+#: ``[DONE]`` (serving_chat.py, generate_stream_resp) —, "Requested token count exceeds the model's maximum context
+#: length" (SGLang, vLLM), vLLM's "This model's maximum context length is N tokens", llama.cpp's "the request exceeds
+#: the available context size" (``exceed_context_size_error``; llama-box in a stream: gpustack#852) and OpenAI's
+#: ``context_length_exceeded``. Each was a stream_error: asked again (refused again, the same prompt) and counted
+#: against a model that is well, until it cooled for every request. Not llama.cpp's "Context size has been exceeded."
+#: mid-generation: it also ends every slot when a shared (unified) KV pool runs out under other requests
+#: (server-context.cpp), which asking again mends
+CONTEXT_WORDS = re.compile(r"maximum context length|longer than the model's context length|does not fit in context "
+                           r"length|tokens to keep from the initial prompt is greater than the context length|when "
+                           r"context the overflows|exceeds? the available context size|exceed_context_size_error"
+                           r"|context_length_exceeded", re.IGNORECASE)
 
 #: characters of a server's own error message kept: it goes into every attempt's row, the error a client gets (the
 #: attempts of an exhausted chain) and the logs, once per retry; a megabyte there was kept whole
@@ -681,15 +703,24 @@ _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found
 #: the account behind the key cannot pay (Anthropic's 402 billing_error, OpenRouter's 402, OpenAI's 429
 #: insufficient_quota): like a refused key it lasts until someone acts, so the model cools as for a 401 instead of
 #: being asked (and failing) on every request, or cooling for a rate limit's seconds
-_BILLING_TYPES = frozenset({"billing_error", "insufficient_quota"})
+_BILLING_TYPES = frozenset({"billing_error", "insufficient_quota", "usage_limit_reached"})
+
+#: a plan's allowance spent for the hour, the session or the week, in the words of Ollama's cloud models (a 429 with no
+#: retry-after): "you've reached your hourly usage limit, please wait or upgrade to continue" (continue#9233), "you (x)
+#: have reached your session usage limit, upgrade for higher limits" (continue#11444, hermes-agent#65563), "… your
+#: weekly usage limit" (HomericIntelligence/Scylla#346). Providers name it :data:`ALLOWANCE_SPENT`: it lasts until
+#: someone acts or the window turns over, as an account that cannot pay does
+USAGE_LIMIT_WORDS = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
+ALLOWANCE_SPENT = "usage_limit_reached"
 
 
 #: 4xx statuses that say nothing against the request: a proxy's "request timeout" (nginx's and AWS ALB's 408, sent for
 #: an upstream that kept it waiting, or a kept-alive connection it gave up on), "client closed request" (nginx's
-#: 499, ALB's 460: a proxy between the two hung up) and 425 "too early" (a replay-safe retry asked for). The OpenAI
-#: and Anthropic SDKs retry 408 as they do a 5xx; as a bad_request it was neither retried nor counted against the
-#: model, and the exhausted chain told the client not to retry (400)
-_TRANSIENT_4XX = frozenset({408, 425, 460, 499})
+#: 499, ALB's 460: a proxy between the two hung up), 425 "too early" (a replay-safe retry asked for) and 409
+#: "conflict" (OpenAI's lock timeout: the official SDKs' ``_should_retry`` asks again on 408, 409, 429 and 5xx alike).
+#: As a bad_request it was neither retried nor counted against the model, and the exhausted chain told the client
+#: not to retry (400)
+_TRANSIENT_4XX = frozenset({408, 409, 425, 460, 499})
 
 
 #: error types that decide the reason whatever the status (the providers' extract functions name the first three when
@@ -778,6 +809,13 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
         error_type, message = said(error_type), said(message)
     reason = reason_for_status(status, error_type)
+    should_retry = headers.get("x-should-retry", "").strip().lower()
+    if should_retry == "true" and reason is Reason.BAD_REQUEST:
+        # the server's own word that asking again helps, which the OpenAI and Anthropic SDKs obey before any status
+        # rule (``_base_client._should_retry``): a 400 or 413 so marked is a moment's refusal (a gateway whose upstream
+        # hiccupped, a proxy's queue), not the request's fault. As a bad_request it was never asked again, and a chain
+        # that ended on it told the client its request was wrong
+        reason = Reason.SERVER_ERROR
     retry_after = retry_after_ms(headers.get("retry-after-ms"))
     if retry_after is None:
         retry_after = parse_retry_after(headers.get("retry-after"))
@@ -800,7 +838,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         # Anthropic-compatible proxy that already spent its retries upstream (free-claude-code, earendil-works/pi#6586)
         # or another modelyard whose chain is exhausted (gateway/exhausted.py) says "false"; the same 529 or 502
         # was asked again here after a backoff, for the same answer. The next model is asked at once
-        final=headers.get("x-should-retry", "").strip().lower() == "false",
+        final=should_retry == "false",
     )
 
 

@@ -7,7 +7,6 @@ import asyncio
 import difflib
 import logging
 import os
-import re
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -19,6 +18,7 @@ from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     NO_ROOM_WORDS,
     NOT_CHAT_WORDS,
+    USAGE_LIMIT_WORDS,
     HttpClient,
     HttpProvider,
     loads,
@@ -58,7 +58,7 @@ _NO_ROOM = NO_ROOM_WORDS
 #: a plan's spent allowance with a 429 and no retry-after: "you've reached your hourly usage limit, please wait or
 #: upgrade to continue" (continue#9233), "… your session usage limit, upgrade for higher limits" (continue#11444),
 #: "… your weekly usage limit" (HomericIntelligence/Scylla#346)
-_USAGE_LIMIT = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
+_USAGE_LIMIT = USAGE_LIMIT_WORDS
 
 
 #: installed models named in a model_missing error, closest first (a server may hold hundreds)

@@ -26,6 +26,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
+    ALLOWANCE_SPENT,
     MAX_SAID,
     NO_ROOM,
     NO_ROOM_WORDS,
@@ -35,6 +36,7 @@ from modelyard.providers.http import (
     REFUSED,
     TOOL_USE_FAILED,
     UNSUPPORTED,
+    USAGE_LIMIT_WORDS,
     WRONG_ENDPOINT,
     HttpProvider,
     error_field,
@@ -91,6 +93,11 @@ def _read_error(body: Any) -> tuple[str, str]:
     else:
         kind, message = body.get("error_type"), str(err)  # TGI: {"error": "...", "error_type": "generation"}
         kind = kind if isinstance(kind, str) else ""
+        if body.get("signin_url"):
+            # Ollama's /v1 for a cloud model on a server not signed in to ollama.com (server/cloud_proxy.go's
+            # writeCloudUnauthorized: {"error": "unauthorized", "signin_url": …}, a 401 from a server that takes no
+            # key): as on /api/chat, what to do; the URL, which carries the host's key, is not repeated
+            message += " (an Ollama cloud model: sign the server in to ollama.com with `ollama signin` on its host)"
     return _recognised(kind, message)
 
 
@@ -105,6 +112,14 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         return NO_ROOM, f"the server cannot load the model here: {message}"
     if "support" in message and NOT_CHAT_WORDS.search(message):
         return NOT_CHAT, f"{message} (an embedding model: it cannot answer a chat; name a chat model here)"
+    if USAGE_LIMIT_WORDS.search(message):
+        # an Ollama cloud model's spent allowance through Ollama's /v1: a model pulled as a cloud stub is answered by
+        # the native handler, whose api.StatusError the /v1 middleware wraps (middleware/openai.go writeError,
+        # openai.NewError: type "api_error" for a 429) — "429 Too Many Requests: you've reached your weekly usage
+        # limit, please wait or upgrade to continue" —; a ``:cloud`` name is passed through to ollama.com's own /v1
+        # (server/cloud_proxy.go). It was a rate limit without a wait: asked again after a backoff, then every few
+        # seconds, refused each time for the hour, the session or the week. It cools as on /api/chat
+        return ALLOWANCE_SPENT, f"the cloud plan's usage allowance is spent: {message}"
     if message.startswith("Unexpected endpoint or method."):
         return WRONG_ENDPOINT, (f"{message} (LM Studio serves POST /v1/chat/completions: set the model's endpoint to "
                                 "the server's address, with or without /v1)")

@@ -1,0 +1,226 @@
+"""A seventh outside-in pass (hunt7): what the six before left. Each shape is the server's own, taken from its source
+or an issue thread where its users met it (cited per test), replayed verbatim (``Fault.raw``) or sent by the fakes
+(tests/fakes/anthropic.py checks the signatures of thinking blocks sent back, as the API does).
+
+- the server's word that asking again helps (``x-should-retry: true``) on a 4xx, and 409, which the official SDKs
+  retry (``_base_client._should_retry``);
+- an Ollama cloud model's spent allowance through Ollama's OpenAI-compatible /v1 (and its sign-in refusal there);
+- a prompt past the model's context said inside a 200 (LM Studio's SSE error event, SGLang's error chunk);
+- Claude's signed thinking in a tool loop, kept and sent back as the API requires.
+
+Each failed on the code before this pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anthropic as anthropic_sdk
+import pydantic
+import pytest
+from tests.fakes import AnthropicServer, Fault
+from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
+from tests.helpers import make_config
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import JSON
+from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
+
+from modelyard.ledger import LogWriter
+from modelyard.router import Router
+from modelyard.types import ChatRequest, Message, ToolCall, ToolDefinition
+
+SSE = {"content-type": "text/event-stream"}
+
+
+# -- the server's word on asking again, on a 4xx ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(("status", "headers"), [
+    (400, {"x-should-retry": "true"}),  # the SDKs ask again on "true" before any status rule
+    (413, {"x-should-retry": "true"}),
+    (409, {}),  # OpenAI's lock timeout: the SDKs retry 408, 409, 429 and 5xx without a header
+], ids=["400_should_retry", "413_should_retry", "409"])
+async def test_a_4xx_the_server_says_to_ask_again_is_asked_again(kind: str, status: int, headers: dict[str, str],
+                                                                 servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """The OpenAI and Anthropic SDKs (``_base_client._should_retry``) ask again when the response says
+    ``x-should-retry: true``, whatever its status, and on a 409 without it. modelyard read "false" (round 6) but not
+    "true": such a 400 or 409 was a bad_request — never asked again, the next model at once, and a chain that ended on
+    it told the client its request was wrong. Now a server error: asked again after the backoff, and answered."""
+    routed, _ = await route_cooling(kind, servers, tmp_path, Fault.status(status, headers=headers))
+    assert outcomes(routed) == [("primary", "retry", "server_error"), ("primary", "ok", None)]
+    assert routed.response.text or routed.response.tool_calls
+
+
+async def test_a_400_without_the_header_is_still_the_requests_fault(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.status(400))
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)] and cooling == 0
+
+
+# -- an Ollama cloud model through Ollama's /v1 -----------------------------------------------------------------------
+
+#: a model pulled as a cloud stub (``ollama pull gpt-oss:120b-cloud``) is answered by the native handler, whose
+#: api.StatusError (Status "429 Too Many Requests", api/client.go) the /v1 middleware wraps: middleware/openai.go's
+#: writeError → openai.NewError, type "api_error" for any status but 400 and 404 (ollama at fb30760)
+STUB_SPENT = {"error": {"message": "429 Too Many Requests: you've reached your weekly usage limit, please wait or "
+                                   "upgrade to continue", "type": "api_error", "param": None, "code": None}}
+#: a ``:cloud`` name is passed through to ollama.com's own /v1 (server/cloud_proxy.go); its words as users quote them
+#: (hermes-agent#65563, #68832), in Ollama's plain error shape
+PASSED_SPENT = {"error": "you (someone) have reached your session usage limit, upgrade for higher limits: "
+                         "https://ollama.com/upgrade (ref: 12c52684-d98f-4e31-8e00-15a25c05d561)"}
+
+
+@pytest.mark.parametrize("body", [STUB_SPENT, PASSED_SPENT], ids=["cloud_stub", "cloud_passthrough"])
+async def test_ollama_cloud_allowance_spent_through_v1_cools_the_model(body: dict[str, Any],
+                                                                      servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """On /api/chat a spent allowance cooled the model (round 6); through Ollama's /v1 — the OpenAI-compatible
+    provider — the same 429 was a rate limit without a wait: asked again after a backoff, and every few seconds after,
+    refused each time for the hour, the session or the week. It cools as an account that cannot pay does."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(429, json.dumps(body), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
+    assert "usage limit" in (routed.record.attempts[0].detail or "") and cooling > 4
+
+
+async def test_ollama_cloud_model_not_signed_in_through_v1_says_what_to_do(servers: dict[str, Any],  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    """Ollama's /v1 for a cloud model on a server not signed in: 401 ``{"error": "unauthorized", "signin_url": …}``
+    (server/cloud_proxy.go, writeCloudUnauthorized). "HTTP 401: unauthorized" from a server that takes no key; the
+    detail now says to run ``ollama signin``, as on /api/chat, and does not repeat the URL (it carries the host's
+    key)."""
+    url = "https://ollama.com/connect?name=box&key=c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUtleQ"
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        401, json.dumps({"error": "unauthorized", "signin_url": url}), headers=JSON))
+    first = routed.record.attempts[0]
+    assert (first.reason, first.outcome) == ("auth_error", "fallback") and cooling > 4
+    assert "ollama signin" in (first.detail or "") and "c3NoLWVk" not in (first.detail or "")
+
+
+# -- a prompt past the context, said inside a 200 ---------------------------------------------------------------------
+
+LMSTUDIO_WORDS = ("Input does not fit in context length. The input has 31430 tokens, but the context length only "
+                  "supports 30000 tokens.")
+SGLANG_WORDS = "The input (400013 tokens) is longer than the model's context length (262144 tokens)."
+
+
+@pytest.mark.parametrize("chunks", [
+    # LM Studio 0.4.21: HTTP 200, text/event-stream, one SSE error event (goose#11318, lmstudio-bug-tracker#2322)
+    ["event: error\ndata: " + json.dumps({"error": {"message": LMSTUDIO_WORDS}, "message": LMSTUDIO_WORDS}) + "\n\n"],
+    # SGLang: the tokenizer's ValueError caught inside the stream, after the 200 (serving_chat.py generate_stream_resp:
+    # create_streaming_error_response, then [DONE])
+    ["data: " + json.dumps({"error": {"object": "error", "message": SGLANG_WORDS, "type": "BadRequestError",
+                                       "param": None, "code": 400}}) + "\n\n", "data: [DONE]\n\n"],
+    # LM Studio before 0.4: its llama.cpp engine's words as an error object in the stream (dyad#925)
+    ['data: {"error": "Trying to keep the first 14538 tokens when context the overflows. However, the model is loaded '
+     'with context length of only 2048 tokens, which is not enough."}\n\n'],
+], ids=["lmstudio_error_event", "sglang_error_chunk", "lmstudio_old_words"])
+async def test_a_prompt_past_the_context_said_inside_a_200_is_the_requests(chunks: list[str],
+                                                                          servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """A server that says the prompt does not fit after it sent 200 was read as a stream error: asked again (the same
+    prompt, refused again) and counted against a model that is well, until it cooled for every request. Said as a
+    400 it was a bad_request; said so inside the stream it now is one too: the next model at once (one with a larger
+    context may take it), nothing counted."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(200, *chunks, headers=SSE))
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "does not fit the model's context" in (routed.record.attempts[0].detail or "") and cooling == 0
+
+
+async def test_an_error_event_that_says_nothing_of_the_context_is_still_asked_again(servers: dict[str, Any],  # noqa
+                                                                                   tmp_path: Path) -> None:
+    event = 'event: error\ndata: {"error": {"message": "the model crashed"}}\n\n'
+    routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, event, headers=SSE))
+    assert outcomes(routed)[0] == ("primary", "retry", "stream_error")
+
+
+# -- Claude's signed thinking in a tool loop --------------------------------------------------------------------------
+
+KEY = "sk-ant-round7-abcdefghijklmnopqrstuv"
+WEATHER = ToolDefinition("get_weather", "The weather in a city",
+                         {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+
+
+@pytest.fixture
+def claude(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("ROUND7_ANTHROPIC_KEY", KEY)
+    with AnthropicServer(api_key=KEY, redacted_thinking=True, tool_arguments={"city": "Paris"}) as server:
+        yield server
+
+
+def claude_router(claude: AnthropicServer, log: Path) -> tuple[Router, LogWriter]:
+    config = make_config(
+        {"claude": {"provider": "anthropic", "model": "claude-haiku-4-5", "endpoint": claude.url,
+                    "api_key_env": "ROUND7_ANTHROPIC_KEY"}},
+        {"agent": {"primary": "claude"}},
+        defaults={"retries": {"attempts": 1, "backoff": 0.01}})
+    writer = LogWriter(log)
+    return Router(config, sink=writer.submit), writer
+
+
+async def tool_loop(claude: AnthropicServer, tmp_path: Path, between: Any = None) -> tuple[Any, Any]:
+    """One tool turn, then the turn after its result, through one router, as an agent loop carries it (a Message keeps
+    no signature). ``between`` runs between the two."""
+    router, writer = claude_router(claude, tmp_path / "log.db")
+    ask = [Message("user", "Weather in Paris?")]
+    first = await router.complete("agent", ChatRequest(messages=ask, tools=[WEATHER], thinking=True))
+    (call,) = first.response.tool_calls
+    if between is not None:
+        between()
+    history = [*ask, Message("assistant", first.response.text, tool_calls=[call], thinking=first.response.thinking),
+               Message("tool", "sunny, 24 C", tool_call_id=call.id, name="get_weather")]
+    second = await router.complete("agent", ChatRequest(messages=history, tools=[WEATHER], thinking=True))
+    await router.aclose()
+    writer.close()
+    return first, second
+
+
+async def test_claudes_signed_thinking_goes_back_with_its_tool_turn(claude: AnthropicServer, tmp_path: Path) -> None:
+    """With thinking on, the API wants a tool loop's last assistant turn back with its thinking blocks, signed and
+    unmodified, redacted ones included ("preserving thinking blocks", extended-thinking docs): without them, 400 "a
+    final `assistant` message must start with a thinking block" (OpenRouterTeam/ai-sdk-provider#162). modelyard kept
+    no signature: every turn after a tool result was refused and asked again without thinking — the model reasoned
+    about no tool result at all. The provider now keeps the blocks it was given for each tool turn and puts them back:
+    one request per turn, thinking on both, the blocks exactly as the API gave them."""
+    first, second = await tool_loop(claude, tmp_path)
+    assert outcomes(first) == outcomes(second) == [("claude", "ok", None)]
+    assert second.response.text == DEFAULT_REPLY and second.response.thinking == DEFAULT_THINKING
+    sent = [r.json for r in claude.requests]
+    assert ["thinking" in body for body in sent] == [True, True]
+    turn = sent[1]["messages"][1]
+    assert [b["type"] for b in turn["content"]] == ["thinking", "redacted_thinking", "tool_use"]
+    assert turn["content"][0]["thinking"] == DEFAULT_THINKING
+    assert claude.signed[turn["content"][0]["signature"]] == DEFAULT_THINKING
+    assert turn["content"][1]["data"] in claude.redacted
+    for message in sent[1]["messages"]:  # each turn as the official SDK's types describe it
+        pydantic.TypeAdapter(anthropic_sdk.types.MessageParam).validate_python(message)
+
+
+async def test_a_signature_the_api_no_longer_takes_is_dropped_for_the_turn(claude: AnthropicServer,
+                                                                         tmp_path: Path) -> None:
+    """A kept signature the API refuses (400 "messages.1.content.0: Invalid `signature` in `thinking` block":
+    claude-code#10627; it fails when a block differs in any way or another model made it, anthropic-sdk-python#1598)
+    would have been a bad_request on every such turn: the turn is asked again at once without the blocks and without
+    thinking, as for a turn whose blocks were never kept."""
+    first, second = await tool_loop(claude, tmp_path, between=claude.signed.clear)
+    assert outcomes(second) == [("claude", "ok", None)] and second.response.text == DEFAULT_REPLY
+    last = claude.requests[-1].json
+    assert "thinking" not in last and len(claude.requests) == 3
+    assert all(b.get("type") not in ("thinking", "redacted_thinking")
+               for m in last["messages"] if isinstance(m["content"], list) for b in m["content"])
+
+
+async def test_a_turn_another_model_made_still_goes_without_thinking(claude: AnthropicServer, tmp_path: Path) -> None:
+    """A tool turn whose blocks this provider never saw (another model made it) is asked again without thinking, as
+    before (round 6): no block is invented."""
+    router, writer = claude_router(claude, tmp_path / "log.db")
+    history = [Message("user", "Weather in Paris?"),
+               Message("assistant", "", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, "call_elsewhere")]),
+               Message("tool", "sunny", tool_call_id="call_elsewhere", name="get_weather")]
+    routed = await router.complete("agent", ChatRequest(messages=history, tools=[WEATHER], thinking=True))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("claude", "ok", None)] and not routed.response.thinking
+    assert ["thinking" in r.json for r in claude.requests] == [True, False]
