@@ -59,13 +59,21 @@ class OpenAIServer(ChatServer):
         chunk_interval: float = 0.0,
         honour_max_tokens: bool = False,
         max_output: int | None = None,
+        reasoning_field: str = "reasoning_content",
+        ping: bool = False,
     ) -> None:
         """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
         with finish reason ``length``, as a real server does; off by default, since most tests script
         answers without thinking about the agent's budget. ``max_output``: the model's completion limit;
-        a larger ``max_tokens`` is refused with OpenAI's words."""
+        a larger ``max_tokens`` is refused with OpenAI's words. ``reasoning_field``: the delta field the thinking
+        comes in — ``reasoning_content`` (llama-server, DeepSeek, vLLM before 0.10) or ``reasoning`` (Ollama's /v1:
+        openai/openai.go ``Message.Reasoning``, ``json:"reasoning,omitempty"``; vLLM since its rename; OpenRouter).
+        ``ping``: a keep-alive comment between events, as sse-starlette's EventSourceResponse writes it (``: ping -
+        <time>`` ended by CRLF CRLF, its default ``ping_message_factory``), which llama_cpp.server streams through."""
         self.honour_max_tokens = honour_max_tokens
         self.max_output = max_output
+        self.reasoning_field = reasoning_field
+        self.ping = ping
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -183,7 +191,7 @@ class OpenAIServer(ChatServer):
         content = content_value(plan.full_text, plan.fault, True) if plan.full_text else None
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if plan.thinking:
-            message["reasoning_content"] = plan.full_thinking
+            message[self.reasoning_field] = plan.full_thinking
         if plan.tool_call:
             call = plan.tool_call
             message["tool_calls"] = [
@@ -243,7 +251,7 @@ class OpenAIServer(ChatServer):
         else:
             objects.append(chunk({"role": "assistant", "content": ""}))
             header_sent = False
-        objects += [chunk({"reasoning_content": piece}) for piece in plan.thinking]
+        objects += [chunk({self.reasoning_field: piece}) for piece in plan.thinking]
         objects += [chunk({"content": content_value(piece, plan.fault, i == 0)}) for i, piece in enumerate(plan.text)]
         if call:
             if not header_sent:
@@ -274,8 +282,12 @@ class OpenAIServer(ChatServer):
         if kind is FaultKind.UNKNOWN_EVENTS:
             chunks = [b"retry: 3000\n\n", *(b"id: %d\n" % i + c for i, c in enumerate(chunks))]
         chunks.append(b"data: [DONE]\n\n")
+        if self.ping:
+            beat = b": ping - " + time.strftime("%Y-%m-%d %H:%M:%S").encode() + b".000000+00:00\r\n\r\n"
+            chunks = [piece for c in chunks for piece in (beat, c)]
         rendering = Rendering(
-            stream=True, media_type=SSE, chunks=chunks, first_token_index=1, token_count=plan.output_tokens
+            stream=True, media_type=SSE, chunks=chunks, first_token_index=3 if self.ping else 1,
+            token_count=plan.output_tokens
         )
         return self._errors(rendering)
 

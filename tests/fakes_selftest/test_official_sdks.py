@@ -10,6 +10,7 @@ import openai as openai_sdk
 import pytest
 
 from tests.fakes import Fault, OpenAIServer
+from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
 from tests.fakes_selftest.test_fakes import USER, WEATHER_TOOL_OPENAI, openai  # noqa: F401 - fixture
 
 
@@ -50,3 +51,13 @@ def test_openai_sdk_types_the_fakes_errors(openai: OpenAIServer, fault: Fault,  
         client(openai, key="sk-wrong").chat.completions.create(model="local-model", messages=USER)
     with pytest.raises(openai_sdk.NotFoundError):
         client(openai).chat.completions.create(model="no-such-model", messages=USER)
+
+
+def test_openai_sdk_reads_reasoning_under_its_newer_name_between_keep_alive_pings() -> None:
+    """Ollama's /v1 and newer vLLM name the thinking delta ``reasoning``; llama_cpp.server's sse-starlette writes
+    ``: ping - <time>`` comments between events: the SDK reads the fake so (pings skipped, the field kept as extra)."""
+    with OpenAIServer(models=["m"], emit_reasoning=True, reasoning_field="reasoning", ping=True) as server:
+        chunks = list(client(server).chat.completions.create(model="m", messages=USER, stream=True))
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(getattr(d, "reasoning", None) or "" for d in deltas) == DEFAULT_THINKING
+    assert "".join(d.content or "" for d in deltas) == DEFAULT_REPLY

@@ -20,7 +20,7 @@ from typing import Any
 import anthropic as anthropic_sdk
 import pydantic
 import pytest
-from tests.fakes import AnthropicServer, Fault
+from tests.fakes import AnthropicServer, Fault, OpenAIServer
 from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
 from tests.helpers import make_config
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
@@ -134,6 +134,24 @@ async def test_an_error_event_that_says_nothing_of_the_context_is_still_asked_ag
     event = 'event: error\ndata: {"error": {"message": "the model crashed"}}\n\n'
     routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, event, headers=SSE))
     assert outcomes(routed)[0] == ("primary", "retry", "stream_error")
+
+
+# -- OpenAI-compatible servers' streams the fakes did not send ------------------------------------------------------
+
+async def test_thinking_under_reasoning_between_keep_alive_pings(tmp_path: Path) -> None:
+    """Outside-in coverage (passes on the old code too; the fake did not send these before): Ollama's /v1 and newer
+    vLLM stream the thinking as ``delta.reasoning``, llama_cpp.server (sse-starlette) writes ``: ping - <time>``
+    comments between events. The thinking is kept apart from the answer, the pings skipped."""
+    with OpenAIServer(models=["local"], emit_reasoning=True, reasoning_field="reasoning", ping=True) as server:
+        config = make_config({"local": {"provider": "openai", "model": "local", "endpoint": server.url}},
+                             {"agent": {"primary": "local"}})
+        writer = LogWriter(tmp_path / "log.db", local_models=["local"])
+        router = Router(config, sink=writer.submit)
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Say hello")]))
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == [("local", "ok", None)]
+    assert (routed.response.text, routed.response.thinking) == (DEFAULT_REPLY, DEFAULT_THINKING)
 
 
 # -- Claude's signed thinking in a tool loop --------------------------------------------------------------------------
