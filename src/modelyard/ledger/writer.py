@@ -96,12 +96,15 @@ _LOG_EVERY = 10.0
 #: SQLite's automatic checkpoint runs at 1,000); a quiet writer's rows are checkpointed after CHECKPOINT_IDLE s
 CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
-#: bytes the write-ahead log keeps once a checkpoint emptied it. A reader that holds a snapshot (a GUI browsing the
-#: file, a ``sqlite3`` shell left in a transaction) stops checkpoints from getting past it, so the log grows meanwhile;
-#: SQLite then reuses the file from its start but never shrinks it: without a limit it stayed that size for good
-WAL_LIMIT = 4 * 1024 * 1024
 #: write-ahead log bytes past which the writer checkpoints the rest itself, between two commits (module docstring)
 WAL_BOUND = 64 * 1024 * 1024
+#: bytes the write-ahead log keeps once a checkpoint emptied it. A reader that holds a snapshot (a GUI browsing the
+#: file, a ``sqlite3`` shell left in a transaction) stops checkpoints from getting past it, so the log grows meanwhile;
+#: SQLite then reuses the file from its start but never shrinks it: without a limit it stayed that size for good.
+#: Above what steady traffic grows it to (WAL_BOUND and the rows of one checkpoint's run): a log started over keeps
+#: its blocks and its commits overwrite them. Cut back to 4 MiB, every cycle grew the file again from there — each
+#: commit's pwrites appended to it (new blocks, new page-cache pages), and the cut itself freed them (issue #15)
+WAL_LIMIT = 80 * 1024 * 1024
 
 #: the host every row this process writes was answered on (``log`` shows it when a shared log has several)
 HOST = socket.gethostname()
