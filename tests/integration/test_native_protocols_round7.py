@@ -85,6 +85,19 @@ async def test_ollama_cloud_allowance_spent_through_v1_cools_the_model(body: dic
     assert "usage limit" in (routed.record.attempts[0].detail or "") and cooling > 4
 
 
+async def test_ollama_cloud_allowance_spent_through_its_messages_api_cools_the_model(servers: dict[str, Any],  # noqa
+                                                                                   tmp_path: Path) -> None:
+    """The same allowance through Ollama's Anthropic-compatible /v1/messages (Claude Code pointed at Ollama: "API
+    Error: Request rejected (429) · you (…) have reached your session usage limit"): middleware/anthropic.go's
+    writeError wraps Ollama's words as a 429 ``rate_limit_error`` (anthropic/anthropic.go NewError). It was a rate
+    limit without a wait on the Anthropic provider too; it cools the model."""
+    said = "you (someone) have reached your session usage limit, upgrade for higher limits: https://ollama.com/upgrade"
+    body = {"type": "error", "error": {"type": "rate_limit_error", "message": said}, "request_id": "req_4f1c2b"}
+    routed, cooling = await route_cooling("anthropic", servers, tmp_path,
+                                          Fault.raw(429, json.dumps(body), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)] and cooling > 4
+
+
 async def test_ollama_cloud_model_not_signed_in_through_v1_says_what_to_do(servers: dict[str, Any],  # noqa: F811
                                                                            tmp_path: Path) -> None:
     """Ollama's /v1 for a cloud model on a server not signed in: 401 ``{"error": "unauthorized", "signin_url": …}``

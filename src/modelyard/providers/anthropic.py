@@ -12,7 +12,14 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.http import HttpProvider, loads, stream_error, tool_call
+from modelyard.providers.http import (
+    ALLOWANCE_SPENT,
+    USAGE_LIMIT_WORDS,
+    HttpProvider,
+    loads,
+    stream_error,
+    tool_call,
+)
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import token_count
@@ -42,6 +49,12 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if isinstance(rid := body.get("request_id"), str) and rid:
         # the API's id of the failed request, which its support asks for (its error bodies carry it since 2025)
         message = f"{message} (request_id {rid[:64]})"
+    if USAGE_LIMIT_WORDS.search(message):
+        # an Ollama cloud model's spent allowance through Ollama's Anthropic-compatible /v1/messages (Claude Code
+        # pointed at Ollama): middleware/anthropic.go's writeError wraps the words as a 429 "rate_limit_error"
+        # (anthropic/anthropic.go NewError). As a rate limit without a wait it was asked again every few seconds for
+        # the hour, the session or the week; it cools as on /api/chat
+        return ALLOWANCE_SPENT, f"the cloud plan's usage allowance is spent: {message}"
     if kind == "invalid_request_error" and message.startswith(_ACCOUNT_REFUSALS):
         # the account, not the request: a 400 that lasts until someone pays or Anthropic lifts it. As bad_request
         # the model was asked, and refused, on every request, never cooled; now it cools as for a 402
