@@ -44,6 +44,9 @@ class Reason(StrEnum):
     UNUSABLE_REPLY = "unusable_reply"
     DEADLINE = "deadline"
     CANCELLED = "cancelled"
+    #: the client stopped reading its answer: nothing it was sent was taken for the gateway's bound (its keep-alive,
+    #: 75 s), so the gateway closed the connection and stopped the work — a stalled client holds no slot for good
+    CLIENT_STALLED = "client_stalled"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -24,10 +24,15 @@ from tests.helpers import make_config
 
 
 class GatewayServer:
-    """``http``: uvicorn's protocol; by default the one ``modelyard serve`` runs (gateway/transport.py)."""
+    """``http``: uvicorn's protocol; by default the one ``modelyard serve`` runs (gateway/transport.py);
+    ``uvicorn_options``: more of ``uvicorn.Config`` (``timeout_keep_alive``...); ``sndbuf``: the send buffer of every
+    connection (set on the listening socket, which accepted ones inherit; else the kernel's autotuning, to 4 MiB)."""
 
-    def __init__(self, config: Config, *, api_keys: tuple[str, ...] = (), http: Any = OneWriteProtocol):
+    def __init__(self, config: Config, *, api_keys: tuple[str, ...] = (), http: Any = OneWriteProtocol,
+                 sndbuf: int | None = None, **uvicorn_options: Any):
         self.http = http
+        self.sndbuf = sndbuf
+        self.uvicorn_options = uvicorn_options
         self.runtime: Runtime = open_runtime(config=config)
         self.app = create_app(self.runtime, api_keys=tuple(k.encode() for k in api_keys), close_runtime=True)
         self.gateway: Gateway = self.app.state.gateway
@@ -41,11 +46,14 @@ class GatewayServer:
     def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.sndbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         self.port = sock.getsockname()[1]
         self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                                     timeout_graceful_shutdown=1, http=self.http))
+                                                     timeout_graceful_shutdown=1, http=self.http,
+                                                     **self.uvicorn_options))
 
         def run() -> None:
             self.loop = asyncio.new_event_loop()

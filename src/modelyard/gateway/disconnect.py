@@ -14,6 +14,9 @@ from typing import TypeVar
 
 from starlette.types import Receive, Scope
 
+from modelyard.errors import Reason
+from modelyard.router.records import CALLER_GONE
+
 T = TypeVar("T")
 
 #: the scope key under which a server that reports a lost connection itself puts its :class:`Hangup`
@@ -27,13 +30,23 @@ class Hangup:
     __slots__ = ("gone", "listeners")
 
     def __init__(self) -> None:
-        self.gone = False
+        #: True once the connection is lost; a :class:`Reason` when the server cut it off (``client_stalled``)
+        self.gone: bool | Reason = False
         self.listeners: set[Callable[[], None]] = set()
 
-    def lost(self) -> None:
-        self.gone = True
+    def lost(self, why: bool | Reason = True) -> None:
+        self.gone = why
         for listener in list(self.listeners):
             listener()
+
+
+def say_why_gone(scope: Scope) -> None:
+    """Call in the request's task, cancelled by a lost connection, before its work is closed: when the server cut the
+    client off (it stopped reading its answer), the routing row's cancelled attempt says ``client_stalled``, not
+    ``cancelled`` (the router reads :data:`~modelyard.router.records.CALLER_GONE` in this task's context)."""
+    hangup = scope.get(HANGUP)
+    if hangup is not None and isinstance(hangup.gone, Reason):
+        CALLER_GONE.set(hangup.gone)
 
 
 class ClientGone(Exception):

@@ -13,7 +13,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.disconnect import ClientGone, say_why_gone, until_disconnect
 from modelyard.gateway.drain import SHUTTING_DOWN, Drain
 from modelyard.gateway.wire import error_body
 from modelyard.outcomes import AttemptOutcome
@@ -158,18 +158,19 @@ class SSEResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         with contextlib.suppress(ClientGone), self._tracked():  # gone: the producer is already cancelled
-            await until_disconnect(receive, self._pump(send), scope)
+            await until_disconnect(receive, self._pump(send, scope), scope)
 
     def _tracked(self) -> contextlib.AbstractContextManager[None]:
         return self.drain.track() if self.drain is not None else contextlib.nullcontext()
 
-    async def _pump(self, send: Send) -> None:
+    async def _pump(self, send: Send, scope: Scope) -> None:
         try:
             try:
                 async for event in self.events:
                     await send({"type": "http.response.body", "body": event, "more_body": True})
             except asyncio.CancelledError:
                 if self.drain is None or not self.drain.stopped():
+                    say_why_gone(scope)  # before the events close and the row is written
                     raise
                 await self.events.aclose()  # upstream stopped, its row logged
                 final = self.final() if callable(self.final) else self.final

@@ -11,12 +11,17 @@ whatever is written next goes after the held head, in the same ``send``. Measure
 The same protocol keeps one keep-alive timer per connection that lapses when requests came meanwhile,
 instead of uvicorn's timer made at every response and cancelled at the next request; and that bound holds for
 every wait on the client (uvicorn's covers only the wait between requests): a connection that sends nothing, or
-stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence.
+stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence; and one that stops
+reading what it is sent (its receive window shut) is cut off after as long without taking a byte — its request is
+cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import struct
+import sys
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import (
@@ -28,7 +33,17 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from modelyard.errors import Reason
 from modelyard.gateway.disconnect import HANGUP, Hangup
+
+if sys.platform == "linux":
+    import fcntl
+    import termios
+
+    #: SIOCOUTQ: the bytes in a socket's send queue, sent or not, that the peer has not acknowledged
+    _OUTQ: int | None = termios.TIOCOUTQ
+else:  # elsewhere the transport's own buffer is what counts
+    _OUTQ = None
 
 _HEAD = b"HTTP/1.1 "
 #: a keep-alive bound this close counts as reached (the loop runs timers up to its clock resolution early)
@@ -103,6 +118,8 @@ class OneWriteProtocol(HttpToolsProtocol):
     _idle_since: float | None = None
     #: the app has a whole request and answers it (bytes the client sends meanwhile are no progress to wait for)
     _answering = False
+    #: the scope of a request whose head was still coming when the bound came due (a second time closes)
+    _slow_head: object = None
 
     def _unset_keepalive_if_required(self) -> None:  # uvicorn calls it first thing on every read from the client
         if not self._answering:
@@ -141,20 +158,87 @@ class OneWriteProtocol(HttpToolsProtocol):
             return
         due = idle + self.timeout_keep_alive
         if due - self.loop.time() > _EARLY:  # requests came and went since: the bound moved on
+            scope = self.scope
+            if scope is not None and (self.cycle is None or self.cycle.scope is not scope):  # amid a request's head
+                if self._slow_head is scope:
+                    # a head still coming a bound after it was seen coming: a trickle (slowloris), not a client
+                    # whose head crosses the network in one packet; without this a byte a bound kept it open for
+                    # good (uvicorn bounds a head's size, h11_max_incomplete_event_size, not its time)
+                    self.timeout_keep_alive_handler()
+                    return
+                self._slow_head = scope
             self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_due)
+        elif self.transport.get_write_buffer_size():
+            self.transport.abort()  # idle, its last answer not all taken: a close would wait for that for good
         else:
             self.timeout_keep_alive_handler()
+
+    # -- a client that stops reading: the same bound on a wait for it to take what it was sent -------------------
+    #: the timer that comes due when the client has taken nothing for the bound (armed only while writes are paused)
+    _stall: asyncio.TimerHandle | None = None
+    #: bytes waiting in the transport's buffer when the stall timer was armed
+    _unsent = 0
+
+    def pause_writing(self) -> None:
+        """The transport's buffer passed its high-water mark: the client takes less than it is sent. uvicorn then
+        makes the next ``send`` wait for it with no bound, so a client that stopped reading — a zero receive window:
+        an SDK stream left unread (openai-python #969: "break" from the iterator leaks the response), a frozen
+        process, a reader stuck on something else — held its handler, its model slot and its upstream request for
+        good (hypercorn added ``write_timeout`` for this, pgjones/hypercorn#262). Only here, off the normal path."""
+        super().pause_writing()
+        self._unsent = self._unsent_bytes()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.timeout_keep_alive, self._write_due)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _write_due(self) -> None:
+        """Writes stayed paused for the bound: a client that took some meanwhile is slow and gets the bound again
+        (nginx's ``send_timeout`` counts between two writes that move, not the whole answer); one that took nothing
+        is cut off: the connection is aborted (a close would wait for the unsent bytes for good: uvicorn's
+        ``close`` never reached ``connection_lost``, pipecat-ai/pipecat#5789), its request cancelled as a
+        disconnect is, and its row says ``client_stalled``."""
+        self._stall = None
+        unsent = self._unsent_bytes()
+        if unsent < self._unsent:
+            self._unsent = unsent
+            self._stall = self.loop.call_later(self.timeout_keep_alive, self._write_due)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            hangup = cycle.scope.get(HANGUP)
+            if isinstance(hangup, Hangup):
+                hangup.gone = Reason.CLIENT_STALLED  # connection_lost tells the request, with this reason
+        self.transport.abort()
+
+    def _unsent_bytes(self) -> int:
+        """What the client has not taken yet: the transport's buffer and the socket's send queue. The queue counts:
+        Linux wakes a writer only once half its send buffer (up to 4 MiB) is free, so a client reading slowly moves
+        that queue long before the transport's buffer moves at all."""
+        unsent = self.transport.get_write_buffer_size()
+        sock = self.transport.get_extra_info("socket")
+        if _OUTQ is not None and sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                unsent += struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+        return unsent
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         cycle = self.cycle
         super().connection_lost(exc)
         if cycle is not None and not cycle.response_complete:
             hangup = cycle.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
-                hangup.lost()
+                hangup.lost(hangup.gone or True)  # a reason the server gave (a stall) stays
 
 
 def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:

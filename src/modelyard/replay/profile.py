@@ -33,7 +33,8 @@ NEAR = 60.0
 RESERVOIR = 4096
 #: reasons that say nothing about the model (the router decides them, or the caller left)
 NOT_THE_MODELS = frozenset({Reason.QUEUE_TIMEOUT, Reason.QUEUE_FULL, Reason.COOLING_DOWN, Reason.MISSING_CREDENTIALS,
-                            Reason.SPEND_CAP, Reason.UNAVAILABLE, Reason.DEADLINE, Reason.CANCELLED})
+                            Reason.SPEND_CAP, Reason.UNAVAILABLE, Reason.DEADLINE, Reason.CANCELLED,
+                            Reason.CLIENT_STALLED})
 #: reasons that are a silence the candidate's own bounds decide, not an answer
 STALLS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT})
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from modelyard.errors import ModelyardError, Reason
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router.clock import wall_clock
 from modelyard.types import LENGTH
+
+#: why the caller of a request cancelled in this context went away: a disconnect, or (set by the gateway, gateway/
+#: transport.py) ``client_stalled`` when it stopped reading its answer and was cut off; read only when cancelled
+CALLER_GONE: ContextVar[Reason] = ContextVar("modelyard_caller_gone", default=Reason.CANCELLED)
 
 
 def new_request_id() -> str:

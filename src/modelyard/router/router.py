@@ -29,6 +29,7 @@ from modelyard.router.clock import running_loop
 from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
+    CALLER_GONE,
     Attempt,
     ChainExhausted,
     RequestRecord,
@@ -226,7 +227,7 @@ class Router:
             record.outcome = RequestOutcome.CANCELLED
             last = record.attempts[-1] if record.attempts else None
             if last is not None and last.outcome is AttemptOutcome.OK and last.duration_ms is None:
-                last.outcome, last.reason = AttemptOutcome.CANCELLED, Reason.CANCELLED
+                last.outcome, last.reason = AttemptOutcome.CANCELLED, CALLER_GONE.get()
             raise
         finally:
             if not record.total_ms:
@@ -328,7 +329,7 @@ class Router:
                 # the caller went away (Ctrl-C, SIGTERM, a client disconnect): by now the provider's stream
                 # is closed (an in-process worker stopped and joined), so what it produced is final
                 self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
-                attempt.outcome, attempt.reason = AttemptOutcome.CANCELLED, Reason.CANCELLED
+                attempt.outcome, attempt.reason = AttemptOutcome.CANCELLED, CALLER_GONE.get()
                 if attempt.tokens_out:
                     record.model = record.model or provider.name
                     if self.config.log.store_text:
