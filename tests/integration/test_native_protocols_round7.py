@@ -255,3 +255,20 @@ async def test_a_turn_another_model_made_still_goes_without_thinking(claude: Ant
     writer.close()
     assert outcomes(routed) == [("claude", "ok", None)] and not routed.response.thinking
     assert ["thinking" in r.json for r in claude.requests] == [True, False]
+
+
+async def test_signed_thinking_of_a_whole_message_goes_back_too(claude: AnthropicServer, tmp_path: Path) -> None:
+    """A server or proxy that answers the whole message as JSON where a stream was asked for (round 3) carries its
+    signed blocks in ``content``: kept and sent back the same way."""
+    whole = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+             "content": [{"type": "thinking", "thinking": "Paris in June.", "signature": "EqQBsig_whole"},
+                         {"type": "redacted_thinking", "data": "EmwKAhgBredacted_whole"},
+                         {"type": "tool_use", "id": "toolu_whole", "name": "get_weather", "input": {"city": "Paris"}}],
+             "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 7}}
+    claude.signed["EqQBsig_whole"] = "Paris in June."
+    claude.redacted.add("EmwKAhgBredacted_whole")
+    claude.push(Fault.raw(200, json.dumps(whole), headers=JSON))
+    first, second = await tool_loop(claude, tmp_path)
+    assert outcomes(second) == [("claude", "ok", None)] and second.response.thinking == DEFAULT_THINKING
+    turn = claude.requests[1].json["messages"][1]["content"]
+    assert turn[:2] == whole["content"][:2] and len(claude.requests) == 2
