@@ -316,6 +316,13 @@ class TelegramServer(FakeServer):
             retry = max(int(left + 0.999), 1)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
 
+    def revoke(self, new_token: str = "123456:NEW-TOKEN") -> None:
+        """The owner revokes the token in @BotFather while the bot runs: every call with the old one is answered
+        401 {"ok": false, "error_code": 401, "description": "Unauthorized"} from then on (tdlib/telegram-bot-api#77;
+        eternnoir/pyTelegramBotAPI#2367: nothing revives a bot with the old token)."""
+        with self._state:
+            self.token = new_token
+
     def age(self, chat_id: int, message_id: int, seconds: float) -> None:
         """Make a message ``seconds`` older (its ``date``): one the bot sent two days ago can no longer be edited."""
         with self._state:

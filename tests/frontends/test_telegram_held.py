@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ from modelyard.gateway.app import create_app
 from modelyard.gateway.hosting import Hosting
 from modelyard.runtime import open_runtime
 from tests.fakes import Fault, OpenAIServer, TelegramServer
+from tests.fakes.server import poll
 from tests.frontends.conftest import (
     ALICE,
     BOB,
@@ -146,47 +148,119 @@ async def test_an_answer_held_for_two_days_is_still_shown(tmp_path, llm, edits_d
     assert len(llm.requests) == 1
 
 
-async def test_healthz_shows_another_poller_on_the_bot_token(tmp_path: Path, monkeypatch, llm):
-    """Another process polling with the bot's token (409 Conflict): Telegram gives each message to one of them, so
-    this bot misses some. It was a warning in the log; /healthz said "telegram": "running" and "status": "ok"."""
+@asynccontextmanager
+async def served_bot(tmp_path: Path, tg: TelegramServer, llm: OpenAIServer):
+    """``serve`` running the bot (Hosting), and its /healthz as a call."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1", "max_concurrent": 2}},
+        "agents": {"chat": {"primary": "m"}},
+        "log": {"path": str(tmp_path / "log.db")},
+        "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE]}}))
+    runtime = open_runtime(config)
+    hosted = Hosting(runtime, "http://127.0.0.1:1", telegram_token=tg.token, announce_line=lambda _: None)
+    app = create_app(runtime, hosting=hosted)
+
+    async def healthz() -> dict:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            return (await client.get("/healthz")).json()
+
+    try:
+        async with hosted:
+            await eventually(lambda: hosted.bot_state == "running", 15)
+            yield healthz
+    finally:
+        await runtime.aclose()
+
+
+async def healthz_until(healthz, polling: str, timeout: float = 15.0) -> dict:
+    """/healthz once its telegram_bot.polling says ``polling`` (or the last one after ``timeout``)."""
+    for _ in range(int(timeout * 10)):
+        body = await healthz()
+        if body.get("telegram_bot", {}).get("polling") == polling:
+            break
+        await asyncio.sleep(0.1)
+    return body
+
+
+@pytest.fixture
+def in_serve(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("MODELYARD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setattr(hosting_module, "BOT_RETRY", (0.1, 0.3))
-    with TelegramServer() as tg:
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({
-            "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1", "max_concurrent": 2}},
-            "agents": {"chat": {"primary": "m"}},
-            "log": {"path": str(tmp_path / "log.db")},
-            "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE]}}))
-        runtime = open_runtime(config)
-        hosted = Hosting(runtime, "http://127.0.0.1:1", telegram_token=tg.token, announce_line=lambda _: None)
-        app = create_app(runtime, hosting=hosted)
 
-        async def healthz() -> dict:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
-                return (await client.get("/healthz")).json()
 
-        async def other_poller() -> None:  # another machine's bot on the same token
-            async with httpx.AsyncClient(timeout=5) as client:
-                while True:
-                    await client.post(f"{tg.api_url}/getUpdates", json={"timeout": 1})
+async def test_healthz_shows_another_poller_on_the_bot_token(tmp_path: Path, in_serve, tg, llm):
+    """Another process polling with the bot's token (409 Conflict): Telegram gives each message to one of them, so
+    this bot misses some. It was a warning in the log; /healthz said "telegram": "running" and "status": "ok"."""
 
+    async def other_poller() -> None:  # another machine's bot on the same token
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                await client.post(f"{tg.api_url}/getUpdates", json={"timeout": 1})
+
+    async with served_bot(tmp_path, tg, llm) as healthz:
+        calm = await healthz()
+        other = asyncio.create_task(other_poller())
         try:
-            async with hosted:
-                await eventually(lambda: hosted.bot_state == "running", 15)
-                calm = await healthz()
-                other = asyncio.create_task(other_poller())
-                try:
-                    for _ in range(150):
-                        body = await healthz()
-                        if body.get("telegram_bot", {}).get("polling") == "conflict":
-                            break
-                        await asyncio.sleep(0.1)
-                finally:
-                    other.cancel()
+            body = await healthz_until(healthz, "conflict")
         finally:
-            await runtime.aclose()
+            other.cancel()
     assert calm["status"] == "ok" and calm["telegram_bot"]["polling"] == "ok" and calm["telegram"] == "running"
     assert body["status"] == "degraded" and body["telegram_bot"]["polling"] == "conflict"
     assert "terminated by other getUpdates request" in body["telegram_bot"]["last_error"]
     assert body["telegram_bot"]["answers_waiting"] == 0 and tg.token not in str(body)
+
+
+async def test_a_token_revoked_while_the_bot_runs_in_serve_is_said_in_healthz(tmp_path: Path, in_serve, tg, llm,
+                                                                              caplog):
+    """The token revoked in @BotFather while the bot runs: getUpdates answers 401, python-telegram-bot ends its
+    polling loop for good, and the bot took no message any more — while /healthz said "telegram": "running"."""
+    async with served_bot(tmp_path, tg, llm) as healthz:
+        tg.revoke()
+        tg.push_message(ALICE, text="/help")  # the poll under way returns it; the next one is refused
+        body = await healthz_until(healthz, "stopped")
+    assert body["telegram"] == "stopped: Telegram rejected the token" and body["status"] == "degraded"
+    assert body["telegram_bot"]["polling"] == "stopped"
+    assert [r for r in caplog.records if "refuses the bot token now" in r.getMessage()]
+
+
+def test_modelyard_telegram_exits_when_its_token_is_revoked(tmp_path: Path, tg, llm):
+    """`modelyard telegram` whose token is revoked while it runs ran on, polling nothing, answering nobody, exit
+    code none — a service manager saw it healthy. It exits 1 and says what to do."""
+    from tests.frontends.test_telegram_durability import Bot
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": f"{llm.url}/v1"}}, "agents": {"chat": {"primary": "m"}},
+        "log": {"path": str(tmp_path / "log.sqlite")},
+        "telegram": {"base_url": tg.base_url, "allowed_users": [ALICE]}}))
+    bot = Bot(config, tmp_path, "bot", tg.token)
+    try:
+        poll(lambda: "running; routing log" in (tmp_path / "bot.err").read_text(), 60)
+        tg.revoke()
+        tg.push_message(ALICE, text="/help")  # the poll under way returns it; the next one is refused
+        code = bot.proc.wait(30)
+    finally:
+        bot.stop()
+    err = (tmp_path / "bot.err").read_text()
+    assert code == 1, err[-2000:]
+    assert "Telegram refuses the bot token in TELEGRAM_BOT_TOKEN now" in err and "123456:TEST-TOKEN" not in err
+    assert "During handling of the above exception" not in err  # no traceback as it stops
+
+
+async def test_polling_that_gets_no_answer_is_said_to_be_stalled(tmp_path, llm, monkeypatch):
+    """getUpdates never answered (a connection gone silent: each poll runs into its read timeout, which
+    python-telegram-bot retries without calling the error callback, so without a word in the log; or its polling
+    loop stopped with no error, python-telegram-bot#4069). /healthz said "ok" while no message came in."""
+    from modelyard.frontends import telegram
+
+    monkeypatch.setattr(telegram, "STALL_AFTER", 1.0)  # 60 s past the poll's own timeout in the bot
+    with TelegramServer(fault_methods=["getUpdates"]) as tg:
+        tg.set_default(Fault.hang_before_headers())
+        async with running_bot(bot_config(tmp_path, tg, llm), tg) as bot:
+            await eventually(lambda: bot.health()["polling"] == "stalled", 15)
+            tg.faults.clear()
+            tg.push_message(ALICE, text="hello there")
+            final = await eventually(final_message(tg, ALICE), 30)
+            await eventually(lambda: bot.health()["polling"] == "ok", 10)
+    assert final["text"].startswith(REPLY)

@@ -68,7 +68,15 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
             await runtime.pool.peek()  # connects to a running serve now, so the line below is true
             err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}; "
                       f"limits: {runtime.pool.describe_state()}. Ctrl-C stops it.", highlight=False, markup=False)
-            await stop.wait()
+            refused = asyncio.ensure_future(bot.refused.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([refused, stopping], return_when=asyncio.FIRST_COMPLETED)
+            refused.cancel()
+            stopping.cancel()
+            if bot.refused.is_set():  # revoked while it ran: polling has ended (it ran on, taking nothing)
+                raise fail(f"Telegram refuses the bot token in {settings.token_env} now (401 Unauthorized: revoked "
+                           "in @BotFather, or the bot deleted); the bot takes no more messages — put the new token "
+                           "there and start it again", code=1)
         finally:
             await bot.stop()
             await runtime.aclose()

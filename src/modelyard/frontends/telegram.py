@@ -37,7 +37,7 @@ from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import ChatMigrated, Conflict, NetworkError, RetryAfter, TelegramError
+from telegram.error import ChatMigrated, Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -98,6 +98,10 @@ POLL_ERROR_EVERY = 60.0
 #: how long a 409 Conflict on getUpdates (another poller on the token) stays in /healthz after the last one: two
 #: pollers each win some calls, so the bot's own polls succeed in between
 CONFLICT_SHOWN = 120.0
+#: no getUpdates answered for this long past its own timeout: polling is stuck — a connection gone silent (each poll
+#: times out, which python-telegram-bot retries without a word), or its polling loop stopped with no error
+#: (python-telegram-bot#4069: after up to a week, the process running, no request made)
+STALL_AFTER = 60.0
 #: tries of each Bot API call the bot starts with (getMe, deleteWebhook), and the longest wait between two
 START_TRIES = 4
 START_WAIT = 10.0
@@ -223,7 +227,7 @@ class InboxBot(ExtBot[None]):
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
     process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
 
-    __slots__ = ("_floor", "inbox", "polled_at")
+    __slots__ = ("_floor", "inbox", "polled_at", "refused", "refused_at")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=256),
@@ -236,13 +240,29 @@ class InboxBot(ExtBot[None]):
             self._floor = 0
             #: monotonic time of the last getUpdates the Bot API answered (for /healthz)
             self.polled_at: float | None = None
+            #: when getUpdates was refused with 401 Unauthorized (the token revoked): polling has stopped for good
+            self.refused_at: float | None = None
+            self.refused = asyncio.Event()
 
     async def get_updates(self, offset: int | None = None, limit: int | None = None, timeout: Any = None,
                           allowed_updates: Sequence[str] | None = None, **kwargs: Any) -> tuple[Update, ...]:
         while True:
             if offset is None or offset >= 0:
                 offset = max(offset or 0, self._floor) or None
-            updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+            try:
+                updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+            except InvalidToken:
+                # the token revoked (@BotFather /revoke) or the bot deleted while it runs: python-telegram-bot ends its
+                # polling loop for good ("Invalid token. Aborting retry loop"), and the bot took no message any more
+                # while serve's /healthz said "running"
+                if self.refused_at is None:
+                    log.error("telegram: Telegram refuses the bot token now (401 Unauthorized: revoked in @BotFather, "
+                              "or the bot deleted); the bot takes no more messages — put the new token in its "
+                              "variable and restart")
+                with self._unfrozen():
+                    self.refused_at = time.monotonic()
+                self.refused.set()
+                raise
             with self._unfrozen():
                 self.polled_at = time.monotonic()
             if not updates:
@@ -374,6 +394,7 @@ class TelegramBot:
         #: the last getUpdates failure (logged or not) and when; the last 409 Conflict (for /healthz)
         self._poll_failed: tuple[float, str] | None = None
         self._conflict_at: float | None = None
+        self._polling_since: float | None = None
         #: per chat, the newest answer let go of the chat's lock before it was shown (held by an outage or flood
         #: control, or waiting behind one that is): the chat's next answers are shown after it, in order
         self._showing: dict[int, asyncio.Future[None]] = {}
@@ -430,6 +451,7 @@ class TelegramBot:
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
                                              allowed_updates=["message", "callback_query"],
                                              bootstrap_retries=START_TRIES - 1, error_callback=self._polling_failed)
+        self._polling_since = time.monotonic()
         log.info("telegram: polling as @%s, %d allowed user(s)", self.app.bot.username, len(self.allowed))
         # train the fast path now, off the event loop, so the first routed message does not wait for it
         self._warm = asyncio.create_task(self._warm_routing())
@@ -478,19 +500,37 @@ class TelegramBot:
             log.warning("telegram: polling for updates failed (%s: %s); retrying", kind,
                         redact(str(error), (self._token,)))
 
+    @property
+    def refused(self) -> asyncio.Event:
+        """Set once Telegram refused the token while the bot ran (revoked): it takes no more messages."""
+        return self._api.refused
+
+    @property
+    def _api(self) -> InboxBot:
+        bot = self.app.bot
+        assert isinstance(bot, InboxBot)
+        return bot
+
     def health(self) -> dict[str, Any]:
         """For /healthz: whether polling works, and how many finished answers wait for the Bot API.
 
-        ``polling``: "conflict" when getUpdates got 409 Conflict in the last CONFLICT_SHOWN seconds — another
-        process polls with this token and takes some of the messages (or a webhook is set: it takes them all);
-        "failing" when the last poll failed and none succeeded since; else "ok". A conflict was only a log line."""
+        ``polling``: "stopped" once getUpdates was refused with 401 (the token revoked: nothing polls any more);
+        "conflict" when getUpdates got 409 Conflict in the last CONFLICT_SHOWN seconds — another process polls with
+        this token and takes some of the messages (or a webhook is set: it takes them all); "failing" when the last
+        poll failed and none succeeded since; "stalled" when no poll was answered for STALL_AFTER past its timeout and
+        none failed; else "ok". A conflict was only a log line; a stall not even that."""
         now = time.monotonic()
-        polled_at = getattr(self.app.bot, "polled_at", None)
+        polled_at = self._api.polled_at
         failed_at, failure = self._poll_failed or (None, None)
-        if self._conflict_at is not None and now - self._conflict_at < CONFLICT_SHOWN:
+        if self._api.refused_at is not None:
+            polling = "stopped"
+            failed_at, failure = self._api.refused_at, "401 Unauthorized: Telegram refuses the bot token"
+        elif self._conflict_at is not None and now - self._conflict_at < CONFLICT_SHOWN:
             polling = "conflict"
         elif failed_at is not None and (polled_at is None or failed_at > polled_at):
             polling = "failing"
+        elif (since := polled_at or self._polling_since) is not None and now - since > self.poll_timeout + STALL_AFTER:
+            polling = "stalled"
         else:
             polling = "ok"
         return {"polling": polling,
@@ -542,7 +582,8 @@ class TelegramBot:
         if turns:
             await asyncio.wait(turns, timeout=STOP_WAIT)
         if self.app.updater is not None and self.app.updater.running:
-            await self.app.updater.stop()
+            with contextlib.suppress(InvalidToken):  # its polling loop ended on a revoked token (said then)
+                await self.app.updater.stop()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

@@ -225,7 +225,7 @@ async def healthz(request: Request) -> Response:
         body["telegram"] = hosted["telegram"]
         if hosted["telegram_bot"] is not None:  # polling (409 Conflict: another poller on the token), answers held
             body["telegram_bot"] = hosted["telegram_bot"]
-            if hosted["telegram_bot"]["polling"] == "conflict":  # it takes some of the messages: degraded
+            if hosted["telegram_bot"]["polling"] in ("conflict", "stalled", "stopped"):  # takes some, or none
                 body["status"] = "degraded"
     return json_response(body)
 

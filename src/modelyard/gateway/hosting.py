@@ -153,8 +153,11 @@ class Hosting:
         lending: dict[str, Any] = {"socket": None, "borrowers": []}
         if self.lender is not None:
             lending = {"socket": str(self.lender.path), "borrowers": self.lender.borrowers()}
-        bot = self.bot.health() if self.bot is not None and self.bot_state == "running" else None
-        return {"lending": lending, "telegram": self.bot_state, "telegram_bot": bot}
+        bot = self.bot.health() if self.bot is not None else None
+        state = self.bot_state
+        if bot is not None and bot["polling"] == "stopped":  # the token revoked while it ran: it takes nothing now
+            state = "stopped: Telegram rejected the token"
+        return {"lending": lending, "telegram": state, "telegram_bot": bot}
 
 
 def state_line(link: RedisLink) -> str:
