@@ -142,6 +142,36 @@ async def test_a_prompt_past_the_context_said_inside_a_200_is_the_requests(chunk
     assert "does not fit the model's context" in (routed.record.attempts[0].detail or "") and cooling == 0
 
 
+#: TGI's /v1 stream (huggingface_hub's tests/test_inference_client.py replays it: a first chunk, then the refusal)
+TGI_ROOM = ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given: 6 `inputs` tokens and "
+            "4091 `max_new_tokens`")
+TGI_FIRST = {"object": "chat.completion.chunk", "id": "", "created": 1721737661, "model": "",
+             "system_fingerprint": "2.1.2-dev0-sha-5fca30e",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Both"}, "logprobs": None,
+                          "finish_reason": None}]}
+
+
+@pytest.mark.parametrize("fault", [
+    Fault.raw(200, "data: " + json.dumps(TGI_FIRST) + "\n\n",
+              "data: " + json.dumps({"error": TGI_ROOM, "error_type": "validation"}) + "\n\n", headers=SSE),
+    Fault.raw(422, json.dumps({"error": TGI_ROOM, "error_type": "validation"}), headers=JSON),
+], ids=["in_a_200_stream", "as_a_422"])
+async def test_tgis_context_room_refusal_is_clamped(fault: Fault, servers: dict[str, Any],  # noqa: F811
+                                                    tmp_path: Path) -> None:
+    """TGI refuses a prompt plus ``max_new_tokens`` past the context in its own words, as a 422 or — streaming —
+    inside the 200 with ``error_type: "validation"``. The stream's was a stream_error (asked again for the same
+    refusal, counted against the model); neither was read for the room it states (4096 - 6), so the request fell
+    back instead of being asked once more within it, as vLLM's and SGLang's are."""
+    servers["openai"].push(fault)
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Say hello")], max_tokens=4091))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "retry", "bad_request"), ("primary", "ok", None)]
+    sent = [r.json.get("max_tokens") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [4091, 4090]
+
+
 async def test_an_error_event_that_says_nothing_of_the_context_is_still_asked_again(servers: dict[str, Any],  # noqa
                                                                                    tmp_path: Path) -> None:
     event = 'event: error\ndata: {"error": {"message": "the model crashed"}}\n\n'

@@ -730,7 +730,9 @@ _TRANSIENT_4XX = frozenset({408, 409, 425, 460, 499})
 #: refused again, counted until the model cooled for every request); a machine with no room for the model (Ollama's
 #: 500 "model requires more system memory", through its /v1 too): cools as a model not there. TGI names its own
 #: failures in ``error_type``: "generation" and "incomplete_generation" come as 424 and 500 (a 424 was bad_request:
-#: neither retried nor counted; a CUDA fault mid-generation, text-generation-inference#1510), "overloaded" as 429
+#: neither retried nor counted; a CUDA fault mid-generation, text-generation-inference#1510), "overloaded" as 429,
+#: "validation" as 422 — or inside a 200 stream, where it was a stream_error asked again for the same refusal (a
+#: prompt and max_new_tokens past the context: huggingface_hub's tests/test_inference_client.py replays one)
 REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
 #: Groq's 400 ``tool_use_failed``: the *model's* tool call did not parse ("Failed to call a function. Please adjust
 #: your prompt. See 'failed_generation' for more details."), or a required call never came. It was a bad_request — a
@@ -750,7 +752,7 @@ _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, N
                  NOT_CHAT: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
-                 "overloaded": Reason.OVERLOADED}
+                 "overloaded": Reason.OVERLOADED, "validation": Reason.BAD_REQUEST}
 
 #: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1), in the words of
 #: each of its runners: "model requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors

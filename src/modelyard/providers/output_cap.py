@@ -60,15 +60,23 @@ _SGLANG = re.compile(r"maximum context length of (\d+) tokens\. You requested a 
                      r"tokens from the input messages")
 
 
+# Hugging Face TGI (its /v1 too): "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096. Given:
+# 6 `inputs` tokens and 4091 `max_new_tokens`" — a 422, or inside a 200 stream as ``{"error": …, "error_type":
+# "validation"}`` (huggingface_hub's tests/test_inference_client.py replays one); the room is 4096 - 6
+_TGI = re.compile(r"`max_new_tokens` must be <= (\d+)\. Given: (\d+) `inputs` tokens")
+
+
 def refused_limit(message: str) -> Refusal | None:
     """The output limit a backend's "max_tokens too large" error states, or None (another error, or a
     prompt that alone fills the context: no max_tokens would help)."""
-    if "max_tokens" not in message and "maximum context length" not in message and "completion tokens" not in message:
+    if ("max_tokens" not in message and "maximum context length" not in message and "completion tokens" not in message
+            and "max_new_tokens" not in message):
         return None
     if m := _ANTHROPIC.search(message) or _OPENAI.search(message):
         limit = int(m.group(1))
         return Refusal(limit, True) if limit > 0 else None
-    if m := _VLLM.search(message) or _CONTEXT.search(message) or _VLLM_NOW.search(message) or _SGLANG.search(message):
+    if m := (_VLLM.search(message) or _CONTEXT.search(message) or _VLLM_NOW.search(message) or _SGLANG.search(message)
+             or _TGI.search(message)):
         limit = int(m.group(1)) - int(m.group(2))
         return Refusal(limit, False) if limit > 0 else None
     return None
