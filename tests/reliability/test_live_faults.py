@@ -37,6 +37,7 @@ def start_llama_server(model: Path, port: int) -> subprocess.Popen[bytes]:
         except httpx.HTTPError:
             time.sleep(0.3)
     proc.kill()
+    proc.wait(timeout=30)
     raise RuntimeError("llama_cpp.server did not start")
 
 
@@ -74,6 +75,7 @@ async def test_llama_server_killed_and_restarted_mid_run(default_model: Path, tm
             assert after.record.model == "served" and router.pool.local("served").health.state == "available"
         finally:
             proc.kill()
+            proc.wait(timeout=30)  # reaped here, not by the interpreter's ResourceWarning at a later test
             await router.aclose()
             writer.close()
     rows = connect(tmp_path / "log.sqlite3").execute(

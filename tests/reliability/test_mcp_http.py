@@ -40,6 +40,8 @@ def real_server(transport: str = "streamable-http", **env: str) -> Iterator[int]
     finally:
         proc.kill()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # Popen leaves its pipe open after wait(): a ResourceWarning in a later test
 
 
 async def until(condition: Callable[[], bool], bound: float = 15.0) -> None:
@@ -230,6 +232,8 @@ async def test_a_real_server_killed_mid_call_is_bounded_and_said(transport: str,
     finally:
         proc.kill()
         proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()  # Popen leaves its pipe open after wait(): a ResourceWarning in a later test
     assert not killed.ok and "the MCP server failed during this call" in killed.text
     assert "restarting it failed (ConnectError" in killed.text and elapsed < 30  # not the call's 60 s bound
     assert not later.ok and "already restarted 1 time(s)" in later.text
