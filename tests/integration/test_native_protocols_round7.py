@@ -40,8 +40,9 @@ SSE = {"content-type": "text/event-stream"}
 @pytest.mark.parametrize(("status", "headers"), [
     (400, {"x-should-retry": "true"}),  # the SDKs ask again on "true" before any status rule
     (413, {"x-should-retry": "true"}),
+    (404, {"x-should-retry": "true"}),  # was model_missing: the model cooled for cooldown.max_seconds
     (409, {}),  # OpenAI's lock timeout: the SDKs retry 408, 409, 429 and 5xx without a header
-], ids=["400_should_retry", "413_should_retry", "409"])
+], ids=["400_should_retry", "413_should_retry", "404_should_retry", "409"])
 async def test_a_4xx_the_server_says_to_ask_again_is_asked_again(kind: str, status: int, headers: dict[str, str],
                                                                  servers: dict[str, Any],  # noqa: F811
                                                                  tmp_path: Path) -> None:
@@ -52,6 +53,14 @@ async def test_a_4xx_the_server_says_to_ask_again_is_asked_again(kind: str, stat
     routed, _ = await route_cooling(kind, servers, tmp_path, Fault.status(status, headers=headers))
     assert outcomes(routed) == [("primary", "retry", "server_error"), ("primary", "ok", None)]
     assert routed.response.text or routed.response.tool_calls
+
+
+async def test_words_that_decide_the_reason_outrank_the_header(servers: dict[str, Any],  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """An account that cannot pay stays one whatever the header says (asking again cannot mend it)."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.status(
+        429, error_type="insufficient_quota", headers={"x-should-retry": "true"}))
+    assert outcomes(routed)[0] == ("primary", "fallback", "auth_error") and cooling > 4
 
 
 async def test_a_400_without_the_header_is_still_the_requests_fault(servers: dict[str, Any],  # noqa: F811

@@ -696,6 +696,9 @@ def retry_after_ms(value: str | None) -> float | None:
     return ms / 1000 if 0 <= ms < float("inf") else None
 
 
+#: reasons a status gives that ``x-should-retry: true`` overrules (:func:`error_from_body`)
+_SAID_AGAIN = frozenset({Reason.BAD_REQUEST, Reason.MODEL_MISSING, Reason.AUTH_ERROR})
+
 #: error types/codes servers use for "no such model" (OpenAI, vLLM, Anthropic)
 _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found_error"})
 
@@ -812,11 +815,14 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         error_type, message = said(error_type), said(message)
     reason = reason_for_status(status, error_type)
     should_retry = headers.get("x-should-retry", "").strip().lower()
-    if should_retry == "true" and reason is Reason.BAD_REQUEST:
+    if (should_retry == "true" and status >= 400 and reason in _SAID_AGAIN and error_type not in _TYPE_DECIDES
+            and error_type not in _BILLING_TYPES):
         # the server's own word that asking again helps, which the OpenAI and Anthropic SDKs obey before any status
-        # rule (``_base_client._should_retry``): a 400 or 413 so marked is a moment's refusal (a gateway whose upstream
-        # hiccupped, a proxy's queue), not the request's fault. As a bad_request it was never asked again, and a chain
-        # that ended on it told the client its request was wrong
+        # rule (``_base_client._should_retry``): a 400, 404 or 413 so marked is a moment's refusal (a gateway whose
+        # upstream hiccupped, a proxy's queue), not the request's fault nor the model's. As a bad_request it was never
+        # asked again, and a chain that ended on it told the client its request was wrong; as model_missing or
+        # auth_error the model cooled for cooldown.max_seconds. Words that decide the reason (an account that cannot
+        # pay, a flagged input, no room for the model) still do
         reason = Reason.SERVER_ERROR
     retry_after = retry_after_ms(headers.get("retry-after-ms"))
     if retry_after is None:
