@@ -102,7 +102,7 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
         path = Path(config_path or "<memory>")
     local = [name for name, m in config.models.items() if m.is_local]
     log = LogWriter(log_path_for(config), local_models=local, max_queue=config.log.max_queue,
-                    keep_days=config.log.keep_days, max_text=config.log.max_text_chars)
+                    keep_days=config.log.keep_days, max_text=config.log.max_text_chars, url=config.log.url)
     forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
     if forwarder is not None:
         log.on_commit(forwarder.wake)

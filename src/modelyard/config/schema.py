@@ -470,8 +470,8 @@ class LogConfig(Strict):
                            "this (a stalled disk) a request is dropped and counted rather than held in memory")
     keep_days: float | None = Field(
         None, ge=32, description="delete requests older than this many days (with their attempts and routing "
-        "decisions) from the local SQLite file, hourly, in a long-running process; none: keep everything. At least "
-        "32: month spend caps and the dashboard's month read that far back. PostgreSQL (log.url) is not pruned")
+        "decisions) from the local SQLite file and from PostgreSQL (log.url), hourly, in a long-running process; "
+        "none: keep everything. At least 32: month spend caps and the dashboard's month read that far back")
 
     @field_validator("path")
     @classmethod

@@ -8,8 +8,13 @@ decisions by their own time. What stays: a request still waiting for PostgreSQL 
 bounds them already), routing labels (corrections carry their own text), probes and bench runs (made by hand).
 
 SQLite reuses the pages deleted rows free: the file stops growing at about ``keep_days`` of traffic but does
-not shrink by itself (``sqlite3 FILE 'VACUUM'`` with modelyard stopped gives the space back at once). The
-PostgreSQL log (``log.url``) is every host's and is not pruned here: that is its owner's call (README).
+not shrink by itself (``sqlite3 FILE 'VACUUM'`` with modelyard stopped gives the space back at once).
+
+With ``log.url`` the PostgreSQL log is pruned by the same rule in the same pass (:func:`prune_pg`): requests
+older than ``keep_days`` with their attempts; routing labels and learn runs stay. It is every host's log, and
+every host with ``keep_days`` prunes it — at once, too: each batch locks the rows it deletes with ``FOR UPDATE
+SKIP LOCKED``, so two hosts take different rows rather than wait on each other, and a row a forwarder is writing
+(locked by its upsert) is left for the next pass. Hosts with different ``keep_days`` keep the shortest.
 
 Each batch is one short write transaction on a connection of its own (the writer thread's commits wait
 through the busy timeout meanwhile, a few milliseconds), with a pause between batches, so a first pass over a
@@ -24,6 +29,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,14 @@ FIRST_AFTER = 60.0
 #: requests deleted per transaction, and the pause between two (the writer gets the file in between)
 BATCH = 200
 PAUSE = 0.05
+#: how long a PostgreSQL batch waits for a lock another session holds on a table (not on a row: those are skipped)
+LOCK_TIMEOUT = 10.0
 
 _OLD = "SELECT id FROM requests WHERE ts < ? AND id NOT IN (SELECT request_id FROM _outbox) ORDER BY ts LIMIT ?"
+#: requests deleted per PostgreSQL transaction (no writer shares a connection with it: larger than SQLite's)
+PG_BATCH = 1000
+#: the rows no other session holds: another host's pruner, or a forwarder re-sending a rated row, keeps its own
+_PG_OLD = "SELECT id FROM requests WHERE ts < ? ORDER BY ts LIMIT ? FOR UPDATE SKIP LOCKED"
 
 
 def prune(conn: sqlite3.Connection, before: float, *, batch: int = BATCH, pause: float = 0.0,
@@ -76,14 +88,44 @@ def prune(conn: sqlite3.Connection, before: float, *, batch: int = BATCH, pause:
     return gone
 
 
+def prune_pg(conn: Any, before: float, *, batch: int = PG_BATCH, pause: float = 0.0,
+             stop: threading.Event | None = None) -> int:
+    """Delete the requests older than ``before`` from the PostgreSQL log (a :class:`~modelyard.ledger.pg.PgConnection`)
+    with their attempts, a batch a transaction; how many requests went. Safe beside other hosts doing the same."""
+    gone = 0
+    while stop is None or not stop.is_set():
+        conn.execute("BEGIN")
+        try:
+            ids = [row[0] for row in conn.execute(_PG_OLD, (before, batch)).fetchall()]
+            if ids:
+                conn.execute("DELETE FROM attempts WHERE request_id = ANY(?)", (ids,))
+                conn.execute("DELETE FROM requests WHERE id = ANY(?)", (ids,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        gone += len(ids)
+        if len(ids) < batch:
+            break
+        if pause:
+            time.sleep(pause)
+    return gone
+
+
 class Pruner:
     """The thread that runs :func:`prune` every :data:`EVERY` seconds for ``keep_days``."""
 
-    def __init__(self, path: Path, keep_days: float, *, first_after: float = FIRST_AFTER, every: float = EVERY):
+    def __init__(self, path: Path, keep_days: float, *, first_after: float = FIRST_AFTER, every: float = EVERY,
+                 url: str | None = None):
         self.path, self.keep_days, self.first_after, self.every = path, keep_days, first_after, every
-        #: requests deleted so far, and the last pass's failure (None: it went through)
+        #: ``log.url``: the PostgreSQL log, pruned in the same pass
+        self.url = url
+        #: requests deleted so far (from the file; from PostgreSQL), and the last pass's failure (None: it went through)
         self.pruned = 0
+        self.pruned_pg = 0
         self.last_error: str | None = None
+        #: passes run, whether they went through or not
         self.passes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelyard-log-retention", daemon=True)
@@ -100,7 +142,41 @@ class Pruner:
             self.run_once()
 
     def run_once(self) -> int:
+        """One pass: the file, then PostgreSQL (with ``log.url``); how many requests left the file."""
         before = time.time() - self.keep_days * 86400
+        gone = self._run_file(before)
+        if self.url is not None and not self._stop.is_set():
+            self._run_pg(before)
+        self.passes += 1
+        return gone
+
+    def _run_pg(self, before: float) -> None:
+        from modelyard.ledger.pg import PgConnection
+        from modelyard.ledger.store import LogUnavailable
+
+        try:
+            conn = PgConnection(self.url or "", migrate_schema=False, application_name="modelyard-retention",
+                                lock_timeout=LOCK_TIMEOUT)
+        except LogUnavailable as exc:
+            self.last_error = str(exc)
+            log.warning("%s; requests older than %g days are deleted on the next pass, in %.0f s", exc,
+                        self.keep_days, self.every)
+            return
+        try:
+            gone = prune_pg(conn, before, pause=PAUSE, stop=self._stop)
+        except Exception as exc:  # psycopg's errors, LogUnavailable: said, and tried again next pass
+            self.last_error = conn.describe(exc) if not isinstance(exc, LogUnavailable) else str(exc)
+            log.warning("%s (deleting requests older than %g days); tried again in %.0f s", self.last_error,
+                        self.keep_days, self.every)
+            return
+        finally:
+            conn.close()
+        self.pruned_pg += gone
+        if gone:
+            log.info("routing log %s: deleted %d request(s) older than %g days (log.keep_days)", conn.where, gone,
+                     self.keep_days)
+
+    def _run_file(self, before: float) -> int:
         try:
             conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -117,7 +193,6 @@ class Pruner:
             return 0
         finally:
             conn.close()
-        self.passes += 1
         self.pruned += gone
         self.last_error = None
         if gone:

@@ -210,7 +210,9 @@ class WriterHealth:
 
 class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
-                 max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS):
+                 max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS,
+                 url: str | None = None):
+        """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there)."""
         self.path = Path(path)
         #: characters of each text kept (None: all)
         self.max_text = max_text
@@ -268,8 +270,8 @@ class LogWriter:
         self._fold = False
         #: started by the first CHECKPOINT_EVERY rows (a smaller log is checkpointed when it closes)
         self._checkpoints: threading.Thread | None = None
-        #: ``log.keep_days``: deletes older requests from the file, hourly (ledger/retention.py)
-        self.retention = Pruner(self.path, keep_days) if keep_days else None
+        #: ``log.keep_days``: deletes older requests from the file (and PostgreSQL's log), hourly (ledger/retention.py)
+        self.retention = Pruner(self.path, keep_days, url=url) if keep_days else None
         atexit.register(self.close)
 
     def _connect(self) -> sqlite3.Connection:
