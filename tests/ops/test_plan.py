@@ -193,3 +193,27 @@ def test_this_machine_is_its_loopback_its_name_and_its_own_addresses() -> None:
            if a.family == socket.AF_INET and not a.address.startswith("127.")]
     assert all(on_this_machine(address) for address in own), own  # a gateway host's config may name its own IP
     assert not on_this_machine("192.0.2.10")  # TEST-NET-1: never this machine's
+
+
+def test_a_model_of_unknown_size_makes_the_plan_unable_to_tell_not_fit(tmp_path: Path) -> None:
+    """A local model whose server gave no size and has no memory_gb is '?' in the total: `plan` said "fits" on the
+    rest alone (the '?' model may well be the largest). It says it cannot tell, naming the model."""
+    config = tmp_path / "c.yaml"
+    config.write_text("""
+models:
+  sized: {provider: openai, model: small, endpoint: "http://127.0.0.1:9/v1", memory_gb: 4}
+  unsized: {provider: openai, model: big, endpoint: "http://127.0.0.1:9/v1"}
+agents:
+  chat: {primary: sized, fallbacks: [unsized]}
+""")
+    out = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "16", "--json"])
+    assert out.exit_code == 0, out.output
+    p = json.loads(out.output)
+    assert p["fits"] is None and p["drop"] == []
+    table = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "16"], terminal_width=200)
+    text = " ".join(table.output.split())
+    assert "cannot tell" in text and "the size of unsized is unknown" in text, text
+    assert "fits:" not in text and "Leaves at most ~" in text
+    # what is known already too big: that does not fit, whatever the rest weighs
+    small = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "4", "--headroom", "1", "--json"])
+    assert json.loads(small.output)["fits"] is False

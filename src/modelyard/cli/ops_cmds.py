@@ -180,15 +180,21 @@ def plan(
     unknown = " + ?" if any(not m.known for m in p.models) else ""
     table.add_row("Total", "", _size(p.kv_gb), *((_size(sum(m.compute_gb for m in p.models)),) if compute
                                                  else ()), f"~{_size(p.total_gb)}{unknown}",
-                  f"Leaves ~{p.free_gb:.0f} GB free" if p.free_gb >= 0 else f"Short by ~{-p.free_gb:.0f} GB",
+                  (f"Leaves {'at most ' if unknown else ''}~{p.free_gb:.0f} GB free" if p.free_gb >= 0
+                   else f"Short by {'at least ' if unknown else ''}~{-p.free_gb:.0f} GB"),
                   "", style="bold")
     console.print(table)
     if p.fits:
         console.print(f"[green]fits[/]: {gb(p.total_gb)} of {gb(p.available_gb)} usable "
                       f"({gb(p.ram_gb)} − {gb(p.headroom_gb)} headroom)", highlight=False)
+    elif p.fits is None:  # a '?' in the total: what is known fits, the rest nobody can say
+        console.print(f"[yellow]cannot tell[/]: the models of known size take {gb(p.total_gb)} of "
+                      f"{gb(p.available_gb)} usable ({gb(p.ram_gb)} − {gb(p.headroom_gb)} headroom), but the size of "
+                      f"{', '.join(p.unknown)} is unknown — set memory_gb for it", highlight=False)
     else:
         kept = sum(m.total_gb for m in p.kept)
-        console.print(f"[red]does not fit[/]: {gb(p.total_gb)} needed, {gb(p.available_gb)} usable. "
+        console.print(f"[red]does not fit[/]: {'at least ' if unknown else ''}{gb(p.total_gb)} needed, "
+                      f"{gb(p.available_gb)} usable. "
                       f"Drop {', '.join(p.drop) or 'nothing'} → {gb(kept)}", highlight=False)
         for c in p.consequences:
             console.print(f"  {c.agent}: {c.text}", highlight=False)

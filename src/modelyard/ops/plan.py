@@ -117,8 +117,17 @@ class MemoryPlan:
         return self.ram_gb - self.total_gb
 
     @property
-    def fits(self) -> bool:
-        return self.total_gb <= self.available_gb
+    def unknown(self) -> list[str]:
+        """Local models whose size nobody could tell (neither ``memory_gb`` nor their server)."""
+        return [m.model for m in self.models if not m.known]
+
+    @property
+    def fits(self) -> bool | None:
+        """True: everything fits; False: what is known already does not; None: what is known fits, but a model of
+        unknown size is left to count (``plan`` said "fits" with a '?' in its total: it could not tell)."""
+        if self.total_gb > self.available_gb:
+            return False
+        return None if self.unknown else True
 
     @property
     def kept(self) -> list[ModelMemory]:
@@ -288,7 +297,7 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
         plan.notes.append(f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL="
                           f"{m.parallel} (max_concurrent); with Ollama's default of 1 it allocates 1/{m.parallel} "
                           "of that and queues the other requests")
-    if not plan.fits:
+    if plan.fits is False:
         _choose_drops(config, plan)
     return plan
 
