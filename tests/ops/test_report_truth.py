@@ -119,3 +119,26 @@ def test_models_says_a_billed_model_has_no_price(tmp_path: Path, log_backend: Lo
     found = {m["model"]: m for m in json.loads(runner.invoke(app, ["models", "--no-reach", "--json", "--config",
                                                                    config]).stdout)["models"]}
     assert found["haiku"]["price_known"] is False and found["qwen"]["price_known"] is True
+
+
+def test_a_model_that_only_failed_shows_its_failures_not_a_quiet_row(tmp_path: Path, log_backend: LogBackend) -> None:
+    """haiku timed out on every request and qwen answered them all: the by-model table listed haiku with 0 requests,
+    '–' everywhere and $0.00, like a model nobody asked — its failures were in the log and nowhere on the page."""
+    writer = log_backend.writer(local_models=["qwen"])
+    for i in range(4):
+        timed_out = Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.FIRST_TOKEN_TIMEOUT, queue_wait_ms=0.0)
+        writer.submit(served("writer", MARCH + i, [timed_out, Attempt("qwen", "ollama", Outcome.OK,
+                                                                      queue_wait_ms=0.0)], 100, 50, 900))
+    writer.close()
+    config = config_file(tmp_path, log_backend, {"input": 1, "output": 5})
+    r = build_report(log_backend.connect(), load_config(config), month_period("2025-03"))
+    models = {g["key"]: g for g in r.to_dict()["models"]}
+    assert models["haiku"]["requests"] == 0 and models["haiku"]["failed_attempts"] == 4
+    assert models["qwen"]["requests"] == 4 and models["qwen"]["failed_attempts"] == 0
+    out = CliRunner().invoke(app, ["report", "--config", str(config), "--month", "2025-03"], terminal_width=220).output
+    lines = out.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("by model"))
+    assert "its failed attempts" in lines[title], out
+    header, row = lines[title + 1], next(line for line in lines[title:] if line.strip().startswith("haiku"))
+    assert header.split()[:2] == ["requests", "failed"], header
+    assert row.split()[1:3] == ["0", "4"], (header, row)  # requests it answered, its attempts that failed

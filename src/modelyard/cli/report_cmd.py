@@ -24,10 +24,11 @@ _GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local
 
 
 def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool,
-                 unpriced: set[str] | frozenset[str] = frozenset()) -> None:
+                 unpriced: set[str] | frozenset[str] = frozenset(), by_model: bool = False) -> None:
     """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'. ``failures``:
     a period with requests no model answered shows how many per row (else 4 failed requests read '0%' fallbacks
-    and a p50 of '–', as if nothing had gone wrong)."""
+    and a p50 of '–', as if nothing had gone wrong). ``by_model``: the failed column counts each model's failed
+    attempts (a model answers no failed request; one that only failed read like a quiet one)."""
     columns = [Column("", 0)] + [
         Column(fallback_column, rank, "right", flexible=True, min_width=4) if name == "FALLBACK"
         else Column(name, rank, "right") for name, rank in _GROUP_COLUMNS if failures or name != "failed"]
@@ -36,7 +37,7 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
         s = g.summary()
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common(2))
         cells.append({
-            "": g.key, "requests": str(g.requests), "failed": str(g.failed),
+            "": g.key, "requests": str(g.requests), "failed": str(g.failed_attempts if by_model else g.failed),
             "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
             "local": share(g.local, g.served), "p50": ms(s["latency_p50_ms"]),
             "p95": p95_cell(s["latency_p95_ms"], len(g.latencies)),
@@ -67,8 +68,10 @@ def print_report(report: Report, config: Config) -> None:
                       "or `modelyard ask \"hello\"` to make one", highlight=False, markup=False)
         return
     _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0, unpriced=report.unpriced_agents)
-    _group_table("by answering model (waits: every attempt on it)", report.models, "answered as fallback",
-                 failures=False, unpriced=set(report.unpriced))  # a failed request has no answering model
+    # a failed request has no answering model: per model, its failed attempts (one that only failed is not quiet)
+    _group_table("by model (requests it answered, its failed attempts; waits: all its attempts)", report.models,
+                 "answered as fallback", failures=any(g.failed_attempts for g in report.models),
+                 unpriced=set(report.unpriced), by_model=True)
     groups = report.agents + report.models
     if any(len(g.latencies) < FEW or len(g.waits) < FEW for g in groups) or t.requests < FEW:
         console.print(f"fewer than {FEW} samples: rates as counts, no p95 (it would be the largest value)",

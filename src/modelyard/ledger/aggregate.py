@@ -46,6 +46,9 @@ class Group:
     acceptable: int = 0
     #: unanswered because the caller went away (disconnect, Ctrl-C): not a failure of the setup
     cancelled: int = 0
+    #: per model (``report``): its attempts that moved a request on or broke off — a model that only failed answered
+    #: no request, and its row read like one that served none but did no harm
+    failed_attempts: int = 0
     latencies: list[float] = field(default_factory=list, repr=False)
     waits: list[float] = field(default_factory=list, repr=False)
     tps: list[float] = field(default_factory=list, repr=False)
@@ -66,7 +69,7 @@ class Group:
     def summary(self) -> dict[str, Any]:
         return {
             "key": self.key, "requests": self.requests, "served": self.served, "failed": self.failed,
-            "cancelled": self.cancelled, "fallbacks": self.fallbacks,
+            "cancelled": self.cancelled, "failed_attempts": self.failed_attempts, "fallbacks": self.fallbacks,
             "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
             "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "spend_usd": self.spend,

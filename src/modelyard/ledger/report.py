@@ -190,12 +190,14 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     attempted: dict[str, set[str]] = {}
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
+        model = models.setdefault(a["model"], Group(a["model"]))
         if _failed_attempt(a["outcome"]):
             failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
+            model.failed_attempts += 1
         cost = a["cost_usd"] or 0.0
         totals.spend += cost
         agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
-        models.setdefault(a["model"], Group(a["model"])).spend += cost
+        model.spend += cost
         if a["outcome"] != AttemptOutcome.SKIPPED:
             wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
             # the bound this attempt really had: the router's own rule (agent overrides included)
