@@ -122,7 +122,7 @@ async def test_a_budget_within_the_limit_is_sent_untouched(servers: dict[str, An
     routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Hi")], max_tokens=500))
     await router.aclose()
     assert _sent(servers["anthropic"], "/v1/messages") == [500]
-    assert route_summary(routed.record) == "primary ok"
+    assert route_summary(routed.record) == "primary ok (price unknown)"  # its config gives it no price: not free
 
 
 def test_refusals_in_each_servers_words() -> None:

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.gateway.disconnect import ClientGone, say_why_gone, until_disconnect
 from modelyard.gateway.drain import SHUTTING_DOWN, Drain
 from modelyard.gateway.wire import error_body
+from modelyard.ledger.cost import PRICE_UNKNOWN, billed_at_zero
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
@@ -90,9 +91,12 @@ def _ascii(value: str) -> str:
 
 def route_summary(record: RequestRecord) -> str:
     """``claude-haiku skipped missing_credentials, qwen ok``: every attempt with why it moved on; an answering one
-    with its note (``claude ok (max_tokens 200000 clamped to 64000, …)``: a clamped budget is never silent)."""
+    with its note (``claude ok (max_tokens 200000 clamped to 64000, …)``: a clamped budget is never silent); one a
+    billed model without a price answered with tokens, ``(price unknown)`` (ledger/cost.py: not free)."""
     return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "")
                      + (f" ({a.detail})" if a.detail and a.outcome is AttemptOutcome.OK else "")
+                     + (f" ({PRICE_UNKNOWN})" if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out)
+                        else "")
                      for a in record.attempts)
 
 

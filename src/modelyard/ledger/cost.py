@@ -49,12 +49,16 @@ def billed_at_zero(provider: str | None, cost_usd: float | None, tokens_in: int 
     return not cost_usd and bool(tokens_in or tokens_out) and _hosted(provider or "")
 
 
+#: what a billed model's cost is when it has no ``price``: said so, never as $0 (every figure below words it so)
+PRICE_UNKNOWN = "price unknown"
+
+
 def spend_cell(usd: float, unpriced: bool) -> str:
     """A spend as a table cell: ``$0.35``, or with some attempts unpriced ``price unknown`` / ``$0.35 + price
     unknown`` (``report``, ``stats``, ``log`` and the route line say it alike)."""
     if not unpriced:
         return money(usd)
-    return f"{money(usd)} + price unknown" if usd else "price unknown"
+    return f"{money(usd)} + {PRICE_UNKNOWN}" if usd else PRICE_UNKNOWN
 
 
 @dataclass
