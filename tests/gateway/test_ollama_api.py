@@ -171,3 +171,41 @@ def test_the_answer_echoes_the_name_as_asked_latest_tag_included(local):
     assert [p.model for p in local.chat(model="coder:latest", messages=HI, stream=True)][-1] == "coder:latest"
     assert local.generate(model="coder:latest", prompt="hi").model == "coder:latest"
     assert local.chat(model="coder", messages=HI).model == "coder"
+
+
+def test_durations_are_what_was_measured_so_tokens_per_s_can_be_computed(local, fakes, gateway):
+    """Open WebUI and ``ollama run --verbose`` show eval_count / eval_duration as the answer's tokens/s
+    (docs.ollama.com/api/usage: eval_duration is "how long it took to generate the output tokens", in ns). A
+    buffered answer (no stream, or tools) reached the writer all at once and said ``eval_duration: 0`` — tokens/s
+    infinite, or a division by zero; now the router's own measure of the answering model, the log's tok/s."""
+    fakes[0].chunk_interval = 0.05  # the fake's answer, piece by piece, 50 ms apart
+    fakes[0].answer_tools = False  # offered tools, it answers in text: buffered (tools), then sent as lines
+    try:
+        whole = local.chat(model="coder", messages=HI)
+        replayed = list(local.chat(model="coder", messages=[{"role": "user", "content": "weather?"}],
+                                   tools=[WEATHER], stream=True))[-1]
+        streamed = list(local.generate(model="coder", prompt="hi", stream=True))[-1]
+    finally:
+        fakes[0].chunk_interval, fakes[0].answer_tools = 0.0, True
+    for done in (whole, replayed, streamed):
+        assert done.done and done.eval_count and done.eval_count > 1
+        # several pieces 50 ms apart: the generation took at least one interval, the prompt part is not all of it
+        assert done.eval_duration >= 40e6, done
+        assert done.prompt_eval_duration is not None and done.prompt_eval_duration >= 0
+        assert done.prompt_eval_duration + done.eval_duration <= done.total_duration
+    # the log's tok/s and the answer's agree: (count - 1) / generation time, count / generation time
+    rows = gateway.wait_for(lambda: _logged_rates(gateway, 3))
+    answered = whole.eval_count / (whole.eval_duration / 1e9)
+    assert any(abs(r * whole.eval_count / (whole.eval_count - 1) - answered) / answered < 0.05 for r in rows), \
+        (rows, answered)
+
+
+def _logged_rates(gateway, n: int) -> list[float] | None:
+    import sqlite3
+
+    conn = sqlite3.connect(gateway.runtime.log.path)
+    try:
+        rates = [r[0] for r in conn.execute("SELECT tokens_per_s FROM requests WHERE tokens_per_s IS NOT NULL")]
+    finally:
+        conn.close()
+    return rates if len(rates) >= n else None

@@ -26,6 +26,7 @@ from modelyard.gateway.ollama_wire import (
     API_VERSION,
     LATEST,
     OllamaWriter,
+    answering,
     error_line,
     line,
     model_entry,
@@ -143,8 +144,9 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
         writer.stopped = matched is not None
     headers = route_headers(routed.record, truncated=not response.tool_calls and response.truncated
                             and not writer.stopped)
-    answer = _lines(writer.replay(response), headers, gw) if body.stream else \
-        json_response(writer.final(response, whole=True), headers=headers)
+    measured = answering(routed.record)
+    answer = _lines(writer.replay(response, measured), headers, gw) if body.stream else \
+        json_response(writer.final(response, whole=True, measured=measured), headers=headers)
     await committed(gw)
     return answer
 
@@ -174,7 +176,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
         if held := stops.flush():
             yield writer.delta(held)
         writer.stopped = stops.matched is not None
-        last = line(writer.final(stream.response))
+        last = line(writer.final(stream.response, measured=answering(stream.record)))
         await committed(gw)
         yield last
     finally:

@@ -29,6 +29,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -237,28 +238,50 @@ class OllamaWriter:
             self.first_ns = time.time_ns()
         return line({**self._piece(text, thinking if self.thinking else "", calls), "done": False})
 
-    def final(self, response: ChatResponse, *, whole: bool = False) -> dict[str, Any]:
+    def final(self, response: ChatResponse, *, whole: bool = False, measured: Attempt | None = None) -> dict[str, Any]:
+        """``measured``: the answering attempt, whose times the router took (see :func:`durations`)."""
         now = time.time_ns()
-        first = self.first_ns or now
         body = self._piece(response.text if whole else "",
                            response.thinking if whole and self.thinking else "",
                            response.tool_calls if whole else None)
+        prompt_ns, eval_ns = durations(measured, self.first_ns or now, now, self.started_ns)
         return {**body, "done": True, "done_reason": done_reason(response, self.stopped),
                 "total_duration": now - self.started_ns, "load_duration": 0,
-                "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": first - self.started_ns,
-                "eval_count": response.usage.output_tokens, "eval_duration": now - first}
+                "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": prompt_ns,
+                "eval_count": response.usage.output_tokens, "eval_duration": eval_ns}
 
     def loaded(self) -> dict[str, Any]:
         return {**self._piece(), "done": True, "done_reason": "load"}
 
-    def replay(self, response: ChatResponse) -> list[bytes]:
+    def replay(self, response: ChatResponse, measured: Attempt | None = None) -> list[bytes]:
         """A buffered answer as the lines a live stream would have produced."""
         out = []
         if response.text or response.thinking:
             out.append(self.delta(response.text, response.thinking))
         if response.tool_calls:
             out.append(self.delta(calls=response.tool_calls))
-        return [*out, line(self.final(response))]
+        return [*out, line(self.final(response, measured=measured))]
+
+
+def answering(record: RequestRecord) -> Attempt | None:
+    """The attempt that answered ``record`` (its last, when a model answered), for :func:`durations`."""
+    return record.attempts[-1] if record.model is not None and record.attempts else None
+
+
+def durations(measured: Attempt | None, first_ns: int, now_ns: int, started_ns: int) -> tuple[int, int]:
+    """``prompt_eval_duration`` and ``eval_duration`` in ns, as Ollama means them (docs.ollama.com/api/usage: "how
+    long it took to evaluate the prompt", "how long it took to generate the output tokens"; clients such as
+    Open WebUI and ``ollama run --verbose`` show eval_count / eval_duration as tokens/s).
+
+    From what the router measured of the answering model: its time to first token, and the rest of its answer — the
+    same split as the log's tok/s. A buffered answer (no stream, or tools) reached this writer all at once: timed
+    here it read ``eval_duration: 0``. An answer that came in one piece cannot be split: its whole time is the
+    eval_duration (tokens/s is then a lower bound). Without a measured attempt, the gateway's own clock."""
+    if measured is not None and measured.duration_ms:
+        ttft_ms = measured.ttft_ms or 0.0
+        gen_ms = measured.duration_ms - ttft_ms
+        return round(ttft_ms * 1e6), round((gen_ms if gen_ms > 0 else measured.duration_ms) * 1e6)
+    return first_ns - started_ns, now_ns - first_ns
 
 
 def model_entry(name: str, kind: str, chain: list[str], modified: str) -> dict[str, Any]:
