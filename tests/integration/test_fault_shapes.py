@@ -8,7 +8,8 @@ retried, errors reported inside a 200 are — and always with its row in the rou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,28 @@ def router_for(kind: str, servers: dict[str, Any], log: Path) -> tuple[Router, L
     return Router(config, sink=writer.submit), writer
 
 
+@pytest.fixture
+async def routed_by(servers: dict[str, Any],
+                    tmp_path: Path) -> AsyncIterator[Callable[[str], tuple[Router, LogWriter]]]:
+    """:func:`router_for` whose routers and log writers are closed after the test, whatever happened in it. Closed
+    by each test's last lines, a failed assertion skipped them: the router's HTTP sessions and the writer's thread
+    stayed open, and their warnings surfaced in whichever later test the collector ran in."""
+    made: list[tuple[Router, LogWriter]] = []
+
+    def make(kind: str) -> tuple[Router, LogWriter]:
+        made.append(router_for(kind, servers, tmp_path / "log.db"))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for router, writer in made:
+            try:
+                await router.aclose()
+            finally:
+                writer.close()
+
+
 #: (fault, {kind: OK or the reason the primary's attempt fails with}); "*" = every kind
 SHAPES: list[tuple[str, Fault, dict[str, str]]] = [
     ("split_surrogate", Fault.shape("split_surrogate"), {"*": OK}),
@@ -106,10 +129,10 @@ def expected(table: dict[str, str], kind: str) -> str:
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("name", "fault", "table"), SHAPES, ids=[s[0] for s in SHAPES])
 async def test_shape_fault(kind: str, name: str, fault: Fault, table: dict[str, str], servers: dict[str, Any],
-                           tmp_path: Path) -> None:
+                           tmp_path: Path, routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:
     want = expected(table, kind)
     servers[kind].push(fault)
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    router, writer = routed_by(kind)
     routed = await router.complete("agent", REQ)
     attempts = [(a.model, a.outcome, a.reason) for a in routed.record.attempts]
     if want == OK:
@@ -124,24 +147,22 @@ async def test_shape_fault(kind: str, name: str, fault: Fault, table: dict[str, 
         assert attempts == [("primary", "fallback", want), ("backup", "ok", None)], attempts
         assert routed.response.text == "backup answer"
         assert len(servers[kind].requests) == 1
-    await router.aclose()
-    writer.close()
-    row = connect(tmp_path / "log.db").execute("SELECT response, outcome FROM requests").fetchone()
+    writer.close()  # every row written (the fixture closes the router)
+    with contextlib.closing(connect(tmp_path / "log.db")) as conn:
+        row = conn.execute("SELECT response, outcome FROM requests").fetchone()
     assert row["response"] == routed.response.text and writer.health().failures == 0  # stored as it was answered
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_an_error_object_under_200_is_the_servers_error_and_retried(kind: str, servers: dict[str, Any],
-                                                                        tmp_path: Path) -> None:
+async def test_an_error_object_under_200_is_the_servers_error_and_retried(
+        kind: str, servers: dict[str, Any], routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:
     """OpenRouter (and Ollama mid-stream) report errors in a 200 body: a stream error, retried, unlike
     a body that is simply not what was asked for."""
     servers[kind].push(Fault.shape("not_a_stream", "json_error"))
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    router, _ = routed_by(kind)
     routed = await router.complete("agent", REQ)
     assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("retry", "stream_error"), ("ok", None)]
     assert routed.response.text == REPLY
-    await router.aclose()
-    writer.close()
 
 
 MISSING = {
@@ -152,9 +173,10 @@ MISSING = {
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_model_missing_is_a_property_of_the_model(kind: str, servers: dict[str, Any], tmp_path: Path) -> None:
+async def test_model_missing_is_a_property_of_the_model(kind: str, servers: dict[str, Any],
+                                                       routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:
     servers[kind].push(MISSING[kind])
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    router, _ = routed_by(kind)
     first = await router.complete("agent", REQ)
     assert [(a.outcome, a.reason) for a in first.record.attempts] == [("fallback", "model_missing"), ("ok", None)]
     assert router.pool.local("primary").health.state == "cooling_down"
@@ -162,30 +184,43 @@ async def test_model_missing_is_a_property_of_the_model(kind: str, servers: dict
     assert [(a.outcome, a.reason) for a in second.record.attempts] == [("skipped", "cooling_down"), ("ok", None)]
     # one chat request; an Ollama model_missing also reads /api/tags to name the models the server has (99227ea)
     assert len([r for r in servers[kind].requests if r.path != "/api/tags"]) == 1
-    await router.aclose()
-    writer.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_an_html_error_page_from_a_proxy_is_read_for_its_title(kind: str, servers: dict[str, Any],
-                                                                     tmp_path: Path) -> None:
+async def test_an_html_error_page_from_a_proxy_is_read_for_its_title(
+        kind: str, servers: dict[str, Any], routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:
     servers[kind].push(Fault.status(502, html=True), Fault.status(502, html=True))
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    router, _ = routed_by(kind)
     routed = await router.complete("agent", REQ)
     first = routed.record.attempts[0]
     assert (first.outcome, first.reason) == ("retry", "server_error")
     assert "502 Bad Gateway" in first.detail and "<" not in first.detail
-    await router.aclose()
-    writer.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-async def test_retry_after_of_an_hour_is_honoured(kind: str, servers: dict[str, Any], tmp_path: Path) -> None:
+async def test_retry_after_of_an_hour_is_honoured(kind: str, servers: dict[str, Any],
+                                                 routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:
     servers[kind].push(Fault.status(429, retry_after=3600))
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    router, _ = routed_by(kind)
     routed = await router.complete("agent", REQ)
     assert routed.record.attempts[0].reason == "rate_limited" and routed.record.model == "backup"
     left = router.pool.local("primary").health.seconds_left()
     assert 3590 < left <= 3600, left  # not cut to cooldown.max_seconds (5 here)
-    await router.aclose()
-    writer.close()
+
+
+def test_a_test_that_fails_midway_leaves_no_router_or_writer_open(tmp_path: Path) -> None:
+    """Run three of these tests with each routed request failing the test right after it (tests/integration/
+    leak_probe.py): their routers and writers are closed all the same. Closed in each test's last lines, all three
+    were left open (and their unclosed sessions warned in later tests)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "probe.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", __file__, "-k", "retry_after", "-q", "-p", "no:cacheprovider",
+         "-p", "tests.integration.leak_probe", "--basetemp", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "LEAK_PROBE_OUT": str(out)})
+    assert "3 failed" in done.stdout and "leak probe" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    assert json.loads(out.read_text()) == {"routers": 3, "routers_open": 0, "writers": 3, "writers_open": 0}
