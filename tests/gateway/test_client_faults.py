@@ -389,3 +389,52 @@ def test_many_idle_keep_alive_connections_do_not_keep_others_out(gateway):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_serve_under_a_low_open_files_limit_still_takes_new_clients_past_many_idle_ones(tmp_path, fakes):
+    """launchd starts programs with a soft limit of 256 open files, systemd with 1024 (golang/go#46279; Go raises
+    it for every program). ``serve`` at 256 with 300 idle keep-alive connections: ``accept`` failed (EMFILE) and a
+    new client waited for as long as the idle ones stayed (75 s each). Now
+    ``serve`` raises its soft limit within the hard one, and the new client is answered."""
+    import resource
+    import subprocess
+    import sys
+
+    import yaml
+
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json", exclude_defaults=True)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.fail(f"this test needs a hard open-files limit of 1024 or more (it is {hard})")
+
+    def low_limit() -> None:  # in the child, before it runs: launchd's soft limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "serve", "--config", str(path), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=low_limit)
+    idle: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.1)
+        for _ in range(300):  # agents' pools between calls: open, idle, each one of the server's files
+            idle.append(socket.create_connection(("127.0.0.1", port)))
+        time.sleep(0.5)  # let the server take them all
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={**CHAT, "model": "coder"}, timeout=10)
+        assert r.status_code == 200 and r.headers["x-modelyard-route"] == "fast ok", r.text
+    finally:
+        for sock in idle:
+            sock.close()
+        proc.terminate()
+        proc.wait(timeout=15)

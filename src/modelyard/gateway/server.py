@@ -53,6 +53,7 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     if runtime.pool.link is not None:  # state: redis://… — whose limits these are is the first thing a team asks
         announce(f"limits: {runtime.pool.describe_state()}")
     tune_gc()
+    raise_open_files()
     # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: measured here, the
     # in-process llama.cpp provider streams ~8x slower under uvloop (3 vs 23 tokens/s), and a local model is
     # what most requests go to; and against an instant backend uvloop saved no CPU measurable on this machine
@@ -102,6 +103,36 @@ def check_port(host: str, port: int, running: ServeEntry | None) -> None:
            and running.url.endswith(f":{port}") else "by another program")
     raise PortTaken(f"{host}:{port} is already in use {who}; stop it, or serve on another port "
                     "(--port N, or gateway.port in the config)")
+
+
+#: the open files ``serve`` raises its soft limit to, within the hard limit (a connection, idle or not, is one)
+OPEN_FILES = 65536
+
+
+def raise_open_files() -> None:
+    """Raise the soft limit on open files towards the hard one, as Go does for every program (golang/go#46279).
+
+    launchd starts a process with a soft limit of 256 and systemd with 1024 (a hard limit of 512K stays free to
+    take), for programs that use ``select``; the gateway's loop uses epoll or kqueue. At 256, 250 idle keep-alive
+    connections — what a few agents' HTTP pools hold between calls — left ``accept`` failing (``EMFILE``: asyncio
+    tries again a second later, for as long as they stay) and every other client waiting (a connection to a model
+    needs a file too). Never lowered."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    for limit in (want, 10240):  # macOS refuses more than kern.maxfilesperproc (10240 by default, OPEN_MAX)
+        if limit <= soft:
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+            return
+        except (OSError, ValueError):
+            continue
 
 
 #: uvicorn's loop factory: asyncio's selector loop without its per-request bookkeeping (gateway/loop.py)
