@@ -171,6 +171,8 @@ class TelegramServer(FakeServer):
         self.migrated: dict[int, int] = {}
         #: monotonic time until which sends and edits are refused by flood control (see :meth:`flood`)
         self._flood_until = 0.0
+        #: the same, per chat
+        self._chat_flood: dict[Any, float] = {}
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": lambda p: dict(self.bot_user),
             "getchatmember": self._get_chat_member,
@@ -303,15 +305,20 @@ class TelegramServer(FakeServer):
                                               "chat": self._chat(chat, "Tester", None), "date": int(time.time()),
                                               field: value}})
 
-    def flood(self, seconds: float) -> None:
+    def flood(self, seconds: float, chat_id: int | None = None) -> None:
         """Flood control for ``seconds``: every sendMessage / editMessageText refused with 429 "Too Many Requests:
         retry after N" and parameters.retry_after = N, the seconds left — counting down, as bots that retry at once
-        see it (agno-agi/agno#7360: "retry after 33", "32", "32", ...)."""
+        see it (agno-agi/agno#7360: "retry after 33", "32", "32", ...). With ``chat_id``, in that chat only: the
+        limits are per chat as well as overall — about one message a second in a chat, 20 a minute in a group
+        (core.telegram.org/bots/faq, "My bot is hitting limits"; UNICT-DMI/Telegram-SpottedDMI-Bot#33)."""
         with self._state:
-            self._flood_until = time.monotonic() + seconds
+            if chat_id is None:
+                self._flood_until = time.monotonic() + seconds
+            else:
+                self._chat_flood[chat_id] = time.monotonic() + seconds
 
-    def _check_flood(self) -> None:
-        left = self._flood_until - time.monotonic()
+    def _check_flood(self, chat_id: Any = None) -> None:
+        left = max(self._flood_until, self._chat_flood.get(chat_id, 0.0)) - time.monotonic()
         if left > 0:
             retry = max(int(left + 0.999), 1)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
@@ -463,7 +470,7 @@ class TelegramServer(FakeServer):
         if chat_id in (None, ""):
             raise ApiError(400, "Bad Request: chat_id is empty")
         self._check_migrated(chat_id)
-        self._check_flood()
+        self._check_flood(chat_id)
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > MAX_TEXT:
@@ -508,7 +515,7 @@ class TelegramServer(FakeServer):
         if chat_id in (None, "") or message_id is None:
             raise ApiError(400, "Bad Request: message identifier is not specified")
         self._check_migrated(chat_id)
-        self._check_flood()
+        self._check_flood(chat_id)
         markup = _markup(params.get("reply_markup"))
         with self._state:
             message = self._messages.get((chat_id, message_id))

@@ -107,6 +107,31 @@ async def test_messages_sent_while_an_answer_waits_for_telegram_are_answered_mea
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+async def test_answers_waiting_behind_a_held_one_when_the_bot_stops_are_shown_in_order_at_the_next_start(
+        tmp_path, edits_down, caplog):
+    """The bot stopped while the chat's later answers waited behind the held one: each stays in the inbox,
+    answered; the next start shows all of them, in order, without asking the model again."""
+    tg = edits_down
+    with OpenAIServer(reply_text=first_word, chunk_interval=0.01) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="alpha question")
+            await eventually(lambda: HELD in caplog.text, 30)
+            tg.push_message(ALICE, text="beta question")
+            tg.push_message(ALICE, text="gamma question")
+            await eventually(lambda: len(llm.requests) == 3, 10)
+            await eventually(lambda: inbox_states(config) == ["answered"] * 3, 10)
+        assert inbox_states(config) == ["answered"] * 3
+        tg.faults.clear()
+        async with running_bot(config, tg):
+            await eventually(lambda: inbox_states(config) == ["done"] * 3, 30)
+    finals = [c for c in tg.sent if c.params.get("reply_markup")]
+    assert [c.text.split("\n")[0] for c in finals] == ["Answer: alpha", "Answer: beta", "Answer: gamma"]
+    ids = [c.result["message_id"] for c in finals]
+    assert ids == sorted(ids) and len(llm.requests) == 3
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 async def test_status_counts_the_finished_answers_waiting_for_telegram(tmp_path, llm, edits_down, caplog):
     """/status said how many answers were being written and waiting for a model, not that one was finished and
     held back by Telegram — the one thing the person waiting for it wants to know."""
@@ -264,3 +289,24 @@ async def test_polling_that_gets_no_answer_is_said_to_be_stalled(tmp_path, llm, 
             final = await eventually(final_message(tg, ALICE), 30)
             await eventually(lambda: bot.health()["polling"] == "ok", 10)
     assert final["text"].startswith(REPLY)
+
+
+async def test_one_groups_flood_control_holds_only_that_groups_answer(tmp_path, tg, monkeypatch, caplog):
+    """Flood control is per chat too (a group: about 20 messages a minute). A group's answer held by it waits out
+    its retry_after; a private chat asking meanwhile is answered at once, and the group's answer then arrives."""
+    monkeypatch.setattr(streaming, "_MAX_BACKOFF", 0.5)  # a 4 s wait is "long": the answer is held, not slept on
+    group = -4_000_000_042
+    words = " ".join(f"w{i}" for i in range(50))  # the answer streams for a second: the flood meets its final message
+    with OpenAIServer(reply_text=lambda body: f"{first_word(body)} {words}", chunk_interval=0.02) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, group, "@modelyard_test_bot alpha question")
+            await eventually(lambda: [c for c in tg.calls_to("sendMessage") if c.chat_id == group and c.ok], 10)
+            tg.flood(4, chat_id=group)
+            await eventually(lambda: HELD in caplog.text, 30)
+            tg.push_message(BOB, text="beta question")
+            private = await eventually(final_message(tg, BOB), 10)
+            assert final_message(tg, group)() is None
+            shown = await eventually(final_message(tg, group), 30)
+    assert private["text"].startswith("Answer: beta") and shown["text"].startswith("Answer: alpha")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
