@@ -44,6 +44,12 @@ def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
         client.close()
 
 
+def own_tag(prefix: str, model: str) -> str:
+    """The keys' tag of a model whose slots are this host's (the embedded model, a server on a loopback endpoint: every
+    host has its own); a model on a server on the network has ``{prefix}:{model}``."""
+    return f"{prefix}:{{{model}@{socket.gethostname()}}}"
+
+
 def counts(prefix: str, model: str, url: str = REDIS_URL) -> tuple[int, int]:
     """(holders, waiters) of ``model`` as Redis holds them right now."""
     client = redis.Redis.from_url(url, socket_timeout=5)

@@ -22,7 +22,8 @@ from tests.shared.redis_kit import REDIS_URL
 
 @pytest.fixture
 async def two(prefix: str) -> AsyncIterator[tuple[ModelPool, ModelPool]]:
-    config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
+    config = make_config({"m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 2}},
+                         {"a": {"primary": "m"}})  # a server on the network: its keys are {m}, every host's
     settings = StateConfig(url=REDIS_URL, prefix=prefix, lease=1.2, refresh=0.1, timeout=0.3)
     pools = (ModelPool(config, shared=settings), ModelPool(config, shared=settings))
     yield pools

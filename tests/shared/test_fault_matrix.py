@@ -26,7 +26,7 @@ from tests.fakes import OllamaServer, OpenAIServer
 from tests.fakes.faults import Fault
 from tests.reliability.loadgen import AGENT, GatewayProcess, Result, _classify
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import PrivateRedis, delete_prefix, new_prefix, require_redis
+from tests.shared.redis_kit import PrivateRedis, delete_prefix, new_prefix, own_tag, require_redis
 
 LIMIT = 2
 SLOW = 0.15  # the backend takes this long per request
@@ -266,7 +266,7 @@ def test_kill_9_of_one_of_two_gateways(tmp_path: Path) -> None:
     with pair(tmp_path, [REDIS_URL, REDIS_URL], REDIS_URL) as p, steady_load(p, clients=8) as results:
         healthy = p.peak_over(1.0)
         client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-        holders = f"{p.prefix}:{{fast}}:holders"
+        holders = f"{own_tag(p.prefix, 'fast')}:holders"  # a backend on loopback: this host's slots
         victim = p.gateways[0]
         assert victim.proc is not None
         mark = f":{victim.proc.pid}:"

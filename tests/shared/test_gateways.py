@@ -28,7 +28,7 @@ from modelyard.ledger import connect
 from tests.fakes import OllamaServer, OpenAIServer
 from tests.fakes.faults import Fault
 from tests.reliability.loadgen import AGENT, CLIENT_TIMEOUT, GatewayProcess, Result, _classify
-from tests.shared.redis_kit import PrivateRedis, delete_prefix, new_prefix, require_redis
+from tests.shared.redis_kit import PrivateRedis, delete_prefix, new_prefix, own_tag, require_redis
 
 LIMIT = 2
 QUEUE = 0.3
@@ -50,7 +50,8 @@ class Fleet:
     def holders(self) -> list[str]:
         client = redis.Redis.from_url(self.url, socket_timeout=2)
         try:
-            return [t.decode() for t in client.zrange(f"{self.prefix}:{{fast}}:holders", 0, -1)]
+            # the backend is on this host's loopback: its slots are this host's (every host has its own 127.0.0.1)
+            return [t.decode() for t in client.zrange(f"{own_tag(self.prefix, 'fast')}:holders", 0, -1)]
         finally:
             client.close()
 

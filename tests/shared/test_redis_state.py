@@ -27,7 +27,9 @@ Pools = Callable[..., list[ModelPool]]
 
 
 def config(limit: int = 2, failures: int = 2, seconds: float = 30):
-    return make_config({"m": {"provider": "openai", "max_concurrent": limit}}, {"a": {"primary": "m"}},
+    # a server on the network, shared by every host (one on a loopback endpoint is each host's own: per-host keys)
+    return make_config({"m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": limit}},
+                       {"a": {"primary": "m"}},
                        defaults={"cooldown": {"failures": failures, "seconds": seconds, "max_seconds": 300}})
 
 
@@ -405,7 +407,7 @@ async def test_a_model_that_runs_inside_each_process_is_shared_by_the_processes_
     import socket
 
     cfg = make_config({"tiny": {"provider": "llamacpp", "max_concurrent": 1},
-                       "m": {"provider": "openai", "max_concurrent": 1}},
+                       "m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 1}},
                       {"a": {"primary": "m", "fallbacks": ["tiny"]}})
     settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
     same_host = [ModelPool(cfg, shared=settings) for _ in range(2)]

@@ -109,7 +109,7 @@ def test_models_says_the_embedded_models_slots_are_this_hosts(redis_url: str, pr
     config.write_text(yaml.safe_dump({
         "state": {"url": redis_url, "prefix": prefix},
         "models": {"embedded": {"provider": "llamacpp", "path": str(default_model)},
-                   "m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+                   "m": {"provider": "openai", "endpoint": "http://10.0.0.7:9"}},  # on the network: every host's
         "agents": {"chat": {"primary": "m", "fallbacks": ["embedded"]}},
         "log": {"path": str(tmp_path / "log.sqlite3")},
     }))

@@ -130,9 +130,10 @@ def models(
             state = condition.value
         if detail:
             details.append(f"  {name}: {state}: {detail}")
-        if shared and shared is not served and providers[name].runs_in_process and name not in unavailable:
+        per_host = _on_each_host(providers[name]) if shared and shared is not served else ""
+        if per_host and name not in unavailable:
             # a laptop's `models` showed its own 0/1 for the embedded model while a gateway host's was busy
-            details.append(f"  {name}: runs inside each process, so its slots are per host: {slots} is this host's "
+            details.append(f"  {name}: {per_host}, so its slots are per host: {slots} is this host's "
                            f"({socket.gethostname()}), not the other hosts'")
         if m.price_unknown:
             details.append(f"  {name}: no price: a billed model, its requests are logged at $0 and `report` says "
@@ -152,7 +153,7 @@ def models(
                       "price": {"input": m.price.input, "output": m.price.output}, "price_known": not m.price_unknown,
                       "memory_gb": m.memory_gb,
                       "provider": m.provider, "provider_model": m.model or None,
-                      "slots_per_host": bool(shared and shared is not served and providers[name].runs_in_process),
+                      "slots_per_host": bool(per_host),
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
                                     else None)})
     if as_json:
@@ -174,6 +175,12 @@ def models(
         store = blind.partition("): ")[0] + ")"
         raise fail(f"{store} could not be read (why: the line above, or \"limits\" in --json): the slots shown are "
                    "the config's limits, not what the processes sharing them hold", code=1)
+
+
+def _on_each_host(provider: Any) -> str:
+    from modelyard.router.shared.namespaces import on_each_host  # the redis package: only with shared state
+
+    return on_each_host(provider)
 
 
 def _limited_apart(cfg: Config, conn: LogConnection) -> str:

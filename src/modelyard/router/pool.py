@@ -138,14 +138,18 @@ class ModelPool:
                       for n, m in config.models.items()}
         if settings is not None:
             from modelyard.router.shared import RedisLink, RedisState  # redis is imported only when used
-            from modelyard.router.shared.namespaces import backend_key
+            from modelyard.router.shared.namespaces import backend_key, on_each_host
 
             # Redis's own clock unless a test injected one: loop clocks differ between processes
             self.link = link = RedisLink(settings, None if clock is loop_clock else clock)
-            per_host = {n for n, p in self.providers.items() if p.runs_in_process}
+            # the embedded model, and a server on each host's loopback: each host has its own (one slot of a host's
+            # Ollama at 127.0.0.1 was counted against the other hosts' and one host's failures cooled it for all)
+            per_host = {n for n, p in self.providers.items() if on_each_host(p)}
             states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host)
                       for n, m in config.models.items()}
-            link.limits = {n: m.max_concurrent for n, m in config.models.items() if n not in per_host}
+            link.limits = {n: m.max_concurrent for n, m in config.models.items()
+                           if not self.providers[n].runs_in_process}
+            link.per_host = per_host
             link.log_target = dburl.where(config.log.url) if config.log.url else ""
             link.backends = {n: key for n, p in self.providers.items()
                              if (key := backend_key(p, link.host)) is not None}

@@ -252,6 +252,8 @@ class RedisLink:
         #: this process's max_concurrent per model shared across hosts (the pool sets it): each process passes its
         #: own limit to the scripts, so processes that disagree hand out the larger one — said, not silent
         self.limits: dict[str, int] = {}
+        #: models whose slots are this host's own (compared with the other processes of this host only)
+        self.per_host: set[str] = set()
         #: where this process's routing log goes (dburl.where of log.url, "" for this host's file alone; None: not
         #: said): registered beside the limits, so a host that logs elsewhere is named, not silently missing from `log`
         self.log_target: str | None = None
@@ -414,8 +416,10 @@ class RedisLink:
             except ValueError:
                 continue
             where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            elsewhere = not where.startswith(f"{self.host}:")  # another host's own server may well differ
             found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
-                      for model, limit in sorted(self.limits.items()) if theirs.get(model, limit) != limit]
+                      for model, limit in sorted(self.limits.items())
+                      if theirs.get(model, limit) != limit and not (elsewhere and model in self.per_host)]
             log_there = theirs.get(_LOG_KEY)
             if self.log_target is not None and isinstance(log_there, str) and log_there != self.log_target:
                 found.append(f"routing log: {_log_shown(self.log_target)} here, {_log_shown(log_there)} at {where}")

@@ -59,6 +59,28 @@ return out
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 
 
+def loopback(endpoint: str) -> str:
+    """``endpoint``'s loopback address as written (``127.0.0.1:11434``), '' when it names another machine."""
+    parts = urlsplit(endpoint)
+    if not endpoint or parts.hostname not in _LOOPBACK:
+        return ""
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def on_each_host(provider: Provider) -> str:
+    """Why a model's slots and breaker belong to each host, not the team ('' : they are shared by every host): it runs
+    inside each process (the embedded llama.cpp model), or its endpoint is this host's loopback — the same config on
+    two hosts names two servers there, each host's own (``init --detect`` writes ``http://127.0.0.1:11434`` for the
+    Ollama it found). A priced model is left shared: its limit belongs to an API key, whatever proxy it goes through."""
+    if provider.runs_in_process:
+        return "runs inside each process"
+    config = provider.config
+    if config.price.input or config.price.output:
+        return ""
+    where = loopback(str(getattr(provider, "endpoint", "") or ""))
+    return f"is served by each host's own {where}" if where else ""
+
+
 def backend_key(provider: Provider, host: str) -> str | None:
     """What identifies the machine a model's slots protect: its endpoint (a loopback one named with ``host``) and
     model id. None: nothing to compare (an in-process model, no endpoint, a priced cloud model)."""

@@ -1,0 +1,98 @@
+"""A small team setting modelyard up on several hosts from the README alone: one config file copied to every host,
+one Redis, one PostgreSQL log — what that walk found wrong, each on the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.config.schema import StateConfig
+from modelyard.errors import Reason
+from modelyard.router import ModelPool
+from modelyard.router.slots import QueueTimeout
+from tests.helpers import make_config
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _team_config(limit: int = 1):
+    # 'own': each host's own server on its loopback, as `init --detect` writes it for the Ollama it found;
+    # 'gpu': one server on the network that every host calls
+    return make_config({"own": {"provider": "ollama", "endpoint": "http://127.0.0.1:11434", "max_concurrent": limit},
+                        "gpu": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 1}},
+                       {"a": {"primary": "own", "fallbacks": ["gpu"]}},
+                       defaults={"cooldown": {"failures": 1, "seconds": 30, "max_seconds": 300}})
+
+
+async def test_a_model_on_each_hosts_loopback_is_limited_per_host(redis_url: str, prefix: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same config on two hosts, a model at ``http://127.0.0.1:11434``: two Ollama servers, one per host. Its
+    slots were counted team-wide (host B waited for a request on host A's Ollama, each host's server got half its
+    parallel setting) and one host's failures cooled the other host's server down. Now its slots and breaker are its
+    host's, as the embedded model's are; a server on the network stays shared by every host; a different limit for
+    it on another host is that host's own server's business, not a disagreement."""
+    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
+    host_a = [ModelPool(_team_config(), shared=settings) for _ in range(2)]
+    monkeypatch.setattr(socket, "gethostname", lambda: "team-host-b")
+    host_b = ModelPool(_team_config(limit=3), shared=settings)
+    pools = [*host_a, host_b]
+    try:
+        assert await host_a[0]["own"].acquire(1) < 0.5
+        with pytest.raises(QueueTimeout):  # another process of host A: the one slot of host A's server is taken
+            await host_a[1]["own"].acquire(0.3)
+        assert await host_b["own"].acquire(1) < 0.5  # host B's own server: its slot, not host A's
+        assert await host_b["gpu"].acquire(1) < 0.5
+        with pytest.raises(QueueTimeout):  # the server on the network: one slot for the whole team, as before
+            await host_a[0]["gpu"].acquire(0.3)
+        await host_b["gpu"].release()
+        await host_b["own"].release()
+        await host_a[0]["own"].release()
+
+        ticket = await host_a[0]["own"].admit()  # host A's server fails: cooled down on host A only
+        assert ticket is not None
+        await host_a[0]["own"].failed(ticket, Reason.CONNECT_ERROR)  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        assert await host_a[1]["own"].admit() is None
+        assert await host_b["own"].admit() is not None
+
+        link = host_b.link
+        assert link is not None
+        while link.instances < 3:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert link.disagreements == [], "host B's own server may take 3; host A's 1 is not a disagreement"
+    finally:
+        for pool in pools:
+            await pool.aclose()
+
+
+def test_models_says_a_loopback_models_slots_are_this_hosts(redis_url: str, prefix: str, tmp_path: Path) -> None:
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({
+        "state": {"url": redis_url, "prefix": prefix},
+        "models": {"own": {"provider": "ollama", "endpoint": "http://127.0.0.1:11434"},
+                   "gpu": {"provider": "openai", "endpoint": "http://10.0.0.7:8000"}},
+        "agents": {"chat": {"primary": "own", "fallbacks": ["gpu"]}},
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+    }))
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_STATE"}
+    env.update({"PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "COLUMNS": "300"})
+
+    def models(*extra: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach",
+                               *extra], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert (f"own: is served by each host's own 127.0.0.1:11434, so its slots are per host: 0/1 is this host's "
+            f"({socket.gethostname()})") in models()
+    listed = json.loads(models("--json"))["models"]
+    assert {m["model"]: m["slots_per_host"] for m in listed} == {"own": True, "gpu": False}
