@@ -311,3 +311,60 @@ async def test_signed_thinking_of_a_whole_message_goes_back_too(claude: Anthropi
     assert outcomes(second) == [("claude", "ok", None)] and second.response.thinking == DEFAULT_THINKING
     turn = claude.requests[1].json["messages"][1]["content"]
     assert turn[:2] == whole["content"][:2] and len(claude.requests) == 2
+
+
+# -- Gemini 3's thought signatures through its OpenAI-compatible endpoint ---------------------------------------------
+
+#: a tool call as Gemini's OpenAI-compatible endpoint streams it: its thought signature in ``extra_content``
+#: (ai.google.dev/gemini-api/docs/thought-signatures, "OpenAI compatibility"; ruby_llm#588)
+GEMINI_SIGNATURE = {"google": {"thought_signature": "CiQBcsjafEqwP5vqn0gAVW2Fn3x0hfJLHHs3sXNdWLhrSHmeBYQ"}}
+GEMINI_CALL = {"id": "function-call-7205461562", "type": "function", "index": 0, "extra_content": GEMINI_SIGNATURE,
+               "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+#: Gemini 3's refusal of a tool turn whose calls lost their signatures (discuss.ai.google.dev/t/109823)
+GEMINI_UNSIGNED = [{"error": {"code": 400, "message": (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
+    "call `default_api:get_weather` , position 2. Please refer to https://ai.google.dev/gemini-api/docs/thought-"
+    "signatures for more details."), "status": "INVALID_ARGUMENT"}}]
+
+
+async def test_geminis_thought_signature_goes_back_with_its_call(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """Gemini 3 signs each tool call and refuses the next turn when the signature does not come back with it (400
+    "Function call is missing a thought_signature in functionCall parts"): a Message keeps no such field, so every
+    tool loop's second turn on Gemini 3 was a bad_request. The provider keeps what the server attached to each call
+    and sends it back with that call."""
+    chunk = {"id": "x", "object": "chat.completion.chunk", "model": "gemini-3-pro-preview",
+             "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [GEMINI_CALL]},
+                          "finish_reason": "tool_calls"}]}
+    servers["openai"].push(Fault.raw(200, "data: " + json.dumps(chunk) + "\n\n", "data: [DONE]\n\n", headers=SSE))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    ask = [Message("user", "Weather in Paris?")]
+    first = await router.complete("agent", ChatRequest(messages=ask, tools=[WEATHER]))
+    (call,) = first.response.tool_calls
+    history = [*ask, Message("assistant", "", tool_calls=[call]),
+               Message("tool", "sunny", tool_call_id=call.id, name="get_weather")]
+    second = await router.complete("agent", ChatRequest(messages=history, tools=[WEATHER]))
+    await router.aclose()
+    writer.close()
+    assert outcomes(second) == [("primary", "ok", None)]
+    sent = servers["openai"].requests[-1].json["messages"][1]["tool_calls"][0]
+    assert (sent["id"], sent["extra_content"]) == (GEMINI_CALL["id"], GEMINI_SIGNATURE)
+
+
+async def test_a_call_gemini_did_not_make_gets_googles_stand_in_signature(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """A tool turn another model made carries no signature: Gemini 3 refuses it, and Google documents the stand-in
+    "skip_thought_signature_validator" for such histories. The turn is asked again at once with it on the first
+    call, and answered."""
+    servers["openai"].push(Fault.raw(400, json.dumps(GEMINI_UNSIGNED), headers=JSON))
+    history = [Message("user", "Weather in Paris?"),
+               Message("assistant", "", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, "toolu_elsewhere")]),
+               Message("tool", "sunny", tool_call_id="toolu_elsewhere", name="get_weather")]
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = await router.complete("agent", ChatRequest(messages=history, tools=[WEATHER]))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    sent = servers["openai"].requests[-1].json["messages"][1]["tool_calls"][0]
+    assert sent["extra_content"] == {"google": {"thought_signature": "skip_thought_signature_validator"}}

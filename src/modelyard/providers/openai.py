@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import string
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -188,12 +189,14 @@ def _openrouter(meta: dict[str, Any], kind: str, message: str) -> tuple[str, str
     return kind, f"{message} ({by}{upstream})" if message else f"{by}{upstream}"
 
 
-def _messages(messages: list[Message], reasoning: bool = False) -> list[dict[str, Any]]:
+def _messages(messages: list[Message], reasoning: bool = False,
+              extras: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The history in the chat completions shape. Calls without an id (a history begun on Ollama, which gives none)
     get one, and their results, which had none either, get the same, in order: a result naming no call of the turn
     before is refused by OpenAI's API and the servers that check (a 400 on every such turn of a fallback).
     ``reasoning``: each assistant turn carries ``reasoning_content`` (its thinking where modelyard has it, else
-    empty), for a server that refuses a turn without it (:meth:`OpenAIProvider._without_refused`)."""
+    empty), for a server that refuses a turn without it (:meth:`OpenAIProvider._without_refused`). ``extras``: what a
+    server attached to its own tool calls and wants back with them (Gemini's thought signatures), by call id."""
     out: list[dict[str, Any]] = []
     unnamed: list[str] = []
     for m in messages:
@@ -209,6 +212,8 @@ def _messages(messages: list[Message], reasoning: bool = False) -> list[dict[str
                     unnamed.append(call_id)
                 function = {"name": c.name, "arguments": json.dumps(c.arguments_object())}
                 message["tool_calls"].append({"id": call_id, "type": "function", "function": function})
+                if extras and c.id in extras:
+                    message["tool_calls"][-1]["extra_content"] = extras[c.id]
         if m.role == "tool":
             message["tool_call_id"] = m.tool_call_id or (unnamed.pop(0) if unnamed else "")
         out.append(message)
@@ -244,6 +249,29 @@ def _nine_char_ids(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     refitted = _nine_char_messages(messages)
     return None if refitted == messages else {**body, "messages": refitted}
+
+
+#: tool calls whose ``extra_content`` a provider keeps (Gemini's thought signatures), the oldest dropped first
+MAX_SIGNED_CALLS = 512
+#: Google's documented stand-in signature for a function call Gemini did not make
+_SKIP_SIGNATURE = {"google": {"thought_signature": "skip_thought_signature_validator"}}
+
+
+def _unsigned_calls_stood_in(body: dict[str, Any]) -> dict[str, Any] | None:
+    """``body`` with the stand-in signature on the first call of each assistant turn whose calls carry none; None
+    when there is none to add."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    out, changed = [], False
+    for m in messages:
+        calls = m.get("tool_calls") if isinstance(m, dict) else None
+        if (isinstance(calls, list) and calls and isinstance(calls[0], dict)
+                and not any(isinstance(c, dict) and c.get("extra_content") for c in calls)):
+            m = {**m, "tool_calls": [{**calls[0], "extra_content": _SKIP_SIGNATURE}, *calls[1:]]}
+            changed = True
+        out.append(m)
+    return {**body, "messages": out} if changed else None
 
 
 def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
@@ -282,10 +310,12 @@ class _ToolCalls:
     appended, a new id (or a new name once arguments have begun) starts a new call, a missing index continues the
     latest call, an object is its JSON."""
 
-    __slots__ = ("_at", "_pieces", "calls")
+    __slots__ = ("_at", "_pieces", "calls", "extras")
 
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
+        #: ``extra_content`` a server attached to a call (by id() of its slot): Gemini's thought signature
+        self.extras: dict[int, dict[str, Any]] = {}
         self._at: dict[int | None, dict[str, str]] = {}
         #: each call's argument pieces as they came (by id() of its slot, which self.calls keeps), for :func:`_resent`
         self._pieces: dict[int, list[str]] = {}
@@ -309,6 +339,8 @@ class _ToolCalls:
             self.calls.append(slot)
         self._at[key] = self._at[None] = slot
         slot["id"] = call_id or slot["id"]
+        if isinstance(extra := frag.get("extra_content"), dict) and extra:
+            self.extras[id(slot)] = extra
         if name and name != slot["name"]:
             slot["name"] += name
         if isinstance(args, dict):
@@ -319,6 +351,10 @@ class _ToolCalls:
             slot["args"] += args
             if args:
                 self._pieces.setdefault(id(slot), []).append(args)
+
+    def signed(self) -> dict[str, dict[str, Any]]:
+        """The ``extra_content`` of each call that came with one, by call id."""
+        return {c["id"]: self.extras[id(c)] for c in self.calls if c["id"] and id(c) in self.extras}
 
     def __iter__(self) -> Iterator[ToolCall]:
         for c in self.calls:
@@ -429,6 +465,22 @@ class OpenAIProvider(HttpProvider):
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
     _reasoning_back = False
+    #: what the server attached to its tool calls, by call id, sent back with them (:data:`MAX_SIGNED_CALLS` kept)
+    _extras: OrderedDict[str, dict[str, Any]] | None = None
+
+    def _keep_extras(self, extras: dict[str, dict[str, Any]]) -> None:
+        """Gemini 3 through its OpenAI-compatible endpoint signs each tool call (``extra_content: {"google":
+        {"thought_signature": …}}``) and refuses the next turn if the signature does not come back with the call: 400
+        "Function call is missing a thought_signature in functionCall parts" (discuss.ai.google.dev/t/109823,
+        ai.google.dev/gemini-api/docs/thought-signatures). A Message keeps no such field: every tool loop's second
+        turn on Gemini 3 was a bad_request. Kept here by call id, and sent back with the call."""
+        if self._extras is None:
+            self._extras = OrderedDict()
+        for call_id, extra in extras.items():
+            self._extras[call_id] = extra
+            self._extras.move_to_end(call_id)
+        while len(self._extras) > MAX_SIGNED_CALLS:
+            self._extras.popitem(last=False)
 
     def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
         """``body`` refitted to what the server refused, or None (another refusal). Learned, as ``probe`` would: asked
@@ -468,6 +520,11 @@ class OpenAIProvider(HttpProvider):
             return {**body, "messages": [{**m, "reasoning_content": ""} if isinstance(m, dict)
                                          and m.get("role") == "assistant" and "reasoning_content" not in m else m
                                          for m in messages]}
+        if "missing a thought_signature" in error.message:
+            # a tool turn Gemini did not make (another model's, or one from before a restart): Google documents a
+            # stand-in for such histories, "skip_thought_signature_validator", on the first call of each step
+            # (ai.google.dev/gemini-api/docs/thought-signatures). This turn is asked again with it
+            return _unsigned_calls_stood_in(body)
         if "with a length of 9" in error.message and "id" in error.message:
             refitted = _nine_char_ids(body)
             if refitted is None:
@@ -483,7 +540,7 @@ class OpenAIProvider(HttpProvider):
         return "/chat/completions" if versioned(self.endpoint) else "/v1/chat/completions"
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
-        messages = _messages(request.messages, self._reasoning_back)
+        messages = _messages(request.messages, self._reasoning_back, self._extras)
         if self._nine_char_ids:
             messages = _nine_char_messages(messages)
         switch = thinking_switch(self.profile, request.thinking)
@@ -657,6 +714,8 @@ class OpenAIProvider(HttpProvider):
                     yield chunk
                 return
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+        if calls.extras:
+            self._keep_extras(calls.signed())
         for call in calls:
             yield Chunk("tool_call", tool_call=call)
         if usage is None:
