@@ -138,7 +138,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         handle, a push on the loop's heap and a cancelled handle left there per request; issue #15)."""
         self.server_state.total_requests += 1
         self._answering = False
-        if self.transport.is_closing():
+        if self.transport.is_closing():  # connection: close — the close waits for what the client has not taken
+            if self._stall is None and self.transport.get_write_buffer_size():
+                self._unsent = self._unsent_bytes()  # ...for good, unless a client that takes nothing is cut off
+                self._stall = self.loop.call_later(self.timeout_keep_alive, self._write_due)
             return
         self._idle_since = None
         self.flow.resume_reading()
