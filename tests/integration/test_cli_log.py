@@ -117,7 +117,10 @@ def test_stats_json_uses_the_report_names(config: Path) -> None:
     agents = {g["key"]: g for g in data["agents"]}
     assert (agents["writer"]["requests"], agents["writer"]["fallbacks"]) == (1, 1)
     assert agents["retired"]["failed"] == 1 and agents["chat"]["latency_p50_ms"] == 1234
-    assert {g["key"] for g in data["models"]} == {LONG_MODEL, "(none)"}  # (none): the request no model answered
+    # (none): the request no model answered; cloud answered none, its two failed attempts (skipped, a 500) counted
+    models = {g["key"]: g for g in data["models"]}
+    assert set(models) == {LONG_MODEL, "cloud", "(none)"}
+    assert (models["cloud"]["requests"], models["cloud"]["failed_attempts"]) == (0, 2)
 
 
 def test_stats_fits_80_columns_with_whole_figures(config: Path) -> None:

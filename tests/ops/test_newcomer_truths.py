@@ -53,3 +53,86 @@ def test_plan_says_unknown_sizes_as_unknown(tmp_path: Path) -> None:
     assert "0.0 GB" not in row and "?" in row, out.output
     total = next(line for line in out.output.splitlines() if "Total" in line)
     assert "+ ?" in total, out.output
+
+
+def _walk_log(tmp_path: Path) -> Path:
+    """A few hundred-request walk in small: writer's haiku broke off (billed) or was rate limited before qwen answered;
+    engineer's coder could never be reached; a chat request cancelled mid-answer on qwen; 25 of each."""
+    from modelyard.errors import Reason
+    from modelyard.ledger import LogWriter
+    from modelyard.outcomes import AttemptOutcome as O
+    from modelyard.outcomes import RequestOutcome as R
+    from modelyard.router.records import Attempt, RequestRecord
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {"qwen": {"provider": "ollama", "endpoint": "http://127.0.0.1:9"},
+                   "haiku": {"provider": "anthropic", "api_key_env": "NO_KEY", "price": {"input": 1, "output": 5}},
+                   "coder": {"provider": "openai", "model": "c", "endpoint": "http://127.0.0.1:9/v1"}},
+        "agents": {"writer": {"primary": "haiku", "fallbacks": ["qwen"]},
+                   "engineer": {"primary": "coder", "fallbacks": ["qwen"]},
+                   "chat": {"primary": "qwen"}}}))
+    writer = LogWriter(tmp_path / "log.sqlite3", local_models=["qwen"])
+    import time
+
+    now = time.time() - 3600
+    for i in range(25):
+        qwen = Attempt("qwen", "ollama", O.OK, queue_wait_ms=1.0, ttft_ms=100, duration_ms=900, tokens_in=100,
+                       tokens_out=50)
+        broke = Attempt("haiku", "anthropic", O.FALLBACK, Reason.SERVER_ERROR, queue_wait_ms=1.0, duration_ms=300,
+                        tokens_in=100, tokens_out=20, cost_usd=0.0002)
+        writer.submit(RequestRecord(f"w{i:03d}", "writer", ts=now + i, outcome=R.FALLBACK, model="qwen",
+                                    attempts=[broke, qwen], total_ms=1200, tokens_in=200, tokens_out=70,
+                                    cost_usd=0.0002))
+        unreachable = Attempt("coder", "openai", O.FALLBACK, Reason.CONNECT_ERROR, queue_wait_ms=1.0, duration_ms=3)
+        writer.submit(RequestRecord(f"e{i:03d}", "engineer", ts=now + i, outcome=R.FALLBACK, model="qwen",
+                                    attempts=[unreachable, Attempt("qwen", "ollama", O.OK, queue_wait_ms=1.0,
+                                                                   duration_ms=900, tokens_in=100, tokens_out=50)],
+                                    total_ms=910, tokens_in=100, tokens_out=50))
+    cut = Attempt("qwen", "ollama", O.CANCELLED, Reason.CANCELLED, queue_wait_ms=1.0, duration_ms=400, tokens_in=100,
+                  tokens_out=10)
+    writer.submit(RequestRecord("c000", "chat", ts=now, outcome=R.CANCELLED, model="qwen", attempts=[cut],
+                                total_ms=400, tokens_in=100, tokens_out=10))
+    writer.close()
+    return config
+
+
+def test_stats_by_model_puts_spend_and_failures_on_the_model_they_happened_on(tmp_path: Path) -> None:
+    """`stats` put a request's whole cost on its answering model: haiku's billed attempts that broke off read as spend
+    of qwen, a local model (report said haiku); coder, which only failed, was not listed at all."""
+    import json
+
+    config = _walk_log(tmp_path)
+    out = runner.invoke(app, ["stats", "--json", "-c", str(config)])
+    assert out.exit_code == 0, out.output
+    models = {g["key"]: g for g in json.loads(out.output)["models"]}
+    assert models["qwen"]["spend_usd"] == 0 and abs(models["haiku"]["spend_usd"] - 25 * 0.0002) < 1e-9, models
+    assert models["haiku"]["failed_attempts"] == 25 and models["coder"]["failed_attempts"] == 25
+    assert models["coder"]["requests"] == 0
+    table = runner.invoke(app, ["stats", "-c", str(config)], terminal_width=200).output
+    coder = next(line for line in table.splitlines() if line.startswith("coder"))
+    assert coder.split()[1:3] == ["0", "25"], table
+
+
+def test_the_dashboard_and_report_count_the_same_local_answers(tmp_path: Path) -> None:
+    """The dashboard said '51 requests, 51 served locally' where report said 50 of 50 answered locally: a request
+    cancelled mid-answer on a local model counted as served."""
+    import time
+
+    from modelyard.config import load_config
+    from modelyard.gateway.dashboard import _summary
+    from modelyard.ledger.store import LogStore
+
+    config = _walk_log(tmp_path)
+    cfg = load_config(config)
+    conn = LogStore.of(cfg).connect(readonly=True)
+    try:
+        cost = _summary(conn, cfg, time.time() - 86400)["cost"]
+    finally:
+        conn.close()
+    assert (cost["requests"], cost["local_requests"]) == (51, 50)
+    report = runner.invoke(app, ["report", "--days", "1", "-c", str(config)], terminal_width=200).output
+    assert "50 of 50 answered locally" in report, report
+    # every group with latencies has 25 or more; coder has none at all: not a reason to say samples are few
+    assert "fewer than 20 samples" not in report, report

@@ -73,7 +73,8 @@ def print_report(report: Report, config: Config) -> None:
                  "answered as fallback", failures=any(g.failed_attempts for g in report.models),
                  unpriced=set(report.unpriced), by_model=True)
     groups = report.agents + report.models
-    if any(len(g.latencies) < FEW or len(g.waits) < FEW for g in groups) or t.requests < FEW:
+    # a group with no sample at all shows '–' for want of one, not of enough (a model that only failed has no latency)
+    if any(0 < len(g.latencies) < FEW or 0 < len(g.waits) < FEW for g in groups) or t.requests < FEW:
         console.print(f"fewer than {FEW} samples: rates as counts, no p95 (it would be the largest value)",
                       style="dim", highlight=False)
     if t.reasons:

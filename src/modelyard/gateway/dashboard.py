@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from modelyard.config.schema import Config
+from modelyard.ledger.aggregate import FAILED
 from modelyard.ledger.cost import log_costs
 from modelyard.ledger.queries import recent, stats
 from modelyard.ledger.report import month_period
@@ -57,10 +58,13 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
             " GROUP BY agent, reason", (since,)):
         if row["agent"] in by_agent:
             by_agent[row["agent"]]["reasons"][row["reason"] or "unknown"] = row["n"]
+    # 'served locally': answered by a local model, as report's 'answered locally' (a cancelled request that had begun
+    # on one is not, nor counted twice as served and as cancelled)
+    unanswered = ", ".join("?" * len(FAILED))
     totals = conn.execute(
         "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,"
-        " COALESCE(SUM(CASE WHEN is_local = 1 THEN 1 ELSE 0 END), 0) AS local"
-        " FROM requests WHERE ts >= ?", (since,)).fetchone()
+        f" COALESCE(SUM(CASE WHEN is_local = 1 AND outcome NOT IN ({unanswered}) THEN 1 ELSE 0 END), 0) AS local"
+        " FROM requests WHERE ts >= ?", (*FAILED, since)).fetchone()
     # the report's own policy (ledger/cost.py): all-cloud asks each answered request once, a billed model without a
     # price is 'price unknown' (spend a lower bound, savings 'at most'), the local cost counts for the month so far
     month = month_period()  # the local cost: the part of this month gone by

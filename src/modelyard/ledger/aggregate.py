@@ -7,10 +7,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelyard.outcomes import RequestOutcome
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
 #: outcomes of requests that got no answer
 FAILED = tuple(o.value for o in RequestOutcome if not o.answered)
+#: outcomes of attempts that count against their model: it moved the request on (a retry is followed by another try of
+#: the same model, so only its last try counts) or broke off mid-answer. Cancelled is the caller's doing
+FAILED_ATTEMPTS = (AttemptOutcome.FALLBACK.value, AttemptOutcome.SKIPPED.value, AttemptOutcome.INTERRUPTED.value)
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

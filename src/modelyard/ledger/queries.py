@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelyard.ledger.aggregate import Group, percentile  # noqa: F401 - percentile re-exported
+from modelyard.ledger.aggregate import FAILED_ATTEMPTS, Group, percentile  # noqa: F401 - percentile re-exported
 from modelyard.ledger.store import LogConnection
 
 Row = Any  # sqlite3.Row or ledger.pg.Row: read by column name or position
@@ -91,21 +91,37 @@ def rate(conn: LogConnection, id_prefix: str, acceptable: bool) -> str | None:
 #: 2 s for the month so far: ``SELECT *`` read every text of it; 11.6 s against 7.2 s for these columns, 300,000 rows
 #: with 3 KB of text each, 2026-11-29 at load 8)
 _STATS_COLUMNS = ("agent, model, outcome, fallback_reason, is_local, total_ms, tokens_per_s, queue_wait_ms, tokens_in, "
-                  "tokens_out, cost_usd, acceptable")
+                  "tokens_out, cost_usd, acceptable, n_attempts")
 
 
 def stats(conn: LogConnection, since: float | None = None, by: str = "agent") -> list[Group]:
-    """Per agent (``by="agent"``) or per answering model (``by="model"``)."""
+    """Per agent (``by="agent"``) or per answering model (``by="model"``).
+
+    Per model, spend and failed attempts are each attempt's model's, as ``report`` counts them: a request's whole cost
+    on its answering model put a cloud attempt's spend (one that broke off, then a local answer) on a local model, and
+    a model that only failed was not listed at all."""
     if by not in ("agent", "model"):
         raise ValueError("by must be 'agent' or 'model'")
+    window = () if since is None else (since,)
     sql = f"SELECT {_STATS_COLUMNS} FROM requests" + (" WHERE ts >= ?" if since is not None else "")
     groups: dict[str, Group] = {}
-    for row in conn.execute(sql, () if since is None else (since,)):
+    for row in conn.execute(sql, window):
         key = row[by] or "(none)"
         group = groups.setdefault(key, Group(key))
         group.add(row)
-        group.spend += row["cost_usd"] or 0.0
-    return sorted(groups.values(), key=lambda g: -g.requests)
+        if by == "agent" or not row["n_attempts"]:  # a row logged without attempts (an old log) says its own cost
+            group.spend += row["cost_usd"] or 0.0
+    if by == "model":
+        failed = ", ".join("?" * len(FAILED_ATTEMPTS))
+        for a in conn.execute(
+                "SELECT a.model AS model, COALESCE(SUM(a.cost_usd), 0) AS cost, "
+                f"SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed FROM attempts a "
+                "JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
+                + " GROUP BY a.model", (*FAILED_ATTEMPTS, *window)):
+            group = groups.setdefault(a["model"], Group(a["model"]))
+            group.spend += float(a["cost"])
+            group.failed_attempts += int(a["failed"] or 0)
+    return sorted(groups.values(), key=lambda g: (-g.requests, g.key))
 
 
 def last_attempt(conn: LogConnection, model: str) -> Row | None:

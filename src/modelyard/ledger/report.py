@@ -26,7 +26,7 @@ from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
-from modelyard.ledger.aggregate import FAILED, Group, percentile, wilson
+from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, percentile, wilson
 from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
@@ -220,9 +220,8 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
 
 
 def _failed_attempt(outcome: str) -> bool:
-    """An attempt that counts against its model: it moved the request on (a retry is followed by another try
-    of the same model, so only its last try counts) or broke off mid-answer. Cancelled is the caller's doing."""
-    return outcome in (AttemptOutcome.FALLBACK, AttemptOutcome.SKIPPED, AttemptOutcome.INTERRUPTED)
+    """An attempt that counts against its model (:data:`~modelyard.ledger.aggregate.FAILED_ATTEMPTS`)."""
+    return outcome in FAILED_ATTEMPTS
 
 
 def config_drift(config: Config, attempted: dict[str, set[str]]) -> ConfigDrift:
