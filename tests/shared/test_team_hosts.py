@@ -96,3 +96,40 @@ def test_models_says_a_loopback_models_slots_are_this_hosts(redis_url: str, pref
             f"({socket.gethostname()})") in models()
     listed = json.loads(models("--json"))["models"]
     assert {m["model"]: m["slots_per_host"] for m in listed} == {"own": True, "gpu": False}
+
+
+def test_a_host_whose_clock_is_off_says_so(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A host three hours ahead (walked with faketime -f '+3h' on one of three serves): its requests went into the
+    shared log at 15:42 beside the others' 12:40 — on top of `log` for three hours, on the next day in `report` near
+    midnight, into another day's spend cap — and nothing said so (Redis's leases use Redis's clock, so the limits
+    were right). The forwarder now compares the host's clock with PostgreSQL's: a warning in the log, `/healthz`
+    degraded with `log.forward.clock_off_s`; within the bound nothing is said."""
+    import logging
+    import time
+
+    from modelyard.ledger import forward
+    from tests.fakes.server import poll
+    from tests.pg import SpooledWriter
+
+    secret = pg_url.replace("postgres@", "postgres:pgsecret@", 1)  # trust auth: a password is accepted, unused
+    assert "pgsecret" in secret
+    writer = SpooledWriter(tmp_path / "spool.sqlite3", secret, [])
+    try:
+        fwd = writer.forwarder
+        fwd.clock_every = 0.1
+        time.sleep(0.5)
+        assert fwd.health().clock_off_s is None and not fwd.health().degraded  # this machine's clock: in time
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            monkeypatch.setattr(forward, "wall_clock", lambda: time.time() + 3 * 3600)
+            health = poll(lambda: (h := fwd.health()).clock_off_s is not None and h, 10)
+            assert abs(health.clock_off_s - 3 * 3600) < 5 and health.degraded
+            poll(lambda: "this host's clock is 3h 0m ahead of the database's" in caplog.text, 5)
+            assert "pgsecret" not in caplog.text
+            monkeypatch.setattr(forward, "wall_clock", lambda: time.time() - 90)
+            poll(lambda: "1m 30s behind the database's" in caplog.text, 10)
+            monkeypatch.setattr(forward, "wall_clock", time.time)
+            poll(lambda: fwd.health().clock_off_s is None, 10)
+            assert "agrees with the database's again" in caplog.text
+    finally:
+        writer.close()

@@ -70,6 +70,25 @@ SLOW_SAID_AFTER = 5.0
 #: how often the labels the team's last ``routing learn`` trusts are copied back into the spool
 TEAM_LABELS_EVERY = 30.0
 _LOG_EVERY = 10.0
+#: a host whose clock is further than this from the database's is said: every row carries the host's time, so its
+#: requests land out of order in `log`, on other days in `report` and in the spend caps' day or month
+CLOCK_BOUND = 10.0
+#: how often the forwarder compares this host's clock with the database's
+CLOCK_EVERY = 30.0
+
+
+def wall_clock() -> float:
+    """This host's clock, as the routing log's timestamps are taken."""
+    return time.time()
+
+
+def clock_sentence(off: float) -> str:
+    """'3h 0m ahead of' / '42s behind' (``off``: seconds this host's clock is ahead)."""
+    size = abs(off)
+    minutes, seconds = round(size / 60), round(size)
+    amount = (f"{size / 86400:.1f} days" if size >= 86400 else f"{minutes // 60}h {minutes % 60}m" if size >= 3600
+              else f"{seconds // 60}m {seconds % 60}s" if size >= 60 else f"{seconds}s")
+    return f"{amount} {'ahead of' if off > 0 else 'behind'}"
 
 TRIGGERS = (
     "CREATE TRIGGER spool_request_written AFTER INSERT ON requests "
@@ -202,11 +221,14 @@ class ForwardHealth:
     last_error_age_s: float | None
     #: hosts writing to this log with another shared state (see :mod:`.presence`), from the last look
     limited_apart: tuple[str, ...] = ()
+    #: seconds this host's clock is ahead of the database's (behind: negative), when past :data:`CLOCK_BOUND`
+    clock_off_s: float | None = None
 
     @property
     def degraded(self) -> bool:
         recent = self.last_error_age_s is not None and self.last_error_age_s < DEGRADED_FOR
-        return not self.alive or (self.backlog > 0 and not self.connected and self.active) or recent
+        return (not self.alive or (self.backlog > 0 and not self.connected and self.active) or recent
+                or self.clock_off_s is not None)
 
 
 class Forwarder:
@@ -240,6 +262,10 @@ class Forwarder:
         self._presence_at = -presence.EVERY
         #: hosts writing to this log with another shared state ("hostb uses redis …"), from the last look
         self.state_differs: list[str] = []
+        #: seconds this host's clock is ahead of PostgreSQL's, when past CLOCK_BOUND (None: within it, or not looked)
+        self.clock_off: float | None = None
+        self.clock_every = CLOCK_EVERY
+        self._clock_at = -CLOCK_EVERY
         self.where = f"{socket.gethostname()}:{self.path.resolve()}"
         self._backlog: tuple[int, float | None] = (0, None)
         self._conn = connect(self.path)  # migrated: _outbox exists
@@ -292,7 +318,7 @@ class Forwarder:
         return ForwardHealth(self.target, self._lock_fd is not None, self.alive,
                              self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
-                             None if at is None else time.time() - at, tuple(self.state_differs))
+                             None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off)
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -403,7 +429,33 @@ class Forwarder:
         if self.presence is not None and time.monotonic() - self._presence_at >= self.presence_every:
             self._presence_at = time.monotonic()
             self._look_around(self.presence)
+        if time.monotonic() - self._clock_at >= self.clock_every:
+            self._clock_at = time.monotonic()
+            self._check_clock()
         return moved
+
+    def _check_clock(self) -> None:
+        """Compare this host's clock with the database's: a host an hour off logged its requests an hour off, and
+        nothing said so (Redis's leases use Redis's clock; the log's rows carry each host's)."""
+        try:
+            before = wall_clock()
+            row = self._database().execute("SELECT EXTRACT(EPOCH FROM clock_timestamp()) AS now").fetchone()
+            after = wall_clock()
+        except Exception as exc:  # a courtesy: never the forwarder's failure
+            log.debug("routing log: clock not compared (%s)", exc)
+            return
+        off = (before + after) / 2 - float(row["now"])
+        if abs(off) - (after - before) / 2 <= CLOCK_BOUND:
+            if self.clock_off is not None:
+                log.warning("routing log %s: this host's clock agrees with the database's again", self.target)
+            self.clock_off = None
+            return
+        if self.clock_off is None or abs(off - self.clock_off) > CLOCK_BOUND:
+            log.warning("routing log %s: this host's clock is %s the database's: its requests are logged at this "
+                        "host's time, so they land out of order in `log`, on the wrong day in `report` and in spend "
+                        "caps — set the clock (timedatectl set-ntp true, or your NTP client)", self.target,
+                        clock_sentence(off))
+        self.clock_off = off
 
     def _look_around(self, mine: str) -> None:
         """Record which shared state this host uses, and say the hosts on this log that use another."""
