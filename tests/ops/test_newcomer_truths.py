@@ -136,3 +136,13 @@ def test_the_dashboard_and_report_count_the_same_local_answers(tmp_path: Path) -
     assert "50 of 50 answered locally" in report, report
     # every group with latencies has 25 or more; coder has none at all: not a reason to say samples are few
     assert "fewer than 20 samples" not in report, report
+
+
+def test_log_for_a_model_that_only_failed_says_it_was_tried(tmp_path: Path) -> None:
+    """report counted coder's 25 failed attempts; `log --model coder` then said 'no request matches these filters',
+    as if it was never tried (--model is the answering model)."""
+    config = _walk_log(tmp_path)
+    out = runner.invoke(app, ["log", "--model", "coder", "-c", str(config)], terminal_width=200).output
+    out = " ".join(out.split())
+    assert "no request coder answered matches these filters" in out, out
+    assert "it was tried 25 times in the log, 25 failed" in out and "modelyard log --attempts" in out, out

@@ -299,7 +299,8 @@ def log(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="how many requests, newest first")] = 20,
     agent: Annotated[str | None, typer.Option("--agent", help="an agent of the config or of the log")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="a model of the config or of the log")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="requests a model answered (of the config or of the "
+                                                               "log)")] = None,
     outcome: Annotated[RequestOutcome | None, typer.Option(case_sensitive=False,
                                                            help="only requests that ended so")] = None,
     host: Annotated[str | None, typer.Option("--host", help="requests one host answered (a shared log has "
@@ -337,8 +338,13 @@ def log(
     console.print(f"routing log: {LogStore.of(cfg).where}", style="italic", soft_wrap=False, highlight=False,
                   markup=False)
     if not rows:  # not an empty table: what is empty, and how it fills
-        console.print("no request matches these filters" if agent or model or outcome else
-                      "no requests yet: `modelyard ask \"hello\"` makes one", highlight=False, markup=False)
+        said = ("no request matches these filters" if agent or model or outcome else
+                "no requests yet: `modelyard ask \"hello\"` makes one")
+        if model and (n := queries.tried(conn, model))[0]:  # --model is who answered: one that only failed was tried
+            said = (f"no request {model} answered matches these filters (--model is the answering model); it was tried "
+                    f"{n[0]} time{'s' if n[0] != 1 else ''} in the log, {n[1]} failed — `modelyard log --attempts` "
+                    "shows every attempt")
+        console.print(said, highlight=False, markup=False)
         return
     # the host only when the rows come from several (a shared PostgreSQL log): one host's log needs no column
     several = len({c.get("host") for c in cells if c.get("host") not in (None, "–")}) > 1

@@ -56,6 +56,14 @@ def unpriced_requests(conn: LogConnection, ids: list[str],
     return {r["request_id"] for r in rows if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"])}
 
 
+def tried(conn: LogConnection, model: str) -> tuple[int, int]:
+    """How many attempts the log has on ``model``, and how many of them failed (:data:`FAILED_ATTEMPTS`)."""
+    failed = ", ".join("?" * len(FAILED_ATTEMPTS))
+    row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN outcome IN ({failed}) THEN 1 ELSE 0 END), 0) "
+                       "FROM attempts WHERE model = ?", (*FAILED_ATTEMPTS, model)).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def attempts_for(conn: LogConnection, request_id: str) -> list[Row]:
     return conn.execute("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", (request_id,)).fetchall()
 
