@@ -95,6 +95,8 @@ def test_long_names_do_not_overlap_and_cancelled_is_not_failed(width: int) -> No
             # a shortened label keeps its full name as a tooltip
             assert AGENTS[0] in page.text_content("#latency-chart")
             assert "1 failed, 4 cancelled by the caller" in page.inner_text("#unanswered")
+            # attempts, not fallbacks: 'first_token_timeout ×31' under a chart of 15 such fallbacks read as a mistake
+            assert page.inner_text("#fallback-reasons").startswith("failed attempts by reason — engineer: server_error")
             # the cost as `report` words it (ledger/cost.py): a bound says so on the bar, the savings and below
             assert "$0.0100+?" in page.text_content("#cost-chart")
             assert page.inner_text("#cost-savings").startswith("at most $0.49 (98%) saved vs all")
