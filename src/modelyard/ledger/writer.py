@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -122,6 +123,12 @@ _INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS
                    f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})")
 _INSERT_ATTEMPT = (f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})")
+
+
+#: rows per INSERT statement at most (22 values each: within SQLite's oldest limit of 999 variables)
+GROUP = 32
+_GROUPED: dict[tuple[str, int], str] = {}
+_flat = itertools.chain.from_iterable
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,8 +581,8 @@ class LogWriter:
     def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = ()) -> None:
         try:
             self._conn.execute("BEGIN")
-            self._conn.executemany(_INSERT_REQUEST, requests)
-            self._conn.executemany(_INSERT_ATTEMPT, attempts)
+            self._insert(_INSERT_REQUEST, requests)
+            self._insert(_INSERT_ATTEMPT, attempts)
             for row in others:
                 self._conn.execute(row.insert, row.values)
             self._conn.execute("COMMIT")
@@ -584,6 +591,23 @@ class LogWriter:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
             raise
+
+    def _insert(self, insert: str, rows: list[tuple]) -> None:
+        """``rows`` inserted by ``insert`` (one row's ``VALUES (?, …)``), up to GROUP rows per statement: one
+        sqlite3_step, and one release and take-back of the GIL, per statement instead of per row (issue #15)."""
+        n = len(rows)
+        if n == 1:
+            self._conn.execute(insert, rows[0])
+            return
+        i = 0
+        while i < n:
+            k = min(GROUP, 1 << ((n - i).bit_length() - 1))
+            statement = _GROUPED.get((insert, k))
+            if statement is None:
+                head, _, values = insert.partition(" VALUES ")
+                statement = _GROUPED[(insert, k)] = head + " VALUES " + ", ".join([values] * k)
+            self._conn.execute(statement, tuple(_flat(rows[i:i + k])))
+            i += k
 
     def _reconnect(self) -> None:
         """After a row failed even repaired, start the next one on a fresh connection (a broken handle
