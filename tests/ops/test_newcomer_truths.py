@@ -110,6 +110,8 @@ def test_stats_by_model_puts_spend_and_failures_on_the_model_they_happened_on(tm
     assert models["qwen"]["spend_usd"] == 0 and abs(models["haiku"]["spend_usd"] - 25 * 0.0002) < 1e-9, models
     assert models["haiku"]["failed_attempts"] == 25 and models["coder"]["failed_attempts"] == 25
     assert models["coder"]["requests"] == 0
+    agents = {g["key"]: g for g in json.loads(out.output)["agents"]}
+    assert agents["engineer"]["failed_attempts"] == 25 and agents["chat"]["failed_attempts"] == 0
     table = runner.invoke(app, ["stats", "-c", str(config)], terminal_width=200).output
     coder = next(line for line in table.splitlines() if line.startswith("coder"))
     assert coder.split()[1:3] == ["0", "25"], table

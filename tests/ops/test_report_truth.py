@@ -135,6 +135,8 @@ def test_a_model_that_only_failed_shows_its_failures_not_a_quiet_row(tmp_path: P
     models = {g["key"]: g for g in r.to_dict()["models"]}
     assert models["haiku"]["requests"] == 0 and models["haiku"]["failed_attempts"] == 4
     assert models["qwen"]["requests"] == 4 and models["qwen"]["failed_attempts"] == 0
+    # the same count per agent and in all (it read 0 there while the models' said 4)
+    assert r.to_dict()["totals"]["failed_attempts"] == 4 and r.to_dict()["agents"][0]["failed_attempts"] == 4
     out = CliRunner().invoke(app, ["report", "--config", str(config), "--month", "2025-03"], terminal_width=220).output
     lines = out.splitlines()
     title = next(i for i, line in enumerate(lines) if line.startswith("by model"))

@@ -366,7 +366,7 @@ def stats(
     cfg, _ = load_or_exit(config)
     conn = log_or_exit(cfg)
     since = time.time() - days * 86400 if days else None
-    groups = {by: queries.stats(conn, since, by=by) for by in ("agent", "model")}
+    groups = {by: queries.stats(conn, since, by=by, attempts=True) for by in ("agent", "model")}
     # who had attempts on a billed model without a price: their cost is 'price unknown', as `report` says it
     costs = log_costs(conn, cfg, since or 0.0, math.inf, 0.0)
     unpriced = {"agent": costs.unpriced_agents, "model": set(costs.unpriced)}

@@ -102,12 +102,14 @@ _STATS_COLUMNS = ("agent, model, outcome, fallback_reason, is_local, total_ms, t
                   "tokens_out, cost_usd, acceptable, n_attempts")
 
 
-def stats(conn: LogConnection, since: float | None = None, by: str = "agent") -> list[Group]:
+def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
+          attempts: bool = False) -> list[Group]:
     """Per agent (``by="agent"``) or per answering model (``by="model"``).
 
     Per model, spend and failed attempts are each attempt's model's, as ``report`` counts them: a request's whole cost
     on its answering model put a cloud attempt's spend (one that broke off, then a local answer) on a local model, and
-    a model that only failed was not listed at all."""
+    a model that only failed was not listed at all. Per agent, ``attempts`` counts their failed attempts too (an
+    extra read of the attempts: the dashboard, which reads the month's agents every few seconds, does without)."""
     if by not in ("agent", "model"):
         raise ValueError("by must be 'agent' or 'model'")
     window = () if since is None else (since,)
@@ -119,16 +121,18 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent") ->
         group.add(row)
         if by == "agent" or not row["n_attempts"]:  # a row logged without attempts (an old log) says its own cost
             group.spend += row["cost_usd"] or 0.0
-    if by == "model":
-        failed = ", ".join("?" * len(FAILED_ATTEMPTS))
-        for a in conn.execute(
-                "SELECT a.model AS model, COALESCE(SUM(a.cost_usd), 0) AS cost, "
-                f"SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed FROM attempts a "
-                "JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
-                + " GROUP BY a.model", (*FAILED_ATTEMPTS, *window)):
-            group = groups.setdefault(a["model"], Group(a["model"]))
+    failed = ", ".join("?" * len(FAILED_ATTEMPTS))
+    for a in () if by == "agent" and not attempts else conn.execute(
+            f"SELECT a.{by} AS key, COALESCE(SUM(a.cost_usd), 0) AS cost, "
+            f"SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed FROM attempts a "
+            "JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
+            + f" GROUP BY a.{by}", (*FAILED_ATTEMPTS, *window)):
+        if by == "agent" and a["key"] not in groups:  # an agent's attempts are its requests'
+            continue
+        group = groups.setdefault(a["key"], Group(a["key"]))
+        group.failed_attempts += int(a["failed"] or 0)
+        if by == "model":
             group.spend += float(a["cost"])
-            group.failed_attempts += int(a["failed"] or 0)
     return sorted(groups.values(), key=lambda g: (-g.requests, g.key))
 
 

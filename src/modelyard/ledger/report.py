@@ -191,12 +191,15 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
         model = models.setdefault(a["model"], Group(a["model"]))
+        agent = agents.setdefault(a["agent"], Group(a["agent"]))
         if _failed_attempt(a["outcome"]):
             failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
             model.failed_attempts += 1
+            agent.failed_attempts += 1
+            totals.failed_attempts += 1
         cost = a["cost_usd"] or 0.0
         totals.spend += cost
-        agents.setdefault(a["agent"], Group(a["agent"])).spend += cost
+        agent.spend += cost
         model.spend += cost
         if a["outcome"] != AttemptOutcome.SKIPPED:
             wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
