@@ -133,3 +133,33 @@ def test_a_host_whose_clock_is_off_says_so(tmp_path: Path, pg_url: str, monkeypa
             assert "agrees with the database's again" in caplog.text
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("redis:/127.0.0.1:6379/7", "'redis:/127.0.0.1:6379/7' names no host (one slash after 'redis:'): write "
+                                "redis://HOST:PORT/DB"),
+    ("redis://:pw-typo@127.0.0.1:6379/seven", "the database in 'redis://:***@127.0.0.1:6379/seven' is 'seven', not a "
+                                              "number: write redis://HOST:PORT/0"),
+])
+def test_a_state_url_redis_would_read_as_the_default_is_refused(tmp_path: Path, redis_url: str, url: str,
+                                                                said: str) -> None:
+    """Typos in one host's ``state:`` that redis-py reads as its defaults: ``redis:/host…`` (one slash) connected to
+    localhost:6379, ``…/seven`` to database 0. The walk's `models` said 'reachable, 0 instance(s)', exit 0 — that
+    host counted its slots apart from the team's. Now refused at load with the line and what to write, in the
+    config and in MODELYARD_STATE, the password never shown."""
+    config = tmp_path / "team.yaml"
+    config.write_text(yaml.safe_dump({"state": url, "models": {"m": {"provider": "openai",
+                                                                     "endpoint": "http://10.0.0.7:8000"}},
+                                      "agents": {"chat": {"primary": "m"}}, "log": {"path": str(tmp_path / "l.db")}}))
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_STATE"}
+    env["PYTHONPATH"] = f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    said_there = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "team.yaml:10: state.url: " + said in said_there, done.stderr
+    config.write_text(config.read_text().replace(url, redis_url))
+    env["MODELYARD_STATE"] = url
+    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and said in " ".join(done.stderr.split()), done.stderr
+    assert "pw-typo" not in done.stderr + done.stdout

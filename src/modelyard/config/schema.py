@@ -605,6 +605,17 @@ class StateConfig(Strict):
         except ValueError:
             raise PydanticCustomError("state_url", "the port in '{got}' is not a number",
                                       {"got": redact_url(v)}) from None
+        if parts.scheme != "unix":
+            # redis-py reads both as the default: 'redis:/10.0.0.5:6379/0' went to localhost:6379, '…/seven' to
+            # database 0 — each host silently on another namespace than the team's
+            if not parts.netloc:
+                raise PydanticCustomError("state_url", "'{got}' names no host (one slash after '{scheme}:'): write "
+                                          "{scheme}://HOST:PORT/DB", {"got": redact_url(v), "scheme": parts.scheme})
+            db = parts.path.replace("/", "")
+            if db and not db.isdigit():
+                raise PydanticCustomError("state_url", "the database in '{got}' is '{db}', not a number: write "
+                                          "{scheme}://HOST:PORT/0 (a Redis has databases 0-15 by default)",
+                                          {"got": redact_url(v), "db": db, "scheme": parts.scheme})
         return v
 
     @property
