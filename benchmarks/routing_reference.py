@@ -332,7 +332,7 @@ class ReferenceCorrected(CorrectedClassifier):
         self.refit = ReferenceClassifier(fitted.refit)
         self._vector = self.refit.vector
 
-    def nearest(self, text: str) -> str | None:
+    def nearest(self, text: str, *, leave_out: bool = False) -> str | None:  # round 8's: no references
         if self._known is None or self._learned is None:
             return None
         index, weight = self._vector(text)

@@ -187,6 +187,23 @@ def test_a_refit_that_lowers_one_kind_is_refused_even_if_the_overall_score_rises
     coder = next(k for k in result.kinds if k.kind == "agent:coder")
     sorter = next(k for k in result.kinds if k.kind == "agent:sorter")
     assert coder.dropped and coder.broke >= 2 and sorter.fixed > coder.broke  # ...but one kind got worse
+    # and it says which prompts broke
+    assert {(text, was) for text, was, _ in result.broken} >= {("fix the bug in this python function", "coder"),
+                                                               ("fix the bug in my function", "coder")}
+    assert all(now == "talker" for _, _, now in result.broken)
+
+
+def test_routing_learn_prints_the_prompts_a_refused_refit_broke(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    for text in ("fix the bug in this function", "fix the bug in my python code", "fix this python function"):
+        assert runner.invoke(app, ["route", text, "--label", "talker", "-c", str(path)]).exit_code == 0
+    eval_file = tmp_path / "eval.jsonl"
+    eval_file.write_text("".join(json.dumps({"text": t, "agent": "coder"}) + "\n" for t in (
+        "fix the bug in this python function", "fix the bug in my function", "fix this function")))
+    result = runner.invoke(app, ["routing", "learn", "--eval", str(eval_file), "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "previous model kept" in result.output
+    assert "broke: coder → talker: fix the bug in this python function" in result.output
 
 
 def test_a_correction_acts_only_near_itself(tmp_path: Path) -> None:
@@ -239,10 +256,15 @@ def test_routing_learn_checks_on_the_built_in_dev_set_by_role_when_no_file_is_gi
         assert row.accept == [names[a] for a in line["accept"] if a in names]
 
 
-def test_the_built_in_dev_set_is_the_benchmark_dev_set() -> None:
+def test_the_built_in_tuning_sets_are_the_benchmark_tuning_sets() -> None:
+    from modelyard.agents.memory import TUNING_SETS
+
     root = Path(__file__).parents[2]
-    assert ((root / "src" / "modelyard" / "agents" / "data" / "routing_dev.jsonl").read_bytes()
-            == (root / "benchmarks" / "routing_eval" / "dev.jsonl").read_bytes())
+    for name in TUNING_SETS:
+        assert ((root / "src" / "modelyard" / "agents" / "data" / f"routing_{name}.jsonl").read_bytes()
+                == (root / "benchmarks" / "routing_eval" / f"{name}.jsonl").read_bytes()), name
+    shipped = {p.name for p in (root / "src" / "modelyard" / "agents" / "data").glob("routing_*.jsonl")}
+    assert shipped == {f"routing_{name}.jsonl" for name in TUNING_SETS}  # no held-out set is shipped
 
 
 def test_routing_labels_shows_what_was_learned_and_forget_undoes_a_mistake(tmp_path: Path) -> None:
@@ -300,3 +322,34 @@ async def test_a_running_front_end_takes_up_newly_learned_labels_without_a_resta
         assert await turn.refresh_routing(runtime) is False
     finally:
         await runtime.aclose()
+
+
+def test_corrections_do_not_reach_a_tuning_prompt_they_would_have_broken(tmp_path: Path) -> None:
+    """Measured (round 12): 50 corrections of AgentBench's Linux tasks ("As a student, you are required to find
+    the total number of lines …", engineer) also sent evals_dev's "You are an assistant capable of recognizing
+    ASCII art digits …" (right: research) to engineer — their boilerplate was nearer to it than any example —
+    and `routing learn`, checking on dev alone, kept them. A correction now also has to be nearer than every
+    shipped tuning prompt that does not accept its agent, so that prompt keeps its decision, and the corrected
+    kind still gains."""
+    from modelyard.paths import embedded_default_config
+
+    config = load_config(str(embedded_default_config()))
+    before = Orchestrator.from_config(config)
+    assert before is not None
+    root = Path(__file__).parents[2] / "benchmarks" / "routing_eval"
+    agents = set(config.agents)
+    from modelyard.agents.evaluation import read_labels
+
+    pool = [r for r in read_labels(root / "corrections_fresh_code.jsonl", agents) if r.kind == "agentbench-os"]
+    corrections = sorted(pool, key=lambda r: before.decide_fast(r.text).agent in r.accept)[:50]
+    ascii_art = next(r for r in read_labels(root / "evals_dev.jsonl", agents) if "ASCII art digits" in r.text)
+    assert before.decide_fast(ascii_art.text).agent in ascii_art.accept
+    conn = connect(tmp_path / "log.sqlite3")
+    for row in corrections:
+        add_label(conn, row.text, row.accept[0], LabelSource.CLI)
+    after = Orchestrator.from_config(config, labels(conn))
+    assert after is not None
+    assert after.decide_fast(ascii_art.text).agent in ascii_art.accept  # was sent to engineer
+    # the corrections still decide the tasks of their kind they resemble (the wrong ones now go to engineer)
+    wrong = [r for r in corrections if before.decide_fast(r.text).agent not in r.accept]
+    assert wrong and all(after.decide_fast(r.text).agent == "engineer" for r in wrong)

@@ -3,13 +3,15 @@
 ``record_correction`` is the one hook front-ends call when a person says which agent should have
 answered (``/agent X`` after an orchestrated turn, a rating). Labels act locally (agents/memory.py):
 the refit on config examples + labels decides only near a label, everything else keeps the plain
-classifier's decision. ``learn`` compares the model with the new labels and the one in use on data
-neither was trained on: each label scored by a model trained without it (k-fold), and a labelled
-file (``eval-routing`` format; by default the built-in dev set mapped to the agents' roles,
-:func:`role_held_out`; lines that are themselves labels are skipped) scored **per kind** — each
-best-fit agent, and each collection when lines name one (``kind`` or ``source``). The new labels
-are trusted only if the labels' score does not drop and no kind loses more than one prompt net (1%
-of it, for kinds over 200); otherwise the previous model stays, and the run says which.
+classifier's decision, and never nearer to a reference prompt that does not accept its agent (the
+shipped tuning sets by role, memory.role_prompts). ``learn`` compares the model with the new labels and
+the one in use on data neither was trained on: each label scored by a model trained without it (k-fold),
+and labelled prompts (``eval-routing`` format; by default every shipped tuning set mapped to the agents'
+roles, each prompt scored as if it were not a reference; lines that are themselves labels are skipped)
+scored **per kind** — each best-fit agent, each set, and each collection when lines name one (``kind`` or
+``source``). The new labels are trusted only if the labels' score does not drop and no kind loses more
+than one prompt net (1% of it, for kinds over 200); otherwise the previous model stays, and the run says
+which kind and which prompts broke.
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
-from modelyard.agents.classifier import Classifier, agent_role, training_samples
-from modelyard.agents.evaluation import Labelled, read_labels
-from modelyard.agents.memory import CorrectedClassifier
-from modelyard.agents.roles import Role
+from modelyard.agents.classifier import Classifier, training_samples
+from modelyard.agents.evaluation import Labelled
+from modelyard.agents.memory import CorrectedClassifier, role_prompts
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.ledger.db import connect
@@ -58,6 +57,8 @@ class LearnResult:
     reason: str
     #: per kind of held-out prompt (best-fit agent; collection when the file names one), before vs after
     kinds: list[KindScore] = field(default_factory=list)
+    #: the held-out prompts the refit got wrong that the model in use got right: (text, agent before, after)
+    broken: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def record_correction(conn: sqlite3.Connection, request_id: str, agent: str, source: LabelSource,
@@ -119,15 +120,22 @@ def learned_labels(config: Config) -> list[Label]:
 Model = Classifier | CorrectedClassifier
 
 
-def _model(base: Classifier, samples: dict[str, list[str]], with_labels: list[Label]) -> Model:
+def _model(base: Classifier, samples: dict[str, list[str]], with_labels: list[Label],
+           references: list[Labelled]) -> Model:
     """What the fast path would route with, given these trusted labels (see agents/memory.py)."""
     if not with_labels:
         return base
-    return CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in with_labels], base=base)
+    return CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in with_labels], base=base,
+                               references=references)
+
+
+def _agent(model: Model, text: str) -> str:
+    """``model``'s agent for ``text``, a reference prompt scored as if it were not one."""
+    return (model.decide(text, leave_out=True) if isinstance(model, CorrectedClassifier) else model.decide(text)).agent
 
 
 def _cross_validated(base: Classifier, samples: dict[str, list[str]], trusted: list[Label],
-                     candidate: list[Label]) -> tuple[float | None, float | None]:
+                     candidate: list[Label], references: list[Labelled]) -> tuple[float | None, float | None]:
     """Each candidate label scored by a model that never saw it: with only the trusted labels vs with
     the other candidates too."""
     if len(candidate) < 2:
@@ -138,7 +146,7 @@ def _cross_validated(base: Classifier, samples: dict[str, list[str]], trusted: l
         rest = [lab for i, lab in enumerate(candidate) if i % FOLDS != k]
         held_ids = {lab.id for lab in held}
         kept = [b for b in trusted if b.id not in held_ids]
-        before, after = _model(base, samples, kept), _model(base, samples, kept + rest)
+        before, after = _model(base, samples, kept, references), _model(base, samples, kept + rest, references)
         right_before += sum(before.decide(lab.text).agent == lab.agent for lab in held)
         right_after += sum(after.decide(lab.text).agent == lab.agent for lab in held)
     return right_before / len(candidate), right_after / len(candidate)
@@ -163,14 +171,21 @@ class KindScore:
 
 
 def kinds_of(row: Labelled) -> list[str]:
-    """The groups a held-out line is scored in: its best-fit agent, and its collection when it names one."""
-    return [f"agent:{row.accept[0]}", *([f"kind:{row.kind}"] if row.kind else [])]
+    """The groups a held-out line is scored in: its best-fit agent, its set (a shipped tuning set's lines are of
+    kind ``set/collection``) and its collection when it names one."""
+    sets = [f"set:{row.kind.split('/', 1)[0]}"] if row.kind and "/" in row.kind else []
+    return [f"agent:{row.accept[0]}", *sets, *([f"kind:{row.kind}"] if row.kind else [])]
 
 
-def per_kind(rows: list[Labelled], before: Model, after: Model) -> list[KindScore]:
+def per_kind(rows: list[Labelled], before: Model, after: Model,
+             broken: list[tuple[str, str, str]] | None = None) -> list[KindScore]:
+    """Each kind's score before and after; ``broken`` collects the prompts right before and wrong after."""
     scores: dict[str, KindScore] = {}
     for row in rows:
-        was, now = before.decide(row.text).agent in row.accept, after.decide(row.text).agent in row.accept
+        old, new = _agent(before, row.text), _agent(after, row.text)
+        was, now = old in row.accept, new in row.accept
+        if was and not now and broken is not None:
+            broken.append((row.text, old, new))
         for kind in kinds_of(row):
             score = scores.setdefault(kind, KindScore(kind, 0, 0, 0, 0, 0))
             score.n += 1
@@ -182,29 +197,18 @@ def per_kind(rows: list[Labelled], before: Model, after: Model) -> list[KindScor
 
 
 def role_held_out(config: Config, targets: list[str]) -> list[Labelled]:
-    """The built-in guard set: benchmarks/routing_eval/dev.jsonl (public prompts labelled by role, the set
-    the role examples were tuned on — never a test set), its roles mapped to this config's agents that
-    have them; lines whose acceptable roles no target has are left out."""
-    by_role: dict[str, list[str]] = {}
-    for name in targets:
-        role = agent_role(config, name)
-        if role is not None:
-            by_role.setdefault(str(role), []).append(name)
-    if not by_role:
-        return []
-    rows = []
-    path = Path(str(resources.files("modelyard") / "agents" / "data" / "routing_dev.jsonl"))
-    for row in read_labels(path, set(Role)):
-        accept = [agent for role in row.accept for agent in by_role.get(role, [])]
-        if accept:
-            rows.append(Labelled(row.text, accept, row.kind))
-    return rows
+    """benchmarks/routing_eval/dev.jsonl (public prompts labelled by role, the set the role examples were tuned
+    on — never a test set), its roles mapped to this config's agents that have them; lines whose acceptable
+    roles no target has are left out."""
+    return [Labelled(r.text, r.accept, r.kind.split("/", 1)[1] if r.kind and "/" in r.kind else None)
+            for r in role_prompts(config, targets, ("dev",))]
 
 
 def learn(config: Config, orchestrator: str, conn: LogConnection,
-          held_out: list[Labelled] | None = None) -> LearnResult:
+          held_out: list[Labelled] | None = None, references: list[Labelled] | None = None) -> LearnResult:
     """Refit on config examples + all labels; keep it only if no kind of held-out prompt drops beyond
-    noise and the labels themselves are not scored lower."""
+    noise and the labels themselves are not scored lower. ``references``: the prompts corrections must be
+    nearer than (memory.py; by default the shipped tuning sets by role, as the fast path uses)."""
     targets = routing_targets(config, orchestrator)
     every = [lab for lab in labels(conn) if lab.agent in targets]
     upto = trusted_upto(conn)
@@ -214,15 +218,18 @@ def learn(config: Config, orchestrator: str, conn: LogConnection,
         return LearnResult(False, 0, len(every), None, None, None, None, "no new labels since the last learn")
     samples = training_samples(config, targets)
     base = Classifier(samples)
-    labels_before, labels_after = _cross_validated(base, samples, trusted, every)
+    if references is None:
+        references = role_prompts(config, targets)
+    labels_before, labels_after = _cross_validated(base, samples, trusted, every, references)
     # held out means never trained on: a labelled line that is also a correction is not scored
     taught = {lab.text for lab in every}
     rows = [r for r in held_out or [] if r.text not in taught]
     eval_before = eval_after = None
     kinds: list[KindScore] = []
+    broken: list[tuple[str, str, str]] = []
     if rows:
-        in_use, refit = _model(base, samples, trusted), _model(base, samples, every)
-        kinds = per_kind(rows, in_use, refit)
+        in_use, refit = _model(base, samples, trusted, references), _model(base, samples, every, references)
+        kinds = per_kind(rows, in_use, refit, broken)
         overall = [k for k in kinds if k.kind.startswith("agent:")]
         eval_before = sum(k.before for k in overall) / len(rows)
         eval_after = sum(k.after for k in overall) / len(rows)
@@ -236,4 +243,4 @@ def learn(config: Config, orchestrator: str, conn: LogConnection,
                eval_before if eval_before is not None else labels_before,
                eval_after if eval_after is not None else labels_after, len(every), reason)
     return LearnResult(accepted, len(new), len(every), labels_before, labels_after, eval_before, eval_after,
-                       reason, kinds)
+                       reason, kinds, broken)

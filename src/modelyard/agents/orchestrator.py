@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelyard.agents.classifier import Classifier, Decision, agent_role, training_samples
-from modelyard.agents.memory import CorrectedClassifier
+from modelyard.agents.memory import CorrectedClassifier, role_prompts
 from modelyard.agents.request import clip
 from modelyard.agents.roles import EXAMPLES, POLICIES
 from modelyard.agents.topology import orchestrator_name, routing_targets
@@ -76,7 +76,8 @@ class Orchestrator:
         samples = training_samples(config, self.targets)
         # corrections act only near themselves (agents/memory.py); without any, the plain classifier
         self.classifier: Classifier | CorrectedClassifier = (
-            CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in self.labels]) if self.labels
+            CorrectedClassifier(samples, [(lab.text, lab.agent) for lab in self.labels],
+                                references=role_prompts(config, self.targets)) if self.labels
             else Classifier(samples))
         default = config.orchestration.default
         if default not in config.agents:

@@ -18,7 +18,8 @@ from rich.table import Table
 
 from modelyard.agents.classifier import Decision
 from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_threshold, read_labels, summarise
-from modelyard.agents.learning import LearnResult, learn, learned_labels, role_held_out
+from modelyard.agents.learning import LearnResult, learn, learned_labels
+from modelyard.agents.memory import role_prompts
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, run
 from modelyard.config import Config
@@ -320,14 +321,14 @@ def routing_learn(
     config: ConfigOption = None,
     held_out: Annotated[Path | None, typer.Option(
         "--eval", help="Labelled JSONL (eval-routing format) scored per kind before and after; never trained on "
-                       "(default: the built-in dev set, by the agents' roles)")] = None,
+                       "(default: the built-in tuning sets, by the agents' roles)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Refit the fast path on the config's examples + corrections; keep it only if no kind of prompt drops."""
     cfg, _ = load_or_exit(config)
     orchestrator = _orchestrator_or_exit(cfg)
     rows = (_read_labels(held_out, set(cfg.agents)) if held_out
-            else role_held_out(cfg, orchestrator.targets) or None)
+            else role_prompts(cfg, orchestrator.targets) or None)
     result = _learn_where_the_labels_are(cfg, orchestrator.name, rows)
     if as_json:
         out = asdict(result)
@@ -347,7 +348,7 @@ def routing_learn(
     console.print(f"  labels, each scored by a model that never saw it: {pct(result.labels_before)} → "
                   f"{pct(result.labels_after)}", highlight=False)
     if rows is not None:
-        name = held_out or "built-in dev set (by role)"
+        name = held_out or f"built-in tuning sets (by role, {len(rows)} prompts)"
         console.print(f"  {name}: {pct(result.eval_before)} → {pct(result.eval_after)}", highlight=False)
     if result.kinds:
         table = Table(title="held-out prompts per kind (in use → with the new labels)")
@@ -357,7 +358,15 @@ def routing_learn(
             table.add_row(k.kind, str(k.n), f"{k.before / k.n:.1%}", f"{k.after / k.n:.1%}", str(k.fixed),
                           str(k.broke), "[red]dropped[/]" if k.dropped else "")
         console.print(table)
+    for text, was, now in result.broken[:BROKEN_SHOWN]:
+        console.print(f"  broke: {was} → {now}: {text.replace(chr(10), ' ')[:100]}", highlight=False, markup=False)
+    if len(result.broken) > BROKEN_SHOWN:
+        console.print(f"  … and {len(result.broken) - BROKEN_SHOWN} more (--json lists them all)", highlight=False)
     console.print(("[green]" if result.accepted else "[yellow]") + result.reason + "[/]", highlight=False)
+
+
+#: how many broken prompts `routing learn` prints
+BROKEN_SHOWN = 10
 
 
 def _runtime_or_exit(path: Path, cfg: Config) -> Runtime:
