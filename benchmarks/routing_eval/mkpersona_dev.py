@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mkfresh_common import HERE, fresh, labels
 from mksharegpt import conversations
-from mkshell_dev import everything_known
+from mkshell_dev import ROUND13, everything_known
 
 N = 80
 OPENER = re.compile(r"^\W*(i want you to (act|be|pretend|play)|act as|acting as|you are an? |you're an? |pretend (to be|you are|you're)"
@@ -42,9 +42,10 @@ LABELS = """0 ewr|1 w|2 w|3 wr|4 rw|5 cw|6 cr|7 rw|8 cw|9 w|
 
 
 def sample(wheel: str) -> list[dict[str, str]]:
-    seen = {json.loads(line)["text"].strip().casefold() for f in sorted(HERE.glob("*.jsonl"))
+    seen = {json.loads(line)["text"].strip().casefold() for f in sorted(HERE.glob("*.jsonl")) if f.name not in ROUND13
             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
-    pool, taken = [], set()
+    pool: list[dict[str, str]] = []
+    taken: set[str] = set()
     for item in conversations(Path(wheel)):
         turns = item.get("conversations") or []
         if not str(item.get("id", "")).endswith("_0") or not turns or turns[0].get("from") != "human":

@@ -945,8 +945,11 @@ for _role, _more in ROUND9_EXAMPLES.items():
 #: none copied from a tuning or evaluation line: (1) shell and Linux tasks asked in words — find, count, list and
 #: read files, users, processes, disks on a machine — which read as knowledge questions (research); (2) set-ups that
 #: are writing jobs ("act as a copywriter / storyteller / poet …", "You are an expert technical writer …"), which
-#: went to chat, research or, on a technical topic, engineer. Chosen on shell_dev.jsonl and fabric_dev.jsonl
-#: (routing_eval/mkshell_dev.py, mkfabric_dev.py) with the eight older tuning sets.
+#: went to chat, research or, on a technical topic, engineer; (3) set-ups for the other roles (advisers and tutors:
+#: research; translators, extractors: utility; in-character chat; engineers), so that "act as / you are" does not
+#: by itself mean writer. Chosen on shell_dev.jsonl, persona_dev.jsonl and fabric_dev.jsonl (routing_eval/
+#: mkshell_dev.py, mkpersona_dev.py, mkfabric_dev.py) with the eight older tuning sets; none within 0.3 TF-IDF
+#: cosine (words) of a held-out line.
 ROUND13_EXAMPLES: dict[Role, list[str]] = {
     Role.ENGINEER: [
         "list every file over 500 MB anywhere below ~/ and show their sizes",
