@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (long comprehensions over the sets)
 """Write shell_dev.jsonl: shell and Linux how-to tasks asked in words, to tune on (round 13).
 
 Round 12's held-out fresh_code set showed operating-system tasks asked in words ("find the files larger than …",

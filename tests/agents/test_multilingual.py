@@ -109,7 +109,8 @@ def test_it_is_loaded_in_the_background_and_waited_for(multilingual: encoder.Mul
 def test_non_english_tuning_prompts_reach_their_role() -> None:
     """arenaforeign_dev (101 people's own non-English Chatbot Arena prompts, a tuning set): round 10's fast path
     got 75 acceptable, 10 of 10 right above the threshold 0.92; with the multilingual encoder 80, 12 of 12; round 13's
-    English shell and set-up examples moved three low-confidence ones off (lyrics, a code task, an estimate), one on: 78."""
+    English shell and set-up examples moved three low-confidence ones off (lyrics, a code task, an estimate),
+    one on: 78."""
     orchestrator = Orchestrator.from_config(load_config(str(embedded_default_config())))
     assert orchestrator is not None
     rows = [json.loads(line) for line in (EVAL / "arenaforeign_dev.jsonl").read_text().splitlines() if line.strip()]

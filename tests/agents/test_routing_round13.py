@@ -49,14 +49,16 @@ def orchestrator() -> Orchestrator:
 def test_shell_tasks_in_words_reach_engineer(orchestrator: Orchestrator) -> None:
     known = {row["text"] for row in rows("shell_dev.jsonl")}
     assert set(SHELL) <= known  # outside prompts, as the collection has them
-    wrong = [(text, decision.agent) for text in SHELL if (decision := orchestrator.decide_fast(text)).agent != "engineer"]
+    decisions = [(text, orchestrator.decide_fast(text).agent) for text in SHELL]
+    wrong = [(text, agent) for text, agent in decisions if agent != "engineer"]
     assert wrong == []
 
 
 def test_writing_setups_reach_writer(orchestrator: Orchestrator) -> None:
     texts = [next(row["text"] for row in rows("persona_dev.jsonl") if row["text"].startswith(opening))
              for opening in WRITING_SETUPS]
-    wrong = [(text[:60], decision.agent) for text in texts if (decision := orchestrator.decide_fast(text)).agent != "writer"]
+    decisions = [(text[:60], orchestrator.decide_fast(text).agent) for text in texts]
+    wrong = [(text, agent) for text, agent in decisions if agent != "writer"]
     assert wrong == []
 
 
