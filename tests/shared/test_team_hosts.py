@@ -163,3 +163,27 @@ def test_a_state_url_redis_would_read_as_the_default_is_refused(tmp_path: Path, 
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and said in " ".join(done.stderr.split()), done.stderr
     assert "pw-typo" not in done.stderr + done.stdout
+
+
+def test_hosts_limiting_apart_make_healthz_degraded(tmp_path: Path, pg_url: str) -> None:
+    """Two hosts on one log but each on its own Redis (a typo in one host's state.url) hand out the limit twice.
+    /healthz listed them under log.forward.limited_apart with "status": "ok" — while a different max_concurrent
+    (limits_differ) or another prefix (counted_apart), the same hazard, said "degraded". Now it says "degraded" too."""
+    from tests.fakes.server import poll
+    from tests.pg import SpooledWriter
+
+    mine = SpooledWriter(tmp_path / "a.sqlite3", pg_url, [])
+    theirs = SpooledWriter(tmp_path / "b.sqlite3", pg_url, [])
+    try:
+        for writer, state in ((mine, "redis 10.0.0.5:6379/0 prefix 'modelyard'"),
+                              (theirs, "redis 10.0.0.6:6379/0 prefix 'modelyard'")):
+            writer.forwarder.presence_every = 0.2
+            writer.forwarder.presence = state
+        health = poll(lambda: (h := mine.forwarder.health()).limited_apart and h, 10)
+        assert "10.0.0.6:6379/0" in health.limited_apart[0] and health.degraded
+        theirs.forwarder.presence = "redis 10.0.0.5:6379/0 prefix 'modelyard'"  # fixed: one Redis for both
+        poll(lambda: not mine.forwarder.health().limited_apart, 10)
+        assert not mine.forwarder.health().degraded
+    finally:
+        mine.close()
+        theirs.close()

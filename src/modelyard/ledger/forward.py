@@ -227,8 +227,9 @@ class ForwardHealth:
     @property
     def degraded(self) -> bool:
         recent = self.last_error_age_s is not None and self.last_error_age_s < DEGRADED_FOR
+        # hosts limiting the same models apart hand out more than the limit, as limits_differ and counted_apart do
         return (not self.alive or (self.backlog > 0 and not self.connected and self.active) or recent
-                or self.clock_off_s is not None)
+                or self.clock_off_s is not None or bool(self.limited_apart))
 
 
 class Forwarder:
