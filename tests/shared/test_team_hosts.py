@@ -187,3 +187,32 @@ def test_hosts_limiting_apart_make_healthz_degraded(tmp_path: Path, pg_url: str)
     finally:
         mine.close()
         theirs.close()
+
+
+async def test_a_different_limit_on_two_hosts_is_warned_once_not_every_tick(redis_url: str, prefix: str,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """One host upgraded first (max_concurrent 4), two still on 8: the upgraded host's log said it again every
+    heartbeat, naming hosta and hostb by turns — Redis names one process per set of limits, whichever renewed last.
+    Now it is said once, and again only when what differs changes."""
+    import logging
+
+    settings = StateConfig(url=redis_url, prefix=prefix, lease=1.5, refresh=0.1, timeout=2)
+    cfg = {n: make_config({"gpu": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": n}},
+                          {"a": {"primary": "gpu"}}) for n in (4, 8)}
+    with caplog.at_level(logging.WARNING, logger="modelyard.state"):
+        pools = [ModelPool(cfg[4], shared=settings), ModelPool(cfg[8], shared=settings),
+                 ModelPool(cfg[8], shared=settings)]
+        try:
+            for pool in pools:
+                await pool["gpu"].acquire(1)
+                await pool["gpu"].release()
+            link = pools[0].link
+            assert link is not None
+            while not link.disagreements:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(4)  # eight heartbeats (lease / 3)
+        finally:
+            for pool in pools:
+                await pool.aclose()
+    said = [r.getMessage() for r in caplog.records if "max_concurrent 4 here" in r.getMessage()]
+    assert len(said) == 1, said

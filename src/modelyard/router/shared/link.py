@@ -184,6 +184,11 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
 _LOG_KEY = "@log"
 
 
+def _gist(found: list[str]) -> list[str]:
+    """Disagreements without the process named at their end (``… at host:pid:id``)."""
+    return sorted({f.rsplit(" at ", 1)[0] for f in found})
+
+
 def _log_shown(target: str) -> str:
     return target or "this host's file only (no log.url)"
 
@@ -423,7 +428,9 @@ class RedisLink:
             log_there = theirs.get(_LOG_KEY)
             if self.log_target is not None and isinstance(log_there, str) and log_there != self.log_target:
                 found.append(f"routing log: {_log_shown(self.log_target)} here, {_log_shown(log_there)} at {where}")
-        if found != self.disagreements and found and not self._looking:
+        # what differs, not which process says it: Redis names one process per set of limits, whichever renewed
+        # last, so a host upgraded first said it again every heartbeat naming its peers by turns
+        if _gist(found) != _gist(self.disagreements) and found and not self._looking:
             limits = [f for f in found if not f.startswith("routing log: ")]
             if limits:
                 log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
