@@ -748,7 +748,8 @@ class RedisLink:
                       f"on_outage={self.settings.on_outage.value}")
         limits = [f for f in self.disagreements if not f.startswith("routing log: ")]
         if self.up and limits:
-            detail += f"; limits differ: {'; '.join(limits)}"
+            detail += (f"; limits differ: {'; '.join(limits)} (the larger one is handed out: give every host the same "
+                       "config and restart the odd one out)")
         if self.up and (logs := [f for f in self.disagreements if f.startswith("routing log: ")]):
             detail += f"; logs differ: {'; '.join(f.removeprefix('routing log: ') for f in logs)}"
         if self.up and self.silent:
