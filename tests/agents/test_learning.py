@@ -325,33 +325,36 @@ async def test_a_running_front_end_takes_up_newly_learned_labels_without_a_resta
 
 
 def test_corrections_do_not_reach_a_tuning_prompt_they_would_have_broken(tmp_path: Path) -> None:
-    """Measured (round 12): 50 corrections of AgentBench's Linux tasks ("As a student, you are required to find
+    """Measured (2026-11-29): 50 corrections of AgentBench's Linux tasks ("As a student, you are required to find
     the total number of lines …", engineer) also sent evals_dev's "You are an assistant capable of recognizing
-    ASCII art digits …" (right: research) to engineer — their boilerplate was nearer to it than any example —
-    and `routing learn`, checking on dev alone, kept them. A correction now also has to be nearer than every
-    shipped tuning prompt that does not accept its agent, so that prompt keeps its decision, and the corrected
-    kind still gains."""
+    ASCII art digits …" (right: research) to engineer — their boilerplate was nearer to it than any example — and
+    `routing learn`, checking on dev alone, kept them. Here corrections share that prompt's own boilerplate, so
+    they are nearer to it than any example whatever the examples are. A correction now also has to be nearer than
+    every shipped tuning prompt that does not accept its agent, so that prompt keeps its decision, and the
+    corrections still decide their own kind."""
+    from modelyard.agents.evaluation import read_labels
     from modelyard.paths import embedded_default_config
 
     config = load_config(str(embedded_default_config()))
     before = Orchestrator.from_config(config)
     assert before is not None
     root = Path(__file__).parents[2] / "benchmarks" / "routing_eval"
-    agents = set(config.agents)
-    from modelyard.agents.evaluation import read_labels
-
-    pool = [r for r in read_labels(root / "corrections_fresh_code.jsonl", agents) if r.kind == "agentbench-os"]
-    corrections = sorted(pool, key=lambda r: before.decide_fast(r.text).agent in r.accept)[:50]
-    ascii_art = next(r for r in read_labels(root / "evals_dev.jsonl", agents) if "ASCII art digits" in r.text)
+    ascii_art = next(r for r in read_labels(root / "evals_dev.jsonl", set(config.agents))
+                     if "ASCII art digits" in r.text)
     assert before.decide_fast(ascii_art.text).agent in ascii_art.accept
     conn = connect(tmp_path / "log.sqlite3")
-    for row in corrections:
-        add_label(conn, row.text, row.accept[0], LabelSource.CLI)
+    tasks = ("counting the files in a Linux directory", "counting the running processes on a Linux server",
+             "finding the largest log file under /var/log", "counting the lines of the .txt files in a folder",
+             "finding which process listens on a port", "summing the sizes of the files in a directory tree")
+    taught = [f"You are an assistant capable of {task}. Your response only contains a single number.\n\n"
+              f"Run the shell commands you need. In your response, please provide your final answer in brackets, "
+              f"like so {{answer here}}." for task in tasks]
+    for text in taught:
+        add_label(conn, text, "engineer", LabelSource.CLI)
     after = Orchestrator.from_config(config, labels(conn))
     assert after is not None
     assert after.decide_fast(ascii_art.text).agent in ascii_art.accept  # was sent to engineer
-    # the corrections still decide the tasks of their kind they resemble (the wrong ones now go to engineer; since
-    # round 13's shell examples the fast path routes all 81 of the pool right before any correction, so none may be)
-    wrong = [r for r in corrections if before.decide_fast(r.text).agent not in r.accept]
-    assert all(after.decide_fast(r.text).agent == "engineer" for r in wrong)
-    assert all(after.decide_fast(r.text).agent == "engineer" for r in corrections)
+    assert all(after.decide_fast(t).agent == "engineer" for t in taught)
+    near = after.decide_fast("You are an assistant capable of counting the users logged in to a Linux machine. "
+                             "Your response only contains a single number.")
+    assert near.agent == "engineer"
