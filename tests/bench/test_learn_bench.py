@@ -1,36 +1,29 @@
-"""bench_routing_learn.py's comparison of before and after on a held-out set (issue #10's learning target).
+"""bench_routing_learn.py's statistics (issue #10's learning target: "without lowering it elsewhere").
 
-A kind that only a ``--pool`` and a ``--kind-eval`` file hold (round 12's AgentBench OS tasks: none in test.jsonl)
-gives the "test, kind X" comparison no rows; the bench divided by that zero and died after the refit, before
-reading any held-out set.
+The bench's verdict on "elsewhere" is a sign test on the paired flips (fixed / broke); the README quotes its
+p-values (0 fixed / 4 broken: p = 0.125), so they are checked here against the exact binomial values.
+The empty-set case the bench once divided by zero on is now handled inline in ``main`` (``n=0``).
 """
 from __future__ import annotations
 
+import math
+
 import pytest
-from benchmarks.bench_routing_learn import compare
-
-from modelyard.agents.evaluation import Labelled
-from modelyard.agents.orchestrator import Orchestrator
-from modelyard.config import load_config
-from modelyard.paths import embedded_default_config
+from benchmarks.bench_routing_learn import share, sign_test
 
 
-@pytest.fixture(scope="module")
-def orchestrator() -> Orchestrator:
-    found = Orchestrator.from_config(load_config(str(embedded_default_config())))
-    assert found is not None
-    return found
+def test_the_sign_test_is_the_exact_two_sided_binomial() -> None:
+    assert sign_test(0, 0) == 1.0  # no flips: nothing to tell
+    assert sign_test(0, 4) == pytest.approx(0.125)  # the four broken elsewhere of round 12: 2 * (1/2)^4
+    assert sign_test(12, 0) == pytest.approx(2 / 2**12)
+    assert sign_test(3, 5) == sign_test(5, 3)  # two-sided: the direction does not matter
+    assert sign_test(55, 37) == pytest.approx(
+        min(1.0, 2 * sum(math.comb(92, k) for k in range(38)) / 2**92))
+    assert sign_test(5, 5) == 1.0  # a balance is capped at 1, not 2 * P(X <= 5) > 1
 
 
-def test_a_set_with_no_prompt_of_the_kind_is_reported_as_empty(orchestrator: Orchestrator,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    result = compare("test, kind 'agentbench-os'", orchestrator, orchestrator, [])
-    assert result == {"set": "test, kind 'agentbench-os'", "n": 0, "before": 0, "after": 0, "fixed": 0, "broke": 0}
-    assert "n=  0" in capsys.readouterr().out
-
-
-def test_a_set_with_prompts_counts_before_and_after(orchestrator: Orchestrator) -> None:
-    rows = [Labelled("git rebase says 'refusing to merge unrelated histories' — how do I fix it?", ["engineer"]),
-            Labelled("write a limerick about a cat who hates Mondays", ["writer", "chat"])]
-    result = compare("two", orchestrator, orchestrator, rows)
-    assert result["n"] == 2 and result["before"] == result["after"] and result["fixed"] == result["broke"] == 0
+def test_a_share_is_printed_with_its_wilson_interval() -> None:
+    text = share(53, 60)
+    assert text.strip().startswith("88.3%")
+    low, high = (float(x.rstrip("%)")) for x in text.split("(")[1].split("–"))
+    assert low < 88.3 < high and 75 < low < 80 and 94 < high < 97
