@@ -304,6 +304,18 @@ async def test_tls_works_and_each_way_of_getting_it_wrong_says_what_to_write(tmp
         assert "if this server does not speak TLS, the URL is redis://" in tls_to_plain, tls_to_plain
 
 
+async def test_a_database_number_past_the_servers_says_what_bounds_it() -> None:
+    """``redis://host:6379/77`` on a server with the default 16 databases: every request was refused with redis-py's
+    bare "DB index is out of range" and nothing said which setting bounds it (found by the three-host walk)."""
+    from tests.shared.redis_kit import REDIS_URL, require_redis
+
+    require_redis()
+    base = REDIS_URL.rsplit("/", 1)[0]
+    refused = await _refusal(f"{base}/77")
+    assert "DB index is out of range" in refused, refused
+    assert "`databases` setting (16 by default: 0–15)" in refused, refused
+
+
 def test_serve_with_a_user_that_may_not_run_scripts_stops_at_start(tmp_path: Path) -> None:
     """The password is right but the ACL has no EVAL/EVALSHA: ``serve`` started, gave no model a slot and answered
     every request 503 for as long as it ran. Now it stops at start (exit 2) naming the config line and the grant."""

@@ -522,7 +522,8 @@ class RedisLink:
 
     def _scheme_hint(self, reason: str) -> str:
         """A store never reached whose URL may name the wrong protocol: TLS to a plain server waits for a handshake
-        that never comes (a timeout), plain text to a TLS port is reset. Said only before the first answer."""
+        that never comes (a timeout), plain text to a TLS port is reset; or a database number past the server's
+        (redis-py says only "DB index is out of range"). Said only before the first answer."""
         if self.view_at is not None:
             return reason
         tls = self.settings.url.startswith("rediss://")
@@ -530,6 +531,9 @@ class RedisLink:
             return f"{reason} — nothing came back over TLS: if this server does not speak TLS, the URL is redis://"
         if not tls and ("Connection reset by peer" in reason or "Connection closed by server" in reason):
             return f"{reason} — if this server speaks TLS, the URL is rediss://"
+        if "DB index is out of range" in reason:  # SELECT past the server's `databases` (16 unless configured)
+            return (f"{reason} — this server has fewer databases than the URL's number: its `databases` setting "
+                    "(16 by default: 0–15) bounds it; use one of those, the same on every host")
         return reason
 
     def mark_down(self, reason: str) -> None:
