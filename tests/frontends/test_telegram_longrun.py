@@ -248,3 +248,22 @@ async def test_a_person_who_blocks_the_bot_mid_answer_stops_the_model(tmp_path, 
         assert [r[0] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
     assert "word150" not in " ".join(c.text or "" for c in tg.calls)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_chat_keeps_no_lock_once_its_messages_are_answered(tmp_path, tg, llm):
+    """Each chat's answers are written in order under a lock; a bot left running for months kept one lock for every
+    chat it had ever seen. Now a chat's lock lives while a message of it holds or waits for it — messages, /reset and
+    two messages queued in one chat included."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg) as bot:
+        tg.push_message(ALICE, text="first question")
+        tg.push_message(ALICE, text="second question")
+        tg.push_message(BOB, text="a question")
+        tg.push_message(BOB, text="/reset")
+        await eventually(lambda: len([c for c in tg.sent if c.chat_id == ALICE and c.params.get("reply_markup")]) == 2,
+                         30)
+        await eventually(final_message(tg, BOB), 30)
+        await eventually(lambda: "History cleared. Starting fresh." in replies_to(tg, BOB), 10)
+        await eventually(lambda: inbox_states(config) == ["done"] * 4, 10)
+        await eventually(lambda: len(bot._locks) == 0, 5)
+    assert [m["text"].startswith(REPLY) for m in (final_message(tg, ALICE)(), final_message(tg, BOB)())] == [True] * 2

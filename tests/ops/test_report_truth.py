@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 from modelyard.cli import app
 from modelyard.config import load_config
 from modelyard.errors import Reason
+from modelyard.ledger.queries import stats
 from modelyard.ledger.report import build_report, month_period
 from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import Attempt
 
 
@@ -144,3 +146,22 @@ def test_a_model_that_only_failed_shows_its_failures_not_a_quiet_row(tmp_path: P
     header, row = lines[title + 1], next(line for line in lines[title:] if line.strip().startswith("haiku"))
     assert header.split()[:2] == ["requests", "failed"], header
     assert row.split()[1:3] == ["0", "4"], (header, row)  # requests it answered, its attempts that failed
+
+
+def test_report_and_stats_count_a_request_cancelled_mid_answer_alike(tmp_path: Path, log_backend: LogBackend) -> None:
+    """A caller gone while qwen was answering logs a cancelled request under qwen. `stats --by model` counted it
+    (2 requests, 1 cancelled), `report`'s model table did not (1 request): the same log, two answers. Now both say
+    2 requests, 1 served, 1 cancelled, none failed."""
+    writer = log_backend.writer(local_models=["qwen"])
+    writer.submit(served("writer", MARCH, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 900))
+    cut = served("writer", MARCH + 1, [Attempt("qwen", "ollama", Outcome.CANCELLED, Reason.CANCELLED,
+                                               queue_wait_ms=0.0)], 100, 20, 400)
+    cut.outcome = RequestOutcome.CANCELLED
+    writer.submit(cut)
+    writer.close()
+    r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend, None)),
+                     month_period("2025-03"))
+    [by_stats] = [g for g in stats(log_backend.connect(), by="model") if g.key == "qwen"]
+    [by_report] = [g for g in r.models if g.key == "qwen"]
+    counts = [(g.requests, g.served, g.cancelled, g.failed) for g in (by_stats, by_report)]
+    assert counts == [(2, 1, 1, 0)] * 2, counts

@@ -57,6 +57,7 @@ from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
 from modelyard.config.schema import clean_secret
 from modelyard.errors import ModelyardError, redact
+from modelyard.frontends.chat_locks import ChatLocks
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, retry_seconds
@@ -361,7 +362,7 @@ class TelegramBot:
         self._token = token
         self.store = store or ConversationStore(runtime.log_path)
         self._own_store = store is None
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = ChatLocks()
         #: per chat, the tasks answering or waiting to answer a message there (what /stop ends)
         self._work: defaultdict[int, set[asyncio.Task]] = defaultdict(set)
         #: tasks ended by /stop (not by the bot stopping), or because their chat refuses the bot (in ``_gone`` too)
@@ -698,7 +699,7 @@ class TelegramBot:
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         session = self._session(update)
-        async with self._locks[int(session.conversation.external_id)]:
+        async with self._locks.held(int(session.conversation.external_id)):
             removed = session.reset()
         log.info("telegram: chat %s history reset (%d turns)", session.conversation.external_id, removed)
         await self._say(update.effective_message, "History cleared. Starting fresh.")
@@ -791,7 +792,7 @@ class TelegramBot:
         work = self._work[chat.id]
         work.add(task)
         self._askers[task] = user.id
-        lock = self._locks[chat.id]  # the chat's answers in the order its messages came
+        lock = self._locks.claim(chat.id)  # the chat's answers in the order its messages came
         locked = False
 
         def unlock() -> None:  # once this answer is complete and held (_InOrder.let_go), or at the end
@@ -815,6 +816,7 @@ class TelegramBot:
                 raise
             task.uncancel()  # /stop: this message is not answered (its turn, if it ran, said it was stopped)
         finally:
+            self._locks.leave(chat.id)
             work.discard(task)
             self._askers.pop(task, None)
             self._cancelled.discard(task)

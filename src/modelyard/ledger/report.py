@@ -171,7 +171,9 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         served = row["outcome"] not in FAILED and row["model"] is not None
         totals.add(row)
         agents.setdefault(row["agent"], Group(row["agent"])).add(row)
-        if served:
+        # a request cancelled mid-answer counts under the model that was answering it, as ``stats`` counts it (the
+        # two tables disagreed on the same log); the model failed no one: it shows as cancelled, not failed
+        if served or (row["outcome"] == RequestOutcome.CANCELLED and row["model"] is not None):
             models.setdefault(row["model"], Group(row["model"])).add(row, wait=False)  # model waits: from attempts
         if row["outcome"] == RequestOutcome.FALLBACK and row["is_local"] and row["acceptable"] is not None:
             lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
