@@ -18,6 +18,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from modelyard.config.hints import foreign_file, invisible_character, number_to_write
 from modelyard.config.schema import ENV_REFERENCE, Config
 from modelyard.errors import ConfigError
 
@@ -78,6 +79,8 @@ def dotted(loc: Iterable[str | int]) -> str:
 
 def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     """Parsed YAML and the line of every key path; a syntax error becomes a located ConfigError."""
+    if invisible := invisible_character(text):  # a non-breaking space read as part of a name, not as indentation
+        raise ConfigError(invisible[1], path=source, line=invisible[0])
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -91,6 +94,9 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         elif "escape" in problem:  # "C:\Users\me\model.gguf" in double quotes
             problem += (" (inside double quotes a backslash starts an escape: write a Windows path in single quotes "
                         "or with forward slashes)")
+        elif problem.startswith("expected <block end>"):  # `   model: x` one space short of `provider:` above it
+            problem += (" (this line is indented differently from the lines above it at the same level: line its key "
+                        "up with theirs, with spaces)")
         elif problem.startswith("mapping values are not allowed"):  # `system: Answer: briefly`, a line too deep
             problem += (" (a ': ' inside a value: put the value in quotes; or this line is indented deeper than "
                         "the key above it)")
@@ -160,7 +166,24 @@ _OTHER_NAMES = {
     "system": ("system_prompt", "prompt", "instructions"),
     "model": ("model_name", "model_id", "name"),
     "models": ("model_list",),
+    "token_env": ("token", "bot_token", "telegram_token", "telegram_bot_token", "bot_token_env"),
+    "api_key_env": ("apikey", "api-key", "key_env", "api_key_name", "headers", "extra_headers", "default_headers"),
 }
+
+#: a name that is a credential itself (a provider's key prefix, or long and mixed like one): never repeated
+_SECRET_LIKE = re.compile(r"(sk|pk|rk|ghp|gho|github_pat|xox[abp]|hf|AIza|glpat)[-_][\w-]{8,}|"
+                          r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{32,}|\d{6,}:[\w-]{20,}")
+
+
+def _said_key(key: str) -> str:
+    """A key as an error may repeat it: one that looks like a pasted credential is not shown."""
+    return "(a name that looks like a key or token, not shown)" if _SECRET_LIKE.fullmatch(key) else f"'{key}'"
+
+
+#: pydantic's bound errors, said as the bound
+_BOUNDS = {"greater_than_equal": "a number of at least", "greater_than": "a number above",
+           "less_than_equal": "a number of at most", "less_than": "a number below"}
+_BOUND_KEY = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
 
 
 def _other_name(key: str, keys: list[str]) -> str | None:
@@ -206,13 +229,18 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
     loc = (*prefix, *err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
-        msg = f"unknown key '{loc[-1]}'"
+        msg = f"unknown key {_said_key(str(loc[-1]))}"
+        if msg.endswith("not shown)"):  # the key's path without the key itself
+            return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted((*loc[:-1], "…")))
         keys = known_keys(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
         if ours := _other_name(str(loc[-1]), keys):
             msg += f" (modelyard calls it '{ours}')"
         elif close:
             msg += f" (did you mean '{close[0]}'?)"
+        elif re.fullmatch(r"[A-Z][A-Z0-9_]*_(API_KEY|KEY|TOKEN)", str(loc[-1])) and "api_key_env" in keys:
+            # `ANTHROPIC_API_KEY: sk-…` under a model, as an env file writes it
+            msg += f" (to read the key from that variable: api_key_env: {loc[-1]}, the value stays in the environment)"
     elif loc[-1] == "[key]" and isinstance(err.get("input"), bool):  # `no:` or `on:` as a name, read as true/false
         parent = loc[:-2]
         words = _YAML_TRUE if err["input"] else _YAML_FALSE
@@ -221,6 +249,14 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         name = str(raw[-1]) if raw else str(err["input"]).lower()
         msg = f"the name {name} is read by YAML as {str(err['input']).lower()}: put it in quotes ('{name}':)"
         loc = raw or parent
+    elif loc[-1] == "[key]":  # `1:` or `3.5:` or `~:` as a name: YAML read a number or nothing, not text
+        value, parent = err.get("input"), loc[:-2]
+        if value is None:
+            msg = "a name YAML reads as nothing (~, null or no name before the ':'): give it a name"
+        else:
+            msg = f"the name {value} is read by YAML as {_kind(value)}, not as a name: put it in quotes ('{value}':)"
+            parent = (*parent, str(value))
+        return ConfigError(msg, path=source, line=line_for(lines, parent), key=dotted(parent))
     elif (placed := _misplaced(root, loc, err.get("input"))) is not None:
         msg = placed
     elif err["type"] in ("model_type", "dict_type") and isinstance(err.get("input"), list) \
@@ -236,6 +272,13 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = "primary is one model: name the first here and the others in 'fallbacks:' (a list)"
     elif err["type"] in _PLAIN_TYPES:  # pydantic's 'Input should be a valid list', said as what to write
         msg = f"{_PLAIN_TYPES[err['type']]}, got {_kind(err.get('input'))}"
+        if isinstance(err.get("input"), str) and (fix := number_to_write(err["input"], str(loc[-1]))):
+            msg = f"{_PLAIN_TYPES[err['type']]}, got '{err['input'].strip()}': {fix}"  # `connect: 30s`, `context: 8k`
+    elif err["type"] in _BOUNDS:  # 'Input should be greater than or equal to 1'
+        msg = f"expected {_BOUNDS[err['type']]} {err.get('ctx', {}).get(_BOUND_KEY[err['type']], '')} here, got " \
+              f"{err.get('input')}"
+        if loc[-1] == "threshold" and isinstance(err.get("input"), int | float) and 1 < err["input"] <= 100:
+            msg += f" (a share: write {err['input'] / 100:g} for {err['input']}%)"
     elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
         keys = known_keys(root, loc)
         got = _kind(err.get("input"))
@@ -253,6 +296,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if data is None:  # nothing but blank lines and comments: say so, not what a mapping would need
         raise ConfigError("the file is empty: it needs 'models:' and 'agents:' (`modelyard init` writes a starter "
                           "config)", path=source, line=1)
+    top = [str(k) for k in data] if isinstance(data, dict) else []
+    if "agents" not in top and (other := foreign_file(text, top)):  # LiteLLM's, docker compose's, a Modelfile
+        raise ConfigError(other, path=source, line=1)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
 

@@ -224,6 +224,16 @@ class ModelConfig(Strict):
         8.0, gt=0, description="an answer (text + thinking), or one line of the upstream's stream, larger than "
                                "this fails as response_too_large and the chain moves on")
 
+    @field_validator("model")
+    @classmethod
+    def _model_names_no_variable(cls, v: str) -> str:
+        # `model: ${OLLAMA_MODEL}` (a compose file's habit) loaded and asked the server for a model named
+        # '${OLLAMA_MODEL}': every request failed as model_not_found
+        if ENV_REFERENCE.search(v) and ("$" in v or "%" in v or "os.environ/" in v or "env:" in v):
+            raise PydanticCustomError("model_variable", "the config does not expand environment variables: write the "
+                                      "provider's model id itself, e.g. qwen2.5:7b")
+        return v
+
     @field_validator("path")
     @classmethod
     def _path_names_no_variable(cls, v: str | None) -> str | None:
@@ -627,7 +637,8 @@ def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (for messages, logs and /healthz)."""
     parts = urlsplit(url)
     if parts.password is None:
-        return url
+        # `redis:/:PASSWORD@host` (one slash) has no netloc to urlsplit: the password sits in the path
+        return re.sub(r"(?<=:)[^:@/]*(?=@)", "***", url) if "@" in url and not parts.netloc else url
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
     return parts._replace(netloc=f"{user}:***@{host}").geturl()

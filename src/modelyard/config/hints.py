@@ -1,0 +1,161 @@
+"""What to write instead, for config mistakes whose parser's words name the symptom, not the fix.
+
+Kept apart from the loader because each rule here is about the *outside*: how people write numbers in other
+tools (``30s``, ``8k``, ``8GB``, ``35%``), which other tool's file was pasted in (LiteLLM, docker compose, an
+Ollama Modelfile or env file), and which invisible characters a web page or chat leaves in a copied line.
+None of these messages echo text that could be a secret: a number is shown only when it parsed as one.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Unit(StrEnum):
+    """The unit a numeric setting is read in, from its key's name."""
+
+    SECONDS = "seconds"
+    DAYS = "days"
+    GB = "GB"
+    MB = "MB"
+    TOKENS = "tokens"
+    SHARE = "share"
+    USD = "USD"
+
+
+#: keys read in seconds (timeouts, retries, cooldowns, intervals)
+_SECONDS_KEYS = frozenset({
+    "queue", "connect", "first_token", "idle", "total", "backoff", "max_wait", "seconds", "max_seconds",
+    "max_retry_after", "lease", "timeout", "refresh", "command_timeout", "start_timeout", "call_timeout",
+    "edit_interval", "keep_alive_interval",
+})
+_TOKEN_KEYS = frozenset({"context", "max_output", "max_tokens", "thinking_budget", "history_tokens"})
+_USD_KEYS = frozenset({"usd", "input", "output", "cache_read", "cache_write", "electricity_usd_per_month",
+                       "hardware_usd_per_month"})
+
+_TO_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
+               "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600,
+               "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+_TO_GB = {"gb": 1, "g": 1, "gib": 1, "mb": 1 / 1024, "m": 1 / 1024, "mib": 1 / 1024, "tb": 1024}
+_TO_MB = {"mb": 1, "m": 1, "mib": 1, "kb": 1 / 1024, "gb": 1024, "g": 1024, "gib": 1024}
+_TO_TOKENS = {"k": 1024, "": 1}
+
+_NUMBER_WITH_UNIT = re.compile(r"\s*\$?\s*(\d[\d,_]*(?:\.\d+)?)\s*([A-Za-z%]*)\s*")
+
+
+def unit_of(key: str) -> Unit | None:
+    """The unit ``key`` (a setting's last name) is read in; None when no unit applies (a count)."""
+    if key in _SECONDS_KEYS:
+        return Unit.SECONDS
+    if key.endswith("_days"):
+        return Unit.DAYS
+    if key.endswith("_gb"):
+        return Unit.GB
+    if key.endswith("_mb"):
+        return Unit.MB
+    if key in _TOKEN_KEYS:
+        return Unit.TOKENS
+    if key == "threshold":
+        return Unit.SHARE
+    if key in _USD_KEYS:
+        return Unit.USD
+    return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def number_to_write(text: str, key: str) -> str | None:
+    """``connect: 30s`` → ``"write 30 (seconds)"``: the number to write for a value written with its unit or with
+    thousands separators, in the unit ``key`` is read in; None when ``text`` is no number of that kind."""
+    match = _NUMBER_WITH_UNIT.fullmatch(text)
+    unit = unit_of(key)
+    if match is None:
+        return None
+    amount = float(match.group(1).replace(",", "").replace("_", ""))
+    suffix = match.group(2).lower()
+    factor: float | None
+    if unit is Unit.SECONDS:
+        factor = _TO_SECONDS.get(suffix or "s")
+    elif unit is Unit.DAYS:
+        factor = _TO_SECONDS[suffix] / 86400 if suffix in _TO_SECONDS else (1 if not suffix else None)
+    elif unit is Unit.GB:
+        factor = _TO_GB.get(suffix or "gb")
+    elif unit is Unit.MB:
+        factor = _TO_MB.get(suffix or "mb")
+    elif unit is Unit.TOKENS:
+        factor = _TO_TOKENS.get(suffix)
+    elif unit is Unit.SHARE:
+        factor = 0.01 if suffix == "%" else (1 if not suffix else None)
+    elif unit is Unit.USD:
+        factor = 1 if suffix in ("", "usd") else None
+    else:
+        factor = 1 if not suffix else None
+    if factor is None:
+        return None
+    said = f" ({unit.value})" if unit and unit is not Unit.SHARE else (" (a share: 0.35 is 35%)" if unit else "")
+    return f"write {_number(amount * factor)}{said}"
+
+
+#: top-level keys of other tools' files, and what each file is
+_FOREIGN_KEYS = {
+    "a LiteLLM proxy config": ("model_list", "litellm_settings", "general_settings", "router_settings",
+                             "environment_variables"),
+    "a docker compose file": ("services", "volumes", "networks"),
+    "Ollama's server settings (OLLAMA_* environment variables)": ("OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "OLLAMA_MODELS",
+                                                      "OLLAMA_KEEP_ALIVE", "OLLAMA_BASE_URL", "OLLAMA_ORIGINS"),
+}
+_MODELFILE = re.compile(r"^\s*FROM\s+\S+", re.MULTILINE)
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?[A-Z][A-Z0-9_]*=", re.MULTILINE)
+
+_OURS = ("modelyard's config has 'models:' (each model by name: provider, model, endpoint, api_key_env) and "
+         "'agents:' (each agent by name: primary, fallbacks); `modelyard init --detect` writes one from the servers "
+         "running here")
+
+
+def foreign_file(text: str, top_keys: list[str]) -> str | None:
+    """What another tool's file pasted as a config is, and what to do; None when it looks like ours."""
+    if "models" in top_keys and "agents" in top_keys:
+        return None
+    for what, keys in _FOREIGN_KEYS.items():
+        if any(k in keys for k in top_keys):
+            return f"this looks like {what}, not a modelyard config: {_OURS}"
+    if not top_keys and _MODELFILE.search(text):
+        return f"this looks like an Ollama Modelfile, not a modelyard config: {_OURS}"
+    if not top_keys and _ENV_LINE.search(text):
+        return (f"this looks like an environment file (NAME=value lines), not a modelyard config: keys stay in the "
+                f"environment, the config names them with api_key_env: NAME; {_OURS}")
+    return None
+
+
+#: characters a copy from a web page, a PDF or a chat leaves in a line, which YAML does not read as a reader does
+_INVISIBLE = {
+    "\u00a0": "a non-breaking space (U+00A0)",
+    "\u200b": "a zero-width space (U+200B)",
+    "\u200c": "a zero-width non-joiner (U+200C)",
+    "\u200d": "a zero-width joiner (U+200D)",
+    "\u2060": "a word joiner (U+2060)",
+    "\ufeff": "a byte-order mark (U+FEFF) inside the file",
+    "\u3000": "an ideographic space (U+3000)",
+}
+
+
+def invisible_character(text: str) -> tuple[int, str] | None:
+    """(line, what to do) for the first invisible character where YAML reads structure — the indentation or a key
+    (before its first ``:``) — outside comments; None when there is none. In a value (a system prompt) it is
+    harmless and left alone; a byte-order mark at the very start is the file's own (Notepad's) and read."""
+    blank = " \t" + "".join(_INVISIBLE)
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        body = line.lstrip(blank)
+        if body.startswith("#"):
+            continue
+        indent = line[:len(line) - len(body)]
+        key = body.split(":", 1)[0] if ":" in body else ""
+        for char, name in _INVISIBLE.items():
+            if char in indent or char in key:
+                where = "the indentation" if char in indent else "a key"
+                return number, (f"{name} in {where}, as copied from a web page or a chat: YAML does not read it as "
+                                f"a space; delete it and retype the line's spaces")
+    return None
