@@ -550,6 +550,8 @@ class GatewayConfig(Strict):
     api_keys_env: str | None = Field(None, description="env var with comma-separated bearer keys")
     keep_alive_interval: float | None = Field(None, gt=0, description="re-warm local models every N seconds")
     max_request_mb: float = Field(32.0, gt=0, description="larger request bodies get 413 before they are read")
+    max_bodies_mb: float = Field(256.0, gt=0, description="request bodies being received at once, all clients "
+                                 "together: a body past it gets 503 with Retry-After (413 if it alone is larger)")
 
     @field_validator("api_keys_env")
     @classmethod

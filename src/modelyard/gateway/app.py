@@ -29,6 +29,7 @@ from modelyard.agents.decision_log import log_decision
 from modelyard.agents.turn import prepare_routing
 from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
+from modelyard.gateway.body import BodyBudget
 from modelyard.gateway.completions import chat_completions
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.forwarded import ASGI, carries
@@ -71,6 +72,7 @@ class Gateway:
         #: when this gateway started (RFC 3339): what Ollama's clients are told the models were "modified"
         self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
+        self.bodies = BodyBudget(round(runtime.config.gateway.max_bodies_mb * 2**20))
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
         self.openapi = json.dumps(openapi_document()).encode()

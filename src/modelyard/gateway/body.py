@@ -16,11 +16,35 @@ def _mb(size: float) -> str:
 
 
 class BodyTooLarge(Exception):
-    def __init__(self, size: int, limit: int, *, declared: bool):
+    def __init__(self, size: int, limit: int, *, declared: bool, setting: str = "gateway.max_request_mb"):
         self.size, self.limit, self.declared = size, limit, declared
         size_text = _mb(size) if declared else f"more than {_mb(limit)}"
         super().__init__(f"the request body is {size_text}; this gateway accepts at most {_mb(limit)} "
-                         "(gateway.max_request_mb)")
+                         f"({setting})")
+
+
+class BodyBudget:
+    """The bytes of request bodies being received, all requests together, and their bound: ``max_request_mb`` bounds
+    one body, not how many come at once — N clients each sending just under it held N times it. A body takes its
+    declared length from the budget before any of it is read (a client trickling a large body holds its share from
+    the start, not as it comes), one without a length (chunked) takes what came as it comes; both give it back once
+    the body is whole (or refused). Two additions and a comparison per request: nothing per piece of a body with a
+    length."""
+
+    __slots__ = ("held", "total")
+
+    def __init__(self, total: int):
+        self.total = total
+        self.held = 0
+
+
+class BodiesFull(Exception):
+    """The bodies being received already hold the gateway's budget for them: a 503 to try again shortly."""
+
+    def __init__(self, size: int, budget: BodyBudget):
+        super().__init__(f"this gateway is receiving {_mb(budget.held)} of request bodies already and takes at most "
+                         f"{_mb(budget.total)} at once (gateway.max_bodies_mb); this one is {_mb(size)}"
+                         + ("" if size else " so far") + ": try again shortly")
 
 
 def header(request: Request, name: bytes) -> str | None:
@@ -32,25 +56,39 @@ def header(request: Request, name: bytes) -> str | None:
     return None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
     declared = header(request, b"content-length") or ""
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(int(declared), limit, declared=True)
+    taken = int(declared) if declared.isdigit() else 0
+    if taken > limit:
+        raise BodyTooLarge(taken, limit, declared=True)
+    if budget.held + taken > budget.total:
+        if taken > budget.total:  # never fits, however quiet the gateway
+            raise BodyTooLarge(taken, budget.total, declared=True, setting="gateway.max_bodies_mb")
+        raise BodiesFull(taken, budget)
+    budget.held += taken
     pieces: list[bytes] = []
     size = 0
     receive = request.receive
-    while True:  # what request.stream() does, without its async generator (issue #15)
-        message = await receive()
-        if message["type"] == "http.request":
-            piece = message.get("body", b"")
-            size += len(piece)
-            if size > limit:
-                raise BodyTooLarge(size, limit, declared=False)
-            pieces.append(piece)
-            if not message.get("more_body", False):
-                break
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect()
+    try:
+        while True:  # what request.stream() does, without its async generator (issue #15)
+            message = await receive()
+            if message["type"] == "http.request":
+                piece = message.get("body", b"")
+                size += len(piece)
+                if size > taken:  # no length (chunked): taken from the budget as it comes
+                    if size > limit:
+                        raise BodyTooLarge(size, limit, declared=False)
+                    if budget.held + size - taken > budget.total:
+                        raise BodiesFull(size, budget)
+                    budget.held += size - taken
+                    taken = size
+                pieces.append(piece)
+                if not message.get("more_body", False):
+                    break
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+    finally:
+        budget.held -= taken
     request._stream_consumed = True  # as stream() leaves it: a second read says so instead of waiting
     body = b"".join(pieces)
     if body[:1] == b"{":  # every JSON request as clients send it: nothing more to look at (issue #15)

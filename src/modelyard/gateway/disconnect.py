@@ -21,6 +21,24 @@ T = TypeVar("T")
 
 #: the scope key under which a server that reports a lost connection itself puts its :class:`Hangup`
 HANGUP = "modelyard.hangup"
+#: the scope key under which the server puts a :class:`LateBody` when it stops waiting for a request's body
+LATE_BODY = "modelyard.late_body"
+
+
+class LateBody:
+    """The server stopped waiting for the rest of a request's body (gateway/transport.py): the handler reading it
+    sees a disconnect, as for a client gone, and — the client being still there — may :meth:`answer` it with a 408
+    that says ``why``. Only a late body makes one: nothing of it is on a request's normal path."""
+
+    __slots__ = ("_revive", "why")
+
+    def __init__(self, why: str, revive: Callable[[], None]):
+        self.why = why
+        self._revive = revive
+
+    def answer(self) -> None:
+        """Make the connection take the handler's response again (it then closes after it)."""
+        self._revive()
 
 
 class Hangup:

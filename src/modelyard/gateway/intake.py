@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from modelyard.gateway.body import BodyTooLarge, read_body
-from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.body import BodiesFull, BodyTooLarge, read_body
+from modelyard.gateway.disconnect import LATE_BODY, ClientGone, until_disconnect
 from modelyard.gateway.exhausted import exhausted_response
 from modelyard.gateway.responses import error_response
 from modelyard.gateway.routing import PICKED_BY_ORCHESTRATOR
@@ -69,7 +69,7 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         if not gw.keys.allows(presented):
             return gw.unauthorized()
     try:
-        body = parse(await read_body(request, gw.request_limit))
+        body = parse(await read_body(request, gw.request_limit, gw.bodies))
         agent = gw.resolve(body.model)
         if agent is None and body.model.endswith(":latest"):  # Ollama's tag, pasted: its endpoints ignore it too
             agent = gw.resolve(body.model.removesuffix(":latest"))
@@ -81,11 +81,21 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         return error_response(400, exc.message, param=exc.param, code="invalid_request")
     except BodyTooLarge as exc:
         return error_response(413, str(exc), code="request_too_large")
-    except ClientDisconnect:  # gone before its body was whole, or closed for its silence (gateway/transport.py)
+    except BodiesFull as exc:
+        return error_response(503, str(exc), code="server_busy", headers=_TRY_AGAIN)
+    except ClientDisconnect:  # gone before its body was whole, or its body too slow (gateway/transport.py)
+        late = request.scope.get(LATE_BODY)
+        if late is not None:  # still there: told why (it waited for good on a trickle, or was closed unanswered)
+            late.answer()
+            return error_response(408, late.why, code="request_timeout")
         return Response(status_code=CLIENT_CLOSED)  # was a traceback in the server's log ("Exception in ASGI")
     if agent == PICKED_BY_ORCHESTRATOR and route:
         agent = await gw.routed_agent(chat, request_id)
     return body, agent, chat
+
+
+#: how soon a body refused for the bodies already coming may be sent again (they are read in about a second)
+_TRY_AGAIN = {"retry-after": "1"}
 
 
 def _bearer(key: str | None) -> str | None:

@@ -30,7 +30,8 @@ _AUTH_ERRORS = {"401": _error("missing or invalid API key (only when the gateway
 _EXHAUSTED = {
     "424": _error("no model of the chain can serve (key missing or refused, model not installed); do not retry"),
     "502": _error("the models answered, but nothing usable (malformed, too large); do not retry"),
-    "503": _error("something transient stopped every model; Retry-After says when to retry"),
+    "503": _error("something transient stopped every model, or the request bodies being received fill "
+                  "gateway.max_bodies_mb; Retry-After says when to retry"),
     "504": _error("the agent's total deadline ran out; do not retry"),
 }
 
@@ -89,6 +90,7 @@ def openapi_document() -> dict[str, Any]:
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid; param names the field"),
                     "404": _error("no agent or model has that name"),
+                    "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
                     "413": _error("the body is larger than gateway.max_request_mb"),
                     **_EXHAUSTED,
                     **_AUTH_ERRORS}}},
@@ -101,6 +103,7 @@ def openapi_document() -> dict[str, Any]:
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid or asks for what the gateway does not do; param names it"),
                     "404": _error("no agent or model has that name"),
+                    "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
                     "413": _error("the body is larger than gateway.max_request_mb"),
                     **_EXHAUSTED,
                     **_AUTH_ERRORS}}},

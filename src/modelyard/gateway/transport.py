@@ -24,6 +24,7 @@ import struct
 import sys
 from typing import Any
 
+from uvicorn.protocols.http.flow_control import CLOSE_HEADER
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -34,7 +35,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from modelyard.errors import Reason
-from modelyard.gateway.disconnect import HANGUP, Hangup
+from modelyard.gateway.disconnect import HANGUP, LATE_BODY, Hangup, LateBody
 
 if sys.platform == "linux":
     import fcntl
@@ -49,6 +50,8 @@ _HEAD = b"HTTP/1.1 "
 #: a keep-alive bound this close counts as reached (the loop runs timers up to its clock resolution early)
 _EARLY = 0.001
 _END_OF_HEAD = b"\r\n\r\n"
+#: a body still coming this many keep-alive bounds after it was first seen coming gets a 408 (``serve``: 300 s)
+BODY_BOUNDS = 4
 #: the transport's methods a server calls per request, bound on the wrapper itself
 _ASKED = ("get_extra_info", "is_closing", "pause_reading", "resume_reading")
 
@@ -160,9 +163,11 @@ class OneWriteProtocol(HttpToolsProtocol):
         if idle is None:  # a request is on the connection: its response arms the bound again
             return
         due = idle + self.timeout_keep_alive
-        if due - self.loop.time() > _EARLY:  # requests came and went since: the bound moved on
-            scope = self.scope
-            if scope is not None and (self.cycle is None or self.cycle.scope is not scope):  # amid a request's head
+        now = self.loop.time()
+        scope, cycle = self.scope, self.cycle
+        body_coming = cycle is not None and cycle.scope is scope and cycle.more_body  # amid a request's body
+        if due - now > _EARLY:  # requests came and went since: the bound moved on
+            if scope is not None and (cycle is None or cycle.scope is not scope):  # amid a request's head
                 if self._slow_head is scope:
                     # a head still coming a bound after it was seen coming: a trickle (slowloris), not a client
                     # whose head crosses the network in one packet; without this a byte a bound kept it open for
@@ -170,11 +175,72 @@ class OneWriteProtocol(HttpToolsProtocol):
                     self.timeout_keep_alive_handler()
                     return
                 self._slow_head = scope
+            elif body_coming:
+                seen = self._slow_body
+                if seen is None or seen[0] is not scope:
+                    self._slow_body = (scope, now)
+                elif now - seen[1] >= BODY_BOUNDS * self.timeout_keep_alive:
+                    # a body that keeps coming, a byte a bound, held its handler and what came of it for good
+                    self._body_late(cycle, f"the request body took longer than {_seconds(self._body_bound())}, the "
+                                    "most this gateway waits for a whole body: send it faster, or a smaller one")
+                    return
             self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_due)
+        elif body_coming:
+            self._body_late(cycle, f"nothing of the request body came for {_seconds(self.timeout_keep_alive)}, the "
+                            "most this gateway waits between two pieces of a body")
         elif self.transport.get_write_buffer_size():
             self.transport.abort()  # idle, its last answer not all taken: a close would wait for that for good
         else:
             self.timeout_keep_alive_handler()
+
+    # -- a body that does not come: a 408, as nginx's client_body_timeout answers ----------------------------------
+    #: (scope, loop time) of the request whose body a keep-alive timer first saw still coming
+    _slow_body: tuple[object, float] | None = None
+
+    def _body_bound(self) -> float:
+        """The longest a whole body may take (a multiple of the keep-alive bound: 300 s for ``serve``'s 75 s), counted
+        from a timer's first sight of it — so 4 to 5 bounds after the head."""
+        return BODY_BOUNDS * self.timeout_keep_alive
+
+    def _body_late(self, cycle: RequestResponseCycle, why: str) -> None:
+        """Stop waiting for the rest of ``cycle``'s body: its handler's ``receive`` says the client is gone (so it
+        stops reading), and a :class:`~modelyard.gateway.disconnect.LateBody` in its scope lets the handler answer
+        it a 408 saying ``why`` (gateway/intake.py), after which the connection closes. A handler that has already
+        answered, or that does not take the 408, has its connection closed (at the next bound for the latter)."""
+        if cycle.response_started or LATE_BODY in cycle.scope:
+            self.timeout_keep_alive_handler()
+            return
+
+        def revive() -> None:
+            if not self.transport.is_closing():
+                cycle.disconnected = False
+
+        cycle.scope[LATE_BODY] = LateBody(why, revive)  # type: ignore[literal-required]
+        cycle.keep_alive = False  # the rest of the body would be taken for the next request
+        cycle.disconnected = True
+        cycle.message_event.set()
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    # -- a client that half-closes: answered when it said it would send nothing more --------------------------------
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio: True keeps the transport open
+        """The client shut its side down (a FIN). uvicorn takes every FIN for a client gone — the request is
+        cancelled — where the HTTP working group says a half-close means only "nothing more to send"
+        (httpwg/http-core#22; Kludex/uvicorn#1264 — Apache, IIS, lighttpd, Varnish and Hypercorn answer, nginx does
+        not). A FIN cannot tell a half-close (``shutdown(SHUT_WR)``: netcat ``-N``/``-q``, ``socat``, HTTP/1.0
+        scripts) from a close (a stop button, a Ctrl-C, an SDK's timeout), which is the common case and whose model
+        slot should be freed at once. So a whole request that said it is the connection's last — HTTP/1.0, or
+        ``Connection: close`` — is answered (then the connection closes); any other is taken as gone, as before.
+        The cost when such a client had in fact closed: its answer runs to the end for nobody (a stream stops at
+        its first writes, refused by the client's end)."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return None  # between requests: close
+        last = self.pipeline[0][0] if self.pipeline else cycle
+        scope = last.scope
+        if last.more_body or not (scope.get("http_version") == "1.0" or CLOSE_HEADER in scope["headers"]):
+            return None  # mid-request, or a client that meant to keep the connection: gone
+        last.keep_alive = False
+        return True  # keep the transport open for the answer (asyncio stops reading it)
 
     # -- a client that stops reading: the same bound on a wait for it to take what it was sent -------------------
     #: the timer that comes due when the client has taken nothing for the bound (armed only while writes are paused)
@@ -242,6 +308,10 @@ class OneWriteProtocol(HttpToolsProtocol):
             hangup = cycle.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
                 hangup.lost(hangup.gone or True)  # a reason the server gave (a stall) stays
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g} s"
 
 
 def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
