@@ -61,6 +61,7 @@ class OpenAIServer(ChatServer):
         max_output: int | None = None,
         reasoning_field: str = "reasoning_content",
         ping: bool = False,
+        refusal: str | None = None,
     ) -> None:
         """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
         with finish reason ``length``, as a real server does; off by default, since most tests script
@@ -69,7 +70,10 @@ class OpenAIServer(ChatServer):
         comes in — ``reasoning_content`` (llama-server, DeepSeek, vLLM before 0.10) or ``reasoning`` (Ollama's /v1:
         openai/openai.go ``Message.Reasoning``, ``json:"reasoning,omitempty"``; vLLM since its rename; OpenRouter).
         ``ping``: a keep-alive comment between events, as sse-starlette's EventSourceResponse writes it (``: ping -
-        <time>`` ended by CRLF CRLF, its default ``ping_message_factory``), which llama_cpp.server streams through."""
+        <time>`` ended by CRLF CRLF, its default ``ping_message_factory``), which llama_cpp.server streams through.
+        ``refusal``: the model declines in these words, as Structured Outputs' refusals come (the API reference's
+        ``message.refusal`` / ``delta.refusal``, ``content`` null, finish reason ``stop``)."""
+        self.refusal = refusal
         self.honour_max_tokens = honour_max_tokens
         self.max_output = max_output
         self.reasoning_field = reasoning_field
@@ -201,6 +205,8 @@ class OpenAIServer(ChatServer):
                     "function": {"name": call.name, "arguments": call.arguments_json},
                 }
             ]
+        elif self.refusal is not None:
+            message.update(content=None, refusal=self.refusal)
         elif message["content"] is None:
             message["content"] = ""
         choices = [{"index": 0, "message": message, "logprobs": None,
@@ -252,7 +258,13 @@ class OpenAIServer(ChatServer):
             objects.append(chunk({"role": "assistant", "content": ""}))
             header_sent = False
         objects += [chunk({self.reasoning_field: piece}) for piece in plan.thinking]
-        objects += [chunk({"content": content_value(piece, plan.fault, i == 0)}) for i, piece in enumerate(plan.text)]
+        if self.refusal is not None:  # the refusal's pieces in place of content, which stays null
+            objects[0]["choices"][0]["delta"] = {"role": "assistant", "content": None, "refusal": ""}
+            words = self.refusal.split(" ")
+            objects += [chunk({"refusal": word + (" " if i < len(words) - 1 else "")}) for i, word in enumerate(words)]
+        else:
+            objects += [chunk({"content": content_value(piece, plan.fault, i == 0)})
+                        for i, piece in enumerate(plan.text)]
         if call:
             if not header_sent:
                 objects.append(chunk({"tool_calls": [header]}))

@@ -153,11 +153,15 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     # a server or proxy that ignores stream: true: the whole completion as one (here pretty-printed) JSON body
     ("whole_completion_instead_of_a_stream", "openai", Fault.raw(200, json.dumps(WHOLE, indent=2), headers=JSON), OK,
      TWO_CALLS),
-    # llama-server before llama.cpp#16109 (Sept 2025) sent a mid-stream error as an "error:" field of its own
+    # llama-server before llama.cpp#16109 (Sept 2025) sent a mid-stream error as an "error:" field of its own (the
+    # context filling up is the prompt's: test_native_protocols_round8)
     ("llama_server_error_field", "openai", Fault.raw(
         200, chunk({"content": "Sun"}),
         'error: {"code":500,"message":"Context size has been exceeded.","type":"server_error"}\n\n', headers=SSE),
-     "stream_error", None),
+     "bad_request", None),
+    ("llama_server_error_field_other", "openai", Fault.raw(
+        200, chunk({"content": "Sun"}), 'error: {"code":500,"message":"Compute error.","type":"server_error"}\n\n',
+        headers=SSE), "stream_error", None),
     # SSE's own error event, a flat error object as its data
     ("sse_error_event", "openai", Fault.raw(
         200, chunk({"content": "Sun"}), 'event: error\ndata: {"message":"quota exceeded","code":429}\n\n',

@@ -393,13 +393,13 @@ async def test_llama_server_and_vllm_extras_are_read_past(raw: list[str], server
 
 
 async def test_llama_server_loading_model_is_overloaded(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
-    """Held already (guards): llama-server's 503 while it loads the model, ``{"error":{"code":503,"message":
-    "Loading model","type":"unavailable_error"}}``: retried, then the next model."""
+    """llama-server's 503 while it loads the model, ``{"error":{"code":503,"message":"Loading model","type":
+    "unavailable_error"}}``: overloaded; since hunt8 it rests instead of being asked again at once
+    (test_native_protocols_round8)."""
     loading = Fault.raw(503, body({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}),
                         headers=JSON)
     routed, _ = await route_cooling("openai", servers, tmp_path, loading, loading)
-    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
-                                ("backup", "ok", None)]
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]
     assert detail(routed) == "HTTP 503 unavailable_error: Loading model"
 
 

@@ -360,6 +360,8 @@ class AnthropicProvider(HttpProvider):
         call_ids: list[str] = []
         event = ""
         stopped = False
+        opened = False  # a content block began: the answer has started
+        message_id: Any = None
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
                                       headers={"x-api-key": key}, limit=self.config.response_limit) as resp:
             # a server or proxy that ignores stream: true answers the whole message at once, as JSON (or as JSON
@@ -392,9 +394,21 @@ class AnthropicProvider(HttpProvider):
                         return
                     if kind == "message_start":
                         started = data.get("message")
-                        if isinstance(started, dict) and isinstance(started.get("usage"), dict):
+                        if not isinstance(started, dict):
+                            started = {}
+                        if opened and started.get("id") != message_id:
+                            # a second message inside the body, after the first had begun: a proxy that lost its
+                            # upstream mid-answer and retried splices the retry's events in (seen behind Vertex,
+                            # vercel/ai#18331: the first answer's tool_use cut mid input_json_delta). Read on, the
+                            # two answers were joined into one: text said twice, a call's arguments from two
+                            # generations. What the first said is cut short: as a connection broken mid-answer
+                            raise ProviderError(Reason.CONNECTION_DROPPED, "a second message began before the first "
+                                                "ended (a proxy spliced its retry into the stream)")
+                        message_id = started.get("id")  # a duplicate message_start (bifrost#4556, litellm#32479)
+                        if isinstance(started.get("usage"), dict):  # reads as the first did
                             tokens = _tokens(started["usage"])
                     elif kind == "content_block_start":
+                        opened = True
                         block = data.get("content_block") or {}
                         btype = block.get("type", "")
                         if btype in _SIGNED_TYPES:

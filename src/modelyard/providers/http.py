@@ -347,13 +347,16 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
 #: length" (SGLang, vLLM), vLLM's "This model's maximum context length is N tokens", llama.cpp's "the request exceeds
 #: the available context size" (``exceed_context_size_error``; llama-box in a stream: gpustack#852) and OpenAI's
 #: ``context_length_exceeded``. Each was a stream_error: asked again (refused again, the same prompt) and counted
-#: against a model that is well, until it cooled for every request. Not llama.cpp's "Context size has been exceeded."
-#: mid-generation: it also ends every slot when a shared (unified) KV pool runs out under other requests
-#: (server-context.cpp), which asking again mends
+#: against a model that is well, until it cooled for every request. Likewise llama.cpp's "Context size has been
+#: exceeded." mid-generation (server-context.cpp: llama_decode found no room in the KV cache for one more token; LM
+#: Studio's llama.cpp engine says it too: "Engine protocol predict stream returned an error: {code:500, message:'Context
+#: size has been exceeded'}"): the prompt and its answer outgrew the slot's context, which asking again at once only
+#: repeats. Where a unified KV pool ran out under other requests instead, the next model answers just as well and this
+#: one is not counted as sick for the moment it was full
 CONTEXT_WORDS = re.compile(r"maximum context length|longer than the model's context length|does not fit in context "
                            r"length|tokens to keep from the initial prompt is greater than the context length|when "
                            r"context the overflows|exceeds? the available context size|exceed_context_size_error"
-                           r"|context_length_exceeded", re.IGNORECASE)
+                           r"|context_length_exceeded|context size has been exceeded", re.IGNORECASE)
 
 #: characters of a server's own error message kept: it goes into every attempt's row, the error a client gets (the
 #: attempts of an exhausted chain) and the logs, once per retry; a megabyte there was kept whole
@@ -737,6 +740,9 @@ _TRANSIENT_4XX = frozenset({408, 409, 425, 460, 499})
 #: "validation" as 422 — or inside a 200 stream, where it was a stream_error asked again for the same refusal (a
 #: prompt and max_new_tokens past the context: huggingface_hub's tests/test_inference_client.py replays one)
 REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
+#: the prompt outgrew the context, said under a status that reads as the server's fault (llama-server's 500 "Context
+#: size has been exceeded."): the request's, as a 400 says (see :data:`CONTEXT_WORDS`)
+CONTEXT_FULL = "context_full"
 #: Groq's 400 ``tool_use_failed``: the *model's* tool call did not parse ("Failed to call a function. Please adjust
 #: your prompt. See 'failed_generation' for more details."), or a required call never came. It was a bad_request — a
 #: chain ending on it told the client its request was wrong (400, do not retry); the answer was unusable, as a tool
@@ -748,10 +754,14 @@ TOOL_USE_FAILED = "tool_use_failed"
 WRONG_ENDPOINT = "wrong_endpoint"
 #: the model cannot chat at all: an embedding model named in a chain (Ollama's 400 '"embeddinggemma" does not support
 #: chat' — routes.go's capability check; "embedding models do not support chat" before 0.2: ollama#2778). As a
-#: bad_request it was asked, and refused, on every request; it is the config's mistake, as a model not there is
+#: bad_request it was asked, and refused, on every request; it is the config's mistake, as a model not there is.
+#: Likewise a llama-server started with ``--embeddings``: 501 ``not_supported_error`` "This server does not support
+#: completions. Start it without `--embeddings`" (server.cpp, handle_completions_impl) — a server_error, asked again at
+#: once and counted until the breaker opened for seconds, then again, for as long as the server ran so
 NOT_CHAT = "not_a_chat_model"
-NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate)\b|embedding models do not support chat")
-_TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
+NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
+_TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
+                 NO_ROOM: Reason.MODEL_MISSING,
                  NOT_CHAT: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
@@ -916,7 +926,17 @@ def _estimated_time(data: Any) -> float | None:
     value = data.get("estimated_time") if isinstance(data, dict) else None
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
         return float(value)
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict) and err.get("message") == "Loading model":
+        return LOADING_WAIT
     return None
+
+
+#: seconds a llama-server that says only "Loading model" rests (its 503 ``{"error": {"code": 503, "message": "Loading
+#: model", "type": "unavailable_error"}}``, server.cpp's middleware while the weights load, no ``retry-after``, no
+#: estimate): it was asked again at once, refused, and counted until its breaker opened, on every request of the load.
+#: A small model loads in seconds; a longer load meets the breaker's probe, whose refusal doubles the rest
+LOADING_WAIT = 5.0
 
 
 #: a bare number above these is a time, not a wait: epoch milliseconds (OpenRouter's ``X-RateLimit-Reset``), epoch

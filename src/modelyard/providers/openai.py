@@ -28,6 +28,7 @@ from modelyard.providers.discovery import ServedModel
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
+    CONTEXT_FULL,
     MAX_SAID,
     NO_ROOM,
     NO_ROOM_WORDS,
@@ -106,6 +107,11 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     """Servers' words that mean more than their status: llama-server started without ``--jinja`` refuses tools with a
     500 (every tool request failed over as a server error and counted against the model until it cooled for all);
     Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
+    if "Context size has been exceeded" in message:
+        # llama-server's (and LM Studio's) 500 when the prompt and its answer outgrow the slot's context
+        # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the
+        # same refusal and counted against a model that is well. The prompt's, as the 400 exceed_context_size_error is
+        return CONTEXT_FULL, f"{message} (the prompt and its answer do not fit the model's context: another model may)"
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
@@ -583,6 +589,7 @@ class OpenAIProvider(HttpProvider):
         deltas = 0
         held = ""  # data lines of an event not yet complete JSON
         errored = False  # an "event: error" line came: its data is the server's error
+        refused = False  # the model's refusal came (delta.refusal) in place of content
         finish = ""
         finished = False
         client = self.client  # a property: read once (issue #15)
@@ -670,8 +677,14 @@ class OpenAIProvider(HttpProvider):
                             text = delta.get("content")
                             thought = ""
                             if text is None:
-                                text = ""
-                            elif type(text) is not str:
+                                # Structured Outputs' refusal: the model declined, in words, with content null
+                                # (ChatCompletionChunk ``delta.refusal``, ``message.refusal`` whole). It was read as
+                                # nothing: an empty stop, refused as unusable and asked of the next model. A policy
+                                # answer, passed on as Anthropic's refusal is (the gateway says content_filter)
+                                text = delta.get("refusal") or ""
+                                if text:
+                                    refused = True
+                            if type(text) is not str:
                                 text, thought = content_parts(text, "delta.content")
                             if reasoning or thought:
                                 if texts:
@@ -723,6 +736,8 @@ class OpenAIProvider(HttpProvider):
             # delta, and the prompt is estimated as everywhere else. An estimate beats logging zero.
             usage = Usage(request_tokens(request), deltas)
         yield Chunk("usage", usage=usage)
+        if refused and finish in ("stop", ""):
+            finish = "refusal"
         yield Chunk("done", stop_reason=finish)  # "" when the server never said why: shapes.checked judges
 
 

@@ -1,0 +1,249 @@
+"""An eighth outside-in pass (hunt8): what the seven before left, and shapes no fake had sent. Each is the server's own,
+taken from its source or an issue thread where its users met it (cited per test), replayed verbatim (``Fault.raw``)
+or sent by the fakes (tests/fakes/openai_compat.py's ``refusal``).
+
+- llama-server's "Context size has been exceeded." (mid-stream in both of its framings, and as a 500);
+- llama-server's 503 "Loading model", which gives no estimate;
+- llama-server started with ``--embeddings``, asked for a chat;
+- Structured Outputs' refusal (``delta.refusal`` / ``message.refusal``, content null);
+- an Anthropic stream into which a proxy spliced a second message (its retry upstream).
+
+Each failed on the code before this pass; the guards at the end held already.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from tests.fakes import Fault, OpenAIServer
+from tests.helpers import make_config
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import (
+    ANTHROPIC_TEXT,
+    DONE,
+    JSON,
+    MESSAGE_DELTA,
+    NDJSON,
+    SSE,
+    chunk,
+    event,
+)
+from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
+
+from modelyard.ledger import LogWriter, connect
+from modelyard.router import Router
+from modelyard.types import ChatRequest, Message
+
+#: llama.cpp's error object for it (server-context.cpp: ``send_error(slot, "Context size has been exceeded.")``,
+#: ERROR_TYPE_SERVER, so code 500 and type server_error)
+CONTEXT_FULL = {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+MESSAGE_STOP = event("message_stop", {"type": "message_stop"})
+
+
+def _start(message_id: str) -> str:
+    return event("message_start", {"type": "message_start", "message": {
+        "id": message_id, "type": "message", "role": "assistant", "content": [], "model": "claude-haiku-4-5",
+        "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}})
+
+
+def _text_block(text: str) -> str:
+    return (event("content_block_start", {"type": "content_block_start", "index": 0,
+                                          "content_block": {"type": "text", "text": ""}})
+            + event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": text}}))
+
+
+# -- llama-server: the context filled up ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", [
+    # since llama.cpp#16109 (Sept 2025) a mid-stream error is a data event holding {"error": …}
+    Fault.raw(200, chunk({"content": "Sun"}), "data: " + json.dumps({"error": CONTEXT_FULL}) + "\n\n", headers=SSE),
+    # before it, an "error:" field of its own
+    Fault.raw(200, chunk({"content": "Sun"}), "error: " + json.dumps(CONTEXT_FULL) + "\n\n", headers=SSE),
+    # a request that is not streamed gets it as the status (users quote "HTTP 500 … Context size has been exceeded.")
+    Fault.raw(500, json.dumps({"error": CONTEXT_FULL}), headers=JSON),
+], ids=["data_event", "error_field", "status_500"])
+async def test_llama_server_context_size_exceeded_goes_to_the_next_model(fault: Fault,
+                                                                         servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """llama-server ends a generation whose prompt and answer outgrow the slot's context with "Context size has been
+    exceeded." (server-context.cpp: llama_decode found no room for one more token; LM Studio's llama.cpp engine says
+    the same, "Engine protocol predict stream returned an error: {code:500, message:'Context size has been
+    exceeded'}"). It was a stream_error (a server_error as a 500): asked again at once, the same prompt, refused
+    again, and counted against a model that is well. Now as the other context refusals: the next model at once, this
+    one not marked sick."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "Context size has been exceeded" in (routed.record.attempts[0].detail or "") and cooling == 0
+
+
+async def test_llama_server_context_size_exceeded_counts_nothing_against_the_model(servers: dict[str, Any],  # noqa
+                                                                                  tmp_path: Path) -> None:
+    """Five such refusals in a row (cooldown.failures is 5 here) leave the model in service: the sixth request is
+    asked of it and answered."""
+    for _ in range(5):
+        servers["openai"].push(Fault.raw(200, "data: " + json.dumps({"error": CONTEXT_FULL}) + "\n\n", headers=SSE))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = [await router.complete("agent", ChatRequest(messages=[Message("user", "hi")])) for _ in range(6)]
+    await router.aclose()
+    writer.close()
+    assert [outcomes(r)[0][1:] for r in routed[:5]] == [("fallback", "bad_request")] * 5
+    assert outcomes(routed[5]) == [("primary", "ok", None)]
+    assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 6
+
+
+# -- llama-server: still loading its model ----------------------------------------------------------------------------
+
+LOADING = {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+
+
+async def test_llama_server_loading_model_rests_instead_of_being_asked_again(servers: dict[str, Any],  # noqa: F811
+                                                                            tmp_path: Path) -> None:
+    """llama-server answers every request with 503 ``{"error":{"code":503,"message":"Loading model","type":
+    "unavailable_error"}}`` while its weights load (server.cpp's middleware), with no ``retry-after`` and no estimate.
+    It was asked again at once (refused), and on every request of the load, counted until its breaker opened. Now it
+    rests a few seconds, as for a loading model's ``estimated_time``: the next model answers at once."""
+    loading = Fault.raw(503, json.dumps(LOADING), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, loading, loading)
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]
+    assert 4 < cooling <= 5
+    assert len(servers["openai"].requests) == 1
+
+
+# -- llama-server started with --embeddings ---------------------------------------------------------------------------
+
+async def test_llama_server_started_for_embeddings_is_a_model_that_cannot_chat(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """llama-server started with ``--embeddings`` refuses a chat: 501 ``{"error":{"code":501,"message":"This server
+    does not support completions. Start it without `--embeddings`","type":"not_supported_error"}}`` (server.cpp,
+    handle_completions_impl; format_error_response gives ERROR_TYPE_NOT_SUPPORTED code 501). It was a server_error:
+    asked again at once and counted until the breaker opened for seconds, then again, as long as the server ran so.
+    Now as Ollama's embedding model named in a chain: model_missing, cooled for cooldown.max_seconds."""
+    said = "This server does not support completions. Start it without `--embeddings`"
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        501, json.dumps({"error": {"code": 501, "message": said, "type": "not_supported_error"}}), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert "--embeddings" in (routed.record.attempts[0].detail or "") and cooling > 4
+
+
+# -- Structured Outputs' refusal --------------------------------------------------------------------------------------
+
+REFUSAL = "I'm sorry, I can't help with that."
+
+
+@pytest.fixture
+def refusing() -> Any:
+    with OpenAIServer(models=["local"], refusal=REFUSAL) as refuser, \
+            OpenAIServer(models=["backup"], reply_text="backup answer") as backup:
+        yield refuser, backup
+
+
+async def test_a_refusal_is_passed_on_as_the_models_answer(refusing: tuple[OpenAIServer, OpenAIServer],
+                                                          tmp_path: Path) -> None:
+    """OpenAI's models decline in ``refusal``, ``content`` null (the API reference's ChatCompletionChunk
+    ``delta.refusal``; openai-agents-python#589 reads it, MacPaw/OpenAI#249). It was read as nothing: an empty stop,
+    refused as unusable, and the next model asked. It is a policy answer, passed on as Anthropic's refusal is (stop
+    reason ``refusal``; the gateway says ``content_filter``)."""
+    refuser, backup = refusing
+    config = make_config(
+        {"primary": {"provider": "openai", "model": "local", "endpoint": refuser.url},
+         "backup": {"provider": "openai", "model": "backup", "endpoint": backup.url}},
+        {"agent": {"primary": "primary", "fallbacks": ["backup"]}})
+    writer = LogWriter(tmp_path / "log.db", local_models=["primary", "backup"])
+    router = Router(config, sink=writer.submit)
+    routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Do something bad")]))
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.response.text, routed.response.stop_reason) == (REFUSAL, "refusal")
+    assert not backup.requests
+
+
+async def test_a_whole_answers_refusal_is_read_too(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    whole = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local", "choices": [{
+        "index": 0, "message": {"role": "assistant", "content": None, "refusal": REFUSAL}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18}}
+    routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(200, json.dumps(whole), headers=JSON))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.response.text, routed.response.stop_reason) == (REFUSAL, "refusal")
+
+
+def test_the_official_client_reads_the_fakes_refusal(refusing: tuple[OpenAIServer, OpenAIServer]) -> None:
+    """The fake's refusal is what the ``openai`` package reads as one, streamed and whole."""
+    refuser, _ = refusing
+    client = openai.OpenAI(base_url=refuser.url + "/v1", api_key="sk-none", max_retries=0)
+    ask: Any = [{"role": "user", "content": "Do something bad"}]
+    whole = client.chat.completions.create(model="local", messages=ask)
+    assert (whole.choices[0].message.content, whole.choices[0].message.refusal) == (None, REFUSAL)
+    pieces = [c.choices[0].delta for c in client.chat.completions.create(model="local", messages=ask, stream=True)
+              if c.choices]
+    assert "".join(d.refusal or "" for d in pieces) == REFUSAL and not any(d.content for d in pieces)
+
+
+# -- Anthropic: a second message spliced into the stream --------------------------------------------------------------
+
+async def test_a_second_message_spliced_into_the_stream_is_not_joined_to_the_first(servers: dict[str, Any],  # noqa
+                                                                                   tmp_path: Path) -> None:
+    """A proxy that loses its upstream mid-answer and retries can splice the retry's events into the same body: a
+    second ``message_start`` with a new id while the first message is open (seen behind Google Vertex, vercel/ai#18331:
+    the first answer's tool_use cut mid input_json_delta). The two were read as one answer: "The weather inSunny.",
+    passed on as good. Now the first is an answer cut short, as by a broken connection: asked again."""
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.raw(
+        200, _start("msg_1"), _text_block("The weather in"), _start("msg_2"), _text_block("Sunny."),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}), MESSAGE_DELTA, MESSAGE_STOP,
+        headers=SSE))
+    assert outcomes(routed) == [("primary", "retry", "connection_dropped"), ("primary", "ok", None)]
+    assert "second message" in (routed.record.attempts[0].detail or "")
+    assert "The weather in" not in routed.response.text
+
+
+async def test_a_message_start_sent_twice_is_read_once(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guards the above: gateways that send the same ``message_start`` twice (bifrost#4556, litellm#32479) are read
+    as the one message they are."""
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.raw(
+        200, _start("msg_1"), _start("msg_1"), _text_block("Sunny."),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}), MESSAGE_DELTA, MESSAGE_STOP,
+        headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert routed.record.tokens_in == 9
+
+
+# -- held already (guards) --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    ("openai", Fault.raw(200, b'data: {"choices":[{"index":0,"delta":{"content":"caf\xc3',
+                         b'\xa9"},"finish_reason":"stop"}]}\n\n', DONE, headers=SSE, interval=0.05)),
+    ("ollama", Fault.raw(200, b'{"message":{"role":"assistant","content":"caf\xc3',
+                         b'\xa9"},"done":false}\n{"done":true,"done_reason":"stop"}\n', headers=NDJSON, interval=0.05)),
+], ids=["sse", "ndjson"])
+async def test_a_character_split_between_two_reads_is_whole(kind: str, fault: Fault, servers: dict[str, Any],  # noqa
+                                                            tmp_path: Path) -> None:
+    """A UTF-8 character whose bytes straddle two TCP reads (any server's large answer; a proxy re-chunking) is
+    joined, not replaced."""
+    routed, _ = await route_cooling(kind, servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "café"
+
+
+async def test_retry_after_as_an_http_date_cools_until_then(servers: dict[str, Any],  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    """RFC 9110 allows ``Retry-After`` as an HTTP date (proxies and CDNs send it so); the model cools until then."""
+    until = formatdate(time.time() + 4, usegmt=True)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        429, json.dumps({"error": {"message": "slow down", "type": "requests"}}),
+        headers={**JSON, "retry-after": until}))
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert 2 < cooling <= 4
+
+
+async def test_anthropic_crlf_and_pings_between_every_event(servers: dict[str, Any],  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    """Anthropic documents ``event: ping`` anywhere in a stream; a Windows-hosted proxy ends lines with CRLF."""
+    body = (ANTHROPIC_TEXT + event("ping", {"type": "ping"}) + MESSAGE_DELTA + MESSAGE_STOP).replace("\n", "\r\n")
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.raw(200, body, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
