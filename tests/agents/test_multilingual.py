@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from modelyard.agents import encoder
-from modelyard.agents.classifier import Classifier, View
+from modelyard.agents.classifier import MULTILINGUAL_VOTES, Classifier, View, english_side, training_samples
 from modelyard.agents.orchestrator import Orchestrator
+from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role
 from modelyard.config import load_config
 from modelyard.paths import embedded_default_config
 
@@ -65,7 +66,9 @@ def test_its_member_votes_on_other_languages_only(multilingual: encoder.Multilin
     other = classifier._features("写一首诗", classifier.other_language([("写一首诗", 1.0)]))
     assert View.MEANING in english and View.MULTILINGUAL not in english
     assert View.MULTILINGUAL in other and View.MEANING not in other
-    assert classifier._votes(other).shape == classifier._votes(english).shape == (5, 3)
+    assert classifier._votes(english).shape == (5, 3)
+    # round 14: the multilingual member casts MULTILINGUAL_VOTES (2) votes against one per TF-IDF member
+    assert classifier._votes(other).shape == (4 + MULTILINGUAL_VOTES, 3)
     assert classifier.decide("写一首关于猫的诗").agent == "b"
     assert Classifier(SAMPLES, multilingual=None).multilingual is None
     assert Classifier(SAMPLES, encoder=None).multilingual is None  # it replaces the encoder's member: none to replace
@@ -118,8 +121,63 @@ def test_non_english_tuning_prompts_reach_their_role() -> None:
     right = sum(d.agent in accept for d, accept in decided)
     sure_and_wrong = [d.agent for d, accept in decided if d.confidence >= 0.92 and d.agent not in accept]
     assert len(rows) == 101
-    assert right >= 78, f"{right} of 101 acceptable (round 10: 75, round 11: 80, round 13: 78)"
+    assert right >= 80, f"{right} of 101 acceptable (round 10: 75, round 11: 80, round 13: 78, round 14: 80)"
     assert sure_and_wrong == []
+
+
+def test_examples_in_other_languages_train_the_multilingual_member_only(multilingual: encoder.Multilingual) -> None:
+    """Round 14: ``roles.ROUND14_FOREIGN_EXAMPLES`` (marked :class:`ForeignOnly` by type) teach the multilingual
+    member; every other member, the similarities behind the confidence, and so every decision on English, are
+    exactly those of the classifier without them — while the same words given as a plain example train all."""
+    more = {name: [*texts, ForeignOnly(f"写一首关于{name}的诗" if name == "b" else f"调试代码 {name}")]
+            for name, texts in SAMPLES.items()}
+    plain, marked = Classifier(SAMPLES, multilingual=multilingual), Classifier(more, multilingual=multilingual)
+    for old, new in zip(plain.members, marked.members, strict=True):
+        for view in old.weights:
+            assert np.array_equal(old.weights[view], new.weights[view])
+        assert np.array_equal(old.bias, new.bias)
+    assert (plain._examples != marked._examples).nnz == 0
+    for text in ("write a poem about my cat", "fix this stack trace", "good morning!"):
+        assert plain.decide(text).agent == marked.decide(text).agent
+        assert plain.decide(text).confidence == marked.decide(text).confidence
+    multilingual_member = {id(m) for m in marked.foreign_members} - {id(m) for m in marked.members}
+    assert len(multilingual_member) == 1 and len(marked._training[0]) == len(plain._training[0]) + 3
+    assert english_side(more["b"]) == SAMPLES["b"] and english_side(["x", "y"]) == ["x", "y"]
+    plainly = {name: [*texts, str(more[name][-1])] for name, texts in SAMPLES.items()}  # a config's own example
+    assert english_side(plainly["b"]) == plainly["b"]
+
+
+def test_the_role_examples_in_other_languages() -> None:
+    """Written from POLICY.md in many languages (none a copy of an English-side role example, which would be
+    dropped from the other members with it), and given to every role agent of the default config."""
+    english = {text for texts in EXAMPLES.values() for text in texts}
+    for role in Role:
+        examples = ROUND14_FOREIGN_EXAMPLES[role]
+        assert len(examples) >= 20 and all(isinstance(t, ForeignOnly) for t in examples)
+        assert not english & set(examples), role
+        assert sum(encoder.foreign(t) for t in examples) >= 10  # short Latin-script ones are read as English
+    config = load_config(str(embedded_default_config()))
+    samples = training_samples(config, ["writer", "research"])
+    assert samples["writer"][-len(ROUND14_FOREIGN_EXAMPLES[Role.WRITER]):] == ROUND14_FOREIGN_EXAMPLES[Role.WRITER]
+
+
+def test_non_english_tuning_messages_gain_from_the_multilingual_votes() -> None:
+    """Round 14 on the tuning sets' 166 messages in another language (arenaforeign_dev 94, arena_dev 56, evals_dev
+    9, dev 7 — encoder.foreign): 129 acceptable before (round 13), 134 with the foreign-only examples and two
+    votes for the multilingual member (11 fixed, 6 broken); right above 0.92: 20 of 20 → 22 of 22."""
+    orchestrator = Orchestrator.from_config(load_config(str(embedded_default_config())))
+    assert orchestrator is not None
+    decided = []
+    for name in ("arenaforeign_dev", "arena_dev", "evals_dev", "dev"):
+        for line in (EVAL / f"{name}.jsonl").read_text().splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row and encoder.foreign(orchestrator.classifier._main(row["text"])):
+                accept = row.get("accept") or [row["agent"]]
+                decided.append((orchestrator.decide_fast(row["text"]), accept))
+    right = sum(d.agent in accept for d, accept in decided)
+    assert len(decided) == 166
+    assert right >= 133, f"{right} of 166 acceptable (round 13: 129, round 14: 134)"
+    assert [d.agent for d, accept in decided if d.confidence >= 0.92 and d.agent not in accept] == []
 
 
 def test_the_example_vectors_are_kept_on_disk(multilingual: encoder.Multilingual, tmp_path: Path,

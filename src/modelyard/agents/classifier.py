@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
 from modelyard.agents.request import views
-from modelyard.agents.roles import EXAMPLES, Role, role_of
+from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role, role_of
 from modelyard.config.schema import Config
 
 if TYPE_CHECKING:
@@ -71,14 +71,23 @@ def agent_role(config: Config, name: str) -> Role | None:
 
 
 def training_samples(config: Config, targets: list[str]) -> dict[str, list[str]]:
-    """Description + examples per target agent, plus its role's built-in examples."""
+    """Description + examples per target agent, plus its role's built-in examples — and its role's examples in
+    other languages (``roles.ROUND14_FOREIGN_EXAMPLES``), which only the multilingual member learns from
+    (:func:`english_side`)."""
     samples: dict[str, list[str]] = {}
     for name in targets:
         cfg = config.agents[name]
         role = agent_role(config, name)
         texts = [t for t in (cfg.description, *cfg.examples, *(EXAMPLES[role] if role else [])) if t.strip()]
-        samples[name] = texts or [name]
+        samples[name] = [*(texts or [name]), *(ROUND14_FOREIGN_EXAMPLES[role] if role else [])]
     return samples
+
+
+def english_side(texts: list[str]) -> list[str]:
+    """``texts`` without the examples only the multilingual member learns from (``roles.ForeignOnly``): what the
+    TF-IDF and sentence-encoder members, the confidence's similarities and the corrections' neighbours see — so
+    that those examples change no decision on a message in English."""
+    return [t for t in texts if not isinstance(t, ForeignOnly)]
 
 
 class View(StrEnum):
@@ -222,6 +231,11 @@ def column_sums(rows: csr_matrix, index: NDArray, weight: NDArray) -> NDArray:
     return out
 
 
+#: how many votes the multilingual member casts on a message in another language, against one for each TF-IDF
+#: member — whose word and character n-grams know little of other languages (round 14, chosen on the tuning
+#: sets' 166 foreign messages: 1 vote 131, 2 votes 136, 3 votes 135, 5 votes 132 right; benchmarks/README.md)
+MULTILINGUAL_VOTES = 2
+
 #: ``encoder=`` default: the process's shared sentence encoder, if it can be loaded
 SHARED = "shared"
 
@@ -261,8 +275,11 @@ class Classifier:
                 self._multilingual_pending = True
             else:
                 self.multilingual = multilingual  # type: ignore[assignment]
-        texts = [t for name in self.labels for t in samples[name]]
-        y = [name for name in self.labels for _ in samples[name]]
+        # the multilingual member learns from every text; the others not from the foreign-only examples
+        self._training = ([t for name in self.labels for t in samples[name]],
+                          [name for name in self.labels for _ in samples[name]])
+        texts = [t for name in self.labels for t in english_side(samples[name])]
+        y = [name for name in self.labels for _ in english_side(samples[name])]
         # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
         # never route should not pay it.
         import numpy as np
@@ -307,7 +324,6 @@ class Classifier:
             self.members.append(_Member({View.MEANING: meaning.coef_}, meaning.intercept_))
         #: the members that vote on a text in another language (those of English the same list)
         self.foreign_members = self.members
-        self._training = (texts, y)
         if self.multilingual is not None:
             self._train_multilingual(self.multilingual)
         elif self._multilingual_pending:  # whichever comes first, this thread or a message, loads; the other waits
@@ -328,7 +344,8 @@ class Classifier:
         with threadpool_limits(1):
             other = LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0).fit(
                 multilingual.many([self._main(t) for t in texts]), y)
-        self.foreign_members = [*self.members[:-1], _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)]
+        member = _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)
+        self.foreign_members = [*self.members[:-1], *[member] * MULTILINGUAL_VOTES]
         self.multilingual = multilingual
 
     def ready_multilingual(self) -> encoding.Multilingual | None:

@@ -78,9 +78,9 @@ def fit(samples: dict[str, list[str]], folds: int = FOLDS, seed: int = 0, *,
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from modelyard.agents.classifier import Classifier
+    from modelyard.agents.classifier import Classifier, english_side
 
-    pairs = [(text, agent) for agent, texts in samples.items() for text in texts]
+    pairs = [(text, agent) for agent, texts in samples.items() for text in english_side(texts)]
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     x, y = [], []

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, column_sums
+from modelyard.agents.classifier import Classifier, Decision, agent_role, column_sums, english_side
 from modelyard.agents.evaluation import Labelled, read_labels
 from modelyard.agents.roles import Role
 
@@ -91,7 +91,7 @@ class CorrectedClassifier:
         self.labels = self.base.labels
         self._agents = [agent for _, agent in learned]
         self._vector = self.refit.vector
-        known = [t for texts in samples.values() for t in texts]
+        known = [t for texts in samples.values() for t in english_side(texts)]
         # features × texts, row-sliced by a message's features: one small sparse product per decision
         self._known = self.refit.embed(known).T.tocsr() if learned and not self.refit._single else None
         self._learned = self.refit.embed([t for t, _ in learned]).T.tocsr() if self._known is not None else None

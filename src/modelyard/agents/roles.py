@@ -1075,6 +1075,144 @@ for _role, _more in ROUND13_EXAMPLES.items():
     EXAMPLES[_role].extend(_more)
 
 
+#: Round 14: requests in other languages, written from the policies (benchmarks/routing_eval/POLICY.md) in the
+#: sixteen languages of the multilingual encoder and a few more — not translations of any evaluation prompt.
+#: Only the multilingual member (agents/encoder.py: USE multilingual v3, which reads messages in another language)
+#: learns from them; the TF-IDF and WordLlama members never see them (``classifier.english_side``), so a message
+#: in English is decided exactly as without them. Not merged into :data:`EXAMPLES`.
+class ForeignOnly(str):
+    """An example only the multilingual member learns from (:data:`ROUND14_FOREIGN_EXAMPLES`): marked by its
+    type, not its text, so that the same words given elsewhere (a config's example) still train every member."""
+
+    __slots__ = ()
+
+
+_ROUND14_FOREIGN: dict[Role, list[str]] = {
+    Role.CHAT: [
+        '你好呀，今天过得怎么样？',
+        '谢谢你，帮了我大忙了！',
+        '我今天心情很不好，想找人聊聊天。',
+        '你是谁？你叫什么名字？',
+        'Привет! Как у тебя дела?',
+        'Спасибо большое, ты лучший!',
+        'Мне сегодня одиноко, поговори со мной немного.',
+        'こんにちは！元気ですか？',
+        'ありがとう、助かったよ。おやすみ！',
+        '안녕! 오늘 기분이 어때?',
+        '¡Hola! ¿Qué tal tu día?',
+        'Estoy un poco triste hoy, ¿podemos charlar un rato?',
+        'Salut ! Tu peux me raconter une blague ?',
+        'Hallo, wie geht es dir heute?',
+        'Olá, tudo bem? Quem é você?',
+        'Ciao! Mi racconti una barzelletta?',
+        'مرحبا، كيف حالك اليوم؟',
+        'Merhaba, nasılsın? Biraz sohbet edelim mi?',
+        '假装你是一只猫，用猫的语气和我聊天。',
+        'Давай поиграем: ты пират, а я юнга на твоём корабле. Начинай!',
+        'Finge que eres mi abuela y cuéntame cómo fue tu día.',
+        'ロールプレイをしよう。あなたは魔法学校の先生で、私は新入生です。',
+    ],
+    Role.ENGINEER: [
+        '用Python写一个函数，判断一个字符串是不是回文。',
+        '这段Java代码报空指针异常，帮我找出原因并修复。',
+        '给定一个整数数组，求最长递增子序列的长度，要求时间复杂度O(n log n)，用C++实现。',
+        '写一个SQL查询，统计每个部门工资最高的三个员工。',
+        'Напиши на Python скрипт, который переименовывает все файлы в папке по дате создания.',
+        'Почему мой Docker-контейнер сразу завершается после запуска? Вот Dockerfile.',
+        'Как в git отменить последний коммит, не потеряв изменения?',
+        'Pythonでリストの重複を順序を保ったまま削除する方法を教えてください。',
+        'このJavaScriptのエラー「undefined is not a function」の原因は何ですか？',
+        '자바스크립트로 배열을 정렬하는 함수를 만들어 주세요.',
+        '¿Cómo hago una expresión regular que valide correos electrónicos en JavaScript?',
+        'Escribe una función en Python que lea un archivo CSV y calcule el promedio de cada columna.',
+        'Mon script bash renvoie « permission denied », comment corriger ça ?',
+        'Écris une classe Java qui implémente une pile avec un tableau.',
+        'Wie schreibe ich in Excel eine Formel, die den Durchschnitt nur der positiven Werte berechnet?',
+        'Schreibe ein Shell-Skript, das alle .log-Dateien älter als 7 Tage löscht.',
+        'Como faço um loop em React para renderizar uma lista de itens?',
+        'Scrivi una funzione in C che inverte una lista collegata.',
+        'Python ile bir web sayfasından başlıkları çeken bir kod yaz.',
+        'Napisz w Pythonie program, który liczy słowa w pliku tekstowym.',
+        '题目描述：给你一个长度为 n 的序列，每次操作可以把相邻两个数合并，求最少操作次数。输入格式：第一行一个整数 n。输出格式：一个整数。',
+        'Задача: дана строка из скобок, проверить, является ли она правильной скобочной последовательностью. Ограничение по времени 1 с. Решение на C++.',
+    ],
+    Role.RESEARCH: [
+        '为什么冬天容易感冒？',
+        '量子计算和普通计算有什么区别？',
+        '一个水池有两个进水管，甲管单独注满要6小时，乙管要4小时，两管同时开要几小时注满？',
+        '秦始皇统一六国的原因有哪些？',
+        '长期失眠应该怎么调理？',
+        'Почему Римская империя распалась?',
+        'Реши уравнение: 2x² − 5x + 3 = 0.',
+        'Что выгоднее: досрочно гасить кредит или класть деньги на вклад?',
+        '日本の少子化の主な原因は何ですか？',
+        '光合成の仕組みをわかりやすく説明してください。',
+        '비타민 D가 부족하면 어떤 증상이 나타나나요?',
+        '¿Por qué los gatos ronronean?',
+        'Un tren sale a 80 km/h y otro a 100 km/h desde ciudades a 360 km; ¿cuándo se cruzan?',
+        'Pourquoi la tour de Pise penche-t-elle ?',
+        'Warum sind Flamingos rosa?',
+        'Quais são os benefícios e riscos do jejum intermitente?',
+        "Qual è la capitale più antica d'Europa?",
+        'لماذا يتغير طول النهار بين الصيف والشتاء؟',
+        'Osmanlı İmparatorluğu neden çöktü?',
+        'Jakie są objawy niedoboru żelaza?',
+        'Apa perbedaan antara inflasi dan deflasi?',
+        '推荐几本适合初学者的经济学书籍，并说说理由。',
+    ],
+    Role.WRITER: [
+        '写一首关于秋天的七言绝句。',
+        '帮我写一篇关于环保的演讲稿，三分钟左右。',
+        '以“重逢”为题写一篇800字的短篇小说。',
+        '给我的咖啡店想十个有创意的店名。',
+        '帮我把这段话改得更正式一些：我们下周开会讨论一下这个事。',
+        'Напиши стихотворение о первом снеге.',
+        'Сочини поздравление с юбилеем для коллеги, тёплое и с юмором.',
+        'Напиши рассказ о мальчике, который нашёл дракона в подвале.',
+        '猫が主人公の短い物語を書いてください。',
+        '取引先へのお詫びのメールを書いてください。納期が一週間遅れます。',
+        '여름 바다에 대한 시를 써 줘.',
+        'Escribe un cuento corto sobre un faro abandonado.',
+        'Redacta una carta de presentación para un puesto de enfermera.',
+        "Écris un poème d'amour en alexandrins.",
+        'Rédige un post LinkedIn pour annoncer mon nouveau poste.',
+        'Schreibe eine Kurzgeschichte über einen Roboter, der Gefühle entdeckt.',
+        'Escreva uma letra de música sobre saudade.',
+        'Scrivi un discorso per il matrimonio di mia sorella.',
+        'اكتب قصيدة عن الوطن.',
+        'Doğum günü için eğlenceli bir şiir yaz.',
+        'Napisz krótkie opowiadanie o zimie w górach.',
+        '给小学三年级学生设计一节关于分数的数学课教案。',
+    ],
+    Role.UTILITY: [
+        '把下面这段话翻译成英文：今天天气很好，我们去公园散步吧。',
+        '提取下面文本中的姓名、电话和地址，输出为JSON。',
+        '帮我检查这段文字里的错别字和标点。',
+        '统计下面这段文字有多少个字。',
+        'Переведи на английский: «Я буду дома в восемь вечера».',
+        'Исправь грамматические ошибки в тексте ниже.',
+        'Преобразуй эту таблицу в формат CSV.',
+        '次の文章を英語に翻訳してください。',
+        '以下の文章から日付と金額を抜き出して表にしてください。',
+        '다음 문장을 영어로 번역해 줘.',
+        'Traduce al inglés el siguiente párrafo.',
+        'Corrige la ortografía de este texto sin cambiar el estilo.',
+        'Convierte esta lista en una tabla Markdown con columnas nombre y precio.',
+        "Traduis ce texte en allemand, s'il te plaît.",
+        'Extrais toutes les adresses e-mail du texte suivant.',
+        'Übersetze diesen Satz ins Französische.',
+        'Konvertiere die folgenden Daten von JSON in YAML.',
+        'Traduza para o inglês: obrigado pela ajuda.',
+        'Ordina alfabeticamente questa lista di nomi.',
+        'ترجم هذه الجملة إلى الإنجليزية.',
+        'Bu metni İngilizceye çevir.',
+        '把下面的评论按正面、负面、中性分类。',
+    ],
+}
+ROUND14_FOREIGN_EXAMPLES: dict[Role, list[ForeignOnly]] = {
+    role: [ForeignOnly(text) for text in texts] for role, texts in _ROUND14_FOREIGN.items()}
+
+
 def role_of(name: str) -> Role | None:
     """The role an agent name implies when the config does not say (``writer`` → writer)."""
     try:
