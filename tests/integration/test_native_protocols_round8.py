@@ -247,3 +247,33 @@ async def test_anthropic_crlf_and_pings_between_every_event(servers: dict[str, A
     body = (ANTHROPIC_TEXT + event("ping", {"type": "ping"}) + MESSAGE_DELTA + MESSAGE_STOP).replace("\n", "\r\n")
     routed, _ = await route_cooling("anthropic", servers, tmp_path, Fault.raw(200, body, headers=SSE))
     assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+
+
+# -- llama_cpp.server: an empty stream for a prompt past its context --------------------------------------------------
+
+async def test_an_empty_stream_the_server_has_explained_is_not_asked_again(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """llama_cpp.server answers a streamed prompt past its context with a 200 event stream framed empty (its error is
+    raised inside the stream; the fifth hunt asks such a stream once more whole, where the server says why). That
+    second request was paid on every over-context prompt. Once the server has said so, its empty stream is that
+    refusal at once: the next model answers, one request to this server per prompt."""
+    over = json.dumps({"error": {"message": "This model's maximum context length is 256 tokens. However, you "
+                                            "requested 437 tokens (429 in the messages, 8 in the completion). Please "
+                                            "reduce the length of the messages or completion.",
+                                 "type": "invalid_request_error", "param": "messages",
+                                 "code": "context_length_exceeded"}})
+    for _ in range(2):  # each prompt: the empty stream, and the refusal were it asked whole
+        servers["openai"].push(Fault.raw(200, headers=SSE))
+        servers["openai"].push(Fault.raw(400, over, headers=JSON))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    routed = [await router.complete("agent", ChatRequest(messages=[Message("user", "a long prompt")]))
+              for _ in range(2)]
+    await router.aclose()
+    writer.close()
+    for each in routed:
+        assert outcomes(each) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "maximum context length is 256 tokens" in (routed[1].record.attempts[0].detail or "")
+    assert "437" not in (routed[1].record.attempts[0].detail or "")
+    sent = [r.json.get("stream") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
+    assert sent == [True, False, True]
+    assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 2

@@ -109,6 +109,11 @@ async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_wel
     assert attempt.reason == "bad_request"
     assert "maximum context length is 2048 tokens" in (attempt.detail or "")
     assert router.pool.local("served").health.state == "available"
+    # the next such prompt is read as that refusal at once (hunt8): one request, not two
+    with pytest.raises(ChainExhausted) as info:
+        await router.complete("chat", ChatRequest(messages=[Message("user", "9876543210" * 220)], max_tokens=8))
+    attempt = info.value.record.attempts[0]
+    assert attempt.reason == "bad_request" and "asked whole once" in (attempt.detail or "")
     routed = await router.complete("chat", PROMPT)
     assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("ok", None)]
     await router.aclose()

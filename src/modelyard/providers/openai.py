@@ -29,6 +29,7 @@ from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     CONTEXT_FULL,
+    CONTEXT_WORDS,
     MAX_SAID,
     NO_ROOM,
     NO_ROOM_WORDS,
@@ -418,6 +419,9 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
     )
 
 
+#: the server's context in its refusal's words ("This model's maximum context length is 2048 tokens. However, …")
+_WINDOW = re.compile(r"maximum context length is \d+ tokens")
+
 #: how long a read may take after an answer's finish reason, from a server learned to leave ``[DONE]`` out
 #: (:attr:`HttpClient.no_end_marker`): the usage chunk follows the finish within milliseconds
 END_GRACE = 0.5
@@ -471,6 +475,9 @@ class OpenAIProvider(HttpProvider):
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
     _reasoning_back = False
+    #: learned: this server's empty event stream is a prompt past its context (llama_cpp.server's: asked whole once,
+    #: it said so), the words it said then
+    _empty_said: str | None = None
     #: what the server attached to its tool calls, by call id, sent back with them (:data:`MAX_SIGNED_CALLS` kept)
     _extras: OrderedDict[str, dict[str, Any]] | None = None
 
@@ -722,9 +729,21 @@ class OpenAIProvider(HttpProvider):
                 # failure of a model that is well, with nothing of why. Asked once more whole, the server says it
                 # (a 400 "This model's maximum context length is 256 tokens. However, you requested 437 tokens
                 # (429 in the messages, 8 in the completion)"): a bad_request, or a max_tokens the router clamps;
-                # a server that answers whole then is read as any whole answer
-                async for chunk in self._stream(request, timeouts, join=join, streamed=False):
-                    yield chunk
+                # a server that answers whole then is read as any whole answer. Once it has said so, its empty
+                # stream is read as that refusal at once: the second request cost its time (the prompt tokenized
+                # again) on every over-context prompt. llama-cpp-python refuses only a prompt that fills the context
+                # on its own (a max_tokens past the room it cuts), so nothing is lost that a refit could have saved
+                if self._empty_said is not None:
+                    raise ProviderError(Reason.BAD_REQUEST, "an empty event stream, which this server sends for a "
+                                        f"prompt past its context (asked whole once, it said: {self._empty_said})")
+                try:
+                    async for chunk in self._stream(request, timeouts, join=join, streamed=False):
+                        yield chunk
+                except ProviderError as exc:
+                    if exc.reason is Reason.BAD_REQUEST and CONTEXT_WORDS.search(exc.message):
+                        window = _WINDOW.search(exc.message)  # that prompt's counts would mislead later ones
+                        self._empty_said = window.group(0) if window else exc.message
+                    raise
                 return
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         if calls.extras:
