@@ -408,9 +408,10 @@ class RedisLink:
         return json.dumps(said, sort_keys=True, separators=(",", ":"))
 
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
-        return [self._instances_key, self._configs_key], [
+        own = [] if leave else [state.tag for state in self.states.values() if state.per_host]
+        return [self._instances_key, self._configs_key, f"{self.prefix}:host-keys"], [
             self.now_arg(), self.lease_ms if leave else self.instance_ms, self.instance, int(leave), f"{self.host}:",
-            "" if leave else self._limits_text(), self.silent_ms]
+            "" if leave else self._limits_text(), self.silent_ms, *own]
 
     def _compare(self, others: list[Any]) -> None:
         """``others``: (instance, limits JSON) pairs of live processes whose limits differ from this one's."""

@@ -306,11 +306,16 @@ end
 return 0
 """
 
-#: KEYS instances configs; ARGV now win id leave(0/1) host_prefix limits silent_ms
+#: KEYS instances configs [host_keys]; ARGV now win id leave(0/1) host_prefix limits silent_ms [tag…]
 #: The processes sharing this prefix: registers (or removes) this one with the limits it applies (``limits``: its
 #: config's max_concurrent per shared model, as JSON), forgets the ones whose entry ran out, and counts the *silent*
 #: ones — alive, but not registered for ``silent_ms`` (every process registers each tick): cut off from Redis, so
 #: using their outage share on their own (or dead, until their entry runs out).
+#: ``host_keys``: the tags (``PREFIX:{model@host}``) of the models whose slots are a host's own (RedisState.per_host),
+#: each with a deadline ``win`` past its last registration by a process of that host. Nobody else ever touches those
+#: keys, so a host removed for good left them in Redis forever; once a tag's deadline passed and no process of its
+#: host is alive, its keys are deleted (a host still alive — an older version does not register its tags — keeps
+#: them, looked at again after another ``win``). The keys are named here, not passed: Redis Cluster is not supported.
 #: → {alive, alive on this host, silent, silent on this host, then (instance, limits) for each set of limits unlike
 #: this one's}
 INSTANCES = _PRELUDE + r"""
@@ -327,6 +332,26 @@ local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local host, on_host = ARGV[5], 0
 for _, id in ipairs(ids) do
   if string.sub(id, 1, #host) == host then on_host = on_host + 1 end
+end
+if KEYS[3] then
+  local until_ = now + tonumber(ARGV[2])
+  if ARGV[4] ~= '1' then
+    for i = 8, #ARGV do redis.call('ZADD', KEYS[3], until_, ARGV[i]) end
+  end
+  for _, tag in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)) do
+    local there = (string.match(tag, '@([^@]*)}$') or '') .. ':'
+    local alive = false
+    for _, id in ipairs(ids) do
+      if string.sub(id, 1, #there) == there then alive = true; break end
+    end
+    if alive then
+      redis.call('ZADD', KEYS[3], until_, tag)
+    else
+      redis.call('DEL', tag .. ':holders', tag .. ':queue', tag .. ':leases', tag .. ':meta', tag .. ':released',
+                 tag .. ':breaker')
+      redis.call('ZREM', KEYS[3], tag)
+    end
+  end
 end
 local silent, silent_on_host = 0, 0
 if ARGV[4] ~= '1' and ARGV[7] then

@@ -62,6 +62,8 @@ class RedisState(ModelState):
         #: shared by the processes of this host only — one host's embedded model never waits for another's
         self.per_host = per_host
         tag = f"{link.prefix}:{{{name}@{link.host}}}" if per_host else f"{link.prefix}:{{{name}}}"
+        #: the keys' common part (a per-host model's is registered with the instance entry: see lua.INSTANCES)
+        self.tag = tag
         self._slots = [f"{tag}:holders", f"{tag}:queue", f"{tag}:leases", f"{tag}:meta"]
         self._released = f"{tag}:released"
         self.meta_key = self._slots[3]
