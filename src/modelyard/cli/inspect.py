@@ -189,8 +189,13 @@ def _limited_apart(cfg: Config, conn: LogConnection) -> str:
     settings = state_settings(cfg)
     mine = presence.fingerprint(settings.url if settings else None, settings.prefix if settings else "",
                                 socket.gethostname())
+    servers: list[str] = []
+    if settings is not None:
+        from modelyard.router.shared.link import read_server_id  # the redis package: only with shared state
+
+        servers = [run] if (run := asyncio.run(read_server_id(settings))) else []
     try:
-        differ = presence.others(conn, mine)
+        differ = presence.others(conn, mine, servers)
     except Exception:  # a courtesy: the listing does not depend on it
         return ""
     return f"shared state: {presence.sentence(differ, mine)}" if differ else ""

@@ -30,7 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,6 +259,10 @@ class Forwarder:
         #: the shared state this host uses (:func:`.presence.fingerprint`), recorded in the log for the other hosts
         #: to compare; None: not said (the runtime sets it once its pool is built)
         self.presence: str | None = None
+        #: the run ids of the Redis server that shared state reached lately (the runtime sets it from the link): a
+        #: host on the same server at another address (a tunnel per host) uses the same shared state
+        #: None: not read yet — the look waits for it, else a host on a tunnel was said apart until its next look
+        self.presence_servers: Callable[[], Sequence[str] | None] = tuple
         self.presence_every = presence.EVERY
         self._presence_at = -presence.EVERY
         #: hosts writing to this log with another shared state ("hostb uses redis …"), from the last look
@@ -460,10 +464,14 @@ class Forwarder:
 
     def _look_around(self, mine: str) -> None:
         """Record which shared state this host uses, and say the hosts on this log that use another."""
+        servers = self.presence_servers()
+        if servers is None:
+            self._presence_at = -self.presence_every  # at the next step
+            return
         try:
             pg = self._database()
-            presence.record(pg, self.where, socket.gethostname(), mine)
-            differ = presence.others(pg, mine)
+            presence.record(pg, self.where, socket.gethostname(), mine, servers)
+            differ = presence.others(pg, mine, servers)
         except Exception as exc:  # a courtesy: never the forwarder's failure
             log.debug("routing log: presence not recorded (%s)", exc)
             return

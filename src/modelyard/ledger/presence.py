@@ -7,10 +7,19 @@ nothing of the others, and each hands out the whole ``max_concurrent`` of the sa
 is the log: so each forwarder records, every :data:`EVERY` seconds, the shared state its host uses (``host:port/db
 prefix``, never a password; a loopback server named with its host) in a small table of the PostgreSQL log, and reads
 the others'. ``models`` reads it too. The table is a courtesy: any failure here skips one look.
+
+The address is not the server: hosts that reach one Redis through each host's own ``127.0.0.1`` (an SSH tunnel, a
+stunnel or sidecar per host) record different addresses for the same server, and were told they limit apart. So each
+also records the Redis server's own identity, its ``run_id`` (``INFO server``; every id read in the last two minutes:
+a restart changes it, and the hosts read it at different moments), and two hosts whose ids meet, on the same database
+and prefix, use one shared state whatever the address. Without an id (an ACL that forbids ``INFO``, an older
+version) the address decides, as before.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 #: how often a forwarder records its host and reads the others'; an entry older than :data:`FRESH` is gone
@@ -19,34 +28,74 @@ FRESH = 3 * EVERY
 
 TABLE = "log_presence"
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (who TEXT PRIMARY KEY, host TEXT NOT NULL, state TEXT NOT NULL, "
-           "seen DOUBLE PRECISION NOT NULL)")
+           "seen DOUBLE PRECISION NOT NULL, servers TEXT NOT NULL DEFAULT '')")
+#: a table an older version created has no ``servers``
+_ADD_SERVERS = f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS servers TEXT NOT NULL DEFAULT ''"
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 #: what a process without shared state records (its limits are its own)
 NONE = "no shared state (limits in each process)"
 
 
-def record(pg: Any, who: str, host: str, state: str) -> None:
+def record(pg: Any, who: str, host: str, state: str, servers: Sequence[str] = ()) -> None:
+    """``servers``: the run ids of the Redis server this host's shared state reached lately (none: not known)."""
     try:
         pg.execute(_CREATE)
     except Exception as exc:  # two hosts creating it at once: PostgreSQL refuses the second (pg_type's unique key)
         if "already exists" not in str(exc):
             raise
-    pg.execute(f"INSERT INTO {TABLE} (who, host, state, seen) VALUES (?, ?, ?, {_NOW}) ON CONFLICT (who) DO UPDATE "
-               f"SET host = EXCLUDED.host, state = EXCLUDED.state, seen = EXCLUDED.seen", (who, host, state))
-
-
-def others(pg: Any, state: str, *, exclude: str = "") -> list[str]:
-    """Hosts seen within :data:`FRESH` that record another shared state than ``state``, as sentences."""
+    insert = (f"INSERT INTO {TABLE} (who, host, state, seen, servers) VALUES (?, ?, ?, {_NOW}, ?) ON CONFLICT (who) "
+              "DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, seen = EXCLUDED.seen, "
+              "servers = EXCLUDED.servers")
     try:
-        rows = pg.execute(f"SELECT host, state, MIN({_NOW} - seen) AS age FROM {TABLE} WHERE seen > {_NOW} - ? "
-                          "AND state <> ? AND who <> ? GROUP BY host, state ORDER BY host, state",
-                          (FRESH, state, exclude)).fetchall()
+        pg.execute(insert, (who, host, state, " ".join(servers)))
+    except Exception as exc:
+        if "servers" not in str(exc):
+            raise
+        pg.execute(_ADD_SERVERS)
+        pg.execute(insert, (who, host, state, " ".join(servers)))
+
+
+def others(pg: Any, state: str, servers: Sequence[str] = (), *, exclude: str = "") -> list[str]:
+    """Hosts seen within :data:`FRESH` that record another shared state than ``state`` (on ``servers``), as sentences.
+    One that records another address but a server id of ``servers``, with the same database and prefix, reached the
+    same Redis another way (a tunnel): not another shared state."""
+    try:
+        rows = pg.execute(f"SELECT *, {_NOW} - seen AS age FROM {TABLE} WHERE seen > {_NOW} - ? AND state <> ? "
+                          "AND who <> ?", (FRESH, state, exclude)).fetchall()
     except Exception as exc:  # the table not there yet (no forwarder ran), or no right to read it
         if "does not exist" in str(exc) or "log_presence" in str(exc):
             return []
         raise
-    return [f"{row['host']} uses {row['state']} (seen {row['age']:.0f}s ago)" for row in rows]
+    ages: dict[tuple[str, str], float] = {}
+    for row in rows:
+        if not same_server(state, servers, row["state"], _servers_of(row)):
+            key = (row["host"], row["state"])
+            ages[key] = min(ages.get(key, row["age"]), row["age"])
+    return [f"{host} uses {theirs} (seen {age:.0f}s ago)" for (host, theirs), age in sorted(ages.items())]
+
+
+def _servers_of(row: Any) -> list[str]:
+    try:
+        return str(row["servers"] or "").split()
+    except (IndexError, KeyError):  # a table of an older version, not altered yet
+        return []
+
+
+#: the database and prefix of a :func:`fingerprint` (``redis HOST:PORT/DB prefix 'P'``, ``redis unix:PATH@HOST db DB
+#: prefix 'P'``): what must match beside the server
+_NAMESPACE = re.compile(r"^redis .+?(?:/| db )(?P<db>[^/ ]+) prefix '(?P<prefix>.*)'$", re.S)
+
+
+def same_server(mine: str, my_servers: Sequence[str], theirs: str, their_servers: Sequence[str]) -> bool:
+    """Two fingerprints name one shared state: the same text, or one Redis server (a run id both read lately) with
+    the same database and prefix, reached at different addresses."""
+    if mine == theirs:
+        return True
+    if not set(my_servers) & set(their_servers):
+        return False
+    a, b = _NAMESPACE.match(mine), _NAMESPACE.match(theirs)
+    return a is not None and b is not None and a.group("db", "prefix") == b.group("db", "prefix")
 
 
 def sentence(differ: list[str], mine: str) -> str:

@@ -193,6 +193,36 @@ def _log_shown(target: str) -> str:
     return target or "this host's file only (no log.url)"
 
 
+#: how often a process reads the Redis server's identity (``run_id``), and how long an id read counts as this process's
+#: server: longer than the routing log's presence look-back (90 s) plus a look (30 s), so two hosts that read the
+#: server on either side of a restart still share an id (see :mod:`modelyard.ledger.presence`)
+SERVER_EVERY = 30.0
+SERVER_KEPT = 150.0
+
+
+async def server_id(client: Redis, timeout: float) -> str | None:
+    """The Redis server's ``run_id`` (``INFO server``): the same for every client of one server, whatever address it
+    is reached at (a tunnel, a proxy), and different for another server. None where it cannot be read (an ACL that
+    forbids INFO, an outage)."""
+    try:
+        async with asyncio.timeout(timeout):
+            info = await client.info("server")
+    except (TimeoutError, RedisError, OSError):
+        return None
+    run = info.get("run_id") if isinstance(info, dict) else None
+    return str(run) if run else None
+
+
+async def read_server_id(settings: StateConfig) -> str | None:
+    """:func:`server_id` on a connection of its own (``models``: a look, no link running)."""
+    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
+                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    try:
+        return await server_id(client, 2 * settings.timeout)
+    finally:
+        await client.aclose()
+
+
 class StoreUnreachable(Exception):
     """The shared store did not answer within its bound (or refused): the link is down."""
 
@@ -272,6 +302,11 @@ class RedisLink:
         self._registry_client: Redis | None = None
         self._registry_script: AsyncScript | None = None
         self.host_instances = 0
+        #: the run ids of the Redis server read in the last SERVER_KEPT seconds (read by the forwarder's thread: a
+        #: tuple replaced whole), and when each was read; None until the first try (the store reached or not)
+        self.servers: tuple[str, ...] | None = None
+        self._servers_read: dict[str, float] = {}
+        self._server_at = -SERVER_EVERY
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
         #: token → the state waiting for it (the grant listener looks tokens up here)
@@ -586,6 +621,8 @@ class RedisLink:
             except Exception:  # a bug here must not stop the heartbeat of every slot this process holds
                 if _loop_running():
                     log.exception("shared state maintenance failed")
+            if self.servers is None and not self.up:
+                self.servers = ()  # never reached: the address alone says which shared state this is
             if not _loop_running():
                 # closed from outside any loop, mid-call (as _listen): redis-py turned the GeneratorExit into an
                 # error of its own; pausing on would raise "no running event loop" from the garbage collector
@@ -622,10 +659,22 @@ class RedisLink:
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
+        if self.view_at - self._server_at >= SERVER_EVERY:
+            self._server_at = self.view_at
+            await self._read_server()
         if self.view_at - self._registry_at >= namespaces.EVERY:
             self._registry_at = self.view_at
             await self._namespaces(json.dumps({"namespace": self._namespace(), "backends": self.backends},
                                               sort_keys=True))
+
+    async def _read_server(self) -> None:
+        assert self._client is not None
+        run = await server_id(self._client, self.settings.timeout)
+        now = time.monotonic()
+        if run is not None:
+            self._servers_read[run] = now
+        self._servers_read = {r: at for r, at in self._servers_read.items() if now - at < SERVER_KEPT}
+        self.servers = tuple(sorted(self._servers_read))
 
     # -- namespaces (see .namespaces) -----------------------------------------------------
 

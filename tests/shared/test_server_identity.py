@@ -1,0 +1,95 @@
+"""Hosts that reach one Redis server at different addresses share one shared state; hosts on two servers do not.
+
+A small team reaches a Redis that listens only on its own host through a tunnel per host — `ssh -L 6379:127.0.0.1:6379
+hostA` or stunnel, then `state: redis://127.0.0.1:6379/0` on every host (the pattern Redis's own security page
+suggests for a Redis that must not face the network: https://redis.io/docs/latest/operate/oss_and_stack/management/
+security/ , "Network security": bind to loopback, "or use a tunnel"). Each host's fingerprint names its own
+127.0.0.1, so the routing log's presence check told them they "limit the same models apart" and made /healthz
+degraded. The tests' own TCP proxy (tests/shared/fault_proxy.py) stands in for the tunnel: another port on
+127.0.0.1, the same server behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import redis
+
+from modelyard.config.schema import StateConfig
+from modelyard.ledger import presence
+from modelyard.ledger.forward import Forwarder
+from modelyard.router.shared import link as shared_link
+from tests.shared.fault_proxy import FaultProxy
+from tests.shared.redis_kit import PrivateRedis
+
+
+def _until(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+    return value
+
+
+def _link_servers(url: str, prefix: str) -> tuple[str, ...]:
+    """What a running link records as its server (the runtime hands it to the forwarder)."""
+    async def run() -> tuple[str, ...]:
+        link = shared_link.RedisLink(StateConfig(url=url, prefix=prefix, refresh=0.1, timeout=0.5))
+        link.ensure_started()
+        try:
+            for _ in range(100):
+                if getattr(link, "servers", None):
+                    return link.servers  # type: ignore[no-any-return]
+                await asyncio.sleep(0.05)
+            return ()
+        finally:
+            await link.aclose()
+    return asyncio.run(run())
+
+
+def test_a_tunnel_to_the_same_redis_is_not_said_apart_another_server_still_is(tmp_path: Path, redis_url: str,
+                                                                              prefix: str, pg_url: str) -> None:
+    here = socket.gethostname()
+    with FaultProxy(6379) as tunnel, PrivateRedis(tmp_path) as other:
+        urls = [redis_url, tunnel.url(), other.url]
+        prints = [presence.fingerprint(url, prefix, here) for url in urls]
+        assert len(set(prints)) == 3  # three addresses: the address alone cannot tell the tunnel from the other
+        servers = []
+        for url in urls:  # what each host reads of its server (INFO server), through its own address
+            with redis.Redis.from_url(url, socket_timeout=5) as client:
+                servers.append((str(client.info("server")["run_id"]),))
+        assert servers[0] == servers[1] != servers[2], servers
+        hosts = [Forwarder(tmp_path / f"spool-{i}.sqlite3", pg_url, poll=0.05) for i in range(3)]
+        try:
+            for forwarder, mine, ids in zip(hosts, prints, servers, strict=True):
+                forwarder.presence, forwarder.presence_every = mine, 0.2
+                forwarder.presence_servers = lambda ids=ids: ids
+                forwarder.wake()
+            # every host has looked once the odd one out sees both others, and both see it
+            _until(lambda: (len(hosts[2].state_differs) == 2 and all(h.state_differs for h in hosts[:2]))
+                   or [h.last_error for h in hosts if h.last_error])
+            for forwarder in hosts[:2]:
+                assert [d.split(" (seen ")[0] for d in forwarder.state_differs] == [f"{here} uses {prints[2]}"]
+            assert not any(prints[1] in d for d in hosts[0].state_differs)
+            assert not any(prints[0] in d for d in hosts[1].state_differs)
+        finally:
+            for forwarder in hosts:
+                forwarder.close()
+        # where the runtime's forwarder gets them: the link reads its server's id; `models` reads it once
+        assert [_link_servers(url, prefix) for url in urls] == servers
+        assert asyncio.run(shared_link.read_server_id(StateConfig(url=tunnel.url(), timeout=1))) == servers[1][0]
+
+
+def test_ids_read_on_either_side_of_a_restart_still_meet() -> None:
+    """Redis restarted: its run id changed, and the hosts read it at different moments. A host that read both ids
+    and one that read only the old one are on one server; the database or the prefix still has to match."""
+    mine = "redis hosta:6379/0 prefix 'm'"
+    assert presence.same_server(mine, ["old", "new"], "redis hostb:6379/0 prefix 'm'", ["old"])
+    assert not presence.same_server(mine, ["old", "new"], "redis hostb:6379/1 prefix 'm'", ["old"])
+    assert not presence.same_server(mine, ["old", "new"], "redis hostb:6379/0 prefix 'team'", ["new"])
+    assert not presence.same_server(mine, ["a"], "redis hostb:6379/0 prefix 'm'", ["b"])
+    assert not presence.same_server(mine, [], "redis hostb:6379/0 prefix 'm'", [])  # no id: the address decides
+    assert presence.same_server("redis unix:/run/r.sock@a db 2 prefix 'm'", ["x"], "redis b:6379/2 prefix 'm'", ["x"])
