@@ -44,6 +44,15 @@ def delete_prefix(prefix: str, url: str = REDIS_URL) -> None:
         client.close()
 
 
+def until(predicate: Any, timeout: float = 30.0, step: float = 0.1) -> Any:
+    """Poll ``predicate`` (a blocking check: another thread or process does the work) until it holds; its value."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(step)
+    return value
+
+
 def own_tag(prefix: str, model: str) -> str:
     """The keys' tag of a model whose slots are this host's (the embedded model, a server on a loopback endpoint: every
     host has its own); a model on a server on the network has ``{prefix}:{model}``."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 
 import redis
@@ -23,15 +22,7 @@ from modelyard.ledger import presence
 from modelyard.ledger.forward import Forwarder
 from modelyard.router.shared import link as shared_link
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import PrivateRedis
-
-
-def _until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-    return value
+from tests.shared.redis_kit import PrivateRedis, until
 
 
 def _link_servers(url: str, prefix: str) -> tuple[str, ...]:
@@ -69,7 +60,7 @@ def test_a_tunnel_to_the_same_redis_is_not_said_apart_another_server_still_is(tm
                 forwarder.presence_servers = lambda ids=ids: ids
                 forwarder.wake()
             # every host has looked once the odd one out sees both others, and both see it
-            _until(lambda: (len(hosts[2].state_differs) == 2 and all(h.state_differs for h in hosts[:2]))
+            until(lambda: (len(hosts[2].state_differs) == 2 and all(h.state_differs for h in hosts[:2]))
                    or [h.last_error for h in hosts if h.last_error])
             for forwarder in hosts[:2]:
                 assert [d.split(" (seen ")[0] for d in forwarder.state_differs] == [f"{here} uses {prints[2]}"]

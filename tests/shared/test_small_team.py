@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from tests.fakes import OpenAIServer
-from tests.shared.redis_kit import PrivateRedis
+from tests.shared.redis_kit import PrivateRedis, until
 
 
 def _write(path: Path, endpoint: str, state: dict, tmp_path: Path, *, limit: int = 2) -> Path:
@@ -130,14 +130,6 @@ def test_serve_says_once_whether_it_reached_the_shared_state(tmp_path: Path, pre
         assert "no model gets a slot until it answers" in said, said
 
 
-def _until(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-    return value
-
-
 def test_hosts_on_one_log_but_different_redis_servers_are_said(tmp_path: Path, redis_url: str, prefix: str,
                                                                pg_url: str, caplog) -> None:
     """A typo in one host's state.url (another Redis server) or none: the hosts share the routing log but not the
@@ -165,7 +157,7 @@ def test_hosts_on_one_log_but_different_redis_servers_are_said(tmp_path: Path, r
                     forwarder.presence_every = 0.2  # 30 s in a process: both sides look within the test's bound
                 for forwarder in hosts:
                     forwarder.wake()
-                _until(lambda: (hosts[0].state_differs and hosts[1].state_differs)
+                until(lambda: (hosts[0].state_differs and hosts[1].state_differs)
                        or [f.last_error for f in hosts if f.last_error] or "not recorded" in caplog.text)
                 assert hosts[0].state_differs and hosts[1].state_differs, caplog.text
             assert [d.split(" (seen ")[0] for d in hosts[1].state_differs] == [f"{here} uses {right}"]
