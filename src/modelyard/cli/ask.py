@@ -60,6 +60,20 @@ def _not_an_agent(runtime: Runtime, name: str) -> str:
     return f"unknown agent '{name}'" + did_you_mean(name, runtime.config.agents) + f" ({agents})"
 
 
+#: what ``ask`` and ``chat`` wait for when the orchestrator picks the agent
+ROUTED = "auto (orchestrator)"
+
+
+def waiting_words(waiting_for: str) -> str:
+    """The status line before the first token. A routed turn first loads the routing model (seconds, once per
+    process: 6 s in `chat`'s first turn here at load 7) — it said only that a local model loads, and the route line
+    after it showed the decision taking 1 ms, so the wait was put on the model that answered in 70 ms."""
+    if waiting_for == ROUTED:
+        return (f"{waiting_for}: choosing an agent, then waiting for its first token (the routing model and a local "
+                "model load on their first use)…")
+    return f"{waiting_for}: waiting for the first token (a local model loads on its first use)…"
+
+
 class TerminalText:
     """``on_text`` for a terminal: prints what the accumulated text adds; a text that does not continue
     what is shown (a hand-off's revision replacing the answer) is printed whole below a rule."""
@@ -69,8 +83,8 @@ class TerminalText:
         self.shown = ""
         # until the first token, a terminal says what it waits for: a local model's first use loads it
         # (seconds: 8 s here on a busy machine), and a silent prompt looked hung
-        self._status = (err.status(f"{waiting_for}: waiting for the first token (a local model loads on its first "
-                                   "use)…") if show and waiting_for and err.is_terminal else None)
+        self._status = (err.status(waiting_words(waiting_for)) if show and waiting_for and err.is_terminal
+                        else None)
         if self._status is not None:
             self._status.start()
 
@@ -188,7 +202,7 @@ def ask(
 
     async def go() -> int:
         records: list[RequestRecord] = []
-        text = TerminalText(show=not as_json, waiting_for=name or "auto (orchestrator)")
+        text = TerminalText(show=not as_json, waiting_for=name or ROUTED)
         try:
             reply = await answer(runtime, [Message("user", prompt)], agent=name, on_text=text, records=records)
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: the model is stopped and its row logged by now
@@ -317,7 +331,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     break
                 if await _command(session, runtime, line):
                     continue
-                text = TerminalText(waiting_for=session.agent or "auto (orchestrator)")
+                text = TerminalText(waiting_for=session.agent or ROUTED)
                 try:
                     reply = await session.turn(line, on_text=text)
                 except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line

@@ -68,11 +68,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def config_said(exc: ConfigError) -> str:
+    """A config error as a command says it: a config file that is not there (a name typed before `init` was run
+    there, or the wrong directory) says how one gets written, not only 'file not found'."""
+    if exc.line is None and exc.detail.startswith("file not found") and exc.path:
+        return f"{exc} (`modelyard init {exc.path}` writes a starter config there)"
+    return str(exc)
+
+
 def load_or_exit(config: Path | None) -> tuple[Config, Path]:
     try:
         return load(config)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(config_said(exc)) from None
 
 
 #: the log connections the running command opened through log_or_exit / local_log_or_exit (see command_scope)
@@ -182,7 +190,7 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool
             runtime.pool.link.one_shot = True
         return runtime
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(config_said(exc)) from None
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
         raise fail(str(exc), code=1) from None
 
