@@ -21,12 +21,12 @@ Run: python mkfresh_bfcl.py BFCL_EVAL_WHEEL [--list] > fresh_bfcl.jsonl
 """
 import json
 import random
-from pathlib import Path
 import sys
 import zipfile
+from pathlib import Path
 
-from mkfresh_common import fresh, known_texts, labels
 from mkforeign import language
+from mkfresh_common import fresh, known_texts, labels
 
 N = 130
 MORE = 50  # drawn after the first 130 had been labelled: only 67 of them were requests an agent takes

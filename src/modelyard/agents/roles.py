@@ -1213,6 +1213,84 @@ ROUND14_FOREIGN_EXAMPLES: dict[Role, list[ForeignOnly]] = {
     role: [ForeignOnly(text) for text in texts] for role, texts in _ROUND14_FOREIGN.items()}
 
 
+#: Round 14 (benchmarks/README.md): English messages the fast path sent to utility because of their form, not their
+#: job — (1) analysis set-ups ("act as an analyst / you are an expert in … analyse, assess, compare, rate …"), whose
+#: output instructions (a table, a rating, bullet points) read like a data chore; (2) knowledge and exam questions
+#: wrapped in answer-format instructions ("answer with only the letter", "reply Y or N", "give just the number, no
+#: explanation"). POLICY.md: judging, explaining and answering from knowledge is research whatever the output's
+#: form; utility is a mechanical change of what the person gives. (3) A few utility chores with the same output
+#: instructions, so that the form alone decides neither way. Written from POLICY.md, none copied from a tuning or
+#: evaluation line; none within 0.3 TF-IDF cosine (words) of a held-out line.
+ROUND14_EXAMPLES: dict[Role, list[str]] = {
+    Role.RESEARCH: [
+        "You are a senior market analyst. Analyse the sales figures I give you and tell me which trends matter and why.",
+        "Act as a policy analyst: read the bill I paste and explain who gains, who loses and what it will really cost.",
+        "I want you to act as a data analyst. I'll describe our customer churn and you tell me the likely causes and what to test next.",
+        "You are a military historian. Analyse the battle I name: the forces, the decisions that mattered and why it ended as it did.",
+        "Act as a risk analyst and assess the risks of the plan I describe, ranked by likelihood and impact.",
+        "You are a financial analyst. Evaluate the business model of the company I describe and say whether its numbers hold up.",
+        "Act as a research scientist: critique the study design I describe and say what its results can and cannot show.",
+        "You are an expert in comparative religion. Compare and contrast what two traditions teach about forgiveness, in a table.",
+        "As an investment analyst, compare three index funds on fees, risk and past returns and recommend one.",
+        "You specialise in spotting logical fallacies. Go through the argument I give you and explain each flaw in its reasoning.",
+        "Act as a strategy analyst and do a SWOT analysis for a small coffee roastery that wants to sell online.",
+        "I want you to act as an analyst of political speeches: identify the rhetorical strategies and what the speaker wants the audience to believe.",
+    ],
+    Role.ENGINEER: [
+        "You are an expert cloud architect. From the system I describe, write the design document with its components, data flows and Terraform for the network.",
+        "Act as a site reliability engineer: I'll paste our alerting rules and you rewrite them so they page only on real outages.",
+        "You are an expert detection engineer. Turn each attack technique I describe into a Sigma rule.",
+        "You are a penetration tester who reads a tool's --help output and writes the exact commands to test a host with it.",
+        "Act as a senior developer opening a pull request: from the diff I paste, write the PR description and list the risky changes.",
+        "I want you to act as a QA engineer. Write the automated test cases for the login feature I describe, in pytest.",
+    ],
+    Role.WRITER: [
+        "You are an expert keynote writer. Turn the ideas I give you into a talk: the story, the slides' titles and the speaker notes.",
+        "Be my podcast host and draft a lively half-minute opening for next week's episode on urban gardening.",
+        "You are an expert ghostwriter. Turn my rough notes into a newsletter essay for founders.",
+        "As a marketing strategist, write the launch announcement and three social posts for the product I describe.",
+        "You are an expert at writing prompts for AI models. Take the prompt I give you and write a clearer, better one.",
+        "You are a school principal. Write a short rhyming poem that reminds pupils to keep the library quiet.",
+        "You are a team lead bringing in a new routine. Make up a funny limerick about why we hold stand-up meetings.",
+        "You are a nutritionist. Write a catchy jingle about eating five portions of fruit and vegetables a day.",
+        "Our company is rolling out a new expense policy. Create a light-hearted poem that explains its benefits to the staff.",
+        "We are implementing a new CRM at work; compose a short rhyme that helps the sales team remember the steps.",
+    ],
+    Role.UTILITY: [
+        "Return only the JSON, nothing else: the name, email and phone number from the signature below (pasted text)",
+        "Output just the corrected text, no explanation: (pasted text)",
+        "Turn these rows into comma-separated values; print the result alone (pasted data)",
+        "Label each review below positive or negative; answer with one word per line, nothing else (pasted text)",
+        "You are a formatter. Put the list I give you in alphabetical order and output only the sorted list.",
+    ],
+}
+#: the exam-style wrappers of (2): research
+ROUND14_EXAMPLES[Role.RESEARCH] += [
+    "Answer with only the letter of the correct option.\nWhich planet has the shortest year?\nA) Mercury B) Venus C) Earth D) Mars",
+    "You are a helpful assistant. Respond with Y or N only. Did the Berlin Wall fall before the Soviet Union broke up?",
+    "Just the result please, skip the working: a cyclist rides 45 km in 1.5 hours, how fast is she going on average?",
+    "One word only — which metal has the symbol Fe?",
+    "You are a quiz master. Answer with just the name: who painted the ceiling of the Sistine Chapel?",
+    "Pick A, B, C or D for the multiple-choice item after the excerpt and print nothing but that letter. (pasted text)",
+    "Think step by step, then put the final answer in square brackets. If 3 workers build a wall in 12 days, how long do 4 workers take?",
+    "You are an expert in music theory. Name the interval from C up to G; answer only with its name.",
+    "Solve the logic puzzle below and answer with the name of the person only. (pasted text)",
+    "Instructions: answer true or false, nothing else. Statement: sound travels faster in water than in air.",
+    "Geography drill: name the capital of Kyrgyzstan, nothing more.",
+    "Output your answer as a single integer. How many prime numbers are there below 50?",
+    "You will be given a question with five choices. Choose the best one and reply with its letter only. (pasted text)",
+    "Answer in one lowercase word: what gas do plants take in for photosynthesis?",
+    "No explanation needed, just the year the Treaty of Westphalia was signed.",
+    "You are a medical exam tutor. For the case below, give the most likely diagnosis in a few words. (pasted text)",
+    "Decide whether the argument below is valid or invalid. Respond with Valid or Invalid only. (pasted text)",
+    "Act as a chess coach: for the opening I describe, name the strongest reply for black, notation only.",
+    "If today is Tuesday, what day of the week will it be in 100 days? Give just the day.",
+    "Respond with the final answer only, as a fraction in lowest terms: 3/4 + 5/6 = ?",
+]
+for _role, _more in ROUND14_EXAMPLES.items():
+    EXAMPLES[_role].extend(_more)
+
+
 def role_of(name: str) -> Role | None:
     """The role an agent name implies when the config does not say (``writer`` → writer)."""
     try:
