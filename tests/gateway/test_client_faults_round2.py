@@ -8,12 +8,14 @@ it — never a 500 or a traceback — and leaves the routing log whole.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.gateway.conftest import ANTHROPIC_KEY
@@ -270,3 +272,119 @@ def _outcome(gateway: GatewayServer, request_id: str) -> str | None:
         return None if row is None else row[0]
     finally:
         conn.close()
+
+
+# -- a request head larger than any client sends ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("headers", [
+    b"x-big: " + b"a" * 1_000_000 + b"\r\n",  # one header of a megabyte
+    b"".join(b"x-h%d: v\r\n" % i for i in range(100_000)),  # a hundred thousand headers
+])
+def test_a_head_larger_than_any_client_sends_is_a_431(gateway, fakes, headers):
+    """uvicorn under httptools bounds neither a head's size nor its header count (its h11 protocol stops at 16 KiB;
+    Kludex/uvicorn#157: httptools' own limit cannot be set): a 20 MB header was read whole, 56 MB of the gateway's
+    memory, and served. vLLM fixed the same (GHSA-rxc4-3w6r-4v47, vllm-project/vllm#23267); nginx stops at 4 × 8 KB
+    (``large_client_header_buffers``), Node at 16 KiB. Now a head past 64 KiB gets a 431 in OpenAI's error shape
+    and the connection closes."""
+    payload = json.dumps(CHAT).encode()
+    with opened(gateway) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # closed while the rest was being sent
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + headers
+                         + b"content-length: %d\r\n\r\n" % len(payload) + payload)
+        status, _, body = answer(sock)
+    assert status == 431 and json.loads(body)["error"]["code"] == "headers_too_large", body
+    assert fakes[0].requests == []
+
+
+def test_a_head_of_browser_size_is_served(gateway):
+    """Cookies and a dashboard's headers: 32 KB of them (nginx's most) is served as before."""
+    payload = json.dumps(CHAT).encode()
+    cookies = b"cookie: " + b"; ".join(b"c%d=%s" % (i, b"v" * 300) for i in range(100)) + b"\r\n"
+    assert len(cookies) > 30_000
+    with opened(gateway) as sock:
+        sock.sendall(head("/v1/chat/completions", len(payload), cookies) + payload)
+        status, _, _ = answer(sock)
+    assert status == 200
+
+
+# -- bodies shaped to hurt --------------------------------------------------------------------------------------------
+
+def _many(api: str, count: int) -> bytes:
+    item = {"role": "user", "content": "x"}
+    body = {"model": "solo", "input" if api == "responses" else "messages": [item] * count}
+    if api == "messages":
+        body["max_tokens"] = 10
+    return json.dumps(body).encode()
+
+
+PATHS = {"chat": "/v1/chat/completions", "messages": "/v1/messages", "ollama": "/api/chat",
+         "responses": "/v1/responses"}
+
+
+@pytest.mark.parametrize("api", list(PATHS))
+def test_a_body_of_a_myriad_tiny_messages_is_a_400_before_it_holds_the_gateway(gateway, fakes, api):
+    """A body of one-word messages: 300,000 of them is a 10 MB body, within ``max_request_mb``, and each costs the
+    gateway ~35 µs of its event loop (parsed, translated, routed) — every other client waited ~10 s (a /healthz
+    ping took 8.7 s), 900,000 held it 27 s. Anthropic's API takes at most 100,000 messages ("There is a limit of
+    100,000 messages in a single request", its Messages reference); the gateway takes 10,000 (no conversation that
+    fits a model's context comes near) and refuses more with a 400 naming the field, before any translation."""
+    t0 = time.monotonic()
+    r = httpx.post(gateway.url + PATHS[api], content=_many(api, 300_000), timeout=60)
+    took = time.monotonic() - t0
+    assert r.status_code == 400, r.text[:300]
+    assert "10,000" in r.text or "10000" in r.text, r.text[:300]
+    assert took < 6, took
+    assert fakes[0].requests == []
+    r = httpx.post(gateway.url + PATHS[api], content=_many(api, 10_000), timeout=60)  # at the bound: served
+    assert r.status_code == 200, r.text[:300]
+
+
+def test_a_model_name_of_a_megabyte_is_not_sent_back_whole(gateway):
+    """A 404 repeated the model name as sent: a megabyte of name, a megabyte of answer, for every such request."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "m" * 1_000_000}, timeout=30)
+    assert r.status_code == 404 and len(r.content) < 4000, len(r.content)
+    assert "1,000,000 characters" in r.json()["error"]["message"]
+
+
+HOSTILE = {  # each: what a client sent (users' reports cited), and what the gateway must answer
+    # LiteLLM's proxy streamed for `"stream": "false"` — the string is truthy (BerriAI/litellm#10515)
+    "stream as the string false": (b'"stream": "false"', 200),
+    "stream as another string": (b'"stream": "sometimes"', 400),
+    "max_tokens negative": (b'"max_tokens": -5', 400),
+    "max_tokens past 64 bits": (b'"max_tokens": 100000000000000000000000000000', 200),
+    "max_tokens 1e999": (b'"max_tokens": 1e999', 400),
+    "temperature 1e999": (b'"temperature": 1e999', 400),
+    "temperature NaN": (b'"temperature": NaN', 400),
+    "a number of 5,000 digits": (b'"seed": 1' + b"0" * 5000, 400),
+    "duplicate keys": (b'"model": "nobody", "model": "solo"', 200),  # the last one counts, as in every JSON parser
+    # a parser's recursion: Rapid-MLX#798 (a 1000-deep body was a 500), antirez/ds4#43 (a crash at 8,500 levels)
+    "nested 100,000 deep": (b'"metadata": ' + b"[" * 100_000 + b"]" * 100_000, 400),
+}
+
+
+_OLLAMA_IGNORES = {"max_tokens negative", "max_tokens 1e999", "temperature 1e999", "temperature NaN"}
+
+
+@pytest.mark.parametrize("api", list(PATHS))
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_fields_are_a_400_or_served_never_a_500(gateway, api, case):
+    """What users of peer gateways report clients send: each is refused with a 400 in the API's shape, or served —
+    never a 500 or a traceback — and a served one's routing row commits. (These passed on the old code too: kept
+    so a change to the parsing keeps them.)"""
+    fragment, status = HOSTILE[case]
+    if api == "ollama" and case in _OLLAMA_IGNORES:
+        status = 200  # Ollama's API takes these knobs in `options`: at the top level they are ignored, as Ollama does
+    body = _many(api, 1)
+    if api == "messages" and b"max_tokens" in fragment:
+        body = body.replace(b', "max_tokens": 10', b"")
+    if api == "responses":
+        fragment = fragment.replace(b'"max_tokens"', b'"max_output_tokens"')
+    raw = body[:-1] + b", " + fragment + b"}"
+    r = httpx.post(gateway.url + PATHS[api], content=raw, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == status, r.text[:300]
+    if status == 200:
+        request_id = r.headers["x-modelyard-request-id"]
+        assert gateway.wait_for(lambda: _outcome(gateway, request_id)) == "ok"
+    else:
+        error = r.json()
+        assert (error["error"]["message"] if isinstance(error["error"], dict) else error["error"]), error

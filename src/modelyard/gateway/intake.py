@@ -74,7 +74,7 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         if agent is None and body.model.endswith(":latest"):  # Ollama's tag, pasted: its endpoints ignore it too
             agent = gw.resolve(body.model.removesuffix(":latest"))
         if agent is None:
-            return error_response(404, f"The model '{body.model}' does not exist: {gw.known_names()}",
+            return error_response(404, f"The model '{_shown(body.model)}' does not exist: {gw.known_names()}",
                                   param="model", code="model_not_found")
         chat = translate(body)
     except BadRequest as exc:
@@ -96,6 +96,15 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
 
 #: how soon a body refused for the bodies already coming may be sent again (they are read in about a second)
 _TRY_AGAIN = {"retry-after": "1"}
+
+
+#: the longest model name a 404 repeats whole (Ollama's longest tags, hf.co/…/…:quant, are ~150 characters)
+_NAME_SHOWN = 200
+
+
+def _shown(name: str) -> str:
+    """A name the client sent, to repeat in an error: a megabyte of it was sent back whole, in every 404."""
+    return name if len(name) <= _NAME_SHOWN else f"{name[:_NAME_SHOWN]}… ({len(name):,} characters)"
 
 
 def _bearer(key: str | None) -> str | None:

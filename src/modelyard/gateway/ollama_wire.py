@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.gateway.wire import BadRequest, bad_body
+from modelyard.gateway.wire import MAX_MESSAGES, BadRequest, bad_body
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
@@ -52,7 +52,7 @@ class OllamaBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1)
-    messages: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]] | None = Field(None, max_length=MAX_MESSAGES)
     prompt: str | None = None
     system: str | None = None
     images: list[Any] | None = None

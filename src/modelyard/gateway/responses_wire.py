@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import BadRequest, bad_body, chosen_tools, client_call
+from modelyard.gateway.wire import MAX_MESSAGES, BadRequest, bad_body, chosen_tools, client_call
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -82,6 +82,8 @@ def parse_responses_body(raw: bytes) -> ResponsesBody:
         body = ResponsesBody.model_validate_json(raw)
     except ValidationError as exc:
         raise bad_body(exc) from None
+    if isinstance(body.input, list) and len(body.input) > MAX_MESSAGES:  # what a messages list is held to (wire.py)
+        raise BadRequest(f"input: at most {MAX_MESSAGES:,} items, not {len(body.input):,}", "input")
     for stateful in ("previous_response_id", "conversation"):
         if getattr(body, stateful):
             raise BadRequest(f"{stateful}: this gateway stores no responses; send the whole conversation in "

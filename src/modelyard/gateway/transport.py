@@ -24,6 +24,7 @@ import struct
 import sys
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.flow_control import CLOSE_HEADER
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
@@ -50,6 +51,12 @@ _HEAD = b"HTTP/1.1 "
 #: a keep-alive bound this close counts as reached (the loop runs timers up to its clock resolution early)
 _EARLY = 0.001
 _END_OF_HEAD = b"\r\n\r\n"
+#: the most bytes of a request's head (request line and headers) read after the read that began it, before a 431
+HEAD_LIMIT = 64 * 1024
+_HEAD_MESSAGE = (b'{"error":{"message":"the request\'s headers are larger than this gateway takes (64 KiB)",'
+                 b'"type":"invalid_request_error","param":null,"code":"headers_too_large"}}')
+_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                   b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_MESSAGE), _HEAD_MESSAGE))
 #: a body still coming this many keep-alive bounds after it was first seen coming gets a 408 (``serve``: 300 s)
 BODY_BOUNDS = 4
 #: the transport's methods a server calls per request, bound on the wrapper itself
@@ -114,6 +121,43 @@ class OneWriteProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[HANGUP] = Hangup()  # type: ignore[literal-required]
+
+    # -- a request head's size: bounded, as h11 and nginx bound it (httptools does not) -------------------------------
+    #: the scope of the request whose head was still incomplete after a read, and the bytes of it read since
+    _head_of: object = None
+    _head_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, then — only when the read left a request's head incomplete — its size checked: under httptools
+        uvicorn bounds neither a head's size nor its header count (h11's ``max_incomplete_event_size`` is 16 KiB;
+        Kludex/uvicorn#157: httptools' limit cannot be set), so one client could send a header of any size — 20 MB
+        held 56 MB of the gateway's memory here — or any number of them (vLLM's GHSA-rxc4-3w6r-4v47). The reads
+        after the first one that left the head incomplete are counted whole (each is all head); past
+        :data:`HEAD_LIMIT` the request gets a 431 and the connection closes. A head that a read completes — every
+        request's, from a client that is not trickling it — costs two comparisons."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        scope, cycle = self.scope, self.cycle
+        if scope is None or (cycle is not None and cycle.scope is scope):
+            return  # no head coming: between requests, or amid a body
+        if self._head_of is not scope:
+            self._head_of, self._head_bytes = scope, 0
+        else:
+            self._head_bytes += len(data)
+            if self._head_bytes > HEAD_LIMIT:
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
 
     # -- keep-alive: one timer per connection that lapses, not one made and cancelled per response ------------
     #: loop time since which the connection waits on its client — before its first request, for the rest of a

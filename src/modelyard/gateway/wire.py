@@ -26,6 +26,11 @@ from modelyard.types import (
     nesting_depth,
 )
 
+#: the most messages (or Responses input items) one request may carry: Anthropic's API takes at most 100,000; each costs
+#: the gateway ~35 µs of its event loop (parsed, translated, routed), so 300,000 one-word messages — a 10 MB body, a
+#: third of the size bound — held every other client for ~10 s. No conversation that fits a model's context comes near.
+MAX_MESSAGES = 10_000
+
 
 class BadRequest(Exception):
     """A request the gateway cannot serve; ``param`` names the offending field (OpenAI style)."""
@@ -97,7 +102,7 @@ class ResponseFormat(_In):
 
 class ChatCompletionBody(_In):
     model: str = Field(min_length=1)
-    messages: list[MessageIn] = Field(min_length=1)
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool | None = False  # null: the default, as the spec says (clients send their unset fields)
     stream_options: StreamOptions | None = None
     tools: list[ToolIn] | None = None
