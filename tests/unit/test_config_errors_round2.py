@@ -179,3 +179,16 @@ def test_a_variable_as_the_models_id_is_refused_at_load(written: str) -> None:
 def test_a_model_id_with_slashes_and_a_tag_still_loads() -> None:
     config = parse_config(OK.replace("model: x", "model: 'hf.co/org/repo:Q4_K_M'"))
     assert config.models["a"].model == "hf.co/org/repo:Q4_K_M"
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (f"ANTHROPIC_API_KEY={SECRET}\n" + OK, 1),
+    (f"export ANTHROPIC_API_KEY={SECRET}\n" + OK, 1),
+    (f"models:\n  a:\n    provider: anthropic\n    ANTHROPIC_API_KEY={SECRET}\nagents:\n  chat: {{primary: a}}\n", 4),
+])
+def test_an_env_files_line_in_the_config_says_where_the_variable_goes(text: str, line: int) -> None:
+    """A `.env` line pasted into the YAML read 'mapping values are not allowed here (a ': ' inside a value …)' or
+    "could not find expected ':'" — neither says that the config sets no variables."""
+    assert said(text) == (f"config.yaml:{line}: not valid YAML: 'ANTHROPIC_API_KEY=…' is a shell's or an env file's "
+                          "line, not YAML: the config sets no variables — export ANTHROPIC_API_KEY in the environment "
+                          "(or the service's env file) and name it here, e.g. api_key_env: ANTHROPIC_API_KEY")

@@ -100,17 +100,38 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         elif problem.startswith("mapping values are not allowed"):  # `system: Answer: briefly`, a line too deep
             problem += (" (a ': ' inside a value: put the value in quotes; or this line is indented deeper than "
                         "the key above it)")
+        line = mark.line if mark else None
+        if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
+            problem, line = env_line
         context = getattr(exc, "context_mark", None)
         if "end of stream" in problem and context is not None and "quoted" in str(getattr(exc, "context", "")):
             problem = f"a quote opened on line {context.line + 1} is never closed"  # was said at the file's end
-            mark = context
+            line = context.line
         raise ConfigError(f"not valid YAML: {problem}", path=source,
-                          line=mark.line + 1 if mark else None) from None
+                          line=line + 1 if line is not None else None) from None
     if node is not None and (duplicate := first_duplicate(node)):
-        loc, first, line = duplicate
+        loc, first, again = duplicate
         raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
-                          "silently dropping the first", path=source, line=line, key=dotted(loc))
+                          "silently dropping the first", path=source, line=again, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
+
+
+_ENV_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=\S")
+
+
+def _env_line(text: str, near: int | None) -> tuple[str, int] | None:
+    """A shell's or an env file's `NAME=value` line at or just before the line YAML stopped on: what it is and
+    what to write (the variable is set in the environment; a key's is named with api_key_env)."""
+    if near is None:
+        return None
+    lines = text.splitlines()
+    for index in (near, near - 1):
+        if 0 <= index < len(lines) and (found := _ENV_ASSIGNMENT.match(lines[index])):
+            name = found.group(1)
+            return (f"'{name}=…' is a shell's or an env file's line, not YAML: the config sets no variables — export "
+                    f"{name} in the environment (or the service's env file) and name it here, e.g. api_key_env: "
+                    f"{name}", index)
+    return None
 
 
 def _within(annotation: Any, part: str | int) -> Any:
