@@ -13,6 +13,7 @@ Each failed on the code before this pass; the guards at the end held already.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from email.utils import formatdate
@@ -35,6 +36,7 @@ from tests.integration.test_wire_shapes import (
     event,
 )
 from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
+from tests.integration.test_wire_shapes_round4 import _Endpoint, _requests
 
 from modelyard.ledger import LogWriter, connect
 from modelyard.router import Router
@@ -277,3 +279,51 @@ async def test_an_empty_stream_the_server_has_explained_is_not_asked_again(serve
     sent = [r.json.get("stream") for r in servers["openai"].requests if r.path.endswith("/chat/completions")]
     assert sent == [True, False, True]
     assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 2
+
+
+# -- a proxy that sends Content-Length beside Transfer-Encoding: chunked ----------------------------------------------
+
+def _chunked_with_length(events: list[bytes]) -> Any:
+    """A server whose streamed answers carry ``content-length`` beside ``transfer-encoding: chunked`` (the length of
+    nothing in particular), each event one chunk."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in _requests(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+                         b"content-length: 1234\r\n\r\n")
+            for piece in events:
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+    return handle
+
+
+async def test_content_length_beside_chunked_is_read_as_chunked(servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """An Azure OpenAI proxy built on FastAPI (powerproxy-aoai#53) sent its streamed answers with both
+    ``content-length`` and ``transfer-encoding: chunked``. RFC 9112 §6.3 says the chunked framing wins (h11, and so the
+    official ``openai`` client, reads it so); aiohttp refuses the pair ("Content-Length can't be present with
+    Transfer-Encoding", aiohttp#6182): every answer through such a proxy was a malformed_response, the model never
+    used. Now the first is asked once more and read with the length dropped, and the server's later answers so."""
+    events = [chunk({"role": "assistant", "content": "Sunny."}).encode(), chunk({}, "stop").encode(), DONE.encode()]
+    server = await asyncio.start_server(_chunked_with_length(events), "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
+        for _ in range(2):
+            routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
+            assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+        await router.aclose()
+        writer.close()
+
+
+        def read_with_the_official_client() -> str:  # in a thread: the server runs on this loop
+            stream = openai.OpenAI(base_url=endpoint + "/v1", api_key="sk-none", max_retries=0,
+                                   timeout=10).chat.completions.create(
+                model="local", messages=[{"role": "user", "content": "Weather?"}], stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+        assert await asyncio.to_thread(read_with_the_official_client) == "Sunny."
+    finally:
+        server.close()

@@ -414,7 +414,11 @@ class _LenientHandler(ResponseHandler):
     """aiohttp's protocol for a server that writes bytes after a body of known length (a footer a proxy appends, a
     stray newline counted out of ``content-length``): the bytes past ``content-length`` are dropped. aiohttp parses
     them as the next response's status line, in the same read as the body's end, and throws away the whole answer
-    ('Bad status line'): a complete answer failed as malformed. One response per connection (``force_close``)."""
+    ('Bad status line'): a complete answer failed as malformed. One response per connection (``force_close``).
+    Likewise a ``content-length`` beside ``transfer-encoding: chunked`` (a FastAPI proxy's, powerproxy-aoai#53): RFC
+    9112 §6.3 says the chunked framing wins, as h11 (the official SDKs' parser) reads it; aiohttp refuses the pair
+    ("Content-Length can't be present with Transfer-Encoding"). The length is dropped from the head, held until whole
+    for that."""
 
     _head = b""
     #: bytes of the current read on that still belong to the body; None until the head is read, -1 when not known
@@ -430,13 +434,14 @@ class _LenientHandler(ResponseHandler):
             if end < 0:
                 end, sep = self._head.find(b"\n\n"), 2
             if end < 0:
-                super().data_received(data)
-                return
-            head = self._head[:end]
+                return  # held until whole (its content-length may have to go)
+            head, data, self._head = self._head[:end], self._head[end:], b""  # data: from the blank line on
             length = _CONTENT_LENGTH.search(head)
-            self._left = -1 if length is None or b"chunked" in head.lower() or head[9:10] == b"1" else (
-                end + sep + int(length.group(1)) - (len(self._head) - len(data)))
-            self._head = b""
+            chunked = _CHUNKED.search(head) is not None
+            if length is not None and chunked:
+                head = head[:length.start()] + b"X-Dropped-" + head[length.start():]
+            super().data_received(head)
+            self._left = -1 if length is None or chunked or head[9:10] == b"1" else sep + int(length.group(1))
         if self._left >= 0:
             if len(data) >= self._left:
                 data, self._over = data[:self._left], True
@@ -446,6 +451,7 @@ class _LenientHandler(ResponseHandler):
 
 
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
+_CHUNKED = re.compile(rb"(?im)^transfer-encoding:[^\n]*\bchunked\b")
 
 
 def shown_url(url: str) -> str:
@@ -459,8 +465,10 @@ def shown_url(url: str) -> str:
 
 def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
     """aiohttp's error for bytes it read as a status line where one must begin: after a complete body, or from a
-    server that does not speak HTTP/1 at all (then the lenient retry fails the same way)."""
-    return "Bad status line" in str(exc.__cause__ or exc.message)
+    server that does not speak HTTP/1 at all (then the lenient retry fails the same way); or for a head that frames
+    its body twice (see :class:`_LenientHandler`)."""
+    said = str(exc.__cause__ or exc.message)
+    return "Bad status line" in said or "Content-Length can't be present with Transfer-Encoding" in said
 
 
 class HttpClient:
