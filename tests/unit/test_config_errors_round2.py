@@ -192,3 +192,33 @@ def test_an_env_files_line_in_the_config_says_where_the_variable_goes(text: str,
     assert said(text) == (f"config.yaml:{line}: not valid YAML: 'ANTHROPIC_API_KEY=…' is a shell's or an env file's "
                           "line, not YAML: the config sets no variables — export ANTHROPIC_API_KEY in the environment "
                           "(or the service's env file) and name it here, e.g. api_key_env: ANTHROPIC_API_KEY")
+
+
+# --- yes/no/on/off: YAML 1.1's booleans where a number, a name or a choice goes -----------------------------------
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # were loaded silently: pydantic takes true as 1 (max_concurrent 1, port 1, Telegram user 1 allowed in)
+    ("models:\n  a: {provider: ollama, model: x, max_concurrent: yes}\nagents:\n  chat: {primary: a}\n",
+     "config.yaml:2: models.a.max_concurrent: expected a number here, got true/false"),
+    (OK + "gateway: {port: on}\n", "config.yaml:5: gateway.port: expected a number here, got true/false"),
+    (OK + "telegram: {token_env: T, allowed_users: [12345, yes]}\n",
+     "config.yaml:5: telegram.allowed_users.1: expected a number here, got true/false"),
+    # were "Input should be 'markdown' or 'plain'", not a word on what YAML read
+    (OK + "telegram: {format: off}\n", "config.yaml:5: telegram.format: expected 'markdown' or 'plain' here, got "
+     "true/false"),
+    (OK + "state: {url: 'redis://127.0.0.1:6379/0', on_outage: off}\n",
+     "config.yaml:5: state.on_outage: expected 'share' or 'fail' here, got true/false"),
+    # was "expected text here, got true/false", no fix
+    ("models:\n  a: {provider: ollama, model: yes}\nagents:\n  chat: {primary: a}\n",
+     "config.yaml:2: models.a.model: expected text here, got true/false (YAML reads yes, no, on, off, y and n as "
+     "true/false): put the word in quotes"),
+])
+def test_a_yes_or_on_where_a_number_or_a_choice_goes_says_what_yaml_read(text: str, expected: str) -> None:
+    message = said(text)
+    assert message.startswith(expected), message
+    assert "(YAML reads yes, no, on, off, y and n as true/false)" in message
+
+
+def test_yes_and_no_where_true_or_false_goes_still_load() -> None:
+    config = parse_config(OK.replace("{primary: a}", "{primary: a, thinking: on}") + "log: {store_text: no}\n")
+    assert config.agents["chat"].thinking is True and config.log.store_text is False

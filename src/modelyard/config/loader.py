@@ -231,6 +231,32 @@ _YAML_TRUE = frozenset({"y", "yes", "on", "true"})
 _YAML_FALSE = frozenset({"n", "no", "off", "false"})
 
 
+_YAML_BOOL = " (YAML reads yes, no, on, off, y and n as true/false)"
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a setting's type is a number (int or float, optional or not), not true/false."""
+    if get_origin(annotation) is Annotated:
+        return _numeric(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = get_args(annotation)
+        return bool not in args and any(_numeric(arg) for arg in args if arg is not type(None))
+    return annotation in (int, float)
+
+
+def bool_for_number(data: Any, annotation: Any, loc: Loc = ()) -> Loc | None:
+    """The first place a number goes that YAML gave true/false (`max_concurrent: yes`, `port: on`): pydantic takes
+    true as 1 there, so `port: on` listened on port 1 and `allowed_users: [yes]` let user 1 in — with no word."""
+    if isinstance(data, bool):
+        return loc if _numeric(annotation) else None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for part, value in items:
+        inner = _within(annotation, part if isinstance(part, int) and isinstance(data, list) else str(part))
+        if inner is not None and (found := bool_for_number(value, inner, (*loc, part))):
+            return found
+    return None
+
+
 def _kind(value: Any) -> str:
     """What a value is, never the value itself: it may be a pasted token."""
     if value is None:
@@ -291,8 +317,14 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = msg.removeprefix("Value error, ")
     elif err["type"] == "string_type" and loc[-1] == "primary" and isinstance(err.get("input"), list):
         msg = "primary is one model: name the first here and the others in 'fallbacks:' (a list)"
+    elif err["type"] in ("enum", "literal_error"):  # 'Input should be 'markdown' or 'plain''
+        expected = err.get("ctx", {}).get("expected", "")
+        msg = f"expected {expected} here, got {_kind(err.get('input'))}" + (_YAML_BOOL if isinstance(
+            err.get("input"), bool) else "")
     elif err["type"] in _PLAIN_TYPES:  # pydantic's 'Input should be a valid list', said as what to write
         msg = f"{_PLAIN_TYPES[err['type']]}, got {_kind(err.get('input'))}"
+        if isinstance(err.get("input"), bool) and err["type"] == "string_type":  # `model: yes`, `primary: on`
+            msg += _YAML_BOOL + ": put the word in quotes"
         if isinstance(err.get("input"), str) and (fix := number_to_write(err["input"], str(loc[-1]))):
             msg = f"{_PLAIN_TYPES[err['type']]}, got '{err['input'].strip()}': {fix}"  # `connect: 30s`, `context: 8k`
     elif err["type"] in _BOUNDS:  # 'Input should be greater than or equal to 1'
@@ -338,6 +370,9 @@ def parse_config(text: str, source: str = "<config>") -> Config:
                         "variable and name it with 'api_key_env:'",
                         path=source, line=line_for(lines, loc), key=dotted(loc),
                     )
+    if (read_as_bool := bool_for_number(data, Config)) is not None:
+        raise ConfigError(f"expected a number here, got true/false{_YAML_BOOL}", path=source,
+                          line=line_for(lines, read_as_bool), key=dotted(read_as_bool))
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
