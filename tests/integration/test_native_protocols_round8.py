@@ -327,3 +327,42 @@ async def test_content_length_beside_chunked_is_read_as_chunked(servers: dict[st
         assert await asyncio.to_thread(read_with_the_official_client) == "Sunny."
     finally:
         server.close()
+
+
+# -- llama-server: a tool call it could not parse, arguments in the history that are no JSON --------------------------
+
+#: the model's text as llama-server quotes it after the position (GLM-4.7's XML tool call, pwilkin/llama.cpp#5)
+BROKEN = ("Failed to parse input at pos 184: <tool_call>bash\n<arg_key>command</arg_key>\n<arg_value>ls -la "
+          "/home/secret-project</arg_value>")
+
+
+@pytest.mark.parametrize("fault", [
+    Fault.raw(500, json.dumps({"error": {"code": 500, "message": BROKEN, "type": "server_error"}}), headers=JSON),
+    Fault.raw(200, chunk({"content": "Let me look."}),
+              "data: " + json.dumps({"error": {"code": 500, "message": BROKEN, "type": "server_error"}}) + "\n\n",
+              headers=SSE),
+], ids=["status_500", "data_event"])
+async def test_a_tool_call_llama_server_could_not_parse_is_an_unusable_answer(fault: Fault,
+                                                                             servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """llama-server with ``--jinja`` parses the model's output in its chat format; a tool call the model began and
+    broke fails as 500 "Failed to parse input at pos 184: …" (pwilkin/llama.cpp#5 for GLM-4.7; ggml-org/llama.cpp
+    #20532 for gpt-oss; QwenPaw#3560 saw it as the openai SDK's ``APIError: Failed to parse input``), streamed or
+    not. It was a server_error: asked again, counted against the model, the model's own text in the row. Now an
+    unusable answer, as a tool call written as text is: the next model at once, the model's text left out."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)]
+    detail = routed.record.attempts[0].detail or ""
+    assert "Failed to parse input at pos 184" in detail and "secret-project" not in detail and cooling == 0
+
+
+async def test_tool_arguments_in_the_history_that_are_no_json_go_to_the_next_model(servers: dict[str, Any],  # noqa
+                                                                                  tmp_path: Path) -> None:
+    """A call in the conversation whose arguments are not JSON (another model's broken call, kept as it came):
+    llama-server answers 500 "Failed to parse tool call arguments as JSON" (common/chat.cpp; ggml-org/llama.cpp#25510:
+    "Repeating the malformed history repeats the 500"). It was a server_error, asked again for the same refusal and
+    counted against the model. Now the request's: the next model at once, this one not marked sick."""
+    said = "Failed to parse tool call arguments as JSON: [json.exception.parse_error.101] parse error at line 1"
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        500, json.dumps({"error": {"code": 500, "message": said, "type": "server_error"}}), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)] and cooling == 0

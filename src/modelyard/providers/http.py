@@ -751,6 +751,9 @@ REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
 #: the prompt outgrew the context, said under a status that reads as the server's fault (llama-server's 500 "Context
 #: size has been exceeded."): the request's, as a 400 says (see :data:`CONTEXT_WORDS`)
 CONTEXT_FULL = "context_full"
+#: the conversation sent holds what the server cannot take, said under a 500 (llama-server's "Failed to parse tool
+#: call arguments as JSON" for a call in the history): the request's, as a 400 says
+HISTORY_REFUSED = "history_refused"
 #: Groq's 400 ``tool_use_failed``: the *model's* tool call did not parse ("Failed to call a function. Please adjust
 #: your prompt. See 'failed_generation' for more details."), or a required call never came. It was a bad_request — a
 #: chain ending on it told the client its request was wrong (400, do not retry); the answer was unusable, as a tool
@@ -769,7 +772,7 @@ WRONG_ENDPOINT = "wrong_endpoint"
 NOT_CHAT = "not_a_chat_model"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
-                 NO_ROOM: Reason.MODEL_MISSING,
+                 HISTORY_REFUSED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
                  NOT_CHAT: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,

@@ -30,6 +30,7 @@ from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     CONTEXT_FULL,
     CONTEXT_WORDS,
+    HISTORY_REFUSED,
     MAX_SAID,
     NO_ROOM,
     NO_ROOM_WORDS,
@@ -113,6 +114,19 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the
         # same refusal and counted against a model that is well. The prompt's, as the 400 exceed_context_size_error is
         return CONTEXT_FULL, f"{message} (the prompt and its answer do not fit the model's context: another model may)"
+    if message.startswith("Failed to parse input at pos"):
+        # llama-server (--jinja) could not read the model's own output in its chat format — a tool call it began and
+        # broke (pwilkin/llama.cpp#5, GLM-4.7: "Failed to parse input at pos 184: …"; ggml-org/llama.cpp#20532): a 500,
+        # or an error event after the 200. A server_error, asked again and counted against the model; the answer was
+        # unusable, as a tool call written as text is (Groq's tool_use_failed likewise): the next model is asked
+        # the model's text after the position stays out of the row (as Groq's failed_generation does)
+        return TOOL_USE_FAILED, f"{message.split(':', 1)[0]} (llama-server could not parse the model's tool call)"
+    if message.startswith("Failed to parse tool call arguments as JSON"):
+        # a tool call in the history whose arguments are no JSON (another model's broken call, kept as it came):
+        # llama-server's 500 for the request's own content (common/chat.cpp func_args_not_string; llama.cpp#25510:
+        # "Repeating the malformed history repeats the 500"). It was a server_error, asked again for the same refusal
+        return HISTORY_REFUSED, (f"{message} (a tool call in the conversation has arguments that are not JSON; "
+                                 "another model may take them)")
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
