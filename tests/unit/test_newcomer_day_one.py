@@ -53,3 +53,19 @@ def test_a_routed_turn_says_it_is_choosing_an_agent_while_the_routing_model_load
     assert "the routing model" in routed
     named = waiting_words("engineer")
     assert named == "engineer: waiting for the first token (a local model loads on its first use)…"
+
+
+def test_an_endpoint_without_its_scheme_is_asked_as_http(tmp_path: Path) -> None:
+    """`modelyard init --endpoint 127.0.0.1:PORT` (an address as OLLAMA_HOST and `ollama serve` write it) said
+    '127.0.0.1:PORT: nothing found (connect_error)' with an Ollama listening there, and wrote nothing."""
+    from tests.fakes.ollama import OllamaServer
+
+    from modelyard.config import load_config
+
+    target = tmp_path / "config.yaml"
+    with OllamaServer(["llama3.2:3b"]) as ollama:
+        bare = ollama.url.removeprefix("http://")
+        out = CliRunner().invoke(app, ["init", str(target), "--endpoint", bare])
+    assert out.exit_code == 0, out.output
+    assert f"{ollama.url}: Ollama" in out.output, out.output
+    assert load_config(target).models["llama3.2-3b"].endpoint == ollama.url

@@ -38,7 +38,10 @@ def init(
         raise fail(f"{target} is a directory: name the file to write, e.g. {target / 'config.yaml'}")
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite")
-    text = _detected(source, endpoint or []) if detect or endpoint else source.read_text()
+    # `--endpoint 127.0.0.1:11434`, as OLLAMA_HOST and `ollama serve` write it, was asked as is: 'nothing found
+    # (connect_error)' with the server right there
+    asked = [e if "://" in e else f"http://{e.strip()}" for e in endpoint or []]
+    text = _detected(source, asked) if detect or endpoint else source.read_text()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
