@@ -187,8 +187,8 @@ def test_a_request_head_trickled_a_byte_at_a_time_is_closed(bounded):
     """Slowloris: a head sent a byte at a time, each within the bound, held its connection for as long as the
     client liked (the bound started again at every byte; uvicorn bounds a head's size, not its time). Now a head
     still coming a bound after it was first seen coming is closed: at most two bounds for the whole head. A body
-    that keeps coming, however slowly, is not cut (nginx's client_body_timeout is between two reads too):
-    tests/gateway/test_transport.py."""
+    that keeps coming is not cut within four bounds (tests/gateway/test_transport.py); past them it gets a 408
+    (tests/gateway/test_client_faults_round2.py)."""
     host, port = bounded.url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
     sock.settimeout(BOUND * 0.3)

@@ -106,8 +106,8 @@ async def test_a_client_that_says_nothing_or_stops_halfway_is_closed_after_the_b
     """uvicorn bounds only the wait between requests: a connection that never sent a byte, or stopped halfway
     through a request's head or body (a client gone without a FIN, a slowloris), was held for good — its fd, and
     for a body its handler task waiting for the rest. A weeks-long ``serve`` ran out of them. Now every wait on
-    the client has the bound; a body that keeps coming, however slowly, and an answer that takes longer than the
-    bound are not cut."""
+    the client has the bound (mid-body the gateway's handler answers a 408 first: test_client_faults_round2.py); a
+    body that keeps coming within a few bounds, and an answer that takes longer than the bound, are not cut."""
     import socket
 
     import uvicorn

@@ -1,6 +1,7 @@
 """Read a request body without trusting its size: a body over ``gateway.max_request_mb`` is refused
 (413) from its declared length before any of it is read, or as soon as the bytes read pass the
-bound (chunked uploads), so one oversized request cannot fill the gateway's memory."""
+bound (chunked uploads), so one oversized request cannot fill the gateway's memory; and the bodies being
+received at once share a budget (``gateway.max_bodies_mb``: :class:`BodyBudget`), so many cannot either."""
 
 from __future__ import annotations
 

@@ -11,9 +11,10 @@ whatever is written next goes after the held head, in the same ``send``. Measure
 The same protocol keeps one keep-alive timer per connection that lapses when requests came meanwhile,
 instead of uvicorn's timer made at every response and cancelled at the next request; and that bound holds for
 every wait on the client (uvicorn's covers only the wait between requests): a connection that sends nothing, or
-stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence; and one that stops
-reading what it is sent (its receive window shut) is cut off after as long without taking a byte — its request is
-cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``.
+stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence (halfway through a body,
+after a 408; and a body still coming four bounds on gets one too); a head past :data:`HEAD_LIMIT` a 431; and one
+that stops reading what it is sent (its receive window shut) is cut off after as long without taking a byte — its
+request is cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``.
 """
 
 from __future__ import annotations
