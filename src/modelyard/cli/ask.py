@@ -69,8 +69,7 @@ def waiting_words(waiting_for: str) -> str:
     process: 6 s in `chat`'s first turn here at load 7) — it said only that a local model loads, and the route line
     after it showed the decision taking 1 ms, so the wait was put on the model that answered in 70 ms."""
     if waiting_for == ROUTED:
-        return (f"{waiting_for}: choosing an agent, then waiting for its first token (the routing model and a local "
-                "model load on their first use)…")
+        return "auto: choosing an agent, then its answer (models load on first use)…"  # with its spinner: < 80 columns
     return f"{waiting_for}: waiting for the first token (a local model loads on its first use)…"
 
 
