@@ -366,3 +366,36 @@ async def test_tool_arguments_in_the_history_that_are_no_json_go_to_the_next_mod
     routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
         500, json.dumps({"error": {"code": 500, "message": said, "type": "server_error"}}), headers=JSON))
     assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)] and cooling == 0
+
+
+# -- Ollama: a tool call it could not parse ---------------------------------------------------------------------------
+
+#: Ollama's harmony parser (server/harmonyparser.go) quotes the model's whole text; gpt-oss's array-wrapped arguments
+#: (ollama#17638)
+HARMONY = ("error parsing tool call: raw='{\"cmd\":\"apply_patch <<'PATCH' *** Begin Patch secret-token-123 "
+           "PATCH\"]}', err=invalid character ']' after object key:value pair")
+
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    ("ollama", Fault.raw(500, json.dumps({"error": HARMONY}), headers=JSON)),
+    ("ollama", Fault.raw(200, json.dumps({"model": "qwen3.5:latest", "done": False, "message": {
+        "role": "assistant", "content": "Patching."}}) + "\n" + json.dumps({"error": HARMONY}) + "\n", headers=NDJSON)),
+    ("ollama", Fault.raw(500, json.dumps({"error": "XML syntax error on line 35: element <parameter> closed by "
+                                                   "</function>"}), headers=JSON)),
+    # through Ollama's /v1: middleware/openai.go wraps the same words as an api_error
+    ("openai", Fault.raw(500, json.dumps({"error": {"message": HARMONY, "type": "api_error", "param": None,
+                                                    "code": None}}), headers=JSON)),
+], ids=["harmony_500", "harmony_midstream", "xml_500", "v1_500"])
+async def test_a_tool_call_ollama_could_not_parse_is_an_unusable_answer(kind: str, fault: Fault,
+                                                                       servers: dict[str, Any],  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    """Ollama parses the model's output for tool calls and answers 500 when it cannot (its harmony parser: "error
+    parsing tool call: raw='…', err=invalid character ']' …" — gpt-oss, ollama#17638, "~5% of tool calls" in one
+    user's agent log; its XML tool parsers: Go's "XML syntax error on line 35: element <parameter> closed by
+    </function>"), or sends it as an error line after the 200. It was a server_error / stream_error: asked again,
+    counted against the model, the model's raw text (here a token) in the row. Now an unusable answer: the next model
+    at once, the row keeping only the parser's error."""
+    routed, cooling = await route_cooling(kind, servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0
+    detail = routed.record.attempts[0].detail or ""
+    assert "could not parse the model's tool call" in detail and "secret-token" not in detail

@@ -778,6 +778,27 @@ _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, C
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
                  "overloaded": Reason.OVERLOADED, "validation": Reason.BAD_REQUEST}
 
+#: Ollama could not read the model's own tool call: its harmony parser's "error parsing tool call: raw='<the model's
+#: text>', err=invalid character ']' …" (server/harmonyparser.go; gpt-oss, ollama#17638: "Ollama cannot parse the
+#: output it made itself") and the XML tool parsers' Go error "XML syntax error on line 35: element <parameter> closed
+#: by </function>" (qwen3-coder). A 500, or an error line after the 200: it was a server_error / stream_error, asked
+#: again and counted against the model, the model's raw text in the row. The answer was unusable, as a tool call
+#: written as text is: the next model is asked, and the row keeps only the parser's error. Through Ollama's /v1 the
+#: same words come in OpenAI's error object
+UNPARSED_CALL = re.compile(r"^(?:error parsing tool call: raw='.*', err=(?P<err>.*)"
+                           r"|XML syntax error on line \d+: .*)$", re.DOTALL)
+
+
+
+
+def unparsed_call(server: str, words: str) -> str:
+    """What is kept of an :data:`UNPARSED_CALL` refusal: the parser's error, not the model's text it quotes."""
+    found = UNPARSED_CALL.match(words)
+    err = found.group("err") if found else None
+    return f"{server} could not parse the model's tool call" + (
+        f" (its text left out): {err}" if err is not None else f": {words}")
+
+
 #: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1), in the words of
 #: each of its runners: "model requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors
 #: its users meet most (continue#11478, home-assistant#139085) —, the new engine's "memory layout cannot be allocated"

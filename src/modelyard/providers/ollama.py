@@ -18,6 +18,8 @@ from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     NO_ROOM_WORDS,
     NOT_CHAT_WORDS,
+    TOOL_USE_FAILED,
+    UNPARSED_CALL,
     USAGE_LIMIT_WORDS,
     HttpClient,
     HttpProvider,
@@ -29,6 +31,7 @@ from modelyard.providers.http import (
     shown_url,
     stream_error,
     tool_call,
+    unparsed_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
@@ -89,6 +92,8 @@ async def _installed(client: HttpClient) -> list[str] | None:
 
 def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
+    if UNPARSED_CALL.match(words):
+        return TOOL_USE_FAILED, unparsed_call("Ollama", words)
     if body.get("signin_url"):
         # a cloud model on a server not signed in to ollama.com (routes.go: {"error": "unauthorized", "signin_url"}):
         # "unauthorized" alone, from a local server that takes no key, left users looking for one (continue#11404,
@@ -211,7 +216,8 @@ class OllamaProvider(HttpProvider):
                         if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
                         if data.get("error"):
-                            raise stream_error("", f"Ollama: {data['error']}")
+                            kind, words = _extract_error(data)
+                            raise stream_error(kind, words if kind else f"Ollama: {words}")
                         message = data.get("message") or {}
                         if not isinstance(message, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")

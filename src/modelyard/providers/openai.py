@@ -39,6 +39,7 @@ from modelyard.providers.http import (
     NOT_JSON,
     REFUSED,
     TOOL_USE_FAILED,
+    UNPARSED_CALL,
     UNSUPPORTED,
     USAGE_LIMIT_WORDS,
     WRONG_ENDPOINT,
@@ -51,6 +52,7 @@ from modelyard.providers.http import (
     stream_error,
     tool_call,
     try_loads,
+    unparsed_call,
 )
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
@@ -121,6 +123,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         # unusable, as a tool call written as text is (Groq's tool_use_failed likewise): the next model is asked
         # the model's text after the position stays out of the row (as Groq's failed_generation does)
         return TOOL_USE_FAILED, f"{message.split(':', 1)[0]} (llama-server could not parse the model's tool call)"
+    if UNPARSED_CALL.match(message):  # Ollama's /v1: its parser's refusal of the model's own tool call
+        return TOOL_USE_FAILED, unparsed_call("the server", message)
     if message.startswith("Failed to parse tool call arguments as JSON"):
         # a tool call in the history whose arguments are no JSON (another model's broken call, kept as it came):
         # llama-server's 500 for the request's own content (common/chat.cpp func_args_not_string; llama.cpp#25510:
