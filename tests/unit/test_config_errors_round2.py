@@ -222,3 +222,10 @@ def test_a_yes_or_on_where_a_number_or_a_choice_goes_says_what_yaml_read(text: s
 def test_yes_and_no_where_true_or_false_goes_still_load() -> None:
     config = parse_config(OK.replace("{primary: a}", "{primary: a, thinking: on}") + "log: {store_text: no}\n")
     assert config.agents["chat"].thinking is True and config.log.store_text is False
+
+
+def test_a_key_with_a_space_inside_its_quotes_says_so() -> None:
+    """`"model ": x` read "unknown key 'model ' (did you mean 'model'?)": the space is all but invisible there."""
+    message = said("models:\n  a:\n    provider: ollama\n    \"model \": x\nagents:\n  chat: {primary: a}\n")
+    assert message == ("config.yaml:4: models.a.model : unknown key 'model ' (a space inside the key's quotes: "
+                       "write model:)")

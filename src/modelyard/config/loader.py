@@ -281,7 +281,9 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted((*loc[:-1], "…")))
         keys = known_keys(root, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
-        if ours := _other_name(str(loc[-1]), keys):
+        if str(loc[-1]) != str(loc[-1]).strip() and str(loc[-1]).strip() in keys:  # `"model ": x` (a JSON habit)
+            msg += f" (a space inside the key's quotes: write {str(loc[-1]).strip()}:)"
+        elif ours := _other_name(str(loc[-1]), keys):
             msg += f" (modelyard calls it '{ours}')"
         elif close:
             msg += f" (did you mean '{close[0]}'?)"
