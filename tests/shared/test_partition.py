@@ -22,6 +22,7 @@ from modelyard.router import ModelPool
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
 from tests.shared.fault_proxy import FaultProxy
+from tests.shared.partition_load import Backend, running
 from tests.shared.redis_kit import REDIS_URL
 
 SETTINGS = {"lease": 1.2, "refresh": 0.1, "timeout": 0.2}
@@ -136,3 +137,40 @@ async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(pro
         assert await asyncio.wait_for(waiter, 3) < 5
         await other["m"].release()
         await other["m"].release()
+
+
+async def test_a_process_cut_off_takes_its_share_only_once_the_others_hold_it_back(prefix: str) -> None:
+    """The first seconds of a cut: the others count the cut-off process silent — and hold its share back — only
+    ~2 s after it was last heard (here 0.6 s), yet it noticed the cut at its next call and took its whole share at
+    once. With the others busy the backend saw the limit plus that share: 3 of 2 from 0.2 s into the cut here. Now it
+    takes what it held and what was free at its last view, and the rest of its share once the others hold it back.
+    Measured outside in (:mod:`tests.shared.partition_load`): short requests (0.15 s), the other process busy with
+    three clients, the cut-off one idle until the cut and then two clients."""
+    settings = {"lease": 3.0, "refresh": 0.1, "timeout": 0.2}  # a slot's lease outlives the silence: as by default
+
+    def pool(url: str) -> ModelPool:
+        config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
+        return ModelPool(config, shared=StateConfig(url=url, prefix=prefix, **settings))
+
+    proxy = FaultProxy(6379).start()
+    cut, other = pool(proxy.url()), pool(REDIS_URL)
+    backend = Backend()
+    try:
+        await _counted(cut, other)
+        async with running(backend, other, 3, 0.15):
+            await asyncio.sleep(1.0)
+            proxy.partition()
+            backend.cut_at = time.monotonic()
+            async with running(backend, cut, 2, 0.15):
+                await asyncio.sleep(3.0)
+        assert backend.peak(-1.0, 0) == 2  # the load filled the limit before the cut
+        assert backend.peak(0, 3.0) <= 2, [s for s in backend.since_cut() if 0 <= s[0] < 3 and s[1] > 2][:3]
+        assert cut.link is not None and not cut.link.up
+        # the cut-off process was not starved: it served on its own once its share was held back
+        served_alone = [t for t, p in backend.starts if p is cut and 0 < t - backend.cut_at < 3.0]
+        assert served_alone, "the cut-off process served nothing"
+        assert "silent" in other.state_status().detail  # type: ignore[union-attr]
+    finally:
+        await cut.aclose()
+        await other.aclose()
+        proxy.close()

@@ -278,6 +278,9 @@ class RedisLink:
         #: runs out (``instance_ms``), else a host cut off alone added its share to the whole limit the others
         #: handed out through Redis
         self.silent_ms = (2 * self.tick + 2 * settings.timeout) * 1000
+        #: when this process last registered (the heartbeat that reached the store was sent; monotonic): the others
+        #: count it silent, so hold its outage share back, from ``silent_ms`` after that plus their next tick
+        self.registered_at: float | None = None
         #: the processes (on this host) silent at the last tick
         self.silent = 0
         self.host_silent = 0
@@ -643,7 +646,9 @@ class RedisLink:
         calls += restarts
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
+        sent = time.monotonic()
         results = await self._pipeline(calls)
+        self.registered_at = sent
         now = time.monotonic()  # the share divides by the most instances seen in the last 30 s
         counted = results[0]
         self._counts = [c for c in self._counts if now - c[0] < 30] + [(now, int(counted[0]), int(counted[1]))]
@@ -723,6 +728,15 @@ class RedisLink:
         if client is not None and client is not self._client:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    def held_back_in(self) -> float:
+        """Seconds until every other process surely holds this one's outage share back: it has been silent for
+        ``silent_ms`` and each of them has counted the processes since (a tick, bounded by ``timeout``). 0 while the
+        store answers, and for a process that never registered (it has no share to hold back)."""
+        if self.up or self.registered_at is None:
+            return 0.0
+        at = self.registered_at + self.silent_ms / 1000 + self.tick + self.settings.timeout
+        return max(0.0, at - time.monotonic())
 
     def view_fresh(self) -> bool:
         """The cached view was read within the last two ticks (the background loop is keeping up)."""

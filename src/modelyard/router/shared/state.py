@@ -91,6 +91,9 @@ class RedisState(ModelState):
         self._grace_timer: asyncio.TimerHandle | None = None
         #: the store's last clock jumps as read (None: not read yet — a jump from before this process is not news)
         self._jumps_seen: tuple[str, ...] | None = None
+        #: cut off from the store while the others may still hand out the whole limit there (see ``_share``): the
+        #: slots this process may use until they hold its share back — those it held and those free at its last view
+        self._until_held_back: int | None = None
         link.register(self)
 
     # -- slots ----------------------------------------------------------------------------
@@ -163,7 +166,7 @@ class RedisState(ModelState):
     async def _acquire_local(self, loop: asyncio.AbstractEventLoop, start: float, deadline: float,
                              timeout: float) -> bool:
         share = self._share()
-        if share == 0:
+        if self._share(early=False) == 0:
             raise QueueTimeout(f"shared state unreachable ({self.link.down_reason}): {self._share_text()}",
                                waited=loop.time() - start, reason=Reason.STATE_UNREACHABLE)
         while self._local_waiters and self._local_waiters[0].done():
@@ -222,19 +225,34 @@ class RedisState(ModelState):
         """floor(limit / instances last seen); 0 when this process never counted them."""
         return self.limit // self._instances() if self._instances() else 0
 
-    def _share(self) -> int:
+    def _share(self, *, early: bool = True) -> int:
+        """The slots this process uses while the store is out of reach. ``early``: with the cap of the first seconds —
+        the others go on handing out the whole limit through Redis until they count this process silent (~2 s), so
+        until then it takes only the slots it held and those free when it last read the store. It took its whole
+        share at once, and the backend saw the limit plus the share for those seconds."""
         if self.link.settings.on_outage is OnOutage.FAIL:
             return 0
         share = self._counted_share()
         if self.link.one_shot and self.limit >= 1:
             # a command that sends one request at a time (ask, chat) takes at least one slot: it got none when it
             # never reached Redis (it could not know its share) or when the share rounded down to 0
-            return max(share, 1)
+            share = max(share, 1)
+        if early and self._early_cap() is not None:
+            return min(share, self._early_cap() or 0)
         return share
+
+    def _early_cap(self) -> int | None:
+        if self._until_held_back is None or self._instances() <= 1 or self.link.held_back_in() <= 0:
+            return None
+        return self._until_held_back
 
     def _share_text(self) -> str:
         if self.link.settings.on_outage is OnOutage.FAIL:
             return "on_outage is 'fail': no slot without it"
+        if (cap := self._early_cap()) is not None and cap < self._share(early=False):
+            return (f"this process's share is {self._share(early=False)} of {self.limit} slot(s), but the other "
+                    f"processes hold it back only {self.link.held_back_in():.1f}s from now: until then it uses the "
+                    f"{cap} it held or found free when it last read the store")
         if self.link.one_shot and self.limit >= 1 and self._counted_share() == 0:
             return ("this command sends one request at a time, so it takes 1 slot of "
                     f"{self.limit} (with the other processes' shares, one over the limit at most)")
@@ -320,7 +338,16 @@ class RedisState(ModelState):
         self.probes.clear()
 
     def went_down(self) -> None:
-        """Redis is out of reach: waiters in its queue try again here (their entries are removed later)."""
+        """Redis is out of reach: waiters in its queue try again here (their entries are removed later). Until the
+        others hold this process's share back it uses what it held and what was free at its last view; then the
+        waiters queued here meanwhile are handed the rest of the share."""
+        view = self._view
+        free = max(0, self.shared_limit() - int(view[0])) if view is not None and self.link.view_fresh() else 0
+        self._until_held_back = len(self.held) + free
+        wait = self.link.held_back_in()
+        if wait > 0:
+            with contextlib.suppress(RuntimeError):  # no running loop: a plain listing, nobody waits
+                asyncio.get_running_loop().call_later(wait + 0.01, self._hand_over_local)
         for token, fut in list(self.waiting.items()):
             self._unwait(token)
             self._pending.add(token)
@@ -437,10 +464,10 @@ class RedisState(ModelState):
     def queue_full(self, max_queue: int) -> str:
         """While the store is out of reach this process has its share, not the model's limit: with the limit, a
         request found a slot 'free' that the share did not have, queued past ``max_queue`` and waited its bound."""
-        if self.link.up or self._share() == 0:  # no share at all: acquire says state_unreachable
+        if self.link.up or self._share(early=False) == 0:  # no share at all: acquire says state_unreachable
             return super().queue_full(max_queue) if self.link.up else ""
         _, _, in_flight, waiting = self.snapshot()
-        why = over_queue_bound(self._share(), in_flight, waiting, max_queue)
+        why = over_queue_bound(self._share(early=False), in_flight, waiting, max_queue)
         return f"{why}; shared state unreachable: {self._share_text()}" if why else ""
 
     def cooling_detail(self) -> str:
@@ -540,7 +567,7 @@ class RedisState(ModelState):
             return (Condition.COOLING_DOWN, f"{health.seconds_left():.0f}s left after {health.last_reason} "
                     "(this process alone)", in_flight, waiting)
         share = self._share()
-        if share == 0:
+        if self._share(early=False) == 0:
             return Condition.UNAVAILABLE, f"shared state unreachable: {self._share_text()}", in_flight, waiting
         if in_flight >= share:
             return Condition.BUSY, f"shared state unreachable: {self._share_text()}", in_flight, waiting
