@@ -93,9 +93,11 @@ def load(config_path: str | Path | None = None) -> tuple[Config, Path]:
 
 
 def open_runtime(config_path: str | Path | None = None, *, config: Config | None = None, borrow: bool = False,
-                 notice: Callable[[str], None] | None = None) -> Runtime:
+                 notice: Callable[[str], None] | None = None, one_shot: bool = False) -> Runtime:
     """``borrow``: a front-end (ask, chat, telegram) takes slots and breakers from the running ``serve``
-    of the same config when there is one (``notice`` hears when it cannot and uses its own)."""
+    of the same config when there is one (``notice`` hears when it cannot and uses its own); ``one_shot``: it sends
+    one request at a time (ask, chat) — while Redis is out of reach it takes at least one slot of a model, and the
+    routing log's other hosts list it, without turning degraded, when it limits apart from them."""
     if config is None:
         config, path = load(config_path)
     else:
@@ -107,7 +109,10 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     if forwarder is not None:
         log.on_commit(forwarder.wake)
     pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
+    if one_shot and pool.link is not None:
+        pool.link.one_shot = True
     if forwarder is not None and pool.serve is None:  # a borrower's limits are serve's, which says its own
+        forwarder.presence_kind = presence.ONE_AT_A_TIME if one_shot else ""
         state = pool.link.settings if pool.link is not None else None
         forwarder.presence = presence.fingerprint(state.url if state else None, state.prefix if state else "",
                                                   socket.gethostname())

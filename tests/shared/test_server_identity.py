@@ -84,3 +84,41 @@ def test_ids_read_on_either_side_of_a_restart_still_meet() -> None:
     assert not presence.same_server(mine, ["a"], "redis hostb:6379/0 prefix 'm'", ["b"])
     assert not presence.same_server(mine, [], "redis hostb:6379/0 prefix 'm'", [])  # no id: the address decides
     assert presence.same_server("redis unix:/run/r.sock@a db 2 prefix 'm'", ["x"], "redis b:6379/2 prefix 'm'", ["x"])
+
+
+def test_an_ask_without_shared_state_is_listed_not_degrading(tmp_path: Path, pg_url: str) -> None:
+    """A laptop's `ask` whose config has no `state:` wrote to the team's PostgreSQL log: every gateway turned
+    degraded for the next 90 s (its presence row's life), though it adds at most one request beyond a limit, for as
+    long as it runs. The gateways list it now; a gateway or bot without shared state still makes them degraded."""
+    from modelyard.runtime import open_runtime
+    from tests.helpers import make_config
+
+    team = "redis 10.0.0.5:6379/0 prefix 'modelyard'"
+    hosts = [Forwarder(tmp_path / f"spool-{i}.sqlite3", pg_url, poll=0.05) for i in range(3)]
+    try:
+        gateway, laptop, stray = hosts
+        for forwarder, mine in zip(hosts, [team, presence.NONE, None], strict=True):
+            forwarder.presence, forwarder.presence_every = mine, 0.2
+        laptop.presence_kind = presence.ONE_AT_A_TIME
+        laptop.wake()
+        health = until(lambda: (h := gateway.health()).one_at_a_time_apart and h, 15)
+        assert not health.degraded and not health.limited_apart, health
+        assert "no shared state" in health.one_at_a_time_apart[0] and "one request at a time" in \
+            health.one_at_a_time_apart[0]
+        stray.presence = presence.NONE
+        stray.wake()  # a gateway elsewhere without state: limits apart for as long as it runs
+        health = until(lambda: (h := gateway.health()).limited_apart and h, 15)
+        assert health.degraded and "no shared state" in health.limited_apart[0]
+        assert not health.one_at_a_time_apart  # that host is said once, as apart
+    finally:
+        for forwarder in hosts:
+            forwarder.close()
+
+    config = make_config({"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "m"}},
+                         {"a": {"primary": "m"}}, log={"path": str(tmp_path / "log.db"), "url": pg_url})
+    for one_shot, kind in ((True, presence.ONE_AT_A_TIME), (False, "")):  # ask/chat; serve, telegram
+        runtime = open_runtime(tmp_path / "team.yaml", config=config, one_shot=one_shot)
+        try:
+            assert runtime.forwarder is not None and runtime.forwarder.presence_kind == kind
+        finally:
+            asyncio.run(runtime.aclose())

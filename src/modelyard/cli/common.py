@@ -182,13 +182,10 @@ def note(message: str) -> None:
 
 def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool = False) -> Runtime:
     """``borrow``: a front-end shares the limits of the running ``serve`` of its config (notes on stderr
-    when it cannot and keeps its own); ``one_shot``: it sends one request at a time (ask, chat), so while
-    Redis is out of reach it takes at least one slot of a model."""
+    when it cannot and keeps its own); ``one_shot``: it sends one request at a time (ask, chat), see
+    :func:`~modelyard.runtime.open_runtime`."""
     try:
-        runtime = open_runtime(config, borrow=borrow, notice=note if borrow else None)
-        if one_shot and runtime.pool.link is not None:
-            runtime.pool.link.one_shot = True
-        return runtime
+        return open_runtime(config, borrow=borrow, notice=note if borrow else None, one_shot=one_shot)
     except ConfigError as exc:
         raise fail(config_said(exc)) from None
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback

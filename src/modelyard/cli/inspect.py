@@ -195,10 +195,11 @@ def _limited_apart(cfg: Config, conn: LogConnection) -> str:
 
         servers = [run] if (run := asyncio.run(read_server_id(settings))) else []
     try:
-        differ = presence.others(conn, mine, servers)
+        found = presence.look(conn, mine, servers)
     except Exception:  # a courtesy: the listing does not depend on it
         return ""
-    return f"shared state: {presence.sentence(differ, mine)}" if differ else ""
+    return " ".join(f"shared state: {presence.sentence(differ, mine)}"
+                    for differ in (found.apart, found.one_at_a_time) if differ)
 
 
 def _serve_view(cfg: Config, path: Path) -> tuple[str, dict]:

@@ -223,6 +223,9 @@ class ForwardHealth:
     limited_apart: tuple[str, ...] = ()
     #: seconds this host's clock is ahead of the database's (behind: negative), when past :data:`CLOCK_BOUND`
     clock_off_s: float | None = None
+    #: ``ask``/``chat`` processes writing to this log with another shared state: at most one request over a limit
+    #: each, while they run — listed, not degraded (:data:`.presence.ONE_AT_A_TIME`)
+    one_at_a_time_apart: tuple[str, ...] = ()
 
     @property
     def degraded(self) -> bool:
@@ -267,6 +270,11 @@ class Forwarder:
         self._presence_at = -presence.EVERY
         #: hosts writing to this log with another shared state ("hostb uses redis …"), from the last look
         self.state_differs: list[str] = []
+        #: ``ask``/``chat`` processes among them ("laptop uses no shared state … for ask/chat …"): not degraded
+        self.one_at_a_time_differs: list[str] = []
+        #: what this process is, recorded beside its shared state: :data:`.presence.ONE_AT_A_TIME` for ``ask`` and
+        #: ``chat`` (the runtime sets it)
+        self.presence_kind = ""
         #: seconds this host's clock is ahead of PostgreSQL's, when past CLOCK_BOUND (None: within it, or not looked)
         self.clock_off: float | None = None
         self.clock_every = CLOCK_EVERY
@@ -323,7 +331,8 @@ class Forwarder:
         return ForwardHealth(self.target, self._lock_fd is not None, self.alive,
                              self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
-                             None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off)
+                             None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off,
+                             tuple(self.one_at_a_time_differs))
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -470,14 +479,18 @@ class Forwarder:
             return
         try:
             pg = self._database()
-            presence.record(pg, self.where, socket.gethostname(), mine, servers)
-            differ = presence.others(pg, mine, servers)
+            presence.record(pg, self.where, socket.gethostname(), mine, servers, self.presence_kind)
+            found = presence.look(pg, mine, servers)
         except Exception as exc:  # a courtesy: never the forwarder's failure
             log.debug("routing log: presence not recorded (%s)", exc)
             return
+        differ = found.apart
         if differ and differ != self.state_differs:
             log.warning("routing log %s: %s", self.target, presence.sentence(differ, mine))
+        if found.one_at_a_time and not self.one_at_a_time_differs:
+            log.info("routing log %s: %s", self.target, presence.sentence(found.one_at_a_time, mine))
         self.state_differs = differ
+        self.one_at_a_time_differs = found.one_at_a_time
 
     def _database(self) -> Any:
         if self._pg is None:

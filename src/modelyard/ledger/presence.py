@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 #: how often a forwarder records its host and reads the others'; an entry older than :data:`FRESH` is gone
@@ -28,58 +29,90 @@ FRESH = 3 * EVERY
 
 TABLE = "log_presence"
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (who TEXT PRIMARY KEY, host TEXT NOT NULL, state TEXT NOT NULL, "
-           "seen DOUBLE PRECISION NOT NULL, servers TEXT NOT NULL DEFAULT '')")
-#: a table an older version created has no ``servers``
-_ADD_SERVERS = f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS servers TEXT NOT NULL DEFAULT ''"
+           "seen DOUBLE PRECISION NOT NULL, servers TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL DEFAULT '')")
+#: a table an older version created has no ``servers`` or ``kind``
+_ADD_COLUMNS = (f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS servers TEXT NOT NULL DEFAULT '', "
+                "ADD COLUMN IF NOT EXISTS kind TEXT NOT NULL DEFAULT ''")
+
+#: ``kind`` of a command that sends one request at a time (``ask``, ``chat``): limited apart, it adds at most one
+#: request beyond a limit while it runs — listed, but it does not make the gateways degraded (an ``ask`` from a laptop
+#: whose config has no ``state:`` turned every gateway degraded for 90 s, though nothing there was wrong)
+ONE_AT_A_TIME = "one-at-a-time"
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 #: what a process without shared state records (its limits are its own)
 NONE = "no shared state (limits in each process)"
 
 
-def record(pg: Any, who: str, host: str, state: str, servers: Sequence[str] = ()) -> None:
-    """``servers``: the run ids of the Redis server this host's shared state reached lately (none: not known)."""
+def record(pg: Any, who: str, host: str, state: str, servers: Sequence[str] = (), kind: str = "") -> None:
+    """``servers``: the run ids of the Redis server this host's shared state reached lately (none: not known);
+    ``kind``: :data:`ONE_AT_A_TIME` for ``ask`` and ``chat``, else ''."""
     try:
         pg.execute(_CREATE)
     except Exception as exc:  # two hosts creating it at once: PostgreSQL refuses the second (pg_type's unique key)
         if "already exists" not in str(exc):
             raise
-    insert = (f"INSERT INTO {TABLE} (who, host, state, seen, servers) VALUES (?, ?, ?, {_NOW}, ?) ON CONFLICT (who) "
-              "DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, seen = EXCLUDED.seen, "
-              "servers = EXCLUDED.servers")
+    insert = (f"INSERT INTO {TABLE} (who, host, state, seen, servers, kind) VALUES (?, ?, ?, {_NOW}, ?, ?) "
+              "ON CONFLICT (who) DO UPDATE SET host = EXCLUDED.host, state = EXCLUDED.state, seen = EXCLUDED.seen, "
+              "servers = EXCLUDED.servers, kind = EXCLUDED.kind")
+    values = (who, host, state, " ".join(servers), kind)
     try:
-        pg.execute(insert, (who, host, state, " ".join(servers)))
+        pg.execute(insert, values)
     except Exception as exc:
-        if "servers" not in str(exc):
+        if "servers" not in str(exc) and "kind" not in str(exc):
             raise
-        pg.execute(_ADD_SERVERS)
-        pg.execute(insert, (who, host, state, " ".join(servers)))
+        pg.execute(_ADD_COLUMNS)
+        pg.execute(insert, values)
 
 
-def others(pg: Any, state: str, servers: Sequence[str] = (), *, exclude: str = "") -> list[str]:
-    """Hosts seen within :data:`FRESH` that record another shared state than ``state`` (on ``servers``), as sentences.
-    One that records another address but a server id of ``servers``, with the same database and prefix, reached the
-    same Redis another way (a tunnel): not another shared state."""
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the other hosts on the log use, as sentences: ``apart``, processes that limit the same models apart (a
+    gateway, a bot: degraded); ``one_at_a_time``, ``ask`` or ``chat`` doing so (at most one request over: listed)."""
+
+    apart: list[str]
+    one_at_a_time: list[str]
+
+
+def look(pg: Any, state: str, servers: Sequence[str] = (), *, exclude: str = "") -> Look:
+    """Hosts seen within :data:`FRESH` that record another shared state than ``state`` (on ``servers``). One that
+    records another address but a server id of ``servers``, with the same database and prefix, reached the same Redis
+    another way (a tunnel): not another shared state."""
     try:
         rows = pg.execute(f"SELECT *, {_NOW} - seen AS age FROM {TABLE} WHERE seen > {_NOW} - ? AND state <> ? "
                           "AND who <> ?", (FRESH, state, exclude)).fetchall()
     except Exception as exc:  # the table not there yet (no forwarder ran), or no right to read it
         if "does not exist" in str(exc) or "log_presence" in str(exc):
-            return []
+            return Look([], [])
         raise
-    ages: dict[tuple[str, str], float] = {}
+    ages: dict[tuple[bool, str, str], float] = {}
     for row in rows:
         if not same_server(state, servers, row["state"], _servers_of(row)):
-            key = (row["host"], row["state"])
+            key = (_column(row, "kind") == ONE_AT_A_TIME, row["host"], row["state"])
             ages[key] = min(ages.get(key, row["age"]), row["age"])
-    return [f"{host} uses {theirs} (seen {age:.0f}s ago)" for (host, theirs), age in sorted(ages.items())]
+    # a host with a gateway apart is said once, as apart, not again for its ask
+    apart = {(host, theirs) for (one, host, theirs) in ages if not one}
+    said = {(one, host, theirs): f"{host} uses {theirs} (seen {age:.0f}s ago)"
+            for (one, host, theirs), age in sorted(ages.items()) if not (one and (host, theirs) in apart)}
+    return Look([text for (one, _, _), text in said.items() if not one],
+                [text.replace(" (seen", " for ask/chat: one request at a time (seen", 1)
+                 for (one, _, _), text in said.items() if one])
+
+
+def others(pg: Any, state: str, servers: Sequence[str] = (), *, exclude: str = "") -> list[str]:
+    """:func:`look`'s processes apart (a gateway, a bot): what makes a host degraded."""
+    return look(pg, state, servers, exclude=exclude).apart
+
+
+def _column(row: Any, name: str) -> str:
+    try:
+        return str(row[name] or "")
+    except (IndexError, KeyError):  # a table of an older version, not altered yet
+        return ""
 
 
 def _servers_of(row: Any) -> list[str]:
-    try:
-        return str(row["servers"] or "").split()
-    except (IndexError, KeyError):  # a table of an older version, not altered yet
-        return []
+    return _column(row, "servers").split()
 
 
 #: the database and prefix of a :func:`fingerprint` (``redis HOST:PORT/DB prefix 'P'``, ``redis unix:PATH@HOST db DB
