@@ -69,3 +69,24 @@ def test_an_endpoint_without_its_scheme_is_asked_as_http(tmp_path: Path) -> None
     assert out.exit_code == 0, out.output
     assert f"{ollama.url}: Ollama" in out.output, out.output
     assert load_config(target).models["llama3.2-3b"].endpoint == ollama.url
+
+
+def test_a_chat_message_no_model_answered_is_sent_again_by_retry(tmp_path: Path) -> None:
+    """A chat message that no model answered was gone: not kept in the history (only answered exchanges are), and
+    the prompt recalls no lines (the up arrow printed '^[[A'), so a long question was typed again."""
+    from tests.fakes import Fault, OpenAIServer
+
+    config = tmp_path / "c.yaml"
+    with OpenAIServer(reply_text="answered at last") as llm:
+        config.write_text(f"log: {{path: {tmp_path / 'l.sqlite'}}}\nmodels: {{m: {{provider: openai, endpoint: "
+                          f"'{llm.url}/v1'}}}}\nagents: {{a: {{primary: m}}}}\n"
+                          "defaults: {retries: {attempts: 0}, cooldown: {failures: 99}}\n")
+        llm.faults.push(Fault.status(500))
+        out = CliRunner().invoke(app, ["chat", "--config", str(config)],
+                                 input="a long careful question\n/retry\n/retry\n/quit\n")
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert "your message is kept: /retry sends it again" in said
+    assert "answered at last" in said and "nothing to retry: the last message was answered" in said
+    asked = [m["content"] for r in llm.requests for m in r.json["messages"] if m["role"] == "user"]
+    assert asked == ["a long careful question", "a long careful question"]

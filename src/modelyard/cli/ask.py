@@ -272,7 +272,7 @@ class LineReader:
 
 
 #: what chat's prompt understands (printed for /help and for a command it does not know)
-COMMANDS = "/agent NAME, /agent auto, /reset, /help, /quit"
+COMMANDS = "/agent NAME, /agent auto, /retry, /reset, /help, /quit"
 
 
 async def _command(session: Session, runtime: Runtime, line: str) -> bool:
@@ -304,7 +304,8 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
 
 def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
     """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
-    '/agent NAME' talks to one agent ('/agent auto' goes back), '/reset' forgets, '/help' lists these, '/quit' ends."""
+    '/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again a message no model answered,
+    '/reset' forgets, '/help' lists these, '/quit' ends."""
     _terminal_says_it()
     runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
@@ -318,6 +319,8 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
         reader = LineReader()
         said_shared: str | None = None
+        #: the last message no model answered: it is not kept in the history, and the prompt recalls no lines
+        unanswered: str | None = None
         try:
             while True:
                 try:
@@ -328,7 +331,12 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     continue
                 if line in ("/quit", "/exit"):
                     break
-                if await _command(session, runtime, line):
+                if line == "/retry":
+                    if unanswered is None:
+                        console.print("nothing to retry: the last message was answered", highlight=False)
+                        continue
+                    line = unanswered
+                elif await _command(session, runtime, line):
                     continue
                 text = TerminalText(waiting_for=session.agent or ROUTED)
                 try:
@@ -340,9 +348,12 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                 for notice in reply.notices:
                     console.print(f"[yellow]{escape(notice)}[/]", highlight=False)
                 text.end(reply.text if reply.answered else None)
+                unanswered = None if reply.answered else line
                 if not reply.answered:
                     err.print(f"[bold red]error:[/] {escape(reply.detail or reply.text)}", highlight=False)
                 _print_routes(reply.records, reply.result)
+                if not reply.answered:  # it was typed once: say that it need not be typed again
+                    err.print("[dim]your message is kept: /retry sends it again[/]", highlight=False)
                 if (shared := _borrowed(runtime)) and shared != said_shared:  # once, and again after a change
                     err.print(shared, style="dim", highlight=False, markup=False)
                     said_shared = shared
