@@ -20,11 +20,12 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from tests.fakes import Fault, OpenAIServer
 from tests.helpers import make_config
-from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_fault_shapes import KEY, _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import (
     ANTHROPIC_TEXT,
     DONE,
@@ -399,3 +400,42 @@ async def test_a_tool_call_ollama_could_not_parse_is_an_unusable_answer(kind: st
     assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0
     detail = routed.record.attempts[0].detail or ""
     assert "could not parse the model's tool call" in detail and "secret-token" not in detail
+
+
+# -- Anthropic: the first words in content_block_start ----------------------------------------------------------------
+
+def _first_words_in_the_start() -> Fault:
+    return Fault.raw(
+        200, _start("msg_1"),
+        event("content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "thinking", "thinking": "Look", "signature": ""}}),
+        event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "thinking_delta", "thinking": "ing outside."}}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event("content_block_start", {"type": "content_block_start", "index": 1,
+                                      "content_block": {"type": "text", "text": "Sun"}}),
+        event("content_block_delta", {"type": "content_block_delta", "index": 1,
+                                      "delta": {"type": "text_delta", "text": "ny."}}),
+        event("content_block_stop", {"type": "content_block_stop", "index": 1}), MESSAGE_DELTA, MESSAGE_STOP,
+        headers=SSE)
+
+
+async def test_the_first_words_of_a_block_in_its_start_are_kept(servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """``content_block_start`` carries the block itself (``{"type": "text", "text": ""}`` as documented); the
+    official SDKs keep it as the snapshot the deltas are added to (anthropic-python's accumulate_event), so an
+    adapter that puts the first piece there (thinking: oh-my-pi#8319) loses nothing with them. modelyard dropped it:
+    "ny." passed on as the answer. Now the start's text and thinking come first."""
+    routed, _ = await route_cooling("anthropic", servers, tmp_path, _first_words_in_the_start())
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert (routed.response.text, routed.response.thinking) == ("Sunny.", "Looking outside.")
+
+
+def test_the_official_client_reads_the_first_words_in_the_start_too(servers: dict[str, Any]) -> None:  # noqa: F811
+    servers["anthropic"].push(_first_words_in_the_start())
+    client = anthropic.Anthropic(base_url=servers["anthropic"].url, api_key=KEY, max_retries=0)
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=64,
+                                messages=[{"role": "user", "content": "Weather?"}]) as stream:
+        final = stream.get_final_message()
+    assert [getattr(b, "text", None) or getattr(b, "thinking", None) for b in final.content] == [
+        "Looking outside.", "Sunny."]

@@ -418,6 +418,13 @@ class AnthropicProvider(HttpProvider):
                         blocks[int(data.get("index") or 0)] = {
                             "type": btype, "id": block.get("id", ""), "name": block.get("name", ""),
                             "json": "", "input": block.get("input")}
+                        # the block's first words in the block itself (documented as "", but a snapshot the
+                        # official SDKs keep and add the deltas to: an adapter that puts its first piece there,
+                        # oh-my-pi#8319) were dropped, the answer shown without its start
+                        if btype == "text" and (first := block.get("text")) and isinstance(first, str):
+                            yield Chunk("text", text=first)
+                        elif btype == "thinking" and (first := block.get("thinking")) and isinstance(first, str):
+                            yield Chunk("thinking", text=first)
                     elif kind == "content_block_delta":
                         delta = data.get("delta") or {}
                         dtype = delta.get("type")
