@@ -229,3 +229,11 @@ def test_a_key_with_a_space_inside_its_quotes_says_so() -> None:
     message = said("models:\n  a:\n    provider: ollama\n    \"model \": x\nagents:\n  chat: {primary: a}\n")
     assert message == ("config.yaml:4: models.a.model : unknown key 'model ' (a space inside the key's quotes: "
                        "write model:)")
+
+
+def test_a_setting_written_with_an_equals_sign_says_to_write_a_colon() -> None:
+    """`key=value` in YAML (https://github.com/BerriAI/litellm/pull/2402: a docs example with '=' for ':') read
+    "could not find expected ':'"."""
+    message = said("models:\n  a:\n    provider: ollama\n    model=qwen2.5:7b\nagents:\n  chat: {primary: a}\n")
+    assert message == ("config.yaml:4: not valid YAML: 'model=…': YAML puts ': ' between a key and its value — write "
+                       "'model: …'")

@@ -128,6 +128,8 @@ def _env_line(text: str, near: int | None) -> tuple[str, int] | None:
     for index in (near, near - 1):
         if 0 <= index < len(lines) and (found := _ENV_ASSIGNMENT.match(lines[index])):
             name = found.group(1)
+            if not name.isupper() and not lines[index].lstrip().startswith("export"):  # `provider=ollama`
+                return f"'{name}=…': YAML puts ': ' between a key and its value — write '{name}: …'", index
             return (f"'{name}=…' is a shell's or an env file's line, not YAML: the config sets no variables — export "
                     f"{name} in the environment (or the service's env file) and name it here, e.g. api_key_env: "
                     f"{name}", index)
