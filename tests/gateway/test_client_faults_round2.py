@@ -388,3 +388,36 @@ def test_hostile_fields_are_a_400_or_served_never_a_500(gateway, api, case):
     else:
         error = r.json()
         assert (error["error"]["message"] if isinstance(error["error"], dict) else error["error"]), error
+
+
+TOOLS = {  # each API's shape of one function tool
+    "chat": {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+    "messages": {"name": "f", "input_schema": {"type": "object"}},
+    "ollama": {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
+    "responses": {"type": "function", "name": "f", "parameters": {"type": "object"}},
+}
+
+
+@pytest.mark.parametrize("api", list(PATHS))
+def test_more_tools_than_any_api_takes_is_a_400(gateway, fakes, api):
+    """OpenAI's API takes 128 tools a request ("Invalid 'tools': array too long. Expected an array with maximum length
+    128"); 100,000 of them (an 8 MB body) cost the gateway 3.4 s of its loop to parse, then went on to a model. The
+    gateway takes 1,000 (a local model may take more than OpenAI's) and refuses more with a 400 naming ``tools``."""
+    body = json.loads(_many(api, 1))
+    body["tools"] = [TOOLS[api]] * 1001
+    r = httpx.post(gateway.url + PATHS[api], json=body, timeout=30)
+    assert r.status_code == 400 and "1000" in r.text and "tools" in r.text, r.text[:300]
+    assert fakes[0].requests == []
+
+
+def test_a_message_of_a_myriad_content_parts_is_a_400(gateway, fakes):
+    """One message of 300,000 one-letter text parts (a 9 MB body) took 2.4 s of the loop to parse (4 s to answer);
+    a message takes at most 10,000 parts now — the 400 names the message's content, not "should be a string" (the
+    first of the union's two complaints)."""
+    part = {"type": "text", "text": "x"}
+    r = httpx.post(gateway.url + PATHS["chat"], timeout=60,
+                   json={"model": "solo", "messages": [{"role": "user", "content": [part] * 10_001}]})
+    assert r.status_code == 400, r.text[:300]
+    error = r.json()["error"]
+    assert error["param"] == "messages[0].content" and "at most 10000" in error["message"], error
+    assert fakes[0].requests == []

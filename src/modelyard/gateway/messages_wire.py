@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.gateway.responses import error_extras, json_response, reshaped_error
-from modelyard.gateway.wire import MAX_MESSAGES, BadRequest, bad_body, chosen_tools
+from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -63,7 +63,7 @@ class MessagesBody(BaseModel):
     system: str | list[dict[str, Any]] | None = None
     stream: bool | None = False  # null: the default
     temperature: float | None = Field(None, ge=0, le=1)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     stop_sequences: list[str] | None = None
@@ -78,7 +78,7 @@ class CountTokensBody(BaseModel):
     model: str = Field(min_length=1)
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_MESSAGES)
     system: str | list[dict[str, Any]] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     stop_sequences: list[str] | None = None

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.gateway.wire import MAX_MESSAGES, BadRequest, bad_body
+from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
@@ -58,7 +58,7 @@ class OllamaBody(BaseModel):
     images: list[Any] | None = None
     suffix: str | None = None
     stream: bool | None = True  # null: the default (Ollama's is a pointer: nil streams)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     think: bool | str | None = None

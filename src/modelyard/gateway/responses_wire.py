@@ -28,7 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import MAX_MESSAGES, BadRequest, bad_body, chosen_tools, client_call
+from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools, client_call
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -67,7 +67,7 @@ class ResponsesBody(BaseModel):
     input: Annotated[str | list[Any], WithJsonSchema(_INPUT)]
     instructions: str | None = None
     stream: bool | None = False  # null: the default
-    tools: Annotated[list[dict[str, Any]] | None, WithJsonSchema(_TOOLS)] = None
+    tools: Annotated[list[dict[str, Any]] | None, WithJsonSchema(_TOOLS), Field(max_length=MAX_TOOLS)] = None
     tool_choice: str | dict[str, Any] | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)

@@ -10,7 +10,7 @@ honoured at the gateway (``stops.py``): the text ends before the first stop sequ
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +30,11 @@ from modelyard.types import (
 #: the gateway ~35 µs of its event loop (parsed, translated, routed), so 300,000 one-word messages — a 10 MB body, a
 #: third of the size bound — held every other client for ~10 s. No conversation that fits a model's context comes near.
 MAX_MESSAGES = 10_000
+#: the most tools one request may offer: OpenAI's API takes 128 ("Expected an array with maximum length 128"); a local
+#: model behind the gateway may take more, but 100,000 tools (an 8 MB body) cost 3.4 s of the loop to parse alone
+MAX_TOOLS = 1_000
+#: the most content parts one message may carry (each of 300,000 parts cost ~8 µs to parse: 2.4 s)
+MAX_PARTS = MAX_MESSAGES
 
 
 class BadRequest(Exception):
@@ -63,7 +68,7 @@ class ContentPart(_In):
 
 class MessageIn(_In):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: str | Annotated[list[ContentPart], Field(max_length=MAX_PARTS)] | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
@@ -105,7 +110,7 @@ class ChatCompletionBody(_In):
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool | None = False  # null: the default, as the spec says (clients send their unset fields)
     stream_options: StreamOptions | None = None
-    tools: list[ToolIn] | None = None
+    tools: list[ToolIn] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -137,7 +142,9 @@ def parse_body(raw: bytes) -> ChatCompletionBody:
 
 def bad_body(exc: ValidationError) -> BadRequest:
     """A body's validation error as a 400 naming the first offending field (``messages[0].role``)."""
-    first = exc.errors(include_url=False, include_input=False)[0]
+    errors = exc.errors(include_url=False, include_input=False)
+    # a list past its bound inside a union (content: a string or parts) is what to say, not "should be a string"
+    first = next((e for e in errors if e["type"] == "too_long"), errors[0])
     if first["type"] == "json_invalid" or (first["type"] == "model_type" and not first["loc"]):
         where = (first.get("ctx") or {}).get("error")  # e.g. a lone UTF-16 surrogate escape, at line 1 column 58
         if where and "invalid unicode code point" in where:  # Latin-1 text (Windows PowerShell 5.1's default)
