@@ -439,3 +439,19 @@ def test_the_official_client_reads_the_first_words_in_the_start_too(servers: dic
         final = stream.get_final_message()
     assert [getattr(b, "text", None) or getattr(b, "thinking", None) for b in final.content] == [
         "Looking outside.", "Sunny."]
+
+
+# -- Gemini's malformed function call ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("finish", ["MALFORMED_FUNCTION_CALL", "malformed_function_call"])
+async def test_a_malformed_function_call_is_an_unusable_answer(finish: str, servers: dict[str, Any],  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    """Gemini ends a turn whose tool call it could not form with ``MALFORMED_FUNCTION_CALL`` (frequent with Gemini
+    2.5 and 3: python-genai#1836, gemini-cli#12674, pydantic-ai#3095, inspect_ai#2990); its OpenAI-compatible gateways
+    pass Gemini's finish reasons on in capitals (qwen-code#9884), some lower-cased. The text said before it was passed
+    on as the whole answer: the call lost, the agent told the turn was done (hermes-agent#83886). Now an unusable
+    answer, as a tool call written as text: the next model at once, this one not marked sick."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        200, chunk({"role": "assistant", "content": "Let me check the weather."}), chunk({}, finish), DONE,
+        headers=SSE))
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0

@@ -311,6 +311,11 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 #: finish reasons that mean the generation failed, whatever came before them: OpenRouter's "error"; vLLM's
 #: "abort" (an engine shutdown, sleep or scale-down ends the request, then [DONE] as if complete: vllm#57082)
 _FAILED = frozenset({"error", "abort"})
+#: Gemini's finish reason for a tool call it could not form (its OpenAI-compatible gateways pass Gemini's reasons on in
+#: capitals, qwen-code#9884), frequent with Gemini 2.5 and 3 (python-genai#1836, gemini-cli#12674, pydantic-ai#3095):
+#: text said before it was passed on as the whole answer — the call the model meant to make lost, the agent told the
+#: turn was done (hermes-agent#83886 fails the turn). An unusable answer, as a tool call written as text: the next model
+_MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call"})
 
 
 def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
@@ -729,6 +734,9 @@ class OpenAIProvider(HttpProvider):
                                 finish = str(choice["finish_reason"])
                                 if finish in _FAILED:
                                     raise _failed(choice, finish)
+                                if finish in _MALFORMED_CALL:
+                                    raise ProviderError(Reason.UNUSABLE_REPLY, "the model's tool call was malformed "
+                                                        f"(finish_reason '{finish}'): no call to make")
                                 resp.answered = True
                 except Exception:
                     if texts:  # what came before the failure is delivered first, as one delta at a time was
