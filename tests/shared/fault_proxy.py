@@ -22,7 +22,6 @@ import contextlib
 import socket
 import struct
 import threading
-import time
 from enum import Enum
 from typing import Any
 
@@ -59,16 +58,25 @@ class FaultProxy:
         return self
 
     def close(self) -> None:
-        def stop() -> None:
+        """Stop serving, close every connection, end the tasks still carrying, then close the loop: left open (and
+        its tasks pending), the collector reported an unclosed event loop in whichever later test it came in."""
+        async def stop() -> None:
             for pipe in self._pipes:
                 pipe.client.close()
                 pipe.upstream.close()
             if self._server is not None:
                 self._server.close()
-        self._loop.call_soon_threadsafe(stop)
-        time.sleep(0.05)
+            await asyncio.sleep(0.05)
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)  # the closed transports' connection_lost callbacks
+        self._run(stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> FaultProxy:
         return self.start()

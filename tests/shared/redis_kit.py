@@ -99,7 +99,8 @@ class PrivateRedis:
         deadline = time.monotonic() + 10
         while True:
             try:
-                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                with contextlib.closing(redis.Redis(port=self.port, socket_connect_timeout=0.2)) as probe:
+                    probe.ping()  # closed: left to the collector, its socket was a ResourceWarning in a later test
                 return self
             except redis.AuthenticationError:  # started with --requirepass: it answers
                 return self

@@ -82,8 +82,9 @@ def _serve_lines(config: Path, tmp_path: Path, until: str) -> str:
     lines: queue.Queue[str] = queue.Queue()
     out = proc.stdout
     assert out is not None
-    threading.Thread(target=lambda: [lines.put(line) for line in iter(out.readline, "")] + [lines.put("")],
-                     daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in iter(out.readline, "")] + [lines.put("")],
+                              daemon=True)
+    reader.start()
     said: list[str] = []
     deadline = time.monotonic() + 60
     try:
@@ -97,6 +98,8 @@ def _serve_lines(config: Path, tmp_path: Path, until: str) -> str:
     finally:
         proc.terminate()
         proc.wait(15)
+        reader.join(5)  # it reads to the end of the pipe, then the pipe is closed (left open: a ResourceWarning later)
+        out.close()
     return "".join(said)
 
 

@@ -696,8 +696,9 @@ class RedisLink:
             pool = self._client.connection_pool
             if int(pool.connection_kwargs.get("db", 0) or 0) == 0:
                 self._registry_client = self._client
-            else:  # a client of its own on database 0 of the same server, closed with the link's
-                self._registry_client = Redis(connection_pool=type(pool)(
+            else:  # a client of its own on database 0 of the same server, closed with the link's (from_pool: its
+                # aclose closes the pool too; Redis(connection_pool=…) left the connection open for the collector)
+                self._registry_client = Redis.from_pool(type(pool)(
                     connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": 0}))
             self._registry_script = self._registry_client.register_script(namespaces.REGISTER)
         assert self._registry_script is not None
