@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 
 import pytest
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, RequestResponseCycle
 
-from modelyard.gateway.transport import send_whole
+from modelyard.gateway.transport import NAME_REFUSED, VALUE_REFUSED, send_whole
 
 
 class _Transport(asyncio.Transport):
@@ -64,6 +65,9 @@ PLAIN = [(b"x-modelyard-request-id", b"r1"), (b"x-modelyard-route", b"fast ok (m
     (PLAIN, 404, True),
     ([(b"X-Mixed-Case", b"v"), *PLAIN], 503, True),
     ([(b"retry-after", b"5"), (b"www-authenticate", b"Bearer"), *PLAIN], 401, True),
+    # names as an app may spell them: lowered on the wire, as uvicorn writes them (the length found as any case)
+    ([(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(BODY)), (b"X-Request-ID", b"r1")],
+     200, True),
 ])
 def test_the_same_bytes_and_state_as_uvicorns_send(headers, status, keep_alive) -> None:
     async def main() -> None:
@@ -100,8 +104,9 @@ def test_the_access_log_line_is_uvicorns(caplog) -> None:
     assert ours == theirs == '127.0.0.1:5555 - "POST /v1/chat/completions HTTP/1.1" 200'
 
 
-@pytest.mark.parametrize("case", ["header name", "header value", "length", "two lengths", "connection", "chunked",
-                                  "head", "started", "not uvicorn's"])
+@pytest.mark.parametrize("case", ["header name", "header value", "a newline in a name", "length", "two lengths",
+                                  "two lengths, one capitalised", "connection", "Connection", "chunked",
+                                  "Transfer-Encoding", "head", "started", "not uvicorn's"])
 def test_what_it_does_not_take_on_is_left_untouched(case) -> None:
     async def main() -> None:
         cycle, transport, responses = _cycle(method="HEAD" if case == "head" else "POST")
@@ -111,14 +116,22 @@ def test_what_it_does_not_take_on_is_left_untouched(case) -> None:
             headers.append((b"bad name", b"v"))
         elif case == "header value":
             headers.append((b"x-injected", b"a\r\nset-cookie: b"))
+        elif case == "a newline in a name":
+            headers.append((b"x-a\nconnection", b"v"))
         elif case == "length":
             headers[2] = (b"content-length", b"3")
         elif case == "two lengths":
             headers.append((b"content-length", b"%d" % len(BODY)))
+        elif case == "two lengths, one capitalised":
+            headers.append((b"Content-Length", b"%d" % len(BODY)))
         elif case == "connection":
             headers.append((b"connection", b"close"))
+        elif case == "Connection":
+            headers.append((b"Connection", b"close"))
         elif case == "chunked":
             headers.append((b"transfer-encoding", b"chunked"))
+        elif case == "Transfer-Encoding":
+            headers.append((b"Transfer-Encoding", b"chunked"))
         elif case == "started":
             await cycle.send({"type": "http.response.start", "status": 200, "headers": PLAIN})
             transport.written.clear()
@@ -128,8 +141,20 @@ def test_what_it_does_not_take_on_is_left_untouched(case) -> None:
         before = _state(cycle)
         assert not send_whole(send, 200, headers, BODY)
         assert transport.written == [] and responses == [] and _state(cycle) == before
-        if case in ("header name", "header value"):  # the ASGI way: uvicorn refuses it, as before
+        if case in ("header name", "header value", "a newline in a name"):  # the ASGI way: uvicorn refuses it
             with pytest.raises(RuntimeError, match="Invalid HTTP header"):
                 await cycle.send({"type": "http.response.start", "status": 200, "headers": headers})
 
     asyncio.run(main())
+
+
+def test_the_refused_bytes_are_uvicorns_patterns() -> None:
+    """``send_whole`` checks the names and the values by the bytes uvicorn's two patterns refuse (a table pass, not
+    their scan): on every byte, and on strings of mixed bytes, both say the same."""
+    rng = random.Random(15)
+    for pattern, refused in ((HEADER_RE, NAME_REFUSED), (HEADER_VALUE_RE, VALUE_REFUSED)):
+        assert refused and all((pattern.search(bytes((b,))) is None) == (b not in refused) for b in range(256))
+        for _ in range(2000):
+            text = bytes(rng.choice(range(256)) if rng.random() < 0.05 else rng.choice(b"abc-XYZ09 ")
+                         for _ in range(rng.randrange(0, 40)))
+            assert (pattern.search(text) is None) == (len(text.translate(None, refused)) == len(text))

@@ -48,6 +48,9 @@ if sys.platform == "linux":
 else:  # elsewhere the transport's own buffer is what counts
     _OUTQ = None
 
+#: the bytes uvicorn refuses in a header name and in a value: its two one-character patterns, read byte by byte here
+NAME_REFUSED = bytes(b for b in range(256) if HEADER_RE.search(bytes((b,))))
+VALUE_REFUSED = bytes(b for b in range(256) if HEADER_VALUE_RE.search(bytes((b,))))
 _HEAD = b"HTTP/1.1 "
 #: a keep-alive bound this close counts as reached (the loop runs timers up to its clock resolution early)
 _EARLY = 0.001
@@ -367,7 +370,7 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
     writes not paused, not ``HEAD``) and the headers are plain (one ``content-length`` that is the body's, no
     ``connection`` or ``transfer-encoding``): the caller then sends the ASGI way. uvicorn checks each header name
     and value with a regular expression in its own call per message (486 bytecodes per answer, on a lone request's
-    path after its commit, issue #15); here the names and the values are each checked in one search over all of
+    path after its commit, issue #15); here the names and the values are each checked in one pass over all of
     them — a forbidden byte in one is one in their concatenation — and a header uvicorn would refuse goes the
     ASGI way, where uvicorn refuses it as before. The same bytes leave, in one write (so no head is held).
     """
@@ -393,7 +396,13 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
         names.append(name)
         values.append(value)
         content += (name, b": ", value, b"\r\n")
-    if length != b"%d" % len(body) or HEADER_RE.search(b"".join(names)) or HEADER_VALUE_RE.search(b"".join(values)):
+    if length != b"%d" % len(body):
+        return False
+    # uvicorn's checks, as bytes deleted: a byte-table pass in C where the regular expressions' character-class scan
+    # took ~8,000 instructions per answer (callgrind, issue #15 round 12)
+    named, valued = b"".join(names), b"".join(values)
+    if len(named.translate(None, NAME_REFUSED)) != len(named) \
+            or len(valued.translate(None, VALUE_REFUSED)) != len(valued):
         return False
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
