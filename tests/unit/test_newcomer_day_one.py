@@ -90,3 +90,14 @@ def test_a_chat_message_no_model_answered_is_sent_again_by_retry(tmp_path: Path)
     assert "answered at last" in said and "nothing to retry: the last message was answered" in said
     asked = [m["content"] for r in llm.requests for m in r.json["messages"] if m["role"] == "user"]
     assert asked == ["a long careful question", "a long careful question"]
+
+
+def test_route_says_how_long_the_routing_model_took_to_load() -> None:
+    """`modelyard route "…"` was silent for 15-25 s (load 8-13) and then said 'writer  confidence 1.00 · fast ·
+    1.0 ms': the routing model's load was nowhere."""
+    from modelyard.cli.agents_cmds import LOADING_ROUTING, load_note
+
+    assert load_note(0.4) is None  # not worth a line
+    assert load_note(15.78) == ("the routing model took 15.8 s to load before this decision: once per process "
+                                "(`serve`, `chat` and `telegram` keep it loaded)")
+    assert LOADING_ROUTING == "loading the routing model (once per process: seconds)…"

@@ -21,7 +21,7 @@ from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_th
 from modelyard.agents.learning import LearnResult, learn, learned_labels
 from modelyard.agents.memory import role_prompts
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, run
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, log_or_exit, run
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.ledger.forward import Forwarder, copy_team_labels
@@ -38,6 +38,18 @@ def _orchestrator_or_exit(config: Config) -> Orchestrator:
     return orchestrator
 
 
+LOADING_ROUTING = "loading the routing model (once per process: seconds)…"
+
+
+def load_note(seconds: float) -> str | None:
+    """What a route's printed milliseconds leave out: the routing model's load before the decision, when it took
+    long enough to be noticed (a process that keeps it — serve, chat, telegram — pays it once)."""
+    if seconds < 1:
+        return None
+    return (f"the routing model took {seconds:.1f} s to load before this decision: "
+            "once per process (`serve`, `chat` and `telegram` keep it loaded)")
+
+
 def route(
     words: Annotated[list[str], typer.Argument(metavar="TEXT", show_default=False,
                                                help="The task to route (quoted, or as several words)")],
@@ -52,7 +64,18 @@ def route(
     if not text.strip():
         raise fail("the text is empty")
     cfg, path = load_or_exit(config)
-    orchestrator = _orchestrator_or_exit(cfg)
+    started = time.monotonic()
+    # the routing model loads here (15 s at load 13, 25 s at load 8 here) and the answer then said '1.0 ms'
+    status = err.status(LOADING_ROUTING) if err.is_terminal and not as_json else None
+    if status is not None:
+        status.start()
+    try:
+        orchestrator = _orchestrator_or_exit(cfg)
+        fast = orchestrator.decide_fast(text)
+    finally:
+        if status is not None:
+            status.stop()
+    loaded = time.monotonic() - started
     if label is not None:
         if label not in orchestrator.targets:
             targets = orchestrator.targets
@@ -60,12 +83,11 @@ def route(
                        f" ({', '.join(targets)})")
         conn = local_log_or_exit(cfg)
         try:
-            number = add_label(conn, text, label, LabelSource.CLI, previous=orchestrator.decide_fast(text).agent)
+            number = add_label(conn, text, label, LabelSource.CLI, previous=fast.agent)
         finally:
             conn.close()
         console.print(f"label {number} recorded: {label}. `modelyard routing learn` decides whether routing uses it.")
         return
-    fast = orchestrator.decide_fast(text)
     if fast_only or fast.confidence >= cfg.orchestration.threshold:
         decision = fast
     else:
@@ -89,6 +111,8 @@ def route(
                   + (f" · {decision.detail}" if decision.detail else ""), highlight=False)
     console.print("[dim]" + "  ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
                   + "[/]", highlight=False)
+    if (note := load_note(loaded)) is not None:  # after the decision: what its milliseconds leave out
+        err.print(note, style="dim", highlight=False, markup=False)
 
 
 def _read_labels(file: Path, agents: set[str]) -> list[Labelled]:
