@@ -128,3 +128,21 @@ def test_an_ask_without_shared_state_is_listed_not_degrading(tmp_path: Path, pg_
             assert runtime.forwarder is not None and runtime.forwarder.presence_kind == kind
         finally:
             asyncio.run(runtime.aclose())
+
+
+def test_a_host_gone_for_good_leaves_the_presence_table(pg_url: str) -> None:
+    """A host removed for good kept its `log_presence` row for ever (ignored after 90 s, never deleted): the next
+    record by any host deletes rows a day old."""
+    from modelyard.ledger.pg import PgConnection
+
+    pg = PgConnection(pg_url)
+    try:
+        presence.record(pg, "gone:/spool", "gone", presence.NONE)
+        presence.record(pg, "recent:/spool", "recent", presence.NONE)
+        pg.execute(f"UPDATE {presence.TABLE} SET seen = seen - ? WHERE who = ?", (2 * 24 * 3600, "gone:/spool"))
+        pg.execute(f"UPDATE {presence.TABLE} SET seen = seen - ? WHERE who = ?", (3600, "recent:/spool"))
+        presence.record(pg, "here:/spool", "here", presence.NONE)
+        left = {row["who"] for row in pg.execute(f"SELECT who FROM {presence.TABLE}").fetchall()}
+        assert left == {"recent:/spool", "here:/spool"}
+    finally:
+        pg.close()

@@ -26,6 +26,8 @@ from typing import Any
 #: how often a forwarder records its host and reads the others'; an entry older than :data:`FRESH` is gone
 EVERY = 30.0
 FRESH = 3 * EVERY
+#: a row not renewed for this long belongs to a host gone for good (removed, renamed): deleted by the next record
+FORGET = 24 * 3600.0
 
 TABLE = "log_presence"
 _CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (who TEXT PRIMARY KEY, host TEXT NOT NULL, state TEXT NOT NULL, "
@@ -63,6 +65,7 @@ def record(pg: Any, who: str, host: str, state: str, servers: Sequence[str] = ()
             raise
         pg.execute(_ADD_COLUMNS)
         pg.execute(insert, values)
+    pg.execute(f"DELETE FROM {TABLE} WHERE seen < {_NOW} - ?", (FORGET,))
 
 
 @dataclass(frozen=True, slots=True)
