@@ -117,19 +117,21 @@ def test_a_line_indented_one_space_short_says_to_line_it_up() -> None:
 
 # --- another tool's file -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "tool"), [
+@pytest.mark.parametrize(("text", "where", "tool"), [
     # was 'general_settings: unknown key 'general_settings''
-    (f"general_settings:\n  master_key: {SECRET}\nmodel_list:\n  - model_name: gpt-4o\n", "a LiteLLM proxy config"),
-    (f"model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: {SECRET}\n",
+    (f"general_settings:\n  master_key: {SECRET}\nmodel_list:\n  - model_name: gpt-4o\n", "1: general_settings",
      "a LiteLLM proxy config"),
-    ("services:\n  ollama:\n    image: ollama/ollama\n    ports: ['11434:11434']\n", "a docker compose file"),
-    ("FROM llama3.2\nPARAMETER temperature 0.7\nSYSTEM You are kind.\n", "an Ollama Modelfile"),
-    (f"OLLAMA_HOST=0.0.0.0\nANTHROPIC_API_KEY={SECRET}\n", "an environment file"),
-    ("OLLAMA_HOST: 0.0.0.0:11434\nOLLAMA_NUM_PARALLEL: 4\n", "Ollama's server settings"),
+    (f"# LiteLLM\nmodel_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
+     f"      api_key: {SECRET}\n", "2: model_list", "a LiteLLM proxy config"),
+    ("services:\n  ollama:\n    image: ollama/ollama\n    ports: ['11434:11434']\n", "1: services",
+     "a docker compose file"),
+    ("# my model\nFROM llama3.2\nPARAMETER temperature 0.7\nSYSTEM You are kind.\n", "2", "an Ollama Modelfile"),
+    (f"OLLAMA_HOST=0.0.0.0\nANTHROPIC_API_KEY={SECRET}\n", "1", "an environment file"),
+    ("OLLAMA_HOST: 0.0.0.0:11434\nOLLAMA_NUM_PARALLEL: 4\n", "1: OLLAMA_HOST", "Ollama's server settings"),
 ])
-def test_another_tools_file_is_named_with_what_to_write(text: str, tool: str) -> None:
+def test_another_tools_file_is_named_with_what_to_write(text: str, where: str, tool: str) -> None:
     message = said(text)
-    assert message.startswith(f"config.yaml:1: this looks like {tool}"), message
+    assert message.startswith(f"config.yaml:{where}: this looks like {tool}"), message
     assert "not a modelyard config: " in message and "modelyard's config has 'models:'" in message
     assert "'models:'" in message and "'agents:'" in message and "modelyard init --detect" in message
 

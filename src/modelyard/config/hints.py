@@ -115,18 +115,21 @@ _OURS = ("modelyard's config has 'models:' (each model by name: provider, model,
          "running here")
 
 
-def foreign_file(text: str, top_keys: list[str]) -> str | None:
-    """What another tool's file pasted as a config is, and what to do; None when it looks like ours."""
+def foreign_file(text: str, top_keys: list[str]) -> tuple[str, str, int] | None:
+    """(what another tool's file pasted as a config is and what to do, the key that tells, its line's index) —
+    the key '' and the first telling line for a file of no keys; None when it looks like ours."""
     if "models" in top_keys and "agents" in top_keys:
         return None
     for what, keys in _FOREIGN_KEYS.items():
-        if any(k in keys for k in top_keys):
-            return f"this looks like {what}, not a modelyard config: {_OURS}"
-    if not top_keys and _MODELFILE.search(text):
-        return f"this looks like an Ollama Modelfile, not a modelyard config: {_OURS}"
-    if not top_keys and _ENV_LINE.search(text):
+        if telling := next((k for k in top_keys if k in keys), None):
+            return f"this looks like {what}, not a modelyard config: {_OURS}", telling, -1
+    if not top_keys and (found := _MODELFILE.search(text)):
+        return (f"this looks like an Ollama Modelfile, not a modelyard config: {_OURS}", "",
+                text.count("\n", 0, found.start()))
+    if not top_keys and (found := _ENV_LINE.search(text)):
         return (f"this looks like an environment file (NAME=value lines), not a modelyard config: keys stay in the "
-                f"environment, the config names them with api_key_env: NAME; {_OURS}")
+                f"environment, the config names them with api_key_env: NAME; {_OURS}", "",
+                text.count("\n", 0, found.start()))
     return None
 
 

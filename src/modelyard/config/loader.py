@@ -355,7 +355,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
                           "config)", path=source, line=1)
     top = [str(k) for k in data] if isinstance(data, dict) else []
     if "agents" not in top and (other := foreign_file(text, top)):  # LiteLLM's, docker compose's, a Modelfile
-        raise ConfigError(other, path=source, line=1)
+        said, key, index = other
+        raise ConfigError(said, path=source, line=lines.get((key,)) if key else index + 1, key=key)
     if not isinstance(data, dict):
         raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
 
