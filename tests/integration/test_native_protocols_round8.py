@@ -455,3 +455,29 @@ async def test_a_malformed_function_call_is_an_unusable_answer(finish: str, serv
         200, chunk({"role": "assistant", "content": "Let me check the weather."}), chunk({}, finish), DONE,
         headers=SSE))
     assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0
+
+
+# -- an error object not wrapped in {"error": …} ----------------------------------------------------------------------
+
+#: FastChat's worker failure as its OpenAI-compatible server streams it (openai_api_server.py,
+#: chat_completion_stream_generator: ``yield f"data: {json.dumps(content)}"`` when ``content["error_code"] != 0``)
+FASTCHAT_OOM = {"text": "**NETWORK ERROR DUE TO HIGH TRAFFIC. PLEASE REGENERATE OR REFRESH THIS PAGE.**\n\n"
+                        "(CUDA out of memory. Tried to allocate 20.00 MiB)", "error_code": 50002}
+#: an OpenAI-compatible ErrorResponse dumped without the {"error": …} wrapper
+BARE_LIMIT = {"object": "error", "message": "Rate limit reached", "type": "RateLimitError", "param": None, "code": 429}
+
+
+@pytest.mark.parametrize(("error", "reason"), [(FASTCHAT_OOM, "stream_error"), (BARE_LIMIT, "rate_limited")],
+                         ids=["fastchat_error_code", "bare_error_response"])
+async def test_an_error_object_sent_bare_mid_stream_is_an_error(error: dict[str, Any], reason: str,
+                                                                servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """FastChat's OpenAI-compatible server streams its worker's failure as the object it is, ``{"text": …,
+    "error_code": 50002}``, then ``[DONE]``; an ErrorResponse may come bare too (``"object": "error"``). With no
+    ``error`` and no ``choices`` it was read as a usage-only event and skipped: "Sun" passed on as the whole answer.
+    Now the server's error, read for its words and code."""
+    routed, _ = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        200, chunk({"content": "Sun"}), "data: " + json.dumps(error) + "\n\n", DONE, headers=SSE))
+    first = routed.record.attempts[0]
+    assert (first.model, first.reason) == ("primary", reason) and first.outcome in ("retry", "fallback")
+    assert routed.response.text != "Sun"

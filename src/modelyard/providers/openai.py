@@ -318,6 +318,23 @@ _FAILED = frozenset({"error", "abort"})
 _MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call"})
 
 
+def _bare_error(data: dict[str, Any]) -> ProviderError:
+    """An error object sent as an event of its own, not wrapped in ``{"error": …}``: FastChat's OpenAI-compatible
+    server yields its worker's failure as is (fastchat/serve/openai_api_server.py, chat_completion_stream_generator:
+    ``{"text": "**NETWORK ERROR DUE TO HIGH TRAFFIC. …**\\n\\n(CUDA out of memory …)", "error_code": 50002}`` then
+    ``[DONE]``; its codes are a status and two digits), and an ``ErrorResponse`` dumped bare (``"object": "error"``).
+    Read as "a usage-only object", it was skipped: the text before it passed on as a whole answer, or no text a
+    malformed one."""
+    code = data.get("code")
+    error_code = data.get("error_code")
+    if code is None and type(error_code) is int and error_code >= 10000:
+        code = error_code // 100
+    message = data.get("message") or data.get("text") or ""
+    kind = data.get("type")
+    return stream_error(kind if isinstance(kind, str) else "", message if isinstance(message, str) else str(message),
+                        code)
+
+
 def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
     """A choice that ended in failure. OpenRouter puts the failure in the choice itself (``choices[].error``, its
     ``code`` the status: a 429 upstream, a 502), streamed and whole: it was a stream_error without a word of it —
@@ -686,6 +703,8 @@ class OpenAIProvider(HttpProvider):
                             usage = usage_from(reported, "prompt_tokens", "completion_tokens") or usage
                         choices = data.get("choices")
                         if choices is None:
+                            if data.get("error_code") or data.get("object") == "error":
+                                raise _bare_error(data)
                             continue  # a usage-only or keep-alive object
                         if not isinstance(choices, list):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
