@@ -152,6 +152,9 @@ def capped(text: str | None, limit: int | None) -> str | None:
 
 
 def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | None = MAX_TEXT_CHARS) -> tuple:
+    """The ``requests`` row. Outcomes (StrEnum members) go in as their values, plain ``str``s of the same text:
+    sqlite3 binds a ``str`` subclass only after asking it for an adapter, ~3,500 instructions per value (callgrind,
+    issue #15 round 12). A reason is None on an answered request (an enum, and adapted, on a failed attempt only)."""
     reason = None  # the first attempt's that did not answer (a loop: no generator per row)
     for a in r.attempts:
         if a.outcome is not AttemptOutcome.OK and a.reason:
@@ -160,16 +163,18 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
     return (
         r.id, r.parent_id, r.ts, r.agent, r.model,
         None if r.model is None else int(r.model in local_models),
-        r.outcome, reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms, r.tokens_in, r.tokens_out,
-        r.tokens_per_s, r.cost_usd, capped(r.prompt, max_text), capped(r.response, max_text),
+        getattr(r.outcome, "_value_", r.outcome), reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms,
+        r.tokens_in, r.tokens_out, r.tokens_per_s, r.cost_usd, capped(r.prompt, max_text), capped(r.response, max_text),
         capped(r.thinking, max_text), r.error, r.finish_reason, HOST,
     )
 
 
 def attempt_rows(r: RequestRecord) -> list[tuple]:
+    """The ``attempts`` rows, the outcome as its plain value (see :func:`request_row`)."""
     rid, agent = r.id, r.agent
-    return [(rid, seq, a.started_at, agent, a.model, a.provider, a.outcome, a.reason or None, a.detail or None,
-             a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out, a.tokens_per_s, a.cost_usd)
+    return [(rid, seq, a.started_at, agent, a.model, a.provider, getattr(a.outcome, "_value_", a.outcome),
+             a.reason or None, a.detail or None, a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
+             a.tokens_per_s, a.cost_usd)
             for seq, a in enumerate(r.attempts)]
 
 
