@@ -183,3 +183,37 @@ def test_hosts_on_one_log_but_different_redis_servers_are_said(tmp_path: Path, r
         finally:
             for forwarder in hosts:
                 forwarder.close()
+
+
+def test_hosts_limiting_apart_are_warned_of_once_not_at_every_look(tmp_path: Path, pg_url: str, caplog) -> None:
+    """The warning that hosts limit the same models apart compared whole sentences, "seen 12s ago" included: each
+    look (every 30 s) found another age and warned again. The hosts and what they use decide; the age does not."""
+    import logging
+    import socket
+
+    from modelyard.ledger import presence
+    from modelyard.ledger.forward import Forwarder
+
+    here = socket.gethostname()
+    right = presence.fingerprint("redis://10.0.0.5:6379/0", "p", here)
+    wrong = presence.fingerprint("redis://10.0.0.6:6379/0", "p", here)
+    hosts = [Forwarder(tmp_path / f"spool-{i}.sqlite3", pg_url, poll=0.05) for i in range(2)]
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            hosts[0].presence, hosts[1].presence = right, wrong
+            hosts[0].presence_every, hosts[1].presence_every = 0.2, 1.6  # host 0 sees host 1's age grow 0 → 1 s
+            for forwarder in hosts:
+                forwarder.wake()
+            until(lambda: hosts[0].state_differs and hosts[1].state_differs)
+            ages = set()
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline and len(ages) < 3:
+                ages.update(hosts[0].state_differs)
+                time.sleep(0.05)
+            assert len(ages) >= 2, ages  # the picture's age changed between looks
+        warned = [r.getMessage() for r in caplog.records if "limit the same models apart" in r.getMessage()
+                  and f"this host uses {right}" in r.getMessage()]
+        assert len(warned) == 1, warned
+    finally:
+        for forwarder in hosts:
+            forwarder.close()

@@ -485,7 +485,7 @@ class Forwarder:
             log.debug("routing log: presence not recorded (%s)", exc)
             return
         differ = found.apart
-        if differ and differ != self.state_differs:
+        if differ and presence.hosts_of(differ) != presence.hosts_of(self.state_differs):
             log.warning("routing log %s: %s", self.target, presence.sentence(differ, mine))
         if found.one_at_a_time and not self.one_at_a_time_differs:
             log.info("routing log %s: %s", self.target, presence.sentence(found.one_at_a_time, mine))

@@ -134,6 +134,12 @@ def same_server(mine: str, my_servers: Sequence[str], theirs: str, their_servers
     return a is not None and b is not None and a.group("db", "prefix") == b.group("db", "prefix")
 
 
+def hosts_of(said: Sequence[str]) -> list[str]:
+    """:func:`look`'s sentences without how long ago each host was seen: what changes the picture (each look's ages
+    differ, and a warning compared with them was repeated at every look, every 30 s)."""
+    return [text.split(" (seen ", 1)[0] for text in said]
+
+
 def sentence(differ: list[str], mine: str) -> str:
     return (f"hosts writing to this routing log limit the same models apart: this host uses {mine}; "
             f"{'; '.join(differ)} — use one state.url on every host")
