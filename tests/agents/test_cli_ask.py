@@ -185,3 +185,21 @@ def test_a_terminal_says_what_it_waits_for_until_the_first_token(tmp_path: Path)
     assert proc.returncode == 0, text
     assert "engineer: waiting for the first token" in text and "late answer" in text, text
     assert "waiting for the first token" not in piped.output
+
+
+def test_the_status_line_says_the_multilingual_model_loads_for_the_first_message_in_another_language(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The multilingual routing encoder is loaded by the first message in another language (~1 s of CPU,
+    ~108 MiB: benchmarks/README.md, footprint), no longer at start: the wait it adds is named while it happens."""
+    from modelyard.agents import encoder
+    from modelyard.cli.ask import ROUTED, waiting_words
+
+    plain = "auto: choosing an agent, then its answer (models load on first use)…"
+    monkeypatch.setattr(encoder, "_multilingual", [])  # not loaded yet
+    other = waiting_words(ROUTED, "写一首关于猫的诗")
+    assert other == "auto: choosing an agent (loading the multilingual model), then its answer…"
+    assert len(other) + 2 < 80  # with its spinner: a status line wider than the terminal is cut
+    assert waiting_words(ROUTED, "write a poem about my cat") == plain
+    assert waiting_words("engineer", "写一首关于猫的诗").startswith("engineer: waiting for the first token")
+    monkeypatch.setattr(encoder, "_multilingual", [None])  # loaded (or found missing) earlier in this process
+    assert waiting_words(ROUTED, "写一首关于猫的诗") == plain

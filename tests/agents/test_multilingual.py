@@ -86,10 +86,39 @@ def test_routing_goes_on_without_the_package(monkeypatch: pytest.MonkeyPatch,
     assert classifier.multilingual is None and "without the multilingual encoder" in caplog.text
 
 
-def test_it_is_loaded_in_the_background_and_waited_for(multilingual: encoder.Multilingual,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Building a classifier does not wait for the encoder (~115 MB, a few seconds); a message in another
-    language that comes first waits for it, so it is never decided without it; English never waits."""
+def test_it_is_loaded_by_the_first_message_in_another_language(multilingual: encoder.Multilingual,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that routes only English never loads the encoder (~108 MiB of a routing process's 364 MiB,
+    ~1 s of CPU: benchmarks/bench_footprint.py); it was loaded in a background thread as soon as a classifier
+    was built. The first message in another language loads it and is decided with it; English decisions are
+    the same before and after."""
+    calls: list[int] = []
+
+    def counted() -> encoder.Multilingual | None:
+        calls.append(1)
+        return multilingual
+
+    monkeypatch.setattr(encoder, "_multilingual", [])  # a fresh process: not loaded yet
+    monkeypatch.setattr(encoder, "shared_multilingual", counted)
+    classifier = Classifier(SAMPLES)
+    english = classifier.decide("write a poem about my cat")
+    classifier.decide("fix the bug in my code please")
+    import time
+
+    time.sleep(0.3)  # room for a background load to have started, as it did
+    assert calls == [] and classifier.multilingual is None
+    assert classifier.decide("写一首关于猫的诗").agent == "b"
+    assert calls == [1] and classifier.multilingual is multilingual
+    assert classifier.decide("write a poem about my cat").confidence == english.confidence
+    with_it = Classifier(SAMPLES, multilingual=multilingual)  # the same member: the same decision, bit for bit
+    assert with_it.decide("写一首关于猫的诗").confidence == classifier.decide("写一首关于猫的诗").confidence
+
+
+def test_once_loaded_it_is_trained_in_the_background_and_waited_for(multilingual: encoder.Multilingual,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the process holds the encoder, a classifier built later (a retrain with new labels) does not wait to
+    train its member; a message in another language that comes first waits for it, so it is never decided without
+    it; English never waits."""
     import threading
 
     release = threading.Event()

@@ -249,9 +249,10 @@ class Classifier:
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
         ``multilingual``: the encoder whose member votes instead of the fifth on a text in another language
         (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too). The
-        shared one (~115 MB, a few seconds) is loaded and its member trained in a background thread, so that
-        building the classifier does not wait for it; a message in another language that comes before it is
-        ready waits for it (never decided without it). One given is trained at once.
+        shared one (~108 MiB resident, ~1 s of CPU) is loaded, and its member trained, by the first message in
+        another language, which waits for it (never decided without it): a process that routes only English
+        never holds it. Once the process holds it, a classifier built later trains its member in a background
+        thread (a retrain with new labels). One given is trained at once.
         ``read``: what of a message is classified, as weighted views (agents/request.py: a long message's
         request, its pasted material as markers, and its head and tail; ``head_and_tail`` is round 6's)."""
         if not samples:
@@ -261,7 +262,7 @@ class Classifier:
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
         self.multilingual: encoding.Multilingual | None = None
-        #: the shared multilingual encoder is still being loaded (in the background)
+        #: the shared multilingual encoder is not loaded or its member not trained yet (the first foreign message does)
         self._multilingual_pending = False
         self._multilingual_lock = threading.Lock()
         if self._single:
@@ -326,7 +327,8 @@ class Classifier:
         self.foreign_members = self.members
         if self.multilingual is not None:
             self._train_multilingual(self.multilingual)
-        elif self._multilingual_pending:  # whichever comes first, this thread or a message, loads; the other waits
+        elif self._multilingual_pending and encoding.multilingual_loaded():
+            # its memory already paid: train now, off this thread; a message that comes first waits for it
             threading.Thread(target=self.ready_multilingual, name="multilingual-encoder", daemon=True).start()
         self.classes = [str(c) for c in words.classes_]
         self.calibrated = calibrated

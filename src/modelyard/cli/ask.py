@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from modelyard.agents.encoder import foreign, multilingual_loaded
 from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
@@ -64,12 +65,15 @@ def _not_an_agent(runtime: Runtime, name: str) -> str:
 ROUTED = "auto (orchestrator)"
 
 
-def waiting_words(waiting_for: str) -> str:
+def waiting_words(waiting_for: str, message: str = "") -> str:
     """The status line before the first token. A routed turn first loads the routing model (seconds, once per
     process: 6 s in `chat`'s first turn here at load 7) — it said only that a local model loads, and the route line
-    after it showed the decision taking 1 ms, so the wait was put on the model that answered in 70 ms."""
-    if waiting_for == ROUTED:
-        return "auto: choosing an agent, then its answer (models load on first use)…"  # with its spinner: < 80 columns
+    after it showed the decision taking 1 ms, so the wait was put on the model that answered in 70 ms. The first
+    ``message`` in another language also loads the multilingual routing encoder (~1 s of CPU, ~108 MiB)."""
+    if waiting_for == ROUTED:  # with its spinner: < 80 columns
+        if foreign(message) and not multilingual_loaded():
+            return "auto: choosing an agent (loading the multilingual model), then its answer…"
+        return "auto: choosing an agent, then its answer (models load on first use)…"
     return f"{waiting_for}: waiting for the first token (a local model loads on its first use)…"
 
 
@@ -77,12 +81,12 @@ class TerminalText:
     """``on_text`` for a terminal: prints what the accumulated text adds; a text that does not continue
     what is shown (a hand-off's revision replacing the answer) is printed whole below a rule."""
 
-    def __init__(self, show: bool = True, waiting_for: str | None = None):
+    def __init__(self, show: bool = True, waiting_for: str | None = None, message: str = ""):
         self.show = show
         self.shown = ""
         # until the first token, a terminal says what it waits for: a local model's first use loads it
         # (seconds: 8 s here on a busy machine), and a silent prompt looked hung
-        self._status = (err.status(waiting_words(waiting_for)) if show and waiting_for and err.is_terminal
+        self._status = (err.status(waiting_words(waiting_for, message)) if show and waiting_for and err.is_terminal
                         else None)
         if self._status is not None:
             self._status.start()
@@ -201,7 +205,7 @@ def ask(
 
     async def go() -> int:
         records: list[RequestRecord] = []
-        text = TerminalText(show=not as_json, waiting_for=name or ROUTED)
+        text = TerminalText(show=not as_json, waiting_for=name or ROUTED, message=prompt)
         try:
             reply = await answer(runtime, [Message("user", prompt)], agent=name, on_text=text, records=records)
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: the model is stopped and its row logged by now
@@ -338,7 +342,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     line = unanswered
                 elif await _command(session, runtime, line):
                     continue
-                text = TerminalText(waiting_for=session.agent or ROUTED)
+                text = TerminalText(waiting_for=session.agent or ROUTED, message=line)
                 try:
                     reply = await session.turn(line, on_text=text)
                 except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line
