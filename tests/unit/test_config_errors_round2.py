@@ -81,8 +81,8 @@ def test_a_number_out_of_bounds_says_the_bound_in_words(text: str, expected: str
      "config.yaml:3: models.1: the name 1 is read by YAML as a number, not as a name: put it in quotes ('1':)"),
     ("models:\n  3.5: {provider: ollama, model: x}\nagents:\n  chat: {primary: '3.5'}\n",
      "config.yaml:2: models.3.5: the name 3.5 is read by YAML as a number, not as a name: put it in quotes ('3.5':)"),
-    ("models:\n  ~: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\n",
-     "models: a name YAML reads as nothing (~, null or no name before the ':'): give it a name"),
+    ("models:\n  a: {provider: ollama, model: x}\n  ~: {provider: ollama, model: y}\nagents:\n  chat: {primary: a}\n",
+     "config.yaml:3: models.~: a name YAML reads as nothing (~, null or no name before the ':'): give it a name"),
 ])
 def test_a_name_yaml_reads_as_a_number_or_nothing_says_to_quote_it(text: str, expected: str) -> None:
     message = said(text)

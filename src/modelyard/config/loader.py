@@ -304,6 +304,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         value, parent = err.get("input"), loc[:-2]
         if value is None:
             msg = "a name YAML reads as nothing (~, null or no name before the ':'): give it a name"
+            parent = next((k for k in lines if len(k) == len(parent) + 1 and k[:-1] == parent
+                           and str(k[-1]) in ("~", "null", "Null", "NULL", "")), parent)  # its own line
         else:
             msg = f"the name {value} is read by YAML as {_kind(value)}, not as a name: put it in quotes ('{value}':)"
             parent = (*parent, str(value))
