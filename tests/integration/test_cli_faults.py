@@ -131,3 +131,15 @@ def test_a_missing_model_is_shown_by_ask_models_and_check(setup) -> None:
     assert again.returncode == 0 and again.stderr.strip().splitlines()[-1].startswith("pulled → missing ")
     assert "missing on its server" not in run("models", config=config).stdout
     assert run("check", config=config).returncode == 0
+
+
+def test_ask_json_falls_back_when_a_model_breaks_off_mid_answer(setup) -> None:
+    """`ask --json` prints one object at the end, so nothing was shown when the primary broke off: the chain's
+    next model answers (it was streamed internally, ended `interrupted` and exited 1 with the partial text)."""
+    config, oa, _ = setup
+    oa.push(Fault.drop_midstream(after_chunks=2))
+    result = run("ask", "--agent", "careful", "--json", "hello", config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["answer"] == "Spare answer." and out["model"] == "spare"
+    assert [a["model"] for a in out["route"]["attempts"]] == ["local", "spare"]

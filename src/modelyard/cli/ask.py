@@ -207,7 +207,10 @@ def ask(
         records: list[RequestRecord] = []
         text = TerminalText(show=not as_json, waiting_for=name or ROUTED, message=prompt)
         try:
-            reply = await answer(runtime, [Message("user", prompt)], agent=name, on_text=text, records=records)
+            # --json shows nothing until the end, so the answer is buffered: a model that breaks off mid-answer
+            # falls back to the chain's next one (streamed, it could not: the request ended interrupted, exit 1)
+            reply = await answer(runtime, [Message("user", prompt)], agent=name,
+                                 on_text=None if as_json else text, records=records)
         except asyncio.CancelledError:  # Ctrl-C / SIGTERM: the model is stopped and its row logged by now
             text.end()
             if not as_json:
