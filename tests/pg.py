@@ -204,8 +204,8 @@ class Bouncer:
             "ignore_startup_parameters = extra_float_digits\n")
         ini.chmod(0o644)
         as_user = ["-u", "nobody"] if os.geteuid() == 0 else []  # pgbouncer refuses to run as root
-        self.proc = subprocess.Popen([exe, *as_user, str(ini)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.root / "pgbouncer.log", "wb"))  # noqa: SIM115
+        with open(self.root / "pgbouncer.log", "wb") as log:  # the child keeps its own copy; ours was left open
+            self.proc = subprocess.Popen([exe, *as_user, str(ini)], stdout=subprocess.DEVNULL, stderr=log)
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
         for _ in range(100):
             try:
