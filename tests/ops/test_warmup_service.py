@@ -62,6 +62,22 @@ def test_warmup_says_which_local_models_it_leaves_to_their_server(tmp_path: Path
     assert "haiku" not in out.output
 
 
+def test_warmup_of_named_models_that_load_nothing_does_not_say_they_were_warmed(tmp_path: Path) -> None:
+    """`warmup server haiku` printed "✓ server: 0.0s" and "✓ haiku: 0.0s": their providers load nothing (an
+    OpenAI-compatible server loads its model itself; a cloud model has nothing to load), so nothing was warmed."""
+    with OllamaServer(["qwen3:8b"]) as ollama:
+        path = config_file(tmp_path, ollama.url)
+        data = yaml.safe_load(path.read_text())
+        data["models"]["server"] = {"provider": "openai", "model": "qwen.gguf", "endpoint": "http://127.0.0.1:9"}
+        path.write_text(yaml.safe_dump(data))
+        out = CliRunner().invoke(app, ["warmup", "qwen", "server", "haiku", "--config", str(path)])
+        assert ollama.loaded_models == ["qwen3:8b"]
+    assert out.exit_code == 0, out.output
+    assert "✓ qwen:" in out.output and "✓ server" not in out.output and "✓ haiku" not in out.output
+    assert "not warmed up here: server (its server loads its model itself)" in out.output
+    assert "not warmed up: haiku (a cloud model: nothing to load)" in out.output
+
+
 def test_warmup_reports_a_model_that_cannot_load_and_exits_1(tmp_path: Path) -> None:
     with OllamaServer(["qwen3:8b"]) as ollama, OllamaServer() as dead:
         dead_url = dead.url

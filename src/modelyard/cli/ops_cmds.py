@@ -219,9 +219,15 @@ def warmup(
     unknown = [n for n in names if n not in cfg.models]
     if unknown:
         raise fail(f"unknown model(s): {', '.join(unknown)}")
-    # a local model left out in silence read as forgotten (a llama-server found by `init --detect`)
-    itself = [n for n, p in providers.items() if n not in names and p.config.is_local] if not models else []
-    left = f"not warmed up here: {', '.join(itself)} (its server loads its model itself)" if itself else ""
+    # a local model left out in silence read as forgotten (a llama-server found by `init --detect`); one named
+    # whose provider loads nothing (an OpenAI-compatible server, a cloud model) was said warmed, "✓ name: 0.0s"
+    loads = set(warmable(providers))
+    itself = [n for n, p in providers.items() if n not in loads and p.config.is_local and (not models or n in names)]
+    cloud = [n for n in names if n not in loads and not providers[n].config.is_local]
+    names = [n for n in names if n in loads]
+    left = "\n".join(([f"not warmed up here: {', '.join(itself)} (its server loads its model itself)"] if itself
+                       else []) + ([f"not warmed up: {', '.join(cloud)} (a cloud model: nothing to load)"] if cloud
+                                   else []))
     if not names:
         console.print("no local models to warm up", highlight=False)
         if left:
