@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -38,11 +39,11 @@ def test_rows_arrive_with_their_attempts_and_the_history_comes_along(tmp_path: P
         assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(50)]
         write(path, [record(i) for i in range(50, 60)])
         assert forwarder.flush(30)
-        conn = PgConnection(pg_url)
-        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 60
-        assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 60
-        row = conn.execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
-        local = connect(path).execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
+        with closing(PgConnection(pg_url)) as conn, closing(connect(path)) as spool:
+            assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 60
+            assert conn.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 60
+            row = conn.execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
+            local = spool.execute("SELECT * FROM requests WHERE id = 'req000007'").fetchone()
         assert dict(row) == dict(local)  # every column, byte for byte
         health = forwarder.health()
         assert health.forwarded == 60 and health.active and health.connected and not health.degraded
@@ -57,12 +58,13 @@ def test_ratings_travel_and_a_missing_one_never_erases_one(tmp_path: Path, pg_ur
     try:
         write(path, [record(1), record(2)])
         assert forwarder.flush(30)
-        assert queries.rate(connect(path), "req000001", False) == "req000001"  # Telegram's 👎, in the local file
-        pg = PgConnection(pg_url)
-        assert queries.rate(pg, "req000002", True) == "req000002"  # `modelyard rate`, on PostgreSQL
-        write(path, [record(2)])  # the same request written again locally, without a rating
-        assert forwarder.flush(30)
-        rated = dict(pg.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall())
+        with closing(connect(path)) as spool:
+            assert queries.rate(spool, "req000001", False) == "req000001"  # Telegram's 👎, in the local file
+        with closing(PgConnection(pg_url)) as pg:
+            assert queries.rate(pg, "req000002", True) == "req000002"  # `modelyard rate`, on PostgreSQL
+            write(path, [record(2)])  # the same request written again locally, without a rating
+            assert forwarder.flush(30)
+            rated = dict(pg.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall())
         assert rated == {"req000001": 0, "req000002": 1}
     finally:
         forwarder.close()
@@ -96,10 +98,11 @@ def test_a_row_postgresql_refuses_is_repaired_and_the_rest_go_on(tmp_path: Path,
     try:
         write(path, [record(0), bad, record(2)])
         assert forwarder.flush(30)
-        pg = PgConnection(pg_url)
         assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
-        assert pg.execute("SELECT prompt FROM requests WHERE id = 'req000001'").fetchone()[0] == "before\ufffdafter"
-        assert pg.execute("SELECT detail FROM attempts WHERE request_id = 'req000001'").fetchone()[0] == "nul\ufffdhere"
+        with closing(PgConnection(pg_url)) as pg:
+            assert pg.execute("SELECT prompt FROM requests WHERE id = 'req000001'").fetchone()[0] == "before\ufffdafter"
+            assert pg.execute("SELECT detail FROM attempts WHERE request_id = 'req000001'").fetchone()[0] == \
+                "nul\ufffdhere"
         health = forwarder.health()
         assert health.refused == 0 and health.failures == 1 and "NUL" in (health.last_error or "")
         assert health.degraded  # a failure in the last minutes is shown, even when recovered
