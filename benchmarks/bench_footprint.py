@@ -15,6 +15,8 @@ the wall time (the machine is shared: CPU time is the steadier one). Run it unde
 - ``serve``: ``modelyard serve`` of the default config's agents on the fake server: RSS once it is idle (the fast
   path trained at start, nothing routed; sampled until it has not grown for 5 s), then after a first ``model: auto``
   request in English and one in another language.
+
+The routing caches (``cache_dir()/routing``: fitted weights, example vectors) are warm unless ``--cold``.
 """
 
 from __future__ import annotations
@@ -74,8 +76,15 @@ print(json.dumps({"rss": rss, "cpu": r.ru_utime + r.ru_stime, "wall": time.perf_
 """
 
 
+#: ``--cold``: each process gets an empty cache directory (nothing fitted or encoded before on this machine)
+COLD: list[str] = []
+
+
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    found = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    if COLD:
+        found["MODELYARD_CACHE_DIR"] = tempfile.mkdtemp(prefix="footprint-cold-")
+    return found
 
 
 def child_json(code: str, *args: str) -> dict[str, float]:
@@ -90,7 +99,10 @@ def child_json(code: str, *args: str) -> dict[str, float]:
 
 def proc_rss(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+        found = [int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:")]
+    if not found:
+        raise SystemExit(f"process {pid} exited")
+    return found[0]
 
 
 def proc_cpu(pid: int) -> float:
@@ -116,12 +128,16 @@ def serve_once(url: str, port: int) -> dict[str, float]:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
+        said = Path(tmp) / "serve.out"
         proc = subprocess.Popen([PYTHON, "-m", "modelyard", "serve", "--port", str(port),
                                  "--config", str(fake_config(tmp, url)), "--log-level", "warning"],
-                                env={**env(), "MODELYARD_DATA_DIR": tmp}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                env={**env(), "MODELYARD_DATA_DIR": tmp}, stdout=said.open("wb"),
+                                stderr=subprocess.STDOUT)
         try:
-            out = {"idle": steady_rss(proc.pid), "idle_cpu": proc_cpu(proc.pid)}
+            try:
+                out = {"idle": steady_rss(proc.pid), "idle_cpu": proc_cpu(proc.pid)}
+            except SystemExit:
+                raise SystemExit(f"serve exited: {said.read_text()[-2000:]}") from None
             for name, text in (("english", ENGLISH), ("foreign", FOREIGN)):
                 answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=120, json={
                     "model": "auto", "messages": [{"role": "user", "content": text}]})
@@ -170,7 +186,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--what", default="floor,route,ask,serve")
+    parser.add_argument("--cold", action="store_true", help="an empty cache directory for each process")
     args = parser.parse_args()
+    if args.cold:
+        COLD.append("cold")
     what = args.what.split(",")
     print(f"load {os.getloadavg()[0]:.1f}; RSS in MiB, times in s", flush=True)
     if "floor" in what:

@@ -10,8 +10,9 @@ The **confidence** is an estimate of how often such a decision is right
 (agents/confidence.py): from the members' agreement and from how familiar the prompt is — its
 similarity to the nearest training examples, whether those belong to the chosen agent, the share of
 its words the examples know — so that a prompt unlike everything the examples cover is left to the
-slow path instead of being decided confidently. Training takes a second or two, so the classifier
-is built when a runtime first routes, never stored.
+slow path instead of being decided confidently. Training takes a second or two (and scikit-learn, ~77 MiB): its
+result is kept on disk (agents/fitted.py), so a process that routes a config it routed before reads the weights
+instead, without importing scikit-learn; the classifier is built when a runtime first routes.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from modelyard.agents import analyzers
 from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
+from modelyard.agents import fitted as stored
 from modelyard.agents.request import views
 from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role, role_of
 from modelyard.config.schema import Config
@@ -177,17 +180,20 @@ class _Member:
 
 
 _ANALYZERS: dict[View, Callable[[str], Sequence[str]]] = {}
+#: each view's analyzer (agents/analyzers.py: scikit-learn's, without importing it)
+_ANALYZE: dict[View, Callable[[str], list[str]]] = {View.WORDS: analyzers.word_ngrams,
+                                                    View.CHARS: analyzers.char_analyze}
 
 
-def _shared_analyzer(view: View, vectorizer: Any) -> Callable[[str], Sequence[str]]:
-    """``vectorizer``'s analyzer, one per view for the process and remembering its last texts.
+def _shared_analyzer(view: View) -> Callable[[str], Sequence[str]]:
+    """``view``'s analyzer, one per view for the process and remembering its last texts.
 
     An analyzer depends on its settings only (the same for every classifier), not on what it was
     fitted to, and a decision with corrections analyses one message in each view up to three times
     (the base classifier, the refit, the similarity to the corrections): its character n-grams — a
     third of a long message's decision — are cut once."""
     if view not in _ANALYZERS:
-        analyze = vectorizer.build_analyzer()
+        analyze = _ANALYZE[view]
         _ANALYZERS[view] = lru_cache(maxsize=32)(lambda text: tuple(analyze(text)))
     return _ANALYZERS[view]
 
@@ -197,13 +203,11 @@ MEMO_WORDS = 20_000
 _WORDS: list[Callable[[str], Sequence[str]]] = []
 
 
-def _shared_words(vectorizer: Any) -> Callable[[str], Sequence[str]]:
-    """The words ``char_wb`` analysis cuts n-grams from, for the process and remembering its last texts:
-    scikit-learn's own preprocessing and whitespace split (``_char_wb_ngrams`` of each word is then that of
-    the text, word by word)."""
+def _shared_words() -> Callable[[str], Sequence[str]]:
+    """The words ``char_wb`` analysis cuts n-grams from, for the process and remembering its last texts
+    (``char_wb_ngrams`` of each word is then that of the text, word by word)."""
     if not _WORDS:
-        decode, preprocess, spaces = vectorizer.decode, vectorizer.build_preprocessor(), vectorizer._white_spaces
-        _WORDS.append(lru_cache(maxsize=32)(lambda text: tuple(spaces.sub(" ", preprocess(decode(text))).split())))
+        _WORDS.append(lru_cache(maxsize=32)(analyzers.char_words))
     return _WORDS[0]
 
 
@@ -281,26 +285,64 @@ class Classifier:
                           [name for name in self.labels for _ in samples[name]])
         texts = [t for name in self.labels for t in english_side(samples[name])]
         y = [name for name in self.labels for _ in english_side(samples[name])]
-        # scikit-learn is imported here, not at module level: it costs ~1 s, and CLI commands that
-        # never route should not pay it.
         import numpy as np
+
+        # kept on disk only with the process's own encoder (or none): another one's vectors are not in the key
+        name = (stored.key("members", self.labels, texts, y,
+                           [self._main(t) for t in texts] if self.encoder is not None else None)
+                if self.encoder is None or encoding.is_shared(self.encoder) else None)
+        arrays = stored.load(name) if name else None
+        if arrays is not None:
+            vocabularies = {view: stored.vocabulary(arrays[f"{view}_terms"]) for view in (View.WORDS, View.CHARS)}
+        else:
+            arrays, vocabularies = self._fit(texts, y)
+            if name and all(f"{view}_terms" in arrays for view in vocabularies):  # else not kept exactly
+                stored.save(name, arrays)
+        self._views = {view: _Vectorizer(_shared_analyzer(view), vocabulary, arrays[f"{view}_idf"])
+                       for view, vocabulary in vocabularies.items()}
+        by_word = self._views[View.CHARS]
+        by_word.words, by_word.ngrams = _shared_words(), analyzers.char_wb_ngrams
+        n_words = len(self._views[View.WORDS].vocabulary)
+        both = arrays["both_coef"]
+        self.members = [
+            _Member({View.WORDS: arrays["words_coef"]}, arrays["words_bias"]),
+            _Member({View.CHARS: arrays["chars_coef"]}, arrays["chars_bias"]),
+            _Member({View.WORDS: both[:, :n_words], View.CHARS: both[:, n_words:]}, arrays["both_bias"]),
+            _Member({View.CHARS: arrays["bayes_coef"]}, arrays["bayes_bias"]),
+        ]
+        if "meaning_coef" in arrays:  # the same weight in the vote as each TF-IDF member (chosen on dev + sharegpt_dev)
+            self.members.append(_Member({View.MEANING: arrays["meaning_coef"]}, arrays["meaning_bias"]))
+        #: the members that vote on a text in another language (those of English the same list)
+        self.foreign_members = self.members
+        if self.multilingual is not None:
+            self._train_multilingual(self.multilingual)
+        elif self._multilingual_pending and encoding.multilingual_loaded():
+            # its memory already paid: train now, off this thread; a message that comes first waits for it
+            threading.Thread(target=self.ready_multilingual, name="multilingual-encoder", daemon=True).start()
+        self.classes = [str(c) for c in arrays["classes"].tolist()]
+        self.calibrated = calibrated
+        # features × training texts: a message's similarity to every example is one small sparse product
+        self._examples = self.embed(texts).T.tocsr()
+        index = {c: i for i, c in enumerate(self.classes)}
+        self._example_class = np.array([index[name] for name in y], dtype=np.intp)
+
+    def _fit(self, texts: list[str], y: list[str]) -> tuple[dict[str, NDArray], dict[View, dict[str, int]]]:
+        """Fit the members (scikit-learn): their weights as named arrays (with each view's terms, when an array
+        keeps them exactly), and each view's vocabulary."""
+        # scikit-learn is imported here, not at module level: it costs ~0.7 s and ~77 MiB, and processes that
+        # never route, or route with stored weights, should not pay it.
         from scipy.sparse import hstack
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.naive_bayes import MultinomialNB
         from threadpoolctl import threadpool_limits
 
-        fitted = {
-            View.WORDS: TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
-                                        token_pattern=r"(?u)\b\w+\b"),
-            View.CHARS: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+        vectorizers = {
+            View.WORDS: TfidfVectorizer(analyzer="word", ngram_range=analyzers.WORD_NGRAMS, sublinear_tf=True,
+                                        token_pattern=analyzers.TOKEN.pattern),
+            View.CHARS: TfidfVectorizer(analyzer="char_wb", ngram_range=analyzers.CHAR_NGRAMS, sublinear_tf=True),
         }
-        x = {view: vec.fit_transform(texts) for view, vec in fitted.items()}
-        self._views = {view: _Vectorizer(_shared_analyzer(view, vec), vec.vocabulary_, vec.idf_)
-                       for view, vec in fitted.items()}
-        by_word = self._views[View.CHARS]
-        by_word.words, by_word.ngrams = _shared_words(fitted[View.CHARS]), fitted[View.CHARS]._char_wb_ngrams
-        n_words = x[View.WORDS].shape[1]
+        x = {view: vec.fit_transform(texts) for view, vec in vectorizers.items()}
         # One BLAS thread: on a shared 2-core machine, threads fighting other processes made the same fit
         # 15× slower. SAGA to a 1e-3 tolerance trains in a fraction of L-BFGS's time with the same held-out
         # accuracy (seeded, so a config always gets the same model). No class balancing: the roles'
@@ -315,38 +357,36 @@ class Classifier:
             bayes = MultinomialNB(alpha=0.05).fit(x[View.CHARS], y)
             meaning = (regression().fit(self.encoder.many([self._main(t) for t in texts]), y)
                        if self.encoder is not None else None)
-        self.members = [
-            _Member({View.WORDS: words.coef_}, words.intercept_),
-            _Member({View.CHARS: chars.coef_}, chars.intercept_),
-            _Member({View.WORDS: both.coef_[:, :n_words], View.CHARS: both.coef_[:, n_words:]}, both.intercept_),
-            _Member({View.CHARS: bayes.feature_log_prob_}, bayes.class_log_prior_),
-        ]
-        if meaning is not None:  # the same weight in the vote as each TF-IDF member (chosen on dev + sharegpt_dev)
-            self.members.append(_Member({View.MEANING: meaning.coef_}, meaning.intercept_))
-        #: the members that vote on a text in another language (those of English the same list)
-        self.foreign_members = self.members
-        if self.multilingual is not None:
-            self._train_multilingual(self.multilingual)
-        elif self._multilingual_pending and encoding.multilingual_loaded():
-            # its memory already paid: train now, off this thread; a message that comes first waits for it
-            threading.Thread(target=self.ready_multilingual, name="multilingual-encoder", daemon=True).start()
-        self.classes = [str(c) for c in words.classes_]
-        self.calibrated = calibrated
-        # features × training texts: a message's similarity to every example is one small sparse product
-        self._examples = self.embed(texts).T.tocsr()
-        index = {c: i for i, c in enumerate(self.classes)}
-        self._example_class = np.array([index[name] for name in y], dtype=np.intp)
+        arrays: dict[str, NDArray] = {"classes": words.classes_.astype(str)}
+        for view, vec in vectorizers.items():
+            if (found := stored.terms(vec.vocabulary_)) is not None:
+                arrays[f"{view}_terms"] = found
+            arrays[f"{view}_idf"] = vec.idf_
+        for part, model in (("words", words), ("chars", chars), ("both", both)):
+            arrays[f"{part}_coef"], arrays[f"{part}_bias"] = model.coef_, model.intercept_
+        arrays["bayes_coef"], arrays["bayes_bias"] = bayes.feature_log_prob_, bayes.class_log_prior_
+        if meaning is not None:
+            arrays["meaning_coef"], arrays["meaning_bias"] = meaning.coef_, meaning.intercept_
+        return arrays, {view: vec.vocabulary_ for view, vec in vectorizers.items()}
 
     def _train_multilingual(self, multilingual: encoding.Multilingual) -> None:
-        """Train the multilingual member (one BLAS thread, as the others) and let it vote on other languages."""
-        from sklearn.linear_model import LogisticRegression
-        from threadpoolctl import threadpool_limits
-
+        """Train the multilingual member (one BLAS thread, as the others) and let it vote on other languages; its
+        weights are kept on disk as the other members' are."""
         texts, y = self._training
-        with threadpool_limits(1):
-            other = LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0).fit(
-                multilingual.many([self._main(t) for t in texts]), y)
-        member = _Member({View.MULTILINGUAL: other.coef_}, other.intercept_)
+        mains = [self._main(t) for t in texts]
+        name = stored.key("multilingual", self.labels, texts, y, mains) if encoding.is_shared(multilingual) else None
+        arrays = stored.load(name) if name else None
+        if arrays is None:
+            from sklearn.linear_model import LogisticRegression
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1):
+                other = LogisticRegression(C=10.0, solver="saga", tol=1e-3, max_iter=3000, random_state=0).fit(
+                    multilingual.many(mains), y)
+            arrays = {"coef": other.coef_, "bias": other.intercept_}
+            if name:
+                stored.save(name, arrays)
+        member = _Member({View.MULTILINGUAL: arrays["coef"]}, arrays["bias"])
         self.foreign_members = [*self.members[:-1], *[member] * MULTILINGUAL_VOTES]
         self.multilingual = multilingual
 

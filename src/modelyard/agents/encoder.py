@@ -342,6 +342,12 @@ def load_multilingual() -> Multilingual:
 _multilingual: list[Multilingual | None] = []
 
 
+def is_shared(found: object) -> bool:
+    """Is ``found`` this process's shared encoder (the sentence or the multilingual one) — read from the
+    installed packages' files, so that what a model fitted on its vectors can be kept on disk (agents/fitted.py)."""
+    return any(found is kept[0] for kept in (_shared, _multilingual) if kept)
+
+
 def multilingual_loaded() -> bool:
     """Has this process loaded the multilingual encoder already (or found it cannot)? Until then it holds none of
     its memory: the classifier loads it for the first message in another language."""
