@@ -6,6 +6,8 @@ the Messages API refusals and answers of a model as Claude Opus 4.7 and later (`
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from typing import TypeVar
 
 import anthropic as anthropic_sdk
 import ollama as ollama_sdk
@@ -17,6 +19,22 @@ from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
 from tests.fakes_selftest.test_fakes import USER, WEATHER_TOOL_ANTHROPIC, WEATHER_TOOL_OPENAI
 
 KEY = "test-key"
+_made: list[ollama_sdk.Client | anthropic_sdk.Anthropic] = []
+C = TypeVar("C", ollama_sdk.Client, anthropic_sdk.Anthropic)
+
+
+def _kept(client: C) -> C:
+    _made.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every client a test made is closed after it: left to the collector, its socket was a ResourceWarning in
+    whichever later test the collector ran in."""
+    yield
+    while _made:
+        _made.pop().close()
 
 
 @pytest.fixture
@@ -32,7 +50,7 @@ def opus() -> AnthropicServer:
 
 
 def test_ollama_client_streams_thinking_text_and_object_tool_arguments(ollama: OllamaServer) -> None:
-    client = ollama_sdk.Client(host=ollama.url)
+    client = _kept(ollama_sdk.Client(host=ollama.url))
     parts = list(client.chat(model="qwen3.5", messages=USER, stream=True, think=True))
     assert "".join(p.message.content or "" for p in parts) == DEFAULT_REPLY
     assert "".join(p.message.thinking or "" for p in parts) == DEFAULT_THINKING
@@ -46,7 +64,7 @@ def test_ollama_client_streams_thinking_text_and_object_tool_arguments(ollama: O
 
 
 def test_ollama_client_raises_the_fakes_errors_with_ollamas_status_and_words(ollama: OllamaServer) -> None:
-    client = ollama_sdk.Client(host=ollama.url)
+    client = _kept(ollama_sdk.Client(host=ollama.url))
     with pytest.raises(ollama_sdk.ResponseError) as missing:
         client.chat(model="nope", messages=USER)
     assert missing.value.status_code == 404 and "try pulling it first" in missing.value.error
@@ -65,7 +83,7 @@ def test_ollama_client_raises_the_fakes_errors_with_ollamas_status_and_words(oll
 
 
 def test_anthropic_sdk_reads_an_adaptive_only_models_refusals_and_answers(opus: AnthropicServer) -> None:
-    client = anthropic_sdk.Anthropic(api_key=KEY, base_url=opus.url, max_retries=0)
+    client = _kept(anthropic_sdk.Anthropic(api_key=KEY, base_url=opus.url, max_retries=0))
     ask = {"model": "claude-opus-4-7", "max_tokens": 2048, "messages": USER}
     with pytest.raises(anthropic_sdk.BadRequestError) as budget:
         client.messages.create(**ask, thinking={"type": "enabled", "budget_tokens": 1024})
@@ -86,7 +104,7 @@ def test_anthropic_sdk_reads_an_adaptive_only_models_refusals_and_answers(opus: 
 
 
 def test_anthropic_sdk_reads_an_account_refusal_and_an_error_event(opus: AnthropicServer) -> None:
-    client = anthropic_sdk.Anthropic(auth_token=KEY, base_url=opus.url, max_retries=0)
+    client = _kept(anthropic_sdk.Anthropic(auth_token=KEY, base_url=opus.url, max_retries=0))
     opus.push(Fault.status(400, message=LOW_CREDIT), Fault.error_midstream())
     with pytest.raises(anthropic_sdk.BadRequestError) as broke:
         client.messages.create(model="claude-opus-4-7", max_tokens=64, messages=USER)
@@ -103,7 +121,7 @@ def test_anthropic_sdk_tool_loop_sends_back_the_signed_thinking_the_fake_checks(
     streamed or whole): the fake takes its own signed thinking and redacted_thinking blocks back, and refuses an edited
     block or a turn without them in the API's words — so the fake's check proves what the API would."""
     with AnthropicServer(api_key=KEY, redacted_thinking=True, tool_arguments={"city": "Paris"}) as claude:
-        client = anthropic_sdk.Anthropic(api_key=KEY, base_url=claude.url, max_retries=0)
+        client = _kept(anthropic_sdk.Anthropic(api_key=KEY, base_url=claude.url, max_retries=0))
         ask = {"model": "claude-haiku-4-5", "max_tokens": 2048, "tools": [WEATHER_TOOL_ANTHROPIC],
                "thinking": {"type": "enabled", "budget_tokens": 1024}}
         with client.messages.stream(**ask, messages=USER) as stream:

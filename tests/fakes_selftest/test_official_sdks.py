@@ -5,6 +5,7 @@ fragments reassembled by the SDK's own stream helper, and the SDK's typed errors
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import openai as openai_sdk
 import pytest
@@ -13,9 +14,22 @@ from tests.fakes import Fault, OpenAIServer
 from tests.fakes.chat import DEFAULT_REPLY, DEFAULT_THINKING
 from tests.fakes_selftest.test_fakes import USER, WEATHER_TOOL_OPENAI, openai  # noqa: F401 - fixture
 
+_made: list[openai_sdk.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every SDK client a test made is closed after it: left to the collector, its socket was a ResourceWarning in
+    whichever later test the collector ran in."""
+    yield
+    while _made:
+        _made.pop().close()
+
 
 def client(server: OpenAIServer, key: str = "sk-test") -> openai_sdk.OpenAI:
-    return openai_sdk.OpenAI(api_key=key, base_url=f"{server.url}/v1", max_retries=0)
+    made = openai_sdk.OpenAI(api_key=key, base_url=f"{server.url}/v1", max_retries=0)
+    _made.append(made)
+    return made
 
 
 def test_openai_sdk_streams_text_and_usage(openai: OpenAIServer) -> None:  # noqa: F811 - fixture
