@@ -347,3 +347,23 @@ def test_routed_requests_leave_no_reference_cycles() -> None:
         gc.enable()
     assert sorted(outcomes) == ["failed", "failed", "ok"]
     assert left == []
+
+
+async def test_a_stream_cancelled_before_its_usage_report_counts_its_prompt() -> None:
+    """A stream the caller left (Ctrl-C, a client gone) after the model had begun to answer never got its usage
+    report: its output was counted per piece but its prompt as 0 — a billed model's spend, its spend cap and
+    `report` left out a prompt the provider had read whole (it answered) and charged for."""
+    models = {"cloud": {"provider": "openai", "price": {"input": 2.0, "output": 10.0}}}
+    config = make_config(models, {"agent": {"primary": "cloud"}})
+    p = ScriptedProvider("cloud", config.models["cloud"], ["idle:5"], text="one two three four")
+    records: list[RequestRecord] = []
+    router = Router(config, providers={"cloud": p}, sink=records.append)
+    long = ChatRequest(messages=[Message("user", " ".join(["word"] * 400))])
+    stream = router.stream("agent", long)
+    async for _ in stream:
+        break
+    await stream.aclose()
+    (record,) = records
+    assert record.outcome == "cancelled" and record.tokens_out >= 1
+    assert record.tokens_in >= 300  # the prompt's estimate (request_tokens), not 0
+    assert record.cost_usd >= record.tokens_in * 2.0 / 1e6

@@ -328,7 +328,7 @@ class Router:
             except (asyncio.CancelledError, GeneratorExit):
                 # the caller went away (Ctrl-C, SIGTERM, a client disconnect): by now the provider's stream
                 # is closed (an in-process worker stopped and joined), so what it produced is final
-                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
+                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces, walk.prompt_tokens)
                 attempt.outcome, attempt.reason = AttemptOutcome.CANCELLED, CALLER_GONE.get()
                 if attempt.tokens_out:
                     record.model = record.model or provider.name
@@ -336,7 +336,7 @@ class Router:
                         record.response = buffer.text
                 raise
             except ProviderError as exc:
-                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces)
+                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces, walk.prompt_tokens)
                 if (key := provider.config.api_key()) and key in exc.message:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
@@ -380,20 +380,23 @@ class Router:
             return
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
-                       provider: Provider, pieces: int = 0) -> None:
+                       provider: Provider, pieces: int = 0, prompt: Callable[[], int] | None = None) -> None:
         """Time, tokens and cost of one attempt. An answer cut short (cancelled, broken off) usually
         never got its usage report: its output is then counted as the pieces that arrived (one token
-        each for llama.cpp, Ollama and OpenAI-style streams), never as 0."""
+        each for llama.cpp, Ollama and OpenAI-style streams), never as 0, and its prompt — read whole, since
+        the model answered — as ``prompt`` estimates it (it was logged as 0: a billed model's spend, its spend
+        cap and ``report`` left out a prompt the provider charged for)."""
         attempt.duration_ms = (ended - started) * 1000
         usage = buffer.usage
         out = usage.output_tokens if usage.output_tokens >= pieces else pieces  # not max(): a C call per answer
-        attempt.tokens_in = usage.input_tokens
+        tokens_in = usage.input_tokens or (prompt() if pieces and prompt is not None else 0)
+        attempt.tokens_in = tokens_in
         attempt.tokens_out = out
         price = provider.config.price
         if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost)
-            attempt.cost_usd = price.cost(usage.input_tokens, out, usage.cache_read_tokens, usage.cache_write_tokens)
+            attempt.cost_usd = price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens)
         else:
-            attempt.cost_usd = (usage.input_tokens * price.input + out * price.output) / 1e6
+            attempt.cost_usd = (tokens_in * price.input + out * price.output) / 1e6
         gen_ms = attempt.duration_ms - (attempt.ttft_ms or 0.0)
         if out > 1 and gen_ms > 0:
             attempt.tokens_per_s = (out - 1) / (gen_ms / 1000)
