@@ -68,6 +68,14 @@ def test_a_second_classifier_reads_the_stored_weights_and_decides_the_same(
         Classifier(other)
 
 
+def test_a_classifier_without_a_confidence_model_keeps_nothing(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``confidence.fit``'s folds (ten sets of ~8 MB for the default config) would push out what routing reads."""
+    monkeypatch.setenv("MODELYARD_CACHE_DIR", str(tmp_path))
+    Classifier(SAMPLES, calibrated=False, multilingual=None)
+    assert not list(tmp_path.glob("routing/fastpath-*.npz"))
+
+
 def test_an_unreadable_file_is_fitted_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELYARD_CACHE_DIR", str(tmp_path))
     before = _decisions(Classifier(SAMPLES, multilingual=None))

