@@ -9,6 +9,7 @@ a race, seen in 4 runs out of 4 but not guaranteed in any single one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -85,7 +86,12 @@ class Proc:
             pytest.fail(f"still running {timeout}s after signal {signum}")
         self._reader.join(timeout=5)
         assert self.proc.stderr is not None
-        return rc, self.proc.stderr.read()
+        stderr = self.proc.stderr.read()
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):  # left open: a ResourceWarning later
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # stdin's flush to a process that has gone
+                    pipe.close()
+        return rc, stderr
 
 
 def _clean_exit(rc: int, stderr: str, expected: int) -> None:
