@@ -129,10 +129,11 @@ def serve_once(url: str, port: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         said = Path(tmp) / "serve.out"
-        proc = subprocess.Popen([PYTHON, "-m", "modelyard", "serve", "--port", str(port),
-                                 "--config", str(fake_config(tmp, url)), "--log-level", "warning"],
-                                env={**env(), "MODELYARD_DATA_DIR": tmp}, stdout=said.open("wb"),
-                                stderr=subprocess.STDOUT)
+        with said.open("wb") as out_file:
+            proc = subprocess.Popen([PYTHON, "-m", "modelyard", "serve", "--port", str(port),
+                                     "--config", str(fake_config(tmp, url)), "--log-level", "warning"],
+                                    env={**env(), "MODELYARD_DATA_DIR": tmp}, stdout=out_file,
+                                    stderr=subprocess.STDOUT)
         try:
             try:
                 out = {"idle": steady_rss(proc.pid), "idle_cpu": proc_cpu(proc.pid)}
