@@ -101,3 +101,14 @@ def test_route_says_how_long_the_routing_model_took_to_load() -> None:
     assert load_note(15.78) == ("the routing model took 15.8 s to load before this decision: once per process "
                                 "(`serve`, `chat` and `telegram` keep it loaded)")
     assert LOADING_ROUTING == "loading the routing model (once per process: seconds)…"
+
+
+def test_a_command_does_not_import_what_only_an_agent_tool_uses() -> None:
+    """Every command imports the CLI, and the CLI the agent tools: the fetch tool's HTTP client (httpx, ~60 ms of
+    each command's start at load 4) was imported by `models`, `log`, `--help` alike; it is off unless
+    `tools.fetch: true`. The tool imports it when it runs."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    code = "import sys, modelyard.cli; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", out.stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from modelyard.agents.tools.base import Tool, ToolError, schema
 from modelyard.types import ToolDefinition
 
@@ -16,6 +14,8 @@ def fetch_tool(timeout: float, limit: int) -> Tool:
         url = args["url"]
         if urlsplit(url).scheme not in ("http", "https"):
             raise ToolError("only http and https URLs can be fetched")
+        import httpx  # here, not at the top: every command imports the tools, few run this one (~60 ms of start)
+
         try:
             async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client, \
                     client.stream("GET", url) as resp:
