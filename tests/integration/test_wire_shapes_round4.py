@@ -32,6 +32,30 @@ WHOLE = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
 # -- bytes after a whole answer ---------------------------------------------------------------------------------------
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+_open: dict[asyncio.Server, set[asyncio.StreamWriter]] = {}
+
+
+async def _start(handle: Handler) -> asyncio.Server:
+    """``asyncio.start_server`` on a loopback port, remembering its connections for :func:`_stop`."""
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        await handle(reader, writer)
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    _open[server] = writers
+    return server
+
+
+async def _stop(server: asyncio.Server) -> None:
+    """Close the server and the connections it accepted: ``Server.close`` leaves those open (and Python 3.11's
+    ``wait_closed`` does not wait for them), so their transports were left to the collector once the test's loop
+    was closed — an unclosed-transport ResourceWarning in a later test."""
+    server.close()
+    for writer in _open.pop(server, set()):
+        writer.close()
+    await asyncio.sleep(0.01)  # their connection_lost callbacks, and the handlers see the end
 
 
 async def _requests(reader: asyncio.StreamReader) -> Any:
@@ -70,7 +94,7 @@ async def test_bytes_after_a_whole_answer_do_not_fail_it(kind: str, body: bytes,
     answer's end: aiohttp read them as the next response's status line and threw the whole answer away ('Bad status
     line'), a complete answer failed as malformed_response. Now the first such answer is asked once more and read
     leniently (bytes past the body dropped), and the server's later answers are read so at once."""
-    server = await asyncio.start_server(_answering(body, tail, content_type), "127.0.0.1", 0)
+    server = await _start(_answering(body, tail, content_type))
     endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
         router, writer = router_for(kind, {**servers, kind: _Endpoint(endpoint)}, tmp_path / "log.db")
@@ -82,7 +106,7 @@ async def test_bytes_after_a_whole_answer_do_not_fail_it(kind: str, body: bytes,
         await router.aclose()
         writer.close()
     finally:
-        server.close()
+        await _stop(server)
 
 
 class _Endpoint:
@@ -301,7 +325,7 @@ async def test_a_pooled_connection_closed_by_the_server_is_not_a_failure(servers
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await _start(handle)
     endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
         router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
@@ -311,7 +335,7 @@ async def test_a_pooled_connection_closed_by_the_server_is_not_a_failure(servers
         await router.aclose()
         writer.close()
     finally:
-        server.close()
+        await _stop(server)
 
 
 async def _numbered(items: Any) -> Any:
@@ -533,7 +557,7 @@ async def test_what_is_learned_about_a_server_is_logged_without_its_password(cap
     from modelyard.config.schema import Timeouts
     from modelyard.providers.openai import OpenAIProvider
 
-    server = await asyncio.start_server(_answering(json.dumps(WHOLE).encode(), b"<!-- edge -->"), "127.0.0.1", 0)
+    server = await _start(_answering(json.dumps(WHOLE).encode(), b"<!-- edge -->"))
     endpoint = f"http://proxyuser:s3cr3t-pass@127.0.0.1:{server.sockets[0].getsockname()[1]}"
     config = make_config({"m": {"provider": "openai", "model": "local", "endpoint": endpoint}},
                          {"agent": {"primary": "m"}})
@@ -543,7 +567,7 @@ async def test_what_is_learned_about_a_server_is_logged_without_its_password(cap
             chunks = [c async for c in provider.stream(REQ, Timeouts())]
     finally:
         await provider.aclose()
-        server.close()
+        await _stop(server)
     assert "".join(c.text for c in chunks if c.kind == "text") == "Sunny."
     assert "writes bytes after its answers" in caplog.text and "127.0.0.1" in caplog.text
     assert "s3cr3t" not in caplog.text and "proxyuser" not in caplog.text
