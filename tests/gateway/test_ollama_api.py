@@ -155,6 +155,16 @@ def test_stop_options_cut_the_answer_whole_and_streamed(local):
     assert bad.value.status_code == 400 and "options.stop" in bad.value.error
 
 
+def test_a_negative_temperature_is_refused_at_once_not_sent_down_the_chain(local, fakes):
+    """Ollama's options reached the models unchecked: ``temperature: -5`` went to every model of the chain, each an
+    OpenAI-compatible server or Claude that refuses it (the other APIs here refuse it themselves: 0-2)."""
+    with pytest.raises(ollama.ResponseError) as bad:
+        local.chat(model="coder", messages=HI, options={"temperature": -5})
+    assert bad.value.status_code == 400 and "options.temperature" in bad.value.error
+    assert fakes[0].requests == []
+    assert local.chat(model="coder", messages=HI, options={"temperature": 0}).message.content == "Hello from fast."
+
+
 def test_fill_in_the_middle_is_refused_not_ignored(local, fakes):
     """Before: ``suffix`` was ignored, and the model continued the prompt as if there were no code after it."""
     with pytest.raises(ollama.ResponseError) as err:

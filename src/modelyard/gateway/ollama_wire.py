@@ -172,6 +172,10 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
     options = body.options or {}
     limit = options.get("num_predict")
     temperature = options.get("temperature")
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool) and temperature < 0:
+        # every other API here refuses it (0-2, Anthropic's 0-1); sent on, an OpenAI-compatible server or Claude
+        # refused it as the request's fault on every model of the chain, one after another
+        raise BadRequest("options.temperature: expected a number from 0", "options.temperature")
     schema = body.format if isinstance(body.format, dict) else None
     if isinstance(body.format, str) and body.format not in ("", "json"):
         raise BadRequest("format: expected \"json\" or a JSON schema object", "format")
