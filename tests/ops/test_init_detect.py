@@ -215,3 +215,14 @@ def test_a_found_model_in_no_chain_an_unknown_context_and_a_big_orchestrator_are
                for n in notes), notes
     assert not any(n.startswith(("qwen3-14b: ", "qwen2.5-coder-7b: ")) for n in notes), notes  # used, context known
     assert ORCHESTRATOR_THRESHOLD == 0.92 == config["orchestration"]["threshold"]  # README's calibrated value
+
+
+def test_an_ollama_model_of_unknown_context_is_told_about_num_ctx_not_a_llama_cpp_flag() -> None:
+    """An Ollama whose /api/show says no context_length (an older version, a listing without model_info): the note
+    told the user to look at python -m llama_cpp.server's --n_ctx, which Ollama does not have."""
+    from modelyard.ops.starter import draft
+
+    found = [Found("ollama", ServedModel("qwen2.5-coder:7b", "http://h:11434", parameters_b=7.6))]
+    _, notes = draft(found, {"models": {}, "agents": {"chat": {}, "engineer": {}}})
+    [note] = [n for n in notes if n.startswith("qwen2.5-coder-7b: context unknown")]
+    assert "num_ctx" in note and "--n_ctx" not in note and "llama_cpp" not in note, note

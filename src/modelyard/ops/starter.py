@@ -235,10 +235,18 @@ def _unsaid(usable: dict[str, Found], picked: dict[str, list[str]], models: dict
     notes = [f"{name}: in no chain (each agent gets the smallest and the largest general model and the largest "
              "coder model); add it to a chain yourself if you want it" for name in usable if name not in used]
     notes += [f"{name}: context unknown ({f.model.server or f.backend} does not say): set models.{name}.context to "
-              "the context its server runs it with (e.g. python -m llama_cpp.server's --n_ctx, 2048 unless set), so "
-              "that a longer prompt skips it instead of failing on it"
+              f"{_where_context_is_set(f.backend)}, so that a longer prompt skips it instead of failing on it"
               for name, f in usable.items() if "context" not in models[name]]
     return notes
+
+
+def _where_context_is_set(backend: str) -> str:
+    """Where a user finds the context a model runs with, on its own kind of server: the note named
+    llama_cpp.server's --n_ctx for an Ollama model too, a flag that Ollama does not have."""
+    if backend == "ollama":
+        return "the context you want (modelyard asks Ollama for it as num_ctx; Ollama runs 4096 unless set)"
+    return ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, 2048 unless set; "
+            "llama-server's --ctx-size; vLLM's --max-model-len)")
 
 
 def header(notes: Sequence[str], now: datetime | None = None) -> str:
