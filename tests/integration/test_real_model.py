@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ import pytest
 from tests.helpers import make_config
 
 from modelyard.cli.render import route_line
+from modelyard.config import Config
 from modelyard.router import Router
 from modelyard.types import ChatRequest, Message, ToolDefinition
 
@@ -29,6 +30,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+#: makes a Router that the fixture closes after the test
+Routers = Callable[[Config], Router]
+
+
+@pytest.fixture
+async def routers() -> AsyncIterator[Routers]:
+    """Routers made through this are closed after the test, passed or not: closed in a test's last lines, a failed
+    assertion (a first token past its bound on a loaded machine) left the router's HTTP session to the collector —
+    an unclosed-session ResourceWarning in a later test."""
+    made: list[Router] = []
+
+    def make(config: Config) -> Router:
+        made.append(Router(config))
+        return made[-1]
+
+    yield make
+    for router in made:
+        await router.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +76,10 @@ def llama_server(default_model: Path) -> Iterator[str]:
     proc.wait(timeout=20)
 
 
-async def test_embedded_model_answers_through_an_agent(default_model: Path) -> None:
+async def test_embedded_model_answers_through_an_agent(default_model: Path, routers: Routers) -> None:
     config = make_config({"local": {"provider": "llamacpp", "path": str(default_model), "context": 2048}},
                          {"chat": {"primary": "local"}})
-    router = Router(config)
+    router = routers(config)
     stream = router.stream("chat", PROMPT)
     text = "".join([c.text async for c in stream if c.kind == "text"])
     assert "pong" in text.lower()
@@ -67,33 +88,32 @@ async def test_embedded_model_answers_through_an_agent(default_model: Path) -> N
     assert 0 < record.tokens_out <= 8 and record.tokens_in > 5 and record.ttft_ms is not None
 
 
-async def test_openai_provider_against_llama_cpp_server(llama_server: str) -> None:
+async def test_openai_provider_against_llama_cpp_server(llama_server: str, routers: Routers) -> None:
     config = make_config({"served": {"provider": "openai", "model": "qwen-coder", "endpoint": llama_server}},
                          {"chat": {"primary": "served"}})
-    router = Router(config)
+    router = routers(config)
     stream = router.stream("chat", PROMPT)
     pieces = [c.text async for c in stream if c.kind == "text"]
     assert len(pieces) >= 1 and "pong" in "".join(pieces).lower()
     assert stream.record.tokens_out > 0  # usage came back in the final SSE chunk
-    await router.aclose()
 
 
-async def test_tool_request_over_server_comes_back_as_plain_text(llama_server: str) -> None:
+async def test_tool_request_over_server_comes_back_as_plain_text(llama_server: str, routers: Routers) -> None:
     """The trap this model sets: a plausible tool call written as text, no structured call."""
     tool = ToolDefinition("get_weather", "Get the weather for a city",
                           {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
     config = make_config({"served": {"provider": "openai", "model": "qwen-coder", "endpoint": llama_server}},
                          {"chat": {"primary": "served"}})
-    router = Router(config)
+    router = routers(config)
     routed = await router.complete("chat", ChatRequest(
         messages=[Message("user", "What is the weather in Paris? Use the tool.")], tools=[tool], max_tokens=60,
         temperature=0.0))
     assert routed.response.tool_calls == []
     assert "get_weather" in routed.response.text
-    await router.aclose()
 
 
-async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_well(llama_server: str) -> None:
+async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_well(llama_server: str,
+                                                                                  routers: Routers) -> None:
     """llama_cpp.server answers a streamed prompt past its context (``--n_ctx 2048`` here) with a 200 event stream
     and nothing in it: its error is raised inside the stream. That was malformed_response, counted against a model
     that is well, and nothing said why. Asked once more whole, the server says it (fifth fault hunt): a bad_request
@@ -102,7 +122,7 @@ async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_wel
 
     config = make_config({"served": {"provider": "openai", "model": "qwen-coder", "endpoint": llama_server}},
                          {"chat": {"primary": "served"}}, defaults={"cooldown": {"failures": 1}})
-    router = Router(config)
+    router = routers(config)
     with pytest.raises(ChainExhausted) as info:  # no `context` set: the estimate does not skip it
         await router.complete("chat", ChatRequest(messages=[Message("user", "0123456789" * 220)], max_tokens=8))
     attempt = info.value.record.attempts[0]
@@ -116,14 +136,13 @@ async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_wel
     assert attempt.reason == "bad_request" and "asked whole once" in (attempt.detail or "")
     routed = await router.complete("chat", PROMPT)
     assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("ok", None)]
-    await router.aclose()
 
-async def test_dead_server_falls_back_to_embedded(default_model: Path) -> None:
+async def test_dead_server_falls_back_to_embedded(default_model: Path, routers: Routers) -> None:
     config = make_config(
         {"served": {"provider": "openai", "endpoint": f"http://127.0.0.1:{free_port()}"},
          "local": {"provider": "llamacpp", "path": str(default_model), "context": 2048}},
         {"chat": {"primary": "served", "fallbacks": ["local"]}})
-    router = Router(config)
+    router = routers(config)
     routed = await router.complete("chat", PROMPT)
     assert routed.record.model == "local" and routed.record.attempts[0].reason == "connect_error"
 
@@ -151,10 +170,10 @@ def test_cli_ask_falls_back_from_cloud_to_local(tmp_path: Path, default_model: P
     assert rated.returncode == 0 and out["id"] in rated.stdout
 
 
-async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_model: Path) -> None:
+async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_model: Path, routers: Routers) -> None:
     config = make_config({"local": {"provider": "llamacpp", "path": str(default_model), "context": 256}},
                          {"chat": {"primary": "local"}}, defaults={"cooldown": {"failures": 1}})
-    router = Router(config)
+    router = routers(config)
     from modelyard.router import ChainExhausted
 
     # digits are a token each, four times the estimate (router/fit.py lets it through): llama.cpp refuses it
@@ -170,7 +189,8 @@ async def test_prompt_beyond_context_is_a_bad_request_not_a_sick_model(default_m
 
 
 
-async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(default_model: Path) -> None:
+async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(default_model: Path,
+                                                                              routers: Routers) -> None:
     """A prompt that fits the context but leaves less room than ``max_tokens`` asks (fifth fault hunt). llama-cpp-python
     clamps it in silence: the answer stopped where the context ended — here ~20 tokens into 2,000 asked — with
     finish ``length``, and the route said "TRUNCATED at max_tokens=2000". Now the provider refuses it in the words
@@ -180,7 +200,7 @@ async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(de
     config = make_config({"local": {"provider": "llamacpp", "path": str(default_model), "context": 256}},
                          {"chat": {"primary": "local"}},
                          defaults={"timeouts": {"first_token": 300, "idle": 120, "total": 600}})  # a loaded CI box
-    router = Router(config)
+    router = routers(config)
     # digits are a token each, four times the estimate (router/fit.py lets it through): ~235 of the 256 tokens
     prompt = [Message("user", "Repeat: " + "0123456789" * 20)]
     routed = await router.complete("chat", ChatRequest(messages=prompt, max_tokens=2000))
@@ -199,7 +219,6 @@ async def test_max_tokens_past_the_room_the_prompt_leaves_is_clamped_and_said(de
     assert unasked.response.stop_reason == "model_context_window_exceeded" and unasked.response.truncated
     # cut where the context ended: said so, not "TRUNCATED at max_tokens" of a budget nobody asked for
     assert "TRUNCATED: the model's context is full" in route_line(unasked.record), route_line(unasked.record)
-    await router.aclose()
 
 _CHATTER = '''
 import logging, os, sys, threading, time
@@ -237,7 +256,7 @@ def test_loading_the_model_quiets_llama_cpp_and_nothing_else(default_model: Path
     assert "llama_model_loader" not in done.stderr and "Model metadata" not in done.stderr  # and no chatter
 
 
-async def test_embedded_model_generates_with_the_configured_threads(default_model: Path) -> None:
+async def test_embedded_model_generates_with_the_configured_threads(default_model: Path, routers: Routers) -> None:
     """``threads:`` reaches llama.cpp's generation; prompt evaluation keeps every core. Unset, the
     model generates with every core but one (two threads spinning on two busy cores ran ~3-10x slower),
     and offloads every layer to a GPU when the build has one (``gpu_layers: -1``)."""
@@ -255,5 +274,5 @@ async def test_embedded_model_generates_with_the_configured_threads(default_mode
     assert (llm.context_params.n_threads, llm.context_params.n_threads_batch) == (1, cores)
     assert llm.model_params.n_gpu_layers == 0x7FFFFFFF  # -1: every layer on a GPU build (a CPU build ignores it)
     assert await explicit.loaded() is True
-    text = "".join([c.text async for c in Router(config).stream("chat", PROMPT) if c.kind == "text"])
+    text = "".join([c.text async for c in routers(config).stream("chat", PROMPT) if c.kind == "text"])
     assert "pong" in text.lower()
