@@ -241,12 +241,9 @@ def _unsaid(usable: dict[str, Found], picked: dict[str, list[str]], models: dict
 
 
 def _where_context_is_set(backend: str) -> str:
-    """Where a user finds the context a model runs with, on its own kind of server: the note named
-    llama_cpp.server's --n_ctx for an Ollama model too, a flag that Ollama does not have."""
-    if backend == "ollama":
-        return "the context you want (modelyard asks Ollama for it as num_ctx; Ollama runs 4096 unless set)"
-    return ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, 2048 unless set; "
-            "llama-server's --ctx-size; vLLM's --max-model-len)")
+    """Where a user sets the context a model runs with, as its own kind of server says (the note named
+    llama_cpp.server's --n_ctx for an Ollama model too, a flag that Ollama does not have)."""
+    return registry.backend(backend).load().context_hint
 
 
 def header(notes: Sequence[str], now: datetime | None = None) -> str:

@@ -49,6 +49,10 @@ class Provider(ABC):
     stops_early: ClassVar[bool] = True
     #: reads the model settings of :data:`~modelyard.config.schema.IN_PROCESS_SETTINGS` (path, threads…)
     runs_in_process: ClassVar[bool] = False
+    #: what to write in ``models.X.context`` when its server does not say (``init --detect``'s note): where the
+    #: context a model runs with is set on this kind of server
+    context_hint: ClassVar[str] = ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, "
+                                   "2048 unless set; llama-server's --ctx-size; vLLM's --max-model-len)")
 
     # -- what a server serves (``init --detect``) ----------------------------------------
 

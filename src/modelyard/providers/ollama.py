@@ -145,6 +145,8 @@ def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server:
 class OllamaProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     preloads = True
+    context_hint = (f"the context you want (modelyard asks Ollama for it as num_ctx; Ollama runs {DEFAULT_CONTEXT} "
+                    "unless set)")
 
     @classmethod
     def endpoints_to_try(cls) -> tuple[str, ...]:
