@@ -20,10 +20,20 @@ Each batch is one short write transaction on a connection of its own (the writer
 through the busy timeout meanwhile, a few milliseconds), with a pause between batches, so a first pass over a
 year of rows does not hold the log for long at a time. Only a long-running process prunes: the first pass
 starts :data:`FIRST_AFTER` seconds after the writer opens, so a one-shot ``ask`` never does.
+
+A wrong clock never deletes a row (Yuzu#2360/#2361: a wall-clock cutoff emptied a whole retention window at a dead
+CMOS battery, a restored VM snapshot, a boot before NTP). A pass's "now" is the wall clock, but never later than the
+newest request in the file when the writer opened it plus the time since on the boot clock (which nobody sets): a
+clock stepped a year forward deleted every request, now none. And a pass deletes only requests (and decisions)
+written before the first one it keeps: rows a host stamped while its clock was set back (1970 before NTP, a
+fake-hwclock's old date) are older than ``keep_days`` by their stamp once the clock is right, and were deleted at the
+next pass; they stay until the rows written before them age out. Both only delay a deletion: after a pause of D days
+before the writer opened, requests go D days later than ``keep_days`` says, until the next start.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -44,7 +54,19 @@ PAUSE = 0.05
 #: how long a PostgreSQL batch waits for a lock another session holds on a table (not on a row: those are skipped)
 LOCK_TIMEOUT = 10.0
 
-_OLD = "SELECT id FROM requests WHERE ts < ? AND id NOT IN (SELECT request_id FROM _outbox) ORDER BY ts LIMIT ?"
+_OLD = ("SELECT id FROM requests WHERE ts < ? AND rowid < ? AND id NOT IN (SELECT request_id FROM _outbox) "
+        "ORDER BY ts LIMIT ?")
+#: the first row (in the order written) a pass keeps, or one past the last: nothing written after it is deleted
+_KEPT_FROM = ("SELECT COALESCE((SELECT MIN(rowid) FROM {table} WHERE ts >= ?), "
+              "(SELECT COALESCE(MAX(rowid), 0) + 1 FROM {table}))")
+#: seconds by which the wall clock may be ahead of the pass's "now" before that is said (module docstring)
+CLOCK_SAID_AFTER = 3600.0
+
+
+def boot_clock() -> float:
+    """Seconds on a clock nobody sets: Linux's time since boot (suspend included), else the monotonic clock (which
+    stops while a Mac sleeps: a pass's "now" then lags, never leads)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 #: requests deleted per PostgreSQL transaction (no writer shares a connection with it: larger than SQLite's)
 PG_BATCH = 1000
 #: the rows no other session holds: another host's pruner, or a forwarder re-sending a rated row, keeps its own
@@ -78,13 +100,16 @@ def _in_batches(conn: Any, begin: str, batch: Callable[[], tuple[int, bool]], *,
 def prune(conn: sqlite3.Connection, before: float, *, batch: int = BATCH, pause: float = 0.0,
           stop: threading.Event | None = None) -> int:
     """Delete the requests older than ``before`` (epoch seconds) that PostgreSQL is not waiting for, with their
-    attempts and message links, and routing decisions older than ``before``; how many requests went."""
+    attempts and message links, and routing decisions older than ``before``; how many requests went. Only rows
+    written before the first one kept (module docstring: a clock set back stamps later rows as old)."""
+    kept_from = conn.execute(_KEPT_FROM.format(table="requests"), (before,)).fetchone()[0]
+    decisions_from = conn.execute(_KEPT_FROM.format(table="routing_decisions"), (before,)).fetchone()[0]
 
     def warm() -> None:
         # read the batch's pages first, outside the write lock: deleting a row reads every page of its texts to free
         # it, and an old row's are rarely cached. Measured at load 13-15 on 300,000 rows of 3 KB text: 1,000 rows a
         # batch held the lock up to 1.97 s read under it, 0.94 s read before; 200 read before, 0.22 s
-        ids = [row[0] for row in conn.execute(_OLD, (before, batch))]
+        ids = [row[0] for row in conn.execute(_OLD, (before, kept_from, batch))]
         if ids:
             marks = ", ".join("?" * len(ids))
             conn.execute(f"SELECT length(prompt), length(response), length(thinking) FROM requests "
@@ -92,14 +117,15 @@ def prune(conn: sqlite3.Connection, before: float, *, batch: int = BATCH, pause:
             conn.execute(f"SELECT count(*) FROM attempts WHERE request_id IN ({marks})", ids).fetchall()
 
     def one() -> tuple[int, bool]:
-        ids = [row[0] for row in conn.execute(_OLD, (before, batch))]
+        ids = [row[0] for row in conn.execute(_OLD, (before, kept_from, batch))]
         if ids:
             marks = ", ".join("?" * len(ids))
             conn.execute(f"DELETE FROM attempts WHERE request_id IN ({marks})", ids)
             conn.execute(f"DELETE FROM message_requests WHERE request_id IN ({marks})", ids)
             conn.execute(f"DELETE FROM requests WHERE id IN ({marks})", ids)
         decisions = conn.execute("DELETE FROM routing_decisions WHERE rowid IN (SELECT rowid FROM "
-                                 "routing_decisions WHERE ts < ? LIMIT ?)", (before, batch)).rowcount
+                                 "routing_decisions WHERE ts < ? AND rowid < ? LIMIT ?)",
+                                 (before, decisions_from, batch)).rowcount
         return len(ids), len(ids) == batch or decisions == batch
 
     return _in_batches(conn, "BEGIN IMMEDIATE", one, warm=warm, pause=pause, stop=stop)
@@ -134,6 +160,10 @@ class Pruner:
         self.last_error: str | None = None
         #: passes run, whether they went through or not
         self.passes = 0
+        #: (log time, wall clock, boot clock) a pass's "now" counts from, taken before this process wrote a row
+        wall = time.time()
+        self._anchor = (self._newest() or wall, wall, boot_clock())
+        self._clock_said = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelyard-log-retention", daemon=True)
         self._thread.start()
@@ -150,12 +180,43 @@ class Pruner:
 
     def run_once(self) -> int:
         """One pass: the file, then PostgreSQL (with ``log.url``); how many requests left the file."""
-        before = time.time() - self.keep_days * 86400
+        before = self.now() - self.keep_days * 86400
         gone = self._run_file(before)
         if self.url is not None and not self._stop.is_set():
             self._run_pg(before)
         self.passes += 1
         return gone
+
+    def _newest(self) -> float | None:
+        """The newest request's time in the file (None: none, or it cannot be read)."""
+        with contextlib.suppress(sqlite3.Error):
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            try:
+                newest = conn.execute("SELECT MAX(ts) FROM requests").fetchone()[0]
+                return float(newest) if newest is not None else None
+            finally:
+                conn.close()
+        return None
+
+    def now(self) -> float:
+        """The time a pass deletes by: the wall clock, never later than the newest request when the writer opened
+        plus the boot clock's time since (module docstring)."""
+        wall, boot = time.time(), boot_clock()
+        anchor, wall_then, boot_then = self._anchor
+        trusted = anchor + (boot - boot_then)
+        stepped = (wall - wall_then) - (boot - boot_then)
+        if stepped > CLOCK_SAID_AFTER and not self._clock_said:
+            self._clock_said = True
+            log.warning("routing log %s: this host's clock stepped %.1f h forward while modelyard ran: log.keep_days "
+                        "keeps counting from the time before the step (deleting by the clock would take every request "
+                        "of the last %g days) — set the clock (timedatectl set-ntp true, or your NTP client)",
+                        self.path, stepped / 3600, self.keep_days)
+        elif wall - trusted > CLOCK_SAID_AFTER and not self._clock_said:
+            self._clock_said = True
+            log.info("routing log %s: log.keep_days counts from the newest request when modelyard opened the log "
+                     "(%.1f h before this host's clock then), not from the clock", self.path,
+                     (wall_then - anchor) / 3600)
+        return min(wall, trusted)
 
     def _run_pg(self, before: float) -> None:
         from modelyard.ledger.pg import PgConnection
