@@ -443,33 +443,6 @@ async def test_ollama_leaving_out_a_cached_prompts_count_is_estimated(servers: d
     assert routed.record.tokens_in > 0 and routed.record.tokens_out == 2
 
 
-# -- an end marker that never comes, on a connection kept open --------------------------------------------------------
-
-@pytest.mark.parametrize("kind", ["openai", "anthropic"])
-async def test_a_whole_answer_whose_end_marker_never_comes_is_lost_once_only(kind: str,
-                                                                             servers: dict[str, Any],  # noqa: F811
-                                                                             tmp_path: Path) -> None:
-    """A proxy whose upstream leaves ``[DONE]`` out keeps the connection open and sends keep-alive comments
-    (bifrost#6784); an Anthropic-compatible one, message_stop. The answer was whole (its finish reason came) and was
-    lost to the idle bound, on every request. The first loss is learned from: after a whole answer that server's
-    connection is read on for a short grace only, and the next answer is kept."""
-    if kind == "openai":
-        body = [chunk({"role": "assistant", "content": "Sunny."}),  # the finish and the usage in one write
-                chunk({}, "stop") + 'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n']
-    else:
-        body = [*ANTHROPIC_EVENTS[:-1]]  # no message_stop
-    fault = Fault.raw(200, *body, *[": keep-alive\n\n"] * 30, headers=SSE, end="hang", interval=0.1)
-    servers[kind].push(fault, fault)
-    router, writer = router_for(kind, servers, tmp_path / "log.db")
-    first = await router.complete("agent", REQ)
-    second = await router.complete("agent", REQ)
-    await router.aclose()
-    writer.close()
-    assert outcomes(first) == [("primary", "fallback", "idle_timeout"), ("backup", "ok", None)]
-    assert outcomes(second) == [("primary", "ok", None)]
-    assert second.response.text == "Sunny." and second.record.tokens_out == (2 if kind == "openai" else 7)
-
-
 # -- finish reasons in another spelling -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("content", "finish", "outcome", "logged"), [

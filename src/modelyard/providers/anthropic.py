@@ -31,8 +31,6 @@ DEFAULT_ENDPOINT = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
 MIN_THINKING_BUDGET = 1024
-#: how long a read may take after the stop reason came, from a server learned to leave message_stop out
-END_GRACE = 0.5
 #: thinking as Claude Opus 4.7 and later take it (they refuse ``budget_tokens``). ``display`` "summarized": their
 #: default is "omitted", thinking blocks with no text (claude-code#49268), and thinking was asked for to be seen
 ADAPTIVE_THINKING = {"type": "adaptive", "display": "summarized"}
@@ -368,8 +366,6 @@ class AnthropicProvider(HttpProvider):
             # under an event-stream label: StreamResponse reads either as one data event, and an event stream
             # labelled JSON as the events it is)
             batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
-            if self.client.no_end_marker:  # learned (HttpClient.stream): message_stop is not waited for long
-                batches = resp.until_quiet(batches, min(END_GRACE, timeouts.idle / 2))
             async for batch in batches:
                 for field, value in batch:
                     if field == "event":

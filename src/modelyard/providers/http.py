@@ -40,6 +40,11 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+#: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
+#: (:attr:`HttpClient.no_end_marker`): the usage chunk or ``[DONE]`` follows the finish reason within milliseconds
+END_GRACE = 0.5
+
+
 class StreamResponse:
     """A response whose body is read as it arrives, one line at a time, never more than ``limit``
     bytes of one line held (a proxy's 50 MB line fails fast instead of filling memory).
@@ -49,9 +54,14 @@ class StreamResponse:
     generator left to the garbage collector costs the event loop a thread-safe wake-up and a
     task each (two per request, measured, on the gateway's hot path)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, limit: int):
+    def __init__(self, response: aiohttp.ClientResponse, limit: int, grace: float = END_GRACE):
         self._response = response
         self.limit = limit
+        #: seconds the rest of the body is waited for once the answer is whole (:meth:`_after_answer`)
+        self.grace = grace
+        #: the grace ran out: the server left its end marker out and kept the connection open
+        self.lingered = False
+        self._deadline = 0.0
         self.status_code = response.status
         self.headers: CIMultiDictProxy[str] = response.headers
         self._readers: list[AsyncGenerator[Any, None]] = []
@@ -142,24 +152,6 @@ class StreamResponse:
         self.answered = True
         return [("data", text), ("data", "[DONE]")]
 
-    def until_quiet(self, batches: AsyncGenerator[T, None], grace: float) -> AsyncGenerator[T, None]:
-        """``batches``, but once the answer is whole (:attr:`answered`), each further read waits at most ``grace``
-        seconds, then the body counts as ended: for a server that leaves its end marker out and keeps the connection
-        open (with keep-alive comments, bifrost#6784), whose whole answers were lost to the idle bound."""
-        return self._opened(self._until_quiet(batches, grace))
-
-    async def _until_quiet(self, batches: AsyncGenerator[T, None], grace: float) -> AsyncGenerator[T, None]:
-        while True:
-            try:
-                if self.answered:
-                    async with asyncio.timeout(grace):
-                        batch = await anext(batches)
-                else:
-                    batch = await anext(batches)
-            except (StopAsyncIteration, TimeoutError):
-                return
-            yield batch
-
     @property
     def is_json(self) -> bool:
         return self.headers.get("content-type", "").startswith("application/json")
@@ -186,8 +178,13 @@ class StreamResponse:
         parts: list[str] = []
         held = 0
         empty = True
+        content = self._response.content
         try:
-            async for piece in self._response.content.iter_any():
+            while True:
+                # readany, not iter_any: the same reads without a wrapper's coroutine each (issue #15)
+                piece = await (self._after_answer(content) if self.answered else content.readany())
+                if not piece:
+                    break
                 empty = False
                 text = decoder.decode(piece)
                 if "\r" in text:
@@ -216,6 +213,26 @@ class StreamResponse:
         rest = "".join(parts) + decoder.decode(b"", final=True)
         if rest:
             yield [rest]
+
+    async def _after_answer(self, content: aiohttp.StreamReader) -> bytes:
+        """The next read once the answer is whole (its finish reason came, :attr:`answered`): what more comes is its
+        end marker (``[DONE]``, Anthropic's ``message_stop``) or a usage chunk, waited for :attr:`grace` at most; then
+        the body counts as ended (``b""``). A proxy whose upstream leaves ``[DONE]`` out keeps the connection open
+        with keep-alive comments (bifrost#6784): the whole answer was lost to the router's idle bound, once per server
+        and process before that loss was learned. Comments do not move the deadline; data does (servers that put a
+        finish reason on every chunk: litellm#2195, open-webui#16377, go on being read)."""
+        loop = asyncio.get_running_loop()
+        if not self._deadline:
+            self._deadline = loop.time() + self.grace
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                piece = await content.readany()
+        except TimeoutError:
+            self.lingered = True
+            return b""
+        if any(line.strip() and line.lstrip()[:1] != b":" for line in piece.splitlines()):
+            self._deadline = 0.0  # an event, not a keep-alive: the answer goes on
+        return piece
 
     def _framed_empty(self) -> bool:
         """The server said the body is empty (``content-length: 0``, a 204, a chunked body of no chunks): an answer
@@ -483,7 +500,7 @@ class HttpClient:
         self.lenient = False
         #: learned: this server once left its end marker out after a whole answer and kept the connection open (a
         #: proxy whose upstream omits [DONE] and that sends keep-alive comments, bifrost#6784), and the answer was
-        #: lost to the idle bound: providers read on for a short grace only, after the answer is whole
+        #: waited for to the end of the grace (or lost to the idle bound): a short grace only, from then on
         self.no_end_marker = False
         #: set by a provider: given a refusal (an error status) and the body sent, the body to send once more at
         #: once instead (a field the server refuses dropped), or None. Asked on an error status only
@@ -575,15 +592,18 @@ class HttpClient:
                                                          allow_redirects=False)
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
-            reading = StreamResponse(response, limit)
+            # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
+            # from a server that was found to leave its end marker out
+            reading = StreamResponse(response, limit,
+                                     min(END_GRACE, timeouts.idle / 2) if self.no_end_marker else timeouts.idle / 2)
             yield reading
             complete = response.content.at_eof()
+            if reading.lingered and not self.no_end_marker:
+                self._learn_no_end_marker()
         except asyncio.CancelledError:
             if reading is not None and reading.answered and not self.no_end_marker:
                 # the wait after a whole answer was ended (by the router's idle bound): its end marker never came
-                self.no_end_marker = True
-                log.info("%s left an answer's end marker out and kept the connection open; after a whole answer "
-                         "it is not waited for long from now on", shown_url(self.base_url))
+                self._learn_no_end_marker()
             raise
         except aiohttp.ClientError as exc:  # the stream broke after headers
             if reading is not None and reading.answered:
@@ -603,6 +623,11 @@ class HttpClient:
                     response.release()
                 else:
                     response.close()
+
+    def _learn_no_end_marker(self) -> None:
+        self.no_end_marker = True
+        log.info("%s left an answer's end marker out and kept the connection open; after a whole answer it is not "
+                 "waited for long from now on", shown_url(self.base_url))
 
     async def request_json(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
         """A small control-plane call (warm-up, model listing): (status, parsed JSON or None)."""

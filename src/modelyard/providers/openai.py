@@ -107,6 +107,10 @@ def _read_error(body: Any) -> tuple[str, str]:
     return _recognised(kind, message)
 
 
+#: OpenRouter's 404 when no upstream of the model takes the request's tools, tool_choice, images or parameters
+_NO_ENDPOINT_FOR = re.compile(r"No endpoints found that (?:support|can handle)\b")
+
+
 def _recognised(kind: str, message: str) -> tuple[str, str]:
     """Servers' words that mean more than their status: llama-server started without ``--jinja`` refuses tools with a
     500 (every tool request failed over as a server error and counted against the model until it cooled for all);
@@ -134,6 +138,14 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
+    if _NO_ENDPOINT_FOR.match(message):
+        # OpenRouter found no upstream of this model that takes what the request holds: tools ("No endpoints found that
+        # support tool use", a model without tool calling: fast-agent#122, mastra#2839, home-assistant.io#41145), a
+        # tool_choice (zed#36094), images, or a parameter such as response_format ("… that can handle the requested
+        # parameters"). A 404, so model_missing: the model cooled for cooldown.max_seconds and every request skipped it,
+        # those without tools too. The request's, as Ollama's 400 "does not support tools" is: the next model takes
+        # it, this one stays in service ("… matching your data policy", an account setting, stays a missing model)
+        return UNSUPPORTED, f"{message} (OpenRouter: this model takes no such request; another model may)"
     if NO_ROOM_WORDS.search(message):
         return NO_ROOM, f"the server cannot load the model here: {message}"
     if "support" in message and NOT_CHAT_WORDS.search(message):
@@ -462,11 +474,6 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
 #: the server's context in its refusal's words ("This model's maximum context length is 2048 tokens. However, …")
 _WINDOW = re.compile(r"maximum context length is \d+ tokens")
 
-#: how long a read may take after an answer's finish reason, from a server learned to leave ``[DONE]`` out
-#: (:attr:`HttpClient.no_end_marker`): the usage chunk follows the finish within milliseconds
-END_GRACE = 0.5
-
-
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 
 
@@ -653,8 +660,6 @@ class OpenAIProvider(HttpProvider):
             else:
                 batches = resp.sse_batches("an event stream")
                 resp.quiet_if_empty = streamed
-            if client.no_end_marker:  # learned (HttpClient.stream): a whole answer's end is not waited for long
-                batches = resp.until_quiet(batches, min(END_GRACE, timeouts.idle / 2))
             async for events in batches:  # a list per read (issue #15)
                 # joined (a buffered answer): the text deltas of one read go on as one chunk (issue #15). They
                 # arrived together, so the time bounds see the same, and each chunk costs a step through every

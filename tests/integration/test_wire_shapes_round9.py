@@ -1,0 +1,131 @@
+"""A ninth outside-in pass (hunt9): what the eighth left open, and provider faults the fakes never produced. Each is
+the server's own, taken from its source or an issue thread where its users met it (cited per test), replayed verbatim
+(``Fault.raw``) through the router.
+
+- a whole answer whose end marker never comes, on a connection kept open (bifrost#6784): lost once per server and
+  process before, now kept the first time too;
+- OpenRouter's 404 "No endpoints found that support tool use" (and its tool_choice, image and parameter forms): a
+  property of the request, not of the model's presence.
+
+Each failed on the code before this pass; the guards marked so held already.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk
+from tests.integration.test_wire_shapes_round3 import REQ, outcomes
+from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
+
+from modelyard.ledger import connect
+from modelyard.types import ChatRequest, Message
+
+PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
+
+
+def _rows(tmp_path: Path) -> int:
+    return int(connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+
+async def _routed(kind: str, servers: dict[str, Any], tmp_path: Path, *requests: ChatRequest) -> list[Any]:  # noqa
+    """Each request routed in turn by one router (closed after, whatever happened)."""
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    try:
+        return [await router.complete("agent", request) for request in requests]
+    finally:
+        await router.aclose()
+        writer.close()
+
+
+# -- an end marker that never comes, on a connection kept open --------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_whole_answer_whose_end_marker_never_comes_is_kept_the_first_time(kind: str,
+                                                                                  servers: dict[str, Any],  # noqa: F811
+                                                                                  tmp_path: Path) -> None:
+    """A proxy whose upstream leaves ``[DONE]`` out keeps the connection open and sends keep-alive comments
+    (bifrost#6784); an Anthropic-compatible one, ``message_stop``. The answer was whole (its finish reason came) and
+    was lost to the idle bound; since the fourth hunt that first loss taught a short grace for the server's later
+    answers, but the first answer per server and process was still lost (a fallback, or a committed stream ended by
+    an error event after its whole text). Now the end is waited for half the idle bound at most — keep-alive comments
+    do not move that on — the answer is kept, and the short grace is learned for the next."""
+    if kind == "openai":
+        body = [chunk({"role": "assistant", "content": "Sunny."}),  # the finish and the usage in one write
+                chunk({}, "stop") + 'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}}\n\n']
+    else:
+        body = [*ANTHROPIC_EVENTS[:-1]]  # no message_stop
+    fault = Fault.raw(200, *body, *[": keep-alive\n\n"] * 40, headers=SSE, end="hang", interval=0.1)
+    servers[kind].push(fault, fault)
+    router, writer = router_for(kind, servers, tmp_path / "log.db")  # idle bound 2 s
+    client = router.providers["primary"].client  # type: ignore[attr-defined]
+    try:
+        first = await router.complete("agent", REQ)
+        learned = client.no_end_marker
+        second = await router.complete("agent", REQ)
+    finally:
+        await router.aclose()
+        writer.close()
+    for routed in (first, second):
+        assert outcomes(routed) == [("primary", "ok", None)]
+        assert routed.response.text == "Sunny." and routed.record.tokens_out == (2 if kind == "openai" else 7)
+    assert first.record.total_ms >= 900  # the first waited out its grace (half the idle bound) through the comments
+    assert learned  # and the next was read with the short one
+    assert _rows(tmp_path) == 2
+
+
+async def test_a_finish_reason_on_every_chunk_is_not_taken_for_the_end(servers: dict[str, Any],  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    """Guard (held before; the grace above must not break it): servers that put a finish reason on every chunk —
+    LiteLLM relaying Gemini (litellm#2195: ``finish_reason='stop'`` on each), Open WebUI on its reasoning chunks
+    (open-webui#16377) — are read to their real end: data after a finish reason moves the grace on."""
+    fault = Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}, "stop"), chunk({"content": "ny"}, "stop"),
+                      chunk({"content": "."}, "stop"), DONE, headers=SSE, interval=0.2)
+    servers["openai"].push(fault)
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+
+
+# -- OpenRouter: no upstream of the model takes what the request holds ------------------------------------------------
+
+@pytest.mark.parametrize("said", [
+    # a model without tool calling, asked with tools (fast-agent#122, mastra#2839, home-assistant.io#41145,
+    # pydantic-ai#2896: {"error": {"message": "No endpoints found that support tool use. …", "code": 404}})
+    "No endpoints found that support tool use. To learn more about provider routing, visit: "
+    "https://openrouter.ai/docs/provider-routing",
+    # zed#36094
+    "No endpoints found that support the provided 'tool_choice' value. To learn more about provider routing, visit: "
+    "https://openrouter.ai/docs/provider-routing",
+    # a parameter no upstream of the model advertises (response_format, parallel_tool_calls)
+    "No endpoints found that can handle the requested parameters.",
+], ids=["tool_use", "tool_choice", "parameters"])
+async def test_openrouters_no_endpoint_for_the_request_is_the_requests_not_the_models(said: str,
+                                                                                     servers: dict[str, Any],  # noqa
+                                                                                     tmp_path: Path) -> None:
+    """OpenRouter answers 404 when no upstream of the model takes the request's tools, tool_choice or parameters. As a
+    404 it was model_missing: the model cooled for ``cooldown.max_seconds`` and every request skipped it — those
+    without tools, which it answers, too. It is the request's, as Ollama's 400 "does not support tools" is: the next
+    model takes this one, and the model stays in service."""
+    servers["openai"].push(Fault.raw(404, json.dumps({"error": {"message": said, "code": 404}}), headers=JSON))
+    with_tools, plain = await _routed("openai", servers, tmp_path, REQ, PLAIN)
+    assert outcomes(with_tools) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert said[:40] in with_tools.record.attempts[0].detail
+    assert outcomes(plain) == [("primary", "ok", None)]  # was skipped: cooling_down
+    assert _rows(tmp_path) == 2
+
+
+async def test_openrouters_data_policy_refusal_still_cools_the_model(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """Guard: "No endpoints found matching your data policy" is the account's privacy setting, the same for every
+    request to the model: it still cools it as a model not there."""
+    said = ("No endpoints found matching your data policy (Free model publication). Configure: "
+            "https://openrouter.ai/settings/privacy")
+    servers["openai"].push(Fault.raw(404, json.dumps({"error": {"message": said, "code": 404}}), headers=JSON))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
