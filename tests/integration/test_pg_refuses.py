@@ -29,11 +29,11 @@ def test_a_terminated_backend_is_reconnected_and_nothing_is_lost(tmp_path: Path,
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
                 "'modelyard-forwarder' AND datname = current_database() AND pid <> pg_backend_pid()").fetchall()
         assert killed and all(ok for (ok,) in killed)
-        write(path, [record(i) for i in range(10, 20)])  # the next send finds the connection gone: backoff, reconnect
+        write(path, [record(i) for i in range(10, 20)])  # the next send finds the connection gone: connects again
         assert poll(lambda: len(pg_ids(pg_url)) == 20, timeout=10), forwarder.health()
         assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(20)]
-        health = forwarder.health()
-        assert health.refused == 0 and health.failures >= 1
+        health = forwarder.health()  # at once, not as a failure: the database took the rows on a fresh connection
+        assert health.refused == 0 and health.failures == 0 and not health.degraded
     finally:
         forwarder.close()
 

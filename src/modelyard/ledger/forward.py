@@ -246,6 +246,8 @@ class Forwarder:
         self.stuck_after = stuck_after
         #: when the step now running started (None: none runs) — the watchdog reads it
         self._step_since: float | None = None
+        #: the watchdog cut the running step's connection (it hung): not an idle connection the server ended
+        self._aborted = False
         self.target = dburl.redact(url)
         self.poll = poll
         self.batch = batch
@@ -373,8 +375,18 @@ class Forwarder:
             moved = False
             if time.monotonic() >= self._next_try:
                 self._step_since = time.monotonic()
+                self._aborted = False
+                held = self._pg
                 try:
-                    moved = self._step()
+                    try:
+                        moved = self._step()
+                    except LogUnavailable as exc:
+                        if not self._ended_while_idle(held):
+                            raise
+                        log.info("routing log: %s closed the forwarder's connection while it was idle (%s); connected "
+                                 "again", self.target, dburl.scrub(str(exc).strip().splitlines()[0], self.url))
+                        self._drop_pg()
+                        moved = self._step()  # once, on a fresh connection: a failure there is counted below
                 except BaseException as exc:  # never dies silently: count it, reconnect, back off
                     self._failed(exc)
                     self._drop_pg()
@@ -392,6 +404,14 @@ class Forwarder:
                     self._wake.clear()
                     self._next_try = min(self._next_try, time.monotonic()) if not self._backoff else self._next_try
         self._drop_pg()
+
+    def _ended_while_idle(self, held: Any) -> bool:
+        """The step failed because the server had ended a connection this forwarder kept between steps — an
+        ``idle_session_timeout``, a pooler's ``client_idle_timeout``, a restart or failover, ``pg_terminate_backend``
+        while nothing was sent: the database may well take the rows on a fresh connection, so that is tried at once
+        rather than counted as a failure (``/healthz`` said degraded for 5 minutes after every quiet spell). Not a
+        connection the watchdog cut (stuck on a silent path): that is the failure it is."""
+        return held is not None and held is self._pg and held.closed and not self._aborted
 
     def _step_slow(self) -> bool:
         since = self._step_since
@@ -411,6 +431,7 @@ class Forwarder:
             if pg is not None and time.monotonic() - since >= self.stuck_after:
                 log.warning("routing log: no answer from %s for %.0fs: dropping the connection and trying again",
                             self.target, time.monotonic() - since)
+                self._aborted = True
                 pg.abort()
 
     def _measure(self) -> None:
