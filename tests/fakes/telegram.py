@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from tests.fakes.faults import FaultKind
+from tests.fakes.faults import Fault, FaultKind, FaultLike
 from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer
 from tests.fakes.telegram_entities import EntityError, check_entities
@@ -173,6 +173,8 @@ class TelegramServer(FakeServer):
         self._flood_until = 0.0
         #: the same, per chat
         self._chat_flood: dict[Any, float] = {}
+        #: calls to carry out and then answer under a fault (see :meth:`lose_reply`)
+        self._lost: list[tuple[str, Callable[[dict[str, Any]], bool], Fault]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": lambda p: dict(self.bot_user),
             "getchatmember": self._get_chat_member,
@@ -323,6 +325,24 @@ class TelegramServer(FakeServer):
             retry = max(int(left + 0.999), 1)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
 
+    def lose_reply(self, fault: FaultLike, *, method: str = "sendMessage",
+                   when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The next call of ``method`` whose parameters pass ``when`` is carried out (the message exists in the chat),
+        and its answer lost under ``fault``: ``Fault.drop_midstream()`` cuts the connection mid-response,
+        ``Fault.hang_before_headers()`` never answers (the client's read timeout). What bots meet on a flaky link:
+        TimedOut from send_message, the message delivered all the same (python-telegram-bot#1045, #3937;
+        SiderealPress/Lobster#630: one status message delivered five times by retries)."""
+        with self._state:
+            self._lost.append((method.lower(), when, Fault.parse(fault)))
+
+    def _take_lost(self, name: str, params: dict[str, Any]) -> Fault | None:
+        with self._state:
+            for i, (method, when, fault) in enumerate(self._lost):
+                if method == name and when(params):
+                    del self._lost[i]
+                    return fault
+        return None
+
     def revoke(self, new_token: str = "123456:NEW-TOKEN") -> None:
         """The owner revokes the token in @BotFather while the bot runs: every call with the old one is answered
         401 {"ok": false, "error_code": 401, "description": "Unauthorized"} from then on (tdlib/telegram-bot-api#77;
@@ -382,7 +402,7 @@ class TelegramServer(FakeServer):
         if name != "getupdates" and name not in self._handlers:
             return _envelope(ApiError(404, "Not Found").payload(), 404)
         call = BotCall(method, params)
-        fault = self.faults.next() if name in self.fault_methods else None
+        fault = self._take_lost(name, params) or (self.faults.next() if name in self.fault_methods else None)
         recorded.fault = fault
         if fault is not None and fault.kind is FaultKind.STATUS:
             retry = _int_or_none(fault.retry_after)

@@ -475,3 +475,49 @@ async def test_a_long_running_bot_keeps_only_its_last_replies(tmp_path, tg, llm,
         answers = [await ask(tg, f"question number {n}") for n in range(6)]
         kept = list(bot.replies)
     assert [r.message_ids for r in kept] == [[a["message_id"]] for a in answers[-3:]]  # the newest three
+
+
+async def test_in_a_group_one_persons_agent_command_does_not_correct_anothers_answer(tmp_path, tg, llm):
+    """The 👎 was remembered per chat: in a group, Alice's 👎 and then Bob's /agent NAME (Bob choosing an agent for
+    himself) labelled Alice's question as belonging to Bob's agent — and so did Bob's /agent right after any answer
+    to Alice. Now a correction is the disputing person's own: Alice's /agent after her 👎 still labels it."""
+    from importlib.resources import files
+
+    import yaml
+
+    from modelyard.agents.turn import prepare_routing
+    from modelyard.config import Config
+
+    group = -4_012_345
+    data = yaml.safe_load(files("modelyard").joinpath("examples/default.yaml").read_text())
+    data["models"]["qwen-coder-0.5b"] = {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1",
+                                         "context": 4096, "max_concurrent": 1}
+    data["orchestration"]["threshold"] = 0.0
+    data["log"] = {"path": str(tmp_path / "log.sqlite")}
+    data["telegram"] = {"base_url": tg.base_url, "allowed_users": [ALICE, BOB], "edit_interval": 0.05}
+    config = Config.model_validate(data)
+    text = "Please sort these names alphabetically: Zoe, Adam, Mia"
+
+    def group_replies() -> list[str]:
+        return replies_to(tg, group)
+
+    async with running_bot(config, tg) as bot:
+        await prepare_routing(bot.runtime)
+        tg.push_message(ALICE, chat_id=group, text=f"@{tg.bot_user['username']} {text}")
+        final = await eventually(final_message(tg, group), timeout=10)
+        routed = final["text"].rsplit("— ", 1)[1].split(" · ")[0]
+        wanted = "research" if routed != "research" else "writer"
+        tg.push_message(BOB, chat_id=group, text=f"/agent {wanted}")  # right after Alice's answer
+        await eventually(lambda: sum("Now talking to" in r for r in group_replies()) == 1)
+        tg.push_callback(ALICE, final["message_id"], chat_id=group, data="rate:0")
+        await eventually(lambda: tg.calls_to("answerCallbackQuery"))
+        tg.push_message(BOB, chat_id=group, text=f"/agent {wanted}")  # after Alice's 👎
+        await eventually(lambda: sum("Now talking to" in r for r in group_replies()) == 2)
+        assert not any("routing will learn" in r for r in group_replies())
+        with db(config) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM routing_labels").fetchone()[0] == 0
+        tg.push_message(ALICE, chat_id=group, text=f"/agent {wanted}")  # Alice's own correction counts
+        await eventually(lambda: any("routing will learn" in r for r in group_replies()))
+    with db(config) as conn:
+        labels = conn.execute("SELECT text, agent, source, previous FROM routing_labels").fetchall()
+    assert [tuple(r) for r in labels] == [(text, wanted, "telegram", routed)]

@@ -176,6 +176,13 @@ class ConversationStore:
             (frontend, str(chat_id), str(message_id))).fetchone()
         return MessageLink(row["request_id"], row["user_id"]) if row else None
 
+    def asked_by(self, frontend: str, chat_id: str | int, request_id: str) -> str | None:
+        """Who asked for the answer of ``request_id`` in the chat (the user its messages are linked to)."""
+        row = self._conn.execute(
+            "SELECT user_id FROM message_requests WHERE frontend = ? AND chat_id = ? AND request_id = ? LIMIT 1",
+            (frontend, str(chat_id), request_id)).fetchone()
+        return row["user_id"] if row else None
+
     def rate(self, request_id: str, acceptable: bool) -> bool:
         """Write the verdict into the request's routing-log row; False if the row is not there."""
         row = self._conn.execute("SELECT 1 FROM requests WHERE id = ?", (request_id,)).fetchone()

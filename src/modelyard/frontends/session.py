@@ -155,11 +155,15 @@ class Session:
     def history(self) -> list[Message]:
         return self.store.load(self.conversation, self.history_tokens)
 
-    async def correct(self, agent: str, request_id: str | None = None, source: LabelSource = LabelSource.CHAT) -> bool:
-        """``/agent NAME`` right after a routed answer (or after a 👎 on ``request_id``) is a routing label."""
+    async def correct(self, agent: str, request_id: str | None = None, source: LabelSource = LabelSource.CHAT,
+                      theirs: Callable[[str], bool] | None = None) -> bool:
+        """``/agent NAME`` right after a routed answer (or after a 👎 on ``request_id``) is a routing label;
+        ``theirs`` says whether the last answer was to the person correcting (a group chat's may not be)."""
         if request_id is None:
             last = next((t for t in reversed(self.store.turns(self.conversation)) if t.role == "assistant"), None)
             if last is None or not last.request_id or last.agent == agent:
+                return False
+            if theirs is not None and not theirs(last.request_id):
                 return False
             request_id = last.request_id
         return await asyncio.to_thread(correct_routing, self.runtime, request_id, agent, source)

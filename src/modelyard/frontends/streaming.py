@@ -3,10 +3,12 @@
 Telegram allows roughly one edit per second per chat and 4096 characters per message, so
 the answer is shown as: a placeholder at once, then edits at most every ``interval``
 seconds carrying the accumulated text, then a final edit (with the rating buttons). Text
-beyond 4096 characters continues in further messages. Edits run in their own task, so a
-slow Bot API never holds up reading the model's stream. What each message shows comes from a
-formatter (Markdown rendered as text and entities, ``telegram_format``); if the Bot API ever refuses
-the entities, the rest of the answer is sent as plain text rather than not at all.
+beyond 4096 characters continues in further messages. A sendMessage whose answer is lost (the connection
+dropped after the Bot API took it, a read timeout) is not sent again: the message may well be on screen, and
+the Bot API has no idempotency key, so a second send showed it twice (python-telegram-bot#1045).
+Edits run in their own task, so a slow Bot API never holds up reading the model's stream. What each
+message shows comes from a formatter (Markdown rendered as text and entities, ``telegram_format``);
+if the Bot API ever refuses the entities, the rest of the answer is sent as plain text rather than not at all.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
+import httpx
+from telegram import Bot, InlineKeyboardMarkup, MessageEntity
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
@@ -51,7 +54,9 @@ class StreamingReply:
         self.chat_id = chat_id
         self.interval = interval
         self.reply_to = reply_to
-        self.message_ids: list[int] = []
+        #: the chat's messages of this answer, in order; None for one whose sendMessage got no answer (it may be on
+        #: screen, its id unknown: it can be neither edited nor deleted)
+        self._ids: list[int | None] = []
         #: monotonic time of the first edit that carried answer text (for benchmarks)
         self.first_edit_at: float | None = None
         self.edits = 0
@@ -78,12 +83,22 @@ class StreamingReply:
         self._paused_until = 0.0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def message_ids(self) -> list[int]:
+        """The ids of this answer's messages known to be on screen."""
+        return [i for i in self._ids if i is not None]
+
+    @property
+    def unsure(self) -> bool:
+        """A message of this answer may be on screen without its id: its 👍/👎 cannot be tied to the request."""
+        return None in self._ids
+
     def adopt(self, chat_id: int, message_ids: list[int]) -> None:
         """Messages an earlier run of this answer left on screen (the bot was killed mid-answer and restarted):
         :meth:`start` turns the first back into the placeholder and the answer is written there, the rest of
         what was shown deleted, so the chat shows one answer, not a cut-off one and a second."""
         self.chat_id = chat_id
-        self.message_ids = list(message_ids)
+        self._ids = list[int | None](message_ids)
         self._shown = [Formatted("\0")] * len(message_ids)  # unknown: the first render edits each one
 
     async def start(self, placeholder: str = PLACEHOLDER) -> None:
@@ -94,7 +109,7 @@ class StreamingReply:
         (after the flood-control wait). It used to fail the whole turn: no model asked, no routing-log
         row, nothing said to the person, a traceback in the log."""
         self.started = True
-        if self.message_ids:  # adopted: back to the placeholder
+        if self._ids:  # adopted: back to the placeholder
             try:
                 await self._render(placeholder)
             except TelegramError as exc:
@@ -112,9 +127,13 @@ class StreamingReply:
             self._paused_until = time.monotonic() + min(retry_seconds(exc.retry_after), _MAX_BACKOFF)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
         except TelegramError as exc:
-            log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
+            if _maybe_sent(exc):  # not sent again: the answer comes as a new message, this '…' may stay above it
+                log.info("telegram: placeholder in chat %s: no answer from the Bot API (%s), it may be on screen; "
+                         "not sent again", self.chat_id, _why(exc))
+            else:
+                log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
         else:
-            self.message_ids.append(message.message_id)
+            self._ids.append(message.message_id)
             self._shown.append(Formatted(placeholder))
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
 
@@ -224,7 +243,7 @@ class StreamingReply:
                  self.chat_id, chat_id)
         self.chat_id = chat_id
         self.reply_to = self.thread_id = None
-        self.message_ids.clear()
+        self._ids.clear()
         self._shown.clear()
 
     async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None, note: str = "") -> None:
@@ -239,33 +258,63 @@ class StreamingReply:
         last = len(parts) - 1
         for i, part in enumerate(parts):
             buttons = markup if i == last else None
-            if i < len(self.message_ids):
+            if i < len(self._ids) and self._ids[i] is None:  # sent, its answer lost: it cannot be edited
+                if self._shown[i] == part:
+                    continue  # it shows this part already, as far as anyone can tell
+                if not self._finishing.is_set():
+                    return  # while streaming, no further message: the final text goes out once, below it
+                await self._retire(i)  # the final part, and the rest after it, go out anew below the stale one
+            if i < len(self._ids):
                 if self._shown[i] != part or buttons is not None:
                     await self._edit(i, part, buttons)
             else:
-                message, part = await self._send(part, buttons)
-                self.message_ids.append(message.message_id)
+                message_id, part = await self._send(part, buttons)
+                self._ids.append(message_id)
                 self._shown.append(part)
-        for message_id in self.message_ids[len(parts):]:  # the final text is shorter than what streamed
-            with contextlib.suppress(TelegramError):
-                await self.bot.delete_message(self.chat_id, message_id)
-        del self.message_ids[len(parts):], self._shown[len(parts):]
+        for message_id in self._ids[len(parts):]:  # the final text is shorter than what streamed
+            if message_id is not None:
+                with contextlib.suppress(TelegramError):
+                    await self.bot.delete_message(self.chat_id, message_id)
+        del self._ids[len(parts):], self._shown[len(parts):]
 
-    async def _send(self, part: Formatted, markup: InlineKeyboardMarkup | None) -> tuple[Message, Formatted]:
+    async def _retire(self, index: int) -> None:
+        """Leave the message at ``index`` (its id unknown, its text out of date) where it is; the later ones go too
+        (deleted as they are rewritten below it), so the answer reads on in order."""
+        log.warning("telegram: chat %s: a message of this answer may show an earlier text (its sendMessage got no "
+                    "answer); the final text follows it as a new message", self.chat_id)
+        for message_id in self._ids[index + 1:]:
+            if message_id is not None:
+                with contextlib.suppress(TelegramError):
+                    await self.bot.delete_message(self.chat_id, message_id)
+        del self._ids[index:], self._shown[index:]
+
+    async def _send(self, part: Formatted, markup: InlineKeyboardMarkup | None) -> tuple[int | None, Formatted]:
+        """Send ``part`` as a new message: its id, or None when the Bot API may have taken it with its answer lost
+        (not sent again — a second send would show it twice)."""
         try:
-            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
-                                                  entities=_entities(part), message_thread_id=self.thread_id)
-        except BadRequest as exc:
-            if not (part.entities and _refused_entities(exc)):
+            try:
+                message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
+                                                      entities=_entities(part), message_thread_id=self.thread_id)
+            except BadRequest as exc:
+                if not (part.entities and _refused_entities(exc)):
+                    raise
+                part = self._give_up_formatting(part, exc)
+                message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
+                                                      message_thread_id=self.thread_id)
+        except NetworkError as exc:
+            if not _maybe_sent(exc):
                 raise
-            part = self._give_up_formatting(part, exc)
-            message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
-                                                  message_thread_id=self.thread_id)
-        return message, part
+            log.warning("telegram: chat %s: a message of the answer got no answer from the Bot API (%s): it may be "
+                        "on screen, so it is not sent again%s", self.chat_id, _why(exc),
+                        "; its 👍/👎 cannot be tied to the request" if markup is not None else "")
+            return None, part
+        return message.message_id, part
 
     async def _edit(self, index: int, part: Formatted, markup: InlineKeyboardMarkup | None) -> None:
         try:
-            await self.bot.edit_message_text(part.text, chat_id=self.chat_id, message_id=self.message_ids[index],
+            message_id = self._ids[index]
+            assert message_id is not None
+            await self.bot.edit_message_text(part.text, chat_id=self.chat_id, message_id=message_id,
                                              reply_markup=markup, entities=_entities(part))
         except BadRequest as exc:
             said = str(exc).lower()
@@ -277,8 +326,7 @@ class StreamingReply:
                 # the person deleted the message being edited, or it is past the 48 hours a bot may edit its message
                 # (an answer held through a long outage, shown after a restart): the text goes out anew. The second
                 # was raised: the answer was kept for a next start, which met the same refusal
-                message, part = await self._send(part, markup)
-                self.message_ids[index] = message.message_id
+                self._ids[index], part = await self._send(part, markup)
             elif "not modified" not in said:
                 raise
         self._shown[index] = part
@@ -318,6 +366,25 @@ def _unreachable(exc: TelegramError) -> bool:
     """No answer from the Bot API itself: the connection failed or timed out, or its front said 502/503/504
     (python-telegram-bot's NetworkError; BadRequest is one too, but that is the API refusing)."""
     return isinstance(exc, NetworkError) and not isinstance(exc, BadRequest)
+
+
+#: failures before the request could reach the Bot API: sending it again cannot show it twice
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)
+
+
+def _maybe_sent(exc: TelegramError) -> bool:
+    """The request may have reached the Bot API and been carried out, its answer lost: the connection dropped or
+    timed out after the request went (python-telegram-bot raises NetworkError/TimedOut from the httpx error; its wiki,
+    'Handling network errors': a TimedOut request may still have been processed — #1045, #3937). Not a connect
+    failure or pool timeout (never sent), nor an answer the API gave (a 502 from its front, a 400)."""
+    cause = exc.__cause__
+    return (isinstance(exc, NetworkError) and isinstance(cause, httpx.TransportError)
+            and not isinstance(cause, _NOT_SENT))
+
+
+def _why(exc: TelegramError) -> str:
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else type(exc).__name__
 
 
 def _refused_entities(exc: BadRequest) -> bool:

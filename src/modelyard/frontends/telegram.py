@@ -374,8 +374,9 @@ class TelegramBot:
         self._kept: dict[int, Kept] = {}
         #: updates the stopping bot leaves in the inbox for the next start
         self._deferred: set[int] = set()
-        #: per chat, the last answer given a 👎: a following /agent NAME corrects its routing
-        self._disputed: dict[int, str] = {}
+        #: per chat and person, the last answer that person gave a 👎: their following /agent NAME corrects its
+        #: routing. Per chat only, one person's /agent in a group labelled the answer another had disputed
+        self._disputed: dict[tuple[int, int], str] = {}
         #: StreamingReply of the last REPLIES_KEPT turns, newest last (benchmarks read first_edit_at); every turn's
         #: was kept, with its whole text, for as long as the bot ran
         self.replies: deque[StreamingReply] = deque(maxlen=REPLIES_KEPT)
@@ -673,9 +674,14 @@ class TelegramBot:
             session.choose(wanted)
             description = self.config.agents[wanted].description
             text = f"Now talking to {wanted} directly." + (f"\n{description}" if description else "")
-            # right after a routed answer, or after a 👎 on one, this is a routing label
-            disputed = self._disputed.pop(update.effective_message.chat.id, None)
-            if await session.correct(wanted, disputed, LabelSource.TELEGRAM):
+            # right after a routed answer, or after a 👎 on one, this is a routing label — in a group, only on an
+            # answer to the person who sends it (the chat's last answer may be someone else's question)
+            chat, user = update.effective_message.chat, update.effective_user
+            asker = user.id if user is not None else 0
+            disputed = self._disputed.pop((chat.id, asker), None)
+            theirs = (None if chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP) else
+                      lambda request_id: self.store.asked_by(FRONTEND, chat.id, request_id) == str(asker))
+            if await session.correct(wanted, disputed, LabelSource.TELEGRAM, theirs):
                 text += "\n(Noted: your last request belonged to it — routing will learn from that.)"
         else:
             log.info("telegram: chat %s asked for unknown agent (%d chars)", session.conversation.external_id,
@@ -1047,7 +1053,7 @@ class TelegramBot:
             return
         log.info("telegram: request %s rated %s by user %s", link.request_id, "👍" if good else "👎", user.id)
         if not good and target is not None:
-            self._disputed[target.chat.id] = link.request_id
+            self._disputed[(target.chat.id, user.id)] = link.request_id
         await query.answer("Thanks — noted 👍" if good else "Thanks — noted 👎")
 
     async def _stale_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,75 @@
+"""A Bot API call carried out whose answer never reaches the bot: the connection dropped after Telegram took the
+request, or a read timeout. sendMessage has no idempotency key, so sending again shows the message twice
+(python-telegram-bot#1045: TimedOut, the message delivered three times by the retries; NousResearch/hermes-agent#5153:
+only a connect failure is safe to retry). Each test here fails on the code before the fix."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from telegram.error import NetworkError, TimedOut
+
+from modelyard.frontends.streaming import MAX_MESSAGE, _maybe_sent
+from tests.fakes import Fault, OpenAIServer, TelegramServer
+from tests.frontends.conftest import ALICE, bot_config, db, eventually, running_bot
+
+#: an answer of two messages: the second goes out with the buttons in the final render
+LONG = " ".join(f"word{i}" for i in range(900))
+
+
+@pytest.fixture
+def long_llm() -> OpenAIServer:
+    with OpenAIServer(reply_text=LONG, chunk_interval=0.0) as server:
+        yield server
+
+
+def _with_buttons(params: dict) -> bool:
+    return bool(params.get("reply_markup"))
+
+
+@pytest.mark.parametrize("lost", [Fault.drop_midstream(), Fault.hang_before_headers()], ids=["reset", "read_timeout"])
+async def test_a_final_message_whose_answer_was_lost_is_not_sent_twice(tmp_path, tg: TelegramServer, long_llm,
+                                                                       caplog, lost):
+    """The final part of a long answer (the message with 👍/👎) reaches Telegram, its answer is lost: it was sent
+    again, and the person saw the end of the answer twice. Now it is sent once, and the log says why."""
+    assert len(LONG) > MAX_MESSAGE
+    config = bot_config(tmp_path, tg, long_llm, edit_interval=30)  # streaming shows the first part only
+    tg.lose_reply(lost, when=_with_buttons)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="write a long one")
+        await eventually(lambda: "answered by" in caplog.text, timeout=20)  # the final message given up or shown
+    finals = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and c.params.get("reply_markup")]
+    assert len(finals) == 1, [c.text[:40] for c in finals]
+    assert "it may be on screen, so it is not sent again" in caplog.text
+    on_screen = [tg.message(ALICE, c.result["message_id"])["text"] for c in tg.calls_to("sendMessage")
+                 if c.chat_id == ALICE and c.ok]
+    shown = " ".join(text for text in on_screen if text != "…")
+    assert "word0 " in shown and "word899" in shown  # the whole answer is on screen, once
+    assert shown.count("word899") == 1
+    with db(config) as conn:
+        assert [r[0] for r in conn.execute("SELECT outcome FROM requests")] == ["ok"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def _raised(error: type[NetworkError], cause: Exception) -> NetworkError:
+    """The error as python-telegram-bot raises it: ``raise TimedOut from err`` / ``NetworkError(...) from err``."""
+    try:
+        raise error("httpx HTTPError") from cause
+    except NetworkError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("error", "maybe"), [
+    (_raised(TimedOut, httpx.ReadTimeout("read")), True),  # sent; Telegram may have done it
+    (_raised(NetworkError, httpx.RemoteProtocolError("peer closed connection")), True),
+    (_raised(NetworkError, httpx.ReadError("reset")), True),
+    (_raised(TimedOut, httpx.ConnectTimeout("connect")), False),  # never reached Telegram: safe to send again
+    (_raised(NetworkError, httpx.ConnectError("refused")), False),
+    (_raised(TimedOut, httpx.PoolTimeout("pool")), False),
+    (NetworkError("Bad Gateway"), False),  # Telegram's front answered: not carried out
+], ids=["read_timeout", "dropped", "reset", "connect_timeout", "refused", "pool", "502"])
+def test_which_failures_may_have_reached_telegram(error, maybe):
+    assert _maybe_sent(error) is maybe
