@@ -4,24 +4,28 @@ the server's own, taken from its source or an issue thread where its users met i
 
 - a whole answer whose end marker never comes, on a connection kept open (bifrost#6784): lost once per server and
   process before, now kept the first time too;
-- OpenRouter's 404 "No endpoints found that support tool use" (and its tool_choice, image and parameter forms): a
-  property of the request, not of the model's presence.
+- OpenRouter's 404 "No endpoints found that support tool use" (and its tool_choice and parameter forms): a
+  property of the request, not of the model's presence;
+- heads aiohttp refused and the official SDKs' parser (h11) reads: a field past 8,190 bytes, more than 128 fields, a
+  ``content-length`` given twice (or as a list) with one value.
 
 Each failed on the code before this pass; the guards marked so held already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes
-from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
+from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS, _Endpoint, _requests, _start, _stop
 
 from modelyard.ledger import connect
 from modelyard.types import ChatRequest, Message
@@ -129,3 +133,71 @@ async def test_openrouters_data_policy_refusal_still_cools_the_model(servers: di
     servers["openai"].push(Fault.raw(404, json.dumps({"error": {"message": said, "code": 404}}), headers=JSON))
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+
+
+# -- response heads the official SDKs read and aiohttp refused --------------------------------------------------------
+
+ANSWER = (chunk({"role": "assistant", "content": "Sunny."}) + chunk({}, "stop") + DONE).encode()
+
+
+@pytest.mark.parametrize("fields", [
+    # one field past aiohttp's 8,190 bytes: a BentoML runner's Payload-Meta (BentoML#4346; aiohttp#2304, #3862)
+    b"payload-meta: " + b"a" * 9000 + b"\r\n",
+    # more than aiohttp's 128 fields
+    b"".join(b"x-trace-%d: on\r\n" % i for i in range(150)),
+    # content-length twice with one value (a server adding its own beside the application's: nodejs/node#6517,
+    # libhtp#73, libmicrohttpd#15); RFC 9110 §8.6 lets a recipient read it as one
+    b"content-length: %d\r\nx-served-by: edge\r\n" % len(ANSWER),
+    # the two joined into a list by a proxy
+    None,
+], ids=["long_field", "many_fields", "length_twice", "length_list"])
+async def test_a_head_the_official_clients_read_is_read(fields: bytes | None, servers: dict[str, Any],  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    """aiohttp refused each of these heads ("Got more than 8190 bytes when reading", "Too many headers received",
+    "Duplicate Content-Length", "Invalid character in Content-Length"): malformed_response on every request, the model
+    behind that server or proxy never used. The official ``openai`` client (httpx over h11) reads them, and now so
+    does modelyard; two lengths that differ stay refused (the body's end is not known)."""
+    length = b"content-length: %d, %d\r\n" % (len(ANSWER), len(ANSWER)) if fields is None else (
+        fields + b"content-length: %d\r\n" % len(ANSWER))
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in _requests(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n" + length + b"\r\n" + ANSWER)
+            await writer.drain()
+
+    server = await _start(handle)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        answers = await _routed("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path, PLAIN, PLAIN)
+
+        def read_with_the_official_client() -> str:  # in a thread: the server runs on this loop
+            stream = openai.OpenAI(base_url=endpoint + "/v1", api_key="sk-none", max_retries=0,
+                                   timeout=10).chat.completions.create(
+                model="local", messages=[{"role": "user", "content": "Hi"}], stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+        official = await asyncio.to_thread(read_with_the_official_client)
+    finally:
+        await _stop(server)
+    for routed in answers:
+        assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert official == "Sunny."
+    assert _rows(tmp_path) == 2
+
+
+async def test_two_lengths_that_differ_stay_refused(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guard: two ``content-length`` values that differ leave the body's end unknown (a smuggling shape): still a
+    malformed_response, the next model answers."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in _requests(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n"
+                         b"content-length: %d\r\n\r\n" % (len(ANSWER), len(ANSWER) - 9) + ANSWER)
+            await writer.drain()
+
+    server = await _start(handle)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        [routed] = await _routed("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path, PLAIN)
+    finally:
+        await _stop(server)
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]

@@ -453,6 +453,7 @@ class _LenientHandler(ResponseHandler):
             if end < 0:
                 return  # held until whole (its content-length may have to go)
             head, data, self._head = self._head[:end], self._head[end:], b""  # data: from the blank line on
+            head = _one_length(head)
             length = _CONTENT_LENGTH.search(head)
             chunked = _CHUNKED.search(head) is not None
             if length is not None and chunked:
@@ -469,6 +470,30 @@ class _LenientHandler(ResponseHandler):
 
 _CONTENT_LENGTH = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 _CHUNKED = re.compile(rb"(?im)^transfer-encoding:[^\n]*\bchunked\b")
+_ANY_LENGTH = re.compile(rb"(?im)^content-length:([^\r\n]*)\r?\n?")
+
+
+def _one_length(head: bytes) -> bytes:
+    """``head`` with a ``content-length`` given more than once, or as a list, all of one value (``Content-Length: 84``
+    twice: nodejs/node#6517, libhtp#73, libmicrohttpd#15 — a server that adds its own beside the application's; ``84,
+    84`` where a proxy joined them) as that one field. RFC 9110 §8.6 lets a recipient do so; h11 (the official SDKs'
+    parser), browsers and libhtp do; aiohttp refuses the answer ("Duplicate Content-Length"). Lengths that differ are
+    left as they came: the body's end is not known, and the answer stays refused."""
+    fields = list(_ANY_LENGTH.finditer(head))
+    if len(fields) < 2 and not (fields and b"," in fields[0].group(1)):
+        return head
+    values = {value.strip() for field in fields for value in field.group(1).split(b",")}
+    if len(values) != 1 or not (value := values.pop()).isdigit():
+        return head
+    kept = _ANY_LENGTH.sub(b"", head)
+    return kept + (b"" if kept.endswith(b"\n") else b"\r\n") + b"content-length: " + value
+
+
+#: the response heads read: as large as the official SDKs' parser takes (h11, through httpx: a head of up to 16 KiB,
+#: any number of fields). aiohttp's defaults refuse a field past 8,190 bytes ("Got more than 8190 bytes when reading
+#: Header value is too long": a BentoML runner's ``Payload-Meta``, BentoML#4346; aiohttp#2304, #3862) and more than 128
+#: fields: such an answer was malformed_response on every request, the model behind that server or proxy never used
+HEAD_FIELD, HEAD_FIELDS = 16384, 512
 
 
 def shown_url(url: str) -> str:
@@ -485,7 +510,8 @@ def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
     server that does not speak HTTP/1 at all (then the lenient retry fails the same way); or for a head that frames
     its body twice (see :class:`_LenientHandler`)."""
     said = str(exc.__cause__ or exc.message)
-    return "Bad status line" in said or "Content-Length can't be present with Transfer-Encoding" in said
+    return ("Bad status line" in said or "Content-Length can't be present with Transfer-Encoding" in said
+            or "Duplicate Content-Length" in said or "Invalid character in Content-Length" in said)
 
 
 class HttpClient:
@@ -515,8 +541,9 @@ class HttpClient:
                 connector._factory = functools.partial(_LenientHandler, loop=loop)  # type: ignore[assignment]
             else:
                 connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
-            self._session = aiohttp.ClientSession(headers=self.headers, connector=connector,
-                                                  auto_decompress=True)
+            self._session = aiohttp.ClientSession(headers=self.headers, connector=connector, auto_decompress=True,
+                                                  max_line_size=HEAD_FIELD, max_field_size=HEAD_FIELD,
+                                                  max_headers=HEAD_FIELDS)
         return self._session
 
     async def _post_again(self, exc: aiohttp.ClientError, url: str, data: bytes, headers: dict[str, str],
