@@ -70,7 +70,7 @@ from modelyard.config.schema import LogConfig
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.retention import Pruner
-from modelyard.ledger.same_file import SameFile, identity
+from modelyard.ledger.same_file import SameFile, WriteAhead, identity
 from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -265,9 +265,12 @@ class LogWriter:
         #: how many of them there are (read by waiters: held rows count as settled); guarded by _done
         self.held = 0
         self._failed_tries = 0
+        #: the write-ahead files were deleted under this connection: each commit is copied into the file at once
+        self._unshared = False
         try:
             self._conn: sqlite3.Connection = self._connect()
             self._file = SameFile(self.path)
+            self._write_ahead = WriteAhead(self.path)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
                 raise LogUnavailable(said) from None
@@ -491,6 +494,9 @@ class LogWriter:
         if self._file.gone():  # deleted or replaced under us: commits would go into a file nobody can open
             self._failed(OSError(self._file.describe("writing to a new file at that path from now on")))
             self._reconnect()
+        elif not self._unshared and self._write_ahead.gone():
+            self._unshared = True
+            self._failed(OSError(self._write_ahead.describe()))
         try:
             ok, lost, held = self._write(batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
@@ -503,6 +509,8 @@ class LogWriter:
         self._failed_tries = self._failed_tries + 1 if held else 0
         self._retry = held
         self._taken -= len(held)  # held rows count against max_queue until written
+        if self._unshared and ok:
+            self._copy_in()
         self._account(ok, lost, len(held) - len(retry))
         if self._fold and not stop:  # after the waiters were released
             self._fold_in()
@@ -520,6 +528,16 @@ class LogWriter:
         except sqlite3.Error as exc:
             self._fold = False
             log.warning("routing log %s: checkpoint failed (%s); retried later", self.path, exc)
+
+    def _copy_in(self) -> None:
+        """Copy what was committed into the database file (write-ahead files deleted: :class:`WriteAhead`), before
+        the waiters are released, so a row another process cannot read yet is never reported as written. A
+        checkpoint a reader of this process holds back is finished after a later commit."""
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("routing log %s: copying commits into the file failed (%s); retried after the next commit",
+                        self.path, exc)
 
     def _take(self, timeout: float | None = None) -> Any:
         """The next item of the queue, waiting for one (:data:`_NOTHING` after ``timeout``); marks the writer
@@ -626,6 +644,8 @@ class LogWriter:
             self._conn.close()
         self._conn = fresh
         self._file.reopened()
+        self._write_ahead.reopened()
+        self._unshared = False
 
     def _failed(self, exc: BaseException) -> None:
         now = time.time()
