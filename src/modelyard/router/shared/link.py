@@ -705,7 +705,8 @@ class RedisLink:
         try:
             async with asyncio.timeout(self.settings.timeout):
                 others = await self._registry_script(keys=[namespaces.REGISTRY, namespaces.ALIVE],
-                                                     args=[self.instance, namespaces.TTL_MS, entry])
+                                                     args=[self.instance, namespaces.TTL_MS, entry,
+                                                           namespaces.KEY_TTL_MS])
         except (TimeoutError, DroppedConnection, OSError):
             return
         except RedisError as exc:  # not this link's health either way

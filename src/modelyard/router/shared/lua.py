@@ -19,6 +19,11 @@ Per model, under one hash tag (so a cluster could hold them in one slot):
 - ``breaker``  hash: ``state``, ``failures``, ``cooldown``, ``until``, ``reason``, ``gen``,
   ``probe`` (token of the one half-open probe) and ``probe_until`` (its lease).
 
+Every key expires :data:`KEY_TTL_MS` after its last renewal (a breaker open longer: that long past its deadline).
+Each live process renews every model's keys with its heartbeat (``RENEW``) and the prefix's own keys each tick
+(``INSTANCES``), and a script that creates a key gives it the expiry at once — so the keys of a prefix whose processes
+are all gone (``kill -9``, a host removed, a model renamed) leave Redis within a day instead of staying for good.
+
 A slot freed (release, lease expiry) goes straight to the oldest waiter — hand-over, as in the
 in-process :class:`~modelyard.router.slots.Slots` — and the grant is published on one channel,
 so exactly the granted waiter wakes.
@@ -26,7 +31,27 @@ so exactly the granted waiter wakes.
 
 from __future__ import annotations
 
+#: how long a key outlives its last renewal: far longer than any heartbeat or cooldown in use, so a key never expires
+#: under a live process (each renews every key of its models every lease/3); the keys of processes all gone expire
+KEY_TTL_MS = 24 * 3600 * 1000
+
 _PRELUDE = r"""
+local KEY_TTL = @KEY_TTL@
+
+-- a key a script may have just created gets its expiry (renew() extends it; a key with one already is left alone)
+local function keep(...)
+  for _, k in ipairs({...}) do
+    if redis.call('PTTL', k) == -1 then redis.call('PEXPIRE', k, KEY_TTL) end
+  end
+end
+
+-- the heartbeat: every key of a model lives another KEY_TTL (a breaker open longer than that: KEY_TTL past its end)
+local function renew(B, now, ...)
+  for _, k in ipairs({...}) do redis.call('PEXPIRE', k, KEY_TTL) end
+  local until_ = tonumber(redis.call('HGET', B, 'until') or '0')
+  redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(until_ - now) + KEY_TTL))
+end
+
 local function now_ms(arg)
   if arg ~= '' then return tonumber(arg) end
   local t = redis.call('TIME')
@@ -116,28 +141,29 @@ local function noted(M, H, result)
   if tonumber(redis.call('HGET', M, 'held') or '-1') ~= n then redis.call('HSET', M, 'held', n) end
   return result
 end
-"""
+""".replace("@KEY_TTL@", str(KEY_TTL_MS))
 
 #: KEYS holders queue leases meta; ARGV now win limit token known_epoch fresh_epoch grace_ms channel
 #: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again), epoch}
 ACQUIRE = _PRELUDE + r"""
 local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local function done(result) noted(M, H, result); keep(H, Q, W, M); return result end
 local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
-if lost then return noted(M, H, {2, cur}) end
+if lost then return done({2, cur}) end
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 promote(H, Q, W, M, now, win, limit, ARGV[8])
 -- a repeated call (retried on a new connection)
-if redis.call('ZSCORE', H, token) then return noted(M, H, {1, cur}) end
-if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return noted(M, H, {0, cur}) end
+if redis.call('ZSCORE', H, token) then return done({1, cur}) end
+if redis.call('ZSCORE', Q, token) then redis.call('ZADD', W, now + win, token); return done({0, cur}) end
 if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
     and now >= tonumber(redis.call('HGET', M, 'grace') or '0') then
   redis.call('ZADD', H, now + win, token)
-  return noted(M, H, {1, cur})
+  return done({1, cur})
 end
 redis.call('ZADD', Q, redis.call('HINCRBY', M, 'seq', 1), token)
 redis.call('ZADD', W, now + win, token)
-return noted(M, H, {0, cur})
+return done({0, cur})
 """
 
 #: KEYS holders queue leases meta released; ARGV now win limit channel grace_ms token…
@@ -154,7 +180,9 @@ for i = 6, #ARGV do
   redis.call('ZADD', R, now, ARGV[i])
 end
 promote(H, Q, W, M, now, win, limit, ARGV[4])
-return noted(M, H, n)
+noted(M, H, n)
+keep(H, Q, W, M, R)
+return n
 """
 
 #: KEYS holders queue leases meta released breaker;
@@ -193,7 +221,9 @@ local out = {cur, lost and 1 or 0}
 for i = 10 + nh, 9 + nh + nw do
   if redis.call('ZSCORE', H, ARGV[i]) then out[#out + 1] = ARGV[i] end
 end
-return noted(M, H, out)
+noted(M, H, out)
+renew(B, now, H, Q, W, M, R)
+return out
 """
 
 #: KEYS holders queue breaker meta; ARGV now
@@ -224,10 +254,12 @@ if state == 'open' then
   local left = tonumber(b[2]) - now
   if left > 0 then return {0, gen, math.ceil(left), b[6] or ''} end
   redis.call('HSET', B, 'state', 'half_open')
+  keep(B)
 end
 if b[3] == token then return {2, gen} end  -- a repeated call (retried on a new connection)
 if b[3] and b[3] ~= '' and tonumber(b[4] or '0') > now then return {0, gen, 0, 'probing'} end
 redis.call('HSET', B, 'probe', token, 'probe_until', tostring(now + win))
+keep(B)
 return {2, gen}
 """
 
@@ -245,13 +277,16 @@ if gen ~= cur then return 0 end
 if verdict == 'ok' then
   if state == 'open' then return 0 end
   redis.call('HSET', B, 'state', 'closed', 'failures', 0, 'cooldown', base, 'probe', '')
+  keep(B)
   return 0
 end
 redis.call('HSET', B, 'probe', '')
+keep(B)
 if ARGV[5] ~= '1' then return 0 end
 local failures = tonumber(b[3] or '0') + 1
 local cooldown = tonumber(b[4] or base)
 redis.call('HSET', B, 'failures', failures, 'reason', ARGV[4])
+keep(B)
 local open_for = nil
 if state == 'half_open' then
   cooldown = math.min(cooldown * 2, max)
@@ -267,6 +302,7 @@ end
 if not open_for then return 0 end
 local deadline = math.max(tonumber(b[5] or '0'), now + open_for)
 redis.call('HSET', B, 'state', 'open', 'gen', cur + 1, 'until', tostring(deadline))
+redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(deadline - now) + KEY_TTL))  -- kept until past the cooldown
 return 1
 """
 
@@ -284,6 +320,7 @@ for i, M in ipairs(KEYS) do
   local seen = redis.call('HGET', M, 'run')
   if seen ~= run then
     redis.call('HSET', M, 'run', run)
+    keep(M)
     if seen and redis.call('HGET', M, 'epoch') then  -- else a first look, or the data is gone (epoch() sees that)
       redis.call('HSET', M, 'epoch', ARGV[2] .. ':' .. i)
       local grace = now + tonumber(ARGV[3])
@@ -328,6 +365,7 @@ if ARGV[4] == '1' then
 else
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]); redis.call('HSET', KEYS[2], ARGV[3], ARGV[6])
 end
+redis.call('PEXPIRE', KEYS[1], KEY_TTL); redis.call('PEXPIRE', KEYS[2], KEY_TTL)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local host, on_host = ARGV[5], 0
 for _, id in ipairs(ids) do
@@ -352,6 +390,7 @@ if KEYS[3] then
       redis.call('ZREM', KEYS[3], tag)
     end
   end
+  redis.call('PEXPIRE', KEYS[3], KEY_TTL)
 end
 local silent, silent_on_host = 0, 0
 if ARGV[4] ~= '1' and ARGV[7] then

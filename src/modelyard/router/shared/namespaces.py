@@ -31,8 +31,12 @@ ALIVE = "modelyard-namespaces:alive"
 #: how often a process registers again, and how long its entry outlives that
 EVERY = 5.0
 TTL_MS = 30_000
+#: the registry's keys outlive the last process that registered by this much (each registration renews it): a server
+#: whose modelyard processes are all gone keeps nothing of theirs for good
+KEY_TTL_MS = 24 * 3600 * 1000
 
-#: KEYS registry alive; ARGV instance ttl_ms entry (JSON; '-' only looks, '' leaves) → (id, entry) of the others
+#: KEYS registry alive; ARGV instance ttl_ms entry (JSON; '-' only looks, '' leaves) key_ttl_ms → (id, entry) of the
+#: others
 REGISTER = r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,6 +49,7 @@ if ARGV[3] == '' then
 end
 if ARGV[3] ~= '-' then
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1]); redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4]); redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
