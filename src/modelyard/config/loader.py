@@ -386,6 +386,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise located(exc, lines, source) from None
 
     problems = list(check_references(config))
+    if config.state is not None and (short := config.state.lease_problem()):
+        problems.append((("state", "lease"), short))
     if problems:
         loc, msg = problems[0]
         raise ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))

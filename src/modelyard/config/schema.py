@@ -634,6 +634,26 @@ class StateConfig(Strict):
     def shown_url(self) -> str:
         return redact_url(self.url)
 
+    @property
+    def shortest_lease(self) -> float:
+        """The shortest lease with which the limit holds while a process is cut off from Redis alone: 9·(refresh +
+        timeout). Its slots' entries (renewed every lease/3, each living 2·lease/3) must outlive the moment the others
+        hold its outage share back — up to lease/3 after its last renewal it last registered, and the others count it
+        silent 2·tick + 2·timeout after that, at their next tick plus a call (tick + timeout; tick = refresh). With a
+        shorter lease its slots ran out first and were handed out again while it still used them: 3 of 2 from 0.5 s into
+        a cut with lease 1.5 s, refresh 0.1 s, timeout 0.2 s (router/shared/link.py holds those timings)."""
+        return 9 * (self.refresh + self.timeout)
+
+    def lease_problem(self) -> str:
+        """Why this lease is too short ('' : it is not). With ``on_outage: fail`` nothing is held back to race."""
+        need = self.shortest_lease
+        if self.on_outage is OnOutage.FAIL or self.lease >= need - 1e-9:  # fail: a cut-off process takes nothing new
+            return ""
+        return (f"lease {self.lease:g}s is shorter than 9 x (refresh + timeout) = {need:g}s: a process cut off from "
+                "Redis keeps using its slots, and with a shorter lease they run out there and are handed out again "
+                "before the other processes hold its share back, so the model runs past max_concurrent — set lease: "
+                f"{need:g} or more (a killed process's slots come back within it), or lower refresh / timeout")
+
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (for messages, logs and /healthz)."""
