@@ -2,8 +2,8 @@
 
 A prefix's keys (a model's ``meta`` and ``breaker``, the ``instances``/``configs`` list, ``host-keys``) were created
 without a TTL, and the processes that used them renewed entries *inside* them; killed (``kill -9``, a VM deleted, a
-model renamed, a test suite's prefixes), nobody removed them: the soak of 2026-11-29 found them there hours later
-(RELIABILITY, the two-gateway soak). Now every script that creates a key gives it an expiry and every heartbeat
+model renamed, a test suite's prefixes), nobody removed them (noted after the two-gateway soak of 2026-11-29:
+RELIABILITY). Now every script that creates a key gives it an expiry and every heartbeat
 renews it, so a live process never loses one and the keys of dead ones go within a day.
 """
 
