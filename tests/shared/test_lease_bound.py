@@ -3,9 +3,9 @@
 A process cut off from Redis alone goes on with the requests it holds slots for. Redis drops its holders
 ``2·lease/3`` after their last renewal (every ``lease/3``); the others hold its outage share back once it has been
 silent ``2·refresh + 2·timeout`` and they counted again (``refresh + timeout``). When its holders run out first, their
-slots are handed out again while it still uses them: 3 of 2 (measured with the cut of the last test at lease 1.5 s, refresh 0.1 s, timeout
-0.2 s: from 0.5 s into the cut; with lease 3 s, refresh 0.1 s, timeout 0.5 s from 1.0 s). Safe from
-``9·(refresh + timeout)``: 9 s with the defaults (the default lease is 10 s).
+slots are handed out again while it still uses them: 3 of 2 (measured with the cut of the last test at lease 1.5 s,
+refresh 0.1 s, timeout 0.2 s: from 0.5 s into the cut; with lease 3 s, refresh 0.1 s, timeout 0.5 s from 1.0 s). Safe
+from ``9·(refresh + timeout)``: 9 s with the defaults (the default lease is 10 s).
 """
 
 from __future__ import annotations
