@@ -16,17 +16,17 @@ import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from modelyard.config import Config
-from modelyard.errors import ConfigError
-from modelyard.ledger.migrator import NewerSchema
-from modelyard.ledger.store import LogConnection, LogStore, LogUnavailable
-from modelyard.runtime import Runtime, load, open_runtime
+if TYPE_CHECKING:  # imported where used: `modelyard --help` and a command's --help need none of them
+    from modelyard.config import Config
+    from modelyard.errors import ConfigError
+    from modelyard.ledger.store import LogConnection
+    from modelyard.runtime import Runtime
 
 # Piped output (CI logs, `| less`) gets a wide canvas instead of rich's 80-column default.
 console = Console(soft_wrap=True,
@@ -77,6 +77,9 @@ def config_said(exc: ConfigError) -> str:
 
 
 def load_or_exit(config: Path | None) -> tuple[Config, Path]:
+    from modelyard.errors import ConfigError
+    from modelyard.runtime import load
+
     try:
         return load(config)
     except ConfigError as exc:
@@ -112,6 +115,9 @@ def _closed_with_command(conn: C) -> C:
 
 def log_or_exit(cfg: Config) -> LogConnection:
     """A connection to where the routing log is read (the SQLite file, or PostgreSQL with ``log.url``)."""
+    from modelyard.ledger.migrator import NewerSchema
+    from modelyard.ledger.store import LogStore, LogUnavailable
+
     try:
         return _closed_with_command(LogStore.of(cfg).connect())
     except LogUnavailable as exc:
@@ -123,6 +129,8 @@ def log_or_exit(cfg: Config) -> LogConnection:
 def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
     """This host's SQLite file (probes, labels, bench runs, decisions); one that cannot be opened (not a
     database, ``log.path`` naming a directory) is said, not a traceback."""
+    from modelyard.ledger.store import LogStore, LogUnavailable
+
     try:
         return _closed_with_command(LogStore.of(cfg).local())
     except LogUnavailable as exc:
@@ -134,6 +142,7 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     where the URL is set and what to write. It started, gave no model a slot ("never reached it, so it cannot know
     its share") and answered every request 503 while /healthz said "unreachable". A Redis that cannot be reached
     is an outage, ridden out as before (``state.on_outage``)."""
+    from modelyard.errors import ConfigError
     from modelyard.router.pool import STATE_ENV, state_settings
 
     try:
@@ -162,6 +171,7 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
 
 def _line_of_state(path: Path) -> int | None:
     from modelyard.config.loader import line_for, read_source, read_yaml
+    from modelyard.errors import ConfigError
 
     try:
         _, lines = read_yaml(read_source(path)[0], str(path))
@@ -184,6 +194,10 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool
     """``borrow``: a front-end shares the limits of the running ``serve`` of its config (notes on stderr
     when it cannot and keeps its own); ``one_shot``: it sends one request at a time (ask, chat), see
     :func:`~modelyard.runtime.open_runtime`."""
+    from modelyard.errors import ConfigError
+    from modelyard.ledger.store import LogUnavailable
+    from modelyard.runtime import open_runtime
+
     try:
         return open_runtime(config, borrow=borrow, notice=note if borrow else None, one_shot=one_shot)
     except ConfigError as exc:
