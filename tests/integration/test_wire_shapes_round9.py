@@ -7,7 +7,8 @@ the server's own, taken from its source or an issue thread where its users met i
 - OpenRouter's 404 "No endpoints found that support tool use" (and its tool_choice and parameter forms): a
   property of the request, not of the model's presence;
 - heads aiohttp refused and the official SDKs' parser (h11) reads: a field past 8,190 bytes, more than 128 fields, a
-  ``content-length`` given twice (or as a list) with one value.
+  ``content-length`` given twice (or as a list) with one value;
+- an Anthropic event whose JSON spans several ``data:`` lines (sse-starlette writes one per line of the payload).
 
 Each failed on the code before this pass; the guards marked so held already.
 """
@@ -19,10 +20,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from tests.fakes import Fault
-from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_fault_shapes import KEY, _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes
 from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS, _Endpoint, _requests, _start, _stop
@@ -200,4 +202,58 @@ async def test_two_lengths_that_differ_stay_refused(servers: dict[str, Any], tmp
         [routed] = await _routed("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path, PLAIN)
     finally:
         await _stop(server)
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]
+
+
+# -- an Anthropic event over several data lines -----------------------------------------------------------------------
+
+def _pretty(name: str, obj: dict[str, Any]) -> str:
+    """One event as sse-starlette writes a payload that holds newlines: a ``data:`` line per line (sse-starlette#96:
+    "always splits the data into multiple data lines when it encounters a newline"), here pretty-printed JSON."""
+    return f"event: {name}\n" + "".join(f"data: {line}\n" for line in json.dumps(obj, indent=2).split("\n")) + "\n"
+
+
+PRETTY = [
+    _pretty("message_start", {"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-haiku-4-5",
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+    _pretty("content_block_start", {"type": "content_block_start", "index": 0,
+                                    "content_block": {"type": "text", "text": ""}}),
+    _pretty("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                    "delta": {"type": "text_delta", "text": "Sunny,\nwarm."}}),
+    _pretty("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    _pretty("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                              "usage": {"output_tokens": 4}}),
+    _pretty("message_stop", {"type": "message_stop"}),
+]
+
+
+async def test_an_anthropic_event_over_several_data_lines_is_one_event(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """The SSE spec makes consecutive ``data:`` lines one event's data, joined by newlines; an Anthropic-compatible
+    proxy on sse-starlette writes a payload that holds newlines so (sse-starlette#96). Each line was read as a JSON
+    document of its own: malformed_response on every answer (the OpenAI-compatible reader joined them already). The
+    official ``anthropic`` client reads such a stream, and now so does modelyard."""
+    fault = Fault.raw(200, *PRETTY, headers=SSE)
+    servers["anthropic"].push(fault, fault)
+    [routed] = await _routed("anthropic", servers, tmp_path, PLAIN)
+
+    def read_with_the_official_client() -> str:  # in a thread: the fake runs on its own
+        with anthropic.Anthropic(base_url=servers["anthropic"].url, api_key=KEY, max_retries=0).messages.stream(
+                model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]) as stream:
+            return stream.get_final_text()
+
+    official = await asyncio.to_thread(read_with_the_official_client)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == official == "Sunny,\nwarm."
+    assert routed.record.tokens_out == 4
+
+
+async def test_a_broken_data_line_before_a_whole_one_is_still_malformed(servers: dict[str, Any],  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    """Guard: a data line that is no JSON, followed by one that is whole JSON on its own, is not joined into it: the
+    first is broken (malformed_response, the next model), as before."""
+    servers["anthropic"].push(Fault.raw(200, 'event: message_start\ndata: {"type": "message_st\n\n', *PRETTY[1:],
+                                        headers=SSE))
+    [routed] = await _routed("anthropic", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]

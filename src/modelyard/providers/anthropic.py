@@ -14,11 +14,13 @@ from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
+    NOT_JSON,
     USAGE_LIMIT_WORDS,
     HttpProvider,
     loads,
     stream_error,
     tool_call,
+    try_loads,
 )
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
@@ -246,6 +248,19 @@ def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = N
     return [*chunks, Chunk("usage", usage=_usage(_tokens(data.get("usage")))), Chunk("done", stop_reason=stop_reason)]
 
 
+def _held(text: str, held: str, limit: int, event: str) -> str:
+    """The data lines read so far of an event whose JSON is not yet whole, kept to be joined with the next. The SSE
+    spec makes one event of consecutive ``data:`` lines, joined by newlines; a server or proxy on sse-starlette writes
+    each line of a payload that holds newlines (pretty-printed JSON) as a ``data:`` line of its own (sse-starlette#96).
+    Each was read as a JSON document: malformed_response on every answer. A line that is whole JSON after a held one
+    shows the held one broken on its own, and a held text past ``limit`` is no event: both raise, as before."""
+    if held and try_loads(text[len(held) + 1:].strip()) is not NOT_JSON:
+        loads(held.strip(), f"SSE '{event}' data")  # raises
+    if len(text) > limit:
+        loads(text.strip(), f"SSE '{event}' data")  # raises
+    return text
+
+
 class AnthropicProvider(HttpProvider):
     default_endpoint = DEFAULT_ENDPOINT
     hosted = True
@@ -357,6 +372,7 @@ class AnthropicProvider(HttpProvider):
         signed: list[dict[str, Any]] = []  # this answer's signed thinking, kept for its tool turn (_keep_signed)
         call_ids: list[str] = []
         event = ""
+        held = ""  # data lines of an event not yet complete JSON
         stopped = False
         opened = False  # a content block began: the answer has started
         message_id: Any = None
@@ -373,7 +389,13 @@ class AnthropicProvider(HttpProvider):
                         continue
                     if field != "data":
                         continue
-                    data = loads(value.strip(), f"SSE '{event}' data")
+                    if held:  # SSE: the data lines of one event are one text, joined by newlines
+                        value = held + "\n" + value
+                    data = try_loads(value.strip())
+                    if data is NOT_JSON:  # an event's JSON over several data lines (see _held)
+                        held = _held(value, held, self.config.response_limit, event)
+                        continue
+                    held = ""
                     if not isinstance(data, dict):
                         raise ProviderError(Reason.MALFORMED_RESPONSE, f"SSE '{event}' data is not an object")
                     kind = data.get("type", event)
@@ -464,6 +486,8 @@ class AnthropicProvider(HttpProvider):
                     # ping and unknown event types: ignored on purpose
                 if stopped:
                     break
+        if held:
+            loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
         unclosed = [_tool_call(b) for b in blocks.values() if b["type"] == "tool_use"]
