@@ -104,8 +104,10 @@ def test_rows_refused_while_another_process_holds_the_lock_are_written_after(tmp
         writer.close()
 
 
-def test_rows_still_refused_at_close_are_counted_lost_and_close_is_bounded(tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_still_refused_at_close_are_kept_and_written_by_the_next_writer(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart (a deploy, Ctrl-C) while the store refuses: the rows held were counted lost and gone with the
+    process; now they are kept in a file (ledger/held.py) and the next writer of the log writes them."""
     monkeypatch.setattr(writer_module, "BUSY_TIMEOUT", 0.1, raising=False)
     path = tmp_path / "log.db"
     writer = LogWriter(path)
@@ -116,18 +118,32 @@ def test_rows_still_refused_at_close_are_counted_lost_and_close_is_bounded(tmp_p
     other.execute("BEGIN IMMEDIATE")
     try:
         writer.submit(record(1))
+        writer.submit(record(2, prompt="a\x00b \ud83d"))  # repaired as the writer repairs, kept as written
         assert writer.flush(3)
         deadline = time.monotonic() + 5
-        while not writer.held and time.monotonic() < deadline:
+        while writer.held < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert writer.held == 1
+        assert writer.held == 2
         start = time.monotonic()
         writer.close()
         assert time.monotonic() - start < 5
-        assert writer.health().lost == 1 and writer.held == 0
+        health = writer.health()
+        assert health.lost == 0 and health.saved == 2 and writer.held == 0 and health.queued == 0
     finally:
         other.execute("ROLLBACK")
         other.close()
+    kept = list(tmp_path.glob("log.db.held-*"))
+    assert len(kept) == 1 and kept[0].stat().st_mode & 0o077 == 0
+    again = LogWriter(path)  # the next start: the store takes writes again
+    try:
+        assert again.recovered == 4  # two requests with an attempt each
+    finally:
+        again.close()
+    assert sorted(rows(path)) == ["r00000", "r00001", "r00002"]
+    assert not list(tmp_path.glob("log.db.held-*"))
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT prompt FROM requests WHERE id = 'r00002'").fetchone()[0] == "a\x00b \ufffd"
+    conn.close()
 
 
 def test_rows_held_for_a_refusing_store_stay_within_max_queue(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ until the process dies; its answer is not held back.
 A store that refuses writes for a while (disk full, the file locked by another process past the busy
 timeout, a read-only directory) loses nothing: the rows it refused are held, counted as settled so nobody
 waits on them, and written again every few seconds (``RETRY_PAUSE``) until the store takes them — within
-the same ``max_queue`` bound. Only rows still refused when the writer closes are counted as lost.
+the same ``max_queue`` bound. Rows still refused when the writer closes are kept in a file that the next writer of
+the log writes (:mod:`.held`); only those no file took either are counted as lost.
 
 Rows of the log's other tables that are written on the request path (the orchestrator's routing
 decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
@@ -67,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.config.schema import LogConfig
+from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.retention import Pruner
@@ -213,6 +215,8 @@ class WriterHealth:
     dropped: int = 0
     #: rows the store refused (disk full, locked), held in memory and tried again until it takes them
     held: int = 0
+    #: rows still refused at close, kept in a file the next process writes (ledger/held.py)
+    saved: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -265,12 +269,16 @@ class LogWriter:
         #: how many of them there are (read by waiters: held rows count as settled); guarded by _done
         self.held = 0
         self._failed_tries = 0
+        #: rows the store still refused at close, kept in a file for the next start (ledger/held.py)
+        self.saved = 0
         #: the write-ahead files were deleted under this connection: each commit is copied into the file at once
         self._unshared = False
         try:
             self._conn: sqlite3.Connection = self._connect()
             self._file = SameFile(self.path)
             self._write_ahead = WriteAhead(self.path)
+            #: rows an earlier writer kept at its close (the store refused them then)
+            self.recovered = held_file.load(self._conn, self.path)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
                 raise LogUnavailable(said) from None
@@ -433,8 +441,9 @@ class LogWriter:
     def health(self) -> WriterHealth:
         at = self._last_error_at
         return WriterHealth(self._thread.is_alive() or self._closed, self.written, self.errors, self.repaired,
-                            self.failures, max(0, self._submitted - self.written - self.errors), self.last_error,
-                            None if at is None else time.time() - at, self.dropped, self.held)
+                            self.failures, max(0, self._submitted - self.written - self.errors - self.saved),
+                            self.last_error, None if at is None else time.time() - at, self.dropped, self.held,
+                            self.saved)
 
     def close(self) -> None:
         if self._closed:
@@ -502,10 +511,18 @@ class LogWriter:
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
             self._failed(exc)
             ok, lost, held = 0, len(batch), []
-        if held and stop:  # closing: one last try was all there was
-            log.error("routing log %s: %d row(s) could not be written before closing (%s)", self.path, len(held),
-                      self.last_error)
-            lost, held = lost + len(held), []
+        if held and stop:  # closing: one last try was all there was; kept in a file for the next start
+            kept = held_file.save(self.path, self._statements(held))
+            if kept is None:
+                log.error("routing log %s: %d row(s) could not be written before closing (%s), nor kept in a file",
+                          self.path, len(held), self.last_error)
+                lost += len(held)
+            else:
+                log.warning("routing log %s: %d row(s) could not be written before closing (%s): kept in %s, written "
+                            "by the next modelyard process that opens this log", self.path, len(held), self.last_error,
+                            kept)
+                self.saved += len(held)
+            held = []
         self._failed_tries = self._failed_tries + 1 if held else 0
         self._retry = held
         self._taken -= len(held)  # held rows count against max_queue until written
@@ -600,6 +617,16 @@ class LogWriter:
                 continue  # the same row again
             i += 1
         return ok, lost, []
+
+    def _statements(self, items: list[RequestRecord | Row]) -> list[tuple[str, tuple]]:
+        """Each item's rows as (``INSERT``, repaired values): what :mod:`.held` keeps for the next start."""
+        out: list[tuple[str, tuple]] = []
+        for item in items:
+            requests, attempts, others = self._rows(item)
+            out += [(_INSERT_REQUEST, _repaired(r)) for r in requests]
+            out += [(_INSERT_ATTEMPT, _repaired(a)) for a in attempts]
+            out += [(o.insert, _repaired(o.values)) for o in others]
+        return out
 
     def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = ()) -> None:
         try:

@@ -1,0 +1,121 @@
+"""Rows the log's store still refused when the writer closed — a full disk, the file locked by another process past
+the busy timeout — kept in a file and written at the next start, instead of going with the process.
+
+Before, they were counted as lost: a restart (a deploy, ``systemctl restart``, Ctrl-C) during a full disk dropped
+every row held since the disk filled (up to ``max_queue``). The file goes beside the log (``<log>.held-<pid>-<n>``)
+when that directory takes it, else into a directory of this user's own under the temp directory (a full disk often
+spares /tmp, a tmpfs). Only files this user owns, in a directory nobody else may write, are read back: they hold the
+``INSERT`` statements the writer runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _private_dir() -> Path:
+    return Path(tempfile.gettempdir()) / f"modelyard-held-{os.getuid()}"
+
+
+def _ours(directory: Path) -> bool:
+    """A directory this user owns that nobody else may write: what a file in it says can be trusted."""
+    try:
+        st = directory.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _places(path: Path) -> list[tuple[Path, str]]:
+    """(directory, file-name prefix) where ``path``'s held rows may be: beside it, then this user's private dir."""
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    return [(path.parent, f"{path.name}.held-"), (_private_dir(), f"{key}-")]
+
+
+def _trusted(file: Path) -> bool:
+    """Owned by this user, and neither it nor its directory writable by anybody else."""
+    return _ours(file.parent) and _ours(file) and file.is_file()
+
+
+def _encode(value: Any) -> Any:
+    return {"b64": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+
+
+def _decode(value: Any) -> Any:
+    return base64.b64decode(value["b64"]) if isinstance(value, dict) else value
+
+
+def save(path: Path, rows: Sequence[tuple[str, Sequence[Any]]]) -> Path | None:
+    """Write ``rows`` (an ``INSERT`` statement and its values each) to a new file for ``path``'s next writer; the file,
+    or None when no place took it."""
+    text = "".join(json.dumps({"sql": sql, "v": [_encode(v) for v in values]}) + "\n" for sql, values in rows)
+    for directory, prefix in _places(path):
+        file = directory / f"{prefix}{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            if directory != path.parent:
+                directory.mkdir(mode=0o700, exist_ok=True)
+            if not _ours(directory):  # it would not be read back
+                continue
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            return file
+        except (OSError, ValueError):  # full, read-only, or text that cannot be written
+            with contextlib.suppress(OSError):
+                file.unlink()
+    return None
+
+
+def _found(path: Path) -> Iterator[Path]:
+    for directory, prefix in _places(path):
+        with contextlib.suppress(OSError):
+            yield from sorted(f for f in directory.glob(f"{prefix}*") if _trusted(f))
+
+
+def load(conn: sqlite3.Connection, path: Path) -> int:
+    """Write the rows earlier writers of ``path`` left (one transaction per file, the file removed after its commit);
+    how many. A file the store still refuses is left for the next start; one that cannot be read is said and kept."""
+    total = 0
+    for file in _found(path):
+        try:
+            rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line]
+            statements = [(r["sql"], [_decode(v) for v in r["v"]]) for r in rows]
+            if any(not sql.startswith("INSERT ") or ";" in sql for sql, _ in statements):
+                raise ValueError("not the writer's INSERT statements")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("routing log %s: rows kept at an earlier close in %s cannot be read (%s); left there",
+                        path, file, exc)
+            continue
+        try:
+            conn.execute("BEGIN")
+            for sql, values in statements:
+                conn.execute(sql, values)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            log.warning("routing log %s: rows kept at an earlier close in %s not written yet (%s); tried again at the "
+                        "next start", path, file, exc)
+            continue
+        with contextlib.suppress(OSError):
+            file.unlink()
+        total += len(statements)
+        log.info("routing log %s: wrote %d row(s) an earlier process could not write before it closed (%s)",
+                 path, len(statements), file)
+    return total

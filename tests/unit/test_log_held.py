@@ -1,0 +1,59 @@
+"""Rows kept at close for the next writer (ledger/held.py): where they go when the log's directory is not private,
+and which files are never read back (they hold the statements the writer runs)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from modelyard.ledger import connect, held
+from modelyard.ledger.writer import _INSERT_REQUEST, REQUEST_COLUMNS
+
+
+def request(rid: str) -> tuple[str, tuple]:
+    values = dict.fromkeys(REQUEST_COLUMNS)
+    values.update(id=rid, ts=1.0, agent="chat", outcome="ok", n_attempts=0, prompt=b"\x00raw".decode("latin-1"))
+    return _INSERT_REQUEST, tuple(values.values())
+
+
+def ids(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT id FROM requests"))
+    finally:
+        conn.close()
+
+
+def test_a_log_directory_others_may_write_keeps_them_in_a_private_one(tmp_path: Path) -> None:
+    shared = tmp_path / "team"
+    shared.mkdir()
+    shared.chmod(0o777)  # a team's shared directory: a file there could be anybody's, so none is put or read there
+    path = shared / "log.db"
+    connect(path).close()
+    kept = held.save(path, [request("a"), request("b")])
+    assert kept is not None and kept.parent != shared and kept.stat().st_mode & 0o077 == 0
+    conn = connect(path)
+    try:
+        assert held.load(conn, path) == 2
+    finally:
+        conn.close()
+    assert ids(path) == ["a", "b"] and not kept.exists()
+
+
+def test_a_file_anybody_could_have_written_is_never_run(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    connect(path).close()
+    planted = tmp_path / "log.db.held-1-x"
+    planted.write_text(json.dumps({"sql": "INSERT INTO requests (id, ts, agent, outcome, n_attempts) "
+                                          "VALUES (?, 1, 'x', 'ok', 0)", "v": ["planted"]}) + "\n")
+    planted.chmod(0o666)
+    bad = tmp_path / "log.db.held-2-x"
+    bad.write_text(json.dumps({"sql": "DELETE FROM requests", "v": []}) + "\n")
+    bad.chmod(0o600)
+    conn = connect(path)
+    try:
+        assert held.load(conn, path) == 0
+    finally:
+        conn.close()
+    assert ids(path) == [] and planted.exists() and bad.exists()  # left where they are, said in the log
