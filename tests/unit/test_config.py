@@ -165,6 +165,27 @@ def test_an_unknown_consumer_lists_the_agents() -> None:
     assert "unknown consumer 'utilty' (agents: chat, utility; or user)" in str(err)
 
 
+@pytest.mark.parametrize(("text", "line", "key", "said"), [
+    (GOOD + "default_agent: chta\n", 13, "default_agent",
+     "'chta' is not an agent in 'agents:' (agents: chat) (did you mean 'chat'?)"),
+    (GOOD.replace("  chat:", "  cht:") + "default_agent: chat\n", 13, "default_agent",  # the typo in the agent's entry
+     "'chat' is not an agent in 'agents:' (agents: cht) (did you mean 'cht'?)"),
+    (GOOD + "orchestration:\n  agent: orchestrater\n", 14, "orchestration.agent",
+     "'orchestrater' is not an agent in 'agents:' (agents: chat)"),
+    (GOOD.replace("fallbacks: [cloud]", "fallbacks: [clod]"), 12, "agents.chat.fallbacks.0",
+     "unknown model 'clod' (configured models: cloud, local) (did you mean 'cloud'?)"),
+    (GOOD + "    consumers: [utilty]\n  utility:\n    primary: local\n", 13, "agents.chat.consumers.0",
+     "(agents: chat, utility; or user) (did you mean 'utility'?)"),
+], ids=["default_agent", "typo_in_the_agents_entry", "orchestrator", "chain", "consumer"])
+def test_a_name_that_should_be_an_agents_or_a_models_lists_them_and_the_nearest(text: str, line: int, key: str,
+                                                                                  said: str) -> None:
+    """default_agent, orchestration.agent (and .default, telegram.agent) said only "'chat' is not an agent in
+    'agents:'" — with the typo in the agent's own entry ('cha:' under agents) nothing pointed at it; a chain's or a
+    consumer's near miss was not named either."""
+    err = error_of(text)
+    assert (err.line, err.key) == (line, key) and said in str(err), str(err)
+
+
 @pytest.mark.parametrize("text", ["", "\n\n", "# my modelyard config\n"])
 def test_an_empty_file_is_called_empty(text: str) -> None:
     """An empty file (an editor's new file, a failed redirect) said 'expected a mapping with …'."""

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from modelyard.config.hints import foreign_file, invisible_character, number_to_write
+from modelyard.config.names import did_you_mean
 from modelyard.config.schema import ENV_REFERENCE, Config
 from modelyard.errors import ConfigError
 
@@ -397,7 +398,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
     """Cross-references pydantic cannot see: chains, cycles, consumers, the default agent."""
     if config.default_agent and config.default_agent not in config.agents:
-        yield ("default_agent",), f"'{config.default_agent}' is not an agent in 'agents:'"
+        yield ("default_agent",), _not_an_agent(config.default_agent, config)
     for name, agent in config.agents.items():
         if not agent.primary:
             yield ("agents", name), f"agent '{name}' has no model: set 'primary:'"
@@ -410,19 +411,27 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
                 named = [n for n, m in config.models.items() if m.model == model]  # the provider's id, not ours
                 yield loc, f"unknown model '{model}' (configured models: {known})" + (
                     f"; '{model}' is the provider's id of '{named[0]}': a chain names the entry under "
-                    f"models:, write '{named[0]}'" if named else "")
+                    f"models:, write '{named[0]}'" if named else did_you_mean(model, config.models))
             elif model in seen:
                 yield loc, f"model '{model}' appears twice in the chain of '{name}' (a cycle)"
             seen.add(model)
         for i, consumer in enumerate(agent.consumers):
             if consumer != "user" and consumer not in config.agents:
                 yield (("agents", name, "consumers", i),
-                       f"unknown consumer '{consumer}' (agents: {', '.join(config.agents)}; or user)")
+                       f"unknown consumer '{consumer}' (agents: {', '.join(config.agents)}; or user)"
+                       + did_you_mean(consumer, config.agents))
     for section, key in (("orchestration", "agent"), ("orchestration", "default"), ("telegram", "agent")):
         name = getattr(getattr(config, section), key)
         if name and name not in config.agents:
-            yield (section, key), f"'{name}' is not an agent in 'agents:'"
+            yield (section, key), _not_an_agent(name, config)
     yield from _consumer_cycles(config)
+
+
+def _not_an_agent(name: str, config: Config) -> str:
+    """A name that should be an agent's: the agents there are, and the nearest (a typo in the name here, or in the
+    agent's own entry: 'enginee:' under agents). It said only "'chat' is not an agent in 'agents:'"."""
+    agents = ", ".join(config.agents)
+    return f"'{name}' is not an agent in 'agents:' (agents: {agents}){did_you_mean(name, config.agents)}"
 
 
 def _consumer_cycles(config: Config) -> Iterable[tuple[Loc, str]]:
