@@ -165,3 +165,18 @@ def test_report_and_stats_count_a_request_cancelled_mid_answer_alike(tmp_path: P
     [by_report] = [g for g in r.models if g.key == "qwen"]
     counts = [(g.requests, g.served, g.cancelled, g.failed) for g in (by_stats, by_report)]
     assert counts == [(2, 1, 1, 0)] * 2, counts
+
+
+def test_a_first_report_of_one_request_says_one_request(tmp_path: Path, log_backend: LogBackend) -> None:
+    """After a newcomer's first `ask`, the report read '1 requests' and 'the 1 answered requests asked once'."""
+    writer = log_backend.writer(local_models=["qwen"])
+    writer.submit(served("writer", MARCH, [
+        Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.OVERLOADED, queue_wait_ms=0.0),
+        Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 900))
+    writer.close()
+    config = str(config_file(tmp_path, log_backend, {"input": 1, "output": 5}))
+    result = CliRunner().invoke(app, ["report", "--config", config, "--month", "2025-03"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "2025-03: 1 request," in flat and "of 1 request" in flat and "the 1 answered request asked once" in flat
+    assert "1 requests" not in flat, flat

@@ -54,10 +54,15 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
         console.print(left, style="dim", highlight=False, soft_wrap=False)
 
 
+def _requests(n: int, noun: str = "request") -> str:
+    """``1 request``, ``2 requests``: a first report (one `ask`) read '1 requests'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def print_report(report: Report, config: Config) -> None:
     t = report.totals
     failed = f", {t.failed} failed (no model answered: `modelyard log --outcome failed`)" if t.failed > 0 else ""
-    console.print(f"[bold]modelyard report — {report.period.label}[/]: {t.requests} requests{failed}, "
+    console.print(f"[bold]modelyard report — {report.period.label}[/]: {_requests(t.requests)}{failed}, "
                   f"{t.tokens_in:,} tokens in / {t.tokens_out:,} out, {t.local} of {t.served} answered locally"
                   f"{f' ({t.local_share:.0%})' if t.served >= FEW else ''}, fallback on {t.fallbacks} of {t.requests}"
                   f"{f' ({t.fallback_rate:.0%})' if t.requests >= FEW else ''}", highlight=False)
@@ -80,7 +85,7 @@ def print_report(report: Report, config: Config) -> None:
     if t.reasons:
         console.print("fallbacks by reason: " + ", ".join(
             f"{r} {n}" + (f" ({n / t.requests:.0%})" if t.requests >= FEW else "")
-            for r, n in t.reasons.most_common()) + f" of {t.requests} requests", highlight=False)
+            for r, n in t.reasons.most_common()) + f" of {_requests(t.requests)}", highlight=False)
 
     cost = Table(title="cost")
     cost.add_column("")
@@ -99,7 +104,7 @@ def print_report(report: Report, config: Config) -> None:
         console.print(warning, highlight=False, markup=False, style="yellow")
     if report.counterfactuals:
         c = report.counterfactuals[0]
-        console.print(f"all-cloud = the {c.requests} answered requests asked once ({c.tokens_in:,} tokens in / "
+        console.print(f"all-cloud = the {_requests(c.requests, 'answered request')} asked once ({c.tokens_in:,} tokens in / "
                       f"{c.tokens_out:,} out, as the answering model counted them; failed attempts before the answer "
                       "left out). A cloud model's tokenizer counts the same text differently — Claude's likely into "
                       "more tokens than Qwen's or Llama's — so all-cloud on Claude is likely higher than shown "
