@@ -104,7 +104,8 @@ def print_report(report: Report, config: Config) -> None:
         console.print(warning, highlight=False, markup=False, style="yellow")
     if report.counterfactuals:
         c = report.counterfactuals[0]
-        console.print(f"all-cloud = the {_requests(c.requests, 'answered request')} asked once ({c.tokens_in:,} tokens in / "
+        answered = _requests(c.requests, "answered request")
+        console.print(f"all-cloud = the {answered} asked once ({c.tokens_in:,} tokens in / "
                       f"{c.tokens_out:,} out, as the answering model counted them; failed attempts before the answer "
                       "left out). A cloud model's tokenizer counts the same text differently — Claude's likely into "
                       "more tokens than Qwen's or Llama's — so all-cloud on Claude is likely higher than shown "
