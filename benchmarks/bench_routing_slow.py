@@ -2,13 +2,15 @@
 is sure of, the orchestrator's model (three candidates, policies, JSON Schema as a llama.cpp grammar)
 decides the rest — on a seeded random subset of the held-out set.
 
-Run: ``.venv/bin/python benchmarks/bench_routing_slow.py [-n 120] [--seed 10] [--budget 2400]``.
-Draws N prompts of ``routing_eval/test.jsonl`` at random (seeded, so the subset is reproducible),
-routes each one as a turn would (``Orchestrator.decide`` with the configured threshold) and reports:
-acceptable overall, coverage of the fast path, how the model did on the prompts it got, what the fast
-path alone would have chosen for those same prompts, and the ceiling (an acceptable agent among the
-three candidates). Timeouts and cooldowns are lifted so a busy machine slows the run instead of
-turning decisions into fallbacks; ``--budget`` (seconds) stops early and reports what was done.
+Run: ``.venv/bin/python benchmarks/bench_routing_slow.py [--labels FILE …] [--below] [-n 120] [--seed 10]
+[--budget 2400]``. Draws N prompts of ``routing_eval/test.jsonl`` (or of the files named, read as one) at
+random (seeded, so the subset is reproducible), routes each one as a turn would (``Orchestrator.decide`` with
+the configured threshold) and reports: acceptable overall, coverage of the fast path, how the model did on the
+prompts it got, what the fast path alone would have chosen for those same prompts, and the ceiling (an
+acceptable agent among the three candidates). ``--below`` draws only among the lines the fast path decides
+below the threshold, so every one sampled goes to the model (does it beat the fast path's own guess there?).
+Timeouts and cooldowns are lifted so a busy machine slows the run instead of turning decisions into
+fallbacks; ``--budget`` (seconds) stops early and reports what was done.
 Expect seconds per model decision on 2 cores.
 """
 
@@ -42,7 +44,9 @@ def share(label: str, right: int, n: int) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labels", default=str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl"))
+    parser.add_argument("--labels", nargs="+", default=[str(ROOT / "benchmarks" / "routing_eval" / "test.jsonl")])
+    parser.add_argument("--below", action="store_true",
+                        help="sample only lines the fast path decides below the threshold (each goes to the model)")
     parser.add_argument("-n", type=int, default=120)
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--budget", type=float, default=2400.0, help="stop after this many seconds")
@@ -59,7 +63,9 @@ async def main() -> None:
     threshold = config.orchestration.threshold
     orchestrator = Orchestrator.from_config(config)
     assert orchestrator is not None
-    rows = read_labels(Path(args.labels), set(config.agents))
+    rows = [row for file in args.labels for row in read_labels(Path(file), set(config.agents))]
+    if args.below:
+        rows = [row for row in rows if orchestrator.decide_fast(row.text).confidence < threshold]
     rows = random.Random(args.seed).sample(rows, min(args.n, len(rows)))
     runtime = open_runtime(config=config)
     done = right = fast_n = fast_right = 0
