@@ -8,7 +8,9 @@ the server's own, taken from its source or an issue thread where its users met i
   property of the request, not of the model's presence;
 - heads aiohttp refused and the official SDKs' parser (h11) reads: a field past 8,190 bytes, more than 128 fields, a
   ``content-length`` given twice (or as a list) with one value;
-- an Anthropic event whose JSON spans several ``data:`` lines (sse-starlette writes one per line of the payload).
+- an Anthropic event whose JSON spans several ``data:`` lines (sse-starlette writes one per line of the payload);
+- a chat template that cannot render the request (a later system message under Qwen's template, Ollama's template
+  errors), said as a 500.
 
 Each failed on the code before this pass; the guards marked so held already.
 """
@@ -257,3 +259,58 @@ async def test_a_broken_data_line_before_a_whole_one_is_still_malformed(servers:
                                         headers=SSE))
     [routed] = await _routed("anthropic", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)]
+
+
+# -- a chat template that cannot render the request -------------------------------------------------------------------
+
+LATE_SYSTEM = ChatRequest(messages=[Message("system", "You are terse."), Message("user", "Weather in Paris?"),
+                                    Message("system", "Today is Sunday.")])
+#: llama-server (--jinja) rendering Qwen's template, which raises for a system message that is not the first: its
+#: exception handler answers a template's runtime error as ERROR_TYPE_SERVER, a 500 (users: "a live Qwen3.5-4B answered
+#: every Ask with HTTP 500 and 'System message must be at the beginning'"; opencode#16560, #20785)
+QWEN_TEMPLATE = {"error": {"code": 500, "type": "server_error", "message": (
+    "Unable to generate parser for this template. Automatic parser generation failed: \n------------\nWhile executing "
+    "CallExpression at line 89, column 28 in source:\n...{{- raise_exception('System message must be at the "
+    "beginning.') }}...\nJinja Exception: System message must be at the beginning.")}}
+#: Ollama's qwen renderer: routes.go logs "chat prompt error" and answers c.JSON(500, {"error": err.Error()})
+OLLAMA_RENDERER = {"error": "system message must be at the beginning"}
+
+
+@pytest.mark.parametrize(("kind", "refusal", "path"), [
+    ("openai", QWEN_TEMPLATE, "/v1/chat/completions"),
+    ("ollama", OLLAMA_RENDERER, "/api/chat"),
+], ids=["llama_server_qwen_template", "ollama_qwen_renderer"])
+async def test_a_later_system_message_the_template_refuses_goes_as_a_user_message(kind: str, refusal: dict[str, Any],
+                                                                                  path: str,
+                                                                                  servers: dict[str, Any],  # noqa: F811
+                                                                                  tmp_path: Path) -> None:
+    """Qwen's chat template (the official default since Qwen3.5) raises "System message must be at the beginning."
+    for a system message after the first turn, which clients send (Claude Code's hook context, an agent's injected
+    state). Said as a 500, it was a server_error: asked again for the same refusal, and counted against the model
+    until it cooled for every request. Now the request is asked again at once with the later system message as a
+    user message (in place: the prompt's start, and the server's cache of it, unchanged), and later requests go so."""
+    servers[kind].push(Fault.raw(500, json.dumps(refusal), headers=JSON))
+    first, second = await _routed(kind, servers, tmp_path, LATE_SYSTEM, LATE_SYSTEM)
+    sent = [r.json for r in servers[kind].requests_to(path)]
+    assert outcomes(first) == outcomes(second) == [("primary", "ok", None)]
+    assert len(sent) == 3  # the refused one, the one asked again at once, then the next request as learned
+    assert [m["role"] for m in sent[0]["messages"]] == ["system", "user", "system"]
+    assert [m["role"] for m in sent[1]["messages"]] == [m["role"] for m in sent[2]["messages"]] == [
+        "system", "user", "user"]
+    assert sent[2]["messages"][2]["content"] == "Today is Sunday."
+
+
+async def test_an_ollama_template_that_cannot_render_the_request_is_the_requests(servers: dict[str, Any],  # noqa
+                                                                                 tmp_path: Path) -> None:
+    """A model's template that fails on the request's tools: Ollama's 500 "template: :108:130: executing \"\" at
+    <index $prop.Type 0>: error calling index: reflect: slice index out of range" (gpt-oss with tools, ollama#11800;
+    routes.go's "chat prompt error"). Asked again it fails the same: it was a server_error, retried and counted
+    against a model that answers other requests. Now the request's: the next model takes it, this one stays in
+    service."""
+    servers["ollama"].push(Fault.raw(500, json.dumps({"error": (
+        'template: :108:130: executing "" at <index $prop.Type 0>: error calling index: reflect: slice index out of '
+        "range")}), headers=JSON))
+    with_tools, plain = await _routed("ollama", servers, tmp_path, REQ, PLAIN)
+    assert outcomes(with_tools) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "could not render" in with_tools.record.attempts[0].detail
+    assert outcomes(plain) == [("primary", "ok", None)]

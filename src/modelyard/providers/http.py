@@ -806,6 +806,22 @@ CONTEXT_FULL = "context_full"
 #: the conversation sent holds what the server cannot take, said under a 500 (llama-server's "Failed to parse tool
 #: call arguments as JSON" for a call in the history): the request's, as a 400 says
 HISTORY_REFUSED = "history_refused"
+#: a chat template that takes a system message only first: Qwen's (``raise_exception('System message must be at the
+#: beginning.')``, the official default since Qwen3.5; MiniMax's likewise) rendered by llama-server (--jinja), vLLM or
+#: LM Studio, and Ollama's qwen renderer ("chat prompt error" error="system message must be at the beginning",
+#: routes.go: a 500). Clients send later ones (Claude Code's hook context, an agent's injected state: opencode#16560,
+#: #20785). A 500 was a server_error: asked again for the same refusal, counted until the model cooled for every request
+SYSTEM_FIRST_WORDS = re.compile(r"system message must be at the beginning", re.IGNORECASE)
+
+
+def system_first(messages: Any) -> list[Any] | None:
+    """``messages`` with each system message after the first message sent as a user message, in place (merged into
+    the first, the prompt's start would change, and a server's prompt cache with it); None when there is none."""
+    if not isinstance(messages, list) or not any(
+            isinstance(m, dict) and m.get("role") == "system" for m in messages[1:]):
+        return None
+    return messages[:1] + [{**m, "role": "user"} if isinstance(m, dict) and m.get("role") == "system" else m
+                           for m in messages[1:]]
 #: Groq's 400 ``tool_use_failed``: the *model's* tool call did not parse ("Failed to call a function. Please adjust
 #: your prompt. See 'failed_generation' for more details."), or a required call never came. It was a bad_request — a
 #: chain ending on it told the client its request was wrong (400, do not retry); the answer was unusable, as a tool

@@ -16,8 +16,10 @@ from modelyard.providers.base import parse_duration
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
+    HISTORY_REFUSED,
     NO_ROOM_WORDS,
     NOT_CHAT_WORDS,
+    SYSTEM_FIRST_WORDS,
     TOOL_USE_FAILED,
     UNPARSED_CALL,
     USAGE_LIMIT_WORDS,
@@ -30,6 +32,7 @@ from modelyard.providers.http import (
     said,
     shown_url,
     stream_error,
+    system_first,
     tool_call,
     unparsed_call,
 )
@@ -42,6 +45,8 @@ from modelyard.types import ChatRequest, Chunk, Message
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
+#: Ollama's renderer for a conversation with no user turn to answer (routes.go "chat prompt error")
+_NO_USER_QUERY = "no user query found in messages"
 #: how Ollama refuses ``think`` for a model without thinking (a 400): '"llama3.2:latest" does not support thinking'
 _NO_THINKING = "does not support thinking"
 DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
@@ -94,6 +99,14 @@ def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
     if UNPARSED_CALL.match(words):
         return TOOL_USE_FAILED, unparsed_call("Ollama", words)
+    if SYSTEM_FIRST_WORDS.search(words) or words.startswith("template: ") or _NO_USER_QUERY in words:
+        # the model's chat template (or renderer) could not make a prompt of this request: Ollama's "chat prompt
+        # error" is a 500 (routes.go: c.JSON(http.StatusInternalServerError, …)) — a template that fails on the
+        # request's tools ("template: :108:130: executing \"\" at <index $prop.Type 0>: error calling index: reflect:
+        # slice index out of range", gpt-oss: ollama#11800), a renderer that takes a system message only first or
+        # wants a user turn. Asked again it fails the same (3 of 3, at once): it was a server_error, retried and
+        # counted against a model that answers other requests. The request's, as a 400 says: another model may take it
+        return HISTORY_REFUSED, f"{words} (the model's chat template could not render this conversation)"
     if body.get("signin_url"):
         # a cloud model on a server not signed in to ollama.com (routes.go: {"error": "unauthorized", "signin_url"}):
         # "unauthorized" alone, from a local server that takes no key, left users looking for one (continue#11404,
@@ -174,10 +187,27 @@ class OllamaProvider(HttpProvider):
     def base_profile(self) -> ModelProfile:
         return ModelProfile(thinking_switch=ThinkingSwitch.OLLAMA_THINK, json_mode=True)
 
+    #: learned: the model's template (Ollama's qwen renderer) refuses a system message that is not the first
+    _system_first = False
+
+    def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A later system message the model's renderer refuses ("system message must be at the beginning"): asked
+        again at once with it as a user message, and later requests go so from the start (http.system_first)."""
+        if error.reason is not Reason.BAD_REQUEST or not SYSTEM_FIRST_WORDS.search(error.message):
+            return None
+        if (refitted := system_first(body.get("messages"))) is None:
+            return None
+        if not self._system_first:
+            self._system_first = True
+            log.info("model %s: its template takes a system message only first; later ones go as user messages from "
+                     "now on", self.name)
+        return {**body, "messages": refitted}
+
     def body(self, request: ChatRequest) -> dict[str, Any]:
+        messages = [_message(m) for m in request.messages]
         body: dict[str, Any] = {
             "model": self.model_id,
-            "messages": [_message(m) for m in request.messages],
+            "messages": system_first(messages) or messages if self._system_first else messages,
             "stream": True,
         }
         if request.tools:

@@ -38,6 +38,7 @@ from modelyard.providers.http import (
     NOT_CHAT_WORDS,
     NOT_JSON,
     REFUSED,
+    SYSTEM_FIRST_WORDS,
     TOOL_USE_FAILED,
     UNPARSED_CALL,
     UNSUPPORTED,
@@ -50,6 +51,7 @@ from modelyard.providers.http import (
     openai_tools,
     shown_url,
     stream_error,
+    system_first,
     tool_call,
     try_loads,
     unparsed_call,
@@ -107,6 +109,12 @@ def _read_error(body: Any) -> tuple[str, str]:
     return _recognised(kind, message)
 
 
+def _short(message: str) -> str:
+    """A template engine's refusal without the template source it quotes (llama-server: "Unable to generate parser for
+    this template. … While executing CallExpression at line 89 … Jinja Exception: System message must be …")."""
+    return message.rsplit("Jinja Exception:", 1)[-1].strip() if "Jinja Exception:" in message else message
+
+
 #: OpenRouter's 404 when no upstream of the model takes the request's tools, tool_choice, images or parameters
 _NO_ENDPOINT_FOR = re.compile(r"No endpoints found that (?:support|can handle)\b")
 
@@ -138,6 +146,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     if "requires --jinja flag" in message:
         return UNSUPPORTED, (f"{message} (llama-server was started without --jinja: start it with --jinja to use "
                              "tools with this model)")
+    if SYSTEM_FIRST_WORDS.search(message):  # the model's chat template refuses a later system message (http.py)
+        return HISTORY_REFUSED, f"{_short(message)} (the model's chat template takes a system message only first)"
     if _NO_ENDPOINT_FOR.match(message):
         # OpenRouter found no upstream of this model that takes what the request holds: tools ("No endpoints found that
         # support tool use", a model without tool calling: fast-agent#122, mastra#2839, home-assistant.io#41145), a
@@ -522,6 +532,8 @@ class OpenAIProvider(HttpProvider):
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
     _reasoning_back = False
+    #: learned: the model's chat template refuses a system message that is not the first (Qwen's)
+    _system_first = False
     #: learned: this server's empty event stream is a prompt past its context (llama_cpp.server's: asked whole once,
     #: it said so), the words it said then
     _empty_said: str | None = None
@@ -580,6 +592,12 @@ class OpenAIProvider(HttpProvider):
             return {**body, "messages": [{**m, "reasoning_content": ""} if isinstance(m, dict)
                                          and m.get("role") == "assistant" and "reasoning_content" not in m else m
                                          for m in messages]}
+        if SYSTEM_FIRST_WORDS.search(error.message) and (later := system_first(body.get("messages"))):
+            if not self._system_first:
+                self._system_first = True
+                log.info("model %s: its chat template takes a system message only first; later ones go as user "
+                         "messages from now on", self.name)
+            return {**body, "messages": later}
         if "missing a thought_signature" in error.message:
             # a tool turn Gemini did not make (another model's, or one from before a restart): Google documents a
             # stand-in for such histories, "skip_thought_signature_validator", on the first call of each step
@@ -603,6 +621,8 @@ class OpenAIProvider(HttpProvider):
         messages = _messages(request.messages, self._reasoning_back, self._extras)
         if self._nine_char_ids:
             messages = _nine_char_messages(messages)
+        if self._system_first:
+            messages = system_first(messages) or messages
         switch = thinking_switch(self.profile, request.thinking)
         if switch:
             for m in reversed(messages):
