@@ -471,3 +471,18 @@ def test_a_password_in_an_endpoint_is_never_shown_nor_logged(tmp_path: Path) -> 
     logged = invoke(config, "log", "--json", "--attempts")
     assert logged.exit_code == 0 and "connect_error" in logged.output, logged.output
     assert "hunter2secret" not in asked.output + logged.output
+
+
+def test_models_with_the_postgresql_log_down_still_lists_the_models(tmp_path: Path) -> None:
+    """A team's first `log.url`, PostgreSQL not up yet (port 1 here: refused at once): `models` said only
+    'connection failed' and listed no model, though ask, chat and serve go on without it. Now it lists them from
+    this host's own rows, says why the shared log was not read and what to check, and exits 1."""
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  local:\n    provider: ollama\n    model: qwen3.5\n"
+                    "agents:\n  chat:\n    primary: local\n"
+                    f"log:\n  url: postgresql://127.0.0.1:1/test\n  path: {tmp_path / 'log.sqlite3'}\n")
+    out = CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], terminal_width=200)
+    assert out.exit_code == 1, out.output
+    assert "local" in out.stdout and "available" in out.stdout, out.stdout
+    assert "127.0.0.1:1" in out.stderr and "is PostgreSQL running and reachable there (log.url)?" in out.stderr
+    assert str(tmp_path / "log.sqlite3") in " ".join(out.stderr.split()) and "Traceback" not in out.output

@@ -137,6 +137,25 @@ def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
         raise fail(str(exc), code=1) from None
 
 
+def log_or_local(cfg: Config) -> tuple[LogConnection, str | None]:
+    """The routing log, or — a PostgreSQL log (``log.url``) that cannot be reached — this host's own file, where rows
+    wait to be forwarded, with why (said by the caller, which exits 1): ``models`` then still lists the models. It
+    said only 'connection failed' and listed none, after a team's first ``log.url``."""
+    from modelyard.ledger.migrator import NewerSchema
+    from modelyard.ledger.store import LogStore, LogUnavailable
+
+    try:
+        return _closed_with_command(LogStore.of(cfg).connect()), None
+    except LogUnavailable as exc:
+        if not cfg.log.url:
+            raise fail(str(exc), code=1) from None
+        local = local_log_or_exit(cfg)
+        return local, (f"{exc} — is PostgreSQL running and reachable there (log.url)? The states above come from "
+                       f"this host's own rows ({LogStore.of(cfg).path}), which wait there to be forwarded")
+    except NewerSchema as exc:
+        raise fail(str(exc)) from None
+
+
 def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     """A long-running process (``serve``, ``telegram``) whose Redis refuses its password stops at start, naming
     where the URL is set and what to write. It started, gave no model a slot ("never reached it, so it cannot know

@@ -15,7 +15,16 @@ import typer
 
 from modelyard.agents.learning import record_correction
 from modelyard.agents.topology import orchestrator_name, routing_targets
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit, local_log_or_exit, log_or_exit, note
+from modelyard.cli.common import (
+    ConfigOption,
+    console,
+    fail,
+    load_or_exit,
+    local_log_or_exit,
+    log_or_exit,
+    log_or_local,
+    note,
+)
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
@@ -88,7 +97,7 @@ def models(
     (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live (Redis,
     a running serve, or each process)."""
     cfg, path = load_or_exit(config)
-    conn = log_or_exit(cfg)
+    conn, unread = log_or_local(cfg)
     users: dict[str, list[tuple[str, bool]]] = {}
     for agent_name, agent in cfg.agents.items():
         for i, model_name in enumerate(agent.chain):
@@ -171,6 +180,8 @@ def models(
             console.print(apart, highlight=False, markup=False, soft_wrap=False)
         if gone := left_out(MODEL_COLUMNS, table):
             console.print(gone, highlight=False, markup=False, soft_wrap=False)
+    if unread is not None:
+        raise fail(unread, code=1)
     if blind is not None:  # it exited 0, as if the slots shown were every process's; the reason is in the caption
         store = blind.partition("): ")[0] + ")"
         raise fail(f"{store} could not be read (why: the line above, or \"limits\" in --json): the slots shown are "
