@@ -179,6 +179,21 @@ class _Commands(MutableMapping[str, click.Command]):
         return len(_BY_NAME.keys() | self._added.keys())
 
 
+#: commands other tools have that a newcomer types first, and what does it here: click offered 'stats' for 'status'
+#: (request figures, not whether the models are up) and nothing for 'doctor'
+MEANT = {
+    "status": "`modelyard models` says each model's state (available, unreachable, failing…); `stats`: request "
+              "figures",
+    "health": "`modelyard models` says each model's state; `serve` answers GET /healthz",
+    "doctor": "`modelyard models` (is each model there and reachable) and `modelyard check` (the config against what "
+              "`probe` found the models do)",
+    "start": "`modelyard serve` (the gateway, and the Telegram bot when configured), `chat` or `ask \"…\"`",
+    "run": "`modelyard ask \"…\"` (one turn), `chat`, or `serve` (the gateway)",
+    "setup": "`modelyard init` writes a starter config (`--detect`: from the model servers on this machine)",
+    "version": "`modelyard --version`",
+}
+
+
 class LazyGroup(TyperGroup):
     """The ``modelyard`` group: its commands are :data:`COMMANDS`, imported when one is run."""
 
@@ -190,6 +205,11 @@ class LazyGroup(TyperGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)  # names only: TyperGroup's looked every command up
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] in MEANT and args[0] not in _BY_NAME:
+            ctx.fail(f"No such command '{args[0]}': {MEANT[args[0]]}.")
+        return super().resolve_command(ctx, args)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         commands = self.commands
