@@ -121,7 +121,7 @@ def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
                                  input="/help\n/agnet a\n/etc/hosts holds what?\n/quit\n")
         assert out.exit_code == 0, out.output
         assert "commands: /agent NAME, /agent auto, /retry, /reset, /help, /quit" in out.output  # /help lists itself
-        assert "unknown command /agnet" in out.output
+        assert "unknown command /agnet (did you mean '/agent'?)" in out.output
         assert [m["content"] for r in llm.requests for m in r.json["messages"] if m["role"] == "user"] == [
             "/etc/hosts holds what?"]
 

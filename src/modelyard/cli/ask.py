@@ -280,6 +280,7 @@ class LineReader:
 
 #: what chat's prompt understands (printed for /help and for a command it does not know)
 COMMANDS = "/agent NAME, /agent auto, /retry, /reset, /help, /quit"
+_WORDS = ("/agent", "/retry", "/reset", "/help", "/quit")
 
 
 async def _command(session: Session, runtime: Runtime, line: str) -> bool:
@@ -291,8 +292,9 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
     word = line.split(maxsplit=1)[0]
     if word != "/agent":
         if re.fullmatch(r"/[A-Za-z][\w-]*", word):  # '/help', '/agnet x': a command, not a path or a message
-            console.print(f"{'commands' if word == '/help' else f'unknown command {word}; commands'}: {COMMANDS}",
-                          highlight=False, markup=False)
+            near = did_you_mean(word, _WORDS) if word != "/help" else ""  # '/agnet' → '/agent'
+            console.print(f"{'commands' if word == '/help' else f'unknown command {word}{near}; commands'}: "
+                          f"{COMMANDS}", highlight=False, markup=False)
             return True
         return False
     wanted = line.removeprefix("/agent").strip()
