@@ -12,6 +12,7 @@ import pytest
 from telegram.error import NetworkError, TimedOut
 
 from modelyard.frontends.streaming import MAX_MESSAGE, _maybe_sent
+from modelyard.frontends.telegram import UNLINKED
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.frontends.conftest import ALICE, bot_config, db, eventually, running_bot
 
@@ -41,9 +42,13 @@ async def test_a_final_message_whose_answer_was_lost_is_not_sent_twice(tmp_path,
     async with running_bot(config, tg):
         tg.push_message(ALICE, text="write a long one")
         await eventually(lambda: "answered by" in caplog.text, timeout=20)  # the final message given up or shown
+        final = next(c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and c.params.get("reply_markup"))
+        tg.push_callback(ALICE, final.result["message_id"], data="rate:1")  # her own answer, its id never came back
+        rated = await eventually(lambda: tg.calls_to("answerCallbackQuery"))
     finals = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and c.params.get("reply_markup")]
     assert len(finals) == 1, [c.text[:40] for c in finals]
     assert "it may be on screen, so it is not sent again" in caplog.text
+    assert rated[0].params.get("text") == UNLINKED  # not "can't be rated by you" about her own answer
     on_screen = [tg.message(ALICE, c.result["message_id"])["text"] for c in tg.calls_to("sendMessage")
                  if c.chat_id == ALICE and c.ok]
     shown = " ".join(text for text in on_screen if text != "…")

@@ -80,6 +80,9 @@ CANCELLED_NOTE = "[stopped]"
 #: asked again from the start (what the cut-off run had written is gone, and its tokens were spent)
 RESTARTED_PLACEHOLDER = "… the bot restarted while writing this answer; asking again from the start"
 RESTARTED_NOTE = "↻ the bot restarted while writing this; this answer was asked again from the start"
+#: a 👍/👎 on a message linked to no request: Telegram took it but its answer (the message id) was lost on the way
+#: back — the person was told "can't be rated by you" about their own answer
+UNLINKED = "Sorry — this message is not linked to its request (Telegram's reply was lost), so it can't be rated."
 #: a group member's /stop while someone else's answer is being written
 NOT_YOURS = "Only the person who asked, or a group admin, can stop that answer."
 #: first and longest pause between two tries of a final answer the Bot API could not take (outage, flood control)
@@ -1041,9 +1044,14 @@ class TelegramBot:
                     await linking.wait()
         link = (self.store.message_link(FRONTEND, target.chat.id, target.message_id)
                 if target is not None else None)
-        if link is None or link.user_id != str(user.id):
+        if link is None:  # its sendMessage's answer was lost (no id to link), or not one of this log's answers
+            log.info("telegram: rating from user %s on message %s, which is linked to no request", user.id,
+                     target.message_id if target else "?")
+            await query.answer(UNLINKED)
+            return
+        if link.user_id != str(user.id):
             log.warning("telegram: rejected rating from user %s on message %s (not their answer)",
-                        user.id, target.message_id if target else "?")
+                        user.id, target.message_id)
             await query.answer("This answer can't be rated by you.")
             return
         good = query.data == RATE_UP
