@@ -1051,7 +1051,7 @@ class TelegramBot:
             return
         if link.user_id != str(user.id):
             log.warning("telegram: rejected rating from user %s on message %s (not their answer)",
-                        user.id, target.message_id)
+                        user.id, target.message_id if target else "?")
             await query.answer("This answer can't be rated by you.")
             return
         good = query.data == RATE_UP
