@@ -109,6 +109,10 @@ WAL_BOUND = 64 * 1024 * 1024
 #: commit's pwrites appended to it (new blocks, new page-cache pages), and the cut itself freed them (issue #15)
 WAL_LIMIT = 80 * 1024 * 1024
 
+#: seconds a request may be stamped before the newest in the log before the clock is said to have gone back (requests
+#: are stamped when they start and written when they end: a long one lands after shorter, later ones)
+CLOCK_BACK = 3600.0
+
 #: the host every row this process writes was answered on (``log`` shows it when a shared log has several)
 HOST = socket.gethostname()
 
@@ -279,6 +283,9 @@ class LogWriter:
             self._write_ahead = WriteAhead(self.path)
             #: rows an earlier writer kept at its close (the store refused them then)
             self.recovered = held_file.load(self._conn, self.path)
+            #: the newest request's time in the log (a much older one written after it: the clock went back)
+            self._newest: float = self._conn.execute("SELECT COALESCE(MAX(ts), 0) FROM requests").fetchone()[0]
+            self._clock_said = False
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
                 raise LogUnavailable(said) from None
@@ -589,6 +596,12 @@ class LogWriter:
                     requests.append(request_row(item, local, max_text))
                     attempts += attempt_rows(item)
             self._commit(requests, attempts, others)
+            last = batch[-1]
+            if not isinstance(last, Row):
+                if last.ts > self._newest:
+                    self._newest = last.ts
+                elif last.ts < self._newest - CLOCK_BACK and not self._clock_said:
+                    self._clock_went_back(last.ts)
             return len(batch), 0, []
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
             self._failed(exc)
@@ -617,6 +630,18 @@ class LogWriter:
                 continue  # the same row again
             i += 1
         return ok, lost, []
+
+    def _clock_went_back(self, ts: float) -> None:
+        """Say once that a request is stamped well before one already in the log: the clock went back (or was ahead
+        when that one was logged) — ``log`` lists this host's new requests under older ones, ``report`` puts them on
+        other days; with ``log.url`` the forwarder compares with the database's clock too."""
+        self._clock_said = True
+        behind = self._newest - ts
+        amount = f"{behind / 86400:.1f} days" if behind >= 86400 else f"{behind / 3600:.1f} h"
+        log.warning("routing log %s: a request was stamped %s before the newest one already in the log: this host's "
+                    "clock went back (or was ahead when that one was logged), so its requests are listed below older "
+                    "ones in `log` and counted on other days in `report` — set the clock (timedatectl set-ntp true, or "
+                    "your NTP client)", self.path, amount)
 
     def _statements(self, items: list[RequestRecord | Row]) -> list[tuple[str, tuple]]:
         """Each item's rows as (``INSERT``, repaired values): what :mod:`.held` keeps for the next start."""
