@@ -1,7 +1,7 @@
 """Noise-immune counts for the gateway hot path (issue #15): instructions or Python bytecodes per request.
 
-    .venv/bin/python benchmarks/hotpath_counts.py [--what instructions|bytecodes] [--clients 50] [-n 2000]
-                                                  [--src OTHER/src ...]
+    .venv/bin/python benchmarks/hotpath_counts.py [--what instructions|bytecodes|syscalls] [--clients 50] [-n 2000]
+                                                  [--src OTHER/src ...] [--keep DIR]
 
 Wall time on a shared machine moves with everybody else's work; these counts do not. Per ``src``
 (default: this checkout's), a real ``modelyard serve`` on the instant backend of
@@ -11,7 +11,9 @@ requests at ``--clients``:
 - ``instructions``: ``serve`` under valgrind's callgrind (every thread), started uninstrumented, counted
   from the end of the warm-up (``callgrind_control``: instrumentation on, counters zeroed, dumped);
 - ``bytecodes``: ``serve`` with an opcode counter on every thread (``sys.settrace`` with
-  ``f_trace_opcodes``), switched on and off by signals; prints the functions that ran the most.
+  ``f_trace_opcodes``), switched on and off by signals; prints the functions that ran the most;
+- ``syscalls``: ``serve`` uninstrumented, ``strace -f -c`` attached to it from the end of the warm-up
+  (the kernel's share of CPU per request, which callgrind does not see); prints the calls made the most.
 
 Both slow ``serve`` down many times over; they count work, they do not time it.
 """
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,7 +105,8 @@ def config(home: Path, backend: int) -> Path:
     return cfg
 
 
-def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, top: int) -> float:
+def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, top: int,
+          keep: Path | None = None) -> float:
     home = Path(tempfile.mkdtemp(dir=tmp))
     port = free_port()
     serve_args = ["serve", "--config", str(config(home, backend)), "--port", str(port), "--no-access-log",
@@ -113,8 +117,11 @@ def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, t
     if what == "instructions":
         args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                 PY, "-m", "modelyard", *serve_args]
+    elif what == "syscalls":
+        args = [PY, "-m", "modelyard", *serve_args]
     else:
         args = [PY, "-c", _COUNTER, *serve_args]
+    tracer: list[subprocess.Popen[bytes]] = []
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(home / "err").open("wb"))
     try:
         try:
@@ -129,6 +136,10 @@ def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, t
         def start() -> None:
             if what == "instructions":
                 subprocess.run(["callgrind_control", "--zero", str(proc.pid)], check=True, capture_output=True)
+            elif what == "syscalls":  # every thread of serve (-f), counted until strace is interrupted
+                tracer.append(subprocess.Popen(["strace", "-f", "-c", "-o", str(home / "strace.txt"), "-p",
+                                                str(proc.pid)], stderr=subprocess.DEVNULL))
+                time.sleep(2)
             else:
                 proc.send_signal(signal.SIGUSR1)
                 time.sleep(0.5)
@@ -137,12 +148,21 @@ def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, t
         if what == "instructions":
             subprocess.run(["callgrind_control", "--dump", str(proc.pid)], check=True, capture_output=True)
             total = 0
-            for dump in home.glob("callgrind.out*"):
+            dumps = sorted(home.glob("callgrind.out*"))
+            if keep is not None:  # for callgrind_annotate: per-function counts of this src
+                keep.mkdir(parents=True, exist_ok=True)
+                for i, dump in enumerate(dumps):
+                    shutil.copy(dump, keep / f"{src.parent.name}.{i}.callgrind.out")
+            for dump in dumps:
                 for line in dump.read_text(errors="replace").splitlines():
                     if line.startswith("summary:") or line.startswith("totals:"):
                         total += int(line.split()[1])
                         break
             return total / n
+        if what == "syscalls":
+            tracer[0].send_signal(signal.SIGINT)
+            tracer[0].wait(60)
+            return _syscalls(home / "strace.txt", n, top)
         proc.send_signal(signal.SIGUSR2)
         tsv = home / "bytecodes.tsv"
         for _ in range(100):
@@ -159,13 +179,27 @@ def count(src: Path, what: str, clients: int, n: int, backend: int, tmp: Path, t
         stop([proc])
 
 
+def _syscalls(summary: Path, n: int, top: int) -> float:
+    """strace -c's table: the system calls per request, the ``top`` most made printed."""
+    rows = []
+    for line in summary.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0].replace(".", "").isdigit() and parts[-1] != "total":
+            rows.append((int(parts[3]), parts[-1]))
+    rows.sort(reverse=True)
+    for calls, name in rows[:top]:
+        print(f"    {calls / n:8.2f}  {name}")
+    return sum(calls for calls, _ in rows) / n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--what", choices=("instructions", "bytecodes"), default="instructions")
+    parser.add_argument("--what", choices=("instructions", "bytecodes", "syscalls"), default="instructions")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("-n", type=int, default=2000, help="requests counted (after 100 of warm-up)")
     parser.add_argument("--src", action="append", help="a checkout's src directory (default: this one's)")
     parser.add_argument("--top", type=int, default=25, help="bytecodes: functions listed")
+    parser.add_argument("--keep", type=Path, help="instructions: callgrind's profiles copied here (callgrind_annotate)")
     args = parser.parse_args()
     sources = [Path(s).resolve() for s in args.src or [ROOT / "src"]]
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,8 +209,8 @@ def main() -> None:
         try:
             wait_ready(backend, proc)
             for src in sources:
-                per = count(src, args.what, args.clients, args.n, backend, Path(tmp), args.top)
-                unit = "instructions" if args.what == "instructions" else "bytecodes"
+                per = count(src, args.what, args.clients, args.n, backend, Path(tmp), args.top, args.keep)
+                unit = args.what
                 print(f"{src}: {per:,.0f} {unit} per request ({args.n} requests at c={args.clients})", flush=True)
         finally:
             stop([proc])

@@ -50,13 +50,14 @@ from modelyard.gateway.responses_route import create_response
 from modelyard.gateway.routing import AUTO, listed_names, resolve, shared_router
 from modelyard.gateway.transport import send_whole
 from modelyard.ledger.store import LogUnavailable
+from modelyard.router.clock import current_loop
 from modelyard.router.records import RequestRecord
 from modelyard.runtime import Runtime
 from modelyard.types import ChatRequest
 
 log = logging.getLogger("modelyard.gateway")
-#: the running event loop of this thread, or None (asyncio's own helper, without the RuntimeError)
-_running_loop = asyncio._get_running_loop
+#: the running event loop of this thread, or None (without asyncio's getpid system call on serve's loop)
+_running_loop = current_loop
 
 
 class Gateway:

@@ -15,6 +15,7 @@ from typing import TypeVar
 from starlette.types import Receive, Scope
 
 from modelyard.errors import Reason
+from modelyard.router.clock import running_loop
 from modelyard.router.records import CALLER_GONE
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[T], scope: Scope | 
     watcher task reads ``receive`` until ``http.disconnect``, which costs less per request than
     racing two tasks with ``asyncio.wait``.
     """
-    current = asyncio.current_task()
+    current = asyncio.current_task(running_loop())  # without get_running_loop()'s getpid system call (issue #15)
     assert current is not None
     hangup = scope.get(HANGUP) if scope is not None else None
     if hangup is not None:

@@ -17,6 +17,8 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from modelyard.router.clock import running_loop
+
 SHUTTING_DOWN = "the gateway is shutting down; the answer was stopped"
 
 
@@ -39,9 +41,10 @@ class Drain:
 
     def enter(self) -> asyncio.Task:
         """:meth:`track` without a context manager (the hot path's ``try``/``finally``): call :meth:`leave`."""
-        task = asyncio.current_task()
+        loop = running_loop()  # asyncio.current_task() asks get_running_loop(): a getpid system call (issue #15)
+        task = asyncio.current_task(loop)
         assert task is not None
-        self._loop = task.get_loop()
+        self._loop = loop
         self._tasks.add(task)
         return task
 

@@ -1,4 +1,4 @@
-"""The event loop ``modelyard serve`` runs on: asyncio's selector loop, less three costs per request.
+"""The event loop ``modelyard serve`` runs on: asyncio's selector loop, less five costs per request.
 
 - **Async generators are not tracked** for :meth:`~asyncio.AbstractEventLoop.shutdown_asyncgens`.
   asyncio puts every async generator, on its first step, into a weak set (a weak reference with a
@@ -15,6 +15,10 @@
 - **Handles are made without asyncio's debug checks** (``Handle.__init__`` asks ``get_debug()``
   each time), as the replay's virtual-time loop does (``router/clock.py``); the clock is
   ``time.monotonic`` itself rather than a method that calls it.
+- **The running loop is found without a system call.** ``asyncio.get_running_loop()`` calls ``getpid``
+  each time (to tell a forked child's loop from its parent's); the router, the routing-log writer and the
+  request's own bookkeeping asked it five times per request. This loop says it runs in a thread-local
+  (``router.clock.loop_running``), where ``router.clock.running_loop()`` finds it. Issue #15.
 - **aiohttp's request body is written at once, not in a task of its own.** aiohttp's client sends each
   request's body from a task (``ClientRequest.write_bytes``); on Python 3.12+ it starts that task eagerly
   (``eager_start=True``: the body leaves in the same step and, written whole, no task is left), on 3.11
@@ -39,7 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from aiohttp.client_reqrep import ClientRequest
 
-from modelyard.router.clock import FastHandle, fill_handle
+from modelyard.router.clock import FastHandle, fill_handle, loop_running
 
 _Ts = TypeVarTuple("_Ts")
 _new = object.__new__
@@ -96,6 +100,10 @@ class ServeLoop(asyncio.SelectorEventLoop):
         fill_handle(handle, callback, args, self, context)
         self._ready.append(handle)
         return handle
+
+    def run_forever(self) -> None:
+        with loop_running(self):  # found by router.clock.running_loop() without a getpid system call
+            super().run_forever()
 
     def create_task(self, coro: Any, *, name: str | None = None,  # type: ignore[override]
                     context: contextvars.Context | None = None) -> asyncio.Future[Any]:

@@ -75,6 +75,7 @@ from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import SameFile, WriteAhead, identity
 from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
 from modelyard.outcomes import AttemptOutcome
+from modelyard.router.clock import current_loop, running_loop
 from modelyard.router.records import RequestRecord
 from modelyard.types import repair_text
 
@@ -402,7 +403,7 @@ class LogWriter:
         ``block`` (seconds; for a caller that knows nothing else on its loop is waiting): first wait
         blocking for at most that long, if the writer is not stuck in an earlier batch (module docstring)."""
         target = self._submitted
-        loop = asyncio.get_running_loop()
+        loop = running_loop()  # without asyncio's getpid system call on serve's loop (issue #15)
         if block and self._wait_blocking(target, loop, block):
             return self.written + self.errors + self.held >= target
         with self._done:
@@ -798,8 +799,9 @@ class LogWriter:
             blocked[1].release()
 
 
-#: the running event loop of this thread, or None (asyncio's own helper, without the RuntimeError)
-_running_loop = asyncio._get_running_loop
+#: the running event loop of this thread, or None (asyncio's own helper, without the RuntimeError; nor, on serve's
+#: loop, its getpid system call)
+_running_loop = current_loop
 
 
 def _resolve_all(ready: list[asyncio.Future[None]]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -18,7 +19,7 @@ import selectors
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple
 
 Clock = Callable[[], float]
@@ -35,15 +36,30 @@ def loop_clock() -> float:
 
 
 class _Here(threading.local):
-    """Per thread: the :class:`VirtualTimeLoop` running in it, if one is. ``loop`` is None on the class, so a thread
-    that never ran one finds it there: ``getattr(threading.local(), "loop", None)`` raised and cleared a formatted
-    AttributeError each time, ~4,000 instructions, three times per request in ``serve`` (callgrind, issue #15)."""
+    """Per thread: the :class:`VirtualTimeLoop` running in it, if one is, and the loop running in it if that loop
+    said so (:func:`loop_running`). Both are None on the class, so a thread that never ran one finds it there:
+    ``getattr(threading.local(), "loop", None)`` raised and cleared a formatted AttributeError each time, ~4,000
+    instructions, three times per request in ``serve`` (callgrind, issue #15)."""
 
     loop: VirtualTimeLoop | None = None
+    running: asyncio.AbstractEventLoop | None = None
 
 
 _here = _Here()
-os.register_at_fork(after_in_child=lambda: _here.__dict__.pop("loop", None))  # a child runs no loop of ours
+os.register_at_fork(after_in_child=lambda: _here.__dict__.clear())  # a child runs no loop of ours
+
+
+@contextlib.contextmanager
+def loop_running(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Wrap a loop's ``run_forever``: while it runs, :func:`running_loop` and :func:`current_loop` find it in this
+    thread without asking asyncio — whose ``get_running_loop()`` makes a ``getpid`` system call each time (a check
+    for a fork), five times per request in ``serve`` (strace, issue #15)."""
+    previous = _here.running
+    _here.running = loop
+    try:
+        yield
+    finally:
+        _here.running = previous
 
 
 def wall_clock() -> float:
@@ -57,10 +73,17 @@ def wall_clock() -> float:
 
 
 def running_loop() -> asyncio.AbstractEventLoop:
-    """``asyncio.get_running_loop()``; on a :class:`VirtualTimeLoop` without the ``getpid`` system call it makes
-    each time (0.3 µs on this machine, asked several times per simulated request)."""
-    loop = _here.loop
+    """``asyncio.get_running_loop()``; on a loop that says it runs (:func:`loop_running`: ``serve``'s, a
+    :class:`VirtualTimeLoop`) without the ``getpid`` system call it makes each time (0.3 µs on this machine, asked
+    several times per request)."""
+    loop = _here.running
     return asyncio.get_running_loop() if loop is None else loop
+
+
+def current_loop() -> asyncio.AbstractEventLoop | None:
+    """The running loop of this thread or None (``asyncio._get_running_loop()``), as :func:`running_loop` finds it."""
+    loop = _here.running
+    return asyncio._get_running_loop() if loop is None else loop
 
 
 class ManualClock:
@@ -278,10 +301,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         previous = _here.loop
         _here.loop = self
         try:
-            if self._debug:
-                super().run_forever()
-            else:
-                self._run_lean()
+            with loop_running(self):
+                if self._debug:
+                    super().run_forever()
+                else:
+                    self._run_lean()
         finally:
             _here.loop = previous
 
