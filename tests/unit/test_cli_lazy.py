@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from inspect import cleandoc
+from pathlib import Path
 
 import pytest
 import typer
@@ -63,6 +64,21 @@ def test_a_commands_help_imports_its_own_module_only(command: str) -> None:
     assert f"modelyard {command} [OPTIONS]" in out, out
     assert own in modules and not (MODULES - {own}) & modules, sorted((MODULES - {own}) & modules)
     assert not {"aiohttp", "starlette", "uvicorn", "sklearn"} & modules
+
+
+@pytest.mark.parametrize("command", [["log"], ["stats"]], ids=lambda c: c[0])
+def test_reading_the_log_imports_no_routing_code(tmp_path: Path, command: list[str]) -> None:
+    """`log` and `stats` imported the classifier (through `rate`'s routing labels, in their module) and every other
+    command's module: ~0.3 s of the 0.5 s they spent importing, at load 15."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      f"agents:\n  chat: {{primary: a}}\nlog:\n  path: {tmp_path / 'log.sqlite3'}\n")
+    out, modules = _run("--config", str(config), *command)
+    assert '`modelyard ask "hello"` makes one' in out, out
+    assert "modelyard.cli.inspect" in modules
+    unwanted = {"modelyard.agents.classifier", "sklearn", "aiohttp", "starlette"}
+    unwanted |= MODULES - {"modelyard.cli.inspect"}
+    assert not unwanted & modules, sorted(unwanted & modules)
 
 
 def test_the_list_says_what_each_commands_docstring_says() -> None:

@@ -7,12 +7,10 @@ Exit status: 0 ok, 1 the request could not be served (chain exhausted, interrupt
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -22,7 +20,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-if TYPE_CHECKING:  # imported where used: `modelyard --help` and a command's --help need none of them
+if TYPE_CHECKING:  # imported where used (asyncio too): `modelyard --help` and a command's --help need none of them
+    import sqlite3
+
     from modelyard.config import Config
     from modelyard.errors import ConfigError
     from modelyard.ledger.store import LogConnection
@@ -161,6 +161,8 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     where the URL is set and what to write. It started, gave no model a slot ("never reached it, so it cannot know
     its share") and answered every request 503 while /healthz said "unreachable". A Redis that cannot be reached
     is an outage, ridden out as before (``state.on_outage``)."""
+    import asyncio
+
     from modelyard.errors import ConfigError
     from modelyard.router.pool import STATE_ENV, state_settings
 
@@ -241,6 +243,8 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = 
     command that returns what finished when stopped (``bench``) gets that back, shows it, and exits
     with the code itself.
     """
+    import asyncio
+
     received: list[int] = []
     returned: list[bool] = []
 

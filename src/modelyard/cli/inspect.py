@@ -13,8 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.agents.learning import record_correction
-from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.cli.common import (
     ConfigOption,
     console,
@@ -432,6 +430,8 @@ def rate(
         raise fail("--agent names the agent that should have answered: use it with 'bad'")
     cfg, _ = load_or_exit(config)
     if agent is not None:  # checked before anything is recorded: a wrong name leaves the log as it was
+        from modelyard.agents.topology import orchestrator_name, routing_targets  # with the classifier: rate's alone
+
         name = orchestrator_name(cfg)
         targets = routing_targets(cfg, name) if name else []
         if agent not in targets:
@@ -452,6 +452,10 @@ def _label_route(cfg: Config, request_id: str, agent: str | None) -> None:
     """A rating of a routed answer is a routing label, made from the decision in this host's SQLite file
     (with ``log.url`` forwarded to PostgreSQL like the requests): good confirms the agent chosen, bad
     --agent names the right one."""
+    # the routing code (the classifier with it) only here: `log`, `stats` and `models` share this module
+    from modelyard.agents.learning import record_correction
+    from modelyard.agents.topology import orchestrator_name, routing_targets
+
     conn = local_log_or_exit(cfg)
     try:
         routed = decision_of(conn, request_id)
