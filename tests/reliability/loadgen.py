@@ -145,7 +145,10 @@ class GatewayProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"  # always connect via loopback, whatever the bind address
 
-    def start(self, timeout: float = 30) -> GatewayProcess:
+    #: only a hang-guard: at load 17 on 2 cores a serve took over 30 s to import and answer /healthz (tests/lending)
+    START_TIMEOUT = 180.0
+
+    def start(self, timeout: float = START_TIMEOUT) -> GatewayProcess:
         self.starts += 1
         out = (self.directory / f"gateway-{self.starts}.out").open("wb")
         err = (self.directory / f"gateway-{self.starts}.err").open("wb")
@@ -160,6 +163,7 @@ class GatewayProcess:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()  # one that never answered is not left running (nor its Popen unwaited for)
                 raise RuntimeError(f"gateway did not start: {self.output()[-2000:]}")
             time.sleep(0.1)
 
