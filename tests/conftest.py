@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,22 +14,47 @@ import pytest
 from modelyard.ops.default_model import model_path
 from tests.pg import LogBackend, scratch_database, scratch_schema
 
-#: Directories run clean with ResourceWarnings and unraisable exceptions as errors (the leak sweep of 2026-11-29): a
-#: leak in them fails the test that made it. Per directory, and only a prefix of the suite's order (agents, bench,
-#: fakes_selftest, frontends come first), because a leak of a directory not yet swept is reported in whichever later
-#: test the collector happens to run in. Once every directory is clean this moves to pyproject's filterwarnings.
-STRICT_DIRS = ("agents", "bench", "fakes_selftest", "frontends")
+#: Directories run clean with ResourceWarnings and unraisable exceptions as errors (the leak sweeps of 2026-11-29): a
+#: leak in them fails the test that made it. Once every directory is clean this moves to pyproject's filterwarnings.
+STRICT_DIRS = ("agents", "bench", "fakes_selftest", "frontends", "replay")
 _STRICT = (pytest.mark.filterwarnings("error::ResourceWarning"),
            pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _strict(item: pytest.Item | None) -> bool:
     tests = Path(__file__).parent
+    if item is None or not item.path.is_relative_to(tests):
+        return False
+    parts = item.path.relative_to(tests).parts
+    return bool(parts) and parts[0] in STRICT_DIRS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
-        if parts and parts[0] in STRICT_DIRS:
+        if _strict(item):
             for mark in _STRICT:
                 item.add_marker(mark, append=False)  # a test's own filterwarnings marks still come after
+
+
+_last: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Before the first test of a strict directory that follows one not swept yet, collect the garbage that one left
+    — outside any test and with the interpreter's own unraisable hook, so its leaks are shown as they were, not as
+    errors of whichever strict test the collector would next run in (before, only a prefix of the suite's order
+    could be strict)."""
+    if _strict(item) and _last and not _strict(_last[0]):
+        hook, sys.unraisablehook = sys.unraisablehook, sys.__unraisablehook__
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", ResourceWarning)
+                gc.collect()
+        finally:
+            sys.unraisablehook = hook
+    _last[:] = [item]
+    return (yield)
 
 
 @pytest.fixture(autouse=True, scope="session")
