@@ -3,7 +3,9 @@ and which files are never read back (they hold the statements the writer runs)."
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -57,3 +59,22 @@ def test_a_file_anybody_could_have_written_is_never_run(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert ids(path) == [] and planted.exists() and bad.exists()  # left where they are, said in the log
+
+
+def test_a_file_another_process_is_writing_is_left_to_it(tmp_path: Path) -> None:
+    """Two processes opening the log at once (a serve restarted while an ask starts) wrote a file's rows twice: a
+    routing decision has no key, so it was there twice."""
+    path = tmp_path / "log.db"
+    connect(path).close()
+    kept = held.save(path, [request("a")])
+    assert kept is not None
+    other = os.open(kept, os.O_RDONLY)  # what the other process holds while it writes them
+    fcntl.flock(other, fcntl.LOCK_EX)
+    conn = connect(path)
+    try:
+        assert held.load(conn, path) == 0 and kept.exists()
+        os.close(other)  # it failed, say, and left the file: the next start takes it
+        assert held.load(conn, path) == 1
+    finally:
+        conn.close()
+    assert ids(path) == ["a"] and not kept.exists()

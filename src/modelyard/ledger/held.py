@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -70,6 +71,7 @@ def save(path: Path, rows: Sequence[tuple[str, Sequence[Any]]]) -> Path | None:
             if not _ours(directory):  # it would not be read back
                 continue
             fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a process starting meanwhile leaves it until it is whole
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
                 out.flush()
@@ -89,33 +91,54 @@ def _found(path: Path) -> Iterator[Path]:
 
 def load(conn: sqlite3.Connection, path: Path) -> int:
     """Write the rows earlier writers of ``path`` left (one transaction per file, the file removed after its commit);
-    how many. A file the store still refuses is left for the next start; one that cannot be read is said and kept."""
+    how many. A file the store still refuses is left for the next start; one that cannot be read is said and kept;
+    one another process is writing now (two starting at once) is left to it."""
     total = 0
     for file in _found(path):
         try:
-            rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line]
-            statements = [(r["sql"], [_decode(v) for v in r["v"]]) for r in rows]
-            if any(not sql.startswith("INSERT ") or ";" in sql for sql, _ in statements):
-                raise ValueError("not the writer's INSERT statements")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("routing log %s: rows kept at an earlier close in %s cannot be read (%s); left there",
-                        path, file, exc)
+            fd = os.open(file, os.O_RDONLY)
+        except OSError:  # taken by another process meanwhile
             continue
         try:
-            conn.execute("BEGIN")
-            for sql, values in statements:
-                conn.execute(sql, values)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            log.warning("routing log %s: rows kept at an earlier close in %s not written yet (%s); tried again at the "
-                        "next start", path, file, exc)
-            continue
-        with contextlib.suppress(OSError):
-            file.unlink()
-        total += len(statements)
-        log.info("routing log %s: wrote %d row(s) an earlier process could not write before it closed (%s)",
-                 path, len(statements), file)
+            total += _load_one(conn, path, file, fd)
+        finally:
+            os.close(fd)
     return total
+
+
+def _load_one(conn: sqlite3.Connection, path: Path, file: Path, fd: int) -> int:
+    """One file, opened as ``fd``: locked for as long as it is written, so two processes never write it twice (a
+    routing decision has no key: it would be there twice)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another process writes these rows now
+        return 0
+    if os.fstat(fd).st_nlink == 0:  # written and removed by another process before this one had the lock
+        return 0
+    try:
+        with os.fdopen(os.dup(fd), encoding="utf-8") as text:
+            rows = [json.loads(line) for line in text.read().splitlines() if line]
+        statements = [(r["sql"], [_decode(v) for v in r["v"]]) for r in rows]
+        if any(not sql.startswith("INSERT ") or ";" in sql for sql, _ in statements):
+            raise ValueError("not the writer's INSERT statements")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("routing log %s: rows kept at an earlier close in %s cannot be read (%s); left there",
+                    path, file, exc)
+        return 0
+    try:
+        conn.execute("BEGIN")
+        for sql, values in statements:
+            conn.execute(sql, values)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        log.warning("routing log %s: rows kept at an earlier close in %s not written yet (%s); tried again at the "
+                    "next start", path, file, exc)
+        return 0
+    with contextlib.suppress(OSError):
+        file.unlink()  # still locked: nobody else reads it in between
+    log.info("routing log %s: wrote %d row(s) an earlier process could not write before it closed (%s)",
+             path, len(statements), file)
+    return len(statements)
