@@ -10,7 +10,8 @@ the server's own, taken from its source or an issue thread where its users met i
   ``content-length`` given twice (or as a list) with one value;
 - an Anthropic event whose JSON spans several ``data:`` lines (sse-starlette writes one per line of the payload);
 - a chat template that cannot render the request (a later system message under Qwen's template, Ollama's template
-  errors), said as a 500.
+  errors), said as a 500;
+- LocalAI's 500 for a model none of its backends can load.
 
 Each failed on the code before this pass; the guards marked so held already.
 """
@@ -28,7 +29,7 @@ import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import KEY, _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk
-from tests.integration.test_wire_shapes_round3 import REQ, outcomes
+from tests.integration.test_wire_shapes_round3 import REQ, outcomes, route_cooling
 from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS, _Endpoint, _requests, _start, _stop
 
 from modelyard.ledger import connect
@@ -314,3 +315,21 @@ async def test_an_ollama_template_that_cannot_render_the_request_is_the_requests
     assert outcomes(with_tools) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
     assert "could not render" in with_tools.record.attempts[0].detail
     assert outcomes(plain) == [("primary", "ok", None)]
+
+
+# -- LocalAI: no backend can load the model ---------------------------------------------------------------------------
+
+async def test_localai_that_cannot_load_the_model_cools_it(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa
+    """LocalAI answers 500 "could not load model - all backends returned error: 25 errors occurred: * could not load
+    model: rpc error: code = Unknown desc = failed loading model …" for a model none of its backends can load (a file
+    missing or unreadable, a backend not installed: LocalAI#1037, #1133, where langchain asked again and again). It was
+    a server_error: asked again at once for the same refusal, on every request until the breaker opened for seconds.
+    Now it cools as a model the server cannot load (as Ollama's "requires more system memory")."""
+    said = ("could not load model - all backends returned error: 25 errors occurred:\n\t* could not load model: rpc "
+            "error: code = Unknown desc = failed loading model\n\t* could not load model: rpc error: code = Unknown "
+            "desc = failed loading model\n")
+    refusal = Fault.raw(500, json.dumps({"error": {"code": 500, "message": said, "type": ""}}), headers=JSON)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, refusal, refusal)
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert "cannot load the model" in routed.record.attempts[0].detail
+    assert cooling > 2  # cooldown.max_seconds (5 here), not the breaker's second

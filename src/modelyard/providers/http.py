@@ -876,11 +876,15 @@ def unparsed_call(server: str, words: str) -> str:
 #: Likewise a model it cannot load at all: one newer than the server ("llama-server process has terminated: exit
 #: status 1: error loading model: unknown model architecture: 'mllama'", 0.30.5: ollama#16547; before, "unable to load
 #: model: <blob>": ollama#14499, #12984), which holds until Ollama is upgraded.
+#: LocalAI says it of a model none of its backends can load (a file missing or unreadable, a backend not installed, one
+#: that dies loading it): "could not load model - all backends returned error: 25 errors occurred: …" as a 500
+#: (LocalAI#1037, #1133 — langchain asking again and again), and in a stream after the 200 "failed to load model with
+#: internal loader: backend not found: llama-cpp" (LocalAI#7899's log).
 #: Each was a server_error — asked again at once, refused again — on every request until the breaker opened
 NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory|memory layout cannot be allocated"
                            r"|out-of-memory during startup|error loading model: unable to allocate"
-                           r"|unable to load full model on gpu|unknown model architecture|unable to load model:",
-                           re.IGNORECASE)
+                           r"|unable to load full model on gpu|unknown model architecture|unable to load model:"
+                           r"|could not load model|failed to load model with internal loader", re.IGNORECASE)
 
 #: statuses that say the server has no room for the request now: 503, Anthropic's 529, Groq's 498 "Flex Tier
 #: Capacity Exceeded" (``capacity_exceeded``, documented as retryable: it was bad_request — never retried, and an
