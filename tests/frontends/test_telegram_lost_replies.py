@@ -5,16 +5,17 @@ only a connect failure is safe to retry). Each test here fails on the code befor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 import pytest
 from telegram.error import NetworkError, TimedOut
 
-from modelyard.frontends.streaming import MAX_MESSAGE, _maybe_sent
+from modelyard.frontends.streaming import MAX_MESSAGE, maybe_sent
 from modelyard.frontends.telegram import UNLINKED
 from tests.fakes import Fault, OpenAIServer, TelegramServer
-from tests.frontends.conftest import ALICE, bot_config, db, eventually, running_bot
+from tests.frontends.conftest import ALICE, bot_config, db, eventually, replies_to, running_bot
 
 #: an answer of two messages: the second goes out with the buttons in the final render
 LONG = " ".join(f"word{i}" for i in range(900))
@@ -77,4 +78,20 @@ def _raised(error: type[NetworkError], cause: Exception) -> NetworkError:
     (NetworkError("Bad Gateway"), False),  # Telegram's front answered: not carried out
 ], ids=["read_timeout", "dropped", "reset", "connect_timeout", "refused", "pool", "502"])
 def test_which_failures_may_have_reached_telegram(error, maybe):
-    assert _maybe_sent(error) is maybe
+    assert maybe_sent(error) is maybe
+
+
+async def test_a_commands_reply_is_sent_again_only_when_telegram_did_not_take_it(tmp_path, tg: TelegramServer, llm):
+    """/help's reply refused by Telegram's front (502: nothing done) was lost — a warning in the log, nothing in the
+    chat; now it is sent again. One Telegram took, its answer lost, is still sent once."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push(Fault.status(502))  # the next call that can fail: /help's reply
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: any("/agent NAME" in r for r in replies_to(tg, ALICE)), timeout=10)
+        tg.lose_reply(Fault.drop_midstream(), when=lambda params: "/status" in str(params.get("text")))
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: len([c for c in tg.calls_to("sendMessage") if "/agent NAME" in (c.text or "")]) >= 3)
+        await asyncio.sleep(2)  # a second send would come within the retry's pause
+    sent = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and "/agent NAME" in (c.text or "")]
+    assert [c.ok for c in sent] == [False, True, True], [(c.ok, c.error) for c in sent]  # the 502, its retry, once

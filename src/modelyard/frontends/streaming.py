@@ -127,7 +127,7 @@ class StreamingReply:
             self._paused_until = time.monotonic() + min(retry_seconds(exc.retry_after), _MAX_BACKOFF)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
         except TelegramError as exc:
-            if _maybe_sent(exc):  # not sent again: the answer comes as a new message, this '…' may stay above it
+            if maybe_sent(exc):  # not sent again: the answer comes as a new message, this '…' may stay above it
                 log.info("telegram: placeholder in chat %s: no answer from the Bot API (%s), it may be on screen; "
                          "not sent again", self.chat_id, _why(exc))
             else:
@@ -302,7 +302,7 @@ class StreamingReply:
                 message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
                                                       message_thread_id=self.thread_id)
         except NetworkError as exc:
-            if not _maybe_sent(exc):
+            if not maybe_sent(exc):
                 raise
             log.warning("telegram: chat %s: a message of the answer got no answer from the Bot API (%s): it may be "
                         "on screen, so it is not sent again%s", self.chat_id, _why(exc),
@@ -372,7 +372,7 @@ def _unreachable(exc: TelegramError) -> bool:
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError, httpx.UnsupportedProtocol)
 
 
-def _maybe_sent(exc: TelegramError) -> bool:
+def maybe_sent(exc: TelegramError) -> bool:
     """The request may have reached the Bot API and been carried out, its answer lost: the connection dropped or
     timed out after the request went (python-telegram-bot raises NetworkError/TimedOut from the httpx error; its wiki,
     'Handling network errors': a TimedOut request may still have been processed — #1045, #3937). Not a connect

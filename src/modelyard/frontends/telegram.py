@@ -37,7 +37,15 @@ from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import ChatMigrated, Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -60,7 +68,7 @@ from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.chat_locks import ChatLocks
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
-from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, retry_seconds
+from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_sent, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.ledger.labels import LabelSource
@@ -636,7 +644,8 @@ class TelegramBot:
         """A short reply (a command's, a refusal, a notice). Flood control (429 with retry_after: any call can get it,
         and a group allows a bot about 20 messages a minute — python-telegram-bot's wiki, 'Avoiding flood limits') is
         waited out up to SAY_WAIT and the reply sent then; a group that became a supergroup (400 with
-        migrate_to_chat_id) gets it there. Either one lost the reply: a warning in the log, nothing in the chat."""
+        migrate_to_chat_id) gets it there; a send that never reached Telegram (or its 502) is tried again. Each of
+        these lost the reply: a warning in the log, nothing in the chat."""
         chat_id = message.chat.id
         for attempt in range(3):  # the last refusal goes to the error handler, as any failed reply did
             try:
@@ -656,6 +665,13 @@ class TelegramBot:
                     raise
                 self._migrated(chat_id, exc.new_chat_id)
                 chat_id = exc.new_chat_id
+            except NetworkError as exc:
+                # never reached Telegram (no connection) or its front said 502/503/504: sent again. One that may
+                # have been carried out (its answer lost) is not: a second send would show the reply twice
+                if attempt == 2 or isinstance(exc, BadRequest) or maybe_sent(exc):
+                    raise
+                log.info("telegram: reply in chat %s failed (%s); trying again", chat_id, type(exc).__name__)
+                await asyncio.sleep(0.5 * (attempt + 1))
 
     def _session(self, update: Update) -> Session:
         assert update.effective_chat is not None
