@@ -6,11 +6,11 @@ are printed per command and tree. Floors, in the same run: ``python -c pass`` an
 Run it under the bench lock:
 
     flock /work/team/bench.lock .venv/bin/python benchmarks/bench_cli_startup.py [--runs 10] \
-        [--tree before=/path/to/old/src] [--tree after=src] [--importtime log]
+        [--tree before=/path/to/old/src] [--tree after=src] [--importtime='log']
 
 The commands read a config of two models (a local one on a closed port, a cloud one without its key) and an empty
 SQLite log in a temporary directory: what a command pays before it does its own work (nothing is reached).
-``--importtime CMD`` prints the heaviest imports of ``python -X importtime -m modelyard CMD`` per tree.
+``--importtime='CMD ARGS'`` prints the heaviest imports of ``python -X importtime -m modelyard CMD`` per tree.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -79,8 +80,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--tree", action="append", default=[], metavar="NAME=SRC",
                         help="a source tree to measure (its src directory); default: this checkout's")
-    parser.add_argument("--importtime", nargs="*", default=None, metavar="ARG",
-                        help="also print the heaviest imports of this command line per tree")
+    parser.add_argument("--importtime", default=None, metavar="ARGS",
+                        help="also print the heaviest imports of this command line per tree (--importtime='log', "
+                             "--importtime='--help': with '=' when it starts with a dash)")
     ns = parser.parse_args()
     trees = [(t.split("=", 1)[0], Path(t.split("=", 1)[1]).resolve()) for t in ns.tree] or [("this", ROOT / "src")]
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
@@ -122,7 +124,7 @@ def main() -> None:
             print(f"| `modelyard {command}` | " + " | ".join(cells) + " |")
         if ns.importtime is not None:
             for name, src in trees:
-                args = ns.importtime or ["--help"]
+                args = shlex.split(ns.importtime) or ["--help"]
                 cfg = [] if args[0].startswith("--") or "--help" in args else ["--config", str(config)]
                 print(f"\n{name}: python -X importtime -m modelyard {' '.join(args)} (cumulative, heaviest first)")
                 print("\n".join(_importtime(src, [*cfg, *args], _env(src, home))))
