@@ -124,6 +124,16 @@ def test_unknown_model_is_404_in_openai_shape(client):
     assert "coder" in body["message"]
 
 
+def test_a_mistyped_model_is_told_the_nearest_name(client):
+    """'wirter' was told every agent and model and left to spot 'writer' among them."""
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(model="wirter", messages=ask())
+    assert "does not exist (did you mean 'writer'?): agents:" in err.value.body["message"]
+    with pytest.raises(openai.NotFoundError) as err:
+        client.models.retrieve("bakup")
+    assert err.value.body["message"] == "The model 'bakup' does not exist (did you mean 'backup'?)"
+
+
 @pytest.mark.parametrize(("payload", "param"), [
     ({"model": "coder"}, "messages"),
     ({"model": "coder", "messages": []}, "messages"),

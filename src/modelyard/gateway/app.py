@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.agents.decision_log import log_decision
 from modelyard.agents.turn import prepare_routing
+from modelyard.config.names import did_you_mean
 from modelyard.gateway import dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
@@ -129,10 +130,13 @@ class Gateway:
         log_decision(self.log, decision, text=text if config.log.store_text else None, request_id=request_id)
         return decision.agent
 
-    def known_names(self) -> str:
+    def known_names(self, asked: str) -> str:
+        """Why ``asked`` is no model here: the nearest listed name first (a typo, 'chta', was told the whole list
+        and left to spot 'chat' in it), then what there is."""
         cfg = self.runtime.config
         auto = "; 'auto' lets the orchestrator pick the agent" if resolve(cfg, AUTO) else ""
-        return (f"agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
+        near = did_you_mean(asked, (entry[0] for entry in listed_names(cfg)))
+        return (f"{near}: agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
     def unauthorized(self) -> Response:
@@ -174,10 +178,12 @@ async def get_model(request: Request) -> Response:
     if denied := _guard(request):
         return denied
     name = request.path_params["name"]
-    for entry in listed_names(_gw(request).runtime.config):
+    listed = listed_names(_gw(request).runtime.config)
+    for entry in listed:
         if entry[0] == name:
             return json_response(_model_entry(*entry, _gw(request).started_at))
-    return error_response(404, f"The model '{name}' does not exist", param="model", code="model_not_found")
+    near = did_you_mean(name, (entry[0] for entry in listed))
+    return error_response(404, f"The model '{name}' does not exist{near}", param="model", code="model_not_found")
 
 
 async def metrics(request: Request) -> Response:

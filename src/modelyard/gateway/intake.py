@@ -74,7 +74,7 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         if agent is None and body.model.endswith(":latest"):  # Ollama's tag, pasted: its endpoints ignore it too
             agent = gw.resolve(body.model.removesuffix(":latest"))
         if agent is None:
-            return error_response(404, f"The model '{_shown(body.model)}' does not exist: {gw.known_names()}",
+            return error_response(404, f"The model '{_shown(body.model)}' does not exist{gw.known_names(body.model)}",
                                   param="model", code="model_not_found")
         chat = translate(body)
     except BadRequest as exc:
