@@ -21,11 +21,12 @@ REQ = ChatRequest(messages=[Message("user", "hi")])
 SLOW = {"queue": 5, "first_token": 5, "idle": 5, "total": 20}
 
 
-def build(max_queue: int | None, *, max_concurrent: int = 1) -> tuple[Router, ScriptedProvider, list[RequestRecord]]:
+def build(max_queue: int | None, *, max_concurrent: int = 1,
+          hold: float = 0.3) -> tuple[Router, ScriptedProvider, list[RequestRecord]]:
     config = make_config({"a": {"provider": "openai", "max_concurrent": max_concurrent, "max_queue": max_queue},
                           "b": {"provider": "openai", "max_concurrent": 8}},
                          {"agent": {"primary": "a", "fallbacks": ["b"]}}, defaults={"timeouts": SLOW})
-    a = ScriptedProvider("a", config.models["a"], [], text="from a", default="slow:0.3")
+    a = ScriptedProvider("a", config.models["a"], [], text="from a", default=f"slow:{hold}")
     b = ScriptedProvider("b", config.models["b"], [], text="from b")
     records: list[RequestRecord] = []
     router = Router(config, pool=ModelPool(config, providers={"a": a, "b": b}), sink=records.append)
@@ -33,12 +34,12 @@ def build(max_queue: int | None, *, max_concurrent: int = 1) -> tuple[Router, Sc
 
 
 async def test_max_queue_zero_moves_on_at_once_instead_of_waiting_the_queue_bound() -> None:
-    router, _, _ = build(0)
+    router, _, _ = build(0, hold=3.0)  # a's slot is held 3 s: far from a move on at once, even on a loaded machine
     first = asyncio.create_task(router.complete("agent", REQ))
     await asyncio.sleep(0.02)
     start = time.perf_counter()
     second = await router.complete("agent", REQ)
-    assert time.perf_counter() - start < 0.2  # not the 0.3 s until a's slot frees, nor the 5 s bound
+    assert time.perf_counter() - start < 1.0  # not the 3 s until a's slot frees, nor the 5 s bound
     attempt = second.record.attempts[0]
     assert second.record.model == "b"
     assert (attempt.model, attempt.outcome, attempt.reason) == ("a", "fallback", "queue_full")
