@@ -87,4 +87,7 @@ def test_a_host_killed_for_good_leaves_no_keys_of_its_own(tmp_path: Path, redis_
         if child.poll() is None:
             child.kill()
             child.wait(10)
+        for pipe in (child.stdout, child.stderr):  # wait() leaves them open: an unclosed-file ResourceWarning
+            if pipe is not None:
+                pipe.close()
         client.close()
