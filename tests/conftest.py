@@ -16,7 +16,7 @@ from tests.pg import LogBackend, scratch_database, scratch_schema
 
 #: Directories run clean with ResourceWarnings and unraisable exceptions as errors (the leak sweeps of 2026-11-29): a
 #: leak in them fails the test that made it. Once every directory is clean this moves to pyproject's filterwarnings.
-STRICT_DIRS = ("agents", "bench", "fakes_selftest", "frontends", "lending", "ops", "replay")
+STRICT_DIRS = ("agents", "bench", "fakes_selftest", "frontends", "lending", "ops", "replay", "shared", "unit")
 _STRICT = (pytest.mark.filterwarnings("error::ResourceWarning"),
            pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"))
 
