@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -36,12 +37,30 @@ def _config(tmp_path: Path, model: Path, port: int = 8765) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({
         "default_agent": "engineer",
+        # a loaded machine (load 16: other work beside the suite) gave no first token within the default 30 s, and a
+        # 503 failed a test about signals; the bounds here are hang-guards only
+        "defaults": {"timeouts": {"queue": 120, "first_token": 120, "idle": 60}},
         "models": {"local": {"provider": "llamacpp", "path": str(model), "context": 2048}},
         "agents": {"engineer": {"primary": "local", "max_tokens": 600}},
         "log": {"path": str(tmp_path / "log.sqlite3")},
         "gateway": {"port": port},
     }))
     return path
+
+
+#: every process a test started: killed after the test, whatever it ended with (a failed assert left a `serve` running)
+_started: list[Proc] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left() -> Iterator[None]:
+    yield
+    while _started:
+        left = _started.pop()
+        if left.proc.poll() is None:
+            left.proc.kill()
+            left.proc.wait(timeout=10)
+        left.close()
 
 
 class Proc:
@@ -53,6 +72,7 @@ class Proc:
         self.proc = subprocess.Popen([sys.executable, "-m", "modelyard", *args, "--config", str(config)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, text=True)
+        _started.append(self)
         if stdin is not None:
             assert self.proc.stdin is not None
             self.proc.stdin.write(stdin)
@@ -84,14 +104,19 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             pytest.fail(f"still running {timeout}s after signal {signum}")
-        self._reader.join(timeout=5)
         assert self.proc.stderr is not None
         stderr = self.proc.stderr.read()
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):  # left open: a ResourceWarning later
+        self.close()
+        return rc, stderr
+
+    def close(self) -> None:
+        """The pipes of the process that has ended, once its reader has read the end (left open: a ResourceWarning
+        later)."""
+        self._reader.join(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):  # stdin's flush to a process that has gone
                     pipe.close()
-        return rc, stderr
 
 
 def _clean_exit(rc: int, stderr: str, expected: int) -> None:
