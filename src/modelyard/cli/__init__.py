@@ -95,16 +95,20 @@ _BY_NAME = {entry.name: entry for entry in COMMANDS}
 _built: dict[str, click.Command] = {}
 
 
-def _one_line_summaries(typer_app: typer.Typer) -> None:
-    """The command list shows each command's first paragraph with its docstring's line breaks kept (typer's
-    rich mode): lines broken mid-sentence at the source's width. Joined here, rich wraps them to the terminal."""
-    for info in typer_app.registered_commands:
-        doc = info.help or (info.callback.__doc__ if info.callback else None)
-        if info.short_help is None and doc:
-            info.short_help = " ".join(cleandoc(doc).split("\n\n")[0].split())
+def _registered(typer_app: typer.Typer) -> Iterator[typer.models.CommandInfo]:
+    """Every command of ``typer_app``, its groups' included."""
+    yield from typer_app.registered_commands
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
-            _one_line_summaries(group.typer_instance)
+            yield from _registered(group.typer_instance)
+
+
+def _one_line_summary(info: typer.models.CommandInfo) -> None:
+    """The command list shows each command's first paragraph with its docstring's line breaks kept (typer's
+    rich mode): lines broken mid-sentence at the source's width. Joined here, rich wraps them to the terminal."""
+    doc = info.help or (info.callback.__doc__ if info.callback else None)
+    if info.short_help is None and doc:
+        info.short_help = " ".join(cleandoc(doc).split("\n\n")[0].split())
 
 
 def _says_interrupted(callback: Callable[..., object]) -> Callable[..., object]:
@@ -125,15 +129,6 @@ def _says_interrupted(callback: Callable[..., object]) -> Callable[..., object]:
     return said
 
 
-def _interrupts_said(typer_app: typer.Typer) -> None:
-    for info in typer_app.registered_commands:
-        if info.callback is not None:
-            info.callback = _says_interrupted(info.callback)
-    for group in typer_app.registered_groups:
-        if group.typer_instance is not None:
-            _interrupts_said(group.typer_instance)
-
-
 def _build(entry: Entry) -> click.Command:
     """The command (or group) ``entry`` names, imported and built as typer builds an app's commands."""
     if entry.name not in _built:
@@ -143,8 +138,10 @@ def _build(entry: Entry) -> click.Command:
             holder.add_typer(target, name=entry.name)
         else:
             holder.command(entry.name)(target)
-        _one_line_summaries(holder)
-        _interrupts_said(holder)
+        for info in _registered(holder):
+            _one_line_summary(info)
+            if info.callback is not None:
+                info.callback = _says_interrupted(info.callback)
         _built[entry.name] = typer.main.get_group(holder).commands[entry.name]
     return _built[entry.name]
 
