@@ -247,12 +247,24 @@ def _log_unavailable(exc: BaseException) -> bool:
     return store is not None and isinstance(exc, store.LogUnavailable)
 
 
+def _silent_interrupt(exc: SystemExit) -> bool:
+    """typer's own exit for a Ctrl-C that came while it was still finding the command — importing the command's
+    module (lazily, since the commands are: a second on a busy machine) — ``Exit(130)`` from the KeyboardInterrupt,
+    said nowhere. A command's Ctrl-C is said by :func:`_says_interrupted`, whose exit does not come *from* it."""
+    cause = getattr(exc.__context__, "__cause__", None)
+    return exc.code == 130 and isinstance(cause, KeyboardInterrupt)
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # while typer builds the commands (an install from before modelyard.console)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if _silent_interrupt(exc):
+            print("interrupted", file=sys.stderr)
+        raise
     except Exception as exc:
         if _log_unavailable(exc):  # the log failed mid-command (a lock held past its bound): said, not a traceback
             print(f"error: {exc}", file=sys.stderr)
