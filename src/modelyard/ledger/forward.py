@@ -12,8 +12,11 @@ So: PostgreSQL slow or down → answers go on at SQLite speed, the spool grows (
 shown as ``backlog`` in /healthz and /metrics), the forwarder retries with backoff (0.25 s doubling
 to 30 s) and catches up when the database is back. A process killed mid-forward leaves its
 entries in ``_outbox``: the next forwarder sends them again, and upserts make that harmless.
-A row PostgreSQL refuses even after repair (a NUL character, text that is not UTF-8) stays in the
-local file, is counted as ``refused`` and no longer blocks the rows behind it.
+A NUL character (SQLite stores it; PostgreSQL's text refuses it: "invalid byte sequence for encoding
+"UTF8": 0x00") is replaced by U+FFFD before the batch is sent, counted as ``nul_replaced`` and logged — not a failure:
+before, the whole batch failed first, and /healthz said degraded for 5 minutes over a row that was then stored. A
+row PostgreSQL refuses even after repair stays in the local file, is counted as ``refused`` and no longer blocks the
+rows behind it.
 
 Routing labels (corrections) travel the same way, through ``_label_outbox``: with ``log.url`` they are
 the team's, and ``routing learn`` decides in PostgreSQL which of them every host trusts. The forwarder
@@ -203,6 +206,21 @@ def pg_safe(value: Any) -> Any:
     return value
 
 
+def without_nul(rows: list[tuple]) -> tuple[list[tuple], int]:
+    """``rows`` with every NUL character in their texts replaced by U+FFFD, and how many rows held one — ``in`` on
+    each text (memchr) is all a row without one costs. A model's answer carries one now and then (a tokenizer's
+    stray token, binary pasted into a prompt); PostgreSQL's text type never stores it."""
+    changed = 0
+    out = rows
+    for i, row in enumerate(rows):
+        if any(type(v) is str and "\x00" in v for v in row):
+            if out is rows:
+                out = list(rows)
+            out[i] = tuple(v.replace("\x00", "\ufffd") if type(v) is str else v for v in row)
+            changed += 1
+    return out, changed
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardHealth:
     """What /healthz and /metrics show about the copy to PostgreSQL."""
@@ -226,6 +244,9 @@ class ForwardHealth:
     #: ``ask``/``chat`` processes writing to this log with another shared state: at most one request over a limit
     #: each, while they run — listed, not degraded (:data:`.presence.ONE_AT_A_TIME`)
     one_at_a_time_apart: tuple[str, ...] = ()
+    #: rows (requests, attempts) sent with a NUL character replaced by U+FFFD (PostgreSQL's text refuses it; the
+    #: local file keeps it)
+    nul_replaced: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -253,6 +274,9 @@ class Forwarder:
         self.batch = batch
         self.forwarded = 0
         self.refused = 0
+        #: rows sent with a NUL character replaced (:func:`without_nul`)
+        self.nul_replaced = 0
+        self._nul_logged = 0.0
         self.failures = 0
         self.last_error: str | None = None
         self._last_error_at: float | None = None
@@ -334,7 +358,7 @@ class Forwarder:
                              self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
                              None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off,
-                             tuple(self.one_at_a_time_differs))
+                             tuple(self.one_at_a_time_differs), self.nul_replaced)
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -551,6 +575,10 @@ class Forwarder:
         own values (a data or integrity error) is counted as refused and no longer blocks the rest."""
         from psycopg import DataError, IntegrityError
 
+        requests, nul = without_nul(requests)
+        attempts, nul_attempts = without_nul(attempts)
+        if nul or nul_attempts:
+            self._said_nul(nul + nul_attempts)
         try:
             write_batch(self._pg, requests, attempts)
             self.forwarded += len(requests)
@@ -570,6 +598,16 @@ class Forwarder:
             except (DataError, IntegrityError) as exc:
                 self._failed(exc)
                 self.refused += 1
+
+    def _said_nul(self, rows: int) -> None:
+        """Count rows sent with NUL replaced and say so (at most once per _LOG_EVERY s): stored, not a failure."""
+        self.nul_replaced += rows
+        now = time.time()
+        if now - self._nul_logged >= _LOG_EVERY:
+            self._nul_logged = now
+            log.warning("routing log: %d row(s) so far held a NUL character, which PostgreSQL's text refuses: sent to "
+                        "%s with U+FFFD in its place (the local file %s keeps the original)", self.nul_replaced,
+                        self.target, self.path)
 
     def _hold_lock(self) -> bool:
         """One forwarder per spool file: whoever holds the lock; the others stand by and retry."""
