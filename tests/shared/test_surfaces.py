@@ -44,7 +44,7 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
         assert health["state"] == {"backend": "redis", "url": server.url, "prefix": prefix, "up": True,
                                    "detail": "reachable, 1 instance(s)", "instances": 1,
                                    "view_age_s": health["state"]["view_age_s"], "limits_differ": [],
-                                   "counted_apart": []}
+                                   "counted_apart": [], "full_share_in_s": 0.0}
         # refreshed every 0.1 s: a view seconds old would be one the loop stopped renewing (the bound leaves room for
         # a loaded CI machine, where 0.5 s once ran out)
         assert 0 <= health["state"]["view_age_s"] < 2.0
@@ -55,6 +55,7 @@ def test_healthz_and_metrics_show_the_shared_state_and_its_outage(tmp_path: Path
         server.kill()
         degraded = _wait(lambda: (h := httpx.get(gw.url + "/healthz").json())["status"] == "degraded" and h)
         assert degraded["state"]["up"] is False and "unreachable" in degraded["state"]["detail"]
+        assert degraded["state"]["full_share_in_s"] == 0, "alone, nobody else hands the limit out: its whole share"
         assert "modelyard_shared_state_up 0.0" in httpx.get(gw.url + "/metrics").text
         # share: floor(2 slots / 1 instance) = 2: the request is still answered, from this process's share
         r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "chat", "messages": [

@@ -225,7 +225,8 @@ async def healthz(request: Request) -> Response:
     if shared is not None:
         body["state"] = {"backend": "redis", "url": shared.url, "prefix": shared.prefix, "up": shared.up,
                          "detail": shared.detail, "instances": shared.instances, "view_age_s": shared.view_age,
-                         "limits_differ": shared.disagreements, "counted_apart": shared.splits}
+                         "limits_differ": shared.disagreements, "counted_apart": shared.splits,
+                         "full_share_in_s": round(shared.full_share_in, 2)}
         if not shared.up or shared.disagreements or shared.splits:  # a limit handed out larger than configured
             body["status"] = "degraded"
     if gw.hosting is not None:  # front-ends on this machine borrowing these limits; the bot in this process

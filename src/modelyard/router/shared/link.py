@@ -52,7 +52,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as DroppedConnection
 
-from modelyard.config.schema import StateConfig
+from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
 from modelyard.router.shared import lua, namespaces
 
@@ -243,6 +243,9 @@ class LinkStatus:
     disagreements: list[str]
     #: backends limited here and by a process on another database or prefix of the same server (counted apart)
     splits: list[str] = field(default_factory=list)
+    #: while cut off with ``on_outage: share``: seconds until the others surely hold this process's share back, so
+    #: it uses its whole share (until then only the slots it held or saw free) — 0 while the store answers
+    full_share_in: float = 0.0
 
 
 def _loop_running() -> bool:
@@ -816,6 +819,9 @@ class RedisLink:
             since = time.monotonic() - (self.down_since or time.monotonic())
             detail = (f"unreachable for {since:.0f}s ({self.down_reason}); "
                       f"on_outage={self.settings.on_outage.value}")
+            if (share_in := self._full_share_in()) > 0:
+                detail += (f"; its whole outage share in {share_in:.1f}s (until the others hold it back, only the "
+                           "slots it held or saw free)")
         limits = [f for f in self.disagreements if not f.startswith("routing log: ")]
         if self.up and limits:
             detail += (f"; limits differ: {'; '.join(limits)} (the larger one is handed out: give every host the same "
@@ -830,5 +836,11 @@ class RedisLink:
         if self.clock_note:
             detail += f"; {self.clock_note}"
         return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
-                          list(self.disagreements), list(self.splits))
+                          list(self.disagreements), list(self.splits), self._full_share_in())
+
+    def _full_share_in(self) -> float:
+        """Alone (one instance last seen) nobody else hands the limit out: the whole share at once."""
+        if self.settings.on_outage is not OnOutage.SHARE or self.instances <= 1:
+            return 0.0
+        return self.held_back_in()
 
