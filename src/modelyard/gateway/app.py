@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 from modelyard.agents.decision_log import log_decision
 from modelyard.agents.turn import prepare_routing
 from modelyard.config.names import did_you_mean
-from modelyard.gateway import dashboard
+from modelyard.gateway import cors, dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
 from modelyard.gateway.completions import chat_completions
@@ -353,6 +353,12 @@ class GatewayApp(Starlette):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.forwarded is not None and scope["type"] != "lifespan" and carries(scope):
             await self.forwarded(scope, receive, send)  # rewrites the scope's client and scheme, as uvicorn would
+        if scope["type"] == "http" and (origin := cors.origin_of(scope)) is not None:  # a browser's page (cors.py)
+            if not cors.allowed(origin, scope, self.gateway.keys.required):
+                return await _in_the_apis_shape(scope["path"], cors.refusal(origin))(scope, receive, send)
+            if cors.is_preflight(scope):
+                return await cors.preflight(scope, origin)(scope, receive, send)
+            send = cors.exposing(send, origin)
         handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if handler is None:
             if scope["type"] == "http" and (served := self.spelled(scope["path"])) is not None:
