@@ -14,7 +14,9 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -514,6 +516,17 @@ def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
             or "Duplicate Content-Length" in said or "Invalid character in Content-Length" in said)
 
 
+#: forks of this process so far (counted in the child): a session made before one is checked against asyncio
+_forks = [0]
+
+
+def _forked() -> None:
+    _forks[0] += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 class HttpClient:
     """One keep-alive connection pool per provider, created lazily inside the running loop."""
 
@@ -521,6 +534,8 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.headers = headers or {}
         self._session: aiohttp.ClientSession | None = None
+        #: the process's forks (:data:`_forks`) when the session was made: one made before a fork is not trusted
+        self._forks = _forks[0]
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         #: learned: this server writes bytes after its answers (:class:`_LenientHandler` reads them from now on)
         self.lenient = False
@@ -533,18 +548,29 @@ class HttpClient:
         self.refit: Callable[[ProviderError, dict[str, Any]], dict[str, Any] | None] | None = None
 
     def session(self) -> aiohttp.ClientSession:
+        """The pool, made anew for another loop (each ``asyncio.run`` of a CLI command or a test has its own).
+
+        Its loop is known to be the running one without asking asyncio, whose ``get_running_loop()`` makes a
+        ``getpid`` system call each time (once per request in ``serve``, issue #15): an asyncio loop notes the
+        thread it runs in (``_thread_id``, None once stopped) and one thread runs one loop at a time. A forked
+        child (whose copy of a running loop still names the thread) asks asyncio, as before."""
+        session = self._session
+        if (session is not None and getattr(session._loop, "_thread_id", None) == threading.get_ident()
+                and self._forks == _forks[0] and not session.closed):
+            return session
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._session._loop is not loop:
+        if session is None or session.closed or session._loop is not loop:
+            self._forks = _forks[0]
             # The router's slots, not the pool, cap concurrency per model: keep the pool generous.
             if self.lenient:
                 connector = aiohttp.TCPConnector(limit=256, force_close=True)
                 connector._factory = functools.partial(_LenientHandler, loop=loop)  # type: ignore[assignment]
             else:
                 connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
-            self._session = aiohttp.ClientSession(headers=self.headers, connector=connector, auto_decompress=True,
-                                                  max_line_size=HEAD_FIELD, max_field_size=HEAD_FIELD,
-                                                  max_headers=HEAD_FIELDS)
-        return self._session
+            session = self._session = aiohttp.ClientSession(
+                headers=self.headers, connector=connector, auto_decompress=True, max_line_size=HEAD_FIELD,
+                max_field_size=HEAD_FIELD, max_headers=HEAD_FIELDS)
+        return session
 
     async def _post_again(self, exc: aiohttp.ClientError, url: str, data: bytes, headers: dict[str, str],
                           timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
