@@ -24,7 +24,7 @@ from modelyard.providers.http import (
 )
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
-from modelyard.providers.shapes import token_count
+from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, token_count, without_call
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 log = logging.getLogger(__name__)
@@ -374,6 +374,8 @@ class AnthropicProvider(HttpProvider):
         event = ""
         held = ""  # data lines of an event not yet complete JSON
         stopped = False
+        unsaid = False  # an "event: error" ended with no data: the server's error, without its words
+        said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered
         opened = False  # a content block began: the answer has started
         message_id: Any = None
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
@@ -388,6 +390,9 @@ class AnthropicProvider(HttpProvider):
                         event = value.strip()
                         continue
                     if field != "data":
+                        if not field:  # the event ended (http.DISPATCHED): its type ends with it
+                            unsaid = unsaid or event == "error"  # an error event that had no data
+                            event = ""
                         continue
                     if held:  # SSE: the data lines of one event are one text, joined by newlines
                         value = held + "\n" + value
@@ -404,6 +409,10 @@ class AnthropicProvider(HttpProvider):
                         raise stream_error(etype, message)
                     if kind == "message" or (not kind and "content" in data):
                         chunks = _whole_message(data, signed)
+                        if chunks[-1].stop_reason in CALL_STOPS and not any(c.kind == "tool_call" for c in chunks):
+                            chunks[-1] = Chunk("done", stop_reason=without_call(
+                                self.name, chunks[-1].stop_reason, said is not None, any(
+                                    mark in (c.text or "") for c in chunks for mark in CALL_MARKS)))
                         if signed:
                             self._keep_signed([c.tool_call.id for c in chunks if c.kind == "tool_call" and c.tool_call],
                                               signed)
@@ -440,6 +449,8 @@ class AnthropicProvider(HttpProvider):
                         # official SDKs keep and add the deltas to: an adapter that puts its first piece there,
                         # oh-my-pi#8319) were dropped, the answer shown without its start
                         if btype == "text" and (first := block.get("text")) and isinstance(first, str):
+                            if said is not None:
+                                said.append(first)
                             yield Chunk("text", text=first)
                         elif btype == "thinking" and (first := block.get("thinking")) and isinstance(first, str):
                             yield Chunk("thinking", text=first)
@@ -447,6 +458,8 @@ class AnthropicProvider(HttpProvider):
                         delta = data.get("delta") or {}
                         dtype = delta.get("type")
                         if dtype == "text_delta":
+                            if said is not None and isinstance(piece := delta.get("text"), str):
+                                said.append(piece)
                             yield Chunk("text", text=delta.get("text", ""))
                         elif dtype == "thinking_delta":
                             piece = delta.get("thinking", "")
@@ -489,8 +502,14 @@ class AnthropicProvider(HttpProvider):
         if held:
             loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
+            if unsaid:  # not a connection that broke: the server said it failed, without words (see openai.py)
+                raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
+                                    "the stream")
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
         unclosed = [_tool_call(b) for b in blocks.values() if b["type"] == "tool_use"]
+        if stop_reason in CALL_STOPS and not call_ids and not unclosed:
+            stop_reason = without_call(self.name, stop_reason, said is not None,
+                                       said is not None and any(mark in "".join(said) for mark in CALL_MARKS))
         if signed and (call_ids or unclosed):
             self._keep_signed(call_ids + [c.id for c in unclosed], signed)
         for call in unclosed:  # a tool_use block never closed (a proxy that skips content_block_stop): the call is

@@ -84,9 +84,10 @@ class StreamResponse:
 
     def sse(self, what: str) -> AsyncGenerator[tuple[str, str], None]:
         """(field, value) for each ``event:``/``data:``/``id:``/``retry:`` line; comments (keep-alives
-        such as ``: OPENROUTER PROCESSING``) and blank lines skipped; ``data:`` with or without its
-        space. A body that is not an event stream at all (an HTML page from a proxy, a JSON document)
-        is a malformed response, found on its first line — not a dropped connection worth retrying."""
+        such as ``: OPENROUTER PROCESSING``) and blank lines skipped, except the one that ends an event which named
+        its type (:data:`DISPATCHED`, the field ``""``); ``data:`` with or without its space. A body that is not an
+        event stream at all (an HTML page from a proxy, a JSON document) is a malformed response, found on its first
+        line — not a dropped connection worth retrying."""
         return self._opened(self._events(what))
 
     def sse_batches(self, what: str) -> AsyncGenerator[list[tuple[str, str]], None]:
@@ -252,10 +253,14 @@ class StreamResponse:
                              ) -> AsyncGenerator[list[tuple[str, str]], None]:
         batches = source or self._opened(self._line_batches())
         fresh = True  # nothing delivered yet: a bad first line may open a JSON document
+        typed = False  # an event: field came since the last blank line
         async for lines in batches:
             events = []
             for line in lines:
                 if not line:
+                    if typed:  # the blank line ends the event, and its type with it: see DISPATCHED
+                        events.append(DISPATCHED)
+                        typed = False
                     continue
                 if line[:6] == "data: ":  # the usual line, as the partition below would read it (issue #15)
                     events.append(("data", line[6:]))
@@ -265,6 +270,8 @@ class StreamResponse:
                 field, colon, value = line.partition(":")
                 if colon and field in _SSE_FIELDS:
                     events.append((field, value[1:] if value[:1] == " " else value))
+                    if field == "event":
+                        typed = True
                     continue
                 if (events or not fresh) and (line[:1] == "{" or line.strip() == "[DONE]"):
                     # an event that lost its "data: " mid-stream (a gateway plugin that rewrote the read holding the
@@ -289,6 +296,14 @@ class StreamResponse:
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+
+#: what :meth:`StreamResponse.sse_batches` gives for the blank line that ends an event which named its type: the SSE
+#: spec (WHATWG, "dispatch the event") resets the event type there, whether the event had data or not. Readers that
+#: kept the type until the next ``event:`` line read a data-less ``event: error`` (NestJS writes one when the error
+#: has no message: ``event: error\nid: 1\n\n``, bayes-platform#639) as the type of every event after it: the next
+#: chunk of a good answer was raised as the server's error. Only after typed events, so a stream of plain ``data:``
+#: events (the OpenAI-compatible servers') costs nothing more
+DISPATCHED = ("", "")
 
 
 async def _prepended(first: list[str], batches: AsyncGenerator[list[str], None]) -> AsyncGenerator[list[str], None]:

@@ -57,7 +57,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
-from modelyard.providers.shapes import content_parts, usage_from
+from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -663,7 +663,9 @@ class OpenAIProvider(HttpProvider):
         deltas = 0
         held = ""  # data lines of an event not yet complete JSON
         errored = False  # an "event: error" line came: its data is the server's error
+        unsaid = False  # an "event: error" ended with no data: the server's error, without its words
         refused = False  # the model's refusal came (delta.refusal) in place of content
+        said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered (see below)
         finish = ""
         finished = False
         client = self.client  # a property: read once (issue #15)
@@ -688,8 +690,10 @@ class OpenAIProvider(HttpProvider):
                 try:
                     for field, payload in events:
                         if field != "data":
-                            if field == "event" and payload.strip() == "error":  # SSE's own error event
-                                errored = True
+                            if field == "event":
+                                errored = payload.strip() == "error"  # SSE's own error event
+                            elif not field and errored:  # the event ended without data (http.DISPATCHED): its
+                                errored, unsaid = False, True  # type ends with it, the events after are the answer's
                             continue  # event names, ids, retry hints
                         if errored:
                             raise error_field(payload)
@@ -727,6 +731,8 @@ class OpenAIProvider(HttpProvider):
                         if (reported := data.get("usage")) is not None:
                             usage = usage_from(reported, "prompt_tokens", "completion_tokens") or usage
                         choices = data.get("choices")
+                        if finish and reported is not None and not choices:  # the usage chunk, after the last
+                            resp.answered = True
                         if choices is None:
                             if data.get("error_code") or data.get("object") == "error":
                                 raise _bare_error(data)
@@ -767,6 +773,8 @@ class OpenAIProvider(HttpProvider):
                                 yield Chunk("thinking", text=reasoning + thought)
                             if text:
                                 deltas += 1
+                                if said is not None:
+                                    said.append(text)
                                 if join:
                                     texts.append(text)
                                 else:
@@ -774,14 +782,23 @@ class OpenAIProvider(HttpProvider):
                             if frags := delta.get("tool_calls"):
                                 for frag in frags if isinstance(frags, list) else [frags]:
                                     calls.add(frag)
-                            if choice.get("finish_reason"):
-                                finish = str(choice["finish_reason"])
+                            if finish and (text or reasoning or thought or frags):
+                                resp.answered = False  # a finish reason the answer went on after: not its end
+                            if stop := choice.get("finish_reason"):
+                                finish = str(stop)
                                 if finish in _FAILED:
                                     raise _failed(choice, finish)
                                 if finish in _MALFORMED_CALL:
                                     raise ProviderError(Reason.UNUSABLE_REPLY, "the model's tool call was malformed "
                                                         f"(finish_reason '{finish}'): no call to make")
-                                resp.answered = True
+                                # the answer is whole: what more comes is waited for briefly (StreamResponse.
+                                # _after_answer). Not on a chunk that carries the answer too: servers that put a
+                                # finish reason on every chunk (LiteLLM relaying Gemini, litellm#2195; its Gemini
+                                # tool-call fragments, litellm#31634) go on after it, and a pause longer than the
+                                # grace cut their answer there, passed on as whole — and taught the client the
+                                # 0.5 s grace, which cut each later answer at its next pause. The usual last chunk
+                                # carries nothing, or the usage chunk follows
+                                resp.answered = not (text or reasoning or thought or frags)
                 except Exception:
                     if texts:  # what came before the failure is delivered first, as one delta at a time was
                         yield _joined(texts)
@@ -815,7 +832,14 @@ class OpenAIProvider(HttpProvider):
                         self._empty_said = window.group(0) if window else exc.message
                     raise
                 return
+            if unsaid:  # not a connection that broke: the server said it failed (NestJS leaves an error's data out
+                # when it has no message, bayes-platform#639)
+                raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
+                                    "the stream")
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+        if finish in CALL_STOPS and not calls.calls:
+            written = said is not None and any(mark in "".join(said) for mark in CALL_MARKS)
+            finish = without_call(self.name, finish, said is not None, written)  # raises when the call is lost
         if calls.extras:
             self._keep_extras(calls.signed())
         for call in calls:

@@ -13,6 +13,7 @@ reason ``malformed_response`` — the chain moves on — never a TypeError somew
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -30,6 +31,8 @@ from modelyard.types import (
     nesting_depth,
     repair_text,
 )
+
+log = logging.getLogger(__name__)
 
 #: part types whose text is the answer, and part types whose text is reasoning
 TEXT_PARTS = frozenset({"text", "output_text", "refusal"})
@@ -139,6 +142,34 @@ def _spelled(stop: str) -> str:
     as unusable), its "SAFETY" not as a policy answer."""
     lowered = stop.lower()
     return "content_filter" if lowered in _WITHHELD else lowered
+
+
+#: stop reasons that say the answer is a tool call (OpenAI's, its legacy functions API's, Anthropic's)
+CALL_STOPS = frozenset({"tool_calls", "function_call", "tool_use"})
+#: what a tool call written as text holds (a ``<tool_call>`` tag, a JSON ``{"name": …}`` block fenced or not): the
+#: gateway and the agent loop read such text (tool_text.py), so it is passed on to them
+CALL_MARKS = ("<tool_call>", '"name"')
+
+
+def without_call(model: str, stop: str, offered: bool, spelled: bool) -> str:
+    """The stop reason of an answer that said it ended in a tool call (``stop`` in :data:`CALL_STOPS`) and made none.
+
+    Servers say so: vLLM with ``tool_choice: "required"`` and no parser that found a call (vllm#53255), a relay of
+    Claude that sends ``finish_reason: "tool_calls"`` after a preamble and no call (GitHub Copilot, hermes-agent#75926:
+    "I'll read the brief file first." ended 75% of an agent's runs as its answer), a reasoning model told
+    ``tool_choice: "none"`` (FastGPT#7339), an Anthropic proxy's ``stop_reason: "tool_use"`` with no block
+    (mastra#14187). Passed on as it came, the answer was its preamble with the word of a call that never came.
+
+    Tools offered, and no call written as text in the answer (``spelled``): the call the model announced is lost, an
+    unusable answer (the next model is asked). A call written as text: "stop", for the layers that read such text (a
+    model allowed ``tool_text_fallback`` has it made a call). No tools offered: no call could have come; the text is
+    the answer, "stop"."""
+    if offered and not spelled:
+        raise ProviderError(Reason.UNUSABLE_REPLY, f"the server ended the answer with '{stop}' but sent no tool call: "
+                            "the call the model announced never came")
+    log.info("model %s: the answer ended with '%s' and no tool call came; passed on as text (finish 'stop')", model,
+             stop)
+    return "stop"
 
 
 #: why an answer with nothing in it is refused (an empty "success" would reach the client as the answer)

@@ -1,0 +1,188 @@
+"""A tenth outside-in pass (hunt10): what the ninth left open, then shapes real servers send that the fakes never did.
+Each is the server's own, taken from a spec, its source or an issue thread where its users met it (cited per test),
+replayed verbatim (``Fault.raw``) through the router.
+
+- an SSE event that names its type and has no data (NestJS's ``event: error`` without a message): its type ends at
+  the blank line, as the WHATWG spec says, and a stream that ends after it is the server's error, not a break;
+- ``finish_reason: "tool_calls"`` (Anthropic's ``stop_reason: "tool_use"``) with no tool call: the call the model
+  announced is lost, said so, instead of its preamble passed on as the answer;
+- a finish reason on every chunk (LiteLLM relaying Gemini) and a pause in the answer: read to its end, not cut at the
+  pause and passed on as whole.
+
+Each failed on the code before this pass; the guards marked so held already.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.helpers import make_config
+from tests.integration.test_fault_shapes import KEY, _reset, primary, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, SSE, call, chunk, event, fn
+from tests.integration.test_wire_shapes_round3 import outcomes
+from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
+from tests.integration.test_wire_shapes_round9 import _routed, _rows
+
+from modelyard.ledger import LogWriter
+from modelyard.router import Router
+from modelyard.types import ChatRequest, Message, ToolDefinition
+
+PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
+TOOLS = ChatRequest(messages=[Message("user", "Read the brief and sum it up")], tools=[ToolDefinition("read_file")])
+USAGE = 'data: {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}\n\n'
+
+
+# -- an event that names its type and has no data --------------------------------------------------------------------
+
+#: NestJS's SSE writer leaves the data line out when the error has no message (sse-stream.js: ``data +=
+#: message.data ? toDataString(message.data) : ''``), so ``event: error\nid: 1\n\n`` is a frame such a server sends
+#: (bayes-platform#639)
+NEST_ERROR = "event: error\nid: 1\n\n"
+
+
+async def test_an_event_type_ends_with_its_event_even_without_data(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """The WHATWG SSE spec ends an event at its blank line and resets the event type there, whether or not it had
+    data (an event with no data is not dispatched). The OpenAI-compatible reader kept ``error`` as the type of every
+    event after a data-less ``event: error``: the good answer that followed was raised as the server's error
+    (stream_error, asked again, then the next model)."""
+    servers["openai"].push(Fault.raw(200, NEST_ERROR, chunk({"role": "assistant", "content": "Sunny."}),
+                                     chunk({}, "stop"), DONE, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_stream_that_ends_after_a_data_less_error_is_the_servers_error(kind: str,
+                                                                              servers: dict[str, Any],  # noqa: F811
+                                                                              tmp_path: Path) -> None:
+    """The same frame, then the end of the body (a NestJS stream ends at its error): the server said it failed. It
+    was connection_dropped, "stream ended without [DONE]" (Anthropic: "before message_stop"), a break of the
+    connection nobody saw; now a stream_error that says what came. Asked again, then the next model, as before."""
+    if kind == "openai":
+        body = [chunk({"role": "assistant", "content": "Sun"}), NEST_ERROR]
+    else:
+        body = [*ANTHROPIC_EVENTS[:3], NEST_ERROR]  # message_start, a text block begun, a delta
+    fault = Fault.raw(200, *body, headers=SSE)
+    servers[kind].push(fault, fault)
+    [routed] = await _routed(kind, servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "retry", "stream_error"), ("primary", "fallback", "stream_error"),
+                                ("backup", "ok", None)]
+    assert "error event without data" in routed.record.attempts[0].detail
+    assert routed.response.text == "backup answer" and _rows(tmp_path) == 1
+
+
+# -- a tool call announced and never sent ----------------------------------------------------------------------------
+
+#: GitHub Copilot relaying Claude: a preamble, ``finish_reason: "tool_calls"``, no tool call (hermes-agent#75926, where
+#: the preamble ended 75% of an agent's runs as their answer)
+PREAMBLE = "I'll read the brief file first."
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_tool_call_announced_and_never_sent_is_not_the_answer(kind: str, servers: dict[str, Any],  # noqa: F811
+                                                                     tmp_path: Path) -> None:
+    """A finish reason of a tool call with no call, on a request that offered tools: vLLM's with ``tool_choice:
+    "required"`` and no call parsed (vllm#53255), Copilot's relay of Claude (hermes-agent#75926), an Anthropic proxy's
+    ``stop_reason: "tool_use"`` (mastra#14187). The preamble passed as the whole answer, finish "tool_calls" in the
+    log; the agent's turn ended on "I'll read the brief file first." Now an unusable reply: the next model answers."""
+    if kind == "openai":
+        body = [chunk({"role": "assistant", "content": PREAMBLE}), chunk({}, "tool_calls"), USAGE, DONE]
+    else:
+        body = [*ANTHROPIC_EVENTS[:2],
+                event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "text_delta", "text": PREAMBLE}}),
+                ANTHROPIC_EVENTS[3],
+                event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                                        "usage": {"output_tokens": 8}}), ANTHROPIC_EVENTS[-1]]
+    servers[kind].push(Fault.raw(200, *body, headers=SSE))
+    [routed] = await _routed(kind, servers, tmp_path, TOOLS)
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)]
+    assert "sent no tool call" in routed.record.attempts[0].detail
+
+
+@pytest.mark.parametrize(("request_", "text"), [
+    # no tools offered: no call could have come; the text is the answer
+    (PLAIN, "Hello there."),
+    # a call written as text, which vLLM without a tool parser leaves in the content (vllm#53255): the gateway and the
+    # agent loop read such text (a model allowed tool_text_fallback has it made a call)
+    (TOOLS, '<tool_call>\n{"name": "read_file", "arguments": {"path": "brief.md"}}\n</tool_call>'),
+], ids=["no_tools", "call_written_as_text"])
+async def test_a_tool_finish_without_a_call_is_a_text_answer_where_text_is_all_it_can_be(
+        request_: ChatRequest, text: str, servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The same finish reason where the text is the answer: it is passed on, its finish "stop" (it was "tool_calls",
+    which a client reads as "run the calls", and there were none)."""
+    pieces = [text[:12], text[12:]]  # a tag or a "name" split across deltas is still found
+    servers["openai"].push(Fault.raw(200, chunk({"role": "assistant", "content": pieces[0]}),
+                                     chunk({"content": pieces[1]}), chunk({}, "tool_calls"), USAGE, DONE, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, request_)
+    assert outcomes(routed)[0][0] == "primary"
+    assert routed.response.text == text and routed.response.stop_reason == "stop"
+
+
+async def test_a_tool_finish_with_its_call_is_still_a_call(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa
+    """Guard (held before): the usual tool answer, the call's fragments then ``finish_reason: "tool_calls"``."""
+    servers["openai"].push(Fault.raw(200, call(index=0, id="call_1", function=fn("read_file", '{"path": "brief.md"}')),
+                                     chunk({}, "tool_calls"), USAGE, DONE, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, TOOLS)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    [made] = routed.response.tool_calls
+    assert made.name == "read_file" and made.arguments == {"path": "brief.md"}
+
+
+# -- a finish reason on every chunk, and a pause ---------------------------------------------------------------------
+
+def _slow_router(servers: dict[str, Any], log: Path) -> tuple[Router, LogWriter]:  # noqa: F811
+    """router_for's chain with an idle bound of 8 s: the pauses below (1.5 and 4.5 s) are well inside it."""
+    config = make_config(
+        {"primary": primary("openai", servers),
+         "backup": {"provider": "openai", "model": "backup", "endpoint": servers["backup"].url}},
+        {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
+        defaults={"timeouts": {"queue": 2, "connect": 1, "first_token": 8, "idle": 8, "total": 40},
+                  "retries": {"attempts": 1, "backoff": 0.01, "max_wait": 1.5}},
+    )
+    writer = LogWriter(log, local_models=["backup"])
+    return Router(config, sink=writer.submit), writer
+
+
+@pytest.mark.parametrize(("learned", "pause"), [(False, 4.5), (True, 1.5)], ids=["first_answer", "after_learning"])
+async def test_a_finish_reason_on_every_chunk_and_a_pause_lose_nothing(learned: bool, pause: float,
+                                                                      servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """LiteLLM relaying Gemini puts ``finish_reason: "stop"`` on every chunk, each with its text (litellm#2195; on
+    its tool-call fragments too, litellm#31634). The first such chunk counted as the end of the answer: what came
+    after was waited for only half the idle bound (4 s here), or the 0.5 s grace of a server once found leaving its
+    end marker out. A pause longer than that cut the answer after its first chunk, "Sun" passed on as whole and
+    logged as ok — and the cut taught the 0.5 s grace, so each later answer was cut at its next pause of half a
+    second. A finish reason on a chunk that carries the answer is no longer its end; the usual last chunk (nothing
+    in it) and the usage chunk still are."""
+    servers["openai"].push(Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}, "stop"),
+                                     chunk({"content": "ny."}, "stop") + DONE, headers=SSE, interval=pause))
+    router, writer = _slow_router(servers, tmp_path / "log.db")
+    client = router.providers["primary"].client  # type: ignore[attr-defined]
+    client.no_end_marker = learned
+    try:
+        routed = await router.complete("agent", PLAIN)
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+    assert client.no_end_marker is learned  # nothing wrong learned from it
+
+
+async def test_a_whole_answer_without_its_end_marker_is_still_kept_after_its_usage(servers: dict[str, Any],  # noqa
+                                                                                  tmp_path: Path) -> None:
+    """Guard for the change above: the finish reason on the answer's last text chunk (GLM-5 through vLLM puts it
+    there, vllm-ascend#8327), the usage chunk, and no ``[DONE]`` on a connection kept open (bifrost#6784): the usage
+    chunk ends the answer, which is kept within the grace."""
+    fault = Fault.raw(200, chunk({"role": "assistant", "content": "Sunny."}, "stop") + USAGE,
+                      *[": keep-alive\n\n"] * 40, headers=SSE, end="hang", interval=0.1)
+    servers["openai"].push(fault)
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.record.tokens_out == 3
