@@ -48,6 +48,8 @@ from modelyard.types import (
 
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+#: whose turn carries each block: the model's calls, the client's results
+_TURN_OF = {"tool_use": "assistant", "tool_result": "user"}
 #: Anthropic's error type for each status this gateway answers with
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
@@ -191,6 +193,9 @@ def _messages(body: MessagesBody) -> list[Message]:
                 out.append(Message("tool", result, tool_call_id=call_id, name=names.get(call_id, "")))
             elif kind in _SKIPPED_BLOCKS:
                 continue
+            elif kind in _TURN_OF:  # was "'tool_use' blocks are not supported here (text, tool_use, tool_result)"
+                raise BadRequest(f"{at}.type: a {kind} block belongs in an '{_TURN_OF[kind]}' message, "
+                                 f"not a '{role}' one", f"{at}.type")
             else:
                 raise _unsupported(kind, at)
         if text or calls or role == "assistant":

@@ -100,7 +100,7 @@ def _text_of(content: Any, where: str) -> str:
     out = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in _TEXT_PARTS:
+        if not isinstance(kind, str) or kind not in _TEXT_PARTS:  # a list or an object as the type was a 500
             raise BadRequest(f"{where}[{j}].type: only text content parts are supported (got {kind!r})",
                              f"{where}[{j}].type")
         text = part.get("text", part.get("refusal"))

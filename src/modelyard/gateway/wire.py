@@ -173,6 +173,9 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
         return content or ""
     out = []
     for j, part in enumerate(content):
+        if part.type == "text" and part.text is None:  # was "only text content parts are supported (got 'text')"
+            raise BadRequest(f"{where}.content[{j}].text: a text part needs its 'text' (a string)",
+                             f"{where}.content[{j}].text")
         if part.type != "text" or part.text is None:
             raise BadRequest(f"{where}.content[{j}].type: only text content parts are supported (got '{part.type}')",
                              f"{where}.content[{j}].type")

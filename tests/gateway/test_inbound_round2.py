@@ -1,0 +1,57 @@
+"""Request shapes clients send that the gateway mishandled (the inbound hunt, round 2): each now gets an answer or a
+400 in the API's own error shape that names the field and says what is wrong with it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+MESSAGES = {"model": "coder", "max_tokens": 20}
+
+
+@pytest.mark.parametrize("kind", [["input_text"], {"type": "input_text"}])
+def test_a_responses_part_whose_type_is_no_string_is_a_400_not_a_500(gateway, kind):
+    """OpenAI's Responses API takes input content parts as ``{"type": "input_text", "text": …}`` (its API reference,
+    "Input item content list"); a client that builds the part wrongly (a list or an object where the type's string
+    goes) got a 500 'internal error (TypeError)' — an unhashable type looked up in a set — and uvicorn's traceback."""
+    with httpx.Client(timeout=15) as client:
+        r = client.post(gateway.url + "/v1/responses", json={"model": "coder", "input": [
+            {"role": "user", "content": [{"type": kind, "text": "hi"}]}]})
+        assert r.status_code == 400, r.text
+        error = r.json()["error"]
+        assert error["param"] == "input[0].content[0].type" and "only text content parts" in error["message"]
+        # the same connection still serves (after the 500 the server closed it: the client's next request was reset)
+        assert client.post(gateway.url + "/v1/responses", json={"model": "coder", "input": "hi"}).status_code == 200
+
+
+@pytest.mark.parametrize("part", [{"type": "text"}, {"type": "text", "text": None}])
+def test_a_text_part_without_its_text_says_so(gateway, part):
+    """``{"type": "text"}`` with no ``text`` (OpenAI's ChatCompletionContentPartTextParam requires it) was refused as
+    "only text content parts are supported (got 'text')" — a text part, refused for not being one."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,
+                   json={**CHAT, "messages": [{"role": "user", "content": [part]}]})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "messages[0].content[0].text", error
+    assert "needs its 'text'" in error["message"] and "only text content parts" not in error["message"]
+
+
+@pytest.mark.parametrize(("messages", "where", "belongs"), [
+    # Microsoft.Extensions.AI's IChatClient put tool output in the assistant's message (tghamm/Anthropic.SDK #128;
+    # Anthropic answers "`tool_result` blocks can only be in `user` messages")
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+        {"type": "text", "text": "calling"}, {"type": "tool_result", "tool_use_id": "toolu_1", "content": "42"}]}],
+     "messages[1].content[1].type", "'user'"),
+    ([{"role": "user", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]}],
+     "messages[0].content[0].type", "'assistant'"),
+])
+def test_a_tool_block_in_the_wrong_turn_says_whose_turn_it_belongs_in(gateway, messages, where, belongs):
+    """Was "'tool_result' blocks are not supported here (text, tool_use, tool_result)": refused, yet listed."""
+    r = httpx.post(gateway.url + "/v1/messages", timeout=15, json={**MESSAGES, "messages": messages})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["param"] == where
+    assert f"belongs in an {belongs} message" in body["error"]["message"]
+    assert "not supported" not in body["error"]["message"]
