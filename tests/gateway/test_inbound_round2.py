@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.gateway.harness import GatewayServer, fake_config
+
 CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
 MESSAGES = {"model": "coder", "max_tokens": 20}
 
@@ -55,3 +57,23 @@ def test_a_tool_block_in_the_wrong_turn_says_whose_turn_it_belongs_in(gateway, m
     assert body["error"]["param"] == where
     assert f"belongs in an {belongs} message" in body["error"]["message"]
     assert "not supported" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize(("path", "body", "says"), [
+    ("/v1/chat/completions", CHAT, lambda j: j["error"]["message"]),
+    ("/api/chat", CHAT, lambda j: j["error"]),
+])
+def test_a_401_tells_an_openai_client_where_x_api_key_is_read(tmp_path, fakes, path, body, says):
+    """OpenAI's API takes the key as a bearer token, Anthropic's as ``x-api-key`` (their API references). The 401 of
+    every endpoint said "send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')", and on the OpenAI and Ollama
+    endpoints refused the client that sent the right key as x-api-key, as told, with the same words."""
+    oa, ol, an = fakes
+    with GatewayServer(fake_config(tmp_path, oa.url, ol.url, an.url), api_keys=("sk-gw-1",)) as gw:
+        r = httpx.post(gw.url + path, json=body, timeout=15, headers={"x-api-key": "sk-gw-1"})
+        assert r.status_code == 401, r.text
+        message = says(r.json())
+        assert "x-api-key is read only by Anthropic's API" in message and "(or 'x-api-key" not in message
+        r = httpx.post(gw.url + "/v1/messages", json={**MESSAGES, **CHAT}, timeout=15)  # there it is read
+        assert r.status_code == 401 and "'x-api-key: <key>' or 'Authorization: Bearer <key>'" in r.text
+        r = httpx.post(gw.url + "/v1/messages", json={**MESSAGES, **CHAT}, timeout=15, headers={"x-api-key": "sk-gw-1"})
+        assert r.status_code == 200, r.text

@@ -139,9 +139,14 @@ class Gateway:
         return (f"{near}: agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
-    def unauthorized(self) -> Response:
-        return error_response(401, "missing or invalid API key: send 'Authorization: Bearer <key>' "
-                              "(or 'x-api-key: <key>')", code="invalid_api_key", headers={"www-authenticate": "Bearer"})
+    def unauthorized(self, *, x_api_key: bool = False, sent_x_api_key: bool = False) -> Response:
+        """``x_api_key``: the endpoint reads that header too (Anthropic's API). Elsewhere the 401 said "(or
+        'x-api-key: <key>')" and refused the client that did so: it now says where that header is read."""
+        how = "'x-api-key: <key>' or 'Authorization: Bearer <key>'" if x_api_key else "'Authorization: Bearer <key>'"
+        if sent_x_api_key and not x_api_key:
+            how += " (x-api-key is read only by Anthropic's API here: /v1/messages)"
+        return error_response(401, f"missing or invalid API key: send {how}", code="invalid_api_key",
+                              headers={"www-authenticate": "Bearer"})
 
 
 def _gw(request: Request) -> Gateway:
@@ -153,9 +158,11 @@ def _guard(request: Request) -> Response | None:
     ``/v1/models`` too) also as ``x-api-key``, the only header it sends it in."""
     gw = _gw(request)
     headers = request.headers
-    key = headers.get("x-api-key") if "anthropic-version" in headers else None
+    anthropic = "anthropic-version" in headers
+    key = headers.get("x-api-key") if anthropic else None
     presented = headers.get("authorization") or (f"Bearer {key}" if key else None)
-    return None if gw.keys.allows(presented) else gw.unauthorized()
+    return None if gw.keys.allows(presented) else gw.unauthorized(x_api_key=anthropic,
+                                                                  sent_x_api_key="x-api-key" in headers)
 
 
 def _model_entry(name: str, kind: str, chain: list[str], created_at: str) -> dict[str, Any]:

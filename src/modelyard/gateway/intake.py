@@ -67,7 +67,7 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
         headers = request.headers
         presented = headers.get("authorization") or (_bearer(headers.get("x-api-key")) if x_api_key else None)
         if not gw.keys.allows(presented):
-            return gw.unauthorized()
+            return gw.unauthorized(x_api_key=x_api_key, sent_x_api_key="x-api-key" in headers)
     try:
         body = parse(await read_body(request, gw.request_limit, gw.bodies))
         agent = gw.resolve(body.model)
