@@ -14,6 +14,7 @@ Each failed on the code before this pass; the guards marked so held already.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from tests.fakes import Fault
 from tests.helpers import make_config
 from tests.integration.test_fault_shapes import KEY, _reset, primary, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, SSE, call, chunk, event, fn
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, call, chunk, event, fn
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
@@ -186,3 +187,50 @@ async def test_a_whole_answer_without_its_end_marker_is_still_kept_after_its_usa
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny." and routed.record.tokens_out == 3
+
+
+# -- tool-call ids that bend ------------------------------------------------------------------------------------------
+
+WEATHER = ChatRequest(messages=[Message("user", "Weather in Paris and Rome?")], tools=[ToolDefinition("get_weather")])
+TOOL_FINISH = [chunk({}, "tool_calls"), USAGE, DONE]
+
+
+@pytest.mark.parametrize(("body", "want"), [
+    # Poolside's endpoint: the call's id with its name, another id on every piece after (poolsideai/pool#9)
+    ([call(index=0, id="call_first", type="function", function=fn("read_file", "")),
+      call(index=0, id="call_other", function=fn(arguments='{"path": ')),
+      call(index=0, id="call_other", function=fn(arguments='"brief.md"}'))],
+     [("read_file", {"path": "brief.md"}, "call_first")]),
+    # LocalAI: pieces of one call under further indexes, each with the call's id (LocalAI#9722)
+    ([call(index=0, id="LipwoT0puK4t", type="function", function=fn("read_file", "")),
+      call(index=1, id="LipwoT0puK4t", type="function", function=fn(arguments='{"path": "brief.md"}'))],
+     [("read_file", {"path": "brief.md"}, "LipwoT0puK4t")]),
+    # Guard (held before): lmdeploy's parallel calls, all index 0, each its own id and name
+    ([call(index=0, id="call_a", function=fn("read_file", '{"path": "a.md"}')),
+      call(index=0, id="call_b", function=fn("read_file", '{"path": "b.md"}'))],
+     [("read_file", {"path": "a.md"}, "call_a"), ("read_file", {"path": "b.md"}, "call_b")]),
+], ids=["poolside_id_changes", "localai_piece_under_new_index", "lmdeploy_all_index_0"])
+async def test_a_streamed_call_whose_ids_bend_is_one_call(body: list[str], want: list[Any],
+                                                          servers: dict[str, Any], tmp_path: Path) -> None:  # noqa
+    """Each was a call without a name — malformed_response, the model's call lost and the next model asked."""
+    servers["openai"].push(Fault.raw(200, *body, *TOOL_FINISH, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, TOOLS)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == want
+
+
+async def test_calls_that_share_one_id_stay_two_calls(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Xinference gives every call of an answer the same id (``call_<request id>``: xorbitsai/inference#4237), here
+    in a whole (non-streamed) answer. The second entry was read as the first call's arguments again, and the first
+    call (Paris) was dropped in silence; now two calls, the second id made unique so each result answers one call."""
+    same = "call_f0de99f4-6fe1-4235-b4d9-1fcb010fa197"
+    whole = {"id": "chatcmpl-1", "object": "chat.completion", "model": "local", "choices": [{
+        "index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None, "tool_calls": [
+            {"id": same, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+            {"id": same, "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 20}}
+    servers["openai"].push(Fault.raw(200, json.dumps(whole), headers=JSON))
+    [routed] = await _routed("openai", servers, tmp_path, WEATHER)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.arguments, c.id) for c in routed.response.tool_calls] == [({"city": "Paris"}, same),
+                                                                         ({"city": "Rome"}, same + "_2")]

@@ -377,17 +377,34 @@ class _ToolCalls:
     apart only by a new ``id``; Gemini's endpoint and some proxies send no ``index`` at all; a few send
     ``arguments`` as an object; some send the arguments again whole (:func:`_resent`). A repeated name is not
     appended, a new id (or a new name once arguments have begun) starts a new call, a missing index continues the
-    latest call, an object is its JSON."""
+    latest call, an object is its JSON.
 
-    __slots__ = ("_at", "_pieces", "calls", "extras")
+    Ids bend too. Poolside's endpoint gives a call one id with its name and another on each piece after
+    (poolsideai/pool#9; google/adk-python#4732 keeps the first likewise): a piece that names no function continues
+    its call, which keeps its first id. LocalAI puts pieces of one call under further indexes, each with the call's id
+    (LocalAI#9722): a nameless piece under a new index whose id is a call's continues that call. Xinference gives every
+    call of an answer the same id (inference#4237): the named entries of one ``tool_calls`` list are calls of their
+    own, and a repeated id is made unique (``_2``…), so each result still answers one call. Each was a call without a
+    name (malformed_response), or two calls joined into the last one, the first lost."""
+
+    __slots__ = ("_at", "_by_id", "_listed", "_pieces", "calls", "extras")
 
     def __init__(self) -> None:
         self.calls: list[dict[str, str]] = []
         #: ``extra_content`` a server attached to a call (by id() of its slot): Gemini's thought signature
         self.extras: dict[int, dict[str, Any]] = {}
         self._at: dict[int | None, dict[str, str]] = {}
+        self._by_id: dict[str, dict[str, str]] = {}
+        #: the calls the entries of the current ``tool_calls`` list went to (id() of their slots: :meth:`listed`)
+        self._listed: set[int] = set()
         #: each call's argument pieces as they came (by id() of its slot, which self.calls keeps), for :func:`_resent`
         self._pieces: dict[int, list[str]] = {}
+
+    def listed(self, frags: list[Any]) -> None:
+        """The entries of one delta's ``tool_calls`` list, in order."""
+        self._listed.clear()
+        for frag in frags:
+            self.add(frag)
 
     def add(self, frag: Any) -> None:
         if not isinstance(frag, dict):
@@ -402,12 +419,17 @@ class _ToolCalls:
         if not isinstance(name, str) or not isinstance(args, str | dict | None):
             raise ProviderError(Reason.MALFORMED_RESPONSE, "a tool call's name or arguments is not text")
         slot = self._at.get(key)  # None: the latest call
-        if (slot is None or (call_id and slot["id"] and call_id != slot["id"])
-                or (name and slot["name"] and name != slot["name"] and slot["args"])):
+        if slot is None and key is not None and call_id and not name:  # a piece under an index of its own (LocalAI)
+            slot = self._by_id.get(call_id)
+        if (slot is None or (call_id and slot["id"] and call_id != slot["id"] and (name or not slot["name"]))
+                or (name and slot["name"] and ((name != slot["name"] and slot["args"]) or id(slot) in self._listed))):
             slot = {"id": "", "name": "", "args": ""}
             self.calls.append(slot)
         self._at[key] = self._at[None] = slot
-        slot["id"] = call_id or slot["id"]
+        self._listed.add(id(slot))
+        if call_id and not slot["id"]:  # the first id a call is given stays its id (Poolside's change after it)
+            slot["id"] = call_id
+            self._by_id.setdefault(call_id, slot)
         if isinstance(extra := frag.get("extra_content"), dict) and extra:
             self.extras[id(slot)] = extra
         if name and name != slot["name"]:
@@ -426,9 +448,13 @@ class _ToolCalls:
         return {c["id"]: self.extras[id(c)] for c in self.calls if c["id"] and id(c) in self.extras}
 
     def __iter__(self) -> Iterator[ToolCall]:
+        given: dict[str, int] = {}
         for c in self.calls:
             if not c["name"]:
                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
+            seen = given[c["id"]] = given.get(c["id"], 0) + 1
+            if seen > 1 and c["id"]:  # an id another call of this answer has (Xinference)
+                c["id"] += f"_{seen}"
             call = tool_call(c["name"], c["args"], c["id"])
             if call.raw is not None and (resent := _resent(self._pieces.get(id(c), []))) is not None:
                 call = ToolCall(c["name"], resent, c["id"])
@@ -780,8 +806,7 @@ class OpenAIProvider(HttpProvider):
                                 else:
                                     yield Chunk("text", text=text)
                             if frags := delta.get("tool_calls"):
-                                for frag in frags if isinstance(frags, list) else [frags]:
-                                    calls.add(frag)
+                                calls.listed(frags if isinstance(frags, list) else [frags])
                             if finish and (text or reasoning or thought or frags):
                                 resp.answered = False  # a finish reason the answer went on after: not its end
                             if stop := choice.get("finish_reason"):
