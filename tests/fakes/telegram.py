@@ -16,14 +16,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from tests.fakes.chat import nginx_page
 from tests.fakes.faults import Fault, FaultKind, FaultLike
 from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer
@@ -329,7 +331,8 @@ class TelegramServer(FakeServer):
                    when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
         """The next call of ``method`` whose parameters pass ``when`` is carried out (the message exists in the chat),
         and its answer lost under ``fault``: ``Fault.drop_midstream()`` cuts the connection mid-response,
-        ``Fault.hang_before_headers()`` never answers (the client's read timeout). What bots meet on a flaky link:
+        ``Fault.hang_before_headers()`` never answers (the client's read timeout), ``Fault.status(504, html=True)`` is
+        the front giving up on the Bot API behind it (its nginx page). What bots meet on a flaky link:
         TimedOut from send_message, the message delivered all the same (python-telegram-bot#1045, #3937;
         SiderealPress/Lobster#630: one status message delivered five times by retries)."""
         with self._state:
@@ -402,8 +405,18 @@ class TelegramServer(FakeServer):
         if name != "getupdates" and name not in self._handlers:
             return _envelope(ApiError(404, "Not Found").payload(), 404)
         call = BotCall(method, params)
-        fault = self._take_lost(name, params) or (self.faults.next() if name in self.fault_methods else None)
+        lost = self._take_lost(name, params)
+        fault = lost or (self.faults.next() if name in self.fault_methods else None)
         recorded.fault = fault
+        if lost is not None and lost.kind is FaultKind.STATUS:  # carried out, then the front's error (a 504)
+            try:
+                self._log(call, result=self._handlers[name](params))
+            except ApiError as error:
+                self._log(call, error=error)
+            return self.tracked(_front_page(lost))
+        if fault is not None and fault.kind is FaultKind.STATUS and fault.variant == "html":
+            self._log(call, error=ApiError(fault.code, HTTPStatus(fault.code).phrase))
+            return self.tracked(_front_page(fault))
         if fault is not None and fault.kind is FaultKind.STATUS:
             retry = _int_or_none(fault.retry_after)
             template = fault.message or _DESCRIPTIONS.get(fault.code, "Error")
@@ -645,6 +658,16 @@ class TelegramServer(FakeServer):
             return {"id": chat_id, "title": "Test group", "type": kind}
         name = str(chat_id)
         return {"id": -1_001_000_000_000, "title": name, "username": name.lstrip("@"), "type": "channel"}
+
+
+def _front_page(fault: Fault) -> Response:
+    """What the nginx in front of the Bot API answers by itself: its HTML page for a 502 or a 504 (php-telegram-bot/
+    core#353: '<title>502 Bad Gateway</title> … nginx/1.10.0'; telegraf/telegraf#110: '504 Gateway Time-out … nginx'),
+    or, for a status fault without ``html``, the API's JSON envelope."""
+    if fault.variant == "html":
+        return HTMLResponse(nginx_page(fault.code), status_code=fault.code, headers=dict(fault.headers))
+    description = fault.message or _DESCRIPTIONS.get(fault.code) or HTTPStatus(fault.code).phrase
+    return _envelope(ApiError(fault.code, description).payload(), fault.code, dict(fault.headers))
 
 
 def _too_old(message: dict[str, Any]) -> bool:

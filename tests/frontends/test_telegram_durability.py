@@ -161,16 +161,18 @@ async def test_a_second_bot_on_the_same_token_and_log_is_refused_at_start(tmp_pa
     assert final["text"].startswith(REPLY)
 
 
-async def test_an_outage_as_the_answer_ends_delays_the_final_message_but_loses_nothing(tmp_path, tg):
+@pytest.mark.parametrize("html", [False, True], ids=["json", "nginx_page"])
+async def test_an_outage_as_the_answer_ends_delays_the_final_message_but_loses_nothing(tmp_path, tg, html, caplog):
     """Telegram unreachable (its front answering 502, as in an outage) for a few seconds as the answer ended: the
     final message was tried three times in 1.5 s and given up — the chat kept a part of the answer, no buttons,
-    while the log said answered. It is tried through the outage now."""
+    while the log said answered. It is tried through the outage now. The front's own page (nginx's HTML, as the
+    real one answers: php-telegram-bot/core#353) was logged whole, with a traceback, at ERROR, on every try."""
     with OpenAIServer(reply_text=WORDS, chunk_interval=0.05) as llm:
         config = bot_config(tmp_path, tg, llm)
         async with running_bot(config, tg):
             tg.push_message(ALICE, text="tell me a long story")
             await eventually(lambda: [c for c in tg.calls_to("editMessageText") if "word190" in (c.text or "")], 30)
-            tg.set_default(Fault.status(502))
+            tg.set_default(Fault.status(502, html=html))
             await eventually(lambda: [c for c in tg.calls if not c.ok and c.params.get("reply_markup")], 30)
             await asyncio.sleep(3)  # the outage goes on past the old three tries
             tg.faults.clear()
@@ -179,6 +181,8 @@ async def test_an_outage_as_the_answer_ends_delays_the_final_message_but_loses_n
     with db(config) as conn:
         assert conn.execute("SELECT COUNT(*) FROM message_requests").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+    assert "<html>" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
 @pytest.mark.parametrize("fault", [Fault.status(429, retry_after=1), Fault.drop_midstream(after_chunks=1),

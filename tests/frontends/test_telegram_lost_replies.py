@@ -14,6 +14,7 @@ from telegram.error import NetworkError, TimedOut
 
 from modelyard.frontends.streaming import MAX_MESSAGE, maybe_sent
 from modelyard.frontends.telegram import UNLINKED
+from modelyard.frontends.telegram_request import FrontError
 from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.frontends.conftest import ALICE, bot_config, db, eventually, replies_to, running_bot
 
@@ -31,11 +32,14 @@ def _with_buttons(params: dict) -> bool:
     return bool(params.get("reply_markup"))
 
 
-@pytest.mark.parametrize("lost", [Fault.drop_midstream(), Fault.hang_before_headers()], ids=["reset", "read_timeout"])
+@pytest.mark.parametrize("lost", [Fault.drop_midstream(), Fault.hang_before_headers(), Fault.status(504, html=True),
+                                  Fault.status(504)], ids=["reset", "read_timeout", "504_nginx_page", "504_json"])
 async def test_a_final_message_whose_answer_was_lost_is_not_sent_twice(tmp_path, tg: TelegramServer, long_llm,
                                                                        caplog, lost):
     """The final part of a long answer (the message with 👍/👎) reaches Telegram, its answer is lost: it was sent
-    again, and the person saw the end of the answer twice. Now it is sent once, and the log says why."""
+    again, and the person saw the end of the answer twice. Now it is sent once, and the log says why. A 504 from
+    Telegram's front is such a lost answer (the request was handed on, the front gave up waiting): as nginx's HTML
+    page or as JSON, python-telegram-bot's 'Gateway Timeout (504)' was taken like a 502 and the message sent again."""
     assert len(LONG) > MAX_MESSAGE
     config = bot_config(tmp_path, tg, long_llm, edit_interval=30)  # streaming shows the first part only
     tg.lose_reply(lost, when=_with_buttons)
@@ -76,7 +80,11 @@ def _raised(error: type[NetworkError], cause: Exception) -> NetworkError:
     (_raised(NetworkError, httpx.ConnectError("refused")), False),
     (_raised(TimedOut, httpx.PoolTimeout("pool")), False),
     (NetworkError("Bad Gateway"), False),  # Telegram's front answered: not carried out
-], ids=["read_timeout", "dropped", "reset", "connect_timeout", "refused", "pool", "502"])
+    (FrontError(502, "Bad Gateway"), False),  # the front could not hand it on
+    (FrontError(503, "Service Unavailable"), False),
+    (FrontError(504, "Gateway Time-out"), True),  # handed on, the front gave up waiting: it may be in the chat
+], ids=["read_timeout", "dropped", "reset", "connect_timeout", "refused", "pool", "502", "front_502", "front_503",
+        "front_504"])
 def test_which_failures_may_have_reached_telegram(error, maybe):
     assert maybe_sent(error) is maybe
 
@@ -95,3 +103,20 @@ async def test_a_commands_reply_is_sent_again_only_when_telegram_did_not_take_it
         await asyncio.sleep(2)  # a second send would come within the retry's pause
     sent = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and "/agent NAME" in (c.text or "")]
     assert [c.ok for c in sent] == [False, True, True], [(c.ok, c.error) for c in sent]  # the 502, its retry, once
+
+
+async def test_a_reply_refused_by_nginxs_502_page_is_sent_again_without_an_error_logged(tmp_path, tg, llm, caplog):
+    """Telegram's front answers a down Bot API with nginx's own HTML page (php-telegram-bot/core#353: '<title>502
+    Bad Gateway</title> … nginx'). python-telegram-bot logged the whole page with a traceback at ERROR ('Can not load
+    invalid JSON data') and put it in the error's text (releases before 22: a bare 'Invalid server response', and the
+    reply lost). Now it is the front's 502: nothing was done, the reply is sent again, nothing logged as an error."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push(Fault.status(502, html=True))  # the next call that can fail: /help's reply
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: any("/agent NAME" in r for r in replies_to(tg, ALICE)), timeout=10)
+    sent = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and "/agent NAME" in (c.text or "")]
+    assert [c.ok for c in sent] == [False, True], [(c.ok, c.error) for c in sent]
+    assert "<html>" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

@@ -25,6 +25,7 @@ from telegram import Bot, InlineKeyboardMarkup, MessageEntity
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
+from modelyard.frontends.telegram_request import FrontError
 
 log = logging.getLogger(__name__)
 
@@ -375,8 +376,11 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 def maybe_sent(exc: TelegramError) -> bool:
     """The request may have reached the Bot API and been carried out, its answer lost: the connection dropped or
     timed out after the request went (python-telegram-bot raises NetworkError/TimedOut from the httpx error; its wiki,
-    'Handling network errors': a TimedOut request may still have been processed — #1045, #3937). Not a connect
-    failure or pool timeout (never sent), nor an answer the API gave (a 502 from its front, a 400)."""
+    'Handling network errors': a TimedOut request may still have been processed — #1045, #3937), or Telegram's front
+    passed it on and gave up waiting (504 Gateway Time-out: telegram_request). Not a connect failure or pool timeout
+    (never sent), nor an answer the API or its front gave (a 502 or 503: not handed on; a 400)."""
+    if isinstance(exc, FrontError):
+        return exc.handed_on
     cause = exc.__cause__
     return (isinstance(exc, NetworkError) and isinstance(cause, httpx.TransportError)
             and not isinstance(cause, _NOT_SENT))

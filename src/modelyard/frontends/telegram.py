@@ -59,7 +59,6 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
@@ -71,6 +70,7 @@ from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_sent, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
+from modelyard.frontends.telegram_request import FrontAwareRequest
 from modelyard.ledger.labels import LabelSource
 from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
@@ -242,8 +242,8 @@ class InboxBot(ExtBot[None]):
     __slots__ = ("_floor", "inbox", "polled_at", "refused", "refused_at")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
-        super().__init__(token, base_url=base_url, request=HTTPXRequest(connection_pool_size=256),
-                         get_updates_request=HTTPXRequest(connection_pool_size=1),
+        super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
+                         get_updates_request=FrontAwareRequest(connection_pool_size=1),
                          # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at
                          # once) is refused by the Bot API unless allowed; in a group every reply quotes
                          defaults=Defaults(allow_sending_without_reply=True))
@@ -666,8 +666,9 @@ class TelegramBot:
                 self._migrated(chat_id, exc.new_chat_id)
                 chat_id = exc.new_chat_id
             except NetworkError as exc:
-                # never reached Telegram (no connection) or its front said 502/503/504: sent again. One that may
-                # have been carried out (its answer lost) is not: a second send would show the reply twice
+                # never reached Telegram (no connection) or its front did not hand it on (502/503): sent again. One
+                # that may have been carried out (its answer lost, or a 504: the front gave up waiting) is not: a
+                # second send would show the reply twice
                 if attempt == 2 or isinstance(exc, BadRequest) or maybe_sent(exc):
                     raise
                 log.info("telegram: reply in chat %s failed (%s); trying again", chat_id, type(exc).__name__)

@@ -1,0 +1,67 @@
+"""The Bot API's HTTP client, honest about what Telegram's front (its nginx) answers for the Bot API.
+
+When the Bot API server behind api.telegram.org is down or slow, the nginx in front of it answers by itself: 502 Bad
+Gateway or 504 Gateway Time-out, with its own HTML page (php-telegram-bot/core#353 and nickoala/telepot#31:
+``<title>502 Bad Gateway</title> … nginx/1.10.0``; telegraf/telegraf#110: ``504 Gateway Time-out … nginx/1.6.2``).
+python-telegram-bot reads every error body as JSON (telegram/request/_baserequest.py, ``parse_json_payload``): such a
+page is logged whole, with a traceback, at ERROR, and the error raised carries the page in its text ("Bad Gateway
+(502). Parsing the server response b'<html>…' failed"; releases before 22 raised a bare ``TelegramError('Invalid
+server response')``, not even a NetworkError). A 502 and a 504 become the same ``NetworkError``.
+
+They do not say the same about the request. A 502 (or 503) is the front failing to hand it on — the Bot API server
+down, restarting, refusing the connection: nothing was carried out, and sending it again is safe. A 504 is the front
+having handed it on and given up waiting for the answer: like a read timeout, the message may well be in the chat,
+and a sendMessage sent again shows it twice. :class:`FrontError` carries the status, so the caller can tell them
+apart (``streaming.maybe_sent``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+from telegram.error import NetworkError
+from telegram.request import HTTPXRequest
+
+#: statuses the front answers for the Bot API behind it
+FRONT_STATUSES = frozenset({HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT})
+_TITLE = re.compile(rb"<title>\s*(?:\d{3}\s+)?([^<]{1,80}?)\s*</title>", re.IGNORECASE)
+
+
+class FrontError(NetworkError):
+    """Telegram's front answered 502, 503 or 504 for the Bot API (``status``): the API itself gave no answer."""
+
+    def __init__(self, status: int, description: str):
+        super().__init__(f"{description} ({status})")
+        self.status = status
+
+    @property
+    def handed_on(self) -> bool:
+        """The front passed the request on and stopped waiting (504): it may have been carried out."""
+        return self.status == HTTPStatus.GATEWAY_TIMEOUT
+
+
+def _description(status: int, payload: bytes) -> str:
+    """The body's own word: the Bot API's JSON ``description``, nginx's page title, else the status's name."""
+    try:
+        said = json.loads(payload.decode("utf-8", "replace")).get("description")
+    except (ValueError, AttributeError):
+        said = None
+    if isinstance(said, str) and said:
+        return said[:200]
+    title = _TITLE.search(payload)
+    if title is not None:
+        return title.group(1).decode("utf-8", "replace")
+    return HTTPStatus(status).phrase
+
+
+class FrontAwareRequest(HTTPXRequest):
+    """python-telegram-bot's HTTPX client that raises :class:`FrontError` for a 502, 503 or 504, whatever its body."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code in FRONT_STATUSES:
+            raise FrontError(code, _description(code, payload))
+        return code, payload
