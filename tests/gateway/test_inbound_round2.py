@@ -77,3 +77,49 @@ def test_a_401_tells_an_openai_client_where_x_api_key_is_read(tmp_path, fakes, p
         assert r.status_code == 401 and "'x-api-key: <key>' or 'Authorization: Bearer <key>'" in r.text
         r = httpx.post(gw.url + "/v1/messages", json={**MESSAGES, **CHAT}, timeout=15, headers={"x-api-key": "sk-gw-1"})
         assert r.status_code == 200, r.text
+
+
+TOOLS = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}} for name in ("f", "g")]
+
+
+def _allowed(mode: str, *names: str) -> dict[str, object]:
+    """The openai SDK's ChatCompletionAllowedToolChoiceParam (openai-python, types/chat/
+    chat_completion_allowed_tool_choice_param.py): ``{"type": "allowed_tools", "allowed_tools": {mode, tools}}``."""
+    return {"type": "allowed_tools", "allowed_tools": {
+        "mode": mode, "tools": [{"type": "function", "function": {"name": n}} for n in names]}}
+
+
+@pytest.mark.parametrize("mode", ["auto", "required"])
+def test_allowed_tools_offers_only_those_tools(gateway, fakes, mode):
+    """Was read as a demand for any tool: both tools offered (the model could call one the client had not allowed)."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,
+                   json={**CHAT, "tools": TOOLS, "tool_choice": _allowed(mode, "g")})
+    assert r.status_code == 200, r.text
+    assert [t["function"]["name"] for t in fakes[0].requests[-1].json["tools"]] == ["g"]
+
+
+def test_allowed_tools_in_the_responses_api_shape_offers_only_those(gateway, fakes):
+    """The Responses API's form puts mode and tools at the top (openai-python, types/responses/
+    tool_choice_allowed_param.py)."""
+    r = httpx.post(gateway.url + "/v1/responses", timeout=15, json={
+        "model": "coder", "input": "hi", "tools": [{"type": "function", "name": n} for n in ("f", "g")],
+        "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]}})
+    assert r.status_code == 200, r.text
+    assert [t["function"]["name"] for t in fakes[0].requests[-1].json["tools"]] == ["f"]
+
+
+@pytest.mark.parametrize(("tools", "choice", "says"), [
+    ([], _allowed("auto"), None),  # nothing allowed, nothing demanded: an answer (was a 400 "a call is demanded")
+    (TOOLS, _allowed("auto", "h"), "not among the tools given: h"),
+    ([], _allowed("required"), "no tools are allowed"),
+    (TOOLS, {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"function": {"name": ["f"]}}]}},
+     "each allowed tool is"),
+])
+def test_allowed_tools_that_cannot_be_honoured_is_a_400(gateway, tools, choice, says):
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,
+                   json={**CHAT, **({"tools": tools} if tools else {}), "tool_choice": choice})
+    if says is None:
+        assert r.status_code == 200, r.text
+        return
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "tool_choice" and says in r.json()["error"]["message"]

@@ -288,6 +288,8 @@ def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], para
     (the model can call no other); a demand with no tools, or naming one not offered, is a 400, as
     OpenAI answers it — never a text answer to a client that asked for a call. The demand itself is
     not forced on the provider (``ChatRequest`` has no such field)."""
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        return _allowed_tools(tools, choice, param)
     if not tools:
         raise BadRequest(f"{param}: a tool call is demanded but no tools are given", param)
     if isinstance(choice, dict):
@@ -300,6 +302,29 @@ def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], para
                                  f"({', '.join(t.name for t in tools)})", param)
             return named
     return tools
+
+
+def _allowed_tools(tools: list[ToolDefinition], choice: dict[str, Any], param: str) -> list[ToolDefinition]:
+    """OpenAI's ``{"type": "allowed_tools"}`` (the SDK's ChatCompletionAllowedToolChoiceParam; the Responses API
+    puts ``mode`` and ``tools`` at its top): only the listed tools are offered, ``mode: "required"`` demands a call.
+    It was read as a demand for any of the tools: every tool offered, and with none given a 400."""
+    spec = choice.get("allowed_tools", choice)
+    listed = spec.get("tools") if isinstance(spec, dict) else None
+    if not isinstance(listed, list):
+        raise BadRequest(f"{param}: allowed_tools needs 'tools', a list of the tools the model may call", param)
+    names = set()
+    for entry in listed:
+        fn = entry.get("function") if isinstance(entry, dict) else None
+        name = fn.get("name") if isinstance(fn, dict) else entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            raise BadRequest(f"{param}: each allowed tool is {{'type': 'function', 'function': {{'name': …}}}}", param)
+        names.add(name)
+    if missing := sorted(names - {t.name for t in tools}):
+        raise BadRequest(f"{param}: allowed tools not among the tools given: {', '.join(missing)}", param)
+    allowed = [t for t in tools if t.name in names]
+    if spec.get("mode") == "required" and not allowed:
+        raise BadRequest(f"{param}: a tool call is demanded but no tools are allowed", param)
+    return allowed
 
 
 # -- answers ---------------------------------------------------------------------------------
