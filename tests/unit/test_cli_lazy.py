@@ -93,3 +93,18 @@ def test_the_list_says_what_each_commands_docstring_says() -> None:
         assert command.name == entry.name
         doc = command.help or ""
         assert " ".join(cleandoc(doc).split("\n\n")[0].split()) == entry.summary, entry.name
+
+
+def test_the_report_imports_no_routing_code(tmp_path: Path) -> None:
+    """`report` reads each agent's role (a hand-off to a utility agent revises) through agents/topology, which
+    imported the role from the classifier: the classifier and its encoder, calibration and request views, 0.1 s of
+    the report's imports at load 3, for a one-line lookup of ``role:``. The role is read from agents/roles now."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  chat: {primary: a}\n  tidy: {primary: a, role: utility}\n"
+                      f"log:\n  path: {tmp_path / 'log.sqlite3'}\n")
+    out, modules = _run("--config", str(config), "report")
+    assert "modelyard report — " in out and "no requests in " in out, out
+    assert "modelyard.agents.topology" in modules  # the roles were read
+    unwanted = {"modelyard.agents.classifier", "modelyard.agents.encoder", "sklearn", "aiohttp", "starlette"}
+    assert not unwanted & modules, sorted(unwanted & modules)

@@ -34,7 +34,7 @@ from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
 from modelyard.agents import fitted as stored
 from modelyard.agents.request import views
-from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role, role_of
+from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, agent_role
 from modelyard.config.schema import Config
 
 if TYPE_CHECKING:
@@ -63,14 +63,6 @@ class Decision:
 
     def describe(self) -> str:
         return f"{self.agent} ({self.method}, {self.confidence:.2f}, {self.ms:.1f}ms)"
-
-
-def agent_role(config: Config, name: str) -> Role | None:
-    """The agent's built-in routing role: ``role:`` in the config, else its name if that is a role."""
-    declared = config.agents[name].role
-    if declared == "none":
-        return None
-    return Role(declared) if declared else role_of(name)
 
 
 def training_samples(config: Config, targets: list[str]) -> dict[str, list[str]]:

@@ -29,9 +29,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, column_sums, english_side
+from modelyard.agents.classifier import Classifier, Decision, column_sums, english_side
 from modelyard.agents.evaluation import Labelled, read_labels
-from modelyard.agents.roles import Role
+from modelyard.agents.roles import Role, agent_role
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

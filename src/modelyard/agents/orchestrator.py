@@ -20,10 +20,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from modelyard.agents.classifier import Classifier, Decision, agent_role, training_samples
+from modelyard.agents.classifier import Classifier, Decision, training_samples
 from modelyard.agents.memory import CorrectedClassifier, role_prompts
 from modelyard.agents.request import clip
-from modelyard.agents.roles import EXAMPLES, POLICIES
+from modelyard.agents.roles import EXAMPLES, POLICIES, agent_role
 from modelyard.agents.topology import orchestrator_name, routing_targets
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError, json_problem

@@ -13,6 +13,10 @@ benchmarks/routing_eval/POLICY.md, never copied from the evaluation prompts.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.config.schema import Config
 
 
 class Role(StrEnum):
@@ -1297,3 +1301,13 @@ def role_of(name: str) -> Role | None:
         return Role(name)
     except ValueError:
         return None
+
+
+def agent_role(config: Config, name: str) -> Role | None:
+    """The agent's built-in routing role: ``role:`` in the config, else its name if that is a role. Here, not in the
+    classifier, so that what reads roles without routing (``report``'s hand-off purposes, through topology) does not
+    import the classifier (0.1 s of imports at load 3)."""
+    declared = config.agents[name].role
+    if declared == "none":
+        return None
+    return Role(declared) if declared else role_of(name)

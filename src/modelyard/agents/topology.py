@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from modelyard.agents.classifier import agent_role
 from modelyard.agents.errors import HandoffRefused
-from modelyard.agents.roles import Role
+from modelyard.agents.roles import Role, agent_role
 from modelyard.config.schema import Config
 
 USER = "user"
