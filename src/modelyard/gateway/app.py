@@ -381,7 +381,8 @@ class GatewayApp(Starlette):
         except Exception as exc:
             await (await _internal_error(request, exc))(scope, receive, send)
             raise
-        if type(response) is JSONBody and send_whole(send, response.status_code, response.raw_headers, response.body):
+        if type(response) is JSONBody and send_whole(send, response.status_code, response.raw_headers, response.body,
+                                                     response.head):
             return  # in one step through uvicorn's cycle (gateway/transport.py)
         await response(scope, receive, send)  # it has started: a failure now is the server's to log and close
 

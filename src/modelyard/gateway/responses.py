@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from modelyard.gateway.disconnect import ClientGone, say_why_gone, until_disconnect
 from modelyard.gateway.drain import SHUTTING_DOWN, Drain
+from modelyard.gateway.transport import VALUE_REFUSED
 from modelyard.gateway.wire import error_body
 from modelyard.ledger.cost import PRICE_UNKNOWN, billed_at_zero
 from modelyard.outcomes import AttemptOutcome
@@ -36,16 +37,30 @@ def dumps(payload: Any) -> bytes:
 
 class JSONBody(Response):
     """Starlette's ``Response`` for a JSON body, its headers listed as Starlette lists them (the given ones, then
-    content-length and content-type) without its general checks: ~2% of a model answer's bytecodes (issue #15)."""
+    content-length and content-type) without its general checks: ~2% of a model answer's bytecodes (issue #15).
+    Given :func:`route_headers`' answer, its head is written out here too (``head``: every header line after the
+    server's own, checked as uvicorn checks them), for :func:`~modelyard.gateway.transport.send_whole`."""
 
     media_type = "application/json"
+    #: the header lines as they leave (lower-case names, each ``name: value\r\n``), every byte one uvicorn lets
+    #: through; None: not known, send_whole lists and checks them itself
+    head: bytes | None = None
 
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        plain = self.status_code >= 200 and self.status_code not in (204, 304)
+        if type(headers) is RouteHeaders and plain:
+            length = b"%d" % len(self.body)
+            rid, part = headers.rid, headers.part
+            self.raw_headers = [(_RID, rid), *part.raw, (b"content-length", length), _JSON_TYPE]
+            if part.lines is not None and len(rid.translate(None, VALUE_REFUSED)) == len(rid):
+                self.head = b"".join((_RID_LINE, rid, b"\r\n", part.lines, b"content-length: ", length,
+                                      _JSON_TYPE_LINE))
+            return
         if headers is not None and not _PLAIN.isdisjoint(k.lower() for k in headers):
             return super().init_headers(headers)  # a length or type of its own: Starlette's rules
         raw = [] if headers is None else [(k.lower().encode("latin-1"), v.encode("latin-1"))
                                           for k, v in headers.items()]
-        if not (self.status_code < 200 or self.status_code in (204, 304)):
+        if plain:
             raw.append((b"content-length", b"%d" % len(self.body)))
         raw.append(_JSON_TYPE)
         self.raw_headers = raw
@@ -53,6 +68,9 @@ class JSONBody(Response):
 
 _PLAIN = frozenset({"content-length", "content-type"})
 _JSON_TYPE = (b"content-type", b"application/json")
+_JSON_TYPE_LINE = b"\r\ncontent-type: application/json\r\n"
+_RID = b"x-modelyard-request-id"
+_RID_LINE = _RID + b": "
 
 
 def json_response(payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -104,14 +122,52 @@ def route_summary(record: RequestRecord) -> str:
 TRUNCATED = " (truncated: length)"
 
 
+class _RoutePart:
+    """What the route headers of a request carry besides its id — the same for every answer by one route — as
+    strings, as the pairs a response lists and as the lines it writes (None if uvicorn would refuse a byte)."""
+
+    __slots__ = ("agent", "lines", "model", "raw", "route")
+
+    def __init__(self, agent: str, route: str, model: str) -> None:
+        self.agent, self.route, self.model = _ascii(agent), _ascii(route), _ascii(model) if model else ""
+        raw = [(b"x-modelyard-agent", self.agent.encode()), (b"x-modelyard-route", self.route.encode())]
+        if model:
+            raw.append((b"x-modelyard-model", self.model.encode()))
+        self.raw = raw
+        values = b"".join(value for _, value in raw)
+        self.lines = b"".join(name + b": " + value + b"\r\n" for name, value in raw) \
+            if len(values.translate(None, VALUE_REFUSED)) == len(values) else None
+
+
+class RouteHeaders(dict[str, str]):
+    """:func:`route_headers`' answer: the headers by name, and what a response needs to list and write them without
+    encoding each again (``rid``, ``part``). Not changed once made (a changed copy is a plain dict)."""
+
+    __slots__ = ("part", "rid")
+    rid: bytes
+    part: _RoutePart
+
+
+#: route parts by (agent, route, model): a route's headers are encoded once (issue #15); forgotten past _PARTS_KEPT
+_parts: dict[tuple[str, str, str], _RoutePart] = {}
+_PARTS_KEPT = 512
+
+
 def route_headers(record: RequestRecord, *, truncated: bool = False) -> dict[str, str]:
     """Who answered and how. ``truncated``: the answer hit its token limit — said in the route, so a cut-off
     answer is never taken for a whole one (a live stream's headers leave before its end: its last chunk says it)."""
-    route = route_summary(record) + (TRUNCATED if truncated else "")
-    headers = {"x-modelyard-request-id": record.id, "x-modelyard-agent": _ascii(record.agent),
-               "x-modelyard-route": _ascii(route)}
-    if record.model:
-        headers["x-modelyard-model"] = _ascii(record.model)
+    key = (record.agent, route_summary(record) + (TRUNCATED if truncated else ""), record.model or "")
+    part = _parts.get(key)
+    if part is None:
+        if len(_parts) >= _PARTS_KEPT:
+            _parts.clear()
+        part = _parts[key] = _RoutePart(*key)
+    headers = RouteHeaders({"x-modelyard-request-id": record.id, "x-modelyard-agent": part.agent,
+                            "x-modelyard-route": part.route})
+    if part.model:
+        headers["x-modelyard-model"] = part.model
+    headers.rid = record.id.encode("latin-1")
+    headers.part = part
     return headers
 
 
@@ -140,6 +196,9 @@ async def until_drained(drain: Drain, work: Awaitable[Response]) -> Response:
         drain.leave(task)
 
 
+_SSE_FIXED = ((b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"))
+
+
 class SSEResponse(Response):
     """Streams pre-rendered SSE events; a client disconnect cancels the producer (and its upstream call).
     When the server shuts down (``drain``), the producer is cancelled too and the stream ends with
@@ -152,9 +211,13 @@ class SSEResponse(Response):
         # not Response.__init__: it would add "content-length: 0" to a body of unknown length
         self.status_code = 200
         self.background = None
-        all_headers = {"content-type": content_type, "cache-control": "no-cache",
-                       "x-accel-buffering": "no", **headers}
-        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
+        if type(headers) is RouteHeaders:  # encoded once per route (issue #15)
+            self.raw_headers = [(b"content-type", content_type.encode("latin-1")), *_SSE_FIXED,
+                                (_RID, headers.rid), *headers.part.raw]
+        else:
+            all_headers = {"content-type": content_type, "cache-control": "no-cache",
+                           "x-accel-buffering": "no", **headers}
+            self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in all_headers.items()]
         self.events = events
         self.drain = drain
         self.final = final

@@ -365,7 +365,8 @@ def _seconds(value: float) -> str:
     return f"{value:.3g} s"
 
 
-def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview) -> bool:
+def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes | memoryview,
+               head: bytes | None = None) -> bool:
     """Write a whole response (status, headers, a body of known length) in one step through uvicorn's httptools
     cycle, as its ``send`` would for ``http.response.start`` and one ``http.response.body``; True once done.
 
@@ -376,6 +377,10 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
     path after its commit, issue #15); here the names and the values are each checked in one pass over all of
     them — a forbidden byte in one is one in their concatenation — and a header uvicorn would refuse goes the
     ASGI way, where uvicorn refuses it as before. The same bytes leave, in one write (so no head is held).
+
+    ``head``: ``headers`` as the lines they make, known plain and checked (``JSONBody.head``, made from
+    ``route_headers``' answer, its route's part encoded once): only the server's own headers are looked at
+    here, and those once per list uvicorn makes (each second, for its ``date``).
     """
     cycle = getattr(send, "__self__", None)
     if type(cycle) is not RequestResponseCycle or cycle.response_started or cycle.disconnected \
@@ -384,28 +389,11 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
     scope = cycle.scope
     if scope["method"] == "HEAD":
         return False
-    content: list[bytes | memoryview] = [STATUS_LINE[status]]
-    names: list[bytes] = []
-    values: list[bytes] = []
-    length = None
-    for name, value in cycle.default_headers + headers:
-        name = name.lower()
-        if name == b"content-length":
-            if length is not None:
-                return False
-            length = value
-        elif name == b"connection" or name == b"transfer-encoding":
-            return False
-        names.append(name)
-        values.append(value)
-        content += (name, b": ", value, b"\r\n")
-    if length != b"%d" % len(body):
-        return False
-    # uvicorn's checks, as bytes deleted: a byte-table pass in C where the regular expressions' character-class scan
-    # took ~8,000 instructions per answer (callgrind, issue #15 round 12)
-    named, valued = b"".join(names), b"".join(values)
-    if len(named.translate(None, NAME_REFUSED)) != len(named) \
-            or len(valued.translate(None, VALUE_REFUSED)) != len(valued):
+    server = None if head is None else _server_lines(cycle.default_headers)
+    content: list[bytes | memoryview] | None = [STATUS_LINE[status], server, head] \
+        if server is not None and head is not None \
+        else _listed(status, cycle.default_headers + headers, len(body))
+    if content is None:
         return False
     cycle.response_started = True
     cycle.waiting_for_100_continue = False
@@ -424,3 +412,47 @@ def send_whole(send: Any, status: int, headers: list[tuple[bytes, bytes]], body:
         cycle.transport.close()
     cycle.on_response()
     return True
+
+
+def _listed(status: int, headers: list[tuple[bytes, bytes]], length: int) -> list[bytes | memoryview] | None:
+    """The status line and header lines, names lower-cased; None unless the headers are plain (see send_whole)."""
+    content: list[bytes | memoryview] = [STATUS_LINE[status]]
+    names: list[bytes] = []
+    values: list[bytes] = []
+    said = None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-length":
+            if said is not None:
+                return None
+            said = value
+        elif name == b"connection" or name == b"transfer-encoding":
+            return None
+        names.append(name)
+        values.append(value)
+        content += (name, b": ", value, b"\r\n")
+    if said != b"%d" % length:
+        return None
+    # uvicorn's checks, as bytes deleted: a byte-table pass in C where the regular expressions' character-class scan
+    # took ~8,000 instructions per answer (callgrind, issue #15 round 12)
+    named, valued = b"".join(names), b"".join(values)
+    if len(named.translate(None, NAME_REFUSED)) != len(named) \
+            or len(valued.translate(None, VALUE_REFUSED)) != len(valued):
+        return None
+    return content
+
+
+#: the server's own headers last seen (uvicorn makes the list anew each second) and their lines, or None if not plain
+_server: list[Any] = [None, None]
+
+
+def _server_lines(defaults: list[tuple[bytes, bytes]]) -> bytes | None:
+    """uvicorn's default headers (``date``, ``server``, a config's ``headers``) as lines, if plain (no length, no
+    ``connection`` or ``transfer-encoding``, nothing uvicorn refuses); looked at once per list."""
+    if defaults is _server[0]:
+        return _server[1]
+    content = _listed(200, [*defaults, (b"content-length", b"0")], 0)
+    lines = None if content is None else b"".join(content[1:-4])  # no status line, no length line
+    _server[:] = [defaults, lines]
+    return lines
+
