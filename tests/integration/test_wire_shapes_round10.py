@@ -22,7 +22,7 @@ import pytest
 from tests.fakes import Fault
 from tests.helpers import make_config
 from tests.integration.test_fault_shapes import KEY, _reset, primary, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, JSON, SSE, call, chunk, event, fn
+from tests.integration.test_wire_shapes import DONE, JSON, NDJSON, SSE, call, chunk, event, fn, message, ndjson
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
@@ -234,3 +234,49 @@ async def test_calls_that_share_one_id_stay_two_calls(servers: dict[str, Any], t
     assert outcomes(routed) == [("primary", "ok", None)]
     assert [(c.arguments, c.id) for c in routed.response.tool_calls] == [({"city": "Paris"}, same),
                                                                          ({"city": "Rome"}, same + "_2")]
+
+
+# -- Ollama: an answer that says why it ended and never says "done" -------------------------------------------------
+
+@pytest.mark.parametrize("last", [
+    # Ollama's MLX engine: the last line says why, with no "done" (ollama-vscode#60, #61)
+    {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": ""}, "done_reason": "stop",
+     "prompt_eval_count": 9, "eval_count": 2},
+    # or "done": false on it
+    {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": ""}, "done": False, "done_reason": "stop",
+     "prompt_eval_count": 9, "eval_count": 2},
+], ids=["no_done", "done_false"])
+async def test_an_ollama_answer_that_ends_with_its_reason_and_no_done_is_whole(last: dict[str, Any],
+                                                                              servers: dict[str, Any],  # noqa: F811
+                                                                              tmp_path: Path) -> None:
+    """The body ends after a line that says why the answer ended, without ``"done": true``. It was
+    connection_dropped: asked again (the same end again), then the next model, the whole answer lost twice."""
+    servers["ollama"].push(Fault.raw(200, ndjson(message("Sun")), ndjson(message("ny.")), ndjson(last),
+                                     headers=NDJSON))
+    [routed] = await _routed("ollama", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.record.tokens_out == 2
+
+
+async def test_an_ollama_reason_mid_stream_is_not_the_end(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa
+    """Guard (held before): an Ollama-compatible server says why on its tool-call line, ``"done": false``, then
+    sends its done line (llama-swappo#13): the call and the done line are both read."""
+    servers["ollama"].push(Fault.raw(200, ndjson({
+        "model": "qwen3.5:latest", "done": False, "done_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "read_file", "arguments": {"path": "brief.md"}}}]}}),
+        ndjson({"model": "qwen3.5:latest", "message": {"role": "assistant", "content": ""}, "done": True,
+                "done_reason": "stop", "prompt_eval_count": 9, "eval_count": 12}), headers=NDJSON))
+    [routed] = await _routed("ollama", servers, tmp_path, TOOLS)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    [made] = routed.response.tool_calls
+    assert made.arguments == {"path": "brief.md"} and routed.record.tokens_out == 12
+
+
+async def test_an_ollama_stream_cut_without_any_reason_is_still_dropped(servers: dict[str, Any],  # noqa: F811
+                                                                       tmp_path: Path) -> None:
+    """Guard (held before): a body that ends with no line saying why is a connection that broke."""
+    fault = Fault.raw(200, ndjson(message("Sun")), headers=NDJSON)
+    servers["ollama"].push(fault, fault)
+    [routed] = await _routed("ollama", servers, tmp_path, PLAIN)
+    assert outcomes(routed)[0] == ("primary", "retry", "connection_dropped")

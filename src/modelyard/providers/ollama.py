@@ -60,6 +60,19 @@ _NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only load
                    "which it does for a request with nothing to answer (no user message?)")
 
 
+def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
+    """The usage and done chunks of the line that ended an answer (``done: true``, or the last to say why)."""
+    if data.get("done_reason") in _NOT_RUN:
+        raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
+    usage = usage_from(data, "prompt_eval_count", "eval_count")
+    if usage is not None and "prompt_eval_count" not in data:
+        # Ollama before 0.2 (and its llama-server runner early in 0.30) leaves the count out when the prompt came from
+        # its cache (ollama#2068, #16414): logged as a prompt of 0 tokens, and the all-cloud comparison saw none of it.
+        # Estimated, as elsewhere
+        usage.input_tokens = request_tokens(request)
+    return [Chunk("usage", usage=usage), Chunk("done", stop_reason=str(data.get("done_reason") or ""))]
+
+
 #: Ollama's 500 for a model the machine has no room for (http.py says more)
 _NO_ROOM = NO_ROOM_WORDS
 #: Ollama's cloud models (``gpt-oss:120b-cloud``, ``glm-5:cloud``, run at ollama.com through the local server) refuse
@@ -241,6 +254,7 @@ class OllamaProvider(HttpProvider):
                                               limit=self.config.response_limit) as resp:
                     opened = True
                     done = False
+                    last: dict[str, Any] | None = None  # the last line that said why the answer ended
                     async for line in resp.aiter_lines():
                         if not line.strip():
                             continue
@@ -267,19 +281,21 @@ class OllamaProvider(HttpProvider):
                                 fn["name"], fn.get("arguments"), call.get("id", "")))
                         if data.get("done"):
                             done = True
-                            if data.get("done_reason") in _NOT_RUN:
-                                raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
-                            usage = usage_from(data, "prompt_eval_count", "eval_count")
-                            if usage is not None and "prompt_eval_count" not in data:
-                                # Ollama before 0.2 (and its llama-server runner early in 0.30) leaves the count out
-                                # when the prompt came from its cache (ollama#2068, #16414): logged as a prompt of
-                                # 0 tokens, and the all-cloud comparison saw none of it. Estimated, as elsewhere
-                                usage.input_tokens = request_tokens(request)
-                            yield Chunk("usage", usage=usage)
-                            yield Chunk("done", stop_reason=str(data.get("done_reason") or ""))
+                            for chunk in _ended(data, request):
+                                yield chunk
                             break
+                        if data.get("done_reason"):
+                            last = data
                     if not done:
-                        raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
+                        if last is None:
+                            raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
+                        # the body ended after a line that said why, without "done": true — Ollama's MLX engine
+                        # ends so (ollama-vscode#60, #61: "Did not receive done or success response in stream"). It
+                        # was connection_dropped: the whole answer asked again, the same end again, the next model.
+                        # Not at that line itself: a server may say why mid-stream and go on (llama-swappo#13's
+                        # tool-call line, "done": false, "done_reason": "tool_calls", then the done line)
+                        for chunk in _ended(last, request):
+                            yield chunk
                 return
             except ProviderError as exc:
                 if not opened and exc.reason is Reason.SERVER_ERROR and _NO_ROOM.search(exc.message):
