@@ -69,6 +69,32 @@ def counts(prefix: str, model: str, url: str = REDIS_URL) -> tuple[int, int]:
         client.close()
 
 
+def deadlines_of(client: redis.Redis, key: str, mark: str) -> tuple[float, list[float]]:
+    """Redis's clock now and the lease deadlines (ms, Redis's clock: the scores of ``holders`` / ``leases``, see
+    :mod:`modelyard.router.shared.lua`) of the entries in ``key`` whose token holds ``mark`` — read in one MULTI, so
+    the two are of the same instant. A test of "its slots come back within the lease" asserts on these, not on how
+    long a poll on a loaded machine took to see the entries go (5.65 s for a lease of 4.5 s once under load)."""
+    with client.pipeline(transaction=True) as pipe:
+        pipe.time()
+        pipe.zrange(key, 0, -1, withscores=True)
+        (seconds, micros), entries = pipe.execute()
+    return seconds * 1000 + micros / 1000, [score for token, score in entries if mark in token.decode()]
+
+
+def store_calls(state: Any) -> list[str]:
+    """The store calls (script names) ``state``'s link makes from now on, recorded as they start: a request that
+    must not wait for the store is asserted to make none, not to be quick (a loaded loop is not quick)."""
+    made: list[str] = []
+    call = state.link.call
+
+    async def counted(script: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(script)
+        return await call(script, *args, **kwargs)
+
+    state.link.call = counted
+    return made
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -28,7 +28,7 @@ from modelyard.ledger import connect
 from tests.fakes import OllamaServer, OpenAIServer
 from tests.fakes.faults import Fault
 from tests.reliability.loadgen import AGENT, CLIENT_TIMEOUT, GatewayProcess, Result, _classify
-from tests.shared.redis_kit import PrivateRedis, delete_prefix, new_prefix, own_tag, require_redis
+from tests.shared.redis_kit import PrivateRedis, deadlines_of, delete_prefix, new_prefix, own_tag, require_redis
 
 LIMIT = 2
 QUEUE = 0.3
@@ -199,7 +199,7 @@ def test_kill_9_of_a_gateway_holding_slots(tmp_path: Path, shared_redis: str) ->
         assert victim.proc is not None
         mark = f":{victim.proc.pid}:"
 
-        async def scenario() -> tuple[list[Result], float, float]:
+        async def scenario() -> tuple[list[Result], float, list[float]]:
             task = asyncio.ensure_future(load(f, 150, 12, marker="before", alive=[0, 1, 2]))
             deadline = time.monotonic() + 20
             while not any(mark in t for t in f.holders()):  # the victim holds a slot right now
@@ -207,20 +207,24 @@ def test_kill_9_of_a_gateway_holding_slots(tmp_path: Path, shared_redis: str) ->
                 await asyncio.sleep(0.002)
             victim.kill9()
             killed = time.monotonic()
+            with redis.Redis.from_url(f.url, socket_timeout=5) as client:
+                died_ms, deadlines = deadlines_of(client, f"{own_tag(f.prefix, 'fast')}:holders", mark)
             while any(mark in t for t in f.holders()):  # the others keep the load going meanwhile
+                assert time.monotonic() - killed < 10 * LEASE, "the killed gateway's slots never came back"
                 await asyncio.sleep(0.01)
             returned = time.monotonic() - killed
             await task
             after = await load(f, 60, 6, marker="after", alive=[1, 2])
-            return after, returned, killed
+            return after, returned, [d - died_ms for d in deadlines]
 
-        after, returned, _ = asyncio.run(scenario())
+        after, returned, left = asyncio.run(scenario())
         peak = f.backend.max_in_flight
-    print(f"\nthe killed gateway's slots came back {returned:.2f}s after kill -9 (lease {LEASE}s); backend peak {peak}")
-    # The lease runs out at most LEASE after the kill (Redis's own clock); the slot is back at the survivors'
-    # next script (a heartbeat every 0.2 s, or a request) and when this poll sees it: on a loaded 2-core
-    # machine that took 2.0 s once. A slot kept until its key expired, or for good, is what this rules out.
-    assert returned <= LEASE + 1.0
+    print(f"\nthe killed gateway's slots came back {returned:.2f}s after kill -9 (lease {LEASE}s; their deadlines "
+          f"{[round(ms) for ms in left]} ms after it, Redis's clock); backend peak {peak}")
+    # The lease runs out at most 2/3 of LEASE after the kill, by Redis's own clock (each entry lives 2·lease/3 past
+    # its last renewal): asserted there. How long this poll took to see it on a loaded machine (2.0 s once, 5.65 s in
+    # the fault matrix's twin) is printed, bounded only against a hang: a slot kept until its key expired, or for good.
+    assert all(ms <= LEASE * 2 / 3 * 1000 for ms in left), f"slots kept {left} ms past the kill (lease {LEASE}s)"
     assert peak <= LIMIT
     assert all(r.kind in ("ok", "fallback") for r in after), [r.detail for r in after if r.kind not in ("ok",
                                                                                                        "fallback")]
@@ -233,15 +237,17 @@ def test_redis_killed_and_restarted_mid_load(tmp_path: Path) -> None:
             task = asyncio.ensure_future(load(f, 360, 12, marker="restart", pace=0.01))
             await asyncio.sleep(1.0)
             server.kill()  # everything it held is gone
-            await asyncio.sleep(0.6)
-            async with httpx.AsyncClient(timeout=5) as http:
-                during = (await http.get(f.gateways[1].url + "/healthz")).json()
-            await asyncio.sleep(0.6)
+            t0 = time.monotonic()
+            async with httpx.AsyncClient(timeout=5) as http:  # the outage as /healthz says it, once seen (idle: 0.1 s)
+                while (during := (await http.get(f.gateways[1].url + "/healthz")).json())["state"]["up"]:
+                    assert time.monotonic() - t0 < 10, "the gateway did not notice Redis was gone"
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.6)  # requests meet the outage (each gateway saw it: its next call failed)
             server.start()  # same port, empty
             t0 = time.monotonic()
             async with httpx.AsyncClient(timeout=5) as http:
                 while (after := (await http.get(f.gateways[1].url + "/healthz")).json())["status"] != "ok":
-                    assert time.monotonic() - t0 < 5, "the gateway did not notice Redis came back"
+                    assert time.monotonic() - t0 < 10, "the gateway did not notice Redis came back"
                     await asyncio.sleep(0.05)
             return await task, during, after
 

@@ -23,6 +23,7 @@ import redis
 from modelyard.config.schema import Cooldown, StateConfig
 from modelyard.router.shared.link import RedisLink
 from modelyard.router.shared.state import RedisState
+from tests.shared.redis_kit import deadlines_of
 
 SETTINGS = {"lease": 1.5, "refresh": 0.2, "timeout": 0.5}
 
@@ -63,6 +64,12 @@ def test_a_host_killed_for_good_leaves_no_keys_of_its_own(tmp_path: Path, redis_
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         killed = time.monotonic()
+        # by Redis's clock, at the kill: its tag's entry runs out with its instance entry (2·lease, at least 10 s);
+        # only then may a survivor take its keys out — asserted there, not on how soon a loaded poll saw them go
+        died_ms, tag_deadlines = deadlines_of(client, f"{prefix}:host-keys", f"@{gone}}}")
+        _, instance_deadlines = deadlines_of(client, f"{prefix}:instances", f"{gone}:")
+        assert tag_deadlines and instance_deadlines, "the killed host was not registered"
+        left = [round(d - died_ms) for d in (*tag_deadlines, *instance_deadlines)]
 
         async def survivor() -> float:
             link = RedisLink(StateConfig(url=redis_url, prefix=prefix, **SETTINGS))
@@ -70,7 +77,7 @@ def test_a_host_killed_for_good_leaves_no_keys_of_its_own(tmp_path: Path, redis_
             await mine.acquire(5)  # this host's own keys: used, so kept
             try:
                 while _keys(client, prefix, gone):
-                    assert time.monotonic() - killed < 20, "the killed host's keys are still in Redis"
+                    assert time.monotonic() - killed < 60, "the killed host's keys are still in Redis"  # hang-guard
                     await asyncio.sleep(0.2)
                 assert _keys(client, prefix, link.host), "this host's live keys went too"
                 return time.monotonic() - killed
@@ -80,8 +87,9 @@ def test_a_host_killed_for_good_leaves_no_keys_of_its_own(tmp_path: Path, redis_
 
         took = asyncio.run(survivor())
         # its instance entry (2·lease, at least 10 s) and its keys' deadline are the same bound
-        print(f"its keys were gone {took:.1f}s after kill -9")
-        assert 5 < took < 15, took
+        print(f"its keys were gone {took:.1f}s after kill -9 (its entries ran out {left} ms after it, Redis's clock)")
+        assert all(ms <= 10_000 for ms in left), left
+        assert took > 5, took  # not while its instance entry still said it might be alive
         assert client.zcard(f"{prefix}:host-keys") == 1  # this host's tag only
     finally:
         if child.poll() is None:

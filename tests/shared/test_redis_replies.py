@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import redis
 from modelyard.errors import Reason
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
-from tests.shared.redis_kit import PrivateRedis, SilentProxy, free_port
+from tests.shared.redis_kit import PrivateRedis, SilentProxy, free_port, store_calls
 from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
 
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
@@ -36,6 +37,11 @@ async def _round_trip(state: RedisState) -> float:
     await state.acquire(3 * TIMEOUT)  # a queue bound past the store's: an overrun falls back, it is no queue timeout
     await state.release()
     return time.monotonic() - t0
+
+
+def _queued(admin: redis.Redis, state: RedisState) -> Callable[[], bool]:
+    """A waiter of ``state``'s model is in the store's queue (not merely sent)."""
+    return lambda: admin.zcard(state._slots[1]) > 0
 
 
 async def _connected(pools: Pools, server: PrivateRedis) -> RedisState:  # noqa: F811 - fixture type
@@ -68,19 +74,19 @@ async def test_a_waiter_whose_grant_listener_is_killed_still_gets_the_slot(pools
     """CLIENT KILL while a request waits for a slot: the grant is published while this process's listener is
     gone (or reconnecting). The waiter must still get the slot when it frees, not wait out its queue bound."""
     with PrivateRedis(tmp_path) as server:
-        holder, waiter = pools(2, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1)
+        # a heartbeat every 10 s (lease 30): within the waiter's bound only the listener (its resubscribe sync, or
+        # the grant it hears) hands the slot over — asserted by that bound, not by how soon a loaded loop got to it
+        holder, waiter = pools(2, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1, lease=30)
         for pool in (holder, waiter):
             await _round_trip(pool["m"])
         await holder["m"].acquire(1)
-        waiting = asyncio.ensure_future(waiter["m"].acquire(4))
-        await asyncio.sleep(0.3)  # queued in the store
+        waiting = asyncio.ensure_future(waiter["m"].acquire(5))
         admin = redis.Redis(port=server.port)
+        await _until(_queued(admin, waiter["m"]))
         admin.client_kill_filter(_type="pubsub")
         admin.client_kill_filter(_type="normal", skipme=True)
-        t0 = time.monotonic()
         await holder["m"].release()
-        await asyncio.wait_for(waiting, 3)
-        assert time.monotonic() - t0 < 1.5  # by the listener's resubscribe sync, or at most one heartbeat later
+        await asyncio.wait_for(waiting, 10)  # a QueueTimeout here: the grant waited for the heartbeat
         await waiter["m"].release()
 
 
@@ -99,10 +105,15 @@ async def test_client_pause_is_bounded_by_the_timeout(pools: Pools, tmp_path: Pa
     """CLIENT PAUSE (an operator's failover step): every command waits on the server side for the pause."""
     with PrivateRedis(tmp_path) as server:
         state = await _connected(pools, server)
-        redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 2500, "ALL")
-        assert await _round_trip(state) < TIMEOUT + 0.1  # the store's bound, then this process's share
-        assert await _round_trip(state) < 0.05  # the next ones do not wait for it at all
-        await _until(lambda: state.link.up)  # back by itself once the pause ends
+        # paused far longer than the two round trips take on a loaded machine: the second one finds it still down
+        redis.Redis(port=server.port).execute_command("CLIENT", "PAUSE", 6000, "ALL")
+        made = store_calls(state)
+        assert await _round_trip(state) < 5 * TIMEOUT  # the store's bound, then this process's share (a hang-guard)
+        assert made and not state.link.up and state.link.down_reason == f"no answer within {TIMEOUT:g}s", made
+        made.clear()
+        await _round_trip(state)
+        assert made == [], "the next ones do not wait for it at all"
+        await _until(lambda: state.link.up, 30)  # back by itself once the pause ends
         assert await _round_trip(state) < TIMEOUT
 
 
@@ -116,7 +127,9 @@ async def test_a_readonly_reply_falls_back_to_the_share_and_recovers(pools: Pool
         try:
             await _until(lambda: not state.link.up)  # the heartbeat finds it, or the next request does
             assert "read only" in state.link.down_reason, state.link.down_reason
-            assert await _round_trip(state) < 0.05  # this process's share, at once
+            made = store_calls(state)
+            await _round_trip(state)
+            assert made == [], "this process's share, at once: no call to the store"
         finally:
             admin.execute_command("REPLICAOF", "NO", "ONE")
         await _until(lambda: state.link.up)
@@ -163,14 +176,15 @@ async def test_a_grant_listener_on_a_connection_gone_silent_listens_again(pools:
             await _until(lambda: admin.pubsub_numsub(waiter["m"].link.channel)[0][1] == 2)
             assert proxy.silence(subscribers_only=True) == 1
             errors = waiter["m"].link.errors
-            await asyncio.sleep(2 * TIMEOUT + 0.5)  # long enough to find a silent listener out, well short of 10 s
+            # the waiter's listener found the silence out and subscribed again on a new connection (the silenced one
+            # stays subscribed upstream): 3 subscribers (idle ~1.1 s: a ping unanswered within the timeout)
+            await _until(lambda: admin.pubsub_numsub(waiter["m"].link.channel)[0][1] == 3, 10 * TIMEOUT)
             await holder["m"].acquire(1)
-            waiting = asyncio.ensure_future(waiter["m"].acquire(3))
-            await asyncio.sleep(0.3)  # queued in the store
-            t0 = time.monotonic()
+            waiting = asyncio.ensure_future(waiter["m"].acquire(5))
+            await _until(_queued(admin, waiter["m"]))
             await holder["m"].release()
-            await asyncio.wait_for(waiting, 4)  # a QueueTimeout here: the grant waited for the heartbeat
-            assert time.monotonic() - t0 < 1.0
+            # a QueueTimeout here: the grant waited for the heartbeat (10 s away: lease 30)
+            await asyncio.wait_for(waiting, 10)
             await waiter["m"].release()
             assert waiter["m"].link.up and waiter["m"].link.errors == errors  # the calls never noticed anything
         finally:
