@@ -54,7 +54,7 @@ from redis.exceptions import ConnectionError as DroppedConnection
 
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
-from modelyard.router.shared import lua, namespaces
+from modelyard.router.shared import eviction, lua, namespaces
 
 if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
@@ -319,6 +319,10 @@ class RedisLink:
         self.waiters: dict[str, RedisState] = {}
         #: the last jump of the store's clock a model saw (said in /healthz's detail), '' none
         self.clock_note = ""
+        #: the server may evict modelyard's keys (its maxmemory-policy: see .eviction), said in /healthz's detail; ''
+        self.eviction_note = ""
+        #: what the server's eviction settings were read as (None: not read yet)
+        self.eviction: eviction.Eviction | None = None
         self.up = True  # optimistic until the first call says otherwise
         self.down_since: float | None = None
         self.down_reason = ""
@@ -393,6 +397,7 @@ class RedisLink:
             mine = self._limits_text()
             self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
+            await self._read_eviction()
             await self._namespaces("-")
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
             self.mark_down(self.down_reason or failure(exc))
@@ -670,6 +675,7 @@ class RedisLink:
         if self.view_at - self._server_at >= SERVER_EVERY:
             self._server_at = self.view_at
             await self._read_server()
+            await self._read_eviction()
         if self.view_at - self._registry_at >= namespaces.EVERY:
             self._registry_at = self.view_at
             await self._namespaces(json.dumps({"namespace": self._namespace(), "backends": self.backends},
@@ -683,6 +689,19 @@ class RedisLink:
             self._servers_read[run] = now
         self._servers_read = {r: at for r, at in self._servers_read.items() if now - at < SERVER_KEPT}
         self.servers = tuple(sorted(self._servers_read))
+
+    async def _read_eviction(self) -> None:
+        """Read whether the server may evict this prefix's keys (at start, then with its identity: CONFIG SET changes
+        it live); a change is logged once, a reading the outage prevents keeps the last one."""
+        assert self._client is not None
+        try:
+            found = await eviction.read(self._client, self.settings.timeout)
+        except (TimeoutError, RedisError, OSError):
+            return
+        note = found.warning() or found.unread_note()
+        if note and note != self.eviction_note and not self._looking:
+            log.warning("shared state %s: %s", self.settings.shown_url, note)
+        self.eviction_note, self.eviction = note, found
 
     # -- namespaces (see .namespaces) -----------------------------------------------------
 
@@ -835,6 +854,8 @@ class RedisLink:
             detail += f"; counted apart: {'; '.join(self.splits)}"
         if self.clock_note:
             detail += f"; {self.clock_note}"
+        if self.eviction_note:
+            detail += f"; {self.eviction_note}"
         return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
                           list(self.disagreements), list(self.splits), self._full_share_in())
 
