@@ -194,12 +194,14 @@ async def test_env_var_selects_redis_and_a_bad_one_is_a_config_error(monkeypatch
 async def test_redis_down_moves_requests_on_in_bounded_time_and_never_multiplies_the_limit(
         pools: Pools, tmp_path: Path) -> None:
     with PrivateRedis(tmp_path) as server:
-        a, b = pools(2, limit=3, url=server.url, timeout=0.3)
+        # a 1 s bound: a first call (connect, load the scripts) past 0.3 s on a loaded machine took a link down, and a
+        # process that never counted the others has no share (the store, killed below, refuses at once either way)
+        a, b = pools(2, limit=3, url=server.url, timeout=1.0)
         for p in (a, b):  # both have counted each other
-            await p["m"].acquire(1)
+            await p["m"].acquire(5)
             await p["m"].release()
-        await asyncio.sleep(0.3)
-        assert a.link is not None and a.link.instances == 2
+        await _until(lambda: all(p.link is not None and p.link.instances == 2 for p in (a, b)))
+        assert a.link is not None
         held = await a["m"].acquire(1)  # a slot taken while Redis is up
         assert held < 0.1
         server.kill()
@@ -227,8 +229,9 @@ async def test_redis_down_moves_requests_on_in_bounded_time_and_never_multiplies
 
 async def test_on_outage_fail_gives_no_slot(pools: Pools, tmp_path: Path) -> None:
     with PrivateRedis(tmp_path) as server:
-        (a,) = pools(1, limit=4, url=server.url, timeout=0.2, on_outage="fail")
-        await a["m"].acquire(1)
+        # a 1 s bound: the first call (connect, load the scripts) overran 0.2 s at load ~10, and 'fail' gave no slot
+        (a,) = pools(1, limit=4, url=server.url, timeout=1.0, on_outage="fail")
+        await a["m"].acquire(5)
         await a["m"].release()
         server.kill()
         with pytest.raises(QueueTimeout) as exc:
