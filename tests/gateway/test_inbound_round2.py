@@ -123,3 +123,19 @@ def test_allowed_tools_that_cannot_be_honoured_is_a_400(gateway, tools, choice, 
         return
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "tool_choice" and says in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("extra", "param"), [({"logprobs": True}, "logprobs"),
+                                              ({"logprobs": True, "top_logprobs": 3}, "logprobs"),
+                                              ({"top_logprobs": 2}, "top_logprobs")])
+def test_logprobs_asked_for_are_refused_not_answered_null(gateway, fakes, extra, param):
+    """The answer said ``"logprobs": null``: what users of other servers reported as a bug ("Logprobs always NULL",
+    InternLM/lmdeploy #2802; EricLBuehler/mistral.rs #1876; ggml-org/llama.cpp #11346) and what silently scores every
+    choice of a loglikelihood evaluation the same (ggml-org/llama.cpp #27174, lm-eval). Refused as Groq does."""
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15, json={**CHAT, **extra})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param and "not available" in r.json()["error"]["message"]
+    assert not any(f.requests for f in fakes)
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15,  # not asked for: answered as before
+                   json={**CHAT, "logprobs": False, "top_logprobs": None})
+    assert r.status_code == 200, r.text

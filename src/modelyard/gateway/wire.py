@@ -120,6 +120,8 @@ class ChatCompletionBody(_In):
     reasoning_effort: str | None = None
     stop: str | list[str] | None = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
+    logprobs: bool | None = None  # refused when asked for: no model's answer carries them here (never a silent null)
+    top_logprobs: int | None = None
     reasoning: dict[str, Any] | None = None  # OpenRouter's spelling: {"effort": …} / {"enabled": false}
     chat_template_kwargs: dict[str, Any] | None = None  # vLLM's / SGLang's: {"enable_thinking": false}
 
@@ -252,6 +254,10 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                          "tools=[{\"type\": \"function\", \"function\": {...}}] (and tool_choice)", "functions")
     if body.tool_choice is not None and body.tool_choice not in ("none", "auto"):
         tools = chosen_tools(tools, body.tool_choice, "tool_choice")
+    if body.logprobs or body.top_logprobs:  # answered "logprobs": null, which evaluation harnesses read as no score
+        param = "logprobs" if body.logprobs else "top_logprobs"
+        raise BadRequest(f"{param}: log probabilities are not available through this gateway (its answers come from "
+                         "models and APIs that do not all give them); leave out logprobs and top_logprobs", param)
     thinking = None
     if body.reasoning_effort is not None:
         thinking = body.reasoning_effort not in ("none", "")
