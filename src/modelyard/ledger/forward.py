@@ -42,7 +42,7 @@ from modelyard.config import dburl
 from modelyard.ledger import presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
-from modelyard.ledger.same_file import SameFile
+from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
 from modelyard.ledger.store import LogUnavailable
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
@@ -309,6 +309,7 @@ class Forwarder:
         self._backlog: tuple[int, float | None] = (0, None)
         self._conn = connect(self.path)  # migrated: _outbox exists
         self._spool = SameFile(self.path)
+        self._ahead = WriteAhead(self.path)
         if enable_spool(self._conn):
             log.info("routing log: forwarding %s to %s", self.path, self.target)
         self._pg: Any = None
@@ -472,12 +473,15 @@ class Forwarder:
         if not self._hold_lock():
             return False
         if self._spool.gone():  # the writers moved to a new file at the path: forward that one
+            if stale_beside(self.path, self._ahead.opened):
+                return False  # a writer sets the old file's write-ahead log aside first (same_file.take_over)
             self._failed(OSError(self._spool.describe("forwarding the new file at that path from now on")))
             fresh = connect(self.path)
             enable_spool(fresh)
             self._conn.close()
             self._conn = fresh
             self._spool.reopened()
+            self._ahead.reopened()
         moved = self._forward_requests()
         if self._labels_waiting():
             forward_labels(self._conn, self._database(), self.where, self.batch)

@@ -4,12 +4,24 @@ SQLite writes through an open file descriptor: once the file is deleted (``rm lo
 cleanup job) or replaced (``mv new.sqlite3 log.sqlite3``), every later commit succeeds into a file nobody can
 open any more, and vanishes when the process exits — no error, ``written`` keeps counting. Comparing the path's
 device and inode with the ones seen at connect time finds it (one ``stat``, ~2 µs).
+
+A backup copied *into* the file (``cp backup.sqlite3 log.sqlite3``, a restore tool, Time Machine) keeps the inode. In
+WAL mode only a checkpoint writes the database file, and every checkpoint first notes itself in the wal-index (the
+``-shm`` file: ``nBackfillAttempted`` before its first write, ``nBackfill`` after its last, new salts when the log
+starts over — https://www.sqlite.org/walformat.html): so the file's time or size changing while that note did not is
+somebody else's write. The wal-index is read only when the ``stat`` shows a change (after each checkpoint).
 """
 
 from __future__ import annotations
 
+import enum
+import mmap
 import os
+import shutil
+import struct
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 
@@ -22,22 +34,201 @@ def identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-class SameFile:
-    """Remembers which file ``path`` named when it was opened; :meth:`gone` says it no longer does."""
+class Change(enum.Enum):
+    """What happened to the file a connection opened."""
 
-    def __init__(self, path: Path):
+    DELETED = "deleted"
+    REPLACED = "replaced by another file"
+    OVERWRITTEN = "overwritten: a file was copied over it"
+
+
+#: offsets in the wal-index header (native byte order): frames in the log, its salts, frames copied, being copied
+_MAX_FRAME, _SALTS, _BACKFILL, _ATTEMPTED = 16, 32, 96, 128
+_NOTE = _ATTEMPTED + 4
+
+
+def _note(view: mmap.mmap | None) -> tuple[int, ...] | None:
+    """(frames, salt 1, salt 2, frames copied, frames being copied) of a mapped ``-shm``: read from memory, no
+    system call (the writer looks at every batch)."""
+    if view is None:
+        return None
+    return (struct.unpack_from("=I", view, _MAX_FRAME)[0], *struct.unpack_from("=II", view, _SALTS),
+            struct.unpack_from("=I", view, _BACKFILL)[0], struct.unpack_from("=I", view, _ATTEMPTED)[0])
+
+
+def _checkpointed_since(old: tuple[int, ...] | None, new: tuple[int, ...] | None) -> bool:
+    """Did a checkpoint (any connection's, any process's) write the database file between the two notes? Unsure
+    counts as yes: a restore taken for a checkpoint is missed; a checkpoint taken for a restore would set committed
+    rows aside."""
+    if old is None or new is None or new[3] != new[4]:  # a checkpoint under way, or one that failed half-way
+        return True
+    if new[1:3] == old[1:3]:
+        return new[3:] != old[3:]
+    # the log started over (new salts): that follows a checkpoint that copied all of it — one since the old note
+    # unless that had copied all already; and one since the start over has noted itself
+    return new[4] > 0 or old[3] < old[0]
+
+
+def _looks(path: Path) -> tuple[int, int] | None:
+    """(size, modification time in ns) of the file at ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _first_page(path: Path) -> bytes | None:
+    """The file's first 4 KiB (its header and schema page): a file copied over it differs there (its size, its page
+    count), a ``touch`` does not."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return None
+
+
+def _map(path: Path) -> mmap.mmap | None:
+    try:
+        with open(path, "rb") as f:
+            return mmap.mmap(f.fileno(), _NOTE, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):  # none, or shorter than the header
+        return None
+
+
+class SameFile:
+    """Remembers which file ``path`` named when it was opened; :meth:`gone` says it no longer does. ``content``:
+    also a file copied over it in place — for the connections of a writer, which share the ``-shm`` at the path
+    (its checkpoints call :meth:`checkpointed`). Used from the writer's and the checkpoint thread: one lock."""
+
+    def __init__(self, path: Path, *, content: bool = False):
         self.path = path
-        self.opened = identity(path)
+        self.content = content
+        self.change: Change | None = None
+        self._lock = threading.Lock()
+        self._view: mmap.mmap | None = None
+        #: the file's (size, time), the wal-index's note and the file's first page when last looked at
+        self._looked: tuple[int, int] | None = None
+        self._noted: tuple[int, ...] | None = None
+        self._page: bytes | None = None
+        self.reopened()
 
     def gone(self) -> bool:
-        return identity(self.path) != self.opened
+        with self._lock:
+            return self._gone()
+
+    def _gone(self) -> bool:
+        # the note before the look: a checkpoint between the two is then in the look and not in the note (taken for
+        # a checkpoint next time), never the other way round (its writes taken for somebody else's)
+        note = _note(self._view)
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self.change = Change.DELETED
+            return True
+        if (st.st_dev, st.st_ino) != self.opened:
+            self.change = Change.REPLACED
+            return True
+        if self.change is Change.OVERWRITTEN:
+            return True  # until reopened
+        if self._view is None:  # not asked, or no wal-index to read: the inode alone
+            return False
+        looked = (st.st_size, st.st_mtime_ns)
+        if looked == self._looked:  # a checkpoint inside the time's tick (it is coarse: ~4 ms) leaves it as it was
+            if _checkpointed_since(self._noted, note):
+                self._stamp(looked, note)  # its first page too: else a later touch would look like a copy
+            else:
+                self._noted = note
+            return False
+        after = _note(self._view)  # judged by a note after the look: a checkpoint notes itself before it writes
+        if _checkpointed_since(self._noted, after) or identity(Path(f"{self.path}-shm")) != self._shm:
+            self._stamp(looked, note)
+            return False
+        page = _first_page(self.path)
+        if self._looked is not None and looked[0] == self._looked[0] and page == self._page:  # touched, not written
+            self._stamp(looked, note, page)
+            return False
+        self.change = Change.OVERWRITTEN
+        return True
+
+    def _stamp(self, looked: tuple[int, int] | None, note: tuple[int, ...] | None, page: bytes | None = None) -> None:
+        self._looked, self._noted = looked, note
+        self._page = page if page is not None else _first_page(self.path)
+
+    def checkpointed(self) -> None:
+        """A checkpoint of this process wrote the file: what it looks like now is its own doing."""
+        with self._lock:
+            if self.content and self.change is None:
+                note = _note(self._view)  # first, as in _gone
+                self._stamp(_looks(self.path), note)
 
     def reopened(self) -> None:
-        self.opened = identity(self.path)
+        with self._lock:
+            self.change = None
+            self.opened = identity(self.path)
+            if self._view is not None:
+                self._view.close()
+            shm = Path(f"{self.path}-shm")
+            self._view = _map(shm) if self.content else None
+            self._shm = identity(shm)
+            self._looked, self._noted, self._page = None, None, None
+            if self.content:
+                note = _note(self._view)
+                self._stamp(_looks(self.path), note)
 
     def describe(self, then: str) -> str:
-        what = "deleted" if identity(self.path) is None else "replaced by another file"
+        what = (self.change or (Change.DELETED if identity(self.path) is None else Change.REPLACED)).value
         return f"routing log {self.path} was {what} while this process had it open; {then}"
+
+
+#: how long a file copied over the log must stay unchanged before it is taken (the copy has ended), at most SETTLE_MAX
+SETTLE_QUIET = 0.2
+SETTLE_MAX = 30.0
+
+
+def settle(path: Path) -> None:
+    """Wait until a copy into ``path`` has ended: its size and time unchanged for SETTLE_QUIET s (SETTLE_MAX at
+    most: a file written for good is taken as it is)."""
+    deadline = time.monotonic() + SETTLE_MAX
+    last = _looks(path)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_QUIET)
+        now = _looks(path)
+        if now == last:
+            return
+        last = now
+
+
+def stale_beside(path: Path, opened: tuple[tuple[int, int] | None, ...]) -> bool:
+    """The old file's write-ahead log (``opened[0]``) is still beside the file now at ``path``: opening that file now
+    would lay its pages over it."""
+    return opened[0] is not None and identity(Path(f"{path}-wal")) == opened[0]
+
+
+def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, ...]) -> str | None:
+    """Make the file now at ``path`` safe to open after ``change``; where the old file's last rows went, if anywhere.
+
+    A file copied in place is copied once more to a file of its own, renamed over the path: the connections on the
+    old one then see it moved, and SQLite neither checkpoints their write-ahead log into it nor deletes the files
+    at the path when they close (SQLite's pager looks whether its file moved). The write-ahead log the old file left
+    at the path (``opened``: the ``-wal`` and ``-shm`` the old connection opened, :class:`WriteAhead`'s; ones another
+    process already made are left alone) is renamed aside, else SQLite would lay its pages over the new file's; its
+    ``-shm`` is removed (an index, rebuilt from the log)."""
+    if change is Change.OVERWRITTEN:
+        settle(path)
+        fresh = path.with_name(f"{path.name}.restoring")
+        shutil.copyfile(path, fresh)
+        with open(fresh, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(fresh, path)
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    if opened[1] is not None and identity(shm) == opened[1]:
+        shm.unlink(missing_ok=True)
+    if not stale_beside(path, opened):
+        return None
+    aside = wal.with_name(f"{wal.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    os.replace(wal, aside)
+    return f"the old file's last rows (its write-ahead log) are kept in {aside}"
 
 
 class WriteAhead:

@@ -72,7 +72,7 @@ from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
 from modelyard.ledger.retention import Pruner
-from modelyard.ledger.same_file import SameFile, WriteAhead, identity
+from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
 from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.clock import current_loop, running_loop
@@ -278,9 +278,11 @@ class LogWriter:
         self.saved = 0
         #: the write-ahead files were deleted under this connection: each commit is copied into the file at once
         self._unshared = False
+        #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
+        self._generation = 0
         try:
             self._conn: sqlite3.Connection = self._connect()
-            self._file = SameFile(self.path)
+            self._file = SameFile(self.path, content=True)
             self._write_ahead = WriteAhead(self.path)
             #: rows an earlier writer kept at its close (the store refused them then)
             self.recovered = held_file.load(self._conn, self.path)
@@ -466,6 +468,12 @@ class LogWriter:
         if self._checkpoints is not None:
             self._checkpoint_due.set()
             self._checkpoints.join(timeout=10)
+        if self._file.gone():  # restored since the last batch: the close's checkpoint would lay the old log over it
+            try:
+                kept = take_over(self.path, self._file.change or Change.DELETED, self._write_ahead.opened)
+                log.warning("%s", self._file.describe(f"closing{'; ' + kept if kept else ''}"))
+            except OSError as exc:
+                log.error("%s", self._file.describe(f"it could not be taken over before closing ({exc})"))
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()  # the last connection: SQLite checkpoints and removes the write-ahead log
         atexit.unregister(self.close)
@@ -508,14 +516,14 @@ class LogWriter:
         if not batch:
             return stop
         self._taken += len(batch)
-        if self._file.gone():  # deleted or replaced under us: commits would go into a file nobody can open
-            self._failed(OSError(self._file.describe("writing to a new file at that path from now on")))
-            self._reconnect()
+        taken = True
+        if self._file.gone():  # deleted, replaced or copied over: commits would go where nobody reads them
+            taken = self._take_over()
         elif not self._unshared and self._write_ahead.gone():
             self._unshared = True
             self._failed(OSError(self._write_ahead.describe()))
         try:
-            ok, lost, held = self._write(batch)
+            ok, lost, held = self._write(batch) if taken else (0, 0, batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
             self._failed(exc)
             ok, lost, held = 0, len(batch), []
@@ -541,6 +549,19 @@ class LogWriter:
             self._fold_in()
         return stop
 
+    def _take_over(self) -> bool:
+        """Write into the file now at the path (:func:`.same_file.take_over` makes it safe to open first); False
+        while it cannot be opened yet — the batch is held and tried again, never committed into the old file."""
+        change = self._file.change or Change.DELETED
+        try:
+            kept = take_over(self.path, change, self._write_ahead.opened)
+        except OSError as exc:
+            self._failed(OSError(self._file.describe(f"it could not be taken over yet ({exc}); its rows are held")))
+            return False
+        then = "writing to the file now at that path from now on" + (f"; {kept}" if kept else "")
+        self._failed(OSError(self._file.describe(then)))
+        return self._reconnect()
+
     def _fold_in(self) -> None:
         """Checkpoint what the checkpoint thread could not (rows committed while it ran), on the writer's own
         connection between two commits: nothing is appended meanwhile, so the whole log is copied and the next
@@ -549,6 +570,7 @@ class LogWriter:
         self._busy_since = time.monotonic()  # a waiter that blocks meanwhile is bounded as during a commit
         try:
             busy, _, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._file.checkpointed()
             self._fold = bool(busy)
         except sqlite3.Error as exc:
             self._fold = False
@@ -560,6 +582,7 @@ class LogWriter:
         checkpoint a reader of this process holds back is finished after a later commit."""
         try:
             self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._file.checkpointed()
         except sqlite3.Error as exc:
             log.warning("routing log %s: copying commits into the file failed (%s); retried after the next commit",
                         self.path, exc)
@@ -685,20 +708,22 @@ class LogWriter:
             self._conn.execute(statement, tuple(_flat(rows[i:i + k])))
             i += k
 
-    def _reconnect(self) -> None:
+    def _reconnect(self) -> bool:
         """After a row failed even repaired, start the next one on a fresh connection (a broken handle
-        is one way to get here); if the file cannot be opened, keep the old one and keep counting."""
+        is one way to get here); if the file cannot be opened, keep the old one and keep counting (False)."""
         try:
             fresh = self._connect()
         except Exception as exc:
             self._failed(exc)
-            return
+            return False
+        self._file.reopened()  # first: its map of the old -shm goes while the old connection still holds that file
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         self._conn = fresh
-        self._file.reopened()
         self._write_ahead.reopened()
         self._unshared = False
+        self._generation += 1
+        return True
 
     def _failed(self, exc: BaseException) -> None:
         now = time.time()
@@ -750,7 +775,8 @@ class LogWriter:
         the last commit). PASSIVE: it never blocks the writer, nor waits for readers; what a reader still
         uses is copied next time. A failure is logged and retried next time (the rows are committed)."""
         conn: sqlite3.Connection | None = None
-        file = SameFile(self.path)
+        file = self._file  # the writer's: one look at the file for both threads
+        seen = self._generation
         done = -1
         try:
             while True:
@@ -764,16 +790,20 @@ class LogWriter:
                     continue
                 done = self.written
                 try:
-                    if conn is not None and file.gone():  # a new file at the path: checkpoint that one
-                        conn.close()
-                        conn = None
+                    if file.gone() or seen != self._generation:  # a new file at the path: checkpoint that one
+                        if conn is not None:
+                            conn.close()
+                            conn = None
+                        if seen == self._generation:  # the writer takes it over first: opened before, the old
+                            continue  # file's write-ahead log beside it would be laid over it (same_file.take_over)
                     if identity(self.path) is None:
                         continue  # deleted: the writer makes the new one (connecting here would make an empty file)
                     if conn is None:
-                        file.reopened()
+                        seen = self._generation
                         conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    file.checkpointed()
                     with contextlib.suppress(OSError):  # rows committed meanwhile were not copied: past the bound,
                         if os.stat(f"{self.path}-wal").st_size > WAL_BOUND:  # the writer copies them (no growth)
                             self._fold = True
