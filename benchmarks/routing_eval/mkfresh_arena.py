@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the label table is data)
 """Write fresh_arena.jsonl: held-out English Chatbot Arena prompts that no set here holds (round 16).
 
 Source: lmarena/arena-hard-auto (Apache-2.0) ``data/arena-hard-v0.1/question.jsonl`` — 500 prompts people sent to

@@ -29,12 +29,12 @@ from functools import lru_cache
 from itertools import chain
 from typing import TYPE_CHECKING
 
-from modelyard.agents import analyzers
+from modelyard.agents import analyzers, cues
 from modelyard.agents import confidence as calibration
 from modelyard.agents import encoder as encoding
 from modelyard.agents import fitted as stored
 from modelyard.agents.request import views
-from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, agent_role
+from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role, agent_role, role_of
 from modelyard.config.schema import Config
 
 if TYPE_CHECKING:
@@ -65,14 +65,29 @@ class Decision:
         return f"{self.agent} ({self.method}, {self.confidence:.2f}, {self.ms:.1f}ms)"
 
 
-def training_samples(config: Config, targets: list[str]) -> dict[str, list[str]]:
+class Samples(dict[str, list[str]]):
+    """Agent → training texts, knowing each agent's role (for agents/cues.py's nudges; a plain dict's agents have
+    the role their name implies, ``roles.role_of``)."""
+
+    roles: dict[str, Role | None]
+
+
+def roles_of(samples: dict[str, list[str]]) -> dict[str, Role | None]:
+    """Each agent's role: as :class:`Samples` knows it, else as its name implies."""
+    known = getattr(samples, "roles", {})
+    return {name: known[name] if name in known else role_of(name) for name in samples}
+
+
+def training_samples(config: Config, targets: list[str]) -> Samples:
     """Description + examples per target agent, plus its role's built-in examples — and its role's examples in
     other languages (``roles.ROUND14_FOREIGN_EXAMPLES``), which only the multilingual member learns from
     (:func:`english_side`)."""
-    samples: dict[str, list[str]] = {}
+    samples = Samples()
+    samples.roles = {}
     for name in targets:
         cfg = config.agents[name]
         role = agent_role(config, name)
+        samples.roles[name] = role
         texts = [t for t in (cfg.description, *cfg.examples, *(EXAMPLES[role] if role else [])) if t.strip()]
         samples[name] = [*(texts or [name]), *(ROUND14_FOREIGN_EXAMPLES[role] if role else [])]
     return samples
@@ -256,6 +271,7 @@ class Classifier:
             raise ValueError("the classifier needs at least one agent")
         self.read = read
         self.labels = list(samples)
+        self.roles = roles_of(samples)
         self._single = self.labels[0] if len(self.labels) == 1 else None
         self.encoder: encoding.Encoder | None = None
         self.multilingual: encoding.Multilingual | None = None
@@ -318,6 +334,11 @@ class Classifier:
         self._examples = self.embed(texts).T.tocsr()
         index = {c: i for i, c in enumerate(self.classes)}
         self._example_class = np.array([index[name] for name in y], dtype=np.intp)
+        #: the class of each role agents/cues.py may nudge towards (the first agent with it)
+        self._role_class: dict[Role, int] = {}
+        for c, name in enumerate(self.classes):
+            if (role := self.roles.get(name)) is not None:
+                self._role_class.setdefault(role, c)
 
     def _fit(self, texts: list[str], y: list[str]) -> tuple[dict[str, NDArray], dict[View, dict[str, int]]]:
         """Fit the members (scikit-learn): their weights as named arrays (with each view's terms, when an array
@@ -460,10 +481,21 @@ class Classifier:
             weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
             similarities = similarities + share * column_sums(self._examples, index, weight)
         assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
-        best = int(votes.mean(axis=0).argmax())
-        words = [g for g in self._views[View.WORDS].analyze(self._main(text)) if " " not in g]
+        main = self._main(text)
+        best = int(self.nudged(votes.mean(axis=0), main).argmax())
+        words = [g for g in self._views[View.WORDS].analyze(main) if " " not in g]
         known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
+
+    def nudged(self, mean: NDArray, main: str) -> NDArray:
+        """The members' mean vote with agents/cues.py's nudges for ``main`` (the message's main view) added to the
+        agents of the roles they name (round 16: a composition leans to writer, a change to given text to utility).
+        The confidence is still estimated from the votes themselves: a nudged choice has a small or negative margin."""
+        mean = mean.copy()
+        for role, extra in cues.nudges(main).items():
+            if role in self._role_class:
+                mean[self._role_class[role]] += extra
+        return mean
 
     def vector(self, text: str) -> tuple[NDArray, NDArray]:
         """The unit vector of ``text`` as (feature indices, weights): the word and character TF-IDF views

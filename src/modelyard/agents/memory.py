@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.agents.classifier import Classifier, Decision, column_sums, english_side
+from modelyard.agents.classifier import Classifier, Decision, Samples, column_sums, english_side, roles_of
 from modelyard.agents.evaluation import Labelled, read_labels
 from modelyard.agents.roles import Role, agent_role
 
@@ -83,7 +83,8 @@ class CorrectedClassifier:
         ``references``: labelled prompts a correction must also be nearer than, unless they accept its agent
         (:func:`role_prompts`); never trained on."""
         self.base = base or Classifier(samples)
-        refit_samples = {name: list(texts) for name, texts in samples.items()}
+        refit_samples = Samples({name: list(texts) for name, texts in samples.items()})
+        refit_samples.roles = roles_of(samples)
         learned = [(text, agent) for text, agent in corrections if agent in refit_samples]
         for text, agent in learned:
             refit_samples[agent].append(text)
