@@ -77,6 +77,18 @@ async def test_a_stream_that_ends_after_a_data_less_error_is_the_servers_error(k
     assert routed.response.text == "backup answer" and _rows(tmp_path) == 1
 
 
+async def test_a_crlf_split_between_two_reads_ends_one_line(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa
+    """CRLF line endings (allowed by SSE; .NET and Windows servers write them), the CR ending one read and the LF
+    opening the next: one line ending, as the spec reads it. It was two, a blank line between an event's type and
+    its data, which now ends the event: the error event's data (a flat object, no "error" key) was read as a chunk
+    of the answer and skipped, the error lost."""
+    servers["openai"].push(Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}), "event: error\r",
+                                     '\ndata: {"message": "quota exceeded", "code": 429}\r\n\r\n',
+                                     headers=SSE, interval=0.05))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed)[0] == ("primary", "retry", "rate_limited")
+
+
 # -- a tool call announced and never sent ----------------------------------------------------------------------------
 
 #: GitHub Copilot relaying Claude: a preamble, ``finish_reason: "tool_calls"``, no tool call (hermes-agent#75926, where

@@ -412,7 +412,7 @@ class AnthropicProvider(HttpProvider):
                         if chunks[-1].stop_reason in CALL_STOPS and not any(c.kind == "tool_call" for c in chunks):
                             chunks[-1] = Chunk("done", stop_reason=without_call(
                                 self.name, chunks[-1].stop_reason, said is not None, any(
-                                    mark in (c.text or "") for c in chunks for mark in CALL_MARKS)))
+                                    isinstance(c.text, str) and mark in c.text for c in chunks for mark in CALL_MARKS)))
                         if signed:
                             self._keep_signed([c.tool_call.id for c in chunks if c.kind == "tool_call" and c.tool_call],
                                               signed)

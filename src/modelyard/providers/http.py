@@ -178,6 +178,7 @@ class StreamResponse:
         """The lines each read completed (a list, possibly empty), then what was left at the end. A byte
         order mark opening the body is dropped, as SSE says (.NET and some Windows servers write one)."""
         decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
+        after_cr = False  # the last read ended with CR: an LF opening the next ends the same line
         parts: list[str] = []
         held = 0
         empty = True
@@ -190,7 +191,12 @@ class StreamResponse:
                     break
                 empty = False
                 text = decoder.decode(piece)
+                if after_cr and text:
+                    after_cr = False
+                    if text[0] == "\n":  # a CRLF split between two reads is one line ending, not two: the blank
+                        text = text[1:]  # line between would end an SSE event early (DISPATCHED)
                 if "\r" in text:
+                    after_cr = text[-1] == "\r"
                     text = text.replace("\r\n", "\n").replace("\r", "\n")
                 *complete, text = text.split("\n")  # one pass per piece, not one copy of the rest per line
                 if complete:
