@@ -23,6 +23,21 @@ COUNT = ("import sqlite3, sys; "
          "print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM requests').fetchone()[0])")
 
 
+#: opens the log, says its count and keeps it open until its stdin closes
+HOLD = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(c.execute('SELECT COUNT(*) FROM requests').fetchone()[0], flush=True); sys.stdin.read(); c.close()")
+
+
+def written_then_deleted(writer: LogWriter, path: Path, rows: int, deleted: tuple[str, ...]) -> None:
+    """``rows`` rows committed, then the write-ahead files ``deleted``, and the writer's next look (once a second)."""
+    for i in range(rows):
+        writer.submit(record(i))
+    assert writer.flush()
+    for suffix in deleted:
+        os.unlink(f"{path}{suffix}")
+    time.sleep(1.1)
+
+
 def seen_elsewhere(path: Path) -> str:
     """What another process reads from the log: the count, or its error."""
     done = subprocess.run([sys.executable, "-c", COUNT, str(path)], capture_output=True, text=True, timeout=60)
@@ -35,12 +50,7 @@ def test_rows_committed_after_the_write_ahead_files_were_deleted_reach_the_file(
     path = tmp_path / "log.sqlite3"
     writer = LogWriter(path)
     try:
-        for i in range(20):
-            writer.submit(record(i))
-        assert writer.flush()
-        for suffix in deleted:
-            os.unlink(f"{path}{suffix}")
-        time.sleep(1.1)  # the writer looks once a second
+        written_then_deleted(writer, path, 20, deleted)
         for i in range(20, 40):
             writer.submit(record(i))
         assert writer.flush()
@@ -55,3 +65,34 @@ def test_rows_committed_after_the_write_ahead_files_were_deleted_reach_the_file(
     finally:
         writer.close()
     assert seen_elsewhere(path) == "50"
+
+
+def test_another_process_opening_the_log_since_is_said_with_what_to_restart(tmp_path: Path) -> None:
+    """Leftover of ledger9's hunt: with the write-ahead files deleted, a process that opens the log afterwards makes
+    new ones at the path, and one that writes there (a second serve, ask) puts its commits in a second write-ahead
+    log of the same file, which corrupts it (MemPalace/mempalace#2045: 'WAL sidecars unlinked under live writers',
+    then 'database disk image is malformed' in every writer). Restarting one process of two is exactly that, so it is
+    said: stop every one, then start them."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path)
+    try:
+        written_then_deleted(writer, path, 10, ("-wal", "-shm"))
+        writer.submit(record(10))
+        assert writer.flush()
+        assert "stop every modelyard process using this log" in (writer.health().last_error or "")
+        other = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        try:  # another process that opened it since and keeps it open: new -wal and -shm at the path
+            assert other.stdout is not None and other.stdout.readline().strip() == "11"
+            assert os.path.exists(f"{path}-wal")
+            time.sleep(1.1)
+            writer.submit(record(11))
+            assert writer.flush()
+        finally:
+            other.communicate("", timeout=60)
+        said = writer.health().last_error or ""
+        assert "another process opened it since" in said and "two write-ahead logs of one file" in said, said
+        assert f"fuser {path}" in said
+    finally:
+        writer.close()
+    assert seen_elsewhere(path) == "12"

@@ -249,11 +249,32 @@ class WriteAhead:
         self._looked = now
         return any(was is not None and identity(f) != was for f, was in zip(self.files, self.opened, strict=True))
 
+    def made_anew(self) -> bool:
+        """After :meth:`gone`: another process opened the log since and made write-ahead files of its own at the
+        path (looked at once a ``every`` s)."""
+        now = time.monotonic()
+        if now - self._looked < self.every:
+            return False
+        self._looked = now
+        return identity(self.files[0]) not in (None, self.opened[0])
+
     def reopened(self) -> None:
         self.opened = tuple(identity(f) for f in self.files)
 
+    def _log(self) -> Path:
+        return self.files[0].parent / self.files[0].name.removesuffix("-wal")
+
+    def _restart(self) -> str:
+        return (f"stop every modelyard process using this log (`fuser {self._log()}` lists them) and only then start "
+                "them again: one started while another still runs gets write-ahead files of its own beside the old "
+                "ones, and two write-ahead logs of one file corrupt it")
+
     def describe(self) -> str:
-        return (f"routing log {self.files[0].parent / self.files[0].name.removesuffix('-wal')}: its write-ahead files "
-                "(-wal, -shm) were deleted while this process had them open, so other processes no longer see its "
-                "commits and a crash would lose them; each commit is now copied into the file at once — restart "
-                "modelyard to end this, and leave those files alone while it runs")
+        return (f"routing log {self._log()}: its write-ahead files (-wal, -shm) were deleted while this process had "
+                "them open, so other processes no longer see its commits and a crash would lose them; each commit is "
+                f"now copied into the file at once — {self._restart()}; leave those files alone while modelyard runs")
+
+    def describe_anew(self) -> str:
+        return (f"routing log {self._log()}: another process opened it since its write-ahead files were deleted and "
+                "made new ones; if it writes (serve, ask, chat, telegram), its commits and this process's go to two "
+                f"write-ahead logs of one file, which corrupts it — {self._restart()}")

@@ -278,6 +278,8 @@ class LogWriter:
         self.saved = 0
         #: the write-ahead files were deleted under this connection: each commit is copied into the file at once
         self._unshared = False
+        #: another process made write-ahead files of its own since, and that was said
+        self._anew_said = False
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
         try:
@@ -522,6 +524,9 @@ class LogWriter:
         elif not self._unshared and self._write_ahead.gone():
             self._unshared = True
             self._failed(OSError(self._write_ahead.describe()))
+        elif self._unshared and not self._anew_said and self._write_ahead.made_anew():  # once: nothing here ends it
+            self._anew_said = True
+            self._failed(OSError(self._write_ahead.describe_anew()))
         try:
             ok, lost, held = self._write(batch) if taken else (0, 0, batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
@@ -721,7 +726,7 @@ class LogWriter:
             self._conn.close()
         self._conn = fresh
         self._write_ahead.reopened()
-        self._unshared = False
+        self._unshared = self._anew_said = False
         self._generation += 1
         return True
 
