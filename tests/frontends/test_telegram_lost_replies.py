@@ -6,6 +6,7 @@ only a connect failure is safe to retry). Each test here fails on the code befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import httpx
@@ -16,7 +17,17 @@ from modelyard.frontends.streaming import MAX_MESSAGE, maybe_sent
 from modelyard.frontends.telegram import UNLINKED
 from modelyard.frontends.telegram_request import FrontError
 from tests.fakes import Fault, OpenAIServer, TelegramServer
-from tests.frontends.conftest import ALICE, bot_config, db, eventually, replies_to, running_bot
+from tests.frontends.conftest import (
+    ALICE,
+    BOB,
+    REPLY,
+    bot_config,
+    db,
+    eventually,
+    final_message,
+    replies_to,
+    running_bot,
+)
 
 #: an answer of two messages: the second goes out with the buttons in the final render
 LONG = " ".join(f"word{i}" for i in range(900))
@@ -120,3 +131,44 @@ async def test_a_reply_refused_by_nginxs_502_page_is_sent_again_without_an_error
     assert [c.ok for c in sent] == [False, True], [(c.ok, c.error) for c in sent]
     assert "<html>" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_placeholder_whose_answer_was_lost_does_not_stay_above_the_answer(tmp_path, tg, llm, caplog):
+    """The placeholder's sendMessage reached Telegram and its answer was lost (a 504 from Telegram's front): it is not
+    sent again and the answer comes as a new message — the '…' stayed above it for good, its id never known. Now it
+    is found (the one id after the question, of no message the bot knows, that an edit to '…' leaves 'not modified')
+    and deleted. Another chat's messages take ids in between, as a private chat's ids are the bot's across all its
+    chats (tdlib/td#2419); neither they nor the person's question are touched."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    tg.lose_reply(Fault.status(504, html=True), when=lambda p: p.get("text") == "…" and p.get("chat_id") == ALICE)
+    async with running_bot(config, tg):
+        question = tg.push_message(ALICE, text="hello there")["message"]["message_id"]
+        tg.push_message(BOB, text="hello too")
+        await eventually(lambda: final_message(tg, ALICE)() and final_message(tg, BOB)(), timeout=20)
+        placeholders = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and c.text == "…"]
+        assert len(placeholders) == 1  # not sent again
+        lost = placeholders[0].result["message_id"]
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: tg.message(ALICE, lost) is None, timeout=5)
+    assert tg.message(ALICE, lost) is None, "the lost '…' is still on screen above the answer"
+    assert tg.message(ALICE, question) is not None
+    assert final_message(tg, ALICE)()["text"].startswith(REPLY) and final_message(tg, BOB)()["text"].startswith(REPLY)
+    assert not [c for c in tg.calls_to("editMessageText") if c.ok and c.chat_id == BOB and c.text == "…"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_lost_placeholder_is_not_looked_for_when_another_message_there_was_lost_too(tmp_path, tg, llm):
+    """Beside the lost placeholder, /help's reply in the same chat lost its answer too: either could be the message
+    an edit to '…' would find, and the help would then read '…'. Neither is touched; the '…' stays (said in the log)."""
+    config = bot_config(tmp_path, tg, llm, edit_interval=0.5)
+    tg.lose_reply(Fault.status(504, html=True), when=lambda p: p.get("text") == "…")
+    tg.lose_reply(Fault.status(504, html=True), when=lambda p: "/agent NAME" in str(p.get("text")))
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="hello there")
+        tg.push_message(ALICE, text="/help")
+        await eventually(final_message(tg, ALICE), timeout=20)
+        await asyncio.sleep(0.5)
+    help_reply = next(c for c in tg.calls_to("sendMessage") if "/agent NAME" in (c.text or ""))
+    assert "/agent NAME" in tg.message(ALICE, help_reply.result["message_id"])["text"]
+    assert not [c for c in tg.calls_to("editMessageText") if c.text == "…"]

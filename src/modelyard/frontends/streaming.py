@@ -26,6 +26,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
 from modelyard.frontends.telegram_request import FrontError
+from modelyard.frontends.telegram_sent import SentLog
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 PLACEHOLDER = "…"
 _FINAL_TRIES = 3
+#: ids tried, at most, in looking for a placeholder whose answer was lost (a private chat's ids are the bot's across
+#: all its chats: a busy bot's other chats take ids between the question and the answer)
+PLACEHOLDER_PROBES = 6
 #: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
 FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
@@ -47,8 +51,15 @@ class StreamingReply:
     """One answer in one chat, possibly spread over several messages."""
 
     def __init__(self, bot: Bot, chat_id: int, *, interval: float, reply_to: int | None = None,
-                 formatter: Callable[[str], Formatted] = plain, thread_id: int | None = None):
+                 formatter: Callable[[str], Formatted] = plain, thread_id: int | None = None,
+                 sent: SentLog | None = None, since: tuple[int, int] | None = None):
         self.bot = bot
+        #: the bot's record of what it sent, and where the chat's lost sends stood when the question came (None: a
+        #: question from before this process, whose chat may hold messages it never saw): a lost placeholder is
+        #: looked for only with both
+        self.sent, self.since = sent, since
+        #: the placeholder's sendMessage lost its answer: a '…' may be on screen, its id unknown
+        self._placeholder_lost = False
         #: the forum topic asked in: every message of the answer goes there (without it, the General topic)
         self.thread_id = thread_id
         self.formatter = formatter
@@ -128,7 +139,8 @@ class StreamingReply:
             self._paused_until = time.monotonic() + min(retry_seconds(exc.retry_after), _MAX_BACKOFF)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
         except TelegramError as exc:
-            if maybe_sent(exc):  # not sent again: the answer comes as a new message, this '…' may stay above it
+            if maybe_sent(exc):  # not sent again: the answer comes as a new message, and this '…' is looked for
+                self._placeholder_lost = True  # once it is shown (:meth:`_clear_placeholder`)
                 log.info("telegram: placeholder in chat %s: no answer from the Bot API (%s), it may be on screen; "
                          "not sent again", self.chat_id, _why(exc))
             else:
@@ -203,7 +215,49 @@ class StreamingReply:
                     await asyncio.sleep(0.5 * attempt)
         if self.undelivered:
             log.warning("telegram: final answer in chat %s could not be delivered", self.chat_id)
+        elif self._placeholder_lost:
+            await self._clear_placeholder()
         return list(self.message_ids)
+
+    async def _clear_placeholder(self) -> None:
+        """Find and delete the placeholder whose sendMessage lost its answer: it stayed above the answer as a bare
+        '…', its id never known. Among the ids after the question's that are no message the bot knows it sent
+        (``telegram_sent``), an edit to the same '…' is refused as "message is not modified" by that placeholder
+        alone: the person's messages "can't be edited", another chat's ids are "not found". Not looked for where
+        another message of the bot since the question lost its answer too — that one could be edited into '…'."""
+        self._placeholder_lost = False
+        if self.sent is None or self.since is None or self.reply_to is None or not self.message_ids:
+            return
+        if not self.sent.only_lost_since(self.chat_id, self.since, 1):
+            log.info("telegram: chat %s: a '…' whose answer was lost may stay above the answer (another message of "
+                     "the bot there lost its answer too)", self.chat_id)
+            return
+        for message_id in self.sent.unknown_after(self.chat_id, self.reply_to, min(self.message_ids),
+                                                  PLACEHOLDER_PROBES) or ():
+            try:
+                await self.bot.edit_message_text(PLACEHOLDER, chat_id=self.chat_id, message_id=message_id)
+            except BadRequest as exc:
+                if "not modified" not in str(exc).lower():
+                    continue  # the person's message, another chat's id
+                try:
+                    await self.bot.delete_message(self.chat_id, message_id)
+                except TelegramError as refused:
+                    log.info("telegram: chat %s: the lost placeholder (message %s) could not be deleted (%s)",
+                             self.chat_id, message_id, type(refused).__name__)
+                    return
+                log.info("telegram: chat %s: the placeholder whose answer was lost (message %s) deleted",
+                         self.chat_id, message_id)
+                return
+            except TelegramError as exc:  # flood control, an outage: not worth fighting for a '…'
+                log.info("telegram: chat %s: stopped looking for the lost placeholder (%s)", self.chat_id,
+                         type(exc).__name__)
+                return
+            else:  # cannot happen while every other send is recorded; said, should it ever
+                log.warning("telegram: chat %s: message %s was taken for the lost placeholder and now reads '…'",
+                            self.chat_id, message_id)
+                return
+        log.info("telegram: chat %s: the placeholder whose answer was lost is not on screen (or not found)",
+                 self.chat_id)
 
     async def _editor(self) -> None:
         while True:

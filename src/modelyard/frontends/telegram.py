@@ -71,6 +71,7 @@ from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_sen
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
+from modelyard.frontends.telegram_sent import SentLog
 from modelyard.ledger.labels import LabelSource
 from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
@@ -239,7 +240,7 @@ class InboxBot(ExtBot[None]):
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
     process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
 
-    __slots__ = ("_floor", "inbox", "polled_at", "refused", "refused_at")
+    __slots__ = ("_floor", "inbox", "polled_at", "refused", "refused_at", "sent")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
@@ -255,6 +256,20 @@ class InboxBot(ExtBot[None]):
             #: when getUpdates was refused with 401 Unauthorized (the token revoked): polling has stopped for good
             self.refused_at: float | None = None
             self.refused = asyncio.Event()
+            #: every message sent, per chat: a lost placeholder is found among the ids it did not send
+            self.sent = SentLog()
+
+    async def send_message(self, *args: Any, **kwargs: Any) -> Message:
+        """sendMessage, its id (or the loss of its answer) noted in :attr:`sent`."""
+        chat_id = kwargs["chat_id"] if "chat_id" in kwargs else args[0]
+        try:
+            message = await super().send_message(*args, **kwargs)
+        except NetworkError as exc:
+            if isinstance(chat_id, int) and maybe_sent(exc):
+                self.sent.lost(chat_id)
+            raise
+        self.sent.took(message.chat_id, message.message_id)
+        return message
 
     async def get_updates(self, offset: int | None = None, limit: int | None = None, timeout: Any = None,
                           allowed_updates: Sequence[str] | None = None, **kwargs: Any) -> tuple[Update, ...]:
@@ -408,6 +423,8 @@ class TelegramBot:
         self._poll_failed: tuple[float, str] | None = None
         self._conflict_at: float | None = None
         self._polling_since: float | None = None
+        #: wall-clock time the bot started: a question sent before may have had answers of an earlier process
+        self._started_at = time.time()
         #: per chat, the newest answer let go of the chat's lock before it was shown (held by an outage or flood
         #: control, or waiting behind one that is): the chat's next answers are shown after it, in order
         self._showing: dict[int, asyncio.Future[None]] = {}
@@ -431,6 +448,7 @@ class TelegramBot:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._started_at = time.time()
         if not self.inbox.claim():
             raise TelegramSetupError(
                 f"another bot process on this machine polls with this bot token and routing log ({self.store.path}); "
@@ -815,6 +833,10 @@ class TelegramBot:
             text = f"{text}\n\n(The person attached {attached}, which is not shown to you.)"
         task = asyncio.current_task()
         assert task is not None
+        # where the chat's lost sends stand as the question comes: only a question this process saw sent (every
+        # message of the bot in the chat after it known) may have its lost placeholder looked for
+        fresh = update.update_id not in self._kept and message.date.timestamp() >= int(self._started_at)
+        since = self._api.sent.mark(chat.id) if fresh else None
         work = self._work[chat.id]
         work.add(task)
         self._askers[task] = user.id
@@ -834,7 +856,7 @@ class TelegramBot:
                 if self._stopping:  # waited behind an answer the stop cut short: the next start answers it
                     self._deferred.add(update.update_id)
                     return
-                await self._turn(update, text, unlock)
+                await self._turn(update, text, unlock, since)
             finally:
                 unlock()
         except asyncio.CancelledError:
@@ -871,12 +893,13 @@ class TelegramBot:
             return " ".join(mention.sub(" ", text).split())
         return text.strip() if to_bot else None
 
-    async def _turn(self, update: Update, text: str, unlock: Callable[[], None]) -> None:
+    async def _turn(self, update: Update, text: str, unlock: Callable[[], None], since: tuple[int, int] | None) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
         reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
                                reply_to=message.message_id, formatter=FORMATTERS[self.settings.format],
-                               thread_id=message.message_thread_id if message.is_topic_message else None)
+                               thread_id=message.message_thread_id if message.is_topic_message else None,
+                               sent=self._api.sent, since=since)
         update_id = update.update_id
         task = asyncio.current_task()
         assert task is not None
