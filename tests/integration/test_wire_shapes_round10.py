@@ -292,3 +292,18 @@ async def test_an_ollama_stream_cut_without_any_reason_is_still_dropped(servers:
     servers["ollama"].push(fault, fault)
     [routed] = await _routed("ollama", servers, tmp_path, PLAIN)
     assert outcomes(routed)[0] == ("primary", "retry", "connection_dropped")
+
+
+async def test_a_usage_object_that_counts_nothing_is_not_a_count(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """MiniMax puts ``"usage": {"total_tokens": 0, "total_characters": 0}`` on every chunk (MiniMax-M2.5#2), with no
+    ``prompt_tokens`` or ``completion_tokens``. Read as a count, the answer was logged as 0 tokens in and 0 out (a
+    billed model: $0); now, with no count from the server, the prompt is estimated and each streamed piece counted,
+    as for a server that sends no usage at all."""
+    zero = {"total_tokens": 0, "total_characters": 0}
+    servers["openai"].push(Fault.raw(200, chunk({"role": "", "content": "Sun"}, usage=zero),
+                                     chunk({"content": "ny."}, usage=zero), chunk({}, "stop", usage=zero), DONE,
+                                     headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.record.tokens_out == 2 and routed.record.tokens_in > 0

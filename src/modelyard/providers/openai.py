@@ -340,6 +340,10 @@ _FAILED = frozenset({"error", "abort"})
 _MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call"})
 
 
+#: the usage fields that count tokens
+_COUNTED = frozenset({"prompt_tokens", "completion_tokens"})
+
+
 def _bare_error(data: dict[str, Any]) -> ProviderError:
     """An error object sent as an event of its own, not wrapped in ``{"error": …}``: FastChat's OpenAI-compatible
     server yields its worker's failure as is (fastchat/serve/openai_api_server.py, chat_completion_stream_generator:
@@ -754,7 +758,10 @@ class OpenAIProvider(HttpProvider):
                             kind, message = _extract_error(data)
                             err = data["error"]
                             raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
-                        if (reported := data.get("usage")) is not None:
+                        if isinstance(reported := data.get("usage"), dict) and _COUNTED.intersection(reported):
+                            # a usage object that counts neither side is no count: MiniMax's on every chunk,
+                            # {"total_tokens": 0, "total_characters": 0} (MiniMax-M2.5#2), logged the answer as 0
+                            # tokens in and out where the estimate below was kept
                             usage = usage_from(reported, "prompt_tokens", "completion_tokens") or usage
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
