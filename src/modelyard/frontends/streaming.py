@@ -402,9 +402,12 @@ def _entities(part: Formatted) -> list[MessageEntity] | None:
             for e in part.entities] or None
 
 
-#: 400s that say the chat cannot be written to (the bot removed, a topic closed, posting restricted): as a 403
+#: 400s that say the chat cannot be written to (the bot removed, a topic closed, posting restricted; a group
+#: deleted or left behind by its upgrade — "Group chat was deactivated"; a user whose account is gone —
+#: "PEER_ID_INVALID": aiogram 2's GroupDeactivated and InvalidPeerID, aiogram/aiogram#598): as a 403
 _UNWRITABLE = ("chat not found", "topic_closed", "topic_deleted", "thread not found", "not enough rights",
-               "have no rights", "chat_write_forbidden", "chat_restricted")
+               "have no rights", "chat_write_forbidden", "chat_restricted", "group chat was deactivated",
+               "peer_id_invalid")
 
 
 def _unwritable(exc: BadRequest) -> bool:
