@@ -288,7 +288,8 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_request_s_bookkeeping_finds_serve_s_loop_without_asking_asyncio(tmp_path, monkeypatch) -> None:
     """The router's, the drain's, the disconnect watch's and the routing-log writer's look for the running loop —
     five ``getpid`` system calls per request in ``serve`` (strace: 7.1 per request, 2.0 after; the other two are
-    aiohttp's ``create_task`` and the provider's session check) — find ``serve``'s loop in a thread-local."""
+    aiohttp's ``create_task`` and, until round 14, the provider's session check) — find ``serve``'s loop in a
+    thread-local."""
 
     writer = LogWriter(tmp_path / "log.sqlite3")
     asked = _counting(monkeypatch)
