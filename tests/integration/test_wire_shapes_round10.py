@@ -307,3 +307,35 @@ async def test_a_usage_object_that_counts_nothing_is_not_a_count(servers: dict[s
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.record.tokens_out == 2 and routed.record.tokens_in > 0
+
+
+# -- Groq: the model's JSON that does not hold ------------------------------------------------------------------------
+
+#: Groq's refusal of JSON its model wrote that does not match the request's schema (amurex-backend#38)
+JSON_FAILED = {"error": {
+    "message": "Failed to generate JSON. Please adjust your prompt. See 'failed_generation' for more details.",
+    "type": "invalid_request_error", "code": "json_validate_failed", "failed_generation": '{"city": Paris'}}
+#: and of a tool call that does not parse, inside a stream (litellm#40566: Groq puts a string in error.code mid-stream)
+CALL_FAILED = {"error": {
+    "message": "Failed to call a function. Please adjust your prompt. See 'failed_generation' for more details.",
+    "type": "invalid_request_error", "code": "tool_use_failed", "failed_generation": "<function=read_file>"}}
+
+
+@pytest.mark.parametrize("fault", [
+    Fault.raw(400, json.dumps(JSON_FAILED), headers=JSON),
+    Fault.raw(200, chunk({"role": "assistant", "content": ""}), "data: " + json.dumps(JSON_FAILED) + "\n\n", DONE,
+              headers=SSE),
+    # Guard (held before): the tool call's form of it, mid-stream
+    Fault.raw(200, chunk({"role": "assistant", "content": ""}), "data: " + json.dumps(CALL_FAILED) + "\n\n", DONE,
+              headers=SSE),
+], ids=["json_400", "json_mid_stream", "tool_call_mid_stream"])
+async def test_groqs_failed_generation_is_the_models_unusable_answer(fault: Fault, servers: dict[str, Any],  # noqa
+                                                                     tmp_path: Path) -> None:
+    """JSON the model wrote that does not hold to the schema: a 400 was a bad_request (a chain ending on it told the
+    client its request was wrong, 400, do not retry), inside a stream a stream_error asked again of the same model.
+    The model's unusable answer: the next model answers, the model's text stays out of the row."""
+    servers["openai"].push(fault)
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)]
+    detail = routed.record.attempts[0].detail
+    assert "Please adjust your prompt" in detail and "Paris" not in detail and "<function" not in detail

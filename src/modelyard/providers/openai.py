@@ -94,7 +94,7 @@ def _read_error(body: Any) -> tuple[str, str]:
             message, kind = _detail(err["detail"]), kind or _detail_type(err["detail"])
         if isinstance(meta := err.get("metadata"), dict):
             kind, message = _openrouter(meta, kind, message)
-        if err.get("code") == "tool_use_failed":  # Groq: the model's tool call did not parse (its words are in
+        if err.get("code") in _MODEL_FAILED:  # Groq: the model's tool call did not parse (its words are in
             kind = TOOL_USE_FAILED  # failed_generation, the model's text: left out of the log)
     elif err is None or err == "":
         kind, message = "", ""
@@ -107,6 +107,15 @@ def _read_error(body: Any) -> tuple[str, str]:
             # key): as on /api/chat, what to do; the URL, which carries the host's key, is not repeated
             message += " (an Ollama cloud model: sign the server in to ollama.com with `ollama signin` on its host)"
     return _recognised(kind, message)
+
+
+#: Groq's codes for an answer its model wrote that did not hold: a tool call that does not parse (``tool_use_failed``),
+#: and JSON that does not match the request's ``response_format`` ("Failed to generate JSON. Please adjust your
+#: prompt. See 'failed_generation' for more details.", ``json_validate_failed``: amurex-backend#38, as a 400; inside a
+#: stream after the 200 too, litellm#40566). As a 400 the second was a bad_request — a chain ending on it told the
+#: client its request was wrong —, in a stream a stream_error asked again of the same model; both are the model's
+#: unusable answer, as the first is: the next model is asked
+_MODEL_FAILED = frozenset({"tool_use_failed", "json_validate_failed"})
 
 
 def _short(message: str) -> str:
