@@ -98,3 +98,30 @@ async def test_neither_config_nor_info_allowed_says_it_is_not_known(tmp_path: Pa
         assert "whether this Redis may evict modelyard's keys is not known" in detail, detail
         assert "NOPERM" in detail or "permission" in detail, detail
         assert "maxmemory-policy is noeviction" in detail
+
+
+async def test_a_refused_check_is_not_asked_again(tmp_path: Path, prefix: str) -> None:
+    """Each refusal of an ACL user is an entry in the server's ACL LOG (an operator's audit trail): a process that asked
+    every 30 s for as long as it ran would fill it. CONFIG refused once is not asked again, nor INFO with it."""
+    with PrivateRedis(tmp_path, "--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru") as server:
+        admin = redis.Redis(port=server.port)
+        admin.acl_setuser("gw", enabled=True, passwords=["+pw"], keys=["*"], channels=["*"],
+                          commands=["+@all", "-config", "-info"])
+        pool = _pool(f"redis://gw:pw@127.0.0.1:{server.port}/0", prefix)
+        try:
+            await pool["m"].acquire(5)
+            await pool["m"].release()
+            link = pool.link
+            assert link is not None
+            t0 = time.monotonic()
+            while link.eviction is None:  # read with its first heartbeat (hang-guard: 10 s)
+                assert time.monotonic() - t0 < 10, "the eviction settings were never read"
+                await asyncio.sleep(0.02)
+            refusals = sum(int(e["count"]) for e in admin.acl_log())
+            assert refusals >= 2  # CONFIG GET and INFO, once each (and INFO server for the server's id)
+            for _ in range(3):  # what the next 30-second checks would do
+                await link._read_eviction()
+            assert sum(int(e["count"]) for e in admin.acl_log()) == refusals
+        finally:
+            await pool.aclose()
+            admin.close()

@@ -36,6 +36,9 @@ class Eviction:
     maxmemory: int
     #: why the settings could not be read ('' when they were)
     unread: str = ""
+    #: CONFIG GET was refused (INFO answered, or nothing did): not asked again — each refusal of an ACL user is an
+    #: entry in the server's ACL LOG, which a process asking every 30 s would fill for the operator
+    config_refused: bool = False
 
     @property
     def may_evict(self) -> bool:
@@ -71,26 +74,27 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def read(client: Redis, timeout: float) -> Eviction:
+async def read(client: Redis, timeout: float, *, config: bool = True) -> Eviction:
     """The eviction settings of ``client``'s server: CONFIG GET, else INFO memory (a refusal is an answer: said in
     ``unread``). Raises what an unreachable store does (TimeoutError, OSError, redis-py's connection errors): the
     caller keeps what it read before."""
-    refused = ""
-    try:
-        async with asyncio.timeout(timeout):
-            found = await client.config_get("maxmemory*")
-        policy, limit = found.get("maxmemory-policy"), found.get("maxmemory")
-        if policy is not None and limit is not None:
-            return Eviction(_text(policy), int(_text(limit)))
-        refused = "CONFIG GET maxmemory-policy answered nothing"
-    except ResponseError as exc:  # unknown command (renamed CONFIG), NOPERM (an ACL without +config)
-        refused = f"CONFIG GET refused: {exc}"
+    refused = "CONFIG GET refused before"
+    if config:  # ``config`` False: it was refused before (see Eviction.config_refused)
+        try:
+            async with asyncio.timeout(timeout):
+                found = await client.config_get("maxmemory*")
+            policy, limit = found.get("maxmemory-policy"), found.get("maxmemory")
+            if policy is not None and limit is not None:
+                return Eviction(_text(policy), int(_text(limit)))
+            refused = "CONFIG GET maxmemory-policy answered nothing"
+        except ResponseError as exc:  # unknown command (renamed CONFIG), NOPERM (an ACL without +config)
+            refused = f"CONFIG GET refused: {exc}"
     try:
         async with asyncio.timeout(timeout):
             info = await client.info("memory")
     except ResponseError as exc:
-        return Eviction(None, 0, f"{refused}; INFO memory refused: {exc}")
+        return Eviction(None, 0, f"{refused}; INFO memory refused: {exc}", config_refused=True)
     policy = info.get("maxmemory_policy") if isinstance(info, dict) else None
     if policy is None:
-        return Eviction(None, 0, f"{refused}; INFO memory says no maxmemory_policy")
-    return Eviction(_text(policy), int(info.get("maxmemory", 0) or 0))
+        return Eviction(None, 0, f"{refused}; INFO memory says no maxmemory_policy", config_refused=True)
+    return Eviction(_text(policy), int(info.get("maxmemory", 0) or 0), config_refused=True)

@@ -693,9 +693,12 @@ class RedisLink:
     async def _read_eviction(self) -> None:
         """Read whether the server may evict this prefix's keys (at start, then with its identity: CONFIG SET changes
         it live); a change is logged once, a reading the outage prevents keeps the last one."""
-        assert self._client is not None
+        before = self.eviction
+        if self._client is None or (before is not None and before.policy is None):
+            return  # neither CONFIG nor INFO may be run: asked once (each refusal is an entry in Redis's ACL LOG)
         try:
-            found = await eviction.read(self._client, self.settings.timeout)
+            found = await eviction.read(self._client, self.settings.timeout,
+                                        config=before is None or not before.config_refused)
         except (TimeoutError, RedisError, OSError):
             return
         note = found.warning() or found.unread_note()
