@@ -36,7 +36,7 @@ from redis.backoff import NoBackoff
 
 from bench_gateway import HOST, free_port, run_backend, serve_cmd, spawn, throughput
 from modelyard.config import Config
-from modelyard.config.schema import StateConfig
+from modelyard.config.schema import BELOW_LEASE_RULE, StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.health import Admission
 from modelyard.router.slots import QueueTimeout
@@ -153,7 +153,9 @@ async def lateness(url: str, prefix: str, rounds: int) -> dict[str, list[float]]
     config = make_config().model_copy(update={"models": {"m": make_config().models["m"].model_copy(
         update={"max_concurrent": 2})}})
     for name, shared in (("in-process", None),
-                         ("Redis, 3 pools", StateConfig(url=url, prefix=prefix + "-late", lease=1.5, refresh=0.2))):
+                         ("Redis, 3 pools", StateConfig.model_validate(
+                             {"url": url, "prefix": prefix + "-late", "lease": 1.5, "refresh": 0.2},
+                             context={BELOW_LEASE_RULE: True}))):
         pools = [ModelPool(config, shared=shared) for _ in range(3 if shared else 1)]
         late: list[float] = []
 

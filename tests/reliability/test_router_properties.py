@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.helpers import ScriptedProvider, make_config
 
-from modelyard.config.schema import StateConfig
+from modelyard.config.schema import BELOW_LEASE_RULE, StateConfig
 from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
 from modelyard.types import ChatRequest, Message
 
@@ -77,7 +77,8 @@ async def _scenario(scripts, limits, n_requests, streaming, cancel_after, retrie
     )
     providers = {n: ScriptedProvider(n, config.models[n], list(scripts[i])) for i, n in enumerate(names)}
     logged: list[RequestRecord] = []
-    shared = None if prefix is None else StateConfig(url=_redis_url(), prefix=prefix, lease=LEASE, refresh=0.1)
+    shared = None if prefix is None else StateConfig.model_validate(
+        {"url": _redis_url(), "prefix": prefix, "lease": LEASE, "refresh": 0.1}, context={BELOW_LEASE_RULE: True})
     pool = ModelPool(config, providers=providers, shared=shared)
     router = Router(config, pool=pool, sink=logged.append)
     # bound: the total deadline, plus one retry pause and scheduling slack

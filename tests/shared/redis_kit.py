@@ -18,6 +18,8 @@ from typing import Any
 
 import redis
 
+from modelyard.config.schema import BELOW_LEASE_RULE, StateConfig
+
 #: the shared server the suite runs against (scripts/services.sh starts it)
 REDIS_URL = os.environ.get("MODELYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -93,6 +95,13 @@ def store_calls(state: Any) -> list[str]:
 
     state.link.call = counted
     return made
+
+
+def short_lease(**settings: Any) -> StateConfig:
+    """Shared-state settings whose lease may be below 9·(refresh + timeout), on purpose: a test that wants a crashed
+    holder's slots back within a second or two, or calls with a bound of their own (a file, MODELYARD_STATE and the
+    defaults are held to the rule: :meth:`StateConfig._lease_rule`)."""
+    return StateConfig.model_validate(settings, context={BELOW_LEASE_RULE: True})
 
 
 def free_port() -> int:

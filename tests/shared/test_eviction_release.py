@@ -14,17 +14,16 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from tests.helpers import make_config
-from tests.shared.redis_kit import REDIS_URL
+from tests.shared.redis_kit import REDIS_URL, short_lease
 
 
 @pytest.fixture
 async def two(prefix: str) -> AsyncIterator[tuple[ModelPool, ModelPool]]:
     config = make_config({"m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 2}},
                          {"a": {"primary": "m"}})  # a server on the network: its keys are {m}, every host's
-    settings = StateConfig(url=REDIS_URL, prefix=prefix, lease=1.2, refresh=0.1, timeout=0.3)
+    settings = short_lease(url=REDIS_URL, prefix=prefix, lease=1.2, refresh=0.1, timeout=0.3)
     pools = (ModelPool(config, shared=settings), ModelPool(config, shared=settings))
     yield pools
     for pool in pools:

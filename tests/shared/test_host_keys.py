@@ -20,10 +20,10 @@ from pathlib import Path
 
 import redis
 
-from modelyard.config.schema import Cooldown, StateConfig
+from modelyard.config.schema import Cooldown
 from modelyard.router.shared.link import RedisLink
 from modelyard.router.shared.state import RedisState
-from tests.shared.redis_kit import deadlines_of
+from tests.shared.redis_kit import deadlines_of, short_lease
 
 SETTINGS = {"lease": 1.5, "refresh": 0.2, "timeout": 0.5}
 
@@ -35,7 +35,8 @@ from modelyard.router.shared.link import RedisLink
 from modelyard.router.shared.state import RedisState
 
 async def main():
-    link = RedisLink(StateConfig(url={url!r}, prefix={prefix!r}, **{settings!r}))
+    link = RedisLink(StateConfig.model_validate(dict(url={url!r}, prefix={prefix!r}, **{settings!r}),
+                                              context={{'below_lease_rule': True}}))
     state = RedisState("embedded", 1, Cooldown(), link, per_host=True)
     await state.acquire(5)
     await asyncio.sleep(0.5)
@@ -72,7 +73,7 @@ def test_a_host_killed_for_good_leaves_no_keys_of_its_own(tmp_path: Path, redis_
         left = [round(d - died_ms) for d in (*tag_deadlines, *instance_deadlines)]
 
         async def survivor() -> float:
-            link = RedisLink(StateConfig(url=redis_url, prefix=prefix, **SETTINGS))
+            link = RedisLink(short_lease(url=redis_url, prefix=prefix, **SETTINGS))
             mine = RedisState("embedded", 1, Cooldown(), link, per_host=True)
             await mine.acquire(5)  # this host's own keys: used, so kept
             try:

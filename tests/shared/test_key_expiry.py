@@ -19,10 +19,11 @@ from pathlib import Path
 
 import redis
 
-from modelyard.config.schema import Cooldown, StateConfig
+from modelyard.config.schema import Cooldown
 from modelyard.router.shared import lua, namespaces
 from modelyard.router.shared.link import RedisLink
 from modelyard.router.shared.state import RedisState
+from tests.shared.redis_kit import short_lease
 
 SETTINGS = {"lease": 3.0, "refresh": 0.1, "timeout": 1.0}
 
@@ -37,7 +38,8 @@ from modelyard.router.shared.link import RedisLink
 from modelyard.router.shared.state import RedisState
 
 async def main():
-    link = RedisLink(StateConfig(url={url!r}, prefix={prefix!r}, **{settings!r}))
+    link = RedisLink(StateConfig.model_validate(dict(url={url!r}, prefix={prefix!r}, **{settings!r}),
+                                              context={{'below_lease_rule': True}}))
     link.backends = {{"m": "http://10.0.0.7:8000 m"}}
     shared = RedisState("m", 1, Cooldown(failures=1, seconds=5), link)
     own = RedisState("embedded", 1, Cooldown(), link, per_host=True)
@@ -113,7 +115,7 @@ async def test_keys_an_older_version_left_without_expiry_get_one(redis_url: str,
     client.hset(f"{tag}:meta", mapping={"seq": 7})
     client.hset(f"{tag}:breaker", mapping={"state": "closed", "gen": 1})
     client.zadd(f"{prefix}:instances", {"gone:1:x": 1})
-    link = RedisLink(StateConfig(url=redis_url, prefix=prefix, **SETTINGS))
+    link = RedisLink(short_lease(url=redis_url, prefix=prefix, **SETTINGS))
     state = RedisState("m", 1, Cooldown(), link)
     try:
         await state.acquire(5)
@@ -129,7 +131,7 @@ async def test_keys_an_older_version_left_without_expiry_get_one(redis_url: str,
 async def test_a_live_process_keeps_its_keys(redis_url: str, prefix: str) -> None:
     """The expiry never runs out under a live process: each heartbeat puts it back to a whole day."""
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    link = RedisLink(StateConfig(url=redis_url, prefix=prefix, **SETTINGS))
+    link = RedisLink(short_lease(url=redis_url, prefix=prefix, **SETTINGS))
     state = RedisState("m", 1, Cooldown(), link)
     meta = f"{prefix}:{{m}}:meta"
     try:

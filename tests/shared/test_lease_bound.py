@@ -17,8 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
+from modelyard.router.pool import state_settings
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
 from tests.shared.fault_proxy import FaultProxy
@@ -56,6 +60,31 @@ def test_a_lease_shorter_than_the_hold_back_is_refused_naming_file_line_and_key(
     config.write_text(_CONFIG.format(url=redis_url, lease=3) + "  on_outage: fail\n")
     run = _models(config)
     assert "state.lease" not in run.stderr, run.stderr
+
+
+def test_the_rule_holds_however_the_settings_are_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only a file: settings built in code (a Config or a StateConfig) and MODELYARD_STATE over them are held to
+    the rule, with the file's words; the defaults keep it. The loader alone checked it, so a StateConfig built in code
+    with a lease of 3 s and a refresh and timeout of 0.5 s ran past max_concurrent with a process cut off."""
+    rule = r"lease 10s is shorter than 9 x \(refresh \+ timeout\) = 13.5s: .* set lease: 13.5 or more"
+    with pytest.raises(ValidationError, match=rule) as built:
+        StateConfig(url=REDIS_URL, timeout=1)  # the default lease (10 s) under a timeout of 1 s
+    assert built.value.errors()[0]["loc"] == ("lease",)
+    models = {"m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 2}}
+    with pytest.raises(ValidationError, match=rule) as built:
+        make_config(models, {"a": {"primary": "m"}}, state={"url": REDIS_URL, "timeout": 1})
+    assert built.value.errors()[0]["loc"] == ("state", "lease")
+    assert StateConfig(url=REDIS_URL).lease_problem() == ""  # the defaults: 10 s >= 9 x (0.5 + 0.5)
+    assert StateConfig(url=REDIS_URL, timeout=1, on_outage="fail").lease == 10  # nothing held back: no rule
+    # MODELYARD_STATE takes the config's other settings: a file without a lease under a timeout of 1 s is refused at
+    # state.lease (its line: the state's), and the variable over the defaults keeps the rule
+    config = tmp_path / "team.yaml"
+    config.write_text(_CONFIG.replace("  lease: {lease}\n", "  timeout: 1\n").format(url=REDIS_URL))
+    run = _models(config)
+    assert run.returncode == 2 and f"{config}:5: state.lease: lease 10s is shorter" in run.stderr, run.stderr
+    monkeypatch.setenv("MODELYARD_STATE", REDIS_URL)
+    settings = state_settings(make_config(models, {"a": {"primary": "m"}}))
+    assert settings is not None and not settings.lease_problem()
 
 
 async def test_at_the_shortest_lease_a_cut_off_holder_is_held_back_before_its_slot_runs_out(prefix: str) -> None:

@@ -19,13 +19,13 @@ import redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.connection import Connection
 
-from modelyard.config.schema import StateConfig
 from modelyard.router.shared.link import RedisLink
+from tests.shared.redis_kit import short_lease
 
 
 def test_a_listener_abandoned_with_its_loop_closes_without_running_on(redis_url: str, prefix: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    link = RedisLink(StateConfig(url=redis_url, prefix=prefix))
+    link = RedisLink(short_lease(url=redis_url, prefix=prefix))
     loop = asyncio.new_event_loop()
 
     async def start() -> asyncio.Task[None]:
@@ -72,7 +72,7 @@ def test_a_heartbeat_abandoned_mid_call_with_its_loop_closes_without_running_on(
     its pause — ``asyncio.timeout`` outside any loop, the same unraisable RuntimeError."""
     silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
     port = silent.getsockname()[1]
-    link = RedisLink(StateConfig(url=f"redis://127.0.0.1:{port}/0", prefix=prefix, timeout=10))
+    link = RedisLink(short_lease(url=f"redis://127.0.0.1:{port}/0", prefix=prefix, timeout=10))
     loop = asyncio.new_event_loop()
     real_read_response = Connection.read_response
     parked = asyncio.Event()

@@ -17,13 +17,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
 from tests.shared.fault_proxy import FaultProxy
 from tests.shared.partition_load import Backend, running
-from tests.shared.redis_kit import REDIS_URL
+from tests.shared.redis_kit import REDIS_URL, short_lease
 
 #: the Redis bound is 1 s, not the 0.2 s it was: on a loaded machine (load 17 on 2 cores) a call through the proxy
 #: took longer than 0.2 s while the pools were counting each other, and the set-up itself failed
@@ -44,7 +43,7 @@ def _silent_bound(tick: float) -> float:
 
 def _pool(url: str, prefix: str, on_outage: str = "share") -> ModelPool:
     config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
-    return ModelPool(config, shared=StateConfig(url=url, prefix=prefix, on_outage=on_outage, **SETTINGS))
+    return ModelPool(config, shared=short_lease(url=url, prefix=prefix, on_outage=on_outage, **SETTINGS))
 
 
 async def _until(what: str, done: Callable[[], bool], timeout: float) -> None:
@@ -177,7 +176,7 @@ async def test_a_process_cut_off_takes_its_share_only_once_the_others_hold_it_ba
 
     def pool(url: str) -> ModelPool:
         config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
-        return ModelPool(config, shared=StateConfig(url=url, prefix=prefix, **settings))
+        return ModelPool(config, shared=short_lease(url=url, prefix=prefix, **settings))
 
     proxy = FaultProxy(6379).start()
     cut, other = pool(proxy.url()), pool(REDIS_URL)

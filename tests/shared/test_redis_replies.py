@@ -19,7 +19,7 @@ from modelyard.errors import Reason
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.shared.redis_kit import PrivateRedis, SilentProxy, free_port, store_calls
-from tests.shared.test_redis_state import Pools, pools  # noqa: F401 - fixture
+from tests.shared.test_redis_state import Pools, _joined, pools  # noqa: F401 - fixture
 
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
 TIMEOUT = 1.0
@@ -49,7 +49,7 @@ async def _connected(pools: Pools, server: PrivateRedis) -> RedisState:  # noqa:
     (pool,) = pools(1, limit=2, url=server.url, timeout=TIMEOUT, refresh=0.1)
     state = pool["m"]
     assert isinstance(state, RedisState)
-    await _round_trip(state)
+    await _joined(pool)
     await _until(lambda: state.link.instances > 0)  # the first heartbeat counted it: it knows its share
     return state
 
@@ -78,7 +78,7 @@ async def test_a_waiter_whose_grant_listener_is_killed_still_gets_the_slot(pools
         # the grant it hears) hands the slot over — asserted by that bound, not by how soon a loaded loop got to it
         holder, waiter = pools(2, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1, lease=30)
         for pool in (holder, waiter):
-            await _round_trip(pool["m"])
+            await _joined(pool)
         await holder["m"].acquire(1)
         waiting = asyncio.ensure_future(waiter["m"].acquire(5))
         admin = redis.Redis(port=server.port)
@@ -171,7 +171,7 @@ async def test_a_grant_listener_on_a_connection_gone_silent_listens_again(pools:
             holder, = pools(1, limit=1, url=server.url, timeout=TIMEOUT, refresh=0.1, lease=30)
             waiter, = pools(1, limit=1, url=proxy.url, timeout=TIMEOUT, refresh=0.1, lease=30)
             for pool in (holder, waiter):
-                await _round_trip(pool["m"])
+                await _joined(pool)
             admin = redis.Redis(port=server.port)
             await _until(lambda: admin.pubsub_numsub(waiter["m"].link.channel)[0][1] == 2)
             assert proxy.silence(subscribers_only=True) == 1

@@ -15,14 +15,21 @@ from pathlib import Path
 import pytest
 import redis
 
-from modelyard.config.schema import StateConfig
 from modelyard.errors import ConfigError, Reason
 from modelyard.router import Condition, ModelPool
 from modelyard.router.health import Admission
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, counts, deadlines_of, queued_at_least, served_in_order, store_calls
+from tests.shared.redis_kit import (
+    PrivateRedis,
+    counts,
+    deadlines_of,
+    queued_at_least,
+    served_in_order,
+    short_lease,
+    store_calls,
+)
 
 Pools = Callable[..., list[ModelPool]]
 
@@ -40,7 +47,7 @@ async def pools(redis_url: str, prefix: str) -> AsyncIterator[Pools]:
 
     def build(n: int, *, limit: int = 2, failures: int = 2, seconds: float = 30, url: str = redis_url,
               **state) -> list[ModelPool]:
-        settings = StateConfig(url=url, prefix=prefix, **{"lease": 3, "refresh": 0.1, **state})
+        settings = short_lease(url=url, prefix=prefix, **{"lease": 3, "refresh": 0.1, **state})
         out = [ModelPool(config(limit, failures, seconds), shared=settings) for _ in range(n)]
         made.extend(out)
         return out
@@ -56,6 +63,20 @@ async def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
     while not done():
         assert time.monotonic() - t0 < timeout, "not within the hang-guard"
         await asyncio.sleep(0.01)
+
+
+async def _joined(pool: ModelPool) -> None:
+    """One slot taken and given back through the store. The first call (connect, load the scripts) overran 0.2 s, and
+    even 1 s, at load ~10 on 2 cores: the link went down, and a process that never counted the others (or 'fail') has
+    no slot of its own — so it asks again once the link is back (a hang-guard of 30 s)."""
+    t0 = time.monotonic()
+    while True:
+        with contextlib.suppress(QueueTimeout):
+            await pool["m"].acquire(5)
+            break
+        assert time.monotonic() - t0 < 30, "never reached the store"
+        await _until(lambda: pool.link is not None and pool.link.up, 30)
+    await pool["m"].release()
 
 
 async def test_the_limit_holds_across_processes_and_the_queue_is_fifo(pools: Pools) -> None:
@@ -179,7 +200,7 @@ async def test_a_crashed_waiter_does_not_block_the_queue(pools: Pools, prefix: s
 
 async def test_env_var_selects_redis_and_a_bad_one_is_a_config_error(monkeypatch: pytest.MonkeyPatch,
                                                                     redis_url: str, prefix: str) -> None:
-    cfg = config().model_copy(update={"state": StateConfig(url=redis_url, prefix=prefix)})
+    cfg = config().model_copy(update={"state": short_lease(url=redis_url, prefix=prefix)})
     monkeypatch.setenv("MODELYARD_STATE", "local")
     assert not isinstance(ModelPool(cfg)["m"], RedisState)
     monkeypatch.setenv("MODELYARD_STATE", redis_url)
@@ -199,8 +220,7 @@ async def test_redis_down_moves_requests_on_in_bounded_time_and_never_multiplies
         # process that never counted the others has no share (the store, killed below, refuses at once either way)
         a, b = pools(2, limit=3, url=server.url, timeout=1.0)
         for p in (a, b):  # both have counted each other
-            await p["m"].acquire(5)
-            await p["m"].release()
+            await _joined(p)
         await _until(lambda: all(p.link is not None and p.link.instances == 2 for p in (a, b)))
         assert a.link is not None
         held = await a["m"].acquire(1)  # a slot taken while Redis is up
@@ -230,17 +250,8 @@ async def test_redis_down_moves_requests_on_in_bounded_time_and_never_multiplies
 
 async def test_on_outage_fail_gives_no_slot(pools: Pools, tmp_path: Path) -> None:
     with PrivateRedis(tmp_path) as server:
-        # the first call (connect, load the scripts) overran 0.2 s, and even 1 s, at load ~10 on 2 cores, and 'fail'
-        # gives no slot while down: the set-up asks again once the link is back (a hang-guard of 30 s)
         (a,) = pools(1, limit=4, url=server.url, timeout=1.0, on_outage="fail")
-        t0 = time.monotonic()
-        while True:
-            with contextlib.suppress(QueueTimeout):
-                await a["m"].acquire(5)
-                break
-            assert time.monotonic() - t0 < 30, "never reached the private Redis"
-            await _until(lambda: a.link is not None and a.link.up, 30)
-        await a["m"].release()
+        await _joined(a)
         server.kill()
         with pytest.raises(QueueTimeout) as exc:
             await a["m"].acquire(1)
@@ -290,8 +301,7 @@ async def test_after_redis_loses_its_data_live_holders_register_again_before_any
     with PrivateRedis(tmp_path) as server:
         holder, other = pools(2, limit=2, url=server.url, timeout=1.0, lease=3, refresh=0.1)
         for p in (holder, other):
-            await p["m"].acquire(1)
-            await p["m"].release()
+            await _joined(p)
         await holder["m"].acquire(1)
         await holder["m"].acquire(1)  # both slots, across a restart that forgets everything
         server.kill()
@@ -451,7 +461,7 @@ async def test_a_model_that_runs_inside_each_process_is_shared_by_the_processes_
     cfg = make_config({"tiny": {"provider": "llamacpp", "max_concurrent": 1},
                        "m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 1}},
                       {"a": {"primary": "m", "fallbacks": ["tiny"]}})
-    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
+    settings = short_lease(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
     same_host = [ModelPool(cfg, shared=settings) for _ in range(2)]
     monkeypatch.setattr(socket, "gethostname", lambda: "another-host")
     elsewhere = ModelPool(cfg, shared=settings)
@@ -488,8 +498,7 @@ async def test_when_only_the_holders_key_is_evicted_the_limit_still_holds(pools:
     with PrivateRedis(tmp_path) as server:
         holder, other = pools(2, limit=2, url=server.url, timeout=1.0, lease=6, refresh=0.1)
         for p in (holder, other):
-            await p["m"].acquire(1)
-            await p["m"].release()
+            await _joined(p)
         await holder["m"].acquire(1)
         await holder["m"].acquire(1)
         state = other["m"]
@@ -538,8 +547,7 @@ async def test_after_redis_restarts_from_an_older_snapshot_live_holders_register
     with PrivateRedis(tmp_path) as server:
         holder, other = pools(2, limit=2, url=server.url, timeout=1.0, lease=30, refresh=30)
         for p in (holder, other):
-            await p["m"].acquire(1)
-            await p["m"].release()
+            await _joined(p)
         await holder["m"].acquire(1)
         redis.Redis.from_url(server.url).save()  # the last snapshot: one slot held
         await holder["m"].acquire(1)  # the second one is only in memory

@@ -22,10 +22,9 @@ import redis
 import yaml
 
 from modelyard.config.loader import parse_config
-from modelyard.config.schema import StateConfig
 from modelyard.errors import ConfigError
 from modelyard.router.shared.link import StoreFault, scripts_refused
-from tests.shared.redis_kit import free_port
+from tests.shared.redis_kit import free_port, short_lease
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -65,7 +64,7 @@ def test_a_sentinel_url_says_it_is_not_supported_and_what_to_write(url: str) -> 
 
 def test_a_sentinel_port_is_named_at_start(sentinel: int, tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{sentinel}/0"
-    found = asyncio.run(scripts_refused(StateConfig(url=url, timeout=1)))
+    found = asyncio.run(scripts_refused(short_lease(url=url, timeout=1)))
     assert found is not None and found[0] is StoreFault.SENTINEL, found
     config = tmp_path / "team.yaml"
     config.write_text(yaml.safe_dump({

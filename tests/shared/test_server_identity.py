@@ -18,18 +18,17 @@ from typing import Any
 
 import redis
 
-from modelyard.config.schema import StateConfig
 from modelyard.ledger import presence
 from modelyard.ledger.forward import Forwarder
 from modelyard.router.shared import link as shared_link
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import PrivateRedis, until
+from tests.shared.redis_kit import PrivateRedis, short_lease, until
 
 
 def _link_servers(url: str, prefix: str) -> tuple[str, ...]:
     """What a running link records as its server (the runtime hands it to the forwarder)."""
     async def run() -> tuple[str, ...]:
-        link = shared_link.RedisLink(StateConfig(url=url, prefix=prefix, refresh=0.1, timeout=0.5))
+        link = shared_link.RedisLink(short_lease(url=url, prefix=prefix, refresh=0.1, timeout=0.5))
         link.ensure_started()
         try:
             for _ in range(100):
@@ -72,7 +71,7 @@ def test_a_tunnel_to_the_same_redis_is_not_said_apart_another_server_still_is(tm
                 forwarder.close()
         # where the runtime's forwarder gets them: the link reads its server's id; `models` reads it once
         assert [_link_servers(url, prefix) for url in urls] == servers
-        assert asyncio.run(shared_link.read_server_id(StateConfig(url=tunnel.url(), timeout=1))) == servers[1][0]
+        assert asyncio.run(shared_link.read_server_id(short_lease(url=tunnel.url(), timeout=1))) == servers[1][0]
 
 
 def test_ids_read_on_either_side_of_a_restart_still_meet() -> None:

@@ -13,14 +13,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from modelyard.config.schema import StateConfig
 from modelyard.errors import Reason
 from modelyard.router import LocalState, ModelPool, ModelState
 from modelyard.router.clock import Clock, ManualClock, loop_clock
 from modelyard.router.health import Admission
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import served_in_order
+from tests.shared.redis_kit import served_in_order, short_lease
 
 Make = Callable[..., list[ModelState]]
 
@@ -34,7 +33,7 @@ async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
         # timeout 2 s, not the default 0.5: these tests are about slots and breakers, not an unreachable
         # store (tests/shared/test_redis_state.py), and a first call once overran 0.5 s late in a clean-clone
         # CI run on an idle machine — a pause of this large test process, not Redis
-        shared = StateConfig(url=request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix"),
+        shared = short_lease(url=request.getfixturevalue("redis_url"), prefix=request.getfixturevalue("prefix"),
                              lease=3, refresh=0.1, timeout=2.0)
 
     def build(limit: int = 1, cooldown: dict | None = None, clock: Clock = loop_clock,

@@ -16,8 +16,7 @@ import pytest
 import redis
 import yaml
 
-from modelyard.config.schema import StateConfig
-from tests.shared.redis_kit import PrivateRedis, free_port
+from tests.shared.redis_kit import PrivateRedis, free_port, short_lease
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "s3cret-team-pw"
@@ -77,9 +76,9 @@ def test_the_right_password_or_an_outage_is_not_a_refusal(guarded: PrivateRedis)
 
     from modelyard.router.shared.link import failure, refused
 
-    right = StateConfig(url=f"redis://:{PASSWORD}@127.0.0.1:{guarded.port}/0")
-    nobody = StateConfig(url=f"redis://127.0.0.1:{free_port()}/0")
-    wrong = StateConfig(url=f"redis://:nope@127.0.0.1:{guarded.port}/0")
+    right = short_lease(url=f"redis://:{PASSWORD}@127.0.0.1:{guarded.port}/0")
+    nobody = short_lease(url=f"redis://127.0.0.1:{free_port()}/0")
+    wrong = short_lease(url=f"redis://:nope@127.0.0.1:{guarded.port}/0")
     assert asyncio.run(refused(right)) is None
     assert asyncio.run(refused(nobody)) is None
     why = asyncio.run(refused(wrong))
@@ -175,7 +174,7 @@ async def test_a_password_changed_while_running_is_said_with_what_to_write_never
     with PrivateRedis(tmp_path, "--requirepass", PASSWORD) as server:
         url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
         config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
-        pool = ModelPool(config, shared=StateConfig(url=url, prefix="rotated", timeout=0.3, refresh=0.1, lease=1.2))
+        pool = ModelPool(config, shared=short_lease(url=url, prefix="rotated", timeout=0.3, refresh=0.1, lease=1.2))
         try:
             await pool["m"].acquire(1)
             await pool["m"].release()

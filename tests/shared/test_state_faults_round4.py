@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from modelyard.config.schema import StateConfig
 from modelyard.router import ModelPool
 from modelyard.router.clock import ManualClock
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, counts, free_port
+from tests.shared.redis_kit import PrivateRedis, counts, free_port, short_lease
 from tests.shared.test_redis_state import Pools, config, pools  # noqa: F401 - fixture
 
 TIMEOUT = 1.0
@@ -66,7 +65,7 @@ async def test_a_clock_jump_of_the_store_hands_no_slot_out_twice(redis_url: str,
     store waits a grace in which live holders register again, says so, and hands the slot on only after.
     (The scripts take the time from the manual clock given to the link, exactly as they take Redis's TIME.)"""
     clock = ManualClock()
-    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=TIMEOUT)
+    settings = short_lease(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=TIMEOUT)
     a, b = (ModelPool(config(1), clock=clock, shared=settings) for _ in range(2))
     try:
         holder, other = a["m"], b["m"]
@@ -116,11 +115,11 @@ async def test_hosts_on_other_databases_or_prefixes_limiting_one_backend_are_tol
     namespace says so (warning, /healthz's detail, ``models``)."""
     with PrivateRedis(tmp_path) as server:
         url0, url1 = server.url, server.url[:-1] + "1"
-        made = [ModelPool(_model_config(), shared=StateConfig(url=u, prefix=p, lease=3, refresh=0.1, timeout=TIMEOUT))
+        made = [ModelPool(_model_config(), shared=short_lease(url=u, prefix=p, lease=3, refresh=0.1, timeout=TIMEOUT))
                 for u, p in ((url0, "modelyard"), (url1, "modelyard"), (url0, "team"), (url0, "modelyard"))]
         other = ModelPool(_model_config("http://other-box:11434"),  # another machine: nothing shared
-                          shared=StateConfig(url=url1, prefix="x", lease=3, refresh=0.1, timeout=TIMEOUT))
-        cloud = [ModelPool(_model_config(price=1), shared=StateConfig(url=u, prefix=p, lease=3, refresh=0.1,
+                          shared=short_lease(url=url1, prefix="x", lease=3, refresh=0.1, timeout=TIMEOUT))
+        cloud = [ModelPool(_model_config(price=1), shared=short_lease(url=u, prefix=p, lease=3, refresh=0.1,
                                                                        timeout=TIMEOUT))
                  for u, p in ((url0, "c1"), (url0, "c2"))]  # priced: its limit belongs to a key, not a machine
         try:
@@ -153,7 +152,7 @@ async def test_a_process_on_another_database_closes_its_registry_connection(tmp_
     off here: what is open after ``aclose`` is what it left."""
     with PrivateRedis(tmp_path) as server, contextlib.closing(redis.Redis(port=server.port)) as admin:
         me = str(admin.client_id())
-        pool = ModelPool(_model_config(), shared=StateConfig(url=server.url[:-1] + "1", lease=3, refresh=0.1,
+        pool = ModelPool(_model_config(), shared=short_lease(url=server.url[:-1] + "1", lease=3, refresh=0.1,
                                                               timeout=TIMEOUT))
         gc.disable()
         try:
@@ -175,7 +174,7 @@ async def test_an_acl_without_the_registry_key_changes_nothing_else(tmp_path: Pa
         admin = redis.Redis(port=server.port)
         admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~modelyard:*", "&modelyard:*", "+@all")
         url = f"redis://app:pw@127.0.0.1:{server.port}/0"
-        pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+        pool = ModelPool(_model_config(), shared=short_lease(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
         try:
             await _registered(pool)
             link = pool.link
@@ -220,7 +219,7 @@ async def test_an_acl_without_scripts_is_named_with_its_fix(tmp_path: Path) -> N
         redis.Redis(port=server.port).execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all",
                                                       "-@scripting")
         url = f"redis://app:pw@127.0.0.1:{server.port}/0"
-        pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+        pool = ModelPool(_model_config(), shared=short_lease(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
         try:
             state = pool["m"]
             with pytest.raises(QueueTimeout) as refused:
@@ -237,7 +236,7 @@ async def test_the_reason_follows_the_outage_from_refused_to_loading(tmp_path: P
     /healthz kept the outage's first reason — 'Connection refused' — all that time, while the server was up and
     loading. The reason is now the latest one."""
     server = PrivateRedis(tmp_path, "--enable-debug-command", "yes").start()
-    pool = ModelPool(_model_config(), shared=StateConfig(url=server.url, lease=3, refresh=0.1, timeout=TIMEOUT))
+    pool = ModelPool(_model_config(), shared=short_lease(url=server.url, lease=3, refresh=0.1, timeout=TIMEOUT))
     try:
         state = pool["m"]
         await state.acquire(3)
@@ -293,7 +292,7 @@ def _tls_server(directory: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 
 async def _refusal(url: str) -> str:
-    pool = ModelPool(_model_config(), shared=StateConfig(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
+    pool = ModelPool(_model_config(), shared=short_lease(url=url, lease=3, refresh=0.1, timeout=TIMEOUT))
     try:
         with pytest.raises(QueueTimeout) as refused:
             await pool["m"].acquire(3 * TIMEOUT)
@@ -310,7 +309,7 @@ async def test_tls_works_and_each_way_of_getting_it_wrong_says_what_to_write(tmp
     proc, port = _tls_server(tmp_path)
     try:
         ca = tmp_path / "ca.crt"
-        pool = ModelPool(_model_config(), shared=StateConfig(url=f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}",
+        pool = ModelPool(_model_config(), shared=short_lease(url=f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}",
                                                              lease=3, refresh=0.1, timeout=TIMEOUT))
         try:
             await _registered(pool)

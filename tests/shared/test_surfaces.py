@@ -22,7 +22,7 @@ from tests.shared.redis_kit import PrivateRedis
 def _config(url: str, backend: str, prefix: str, tmp_path: Path):
     return make_config({"fast": {"provider": "openai", "endpoint": backend, "model": "m", "max_concurrent": 2}},
                        {"chat": {"primary": "fast"}}, log={"path": str(tmp_path / "log.db")},
-                       state=StateConfig(url=url, prefix=prefix, lease=1.5, timeout=0.2, refresh=0.1).model_dump())
+                       state=StateConfig(url=url, prefix=prefix, lease=2.7, timeout=0.2, refresh=0.1).model_dump())
 
 
 def _wait(predicate, timeout: float = 5):
@@ -85,7 +85,7 @@ def test_processes_that_apply_different_limits_are_told_not_silent(tmp_path: Pat
         other_config = make_config({"fast": {"provider": "openai", "endpoint": backend.url, "model": "m",
                                              "max_concurrent": 3}}, {"chat": {"primary": "fast"}},
                                    log={"path": str(tmp_path / "other.db")})
-        settings = StateConfig(url=server.url, prefix=prefix, lease=1.5, timeout=0.2, refresh=0.1)
+        settings = StateConfig(url=server.url, prefix=prefix, lease=2.7, timeout=0.2, refresh=0.1)
 
         async def other_host() -> list[str]:
             pool = ModelPool(other_config, shared=settings)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelyard.config.schema import StateConfig
 from modelyard.errors import Reason
 from modelyard.router import ModelPool
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
+from tests.shared.redis_kit import short_lease
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -39,7 +39,7 @@ async def test_a_model_on_each_hosts_loopback_is_limited_per_host(redis_url: str
     parallel setting) and one host's failures cooled the other host's server down. Now its slots and breaker are its
     host's, as the embedded model's are; a server on the network stays shared by every host; a different limit for
     it on another host is that host's own server's business, not a disagreement."""
-    settings = StateConfig(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
+    settings = short_lease(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
     host_a = [ModelPool(_team_config(), shared=settings) for _ in range(2)]
     monkeypatch.setattr(socket, "gethostname", lambda: "team-host-b")
     host_b = ModelPool(_team_config(limit=3), shared=settings)
@@ -196,7 +196,7 @@ async def test_a_different_limit_on_two_hosts_is_warned_once_not_every_tick(redi
     Now it is said once, and again only when what differs changes."""
     import logging
 
-    settings = StateConfig(url=redis_url, prefix=prefix, lease=1.5, refresh=0.1, timeout=2)
+    settings = short_lease(url=redis_url, prefix=prefix, lease=1.5, refresh=0.1, timeout=2)
     cfg = {n: make_config({"gpu": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": n}},
                           {"a": {"primary": "gpu"}}) for n in (4, 8)}
     with caplog.at_level(logging.WARNING, logger="modelyard.state"):

@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modelyard import registry
 from modelyard.config import dburl
@@ -582,6 +582,11 @@ class OnOutage(StrEnum):
 
 STATE_SCHEMES = ("redis", "rediss", "unix")
 
+#: the validation context key with which a StateConfig is built below the lease rule on purpose — tests and benchmarks
+#: that want a crashed holder's slots back within a second (``StateConfig.model_validate(data, context={KEY: True})``);
+#: never a config file, ``MODELYARD_STATE`` or the defaults
+BELOW_LEASE_RULE = "below_lease_rule"
+
 
 class StateConfig(Strict):
     """Where per-model slots and breakers live when several processes or hosts share them (Redis)."""
@@ -598,6 +603,18 @@ class StateConfig(Strict):
     @classmethod
     def _from_url(cls, v: Any) -> Any:
         return {"url": v} if isinstance(v, str) else v  # ``state: redis://…`` is the short form
+
+    @model_validator(mode="after")
+    def _lease_rule(self, info: ValidationInfo) -> StateConfig:
+        """``lease >= 9 x (refresh + timeout)`` whichever way the settings were built — a file, ``MODELYARD_STATE`` over
+        the file's or the default settings, code — not only a file (the loader checked it alone: a StateConfig built
+        in code ran past max_concurrent with a process cut off, see :attr:`shortest_lease`). Raised as a
+        ValidationError of its own so that it is located at ``lease`` (a file's line says ``state.lease``)."""
+        if (problem := self.lease_problem()) and not (info.context or {}).get(BELOW_LEASE_RULE):
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type=PydanticCustomError("state_lease", "{problem}", {"problem": problem}), loc=("lease",),
+                input=self.lease)])
+        return self
 
     @field_validator("url")
     @classmethod
