@@ -486,3 +486,36 @@ def test_models_with_the_postgresql_log_down_still_lists_the_models(tmp_path: Pa
     assert "local" in out.stdout and "available" in out.stdout, out.stdout
     assert "127.0.0.1:1" in out.stderr and "is PostgreSQL running and reachable there (log.url)?" in out.stderr
     assert str(tmp_path / "log.sqlite3") in " ".join(out.stderr.split()) and "Traceback" not in out.output
+
+
+# --- a config file that cannot be read ----------------------------------------------------------------------------
+
+
+def test_a_config_this_user_may_not_read_names_owner_mode_and_user(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config readable by its owner only (chmod 600, as `install-service` advises for the env file beside it),
+    read by another user (the service's, `sudo`): it said "cannot read: [Errno 13] Permission denied: '<the path
+    again>'". The tests run as root, whom the system never refuses, so the refusal is the system's own error."""
+    import pwd
+
+    config = write(tmp_path, "models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\n")
+    config.chmod(0o600)
+    real = Path.read_bytes
+
+    def refuse(self: Path) -> bytes:
+        if self == config:
+            raise PermissionError(13, os.strerror(13), str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    said = refused(invoke(config, "models", "--no-reach"), f"error: {config}: cannot read: permission denied",
+                   f"owned by {me}, mode 600; this process runs as {me}", "chmod")
+    assert "Errno" not in said and said.count(str(config)) == 1, said
+
+
+def test_a_config_path_through_a_file_names_the_file(tmp_path: Path) -> None:
+    """`--config config.yaml/local.yaml` (a file where a directory was meant): "[Errno 20] Not a directory"."""
+    config = write(tmp_path, "models: {}\n")
+    said = refused(invoke(config / "local.yaml", "models"), f"cannot read: {config} is a file, not a directory")
+    assert "Errno" not in said, said

@@ -483,8 +483,40 @@ def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     except IsADirectoryError:
         raise ConfigError(f"a directory, not a config file (name the YAML file, e.g. {p / 'config.yaml'})",
                           path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", path=str(p)) from None
+    except PermissionError:
+        raise ConfigError(f"cannot read: permission denied ({_who_may_read(p)})", path=str(p)) from None
+    except NotADirectoryError:  # `--config config.yaml/x`, or a directory in its path that is a file
+        raise ConfigError(f"cannot read: {_file_in_path(p)} is a file, not a directory", path=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:  # the path is the error's prefix: said once, not in errno's words
+        raise ConfigError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=str(p)) from None
+
+
+def _who_may_read(path: Path) -> str:
+    """What to do about a config this process may not read: it said "cannot read: [Errno 13] Permission denied:
+    '<the path again>'" — the service's user (systemd, launchd) or `sudo` not being the file's owner is the usual
+    cause, and the owner, the mode and this process's user are what tells it."""
+    try:
+        st = path.stat()
+    except OSError:  # a directory on the way that this user may not enter
+        return f"a directory on the way to it is closed to this user ({_user_name(os.getuid())})"
+    owner = _user_name(st.st_uid)
+    return (f"owned by {owner}, mode {st.st_mode & 0o777:o}; this process runs as {_user_name(os.getuid())}: run it "
+            f"as {owner}, or let this user read the file (chmod, chown)")
+
+
+def _user_name(uid: int) -> str:
+    """A user's name, or its number where the system has no name for it (a container's user)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _file_in_path(path: Path) -> str:
+    """The first part of ``path`` that is a file, where a directory was meant."""
+    return next((str(part) for part in reversed(path.parents) if part.is_file()), str(path.parent))
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
