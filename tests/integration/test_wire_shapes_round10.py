@@ -89,6 +89,19 @@ async def test_a_crlf_split_between_two_reads_ends_one_line(servers: dict[str, A
     assert outcomes(routed)[0] == ("primary", "retry", "rate_limited")
 
 
+async def test_a_keep_alive_comment_passed_on_as_data_is_skipped(servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """A proxy that re-sends OpenRouter's keep-alive comment as data, ``data: : OPENROUTER PROCESSING``, whenever
+    the upstream takes a moment for its first token (mnfst/llm-gateway#2053). It was held as the start of a JSON
+    document, joined to the next event, and the answer refused as malformed (no retry: the next model)."""
+    servers["openai"].push(Fault.raw(200, "data: : OPENROUTER PROCESSING\n\n", "data: : OPENROUTER PROCESSING\n\n",
+                                     chunk({"role": "assistant", "content": "Sunny."}), chunk({}, "stop"), DONE,
+                                     headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+
+
 # -- a tool call announced and never sent ----------------------------------------------------------------------------
 
 #: GitHub Copilot relaying Claude: a preamble, ``finish_reason: "tool_calls"``, no tool call (hermes-agent#75926, where

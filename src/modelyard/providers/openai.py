@@ -746,6 +746,11 @@ class OpenAIProvider(HttpProvider):
                         except ValueError:
                             data = try_loads(payload)
                         if data is NOT_JSON:  # the usual JSON event pays no check below (issue #15)
+                            if not held and payload.lstrip()[:1] == ":":
+                                # a keep-alive comment a proxy passed on as data ("data: : OPENROUTER PROCESSING":
+                                # mnfst/llm-gateway#2053): no JSON starts so. It was held, joined to the next event
+                                # and the answer refused as malformed at the first pause of its upstream
+                                continue
                             if not held and payload[:5] == "data:":
                                 # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
                                 payload = payload[5:].strip()
