@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -160,3 +162,27 @@ def test_a_backup_copied_over_an_idle_log_survives_the_close(tmp_path: Path) -> 
     finally:
         writer.close()
     assert ids(path) == expected()[:100]
+
+
+#: from another process: can it take the lock bytes SQLite's readers hold shared on the file (its SHARED range)?
+TAKE = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)\n    print('taken')\n"
+        "except OSError:\n    print('held')")
+
+
+def test_looking_at_the_file_keeps_sqlites_locks(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's included
+    (https://www.sqlite.org/howtocorrupt.html, 2.2). The look at the file and its -shm opened and closed them: the
+    writer's shared lock went, another process closing its connection took the file for its own, checkpointed and
+    deleted the write-ahead files under the writer, and readers got 'disk I/O error' (test_log_store_refuses failed
+    one run in two). The descriptors now stay open while the file is the log."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path)
+    try:
+        write_rows(writer, range(300))  # batches, each looked at; the checkpoint thread's look too
+        checkpoint_elsewhere(path, whole=True)
+        write_rows(writer, range(300, 310))
+        took = subprocess.run([sys.executable, "-c", TAKE, str(path)], capture_output=True, text=True, timeout=60)
+        assert took.stdout.strip() == "held", took
+    finally:
+        writer.close()

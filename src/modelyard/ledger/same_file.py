@@ -78,21 +78,21 @@ def _looks(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _first_page(path: Path) -> bytes | None:
-    """The file's first 4 KiB (its header and schema page): a file copied over it differs there (its size, its page
-    count), a ``touch`` does not."""
+def _open(path: Path) -> int | None:
     try:
-        with open(path, "rb") as f:
-            return f.read(4096)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
 
 
-def _map(path: Path) -> mmap.mmap | None:
+def _first_page(fd: int | None) -> bytes | None:
+    """The file's first 4 KiB (its header and schema page): a file copied over it differs there (its size, its page
+    count), a ``touch`` does not."""
+    if fd is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            return mmap.mmap(f.fileno(), _NOTE, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):  # none, or shorter than the header
+        return os.pread(fd, 4096, 0)
+    except OSError:
         return None
 
 
@@ -106,6 +106,14 @@ class SameFile:
         self.content = content
         self.change: Change | None = None
         self._lock = threading.Lock()
+        #: descriptors of the file and of its -shm (mapped: ``_view``), opened once per file and closed only when that
+        #: file is no longer the log (:meth:`reopened`) or at :meth:`release`: closing any descriptor of a file drops
+        #: every POSIX lock this process holds on it — SQLite's too (https://www.sqlite.org/howtocorrupt.html, 2.2);
+        #: another process then took the file's lock, and at its close deleted the write-ahead log under this one
+        self._fd: int | None = None
+        self._fd_of: tuple[int, int] | None = None
+        self._shm_fd: int | None = None
+        self._shm: tuple[int, int] | None = None
         self._view: mmap.mmap | None = None
         #: the file's (size, time), the wal-index's note and the file's first page when last looked at
         self._looked: tuple[int, int] | None = None
@@ -144,7 +152,7 @@ class SameFile:
         if _checkpointed_since(self._noted, after) or identity(Path(f"{self.path}-shm")) != self._shm:
             self._stamp(looked, note)
             return False
-        page = _first_page(self.path)
+        page = _first_page(self._fd)
         if self._looked is not None and looked[0] == self._looked[0] and page == self._page:  # touched, not written
             self._stamp(looked, note, page)
             return False
@@ -153,7 +161,7 @@ class SameFile:
 
     def _stamp(self, looked: tuple[int, int] | None, note: tuple[int, ...] | None, page: bytes | None = None) -> None:
         self._looked, self._noted = looked, note
-        self._page = page if page is not None else _first_page(self.path)
+        self._page = page if page is not None else _first_page(self._fd)
 
     def checkpointed(self) -> None:
         """A checkpoint of this process wrote the file: what it looks like now is its own doing."""
@@ -166,15 +174,35 @@ class SameFile:
         with self._lock:
             self.change = None
             self.opened = identity(self.path)
-            if self._view is not None:
-                self._view.close()
             shm = Path(f"{self.path}-shm")
-            self._view = _map(shm) if self.content else None
-            self._shm = identity(shm)
+            shm_now = identity(shm)
+            if self.content and (self.opened != self._fd_of or shm_now != self._shm):  # the same files: kept open
+                self._close()
+                self._fd, self._fd_of = _open(self.path), self.opened
+                self._shm_fd = _open(shm)
+                try:
+                    self._view = (None if self._shm_fd is None else
+                                  mmap.mmap(self._shm_fd, _NOTE, access=mmap.ACCESS_READ))
+                except (OSError, ValueError):  # shorter than the header
+                    self._view = None
+            self._shm = shm_now
             self._looked, self._noted, self._page = None, None, None
             if self.content:
                 note = _note(self._view)
                 self._stamp(_looks(self.path), note)
+
+    def _close(self) -> None:
+        if self._view is not None:
+            self._view.close()
+        for fd in (self._fd, self._shm_fd):
+            if fd is not None:
+                os.close(fd)
+        self._view = self._fd = self._shm_fd = self._fd_of = None
+
+    def release(self) -> None:
+        """Close its descriptors: once this process's connections to the file are closed (see ``_fd``)."""
+        with self._lock:
+            self._close()
 
     def describe(self, then: str) -> str:
         what = (self.change or (Change.DELETED if identity(self.path) is None else Change.REPLACED)).value

@@ -478,6 +478,7 @@ class LogWriter:
                 log.error("%s", self._file.describe(f"it could not be taken over before closing ({exc})"))
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()  # the last connection: SQLite checkpoints and removes the write-ahead log
+        self._file.release()  # after: closing its descriptors drops this process's locks on the file
         atexit.unregister(self.close)
 
     # -- the writer thread -------------------------------------------------------------------
