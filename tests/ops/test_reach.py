@@ -112,3 +112,28 @@ def test_check_without_any_probe_is_not_a_clean_bill(tmp_path: Path) -> None:
     assert out.exit_code == 0
     assert "never probed: dead, dead2, live" in out.output
     assert "0 error(s), 0 warning(s)" not in out.output
+
+
+def test_a_server_on_the_other_loopback_address_is_named(tmp_path: Path) -> None:
+    """A server bound to one IP version's loopback alone (Node's servers resolve `localhost` to ::1; Ollama binds
+    127.0.0.1) and an endpoint naming the other: 'nothing listening' while the server runs, the localhost/IPv6
+    mix-up peers' users report (stackblitz-labs/bolt.diy#877, SamSaffron/term-llm#445). `models` names where it
+    does listen and what to write; a port nothing listens on at all stays a plain 'nothing listening'."""
+    with socket.socket(socket.AF_INET6) as v6, socket.socket() as v4:
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        v6.bind(("::1", 0))
+        v6.listen()
+        v4.bind(("127.0.0.1", 0))
+        v4.listen()
+        six, four, none = v6.getsockname()[1], v4.getsockname()[1], free_port()
+        path = config(tmp_path, f"http://[::1]:{four}", f"http://127.0.0.1:{six}",
+                      {"nothing": {"provider": "ollama", "model": "x", "endpoint": f"http://127.0.0.1:{none}"}})
+        out = CliRunner().invoke(app, ["models", "--config", str(path)], terminal_width=400)
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert (f"dead: unreachable: nothing listening on 127.0.0.1:{six} (Connection refused), but a server listens on "
+            f"[::1]:{six}, this machine's other loopback address: write the endpoint with [::1], or have the server "
+            "listen on both") in said, said
+    assert (f"live: unreachable: nothing listening on [::1]:{four} (Connection refused), but a server listens on "
+            f"127.0.0.1:{four}") in said, said
+    assert f"nothing: unreachable: nothing listening on 127.0.0.1:{none} (Connection refused) " in said + " ", said

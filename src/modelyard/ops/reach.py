@@ -20,15 +20,45 @@ from modelyard.providers import Provider
 BUDGET = 1.0
 
 
+#: the loopback addresses of the other IP version, by how an endpoint names this machine
+_OTHER_LOOPBACK = {"127.0.0.1": "::1", "::1": "127.0.0.1", "[::1]": "127.0.0.1"}
+
+
+def _other_loopback(host: str, port: int, timeout: float) -> str:
+    """Where on the other IP version's loopback a server accepts ``port`` when ``host``'s refused, or "": a server
+    bound to ``::1`` alone (Node's servers resolve `localhost` to it) is nothing at 127.0.0.1, and one bound to
+    127.0.0.1 alone is nothing at ``[::1]`` — the localhost/IPv6 mix-up peers' users report with Ollama
+    (stackblitz-labs/bolt.diy#877, SamSaffron/term-llm#445, n8n-io/n8n-docs#2749)."""
+    other = _OTHER_LOOPBACK.get(host)
+    try:
+        if host == "localhost":  # a name: the version it did not resolve to here
+            resolved = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+            other = next((o for o in ("::1", "127.0.0.1") if o not in resolved), None)
+        if other is None:
+            return ""
+        with socket.create_connection((other, port), timeout=timeout):
+            return _shown(other, port)
+    except OSError:
+        return ""
+
+
+def _shown(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def _connect(address: tuple[str, int], timeout: float, out: dict[tuple[str, int], str]) -> None:
     try:
         with socket.create_connection(address, timeout=timeout):
             out[address] = ""
     except TimeoutError:
-        out[address] = f"no answer from {address[0]}:{address[1]} within {timeout:g}s"
+        out[address] = f"no answer from {_shown(*address)} within {timeout:g}s"
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
-        out[address] = f"nothing listening on {address[0]}:{address[1]} ({why})"
+        out[address] = f"nothing listening on {_shown(*address)} ({why})"
+        if isinstance(exc, ConnectionRefusedError) and (there := _other_loopback(*address, timeout)):
+            out[address] += (f", but a server listens on {there}, this machine's other loopback address: write the "
+                             f"endpoint with {there.rsplit(':', 1)[0]}, or have the server listen on both")
 
 
 def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> dict[str, str]:
@@ -47,7 +77,7 @@ def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> di
     for name, addr in addresses.items():
         why = found.get(addr)
         if why is None:
-            why = f"no answer from {addr[0]}:{addr[1]} within {budget:g}s"
+            why = f"no answer from {_shown(*addr)} within {budget:g}s"
         if why:
             out[name] = why
     return out
