@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,13 +60,21 @@ async def test_a_model_on_each_hosts_loopback_is_limited_per_host(redis_url: str
         ticket = await host_a[0]["own"].admit()  # host A's server fails: cooled down on host A only
         assert ticket is not None
         await host_a[0]["own"].failed(ticket, Reason.CONNECT_ERROR)  # type: ignore[arg-type]
-        await asyncio.sleep(0.3)
+        opened = time.monotonic()
+        # the other process of host A sees it with the first view it reads after the opening (sent after it: the
+        # link's registered_at), not within a fixed 0.3 s — a loaded loop read it later (a hang-guard of 10 s)
+        other_a = host_a[1].link
+        assert other_a is not None
+        while (other_a.registered_at or 0) <= opened:
+            assert time.monotonic() - opened < 10, "host A's other process read no view after the opening"
+            await asyncio.sleep(0.01)
         assert await host_a[1]["own"].admit() is None
         assert await host_b["own"].admit() is not None
 
         link = host_b.link
         assert link is not None
         while link.instances < 3:
+            assert time.monotonic() - opened < 30, "host B never counted the three processes"
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         assert link.disagreements == [], "host B's own server may take 3; host A's 1 is not a disagreement"
