@@ -172,3 +172,26 @@ async def test_a_lost_placeholder_is_not_looked_for_when_another_message_there_w
     help_reply = next(c for c in tg.calls_to("sendMessage") if "/agent NAME" in (c.text or ""))
     assert "/agent NAME" in tg.message(ALICE, help_reply.result["message_id"])["text"]
     assert not [c for c in tg.calls_to("editMessageText") if c.text == "…"]
+
+
+async def test_a_streamed_part_whose_answer_was_lost_gets_the_final_text(tmp_path, tg, caplog):
+    """While a long answer streams, the sendMessage of its second part reaches Telegram and the connection drops:
+    its id is never known, so it could not be edited — it stayed with the text it had then, and the final part
+    went out as a new message below it: the answer's end shown twice, once cut off. It is found now (as a lost
+    placeholder is) and the final text, with the buttons, is edited into it."""
+    caplog.set_level(logging.INFO)
+    with OpenAIServer(reply_text=LONG, chunk_interval=0.002) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        tg.lose_reply(Fault.drop_midstream(), when=lambda p: (p.get("text") != "…" and not p.get("reply_markup")
+                                                               and not str(p.get("text")).startswith("word0 ")))
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="write a long one")
+            await eventually(lambda: "answered by" in caplog.text, timeout=30)
+    lost = next(c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and c.text != "…"
+                and not c.text.startswith("word0 "))
+    assert not lost.params.get("reply_markup")
+    shown = tg.message(ALICE, lost.result["message_id"])
+    assert "word899\n" in shown["text"] and shown.get("reply_markup"), shown["text"][-60:]
+    texts = [m["text"] for (chat, _), m in tg._messages.items() if chat == ALICE and m["from"]["is_bot"]]
+    assert " ".join(texts).count("word899") == 1 and len(texts) == 2, [t[:30] for t in texts]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

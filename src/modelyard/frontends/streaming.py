@@ -34,9 +34,9 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 PLACEHOLDER = "…"
 _FINAL_TRIES = 3
-#: ids tried, at most, in looking for a placeholder whose answer was lost (a private chat's ids are the bot's across
-#: all its chats: a busy bot's other chats take ids between the question and the answer)
-PLACEHOLDER_PROBES = 6
+#: ids tried, at most, in looking for a message whose answer was lost (a placeholder, a part): a private chat's ids
+#: are the bot's across all its chats, and a busy bot's other chats take ids between the question and the answer
+LOST_PROBES = 6
 #: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
 FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
@@ -221,43 +221,64 @@ class StreamingReply:
 
     async def _clear_placeholder(self) -> None:
         """Find and delete the placeholder whose sendMessage lost its answer: it stayed above the answer as a bare
-        '…', its id never known. Among the ids after the question's that are no message the bot knows it sent
-        (``telegram_sent``), an edit to the same '…' is refused as "message is not modified" by that placeholder
-        alone: the person's messages "can't be edited", another chat's ids are "not found". Not looked for where
-        another message of the bot since the question lost its answer too — that one could be edited into '…'."""
+        '…', its id never known (:meth:`_find`)."""
         self._placeholder_lost = False
-        if self.sent is None or self.since is None or self.reply_to is None or not self.message_ids:
+        if self.reply_to is None or not self.message_ids:
             return
+        found = await self._find(Formatted(PLACEHOLDER), self.reply_to, min(self.message_ids))
+        if found is None:
+            return
+        try:
+            await self.bot.delete_message(self.chat_id, found)
+        except TelegramError as refused:
+            log.info("telegram: chat %s: the lost placeholder (message %s) could not be deleted (%s)",
+                     self.chat_id, found, type(refused).__name__)
+            return
+        log.info("telegram: chat %s: the placeholder whose answer was lost (message %s) deleted", self.chat_id, found)
+
+    async def _find_part(self, index: int) -> int | None:
+        """The id of this answer's message at ``index``, whose sendMessage lost its answer while the answer streamed
+        (:meth:`_find`): found, the final text is edited into it. It stayed with its earlier text, and the final
+        text followed it as a new message, the part shown twice. Only where it is the answer's one message so lost."""
+        if self._placeholder_lost or self._ids.count(None) != 1:
+            return None
+        earlier = [m for m in self._ids[:index] if m is not None]
+        after = max(earlier) if earlier else self.reply_to
+        if after is None:
+            return None
+        return await self._find(self._shown[index], after, after + 1 + 100_000)
+
+    async def _find(self, shown: Formatted, after: int, before: int) -> int | None:
+        """The id of the one message of this bot whose sendMessage lost its answer (it may be on screen, its id never
+        known) and which shows ``shown``: among the ids after ``after`` (the question's, or the message before it)
+        that are no message the bot knows it sent (``telegram_sent``), an edit to the same text is refused as "message
+        is not modified" by that message alone — the person's messages "can't be edited", another chat's ids are "not
+        found". Not looked for where another message of the bot in the chat since the question lost its answer too:
+        that one could be edited into this text. None when not found."""
+        if self.sent is None or self.since is None:
+            return None
         if not self.sent.only_lost_since(self.chat_id, self.since, 1):
-            log.info("telegram: chat %s: a '…' whose answer was lost may stay above the answer (another message of "
-                     "the bot there lost its answer too)", self.chat_id)
-            return
-        for message_id in self.sent.unknown_after(self.chat_id, self.reply_to, min(self.message_ids),
-                                                  PLACEHOLDER_PROBES) or ():
+            log.info("telegram: chat %s: a message whose answer was lost stays as it is (another message of the bot "
+                     "there lost its answer too)", self.chat_id)
+            return None
+        for message_id in self.sent.unknown_after(self.chat_id, after, before, LOST_PROBES) or ():
             try:
-                await self.bot.edit_message_text(PLACEHOLDER, chat_id=self.chat_id, message_id=message_id)
+                await self.bot.edit_message_text(shown.text, chat_id=self.chat_id, message_id=message_id,
+                                                 entities=_entities(shown))
             except BadRequest as exc:
-                if "not modified" not in str(exc).lower():
-                    continue  # the person's message, another chat's id
-                try:
-                    await self.bot.delete_message(self.chat_id, message_id)
-                except TelegramError as refused:
-                    log.info("telegram: chat %s: the lost placeholder (message %s) could not be deleted (%s)",
-                             self.chat_id, message_id, type(refused).__name__)
-                    return
-                log.info("telegram: chat %s: the placeholder whose answer was lost (message %s) deleted",
-                         self.chat_id, message_id)
-                return
-            except TelegramError as exc:  # flood control, an outage: not worth fighting for a '…'
-                log.info("telegram: chat %s: stopped looking for the lost placeholder (%s)", self.chat_id,
+                if "not modified" in str(exc).lower():
+                    return message_id
+                continue  # the person's message, another chat's id
+            except TelegramError as exc:  # flood control, an outage: not worth fighting for
+                log.info("telegram: chat %s: stopped looking for a message whose answer was lost (%s)", self.chat_id,
                          type(exc).__name__)
-                return
+                return None
             else:  # cannot happen while every other send is recorded; said, should it ever
-                log.warning("telegram: chat %s: message %s was taken for the lost placeholder and now reads '…'",
+                log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited",
                             self.chat_id, message_id)
-                return
-        log.info("telegram: chat %s: the placeholder whose answer was lost is not on screen (or not found)",
-                 self.chat_id)
+                return None
+        log.info("telegram: chat %s: a message whose answer was lost is not on screen (or not found)", self.chat_id)
+        return None
 
     async def _editor(self) -> None:
         while True:
@@ -318,7 +339,11 @@ class StreamingReply:
                     continue  # it shows this part already, as far as anyone can tell
                 if not self._finishing.is_set():
                     return  # while streaming, no further message: the final text goes out once, below it
-                await self._retire(i)  # the final part, and the rest after it, go out anew below the stale one
+                found = await self._find_part(i)
+                if found is None:
+                    await self._retire(i)  # the final part, and the rest after it, go out anew below the stale one
+                else:
+                    self._ids[i] = found
             if i < len(self._ids):
                 if self._shown[i] != part or buttons is not None:
                     await self._edit(i, part, buttons)
