@@ -64,6 +64,7 @@ import time
 from _thread import allocate_lock
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,12 @@ def attempt_rows(r: RequestRecord) -> list[tuple]:
             for seq, a in enumerate(r.attempts)]
 
 
+def damaged(exc: BaseException) -> bool:
+    """SQLite found the file damaged: SQLITE_CORRUPT ('database disk image is malformed', any of its extended codes)
+    or SQLITE_NOTADB ('file is not a database')."""
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (11, 26)
+
+
 def repair_value(value: Any) -> Any:
     """A value SQLite accepts, as close to the original as possible (never dropped)."""
     if value is None or isinstance(value, bytes):
@@ -294,6 +301,11 @@ class LogWriter:
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
                 raise LogUnavailable(said) from None
+            if damaged(exc):
+                raise LogUnavailable(f"routing log {self.path} is damaged (SQLite: {exc}): move it aside (mv "
+                                     f"{self.path} {self.path}.damaged) and start again, which makes a new log; its "
+                                     f"rows can be recovered with `sqlite3 {self.path}.damaged .recover | sqlite3 "
+                                     "recovered.sqlite3`") from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
                                  f"this user can write the file and its directory; {where_to_fix(self.path)}") from None
         self._closed = False
@@ -636,7 +648,7 @@ class LogWriter:
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
             self._failed(exc)
         ok = lost = 0
-        reconnected = False
+        reconnected = set_aside = False
         i = 0
         while i < len(batch):
             item = batch[i]
@@ -654,12 +666,36 @@ class LogWriter:
             except Exception as exc:  # the store itself: once more on a fresh connection, then hold the rest
                 self._failed(exc)
                 if reconnected:
+                    if damaged(exc) and not set_aside and self._set_aside(exc):
+                        set_aside = True  # once per batch: a new file damaged at once is not this
+                        continue
                     return ok, lost, batch[i:]
                 self._reconnect()
                 reconnected = True
                 continue  # the same row again
             i += 1
         return ok, lost, []
+
+    def _set_aside(self, exc: BaseException) -> bool:
+        """Move a file SQLite finds damaged aside (with its write-ahead log, for ``.recover``) and write into a new
+        one at the path: the damaged file refused every later row, for ever (module docstring of
+        tests/integration/test_log_damaged.py). Other processes writing it follow the new file (:class:`SameFile`)."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(self.path, aside)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{self.path}-wal", f"{aside}-wal")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}-shm")
+        except OSError as move:
+            self._failed(OSError(f"routing log {self.path} is damaged (SQLite: {exc}) and could not be moved aside "
+                                 f"({move}): its rows are held; move it away yourself"))
+            return False
+        said = (f"routing log {self.path} is damaged (SQLite: {exc}): moved to {aside}, new rows go to a new file at "
+                f"{self.path}; its rows can be recovered with `sqlite3 {aside} .recover | sqlite3 recovered.sqlite3`")
+        log.error("%s", said)
+        self._failed(OSError(said))
+        return self._reconnect()
 
     def _clock_went_back(self, ts: float) -> None:
         """Say once that a request is stamped well before one already in the log: the clock went back (or was ahead
