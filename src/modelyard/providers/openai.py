@@ -772,7 +772,8 @@ class OpenAIProvider(HttpProvider):
                             kind, message = _extract_error(data)
                             err = data["error"]
                             raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
-                        if isinstance(reported := data.get("usage"), dict) and _COUNTED.intersection(reported):
+                        if ((reported := data.get("usage")) is not None and type(reported) is dict
+                                and _COUNTED.intersection(reported)):
                             # a usage object that counts neither side is no count: MiniMax's on every chunk,
                             # {"total_tokens": 0, "total_characters": 0} (MiniMax-M2.5#2), logged the answer as 0
                             # tokens in and out where the estimate below was kept
