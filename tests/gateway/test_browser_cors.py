@@ -87,3 +87,22 @@ def test_with_keys_any_site_may_ask_and_is_told_its_key_is_missing(tmp_path, fak
         r = httpx.post(gw.url + "/v1/chat/completions", json=BODY, timeout=15,
                        headers={"origin": ELSEWHERE, "authorization": "Bearer sk-gw-1"})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ELSEWHERE
+        r = httpx.get(gw.url + "/v1/models", timeout=15,  # behind a proxy, or on a LAN by name
+                      headers={"host": "gw.example.com", "authorization": "Bearer sk-gw-1"})
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("host", ["rebind.attacker.example", "rebind.attacker.example:8765", "evil.example."])
+def test_a_keyless_gateway_answers_no_request_addressed_to_a_public_name(gateway, fakes, host):
+    """DNS rebinding: a page of rebind.attacker.example whose name then resolves to 127.0.0.1 is same-origin with the
+    gateway — no preflight, and for a GET no Origin — so it could read the routing log (prompts, with store_text) or
+    spend models; Ollama closed the same hole by checking Host (CVE-2024-28224). Was 200. Names of this machine
+    still are answered."""
+    r = httpx.get(gateway.url + "/api/log", timeout=15, headers={"host": host})
+    assert r.status_code == 403 and "no name of this machine" in r.json()["error"]["message"], r.text
+    r = httpx.post(gateway.url + "/v1/chat/completions", json=BODY, timeout=15,
+                   headers={"host": host, "origin": f"http://{host}", "content-type": "text/plain"})
+    assert r.status_code == 403, r.text
+    assert not any(f.requests for f in fakes)
+    for here in ("127.0.0.1:8765", "localhost", "[::1]:8765", "myhost", "box.local", "10.0.0.5", "dev.localhost:3000"):
+        assert httpx.get(gateway.url + "/v1/models", timeout=15, headers={"host": here}).status_code == 200, here

@@ -356,16 +356,18 @@ class GatewayApp(Starlette):
         #: uvicorn's proxy-header middleware, run here for the requests that carry such a header (``serve`` turns
         #: uvicorn's own off: gateway/forwarded.py); None: the server applies it, or nobody does
         self.forwarded: ASGI | None = None
+        #: the gateway asks for a key (cors.py: then any page and any Host name may call); an app made bare is so too
+        self.keyed = True
+        #: Host headers seen, and whether each names this machine (cors.py), per app
+        self.local_hosts: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.forwarded is not None and scope["type"] != "lifespan" and carries(scope):
             await self.forwarded(scope, receive, send)  # rewrites the scope's client and scheme, as uvicorn would
-        if scope["type"] == "http" and (origin := cors.origin_of(scope)) is not None:  # a browser's page (cors.py)
-            if not cors.allowed(origin, scope, self.gateway.keys.required):
-                return await _in_the_apis_shape(scope["path"], cors.refusal(origin))(scope, receive, send)
-            if cors.is_preflight(scope):
-                return await cors.preflight(scope, origin)(scope, receive, send)
-            send = cors.exposing(send, origin)
+        if scope["type"] == "http" and (browser := cors.screen(scope, self.keyed, self.local_hosts)) is not None:
+            if isinstance(browser, Response):  # refused (a page elsewhere, a rebound name), or a preflight answered
+                return await _in_the_apis_shape(scope["path"], browser)(scope, receive, send)
+            send = cors.exposing(send, browser)  # a page that may call: it may read the answer (cors.py)
         handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if handler is None:
             if scope["type"] == "http" and (served := self.spelled(scope["path"])) is not None:
@@ -469,6 +471,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
                      hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response,
                           "/v1/messages": create_message, "/api/chat": ollama_chat, "/api/generate": ollama_generate})
     app.state.gateway = app.gateway = Gateway(runtime, api_keys)  # app.gateway: a plain attribute for the hot path
+    app.keyed = app.gateway.keys.required
     app.state.gateway.hosting = hosting
     if hosting is not None:
         app.state.gateway.metrics.watch_hosting(hosting.status)

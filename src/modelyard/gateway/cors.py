@@ -15,10 +15,17 @@ no web site has such an origin), as Ollama does by default (``OLLAMA_ORIGINS``).
 refused with a 403 before anything runs — a form or a ``text/plain`` fetch needs no preflight, so without the check any
 site the user visited could have spent the gateway's paid models through it. Clients that are not browsers send no
 ``Origin`` and are not affected (one dict lookup per request).
+
+A keyless gateway also answers only requests addressed to this machine (``Host``: an IP address, ``localhost``, a name
+without a dot, ``*.local``/``*.localhost``/``*.internal``…): a page of ``evil.example`` whose name the attacker then
+points at 127.0.0.1 (DNS rebinding) is "same-origin" with the gateway — its browser sends no preflight, and for a GET no
+``Origin`` — and could read ``/api/log`` (prompts, with ``log.store_text``) or spend models; Ollama closed the same hole
+(CVE-2024-28224) with the same check.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from starlette.responses import Response
@@ -34,16 +41,51 @@ _METHODS = b"GET, POST, OPTIONS"
 _MAX_AGE = b"600"
 
 
-def origin_of(scope: Scope) -> str | None:
-    """The request's ``Origin`` (a browser's), else None."""
-    origin = dict(scope["headers"]).get(b"origin")
-    return None if origin is None else origin.decode("latin-1")
+def screen(scope: Scope, keyed: bool, hosts: dict[bytes, bool]) -> Response | str | None:
+    """A browser's request: the response that ends it (a refusal, or a preflight's answer), or the page's origin to
+    allow on the answer; None: no browser's page (or nothing to add). ``keyed``: the gateway asks for a key;
+    ``hosts``: the app's verdicts on the Host headers seen so far (a request pays a lookup, not a parse)."""
+    headers = dict(scope["headers"])
+    if not keyed and not _known(hosts, headers.get(b"host", b"")):
+        return _refused(f"a request addressed to {headers[b'host'].decode('latin-1')!r}, no name of this machine, "
+                        "may not call this gateway")
+    raw = headers.get(b"origin")
+    if raw is None:
+        return None
+    origin = raw.decode("latin-1")
+    if not keyed and not _page_here(origin):
+        return _refused(f"a web page from {origin} may not call this gateway")
+    if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+        return preflight(headers, origin)
+    return origin
 
 
-def allowed(origin: str, scope: Scope, keyed: bool) -> bool:
-    """May a page of ``origin`` call? ``keyed``: the gateway asks for a key (then any page may ask, with one)."""
-    if keyed:
-        return True
+_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def _known(hosts: dict[bytes, bool], host: bytes) -> bool:
+    verdict = hosts.get(host)
+    if verdict is None:
+        if len(hosts) >= 256:  # a client sending ever new names: the memo stays small
+            hosts.clear()
+        verdict = hosts[host] = local_host(host)
+    return verdict
+
+
+def local_host(host: bytes) -> bool:
+    """Does a ``Host`` header name this machine — not a public name a page's owner can point here (DNS rebinding)?"""
+    text = host.decode("latin-1").strip().lower()
+    name = text[1:text.find("]")] if text.startswith("[") else text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    try:
+        ipaddress.ip_address(name)
+        return True  # an address is never a rebinding name
+    except ValueError:
+        name = name.rstrip(".")
+        return "." not in name or name.endswith(_LOCAL_SUFFIXES)
+
+
+def _page_here(origin: str) -> bool:
+    """A page on this machine, or an app's or an extension's (no web site has such an origin)."""
     try:
         parts = urlsplit(origin)
         host = parts.hostname
@@ -51,20 +93,12 @@ def allowed(origin: str, scope: Scope, keyed: bool) -> bool:
         return False
     if parts.scheme not in ("http", "https"):  # app://, file://, extensions; "null" (sandboxed or data: pages) is not
         return origin != "null" and bool(parts.scheme)
-    if host is not None and is_loopback(host):
-        return True
-    own = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
-    return bool(own) and parts.netloc.lower() == own  # the gateway's own pages (its dashboard)
+    return host is not None and is_loopback(host)
 
 
-def is_preflight(scope: Scope) -> bool:
-    return scope["method"] == "OPTIONS" and b"access-control-request-method" in dict(scope["headers"])
-
-
-def preflight(scope: Scope, origin: str) -> Response:
+def preflight(headers: dict[bytes, bytes], origin: str) -> Response:
     """The answer to a browser's ``OPTIONS``: the methods, and the headers it asked to send (all of them: the SDKs
     add their own, ``x-stainless-*``, ``anthropic-version``, ``anthropic-dangerous-direct-browser-access``)."""
-    headers = dict(scope["headers"])
     out = {"access-control-allow-origin": origin, "access-control-allow-methods": _METHODS.decode(),
            "access-control-max-age": _MAX_AGE.decode(), "vary": "origin"}
     if asked := headers.get(b"access-control-request-headers"):
@@ -74,10 +108,9 @@ def preflight(scope: Scope, origin: str) -> Response:
     return Response(status_code=204, headers=out)
 
 
-def refusal(origin: str) -> Response:
-    return error_response(403, f"a web page from {origin} may not call this gateway: it asks for no API key, so only "
-                          "pages on this machine (localhost) may; to let pages from elsewhere call it, give it keys "
-                          "(gateway.api_keys_env) and the page one", code="origin_not_allowed")
+def _refused(what: str) -> Response:
+    return error_response(403, f"{what}: it asks for no API key, so only this machine (localhost) may; to let others "
+                          "call it, give it keys (gateway.api_keys_env) and them one", code="origin_not_allowed")
 
 
 def exposing(send: Send, origin: str) -> Send:
