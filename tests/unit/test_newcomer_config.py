@@ -519,3 +519,18 @@ def test_a_config_path_through_a_file_names_the_file(tmp_path: Path) -> None:
     config = write(tmp_path, "models: {}\n")
     said = refused(invoke(config / "local.yaml", "models"), f"cannot read: {config} is a file, not a directory")
     assert "Errno" not in said, said
+
+
+@pytest.mark.parametrize("written", ["ollama/qwen3:8b", "ollama_chat/qwen3:8b"])
+def test_an_ollama_model_named_as_litellm_names_it_says_the_name_to_write(tmp_path: Path, written: str) -> None:
+    """LiteLLM names an Ollama model with its route in front (`ollama/llama3:8b`); pasted here it was asked of
+    Ollama as is — "model 'ollama/llama3:8b' not found" on every request (vitalops/datatune#108,
+    BerriAI/litellm#17842). An OpenAI-compatible id with a slash (OpenRouter's `openai/gpt-4o`) is an id."""
+    config = write(tmp_path, f"models:\n  local:\n    provider: ollama\n    model: {written}\n"
+                             "  routed: {provider: openai, model: openai/gpt-4o, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                             "agents:\n  chat: {primary: local, fallbacks: [routed]}\n")
+    prefix = written.split("/")[0]
+    refused(invoke(config, "models", "--no-reach"), f"{config}:4: models.local.model: '{prefix}/…' is how LiteLLM "
+            "names the provider in the model; here the provider is its own key: write model: qwen3:8b")
+    config.write_text(config.read_text().replace(written, "qwen3:8b"))
+    assert invoke(config, "models", "--no-reach").exit_code == 0

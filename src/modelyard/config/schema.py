@@ -159,6 +159,12 @@ _REQUEST_PATHS = {
 }
 
 
+#: LiteLLM's provider prefixes of a model id (``ollama/llama3``), by the provider here that has none: Ollama's names
+#: have at most a user's namespace (``huihui_ai/qwen3``); one named `ollama` or `ollama_chat` would be refused too (none
+#: was found: LiteLLM's is the name these are seen under)
+_LITELLM_PREFIXES = {"ollama": ("ollama/", "ollama_chat/")}
+
+
 #: servers and services newcomers name as the provider, by the provider that speaks to them
 _SERVED_BY = {
     "openai": ("openai_compatible", "openai-compatible", "openaicompatible", "vllm", "lmstudio", "lm-studio",
@@ -232,6 +238,19 @@ class ModelConfig(Strict):
         if ENV_REFERENCE.search(v) and ("$" in v or "%" in v or "os.environ/" in v or "env:" in v):
             raise PydanticCustomError("model_variable", "the config does not expand environment variables: write the "
                                       "provider's model id itself, e.g. qwen2.5:7b")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model_without_litellms_prefix(cls, v: str, info: ValidationInfo) -> str:
+        # `model: ollama/llama3:8b`, as LiteLLM names an Ollama model (its provider before the slash), was asked of
+        # Ollama as is: "model 'ollama/llama3:8b' not found" on every request (vitalops/datatune#108,
+        # BerriAI/litellm#17842); here the provider is its own key
+        prefix = next((p for p in _LITELLM_PREFIXES.get(info.data.get("provider", ""), ()) if v.startswith(p)), None)
+        if prefix:
+            raise PydanticCustomError("model_prefix", "'{prefix}…' is how LiteLLM names the provider in the model; "
+                                      "here the provider is its own key: write model: {model}",
+                                      {"prefix": prefix, "model": v.removeprefix(prefix)})
         return v
 
     @field_validator("path")
