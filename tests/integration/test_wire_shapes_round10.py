@@ -22,7 +22,7 @@ import pytest
 from tests.fakes import Fault
 from tests.helpers import make_config
 from tests.integration.test_fault_shapes import KEY, _reset, primary, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, JSON, NDJSON, SSE, call, chunk, event, fn, message, ndjson
+from tests.integration.test_wire_shapes import DONE, JSON, NDJSON, SSE, call, chunk, data, event, fn, message, ndjson
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import ANTHROPIC_EVENTS
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
@@ -100,6 +100,24 @@ async def test_a_keep_alive_comment_passed_on_as_data_is_skipped(servers: dict[s
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny."
+
+
+@pytest.mark.parametrize("last", [
+    {"index": 0, "message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"},
+    {"index": 0, "delta": {}, "message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"},
+], ids=["message_only", "empty_delta_and_message"])
+async def test_a_whole_message_snapshot_after_the_deltas_is_not_said_again(last: dict[str, Any],
+                                                                          servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """Some OpenAI-style streams end with a chunk shaped like a whole message, ``message.content`` the answer so far,
+    in place of a last delta (hermes-browser-extension#11). Read as the answer's next piece, it said the answer twice:
+    "Sunny.Sunny." passed on and logged as ok."""
+    servers["openai"].push(Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}), chunk({"content": "ny."}),
+                                     data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [last]}),
+                                     DONE, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.response.stop_reason == "stop"
 
 
 # -- a tool call announced and never sent ----------------------------------------------------------------------------

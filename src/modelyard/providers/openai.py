@@ -704,6 +704,7 @@ class OpenAIProvider(HttpProvider):
         errored = False  # an "event: error" line came: its data is the server's error
         unsaid = False  # an "event: error" ended with no data: the server's error, without its words
         refused = False  # the model's refusal came (delta.refusal) in place of content
+        delta_seen = False  # a choice carried a "delta": the stream's, not a whole answer's "message"
         said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered (see below)
         finish = ""
         finished = False
@@ -793,7 +794,13 @@ class OpenAIProvider(HttpProvider):
                             index = choice.get("index")
                             if index and type(index) is int:  # n > 1 (a client's n passed on by a proxy, a server's
                                 continue  # default): the answer is choice 0; no index (Gemini's endpoint) is choice 0
-                            delta = choice.get("delta") or choice.get("message") or {}
+                            if (delta := choice.get("delta")) is not None:
+                                delta_seen = True
+                            if not delta:
+                                # a whole answer's "message"; after deltas, a snapshot of all they said, sent again
+                                # as the stream's last chunk (hermes-browser-extension#11): read, it said the answer
+                                # twice. Its finish reason still counts
+                                delta = {} if delta_seen else choice.get("message") or {}
                             if not isinstance(delta, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's delta is not an object")
                             # content_parts, with its two usual cases inline: nothing, or a plain string (issue #15)
