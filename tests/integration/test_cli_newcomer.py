@@ -148,3 +148,18 @@ def test_a_missing_default_model_names_the_command_that_fetches_it(tmp_path: Pat
     why = {m["model"]: m["why"] for m in json.loads(out.output)["models"]}
     assert why["local"].endswith("(run `modelyard fetch-model` to fetch the default model)"), why
     assert why["mine"] == f"GGUF file not found: {tmp_path}/x.gguf (check the model's `path:` in the config)"
+
+
+def test_a_command_that_looks_for_llama_cpp_leaves_no_unclosed_file(tmp_path: Path) -> None:
+    """llama-cpp-python opens /dev/null twice on import and never closes it: `models` (asking whether it is installed,
+    for the embedded model) and the test runs ended with two 'ResourceWarning: unclosed file <… name='/dev/null'>'
+    lines at exit. The warnings are shown here as they are in a development run (-W always)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  local: {{provider: llamacpp, path: {tmp_path / 'none.gguf'}}}\n"
+                      f"agents:\n  chat: {{primary: local}}\nlog: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-m", "modelyard", "--config", str(config),
+                           "models", "--no-reach"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "GGUF file not found" in done.stdout, done.stdout  # llama_cpp was imported to get this far
+    assert "ResourceWarning" not in done.stderr, done.stderr

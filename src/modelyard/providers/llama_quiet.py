@@ -11,6 +11,7 @@ prints llama-cpp-python makes while loading are dropped for the loading thread o
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import io
@@ -53,6 +54,21 @@ def _route_llama_logs() -> None:
 
     llama_cpp.llama_log_set(route, ctypes.c_void_p(0))
     _callback = route  # kept: llama.cpp holds only a C pointer to it
+
+
+def _close_devnull_files() -> None:
+    """llama-cpp-python opens /dev/null twice when imported (``llama_cpp._utils``, for ``verbose=False``, which
+    modelyard never passes) and never closes it: every process that imported it — ``models`` asking whether it is
+    installed, ``plan``, the test runs — ended with two "ResourceWarning: unclosed file <… name='/dev/null'>"
+    lines. Closed at exit, before the interpreter collects them."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        file = getattr(utils, name, None)
+        if isinstance(file, io.IOBase):
+            file.close()
+
+
+atexit.register(_close_devnull_files)  # registered with the module that every import of llama_cpp goes through
 
 
 class _OtherThreads(io.TextIOBase):
