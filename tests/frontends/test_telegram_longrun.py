@@ -212,7 +212,7 @@ async def test_a_long_flood_control_wait_on_the_final_answer_is_waited_out_not_s
             await eventually(lambda: inbox_states(config) == ["done"], 10)
     assert final["text"].startswith(WORDS)
     refused = [c for c in tg.calls if (c.error or "").startswith("Too Many Requests") and c.params.get("reply_markup")]
-    assert len(refused) == 1, [c.error for c in refused]
+    assert len(refused) <= 1, [c.error for c in refused]  # none when a streamed edit met the flood first (tg11)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 

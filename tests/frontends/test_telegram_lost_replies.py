@@ -195,3 +195,20 @@ async def test_a_streamed_part_whose_answer_was_lost_gets_the_final_text(tmp_pat
     texts = [m["text"] for (chat, _), m in tg._messages.items() if chat == ALICE and m["from"]["is_bot"]]
     assert " ".join(texts).count("word899") == 1 and len(texts) == 2, [t[:30] for t in texts]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_the_final_message_waits_out_flood_control_an_edit_met(tmp_path, tg, caplog):
+    """Flood control answered a streamed edit (429, retry_after): the final message was tried at once all the same —
+    refused again, the wait counting down (agno-agi/agno#7360: 'retry after 33', '32', '32' to a bot that retried at
+    once), one more refusal counted against the chat. It waits for retry_after now: one refused call, then the
+    answer."""
+    caplog.set_level(logging.INFO)
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(40)), chunk_interval=0.01) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.flood(3, chat_id=ALICE)  # the answer is written in ~0.4 s: within it
+            tg.push_message(ALICE, text="hello there")
+            await eventually(lambda: "answered by" in caplog.text, timeout=20)
+    refused = [c for c in tg.calls if not c.ok and c.chat_id == ALICE]
+    assert [c.method for c in refused] == ["sendMessage"], [(c.method, c.error) for c in refused]
+    assert final_message(tg, ALICE)()["text"].startswith("w0 w1")

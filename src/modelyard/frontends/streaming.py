@@ -178,6 +178,14 @@ class StreamingReply:
         outage = FINAL_OUTAGE if outage is None else outage
         attempt, outage_until, pause = 0, time.monotonic() + outage, 0.5
         self.transient = False
+        if (held := self._paused_until - time.monotonic()) > 0:
+            # flood control answered an edit of this answer: a try before its retry_after is over is refused again
+            # (the wait counting down: agno-agi/agno#7360) and counts against the chat, so it is waited out first
+            if held > _MAX_BACKOFF:
+                self.transient, self.not_before, attempt = True, self._paused_until, tries
+                log.info("telegram: final answer in chat %s held by flood control for %gs", self.chat_id, held)
+            else:
+                await asyncio.sleep(held)
         while attempt < tries:
             try:
                 await self._render(text or PLACEHOLDER, markup, note)
