@@ -108,3 +108,18 @@ def test_the_report_imports_no_routing_code(tmp_path: Path) -> None:
     assert "modelyard.agents.topology" in modules  # the roles were read
     unwanted = {"modelyard.agents.classifier", "modelyard.agents.encoder", "sklearn", "aiohttp", "starlette"}
     assert not unwanted & modules, sorted(unwanted & modules)
+
+
+def test_models_imports_no_http_client(tmp_path: Path) -> None:
+    """`models` builds every model's provider to ask whether it can be used, and sends no request: the providers'
+    module imported aiohttp (its client, connector and HTTP parser), most of what `models` spent importing. aiohttp
+    is imported when a request is first sent now."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "  b: {provider: openai, model: x, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                      "  c: {provider: anthropic, model: x, api_key_env: MODELYARD_TEST_NO_SUCH_KEY}\n"
+                      f"agents:\n  chat: {{primary: a, fallbacks: [b, c]}}\nlog:\n  path: {tmp_path / 'log.sqlite3'}\n")
+    out, modules = _run("--config", str(config), "models", "--no-reach")
+    assert "MODELYARD_TEST_NO_SUCH_KEY is not set" in out, out
+    assert {"modelyard.providers.ollama", "modelyard.providers.openai", "modelyard.providers.anthropic"} <= modules
+    assert not {"aiohttp", "multidict", "yarl"} & modules, sorted({"aiohttp", "multidict", "yarl"} & modules)

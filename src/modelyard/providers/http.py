@@ -22,14 +22,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from time import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.http_exceptions import ContentEncodingError
-from multidict import CIMultiDictProxy
+
+if TYPE_CHECKING:
+    import aiohttp
+    from multidict import CIMultiDictProxy
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason, json_problem
@@ -40,6 +40,23 @@ Extract = Callable[[Any], tuple[str, str]]
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+
+class _Aiohttp:
+    """``aiohttp`` until it is first used: importing it is most of what ``modelyard models`` (which builds the
+    providers to ask each whether it can be used, and sends nothing) spent importing, ~0.3 s. The first attribute
+    read imports it and puts the module itself in this module's ``aiohttp``, so later reads (the request path) cost
+    what they cost before."""
+
+    def __getattr__(self, name: str) -> Any:
+        import aiohttp as module
+
+        globals()["aiohttp"] = module
+        return getattr(module, name)
+
+
+if not TYPE_CHECKING:
+    aiohttp = _Aiohttp()
 
 
 #: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
@@ -450,7 +467,22 @@ CONTROL_LIMIT = 32 * 2**20
 POOL_IDLE = 4.0
 
 
-class _LenientHandler(ResponseHandler):
+@functools.cache
+def _lenient_handler() -> type:
+    """:class:`_Lenient` on aiohttp's protocol, made when a lenient pool is first made (aiohttp is imported on first
+    use)."""
+    from aiohttp.client_proto import ResponseHandler
+
+    return type("_LenientHandler", (_Lenient, ResponseHandler), {})
+
+
+if TYPE_CHECKING:
+    from aiohttp.client_proto import ResponseHandler as _Protocol
+else:
+    _Protocol = object
+
+
+class _Lenient(_Protocol):
     """aiohttp's protocol for a server that writes bytes after a body of known length (a footer a proxy appends, a
     stray newline counted out of ``content-length``): the bytes past ``content-length`` are dropped. aiohttp parses
     them as the next response's status line, in the same read as the body's end, and throws away the whole answer
@@ -531,7 +563,7 @@ def shown_url(url: str) -> str:
 def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
     """aiohttp's error for bytes it read as a status line where one must begin: after a complete body, or from a
     server that does not speak HTTP/1 at all (then the lenient retry fails the same way); or for a head that frames
-    its body twice (see :class:`_LenientHandler`)."""
+    its body twice (see :class:`_Lenient`)."""
     said = str(exc.__cause__ or exc.message)
     return ("Bad status line" in said or "Content-Length can't be present with Transfer-Encoding" in said
             or "Duplicate Content-Length" in said or "Invalid character in Content-Length" in said)
@@ -558,7 +590,7 @@ class HttpClient:
         #: the process's forks (:data:`_forks`) when the session was made: one made before a fork is not trusted
         self._forks = _forks[0]
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        #: learned: this server writes bytes after its answers (:class:`_LenientHandler` reads them from now on)
+        #: learned: this server writes bytes after its answers (:class:`_Lenient` reads them from now on)
         self.lenient = False
         #: learned: this server once left its end marker out after a whole answer and kept the connection open (a
         #: proxy whose upstream omits [DONE] and that sends keep-alive comments, bifrost#6784), and the answer was
@@ -585,7 +617,7 @@ class HttpClient:
             # The router's slots, not the pool, cap concurrency per model: keep the pool generous.
             if self.lenient:
                 connector = aiohttp.TCPConnector(limit=256, force_close=True)
-                connector._factory = functools.partial(_LenientHandler, loop=loop)  # type: ignore[assignment]
+                connector._factory = functools.partial(_lenient_handler(), loop=loop)
             else:
                 connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
             session = self._session = aiohttp.ClientSession(
@@ -682,8 +714,9 @@ class HttpClient:
         except aiohttp.ClientError as exc:  # the stream broke after headers
             if reading is not None and reading.answered:
                 return  # only the end marker was lost: the provider finishes the answer it has
-            if isinstance(exc.__cause__, ContentEncodingError):  # gzip/deflate bytes that do not decode: the
-                raise ProviderError(Reason.MALFORMED_RESPONSE,  # same bytes would come again, nothing broke
+            # gzip/deflate bytes that do not decode: the same bytes would come again, nothing broke
+            if isinstance(exc.__cause__, aiohttp.http_exceptions.ContentEncodingError):
+                raise ProviderError(Reason.MALFORMED_RESPONSE,
                                     f"the answer's {response.headers.get('content-encoding', '')} encoding does "
                                     "not decode") from exc
             raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
