@@ -386,9 +386,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     except ValidationError as exc:
         raise located(exc, lines, source) from None
 
-    problems = list(check_references(config))
-    if config.state is not None and (short := config.state.lease_problem()):
-        problems.append((("state", "lease"), short))
+    problems = list(check_references(config))  # the lease rule: StateConfig's own validator (however it is built)
     if problems:
         loc, msg = problems[0]
         raise ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
