@@ -534,3 +534,20 @@ def test_an_ollama_model_named_as_litellm_names_it_says_the_name_to_write(tmp_pa
             "names the provider in the model; here the provider is its own key: write model: qwen3:8b")
     config.write_text(config.read_text().replace(written, "qwen3:8b"))
     assert invoke(config, "models", "--no-reach").exit_code == 0
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("models:\n  a:\n    provider: ollama\n    model: x\n    fallbacks: [a]\nagents:\n  chat: {primary: a}\n",
+     "x.yaml:5: models.a.fallbacks: unknown key 'fallbacks' (a setting of agents.NAME, not of models.a: move it"),
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a, api_key_env: KEY}\n",
+     "x.yaml:4: agents.chat.api_key_env: unknown key 'api_key_env' (a setting of models.NAME, not of agents.chat"),
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\nport: 8080\n",
+     "x.yaml:5: port: unknown key 'port' (a setting of gateway, not of the top level: move it there)"),
+    ("models:\n  a: {provider: ollama, model: x}\ntimeouts:\n  first_token: 120\nagents:\n  chat: {primary: a}\n",
+     "x.yaml:3: timeouts: unknown key 'timeouts' (a setting of defaults or agents.NAME, not of the top level"),
+])
+def test_a_setting_in_another_section_names_the_section(tmp_path: Path, text: str, said: str) -> None:
+    """A key valid one section over — an agent's `fallbacks:` under the model (LiteLLM lists fallbacks beside
+    the model), a model's `api_key_env:` under the agent, `port:` or `timeouts:` at the top — said only "unknown
+    key", as if it were a typo, or named a key of the same spelling nowhere near."""
+    refused(invoke(write(tmp_path, text, "x.yaml"), "models", "--no-reach"), said)

@@ -210,6 +210,31 @@ _BOUNDS = {"greater_than_equal": "a number of at least", "greater_than": "a numb
 _BOUND_KEY = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
 
 
+def _places(annotation: Any, key: str, at: tuple[str, ...] = (), depth: int = 3) -> list[tuple[str, ...]]:
+    """Where in the config ``key`` is a setting (``("agents", "NAME")`` for an agent's), shallowest first: a key
+    written one section off is read as unknown where it stands."""
+    origin = get_origin(annotation)
+    if origin is Annotated or origin in (Union, types.UnionType):
+        return [p for arg in get_args(annotation) if arg is not type(None) for p in _places(arg, key, at, depth)]
+    if origin is dict:
+        return _places(get_args(annotation)[1], key, (*at, "NAME"), depth)
+    if depth < 0 or not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return []
+    found = [at] if key in annotation.model_fields else []
+    for name, field in annotation.model_fields.items():
+        found += _places(field.annotation, key, (*at, name), depth - 1)
+    return sorted(set(found), key=len)
+
+
+def _elsewhere(root: type[BaseModel], loc: Loc) -> str:
+    """' (a setting of agents.NAME: …)' for a key that belongs to another section than the one it is in, else ''."""
+    places = [p for p in _places(root, str(loc[-1])) if p != tuple(str(x) for x in loc[:-1])]
+    if not places:
+        return ""
+    said = " or ".join(".".join(p) if p else "the top level" for p in places[:2])
+    return f" (a setting of {said}, not of {dotted(loc[:-1]) or 'the top level'}: move it there)"
+
+
 def _other_name(key: str, keys: list[str]) -> str | None:
     """The setting here that ``key`` is another tool's name for, when ``keys`` (the keys allowed) has it."""
     return next((ours for ours, theirs in _OTHER_NAMES.items() if key.lower() in theirs and ours in keys), None)
@@ -288,6 +313,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += f" (a space inside the key's quotes: write {str(loc[-1]).strip()}:)"
         elif ours := _other_name(str(loc[-1]), keys):
             msg += f" (modelyard calls it '{ours}')"
+        elif where := _elsewhere(root, loc):  # `fallbacks:` under a model, `timeouts:` at the top level
+            msg += where
         elif close:
             msg += f" (did you mean '{close[0]}'?)"
         elif re.fullmatch(r"[A-Z][A-Z0-9_]*_(API_KEY|KEY|TOKEN)", str(loc[-1])) and "api_key_env" in keys:
