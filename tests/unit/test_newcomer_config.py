@@ -551,3 +551,19 @@ def test_a_setting_in_another_section_names_the_section(tmp_path: Path, text: st
     the model), a model's `api_key_env:` under the agent, `port:` or `timeouts:` at the top — said only "unknown
     key", as if it were a typo, or named a key of the same spelling nowhere near."""
     refused(invoke(write(tmp_path, text, "x.yaml"), "models", "--no-reach"), said)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat:\n  primary: a\n",
+     "x.yaml:4: agents.chat: nothing is under 'chat:': 'primary' on line 5 is at its level: indent the lines"),
+    ("models:\n  a:\n  provider: ollama\n  model: x\nagents:\n  chat: {primary: a}\n",
+     "x.yaml:2: models.a: nothing is under 'a:': 'provider' on line 3 is at its level: indent the lines"),
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\nchat:\n  primary: a\n",
+     "x.yaml:3: agents: nothing is under 'agents:': 'chat' on line 4 is at its level: indent the lines that belong "
+     "to it deeper than 'agents:' (with spaces)"),
+])
+def test_lines_not_indented_under_their_key_are_named(tmp_path: Path, text: str, said: str) -> None:
+    """`chat:` then `primary: a` at the same indent (an editor that kept the line's indent), or `agents:` then the
+    agents at the left margin: it said "expected keys and values here (description, primary, …), got nothing" —
+    what is missing is indentation, and the line that lacks it."""
+    refused(invoke(write(tmp_path, text, "x.yaml"), "models", "--no-reach"), said)

@@ -235,6 +235,23 @@ def _elsewhere(root: type[BaseModel], loc: Loc) -> str:
     return f" (a setting of {said}, not of {dotted(loc[:-1]) or 'the top level'}: move it there)"
 
 
+def _nothing_under(root: type[BaseModel], loc: Loc, lines: dict[Loc, int]) -> str | None:
+    """A section or an entry with nothing under it because the lines meant for it are not indented deeper than it
+    (`chat:` then `primary: a` at the same indent, or `agents:` then `chat:` at the left margin): what is at its
+    level that belongs under it, and to indent it. It said 'expected keys and values here, got nothing'."""
+    parent, name = loc[:-1], str(loc[-1])
+    siblings = [k for k in lines if len(k) == len(loc) and k[:-1] == parent and k != loc]
+    later = [k for k in siblings if lines[k] > lines.get(loc, 0)]
+    if loc in (("models",), ("agents",)):  # the names under it: any key at the top level that is no section
+        strays = [k for k in later if str(k[-1]) not in known_keys(root, ())]
+    else:
+        strays = [k for k in later if str(k[-1]) in known_keys(root, loc)]
+    if not strays and loc not in (("models",), ("agents",)):
+        return None
+    stray = f"'{strays[0][-1]}' on line {lines[strays[0]]} is at its level: " if strays else ""
+    return f"nothing is under '{name}:': {stray}indent the lines that belong to it deeper than '{name}:' (with spaces)"
+
+
 def _other_name(key: str, keys: list[str]) -> str | None:
     """The setting here that ``key`` is another tool's name for, when ``keys`` (the keys allowed) has it."""
     return next((ours for ours, theirs in _OTHER_NAMES.items() if key.lower() in theirs and ours in keys), None)
@@ -366,6 +383,9 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
               f"{err.get('input')}"
         if loc[-1] == "threshold" and isinstance(err.get("input"), int | float) and 1 < err["input"] <= 100:
             msg += f" (a share: write {err['input'] / 100:g} for {err['input']}%)"
+    elif err["type"] in ("model_type", "dict_type") and err.get("input") is None \
+            and (empty := _nothing_under(root, loc, lines)):  # `chat:` with `primary:` at its own indent
+        msg = empty
     elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
         keys = known_keys(root, loc)
         got = _kind(err.get("input"))
