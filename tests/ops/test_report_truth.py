@@ -55,6 +55,31 @@ def test_a_billed_model_without_a_price_is_price_unknown_not_free(tmp_path: Path
     assert "$0.00+?" in out and "at most" in out, out
 
 
+def test_a_paid_api_through_the_openai_protocol_without_a_price_is_price_unknown(tmp_path: Path,
+                                                                                 log_backend: LogBackend) -> None:
+    """OpenRouter configured as ``provider: openai`` without a price: its answers counted as local and free, so the
+    report's local share and savings were overstated (config/billed.py)."""
+    data = {"log": log_backend.log_config(), "report": {"counterfactual": {"sonnet": {"input": 3, "output": 15}}},
+            "models": {"qwen": {"provider": "ollama"},
+                       "router": {"provider": "openai", "endpoint": "https://openrouter.ai/api/v1"}},
+            "agents": {"writer": {"primary": "router", "fallbacks": ["qwen"]}}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_config(path)
+    writer = log_backend.writer(local_models=[n for n, m in config.models.items() if m.is_local])
+    for i in range(2):
+        writer.submit(served("writer", MARCH + i, [Attempt("router", "openai", Outcome.OK, queue_wait_ms=0.0)],
+                             1000, 500, 2000))
+    writer.close()
+    r = build_report(log_backend.connect(), config, month_period("2025-03"))
+    assert r.unpriced == {"router": [2, 2000, 1000]}, r.unpriced
+    assert r.to_dict()["cost"]["unpriced"] == {"router": {"attempts": 2, "tokens_in": 2000, "tokens_out": 1000}}
+    assert r.totals.local == 0 and r.totals.served == 2, "OpenRouter's answers are not local ones"
+    out = " ".join(CliRunner().invoke(app, ["report", "--config", str(path), "--month", "2025-03"],
+                                      terminal_width=200).output.split())
+    assert "price unknown: router (2 attempts, 2,000/1,000 tokens)" in out and "$0.00+?" in out, out
+
+
 def test_all_cloud_asks_each_answered_request_once(tmp_path: Path, log_backend: LogBackend) -> None:
     """A request whose cloud attempt broke off after 1,000 tokens in and 100 out, then answered locally
     (1,000 in, 500 out), logs 2,000/600 tokens; an all-cloud setup would have asked once: 1,000/500."""

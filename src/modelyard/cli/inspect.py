@@ -339,7 +339,8 @@ def log(
         return
     midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     today = all(r["ts"] >= midnight for r in rows)
-    unpriced = queries.unpriced_requests(conn, [r["id"] for r in rows], billed_at_zero)
+    unpriced = queries.unpriced_requests(conn, [r["id"] for r in rows], billed_at_zero,
+                                         {n for n, m in cfg.models.items() if m.billed})
     width = console.width
     cells: list[dict[str, str]] = []
     styles: list[str | None] = []

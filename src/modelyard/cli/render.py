@@ -77,7 +77,7 @@ def route_line(record: RequestRecord) -> str:
         budget = f"={record.max_tokens}" if record.max_tokens else ""
         parts.append(f"TRUNCATED at max_tokens{budget}")
     # a billed model without a price logged $0: not free ('price unknown', as `report` says it)
-    unpriced = any(billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out) for a in record.attempts)
+    unpriced = any(billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out, a.billed) for a in record.attempts)
     parts.append(spend_cell(record.cost_usd, True) if unpriced else f"${record.cost_usd:.4f}")
     parts.append(f"id {record.id}")
     return " · ".join(parts)

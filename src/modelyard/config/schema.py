@@ -18,6 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modelyard import registry
 from modelyard.config import dburl
+from modelyard.config.billed import billed_endpoint
 
 Capability = Literal["tools", "thinking", "json", "vision"]
 
@@ -328,14 +329,20 @@ class ModelConfig(Strict):
         return v
 
     @property
+    def billed(self) -> bool:
+        """Billed per token whatever its price says: a hosted backend (Anthropic), or a local-server protocol pointed
+        at a paid API's host (OpenRouter, Groq… through ``provider: openai``: config/billed.py)."""
+        return registry.is_hosted(self.provider) or billed_endpoint(self.endpoint)
+
+    @property
     def is_local(self) -> bool:
-        """Local models cost nothing per token; cloud ones are billed (hosted backends always are)."""
-        return not registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
+        """Local models cost nothing per token; cloud ones are billed (hosted backends and paid APIs always are)."""
+        return not self.billed and self.price.input == 0 and self.price.output == 0
 
     @property
     def price_unknown(self) -> bool:
-        """A billed (hosted) model with no price: its attempts are logged at $0, which is not what they cost."""
-        return registry.is_hosted(self.provider) and self.price.input == 0 and self.price.output == 0
+        """A billed model with no price: its attempts are logged at $0, which is not what they cost."""
+        return self.billed and self.price.input == 0 and self.price.output == 0
 
     @field_validator("api_key_env")
     @classmethod

@@ -113,8 +113,8 @@ def route_summary(record: RequestRecord) -> str:
     billed model without a price answered with tokens, ``(price unknown)`` (ledger/cost.py: not free)."""
     return ", ".join(f"{a.model} {a.outcome}" + (f" {a.reason}" if a.reason else "")
                      + (f" ({a.detail})" if a.detail and a.outcome is AttemptOutcome.OK else "")
-                     + (f" ({PRICE_UNKNOWN})" if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out)
-                        else "")
+                     + (f" ({PRICE_UNKNOWN})"
+                        if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out, a.billed) else "")
                      for a in record.attempts)
 
 

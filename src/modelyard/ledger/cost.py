@@ -43,10 +43,11 @@ def _hosted(provider: str) -> bool:
     return registry.is_hosted(provider)
 
 
-def billed_at_zero(provider: str | None, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None) -> bool:
-    """An attempt a billed (hosted) backend answered with tokens, logged at $0: the model has no ``price`` in the
-    config, so what it cost is unknown — not free."""
-    return not cost_usd and bool(tokens_in or tokens_out) and _hosted(provider or "")
+def billed_at_zero(provider: str | None, cost_usd: float | None, tokens_in: int | None, tokens_out: int | None,
+                   billed: bool = False) -> bool:
+    """An attempt a billed backend answered with tokens, logged at $0: the model has no ``price`` in the config, so
+    what it cost is unknown — not free. ``billed``: the model is billed whatever its provider (config/billed.py)."""
+    return not cost_usd and bool(tokens_in or tokens_out) and (billed or _hosted(provider or ""))
 
 
 #: what a billed model's cost is when it has no ``price``: said so, never as $0 (every figure below words it so)
@@ -164,7 +165,7 @@ class CostTally:
     def record(self, r: RequestRecord, *, answered: bool, local: bool) -> None:
         """Count one finished request with its attempts: its last attempt is the one that answered it."""
         for a in r.attempts:
-            if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out):
+            if billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out, a.billed):
                 self._unpriced(a.model, r.agent, 1, a.tokens_in, a.tokens_out)
             self.spend_usd += a.cost_usd
         if answered:
@@ -201,6 +202,8 @@ def log_costs(conn: LogConnection, config: Config, start: float, end: float, mon
     the month so far every few seconds). A request's answering attempt is its last, ``seq = n_attempts - 1`` (the
     writer numbers them so); a request logged without attempt rows, as an old log may hold, counts its own row."""
     tally = CostTally()
+    # provider: openai pointed at a paid API (OpenRouter, Groq…) is billed too: the config says (config/billed.py)
+    billed = {name for name, m in config.models.items() if m.billed}
     failed = ", ".join("?" * len(FAILED))
     for g in conn.execute(
             "SELECT a.model AS model, a.agent AS agent, a.provider AS provider,"
@@ -220,6 +223,6 @@ def log_costs(conn: LogConnection, config: Config, start: float, end: float, mon
             tally.answered_local += n if g["on_local"] else 0
             tally.tokens_in += tin
             tally.tokens_out += tout
-        if g["at_zero"] and _hosted(g["provider"] or ""):
+        if g["at_zero"] and (_hosted(g["provider"] or "") or g["model"] in billed):
             tally._unpriced(g["model"], g["agent"], n, tin, tout)
     return tally.costs(config, months)

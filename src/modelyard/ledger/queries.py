@@ -7,7 +7,7 @@ speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from modelyard.ledger.aggregate import FAILED_ATTEMPTS, Group, percentile  # noqa: F401 - percentile re-exported
@@ -46,14 +46,17 @@ def spend_since(conn: LogConnection, starts: Mapping[str, float]) -> dict[str, f
 
 
 def unpriced_requests(conn: LogConnection, ids: list[str],
-                      unpriced: Callable[[str | None, float | None, int | None, int | None], bool]) -> set[str]:
-    """Which of the requests ``ids`` had an attempt ``unpriced(provider, cost, tokens in, tokens out)`` says is
-    (ledger/cost.py's ``billed_at_zero``: a billed model without a price); one query for the lot."""
+                      unpriced: Callable[[str | None, float | None, int | None, int | None, bool], bool],
+                      billed: Collection[str] = ()) -> set[str]:
+    """Which of the requests ``ids`` had an attempt ``unpriced(provider, cost, tokens in, tokens out, billed)`` says
+    is (ledger/cost.py's ``billed_at_zero``: a billed model without a price); ``billed``: the models the config says
+    are billed whatever their provider. One query for the lot."""
     if not ids:
         return set()
-    rows = conn.execute("SELECT request_id, provider, cost_usd, tokens_in, tokens_out FROM attempts WHERE request_id "
-                        f"IN ({', '.join('?' * len(ids))})", ids).fetchall()
-    return {r["request_id"] for r in rows if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"])}
+    rows = conn.execute("SELECT request_id, model, provider, cost_usd, tokens_in, tokens_out FROM attempts WHERE "
+                        f"request_id IN ({', '.join('?' * len(ids))})", ids).fetchall()
+    return {r["request_id"] for r in rows
+            if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"], r["model"] in billed)}
 
 
 def tried(conn: LogConnection, model: str) -> tuple[int, int]:

@@ -71,6 +71,8 @@ class Provider(ABC):
         self.name = name
         self.config = config
         self.model_id = config.model or name
+        #: billed per token (a hosted backend, or a paid API's endpoint): read once, the router marks its attempts
+        self.billed = config.billed
         self._found: dict[str, bool] = {}
         #: an output limit the backend stated when it refused a larger max_tokens (providers/output_cap.py)
         self._refused_above: int | None = None

@@ -40,6 +40,9 @@ class Attempt:
     tokens_out: int = 0
     tokens_per_s: float | None = None
     cost_usd: float = 0.0
+    #: billed per token although its provider is a local-server protocol (config/billed.py: OpenRouter through
+    #: provider: openai): its $0 without a price is 'price unknown', as a hosted backend's is
+    billed: bool = False
 
     def describe(self) -> str:
         text = f"{self.model}: {self.outcome}"

@@ -266,6 +266,8 @@ class Router:
             attempt = Attempt(provider.name, provider.config.provider, AttemptOutcome.OK, detail=note,
                               queue_wait_ms=waited * 1000 if n == 0 and not refitted else 0.0)
             record.attempts.append(attempt)
+            if provider.billed:  # its $0 without a price is unknown, not free (ledger/cost.py)
+                attempt.billed = True
             buffer = ChatResponse(model=provider.name)
             held: list[Chunk] = []
             started = loop.time()
