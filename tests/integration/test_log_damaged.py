@@ -35,7 +35,11 @@ def damage_the_requests_table(path: Path) -> None:
 
 
 def test_a_damaged_log_is_moved_aside_and_rows_go_to_a_new_file(tmp_path: Path) -> None:
-    path = tmp_path / "log.sqlite3"
+    """In a folder with a long path (a clean-clone CI's /tmp/pytest-of-root/…, a macOS Application Support folder):
+    /healthz keeps 500 characters of the message, which named the path four times and lost its recovery command."""
+    folder = tmp_path / "Library" / "Application Support" / ("modelyard-" + "x" * 120)
+    folder.mkdir(parents=True)
+    path = folder / "log.sqlite3"
     writer = LogWriter(path)
     for i in range(300):
         writer.submit(record(i))
@@ -59,7 +63,7 @@ def test_a_damaged_log_is_moved_aside_and_rows_go_to_a_new_file(tmp_path: Path) 
             [f"req{i:06d}" for i in range(300, 310)]
     finally:
         conn.close()
-    kept = list(tmp_path.glob("log.sqlite3.damaged-*"))
+    kept = list(folder.glob("log.sqlite3.damaged-*"))
     assert len([k for k in kept if not k.name.endswith(("-wal", "-shm"))]) == 1  # the old rows, for .recover
 
 

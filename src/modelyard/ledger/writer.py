@@ -691,8 +691,11 @@ class LogWriter:
             self._failed(OSError(f"routing log {self.path} is damaged (SQLite: {exc}) and could not be moved aside "
                                  f"({move}): its rows are held; move it away yourself"))
             return False
-        said = (f"routing log {self.path} is damaged (SQLite: {exc}): moved to {aside}, new rows go to a new file at "
-                f"{self.path}; its rows can be recovered with `sqlite3 {aside} .recover | sqlite3 recovered.sqlite3`")
+        # the path once: /healthz keeps 500 characters of it, and a long path (a CI's, a macOS Application Support
+        # folder) cut the recovery command off when the message named it four times
+        said = (f"routing log {self.path} is damaged (SQLite: {exc}): moved aside as {aside.name} in the same folder, "
+                f"new rows go to a new file; recover its rows there with `sqlite3 {aside.name} .recover | sqlite3 "
+                "recovered.sqlite3`")
         log.error("%s", said)
         self._failed(OSError(said))
         return self._reconnect()
