@@ -232,6 +232,37 @@ async def test_a_whole_answer_without_its_end_marker_is_still_kept_after_its_usa
     assert routed.response.text == "Sunny." and routed.record.tokens_out == 3
 
 
+#: the finish reason on the last text chunk (vLLM before vllm#36944 put the last token and the finish reason in one
+#: chunk, vllm#35705), no usage chunk, no ``[DONE]``, the connection held open with keep-alive comments (a proxy whose
+#: upstream leaves ``[DONE]`` out, bifrost#6784; "providers emit a valid finish_reason chunk but do not close the
+#: underlying SSE connection", claude-code-router#1271)
+LAST_TEXT_FINISH = [chunk({"role": "assistant", "content": "Sun"}), chunk({"content": "ny."}, "stop")]
+
+
+async def test_a_finish_reason_on_the_last_text_chunk_with_nothing_after_is_the_end(servers: dict[str, Any],  # noqa
+                                                                                    tmp_path: Path) -> None:
+    """Since a finish reason on a chunk that carries text stopped being the end (above), this answer was lost to the
+    idle bound — a timeout, then the next model. Its earlier text came without a finish reason, so this server does
+    not put one on every chunk (LiteLLM's Gemini does, from the first): the one on its last text chunk is the end, and
+    the answer is kept after the grace."""
+    servers["openai"].push(Fault.raw(200, *LAST_TEXT_FINISH, *[": keep-alive\n\n"] * 40, headers=SSE, end="hang",
+                                     interval=0.1))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+
+
+async def test_text_after_a_finish_reason_within_the_grace_goes_on(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Guard for the change above: text that comes after that finish reason within the grace (half the idle bound,
+    1 s here) was not the end; it is read on to [DONE]."""
+    servers["openai"].push(Fault.raw(200, *LAST_TEXT_FINISH, chunk({"content": " Warm."}) + DONE, headers=SSE,
+                                     interval=0.3))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny. Warm."
+
+
 # -- tool-call ids that bend ------------------------------------------------------------------------------------------
 
 WEATHER = ChatRequest(messages=[Message("user", "Weather in Paris and Rome?")], tools=[ToolDefinition("get_weather")])

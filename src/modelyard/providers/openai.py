@@ -708,6 +708,7 @@ class OpenAIProvider(HttpProvider):
         said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered (see below)
         finish = ""
         finished = False
+        plain = False  # a text chunk came without a finish reason: this server does not put one on every chunk
         client = self.client  # a property: read once (issue #15)
         body = self.body(request)
         if not streamed:  # asked again whole: see below
@@ -851,8 +852,14 @@ class OpenAIProvider(HttpProvider):
                                 # tool-call fragments, litellm#31634) go on after it, and a pause longer than the
                                 # grace cut their answer there, passed on as whole — and taught the client the
                                 # 0.5 s grace, which cut each later answer at its next pause. The usual last chunk
-                                # carries nothing, or the usage chunk follows
-                                resp.answered = not (text or reasoning or thought or frags)
+                                # carries nothing, or the usage chunk follows. A server whose earlier text came
+                                # without a finish reason put this one on its last text chunk (vLLM before
+                                # vllm#36944, vllm#35705): the end, unless more text comes within the grace — with no
+                                # usage chunk or [DONE] after it, on a connection held open (bifrost#6784), it was
+                                # lost to the idle bound and asked of the next model
+                                resp.answered = not (reasoning or thought or frags) and (not text or plain)
+                            elif text:
+                                plain = True
                 except Exception:
                     if texts:  # what came before the failure is delivered first, as one delta at a time was
                         yield _joined(texts)
