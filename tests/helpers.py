@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import gc
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from modelyard.config import Config
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -79,3 +83,16 @@ def parse_source(path: Path) -> ast.Module:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs at ``mount`` (made here) with ``options`` (root only: elsewhere the test is skipped)."""
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

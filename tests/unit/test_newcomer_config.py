@@ -19,6 +19,7 @@ from tests.fakes.ollama import OllamaServer
 from tests.fakes.openai_compat import OpenAIServer
 from tests.fakes.server import poll
 from tests.fakes.telegram import TelegramServer
+from tests.helpers import tmpfs
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -243,15 +244,8 @@ def test_a_log_path_naming_a_directory_says_to_name_a_file(tmp_path: Path) -> No
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A small tmpfs filled to the last byte (root only: elsewhere the test is skipped)."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode(errors='replace').strip()}")
-    try:
+    with tmpfs(tmp_path / "full", "size=2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from modelyard.config import dburl
 from modelyard.config.schema import Config, LogConfig
 from modelyard.ledger.db import connect
+from modelyard.ledger.filesystem import on_network
 from modelyard.paths import default_log_path
 
 
@@ -55,7 +56,8 @@ FULL_DISK = 1 << 20
 def hidden_cause(path: Path, exc: BaseException) -> str | None:
     """What SQLite's words hide when the log cannot be opened: a full disk read 'disk I/O error' or 'cannot
     rollback - no transaction is active' beside 'check that this user can write the file'; a directory named
-    as the file read 'unable to open database file'."""
+    as the file read 'unable to open database file'; a log on NFS or a FUSE folder 'disk I/O error' or 'database is
+    locked' (ledger/filesystem.py)."""
     if path.is_dir():
         return (f"routing log {path}: a directory, not a file: name a file in it, e.g. {path / 'routing.sqlite3'}; "
                 + where_to_fix(path))
@@ -63,9 +65,11 @@ def hidden_cause(path: Path, exc: BaseException) -> str | None:
     try:
         free = shutil.disk_usage(where).free if where is not None else None
     except OSError:
-        return None
+        free = None
     if free is None or free >= FULL_DISK:
-        return None
+        remote = None if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) \
+            else on_network(path)  # a damaged file is said as damaged wherever it is
+        return f"routing log {path}: cannot be opened ({exc}); {remote}" if remote else None
     return (f"routing log {path}: the disk holding it is full ({free // 1024} KiB free; SQLite said: {exc}): free "
             f"some space there; {where_to_fix(path)}")
 
@@ -114,7 +118,7 @@ class LogStore:
         try:
             return connect(self.path, readonly=readonly)
         except (sqlite3.Error, OSError) as exc:
-            if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
+            if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
                 raise LogUnavailable(said) from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
                                  "where to create one) that this user can read and write; "

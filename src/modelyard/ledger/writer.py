@@ -72,6 +72,7 @@ from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
+from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
 from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
@@ -298,8 +299,11 @@ class LogWriter:
             #: the newest request's time in the log (a much older one written after it: the clock went back)
             self._newest: float = self._conn.execute("SELECT COALESCE(MAX(ts), 0) FROM requests").fetchone()[0]
             self._clock_said = False
+            if remote := on_network(self.path):  # it opened, but WAL's locks may not hold there: said, not refused
+                log.warning("routing log %s: %s; it opened, but expect 'disk I/O error' or 'database is locked'",
+                            self.path, remote)
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
-            if said := held_by_another(self.path, exc) or hidden_cause(self.path, exc):
+            if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
                 raise LogUnavailable(said) from None
             if damaged(exc):
                 raise LogUnavailable(f"routing log {self.path} is damaged (SQLite: {exc}): move it aside (mv "
