@@ -135,8 +135,17 @@ def test_metrics_export_what_a_long_running_gateway_watches_for_growth(gateway, 
 def test_a_buffered_answer_leaves_before_its_request_is_counted_and_a_scrape_counts_it(gateway, monkeypatch):
     """Counting a request in the metrics is not on its answer's path (issue #15: ~230 bytecodes between the
     routing row's hand-over and the wait for its commit, which a lone request waits out): it is counted when the
-    loop's step that sent the answer is over — and a scrape that comes first counts what is pending."""
+    loop's step that sent the answer is over — and a scrape that comes first counts what is pending.
+
+    The order holds on the path it is about: a lone request waiting blocking for its row's commit (intake.py's
+    ``SOLE_WAIT``, 2 ms), so the answer is written in the loop step that finished the request. On a loaded machine
+    the commit once took longer than 2 ms (load ~9 on 2 cores): the wait went asynchronous, the loop's step ended
+    and the request was counted while its row was still committing — before the answer, as designed. So the test
+    gives the blocking wait a hang-guard bound (5 s; the commit takes well under 2 ms idle) to keep that path."""
+    from modelyard.gateway import intake
     from modelyard.gateway.transport import HeldHead
+
+    monkeypatch.setattr(intake, "SOLE_WAIT", 5.0)
 
     events: list[str] = []
     write, observe = HeldHead.write, gateway.gateway.metrics.observe
