@@ -561,3 +561,13 @@ def test_lines_not_indented_under_their_key_are_named(tmp_path: Path, text: str,
     agents at the left margin: it said "expected keys and values here (description, primary, …), got nothing" —
     what is missing is indentation, and the line that lacks it."""
     refused(invoke(write(tmp_path, text, "x.yaml"), "models", "--no-reach"), said)
+
+
+def test_where_a_key_belongs_is_said_the_same_in_every_process() -> None:
+    """The places were sorted by depth only from a set: which two of 'defaults', 'agents.NAME' and 'models.NAME' were
+    named for a top-level `timeouts:` followed each process's string hash seed (a clean-clone CI saw the other)."""
+    code = ("from modelyard.config.loader import _places; from modelyard.config.schema import Config; "
+            "print(_places(Config, 'timeouts'))")
+    said = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(1, 9)}
+    assert len(said) == 1, said

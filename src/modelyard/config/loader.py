@@ -223,7 +223,7 @@ def _places(annotation: Any, key: str, at: tuple[str, ...] = (), depth: int = 3)
     found = [at] if key in annotation.model_fields else []
     for name, field in annotation.model_fields.items():
         found += _places(field.annotation, key, (*at, name), depth - 1)
-    return sorted(set(found), key=len)
+    return sorted(set(found), key=lambda p: (len(p), p))  # shallowest first, then by name: the same words every run
 
 
 def _elsewhere(root: type[BaseModel], loc: Loc) -> str:
