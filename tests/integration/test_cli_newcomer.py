@@ -49,15 +49,22 @@ def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path) -> None
     commands are imported lazily, one came inside typer's own lookup of the command, which exits 130 saying
     nothing (0.1-0.3 s in, idle): each moment of the start is tried."""
     env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"}
+    command = [sys.executable, "-m", "modelyard", "models", "--no-reach"]
+    whole = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert whole.returncode == 0 and whole.stdout, whole
     interrupted = 0
     for delay in (0.1, 0.2, 0.3, 0.45):
-        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "models", "--no-reach"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=tmp_path)
         time.sleep(delay)  # the interpreter is up, the CLI's imports are not done
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=60)
         assert "Traceback" not in stderr, stderr
         if proc.returncode == 0 and not stderr:  # done before the signal came (a fast machine, the last delay)
+            continue
+        if proc.returncode == -signal.SIGINT and not stderr and stdout == whole.stdout:
+            # done, then the signal came while the interpreter shut down (it restores the default handler then):
+            # everything was said; `models --no-reach` takes ~0.4 s since aiohttp is imported lazily (55090eb)
             continue
         interrupted += 1
         # 130, or ended by the signal itself after saying so (seen in about 1 run of 3 here; cause not pinned down):
