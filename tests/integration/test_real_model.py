@@ -135,7 +135,12 @@ async def test_a_prompt_past_the_servers_context_says_so_and_the_model_stays_wel
     attempt = info.value.record.attempts[0]
     assert attempt.reason == "bad_request" and "asked whole once" in (attempt.detail or "")
     routed = await router.complete("chat", PROMPT)
-    assert [(a.outcome, a.reason) for a in routed.record.attempts] == [("ok", None)]
+    # answered by the same model, in service; llama_cpp.server may close the kept-alive connection after the error
+    # stream, and a request that meets that closed connection is asked again at once (the clean-clone CI, 1 run in 4)
+    tried = [(a.outcome, a.reason) for a in routed.record.attempts]
+    assert tried[-1] == ("ok", None) and routed.record.model == "served", tried
+    assert all(t == ("retry", "connection_dropped") for t in tried[:-1]) and len(tried) <= 2, tried
+    assert router.pool.local("served").health.state == "available"
 
 async def test_dead_server_falls_back_to_embedded(default_model: Path, routers: Routers) -> None:
     config = make_config(
