@@ -106,3 +106,32 @@ def test_a_keyless_gateway_answers_no_request_addressed_to_a_public_name(gateway
     assert not any(f.requests for f in fakes)
     for here in ("127.0.0.1:8765", "localhost", "[::1]:8765", "myhost", "box.local", "10.0.0.5", "dev.localhost:3000"):
         assert httpx.get(gateway.url + "/v1/models", timeout=15, headers={"host": here}).status_code == 200, here
+
+
+# A keyless gateway behind a reverse proxy or a tunnel that passes on its public name: Ollama's users met the same
+# refusal after its CVE-2024-28224 fix (ollama/ollama #3269: ngrok, zrok, Cloudflare Tunnel, Tailscale serve; told to
+# rewrite the Host header at the proxy). Caddy's reverse_proxy passes the client's Host on by default, as nginx does
+# with `proxy_set_header Host $host` (open-webui/open-webui #261 shows that configuration).
+PROXIED = ("gw.example.com", "gw.example.com:443", "GW.Example.com.", "box.tail1234.ts.net")
+
+
+@pytest.mark.parametrize("host", PROXIED)
+def test_a_keyless_gateway_answers_the_public_names_its_config_allows(tmp_path, fakes, host):
+    """Was 403 for every request through the proxy, with no setting to change that but keys."""
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url, gateway={"allowed_hosts": ["gw.example.com", "*.ts.net"]})
+    with GatewayServer(config) as gw:
+        r = httpx.post(gw.url + "/v1/chat/completions", json=BODY, timeout=15,
+                       headers={"host": host, "x-forwarded-for": "203.0.113.9"})
+        assert r.status_code == 200, r.text
+        for other in ("rebind.attacker.example", "example.com", "ts.net", "gw.example.com.evil.example"):
+            r = httpx.get(gw.url + "/api/log", timeout=15, headers={"host": other})
+            assert r.status_code == 403, (other, r.text)  # the guard holds for every name not listed
+        assert httpx.get(gw.url + "/v1/models", timeout=15, headers={"host": "localhost"}).status_code == 200
+
+
+def test_the_403_for_a_public_name_names_the_setting_that_allows_it(gateway):
+    r = httpx.get(gateway.url + "/v1/models", timeout=15, headers={"host": "gw.example.com"})
+    assert r.status_code == 403
+    message = r.json()["error"]["message"]
+    assert "gateway.allowed_hosts" in message and "gateway.api_keys_env" in message, message

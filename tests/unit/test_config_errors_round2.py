@@ -239,3 +239,25 @@ def test_a_setting_written_with_an_equals_sign_says_to_write_a_colon() -> None:
     message = said("models:\n  a:\n    provider: ollama\n    model=qwen2.5:7b\nagents:\n  chat: {primary: a}\n")
     assert message == ("config.yaml:4: not valid YAML: 'model=…': YAML puts ': ' between a key and its value — write "
                        "'model: …'")
+
+
+# --- gateway.allowed_hosts: names, not URLs ------------------------------------------------------------------------
+# what users paste where a proxy's name goes: the URL they open, with its scheme and port (open-webui/open-webui #261,
+# ollama/ollama #3269), and a lone '*' (OLLAMA_ORIGINS=* is Ollama's habit) that would turn the rebinding check off
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("[https://gw.example.com/v1]", "config.yaml:6: gateway.allowed_hosts: 'https://gw.example.com/v1' is not a "
+     "bare name: write 'gw.example.com'"),
+    ("[gw.example.com, 'gw.example.com:8443']", "config.yaml:6: gateway.allowed_hosts: 'gw.example.com:8443' is "
+     "not a bare name: write 'gw.example.com'"),
+    ("['*']", "config.yaml:6: gateway.allowed_hosts: '*' would let any name call a gateway that asks for no key"),
+    ("['*.com']", "gateway.allowed_hosts: '*.com' would let any name call a gateway that asks for no key"),
+    ("['gw example.com']", "gateway.allowed_hosts: 'gw example.com' is no host name"),
+])
+def test_an_allowed_host_that_is_no_name_says_what_to_write(value: str, expected: str) -> None:
+    assert expected in said(OK + f"gateway:\n  allowed_hosts: {value}\n")
+
+
+def test_allowed_hosts_are_kept_lower_cased_without_the_final_dot() -> None:
+    config = parse_config(OK + "gateway:\n  allowed_hosts: [GW.Example.com., '*.ts.net']\n", "config.yaml")
+    assert config.gateway.allowed_hosts == ["gw.example.com", "*.ts.net"]

@@ -138,6 +138,38 @@ def env_name(value: str, key: str) -> str:
         "out of the file)", {"key": key})
 
 
+_HOST_LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
+_HOST_NAME_RE = re.compile(rf"(\*\.)?{_HOST_LABEL}(\.{_HOST_LABEL})*")
+
+
+def host_name(value: str) -> str:
+    """One entry of ``gateway.allowed_hosts``: a name as a ``Host`` header carries it (any port), or ``*.`` and the
+    domain whose every subdomain is allowed — lower-cased. A URL, a port, ``*`` or ``*.com`` is refused saying what to
+    write: the list opens a keyless gateway to the names in it, so it never turns the DNS-rebinding check off for
+    all."""
+    text = value.strip().lower().rstrip(".")
+    wide = text in ("*", "*.*") or (text.startswith("*.") and "." not in text[2:])  # "*.com": every .com name
+    if _HOST_NAME_RE.fullmatch(text) and not wide:
+        return text
+    if wide:
+        raise PydanticCustomError(
+            "host_name", "'{value}' would let any name call a gateway that asks for no key (DNS rebinding: a web "
+            "page's own name pointed at this machine); list the names a proxy passes on (gw.example.com, "
+            "*.example.com), or give the gateway keys (gateway.api_keys_env), which lets every name call",
+            {"value": value})
+    try:
+        name = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    except ValueError:  # "gw.example.com:port" and the like
+        name = ""
+    if _HOST_NAME_RE.fullmatch(name):
+        raise PydanticCustomError("host_name", "'{value}' is not a bare name: write '{name}' (the name only, without "
+                                  "a scheme, port or path: every port of it is allowed)",
+                                  {"value": value, "name": name})
+    raise PydanticCustomError("host_name", "'{value}' is no host name: write a name as a proxy passes it on "
+                              "(gw.example.com), or '*.' and a domain for all its subdomains (*.ts.net)",
+                              {"value": value})
+
+
 def clean_secret(value: str | None) -> str | None:
     """A key or token as read from the environment, without what copying it often adds: surrounding whitespace
     (a newline from `$(cat file)`), one pair of quotes (an env file read by Docker keeps them) and a ``Bearer ``
@@ -579,10 +611,19 @@ class GatewayConfig(Strict):
     max_bodies_mb: float = Field(256.0, gt=0, description="request bodies being received at once, all clients "
                                  "together: a body past it gets 503 with Retry-After (413 if it alone is larger)")
 
+    allowed_hosts: list[str] = Field(default_factory=list, description="public names a keyless gateway answers "
+                                     "besides this machine's: a reverse proxy's or a tunnel's (gw.example.com, "
+                                     "*.example.com)")
+
     @field_validator("api_keys_env")
     @classmethod
     def _api_keys_env_is_a_name(cls, v: str | None) -> str | None:
         return None if v is None else env_name(v, "api_keys_env")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts_are_names(cls, v: list[str]) -> list[str]:
+        return [host_name(h) for h in v]
 
 
 class ReportConfig(Strict):

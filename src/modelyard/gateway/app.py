@@ -358,8 +358,8 @@ class GatewayApp(Starlette):
         self.forwarded: ASGI | None = None
         #: the gateway asks for a key (cors.py: then any page and any Host name may call); an app made bare is so too
         self.keyed = True
-        #: Host headers seen, and whether each names this machine (cors.py), per app
-        self.local_hosts: dict[bytes, bool] = {}
+        #: Host headers seen, and whether each names this machine or a name the config allows (cors.py), per app
+        self.local_hosts = cors.HostVerdicts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.forwarded is not None and scope["type"] != "lifespan" and carries(scope):
@@ -472,6 +472,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
                           "/v1/messages": create_message, "/api/chat": ollama_chat, "/api/generate": ollama_generate})
     app.state.gateway = app.gateway = Gateway(runtime, api_keys)  # app.gateway: a plain attribute for the hot path
     app.keyed = app.gateway.keys.required
+    app.local_hosts = cors.HostVerdicts(runtime.config.gateway.allowed_hosts)
     app.state.gateway.hosting = hosting
     if hosting is not None:
         app.state.gateway.metrics.watch_hosting(hosting.status)

@@ -20,12 +20,17 @@ A keyless gateway also answers only requests addressed to this machine (``Host``
 without a dot, ``*.local``/``*.localhost``/``*.internal``…): a page of ``evil.example`` whose name the attacker then
 points at 127.0.0.1 (DNS rebinding) is "same-origin" with the gateway — its browser sends no preflight, and for a GET no
 ``Origin`` — and could read ``/api/log`` (prompts, with ``log.store_text``) or spend models; Ollama closed the same hole
-(CVE-2024-28224) with the same check.
+(CVE-2024-28224) with the same check. Behind a reverse proxy or a tunnel that passes on its public name (Caddy, nginx's
+``proxy_set_header Host $host``, Traefik, ``tailscale serve``, a Cloudflare tunnel) that check refused every request;
+Ollama's users met it so (ollama/ollama #3269: ngrok, zrok, Cloudflare Tunnel, Tailscale serve) and were told to
+rewrite the Host header at the proxy. Here the config names them instead: ``gateway.allowed_hosts`` (``gw.example.com``,
+``*.ts.net``) — names whose DNS the user holds, which no page elsewhere can point at this machine.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.responses import Response
@@ -41,14 +46,14 @@ _METHODS = b"GET, POST, OPTIONS"
 _MAX_AGE = b"600"
 
 
-def screen(scope: Scope, keyed: bool, hosts: dict[bytes, bool]) -> Response | str | None:
+def screen(scope: Scope, keyed: bool, hosts: HostVerdicts) -> Response | str | None:
     """A browser's request: the response that ends it (a refusal, or a preflight's answer), or the page's origin to
     allow on the answer; None: no browser's page (or nothing to add). ``keyed``: the gateway asks for a key;
     ``hosts``: the app's verdicts on the Host headers seen so far (a request pays a lookup, not a parse)."""
     headers = dict(scope["headers"])
-    if not keyed and not _known(hosts, headers.get(b"host", b"")):
+    if not keyed and not hosts[headers.get(b"host", b"")]:
         return _refused(f"a request addressed to {headers[b'host'].decode('latin-1')!r}, no name of this machine, "
-                        "may not call this gateway")
+                        "may not call this gateway", proxied=True)
     raw = headers.get(b"origin")
     if raw is None:
         return None
@@ -63,24 +68,37 @@ def screen(scope: Scope, keyed: bool, hosts: dict[bytes, bool]) -> Response | st
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 
-def _known(hosts: dict[bytes, bool], host: bytes) -> bool:
-    verdict = hosts.get(host)
-    if verdict is None:
-        if len(hosts) >= 256:  # a client sending ever new names: the memo stays small
-            hosts.clear()
-        verdict = hosts[host] = local_host(host)
-    return verdict
+class HostVerdicts(dict[bytes, bool]):
+    """``Host`` headers seen, and whether each may call a keyless gateway: a name of this machine, or one the config
+    allows (``gateway.allowed_hosts``) — judged on first sight, then a dict lookup per request."""
+
+    def __init__(self, allowed: Iterable[str] = ()):
+        super().__init__()
+        self.exact = frozenset(name for name in allowed if not name.startswith("*."))
+        self.suffixes = tuple(name[1:] for name in allowed if name.startswith("*."))  # "*.ts.net" -> ".ts.net"
+
+    def __missing__(self, host: bytes) -> bool:
+        if len(self) >= 256:  # a client sending ever new names: the memo stays small
+            self.clear()
+        name = host_name(host)
+        verdict = self[host] = local_name(name) or name in self.exact or name.endswith(self.suffixes)
+        return verdict
 
 
-def local_host(host: bytes) -> bool:
-    """Does a ``Host`` header name this machine — not a public name a page's owner can point here (DNS rebinding)?"""
+def host_name(host: bytes) -> str:
+    """The name a ``Host`` header carries, lower-cased, without its port, brackets or final dot."""
     text = host.decode("latin-1").strip().lower()
     name = text[1:text.find("]")] if text.startswith("[") else text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    return name.rstrip(".")
+
+
+def local_name(name: str) -> bool:
+    """Does a ``Host`` header's name name this machine — not a public name a page's owner can point here (DNS
+    rebinding)?"""
     try:
         ipaddress.ip_address(name)
         return True  # an address is never a rebinding name
     except ValueError:
-        name = name.rstrip(".")
         return "." not in name or name.endswith(_LOCAL_SUFFIXES)
 
 
@@ -108,9 +126,12 @@ def preflight(headers: dict[bytes, bytes], origin: str) -> Response:
     return Response(status_code=204, headers=out)
 
 
-def _refused(what: str) -> Response:
+def _refused(what: str, *, proxied: bool = False) -> Response:
+    proxy = ("; behind a reverse proxy or a tunnel that passes on this name, list the name in gateway.allowed_hosts "
+             "(or have the proxy send Host: localhost)") if proxied else ""
     return error_response(403, f"{what}: it asks for no API key, so only this machine (localhost) may; to let others "
-                          "call it, give it keys (gateway.api_keys_env) and them one", code="origin_not_allowed")
+                          f"call it, give it keys (gateway.api_keys_env) and them one{proxy}",
+                          code="origin_not_allowed")
 
 
 def exposing(send: Send, origin: str) -> Send:

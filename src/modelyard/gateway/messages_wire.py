@@ -133,9 +133,14 @@ def _unsupported(kind: str, where: str) -> BadRequest:
 
 
 def _tool_result_text(block: dict[str, Any], where: str) -> str:
+    """A tool result's text. Its ``content`` is optional and may be an empty list (anthropic-sdk-python
+    ``types/tool_result_block_param.py``: not ``Required``, ``Union[str, Iterable[Content]]``): a tool that printed
+    nothing — both are an empty result, as a missing one was already."""
     content = block.get("content", "")
     if isinstance(content, str):
         return content
+    if content == []:  # was "expected a string or a non-empty list of content blocks"
+        return ""
     parts = []
     for j, part in enumerate(_blocks(content, f"{where}.content")):
         if part["type"] != "text":

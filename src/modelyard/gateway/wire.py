@@ -116,7 +116,7 @@ class ChatCompletionBody(_In):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     response_format: ResponseFormat | None = None
-    n: int | None = Field(None, ge=1, le=1, description="one choice per request")
+    n: int | None = None  # one choice per request: any other count is refused by name (to_chat_request)
     reasoning_effort: str | None = None
     stop: str | list[str] | None = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
@@ -124,6 +124,10 @@ class ChatCompletionBody(_In):
     top_logprobs: int | None = None
     reasoning: dict[str, Any] | None = None  # OpenRouter's spelling: {"effort": …} / {"enabled": false}
     chat_template_kwargs: dict[str, Any] | None = None  # vLLM's / SGLang's: {"enable_thinking": false}
+    # asked for what no model here gives: refused by name (to_chat_request), never a text-only answer instead
+    modalities: list[str] | None = None  # ["text", "audio"] asks for a spoken answer (message.audio)
+    audio: dict[str, Any] | None = None  # its voice and format
+    web_search_options: dict[str, Any] | None = None  # OpenAI's search models' hosted web search
 
     @property
     def stop_sequences(self) -> list[str]:
@@ -254,6 +258,10 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                          "tools=[{\"type\": \"function\", \"function\": {...}}] (and tool_choice)", "functions")
     if body.tool_choice is not None and body.tool_choice not in ("none", "auto"):
         tools = chosen_tools(tools, body.tool_choice, "tool_choice")
+    if body.n is not None and body.n != 1:  # was pydantic's "Input should be less than or equal to 1"
+        raise BadRequest(f"n: only one choice per request is supported (n: 1, or leave n out), got {body.n}; for "
+                         "more choices, send the request again", "n")
+    _refuse_outputs_not_given(body)
     if body.logprobs or body.top_logprobs:  # answered "logprobs": null, which evaluation harnesses read as no score
         param = "logprobs" if body.logprobs else "top_logprobs"
         raise BadRequest(f"{param}: log probabilities are not available through this gateway (its answers come from "
@@ -274,6 +282,22 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema or None,
     )
+
+
+def _refuse_outputs_not_given(body: ChatCompletionBody) -> None:
+    """An answer in audio (``modalities: ["text", "audio"]`` and ``audio``: the SDK's and the AI SDK's audio models) or
+    one searched on the web (``web_search_options``) is what the client asked for: answered as plain text it was a
+    silent loss (``message.audio`` null, nothing searched), so it is a 400 naming the field."""
+    if body.modalities is not None and any(m != "text" for m in body.modalities):
+        other = ", ".join(repr(m) for m in body.modalities if m != "text")
+        raise BadRequest(f"modalities: only text answers are given here (got {other}); leave out modalities and "
+                         "audio, or send [\"text\"]", "modalities")
+    if body.audio is not None:
+        raise BadRequest("audio: answers are not spoken here (no audio output); leave out audio and modalities",
+                         "audio")
+    if body.web_search_options is not None:
+        raise BadRequest("web_search_options: the gateway's models do not search the web; leave it out (or give "
+                         "the agent a search tool of its own)", "web_search_options")
 
 
 def _thinking_asked(body: ChatCompletionBody) -> bool | None:

@@ -1,0 +1,112 @@
+"""Request shapes real clients send (the inbound hunt, round 3), taken from their source: each is accepted (and what
+it asks for honoured), or refused with a 400 in the API's own error shape naming the field — never a silent loss,
+never a 500. The official ``openai`` and ``anthropic`` SDKs send them, as the clients do."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+CHAT = {"model": "coder", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _ask(text: str = "hi") -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@pytest.fixture
+def claude(gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key="unused-on-loopback", max_retries=0, timeout=15)
+
+
+# -- OpenAI chat completions ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_n_above_one_is_a_400_naming_n_and_what_is_given(client, fakes, n):
+    """``n`` (choices per request; openai-python's ``n`` parameter, Open WebUI and LangChain's ``n=`` pass it on) got
+    pydantic's "n: Input should be less than or equal to 1" — neither what n is for nor what to do. Now the OpenAI
+    error object names ``n``, says one choice is given and how to get more; nothing is sent to a model."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="coder", messages=_ask(), n=n)
+    body = err.value.body
+    assert body["param"] == "n" and body["type"] == "invalid_request_error" and body["code"] == "invalid_request"
+    assert body["message"] == (f"n: only one choice per request is supported (n: 1, or leave n out), got {n}; "
+                               "for more choices, send the request again")
+    assert not any(f.requests for f in fakes)
+    assert client.chat.completions.create(model="coder", messages=_ask(), n=1).choices[0].message.content
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    # openai-python's audio output (ChatCompletionAudioParam, modalities: ["text", "audio"]); the AI SDK's
+    # packages/openai/src/chat/__fixtures__/openai-audio-gpt-audio-1.5.json is such an answer (message.audio)
+    ({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, "modalities"),
+    ({"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
+    # openai-python's web_search_options (the search-preview models' hosted search)
+    ({"web_search_options": {"search_context_size": "low"}}, "web_search_options"),
+])
+def test_an_answer_asked_in_audio_or_from_the_web_is_refused_by_name(client, fakes, extra, param):
+    """Ignored, they got a 200 with text only: ``message.audio`` null to a client that plays it, nothing searched."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model="coder", messages=_ask(), **extra)
+    assert err.value.body["param"] == param and err.value.body["message"].startswith(f"{param}: ")
+    assert not any(f.requests for f in fakes)
+
+
+def test_text_only_modalities_is_an_ordinary_request(client):
+    """``modalities: ["text"]`` asks for what is given (openai-python's default when set)."""
+    done = client.chat.completions.create(model="coder", messages=_ask(), modalities=["text"])
+    assert done.choices[0].message.content == "Hello from fast."
+
+
+def test_the_ai_sdks_streamed_request_is_answered_and_its_limits_honoured(gateway, fakes):
+    """The request body of the Vercel AI SDK's OpenAI provider (vercel/ai packages/openai/src/chat/
+    openai-chat-language-model.ts, getArgs + doStream): every provider option it may set, a json_schema
+    response_format with ``strict``/``description``, ``stream_options.include_usage``. The knobs a router cannot
+    apply per model are accepted; the token limit, the schema and the usage chunk are honoured."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    body = {**CHAT, "stream": True, "stream_options": {"include_usage": True}, "max_completion_tokens": 77,
+            "temperature": 0.2, "top_p": 0.9, "seed": 7, "user": "u-1", "parallel_tool_calls": False,
+            "store": False, "metadata": {"session": "s-1"}, "prediction": {"type": "content", "content": "x"},
+            "reasoning_effort": "low", "service_tier": "auto", "prompt_cache_key": "k", "safety_identifier": "s",
+            "verbosity": "low", "logit_bias": {"50256": -100},
+            "response_format": {"type": "json_schema", "json_schema": {
+                "schema": schema, "strict": True, "name": "response", "description": "a city"}}}
+    with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, timeout=15) as r:
+        assert r.status_code == 200, r.read()
+        lines = [line for line in r.iter_lines() if line.startswith("data: {")]
+    assert '"usage"' in lines[-1] and '"prompt_tokens"' in lines[-1]
+    sent = fakes[0].last_request.json
+    assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 77
+    assert sent["response_format"]["json_schema"]["schema"] == schema
+
+
+# -- Anthropic messages -----------------------------------------------------------------------------------------------
+
+def _tool_turn(result: dict) -> list[dict]:
+    return [{"role": "user", "content": "list the empty dir"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {}}]},
+            {"role": "user", "content": [result]}]
+
+
+@pytest.mark.parametrize("result", [
+    {"type": "tool_result", "tool_use_id": "toolu_1", "content": []},
+    {"type": "tool_result", "tool_use_id": "toolu_1"},
+])
+def test_a_tool_result_with_no_content_is_an_empty_result(claude, fakes, result):
+    """anthropic-sdk-python src/anthropic/types/tool_result_block_param.py: ``content`` is not ``Required`` and is
+    ``Union[str, Iterable[Content]]`` — an empty list is a valid (empty) result, what a tool that printed nothing
+    gives. ``content: []`` was a 400 "expected a string or a non-empty list of content blocks"."""
+    tools = [{"name": "ls", "description": "list a dir", "input_schema": {"type": "object", "properties": {}}}]
+    done = claude.messages.create(model="coder", max_tokens=50, tools=tools, messages=_tool_turn(result))
+    assert done.content[0].text == "Hello from fast."
+    sent = fakes[0].last_request.json["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["tool_call_id"] == "toolu_1" and not sent[-1]["content"]
+
+
+def test_a_tool_result_whose_content_is_no_list_is_still_a_400(gateway):
+    r = httpx.post(gateway.url + "/v1/messages", timeout=15, json={"model": "coder", "max_tokens": 20, "messages":
+                   _tool_turn({"type": "tool_result", "tool_use_id": "toolu_1", "content": 42})})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages[2].content[0].content", r.text
