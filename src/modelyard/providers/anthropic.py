@@ -510,6 +510,13 @@ class AnthropicProvider(HttpProvider):
         if stop_reason in CALL_STOPS and not call_ids and not unclosed:
             stop_reason = without_call(self.name, stop_reason, said is not None,
                                        said is not None and any(mark in "".join(said) for mark in CALL_MARKS))
+        for index in sorted(thoughts):
+            # a thinking block never closed: Kimi's Anthropic-compatible API omits content_block_stop between blocks
+            # (xemantic/anthropic-sdk-kotlin#147), Bedrock's stream at times for a redacted one (crmne/ruby_llm#845).
+            # Its signature came in full; dropped, the tool turn went back without it and, thinking on, was refused
+            # ("must start with a thinking block") and asked again without thinking
+            if (kept := _signed_block(thoughts[index])) is not None:
+                signed.append(kept)
         if signed and (call_ids or unclosed):
             self._keep_signed(call_ids + [c.id for c in unclosed], signed)
         for call in unclosed:  # a tool_use block never closed (a proxy that skips content_block_stop): the call is

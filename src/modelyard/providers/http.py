@@ -918,10 +918,16 @@ WRONG_ENDPOINT = "wrong_endpoint"
 #: completions. Start it without `--embeddings`" (server.cpp, handle_completions_impl) — a server_error, asked again at
 #: once and counted until the breaker opened for seconds, then again, for as long as the server ran so
 NOT_CHAT = "not_a_chat_model"
+#: the server has the model on disk but not in memory and will not load it for a request: LM Studio with just-in-time
+#: loading off (or failing) answers "No models loaded. Please load a model in the developer page or use the 'lms load'
+#: command." — a 404 in 0.3 (lmstudio-ai/lms#107), a 400 ``invalid_request_error`` with ``param: "model"`` in 0.4
+#: (lmstudio-bug-tracker#1730, #1217). The 400 was a bad_request: the model never cooled and every request was asked
+#: of it first, refused, until someone loaded it. It holds until someone does, as a model not there
+NOT_LOADED = "model_not_loaded"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
                  HISTORY_REFUSED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
-                 NOT_CHAT: Reason.MODEL_MISSING,
+                 NOT_CHAT: Reason.MODEL_MISSING, NOT_LOADED: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
                  "overloaded": Reason.OVERLOADED, "validation": Reason.BAD_REQUEST}

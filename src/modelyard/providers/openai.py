@@ -37,6 +37,7 @@ from modelyard.providers.http import (
     NOT_CHAT,
     NOT_CHAT_WORDS,
     NOT_JSON,
+    NOT_LOADED,
     REFUSED,
     SYSTEM_FIRST_WORDS,
     TOOL_USE_FAILED,
@@ -177,6 +178,9 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         # (server/cloud_proxy.go). It was a rate limit without a wait: asked again after a backoff, then every few
         # seconds, refused each time for the hour, the session or the week. It cools as on /api/chat
         return ALLOWANCE_SPENT, f"the cloud plan's usage allowance is spent: {message}"
+    if message.startswith("No models loaded."):  # LM Studio (http.NOT_LOADED)
+        return NOT_LOADED, (f"{message} (LM Studio has not loaded the model and does not load it on request: load it, "
+                            "or turn on just-in-time model loading)")
     if message.startswith("Unexpected endpoint or method."):
         return WRONG_ENDPOINT, (f"{message} (LM Studio serves POST /v1/chat/completions: set the model's endpoint to "
                                 "the server's address, with or without /v1)")
@@ -368,6 +372,20 @@ def _bare_error(data: dict[str, Any]) -> ProviderError:
     kind = data.get("type")
     return stream_error(kind if isinstance(kind, str) else "", message if isinstance(message, str) else str(message),
                         code)
+
+
+def _usage_beside(data: dict[str, Any], choice: dict[str, Any]) -> Usage | None:
+    """The counts a server puts on the chunk that ends the answer, off the spec's top-level ``usage``: Groq's
+    ``x_groq.usage`` (vercel/ai#1651, Portkey-AI/gateway#1072: its last chunk, ``finish_reason`` "stop", carries
+    ``"x_groq": {"id": …, "usage": {"prompt_tokens": 23, "completion_tokens": 19, …}}``; without ``stream_options``,
+    which some of its models and proxies refuse, it is the only count) and Moonshot's ``choices[0].usage`` (Kimi's
+    API: earendil-works/pi#2017). Unread, the tokens were estimated — the prompt from its characters, the answer as
+    one token per streamed piece — and a billed model's cost with them."""
+    for holder in (data.get("x_groq"), choice):
+        reported = holder.get("usage") if type(holder) is dict else None
+        if type(reported) is dict and _COUNTED.intersection(reported):
+            return usage_from(reported, "prompt_tokens", "completion_tokens")
+    return None
 
 
 def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
@@ -846,6 +864,8 @@ class OpenAIProvider(HttpProvider):
                                 if finish in _MALFORMED_CALL:
                                     raise ProviderError(Reason.UNUSABLE_REPLY, "the model's tool call was malformed "
                                                         f"(finish_reason '{finish}'): no call to make")
+                                if usage is None:  # read where the chunk that ends the answer is: no cost
+                                    usage = _usage_beside(data, choice)  # on the chunks before it
                                 # the answer is whole: what more comes is waited for briefly (StreamResponse.
                                 # _after_answer). Not on a chunk that carries the answer too: servers that put a
                                 # finish reason on every chunk (LiteLLM relaying Gemini, litellm#2195; its Gemini

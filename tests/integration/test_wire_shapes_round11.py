@@ -1,0 +1,117 @@
+"""An eleventh outside-in pass (prov11): what the tenth left open, then shapes real servers and gateways send that the
+fakes never did. Each is the server's own, taken from its source or an issue thread where its users met it (cited per
+test), replayed verbatim (``Fault.raw``) through the router.
+
+- LM Studio's "No models loaded" as a 400 (0.4; a 404 in 0.3): a model not there, not the request's fault;
+- token counts where the spec does not put them: Groq's ``x_groq.usage``, Moonshot's ``choices[0].usage``;
+- Kimi's Anthropic-compatible stream, which omits ``content_block_stop``: its signed thinking kept for the tool turn.
+
+Each failed on the code before this pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import AnthropicServer, Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_native_protocols_round7 import claude, tool_loop  # noqa: F401 - fixture
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk, event
+from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
+from tests.integration.test_wire_shapes_round9 import _routed
+
+from modelyard.types import ChatRequest, Message
+
+PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
+
+
+# -- LM Studio: no model loaded ---------------------------------------------------------------------------------------
+
+#: LM Studio 0.4 with just-in-time loading off (or failing to load): its developer log shows the body it sends
+#: (lmstudio-bug-tracker#1730, 0.4.8; #1217: "fails, no model loaded error, JIT not working"). 0.3.5 said the same words
+#: as a 404 (lmstudio-ai/lms#107), already a missing model here
+LMSTUDIO_NOT_LOADED = {"error": {
+    "message": "No models loaded. Please load a model in the developer page or use the 'lms load' command.",
+    "type": "invalid_request_error", "param": "model", "code": None}}
+
+
+async def test_lm_studio_with_no_model_loaded_is_a_model_not_there(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """As a 400 it was a bad_request: the model never cooled, so every request was asked of it first and refused, for
+    as long as nobody loaded it, and a chain that ended on it told the client its own request was wrong. Now a missing
+    model, as LM Studio's 404 for it was: the next model at once, this one cooled, the detail saying what to do."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path,
+                                          Fault.raw(400, json.dumps(LMSTUDIO_NOT_LOADED), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert cooling > 0
+    assert "just-in-time" in (routed.record.attempts[0].detail or "")
+
+
+# -- token counts off the spec's place --------------------------------------------------------------------------------
+
+#: Groq's last chunk as its users print it (vercel/ai#1651; Portkey-AI/gateway#1072 shows it with stream_options on):
+#: the finish reason, an empty delta, and the counts under ``x_groq`` — no top-level ``usage``
+GROQ_LAST = chunk({}, "stop", x_groq={"id": "req_01hy8ppkajfqk987jv2vx88m9r", "usage": {
+    "queue_time": 0.07535312, "prompt_tokens": 23, "prompt_time": 0.006, "completion_tokens": 19,
+    "completion_time": 0.022, "total_tokens": 42, "total_time": 0.028}})
+#: Moonshot's (Kimi's OpenAI-compatible API): the counts in the choice that ends the answer (earendil-works/pi#2017)
+MOONSHOT_LAST = ('data: {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "kimi-k2.5", "choices": '
+                 '[{"index": 0, "delta": {}, "finish_reason": "stop", "usage": {"prompt_tokens": 23, '
+                 '"completion_tokens": 19, "total_tokens": 42}}]}\n\n')
+
+
+@pytest.mark.parametrize("last", [GROQ_LAST, MOONSHOT_LAST], ids=["groq_x_groq", "moonshot_choice"])
+async def test_token_counts_beside_the_last_chunk_are_read(last: str, servers: dict[str, Any],  # noqa: F811
+                                                          tmp_path: Path) -> None:
+    """Read only at the top level, these counts were lost: the row logged an estimate (the prompt from its characters,
+    one token per streamed piece — here 2 out, not 19), and a billed model's cost with it."""
+    servers["openai"].push(Fault.raw(200, chunk({"role": "assistant", "content": "Sun"}), chunk({"content": "ny."}),
+                                     last, DONE, headers=SSE))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (23, 19)
+
+
+# -- Kimi's Anthropic-compatible stream without content_block_stop ----------------------------------------------------
+
+def _kimi_tool_turn() -> Fault:
+    """A thinking tool turn as Kimi's Anthropic-compatible endpoints stream it: no ``content_block_stop`` between or
+    after the blocks (xemantic/anthropic-sdk-kotlin#147, "Kimi via Moonshot's compat layer omit content_block_stop
+    between blocks"); Kimi signs its thinking and takes it back (NousResearch/hermes-agent#67391)."""
+    return Fault.raw(
+        200,
+        event("message_start", {"type": "message_start", "message": {
+            "id": "msg_kimi", "type": "message", "role": "assistant", "content": [], "model": "kimi-k2.6",
+            "stop_reason": None, "usage": {"input_tokens": 30, "output_tokens": 1}}}),
+        event("content_block_start", {"type": "content_block_start", "index": 0,
+                                      "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "thinking_delta", "thinking": "Paris in June."}}),
+        event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                      "delta": {"type": "signature_delta", "signature": "EqQBsig_kimi"}}),
+        event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
+            "type": "tool_use", "id": "toolu_kimi", "name": "get_weather", "input": {}}}),
+        event("content_block_delta", {"type": "content_block_delta", "index": 1,
+                                      "delta": {"type": "input_json_delta", "partial_json": '{"city": "Paris"}'}}),
+        event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                                "usage": {"output_tokens": 12}}),
+        event("message_stop", {"type": "message_stop"}), headers=SSE)
+
+
+async def test_signed_thinking_of_a_block_never_closed_goes_back_with_its_tool_turn(
+        claude: AnthropicServer, tmp_path: Path) -> None:  # noqa: F811
+    """The call was kept (round 3: a tool_use block never closed is whole once the message is), but the thinking
+    block, taken only at its ``content_block_stop``, was dropped: with thinking on, the turn after the tool result went
+    back without it — refused by a server that wants it ("must start with a thinking block") and asked again without
+    thinking, the model's reasoning lost. Now the signed block goes back with its turn, one request each."""
+    claude.signed["EqQBsig_kimi"] = "Paris in June."
+    claude.push(_kimi_tool_turn())
+    first, second = await tool_loop(claude, tmp_path)
+    assert [c.id for c in first.response.tool_calls] == ["toolu_kimi"]
+    assert outcomes(second) == [("claude", "ok", None)] and len(claude.requests) == 2
+    turn = claude.requests[1].json["messages"][1]["content"]
+    assert turn[0] == {"type": "thinking", "thinking": "Paris in June.", "signature": "EqQBsig_kimi"}
+    assert "thinking" in claude.requests[1].json
