@@ -110,3 +110,75 @@ def test_a_tool_result_whose_content_is_no_list_is_still_a_400(gateway):
     r = httpx.post(gateway.url + "/v1/messages", timeout=15, json={"model": "coder", "max_tokens": 20, "messages":
                    _tool_turn({"type": "tool_result", "tool_use_id": "toolu_1", "content": 42})})
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages[2].content[0].content", r.text
+
+
+def test_the_mcp_connector_is_refused_by_name(claude, fakes):
+    """anthropic-sdk-python's ``beta.messages.create(mcp_servers=[…], betas=["mcp-client-2025-04-04"])`` (the API's MCP
+    connector: remote tool servers Anthropic's API calls itself) was ignored — the model answered without the tools
+    the client asked for. Now a 400 naming ``mcp_servers``, in Anthropic's error shape."""
+    with pytest.raises(anthropic.BadRequestError) as err:
+        claude.beta.messages.create(model="coder", max_tokens=50, messages=_ask(), betas=["mcp-client-2025-04-04"],
+                                    mcp_servers=[{"type": "url", "url": "https://mcp.example.com/sse", "name": "ex"}])
+    error = err.value.body["error"]
+    assert error["type"] == "invalid_request_error" and error["param"] == "mcp_servers", error
+    assert error["message"].startswith("mcp_servers: the MCP connector")
+    assert not any(f.requests for f in fakes)
+
+
+# -- OpenAI Responses -------------------------------------------------------------------------------------------------
+
+def test_a_stored_prompt_template_is_refused_by_name(client, fakes):
+    """openai-python's ``responses.create(prompt={"id": "pmpt_…", "variables": …})`` (openai-agents' ``Agent(prompt=…)``
+    sends it): the instructions live on OpenAI's platform. Ignored, the answer came without them."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="coder", input="hi", prompt={"id": "pmpt_123", "variables": {"city": "Oslo"}})
+    assert err.value.body["param"] == "prompt" and "'instructions'" in err.value.body["message"]
+    assert not any(f.requests for f in fakes)
+
+
+@pytest.mark.parametrize(("extra", "param"), [
+    ({"top_logprobs": 5, "include": ["message.output_text.logprobs"]}, "top_logprobs"),
+    ({"include": ["message.output_text.logprobs"]}, "include"),
+])
+def test_log_probabilities_asked_of_the_responses_api_are_refused_as_on_chat(client, fakes, extra, param):
+    """openai-python's ``top_logprobs`` / ``include=["message.output_text.logprobs"]``: chat completions refuses
+    ``logprobs`` (test_inbound_round2.py); here they were ignored — an answer without them and no word why."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="coder", input="hi", **extra)
+    assert err.value.body["param"] == param and "log probabilities are not available" in err.value.body["message"]
+    assert not any(f.requests for f in fakes)
+
+
+def test_what_openai_agents_sends_besides_is_accepted(client):
+    """openai-agents' OpenAIResponsesModel (src/agents/models/openai_responses.py) passes ``include``, ``store``,
+    ``parallel_tool_calls``, ``truncation``, ``reasoning.summary``, ``text.verbosity`` and ``prompt_cache_key``:
+    knobs a router cannot apply per model, accepted (``include`` without logprobs too)."""
+    done = client.responses.create(model="coder", input="hi", include=["reasoning.encrypted_content"], store=False,
+                                   parallel_tool_calls=True, truncation="disabled", prompt_cache_key="k",
+                                   reasoning={"effort": "low", "summary": "auto"}, text={"verbosity": "low"})
+    assert done.output_text == "Hello from fast."
+
+
+# -- Ollama -----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("call", "extra", "param"), [
+    ("chat", {"logprobs": True}, "logprobs"),
+    ("generate", {"logprobs": True, "top_logprobs": 3}, "logprobs"),
+    ("chat", {"top_logprobs": 3}, "top_logprobs"),
+])
+def test_log_probabilities_asked_of_the_ollama_api_are_refused(gateway, fakes, call, extra, param):
+    """The ollama Python library's ``chat``/``generate(logprobs=…, top_logprobs=…)`` (Ollama's own server checks
+    top_logprobs, server/routes.go "top_logprobs must be between 0 and 20"): ignored, the answer came without them."""
+    import ollama
+
+    client = ollama.Client(host=gateway.url, timeout=15)
+    try:
+        with pytest.raises(ollama.ResponseError) as err:
+            if call == "chat":
+                client.chat(model="coder", messages=_ask(), **extra)
+            else:
+                client.generate(model="coder", prompt="hi", **extra)
+    finally:
+        client._client.close()
+    assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: log probabilities"), err.value.error
+    assert not any(f.requests for f in fakes)

@@ -17,7 +17,8 @@ what it refuses with a 400 naming the field:
   ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking``
   (enabled/disabled, ``budget_tokens``).
   ``stop_sequences``: the text is cut at the first of them here (``stops.py``; ``stop_reason:
-  "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) are refused.
+  "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) and the MCP connector
+  (``mcp_servers``) are refused.
 
 Thinking is not returned (it stays in the routing log), as on the other endpoints. Errors have
 Anthropic's shape (``{"type": "error", "error": {"type", "message"}}``) with modelyard's extras.
@@ -70,6 +71,9 @@ class MessagesBody(BaseModel):
     thinking: dict[str, Any] | None = None
     stop_sequences: list[str] | None = None
     output_config: dict[str, Any] | None = None
+    #: Anthropic's MCP connector (``mcp_servers``, beta mcp-client-2025-04-04): remote tool servers its API calls
+    #: itself — refused by name (to_chat_request); ignored, the model answered without those tools
+    mcp_servers: list[Any] | None = None
 
 
 class CountTokensBody(BaseModel):
@@ -251,6 +255,9 @@ def _json_schema(body: MessagesBody) -> dict[str, Any] | None:
 
 
 def to_chat_request(body: MessagesBody) -> ChatRequest:
+    if body.mcp_servers:
+        raise BadRequest("mcp_servers: the MCP connector (tool servers the API calls itself) is not supported here; "
+                         "connect the MCP servers in the client and send their tools as custom tools", "mcp_servers")
     thinking, budget = _thinking(body)
     schema = _json_schema(body)
     return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,

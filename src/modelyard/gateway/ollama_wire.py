@@ -11,7 +11,8 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
   ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
-  ``/api/generate``: ``prompt`` and ``system``. Images and ``suffix`` (fill-in-the-middle) are refused.
+  ``/api/generate``: ``prompt`` and ``system``. Images, ``suffix`` (fill-in-the-middle) and log probabilities
+  (``logprobs``, ``top_logprobs``) are refused.
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
   ignored, as are ``raw`` and the deprecated ``context``.
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
@@ -28,7 +29,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body
+from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, no_logprobs
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
@@ -62,6 +63,8 @@ class OllamaBody(BaseModel):
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     think: bool | str | None = None
+    logprobs: bool | None = None  # asked for: refused, as on chat completions (no model's answer carries them here)
+    top_logprobs: int | None = None
     #: the name as the client sent it, ``:latest`` included: Ollama echoes ``req.Model`` verbatim in its answers
     #: (``model`` is the name resolved against the agents and models)
     asked: str = Field(default="", exclude=True)
@@ -83,6 +86,8 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         body.stream = True
     if body.images:
         raise BadRequest("images: not supported by this gateway", "images")
+    if body.logprobs or body.top_logprobs:  # was ignored: an answer without them, no word why
+        raise no_logprobs("logprobs" if body.logprobs else "top_logprobs", "logprobs and top_logprobs")
     if body.suffix:  # code completion's fill-in-the-middle: a chat model asked without it would answer wrong
         raise BadRequest("suffix: fill-in-the-middle is not supported by this gateway (its models are chat models)",
                          "suffix")

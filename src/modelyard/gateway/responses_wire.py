@@ -14,7 +14,9 @@ path as chat completions. What it maps, and what it refuses with a 400 naming th
   output; a ``json_schema`` format's schema is passed on, constrained where the provider can),
   ``reasoning.effort`` (thinking on/off).
 - ``previous_response_id`` / ``conversation`` are refused: the gateway stores no responses, so the
-  client sends the whole conversation (as openai-agents does by default).
+  client sends the whole conversation (as openai-agents does by default); so is a stored ``prompt`` template.
+  Log probabilities (``top_logprobs``, ``include`` of ``message.output_text.logprobs``) are refused, as on
+  chat completions.
 
 An answer cut at its token limit is ``status: "incomplete"`` with ``incomplete_details.reason:
 "max_output_tokens"`` (and the stream ends with ``response.incomplete``).
@@ -28,7 +30,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools, client_call
+from modelyard.gateway.wire import (
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    BadRequest,
+    bad_body,
+    chosen_tools,
+    client_call,
+    no_logprobs,
+)
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -75,6 +85,12 @@ class ResponsesBody(BaseModel):
     reasoning: dict[str, Any] | None = None
     previous_response_id: Annotated[str | None, WithJsonSchema(_STATELESS)] = None
     conversation: Annotated[str | dict[str, Any] | None, WithJsonSchema(_STATELESS)] = None
+    #: a prompt template stored on OpenAI's platform (``{"id": "pmpt_…", "variables": …}``; openai-agents'
+    #: ``Agent(prompt=…)``): its instructions are there, not here
+    prompt: Annotated[dict[str, Any] | str | None, WithJsonSchema(_STATELESS)] = None
+    #: log probabilities are asked for by either (refused below, as chat completions refuses ``logprobs``)
+    top_logprobs: int | None = None
+    include: list[Any] | None = None
 
 
 def parse_responses_body(raw: bytes) -> ResponsesBody:
@@ -88,7 +104,16 @@ def parse_responses_body(raw: bytes) -> ResponsesBody:
         if getattr(body, stateful):
             raise BadRequest(f"{stateful}: this gateway stores no responses; send the whole conversation in "
                              "'input' instead", stateful)
+    if body.prompt:  # was ignored: the answer came without the stored prompt's instructions
+        raise BadRequest("prompt: this gateway stores no prompt templates; send their text as 'instructions' (and "
+                         "the conversation in 'input')", "prompt")
+    if body.top_logprobs or LOGPROBS in (body.include or ()):  # was ignored: no logprobs in the answer, no word why
+        raise no_logprobs("top_logprobs" if body.top_logprobs else "include", f"top_logprobs and '{LOGPROBS}'")
     return body
+
+
+#: what ``include`` names to ask for log probabilities (the API reference's "include" list)
+LOGPROBS = "message.output_text.logprobs"
 
 
 def _text_of(content: Any, where: str) -> str:

@@ -263,9 +263,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                          "more choices, send the request again", "n")
     _refuse_outputs_not_given(body)
     if body.logprobs or body.top_logprobs:  # answered "logprobs": null, which evaluation harnesses read as no score
-        param = "logprobs" if body.logprobs else "top_logprobs"
-        raise BadRequest(f"{param}: log probabilities are not available through this gateway (its answers come from "
-                         "models and APIs that do not all give them); leave out logprobs and top_logprobs", param)
+        raise no_logprobs("logprobs" if body.logprobs else "top_logprobs", "logprobs and top_logprobs")
     thinking = None
     if body.reasoning_effort is not None:
         thinking = body.reasoning_effort not in ("none", "")
@@ -282,6 +280,12 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema or None,
     )
+
+
+def no_logprobs(param: str, fields: str) -> BadRequest:
+    """Log probabilities asked for, on any API here: refused by name, never answered without them."""
+    return BadRequest(f"{param}: log probabilities are not available through this gateway (its answers come from "
+                      f"models and APIs that do not all give them); leave out {fields}", param)
 
 
 def _refuse_outputs_not_given(body: ChatCompletionBody) -> None:
