@@ -115,3 +115,42 @@ async def test_signed_thinking_of_a_block_never_closed_goes_back_with_its_tool_t
     turn = claude.requests[1].json["messages"][1]["content"]
     assert turn[0] == {"type": "thinking", "thinking": "Paris in June.", "signature": "EqQBsig_kimi"}
     assert "thinking" in claude.requests[1].json
+
+
+# -- an empty balance said under a 429 --------------------------------------------------------------------------------
+
+#: Z.ai's (GLM) OpenAI-compatible API, its balance spent (claude-code-router#1071, cursor2api#30), and its mainland
+#: endpoint's same refusal in Chinese (continue#10296, QwenPaw#202)
+ZAI_BALANCE = {"error": {"code": "1113", "message": "Insufficient balance or no resource package. Please recharge."}}
+ZAI_BALANCE_CN = {"error": {"code": "1113", "message": "余额不足或无可用资源包,请充值。"}}
+#: Moonshot's (Kimi's) account suspended for its balance, as relayed in opencode#24462
+MOONSHOT_SUSPENDED = {"error": {
+    "message": "Your account org-446a70bb2cc542e3960c0b7f05e4e0e1 <ak-f817m9q3k3wi11gjwbgi> is suspended due to "
+               "insufficient balance, please recharge your account or check your plan and billing details",
+    "type": "exceeded_current_quota_error"}}
+#: OpenAI's insufficient_quota through LiteLLM's proxy, which wraps it in its own RateLimitError and loses the type
+#: (litellm#5983's message; its proxy's error object: "type": null, "code": "429")
+LITELLM_QUOTA = {"error": {
+    "message": "litellm.RateLimitError: RateLimitError: OpenAIException - Error code: 429 - {'error': {'message': 'You "
+               "exceeded your current quota, please check your plan and billing details.'}}",
+    "type": None, "param": None, "code": "429"}}
+#: Z.ai's Anthropic-compatible /api/anthropic/v1/messages (Claude Code's backend there): a rate_limit_error carrying the
+#: code and the words in brackets (zai-org/feedback#789)
+ZAI_ANTHROPIC = {"type": "error", "error": {
+    "type": "rate_limit_error", "code": "1113",
+    "message": "[1113][Insufficient balance or no resource package. Please recharge.][20260922232915e8288c66f9ff4aaa]"},
+    "request_id": "20260922232915e8288c66f9ff4aaa"}
+
+
+@pytest.mark.parametrize(("kind", "body"), [
+    ("openai", ZAI_BALANCE), ("openai", ZAI_BALANCE_CN), ("openai", MOONSHOT_SUSPENDED), ("openai", LITELLM_QUOTA),
+    ("anthropic", ZAI_ANTHROPIC),
+], ids=["zai", "zai_cn", "moonshot", "litellm_openai_quota", "zai_anthropic"])
+async def test_an_empty_balance_said_under_a_429_cools_as_an_account_that_cannot_pay(
+        kind: str, body: dict[str, Any], servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """A 429 without a billing type was a rate limit: asked again after the backoff for the same refusal, cooled for
+    the breaker's seconds, then asked and refused on every request until someone paid. Now an account that cannot
+    pay, as a 402 is: the next model at once, this one cooled for ``cooldown.max_seconds``."""
+    routed, cooling = await route_cooling(kind, servers, tmp_path, Fault.raw(429, json.dumps(body), headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
+    assert cooling > 1  # the breaker's own rest is 1 s here (router_for); max_seconds 5

@@ -14,6 +14,8 @@ from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
+    BALANCE_SPENT,
+    BALANCE_WORDS,
     NOT_JSON,
     USAGE_LIMIT_WORDS,
     HttpProvider,
@@ -58,7 +60,9 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if kind == "invalid_request_error" and message.startswith(_ACCOUNT_REFUSALS):
         # the account, not the request: a 400 that lasts until someone pays or Anthropic lifts it. As bad_request
         # the model was asked, and refused, on every request, never cooled; now it cools as for a 402
-        return "billing_error", message
+        return BALANCE_SPENT, message
+    if BALANCE_WORDS.search(message):  # an Anthropic-compatible API's empty balance under a 429 (http.BALANCE_WORDS)
+        return BALANCE_SPENT, message
     return kind, message
 
 

@@ -859,6 +859,18 @@ _BILLING_TYPES = frozenset({"billing_error", "insufficient_quota", "usage_limit_
 USAGE_LIMIT_WORDS = re.compile(r"reached your (?:\w+ )?usage limit", re.IGNORECASE)
 ALLOWANCE_SPENT = "usage_limit_reached"
 
+#: an account with nothing left to pay with, said under a 429 — a rate limit: asked again after a backoff, cooled for
+#: the breaker's seconds, then asked (and refused) on every request until someone paid: Z.ai's (GLM) code 1113
+#: "Insufficient balance or no resource package. Please recharge." (on its mainland endpoint in Chinese,
+#: "余额不足或无可用资源包,请充值。"), on its OpenAI-compatible API (``{"error": {"code": "1113", …}}``:
+#: claude-code-router#1071, cursor2api#30, continue#10296) and its Anthropic-compatible one (a ``rate_limit_error``, the
+#: words in brackets: zai-org/feedback#789); Moonshot's "Your account … is suspended due to insufficient balance"
+#: (opencode#24462); OpenAI's "You exceeded your current quota, please check your plan and billing details" passed on
+#: by a gateway that dropped its ``insufficient_quota`` type. Providers name it :data:`BALANCE_SPENT`, one of the
+#: billing types: it cools as a 402 does
+BALANCE_WORDS = re.compile(r"insufficient balance|余额不足|exceeded your current quota", re.IGNORECASE)
+BALANCE_SPENT = "billing_error"
+
 
 #: 4xx statuses that say nothing against the request: a proxy's "request timeout" (nginx's and AWS ALB's 408, sent for
 #: an upstream that kept it waiting, or a kept-alive connection it gave up on), "client closed request" (nginx's

@@ -28,6 +28,8 @@ from modelyard.providers.discovery import ServedModel
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
+    BALANCE_SPENT,
+    BALANCE_WORDS,
     CONTEXT_FULL,
     CONTEXT_WORDS,
     HISTORY_REFUSED,
@@ -178,6 +180,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         # (server/cloud_proxy.go). It was a rate limit without a wait: asked again after a backoff, then every few
         # seconds, refused each time for the hour, the session or the week. It cools as on /api/chat
         return ALLOWANCE_SPENT, f"the cloud plan's usage allowance is spent: {message}"
+    if BALANCE_WORDS.search(message):  # an account that cannot pay, said under a 429 (http.BALANCE_WORDS)
+        return BALANCE_SPENT, message
     if message.startswith("No models loaded."):  # LM Studio (http.NOT_LOADED)
         return NOT_LOADED, (f"{message} (LM Studio has not loaded the model and does not load it on request: load it, "
                             "or turn on just-in-time model loading)")
