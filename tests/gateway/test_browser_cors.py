@@ -135,3 +135,22 @@ def test_the_403_for_a_public_name_names_the_setting_that_allows_it(gateway):
     assert r.status_code == 403
     message = r.json()["error"]["message"]
     assert "gateway.allowed_hosts" in message and "gateway.api_keys_env" in message, message
+
+
+def test_a_page_under_an_allowed_name_may_call_but_not_one_under_a_wildcard(tmp_path, fakes):
+    """A chat UI served beside the gateway behind the same proxy (Caddy routing /v1 to the gateway and / to the UI
+    under one name) sends its name as Origin on every POST: refused as "a web page from https://gw.example.com" though
+    the name was allowed. A name listed whole is the user's; a subdomain of a ``*.`` entry may be anyone's
+    (``*.trycloudflare.com``, ``*.ts.net`` with Funnel), so its pages are still refused."""
+    oa, ol, an = fakes
+    config = fake_config(tmp_path, oa.url, ol.url, an.url, gateway={"allowed_hosts": ["gw.example.com", "*.ts.net"]})
+    with GatewayServer(config) as gw:
+        mine = "https://gw.example.com"
+        assert _preflight(gw.url + "/v1/chat/completions", mine).status_code == 204
+        r = httpx.post(gw.url + "/v1/chat/completions", json=BODY, timeout=15,
+                       headers={"host": "gw.example.com", "origin": mine})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == mine, r.text
+        for page in ("https://someone.ts.net", "https://gw.example.com.evil.example", ELSEWHERE):
+            r = httpx.post(gw.url + "/v1/chat/completions", json=BODY, timeout=15,
+                           headers={"host": "box.tail1234.ts.net", "origin": page, "content-type": "text/plain"})
+            assert r.status_code == 403 and page in r.text, (page, r.text)

@@ -24,7 +24,9 @@ points at 127.0.0.1 (DNS rebinding) is "same-origin" with the gateway — its br
 ``proxy_set_header Host $host``, Traefik, ``tailscale serve``, a Cloudflare tunnel) that check refused every request;
 Ollama's users met it so (ollama/ollama #3269: ngrok, zrok, Cloudflare Tunnel, Tailscale serve) and were told to
 rewrite the Host header at the proxy. Here the config names them instead: ``gateway.allowed_hosts`` (``gw.example.com``,
-``*.ts.net``) — names whose DNS the user holds, which no page elsewhere can point at this machine.
+``*.ts.net``) — names whose DNS the user holds, which no page elsewhere can point at this machine. A page served under a
+name listed whole may call too (a chat UI beside the gateway behind the same proxy); a ``*.`` entry allows requests, not
+pages (another subdomain of a shared domain may be anyone's).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def screen(scope: Scope, keyed: bool, hosts: HostVerdicts) -> Response | str | N
     if raw is None:
         return None
     origin = raw.decode("latin-1")
-    if not keyed and not _page_here(origin):
+    if not keyed and not (_page_here(origin) or hosts.names_page(origin)):
         return _refused(f"a web page from {origin} may not call this gateway")
     if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
         return preflight(headers, origin)
@@ -76,6 +78,15 @@ class HostVerdicts(dict[bytes, bool]):
         super().__init__()
         self.exact = frozenset(name for name in allowed if not name.startswith("*."))
         self.suffixes = tuple(name[1:] for name in allowed if name.startswith("*."))  # "*.ts.net" -> ".ts.net"
+
+    def names_page(self, origin: str) -> bool:
+        """A page served under a name listed whole (a UI beside the gateway behind the same proxy). Not under a
+        ``*.`` entry: anyone may have a page on another subdomain of a shared domain (``*.trycloudflare.com``)."""
+        try:
+            host = urlsplit(origin).hostname
+        except ValueError:
+            return False
+        return host is not None and host.rstrip(".") in self.exact
 
     def __missing__(self, host: bytes) -> bool:
         if len(self) >= 256:  # a client sending ever new names: the memo stays small
