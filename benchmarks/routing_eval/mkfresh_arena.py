@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from mkforeign import language
-from mkfresh_common import fresh, known_texts, labels
+from mkfresh_common import kept_fresh, known_and_pools, write
 
 N = 170
 LABELS = """0 e|1 r|2 we|3 er|4 rw|5 e|6 e|7 re|8 e|9 rw|
@@ -52,35 +52,15 @@ LABELS = """0 e|1 r|2 we|3 er|4 rw|5 e|6 e|7 re|8 e|9 rw|
 
 
 def sample(path: str) -> list[dict]:
-    here = Path(__file__).resolve().parent
-    pools = [f for f in sorted(here.glob("*fresh_*.jsonl")) if f.name != "fresh_arena.jsonl"]
-    known = known_texts() + [json.loads(x)["text"] for f in pools for x in f.open(encoding="utf-8") if x.strip()]
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = [r for r in rows if 8 <= len(r["prompt"].strip()) <= 2000 and language(r["prompt"][:3000]) == "en"]
-    far = fresh([r["prompt"] for r in rows], known)
-    kept: list[dict] = []
-    for row, ok in zip(rows, far, strict=True):  # a near-copy of an earlier candidate is dropped too
-        if ok and (not kept or fresh([row["prompt"]], [k["prompt"] for k in kept])[0]):
-            kept.append(row)
-    print(f"# {len(rows)} candidates, {len(kept)} kept", file=sys.stderr)
+    kept = kept_fresh(rows, known_and_pools("fresh_arena.jsonl"))
     random.Random(20261216).shuffle(kept)
     return kept[:N]
 
 
 def main() -> None:
-    picked = sample(sys.argv[1])
-    if "--list" in sys.argv:
-        for i, r in enumerate(picked):
-            text = r["prompt"]
-            shown = text if len(text) <= 900 else text[:600] + f"\n[… {len(text) - 900} chars …]\n" + text[-300:]
-            print(f"=== {i} [{r['cluster']}] {len(text)}\n{shown}\n")
-        return
-    table = labels(LABELS)
-    assert len(table) == len(picked), (len(table), len(picked))
-    for i, r in enumerate(picked):
-        if table[i]:
-            print(json.dumps({"text": r["prompt"], "accept": table[i], "source": f"arena-hard-v0.1:{r['uid']}",
-                              "style": "arena"}, ensure_ascii=False))
+    write(sample(sys.argv[1]), LABELS, "cluster", "arena-hard-v0.1:{uid}", "arena", "--list" in sys.argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import ast
 import json
 import math
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -68,3 +69,37 @@ def labels(table: str) -> dict[int, list[str]]:
     """``"0 w|1 rc|2 x|…"`` → {0: ["writer"], 1: ["research", "chat"], 2: [], …} (best fit first; x: dropped)."""
     pairs = (item.split() for item in table.replace("\n", "").split("|") if item.strip())
     return {int(k): [AGENTS[c] for c in v if c != "x"] for k, v in pairs}
+
+
+def known_and_pools(own: str) -> list[str]:
+    """:func:`known_texts` and every line of the fresh sets and correction pools here but ``own`` (the file made)."""
+    pools = [f for f in sorted(HERE.glob("*fresh_*.jsonl")) if f.name != own]
+    return known_texts() + [json.loads(x)["text"] for f in pools for x in f.open(encoding="utf-8") if x.strip()]
+
+
+def kept_fresh(rows: list[dict], known: list[str]) -> list[dict]:
+    """The rows whose ``prompt`` is fresh against ``known`` and against every earlier row kept (in order)."""
+    far = fresh([r["prompt"] for r in rows], known)
+    kept: list[dict] = []
+    for row, ok in zip(rows, far, strict=True):  # a near-copy of an earlier candidate is dropped too
+        if ok and (not kept or fresh([row["prompt"]], [k["prompt"] for k in kept])[0]):
+            kept.append(row)
+    print(f"# {len(rows)} candidates, {len(kept)} kept", file=sys.stderr)
+    return kept
+
+
+def write(picked: list[dict], table: str, tag: str, source: str, style: str, listing: bool) -> None:
+    """With ``listing``, the candidates to label (``=== i [row[tag]] length``, long ones cut in the middle);
+    else one JSONL line per labelled row (``source`` formatted with the row; rows marked ``x`` left out)."""
+    if listing:
+        for i, r in enumerate(picked):
+            text = r["prompt"]
+            shown = text if len(text) <= 900 else text[:600] + f"\n[… {len(text) - 900} chars …]\n" + text[-300:]
+            print(f"=== {i} [{r[tag]}] {len(text)}\n{shown}\n")
+        return
+    accepted = labels(table)
+    assert len(accepted) == len(picked), (len(accepted), len(picked))
+    for i, r in enumerate(picked):
+        if accepted[i]:
+            print(json.dumps({"text": r["prompt"], "accept": accepted[i], "source": source.format(**r),
+                              "style": style}, ensure_ascii=False))

@@ -27,7 +27,7 @@ import random
 import sys
 from pathlib import Path
 
-from mkfresh_common import fresh, known_texts, labels
+from mkfresh_common import kept_fresh, known_and_pools, write
 
 LABELS = """0 r|1 e|2 u|3 wu|4 re|5 u|6 uw|7 r|8 w|9 ur|
 10 r|11 r|12 w|13 ur|14 u|15 wc|16 rw|17 r|18 w|19 r|
@@ -54,36 +54,16 @@ def prompt(task: dict) -> str:
 
 
 def sample(path: str) -> list[dict]:
-    here = Path(__file__).resolve().parent
-    pools = [f for f in sorted(here.glob("*fresh_*.jsonl")) if f.name != "fresh_seed.jsonl"]
-    known = known_texts() + [json.loads(x)["text"] for f in pools for x in f.open(encoding="utf-8") if x.strip()]
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     for row in rows:
         row["prompt"] = prompt(row)
-    far = fresh([r["prompt"] for r in rows], known)
-    kept: list[dict] = []
-    for row, ok in zip(rows, far, strict=True):  # a near-copy of an earlier candidate is dropped too
-        if ok and (not kept or fresh([row["prompt"]], [k["prompt"] for k in kept])[0]):
-            kept.append(row)
-    print(f"# {len(rows)} candidates, {len(kept)} kept", file=sys.stderr)
+    kept = kept_fresh(rows, known_and_pools("fresh_seed.jsonl"))
     random.Random(20261130).shuffle(kept)
     return kept
 
 
 def main() -> None:
-    picked = sample(sys.argv[1])
-    if "--list" in sys.argv:
-        for i, r in enumerate(picked):
-            text = r["prompt"]
-            shown = text if len(text) <= 900 else text[:600] + f"\n[… {len(text) - 900} chars …]\n" + text[-300:]
-            print(f"=== {i} [{r['name']}] {len(text)}\n{shown}\n")
-        return
-    table = labels(LABELS)
-    assert len(table) == len(picked), (len(table), len(picked))
-    for i, r in enumerate(picked):
-        if table[i]:
-            print(json.dumps({"text": r["prompt"], "accept": table[i], "source": f"self-instruct-seed:{r['id']}",
-                              "style": "seed"}, ensure_ascii=False))
+    write(sample(sys.argv[1]), LABELS, "name", "self-instruct-seed:{id}", "seed", "--list" in sys.argv)
 
 
 if __name__ == "__main__":
