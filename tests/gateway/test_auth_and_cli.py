@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app as cli_app
 from modelyard.config.schema import GatewayConfig
-from modelyard.gateway.auth import InsecureBind, KeyCheck, check_bind, is_loopback, load_keys
+from modelyard.gateway.auth import InsecureBind, KeyCheck, check_bind, is_loopback, load_keys, who_may_call
 from tests.gateway.harness import GatewayServer, fake_config
 
 KEY = "my-gateway-key-0001"
@@ -146,3 +146,13 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
     assert f"http://127.0.0.1:{port}" in out and "not required (loopback only)" in out
     assert "(OpenAI API at /v1, Anthropic's at /v1/messages, Ollama's at /api; dashboard at /" in out
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in out  # the access log, without credentials
+
+
+def test_serves_start_says_which_public_names_a_keyless_gateway_answers():
+    """The start line said "not required (loopback only)" whatever gateway.allowed_hosts listed: a proxied client's
+    403 left no trace of which names were let in (a proxy's name misspelled there is every request refused)."""
+    listed = GatewayConfig(allowed_hosts=["gw.example.com", "*.ts.net"])
+    assert who_may_call((), listed) == ("not required (loopback only, and requests addressed to gw.example.com, "
+                                        "*.ts.net)")
+    assert who_may_call((), GatewayConfig()) == "not required (loopback only)"
+    assert who_may_call((b"k1", b"k2"), listed) == "required (2 configured)"  # with keys every name may call

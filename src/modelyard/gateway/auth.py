@@ -49,6 +49,16 @@ def check_bind(host: str, gateway: GatewayConfig, keys: tuple[bytes, ...]) -> No
                        "(or bind to 127.0.0.1)")
 
 
+def who_may_call(keys: tuple[bytes, ...], gateway: GatewayConfig) -> str:
+    """For serve's start: whether keys are asked for, and a keyless gateway's public names (``allowed_hosts``) — a
+    proxy's name left out of them is every request refused, the first thing to check when a proxied client gets 403."""
+    if keys:
+        return f"required ({len(keys)} configured)"
+    if gateway.allowed_hosts:
+        return f"not required (loopback only, and requests addressed to {', '.join(gateway.allowed_hosts)})"
+    return "not required (loopback only)"
+
+
 class KeyCheck:
     """Validates ``Authorization: Bearer <key>`` headers; no keys configured = everyone allowed."""
 

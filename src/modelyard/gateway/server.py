@@ -13,7 +13,7 @@ import uvicorn
 
 from modelyard.config import Config
 from modelyard.gateway.app import GatewayApp, create_app
-from modelyard.gateway.auth import check_bind, load_keys
+from modelyard.gateway.auth import check_bind, load_keys, who_may_call
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.forwarded import forwarded
 from modelyard.gateway.hosting import Hosting
@@ -48,7 +48,7 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     announce(f"modelyard gateway on http://{shown}:{port}  (OpenAI API at /v1, Anthropic's at /v1/messages, "
              "Ollama's at /api; dashboard at /, metrics at /metrics)")
     store = runtime.log_store
-    announce(f"API keys: {f'required ({len(keys)} configured)' if keys else 'not required (loopback only)'}; "
+    announce(f"API keys: {who_may_call(keys, config.gateway)}; "
              f"routing log: {store.where}" + (f" (this host's spool: {runtime.log_path})" if store.url else ""))
     if runtime.pool.link is not None:  # state: redis://… — whose limits these are is the first thing a team asks
         announce(f"limits: {runtime.pool.describe_state()}")
