@@ -211,7 +211,7 @@ class StreamingReply:
                     # the final answer to any outage longer than that — it is tried until ``outage`` runs out
                     if pause == 0.5:
                         log.warning("telegram: final answer in chat %s: Telegram unreachable (%s); trying again for "
-                                    "up to %.0f s", self.chat_id, type(exc).__name__, outage)
+                                    "up to %.0f s", self.chat_id, _outage(exc), outage)
                     await asyncio.sleep(pause)
                     pause = min(pause * 2, 10.0)
                     continue
@@ -474,6 +474,12 @@ def maybe_sent(exc: TelegramError) -> bool:
     cause = exc.__cause__
     return (isinstance(exc, NetworkError) and isinstance(cause, httpx.TransportError)
             and not isinstance(cause, _NOT_SENT))
+
+
+def _outage(exc: TelegramError) -> str:
+    """What kept the Bot API out of reach, for the log: the front's or a proxy's own words (a proxy's says to check
+    it), else the error's kind."""
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, FrontError) else type(exc).__name__
 
 
 def _why(exc: TelegramError) -> str:

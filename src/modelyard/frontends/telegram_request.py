@@ -13,6 +13,15 @@ down, restarting, refusing the connection: nothing was carried out, and sending 
 having handed it on and given up waiting for the answer: like a read timeout, the message may well be in the chat,
 and a sendMessage sent again shows it twice. :class:`FrontError` carries the status, so the caller can tell them
 apart (``streaming.maybe_sent``).
+
+A refusal that is not the Bot API's JSON at all — an HTML 403 or 407 page — comes from something between the bot and
+the Bot API: a TLS-inspecting corporate proxy's block page (Squid's ERR_ACCESS_DENIED, "403 Forbidden"), an nginx relay
+set as ``telegram.base_url`` with ``deny``, a proxy asking for its password (407). The Bot API itself always answers
+its JSON envelope (core.telegram.org/bots/api#making-requests: "The response contains a JSON object, which always has a
+Boolean field 'ok'"). python-telegram-bot turned such a 403 into ``Forbidden`` — "the person blocked the bot" — and the
+finished answer was dropped for good (a 401 or 404 page into ``InvalidToken``: the bot stopped as if the token were
+revoked). :class:`ProxyRefusal` makes it an outage: the answer is kept and tried again, and the log says to check the
+proxy.
 """
 
 from __future__ import annotations
@@ -43,6 +52,29 @@ class FrontError(NetworkError):
         return self.status == HTTPStatus.GATEWAY_TIMEOUT
 
 
+class ProxyRefusal(FrontError):
+    """A 4xx that is not the Bot API's answer (no JSON envelope): a proxy or firewall in between refused the request,
+    which so never reached Telegram."""
+
+    def __init__(self, status: int, description: str):
+        super().__init__(status, f"{description}: not the Bot API's answer but a proxy's or firewall's between this "
+                                 "bot and the Bot API (HTTPS_PROXY, telegram.base_url) — check the proxy; the answer "
+                                 "is kept and tried again")
+
+    @property
+    def handed_on(self) -> bool:
+        return False
+
+
+def _from_bot_api(payload: bytes) -> bool:
+    """The body is the Bot API's envelope: a JSON object with its ``ok`` field."""
+    try:
+        body = json.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "ok" in body
+
+
 def _description(status: int, payload: bytes) -> str:
     """The body's own word: the Bot API's JSON ``description``, nginx's page title, else the status's name."""
     try:
@@ -58,10 +90,13 @@ def _description(status: int, payload: bytes) -> str:
 
 
 class FrontAwareRequest(HTTPXRequest):
-    """python-telegram-bot's HTTPX client that raises :class:`FrontError` for a 502, 503 or 504, whatever its body."""
+    """python-telegram-bot's HTTPX client that raises :class:`FrontError` for a 502, 503 or 504, whatever its body,
+    and :class:`ProxyRefusal` for a 4xx that is not the Bot API's JSON."""
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(*args, **kwargs)
         if code in FRONT_STATUSES:
             raise FrontError(code, _description(code, payload))
+        if 400 <= code < 500 and not _from_bot_api(payload):
+            raise ProxyRefusal(code, _description(code, payload))
         return code, payload
