@@ -142,15 +142,26 @@ ZAI_ANTHROPIC = {"type": "error", "error": {
     "request_id": "20260922232915e8288c66f9ff4aaa"}
 
 
-@pytest.mark.parametrize(("kind", "body"), [
-    ("openai", ZAI_BALANCE), ("openai", ZAI_BALANCE_CN), ("openai", MOONSHOT_SUSPENDED), ("openai", LITELLM_QUOTA),
-    ("anthropic", ZAI_ANTHROPIC),
-], ids=["zai", "zai_cn", "moonshot", "litellm_openai_quota", "zai_anthropic"])
+#: MiniMax's balance spent: through ModelScope's API-Inference a 429 of its own type (modelscope#1691), and on MiniMax's
+#: Anthropic-compatible API (Claude Code's backend there) a *500* api_error (MiniMax-AI/MiniMax-M2#62)
+MINIMAX_429 = {"error": {"http_code": "429", "message": "insufficient balance (1008)",
+                         "type": "insufficient_balance_error"}, "request_id": "0614"}
+MINIMAX_ANTHROPIC_500 = {"type": "error", "error": {"type": "api_error", "message": "insufficient balance (1008)"},
+                         "request_id": "05997465cd2ee4bd50b24b216c911b75"}
+
+
+@pytest.mark.parametrize(("kind", "status", "body"), [
+    ("openai", 429, ZAI_BALANCE), ("openai", 429, ZAI_BALANCE_CN), ("openai", 429, MOONSHOT_SUSPENDED),
+    ("openai", 429, LITELLM_QUOTA), ("openai", 429, MINIMAX_429), ("anthropic", 429, ZAI_ANTHROPIC),
+    ("anthropic", 500, MINIMAX_ANTHROPIC_500),
+], ids=["zai", "zai_cn", "moonshot", "litellm_openai_quota", "minimax_modelscope", "zai_anthropic",
+        "minimax_anthropic_500"])
 async def test_an_empty_balance_said_under_a_429_cools_as_an_account_that_cannot_pay(
-        kind: str, body: dict[str, Any], servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
-    """A 429 without a billing type was a rate limit: asked again after the backoff for the same refusal, cooled for
-    the breaker's seconds, then asked and refused on every request until someone paid. Now an account that cannot
-    pay, as a 402 is: the next model at once, this one cooled for ``cooldown.max_seconds``."""
-    routed, cooling = await route_cooling(kind, servers, tmp_path, Fault.raw(429, json.dumps(body), headers=JSON))
+        kind: str, status: int, body: dict[str, Any], servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """A 429 without a billing type was a rate limit (MiniMax's 500, a server error): asked again after the backoff
+    for the same refusal, cooled for the breaker's seconds, then asked and refused on every request until someone
+    paid. Now an account that cannot pay, as a 402 is: the next model at once, this one cooled for
+    ``cooldown.max_seconds``."""
+    routed, cooling = await route_cooling(kind, servers, tmp_path, Fault.raw(status, json.dumps(body), headers=JSON))
     assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
     assert cooling > 1  # the breaker's own rest is 1 s here (router_for); max_seconds 5
