@@ -182,3 +182,21 @@ def test_log_probabilities_asked_of_the_ollama_api_are_refused(gateway, fakes, c
         client._client.close()
     assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: log probabilities"), err.value.error
     assert not any(f.requests for f in fakes)
+
+
+def test_the_structured_output_betas_output_format_reaches_the_model(gateway, fakes):
+    """Anthropic's structured outputs were a beta first: ``output_format: {"type": "json_schema", "schema": …}`` with
+    ``anthropic-beta: structured-outputs-2025-11-13`` (platform.claude.com/docs/en/build-with-claude/structured-outputs;
+    GA later as ``output_config.format``), and code written then sends it so. It was ignored: the answer came
+    unconstrained to a client that parses it as JSON. Now it is the same schema passed on."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    r = httpx.post(gateway.url + "/v1/messages?beta=true", timeout=15,
+                   headers={"anthropic-beta": "structured-outputs-2025-11-13", "anthropic-version": "2023-06-01"},
+                   json={"model": "coder", "max_tokens": 64, "messages": _ask("a city"),
+                         "output_format": {"type": "json_schema", "schema": schema}})
+    assert r.status_code == 200, r.text
+    sent = fakes[0].last_request.json["response_format"]
+    assert sent["type"] == "json_schema" and sent["json_schema"]["schema"] == schema
+    r = httpx.post(gateway.url + "/v1/messages", timeout=15, json={
+        "model": "coder", "max_tokens": 64, "messages": _ask(), "output_format": {"type": "json_object"}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "output_format", r.text

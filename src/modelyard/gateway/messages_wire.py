@@ -12,7 +12,8 @@ what it refuses with a 400 naming the field:
   and ``redacted_thinking`` blocks are skipped (another model's reasoning is never passed on);
   images, documents and other blocks are refused.
 - ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
-  (a JSON schema the answer must follow, constrained where the provider can), custom ``tools`` (``input_schema``),
+  (a JSON schema the answer must follow, constrained where the provider can; ``output_format``, its beta name,
+  too), custom ``tools`` (``input_schema``),
   ``tool_choice`` (``none`` withholds the tools; ``tool`` offers only the named one, 400 if not given;
   ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking``
   (enabled/disabled, ``budget_tokens``).
@@ -71,6 +72,9 @@ class MessagesBody(BaseModel):
     thinking: dict[str, Any] | None = None
     stop_sequences: list[str] | None = None
     output_config: dict[str, Any] | None = None
+    #: the same format under its beta name (``anthropic-beta: structured-outputs-2025-11-13``, before it became
+    #: ``output_config.format``): code written against the beta sends it, and was answered unconstrained
+    output_format: dict[str, Any] | None = None
     #: Anthropic's MCP connector (``mcp_servers``, beta mcp-client-2025-04-04): remote tool servers its API calls
     #: itself — refused by name (to_chat_request); ignored, the model answered without those tools
     mcp_servers: list[Any] | None = None
@@ -245,12 +249,13 @@ def _thinking(body: MessagesBody) -> tuple[bool | None, int | None]:
 
 
 def _json_schema(body: MessagesBody) -> dict[str, Any] | None:
-    fmt = (body.output_config or {}).get("format")
+    fmt, param = (body.output_config or {}).get("format"), "output_config.format"
+    if fmt is None:
+        fmt, param = body.output_format, "output_format"
     if fmt is None:
         return None
     if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-        raise BadRequest("output_config.format: expected {'type': 'json_schema', 'schema': {...}}",
-                         "output_config.format")
+        raise BadRequest(f"{param}: expected {{'type': 'json_schema', 'schema': {{...}}}}", param)
     return fmt["schema"]
 
 
