@@ -200,3 +200,20 @@ def test_the_structured_output_betas_output_format_reaches_the_model(gateway, fa
     r = httpx.post(gateway.url + "/v1/messages", timeout=15, json={
         "model": "coder", "max_tokens": 64, "messages": _ask(), "output_format": {"type": "json_object"}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "output_format", r.text
+
+
+@pytest.mark.parametrize(("extra", "param"), [({"width": 512, "height": 512}, "width"), ({"steps": 4}, "steps")])
+def test_an_image_asked_of_the_ollama_api_is_refused_by_name(gateway, fakes, extra, param):
+    """ollama-python's ``generate(width=…, height=…, steps=…)`` asks one of Ollama's image models for a picture
+    (Ollama's "Image Generation (Experimental)"; the AI SDK's Ollama image model sends ``steps``). It got a text
+    answer instead, read as no image."""
+    import ollama
+
+    client = ollama.Client(host=gateway.url, timeout=15)
+    try:
+        with pytest.raises(ollama.ResponseError) as err:
+            client.generate(model="coder", prompt="a sunset over mountains", **extra)
+    finally:
+        client._client.close()
+    assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: image generation"), err.value.error
+    assert not any(f.requests for f in fakes)

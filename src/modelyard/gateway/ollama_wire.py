@@ -11,8 +11,8 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
   ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
-  ``/api/generate``: ``prompt`` and ``system``. Images, ``suffix`` (fill-in-the-middle) and log probabilities
-  (``logprobs``, ``top_logprobs``) are refused.
+  ``/api/generate``: ``prompt`` and ``system``. Images (in, or asked for: ``width``, ``height``, ``steps``),
+  ``suffix`` (fill-in-the-middle) and log probabilities (``logprobs``, ``top_logprobs``) are refused.
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
   ignored, as are ``raw`` and the deprecated ``context``.
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
@@ -65,6 +65,10 @@ class OllamaBody(BaseModel):
     think: bool | str | None = None
     logprobs: bool | None = None  # asked for: refused, as on chat completions (no model's answer carries them here)
     top_logprobs: int | None = None
+    #: an image asked of Ollama's image models (/api/generate; its "Image Generation (Experimental)"): refused
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
     #: the name as the client sent it, ``:latest`` included: Ollama echoes ``req.Model`` verbatim in its answers
     #: (``model`` is the name resolved against the agents and models)
     asked: str = Field(default="", exclude=True)
@@ -88,6 +92,10 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         raise BadRequest("images: not supported by this gateway", "images")
     if body.logprobs or body.top_logprobs:  # was ignored: an answer without them, no word why
         raise no_logprobs("logprobs" if body.logprobs else "top_logprobs", "logprobs and top_logprobs")
+    if (asked := next((f for f in ("width", "height", "steps") if getattr(body, f) is not None), None)) is not None:
+        # was a text answer to a client waiting for an image
+        raise BadRequest(f"{asked}: image generation is not supported by this gateway (its models answer in text); "
+                         "leave out width, height and steps", asked)
     if body.suffix:  # code completion's fill-in-the-middle: a chat model asked without it would answer wrong
         raise BadRequest("suffix: fill-in-the-middle is not supported by this gateway (its models are chat models)",
                          "suffix")
