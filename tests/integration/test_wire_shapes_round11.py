@@ -12,6 +12,7 @@ Each failed on the code before this pass.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,35 @@ async def test_an_empty_balance_said_under_a_429_cools_as_an_account_that_cannot
     routed, cooling = await route_cooling(kind, servers, tmp_path, Fault.raw(status, json.dumps(body), headers=JSON))
     assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
     assert cooling > 1  # the breaker's own rest is 1 s here (router_for); max_seconds 5
+
+
+# -- a wait relayed under another name --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("header", ["llm_provider-retry-after", "llm_provider-retry-after-ms"])
+async def test_the_upstreams_wait_relayed_by_litellm_is_honoured(header: str, servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """LiteLLM's proxy passes the upstream's headers on renamed ``llm_provider-<name>`` (litellm_core_utils/
+    core_helpers.py, process_response_headers: only OpenAI's six x-ratelimit-* keep their names); its 429 carries the
+    upstream's ``retry-after: 7`` as ``llm_provider-retry-after: 7`` and no ``retry-after`` of its own (a LiteLLM
+    gateway suite asserts exactly that: test_s02_chat_completions_upstream_429_keeps_retry_after_through_raw_httpx;
+    cline, opencode and pi clients read the renamed header). The model cooled for the breaker's second, not the four
+    asked for."""
+    body = json.dumps({"error": {"message": "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit "
+                                            "reached for requests", "type": None, "param": None, "code": "429"}})
+    value = "4000" if header.endswith("-ms") else "4"
+    _, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(429, body, headers={**JSON, header: value}))
+    assert 3 < cooling <= 4
+
+
+async def test_an_exhausted_limit_relayed_by_litellm_is_waited_out(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Likewise a Claude upstream's ``anthropic-ratelimit-*`` pair (its remaining count 0, its reset an RFC 3339 time)
+    arrives as ``llm_provider-anthropic-ratelimit-*``: the reset was not read and the model cooled for the breaker's
+    second."""
+    reset = (datetime.now(UTC) + timedelta(seconds=4)).isoformat().replace("+00:00", "Z")
+    body = json.dumps({"error": {"message": "litellm.RateLimitError: AnthropicException - rate limit exceeded",
+                                 "type": None, "param": None, "code": "429"}})
+    _, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(429, body, headers={
+        **JSON, "llm_provider-anthropic-ratelimit-requests-remaining": "0",
+        "llm_provider-anthropic-ratelimit-requests-reset": reset}))
+    assert 2 < cooling <= 4

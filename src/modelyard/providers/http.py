@@ -839,6 +839,16 @@ def retry_after_ms(value: str | None) -> float | None:
     return ms / 1000 if 0 <= ms < float("inf") else None
 
 
+#: the prefix LiteLLM's proxy gives the upstream's own headers (:func:`error_from_body`)
+_RELAYED = "llm_provider-"
+
+
+def _said_wait(headers: Any, prefix: str) -> float | None:
+    """``retry-after-ms``, else ``retry-after``, under ``prefix``: the wait a server asked for, in seconds."""
+    wait = retry_after_ms(headers.get(prefix + "retry-after-ms"))
+    return parse_retry_after(headers.get(prefix + "retry-after")) if wait is None else wait
+
+
 #: reasons a status gives that ``x-should-retry: true`` overrules (:func:`error_from_body`)
 _SAID_AGAIN = frozenset({Reason.BAD_REQUEST, Reason.MODEL_MISSING, Reason.AUTH_ERROR})
 
@@ -1036,9 +1046,12 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         # auth_error the model cooled for cooldown.max_seconds. Words that decide the reason (an account that cannot
         # pay, a flagged input, no room for the model) still do
         reason = Reason.SERVER_ERROR
-    retry_after = retry_after_ms(headers.get("retry-after-ms"))
+    retry_after = _said_wait(headers, "")
     if retry_after is None:
-        retry_after = parse_retry_after(headers.get("retry-after"))
+        # LiteLLM's proxy relays the upstream's headers renamed ``llm_provider-<name>`` (core_helpers.py,
+        # process_response_headers: only OpenAI's six x-ratelimit-* pass unrenamed), its own 429 and 5xx with no
+        # retry-after: the wait the upstream asked for was lost and the model cooled for the breaker's seconds
+        retry_after = _said_wait(headers, _RELAYED)
     if retry_after is None and reason is Reason.OVERLOADED:
         retry_after = _estimated_time(data)
     if retry_after is None and reason is Reason.RATE_LIMITED:
@@ -1077,13 +1090,15 @@ def limit_reset(headers: Any) -> float | None:
     resets: list[float] = []
     for name, left in headers.items():
         name = name.lower()
+        relayed = _RELAYED if name.startswith(_RELAYED) else ""  # through LiteLLM's proxy, renamed (error_from_body)
+        name = name[len(relayed):]
         if name.startswith("x-ratelimit-remaining"):  # any kind: Cerebras' "-requests-day", "-tokens-minute"
             reset = "x-ratelimit-reset" + name[len("x-ratelimit-remaining"):]
         elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):
             reset = name[:-len("remaining")] + "reset"
         else:
             continue
-        if str(left).strip() != "0" or not (value := str(headers.get(reset) or "").strip()):
+        if str(left).strip() != "0" or not (value := str(headers.get(relayed + reset) or "").strip()):
             continue
         seconds = _reset_seconds(value)
         if seconds is not None:
