@@ -415,7 +415,7 @@ class TelegramServer(FakeServer):
                 self._log(call, error=error)
             return self.tracked(_front_page(lost))
         if fault is not None and fault.kind is FaultKind.STATUS and fault.variant == "html":
-            self._log(call, error=ApiError(fault.code, HTTPStatus(fault.code).phrase))
+            self._log(call, error=ApiError(fault.code, CLOUDFLARE.get(fault.code) or HTTPStatus(fault.code).phrase))
             return self.tracked(_front_page(fault))
         if fault is not None and fault.kind is FaultKind.STATUS:
             retry = _int_or_none(fault.retry_after)
@@ -665,9 +665,27 @@ def _front_page(fault: Fault) -> Response:
     core#353: '<title>502 Bad Gateway</title> … nginx/1.10.0'; telegraf/telegraf#110: '504 Gateway Time-out … nginx'),
     or, for a status fault without ``html``, the API's JSON envelope."""
     if fault.variant == "html":
-        return HTMLResponse(nginx_page(fault.code), status_code=fault.code, headers=dict(fault.headers))
+        page = cloudflare_page(fault.code) if fault.code in CLOUDFLARE else nginx_page(fault.code)
+        return HTMLResponse(page, status_code=fault.code, headers=dict(fault.headers))
     description = fault.message or _DESCRIPTIONS.get(fault.code) or HTTPStatus(fault.code).phrase
     return _envelope(ApiError(fault.code, description).payload(), fault.code, dict(fault.headers))
+
+
+#: Cloudflare's own 5xx, answered by a relay in front of the Bot API (a Worker set as the bot's base URL) with its page
+#: (developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors/)
+CLOUDFLARE = {520: "Web server is returning an unknown error", 521: "Web server is down",
+              522: "Connection timed out", 523: "Origin is unreachable", 524: "A timeout occurred",
+              525: "SSL handshake failed", 526: "Invalid SSL certificate"}
+
+
+def cloudflare_page(status: int) -> str:
+    """Cloudflare's error page, shortened: its title names the host and the error ('api.assembla.com | 524: A timeout
+    occurred', as pasted by users hitting it), its body what happened."""
+    what = CLOUDFLARE[status]
+    return (f"<!DOCTYPE html>\n<html class=\"no-js\" lang=\"en-US\">\n<head>\n<title>tg-relay.example.workers.dev | "
+            f"{status}: {what}</title>\n<meta charset=\"UTF-8\" />\n</head>\n<body><h1>Error {status}</h1><h2>{what}"
+            "</h2><p>Cloudflare Ray ID: 6e38aaae2b924b8c • Performance &amp; security by Cloudflare</p></body>\n"
+            "</html>\n")
 
 
 def _too_old(message: dict[str, Any]) -> bool:

@@ -43,8 +43,12 @@ def _with_buttons(params: dict) -> bool:
     return bool(params.get("reply_markup"))
 
 
+# 524: Cloudflare's page from a relay set as the bot's base URL (a Worker where Telegram is blocked): it reached the
+# origin and gave up waiting ("The connection to the origin web server was made, but the origin web server timed out
+# before responding", Cloudflare's 524 page) — the fake carries the call out, then answers that page
 @pytest.mark.parametrize("lost", [Fault.drop_midstream(), Fault.hang_before_headers(), Fault.status(504, html=True),
-                                  Fault.status(504)], ids=["reset", "read_timeout", "504_nginx_page", "504_json"])
+                                  Fault.status(504), Fault.status(524, html=True)],
+                         ids=["reset", "read_timeout", "504_nginx_page", "504_json", "524_cloudflare_relay"])
 async def test_a_final_message_whose_answer_was_lost_is_not_sent_twice(tmp_path, tg: TelegramServer, long_llm,
                                                                        caplog, lost):
     """The final part of a long answer (the message with 👍/👎) reaches Telegram, its answer is lost: it was sent
@@ -94,8 +98,10 @@ def _raised(error: type[NetworkError], cause: Exception) -> NetworkError:
     (FrontError(502, "Bad Gateway"), False),  # the front could not hand it on
     (FrontError(503, "Service Unavailable"), False),
     (FrontError(504, "Gateway Time-out"), True),  # handed on, the front gave up waiting: it may be in the chat
+    (FrontError(522, "Connection timed out"), False),  # a Cloudflare relay that never reached the origin
+    (FrontError(524, "A timeout occurred"), True),  # one that reached it and gave up waiting
 ], ids=["read_timeout", "dropped", "reset", "connect_timeout", "refused", "pool", "502", "front_502", "front_503",
-        "front_504"])
+        "front_504", "cloudflare_522", "cloudflare_524"])
 def test_which_failures_may_have_reached_telegram(error, maybe):
     assert maybe_sent(error) is maybe
 
@@ -116,15 +122,19 @@ async def test_a_commands_reply_is_sent_again_only_when_telegram_did_not_take_it
     assert [c.ok for c in sent] == [False, True, True], [(c.ok, c.error) for c in sent]  # the 502, its retry, once
 
 
-async def test_a_reply_refused_by_nginxs_502_page_is_sent_again_without_an_error_logged(tmp_path, tg, llm, caplog):
+# 522: a Cloudflare relay in front (telegram.base_url on a Worker) that could not reach the origin — its own page
+@pytest.mark.parametrize("status", [502, 522], ids=["nginx_502", "cloudflare_522"])
+async def test_a_reply_refused_by_a_fronts_page_is_sent_again_without_an_error_logged(tmp_path, tg, llm, caplog,
+                                                                                      status):
     """Telegram's front answers a down Bot API with nginx's own HTML page (php-telegram-bot/core#353: '<title>502
     Bad Gateway</title> … nginx'). python-telegram-bot logged the whole page with a traceback at ERROR ('Can not load
     invalid JSON data') and put it in the error's text (releases before 22: a bare 'Invalid server response', and the
-    reply lost). Now it is the front's 502: nothing was done, the reply is sent again, nothing logged as an error."""
+    reply lost). Now it is the front's 502: nothing was done, the reply is sent again, nothing logged as an error.
+    Cloudflare's 52x pages (a relay in front) were still logged so."""
     config = bot_config(tmp_path, tg, llm)
     caplog.set_level(logging.INFO)
     async with running_bot(config, tg):
-        tg.push(Fault.status(502, html=True))  # the next call that can fail: /help's reply
+        tg.push(Fault.status(status, html=True))  # the next call that can fail: /help's reply
         tg.push_message(ALICE, text="/help")
         await eventually(lambda: any("/agent NAME" in r for r in replies_to(tg, ALICE)), timeout=10)
     sent = [c for c in tg.calls_to("sendMessage") if c.chat_id == ALICE and "/agent NAME" in (c.text or "")]

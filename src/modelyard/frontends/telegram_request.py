@@ -22,6 +22,12 @@ Boolean field 'ok'"). python-telegram-bot turned such a 403 into ``Forbidden`` �
 finished answer was dropped for good (a 401 or 404 page into ``InvalidToken``: the bot stopped as if the token were
 revoked). :class:`ProxyRefusal` makes it an outage: the answer is kept and tried again, and the log says to check the
 proxy.
+
+Likewise any other 5xx page that is not the envelope: a relay in front (``telegram.base_url`` on a Cloudflare Worker,
+where Telegram is blocked) answers 520–526 with Cloudflare's page (``<title>… | 524: A timeout occurred</title>``),
+which python-telegram-bot logged whole with a traceback. Cloudflare's 524 says the relay reached the origin and gave up
+waiting for its answer ("The connection to the origin web server was made, but the origin web server timed out before
+responding"): handed on, like a 504 — sent again, the message showed twice.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from telegram.request import HTTPXRequest
 
 #: statuses the front answers for the Bot API behind it
 FRONT_STATUSES = frozenset({HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT})
+#: a front's statuses for a request it handed on and stopped waiting for: nginx's 504, Cloudflare's 524
+HANDED_ON = frozenset({HTTPStatus.GATEWAY_TIMEOUT, 524})
 _TITLE = re.compile(rb"<title>\s*(?:\d{3}\s+)?([^<]{1,80}?)\s*</title>", re.IGNORECASE)
 
 
@@ -48,8 +56,8 @@ class FrontError(NetworkError):
 
     @property
     def handed_on(self) -> bool:
-        """The front passed the request on and stopped waiting (504): it may have been carried out."""
-        return self.status == HTTPStatus.GATEWAY_TIMEOUT
+        """The front passed the request on and stopped waiting (504, 524): it may have been carried out."""
+        return self.status in HANDED_ON
 
 
 class ProxyRefusal(FrontError):
@@ -86,7 +94,10 @@ def _description(status: int, payload: bytes) -> str:
     title = _TITLE.search(payload)
     if title is not None:
         return title.group(1).decode("utf-8", "replace")
-    return HTTPStatus(status).phrase
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # Cloudflare's 52x are no standard status
+        return f"HTTP {status}"
 
 
 class FrontAwareRequest(HTTPXRequest):
@@ -95,7 +106,7 @@ class FrontAwareRequest(HTTPXRequest):
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(*args, **kwargs)
-        if code in FRONT_STATUSES:
+        if code in FRONT_STATUSES or (code >= 500 and not _from_bot_api(payload)):
             raise FrontError(code, _description(code, payload))
         if 400 <= code < 500 and not _from_bot_api(payload):
             raise ProxyRefusal(code, _description(code, payload))
