@@ -59,6 +59,10 @@ def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path) -> None
         time.sleep(delay)  # the interpreter is up, the CLI's imports are not done
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
+        if proc.returncode == 1 and "Fatal Python error: init_import_site" in stderr:
+            # the signal came before the interpreter had started (it was importing `site`, at load ~11 0.1 s was
+            # not enough): CPython's own traceback, no line of modelyard run yet — not the moment this is about
+            continue
         assert "Traceback" not in stderr, stderr
         if proc.returncode == 0 and not stderr:  # done before the signal came (a fast machine, the last delay)
             continue

@@ -538,7 +538,14 @@ def test_an_ollama_model_named_as_litellm_names_it_says_the_name_to_write(tmp_pa
     ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\nport: 8080\n",
      "x.yaml:5: port: unknown key 'port' (a setting of gateway, not of the top level: move it there)"),
     ("models:\n  a: {provider: ollama, model: x}\ntimeouts:\n  first_token: 120\nagents:\n  chat: {primary: a}\n",
-     "x.yaml:3: timeouts: unknown key 'timeouts' (a setting of defaults or agents.NAME, not of the top level"),
+     "x.yaml:3: timeouts: unknown key 'timeouts' (a setting of defaults, agents.NAME or models.NAME, not of the "
+     "top level: move it there)"),
+    # a timeout written straight under the agent or defaults belongs in that section's own timeouts:
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat:\n    primary: a\n    first_token: 120\n",
+     "x.yaml:6: agents.chat.first_token: unknown key 'first_token' (a setting of agents.chat.timeouts, not of "
+     "agents.chat: move it there)"),
+    ("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\ndefaults:\n  connect: 5\n",
+     "x.yaml:6: defaults.connect: unknown key 'connect' (a setting of defaults.timeouts, not of defaults: move it"),
 ])
 def test_a_setting_in_another_section_names_the_section(tmp_path: Path, text: str, said: str) -> None:
     """A key valid one section over — an agent's `fallbacks:` under the model (LiteLLM lists fallbacks beside

@@ -323,7 +323,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
 
     async def go() -> None:
         console.print(f"[bold]modelyard chat[/] — talking to [cyan]{session.agent or 'auto (orchestrator)'}[/]. "
-                      "/agent NAME to switch, /quit to leave.")
+                      "/agent NAME to switch, /quit to leave.", highlight=False)
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
         reader = LineReader()
@@ -334,8 +334,12 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
             while True:
                 try:
                     line = (await reader.read(f"[bold cyan]{session.agent or AUTO}>[/] ")).strip()
-                except EOFError:
+                except EOFError:  # Ctrl-D: the shell's prompt on a line of its own, not after 'chat> '
+                    console.print()
                     break
+                except asyncio.CancelledError:  # Ctrl-C at the prompt: 'interrupted' on a line of its own, not
+                    console.print()             # after the prompt ("chat> ^Cinterrupted")
+                    raise
                 if not line:
                     continue
                 if line in ("/quit", "/exit"):

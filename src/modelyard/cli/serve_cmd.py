@@ -4,6 +4,7 @@ daemon: front-ends on this machine borrow its limits, and it runs the Telegram b
 from __future__ import annotations
 
 import signal
+from enum import StrEnum
 from types import FrameType
 from typing import Annotated
 
@@ -12,6 +13,18 @@ import typer
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, state_accepts_or_exit
 from modelyard.config import Config
 from modelyard.ledger.store import LogUnavailable
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels (its ``LOG_LEVELS``): a name outside them became a KeyError traceback after the gateway
+    had already said where it listens."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
 
 
 def telegram_token_for(cfg: Config, wanted: bool | None) -> str | None:
@@ -36,7 +49,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (default: gateway.host, 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: gateway.port, 8765)", min=1, max=65535)] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request")] = True,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, metavar="LEVEL", help=(
+        "How much the server logs: critical, error, warning, info, debug or trace"))] = LogLevel.INFO,
     keep_warm: Annotated[bool, typer.Option(help="Load local models at start and keep them loaded")] = True,
     telegram: Annotated[bool | None, typer.Option(
         "--telegram/--no-telegram", show_default="on when the config has a telegram section and its token is set",
@@ -55,7 +69,7 @@ def serve(
     # was there before it: make that an exit with the conventional status (143 / 130), not a traceback
     previous = signal.signal(signal.SIGTERM, _exit_terminated)
     try:
-        run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level,
+        run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level.value,
                    keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False),
                    telegram_token=token)
     except (InsecureBind, PortTaken) as exc:

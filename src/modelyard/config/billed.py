@@ -35,3 +35,18 @@ def billed_endpoint(endpoint: str | None) -> bool:
     except ValueError:
         return False
     return any(host == h or host.endswith("." + h) for h in BILLED_HOSTS)
+
+
+#: a paid API's own key variable (the one its SDK and docs read), by the service and its documented
+#: OpenAI-compatible base URL: a model named with one of these keys and no endpoint meant that API, not a server here
+KEY_SERVICES = {
+    "OPENAI_API_KEY": ("OpenAI", "https://api.openai.com/v1"),
+    "OPENROUTER_API_KEY": ("OpenRouter", "https://openrouter.ai/api/v1"),
+    "GROQ_API_KEY": ("Groq", "https://api.groq.com/openai/v1"),
+    "TOGETHER_API_KEY": ("Together", "https://api.together.xyz/v1"),
+    "DEEPSEEK_API_KEY": ("DeepSeek", "https://api.deepseek.com"),
+    "MISTRAL_API_KEY": ("Mistral", "https://api.mistral.ai/v1"),
+    "GEMINI_API_KEY": ("Gemini", "https://generativelanguage.googleapis.com/v1beta/openai"),
+    "XAI_API_KEY": ("xAI", "https://api.x.ai/v1"),
+    "FIREWORKS_API_KEY": ("Fireworks", "https://api.fireworks.ai/inference/v1"),
+}

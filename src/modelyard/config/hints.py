@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import cache
+from typing import Any
+
+import yaml
+
+from modelyard.paths import example_file
 
 
 class Unit(StrEnum):
@@ -162,3 +168,34 @@ def invisible_character(text: str) -> tuple[int, str] | None:
                 return number, (f"{name} in {where}, as copied from a web page or a chat: YAML does not read it as "
                                 f"a space; delete it and retype the line's spaces")
     return None
+
+
+#: the shipped configs, whose agents a first config is most often copied from
+_SHIPPED = ("default.yaml", "reference-mac64.yaml")
+#: the settings that say what a model is and where: enough to write the entry, nothing tuned to one machine
+_ENTRY_KEYS = ("provider", "model", "endpoint", "api_key_env")
+
+
+@cache
+def _shipped_models() -> dict[str, dict[str, Any]]:
+    models: dict[str, dict[str, Any]] = {}
+    for name in _SHIPPED:
+        try:
+            data = yaml.safe_load(example_file(name).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):  # a trimmed install: no entry to offer, the rest of the message stands
+            continue
+        for model, settings in (data.get("models") or {}).items():
+            models.setdefault(str(model), settings)
+    return models
+
+
+def undefined_model(name: str) -> str:
+    """What to do about a chain's model that ``models:`` does not define: the shipped configs' entry for it when an
+    agent was copied from one (`fallbacks: [claude-haiku]`), else to define it or take it out. It said only the
+    configured models, which read as if the chain were to change."""
+    shipped = _shipped_models().get(name)
+    if shipped:
+        entry = ", ".join(f"{key}: {shipped[key]}" for key in _ENTRY_KEYS if shipped.get(key) is not None)
+        return (f": add it under 'models:' as the shipped configs define it — {name}: {{{entry}}} — or take it out "
+                f"of the chain")
+    return ": define it under 'models:' (its provider and model), or take it out of the chain"

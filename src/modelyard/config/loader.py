@@ -18,7 +18,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelyard.config.hints import foreign_file, invisible_character, number_to_write
+from modelyard.config.hints import foreign_file, invisible_character, number_to_write, undefined_model
 from modelyard.config.names import did_you_mean
 from modelyard.config.schema import ENV_REFERENCE, Config
 from modelyard.errors import ConfigError
@@ -227,11 +227,18 @@ def _places(annotation: Any, key: str, at: tuple[str, ...] = (), depth: int = 3)
 
 
 def _elsewhere(root: type[BaseModel], loc: Loc) -> str:
-    """' (a setting of agents.NAME: …)' for a key that belongs to another section than the one it is in, else ''."""
-    places = [p for p in _places(root, str(loc[-1])) if p != tuple(str(x) for x in loc[:-1])]
+    """' (a setting of agents.NAME: …)' for a key that belongs to another section than the one it is in, else ''.
+    A place inside the key's own section is named alone and by its real names (`first_token:` right under
+    agents.chat goes in agents.chat.timeouts); otherwise every place is named — it named the first two, so a
+    top-level `timeouts:` never heard of models.NAME."""
+    here = tuple(str(x) for x in loc[:-1])
+    places = [p for p in _places(root, str(loc[-1])) if p != here]
     if not places:
         return ""
-    said = " or ".join(".".join(p) if p else "the top level" for p in places[:2])
+    inside = [(*here, *p[len(here):]) for p in places
+              if here and len(p) > len(here) and all(a in (b, "NAME") for a, b in zip(p, here, strict=False))]
+    named = [".".join(p) if p else "the top level" for p in (inside[:1] or places)]
+    said = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} or {named[-1]}"
     return f" (a setting of {said}, not of {dotted(loc[:-1]) or 'the top level'}: move it there)"
 
 
@@ -456,7 +463,8 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
                 named = [n for n, m in config.models.items() if m.model == model]  # the provider's id, not ours
                 yield loc, f"unknown model '{model}' (configured models: {known})" + (
                     f"; '{model}' is the provider's id of '{named[0]}': a chain names the entry under "
-                    f"models:, write '{named[0]}'" if named else did_you_mean(model, config.models))
+                    f"models:, write '{named[0]}'" if named else did_you_mean(model, config.models)
+                    or undefined_model(model))
             elif model in seen:
                 yield loc, f"model '{model}' appears twice in the chain of '{name}' (a cycle)"
             seen.add(model)

@@ -18,7 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modelyard import registry
 from modelyard.config import dburl
-from modelyard.config.billed import billed_endpoint
+from modelyard.config.billed import KEY_SERVICES, billed_endpoint
 
 Capability = Literal["tools", "thinking", "json", "vision"]
 
@@ -347,6 +347,19 @@ class ModelConfig(Strict):
                 if base.endswith(tail):
                     object.__setattr__(self, "endpoint", base.removesuffix(tail))
                     break
+        return self
+
+    @model_validator(mode="after")
+    def _a_paid_apis_key_names_its_endpoint(self) -> ModelConfig:
+        # `provider: openai, model: gpt-4o, api_key_env: OPENAI_API_KEY` (the OpenAI SDK's, LiteLLM's and aider's
+        # way: no base URL means OpenAI's) loaded as a local model, free, and sent that key to whatever listens on
+        # this machine's 127.0.0.1:8080 — the endpoint an OpenAI-compatible model without one is asked at
+        if self.provider == "openai" and self.endpoint is None and self.api_key_env in KEY_SERVICES:
+            service, url = KEY_SERVICES[self.api_key_env]
+            raise PydanticCustomError(
+                "endpoint_for_key", "no endpoint: provider: openai without one asks a server on this machine "
+                "(http://127.0.0.1:8080, llama-server's address), and {variable} is {service}'s key — to reach "
+                "{service}, write endpoint: {url}", {"variable": self.api_key_env, "service": service, "url": url})
         return self
 
     @field_validator("provider")

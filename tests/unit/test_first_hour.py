@@ -1,0 +1,120 @@
+"""A newcomer's first hour, walked through the real CLI: a config adapted from another tool's habits, a chain copied
+from the shipped configs, a `serve` option typed as another tool takes it. Each answer names the file, the line and
+the key, says what to write, exits 2 and shows no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config.loader import load_config
+from modelyard.paths import example_file
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "my.yaml"
+    path.write_text(text + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    return path
+
+
+def refused(out, *words: str) -> str:
+    """A bad-input error: exit 2, every word in it, no traceback."""
+    assert out.exit_code == 2, out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    assert "Traceback" not in out.output
+    for word in words:
+        assert word in out.output, out.output
+    return str(out.output)
+
+
+# --- provider: openai with a paid API's key and no endpoint -------------------------------------------------------
+
+@pytest.mark.parametrize(("variable", "service", "url"), [
+    ("OPENAI_API_KEY", "OpenAI", "https://api.openai.com/v1"),  # platform.openai.com API reference
+    ("OPENROUTER_API_KEY", "OpenRouter", "https://openrouter.ai/api/v1"),  # openrouter.ai/docs quickstart
+    ("GROQ_API_KEY", "Groq", "https://api.groq.com/openai/v1"),  # console.groq.com/docs/openai
+])
+def test_a_paid_apis_key_without_its_endpoint_names_the_endpoint(tmp_path: Path, variable: str, service: str,
+                                                                 url: str) -> None:
+    """`provider: openai, model: gpt-4o, api_key_env: OPENAI_API_KEY` is how the OpenAI SDK, LiteLLM and aider are
+    configured: no base URL means OpenAI's (api7/aisix#1018 makes the same fallback, keyed on the vendor; the
+    OpenAI SDK's `base_url` defaults to https://api.openai.com/v1). Here no endpoint is a server on this machine
+    (providers/openai.py DEFAULT_ENDPOINT): it loaded as a *local*, free model and sent the key to 127.0.0.1:8080."""
+    config = write(tmp_path, f"models:\n  gpt:\n    provider: openai\n    model: gpt-4o\n    api_key_env: {variable}\n"
+                             "agents:\n  chat: {primary: gpt}\n")
+    said = refused(CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], env={variable: "sk-x"}),
+                   "my.yaml:2: models.gpt: no endpoint", f"{variable} is {service}'s key",
+                   f"write endpoint: {url}")
+    assert "sk-x" not in said
+    config.write_text(config.read_text().replace("    api_key_env:", f"    endpoint: {url}\n    api_key_env:"))
+    assert load_config(config).models["gpt"].billed  # written so, it is the paid API it is
+    # llama-server started with `--api-key` on its default port: a key of one's own, no endpoint — that is the
+    # server on this machine, and stays so
+    config.write_text(config.read_text().replace(f"    endpoint: {url}\n", "").replace(variable, "LLAMA_KEY"))
+    assert load_config(config).models["gpt"].is_local
+
+
+def test_the_endpoint_said_is_where_a_model_without_one_goes() -> None:
+    """The refusal says where the request would have gone: the OpenAI-compatible provider's own default."""
+    from modelyard.config.schema import ModelConfig
+    from modelyard.providers.openai import DEFAULT_ENDPOINT
+
+    with pytest.raises(ValueError, match=f"asks a server on this machine \\({DEFAULT_ENDPOINT},"):
+        ModelConfig.model_validate({"provider": "openai", "model": "gpt-4o", "api_key_env": "OPENAI_API_KEY"})
+
+
+# --- a chain naming a model no section defines ---------------------------------------------------------------------
+
+def test_a_model_copied_from_a_shipped_config_says_its_entry(tmp_path: Path) -> None:
+    """An agent copied from the default config (`fallbacks: [claude-haiku]`) into a config of one's own models:
+    it said only "unknown model 'claude-haiku' (configured models: local)", which reads as if the chain had to
+    change; the entry to add is the shipped one (examples/default.yaml)."""
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: 'qwen3:8b'}\n"
+                             "agents:\n  writer: {primary: local, fallbacks: [claude-haiku]}\n")
+    refused(CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"]),
+            "my.yaml:4: agents.writer.fallbacks.0: unknown model 'claude-haiku' (configured models: local): add it "
+            "under 'models:' as the shipped configs define it — claude-haiku: {provider: anthropic, model: "
+            "claude-haiku-4-5, api_key_env: ANTHROPIC_API_KEY} — or take it out of the chain")
+    shipped = example_file("default.yaml").read_text()
+    assert "claude-haiku:\n    provider: anthropic\n    model: claude-haiku-4-5" in shipped  # the entry said is it
+
+
+def test_a_model_no_config_knows_says_to_define_it_or_drop_it(tmp_path: Path) -> None:
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: 'qwen3:8b'}\n"
+                             "agents:\n  chat:\n    primary: local\n    fallbacks: [mixtral-big]\n")
+    said = refused(CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"]),
+                   "my.yaml:6: agents.chat.fallbacks.0: unknown model 'mixtral-big' (configured models: local): "
+                   "define it under 'models:' (its provider and model), or take it out of the chain")
+    assert "did you mean" not in said
+    # a typo of a configured model keeps its one hint: the nearest name, not an entry to add
+    config.write_text(config.read_text().replace("mixtral-big", "locl"))
+    said = refused(CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"]),
+                   "unknown model 'locl' (configured models: local) (did you mean 'local'?)")
+    assert "take it out" not in said
+
+
+# --- serve's options ------------------------------------------------------------------------------------------------
+
+def test_serve_refuses_an_unknown_log_level_before_starting(tmp_path: Path) -> None:
+    """`serve --log-level loud` (or `warn`, as Python's logging spells it) said where the gateway listens and then
+    ended in uvicorn's KeyError traceback; the levels are uvicorn's LOG_LEVELS, listed in --help."""
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                             "agents:\n  chat: {primary: local}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "serve", "--no-keep-warm", "--port", "1",
+                                   "--log-level", "loud"], env={"COLUMNS": "200"})
+    said = refused(out, "'loud' is not one of 'critical', 'error', 'warning', 'info', 'debug', 'trace'")
+    assert "modelyard gateway on" not in said
+    helped = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert "critical, error, warning, info, debug or trace" in helped.output
+
+
+def test_serve_log_levels_are_uvicorns() -> None:
+    """The choices offered are exactly the names uvicorn takes (a level it lacks would be its KeyError again)."""
+    from uvicorn.config import LOG_LEVELS
+
+    from modelyard.cli.serve_cmd import LogLevel
+
+    assert {level.value for level in LogLevel} == set(LOG_LEVELS)
