@@ -217,3 +217,28 @@ def test_an_image_asked_of_the_ollama_api_is_refused_by_name(gateway, fakes, ext
         client._client.close()
     assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: image generation"), err.value.error
     assert not any(f.requests for f in fakes)
+
+
+def test_a_plain_text_document_is_read_as_its_text(claude, fakes):
+    """The AI SDK's Anthropic provider sends a text/plain file as a document block (vercel/ai packages/anthropic/src/
+    convert-to-anthropic-messages-prompt.ts: ``source: {type: "text", media_type: "text/plain", data}``, ``title``:
+    the file's name; Anthropic's "content" source holds text blocks). It was a 400 "'document' blocks are not
+    supported here"; the model now reads the text, apart from the question around it."""
+    claude.messages.create(model="coder", max_tokens=50, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Summarise:"},
+        {"type": "document", "title": "notes.txt", "cache_control": {"type": "ephemeral"},
+         "source": {"type": "text", "media_type": "text/plain", "data": "line one\nline two"}},
+        {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "chunk A"}]}},
+        {"type": "text", "text": "Briefly."}]}])
+    sent = fakes[0].last_request.json["messages"][-1]
+    assert sent["content"] == "Summarise:\n\nnotes.txt\n\nline one\nline two\n\nchunk A\n\nBriefly.", sent
+
+
+def test_a_pdf_document_is_refused_naming_its_source(claude, fakes):
+    with pytest.raises(anthropic.BadRequestError) as err:
+        claude.messages.create(model="coder", max_tokens=50, messages=[{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}},
+            {"type": "text", "text": "Summarise"}]}])
+    error = err.value.body["error"]
+    assert error["param"] == "messages[0].content[0].source" and "only plain-text documents" in error["message"]
+    assert not any(f.requests for f in fakes)

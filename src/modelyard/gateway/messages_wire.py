@@ -8,9 +8,9 @@ what it refuses with a 400 naming the field:
 
 - ``system`` (a string or text blocks), ``messages`` (``user``, ``assistant``, and ``system`` mid-conversation,
   as Claude Code sends them) whose content is a string or blocks: ``text``,
-  ``tool_use`` (assistant), ``tool_result`` (user; its content a string or text blocks); ``thinking``
-  and ``redacted_thinking`` blocks are skipped (another model's reasoning is never passed on);
-  images, documents and other blocks are refused.
+  ``tool_use`` (assistant), ``tool_result`` (user; its content a string or text blocks), plain-text ``document``
+  blocks (user; read as their text); ``thinking`` and ``redacted_thinking`` blocks are skipped (another model's
+  reasoning is never passed on); images, PDF/URL/file documents and other blocks are refused.
 - ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
   (a JSON schema the answer must follow, constrained where the provider can; ``output_format``, its beta name,
   too), custom ``tools`` (``input_schema``),
@@ -157,6 +157,26 @@ def _tool_result_text(block: dict[str, Any], where: str) -> str:
     return "".join(parts)
 
 
+def _document_text(block: dict[str, Any], where: str) -> str:
+    """A plain-text document as the text it carries, its title and context first. The AI SDK's Anthropic provider
+    sends a text/plain file so (vercel/ai packages/anthropic/src/convert-to-anthropic-messages-prompt.ts: ``source:
+    {type: "text", media_type: "text/plain", data}``, ``title``: the file's name); a ``content`` source holds text
+    blocks. PDFs, URLs and uploaded files are refused: nothing here reads them."""
+    source = block.get("source")
+    kind = source.get("type") if isinstance(source, dict) else None
+    if kind == "text" and isinstance(source, dict) and isinstance(source.get("data"), str):
+        body = source["data"]
+    elif kind == "content" and isinstance(source, dict):
+        content = source.get("content")
+        body = content if isinstance(content, str) else "".join(
+            _text(b, f"{where}.source.content[{j}]") for j, b in enumerate(_blocks(content, f"{where}.source.content")))
+    else:
+        raise BadRequest(f"{where}.source: only plain-text documents are read here (source type 'text' or 'content', "
+                         f"got {kind!r}): a PDF, a URL or an uploaded file is not supported", f"{where}.source")
+    heading = [part for part in (block.get("title"), block.get("context")) if isinstance(part, str) and part]
+    return "\n\n".join([*heading, body])
+
+
 def _tool_input(block: dict[str, Any], where: str) -> dict[str, Any]:
     value = block.get("input", {})
     if not isinstance(value, dict):
@@ -186,10 +206,15 @@ def _messages(body: MessagesBody) -> list[Message]:
             continue
         text: list[str] = []
         calls: list[ToolCall] = []
+        prior = ""
         for j, block in enumerate(_blocks(item["content"], f"{where}.content")):
             at, kind = f"{where}.content[{j}]", block["type"]
+            apart = "\n\n" if text and "document" in (kind, prior) else ""  # a document apart from the text around
+            prior = kind
             if kind == "text":
-                text.append(_text(block, at))
+                text.append(apart + _text(block, at))
+            elif kind == "document" and role == "user":  # was "'document' blocks are not supported here"
+                text.append(apart + _document_text(block, at))
             elif kind == "tool_use" and role == "assistant":
                 name, call_id = block.get("name"), block.get("id")
                 if not isinstance(name, str) or not isinstance(call_id, str) or not call_id:
