@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.gateway.responses_wire import ResponsesBody
+from modelyard.gateway.text_completions_wire import CompletionBody
 from modelyard.gateway.wire import ChatCompletionBody
 
 _REF = "#/components/schemas/{model}"
@@ -48,6 +49,12 @@ _COMPLETION = {
                    "model": {"type": "string"}, "choices": {"type": "array", "items": {"type": "object"}},
                    "usage": {"type": "object"}},
 }
+_TEXT_COMPLETION = {
+    "type": "object", "required": ["id", "object", "created", "model", "choices"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
+                   "model": {"type": "string"}, "choices": {"type": "array", "items": {"type": "object"}},
+                   "usage": {"type": "object"}},
+}
 _RESPONSE = {
     "type": "object", "required": ["id", "object", "created_at", "model", "status", "output"],
     "properties": {"id": {"type": "string"}, "object": {"const": "response"}, "created_at": {"type": "integer"},
@@ -64,8 +71,11 @@ _MODEL = {
 def openapi_document() -> dict[str, Any]:
     body = ChatCompletionBody.model_json_schema(ref_template=_REF)
     responses_body = ResponsesBody.model_json_schema(ref_template=_REF)
-    schemas = {**body.pop("$defs", {}), **responses_body.pop("$defs", {}), "ChatCompletionBody": body,
-               "ResponsesBody": responses_body, "Error": _ERROR, "ChatCompletion": _COMPLETION, "Response": _RESPONSE,
+    completion_body = CompletionBody.model_json_schema(ref_template=_REF)
+    schemas = {**body.pop("$defs", {}), **responses_body.pop("$defs", {}), **completion_body.pop("$defs", {}),
+               "ChatCompletionBody": body, "ResponsesBody": responses_body, "CompletionBody": completion_body,
+               "Error": _ERROR, "ChatCompletion": _COMPLETION, "Response": _RESPONSE,
+               "TextCompletion": _TEXT_COMPLETION,
                "Model": _MODEL,
                "ModelList": {"type": "object", "required": ["object", "data"], "properties": {
                    "object": {"const": "list"},
@@ -79,7 +89,8 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelyard gateway", "version": "1",
-                 "description": "OpenAI-compatible chat completions and responses routed through modelyard agents."},
+                 "description": "OpenAI-compatible chat completions, responses and text completions routed through "
+                                "modelyard agents."},
         "paths": {
             "/v1/chat/completions": {"post": {
                 "operationId": "createChatCompletion",
@@ -102,6 +113,20 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}},
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid or asks for what the gateway does not do; param names it"),
+                    "404": _error("no agent or model has that name"),
+                    "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
+                    "413": _error("the body is larger than gateway.max_request_mb"),
+                    **_EXHAUSTED,
+                    **_AUTH_ERRORS}}},
+            "/v1/completions": {"post": {
+                "operationId": "createCompletion",
+                "requestBody": {"required": True, **_json("CompletionBody")},
+                "responses": {
+                    "200": {"description": "the text completion (JSON, or server-sent events when stream is true)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TextCompletion"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": _error("the body is not valid or asks for what the gateway does not do (token arrays, "
+                                  "several prompts, n or best_of above 1, logprobs); param names it"),
                     "404": _error("no agent or model has that name"),
                     "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
                     "413": _error("the body is larger than gateway.max_request_mb"),

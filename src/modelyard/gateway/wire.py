@@ -10,7 +10,7 @@ honoured at the gateway (``stops.py``): the text ends before the first stop sequ
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -105,7 +105,24 @@ class ResponseFormat(_In):
         return self.json_schema.schema_ if self.type == "json_schema" and self.json_schema else None
 
 
-class ChatCompletionBody(_In):
+class StopsAndUsage:
+    """``stop`` and ``stream_options.include_usage`` as chat and text completions read them. The fields are each
+    body's own (declared here for type checkers only: a pydantic base would put them first in its fields)."""
+
+    if TYPE_CHECKING:
+        stop: str | list[str] | None
+        stream_options: StreamOptions | None
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else self.stop or []
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionBody(_In, StopsAndUsage):
     model: str = Field(min_length=1)
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool | None = False  # null: the default, as the spec says (clients send their unset fields)
@@ -128,14 +145,6 @@ class ChatCompletionBody(_In):
     modalities: list[str] | None = None  # ["text", "audio"] asks for a spoken answer (message.audio)
     audio: dict[str, Any] | None = None  # its voice and format
     web_search_options: dict[str, Any] | None = None  # OpenAI's search models' hosted web search
-
-    @property
-    def stop_sequences(self) -> list[str]:
-        return [self.stop] if isinstance(self.stop, str) else self.stop or []
-
-    @property
-    def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
 
 
 def parse_body(raw: bytes) -> ChatCompletionBody:

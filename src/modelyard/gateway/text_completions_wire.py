@@ -1,0 +1,163 @@
+"""OpenAI's legacy text completions wire format (``POST /v1/completions``): a ``prompt`` (and a ``suffix``)
+in, a provider-neutral :class:`ChatRequest` out; answers out as ``text_completion`` objects, whole or as SSE
+chunks ending ``data: [DONE]``.
+
+The shapes follow OpenAI's API reference for "Create completion" and the ``openai`` SDK's types
+(``openai.types.Completion``, ``CompletionChoice``, ``CompletionCreateParams``; as summarised at
+https://tessl.io/registry/tessl/pypi-openai/2.11.0/files/docs/completions.md): ``model``, ``prompt`` (a string,
+a list of strings, a token array or a list of token arrays), ``suffix``, ``max_tokens``, ``temperature``,
+``top_p``, ``stop``, ``stream``, ``stream_options``, ``echo``, ``logprobs``, ``n``, ``best_of``, ``seed``,
+``user``, ``frequency_penalty``, ``presence_penalty``, ``logit_bias``; the answer ``{"id", "object":
+"text_completion", "created", "model", "choices": [{"text", "index", "logprobs", "finish_reason"}], "usage"}``.
+
+What this gateway does with them (a request asking for what it cannot do gets a 400 naming the field, never
+a silent approximation):
+
+- ``prompt``: a string, or a list holding one string. A token array is refused (the models behind the gateway
+  have different tokenizers: ids mean nothing across a chain), and so is a batch of several prompts (one
+  answer per request). Every provider is spoken to through its chat API, so the prompt reaches the model as
+  the user's message; with a ``suffix`` (fill-in-the-middle) as an instruction and the text with a marker
+  where the gap is (``fill_in.py``) — how good the middle is depends on the model.
+- ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
+  OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
+  the answer's text; ``stream_options.include_usage`` gives the usage chunk.
+- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``top_p``, ``seed``, ``user``, the penalties
+  and ``logit_bias`` are ignored, as the chat endpoint ignores them (a chain mixes APIs that take them differently).
+- A reasoning model's thinking is not part of a text completion and is left out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, WithJsonSchema
+
+from modelyard.gateway.fill_in import fill_in_messages
+from modelyard.gateway.wire import BadRequest, StopsAndUsage, StreamOptions, bad_body, usage_out
+from modelyard.types import ChatRequest, ChatResponse, Message, Usage
+
+#: the finish reasons a text completion may end with (``CompletionChoice.finish_reason``)
+STOP, LENGTH, CONTENT_FILTER = "stop", "length", "content_filter"
+
+
+# what the OpenAPI document (openapi.py) says is accepted; checked by hand (parse_completion_body), so a token array,
+# a batch or n=2 is refused naming what is not supported rather than with a type error
+_PROMPT_SCHEMA = WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {
+    "type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 1}]})
+_ONE_OR_NULL = WithJsonSchema({"anyOf": [{"const": 1}, {"type": "null"}]})
+_NULL_ONLY = WithJsonSchema({"type": "null"})
+
+
+class CompletionBody(BaseModel, StopsAndUsage):
+    """The fields this endpoint reads; any other is ignored (see the module's docstring)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    prompt: Annotated[str | list[Any], _PROMPT_SCHEMA]
+    suffix: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    stop: str | list[str] | None = None
+    stream: bool | None = False  # null: the default (clients send their unset fields)
+    stream_options: StreamOptions | None = None
+    echo: bool | None = False
+    logprobs: Annotated[int | None, _NULL_ONLY] = None
+    n: Annotated[int | None, _ONE_OR_NULL] = None
+    best_of: Annotated[int | None, _ONE_OR_NULL] = None
+    #: the prompt as one string, once checked (:func:`parse_completion_body`); no field of the request
+    _text: str = PrivateAttr("")
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+
+def parse_completion_body(raw: bytes) -> CompletionBody:
+    """Validate the JSON body; the error names the first offending field, or what is not supported."""
+    try:
+        body = CompletionBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise bad_body(exc) from None
+    body._text = _prompt_text(body.prompt)
+    if not body.text and not body.suffix:
+        raise BadRequest("prompt: empty; send the text to complete", "prompt")
+    for name, asked in (("n", body.n), ("best_of", body.best_of)):
+        if asked is not None and asked != 1:
+            raise BadRequest(f"{name}: one completion per request (got {asked}); several choices are not supported "
+                             f"by this gateway: leave out {name} or send 1, and send more requests for more", name)
+    if body.logprobs is not None:  # answered "logprobs": null, an evaluation harness would read no score
+        raise BadRequest("logprobs: log probabilities are not available through this gateway (its answers come from "
+                         "models and APIs that do not all give them); leave out logprobs", "logprobs")
+    return body
+
+
+def _prompt_text(prompt: str | list[Any]) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if not prompt:
+        raise BadRequest("prompt: empty list; send the text to complete", "prompt")
+    if all(isinstance(p, int) and not isinstance(p, bool) for p in prompt) or any(isinstance(p, list) for p in prompt):
+        raise BadRequest("prompt: token arrays are not supported (the models behind this gateway have different "
+                         "tokenizers); send the prompt as text", "prompt")
+    if not all(isinstance(p, str) for p in prompt):
+        raise BadRequest("prompt: expected a string or a list of strings", "prompt")
+    if len(prompt) > 1:
+        raise BadRequest(f"prompt: one prompt per request (got a list of {len(prompt)}); batches are not supported "
+                         "by this gateway: send each prompt as its own request", "prompt")
+    return str(prompt[0])
+
+
+def to_chat_request(body: CompletionBody) -> ChatRequest:
+    """The prompt as the user's message; with a suffix, the fill-in-the-middle instruction (``fill_in.py``)."""
+    messages = fill_in_messages(body.text, body.suffix) if body.suffix else [Message("user", body.text)]
+    return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature)
+
+
+# -- answers ---------------------------------------------------------------------------------
+
+
+def completion_finish(response: ChatResponse, stopped: bool) -> str:
+    """``stopped``: the text was cut at one of the client's stop sequences (``stop``, whatever the model did after)."""
+    if stopped:
+        return STOP
+    if response.truncated:
+        return LENGTH
+    if response.stop_reason in ("refusal", "content_filter"):
+        return CONTENT_FILTER
+    return STOP
+
+
+def _envelope(request_id: str, created: int, model: str) -> dict[str, Any]:
+    return {"id": f"cmpl-{request_id}", "object": "text_completion", "created": created, "model": model}
+
+
+def _choice(text: str, finish: str | None) -> dict[str, Any]:
+    return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
+
+
+def text_completion(request_id: str, created: int, model: str, text: str, finish: str,
+                    usage: Usage) -> dict[str, Any]:
+    """The whole answer as one ``text_completion`` object."""
+    return {**_envelope(request_id, created, model), "choices": [_choice(text, finish)], "usage": usage_out(usage)}
+
+
+class TextChunkWriter:
+    """One streamed answer as ``text_completion`` SSE events (the same object, a piece of text in each)."""
+
+    def __init__(self, request_id: str, created: int, model: str):
+        self._envelope = _envelope(request_id, created, model)
+
+    def _event(self, payload: dict[str, Any]) -> bytes:
+        return b"data: " + json.dumps({**self._envelope, **payload}).encode() + b"\n\n"
+
+    def text(self, text: str) -> bytes:
+        return self._event({"choices": [_choice(text, None)]})
+
+    def finish(self, finish: str) -> bytes:
+        return self._event({"choices": [_choice("", finish)]})
+
+    def usage(self, usage: Usage) -> bytes:
+        """``stream_options.include_usage``: a last chunk with no choices and the usage (as OpenAI sends it)."""
+        return self._event({"choices": [], "usage": usage_out(usage)})
