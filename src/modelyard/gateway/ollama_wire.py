@@ -11,8 +11,10 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
   ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
-  ``/api/generate``: ``prompt`` and ``system``. Images (in, or asked for: ``width``, ``height``, ``steps``),
-  ``suffix`` (fill-in-the-middle) and log probabilities (``logprobs``, ``top_logprobs``) are refused.
+  ``/api/generate``: ``prompt``, ``system`` and ``suffix`` (fill-in-the-middle: asked of the chat model as an
+  instruction and the text with a marker, ``fill_in.py``, as on ``/v1/completions``). Images (in, or asked for:
+  ``width``, ``height``, ``steps``) and log probabilities (``logprobs``, ``top_logprobs``) are refused, and
+  ``suffix`` beside ``messages`` (``/api/chat`` has no such field).
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
   ignored, as are ``raw`` and the deprecated ``context``.
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
@@ -29,6 +31,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modelyard.gateway.fill_in import fill_in_messages
 from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, no_logprobs
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
@@ -76,7 +79,7 @@ class OllamaBody(BaseModel):
     @property
     def loads_only(self) -> bool:
         """No conversation at all: Ollama's way of asking to load the model."""
-        return not self.messages and not self.prompt
+        return not self.messages and not self.prompt and not self.suffix
 
 
 def parse_ollama_body(raw: bytes) -> OllamaBody:
@@ -96,9 +99,8 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         # was a text answer to a client waiting for an image
         raise BadRequest(f"{asked}: image generation is not supported by this gateway (its models answer in text); "
                          "leave out width, height and steps", asked)
-    if body.suffix:  # code completion's fill-in-the-middle: a chat model asked without it would answer wrong
-        raise BadRequest("suffix: fill-in-the-middle is not supported by this gateway (its models are chat models)",
-                         "suffix")
+    if body.suffix and body.messages is not None:  # generate's field: ignored, the model would answer without it
+        raise BadRequest("suffix: fill-in-the-middle goes with a prompt (/api/generate), not with messages", "suffix")
     return body
 
 
@@ -131,6 +133,8 @@ def _messages(body: OllamaBody) -> list[Message]:
     if body.messages is None:
         if body.system:
             out.append(Message("system", body.system))
+        if body.suffix:
+            return out + fill_in_messages(body.prompt or "", body.suffix)
         if body.prompt:
             out.append(Message("user", body.prompt))
         return out
