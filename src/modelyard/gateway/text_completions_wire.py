@@ -34,7 +34,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, WithJsonSchema
 
 from modelyard.gateway.fill_in import fill_in_messages
-from modelyard.gateway.wire import BadRequest, StopsAndUsage, StreamOptions, bad_body, usage_out
+from modelyard.gateway.wire import BadRequest, StopsAndUsage, StreamOptions, bad_body, no_logprobs, usage_out
 from modelyard.types import ChatRequest, ChatResponse, Message, Usage
 
 #: the finish reasons a text completion may end with (``CompletionChoice.finish_reason``)
@@ -88,8 +88,7 @@ def parse_completion_body(raw: bytes) -> CompletionBody:
             raise BadRequest(f"{name}: one completion per request (got {asked}); several choices are not supported "
                              f"by this gateway: leave out {name} or send 1, and send more requests for more", name)
     if body.logprobs is not None:  # answered "logprobs": null, an evaluation harness would read no score
-        raise BadRequest("logprobs: log probabilities are not available through this gateway (its answers come from "
-                         "models and APIs that do not all give them); leave out logprobs", "logprobs")
+        raise no_logprobs("logprobs", "logprobs")
     return body
 
 
