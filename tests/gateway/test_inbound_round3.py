@@ -242,3 +242,24 @@ def test_a_pdf_document_is_refused_naming_its_source(claude, fakes):
     error = err.value.body["error"]
     assert error["param"] == "messages[0].content[0].source" and "only plain-text documents" in error["message"]
     assert not any(f.requests for f in fakes)
+
+
+@pytest.mark.parametrize("assistant", [
+    # openai-python's ChatCompletionAssistantMessageParam: content is text or refusal parts
+    {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't help with that."}]},
+    # the SDK's ChatCompletionMessage of a refused answer, appended back as it came (content null, refusal set)
+    {"role": "assistant", "content": None, "refusal": "I can't help with that."},
+])
+def test_an_assistants_refusal_replayed_is_part_of_the_conversation(client, fakes, assistant):
+    """Was a 400 "only text content parts are supported (got 'refusal')" / "needs content or tool_calls": a
+    conversation in which the model once refused could not go on."""
+    done = client.chat.completions.create(model="coder", messages=[*_ask("do it"), assistant, *_ask("then this")])
+    assert done.choices[0].message.content == "Hello from fast."
+    sent = [m for m in fakes[0].last_request.json["messages"] if m["role"] == "assistant"]
+    assert sent[-1]["content"] == "I can't help with that."
+
+
+def test_a_refusal_part_in_a_users_message_is_still_refused(gateway):
+    r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15, json={**CHAT, "messages": [
+        {"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content[0].type", r.text

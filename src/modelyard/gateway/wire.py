@@ -64,6 +64,7 @@ class ToolCallIn(_In):
 class ContentPart(_In):
     type: str
     text: str | None = None
+    refusal: str | None = None  # an assistant's refusal part (openai-python's ChatCompletionContentPartRefusalParam)
 
 
 class MessageIn(_In):
@@ -72,6 +73,7 @@ class MessageIn(_In):
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
+    refusal: str | None = None  # an assistant's refusal, replayed (the SDK's ChatCompletionMessage: content null)
 
 
 class FunctionDef(_In):
@@ -183,7 +185,9 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _text(content: str | list[ContentPart] | None, where: str) -> str:
+def _text(content: str | list[ContentPart] | None, where: str, assistant: bool = False) -> str:
+    """A message's text. An assistant's may hold refusal parts (openai-python's ChatCompletionAssistantMessageParam:
+    text or refusal parts), read as the text of the refusal; other parts are refused by name."""
     if content is None or isinstance(content, str):
         return content or ""
     out = []
@@ -191,6 +195,9 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
         if part.type == "text" and part.text is None:  # was "only text content parts are supported (got 'text')"
             raise BadRequest(f"{where}.content[{j}].text: a text part needs its 'text' (a string)",
                              f"{where}.content[{j}].text")
+        if part.type == "refusal" and part.refusal is not None and assistant:  # what the model said, replayed
+            out.append(part.refusal)
+            continue
         if part.type != "text" or part.text is None:
             raise BadRequest(f"{where}.content[{j}].type: only text content parts are supported (got '{part.type}')",
                              f"{where}.content[{j}].type")
@@ -201,7 +208,7 @@ def _text(content: str | list[ContentPart] | None, where: str) -> str:
 def _check_content(m: MessageIn, where: str) -> None:
     """Refuse what OpenAI refuses: a message without content (an assistant's may carry tool calls instead)
     or with an empty list of parts. A model asked to answer nothing answers something anyway."""
-    if m.content is None and not (m.role == "assistant" and m.tool_calls):
+    if m.content is None and not (m.role == "assistant" and (m.tool_calls or m.refusal)):
         need = "content or tool_calls" if m.role == "assistant" else "content"
         raise BadRequest(f"{where}.content: a '{m.role}' message needs {need}", f"{where}.content")
     if isinstance(m.content, list) and not m.content:
@@ -253,8 +260,11 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
         _check_content(m, where)
         if role == "tool" and not m.tool_call_id:
             raise BadRequest(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
+        text = _text(m.content, where, role == "assistant")
+        if not text and role == "assistant" and m.refusal:  # the SDK's message replayed after a refusal
+            text = m.refusal
         messages.append(Message(
-            role, _text(m.content, where), calls,
+            role, text, calls,
             tool_call_id=m.tool_call_id or "",
             name=m.name or (call_names.get(m.tool_call_id or "", "") if role == "tool" else ""),
         ))
