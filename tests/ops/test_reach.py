@@ -137,3 +137,19 @@ def test_a_server_on_the_other_loopback_address_is_named(tmp_path: Path) -> None
     assert (f"live: unreachable: nothing listening on [::1]:{four} (Connection refused), but a server listens on "
             f"127.0.0.1:{four}") in said, said
     assert f"nothing: unreachable: nothing listening on 127.0.0.1:{none} (Connection refused) " in said + " ", said
+
+
+def test_an_endpoint_of_every_interface_says_to_write_the_servers_address(tmp_path: Path) -> None:
+    """`endpoint: http://0.0.0.0:11434`, copied from the server's `OLLAMA_HOST=0.0.0.0` (where it listens): a client
+    connecting there reaches this machine on Linux and macOS, nothing on Windows, never the other host it was meant
+    for (ollama/ollama#2132: "you're making a request to 0.0.0.0"; ggozad/oterm#80). 'nothing listening on 0.0.0.0'
+    said nothing of that; it names the address to write now."""
+    port = free_port()
+    path = config(tmp_path, f"http://0.0.0.0:{port}", f"http://127.0.0.1:{port}")
+    out = CliRunner().invoke(app, ["models", "--config", str(path)], terminal_width=400)
+    assert out.exit_code == 0, out.output
+    said = " ".join(out.output.split())
+    assert (f"live: unreachable: nothing listening on 0.0.0.0:{port} (Connection refused); 0.0.0.0 is where a server "
+            "listens (every interface), not an address to connect to: write the server's own address in the endpoint "
+            "— 127.0.0.1 on this machine, the host's name or IP address for another") in said, said
+    assert f"dead: unreachable: nothing listening on 127.0.0.1:{port} (Connection refused) " in said + " ", said

@@ -59,6 +59,16 @@ def _connect(address: tuple[str, int], timeout: float, out: dict[tuple[str, int]
         if isinstance(exc, ConnectionRefusedError) and (there := _other_loopback(*address, timeout)):
             out[address] += (f", but a server listens on {there}, this machine's other loopback address: write the "
                              f"endpoint with {there.rsplit(':', 1)[0]}, or have the server listen on both")
+        elif address[0] in _EVERY_INTERFACE:
+            out[address] += (f"; {address[0]} is where a server listens (every interface), not an address to connect "
+                             "to: write the server's own address in the endpoint — 127.0.0.1 on this machine, the "
+                             "host's name or IP address for another")
+
+
+#: the addresses a server is told to listen on to take every interface (`OLLAMA_HOST=0.0.0.0`), which endpoints
+#: copied from a server's settings carry: a connect there reaches this machine on Linux and macOS, nothing on
+#: Windows, and never the other host the endpoint was meant for (ollama/ollama#2132, ggozad/oterm#80)
+_EVERY_INTERFACE = frozenset({"0.0.0.0", "::", "[::]"})
 
 
 def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> dict[str, str]:
