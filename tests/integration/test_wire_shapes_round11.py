@@ -20,7 +20,7 @@ import pytest
 from tests.fakes import AnthropicServer, Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_native_protocols_round7 import claude, tool_loop  # noqa: F401 - fixture
-from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk, event
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk, data, event
 from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
 from tests.integration.test_wire_shapes_round9 import _routed
 
@@ -198,3 +198,24 @@ async def test_an_exhausted_limit_relayed_by_litellm_is_waited_out(servers: dict
         **JSON, "llm_provider-anthropic-ratelimit-requests-remaining": "0",
         "llm_provider-anthropic-ratelimit-requests-reset": reset}))
     assert 2 < cooling <= 4
+
+
+# -- a prompt past the context, in vLLM's engine words, inside a 200 --------------------------------------------------
+
+#: Xinference serving a model on its vLLM backend: its stream_results catches the engine's ValueError after the 200 and
+#: yields ``{"error": str(ex)}`` (xinference/api/restful_api.py), the actor's address before vLLM's words
+#: (xorbitsai/inference#3785), then ends the stream
+XINFERENCE_TOO_LONG = ("[address=0.0.0.0:33279, pid=21723] The decoder prompt (length 21535) is longer than the "
+                       "maximum model length of 16384. Make sure that `max_model_len` is no smaller than the number of "
+                       "text tokens.")
+
+
+async def test_a_prompt_past_vllms_maximum_model_length_said_in_a_stream_is_the_requests(
+        servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """It was a stream_error: asked again for the same refusal and counted against a model that is well. Now the
+    request's, as vLLM's "maximum context length" and the other servers' context words inside a 200 are: the next
+    model (one with a larger context may take it), this one not marked sick."""
+    fault = Fault.raw(200, data({"error": XINFERENCE_TOO_LONG}), headers=SSE)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, fault, fault)
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)] and cooling == 0
+    assert "maximum model length" in (routed.record.attempts[0].detail or "")

@@ -409,11 +409,14 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
 #: Studio's llama.cpp engine says it too: "Engine protocol predict stream returned an error: {code:500, message:'Context
 #: size has been exceeded'}"): the prompt and its answer outgrew the slot's context, which asking again at once only
 #: repeats. Where a unified KV pool ran out under other requests instead, the next model answers just as well and this
-#: one is not counted as sick for the moment it was full
-CONTEXT_WORDS = re.compile(r"maximum context length|longer than the model's context length|does not fit in context "
-                           r"length|tokens to keep from the initial prompt is greater than the context length|when "
-                           r"context the overflows|exceeds? the available context size|exceed_context_size_error"
-                           r"|context_length_exceeded|context size has been exceeded", re.IGNORECASE)
+#: one is not counted as sick for the moment it was full. And vLLM's engine-side check, "The decoder prompt (length
+#: 21535) is longer than the maximum model length of 16384", which Xinference streams as ``data: {"error": "<the
+#: words>"}`` after the 200 (xinference/api/restful_api.py, stream_results; xorbitsai/inference#3785)
+CONTEXT_WORDS = re.compile(r"maximum context length|longer than the (?:model's context|maximum model) length"
+                           r"|does not fit in context length|tokens to keep from the initial prompt is greater than "
+                           r"the context length|when context the overflows|exceeds? the available context size"
+                           r"|exceed_context_size_error|context_length_exceeded|context size has been exceeded",
+                           re.IGNORECASE)
 
 #: characters of a server's own error message kept: it goes into every attempt's row, the error a client gets (the
 #: attempts of an exhausted chain) and the logs, once per retry; a megabyte there was kept whole
