@@ -263,3 +263,24 @@ def test_a_refusal_part_in_a_users_message_is_still_refused(gateway):
     r = httpx.post(gateway.url + "/v1/chat/completions", timeout=15, json={**CHAT, "messages": [
         {"role": "user", "content": [{"type": "refusal", "refusal": "no"}]}]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content[0].type", r.text
+
+
+def test_claude_codes_caching_and_metadata_fields_are_accepted(claude, fakes):
+    """What Claude Code and anthropic-sdk-python put around a turn besides the conversation: ``cache_control`` on
+    system, tool and message blocks (and the SDK's top-level automatic ``cache_control``), ``metadata.user_id``,
+    ``output_config.effort``, ``context_management``, ``service_tier``. Knobs a router cannot apply per model: accepted,
+    and the conversation reaches the model whole."""
+    ephemeral = {"type": "ephemeral"}
+    tools = [{"name": "Read", "description": "read a file", "cache_control": ephemeral,
+              "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
+    with claude.messages.stream(
+            model="coder", max_tokens=64, tools=tools, cache_control=ephemeral, metadata={"user_id": "user_abc"},
+            system=[{"type": "text", "text": "You are Claude Code.", "cache_control": ephemeral}],
+            messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": ephemeral}]}],
+            output_config={"effort": "low"}, service_tier="auto",
+            extra_body={"context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]}}) as stream:
+        done = stream.get_final_message()
+    assert done.stop_reason == "tool_use" and done.content[-1].name == "Read"  # the fake calls the tool offered
+    sent = fakes[0].last_request.json
+    assert sent["messages"][0]["content"].startswith("You are Claude Code.") and sent["messages"][-1]["content"] == "hi"
+    assert [t["function"]["name"] for t in sent["tools"]] == ["Read"]
