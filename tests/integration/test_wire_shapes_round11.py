@@ -219,3 +219,25 @@ async def test_a_prompt_past_vllms_maximum_model_length_said_in_a_stream_is_the_
     routed, cooling = await route_cooling("openai", servers, tmp_path, fault, fault)
     assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)] and cooling == 0
     assert "maximum model length" in (routed.record.attempts[0].detail or "")
+
+
+# -- reasoning counted apart from the answer --------------------------------------------------------------------------
+
+def _usage(completion: int, reasoning: int, total: int) -> str:
+    return data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "choices": [], "usage": {
+        "prompt_tokens": 12, "completion_tokens": completion, "total_tokens": total,
+        "completion_tokens_details": {"reasoning_tokens": reasoning}}})
+
+
+async def test_reasoning_xai_counts_apart_from_the_answer_is_logged(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path) -> None:
+    """xAI's usage for grok-3-mini as vercel/ai#12425 printed it: completion_tokens=2, reasoning_tokens=317,
+    total_tokens=331 (12 in the prompt). Logged as 2 tokens out, the 317 of reasoning went unlogged and unbilled (a
+    priced model's cost 8.7x too low in inspect_ai#5528's run). OpenAI's own shape, the reasoning inside
+    completion_tokens and the total their sum, is left as it is."""
+    answer = [chunk({"role": "assistant", "content": "Hi."}), chunk({}, "stop")]
+    servers["openai"].push(Fault.raw(200, *answer, _usage(2, 317, 331), DONE, headers=SSE),
+                           Fault.raw(200, *answer, _usage(319, 317, 331), DONE, headers=SSE))
+    xai, openai_shape = await _routed("openai", servers, tmp_path, PLAIN, PLAIN)
+    assert (xai.record.tokens_in, xai.record.tokens_out) == (12, 319)
+    assert (openai_shape.record.tokens_in, openai_shape.record.tokens_out) == (12, 319)

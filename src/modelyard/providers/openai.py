@@ -388,8 +388,23 @@ def _usage_beside(data: dict[str, Any], choice: dict[str, Any]) -> Usage | None:
     for holder in (data.get("x_groq"), choice):
         reported = holder.get("usage") if type(holder) is dict else None
         if type(reported) is dict and _COUNTED.intersection(reported):
-            return usage_from(reported, "prompt_tokens", "completion_tokens")
+            return _counted(reported)
     return None
+
+
+def _counted(reported: dict[str, Any]) -> Usage | None:
+    """An OpenAI-style usage object's counts. xAI counts the thinking apart: ``completion_tokens`` is the visible
+    answer, ``completion_tokens_details.reasoning_tokens`` the reasoning, ``total_tokens`` all three ("reasoning token
+    consumption will be counted separately from completion_tokens, but will be counted in the total_tokens", xAI's
+    docs as quoted in vercel/ai#12425; inspect_ai#5528, sub2api#5771). Read as OpenAI's, whose completion_tokens holds
+    the reasoning, a grok-3-mini answer was logged as 2 tokens out of 319 and billed so. Added only where the total
+    says the reasoning is apart: prompt + completion + reasoning == total."""
+    usage = usage_from(reported, "prompt_tokens", "completion_tokens")
+    details = reported.get("completion_tokens_details")
+    if usage is not None and type(details) is dict and type(hidden := details.get("reasoning_tokens")) is int \
+            and hidden > 0 and reported.get("total_tokens") == usage.input_tokens + usage.output_tokens + hidden:
+        return Usage(usage.input_tokens, usage.output_tokens + hidden)
+    return usage
 
 
 def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
@@ -801,7 +816,7 @@ class OpenAIProvider(HttpProvider):
                             # a usage object that counts neither side is no count: MiniMax's on every chunk,
                             # {"total_tokens": 0, "total_characters": 0} (MiniMax-M2.5#2), logged the answer as 0
                             # tokens in and out where the estimate below was kept
-                            usage = usage_from(reported, "prompt_tokens", "completion_tokens") or usage
+                            usage = _counted(reported) or usage
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
                             resp.answered = True
