@@ -169,6 +169,13 @@ def test_what_openai_agents_sends_besides_is_accepted(client):
 def test_log_probabilities_asked_of_the_ollama_api_are_refused(gateway, fakes, call, extra, param):
     """The ollama Python library's ``chat``/``generate(logprobs=…, top_logprobs=…)`` (Ollama's own server checks
     top_logprobs, server/routes.go "top_logprobs must be between 0 and 20"): ignored, the answer came without them."""
+    error = _ollama_refusal(gateway, call, **extra)
+    assert error.status_code == 400 and error.error.startswith(f"{param}: log probabilities"), error.error
+    assert not any(f.requests for f in fakes)
+
+
+def _ollama_refusal(gateway, call: str, **extra):
+    """The ``ollama.ResponseError`` the official client raises for a ``chat`` or ``generate`` with ``extra``."""
     import ollama
 
     client = ollama.Client(host=gateway.url, timeout=15)
@@ -177,11 +184,10 @@ def test_log_probabilities_asked_of_the_ollama_api_are_refused(gateway, fakes, c
             if call == "chat":
                 client.chat(model="coder", messages=_ask(), **extra)
             else:
-                client.generate(model="coder", prompt="hi", **extra)
+                client.generate(model="coder", prompt="a sunset over mountains", **extra)
     finally:
         client._client.close()
-    assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: log probabilities"), err.value.error
-    assert not any(f.requests for f in fakes)
+    return err.value
 
 
 def test_the_structured_output_betas_output_format_reaches_the_model(gateway, fakes):
@@ -207,15 +213,8 @@ def test_an_image_asked_of_the_ollama_api_is_refused_by_name(gateway, fakes, ext
     """ollama-python's ``generate(width=…, height=…, steps=…)`` asks one of Ollama's image models for a picture
     (Ollama's "Image Generation (Experimental)"; the AI SDK's Ollama image model sends ``steps``). It got a text
     answer instead, read as no image."""
-    import ollama
-
-    client = ollama.Client(host=gateway.url, timeout=15)
-    try:
-        with pytest.raises(ollama.ResponseError) as err:
-            client.generate(model="coder", prompt="a sunset over mountains", **extra)
-    finally:
-        client._client.close()
-    assert err.value.status_code == 400 and err.value.error.startswith(f"{param}: image generation"), err.value.error
+    error = _ollama_refusal(gateway, "generate", **extra)
+    assert error.status_code == 400 and error.error.startswith(f"{param}: image generation"), error.error
     assert not any(f.requests for f in fakes)
 
 
