@@ -234,10 +234,13 @@ async def test_reasoning_xai_counts_apart_from_the_answer_is_logged(servers: dic
     """xAI's usage for grok-3-mini as vercel/ai#12425 printed it: completion_tokens=2, reasoning_tokens=317,
     total_tokens=331 (12 in the prompt). Logged as 2 tokens out, the 317 of reasoning went unlogged and unbilled (a
     priced model's cost 8.7x too low in inspect_ai#5528's run). OpenAI's own shape, the reasoning inside
-    completion_tokens and the total their sum, is left as it is."""
+    completion_tokens and the total their sum, is left as it is. A gateway relaying Gemini's thoughts the xAI way
+    (CLIProxyAPI#5733: completion_tokens 0, reasoning_tokens 60, total 81 — its prompt 21, here 12) is read so too."""
     answer = [chunk({"role": "assistant", "content": "Hi."}), chunk({}, "stop")]
     servers["openai"].push(Fault.raw(200, *answer, _usage(2, 317, 331), DONE, headers=SSE),
-                           Fault.raw(200, *answer, _usage(319, 317, 331), DONE, headers=SSE))
-    xai, openai_shape = await _routed("openai", servers, tmp_path, PLAIN, PLAIN)
+                           Fault.raw(200, *answer, _usage(319, 317, 331), DONE, headers=SSE),
+                           Fault.raw(200, *answer, _usage(0, 60, 72), DONE, headers=SSE))
+    xai, openai_shape, gemini_relay = await _routed("openai", servers, tmp_path, PLAIN, PLAIN, PLAIN)
     assert (xai.record.tokens_in, xai.record.tokens_out) == (12, 319)
     assert (openai_shape.record.tokens_in, openai_shape.record.tokens_out) == (12, 319)
+    assert (gemini_relay.record.tokens_in, gemini_relay.record.tokens_out) == (12, 60)
