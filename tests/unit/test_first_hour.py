@@ -118,3 +118,34 @@ def test_serve_log_levels_are_uvicorns() -> None:
     from modelyard.cli.serve_cmd import LogLevel
 
     assert {level.value for level in LogLevel} == set(LOG_LEVELS)
+
+
+# --- models named on the command line -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["warmup"], ["probe", "--only", "reachable"], ["bench", "--models"]],
+                         ids=lambda c: c[0])
+def test_a_model_named_on_the_command_line_as_its_server_names_it_is_pointed_to_its_entry(
+        tmp_path: Path, command: list[str]) -> None:
+    """`modelyard warmup qwen3.5:latest` — the name `ollama ps` and `ollama list` show — for the entry `qwen3.5`:
+    warmup said only "unknown model(s): qwen3.5:latest", probe and bench the configured names without saying which
+    was meant; a near miss (`gemma4` for `gemma4-26b`) got no "did you mean" from any of them."""
+    config = write(tmp_path, "models:\n  qwen3.5: {provider: ollama, model: 'qwen3.5:latest', endpoint: "
+                             "'http://127.0.0.1:9'}\n  gemma4-26b: {provider: ollama, model: 'gemma4:26b', endpoint: "
+                             "'http://127.0.0.1:9'}\nagents:\n  chat: {primary: qwen3.5, fallbacks: [gemma4-26b]}\n")
+    if command[0] == "bench":
+        (tmp_path / "bench.yaml").write_text("agents:\n  chat:\n    tasks:\n      - id: hi\n        prompt: hi\n"
+                                              "        checks:\n          - contains: hi\n")
+        command = ["bench", str(tmp_path / "bench.yaml"), "--models"]
+
+    def said(*names: str) -> str:
+        if command[0] == "bench":
+            out = CliRunner().invoke(app, ["--config", str(config), *command, ",".join(names)], terminal_width=300)
+        else:
+            out = CliRunner().invoke(app, ["--config", str(config), *command, *names], terminal_width=300)
+        return " ".join(refused(out).split())
+
+    assert ("unknown model(s): qwen3.5:latest (configured: qwen3.5, gemma4-26b) — 'qwen3.5:latest' is the "
+            "provider's id of 'qwen3.5': name the entry") in said("qwen3.5:latest")
+    assert "unknown model(s): gemma4 (configured: qwen3.5, gemma4-26b) — did you mean 'gemma4-26b'?" in said("gemma4")
+    assert ("unknown model(s): gemma4, nope (configured: qwen3.5, gemma4-26b) — gemma4: did you mean "
+            "'gemma4-26b'?") in said("gemma4", "nope")

@@ -15,7 +15,16 @@ from modelyard.bench.recommend import MIN_PASS, TOLERANCE, Recommendation, descr
 from modelyard.bench.runner import BenchResult, BenchRunner, RunResult
 from modelyard.bench.score import Score, score
 from modelyard.bench.suite import LoadedSuite, load_suite, starter_text
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, run
+from modelyard.cli.common import (
+    ConfigOption,
+    console,
+    err,
+    fail,
+    known_models_or_exit,
+    load_or_exit,
+    local_log_or_exit,
+    run,
+)
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger.bench_runs import save_run
@@ -49,9 +58,7 @@ def _plan(cfg: Config, suite: LoadedSuite, models: str | None, agents: str | Non
     except ConfigError as exc:
         raise fail(str(exc)) from None
     chosen_models = _names(models) or list(cfg.models)
-    unknown = [m for m in chosen_models if m not in cfg.models]
-    if unknown:
-        raise fail(f"unknown model(s): {', '.join(unknown)} (configured: {', '.join(cfg.models)})")
+    known_models_or_exit(cfg, chosen_models)
     return chosen_models, chosen_agents
 
 

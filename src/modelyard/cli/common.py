@@ -86,6 +86,27 @@ def load_or_exit(config: Path | None) -> tuple[Config, Path]:
         raise fail(config_said(exc)) from None
 
 
+def known_models_or_exit(cfg: Config, names: list[str]) -> None:
+    """Models named on the command line (``probe``, ``warmup``, ``bench --models``) that the config has: one it
+    lacks is refused with the configured ones, the nearest name, or the entry whose provider id it is (`probe
+    qwen3.5:latest` for the entry `qwen3.5`) — warmup said only "unknown model(s): NAME"."""
+    from modelyard.config.names import did_you_mean
+
+    unknown = [n for n in names if n not in cfg.models]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        entry = next((n for n, m in cfg.models.items() if m.model == name), None)
+        if entry:
+            hints.append(f"'{name}' is the provider's id of '{entry}': name the entry")
+        elif near := did_you_mean(name, cfg.models).strip(" ()"):
+            hints.append(f"{name}: {near}" if len(unknown) > 1 else near)
+    said = "; ".join(hints)
+    raise fail(f"unknown model(s): {', '.join(unknown)} (configured: {', '.join(cfg.models)})"
+               + (f" — {said}" if said else ""))
+
+
 #: the log connections the running command opened through log_or_exit / local_log_or_exit (see command_scope)
 _opened: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("modelyard_cli_opened", default=None)
 

@@ -14,7 +14,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, run
+from modelyard.cli.common import (
+    ConfigOption,
+    console,
+    err,
+    fail,
+    known_models_or_exit,
+    load_or_exit,
+    local_log_or_exit,
+    run,
+)
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import queries
@@ -75,9 +84,7 @@ def probe(
     Exit 1 when a model could not be reached or a check failed on an error (timeout, server error)."""
     cfg, _ = load_or_exit(config)
     names = models or list(cfg.models)
-    unknown = [n for n in names if n not in cfg.models]
-    if unknown:
-        raise fail(f"unknown model(s): {', '.join(unknown)} (configured: {', '.join(cfg.models)})")
+    known_models_or_exit(cfg, names)
     checks = tuple(CHECKS)
     if only:
         checks = tuple(c.strip() for c in only.split(",") if c.strip())
@@ -216,9 +223,7 @@ def warmup(
     cfg, _ = load_or_exit(config)
     providers = {n: build_provider(n, m) for n, m in cfg.models.items()}
     names = models or warmable(providers)
-    unknown = [n for n in names if n not in cfg.models]
-    if unknown:
-        raise fail(f"unknown model(s): {', '.join(unknown)}")
+    known_models_or_exit(cfg, names)
     # a local model left out in silence read as forgotten (a llama-server found by `init --detect`); one named
     # whose provider loads nothing (an OpenAI-compatible server, a cloud model) was said warmed, "✓ name: 0.0s"
     loads = set(warmable(providers))
