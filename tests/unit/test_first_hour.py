@@ -149,3 +149,28 @@ def test_a_model_named_on_the_command_line_as_its_server_names_it_is_pointed_to_
     assert "unknown model(s): gemma4 (configured: qwen3.5, gemma4-26b) — did you mean 'gemma4-26b'?" in said("gemma4")
     assert ("unknown model(s): gemma4, nope (configured: qwen3.5, gemma4-26b) — gemma4: did you mean "
             "'gemma4-26b'?") in said("gemma4", "nope")
+
+
+# --- another tool's file pasted as the config -----------------------------------------------------------------------
+
+SECRET = "sk-ant-api03-PastedIntoTheAiderFile-0123456789abcdef"
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # simonw/llm docs/other-models.md, "OpenAI-compatible models": extra-openai-models.yaml is a list of these
+    ("- model_id: claude\n  model_name: anthropic/claude-2\n  api_base: \"https://openrouter.ai/api/v1\"\n"
+     "  api_key_name: openrouter\n",
+     "my.yaml:1: this looks like llm's extra-openai-models.yaml, not a modelyard config: each item becomes a model "
+     "under 'models:' named by its model_id, with provider: openai, model: its model_name, endpoint: its api_base"),
+    # Aider-AI/aider's sample.aider.conf.yml: its options as keys, a key pasted beside them
+    (f"model: sonnet\nopenai-api-base: http://192.168.1.50:11434/v1\nanthropic-api-key: {SECRET}\n",
+     "my.yaml:2: openai-api-base: this looks like aider's .aider.conf.yml, not a modelyard config: modelyard's config "
+     "has 'models:'"),
+], ids=["llm-extra-openai-models", "aider-conf"])
+def test_another_tools_model_file_says_what_it_is(tmp_path: Path, text: str, said: str) -> None:
+    """llm's list said "expected a mapping with 'models:' and 'agents:'"; aider's file "unknown key 'model' (a setting
+    of models.NAME …)", as if one key were misplaced in a modelyard config."""
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    out = refused(CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], terminal_width=400), said)
+    assert SECRET not in out

@@ -110,6 +110,9 @@ _FOREIGN_KEYS = {
     "a LiteLLM proxy config": ("model_list", "litellm_settings", "general_settings", "router_settings",
                              "environment_variables"),
     "a docker compose file": ("services", "volumes", "networks"),
+    # aider's sample.aider.conf.yml: its command-line options as keys (Aider-AI/aider, website/assets)
+    "aider's .aider.conf.yml": ("openai-api-base", "openai-api-key", "anthropic-api-key", "weak-model",
+                                "editor-model", "auto-commits", "set-env", "api-key", "model-settings-file"),
     "Ollama's server settings (OLLAMA_* environment variables)": ("OLLAMA_HOST", "OLLAMA_NUM_PARALLEL", "OLLAMA_MODELS",
                                                       "OLLAMA_KEEP_ALIVE", "OLLAMA_BASE_URL", "OLLAMA_ORIGINS"),
 }
@@ -137,6 +140,18 @@ def foreign_file(text: str, top_keys: list[str]) -> tuple[str, str, int] | None:
                 f"environment, the config names them with api_key_env: NAME; {_OURS}", "",
                 text.count("\n", 0, found.start()))
     return None
+
+
+def foreign_list(data: Any) -> str | None:
+    """What to write for simonw/llm's extra-openai-models.yaml pasted as the config: a list of ``model_id`` /
+    ``model_name`` / ``api_base`` / ``api_key_name`` items (llm's docs/other-models.md); None for any other list.
+    It said only "expected a mapping with 'models:' and 'agents:'"."""
+    if not (isinstance(data, list) and data and isinstance(data[0], dict) and "model_id" in data[0]):
+        return None
+    return ("this looks like llm's extra-openai-models.yaml, not a modelyard config: each item becomes a model under "
+            "'models:' named by its model_id, with provider: openai, model: its model_name, endpoint: its api_base "
+            "and api_key_env: the variable holding its key; then 'agents:' name the models each agent uses (primary, "
+            "fallbacks)")
 
 
 #: characters a copy from a web page, a PDF or a chat leaves in a line, which YAML does not read as a reader does

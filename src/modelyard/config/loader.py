@@ -18,7 +18,13 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from modelyard.config.hints import foreign_file, invisible_character, number_to_write, undefined_model
+from modelyard.config.hints import (
+    foreign_file,
+    foreign_list,
+    invisible_character,
+    number_to_write,
+    undefined_model,
+)
 from modelyard.config.names import did_you_mean
 from modelyard.config.schema import ENV_REFERENCE, Config
 from modelyard.errors import ConfigError
@@ -415,7 +421,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         said, key, index = other
         raise ConfigError(said, path=source, line=lines.get((key,)) if key else index + 1, key=key)
     if not isinstance(data, dict):
-        raise ConfigError("expected a mapping with 'models:' and 'agents:'", path=source, line=1)
+        raise ConfigError(foreign_list(data) or "expected a mapping with 'models:' and 'agents:'", path=source, line=1)
 
     models = data.get("models")
     for name, model in (models.items() if isinstance(models, dict) else ()):
