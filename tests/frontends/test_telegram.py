@@ -425,12 +425,18 @@ async def test_a_failed_poll_is_one_clear_line_and_the_bot_goes_on(tmp_path, llm
     assert not [r for r in caplog.records if r.exc_info] and tg.token not in caplog.text
 
 
-async def test_a_deleted_placeholder_gets_the_answer_as_a_new_message(tmp_path, llm):
+# the Bot API's words for an edit of a message that is gone: "message to edit not found" (tdlib/telegram-bot-api#400,
+# TelegramBotAPI/errors#7), and "MESSAGE_ID_INVALID" (python-telegram-bot#2733: editMessageText answered 400 'Bad
+# Request: MESSAGE_ID_INVALID'; chelaxian/tg-ytdlp-bot#453: so when the person deleted the message being edited)
+@pytest.mark.parametrize("said", ["Bad Request: message to edit not found", "Bad Request: MESSAGE_ID_INVALID"],
+                         ids=["not_found", "message_id_invalid"])
+async def test_a_deleted_placeholder_gets_the_answer_as_a_new_message(tmp_path, llm, said):
     """The person deleted the "…" while the answer streamed: editing it is 'message to edit not found'. The
-    answer used to be lost (every edit, then three final edits, failed), while the log said it was answered."""
+    answer used to be lost (every edit, then three final edits, failed), while the log said it was answered. Said
+    as MESSAGE_ID_INVALID, the answer was still kept for the next start, which met the same refusal."""
     with TelegramServer(fault_methods=["editMessageText"]) as tg:
         config = bot_config(tmp_path, tg, llm)
-        tg.push(Fault.status(400, message="Bad Request: message to edit not found"))
+        tg.push(Fault.status(400, message=said))
         async with running_bot(config, tg):
             final = await ask(tg, "hello there")
     assert final["text"].startswith(REPLY) and final["reply_markup"]

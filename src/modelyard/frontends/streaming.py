@@ -410,8 +410,9 @@ class StreamingReply:
                 part = self._give_up_formatting(part, exc)
                 await self._edit(index, part, markup)
                 return
-            if "not found" in said or "can't be edited" in said:
-                # the person deleted the message being edited, or it is past the 48 hours a bot may edit its message
+            if "not found" in said or "can't be edited" in said or "message_id_invalid" in said:
+                # the person deleted the message being edited ("message to edit not found", or MESSAGE_ID_INVALID:
+                # python-telegram-bot#2733), or it is past the 48 hours a bot may edit its message
                 # (an answer held through a long outage, shown after a restart): the text goes out anew. The second
                 # was raised: the answer was kept for a next start, which met the same refusal
                 self._ids[index], part = await self._send(part, markup)
