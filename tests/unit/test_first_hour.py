@@ -174,3 +174,22 @@ def test_another_tools_model_file_says_what_it_is(tmp_path: Path, text: str, sai
     path.write_text(text)
     out = refused(CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], terminal_width=400), said)
     assert SECRET not in out
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("agents:\n  chat: {primary: local}\n",
+     "my.yaml: models: required key 'models' is missing: each model the agents use, by a name of yours — e.g. models: "
+     "{local: {provider: ollama, model: 'qwen3:8b'}} (`modelyard init --detect` writes them"),
+    ("models:\n  local: {provider: ollama, model: 'qwen3:8b'}\n",
+     "my.yaml: agents: required key 'agents' is missing: each agent by name with the model it uses, a name under "
+     "models: — e.g. agents: {chat: {primary: local}}"),
+], ids=["models", "agents"])
+def test_a_missing_section_says_what_goes_in_it(tmp_path: Path, text: str, said: str) -> None:
+    """A first config with its models but no agents (as a model list from LiteLLM or llm is), or the reverse: it
+    said "required key 'agents' is missing" and nothing of what an agent is here. The example given loads."""
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    refused(CliRunner().invoke(app, ["--config", str(path), "models", "--no-reach"], terminal_width=400), said)
+    path.write_text("models: {local: {provider: ollama, model: 'qwen3:8b'}}\nagents: {chat: {primary: local}}\n"
+                    f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    assert load_config(path).agents["chat"].primary == "local"

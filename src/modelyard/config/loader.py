@@ -376,7 +376,7 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = (f"expected each {what} by its name, not a list: write `{loc[0]}:` then `  my-{what}:` with its "
                f"settings indented under it (no '- ' in front)")
     elif err["type"] == "missing":
-        msg = f"required key '{loc[-1]}' is missing"
+        msg = f"required key '{loc[-1]}' is missing" + _SECTION_TO_WRITE.get(loc, "")
     elif err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
     elif err["type"] == "string_type" and loc[-1] == "primary" and isinstance(err.get("input"), list):
@@ -408,6 +408,15 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         msg = (f"expected keys and values here ({', '.join(keys)}: e.g. {{{keys[0]}: …}}), got {got}" if keys
                else f"expected keys and values here (key: value), got {got}")
     return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
+
+
+#: what a config without one of its two sections needs there (it said only "required key 'models' is missing")
+_SECTION_TO_WRITE: dict[Loc, str] = {
+    ("models",): (": each model the agents use, by a name of yours — e.g. models: {local: {provider: ollama, "
+                  "model: 'qwen3:8b'}} (`modelyard init --detect` writes them from the servers running here)"),
+    ("agents",): (": each agent by name with the model it uses, a name under models: — e.g. agents: {chat: "
+                  "{primary: local}}"),
+}
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
