@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
-from modelyard.config.schema import Config, Timeouts
+from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.providers import Provider
@@ -93,21 +93,27 @@ class Router:
         self.providers = self.pool.providers
         self.sink = sink
         self._timeouts: dict[tuple[str, str], Timeouts] = {}
-        self._chains: dict[str, tuple[str, ...]] = {}
+        self._agents: dict[str, _AgentPlan] = {}
+        self._bounds: dict[tuple[str, str], _Bounds] = {}
+        self._facts: dict[str, _ModelFacts] = {}
+        # read once: a pydantic model's attribute goes through its class's __getattr__ hook (~400 instructions
+        # more than a plain one, unspecialised; issue #15). The config is frozen, and the router keeps its own
+        self._store_text = config.log.store_text
+        self._retries = config.defaults.retries
 
     # -- public API ------------------------------------------------------------------------
 
     def stream(self, agent: str, request: ChatRequest, *, request_id: str | None = None,
                parent_id: str | None = None) -> RoutedStream:
         self._check_agent(agent)
-        record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
+        record = _record(request_id, agent, parent_id)
         return RoutedStream(self, agent, request, record)
 
     async def complete(self, agent: str, request: ChatRequest, *, accept: Accept | None = None,
                        request_id: str | None = None, parent_id: str | None = None) -> Routed:
         """Whole answer, buffered: may fall back at any point, even after tokens arrived."""
         self._check_agent(agent)
-        record = RequestRecord(id=request_id or new_request_id(), agent=agent, parent_id=parent_id)
+        record = _record(request_id, agent, parent_id)
         response = ChatResponse()
         async for _ in self._run(agent, request, record, response, stream=False, accept=accept):
             pass
@@ -124,7 +130,7 @@ class Router:
     # -- internals -------------------------------------------------------------------------
 
     def _check_agent(self, agent: str) -> None:
-        if agent not in self.config.agents:
+        if agent not in self._agents and agent not in self.config.agents:  # planned: known (see _plan)
             known = ", ".join(sorted(self.config.agents))
             raise KeyError(f"unknown agent '{agent}' (agents: {known})")
 
@@ -135,16 +141,41 @@ class Router:
             found = self._timeouts[key] = self.config.timeouts_for(agent, model)
         return found
 
-    def _prepare(self, agent: str, request: ChatRequest) -> ChatRequest:
+    def _bounds_of(self, agent: str, model: str) -> _Bounds:
+        found = self._bounds.get((agent, model))
+        if found is None:
+            tm = self.timeouts(agent, model)
+            found = self._bounds[(agent, model)] = _Bounds(tm, tm.queue, tm.first_token, tm.idle, tm.total)
+        return found
+
+    def _facts_of(self, provider: Provider) -> _ModelFacts:
+        """What the router reads of a model's config per request; read again if the provider's config is another."""
+        found = self._facts.get(provider.name)
+        config = provider.config
+        if found is None or found.config is not config:
+            found = self._facts[provider.name] = _ModelFacts(config, config.provider, config.context,
+                                                             config.max_queue, config.price, config.price.input,
+                                                             config.price.output)
+        return found
+
+    def _plan(self, agent: str) -> _AgentPlan:
+        """The agent's chain and settings, read from its (frozen) config once."""
+        plan = self._agents.get(agent)
+        if plan is None:
+            cfg = self.config.agents[agent]
+            plan = self._agents[agent] = _AgentPlan(tuple(cfg.chain), cfg.system_prompt(agent), cfg.thinking,
+                                                    cfg.thinking_budget, cfg.max_tokens)
+        return plan
+
+    def _prepare(self, plan: _AgentPlan, request: ChatRequest) -> ChatRequest:
         """Apply the agent's settings: system prompt, thinking, output budget."""
-        cfg = self.config.agents[agent]
         messages = request.messages
-        system = cfg.system_prompt(agent)
+        system = plan.system
         if system and not any(m.role == "system" for m in messages):
             messages = [Message("system", system), *messages]
-        thinking = cfg.thinking if request.thinking is None else request.thinking
-        budget = request.thinking_budget or cfg.thinking_budget
-        max_tokens = request.max_tokens or cfg.max_tokens
+        thinking = plan.thinking if request.thinking is None else request.thinking
+        budget = request.thinking_budget or plan.thinking_budget
+        max_tokens = request.max_tokens or plan.max_tokens
         if (messages is request.messages and thinking == request.thinking and budget == request.thinking_budget
                 and max_tokens == request.max_tokens):
             return request  # nothing to apply: no copy (dataclasses.replace costs more than a small request)
@@ -154,20 +185,20 @@ class Router:
     async def _run(self, agent: str, request: ChatRequest, record: RequestRecord, response: ChatResponse,
                    *, stream: bool, accept: Accept | None) -> AsyncGenerator[Chunk, None]:
         """Walk the chain; yields chunks only in streaming mode. Logs the record exactly once."""
-        chain = self._chains.get(agent)
-        if chain is None:
-            chain = self._chains[agent] = tuple(self.config.agents[agent].chain)
+        plan = self._plan(agent)
+        chain = plan.chain
         loop = running_loop()
         now = loop.time()
-        walk = _Walk(agent, record, response, self._prepare(agent, request), stream, accept, now,
-                     now + self.timeouts(agent, chain[0]).total, loop)
-        if self.config.log.store_text:
+        walk = _Walk(agent, record, response, self._prepare(plan, request), stream, accept, now,
+                     now + self._bounds_of(agent, chain[0]).total, loop)
+        if self._store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         states, spend = self.pool.states, self.pool.spend
         try:
             for index, model in enumerate(chain):
                 provider = self.providers[model]
-                kind = provider.config.provider
+                facts = self._facts_of(provider)
+                kind = facts.kind
                 why = provider.unavailable_reason()
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
@@ -176,7 +207,7 @@ class Router:
                 if spend is not None and (why := spend.over(model)):
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.SPEND_CAP, why))
                     continue
-                if provider.config.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
+                if facts.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
                                                                     walk.request.max_tokens)):
                     # this model's limit, not the request's fault: a larger context further on may take it
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, why))
@@ -188,17 +219,17 @@ class Router:
                                                    state.cooling_detail()))
                     continue
                 try:
-                    if provider.config.max_queue is not None and (why := state.queue_full(provider.config.max_queue)):
+                    if facts.max_queue is not None and (why := state.queue_full(facts.max_queue)):
                         record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, Reason.QUEUE_FULL, why,
                                                        queue_wait_ms=0.0))
                         continue
-                    tm = self.timeouts(agent, model)
+                    bounds = self._bounds_of(agent, model)
                     remaining = walk.deadline - loop.time()
                     if remaining <= 0:
                         record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.DEADLINE,
                                                        "the request's total time bound ran out"))
                         break
-                    bound = min(tm.queue, remaining)
+                    bound = min(bounds.queue, remaining)
                     try:
                         waited = await state.acquire(bound)
                     except QueueTimeout as exc:
@@ -207,7 +238,7 @@ class Router:
                                                        str(exc), queue_wait_ms=spent * 1000))
                         continue
                     record.queue_wait_ms += waited * 1000
-                    chunks = self._use_model(walk, provider, state, tm, waited, ticket)
+                    chunks = self._use_model(walk, provider, facts, state, bounds, waited, ticket)
                     try:
                         async for chunk in chunks:
                             yield chunk
@@ -245,14 +276,14 @@ class Router:
             if self.sink is not None:
                 self.sink(record)
 
-    async def _use_model(self, walk: _Walk, provider: Provider, state: ModelState, tm: Timeouts, waited: float,
-                         ticket: Ticket) -> AsyncGenerator[Chunk, None]:
+    async def _use_model(self, walk: _Walk, provider: Provider, facts: _ModelFacts, state: ModelState,
+                         bounds: _Bounds, waited: float, ticket: Ticket) -> AsyncGenerator[Chunk, None]:
         """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
 
         In streaming mode visible chunks pass straight through once the model is committed.
         """
         loop = walk.loop
-        retries = self.config.defaults.retries
+        retries = self._retries
         record = walk.record
         request = walk.request
         note = ""  # a max_tokens clamped to the model's output limit: said in the route, never silent
@@ -261,14 +292,16 @@ class Router:
             note = clamped(request.max_tokens, cap)
             request = dataclasses.replace(request, max_tokens=cap)
         refitted = False  # asked once more after a refusal that stated the limit (output_cap.py)
+        kind = facts.kind
         n = 0
         while True:
-            attempt = Attempt(provider.name, provider.config.provider, AttemptOutcome.OK, detail=note,
-                              queue_wait_ms=waited * 1000 if n == 0 and not refitted else 0.0)
+            attempt = Attempt(provider.name, kind, AttemptOutcome.OK, None, note)  # positional: see _record
+            attempt.queue_wait_ms = waited * 1000 if n == 0 and not refitted else 0.0
             record.attempts.append(attempt)
             if provider.billed:  # its $0 without a price is unknown, not free (ledger/cost.py)
                 attempt.billed = True
-            buffer = ChatResponse(model=provider.name)
+            buffer = ChatResponse()
+            buffer.model = provider.name
             held: list[Chunk] = []
             started = loop.time()
             pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
@@ -277,12 +310,13 @@ class Router:
                 # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
                 # Inline, not a generator of its own: each chunk and each wait would pass through one more.
                 # checked: every shape of provider data is handled; a buffered answer may come a read at a time
-                gen = provider.chunks(request, tm, buffered=not walk.stream)
-                watchdog = Watchdog(loop, tm.idle)  # its first timer serves the idle bounds too
+                gen = provider.chunks(request, bounds.timeouts, buffered=not walk.stream)
+                idle, first_token, deadline = bounds.idle, bounds.first_token, walk.deadline
+                watchdog = Watchdog(loop, idle)  # its first timer serves the idle bounds too
                 first = True
                 try:
                     while True:
-                        limit = min(started + tm.first_token if first else loop.time() + tm.idle, walk.deadline)
+                        limit = min(started + first_token if first else loop.time() + idle, deadline)
                         watchdog.arm(limit)
                         try:
                             chunk = await gen.__anext__()
@@ -291,13 +325,13 @@ class Router:
                         except asyncio.CancelledError:
                             if not watchdog.claim():
                                 raise
-                            if limit >= walk.deadline:
+                            if limit >= deadline:
                                 raise ProviderError(Reason.DEADLINE,
                                                     "the request's total time bound ran out") from None
                             if first:
                                 raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
-                                                    f"no first token within {tm.first_token:g}s") from None
-                            raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {tm.idle:g}s") from None
+                                                    f"no first token within {first_token:g}s") from None
+                            raise ProviderError(Reason.IDLE_TIMEOUT, f"stream silent for {idle:g}s") from None
                         except ProviderError:
                             raise
                         except Exception as exc:
@@ -330,15 +364,15 @@ class Router:
             except (asyncio.CancelledError, GeneratorExit):
                 # the caller went away (Ctrl-C, SIGTERM, a client disconnect): by now the provider's stream
                 # is closed (an in-process worker stopped and joined), so what it produced is final
-                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces, walk.prompt_tokens)
+                self._close_attempt(attempt, buffer, started, loop.time(), facts, pieces, walk.prompt_tokens)
                 attempt.outcome, attempt.reason = AttemptOutcome.CANCELLED, CALLER_GONE.get()
                 if attempt.tokens_out:
                     record.model = record.model or provider.name
-                    if self.config.log.store_text:
+                    if self._store_text:
                         record.response = buffer.text
                 raise
             except ProviderError as exc:
-                self._close_attempt(attempt, buffer, started, loop.time(), provider, pieces, walk.prompt_tokens)
+                self._close_attempt(attempt, buffer, started, loop.time(), facts, pieces, walk.prompt_tokens)
                 if (key := provider.config.api_key()) and key in exc.message:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
@@ -372,7 +406,7 @@ class Router:
                 attempt.outcome = AttemptOutcome.FALLBACK
                 await state.failed(ticket, exc.reason, exc.retry_after)
                 return
-            self._close_attempt(attempt, buffer, started, loop.time(), provider)
+            self._close_attempt(attempt, buffer, started, loop.time(), facts)
             if buffer.tool_calls:  # answered, but a call's arguments need the model's repair: the row says so
                 attempt.detail = invalid_arguments(buffer.tool_calls)
             await state.succeeded(ticket)
@@ -382,7 +416,7 @@ class Router:
             return
 
     def _close_attempt(self, attempt: Attempt, buffer: ChatResponse, started: float, ended: float,
-                       provider: Provider, pieces: int = 0, prompt: Callable[[], int] | None = None) -> None:
+                       facts: _ModelFacts, pieces: int = 0, prompt: Callable[[], int] | None = None) -> None:
         """Time, tokens and cost of one attempt. An answer cut short (cancelled, broken off) usually
         never got its usage report: its output is then counted as the pieces that arrived (one token
         each for llama.cpp, Ollama and OpenAI-style streams), never as 0, and its prompt — read whole, since
@@ -394,11 +428,10 @@ class Router:
         tokens_in = usage.input_tokens or (prompt() if pieces and prompt is not None else 0)
         attempt.tokens_in = tokens_in
         attempt.tokens_out = out
-        price = provider.config.price
         if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost)
-            attempt.cost_usd = price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens)
+            attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens)
         else:
-            attempt.cost_usd = (tokens_in * price.input + out * price.output) / 1e6
+            attempt.cost_usd = (tokens_in * facts.price_input + out * facts.price_output) / 1e6
         gen_ms = attempt.duration_ms - (attempt.ttft_ms or 0.0)
         if out > 1 and gen_ms > 0:
             attempt.tokens_per_s = (out - 1) / (gen_ms / 1000)
@@ -419,9 +452,53 @@ class Router:
         record.outcome = RequestOutcome.OK if index == 0 else RequestOutcome.FALLBACK
         record.total_ms = (now - walk.t0) * 1000
         record.tokens_per_s = record.attempts[-1].tokens_per_s
-        if self.config.log.store_text:
+        if self._store_text:
             record.response = buffer.text
             record.thinking = buffer.thinking or None
+
+
+def _record(request_id: str | None, agent: str, parent_id: str | None) -> RequestRecord:
+    """A request's record. Records made per request take positional arguments and plain assignments: a class
+    called with keywords gets them as a dict built for the call, ~850 instructions each (issue #15)."""
+    record = RequestRecord(request_id or new_request_id(), agent)
+    if parent_id is not None:
+        record.parent_id = parent_id
+    return record
+
+
+@dataclass(slots=True, frozen=True)
+class _Bounds:
+    """An agent's time bounds on one model, as plain attributes (see Router.__init__)."""
+
+    timeouts: Timeouts
+    queue: float
+    first_token: float
+    idle: float
+    total: float
+
+
+@dataclass(slots=True, frozen=True)
+class _ModelFacts:
+    """What the router reads of a model's config per request, as plain attributes (see Router.__init__)."""
+
+    config: ModelConfig  # what they were read from
+    kind: str
+    context: int | None
+    max_queue: int | None
+    price: Price
+    price_input: float
+    price_output: float
+
+
+@dataclass(slots=True, frozen=True)
+class _AgentPlan:
+    """What the router reads of an agent's config on every request, as plain attributes."""
+
+    chain: tuple[str, ...]
+    system: str
+    thinking: bool | None
+    thinking_budget: int | None
+    max_tokens: int | None
 
 
 @dataclass(slots=True)
