@@ -193,3 +193,17 @@ def test_a_missing_section_says_what_goes_in_it(tmp_path: Path, text: str, said:
     path.write_text("models: {local: {provider: ollama, model: 'qwen3:8b'}}\nagents: {chat: {primary: local}}\n"
                     f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
     assert load_config(path).agents["chat"].primary == "local"
+
+
+def test_check_says_keep_alive_reaches_only_ollama(tmp_path: Path) -> None:
+    """A model moved from Ollama to llama-server or vLLM (`provider: openai`) kept its `keep_alive: 30m`: nothing
+    sends it there (only providers/ollama.py puts it in a request), and `check` — which warns of `threads:` on an
+    Ollama model — said nothing. The Ollama model beside it, which does send it, is not warned about."""
+    config = write(tmp_path, "models:\n  served: {provider: openai, model: y, endpoint: 'http://127.0.0.1:9', "
+                             "keep_alive: 30m}\n  ollama: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9', "
+                             "keep_alive: 30m}\nagents:\n  chat: {primary: served, fallbacks: [ollama]}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "check"], terminal_width=400)
+    said = " ".join(out.output.split())
+    assert ("warning: model 'served' sets keep_alive, which provider openai sends nowhere: only Ollama loads and "
+            "unloads a model by it") in said, said
+    assert "model 'ollama' sets keep_alive" not in said

@@ -139,6 +139,16 @@ def _ignored_settings(providers: dict[str, Provider]) -> list[Finding]:
                                f"process uses: no effect on provider {provider.config.provider}", model=name,
                                suggestion="set threads and GPU layers on the model's server (Ollama: num_thread "
                                           "and num_gpu in a Modelfile), or remove the keys"))
+    for name, provider in providers.items():
+        # `keep_alive: 30m` is Ollama's (a Modelfile's or its API's): a backend that does not say how long it keeps
+        # a model loaded sends it nowhere — a model moved from Ollama to llama-server or vLLM kept it, and nothing
+        # said that the server now decides (it keeps its one model loaded while it runs)
+        if "keep_alive" in provider.config.model_fields_set and \
+                type(provider).keep_alive_seconds is Provider.keep_alive_seconds:
+            out.append(Finding("warning", f"model '{name}' sets keep_alive, which provider {provider.config.provider} "
+                               "sends nowhere: only Ollama loads and unloads a model by it", model=name,
+                               suggestion="remove keep_alive: this server keeps its model loaded as long as it runs "
+                                          "(or as its own settings say)"))
     return out
 
 
