@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from tests.cpu_wait import CpuWait
 from tests.fakes import Fault, OllamaServer, OpenAIServer
 from tests.helpers import make_config
 
@@ -23,9 +24,10 @@ async def test_twenty_requests_on_a_two_slot_model() -> None:
             {"chat": {"primary": "qwen", "fallbacks": ["fallback"]}},
             defaults={"timeouts": {"queue": 1.0, "first_token": 5, "idle": 5, "total": 30}})
         router = Router(config)
-        start = time.perf_counter()
+        cpu_wait, start = CpuWait(), time.perf_counter()
         results = await asyncio.gather(*(router.complete("chat", REQ) for _ in range(20)))
-        elapsed = time.perf_counter() - start
+        elapsed, loaded = time.perf_counter() - start, cpu_wait.seconds()
+        print(f"\n20 requests: {elapsed:.2f}s, {loaded:.2f}s of it waiting for a CPU")
         assert primary.max_in_flight <= 2 and router.pool.local("qwen").slots.peak == 2
         by_model = [r.record.model for r in results]
         # 1 s of queue at 0.4 s per request and 2 slots: the first 2 start at once, 4 more get a slot in time
@@ -35,6 +37,9 @@ async def test_twenty_requests_on_a_two_slot_model() -> None:
         for r in fell:
             assert r.record.attempts[0].reason == "queue_timeout"
             assert 1000 <= r.record.queue_wait_ms + r.record.attempts[0].queue_wait_ms < 1300
-        assert elapsed < 3.0
+        # ~1.3 s on an idle machine (6 served in 3 rounds of 0.4 s, the rest moved on at the 1 s bound); 3.16 s once on
+        # 2 cores at load ~9, pinned to one. The time this process's threads sat on a run queue is the machine's: what
+        # is left is the requests' own, and a request waiting past its bound (idle: no CPU wanted) stays in it.
+        assert elapsed - loaded < 3.0, f"{elapsed:.2f}s for the 20 requests, {loaded:.2f}s of it waiting for a CPU"
         assert router.pool.local("qwen").slots.in_flight == 0 and router.pool.local("qwen").slots.waiting == 0
         await router.aclose()

@@ -25,6 +25,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.cpu_wait import CpuWait
 from tests.fakes import Fault
 from tests.gateway.harness import GatewayServer
 from tests.reliability.kit import (
@@ -40,7 +41,9 @@ from tests.reliability.kit import (
 TIMEOUTS = {"queue": 0.3, "connect": 0.5, "first_token": 0.3, "idle": 0.2, "total": 2.5}
 LIMITS = {"fast": 2, "backup": 1, "cloud": 3}
 UPSTREAM = {"fast": "fast-model", "backup": "backup-model", "cloud": "claude-test"}
-#: the total deadline plus HTTP and scheduling slack on a busy 2-core machine
+#: the total deadline plus HTTP and scheduling slack, held against a request's time less what this process's threads
+#: spent waiting for a CPU meanwhile (tests/cpu_wait.py): 4.30 s and 5.38 s of wall time, all 3 runs pinned to one core
+#: at load ~9 failed a plain 4 s
 BOUND = TIMEOUTS["total"] + 1.5
 
 FAULTS = st.sampled_from([
@@ -91,14 +94,15 @@ async def _hang_up(url: str, payload: bytes, after: float) -> None:
 
 
 async def _one(url: str, i: int, agent: str, stream: bool, hang_up: float | None) -> tuple[str, float]:
+    """What the client met, and how long it took less the time the machine kept this process off a CPU."""
     body = {"model": agent, "stream": stream, "messages": [{"role": "user", "content": f"mix-{i}"}]}
-    start = time.perf_counter()
+    cpu_wait, start = CpuWait(), time.perf_counter()
     if hang_up is not None:
         await _hang_up(url, json.dumps(body).encode(), hang_up)
-        return "gone", time.perf_counter() - start
+        return "gone", time.perf_counter() - start - cpu_wait.seconds()
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         r = await client.post("/v1/chat/completions", json=body)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start - cpu_wait.seconds()
     if r.status_code in EXHAUSTED:
         assert is_openai_error(r.json()) and r.json()["error"]["code"] == EXHAUSTED[r.status_code], r.text
         return "error", elapsed
@@ -119,7 +123,7 @@ async def _drive(url: str, requests) -> list[tuple[str, float]]:
 
 def _check(gw: GatewayServer, fakes, requests, outcomes) -> None:
     for (kind, elapsed), req in zip(outcomes, requests, strict=True):
-        assert elapsed <= BOUND, f"{req} took {elapsed:.2f}s ({kind})"
+        assert elapsed <= BOUND, f"{req} took {elapsed:.2f}s ({kind}) besides waiting for a CPU"
     # slots and upstream calls are released once every client is gone
     gw.wait_for(lambda: all(gw.router.pool.local(n).slots.in_flight == 0 and gw.router.pool.local(n).slots.waiting == 0
                                  for n in gw.router.pool), timeout=5)

@@ -1,0 +1,46 @@
+"""How long the kernel kept this process's threads waiting for a CPU: the part of a wall-clock span a loaded
+machine took, not the code under test.
+
+A test that bounds an in-process request's wall time (the gateway, the fake backends and the client all in this
+process) measures the scheduler as well as the code: on 2 cores at load ~9 the same 20 requests took 3.16 s where an
+idle machine takes ~1.3 s. Linux counts, per thread, the time it sat runnable on a run queue without a CPU
+(``/proc/<pid>/task/<tid>/schedstat``, second field, ns: Documentation/scheduler/sched-stats.rst). Waiting on a
+socket, a timer, a lock or the GIL is not in it, so a request that hangs or waits past its bound still shows in
+``wall - waited``: a bound held against that fails on a real regression and not on a machine's load.
+
+The sum over threads is an upper estimate of what the load added to one request (threads that wait side by side
+each count); on an idle machine it is ~0 and the bound is the plain one. Without ``/proc`` (macOS) it is 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_TASKS = Path("/proc/self/task")
+
+
+def _run_delays() -> dict[str, int]:
+    """Run-queue wait so far of each thread of this process, in ns."""
+    out: dict[str, int] = {}
+    try:
+        tasks = list(_TASKS.iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            out[task.name] = int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile, or no schedstat in this kernel
+            continue
+    return out
+
+
+class CpuWait:
+    """Started at construction; ``seconds()`` is the run-queue wait of this process's threads since then."""
+
+    def __init__(self) -> None:
+        self._start = _run_delays()
+
+    def seconds(self) -> float:
+        now = _run_delays()
+        # a thread started since counts from 0; one that ended since is gone from both sides' sum
+        return sum(ns - self._start.get(tid, 0) for tid, ns in now.items()) / 1e9
