@@ -183,7 +183,13 @@ def test_another_tools_model_file_says_what_it_is(tmp_path: Path, text: str, sai
     ("models:\n  local: {provider: ollama, model: 'qwen3:8b'}\n",
      "my.yaml: agents: required key 'agents' is missing: each agent by name with the model it uses, a name under "
      "models: — e.g. agents: {chat: {primary: local}}"),
-], ids=["models", "agents"])
+    ("models: {}\nagents: {}\n",
+     "my.yaml:1: models: must define at least one entry: each model the agents use, by a name of yours — e.g. models: "
+     "{local: {provider: ollama, model: 'qwen3:8b'}}"),
+    ("models:\n  local: {provider: ollama, model: 'qwen3:8b'}\nagents: {}\n",
+     "my.yaml:3: agents: must define at least one entry: each agent by name with the model it uses, a name under "
+     "models: — e.g. agents: {chat: {primary: local}}"),
+], ids=["models", "agents", "models-empty", "agents-empty"])
 def test_a_missing_section_says_what_goes_in_it(tmp_path: Path, text: str, said: str) -> None:
     """A first config with its models but no agents (as a model list from LiteLLM or llm is), or the reverse: it
     said "required key 'agents' is missing" and nothing of what an agent is here. The example given loads."""

@@ -377,8 +377,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
                f"settings indented under it (no '- ' in front)")
     elif err["type"] == "missing":
         msg = f"required key '{loc[-1]}' is missing" + _SECTION_TO_WRITE.get(loc, "")
-    elif err["type"] == "value_error":
-        msg = msg.removeprefix("Value error, ")
+    elif err["type"] == "value_error":  # `models: {}`: "must define at least one entry", and what an entry is
+        msg = msg.removeprefix("Value error, ") + _SECTION_TO_WRITE.get(loc, "")
     elif err["type"] == "string_type" and loc[-1] == "primary" and isinstance(err.get("input"), list):
         msg = "primary is one model: name the first here and the others in 'fallbacks:' (a list)"
     elif err["type"] in ("enum", "literal_error"):  # 'Input should be 'markdown' or 'plain''
