@@ -68,6 +68,10 @@ _TOOLS = {"type": "array", "items": {"type": "object", "required": ["type", "nam
     "type": {"const": "function"}, "name": {"type": "string", "pattern": _NAME.pattern},
     "description": {"type": "string"}, "parameters": {"type": "object"}, "strict": {"type": ["boolean", "null"]}}}}
 _STATELESS = {"type": "null", "description": "not supported: this gateway stores no responses"}
+#: what ``include`` names to ask for log probabilities (the API reference's "include" list)
+LOGPROBS = "message.output_text.logprobs"
+_NO_LOGPROBS = {"type": ["integer", "null"], "minimum": 0, "maximum": 0, "description": "log probabilities: not given"}
+_INCLUDE = {"type": ["array", "null"], "items": {"type": "string", "not": {"const": LOGPROBS}}}
 
 
 class ResponsesBody(BaseModel):
@@ -89,8 +93,8 @@ class ResponsesBody(BaseModel):
     #: ``Agent(prompt=…)``): its instructions are there, not here
     prompt: Annotated[dict[str, Any] | str | None, WithJsonSchema(_STATELESS)] = None
     #: log probabilities are asked for by either (refused below, as chat completions refuses ``logprobs``)
-    top_logprobs: int | None = None
-    include: list[Any] | None = None
+    top_logprobs: Annotated[int | None, WithJsonSchema(_NO_LOGPROBS)] = None
+    include: Annotated[list[Any] | None, WithJsonSchema(_INCLUDE)] = None
 
 
 def parse_responses_body(raw: bytes) -> ResponsesBody:
@@ -110,10 +114,6 @@ def parse_responses_body(raw: bytes) -> ResponsesBody:
     if body.top_logprobs or LOGPROBS in (body.include or ()):  # was ignored: no logprobs in the answer, no word why
         raise no_logprobs("top_logprobs" if body.top_logprobs else "include", f"top_logprobs and '{LOGPROBS}'")
     return body
-
-
-#: what ``include`` names to ask for log probabilities (the API reference's "include" list)
-LOGPROBS = "message.output_text.logprobs"
 
 
 def _text_of(content: Any, where: str) -> str:

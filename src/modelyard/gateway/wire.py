@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from modelyard.errors import json_problem
 from modelyard.types import (
@@ -124,6 +124,11 @@ class StopsAndUsage:
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
+#: what /openapi.json says of the fields refused when asked for (a schema-valid request is never refused)
+_TEXT_ONLY = {"type": ["array", "null"], "items": {"const": "text"}}
+_NOT_GIVEN = {"type": "null", "description": "not supported: refused when given"}
+
+
 class ChatCompletionBody(_In, StopsAndUsage):
     model: str = Field(min_length=1)
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
@@ -135,7 +140,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     response_format: ResponseFormat | None = None
-    n: int | None = None  # one choice per request: any other count is refused by name (to_chat_request)
+    #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
+    n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
     reasoning_effort: str | None = None
     stop: str | list[str] | None = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
@@ -144,9 +150,9 @@ class ChatCompletionBody(_In, StopsAndUsage):
     reasoning: dict[str, Any] | None = None  # OpenRouter's spelling: {"effort": …} / {"enabled": false}
     chat_template_kwargs: dict[str, Any] | None = None  # vLLM's / SGLang's: {"enable_thinking": false}
     # asked for what no model here gives: refused by name (to_chat_request), never a text-only answer instead
-    modalities: list[str] | None = None  # ["text", "audio"] asks for a spoken answer (message.audio)
-    audio: dict[str, Any] | None = None  # its voice and format
-    web_search_options: dict[str, Any] | None = None  # OpenAI's search models' hosted web search
+    modalities: Annotated[list[str] | None, WithJsonSchema(_TEXT_ONLY)] = None  # ["text", "audio"]: a spoken answer
+    audio: Annotated[dict[str, Any] | None, WithJsonSchema(_NOT_GIVEN)] = None  # its voice and format
+    web_search_options: Annotated[dict[str, Any] | None, WithJsonSchema(_NOT_GIVEN)] = None  # hosted web search
 
 
 def parse_body(raw: bytes) -> ChatCompletionBody:
