@@ -213,3 +213,22 @@ def test_check_says_keep_alive_reaches_only_ollama(tmp_path: Path) -> None:
     assert ("warning: model 'served' sets keep_alive, which provider openai sends nowhere: only Ollama loads and "
             "unloads a model by it") in said, said
     assert "model 'ollama' sets keep_alive" not in said
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    # docs.litellm.ai proxy config: each model_list entry holds litellm_params: {model, api_base, api_key, rpm}
+    ("litellm_params:\n      model: ollama/llama3\n      api_base: http://192.168.1.50:11434",
+     "my.yaml:3: models.llama3.litellm_params: unknown key 'litellm_params' (LiteLLM nests a model's settings under "
+     "litellm_params; here they go straight under the model, one level up: provider, model, endpoint (its api_base), "
+     "api_key_env)"),
+    ("provider: ollama\n    model: llama3\n    rpm: 60",
+     "my.yaml:5: models.llama3.rpm: unknown key 'rpm' (a requests-per-minute limit is LiteLLM's; modelyard bounds a "
+     "model by the requests it serves at once (max_concurrent) and those that may wait (max_queue))"),
+], ids=["litellm_params", "rpm"])
+def test_a_litellm_model_entry_converted_by_hand_says_what_is_left_over(tmp_path: Path, setting: str,
+                                                                        said: str) -> None:
+    """A model_list entry turned into a `models:` entry by hand kept LiteLLM's nesting or its rate limit: "unknown key
+    'litellm_params'" said nothing of where its settings go, "unknown key 'rpm'" nothing of what bounds a model
+    here."""
+    config = write(tmp_path, f"models:\n  llama3:\n    {setting}\nagents:\n  chat: {{primary: llama3}}\n")
+    refused(CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], terminal_width=400), said)

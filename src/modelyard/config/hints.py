@@ -142,6 +142,23 @@ def foreign_file(text: str, top_keys: list[str]) -> tuple[str, str, int] | None:
     return None
 
 
+#: a model's settings in LiteLLM's proxy config (docs.litellm.ai, proxy/configs: model_list entries) that have no
+#: one-to-one key here, and what to write instead
+_LITELLM_SETTINGS = {
+    "litellm_params": ("LiteLLM nests a model's settings under litellm_params; here they go straight under the model, "
+                       "one level up: provider, model, endpoint (its api_base), api_key_env"),
+    "rpm": ("a requests-per-minute limit is LiteLLM's; modelyard bounds a model by the requests it serves at once "
+            "(max_concurrent) and those that may wait (max_queue)"),
+    "tpm": ("a tokens-per-minute limit is LiteLLM's; modelyard bounds a model by the requests it serves at once "
+            "(max_concurrent) and those that may wait (max_queue)"),
+}
+
+
+def foreign_setting(key: str) -> str | None:
+    """What to write for a LiteLLM model setting (``litellm_params:``, ``rpm:``) left in a model's entry."""
+    return _LITELLM_SETTINGS.get(key)
+
+
 def foreign_list(data: Any) -> str | None:
     """What to write for simonw/llm's extra-openai-models.yaml pasted as the config: a list of ``model_id`` /
     ``model_name`` / ``api_base`` / ``api_key_name`` items (llm's docs/other-models.md); None for any other list.

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from modelyard.config.hints import (
     foreign_file,
     foreign_list,
+    foreign_setting,
     invisible_character,
     number_to_write,
     undefined_model,
@@ -341,6 +342,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         close = difflib.get_close_matches(str(loc[-1]), keys, n=1, cutoff=0.6)
         if str(loc[-1]) != str(loc[-1]).strip() and str(loc[-1]).strip() in keys:  # `"model ": x` (a JSON habit)
             msg += f" (a space inside the key's quotes: write {str(loc[-1]).strip()}:)"
+        elif len(loc) == 3 and loc[0] == "models" and (theirs := foreign_setting(str(loc[-1]))):
+            msg += f" ({theirs})"
         elif ours := _other_name(str(loc[-1]), keys):
             msg += f" (modelyard calls it '{ours}')"
         elif where := _elsewhere(root, loc):  # `fallbacks:` under a model, `timeouts:` at the top level
