@@ -7,10 +7,11 @@ fault costs well under a second and the whole short profile stays inside CI's bu
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import os
+import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +29,39 @@ ANTHROPIC_ENV = "RELIABILITY_ANTHROPIC_KEY"
 TIGHT = {"queue": 0.5, "connect": 1.0, "first_token": 0.5, "idle": 0.3, "total": 8.0}
 
 
-class _HangupAware:
-    """Counts a request in flight until it finishes *or its client hangs up*, whichever is first.
+def _peer_closed(sock: Any) -> bool:
+    """The client's FIN or RST is already in this connection's socket, whatever this server's loop has noticed yet
+    (a peek at the kernel's receive queue: b"" is its end of stream)."""
+    fd = sock.fileno()
+    if fd < 0:  # the server has closed it already
+        return True
+    peek = socket.socket(fileno=os.dup(fd))
+    try:
+        return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:  # open, nothing to read
+        return False
+    except OSError:  # reset
+        return True
+    finally:
+        peek.close()
 
-    The stock fakes count until their handler returns, which happens a few event-loop turns after
-    the disconnect; meanwhile the router (having closed that connection and released the slot)
-    may already have opened the next one, and the backend would count one request too many.
-    A new request is also counted only after a short settle delay, so a connection the router closed
-    *before* opening this one (its EOF already on the wire, not yet processed by this server's loop)
-    is not counted as overlapping it. The router's own slot peak is asserted exactly alongside.
+
+class _HangupAware:
+    """Counts a request in flight until it finishes *or its client has closed the connection*, whichever is first.
+
+    The stock fakes count until their handler returns, which happens a few event-loop turns after the disconnect;
+    meanwhile the router (having closed that connection and released the slot) may already have opened the next one,
+    and the backend would count one request too many. So when a request comes in, every request still counted whose
+    connection already has its client's end of stream in the kernel (the router closed it before sending this one)
+    is counted out first — by the socket's state, not after a settle delay (20 ms was one: on 2 cores at load ~11 the
+    loop had not read an EOF sent before the next request within it, and 'fast' counted 3 of its 2). A router that
+    sent the next request before closing the last one is still counted as overlapping it. The router's own slot peak
+    is asserted exactly alongside.
     """
 
-    SETTLE = 0.02
-
     def tracked(self, app: ASGIApp, model: str | None = None) -> ASGIApp:
+        counted: dict[int, tuple[Any, Callable[[], None]]] = self.__dict__.setdefault("_counted", {})
+        key = id(app)
         entered = False
         left = False
 
@@ -49,13 +69,18 @@ class _HangupAware:
             nonlocal left
             if entered and not left:
                 left = True
+                counted.pop(key, None)
                 self._leave(model)  # type: ignore[attr-defined]
 
         async def run(scope: Scope, receive: Receive, send: Send) -> None:
             nonlocal entered
-            await asyncio.sleep(self.SETTLE)
+            for sock, other_leave in list(counted.values()):
+                if sock is not None and _peer_closed(sock):
+                    other_leave()
             entered = True
             self._enter(model)  # type: ignore[attr-defined]
+            counted[key] = (self._socket_of(scope), leave)
+
             async def watched() -> Message:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -68,6 +93,16 @@ class _HangupAware:
                 leave()
 
         return run
+
+    def _socket_of(self, scope: Scope) -> Any:
+        """This request's connection's socket, found by the client's address among the server's connections."""
+        client = tuple(scope.get("client") or ())
+        server = self._uvicorn  # type: ignore[attr-defined]
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and getattr(connection, "client", None) == client:
+                return transport.get_extra_info("socket")
+        return None
 
 
 class FakeOpenAI(_HangupAware, OpenAIServer):
