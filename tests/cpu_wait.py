@@ -9,21 +9,20 @@ socket, a timer, a lock or the GIL is not in it, so a request that hangs or wait
 ``wall - waited``: a bound held against that fails on a real regression and not on a machine's load.
 
 The sum over threads is an upper estimate of what the load added to one request (threads that wait side by side
-each count); on an idle machine it is ~0 and the bound is the plain one. Without ``/proc`` (macOS) it is 0.
+each count); on an idle machine it is ~0 and the bound is the plain one. Without ``/proc`` (macOS) it is 0. A child
+process (``modelyard serve`` started by a test) is read the same way by its pid.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_TASKS = Path("/proc/self/task")
 
-
-def _run_delays() -> dict[str, int]:
-    """Run-queue wait so far of each thread of this process, in ns."""
+def _run_delays(pid: int | None) -> dict[str, int]:
+    """Run-queue wait so far of each thread of the process (this one by default), in ns."""
     out: dict[str, int] = {}
     try:
-        tasks = list(_TASKS.iterdir())
+        tasks = list(Path(f"/proc/{pid or 'self'}/task").iterdir())
     except OSError:
         return out
     for task in tasks:
@@ -35,12 +34,14 @@ def _run_delays() -> dict[str, int]:
 
 
 class CpuWait:
-    """Started at construction; ``seconds()`` is the run-queue wait of this process's threads since then."""
+    """Started at construction; ``seconds()`` is the run-queue wait of the process's threads (this process's unless
+    ``pid`` is given) since then."""
 
-    def __init__(self) -> None:
-        self._start = _run_delays()
+    def __init__(self, pid: int | None = None) -> None:
+        self._pid = pid
+        self._start = _run_delays(pid)
 
     def seconds(self) -> float:
-        now = _run_delays()
+        now = _run_delays(self._pid)
         # a thread started since counts from 0; one that ended since is gone from both sides' sum
         return sum(ns - self._start.get(tid, 0) for tid, ns in now.items()) / 1e9

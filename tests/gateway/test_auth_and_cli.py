@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from modelyard.cli import app as cli_app
 from modelyard.config.schema import GatewayConfig
 from modelyard.gateway.auth import InsecureBind, KeyCheck, check_bind, is_loopback, load_keys, who_may_call
+from tests.cpu_wait import CpuWait
 from tests.gateway.harness import GatewayServer, fake_config
 
 KEY = "my-gateway-key-0001"
@@ -113,14 +114,18 @@ def test_serve_command_starts_and_answers(tmp_path, fakes):
     proc = subprocess.Popen([sys.executable, "-m", "modelyard", "serve", "--config", str(path), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 15
+        # 15 s of serve's own: the time its threads waited for a CPU is the machine's (pinned to one core at load ~9 it
+        # was not listening after 15 s of wall time)
+        cpu_wait, started = CpuWait(proc.pid), time.monotonic()
         while True:
             try:
                 r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
                                json={"model": "coder", "messages": [{"role": "user", "content": "hi"}]})
                 break
             except httpx.ConnectError:
-                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+                assert proc.poll() is None, "serve ended before it listened"
+                waited = time.monotonic() - started
+                assert waited - cpu_wait.seconds() < 15, f"serve did not start ({waited:.1f}s)"
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["model"] == "fast"
         assert r.headers.get("server") is None  # no server banner
