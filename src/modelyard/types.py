@@ -98,6 +98,9 @@ class ChatRequest:
     #: constrain that JSON object to a JSON Schema where the server can (llama.cpp grammar,
     #: Ollama ``format``, OpenAI ``json_schema``); implies ``json_output``
     json_schema: dict[str, Any] | None = None
+    #: the client takes at most one tool call per answer (OpenAI ``parallel_tool_calls: false``, Anthropic
+    #: ``tool_choice.disable_parallel_tool_use``): the gateway passes on only the first (gateway/intake.py)
+    single_tool_call: bool = False
 
 
 def repair_text(text: str) -> str:

@@ -125,7 +125,9 @@ async def complete(gw: Gateway, request: Request, agent: str, chat: ChatRequest,
         routed = await until_disconnect(request.receive, gw.router.complete(agent, chat, request_id=request_id,
                                                                              accept=accept), request.scope)
         if accept is not None:  # tools were offered
-            routed.response = promote_text_calls(chat, routed.response)
+            routed.response = answer = promote_text_calls(chat, routed.response)
+            if chat.single_tool_call and len(answer.tool_calls) > 1:  # the client takes one: the first, as asked
+                answer.tool_calls = answer.tool_calls[:1]
         return routed
     except ClientGone:
         return Response(status_code=CLIENT_CLOSED)

@@ -292,7 +292,8 @@ def to_chat_request(body: MessagesBody) -> ChatRequest:
     schema = _json_schema(body)
     return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,
                        max_tokens=body.max_tokens, temperature=body.temperature, json_output=schema is not None,
-                       json_schema=schema)
+                       json_schema=schema, single_tool_call=(body.tool_choice or {}).get("disable_parallel_tool_use")
+                       is True)
 
 
 # -- answers ---------------------------------------------------------------------------------

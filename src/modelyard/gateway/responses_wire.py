@@ -83,6 +83,7 @@ class ResponsesBody(BaseModel):
     stream: bool | None = False  # null: the default
     tools: Annotated[list[dict[str, Any]] | None, WithJsonSchema(_TOOLS), Field(max_length=MAX_TOOLS)] = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None  # false: at most one function call in the output
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     text: dict[str, Any] | None = None
@@ -230,6 +231,7 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
         temperature=body.temperature,
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema if isinstance(schema, dict) and schema else None,
+        single_tool_call=body.parallel_tool_calls is False,
     )
 
 
@@ -286,7 +288,7 @@ class ResponseWriter:
             "error": error,
             "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
             "instructions": b.instructions, "max_output_tokens": b.max_output_tokens, "model": self.model,
-            "output": output, "parallel_tool_calls": True, "previous_response_id": None,
+            "output": output, "parallel_tool_calls": b.parallel_tool_calls is not False, "previous_response_id": None,
             "reasoning": {"effort": (b.reasoning or {}).get("effort"), "summary": None}, "store": False,
             "temperature": b.temperature, "text": b.text or {"format": {"type": "text"}},
             "tool_choice": b.tool_choice or "auto", "tools": b.tools or [], "top_p": None, "truncation": "disabled",

@@ -2,7 +2,7 @@
 :class:`ChatRequest`, and render answers (whole or as SSE chunks) in OpenAI's shapes.
 
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
-many optional knobs (``top_p``, ``user``, ``parallel_tool_calls``...) that a router cannot
+many optional knobs (``top_p``, ``user``, ``seed``...) that a router cannot
 honour per model, and refusing them would break those clients for no benefit. ``stop`` is
 honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
@@ -136,6 +136,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     stream_options: StreamOptions | None = None
     tools: list[ToolIn] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    #: false: at most one tool call in the answer ("zero or one", OpenAI's function-calling guide)
+    parallel_tool_calls: bool | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -312,7 +314,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     fmt = response_format.type if response_format else "text"
     schema = response_format.answer_schema if response_format else None
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
-                       fields["temperature"], fmt in ("json_object", "json_schema"), schema or None)
+                       fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
+                       fields["parallel_tool_calls"] is False)
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:
