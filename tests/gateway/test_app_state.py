@@ -42,6 +42,6 @@ def test_the_openapi_document_lives_on_the_app(gateway):
 
 
 def test_the_dashboard_page_lives_on_the_app(gateway):
-    r = httpx.get(gateway.url + "/")
+    r = httpx.get(gateway.url + "/", headers={"accept": "text/html"})  # a browser's (test_ollama_root.py)
     assert r.status_code == 200 and r.content == gateway.gateway.page
     assert b"<html" in gateway.gateway.page.lower()

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -252,6 +252,19 @@ async def page(request: Request) -> Response:
     return HTMLResponse(_gw(request).page)
 
 
+#: what Ollama answers at its base URL (GET and HEAD ``/``, text/plain): the server-is-up probe of its clients
+OLLAMA_RUNNING = "Ollama is running"
+
+
+async def root(request: Request) -> Response:
+    """The dashboard for a browser, which asks for ``text/html``; anything else at the base URL is a client
+    probing for Ollama (the ``ollama`` CLI's heartbeat is ``HEAD /``; others compare the text), answered as
+    Ollama answers it."""
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(_gw(request).page)
+    return PlainTextResponse(OLLAMA_RUNNING)
+
+
 async def api_log(request: Request) -> Response:
     if denied := _guard(request):
         return denied
@@ -442,7 +455,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/v1/models/{name:path}", get_model, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/", page, methods=["GET"]),
+        Route("/", root, methods=["GET"]),
         Route("/dashboard", page, methods=["GET"]),
         Route("/api/log", api_log, methods=["GET"]),
         Route("/api/summary", api_summary, methods=["GET"]),
