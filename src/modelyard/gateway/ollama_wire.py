@@ -16,7 +16,8 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``width``, ``height``, ``steps``) and log probabilities (``logprobs``, ``top_logprobs``) are refused, and
   ``suffix`` beside ``messages`` (``/api/chat`` has no such field).
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
-  ignored, as are ``raw`` and the deprecated ``context``.
+  ignored, as are ``raw`` and the deprecated ``context`` (``/api/show``'s template mentions ``.Suffix``, so
+  Continue sends ``suffix`` rather than a prompt in its own FIM template with ``raw: true``).
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
   ``done_reason: "load"``; ``serve`` keeps its local models warm anyway.
 """
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelyard.gateway.fill_in import fill_in_messages
+from modelyard.gateway.fill_in import HOLE, fill_in_messages
 from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, no_logprobs
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
@@ -313,12 +314,19 @@ def model_entry(name: str, kind: str, chain: list[str], modified: str) -> dict[s
                         "parameter_size": "", "quantization_level": "", "modelyard_chain": chain}}
 
 
+#: ``/api/show``'s template: the text a model is shown (fill_in.py's, with ``.Suffix``). A template that mentions
+#: ``.Suffix`` is how a client tells a model takes ``suffix`` (Ollama's ``insert`` capability): Continue's Ollama
+#: provider sends prompt + ``suffix`` to such a model, and to any other its own FIM template with ``raw: true``,
+#: which a chat model here would have been shown as a user's message, special tokens and all
+TEMPLATE = f"{{{{ if .Suffix }}}}{{{{ .Prompt }}}}{HOLE}{{{{ .Suffix }}}}{{{{ else }}}}{{{{ .Prompt }}}}{{{{ end }}}}"
+
+
 def show(name: str, kind: str, chain: list[str], context: int | None, modified: str) -> dict[str, Any]:
     """``/api/show``: what a client asks before using a model (its capabilities, its context)."""
     entry = model_entry(name, kind, chain, modified)
     info: dict[str, Any] = {"general.architecture": "modelyard", "general.basename": name}
     if context:
         info["modelyard.context_length"] = context
-    return {"modelfile": f"# modelyard {kind} {name}: {' → '.join(chain)}\n", "parameters": "", "template": "",
-            "details": entry["details"], "model_info": info, "capabilities": ["completion", "tools"],
+    return {"modelfile": f"# modelyard {kind} {name}: {' → '.join(chain)}\n", "parameters": "", "template": TEMPLATE,
+            "details": entry["details"], "model_info": info, "capabilities": ["completion", "tools", "insert"],
             "modified_at": modified}
