@@ -99,7 +99,8 @@ class ChatRequest:
     #: Ollama ``format``, OpenAI ``json_schema``); implies ``json_output``
     json_schema: dict[str, Any] | None = None
     #: the client takes at most one tool call per answer (OpenAI ``parallel_tool_calls: false``, Anthropic
-    #: ``tool_choice.disable_parallel_tool_use``): the gateway passes on only the first (gateway/intake.py)
+    #: ``tool_choice.disable_parallel_tool_use``): the gateway passes on only the first (gateway/intake.py); the
+    #: Anthropic provider asks its API for one
     single_tool_call: bool = False
 
 

@@ -352,6 +352,8 @@ class AnthropicProvider(HttpProvider):
         if request.tools:
             body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                              for t in request.tools]
+            if request.single_tool_call:  # "the model will output at most one tool use" (the API's tool_choice)
+                body["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
         if thinking:
             budget = max(MIN_THINKING_BUDGET, request.thinking_budget or MIN_THINKING_BUDGET)
             cap = self.profile.max_output
