@@ -66,8 +66,10 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     body, agent, chat = taken
     created = int(time.time())
     accept = accept_for(gw.config, chat)
-    if body.stream and accept is None:
-        stops = StopCutter(body.stop_sequences) if body.stop else None
+    fields = body.__dict__  # where pydantic keeps them: a plain dict read, not BaseModel's attribute hook (issue #15)
+    stream, stop = fields["stream"], fields["stop"]
+    if stream and accept is None:
+        stops = StopCutter(body.stop_sequences) if stop else None
         return await _streamed(gw, request, agent, chat, request_id, created, body.include_usage, stops)
     # with tools offered, the whole answer is checked before any of it is sent (the tool-calling trap:
     # a call written as plain text must fall back, not reach the client as text), so it is buffered
@@ -76,13 +78,13 @@ async def _answer(gw: Gateway, request: Request) -> Response:
         return routed
     record = routed.record
     response = routed.response
-    if body.stop and not response.tool_calls:  # the client's stop sequences, cut here (stops.py)
+    if stop and not response.tool_calls:  # the client's stop sequences, cut here (stops.py)
         response.text, matched = cut(response.text, body.stop_sequences)
         if matched is not None:
             response.stop_reason = "stop"
     # the answer is rendered while the writer commits its row (issue #15); it leaves only after the commit
     headers = route_headers(record, truncated=finish_reason(response) == "length")
-    if body.stream:
+    if stream:
         writer = ChunkWriter(request_id, created, record.model or "")
         answer: Response = SSEResponse(_replay(response, writer, body.include_usage), headers,
                                            drain=gw.drain, final=_SHUTDOWN_EVENT)

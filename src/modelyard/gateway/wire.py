@@ -301,7 +301,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     if n is not None and n != 1:  # was pydantic's "Input should be less than or equal to 1"
         raise BadRequest(f"n: only one choice per request is supported (n: 1, or leave n out), got {n}; for "
                          "more choices, send the request again", "n")
-    _refuse_outputs_not_given(body)
+    _refuse_outputs_not_given(fields)
     # answered "logprobs": null, which evaluation harnesses read as no score
     if fields["logprobs"] or fields["top_logprobs"]:
         raise no_logprobs("logprobs" if fields["logprobs"] else "top_logprobs", "logprobs and top_logprobs")
@@ -324,18 +324,20 @@ def no_logprobs(param: str, fields: str) -> BadRequest:
                       f"models and APIs that do not all give them); leave out {fields}", param)
 
 
-def _refuse_outputs_not_given(body: ChatCompletionBody) -> None:
+def _refuse_outputs_not_given(fields: dict[str, Any]) -> None:
     """An answer in audio (``modalities: ["text", "audio"]`` and ``audio``: the SDK's and the AI SDK's audio models) or
     one searched on the web (``web_search_options``) is what the client asked for: answered as plain text it was a
-    silent loss (``message.audio`` null, nothing searched), so it is a 400 naming the field."""
-    if body.modalities is not None and any(m != "text" for m in body.modalities):
-        other = ", ".join(repr(m) for m in body.modalities if m != "text")
+    silent loss (``message.audio`` null, nothing searched), so it is a 400 naming the field. ``fields``: the body's
+    ``__dict__`` (plain reads, issue #15)."""
+    modalities = fields["modalities"]
+    if modalities is not None and any(m != "text" for m in modalities):
+        other = ", ".join(repr(m) for m in modalities if m != "text")
         raise BadRequest(f"modalities: only text answers are given here (got {other}); leave out modalities and "
                          "audio, or send [\"text\"]", "modalities")
-    if body.audio is not None:
+    if fields["audio"] is not None:
         raise BadRequest("audio: answers are not spoken here (no audio output); leave out audio and modalities",
                          "audio")
-    if body.web_search_options is not None:
+    if fields["web_search_options"] is not None:
         raise BadRequest("web_search_options: the gateway's models do not search the web; leave it out (or give "
                          "the agent a search tool of its own)", "web_search_options")
 

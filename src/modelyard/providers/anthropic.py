@@ -385,7 +385,7 @@ class AnthropicProvider(HttpProvider):
         opened = False  # a content block began: the answer has started
         message_id: Any = None
         async with self.client.stream("/v1/messages", self.body(request), timeouts, _extract_error,
-                                      headers={"x-api-key": key}, limit=self.config.response_limit) as resp:
+                                      headers={"x-api-key": key}, limit=self.response_limit) as resp:
             # a server or proxy that ignores stream: true answers the whole message at once, as JSON (or as JSON
             # under an event-stream label: StreamResponse reads either as one data event, and an event stream
             # labelled JSON as the events it is)
@@ -404,7 +404,7 @@ class AnthropicProvider(HttpProvider):
                         value = held + "\n" + value
                     data = try_loads(value.strip())
                     if data is NOT_JSON:  # an event's JSON over several data lines (see _held)
-                        held = _held(value, held, self.config.response_limit, event)
+                        held = _held(value, held, self.response_limit, event)
                         continue
                     held = ""
                     if not isinstance(data, dict):

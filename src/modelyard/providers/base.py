@@ -40,6 +40,16 @@ def parse_duration(text: str | None) -> float | None:
     return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
+class _ConfigReads:
+    """What a provider reads of its (frozen) config on every request, as plain attributes: a pydantic attribute read
+    costs ~380 instructions more than this (issue #15), and ``response_limit`` is a property over another field."""
+
+    config: ModelConfig  # what they were read from
+    response_limit: int
+    api_key_env: str | None
+
+
 class Provider(ABC):
     #: a billed cloud service whatever the config's price says (read when registered as a plugin)
     hosted: ClassVar[bool] = False
@@ -78,6 +88,20 @@ class Provider(ABC):
         self._refused_above: int | None = None
         self.profile = self._profile()
 
+    _reads: _ConfigReads | None = None
+
+    def _config_reads(self) -> _ConfigReads:
+        """The per-request config reads, read again if :attr:`config` is another object."""
+        reads, config = self._reads, self.config
+        if reads is None or reads.config is not config:
+            reads = self._reads = _ConfigReads(config, config.response_limit, config.api_key_env)
+        return reads
+
+    @property
+    def response_limit(self) -> int:
+        """The config's ``max_response_mb`` in bytes."""
+        return self._config_reads().response_limit
+
     # -- the model's profile -----------------------------------------------------------
 
     def base_profile(self) -> ModelProfile:
@@ -115,17 +139,18 @@ class Provider(ABC):
 
     def unavailable_reason(self) -> str | None:
         """Why this model cannot be used at all right now (e.g. missing credentials), or None."""
-        if self.config.api_key_env and not self.config.api_key():
-            where = key_only_in_service_env(self.config.api_key_env)
-            if os.environ.get(self.config.api_key_env) is not None:  # `export KEY=` or an env file's `KEY=`
-                return f"environment variable {self.config.api_key_env} is empty"
+        key_env = self._config_reads().api_key_env
+        if key_env and not self.config.api_key():
+            where = key_only_in_service_env(key_env)
+            if os.environ.get(key_env) is not None:  # `export KEY=` or an env file's `KEY=`
+                return f"environment variable {key_env} is empty"
             if where:
-                return (f"environment variable {self.config.api_key_env} is not set (it is in {where}, which the "
+                return (f"environment variable {key_env} is not set (it is in {where}, which the "
                         f"service reads; this process does not: `set -a; . {where}; set +a` in the shell)")
             # `ANTHROPIC_APIKEY` for the ANTHROPIC_API_KEY that is set: name the set one (names only, never values)
-            near = difflib.get_close_matches(self.config.api_key_env.upper(),
+            near = difflib.get_close_matches(key_env.upper(),
                                              [n for n, v in os.environ.items() if v.strip()], n=1, cutoff=0.85)
-            return f"environment variable {self.config.api_key_env} is not set" + (
+            return f"environment variable {key_env} is not set" + (
                 f" ({near[0]} is: did you mean it?)" if near else "")
         return None
 
@@ -139,7 +164,7 @@ class Provider(ABC):
         provider data reaches the router, the log or a front-end unchecked. ``buffered``: the caller
         keeps the whole answer before anyone sees it (:meth:`joined` then)."""
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
-        return checked(stream, self.config.response_limit)
+        return checked(stream, self.response_limit)
 
     def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """:meth:`stream` for a caller that buffers the whole answer: a provider may join the text deltas

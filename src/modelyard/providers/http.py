@@ -592,7 +592,9 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
         #: the process's forks (:data:`_forks`) when the session was made: one made before a fork is not trusted
         self._forks = _forks[0]
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        #: per bounds object (by id, checked by identity): it, its connect bound as aiohttp's, its idle bound —
+        #: read from the pydantic object once, not per request (issue #15)
+        self._timeouts: dict[int, tuple[Timeouts, aiohttp.ClientTimeout, float]] = {}
         #: learned: this server writes bytes after its answers (:class:`_Lenient` reads them from now on)
         self.lenient = False
         #: learned: this server once left its end marker out after a whole answer and kept the connection open (a
@@ -666,10 +668,13 @@ class HttpClient:
 
         Read timeouts are left to the router (first-token and idle bounds); only connect is bounded here.
         """
-        timeout = self._timeouts.get(timeouts.connect)
-        if timeout is None:  # one per connect bound (frozen, shared): not built per request
-            timeout = self._timeouts[timeouts.connect] = aiohttp.ClientTimeout(
-                total=None, sock_connect=timeouts.connect, connect=None, sock_read=None)
+        read = self._timeouts.get(id(timeouts))
+        if read is None or read[0] is not timeouts:  # one per bounds object (frozen, shared): not read per request
+            if len(self._timeouts) >= 64:  # bounds objects made per call (not the router's): kept bounded
+                self._timeouts.clear()
+            read = self._timeouts[id(timeouts)] = (timeouts, aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, connect=None, sock_read=None), timeouts.idle)
+        _, timeout, idle = read
         url, data, sent = self.base_url + path, dumps(body), {**_JSON, **headers} if headers else _JSON
         try:
             try:  # never redirected: see _post_again
@@ -704,7 +709,7 @@ class HttpClient:
             # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
             # from a server that was found to leave its end marker out
             reading = StreamResponse(response, limit,
-                                     min(END_GRACE, timeouts.idle / 2) if self.no_end_marker else timeouts.idle / 2)
+                                     min(END_GRACE, idle / 2) if self.no_end_marker else idle / 2)
             yield reading
             complete = response.content.at_eof()
             if reading.lingered and not self.no_end_marker:

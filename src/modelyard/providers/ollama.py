@@ -251,7 +251,7 @@ class OllamaProvider(HttpProvider):
             opened = False
             try:
                 async with self.client.stream("/api/chat", body, timeouts, _extract_error,
-                                              limit=self.config.response_limit) as resp:
+                                              limit=self.response_limit) as resp:
                     opened = True
                     done = False
                     last: dict[str, Any] | None = None  # the last line that said why the answer ended

@@ -756,7 +756,7 @@ class OpenAIProvider(HttpProvider):
             body["stream"] = False
             body.pop("stream_options", None)
         async with client.stream(self._path(), body, timeouts, _extract_error,
-                                 limit=self.config.response_limit) as resp:
+                                 limit=self.response_limit) as resp:
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
             # its choices carry "message" where a stream's carry "delta", and the loop reads either
             if resp.is_json:
@@ -804,7 +804,7 @@ class OpenAIProvider(HttpProvider):
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                     loads(held, "SSE data")  # no: the held line is broken on its own (raises)
-                                if len(payload) > self.config.response_limit:
+                                if len(payload) > self.response_limit:
                                     loads(payload, "SSE data")  # raises
                                 held = payload
                                 continue

