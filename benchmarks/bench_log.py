@@ -67,6 +67,10 @@ def records(n: int, tag: str) -> list[RequestRecord]:
             for i in range(n)]
 
 
+#: model "a"'s server as a config's writer keeps it on each attempt (ledger.probes.backend_of)
+BACKENDS = {"a": "openai http://127.0.0.1:8080/v1 a"}
+
+
 def spool() -> Path:
     return Path(tempfile.mkdtemp()) / "log.sqlite3"
 
@@ -75,7 +79,7 @@ def rows_per_s(n: int, url: str | None) -> tuple[float, float]:
     """(rows/s committed in the SQLite file, rows/s until all are in PostgreSQL — with ``url``, the
     forwarder running alongside the writer)."""
     path = spool()
-    writer = LogWriter(path, local_models=["a"])
+    writer = LogWriter(path, local_models=["a"], backends=BACKENDS)
     forwarder = Forwarder(path, url) if url else None
     if forwarder:
         writer.on_commit(forwarder.wake)
@@ -124,7 +128,7 @@ def pg_commit_per_row(n: int, url: str) -> tuple[float, list[float]]:
 async def answer_latency(n: int, concurrency: int, mode: str, url: str | None) -> list[float]:
     """ms per request from the client's side of the router: route, then wait for the row's commit."""
     path = spool()
-    writer = LogWriter(path, local_models=["a"]) if mode != "none" else None
+    writer = LogWriter(path, local_models=["a"], backends=BACKENDS) if mode != "none" else None
     forwarder = Forwarder(path, url) if mode == "postgres" and url else None
     if writer and forwarder:
         writer.on_commit(forwarder.wake)
@@ -156,7 +160,7 @@ def forward_lag(n: int, url: str, rate: float = 500.0) -> list[float]:
     """ms from a row's local commit until it is in PostgreSQL, at ``rate`` requests/s."""
     path = spool()
     PgConnection(url).close()  # the schema exists before the first look
-    writer, forwarder = LogWriter(path, local_models=["a"]), Forwarder(path, url)
+    writer, forwarder = LogWriter(path, local_models=["a"], backends=BACKENDS), Forwarder(path, url)
     writer.on_commit(forwarder.wake)
     pg = psycopg.connect(url, autocommit=True)
     lags = []

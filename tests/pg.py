@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,8 @@ def scratch_schema(database_url: str) -> Iterator[str]:
 class SpooledWriter:
     """What a modelyard process with ``log.url`` runs: the SQLite writer plus the forwarder to PostgreSQL."""
 
-    def __init__(self, path: Path, url: str, local_models: Iterable[str]):
-        self.log = LogWriter(path, local_models=local_models)
+    def __init__(self, path: Path, url: str, local_models: Iterable[str], backends: Mapping[str, str] | None = None):
+        self.log = LogWriter(path, local_models=local_models, backends=backends or {})
         self.forwarder = Forwarder(path, url)
         self.log.on_commit(self.forwarder.wake)
 
@@ -103,10 +103,11 @@ class LogBackend:
     def store(self) -> LogStore:
         return LogStore(self.path, self.url)
 
-    def writer(self, local_models: Iterable[str] = ()) -> Any:
+    def writer(self, local_models: Iterable[str] = (), backends: Mapping[str, str] | None = None) -> Any:
+        """``backends``: model -> its server in the writing config (kept on each attempt)."""
         if self.url is None:
-            return LogWriter(self.path, local_models=local_models)
-        return SpooledWriter(self.path, self.url, local_models)
+            return LogWriter(self.path, local_models=local_models, backends=backends or {})
+        return SpooledWriter(self.path, self.url, local_models, backends)
 
     def connect(self) -> LogConnection:
         conn = self.store.connect()

@@ -22,7 +22,7 @@ from modelyard.config import Config, load_config
 from modelyard.errors import ConfigError
 from modelyard.ledger import LogWriter, presence
 from modelyard.ledger.forward import Forwarder
-from modelyard.ledger.probes import teach
+from modelyard.ledger.probes import backend_of, teach
 from modelyard.ledger.queries import spend_since
 from modelyard.ledger.store import LogStore, LogUnavailable, log_path
 from modelyard.paths import resolve_config_path
@@ -103,12 +103,15 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     else:
         path = Path(config_path or "<memory>")
     local = [name for name, m in config.models.items() if m.is_local]
+    pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
+    # each attempt is logged with its server: another config sharing the log may have a model of the same name
+    backends = {name: backend_of(provider) for name, provider in pool.providers.items()}
     log = LogWriter(log_path_for(config), local_models=local, max_queue=config.log.max_queue,
-                    keep_days=config.log.keep_days, max_text=config.log.max_text_chars, url=config.log.url)
+                    keep_days=config.log.keep_days, max_text=config.log.max_text_chars, url=config.log.url,
+                    backends=backends)
     forwarder = Forwarder(log.path, config.log.url) if config.log.url else None
     if forwarder is not None:
         log.on_commit(forwarder.wake)
-    pool = ModelPool(config, borrow_from=path if borrow and path.exists() else None, notice=notice)
     if one_shot and pool.link is not None:
         pool.link.one_shot = True
     if forwarder is not None and pool.serve is None:  # a borrower's limits are serve's, which says its own

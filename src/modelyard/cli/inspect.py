@@ -30,6 +30,7 @@ from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import presence, queries
 from modelyard.ledger.cost import billed_at_zero, log_costs, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
+from modelyard.ledger.probes import backend_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
 from modelyard.ops.reach import unreachable as reach_check
@@ -40,18 +41,23 @@ from modelyard.router.spend import window_start
 from modelyard.types import LENGTH
 
 
-def _missing(conn: LogConnection, model: str) -> str:
-    """From the log: did the model's server say, the last time it was asked, that it lacks the model?"""
-    last = queries.last_attempt(conn, model)
+def _unknown_server(row: queries.Row) -> str:
+    """`` on an unknown server`` for an attempt logged before the log kept which server it went to."""
+    return "" if row["backend"] else " on an unknown server"
+
+
+def _missing(conn: LogConnection, model: str, backend: str) -> str:
+    """From the log: did the model's server (``backend``) say, the last time it was asked, that it lacks the model?"""
+    last = queries.last_attempt(conn, model, backend)
     if last is None or last["reason"] != "model_missing":
         return ""
-    return f"{last['detail'] or 'not found'} ({time.time() - last['ts']:.0f}s ago)"
+    return f"{last['detail'] or 'not found'}{_unknown_server(last)} ({time.time() - last['ts']:.0f}s ago)"
 
 
-def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
-    """From the log: is this model failing right now (as another process's router sees it)?"""
-    rows = conn.execute("SELECT ts, outcome, reason FROM attempts WHERE model = ? AND ts >= ? ORDER BY ts DESC "
-                        "LIMIT 20", (model, time.time() - window)).fetchall()
+def _recent_trouble(conn: LogConnection, model: str, backend: str, window: float) -> str:
+    """From the log: is this model on its server failing right now (as another process's router sees it)?"""
+    rows = conn.execute(f"SELECT ts, outcome, reason, backend FROM attempts WHERE {queries.ON_BACKEND} AND ts >= ? "
+                        "ORDER BY ts DESC LIMIT 20", (model, backend, time.time() - window)).fetchall()
     streak = 0
     for row in rows:
         if row["outcome"] == AttemptOutcome.OK:
@@ -60,7 +66,8 @@ def _recent_trouble(conn: LogConnection, model: str, window: float) -> str:
             streak += 1
     if not streak:
         return ""
-    return f"{streak} recent failure(s), last {rows[0]['reason']} {time.time() - rows[0]['ts']:.0f}s ago"
+    return (f"{streak} recent failure(s), last {rows[0]['reason']}{_unknown_server(rows[0])} "
+            f"{time.time() - rows[0]['ts']:.0f}s ago")
 
 
 #: ``models``' columns in display order; the number is the priority (what a narrow terminal keeps first)
@@ -117,8 +124,9 @@ def models(
     details: list[str] = []  # the why of each state, under the table: whole at any width
     for name, m in cfg.models.items():
         why = unavailable.get(name)
-        trouble = _recent_trouble(conn, name, cfg.defaults.cooldown.max_seconds)
-        missing = "" if why else _missing(conn, name)
+        backend = backend_of(providers[name])
+        trouble = _recent_trouble(conn, name, backend, cfg.defaults.cooldown.max_seconds)
+        missing = "" if why else _missing(conn, name, backend)
         cap = m.spend_cap
         if why:
             state, detail = "unavailable", why

@@ -27,8 +27,9 @@ from modelyard.cli.common import (
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import queries
+from modelyard.ledger.probes import backends_of
 from modelyard.ops import probe_store, service
-from modelyard.ops.check import check_config, missing_on_server, never_probed
+from modelyard.ops.check import LoggedAttempt, check_config, missing_on_server, never_probed
 from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import WarmResult, warm_all, warmable
@@ -131,8 +132,8 @@ def check(
     cfg, path = load_or_exit(config)
     conn = local_log_or_exit(cfg)
     probes = probe_store.measured_here(probe_store.latest(conn, list(cfg.models)), cfg)
-    last = {m: (row["ts"], row["reason"] or "", row["detail"] or "") for m in cfg.models
-            if (row := queries.last_attempt(conn, m)) is not None}
+    last = {m: LoggedAttempt(row["ts"], row["reason"] or "", row["detail"] or "", bool(row["backend"]))
+            for m, backend in backends_of(cfg).items() if (row := queries.last_attempt(conn, m, backend)) is not None}
     findings = check_config(cfg, probes, missing_on_server(cfg, probes, last))
     errors = [f for f in findings if f.level == "error"]
     if as_json:

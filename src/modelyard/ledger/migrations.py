@@ -275,3 +275,12 @@ def m011_telegram_inbox(db: Schema) -> None:
         answer TEXT,
         PRIMARY KEY (bot_id, update_id)
     )""")
+
+
+@migration
+def m012_attempt_backend(db: Schema) -> None:
+    """Which server each attempt went to (:func:`modelyard.ledger.probes.backend_of`: provider, endpoint, model id):
+    every config on a machine without ``log.path`` shares one log, and a ``qwen3.5`` on a laptop's Ollama is not the
+    ``qwen3.5`` of a team host's — ``check`` and ``models`` blamed one's 404s and timeouts on the other. NULL in rows
+    from before: their server is unknown, and readers say so instead of blaming the current one."""
+    db.execute("ALTER TABLE attempts ADD COLUMN backend TEXT")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from modelyard.config import Config
     from modelyard.providers import Provider
 
 _LATEST = ("SELECT p.* FROM probes p JOIN (SELECT model, MAX(ts) AS ts FROM probes GROUP BY model) last "
@@ -62,6 +63,14 @@ def backend_of(provider: Provider) -> str:
     config = provider.config
     where = str(getattr(provider, "endpoint", "") or getattr(config, "path", "") or "")
     return f"{config.provider} {where} {provider.model_id}".replace("  ", " ")
+
+
+def backends_of(config: Config) -> dict[str, str]:
+    """Each configured model's :func:`backend_of`: what the routing log's attempts of that model on this config's
+    server say (``attempts.backend``), to tell them from another config's model of the same name."""
+    from modelyard.providers import build_provider
+
+    return {name: backend_of(build_provider(name, model)) for name, model in config.models.items()}
 
 
 def verdicts(statuses: Mapping[str, str]) -> dict[str, bool]:

@@ -139,7 +139,13 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
     return sorted(groups.values(), key=lambda g: (-g.requests, g.key))
 
 
-def last_attempt(conn: LogConnection, model: str) -> Row | None:
-    """The model's latest attempt that reached it (skips — cooling down, no key — say nothing new)."""
-    return conn.execute("SELECT ts, outcome, reason, detail FROM attempts WHERE model = ? AND outcome != 'skipped' "
-                        "ORDER BY ts DESC LIMIT 1", (model,)).fetchone()
+#: attempts of one model on one server, or logged before the log kept servers (``backend`` NULL: readers say
+#: "unknown server"); never another config's model of the same name on another server
+ON_BACKEND = "model = ? AND (backend = ? OR backend IS NULL)"
+
+
+def last_attempt(conn: LogConnection, model: str, backend: str) -> Row | None:
+    """The latest attempt that reached the model on ``backend`` (:func:`modelyard.ledger.probes.backend_of`), or one
+    logged before servers were kept (its ``backend`` NULL). Skips — cooling down, no key — say nothing new."""
+    return conn.execute(f"SELECT ts, outcome, reason, detail, backend FROM attempts WHERE {ON_BACKEND} "
+                        "AND outcome != 'skipped' ORDER BY ts DESC LIMIT 1", (model, backend)).fetchone()

@@ -28,6 +28,7 @@ from modelyard.errors import Reason
 from modelyard.ledger import bench_runs
 from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, percentile, wilson
 from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
+from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
@@ -182,8 +183,9 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
             lf.reasons[row["model"]] += 1
 
     attempts = conn.execute(
-        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd FROM attempts a "
+        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd, a.backend FROM attempts a "
         "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
+    backends = backends_of(config)
     wait_samples: dict[str, list[float]] = {}
     queue_bounds: dict[str, float] = {}
     queue_timeouts: Counter = Counter()
@@ -194,8 +196,12 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         attempted.setdefault(a["agent"], set()).add(a["model"])
         model = models.setdefault(a["model"], Group(a["model"]))
         agent = agents.setdefault(a["agent"], Group(a["agent"]))
+        # another config's model of the same name on another server (a shared log): its failures and queue waits
+        # are not advice about this config's model (rows from before servers were logged cannot tell: counted)
+        here = a["backend"] is None or a["backend"] == backends.get(a["model"], a["backend"])
         if _failed_attempt(a["outcome"]):
-            failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
+            if here:
+                failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
             model.failed_attempts += 1
             agent.failed_attempts += 1
             totals.failed_attempts += 1
@@ -203,12 +209,12 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         totals.spend += cost
         agent.spend += cost
         model.spend += cost
-        if a["outcome"] != AttemptOutcome.SKIPPED:
+        if a["outcome"] != AttemptOutcome.SKIPPED and here:
             wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
             # the bound this attempt really had: the router's own rule (agent overrides included)
             bound = config.timeouts_for(a["agent"], a["model"]).queue
             queue_bounds[a["model"]] = min(bound, queue_bounds.get(a["model"], bound))
-        if a["reason"] == Reason.QUEUE_TIMEOUT:
+        if a["reason"] == Reason.QUEUE_TIMEOUT and here:
             queue_timeouts[a["model"]] += 1
     for name, waits in wait_samples.items():
         models[name].waits = waits

@@ -62,10 +62,11 @@ import sqlite3
 import threading
 import time
 from _thread import allocate_lock
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from modelyard.config.schema import LogConfig
@@ -126,13 +127,16 @@ REQUEST_COLUMNS = (
 )
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "agent", "model", "provider", "outcome", "reason", "detail", "queue_wait_ms",
-    "ttft_ms", "duration_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd",
+    "ttft_ms", "duration_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd", "backend",
 )
 _INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})")
 _INSERT_ATTEMPT = (f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})")
 
+
+#: no model's server known (a writer built without a config: tests, tools)
+_NO_BACKENDS: Mapping[str, str] = MappingProxyType({})
 
 #: rows per INSERT statement at most (22 values each: within SQLite's oldest limit of 999 variables)
 GROUP = 32
@@ -178,12 +182,15 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
     )
 
 
-def attempt_rows(r: RequestRecord) -> list[tuple]:
-    """The ``attempts`` rows, the outcome as its plain value (see :func:`request_row`)."""
+def attempt_rows(r: RequestRecord, backends: Mapping[str, str] = _NO_BACKENDS) -> list[tuple]:
+    """The ``attempts`` rows, the outcome as its plain value (see :func:`request_row`). ``backends``: model name ->
+    the server it is on in the writing process's config (:func:`modelyard.ledger.probes.backend_of`), so a reader can
+    tell this config's ``qwen3.5`` from another's sharing the log (one dict look-up per attempt)."""
     rid, agent = r.id, r.agent
+    backend = backends.get
     return [(rid, seq, a.started_at, agent, a.model, a.provider, getattr(a.outcome, "_value_", a.outcome),
              a.reason or None, a.detail or None, a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
-             a.tokens_per_s, a.cost_usd)
+             a.tokens_per_s, a.cost_usd, backend(a.model))
             for seq, a in enumerate(r.attempts)]
 
 
@@ -240,12 +247,14 @@ class WriterHealth:
 class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
                  max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS,
-                 url: str | None = None):
-        """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there)."""
+                 url: str | None = None, backends: Mapping[str, str] = _NO_BACKENDS):
+        """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there);
+        ``backends``: each model's server in this config, kept on its attempts (:func:`attempt_rows`)."""
         self.path = Path(path)
         #: characters of each text kept (None: all)
         self.max_text = max_text
         self.local_models = frozenset(local_models)
+        self.backends = dict(backends)
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.dropped = 0
@@ -624,7 +633,7 @@ class LogWriter:
         """(request rows, attempt rows, other rows) of one queued item."""
         if isinstance(item, Row):
             return [], [], [item]
-        return [request_row(item, self.local_models, self.max_text)], attempt_rows(item), []
+        return [request_row(item, self.local_models, self.max_text)], attempt_rows(item, self.backends), []
 
     def _write(self, batch: list[RequestRecord | Row]) -> tuple[int, int, list[RequestRecord | Row]]:
         """(rows stored, rows lost, rows the store refused: to try again). One transaction for the batch; if
@@ -634,13 +643,13 @@ class LogWriter:
             requests: list[tuple] = []
             attempts: list[tuple] = []
             others: list[Row] = []
-            local, max_text = self.local_models, self.max_text
+            local, max_text, backends = self.local_models, self.max_text, self.backends
             for item in batch:  # what _rows does per item, without its three lists per row (issue #15)
                 if isinstance(item, Row):
                     others.append(item)
                 else:
                     requests.append(request_row(item, local, max_text))
-                    attempts += attempt_rows(item)
+                    attempts += attempt_rows(item, backends)
             self._commit(requests, attempts, others)
             last = batch[-1]
             if not isinstance(last, Row):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config
 from modelyard.ledger.probes import verdicts
@@ -64,34 +64,58 @@ def tool_capable(config: Config, probes: dict[str, ProbeResult]) -> list[str]:
     return sorted(passed, key=lambda m: (not config.models[m].is_local, m))
 
 
+class LoggedAttempt(NamedTuple):
+    """A model's latest attempt in the routing log that reached its server (ledger.queries.last_attempt)."""
+
+    ts: float
+    reason: str
+    detail: str
+    #: the row says which server it went to (this config's model's); False for rows logged before servers were kept
+    server_known: bool = True
+
+
+class Missing(NamedTuple):
+    """A model its server said it does not have, when, and whether that was surely this config's server."""
+
+    why: str
+    server_known: bool
+
+
 def missing_on_server(config: Config, probes: dict[str, ProbeResult],
-                      last_attempts: dict[str, tuple[float, str, str]]) -> dict[str, str]:
+                      last_attempts: dict[str, LoggedAttempt]) -> dict[str, Missing]:
     """Models whose server said, the last time it was asked, that it does not have them: from the
-    routing log (``last_attempts``: model -> (ts, reason, detail)) and from the latest probe,
-    whichever is newer."""
-    out: dict[str, str] = {}
+    routing log (``last_attempts``: this config's model on this config's server, or a row of unknown server) and from
+    the latest probe, whichever is newer."""
+    out: dict[str, Missing] = {}
     for name in config.models:
-        seen: list[tuple[float, str, str]] = []
+        seen: list[LoggedAttempt] = []
         if name in last_attempts:
             seen.append(last_attempts[name])
         if (p := probes.get(name)) and (c := p.get("reachable")) is not None:
-            seen.append((p.ts, "model_missing" if c.detail.startswith("model_missing") else "", c.detail))
+            seen.append(LoggedAttempt(p.ts, "model_missing" if c.detail.startswith("model_missing") else "", c.detail))
         if seen:
-            ts, reason, detail = max(seen)
-            if reason == "model_missing":
-                out[name] = f"{detail} ({_when(ts)})"
+            last = max(seen)
+            if last.reason == "model_missing":
+                out[name] = Missing(f"{last.detail} ({_when(last.ts)})", last.server_known)
     return out
 
 
 def check_config(config: Config, probes: dict[str, ProbeResult],
-                 missing: dict[str, str] | None = None) -> list[Finding]:
+                 missing: dict[str, Missing] | None = None) -> list[Finding]:
     """``missing``: :func:`missing_on_server`'s answer (models their server says it does not have)."""
     findings: list[Finding] = []
-    for name, why in (missing or {}).items():
+    for name, (why, known) in (missing or {}).items():
         model_id = config.models[name].model or name
-        findings.append(Finding("error", f"model '{name}' is not on its server: {why}", model=name,
-                                suggestion=f"install '{model_id}' on {config.models[name].endpoint or 'its server'} "
-                                           "(for Ollama: ollama pull) or fix its `model:` in the config"))
+        where = config.models[name].endpoint or "its server"
+        if known:
+            findings.append(Finding("error", f"model '{name}' is not on its server: {why}", model=name,
+                                    suggestion=f"install '{model_id}' on {where} "
+                                               "(for Ollama: ollama pull) or fix its `model:` in the config"))
+        else:  # logged before the log kept servers: maybe another config's model of the same name, elsewhere
+            findings.append(Finding("warning", f"model '{name}' was last logged as not found on an unknown server "
+                                    f"(a row from before the log kept which server; maybe another config's "
+                                    f"'{name}'): {why}", model=name,
+                                    suggestion=f"run `modelyard probe {name}` to ask {where}"))
     findings += _unseen(config, probes)
     capable = tool_capable(config, probes)
     providers = {name: build_provider(name, m) for name, m in config.models.items()}
