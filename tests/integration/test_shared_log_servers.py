@@ -196,3 +196,19 @@ def test_report_advice_is_about_this_configs_server(tmp_path: Path, log_backend:
     teams = advice("http://team-gpu:11434", "team")
     assert teams["fallback_rate"]["blamed"] is None and teams["fallback_rate"]["failed_models"] == {}
     assert "cascade_risk" not in teams
+
+
+def test_an_endpoints_password_is_not_kept_with_its_attempts(tmp_path: Path) -> None:
+    """A server behind basic auth named as ``http://user:password@host`` (httpx sends it as an Authorization
+    header): the server each attempt went to is logged, its password never."""
+    with OllamaServer(models=["qwen3.5:latest"], reply_text="Team answer.") as team:
+        config = tmp_path / "team.yaml"
+        url = team.url.replace("http://", "http://team:s3cret-pass@")
+        config.write_text(CONFIG.format(url=url, log=tmp_path / "shared.sqlite3"))
+        assert run("ask", "hello", config=config).stdout.strip() == "Team answer."
+    conn = sqlite3.connect(tmp_path / "shared.sqlite3")
+    try:
+        backends = [row[0] for row in conn.execute("SELECT backend FROM attempts")]
+    finally:
+        conn.close()
+    assert len(backends) == 1 and "team:***@" in backends[0] and "s3cret" not in backends[0], backends

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelyard.config.schema import redact_url
+
 if TYPE_CHECKING:
     from modelyard.config import Config
     from modelyard.providers import Provider
@@ -59,9 +61,10 @@ def latest(conn: sqlite3.Connection) -> Iterator[ProbeRow]:
 
 
 def backend_of(provider: Provider) -> str:
-    """What a probe measures: the provider kind, where it is served and the model id (not the config's name)."""
+    """What a probe measures: the provider kind, where it is served and the model id (not the config's name). Kept on
+    every attempt row too (``attempts.backend``): an endpoint's password, if it has one, is never in it."""
     config = provider.config
-    where = str(getattr(provider, "endpoint", "") or getattr(config, "path", "") or "")
+    where = redact_url(str(getattr(provider, "endpoint", "") or getattr(config, "path", "") or ""))
     return f"{config.provider} {where} {provider.model_id}".replace("  ", " ")
 
 
