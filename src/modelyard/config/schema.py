@@ -752,8 +752,15 @@ class StateConfig(Strict):
                 f"{need:g} or more (a killed process's slots come back within it), or lower refresh / timeout")
 
 
+# a query parameter whose name says it carries a credential: Gemini's `?key=`, Azure's `?api-key=`/`?sig=` (SAS),
+# `?access_token=`, `?token=`, `?password=` — its value is hidden like a URL's password
+_SECRET_PARAM = re.compile(r"(?i)(?<=[?&])([^=&#]*(?:key|token|secret|pass|sig|auth|credential)[^=&#]*=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for messages, logs and /healthz)."""
+    """The URL with any password, and the value of any query parameter named like a credential, replaced by
+    ``***`` (for messages, logs, the routing log's attempts and /healthz)."""
+    url = _SECRET_PARAM.sub(r"\1***", url) if "?" in url else url
     parts = urlsplit(url)
     if parts.password is None:
         # `redis:/:PASSWORD@host` (one slash) has no netloc to urlsplit: the password sits in the path
