@@ -48,8 +48,8 @@ from modelyard.types import ChatRequest, ChatResponse, Chunk
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
 
-#: how a stream ends when the server shuts down under it (gateway/drain.py)
-_SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is incomplete", "server_error",
+#: how an OpenAI stream (chat or text completions) ends when the server shuts down under it (gateway/drain.py)
+SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is incomplete", "server_error",
                               "shutting_down")
 
 
@@ -87,7 +87,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
     if stream:
         writer = ChunkWriter(request_id, created, record.model or "")
         answer: Response = SSEResponse(_replay(response, writer, body.include_usage), headers,
-                                           drain=gw.drain, final=_SHUTDOWN_EVENT)
+                                           drain=gw.drain, final=SHUTDOWN_EVENT)
     else:
         answer = json_response(completion(record.id, created, record.model or "", response), headers=headers)
     await committed(gw)
@@ -118,7 +118,7 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest
     record = stream.record
     writer = ChunkWriter(request_id, created, record.model or "")
     return SSEResponse(_events(gw, stream, first, writer, include_usage, stops), route_headers(record),
-                       drain=gw.drain, final=_SHUTDOWN_EVENT)
+                       drain=gw.drain, final=SHUTDOWN_EVENT)
 
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.gateway.drain import SHUTTING_DOWN
+from modelyard.gateway.completions import SHUTDOWN_EVENT
 from modelyard.gateway.intake import committed, complete, intake, start_stream
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
@@ -38,9 +38,6 @@ from modelyard.types import Chunk
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
-
-_SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is incomplete", "server_error",
-                              "shutting_down")
 
 
 async def text_completions(request: Request) -> Response:
@@ -62,7 +59,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
         stream, first = opened
         writer = TextChunkWriter(request_id, created, stream.record.model or "")
         return SSEResponse(_events(gw, stream, first, writer, body), route_headers(stream.record), drain=gw.drain,
-                           final=_SHUTDOWN_EVENT)
+                           final=SHUTDOWN_EVENT)
     routed = await complete(gw, request, agent, chat, request_id, None)
     if isinstance(routed, Response):
         return routed
