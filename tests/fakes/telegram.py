@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -81,6 +81,17 @@ NOT_DELETABLE = "Bad Request: message can't be deleted"
 #: the Bot API answers a long poll after 50 s at most, whatever ``timeout`` asked (tdlib/telegram-bot-api#562:
 #: timeout=300 came back after 50.5 s)
 MAX_POLL = 50.0
+T = TypeVar("T")
+#: a captive portal's answer to any request made before its login: 200 OK and its own HTML page (a meta refresh to the
+#: login form), whatever was asked — Windows' probe "If the result is a HTTP/200 but the response body doesn't match
+#: the string the server is known to always send … the OS will launch a web browser" (textslashplain.com/2022/06/24/
+#: captive-portals/); en.wikipedia.org/wiki/Captive_portal: "traffic is intercepted … redirected to a login page".
+#: Telegram never sees the request. python-telegram-bot raised a bare TelegramError('Invalid server response') and
+#: logged the page whole (python-telegram-bot#1009, #196; irazasyed/telegram-bot-sdk#1053: "some broken proxy")
+CAPTIVE_PORTAL = ("<!DOCTYPE html>\n<html>\n<head>\n<meta http-equiv=\"refresh\" content=\"0; "
+                  "url=http://10.5.50.1/login?dst=https%3A%2F%2Fapi.telegram.org%2F\">\n<title>Hotspot login</title>\n"
+                  "</head>\n<body>\n<p>Please log in to use the Internet. If nothing happens, <a href=\"http://10.5.50.1/"
+                  "login\">click here</a>.</p>\n</body>\n</html>\n")
 
 
 class ApiError(Exception):
@@ -177,6 +188,10 @@ class TelegramServer(FakeServer):
         self._chat_flood: dict[Any, float] = {}
         #: calls to carry out and then answer under a fault (see :meth:`lose_reply`)
         self._lost: list[tuple[str, Callable[[dict[str, Any]], bool], Fault]] = []
+        #: calls answered by something in between that never reaches Telegram (:meth:`intercept`), and calls carried
+        #: out whose answer a relay mangles on the way back (:meth:`garble_reply`)
+        self._intercepted: list[tuple[str, Callable[[dict[str, Any]], bool], str]] = []
+        self._garbled: list[tuple[str, Callable[[dict[str, Any]], bool], Callable[[bytes], bytes]]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": lambda p: dict(self.bot_user),
             "getchatmember": self._get_chat_member,
@@ -339,11 +354,31 @@ class TelegramServer(FakeServer):
             self._lost.append((method.lower(), when, Fault.parse(fault)))
 
     def _take_lost(self, name: str, params: dict[str, Any]) -> Fault | None:
+        return self._take(self._lost, name, params)
+
+    def intercept(self, page: str | None = None, *, method: str = "sendMessage", calls: int = 1,
+                  when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The next ``calls`` calls of ``method`` whose parameters pass ``when`` never reach Telegram: something in
+        between answers them itself, ``200 OK`` with its HTML page (:data:`CAPTIVE_PORTAL` unless ``page``), and
+        nothing is carried out — a hotel or train Wi-Fi's login page, an ISP's block page."""
         with self._state:
-            for i, (method, when, fault) in enumerate(self._lost):
+            self._intercepted.extend([(method.lower(), when, page or CAPTIVE_PORTAL)] * calls)
+
+    def garble_reply(self, mangle: Callable[[bytes], bytes], *, method: str = "sendMessage",
+                     when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The next call of ``method`` whose parameters pass ``when`` is carried out (the message is in the chat), and
+        the relay in between hands back ``mangle(envelope)``, ``200 OK`` as text/html, in place of the Bot API's JSON
+        (:func:`php_warning_first`: a PHP relay printing its warnings ahead of the answer) — a refusal too (a 429)."""
+        with self._state:
+            self._garbled.append((method.lower(), when, mangle))
+
+    def _take(self, queue: list[tuple[str, Callable[[dict[str, Any]], bool], T]], name: str,
+              params: dict[str, Any]) -> T | None:
+        with self._state:
+            for i, (method, when, what) in enumerate(queue):
                 if method == name and when(params):
-                    del self._lost[i]
-                    return fault
+                    del queue[i]
+                    return what
         return None
 
     def revoke(self, new_token: str = "123456:NEW-TOKEN") -> None:
@@ -405,6 +440,10 @@ class TelegramServer(FakeServer):
         if name != "getupdates" and name not in self._handlers:
             return _envelope(ApiError(404, "Not Found").payload(), 404)
         call = BotCall(method, params)
+        if (page := self._take(self._intercepted, name, params)) is not None:  # never reached Telegram: not done
+            self._log(call, error=ApiError(200, "answered by a captive portal, not carried out"))
+            return self.tracked(HTMLResponse(page))
+        garble = self._take(self._garbled, name, params)
         lost = self._take_lost(name, params)
         fault = lost or (self.faults.next() if name in self.fault_methods else None)
         recorded.fault = fault
@@ -434,9 +473,13 @@ class TelegramServer(FakeServer):
                 result = self._handlers[name](params)
         except ApiError as error:
             self._log(call, error=error)
+            if garble is not None:  # the relay answers 200 whatever the Bot API said, its warning ahead
+                return self.tracked(HTMLResponse(garble(json_bytes(error.payload()))))
             return self.tracked(_envelope(error.payload(), error.code))
         self._log(call, result=result)
         payload = {"ok": True, "result": result}
+        if garble is not None:  # carried out; the relay mangles the answer on its way back
+            return self.tracked(HTMLResponse(garble(json_bytes(payload))))
         if fault is None or fault.kind is FaultKind.OK:
             return self.tracked(_envelope(payload))
         rendering = Rendering(stream=False, media_type="application/json", body=json_bytes(payload))
@@ -779,3 +822,12 @@ def _coerce(params: dict[str, Any]) -> dict[str, Any]:
                 value = json.loads(value)
         out[key] = value
     return out
+
+
+def php_warning_first(envelope: bytes) -> bytes:
+    """A PHP relay (a script on shared hosting forwarding to api.telegram.org where it is blocked) with display_errors
+    on: PHP's HTML-formatted warning printed ahead of the Bot API's answer it passes on (php.net/manual/en/
+    errorfunc.configuration.php#ini.html-errors; the form '<br />', '<b>Warning</b>:  … in <b>file</b> on line
+    <b>n</b><br />')."""
+    return (b"<br />\n<b>Warning</b>:  Undefined array key \"HTTP_X_FORWARDED_FOR\" in "
+            b"<b>/var/www/tg-proxy/index.php</b> on line <b>27</b><br />\n" + envelope)

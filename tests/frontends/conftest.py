@@ -39,6 +39,21 @@ def llm() -> OpenAIServer:
         yield server
 
 
+#: an answer of two messages: the second goes out with the buttons in the final render
+LONG = " ".join(f"word{i}" for i in range(900))
+
+
+@pytest.fixture
+def long_llm() -> OpenAIServer:
+    with OpenAIServer(reply_text=LONG, chunk_interval=0.0) as server:
+        yield server
+
+
+def with_buttons(params: dict[str, Any]) -> bool:
+    """A Bot API call carrying the rating buttons: the final message of an answer."""
+    return bool(params.get("reply_markup"))
+
+
 def bot_config(tmp_path: Path, tg: TelegramServer, llm: OpenAIServer, **telegram: Any) -> Config:
     """The embedded default's shape (chat + specialists on one local model), backed by the fake server."""
     settings = {"base_url": tg.base_url, "allowed_users": [ALICE, BOB], "edit_interval": 0.05, **telegram}

@@ -484,8 +484,9 @@ def _outage(exc: TelegramError) -> str:
 
 
 def _why(exc: TelegramError) -> str:
+    """Why an answer was lost: the transport error's kind, or the front's or relay's own words."""
     cause = exc.__cause__
-    return type(cause).__name__ if cause is not None else type(exc).__name__
+    return type(cause).__name__ if cause is not None else _outage(exc)
 
 
 def _refused_entities(exc: BadRequest) -> bool:

@@ -28,17 +28,31 @@ where Telegram is blocked) answers 520–526 with Cloudflare's page (``<title>�
 which python-telegram-bot logged whole with a traceback. Cloudflare's 524 says the relay reached the origin and gave up
 waiting for its answer ("The connection to the origin web server was made, but the origin web server timed out before
 responding"): handed on, like a 504 — sent again, the message showed twice.
+
+And a 200 whose body is not the envelope: something in between answered in Telegram's place. A captive portal (a hotel
+or train Wi-Fi before its login) or an ISP's block page answers every request with its own HTML page and reaches
+nothing; python-telegram-bot raised a bare ``TelegramError('Invalid server response')`` (python-telegram-bot#1009,
+#196), no NetworkError, so a final answer so refused was not tried through the outage but kept for the next start.
+:class:`ForeignAnswer` makes it an outage. A relay that passed the call on and mangled the answer coming back (a PHP
+script printing its warnings ahead of it, a body cut short) did carry it out: where the envelope is whole inside the
+body it is taken from there (the message's id known); where only its start is (``{"ok": true, "result": {…`` cut off)
+the call counts as carried out, its answer lost (``handed_on``: not sent again). A relay that carried the call out and
+answered with a page of its own, no trace of the envelope left, cannot be told from a portal that never reached
+Telegram: taken for the portal, its message can show twice.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from http import HTTPStatus
 from typing import Any
 
 from telegram.error import NetworkError
 from telegram.request import HTTPXRequest
+
+log = logging.getLogger(__name__)
 
 #: statuses the front answers for the Bot API behind it
 FRONT_STATUSES = frozenset({HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE, HTTPStatus.GATEWAY_TIMEOUT})
@@ -74,6 +88,41 @@ class ProxyRefusal(FrontError):
         return False
 
 
+class ForeignAnswer(FrontError):
+    """A 2xx whose body is not the Bot API's envelope: a captive portal's or a relay's page answered in Telegram's
+    place. ``relayed``: the body holds the start of the envelope, so the call reached Telegram (its answer mangled)."""
+
+    def __init__(self, status: int, description: str, *, relayed: bool):
+        said = ("the Bot API's answer came back mangled by a relay between this bot and the Bot API "
+                "(telegram.base_url, HTTPS_PROXY)" if relayed else
+                "not the Bot API's answer but a page from something between this bot and the Bot API (a Wi-Fi's "
+                "login page, a block page, a relay in telegram.base_url)")
+        super().__init__(status, f"{description}: {said}")
+        self.relayed = relayed
+
+    @property
+    def handed_on(self) -> bool:
+        return self.relayed
+
+
+#: where the Bot API's envelope begins, inside a body a relay added to
+_ENVELOPE_START = re.compile(rb'\{\s*"ok"\s*:')
+
+
+def _embedded_envelope(payload: bytes) -> dict[str, Any] | None:
+    """The Bot API's envelope whole inside a body a relay wrapped (its warnings printed ahead); None."""
+    text = payload.decode("utf-8", "replace")
+    for start in _ENVELOPE_START.finditer(payload):
+        offset = len(payload[:start.start()].decode("utf-8", "replace"))
+        try:
+            body, _ = json.JSONDecoder().raw_decode(text, offset)
+        except ValueError:
+            continue
+        if isinstance(body, dict) and isinstance(body.get("ok"), bool):
+            return body
+    return None
+
+
 def _from_bot_api(payload: bytes) -> bool:
     """The body is the Bot API's envelope: a JSON object with its ``ok`` field."""
     try:
@@ -102,7 +151,7 @@ def _description(status: int, payload: bytes) -> str:
 
 class FrontAwareRequest(HTTPXRequest):
     """python-telegram-bot's HTTPX client that raises :class:`FrontError` for a 502, 503 or 504, whatever its body,
-    and :class:`ProxyRefusal` for a 4xx that is not the Bot API's JSON."""
+    :class:`ProxyRefusal` for a 4xx and :class:`ForeignAnswer` for a 2xx that is not the Bot API's JSON."""
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(*args, **kwargs)
@@ -110,4 +159,16 @@ class FrontAwareRequest(HTTPXRequest):
             raise FrontError(code, _description(code, payload))
         if 400 <= code < 500 and not _from_bot_api(payload):
             raise ProxyRefusal(code, _description(code, payload))
+        if 200 <= code < 300 and not _from_bot_api(payload):
+            envelope = _embedded_envelope(payload)
+            if envelope is None:
+                raise ForeignAnswer(code, _description(code, payload),
+                                    relayed=_ENVELOPE_START.search(payload) is not None)
+            inside = json.dumps(envelope).encode()
+            log.info("telegram: the Bot API's answer came wrapped in a relay's output (%d bytes more); taken from "
+                     "inside it", len(payload) - len(inside))
+            if envelope["ok"]:
+                return code, inside
+            error_code = envelope.get("error_code")  # a refusal the relay answered 200: under the Bot API's status
+            return (error_code if isinstance(error_code, int) and error_code >= 400 else HTTPStatus.BAD_REQUEST), inside
         return code, payload
