@@ -10,12 +10,68 @@ from __future__ import annotations
 import contextlib
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from modelyard.config.names import did_you_mean
+
 SCHEMES = ("postgresql", "postgres")
 HIDDEN = "***"
 
 
+#: libpq's sslmode values (any other is refused only when a connection is made: "invalid sslmode value")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+#: other tools' schema parameters, which libpq refuses ('invalid URI query parameter') — Prisma's, JDBC's
+_SCHEMA_PARAMS = ("schema", "currentschema", "search_path", "searchpath")
+#: what a character that ends the user and password in a URL is written as inside them
+_ENCODED = {"@": "%40", "/": "%2F", "?": "%3F", "#": "%23"}
+
+
+def _userinfo_problem(url: str) -> str | None:
+    """Why the user and password before the host cannot be read as written, or None.
+
+    libpq takes them up to the *first* '@' before a '/' (a password 'Secret@2811' sent 'Secret' and looked up the host
+    '2811@db…' — part of the password in the error); a '/' in them ends the host part for libpq, and a '?' or '#' ends
+    it for Python's reading of the URL (which hides the password in messages): 'the port must be a number' was said."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    head, _, tail = rest.partition("/")  # libpq: user, password and hosts, up to the first '/'
+    path = tail.split("?", 1)[0]
+    found: list[str] = []
+    if "@" in head:
+        hosts = head[head.find("@") + 1:].split("?", 1)[0]
+        meant = head[:head.rfind("@")] if "@" in hosts else head[:head.find("@")]
+        found = [c for c in _ENCODED if c in meant and (c != "@" or "@" in hosts)]
+    if "@" in path:  # `user:pa/ss@host/db`: libpq connected to host 'user', port 'pa'
+        found = ["/", *(c for c in found if c != "/")]
+    if not found:
+        return None
+    said = ", ".join(f"'{c}'" for c in found)
+    written = ", ".join(f"'{c}' as {_ENCODED[c]}" for c in found)
+    return (f"the user or password holds {said}, which ends that part of a URL (libpq reads the user and password up "
+            f"to the first '@'): write it percent-encoded — {written} — or leave the password out of the URL and set "
+            "PGPASSWORD (or ~/.pgpass)")
+
+
+def _query_problem(query: str) -> str | None:
+    """A query parameter libpq would refuse only when connecting, said at load time with what to write."""
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() in _SCHEMA_PARAMS:
+            return (f"libpq takes no '{key}' parameter (another tool's): write "
+                    f"options=-csearch_path%3D{value or 'SCHEMA'} for the schema (it must exist: CREATE SCHEMA "
+                    f"{value or 'SCHEMA'}), or give the role a default one: ALTER ROLE … SET search_path = "
+                    f"{value or 'SCHEMA'}")
+        if key == "sslmode" and value not in SSLMODES:
+            return (f"sslmode '{value}' is not one of libpq's: {', '.join(SSLMODES)}"
+                    f"{did_you_mean(value, SSLMODES)}")
+    return None
+
+
 def check(url: str) -> str:
     """The URL if it can name a PostgreSQL database; else ValueError with a message free of secrets."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme.startswith(("postgresql+", "postgres+")) or scheme == "jdbc:postgresql":
+        form = "JDBC's" if scheme.startswith("jdbc") else "SQLAlchemy's"
+        raise ValueError(f"'{scheme}://' is {form} form, not libpq's: write postgresql:// and the rest as it is "
+                         "(postgresql://user@host:5432/dbname)")
+    if (problem := _userinfo_problem(url)) is not None:
+        raise ValueError(problem)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -28,6 +84,8 @@ def check(url: str) -> str:
             parts.port  # noqa: B018 - raises on a port that is not a number
         except ValueError:
             raise ValueError("the port must be a number, e.g. postgresql://user@host:5432/dbname") from None
+    if (problem := _query_problem(parts.query)) is not None:
+        raise ValueError(problem)
     return url
 
 

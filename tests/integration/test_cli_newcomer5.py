@@ -1,0 +1,77 @@
+"""A small team's first hour: the shared log's URL and Ollama's address, as other tools' users write them.
+
+Each case is what a newcomer copies from another tool or from a password manager, run through the CLI against the
+real PostgreSQL; each says the file, the line, the key and what to write instead — never the password.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+runner = CliRunner()
+
+
+def _team(tmp_path: Path, url: str) -> Path:
+    config = tmp_path / "team.yaml"
+    config.write_text("models:\n  small: {provider: ollama, model: 'llama3.2:3b', endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  chat: {primary: small}\n"
+                      f"log:\n  path: {tmp_path / 'spool.sqlite3'}\n  url: '{url}'\n")
+    return config
+
+
+@pytest.mark.parametrize(("char", "encoded"), [("@", "%40"), ("/", "%2F"), ("?", "%3F"), ("#", "%23")])
+def test_a_password_with_a_url_character_says_how_to_write_it(tmp_path: Path, pg_url: str, char: str,
+                                                              encoded: str) -> None:
+    """A generated password ('Secret@2811') pasted into log.url: libpq reads the user and password up to the first
+    '@', so modelyard said `failed to resolve host '2811@127.0.0.1'` — half the password on the screen, at the first
+    read, without the file or the key; a '/', '?' or '#' in it said 'the port must be a number'. The fix users of
+    other tools were given is percent-encoding (dify#6667, langfuse-k8s#339, open-webui/docs#588:
+    https://github.com/langgenius/dify/issues/6667, https://github.com/langfuse/langfuse-k8s/issues/339)."""
+    host_part = pg_url.split("://", 1)[1].split("@", 1)[1]  # 127.0.0.1:5432/db?options=…
+    out = runner.invoke(app, ["--config", str(_team(tmp_path, f"postgresql://postgres:Sec{char}2811@{host_part}")),
+                              "log"])
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2, out.output
+    assert f"team.yaml:7: log.url: the user or password holds '{char}'" in said, said
+    assert f"'{char}' as {encoded}" in said and "PGPASSWORD" in said, said
+    assert "2811" not in said and "Sec" not in said.replace("Secret", ""), said
+    # written as it says, the same password signs in (trust here: the user and host are what count)
+    fixed = runner.invoke(app, ["--config", str(_team(tmp_path, f"postgresql://postgres:Sec{encoded}2811@{host_part}")),
+                                "log"])
+    assert fixed.exit_code == 0 and "no requests yet" in fixed.output, fixed.output
+    assert "2811" not in fixed.output
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    # libpq: 'invalid sslmode value: "required"', at the first read, no file or key
+    ("sslmode=required", "log.url: sslmode 'required' is not one of libpq's: disable, allow, prefer, require, "
+                         "verify-ca, verify-full (did you mean 'require'?)"),
+    # Prisma's and JDBC's schema parameters: libpq said 'invalid URI query parameter: "schema"'
+    ("schema=team", "log.url: libpq takes no 'schema' parameter (another tool's): write options=-csearch_path%3Dteam"),
+    ("currentSchema=team", "log.url: libpq takes no 'currentSchema' parameter (another tool's): write "
+                           "options=-csearch_path%3Dteam"),
+])
+def test_another_tools_url_parameter_is_said_at_load(tmp_path: Path, query: str, said: str) -> None:
+    """Parameters that libpq refuses only when it connects were accepted at load and failed at the first `log`,
+    `report` or forwarder connection, naming neither the file nor what to write (Prisma writes `?schema=`, JDBC
+    `?currentSchema=`: https://www.prisma.io/docs/orm/overview/databases/postgresql#connection-url)."""
+    out = runner.invoke(app, ["--config", str(_team(tmp_path, f"postgresql://postgres@127.0.0.1:5432/test?{query}")),
+                              "log"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and f"team.yaml:7: {said}" in text, text
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "postgresql+asyncpg", "jdbc:postgresql"])
+def test_an_orm_url_says_the_scheme_to_write(tmp_path: Path, scheme: str) -> None:
+    """SQLAlchemy's `postgresql+psycopg://` (LiteLLM, Open WebUI and most Python apps take it) and JDBC's URL were
+    'must be a postgresql:// URL' — true, but with the rest to guess; now it names the form and what to write."""
+    out = runner.invoke(app, ["--config", str(_team(tmp_path, f"{scheme}://postgres:hunter2@db:5432/test")), "log"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2, text
+    assert f"team.yaml:7: log.url: '{scheme}://' is" in text and "write postgresql:// and the rest as it is" in text
+    assert "hunter2" not in text
