@@ -193,11 +193,11 @@ SHAPES: list[tuple[str, str, Fault, str, Any]] = [
     ("anthropic_error_event_as_text", "anthropic", Fault.raw(
         200, ANTHROPIC_TEXT, event("error", {"type": "error", "error": "Overloaded"}), headers=SSE),
      "stream_error", None),
-    # Ollama: not enough memory for the model, as a 500 with a string error: the model's, not the moment's
-    # (test_wire_shapes_round4: it cools instead of being asked again)
+    # Ollama: not enough memory for the model, as a 500 with a string error: not worth asking again at once
+    # (test_wire_shapes_round4: it rests instead; round 12: overloaded, the host's memory now, not a model missing)
     ("ollama_needs_more_memory", "ollama", Fault.raw(
         500, '{"error":"model requires more system memory (5.2 GiB) than is available (3.1 GiB)"}',
-        headers={"content-type": "application/json"}), "model_missing", None),
+        headers={"content-type": "application/json"}), "overloaded", None),
 ]
 
 

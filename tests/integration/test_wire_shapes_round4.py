@@ -421,12 +421,13 @@ async def test_ollama_without_memory_for_the_model_cools_it_instead_of_retrying(
     """Ollama's 500 "model requires more system memory (5.3 GiB) than is available (3.5 GiB)", among the errors its
     users meet most (continue#11478, #11715, home-assistant#139085): a server_error, asked again at once (the same
     refusal), and again on every request until the breaker opened for seconds. It holds until memory is freed: the
-    model cools as for one the server does not have."""
+    model rests (round 12: as overloaded, for Ollama's default keep_alive — not as a model the server does not
+    have)."""
     body = json.dumps({"error": "model requires more system memory (5.3 GiB) than is available (3.5 GiB)"})
     routed, cooling = await route_cooling("ollama", servers, tmp_path, Fault.raw(500, body, headers=JSON))
-    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]
     assert "requires more system memory" in routed.record.attempts[0].detail
-    assert cooling > 4  # cooldown.max_seconds (5)
+    assert cooling > 4  # past the breaker's seconds (http.NO_MEMORY_WAIT)
 
 
 async def test_ollama_leaving_out_a_cached_prompts_count_is_estimated(servers: dict[str, Any],  # noqa: F811

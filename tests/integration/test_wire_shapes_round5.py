@@ -213,8 +213,8 @@ async def test_ollama_v1_with_no_room_for_the_model_cools_it(servers: dict[str, 
                                                         "available (3.5 GiB)", "type": "api_error", "param": None,
                                              "code": None}}), headers=JSON)
     routed, cooling = await route_cooling("openai", servers, tmp_path, no_room, no_room)
-    assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
-    assert cooling > 4  # cooldown.max_seconds (5), as for a model its server does not have
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]  # round 12: not missing
+    assert cooling > 4  # rested (http.NO_MEMORY_WAIT), past the breaker's seconds
 
 
 async def test_an_error_string_with_nothing_in_it_is_not_a_crash(servers: dict[str, Any],  # noqa: F811

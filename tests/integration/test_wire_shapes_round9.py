@@ -324,7 +324,7 @@ async def test_localai_that_cannot_load_the_model_cools_it(servers: dict[str, An
     model: rpc error: code = Unknown desc = failed loading model …" for a model none of its backends can load (a file
     missing or unreadable, a backend not installed: LocalAI#1037, #1133, where langchain asked again and again). It was
     a server_error: asked again at once for the same refusal, on every request until the breaker opened for seconds.
-    Now it cools as a model the server cannot load (as Ollama's "requires more system memory")."""
+    Now it cools as a model the server cannot load (as Ollama's "unknown model architecture")."""
     said = ("could not load model - all backends returned error: 25 errors occurred:\n\t* could not load model: rpc "
             "error: code = Unknown desc = failed loading model\n\t* could not load model: rpc error: code = Unknown "
             "desc = failed loading model\n")

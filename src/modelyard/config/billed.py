@@ -20,7 +20,8 @@ BILLED_HOSTS = (
     "api.anthropic.com", "api.cohere.ai", "api.cohere.com", "dashscope.aliyuncs.com",
     "dashscope-intl.aliyuncs.com", "api.moonshot.ai", "api.moonshot.cn", "api.novita.ai", "api.hyperbolic.xyz",
     "integrate.api.nvidia.com", "api.sambanova.ai", "router.huggingface.co", "api-inference.huggingface.co",
-    "inference.ai.azure.com", "models.inference.ai.azure.com", "models.github.ai", "api.minimax.io",
+    "inference.ai.azure.com", "models.inference.ai.azure.com", "cognitiveservices.azure.com", "services.ai.azure.com",
+    "models.github.ai", "api.minimax.io",
     "api.minimaxi.com", "open.bigmodel.cn", "api.z.ai", "api.lambda.ai", "api.studio.nebius.com",
     "api.studio.nebius.ai", "ollama.com",
 )

@@ -12,6 +12,7 @@ import re
 from enum import StrEnum
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -231,3 +232,43 @@ def undefined_model(name: str) -> str:
         return (f": add it under 'models:' as the shipped configs define it — {name}: {{{entry}}} — or take it out "
                 f"of the chain")
     return ": define it under 'models:' (its provider and model), or take it out of the chain"
+
+
+#: Azure OpenAI's hosts: a resource's own (``NAME.openai.azure.com``) and an AI Services / Foundry resource's
+AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+#: the data-plane inference API's latest GA version (learn.microsoft.com, azure/ai-services/openai/reference)
+AZURE_GA_VERSION = "2024-10-21"
+
+
+def azure_endpoint(endpoint: str) -> str | None:
+    """What to write for an Azure OpenAI endpoint that cannot answer as written, or None (it can, or it is none).
+    Azure takes two shapes (learn.microsoft.com, azure/ai-services/openai/reference and api-version-lifecycle): a
+    deployment's URL with its version in the query, ``https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT
+    ?api-version=2024-10-21``, and the v1 API, ``https://NAME.openai.azure.com/openai/v1`` with the deployment as the
+    model. The resource's address alone (the portal's "Keys and Endpoint" page shows it so) was asked at
+    ``/v1/chat/completions``, and a deployment URL without its ``api-version`` (BAML's docs: "Azure will return 'not
+    found' if the version is not specified") — each a 404 on every request, read as a model not there."""
+    try:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:
+        return None
+    if not host.endswith(AZURE_HOSTS):
+        return None
+    path = parts.path.rstrip("/")
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    v1 = f"{origin}/openai/v1 (Azure's v1 API; model: your deployment's name)"
+    segments = path.split("/")
+    if "deployments" in segments:
+        deployment = segments[segments.index("deployments") + 1:]
+        if not deployment or not deployment[0]:
+            return (f"the deployment's name is missing after /deployments/: write endpoint: "
+                    f"{origin}/openai/deployments/DEPLOYMENT?api-version={AZURE_GA_VERSION}, or {v1}")
+        if not any(k.lower() == "api-version" for k in parse_qs(parts.query, keep_blank_values=True)):
+            return (f"an Azure OpenAI deployment URL names its API version in the query: write endpoint: "
+                    f"{origin}{path}?api-version={AZURE_GA_VERSION} (the GA version), or {v1}")
+        return None
+    if not path:
+        return (f"this is the Azure resource's address alone: write endpoint: {v1}, or the deployment's Target URI "
+                f"({origin}/openai/deployments/DEPLOYMENT?api-version={AZURE_GA_VERSION})")
+    return None

@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from modelyard import registry
 from modelyard.config import dburl
 from modelyard.config.billed import KEY_SERVICES, billed_endpoint
+from modelyard.config.hints import azure_endpoint
 
 Capability = Literal["tools", "thinking", "json", "vision"]
 
@@ -342,11 +343,22 @@ class ModelConfig(Strict):
         # `…/v1/chat/completions` (a curl example's URL) `/v1/chat/completions/v1/chat/completions`: every request
         # failed (a 404); the paths are the provider's to add, so what the request path ends the endpoint with goes
         if self.endpoint and (tails := _REQUEST_PATHS.get(self.provider)):
-            base = self.endpoint.rstrip("/")
+            # before a query the endpoint keeps (Azure's ?api-version=, whose portal shows the deployment's "Target
+            # URI" with /chat/completions in it): the query stays, the path the provider adds goes
+            base, mark, query = self.endpoint.partition("?")
+            base = base.rstrip("/")
             for tail in tails:
                 if base.endswith(tail):
-                    object.__setattr__(self, "endpoint", base.removesuffix(tail))
+                    object.__setattr__(self, "endpoint", base.removesuffix(tail) + mark + query)
                     break
+        return self
+
+    @model_validator(mode="after")
+    def _azure_endpoint_answers(self) -> ModelConfig:
+        # an Azure OpenAI endpoint written as the portal shows the resource, or a deployment URL without its
+        # api-version: every request a 404 (config/hints.py, azure_endpoint)
+        if self.provider == "openai" and self.endpoint and (fix := azure_endpoint(self.endpoint)):
+            raise PydanticCustomError("azure_endpoint", "{fix}", {"fix": fix})
         return self
 
     @model_validator(mode="after")
@@ -757,10 +769,15 @@ class StateConfig(Strict):
 _SECRET_PARAM = re.compile(r"(?i)(?<=[?&])([^=&#]*(?:key|token|secret|pass|sig|auth|credential)[^=&#]*=)[^&#]*")
 
 
+def redact_query(url: str) -> str:
+    """The URL with the value of any query parameter named like a credential replaced by ``***``."""
+    return _SECRET_PARAM.sub(r"\1***", url)
+
+
 def redact_url(url: str) -> str:
     """The URL with any password, and the value of any query parameter named like a credential, replaced by
     ``***`` (for messages, logs, the routing log's attempts and /healthz)."""
-    url = _SECRET_PARAM.sub(r"\1***", url) if "?" in url else url
+    url = redact_query(url) if "?" in url else url
     parts = urlsplit(url)
     if parts.password is None:
         # `redis:/:PASSWORD@host` (one slash) has no netloc to urlsplit: the password sits in the path

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import aiohttp
     from multidict import CIMultiDictProxy
 
-from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
 from modelyard.types import ToolCall, ToolDefinition, repair_text
@@ -377,6 +377,8 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         else:  # OpenAI's and Azure's word is in the code: {"type": "requests", "code": "rate_limit_exceeded"}
             named = f"{kind} {code}"
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if kind == NO_MEMORY:
+        return no_memory(f"error mid-stream: {said(message)}", status)
     if kind and (decided := _TYPE_DECIDES.get(kind)) is not None:  # the provider read the words (see above)
         reason = decided
     elif CONTEXT_WORDS.search(message) or CONTEXT_WORDS.search(named):  # the prompt does not fit: as a 400 would say
@@ -554,8 +556,30 @@ def _one_length(head: bytes) -> bytes:
 HEAD_FIELD, HEAD_FIELDS = 16384, 512
 
 
+def split_endpoint(url: str) -> tuple[str, str]:
+    """(the endpoint without its query or trailing slash, ``"?query"`` or ``""``): an endpoint may carry a query every
+    call must keep — Azure OpenAI's ``…/openai/deployments/NAME?api-version=2024-10-21`` (learn.microsoft.com,
+    azure/ai-services/openai/reference), Gemini's OpenAI-compatible ``…/v1beta/openai?key=…``. A fragment goes."""
+    base, mark, query = url.partition("#")[0].partition("?")
+    return base.rstrip("/"), mark + query if query else ""
+
+
+def joined(url: str, path: str) -> str:
+    """``path`` below ``url``, before its query: ``https://h/openai/deployments/d?api-version=1`` and
+    ``/chat/completions`` are ``https://h/openai/deployments/d/chat/completions?api-version=1``. The path was added
+    after the query (``…?api-version=1/chat/completions``): such an endpoint could not serve a single request."""
+    if "?" not in url and "#" not in url:
+        return url + path
+    base, query = split_endpoint(url)
+    path, mark, more = path.partition("?")
+    return base + path + (query + "&" + more if query and mark else query or mark + more)
+
+
 def shown_url(url: str) -> str:
-    """``url`` as it may be logged: without a user and password in it (``https://user:key@proxy/``)."""
+    """``url`` as it may be logged: without a user and password in it (``https://user:key@proxy/``), and the value of
+    a query parameter named like a credential (Gemini's ``?key=``, a SAS ``sig=``) hidden."""
+    if "?" in url:
+        url = redact_query(url)
     parts = urlsplit(url)
     if not parts.username and not parts.password:
         return url
@@ -587,7 +611,10 @@ class HttpClient:
     """One keep-alive connection pool per provider, created lazily inside the running loop."""
 
     def __init__(self, base_url: str, headers: dict[str, str] | None = None):
-        self.base_url = base_url.rstrip("/")
+        base, query = split_endpoint(base_url)
+        self.base_url = base + query
+        #: the endpoint up to its query, and the query each call keeps (:func:`joined`): a path goes between them
+        self._base, self._query = base, query
         self.headers = headers or {}
         self._session: aiohttp.ClientSession | None = None
         #: the process's forks (:data:`_forks`) when the session was made: one made before a fork is not trusted
@@ -675,7 +702,7 @@ class HttpClient:
             read = self._timeouts[id(timeouts)] = (timeouts, aiohttp.ClientTimeout(
                 total=None, sock_connect=timeouts.connect, connect=None, sock_read=None), timeouts.idle)
         _, timeout, idle = read
-        url, data, sent = self.base_url + path, dumps(body), {**_JSON, **headers} if headers else _JSON
+        url, data, sent = self._base + path + self._query, dumps(body), {**_JSON, **headers} if headers else _JSON
         try:
             try:  # never redirected: see _post_again
                 response = await self.session().post(url, data=data, headers=sent, timeout=timeout,
@@ -747,7 +774,7 @@ class HttpClient:
     async def request_json(self, method: str, path: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
         """A small control-plane call (warm-up, model listing): (status, parsed JSON or None)."""
         try:
-            async with self.session().request(method, self.base_url + path, json=body,
+            async with self.session().request(method, joined(self.base_url, path), json=body,
                                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 raw = bytearray()
                 async for piece in resp.content.iter_any():
@@ -755,7 +782,7 @@ class HttpClient:
                     if len(raw) > CONTROL_LIMIT:  # read whole, a server's endless body filled memory within the
                         raise ProviderError(  # time bound (gigabytes a second on loopback)
                             Reason.RESPONSE_TOO_LARGE,
-                            f"{shown_url(self.base_url)}{path} answered more than {CONTROL_LIMIT // 2**20} MB")
+                            f"{shown_url(joined(self.base_url, path))} answered more than {CONTROL_LIMIT // 2**20} MB")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
         try:
@@ -781,7 +808,7 @@ class HttpProvider(Provider):
 
     def __init__(self, name: str, config: ModelConfig):
         super().__init__(name, config)
-        self.endpoint = (config.endpoint or self.default_endpoint).rstrip("/")
+        self.endpoint = "".join(split_endpoint(config.endpoint or self.default_endpoint))
         self._client: HttpClient | None = None
 
     def client_headers(self) -> dict[str, str]:
@@ -903,13 +930,16 @@ _TRANSIENT_4XX = frozenset({408, 409, 425, 460, 499})
 #: they recognise the server's words): a request refused as asked, which another model may answer and which says
 #: nothing of this model's health — OpenRouter's 403 for an input its moderation flagged (was auth_error: the model
 #: cooled as for a revoked key), llama-server's 500 "tools param requires --jinja flag" (was server_error: asked again,
-#: refused again, counted until the model cooled for every request); a machine with no room for the model (Ollama's
-#: 500 "model requires more system memory", through its /v1 too): cools as a model not there. TGI names its own
-#: failures in ``error_type``: "generation" and "incomplete_generation" come as 424 and 500 (a 424 was bad_request:
+#: refused again, counted until the model cooled for every request); a model its server cannot load at all (one
+#: newer than the server): cools as a model not there; a host with no memory for it now (Ollama's 500 "model requires
+#: more system memory", through its /v1 too): :data:`NO_MEMORY`, overloaded for :data:`NO_MEMORY_WAIT`. TGI names its
+#: own failures in ``error_type``: "generation" and "incomplete_generation" come as 424 and 500 (a 424 was bad_request:
 #: neither retried nor counted; a CUDA fault mid-generation, text-generation-inference#1510), "overloaded" as 429,
 #: "validation" as 422 — or inside a 200 stream, where it was a stream_error asked again for the same refusal (a
 #: prompt and max_new_tokens past the context: huggingface_hub's tests/test_inference_client.py replays one)
 REFUSED, UNSUPPORTED, NO_ROOM = "flagged", "unsupported", "no_room"
+#: the host has no memory for the model now (:data:`NO_MEMORY_WORDS`)
+NO_MEMORY = "no_memory"
 #: the prompt outgrew the context, said under a status that reads as the server's fault (llama-server's 500 "Context
 #: size has been exceeded."): the request's, as a 400 says (see :data:`CONTEXT_WORDS`)
 CONTEXT_FULL = "context_full"
@@ -956,7 +986,7 @@ NOT_CHAT = "not_a_chat_model"
 NOT_LOADED = "model_not_loaded"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
-                 HISTORY_REFUSED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING,
+                 HISTORY_REFUSED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING, NO_MEMORY: Reason.OVERLOADED,
                  NOT_CHAT: Reason.MODEL_MISSING, NOT_LOADED: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,
@@ -983,24 +1013,44 @@ def unparsed_call(server: str, words: str) -> str:
         f" (its text left out): {err}" if err is not None else f": {words}")
 
 
-#: how Ollama refuses to load a model the machine has no room for (a 500, on /api/chat and on its /v1), in the words of
-#: each of its runners: "model requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the errors
-#: its users meet most (continue#11478, home-assistant#139085) —, the new engine's "memory layout cannot be allocated"
-#: (ollama#15517, 0.20.5), the llama.cpp runner's "llama runner process has terminated: error loading model: unable to
-#: allocate backend buffer" (ollama#5958), and since the llama-server runner (0.30, May 2026: llm/llama_server.go,
+#: how Ollama refuses to load a model the machine has no memory for now (a 500, on /api/chat and on its /v1), in the
+#: words of each of its runners: "model requires more system memory (5.3 GiB) than is available (3.5 GiB)" — among the
+#: errors its users meet most (continue#11478, home-assistant#139085) —, the new engine's "memory layout cannot be
+#: allocated" (ollama#15517, 0.20.5), the llama.cpp runner's "llama runner process has terminated: error loading model:
+#: unable to allocate backend buffer" (ollama#5958) and, its runner killed by ggml's allocator, "llama runner process
+#: has terminated: CUDA error: out of memory" (ollama#9782; ggml-cuda's "CUDA error: out of memory", "ROCm error" on
+#: AMD — ollama#3237, #2752, #6382), and since the llama-server runner (0.30, May 2026: llm/llama_server.go,
 #: server/sched.go) "llama-server reported out-of-memory during startup: …" and "unable to load full model on GPU".
-#: Likewise a model it cannot load at all: one newer than the server ("llama-server process has terminated: exit
+#: The model cannot load on this host *now*: other models hold the memory (Ollama keeps each loaded for its keep_alive,
+#: 5 minutes unless set), a long context asked more. Not a missing model — that sent people to pull what they had —
+#: and not a moment's fault worth asking again at once (it fails again at once): :data:`NO_MEMORY`, overloaded, the
+#: next model asked at once and this one rested :data:`NO_MEMORY_WAIT`
+NO_MEMORY_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory|memory layout cannot be allocated"
+                             r"|out-of-memory during startup|error loading model: unable to allocate"
+                             r"|unable to load full model on gpu|\b(?:CUDA|ROCm|MUSA) error: out of memory",
+                             re.IGNORECASE)
+#: seconds a model the host has no memory for rests: Ollama's default keep_alive (``OLLAMA_KEEP_ALIVE:5m0s`` in its
+#: server config line, ollama#6382), the longest another idle model holds its memory (capped by
+#: ``cooldown.max_retry_after``)
+NO_MEMORY_WAIT = 300.0
+#: a model the server cannot load at all: one newer than the server ("llama-server process has terminated: exit
 #: status 1: error loading model: unknown model architecture: 'mllama'", 0.30.5: ollama#16547; before, "unable to load
 #: model: <blob>": ollama#14499, #12984), which holds until Ollama is upgraded.
 #: LocalAI says it of a model none of its backends can load (a file missing or unreadable, a backend not installed, one
 #: that dies loading it): "could not load model - all backends returned error: 25 errors occurred: …" as a 500
 #: (LocalAI#1037, #1133 — langchain asking again and again), and in a stream after the 200 "failed to load model with
 #: internal loader: backend not found: llama-cpp" (LocalAI#7899's log).
-#: Each was a server_error — asked again at once, refused again — on every request until the breaker opened
-NO_ROOM_WORDS = re.compile(r"requires more (?:system |gpu |cuda )?memory|memory layout cannot be allocated"
-                           r"|out-of-memory during startup|error loading model: unable to allocate"
-                           r"|unable to load full model on gpu|unknown model architecture|unable to load model:"
+#: Each was a server_error — asked again at once, refused again — on every request until the breaker opened: it cools
+#: as a model not there
+NO_ROOM_WORDS = re.compile(r"unknown model architecture|unable to load model:"
                            r"|could not load model|failed to load model with internal loader", re.IGNORECASE)
+
+
+def no_memory(message: str, status: int | None = None) -> ProviderError:
+    """The error for a host with no memory for the model now (:data:`NO_MEMORY_WORDS`): overloaded, not asked again
+    (``final``: it fails again at once), rested :data:`NO_MEMORY_WAIT`."""
+    return ProviderError(Reason.OVERLOADED, message, status=status, retry_after=NO_MEMORY_WAIT, final=True)
+
 
 #: statuses that say the server has no room for the request now: 503, Anthropic's 529, Groq's 498 "Flex Tier
 #: Capacity Exceeded" (``capacity_exceeded``, documented as retryable: it was bad_request — never retried, and an
@@ -1070,6 +1120,8 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             retry_after = limit_reset(_metadata_headers(data))
             if retry_after is None:
                 retry_after = _retry_delay(data)
+    if error_type == NO_MEMORY:
+        return no_memory(f"HTTP {status}: {message}", status)
     return ProviderError(
         reason,
         f"HTTP {status}" + (f" {error_type}" if error_type else "") + (f": {message}" if message else ""),

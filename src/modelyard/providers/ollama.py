@@ -17,6 +17,8 @@ from modelyard.providers.discovery import ServedModel, ServerCapability, normali
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     HISTORY_REFUSED,
+    NO_MEMORY,
+    NO_MEMORY_WORDS,
     NO_ROOM_WORDS,
     NOT_CHAT_WORDS,
     SYSTEM_FIRST_WORDS,
@@ -25,8 +27,10 @@ from modelyard.providers.http import (
     USAGE_LIMIT_WORDS,
     HttpClient,
     HttpProvider,
+    joined,
     loads,
     make_client,
+    no_memory,
     openai_tools,
     reason_for_status,
     said,
@@ -73,7 +77,7 @@ def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
     return [Chunk("usage", usage=usage), Chunk("done", stop_reason=str(data.get("done_reason") or ""))]
 
 
-#: Ollama's 500 for a model the machine has no room for (http.py says more)
+#: Ollama's 500 for a model it cannot load at all (http.py says more)
 _NO_ROOM = NO_ROOM_WORDS
 #: Ollama's cloud models (``gpt-oss:120b-cloud``, ``glm-5:cloud``, run at ollama.com through the local server) refuse
 #: a plan's spent allowance with a 429 and no retry-after: "you've reached your hourly usage limit, please wait or
@@ -110,6 +114,8 @@ async def _installed(client: HttpClient) -> list[str] | None:
 
 def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
+    if NO_MEMORY_WORDS.search(words):  # not this moment's fault, nor a model not there (http.NO_MEMORY_WORDS)
+        return NO_MEMORY, f"Ollama has no memory for the model now: {words}"
     if UNPARSED_CALL.match(words):
         return TOOL_USE_FAILED, unparsed_call("Ollama", words)
     if SYSTEM_FIRST_WORDS.search(words) or words.startswith("template: ") or _NO_USER_QUERY in words:
@@ -187,7 +193,7 @@ class OllamaProvider(HttpProvider):
             status, data = await client.request_json("GET", "/api/tags", timeout=FACT_TIMEOUT)
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
                 raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                    f"{shown_url(endpoint)}/api/tags is not an Ollama listing")
+                                    f"{shown_url(joined(endpoint, '/api/tags'))} is not an Ollama listing")
             entries = [e for e in data["models"] if isinstance(e, dict)]
             _, version = await client.request_json("GET", "/api/version", timeout=FACT_TIMEOUT)
             server = f"Ollama {version['version']}" if isinstance(version, dict) and "version" in version else "Ollama"
@@ -340,9 +346,11 @@ class OllamaProvider(HttpProvider):
             # Ollama's words, and the reason they mean: it was "server_error: warm-up failed: HTTP 500" for a model
             # the machine has no room for and for one never pulled (a 404) alike, which said neither why nor what to do
             words = said(str(data.get("error") or "")) if isinstance(data, dict) else ""
+            detail = f"warm-up failed: HTTP {status}" + (f": {words}" if words else "")
+            if NO_MEMORY_WORDS.search(words):
+                raise no_memory(detail, status)
             reason = Reason.MODEL_MISSING if _NO_ROOM.search(words) else reason_for_status(status)
-            raise ProviderError(reason, f"warm-up failed: HTTP {status}" + (f": {words}" if words else ""),
-                                status=status)
+            raise ProviderError(reason, detail, status=status)
 
     # -- facts for ops -------------------------------------------------------------------
 

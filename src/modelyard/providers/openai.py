@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from orjson import loads as orjson_loads
 
+from modelyard.config.hints import AZURE_HOSTS
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel
@@ -34,6 +35,8 @@ from modelyard.providers.http import (
     CONTEXT_WORDS,
     HISTORY_REFUSED,
     MAX_SAID,
+    NO_MEMORY,
+    NO_MEMORY_WORDS,
     NO_ROOM,
     NO_ROOM_WORDS,
     NOT_CHAT,
@@ -49,6 +52,7 @@ from modelyard.providers.http import (
     WRONG_ENDPOINT,
     HttpProvider,
     error_field,
+    joined,
     loads,
     make_client,
     openai_tools,
@@ -129,6 +133,12 @@ def _short(message: str) -> str:
 
 #: OpenRouter's 404 when no upstream of the model takes the request's tools, tool_choice, images or parameters
 _NO_ENDPOINT_FOR = re.compile(r"No endpoints found that (?:support|can handle)\b")
+#: Azure OpenAI's words for a deployment whose model cannot chat (its 400 OperationNotSupported)
+_AZURE_NOT_CHAT = "chatCompletion operation does not work with the specified model"
+#: Azure OpenAI's words for an api-version the deployment's model is not served under (its 400)
+_AZURE_VERSION = re.compile(r"is enabled only for api versions|\bAPI version not supported")
+#: OpenRouter's words for a parameter no upstream of the model takes (its 404)
+_NO_ENDPOINT_FOR_PARAMETERS = "No endpoints found that can handle the requested parameters"
 
 
 def _recognised(kind: str, message: str) -> tuple[str, str]:
@@ -168,10 +178,19 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         # those without tools too. The request's, as Ollama's 400 "does not support tools" is: the next model takes
         # it, this one stays in service ("… matching your data policy", an account setting, stays a missing model)
         return UNSUPPORTED, f"{message} (OpenRouter: this model takes no such request; another model may)"
+    if NO_MEMORY_WORDS.search(message):
+        return NO_MEMORY, f"the server has no memory for the model now: {message}"
     if NO_ROOM_WORDS.search(message):
         return NO_ROOM, f"the server cannot load the model here: {message}"
     if "support" in message and NOT_CHAT_WORDS.search(message):
         return NOT_CHAT, f"{message} (an embedding model: it cannot answer a chat; name a chat model here)"
+    if _AZURE_NOT_CHAT in message:
+        # an Azure deployment of a model that cannot chat (an embedding model's, most often): 400
+        # ``OperationNotSupported`` "The chatCompletion operation does not work with the specified model,
+        # text-embedding-3-large. …" (graphrag#1557, AI-Red-Teaming-Playground-Labs#18, langchain#6363). As a
+        # bad_request it was asked, and refused, on every request, and a chain ending on it told the client its own
+        # request was wrong: the config's mistake, as Ollama's embedding model named in a chain is
+        return NOT_CHAT, f"{message} (a deployment of a model that cannot chat: name a chat deployment here)"
     if USAGE_LIMIT_WORDS.search(message):
         # an Ollama cloud model's spent allowance through Ollama's /v1: a model pulled as a cloud stub is answered by
         # the native handler, whose api.StatusError the /v1 middleware wraps (middleware/openai.go writeError,
@@ -188,6 +207,13 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     if message.startswith("Unexpected endpoint or method."):
         return WRONG_ENDPOINT, (f"{message} (LM Studio serves POST /v1/chat/completions: set the model's endpoint to "
                                 "the server's address, with or without /v1)")
+    if _AZURE_VERSION.search(message):
+        # Azure refuses the deployment's model under the endpoint's api-version, on every request: 400 "Model
+        # {modelName} is enabled only for api versions 2024-12-01-preview and later" (o3-mini: langchain4j#2636,
+        # genaiscript#1121, chatwise-releases#258), "API version not supported" (mindshub#11563). A bad_request: asked,
+        # and refused, on every request, the client told its own request was wrong. The endpoint's mistake
+        return WRONG_ENDPOINT, (f"{message} (the endpoint's ?api-version= is the Azure API version asked for: write "
+                                "a newer one there, or use Azure's v1 API, https://NAME.openai.azure.com/openai/v1)")
     return kind, message
 
 
@@ -571,8 +597,27 @@ _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 def versioned(endpoint: str) -> bool:
     """The endpoint already names the API version, so the request paths go below it: ``…/v1`` (most servers,
     Groq's ``/openai/v1``, OpenRouter's ``/api/v1``) and Gemini's ``/v1beta/openai``. Only a bare server address
-    gets ``/v1`` added — Gemini's base had ``/v1/chat/completions`` appended and every request was a 404."""
-    return any(_VERSION_SEGMENT.match(part) for part in urlsplit(endpoint).path.split("/"))
+    gets ``/v1`` added — Gemini's base had ``/v1/chat/completions`` appended and every request was a 404. Azure
+    OpenAI's deployment URL (``/openai/deployments/NAME``) names its version in its query (``?api-version=``): the
+    paths go below it too (learn.microsoft.com, azure/ai-services/openai/reference: ``POST
+    https://{endpoint}/openai/deployments/{deployment-id}/chat/completions?api-version=2024-10-21``), as does any
+    endpoint whose query names an ``api-version`` (Azure AI Foundry's model inference, ``…/models?api-version=…``)."""
+    url = urlsplit(endpoint)
+    parts = url.path.split("/")
+    return (any(_VERSION_SEGMENT.match(part) for part in parts) or _azure_deployment(parts)
+            or "api-version=" in url.query.lower())
+
+
+def _azure_deployment(parts: list[str]) -> bool:
+    """The path is Azure OpenAI's ``/openai/deployments/NAME``."""
+    return len(parts) >= 4 and parts[-3:-1] == ["openai", "deployments"] and bool(parts[-1])
+
+
+def azure(endpoint: str) -> bool:
+    """Is ``endpoint`` an Azure OpenAI resource (which takes the key as ``api-key``): one of its hosts, or its
+    deployment path behind a name of one's own (a gateway, a private endpoint's DNS name)?"""
+    url = urlsplit(endpoint)
+    return (url.hostname or "").rstrip(".").lower().endswith(AZURE_HOSTS) or _azure_deployment(url.path.split("/"))
 
 
 class OpenAIProvider(HttpProvider):
@@ -593,7 +638,7 @@ class OpenAIProvider(HttpProvider):
         finally:
             await client.aclose()
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(endpoint)}{path} is not a model list")
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(joined(endpoint, path))} is not a model list")
         found = (_served(e, endpoint) for e in data["data"] if isinstance(e, dict))
         return [m for m in found if m is not None]
 
@@ -602,12 +647,20 @@ class OpenAIProvider(HttpProvider):
         return ModelProfile(thinking_switch=ThinkingSwitch.QWEN_SOFT if qwen else ThinkingSwitch.NONE)
 
     def client_headers(self) -> dict[str, str]:
+        """The key as a bearer token; to an Azure OpenAI resource as ``api-key``, the header its API reference names
+        for a key on both of its shapes, the deployment URL and the v1 API (the bearer there is a Microsoft Entra ID
+        token: a key sent so was a 401 on every request; LiteLLM's azure provider sends ``api-key`` likewise)."""
         key = self.config.api_key()
-        return {"authorization": f"Bearer {key}"} if key else {}
+        if not key:
+            return {}
+        return {"api-key": key} if azure(self.endpoint) else {"authorization": f"Bearer {key}"}
 
     #: learned: the server refuses ``stream_options`` (sent for the usage chunk), e.g. Mistral's API
     _refuses_stream_options = False
 
+    #: learned: the server refuses ``parallel_tool_calls`` (OpenAI's o-series, OpenRouter for a model no upstream of
+    #: which takes it): a request for at most one call goes without it, the gateway keeping the first call
+    _refuses_parallel_flag = False
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
@@ -651,6 +704,16 @@ class OpenAIProvider(HttpProvider):
         characters derived from each (the same every turn, so a call and its result still pair)."""
         if error.reason is not Reason.BAD_REQUEST:
             return None
+        if "parallel_tool_calls" in body and ("parallel_tool_calls" in error.message
+                                              or _NO_ENDPOINT_FOR_PARAMETERS in error.message):
+            # OpenAI's o-series: 400 "Unsupported parameter: 'parallel_tool_calls' is not supported with this model."
+            # (fast-agent#279, semantic-kernel#10365, tensorzero#2805); OpenRouter's 404 "No endpoints found that can
+            # handle the requested parameters." for a model none of whose upstreams lists it. The one-call ask is a
+            # courtesy (the gateway keeps the first call whatever comes): asked again at once without it, learned
+            if not self._refuses_parallel_flag:
+                self._refuses_parallel_flag = True
+                log.info("model %s: the server refuses parallel_tool_calls; asking without it from now on", self.name)
+            return {k: v for k, v in body.items() if k != "parallel_tool_calls"}
         if "stream_options" in error.message and "stream_options" in body:
             if not self._refuses_stream_options:
                 self._refuses_stream_options = True
@@ -719,6 +782,14 @@ class OpenAIProvider(HttpProvider):
             del body["stream_options"]
         if request.tools:
             body["tools"] = openai_tools(request.tools)
+            if request.single_tool_call and not self._refuses_parallel_flag:
+                # the client takes at most one call (its parallel_tool_calls: false, Anthropic's
+                # disable_parallel_tool_use): passed on, so the model writes one instead of calls the gateway drops.
+                # OpenAI's API reference documents it; vLLM's ChatCompletionRequest and llama-server
+                # (``parallel_tool_calls``, common/chat) take it, Groq and OpenRouter list it among their parameters,
+                # Ollama's /v1 ignores a field it does not know. A server that refuses it is learned
+                # (_without_refused)
+                body["parallel_tool_calls"] = False
         if request.max_tokens:
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
