@@ -6,6 +6,7 @@ real PostgreSQL; each says the file, the line, the key and what to write instead
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,36 @@ def test_an_orm_url_says_the_scheme_to_write(tmp_path: Path, scheme: str) -> Non
     assert out.exit_code == 2, text
     assert f"team.yaml:7: log.url: '{scheme}://' is" in text and "write postgresql:// and the rest as it is" in text
     assert "hunter2" not in text
+
+
+def test_ollama_host_elsewhere_is_named_when_a_model_without_endpoint_is_unreachable(tmp_path: Path) -> None:
+    """Ollama moved to another port with `OLLAMA_HOST=127.0.0.1:11500` (the ollama CLI and ollama-python read it:
+    https://github.com/ollama/ollama-python/issues/27, https://github.com/ollama/ollama/issues/9145 — 'set
+    OLLAMA_HOST in the client environment as well'): `ollama list` answered, and `models` said only 'nothing
+    listening on 127.0.0.1:11434' for a model without `endpoint:` — `init --detect` had read the variable, the model
+    never does. Now `models` and a failed `ask` name the variable and the line to write; written, it answers."""
+    from tests.fakes.ollama import OllamaServer
+
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 11434)) == 0:
+            pytest.fail("something listens on 127.0.0.1:11434 here: this test needs Ollama's default port free")
+    config = tmp_path / "c.yaml"
+    model = "  small: {provider: ollama, model: 'llama3.2:3b'%s}\n"
+    body = "agents:\n  chat: {primary: small}\nlog: {path: log.sqlite3}\n"
+    config.write_text("models:\n" + model % "" + body)
+    with OllamaServer(["llama3.2:3b"]) as ollama:
+        env = {"OLLAMA_HOST": f"127.0.0.1:{ollama.port}", "COLUMNS": "300"}
+        write = f"write endpoint: http://127.0.0.1:{ollama.port} under models.small in {config}"
+        shown = runner.invoke(app, ["--config", str(config), "models"], env=env)
+        said = " ".join(shown.output.split())
+        assert "small: unreachable: nothing listening on 127.0.0.1:11434" in said, said
+        assert (f"small: no endpoint, so modelyard asks Ollama's default address http://127.0.0.1:11434; OLLAMA_HOST "
+                f"says http://127.0.0.1:{ollama.port}") in said and write in said, said
+        asked = runner.invoke(app, ["--config", str(config), "ask", "--agent", "chat", "hi"], env=env)
+        assert asked.exit_code == 1 and write in " ".join(asked.output.split()), asked.output
+        # where the server listens (`OLLAMA_HOST=0.0.0.0`) is the default address: nothing to say
+        quiet = runner.invoke(app, ["--config", str(config), "models"], env={**env, "OLLAMA_HOST": "0.0.0.0"})
+        assert "OLLAMA_HOST" not in quiet.output, quiet.output
+        config.write_text("models:\n" + model % f", endpoint: 'http://127.0.0.1:{ollama.port}'" + body)
+        fixed = runner.invoke(app, ["--config", str(config), "ask", "--agent", "chat", "hi"], env=env)
+        assert fixed.exit_code == 0 and "Hello from the fake server." in fixed.output, fixed.output

@@ -27,6 +27,7 @@ from rich.markup import escape
 from modelyard.agents.encoder import foreign, multilingual_loaded
 from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
+from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.config.names import did_you_mean
@@ -225,6 +226,10 @@ def ask(
             if not reply.answered:
                 err.print(f"[bold red]error:[/] {escape(reply.detail or reply.text)}", highlight=False)
             _print_routes(reply.records, reply.result)
+            if not reply.answered:
+                tried = {a.model for r in reply.records for a in r.attempts}
+                for line in ollama_host.notes(runtime.config, runtime.config_path, tried):
+                    err.print(line.strip(), highlight=False, markup=False)
             if shared := _borrowed(runtime):
                 err.print(shared, style="dim", highlight=False, markup=False)
         return 0 if reply.answered else 1

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from modelyard.cli import ollama_host
 from modelyard.cli.common import (
     ConfigOption,
     console,
@@ -145,6 +146,8 @@ def models(
             state = condition.value
         if detail:
             details.append(f"  {name}: {state}: {detail}")
+        if state in ("unreachable", "missing on its server", "failing"):
+            details += ollama_host.notes(cfg, path, [name])
         per_host = _on_each_host(providers[name]) if shared and shared is not served else ""
         if per_host and name not in unavailable:
             # a laptop's `models` showed its own 0/1 for the embedded model while a gateway host's was busy
