@@ -317,3 +317,18 @@ async def test_an_api_version_azure_refuses_for_the_model_is_the_endpoints_mista
     attempt = await _refused_by_azure(azure, tmp_path, {"code": "BadRequest", "message": said})
     assert (attempt.outcome, attempt.reason) == ("fallback", "model_missing")
     assert said in attempt.detail and "?api-version=" in attempt.detail
+
+
+# -- Ollama behind a tunnel: a Host it does not know ------------------------------------------------------------------
+
+async def test_ollama_refusing_a_tunnels_host_says_what_to_forward(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Ollama listening on loopback answers a request whose ``Host`` it does not know — a tunnel's name, as ngrok and
+    Cloudflare Tunnel forward it — with a bare 403 (server/routes.go, allowedHostsMiddleware: ``c.AbortWithStatus(
+    http.StatusForbidden)``; ollama#3215 "Access Denied Using LocalTunnel or Ngrok", JHubi1/ollama-app#40; Ollama's FAQ
+    gives ngrok ``--host-header="localhost:11434"``). "auth_error: HTTP 403" sent people looking for a key Ollama
+    never asks for; the detail now says what to forward."""
+    routed, _ = await route_cooling("ollama", servers, tmp_path,
+                                    Fault.raw(403, "", headers={"content-type": "text/plain"}))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
+    assert "--host-header=localhost:11434" in (routed.record.attempts[0].detail or "")

@@ -53,6 +53,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:11434"
 _NO_USER_QUERY = "no user query found in messages"
 #: how Ollama refuses ``think`` for a model without thinking (a 400): '"llama3.2:latest" does not support thinking'
 _NO_THINKING = "does not support thinking"
+#: the error of a 403 without a body (Ollama's refusal of a Host it does not know: see OllamaProvider.stream)
+_HOST_REFUSED = frozenset({"HTTP 403", "HTTP 403: (empty)"})
 DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
@@ -310,6 +312,14 @@ class OllamaProvider(HttpProvider):
                     newer = " (a model newer than this Ollama: upgrade it)" if "architecture" in exc.message else ""
                     raise ProviderError(Reason.MODEL_MISSING, f"Ollama cannot load the model here: {exc.message}"
                                         f"{newer}", status=exc.status) from None
+                if not opened and exc.status == 403 and exc.message in _HOST_REFUSED:
+                    # Ollama's allowedHostsMiddleware: listening on loopback, it answers a Host it does not know (a
+                    # tunnel's or proxy's name) with a bare 403 — "auth_error: HTTP 403" sent people looking for a key
+                    # Ollama never asks for (ollama#3215, ollama-app#40)
+                    raise ProviderError(Reason.AUTH_ERROR, f"{exc.message} — Ollama refuses a request whose Host it "
+                                        "does not know: behind a tunnel or proxy, forward Host as localhost:11434 "
+                                        "(ngrok: --host-header=localhost:11434, Ollama's FAQ), or start Ollama with "
+                                        "OLLAMA_HOST=0.0.0.0", status=403) from None
                 if not opened and exc.reason is Reason.MODEL_MISSING and exc.status == 404:
                     # 'model "llama3" not found, try pulling it first': which tags it does have (a typo'd tag, a
                     # ':latest' never pulled) — the user had to run `ollama list` to see
