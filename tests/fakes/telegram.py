@@ -280,6 +280,19 @@ class TelegramServer(FakeServer):
                 del self._messages[(chat_id, message["message_id"])]
             return update
 
+    def push_service(self, user_id: int, chat_id: int | None = None, **service: Any) -> dict[str, Any]:
+        """A service message Telegram writes in the chat for what ``user_id`` did — no text, no caption, one field
+        saying what happened (core.telegram.org/bots/api#message): ``pinned_message`` (the message pinned, as the bot
+        gets it: a private chat's person may pin the bot's answer), ``message_auto_delete_timer_changed``
+        (``{"message_auto_delete_time": 86400}``: the person set the chat's auto-delete timer)."""
+        chat_id = user_id if chat_id is None else chat_id
+        user = {"id": user_id, "is_bot": False, "first_name": "Tester", "language_code": "en"}
+        with self._state:
+            message: dict[str, Any] = {"message_id": self._new_message_id(), "from": user,
+                                       "chat": self._chat(chat_id, "Tester", None), "date": int(time.time()),
+                                       **json.loads(json.dumps(service))}
+            return self.push_update({"message": message})
+
     def push_callback(
         self,
         user_id: int,

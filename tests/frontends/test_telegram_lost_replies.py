@@ -160,6 +160,30 @@ async def test_a_placeholder_whose_answer_was_lost_does_not_stay_above_the_answe
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+async def test_a_lost_placeholder_is_found_behind_a_burst_of_the_persons_messages(tmp_path, tg, llm, caplog):
+    """She sends nine messages at once (a paste split by her client, quick typing): they take the ids after her
+    question, before the bot's placeholder — a private chat's ids come from one counter shared by both sides, in the
+    order Telegram got the messages (tdlib/td#1378; Pyrogram's "Message identifiers": the receiving account's counter
+    numbers each message). The placeholder's sendMessage lost its answer (504). The search tried the six ids after the
+    question, all hers ("message can't be edited"), and gave up: the '…' stayed above the answer. Her messages are
+    known ids now (taken from getUpdates) and the search begins above the highest id known when the placeholder went:
+    the '…' is the first id tried, and none of hers is."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    tg.lose_reply(Fault.status(504, html=True), when=lambda p: p.get("text") == "…")
+    async with running_bot(config, tg):
+        burst = [tg.push_message(ALICE, text=f"part {i} of my question")["message"]["message_id"] for i in range(9)]
+        await eventually(lambda: caplog.text.count("answered by") == len(burst), timeout=30)
+        lost = next(c for c in tg.calls_to("sendMessage") if c.text == "…")
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: tg.message(ALICE, lost.result["message_id"]) is None, timeout=5)
+    assert tg.message(ALICE, lost.result["message_id"]) is None, "the lost '…' is still on screen above the answer"
+    tried = [c.params.get("message_id") for c in tg.calls_to("editMessageText") if c.text == "…"]
+    assert tried == [lost.result["message_id"]], tried  # none of her messages
+    assert all(tg.message(ALICE, m) is not None for m in burst)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 async def test_a_lost_placeholder_is_not_looked_for_when_another_message_there_was_lost_too(tmp_path, tg, llm):
     """Beside the lost placeholder, /help's reply in the same chat lost its answer too: either could be the message
     an edit to '…' would find, and the help would then read '…'. Neither is touched; the '…' stays (said in the log)."""

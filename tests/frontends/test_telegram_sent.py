@@ -39,3 +39,16 @@ def test_only_the_lost_sends_counted_since_the_mark_pass(monkeypatch):
     fresh.took(7, 1)  # chat 5 forgotten, and the id it knew with it: its count starts again, the mark means nothing
     fresh.lost(5)
     assert not fresh.only_lost_since(5, mark, 1)
+
+
+def test_the_ids_above_the_lost_sends_floor_are_tried_first():
+    """The lost message's id is above every id known when it was sent (one counter, in the order Telegram got the
+    messages: tdlib/td#1378): those ids are tried first, then the rest after the question, the known ones never."""
+    sent = SentLog()
+    for message_id in (11, 13, 14):  # the question's next messages (the person's), then the bot's
+        sent.took(5, message_id)
+    sent.lost(5, floor=sent.highest(5))
+    assert sent.highest(5) == 14
+    assert sent.unknown_after(5, 10, 20, limit=3) == [15, 16, 17]
+    assert sent.unknown_after(5, 10, 17, limit=4) == [15, 16, 12]  # not above it after all: below, last
+    assert sent.unknown_after(5, 10, 15, limit=2) == [12]

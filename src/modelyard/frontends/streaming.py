@@ -25,7 +25,7 @@ from telegram import Bot, InlineKeyboardMarkup, MessageEntity
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
-from modelyard.frontends.telegram_request import FrontError
+from modelyard.frontends.telegram_request import ForeignAnswer, FrontError
 from modelyard.frontends.telegram_sent import SentLog
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 PLACEHOLDER = "…"
 _FINAL_TRIES = 3
-#: ids tried, at most, in looking for a message whose answer was lost (a placeholder, a part): a private chat's ids
-#: are the bot's across all its chats, and a busy bot's other chats take ids between the question and the answer
+#: ids tried, at most, in looking for a message whose answer was lost (a placeholder, a part) — each an
+#: editMessageText that counts against the chat's flood limit. Only ids the bot does not know are tried (its own sends,
+#: the person's messages are skipped: ``telegram_sent``), those above the highest id it knew when it made the lost
+#: send first: where the chat's ids are its own (a supergroup's) that is the lost message's, unless the person's next
+#: message crossed it; where they are the bot's across its chats (a private chat's), another chat's may come first
 LOST_PROBES = 6
 #: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
 FINAL_OUTAGE = 120.0
@@ -143,6 +146,10 @@ class StreamingReply:
                 self._placeholder_lost = True  # once it is shown (:meth:`_clear_placeholder`)
                 log.info("telegram: placeholder in chat %s: no answer from the Bot API (%s), it may be on screen; "
                          "not sent again", self.chat_id, _why(exc))
+            elif maybe_on_screen(exc):  # a page in the Bot API's place: a portal's (nothing done) or a relay's
+                self._placeholder_lost = True  # (done): which, the search once the answer shows tells
+                log.info("telegram: placeholder in chat %s: %s; looked for once the answer is shown", self.chat_id,
+                         exc)
             else:
                 log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
         else:
@@ -475,6 +482,15 @@ def maybe_sent(exc: TelegramError) -> bool:
     cause = exc.__cause__
     return (isinstance(exc, NetworkError) and isinstance(cause, httpx.TransportError)
             and not isinstance(cause, _NOT_SENT))
+
+
+def maybe_on_screen(exc: TelegramError) -> bool:
+    """:func:`maybe_sent`, or a 2xx page in the Bot API's place with no trace of its answer (``ForeignAnswer``): a
+    captive portal's, which reached nothing, or a relay's that carried the call out and answered with its own page
+    or an empty body — the two cannot be told apart from the page. Sent again (a portal's call must be), and looked
+    for afterwards like a lost message: an edit to its text is 'not modified' only where it is on screen; where a
+    portal stopped it no id answers so."""
+    return maybe_sent(exc) or (isinstance(exc, ForeignAnswer) and not exc.relayed)
 
 
 def _outage(exc: TelegramError) -> str:

@@ -67,7 +67,7 @@ from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.chat_locks import ChatLocks
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
-from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_sent, retry_seconds
+from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_on_screen, maybe_sent, retry_seconds
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
@@ -256,17 +256,18 @@ class InboxBot(ExtBot[None]):
             #: when getUpdates was refused with 401 Unauthorized (the token revoked): polling has stopped for good
             self.refused_at: float | None = None
             self.refused = asyncio.Event()
-            #: every message sent, per chat: a lost placeholder is found among the ids it did not send
+            #: every message sent and taken, per chat: a lost placeholder is found among the ids it does not know
             self.sent = SentLog()
 
     async def send_message(self, *args: Any, **kwargs: Any) -> Message:
         """sendMessage, its id (or the loss of its answer) noted in :attr:`sent`."""
         chat_id = kwargs["chat_id"] if "chat_id" in kwargs else args[0]
+        floor = self.sent.highest(chat_id) if isinstance(chat_id, int) else 0  # every id known now is below its id
         try:
             message = await super().send_message(*args, **kwargs)
         except NetworkError as exc:
-            if isinstance(chat_id, int) and maybe_sent(exc):
-                self.sent.lost(chat_id)
+            if isinstance(chat_id, int) and maybe_on_screen(exc):
+                self.sent.lost(chat_id, floor)
             raise
         self.sent.took(message.chat_id, message.message_id)
         return message
@@ -297,6 +298,9 @@ class InboxBot(ExtBot[None]):
             fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
             with self._unfrozen():
                 self._floor = max(self._floor, updates[-1].update_id + 1)
+            for update in updates:  # the person's messages: ids a lost message of the bot's is not (telegram_sent)
+                if update.message is not None:
+                    self.sent.took(update.message.chat_id, update.message.message_id)
             taken = tuple(u for u in updates if u.update_id in fresh)
             if taken:
                 return taken
@@ -442,7 +446,10 @@ class TelegramBot:
         self.app.add_handler(CallbackQueryHandler(self._rate, pattern=r"^rate:[01]$"))
         self.app.add_handler(CallbackQueryHandler(self._stale_button))
         self.app.add_handler(MessageHandler(filters.COMMAND, self._unknown_command))
-        self.app.add_handler(MessageHandler(filters.ALL & ~filters.UpdateType.EDITED, self._message))
+        # a service message (a pin, the auto-delete timer set, a member joining: no text, one field saying what
+        # happened) is no request: it was answered 'I can only read text messages' (crystal-autobot/autobot#123)
+        self.app.add_handler(MessageHandler(filters.ALL & ~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL,
+                                            self._message))
         self.app.add_error_handler(self._error)
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What this bot process has sent to each chat: the ids it got back, and how many sends it lost the answer of.
+"""What this bot process knows of each chat's message ids: the ids its sends got back and the ids of the messages it
+took from getUpdates, and how many sends it lost the answer of.
 
 A sendMessage whose answer was lost (a read timeout, a dropped connection, a 504 from Telegram's front) may be on
 screen with an id the bot never learns, and the Bot API has no call that finds a message by its text. A placeholder
@@ -6,14 +7,22 @@ lost that way stayed above its answer as a bare '…'. To find it (``StreamingRe
 other message of its own in the chat since the person's question: each one it sent has an id recorded here, and no
 other send of that time may have lost its answer. Message ids in a private chat are the bot account's own sequence
 across all its chats, not the chat's (tdlib/td#2419: "arithmetic operations must not be performed on message
-identifiers"; LonamiWebs/Telethon#1308: unique per channel, otherwise per account) — so nothing is computed from them,
-they are only tried and excluded.
+identifiers"; LonamiWebs/Telethon#1308: unique per channel, otherwise per account; Pyrogram's "Message identifiers":
+"every account, whether it's an user account or bot account, has its own message counter") — so nothing is computed
+from them, they are only tried and excluded. In a supergroup the counter is the chat's.
+
+What the search can lean on either way: the person's messages and the bot's take ids from one counter, in the order
+Telegram got them (tdlib/td#1378: "messages must be sorted by their identifier"). So every id the bot knew in the chat
+when it made the lost send — its own sends answered, the messages it took — is below the lost message's: the search
+begins above the highest (``floor``), the ids below only tried after. And the person's own messages, which in a busy
+chat (a burst queued behind the answer being written) lay between the question and the lost placeholder, are known
+ids, not tries: the six tries there were went to them ("message can't be edited") and the '…' was never reached.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from itertools import islice
+from itertools import chain, islice
 
 #: ids kept per chat, and chats kept (least recently written to dropped first)
 IDS_KEPT = 512
@@ -21,17 +30,22 @@ CHATS_KEPT = 4096
 
 
 class _Chat:
-    __slots__ = ("dropped", "ids", "lost")
+    __slots__ = ("dropped", "floor", "ids", "lost", "top")
 
     def __init__(self) -> None:
         self.ids: deque[int] = deque(maxlen=IDS_KEPT)
         #: the highest id no longer kept: nothing can be said of the messages up to it
         self.dropped = 0
         self.lost = 0
+        #: the highest id known in the chat when its latest lost send was made: that message's id is above it
+        self.floor = 0
+        #: the highest id known
+        self.top = 0
 
 
 class SentLog:
-    """Per chat: the ids of the messages sent (answer received), and the count of sends whose answer was lost."""
+    """Per chat: the ids known (messages sent, answer received; messages taken), and the count of sends whose answer
+    was lost."""
 
     def __init__(self) -> None:
         self._chats: OrderedDict[int, _Chat] = OrderedDict()
@@ -49,13 +63,23 @@ class SentLog:
         return chat
 
     def took(self, chat_id: int, message_id: int) -> None:
+        """A message the bot sent (its answer received), or one it took from getUpdates: not a lost one."""
         chat = self._chat(chat_id)
         if len(chat.ids) == IDS_KEPT:
             chat.dropped = max(chat.dropped, chat.ids[0])
         chat.ids.append(message_id)
+        chat.top = max(chat.top, message_id)
 
-    def lost(self, chat_id: int) -> None:
-        self._chat(chat_id).lost += 1
+    def highest(self, chat_id: int) -> int:
+        """The highest id known in the chat now (0: none): a send made from here on gets a higher one."""
+        chat = self._chats.get(chat_id)
+        return chat.top if chat is not None else 0
+
+    def lost(self, chat_id: int, floor: int = 0) -> None:
+        """A send whose answer was lost, made when ``floor`` was the chat's :meth:`highest`."""
+        chat = self._chat(chat_id)
+        chat.lost += 1
+        chat.floor = floor
 
     def mark(self, chat_id: int) -> tuple[int, int]:
         """Where the chat's lost sends stand now; :meth:`only_lost_since` compares against it."""
@@ -68,10 +92,13 @@ class SentLog:
         return chat is not None and self.forgotten == mark[0] and chat.lost == mark[1] + count
 
     def unknown_after(self, chat_id: int, after: int, before: int, limit: int) -> list[int] | None:
-        """The first ``limit`` ids between ``after`` and ``before`` (exclusive) that are no message this process sent
-        to the chat and got an answer for; None when the ids recorded no longer reach back to ``after``."""
+        """Up to ``limit`` ids between ``after`` and ``before`` (exclusive) that are no message this process knows in
+        the chat, those above the latest lost send's floor first (where that message is), then those from ``after``
+        up to it; None when the ids recorded no longer reach back to ``after``."""
         chat = self._chats.get(chat_id)
         if chat is None or chat.dropped > after:
             return None
         known = set(chat.ids)
-        return list(islice((i for i in range(after + 1, before) if i not in known), limit))
+        floor = min(max(after, chat.floor), before - 1)
+        order = chain(range(floor + 1, before), range(after + 1, floor + 1))
+        return list(islice((i for i in order if i not in known), limit))
