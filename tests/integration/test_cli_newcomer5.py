@@ -109,3 +109,43 @@ def test_ollama_host_elsewhere_is_named_when_a_model_without_endpoint_is_unreach
         config.write_text("models:\n" + model % f", endpoint: 'http://127.0.0.1:{ollama.port}'" + body)
         fixed = runner.invoke(app, ["--config", str(config), "ask", "--agent", "chat", "hi"], env=env)
         assert fixed.exit_code == 0 and "Hello from the fake server." in fixed.output, fixed.output
+
+
+@pytest.mark.parametrize(("char", "encoded"), [("#", "%23"), ("/", "%2F"), ("?", "%3F")])
+def test_a_redis_password_with_a_url_character_is_refused_without_showing_it(tmp_path: Path, char: str,
+                                                                              encoded: str) -> None:
+    """`MODELYARD_STATE="redis://:$REDIS_PASSWORD@10.0.0.5:6379/0"`, the README's own step, with a generated password
+    holding '#', '/' or '?': Python's URL reading (redis-py's too) ends the password there, and the error quoted the
+    whole URL — the password in clear on the screen ('expected a Redis URL like …, got 'redis://:Sec#2811@…'') —
+    under '<config>:', a file no one wrote. Now it names the character and the encoding, never the password; written
+    so, the real Redis is reached (passwordless here: the user and host are what count)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      f"agents:\n  chat: {{primary: a}}\nlog: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    for command in (["models", "--no-reach"], ["ask", "--agent", "chat", "hi"]):
+        out = runner.invoke(app, ["--config", str(config), *command],
+                            env={"MODELYARD_STATE": f"redis://:Sec{char}2811@127.0.0.1:6379/0", "COLUMNS": "300"})
+        said = " ".join(out.output.split())
+        assert out.exit_code == 2, said
+        assert said.startswith(f"error: MODELYARD_STATE: the password holds '{char}'"), said
+        assert f"'{char}' as {encoded}" in said and "2811" not in said and "<config>" not in said, said
+    fixed = runner.invoke(app, ["--config", str(config), "models", "--no-reach"],
+                          env={"MODELYARD_STATE": f"redis://:Sec{encoded}2811@127.0.0.1:6379/0", "COLUMNS": "300"})
+    assert "shared state redis://:***@127.0.0.1:6379/0 (prefix modelyard)" in fixed.output, fixed.output
+    assert "2811" not in fixed.output
+
+
+def test_a_tls_parameter_on_plain_redis_is_said_at_load_not_a_traceback(tmp_path: Path) -> None:
+    """`?ssl_cert_reqs=none` copied from a TLS setup (redis-py's documented URL parameter for rediss://) onto
+    redis:// loaded, then every command that touched Redis ended in redis-py's TypeError traceback ('unexpected
+    keyword argument'). Now the file, line and key, and what to write (https://redis-py.readthedocs.io/en/stable/
+    connections.html#redis.Redis.from_url)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      f"agents:\n  chat: {{primary: a}}\nlog: {{path: {tmp_path / 'log.sqlite3'}}}\n"
+                      "state: 'redis://127.0.0.1:6379/0?ssl_cert_reqs=none'\n")
+    out = runner.invoke(app, ["--config", str(config), "models", "--no-reach"])
+    said = " ".join(out.output.split())
+    assert isinstance(out.exception, SystemExit) and out.exit_code == 2, said
+    assert (f"{config}:6: state.url: 'ssl_cert_reqs' is a TLS setting, which redis:// does not use: write rediss:// "
+            "for TLS, or take it out") in said, said

@@ -73,6 +73,8 @@ def config_said(exc: ConfigError) -> str:
     there, or the wrong directory) says how one gets written, not only 'file not found'."""
     if exc.line is None and exc.detail.startswith("file not found") and exc.path:
         return f"{exc} (`modelyard init {exc.path}` writes a starter config there)"
+    if exc.path is None and exc.line is None:  # `MODELYARD_STATE: …` names its source: '<config>: ' named none
+        return f"{exc.key}: {exc.detail}" if exc.key else exc.detail
     return str(exc)
 
 
@@ -190,7 +192,7 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
     try:
         settings = state_settings(cfg)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(config_said(exc)) from None
     if settings is None:
         return
     # redis is imported only when a state is configured (as everywhere else): a serve without one imported it at

@@ -16,6 +16,7 @@ import typer
 from modelyard.cli import ollama_host
 from modelyard.cli.common import (
     ConfigOption,
+    config_said,
     console,
     fail,
     load_or_exit,
@@ -246,7 +247,7 @@ def _shared_view(cfg: Config) -> tuple[str, dict] | None:
     try:
         settings = state_settings(cfg)
     except ConfigError as exc:
-        raise fail(str(exc)) from None
+        raise fail(config_said(exc)) from None
     if settings is None:
         return None
     pool = ModelPool(cfg, providers={}, shared=settings)

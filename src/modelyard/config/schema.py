@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modelyard import registry
-from modelyard.config import dburl
+from modelyard.config import dburl, redis_url
 from modelyard.config.billed import KEY_SERVICES, billed_endpoint
 from modelyard.config.hints import azure_endpoint
 
@@ -711,6 +711,8 @@ class StateConfig(Strict):
     @field_validator("url")
     @classmethod
     def _redis_url(cls, v: str) -> str:
+        if (problem := redis_url.problem(v)) is not None:  # before any message quotes the URL: it may not hide it
+            raise PydanticCustomError("state_url", "{problem}", {"problem": problem})
         parts = urlsplit(v)
         if "sentinel" in parts.scheme.lower():  # redis+sentinel://, sentinel:// (other clients' forms)
             raise PydanticCustomError(
