@@ -254,3 +254,21 @@ async def test_a_model_without_its_key_is_not_tried_rather_than_failed(tmp_path:
     [finding] = [f for f in check_config(cfg, {"cloud": result}) if f.model == "cloud"]
     assert finding.level == "warning" and finding.message.startswith("model 'cloud' was not tried when last probed")
     assert "MODELYARD_TEST_NO_KEY_HERE is not set; nothing about it was measured" in finding.message
+
+
+def test_check_never_prints_an_endpoints_credentials() -> None:
+    """`check`'s "not on its server" advice printed the model's endpoint as written, so a password in it
+    (``http://user:pw@host``) or Gemini's ``?key=`` reached the terminal and any pasted bug report."""
+    from modelyard.ops.check import Missing
+
+    cfg = make_config({"o": {"provider": "ollama", "model": "qwen3:8b",
+                             "endpoint": "http://admin:s3cr3t-pw@10.0.0.5:11434"},
+                       "g": {"provider": "openai", "model": "gemini-2.5-flash", "api_key_env": "NO_SUCH_KEY_HERE",
+                             "endpoint": "https://generativelanguage.googleapis.com/v1beta/openai?key=AIzaSECRET"}},
+                      {"a": {"primary": "o", "fallbacks": ["g"]}})
+    missing = {"o": Missing("model_missing: not found", True), "g": Missing("model_missing: not found", True)}
+    found = [f for f in check_config(cfg, {}, missing) if "not on its server" in f.message]
+    assert sorted(f.model for f in found) == ["g", "o"]
+    text = " ".join(f"{f.message} {f.suggestion}" for f in found)
+    assert "s3cr3t-pw" not in text and "AIzaSECRET" not in text, text
+    assert "10.0.0.5:11434" in text and "generativelanguage.googleapis.com" in text  # still says which server

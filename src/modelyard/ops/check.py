@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config
+from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config, redact_url
 from modelyard.ledger.probes import verdicts
 from modelyard.ops.probe import ProbeResult
 from modelyard.providers import Provider, ThinkingSwitch, build_provider
@@ -106,7 +106,8 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
     findings: list[Finding] = []
     for name, (why, known) in (missing or {}).items():
         model_id = config.models[name].model or name
-        where = config.models[name].endpoint or "its server"
+        # a URL's password or ?key= must not reach the terminal (or a pasted bug report)
+        where = redact_url(config.models[name].endpoint or "") or "its server"
         if known:
             findings.append(Finding("error", f"model '{name}' is not on its server: {why}", model=name,
                                     suggestion=f"install '{model_id}' on {where} "
