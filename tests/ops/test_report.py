@@ -149,16 +149,17 @@ def test_report_numbers_exactly(tmp_path: Path, log_backend: LogBackend) -> None
     fb = recs[("fallback_rate", "chat")]
     assert fb["numbers"] == {"requests": 40, "fallbacks": 10, "fallback_rate": 0.25,
                              "reasons": {"queue_timeout": 10}, "primary": "qwen", "blamed": "qwen",
-                             "failed_models": {"qwen": {"queue_timeout": 10}}, "not_in_chain": []}
+                             "blamed_server": None, "failed_models": {"qwen": {"queue_timeout": 10}},
+                             "not_in_chain": []}
     assert "its primary qwen is saturated" in fb["message"]
     assert d["config_drift"] == {"unknown_models": [], "agents": {}}
     assert "raise its max_concurrent (now 2)" in fb["message"]
     cascade = recs[("cascade_risk", "qwen")]["numbers"]
-    assert cascade == {"queue_wait_p95_ms": 10_000, "queue_timeout_s": 10, "ratio": 1.0, "attempts": 53,
+    assert cascade == {"server": None, "queue_wait_p95_ms": 10_000, "queue_timeout_s": 10, "ratio": 1.0, "attempts": 53,
                        "queue_timeouts": 10}
     move = recs[("move_local", "research")]["numbers"]
     assert move == {"rated": 8, "acceptable": 7, "acceptable_rate": 0.875, "acceptable_ci95": [0.5291, 0.9776],
-                    "local_model": "qwen", "cloud_spend_usd": pytest.approx(0.014)}
+                    "local_model": "qwen", "local_server": None, "cloud_spend_usd": pytest.approx(0.014)}
     # 8 ratings: the interval a user moving the agent should weigh, said beside the 88%
     assert "(88%; 95% interval 53%–98% on 8 ratings)" in recs[("move_local", "research")]["message"]
     tier = recs[("tiering", "writer")]

@@ -411,7 +411,7 @@ def stats(
         # whole columns that fit the terminal, as `log` does: at 80 columns a squeezed p50 of 3717ms read "371…"
         columns = [Column(by, 0), *(Column(name, rank, "right") for name, rank in STATS_COLUMNS)]
         # per model, failed counts its failed attempts (a failed request has no model: the (none) row counts those)
-        cells = [{by: g.key, "requests": str(g.requests), "p50": ms(g.p50),
+        cells = [{by: g.label, "requests": str(g.requests), "p50": ms(g.p50),
                   "failed": str(g.failed_attempts if by == "model" and g.key != "(none)" else g.failed),
                   "p95": p95_cell(g.p95, len(g.latencies)), "fallback rate": share(g.fallbacks, g.requests),
                   "local share": share(g.local, g.served),
@@ -420,8 +420,9 @@ def stats(
                   "cost": spend_cell(g.spend, g.key in unpriced[by]),
                   "acceptable": f"{g.acceptable}/{g.rated}" if g.rated else "–"} for g in found]
         table = fit_table(columns, cells, console.width)
-        console.print("by model (failed: its failed attempts; (none): requests no model answered)" if by == "model"
-                      else f"by {by}", style="bold", highlight=False)
+        split = " @ server: the name was on several servers" if any(g.server for g in found) else ""
+        title = f"by model (failed: its failed attempts; (none): requests no model answered{split})"
+        console.print(title if by == "model" else f"by {by}", style="bold", highlight=False)
         console.print(table)
         if left := left_out(columns, table):
             console.print(left, style="dim", highlight=False, soft_wrap=False)

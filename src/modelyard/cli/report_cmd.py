@@ -37,7 +37,7 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
         s = g.summary()
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common(2))
         cells.append({
-            "": g.key, "requests": str(g.requests), "failed": str(g.failed_attempts if by_model else g.failed),
+            "": g.label, "requests": str(g.requests), "failed": str(g.failed_attempts if by_model else g.failed),
             "tokens in/out": f"{g.tokens_in:,}/{g.tokens_out:,}",
             "local": share(g.local, g.served), "p50": ms(s["latency_p50_ms"]),
             "p95": p95_cell(s["latency_p95_ms"], len(g.latencies)),
@@ -74,7 +74,8 @@ def print_report(report: Report, config: Config) -> None:
         return
     _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0, unpriced=report.unpriced_agents)
     # a failed request has no answering model: per model, its failed attempts (one that only failed is not quiet)
-    _group_table("by model (requests it answered, its failed attempts; waits: all its attempts)", report.models,
+    split = "; @ server: the name was on several" if any(g.server for g in report.models) else ""
+    _group_table(f"by model (requests it answered, its failed attempts; waits: all its attempts{split})", report.models,
                  "answered as fallback", failures=any(g.failed_attempts for g in report.models),
                  unpriced=set(report.unpriced), by_model=True)
     groups = report.agents + report.models

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
@@ -35,9 +37,81 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[k]
 
 
+#: what a row logged before ``m012_attempt_backend`` (``attempts.backend`` NULL) is shown on, beside known servers
+UNKNOWN_SERVER = "unknown server"
+
+
+def server_label(backend: str | None) -> str:
+    """A server as a person names it: ``team-gpu:11434`` for ``ollama http://team-gpu:11434 qwen2.5:7b`` (what
+    :func:`modelyard.ledger.probes.backend_of` keeps: provider, redacted endpoint or file, model id) — its host and
+    port, never a password (userinfo is dropped), a file's name for an in-process model, the provider when neither."""
+    if not backend:
+        return UNKNOWN_SERVER
+    provider, _, rest = backend.partition(" ")
+    first = rest.split(" ", 1)[0]
+    if "://" in first:
+        try:
+            netloc = urlsplit(first).netloc.rpartition("@")[2]
+        except ValueError:  # a malformed address (an unclosed IPv6 bracket): shown as logged
+            netloc = ""
+        return netloc or first
+    where = rest.rsplit(" ", 1)[0] if " " in rest else ""  # a model file (in-process), then the model id
+    if where.strip():
+        return where.strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or where
+    return provider or backend
+
+
+@dataclass(frozen=True)
+class Servers:
+    """The model names the routing log shows on more than one server in a window, each server with its label.
+
+    Two Ollama boxes both serving ``qwen2.5:7b`` under one name (several configs sharing a PostgreSQL log, or an
+    endpoint moved mid-month): lumped, the slow or failing one hid behind the healthy one, as LiteLLM's model
+    analytics once did before it broke exceptions and latency down by deployment (BerriAI/litellm#3373). A model
+    on one server stays one row, as before; rows from before servers were logged are an "unknown server" only
+    beside rows whose server is known."""
+
+    #: model → {backend (None: not logged) → label}
+    split: dict[str, dict[str | None, str]]
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[str | None, str | None]]) -> Servers:
+        """From the (model, backend) pairs of a window's attempts."""
+        seen: dict[str, set[str | None]] = {}
+        for model, backend in pairs:
+            if model is not None:
+                seen.setdefault(model, set()).add(backend or None)
+        return cls({m: _labels(bs) for m, bs in seen.items() if len(bs) > 1})
+
+    def label(self, model: str | None, backend: str | None) -> str | None:
+        """The server to show ``model``'s row on: None when the model had one server (one row, as before)."""
+        servers = self.split.get(model) if model is not None else None
+        if servers is None:
+            return None
+        return servers.get(backend or None) or UNKNOWN_SERVER
+
+    def __bool__(self) -> bool:
+        return bool(self.split)
+
+
+def _labels(backends: set[str | None]) -> dict[str | None, str]:
+    """Short labels, made longer only where two servers would read alike (one host, two model ids: the whole
+    backend, whose endpoint is already redacted)."""
+    short = {b: server_label(b) for b in backends}
+    counts = Counter(short.values())
+    return {b: label if counts[label] == 1 or b is None else str(b) for b, label in short.items()}
+
+
+def on_server(model: str, server: str | None) -> str:
+    """``qwen2.5:7b on team-gpu:11434`` in a recommendation's words; the bare name when the model had one server."""
+    return model if server is None else f"{model} on {server}"
+
+
 @dataclass
 class Group:
     key: str
+    #: per model, when the window shows the name on several servers: this row's (:meth:`Servers.label`)
+    server: str | None = None
     requests: int = 0
     served: int = 0
     fallbacks: int = 0
@@ -58,6 +132,11 @@ class Group:
     reasons: Counter = field(default_factory=Counter)
 
     @property
+    def label(self) -> str:
+        """The row's name in a table or chart: ``qwen2.5:7b @ team-gpu:11434`` when the name is on several servers."""
+        return self.key if self.server is None else f"{self.key} @ {self.server}"
+
+    @property
     def local_share(self) -> float:
         return self.local / self.served if self.served else 0.0
 
@@ -71,8 +150,9 @@ class Group:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "key": self.key, "requests": self.requests, "served": self.served, "failed": self.failed,
-            "cancelled": self.cancelled, "failed_attempts": self.failed_attempts, "fallbacks": self.fallbacks,
+            "key": self.key, "server": self.server, "requests": self.requests, "served": self.served,
+            "failed": self.failed, "cancelled": self.cancelled, "failed_attempts": self.failed_attempts,
+            "fallbacks": self.fallbacks,
             "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
             "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "spend_usd": self.spend,

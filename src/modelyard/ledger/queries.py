@@ -7,10 +7,10 @@ speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from modelyard.ledger.aggregate import FAILED_ATTEMPTS, Group, percentile  # noqa: F401 - percentile re-exported
+from modelyard.ledger.aggregate import FAILED_ATTEMPTS, Group, Servers, percentile  # noqa: F401 - percentile re-exported
 from modelyard.ledger.store import LogConnection
 
 Row = Any  # sqlite3.Row or ledger.pg.Row: read by column name or position
@@ -39,7 +39,12 @@ def distinct(conn: LogConnection, column: str) -> list[str]:
 
 
 def spend_since(conn: LogConnection, starts: Mapping[str, float]) -> dict[str, float]:
-    """USD each model's logged attempts cost since its start (epoch s): what spend caps count."""
+    """USD each model's logged attempts cost since its start (epoch s): what spend caps count.
+
+    Per model name, whatever server each attempt went to (``attempts.backend``), unlike ``stats`` and ``report``'s
+    tables: a cap bounds money, and a billed model's price does not depend on which endpoint took the request —
+    counted per server, the same name on two endpoints (two configs sharing a log, or one moved mid-month) could
+    spend its cap twice. A local model logs $0, so a cap on one caps nothing on any server."""
     return {model: float(conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE model = ? AND ts >= ?",
                                       (model, start)).fetchone()[0])
             for model, start in starts.items()}
@@ -111,32 +116,58 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
 
     Per model, spend and failed attempts are each attempt's model's, as ``report`` counts them: a request's whole cost
     on its answering model put a cloud attempt's spend (one that broke off, then a local answer) on a local model, and
-    a model that only failed was not listed at all. Per agent, ``attempts`` counts their failed attempts too (an
-    extra read of the attempts: the dashboard, which reads the month's agents every few seconds, does without)."""
+    a model that only failed was not listed at all. A model name the window shows on several servers is one group per
+    server (:class:`~modelyard.ledger.aggregate.Servers`; a request goes to its answering attempt's server). Per
+    agent, ``attempts`` counts their failed attempts too (an extra read of the attempts: the dashboard, which reads
+    the month's agents every few seconds, does without)."""
     if by not in ("agent", "model"):
         raise ValueError("by must be 'agent' or 'model'")
     window = () if since is None else (since,)
-    sql = f"SELECT {_STATS_COLUMNS} FROM requests" + (" WHERE ts >= ?" if since is not None else "")
-    groups: dict[str, Group] = {}
-    for row in conn.execute(sql, window):
+    failed = ", ".join("?" * len(FAILED_ATTEMPTS))
+    per_attempt = [] if by == "agent" and not attempts else conn.execute(
+        f"SELECT a.{by} AS key, " + ("a.backend AS backend, " if by == "model" else "")
+        + f"COALESCE(SUM(a.cost_usd), 0) AS cost, SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed "
+        "FROM attempts a JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
+        + f" GROUP BY a.{by}" + (", a.backend" if by == "model" else ""), (*FAILED_ATTEMPTS, *window)).fetchall()
+    servers = Servers.of((a["key"], a["backend"]) for a in per_attempt) if by == "model" else Servers({})
+    groups: dict[tuple[str, str | None], Group] = {}
+    for row in conn.execute(_stats_sql(servers, since is not None), (*servers.split, *window)):
         key = row[by] or "(none)"
-        group = groups.setdefault(key, Group(key))
+        server = servers.label(row[by], row["answered_on"]) if servers else None
+        group = groups.setdefault((key, server), Group(key, server))
         group.add(row)
         if by == "agent" or not row["n_attempts"]:  # a row logged without attempts (an old log) says its own cost
             group.spend += row["cost_usd"] or 0.0
-    failed = ", ".join("?" * len(FAILED_ATTEMPTS))
-    for a in () if by == "agent" and not attempts else conn.execute(
-            f"SELECT a.{by} AS key, COALESCE(SUM(a.cost_usd), 0) AS cost, "
-            f"SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed FROM attempts a "
-            "JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
-            + f" GROUP BY a.{by}", (*FAILED_ATTEMPTS, *window)):
-        if by == "agent" and a["key"] not in groups:  # an agent's attempts are its requests'
+    for a in per_attempt:
+        server = servers.label(a["key"], a["backend"]) if by == "model" else None
+        if by == "agent" and (a["key"], None) not in groups:  # an agent's attempts are its requests'
             continue
-        group = groups.setdefault(a["key"], Group(a["key"]))
+        group = groups.setdefault((a["key"], server), Group(a["key"], server))
         group.failed_attempts += int(a["failed"] or 0)
         if by == "model":
             group.spend += float(a["cost"])
-    return sorted(groups.values(), key=lambda g: (-g.requests, g.key))
+    return by_requests(groups.values())
+
+
+def by_requests(groups: Iterable[Group]) -> list[Group]:
+    """Most requests first; a model's servers side by side (its busiest server's rank), the busier first."""
+    found = list(groups)
+    top: dict[str, int] = {}
+    for g in found:
+        top[g.key] = max(top.get(g.key, 0), g.requests)
+    return sorted(found, key=lambda g: (-top[g.key], g.key, -g.requests, g.server or ""))
+
+
+def _stats_sql(servers: Servers, windowed: bool) -> str:
+    """:func:`stats`'s read of the requests; with a model on several servers, each of its requests' answering
+    attempt's server too (its last: the writer numbers them so; looked up only for those models' requests)."""
+    where = " WHERE r.ts >= ?" if windowed else ""
+    if not servers:
+        return f"SELECT {_STATS_COLUMNS}, NULL AS answered_on FROM requests r{where}"
+    columns = ", ".join(f"r.{c.strip()}" for c in _STATS_COLUMNS.split(","))
+    return (f"SELECT {columns}, a.backend AS answered_on FROM requests r LEFT JOIN attempts a ON a.request_id = r.id "
+            f"AND r.model IN ({', '.join('?' * len(servers.split))}) AND a.seq = r.n_attempts - 1 "
+            f"AND a.model = r.model{where}")
 
 
 #: attempts of one model on one server, or logged before the log kept servers (``backend`` NULL: readers say

@@ -7,6 +7,11 @@ Everything comes from the routing log. Definitions (they decide the numbers, so 
 - *spend, local cost, unpriced, all-cloud, savings*: :mod:`modelyard.ledger.cost` — one policy shared with the
   dashboard and ``replay``. Spend is attributed to the attempt's model and the request's agent.
 - *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
+- *servers*: a model name the period shows on several servers (``attempts.backend``: two Ollama boxes serving
+  ``qwen2.5:7b``) is a row per server, host:port; a request is its answering attempt's server's. Rows from before
+  servers were logged are "unknown server" beside known ones, and a recommendation then names the server and
+  never counts them against it. Advice reads only this config's server of a model (another config's model of
+  the same name, sharing the log, is its own business). Spend (and the spend caps) stay per name.
 - *blame*: a fallback recommendation names the models whose attempts failed **in the log** (an attempt that
   moved the request on or broke off), never the current config's primary by assumption — the log may have
   been written under another config. Where the log's models are not the ones the current config would
@@ -25,8 +30,8 @@ from typing import Any
 from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config
 from modelyard.errors import Reason
-from modelyard.ledger import bench_runs
-from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, percentile, wilson
+from modelyard.ledger import bench_runs, queries
+from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, Servers, on_server, percentile, wilson
 from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
 from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import LogConnection
@@ -164,9 +169,24 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     window = (period.start, period.end)
     totals = Group("all")
     agents: dict[str, Group] = {}
-    models: dict[str, Group] = {}
+    #: per (model, server): the server only when the period shows the model's name on several (:class:`Servers`)
+    models: dict[tuple[str, str | None], Group] = {}
     # local-fallback ratings per agent: answers by a local model after the (cloud) primary failed
     local_fallback: dict[str, Group] = {}
+    attempts = conn.execute(
+        "SELECT a.request_id, a.seq, a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd, a.backend, "
+        "r.n_attempts FROM attempts a JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?",
+        window).fetchall()
+    servers = Servers.of((a["model"], a["backend"]) for a in attempts)
+    # a request of a model on several servers is its answering attempt's (its last: the writer numbers them so)
+    answered_on = {a["request_id"]: a["backend"] for a in attempts
+                   if a["model"] in servers.split and a["seq"] == a["n_attempts"] - 1} if servers else {}
+    advice = _Advice(backends_of(config), servers)
+
+    def model_group(model: str, backend: str | None) -> Group:
+        server = servers.label(model, backend)
+        return models.setdefault((model, server), Group(model, server))
+
     rows = conn.execute("SELECT * FROM requests WHERE ts >= ? AND ts < ? ORDER BY ts", window).fetchall()
     for row in rows:
         served = row["outcome"] not in FAILED and row["model"] is not None
@@ -174,34 +194,33 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         agents.setdefault(row["agent"], Group(row["agent"])).add(row)
         # a request cancelled mid-answer counts under the model that was answering it, as ``stats`` counts it (the
         # two tables disagreed on the same log); the model failed no one: it shows as cancelled, not failed
+        backend = answered_on.get(row["id"])
         if served or (row["outcome"] == RequestOutcome.CANCELLED and row["model"] is not None):
-            models.setdefault(row["model"], Group(row["model"])).add(row, wait=False)  # model waits: from attempts
-        if row["outcome"] == RequestOutcome.FALLBACK and row["is_local"] and row["acceptable"] is not None:
+            model_group(row["model"], backend).add(row, wait=False)  # model waits: from attempts
+        if (row["outcome"] == RequestOutcome.FALLBACK and row["is_local"] and row["acceptable"] is not None
+                and (key := advice.key(row["model"], backend)) is not None):
             lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
             lf.rated += 1
             lf.acceptable += int(row["acceptable"])
-            lf.reasons[row["model"]] += 1
+            lf.reasons[key] += 1
 
-    attempts = conn.execute(
-        "SELECT a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd, a.backend FROM attempts a "
-        "JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?", window).fetchall()
-    backends = backends_of(config)
-    wait_samples: dict[str, list[float]] = {}
-    queue_bounds: dict[str, float] = {}
+    queue_bounds: dict[Key, float] = {}
     queue_timeouts: Counter = Counter()
-    #: agent → model → reasons of its attempts that failed (what a fallback recommendation blames)
-    failing: dict[str, dict[str, Counter]] = {}
+    #: agent → (model, server) → reasons of its attempts that failed (what a fallback recommendation blames)
+    failing: dict[str, dict[Key, Counter]] = {}
     attempted: dict[str, set[str]] = {}
+    #: (model, server) → its queue waits that advice may read (this config's server's)
+    advice_waits: dict[Key, list[float]] = {}
     for a in attempts:
         attempted.setdefault(a["agent"], set()).add(a["model"])
-        model = models.setdefault(a["model"], Group(a["model"]))
+        model = model_group(a["model"], a["backend"])
         agent = agents.setdefault(a["agent"], Group(a["agent"]))
         # another config's model of the same name on another server (a shared log): its failures and queue waits
-        # are not advice about this config's model (rows from before servers were logged cannot tell: counted)
-        here = a["backend"] is None or a["backend"] == backends.get(a["model"], a["backend"])
+        # are not advice about this config's model; nor, beside known servers, a row whose server was not logged
+        key = advice.key(a["model"], a["backend"])
         if _failed_attempt(a["outcome"]):
-            if here:
-                failing.setdefault(a["agent"], {}).setdefault(a["model"], Counter())[a["reason"] or "unknown"] += 1
+            if key is not None:
+                failing.setdefault(a["agent"], {}).setdefault(key, Counter())[a["reason"] or "unknown"] += 1
             model.failed_attempts += 1
             agent.failed_attempts += 1
             totals.failed_attempts += 1
@@ -209,25 +228,52 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         totals.spend += cost
         agent.spend += cost
         model.spend += cost
-        if a["outcome"] != AttemptOutcome.SKIPPED and here:
-            wait_samples.setdefault(a["model"], []).append(a["queue_wait_ms"] or 0.0)
-            # the bound this attempt really had: the router's own rule (agent overrides included)
-            bound = config.timeouts_for(a["agent"], a["model"]).queue
-            queue_bounds[a["model"]] = min(bound, queue_bounds.get(a["model"], bound))
-        if a["reason"] == Reason.QUEUE_TIMEOUT and here:
-            queue_timeouts[a["model"]] += 1
-    for name, waits in wait_samples.items():
-        models[name].waits = waits
+        if a["outcome"] != AttemptOutcome.SKIPPED:
+            model.waits.append(a["queue_wait_ms"] or 0.0)  # the table: each row's own server's waits
+            if key is not None:
+                advice_waits.setdefault(key, []).append(a["queue_wait_ms"] or 0.0)
+                # the bound this attempt really had: the router's own rule (agent overrides included)
+                bound = config.timeouts_for(a["agent"], a["model"]).queue
+                queue_bounds[key] = min(bound, queue_bounds.get(key, bound))
+        if a["reason"] == Reason.QUEUE_TIMEOUT and key is not None:
+            queue_timeouts[key] += 1
     drift = config_drift(config, attempted)
 
     costs = log_costs(conn, config, period.start, period.end, period.months)  # the dashboard's own figures
 
     recs = (_fallback_recommendations(config, agents, failing, drift)
-            + _recommendations(config, agents, models, local_fallback, queue_timeouts, queue_bounds, revisers)
+            + _recommendations(config, agents, advice_waits, local_fallback, queue_timeouts, queue_bounds, revisers)
             + _bench_citations(bench or conn, config))
     by_requests = lambda g: (-g.requests, g.key)  # noqa: E731
-    return Report(period, totals, sorted(agents.values(), key=by_requests), sorted(models.values(), key=by_requests),
+    return Report(period, totals, sorted(agents.values(), key=by_requests), queries.by_requests(models.values()),
                   costs, recs, drift)
+
+
+#: what a recommendation is about: a model, and its server when the period shows its name on several
+Key = tuple[str, str | None]
+
+
+@dataclass(frozen=True)
+class _Advice:
+    """Which attempts a recommendation may read, and under which key."""
+
+    #: this config's server of each of its models (:func:`~modelyard.ledger.probes.backends_of`)
+    backends: dict[str, str]
+    servers: Servers
+
+    def key(self, model: str | None, backend: str | None) -> Key | None:
+        """``(model, server)`` (server None when the model had one), or None when the attempt says nothing about
+        this config: another config's model of that name on another server (a shared log), or — beside attempts
+        whose server is known — one logged before servers were (its server unknown, it is no specific one's)."""
+        if model is None:
+            return None
+        mine = self.backends.get(model)
+        if backend is not None and mine is not None and backend != mine:
+            return None
+        server = self.servers.label(model, backend)
+        if server is not None and backend is None:
+            return None
+        return (model, server)
 
 
 def _failed_attempt(outcome: str) -> bool:
@@ -252,9 +298,10 @@ def _pct(x: float) -> str:
     return f"{x * 100:.0f}%"
 
 
-def _fallback_recommendations(config: Config, agents: dict[str, Group], failing: dict[str, dict[str, Counter]],
+def _fallback_recommendations(config: Config, agents: dict[str, Group], failing: dict[str, dict[Key, Counter]],
                               drift: ConfigDrift) -> list[Recommendation]:
-    """Agents whose fallback fired often, blaming the models that failed in the log (most failures first)."""
+    """Agents whose fallback fired often, blaming the models that failed in the log (most failures first), each on
+    its server when the period shows its name on several."""
     recs: list[Recommendation] = []
     for name, g in sorted(agents.items()):
         if g.requests < MIN_REQUESTS or g.fallback_rate < FALLBACK_RATE_ALERT:
@@ -262,16 +309,17 @@ def _fallback_recommendations(config: Config, agents: dict[str, Group], failing:
         agent = config.agents.get(name)
         chain = agent.chain if agent else []
         primary = chain[0] if chain else None
-        failed = sorted(failing.get(name, {}).items(), key=lambda mc: (-sum(mc[1].values()), mc[0]))
+        failed = sorted(failing.get(name, {}).items(), key=lambda mc: (-sum(mc[1].values()), mc[0][0], mc[0][1] or ""))
         reasons = ", ".join(f"{r} {n}" for r, n in g.reasons.most_common())
         message = (f"agent {name}: fallback fired on {g.fallbacks} of {g.requests} requests "
                    f"({_pct(g.fallback_rate)}; {reasons})")
         blamed: str | None = None
+        blamed_server: str | None = None
         if failed:
-            blamed, blamed_reasons = failed[0]
+            (blamed, blamed_server), blamed_reasons = failed[0]
             message += " — failed in the log: " + "; ".join(
-                f"{m} ({', '.join(f'{r} {n}' for r, n in c.most_common())})" for m, c in failed)
-            message += " — " + _advice(config, blamed, blamed_reasons.most_common(1)[0][0], chain)
+                f"{on_server(*k)} ({', '.join(f'{r} {n}' for r, n in c.most_common())})" for k, c in failed)
+            message += " — " + _advice(config, blamed, blamed_reasons.most_common(1)[0][0], chain, blamed_server)
         if name in drift.agents:
             message += (f" — note: the log's models for this agent ({', '.join(drift.agents[name])}) are not in its "
                         f"current chain ({' → '.join(chain) or 'agent not configured now'}); the config changed "
@@ -280,21 +328,22 @@ def _fallback_recommendations(config: Config, agents: dict[str, Group], failing:
             "fallback_rate", name, message,
             {"requests": g.requests, "fallbacks": g.fallbacks, "fallback_rate": g.fallback_rate,
              "reasons": dict(g.reasons.most_common()), "primary": primary, "blamed": blamed,
-             "failed_models": {m: dict(c.most_common()) for m, c in failed},
+             "blamed_server": blamed_server, "failed_models": {on_server(*k): dict(c.most_common()) for k, c in failed},
              "not_in_chain": drift.agents.get(name, [])}))
     return recs
 
 
-def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
-    """What to do about ``model`` failing for ``reason``, naming its place in the agent's current chain."""
+def _advice(config: Config, model: str, reason: str, chain: list[str], server: str | None = None) -> str:
+    """What to do about ``model`` (on ``server``, when named) failing for ``reason``, naming its place in the agent's
+    current chain."""
     if chain and model == chain[0]:
-        who = f"its primary {model}"
+        who = f"its primary {on_server(model, server)}"
     elif model in chain:
-        who = f"its fallback {model}"
+        who = f"its fallback {on_server(model, server)}"
     elif model in config.models:
-        who = f"{model} (no longer in its chain)"
+        who = f"{on_server(model, server)} (no longer in its chain)"
     else:
-        who = f"{model} (not in the current config)"
+        who = f"{on_server(model, server)} (not in the current config)"
     if reason in (Reason.QUEUE_TIMEOUT, Reason.QUEUE_FULL):
         limit = config.models[model].max_concurrent if model in config.models else "?"
         return (f"{who} is saturated: raise its max_concurrent (now {limit}) if memory "
@@ -314,25 +363,26 @@ def _advice(config: Config, model: str, reason: str, chain: list[str]) -> str:
     return f"{who} is unreliable ({reason}): move the agent or add a model"
 
 
-def _recommendations(config: Config, agents: dict[str, Group], models: dict[str, Group],
+def _recommendations(config: Config, agents: dict[str, Group], waits: dict[Key, list[float]],
                      local_fallback: dict[str, Group], queue_timeouts: Counter,
-                     queue_bounds: dict[str, float], revisers: frozenset[str] = frozenset()) -> list[Recommendation]:
+                     queue_bounds: dict[Key, float], revisers: frozenset[str] = frozenset()) -> list[Recommendation]:
     recs: list[Recommendation] = []
-    for name, g in sorted(models.items()):
-        if len(g.waits) < MIN_WAIT_SAMPLES:
+    for (name, server), samples in sorted(waits.items(), key=lambda kw: (kw[0][0], kw[0][1] or "")):
+        if len(samples) < MIN_WAIT_SAMPLES:
             continue
-        p95 = percentile(g.waits, 95) or 0.0
-        timeout_ms = queue_bounds[name] * 1000
+        p95 = percentile(samples, 95) or 0.0
+        timeout_ms = queue_bounds[(name, server)] * 1000
         if p95 < QUEUE_RISK_RATIO * timeout_ms:
             continue
+        timeouts = queue_timeouts[(name, server)]
         recs.append(Recommendation(
             "cascade_risk", name,
-            f"model {name}: p95 queue wait {p95 / 1000:.1f}s is {_pct(p95 / timeout_ms)} of its "
-            f"{timeout_ms / 1000:g}s queue timeout ({queue_timeouts[name]} of {len(g.waits)} attempts timed out "
+            f"model {on_server(name, server)}: p95 queue wait {p95 / 1000:.1f}s is {_pct(p95 / timeout_ms)} of its "
+            f"{timeout_ms / 1000:g}s queue timeout ({timeouts} of {len(samples)} attempts timed out "
             "in the queue) — a little more load and its requests spill onto fallbacks, which then queue too: "
             "raise max_concurrent or move an agent off it",
-            {"queue_wait_p95_ms": p95, "queue_timeout_s": timeout_ms / 1000, "ratio": p95 / timeout_ms,
-             "attempts": len(g.waits), "queue_timeouts": queue_timeouts[name]}))
+            {"server": server, "queue_wait_p95_ms": p95, "queue_timeout_s": timeout_ms / 1000,
+             "ratio": p95 / timeout_ms, "attempts": len(samples), "queue_timeouts": timeouts}))
 
     for name, lf in sorted(local_fallback.items()):
         agent = config.agents.get(name)
@@ -342,18 +392,18 @@ def _recommendations(config: Config, agents: dict[str, Group], models: dict[str,
             continue
         if lf.rated < MOVE_LOCAL_MIN_RATED or (lf.acceptable_rate or 0.0) < MOVE_LOCAL_ACCEPTABLE:
             continue
-        local_model = lf.reasons.most_common(1)[0][0]
+        local_model, local_server = lf.reasons.most_common(1)[0][0]
         spend = agents[name].spend
         low, high = wilson(lf.acceptable, lf.rated)
         recs.append(Recommendation(
             "move_local", name,
-            f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback {local_model} "
-            f"were acceptable ({_pct(lf.acceptable_rate or 0)}; 95% interval {_pct(low)}–{_pct(high)} on "
-            f"{lf.rated} ratings) — making {local_model} its primary would have "
+            f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback "
+            f"{on_server(local_model, local_server)} were acceptable ({_pct(lf.acceptable_rate or 0)}; 95% interval "
+            f"{_pct(low)}–{_pct(high)} on {lf.rated} ratings) — making {local_model} its primary would have "
             f"saved {money(spend)} of cloud spend this period",
             {"rated": lf.rated, "acceptable": lf.acceptable, "acceptable_rate": lf.acceptable_rate,
              "acceptable_ci95": [round(low, 4), round(high, 4)],
-             "local_model": local_model, "cloud_spend_usd": spend}))
+             "local_model": local_model, "local_server": local_server, "cloud_spend_usd": spend}))
 
     for name, agent in sorted(config.agents.items()):
         # an agent that revises (utility) hands the answer on to the person with its edits: the default config's

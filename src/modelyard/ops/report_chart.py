@@ -5,7 +5,9 @@ matplotlib with the Agg backend (no display needed); the file suffix picks PNG o
 Every panel is a horizontal bar chart: names sit one per row on the left, so a long agent or model
 name (``claude-sonnet-4-5-20250929``) takes margin, never its neighbour's place — rotated labels under
 vertical bars overlapped as soon as names grew. Names longer than :data:`LABEL_CHARS` are shortened
-with an ellipsis. Cancelled requests (the caller went away) are drawn apart from failed ones.
+with an ellipsis. Cancelled requests (the caller went away) are drawn apart from failed ones. Latency per model
+has a bar per server when the period shows a model's name on several (``qwen2.5:7b @ gpu-b:11434``): the slow box
+of two is the one to see, and a shortened name keeps its server whole.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelyard.ledger.aggregate import Group
 from modelyard.ledger.report import Report, money
 
 #: the longest name drawn whole; longer ones end in "…"
@@ -23,6 +26,28 @@ def short(name: str, limit: int = LABEL_CHARS) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+def group_label(g: Group) -> str:
+    """A model's row: its name, and its server when it had several — the name shortened first, so two rows of one
+    model never read alike."""
+    if g.server is None:
+        return short(g.key)
+    server = short(g.server, LABEL_CHARS - 8)
+    return f"{short(g.key, max(8, LABEL_CHARS - 3 - len(server)))} @ {server}"
+
+
+def _latency(ax: Any, groups: list[Group], title: str) -> None:
+    """p50 and p95 bars, one row per group."""
+    ys = list(range(len(groups)))
+    summaries = [g.summary() for g in groups]
+    ax.barh([y - 0.2 for y in ys], [(s["latency_p50_ms"] or 0) / 1000 for s in summaries], height=0.4, label="p50")
+    ax.barh([y + 0.2 for y in ys], [(s["latency_p95_ms"] or 0) / 1000 for s in summaries], height=0.4, label="p95")
+    ax.set_yticks(ys, [group_label(g) for g in groups])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+
+
 def build_figure(report: Report) -> Any:
     """The chart as a matplotlib Figure (the caller saves or inspects it, then closes it)."""
     import matplotlib
@@ -30,8 +55,10 @@ def build_figure(report: Report) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = max(len(report.agents), len(report.counterfactuals) + 1, 3)
-    fig, (traffic, latency, cost) = plt.subplots(1, 3, figsize=(16, 2.2 + 0.38 * rows), layout="constrained")
+    models = [g for g in report.models if g.latencies]  # a model that only failed has no latency to draw
+    rows = max(len(report.agents), len(models), len(report.counterfactuals) + 1, 3)
+    fig, (traffic, latency, cost, by_model) = plt.subplots(1, 4, figsize=(21, 2.2 + 0.38 * rows),
+                                                           layout="constrained")
     fig.suptitle(f"modelyard report — {report.period.label}")
 
     names = [short(g.key) for g in report.agents]
@@ -52,16 +79,8 @@ def build_figure(report: Report) -> Any:
     traffic.set_title(f"requests per agent ({report.totals.local_share:.0%} local)")
     traffic.legend(loc="lower right", fontsize="small")
 
-    summaries = [g.summary() for g in report.agents]
-    p50 = [(s["latency_p50_ms"] or 0) / 1000 for s in summaries]
-    p95 = [(s["latency_p95_ms"] or 0) / 1000 for s in summaries]
-    latency.barh([y - 0.2 for y in ys], p50, height=0.4, label="p50")
-    latency.barh([y + 0.2 for y in ys], p95, height=0.4, label="p95")
-    latency.set_yticks(ys, names)
-    latency.invert_yaxis()
-    latency.set_xlabel("seconds")
-    latency.set_title("latency per agent")
-    latency.legend(loc="lower right", fontsize="small")
+    _latency(latency, report.agents, "latency per agent")
+    _latency(by_model, models, "latency per model" + (" and server" if any(g.server for g in models) else ""))
 
     labels = ["actual"] + [f"all {short(c.model)}" for c in report.counterfactuals]
     amounts = [report.total_cost_usd] + [c.cost_usd for c in report.counterfactuals]
