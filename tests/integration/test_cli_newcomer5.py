@@ -106,6 +106,10 @@ def test_ollama_host_elsewhere_is_named_when_a_model_without_endpoint_is_unreach
         # where the server listens (`OLLAMA_HOST=0.0.0.0`) is the default address: nothing to say
         quiet = runner.invoke(app, ["--config", str(config), "models"], env={**env, "OLLAMA_HOST": "0.0.0.0"})
         assert "OLLAMA_HOST" not in quiet.output, quiet.output
+        # nor this config's own gateway (it speaks Ollama's API: the variable set for Ollama's clients to use it) —
+        # an endpoint there would send modelyard's requests back to itself
+        quiet = runner.invoke(app, ["--config", str(config), "models"], env={**env, "OLLAMA_HOST": "127.0.0.1:8765"})
+        assert "OLLAMA_HOST" not in quiet.output, quiet.output
         config.write_text("models:\n" + model % f", endpoint: 'http://127.0.0.1:{ollama.port}'" + body)
         fixed = runner.invoke(app, ["--config", str(config), "ask", "--agent", "chat", "hi"], env=env)
         assert fixed.exit_code == 0 and "Hello from the fake server." in fixed.output, fixed.output

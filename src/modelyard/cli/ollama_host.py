@@ -19,8 +19,10 @@ VARIABLE = "OLLAMA_HOST"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
-def _elsewhere() -> str | None:
-    """The server OLLAMA_HOST names, as a URL, when it is not Ollama's default address on this machine."""
+def _elsewhere(gateway_port: int) -> str | None:
+    """The server OLLAMA_HOST names, as a URL, when it is not Ollama's default address on this machine — nor this
+    config's own gateway, which speaks Ollama's API too (the variable set for Ollama's clients to use modelyard: an
+    endpoint there would send modelyard's requests back to itself)."""
     from modelyard.providers.discovery import normalised_endpoint
 
     text = os.environ.get(VARIABLE, "").strip()
@@ -32,13 +34,13 @@ def _elsewhere() -> str | None:
         port = parts.port
     except ValueError:
         return None
-    return None if parts.hostname in _LOOPBACK and port in (None, 11434) else there
+    return None if parts.hostname in _LOOPBACK and port in (None, 11434, gateway_port) else there
 
 
 def notes(cfg: Config, path: Path, names: Iterable[str] | None = None) -> list[str]:
     """One line per Ollama model (of ``names``, else all) asked at the default address while OLLAMA_HOST names
     another server: what is asked, what the variable says, and the line to write."""
-    there = _elsewhere()
+    there = _elsewhere(cfg.gateway.port)
     if there is None:
         return []
     from modelyard.providers.ollama import DEFAULT_ENDPOINT
