@@ -176,6 +176,12 @@ class TelegramServer(FakeServer):
         self._open_callbacks: set[str] = set()
         self._calls: list[BotCall] = []
         self._poll_generation = 0
+        #: getUpdates' allowed_updates, kept from call to call ("If not specified, the previous setting will be used");
+        #: it applies to the updates made from ``_allowed_from`` on — "this parameter doesn't affect updates created
+        #: before the call to getUpdates, so unwanted updates may be received for a short period of time"
+        #: (core.telegram.org/bots/api#getupdates). None: every kind
+        self._allowed: list[str] | None = None
+        self._allowed_from = 0
         self.commands: list[dict[str, Any]] = []
         self.webhook_url = ""
         #: per group, the members who are not plain members: user id → "creator" or "administrator" (getChatMember)
@@ -411,6 +417,11 @@ class TelegramServer(FakeServer):
         with self._state:
             self._messages.pop((chat_id, message_id), None)
 
+    def confirm_all(self) -> None:
+        """Every update so far taken and confirmed (by whatever ran the token before the bot under test)."""
+        with self._state:
+            self._updates.clear()
+
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
         with self._state:
@@ -514,7 +525,11 @@ class TelegramServer(FakeServer):
         offset = _int_or_none(params.get("offset"))
         limit = min(max(_int_or_none(params.get("limit")) or 100, 1), 100)
         timeout = min(max(float(params.get("timeout") or 0), 0.0), MAX_POLL)
-        allowed = params.get("allowed_updates") or None
+        if "allowed_updates" in params:
+            with self._state:
+                allowed = params.get("allowed_updates") or None
+                if allowed != self._allowed:
+                    self._allowed, self._allowed_from = allowed, self._next_update_id
         with self._state:
             self._poll_generation += 1
             generation = self._poll_generation
@@ -530,7 +545,8 @@ class TelegramServer(FakeServer):
                     raise ApiError(409, WEBHOOK_CONFLICT)
                 if generation != self._poll_generation:
                     raise ApiError(409, _DESCRIPTIONS[409])
-                ready = [u for u in self._updates if not allowed or any(k in u for k in allowed)]
+                ready = [u for u in self._updates if u["update_id"] < self._allowed_from or not self._allowed
+                         or any(k in u for k in self._allowed)]
             if ready or time.monotonic() >= deadline or self.stopping.is_set():
                 return ready[:limit]
             if await request.is_disconnected():

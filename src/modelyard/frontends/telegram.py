@@ -438,18 +438,22 @@ class TelegramBot:
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
         self.app.add_handler(TypeHandler(Update, self._gate), group=-1)
-        self.app.add_handler(CommandHandler(["start", "help"], self._help))
-        self.app.add_handler(CommandHandler("agent", self._agent))
-        self.app.add_handler(CommandHandler("status", self._status))
-        self.app.add_handler(CommandHandler("reset", self._reset))
-        self.app.add_handler(CommandHandler("stop", self._stop))
+        # new messages only: an edit is never answered again. allowed_updates keeps edits away, but not those made
+        # before the bot's first getUpdates on the token (core.telegram.org/bots/api#getupdates), and a command
+        # handler takes edited messages by default — an edited /help was answered a second time, an edited /stop
+        # would stop the answer being written
+        new = filters.UpdateType.MESSAGE
+        self.app.add_handler(CommandHandler(["start", "help"], self._help, filters=new))
+        self.app.add_handler(CommandHandler("agent", self._agent, filters=new))
+        self.app.add_handler(CommandHandler("status", self._status, filters=new))
+        self.app.add_handler(CommandHandler("reset", self._reset, filters=new))
+        self.app.add_handler(CommandHandler("stop", self._stop, filters=new))
         self.app.add_handler(CallbackQueryHandler(self._rate, pattern=r"^rate:[01]$"))
         self.app.add_handler(CallbackQueryHandler(self._stale_button))
-        self.app.add_handler(MessageHandler(filters.COMMAND, self._unknown_command))
+        self.app.add_handler(MessageHandler(filters.COMMAND & new, self._unknown_command))
         # a service message (a pin, the auto-delete timer set, a member joining: no text, one field saying what
         # happened) is no request: it was answered 'I can only read text messages' (crystal-autobot/autobot#123)
-        self.app.add_handler(MessageHandler(filters.ALL & ~filters.UpdateType.EDITED & ~filters.StatusUpdate.ALL,
-                                            self._message))
+        self.app.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._message))
         self.app.add_error_handler(self._error)
 
     # -- lifecycle -----------------------------------------------------------------------
