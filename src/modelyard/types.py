@@ -82,6 +82,24 @@ class Usage:
                      self.cache_write_tokens + other.cache_write_tokens)
 
 
+@dataclass(slots=True, frozen=True)
+class TextPrompt:
+    """A text to be continued as it is: what a text-completion client sends (OpenAI's legacy ``/v1/completions``,
+    Ollama's ``/api/generate``, Mistral's ``/v1/fim/completions``), carried beside the chat conversion of it.
+
+    A backend that can take a prompt verbatim (an OpenAI-compatible ``/v1/completions``, Ollama's ``/api/generate``,
+    llama-cpp-python's ``create_completion``) is sent this instead of the messages, so no chat template wraps it.
+    ``suffix``: the text after the gap (fill-in-the-middle), for the server to put in the model's own FIM tokens.
+    ``templated``: the client wrote the model's template and special tokens itself (Ollama's ``raw: true``, Continue's
+    FIM templates): a chat-only backend (Anthropic's) would show them to the model as a user's words, so it refuses
+    the attempt and the chain moves on; otherwise such a backend answers the chat conversion.
+    """
+
+    text: str
+    suffix: str = ""
+    templated: bool = False
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """One model call. ``model`` is filled by the router with the provider's model id."""
@@ -102,6 +120,9 @@ class ChatRequest:
     #: ``tool_choice.disable_parallel_tool_use``): the gateway passes on only the first (gateway/intake.py); the
     #: Anthropic provider asks its API for one
     single_tool_call: bool = False
+    #: a text-completion request: sent verbatim where the backend can (see :class:`TextPrompt`); ``messages`` then
+    #: hold its chat conversion, for a backend that cannot and for the router's estimates and log
+    prompt: TextPrompt | None = None
 
 
 def repair_text(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Fake OpenAI-compatible server (/v1/chat/completions, /v1/models).
+"""Fake OpenAI-compatible server (/v1/chat/completions, /v1/completions, /v1/models).
 
 Mirrors what llama.cpp / vLLM / LM Studio / Ollama's /v1 emit: `chat.completion`
 objects, SSE `chat.completion.chunk` streams ending in `data: [DONE]`, tool-call
@@ -94,6 +94,7 @@ class OpenAIServer(ChatServer):
         return [
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
+            Route("/v1/completions", self._text_completions, methods=["POST"]),
         ]
 
     def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
@@ -173,6 +174,48 @@ class OpenAIServer(ChatServer):
             if stream:
                 return self._render_stream(model, plan, include_usage)
             return self._render_body(model, plan)
+
+        return self.play(recorded, model, render)
+
+    async def _text_completions(self, request: Request) -> ASGIApp:
+        """OpenAI's legacy ``POST /v1/completions`` as vLLM and llama.cpp's server answer it (the API reference's
+        "Create completion": ``text_completion`` objects, ``choices[].text``, SSE ending ``data: [DONE]``, the usage
+        chunk with ``stream_options.include_usage``). The prompt is taken as it is, no chat template."""
+        recorded = await self.record(request)
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        body = recorded.json
+        if not isinstance(body, dict) or "model" not in body or "prompt" not in body:
+            return self.error_response(400, "Missing required parameter: 'prompt'.")
+        model = str(body["model"])
+        if self.models is not None and model not in self.models:
+            return self.error_response(404, f"The model `{model}` does not exist or you do not have access to it.")
+        prompt = body["prompt"]
+        stream = bool(body.get("stream"))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        def render(fault: Fault) -> Rendering:
+            plan = self.plan(body, fault, tools=[], last_is_tool_result=False, thinking=False,
+                             input_tokens=max(count_words(prompt) + count_words(body.get("suffix") or ""), 1))
+            if self.honour_max_tokens:
+                plan.limit(body.get("max_tokens"))
+            finish = "length" if plan.cut else "stop"
+            completion_id, created = new_id("cmpl-"), int(time.time())
+
+            def obj(text: str, finish_reason: str | None) -> dict[str, Any]:
+                return {"id": completion_id, "object": "text_completion", "created": created, "model": model,
+                        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}]}
+
+            if not stream:
+                return self._errors(Rendering(stream=False, media_type=JSON, token_count=plan.output_tokens,
+                                              body=json_bytes({**obj(plan.full_text, finish),
+                                                               "usage": self._usage(plan)})))
+            objects = [obj(piece, None) for piece in plan.text] + [obj("", finish)]
+            if include_usage:
+                objects.append({**obj("", None), "choices": [], "usage": self._usage(plan)})
+            chunks = [b"data: " + json_bytes(o) + b"\n\n" for o in objects] + [b"data: [DONE]\n\n"]
+            return self._errors(Rendering(stream=True, media_type=SSE, chunks=chunks, first_token_index=0,
+                                          token_count=plan.output_tokens))
 
         return self.play(recorded, model, render)
 

@@ -9,8 +9,9 @@ prompt already rendered in a FIM template of Continue's choosing (``<fim_prefix>
 Ollama documents ``raw`` as "no formatting will be applied to the prompt … if you are specifying a full templated
 prompt"; every model behind this gateway is asked through its chat API, so a raw prompt would reach it as a
 user's message, special tokens and all. ``/api/show`` now reports the template the gateway applies (with
-``.Suffix``, and Ollama's ``insert`` capability), so Continue takes the ``suffix`` path, which the gateway asks
-of the chat model in words (fill_in.py).
+``.Suffix``, and Ollama's ``insert`` capability), so Continue takes the ``suffix`` path: prompt and suffix go to a
+backend's own fill-in-the-middle (an OpenAI-compatible ``/v1/completions`` here), a chat-only one is asked in words
+(fill_in.py). (``raw: true`` is served too: test_raw_prompts.py.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_show_tells_continue_that_suffix_is_taken(gateway: GatewayServer):
     assert "insert" in shown["capabilities"]  # Ollama's word for a template with .Suffix
 
 
-def test_continue_fim_request_reaches_the_model_as_text_with_a_hole(gateway: GatewayServer, fakes):
+def test_continue_fim_request_reaches_the_servers_own_fill_in_the_middle(gateway: GatewayServer, fakes):
     oa = fakes[0]
     shown = httpx.post(gateway.url + "/api/show", json={"name": "coder"}).json()
     assert _continue_detects_fim(shown)
@@ -51,6 +52,6 @@ def test_continue_fim_request_reaches_the_model_as_text_with_a_hole(gateway: Gat
         assert r.status_code == 200
         lines = [json.loads(line) for line in r.iter_lines() if line.strip()]
     assert lines[-1]["done"] is True and "".join(line["response"] for line in lines)
-    sent = oa.last_request.json["messages"]
-    assert sent[-1] == {"role": "user", "content": f"{PREFIX}{HOLE}{SUFFIX}"}
-    assert "fim_" not in json.dumps(sent)
+    sent = oa.last_request
+    assert sent.path == "/v1/completions" and (sent.json["prompt"], sent.json["suffix"]) == (PREFIX, SUFFIX)
+    assert "fim_" not in json.dumps(sent.json) and HOLE not in json.dumps(sent.json)

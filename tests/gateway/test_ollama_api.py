@@ -11,7 +11,6 @@ import httpx
 import ollama
 import pytest
 
-from modelyard.gateway.fill_in import HOLE, INSTRUCTION
 from tests.fakes import Fault
 
 WEATHER = {"type": "function", "function": {
@@ -169,13 +168,13 @@ def test_a_negative_temperature_is_refused_at_once_not_sent_down_the_chain(local
 def test_fill_in_the_middle_reaches_the_model_with_what_comes_after(local, gateway, fakes):
     """Continue's Ollama provider sends ``prompt`` + ``suffix`` to ``/api/generate`` for autocomplete
     (continuedev/continue core/llm/llms/Ollama.ts, ``_getGenerateOptions(options, prefix, suffix)``). Before: a 400
-    (earlier still ignored, and the model continued the prompt as if there were no code after it); now the chat
-    model is asked for the gap, as on ``/v1/completions`` (gateway/fill_in.py)."""
+    (earlier still ignored, and the model continued the prompt as if there were no code after it); then the chat
+    model was asked for the gap in words; now the server's own fill-in-the-middle is (test_raw_prompts.py)."""
     answer = local.generate(model="coder", prompt="def add(a, b):\n    ", suffix="\n\nprint(add(1, 2))")
     assert answer.response == "Hello from fast." and answer.done
-    sent = fakes[0].last_request.json["messages"]
-    assert sent[-2] == {"role": "system", "content": INSTRUCTION}
-    assert sent[-1] == {"role": "user", "content": f"def add(a, b):\n    {HOLE}\n\nprint(add(1, 2))"}
+    sent = fakes[0].last_request
+    assert sent.path == "/v1/completions"
+    assert (sent.json["prompt"], sent.json["suffix"]) == ("def add(a, b):\n    ", "\n\nprint(add(1, 2))")
     r = httpx.post(gateway.url + "/api/chat", json={"model": "coder", "messages": HI, "suffix": "x"}, timeout=15)
     assert r.status_code == 400 and r.json()["error"].startswith("suffix")  # /api/chat has none: not dropped silently
 

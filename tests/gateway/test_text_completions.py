@@ -60,9 +60,9 @@ def test_the_sdk_gets_a_text_completion_from_the_agents_chain(gateway, fakes):
     assert (choice.text, choice.index, choice.finish_reason, choice.logprobs) == ("Hello from fast.", 0, "stop", None)
     assert done.usage.completion_tokens > 0 and done.usage.total_tokens == \
         done.usage.prompt_tokens + done.usage.completion_tokens
-    sent = fakes[0].last_request.json
-    assert sent["messages"][-1] == {"role": "user", "content": "Say this is a test"}
-    assert sent["max_tokens"] == 7 and sent["temperature"] == 0
+    sent = fakes[0].last_request  # the prompt as it is, to the server's own text completions (test_raw_prompts.py)
+    assert sent.path == "/v1/completions" and sent.json["prompt"] == "Say this is a test"
+    assert sent.json["max_tokens"] == 7 and sent.json["temperature"] == 0
     assert "coder" in [m.id for m in sdk(gateway).models.list().data]  # /v1/models as before
 
 
@@ -71,7 +71,8 @@ def test_a_list_holding_one_prompt_and_a_base_url_without_v1(gateway, fakes):
     leaves out ``/v1``."""
     done = sdk(gateway, base="").completions.create(model="model:backup", prompt=["Tell me a joke"])
     assert done.choices[0].text == "Hello from backup." and done.model == "backup"
-    assert fakes[1].last_request.json["messages"] == [{"role": "user", "content": "Tell me a joke"}]
+    sent = fakes[1].last_request  # Ollama: /api/generate, raw (no template around the prompt)
+    assert sent.path == "/api/generate" and (sent.json["prompt"], sent.json["raw"]) == ("Tell me a joke", True)
 
 
 def test_streamed_with_usage_ends_with_the_usage_chunk_and_done(gateway):
@@ -112,6 +113,11 @@ def test_a_cloud_agent_gets_the_prompt_as_its_users_message(gateway, fakes):
     assert done.choices[0].text == "Hello from cloud." and done.model == "cloud"
     assert fakes[2].last_request.json["messages"][-1]["content"] in ("Write a line.",
                                                                    [{"type": "text", "text": "Write a line."}])
+    # Anthropic's API takes no prompt: a fill-in-the-middle is asked of it in words (fill_in.py)
+    sdk(gateway).completions.create(model="writer", prompt="def f():\n    ", suffix="\nf()\n")
+    sent = fakes[2].last_request.json
+    assert INSTRUCTION in json.dumps(sent.get("system"))
+    assert json.dumps(f"def f():\n    {HOLE}\nf()\n")[1:-1] in json.dumps(sent["messages"][-1]["content"])
 
 
 # Continue's fill-in-the-middle request to an OpenAI-compatible ``completions`` endpoint, field for field as its
@@ -134,15 +140,15 @@ def test_a_continue_fill_in_the_middle_request(gateway, fakes):
     assert "".join(texts) == "Hello "  # cut before the stop word "from", as a model sent it would have stopped
     assert [e["choices"][0]["finish_reason"] for e in events[:-1] if isinstance(e, dict)][-1] == "stop"
     assert events[-1] == "[DONE]"
-    sent = fakes[0].last_request.json["messages"]
-    assert sent[-2] == {"role": "system", "content": INSTRUCTION}  # after the agent's own system prompt
-    assert sent[-1] == {"role": "user", "content": f"def add(a, b):\n    {HOLE}\n\nprint(add(1, 2))\n"}
+    sent = fakes[0].last_request  # to the server's own fill-in-the-middle: prompt and suffix as they came
+    assert sent.path == "/v1/completions"
+    assert (sent.json["prompt"], sent.json["suffix"]) == (CONTINUE_FIM["prompt"], CONTINUE_FIM["suffix"])
 
 
 def test_a_suffix_with_an_empty_prompt_is_a_fill_at_the_start(gateway, fakes):
     done = sdk(gateway).completions.create(model="solo", prompt="", suffix="return x\n")
     assert done.choices[0].text == "Hello from fast."
-    assert fakes[0].last_request.json["messages"][-1]["content"] == f"{HOLE}return x\n"
+    assert (fakes[0].last_request.json["prompt"], fakes[0].last_request.json["suffix"]) == ("", "return x\n")
 
 
 def test_echo_puts_the_prompt_before_the_answer(gateway):
@@ -160,7 +166,7 @@ def test_stop_cuts_the_whole_answer(gateway):
 @pytest.mark.parametrize(("extra", "param", "says"), [
     ({"prompt": [1, 2, 3]}, "prompt", "token arrays are not supported"),
     ({"prompt": [[1, 2], [3]]}, "prompt", "token arrays are not supported"),
-    ({"prompt": ["one", "two"]}, "prompt", "one prompt per request"),
+    ({"prompt": ["one"] * 65}, "prompt", "at most 64 prompts"),
     ({"prompt": []}, "prompt", "empty list"),
     ({"prompt": ""}, "prompt", "empty"),
     ({"prompt": ["a", 1]}, "prompt", "a string or a list of strings"),
@@ -276,18 +282,18 @@ def test_random_bodies_get_an_answer_or_an_openai_error(gateway, body):
         assert r.json()["error"]["code"] == "model_not_found", r.text[:300]
 
 
-def test_langchains_openai_llm_invokes_streams_and_batches_one_prompt_a_call(gateway, fakes):
+def test_langchains_openai_llm_invokes_streams_and_batches(gateway, fakes):
     """LangChain's ``OpenAI`` LLM class (langchain_openai.llms.base.BaseOpenAI) calls ``completions.create`` with
-    ``prompt`` as a list, ``n: 1`` and ``logprobs: null``; several prompts go in one call unless ``batch_size=1``."""
+    ``prompt`` as a list, ``n: 1`` and ``logprobs: null``; several prompts go in one call unless ``batch_size=1``
+    (answered choice by choice: test_raw_prompts.py)."""
     langchain_openai = pytest.importorskip("langchain_openai", reason="langchain-openai is not installed")
     llm = langchain_openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", model="coder", max_retries=0,
                                   max_tokens=20, timeout=15)
     assert llm.invoke("Tell me a joke") == "Hello from fast."
     assert "".join(llm.stream("Tell me a joke")) == "Hello from fast."
     sent = fakes[0].last_request.json
-    assert sent["messages"][-1] == {"role": "user", "content": "Tell me a joke"} and sent["max_tokens"] == 20
-    with pytest.raises(openai.BadRequestError, match="one prompt per request"):
-        llm.batch(["a", "b"])
+    assert sent["prompt"] == "Tell me a joke" and sent["max_tokens"] == 20
+    assert llm.batch(["a", "b"]) == ["Hello from fast.", "Hello from fast."]
     one_a_call = langchain_openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", model="coder",
                                          max_retries=0, batch_size=1, timeout=15)
     assert one_a_call.batch(["a", "b"]) == ["Hello from fast.", "Hello from fast."]

@@ -49,7 +49,7 @@ from modelyard.gateway.openapi import openapi_document
 from modelyard.gateway.responses import JSONBody, error_response, json_response
 from modelyard.gateway.responses_route import create_response
 from modelyard.gateway.routing import AUTO, listed_names, resolve, shared_router
-from modelyard.gateway.text_completions_route import text_completions
+from modelyard.gateway.text_completions_route import fim_completions, text_completions
 from modelyard.gateway.transport import send_whole
 from modelyard.ledger.store import LogUnavailable
 from modelyard.router.clock import current_loop
@@ -443,6 +443,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/responses", create_response, methods=["POST"]),
         Route("/v1/completions", text_completions, methods=["POST"]),
+        Route("/v1/fim/completions", fim_completions, methods=["POST"]),
         Route("/v1/messages", create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/api/chat", ollama_chat, methods=["POST"]),

@@ -11,13 +11,17 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
   ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
-  ``/api/generate``: ``prompt``, ``system`` and ``suffix`` (fill-in-the-middle: asked of the chat model as an
-  instruction and the text with a marker, ``fill_in.py``, as on ``/v1/completions``). Images (in, or asked for:
+  ``/api/generate``: ``prompt``, ``system``, ``suffix`` and ``raw``. With ``raw: true`` (the client's own template
+  and FIM tokens) or a ``suffix``, the prompt goes verbatim to a backend that takes prompts (OpenAI-compatible
+  ``/v1/completions``, Ollama's ``/api/generate``, the embedded model): :class:`~modelyard.types.TextPrompt`. A
+  chat-only backend (Anthropic's) is asked a ``suffix`` as an instruction and the text with a marker (``fill_in.py``)
+  and refuses a raw prompt for its attempt (the chain moves on). ``raw`` with ``system`` or ``suffix`` is refused as
+  Ollama refuses it. Images (in, or asked for:
   ``width``, ``height``, ``steps``) and log probabilities (``logprobs``, ``top_logprobs``) are refused, and
   ``suffix`` beside ``messages`` (``/api/chat`` has no such field).
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
-  ignored, as are ``raw`` and the deprecated ``context`` (``/api/show``'s template mentions ``.Suffix``, so
-  Continue sends ``suffix`` rather than a prompt in its own FIM template with ``raw: true``).
+  ignored, as is the deprecated ``context`` (``/api/show``'s template mentions ``.Suffix``, so Continue sends
+  ``suffix`` rather than a prompt in its own FIM template with ``raw: true``; both are served).
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
   ``done_reason: "load"``; ``serve`` keeps its local models warm anyway.
 """
@@ -40,6 +44,7 @@ from modelyard.types import (
     ChatRequest,
     ChatResponse,
     Message,
+    TextPrompt,
     ToolCall,
     ToolDefinition,
     nesting_depth,
@@ -67,6 +72,8 @@ class OllamaBody(BaseModel):
     format: str | dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     think: bool | str | None = None
+    #: /api/generate: the prompt is the client's own, template and special tokens included (sent verbatim: TextPrompt)
+    raw: bool | None = None
     logprobs: bool | None = None  # asked for: refused, as on chat completions (no model's answer carries them here)
     top_logprobs: int | None = None
     #: an image asked of Ollama's image models (/api/generate; its "Image Generation (Experimental)"): refused
@@ -102,6 +109,12 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
                          "leave out width, height and steps", asked)
     if body.suffix and body.messages is not None:  # generate's field: ignored, the model would answer without it
         raise BadRequest("suffix: fill-in-the-middle goes with a prompt (/api/generate), not with messages", "suffix")
+    if body.raw and body.messages is None and (body.system or body.suffix):
+        # Ollama's own refusal for system (server/routes.go GenerateHandler: "raw mode does not support template,
+        # system, or context"); a suffix it leaves out in raw mode, an answer without it: refused here, named
+        field = "system" if body.system else "suffix"
+        raise BadRequest(f"{field}: raw mode does not support template, system, or suffix (a raw prompt is the whole "
+                         "input, in the model's own template); leave out raw or put it in the prompt", field)
     return body
 
 
@@ -186,6 +199,21 @@ def _tools(body: OllamaBody) -> list[ToolDefinition]:
     return out
 
 
+def _text_prompt(body: OllamaBody) -> TextPrompt | None:
+    """/api/generate's prompt, to be sent as it is where a backend can take it: with ``raw: true`` (Continue's and
+    other autocomplete clients' own FIM template: docs.ollama.com/api/generate, "raw: if true no formatting will be
+    applied to the prompt"), or a fill-in-the-middle ``suffix`` (put in the model's own FIM tokens by a backend that
+    has them; a chat-only one gets the chat conversion, fill_in.py). A plain prompt is a chat turn, as Ollama
+    renders it through the model's template."""
+    if body.messages is not None or not (body.prompt or body.suffix):
+        return None
+    if body.raw:
+        return TextPrompt(body.prompt or "", templated=True)
+    if body.suffix and not body.system:
+        return TextPrompt(body.prompt or "", body.suffix)
+    return None
+
+
 def to_chat_request(body: OllamaBody) -> ChatRequest:
     options = body.options or {}
     limit = options.get("num_predict")
@@ -200,6 +228,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
     stop_sequences(body)  # checked here, for the 400; applied to the answer (ollama_route.py)
     return ChatRequest(
         messages=_messages(body),
+        prompt=_text_prompt(body),
         tools=_tools(body),
         thinking=None if body.think is None else body.think not in (False, "", "none"),
         max_tokens=limit if isinstance(limit, int) and limit > 0 else None,
@@ -316,8 +345,9 @@ def model_entry(name: str, kind: str, chain: list[str], modified: str) -> dict[s
 
 #: ``/api/show``'s template: the text a model is shown (fill_in.py's, with ``.Suffix``). A template that mentions
 #: ``.Suffix`` is how a client tells a model takes ``suffix`` (Ollama's ``insert`` capability): Continue's Ollama
-#: provider sends prompt + ``suffix`` to such a model, and to any other its own FIM template with ``raw: true``,
-#: which a chat model here would have been shown as a user's message, special tokens and all
+#: provider sends prompt + ``suffix`` to such a model (each backend then puts them in its model's own FIM tokens, or a
+#: chat-only one is asked in words), and to any other its own FIM template with ``raw: true`` (served too, verbatim
+#: where a backend takes prompts; a guess at the template a chain's models share)
 TEMPLATE = f"{{{{ if .Suffix }}}}{{{{ .Prompt }}}}{HOLE}{{{{ .Suffix }}}}{{{{ else }}}}{{{{ .Prompt }}}}{{{{ end }}}}"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.gateway.responses_wire import ResponsesBody
-from modelyard.gateway.text_completions_wire import CompletionBody
+from modelyard.gateway.text_completions_wire import MAX_PROMPTS, CompletionBody, FimBody
 from modelyard.gateway.wire import ChatCompletionBody
 
 _REF = "#/components/schemas/{model}"
@@ -72,8 +72,11 @@ def openapi_document() -> dict[str, Any]:
     body = ChatCompletionBody.model_json_schema(ref_template=_REF)
     responses_body = ResponsesBody.model_json_schema(ref_template=_REF)
     completion_body = CompletionBody.model_json_schema(ref_template=_REF)
+    fim_body = FimBody.model_json_schema(ref_template=_REF)
     schemas = {**body.pop("$defs", {}), **responses_body.pop("$defs", {}), **completion_body.pop("$defs", {}),
+               **fim_body.pop("$defs", {}),
                "ChatCompletionBody": body, "ResponsesBody": responses_body, "CompletionBody": completion_body,
+               "FimBody": fim_body,
                "Error": _ERROR, "ChatCompletion": _COMPLETION, "Response": _RESPONSE,
                "TextCompletion": _TEXT_COMPLETION,
                "Model": _MODEL,
@@ -126,7 +129,21 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TextCompletion"}},
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid or asks for what the gateway does not do (token arrays, "
-                                  "several prompts, n or best_of above 1, logprobs); param names it"),
+                                  f"more than {MAX_PROMPTS} prompts, n or best_of above 1, logprobs); param names it"),
+                    "404": _error("no agent or model has that name"),
+                    "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
+                    "413": _error("the body is larger than gateway.max_request_mb"),
+                    **_EXHAUSTED,
+                    **_AUTH_ERRORS}}},
+            "/v1/fim/completions": {"post": {
+                "operationId": "createFimCompletion",
+                "requestBody": {"required": True, **_json("FimBody")},
+                "responses": {
+                    "200": {"description": "the middle, in Mistral's FIM answer: a chat completion (JSON, or "
+                                           "server-sent events when stream is true)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}},
+                                        "text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": _error("the body is not valid; param names the field"),
                     "404": _error("no agent or model has that name"),
                     "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
                     "413": _error("the body is larger than gateway.max_request_mb"),

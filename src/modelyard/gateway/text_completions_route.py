@@ -1,12 +1,13 @@
 """``POST /v1/completions``: OpenAI's legacy text completions (the ``openai`` SDK's ``completions.create``,
-LangChain's ``OpenAI`` LLM, code-completion clients sending ``prompt`` + ``suffix``) on the router path every
-other model endpoint takes.
+LangChain's ``OpenAI`` LLM, code-completion clients sending ``prompt`` + ``suffix``), and ``POST /v1/fim/completions``
+(Mistral's FIM API, Continue's ``openai`` provider), on the router path every other model endpoint takes.
 
 Same rules as chat completions (``intake.py``): the key, the bounded body, the agent (or ``auto``) from
 ``model``, OpenAI-shaped errors with the attempts when no model could answer, the routing headers, the
 routing row committed before the answer's last event, and a client that goes away cancels the upstream
 call. A stream starts only once a model has committed to the answer; one that breaks off after that ends
 with an OpenAI error event instead of ``[DONE]``. Only the wire format differs (``text_completions_wire.py``).
+A list of prompts is answered one routed request after another (each its own row), a choice each, in order.
 """
 
 from __future__ import annotations
@@ -19,22 +20,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.gateway.completions import SHUTDOWN_EVENT
-from modelyard.gateway.intake import committed, complete, intake, start_stream
+from modelyard.gateway.intake import committed, complete, first_chunk, intake, start_stream
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.text_completions_wire import (
     LENGTH,
+    Answer,
     CompletionBody,
+    FimChunkWriter,
     TextChunkWriter,
     completion_finish,
+    fim_completion,
     parse_completion_body,
+    parse_fim_body,
+    prompt_request,
     text_completion,
     to_chat_request,
 )
 from modelyard.gateway.wire import DONE, error_event
-from modelyard.router import RoutedStream, StreamInterrupted
+from modelyard.router import ChainExhausted, RoutedStream, StreamInterrupted
 from modelyard.router.records import new_request_id
-from modelyard.types import Chunk
+from modelyard.types import Chunk, Usage
 
 if TYPE_CHECKING:
     from modelyard.gateway.app import Gateway
@@ -42,12 +48,17 @@ if TYPE_CHECKING:
 
 async def text_completions(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    return await until_drained(gw.drain, _answer(gw, request))
+    return await until_drained(gw.drain, _answer(gw, request, fim=False))
 
 
-async def _answer(gw: Gateway, request: Request) -> Response:
+async def fim_completions(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    return await until_drained(gw.drain, _answer(gw, request, fim=True))
+
+
+async def _answer(gw: Gateway, request: Request, *, fim: bool) -> Response:
     request_id = new_request_id()
-    taken = await intake(gw, request, parse_completion_body, to_chat_request, request_id)
+    taken = await intake(gw, request, parse_fim_body if fim else parse_completion_body, to_chat_request, request_id)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken
@@ -57,51 +68,77 @@ async def _answer(gw: Gateway, request: Request) -> Response:
         if isinstance(opened, Response):
             return opened
         stream, first = opened
-        writer = TextChunkWriter(request_id, created, stream.record.model or "")
-        return SSEResponse(_events(gw, stream, first, writer, body), route_headers(stream.record), drain=gw.drain,
-                           final=SHUTDOWN_EVENT)
-    routed = await complete(gw, request, agent, chat, request_id, None)
-    if isinstance(routed, Response):
-        return routed
-    response = routed.response
-    text, matched = cut(response.text, body.stop_sequences)
-    finish = completion_finish(response, stopped=matched is not None)
-    answer = json_response(
-        text_completion(request_id, created, routed.record.model or "", _echoed(body) + text, finish, response.usage),
-        headers=route_headers(routed.record, truncated=finish == LENGTH))
+        writer = (FimChunkWriter if fim else TextChunkWriter)(request_id, created, stream.record.model or "")
+        return SSEResponse(_events(gw, agent, stream, first, writer, body), route_headers(stream.record),
+                           drain=gw.drain, final=SHUTDOWN_EVENT)
+    answers: list[Answer] = []
+    usage = Usage()
+    record = None
+    for i, text in enumerate(body.texts):  # one routed request each, one after another (each its own slot and row)
+        routed = await complete(gw, request, agent, chat if i == 0 else prompt_request(body, text),
+                                request_id if i == 0 else new_request_id(), None)
+        if isinstance(routed, Response):
+            return routed
+        record = record or routed.record
+        response = routed.response
+        cut_text, matched = cut(response.text, body.stop_sequences)
+        answers.append((_echoed(body, text) + cut_text, completion_finish(response, stopped=matched is not None)))
+        usage += response.usage
+    assert record is not None
+    shaped = fim_completion(request_id, created, record.model or "", answers, usage) if fim else \
+        text_completion(request_id, created, record.model or "", answers, usage)
+    answer = json_response(shaped, headers=route_headers(record, truncated=any(f == LENGTH for _, f in answers)))
     await committed(gw)
     return answer
 
 
-def _echoed(body: CompletionBody) -> str:
+def _echoed(body: CompletionBody, text: str) -> str:
     """``echo``: the prompt comes back before the answer."""
-    return body.text if body.echo else ""
+    return text if body.echo else ""
 
 
-async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: TextChunkWriter,
+async def _events(gw: Gateway, agent: str, stream: RoutedStream, first: Chunk | None, writer: TextChunkWriter,
                   body: CompletionBody) -> AsyncGenerator[bytes, None]:
-    """The text as it comes, up to the client's first stop sequence (the rest is read, for its row, not sent);
-    thinking is no part of a text completion."""
-    stops = StopCutter(body.stop_sequences)
-    try:
-        if echoed := _echoed(body):
-            yield writer.text(echoed)
-        chunk = first
+    """Each prompt's text as it comes, up to the client's first stop sequence (the rest is read, for its row, not
+    sent); thinking is no part of a text completion. The prompts after the first are asked once the one before is
+    answered; one that no model could answer ends the stream with an error event."""
+    usage = Usage()
+    for index, text in enumerate(body.texts):
+        writer.index = index
+        if index:
+            try:
+                stream = gw.router.stream(agent, prompt_request(body, text), request_id=new_request_id())
+                first = await first_chunk(stream)
+            except ChainExhausted as exc:
+                await stream.aclose()
+                await committed(gw)
+                yield error_event(f"prompt {index}: {exc} — the answers above are incomplete", "server_error",
+                                  "chain_exhausted")
+                return
+        stops = StopCutter(body.stop_sequences)
         try:
-            while chunk is not None:
-                if chunk.kind == "text" and chunk.text and (text := stops.feed(chunk.text)):
-                    yield writer.text(text)
-                chunk = await anext(stream, None)
-        except StreamInterrupted as exc:
-            await committed(gw)
-            yield error_event(f"{exc} — the partial answer above is incomplete", "server_error", "stream_interrupted")
-            return
-        if held := stops.flush():
-            yield writer.text(held)
-        yield writer.finish(completion_finish(stream.response, stopped=stops.matched is not None))
-        await committed(gw)
-        if body.include_usage:
-            yield writer.usage(stream.response.usage)
-        yield DONE
-    finally:
-        await stream.aclose()
+            if echoed := _echoed(body, text):
+                yield writer.text(echoed)
+            chunk = first
+            try:
+                while chunk is not None:
+                    if chunk.kind == "text" and chunk.text and (piece := stops.feed(chunk.text)):
+                        yield writer.text(piece)
+                    chunk = await anext(stream, None)
+            except StreamInterrupted as exc:
+                await committed(gw)
+                yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
+                                  "stream_interrupted")
+                return
+            if held := stops.flush():
+                yield writer.text(held)
+            usage += stream.response.usage
+            last = index == len(body.texts) - 1
+            yield writer.finish(completion_finish(stream.response, stopped=stops.matched is not None),
+                                usage if last else None)
+        finally:
+            await stream.aclose()
+    await committed(gw)
+    if body.include_usage and (event := writer.usage(usage)) is not None:
+        yield event
+    yield DONE

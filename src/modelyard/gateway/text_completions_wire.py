@@ -13,17 +13,26 @@ a list of strings, a token array or a list of token arrays), ``suffix``, ``max_t
 What this gateway does with them (a request asking for what it cannot do gets a 400 naming the field, never
 a silent approximation):
 
-- ``prompt``: a string, or a list holding one string. A token array is refused (the models behind the gateway
-  have different tokenizers: ids mean nothing across a chain), and so is a batch of several prompts (one
-  answer per request). Every provider is spoken to through its chat API, so the prompt reaches the model as
-  the user's message; with a ``suffix`` (fill-in-the-middle) as an instruction and the text with a marker
-  where the gap is (``fill_in.py``) — how good the middle is depends on the model.
+- ``prompt``: a string, or a list of strings (LangChain's ``OpenAI`` LLM batches up to 20): each prompt is its own
+  routed request (its own slot, fallback and log row, one after another), answered as its own choice in the order
+  sent, the usage their total. A token array is refused (the models behind the gateway have different tokenizers:
+  ids mean nothing across a chain). The prompt (and a ``suffix``) is sent verbatim to a backend that takes prompts
+  (an OpenAI-compatible ``/v1/completions``, Ollama's ``/api/generate`` with ``raw``, the embedded model's
+  ``create_completion``: :class:`~modelyard.types.TextPrompt`); a chat-only backend (Anthropic's) gets it as the
+  user's message, with a ``suffix`` as an instruction and the text with a marker (``fill_in.py``).
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
 - ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``top_p``, ``seed``, ``user``, the penalties
   and ``logit_bias`` are ignored, as the chat endpoint ignores them (a chain mixes APIs that take them differently).
 - A reasoning model's thinking is not part of a text completion and is left out.
+
+Mistral's ``POST /v1/fim/completions`` (Codestral's FIM API, which Continue's ``openai`` provider posts to: its
+``_streamFim``, ``new URL("fim/completions", apiBase)``) takes ``prompt`` and ``suffix`` the same way and answers in
+the chat completion's shape (``FIMCompletionResponse``: ``object: "chat.completion"``, ``choices[].message.content``;
+streamed as ``chat.completion.chunk`` with ``delta.content``; api.mistral.ai's OpenAPI, as generated at
+docs.rs/mistral-openapi-client FimApi.md). Its streamed usage rides on the finishing chunk: Continue reads
+``choices[0]`` of every chunk, and a chunk without choices would break it.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from modelyard.gateway.fill_in import fill_in_messages
 from modelyard.gateway.wire import BadRequest, StopsAndUsage, StreamOptions, bad_body, no_logprobs, usage_out
-from modelyard.types import ChatRequest, ChatResponse, Message, Usage
+from modelyard.types import ChatRequest, ChatResponse, Message, TextPrompt, Usage
 
 #: the finish reasons a text completion may end with (``CompletionChoice.finish_reason``)
 STOP, LENGTH, CONTENT_FILTER = "stop", "length", "content_filter"
@@ -43,8 +52,10 @@ STOP, LENGTH, CONTENT_FILTER = "stop", "length", "content_filter"
 
 # what the OpenAPI document (openapi.py) says is accepted; checked by hand (parse_completion_body), so a token array,
 # a batch or n=2 is refused naming what is not supported rather than with a type error
+#: the most prompts one request may batch (LangChain's OpenAI LLM sends 20 at a time): each is a routed request
+MAX_PROMPTS = 64
 _PROMPT_SCHEMA = WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {
-    "type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 1}]})
+    "type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": MAX_PROMPTS}]})
 _ONE_OR_NULL = WithJsonSchema({"anyOf": [{"const": 1}, {"type": "null"}]})
 _NULL_ONLY = WithJsonSchema({"type": "null"})
 
@@ -66,12 +77,16 @@ class CompletionBody(BaseModel, StopsAndUsage):
     logprobs: Annotated[int | None, _NULL_ONLY] = None
     n: Annotated[int | None, _ONE_OR_NULL] = None
     best_of: Annotated[int | None, _ONE_OR_NULL] = None
-    #: the prompt as one string, once checked (:func:`parse_completion_body`); no field of the request
-    _text: str = PrivateAttr("")
+    #: the prompts as strings, once checked (:func:`parse_completion_body`); no field of the request
+    _texts: list[str] = PrivateAttr(default_factory=list)
 
     @property
     def text(self) -> str:
-        return self._text
+        return self._texts[0] if self._texts else ""
+
+    @property
+    def texts(self) -> list[str]:
+        return self._texts
 
 
 def parse_completion_body(raw: bytes) -> CompletionBody:
@@ -80,8 +95,8 @@ def parse_completion_body(raw: bytes) -> CompletionBody:
         body = CompletionBody.model_validate_json(raw)
     except ValidationError as exc:
         raise bad_body(exc) from None
-    body._text = _prompt_text(body.prompt)
-    if not body.text and not body.suffix:
+    body._texts = _prompt_texts(body.prompt)
+    if not body.suffix and not all(body.texts):
         raise BadRequest("prompt: empty; send the text to complete", "prompt")
     for name, asked in (("n", body.n), ("best_of", body.best_of)):
         if asked is not None and asked != 1:
@@ -92,9 +107,9 @@ def parse_completion_body(raw: bytes) -> CompletionBody:
     return body
 
 
-def _prompt_text(prompt: str | list[Any]) -> str:
+def _prompt_texts(prompt: str | list[Any]) -> list[str]:
     if isinstance(prompt, str):
-        return prompt
+        return [prompt]
     if not prompt:
         raise BadRequest("prompt: empty list; send the text to complete", "prompt")
     if all(isinstance(p, int) and not isinstance(p, bool) for p in prompt) or any(isinstance(p, list) for p in prompt):
@@ -102,16 +117,43 @@ def _prompt_text(prompt: str | list[Any]) -> str:
                          "tokenizers); send the prompt as text", "prompt")
     if not all(isinstance(p, str) for p in prompt):
         raise BadRequest("prompt: expected a string or a list of strings", "prompt")
-    if len(prompt) > 1:
-        raise BadRequest(f"prompt: one prompt per request (got a list of {len(prompt)}); batches are not supported "
-                         "by this gateway: send each prompt as its own request", "prompt")
-    return str(prompt[0])
+    if len(prompt) > MAX_PROMPTS:
+        raise BadRequest(f"prompt: at most {MAX_PROMPTS} prompts per request (got {len(prompt)}); send the rest in "
+                         "another request", "prompt")
+    return [str(p) for p in prompt]
 
 
 def to_chat_request(body: CompletionBody) -> ChatRequest:
-    """The prompt as the user's message; with a suffix, the fill-in-the-middle instruction (``fill_in.py``)."""
-    messages = fill_in_messages(body.text, body.suffix) if body.suffix else [Message("user", body.text)]
-    return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature)
+    """The first prompt's request (:func:`prompt_request`)."""
+    return prompt_request(body, body.text)
+
+
+def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
+    """One prompt, to be sent verbatim where the backend takes prompts; its chat conversion beside it: the user's
+    message, with a suffix the fill-in-the-middle instruction (``fill_in.py``)."""
+    messages = fill_in_messages(text, body.suffix) if body.suffix else [Message("user", text)]
+    return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
+                       prompt=TextPrompt(text, body.suffix or ""))
+
+
+class FimBody(CompletionBody):
+    """Mistral's ``/v1/fim/completions`` (``FIMCompletionRequest``: ``model``, ``prompt``, ``suffix``, ``max_tokens``,
+    ``min_tokens``, ``temperature``, ``top_p``, ``stream``, ``stop``, ``random_seed``); what it does not name is
+    ignored, as on ``/v1/completions``."""
+
+    prompt: Annotated[str, WithJsonSchema({"type": "string"})]
+
+
+def parse_fim_body(raw: bytes) -> CompletionBody:
+    try:
+        body = FimBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise bad_body(exc) from None
+    body._texts = [body.prompt]
+    body.echo = False  # no such field in Mistral's API
+    if not body.prompt and not body.suffix:
+        raise BadRequest("prompt: empty; send the text before the gap (and the suffix after it)", "prompt")
+    return body
 
 
 # -- answers ---------------------------------------------------------------------------------
@@ -132,31 +174,69 @@ def _envelope(request_id: str, created: int, model: str) -> dict[str, Any]:
     return {"id": f"cmpl-{request_id}", "object": "text_completion", "created": created, "model": model}
 
 
-def _choice(text: str, finish: str | None) -> dict[str, Any]:
-    return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
+def _choice(text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
+    return {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
 
 
-def text_completion(request_id: str, created: int, model: str, text: str, finish: str,
-                    usage: Usage) -> dict[str, Any]:
-    """The whole answer as one ``text_completion`` object."""
-    return {**_envelope(request_id, created, model), "choices": [_choice(text, finish)], "usage": usage_out(usage)}
+#: one prompt's answer: its text and finish reason
+Answer = tuple[str, str]
+
+
+def text_completion(request_id: str, created: int, model: str, answers: list[Answer], usage: Usage) -> dict[str, Any]:
+    """The whole answer as one ``text_completion`` object: a choice per prompt, in the order they were sent."""
+    return {**_envelope(request_id, created, model),
+            "choices": [_choice(text, finish, i) for i, (text, finish) in enumerate(answers)],
+            "usage": usage_out(usage)}
+
+
+def fim_completion(request_id: str, created: int, model: str, answers: list[Answer], usage: Usage) -> dict[str, Any]:
+    """Mistral's ``FIMCompletionResponse``: a chat completion, the middle as the assistant's message."""
+    return {"id": request_id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text, "tool_calls": None},
+                         "finish_reason": finish} for i, (text, finish) in enumerate(answers)],
+            "usage": usage_out(usage)}
 
 
 class TextChunkWriter:
-    """One streamed answer as ``text_completion`` SSE events (the same object, a piece of text in each)."""
+    """Streamed answers as ``text_completion`` SSE events (the same object, a piece of one choice's text in each);
+    ``index``: the prompt being answered."""
 
     def __init__(self, request_id: str, created: int, model: str):
         self._envelope = _envelope(request_id, created, model)
+        self.index = 0
 
     def _event(self, payload: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps({**self._envelope, **payload}).encode() + b"\n\n"
 
     def text(self, text: str) -> bytes:
-        return self._event({"choices": [_choice(text, None)]})
+        return self._event({"choices": [_choice(text, None, self.index)]})
 
-    def finish(self, finish: str) -> bytes:
-        return self._event({"choices": [_choice("", finish)]})
+    def finish(self, finish: str, usage: Usage | None = None) -> bytes:
+        return self._event({"choices": [_choice("", finish, self.index)]})
 
-    def usage(self, usage: Usage) -> bytes:
+    def usage(self, usage: Usage) -> bytes | None:
         """``stream_options.include_usage``: a last chunk with no choices and the usage (as OpenAI sends it)."""
         return self._event({"choices": [], "usage": usage_out(usage)})
+
+
+class FimChunkWriter(TextChunkWriter):
+    """Mistral's streamed FIM answer: ``chat.completion.chunk`` events, the text as ``delta.content``, the usage on
+    the finishing chunk (Mistral's last chunk carries it; no chunk goes without a choice: Continue reads
+    ``choices[0].delta.content`` of each)."""
+
+    def __init__(self, request_id: str, created: int, model: str):
+        super().__init__(request_id, created, model)
+        self._envelope = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model}
+
+    def _delta(self, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {"index": self.index, "delta": delta, "finish_reason": finish}
+
+    def text(self, text: str) -> bytes:
+        return self._event({"choices": [self._delta({"role": "assistant", "content": text}, None)]})
+
+    def finish(self, finish: str, usage: Usage | None = None) -> bytes:
+        extra = {"usage": usage_out(usage)} if usage is not None else {}
+        return self._event({"choices": [self._delta({"content": ""}, finish)], **extra})
+
+    def usage(self, usage: Usage) -> bytes | None:
+        return None  # on the finishing chunk

@@ -23,11 +23,20 @@ from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
+from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
+
+
+async def _refused(kind: str) -> AsyncGenerator[Chunk, None]:
+    """A prompt in the client's own template, asked of a chat-only backend: refused for this attempt (the chain moves
+    on, nothing cools down) rather than shown to the model as a user's message, special tokens and all."""
+    raise ProviderError(Reason.BAD_REQUEST, f"a raw prompt (in the client's own template) cannot be sent verbatim to "
+                        f"a {kind} model: its API takes only chat messages")
+    yield  # pragma: no cover - an async generator
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -59,6 +68,9 @@ class Provider(ABC):
     stops_early: ClassVar[bool] = True
     #: reads the model settings of :data:`~modelyard.config.schema.IN_PROCESS_SETTINGS` (path, threads…)
     runs_in_process: ClassVar[bool] = False
+    #: sends a :class:`~modelyard.types.TextPrompt` verbatim (no chat template around it); one that cannot answers the
+    #: chat conversion, and refuses a prompt the client templated itself (:meth:`chunks`)
+    sends_prompts: ClassVar[bool] = False
     #: what to write in ``models.X.context`` when its server does not say (``init --detect``'s note): where the
     #: context a model runs with is set on this kind of server
     context_hint: ClassVar[str] = ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, "
@@ -163,6 +175,8 @@ class Provider(ABC):
         """:meth:`stream`, checked (providers/shapes.py): what every caller iterates, so no shape of
         provider data reaches the router, the log or a front-end unchecked. ``buffered``: the caller
         keeps the whole answer before anyone sees it (:meth:`joined` then)."""
+        if request.prompt is not None and request.prompt.templated and not self.sends_prompts:
+            return _refused(self.config.provider)
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
         return checked(stream, self.response_limit)
 

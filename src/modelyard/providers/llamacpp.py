@@ -23,7 +23,7 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +143,28 @@ def _message(m: Message) -> dict[str, Any]:
     return out
 
 
+def _parts(llm: Any, kwargs: dict[str, Any]) -> Any:
+    """The answer's stream as chat chunks (``choices[0].delta.content``): a chat completion's as they come, a text
+    completion's (``Llama.create_completion``: ``choices[0].text``; with a ``suffix``, the prompt and the suffix go
+    in the model's own FIM tokens when its vocabulary has them, llama-cpp-python's infill) reshaped to them."""
+    if "prompt" not in kwargs:
+        return llm.create_chat_completion(**kwargs)
+    return _as_chat(llm.create_completion(**kwargs))
+
+
+def _as_chat(parts: Any) -> Iterator[dict[str, Any]]:
+    try:
+        for part in parts:
+            choice = part["choices"][0]
+            yield {"choices": [{"delta": {"content": choice.get("text") or ""},
+                                "finish_reason": choice.get("finish_reason")}]}
+    finally:
+        parts.close()  # under the model's lock, as the chat stream is closed (not left to the collector)
+
+
 class LlamaCppProvider(Provider):
     preloads = True
+    sends_prompts = True
     runs_in_process = True
 
     def __init__(self, name: str, config: ModelConfig):
@@ -181,6 +201,12 @@ class LlamaCppProvider(Provider):
             "stream": True,
             "max_tokens": request.max_tokens or 512,
         }
+        if request.prompt is not None:  # a text completion: create_completion, no chat template (_parts)
+            kwargs = {"prompt": request.prompt.text, "suffix": request.prompt.suffix or None, "stream": True,
+                      "max_tokens": kwargs["max_tokens"]}
+            if request.temperature is not None:
+                kwargs["temperature"] = request.temperature
+            return kwargs
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.tools:
@@ -223,7 +249,7 @@ class LlamaCppProvider(Provider):
                     prompt_tokens: int | None = None
                     finish = "stop"
                     calls: dict[int, dict[str, str]] = {}
-                    parts = llm.create_chat_completion(**kwargs)
+                    parts = _parts(llm, kwargs)
                     while True:
                         try:
                             part = next(parts)

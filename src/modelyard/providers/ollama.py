@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import difflib
 import logging
 import os
@@ -44,7 +45,7 @@ from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.tokens import request_tokens
-from modelyard.types import ChatRequest, Chunk, Message
+from modelyard.types import ChatRequest, Chunk, Message, TextPrompt
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server:
 
 
 class OllamaProvider(HttpProvider):
+    sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
     preloads = True
     context_hint = (f"the context you want (modelyard asks Ollama for it as num_ctx; Ollama runs {DEFAULT_CONTEXT} "
@@ -253,12 +255,29 @@ class OllamaProvider(HttpProvider):
             body["keep_alive"] = self.config.keep_alive
         return body
 
+    def prompt_body(self, prompt: TextPrompt, request: ChatRequest) -> dict[str, Any]:
+        """A :class:`TextPrompt` as ``POST /api/generate`` takes it (docs.ollama.com/api/generate): ``raw: true``, "no
+        formatting will be applied to the prompt" — unless there is a ``suffix``, which only the model's template puts
+        in its FIM tokens (raw mode leaves the suffix out; a template without ``.Suffix`` is refused, "does not support
+        insert")."""
+        body = self.body(dataclasses.replace(request, messages=[], tools=[]))
+        del body["messages"]
+        body.pop("think", None)  # the prompt is the model's input as it stands: no switch added to it
+        body["prompt"] = prompt.text
+        if prompt.suffix:
+            body["suffix"] = prompt.suffix
+        else:
+            body["raw"] = True
+        return body
+
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        prompt = request.prompt  # a text completion: /api/generate, its lines carry "response" for "message"
         for tries in range(2):
-            body = self.body(request)
+            body = self.body(request) if prompt is None else self.prompt_body(prompt, request)
             opened = False
             try:
-                async with self.client.stream("/api/chat", body, timeouts, _extract_error,
+                async with self.client.stream("/api/chat" if prompt is None else "/api/generate", body, timeouts,
+                                              _extract_error,
                                               limit=self.response_limit) as resp:
                     opened = True
                     done = False
@@ -272,7 +291,8 @@ class OllamaProvider(HttpProvider):
                         if data.get("error"):
                             kind, words = _extract_error(data)
                             raise stream_error(kind, words if kind else f"Ollama: {words}")
-                        message = data.get("message") or {}
+                        message = (data.get("message") or {}) if prompt is None else \
+                            {"content": data.get("response"), "thinking": data.get("thinking")}
                         if not isinstance(message, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")
                         thinking, _ = content_parts(message.get("thinking"), "message.thinking")

@@ -621,6 +621,7 @@ def azure(endpoint: str) -> bool:
 
 
 class OpenAIProvider(HttpProvider):
+    sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
 
     @classmethod
@@ -802,9 +803,13 @@ class OpenAIProvider(HttpProvider):
         return body
 
     def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        if request.prompt is not None:
+            return self._prompted(request, timeouts)
         return self._stream(request, timeouts, join=False)
 
     def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        if request.prompt is not None:
+            return self._prompted(request, timeouts)
         return self._stream(request, timeouts, join=True)
 
     async def _stream(self, request: ChatRequest, timeouts: Timeouts, *, join: bool, streamed: bool = True
@@ -1028,6 +1033,84 @@ class OpenAIProvider(HttpProvider):
             finish = "refusal"
         yield Chunk("done", "", None, None, finish)  # "" when the server never said why: shapes.checked judges
 
+
+    def prompt_body(self, request: ChatRequest) -> dict[str, Any]:
+        """A :class:`TextPrompt` as OpenAI's legacy ``POST /v1/completions`` takes it (``prompt``, ``suffix``,
+        ``max_tokens``, ``temperature``, ``stream``, ``stream_options``: platform.openai.com/docs/api-reference/
+        completions/create); vLLM, llama.cpp's server, LM Studio and Ollama's ``/v1`` apply no chat template there."""
+        prompt = request.prompt
+        assert prompt is not None
+        body: dict[str, Any] = {"model": self.model_id, "prompt": prompt.text, "stream": True}
+        if not self._refuses_stream_options:
+            body["stream_options"] = {"include_usage": True}
+        if prompt.suffix:
+            body["suffix"] = prompt.suffix
+        if request.max_tokens:
+            body["max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        return body
+
+    async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """A text completion's SSE stream (``text_completion`` objects, ``choices[0].text``, ``data: [DONE]``), or
+        the whole object from a server that ignores ``stream``: the same checks as a chat stream's, fewer shapes."""
+        path = "/completions" if versioned(self.endpoint) else "/v1/completions"
+        usage: Usage | None = None
+        finish, finished, errored, pieces = "", False, False, 0
+        async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
+                                      limit=self.response_limit) as resp:
+            finished = resp.is_json  # a whole answer has no [DONE]
+            batches = resp.whole_json() if finished else resp.sse_batches("an event stream")
+            async for events in batches:
+                for field, payload in events:
+                    if field == "event":
+                        errored = payload.strip() == "error"  # SSE's own error event: its data is the error
+                    if field != "data":
+                        continue
+                    if errored:
+                        raise error_field(payload)
+                    if payload.strip() == "[DONE]":
+                        finished = True
+                        break
+                    data = loads(payload, "SSE data")
+                    if not isinstance(data, dict):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                    if data.get("error"):
+                        kind, message = _extract_error(data)
+                        err = data["error"]
+                        raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
+                    if type(reported := data.get("usage")) is dict and _COUNTED.intersection(reported):
+                        usage = _counted(reported) or usage
+                    choices = data.get("choices")
+                    if choices is None:
+                        if data.get("error_code") or data.get("object") == "error":
+                            raise _bare_error(data)
+                        continue
+                    if not isinstance(choices, list):
+                        raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
+                    for choice in choices:
+                        if not isinstance(choice, dict):
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
+                        if choice.get("index"):  # n > 1 somewhere on the way: the answer is choice 0
+                            continue
+                        text = choice.get("text")
+                        if text is None:  # a chat-shaped chunk from a server that mixes them up
+                            text = (choice.get("delta") or choice.get("message") or {}).get("content") or ""
+                        if type(text) is not str:
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice's text is not a string")
+                        if text:
+                            pieces += 1
+                            yield Chunk("text", text)
+                        if stop := choice.get("finish_reason"):
+                            finish = str(stop)
+                            if finish in _FAILED:
+                                raise _failed(choice, finish)
+                if finished:
+                    break
+        if not finished and not finish:
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+        yield Chunk("usage", "", None, usage or Usage(request_tokens(request), pieces))
+        yield Chunk("done", "", None, None, finish)
 
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
