@@ -141,7 +141,7 @@ class FimBody(CompletionBody):
     ``min_tokens``, ``temperature``, ``top_p``, ``stream``, ``stop``, ``random_seed``); what it does not name is
     ignored, as on ``/v1/completions``."""
 
-    prompt: Annotated[str, WithJsonSchema({"type": "string"})]
+    prompt: Annotated[str, WithJsonSchema({"type": "string", "minLength": 1})]  # "" with a suffix is taken too
 
 
 def parse_fim_body(raw: bytes) -> CompletionBody:
