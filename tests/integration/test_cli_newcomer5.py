@@ -153,3 +153,19 @@ def test_a_tls_parameter_on_plain_redis_is_said_at_load_not_a_traceback(tmp_path
     assert isinstance(out.exception, SystemExit) and out.exit_code == 2, said
     assert (f"{config}:6: state.url: 'ssl_cert_reqs' is a TLS setting, which redis:// does not use: write rediss:// "
             "for TLS, or take it out") in said, said
+
+
+@pytest.mark.parametrize(("value", "key"), [("postgresql://modelyard:hunter2@10.0.0.5:5432/modelyard", "url"),
+                                            ("/srv/modelyard/routing.sqlite3", "path")])
+def test_the_log_section_written_as_its_url_or_file_says_the_key(tmp_path: Path, value: str, key: str) -> None:
+    """`state: redis://…` may be written on one line, so a team wrote `log: postgresql://…` beside it: it said 'got
+    text (a key needs a space after its colon: 'postgresql: …')' — a fix that makes it worse. Now it names the key
+    the URL (or file) goes under, without repeating the value (a URL may hold a password)."""
+    config = tmp_path / "team.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      f"agents:\n  chat: {{primary: a}}\nstate: redis://127.0.0.1:6379/0\nlog: {value}\n")
+    out = runner.invoke(app, ["--config", str(config), "log"])
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2 and "team.yaml:6: log: expected keys and values here" in said, said
+    assert f"goes under '{key}:' — write log: {{{key}: …}}, or '{key}: …' on a line of its own under 'log:'" in said
+    assert "a key needs a space" not in said and "hunter2" not in said, said

@@ -405,12 +405,24 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
     elif err["type"] in ("model_type", "dict_type"):  # `spend_cap: 5` read 'a valid dictionary or instance of SpendCap'
         keys = known_keys(root, loc)
         got = _kind(err.get("input"))
-        if isinstance(err.get("input"), str) and (glued := re.match(r"^(\w+):\S", err["input"])):
+        if loc == ("log",) and isinstance(err.get("input"), str) and (key := _log_key(err["input"])):
+            # `log: postgresql://…`, as `state: redis://…` may be written: it said 'a key needs a space after its
+            # colon: postgresql: …'; the value is not repeated (a URL may hold a password)
+            got += (f": the routing log's {'URL' if key == 'url' else 'file'} goes under '{key}:' — write "
+                    f"log: {{{key}: …}}, or '{key}: …' on a line of its own under 'log:'")
+        elif isinstance(err.get("input"), str) and (glued := re.match(r"^(\w+):(?!//)\S", err["input"])):
             # `primary:a` is one text to YAML; only the key is repeated (the value may be a pasted secret)
             got += f" (a key needs a space after its colon: '{glued.group(1)}: …')"
         msg = (f"expected keys and values here ({', '.join(keys)}: e.g. {{{keys[0]}: …}}), got {got}" if keys
                else f"expected keys and values here (key: value), got {got}")
     return ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
+
+
+def _log_key(text: str) -> str | None:
+    """The ``log:`` key a bare value written as the whole section belongs under: a URL's, or a file's."""
+    if "://" in text:
+        return "url"
+    return "path" if "/" in text or "\\" in text or text.strip().endswith((".sqlite3", ".sqlite", ".db")) else None
 
 
 #: what a config without one of its two sections needs there (it said only "required key 'models' is missing")
