@@ -45,7 +45,7 @@ agents:
     primary: qwen3.5
 defaults:
   retries: {{attempts: 0}}
-  timeouts: {{first_token: 1}}
+  timeouts: {{first_token: {first_token}}}
 log:
   path: {log}
 """
@@ -66,8 +66,10 @@ def two_configs(tmp_path: Path) -> Iterator[tuple[Path, OllamaServer, Path, Olla
     with OllamaServer(models=[], reply_text="laptop") as laptop, \
             OllamaServer(models=["qwen3.5:latest"], reply_text="Team answer.") as team:
         laptop_config, team_config = tmp_path / "laptop.yaml", tmp_path / "team.yaml"
-        laptop_config.write_text(CONFIG.format(url=laptop.url, log=log))
-        team_config.write_text(CONFIG.format(url=team.url, log=log))
+        # 1 s only where a hang is meant to time out: the team's answers must not, however loaded the machine
+        # (at load ~20 the fake's first token took 0.99 s of a 1 s bound)
+        laptop_config.write_text(CONFIG.format(url=laptop.url, log=log, first_token=1))
+        team_config.write_text(CONFIG.format(url=team.url, log=log, first_token=60))
         yield laptop_config, laptop, team_config, team
 
 
@@ -204,7 +206,7 @@ def test_an_endpoints_password_is_not_kept_with_its_attempts(tmp_path: Path) -> 
     with OllamaServer(models=["qwen3.5:latest"], reply_text="Team answer.") as team:
         config = tmp_path / "team.yaml"
         url = team.url.replace("http://", "http://team:s3cret-pass@")
-        config.write_text(CONFIG.format(url=url, log=tmp_path / "shared.sqlite3"))
+        config.write_text(CONFIG.format(url=url, log=tmp_path / "shared.sqlite3", first_token=60))
         assert run("ask", "hello", config=config).stdout.strip() == "Team answer."
     conn = sqlite3.connect(tmp_path / "shared.sqlite3")
     try:
