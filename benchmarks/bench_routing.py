@@ -3,7 +3,9 @@ picks an acceptable agent on held-out public prompts (benchmarks/routing_eval/te
 two simple baselines: always the most common agent, and the classifier trained on the config's own
 descriptions and examples only (no built-in role examples — what issue #10 measured).
 
-Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare]``.
+Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare] [--held-out]``.
+``--held-out`` also reads every held-out set of routing_eval/ once (routing_sets.HELD_OUT, the twenty):
+each one's acceptable share and right above the threshold, and all of them together.
 ``--compare`` also times round 8's plain implementation (routing_reference.py) interleaved with the fast
 one, and checks that both decide every prompt the same.
 Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a
@@ -21,13 +23,15 @@ from pathlib import Path
 
 from modelyard.agents.classifier import Classifier, training_samples
 from modelyard.agents.encoder import shared
-from modelyard.agents.evaluation import read_labels
+from modelyard.agents.evaluation import read_labels, wilson
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.cli.agents_cmds import evaluate
 from modelyard.config import load_config
 from modelyard.ledger.labels import Label
 from modelyard.paths import embedded_default_config
 from routing_reference import reference
+from routing_sets import HELD_OUT
+from routing_sets import path as set_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIXES = ["please ", "hey, ", "quick one: ", "can you ", "I need you to ", "urgent: ", ""]
@@ -80,6 +84,8 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true",
                         help="also time round 8's implementation of the same classifier (routing_reference.py), "
                              "interleaved, and check both make the same decision with the same confidence")
+    parser.add_argument("--held-out", action="store_true",
+                        help="also read every held-out set (routing_sets.HELD_OUT) once and report each one")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -168,6 +174,28 @@ def main() -> None:
             print(f"  confidence {low:.1f}–{high:.1f}: {b['value']:6.1%} right (n={b['n']})")
     for agent, m in report["per_agent"].items():
         print(f"  {agent:10} precision {m['precision']:.2f}  recall {m['recall']:.2f}  (n={m['support']})")
+    if args.held_out:
+        held_out(orchestrator, set(config.agents))
+
+
+def held_out(orchestrator: Orchestrator, agents: set[str]) -> None:
+    """Every held-out set once: acceptable, and right above the threshold (decided fast); then all together."""
+    threshold = orchestrator.config.orchestration.threshold
+    total = [0, 0, 0, 0]  # lines, acceptable, decided fast, right of those
+    print(f"held-out sets (routing_sets.HELD_OUT), fast path deciding everything; threshold {threshold:.2f}")
+    for name in HELD_OUT:
+        rows = read_labels(set_path(name), agents)
+        decisions = [orchestrator.decide_fast(r.text) for r in rows]
+        right = [d.agent in r.accept for d, r in zip(decisions, rows, strict=True)]
+        fast = [ok for d, ok in zip(decisions, right, strict=True) if d.confidence >= threshold]
+        counts = (len(rows), sum(right), len(fast), sum(fast))
+        total = [a + b for a, b in zip(total, counts, strict=True)]
+        print(f"  {name:16} {counts[1]:5} / {counts[0]:<5} {counts[1] / counts[0]:6.1%}   above {threshold:.2f}: "
+              f"{counts[3]} / {counts[2]} at {counts[2] / counts[0]:.1%}")
+    low, high = wilson(total[1], total[0])
+    print(f"  {'all':16} {total[1]:5} / {total[0]:<5} {total[1] / total[0]:6.1%} ({low:.1%}–{high:.1%})   "
+          f"above {threshold:.2f}: {total[3]} / {total[2]} ({total[3] / max(total[2], 1):.1%}) "
+          f"at {total[2] / total[0]:.1%}")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ person would have corrected — from the **dev** set, or from ``--pool`` (e.g. r
 CLINC150's train split) — the ones the fast path gets wrong first (ties in a seeded order: ``--seeds``, -1 the
 file's order), each labelled with its best agent, as ``/agent X`` or ``rate … --agent X`` would; stores them as
 labels in a scratch routing log and runs ``routing learn`` as a user would (its guard: every shipped tuning set,
-by role; never a held-out set). Then reads every held-out set once, before and after — test, unseen, evals,
-chatterbot, wizardlm, sharegpt, sharegpt2, writingbench, persistbench, foreign, longpaste, fresh_code,
-fresh_freshqa, fresh_persona, clinc_heldout; corrected lines left out — split into the corrected kind and
-everything else, with 95% Wilson intervals and the paired flips (fixed / broke) with an exact sign test.
+by role; never a held-out set). Then reads every held-out set once, before and after — the twenty of
+routing_sets.HELD_OUT (test … fresh_arena2) and clinc_heldout; corrected lines left out — split into the corrected
+kind and everything else, with 95% Wilson intervals and the paired flips (fixed / broke) with an exact sign test.
 Target: the kind improves, the rest does not drop. Prints the prompts that broke.
 """
 
@@ -19,8 +18,11 @@ import argparse
 import json
 import math
 import random
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # routing_sets, also when imported as benchmarks.…
 
 from modelyard.agents.evaluation import Labelled, read_labels, wilson
 from modelyard.agents.learning import learn, trusted_labels
@@ -30,12 +32,7 @@ from modelyard.config import load_config
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import LabelSource, add_label, labels
 from modelyard.paths import embedded_default_config
-
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "benchmarks" / "routing_eval"
-#: every held-out set of routing_eval (README there): read once per run, never tuned on
-HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
-            "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "clinc_heldout")
+from routing_sets import CLINC_HELD_OUT, DATA, HELD_OUT
 
 
 def sign_test(fixed: int, broke: int) -> float:
@@ -71,7 +68,8 @@ def main() -> None:
             memo[text] = before.decide_fast(text).agent
         return memo[text]
 
-    held = {name: read_labels(DATA / f"{name}.jsonl", agents) for name in HELD_OUT}
+    # every held-out set of routing_eval (README there): read once per run, never tuned on
+    held = {name: read_labels(DATA / f"{name}.jsonl", agents) for name in (*HELD_OUT, CLINC_HELD_OUT)}
     pool = read_labels(args.pool, agents) if args.pool else read_labels(DATA / "dev.jsonl", agents)
     guard = role_prompts(config, before.targets)
     out = []

@@ -1,0 +1,24 @@
+"""Which labelled sets of routing_eval/ may be tuned on and which are held out (routing_eval/README.md says why).
+
+One list for every routing benchmark, so a set added to routing_eval/ is read by all of them: bench_routing.py's
+``--held-out`` and bench_routing_learn.py read :data:`HELD_OUT`; levers are chosen on :data:`TUNING` only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "routing_eval"
+#: may be looked at and tuned on (fabric_dev is not committed: mkfabric_dev.py rebuilds it)
+TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "longdev", "longdev2", "longdev3",
+          "shell_dev", "persona_dev")
+#: reported, never tuned on: the twenty evaluation sets, oldest first (round 3's test … round 18's fresh_arena2)
+HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
+            "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
+            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2")
+#: held out too, but one collection (CLINC150's test split) read only for learning from its corrections
+CLINC_HELD_OUT = "clinc_heldout"
+
+
+def path(name: str) -> Path:
+    return DATA / f"{name}.jsonl"

@@ -1,0 +1,38 @@
+"""Every labelled set of benchmarks/routing_eval/ is read by the routing benches (issue #10, round 18).
+
+bench_routing_learn.py kept its own list of held-out sets and five sets added later (evalsforeign, fresh_bfcl,
+fresh_forge, fresh_arena, fresh_seed) were never read by it: its "without lowering it elsewhere" verdict left out
+the newest, hardest sets. The rule here comes from routing_eval/README.md's table, not from the list under test: a
+``dev`` or ``*_dev`` / ``longdev*`` file may be tuned on, a ``corrections_*`` file is a pool of corrections, every other
+file is held out — and every held-out file must be in the list the benches read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks import bench_routing_learn
+
+EVAL = Path(__file__).resolve().parents[2] / "benchmarks" / "routing_eval"
+
+
+def held_out_files() -> set[str]:
+    names = {f.stem for f in EVAL.glob("*.jsonl")}
+    tuning = {n for n in names if n == "dev" or n.endswith("_dev") or n.startswith("longdev")}
+    pools = {n for n in names if n.startswith("corrections_")}
+    return names - tuning - pools
+
+
+def test_the_learning_bench_reads_every_held_out_set() -> None:
+    held = held_out_files()
+    assert {"test", "fresh_seed", "fresh_arena2", "evalsforeign", "clinc_heldout"} <= held
+    read = set(bench_routing_learn.HELD_OUT) | {getattr(bench_routing_learn, "CLINC_HELD_OUT", "clinc_heldout")}
+    assert held - read == set(), f"held-out sets the learning bench never reads: {sorted(held - read)}"
+
+
+def test_no_tuning_file_is_read_as_held_out() -> None:
+    from benchmarks.routing_sets import HELD_OUT, TUNING
+
+    assert not set(TUNING) & set(HELD_OUT)
+    assert set(HELD_OUT) <= held_out_files()  # and each one exists
+    assert {f"routing_{name}" for name in TUNING} >= {f.stem for f in (EVAL.parents[1] / "src" / "modelyard" / "agents"
+                                                                        / "data").glob("routing_*.jsonl")}
