@@ -28,10 +28,11 @@ from starlette.types import Receive, Scope, Send
 from modelyard.agents.decision_log import log_decision
 from modelyard.agents.turn import prepare_routing
 from modelyard.config.names import did_you_mean
+from modelyard.config.schema import Config
 from modelyard.gateway import cors, dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
-from modelyard.gateway.completions import chat_completions
+from modelyard.gateway.completions import answer_chat, chat_completions
 from modelyard.gateway.drain import Drain
 from modelyard.gateway.forwarded import ASGI, carries
 from modelyard.gateway.hosting import Hosting
@@ -62,6 +63,18 @@ log = logging.getLogger("modelyard.gateway")
 _running_loop = current_loop
 
 
+#: model names whose agent a gateway remembers (clients may send any number of names; the config has a few)
+_NAMES_KEPT = 256
+
+
+class _Resolved(dict[str, "str | None"]):
+    """The agent (or None) each model name resolves to in ``config``."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+
+
 class Gateway:
     """Everything a request handler needs, hung on ``app.state.gateway``."""
 
@@ -87,6 +100,8 @@ class Gateway:
         self.drain = Drain()
         #: finished requests whose metrics are counted at the end of the loop's current step (_sink)
         self._uncounted: list[RequestRecord] = []
+        #: the agent each model name asked for resolves to, for one config (resolve)
+        self._resolved = _Resolved(runtime.config)
 
     def _sink(self, record: RequestRecord) -> None:
         """A finished request: its routing row to the writer now; its metrics once the loop's current step is
@@ -116,7 +131,16 @@ class Gateway:
                 log.exception("could not count request %s in the metrics", record.id)
 
     def resolve(self, name: str) -> str | None:
-        return resolve(self.runtime.config, name)
+        """:func:`routing.resolve`, remembered per name for the runtime's config (frozen, so its answer for a name
+        never changes): the hot path's ``Config.agents`` read goes through pydantic's attribute hook (issue #15)."""
+        names = self._resolved
+        if name in names and names.config is self.runtime.config:
+            return names[name]
+        config = self.runtime.config
+        if names.config is not config or len(names) >= _NAMES_KEPT:  # another config; or ever new names: start over
+            names = self._resolved = _Resolved(config)
+        agent = names[name] = resolve(config, name)
+        return agent
 
     async def routed_agent(self, chat: ChatRequest, request_id: str) -> str:
         """``model: auto``: the orchestrator picks the agent for the last user message, as it does for a
@@ -349,6 +373,20 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+class _HotRequest(Request):
+    """Starlette's ``Request`` for a hot route, made in one step: its ``__init__`` calls ``HTTPConnection``'s and
+    asserts the scope's type, which the dispatch has just looked at (issue #15); the rest starts as Starlette's."""
+
+    _stream_consumed = False
+    _is_disconnected = False
+    _form = None
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send):  # no super().__init__: that is the point
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+
+
 class GatewayApp(Starlette):
     """Starlette, with the model endpoints (``POST`` to their exact path) called directly (issue #15).
 
@@ -376,22 +414,27 @@ class GatewayApp(Starlette):
         self.local_hosts = cors.HostVerdicts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.forwarded is not None and scope["type"] != "lifespan" and carries(scope):
+        if scope["type"] != "http":
+            if self.forwarded is not None and scope["type"] != "lifespan" and carries(dict(scope["headers"])):
+                await self.forwarded(scope, receive, send)
+            return await super().__call__(scope, receive, send)
+        headers = dict(scope["headers"])  # one dict of the head for both looks at it (issue #15)
+        if self.forwarded is not None and carries(headers):
             await self.forwarded(scope, receive, send)  # rewrites the scope's client and scheme, as uvicorn would
-        if scope["type"] == "http" and (browser := cors.screen(scope, self.keyed, self.local_hosts)) is not None:
+        if (browser := cors.screen(scope, headers, self.keyed, self.local_hosts)) is not None:
             if isinstance(browser, Response):  # refused (a page elsewhere, a rebound name), or a preflight answered
                 return await _in_the_apis_shape(scope["path"], browser)(scope, receive, send)
             send = cors.exposing(send, browser)  # a page that may call: it may read the answer (cors.py)
-        handler = self.hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        handler = self.hot.get(scope["path"]) if scope["method"] == "POST" else None
         if handler is None:
-            if scope["type"] == "http" and (served := self.spelled(scope["path"])) is not None:
+            if (served := self.spelled(scope["path"])) is not None:
                 scope["path"] = served
                 scope["raw_path"] = served.encode()
                 handler = self.hot.get(served) if scope["method"] == "POST" else None
             if handler is None:
                 return await super().__call__(scope, receive, send)
         scope["app"] = self
-        request = Request(scope, receive, send)
+        request = _HotRequest(scope, receive, send)
         try:
             response = await handler(request)
         except Exception as exc:
@@ -484,7 +527,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
 
     app = GatewayApp(routes=routes, lifespan=lifespan,
                      exception_handlers={HTTPException: _http_error, Exception: _internal_error},
-                     hot={"/v1/chat/completions": chat_completions, "/v1/responses": create_response,
+                     hot={"/v1/chat/completions": answer_chat, "/v1/responses": create_response,
                           "/v1/messages": create_message, "/api/chat": ollama_chat, "/api/generate": ollama_generate})
     app.state.gateway = app.gateway = Gateway(runtime, api_keys)  # app.gateway: a plain attribute for the hot path
     app.keyed = app.gateway.keys.required

@@ -48,11 +48,11 @@ _METHODS = b"GET, POST, OPTIONS"
 _MAX_AGE = b"600"
 
 
-def screen(scope: Scope, keyed: bool, hosts: HostVerdicts) -> Response | str | None:
-    """A browser's request: the response that ends it (a refusal, or a preflight's answer), or the page's origin to
-    allow on the answer; None: no browser's page (or nothing to add). ``keyed``: the gateway asks for a key;
-    ``hosts``: the app's verdicts on the Host headers seen so far (a request pays a lookup, not a parse)."""
-    headers = dict(scope["headers"])
+def screen(scope: Scope, headers: dict[bytes, bytes], keyed: bool, hosts: HostVerdicts) -> Response | str | None:
+    """A browser's request (``headers``: its head's as a dict): the response that ends it (a refusal, or a
+    preflight's answer), or the page's origin to allow on the answer; None: no browser's page (or nothing to add).
+    ``keyed``: the gateway asks for a key; ``hosts``: the app's verdicts on the Host headers seen so far (a request
+    pays a lookup, not a parse)."""
     if not keyed and not hosts[headers.get(b"host", b"")]:
         return _refused(f"a request addressed to {headers[b'host'].decode('latin-1')!r}, no name of this machine, "
                         "may not call this gateway", proxied=True)

@@ -33,6 +33,6 @@ def forwarded(trusted_hosts: list[str] | str) -> ASGI:
     return cast(ASGI, ProxyHeadersMiddleware(cast(Any, _unchanged), trusted_hosts=trusted_hosts))
 
 
-def carries(scope: Scope) -> bool:
-    """The request has an ``X-Forwarded-For`` or ``X-Forwarded-Proto`` header."""
-    return not _NAMES.isdisjoint(dict(scope["headers"]))
+def carries(headers: dict[bytes, bytes]) -> bool:
+    """The request (its headers as a dict) has an ``X-Forwarded-For`` or ``X-Forwarded-Proto`` header."""
+    return not _NAMES.isdisjoint(headers)
