@@ -29,7 +29,7 @@ from tests.fakes.chat import nginx_page
 from tests.fakes.faults import Fault, FaultKind, FaultLike
 from tests.fakes.playback import Playback, Rendering, json_bytes
 from tests.fakes.server import FakeServer
-from tests.fakes.telegram_entities import EntityError, check_entities
+from tests.fakes.telegram_entities import EntityError, LinkError, check_entities
 
 # Parameters that stay strings even when they look like JSON numbers or literals.
 _TEXT_PARAMS = frozenset(
@@ -150,12 +150,16 @@ class TelegramServer(FakeServer):
             "deleteMessage",
         ),
         refuse_entities: str | None = None,
+        refuse_link: Callable[[str], str | None] | None = None,
     ) -> None:
         super().__init__()
         self.token = token
         #: answer every message that carries entities with this "can't parse entities" reason (a rule the
         #: Bot API adds later, a proxy that rewrites them): the text without entities still goes through
         self.refuse_entities = refuse_entities
+        #: a text_link URL -> why the Bot API refuses it, None to take it: a URL rule Telegram adds beyond
+        #: :func:`tests.fakes.telegram_entities.check_link` ("entity URL '…' is invalid: …")
+        self.refuse_link = refuse_link
         bot_id = token.split(":", 1)[0]
         self.bot_user = {
             "id": int(bot_id) if bot_id.isdigit() else 123456,
@@ -647,6 +651,10 @@ class TelegramServer(FakeServer):
         entities = _entities(text, params)
         if entities and self.refuse_entities:
             raise ApiError(400, f"Bad Request: can't parse entities: {self.refuse_entities}")
+        for entity in entities:
+            why = self.refuse_link(entity["url"]) if self.refuse_link and entity["type"] == "text_link" else None
+            if why:
+                raise ApiError(400, f"Bad Request: {LinkError(entity['url'], why)}")
         return entities
 
     def _check_migrated(self, chat_id: Any) -> None:
@@ -798,6 +806,8 @@ def _entities(text: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         raise ApiError(400, "Bad Request: can't parse entities: entities and parse_mode are mutually exclusive")
     try:
         return check_entities(text, params.get("entities"))
+    except LinkError as exc:
+        raise ApiError(400, f"Bad Request: {exc}") from exc
     except EntityError as exc:
         raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from exc
 

@@ -6,11 +6,16 @@ units; "if two entities have common characters, then one of them is fully contai
 entities, except pre and code"; "blockquote and expandable_blockquote entities can't be nested"; "all
 other entities can't contain each other". The real server answers a violation with 400 "can't parse
 entities"; this fake is as strict as the words, so whatever it accepts the real one documents as valid.
+
+A ``text_link``'s URL is checked as Telegram checks it (:func:`check_link`): a refused one fails the message with
+400 "entity URL '<url>' is invalid: <why>" — words of their own, not "can't parse entities".
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 TYPES = frozenset({
     "mention", "hashtag", "cashtag", "bot_command", "url", "email", "phone_number", "bold", "italic",
@@ -23,6 +28,60 @@ CODE = frozenset({"pre", "code"})
 
 class EntityError(ValueError):
     """Why the entities were refused (the text after "can't parse entities: ")."""
+
+
+class LinkError(EntityError):
+    """A text_link's URL refused; ``str()`` is the Bot API's description after "Bad Request: "."""
+
+    def __init__(self, url: str, why: str) -> None:
+        super().__init__(f"entity URL '{url}' is invalid: {why}")
+
+
+#: a host's characters the Bot API takes besides non-ASCII ones (RFC 3986's unreserved and sub-delims, %XX)
+_HOST = re.compile(r"(?:[a-z0-9.\-_!$,~*'();&+=]|%[0-9a-f]{2}|[^\x00-\x7f])+")
+
+
+def check_link(url: str) -> None:
+    """Raise :class:`LinkError` unless Telegram takes ``url`` as a text_link's address.
+
+    What users report: a path (no host) is refused with "URL host is empty" (littlebearapps/untether#157,
+    banteg/takopi#214); a host without a dot — ``localhost``, ``my-pc`` — is no link to Telegram
+    (rubenlagus/TelegramBots#302 "BUTTON_URL_INVALID" for ``http://localhost:8080``; TelegramBots/Telegram.Bot#1010,
+    tdesktop#7827: not linked, while ``127.0.0.1`` is); another scheme is "Unsupported URL protocol"
+    (BEDOLAGA-DEV/remnawave-bedolaga-telegram-bot#1564). The reasons' words are tdlib's (LinkManager::check_link,
+    tdutils HttpUrl.cpp parse_url), which also refuse a port outside 1..65535 and a tg:// host that is not
+    letters, digits, '-' and '_' (tdlib test/link.cpp: ``tg:google.com``, ``tg:127.0.0.1``)."""
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower() if sep else ""
+    if scheme == "tg":
+        rest = rest[2:] if rest.startswith("//") else rest
+        host = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if not host:
+            raise LinkError(url, "URL host is empty")
+        if rest.lower().startswith(("http://", "https://")) or not re.fullmatch(r"[A-Za-z0-9_-]+", host):
+            raise LinkError(url, "Wrong tg URL" if re.search(r"[@:\[]", host) else "Unallowed characters in URL host")
+        return
+    if scheme not in ("http", "https") or not rest.startswith("//"):
+        raise LinkError(url, "Unsupported URL protocol")
+    try:
+        hostport = urlsplit(url).netloc.rpartition("@")[2]
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise LinkError(url, "Wrong IPv6 address specified in the URL") from exc
+    host, colon, port = hostport.rpartition(":")
+    if not colon or "]" in port:  # no port; an IPv6 address's own colons
+        host, port = hostport, ""
+    elif not (re.fullmatch("[0-9]+", port) and 0 < int(port) < 65536):
+        raise LinkError(url, "Wrong port number specified in the URL")
+    if not host:
+        raise LinkError(url, "URL host is empty")
+    if host == ".":
+        raise LinkError(url, "Host is invalid")
+    if host.startswith("[") and host.endswith("]"):
+        return
+    if not _HOST.fullmatch(host.lower()):
+        raise LinkError(url, "Wrong URL host")
+    if "." not in host:
+        raise LinkError(url, "Wrong HTTP URL")
 
 
 def utf16_len(text: str) -> int:
@@ -49,6 +108,8 @@ def check_entities(text: str, entities: Any) -> list[dict[str, Any]]:
             raise EntityError(f"{kind} entity ends at {offset + length}, beyond the text's {size} UTF-16 units")
         if kind == "text_link" and not isinstance(entity.get("url"), str):
             raise EntityError("text_link entity without url")
+        if kind == "text_link":
+            check_link(entity["url"])
         if "language" in entity and kind != "pre":
             raise EntityError(f"language given for a {kind} entity")
         spans.append((offset, offset + length, kind))

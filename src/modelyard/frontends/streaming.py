@@ -8,7 +8,9 @@ dropped after the Bot API took it, a read timeout) is not sent again: the messag
 the Bot API has no idempotency key, so a second send showed it twice (python-telegram-bot#1045).
 Edits run in their own task, so a slow Bot API never holds up reading the model's stream. What each
 message shows comes from a formatter (Markdown rendered as text and entities, ``telegram_format``);
-if the Bot API ever refuses the entities, the rest of the answer is sent as plain text rather than not at all.
+if the Bot API refuses a link's address (a rule of its own this renderer does not know), the rest of the answer goes
+out without links but with its other formatting; if it refuses the entities otherwise, as plain text rather than not at
+all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -24,7 +27,7 @@ import httpx
 from telegram import Bot, InlineKeyboardMarkup, MessageEntity
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from modelyard.frontends.telegram_format import Formatted, plain, split, with_note
+from modelyard.frontends.telegram_format import Formatted, Kind, plain, split, with_note
 from modelyard.frontends.telegram_request import ForeignAnswer, FrontError
 from modelyard.frontends.telegram_sent import SentLog
 
@@ -92,6 +95,8 @@ class StreamingReply:
         self._shown: list[Formatted] = []
         #: the Bot API refused this answer's entities once: the rest goes out as plain text
         self._plain = False
+        #: the Bot API refused a link's address once: the rest goes out without links, its other formatting kept
+        self._unlinked = False
         self._latest = ""
         self._changed = asyncio.Event()
         self._finishing = asyncio.Event()
@@ -321,6 +326,8 @@ class StreamingReply:
 
     def _formatted(self, text: str, note: str) -> Formatted:
         body = plain(text) if self._plain else self.formatter(text)
+        if self._unlinked:
+            body = body.unlinked()
         if not body.text.strip():
             # nothing to see yet: while it streams ('```python' before its code) the placeholder stays; a final
             # answer that renders as nothing (an empty code block) is shown as the model wrote it
@@ -387,15 +394,15 @@ class StreamingReply:
         """Send ``part`` as a new message: its id, or None when the Bot API may have taken it with its answer lost
         (not sent again — a second send would show it twice)."""
         try:
-            try:
-                message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
-                                                      entities=_entities(part), message_thread_id=self.thread_id)
-            except BadRequest as exc:
-                if not (part.entities and _refused_entities(exc)):
-                    raise
-                part = self._give_up_formatting(part, exc)
-                message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
-                                                      message_thread_id=self.thread_id)
+            while True:  # each refusal of the entities sends fewer of them: links, then all
+                try:
+                    message = await self.bot.send_message(self.chat_id, part.text, reply_markup=markup,
+                                                          entities=_entities(part), message_thread_id=self.thread_id)
+                    break
+                except BadRequest as exc:
+                    if not (part.entities and _refused_entities(exc)):
+                        raise
+                    part = self._give_up_formatting(part, exc)
         except NetworkError as exc:
             if not maybe_sent(exc):
                 raise
@@ -431,6 +438,14 @@ class StreamingReply:
             self.first_edit_at = time.monotonic()
 
     def _give_up_formatting(self, part: Formatted, exc: BadRequest) -> Formatted:
+        """What to send after the Bot API refused ``part``'s entities: without its links when it refused a link's
+        address (once), else as plain text."""
+        if _refused_link(exc) and any(e.kind is Kind.TEXT_LINK for e in part.entities):
+            if not self._unlinked:
+                log.warning("telegram: chat %s: the Bot API refused a link of this answer (%s); the rest of it goes "
+                            "out without links", self.chat_id, _unquoted(exc))
+            self._unlinked = True
+            return part.unlinked()
         if not self._plain:
             log.warning("telegram: chat %s: the Bot API refused this answer's formatting (%s); "
                         "the rest of it goes out as plain text", self.chat_id, exc)
@@ -508,3 +523,15 @@ def _why(exc: TelegramError) -> str:
 def _refused_entities(exc: BadRequest) -> bool:
     """"Can't parse entities: …", "ENTITY_BOUNDS_INVALID", "entity … is too long" and the like."""
     return "entit" in str(exc).lower()
+
+
+def _unquoted(exc: BadRequest) -> str:
+    """The Bot API's words without the URL they quote: an answer's address may carry a token."""
+    return re.sub(r"'.*'", "'…'", str(exc))
+
+
+def _refused_link(exc: BadRequest) -> bool:
+    """A text link's address refused: "entity URL '…' is invalid: URL host is empty" (littlebearapps/untether#157;
+    tdlib's ``get_message_entities``), "Wrong message entity: … URL …" (older tdlib's words)."""
+    said = str(exc).lower()
+    return "entit" in said and "url" in said

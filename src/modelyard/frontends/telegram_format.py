@@ -5,11 +5,15 @@ has to be escaped and a half-streamed answer — an unclosed ``**`` or code fenc
 the Bot API refuse the message with "can't parse entities": the Markdown is parsed here
 (markdown-it-py, CommonMark plus tables and strikethrough) into plain text and entity ranges that
 obey the Bot API's nesting rules, and long answers are cut into messages with each entity clipped
-to its part (a code block that spans two messages is a code block in both).
+to its part (a code block that spans two messages is a code block in both). A link whose address the Bot
+API would refuse (``http://localhost:8080``, a path, ``tg://`` with a dot) stays text with its address beside
+it: one such link made Telegram refuse the whole message (``entity URL '…' is invalid``).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -36,8 +40,10 @@ class Kind(StrEnum):
 STYLES = frozenset({Kind.BOLD, Kind.ITALIC, Kind.STRIKETHROUGH})
 #: may contain no other entity and be part of none but a style
 CODE_KINDS = frozenset({Kind.CODE, Kind.PRE})
-#: the schemes Telegram opens from a text link; other links stay text with their address beside
-LINK_SCHEMES = ("http://", "https://", "tg://")
+#: what tdlib's URL parser lets stand in a host (RFC 3986's characters; %XX and UTF-8 are let through apart)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_!$,~*'();&+=")
+_HEX = frozenset("0123456789abcdef")
+_PORT = re.compile(r"0*([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,10 @@ class Formatted:
 
     def plain(self) -> Formatted:
         return Formatted(self.text)
+
+    def unlinked(self) -> Formatted:
+        """The same text and formatting without its links: what goes out once the Bot API refused a link."""
+        return Formatted(self.text, tuple(e for e in self.entities if e.kind is not Kind.TEXT_LINK))
 
 
 def utf16_len(text: str) -> int:
@@ -280,10 +290,84 @@ class _Writer:
             self.inline(node.children, indent)
         else:
             self.write(label)
-        if href.lower().startswith(LINK_SCHEMES):
+        if href and link_refusal(href) is None:
             self.mark(Kind.TEXT_LINK, start, url=href)
-        elif href:
+        elif href and node.markup != "autolink":  # an autolink's text is its address already
             self.write(f" ({href})")
+
+
+def link_refusal(url: str) -> str | None:
+    """Why the Bot API would refuse ``url`` as a text link's address, None when it takes it.
+
+    Telegram (tdlib's ``LinkManager::check_link``, on every ``text_link``) takes an http(s) address whose host has
+    a dot or is an IPv6 address, and a ``tg://`` one whose host is letters, digits, ``-`` and ``_`` with no port;
+    anything else fails the whole message with 400 "entity URL '…' is invalid: <the reason returned here>"
+    (littlebearapps/untether#157: a path, "URL host is empty"; ``http://localhost`` fails as "Wrong HTTP URL").
+    Other schemes Telegram takes (``ton://``, ``tonsite://``) are not made links."""
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        return "URL must be encoded in UTF-8"
+    tg = url[:3].lower() == "tg:"
+    if not tg and not url.lower().startswith(("http://", "https://")):
+        return "Unsupported URL protocol"
+    rest = url[3:].removeprefix("//") if tg else url
+    parsed = _parse_url(rest)
+    if isinstance(parsed, str):
+        return parsed
+    scheme, userinfo, host, port, ipv6 = parsed
+    if tg:
+        if rest[:7].lower() == "http://" or scheme == "https" or userinfo or port or ipv6:
+            return "Wrong tg URL"
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in host):
+            return "Unallowed characters in URL host"
+    elif "." not in host and not ipv6:
+        return "Wrong HTTP URL"
+    return None
+
+
+def _parse_url(url: str) -> tuple[str, str, str, int, bool] | str:
+    """tdlib's ``parse_url``: (scheme, userinfo, host, port given, IPv6) or why it fails."""
+    cut = re.search(r"[:/?#@\[\]]", url)
+    head = cut.start() if cut else len(url)
+    scheme = "http"
+    if url.startswith("://", head):
+        scheme = url[:head].lower()
+        if scheme not in ("http", "https"):
+            return "Unsupported URL protocol"
+        url = url[head + 3:]
+    authority = re.split(r"[/?#]", url, maxsplit=1)[0]
+    colon = len(authority) - 1
+    while colon > 0 and authority[colon] not in ":]@":
+        colon -= 1
+    port = 0
+    if colon > 0 and authority[colon] == ":":
+        digits = _PORT.fullmatch(authority[colon + 1:])
+        port = int(digits.group(1)) if digits else 0
+        if not 0 < port < 65536:
+            return "Wrong port number specified in the URL"
+        authority = authority[:colon]
+    userinfo, _, host = authority.rpartition("@")
+    ipv6 = host[:1] == "[" and host[-1:] == "]"
+    if ipv6:
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return "Wrong IPv6 address specified in the URL"
+    if not host:
+        return "URL host is empty"
+    if host == ".":
+        return "Host is invalid"
+    host = "".join(c.lower() if c.isascii() else c for c in host)
+    if ipv6 and not set(host[1:-1]) <= _HEX | {":", "."}:
+        return "Wrong IPv6 URL host"
+    if not ipv6:
+        for i, c in enumerate(host):
+            if c == "%" and not (host[i + 1:i + 2] in _HEX and host[i + 2:i + 3] in _HEX):
+                return "Wrong percent-encoded symbol in URL host"
+            if c.isascii() and c not in _HOST_CHARS and c != "%":
+                return "Wrong URL host"
+    return scheme, userinfo, host, port, ipv6
 
 
 def _inline_text(node: SyntaxTreeNode) -> str:
