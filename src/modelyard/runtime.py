@@ -120,8 +120,9 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
         forwarder.presence = presence.fingerprint(state.url if state else None, state.prefix if state else "",
                                                   socket.gethostname())
         if pool.link is not None:
-            link = pool.link
+            link, forwarding = pool.link, forwarder
             forwarder.presence_servers = lambda: link.servers
+            link.log_identity = lambda: forwarding.log_identity
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
     if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)

@@ -8,6 +8,9 @@ message that mentions the URL goes through :func:`redact` / :func:`scrub` first.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from modelyard.config.names import did_you_mean
@@ -86,6 +89,8 @@ def check(url: str) -> str:
             raise ValueError("the port must be a number, e.g. postgresql://user@host:5432/dbname") from None
     if (problem := _query_problem(parts.query)) is not None:
         raise ValueError(problem)
+    if (problem := env_problem(parts.query)) is not None:
+        raise ValueError(problem)
     return url
 
 
@@ -113,15 +118,74 @@ def redact(url: str) -> str:
     return parts._replace(netloc=netloc, query=query).geturl()
 
 
-def where(url: str) -> str:
+#: the query parameters that say which server libpq reaches (``?host=/var/run/postgresql`` is its unix-socket form)
+_SERVER_PARAMS = ("host", "hostaddr", "port")
+#: libpq's environment variables with a fixed set of values: the URL's parameter each stands in for, and those values.
+#: A bad one failed only when connecting, naming no variable ("invalid sslmode value"), so it is checked at load.
+ENV_CHOICES = {"PGSSLMODE": ("sslmode", SSLMODES),
+               "PGGSSENCMODE": ("gssencmode", ("disable", "prefer", "require")),
+               "PGTARGETSESSIONATTRS": ("target_session_attrs",
+                                        ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")),
+               "PGSSLNEGOTIATION": ("sslnegotiation", ("postgres", "direct"))}
+
+
+def where(url: str, env: Mapping[str, str] | None = None) -> str:
     """Which database the URL names, without user, password or options: ``postgresql://host:5432/dbname``
-    (processes compare it through the shared store, so it must carry no secret)."""
+    (processes compare it through the shared store, so it must carry no secret). libpq's ``?host=`` (a unix socket's
+    directory), ``hostaddr`` and ``port`` stay: they name the server. A URL naming no host reaches the one PGHOST
+    names, or this host's default socket (``env``: os.environ)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "postgresql://?"
     hosts = parts.netloc.rsplit("@", 1)[-1]
-    return f"postgresql://{hosts}{parts.path}"
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in _SERVER_PARAMS]
+    environ = os.environ if env is None else env
+    if not hosts.split(":", 1)[0] and "host" not in dict(kept) and environ.get("PGHOST"):
+        kept.insert(0, ("host", environ["PGHOST"]))
+    query = "&".join(f"{k}={v}" for k, v in kept)
+    return f"postgresql://{hosts}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _host_names(target: str) -> list[str]:
+    parts = urlsplit(target)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    names = params.get("host") or params.get("hostaddr")
+    if names is None:
+        netloc = unquote(parts.netloc.rsplit("@", 1)[-1])
+        names = ",".join(h[1:h.index("]")] if h.startswith("[") and "]" in h else h.rsplit(":", 1)[0]
+                         if h.count(":") == 1 else h for h in netloc.split(","))
+    return [h.strip().lower() for h in names.split(",")]
+
+
+def on_this_host(target: str) -> bool:
+    """Whether a :func:`where` target reaches a server through this host alone — loopback, a unix socket, libpq's
+    default socket: two hosts that both write ``postgresql://localhost/modelyard`` may well use two servers."""
+    try:
+        names = _host_names(target)
+    except ValueError:
+        return False
+    return all(not h or h.startswith(("/", "@")) or h == "localhost" or h.endswith(".localhost") or _loopback(h)
+               for h in names)
+
+
+def _loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def env_problem(query: str = "", env: Mapping[str, str] | None = None) -> str | None:
+    """A libpq environment variable set to a value libpq refuses; one the URL's own parameter overrides is unread."""
+    environ = os.environ if env is None else env
+    given = {k for k, _ in parse_qsl(query, keep_blank_values=True)}
+    for name, (param, allowed) in ENV_CHOICES.items():
+        value = environ.get(name)
+        if value is not None and param not in given and value not in allowed:
+            return (f"the environment variable {name}={value!r} is not one of libpq's values: {', '.join(allowed)}"
+                    f"{did_you_mean(value, allowed)} — libpq reads it for every connection: fix or unset it")
+    return None
 
 
 def scrub(text: str, url: str | None) -> str:

@@ -313,6 +313,9 @@ class Forwarder:
         if enable_spool(self._conn):
             log.info("routing log: forwarding %s to %s", self.path, self.target)
         self._pg: Any = None
+        #: which log the database is (:meth:`.pg.PgConnection.identity`; None: not connected yet, "": unreadable):
+        #: the shared state compares it, as two hosts' ``localhost`` may be two servers or one through a tunnel each
+        self.log_identity: str | None = None
         self._lock_fd: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -546,6 +549,7 @@ class Forwarder:
             from modelyard.ledger.pg import PgConnection
 
             self._pg = PgConnection(self.url, application_name="modelyard-forwarder", lock_timeout=self.lock_timeout)
+            self.log_identity = self._pg.identity()  # read again on each new connection: a failover changes it
         return self._pg
 
     def _labels_waiting(self) -> bool:

@@ -149,6 +149,24 @@ class PgConnection:
                 self.close()
                 raise
 
+    def identity(self) -> str:
+        """Which log this is, whatever address reaches it: the cluster's ``system_identifier`` and timeline (a server
+        restored or promoted from another's backup keeps the first, not the second), the database's oid and the
+        schema the log's tables are in ("" where it cannot be read). Two hosts that both write
+        ``postgresql://localhost/modelyard`` — each its own server, or one through an SSH tunnel each — compare this,
+        as the shared state compares Redis's ``run_id``. ``pg_control_system()`` may be run by any role (PostgreSQL
+        ≥ 10) and is one plain query, so it works through a transaction pooler too; a standby shares its primary's."""
+        import psycopg
+
+        try:
+            row = self._conn.execute(
+                "SELECT (SELECT system_identifier FROM pg_control_system()), "
+                "(SELECT timeline_id FROM pg_control_checkpoint()), "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()), current_schema()").fetchone()
+        except psycopg.Error:  # EXECUTE revoked, an outage: the address decides
+            return ""
+        return ":".join(str(v) for v in row) if row and all(v is not None for v in row) else ""
+
     def _search_path(self) -> str:
         try:
             row = self._conn.execute("SHOW search_path").fetchone()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -52,6 +53,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as DroppedConnection
 
+from modelyard.config import dburl
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
 from modelyard.router.shared import eviction, lua, namespaces
@@ -180,8 +182,46 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     return None
 
 
-#: the routing log's target in a process's registered limits (see RedisLink._limits_text)
+#: the routing log's target in a process's registered limits (see RedisLink._limits_text); beside it the log's
+#: identity (``PgConnection.identity``; :data:`LOG_PENDING` until read, absent where it cannot be) and, for a target
+#: reached through the host alone (loopback, a unix socket), the host — two hosts' ``postgresql://localhost/modelyard``
+#: are two servers, or one through a tunnel each, and only the identity tells which. Older versions read only ``@log``.
 _LOG_KEY = "@log"
+_LOG_ID_KEY = "@logid"
+_LOG_HOST_KEY = "@logon"
+LOG_PENDING = "?"
+_local_target = functools.lru_cache(maxsize=8)(dburl.on_this_host)
+
+
+@dataclass(frozen=True, slots=True)
+class LogPlace:
+    """Where one process's routing log goes: its target (``dburl.where``, "" for the host's file alone), the host the
+    process runs on, and the log's identity (None: unknown, :data:`LOG_PENDING`: not read yet)."""
+
+    target: str
+    host: str
+    identity: str | None = None
+
+    @property
+    def _known(self) -> bool:
+        return bool(self.identity) and self.identity != LOG_PENDING
+
+    def shown(self, other: LogPlace) -> str:
+        said = _log_shown(self.target)
+        if self.target != other.target:
+            return said
+        return f"{said} (server {self.identity})" if self.host == other.host else f"{said} on {self.host}"
+
+    def apart(self, other: LogPlace) -> bool:
+        """Whether the two write to different logs: the identities decide once both were read, else the address —
+        one reached through each host alone (loopback, a socket) is each host's own. While an identity is still
+        being read, two databases' addresses are not yet a difference (a tunnel each reaches one server)."""
+        if self._known and other._known:
+            return self.identity != other.identity
+        pending = LOG_PENDING in (self.identity, other.identity) and bool(self.target and other.target)
+        if self.target != other.target:
+            return not pending
+        return self.host != other.host and bool(self.target) and _local_target(self.target) and not pending
 
 
 def _gist(found: list[str]) -> list[str]:
@@ -298,6 +338,9 @@ class RedisLink:
         #: where this process's routing log goes (dburl.where of log.url, "" for this host's file alone; None: not
         #: said): registered beside the limits, so a host that logs elsewhere is named, not silently missing from `log`
         self.log_target: str | None = None
+        #: the log's identity as this process's forwarder read it (the runtime sets it; None: not read yet, "": not
+        #: readable — the default, for a process that forwards nothing)
+        self.log_identity: Callable[[], str | None] = lambda: ""
         self.disagreements: list[str] = []
         #: model → the backend its slots protect (:func:`.namespaces.backend_key`; the pool sets it)
         self.backends: dict[str, str] = {}
@@ -450,8 +493,20 @@ class RedisLink:
 
     def _limits_text(self) -> str:
         # "@log" cannot be a model's limit: a process of an older version compares only its own models' names
-        said = self.limits if self.log_target is None else {**self.limits, _LOG_KEY: self.log_target}
+        said: dict[str, Any] = dict(self.limits)
+        if (place := self._log_place()) is not None:
+            said[_LOG_KEY] = place.target
+            if place.target and _local_target(place.target):  # two hosts' texts differ, so the script hands them here
+                said[_LOG_HOST_KEY] = place.host
+            if place.identity:
+                said[_LOG_ID_KEY] = place.identity
         return json.dumps(said, sort_keys=True, separators=(",", ":"))
+
+    def _log_place(self) -> LogPlace | None:
+        if self.log_target is None:
+            return None
+        identity = self.log_identity()
+        return LogPlace(self.log_target, self.host, LOG_PENDING if identity is None else identity)
 
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
         own = [] if leave else [state.tag for state in self.states.values() if state.per_host]
@@ -473,8 +528,11 @@ class RedisLink:
                       for model, limit in sorted(self.limits.items())
                       if theirs.get(model, limit) != limit and not (elsewhere and model in self.per_host)]
             log_there = theirs.get(_LOG_KEY)
-            if self.log_target is not None and isinstance(log_there, str) and log_there != self.log_target:
-                found.append(f"routing log: {_log_shown(self.log_target)} here, {_log_shown(log_there)} at {where}")
+            if (mine := self._log_place()) is not None and isinstance(log_there, str):
+                ident = theirs.get(_LOG_ID_KEY)  # absent: an older version, or unreadable there
+                there = LogPlace(log_there, where.split(":", 1)[0], ident if isinstance(ident, str) else None)
+                if mine.apart(there):
+                    found.append(f"routing log: {mine.shown(there)} here, {there.shown(mine)} at {where}")
         # what differs, not which process says it: Redis names one process per set of limits, whichever renewed
         # last, so a host upgraded first said it again every heartbeat naming its peers by turns
         if _gist(found) != _gist(self.disagreements) and found and not self._looking:
