@@ -105,6 +105,8 @@ CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
 #: write-ahead log bytes past which the writer checkpoints the rest itself, between two commits (module docstring)
 WAL_BOUND = 64 * 1024 * 1024
+#: bytes each frame of the write-ahead log adds to its page (sqlite.org/fileformat.html, "WAL File Format")
+WAL_FRAME_HEADER = 24
 #: bytes the write-ahead log keeps once a checkpoint emptied it. A reader that holds a snapshot (a GUI browsing the
 #: file, a ``sqlite3`` shell left in a transaction) stops checkpoints from getting past it, so the log grows meanwhile;
 #: SQLite then reuses the file from its start but never shrinks it: without a limit it stayed that size for good.
@@ -836,6 +838,7 @@ class LogWriter:
         file = self._file  # the writer's: one look at the file for both threads
         seen = self._generation
         done = -1
+        frame_bytes = 0
         try:
             while True:
                 due = self._checkpoint_due.wait(CHECKPOINT_IDLE)
@@ -860,11 +863,14 @@ class LogWriter:
                         seen = self._generation
                         conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        frame_bytes = conn.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     file.checkpointed()
-                    with contextlib.suppress(OSError):  # rows committed meanwhile were not copied: past the bound,
-                        if os.stat(f"{self.path}-wal").st_size > WAL_BOUND:  # the writer copies them (no growth)
-                            self._fold = True
+                    # rows committed meanwhile were not copied: past the bound, the writer copies them (no growth).
+                    # The log's own length, not its file's size: a log started over keeps its file (WAL_LIMIT),
+                    # and by the file's size every checkpoint after the first fold folded again (issue #15)
+                    if frames * frame_bytes > WAL_BOUND:
+                        self._fold = True
                 except sqlite3.Error as exc:
                     log.warning("routing log %s: checkpoint failed (%s); retried later", self.path, exc)
                     with contextlib.suppress(sqlite3.Error):
