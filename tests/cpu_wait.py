@@ -15,7 +15,12 @@ process (``modelyard serve`` started by a test) is read the same way by its pid.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def _run_delays(pid: int | None) -> dict[str, int]:
@@ -45,3 +50,25 @@ class CpuWait:
         now = _run_delays(self._pid)
         # a thread started since counts from 0; one that ended since is gone from both sides' sum
         return sum(ns - self._start.get(tid, 0) for tid, ns in now.items()) / 1e9
+
+
+def settle(predicate: Callable[[], T], timeout: float = 5.0, *, cap: float = 120.0, interval: float = 0.01) -> T:
+    """Poll ``predicate`` (blocking this thread) until it returns something truthy, and return that.
+
+    A bounded wait whose bound is the machine's time, not the scheduler's: ``TimeoutError`` once ``timeout`` s of wall
+    time *less this process's run-queue wait since the start* have passed without it holding — or ``cap`` s of wall
+    time whatever the load, so a condition that never comes (a row lost, a slot kept) still fails. For work a server
+    in this process still does after its clients are gone (a hung-up request's row): at load ~20 pinned to one core,
+    24 such rows took 9.5 s to be written in a gateway's first seconds (its first requests import aiohttp), 0.6 s
+    after; idle, the bound is the plain ``timeout``."""
+    waited = CpuWait()
+    start = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        spent = time.monotonic() - start
+        if spent - waited.seconds() >= timeout or spent >= cap:
+            raise TimeoutError(f"condition not met within {timeout} s besides waiting for a CPU ({spent:.1f} s "
+                               "of wall time)")
+        time.sleep(interval)

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from modelyard.ledger import connect
+from tests.cpu_wait import CpuWait
 from tests.fakes import Fault
 from tests.gateway.conftest import ANTHROPIC_KEY
 from tests.gateway.harness import GatewayServer, fake_config
@@ -390,9 +391,9 @@ def test_many_idle_keep_alive_connections_do_not_keep_others_out(gateway):
     host, port = gateway.url.removeprefix("http://").split(":")
     idle = [socket.create_connection((host, int(port))) for _ in range(300)]
     try:
-        t0 = time.monotonic()
+        waited, t0 = CpuWait(), time.monotonic()  # the gateway is in this process: its threads' CPU wait is the load's
         r = httpx.post(gateway.url + "/v1/chat/completions", json=CHAT, timeout=10)
-        assert r.status_code == 200 and time.monotonic() - t0 < 2
+        assert r.status_code == 200 and time.monotonic() - t0 - waited.seconds() < 2
     finally:
         for sock in idle:
             sock.close()

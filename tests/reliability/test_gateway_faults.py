@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.cpu_wait import CpuWait
 from tests.fakes import Fault, OpenAIServer
 from tests.gateway.harness import GatewayServer
 from tests.reliability.kit import (
@@ -28,7 +29,9 @@ from tests.reliability.kit import (
 )
 
 COOLDOWN = {"failures": 50, "seconds": 0.4, "max_seconds": 0.8}
-#: first_token (0.5) or idle (0.3) bound of the failing attempt, the backup's own answer, and slack for 2 cores
+#: first_token (0.5) or idle (0.3) bound of the failing attempt, the backup's own answer, and slack for 2 cores; held
+#: against the request's time less what this process's threads (gateway, fakes, client) waited for a CPU meanwhile
+#: (tests/cpu_wait.py): pinned to one core at load ~15, 12 of 22 cases took 2.03-2.85 s of plain wall time
 BOUND = TIGHT["first_token"] + 1.5
 
 FAULTS: list[tuple[str, Fault, set[str]]] = [
@@ -101,10 +104,10 @@ def recovered(gw: GatewayServer, model: str = "fast", agent: str = "coder") -> N
 def test_fault_through_the_gateway(gateway, fakes, name, fault, reasons, stream):
     oa = fakes[0]
     oa.push(fault)
-    start = time.perf_counter()
+    waited, start = CpuWait(), time.perf_counter()
     r, text = ask(gateway, stream=stream)
-    elapsed = time.perf_counter() - start
-    assert elapsed < BOUND, f"{name} took {elapsed:.2f}s"
+    elapsed = time.perf_counter() - start - waited.seconds()
+    assert elapsed < BOUND, f"{name} took {elapsed:.2f}s besides waiting for a CPU"
     rid = r.headers["x-modelyard-request-id"]
     gateway.wait_for(lambda: attempts_of(gateway.runtime.log_path, rid))
     attempts = attempts_of(gateway.runtime.log_path, rid)
@@ -129,9 +132,9 @@ def test_chain_exhausted_is_a_clear_503_within_bounds(gateway, fakes, stream):
     oa, ol, _ = fakes
     oa.push(Fault.hang_before_headers())
     ol.push(Fault.status(529))
-    start = time.perf_counter()
+    waited, start = CpuWait(), time.perf_counter()
     r, _ = ask(gateway, stream=stream)
-    assert time.perf_counter() - start < BOUND
+    assert time.perf_counter() - start - waited.seconds() < BOUND
     assert r.status_code == 503 and is_openai_error(r.json())
     err = r.json()["error"]
     assert err["code"] == "chain_exhausted"

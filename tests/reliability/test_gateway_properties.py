@@ -25,7 +25,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.cpu_wait import CpuWait
+from tests.cpu_wait import CpuWait, settle
 from tests.fakes import Fault
 from tests.gateway.harness import GatewayServer
 from tests.reliability.kit import (
@@ -124,15 +124,10 @@ async def _drive(url: str, requests) -> list[tuple[str, float]]:
 def _check(gw: GatewayServer, fakes, requests, outcomes) -> None:
     for (kind, elapsed), req in zip(outcomes, requests, strict=True):
         assert elapsed <= BOUND, f"{req} took {elapsed:.2f}s ({kind}) besides waiting for a CPU"
-    # slots and upstream calls are released once every client is gone
-    gw.wait_for(lambda: all(gw.router.pool.local(n).slots.in_flight == 0 and gw.router.pool.local(n).slots.waiting == 0
-                                 for n in gw.router.pool), timeout=5)
-    for server in fakes:
-        server.wait_for(lambda s=server: s.in_flight == 0, timeout=5)
-    for name, server in zip(("fast", "backup", "cloud"), fakes, strict=True):
-        assert gw.router.pool.local(name).slots.peak <= LIMITS[name]
-        assert server.max_in_flight_by_model.get(UPSTREAM[name], 0) <= LIMITS[name], (name, server.max_in_flight)
-    # every request logged exactly once, the hung-up ones included
+    # every request logged exactly once, the hung-up ones included. A hung-up client is gone before the gateway is
+    # done with its request (even before the gateway read it, on a loaded machine): its row comes when the gateway
+    # gets to it, so the wait is bounded by the gateway's own time, not the wall clock (a fixed 5 s failed at load
+    # 11, and 24 hung-up requests took 9.5 s to be logged in a gateway's first seconds at load ~20: tests/cpu_wait.py)
     n = len(requests)
 
     def markers() -> list[str]:
@@ -143,9 +138,18 @@ def _check(gw: GatewayServer, fakes, requests, outcomes) -> None:
             conn.close()
 
     with contextlib.suppress(TimeoutError):
-        gw.wait_for(lambda: len(markers()) >= n, timeout=5)
+        settle(lambda: len(markers()) >= n)
     got = markers()
     assert sorted(got) == sorted(f"mix-{i}" for i in range(n)), "every request logged exactly once"
+    # slots and upstream calls are released once every client is gone (each row is written after its request let go
+    # of its slot and closed its upstream call: from here on only the fakes may still be seeing the close)
+    settle(lambda: all(gw.router.pool.local(m).slots.in_flight == 0 and gw.router.pool.local(m).slots.waiting == 0
+                       for m in gw.router.pool))
+    for server in fakes:
+        settle(lambda s=server: s.in_flight == 0)
+    for name, server in zip(("fast", "backup", "cloud"), fakes, strict=True):
+        assert gw.router.pool.local(name).slots.peak <= LIMITS[name]
+        assert server.max_in_flight_by_model.get(UPSTREAM[name], 0) <= LIMITS[name], (name, server.max_in_flight)
     assert gw.runtime.log.written == n and gw.runtime.log.errors == 0
     conn = read_db(gw.runtime.log_path)
     try:

@@ -146,6 +146,11 @@ def logged(f: Fleet, marker: str) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def _met_outage(f: Fleet, marker: str) -> bool:
+    """Some gateway logged a request of ``marker`` that moved on because Redis was gone."""
+    return any(a["reason"] == "state_unreachable" for row in logged(f, marker).values() for a in row["attempts"])
+
+
 def wait_for_log(f: Fleet, marker: str, ids: set[str], timeout: float = 10) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -266,14 +271,22 @@ def test_redis_killed_and_restarted_mid_load(tmp_path: Path) -> None:
     with PrivateRedis(tmp_path) as server, fleet(tmp_path, server.url) as f:
         async def scenario() -> tuple[list[Result], dict[str, Any], dict[str, Any]]:
             task = asyncio.ensure_future(load(f, 360, 12, marker="restart", pace=0.01))
-            await asyncio.sleep(1.0)
+            t0 = time.monotonic()
+            while not f.holders():  # mid-load: a gateway holds a slot of the slow model (was a fixed 1 s)
+                assert time.monotonic() - t0 < 30 and not task.done(), "the load never took a slot"
+                await asyncio.sleep(0.01)
             server.kill()  # everything it held is gone
             t0 = time.monotonic()
             async with httpx.AsyncClient(timeout=5) as http:  # the outage as /healthz says it, once seen (idle: 0.1 s)
                 while (during := (await http.get(f.gateways[1].url + "/healthz")).json())["state"]["up"]:
                     assert time.monotonic() - t0 < 10, "the gateway did not notice Redis was gone"
                     await asyncio.sleep(0.05)
-            await asyncio.sleep(0.6)  # requests meet the outage (each gateway saw it: its next call failed)
+            # requests meet the outage (each gateway saw it: its next call failed) for 0.6 s at least, and until one
+            # is logged as having met it (a fixed 0.6 s assumed that a loaded machine sends one meanwhile)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.6 or not _met_outage(f, "restart"):
+                assert time.monotonic() - t0 < 30 and not task.done(), "no request met the outage"
+                await asyncio.sleep(0.05)
             server.start()  # same port, empty
             t0 = time.monotonic()
             async with httpx.AsyncClient(timeout=5) as http:
