@@ -53,6 +53,12 @@ SHUTDOWN_EVENT = error_event(SHUTTING_DOWN + " — the partial answer above is i
                               "shutting_down")
 
 
+def interrupted_event(exc: Exception) -> bytes:
+    """How an OpenAI stream (chat or text completions) ends when its model broke off after the answer began: the
+    200 is already sent, so the error is the stream's last event."""
+    return error_event(f"{exc} — the partial answer above is incomplete", "server_error", "stream_interrupted")
+
+
 async def chat_completions(request: Request) -> Response:
     return await answer_chat(request)
 
@@ -155,8 +161,7 @@ async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer
                 chunk = await anext(stream, None)
         except StreamInterrupted as exc:
             await committed(gw)
-            yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
-                              "stream_interrupted")
+            yield interrupted_event(exc)
             return
         response = stream.response
         if first is None and response.thinking:  # the answer had no visible part: send what it had

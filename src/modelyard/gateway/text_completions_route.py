@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import Response
 
-from modelyard.gateway.completions import SHUTDOWN_EVENT
+from modelyard.gateway.completions import SHUTDOWN_EVENT, interrupted_event
 from modelyard.gateway.intake import committed, complete, first_chunk, intake, start_stream
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
@@ -127,8 +127,7 @@ async def _events(gw: Gateway, agent: str, stream: RoutedStream, first: Chunk | 
                     chunk = await anext(stream, None)
             except StreamInterrupted as exc:
                 await committed(gw)
-                yield error_event(f"{exc} — the partial answer above is incomplete", "server_error",
-                                  "stream_interrupted")
+                yield interrupted_event(exc)
                 return
             if held := stops.flush():
                 yield writer.text(held)
