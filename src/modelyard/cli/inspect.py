@@ -30,7 +30,7 @@ from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import presence, queries
-from modelyard.ledger.cost import billed_at_zero, log_costs, spend_cell
+from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.probes import backend_of
 from modelyard.ledger.store import LogConnection, LogStore
@@ -351,8 +351,7 @@ def log(
         return
     midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     today = all(r["ts"] >= midnight for r in rows)
-    unpriced = queries.unpriced_requests(conn, [r["id"] for r in rows], billed_at_zero,
-                                         {n for n, m in cfg.models.items() if m.billed})
+    unpriced = queries.unpriced_requests(conn, [r["id"] for r in rows], billed_at_zero, Billing.of(cfg).billed)
     width = console.width
     cells: list[dict[str, str]] = []
     styles: list[str | None] = []
@@ -397,7 +396,9 @@ def stats(
     groups = {by: queries.stats(conn, since, by=by, attempts=True) for by in ("agent", "model")}
     # who had attempts on a billed model without a price: their cost is 'price unknown', as `report` says it
     costs = log_costs(conn, cfg, since or 0.0, math.inf, 0.0)
-    unpriced = {"agent": costs.unpriced_agents, "model": set(costs.unpriced)}
+    # per model, per server: the cloud's "price unknown" is not the local relay's of the same name
+    unpriced = {"agent": lambda g: g.key in costs.unpriced_agents,
+                "model": lambda g: costs.unpriced_on(g.key, g.server)}
     if as_json:  # the same names as `report --json`'s agents and models
         out = {f"{by}s": [g.summary() for g in found] for by, found in groups.items()}
         console.out(json.dumps(out, indent=2), highlight=False)
@@ -417,7 +418,7 @@ def stats(
                   "local share": share(g.local, g.served),
                   "tok/s": f"{g.tokens_per_s:.1f}" if g.tokens_per_s else "–",
                   "tokens in/out": f"{g.tokens_in}/{g.tokens_out}",
-                  "cost": spend_cell(g.spend, g.key in unpriced[by]),
+                  "cost": spend_cell(g.spend, unpriced[by](g)),
                   "acceptable": f"{g.acceptable}/{g.rated}" if g.rated else "–"} for g in found]
         table = fit_table(columns, cells, console.width)
         split = " @ server: the name was on several servers" if any(g.server for g in found) else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +25,7 @@ _GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local
 
 
 def _group_table(title: str, groups: list[Group], fallback_column: str, *, failures: bool,
-                 unpriced: set[str] | frozenset[str] = frozenset(), by_model: bool = False) -> None:
+                 unpriced: Callable[[Group], bool] = lambda _: False, by_model: bool = False) -> None:
     """Whole columns that fit the terminal (as `log` and `stats`): squeezed, 3717ms read '37…'. ``failures``:
     a period with requests no model answered shows how many per row (else 4 failed requests read '0%' fallbacks
     and a p50 of '–', as if nothing had gone wrong). ``by_model``: the failed column counts each model's failed
@@ -46,7 +47,7 @@ def _group_table(title: str, groups: list[Group], fallback_column: str, *, failu
             "tok/s": f"{s['tokens_per_s']:.1f}" if s["tokens_per_s"] else "–",
             "acceptable": (f"{g.acceptable}/{g.rated}" + (f" ({g.acceptable_rate:.0%})" if g.rated >= FEW else ""))
             if g.rated else "–",
-            "spend": spend_cell(g.spend, g.key in unpriced)})
+            "spend": spend_cell(g.spend, unpriced(g))})
     table = fit_table(columns, cells, console.width)
     console.print(title, style="bold", highlight=False)
     console.print(table)
@@ -72,12 +73,13 @@ def print_report(report: Report, config: Config) -> None:
         console.print(f"no requests in {report.period.label} ({LogStore.of(config).where}): try another --month, "
                       "or `modelyard ask \"hello\"` to make one", highlight=False, markup=False)
         return
-    _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0, unpriced=report.unpriced_agents)
+    _group_table("by agent", report.agents, "fallbacks", failures=t.failed > 0,
+                 unpriced=lambda g: g.key in report.unpriced_agents)
     # a failed request has no answering model: per model, its failed attempts (one that only failed is not quiet)
     split = "; @ server: the name was on several" if any(g.server for g in report.models) else ""
     _group_table(f"by model (requests it answered, its failed attempts; waits: all its attempts{split})", report.models,
                  "answered as fallback", failures=any(g.failed_attempts for g in report.models),
-                 unpriced=set(report.unpriced), by_model=True)
+                 unpriced=lambda g: report.costs.unpriced_on(g.key, g.server), by_model=True)
     groups = report.agents + report.models
     # a group with no sample at all shows '–' for want of one, not of enough (a model that only failed has no latency)
     if any(0 < len(g.latencies) < FEW or 0 < len(g.waits) < FEW for g in groups) or t.requests < FEW:

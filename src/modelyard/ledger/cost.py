@@ -7,6 +7,10 @@ without a price as free. The rules, fixed here:
 - *spend*: the sum of ``cost_usd`` over **attempts** (a failed attempt that consumed tokens was billed too).
 - *unpriced*: attempts on a billed (hosted) backend that logged tokens at a cost of 0 — the model had no
   ``price`` in the config. Spend is then a lower bound (``$0.00+?``), said as "price unknown", never as free.
+  Billed is a property of the **server** an attempt went to (``attempts.backend``), not of the model's name: one name
+  on a cloud API and on a local relay (two configs sharing a log, an endpoint moved) had the local relay's free
+  attempts called "price unknown" under the cloud config, and the cloud's unpriced ones called free under the other
+  (:class:`Billing`).
 - *local cost*: config ``report.electricity_usd_per_month + hardware_usd_per_month`` times the months the period
   covers. When local models answered and both are 0, the local cost is *not set*, not $0.00.
 - *all-cloud (counterfactual)*: each **answered** request asked once of each ``report.counterfactual`` model, at
@@ -22,8 +26,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from modelyard import registry
+from modelyard.config.billed import billed_endpoint
 from modelyard.config.schema import Config
-from modelyard.ledger.aggregate import FAILED
+from modelyard.ledger.aggregate import FAILED, UNKNOWN_SERVER, server_label
+from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import LogConnection
 from modelyard.router.records import RequestRecord
 
@@ -48,6 +54,32 @@ def billed_at_zero(provider: str | None, cost_usd: float | None, tokens_in: int 
     """An attempt a billed backend answered with tokens, logged at $0: the model has no ``price`` in the config, so
     what it cost is unknown — not free. ``billed``: the model is billed whatever its provider (config/billed.py)."""
     return not cost_usd and bool(tokens_in or tokens_out) and (billed or _hosted(provider or ""))
+
+
+@dataclass(frozen=True)
+class Billing:
+    """Which logged attempts went to a billed server: a hosted provider, an endpoint of a paid API
+    (:func:`~modelyard.config.billed.billed_endpoint`, read from the attempt's ``backend``), or this config's billed
+    model on its own server. An attempt logged before servers were kept (no ``backend``) goes by the name, as before."""
+
+    #: this config's billed models → the server each is on here (:func:`~modelyard.ledger.probes.backend_of`)
+    here: dict[str, str]
+
+    @classmethod
+    def of(cls, config: Config) -> Billing:
+        billed = {name for name, m in config.models.items() if m.billed}
+        if not billed:
+            return cls({})
+        backends = backends_of(config)
+        return cls({name: backends[name] for name in billed})
+
+    def billed(self, model: str | None, provider: str | None, backend: str | None) -> bool:
+        if _hosted(provider or ""):
+            return True
+        if not backend:
+            return model in self.here
+        endpoint = backend.split(" ")[1] if backend.count(" ") >= 2 else ""
+        return billed_endpoint(endpoint) or self.here.get(model or "") == backend
 
 
 #: what a billed model's cost is when it has no ``price``: said so, never as $0 (every figure below words it so)
@@ -89,6 +121,18 @@ class Costs:
     #: agents with such attempts: their spend is a lower bound
     unpriced_agents: set[str]
     counterfactuals: list[Counterfactual]
+    #: model → the servers (``attempts.backend``; None: not logged) of its unpriced attempts
+    unpriced_servers: dict[str, set[str | None]] = field(default_factory=dict)
+
+    def unpriced_on(self, model: str, server: str | None) -> bool:
+        """Whether the row of ``model`` on ``server`` (a label of :class:`~modelyard.ledger.aggregate.Servers`; None:
+        the name had one server) has unpriced attempts: the cloud's "price unknown" is not the local relay's."""
+        if model not in self.unpriced:
+            return False
+        if server is None:
+            return True
+        return any(server in ((UNKNOWN_SERVER,) if b is None else (server_label(b), b))
+                   for b in self.unpriced_servers.get(model, {None}))
 
     @property
     def total_usd(self) -> float:
@@ -152,15 +196,18 @@ class CostTally:
     spend_usd: float = 0.0
     unpriced: dict[str, list[int]] = field(default_factory=dict)
     unpriced_agents: set[str] = field(default_factory=set)
+    unpriced_servers: dict[str, set[str | None]] = field(default_factory=dict)
     answered: int = 0
     answered_local: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
 
-    def _unpriced(self, model: str, agent: str, attempts: int, tin: int, tout: int) -> None:
+    def _unpriced(self, model: str, agent: str, attempts: int, tin: int, tout: int,
+                  backend: str | None = None) -> None:
         u = self.unpriced.setdefault(model, [0, 0, 0])
         u[0], u[1], u[2] = u[0] + attempts, u[1] + tin, u[2] + tout
         self.unpriced_agents.add(agent)
+        self.unpriced_servers.setdefault(model, set()).add(backend or None)
 
     def record(self, r: RequestRecord, *, answered: bool, local: bool) -> None:
         """Count one finished request with its attempts: its last attempt is the one that answered it."""
@@ -187,7 +234,8 @@ class CostTally:
                                                   saved / cf * 100 if cf else None, self.answered,
                                                   self.tokens_in, self.tokens_out))
         return Costs(self.spend_usd, local_cost, bool(fixed) or not self.answered_local, dict(self.unpriced),
-                     set(self.unpriced_agents), counterfactuals)
+                     set(self.unpriced_agents), counterfactuals,
+                     {m: set(b) for m, b in self.unpriced_servers.items()})
 
 
 #: the requests whose attempts :func:`log_costs` reads: several attempts (the answering one is not the request), or
@@ -202,11 +250,11 @@ def log_costs(conn: LogConnection, config: Config, start: float, end: float, mon
     the month so far every few seconds). A request's answering attempt is its last, ``seq = n_attempts - 1`` (the
     writer numbers them so); a request logged without attempt rows, as an old log may hold, counts its own row."""
     tally = CostTally()
-    # provider: openai pointed at a paid API (OpenRouter, Groq…) is billed too: the config says (config/billed.py)
-    billed = {name for name, m in config.models.items() if m.billed}
+    # provider: openai pointed at a paid API (OpenRouter, Groq…) is billed too — on that server, not by its name
+    billing = Billing.of(config)
     failed = ", ".join("?" * len(FAILED))
     for g in conn.execute(
-            "SELECT a.model AS model, a.agent AS agent, a.provider AS provider,"
+            "SELECT a.model AS model, a.agent AS agent, a.provider AS provider, a.backend AS backend,"
             " CASE WHEN (a.seq IS NULL OR a.seq = r.n_attempts - 1) AND r.model IS NOT NULL"
             f" AND r.outcome NOT IN ({failed}) THEN 1 ELSE 0 END AS answering,"
             " CASE WHEN r.is_local = 1 THEN 1 ELSE 0 END AS on_local,"
@@ -215,7 +263,7 @@ def log_costs(conn: LogConnection, config: Config, start: float, end: float, mon
             " COALESCE(SUM(COALESCE(a.tokens_in, r.tokens_in)), 0) AS tin,"
             " COALESCE(SUM(COALESCE(a.tokens_out, r.tokens_out)), 0) AS tout"
             f" FROM requests r LEFT JOIN attempts a ON a.request_id = r.id AND ({_ATTEMPTS_NEEDED})"
-            " WHERE r.ts >= ? AND r.ts < ? GROUP BY 1, 2, 3, 4, 5, 6", (*FAILED, start, end)):
+            " WHERE r.ts >= ? AND r.ts < ? GROUP BY 1, 2, 3, 4, 5, 6, 7", (*FAILED, start, end)):
         n, tin, tout = int(g["n"]), int(g["tin"]), int(g["tout"])
         tally.spend_usd += float(g["cost"])
         if g["answering"]:
@@ -223,6 +271,6 @@ def log_costs(conn: LogConnection, config: Config, start: float, end: float, mon
             tally.answered_local += n if g["on_local"] else 0
             tally.tokens_in += tin
             tally.tokens_out += tout
-        if g["at_zero"] and (_hosted(g["provider"] or "") or g["model"] in billed):
-            tally._unpriced(g["model"], g["agent"], n, tin, tout)
+        if g["at_zero"] and billing.billed(g["model"], g["provider"], g["backend"]):
+            tally._unpriced(g["model"], g["agent"], n, tin, tout, g["backend"])
     return tally.costs(config, months)

@@ -7,7 +7,7 @@ speaks the SQL both share: ``?`` placeholders, no SQLite-only functions, times p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from modelyard.ledger.aggregate import FAILED_ATTEMPTS, Group, Servers, percentile  # noqa: F401 - percentile re-exported
@@ -52,16 +52,17 @@ def spend_since(conn: LogConnection, starts: Mapping[str, float]) -> dict[str, f
 
 def unpriced_requests(conn: LogConnection, ids: list[str],
                       unpriced: Callable[[str | None, float | None, int | None, int | None, bool], bool],
-                      billed: Collection[str] = ()) -> set[str]:
+                      billed: Callable[[str | None, str | None, str | None], bool] = lambda *_: False) -> set[str]:
     """Which of the requests ``ids`` had an attempt ``unpriced(provider, cost, tokens in, tokens out, billed)`` says
-    is (ledger/cost.py's ``billed_at_zero``: a billed model without a price); ``billed``: the models the config says
-    are billed whatever their provider. One query for the lot."""
+    is (ledger/cost.py's ``billed_at_zero``: a billed model without a price); ``billed(model, provider, backend)``:
+    whether the server the attempt went to bills (``cost.Billing.billed``). One query for the lot."""
     if not ids:
         return set()
-    rows = conn.execute("SELECT request_id, model, provider, cost_usd, tokens_in, tokens_out FROM attempts WHERE "
-                        f"request_id IN ({', '.join('?' * len(ids))})", ids).fetchall()
+    rows = conn.execute("SELECT request_id, model, provider, backend, cost_usd, tokens_in, tokens_out FROM attempts "
+                        f"WHERE request_id IN ({', '.join('?' * len(ids))})", ids).fetchall()
     return {r["request_id"] for r in rows
-            if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"], r["model"] in billed)}
+            if unpriced(r["provider"], r["cost_usd"], r["tokens_in"], r["tokens_out"],
+                        billed(r["model"], r["provider"], r["backend"]))}
 
 
 def tried(conn: LogConnection, model: str) -> tuple[int, int]:
