@@ -62,6 +62,9 @@ if not TYPE_CHECKING:
 #: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
 #: (:attr:`HttpClient.no_end_marker`): the usage chunk or ``[DONE]`` follows the finish reason within milliseconds
 END_GRACE = 0.5
+#: the share of the idle bound an answer that may be whole (:attr:`StreamResponse.may_be_whole`) waits for more before
+#: it ends: the rest is room for the router's own idle timer, started a moment before this one
+MAY_BE_WHOLE_SHARE = 0.8
 
 
 class StreamResponse:
@@ -73,11 +76,18 @@ class StreamResponse:
     generator left to the garbage collector costs the event loop a thread-safe wake-up and a
     task each (two per request, measured, on the gateway's hot path)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, limit: int, grace: float = END_GRACE):
+    def __init__(self, response: aiohttp.ClientResponse, limit: int, grace: float = END_GRACE,
+                 patience: float = END_GRACE):
         self._response = response
         self.limit = limit
         #: seconds the rest of the body is waited for once the answer is whole (:meth:`_after_answer`)
         self.grace = grace
+        #: seconds the rest is waited for once the answer may be whole (:attr:`may_be_whole`): just under the idle
+        #: bound, so a server that goes on after a pause is read on, and one that has ended is not lost to that bound
+        self.patience = patience
+        #: set by the provider when a finish reason came on a chunk that carried the answer too: its end, unless more
+        #: comes (servers that put one on every chunk). Silence for :attr:`patience` ends the body, nothing learned
+        self.may_be_whole = False
         #: the grace ran out: the server left its end marker out and kept the connection open
         self.lingered = False
         self._deadline = 0.0
@@ -203,7 +213,8 @@ class StreamResponse:
         try:
             while True:
                 # readany, not iter_any: the same reads without a wrapper's coroutine each (issue #15)
-                piece = await (self._after_answer(content) if self.answered else content.readany())
+                piece = await (self._after_answer(content) if self.answered or self.may_be_whole
+                               else content.readany())
                 if not piece:
                     break
                 empty = False
@@ -249,12 +260,14 @@ class StreamResponse:
         finish reason on every chunk: litellm#2195, open-webui#16377, go on being read)."""
         loop = asyncio.get_running_loop()
         if not self._deadline:
-            self._deadline = loop.time() + self.grace
+            self._deadline = loop.time() + (self.grace if self.answered else self.patience)
         try:
             async with asyncio.timeout_at(self._deadline):
                 piece = await content.readany()
         except TimeoutError:
-            self.lingered = True
+            # only a whole answer's lost end marker is learned: a pause after a finish reason that came with text
+            # teaches nothing (a server that puts one on every chunk would have its later answers cut short)
+            self.lingered = self.answered
             return b""
         if any(line.strip() and line.lstrip()[:1] != b":" for line in piece.splitlines()):
             self._deadline = 0.0  # an event, not a keep-alive: the answer goes on
@@ -377,6 +390,9 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         else:  # OpenAI's and Azure's word is in the code: {"type": "requests", "code": "rate_limit_exceeded"}
             named = f"{kind} {code}"
     status = code if isinstance(code, int) and not isinstance(code, bool) else None
+    if status is None or not 400 <= status < 600:
+        relayed = _RELAYED_STATUS.search(message)  # a relay's own code (Second-Me's 1), the upstream's in its words
+        status = int(relayed.group(1)) if relayed else status
     if kind == NO_MEMORY:
         return no_memory(f"error mid-stream: {said(message)}", status)
     if kind and (decided := _TYPE_DECIDES.get(kind)) is not None:  # the provider read the words (see above)
@@ -392,7 +408,19 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         reason = Reason.RATE_LIMITED
     else:
         reason = Reason.STREAM_ERROR
-    return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}")
+    wait = LOADING_WAIT if reason is Reason.OVERLOADED and LOADING_SAID in message else None
+    return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}", retry_after=wait)
+
+
+#: an upstream's status as a relay words it inside its own error: openai-python's APIStatusError text, "Error code:
+#: 503 - {…}" (``_make_status_error_from_response``), which Python relays built on it pass on whole — Second-Me's
+#: ``{"error": {"code": 1, "message": "Request processing failed: Error code: 503 - {'error': {'code': 503, 'message':
+#: 'Loading model', 'type': 'unavailable_error'}}"}}`` inside its 200 stream (mindverse/Second-Me#20), as LiteLLM's
+#: "OpenAIException - Error code: 503 - …". Read by the relay's own code, it was a stream_error: asked again at once
+#: of a model still loading, refused again, counted against it
+_RELAYED_STATUS = re.compile(r"\bError code: ([45]\d\d)\b")
+#: llama-server's words while its weights load (its 503 ``unavailable_error``): see :data:`LOADING_WAIT`
+LOADING_SAID = "Loading model"
 
 
 #: how servers say a prompt does not fit the model's context inside a 200 (after the headers, as an SSE error event or
@@ -736,7 +764,8 @@ class HttpClient:
             # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
             # from a server that was found to leave its end marker out
             reading = StreamResponse(response, limit,
-                                     min(END_GRACE, idle / 2) if self.no_end_marker else idle / 2)
+                                     min(END_GRACE, idle / 2) if self.no_end_marker else idle / 2,
+                                     idle * MAY_BE_WHOLE_SHARE)
             yield reading
             complete = response.content.at_eof()
             if reading.lingered and not self.no_end_marker:
@@ -1204,7 +1233,7 @@ def _estimated_time(data: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
         return float(value)
     err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict) and err.get("message") == "Loading model":
+    if isinstance(err, dict) and err.get("message") == LOADING_SAID:
         return LOADING_WAIT
     return None
 

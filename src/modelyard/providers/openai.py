@@ -552,6 +552,24 @@ def _resent(pieces: list[str]) -> dict[str, Any] | None:
     return last
 
 
+def _glued(payload: str) -> Any:
+    """The whole event after a cut-off one on the same line, or None: Z.ai's GLM streams now and then flush a stale,
+    cut-off event glued to the next, ``data: {…"object":"chat.cdata: {…}`` (zai-org/GLM-5#66, opencode#7692, #23442,
+    kilocode#9432; the fragment is another answer's, cut before any content). The text after the last ``data:`` is
+    the event when it is a JSON object (or ``[DONE]``); the fragment is dropped. Else None: the data is malformed."""
+    at = payload.rfind("data:")
+    if at <= 0:
+        return None
+    tail = payload[at + 5:].strip()
+    if tail == "[DONE]":
+        return tail
+    data = try_loads(tail)
+    if type(data) is not dict:
+        return None
+    log.debug("a cut-off event glued to the next on one line: its %d characters dropped", at)
+    return data
+
+
 def _joined(texts: list[str]) -> Chunk:
     """The text deltas of one read as one chunk that counts them all.
 
@@ -877,6 +895,11 @@ class OpenAIProvider(HttpProvider):
                                     finished = True
                                     break
                                 data = try_loads(payload)
+                            if data is NOT_JSON and not held and (glued := _glued(payload)) is not None:
+                                if glued == "[DONE]":
+                                    finished = True
+                                    break
+                                data = glued
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                     loads(held, "SSE data")  # no: the held line is broken on its own (raises)
@@ -955,7 +978,8 @@ class OpenAIProvider(HttpProvider):
                             if frags := delta.get("tool_calls"):
                                 calls.listed(frags if isinstance(frags, list) else [frags])
                             if finish and (text or reasoning or thought or frags):
-                                resp.answered = False  # a finish reason the answer went on after: not its end
+                                # a finish reason the answer went on after: not its end
+                                resp.answered = resp.may_be_whole = False
                             if stop := choice.get("finish_reason"):
                                 finish = str(stop)
                                 if finish in _FAILED:
@@ -977,6 +1001,11 @@ class OpenAIProvider(HttpProvider):
                                 # usage chunk or [DONE] after it, on a connection held open (bifrost#6784), it was
                                 # lost to the idle bound and asked of the next model
                                 resp.answered = not (reasoning or thought or frags) and (not text or plain)
+                                # a whole answer in one chunk, its finish reason on it, then neither usage nor
+                                # [DONE] on a connection held open (bifrost#6784) was lost to the idle bound: it may
+                                # be whole, and ends when nothing more comes just short of that bound — as Bifrost
+                                # ends a stream gone silent after a finish reason (bifrost#7115)
+                                resp.may_be_whole = not (reasoning or thought or frags)
                             elif text:
                                 plain = True
                 except Exception:

@@ -1,0 +1,73 @@
+"""Bytes that relays and hosted OpenAI-compatible APIs put on the wire, as their users quoted them (round 13).
+
+Each builder returns a :class:`Fault` for :class:`OpenAIServer` (``push``), the shape rebuilt from the report it
+cites; the fake server renders nothing of its own for them.
+
+- :func:`relayed_loading`: a relay (Second-Me's local_llm_service) that caught llama-server's 503 through the
+  ``openai`` client and passed it on as an error chunk inside its own 200 stream, the upstream's status only in the
+  words (``Error code: 503 - {…}``, openai-python's APIStatusError text), ``code: 1``;
+- :func:`spliced_event`: Z.ai's GLM stream whose write buffer held a cut-off event and flushed it glued to the next
+  one, on one line: ``data: {…"object":"chat.cdata: {…whole event…}`` (zai-org/GLM-5#66);
+- :func:`one_chunk_no_end`: a whole answer in one chunk that carries its text and ``finish_reason``, then neither a
+  usage chunk nor ``[DONE]``, the connection held open (bifrost#6784, #7115).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes.faults import Fault
+
+SSE = {"content-type": "text/event-stream"}
+DONE = "data: [DONE]\n\n"
+
+
+def data(obj: Any) -> str:
+    return "data: " + json.dumps(obj) + "\n\n"
+
+
+def glm_chunk(delta: dict[str, Any], finish: str | None = None, *, chunk_id: str = "2026043020420635c6abc56a2741ac",
+              created: int = 1777552926) -> dict[str, Any]:
+    """One event of Z.ai's GLM stream, as its users quote them (ids of 30 hex-ish characters, no ``index`` dropped)."""
+    choice: dict[str, Any] = {"index": 0, "delta": delta}
+    if finish is not None:
+        choice["finish_reason"] = finish
+    return {"id": chunk_id, "created": created, "object": "chat.completion.chunk", "model": "glm-5.1",
+            "choices": [choice]}
+
+
+#: openai-python's text for a status error (``APIStatusError``: f"Error code: {status} - {body}") of llama-server's
+#: 503 while its weights load, as Second-Me's relay logged it (mindverse/Second-Me#20)
+LOADING_RELAYED = ("Request processing failed: Error code: 503 - {'error': {'code': 503, 'message': 'Loading model', "
+                   "'type': 'unavailable_error'}}")
+
+
+def relayed_loading(message: str = LOADING_RELAYED) -> Fault:
+    """Second-Me's relay: HTTP 200, then its own error chunk — ``code: 1``, the upstream's refusal in its words —
+    then its ``[DONE]`` ("Sending final [DONE] marker", the same log)."""
+    return Fault.raw(200, data({"error": {"code": 1, "message": message, "data": None}}), DONE, headers=SSE)
+
+
+def spliced_event(text: str) -> Fault:
+    """GLM's stream with a stale, cut-off event glued to a whole one on one line (zai-org/GLM-5#66: the first object
+    ends at ``"object":"chat.c``, the next ``data:`` follows at once, no blank line; its id and ``created`` are
+    another answer's, 71 s older), then the answer's finish and ``[DONE]``."""
+    stale = _compact(glm_chunk({"role": "assistant"}, chunk_id="20260430204055297b97348c8e426c", created=1777552855))
+    cut = stale[:stale.index('"object":"chat.') + len('"object":"chat.c')]
+    spliced = "data: " + cut + "data: " + _compact(glm_chunk({"role": "assistant", "content": text})) + "\n\n"
+    return Fault.raw(200, spliced, "data: " + _compact(glm_chunk({}, "stop")) + "\n\n", DONE, headers=SSE)
+
+
+def _compact(obj: Any) -> str:
+    """JSON as Z.ai writes it: no spaces."""
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def one_chunk_no_end(text: str, keepalive: int = 0, interval: float = 0.1) -> Fault:
+    """The whole answer in one chunk with its finish reason, then nothing but ``keepalive`` comments, the connection
+    held open: "providers emit a valid finish_reason chunk but do not close the underlying SSE connection"
+    (bifrost#6784; its fix, bifrost#7115, ends such a stream with the finish reason it holds)."""
+    first = data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "local",
+                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+    return Fault.raw(200, first, *[": keep-alive\n\n"] * keepalive, headers=SSE, end="hang", interval=interval)

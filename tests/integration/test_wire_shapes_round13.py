@@ -1,0 +1,84 @@
+"""A thirteenth outside-in pass (prov13): what the twelfth left open, then shapes relays and hosted APIs send that the
+fakes never did. Each is the server's own, rebuilt from the report where its users met it (cited per test and in
+``tests/fakes/relays.py``), replayed through the router.
+
+- a relay's error chunk that carries llama-server's 503 "Loading model" in its words: the model rests, the chain
+  moves on, as for the 503 itself;
+- GLM's stale, cut-off event glued to the next on one line: the whole event read, the fragment dropped;
+- a whole answer in one chunk, its finish reason on it, then nothing on a connection held open: kept, not lost to
+  the idle bound.
+
+Each failed on the code before this pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes.relays import one_chunk_no_end, relayed_loading, spliced_event
+from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
+from tests.integration.test_wire_shapes_round9 import _routed, _rows
+
+from modelyard.types import ChatRequest, Message
+
+PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
+
+
+def _posts(server: Any) -> int:
+    return len([r for r in server.requests if r.method == "POST"])
+
+
+# -- a relay passing on llama-server's "Loading model" inside its own stream ------------------------------------------
+
+async def test_a_relayed_loading_model_in_a_stream_rests_the_model_and_moves_on(servers: dict[str, Any],  # noqa: F811
+                                                                               tmp_path: Path) -> None:
+    """Second-Me's relay (mindverse/Second-Me#20) caught llama-server's 503 ``{"error": {"code": 503, "message":
+    "Loading model", "type": "unavailable_error"}}`` through the openai client and sent it on inside its own 200
+    stream: ``{"error": {"code": 1, "message": "Request processing failed: Error code: 503 - {…'Loading model'…}"}}``
+    then ``[DONE]``. It was a stream_error — asked again at once of a model still loading, refused again, counted
+    against it. The status in its words (openai-python's "Error code: 503") is read as the 503 would be: overloaded,
+    rested as a loading llama-server is (LOADING_WAIT, 5 s), the next model asked at once."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, relayed_loading(), relayed_loading())
+    assert outcomes(routed) == [("primary", "fallback", "overloaded"), ("backup", "ok", None)]
+    assert "Loading model" in (routed.record.attempts[0].detail or "")
+    assert 4 < cooling <= 5
+    assert _posts(servers["openai"]) == 1
+
+
+# -- GLM: a stale, cut-off event glued to the next --------------------------------------------------------------------
+
+async def test_a_cut_off_event_glued_to_the_next_on_one_line_loses_only_the_fragment(servers: dict[str, Any],  # noqa
+                                                                                    tmp_path: Path) -> None:
+    """Z.ai's GLM-4.7/5.1 streams (zai-org/GLM-5#66; opencode#7692, #8282, #23442; kilocode#9432) now and then send a
+    cut-off event — another answer's, its ``created`` 71 s older — and the next event on the same line: ``data:
+    {…"object":"chat.cdata: {…}``, no blank line between. SSE reads that as one event whose data is not JSON: the
+    whole answer was malformed_response, asked again (kilocode's users saw the retry loop). The fragment never was
+    this answer's (its own id, a past time, cut before any content): what follows its last ``data:`` is read, the
+    fragment dropped."""
+    servers["openai"].push(spliced_event("Sunny."))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+    assert _posts(servers["openai"]) == 1 and _rows(tmp_path) == 1
+
+
+# -- a whole answer in one chunk, then nothing on an open connection --------------------------------------------------
+
+@pytest.mark.parametrize("keepalive", [0, 40], ids=["silent", "keepalive_comments"])
+async def test_a_one_chunk_answer_whose_end_never_comes_is_kept(keepalive: int, servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """The answer's one chunk carries its text and ``finish_reason: "stop"``; no usage chunk, no ``[DONE]``, the
+    connection held open, silent or with keep-alive comments (bifrost#6784). A finish reason on a chunk with text is
+    not taken for the end by itself (LiteLLM relaying Gemini puts one on every chunk, litellm#2195, #4339), so the
+    answer was lost to the idle bound: idle_timeout, the next model asked. openai-python and LiteLLM read on to
+    ``[DONE]`` or the close (they hang to their read timeout); Bifrost ends such a stream with the finish reason it
+    holds when the upstream goes silent (bifrost#7115). So here: the end is waited for just under the idle bound
+    (data moves it on, comments do not), then the answer is whole."""
+    servers["openai"].push(one_chunk_no_end("Sunny.", keepalive))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)  # idle bound 2 s
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."
+    assert 1.0 < routed.record.total_ms / 1000 < 2.0  # waited, within the idle bound
