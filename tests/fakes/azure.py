@@ -31,19 +31,46 @@ AZURE_DENIED = {"error": {"code": "401", "message": "Access denied due to invali
 AZURE_NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
 
 
-class AzureOpenAIServer(OpenAIServer):
-    """Azure OpenAI: deployments (``deployments`` names them) and the v1 API, ``api-key`` checked when set."""
+#: the api-version that still serves the data-plane deployment listing (langflow#14509, model-hotel#506)
+DEPLOYMENTS_VERSION = "2023-03-15-preview"
 
-    def __init__(self, deployments: list[str], *, api_key: str | None = None, **kwargs: Any) -> None:
+
+class AzureOpenAIServer(OpenAIServer):
+    """Azure OpenAI: deployments (``deployments`` names them) and the v1 API, ``api-key`` checked when set.
+    ``models`` says which model each deployment serves (by default one of its own name), for the deployment listing;
+    ``pending`` names deployments still being created (``status: "creating"``)."""
+
+    def __init__(self, deployments: list[str], *, api_key: str | None = None, models: dict[str, str] | None = None,
+                 pending: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(models=deployments, **kwargs)
         self.azure_key = api_key
+        self.served = {d: (models or {}).get(d, d) for d in deployments}
+        self.pending = pending
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/openai/deployments/{deployment}/chat/completions", self._deployment, methods=["POST"]),
             Route("/openai/v1/chat/completions", self._v1, methods=["POST"]),
             Route("/openai/v1/models", self._models, methods=["GET"]),
+            Route("/openai/deployments", self._deployments_list, methods=["GET"]),
         ]
+
+    async def _deployments_list(self, request: Request) -> JSONResponse:
+        """``GET /openai/deployments?api-version=2023-03-15-preview``: the resource's deployments, each its name
+        (``id``, what a chat names as its model) and the model it serves — openai-python#447 quotes the shape
+        (``{"data": [{"created_at": …, "id": "text-embedding-ada-002-2", "model": "text-embedding-ada-002",
+        "object": "deployment", "owner": "organization-owner"}], "object": "list"}``), with the ``status`` and
+        ``scale_settings`` later versions add."""
+        await self.record(request)
+        if (denied := self._auth_error(request)) is not None:
+            return denied
+        if request.query_params.get("api-version") != DEPLOYMENTS_VERSION:
+            return JSONResponse(AZURE_NOT_FOUND, status_code=404)
+        data = [{"scale_settings": {"scale_type": "standard"}, "model": model, "owner": "organization-owner",
+                 "id": name, "status": "creating" if name in self.pending else "succeeded",
+                 "created_at": 1_700_000_000, "updated_at": 1_700_000_000, "object": "deployment"}
+                for name, model in self.served.items()]
+        return JSONResponse({"data": data, "object": "list"})
 
     def _auth_error(self, request: Request) -> JSONResponse | None:
         """The key as ``api-key``; on the v1 API also as a bearer token (the docs' own sample there is the plain

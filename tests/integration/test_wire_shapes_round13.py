@@ -6,22 +6,28 @@ fakes never did. Each is the server's own, rebuilt from the report where its use
   moves on, as for the 503 itself;
 - GLM's stale, cut-off event glued to the next on one line: the whole event read, the fragment dropped;
 - a whole answer in one chunk, its finish reason on it, then nothing on a connection held open: kept, not lost to
-  the idle bound.
+  the idle bound;
+- an Azure resource asked what it serves: its deployments, not Azure's catalog.
 
 Each failed on the code before this pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.fakes.azure import AzureOpenAIServer
 from tests.fakes.relays import one_chunk_no_end, relayed_loading, spliced_event
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
 
+from modelyard.errors import ProviderError
+from modelyard.ops.starter import discover, draft
+from modelyard.providers.openai import OpenAIProvider
 from modelyard.types import ChatRequest, Message
 
 PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
@@ -82,3 +88,54 @@ async def test_a_one_chunk_answer_whose_end_never_comes_is_kept(keepalive: int, 
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny."
     assert 1.0 < routed.record.total_ms / 1000 < 2.0  # waited, within the idle bound
+
+
+# -- Azure OpenAI / AI Foundry: what a resource serves ----------------------------------------------------------------
+
+AZURE_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+#: a resource's deployments, each named by its owner, and the model each serves
+DEPLOYED = {"gpt-4o-prod": "gpt-4o", "search-index": "text-embedding-3-large", "posters": "dall-e-3",
+            "gpt-5-next": "gpt-5"}
+
+
+@pytest.fixture
+def azure_resource(monkeypatch: pytest.MonkeyPatch) -> Iterator[AzureOpenAIServer]:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    server = AzureOpenAIServer(list(DEPLOYED), api_key=AZURE_KEY, models=DEPLOYED, pending=("gpt-5-next",)).start()
+    yield server
+    server.stop()
+
+
+async def test_discovery_on_an_azure_resource_lists_its_deployments(azure_resource: AzureOpenAIServer) -> None:
+    """``init --detect --endpoint`` given an Azure deployment's Target URI asked ``/openai/deployments/NAME/models``
+    without the key: a 404 (a 401 on the v1 API's ``/models``), "nothing found". And that ``/models`` is Azure's whole
+    catalog where it answers — 331 base models, none callable until deployed, the deployments' own names nowhere in it
+    (model-hotel#506; learn.microsoft.com rest/api/azureopenai/models/list). Peers list the deployments instead
+    (langflow#14509, model-hotel#506, genaiscript#1123): ``GET /openai/deployments?api-version=2023-03-15-preview``
+    with the key as ``api-key`` (openai-python#447 quotes its answer). Each deployment is found by its name at the
+    resource's v1 API, from the cloud; the embedding model's said to be one, the image model's and the one still
+    being created left out; the key sent only as ``api-key``."""
+    endpoint = f"{azure_resource.url}/openai/deployments/gpt-4o-prod?api-version=2024-10-21"
+    found = await discover([endpoint], budget=10)
+    azure = {f.model.model_id: f.model for f in found.found if f.backend == "openai"}
+    assert sorted(azure) == ["gpt-4o-prod", "search-index"]
+    chat, embedding = azure["gpt-4o-prod"], azure["search-index"]
+    assert chat.endpoint == f"{azure_resource.url}/openai/v1" and chat.server == "Azure OpenAI"
+    assert chat.remote and not chat.embedding_only and embedding.embedding_only
+    assert found.asked[endpoint] == "Azure OpenAI: 2 model(s)"
+    listing = [r for r in azure_resource.requests if r.path == "/openai/deployments"]
+    assert listing and all(r.headers.get("api-key") == AZURE_KEY and "authorization" not in r.headers
+                           for r in listing)
+    _, notes = draft(found.found, {"models": {}, "agents": {}})
+    assert any("left out gpt-4o-prod" in n and "from the cloud" in n for n in notes)
+
+
+async def test_discovery_without_the_azure_key_says_which_variable(azure_resource: AzureOpenAIServer,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the key, Azure's 401 was read as "is not a model list" (malformed_response): nothing said a key was
+    missing, nor where it is read from."""
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY")
+    endpoint = f"{azure_resource.url}/openai/deployments/gpt-4o-prod?api-version=2024-10-21"
+    with pytest.raises(ProviderError) as refused:
+        await OpenAIProvider.served_models(endpoint)
+    assert refused.value.reason == "auth_error" and "set AZURE_OPENAI_API_KEY" in refused.value.message

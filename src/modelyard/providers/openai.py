@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import string
 from collections import OrderedDict
@@ -23,9 +24,9 @@ from urllib.parse import urlsplit
 from orjson import loads as orjson_loads
 
 from modelyard.config.hints import AZURE_HOSTS
-from modelyard.config.schema import Timeouts
+from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.discovery import ServedModel
+from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
@@ -638,6 +639,52 @@ def azure(endpoint: str) -> bool:
     return (url.hostname or "").rstrip(".").lower().endswith(AZURE_HOSTS) or _azure_deployment(url.path.split("/"))
 
 
+#: the data-plane route listing an Azure resource's deployments, the names a chat takes as its model, each with the
+#: model it serves; the api-version that still serves it (langflow#14509; model-hotel#506, "as of 2026-07-18 the last
+#: api-version serving the listing")
+AZURE_DEPLOYMENTS = "/openai/deployments?api-version=2023-03-15-preview"
+#: where the key for listing them is read: openai-python's AzureOpenAI client reads this variable when given no key
+AZURE_KEY_ENV = "AZURE_OPENAI_API_KEY"
+#: deployments of models that cannot chat and are not embedding models either: images, speech, video
+_NOT_TEXT = re.compile(r"dall-e|gpt-image|whisper|tts|transcribe|realtime|sora", re.IGNORECASE)
+
+
+async def _azure_deployments(endpoint: str) -> list[ServedModel]:
+    """What an Azure OpenAI resource serves: its deployments (``init --detect --endpoint https://NAME.openai.azure.com
+    /openai/v1``). The v1 API's ``/models`` answers Azure's whole catalog — 331 base models, none callable until
+    deployed, and the deployments' own names nowhere in it (model-hotel#506; the REST reference's "Models - List":
+    "all models that are accessible by the Azure OpenAI resource") — and without the key it is a 401. Asked with the
+    key (:data:`AZURE_KEY_ENV`, as ``api-key``), the deployments come with the model each serves: one still being
+    created is left out, an embedding model's is marked so (it cannot chat), one of images or speech is left out. Each
+    is served from the cloud (``remote``), at the resource's v1 API, its deployment name the model."""
+    url = urlsplit(endpoint)
+    origin = f"{url.scheme}://{url.netloc.rpartition('@')[2]}"
+    key = clean_secret(os.environ.get(AZURE_KEY_ENV))
+    client = make_client(origin, {"api-key": key} if key else None)
+    try:
+        status, data = await client.request_json("GET", AZURE_DEPLOYMENTS, timeout=FACT_TIMEOUT)
+    finally:
+        await client.aclose()
+    if status in (401, 403):
+        raise ProviderError(Reason.AUTH_ERROR, f"{origin} refused to list its deployments (HTTP {status}): "
+                            + (f"is {AZURE_KEY_ENV} this resource's key?" if key else f"set {AZURE_KEY_ENV}"))
+    if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ProviderError(Reason.MALFORMED_RESPONSE, f"{origin}{AZURE_DEPLOYMENTS} is not a deployment list")
+    found = []
+    for entry in data["data"]:
+        name, model = (entry.get("id"), entry.get("model")) if isinstance(entry, dict) else (None, None)
+        if not isinstance(name, str) or not name or entry.get("status", "succeeded") != "succeeded":
+            continue
+        model = model if isinstance(model, str) else ""
+        if _NOT_TEXT.search(model):
+            continue
+        embedding = bool(re.search(r"embed", model, re.IGNORECASE))
+        found.append(ServedModel(model_id=name, endpoint=f"{origin}/openai/v1", server="Azure OpenAI",
+                                 family=model, remote=True, capabilities=frozenset(
+                                     {ServerCapability.EMBEDDING if embedding else ServerCapability.COMPLETION})))
+    return found
+
+
 class OpenAIProvider(HttpProvider):
     sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
@@ -649,7 +696,9 @@ class OpenAIProvider(HttpProvider):
     @classmethod
     async def served_models(cls, endpoint: str) -> list[ServedModel]:
         """``/v1/models`` (llama-server adds ``meta`` with the parameter count and trained context,
-        vLLM ``max_model_len``)."""
+        vLLM ``max_model_len``); an Azure resource's deployments (:func:`_azure_deployments`)."""
+        if azure(endpoint):
+            return await _azure_deployments(endpoint)
         client = make_client(endpoint)
         path = "/models" if versioned(endpoint) else "/v1/models"
         try:
