@@ -4,15 +4,24 @@ Cases (each names its source where it came from outside):
 
 - a model name served by a cloud API and by a local relay (two configs sharing one log): "price unknown" is the
   cloud server's, not the name's;
+- two hosts that share Redis slots but have no ``log.url`` (each its own SQLite file) are told so, once, at ``serve``
+  and in ``stats``; a host alone hears nothing;
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 import time
 from pathlib import Path
 
+import pytest
 import yaml
+from tests.helpers import make_config
 from tests.pg import LogBackend
+from tests.shared import conftest as shared_fixtures
+from tests.shared.redis_kit import delete_prefix, short_lease
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -21,7 +30,10 @@ from modelyard.ledger.cost import log_costs
 from modelyard.ledger.probes import backends_of
 from modelyard.outcomes import AttemptOutcome as Outcome
 from modelyard.outcomes import RequestOutcome
+from modelyard.router import ModelPool
 from modelyard.router.records import Attempt, RequestRecord
+
+redis_url, prefix = shared_fixtures.redis_url, shared_fixtures.prefix  # the real Redis, a prefix of the test's own
 
 runner = CliRunner()
 QWEN = "qwen"
@@ -75,3 +87,75 @@ def test_price_unknown_is_the_cloud_servers_not_the_local_relays_of_the_same_nam
         assert len(rows) == 2, said.output
         assert ["price unknown" in row for row in rows].count(True) == 1, said.output
         assert "price unknown" in next(row for row in rows if "openrouter" in row), said.output
+
+
+def _host_config(tmp_path: Path, name: str, redis_url: str, prefix: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / f"{name}.sqlite3")},
+        "state": {"url": redis_url, "prefix": prefix},
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"a": {"primary": "m"}}}))
+    return path
+
+
+async def test_two_hosts_sharing_slots_each_with_its_own_file_are_told_at_serve_and_in_stats(
+        redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two hosts, one Redis (``state.url``), no ``log.url``: each writes its own SQLite file, and `stats`, `report`
+    and the cost advice on either host counted half the traffic — nothing was said, since both registered the same
+    log target ("" — this host's file). The 'logs differ' check now takes two hosts' own files as two logs (one
+    warning line while both run), and `stats` reads where the hosts sharing the slots logged in the last weeks
+    (Redis keeps it: the other host's gateway may be stopped when `stats` runs). Helicone and Langfuse users hit
+    the same shape as 'missing requests' in a dashboard fed by one of several deployments."""
+    settings = short_lease(url=redis_url, prefix=prefix, lease=3, refresh=0.1, timeout=2)
+    configs = {name: load_config(_host_config(tmp_path, name, redis_url, prefix)) for name in ("a", "b")}
+    monkeypatch.setattr(socket, "gethostname", lambda: "team-host-a")
+    host_a = ModelPool(configs["a"], shared=settings)
+    monkeypatch.setattr(socket, "gethostname", lambda: "team-host-b")
+    host_b = ModelPool(configs["b"], shared=settings)
+    caplog.set_level(logging.WARNING)
+    try:
+        host_a.join()
+        host_b.join()
+        link = host_a.link
+        assert link is not None
+        deadline = time.monotonic() + 20
+        while not link.disagreements:
+            assert time.monotonic() < deadline, "host A never heard that host B logs to a file of its own"
+            await asyncio.sleep(0.05)
+        assert link.disagreements[0].startswith("routing log: team-host-a's own file (no log.url) here, "
+                                                "team-host-b's own file (no log.url) at team-host-b:"), link.disagreements
+        assert "logs differ" in link.status().detail
+        await asyncio.sleep(0.5)  # several heartbeats: said once, not at each
+        said = [r.getMessage() for r in caplog.records if "own file (no log.url)" in r.getMessage()]
+        assert len(said) == 2 and all("give every host one log.url" in s for s in said), said  # once by each host
+    finally:
+        await host_a.aclose()
+        await host_b.aclose()
+    # later, host B's gateway stopped: `stats` on host A still says whose requests are missing, in one line
+    monkeypatch.setattr(socket, "gethostname", lambda: "team-host-a")
+    out = await asyncio.to_thread(runner.invoke, app, ["stats", "--config", str(tmp_path / "a.yaml")],
+                                  env={"COLUMNS": "300"})  # a command runs in no event loop
+    assert out.exit_code == 0, out.output
+    notes = [line for line in out.stderr.splitlines() if "this log's only" in line]
+    assert len(notes) == 1 and "team-host-b (its own file, no log.url, seen" in notes[0], out.stderr
+    assert "team-host-a (" not in notes[0]
+    # a host alone on its slots (another prefix: only itself recorded) hears nothing
+    alone = short_lease(url=redis_url, prefix=f"{prefix}-alone", lease=3, refresh=0.1, timeout=2)
+    solo = ModelPool(load_config(_host_config(tmp_path, "solo", redis_url, f"{prefix}-alone")), shared=alone)
+    try:
+        solo.join()
+        assert solo.link is not None
+        deadline = time.monotonic() + 20
+        while solo.link.view_at is None:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        assert not solo.link.disagreements
+    finally:
+        await solo.aclose()
+        delete_prefix(f"{prefix}-alone", redis_url)
+    out = await asyncio.to_thread(runner.invoke, app, ["stats", "--config", str(tmp_path / "solo.yaml")],
+                                  env={"COLUMNS": "300"})
+    assert out.exit_code == 0 and "this log's only" not in out.output, out.output

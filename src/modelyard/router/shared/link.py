@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -53,10 +52,10 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as DroppedConnection
 
-from modelyard.config import dburl
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
-from modelyard.router.shared import eviction, lua, namespaces
+from modelyard.router.shared import eviction, log_places, lua, namespaces
+from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
 
 if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
@@ -189,48 +188,11 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
 _LOG_KEY = "@log"
 _LOG_ID_KEY = "@logid"
 _LOG_HOST_KEY = "@logon"
-LOG_PENDING = "?"
-_local_target = functools.lru_cache(maxsize=8)(dburl.on_this_host)
-
-
-@dataclass(frozen=True, slots=True)
-class LogPlace:
-    """Where one process's routing log goes: its target (``dburl.where``, "" for the host's file alone), the host the
-    process runs on, and the log's identity (None: unknown, :data:`LOG_PENDING`: not read yet)."""
-
-    target: str
-    host: str
-    identity: str | None = None
-
-    @property
-    def _known(self) -> bool:
-        return bool(self.identity) and self.identity != LOG_PENDING
-
-    def shown(self, other: LogPlace) -> str:
-        said = _log_shown(self.target)
-        if self.target != other.target:
-            return said
-        return f"{said} (server {self.identity})" if self.host == other.host else f"{said} on {self.host}"
-
-    def apart(self, other: LogPlace) -> bool:
-        """Whether the two write to different logs: the identities decide once both were read, else the address —
-        one reached through each host alone (loopback, a socket) is each host's own. While an identity is still
-        being read, two databases' addresses are not yet a difference (a tunnel each reaches one server)."""
-        if self._known and other._known:
-            return self.identity != other.identity
-        pending = LOG_PENDING in (self.identity, other.identity) and bool(self.target and other.target)
-        if self.target != other.target:
-            return not pending
-        return self.host != other.host and bool(self.target) and _local_target(self.target) and not pending
 
 
 def _gist(found: list[str]) -> list[str]:
     """Disagreements without the process named at their end (``… at host:pid:id``)."""
     return sorted({f.rsplit(" at ", 1)[0] for f in found})
-
-
-def _log_shown(target: str) -> str:
-    return target or "this host's file only (no log.url)"
 
 
 #: how often a process reads the Redis server's identity (``run_id``), and how long an id read counts as this process's
@@ -496,7 +458,9 @@ class RedisLink:
         said: dict[str, Any] = dict(self.limits)
         if (place := self._log_place()) is not None:
             said[_LOG_KEY] = place.target
-            if place.target and _local_target(place.target):  # two hosts' texts differ, so the script hands them here
+            # each host's own file, or a server reached through the host alone: two hosts' texts differ, so the script
+            # hands them here
+            if not place.target or local_target(place.target):
                 said[_LOG_HOST_KEY] = place.host
             if place.identity:
                 said[_LOG_ID_KEY] = place.identity
@@ -541,8 +505,9 @@ class RedisLink:
                 log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
                             self.settings.shown_url, "; ".join(limits))
             if logs := [f for f in found if f.startswith("routing log: ")]:
-                log.warning("shared state %s: processes write their routing log to different places (`log` and "
-                            "`report` show one place's requests): %s", self.settings.shown_url,
+                log.warning("shared state %s: processes write their routing log to different places (`log`, "
+                            "`stats` and `report` on each show one place's requests: give every host one log.url): "
+                            "%s", self.settings.shown_url,
                             "; ".join(f.removeprefix("routing log: ") for f in logs))
         self.disagreements = found
 
@@ -734,6 +699,7 @@ class RedisLink:
             self._server_at = self.view_at
             await self._read_server()
             await self._read_eviction()
+            await self._record_log_place()
         if self.view_at - self._registry_at >= namespaces.EVERY:
             self._registry_at = self.view_at
             await self._namespaces(json.dumps({"namespace": self._namespace(), "backends": self.backends},
@@ -747,6 +713,15 @@ class RedisLink:
             self._servers_read[run] = now
         self._servers_read = {r: at for r, at in self._servers_read.items() if now - at < SERVER_KEPT}
         self.servers = tuple(sorted(self._servers_read))
+
+    async def _record_log_place(self) -> None:
+        """Where this process logs, kept in Redis for `stats` on the other hosts (:mod:`.log_places`); a look does
+        not record."""
+        place = self._log_place()
+        if place is None or self._client is None or self._looking:
+            return
+        await log_places.record(self._client, self.prefix, place.host, place.target,
+                                "" if place.identity == LOG_PENDING else place.identity or "", self.settings.timeout)
 
     async def _read_eviction(self) -> None:
         """Read whether the server may evict this prefix's keys (at start, then with its identity: CONFIG SET changes
