@@ -14,11 +14,11 @@ import asyncio
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.helpers import make_config
 from tests.pg import LogBackend
 from tests.shared import conftest as shared_fixtures
 from tests.shared.redis_kit import delete_prefix, short_lease
@@ -89,6 +89,13 @@ def test_price_unknown_is_the_cloud_servers_not_the_local_relays_of_the_same_nam
         assert "price unknown" in next(row for row in rows if "openrouter" in row), said.output
 
 
+async def _until(check: Callable[[], object], why: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, why
+        await asyncio.sleep(0.05)
+
+
 def _host_config(tmp_path: Path, name: str, redis_url: str, prefix: str) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump({
@@ -120,12 +127,10 @@ async def test_two_hosts_sharing_slots_each_with_its_own_file_are_told_at_serve_
         host_b.join()
         link = host_a.link
         assert link is not None
-        deadline = time.monotonic() + 20
-        while not link.disagreements:
-            assert time.monotonic() < deadline, "host A never heard that host B logs to a file of its own"
-            await asyncio.sleep(0.05)
-        assert link.disagreements[0].startswith("routing log: team-host-a's own file (no log.url) here, "
-                                                "team-host-b's own file (no log.url) at team-host-b:"), link.disagreements
+        await _until(lambda: link.disagreements, "host A never heard that host B logs to a file of its own")
+        said_here = link.disagreements[0]
+        assert said_here.startswith("routing log: team-host-a's own file (no log.url) here, "
+                                    "team-host-b's own file (no log.url) at team-host-b:"), link.disagreements
         assert "logs differ" in link.status().detail
         await asyncio.sleep(0.5)  # several heartbeats: said once, not at each
         said = [r.getMessage() for r in caplog.records if "own file (no log.url)" in r.getMessage()]
@@ -147,10 +152,7 @@ async def test_two_hosts_sharing_slots_each_with_its_own_file_are_told_at_serve_
     try:
         solo.join()
         assert solo.link is not None
-        deadline = time.monotonic() + 20
-        while solo.link.view_at is None:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await _until(lambda: solo.link is not None and solo.link.view_at is not None, "the host never reached Redis")
         await asyncio.sleep(0.3)
         assert not solo.link.disagreements
     finally:
