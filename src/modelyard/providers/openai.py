@@ -51,6 +51,7 @@ from modelyard.providers.http import (
     UNSUPPORTED,
     USAGE_LIMIT_WORDS,
     WRONG_ENDPOINT,
+    HttpClient,
     HttpProvider,
     error_field,
     joined,
@@ -64,6 +65,7 @@ from modelyard.providers.http import (
     try_loads,
     unparsed_call,
 )
+from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.tokens import request_tokens
@@ -735,6 +737,8 @@ class OpenAIProvider(HttpProvider):
     _reasoning_back = False
     #: learned: the model's chat template refuses a system message that is not the first (Qwen's)
     _system_first = False
+    #: learned: the server refuses ``suffix`` on /v1/completions; FIM goes to its /infill (llama-server's)
+    _infill: HttpClient | None = None
     #: learned: this server's empty event stream is a prompt past its context (llama_cpp.server's: asked whole once,
     #: it said so), the words it said then
     _empty_said: str | None = None
@@ -1130,6 +1134,35 @@ class OpenAIProvider(HttpProvider):
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """A text completion, from ``/v1/completions``; a FIM one (with a ``suffix``) from llama-server's own
+        ``/infill`` once the server has refused ``suffix`` there (providers/llama_infill.py)."""
+        if request.prompt is not None and request.prompt.suffix:
+            if self._infill is not None:
+                async for chunk in infill(self._infill, request, timeouts, self.response_limit):
+                    yield chunk
+                return
+            try:
+                async for chunk in self._completed(request, timeouts):
+                    yield chunk
+            except ProviderError as exc:
+                if not refuses_suffix(exc):
+                    raise
+                self._infill = make_client(server_root(self.endpoint), self.client_headers())
+                log.info("model %s: the server takes no suffix on /v1/completions; asking /infill for "
+                         "fill-in-the-middle from now on", self.name)
+                async for chunk in infill(self._infill, request, timeouts, self.response_limit):
+                    yield chunk
+            return
+        async for chunk in self._completed(request, timeouts):
+            yield chunk
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._infill is not None:
+            await self._infill.aclose()
+            self._infill = None
+
+    async def _completed(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """A text completion's SSE stream (``text_completion`` objects, ``choices[0].text``, ``data: [DONE]``), or
         the whole object from a server that ignores ``stream``: the same checks as a chat stream's, fewer shapes."""
         path = "/completions" if versioned(self.endpoint) else "/v1/completions"
