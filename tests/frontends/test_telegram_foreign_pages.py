@@ -22,11 +22,12 @@ import pytest
 
 from modelyard.frontends.streaming import PLACEHOLDER, maybe_sent
 from modelyard.frontends.telegram_request import ForeignAnswer
-from tests.fakes import Fault, TelegramServer
+from tests.fakes import Fault, OpenAIServer, TelegramServer
 from tests.fakes.telegram import php_warning_first
 from tests.frontends.conftest import (
     ALICE,
     BOB,
+    LONG,
     REPLY,
     bot_config,
     db,
@@ -183,4 +184,82 @@ async def test_flood_control_a_php_relay_wrapped_in_a_200_is_still_flood_control
         final = await eventually(final_message(tg, ALICE), 30)
     assert final["text"].startswith(REPLY) and _on_screen(tg, ALICE) == [final["text"]]
     assert "placeholder in chat 111 refused (flood control" in caplog.text
+    _quiet(caplog)
+
+
+def _helps(tg: TelegramServer, chat_id: int) -> list[str]:
+    return [text for text in _on_screen(tg, chat_id) if "/agent NAME" in text]
+
+
+@pytest.mark.parametrize("relay_said", [b"", b"<html><head><title>Forwarded</title></head><body>OK</body></html>"],
+                         ids=["empty_200", "relays_own_page"])
+async def test_a_commands_reply_a_relay_carried_out_and_answered_for_shows_once(tmp_path, tg: TelegramServer, llm,
+                                                                               caplog, relay_said):
+    """Alice's /help reply went through a relay that carried the sendMessage out and answered with nothing of the Bot
+    API's (an empty 200 — irazasyed/telegram-bot-sdk#1057 —, a page of its own): taken for a captive portal's page,
+    the reply was sent again and showed twice. Bob's met a portal, which reached nothing: it must be sent again. The
+    reply is now looked for before it is sent again (an edit to its text is 'not modified' only where it is on
+    screen): Alice's found, not sent again; Bob's not found, sent again. Each shows once."""
+    config = bot_config(tmp_path, tg, llm)
+
+    def helps(chat_id: int):
+        return lambda params: "/agent NAME" in str(params.get("text")) and params["chat_id"] == chat_id
+
+    tg.garble_reply(lambda envelope: relay_said, when=helps(ALICE))
+    tg.intercept(when=helps(BOB))
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="/help")
+        tg.push_message(BOB, text="/help")
+        await eventually(lambda: _helps(tg, ALICE) and _helps(tg, BOB), 10)
+        with contextlib.suppress(TimeoutError):  # a second copy would come within the retries' pauses (0.5 s, 1 s)
+            await eventually(lambda: len(_helps(tg, ALICE)) > 1, 3)
+    assert len(_helps(tg, ALICE)) == 1, "the relay's reply was sent again and shows twice"
+    assert len(_helps(tg, BOB)) == 1
+    assert len([c for c in tg.calls_to("sendMessage") if helps(BOB)(c.params)]) == 2  # the portal's, then through
+    assert "the reply a page answered for is on screen" in caplog.text
+    _quiet(caplog)
+
+
+async def test_the_last_part_of_an_answer_a_relay_answered_for_shows_once(tmp_path, tg: TelegramServer, long_llm,
+                                                                         caplog):
+    """A long answer's last part (the message with 👍/👎) went through a relay that carried it out and answered with
+    an empty 200: taken for a portal's page, an outage, it was sent again and the end of the answer showed twice (its
+    first copy with buttons tied to nothing). Bob's met a captive portal and was not carried out. Each part is looked
+    for before it is sent again: Alice's is found (and rated as hers), Bob's sent again; each end shows once."""
+    config = bot_config(tmp_path, tg, long_llm, edit_interval=30)
+    tg.garble_reply(lambda envelope: b"", when=lambda p: with_buttons(p) and p["chat_id"] == ALICE)
+    tg.intercept(when=lambda p: with_buttons(p) and p["chat_id"] == BOB)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="write a long one")
+        await eventually(lambda: "chat 111 answered by" in caplog.text, 30)
+        tg.push_message(BOB, text="write a long one")
+        await eventually(lambda: "chat 222 answered by" in caplog.text, 30)
+        tg.push_callback(ALICE, final_message(tg, ALICE)()["message_id"], data="rate:1")
+        rated = await eventually(lambda: tg.calls_to("answerCallbackQuery"), 10)
+    for chat in (ALICE, BOB):
+        shown = " ".join(_on_screen(tg, chat))
+        assert "word0 " in shown and shown.count("word899") == 1, f"chat {chat}: the answer's end shows twice"
+        assert final_message(tg, chat)()["text"].endswith("word899\n\n— chat · local")
+    assert rated[0].params.get("text") == "Thanks — noted 👍"  # the part found is linked to its request
+    _quiet(caplog)
+
+
+async def test_a_streamed_part_a_relay_answered_for_gets_the_final_text(tmp_path, tg: TelegramServer, caplog):
+    """While a long answer streamed, its second part's sendMessage went through a relay that carried it out and
+    answered with an empty 200: taken for a portal's page, the part was sent again at the next edit — the answer's
+    second half shown twice or more, the first copies cut off. It is not sent again while the answer streams; once the
+    answer is complete it is found and the final text, with the buttons, is edited into it."""
+    caplog.set_level(logging.INFO)
+    with OpenAIServer(reply_text=LONG, chunk_interval=0.002) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        tg.garble_reply(lambda envelope: b"", when=lambda p: (p.get("text") != PLACEHOLDER and not with_buttons(p)
+                                                             and not str(p.get("text")).startswith("word0 ")))
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="write a long one")
+            await eventually(lambda: "answered by" in caplog.text, 30)
+    texts = _on_screen(tg, ALICE)
+    assert len(texts) == 2 and " ".join(texts).count("word899") == 1, [t[:30] for t in texts]
+    assert final_message(tg, ALICE)()["text"].endswith("word899\n\n— chat · local")
     _quiet(caplog)

@@ -29,7 +29,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from modelyard.frontends.telegram_format import Formatted, Kind, plain, split, with_note
 from modelyard.frontends.telegram_request import ForeignAnswer, FrontError
-from modelyard.frontends.telegram_sent import SentLog
+from modelyard.frontends.telegram_sent import SentLog, find_lost
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 4096
 PLACEHOLDER = "…"
 _FINAL_TRIES = 3
-#: ids tried, at most, in looking for a message whose answer was lost (a placeholder, a part) — each an
-#: editMessageText that counts against the chat's flood limit. Only ids the bot does not know are tried (its own sends,
-#: the person's messages are skipped: ``telegram_sent``), those above the highest id it knew when it made the lost
-#: send first: where the chat's ids are its own (a supergroup's) that is the lost message's, unless the person's next
-#: message crossed it; where they are the bot's across its chats (a private chat's), another chat's may come first
-LOST_PROBES = 6
 #: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
 FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
@@ -93,6 +87,9 @@ class StreamingReply:
         self.gone = False
         self.on_gone: Callable[[], None] | None = None
         self._shown: list[Formatted] = []
+        #: messages of this answer sent into a page in the Bot API's place (index → the buttons sent with it): on
+        #: screen if a relay carried the call out, not if a captive portal stopped it — looked for before sent again
+        self._doubtful: dict[int, InlineKeyboardMarkup | None] = {}
         #: the Bot API refused this answer's entities once: the rest goes out as plain text
         self._plain = False
         #: the Bot API refused a link's address once: the rest goes out without links, its other formatting kept
@@ -241,11 +238,17 @@ class StreamingReply:
 
     async def _clear_placeholder(self) -> None:
         """Find and delete the placeholder whose sendMessage lost its answer: it stayed above the answer as a bare
-        '…', its id never known (:meth:`_find`)."""
+        '…', its id never known (:func:`telegram_sent.find_lost`)."""
         self._placeholder_lost = False
-        if self.reply_to is None or not self.message_ids:
+        if self.reply_to is None or not self.message_ids or self.sent is None or self.since is None:
             return
-        found = await self._find(Formatted(PLACEHOLDER), self.reply_to, min(self.message_ids))
+        try:
+            found = await find_lost(self.bot, self.sent, self.chat_id, self.since, PLACEHOLDER, after=self.reply_to,
+                                    before=min(self.message_ids))
+        except TelegramError as exc:  # flood control, an outage: not worth fighting for
+            log.info("telegram: chat %s: stopped looking for a message whose answer was lost (%s)", self.chat_id,
+                     type(exc).__name__)
+            return
         if found is None:
             return
         try:
@@ -257,48 +260,19 @@ class StreamingReply:
         log.info("telegram: chat %s: the placeholder whose answer was lost (message %s) deleted", self.chat_id, found)
 
     async def _find_part(self, index: int) -> int | None:
-        """The id of this answer's message at ``index``, whose sendMessage lost its answer while the answer streamed
-        (:meth:`_find`): found, the final text is edited into it. It stayed with its earlier text, and the final
-        text followed it as a new message, the part shown twice. Only where it is the answer's one message so lost."""
-        if self._placeholder_lost or self._ids.count(None) != 1:
+        """The id of this answer's message at ``index``, whose sendMessage lost its answer (:func:`find_lost`): found,
+        the final text is edited into it. It stayed with its earlier text, and the final text followed it as a new
+        message, the part shown twice. Only where it is the answer's one message so lost. A try the Bot API did not
+        answer is raised (the final message is tried again later): sent anew, a part it did take showed twice."""
+        if self._placeholder_lost or self._ids.count(None) != 1 or self.sent is None or self.since is None:
             return None
         earlier = [m for m in self._ids[:index] if m is not None]
         after = max(earlier) if earlier else self.reply_to
         if after is None:
             return None
-        return await self._find(self._shown[index], after, after + 1 + 100_000)
-
-    async def _find(self, shown: Formatted, after: int, before: int) -> int | None:
-        """The id of the one message of this bot whose sendMessage lost its answer (it may be on screen, its id never
-        known) and which shows ``shown``: among the ids after ``after`` (the question's, or the message before it)
-        that are no message the bot knows it sent (``telegram_sent``), an edit to the same text is refused as "message
-        is not modified" by that message alone — the person's messages "can't be edited", another chat's ids are "not
-        found". Not looked for where another message of the bot in the chat since the question lost its answer too:
-        that one could be edited into this text. None when not found."""
-        if self.sent is None or self.since is None:
-            return None
-        if not self.sent.only_lost_since(self.chat_id, self.since, 1):
-            log.info("telegram: chat %s: a message whose answer was lost stays as it is (another message of the bot "
-                     "there lost its answer too)", self.chat_id)
-            return None
-        for message_id in self.sent.unknown_after(self.chat_id, after, before, LOST_PROBES) or ():
-            try:
-                await self.bot.edit_message_text(shown.text, chat_id=self.chat_id, message_id=message_id,
-                                                 entities=_entities(shown))
-            except BadRequest as exc:
-                if "not modified" in str(exc).lower():
-                    return message_id
-                continue  # the person's message, another chat's id
-            except TelegramError as exc:  # flood control, an outage: not worth fighting for
-                log.info("telegram: chat %s: stopped looking for a message whose answer was lost (%s)", self.chat_id,
-                         type(exc).__name__)
-                return None
-            else:  # cannot happen while every other send is recorded; said, should it ever
-                log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited",
-                            self.chat_id, message_id)
-                return None
-        log.info("telegram: chat %s: a message whose answer was lost is not on screen (or not found)", self.chat_id)
-        return None
+        shown = self._shown[index]
+        return await find_lost(self.bot, self.sent, self.chat_id, self.since, shown.text, after=after,
+                               entities=_entities(shown), markup=self._doubtful.get(index))
 
     async def _editor(self) -> None:
         while True:
@@ -341,8 +315,7 @@ class StreamingReply:
                  self.chat_id, chat_id)
         self.chat_id = chat_id
         self.reply_to = self.thread_id = None
-        self._ids.clear()
-        self._shown.clear()
+        self._forget_from(0)
 
     async def _render(self, text: str, markup: InlineKeyboardMarkup | None = None, note: str = "") -> None:
         try:
@@ -357,7 +330,7 @@ class StreamingReply:
         for i, part in enumerate(parts):
             buttons = markup if i == last else None
             if i < len(self._ids) and self._ids[i] is None:  # sent, its answer lost: it cannot be edited
-                if self._shown[i] == part:
+                if self._shown[i] == part and i not in self._doubtful:
                     continue  # it shows this part already, as far as anyone can tell
                 if not self._finishing.is_set():
                     return  # while streaming, no further message: the final text goes out once, below it
@@ -366,18 +339,19 @@ class StreamingReply:
                     await self._retire(i)  # the final part, and the rest after it, go out anew below the stale one
                 else:
                     self._ids[i] = found
+                    self._doubtful.pop(i, None)
             if i < len(self._ids):
                 if self._shown[i] != part or buttons is not None:
                     await self._edit(i, part, buttons)
             else:
-                message_id, part = await self._send(part, buttons)
+                message_id, part = await self._send(i, part, buttons)
                 self._ids.append(message_id)
                 self._shown.append(part)
         for message_id in self._ids[len(parts):]:  # the final text is shorter than what streamed
             if message_id is not None:
                 with contextlib.suppress(TelegramError):
                     await self.bot.delete_message(self.chat_id, message_id)
-        del self._ids[len(parts):], self._shown[len(parts):]
+        self._forget_from(len(parts))
 
     async def _retire(self, index: int) -> None:
         """Leave the message at ``index`` (its id unknown, its text out of date) where it is; the later ones go too
@@ -388,11 +362,24 @@ class StreamingReply:
             if message_id is not None:
                 with contextlib.suppress(TelegramError):
                     await self.bot.delete_message(self.chat_id, message_id)
-        del self._ids[index:], self._shown[index:]
+        self._forget_from(index)
 
-    async def _send(self, part: Formatted, markup: InlineKeyboardMarkup | None) -> tuple[int | None, Formatted]:
-        """Send ``part`` as a new message: its id, or None when the Bot API may have taken it with its answer lost
-        (not sent again — a second send would show it twice)."""
+    def _forget_from(self, index: int) -> None:
+        """No message of this answer from ``index`` on is kept track of any more."""
+        del self._ids[index:], self._shown[index:]
+        for doubtful in [i for i in self._doubtful if i >= index]:
+            del self._doubtful[doubtful]
+
+    async def _send(self, index: int, part: Formatted, markup: InlineKeyboardMarkup | None
+                    ) -> tuple[int | None, Formatted]:
+        """Send ``part`` as message ``index`` of the answer: its id, or None when the Bot API may have taken it with
+        its answer lost (not sent again — a second send would show it twice).
+
+        A page in the Bot API's place (``ForeignAnswer``: a captive portal's, which reached nothing, or a relay's that
+        carried the call out and answered with its own page or an empty 200) is raised, as an outage: the final
+        message is tried again. The part is noted as perhaps on screen (:attr:`_doubtful`): the next try looks for it
+        first (:meth:`_find_part`) and sends it anew only where it is not — sent again at once, a relay's part showed
+        twice."""
         try:
             while True:  # each refusal of the entities sends fewer of them: links, then all
                 try:
@@ -404,6 +391,16 @@ class StreamingReply:
                         raise
                     part = self._give_up_formatting(part, exc)
         except NetworkError as exc:
+            if maybe_on_screen(exc) and not maybe_sent(exc):
+                if index == len(self._ids):
+                    self._ids.append(None)
+                    self._shown.append(part)
+                else:
+                    self._ids[index], self._shown[index] = None, part
+                self._doubtful[index] = markup
+                log.info("telegram: chat %s: a message of the answer met %s; looked for before it is sent again",
+                         self.chat_id, exc)
+                raise
             if not maybe_sent(exc):
                 raise
             log.warning("telegram: chat %s: a message of the answer got no answer from the Bot API (%s): it may be "
@@ -429,7 +426,7 @@ class StreamingReply:
                 # python-telegram-bot#2733), or it is past the 48 hours a bot may edit its message
                 # (an answer held through a long outage, shown after a restart): the text goes out anew. The second
                 # was raised: the answer was kept for a next start, which met the same refusal
-                self._ids[index], part = await self._send(part, markup)
+                self._ids[index], part = await self._send(index, part, markup)
             elif "not modified" not in said:
                 raise
         self._shown[index] = part

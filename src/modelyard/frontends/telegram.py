@@ -71,7 +71,7 @@ from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_on_
 from modelyard.frontends.telegram_format import FORMATTERS
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
-from modelyard.frontends.telegram_sent import SentLog
+from modelyard.frontends.telegram_sent import SentLog, find_lost
 from modelyard.ledger.labels import LabelSource
 from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
@@ -674,10 +674,25 @@ class TelegramBot:
         and a group allows a bot about 20 messages a minute — python-telegram-bot's wiki, 'Avoiding flood limits') is
         waited out up to SAY_WAIT and the reply sent then; a group that became a supergroup (400 with
         migrate_to_chat_id) gets it there; a send that never reached Telegram (or its 502) is tried again. Each of
-        these lost the reply: a warning in the log, nothing in the chat."""
+        these lost the reply: a warning in the log, nothing in the chat. A page in the Bot API's place (a captive
+        portal's, which reached nothing, or a relay's that carried the send out: an empty 200, its own page) is
+        looked for on screen before the reply is sent again (:func:`find_lost`): sent again at once, a relay's reply
+        showed twice."""
         chat_id = message.chat.id
+        sent = self._api.sent
+        since = sent.mark(chat_id)
+        # only where every message of the bot after the question is known to this process (as for a placeholder)
+        searchable = message.date.timestamp() >= int(self._started_at)
+        doubt = False
         for attempt in range(3):  # the last refusal goes to the error handler, as any failed reply did
             try:
+                if doubt and chat_id == message.chat.id and (found := await find_lost(
+                        self._api, sent, chat_id, since, text, after=message.message_id)) is not None:
+                    sent.took(chat_id, found)
+                    log.info("telegram: chat %s: the reply a page answered for is on screen (message %s); not sent "
+                             "again", chat_id, found)
+                    return
+                doubt, since = False, sent.mark(chat_id)  # not on screen: sent again, and looked for if need be
                 if chat_id == message.chat.id:
                     await message.reply_text(text)
                 else:
@@ -700,6 +715,7 @@ class TelegramBot:
                 # second send would show the reply twice
                 if attempt == 2 or isinstance(exc, BadRequest) or maybe_sent(exc):
                     raise
+                doubt = doubt or (searchable and chat_id == message.chat.id and maybe_on_screen(exc))
                 log.info("telegram: reply in chat %s failed (%s); trying again", chat_id, type(exc).__name__)
                 await asyncio.sleep(0.5 * (attempt + 1))
 

@@ -21,12 +21,26 @@ ids, not tries: the six tries there were went to them ("message can't be edited"
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict, deque
 from itertools import chain, islice
+
+from telegram import Bot, InlineKeyboardMarkup, MessageEntity
+from telegram.error import BadRequest
+
+log = logging.getLogger(__name__)
 
 #: ids kept per chat, and chats kept (least recently written to dropped first)
 IDS_KEPT = 512
 CHATS_KEPT = 4096
+#: ids tried, at most, in looking for a message whose answer was lost (a placeholder, a part, a command's reply) — each
+#: an editMessageText that counts against the chat's flood limit. Only ids the bot does not know are tried (its own
+#: sends, the person's messages are skipped), those above the highest id it knew when it made the lost send first:
+#: where the chat's ids are its own (a supergroup's) that is the lost message's, unless the person's next message
+#: crossed it; where they are the bot's across its chats (a private chat's), another chat's may come first
+LOST_PROBES = 6
+#: how far past the message before it a lost message is looked for (its id is above; only unknown ids are tried)
+LOST_SPAN = 100_000
 
 
 class _Chat:
@@ -102,3 +116,33 @@ class SentLog:
         floor = min(max(after, chat.floor), before - 1)
         order = chain(range(floor + 1, before), range(after + 1, floor + 1))
         return list(islice((i for i in order if i not in known), limit))
+
+
+async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int], text: str, *, after: int,
+                    before: int | None = None, entities: list[MessageEntity] | None = None,
+                    markup: InlineKeyboardMarkup | None = None) -> int | None:
+    """The id of the one message of this bot in the chat whose send lost its answer since ``since`` (it may be on
+    screen, its id never known) and which shows ``text`` (with ``entities`` and ``markup``, as it was sent): among the
+    ids after ``after`` (the question's, or the message before it; below ``before``) that are no message the bot
+    knows, an edit to the same text is refused as "message is not modified" by that message alone — the person's
+    messages "can't be edited", another chat's ids and ids no message holds are "not found". None when not found:
+    not on screen (a captive portal stopped it), past the ids tried, or not looked for because another send in the
+    chat since ``since`` lost its answer too (that one could be edited into this text). A try the Bot API did not
+    answer (flood control, an outage, a page in its place) is raised: nothing can be said yet."""
+    if not sent.only_lost_since(chat_id, since, 1):
+        log.info("telegram: chat %s: a message whose answer was lost is not looked for (another message of the bot "
+                 "there lost its answer too)", chat_id)
+        return None
+    for message_id in sent.unknown_after(chat_id, after, before or after + 1 + LOST_SPAN, LOST_PROBES) or ():
+        try:
+            await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, entities=entities,
+                                        reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return message_id
+            continue  # the person's message, another chat's id, no message
+        log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited", chat_id,
+                    message_id)  # cannot happen while every other send is recorded; said, should it ever
+        return None
+    log.info("telegram: chat %s: a message whose answer was lost is not on screen (or not found)", chat_id)
+    return None
