@@ -119,3 +119,38 @@ async def test_a_link_refused_after_sending_costs_the_answer_its_links_not_its_f
     assert [e["type"] for e in final["entities"]] == ["bold", "code", "italic"]
     assert "refused a link of this answer" in caplog.text
     assert "blocked.example.com" not in caplog.text  # the answer's URLs are not logged
+
+
+#: addresses written bare, with marks CommonMark takes for emphasis: use-agent-os/agent-os#2560 ('https://example.com/
+#: api/_v1_' shown as '…/api/<i>v1</i>', '?q=_test_'), telegramdesktop/tdesktop#3851 ('__init__.py#L16' in a link: bold
+#: 'init', the link broken) — and the same without a scheme or with www., which Telegram links as well
+@pytest.mark.parametrize("address", [
+    "https://example.com/api/_v1_",
+    "https://example.com/?q=_test_",
+    "https://github.com/python/cpython/blob/main/Lib/json/__init__.py#L16",
+    "example.com/api/_v1_/details",
+    "www.example.org/?q=*a*&r=~~b~~",
+    "docs.python.org/3/library/__main__.html",
+])
+def test_a_bare_address_keeps_its_marks_and_telegram_links_it_whole(address):
+    """A bare address (no ``[text](url)``) is text: Telegram makes it a link itself — it finds addresses in a message's
+    text and adds ``url`` entities beside those sent (core.telegram.org/bots/api#messageentity, type "url"; tdlib's
+    fix_formatted_text merges find_entities' with the given ones), so it is not made a text_link here, scheme or not.
+    But the ``_``/``*``/``~`` inside it became italics, bold or strikethrough, the marks dropped: the person saw another
+    address, and Telegram linked that one."""
+    for source in (f"See {address} for it.", f"**Sources:**\n\n- ({address}) and *more*"):
+        text, entities = _wire(source)
+        check_entities(text, entities)
+        assert address in text, text
+        styled = [e for e in entities if e["type"] in ("italic", "bold", "strikethrough")]
+        assert all(text[e["offset"]:e["offset"] + e["length"]] in ("Sources:", "more") for e in styled), styled
+        assert not [e for e in entities if e["type"] == "text_link"]
+
+
+def test_emphasis_around_a_bare_address_is_emphasis_and_the_marks_inside_it_are_the_addresss():
+    """The marks that end an address (GFM's autolinks leave a trailing ``_``, ``*``, ``~`` out of it) close what opened
+    before it; those inside it stay in it."""
+    text, entities = _wire("_https://example.com/api/_v1_/x_ and **www.example.org/a__b__c**, then *done*.")
+    assert text == "https://example.com/api/_v1_/x and www.example.org/a__b__c, then done."
+    assert [(e["type"], text[e["offset"]:e["offset"] + e["length"]]) for e in entities] == [
+        ("italic", "https://example.com/api/_v1_/x"), ("bold", "www.example.org/a__b__c"), ("italic", "done")]

