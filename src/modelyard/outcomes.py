@@ -51,3 +51,11 @@ class RequestOutcome(StrEnum):
     @property
     def answered(self) -> bool:
         return self in (RequestOutcome.OK, RequestOutcome.FALLBACK)
+
+
+class RequestKind(StrEnum):
+    """What a request asked for: an answer (the routing log's NULL: every row from before kinds were kept), or
+    vectors (``/v1/embeddings``, Ollama's ``/api/embed``)."""
+
+    CHAT = "chat"
+    EMBEDDINGS = "embeddings"

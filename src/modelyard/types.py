@@ -100,6 +100,17 @@ class TextPrompt:
     templated: bool = False
 
 
+@dataclass(slots=True, frozen=True)
+class EmbedInput:
+    """Texts to embed, one vector each, in order (OpenAI's ``/v1/embeddings``, Ollama's ``/api/embed``), carried on a
+    :class:`ChatRequest` so the router walks the same chain, slots, bounds and cooldowns as for an answer; its
+    ``messages`` then hold the longest text, for the router's context check and the log. ``dimensions``: the length
+    the client asked the vectors cut to, passed to backends that take it (a model that ignores it is passed over)."""
+
+    texts: tuple[str, ...]
+    dimensions: int | None = None
+
+
 @dataclass(slots=True)
 class ChatRequest:
     """One model call. ``model`` is filled by the router with the provider's model id."""
@@ -123,6 +134,8 @@ class ChatRequest:
     #: a text-completion request: sent verbatim where the backend can (see :class:`TextPrompt`); ``messages`` then
     #: hold its chat conversion, for a backend that cannot and for the router's estimates and log
     prompt: TextPrompt | None = None
+    #: an embeddings request: the backend returns vectors (one ``embedding`` chunk), not an answer
+    embed: EmbedInput | None = None
 
 
 def repair_text(text: str) -> str:
@@ -150,7 +163,7 @@ def nesting_depth(value: Any, limit: int = MAX_ARGUMENT_DEPTH) -> int:
     return depth
 
 
-ChunkKind = Literal["text", "thinking", "tool_call", "usage", "done"]
+ChunkKind = Literal["text", "thinking", "tool_call", "usage", "done", "embedding"]
 
 
 @dataclass(slots=True)
@@ -159,7 +172,8 @@ class Chunk:
 
     ``text``/``thinking`` carry deltas; ``tool_call`` carries one complete call (providers
     assemble fragments first, so callers never see half a JSON object); ``usage`` carries
-    token counts; ``done`` carries the stop reason.
+    token counts; ``done`` carries the stop reason; ``embedding`` carries every vector of an
+    embeddings request (:class:`EmbedInput`), checked (providers/embeddings.py).
     """
 
     kind: ChunkKind
@@ -170,6 +184,7 @@ class Chunk:
     #: the deltas a text/thinking chunk joins: a provider may join those that arrived in one network read
     #: (one chunk through every layer instead of one each, issue #15); counts stay per delta
     pieces: int = 1
+    vectors: list[list[float]] | None = None
 
 
 #: stop reasons that mean the answer hit its token budget: "length" (OpenAI, Ollama, llama.cpp),
@@ -203,6 +218,8 @@ class ChatResponse:
     stop_reason: str = ""
     #: the configured model that produced this answer (set by the router)
     model: str = ""
+    #: an embeddings request's vectors, one per text in order (None for an answer)
+    vectors: list[list[float]] | None = None
 
     @property
     def truncated(self) -> bool:
@@ -220,3 +237,5 @@ class ChatResponse:
             self.usage = chunk.usage
         elif chunk.kind == "done":
             self.stop_reason = chunk.stop_reason
+        elif chunk.kind == "embedding":
+            self.vectors = chunk.vectors

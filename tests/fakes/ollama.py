@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, usage_values
+from tests.fakes.embeddings import OLLAMA_NO_EMBEDDINGS, embed_call, ollama_answer
 from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.playback import Rendering, json_bytes
 from tests.fakes.server import RecordedRequest
@@ -114,7 +115,11 @@ class OllamaServer(ChatServer):
         tool_preamble: str = "",
         chunk_interval: float = 0.0,
         version: str = "0.12.6",
+        embed_models: Iterable[str] | None = None,
+        embedding_dims: int = 8,
     ) -> None:
+        """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
+        model does (tests/fakes/embeddings.py)."""
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -127,6 +132,8 @@ class OllamaServer(ChatServer):
             None if models is None else [model_entry(m) for m in models]
         )
         self.version = version
+        self.embed_models = None if embed_models is None else {canonical_model(m) for m in embed_models}
+        self.embedding_dims = embedding_dims
         self._loaded_lock = threading.Lock()
         self._loaded: dict[str, datetime] = {}
         for name in loaded:
@@ -140,7 +147,19 @@ class OllamaServer(ChatServer):
             Route("/api/ps", self._ps, methods=["GET"]),
             Route("/api/chat", self._chat, methods=["POST"]),
             Route("/api/generate", self._generate, methods=["POST"]),
+            Route("/api/embed", self._embed, methods=["POST"]),
         ]
+
+    async def _embed(self, request: Request) -> Any:
+        def refuse(body: dict[str, Any]) -> JSONResponse | None:
+            model = str(body["model"])
+            if self._entry(model) is None:
+                return self.error_response(404, f'model "{model}" not found, try pulling it first')
+            if self.embed_models is not None and canonical_model(model) not in self.embed_models:
+                return self.error_response(500, OLLAMA_NO_EMBEDDINGS)
+            return None
+
+        return await embed_call(self, request, answer=ollama_answer(self.embedding_dims), refuse=refuse)
 
     # ----- model registry --------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, new_id, usage_values
+from tests.fakes.embeddings import LLAMA_NO_EMBEDDINGS, embed_call, llama_server_answer
 from tests.fakes.faults import Fault, FaultKind
 from tests.fakes.playback import Rendering, json_bytes
 
@@ -62,6 +63,8 @@ class OpenAIServer(ChatServer):
         reasoning_field: str = "reasoning_content",
         ping: bool = False,
         refusal: str | None = None,
+        embeddings: bool = True,
+        embedding_dims: int = 8,
     ) -> None:
         """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
         with finish reason ``length``, as a real server does; off by default, since most tests script
@@ -72,8 +75,12 @@ class OpenAIServer(ChatServer):
         ``ping``: a keep-alive comment between events, as sse-starlette's EventSourceResponse writes it (``: ping -
         <time>`` ended by CRLF CRLF, its default ``ping_message_factory``), which llama_cpp.server streams through.
         ``refusal``: the model declines in these words, as Structured Outputs' refusals come (the API reference's
-        ``message.refusal`` / ``delta.refusal``, ``content`` null, finish reason ``stop``)."""
+        ``message.refusal`` / ``delta.refusal``, ``content`` null, finish reason ``stop``). ``embeddings``: serves
+        ``/v1/embeddings`` as llama-server started with ``--embeddings`` does (vectors ``embedding_dims`` long), else
+        refuses it as one started without (tests/fakes/embeddings.py)."""
         self.refusal = refusal
+        self.embeddings = embeddings
+        self.embedding_dims = embedding_dims
         self.honour_max_tokens = honour_max_tokens
         self.max_output = max_output
         self.reasoning_field = reasoning_field
@@ -95,7 +102,21 @@ class OpenAIServer(ChatServer):
             Route("/v1/models", self._models, methods=["GET"]),
             Route("/v1/chat/completions", self._completions, methods=["POST"]),
             Route("/v1/completions", self._text_completions, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
         ]
+
+    async def _embeddings(self, request: Request) -> ASGIApp:
+        def refuse(body: dict[str, Any]) -> JSONResponse | None:
+            if not self.embeddings:
+                return JSONResponse(LLAMA_NO_EMBEDDINGS, status_code=501)
+            if self.models is not None and str(body["model"]) not in self.models:
+                return self.error_response(404, f"The model `{body['model']}` does not exist.")
+            return None
+
+        if (denied := self._auth_error(request)) is not None:
+            await self.record(request)
+            return denied
+        return await embed_call(self, request, answer=llama_server_answer(self.embedding_dims), refuse=refuse)
 
     def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
         default_type, code, default_message = _ERRORS.get(status, ("server_error", None, "Internal error."))

@@ -44,10 +44,10 @@ def test_a_base_url_without_v1_reaches_the_openai_endpoints(gateway):
 
 
 def test_an_unserved_path_still_names_itself_in_the_404(gateway):
-    r = httpx.post(gateway.url + "/v1/embeddings", json={"model": "coder", "input": "hi"}, timeout=15)
-    assert r.status_code == 404 and "no endpoint POST /v1/embeddings" in r.json()["error"]["message"]
-    r = httpx.get(gateway.url + "/api/embed", timeout=15)
-    assert r.status_code == 404 and "/api/embed" in r.json()["error"]
+    r = httpx.post(gateway.url + "/v1/audio/speech", json={"model": "coder", "input": "hi"}, timeout=15)
+    assert r.status_code == 404 and "no endpoint POST /v1/audio/speech" in r.json()["error"]["message"]
+    r = httpx.get(gateway.url + "/api/pull", timeout=15)
+    assert r.status_code == 404 and "/api/pull" in r.json()["error"]
 
 
 TOOLS = [{"type": "function", "function": {"name": name, "parameters": {"type": "object"}}} for name in ("f", "g")]

@@ -95,7 +95,7 @@ def test_ollama_js(node_clients, gateway, fakes):
     assert got["structured"] == CITY
     assert {"coder", "fast"} <= set(got["list"]) and {"coder", "fast"} <= set(got["ps"]) and "tools" in got["show"]
     assert error(got["not_found"])["status"] == 404 and "coder" in error(got["not_found"])["message"]
-    assert error(got["not_served"])["message"].startswith("no endpoint POST /api/embed")  # not '[object Object]'
+    assert error(got["not_served"])["message"].startswith("no endpoint POST /api/pull")  # not '[object Object]'
     assert "incomplete" in broken_stream(node_clients, gateway, fakes, "ollama.mjs")
 
 

@@ -140,8 +140,8 @@ def test_ps_lists_what_answers_now(local):
 def test_an_endpoint_not_served_is_a_404_in_ollamas_shape(local):
     """Before: OpenAI's ``{"error": {…}}``, which ollama-js prints as ``[object Object]``."""
     with pytest.raises(ollama.ResponseError) as err:
-        local.embed(model="coder", input="hi")
-    assert err.value.status_code == 404 and err.value.error.startswith("no endpoint POST /api/embed")
+        local.pull("coder")
+    assert err.value.status_code == 404 and err.value.error.startswith("no endpoint POST /api/pull")
 
 
 def test_stop_options_cut_the_answer_whole_and_streamed(local):

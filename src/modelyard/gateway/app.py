@@ -34,6 +34,7 @@ from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
 from modelyard.gateway.completions import answer_chat, chat_completions
 from modelyard.gateway.drain import Drain
+from modelyard.gateway.embeddings_route import create_embeddings, ollama_embed_route, ollama_embeddings_route
 from modelyard.gateway.forwarded import ASGI, carries
 from modelyard.gateway.hosting import Hosting
 from modelyard.gateway.messages_route import count_tokens, create_message
@@ -487,10 +488,13 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/v1/responses", create_response, methods=["POST"]),
         Route("/v1/completions", text_completions, methods=["POST"]),
         Route("/v1/fim/completions", fim_completions, methods=["POST"]),
+        Route("/v1/embeddings", create_embeddings, methods=["POST"]),
         Route("/v1/messages", create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/api/chat", ollama_chat, methods=["POST"]),
         Route("/api/generate", ollama_generate, methods=["POST"]),
+        Route("/api/embed", ollama_embed_route, methods=["POST"]),
+        Route("/api/embeddings", ollama_embeddings_route, methods=["POST"]),
         Route("/api/tags", ollama_tags, methods=["GET"]),
         Route("/api/show", ollama_show, methods=["POST"]),
         Route("/api/version", ollama_version, methods=["GET"]),

@@ -284,3 +284,11 @@ def m012_attempt_backend(db: Schema) -> None:
     ``qwen3.5`` of a team host's — ``check`` and ``models`` blamed one's 404s and timeouts on the other. NULL in rows
     from before: their server is unknown, and readers say so instead of blaming the current one."""
     db.execute("ALTER TABLE attempts ADD COLUMN backend TEXT")
+
+
+@migration
+def m013_request_kind(db: Schema) -> None:
+    """What each request asked for: NULL for an answer (every row from before), ``embeddings`` for vectors
+    (``/v1/embeddings``, ``/api/embed``) — which have no output tokens, no tokens/s and no text to rate, so ``log``
+    shows them and readers can tell them from answers."""
+    db.execute("ALTER TABLE requests ADD COLUMN kind TEXT")

@@ -125,7 +125,7 @@ HOST = socket.gethostname()
 REQUEST_COLUMNS = (
     "id", "parent_id", "ts", "agent", "model", "is_local", "outcome", "fallback_reason", "n_attempts",
     "queue_wait_ms", "ttft_ms", "total_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd",
-    "prompt", "response", "thinking", "error", "finish_reason", "host",
+    "prompt", "response", "thinking", "error", "finish_reason", "host", "kind",
 )
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "agent", "model", "provider", "outcome", "reason", "detail", "queue_wait_ms",
@@ -140,7 +140,7 @@ _INSERT_ATTEMPT = (f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS
 #: no model's server known (a writer built without a config: tests, tools)
 _NO_BACKENDS: Mapping[str, str] = MappingProxyType({})
 
-#: rows per INSERT statement at most (22 values each: within SQLite's oldest limit of 999 variables)
+#: rows per INSERT statement at most (23 values each: within SQLite's oldest limit of 999 variables)
 GROUP = 32
 _GROUPED: dict[tuple[str, int], str] = {}
 _flat = itertools.chain.from_iterable
@@ -180,7 +180,7 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
         None if r.model is None else int(r.model in local_models),
         getattr(r.outcome, "_value_", r.outcome), reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms,
         r.tokens_in, r.tokens_out, r.tokens_per_s, r.cost_usd, capped(r.prompt, max_text), capped(r.response, max_text),
-        capped(r.thinking, max_text), r.error, r.finish_reason, HOST,
+        capped(r.thinking, max_text), r.error, r.finish_reason, HOST, None if r.kind is None else r.kind._value_,
     )
 
 

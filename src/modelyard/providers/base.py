@@ -26,6 +26,7 @@ from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
 from modelyard.providers.discovery import ServedModel
+from modelyard.providers.embeddings import cannot_embed, checked_vectors
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
@@ -177,8 +178,16 @@ class Provider(ABC):
         keeps the whole answer before anyone sees it (:meth:`joined` then)."""
         if request.prompt is not None and request.prompt.templated and not self.sends_prompts:
             return _refused(self.config.provider)
+        if request.embed is not None:
+            return checked_vectors(self.embeddings(request, timeouts), request.embed)
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
         return checked(stream, self.response_limit)
+
+    def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """The vectors of ``request.embed``'s texts (providers/embeddings.py: one ``embedding`` chunk, ``usage``,
+        ``done``). By default the backend has no embeddings: the attempt is refused and the chain moves on."""
+        return cannot_embed(f"model '{self.name}' cannot embed: the {self.config.provider} API has no embeddings "
+                            "endpoint")
 
     def joined(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """:meth:`stream` for a caller that buffers the whole answer: a provider may join the text deltas

@@ -31,6 +31,7 @@ from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
+from modelyard.providers.embeddings import cannot_embed
 from modelyard.providers.http import openai_tools, tool_call
 from modelyard.providers.llama_abort import AbortFlag, Stop, is_abort
 from modelyard.providers.llama_quiet import quiet_load
@@ -324,6 +325,15 @@ class LlamaCppProvider(Provider):
         finally:
             cancel.set()
             await _wait_stopped(finished)
+
+    def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """Refused: llama-cpp-python embeds only with a ``Llama`` loaded ``embedding=True``, a second copy of the model
+        beside the one that generates (the default model's: +738 MB of resident memory, measured 2026-11-30), and a
+        chat model's GGUF has no pooling — it gave a vector per token, not one per text. Embed through Ollama or an
+        OpenAI-compatible server running an embedding model."""
+        return cannot_embed(f"model '{self.name}' cannot embed: the embedded llama.cpp model is loaded to generate "
+                            "(embedding needs a second copy loaded for it); serve an embedding model through Ollama or "
+                            "an OpenAI-compatible server")
 
     async def warmup(self, keep_alive: str | None = None) -> None:
         reason = self.unavailable_reason()

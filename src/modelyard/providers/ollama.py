@@ -16,6 +16,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import parse_duration
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
+from modelyard.providers.embeddings import answer, body_limit, posted, refusal, request_body
 from modelyard.providers.http import (
     HISTORY_REFUSED,
     NO_MEMORY,
@@ -44,7 +45,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
-from modelyard.tokens import request_tokens
+from modelyard.tokens import estimate_tokens, request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, TextPrompt
 
 log = logging.getLogger(__name__)
@@ -365,6 +366,28 @@ class OllamaProvider(HttpProvider):
                 log.info("model %s: Ollama says it does not support thinking; asking without think from now on",
                          self.name)
                 self.learn({"thinking": False})
+
+    async def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """``POST /api/embed`` (docs.ollama.com/api, "Generate Embeddings"): ``input`` a list of texts, ``truncate``
+        left to Ollama (on: a text past the context is cut to it), ``dimensions`` where asked, the model's
+        ``num_ctx`` and ``keep_alive`` as for chat. Answers ``embeddings`` (a vector per text) and
+        ``prompt_eval_count``."""
+        embed = request.embed
+        assert embed is not None
+        body = request_body(self.model_id, embed)
+        if self.config.context:
+            body["options"] = {"num_ctx": self.config.context}
+        if self.config.keep_alive:
+            body["keep_alive"] = self.config.keep_alive
+        data = await posted(self.client, "/api/embed", body, timeouts, _extract_error,
+                            body_limit(self.response_limit, embed), "Ollama's embeddings answer")
+        if data.get("error"):  # an error inside a 200
+            kind, words = _extract_error(data)
+            raise refusal(stream_error(kind, words if kind else f"Ollama: {words}"))
+        tokens = data.get("prompt_eval_count")
+        for chunk in answer(data.get("embeddings"),
+                            tokens if tokens is not None else sum(map(estimate_tokens, embed.texts))):
+            yield chunk
 
     async def warmup(self, keep_alive: str | None = None) -> None:
         """Ollama preloads a model on a chat request that has no messages."""

@@ -28,6 +28,7 @@ from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
+from modelyard.providers.embeddings import answer, body_limit, ordered, posted, refusal, request_body
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
@@ -68,7 +69,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
-from modelyard.tokens import request_tokens
+from modelyard.tokens import estimate_tokens, request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 log = logging.getLogger(__name__)
@@ -1222,6 +1223,28 @@ class OpenAIProvider(HttpProvider):
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
         yield Chunk("usage", "", None, usage or Usage(request_tokens(request), pieces))
         yield Chunk("done", "", None, None, finish)
+
+    async def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """``POST /v1/embeddings`` (platform.openai.com/docs/api-reference/embeddings/create; llama-server, vLLM, LM
+        Studio, Ollama's ``/v1`` take it too): the texts as a list, ``dimensions`` where the client asked one, floats
+        (no ``encoding_format``: its default). The answer's ``data[].embedding`` in ``index`` order, and
+        ``usage.prompt_tokens`` (estimated where the server leaves it out)."""
+        embed = request.embed
+        assert embed is not None
+        data = await posted(self.client, "/embeddings" if versioned(self.endpoint) else "/v1/embeddings",
+                            request_body(self.model_id, embed), timeouts, _extract_error,
+                            body_limit(self.response_limit, embed), "the embeddings answer")
+        if data.get("error"):  # an error inside a 200
+            kind, message = _extract_error(data)
+            code = data["error"].get("code") if isinstance(data["error"], dict) else None
+            raise refusal(stream_error(kind, message, code))
+        if data.get("object") == "error" or data.get("error_code"):
+            raise refusal(_bare_error(data))
+        usage = data.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        for chunk in answer(ordered(data.get("data"), embed, "data"),
+                            tokens if tokens is not None else sum(map(estimate_tokens, embed.texts))):
+            yield chunk
 
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from modelyard.errors import ModelyardError, Reason
-from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.router.clock import wall_clock
 from modelyard.types import LENGTH
 
@@ -78,6 +78,8 @@ class RequestRecord:
     max_tokens: int | None = None
     #: the answer was cut where the model's context ended, not at its budget
     context_full: bool = False
+    #: what was asked: None for an answer (chat, a text completion), ``embeddings`` for vectors
+    kind: RequestKind | None = None
 
     @property
     def truncated(self) -> bool:

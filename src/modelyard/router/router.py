@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact
-from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.router.clock import running_loop
@@ -114,6 +114,8 @@ class Router:
         """Whole answer, buffered: may fall back at any point, even after tokens arrived."""
         self._check_agent(agent)
         record = _record(request_id, agent, parent_id)
+        if request.embed is not None:
+            record.kind = RequestKind.EMBEDDINGS
         response = ChatResponse()
         async for _ in self._run(agent, request, record, response, stream=False, accept=accept):
             pass
@@ -168,7 +170,9 @@ class Router:
         return plan
 
     def _prepare(self, plan: _AgentPlan, request: ChatRequest) -> ChatRequest:
-        """Apply the agent's settings: system prompt, thinking, output budget."""
+        """Apply the agent's settings: system prompt, thinking, output budget (none to an embeddings request)."""
+        if request.embed is not None:
+            return request
         messages = request.messages
         system = plan.system
         if system and not any(m.role == "system" for m in messages):
@@ -440,8 +444,8 @@ class Router:
         buffer, response, record = walk.answer, walk.response, walk.record
         assert buffer is not None
         response.text, response.thinking, response.model = buffer.text, buffer.thinking, buffer.model
-        response.tool_calls, response.usage, response.stop_reason = (
-            buffer.tool_calls, buffer.usage, buffer.stop_reason)
+        response.tool_calls, response.usage, response.stop_reason, response.vectors = (
+            buffer.tool_calls, buffer.usage, buffer.stop_reason, buffer.vectors)
         record.model = model
         record.finish_reason = finish_reason_of(buffer.stop_reason)
         if buffer.truncated:

@@ -33,7 +33,7 @@ await main({
   ps: async () => (await client.ps()).models.map(m => m.name),
   show: async () => (await client.show({ model: "coder" })).capabilities,
   not_found: async () => client.chat({ model: "nope", messages: hi }),
-  not_served: async () => client.embed({ model: "coder", input: "hi" }),
+  not_served: async () => client.pull({ model: "coder" }),
   broken_stream: async () => {
     for await (const p of await client.chat({ model: "solo", messages: hi, stream: true })) { /* an error line */ }
     return "no error";
