@@ -6,6 +6,10 @@ cites; the fake server renders nothing of its own for them.
 - :func:`relayed_loading`: a relay (Second-Me's local_llm_service) that caught llama-server's 503 through the
   ``openai`` client and passed it on as an error chunk inside its own 200 stream, the upstream's status only in the
   words (``Error code: 503 - {…}``, openai-python's APIStatusError text), ``code: 1``;
+- :func:`in_band_error`: vLLM's and SGLang's refusal of a request inside the 200 stream, with the status it would
+  have had (litellm#32237);
+- :func:`timings_only`: ik_llama.cpp's counts only in llama-server's ``timings`` object, no ``usage``, no
+  ``[DONE]`` (ik_llama.cpp#467, #695);
 - :func:`spliced_event`: Z.ai's GLM stream whose write buffer held a cut-off event and flushed it glued to the next
   one, on one line: ``data: {…"object":"chat.cdata: {…whole event…}`` (zai-org/GLM-5#66);
 - :func:`one_chunk_no_end`: a whole answer in one chunk that carries its text and ``finish_reason``, then neither a
@@ -47,6 +51,29 @@ def relayed_loading(message: str = LOADING_RELAYED) -> Fault:
     """Second-Me's relay: HTTP 200, then its own error chunk — ``code: 1``, the upstream's refusal in its words —
     then its ``[DONE]`` ("Sending final [DONE] marker", the same log)."""
     return Fault.raw(200, data({"error": {"code": 1, "message": message, "data": None}}), DONE, headers=SSE)
+
+
+def in_band_error(error: dict[str, Any]) -> Fault:
+    """An error object as an event of a 200 stream, then ``[DONE]``: vLLM's and SGLang's refusal after the headers
+    (``data: {"error": {"object": "error", …, "code": 400}}``, litellm#32237)."""
+    return Fault.raw(200, data(error), DONE, headers=SSE)
+
+
+#: ik_llama.cpp's counts on its last chunk before its #695: llama-server's ``timings`` object, with llama.cpp#15827's
+#: ``cache_n`` (the prompt tokens taken from the cache)
+TIMINGS = {"cache_n": 236, "prompt_n": 1, "prompt_ms": 30.958, "prompt_per_token_ms": 30.958,
+           "prompt_per_second": 32.301828283480845, "predicted_n": 35, "predicted_ms": 661.064,
+           "predicted_per_token_ms": 18.887542857142858, "predicted_per_second": 52.94494935437416}
+
+
+def timings_only(text: str) -> Fault:
+    """ik_llama.cpp's stream before its #695 (Aug 2025): no ``usage`` anywhere, llama-server's ``timings`` on the
+    finish chunk, and no ``[DONE]`` (ik_llama.cpp#467) — the body just ends."""
+    head = {"id": "chatcmpl-ik", "object": "chat.completion.chunk", "model": "local"}
+    return Fault.raw(200, data({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                                     "finish_reason": None}]}),
+                     data({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                           "timings": TIMINGS}), headers=SSE)
 
 
 def spliced_event(text: str) -> Fault:

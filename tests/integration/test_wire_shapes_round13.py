@@ -7,7 +7,9 @@ fakes never did. Each is the server's own, rebuilt from the report where its use
 - GLM's stale, cut-off event glued to the next on one line: the whole event read, the fragment dropped;
 - a whole answer in one chunk, its finish reason on it, then nothing on a connection held open: kept, not lost to
   the idle bound;
-- an Azure resource asked what it serves: its deployments, not Azure's catalog.
+- an Azure resource asked what it serves: its deployments, not Azure's catalog;
+- a request refused inside the stream with its 4xx status: the request's, not the model's;
+- token counts only in llama.cpp's ``timings``: read, not estimated.
 
 Each failed on the code before this pass.
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 from tests.fakes.azure import AzureOpenAIServer
-from tests.fakes.relays import one_chunk_no_end, relayed_loading, spliced_event
+from tests.fakes.relays import in_band_error, one_chunk_no_end, relayed_loading, spliced_event, timings_only
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
@@ -139,3 +141,38 @@ async def test_discovery_without_the_azure_key_says_which_variable(azure_resourc
     with pytest.raises(ProviderError) as refused:
         await OpenAIProvider.served_models(endpoint)
     assert refused.value.reason == "auth_error" and "set AZURE_OPENAI_API_KEY" in refused.value.message
+
+
+# -- a refusal sent inside the stream with its status -----------------------------------------------------------------
+
+#: vLLM's ErrorResponse for an image sent to a text-only model, inside its 200 stream (litellm#32237, which quotes it)
+NOT_MULTIMODAL = {"error": {"object": "error", "message": "The model is not multimodal. Please remove image inputs.",
+                            "type": "BadRequestError", "param": None, "code": 400}}
+
+
+async def test_a_refusal_inside_the_stream_with_a_4xx_code_is_the_requests(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """vLLM and SGLang refuse some requests after the 200, as an error event carrying the status they would have
+    answered (``"code": 400``) then ``[DONE]`` (litellm#32237; litellm#40578: LiteLLM itself dropped them). It was a
+    stream_error: asked again of the same model, refused again for the same request, counted against a model that is
+    well. Now read as that status would be: bad_request, the next model asked at once, this one not counted."""
+    fault = in_band_error(NOT_MULTIMODAL)
+    routed, cooling = await route_cooling("openai", servers, tmp_path, fault, fault)
+    assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+    assert "not multimodal" in (routed.record.attempts[0].detail or "")
+    assert _posts(servers["openai"]) == 1 and cooling == 0
+
+
+# -- token counts only in llama.cpp's timings -------------------------------------------------------------------------
+
+async def test_counts_only_in_llama_cpps_timings_are_the_answers_counts(servers: dict[str, Any],  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    """ik_llama.cpp sent no ``usage`` in a stream until its #695 (Aug 2025), and no ``[DONE]`` (its #467): the only
+    counts are llama-server's ``timings`` on the finish chunk, ``prompt_n`` beside the cached ``cache_n`` (llama.cpp
+    #15827) and ``predicted_n``; tabbyAPI mirrors that shape (its #478). Unread, the prompt was estimated from its
+    characters and the answer as one token per streamed piece: 237 tokens in and 35 out were logged as a handful.
+    Now the timings' counts are the answer's, where no usage came."""
+    servers["openai"].push(timings_only("Sunny."))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (1 + 236, 35)

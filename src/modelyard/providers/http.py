@@ -406,6 +406,12 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
         reason = Reason.OVERLOADED
     elif "rate_limit" in named or status == 429:
         reason = Reason.RATE_LIMITED
+    elif status is not None and 400 <= status < 500:
+        # the status the server would have answered had its headers not gone already: vLLM and SGLang refuse a
+        # request in the stream, ``{"error": {"object": "error", "message": "The model is not multimodal. Please
+        # remove image inputs.", "type": "BadRequestError", "code": 400}}`` then [DONE] (litellm#32237, #40578). As a
+        # stream_error it was asked again, refused again, and counted against a model that is well
+        reason = reason_for_status(status, kind)
     else:
         reason = Reason.STREAM_ERROR
     wait = LOADING_WAIT if reason is Reason.OVERLOADED and LOADING_SAID in message else None

@@ -419,7 +419,21 @@ def _usage_beside(data: dict[str, Any], choice: dict[str, Any]) -> Usage | None:
         reported = holder.get("usage") if type(holder) is dict else None
         if type(reported) is dict and _COUNTED.intersection(reported):
             return _counted(reported)
-    return None
+    return _timed(data.get("timings"))
+
+
+def _timed(timings: Any) -> Usage | None:
+    """The counts in llama.cpp's ``timings`` object, where a server sends no ``usage``: ik_llama.cpp before its #695
+    (Aug 2025) and servers that mirror llama-server's shape (tabbyAPI#478: "the finish_reason chunk without
+    include_usage") put only it on the last chunk. The prompt is ``prompt_n`` plus the cached ``cache_n`` (llama.cpp
+    #15827: "the number of used context tokens is equal to prompt_n + cache_n + predicted_n"), the answer
+    ``predicted_n``. Unread, both were estimated."""
+    if type(timings) is not dict:
+        return None
+    prompt, cached, made = timings.get("prompt_n"), timings.get("cache_n", 0), timings.get("predicted_n")
+    if type(prompt) is not int or type(cached) is not int or type(made) is not int:
+        return None
+    return usage_from({"in": prompt + cached, "out": made}, "in", "out")
 
 
 def _counted(reported: dict[str, Any]) -> Usage | None:
