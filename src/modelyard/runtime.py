@@ -123,6 +123,8 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
             link, forwarding = pool.link, forwarder
             forwarder.presence_servers = lambda: link.servers
             link.log_identity = lambda: forwarding.log_identity
+            link.log_mark = lambda: forwarding.log_mark
+            link.log_holds = forwarding.holds
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
     router = Router(config, pool=pool, sink=log.submit)
     if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)

@@ -6,32 +6,41 @@ Cases (each names its source where it came from outside):
   cloud server's, not the name's;
 - two hosts that share Redis slots but have no ``log.url`` (each its own SQLite file) are told so, once, at ``serve``
   and in ``stats``; a host alone hears nothing;
+- two hosts each on its own copy of one PostgreSQL cluster (its files copied: same system identifier, timeline, oid)
+  are said to log apart; one server reached at two addresses is still one log;
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from tests.pg import LogBackend
+from tests.helpers import make_config
+from tests.pg import LogBackend, OwnServer, free_port
 from tests.shared import conftest as shared_fixtures
 from tests.shared.redis_kit import delete_prefix, short_lease
+from tests.unit.test_ledger import record
 from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.config import load_config
 from modelyard.ledger.cost import log_costs
+from modelyard.ledger.pg import PgConnection
 from modelyard.ledger.probes import backends_of
 from modelyard.outcomes import AttemptOutcome as Outcome
 from modelyard.outcomes import RequestOutcome
 from modelyard.router import ModelPool
 from modelyard.router.records import Attempt, RequestRecord
+from modelyard.runtime import open_runtime
 
 redis_url, prefix = shared_fixtures.redis_url, shared_fixtures.prefix  # the real Redis, a prefix of the test's own
 
@@ -161,3 +170,80 @@ async def test_two_hosts_sharing_slots_each_with_its_own_file_are_told_at_serve_
     out = await asyncio.to_thread(runner.invoke, app, ["stats", "--config", str(tmp_path / "solo.yaml")],
                                   env={"COLUMNS": "300"})
     assert out.exit_code == 0 and "this log's only" not in out.output, out.output
+
+
+class CopiedServer(OwnServer):
+    """A second PostgreSQL made the way a VM image or a Docker volume is cloned for another host: the stopped
+    cluster's files copied (``cp -a``) and started on a port of its own — no initdb, no recovery, no new timeline."""
+
+    def __init__(self, of: OwnServer):  # not super().__init__: that would initdb a cluster of its own
+        self.root = Path(tempfile.mkdtemp(prefix="modelyard-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as = of._as
+        of.stop()
+        try:
+            shutil.copytree(of.data, self.data, symlinks=True)
+        finally:
+            of.start()
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        if self._as:
+            subprocess.run(["chown", "-R", "postgres", str(self.root)], check=True, timeout=60)
+        self.start()
+
+
+def _identity(url: str) -> str:
+    conn = PgConnection(url, migrate_schema=False)
+    try:
+        return conn.identity()
+    finally:
+        conn.close()
+
+
+async def test_two_hosts_each_on_a_copy_of_one_servers_files_are_told_their_logs_differ(
+        redis_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One PostgreSQL set up with the log's schema, then its files copied for a second host (a cloned VM image or
+    Docker volume; PostgreSQL's docs: a file-system level backup of a stopped cluster is a complete copy,
+    https://www.postgresql.org/docs/current/backup-file.html). The copy keeps ``system_identifier``, the timeline and
+    the database's oid — everything ``PgConnection.identity`` compares — so two hosts, each with
+    ``postgresql://…@localhost/postgres`` on its own copy, were taken for one log and nothing was said while each
+    host's `log` lacked the other's requests. A random id written at schema creation is copied too: what tells them
+    apart is a mark each forwarder writes after connecting (here: servers on 127.0.0.1 on two ports, as each host's
+    own ``localhost`` would be)."""
+    original = OwnServer()
+    copy: CopiedServer | None = None
+    try:
+        PgConnection(original.url).close()  # the log's schema, before the copy (as on the image)
+        copy = CopiedServer(original)
+        assert _identity(original.url) == _identity(copy.url) != ""  # the premise: identical to the old check
+        state = {"url": redis_url, "prefix": prefix, "lease": 3, "refresh": 0.1, "timeout": 0.2}
+
+        def config(name: str, url: str):
+            return make_config({"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}}, {"a": {"primary": "m"}},
+                               log={"path": str(tmp_path / f"{name}.sqlite3"), "url": url}, state=state)
+
+        monkeypatch.setattr(socket, "gethostname", lambda: "team-host-a")
+        host_a = open_runtime(config=config("a", original.url))
+        monkeypatch.setattr(socket, "gethostname", lambda: "team-host-b")
+        host_b = open_runtime(config=config("b", copy.url))
+        try:
+            for i, host in enumerate((host_a, host_b)):
+                host.pool.join()
+                host.log.submit(record(i))
+                assert host.log.flush(20) and host.forwarder is not None and host.forwarder.flush(20)
+            links = [host_a.pool.link, host_b.pool.link]
+            assert links[0] is not None and links[1] is not None
+            await _until(lambda: all(link.disagreements for link in links if link is not None),
+                         "the hosts on two copies never heard their logs differ", within=30)
+            said = links[0].disagreements[0]
+            assert said.startswith("routing log: ") and "at team-host-b:" in said, said
+            assert "another server with this one's identity (a copy of its files" in said, said
+            assert "logs differ" in links[0].status().detail
+        finally:
+            await host_a.aclose()
+            await host_b.aclose()
+    finally:
+        original.close()
+        if copy is not None:
+            copy.close()

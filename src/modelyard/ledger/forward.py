@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.config import dburl
-from modelyard.ledger import presence
+from modelyard.ledger import marks, presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
@@ -316,6 +316,15 @@ class Forwarder:
         #: which log the database is (:meth:`.pg.PgConnection.identity`; None: not connected yet, "": unreadable):
         #: the shared state compares it, as two hosts' ``localhost`` may be two servers or one through a tunnel each
         self.log_identity: str | None = None
+        #: this process's mark in the log (:mod:`.marks`), said beside the identity once written ("" until then: a
+        #: process whose role may not write it is compared by identity alone)
+        self._mark = marks.new()
+        self.log_mark = ""
+        #: other processes' marks the shared state asked about → in this log (True), not (False), not looked yet
+        #: (None); replaced whole (read by the event loop's thread), looked at again every presence_every
+        self._asked: dict[str, bool | None] = {}
+        self._asked_lately: set[str] = set()
+        self._marks_at = 0.0
         self._lock_fd: int | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -495,6 +504,8 @@ class Forwarder:
         if self.presence is not None and time.monotonic() - self._presence_at >= self.presence_every:
             self._presence_at = time.monotonic()
             self._look_around(self.presence)
+        if self._asked and (None in self._asked.values() or time.monotonic() - self._marks_at >= self.presence_every):
+            self._look_for_marks()
         if time.monotonic() - self._clock_at >= self.clock_every:
             self._clock_at = time.monotonic()
             self._check_clock()
@@ -544,11 +555,39 @@ class Forwarder:
         self.state_differs = differ
         self.one_at_a_time_differs = found.one_at_a_time
 
+    def holds(self, mark: str) -> bool | None:
+        """Whether this log holds another process's mark (:mod:`.marks`): None until looked — asking wakes the
+        forwarder, whose next step looks. From the event loop's thread: never waits on the database."""
+        self._asked_lately.add(mark)
+        if mark not in self._asked:
+            self._asked = {**self._asked, mark: None}
+            self.wake()
+        return self._asked.get(mark)
+
+    def _look_for_marks(self) -> None:
+        asked = set(self._asked)
+        try:
+            found = marks.present(self._database(), asked)
+        except Exception as exc:  # a courtesy: never the forwarder's failure
+            log.debug("routing log: marks not looked for (%s)", exc)
+            return
+        self._marks_at = time.monotonic()
+        lately, self._asked_lately = self._asked_lately, set()
+        # looked at now: in the log or not; asked meanwhile: at the next step; not asked since the last look (its
+        # process is gone): forgotten
+        self._asked = {m: (m in found if m in asked else None) for m in self._asked if m in lately or m not in asked}
+
     def _database(self) -> Any:
         if self._pg is None:
             from modelyard.ledger.pg import PgConnection
 
             self._pg = PgConnection(self.url, application_name="modelyard-forwarder", lock_timeout=self.lock_timeout)
+            try:  # before the identity is known: a host that sees this identity can look for the mark at once
+                marks.write(self._pg, self._mark)
+                self.log_mark = self._mark
+            except Exception as exc:  # no right to create or write the table: the identity alone decides
+                log.debug("routing log: mark not written (%s)", exc)
+                self.log_mark = ""
             self.log_identity = self._pg.identity()  # read again on each new connection: a failover changes it
         return self._pg
 

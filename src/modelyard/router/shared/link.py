@@ -188,6 +188,9 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
 _LOG_KEY = "@log"
 _LOG_ID_KEY = "@logid"
 _LOG_HOST_KEY = "@logon"
+#: the mark the process's forwarder left in its log (:mod:`modelyard.ledger.marks`): a server copied from another's
+#: files has its identity, and only a mark written since tells the two apart
+_LOG_MARK_KEY = "@logmark"
 
 
 def _gist(found: list[str]) -> list[str]:
@@ -303,6 +306,10 @@ class RedisLink:
         #: the log's identity as this process's forwarder read it (the runtime sets it; None: not read yet, "": not
         #: readable — the default, for a process that forwards nothing)
         self.log_identity: Callable[[], str | None] = lambda: ""
+        #: the mark this process's forwarder left in the log ("" none), and whether this process's log holds another
+        #: process's mark (None: not known yet) — the runtime sets both from the forwarder
+        self.log_mark: Callable[[], str] = lambda: ""
+        self.log_holds: Callable[[str], bool | None] = lambda _mark: None
         self.disagreements: list[str] = []
         #: model → the backend its slots protect (:func:`.namespaces.backend_key`; the pool sets it)
         self.backends: dict[str, str] = {}
@@ -464,6 +471,8 @@ class RedisLink:
                 said[_LOG_HOST_KEY] = place.host
             if place.identity:
                 said[_LOG_ID_KEY] = place.identity
+                if mark := self.log_mark():
+                    said[_LOG_MARK_KEY] = mark
         return json.dumps(said, sort_keys=True, separators=(",", ":"))
 
     def _log_place(self) -> LogPlace | None:
@@ -497,6 +506,10 @@ class RedisLink:
                 there = LogPlace(log_there, where.split(":", 1)[0], ident if isinstance(ident, str) else None)
                 if mine.apart(there):
                     found.append(f"routing log: {mine.shown(there)} here, {there.shown(mine)} at {where}")
+                elif self._a_copy(mine, there, theirs.get(_LOG_MARK_KEY)):
+                    found.append(f"routing log: {mine.shown(there)} here, {there.shown(mine)} at {where} — another "
+                                 "server with this one's identity (a copy of its files: a cloned VM or volume), its "
+                                 "requests are not in this log")
         # what differs, not which process says it: Redis names one process per set of limits, whichever renewed
         # last, so a host upgraded first said it again every heartbeat naming its peers by turns
         if _gist(found) != _gist(self.disagreements) and found and not self._looking:
@@ -510,6 +523,13 @@ class RedisLink:
                             "%s", self.settings.shown_url,
                             "; ".join(f.removeprefix("routing log: ") for f in logs))
         self.disagreements = found
+
+    def _a_copy(self, mine: LogPlace, there: LogPlace, mark: object) -> bool:
+        """The other process's log has this one's identity but not its mark: a copy of the server's files, not one
+        log (:mod:`modelyard.ledger.marks`). Unknown (no mark, not looked yet) is not a copy."""
+        if not isinstance(mark, str) or not mark or mine.identity in (None, "", LOG_PENDING):
+            return False
+        return mine.identity == there.identity and self.log_holds(mark) is False
 
     async def call(self, script: str, keys: list[str], args: list[Any], *, budget: float | None = None) -> Any:
         """Run one script within ``state.timeout`` (or ``budget``, when the caller has less time left).
