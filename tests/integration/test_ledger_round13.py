@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.helpers import make_config
+from tests.integration.test_pg_identity import _identity
 from tests.pg import LogBackend, OwnServer, free_port
 from tests.shared import conftest as shared_fixtures
 from tests.shared.redis_kit import delete_prefix, short_lease
@@ -191,14 +192,6 @@ class CopiedServer(OwnServer):
         if self._as:
             subprocess.run(["chown", "-R", "postgres", str(self.root)], check=True, timeout=60)
         self.start()
-
-
-def _identity(url: str) -> str:
-    conn = PgConnection(url, migrate_schema=False)
-    try:
-        return conn.identity()
-    finally:
-        conn.close()
 
 
 async def test_two_hosts_each_on_a_copy_of_one_servers_files_are_told_their_logs_differ(
