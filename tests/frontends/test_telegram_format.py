@@ -148,3 +148,23 @@ async def test_an_answer_opening_a_code_block_never_shows_its_fence(tmp_path, tg
     assert len(shown) >= 3, shown  # the placeholder, edits while it streamed, the final answer
     assert not [t for t in shown if "```" in t], shown
     assert final["text"].startswith("print(1)\n\nDone.")
+
+
+def test_every_part_of_a_long_code_block_keeps_its_indentation():
+    """A long answer is cut at line breaks, and each part was trimmed of white space at both ends — the indentation
+    of the code line that began the next part too, so every message after the first began with a de-indented line
+    (NousResearch/hermes-agent#54579: 'The first code line of every continuation chunk therefore arrives
+    de-indented'), Python that no longer runs when copied. Telegram trims spaces and line breaks only before a
+    message's first entity (tdlib's fix_formatted_text: ltrim stops at entities[0].offset), so they stay when the part
+    begins inside the code block. An answer that opens with an indented code line kept it nowhere either."""
+    body = "\n".join(f"    value_{i} = compute(item_{i})  # step {i}" for i in range(300))
+    message = from_markdown(f"Here:\n\n```python\ndef run():\n{body}\n```\n")
+    parts = split(message, 4096)
+    assert len(parts) > 2
+    for part in parts[1:]:
+        check_entities(part.text, wire(part))
+        assert part.text.startswith("    value_"), repr(part.text[:30])
+        assert shown(part, Kind.PRE)[0] == part.text
+    assert "\n".join(shown(p, Kind.PRE)[0] for p in parts) == f"def run():\n{body}"
+    opening = from_markdown("```\n    indented = True\n```")
+    assert opening.text == "    indented = True" and shown(opening, Kind.PRE) == [opening.text]

@@ -162,18 +162,30 @@ def split(message: Formatted, limit: int) -> list[Formatted]:
             brk = len(window)
         spans.append((start, start + brk))
         start += brk
-        while start < len(text) and start < cut and text[start].isspace():
+        if text[start] == "\n":  # the line break only: the next line's indentation is its own (a code block's)
             start += 1
+        else:
+            while start < len(text) and start < cut and text[start].isspace():
+                start += 1
     spans.append((start, len(text)))
     parts = [_part(message, a, b) for a, b in spans]
     return [p for p in parts if p.text] or [Formatted("")]
 
 
 def _part(message: Formatted, start: int, end: int) -> Formatted:
-    segment = message.text[start:end]
-    lead = len(segment) - len(segment.lstrip())
-    segment = segment.strip()
-    begin = utf16_len(message.text[:start + lead])
+    """``message.text[start:end]`` as Telegram keeps it, entities clipped: white space after the last character cut,
+    and spaces and line breaks before the first entity (tdlib's fix_formatted_text: ltrim stops at the first entity's
+    offset) — not those inside it: a code block's first line keeps its indentation. Every part of a long code block
+    after the first lost it (NousResearch/hermes-agent#54579), and so did an answer that began with an indented one."""
+    segment = message.text[start:end].rstrip()
+    begin = utf16_len(message.text[:start])
+    first = min((e.offset for e in message.entities if e.end > begin and e.offset < begin + utf16_len(segment)),
+                default=None)
+    lead = 0
+    while lead < len(segment) and segment[lead] in " \n" and (first is None or begin + lead < first):
+        lead += 1  # spaces and line breaks are one UTF-16 unit each
+    segment = segment[lead:]
+    begin += lead
     stop = begin + utf16_len(segment)
     clipped = []
     for entity in message.entities:
