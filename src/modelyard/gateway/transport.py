@@ -14,7 +14,8 @@ every wait on the client (uvicorn's covers only the wait between requests): a co
 stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence (halfway through a body,
 after a 408; and a body still coming four bounds on gets one too); a head past :data:`HEAD_LIMIT` a 431; and one
 that stops reading what it is sent (its receive window shut) is cut off after as long without taking a byte — its
-request is cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``.
+request is cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``. A connection
+whose next request is already in its socket when the bound comes due is not idle: it is read, not closed unread.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ if sys.platform == "linux":
 
     #: SIOCOUTQ: the bytes in a socket's send queue, sent or not, that the peer has not acknowledged
     _OUTQ: int | None = termios.TIOCOUTQ
-else:  # elsewhere the transport's own buffer is what counts
-    _OUTQ = None
+    #: SIOCINQ: the bytes in a socket's receive queue that the server has not read yet
+    _INQ: int | None = termios.FIONREAD
+else:  # elsewhere the transport's own buffer is what counts, and a request's arrival is seen when it is read
+    _OUTQ = _INQ = None
 
 #: the bytes uvicorn refuses in a header name and in a value: its two one-character patterns, read byte by byte here
 NAME_REFUSED = bytes(b for b in range(256) if HEADER_RE.search(bytes((b,))))
@@ -236,6 +239,13 @@ class OneWriteProtocol(HttpToolsProtocol):
                 # 408 came 450 s after the head where 375 s is the most said, benchmarks/soak_shared.py)
                 due = min(due, seen[1] + self._body_bound())
             self.timeout_keep_alive_task = self.loop.call_at(due, self._keep_alive_due)
+        elif self._unread():
+            # the client's next bytes are in the socket already: they came after the loop last looked at it, while
+            # the callbacks queued before this timer ran (a busy loop). The connection was closed unread — a request
+            # that had reached the gateway reset, never routed nor logged, where the client could not safely send a
+            # POST again (tests/gateway/test_idle_close_race.py). Not idle: the loop's next iteration reads them.
+            self._idle_since = now
+            self.timeout_keep_alive_task = self.loop.call_at(now + self.timeout_keep_alive, self._keep_alive_due)
         elif body_coming:
             self._body_late(cycle, f"nothing of the request body came for {_seconds(self.timeout_keep_alive)}, the "
                             "most this gateway waits between two pieces of a body")
@@ -334,6 +344,17 @@ class OneWriteProtocol(HttpToolsProtocol):
             if isinstance(hangup, Hangup):
                 hangup.gone = Reason.CLIENT_STALLED  # connection_lost tells the request, with this reason
         self.transport.abort()
+
+    def _unread(self) -> int:
+        """The bytes the client sent that the loop has not read yet (0 while reading is paused on purpose: those wait
+        for the handler, not for the client; and 0 where the socket cannot be asked)."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket")
+        if _INQ is None or sock is None or not transport.is_reading():
+            return 0
+        with contextlib.suppress(OSError, ValueError):
+            return struct.unpack("i", fcntl.ioctl(sock.fileno(), _INQ, b"\0\0\0\0"))[0]
+        return 0
 
     def _unsent_bytes(self) -> int:
         """What the client has not taken yet: the transport's buffer and the socket's send queue. The queue counts:
