@@ -13,7 +13,8 @@ cites; the fake server renders nothing of its own for them.
 - :func:`spliced_event`: Z.ai's GLM stream whose write buffer held a cut-off event and flushed it glued to the next
   one, on one line: ``data: {…"object":"chat.cdata: {…whole event…}`` (zai-org/GLM-5#66);
 - :func:`one_chunk_no_end`: a whole answer in one chunk that carries its text and ``finish_reason``, then neither a
-  usage chunk nor ``[DONE]``, the connection held open (bifrost#6784, #7115).
+  usage chunk nor ``[DONE]``, the connection held open (bifrost#6784, #7115); :func:`completion_no_end`, the same on
+  ``/v1/completions``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,23 @@ def spliced_event(text: str) -> Fault:
 def _compact(obj: Any) -> str:
     """JSON as Z.ai writes it: no spaces."""
     return json.dumps(obj, separators=(",", ":"))
+
+
+def completion_no_end(text: str, *, usage: bool) -> Fault:
+    """The same end left out on OpenAI's legacy ``/v1/completions`` (``text_completion`` objects; Bifrost's fix for
+    #6784 covers "both the chat completion and text completion streaming read loops", bifrost#6948): the text with
+    its finish reason in one chunk, or the text, an empty finish chunk and the usage chunk; then no ``[DONE]``,
+    keep-alive comments on an open connection."""
+    def obj(piece: str, finish: str | None, **extra: Any) -> str:
+        return data({"id": "cmpl-1", "object": "text_completion", "model": "local",
+                     "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}], **extra})
+    if usage:
+        body = [obj(text, None), obj("", "stop"),
+                data({"id": "cmpl-1", "object": "text_completion", "model": "local", "choices": [],
+                      "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}})]
+    else:
+        body = [obj(text, "stop")]
+    return Fault.raw(200, *body, *[": keep-alive\n\n"] * 40, headers=SSE, end="hang", interval=0.1)
 
 
 def one_chunk_no_end(text: str, keepalive: int = 0, interval: float = 0.1) -> Fault:

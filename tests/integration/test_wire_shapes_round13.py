@@ -22,7 +22,14 @@ from typing import Any
 
 import pytest
 from tests.fakes.azure import AzureOpenAIServer
-from tests.fakes.relays import in_band_error, one_chunk_no_end, relayed_loading, spliced_event, timings_only
+from tests.fakes.relays import (
+    completion_no_end,
+    in_band_error,
+    one_chunk_no_end,
+    relayed_loading,
+    spliced_event,
+    timings_only,
+)
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import outcomes, route_cooling
 from tests.integration.test_wire_shapes_round9 import _routed, _rows
@@ -30,9 +37,10 @@ from tests.integration.test_wire_shapes_round9 import _routed, _rows
 from modelyard.errors import ProviderError
 from modelyard.ops.starter import discover, draft
 from modelyard.providers.openai import OpenAIProvider
-from modelyard.types import ChatRequest, Message
+from modelyard.types import ChatRequest, Message, TextPrompt
 
 PLAIN = ChatRequest(messages=[Message("user", "Say hello")])
+COMPLETION = ChatRequest(messages=[Message("user", "Once")], prompt=TextPrompt("Once"))
 
 
 def _posts(server: Any) -> int:
@@ -176,3 +184,17 @@ async def test_counts_only_in_llama_cpps_timings_are_the_answers_counts(servers:
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
     assert (routed.record.tokens_in, routed.record.tokens_out) == (1 + 236, 35)
+
+
+@pytest.mark.parametrize("usage", [False, True], ids=["one_chunk", "finish_then_usage"])
+async def test_a_text_completion_whose_end_never_comes_is_kept(usage: bool, servers: dict[str, Any],  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """The legacy ``/v1/completions`` stream never marked its answer whole: a finish reason and the usage chunk, then
+    no ``[DONE]`` on a connection held open (bifrost#6784; Bifrost's fix covers its text-completion loop too,
+    bifrost#6948), was lost to the idle bound — idle_timeout, the next model asked. Now read as a chat stream's end:
+    after the usage chunk within the grace, after a finish reason on the text once nothing more comes."""
+    servers["openai"].push(completion_no_end("upon a time", usage=usage))
+    [routed] = await _routed("openai", servers, tmp_path, COMPLETION)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "upon a time"
+    assert routed.record.total_ms / 1000 < 2.0  # within the idle bound (the usage chunk: its first grace, then learned)

@@ -1183,6 +1183,7 @@ class OpenAIProvider(HttpProvider):
         path = "/completions" if versioned(self.endpoint) else "/v1/completions"
         usage: Usage | None = None
         finish, finished, errored, pieces = "", False, False, 0
+        plain = False  # a text chunk came without a finish reason (see _stream)
         async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
                                       limit=self.response_limit) as resp:
             finished = resp.is_json  # a whole answer has no [DONE]
@@ -1208,6 +1209,8 @@ class OpenAIProvider(HttpProvider):
                     if type(reported := data.get("usage")) is dict and _COUNTED.intersection(reported):
                         usage = _counted(reported) or usage
                     choices = data.get("choices")
+                    if finish and reported is not None and not choices:  # the usage chunk, after the last
+                        resp.answered = True
                     if choices is None:
                         if data.get("error_code") or data.get("object") == "error":
                             raise _bare_error(data)
@@ -1227,10 +1230,17 @@ class OpenAIProvider(HttpProvider):
                         if text:
                             pieces += 1
                             yield Chunk("text", text)
+                            if finish:  # a finish reason the text went on after: not its end
+                                resp.answered = resp.may_be_whole = False
                         if stop := choice.get("finish_reason"):
                             finish = str(stop)
                             if finish in _FAILED:
                                 raise _failed(choice, finish)
+                            # its end, read as a chat stream's (_stream): whole at once, or, on a chunk with text
+                            # from a server that may put a finish reason on every chunk, once nothing more comes
+                            resp.answered, resp.may_be_whole = not text or plain, True
+                        elif text:
+                            plain = True
                 if finished:
                     break
         if not finished and not finish:
