@@ -105,7 +105,7 @@ class EmbedInput:
     """Texts to embed, one vector each, in order (OpenAI's ``/v1/embeddings``, Ollama's ``/api/embed``), carried on a
     :class:`ChatRequest` so the router walks the same chain, slots, bounds and cooldowns as for an answer; its
     ``messages`` then hold the longest text, for the router's context check and the log. ``dimensions``: the length
-    the client asked the vectors cut to, passed to backends that take it (a model that ignores it is passed over)."""
+    the client asked the vectors cut to, passed to backends that take it (and cut here where one ignores it)."""
 
     texts: tuple[str, ...]
     dimensions: int | None = None

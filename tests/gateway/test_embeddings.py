@@ -144,6 +144,8 @@ def test_an_empty_ollama_input_loads_without_routing(gw, servers, local):
     """Ollama answers an empty input with no vectors (its way to load the model); nothing is sent upstream."""
     assert local.embed(model="embed-ollama", input=[]).embeddings == []
     assert local.embeddings(model="embed-ollama", prompt="").embedding == []
+    r = httpx.post(gw.url + "/api/embed", json={"model": "embed-ollama"}, timeout=15)
+    assert r.status_code == 200 and r.json() == {"model": "embed-ollama", "embeddings": []}
     assert servers["ollama"].requests_to("/api/embed") == [] and _rows(gw) == []
 
 
@@ -224,19 +226,25 @@ def test_a_broken_embedder_falls_back_to_the_next_model(gw, servers, sdk, fault)
     assert _rows(gw)[-1]["outcome"] == "fallback"
 
 
-def test_dimensions_go_where_taken_and_a_model_that_ignores_them_is_passed_over(gw, servers, sdk):
-    """llama-server reads no ``dimensions`` (its vectors keep the model's length): that answer is refused, and
-    Ollama's (which cuts them) is used."""
+def test_dimensions_are_passed_on_and_cut_where_a_server_ignores_them(gw, servers, sdk):
+    """Ollama's ``dimensions`` cuts the vectors; llama-server reads none and answers the model's width: its vectors
+    are cut and scaled back to unit length here, so the client's store gets the length it asked for. More than
+    the models have is a 400 saying so."""
     got = sdk.embeddings.create(model="rag", input="text", dimensions=4, encoding_format="float")
-    assert got.model == "embed-ollama" and len(got.data[0].embedding) == 4
+    head = fake_vector("text", DIMS)[:4]
+    norm = sum(x * x for x in head) ** 0.5
+    assert got.model == "embed-llama" and _close(got.data[0].embedding, [x / norm for x in head])
     assert servers["llama"].requests_to("/v1/embeddings")[-1].json["dimensions"] == 4
-    assert servers["ollama"].requests_to("/api/embed")[-1].json["dimensions"] == 4
+    with pytest.raises(openai.BadRequestError) as err:
+        sdk.embeddings.create(model="rag", input="text", dimensions=DIMS * 2)
+    assert "fewer than the 16 asked" in str(err.value.body)
+    assert servers["ollama"].requests_to("/api/embed")[-1].json["dimensions"] == DIMS * 2
 
 
 BAD = {
     "empty list": ({"input": []}, "input: an empty list"),
     "empty string": ({"input": ""}, "input: cannot be an empty string"),
-    "missing": ({}, "input: missing"),
+    "missing": ({}, "input: Field required"),
     "a number": ({"input": 5}, "input: expected a string or a list of strings, not a int"),
     "mixed types": ({"input": ["ok", 3]}, "input[1]: expected a string, not a int"),
     "empty item": ({"input": ["ok", ""]}, "input[1]: an empty string"),

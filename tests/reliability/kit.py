@@ -20,6 +20,7 @@ from tests.fakes import AnthropicServer, OllamaServer, OpenAIServer
 from tests.helpers import make_config
 
 from modelyard.config import Config
+from modelyard.gateway.embeddings_wire import MAX_DIMENSIONS
 from modelyard.ledger import connect
 
 ANTHROPIC_KEY = "sk-ant-api03-reliability-SECRET-0123456789abcdefABCDEF"
@@ -120,9 +121,11 @@ class FakeAnthropic(_HangupAware, AnthropicServer):
 @contextlib.contextmanager
 def backends(chunk_interval: float = 0.0) -> Iterator[tuple[FakeOpenAI, FakeOllama, FakeAnthropic]]:
     """Three fakes speaking OpenAI, Ollama and Anthropic on loopback."""
-    with FakeOpenAI(models=["fast-model"], reply_text="Hello from fast.", chunk_interval=chunk_interval) as oa, \
+    # vectors as wide as a client may ask for (``dimensions``): a schema-valid request must be answerable
+    with FakeOpenAI(models=["fast-model"], reply_text="Hello from fast.", chunk_interval=chunk_interval,
+                    embedding_dims=MAX_DIMENSIONS) as oa, \
             FakeOllama(models=["backup-model"], reply_text="Hello from backup.",
-                       chunk_interval=chunk_interval) as ol, \
+                       chunk_interval=chunk_interval, embedding_dims=MAX_DIMENSIONS) as ol, \
             FakeAnthropic(api_key=ANTHROPIC_KEY, models=["claude-test"], reply_text="Hello from cloud.",
                             chunk_interval=chunk_interval) as an:
         yield oa, ol, an

@@ -48,7 +48,13 @@ def test_a_vector_per_text_of_one_length_and_the_asked_dimensions():
         vectors_from([[1.0], [2.0, 3.0]], TWO, "v")
     with pytest.raises(ProviderError) as err:
         vectors_from([[1.0, 2.0], [2.0, 3.0]], EmbedInput(("a", "b"), dimensions=4), "v")
-    assert err.value.reason is Reason.BAD_REQUEST and "2 dimensions, not the 4 asked" in err.value.message
+    assert err.value.reason is Reason.BAD_REQUEST and "2 dimensions, fewer than the 4 asked" in err.value.message
+
+
+def test_a_vector_wider_than_asked_is_cut_and_scaled_back_to_unit_length():
+    """As Ollama's ``dimensions`` does (and OpenAI's for Matryoshka models), for a server that ignores it."""
+    cut = vectors_from([[3.0, 4.0, 12.0], [0.0, 0.0, 1.0]], EmbedInput(("a", "b"), dimensions=2), "v")
+    assert cut == [[0.6, 0.8], [0.0, 0.0]]
 
 
 def test_items_come_back_in_the_order_of_their_index():

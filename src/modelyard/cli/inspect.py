@@ -36,7 +36,7 @@ from modelyard.ledger.probes import backend_of
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
 from modelyard.ops.reach import unreachable as reach_check
-from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.router.spend import window_start
@@ -276,11 +276,18 @@ def _time_cell(ts: float, today: bool) -> str:
 
 
 def _outcome_cell(r: Any) -> str:
-    """The outcome, plus ``(length)`` for an answer cut off at its token limit: it looks whole otherwise."""
+    """The outcome, plus ``(length)`` for an answer cut off at its token limit: it looks whole otherwise; and
+    ``(embeddings)`` for vectors, which have no output tokens nor text (a request of no other kind says nothing)."""
     try:
         cut = r["finish_reason"] == LENGTH
     except (IndexError, KeyError):  # a log from before the column existed
         cut = False
+    try:
+        kind = r["kind"]
+    except (IndexError, KeyError):
+        kind = None
+    if kind == RequestKind.EMBEDDINGS:
+        return f"{r['outcome']} ({RequestKind.EMBEDDINGS})"
     return f"{r['outcome']} ({LENGTH})" if cut else r["outcome"]
 
 

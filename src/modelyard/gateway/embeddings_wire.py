@@ -19,9 +19,10 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from modelyard.gateway.wire import BadRequest, _In, bad_body
 from modelyard.types import ChatRequest, EmbedInput, Message, Usage
@@ -30,7 +31,13 @@ from modelyard.types import ChatRequest, EmbedInput, Message, Usage
 MAX_INPUTS = 2048
 #: characters of all texts together (OpenAI: 300,000 tokens summed across inputs; ~4 characters a token)
 MAX_CHARS = 1_200_000
+#: the widest vector a client may ask for (today's widest embedding models answer 4,096)
+MAX_DIMENSIONS = 16384
 LATEST = ":latest"
+_INPUT = {"anyOf": [{"type": "string", "minLength": 1},
+                   {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
+                    "items": {"type": "string", "minLength": 1}}],
+          "description": "a text, or a list of texts, to embed (token arrays are refused)"}
 _TOKENS = ("token ids: they are in the client's tokenizer, which no model here shares (LangChain's OpenAIEmbeddings "
            "sends tiktoken's unless check_embedding_ctx_length=False): send the texts")
 
@@ -40,17 +47,24 @@ class EmbeddingsBody(_In):
     model's to set: ignored, as unknown fields are)."""
 
     model: str = Field(min_length=1)
-    input: Any = None
+    #: read by :func:`texts_of` (its errors name the item); the schema says what it takes
+    input: Annotated[Any, WithJsonSchema(_INPUT)]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: int | None = Field(None, ge=1, le=65536)
+    dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     #: the name as the client sent it (Ollama echoes it verbatim)
-    asked: str = Field(default="", exclude=True)
+    asked: SkipJsonSchema[str] = Field(default="", exclude=True)
+
+
+class OllamaEmbedBody(EmbeddingsBody):
+    """``/api/embed``: no ``input`` is Ollama's load (no vectors)."""
+
+    input: Any = None
 
 
 class OllamaLegacyBody(_In):
     model: str = Field(min_length=1)
     prompt: Any = None
-    asked: str = Field(default="", exclude=True)
+    asked: SkipJsonSchema[str] = Field(default="", exclude=True)
 
 
 def _parsed(cls: type[Any], raw: bytes) -> Any:
@@ -69,7 +83,7 @@ def parse_embeddings_body(raw: bytes) -> EmbeddingsBody:
 
 
 def parse_ollama_embed_body(raw: bytes) -> EmbeddingsBody:
-    body: EmbeddingsBody = _parsed(EmbeddingsBody, raw)
+    body: EmbeddingsBody = _parsed(OllamaEmbedBody, raw)
     body.model = body.model.removesuffix(LATEST)
     body.input = texts_of(body.input, ollama=True)
     return body
@@ -95,13 +109,14 @@ def _kind(value: Any) -> str:
 def texts_of(value: Any, *, ollama: bool) -> tuple[str, ...]:
     """The texts of ``input``; a 400 naming the first item that is none. Ollama's empty input (``""`` or ``[]``) is
     no texts (a load); OpenAI's is refused, as its API refuses it."""
+    if value is None and ollama:
+        return ()
     if isinstance(value, str):
         if value == "" and not ollama:
             raise BadRequest("input: cannot be an empty string", "input")
         return (value,) if value else ()
     if not isinstance(value, list):
-        raise BadRequest("input: expected a string or a list of strings, not " + _kind(value) if value is not None
-                         else "input: missing (a string or a list of strings to embed)", "input")
+        raise BadRequest("input: expected a string or a list of strings, not " + _kind(value), "input")
     if not value and not ollama:
         raise BadRequest("input: an empty list: give at least one text", "input")
     if len(value) > MAX_INPUTS:

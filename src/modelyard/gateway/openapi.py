@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.gateway.embeddings_wire import MAX_INPUTS, EmbeddingsBody
 from modelyard.gateway.responses_wire import ResponsesBody
 from modelyard.gateway.text_completions_wire import MAX_PROMPTS, CompletionBody, FimBody
 from modelyard.gateway.wire import ChatCompletionBody
@@ -61,6 +62,17 @@ _RESPONSE = {
                    "model": {"type": "string"}, "status": {"enum": ["completed", "incomplete"]},
                    "output": {"type": "array", "items": {"type": "object"}}, "usage": {"type": "object"}},
 }
+_EMBEDDINGS = {
+    "type": "object", "required": ["object", "data", "model", "usage"],
+    "properties": {"object": {"const": "list"}, "model": {"type": "string"}, "usage": {"type": "object"},
+                   "data": {"type": "array", "items": {"type": "object", "required": ["object", "index", "embedding"],
+                                                       "properties": {"object": {"const": "embedding"},
+                                                                      "index": {"type": "integer"},
+                                                                      "embedding": {"anyOf": [
+                                                                          {"type": "array",
+                                                                           "items": {"type": "number"}},
+                                                                          {"type": "string"}]}}}}},
+}
 _MODEL = {
     "type": "object", "required": ["id", "object"],
     "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "owned_by": {"type": "string"},
@@ -73,10 +85,11 @@ def openapi_document() -> dict[str, Any]:
     responses_body = ResponsesBody.model_json_schema(ref_template=_REF)
     completion_body = CompletionBody.model_json_schema(ref_template=_REF)
     fim_body = FimBody.model_json_schema(ref_template=_REF)
+    embeddings_body = EmbeddingsBody.model_json_schema(ref_template=_REF)
     schemas = {**body.pop("$defs", {}), **responses_body.pop("$defs", {}), **completion_body.pop("$defs", {}),
                **fim_body.pop("$defs", {}),
                "ChatCompletionBody": body, "ResponsesBody": responses_body, "CompletionBody": completion_body,
-               "FimBody": fim_body,
+               "FimBody": fim_body, "EmbeddingsBody": embeddings_body, "Embeddings": _EMBEDDINGS,
                "Error": _ERROR, "ChatCompletion": _COMPLETION, "Response": _RESPONSE,
                "TextCompletion": _TEXT_COMPLETION,
                "Model": _MODEL,
@@ -92,8 +105,8 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "modelyard gateway", "version": "1",
-                 "description": "OpenAI-compatible chat completions, responses and text completions routed through "
-                                "modelyard agents."},
+                 "description": "OpenAI-compatible chat completions, responses, text completions and embeddings "
+                                "routed through modelyard agents."},
         "paths": {
             "/v1/chat/completions": {"post": {
                 "operationId": "createChatCompletion",
@@ -144,6 +157,18 @@ def openapi_document() -> dict[str, Any]:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletion"}},
                                         "text/event-stream": {"schema": {"type": "string"}}}},
                     "400": _error("the body is not valid; param names the field"),
+                    "404": _error("no agent or model has that name"),
+                    "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
+                    "413": _error("the body is larger than gateway.max_request_mb"),
+                    **_EXHAUSTED,
+                    **_AUTH_ERRORS}}},
+            "/v1/embeddings": {"post": {
+                "operationId": "createEmbeddings",
+                "requestBody": {"required": True, **_json("EmbeddingsBody")},
+                "responses": {
+                    "200": {"description": "a vector per text, in order", **_json("Embeddings")},
+                    "400": _error(f"the body is not valid (an empty input, more than {MAX_INPUTS} texts, token "
+                                  "arrays, model 'auto'), or no model of the chain embeds; param names the field"),
                     "404": _error("no agent or model has that name"),
                     "408": _error("the body came too slowly (a whole body within 300 s, 75 s at most between pieces)"),
                     "413": _error("the body is larger than gateway.max_request_mb"),

@@ -29,10 +29,11 @@ if TYPE_CHECKING:  # providers.http imports base, which imports this module
     from modelyard.config.schema import Timeouts
     from modelyard.providers.http import Extract, HttpClient, StreamResponse
 
-#: bytes one vector may take in a server's JSON answer: 8,192 floats written out at ~25 characters each. An answer
-#: is bounded by the model's ``max_response_mb`` or by this per text, whichever is larger (1,000 texts of 1,536
-#: floats, LangChain's default batch, are ~30 MB of JSON: past the 8 MB default meant for a text answer)
-PER_VECTOR = 256 * 1024
+#: bytes one vector may take in a server's JSON answer: 16,384 floats (the widest a client may ask for) written out
+#: at ~25 characters each, and some. An answer is bounded by the model's ``max_response_mb`` or by this per text,
+#: whichever is larger (1,000 texts of 1,536 floats, LangChain's default batch, are ~30 MB of JSON: past the 8 MB
+#: default meant for a text answer)
+PER_VECTOR = 512 * 1024
 
 #: a server's words for "this model (or server) does not embed": llama-server without ``--embeddings`` answers 501
 #: ``not_supported_error`` "This server does not support embeddings. Start it with `--embeddings`"
@@ -143,9 +144,20 @@ def vectors_from(items: Any, embed: EmbedInput, where: str) -> list[list[float]]
     if any(len(v) != width for v in vectors):
         raise malformed(f"{where}: vectors of different lengths in one answer")
     if embed.dimensions is not None and width != embed.dimensions:
-        raise ProviderError(Reason.BAD_REQUEST, f"the model returned {width} dimensions, not the {embed.dimensions} "
-                            "asked: it does not take `dimensions`")
+        if width < embed.dimensions:
+            raise ProviderError(Reason.BAD_REQUEST, f"the model's vectors have {width} dimensions, fewer than the "
+                                f"{embed.dimensions} asked")
+        vectors = [shortened(v, embed.dimensions) for v in vectors]
     return vectors
+
+
+def shortened(vector: list[float], dimensions: int) -> list[float]:
+    """The first ``dimensions`` of a vector, scaled back to unit length: what Ollama's ``dimensions`` does for any
+    model, and OpenAI's for its Matryoshka-trained ones — done here for a server that reads no ``dimensions``
+    (llama-server answers the model's whole width), so the client's vector store gets the length it was built for."""
+    head = vector[:dimensions]
+    norm = math.sqrt(math.fsum(x * x for x in head))
+    return [x / norm for x in head] if norm else head
 
 
 def ordered(data: Any, embed: EmbedInput, where: str) -> list[Any]:
