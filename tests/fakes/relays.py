@@ -77,13 +77,16 @@ def timings_only(text: str) -> Fault:
                            "timings": TIMINGS}), headers=SSE)
 
 
-def spliced_event(text: str) -> Fault:
+def spliced_event(text: str, *, own_line: bool = False, same_answer: bool = False) -> Fault:
     """GLM's stream with a stale, cut-off event glued to a whole one on one line (zai-org/GLM-5#66: the first object
     ends at ``"object":"chat.c``, the next ``data:`` follows at once, no blank line; its id and ``created`` are
-    another answer's, 71 s older), then the answer's finish and ``[DONE]``."""
-    stale = _compact(glm_chunk({"role": "assistant"}, chunk_id="20260430204055297b97348c8e426c", created=1777552855))
+    another answer's, 71 s older), or on the line before it (``own_line``, opencode#25858), then the answer's finish
+    and ``[DONE]``. ``same_answer``: the cut event is this answer's own (its id), its content lost."""
+    stale = _compact(glm_chunk({"role": "assistant"}, **({} if same_answer else {
+        "chunk_id": "20260430204055297b97348c8e426c", "created": 1777552855})))
     cut = stale[:stale.index('"object":"chat.') + len('"object":"chat.c')]
-    spliced = "data: " + cut + "data: " + _compact(glm_chunk({"role": "assistant", "content": text})) + "\n\n"
+    whole = "data: " + _compact(glm_chunk({"role": "assistant", "content": text})) + "\n\n"
+    spliced = "data: " + cut + ("\n" if own_line else "") + whole
     return Fault.raw(200, spliced, "data: " + _compact(glm_chunk({}, "stop")) + "\n\n", DONE, headers=SSE)
 
 

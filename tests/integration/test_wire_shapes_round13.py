@@ -66,19 +66,23 @@ async def test_a_relayed_loading_model_in_a_stream_rests_the_model_and_moves_on(
 
 # -- GLM: a stale, cut-off event glued to the next --------------------------------------------------------------------
 
-async def test_a_cut_off_event_glued_to_the_next_on_one_line_loses_only_the_fragment(servers: dict[str, Any],  # noqa
-                                                                                    tmp_path: Path) -> None:
-    """Z.ai's GLM-4.7/5.1 streams (zai-org/GLM-5#66; opencode#7692, #8282, #23442; kilocode#9432) now and then send a
-    cut-off event — another answer's, its ``created`` 71 s older — and the next event on the same line: ``data:
-    {…"object":"chat.cdata: {…}``, no blank line between. SSE reads that as one event whose data is not JSON: the
-    whole answer was malformed_response, asked again (kilocode's users saw the retry loop). The fragment never was
-    this answer's (its own id, a past time, cut before any content): what follows its last ``data:`` is read, the
-    fragment dropped."""
-    servers["openai"].push(spliced_event("Sunny."))
+@pytest.mark.parametrize("own_line", [False, True], ids=["one_line", "line_before"])
+async def test_another_answers_cut_off_event_glued_to_the_next_loses_only_the_fragment(
+        own_line: bool, servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Z.ai's GLM-4.7/5.1 streams (zai-org/GLM-5#66; opencode#7692, #8282, #23442, #25858; kilocode#9432) now and then
+    send a cut-off event — another answer's, its own id, its ``created`` 71 s older — and the next event on the same
+    line (``data: {…"object":"chat.cdata: {…}``, no blank line between) or on the line after. SSE reads either as one
+    event whose data is not JSON: the whole answer was malformed_response, asked again (kilocode's users saw the
+    retry loop). The fragment never was this answer's: the event after it is read, the fragment dropped. A cut event
+    of this answer's own (its id) lost content: still malformed, not passed on as whole."""
+    servers["openai"].push(spliced_event("Sunny.", own_line=own_line))
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny."
     assert _posts(servers["openai"]) == 1 and _rows(tmp_path) == 1
+    servers["openai"].push(spliced_event("Sunny.", own_line=own_line, same_answer=True))
+    [own] = await _routed("openai", servers, tmp_path / "own", PLAIN)
+    assert outcomes(own)[0] == ("primary", "fallback", "malformed_response")
 
 
 # -- a whole answer in one chunk, then nothing on an open connection --------------------------------------------------

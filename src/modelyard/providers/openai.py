@@ -570,22 +570,30 @@ def _resent(pieces: list[str]) -> dict[str, Any] | None:
     return last
 
 
-def _glued(payload: str) -> Any:
-    """The whole event after a cut-off one on the same line, or None: Z.ai's GLM streams now and then flush a stale,
-    cut-off event glued to the next, ``data: {…"object":"chat.cdata: {…}`` (zai-org/GLM-5#66, opencode#7692, #23442,
-    kilocode#9432; the fragment is another answer's, cut before any content). The text after the last ``data:`` is
-    the event when it is a JSON object (or ``[DONE]``); the fragment is dropped. Else None: the data is malformed."""
-    at = payload.rfind("data:")
-    if at <= 0:
-        return None
-    tail = payload[at + 5:].strip()
-    if tail == "[DONE]":
-        return tail
+def _glued(payload: str, held: int) -> dict[str, Any] | None:
+    """The whole event after another answer's cut-off one, or None. Z.ai's GLM streams now and then flush a stale,
+    cut-off event glued to the next, on one line — ``data: {"id":"…","created":…,"object":"chat.cdata: {…}``
+    (zai-org/GLM-5#66, opencode#7692, #8282, #23442, kilocode#9432) — or on the line before it (opencode#25858): SSE
+    reads either as one event whose data is not JSON, and the answer was malformed_response. The fragment is another
+    answer's (its own ``id``, a ``created`` minutes older, cut before any content): the event after it is read and the
+    fragment dropped. A fragment of this answer's own (its id, or none to tell) is lost content: None, malformed.
+    ``held``: the length of the data lines before this one (the fragment, when it stands on a line of its own)."""
+    if held:
+        fragment, tail = payload[:held], payload[held + 1:]
+    else:
+        at = payload.rfind("data:")
+        if at <= 0:
+            return None
+        fragment, tail = payload[:at], payload[at + 5:]
     data = try_loads(tail)
-    if type(data) is not dict:
+    if type(data) is not dict or (said := _FRAGMENT_ID.match(fragment)) is None or said.group(1) == data.get("id"):
         return None
-    log.debug("a cut-off event glued to the next on one line: its %d characters dropped", at)
+    log.debug("a cut-off event of another answer before this one's: its %d characters dropped", len(fragment))
     return data
+
+
+#: the id a cut-off event opens with (``{"id":"2026043020405529…"``)
+_FRAGMENT_ID = re.compile(r'\s*\{\s*"id"\s*:\s*"([^"]+)"')
 
 
 def _joined(texts: list[str]) -> Chunk:
@@ -963,10 +971,7 @@ class OpenAIProvider(HttpProvider):
                                     finished = True
                                     break
                                 data = try_loads(payload)
-                            if data is NOT_JSON and not held and (glued := _glued(payload)) is not None:
-                                if glued == "[DONE]":
-                                    finished = True
-                                    break
+                            if data is NOT_JSON and (glued := _glued(payload, len(held))) is not None:
                                 data = glued
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
