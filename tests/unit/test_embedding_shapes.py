@@ -40,6 +40,14 @@ def test_what_is_no_vector_is_malformed(value, words):
     assert err.value.reason is Reason.MALFORMED_RESPONSE and words in err.value.message
 
 
+def test_a_vector_per_token_is_the_models_refusal_not_its_failure():
+    """llama_cpp.server serving a chat GGUF with ``--embedding true`` answers ``embedding: [[…], […]]``, a vector per
+    token (no pooling; seen on the real server, tests/gateway/test_embeddings_real.py): it never embeds a text."""
+    with pytest.raises(ProviderError) as err:
+        vector([[0.1, 0.2], [0.3, 0.4]], "data[0]")
+    assert err.value.reason is Reason.BAD_REQUEST and "one per token" in err.value.message
+
+
 def test_a_vector_per_text_of_one_length_and_the_asked_dimensions():
     assert vectors_from([[1.0], [2.0]], TWO, "v") == [[1.0], [2.0]]
     with pytest.raises(ProviderError, match="holds 1 vectors for 2 texts"):

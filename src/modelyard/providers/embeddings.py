@@ -121,6 +121,12 @@ def vector(value: Any, where: str) -> list[float]:
     infinite, and no booleans or strings among the numbers."""
     if isinstance(value, str):
         value = _decoded(value, where)
+    if type(value) is list and value and type(value[0]) is list:
+        # a vector per token: a model without pooling (a chat model's GGUF behind llama_cpp.server or llama-server
+        # --pooling none answers so) — the same for every text, so the model's property, not its health
+        raise ProviderError(Reason.BAD_REQUEST, f"{where} is {len(value)} vectors, one per token: the model pools no "
+                            "text into one vector (a chat model, or a server without pooling): it does not embed "
+                            "texts")
     if type(value) is not list or not value:
         raise malformed(f"{where} is {'an empty list' if value == [] else type(value).__name__}, not a vector")
     if not all(type(x) is float for x in value):
