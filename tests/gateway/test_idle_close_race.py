@@ -30,7 +30,7 @@ from tests.gateway.harness import GatewayServer, fake_config
 from tests.reliability.kit import read_db
 
 #: the idle bound of the gateway under test (``modelyard serve``: 75 s)
-BOUND = 0.5
+BOUND = 1.0
 
 
 @pytest.fixture
@@ -66,12 +66,19 @@ def _answer(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def _server_socket(gw: GatewayServer) -> socket.socket:
-    """The gateway's end of the test's one connection (uvicorn keeps its connections in ``server_state``)."""
+def _server_socket(gw: GatewayServer, client: socket.socket) -> socket.socket:
+    """The gateway's end of ``client``'s connection, once the gateway has taken it (uvicorn keeps its connections in
+    ``server_state``; a connection closed before may still be there, so it is found by the client's port)."""
     server = gw._server
     assert server is not None
-    (connection,) = list(server.server_state.connections)
-    return connection.transport.get_extra_info("socket")
+    port = client.getsockname()[1]
+    deadline = time.monotonic() + 10
+    while True:
+        for connection in list(server.server_state.connections):
+            if connection.client is not None and connection.client[1] == port:
+                return connection.transport.get_extra_info("socket")
+        assert time.monotonic() < deadline, "the gateway never took the connection"
+        time.sleep(0.005)
 
 
 def _send_as_the_bound_comes_due(gw: GatewayServer, client: socket.socket, request: bytes) -> None:
@@ -79,7 +86,7 @@ def _send_as_the_bound_comes_due(gw: GatewayServer, client: socket.socket, reque
     before its timer runs, send ``request`` and wait until it is in the gateway's socket, unread."""
     loop = gw.loop
     assert loop is not None
-    server_end = _server_socket(gw)
+    server_end = _server_socket(gw, client)
     sent = threading.Event()
     done = threading.Event()
 
