@@ -198,6 +198,8 @@ class TelegramServer(FakeServer):
         self._chat_flood: dict[Any, float] = {}
         #: calls to carry out and then answer under a fault (see :meth:`lose_reply`)
         self._lost: list[tuple[str, Callable[[dict[str, Any]], bool], Fault]] = []
+        #: calls refused under a fault, not carried out (see :meth:`refuse`)
+        self._refused: list[tuple[str, Callable[[dict[str, Any]], bool], Fault]] = []
         #: calls answered by something in between that never reaches Telegram (:meth:`intercept`), and calls carried
         #: out whose answer a relay mangles on the way back (:meth:`garble_reply`)
         self._intercepted: list[tuple[str, Callable[[dict[str, Any]], bool], str]] = []
@@ -376,6 +378,14 @@ class TelegramServer(FakeServer):
         with self._state:
             self._lost.append((method.lower(), when, Fault.parse(fault)))
 
+    def refuse(self, fault: FaultLike, *, method: str = "sendMessage",
+               when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The next call of ``method`` whose parameters pass ``when`` is refused under ``fault`` and not carried out:
+        ``Fault.status(403)`` is the Bot API's 403 "Forbidden: bot was blocked by the user" (the person blocked the bot
+        between two calls of one answer: core.telegram.org/bots/faq; python-telegram-bot's Forbidden)."""
+        with self._state:
+            self._refused.append((method.lower(), when, Fault.parse(fault)))
+
     def _take_lost(self, name: str, params: dict[str, Any]) -> Fault | None:
         return self._take(self._lost, name, params)
 
@@ -473,7 +483,8 @@ class TelegramServer(FakeServer):
             return self.tracked(HTMLResponse(page))
         garble = self._take(self._garbled, name, params)
         lost = self._take_lost(name, params)
-        fault = lost or (self.faults.next() if name in self.fault_methods else None)
+        fault = lost or self._take(self._refused, name, params) or (
+            self.faults.next() if name in self.fault_methods else None)
         recorded.fault = fault
         if lost is not None and lost.kind is FaultKind.STATUS:  # carried out, then the front's error (a 504)
             try:

@@ -22,6 +22,7 @@ from tests.frontends.conftest import (
     final_message,
     replies_to,
     running_bot,
+    with_buttons,
 )
 from tests.frontends.test_telegram import ask
 
@@ -103,7 +104,8 @@ async def test_a_bot_blocked_by_the_person_stops_trying_at_once(tmp_path, llm, c
 
             await eventually(handled)
         assert not [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
-        assert len(tg.calls_to("sendMessage")) == 2  # the placeholder, the first text: each refused once
+        assert len(tg.calls_to("sendMessage")) == 1  # the placeholder, refused: nothing more is sent
+        assert not llm.requests  # nor the model asked (it was, until the first text met the same refusal)
     with db(config) as conn:
         assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -262,7 +264,8 @@ async def test_strangers_chatting_in_a_group_fill_no_log(tmp_path, tg, llm, capl
 async def test_a_chat_the_bot_can_no_longer_write_to_ends_the_tries_at_once(tmp_path, llm, caplog, said):
     """The bot removed from the group, a forum topic closed, posting restricted: 400s that no retry gets through, as
     a 403 does. The final message was tried three times with pauses, a WARNING each; now the first refusal of the
-    answer's text stops it (and its model), one INFO line, nothing retried."""
+    answer's text stops it (and its model), one INFO line, nothing retried — the placeholder's now, before the model
+    is asked."""
     caplog.set_level(logging.INFO)
     with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
         config = bot_config(tmp_path, tg, llm)
@@ -271,7 +274,50 @@ async def test_a_chat_the_bot_can_no_longer_write_to_ends_the_tries_at_once(tmp_
             tg.push_message(ALICE, text="hello there")
             await eventually(lambda: "refuses the bot" in caplog.text, timeout=10)
         assert not [c for c in tg.calls_to("sendMessage") if c.params.get("reply_markup")]
-        assert len(tg.calls_to("sendMessage")) == 2  # the placeholder, the first text: each refused once
+        assert len(tg.calls_to("sendMessage")) == 1  # the placeholder, refused: nothing more is sent
+        assert not llm.requests  # nor the model asked (it was, until the first text met the same refusal)
     with db(config) as conn:
         assert [r["outcome"] for r in conn.execute("SELECT outcome FROM requests")] == ["cancelled"]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _inbox(config) -> list[str]:
+    with db(config) as conn:
+        return [r[0] for r in conn.execute("SELECT state FROM telegram_inbox ORDER BY update_id")]
+
+
+async def test_a_burst_then_a_blocked_bot_asks_no_model_for_any_of_it(tmp_path, llm, caplog):
+    """Three messages sent at once, and the bot blocked before it answers (403 "Forbidden: bot was blocked by the
+    user" for every call from then on: core.telegram.org/bots/faq, python-telegram-bot's Forbidden). Each message
+    waited its turn, asked its model and met the same 403: three model runs and six refused sends for no reader. The
+    first refusal — the placeholder's — now ends the answer before its model is asked, and the messages waiting
+    behind it in that chat: one send, no model, each inbox row done, said once in the log."""
+    caplog.set_level(logging.INFO)
+    with TelegramServer(fault_methods=["sendMessage", "editMessageText"]) as tg:
+        config = bot_config(tmp_path, tg, llm)
+        tg.faults.set_default(Fault.status(403))
+        for i in range(3):  # before the bot starts: its first poll takes the three at once
+            tg.push_message(ALICE, text=f"question {i}")
+        async with running_bot(config, tg):
+            await eventually(lambda: _inbox(config) == ["done"] * 3, 10)
+        assert not llm.requests, f"{len(llm.requests)} model run(s) for a chat that refuses the bot"
+        assert len(tg.calls_to("sendMessage")) == 1, [c.text for c in tg.calls_to("sendMessage")]
+    assert "chat 111 refuses the bot; the 2 message(s) waiting there are not answered" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_final_answer_the_chat_refuses_is_not_logged_as_answered(tmp_path, tg, llm, caplog):
+    """The person blocked the bot between its last streamed edit and the final one: the final edit's 403 ended the
+    tries, and the log went on 'chat 111 answered by chat/local (request …, 1 message(s))' — an answer no one saw
+    logged as delivered. It says now that the answer could not be delivered, and why."""
+    caplog.set_level(logging.INFO)
+    config = bot_config(tmp_path, tg, llm)
+    tg.refuse(Fault.status(403), method="editMessageText", when=with_buttons)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="hello there")
+        await eventually(lambda: _inbox(config) == ["done"], 20)
+    assert "answered by" not in caplog.text
+    assert "chat 111 refuses the bot: the answer (request " in caplog.text and "could not be delivered" in caplog.text
+    assert [c.error for c in tg.calls_to("editMessageText") if with_buttons(c.params)] == [
+        "Forbidden: bot was blocked by the user"]  # tried once
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

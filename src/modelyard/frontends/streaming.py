@@ -85,6 +85,8 @@ class StreamingReply:
         #: the chat refused the answer for good while it streamed (the person blocked the bot, the bot left the
         #: group): ``on_gone`` is called once, and the answer need not be written on
         self.gone = False
+        #: ... the whole chat does (not only the forum topic asked in): its other messages will not get through either
+        self.gone_chat = False
         self.on_gone: Callable[[], None] | None = None
         self._shown: list[Formatted] = []
         #: messages of this answer sent into a page in the Bot API's place (index → the buttons sent with it): on
@@ -152,6 +154,10 @@ class StreamingReply:
                 self._placeholder_lost = True  # (done): which, the search once the answer shows tells
                 log.info("telegram: placeholder in chat %s: %s; looked for once the answer is shown", self.chat_id,
                          exc)
+            elif _gone(exc):  # blocked, removed from the group: the model need not be asked at all
+                log.info("telegram: chat %s can no longer be written to (%s)", self.chat_id, exc)
+                self._refused(exc)
+                return
             else:
                 log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
         else:
@@ -213,6 +219,7 @@ class StreamingReply:
                     # blocked by the person, removed from the group, a topic closed: no try will get through
                     log.info("telegram: final answer in chat %s refused (%s)", self.chat_id, exc)
                     self.undelivered = self.transient = False
+                    self.gone, self.gone_chat = True, _chat_wide(exc)
                     break
                 self.transient = _unreachable(exc)
                 if self.transient and time.monotonic() < outage_until:
@@ -290,13 +297,17 @@ class StreamingReply:
                 except TelegramError as exc:  # a lost edit is fine: the next one carries the whole text
                     if _gone(exc):  # but not this one: blocked, removed from the group — no edit will get through
                         log.info("telegram: chat %s can no longer be written to (%s)", self.chat_id, exc)
-                        self.gone = True
-                        if self.on_gone is not None:
-                            self.on_gone()
+                        self._refused(exc)
                         return
                     log.info("telegram: edit in chat %s failed (%s)", self.chat_id, type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._finishing.wait(), max(self.interval, wait))
+
+    def _refused(self, exc: TelegramError) -> None:
+        """The chat (or the topic) refuses this answer for good while it is written: said once (``on_gone``)."""
+        self.gone, self.gone_chat = True, _chat_wide(exc)
+        if self.on_gone is not None:
+            self.on_gone()
 
     def _formatted(self, text: str, note: str) -> Formatted:
         body = plain(text) if self._plain else self.formatter(text)
@@ -466,6 +477,15 @@ _UNWRITABLE = ("chat not found", "topic_closed", "topic_deleted", "thread not fo
 def _unwritable(exc: BadRequest) -> bool:
     said = str(exc).lower()
     return any(reason in said for reason in _UNWRITABLE)
+
+
+#: the refusals of one forum topic, not of the chat: its other topics still take messages
+_TOPIC_REFUSALS = ("topic_closed", "topic_deleted", "thread not found")
+
+
+def _chat_wide(exc: TelegramError) -> bool:
+    """The refusal is the whole chat's (blocked, removed, the group gone), not a forum topic's."""
+    return not any(reason in str(exc).lower() for reason in _TOPIC_REFUSALS)
 
 
 def _gone(exc: TelegramError) -> bool:

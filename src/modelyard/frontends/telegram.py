@@ -801,13 +801,23 @@ class TelegramBot:
                      "written.")
         await self._say(message, text)
 
-    def _end(self, task: asyncio.Task) -> None:
+    def _end(self, task: asyncio.Task | None, chat_id: int | None = None) -> None:
         """The chat refuses every message (the person blocked the bot, it was removed from the group): the model
-        is stopped as by /stop. It wrote the whole answer, a slot busy and its tokens spent, for no one to read."""
-        if not task.done() and task not in self._cancelled:
-            self._cancelled.add(task)
-            self._gone.add(task)
-            task.cancel()
+        is stopped as by /stop. It wrote the whole answer, a slot busy and its tokens spent, for no one to read. With
+        ``chat_id`` (the whole chat refuses, not a forum topic) the messages waiting there end too: each asked its
+        model in turn and met the same refusal (a person who sends a burst and blocks the bot)."""
+        tasks = [task] if task is not None else []
+        waiting = [t for t in self._work.get(chat_id, ()) if t is not task] if chat_id is not None else []
+        ended = 0
+        for each in tasks + waiting:
+            if not each.done() and each not in self._cancelled:
+                self._cancelled.add(each)
+                self._gone.add(each)
+                each.cancel()
+                ended += each is not task
+        if ended:
+            log.info("telegram: chat %s refuses the bot; the %d message(s) waiting there are not answered", chat_id,
+                     ended)
 
     async def _stoppable(self, chat_id: int, user_id: int, work: list[asyncio.Task]) -> list[asyncio.Task]:
         """What a group member's /stop may end: their own messages (being answered or waiting), everyone's when
@@ -971,7 +981,7 @@ class TelegramBot:
             await self.gate.acquire()  # the placeholder shows meanwhile
             held = True
 
-        reply.on_gone = lambda: self._end(task)
+        reply.on_gone = lambda: self._end(task, chat.id if reply.gone_chat else None)
         self._turns.add(task)
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
@@ -1066,6 +1076,11 @@ class TelegramBot:
                             chat_id, answer["request_id"])
                 return
             message_ids = list(reply.message_ids)
+        if reply.gone:  # blocked by the person, the bot removed, the topic closed: nothing of it will show
+            log.warning("telegram: chat %s refuses the bot: the answer (request %s) could not be delivered", chat_id,
+                        answer["request_id"])
+            self._end(None, chat_id if reply.gone_chat else None)
+            return
         log.info("telegram: chat %s answered by %s/%s (request %s, %d message(s))",
                  chat_id, answer["agent"], answer["model"], answer["request_id"], len(message_ids))
 
