@@ -58,10 +58,15 @@ def serve(
 ) -> None:
     """Serve agents and models over an OpenAI-compatible HTTP API, with /metrics and a dashboard.
     ask, chat and telegram on this machine share its limits; it runs the Telegram bot when configured."""
+    from modelyard.config.bind import NotABindAddress, bind_host
     from modelyard.gateway.auth import InsecureBind
     from modelyard.gateway.server import PortTaken
     from modelyard.gateway.server import serve as run_server
 
+    try:  # `--host localhost:8765` was refused as beyond loopback; `--host [::1]` failed in uvicorn after starting
+        host = None if host is None else bind_host(host, host_key="--host ", port_key="--port ")
+    except NotABindAddress as exc:
+        raise fail(f"--host: {exc}") from None
     cfg, path = load_or_exit(config)
     state_accepts_or_exit(cfg, path)
     token = telegram_token_for(cfg, telegram)

@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from modelyard import registry
 from modelyard.config import dburl, redis_url
 from modelyard.config.billed import KEY_SERVICES, billed_endpoint
+from modelyard.config.bind import NotABindAddress, bind_host
 from modelyard.config.hints import azure_endpoint
 
 Capability = Literal["tools", "thinking", "json", "vision"]
@@ -644,6 +645,14 @@ class GatewayConfig(Strict):
     @classmethod
     def _api_keys_env_is_a_name(cls, v: str | None) -> str | None:
         return None if v is None else env_name(v, "api_keys_env")
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, v: str) -> str:
+        try:
+            return bind_host(v)
+        except NotABindAddress as exc:  # `host: http://127.0.0.1` was refused as beyond loopback, asking for keys
+            raise PydanticCustomError("bind_host", "{said}", {"said": str(exc)}) from None
 
     @field_validator("allowed_hosts")
     @classmethod

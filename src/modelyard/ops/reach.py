@@ -9,6 +9,7 @@ slow resolver never holds the command's exit, where an event loop's executor wou
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -52,7 +53,10 @@ def _connect(address: tuple[str, int], timeout: float, out: dict[tuple[str, int]
         with socket.create_connection(address, timeout=timeout):
             out[address] = ""
     except TimeoutError:
-        out[address] = f"no answer from {_shown(*address)} within {timeout:g}s"
+        out[address] = f"no answer from {_shown(*address)} within {timeout:g}s" + _proxy_note()
+    except socket.gaierror as exc:  # it said "nothing listening on api.anthropic.com:443", as if the server were down
+        out[address] = (f"the name {address[0]} does not resolve here ({exc.strerror or exc}): a typo in the "
+                        "endpoint's host, or no network or DNS on this machine" + _proxy_note())
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         out[address] = f"nothing listening on {_shown(*address)} ({why})"
@@ -63,6 +67,18 @@ def _connect(address: tuple[str, int], timeout: float, out: dict[tuple[str, int]
             out[address] += (f"; {address[0]} is where a server listens (every interface), not an address to connect "
                              "to: write the server's own address in the endpoint — 127.0.0.1 on this machine, the "
                              "host's name or IP address for another")
+
+
+#: the variables that send other programs' HTTPS through a proxy (curl, the SDKs, Claude Code read them)
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _proxy_note() -> str:
+    """Where the network is reached through a proxy only (a company's), a direct connect finds no name or no answer
+    while curl and the SDKs get through: say that modelyard's model calls go direct (aiohttp, trust_env off)."""
+    named = next((v for v in _PROXY_VARIABLES if os.environ.get(v)), None)
+    return (f"; {named} is set, but modelyard calls models directly, not through a proxy (not supported yet)"
+            if named else "")
 
 
 #: the addresses a server is told to listen on to take every interface (`OLLAMA_HOST=0.0.0.0`), which endpoints

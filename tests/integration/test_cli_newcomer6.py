@@ -1,0 +1,139 @@
+"""A newcomer's first hour, round 6: the gateway's own address, and a model's server that cannot be found.
+
+Each case is what a newcomer writes after reading another tool's docs — Ollama's `OLLAMA_HOST=0.0.0.0:11434`, a base
+URL, an IPv6 address as a URL brackets it — or meets on a laptop behind a company proxy; each is run through the CLI
+(or the check `models` runs) and says the file, the line, the key and what to write, not a wrong cause.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+from modelyard.config import load_config
+from modelyard.ops.reach import unreachable
+from modelyard.providers import build_provider
+
+runner = CliRunner()
+
+MODELS = "models:\n  small: {provider: ollama, model: 'llama3.2:3b', endpoint: 'http://127.0.0.1:9'}\n" \
+         "agents:\n  chat: {primary: small}\n"
+
+
+def _config(tmp_path: Path, gateway: str = "") -> Path:
+    config = tmp_path / "c.yaml"
+    config.write_text(MODELS + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n" + gateway)
+    return config
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    # Ollama's FAQ sets its address with the port (https://github.com/ollama/ollama/blob/main/docs/faq.md:
+    # OLLAMA_HOST=0.0.0.0:11434); copied here it was read as a host *name* and refused as "beyond loopback"
+    ("'0.0.0.0:8765'", "'0.0.0.0:8765' is an address with its port: the address to listen on goes alone — write "
+                       "host: 0.0.0.0 and port: 8765"),
+    # a client's base URL pasted as the address: refused as "beyond loopback" though it is this machine only
+    ("'http://127.0.0.1:8765/v1'", "'http://127.0.0.1:8765/v1' is a URL: the address to listen on goes alone — write "
+                                   "host: 127.0.0.1 and port: 8765 (the gateway speaks http)"),
+    ("'http://localhost'", "'http://localhost' is a URL: the address to listen on goes alone — write host: localhost"),
+])
+def test_a_listen_address_with_a_scheme_or_a_port_says_what_to_write(tmp_path: Path, written: str,
+                                                                     said: str) -> None:
+    """`gateway.host` written as a URL or with its port said `refusing to listen on http://127.0.0.1:8765/v1: beyond
+    loopback the gateway requires API keys` — a wrong cause, and the keys it asked for did not help: with them uvicorn
+    announced the URL and then failed with '[Errno -2] Name or service not known'. Now the file, line and key."""
+    out = runner.invoke(app, ["--config", str(_config(tmp_path, f"gateway:\n  host: {written}\n")), "serve"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2, text
+    assert f"c.yaml:7: gateway.host: {said}" in text, text
+    assert "beyond loopback" not in text and "modelyard gateway on" not in text, text
+
+
+def test_serve_host_with_its_port_says_the_two_options(tmp_path: Path) -> None:
+    """`serve --host localhost:8765` (as `ollama serve`'s OLLAMA_HOST and most URLs write it) was refused as beyond
+    loopback, asking for gateway.api_keys_env; it names the two options to write instead."""
+    out = runner.invoke(app, ["--config", str(_config(tmp_path)), "serve", "--host", "localhost:8765"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2, text
+    assert ("--host: 'localhost:8765' is an address with its port: the address to listen on goes alone — write "
+            "--host localhost and --port 8765") in text, text
+    assert "beyond loopback" not in text and "api_keys_env" not in text, text
+
+
+def _free_port_v6() -> int:
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_an_ipv6_address_in_brackets_is_served_on(tmp_path: Path) -> None:
+    """An IPv6 address as a URL writes it (RFC 3986 §3.2.2: `http://[::1]:8765`), given as `--host [::1]`: serve
+    announced `http://[[::1]]:…` and then uvicorn failed after start-up with '[Errno -2] Name or service not known',
+    exit 1. The brackets can be read one way only: it serves on ::1."""
+    port = _free_port_v6()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(_config(tmp_path)), "serve",
+                             "--host", "[::1]", "--port", str(port), "--no-keep-warm"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        deadline, healthy = time.monotonic() + 90, None
+        while time.monotonic() < deadline and proc.poll() is None and healthy is None:
+            try:
+                healthy = httpx.get(f"http://[::1]:{port}/healthz", timeout=2).status_code
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert healthy == 200, proc.poll()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert f"modelyard gateway on http://[::1]:{port} " in out, out
+    assert "[[" not in out and "Name or service not known" not in out, out
+
+
+def _unreachable_model(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "m.yaml"
+    # .invalid never resolves (RFC 6761 §6.4): what a typo in the host, or a laptop with no DNS, gets
+    config.write_text("models:\n  far: {provider: ollama, model: 'llama3.2:3b', endpoint: "
+                      "'http://gpu-box.invalid:11434'}\nagents:\n  chat: {primary: far}\n")
+    cfg = load_config(config)
+    return unreachable({n: build_provider(n, m) for n, m in cfg.models.items()}, budget=10.0)
+
+
+def test_a_server_name_that_does_not_resolve_is_not_said_to_have_nothing_listening(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """`models` said `unreachable: nothing listening on api.anthropic.com:443 (Name or service not known)` on a
+    laptop without DNS — as if Anthropic's server were down — and the same for a typo in an endpoint's host. No
+    connection was ever tried: the name did not resolve, which is what it says now."""
+    for variable in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    said = _unreachable_model(tmp_path)["far"]
+    assert said.startswith("the name gpu-box.invalid does not resolve here ("), said
+    assert "a typo in the endpoint's host, or no network or DNS on this machine" in said, said
+    assert "nothing listening" not in said and "proxy" not in said, said
+
+
+def test_a_proxy_set_for_other_tools_is_said_not_to_carry_modelyards_calls(tmp_path: Path, monkeypatch) -> None:
+    """Behind a company proxy, curl, the SDKs and Claude Code reach Anthropic through `HTTPS_PROXY` (Claude Code's
+    docs: https://docs.anthropic.com/en/docs/claude-code/corporate-proxy); modelyard's model calls do not use it
+    (aiohttp's trust_env is off), so the name does not resolve or nothing answers while `curl` gets through. It said
+    nothing of the proxy; now the variable and that it is not used are named (its value, which may carry a password,
+    is not)."""
+    for variable in ("https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:hunter2@proxy.corp.invalid:3128")
+    said = _unreachable_model(tmp_path)["far"]
+    assert "HTTPS_PROXY is set, but modelyard calls models directly, not through a proxy" in said, said
+    assert "hunter2" not in said and "proxy.corp" not in said, said
