@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -527,3 +528,26 @@ async def test_in_a_group_one_persons_agent_command_does_not_correct_anothers_an
     with db(config) as conn:
         labels = conn.execute("SELECT text, agent, source, previous FROM routing_labels").fetchall()
     assert [tuple(r) for r in labels] == [(text, wanted, "telegram", routed)]
+
+
+async def test_a_status_longer_than_a_message_comes_in_several(tmp_path, tg, llm):
+    """/status lists every model with its state and last error: with many models (or their long errors) it passed
+    Telegram's 4,096 characters (core.telegram.org/bots/api#sendmessage: 'Text of the message to be sent, 1-4096
+    characters') and was refused 400 "message is too long" — a warning in the log, nothing in the chat. It comes
+    in as many messages as it needs now, all of it."""
+    names = [f"model-{i:02d}-{'x' * 70}" for i in range(40)]
+    config = make_config(
+        {name: {"provider": "openai", "model": "qwen", "endpoint": f"{llm.url}/v1", "context": 4096,
+                "max_concurrent": 1} for name in names},
+        {"chat": {"description": "Talks with the user.", "primary": names[0], "max_tokens": 256}},
+        default_agent="chat", log={"path": str(tmp_path / "log.sqlite")},
+        telegram={"base_url": tg.base_url, "allowed_users": [ALICE], "edit_interval": 0.05})
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="/status")
+        with contextlib.suppress(TimeoutError):
+            await eventually(lambda: any("finished and waiting" in r for r in replies_to(tg, ALICE)), 10)
+    refused = [c.error for c in tg.calls_to("sendMessage") if not c.ok]
+    assert not refused, refused
+    shown = "\n".join(replies_to(tg, ALICE))
+    assert len(shown) > 4096 and all(f"• {name} (openai" in shown for name in names)
+    assert shown.startswith("Agent: automatic routing")

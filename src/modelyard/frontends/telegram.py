@@ -67,8 +67,15 @@ from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.chat_locks import ChatLocks
 from modelyard.frontends.history import ConversationStore
 from modelyard.frontends.session import FAILED, Session
-from modelyard.frontends.streaming import PLACEHOLDER, StreamingReply, maybe_on_screen, maybe_sent, retry_seconds
-from modelyard.frontends.telegram_format import FORMATTERS
+from modelyard.frontends.streaming import (
+    MAX_MESSAGE,
+    PLACEHOLDER,
+    StreamingReply,
+    maybe_on_screen,
+    maybe_sent,
+    retry_seconds,
+)
+from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
 from modelyard.frontends.telegram_sent import SentLog, find_lost
@@ -670,6 +677,14 @@ class TelegramBot:
     # -- commands ------------------------------------------------------------------------
 
     async def _say(self, message: Message, text: str) -> None:
+        """A reply not written by a model (a command's, a refusal, a notice), in as many messages as it needs: the Bot
+        API takes 4,096 characters a message (core.telegram.org/bots/api#sendmessage) and refused a longer one with
+        400 "message is too long" — a /status listing many models, or their long errors, was a warning in the log and
+        nothing in the chat."""
+        for part in split(plain(text), MAX_MESSAGE):
+            await self._say_one(message, part.text)
+
+    async def _say_one(self, message: Message, text: str) -> None:
         """A short reply (a command's, a refusal, a notice). Flood control (429 with retry_after: any call can get it,
         and a group allows a bot about 20 messages a minute — python-telegram-bot's wiki, 'Avoiding flood limits') is
         waited out up to SAY_WAIT and the reply sent then; a group that became a supergroup (400 with
