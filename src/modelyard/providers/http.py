@@ -85,24 +85,45 @@ class StreamResponse:
         #: seconds the rest is waited for once the answer may be whole (:attr:`may_be_whole`): just under the idle
         #: bound, so a server that goes on after a pause is read on, and one that has ended is not lost to that bound
         self.patience = patience
-        #: set by the provider when a finish reason came on a chunk that carried the answer too: its end, unless more
-        #: comes (servers that put one on every chunk). Silence for :attr:`patience` ends the body, nothing learned
-        self.may_be_whole = False
+        self._may_be_whole = False
         #: the grace ran out: the server left its end marker out and kept the connection open
         self.lingered = False
         self._deadline = 0.0
         self.status_code = response.status
         self.headers: CIMultiDictProxy[str] = response.headers
         self._readers: list[AsyncGenerator[Any, None]] = []
-        #: set by the provider once the answer is whole (its finish reason came): a connection that breaks
-        #: after that (a reset before OpenAI's [DONE] or Anthropic's message_stop) loses nothing
-        self.answered = False
+        self._answered = False
+        #: answered or may be whole: each read waits a bounded time (:meth:`_after_answer`). One attribute read per
+        #: read, as before there were two flags (issue #15)
+        self._ending = False
         #: the unfinished last line of a body that broke (:meth:`_whole_before_break`)
         self._cut = ""
         #: set by a provider that asks again when a body is framed empty (an empty 200): the readers then end instead
         #: of raising malformed_response, and :attr:`empty` says the body was so
         self.quiet_if_empty = False
         self.empty = False
+
+    @property
+    def answered(self) -> bool:
+        """Set by the provider once the answer is whole (its finish reason came): a connection that breaks after
+        that (a reset before OpenAI's [DONE] or Anthropic's message_stop) loses nothing."""
+        return self._answered
+
+    @answered.setter
+    def answered(self, value: bool) -> None:
+        self._answered = value
+        self._ending = value or self._may_be_whole
+
+    @property
+    def may_be_whole(self) -> bool:
+        """Set by the provider when a finish reason came on a chunk that carried the answer too: its end, unless more
+        comes (servers that put one on every chunk). Silence for :attr:`patience` ends the body, nothing learned."""
+        return self._may_be_whole
+
+    @may_be_whole.setter
+    def may_be_whole(self, value: bool) -> None:
+        self._may_be_whole = value
+        self._ending = value or self._answered
 
     def aiter_lines(self) -> AsyncGenerator[str, None]:
         """Lines without their ending (LF, CRLF or a lone CR, as SSE allows); undecodable bytes
@@ -213,8 +234,7 @@ class StreamResponse:
         try:
             while True:
                 # readany, not iter_any: the same reads without a wrapper's coroutine each (issue #15)
-                piece = await (self._after_answer(content) if self.answered or self.may_be_whole
-                               else content.readany())
+                piece = await (self._after_answer(content) if self._ending else content.readany())
                 if not piece:
                     break
                 empty = False
@@ -260,14 +280,14 @@ class StreamResponse:
         finish reason on every chunk: litellm#2195, open-webui#16377, go on being read)."""
         loop = asyncio.get_running_loop()
         if not self._deadline:
-            self._deadline = loop.time() + (self.grace if self.answered else self.patience)
+            self._deadline = loop.time() + (self.grace if self._answered else self.patience)
         try:
             async with asyncio.timeout_at(self._deadline):
                 piece = await content.readany()
         except TimeoutError:
             # only a whole answer's lost end marker is learned: a pause after a finish reason that came with text
             # teaches nothing (a server that puts one on every chunk would have its later answers cut short)
-            self.lingered = self.answered
+            self.lingered = self._answered
             return b""
         if any(line.strip() and line.lstrip()[:1] != b":" for line in piece.splitlines()):
             self._deadline = 0.0  # an event, not a keep-alive: the answer goes on

@@ -576,7 +576,7 @@ def _glued(payload: str, held: int) -> dict[str, Any] | None:
     (zai-org/GLM-5#66, opencode#7692, #8282, #23442, kilocode#9432) — or on the line before it (opencode#25858): SSE
     reads either as one event whose data is not JSON, and the answer was malformed_response. The fragment is another
     answer's (its own ``id``, a ``created`` minutes older, cut before any content): the event after it is read and the
-    fragment dropped. A fragment of this answer's own (its id, or none to tell) is lost content: None, malformed.
+    fragment dropped. A fragment of this answer's own (its id or time, or neither to tell) is lost content: None.
     ``held``: the length of the data lines before this one (the fragment, when it stands on a line of its own)."""
     if held:
         fragment, tail = payload[:held], payload[held + 1:]
@@ -586,14 +586,20 @@ def _glued(payload: str, held: int) -> dict[str, Any] | None:
             return None
         fragment, tail = payload[:at], payload[at + 5:]
     data = try_loads(tail)
-    if type(data) is not dict or (said := _FRAGMENT_ID.match(fragment)) is None or said.group(1) == data.get("id"):
+    if type(data) is not dict or fragment.lstrip()[:1] != "{":
         return None
+    said_id, said_time = _FRAGMENT_ID.search(fragment), _FRAGMENT_TIME.search(fragment)
+    if (said_id is None or said_time is None or said_id.group(1) == data.get("id")
+            or int(said_time.group(1)) == data.get("created")):
+        return None  # every chunk of one answer has its id and time (OpenAI's reference): this answer's own
     log.debug("a cut-off event of another answer before this one's: its %d characters dropped", len(fragment))
     return data
 
 
-#: the id a cut-off event opens with (``{"id":"2026043020405529…"``)
-_FRAGMENT_ID = re.compile(r'\s*\{\s*"id"\s*:\s*"([^"]+)"')
+#: the id and the time a cut-off event was made, which tell another answer's (``{"id":"2026043020405529…",
+#: "created":1777552855,…``: GLM writes both first)
+_FRAGMENT_ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
+_FRAGMENT_TIME = re.compile(r'"created"\s*:\s*(\d{1,15})\b')
 
 
 def _joined(texts: list[str]) -> Chunk:
