@@ -719,7 +719,7 @@ class RedisLink:
             self._server_at = self.view_at
             await self._read_server()
             await self._read_eviction()
-            await self._record_log_place()
+            self.spawn(self._record_log_place())  # a courtesy for `stats`: never on the heartbeat's path
         if self.view_at - self._registry_at >= namespaces.EVERY:
             self._registry_at = self.view_at
             await self._namespaces(json.dumps({"namespace": self._namespace(), "backends": self.backends},
