@@ -14,6 +14,7 @@ Cases (each names its source where it came from outside):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import socket
@@ -157,6 +158,10 @@ async def test_two_hosts_sharing_slots_each_with_its_own_file_are_told_at_serve_
     notes = [line for line in out.stderr.splitlines() if "this log's only" in line]
     assert len(notes) == 1 and "team-host-b (its own file, no log.url, seen" in notes[0], out.stderr
     assert "team-host-a (" not in notes[0]
+    said = await asyncio.to_thread(runner.invoke, app, ["report", "--config", str(tmp_path / "a.yaml"), "--days",
+                                                        "1", "--json"], env={"COLUMNS": "300"})
+    assert said.exit_code == 0 and "team-host-b (its own file, no log.url" in said.stderr, said.output
+    assert json.loads(said.stdout)  # --json's stdout stays JSON
     # a host alone on its slots (another prefix: only itself recorded) hears nothing
     alone = short_lease(url=redis_url, prefix=f"{prefix}-alone", lease=3, refresh=0.1, timeout=2)
     solo = ModelPool(load_config(_host_config(tmp_path, "solo", redis_url, f"{prefix}-alone")), shared=alone)

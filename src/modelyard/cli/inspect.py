@@ -385,21 +385,6 @@ def log(
     console.print(fit_table([c for c in LOG_COLUMNS if several or c.name != "host"], cells, width, styles))
 
 
-def _logged_elsewhere(cfg: Config, conn: LogConnection, days: float | None) -> str:
-    """The hosts sharing this config's slots (Redis) whose routing log is not the one read here, in one line ("" for
-    a host alone, or without shared state): two hosts without ``log.url`` each read half the traffic."""
-    from modelyard.config import dburl
-    from modelyard.router.shared import log_places
-
-    settings = state_settings(cfg)
-    if settings is None:
-        return ""
-    identity = getattr(conn, "identity", None)
-    mine = log_places.LogPlace(dburl.where(cfg.log.url) if cfg.log.url else "", socket.gethostname(),
-                               (identity() or None) if identity is not None else None)
-    return log_places.logged_elsewhere(settings, mine, days * 86400 if days else log_places.KEEP)
-
-
 #: stats's columns after the name, in display order, with the priority that keeps them on a narrow terminal
 STATS_COLUMNS = (("requests", 1), ("failed", 3), ("p50", 2), ("p95", 5), ("fallback rate", 4), ("local share", 7),
                  ("tok/s", 8), ("tokens in/out", 10), ("cost", 6), ("acceptable", 9))
@@ -416,8 +401,10 @@ def stats(
     conn = log_or_exit(cfg)
     since = time.time() - days * 86400 if days else None
     groups = {by: queries.stats(conn, since, by=by, attempts=True) for by in ("agent", "model")}
-    if elsewhere := _logged_elsewhere(cfg, conn, days):
-        note(elsewhere)
+    from modelyard.router.shared import log_places
+
+    if elsewhere := log_places.logged_elsewhere_for(cfg, conn, days * 86400 if days else log_places.KEEP):
+        note(elsewhere)  # hosts on these slots whose requests this log lacks (two hosts without log.url)
     # who had attempts on a billed model without a price: their cost is 'price unknown', as `report` says it
     costs = log_costs(conn, cfg, since or 0.0, math.inf, 0.0)
     # per model, per server: the cloud's "price unknown" is not the local relay's of the same name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +17,8 @@ from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit,
 from modelyard.cli.render import FEW, Column, fit_table, left_out, ms, p95_cell, share
 from modelyard.config.schema import Config
 from modelyard.ledger.cost import spend_cell
-from modelyard.ledger.report import Group, Report, build_report, days_period, money, month_period
-from modelyard.ledger.store import LogStore
+from modelyard.ledger.report import Group, Period, Report, build_report, days_period, money, month_period
+from modelyard.ledger.store import LogConnection, LogStore
 
 #: the group tables' columns after the name, in display order, with the priority that keeps them when narrow
 _GROUP_COLUMNS = (("requests", 1), ("failed", 2), ("tokens in/out", 11), ("local", 5), ("p50", 2), ("p95", 6),
@@ -123,6 +124,13 @@ def print_report(report: Report, config: Config) -> None:
         console.print("recommendations: none — nothing crossed a threshold this period")
 
 
+def logged_elsewhere(cfg: Config, log: LogConnection, period: Period) -> str:
+    """The hosts sharing these slots whose requests this log lacks in the period (``log_places``; "" none)."""
+    from modelyard.router.shared import log_places
+
+    return log_places.logged_elsewhere_for(cfg, log, max(0.0, time.time() - period.start))
+
+
 def report(
     config: ConfigOption = None,
     month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
@@ -144,10 +152,13 @@ def report(
     # closed when read: in-process (tests, a host embedding the CLI) they stayed open until the collector came
     with contextlib.closing(log_or_exit(cfg)) as log, contextlib.closing(LogStore.of(cfg).local()) as bench:
         result = build_report(log, cfg, period, bench=bench, revisers=revisers)
+        elsewhere = logged_elsewhere(cfg, log, period)
     if as_json:
         console.print_json(json.dumps(result.to_dict()))
     else:
         print_report(result, cfg)
+    if elsewhere:  # on stderr: --json's stdout stays JSON
+        err.print(f"note: {elsewhere}", style="yellow", markup=False, highlight=False)
     if chart is not None:
         from modelyard.ops.report_chart import render_chart
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -23,6 +25,9 @@ from redis.exceptions import RedisError
 
 from modelyard.config import dburl
 from modelyard.config.schema import StateConfig
+
+if TYPE_CHECKING:
+    from modelyard.config import Config
 
 #: a log identity not read yet (see :class:`LogPlace`)
 LOG_PENDING = "?"
@@ -167,9 +172,23 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h" if seconds < 2 * 86400 else f"{seconds / 86400:.0f} days"
 
 
+def logged_elsewhere_for(config: Config, conn: Any, within: float = KEEP) -> str:
+    """:func:`logged_elsewhere` for the log ``conn`` a command (`stats`, `report`) reads under ``config``: "" without
+    shared state. ``conn``: a PostgreSQL log says its identity (two addresses of one server are one log)."""
+    from modelyard.router.pool import state_settings
+
+    settings = state_settings(config)
+    if settings is None:
+        return ""
+    identity = getattr(conn, "identity", None)
+    mine = LogPlace(dburl.where(config.log.url) if config.log.url else "", socket.gethostname(),
+                    (identity() or None) if identity is not None else None)
+    return logged_elsewhere(settings, mine, within)
+
+
 def logged_elsewhere(settings: StateConfig, mine: LogPlace, within: float = KEEP) -> str:
-    """One line for `stats`: the other hosts on these slots whose requests are not in the log read here ("" when
-    there are none, or Redis cannot be read — a single host, or no shared state, hears nothing)."""
+    """One line for `stats` and `report`: the other hosts on these slots whose requests are not in the log read here
+    ("" when there are none, or Redis cannot be read — a single host, or no shared state, hears nothing)."""
     places = asyncio.run(read(settings))
     found = elsewhere(places or [], mine, within)
     if not found:
