@@ -225,7 +225,9 @@ class StreamResponse:
     async def _line_batches(self) -> AsyncGenerator[list[str], None]:
         """The lines each read completed (a list, possibly empty), then what was left at the end. A byte
         order mark opening the body is dropped, as SSE says (.NET and some Windows servers write one)."""
-        decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
+        # made at the first read that is not all ASCII: an ASCII read is its own text, and the decoder's calls (five
+        # Python frames a read and two more at the end) were the usual stream's whole use of it (issue #15)
+        decoder: codecs.IncrementalDecoder | None = None
         after_cr = False  # the last read ended with CR: an LF opening the next ends the same line
         parts: list[str] = []
         held = 0
@@ -237,8 +239,13 @@ class StreamResponse:
                 piece = await (self._after_answer(content) if self._ending else content.readany())
                 if not piece:
                     break
+                if decoder is None and piece.isascii():
+                    text = piece.decode()  # as the decoder would: no byte order mark, no sequence cut short, in ASCII
+                else:
+                    if decoder is None:  # the mark is dropped only where the body opens
+                        decoder = codecs.getincrementaldecoder("utf-8-sig" if empty else "utf-8")("replace")
+                    text = decoder.decode(piece)
                 empty = False
-                text = decoder.decode(piece)
                 if after_cr and text:
                     after_cr = False
                     if text[0] == "\n":  # a CRLF split between two reads is one line ending, not two: the blank
@@ -260,14 +267,14 @@ class StreamResponse:
                         raise ProviderError(Reason.RESPONSE_TOO_LARGE, f"one line of the answer passed "
                                             f"{self.limit / 2**20:g} MB (max_response_mb)")
         except aiohttp.ClientPayloadError:
-            self._cut = "".join(parts) + decoder.decode(b"", final=True)  # the line the break left unfinished
+            self._cut = "".join(parts) + _rest(decoder)  # the line the break left unfinished
             raise
         if empty and self._framed_empty():
             if self.quiet_if_empty:
                 self.empty = True
                 return
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"HTTP {self.status_code} with an empty body: no answer")
-        rest = "".join(parts) + decoder.decode(b"", final=True)
+        rest = "".join(parts) + _rest(decoder)
         if rest:
             yield [rest]
 
@@ -349,6 +356,11 @@ class StreamResponse:
             if events:
                 fresh = False
                 yield events
+
+
+def _rest(decoder: codecs.IncrementalDecoder | None) -> str:
+    """What a body's decoder holds at its end (a sequence cut short, as U+FFFD): nothing if none was needed."""
+    return decoder.decode(b"", final=True) if decoder is not None else ""
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
