@@ -238,3 +238,21 @@ async def test_the_final_message_waits_out_flood_control_an_edit_met(tmp_path, t
     refused = [c for c in tg.calls if not c.ok and c.chat_id == ALICE]
     assert [c.method for c in refused] == ["sendMessage"], [(c.method, c.error) for c in refused]
     assert final_message(tg, ALICE)()["text"].startswith("w0 w1")
+
+
+async def test_a_commands_reply_that_cannot_be_delivered_is_said_to_be_lost(tmp_path, tg, llm, caplog):
+    """/help's reply met Telegram's front down three times (502: nothing carried out, tried again each time) and was
+    given up: the log said only 'telegram: FrontError: Bad Gateway (502)' — nothing about a reply lost. It says now
+    which chat lost a reply, that it is not tried again, and why, without a traceback; the bot goes on."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        for _ in range(3):
+            tg.push(Fault.status(502, html=True))  # the next three calls that can fail: /help's reply, three times
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: "could not be delivered" in caplog.text, timeout=10)
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: any("/agent NAME" in r for r in replies_to(tg, ALICE)), timeout=10)
+    assert "chat 111: a reply (" in caplog.text and "is not tried again (FrontError: Bad Gateway (502))" in caplog.text
+    assert "<html>" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

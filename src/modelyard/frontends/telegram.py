@@ -682,7 +682,13 @@ class TelegramBot:
         400 "message is too long" — a /status listing many models, or their long errors, was a warning in the log and
         nothing in the chat."""
         for part in split(plain(text), MAX_MESSAGE):
-            await self._say_one(message, part.text)
+            try:
+                await self._say_one(message, part.text)
+            except TelegramError as exc:  # said as what it is: the error handler's line named only the error
+                log.warning("telegram: chat %s: a reply (%d characters) could not be delivered and is not tried again "
+                            "(%s: %s)", message.chat.id, len(part.text), type(exc).__name__,
+                            redact(str(exc), (self._token,)))
+                return
 
     async def _say_one(self, message: Message, text: str) -> None:
         """A short reply (a command's, a refusal, a notice). Flood control (429 with retry_after: any call can get it,
@@ -699,7 +705,7 @@ class TelegramBot:
         # only where every message of the bot after the question is known to this process (as for a placeholder)
         searchable = message.date.timestamp() >= int(self._started_at)
         doubt = False
-        for attempt in range(3):  # the last refusal goes to the error handler, as any failed reply did
+        for attempt in range(3):  # the last refusal is raised
             try:
                 if doubt and chat_id == message.chat.id and (found := await find_lost(
                         self._api, sent, chat_id, since, text, after=message.message_id)) is not None:
