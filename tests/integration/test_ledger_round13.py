@@ -66,8 +66,9 @@ def test_price_unknown_is_the_cloud_servers_not_the_local_relays_of_the_same_nam
     config), host B's ``qwen`` a llama-server relay on its own box (free). LiteLLM users met the same split as spend
     put on the wrong deployment of one model name (its spend logs key on ``model`` and ``model_group``;
     BerriAI/litellm#3373 asks for per-deployment figures). "price unknown" went by the name in the reading config:
-    under B's config A's 2 unpriced cloud answers were counted free (spend shown as an exact $0.00), and `stats` and
-    `report` said "price unknown" on both servers' rows of the name. Per server (``attempts.backend``) now."""
+    under B's config A's 2 unpriced cloud answers were counted free (spend shown as an exact $0.00, `log`'s cost
+    cells $0.0000), and `stats` and `report` said "price unknown" on both servers' rows of the name. Per server
+    (``attempts.backend``) now."""
     cloud = _write_config(tmp_path / "a.yaml", log_backend, "https://openrouter.ai/api/v1")
     relay = _write_config(tmp_path / "b.yaml", log_backend, "http://127.0.0.1:8080/v1")
     configs = {"a": load_config(cloud), "b": load_config(relay)}
@@ -99,6 +100,12 @@ def test_price_unknown_is_the_cloud_servers_not_the_local_relays_of_the_same_nam
         assert len(rows) == 2, said.output
         assert ["price unknown" in row for row in rows].count(True) == 1, said.output
         assert "price unknown" in next(row for row in rows if "openrouter" in row), said.output
+        shown = runner.invoke(app, ["log", "--config", str(path)], env={"COLUMNS": "300"})  # its cost cells too
+        assert shown.exit_code == 0, shown.output
+        cells = {line.split()[0]: line for line in shown.output.splitlines() if line[:2] in ("a0", "a1", "b0", "b1")}
+        assert len(cells) == 4, shown.output
+        assert all("price unknown" in cells[i] for i in ("a0", "a1")), shown.output
+        assert all("price unknown" not in cells[i] and "$0.0000" in cells[i] for i in ("b0", "b1")), shown.output
 
 
 async def _until(check: Callable[[], object], why: str, within: float = 20.0) -> None:
