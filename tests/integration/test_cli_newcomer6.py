@@ -7,6 +7,7 @@ URL, an IPv6 address as a URL brackets it — or meets on a laptop behind a comp
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -137,3 +138,37 @@ def test_a_proxy_set_for_other_tools_is_said_not_to_carry_modelyards_calls(tmp_p
     said = _unreachable_model(tmp_path)["far"]
     assert "HTTPS_PROXY is set, but modelyard calls models directly, not through a proxy" in said, said
     assert "hunter2" not in said and "proxy.corp" not in said, said
+
+
+def test_a_model_not_pulled_on_its_ollama_is_said_by_models_before_any_request(tmp_path: Path) -> None:
+    """The reference config copied onto a machine whose Ollama has other models (`init --example reference-mac64`,
+    its endpoint pointed at this Ollama): `models` said every Ollama model 'available' — a TCP connect to the
+    server — and the first `ask` failed with `model "qwen3.5:latest" not found, try pulling it first` (Ollama's words,
+    ollama/ollama#3215's readers' first error; "model not found" is the top first-hour report for Continue and
+    Open WebUI with Ollama: continuedev/continue#1413). `models` asks each Ollama's /api/tags now: the model is
+    'missing on its server' with the pull to run and the tags it has; one pulled since a failure is available again."""
+    from tests.fakes.ollama import OllamaServer
+
+    with OllamaServer(["llama3.2:3b", "qwen2.5-coder:7b"]) as ollama:
+        endpoint = f"http://127.0.0.1:{ollama.port}"
+        config = tmp_path / "mac.yaml"
+        config.write_text(f"models:\n  qwen3.5: {{provider: ollama, model: 'qwen3.5:latest', endpoint: '{endpoint}'}}\n"
+                          f"  coder: {{provider: ollama, model: 'qwen2.5-coder:7b', endpoint: '{endpoint}'}}\n"
+                          f"  small: {{provider: ollama, model: 'llama3.2:3b', endpoint: '{endpoint}'}}\n"
+                          "agents:\n  chat: {primary: qwen3.5, fallbacks: [small]}\n  engineer: {primary: coder}\n"
+                          f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+        out = runner.invoke(app, ["--config", str(config), "models", "--json"])
+        states = {m["model"]: (m["state"], m["why"]) for m in json.loads(out.output)["models"]}
+        assert states["coder"] == ("available", None) and states["small"] == ("available", None), states
+        state, why = states["qwen3.5"]
+        assert state == "missing on its server", states
+        assert why == (f"'qwen3.5:latest' is not on the Ollama at {endpoint} (`ollama pull qwen3.5:latest` there, or "
+                       "name one it has in models.qwen3.5.model); the server has: qwen2.5-coder:7b, llama3.2:3b"), why
+        # a request fails on it, then it is pulled: the server's listing, not the log's failure, is what `models` says
+        assert runner.invoke(app, ["--config", str(config), "ask", "--local", "--agent", "chat", "hi"]).exit_code == 0
+        assert ollama.models is not None
+        ollama.models.append({"name": "qwen3.5:latest", "model": "qwen3.5:latest", "size": 1, "details": {}})
+        again = runner.invoke(app, ["--config", str(config), "models", "--json"])
+        states = {m["model"]: (m["state"], m["why"]) for m in json.loads(again.output)["models"]}
+        assert states["qwen3.5"][0] == "failing", again.output  # its recent failure is said as such, not as missing
+        assert "is not on the Ollama" not in (states["qwen3.5"][1] or ""), states

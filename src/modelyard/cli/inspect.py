@@ -37,7 +37,7 @@ from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.ops.reach import BUDGET as reach_budget
 from modelyard.ops.reach import unreachable as reach_check
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
-from modelyard.providers import build_provider
+from modelyard.providers import Provider, build_provider
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.router.spend import window_start
 from modelyard.types import LENGTH
@@ -93,6 +93,19 @@ def _used_by(agents: list[tuple[str, bool]]) -> str:
     return "; ".join(parts) or "–"
 
 
+def _not_served(providers: dict[str, Provider]) -> dict[str, str]:
+    """model → why its server says it does not have it ("" where it lists it), asked of every reachable server at once
+    (each listing bounded to 1 s: a server that does not answer in time is left out, to the log's last word)."""
+    async def ask() -> dict[str, str]:
+        try:
+            said = await asyncio.gather(*(p.not_served() for p in providers.values()), return_exceptions=True)
+        finally:
+            await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
+        return {n: why for n, why in zip(providers, said, strict=True) if isinstance(why, str)}
+
+    return asyncio.run(ask()) if providers else {}
+
+
 def models(
     config: ConfigOption = None,
     reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
@@ -117,6 +130,8 @@ def models(
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
+    not_served = _not_served({n: p for n, p in providers.items() if n not in unavailable and n not in unreachable}) \
+        if reach else {}
     now = time.time()
     spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
                                        for n, m in cfg.models.items() if m.spend_cap})
@@ -128,7 +143,9 @@ def models(
         why = unavailable.get(name)
         backend = backend_of(providers[name])
         trouble = _recent_trouble(conn, name, backend, cfg.defaults.cooldown.max_seconds)
-        missing = "" if why else _missing(conn, name, backend)
+        # the server's own listing, when it gave one, over the log's last failure there (since pulled, or not yet tried)
+        listed = not_served.get(name)
+        missing = "" if why else listed if listed is not None else _missing(conn, name, backend)
         cap = m.spend_cap
         if why:
             state, detail = "unavailable", why

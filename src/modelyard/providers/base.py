@@ -218,6 +218,10 @@ class Provider(ABC):
         """Whether the model is in memory right now (None: the backend does not say)."""
         return None
 
+    async def not_served(self) -> str | None:
+        """Why the model's server, asked, says it does not have the model ("": it has it; None: cannot tell)."""
+        return None
+
     def keep_alive_seconds(self) -> float | None:
         """How long the backend keeps the model loaded after a request (None: not known here)."""
         return None

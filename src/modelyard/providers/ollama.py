@@ -422,12 +422,27 @@ class OllamaProvider(HttpProvider):
         status, data = await self.client.request_json("GET", route, timeout=FACT_TIMEOUT)
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
             return None
-        tail = self.model_id.rsplit("/", 1)[-1]
-        wanted = {self.model_id, self.model_id if ":" in tail else f"{self.model_id}:latest"}
+        wanted = self._names()
         for entry in data["models"]:
             if isinstance(entry, dict) and wanted & {entry.get("name"), entry.get("model")}:
                 return entry
         return {}
+
+    def _names(self) -> set[str]:
+        """The names Ollama lists this model under: a model without a tag is its ``:latest``."""
+        tail = self.model_id.rsplit("/", 1)[-1]
+        return {self.model_id, self.model_id if ":" in tail else f"{self.model_id}:latest"}
+
+    async def not_served(self) -> str | None:
+        """A model not pulled on its Ollama: `models` said 'available' until a request had failed on it (a config
+        copied from the reference names qwen3.5 and gemma4:26b, whatever this Ollama has). "" when it lists it."""
+        names = await _installed(self.client)
+        if names is None:
+            return None
+        if self._names() & set(names):
+            return ""
+        return (f"'{self.model_id}' is not on the Ollama at {shown_url(self.endpoint)} (`ollama pull {self.model_id}` "
+                f"there, or name one it has in models.{self.name}.model); {tags_said(self.model_id, names)}")
 
     async def _size(self, route: str) -> int | None:
         entry = await self._listing(route) or {}
