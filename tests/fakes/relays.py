@@ -8,6 +8,7 @@ cites; the fake server renders nothing of its own for them.
   words (``Error code: 503 - {…}``, openai-python's APIStatusError text), ``code: 1``;
 - :func:`in_band_error`: vLLM's and SGLang's refusal of a request inside the 200 stream, with the status it would
   have had (litellm#32237);
+- :func:`glued_chunks`: two chunks back to back in one event, ``{…}{…}`` (openai-python#663);
 - :func:`timings_only`: ik_llama.cpp's counts only in llama-server's ``timings`` object, no ``usage``, no
   ``[DONE]`` (ik_llama.cpp#467, #695);
 - :func:`spliced_event`: Z.ai's GLM stream whose write buffer held a cut-off event and flushed it glued to the next
@@ -75,6 +76,20 @@ def timings_only(text: str) -> Fault:
                                                      "finish_reason": None}]}),
                      data({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                            "timings": TIMINGS}), headers=SSE)
+
+
+def glued_chunks(first: str, pieces: tuple[str, str], last: str) -> Fault:
+    """Two chunks written back to back in one event (openai-python#663, which quotes the bytes: ``{"id":
+    "chatcmpl-8BnB0…", "object": "chat.completion.chunk", "created": "2023-10-20T17:02:14+00:00", "model": "gpt-4",
+    "choices": [{"delta": {"content": "'s"}, "index": 0}]}{… " language" …}``), between ordinary ones."""
+    def one(text: str, finish: str | None = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"delta": {"content": text}, "index": 0}
+        if finish:
+            choice["finish_reason"] = finish
+        return {"id": "chatcmpl-8BnB0NvhQxY0szkmjMdM5px67189w", "object": "chat.completion.chunk",
+                "created": "2023-10-20T17:02:14+00:00", "model": "gpt-4", "choices": [choice]}
+    glued = "data: " + json.dumps(one(pieces[0])) + json.dumps(one(pieces[1])) + "\n\n"
+    return Fault.raw(200, data(one(first)), glued, data(one(last, "stop")), DONE, headers=SSE)
 
 
 def spliced_event(text: str, *, own_line: bool = False, same_answer: bool = False) -> Fault:

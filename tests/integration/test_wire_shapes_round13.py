@@ -9,7 +9,8 @@ fakes never did. Each is the server's own, rebuilt from the report where its use
   the idle bound;
 - an Azure resource asked what it serves: its deployments, not Azure's catalog;
 - a request refused inside the stream with its 4xx status: the request's, not the model's;
-- token counts only in llama.cpp's ``timings``: read, not estimated.
+- token counts only in llama.cpp's ``timings``: read, not estimated;
+- two chunks back to back in one event: both read.
 
 Each failed on the code before this pass.
 """
@@ -24,6 +25,7 @@ import pytest
 from tests.fakes.azure import AzureOpenAIServer
 from tests.fakes.relays import (
     completion_no_end,
+    glued_chunks,
     in_band_error,
     one_chunk_no_end,
     relayed_loading,
@@ -202,3 +204,16 @@ async def test_a_text_completion_whose_end_never_comes_is_kept(usage: bool, serv
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "upon a time"
     assert routed.record.total_ms / 1000 < 2.0  # within the idle bound (the usage chunk: its first grace, then learned)
+
+
+# -- two chunks back to back in one event -----------------------------------------------------------------------------
+
+async def test_two_chunks_back_to_back_in_one_event_are_both_read(servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    """openai-python#663 quotes a stream whose one event held two chunks, ``{…"content": "'s"…}{…"content": "
+    language"…}``, no newline between: not one JSON document, so the answer was malformed_response (the client's
+    JSONDecodeError there). Each chunk's text is read, in order."""
+    servers["openai"].push(glued_chunks("It", ("'s", " language"), "."))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "It's language."

@@ -596,6 +596,49 @@ def _glued(payload: str, held: int) -> dict[str, Any] | None:
     return data
 
 
+#: what a chunk's delta may hold for :func:`_several` to join it with others: text only
+_TEXT_DELTA = frozenset({"role", "content", "reasoning_content", "reasoning"})
+
+
+def _several(payload: str) -> dict[str, Any] | None:
+    """Chunks written back to back in one event, ``{…}{…}`` (openai-python#663: "the api returns a single response
+    with two chunks inside of it", each a ``chat.completion.chunk`` of a few characters), as one chunk: their texts
+    joined in order, the last finish reason and usage. The answer was malformed_response. Only chunks of text are
+    joined so (tool-call pieces would need each their own turn through :class:`_ToolCalls`): None otherwise."""
+    decoder, objects, at, text = json.JSONDecoder(), [], 0, payload.strip()
+    while at < len(text):
+        try:
+            obj, at = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            return None
+        if type(obj) is not dict:
+            return None
+        objects.append(obj)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    if len(objects) < 2:
+        return None
+    said: dict[str, list[str]] = {"content": [], "reasoning_content": []}
+    finish, usage = None, None
+    for obj in objects:
+        choices = obj.get("choices")
+        if obj.get("error") or type(choices) is not list or len(choices) > 1:
+            return None
+        for choice in choices:
+            delta = choice.get("delta") if type(choice) is dict else None
+            if type(delta) is not dict or not _TEXT_DELTA.issuperset(delta):
+                return None
+            for key, piece in (("content", delta.get("content")),
+                               ("reasoning_content", delta.get("reasoning_content") or delta.get("reasoning"))):
+                if piece is not None and type(piece) is not str:
+                    return None
+                said[key].append(piece or "")
+            finish = choice.get("finish_reason") or finish
+        usage = obj.get("usage") or usage
+    delta = {key: "".join(pieces) for key, pieces in said.items() if any(pieces)}
+    return {**objects[0], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
+
+
 #: the id and the time a cut-off event was made, which tell another answer's (``{"id":"2026043020405529…",
 #: "created":1777552855,…``: GLM writes both first)
 _FRAGMENT_ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
@@ -979,6 +1022,8 @@ class OpenAIProvider(HttpProvider):
                                 data = try_loads(payload)
                             if data is NOT_JSON and (glued := _glued(payload, len(held))) is not None:
                                 data = glued
+                            if data is NOT_JSON and not held and (several := _several(payload)) is not None:
+                                data = several
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                     loads(held, "SSE data")  # no: the held line is broken on its own (raises)
