@@ -291,3 +291,11 @@ def test_langchains_openai_embeddings(gw):
     docs = emb.embed_documents(["alpha", "beta gamma"])
     assert len(docs) == 2 and _close(docs[1], fake_vector("beta gamma", DIMS))
     assert _close(emb.embed_query("alpha"), fake_vector("alpha", DIMS))
+
+
+def test_a_base_url_without_v1_or_with_a_trailing_slash_reaches_the_endpoint(gw):
+    """Clients join URLs by string: Continue's ``apiBase`` without ``/v1`` asks ``/embeddings``; a base ending in
+    ``/`` asks ``//v1/embeddings`` (as for chat, gateway/app.py ``spelled``)."""
+    for path in ("/embeddings", "/v1/embeddings/", "//v1/embeddings"):
+        r = httpx.post(gw.url + path, json={"model": "rag", "input": "x", "encoding_format": "float"}, timeout=15)
+        assert r.status_code == 200 and _close(r.json()["data"][0]["embedding"], fake_vector("x", DIMS)), (path, r.text)
