@@ -172,3 +172,37 @@ def test_a_model_not_pulled_on_its_ollama_is_said_by_models_before_any_request(t
         states = {m["model"]: (m["state"], m["why"]) for m in json.loads(again.output)["models"]}
         assert states["qwen3.5"][0] == "failing", again.output  # its recent failure is said as such, not as missing
         assert "is not on the Ollama" not in (states["qwen3.5"][1] or ""), states
+
+
+def test_install_service_names_a_key_set_only_in_this_shell(tmp_path: Path, monkeypatch) -> None:
+    """`export ANTHROPIC_API_KEY=…` then `modelyard install-service`: `ask` in that shell used Claude, the service's
+    serve skipped it as `missing_credentials` — a service does not read the shell that installed it (mumbledj#75:
+    https://github.com/matthieugrieger/mumbledj/issues/75, dcramer/ash#4, garrytan/gbrain#1912). It said so for
+    PGPASSWORD and MODELYARD_STATE, never for the keys the config names; now each is named with the line to add —
+    never its value — and not once it is in the env file."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("NEWCOMER6_CLAUDE_KEY", "sk-ant-api03-secretsecretsecret")
+    monkeypatch.setenv("NEWCOMER6_GW_KEYS", "gw-secret-1")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  claude: {provider: anthropic, model: claude-haiku-4-5, "
+                      "api_key_env: NEWCOMER6_CLAUDE_KEY, price: {input: 1, output: 5}}\n"
+                      "agents:\n  chat: {primary: claude}\n"
+                      "gateway: {api_keys_env: NEWCOMER6_GW_KEYS}\ntelegram: {allowed_users: [1]}\n")
+    args = ["--config", str(config), "install-service", "--dry-run", "--platform", "linux"]
+    out = runner.invoke(app, args)
+    env_file = tmp_path / "cfg" / "modelyard" / "env"
+    said = " ".join(out.output.split())
+    assert out.exit_code == 0, said
+    assert (f"warning: NEWCOMER6_CLAUDE_KEY (model claude) is set in this shell, but the service does not read your "
+            f"shell: add the line NEWCOMER6_CLAUDE_KEY=… to {env_file} (chmod 600)") in said, said
+    assert "NEWCOMER6_GW_KEYS (the gateway's keys) is set in this shell" in said, said
+    assert "TELEGRAM_BOT_TOKEN" not in said.split("[Unit]")[0], said  # not set here: nothing to carry over
+    assert "secretsecret" not in said and "gw-secret" not in said, said
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("NEWCOMER6_CLAUDE_KEY=sk-ant-api03-secretsecretsecret\nexport NEWCOMER6_GW_KEYS=gw-secret-1\n")
+    from modelyard.paths import _named_in
+
+    _named_in.cache_clear()  # the env file is read once per process
+    again = " ".join(runner.invoke(app, args).output.split())
+    assert "is set in this shell" not in again, again

@@ -301,6 +301,10 @@ def install_service(
         err.print(f"warning: PGPASSWORD (for log.url) is set in this shell, but the service does not get it: add the "
                   f"line PGPASSWORD=… to {service.env_file()} (chmod 600), or put the password in ~/.pgpass",
                   style="yellow", highlight=False, markup=False)
+    for key, users in (service.shell_only_keys(cfg) if cfg is not None else {}).items():  # names only, never values
+        err.print(f"warning: {key} ({users}) is set in this shell, but the service does not read your shell: add the "
+                  f"line {key}=… to {service.env_file()} (chmod 600), or the service's serve goes without it",
+                  style="yellow", highlight=False, markup=False)
     if dry_run:
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from modelyard.paths import service_env_file
+from modelyard.config import Config
+from modelyard.paths import key_only_in_service_env, service_env_file
 
 UNIT_NAME = "modelyard.service"
 LAUNCHD_LABEL = "dev.modelyard.serve"
@@ -62,6 +63,24 @@ _URLS = ("MODELYARD_STATE",)
 def env_file() -> Path:
     """Where the service reads API keys from: beside the user config (so ``XDG_CONFIG_HOME`` moves it too)."""
     return service_env_file()
+
+
+def shell_only_keys(config: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The credential variables ``config`` names (a model's key, the bot's token, the gateway's keys) that are set in
+    this shell but not in :func:`env_file`, each with what goes without it there. A service does not read the shell
+    that installed it: the key worked for `ask` and the service's serve skipped its model as `missing_credentials`
+    (mumbledj#75, dcramer/ash#4: "Service processes don't inherit shell environment variables")."""
+    environ = os.environ if environ is None else environ
+    wanted: dict[str, list[str]] = {}
+    for name, model in config.models.items():
+        if model.api_key_env:
+            wanted.setdefault(model.api_key_env, []).append(f"model {name}")
+    if "telegram" in config.model_fields_set:
+        wanted.setdefault(config.telegram.token_env, []).append("the Telegram bot")
+    if config.gateway.api_keys_env:
+        wanted.setdefault(config.gateway.api_keys_env, []).append("the gateway's keys")
+    return {key: ", ".join(users) for key, users in wanted.items()
+            if environ.get(key) and key_only_in_service_env(key) is None}
 
 
 def _has_password(url: str) -> bool:
