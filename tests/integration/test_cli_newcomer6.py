@@ -143,10 +143,10 @@ def test_a_proxy_set_for_other_tools_is_said_not_to_carry_modelyards_calls(tmp_p
 def test_a_model_not_pulled_on_its_ollama_is_said_by_models_before_any_request(tmp_path: Path) -> None:
     """The reference config copied onto a machine whose Ollama has other models (`init --example reference-mac64`,
     its endpoint pointed at this Ollama): `models` said every Ollama model 'available' — a TCP connect to the
-    server — and the first `ask` failed with `model "qwen3.5:latest" not found, try pulling it first` (Ollama's words,
-    ollama/ollama#3215's readers' first error; "model not found" is the top first-hour report for Continue and
-    Open WebUI with Ollama: continuedev/continue#1413). `models` asks each Ollama's /api/tags now: the model is
-    'missing on its server' with the pull to run and the tags it has; one pulled since a failure is available again."""
+    server — and the first `ask` failed with `model "qwen3.5:latest" not found, try pulling it first`, the error
+    peers' users meet first (https://github.com/Quansight/ragna/issues/582 "Pull Ollama models before use",
+    ollama/ollama-python#149). `models` asks each Ollama's /api/tags now: the model is 'missing on its server' with
+    the pull to run and the tags it has; one pulled since a failure is no longer called missing."""
     from tests.fakes.ollama import OllamaServer
 
     with OllamaServer(["llama3.2:3b", "qwen2.5-coder:7b"]) as ollama:
@@ -206,3 +206,27 @@ def test_install_service_names_a_key_set_only_in_this_shell(tmp_path: Path, monk
     _named_in.cache_clear()  # the env file is read once per process
     again = " ".join(runner.invoke(app, args).output.split())
     assert "is set in this shell" not in again, again
+
+
+def test_a_client_asking_for_the_servers_model_name_is_told_the_entry(tmp_path: Path) -> None:
+    """A client pointed at the gateway with the model it used against Ollama (`qwen2.5:7b`, typed from `ollama list`;
+    a client's model name that is not the server's is a common first error: netease-youdao/QAnything#555,
+    techwithtim/AI-Web-Scraper#6) got `The model
+    'qwen2.5:7b' does not exist: agents: chat; models: local` — no name near it by spelling, and nothing saying that
+    `local` is that very model. The CLI says so (`… is the provider's id of 'local'`); the gateway now does too, on
+    OpenAI's and Ollama's APIs."""
+    from tests.gateway.harness import GatewayServer
+
+    from modelyard.config.loader import parse_config
+
+    cfg = parse_config("models:\n  local: {provider: ollama, model: 'qwen2.5:7b', endpoint: 'http://127.0.0.1:9'}\n"
+                       "agents:\n  chat: {primary: local}\n"
+                       f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    with GatewayServer(cfg) as gw:
+        said = "'qwen2.5:7b' is the provider's id of model 'local': ask for 'local'"
+        openai_style = httpx.post(f"{gw.url}/v1/chat/completions", timeout=30,
+                                  json={"model": "qwen2.5:7b", "messages": [{"role": "user", "content": "hi"}]})
+        assert openai_style.status_code == 404 and said in openai_style.json()["error"]["message"], openai_style.text
+        ollama_style = httpx.post(f"{gw.url}/api/chat", timeout=30, json={
+            "model": "qwen2.5:7b", "messages": [{"role": "user", "content": "hi"}], "stream": False})
+        assert ollama_style.status_code == 404 and said in ollama_style.json()["error"], ollama_style.text

@@ -161,7 +161,7 @@ class Gateway:
         and left to spot 'chat' in it), then what there is."""
         cfg = self.runtime.config
         auto = "; 'auto' lets the orchestrator pick the agent" if resolve(cfg, AUTO) else ""
-        near = did_you_mean(asked, (entry[0] for entry in listed_names(cfg)))
+        near = _provider_id_of(asked, cfg) or did_you_mean(asked, (entry[0] for entry in listed_names(cfg)))
         return (f"{near}: agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
@@ -173,6 +173,15 @@ class Gateway:
             how += " (x-api-key is read only by Anthropic's API here: /v1/messages)"
         return error_response(401, f"missing or invalid API key: send {how}", code="invalid_api_key",
                               headers={"www-authenticate": "Bearer"})
+
+
+def _provider_id_of(asked: str, cfg: Config) -> str:
+    """' ('llama3.2:3b' is the provider's id of model 'small': ask for 'small')' when a client asks for a model by its
+    server's name — an Ollama tag typed from `ollama list`, as the CLI says it — else ''. It was told only the nearest
+    name by spelling, which for `qwen2.5:7b` beside `local` is none."""
+    bare = asked.removesuffix(":latest")
+    named = [n for n, m in cfg.models.items() if m.model and m.model.removesuffix(":latest") == bare]
+    return f" ('{asked}' is the provider's id of model '{named[0]}': ask for '{named[0]}')" if named else ""
 
 
 def _gw(request: Request) -> Gateway:
