@@ -80,8 +80,8 @@ def test_invariants_hold_through_the_gateway(fakes, monkeypatch, scripts, reques
                                        "cloud_slots": LIMITS["cloud"]},
                                 cooldown={"failures": 3, "seconds": 0.2, "max_seconds": 0.5})
         # serve's idle bound, not uvicorn's 5 s. The gateway bounds a connection's wait for its first request too, and
-        # pinned to one core at load ~15 this process's own client loop (making the httpx clients, 0.14 s of CPU each
-        # with their TLS context) sent a raw socket's request 5-12 s after its connect: the gateway had closed that
+        # pinned to one core at load ~15 this process's own client loop (making the httpx clients, 0.14 s each with
+        # their TLS context) sent a raw socket's request 5-12 s after its connect: the gateway had closed that
         # connection as idle and never got the request — the row "lost" under load, unseen by a client that hangs up
         with GatewayServer(config, timeout_keep_alive=KEEP_ALIVE_SECONDS) as gw:
             outcomes = asyncio.run(_drive(gw.url, requests))
