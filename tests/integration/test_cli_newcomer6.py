@@ -230,3 +230,32 @@ def test_a_client_asking_for_the_servers_model_name_is_told_the_entry(tmp_path: 
         ollama_style = httpx.post(f"{gw.url}/api/chat", timeout=30, json={
             "model": "qwen2.5:7b", "messages": [{"role": "user", "content": "hi"}], "stream": False})
         assert ollama_style.status_code == 404 and said in ollama_style.json()["error"], ollama_style.text
+
+
+@pytest.mark.parametrize(("section", "reference", "said"), [
+    ("state: 'redis://:${REDIS_PASSWORD}@127.0.0.1:6379/0'", "${REDIS_PASSWORD}",
+     "state.url: '${REDIS_PASSWORD}' is not expanded here (it would be sent as written): write the URL itself — a "
+     "password kept out of the config goes in the environment as MODELYARD_STATE=redis://:PASSWORD@HOST:6379/0"),
+    ("log:\n  url: 'postgresql://modelyard:${PGPASSWORD}@127.0.0.1:5432/modelyard'", "${PGPASSWORD}",
+     "log.url: '${PGPASSWORD}' is not expanded here (it would be sent as written): write the URL itself, without the "
+     "password — libpq reads PGPASSWORD (or ~/.pgpass) from the environment"),
+    ("log:\n  url: 'postgresql://modelyard:os.environ/PGPASSWORD@127.0.0.1/modelyard'", "os.environ/PGPASSWORD",
+     "log.url: 'os.environ/PGPASSWORD' is not expanded here"),
+    ("log:\n  url: '${DATABASE_URL}'", "${DATABASE_URL}", "log.url: '${DATABASE_URL}' is not expanded here"),
+])
+def test_a_variable_inside_the_shared_states_url_is_said_at_load(tmp_path: Path, section: str, reference: str,
+                                                                 said: str) -> None:
+    """A team's config written as docker compose writes one (`${REDIS_PASSWORD}` is interpolated there:
+    https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/) or as LiteLLM's
+    (`os.environ/NAME`: https://docs.litellm.ai/docs/proxy/configs): modelyard expands no variable, and it loaded —
+    Redis was sent '${REDIS_PASSWORD}' as the password at `serve`'s start, libpq '${PGPASSWORD}' at the forwarder's
+    first connection, and `${DATABASE_URL}` said only 'must be a postgresql:// URL (no scheme given)'. The endpoint
+    and log.path said so already; the URLs now say it too, with where the password goes instead."""
+    config = tmp_path / "team.yaml"
+    config.write_text(MODELS + f"{section}\n")
+    for command in (["models", "--no-reach"], ["log"]):
+        out = runner.invoke(app, ["--config", str(config), *command])
+        text = " ".join(out.output.split())
+        assert out.exit_code == 2, text
+        assert f"team.yaml:5: {said}" in text or f"team.yaml:6: {said}" in text, text
+        assert reference in text, text

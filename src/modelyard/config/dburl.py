@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from modelyard.config.hints import url_variable
 from modelyard.config.names import did_you_mean
 
 SCHEMES = ("postgresql", "postgres")
@@ -68,6 +69,9 @@ def _query_problem(query: str) -> str | None:
 
 def check(url: str) -> str:
     """The URL if it can name a PostgreSQL database; else ValueError with a message free of secrets."""
+    if (variable := url_variable(url)) is not None:  # `postgresql://u:${PGPASSWORD}@db/x` went to libpq as written
+        raise ValueError(f"'{variable}' is not expanded here (it would be sent as written): write the URL itself, "
+                         "without the password — libpq reads PGPASSWORD (or ~/.pgpass) from the environment")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme.startswith(("postgresql+", "postgres+")) or scheme == "jdbc:postgresql":
         form = "JDBC's" if scheme.startswith("jdbc") else "SQLAlchemy's"

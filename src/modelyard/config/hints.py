@@ -240,6 +240,19 @@ AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.a
 AZURE_GA_VERSION = "2024-10-21"
 
 
+#: a variable named inside a URL as docker compose and .env files write it (``${NAME}``), or as LiteLLM does
+#: (``os.environ/NAME``); a bare ``$NAME`` only as the whole value (a password may hold a ``$``)
+_URL_VARIABLE = re.compile(r"\$\{\w+\}|os\.environ/\w+|^\$[A-Za-z_]\w*$")
+
+
+def url_variable(url: str) -> str | None:
+    """The variable reference in a URL the config gives (``redis://:${REDIS_PASSWORD}@…``), or None: the config expands
+    none, so it was sent as written — Redis and PostgreSQL refused '${REDIS_PASSWORD}' as the password at the first
+    connection. Only the reference is returned (a variable's name, never a value)."""
+    found = _URL_VARIABLE.search(url.strip())
+    return found.group(0) if found else None
+
+
 def azure_endpoint(endpoint: str) -> str | None:
     """What to write for an Azure OpenAI endpoint that cannot answer as written, or None (it can, or it is none).
     Azure takes two shapes (learn.microsoft.com, azure/ai-services/openai/reference and api-version-lifecycle): a

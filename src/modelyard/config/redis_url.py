@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from modelyard.config.hints import url_variable
+
 #: what a character that ends the password in a URL is written as inside it
 _ENCODED = {"/": "%2F", "?": "%3F", "#": "%23"}
 _UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
@@ -48,6 +50,10 @@ def _refused_parameter(url: str) -> str | None:
 
 def problem(url: str) -> str | None:
     """What is wrong with the URL, in words that never quote its password; None when redis-py reads it as meant."""
+    if (variable := url_variable(url)) is not None:  # docker compose's habit; it was sent as the password
+        return (f"'{variable}' is not expanded here (it would be sent as written): write the URL itself — a password "
+                "kept out of the config goes in the environment as MODELYARD_STATE=redis://:PASSWORD@HOST:6379/0, "
+                "which overrides state.url")
     if (cut := _cut_password(url)) is not None:
         return cut
     return _refused_parameter(url) if "?" in url else None
