@@ -259,3 +259,25 @@ def test_a_variable_inside_the_shared_states_url_is_said_at_load(tmp_path: Path,
         assert out.exit_code == 2, text
         assert f"team.yaml:5: {said}" in text or f"team.yaml:6: {said}" in text, text
         assert reference in text, text
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # block style: it said only 'expected a whole number here, got text'
+    (MODELS + "gateway:\n  port: ${PORT}\n",
+     "c.yaml:6: gateway.port: expected a whole number here, got text: '${PORT}' is not expanded here — the config "
+     "expands no variables: write the value itself"),
+    # inside { }: YAML's own words were about braces ("expected ',' or '}', but got '{'"), the variable unnamed
+    ("models:\n  small: {provider: ollama, model: 'llama3.2:3b', max_concurrent: ${OLLAMA_NUM_PARALLEL}}\n"
+     "agents:\n  chat: {primary: small}\n",
+     "c.yaml:2: not valid YAML: expected ',' or '}', but got '{' (a ${VAR} inside { } or [ ]: the config expands no "
+     "variables — write the value itself"),
+])
+def test_a_variable_where_a_value_goes_is_said_to_be_unexpanded(tmp_path: Path, text: str, said: str) -> None:
+    """`max_concurrent: ${OLLAMA_NUM_PARALLEL}` or `port: ${PORT}`, as a docker compose file or a Helm values file
+    interpolates them (https://docs.docker.com/compose/how-tos/environment-variables/variable-interpolation/): the
+    config expands no variable; the error named the type or YAML's braces, not the variable."""
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    out = runner.invoke(app, ["--config", str(config), "models", "--no-reach"])
+    flat = " ".join(out.output.split())
+    assert out.exit_code == 2 and said in flat, flat

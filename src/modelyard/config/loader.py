@@ -109,6 +109,11 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
             problem += (" (a ': ' inside a value: put the value in quotes; or this line is indented deeper than "
                         "the key above it)")
         line = mark.line if mark else None
+        here = text.splitlines()[line] if line is not None and line < len(text.splitlines()) else ""
+        if problem.endswith("but got '{'") and "${" in here:
+            # `{max_concurrent: ${OLLAMA_NUM_PARALLEL}}`: YAML's words were about braces, not the variable
+            problem += (" (a ${VAR} inside { } or [ ]: the config expands no variables — write the value itself; "
+                        "keys go in the environment and are named with api_key_env:)")
         if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
             problem, line = env_line
         context = getattr(exc, "context_mark", None)
@@ -394,6 +399,9 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += _YAML_BOOL + ": put the word in quotes"
         if isinstance(err.get("input"), str) and (fix := number_to_write(err["input"], str(loc[-1]))):
             msg = f"{_PLAIN_TYPES[err['type']]}, got '{err['input'].strip()}': {fix}"  # `connect: 30s`, `context: 8k`
+        elif isinstance(err.get("input"), str) and (ref := ENV_REFERENCE.fullmatch(err["input"].strip())):
+            # `port: ${PORT}`, `max_concurrent: ${OLLAMA_NUM_PARALLEL}` (docker compose's habit) said only 'got text'
+            msg += f": '{ref.group(0)}' is not expanded here — the config expands no variables: write the value itself"
     elif err["type"] in _BOUNDS:  # 'Input should be greater than or equal to 1'
         msg = f"expected {_BOUNDS[err['type']]} {err.get('ctx', {}).get(_BOUND_KEY[err['type']], '')} here, got " \
               f"{err.get('input')}"
