@@ -117,9 +117,13 @@ class OllamaServer(ChatServer):
         version: str = "0.12.6",
         embed_models: Iterable[str] | None = None,
         embedding_dims: int = 8,
+        chat_models: Iterable[str] | None = None,
     ) -> None:
         """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
-        model does (tests/fakes/embeddings.py)."""
+        model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
+        are embedding models, and ``/api/chat`` refuses them, a preload too, as Ollama's capability check does (400
+        '"nomic-embed-text" does not support chat': server/routes.go ChatHandler, errCapabilityCompletion)."""
+        self.chat_models = None if chat_models is None else {canonical_model(m) for m in chat_models}
         super().__init__(
             reply_text=reply_text,
             thinking_text=thinking_text,
@@ -158,6 +162,17 @@ class OllamaServer(ChatServer):
             if self.embed_models is not None and canonical_model(model) not in self.embed_models:
                 return self.error_response(500, OLLAMA_NO_EMBEDDINGS)
             return None
+
+        body = await request.json()
+        if isinstance(body, dict) and "model" in body and body.get("input") is None:
+            # no input: Ollama's EmbedHandler loads the model (keep_alive applied) and answers no vectors — the way
+            # to preload an embedding model (ollama#6401)
+            await self.record(request)
+            if (refused := refuse(body)) is not None:
+                return refused
+            self._mark_loaded(str(body["model"]), body.get("keep_alive"))
+            return JSONResponse({"model": body["model"], "embeddings": [], "total_duration": 1000,
+                                 "load_duration": 500, "prompt_eval_count": 0})
 
         return await embed_call(self, request, answer=ollama_answer(self.embedding_dims), refuse=refuse)
 
@@ -255,6 +270,8 @@ class OllamaServer(ChatServer):
         if error is not None:
             return error
         model: str = body["model"]
+        if self.chat_models is not None and canonical_model(model) not in self.chat_models:
+            return self.error_response(400, f'"{model}" does not support chat')
         messages = body.get("messages") or []
         stays = self._mark_loaded(model, body.get("keep_alive"))
         if not messages:

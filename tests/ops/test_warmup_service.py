@@ -119,6 +119,41 @@ async def test_keep_warm_reloads_models_until_cancelled(tmp_path: Path) -> None:
             await runtime.aclose()
 
 
+async def test_keep_warm_loads_an_embedding_model_through_embed(tmp_path: Path, caplog) -> None:
+    """An Ollama embedding model in the config (an agent Open WebUI's RAG embeds with) refuses a chat, the empty
+    preload too (400 '"nomic-embed-text" does not support chat', Ollama's capability check); Ollama loads it on an
+    embed with no input (ollama#6401). Was: every keep-warm round failed with a warning, the model never loaded."""
+    path = config_file(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    with OllamaServer(["qwen3:8b", "nomic-embed-text"], chat_models=["qwen3:8b"]) as ollama:
+        data["models"]["qwen"]["endpoint"] = ollama.url
+        data["models"]["embedder"] = {"provider": "ollama", "model": "nomic-embed-text", "endpoint": ollama.url,
+                                      "keep_alive": "30m"}
+        data["agents"]["rag"] = {"primary": "embedder"}
+        path.write_text(yaml.safe_dump(data))
+        runtime = open_runtime(path)
+        results = []
+        task = asyncio.create_task(keep_warm(runtime, 0.05, on_result=results.append))
+        try:
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if sum(r.model == "embedder" for r in results) >= 3:
+                    break
+            embedder = [r for r in results if r.model == "embedder"]
+            assert len(embedder) >= 3 and all(r.ok for r in embedder), [r.detail for r in embedder]
+            assert sorted(ollama.loaded_models) == ["nomic-embed-text:latest", "qwen3:8b"]
+            loads = [r.json for r in ollama.requests_to("/api/embed")]
+            assert loads and all(b == {"model": "nomic-embed-text", "keep_alive": "30m"} for b in loads)
+            # the chat preload is tried once: learned, later rounds go to /api/embed at once
+            assert [b["model"] for b in preloads(ollama)].count("nomic-embed-text") == 1
+            assert not [r for r in caplog.records if "keep-warm embedder failed" in r.getMessage()]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await runtime.aclose()
+
+
 def test_interval_and_duration_parsing() -> None:
     assert [parse_duration(x) for x in ("30m", "1h", "90s", "45", "", None, "-1")] == [1800, 3600, 90, 45, None,
                                                                                        None, None]

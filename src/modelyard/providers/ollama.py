@@ -389,12 +389,32 @@ class OllamaProvider(HttpProvider):
                             tokens if tokens is not None else sum(map(estimate_tokens, embed.texts))):
             yield chunk
 
+    #: learned: the model embeds and cannot chat, so it is loaded through ``/api/embed`` (:meth:`warmup`)
+    _embeds_only = False
+
     async def warmup(self, keep_alive: str | None = None) -> None:
-        """Ollama preloads a model on a chat request that has no messages."""
-        body: dict[str, Any] = {"model": self.model_id, "messages": []}
+        """Ollama preloads a model on a request that has nothing to answer: a chat with no messages, or, for an
+        embedding model, which refuses any chat (400 '"nomic-embed-text" does not support chat', routes.go
+        ChatHandler's capability check), an embed with no ``input`` (EmbedHandler loads the model, then answers
+        ``embeddings: []``; ollama#6401, #6295). Before, such a model in the config failed every keep-warm round
+        with a warning and was never kept loaded: each embedding after Ollama's keep-alive paid its load."""
+        body: dict[str, Any] = {"model": self.model_id}
         if keep_alive or self.config.keep_alive:
             body["keep_alive"] = keep_alive or self.config.keep_alive
-        status, data = await self.client.request_json("POST", "/api/chat", body, timeout=300.0)
+        if not self._embeds_only:
+            status, data = await self.client.request_json("POST", "/api/chat", {**body, "messages": []},
+                                                          timeout=300.0)
+            if status < 400 or not (isinstance(data, dict) and NOT_CHAT_WORDS.search(str(data.get("error") or ""))):
+                self._warmed(status, data)
+                return
+            self._embeds_only = True
+            log.info("model %s: an embedding model; kept warm through /api/embed", self.name)
+        status, data = await self.client.request_json("POST", "/api/embed", body, timeout=300.0)
+        self._warmed(status, data)
+
+    @staticmethod
+    def _warmed(status: int, data: Any) -> None:
+        """Nothing, or the warm-up's failure in Ollama's words and the reason they mean."""
         if status >= 400:
             # Ollama's words, and the reason they mean: it was "server_error: warm-up failed: HTTP 500" for a model
             # the machine has no room for and for one never pulled (a 404) alike, which said neither why nor what to do
