@@ -17,8 +17,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from time import time
@@ -28,6 +27,8 @@ from urllib.parse import urlsplit
 import orjson
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     import aiohttp
     from multidict import CIMultiDictProxy
 
@@ -753,85 +754,14 @@ class HttpClient:
         log.info("%s writes bytes after its answers; they are dropped from now on", shown_url(self.base_url))
         return response
 
-    @asynccontextmanager
-    async def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
-                     headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20
-                     ) -> AsyncIterator[StreamResponse]:
-        """POST JSON and hand over the streaming response, with transport failures translated.
+    def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
+               headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20) -> _Stream:
+        """POST JSON and hand over the streaming response (``async with client.stream(...) as response``), with
+        transport failures translated.
 
         Read timeouts are left to the router (first-token and idle bounds); only connect is bounded here.
         """
-        read = self._timeouts.get(id(timeouts))
-        if read is None or read[0] is not timeouts:  # one per bounds object (frozen, shared): not read per request
-            if len(self._timeouts) >= 64:  # bounds objects made per call (not the router's): kept bounded
-                self._timeouts.clear()
-            read = self._timeouts[id(timeouts)] = (timeouts, aiohttp.ClientTimeout(
-                total=None, sock_connect=timeouts.connect, connect=None, sock_read=None), timeouts.idle)
-        _, timeout, idle = read
-        url, data, sent = self._base + path + self._query, dumps(body), {**_JSON, **headers} if headers else _JSON
-        try:
-            try:  # never redirected: see _post_again
-                response = await self.session().post(url, data=data, headers=sent, timeout=timeout,
-                                                     allow_redirects=False)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientResponseError) as exc:
-                response = await self._post_again(exc, url, data, sent, timeout)
-        except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
-            raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {shown_url(self.base_url)} timed out") from exc
-        except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
-            # ask for (a proxy's br or zstd), a redirect loop, bytes that are not HTTP
-            raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                f"unreadable answer from {shown_url(self.base_url)}: {_snippet(exc.message)}") from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
-        complete = False
-        reading: StreamResponse | None = None
-        try:
-            refits = 2  # a server may refuse two things of a body, one at a time
-            while response.status >= 300:
-                error = error_from_body(response.status, await _read_capped(response), response.headers, extract)
-                again = self.refit(error, body) if refits and self.refit is not None else None
-                if again is None:
-                    raise error
-                body, refits = again, refits - 1
-                response.close()
-                try:
-                    response = await self.session().post(url, data=dumps(body), headers=sent, timeout=timeout,
-                                                         allow_redirects=False)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
-            # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
-            # from a server that was found to leave its end marker out
-            reading = StreamResponse(response, limit,
-                                     min(END_GRACE, idle / 2) if self.no_end_marker else idle / 2,
-                                     idle * MAY_BE_WHOLE_SHARE)
-            yield reading
-            complete = response.content.at_eof()
-            if reading.lingered and not self.no_end_marker:
-                self._learn_no_end_marker()
-        except asyncio.CancelledError:
-            if reading is not None and reading.answered and not self.no_end_marker:
-                # the wait after a whole answer was ended (by the router's idle bound): its end marker never came
-                self._learn_no_end_marker()
-            raise
-        except aiohttp.ClientError as exc:  # the stream broke after headers
-            if reading is not None and reading.answered:
-                return  # only the end marker was lost: the provider finishes the answer it has
-            # gzip/deflate bytes that do not decode: the same bytes would come again, nothing broke
-            if isinstance(exc.__cause__, aiohttp.http_exceptions.ContentEncodingError):
-                raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                    f"the answer's {response.headers.get('content-encoding', '')} encoding does "
-                                    "not decode") from exc
-            raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
-        finally:
-            try:
-                if reading is not None:
-                    await reading.aclose()
-            finally:
-                # An abandoned or broken body must not go back to the pool half-read.
-                if complete:
-                    response.release()
-                else:
-                    response.close()
+        return _Stream(self, path, body, timeouts, extract, headers, limit)
 
     def _learn_no_end_marker(self) -> None:
         self.no_end_marker = True
@@ -862,6 +792,114 @@ class HttpClient:
             with contextlib.suppress(RuntimeError):  # its loop is gone: nothing left to close cleanly
                 await self._session.close()
         self._session = None
+
+
+class _Stream:
+    """:meth:`HttpClient.stream`'s context. A class, not ``contextlib.asynccontextmanager``: that made a wrapper and an
+    async generator per request, stepped it in and out, and raised and caught a ``StopAsyncIteration`` at every
+    exit — ~12k instructions a request on the gateway's hot path (issue #15). What it does is the generator's, in
+    the same order: the POST in :meth:`__aenter__`, the generator's ``except`` clauses and ``finally`` in
+    :meth:`_end`, run by :meth:`__aexit__` (or by ``__aenter__`` when it fails after the POST)."""
+
+    __slots__ = ("_body", "_client", "_extract", "_headers", "_limit", "_path", "_reading", "_response", "_timeouts")
+
+    def __init__(self, client: HttpClient, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
+                 headers: dict[str, str] | None, limit: int):
+        self._client, self._path, self._body, self._timeouts = client, path, body, timeouts
+        self._extract, self._headers, self._limit = extract, headers, limit
+        self._reading: StreamResponse | None = None
+
+    async def __aenter__(self) -> StreamResponse:
+        client, body, timeouts, headers = self._client, self._body, self._timeouts, self._headers
+        read = client._timeouts.get(id(timeouts))
+        if read is None or read[0] is not timeouts:  # one per bounds object (frozen, shared): not read per request
+            if len(client._timeouts) >= 64:  # bounds objects made per call (not the router's): kept bounded
+                client._timeouts.clear()
+            read = client._timeouts[id(timeouts)] = (timeouts, aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, connect=None, sock_read=None), timeouts.idle)
+        _, timeout, idle = read
+        url, data, sent = (client._base + self._path + client._query, dumps(body),
+                           {**_JSON, **headers} if headers else _JSON)
+        try:
+            try:  # never redirected: see _post_again
+                response = await client.session().post(url, data=data, headers=sent, timeout=timeout,
+                                                       allow_redirects=False)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientResponseError) as exc:
+                response = await client._post_again(exc, url, data, sent, timeout)
+        except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
+            raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {shown_url(client.base_url)} timed out") from exc
+        except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
+            # ask for (a proxy's br or zstd), a redirect loop, bytes that are not HTTP
+            raise ProviderError(Reason.MALFORMED_RESPONSE,
+                                f"unreadable answer from {shown_url(client.base_url)}: {_snippet(exc.message)}"
+                                ) from exc
+        except aiohttp.ClientError as exc:
+            raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(client.base_url), exc)) from exc
+        self._response = response
+        try:
+            refits = 2  # a server may refuse two things of a body, one at a time
+            while response.status >= 300:
+                error = error_from_body(response.status, await _read_capped(response), response.headers,
+                                        self._extract)
+                again = client.refit(error, body) if refits and client.refit is not None else None
+                if again is None:
+                    raise error
+                body, refits = again, refits - 1
+                response.close()
+                try:
+                    response = self._response = await client.session().post(
+                        url, data=dumps(body), headers=sent, timeout=timeout, allow_redirects=False)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(client.base_url), exc)) from exc
+            # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
+            # from a server that was found to leave its end marker out
+            reading = self._reading = StreamResponse(response, self._limit,
+                                                     min(END_GRACE, idle / 2) if client.no_end_marker else idle / 2,
+                                                     idle * MAY_BE_WHOLE_SHARE)
+        except BaseException as exc:
+            await self._end(exc, False)  # raises a translated error, or returns and the error goes on as it was
+            raise
+        return reading
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> bool:
+        complete = False
+        if exc is None:
+            complete = self._response.content.at_eof()
+            reading = self._reading
+            if reading is not None and reading.lingered and not self._client.no_end_marker:
+                self._client._learn_no_end_marker()
+        return await self._end(exc, complete)
+
+    async def _end(self, exc: BaseException | None, complete: bool) -> bool:
+        """How the request ends: True when ``exc`` is swallowed (only the end marker was lost), a translated error
+        raised, or False. The body goes back to the pool only when it was read whole (``complete``)."""
+        client, response, reading = self._client, self._response, self._reading
+        try:
+            if isinstance(exc, asyncio.CancelledError):
+                if reading is not None and reading.answered and not client.no_end_marker:
+                    # the wait after a whole answer was ended (by the router's idle bound): its end marker never came
+                    client._learn_no_end_marker()
+            elif isinstance(exc, aiohttp.ClientError):  # the stream broke after headers
+                if reading is not None and reading.answered:
+                    return True  # only the end marker was lost: the provider finishes the answer it has
+                # gzip/deflate bytes that do not decode: the same bytes would come again, nothing broke
+                if isinstance(exc.__cause__, aiohttp.http_exceptions.ContentEncodingError):
+                    raise ProviderError(Reason.MALFORMED_RESPONSE,
+                                        f"the answer's {response.headers.get('content-encoding', '')} encoding does "
+                                        "not decode") from exc
+                raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
+            return False
+        finally:
+            try:
+                if reading is not None:
+                    await reading.aclose()
+            finally:
+                # An abandoned or broken body must not go back to the pool half-read.
+                if complete:
+                    response.release()
+                else:
+                    response.close()
 
 
 def make_client(base_url: str, headers: dict[str, str] | None = None) -> HttpClient:
