@@ -3,12 +3,14 @@ daemon: front-ends on this machine borrow its limits, and it runs the Telegram b
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from enum import StrEnum
 from types import FrameType
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, state_accepts_or_exit
 from modelyard.config import Config
@@ -75,19 +77,31 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _exit_terminated)
     try:
         run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level.value,
-                   keep_warm=keep_warm, announce=lambda line: console.print(line, highlight=False, markup=False),
+                   keep_warm=keep_warm, announce=_say,
                    telegram_token=token)
     except (InsecureBind, PortTaken) as exc:
         raise fail(str(exc)) from None
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
         raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:
-        err.print("interrupted", highlight=False, markup=False)  # as every command says it (it exited 130 silently)
+        _said(err, "interrupted")  # as every command says it (it exited 130 silently)
         raise typer.Exit(128 + signal.SIGINT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _said(where: Console, line: str) -> None:
+    """A line of serve's, whose output may be gone (`serve | head`, a closed terminal or log pipe): rich answers a
+    broken pipe with SystemExit(1) from inside the print — raised in the gateway's start-up it failed the start (exit
+    3), ended serve (exit 1), or left one that SIGTERM no longer stopped. The gateway outlives its output instead."""
+    with contextlib.suppress(SystemExit):  # rich has pointed the output at /dev/null: later lines are dropped
+        where.print(line, highlight=False, markup=False)
+
+
+def _say(line: str) -> None:
+    _said(console, line)
+
+
 def _exit_terminated(signum: int, frame: FrameType | None) -> None:
-    err.print("terminated", highlight=False, markup=False)
+    _said(err, "terminated")
     raise typer.Exit(128 + signum)
