@@ -76,6 +76,17 @@ def _free_port_v6() -> int:
         return int(s.getsockname()[1])
 
 
+def _healthz(proc: subprocess.Popen, url: str) -> int | None:
+    """/healthz's status once the serve answers, within 90 s (None: it never did, or it exited)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    return None
+
+
 def test_an_ipv6_address_in_brackets_is_served_on(tmp_path: Path) -> None:
     """An IPv6 address as a URL writes it (RFC 3986 §3.2.2: `http://[::1]:8765`), given as `--host [::1]`: serve
     announced `http://[[::1]]:…` and then uvicorn failed after start-up with '[Errno -2] Name or service not known',
@@ -86,13 +97,7 @@ def test_an_ipv6_address_in_brackets_is_served_on(tmp_path: Path) -> None:
                              "--host", "[::1]", "--port", str(port), "--no-keep-warm"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     try:
-        deadline, healthy = time.monotonic() + 90, None
-        while time.monotonic() < deadline and proc.poll() is None and healthy is None:
-            try:
-                healthy = httpx.get(f"http://[::1]:{port}/healthz", timeout=2).status_code
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        assert healthy == 200, proc.poll()
+        assert _healthz(proc, f"http://[::1]:{port}") == 200, proc.poll()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -305,12 +310,7 @@ def test_serve_outlives_its_closed_output_and_stops_on_sigterm(tmp_path: Path) -
         for _ in range(2):  # the first lines, then the reader goes away as `head -2` does
             assert proc.stdout.readline()
         proc.stdout.close()
-        deadline, healthy = time.monotonic() + 90, None
-        while time.monotonic() < deadline and proc.poll() is None and healthy is None:
-            try:
-                healthy = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        healthy = _healthz(proc, f"http://127.0.0.1:{port}")
         time.sleep(1.0)  # the start-up's later lines (keep-warm's) go to the closed pipe too
         assert healthy == 200 and proc.poll() is None, proc.poll()
         proc.send_signal(signal.SIGTERM)
