@@ -75,9 +75,11 @@ _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 def _proxy_note() -> str:
     """Where the network is reached through a proxy only (a company's), a direct connect finds no name or no answer
-    while curl and the SDKs get through: say that modelyard's model calls go direct (aiohttp, trust_env off)."""
+    while curl and the SDKs get through. An endpoint the environment sends through the proxy is checked at the proxy
+    (providers/http.py ``env_proxy``), so a failed direct connect here went direct: say why the proxy was not used."""
     named = next((v for v in _PROXY_VARIABLES if os.environ.get(v)), None)
-    return (f"; {named} is set, but modelyard calls models directly, not through a proxy (not supported yet)"
+    return (f"; {named} is set, but this endpoint is called directly, as curl would call it: HTTPS_PROXY carries "
+            "https:// endpoints, HTTP_PROXY http:// ones, ALL_PROXY both; NO_PROXY and loopback addresses go direct"
             if named else "")
 
 

@@ -12,11 +12,13 @@ import asyncio
 import codecs
 import contextlib
 import functools
+import ipaddress
 import json
 import logging
 import os
 import re
 import threading
+import urllib.request
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -674,12 +676,55 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+#: proxy schemes aiohttp can go through (a SOCKS proxy needs another library)
+_PROXY_SCHEMES = frozenset({"http", "https"})
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url``, read as curl and the official SDKs (httpx's ``trust_env``) read
+    it: ``HTTPS_PROXY`` / ``HTTP_PROXY`` by the endpoint's scheme, else ``ALL_PROXY``, in either case; ``NO_PROXY``
+    honoured. Never for a loopback endpoint (a local Ollama or llama-server sent through the company proxy is the
+    usual way such a setting breaks local models: ollama#1337's reports). None: connect directly. Read once per
+    client, not per request (aiohttp's own ``trust_env`` reads the environment on every request, issue #15). A SOCKS
+    proxy is not supported: said once, and the endpoint is connected to directly, as before."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or _loopback(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    scheme = urlsplit(proxy if "://" in proxy else "http://" + proxy).scheme
+    if scheme not in _PROXY_SCHEMES:
+        if scheme not in _PROXY_SAID:
+            _PROXY_SAID.add(scheme)
+            log.warning("a %s:// proxy is named in the environment; modelyard goes through http:// and https:// "
+                        "proxies only, so models are called directly", scheme)
+        return None
+    return proxy if "://" in proxy else "http://" + proxy
+
+
+_PROXY_SAID: set[str] = set()
+
+
 class HttpClient:
     """One keep-alive connection pool per provider, created lazily inside the running loop."""
 
     def __init__(self, base_url: str, headers: dict[str, str] | None = None):
         base, query = split_endpoint(base_url)
         self.base_url = base + query
+        #: the proxy the environment names for this endpoint (:func:`env_proxy`), or None
+        self.proxy = env_proxy(base)
         #: the endpoint up to its query, and the query each call keeps (:func:`joined`): a path goes between them
         self._base, self._query = base, query
         self.headers = headers or {}
@@ -721,7 +766,7 @@ class HttpClient:
                 connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
             session = self._session = aiohttp.ClientSession(
                 headers=self.headers, connector=connector, auto_decompress=True, max_line_size=HEAD_FIELD,
-                max_field_size=HEAD_FIELD, max_headers=HEAD_FIELDS)
+                max_field_size=HEAD_FIELD, max_headers=HEAD_FIELDS, proxy=self.proxy)
         return session
 
     async def _post_again(self, exc: aiohttp.ClientError, url: str, data: bytes, headers: dict[str, str],
@@ -921,7 +966,8 @@ class HttpProvider(Provider):
         return {}
 
     def address(self) -> tuple[str, int] | None:
-        url = urlsplit(self.endpoint)
+        """The server's host and port — the proxy's, where the environment sends this endpoint through one."""
+        url = urlsplit(env_proxy(self.endpoint) or self.endpoint)
         if not url.hostname:
             return None
         try:
