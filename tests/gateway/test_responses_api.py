@@ -146,11 +146,13 @@ def test_unknown_model_is_404(client):
 
 
 def test_unknown_endpoint_names_the_supported_ones(gateway):
-    r = httpx.post(gateway.url + "/v1/embeddings", json={"model": "coder", "input": "hi"})
+    # /v1/embeddings was the example until it was served (gateway/embeddings): OpenAI's image API is not
+    r = httpx.post(gateway.url + "/v1/images/generations", json={"model": "coder", "prompt": "a cat"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     message = r.json()["error"]["message"]
-    assert "POST /v1/embeddings" in message and "POST /v1/chat/completions" in message \
-        and "POST /v1/responses" in message and "POST /v1/completions" in message
+    assert "POST /v1/images/generations" in message and "POST /v1/chat/completions" in message \
+        and "POST /v1/responses" in message and "POST /v1/completions" in message \
+        and "POST /v1/embeddings" in message
 
 
 def test_shutdown_mid_stream_ends_with_response_failed(gateway, fakes):
