@@ -14,10 +14,10 @@ choice over the variants given.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
-import sys
 import time
 from collections import defaultdict
 
@@ -90,7 +90,7 @@ def main() -> None:
         return Classifier(samples, calibrated=False)
 
     results: dict[str, dict[str, int]] = {}
-    for spec in sys.argv[1:] or ["none"]:
+    for spec in _variants():
         parts = spec.split(":")
         how, cap, seed = parts[0], int(parts[1]) if len(parts) > 1 and parts[1] else None, \
             int(parts[2]) if len(parts) > 2 else 0
@@ -108,6 +108,14 @@ def main() -> None:
         best = max(results, key=lambda v: sum(results[v][f] for f in TUNING if f != held))
         nested[held] = (best, results[best][held])
     print(json.dumps({"nested": sum(r for _, r in nested.values()), "chosen": {f: v for f, (v, _) in nested.items()}}))
+
+
+def _variants() -> list[str]:
+    """The variants named on the command line (``--help``: the module's docstring, nothing run)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="*", default=["none"], metavar="how[:cap[:seed]]",
+                        help="none, main, raw, long or short, optionally with a per-file cap and a seed")
+    return list(parser.parse_args().variants)
 
 
 if __name__ == "__main__":
