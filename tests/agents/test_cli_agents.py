@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -71,6 +72,53 @@ def test_eval_routing_rejects_bad_lines(tmp_path: Path) -> None:
     bad.write_text('{"text": "hi", "agent": "chat"}\n{"text": "x", "agent": "plumber"}\n')
     result = runner.invoke(app, ["eval-routing", str(bad), "-c", CONFIG])
     assert result.exit_code == 2 and "bad.jsonl:2: unknown agent 'plumber'" in result.output.replace("\n", "")
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    # a labelled set saved as a pretty-printed array (jq ., json.dump(indent=2)): the '[' of line 1 was refused as
+    # "bad.jsonl:1: not JSON (Expecting value: line 1 column 2 (char 1))" — the very message CSHaitao/LexiLaw#44's
+    # user could not read (each record must be on its own line)
+    ('[\n  {"text": "hi", "agent": "chat"},\n  {"text": "fix it", "agent": "engineer"}\n]\n',
+     "bad.jsonl:1: JSON written over several lines, not JSON Lines: write each object on one line — jq -c '.[]' "
+     "FILE > FILE.jsonl for an array, jq -c . FILE for objects"),
+    ('{\n  "text": "hi",\n  "agent": "chat"\n}\n{\n  "text": "fix it",\n  "agent": "engineer"\n}\n',
+     "bad.jsonl:1: JSON written over several lines, not JSON Lines"),
+    ('[{"text": "hi", "agent": "chat"}, {"text": "fix it", "agent": "engineer"}]\n',
+     "bad.jsonl:1: a JSON array, not one labelled line: JSON Lines takes one object per line — jq -c '.[]'"),
+    # another tool's names (OpenAI evals' input/ideal, a dataset's prompt/label): "expected {"text": …}" alone
+    ('{"prompt": "hi", "label": "chat"}\n', "(rename 'prompt' → 'text' and 'label' → 'agent')"),
+    ('{"input": "hi", "ideal": "chat"}\n', "(rename 'input' → 'text' and 'ideal' → 'agent')"),
+])
+def test_eval_routing_says_what_to_change_in_a_file_of_another_shape(tmp_path: Path, content: str,
+                                                                      said: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content, encoding="utf-8")
+    result = runner.invoke(app, ["eval-routing", str(bad), "-c", CONFIG])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and said in text, text
+    assert "Expecting value" not in text, text
+
+
+def test_eval_routing_calibrate_in_percent_says_the_share_to_write() -> None:
+    """`--calibrate 95` (a percentage, as a report prints it) ran the whole evaluation and printed "calibrated for
+    9500%: threshold 1.000" — a threshold that decides nothing fast; the config refuses `threshold: 35` with "write
+    0.35 for 35%", the option now the same way, before any work."""
+    result = runner.invoke(app, ["eval-routing", str(LABELS), "--calibrate", "95", "-c", CONFIG])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "--calibrate takes a precision as a share between 0 and 1, got 95: write 0.95 for 95%" in text, text
+    assert runner.invoke(app, ["eval-routing", str(LABELS), "--calibrate", "0", "-c", CONFIG]).exit_code == 2
+
+
+def test_eval_routing_reads_a_file_saved_with_a_bom(tmp_path: Path) -> None:
+    """A JSONL saved by Notepad or Excel ("UTF-8 with BOM") was refused on its first line: "not JSON (Unexpected UTF-8
+    BOM (decode using utf-8-sig))" — the config is read through its BOM silently, the labelled set now too."""
+    with_bom = tmp_path / "bom.jsonl"
+    with_bom.write_bytes("\ufeff".encode() + b'{"text": "hello there", "agent": "chat"}\r\n'
+                         b'{"text": "fix the bug in my python function", "agent": "engineer"}\r\n')
+    result = runner.invoke(app, ["eval-routing", str(with_bom), "--json", "-c", CONFIG])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["n"] == 2
 
 
 def test_chat_without_agent_goes_through_the_orchestrator(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 import warnings
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,12 +17,15 @@ from typer.testing import CliRunner
 
 from modelyard.cli import app
 from modelyard.config import load_config
+from modelyard.config.schema import SpendWindow
 from modelyard.errors import Reason
+from modelyard.gateway.dashboard import month_start
 from modelyard.ledger import queries
 from modelyard.ledger.report import build_report, days_period, month_period
 from modelyard.outcomes import AttemptOutcome as Outcome
 from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import Attempt, RequestRecord, new_request_id
+from modelyard.router.spend import window_start
 
 MARCH = datetime(2025, 3, 15, 12, 0).astimezone().timestamp()
 
@@ -180,17 +185,50 @@ def test_fewer_ratings_or_lower_acceptance_recommends_nothing_to_move(tmp_path: 
 
 def test_periods() -> None:
     march = month_period("2025-03")
-    assert datetime.fromtimestamp(march.start).strftime("%Y-%m-%d %H:%M") == "2025-03-01 00:00"
-    assert datetime.fromtimestamp(march.end).strftime("%Y-%m-%d %H:%M") == "2025-04-01 00:00"
-    now = datetime(2025, 6, 16, 0, 0).astimezone()
+    assert datetime.fromtimestamp(march.start, UTC).strftime("%Y-%m-%d %H:%M") == "2025-03-01 00:00"
+    assert datetime.fromtimestamp(march.end, UTC).strftime("%Y-%m-%d %H:%M") == "2025-04-01 00:00"
+    now = datetime(2025, 6, 16, 0, 0, tzinfo=UTC)
     june = month_period(None, now=now)
-    assert june.label == "2025-06" and june.months == pytest.approx(15 / 30)  # month to date
+    assert june.label == "2025-06 UTC" and june.months == pytest.approx(15 / 30)  # month to date
     week = days_period(7, now=1_000_000.0)
     assert (week.start, week.end, week.months) == (1_000_000.0 - 7 * 86400, 1_000_000.0, 7 / 30)
     with pytest.raises(ValueError, match="2026-03"):
         month_period("March")
     with pytest.raises(ValueError, match="'2026-13' is not one"):  # it said '2026-13' did not "look like 2026-03"
         month_period("2026-13")
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The reader's clock in New York (UTC-4 in summer, UTC-5 in winter)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_month_is_the_utc_month_the_spend_caps_count(new_york: None) -> None:
+    """A month is one UTC calendar month for report, the dashboard and spend caps alike: the report said the reader's
+    local month (its own docstring), the caps and Anthropic's cost report (buckets "snapped to the start of the day
+    in UTC": platform.claude.com/docs/en/api/admin/cost_report) the UTC one — in New York a Haiku request at 21:00
+    on March 31st counted against April's cap and in March's report; and `--month 2026-07` read in November took
+    November's offset (-5), so July began at 01:00 its own time. The same split, one table read two ways, is
+    wontlost-ltd/chrono-synth-os#434 ("cost-tracker local, token-budget UTC": a cap reset while the spend still counted
+    the month before); LiteLLM's budget windows default to UTC (BerriAI/litellm#41211)."""
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    july = month_period("2026-07", now=now)
+    assert (july.start, july.end) == (datetime(2026, 7, 1, tzinfo=UTC).timestamp(),
+                                      datetime(2026, 8, 1, tzinfo=UTC).timestamp())
+    # 21:00 on March 31st in New York is already April in UTC: April's cap counted it, so does April's report
+    late = datetime(2026, 4, 1, 1, 0, tzinfo=UTC).timestamp()
+    april, march = month_period("2026-04", now=now), month_period("2026-03", now=now)
+    assert april.start <= late < april.end and not march.start <= late < march.end
+    assert window_start(SpendWindow.MONTH, late) == april.start
+    # the month to date: the report's, the dashboard's and the caps' start at the same second
+    current = month_period(None, now=now)
+    assert current.start == window_start(SpendWindow.MONTH, now.timestamp()) == month_start(now)
+    assert current.label == "2026-11 UTC"
 
 
 def test_days_period_prorates_local_cost(tmp_path: Path, log_backend: LogBackend) -> None:

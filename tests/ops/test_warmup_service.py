@@ -210,6 +210,38 @@ def test_install_service_launchd_plist(tmp_path: Path) -> None:
     assert f"launchctl load -w {path}" in out.output
 
 
+@pytest.mark.parametrize(("platform", "name", "restart"), [
+    ("linux", "modelyard.service", ["systemctl --user daemon-reload", "systemctl --user restart modelyard.service"]),
+    ("macos", "dev.modelyard.serve.plist", ["launchctl unload {path}", "launchctl load -w {path}"]),
+])
+def test_install_service_again_with_a_change_says_how_the_running_one_takes_it(tmp_path: Path, platform: str,
+                                                                               name: str, restart: list[str]) -> None:
+    """Installed, enabled, then installed again for another config: it printed `systemctl --user enable --now` again,
+    which starts nothing when the unit already runs (systemd/systemd#31541; ansible-modules-core#1673: "it ignores
+    it and keeps the old one"), and `launchctl load` of a loaded agent keeps the old one — the service served the old
+    config until the next boot. Now: the restart that applies the new file; the same file again is said unchanged."""
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("")
+    second.write_text("")
+    units = tmp_path / "units"
+
+    def install(config: Path) -> str:
+        out = CliRunner().invoke(app, ["install-service", "--platform", platform, "--dir", str(units),
+                                       "--config", str(config)])
+        assert out.exit_code == 0, out.output
+        return " ".join(out.output.split())
+
+    assert "enable it with" in install(first)
+    path = units / name
+    again = install(second)
+    assert str(second) in path.read_text()
+    assert "it replaced the service file installed before" in again and "enable it with" not in again, again
+    for line in restart:
+        assert line.format(path=path) in again, again
+    same = install(second)
+    assert "unchanged" in same and "restart" not in same, same
+
+
 def test_install_service_dry_run_writes_nothing(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["install-service", "--platform", "linux", "--dir", str(tmp_path), "--dry-run"])
     assert out.exit_code == 0

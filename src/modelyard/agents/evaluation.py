@@ -79,11 +79,38 @@ class Threshold:
     held: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
+#: what other tools' labelled sets call the text and the label (OpenAI evals' ``input``/``ideal``, datasets' ``prompt``,
+#: ``label``, ``category``): said as modelyard's names, not as a bare "expected …"
+_TEXT_NAMES = ("prompt", "input", "question", "query", "message", "content", "instruction")
+_AGENT_NAMES = ("label", "category", "target", "class", "ideal", "output")
+
+
+def _whole_json(text: str) -> bool:
+    """The file is one JSON document (an array, a pretty-printed object) rather than JSON Lines."""
+    try:
+        return isinstance(json.loads(text), list | dict)
+    except ValueError:
+        return False
+
+
+def _shape_hint(item: dict[str, Any]) -> str:
+    """What to rename, when a line carries another tool's names for the text or the agent."""
+    said = [f"'{name}' → 'text'" for name in _TEXT_NAMES if name in item and "text" not in item][:1]
+    said += [f"'{name}' → 'agent'" for name in _AGENT_NAMES
+             if name in item and "agent" not in item and "accept" not in item][:1]
+    return f" (rename {' and '.join(said)})" if said else ""
+
+
 def read_labels(file: Path, agents: set[str]) -> list[Labelled]:
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a file saved by Notepad or Excel starts with a BOM, which json refused ("Unexpected UTF-8 BOM")
+        text = file.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise LabelError(f"cannot read {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): save it "
+                         "as UTF-8") from None
+    lines = text.splitlines()
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -91,12 +118,22 @@ def read_labels(file: Path, agents: set[str]) -> list[Labelled]:
         try:
             item = json.loads(line)
         except ValueError as exc:
+            if line.strip() in ("[", "{") or (number == next(n for n, x in enumerate(lines, 1) if x.strip())
+                                               and _whole_json(text)):
+                # a pretty-printed array said "not JSON (Expecting value: line 1 column 2 (char 1))" of its '['
+                raise LabelError(f"{file}:{number}: JSON written over several lines, not JSON Lines: write each "
+                                 "object on one line — jq -c '.[]' FILE > FILE.jsonl for an array, jq -c . FILE for "
+                                 "objects") from None
             raise LabelError(f"{file}:{number}: not JSON ({exc})") from None
+        if isinstance(item, list):
+            raise LabelError(f"{file}:{number}: a JSON array, not one labelled line: JSON Lines takes one object per "
+                             "line — jq -c '.[]' FILE > FILE.jsonl")
         accept = item.get("accept", [item.get("agent")]) if isinstance(item, dict) else None
         if (not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(accept, list)
                 or not accept or not all(isinstance(a, str) for a in accept)):
+            hint = _shape_hint(item) if isinstance(item, dict) else ""
             raise LabelError(f'{file}:{number}: expected {{"text": "...", "agent": "..."}} '
-                             f'or {{"text": "...", "accept": ["...", ...]}}')
+                             f'or {{"text": "...", "accept": ["...", ...]}}{hint}')
         unknown = [a for a in accept if a not in agents]
         if unknown:
             raise LabelError(f"{file}:{number}: unknown agent '{unknown[0]}' (agents: {', '.join(sorted(agents))})")

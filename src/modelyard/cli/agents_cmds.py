@@ -151,9 +151,14 @@ def eval_routing(
     twice = next((file for n, file in enumerate(files) if file.resolve() in {f.resolve() for f in files[:n]}), None)
     if twice is not None:  # its lines would count twice: a narrower interval for nothing
         raise fail(f"{twice} is named twice: name each file once")
+    if calibrate is not None and not 0 < calibrate <= 1:
+        # `--calibrate 95` ran the whole evaluation and said "calibrated for 9500%: threshold 1.000", a threshold that
+        # decides nothing fast, ready to paste into a config (which refuses `threshold: 35` the same way)
+        hint = f": write {calibrate / 100:g} for {calibrate:g}%" if 1 < calibrate <= 100 else ""
+        raise fail(f"--calibrate takes a precision as a share between 0 and 1, got {calibrate:g}{hint}")
     cfg, path = load_or_exit(config)
+    read = [(file, _read_labels(file, set(cfg.agents))) for file in files]  # a bad file is said before the fit
     orchestrator = _orchestrator_or_exit(cfg)
-    read = [(file, _read_labels(file, set(cfg.agents))) for file in files]
     rows = [row for _, lines in read for row in lines]
     names = [file.name for file in files] if len({file.name for file in files}) == len(files) else list(map(str, files))
     populations = [name for name, (_, lines) in zip(names, read, strict=True) for _ in lines]

@@ -7,26 +7,36 @@ from typing import Annotated
 
 import typer
 
-from modelyard.cli.common import ConfigOption, console, fail, load_or_exit
+from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit
 
 
 def backup(
-    dest: Annotated[Path, typer.Argument(help="the new file to write (never overwritten)")],
+    dest: Annotated[Path, typer.Argument(help=(
+        "the new file to write (never overwritten), or a folder: the copy goes into it as "
+        "routing-YYYYMMDDTHHMMSSZ.sqlite3"))],
     config: ConfigOption = None,
 ) -> None:
     """Copy this host's routing log (the SQLite file) to DEST, whole while modelyard writes it.
 
     `cp` of a running log misses the rows in its -wal and tears when a checkpoint runs meanwhile. With log.url, back
     PostgreSQL up with its own tools (pg_dump); this copies the host's file (its spool)."""
+    from modelyard.config import dburl
     from modelyard.ledger.backup import BackupError
     from modelyard.ledger.backup import backup as copy_log
     from modelyard.ledger.store import LogStore
 
     cfg, _ = load_or_exit(config)
+    source = LogStore.of(cfg).path
     try:
-        made = copy_log(LogStore.of(cfg).path, dest)
+        made = copy_log(source, dest)
     except BackupError as exc:
         raise fail(str(exc), code=1) from None
+    # the restore names the file itself: 'copy this file to log.path' sent a reader of the default config (no log.path)
+    # looking for a setting it never wrote
     console.print(f"routing log copied to {made.path}: {made.requests} requests, {made.size / 1e6:.1f} MB "
-                  "(to restore: stop every modelyard process using the log, delete its -wal and -shm, then copy this "
-                  "file to log.path)", highlight=False, markup=False)
+                  f"(to restore: stop every modelyard process using the log, delete its -wal and -shm, then copy this "
+                  f"file to {source})", highlight=False, markup=False)
+    if cfg.log.url:  # the copy is this host's spool, not the team's log: said, not left to be found at a restore
+        err.print(f"note: with log.url the requests are in PostgreSQL ({dburl.redact(cfg.log.url)}): this copy is this "
+                  "host's spool only — back the shared log up with pg_dump", style="yellow", highlight=False,
+                  markup=False)

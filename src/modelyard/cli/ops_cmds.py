@@ -309,11 +309,22 @@ def install_service(
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)
         return
+    before = svc.path.read_text(errors="replace") if svc.path.is_file() else None
     written = service.install(svc)
     console.print(f"wrote {written}", highlight=False)
-    console.print("enable it with:", highlight=False)
-    for line in svc.enable:
-        console.print(f"  {line}", highlight=False, markup=False)
+    if before is None:
+        console.print("enable it with:", highlight=False)
+        for line in svc.enable:
+            console.print(f"  {line}", highlight=False, markup=False)
+    elif before != svc.content:
+        # re-installed after a change (another --config, a moved venv): 'enable --now' again started nothing and the
+        # running service kept its old command line until the next boot
+        console.print("it replaced the service file installed before: a service already running keeps the old one "
+                      "until it is restarted with:", highlight=False)
+        for line in svc.reload:
+            console.print(f"  {line}", highlight=False, markup=False)
+    else:
+        console.print("unchanged: the service file installed before was the same", highlight=False)
     console.print(f"API keys go in {service.env_file()} (KEY=value lines, chmod 600), never in the service file.",
                   highlight=False)
     if cfg is not None and "telegram" in cfg.model_fields_set:  # serve runs the bot itself: no second service

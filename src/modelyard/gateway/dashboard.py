@@ -27,8 +27,8 @@ _LOG_COLUMNS = ("id", "ts", "agent", "model", "outcome", "fallback_reason", "n_a
 
 
 def month_start(now: datetime | None = None) -> float:
-    now = now or datetime.now()
-    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+    """The current UTC month's first second: the month ``report`` and the spend caps count (it was local)."""
+    return month_period(None, now).start
 
 
 def _read(store: LogStore, fn: Any, *args: Any, **kwargs: Any) -> Any:

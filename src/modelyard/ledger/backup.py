@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,21 @@ class Backup:
     size: int
 
 
-def backup(source: Path, dest: Path) -> Backup:
-    """Copy the log at ``source`` to ``dest`` (which must not exist), consistent whatever writes meanwhile."""
+def dated_name(now: float | None = None) -> str:
+    """The name a backup takes in a folder: ``routing-20261130T094512Z.sqlite3`` (UTC, sorts by date)."""
+    return time.strftime("routing-%Y%m%dT%H%M%SZ.sqlite3", time.gmtime(now))
+
+
+def backup(source: Path, dest: Path, *, now: float | None = None) -> Backup:
+    """Copy the log at ``source`` to ``dest`` (which must not exist), consistent whatever writes meanwhile.
+
+    ``dest`` a folder: the copy goes into it under :func:`dated_name`, as ``cp FILE FOLDER/`` puts a file in a folder —
+    ``modelyard backup ~/backups`` said "~/backups exists: name a new file" (and a nightly cron line needs a new name
+    each night)."""
     if not source.is_file():
         raise BackupError(f"routing log {source}: no such file (nothing logged on this host yet?)")
+    if dest.is_dir():
+        dest = dest / dated_name(now)
     if dest.exists():
         raise BackupError(f"{dest} exists: name a new file (a backup never overwrites one)")
     if not dest.parent.is_dir():

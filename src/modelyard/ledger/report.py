@@ -24,11 +24,11 @@ import calendar
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from modelyard.config.direct import direct_agent
-from modelyard.config.schema import Config
+from modelyard.config.schema import Config, SpendWindow
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs, queries
 from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, Servers, on_server, percentile, wilson
@@ -36,6 +36,7 @@ from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
 from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import LogConnection
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.router.spend import window_start
 
 #: recommendation thresholds (documented in the report's output with the numbers that crossed them)
 FALLBACK_RATE_ALERT = 0.10
@@ -56,20 +57,25 @@ class Period:
 
 
 def month_period(month: str | None = None, now: datetime | None = None) -> Period:
-    """``YYYY-MM`` (local time); default the current month, to date."""
-    now = now or datetime.now().astimezone()
+    """``YYYY-MM`` as a UTC calendar month; default the current one, to date.
+
+    UTC, as the spend caps count a month (:func:`modelyard.router.spend.window_start`) and as Anthropic's and
+    OpenAI's cost reports bucket days: the report of a month is the month a cap and an invoice count, and every
+    host sharing a log reads the same one. It was the reader's local month: a request at 01:00 UTC on the 1st,
+    the evening before in New York, counted against April's cap and in March's report there."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     if month:
         try:
-            first = datetime.strptime(month, "%Y-%m").replace(tzinfo=now.tzinfo)
+            first = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
         except ValueError:
             raise ValueError(f"--month takes a year and a month, like 2026-03: {month!r} is not one") from None
     else:
-        first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        first = datetime.fromtimestamp(window_start(SpendWindow.MONTH, now.timestamp()), UTC)
     days = calendar.monthrange(first.year, first.month)[1]
     nxt = first + timedelta(days=days)
     start, end = first.timestamp(), nxt.timestamp()
     covered = (min(end, now.timestamp()) - start) / (end - start)
-    return Period(start, end, first.strftime("%Y-%m"), max(0.0, min(1.0, covered)))
+    return Period(start, end, f"{first:%Y-%m} UTC", max(0.0, min(1.0, covered)))
 
 
 def days_period(days: float, now: float | None = None) -> Period:

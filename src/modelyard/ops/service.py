@@ -22,7 +22,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -39,6 +39,9 @@ class ServiceFile:
     path: Path
     content: str
     enable: list[str]
+    #: what makes a service already running take a rewritten file: ``enable --now`` of an active unit starts nothing,
+    #: and ``launchctl load`` of a loaded agent keeps the old one (systemd/systemd#31541)
+    reload: list[str] = field(default_factory=list)
 
 
 def current_platform() -> str:
@@ -180,13 +183,13 @@ def service_file(platform: str, *, config: Path | None = None, directory: Path |
             "systemctl --user daemon-reload",
             f"systemctl --user enable --now {UNIT_NAME}",
             "loginctl enable-linger $USER   # start at boot, not only at login",
-        ])
+        ], ["systemctl --user daemon-reload", f"systemctl --user restart {UNIT_NAME}"])
     if platform == "macos":
         target = (directory or Path("~/Library/LaunchAgents").expanduser()) / f"{LAUNCHD_LABEL}.plist"
         logs = Path("~/Library/Logs").expanduser()
         return ServiceFile(platform, target, render_launchd(command, config, env_file(), logs, environment), [
             f"launchctl load -w {target}",
-        ])
+        ], [f"launchctl unload {target}", f"launchctl load -w {target}"])
     raise ValueError(f"unknown platform {platform!r}: use linux or macos")
 
 
