@@ -740,6 +740,11 @@ class HttpClient:
         #: proxy whose upstream omits [DONE] and that sends keep-alive comments, bifrost#6784), and the answer was
         #: waited for to the end of the grace (or lost to the idle bound): a short grace only, from then on
         self.no_end_marker = False
+        #: learned (openai.py): this server sends an answer's text without a finish reason and the reason on its last
+        #: chunk, or after it: a later answer whose one chunk carries text and its finish reason has ended (a short
+        #: grace, not 80% of the idle bound on every such answer). None until an answer says; False for good once a
+        #: finish reason came on a chunk the answer went on after (LiteLLM relaying Gemini puts one on every chunk)
+        self.finish_last: bool | None = None
         #: set by a provider: given a refusal (an error status) and the body sent, the body to send once more at
         #: once instead (a field the server refuses dropped), or None. Asked on an error status only
         self.refit: Callable[[ProviderError, dict[str, Any]], dict[str, Any] | None] | None = None
@@ -1296,7 +1301,8 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 def limit_reset(headers: Any) -> float | None:
     """Seconds until the exhausted rate limit resets, from the rate-limit headers of a 429 that has no
     ``retry-after`` (Anthropic documents both; proxies drop one or the other): the latest reset among the limits
-    whose remaining count is 0. None when no header says. Besides the per-kind pairs, the one pair without a kind
+    whose remaining count is 0, or whose status is ``rejected`` (``anthropic-ratelimit-unified-*``: a subscription's
+    windows, which give no count). None when no header says. Besides the per-kind pairs, the one pair without a kind
     (``x-ratelimit-remaining`` / ``x-ratelimit-reset``: OpenRouter's, whose reset is a time in epoch milliseconds)."""
     resets: list[float] = []
     for name, left in headers.items():
@@ -1307,6 +1313,12 @@ def limit_reset(headers: Any) -> float | None:
             reset = "x-ratelimit-reset" + name[len("x-ratelimit-remaining"):]
         elif name.startswith("anthropic-ratelimit-") and name.endswith("-remaining"):
             reset = name[:-len("remaining")] + "reset"
+        elif name.startswith("anthropic-ratelimit-unified") and name.endswith("-status"):
+            # a subscription's windows (five-hour, seven-day) say no count, only "rejected" and the epoch each
+            # reopens; a 429 may come without retry-after (opencodex#3809, CLIProxyAPI#3148, sub2api#3249): it cooled
+            # for the breaker's seconds and was asked, and refused, again and again until the window reopened
+            reset = name[:-len("status")] + "reset"
+            left = "0" if str(left).strip().lower() == "rejected" else left
         else:
             continue
         if str(left).strip() != "0" or not (value := str(headers.get(relayed + reset) or "").strip()):

@@ -378,8 +378,11 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 
 
 #: finish reasons that mean the generation failed, whatever came before them: OpenRouter's "error"; vLLM's
-#: "abort" (an engine shutdown, sleep or scale-down ends the request, then [DONE] as if complete: vllm#57082)
-_FAILED = frozenset({"error", "abort"})
+#: "abort" (an engine shutdown, sleep or scale-down ends the request, then [DONE] as if complete: vllm#57082); an
+#: upstream's network broken mid-answer, "network_error" (OpenCode Zen's, its stream ended cleanly after it:
+#: hermes-agent#92161, gajae-code#4918; OpenRouter's own as ``native_finish_reason`` under a "stop", pi#8511) — it was
+#: an answer cut short passed on as complete (after text), or an empty one refused as unusable and never asked again
+_FAILED = frozenset({"error", "abort", "network_error", "network-error"})
 #: Gemini's finish reason for a tool call it could not form (its OpenAI-compatible gateways pass Gemini's reasons on in
 #: capitals, qwen-code#9884), frequent with Gemini 2.5 and 3 (python-genai#1836, gemini-cli#12674, pydantic-ai#3095):
 #: text said before it was passed on as the whole answer — the call the model meant to make lost, the agent told the
@@ -406,6 +409,23 @@ def _bare_error(data: dict[str, Any]) -> ProviderError:
     kind = data.get("type")
     return stream_error(kind if isinstance(kind, str) else "", message if isinstance(message, str) else str(message),
                         code)
+
+
+#: MiniMax's codes in ``base_resp``, which its API puts on a refusal it answers with a 200 and ``"choices": null``, as
+#: the HTTP status each means (dify's minimax provider reads them so: 1002 and 1039 its request and token rate limits,
+#: 1004 a refused key, 1008 an empty balance, 2013 bad parameters; the rest, 1000, 1001, 1013, 1027, its own failures)
+_MINIMAX_STATUS = {1002: 429, 1039: 429, 1004: 401, 1008: 402, 2013: 400}
+
+
+def _base_resp_error(data: dict[str, Any]) -> ProviderError | None:
+    """MiniMax's refusal in a 200 (Roo-Code#9105: chunks with ``choices: null`` and a ``base_resp`` error), or None
+    for its usual ``"base_resp": {"status_code": 0}``. Read as a usage-only object, it was skipped: a rate limit or an
+    empty balance became a stream that ended with nothing (asked again at once, for the same refusal)."""
+    said = data.get("base_resp")
+    if type(said) is not dict or type(code := said.get("status_code")) is not int or code == 0:
+        return None
+    message = said.get("status_msg") if isinstance(said.get("status_msg"), str) else ""
+    return stream_error("", f"MiniMax {code}: {message}".rstrip(": "), _MINIMAX_STATUS.get(code, 500))
 
 
 def _usage_beside(data: dict[str, Any], choice: dict[str, Any]) -> Usage | None:
@@ -1033,6 +1053,9 @@ class OpenAIProvider(HttpProvider):
                                 continue
                         held = ""
                         if not isinstance(data, dict):
+                            if data is None:  # "data: null" between the reasoning and the answer (AgentRouter's
+                                continue  # relay of Claude, Kilo-Org/kilocode#3083): says nothing. The answer was
+                                # refused as malformed_response, a good one lost and never asked again
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
                         if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
                             kind, message = _extract_error(data)
@@ -1050,6 +1073,8 @@ class OpenAIProvider(HttpProvider):
                         if choices is None:
                             if data.get("error_code") or data.get("object") == "error":
                                 raise _bare_error(data)
+                            if (minimax := _base_resp_error(data)) is not None:
+                                raise minimax
                             continue  # a usage-only or keep-alive object
                         if not isinstance(choices, list):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
@@ -1102,12 +1127,14 @@ class OpenAIProvider(HttpProvider):
                             if frags := delta.get("tool_calls"):
                                 calls.listed(frags if isinstance(frags, list) else [frags])
                             if finish and (text or reasoning or thought or frags):
-                                # a finish reason the answer went on after: not its end
-                                resp.answered = resp.may_be_whole = False
+                                # a finish reason the answer went on after: not its end, nor this server's habit to
+                                # put one on the last chunk only (HttpClient.finish_last)
+                                resp.answered = resp.may_be_whole = client.finish_last = False
                             if stop := choice.get("finish_reason"):
                                 finish = str(stop)
-                                if finish in _FAILED:
-                                    raise _failed(choice, finish)
+                                native = choice.get("native_finish_reason")  # OpenRouter's: the upstream's own
+                                if finish in _FAILED or (type(native) is str and native in _FAILED):
+                                    raise _failed(choice, finish if finish in _FAILED else str(native))
                                 if finish in _MALFORMED_CALL:
                                     raise ProviderError(Reason.UNUSABLE_REPLY, "the model's tool call was malformed "
                                                         f"(finish_reason '{finish}'): no call to make")
@@ -1124,7 +1151,10 @@ class OpenAIProvider(HttpProvider):
                                 # vllm#36944, vllm#35705): the end, unless more text comes within the grace — with no
                                 # usage chunk or [DONE] after it, on a connection held open (bifrost#6784), it was
                                 # lost to the idle bound and asked of the next model
-                                resp.answered = not (reasoning or thought or frags) and (not text or plain)
+                                # — or learned so from this server's earlier answers (HttpClient.finish_last): a
+                                # one-chunk answer waited 80% of the idle bound on every request
+                                resp.answered = not (reasoning or thought or frags) and (
+                                    not text or plain or client.finish_last is True)
                                 # a whole answer in one chunk, its finish reason on it, then neither usage nor
                                 # [DONE] on a connection held open (bifrost#6784) was lost to the idle bound: it may
                                 # be whole, and ends when nothing more comes just short of that bound — as Bifrost
@@ -1170,6 +1200,8 @@ class OpenAIProvider(HttpProvider):
                 raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
                                     "the stream")
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+        if finish and plain and client.finish_last is None:
+            client.finish_last = True  # its text came without a finish reason, the reason at the end: learned
         if finish in CALL_STOPS and not calls.calls:
             written = said is not None and any(mark in "".join(said) for mark in CALL_MARKS)
             finish = without_call(self.name, finish, said is not None, written)  # raises when the call is lost
@@ -1290,8 +1322,9 @@ class OpenAIProvider(HttpProvider):
                                 resp.answered = resp.may_be_whole = False
                         if stop := choice.get("finish_reason"):
                             finish = str(stop)
-                            if finish in _FAILED:
-                                raise _failed(choice, finish)
+                            native = choice.get("native_finish_reason")  # OpenRouter's: the upstream's own
+                            if finish in _FAILED or (type(native) is str and native in _FAILED):
+                                raise _failed(choice, finish if finish in _FAILED else str(native))
                             # its end, read as a chat stream's (_stream): whole at once, or, on a chunk with text
                             # from a server that may put a finish reason on every chunk, once nothing more comes
                             resp.answered, resp.may_be_whole = not text or plain, True

@@ -132,8 +132,10 @@ def usage_from(value: Any, input_key: str, output_key: str) -> Usage | None:
 _USUAL_STOPS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call", "end_turn", "tool_use",
                           "max_tokens", "stop_sequence", "refusal", "pause_turn", "model_context_window_exceeded"})
 #: Gemini's own finish reasons, which its OpenAI-compatible gateways pass on in capitals (qwen-code#9884): the ones
-#: that mean the answer was withheld
-_WITHHELD = frozenset({"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety"})
+#: that mean the answer was withheld; and Z.ai's GLM API's "sensitive" (its safety audit stopped the answer: docs.z.ai
+#: chat-completion, dify#7559, any-llm#1204) — passed on as a "stop", the answer cut by policy handed on as whole, an
+#: empty one refused as unusable and the model blamed
+_WITHHELD = frozenset({"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety", "sensitive"})
 
 
 def _spelled(stop: str) -> str:
