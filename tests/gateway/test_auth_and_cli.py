@@ -84,6 +84,30 @@ def test_serve_refuses_open_bind_with_exit_2(tmp_path, fakes, monkeypatch):
     assert "requires API keys" in result.output and "GW_SECRET_KEYS" in result.output
 
 
+def test_serve_beyond_loopback_without_keys_names_the_file_and_the_lines(tmp_path, monkeypatch):
+    """`modelyard serve --host 0.0.0.0` on the config `init` wrote said "set gateway.api_keys_env in the config to the
+    name of an environment variable holding the keys": no file (the newcomer's is out of sight, under ~/.config), no
+    lines, nothing on what a key is or how a client sends it — LiteLLM's users hit the same wall with its master_key
+    (BerriAI/litellm#1207: "say something about … how to fill it"). Now all four; on the embedded default, that a config
+    of one's own comes first. The variable the config names but that is empty says where a service reads it."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    path = tmp_path / "mine.yaml"
+    path.write_text("models:\n  m: {provider: openai, endpoint: 'http://127.0.0.1:9'}\nagents:\n  chat: {primary: m}\n"
+                    f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    result = CliRunner().invoke(cli_app, ["serve", "--config", str(path), "--host", "0.0.0.0"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert (f"set gateway.api_keys_env in {path} — gateway: {{api_keys_env: MODELYARD_API_KEYS}} — and export "
+            "MODELYARD_API_KEYS=KEY, one or more comma-separated keys you make up") in text, text
+    assert "clients send one as their API key (Authorization: Bearer KEY)" in text, text
+    with pytest.raises(InsecureBind, match=r"a config file of your own \(`modelyard init` writes one"):
+        check_bind("0.0.0.0", GatewayConfig(), ())
+    monkeypatch.delenv("GW_EMPTY", raising=False)
+    empty = r"it is unset or empty here \(a service reads it from .*xdg/modelyard/env\)"
+    with pytest.raises(InsecureBind, match=empty):
+        check_bind("0.0.0.0", GatewayConfig(api_keys_env="GW_EMPTY"), ())
+
+
 def test_serve_on_a_port_another_program_holds_says_so(tmp_path, fakes):
     import socket
 

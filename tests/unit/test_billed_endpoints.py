@@ -81,3 +81,35 @@ def test_its_route_line_log_and_stats_say_price_unknown_not_free(tmp_path: Path)
         out = CliRunner().invoke(app, [command, "-c", str(config)], terminal_width=200).output
         rows = [line for line in out.splitlines() if line.startswith(("chat", "router")) or " chat " in line]
         assert rows and all("price unknown" in r and "$0.0000" not in r for r in rows), out
+
+
+def test_a_billed_answer_under_a_tenth_of_a_cent_is_not_shown_as_free(tmp_path: Path) -> None:
+    """A Claude Haiku "hello" (14 tokens in, 5 out at $1/$5 per M: $0.000039) read `$0.0000` in `ask`'s route line and
+    in `log` — the very cell of a local model's free answer beside it — while `report` and `money()` never write a
+    nonzero sum as $0.0000. It reads $0.000039 now; a local answer stays $0.0000."""
+    from modelyard.cli.render import route_line
+    from modelyard.ledger.writer import LogWriter
+    from modelyard.outcomes import AttemptOutcome, RequestOutcome
+    from modelyard.router.records import Attempt, RequestRecord, new_request_id
+
+    def answered(model: str, provider: str, cost: float) -> RequestRecord:
+        attempt = Attempt(model, provider, AttemptOutcome.OK, queue_wait_ms=0.0, billed=provider == "anthropic")
+        attempt.tokens_in, attempt.tokens_out, attempt.cost_usd = 14, 5, cost
+        return RequestRecord(new_request_id(), "writer", outcome=RequestOutcome.OK, model=model, attempts=[attempt],
+                             queue_wait_ms=0.0, total_ms=900.0, tokens_in=14, tokens_out=5, cost_usd=cost)
+
+    haiku, local = answered("haiku", "anthropic", 14e-6 + 25e-6), answered("box", "openai", 0.0)
+    assert " · $0.000039 · " in route_line(haiku), route_line(haiku)
+    assert " · $0.0000 · " in route_line(local), route_line(local)
+    log = tmp_path / "log.sqlite3"
+    writer = LogWriter(log, local_models=["box"])
+    writer.submit(haiku)
+    writer.submit(local)
+    writer.close()
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  haiku: {provider: anthropic, model: claude-haiku-4-5, api_key_env: NO_SUCH_KEY,"
+                      " price: {input: 1, output: 5}}\n  box: {provider: openai, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                      f"agents:\n  writer: {{primary: haiku, fallbacks: [box]}}\nlog: {{path: '{log}'}}\n")
+    out = CliRunner().invoke(app, ["log", "-c", str(config)], terminal_width=200).output
+    rows = {line.split()[3]: line for line in out.splitlines() if " writer " in line}
+    assert "$0.000039" in rows["haiku"] and "$0.0000 " in rows["box"] + " ", out

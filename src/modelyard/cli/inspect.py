@@ -30,7 +30,7 @@ from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.errors import HEALTH_FAILURES, ConfigError
 from modelyard.ledger import presence, queries
-from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, spend_cell
+from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, request_cost, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
 from modelyard.ledger.probes import backend_of
 from modelyard.ledger.store import LogConnection, LogStore
@@ -315,7 +315,7 @@ def _request_cells(r: Any, today: bool, id_chars: int, unpriced: bool = False) -
             "TTFT": ms(r["ttft_ms"]), "total": ms(r["total_ms"]), "tok in/out": f"{r['tokens_in']}/{r['tokens_out']}",
             "tok/s": f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "–",
             # a billed model without a price logged $0: 'price unknown', as `report` says it
-            "cost": spend_cell(r["cost_usd"], True) if unpriced else f"${r['cost_usd']:.4f}",
+            "cost": spend_cell(r["cost_usd"], True) if unpriced else request_cost(r["cost_usd"]),
             "ok?": {None: "", 1: "👍", 0: "👎"}[r["acceptable"]], "prompt": " ".join((r["prompt"] or "").split()),
             "host": _host_cell(r)}
 

@@ -12,7 +12,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.ledger.cost import billed_at_zero, spend_cell
+from modelyard.ledger.cost import billed_at_zero, request_cost, spend_cell
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
 
@@ -78,7 +78,7 @@ def route_line(record: RequestRecord) -> str:
         parts.append(f"TRUNCATED at max_tokens{budget}")
     # a billed model without a price logged $0: not free ('price unknown', as `report` says it)
     unpriced = any(billed_at_zero(a.provider, a.cost_usd, a.tokens_in, a.tokens_out, a.billed) for a in record.attempts)
-    parts.append(spend_cell(record.cost_usd, True) if unpriced else f"${record.cost_usd:.4f}")
+    parts.append(spend_cell(record.cost_usd, True) if unpriced else request_cost(record.cost_usd))
     parts.append(f"id {record.id}")
     return " · ".join(parts)
 

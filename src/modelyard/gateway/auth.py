@@ -11,8 +11,10 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from pathlib import Path
 
 from modelyard.config.schema import GatewayConfig, clean_secret
+from modelyard.paths import embedded_default_config, service_env_file
 
 
 class InsecureBind(Exception):
@@ -37,14 +39,30 @@ def load_keys(gateway: GatewayConfig) -> tuple[bytes, ...]:
     return tuple(key.encode() for k in raw.split(",") if (key := clean_secret(k)))
 
 
-def check_bind(host: str, gateway: GatewayConfig, keys: tuple[bytes, ...]) -> None:
-    """Raise :class:`InsecureBind` (with what to do about it) when ``host`` needs keys and there are none."""
+#: the variable the refusal suggests when the config names none (any name will do)
+SUGGESTED_KEYS_ENV = "MODELYARD_API_KEYS"
+
+
+def check_bind(host: str, gateway: GatewayConfig, keys: tuple[bytes, ...], config_path: Path | None = None) -> None:
+    """Raise :class:`InsecureBind` (with what to do about it) when ``host`` needs keys and there are none.
+
+    It said "set gateway.api_keys_env in the config to the name of an environment variable holding the keys": which
+    file (a newcomer's is the one `init` wrote, out of sight), what to write there, what a key is (any string of
+    one's own: the gateway issues none) and how a client sends it were each left to find — LiteLLM's users meet the
+    same wall with its master_key. Now the file, the lines and the client's side."""
     if keys or is_loopback(host):
         return
+    bearer = "clients send one as their API key (Authorization: Bearer KEY)"
     if gateway.api_keys_env:
-        how = f"set {gateway.api_keys_env} to one or more comma-separated keys"
+        how = (f"set {gateway.api_keys_env} to one or more comma-separated keys — it is unset or empty here "
+               f"(a service reads it from {service_env_file()}); {bearer}")
     else:
-        how = "set gateway.api_keys_env in the config to the name of an environment variable holding the keys"
+        where = ("a config file of your own (`modelyard init` writes one; this is the embedded default)"
+                 if config_path is None or config_path.resolve() == embedded_default_config().resolve()
+                 else str(config_path))
+        how = (f"set gateway.api_keys_env in {where} — gateway: {{api_keys_env: {SUGGESTED_KEYS_ENV}}} — and "
+               f"export {SUGGESTED_KEYS_ENV}=KEY, one or more comma-separated keys you make up (e.g. `openssl rand "
+               f"-hex 24`); {bearer}")
     raise InsecureBind(f"refusing to listen on {host}: beyond loopback the gateway requires API keys; {how} "
                        "(or bind to 127.0.0.1)")
 

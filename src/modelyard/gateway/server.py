@@ -33,7 +33,7 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     host = host or config.gateway.host
     port = port or config.gateway.port
     keys = load_keys(config.gateway)
-    check_bind(host, config.gateway, keys)
+    check_bind(host, config.gateway, keys, config_path)
     # a second gateway for a config that a running serve already serves borrows that serve's limits too
     first = discover(config_path).entry
     check_port(host, port, first)

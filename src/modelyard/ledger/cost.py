@@ -86,6 +86,13 @@ class Billing:
 PRICE_UNKNOWN = "price unknown"
 
 
+def request_cost(usd: float) -> str:
+    """One request's cost in the route line and ``log``: four decimals as ever (``$0.0000`` for a local answer), and
+    the digits of :func:`money` for a billed one under a tenth of a cent — a Claude Haiku "hello" ($0.000039) read
+    ``$0.0000``, the cost of a local model's answer, beside "wait 0ms … 14→5 tok"."""
+    return money(usd) if 0 < usd < 0.001 else f"${usd:.4f}"
+
+
 def spend_cell(usd: float, unpriced: bool) -> str:
     """A spend as a table cell: ``$0.35``, or with some attempts unpriced ``price unknown`` / ``$0.35 + price
     unknown`` (``report``, ``stats``, ``log`` and the route line say it alike)."""
