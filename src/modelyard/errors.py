@@ -117,8 +117,13 @@ class ProviderError(ModelyardError):
         status: int | None = None,
         retry_after: float | None = None,
         final: bool = False,
+        kind_refused: bool = False,
     ):
         self.reason = reason
+        #: the model does not serve this KIND of request (a chat asked of an embedding model, vectors of a chat
+        #: model): it says nothing of the model's health — nothing cools, the kind it serves goes on — and the
+        #: provider is not asked that kind again (Provider.learn_refusal)
+        self.kind_refused = kind_refused
         self.status = status
         self.retry_after = retry_after
         #: the server said the same request would fail again (``x-should-retry: false``): not asked again

@@ -107,8 +107,15 @@ class EmbedInput:
     ``messages`` then hold the longest text, for the router's context check and the log. ``dimensions``: the length
     the client asked the vectors cut to, passed to backends that take it (and cut here where one ignores it)."""
 
-    texts: tuple[str, ...]
+    #: each a text, or token ids (OpenAI's ``input`` as arrays of integers: ids in the client's tokenizer, sent on
+    #: as they came to a backend that takes them — OpenAI-compatible servers do; Ollama takes text only)
+    texts: tuple[str | tuple[int, ...], ...]
     dimensions: int | None = None
+
+    @property
+    def has_tokens(self) -> bool:
+        """Whether any input is token ids rather than text."""
+        return any(type(t) is tuple for t in self.texts)
 
 
 @dataclass(slots=True)

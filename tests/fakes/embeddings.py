@@ -42,16 +42,26 @@ def fake_vector(text: str, dims: int) -> list[float]:
     return [x / norm for x in raw]
 
 
-def texts_of(value: Any) -> list[str] | None:
+def _ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(v) is int for v in value)
+
+
+def texts_of(value: Any, *, tokens: bool = False) -> list[str] | None:
+    """The inputs, each as text (token ids written out as ``"[1, 2]"``, so the same ids make the same vector); None
+    for what the server refuses: Ollama's "invalid input type" for anything but strings (ollama/ollama#5907).
+    ``tokens``: token ids are taken as llama-server takes them (server-common.cpp tokenize_input_prompts: a list of
+    integers is one prompt; a list may hold strings and lists of integers)."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
+    if tokens and _ids(value):
+        return [str(value)]
+    if isinstance(value, list) and all(isinstance(v, str) or (tokens and _ids(v)) for v in value):
+        return [v if isinstance(v, str) else str(v) for v in value]
     return None
 
 
 async def embed_call(server: ChatServer, request: Request, *, answer: Callable[[dict[str, Any], list[str]], Any],
-                     refuse: Callable[[dict[str, Any]], Response | None]) -> Any:
+                     refuse: Callable[[dict[str, Any]], Response | None], tokens: bool = False) -> Any:
     """One embeddings call: recorded, validated (``refuse``), then the next fault or ``answer``'s JSON."""
     recorded = await server.record(request)
     body = recorded.json
@@ -59,7 +69,7 @@ async def embed_call(server: ChatServer, request: Request, *, answer: Callable[[
         return server.error_response(400, "missing model")
     if (refused := refuse(body)) is not None:
         return refused
-    texts = texts_of(body.get("input"))
+    texts = texts_of(body.get("input"), tokens=tokens)
     if texts is None:
         return server.error_response(400, "invalid input type")
     fault = server.faults.next()

@@ -116,7 +116,8 @@ class OpenAIServer(ChatServer):
         if (denied := self._auth_error(request)) is not None:
             await self.record(request)
             return denied
-        return await embed_call(self, request, answer=llama_server_answer(self.embedding_dims), refuse=refuse)
+        return await embed_call(self, request, answer=llama_server_answer(self.embedding_dims), refuse=refuse,
+                                tokens=True)
 
     def error_payload(self, status: int, message: str | None, error_type: str | None) -> dict[str, Any]:
         default_type, code, default_message = _ERRORS.get(status, ("server_error", None, "Internal error."))

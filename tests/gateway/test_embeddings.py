@@ -13,7 +13,7 @@ Wire specs the assertions follow:
   ggml-org/llama.cpp#14223), an Ollama chat model ("this model does not support embeddings", ollama/ollama#9742),
   Anthropic's API (no embeddings endpoint at all).
 - Token arrays: LangChain's ``OpenAIEmbeddings`` sends tiktoken ids unless ``check_embedding_ctx_length=False``
-  (danny-avila/rag_api#115; arm/metis#317: llama.cpp "Prompt contains invalid tokens").
+  (danny-avila/rag_api#115; arm/metis#317: llama.cpp "Prompt contains invalid tokens"): test_embeddings_rag.py.
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ def servers() -> Iterator[dict[str, Any]]:
 
 def _config(tmp_path, s: dict[str, Any]):
     models = {
-        "embed-llama": {"provider": "openai", "endpoint": s["llama"].url, "model": "nomic-embed-text-v1.5"},
-        "embed-ollama": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "nomic-embed-text"},
+        # one model under two names (llama-server's GGUF, Ollama's tag): one space, so they stand in for each other
+        "embed-llama": {"provider": "openai", "endpoint": s["llama"].url, "model": "nomic-embed-text-v1.5",
+                        "embedding_space": "nomic-v1.5"},
+        "embed-ollama": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "nomic-embed-text",
+                         "embedding_space": "nomic-v1.5"},
         "chat-ollama": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "llama3.2"},
         "chat-llama": {"provider": "openai", "endpoint": s["chat_llama"].url, "model": "qwen"},
         "broken": {"provider": "openai", "endpoint": s["broken"].url, "model": "nomic-embed-text-v1.5"},
@@ -249,8 +252,8 @@ BAD = {
     "mixed types": ({"input": ["ok", 3]}, "input[1]: expected a string, not a int"),
     "empty item": ({"input": ["ok", ""]}, "input[1]: an empty string"),
     "too many": ({"input": ["x"] * 2049}, "input: 2,049 texts, more than the 2048"),
-    "token ids": ({"input": [15339, 1917]}, "input is a list of token ids"),
-    "token arrays": ({"input": [[15339, 1917]]}, "input[0] is a list of token ids"),
+    "negative token id": ({"input": [15339, -1]}, "input[1]: a token id is a whole number"),
+    "empty token array": ({"input": [[15339], []]}, "input[1]: an empty list of token ids"),
     "zero dimensions": ({"input": "x", "dimensions": 0}, "dimensions"),
     "unknown format": ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
 }

@@ -127,12 +127,13 @@ async def test_llama_server_started_for_embeddings_is_a_model_that_cannot_chat(s
     does not support completions. Start it without `--embeddings`","type":"not_supported_error"}}`` (server.cpp,
     handle_completions_impl; format_error_response gives ERROR_TYPE_NOT_SUPPORTED code 501). It was a server_error:
     asked again at once and counted until the breaker opened for seconds, then again, as long as the server ran so.
-    Now as Ollama's embedding model named in a chain: model_missing, cooled for cooldown.max_seconds."""
+    Now as Ollama's embedding model named in a chain: model_missing, not asked a chat again — and not cooled, for the
+    embeddings it serves (tests/gateway/test_embeddings_rag.py)."""
     said = "This server does not support completions. Start it without `--embeddings`"
     routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
         501, json.dumps({"error": {"code": 501, "message": said, "type": "not_supported_error"}}), headers=JSON))
     assert outcomes(routed) == [("primary", "fallback", "model_missing"), ("backup", "ok", None)]
-    assert "--embeddings" in (routed.record.attempts[0].detail or "") and cooling > 4
+    assert "--embeddings" in (routed.record.attempts[0].detail or "") and cooling == 0
 
 
 # -- Structured Outputs' refusal --------------------------------------------------------------------------------------

@@ -256,6 +256,9 @@ class ModelConfig(Strict):
                                        "the current UTC day or month reaches usd; needs a price")
     capabilities: list[Capability] = Field(default_factory=list)
     keep_alive: str | None = Field(None, description='Ollama keep_alive, e.g. "30m"')
+    embedding_space: str | None = Field(
+        None, min_length=1, description="embeddings: models with the same space give interchangeable vectors (the "
+        "same weights on two servers under two names); a chain falls back only within one. Empty = the model id")
     timeouts: TimeoutOverrides = TimeoutOverrides()
     tool_text_fallback: bool = Field(
         False, description="turn tool calls written as plain text into real calls (issue #3)"

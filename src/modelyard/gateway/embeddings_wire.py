@@ -9,9 +9,13 @@ Embeddings": ``input`` a string or a list, answer ``embeddings`` and ``prompt_ev
 superseded: ``prompt`` → ``embedding``). An empty Ollama input is Ollama's way to load the model: answered with no
 vectors, routed nowhere.
 
-Token arrays are refused, by name: they are ids of the client's tokenizer — LangChain's ``OpenAIEmbeddings`` sends
-tiktoken's unless ``check_embedding_ctx_length=False`` (danny-avila/rag_api#115, arm/metis#317: llama.cpp answers
-"Prompt contains invalid tokens") — which no model here reads as the same text.
+Token arrays (``input`` a list of integers, or a list of them) are taken, as OpenAI's API takes them: LangChain's
+``OpenAIEmbeddings`` sends tiktoken's ids unless ``check_embedding_ctx_length=False``
+(danny-avila/rag_api#161, huggingface/text-embeddings-inference#273). They go on as they came to a backend that takes
+them (OpenAI-compatible servers: OpenAI, vLLM, llama-server); Ollama's API takes text only (ollama/ollama#5907) and
+refuses the attempt. The ids are the client's tokenizer's: a model with another vocabulary reads other text
+(llama.cpp's "Prompt contains invalid tokens" where they run past it, arm/metis#317) — the README says so.
+On Ollama's own endpoints (``/api/embed``) ``input`` is text, as Ollama's clients send it.
 """
 
 from __future__ import annotations
@@ -34,12 +38,16 @@ MAX_CHARS = 1_200_000
 #: the widest vector a client may ask for (today's widest embedding models answer 4,096)
 MAX_DIMENSIONS = 16384
 LATEST = ":latest"
+_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 _INPUT = {"anyOf": [{"type": "string", "minLength": 1},
                    {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS,
-                    "items": {"type": "string", "minLength": 1}}],
-          "description": "a text, or a list of texts, to embed (token arrays are refused)"}
-_TOKENS = ("token ids: they are in the client's tokenizer, which no model here shares (LangChain's OpenAIEmbeddings "
-           "sends tiktoken's unless check_embedding_ctx_length=False): send the texts")
+                    "items": {"type": "string", "minLength": 1}}, _IDS,
+                   {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": _IDS}],
+          "description": "a text, a list of texts, or token ids (a list of integers, or a list of them) to embed"}
+#: token ids one request may carry in all (OpenAI: "300,000 tokens summed across all inputs in a single request")
+MAX_TOKEN_IDS = 300_000
+#: the largest token id taken (a signed 32-bit integer, what llama.cpp's and vLLM's ids are)
+MAX_TOKEN_ID = 2**31 - 1
 
 
 class EmbeddingsBody(_In):
@@ -106,9 +114,9 @@ def _kind(value: Any) -> str:
         f"a {type(value).__name__}"
 
 
-def texts_of(value: Any, *, ollama: bool) -> tuple[str, ...]:
-    """The texts of ``input``; a 400 naming the first item that is none. Ollama's empty input (``""`` or ``[]``) is
-    no texts (a load); OpenAI's is refused, as its API refuses it."""
+def texts_of(value: Any, *, ollama: bool) -> tuple[str | tuple[int, ...], ...]:
+    """The texts (or token ids: OpenAI's only) of ``input``; a 400 naming the first item that is neither. Ollama's
+    empty input (``""`` or ``[]``) is no texts (a load); OpenAI's is refused, as its API refuses it."""
     if value is None and ollama:
         return ()
     if isinstance(value, str):
@@ -123,25 +131,47 @@ def texts_of(value: Any, *, ollama: bool) -> tuple[str, ...]:
         raise BadRequest(f"input: {len(value):,} texts, more than the {MAX_INPUTS} one request may carry: send them "
                          "in batches", "input")
     if not ollama and value and all(type(v) is int for v in value):
-        raise BadRequest("input is a list of " + _TOKENS, "input")
+        return (_token_ids(value, "input"),)  # one input as token ids
+    ids = 0
     for i, item in enumerate(value):
-        if isinstance(item, list) and not ollama and all(type(v) is int for v in item):
-            raise BadRequest(f"input[{i}] is a list of " + _TOKENS, f"input[{i}]")
+        if isinstance(item, list) and not ollama:
+            ids += len(_token_ids(item, f"input[{i}]"))
+            continue
         if not isinstance(item, str):
             raise BadRequest(f"input[{i}]: expected a string, not {_kind(item)}", f"input[{i}]")
         if not item:
             raise BadRequest(f"input[{i}]: an empty string (a model embeds text)", f"input[{i}]")
-    if sum(map(len, value)) > MAX_CHARS:
-        raise BadRequest(f"input: {sum(map(len, value)):,} characters in all, more than the {MAX_CHARS:,} one request "
+    if ids > MAX_TOKEN_IDS:
+        raise BadRequest(f"input: {ids:,} token ids in all, more than the {MAX_TOKEN_IDS:,} one request may carry: "
+                         "send them in batches", "input")
+    chars = sum(len(item) for item in value if isinstance(item, str))
+    if chars > MAX_CHARS:
+        raise BadRequest(f"input: {chars:,} characters in all, more than the {MAX_CHARS:,} one request "
                          "may carry: send them in batches", "input")
+    return tuple(item if isinstance(item, str) else tuple(item) for item in value) if ids else tuple(value)
+
+
+def _token_ids(value: list[Any], field: str) -> tuple[int, ...]:
+    """One input given as token ids: a non-empty list of integers, none negative (OpenAI's schema: "array of
+    integers", minItems 1)."""
+    if not value:
+        raise BadRequest(f"{field}: an empty list of token ids", field)
+    for j, v in enumerate(value):
+        if type(v) is not int or not 0 <= v <= MAX_TOKEN_ID:
+            raise BadRequest(f"{field}[{j}]: a token id is a whole number from 0 to {MAX_TOKEN_ID}, not {v!r:.40}",
+                             field)
+    if len(value) > MAX_TOKEN_IDS:
+        raise BadRequest(f"{field}: {len(value):,} token ids, more than the {MAX_TOKEN_IDS:,} one request may carry",
+                         field)
     return tuple(value)
 
 
-def embed_request(texts: tuple[str, ...], dimensions: int | None = None) -> ChatRequest:
+def embed_request(texts: tuple[str | tuple[int, ...], ...], dimensions: int | None = None) -> ChatRequest:
     """The request the router walks: the texts on ``embed``; as ``messages``, the longest text, which the context
-    check weighs (each text is embedded apart) and the log keeps as the prompt."""
+    check weighs (each text is embedded apart) and the log keeps as the prompt (token ids: how many, not the ids)."""
     longest = max(texts, key=len, default="")
-    return ChatRequest([Message("user", longest)], embed=EmbedInput(texts, dimensions))
+    shown = longest if isinstance(longest, str) else f"[{len(longest):,} token ids]"
+    return ChatRequest([Message("user", shown)], embed=EmbedInput(texts, dimensions))
 
 
 def to_embed_request(body: EmbeddingsBody) -> ChatRequest:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.shapes import malformed, token_count
+from modelyard.tokens import estimate_tokens
 from modelyard.types import Chunk, EmbedInput, Usage
 
 if TYPE_CHECKING:  # providers.http imports base, which imports this module
@@ -51,7 +52,7 @@ def body_limit(response_limit: int, embed: EmbedInput) -> int:
 
 async def cannot_embed(why: str) -> AsyncGenerator[Chunk, None]:
     """The attempt refused as ``bad_request``: this backend has no embeddings; the chain moves on, nothing cools."""
-    raise ProviderError(Reason.BAD_REQUEST, why)
+    raise ProviderError(Reason.BAD_REQUEST, why, kind_refused=True)
     yield  # pragma: no cover - an async generator
 
 
@@ -65,16 +66,34 @@ def refusal(error: ProviderError) -> ProviderError:
         return error
     if _CANNOT.search(error.message) or status == 501 or (
             status in (404, 405) and not _MODEL_MISSING.search(error.message)):
-        return ProviderError(Reason.BAD_REQUEST, f"this model does not embed here: {error.message}", status=status)
+        return ProviderError(Reason.BAD_REQUEST, f"this model does not embed here: {error.message}", status=status,
+                             kind_refused=True)
     return error
 
 
 def request_body(model_id: str, embed: EmbedInput) -> dict[str, Any]:
-    """What both wire protocols take: the model, the texts as a list, ``dimensions`` where the client asked."""
-    body: dict[str, Any] = {"model": model_id, "input": list(embed.texts)}
+    """What both wire protocols take: the model, the inputs as a list (token ids as lists of integers, as OpenAI's
+    API takes them), ``dimensions`` where the client asked."""
+    body: dict[str, Any] = {"model": model_id,
+                            "input": [t if type(t) is str else list(t) for t in embed.texts]}
     if embed.dimensions is not None:
         body["dimensions"] = embed.dimensions
     return body
+
+
+def input_tokens(embed: EmbedInput) -> int:
+    """The inputs' tokens, where a server reports none: estimated for a text, counted for token ids."""
+    return sum(estimate_tokens(t) if type(t) is str else len(t) for t in embed.texts)
+
+
+def texts_only(embed: EmbedInput, backend: str) -> None:
+    """Refuse token ids for a backend whose API takes text only (Ollama's ``/api/embed``: 400 "invalid input type",
+    ollama/ollama#5907): refused for this attempt (``bad_request``, nothing cools), the chain moves on to a model that
+    takes them. Not detokenized: the ids are in the client's tokenizer (LangChain's tiktoken, cl100k_base for any
+    model it does not know), which is not the model's, and no tokenizer of the client's ships here."""
+    if embed.has_tokens:
+        raise ProviderError(Reason.BAD_REQUEST, f"token ids cannot be sent to {backend}: its API takes text only "
+                            "(send the texts — LangChain's OpenAIEmbeddings: check_embedding_ctx_length=False)")
 
 
 async def posted(client: HttpClient, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
@@ -126,7 +145,7 @@ def vector(value: Any, where: str) -> list[float]:
         # --pooling none answers so) — the same for every text, so the model's property, not its health
         raise ProviderError(Reason.BAD_REQUEST, f"{where} is {len(value)} vectors, one per token: the model pools no "
                             "text into one vector (a chat model, or a server without pooling): it does not embed "
-                            "texts")
+                            "texts", kind_refused=True)
     if type(value) is not list or not value:
         raise malformed(f"{where} is {'an empty list' if value == [] else type(value).__name__}, not a vector")
     if not all(type(x) is float for x in value):

@@ -1288,6 +1288,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         # or another modelyard whose chain is exhausted (gateway/exhausted.py) says "false"; the same 529 or 502
         # was asked again here after a backoff, for the same answer. The next model is asked at once
         final=should_retry == "false",
+        kind_refused=error_type == NOT_CHAT,
     )
 
 

@@ -326,6 +326,9 @@ class LlamaCppProvider(Provider):
             cancel.set()
             await _wait_stopped(finished)
 
+    def embeds(self) -> bool:
+        return False  # see embeddings
+
     def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """Refused: llama-cpp-python embeds only with a ``Llama`` loaded ``embedding=True``, a second copy of the model
         beside the one that generates (the default model's: +738 MB of resident memory, measured 2026-11-30), and a

@@ -16,7 +16,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import parse_duration
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
-from modelyard.providers.embeddings import answer, body_limit, posted, refusal, request_body
+from modelyard.providers.embeddings import answer, body_limit, input_tokens, posted, refusal, request_body, texts_only
 from modelyard.providers.http import (
     HISTORY_REFUSED,
     NO_MEMORY,
@@ -45,7 +45,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
-from modelyard.tokens import estimate_tokens, request_tokens
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, TextPrompt
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,8 @@ class OllamaProvider(HttpProvider):
                 if not opened and exc.reason in (Reason.BAD_REQUEST, Reason.SERVER_ERROR) and NOT_CHAT_WORDS.search(
                         exc.message):  # an embedding model named in a chain: never an answer (http.NOT_CHAT)
                     raise ProviderError(Reason.MODEL_MISSING, f"{exc.message} (an embedding model: it cannot answer a "
-                                        "chat; name a chat model here)", status=exc.status) from None
+                                        "chat; name a chat model here)", status=exc.status,
+                                        kind_refused=True) from None
                 if exc.reason is Reason.RATE_LIMITED and exc.retry_after is None and _USAGE_LIMIT.search(exc.message):
                     # an allowance spent for the hour, the session or the week, not a moment's limit: as a rate limit
                     # without a wait it was asked again after a backoff, then every few seconds, refused each time.
@@ -374,6 +375,7 @@ class OllamaProvider(HttpProvider):
         ``prompt_eval_count``."""
         embed = request.embed
         assert embed is not None
+        texts_only(embed, "Ollama's /api/embed")
         body = request_body(self.model_id, embed)
         if self.config.context:
             body["options"] = {"num_ctx": self.config.context}
@@ -386,7 +388,7 @@ class OllamaProvider(HttpProvider):
             raise refusal(stream_error(kind, words if kind else f"Ollama: {words}"))
         tokens = data.get("prompt_eval_count")
         for chunk in answer(data.get("embeddings"),
-                            tokens if tokens is not None else sum(map(estimate_tokens, embed.texts))):
+                            tokens if tokens is not None else input_tokens(embed)):
             yield chunk
 
     #: learned: the model embeds and cannot chat, so it is loaded through ``/api/embed`` (:meth:`warmup`)

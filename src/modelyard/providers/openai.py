@@ -28,7 +28,7 @@ from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
-from modelyard.providers.embeddings import answer, body_limit, ordered, posted, refusal, request_body
+from modelyard.providers.embeddings import answer, body_limit, input_tokens, ordered, posted, refusal, request_body
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
@@ -69,7 +69,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
-from modelyard.tokens import estimate_tokens, request_tokens
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 log = logging.getLogger(__name__)
@@ -1356,7 +1356,7 @@ class OpenAIProvider(HttpProvider):
         usage = data.get("usage")
         tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
         for chunk in answer(ordered(data.get("data"), embed, "data"),
-                            tokens if tokens is not None else sum(map(estimate_tokens, embed.texts))):
+                            tokens if tokens is not None else input_tokens(embed)):
             yield chunk
 
     async def context_window(self) -> ContextWindow:

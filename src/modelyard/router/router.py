@@ -26,6 +26,7 @@ from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.router.clock import running_loop
+from modelyard.router.embedding import other_space, stand_in, vectors_bound
 from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
@@ -198,11 +199,16 @@ class Router:
         if self._store_text:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         states, spend = self.pool.states, self.pool.spend
+        embed = request.embed
         try:
             for index, model in enumerate(chain):
                 provider = self.providers[model]
                 facts = self._facts_of(provider)
                 kind = facts.kind
+                if embed is not None and index and (other := other_space(chain, index, self.providers)):
+                    # another model's vectors would be mixed into the client's index (router/embedding.py)
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.UNAVAILABLE, other))
+                    continue
                 why = provider.unavailable_reason()
                 if why:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
@@ -228,6 +234,8 @@ class Router:
                                                        queue_wait_ms=0.0))
                         continue
                     bounds = self._bounds_of(agent, model)
+                    if embed is not None:  # the vectors' bound grows with the batch (router/embedding.py)
+                        bounds = dataclasses.replace(bounds, first_token=vectors_bound(bounds.first_token, embed))
                     remaining = walk.deadline - loop.time()
                     if remaining <= 0:
                         record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.DEADLINE,
@@ -252,6 +260,8 @@ class Router:
                         finally:
                             await state.release()
                     if walk.answer is not None:
+                        if embed is not None and index and (note := stand_in(chain, index, self.providers)):
+                            record.attempts[-1].detail = note
                         self._finish(walk, model, index, loop.time())
                         return
                 finally:
@@ -381,7 +391,7 @@ class Router:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
-                                        retry_after=exc.retry_after, final=exc.final)
+                                        retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
@@ -408,6 +418,9 @@ class Router:
                     await asyncio.sleep(pause)
                     continue
                 attempt.outcome = AttemptOutcome.FALLBACK
+                if exc.kind_refused:  # not this model's kind of request: no verdict on its health (the kind it
+                    provider.learn_refusal(request.embed is not None, exc)  # serves goes on), not asked again
+                    return
                 await state.failed(ticket, exc.reason, exc.retry_after)
                 return
             self._close_attempt(attempt, buffer, started, loop.time(), facts)

@@ -1,0 +1,244 @@
+"""Embeddings as RAG pipelines use them (LangChain, LlamaIndex, Open WebUI, Continue), end to end on fakes of the real
+servers: a model's refusal of a kind of request, token-array inputs, a large batch's time, and fallback between
+models whose vectors are not comparable.
+
+Sources the assertions follow:
+
+- A chat asked of an embedding model: Ollama's 400 '"nomic-embed-text" does not support chat' (routes.go's capability
+  check), llama-server started with ``--embeddings``: 501 "This server does not support completions. Start it without
+  `--embeddings`"; litellm#14403 met "nomic-embed-text does not support generate" on an embeddings fallback.
+- Token arrays: OpenAI's ``input`` is a string, a list of strings, a list of integers, or a list of lists of integers;
+  LangChain's ``OpenAIEmbeddings`` (``check_embedding_ctx_length=True``, its default) tokenizes with tiktoken and sends
+  lists of ids (danny-avila/rag_api#161, huggingface/text-embeddings-inference#273); Ollama answers them
+  "invalid input type" (ollama/ollama#5907).
+- A batch's time grows with its text (cbcoutinho/nextcloud-mcp-server#1347: Ollama embeds a batch serially);
+  LiteLLM bounds an embedding call by one per-call timeout, whatever its size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from modelyard.ledger import connect
+from tests.fakes import Fault, OllamaServer, OpenAIServer
+from tests.fakes.embeddings import fake_vector
+from tests.gateway.harness import GatewayServer
+from tests.helpers import make_config
+
+DIMS = 8
+#: llama-server's nomic-embed-text-v1.5 GGUF and Ollama's nomic-embed-text: one model under two names
+SAME = {"llama-embed": {"embedding_space": "nomic-v1.5"}, "nomic": {"embedding_space": "nomic-v1.5"}}
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Any]]:
+    with OpenAIServer(embedding_dims=DIMS) as llama, OpenAIServer(embedding_dims=DIMS) as twin, \
+            OllamaServer(embed_models=["nomic-embed-text", "bge-m3"], chat_models=["llama3.2"],
+                         embedding_dims=DIMS) as ol:
+        yield {"llama": llama, "twin": twin, "ollama": ol}
+
+
+def _config(tmp_path, s: dict[str, Any], **extra: Any):
+    models = {
+        "nomic": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "nomic-embed-text"},
+        "bge": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "bge-m3"},
+        "llama-embed": {"provider": "openai", "endpoint": s["llama"].url, "model": "nomic-embed-text-v1.5"},
+        "twin": {"provider": "openai", "endpoint": s["twin"].url, "model": "nomic-embed-text-v1.5"},
+    }
+    for name, fields in extra.items():
+        models[name].update(fields)
+    agents = {
+        "embed": {"primary": "nomic"},
+        "llama": {"primary": "llama-embed"},
+        "tokens": {"primary": "nomic", "fallbacks": ["llama-embed"]},
+        "two-servers": {"primary": "llama-embed", "fallbacks": ["twin"]},
+        "mixing": {"primary": "llama-embed", "fallbacks": ["bge"]},
+        "declared": {"primary": "llama-embed", "fallbacks": ["nomic"]},
+    }
+    defaults = {"timeouts": {"queue": 0.5, "connect": 2, "first_token": 0.6, "idle": 3, "total": 20},
+                "retries": {"attempts": 0}, "cooldown": {"failures": 1, "seconds": 30}}
+    return make_config(models, agents, defaults=defaults, log={"path": str(tmp_path / "log.db")})
+
+
+@pytest.fixture
+def make_gw(tmp_path, servers):
+    started: list[GatewayServer] = []
+
+    def make(**extra: Any) -> GatewayServer:
+        for server in servers.values():
+            server.reset()
+        gw = GatewayServer(_config(tmp_path, servers, **extra))
+        gw.__enter__()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.__exit__(None, None, None)
+
+
+def _attempts(gw: GatewayServer) -> list[tuple[str, str, str | None, str | None]]:
+    """The last request's attempts: (model, outcome, reason, detail)."""
+    conn = connect(gw.runtime.log_path, readonly=True)
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT model, outcome, reason, detail FROM attempts WHERE request_id = (SELECT id FROM requests "
+            "ORDER BY ts DESC LIMIT 1) ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def _embed(gw: GatewayServer, model: str, value: Any) -> httpx.Response:
+    return httpx.post(gw.url + "/v1/embeddings", json={"model": model, "input": value, "encoding_format": "float"},
+                      timeout=30)
+
+
+def _chat(gw: GatewayServer, model: str) -> httpx.Response:
+    return httpx.post(gw.url + "/v1/chat/completions",
+                      json={"model": model, "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+
+
+def _close(got: list[float], want: list[float]) -> bool:
+    return len(got) == len(want) and all(abs(a - b) < 1e-6 for a, b in zip(got, want, strict=True))
+
+
+# -- 1. a refusal of a kind of request does not cool the kind the model serves --------------------------------------
+
+def test_a_chat_asked_of_an_ollama_embedding_model_leaves_its_embeddings_served(make_gw, servers):
+    """Open WebUI lists every model for chat, the embedding model among them: a chat asked of ``nomic-embed-text``
+    is refused ('"nomic-embed-text" does not support chat', Ollama's capability check). It cooled the model as
+    model_missing for cooldown.max_seconds, and the embeddings it serves well were skipped as cooling_down. Now the
+    chat is refused (not this model's kind), nothing cools, the next chat is refused without asking Ollama again,
+    and the embeddings are answered."""
+    gw = make_gw()
+    assert _chat(gw, "embed").status_code >= 400
+    assert _chat(gw, "embed").status_code >= 400
+    assert len(servers["ollama"].requests_to("/api/chat")) == 1  # learned: not asked again
+    r = _embed(gw, "embed", "a passage")
+    assert r.status_code == 200, r.text
+    assert _close(r.json()["data"][0]["embedding"], fake_vector("a passage", DIMS))
+    assert _attempts(gw) == [("nomic", "ok", None, None)]
+    assert {s.name: s.state for s in gw.router.model_states()}["nomic"] == "available"
+
+
+def test_a_chat_asked_of_llama_server_started_for_embeddings_leaves_its_embeddings_served(make_gw, servers):
+    """llama-server started with ``--embeddings`` refuses completions with a 501 ``not_supported_error``
+    (server.cpp handle_completions_impl): the model cooled as model_missing, and its embeddings waited out the
+    cooldown. Now its embeddings are answered at once."""
+    gw = make_gw()
+    said = "This server does not support completions. Start it without `--embeddings`"
+    servers["llama"].push(Fault.raw(501, json.dumps({"error": {"code": 501, "message": said,
+                                                               "type": "not_supported_error"}}),
+                                    headers={"content-type": "application/json"}))
+    r = _chat(gw, "llama")
+    assert r.status_code >= 400 and "--embeddings" in r.text
+    r = _embed(gw, "llama", ["one", "two"])
+    assert r.status_code == 200, r.text
+    assert _attempts(gw) == [("llama-embed", "ok", None, None)]
+
+
+# -- 2. token arrays ---------------------------------------------------------------------------------------------------
+
+def test_token_arrays_go_on_to_an_openai_compatible_server(make_gw, servers):
+    """LangChain's ``OpenAIEmbeddings`` with its default ``check_embedding_ctx_length=True`` tokenizes each text with
+    tiktoken and posts ``input`` as lists of ids (langchain_openai embeddings/base.py ``_get_len_safe_embeddings``;
+    rag_api#161). They were refused with a 400. OpenAI-compatible servers take them (OpenAI, vLLM, llama-server's
+    tokenized prompts): passed on as they came, a vector each, in order; one list of ids is one input."""
+    gw = make_gw()
+    with openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, timeout=15) as sdk:
+        got = sdk.embeddings.create(model="llama", input=[[9906, 1917], [15339, 11, 1917, 0]],
+                                    encoding_format="float")
+    assert [d.index for d in got.data] == [0, 1]
+    assert _close(got.data[1].embedding, fake_vector(str([15339, 11, 1917, 0]), DIMS))
+    assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [[9906, 1917], [15339, 11, 1917, 0]]
+    r = _embed(gw, "llama", [9906, 1917])
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
+    assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [[9906, 1917]]
+
+
+def test_token_arrays_are_not_sent_to_ollama_and_the_chain_moves_on(make_gw, servers):
+    """Ollama's API takes text only: ids answer 400 "invalid input type" (ollama/ollama#5907). They cannot be turned
+    back into the text either: they are the client's tokenizer's (tiktoken's), not the model's. So an Ollama model
+    refuses the attempt with what to do (nothing cools), the next model that takes ids answers, and a chain of
+    Ollama models alone is a 400 saying so."""
+    gw = make_gw(**SAME)
+    r = _embed(gw, "tokens", [[9906, 1917]])
+    assert r.status_code == 200 and r.json()["model"] == "llama-embed"
+    assert servers["ollama"].requests_to("/api/embed") == []
+    r = _embed(gw, "embed", [[9906, 1917]])
+    assert r.status_code == 400
+    assert "takes text only" in r.text and "check_embedding_ctx_length=False" in r.text
+    assert {s.name: s.state for s in gw.router.model_states()}["nomic"] == "available"
+    assert _embed(gw, "embed", "text").status_code == 200
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ([[]], "input[0]: an empty list of token ids"),
+    ([[1, -2]], "input[0][1]: a token id is a whole number"),
+    ([[1, 2.5]], "input[0][1]: a token id is a whole number"),
+    ([[1, True]], "input[0][1]: a token id is a whole number"),
+    ([[1] * 150_001, [2] * 150_000], "300,001 token ids in all"),
+])
+def test_bad_token_arrays_are_a_400_naming_the_item(make_gw, servers, value, words):
+    gw = make_gw()
+    r = _embed(gw, "llama", value)
+    assert r.status_code == 400 and words in r.json()["error"]["message"], r.text
+    assert servers["llama"].requests_to("/v1/embeddings") == []
+
+
+# -- 3. a large batch gets the time its size needs -------------------------------------------------------------------
+
+def test_a_large_batch_is_given_time_for_its_size(make_gw, servers):
+    """A RAG ingest sends big batches (LangChain's ``chunk_size`` 1,000 texts; Open WebUI's batch setting), and a CPU
+    embedder reads all of them before it answers: the vectors are the first and only chunk. They had to come within
+    ``timeouts.first_token`` (0.6 s here), so the 1,000-text batch timed out and fell back every time. The bound is
+    now first_token for each 2,048 tokens of input (~17,000 here: 9 × 0.6 s), the request's total above it; one
+    text still waits first_token alone."""
+    gw = make_gw()
+    batch = [f"passage {i} of the handbook, chapter {i % 17}, on the care of llamas" for i in range(1000)]
+    servers["llama"].push(Fault.delay(1.5))
+    r = _embed(gw, "llama", batch)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["data"]) == 1000 and _attempts(gw)[0][1] == "ok"
+    servers["llama"].push(Fault.delay(1.5))
+    r = _embed(gw, "llama", "one text")
+    assert r.status_code == 503 and _attempts(gw)[0][2] == "first_token_timeout"
+
+
+# -- 4. no silent mixing of vector spaces -----------------------------------------------------------------------------
+
+def test_a_fallback_to_another_embedding_model_is_refused_and_said(make_gw, servers):
+    """A chain [nomic-embed-text-v1.5, bge-m3]: when the first failed, bge-m3 answered — 200, vectors of another
+    model of the same width, written into an index built with the first: search then finds the wrong passages,
+    silently. The other model is now skipped (the row says why) and the client is told to retry (503)."""
+    gw = make_gw()
+    servers["llama"].push(Fault.status(500))
+    r = _embed(gw, "mixing", "a query")
+    assert r.status_code == 503, r.text
+    attempts = _attempts(gw)
+    assert [a[:3] for a in attempts] == [("llama-embed", "fallback", "server_error"),
+                                        ("bge", "skipped", "unavailable")]
+    assert "another space than llama-embed's" in (attempts[1][3] or "")
+    assert servers["ollama"].requests_to("/api/embed") == []
+    r = _embed(gw, "mixing", "a query")  # the first cooling down: still not the other model's vectors
+    assert r.status_code == 503 and [a[:3] for a in _attempts(gw)][1] == ("bge", "skipped", "unavailable")
+
+
+def test_the_same_model_on_another_server_or_a_declared_space_stands_in(make_gw, servers):
+    """The same model on two servers (litellm#14403's "second instance of ollama") gives the same vectors: it
+    stands in. Two names of one model (llama-server's nomic-embed-text-v1.5 GGUF, Ollama's nomic-embed-text) stand in
+    once the config gives them one ``embedding_space``; the row says whose vectors were given in whose place."""
+    gw = make_gw(**SAME)
+    servers["llama"].push(Fault.status(500))
+    assert _embed(gw, "two-servers", "x").json()["model"] == "twin"
+    assert _attempts(gw)[1] == ("twin", "ok", None, None)
+    r = _embed(gw, "declared", "x")  # llama-embed cooling down
+    assert r.status_code == 200 and r.json()["model"] == "nomic"
+    assert _attempts(gw)[-1] == ("nomic", "ok", None,
+                                 "vectors in place of llama-embed's: the same embedding_space 'nomic-v1.5'")
