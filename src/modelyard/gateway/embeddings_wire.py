@@ -130,7 +130,7 @@ def texts_of(value: Any, *, ollama: bool) -> tuple[str | tuple[int, ...], ...]:
     if len(value) > MAX_INPUTS:
         raise BadRequest(f"input: {len(value):,} texts, more than the {MAX_INPUTS} one request may carry: send them "
                          "in batches", "input")
-    if not ollama and value and all(type(v) is int for v in value):
+    if not ollama and value and all(map(_is_id, value)):
         return (_token_ids(value, "input"),)  # one input as token ids
     ids = 0
     for i, item in enumerate(value):
@@ -157,13 +157,18 @@ def _token_ids(value: list[Any], field: str) -> tuple[int, ...]:
     if not value:
         raise BadRequest(f"{field}: an empty list of token ids", field)
     for j, v in enumerate(value):
-        if type(v) is not int or not 0 <= v <= MAX_TOKEN_ID:
+        if not _is_id(v) or not 0 <= v <= MAX_TOKEN_ID:
             raise BadRequest(f"{field}[{j}]: a token id is a whole number from 0 to {MAX_TOKEN_ID}, not {v!r:.40}",
                              field)
     if len(value) > MAX_TOKEN_IDS:
         raise BadRequest(f"{field}: {len(value):,} token ids, more than the {MAX_TOKEN_IDS:,} one request may carry",
                          field)
-    return tuple(value)
+    return tuple(int(v) for v in value)
+
+
+def _is_id(value: Any) -> bool:
+    """An integer, as JSON Schema counts them: ``7`` or ``7.0`` (a number whose fraction is zero), never a boolean."""
+    return type(value) is int or (type(value) is float and value.is_integer())
 
 
 def embed_request(texts: tuple[str | tuple[int, ...], ...], dimensions: int | None = None) -> ChatRequest:
