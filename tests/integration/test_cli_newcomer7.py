@@ -64,3 +64,16 @@ def test_backup_with_log_url_says_the_copy_is_this_hosts_spool(tmp_path: Path) -
     assert out.exit_code == 0, text
     assert "this copy is this host's spool only — back the shared log up with pg_dump" in text, text
     assert "s3cret" not in text and "postgresql://modelyard:***@127.0.0.1:5432/modelyard" in text, text
+
+
+def test_backup_to_a_folder_not_made_yet_says_so(tmp_path: Path) -> None:
+    """`modelyard backup nightly/` (a folder meant, not there yet) wrote a file named `nightly` — the path lost its
+    slash on the way in — where `cp log nightly/` says "Not a directory". It says the folder is missing, writes
+    nothing."""
+    config = _logged(tmp_path)
+    meant = tmp_path / "nightly"
+    out = runner.invoke(app, ["backup", f"{meant}/", "--config", str(config)])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 1, text
+    assert f"{meant}/: no such folder — create it first (mkdir -p {meant}/), or name a file" in text, text
+    assert not meant.exists()

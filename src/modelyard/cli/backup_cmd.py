@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit
 
 
 def backup(
-    dest: Annotated[Path, typer.Argument(help=(
+    dest: Annotated[str, typer.Argument(help=(
         "the new file to write (never overwritten), or a folder: the copy goes into it as "
         "routing-YYYYMMDDTHHMMSSZ.sqlite3"))],
     config: ConfigOption = None,
@@ -26,9 +27,13 @@ def backup(
     from modelyard.ledger.store import LogStore
 
     cfg, _ = load_or_exit(config)
+    target = Path(dest).expanduser()
+    if dest.endswith(("/", os.sep)) and not target.is_dir():
+        # Path() drops the slash: `backup nightly/` wrote a *file* named nightly where `cp log nightly/` refuses
+        raise fail(f"{dest}: no such folder — create it first (mkdir -p {dest}), or name a file", code=1)
     source = LogStore.of(cfg).path
     try:
-        made = copy_log(source, dest)
+        made = copy_log(source, target)
     except BackupError as exc:
         raise fail(str(exc), code=1) from None
     # the restore names the file itself: 'copy this file to log.path' sent a reader of the default config (no log.path)
