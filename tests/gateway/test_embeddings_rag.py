@@ -17,6 +17,7 @@ Sources the assertions follow:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -162,6 +163,27 @@ def test_token_arrays_go_on_to_an_openai_compatible_server(make_gw, servers):
     assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [[9906, 1917]]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("langchain_openai") is None, reason="langchain-openai not installed")
+def test_langchains_openai_embeddings_with_its_default_tokenizing(make_gw, servers, monkeypatch):
+    """LangChain's ``OpenAIEmbeddings`` as people leave it (``check_embedding_ctx_length=True``): its real code
+    tokenizes each text (tiktoken, cl100k_base for a model it does not know) and posts the ids. cl100k_base is
+    downloaded at first use, which cannot happen here: a byte-level tiktoken ``Encoding`` (id = byte) stands in for
+    it — the request's shape is LangChain's own. It was a 400 ("input is a list of token ids")."""
+    import tiktoken
+    from langchain_openai import OpenAIEmbeddings
+
+    by_bytes = tiktoken.Encoding(name="bytes", pat_str=r"\S+|\s+", mergeable_ranks={bytes([i]): i for i in range(256)},
+                                 special_tokens={})
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: by_bytes)
+    monkeypatch.setattr(tiktoken, "encoding_for_model", lambda name: by_bytes)
+    gw = make_gw()
+    emb = OpenAIEmbeddings(model="llama", base_url=gw.url + "/v1", api_key="unused", max_retries=0)
+    docs = emb.embed_documents(["alpha", "beta gamma"])
+    assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [list(b"alpha"), list(b"beta gamma")]
+    assert len(docs) == 2 and all(abs(a - b) < 1e-5 for a, b in zip(docs[1], fake_vector(str(list(b"beta gamma")),
+                                                                                        DIMS), strict=True))
+
+
 def test_token_arrays_are_not_sent_to_ollama_and_the_chain_moves_on(make_gw, servers):
     """Ollama's API takes text only: ids answer 400 "invalid input type" (ollama/ollama#5907). They cannot be turned
     back into the text either: they are the client's tokenizer's (tiktoken's), not the model's. So an Ollama model
@@ -198,7 +220,7 @@ def test_a_large_batch_is_given_time_for_its_size(make_gw, servers):
     """A RAG ingest sends big batches (LangChain's ``chunk_size`` 1,000 texts; Open WebUI's batch setting), and a CPU
     embedder reads all of them before it answers: the vectors are the first and only chunk. They had to come within
     ``timeouts.first_token`` (0.6 s here), so the 1,000-text batch timed out and fell back every time. The bound is
-    now first_token for each 2,048 tokens of input (~17,000 here: 9 × 0.6 s), the request's total above it; one
+    now first_token for each 2,048 tokens of input (15,940 estimated here: 8 × 0.6 s), the request's total above it; one
     text still waits first_token alone."""
     gw = make_gw()
     batch = [f"passage {i} of the handbook, chapter {i % 17}, on the care of llamas" for i in range(1000)]
