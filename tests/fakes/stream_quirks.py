@@ -13,6 +13,10 @@ server renders nothing of its own for them.
   any-llm#1204) or "network_error" (promptfoo#9905);
 - :func:`minimax_refusal`: MiniMax's refusal under a 200, ``choices: null`` and a ``base_resp`` error code
   (Roo-Code#9105);
+- :func:`deepseek_no_room`: DeepSeek's ``finish_reason: "insufficient_system_resource"`` mid-answer
+  (oh-my-pi#8563);
+- :func:`relay_reset_in_words`: a relay's plain-text "upstream error: read ECONNRESET" after the reasoning, then a
+  clean close (tetsuo-ai/agenc-core#2492);
 - :func:`finish_on_every_chunk`: LiteLLM relaying Gemini, a finish reason on every chunk (litellm#2195);
 - :func:`subscription_429`: Anthropic's 429 for a spent five-hour window, ``anthropic-ratelimit-unified-*`` headers
   and no ``retry-after`` (opencodex#3809, CLIProxyAPI#3148, sub2api#3249).
@@ -79,6 +83,27 @@ def minimax_refusal(code: int, message: str) -> Fault:
                                 "model": "MiniMax-M2", "object": "chat.completion.chunk", "usage": None,
                                 "input_sensitive": False, "output_sensitive": False,
                                 "base_resp": {"status_code": code, "status_msg": message}}), headers=SSE)
+
+
+def deepseek_no_room(text: str) -> Fault:
+    """DeepSeek's API interrupting an answer when its inference system runs out of room: reasoning, some text, then
+    ``finish_reason: "insufficient_system_resource"`` and a clean end (its create-chat-completion docs;
+    oh-my-pi#8563)."""
+    return Fault.raw(200, data(chunk({"role": "assistant", "content": None, "reasoning_content": "Let me see."},
+                                     model="deepseek-v4-flash")),
+                     data(chunk({"content": text}, model="deepseek-v4-flash")),
+                     data(chunk({"content": ""}, "insufficient_system_resource", model="deepseek-v4-flash")), DONE,
+                     headers=SSE)
+
+
+def relay_reset_in_words() -> Fault:
+    """A relay in front of DeepSeek whose upstream reset mid-reasoning: the reasoning so far, then its own plain-text
+    line ``upstream error: read ECONNRESET`` and a clean close — no finish reason, no ``[DONE]``, no usage
+    (tetsuo-ai/agenc-core#2492, the proxy's log: "502 POST /v1/chat/completions read ECONNRESET")."""
+    return Fault.raw(200, data(chunk({"role": "assistant", "content": None, "reasoning_content": "First, the"},
+                                     model="deepseek-v4-pro")),
+                     data(chunk({"reasoning_content": " constraints."}, model="deepseek-v4-pro")),
+                     "upstream error: read ECONNRESET\n", headers=SSE)
 
 
 def finish_on_every_chunk() -> Fault:

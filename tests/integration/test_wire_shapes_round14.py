@@ -21,12 +21,14 @@ from typing import Any
 import pytest
 from tests.fakes.relays import one_chunk_no_end
 from tests.fakes.stream_quirks import (
+    deepseek_no_room,
     finish_on_every_chunk,
     glm_finish,
     minimax_refusal,
     native_network_error,
     network_error_finish,
     null_event,
+    relay_reset_in_words,
     subscription_429,
 )
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
@@ -98,6 +100,33 @@ async def test_glms_network_error_is_asked_again_too(servers: dict[str, Any], tm
     [routed] = await _routed("openai", servers, tmp_path, PLAIN)
     assert [o[1:] for o in outcomes(routed)] == [("retry", "stream_error"), ("fallback", "stream_error"), ("ok", None)]
     assert routed.response.text == "backup answer"
+
+
+async def test_deepseeks_insufficient_system_resource_rests_the_model(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """DeepSeek ends an answer its inference system has no room for with ``finish_reason:
+    "insufficient_system_resource"`` (its docs: "the request is interrupted due to insufficient resource of the
+    inference system"; oh-my-pi#8563: the truncated turn was finalized as a clean stop). The text before it was passed
+    on as the whole answer. It is the server's capacity: overloaded, the next model asked, nothing of the cut answer
+    passed on."""
+    servers["openai"].push(deepseek_no_room("The first step is"), deepseek_no_room("The first step is"))
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert routed.record.attempts[0].reason == "overloaded" and routed.record.model == "backup"
+    assert routed.response.text == "backup answer"
+    assert "insufficient_system_resource" in (routed.record.attempts[0].detail or "")
+
+
+async def test_a_relay_saying_its_upstream_reset_is_a_dropped_connection(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """A relay whose upstream reset mid-reasoning appends its own plain-text line, ``upstream error: read
+    ECONNRESET``, and closes the response cleanly (tetsuo-ai/agenc-core#2492). It was malformed_response — "not an
+    event stream", never asked again, as if the same bytes would come back. The relay said the connection broke: a
+    dropped connection, asked again (here it answers the second time), its words in the detail."""
+    servers["openai"].push(relay_reset_in_words())
+    [routed] = await _routed("openai", servers, tmp_path, PLAIN)
+    assert outcomes(routed) == [("primary", "retry", "connection_dropped"), ("primary", "ok", None)]
+    assert "ECONNRESET" in (routed.record.attempts[0].detail or "")
+    assert _posts(servers["openai"]) == 2 and _rows(tmp_path) == 1
 
 
 # -- Z.ai's GLM: the safety audit's "sensitive" -----------------------------------------------------------------------

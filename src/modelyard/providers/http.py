@@ -348,6 +348,12 @@ class StreamResponse:
                     yield events
                 if colon and field == "error":  # llama-server before llama.cpp#16109 (Sept 2025): its error
                     raise error_field(value)  # object as a field of its own, "error: {...}"
+                if (events or not fresh) and UPSTREAM_BROKE.search(line):
+                    # a relay whose upstream connection broke mid-answer says so in plain text and closes cleanly
+                    # ("upstream error: read ECONNRESET", tetsuo-ai/agenc-core#2492): a connection dropped, asked
+                    # again — it was malformed_response, never asked again, as if the same bytes would come back
+                    raise ProviderError(Reason.CONNECTION_DROPPED, f"the relay's upstream broke mid-answer: "
+                                        f"{said(line.strip())}")
                 if fresh and not events and line.lstrip()[:1] in ("{", "["):
                     # a JSON document under an event-stream label, a text/plain one or none (a server that ignores
                     # stream: true, a relay): read as what it is, as under its own label. It was malformed_response.
@@ -367,6 +373,9 @@ def _rest(decoder: codecs.IncrementalDecoder | None) -> str:
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+#: a relay's plain-text words for its upstream connection breaking, as Node's and Go's errors name it
+UPSTREAM_BROKE = re.compile(r"\b(?:ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|connection reset by peer|broken pipe|"
+                            r"unexpected EOF)\b", re.IGNORECASE)
 
 #: what :meth:`StreamResponse.sse_batches` gives for the blank line that ends an event which named its type: the SSE
 #: spec (WHATWG, "dispatch the event") resets the event type there, whether the event had data or not. Readers that

@@ -382,7 +382,10 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 #: upstream's network broken mid-answer, "network_error" (OpenCode Zen's, its stream ended cleanly after it:
 #: hermes-agent#92161, gajae-code#4918; OpenRouter's own as ``native_finish_reason`` under a "stop", pi#8511) — it was
 #: an answer cut short passed on as complete (after text), or an empty one refused as unusable and never asked again
-_FAILED = frozenset({"error", "abort", "network_error", "network-error"})
+#: DeepSeek's "insufficient_system_resource" (its docs: "the request is interrupted due to insufficient resource of the
+#: inference system"; oh-my-pi#8563) is its capacity, read as an overload (:data:`_NO_ROOM`)
+_NO_ROOM = "insufficient_system_resource"
+_FAILED = frozenset({"error", "abort", "network_error", "network-error", _NO_ROOM})
 #: Gemini's finish reason for a tool call it could not form (its OpenAI-compatible gateways pass Gemini's reasons on in
 #: capitals, qwen-code#9884), frequent with Gemini 2.5 and 3 (python-genai#1836, gemini-cli#12674, pydantic-ai#3095):
 #: text said before it was passed on as the whole answer — the call the model meant to make lost, the agent told the
@@ -479,6 +482,9 @@ def _failed(choice: dict[str, Any], finish: str) -> ProviderError:
     if isinstance(err, dict) and err:
         kind, message = _extract_error({"error": err})
         return stream_error(kind, message, err.get("code"))
+    if finish == _NO_ROOM:  # the server's capacity, not the model: it rests, as for a 503, and the next is asked
+        return ProviderError(Reason.OVERLOADED, f"the server ended the answer with finish_reason '{finish}' (no "
+                             "room on its inference system for it now)")
     return ProviderError(Reason.STREAM_ERROR, f"the server ended the answer with finish_reason '{finish}'")
 
 
