@@ -151,9 +151,15 @@ class TelegramServer(FakeServer):
         ),
         refuse_entities: str | None = None,
         refuse_link: Callable[[str], str | None] | None = None,
+        group_budget: int | None = None,
     ) -> None:
         super().__init__()
         self.token = token
+        #: sends and edits a bot may make in one group per minute, counted together (tdlib/td#2592, levlam: "They can
+        #: edit messages about 20 times per minute in a specific chat", "They share the limit"); past it, 429 with
+        #: retry_after until the oldest call of the minute drops out. None: no such limit (most tests)
+        self.group_budget = group_budget
+        self._group_calls: dict[Any, list[float]] = {}
         #: answer every message that carries entities with this "can't parse entities" reason (a rule the
         #: Bot API adds later, a proxy that rewrites them): the text without entities still goes through
         self.refuse_entities = refuse_entities
@@ -336,6 +342,13 @@ class TelegramServer(FakeServer):
             }
             return self.push_update({"callback_query": query})
 
+    def expire_presses(self) -> None:
+        """Telegram's window for answering the button presses so far passes (seconds: Telethon#4073): an
+        answerCallbackQuery for any of them is refused with 400 "query is too old and response timeout expired or query
+        ID is invalid" (aiogram_dialog#145, nutgram#725) — a press the bot handles after a restart, or late."""
+        with self._state:
+            self._open_callbacks.clear()
+
     def upgrade_group(self, old_chat_id: int, new_chat_id: int, user_id: int) -> None:
         """A group becomes a supergroup, as Telegram does it: a service message with ``migrate_to_chat_id`` in the
         old group, one with ``migrate_from_chat_id`` in the new (Bot API Message), and from then on every message
@@ -362,7 +375,16 @@ class TelegramServer(FakeServer):
                 self._chat_flood[chat_id] = time.monotonic() + seconds
 
     def _check_flood(self, chat_id: Any = None) -> None:
-        left = max(self._flood_until, self._chat_flood.get(chat_id, 0.0)) - time.monotonic()
+        now = time.monotonic()
+        left = max(self._flood_until, self._chat_flood.get(chat_id, 0.0)) - now
+        if left <= 0 and self.group_budget is not None and isinstance(chat_id, int) and chat_id < 0:
+            with self._state:
+                calls = self._group_calls.setdefault(chat_id, [])
+                calls[:] = [t for t in calls if now - t < 60.0]
+                if len(calls) >= self.group_budget:
+                    left = calls[0] + 60.0 - now
+                else:
+                    calls.append(now)
         if left > 0:
             retry = max(int(left + 0.999), 1)
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)

@@ -216,6 +216,24 @@ async def test_a_long_flood_control_wait_on_the_final_answer_is_waited_out_not_s
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
+async def test_a_long_flood_control_wait_on_the_placeholder_is_waited_out_whole(tmp_path, tg, llm, monkeypatch, caplog):
+    """429 on the placeholder itself with a retry_after past the 30 s bound (minutes happen: scmanjarrez/EdgeGPT-
+    Telegram-Bot#83): the pause was cut to 30 s, and the next try — refused again, the wait counting down
+    (agno-agi/agno#7360) — cost one more refused call against the chat. The whole wait is kept: one refusal, then the
+    answer (left open in round 14)."""
+    monkeypatch.setattr(streaming, "_MAX_BACKOFF", 1.0)  # the bound is 30 s; a 3 s wait is "long" against 1 s
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.flood(3, ALICE)
+        tg.push_message(ALICE, text="hello there")
+        final = await eventually(final_message(tg, ALICE), 20)
+        await eventually(lambda: inbox_states(config) == ["done"], 10)
+    assert final["text"].startswith(REPLY)
+    refused = [c.method for c in tg.calls if (c.error or "").startswith("Too Many Requests")]
+    assert refused == ["sendMessage"], refused  # the placeholder's, and no other
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 async def test_a_command_reply_held_by_flood_control_is_sent_once_the_wait_is_over(tmp_path, tg, llm, caplog):
     """Any Bot API call may get 429 with retry_after (grammy.dev, 'Flood Limits': wait that long, then retry), and
     a busy group is held to about 20 messages a minute. /status, /help, 'Stopped.', a refusal: the reply was lost

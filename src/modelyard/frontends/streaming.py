@@ -142,8 +142,8 @@ class StreamingReply:
             except ChatMigrated as exc:
                 self._migrated(exc.new_chat_id)
                 message = await self.bot.send_message(self.chat_id, placeholder)
-        except RetryAfter as exc:
-            self._paused_until = time.monotonic() + min(retry_seconds(exc.retry_after), _MAX_BACKOFF)
+        except RetryAfter as exc:  # the whole wait: a try before it ends (it was cut to _MAX_BACKOFF) is refused again
+            self._paused_until = time.monotonic() + retry_seconds(exc.retry_after)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
         except TelegramError as exc:
             if maybe_sent(exc):  # not sent again: the answer comes as a new message, and this '…' is looked for

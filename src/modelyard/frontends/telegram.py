@@ -35,7 +35,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import (
     BadRequest,
@@ -76,6 +76,7 @@ from modelyard.frontends.streaming import (
     retry_seconds,
 )
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
+from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
 from modelyard.frontends.telegram_sent import SentLog, find_lost
@@ -99,8 +100,23 @@ RESTARTED_NOTE = "↻ the bot restarted while writing this; this answer was aske
 #: a 👍/👎 on a message linked to no request: Telegram took it but its answer (the message id) was lost on the way
 #: back — the person was told "can't be rated by you" about their own answer
 UNLINKED = "Sorry — this message is not linked to its request (Telegram's reply was lost), so it can't be rated."
+#: how much of a message replied to is shown to the model with the reply (characters), and of the bot's own answer
+REPLIED_CHARS = 1000
+OWN_CHARS = 200
 #: a group member's /stop while someone else's answer is being written
 NOT_YOURS = "Only the person who asked, or a group admin, can stop that answer."
+#: the reply to a message sent on behalf of a chat (an anonymous admin, a person posting as their channel)
+ANONYMOUS = ("I can't tell who sent this: it was posted on behalf of a chat (as an anonymous admin or as a channel), "
+             "so I don't answer it. Send it as yourself.")
+#: the stand-ins the Bot API puts in ``from`` of a message sent on behalf of a chat (sender_chat): @GroupAnonymousBot
+#: for anonymous admins, @Channel_Bot for a person posting as a channel, Telegram (777000) for a channel post forwarded
+#: into its discussion group — one id for everyone behind it, never a person to allow
+STAND_INS = frozenset({1087968824, 136817688, 777000})
+#: least seconds between two streamed edits in a group: a bot may send and edit about 20 times a minute in one group,
+#: sends and edits counted together (tdlib/td#2592; grammY's "Flood Limits", from tdlibchat) — edits every second hit
+#: 429 twenty seconds into an answer, and its retry_after (the rest of the minute) held the final answer and every
+#: reply in the group. One every 4 s leaves a quarter of the minute's budget to the "…", the final message, commands
+GROUP_EDIT_INTERVAL = 4.0
 #: first and longest pause between two tries of a final answer the Bot API could not take (outage, flood control)
 REDELIVER_FIRST = 2.0
 REDELIVER_MAX = 60.0
@@ -197,6 +213,21 @@ def unreadable(attached: str | None) -> str:
     if attached:
         return f"I can't see {attached} — please send your request as text (a caption on it works too)."
     return "I can only read text messages — please send your request as text."
+
+
+async def _answer_press(query: CallbackQuery, text: str | None = None) -> None:
+    """answerCallbackQuery; one Telegram no longer takes is said in a line, not as an error. A press answered late —
+    handled after a restart from the inbox, or after the 10 s wait for its answer's link — is refused with 400 "query
+    is too old and response timeout expired or query ID is invalid" (aiogram_dialog#145, nutgram#725; Telethon#4073:
+    the window is seconds): what the press did (the rating) is kept; only its toast is gone. It was a WARNING with
+    the library's words and no more, as if the rating had failed."""
+    try:
+        await query.answer(text)
+    except BadRequest as exc:
+        if "query is too old" not in str(exc).lower() and "query_id_invalid" not in str(exc).lower():
+            raise
+        log.info("telegram: a button press from user %s was answered too late for Telegram to show the answer (%s); "
+                 "what it did stands", query.from_user.id, text or "no text")
 
 
 class TurnGate:
@@ -441,6 +472,9 @@ class TelegramBot:
         self._showing: dict[int, asyncio.Future[None]] = {}
         #: finished answers waiting to be shown (update id → chat id): /status and /healthz count them
         self._held: dict[int, int] = {}
+        #: albums and cut texts being gathered, and the updates each first one answers for (update id → the rest's)
+        self._gather = Gatherer()
+        self._riders: dict[int, list[int]] = {}
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
@@ -605,14 +639,16 @@ class TelegramBot:
         it unanswered — then the next start answers it."""
         if not isinstance(update, Update):
             return
+        riders = self._riders.pop(update.update_id, [])
         if update.update_id in self._deferred:
             self._deferred.discard(update.update_id)
             return
-        self._kept.pop(update.update_id, None)
-        try:
-            self.inbox.done(update.update_id)
-        except Exception as exc:  # a locked or full disk: answered twice after a restart, at worst
-            log.warning("telegram: could not mark update %s handled (%s)", update.update_id, exc)
+        for update_id in [update.update_id, *riders]:  # with the rest of its album or text, answered with it
+            self._kept.pop(update_id, None)
+            try:
+                self.inbox.done(update_id)
+            except Exception as exc:  # a locked or full disk: answered twice after a restart, at worst
+                log.warning("telegram: could not mark update %s handled (%s)", update_id, exc)
 
     async def _warm_routing(self) -> None:
         try:
@@ -659,6 +695,11 @@ class TelegramBot:
             else:
                 self._migrated(moved.migrate_from_chat_id, moved.chat.id)
             raise ApplicationHandlerStop
+        stand_in = update.effective_user is not None and update.effective_user.id in STAND_INS
+        if (update.message is not None and update.message.sender_chat is not None) or (
+                stand_in and update.callback_query is None):
+            await self._anonymous(update.message)
+            raise ApplicationHandlerStop
         user = update.effective_user
         if user is not None and user.id in self.allowed:
             return
@@ -671,8 +712,31 @@ class TelegramBot:
                     kind, user.id if user else "unknown")
         if update.callback_query is not None:  # stop the client's spinner; change nothing
             with contextlib.suppress(TelegramError):
-                await update.callback_query.answer()
+                await _answer_press(update.callback_query)
         raise ApplicationHandlerStop
+
+    async def _anonymous(self, message: Message | None) -> None:
+        """A message sent on behalf of a chat (Bot API ``sender_chat``): an anonymous admin's, a person's posting as
+        their channel, a channel post forwarded into its discussion group. ``from`` holds a stand-in shared by all of
+        them (@GroupAnonymousBot, 1087968824), so the allowlist cannot vouch for it: the id the log named went into
+        allowed_users, and every anonymous admin of any group the bot was in was answered (dgongut/docker-controller-
+        bot#25; tdlib/telegram-bot-api#667: "ignore any incoming requests from 1087968824 and 777000"). Never answered
+        by a model; one addressed to the bot is told why."""
+        if message is None:
+            return
+        origin = message.sender_chat.id if message.sender_chat is not None else "?"
+        log.info("telegram: chat %s: a message sent on behalf of chat %s (an anonymous admin, a channel): Telegram "
+                 "does not say who sent it; not answered", message.chat.id, origin)
+        text = message.text or message.caption or ""
+        command = text.startswith("/") and self._ours(text)
+        if message.is_automatic_forward or not (command or self._addressed(message) is not None):
+            return  # a channel's post in its discussion group, or talk not for this bot
+        await self._say(message, ANONYMOUS)
+
+    def _ours(self, command_text: str) -> bool:
+        """A command addressed to no bot or to this one (not ``/start@other_bot``)."""
+        _, at, addressee = command_text.split(maxsplit=1)[0].partition("@")
+        return not at or addressee.lower() == (self.app.bot.username or "").lower()
 
     # -- commands ------------------------------------------------------------------------
 
@@ -860,9 +924,7 @@ class TelegramBot:
         every message, privacy mode off or an admin) is not ours to answer: it got 'Unknown command' and the help."""
         message = update.effective_message
         assert message is not None
-        command = (message.text or message.caption or "").split(maxsplit=1)[0]
-        _, at, addressee = command.partition("@")
-        if at and addressee.lower() != (self.app.bot.username or "").lower():
+        if not self._ours(message.text or message.caption or "/"):
             log.info("telegram: chat %s: a command for another bot, ignored", message.chat.id)
             return
         await self._say(message, "Unknown command.\n\n" + HELP)
@@ -873,22 +935,33 @@ class TelegramBot:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         if message is None or user is None or chat is None:
             return
-        text = (message.text or message.caption or "").strip()
-        if chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
-            addressed = self._addressed(message)
-            if addressed is None:  # chatter among the people in the group: not for this bot
-                return
-            text = addressed
-            if not text and message.text is not None:  # '@bot' alone
-                await self._say(message, HELP)
-                return
-        attached = attachment(message)
+        group = chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+        parts = await self._gathered(update, message)
+        if parts is None:  # a later item of an album, a later piece of a long text: the first one's turn answers it
+            return
+        if len(parts) > 1 and message.media_group_id is None:  # one text the person's app cut in pieces
+            first = self._addressed(parts[0]) if group else parts[0].text
+            said: list[str | None] = [first] if first is None else [
+                "\n".join([first, *(part.text or "" for part in parts[1:])]).strip()]
+        else:
+            said = [(self._addressed(part) if group else (part.text or part.caption or "").strip()) for part in parts]
+        if all(each is None for each in said):  # chatter among the people in the group: not for this bot
+            return
+        captions = [each for each in said if each]
+        text = captions[0] if len(captions) == 1 else "\n".join(
+            f"Item {i}: {each}" for i, each in enumerate(said, 1) if each)
+        if group and not text and message.text is not None:  # '@bot' alone
+            await self._say(message, HELP)
+            return
+        attached = attachment(message) if message.media_group_id is None else f"an album of {len(parts)} items"
         if not text:
             log.info("telegram: a message without text (%s) in chat %s", attached or "empty", chat.id)
             await self._say(message, unreadable(attached))
             return
         if attached:  # a caption is the request (the media's own text field): the model is told what it cannot see
             text = f"{text}\n\n(The person attached {attached}, which is not shown to you.)"
+        if (context_line := self._replied(message)) is not None:
+            text = f"{text}\n\n{context_line}"
         task = asyncio.current_task()
         assert task is not None
         # where the chat's lost sends stand as the question comes: only a question this process saw sent (every
@@ -930,6 +1003,50 @@ class TelegramBot:
             if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
 
+    async def _gathered(self, update: Update, message: Message) -> list[Message] | None:
+        """The messages this one's turn answers: itself, or with the rest of its album or of the text the person's
+        app cut (frontends/telegram_gather.py); None when it is one of that rest. The rest stay in the inbox until the
+        first one is handled: a bot killed meanwhile answers them together at its next start."""
+        if message.media_group_id is not None:
+            key: tuple[object, ...] = ("album", message.chat.id, message.media_group_id)
+            more = True
+        elif message.text is not None and message.from_user is not None:
+            key, more = ("text", message.chat.id, message.from_user.id), may_continue(message.text)
+            if not more and not self._gather.gathering(key):
+                return [message]
+        else:
+            return [message]
+        updates = await self._gather.gather(key, update, more=more)
+        if updates is None:
+            self._deferred.add(update.update_id)  # done with the first one (_handled)
+            return None
+        self._riders[updates[0].update_id] = [u.update_id for u in updates[1:]]
+        return [u.effective_message for u in updates if u.effective_message is not None]
+
+    def _replied(self, message: Message) -> str | None:
+        """What the message replies to, for the model: the part quoted (Bot API 7.0 ``quote``: the person selected it),
+        else the message's text, cut to :data:`REPLIED_CHARS` (a bot's answer, already in the history, to
+        :data:`OWN_CHARS`). Only the person's new text reached the model: "what about this?" in reply to someone's
+        message, or to an answer from before /reset, was a question about nothing (PleasePrompto/ductor#135,
+        nullclaw/nullclaw#916, lvndry/jazz#438; NousResearch/hermes-agent#23091 for the quote). None for no reply, or
+        one to a message with nothing to read (a forum topic's opening, a sticker)."""
+        replied = message.reply_to_message
+        if replied is None or replied.forum_topic_created is not None:
+            return None
+        own = replied.from_user is not None and replied.from_user.id == self.app.bot.id
+        quoted = message.quote.text if message.quote is not None else None
+        said = quoted or replied.text or replied.caption or ""
+        limit = OWN_CHARS if own and not quoted else REPLIED_CHARS
+        said = " ".join(said.split())
+        if len(said) > limit:
+            said = said[:limit].rstrip() + "…"
+        who = ("your earlier answer" if own else
+               f"a message from {replied.from_user.first_name}" if replied.from_user is not None else "a message")
+        if said:
+            return f'(This is a reply to {who}{", quoting" if quoted else ""}: "{said}")'
+        attached = attachment(replied)
+        return f"(This is a reply to {attached}, not shown to you, in {who}.)" if attached and not own else None
+
     def _settled(self, task: asyncio.Task, chat_id: int) -> None:
         """This message's answer is complete: what is left is showing it, which /stop does not end (it stops what
         is still being written). A /stop sent while a finished answer waited for the Bot API dropped the answer."""
@@ -954,7 +1071,10 @@ class TelegramBot:
     async def _turn(self, update: Update, text: str, unlock: Callable[[], None], since: tuple[int, int] | None) -> None:
         message, user, chat = update.effective_message, update.effective_user, update.effective_chat
         assert message is not None and user is not None and chat is not None
-        reply = StreamingReply(self.app.bot, chat.id, interval=self.settings.edit_interval,
+        interval = self.settings.edit_interval
+        if chat.type in (ChatType.GROUP, ChatType.SUPERGROUP):
+            interval = max(interval, GROUP_EDIT_INTERVAL)
+        reply = StreamingReply(self.app.bot, chat.id, interval=interval,
                                reply_to=message.message_id, formatter=FORMATTERS[self.settings.format],
                                thread_id=message.message_thread_id if message.is_topic_message else None,
                                sent=self._api.sent, since=since)
@@ -1150,28 +1270,28 @@ class TelegramBot:
         if link is None:  # its sendMessage's answer was lost (no id to link), or not one of this log's answers
             log.info("telegram: rating from user %s on message %s, which is linked to no request", user.id,
                      target.message_id if target else "?")
-            await query.answer(UNLINKED)
+            await _answer_press(query, UNLINKED)
             return
         if link.user_id != str(user.id):
             log.warning("telegram: rejected rating from user %s on message %s (not their answer)",
                         user.id, target.message_id if target else "?")
-            await query.answer("This answer can't be rated by you.")
+            await _answer_press(query, "This answer can't be rated by you.")
             return
         good = query.data == RATE_UP
         if not self.store.rate(link.request_id, good):
             log.warning("telegram: rating for request %s: not in the routing log", link.request_id)
-            await query.answer("Sorry, that answer is no longer in the log.")
+            await _answer_press(query, "Sorry, that answer is no longer in the log.")
             return
         log.info("telegram: request %s rated %s by user %s", link.request_id, "👍" if good else "👎", user.id)
         if not good and target is not None:
             self._disputed[(target.chat.id, user.id)] = link.request_id
-        await query.answer("Thanks — noted 👍" if good else "Thanks — noted 👎")
+        await _answer_press(query, "Thanks — noted 👍" if good else "Thanks — noted 👎")
 
     async def _stale_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.callback_query is not None
         log.info("telegram: unknown button data from user %s", update.effective_user.id if update.effective_user
                  else "?")
-        await update.callback_query.answer()
+        await _answer_press(update.callback_query)
 
     async def _error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error
