@@ -7,7 +7,8 @@ whose word trigrams overlap a held-out line's by 0.5 or more (Jaccard) is never 
 
 Run: ``.venv/bin/python benchmarks/bench_routing_lofo.py none long main:60 short:60 …`` — a variant is
 ``how[:cap[:seed]]``: ``none`` (the baseline), ``main`` (every line as the fast path reads it: a long one's
-request), ``raw`` (every line whole), ``long`` / ``short`` (only lines over / up to 800 characters, as read);
+request), ``raw`` (every line whole), ``long`` / ``short`` (only lines over / up to 800 characters, as read),
+``longonly`` (round 20: ``long``'s classifier decides only the lines over 800 characters, the unchanged one the rest);
 ``cap``: a seeded sample of at most that many lines per file. Prints one JSON line per variant, then the nested
 choice over the variants given.
 """
@@ -75,7 +76,8 @@ def main() -> None:
             if cap is not None and len(lines) > cap:
                 lines = random.Random(seed).sample(lines, cap)
             for r in lines:
-                wrong_length = (how == "long" and len(r.text) <= SHORT) or (how == "short" and len(r.text) > SHORT)
+                wrong_length = (how in ("long", "longonly") and len(r.text) <= SHORT) or \
+                    (how == "short" and len(r.text) > SHORT)
                 if r.text in near or wrong_length:
                     continue
                 out.append((r.text if how == "raw" else max(views(r.text), key=lambda v: v[1])[0], r.accept[0]))
@@ -89,17 +91,26 @@ def main() -> None:
                 samples[agent].append(text)
         return Classifier(samples, calibrated=False)
 
+    cache: list[Classifier] = []
+
+    def base_clf() -> Classifier:
+        if not cache:
+            cache.append(classifier([]))
+        return cache[0]
+
     results: dict[str, dict[str, int]] = {}
     for spec in _variants():
         parts = spec.split(":")
         how, cap, seed = parts[0], int(parts[1]) if len(parts) > 1 and parts[1] else None, \
             int(parts[2]) if len(parts) > 2 else 0
         t0 = time.time()
-        plain = classifier([]) if how == "none" else None
+        plain = base_clf() if how == "none" else None
         per = {}
         for held in TUNING:
             clf = plain or classifier(extra([f for f in TUNING if f != held], how, cap, seed))
-            per[held] = sum(clf.decide(r.text).agent in r.accept for r in rows[held])
+            short = base_clf() if how == "longonly" else clf  # longonly: short lines keep the unchanged classifier
+            per[held] = sum((clf if len(r.text) > SHORT else short).decide(r.text).agent in r.accept
+                            for r in rows[held])
         results[spec] = per
         print(json.dumps({"variant": spec, "right": sum(per.values()), "of": sum(len(v) for v in rows.values()),
                           "per": per, "seconds": round(time.time() - t0)}), flush=True)
@@ -114,7 +125,7 @@ def _variants() -> list[str]:
     """The variants named on the command line (``--help``: the module's docstring, nothing run)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", default=["none"], metavar="how[:cap[:seed]]",
-                        help="none, main, raw, long or short, optionally with a per-file cap and a seed")
+                        help="none, main, raw, long, longonly or short, optionally with a per-file cap and a seed")
     return list(parser.parse_args().variants)
 
 
