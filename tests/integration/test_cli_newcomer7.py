@@ -77,3 +77,17 @@ def test_backup_to_a_folder_not_made_yet_says_so(tmp_path: Path) -> None:
     assert out.exit_code == 1, text
     assert f"{meant}/: no such folder — create it first (mkdir -p {meant}/), or name a file" in text, text
     assert not meant.exists()
+
+
+def test_init_over_an_existing_config_offers_to_write_beside_it(tmp_path: Path) -> None:
+    """Re-running `modelyard init --detect` after pulling a model said only "… exists; use --force to overwrite" —
+    the one way it offered loses every edit made since. It names what --force costs and the command that writes the
+    new config beside the old one to compare, with the same --detect and --endpoint; nothing is written."""
+    mine = tmp_path / "config.yaml"
+    mine.write_text("# my edits\n")
+    out = runner.invoke(app, ["init", str(mine), "--detect", "--endpoint", "http://127.0.0.1:9"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2, text
+    assert (f"{mine} exists; --force overwrites it, your edits with it — or write the new one beside it and compare: "
+            f"modelyard init {tmp_path / 'config.new.yaml'} --detect --endpoint http://127.0.0.1:9") in text, text
+    assert mine.read_text() == "# my edits\n"

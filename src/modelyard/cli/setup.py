@@ -37,7 +37,11 @@ def init(
     if target.is_dir():
         raise fail(f"{target} is a directory: name the file to write, e.g. {target / 'config.yaml'}")
     if target.exists() and not force:
-        raise fail(f"{target} exists; use --force to overwrite")
+        # re-run after `ollama pull`-ing a model, it said only "use --force to overwrite": the way to lose every edit
+        again = [*(["--detect"] if detect else []), *(f"--endpoint {e}" for e in endpoint or [])]
+        beside = target.with_name(f"{target.stem}.new{target.suffix or '.yaml'}")
+        raise fail(f"{target} exists; --force overwrites it, your edits with it — or write the new one beside it and "
+                   f"compare: modelyard init {' '.join([str(beside), *again])}")
     # `--endpoint 127.0.0.1:11434`, as OLLAMA_HOST and `ollama serve` write it, was asked as is: 'nothing found
     # (connect_error)' with the server right there
     asked = [e if "://" in e else f"http://{e.strip()}" for e in endpoint or []]
