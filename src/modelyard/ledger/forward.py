@@ -611,6 +611,9 @@ class Forwarder:
             f"({', '.join('?' * len(ids))}) ORDER BY request_id, seq", ids).fetchall()] if ids else []
         self._send(list(latest.values()), attempts)
         self._conn.execute(f"DELETE FROM _outbox WHERE seq IN ({', '.join('?' * len(seqs))})", seqs)
+        if self._backoff:  # the outage's error line said the rows wait: say when they go (it said nothing)
+            log.warning("routing log: %s takes rows again (%d failures so far); the rows that waited in %s are being "
+                        "sent", self.target, self.failures, self.path)
         self._backoff = 0.0
         return True
 

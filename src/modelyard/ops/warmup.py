@@ -21,6 +21,7 @@ from modelyard.errors import ProviderError
 from modelyard.providers import Provider
 
 if TYPE_CHECKING:
+    from modelyard.router.shared import RedisLink
     from modelyard.runtime import Runtime
 
 log = logging.getLogger("modelyard.warmup")
@@ -104,14 +105,16 @@ async def keep_warm(runtime: Runtime, interval: float | None = None, *,
     providers = runtime.router.providers
     turn = asyncio.Lock()
     patience = min(WARM_PATIENCE, every / 2)
+    link = runtime.pool.link
 
     async def keep(name: str) -> None:
         while True:
-            result = await _warm_in_turn(providers[name], turn, patience)
-            if not result.ok:
-                log.warning("keep-warm %s failed: %s", name, result.detail)
-            if on_result:
-                on_result(result)
+            if await _ours(link, name, every):
+                result = await _warm_in_turn(providers[name], turn, patience)
+                if not result.ok:
+                    log.warning("keep-warm %s failed: %s", name, result.detail)
+                if on_result:
+                    on_result(result)
             await asyncio.sleep(every)
 
     names = warmable(providers)
@@ -120,6 +123,21 @@ async def keep_warm(runtime: Runtime, interval: float | None = None, *,
     async with asyncio.TaskGroup() as group:
         for name in names:
             group.create_task(keep(name), name=f"modelyard-keep-warm-{name}")
+
+
+#: a round's claim on a shared server lasts this share of the interval: the claimer's next round finds it gone and
+#: claims again; when the claimer is gone, another takes the round within this much — the model is warmed at least
+#: every 1.8 intervals (the interval is half the keep-alive by default)
+CLAIM_SHARE = 0.8
+
+
+async def _ours(link: RedisLink | None, name: str, every: float) -> bool:
+    """Whether this process warms ``name`` this round. Processes sharing Redis that keep the same server's model
+    warm (two gateways in front of one Ollama) take turns through a claim: each warmed it every round, N gateways
+    N preloads an interval. A model in each process (the embedded one) is every process's own to warm."""
+    if link is None or name not in link.backends:
+        return True
+    return await link.claim(f"warm:{link.backends[name]}", every * CLAIM_SHARE)
 
 
 async def _warm_in_turn(provider: Provider, turn: asyncio.Lock, patience: float) -> WarmResult:

@@ -155,6 +155,8 @@ class ModelPool:
                              if (key := backend_key(p, link.host)) is not None}
         #: billed models with a spend cap (None: none has one); the runtime gives it a log reader
         self.spend = spend_caps({n: m.spend_cap for n, m in config.models.items()})
+        if self.link is not None:  # the processes sharing the slots share the caps' spend too (shared/spend.py)
+            self.link.spend = self.spend
         self.states: dict[str, ModelState] = states or {
             n: LocalState(n, m.max_concurrent, config.defaults.cooldown, clock) for n, m in config.models.items()}
 

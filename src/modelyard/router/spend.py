@@ -9,6 +9,12 @@ what this process spent is added as it happens. The cost of a check on the reque
 lookup and a comparison. What it can miss: other processes' spend of the last few seconds, and the
 requests already running when the cap is reached (each finishes) — a cap is a bound to within one
 refresh of traffic, not a hard wall.
+
+With ``state: redis://…`` the processes also add what they spend to one counter per capped model and window in
+Redis, and read the others' every tick (``router/shared/link.py``): gateways that log to their own files (no
+``log.url``) each allowed the whole cap, and with ``log.url`` each saw the others' spend only at its next 10 s
+reading. The counter and the log are both lower bounds of what was spent; a cap counts the larger, so a Redis that
+restarted empty (its counters gone) falls back to the log.
 """
 
 from __future__ import annotations
@@ -52,9 +58,30 @@ class SpendCaps:
         self._read_at = float("-inf")
         self._reading = False
         self._lock = threading.Lock()
+        #: model → (window start, every process's spend in it) as Redis last said; and this process's spend not
+        #: yet added there (the shared state's link drains it each tick)
+        self._shared: dict[str, tuple[float, float]] = {}
+        self._unshared = dict.fromkeys(self.caps, 0.0)
 
     def spent(self, model: str) -> float:
-        return self._logged.get(model, 0.0) + self._own.get(model, 0.0)
+        logged = self._logged.get(model, 0.0) + self._own.get(model, 0.0)
+        start, shared = self._shared.get(model, (None, 0.0))
+        if start != self._starts.get(model):
+            return logged
+        return max(logged, shared + self._unshared.get(model, 0.0))
+
+    def take_unshared(self) -> dict[str, tuple[float, float]]:
+        """model → (window start, this process's spend not yet added to the shared counter), emptied: the
+        shared state's link adds it to Redis and reads every process's total back (:meth:`shared_seen`)."""
+        with self._lock:
+            taken = {m: (self._starts[m], self._unshared[m]) for m in self.caps}
+            self._unshared = dict.fromkeys(self.caps, 0.0)
+        return taken
+
+    def shared_seen(self, totals: Mapping[str, tuple[float, float]]) -> None:
+        """model → (window start, every process's spend in it), as Redis just said."""
+        with self._lock:
+            self._shared.update(totals)
 
     def over(self, model: str) -> str | None:
         """Why ``model`` may not be used now (its cap is reached), or None. Never blocks."""
@@ -76,6 +103,7 @@ class SpendCaps:
         if model in self._own and usd > 0:
             with self._lock:
                 self._own[model] += usd
+                self._unshared[model] += usd
 
     def read_now(self, reader: Reader | None = None) -> None:
         """One reading of the log (blocking: start-up, tests, the worker thread); ``reader``: another
@@ -116,7 +144,7 @@ class SpendCaps:
     def _roll(self, model: str, now: float) -> None:
         with self._lock:
             self._starts[model] = window_start(self.caps[model].per, now)
-            self._logged[model] = self._own[model] = 0.0
+            self._logged[model] = self._own[model] = self._unshared[model] = 0.0
 
 
 def spend_caps(caps: Mapping[str, SpendCap | None]) -> SpendCaps | None:

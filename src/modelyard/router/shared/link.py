@@ -55,10 +55,12 @@ from redis.exceptions import ConnectionError as DroppedConnection
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
 from modelyard.router.shared import eviction, log_places, lua, namespaces
+from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
 
 if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
+    from modelyard.router.spend import SpendCaps
 
 log = logging.getLogger("modelyard.state")
 
@@ -354,6 +356,8 @@ class RedisLink:
         #: a command that sends one request at a time (``ask``, ``chat``): while the store is out of reach it takes
         #: at least one slot of a model (see RedisState._share)
         self.one_shot = False
+        #: the capped models' spend (the pool sets it): added to Redis's counters and read back each tick
+        self.spend: SpendCaps | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -383,6 +387,7 @@ class RedisLink:
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
                                       "INSTANCES", "RESTARTED")}
+        self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
 
     async def peek(self) -> None:
         """Read the view once without joining in (``models``: a look, not a process that holds slots)."""
@@ -409,6 +414,8 @@ class RedisLink:
             mine = self._limits_text()
             self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
+            if self.spend is not None:
+                await shared_spend.share(self, self.spend)
             await self._read_eviction()
             await self._namespaces("-")
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
@@ -432,6 +439,8 @@ class RedisLink:
             await asyncio.wait(list(self._background), timeout=self.settings.timeout * 2)
         if self.up:
             with contextlib.suppress(StoreUnreachable):
+                if self.spend is not None:  # what this process spent since the last tick (an ask's whole spend)
+                    await shared_spend.share(self, self.spend)
                 for state in self.states.values():
                     await state.give_back_all()
                 await self.call("INSTANCES", *self._instances_call(leave=True))
@@ -440,6 +449,23 @@ class RedisLink:
         await self._client.aclose()
         self._client = None
         self._loop = None
+
+    async def claim(self, what: str, seconds: float) -> bool:
+        """Whether this process is the one to do ``what`` for the next ``seconds`` (the first to ask: ``SET NX``,
+        Redis's clock): a chore the processes sharing a backend need done once, not once each — keeping an Ollama
+        model warm. True too when Redis cannot say (not started, down, slow): a chore done twice beats one not done."""
+        client = self._client
+        if client is None or not self.up:
+            return True
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                taken = await client.set(f"{self.prefix}:claim:{what}", self.instance, nx=True,
+                                         px=max(1, int(seconds * 1000)))
+                if taken:
+                    return True
+                return (await client.get(f"{self.prefix}:claim:{what}")) == self.instance.encode()
+        except (TimeoutError, RedisError, OSError):
+            return True
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         """Run cleanup in the background (a cancelled request must not wait for Redis to tidy up)."""
@@ -715,6 +741,8 @@ class RedisLink:
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
+        if self.spend is not None:
+            await shared_spend.share(self, self.spend)
         if self.view_at - self._server_at >= SERVER_EVERY:
             self._server_at = self.view_at
             await self._read_server()
