@@ -212,8 +212,8 @@ def test_redis_slow_then_stalled_for_everyone(tmp_path: Path) -> None:
         proxy.delay(2.0)
         noticed = p.wait("both fall back", lambda: not p.state(0)["up"] and not p.state(1)["up"], 5)
         # until the others surely hold its share back (silent 2·(tick + timeout) after its last heartbeat, then their
-        # tick: 3.6 s here) a gateway uses only the slots it held or saw free — none, when the slow store had queued
-        # every request and its last view was stale; the clean-clone CI's run measured exactly that window
+        # tick: 3.6 s here) a gateway uses only the slots it held — none here: the slow store had queued
+        # every request; the clean-clone CI's run measured exactly that window
         whole = p.wait("both use their whole share", lambda: all(p.state(g)["full_share_in_s"] == 0 for g in (0, 1)),
                        5)
         transient = p.backend.max_in_flight

@@ -135,12 +135,16 @@ def logged(f: Fleet, marker: str) -> dict[str, dict[str, Any]]:
             continue
         conn = connect(path, readonly=True)
         try:
+            # one read transaction: a row committed between the two queries had attempts and no request (KeyError,
+            # seen while a gateway was writing)
+            conn.execute("BEGIN")
             for r in conn.execute("SELECT id, outcome FROM requests WHERE prompt LIKE ?", (marker + "-%",)):
                 rows[r["id"]] = {"outcome": r["outcome"], "attempts": []}
             for a in conn.execute("SELECT a.request_id, a.model, a.outcome, a.reason, a.queue_wait_ms FROM attempts a "
                                   "JOIN requests r ON r.id = a.request_id WHERE r.prompt LIKE ? ORDER BY a.seq",
                                   (marker + "-%",)):
                 rows[a["request_id"]]["attempts"].append(dict(a))
+            conn.execute("COMMIT")
         finally:
             conn.close()
     return rows

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from modelyard.errors import Reason
 from modelyard.router import ModelPool
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
@@ -100,7 +101,9 @@ async def _counted(*pools: ModelPool) -> None:
 async def test_a_process_cut_off_alone_has_its_share_held_back_by_the_others(proxy: FaultProxy, prefix: str) -> None:
     async with _two(proxy, prefix) as (cut, other):
         proxy.partition()
-        await cut["m"].acquire(FREE)  # finds Redis silent, falls back: its share is floor(2 / 2) = 1, taken here
+        # finds Redis silent, falls back: its share is floor(2 / 2) = 1, taken here once the other holds it back
+        # (until then only what it held: nothing)
+        await cut["m"].acquire(HANG)
         assert cut.link is not None and not cut.link.up
         assert other.link is not None
         await _until("the other sees it silent", lambda: getattr(other.link, "silent", 0) == 1,
@@ -143,7 +146,7 @@ async def test_coming_back_registers_the_slot_taken_alone_before_giving_back(pro
         await cut["m"].acquire(FREE)  # registered in Redis
         proxy.partition()
         await cut["m"].release()  # given back while cut off: pending, given back when it reaches Redis again
-        await cut["m"].acquire(FREE)  # its share, taken on its own
+        await cut["m"].acquire(HANG)  # its share, taken on its own once the other holds it back (it holds nothing)
         assert cut.link is not None and not cut.link.up and other.link is not None
         await _until("the other sees it silent", lambda: getattr(other.link, "silent", 0) == 1,
                      _silent_bound(other.link.tick))
@@ -205,3 +208,36 @@ async def test_a_process_cut_off_takes_its_share_only_once_the_others_hold_it_ba
         await cut.aclose()
         await other.aclose()
         proxy.close()
+
+
+async def test_slots_free_at_its_last_view_are_not_taken_while_the_others_may_have_taken_them(
+        proxy: FaultProxy, prefix: str) -> None:
+    """The slots a cut-off process saw free when it last read the store were free to every other process too, and the
+    others go on handing them out through Redis after that read. It took one of them on noticing the cut (its share,
+    floor(2 / 2) = 1, was under "what it held or saw free", 0 + 2), while the other process held both: 3 of 2.
+
+    Seen outside in as ``tests/shared/test_gateways.py::test_redis_killed_and_restarted_mid_load``'s backend peak of 3
+    in the clean-clone CI on an idle machine: Redis killed the moment the load took its first slot, a gateway whose
+    last view was a tick old and whose count of instances had not yet seen the last one to start took a slot while
+    another gateway held both. Here the cut-off pool reads the store only every 5 s, so its last view surely precedes
+    the other's two grants."""
+    slow_view = {**SETTINGS, "refresh": 5.0}
+    config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
+    cut = ModelPool(config, shared=short_lease(url=proxy.url(), prefix=prefix, on_outage="share", **slow_view))
+    other = _pool(REDIS_URL, prefix)
+    try:
+        await _counted(cut, other)
+        assert cut.link is not None and cut.link.view_fresh()
+        await other["m"].acquire(FREE)
+        await other["m"].acquire(FREE)  # both slots, granted after the cut-off pool's last view
+        proxy.partition()
+        with pytest.raises(QueueTimeout) as caught:
+            await cut["m"].acquire(FREE)
+        assert caught.value.reason is Reason.STATE_UNREACHABLE, str(caught.value)
+        assert not cut.link.up
+        assert cut["m"].snapshot()[2] == 0, "a slot taken while the other process held the whole limit"
+        await other["m"].release()
+        await other["m"].release()
+    finally:
+        await cut.aclose()
+        await other.aclose()

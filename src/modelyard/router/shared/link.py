@@ -251,7 +251,7 @@ class LinkStatus:
     #: backends limited here and by a process on another database or prefix of the same server (counted apart)
     splits: list[str] = field(default_factory=list)
     #: while cut off with ``on_outage: share``: seconds until the others surely hold this process's share back, so
-    #: it uses its whole share (until then only the slots it held or saw free) — 0 while the store answers
+    #: it uses its whole share (until then only the slots it held) — 0 while the store answers
     full_share_in: float = 0.0
 
 
@@ -924,7 +924,7 @@ class RedisLink:
                       f"on_outage={self.settings.on_outage.value}")
             if (share_in := self._full_share_in()) > 0:
                 detail += (f"; its whole outage share in {share_in:.1f}s (until the others hold it back, only the "
-                           "slots it held or saw free)")
+                           "slots it held)")
         limits = [f for f in self.disagreements if not f.startswith("routing log: ")]
         if self.up and limits:
             detail += (f"; limits differ: {'; '.join(limits)} (the larger one is handed out: give every host the same "

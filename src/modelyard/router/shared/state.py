@@ -92,7 +92,7 @@ class RedisState(ModelState):
         #: the store's last clock jumps as read (None: not read yet — a jump from before this process is not news)
         self._jumps_seen: tuple[str, ...] | None = None
         #: cut off from the store while the others may still hand out the whole limit there (see ``_share``): the
-        #: slots this process may use until they hold its share back — those it held and those free at its last view
+        #: slots this process may use until they hold its share back — those it held
         self._until_held_back: int | None = None
         link.register(self)
 
@@ -228,8 +228,9 @@ class RedisState(ModelState):
     def _share(self, *, early: bool = True) -> int:
         """The slots this process uses while the store is out of reach. ``early``: with the cap of the first seconds —
         the others go on handing out the whole limit through Redis until they count this process silent (~2 s), so
-        until then it takes only the slots it held and those free when it last read the store. It took its whole
-        share at once, and the backend saw the limit plus the share for those seconds."""
+        until then it takes only the slots it held (registered there as its own, so handed out to nobody else). It took
+        its whole share at once, and the backend saw the limit plus the share for those seconds; then the slots free at
+        its last view too, and the others had handed those out since (3 of 2: see :meth:`went_down`)."""
         if self.link.settings.on_outage is OnOutage.FAIL:
             return 0
         share = self._counted_share()
@@ -252,7 +253,7 @@ class RedisState(ModelState):
         if (cap := self._early_cap()) is not None and cap < self._share(early=False):
             return (f"this process's share is {self._share(early=False)} of {self.limit} slot(s), but the other "
                     f"processes hold it back only {self.link.held_back_in():.1f}s from now: until then it uses the "
-                    f"{cap} it held or found free when it last read the store")
+                    f"{cap} it held")
         if self.link.one_shot and self.limit >= 1 and self._counted_share() == 0:
             return ("this command sends one request at a time, so it takes 1 slot of "
                     f"{self.limit} (with the other processes' shares, one over the limit at most)")
@@ -339,11 +340,11 @@ class RedisState(ModelState):
 
     def went_down(self) -> None:
         """Redis is out of reach: waiters in its queue try again here (their entries are removed later). Until the
-        others hold this process's share back it uses what it held and what was free at its last view; then the
-        waiters queued here meanwhile are handed the rest of the share."""
-        view = self._view
-        free = max(0, self.shared_limit() - int(view[0])) if view is not None and self.link.view_fresh() else 0
-        self._until_held_back = len(self.held) + free
+        others hold this process's share back it uses only what it held; then the waiters queued here meanwhile are
+        handed the rest of the share. Not the slots free at its last view: they were free to every process, which
+        went on handing them out through Redis after that view — with Redis killed the moment a gateway took both
+        slots of 2, another whose view was a tick old took one of them again (the backend saw 3, the clean-clone CI)."""
+        self._until_held_back = len(self.held)
         wait = self.link.held_back_in()
         if wait > 0:
             with contextlib.suppress(RuntimeError):  # no running loop: a plain listing, nobody waits
