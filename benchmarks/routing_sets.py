@@ -12,10 +12,11 @@ DATA = Path(__file__).resolve().parent / "routing_eval"
 #: may be looked at and tuned on (fabric_dev is not committed: mkfabric_dev.py rebuilds it)
 TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "longdev", "longdev2", "longdev3",
           "shell_dev", "persona_dev")
-#: reported, never tuned on: the twenty evaluation sets, oldest first (round 3's test … round 18's fresh_arena2)
+#: reported, never tuned on: the evaluation sets, oldest first (round 3's test … round 18's fresh_arena2, the twenty;
+#: round 21's fresh_long, long messages only)
 HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
             "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
-            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2")
+            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long")
 #: held out too, but one collection (CLINC150's test split) read only for learning from its corrections
 CLINC_HELD_OUT = "clinc_heldout"
 
