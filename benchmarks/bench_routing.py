@@ -4,8 +4,8 @@ two simple baselines: always the most common agent, and the classifier trained o
 descriptions and examples only (no built-in role examples — what issue #10 measured).
 
 Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare] [--held-out]``.
-``--held-out`` also reads every held-out set of routing_eval/ once (routing_sets.HELD_OUT, the twenty):
-each one's acceptable share and right above the threshold, and all of them together.
+``--held-out`` also reads every held-out set of routing_eval/ once (routing_sets.HELD_OUT: the twenty, and
+round 21's fresh_long): each one's acceptable share and right above the threshold, and all of them together.
 ``--compare`` also times round 8's plain implementation (routing_reference.py) interleaved with the fast
 one, and checks that both decide every prompt the same.
 Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a

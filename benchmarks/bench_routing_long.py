@@ -84,8 +84,8 @@ def main() -> None:
         broken = sum(a and not b for a, b in zip(right["current"], right["longonly"], strict=True))
         out.update(fixed=fixed, broken=broken, p=round(sign_test(fixed, broken), 4))
         print(json.dumps(out), flush=True)
-    for how, (n, ok, decided, good) in total.items():
-        print(json.dumps({"all": how, "right": ok, "of": n, "above": f"{good}/{decided}",
+    for how, (n, acceptable, decided, good) in total.items():
+        print(json.dumps({"all": how, "right": acceptable, "of": n, "above": f"{good}/{decided}",
                           "precision": round(good / max(decided, 1), 4), "coverage": round(decided / n, 4)}))
 
 
