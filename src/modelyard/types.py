@@ -75,6 +75,9 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: the server's own generation speed, output tokens per second of decoding (Ollama's eval_count / eval_duration,
+    #: llama.cpp's timings.predicted_per_second): measured where the tokens were made, so preferred to a client's clock
+    tokens_per_s: float | None = None
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,

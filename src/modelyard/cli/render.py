@@ -68,6 +68,8 @@ def route_line(record: RequestRecord) -> str:
     parts.append(f"total {ms(record.total_ms)}")
     if record.tokens_per_s:
         parts.append(f"{record.tokens_per_s:.1f} tok/s")
+    elif record.tokens_out > 1 and record.outcome.answered:  # no figure to give (router/speed.py), not a made-up one
+        parts.append("— tok/s")
     parts.append(f"{record.tokens_in}→{record.tokens_out} tok")
     if note := next((a.detail for a in record.attempts if a.outcome is AttemptOutcome.OK and a.detail), ""):
         parts.append(note)

@@ -69,6 +69,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
+from modelyard.providers.speed import llama_timings
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -456,7 +457,10 @@ def _timed(timings: Any) -> Usage | None:
     prompt, cached, made = timings.get("prompt_n"), timings.get("cache_n", 0), timings.get("predicted_n")
     if type(prompt) is not int or type(cached) is not int or type(made) is not int:
         return None
-    return usage_from({"in": prompt + cached, "out": made}, "in", "out")
+    usage = usage_from({"in": prompt + cached, "out": made}, "in", "out")
+    if usage is not None:
+        usage.tokens_per_s = llama_timings(timings)
+    return usage
 
 
 def _counted(reported: dict[str, Any]) -> Usage | None:
@@ -1073,6 +1077,8 @@ class OpenAIProvider(HttpProvider):
                             # {"total_tokens": 0, "total_characters": 0} (MiniMax-M2.5#2), logged the answer as 0
                             # tokens in and out where the estimate below was kept
                             usage = _counted(reported) or usage
+                            if usage is not None and "timings" in data:  # llama-server's, on its usage chunk
+                                usage.tokens_per_s = llama_timings(data["timings"])
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
                             resp.answered = True

@@ -25,6 +25,7 @@ from modelyard.errors import ProviderError, Reason, provider_failure, redact
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.providers.output_cap import clamped, refused_limit
+from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
 from modelyard.router.embedding import other_space, stand_in, vectors_bound
 from modelyard.router.fit import too_long_for
@@ -449,9 +450,10 @@ class Router:
             attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens)
         else:
             attempt.cost_usd = (tokens_in * facts.price_input + out * facts.price_output) / 1e6
-        gen_ms = attempt.duration_ms - (attempt.ttft_ms or 0.0)
-        if out > 1 and gen_ms > 0:
-            attempt.tokens_per_s = (out - 1) / (gen_ms / 1000)
+        # the server's own decoding speed where it gave one, else the span from the first token, when it can say
+        # (speed.py: a 5-token answer in one burst read "2978.4 tok/s")
+        attempt.tokens_per_s = usage.tokens_per_s or measured(
+            out, (attempt.duration_ms - (attempt.ttft_ms or 0.0)) / 1000)
 
     def _finish(self, walk: _Walk, model: str, index: int, now: float) -> None:
         buffer, response, record = walk.answer, walk.response, walk.record

@@ -1,0 +1,59 @@
+"""tok/s as peer tools state it, or "—": never the milliseconds of parsing a burst taken for decoding.
+
+Sources: Ollama's API states eval_count and eval_duration (ns) on its last line, and ``ollama run --verbose`` /
+Open WebUI show their ratio (docs.ollama.com/api/usage); llama-server's ``timings.predicted_per_second`` is
+predicted_n / predicted_ms. Measured on the client, the span is the first token to the last, over tokens - 1
+(paiml/probar#27: an SSE chunk is not a token), and a burst has no span: a tool that divided a flushed batch by a
+floor of 100 ms showed 5,000 tok/s for a model doing ~83 (gsanhueza/pi-token-speed#12)."""
+
+from __future__ import annotations
+
+from tests.fakes import OllamaServer, OpenAIServer
+from tests.helpers import make_config
+
+from modelyard.cli.render import route_line
+from modelyard.router import Router
+from modelyard.router.records import RequestRecord
+from modelyard.types import ChatRequest, Message
+
+REQ = ChatRequest(messages=[Message("user", "say five words")], max_tokens=16)
+
+
+async def _streamed(model: dict) -> RequestRecord:
+    """One streamed answer from ``model`` (a config entry) as agent chat's primary: its record."""
+    router = Router(make_config({"m": model}, {"chat": {"primary": "m"}}))
+    try:
+        stream = router.stream("chat", REQ)
+        async for _ in stream:
+            pass
+        return stream.record
+    finally:
+        await router.aclose()
+
+async def test_a_short_answer_in_one_burst_has_no_speed_not_thousands() -> None:
+    """A 5-token answer that arrived at once read "2978.4 tok/s" in the route line and the log: 4 tokens over the
+    ~1 ms it took to parse them. Now no figure: "— tok/s"."""
+    with OpenAIServer(models=["m"], reply_text="one two three four five") as server:
+        record = await _streamed({"provider": "openai", "model": "m", "endpoint": server.url})
+    assert record.tokens_out >= 2, record
+    assert record.tokens_per_s is None, record.tokens_per_s
+    line = route_line(record)
+    assert "— tok/s" in line and "tok/s ·" not in line.replace("— tok/s ·", ""), line
+
+
+async def test_ollama_s_own_eval_timings_are_the_speed() -> None:
+    """Ollama times its decoding itself (eval_count / eval_duration): that is the figure, burst or not. The fake
+    states 10 ms per token, 100 tok/s; the client's clock over a burst said thousands."""
+    with OllamaServer(["qwen3:8b"], reply_text="one two three four five six") as ollama:
+        record = await _streamed({"provider": "ollama", "model": "qwen3:8b", "endpoint": ollama.url})
+    assert record.tokens_per_s is not None and abs(record.tokens_per_s - 100.0) < 0.01, record.tokens_per_s
+    assert "100.0 tok/s" in route_line(record)
+
+
+async def test_a_paced_stream_is_measured_over_its_generation_span() -> None:
+    """Without server timings, an answer streamed piece by piece 50 ms apart is measured first token to last:
+    (tokens - 1) / span, about 20 tok/s — not 0, not the burst's thousands."""
+    with OpenAIServer(models=["m"], reply_text="a b c d e f g h", chunk_interval=0.05) as server:
+        record = await _streamed({"provider": "openai", "model": "m", "endpoint": server.url})
+    assert record.tokens_per_s is not None and 5 < record.tokens_per_s < 25, (record.tokens_per_s, record)
+
