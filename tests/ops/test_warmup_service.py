@@ -17,6 +17,7 @@ from modelyard.cli import app
 from modelyard.ops.warmup import default_interval, keep_warm, warm_all, warmable
 from modelyard.providers.base import parse_duration
 from modelyard.runtime import open_runtime
+from modelyard.types import ChatRequest, Message
 
 
 def config_file(tmp_path: Path, ollama_url: str, dead_url: str | None = None) -> Path:
@@ -364,3 +365,75 @@ def test_install_service_says_the_log_password_in_this_shell_does_not_reach_the_
     quiet = CliRunner().invoke(app, ["install-service", "--config", str(config), "--platform", "linux",
                                      "--dir", str(tmp_path / "unit2")])
     assert "PGPASSWORD" not in quiet.output
+
+
+async def test_keep_warm_never_adds_a_request_past_max_concurrent(tmp_path: Path, caplog) -> None:
+    """serve's keep-warm sent its preload while both of a model's 2 slots were in use: Ollama saw 3 requests of a
+    model configured for 2 (OLLAMA_NUM_PARALLEL-sized; the extra one queues in Ollama, or loads a second runner).
+    A model with requests in flight, or one that answered within its keep-alive, is warm: no preload, said at debug
+    level; otherwise the preload takes a slot like any request. Under load the fake's peak stays at 2 (it was 3)."""
+    path = config_file(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    with OllamaServer(["qwen3:8b"], reply_text=" ".join(f"w{i}" for i in range(12)), chunk_interval=0.03) as ollama:
+        data["models"]["qwen"].update(endpoint=ollama.url, max_concurrent=2)
+        path.write_text(yaml.safe_dump(data))
+        runtime = open_runtime(path)
+        results: list = []
+        caplog.set_level("DEBUG", logger="modelyard.warmup")
+
+        async def ask() -> None:
+            stream = runtime.router.stream("chat", ChatRequest(messages=[Message("user", "count")]))
+            async for _ in stream:
+                pass
+            assert stream.record.model == "qwen", stream.record.attempts
+
+        task = asyncio.create_task(keep_warm(runtime, 0.02, on_result=results.append))
+        try:
+            for _ in range(300):  # the first round preloads (nothing in flight, nothing answered yet)
+                await asyncio.sleep(0.01)
+                if results:
+                    break
+            first = len(preloads(ollama))
+            assert first >= 1
+            for _ in range(3):  # both slots busy, keep-warm rounds every 20 ms meanwhile
+                await asyncio.gather(ask(), ask())
+            busy_rounds = len(preloads(ollama)) - first
+            await asyncio.sleep(0.1)  # answered within its keep-alive (30m): still nothing to preload
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await runtime.aclose()
+        assert ollama.max_in_flight_by_model["qwen3:8b"] <= 2, ollama.max_in_flight_by_model
+        assert busy_rounds == 0 and len(preloads(ollama)) == first, (first, busy_rounds, len(preloads(ollama)))
+    said = [r.getMessage() for r in caplog.records if "keep-warm qwen skipped" in r.getMessage()]
+    assert any("in flight" in m for m in said) and any("answered since the last round" in m for m in said), said
+
+
+async def test_keep_warm_preloads_a_model_idle_past_its_keep_alive_through_a_slot(tmp_path: Path) -> None:
+    """An idle model is preloaded again each round (its answers older than its keep-alive): the skip is only for a
+    model in use. The preload holds one of its slots meanwhile, so a request then finds one slot fewer."""
+    path = config_file(tmp_path, "http://127.0.0.1:9")
+    data = yaml.safe_load(path.read_text())
+    with OllamaServer(["qwen3:8b"]) as ollama:
+        data["models"]["qwen"].update(endpoint=ollama.url, max_concurrent=1, keep_alive="1s")
+        path.write_text(yaml.safe_dump(data))
+        runtime = open_runtime(path)
+        state = runtime.pool["qwen"]
+        await state.acquire(1.0)  # a request holds the only slot: the round is skipped, not queued past it
+        results: list = []
+        task = asyncio.create_task(keep_warm(runtime, 0.05, on_result=results.append))
+        try:
+            await asyncio.sleep(0.3)
+            assert preloads(ollama) == [] and results == []
+            await state.release()
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if len(results) >= 2:
+                    break
+            assert len(results) >= 2 and all(r.ok for r in results), results
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await runtime.aclose()

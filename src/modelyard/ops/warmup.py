@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from modelyard.errors import ProviderError
 from modelyard.providers import Provider
+from modelyard.router.slots import QueueTimeout
 
 if TYPE_CHECKING:
     from modelyard.router.shared import RedisLink
+    from modelyard.router.state import ModelState
     from modelyard.runtime import Runtime
 
 log = logging.getLogger("modelyard.warmup")
@@ -87,6 +89,9 @@ def default_interval(runtime: Runtime) -> float:
 #: time while they are quick, but one that hangs (an Ollama that accepts and never answers holds a warm-up for its
 #: 300 s bound) no longer holds every other model's refresh until its keep-alive has run out and it unloads
 WARM_PATIENCE = 30.0
+#: the longest a preload waits for one of its model's slots: past it the round is skipped (the requests holding them
+#: keep the model loaded), never queued behind them
+SLOT_WAIT = 1.0
 
 
 async def keep_warm(runtime: Runtime, interval: float | None = None, *,
@@ -106,15 +111,28 @@ async def keep_warm(runtime: Runtime, interval: float | None = None, *,
     turn = asyncio.Lock()
     patience = min(WARM_PATIENCE, every / 2)
     link = runtime.pool.link
+    loop = asyncio.get_running_loop()
 
     async def keep(name: str) -> None:
+        provider, state = providers[name], runtime.pool[name]
+        # the model's keep-alive, else the interval (at most half of it by default): an answer within it kept it loaded
+        alive = provider.keep_alive_seconds() or every
+        seen, seen_at = -1, 0.0  # the answers counted at the last look, and when (-1: not looked yet)
+        since: float | None = None  # its last answer came after this moment (a look that counted none yet)
         while True:
+            now = loop.time()
+            if state.answered != seen:
+                since = seen_at if seen >= 0 else None
+                seen = state.answered
+            seen_at = now
+            answered = since is not None and now - since < alive
             if await _ours(link, name, every):
-                result = await _warm_in_turn(providers[name], turn, patience)
-                if not result.ok:
-                    log.warning("keep-warm %s failed: %s", name, result.detail)
-                if on_result:
-                    on_result(result)
+                result = await _warm_in_turn(provider, state, turn, patience, answered)
+                if result is not None:
+                    if not result.ok:
+                        log.warning("keep-warm %s failed: %s", name, result.detail)
+                    if on_result:
+                        on_result(result)
             await asyncio.sleep(every)
 
     names = warmable(providers)
@@ -140,13 +158,41 @@ async def _ours(link: RedisLink | None, name: str, every: float) -> bool:
     return await link.claim(f"warm:{link.backends[name]}", every * CLAIM_SHARE)
 
 
-async def _warm_in_turn(provider: Provider, turn: asyncio.Lock, patience: float) -> WarmResult:
-    """:func:`warm_one` once the warm-up before it ends, or once ``patience`` runs out (then alongside it)."""
+def _warm_already(state: ModelState, answered: bool) -> str:
+    """Why ``state``'s model needs no preload now ("" when it does): a request holds it loaded, or one ended within
+    its keep-alive (which restarted Ollama's timer). Its preload would only be one request more on the backend."""
+    in_flight = state.snapshot()[2]
+    if in_flight:
+        return f"{in_flight} request{'s' if in_flight != 1 else ''} in flight"
+    if answered:
+        return "it answered since the last round, within its keep-alive"
+    return ""
+
+
+async def _warm_in_turn(provider: Provider, state: ModelState, turn: asyncio.Lock, patience: float,
+                        answered: bool) -> WarmResult | None:
+    """:func:`warm_one` once the warm-up before it ends, or once ``patience`` runs out (then alongside it); None when
+    the model is warm already or every slot is busy (said at debug level). A preload to a server is a request like
+    any other: it takes one of the model's ``max_concurrent`` slots, for at most :data:`SLOT_WAIT` — it went out
+    while every slot was in use, and the backend saw max_concurrent + 1. The embedded model's load takes none."""
+    if why := _warm_already(state, answered):
+        log.debug("keep-warm %s skipped: %s", provider.name, why)
+        return None
     held = False
     with contextlib.suppress(TimeoutError):
         held = await asyncio.wait_for(turn.acquire(), patience)
     try:
-        return await warm_one(provider)
+        if provider.runs_in_process:
+            return await warm_one(provider)
+        try:
+            await state.acquire(SLOT_WAIT)
+        except QueueTimeout:
+            log.debug("keep-warm %s skipped this round: every one of its %d slots busy", provider.name, state.limit)
+            return None
+        try:
+            return await warm_one(provider)
+        finally:
+            await state.release()
     finally:
         if held:
             turn.release()

@@ -70,6 +70,7 @@ class LocalState(ModelState):
         return Ticket(admission, generation)
 
     async def succeeded(self, ticket: Ticket) -> None:
+        self.answered += 1
         self.health.success(ticket.generation)
 
     async def failed(self, ticket: Ticket, reason: Reason, retry_after: float | None = None) -> None:

@@ -54,6 +54,9 @@ class ModelState(ABC):
 
     name: str
     limit: int
+    #: answers this process saw the model give (a count, not a clock: one add per answer, issue #15): keep-warm
+    #: skips the preload of a model that answered since its last round (ops/warmup.py)
+    answered: int = 0
 
     # -- slots ----------------------------------------------------------------------------
     @abstractmethod

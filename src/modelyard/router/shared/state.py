@@ -438,6 +438,7 @@ class RedisState(ModelState):
         return ticket.generation if isinstance(ticket, SharedTicket) and not ticket.shared else None
 
     async def succeeded(self, ticket: Ticket) -> None:
+        self.answered += 1
         if not await self._shared_verdict(ticket, self._verdict_args("ok", ticket)):
             self.fallback.success(self._local_generation(ticket))
 
