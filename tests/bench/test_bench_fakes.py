@@ -178,7 +178,8 @@ async def test_recommendation_and_rates_match_the_fakes(fakes, tmp_path: Path) -
     # speed: the slow fake sends a chunk every 50 ms, so at most 20 tokens/s
     slow_rate = scores[("chat", "slow")].tokens_per_s_p50
     assert slow_rate is not None and 5 <= slow_rate <= 21
-    assert scores[("chat", "steady")].tokens_per_s_p50 > 5 * slow_rate
+    # steady states Ollama's eval timings of 10 ms a token: 100 tok/s, the server's own figure, which bench takes
+    assert scores[("chat", "steady")].tokens_per_s_p50 == pytest.approx(100) and slow_rate < 100 / 4
     for agent in ("chat", "utility", "engineer"):
         assert scores[(agent, "steady")].passing_per_min > 5 * scores[(agent, "slow")].passing_per_min
 

@@ -349,12 +349,14 @@ class OllamaServer(ChatServer):
         rendering.invalid_body = broken
         return rendering
 
-    @staticmethod
-    def _stats(plan: Plan) -> dict[str, Any]:
+    def _stats(self, plan: Plan) -> dict[str, Any]:
+        """Ollama's durations (ns). eval_duration is the time the tokens took: 10 ms each, or the pace the answer is
+        sent at when slower (``chunk_interval``), as a real server's decoding is what paces its stream — a fake that
+        drips at 20 tok/s and states 100 would be believed (the router takes the server's own eval timings)."""
         load, prompt_eval, evaluation = (
             1_000_000,
             plan.input_tokens * 500_000,
-            plan.output_tokens * 10_000_000,
+            plan.output_tokens * max(10_000_000, round(self.chunk_interval * 1e9)),
         )
         prompt_count, eval_count = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
         return {

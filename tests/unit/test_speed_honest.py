@@ -12,6 +12,7 @@ from tests.fakes import OllamaServer, OpenAIServer
 from tests.helpers import make_config
 
 from modelyard.cli.render import route_line
+from modelyard.replay.profile import Profiler
 from modelyard.router import Router
 from modelyard.router.records import RequestRecord
 from modelyard.types import ChatRequest, Message
@@ -57,3 +58,14 @@ async def test_a_paced_stream_is_measured_over_its_generation_span() -> None:
         record = await _streamed({"provider": "openai", "model": "m", "endpoint": server.url})
     assert record.tokens_per_s is not None and 5 < record.tokens_per_s < 25, (record.tokens_per_s, record)
 
+
+
+def test_replay_profiles_a_model_from_measured_speeds_only() -> None:
+    """replay's profile of a model took a speed from each answered attempt the log gave none for, by the same
+    (tokens - 1) / (duration - TTFT): a 5-token burst became a 4000 tok/s sample, and the candidate config's
+    simulated answers came out that fast. Such a row gives no sample now; a paced one still does (10 tok/s)."""
+    profiler = Profiler()
+    burst = (1.0, "chat", "ok", None, 100.0, 101.0, 10, 5, None, "a", 0)
+    paced = (2.0, "chat", "ok", None, 100.0, 1100.0, 10, 11, None, "b", 0)
+    profiler.add_page("m", [burst, paced])
+    assert profiler.finish()["m"].tokens_per_s == [10.0]

@@ -32,6 +32,7 @@ from modelyard.bench.suite import LoadedSuite
 from modelyard.config.schema import Config
 from modelyard.errors import ProviderError
 from modelyard.providers import Provider
+from modelyard.providers.speed import measured
 from modelyard.types import ChatRequest, Message, ToolDefinition
 
 
@@ -224,9 +225,10 @@ class BenchRunner:
             return result
         response = call.response
         result.ttft_ms = call.ttft * 1000 if call.ttft is not None else None
-        generating = call.service - (call.ttft or 0.0)
-        if response.usage.output_tokens > 1 and generating > 0:
-            result.tokens_per_s = (response.usage.output_tokens - 1) / generating
+        # the server's own speed, else the span when it can say (providers/speed.py): a short answer in one burst
+        # read thousands of tok/s in bench's table and replay's profile of the model
+        result.tokens_per_s = response.usage.tokens_per_s or measured(response.usage.output_tokens,
+                                                                      call.service - (call.ttft or 0.0))
         answer = Answer(visible_text(response.text).strip(), list(response.tool_calls),
                         tokens_out=response.usage.output_tokens, seconds=call.wall,
                         tools={t.name: t.parameters for t in tools})

@@ -35,10 +35,11 @@ def runs(conn: LogConnection, run_id: str) -> list[sqlite3.Row]:
 
 
 def service_times(conn: LogConnection, model: str, limit: int = 1000) -> list[sqlite3.Row]:
-    """The most recent answered runs of one model (ttft_ms, total_ms, tokens_in, tokens_out), for replay."""
+    """The most recent answered runs of one model (ttft_ms, total_ms, tokens_in, tokens_out, tokens_per_s), for
+    replay."""
     return conn.execute(
-        "SELECT ttft_ms, total_ms, tokens_in, tokens_out FROM bench_runs WHERE model = ? AND outcome = 'ok' "
-        "ORDER BY ts DESC LIMIT ?", (model, limit)).fetchall()
+        "SELECT ttft_ms, total_ms, tokens_in, tokens_out, tokens_per_s FROM bench_runs "
+        "WHERE model = ? AND outcome = 'ok' ORDER BY ts DESC LIMIT ?", (model, limit)).fetchall()
 
 
 def pass_counts(conn: LogConnection, run_id: str) -> dict[tuple[str, str], tuple[int, int]]:

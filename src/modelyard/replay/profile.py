@@ -27,6 +27,7 @@ import numpy as np
 
 from modelyard.errors import Reason
 from modelyard.outcomes import AttemptOutcome
+from modelyard.providers.speed import measured
 
 #: a logged attempt this close in time stands for the model's condition then
 NEAR = 60.0
@@ -239,9 +240,8 @@ class Profiler:
                 if ttft_ms is not None:
                     add_ttft((int(tokens_in or 0), ttft_ms / 1000))
                 tps = tokens_per_s
-                if not tps and tokens_out > 1 and duration_ms and ttft_ms is not None:
-                    gen = (duration_ms - ttft_ms) / 1000
-                    tps = (tokens_out - 1) / gen if gen > 0 else None
+                if not tps and duration_ms and ttft_ms is not None:  # a row the router could not measure stays so
+                    tps = measured(tokens_out, (duration_ms - ttft_ms) / 1000)  # (providers/speed.py)
                 if tps:
                     add_tps(tps)
                 continue

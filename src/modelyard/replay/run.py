@@ -20,6 +20,7 @@ from modelyard.ledger.cost import Costs
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
 from modelyard.providers import build_provider
+from modelyard.providers.speed import measured
 from modelyard.replay import source
 from modelyard.replay.collect import Collector, bucket_for
 from modelyard.replay.engine import simulate
@@ -106,9 +107,8 @@ def _benched(conn: LogConnection, models: set[str]) -> dict[str, ModelProfile]:
             if r["ttft_ms"] is None or r["total_ms"] is None:
                 continue
             ttft.append((int(r["tokens_in"] or 0), r["ttft_ms"] / 1000))
-            gen = (r["total_ms"] - r["ttft_ms"]) / 1000
-            if (r["tokens_out"] or 0) > 1 and gen > 0:
-                tps.append((r["tokens_out"] - 1) / gen)
+            if speed := r["tokens_per_s"] or measured(r["tokens_out"] or 0, (r["total_ms"] - r["ttft_ms"]) / 1000):
+                tps.append(speed)
         if ttft and tps:
             out[model] = ModelProfile(model, Source.BENCHED, ttft=sorted(ttft), tokens_per_s=tps)
     return out
