@@ -203,5 +203,5 @@ def test_a_first_report_of_one_request_says_one_request(tmp_path: Path, log_back
     result = CliRunner().invoke(app, ["report", "--config", config, "--month", "2025-03"], terminal_width=200)
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())
-    assert "2025-03: 1 request," in flat and "of 1 request" in flat and "the 1 answered request asked once" in flat
+    assert "2025-03 UTC: 1 request," in flat and "of 1 request" in flat and "the 1 answered request asked once" in flat
     assert "1 requests" not in flat, flat
