@@ -41,8 +41,17 @@ def messages_tokens(messages: Iterable[Message]) -> int:
     return total
 
 
+def embed_input_tokens(item: str | tuple[int, ...]) -> int:
+    """One embeddings input: a text estimated, token ids counted (they are tokens already)."""
+    return estimate_tokens(item) if type(item) is str else len(item)
+
+
 def request_tokens(request: ChatRequest) -> int:
-    """A whole prompt: the conversation plus the tool definitions offered with it."""
+    """A whole prompt: the conversation plus the tool definitions offered with it. An embeddings request's inputs are
+    each embedded apart: its largest input is what a model's context must take (its ``messages`` hold only a label
+    for token ids, "[3,000 token ids]", which weighed a few tokens: an input past a model's context was sent to it)."""
+    if request.embed is not None:
+        return max(map(embed_input_tokens, request.embed.texts), default=0) + MESSAGE_OVERHEAD
     tools = sum(estimate_tokens(t.name) + estimate_tokens(t.description)
                 + estimate_tokens(json.dumps(t.parameters, ensure_ascii=False)) for t in request.tools)
     return messages_tokens(request.messages) + tools

@@ -264,3 +264,24 @@ def test_the_same_model_on_another_server_or_a_declared_space_stands_in(make_gw,
     assert r.status_code == 200 and r.json()["model"] == "nomic"
     assert _attempts(gw)[-1] == ("nomic", "ok", None,
                                  "vectors in place of llama-embed's: the same embedding_space 'nomic-v1.5'")
+
+
+# -- 5. the context check weighs token ids as the tokens they are ------------------------------------------------------
+
+def test_token_ids_past_a_models_declared_context_skip_it_as_a_text_would(make_gw, servers):
+    """An input too long for an embedding model's context is refused by the server — llama-server answers 500 "input
+    (596 tokens) is too large to process. increase the physical batch size" (containers/ramalama#2852; gpustack#472: a
+    512-token model, "reduce the cutting size of the document"), a server error that cooled a healthy model. A
+    declared ``context`` skips such a model before it is asked, by the size of the largest input. Token ids were
+    weighed by their label in the log ("[3,000 token ids]", a few tokens): 3,000 ids were sent to a 2,048-token model.
+    Now they count as the 3,000 tokens they are, and the same model on another server without that bound answers."""
+    gw = make_gw(**{"llama-embed": {"context": 2048}})
+    r = _embed(gw, "two-servers", [[17] * 3000])
+    assert r.status_code == 200 and r.json()["model"] == "twin", r.text
+    attempts = _attempts(gw)
+    assert [a[:3] for a in attempts] == [("llama-embed", "skipped", "bad_request"), ("twin", "ok", None)]
+    assert "about 3004 tokens" in (attempts[0][3] or "")
+    assert servers["llama"].requests_to("/v1/embeddings") == []
+    r = _embed(gw, "two-servers", [[17] * 1000, "a short text"])  # within the context: asked
+    assert r.status_code == 200 and r.json()["model"] == "llama-embed", r.text
+

@@ -172,8 +172,9 @@ def _is_id(value: Any) -> bool:
 
 
 def embed_request(texts: tuple[str | tuple[int, ...], ...], dimensions: int | None = None) -> ChatRequest:
-    """The request the router walks: the texts on ``embed``; as ``messages``, the longest text, which the context
-    check weighs (each text is embedded apart) and the log keeps as the prompt (token ids: how many, not the ids)."""
+    """The request the router walks: the texts on ``embed`` (the context check weighs the largest of them, each being
+    embedded apart: tokens.request_tokens); as ``messages``, the longest text, which the log keeps as the prompt
+    (token ids: how many, not the ids)."""
     longest = max(texts, key=len, default="")
     shown = longest if isinstance(longest, str) else f"[{len(longest):,} token ids]"
     return ChatRequest([Message("user", shown)], embed=EmbedInput(texts, dimensions))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.shapes import malformed, token_count
-from modelyard.tokens import estimate_tokens
+from modelyard.tokens import embed_input_tokens
 from modelyard.types import Chunk, EmbedInput, Usage
 
 if TYPE_CHECKING:  # providers.http imports base, which imports this module
@@ -83,7 +83,7 @@ def request_body(model_id: str, embed: EmbedInput) -> dict[str, Any]:
 
 def input_tokens(embed: EmbedInput) -> int:
     """The inputs' tokens, where a server reports none: estimated for a text, counted for token ids."""
-    return sum(estimate_tokens(t) if type(t) is str else len(t) for t in embed.texts)
+    return sum(map(embed_input_tokens, embed.texts))
 
 
 def texts_only(embed: EmbedInput, backend: str) -> None:
