@@ -51,6 +51,7 @@ def _config(tmp_path, s: dict[str, Any], **extra: Any):
         "bge": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "bge-m3"},
         "llama-embed": {"provider": "openai", "endpoint": s["llama"].url, "model": "nomic-embed-text-v1.5"},
         "twin": {"provider": "openai", "endpoint": s["twin"].url, "model": "nomic-embed-text-v1.5"},
+        "nomic-latest": {"provider": "ollama", "endpoint": s["ollama"].url, "model": "nomic-embed-text:latest"},
     }
     for name, fields in extra.items():
         models[name].update(fields)
@@ -61,6 +62,7 @@ def _config(tmp_path, s: dict[str, Any], **extra: Any):
         "two-servers": {"primary": "llama-embed", "fallbacks": ["twin"]},
         "mixing": {"primary": "llama-embed", "fallbacks": ["bge"]},
         "declared": {"primary": "llama-embed", "fallbacks": ["nomic"]},
+        "latest": {"primary": "nomic", "fallbacks": ["nomic-latest"]},
     }
     defaults = {"timeouts": {"queue": 0.5, "connect": 2, "first_token": 0.6, "idle": 3, "total": 20},
                 "retries": {"attempts": 0}, "cooldown": {"failures": 1, "seconds": 30}}
@@ -285,3 +287,16 @@ def test_token_ids_past_a_models_declared_context_skip_it_as_a_text_would(make_g
     r = _embed(gw, "two-servers", [[17] * 1000, "a short text"])  # within the context: asked
     assert r.status_code == 200 and r.json()["model"] == "llama-embed", r.text
 
+
+def test_the_same_model_under_its_latest_tag_stands_in_without_a_note_of_a_declared_space(make_gw, servers):
+    """Ollama's API docs (docs/api.md, "Model names"): "The tag is optional and, if not provided, will default to
+    `latest`": ``nomic-embed-text`` and ``nomic-embed-text:latest`` are one model, and one stands in for the other with
+    no ``embedding_space`` in the config. The row said "vectors in place of nomic's: the same embedding_space
+    'nomic-embed-text'" — a space nobody declared: the rule that let it stand in (router/embedding.py
+    ``interchangeable``: the model id, ``:latest`` and case aside) and the one that wrote the note (the raw id) were
+    two. The row now says nothing, as for the same model id on another server."""
+    gw = make_gw()
+    servers["ollama"].push(Fault.status(500))
+    r = _embed(gw, "latest", "x")
+    assert r.status_code == 200 and r.json()["model"] == "nomic-latest", r.text
+    assert _attempts(gw)[-1] == ("nomic-latest", "ok", None, None)

@@ -70,6 +70,6 @@ def other_space(chain: tuple[str, ...], index: int, providers: Mapping[str, Prov
 def stand_in(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider]) -> str:
     """The note on an answer given in place of the chain's embedding model under another model id ("": none)."""
     setter = _setter(chain, index, providers)
-    if setter is None or providers[setter].model_id == providers[chain[index]].model_id:
-        return ""
+    if setter is None or _model_id(providers[setter]) == _model_id(providers[chain[index]]):
+        return ""  # the same model (as interchangeable reads an id): nothing to say
     return f"vectors in place of {setter}'s: the same embedding_space {space(providers[setter])!r}"
