@@ -69,3 +69,32 @@ def test_replay_profiles_a_model_from_measured_speeds_only() -> None:
     paced = (2.0, "chat", "ok", None, 100.0, 1100.0, 10, 11, None, "b", 0)
     profiler.add_page("m", [burst, paced])
     assert profiler.finish()["m"].tokens_per_s == [10.0]
+
+
+async def _probed_speed(model: dict) -> tuple[str, float | None]:
+    """``modelyard probe --only speed`` of ``model`` (a config entry): its tokens_per_s check (status, value)."""
+    from modelyard.ops.probe import probe_model
+    from modelyard.providers import build_provider
+
+    config = make_config({"m": model}, {"chat": {"primary": "m"}})
+    provider = build_provider("m", config.models["m"])
+    try:
+        result = await probe_model("m", provider, config, checks=("speed",), timeout=10)
+    finally:
+        await provider.aclose()
+    check = result.checks["tokens_per_s"]
+    return check.status, check.value
+
+
+async def test_probe_states_the_speed_by_the_same_rule() -> None:
+    """``probe``'s speed check kept the old rule, (tokens - 1) / (total - TTFT) over any span: a short answer in one
+    burst read thousands of tok/s there — and replay takes a probed model's tok/s as its speed (replay/run.py reads
+    the probe's ``tokens_per_s`` check). Now as the router, bench and replay state it: the server's own timing
+    (Ollama's eval_count / eval_duration, 100 tok/s in the fake), else the span only when it can say — a burst gives
+    no figure ("unknown"), not a made-up one."""
+    with OpenAIServer(models=["m"], reply_text="one two three four five") as server:
+        status, value = await _probed_speed({"provider": "openai", "model": "m", "endpoint": server.url})
+    assert (status, value) == ("unknown", None), value
+    with OllamaServer(["qwen3:8b"], reply_text="one two three four five six") as ollama:
+        status, value = await _probed_speed({"provider": "ollama", "model": "qwen3:8b", "endpoint": ollama.url})
+    assert status == "pass" and value is not None and abs(value - 100.0) < 0.01, value

@@ -22,6 +22,7 @@ from modelyard.config.schema import Config, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.ledger.probes import backend_of
 from modelyard.providers import Provider
+from modelyard.providers.speed import measured
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolDefinition
 
 Status = Literal["pass", "fail", "text-only", "no", "n/a", "unknown", "skipped"]
@@ -225,9 +226,10 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
                 ttfts.append(run.ttft * 1000)
             tokens = run.response.usage.output_tokens or run.pieces
             prompt_tokens = run.response.usage.input_tokens or prompt_tokens
-            generating = run.total - (run.ttft or 0.0)
-            if tokens > 1 and generating > 0:
-                rates.append((tokens - 1) / generating)
+            # the server's own speed, else the span when it can say (providers/speed.py): a short answer in one
+            # burst read thousands of tok/s here, and replay takes a probed model's speed from this check
+            if rate := run.response.usage.tokens_per_s or measured(tokens, run.total - (run.ttft or 0.0)):
+                rates.append(rate)
         # what the figures are of: a short prompt's first token and a short answer's speed, not a long prompt's
         of = f"a {prompt_tokens}-token prompt" if prompt_tokens else "a short prompt"
         out = [Check("ttft_ms", "pass" if ttfts else "unknown", bool(ttfts) or None,
