@@ -202,6 +202,17 @@ def test_token_arrays_are_not_sent_to_ollama_and_the_chain_moves_on(make_gw, ser
     assert _embed(gw, "embed", "text").status_code == 200
 
 
+def test_one_input_of_more_token_ids_than_a_request_has_inputs_is_one_input(make_gw, servers):
+    """The OpenAI cookbook's "Embedding texts that are longer than the model's maximum context length"
+    (openai/openai-cookbook examples/Embedding_long_inputs.ipynb) truncates a text to 8,191 tiktoken ids and posts
+    them as ``input`` — one flat list of integers, one input, which OpenAI embeds (its output: a 1536-long vector).
+    The list's length was counted as inputs first: "input: 8,191 texts, more than the 2048 one request may carry"."""
+    gw = make_gw()
+    r = _embed(gw, "llama", [9906] * 8191)
+    assert r.status_code == 200 and len(r.json()["data"]) == 1, r.text
+    assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [[9906] * 8191]
+
+
 @pytest.mark.parametrize(("value", "words"), [
     ([[]], "input[0]: an empty list of token ids"),
     ([[1, -2]], "input[0][1]: a token id is a whole number"),

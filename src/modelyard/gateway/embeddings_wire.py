@@ -127,11 +127,13 @@ def texts_of(value: Any, *, ollama: bool) -> tuple[str | tuple[int, ...], ...]:
         raise BadRequest("input: expected a string or a list of strings, not " + _kind(value), "input")
     if not value and not ollama:
         raise BadRequest("input: an empty list: give at least one text", "input")
+    if not ollama and value and all(map(_is_id, value)):
+        # one input as token ids, before the count of inputs: its length is its tokens (the OpenAI cookbook's
+        # truncate_text_tokens sends 8,191 of them), which was refused as "8,191 texts, more than the 2048"
+        return (_token_ids(value, "input"),)
     if len(value) > MAX_INPUTS:
         raise BadRequest(f"input: {len(value):,} texts, more than the {MAX_INPUTS} one request may carry: send them "
                          "in batches", "input")
-    if not ollama and value and all(map(_is_id, value)):
-        return (_token_ids(value, "input"),)  # one input as token ids
     ids = 0
     for i, item in enumerate(value):
         if isinstance(item, list) and not ollama:
