@@ -263,3 +263,29 @@ async def test_a_streamed_part_a_relay_answered_for_gets_the_final_text(tmp_path
     assert len(texts) == 2 and " ".join(texts).count("word899") == 1, [t[:30] for t in texts]
     assert final_message(tg, ALICE)()["text"].endswith("word899\n\n— chat · local")
     _quiet(caplog)
+
+
+async def test_a_part_lost_after_a_reply_lost_and_found_in_the_same_chat_is_looked_for_too(tmp_path, tg: TelegramServer,
+                                                                                          caplog):
+    """While Alice's long answer streamed she sent /help: its reply went through a relay that carried it out and
+    answered with an empty 200, and was found on screen (not sent again). Then the answer's last part met the same
+    relay. Every send lost since her question counted against looking for it — the /help reply too, though found —
+    so the part was sent again and the answer's end showed twice. A lost send found on screen is no unknown message
+    an edit could change: the part is looked for, found, and shows once."""
+    caplog.set_level(logging.INFO)
+    with OpenAIServer(reply_text=LONG, chunk_interval=0.01) as llm:
+        config = bot_config(tmp_path, tg, llm, edit_interval=30)
+        tg.garble_reply(lambda envelope: b"", when=lambda p: "/agent NAME" in str(p.get("text")))
+        tg.garble_reply(lambda envelope: b"", when=with_buttons)
+        async with running_bot(config, tg):
+            tg.push_message(ALICE, text="write a long one")
+            await eventually(lambda: PLACEHOLDER in _on_screen(tg, ALICE), 20)
+            tg.push_message(ALICE, text="/help")
+            await eventually(lambda: "the reply a page answered for is on screen" in caplog.text, 20)
+            assert "answered by" not in caplog.text, "the answer ended before the /help reply: the test proves nothing"
+            await eventually(lambda: "chat 111 answered by" in caplog.text, 60)
+    shown = " ".join(_on_screen(tg, ALICE))
+    assert "word0 " in shown and shown.count("word899") == 1, "the answer's end shows twice"
+    assert len(_helps(tg, ALICE)) == 1
+    assert final_message(tg, ALICE)() is not None
+    _quiet(caplog)

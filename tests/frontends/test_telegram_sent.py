@@ -52,3 +52,22 @@ def test_the_ids_above_the_lost_sends_floor_are_tried_first():
     assert sent.unknown_after(5, 10, 20, limit=3) == [15, 16, 17]
     assert sent.unknown_after(5, 10, 17, limit=4) == [15, 16, 12]  # not above it after all: below, last
     assert sent.unknown_after(5, 10, 15, limit=2) == [12]
+
+
+def test_a_lost_send_found_on_screen_no_longer_keeps_the_next_one_from_being_looked_for():
+    """A lost send found (its id known now) is no message an edit could change unawares: a later lost send in the chat
+    is looked for again. One still unfound keeps it from being: the probe's edit would turn that one into its text."""
+    sent = SentLog()
+    mark = sent.mark(5)
+    sent.lost(5)
+    sent.found(5, mark, 21)
+    sent.lost(5)
+    assert sent.only_lost_since(5, mark, 1)
+    assert sent.unknown_after(5, 20, 23, limit=3) == [22]  # the one found is known
+    again = sent.mark(5)
+    sent.lost(5)
+    sent.lost(5)  # lost at the same moment: the first found leaves the second unfound
+    sent.found(5, again, 30)
+    assert sent.only_lost_since(5, again, 1)
+    sent.lost(5)
+    assert not sent.only_lost_since(5, again, 1)

@@ -773,7 +773,6 @@ class TelegramBot:
             try:
                 if doubt and chat_id == message.chat.id and (found := await find_lost(
                         self._api, sent, chat_id, since, text, after=message.message_id)) is not None:
-                    sent.took(chat_id, found)
                     log.info("telegram: chat %s: the reply a page answered for is on screen (message %s); not sent "
                              "again", chat_id, found)
                     return

@@ -44,13 +44,15 @@ LOST_SPAN = 100_000
 
 
 class _Chat:
-    __slots__ = ("dropped", "floor", "ids", "lost", "top")
+    __slots__ = ("dropped", "floor", "found", "ids", "lost", "top")
 
     def __init__(self) -> None:
         self.ids: deque[int] = deque(maxlen=IDS_KEPT)
         #: the highest id no longer kept: nothing can be said of the messages up to it
         self.dropped = 0
         self.lost = 0
+        #: the lost sends (numbered 1.. in the order lost) since found on screen: their ids are known now
+        self.found: set[int] = set()
         #: the highest id known in the chat when its latest lost send was made: that message's id is above it
         self.floor = 0
         #: the highest id known
@@ -101,9 +103,20 @@ class SentLog:
         return (self.forgotten, chat.lost if chat is not None else 0)
 
     def only_lost_since(self, chat_id: int, mark: tuple[int, int], count: int) -> bool:
-        """Exactly ``count`` sends to the chat lost their answer since ``mark``."""
+        """Exactly ``count`` sends to the chat lost their answer since ``mark`` and are not yet found on screen (a
+        found one has its id known, and is no longer a message an edit could change unawares)."""
         chat = self._chats.get(chat_id)
-        return chat is not None and self.forgotten == mark[0] and chat.lost == mark[1] + count
+        return (chat is not None and self.forgotten == mark[0]
+                and sum(1 for n in range(mark[1] + 1, chat.lost + 1) if n not in chat.found) == count)
+
+    def found(self, chat_id: int, mark: tuple[int, int], message_id: int) -> None:
+        """The one send lost since ``mark`` and not found before (:meth:`only_lost_since` was 1) is on screen as
+        ``message_id``. Counted as unknown for good, it kept every later lost send in the chat from being looked
+        for while the question it came after was answered: a part of the answer shown twice."""
+        chat = self._chats.get(chat_id)
+        if chat is not None and self.forgotten == mark[0]:  # the first not found: any after it was lost since the look
+            chat.found.add(next((n for n in range(mark[1] + 1, chat.lost + 1) if n not in chat.found), 0))
+        self.took(chat_id, message_id)
 
     def unknown_after(self, chat_id: int, after: int, before: int, limit: int) -> list[int] | None:
         """Up to ``limit`` ids between ``after`` and ``before`` (exclusive) that are no message this process knows in
@@ -139,6 +152,7 @@ async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int
                                         reply_markup=markup)
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
+                sent.found(chat_id, since, message_id)
                 return message_id
             continue  # the person's message, another chat's id, no message
         log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited", chat_id,
