@@ -84,6 +84,18 @@ HEALTH_FAILURES = frozenset(
     }
 )
 
+#: failures that measure the work asked for rather than the server: the vectors of a batch are an embeddings answer's
+#: first and only chunk, so its first-token bound is the whole batch's time (router/embedding.py)
+WORK_TIMEOUTS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT})
+
+
+def says_health(reason: Reason, embeddings: bool) -> bool:
+    """Whether a failure counts towards the model's cooldown. A timeout on an embeddings batch says the batch was
+    long or the server busy embedding — nothing of the chats the same model serves, which a cooldown would stop
+    too; the server's own failures (refused connections, 5xx, garbage, a revoked key) count whatever was asked."""
+    return reason in HEALTH_FAILURES and not (embeddings and reason in WORK_TIMEOUTS)
+
+
 #: a property of the model, not of the moment (a revoked key, a model not installed on its server):
 #: one such failure cools the model down for ``cooldown.max_seconds`` at once
 PERSISTENT = frozenset({Reason.AUTH_ERROR, Reason.MODEL_MISSING})

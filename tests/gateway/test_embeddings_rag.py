@@ -22,14 +22,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
-from modelyard.ledger import connect
 from tests.fakes import Fault, OllamaServer, OpenAIServer
 from tests.fakes.embeddings import fake_vector
-from tests.gateway.harness import GatewayServer
+from tests.gateway.embeddings_kit import TIMEOUTS, gateways
+from tests.gateway.embeddings_kit import attempts as _attempts
+from tests.gateway.embeddings_kit import chat as _chat
+from tests.gateway.embeddings_kit import close_to as _close
+from tests.gateway.embeddings_kit import embed as _embed
 from tests.helpers import make_config
 
 DIMS = 8
@@ -64,51 +66,14 @@ def _config(tmp_path, s: dict[str, Any], **extra: Any):
         "declared": {"primary": "llama-embed", "fallbacks": ["nomic"]},
         "latest": {"primary": "nomic", "fallbacks": ["nomic-latest"]},
     }
-    defaults = {"timeouts": {"queue": 0.5, "connect": 2, "first_token": 0.6, "idle": 3, "total": 20},
-                "retries": {"attempts": 0}, "cooldown": {"failures": 1, "seconds": 30}}
+    defaults = {"timeouts": TIMEOUTS, "retries": {"attempts": 0}, "cooldown": {"failures": 1, "seconds": 30}}
     return make_config(models, agents, defaults=defaults, log={"path": str(tmp_path / "log.db")})
 
 
 @pytest.fixture
 def make_gw(tmp_path, servers):
-    started: list[GatewayServer] = []
-
-    def make(**extra: Any) -> GatewayServer:
-        for server in servers.values():
-            server.reset()
-        gw = GatewayServer(_config(tmp_path, servers, **extra))
-        gw.__enter__()
-        started.append(gw)
-        return gw
-
-    yield make
-    for gw in started:
-        gw.__exit__(None, None, None)
-
-
-def _attempts(gw: GatewayServer) -> list[tuple[str, str, str | None, str | None]]:
-    """The last request's attempts: (model, outcome, reason, detail)."""
-    conn = connect(gw.runtime.log_path, readonly=True)
-    try:
-        return [tuple(r) for r in conn.execute(
-            "SELECT model, outcome, reason, detail FROM attempts WHERE request_id = (SELECT id FROM requests "
-            "ORDER BY ts DESC LIMIT 1) ORDER BY seq")]
-    finally:
-        conn.close()
-
-
-def _embed(gw: GatewayServer, model: str, value: Any) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/embeddings", json={"model": model, "input": value, "encoding_format": "float"},
-                      timeout=30)
-
-
-def _chat(gw: GatewayServer, model: str) -> httpx.Response:
-    return httpx.post(gw.url + "/v1/chat/completions",
-                      json={"model": model, "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
-
-
-def _close(got: list[float], want: list[float]) -> bool:
-    return len(got) == len(want) and all(abs(a - b) < 1e-6 for a, b in zip(got, want, strict=True))
+    with gateways(servers.values()) as start:
+        yield lambda **extra: start(_config(tmp_path, servers, **extra))
 
 
 # -- 1. a refusal of a kind of request does not cool the kind the model serves --------------------------------------

@@ -28,6 +28,7 @@ from modelyard.paths import key_only_in_service_env
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.embeddings import cannot_embed, checked_vectors
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
+from modelyard.providers.refusals import KindRefusals
 from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
 
@@ -40,10 +41,10 @@ async def _refused(kind: str) -> AsyncGenerator[Chunk, None]:
     yield  # pragma: no cover - an async generator
 
 
-async def _refused_again(said: ProviderError) -> AsyncGenerator[Chunk, None]:
+async def _refused_again(said: ProviderError, left: float) -> AsyncGenerator[Chunk, None]:
     """A kind of request the model refused before (:meth:`Provider.learn_refusal`): refused again, not asked."""
-    raise ProviderError(said.reason, f"{said.message} (refused before: not asked again)", status=said.status,
-                        kind_refused=True)
+    raise ProviderError(said.reason, f"{said.message} (refused before: not asked again for {left:.0f}s)",
+                        status=said.status, kind_refused=True)
     yield  # pragma: no cover - an async generator
 
 
@@ -106,9 +107,9 @@ class Provider(ABC):
         self._found: dict[str, bool] = {}
         #: an output limit the backend stated when it refused a larger max_tokens (providers/output_cap.py)
         self._refused_above: int | None = None
-        #: the kinds of request the model refused as not its kind (embeddings: True, chat: False), with the
-        #: refusal: later requests of that kind are refused here, never asked of the server again (learn_refusal)
-        self.refused_kinds: dict[bool, ProviderError] = {}
+        #: the kinds of request the model refused as not its kind: later requests of that kind are refused here,
+        #: not asked of the server again for a while (learn_refusal, providers/refusals.py)
+        self.refused_kinds = KindRefusals()
         self.profile = self._profile()
 
     _reads: _ConfigReads | None = None
@@ -188,22 +189,22 @@ class Provider(ABC):
         keeps the whole answer before anyone sees it (:meth:`joined` then)."""
         if request.prompt is not None and request.prompt.templated and not self.sends_prompts:
             return _refused(self.config.provider)
-        if self.refused_kinds and (said := self.refused_kinds.get(request.embed is not None)) is not None:
-            return _refused_again(said)
+        if self.refused_kinds and (said := self.refused_kinds.standing(request.embed is not None)) is not None:
+            return _refused_again(*said)
         if request.embed is not None:
             return checked_vectors(self.embeddings(request, timeouts), request.embed)
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
         return checked(stream, self.response_limit)
 
-    def learn_refusal(self, embeddings: bool, error: ProviderError) -> None:
+    def learn_refusal(self, embeddings: bool, error: ProviderError, seconds: float) -> None:
         """The server refused a kind of request as not the model's (an embedding model asked to chat: Ollama's
         '"nomic-embed-text" does not support chat'; a chat model asked for vectors): that kind is refused here from
-        now on, without a round trip, and the kind the model serves is untouched (nothing cools)."""
-        self.refused_kinds[embeddings] = error
+        now on for ``seconds``, without a round trip, and the kind the model serves is untouched (nothing cools)."""
+        self.refused_kinds.learn(embeddings, error, seconds)
 
     def embeds(self) -> bool:
-        """Whether the model may embed: its backend has an embeddings call and it has not refused one."""
-        return type(self).embeddings is not Provider.embeddings and True not in self.refused_kinds
+        """Whether the model may embed: its backend has an embeddings call and its last word on one was no refusal."""
+        return type(self).embeddings is not Provider.embeddings and not self.refused_kinds.said(True)
 
     def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """The vectors of ``request.embed``'s texts (providers/embeddings.py: one ``embedding`` chunk, ``usage``,

@@ -12,7 +12,9 @@ so one text waits as a chat does and LangChain's 1,000-text batch gets the time 
 Space: vectors of two embedding models are not comparable, and a vector store does not look (litellm#14403 set up a
 fallback to "a second instance of ollama", the same model: that is the safe one). The first model of the chain that
 may embed fixes the space; a later model answers only if it is the same model (its model id) or the config gives both
-one ``embedding_space``, and is otherwise skipped, the row saying why.
+one ``embedding_space``, and is otherwise skipped, the row saying why. A model whose last word on vectors was a
+refusal fixes nothing, even once the refusal is past its time (providers/refusals.py) and the model, cooling down,
+cannot be asked again: it has given no vectors since.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
-from modelyard.errors import ProviderError, Reason, provider_failure, redact
+from modelyard.errors import ProviderError, Reason, provider_failure, redact, says_health
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
 from modelyard.providers.output_cap import clamped, refused_limit
@@ -102,6 +102,8 @@ class Router:
         # more than a plain one, unspecialised; issue #15). The config is frozen, and the router keeps its own
         self._store_text = config.log.store_text
         self._retries = config.defaults.retries
+        #: how long a model's refusal of a kind of request is believed (providers/refusals.py)
+        self._refusal_seconds = config.defaults.cooldown.max_seconds
 
     # -- public API ------------------------------------------------------------------------
 
@@ -394,6 +396,8 @@ class Router:
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
                                         retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused)
                 attempt.reason, attempt.detail = exc.reason, exc.message
+                if exc.reason is Reason.CONNECT_ERROR and provider.refused_kinds:
+                    provider.refused_kinds.server_gone()  # what comes back may serve what this one refused
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
                     await state.failed(ticket, exc.reason, exc.retry_after)
@@ -420,14 +424,17 @@ class Router:
                     continue
                 attempt.outcome = AttemptOutcome.FALLBACK
                 if exc.kind_refused:  # not this model's kind of request: no verdict on its health (the kind it
-                    provider.learn_refusal(request.embed is not None, exc)  # serves goes on), not asked again
+                    provider.learn_refusal(request.embed is not None, exc, self._refusal_seconds)  # serves goes on)
                     return
-                await state.failed(ticket, exc.reason, exc.retry_after)
+                if says_health(exc.reason, request.embed is not None):
+                    await state.failed(ticket, exc.reason, exc.retry_after)
                 return
             self._close_attempt(attempt, buffer, started, loop.time(), facts)
             if buffer.tool_calls:  # answered, but a call's arguments need the model's repair: the row says so
                 attempt.detail = invalid_arguments(buffer.tool_calls)
             await state.succeeded(ticket)
+            if provider.refused_kinds:  # it serves the kind it once refused (another model pulled under its name)
+                provider.refused_kinds.served(request.embed is not None)
             if not walk.stream:
                 record.ttft_ms = record.queue_wait_ms + (attempt.ttft_ms or 0.0)
             walk.answer, walk.budget = buffer, request.max_tokens
