@@ -69,6 +69,8 @@ UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 _ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
                  "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
                  "can_delete_stories")
+#: a send to a channel's direct messages chat without direct_messages_topic_id
+DIRECT_TOPIC_MISSING = "Bad Request: channel direct messages topic must be specified"
 #: a status fault's variant "migrate_to_chat_id:<id>" adds that parameter (the group became a supergroup)
 MIGRATE = "migrate_to_chat_id:"
 #: a bot's message in a private chat or a group can be edited and deleted for 48 hours only: after that, 400 "message
@@ -198,6 +200,8 @@ class TelegramServer(FakeServer):
         self.chat_admins: dict[int, dict[int, str]] = {}
         #: groups upgraded to supergroups: old chat id → new (what is sent to the old one is refused with it)
         self.migrated: dict[int, int] = {}
+        #: channels' direct messages chats (Bot API 9.2) the bot administers: a send there needs its topic
+        self.direct_messages_chats: set[int] = set()
         #: monotonic time until which sends and edits are refused by flood control (see :meth:`flood`)
         self._flood_until = 0.0
         #: the same, per chat
@@ -297,6 +301,25 @@ class TelegramServer(FakeServer):
             if deleted:
                 del self._messages[(chat_id, message["message_id"])]
             return update
+
+    def push_direct_message(self, user_id: int, chat_id: int, text: str, *, topic_id: int | None = None,
+                            title: str = "Team news") -> dict[str, Any]:
+        """A user writing to a channel's direct messages (Bot API 9.2, core.telegram.org/bots/api-changelog#august-15-
+        2025), which a bot administering the channel receives: the chat is a supergroup with ``is_direct_messages``
+        ("True, if the chat is the direct messages chat of a channel", #chat), each person's messages in a topic of
+        it (``direct_messages_topic``: DirectMessagesTopic ``topic_id`` and ``user``, #message). A send there without
+        ``direct_messages_topic_id`` is refused (:meth:`_send_message`). Chevalet/chevaletAnonBot#32: "bot replies
+        landed in someone else's inbox"."""
+        user = {"id": user_id, "is_bot": False, "first_name": "Tester", "language_code": "en"}
+        with self._state:
+            self.direct_messages_chats.add(chat_id)
+            message: dict[str, Any] = {
+                "message_id": self._new_message_id(), "from": user, "date": int(time.time()), "text": text,
+                "chat": {"id": chat_id, "title": title, "type": "supergroup", "is_direct_messages": True},
+                "direct_messages_topic": {"topic_id": user_id if topic_id is None else topic_id, "user": user}}
+            if text.startswith("/"):
+                message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+            return self.push_update({"message": message})
 
     def push_service(self, user_id: int, chat_id: int | None = None, **service: Any) -> dict[str, Any]:
         """A service message Telegram writes in the chat for what ``user_id`` did — no text, no caption, one field
@@ -612,6 +635,11 @@ class TelegramServer(FakeServer):
         if chat_id in (None, ""):
             raise ApiError(400, "Bad Request: chat_id is empty")
         self._check_migrated(chat_id)
+        if chat_id in self.direct_messages_chats and _int_or_none(params.get("direct_messages_topic_id")) is None:
+            # TDLib's MessageTopic::get_send_message_topic: "topic is required in administered direct messages chats"
+            # (tdlib/td, td/telegram/MessageTopic.cpp); as bots get it: aiogram's exceptions list, "Bad Request:
+            # channel direct messages topic must be specified"
+            raise ApiError(400, DIRECT_TOPIC_MISSING)
         self._check_flood(chat_id)
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")

@@ -475,6 +475,8 @@ class TelegramBot:
         #: albums and cut texts being gathered, and the updates each first one answers for (update id → the rest's)
         self._gather = Gatherer()
         self._riders: dict[int, list[int]] = {}
+        #: channels' direct messages chats met (each said once in the log)
+        self._direct_chats: set[int] = set()
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
@@ -695,6 +697,9 @@ class TelegramBot:
             else:
                 self._migrated(moved.migrate_from_chat_id, moved.chat.id)
             raise ApplicationHandlerStop
+        if update.effective_chat is not None and update.effective_chat.is_direct_messages:
+            await self._direct_messages(update)
+            raise ApplicationHandlerStop
         stand_in = update.effective_user is not None and update.effective_user.id in STAND_INS
         if (update.message is not None and update.message.sender_chat is not None) or (
                 stand_in and update.callback_query is None):
@@ -714,6 +719,23 @@ class TelegramBot:
             with contextlib.suppress(TelegramError):
                 await _answer_press(update.callback_query)
         raise ApplicationHandlerStop
+
+    async def _direct_messages(self, update: Update) -> None:
+        """A channel's direct messages chat (Bot API 9.2 ``is_direct_messages``: a supergroup where people write to the
+        channel, each in their own topic; a bot administering the channel gets them). Nobody there talks to the bot,
+        and one chat holds every person's conversation, where this bot keeps one history, one order and one /stop per
+        chat: answered, one person's words would reach another's answers (Chevalet/chevaletAnonBot#32: "bot replies
+        landed in someone else's inbox"). Nothing there is answered; the log says so once per chat."""
+        chat = update.effective_chat
+        assert chat is not None
+        if chat.id not in self._direct_chats:
+            self._direct_chats.add(chat.id)
+            log.warning("telegram: chat %s is a channel's direct messages chat (the bot administers the channel): its "
+                        "messages are written to the channel, not to the bot, and the bot answers none of them",
+                        chat.id)
+        if update.callback_query is not None:  # stop the client's spinner; change nothing
+            with contextlib.suppress(TelegramError):
+                await _answer_press(update.callback_query)
 
     async def _anonymous(self, message: Message | None) -> None:
         """A message sent on behalf of a chat (Bot API ``sender_chat``): an anonymous admin's, a person's posting as
