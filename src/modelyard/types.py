@@ -114,6 +114,9 @@ class EmbedInput:
     #: as they came to a backend that takes them — OpenAI-compatible servers do; Ollama takes text only)
     texts: tuple[str | tuple[int, ...], ...]
     dimensions: int | None = None
+    #: Ollama's ``truncate`` as the client sent it (None: not sent — Ollama cuts a text past the context; False: a
+    #: 400 instead). OpenAI-compatible servers never cut: a text past the context is their 400 either way
+    truncate: bool | None = None
 
     @property
     def has_tokens(self) -> bool:

@@ -42,6 +42,8 @@ _DEFAULT_MESSAGES = {
     503: QUEUE_FULL,
 }
 _DEFAULT_KEEP_ALIVE = timedelta(minutes=5)
+#: the context an embedding runs in when the request sets no ``num_ctx`` (Ollama's long-time default)
+EMBED_CONTEXT = 2048
 _FOREVER = datetime(2318, 1, 1, tzinfo=UTC)
 
 
@@ -161,6 +163,14 @@ class OllamaServer(ChatServer):
                 return self.error_response(404, f'model "{model}" not found, try pulling it first')
             if self.embed_models is not None and canonical_model(model) not in self.embed_models:
                 return self.error_response(500, OLLAMA_NO_EMBEDDINGS)
+            if body.get("truncate") is False and isinstance(texts := body.get("input"), list | str):
+                # EmbedHandler: a text past the context is cut to it, unless `truncate` is false — then a 400
+                # (docs/api.md "Generate Embeddings"; OllamaSharp users meet "the input length exceeds the context
+                # length", jeastham1993/zettel-system INFRA-001); words stand in for tokens here
+                context = (body.get("options") or {}).get("num_ctx") or EMBED_CONTEXT
+                if any(count_words(t) > context for t in ([texts] if isinstance(texts, str) else texts)
+                       if isinstance(t, str)):
+                    return self.error_response(400, "the input length exceeds the context length")
             return None
 
         body = await request.json()

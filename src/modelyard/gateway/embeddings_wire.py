@@ -51,8 +51,8 @@ MAX_TOKEN_ID = 2**31 - 1
 
 
 class EmbeddingsBody(_In):
-    """OpenAI's and ``/api/embed``'s fields (Ollama's ``truncate``, ``options`` and ``keep_alive`` are the configured
-    model's to set: ignored, as unknown fields are)."""
+    """OpenAI's and ``/api/embed``'s fields (Ollama's ``options`` and ``keep_alive`` are the configured model's to
+    set: ignored, as unknown fields are)."""
 
     model: str = Field(min_length=1)
     #: read by :func:`texts_of` (its errors name the item); the schema says what it takes
@@ -64,9 +64,11 @@ class EmbeddingsBody(_In):
 
 
 class OllamaEmbedBody(EmbeddingsBody):
-    """``/api/embed``: no ``input`` is Ollama's load (no vectors)."""
+    """``/api/embed``: no ``input`` is Ollama's load (no vectors). ``truncate`` (Ollama's default: true) false asks
+    for a 400 "the input length exceeds the context length" rather than vectors of a text cut to the context."""
 
     input: Any = None
+    truncate: bool | None = None
 
 
 class OllamaLegacyBody(_In):
@@ -173,17 +175,18 @@ def _is_id(value: Any) -> bool:
     return type(value) is int or (type(value) is float and value.is_integer())
 
 
-def embed_request(texts: tuple[str | tuple[int, ...], ...], dimensions: int | None = None) -> ChatRequest:
+def embed_request(texts: tuple[str | tuple[int, ...], ...], dimensions: int | None = None,
+                  truncate: bool | None = None) -> ChatRequest:
     """The request the router walks: the texts on ``embed`` (the context check weighs the largest of them, each being
     embedded apart: tokens.request_tokens); as ``messages``, the longest text, which the log keeps as the prompt
     (token ids: how many, not the ids)."""
     longest = max(texts, key=len, default="")
     shown = longest if isinstance(longest, str) else f"[{len(longest):,} token ids]"
-    return ChatRequest([Message("user", shown)], embed=EmbedInput(texts, dimensions))
+    return ChatRequest([Message("user", shown)], embed=EmbedInput(texts, dimensions, truncate))
 
 
 def to_embed_request(body: EmbeddingsBody) -> ChatRequest:
-    return embed_request(body.input, body.dimensions)
+    return embed_request(body.input, body.dimensions, body.truncate if isinstance(body, OllamaEmbedBody) else None)
 
 
 def to_legacy_request(body: OllamaLegacyBody) -> ChatRequest:

@@ -80,6 +80,9 @@ class Provider(ABC):
     #: sends a :class:`~modelyard.types.TextPrompt` verbatim (no chat template around it); one that cannot answers the
     #: chat conversion, and refuses a prompt the client templated itself (:meth:`chunks`)
     sends_prompts: ClassVar[bool] = False
+    #: cuts an embeddings input past the model's context to it unless asked not to (Ollama's ``truncate``): a long text
+    #: is sent, not refused here (router/embedding.py input_too_long)
+    cuts_long_inputs: ClassVar[bool] = False
     #: what to write in ``models.X.context`` when its server does not say (``init --detect``'s note): where the
     #: context a model runs with is set on this kind of server
     context_hint: ClassVar[str] = ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, "

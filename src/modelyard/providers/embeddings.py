@@ -41,6 +41,10 @@ PER_VECTOR = 512 * 1024
 #: (ggml-org/llama.cpp#14223); Ollama's engine "this model does not support embeddings" (ollama/ollama#9742)
 _CANNOT = re.compile(r"(?i)(does not|doesn't|do not) support embedding|not_supported|--embeddings?\b|"
                      r"embeddings? (are|is) not (supported|enabled)")
+#: a server's words for "this text is too long for the model" — a property of the input, which no retry and no
+#: cooldown mend: llama-server's 500 "input (596 tokens) is too large to process. increase the physical batch size"
+#: (ggml-org/llama.cpp#7389, containers/ramalama#2852), Ollama's 400 "the input length exceeds the context length"
+_TOO_LONG = re.compile(r"(?i)too large to process|physical batch size|exceeds the (maximum )?context length")
 #: a 404 that names the model: it is not on that server (a property of the setup: the model cools down, as for chat)
 _MODEL_MISSING = re.compile(r"(?i)model\b.*\bnot found|not found.*\bmodel\b|no such model|model_not_found")
 
@@ -60,10 +64,14 @@ def refusal(error: ProviderError) -> ProviderError:
     """A server's refusal of an embeddings call, judged for what it says of the model: a server or model that does
     not embed (a 501, llama-server's "Start it with --embeddings", a 404/405 for the path itself) is ``bad_request``
     — the chain moves on and the model keeps serving chat — not a server_error retried and counted against its
-    health, nor a missing model cooled down for minutes. A 404 that names the model missing stays what it is."""
+    health, nor a missing model cooled down for minutes; a text too long for it (llama-server's 500) is a
+    ``bad_request`` too, not retried. A 404 that names the model missing stays what it is."""
     status = error.status
     if error.reason is Reason.BAD_REQUEST:
         return error
+    if _TOO_LONG.search(error.message):  # the model embeds, not this text: the chain moves on, nothing cools
+        return ProviderError(Reason.BAD_REQUEST, f"a text is too long for this model: {error.message}",
+                             status=status, final=True)
     if _CANNOT.search(error.message) or status == 501 or (
             status in (404, 405) and not _MODEL_MISSING.search(error.message)):
         return ProviderError(Reason.BAD_REQUEST, f"this model does not embed here: {error.message}", status=status,

@@ -185,6 +185,7 @@ class OllamaProvider(HttpProvider):
     sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
     preloads = True
+    cuts_long_inputs = True  # /api/embed's `truncate`, true unless the client says otherwise
     context_hint = (f"the context you want (modelyard asks Ollama for it as num_ctx; Ollama runs {DEFAULT_CONTEXT} "
                     "unless set)")
 
@@ -373,13 +374,15 @@ class OllamaProvider(HttpProvider):
 
     async def embeddings(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """``POST /api/embed`` (docs.ollama.com/api, "Generate Embeddings"): ``input`` a list of texts, ``truncate``
-        left to Ollama (on: a text past the context is cut to it), ``dimensions`` where asked, the model's
-        ``num_ctx`` and ``keep_alive`` as for chat. Answers ``embeddings`` (a vector per text) and
-        ``prompt_eval_count``."""
+        as the client sent it (Ollama's default, on: a text past the context is cut to it; off: a 400), ``dimensions``
+        where asked, the model's ``num_ctx`` and ``keep_alive`` as for chat. Answers ``embeddings`` (a vector per
+        text) and ``prompt_eval_count``."""
         embed = request.embed
         assert embed is not None
         texts_only(embed, "Ollama's /api/embed")
         body = request_body(self.model_id, embed)
+        if embed.truncate is not None:
+            body["truncate"] = embed.truncate
         if self.config.context:
             body["options"] = {"num_ctx": self.config.context}
         if self.config.keep_alive:

@@ -36,6 +36,16 @@ def vectors_bound(first_token: float, embed: EmbedInput) -> float:
     return first_token * max(1, math.ceil(input_tokens(embed) / TOKENS_PER_BOUND))
 
 
+def input_too_long(provider: Provider, tokens: int, embed: EmbedInput) -> str:
+    """Why the model's declared ``context`` cannot take the largest input of ``tokens`` ("": it can). A vector needs
+    no room for an answer (a chat's 512 held back refused a 1,800-token chunk for a 2,048-token model), and a server
+    that cuts a long text to its context (Ollama, unless the client sent ``truncate: false``) takes any: it is asked."""
+    context = provider.config.context
+    if not context or tokens <= context or (provider.cuts_long_inputs and embed.truncate is not False):
+        return ""
+    return f"an input (about {tokens} tokens) is longer than its context of {context} tokens"
+
+
 def _model_id(provider: Provider) -> str:
     return provider.model_id.removesuffix(":latest").lower()
 

@@ -27,7 +27,7 @@ from modelyard.providers import Provider
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
-from modelyard.router.embedding import other_space, stand_in, vectors_bound
+from modelyard.router.embedding import input_too_long, other_space, stand_in, vectors_bound
 from modelyard.router.fit import too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
@@ -221,7 +221,8 @@ class Router:
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.SPEND_CAP, why))
                     continue
                 if facts.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
-                                                                    walk.request.max_tokens)):
+                                                          walk.request.max_tokens) if embed is None
+                                      else input_too_long(provider, walk.prompt_tokens(), embed)):
                     # this model's limit, not the request's fault: a larger context further on may take it
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, why))
                     continue
