@@ -302,6 +302,33 @@ class TelegramServer(FakeServer):
                 del self._messages[(chat_id, message["message_id"])]
             return update
 
+    def push_photo(self, user_id: int, chat_id: int | None = None, caption: str | None = None, *,
+                   media_group_id: str | None = None,
+                   caption_entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """A user sending a photo (``photo``: its sizes, core.telegram.org/bots/api#photosize), with ``caption``: a
+        caption opening with "/cmd" carries its bot_command entity in ``caption_entities``, as a text's does in
+        ``entities`` ("special entities like usernames, URLs, bot commands, etc. that appear in the caption",
+        core.telegram.org/bots/api#message); ``caption_entities`` given are sent as they are."""
+        chat_id = user_id if chat_id is None else chat_id
+        user = {"id": user_id, "is_bot": False, "first_name": "Tester", "language_code": "en"}
+        with self._state:
+            message_id = self._new_message_id()
+            message: dict[str, Any] = {
+                "message_id": message_id, "from": user, "chat": self._chat(chat_id, "Tester", None),
+                "date": int(time.time()),
+                "photo": [{"file_id": f"AgAD{message_id}", "file_unique_id": f"u{message_id}", "width": 90,
+                           "height": 90}]}
+            if media_group_id is not None:
+                message["media_group_id"] = media_group_id
+            if caption is not None:
+                message["caption"] = caption
+                if caption.startswith("/"):
+                    command = caption.split()[0]
+                    message["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+            if caption_entities is not None:
+                message["caption_entities"] = caption_entities
+            return self.push_update({"message": message})
+
     def push_direct_message(self, user_id: int, chat_id: int, text: str, *, topic_id: int | None = None,
                             title: str = "Team news") -> dict[str, Any]:
         """A user writing to a channel's direct messages (Bot API 9.2, core.telegram.org/bots/api-changelog#august-15-

@@ -75,6 +75,7 @@ from modelyard.frontends.streaming import (
     maybe_sent,
     retry_seconds,
 )
+from modelyard.frontends.telegram_caption import CAPTION_COMMAND, caption_command
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
@@ -477,6 +478,8 @@ class TelegramBot:
         self._riders: dict[int, list[int]] = {}
         #: channels' direct messages chats met (each said once in the log)
         self._direct_chats: set[int] = set()
+        #: albums whose caption was a command (chat id, media_group_id): their other items are not a request
+        self._command_albums: deque[tuple[int, str]] = deque(maxlen=REPLIES_KEPT)
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
@@ -486,14 +489,15 @@ class TelegramBot:
         # handler takes edited messages by default — an edited /help was answered a second time, an edited /stop
         # would stop the answer being written
         new = filters.UpdateType.MESSAGE
-        self.app.add_handler(CommandHandler(["start", "help"], self._help, filters=new))
-        self.app.add_handler(CommandHandler("agent", self._agent, filters=new))
-        self.app.add_handler(CommandHandler("status", self._status, filters=new))
-        self.app.add_handler(CommandHandler("reset", self._reset, filters=new))
-        self.app.add_handler(CommandHandler("stop", self._stop, filters=new))
+        #: the commands, by name: as a text's command (CommandHandler) or a caption's (_caption_command)
+        self._commands = {"start": self._help, "help": self._help, "agent": self._agent, "status": self._status,
+                          "reset": self._reset, "stop": self._stop}
+        for name, command in self._commands.items():
+            self.app.add_handler(CommandHandler(name, command, filters=new))
         self.app.add_handler(CallbackQueryHandler(self._rate, pattern=r"^rate:[01]$"))
         self.app.add_handler(CallbackQueryHandler(self._stale_button))
         self.app.add_handler(MessageHandler(filters.COMMAND & new, self._unknown_command))
+        self.app.add_handler(MessageHandler(CAPTION_COMMAND & new, self._caption_command))
         # a service message (a pin, the auto-delete timer set, a member joining: no text, one field saying what
         # happened) is no request: it was answered 'I can only read text messages' (crystal-autobot/autobot#123)
         self.app.add_handler(MessageHandler(new & ~filters.StatusUpdate.ALL, self._message))
@@ -950,6 +954,26 @@ class TelegramBot:
             return
         await self._say(message, "Unknown command.\n\n" + HELP)
 
+    async def _caption_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A photo or file whose caption opens with a command (telegram_caption.py): the command is carried out as if
+        sent as text, and the person told the attachment was not read. It reached the model as a request."""
+        message = update.effective_message
+        assert message is not None
+        command = caption_command(message)
+        assert command is not None  # the handler's filter
+        if not self._ours(message.caption or "/"):
+            log.info("telegram: chat %s: a caption's command for another bot, ignored", message.chat.id)
+            return
+        handler = self._commands.get(command.name, self._unknown_command)
+        if message.media_group_id is not None:
+            self._command_albums.append((message.chat.id, message.media_group_id))
+        context.args = command.args
+        log.info("telegram: chat %s: /%s in a caption, carried out as the command", message.chat.id, command.name)
+        await handler(update, context)
+        if handler is not self._unknown_command and (attached := attachment(message)) is not None:
+            await self._say(message, f"(Only the command was carried out: I can't see {attached}, and a caption "
+                                     "that is a command is not sent to a model.)")
+
     # -- conversation --------------------------------------------------------------------
 
     async def _message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -960,6 +984,8 @@ class TelegramBot:
         parts = await self._gathered(update, message)
         if parts is None:  # a later item of an album, a later piece of a long text: the first one's turn answers it
             return
+        if message.media_group_id is not None and (chat.id, message.media_group_id) in self._command_albums:
+            return  # the rest of an album whose caption was a command: no request
         if len(parts) > 1 and message.media_group_id is None:  # one text the person's app cut in pieces
             first = self._addressed(parts[0]) if group else parts[0].text
             said: list[str | None] = [first] if first is None else [
