@@ -89,10 +89,11 @@ HEALTH_FAILURES = frozenset(
 WORK_TIMEOUTS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT})
 
 
-def says_health(reason: Reason, embeddings: bool) -> bool:
+def says_health(reason: str, embeddings: bool) -> bool:
     """Whether a failure counts towards the model's cooldown. A timeout on an embeddings batch says the batch was
     long or the server busy embedding — nothing of the chats the same model serves, which a cooldown would stop
-    too; the server's own failures (refused connections, 5xx, garbage, a revoked key) count whatever was asked."""
+    too; the server's own failures (refused connections, 5xx, garbage, a revoked key) count whatever was asked.
+    ``reason``: a :class:`Reason`, or its value as the routing log keeps it."""
     return reason in HEALTH_FAILURES and not (embeddings and reason in WORK_TIMEOUTS)
 
 

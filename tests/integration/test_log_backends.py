@@ -17,7 +17,7 @@ from modelyard.config import load_config
 from modelyard.errors import ConfigError, Reason
 from modelyard.gateway import dashboard
 from modelyard.outcomes import AttemptOutcome as Outcome
-from modelyard.outcomes import RequestOutcome
+from modelyard.outcomes import RequestKind, RequestOutcome
 from modelyard.router.records import Attempt, RequestRecord
 
 runner = CliRunner()
@@ -84,6 +84,27 @@ def test_log_stats_rate_and_models_commands(tmp_path: Path, log_backend: LogBack
     assert _recent_trouble(log_backend.connect(), "cloud", "openai x", 3600).startswith(
         "1 recent failure(s), last server_error on an unknown server")
     assert _recent_trouble(log_backend.connect(), "local", "ollama x", 3600) == ""
+
+
+def test_models_counts_an_embeddings_timeout_as_the_router_does(tmp_path: Path, log_backend: LogBackend) -> None:
+    """A batch that outlived its bound cools nothing (errors.says_health): the model serves its chats. ``models`` read
+    the same row as "1 recent failure(s), last first_token_timeout" — a model said failing that the router keeps in
+    service; a chat's timeout still counts."""
+    now = time.time()
+    writer = log_backend.writer(local_models=["local"])
+    writer.submit(RequestRecord("emb111", "chat", ts=now - 20, outcome=RequestOutcome.FAILED, total_ms=700,
+                                kind=RequestKind.EMBEDDINGS,
+                                attempts=[Attempt("local", "ollama", Outcome.FALLBACK, Reason.FIRST_TOKEN_TIMEOUT,
+                                                  "no first token within 0.6s", started_at=now - 20)]))
+    writer.close()
+    assert _recent_trouble(log_backend.connect(), "local", "ollama x", 3600) == ""
+    writer = log_backend.writer(local_models=["local"])
+    writer.submit(RequestRecord("chat111", "chat", ts=now - 10, outcome=RequestOutcome.FAILED, total_ms=700,
+                                attempts=[Attempt("local", "ollama", Outcome.FALLBACK, Reason.FIRST_TOKEN_TIMEOUT,
+                                                  "no first token within 30s", started_at=now - 10)]))
+    writer.close()
+    assert _recent_trouble(log_backend.connect(), "local", "ollama x", 3600).startswith(
+        "1 recent failure(s), last first_token_timeout")
 
 
 def test_dashboard_data(log_backend: LogBackend, tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from modelyard.cli.common import (
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
-from modelyard.errors import HEALTH_FAILURES, ConfigError
+from modelyard.errors import ConfigError, says_health
 from modelyard.ledger import presence, queries
 from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, request_cost, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
@@ -58,13 +58,14 @@ def _missing(conn: LogConnection, model: str, backend: str) -> str:
 
 def _recent_trouble(conn: LogConnection, model: str, backend: str, window: float) -> str:
     """From the log: is this model on its server failing right now (as another process's router sees it)?"""
-    rows = conn.execute(f"SELECT ts, outcome, reason, backend FROM attempts WHERE {queries.ON_BACKEND} AND ts >= ? "
+    rows = conn.execute("SELECT ts, outcome, reason, backend, (SELECT kind FROM requests WHERE requests.id = "
+                        f"attempts.request_id) AS kind FROM attempts WHERE {queries.ON_BACKEND} AND ts >= ? "
                         "ORDER BY ts DESC LIMIT 20", (model, backend, time.time() - window)).fetchall()
     streak = 0
     for row in rows:
         if row["outcome"] == AttemptOutcome.OK:
             break
-        if row["reason"] in HEALTH_FAILURES:
+        if says_health(row["reason"] or "", row["kind"] == RequestKind.EMBEDDINGS):  # as the router counts it
             streak += 1
     if not streak:
         return ""
