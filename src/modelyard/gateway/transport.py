@@ -129,6 +129,18 @@ class OneWriteProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.scope[HANGUP] = Hangup()  # type: ignore[literal-required]
 
+    # -- pipelined requests: the one being answered is not uvicorn's ``cycle`` -----------------------------------------
+    #: the request whose task runs (uvicorn's ``cycle`` is the last request read: a pipelined one queued behind it)
+    _running: RequestResponseCycle | None = None
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _answered(self) -> RequestResponseCycle | None:
+        """The request being answered: uvicorn's ``cycle`` unless pipelined requests wait behind it."""
+        return self._running if self.pipeline else self.cycle
+
     # -- a request head's size: bounded, as h11 and nginx bound it (httptools does not) -------------------------------
     #: the scope of the request whose head was still incomplete after a read, and the bytes of it read since
     _head_of: object = None
@@ -338,7 +350,7 @@ class OneWriteProtocol(HttpToolsProtocol):
             self._unsent = unsent
             self._stall = self.loop.call_later(self.timeout_keep_alive, self._write_due)
             return
-        cycle = self.cycle
+        cycle = self._answered()
         if cycle is not None and not cycle.response_complete:
             hangup = cycle.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
@@ -374,10 +386,15 @@ class OneWriteProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
-        cycle = self.cycle
+        answered = self._answered()
         super().connection_lost(exc)
-        if cycle is not None and not cycle.response_complete:
-            hangup = cycle.scope.get(HANGUP)
+        if answered is not None and answered is not self.cycle and not answered.response_complete:
+            # uvicorn told only its ``cycle``, a pipelined request queued behind this one (which never runs now): the
+            # request being answered ran on for nobody, its model slot held, its row saying ``ok``
+            answered.disconnected = True
+            answered.message_event.set()
+        if answered is not None and not answered.response_complete:
+            hangup = answered.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
                 hangup.lost(hangup.gone or True)  # a reason the server gave (a stall) stays
 
