@@ -65,6 +65,16 @@ class Message:
     thinking: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class ServerTimes:
+    """How long the server itself says it took, in nanoseconds (Ollama's ``load_duration``, ``prompt_eval_duration``,
+    ``eval_duration``; llama.cpp's ``timings.prompt_ms`` and ``predicted_ms``): None where it said nothing of a part."""
+
+    prompt_ns: int | None = None
+    eval_ns: int | None = None
+    load_ns: int | None = None
+
+
 @dataclass(slots=True)
 class Usage:
     """Tokens of one answer. ``input_tokens`` is the whole prompt; the two cache counts say how much of it the
@@ -78,6 +88,8 @@ class Usage:
     #: the server's own generation speed, output tokens per second of decoding (Ollama's eval_count / eval_duration,
     #: llama.cpp's timings.predicted_per_second): measured where the tokens were made, so preferred to a client's clock
     tokens_per_s: float | None = None
+    #: the server's own timing of the prompt and the answer, passed on as it stated them (the gateway's Ollama wire)
+    server_times: ServerTimes | None = None
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,

@@ -296,8 +296,14 @@ class OllamaWriter:
                            response.thinking if whole and self.thinking else "",
                            response.tool_calls if whole else None)
         prompt_ns, eval_ns = durations(measured, self.first_ns or now, now, self.started_ns)
+        stated = response.usage.server_times
+        load_ns = 0
+        if stated is not None:  # the backend's own figures where it stated them: ours include the way to it and back
+            prompt_ns = prompt_ns if stated.prompt_ns is None else stated.prompt_ns
+            eval_ns = eval_ns if stated.eval_ns is None else stated.eval_ns
+            load_ns = stated.load_ns or 0
         return {**body, "done": True, "done_reason": done_reason(response, self.stopped),
-                "total_duration": now - self.started_ns, "load_duration": 0,
+                "total_duration": now - self.started_ns, "load_duration": load_ns,
                 "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": prompt_ns,
                 "eval_count": response.usage.output_tokens, "eval_duration": eval_ns}
 

@@ -45,7 +45,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import content_parts, usage_from
-from modelyard.providers.speed import server_rate
+from modelyard.providers.speed import ollama_times, server_rate
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, TextPrompt
 
@@ -81,6 +81,7 @@ def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
         usage.input_tokens = request_tokens(request)
     if usage is not None:  # Ollama's own decoding time: eval_duration in ns (docs.ollama.com/api/usage)
         usage.tokens_per_s = server_rate(data.get("eval_count"), data.get("eval_duration"), 1e-9)
+        usage.server_times = ollama_times(data)
     return [Chunk("usage", usage=usage), Chunk("done", stop_reason=str(data.get("done_reason") or ""))]
 
 

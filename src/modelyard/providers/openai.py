@@ -69,7 +69,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
-from modelyard.providers.speed import llama_timings
+from modelyard.providers.speed import llama_times, llama_timings
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -460,6 +460,7 @@ def _timed(timings: Any) -> Usage | None:
     usage = usage_from({"in": prompt + cached, "out": made}, "in", "out")
     if usage is not None:
         usage.tokens_per_s = llama_timings(timings)
+        usage.server_times = llama_times(timings)
     return usage
 
 
@@ -1079,6 +1080,7 @@ class OpenAIProvider(HttpProvider):
                             usage = _counted(reported) or usage
                             if usage is not None and "timings" in data:  # llama-server's, on its usage chunk
                                 usage.tokens_per_s = llama_timings(data["timings"])
+                                usage.server_times = llama_times(data["timings"])
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
                             resp.answered = True

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelyard.types import ServerTimes
+
 #: tokens an answer needs for a measured speed: the first and two more, two gaps timed
 MIN_TOKENS = 3
 #: seconds from the first token to the end an answer needs for a measured speed: below it, the span is the client's
@@ -44,3 +46,29 @@ def llama_timings(timings: Any) -> float | None:
     if type(timings) is not dict:
         return None
     return server_rate(timings.get("predicted_n"), timings.get("predicted_ms"), 1e-3)
+
+
+def _ns(value: Any, unit_ns: float) -> int | None:
+    """A stated duration in ns, or None when it is not a usable figure (absent, not a number, negative, not finite)."""
+    if type(value) not in (int, float) or not 0 <= value < float("inf"):
+        return None
+    return round(value * unit_ns)
+
+
+def ollama_times(data: dict[str, Any]) -> ServerTimes | None:
+    """Ollama's own durations on an answer's last line, in ns as it states them (docs.ollama.com/api/usage: "All
+    timing values are measured in nanoseconds"), or None when it gave none."""
+    times = ServerTimes(_ns(data.get("prompt_eval_duration"), 1), _ns(data.get("eval_duration"), 1),
+                        _ns(data.get("load_duration"), 1))
+    return None if times == _NONE else times
+
+
+def llama_times(timings: Any) -> ServerTimes | None:
+    """llama.cpp's ``timings``: ``prompt_ms`` (the prompt's evaluation) and ``predicted_ms`` (the decoding), in ns."""
+    if type(timings) is not dict:
+        return None
+    times = ServerTimes(_ns(timings.get("prompt_ms"), 1e6), _ns(timings.get("predicted_ms"), 1e6))
+    return None if times == _NONE else times
+
+
+_NONE = ServerTimes()
