@@ -219,12 +219,17 @@ def test_backend_killed_and_restarted_mid_run(tmp_path, fakes, monkeypatch):
 
 
 def test_cloud_key_revoked_while_requests_are_in_flight(tmp_path, fakes, monkeypatch):
+    """Run alone it failed: the first request of a process imported aiohttp (1.3-1.7 s at load ~8) inside the cloud
+    model's 0.5 s first-token bound, so the three never reached the fake together (now imported when the gateway
+    starts, gateway/app.py). Its own margin was tight too: a 0.3 s answer under a 0.5 s bound, three clients, the
+    gateway and the fakes in one process on two loaded cores. Nothing here is about timeouts: the bounds are wide."""
     monkeypatch.setenv(ANTHROPIC_ENV, ANTHROPIC_KEY)
     oa, ol, an = fakes
     for s in fakes:
         s.reset()
-    an.set_default(Fault.delay(0.3))
+    an.set_default(Fault.delay(1.0))
     config = gateway_config(tmp_path, oa.url, ol.url, an.url, slots={"cloud_slots": 8},
+                            timeouts={**TIGHT, "first_token": 5.0, "idle": 5.0, "total": 20.0},
                             cooldown={"failures": 1, "seconds": 0.5, "max_seconds": 1})
     with GatewayServer(config) as gw:
         results: list[httpx.Response] = []

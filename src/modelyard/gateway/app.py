@@ -54,6 +54,7 @@ from modelyard.gateway.routing import AUTO, listed_names, resolve, shared_router
 from modelyard.gateway.text_completions_route import fim_completions, text_completions
 from modelyard.gateway.transport import send_whole
 from modelyard.ledger.store import LogUnavailable
+from modelyard.providers.http import load_http_client
 from modelyard.router.clock import current_loop
 from modelyard.router.records import RequestRecord
 from modelyard.runtime import Runtime
@@ -522,6 +523,7 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         background: list[asyncio.Task[None]] = []
         runtime.pool.join()
+        load_http_client()  # not in the first request's time bounds
         if keep_warm:
             from modelyard.ops.warmup import keep_warm as keep_models_warm
 

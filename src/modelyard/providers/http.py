@@ -21,7 +21,6 @@ import threading
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from time import time
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
+from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
 
 Extract = Callable[[Any], tuple[str, str]]
@@ -60,6 +60,14 @@ class _Aiohttp:
 
 if not TYPE_CHECKING:
     aiohttp = _Aiohttp()
+
+
+def load_http_client() -> None:
+    """Import ``aiohttp`` now, before any request is timed: a process that serves requests calls it at start-up. Left
+    to the first request, its import (1.3–1.7 s here at load ~8) ran inside that attempt's first-token bound and on
+    the event loop — a healthy model failed over (``first_token_timeout``, its breaker opened) and every other client
+    waited."""
+    aiohttp.ClientSession  # noqa: B018 - the first attribute read imports it (:class:`_Aiohttp`)
 
 
 #: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
@@ -1012,31 +1020,6 @@ def openai_tools(tools: list[ToolDefinition]) -> list[dict[str, Any]]:
     """Tool definitions in the OpenAI shape that Ollama, OpenAI-compatible servers and llama.cpp share."""
     return [{"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in tools]
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-        except (TypeError, ValueError):
-            return None
-
-
-def retry_after_ms(value: str | None) -> float | None:
-    """``retry-after-ms`` (Azure OpenAI, OpenAI; the official SDKs read it before ``retry-after``): milliseconds, in
-    seconds. Without it a 429 that gave only this header cooled for the breaker's few seconds."""
-    if not value:
-        return None
-    try:
-        ms = float(value)
-    except ValueError:
-        return None
-    return ms / 1000 if 0 <= ms < float("inf") else None
 
 
 #: the prefix LiteLLM's proxy gives the upstream's own headers (:func:`error_from_body`)
