@@ -176,3 +176,41 @@ async def test_an_answer_streamed_in_a_group_stays_within_the_groups_budget(tmp_
     assert not [c.error for c in tg.calls if (c.error or "").startswith("Too Many Requests")]
     assert len([c for c in tg.calls_to("editMessageText") if c.chat_id == GROUP]) >= 3  # it still streams
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+#: the channel a post replied to in another chat comes from (MessageOriginChannel: type, date, chat, message_id —
+#: core.telegram.org/bots/api#messageoriginchannel)
+VENTURE = {"id": -1_001_555_000_077, "title": "Venture Capital", "type": "channel"}
+
+
+async def test_a_reply_to_another_chats_message_shows_the_model_what_it_replies_to(tmp_path, tg, llm):
+    """Telegram's "Reply in another chat": Alice replies to a channel's post in her chat with the bot, quoting a
+    sentence of it, then to a photo Bob sent elsewhere. Such a message has no reply_to_message but ``external_reply``
+    (ExternalReplyInfo: who wrote it, its media, never its text — core.telegram.org/bots/api#externalreplyinfo) and
+    the part selected in ``quote`` (#textquote). Only her question reached the model ("what does this mean?" about
+    nothing: NousResearch/hermes-agent#93722). Now the model gets the quote and whose it is; for the photo, that it
+    was one and is not shown."""
+    config = bot_config(tmp_path, tg, llm)
+    private = {"id": ALICE, "first_name": "Alice", "type": "private"}
+    now = int(time.time())
+    post = {"origin": {"type": "channel", "date": now - 60, "chat": VENTURE, "message_id": 77}, "chat": VENTURE,
+            "message_id": 77}
+    photo = {"origin": {"type": "user", "date": now - 30,
+                        "sender_user": {"id": 222, "is_bot": False, "first_name": "Bob"}},
+             "photo": [{"file_id": "AgADx", "file_unique_id": "ux", "width": 90, "height": 90}]}
+    async with running_bot(config, tg):
+        tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "chat": private, "date": now,
+                                    "text": "what does this mean?", "external_reply": post,
+                                    "quote": {"text": "One of my favorite tricks is the inversion process.",
+                                              "position": 0, "is_manual": True}}})
+        await eventually(final_message(tg, ALICE), 20)
+        tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "chat": private, "date": now,
+                                    "text": "is this real?", "external_reply": photo}})
+        await eventually(lambda: len(llm.requests) == 2, 20)
+    first = llm.requests[0].json["messages"][-1]["content"]
+    assert first.startswith("what does this mean?")
+    assert ('a message from the channel Venture Capital in another chat, quoting: "One of my favorite tricks is the '
+            'inversion process."') in first
+    second = llm.requests[1].json["messages"][-1]["content"]
+    assert second.startswith("is this real?")
+    assert "a reply to a photo from Bob in another chat, not shown to you" in second

@@ -35,7 +35,15 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from telegram import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    ExternalReplyInfo,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import (
     BadRequest,
@@ -76,6 +84,7 @@ from modelyard.frontends.streaming import (
     retry_seconds,
 )
 from modelyard.frontends.telegram_caption import CAPTION_COMMAND, caption_command
+from modelyard.frontends.telegram_elsewhere import replied_elsewhere
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
@@ -202,7 +211,7 @@ _ATTACHMENTS = (("photo", "a photo"), ("video", "a video"), ("animation", "a GIF
 _HEARD = ("a voice message", "an audio file", "a video message")
 
 
-def attachment(message: Message) -> str | None:
+def attachment(message: Message | ExternalReplyInfo) -> str | None:
     """What the message carries besides text ("a photo"), None for plain text."""
     return next((said for field, said in _ATTACHMENTS if getattr(message, field, None)), None)
 
@@ -1078,7 +1087,10 @@ class TelegramBot:
         nullclaw/nullclaw#916, lvndry/jazz#438; NousResearch/hermes-agent#23091 for the quote). None for no reply, or
         one to a message with nothing to read (a forum topic's opening, a sticker)."""
         replied = message.reply_to_message
-        if replied is None or replied.forum_topic_created is not None:
+        if replied is None:  # or one to another chat's message (telegram_elsewhere.py)
+            external = message.external_reply
+            return replied_elsewhere(message, attachment(external) if external else None, REPLIED_CHARS)
+        if replied.forum_topic_created is not None:
             return None
         own = replied.from_user is not None and replied.from_user.id == self.app.bot.id
         quoted = message.quote.text if message.quote is not None else None
