@@ -16,6 +16,7 @@ from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
     BALANCE_WORDS,
+    CONTEXT_FULL,
     NOT_JSON,
     USAGE_LIMIT_WORDS,
     HttpProvider,
@@ -63,7 +64,18 @@ def _extract_error(body: Any) -> tuple[str, str]:
         return BALANCE_SPENT, message
     if BALANCE_WORDS.search(message):  # an Anthropic-compatible API's empty balance under a 429 (http.BALANCE_WORDS)
         return BALANCE_SPENT, message
+    if message.startswith(_LONG_CONTEXT_REFUSED):
+        return CONTEXT_FULL, (f"{message} (the prompt is past the context the account takes without extra usage: "
+                              "another model may take it)")
     return kind, message
+
+
+#: a subscription's 429 ``rate_limit_error`` for a prompt past the standard context, which only extra usage pays for
+#: (anthropics/claude-code#33514, #50784; a ~317k-token context: griffinmartin/opencode-claude-auth#64). As a rate
+#: limit it was asked again and the model cooled for every request, short ones too (router-for-me/CLIProxyAPI#2464: "I
+#: need to wait for model cooling down"; Wei-Shaw/sub2api#572: "should not be rate-limited for 5 minutes"). The
+#: request's, as a prompt past the context is: the next model, this one not counted as sick
+_LONG_CONTEXT_REFUSED = "Extra usage is required for long context"
 
 
 #: how the API refuses an account under a 400 invalid_request_error: an empty balance ("Your credit balance is too low

@@ -1132,9 +1132,16 @@ NOT_CHAT = "not_a_chat_model"
 #: (lmstudio-bug-tracker#1730, #1217). The 400 was a bad_request: the model never cooled and every request was asked
 #: of it first, refused, until someone loaded it. It holds until someone does, as a model not there
 NOT_LOADED = "model_not_loaded"
+#: the request alone is past the model's tokens-per-minute allowance (OpenAI's 429, Groq's 413 "Request too large for
+#: … on tokens per min (TPM)": :data:`modelyard.providers.output_cap.ALLOWANCE_WORDS`). The 429 was a rate limit: asked
+#: again after a backoff for the same refusal, and the model cooled for every other request, which it would have taken.
+#: The request's, as a prompt past the context is: the router asks once more within the allowance when a smaller
+#: ``max_tokens`` makes it fit, else the next model, this one not counted as sick
+PAST_ALLOWANCE = "past_allowance"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
-                 HISTORY_REFUSED: Reason.BAD_REQUEST, NO_ROOM: Reason.MODEL_MISSING, NO_MEMORY: Reason.OVERLOADED,
+                 HISTORY_REFUSED: Reason.BAD_REQUEST, PAST_ALLOWANCE: Reason.BAD_REQUEST,
+                 NO_ROOM: Reason.MODEL_MISSING, NO_MEMORY: Reason.OVERLOADED,
                  NOT_CHAT: Reason.MODEL_MISSING, NOT_LOADED: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,
                  "generation": Reason.SERVER_ERROR, "incomplete_generation": Reason.SERVER_ERROR,

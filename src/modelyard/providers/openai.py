@@ -45,6 +45,7 @@ from modelyard.providers.http import (
     NOT_CHAT_WORDS,
     NOT_JSON,
     NOT_LOADED,
+    PAST_ALLOWANCE,
     REFUSED,
     SYSTEM_FIRST_WORDS,
     TOOL_USE_FAILED,
@@ -67,6 +68,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
+from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.providers.speed import llama_times, llama_timings
@@ -206,6 +208,9 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
         return ALLOWANCE_SPENT, f"the cloud plan's usage allowance is spent: {message}"
     if BALANCE_WORDS.search(message):  # an account that cannot pay, said under a 429 (http.BALANCE_WORDS)
         return BALANCE_SPENT, message
+    if ALLOWANCE_WORDS.search(message):  # the request alone is past the per-minute allowance (http.PAST_ALLOWANCE)
+        return PAST_ALLOWANCE, (f"{message} (the request alone, its max_tokens counted, is past the model's "
+                                "tokens-per-minute allowance: no wait makes it pass; another model may take it)")
     if message.startswith("No models loaded."):  # LM Studio (http.NOT_LOADED)
         return NOT_LOADED, (f"{message} (LM Studio has not loaded the model and does not load it on request: load it, "
                             "or turn on just-in-time model loading)")

@@ -66,9 +66,25 @@ _SGLANG = re.compile(r"maximum context length of (\d+) tokens\. You requested a 
 _TGI = re.compile(r"`max_new_tokens` must be <= (\d+)\. Given: (\d+) `inputs` tokens")
 
 
-def refused_limit(message: str) -> Refusal | None:
+#: a request larger by itself than the model's tokens-per-minute allowance, which counts the prompt *and* the
+#: request's ``max_tokens``: OpenAI's 429 "Request too large for gpt-4o on tokens per min (TPM): Limit 30000, Requested
+#: 342389." (vanna-ai/vanna-flask#11) and Groq's 413 "Request too large for model `llama-3.1-8b-instant` in organization
+#: `org_…` service tier `on_demand` on tokens per minute (TPM): Limit 6000, Requested 12328, please reduce your message
+#: size and try again." (``type: "tokens"``, ``code: "rate_limit_exceeded"``: HunorLaczko/ha-groq-cloud-api#27,
+#: elizaOS/eliza#4040; a one-word request refused for its 32k ``max_tokens``: zeeyado/koassistant.koplugin#106). No wait
+#: makes it pass; a smaller ``max_tokens`` may. Groq's "Rate limit reached … Limit 6000, Used 5034, Requested 1443.
+#: Please try again in 4.77s" is a real rate limit: not these words
+ALLOWANCE_WORDS = re.compile(r"Request too large for .{1,300}? on tokens per min(?:ute)? \(TPM\): Limit (\d+), "
+                             r"Requested (\d+)", re.S)
+
+
+def refused_limit(message: str, asked: int | None = None) -> Refusal | None:
     """The output limit a backend's "max_tokens too large" error states, or None (another error, or a
-    prompt that alone fills the context: no max_tokens would help)."""
+    prompt that alone fills the context: no max_tokens would help). ``asked``: the ``max_tokens`` sent, which a
+    tokens-per-minute refusal counts in its "Requested" (:data:`ALLOWANCE_WORDS`)."""
+    if asked is not None and (m := ALLOWANCE_WORDS.search(message)):
+        limit = int(m.group(1)) - max(int(m.group(2)) - asked, 0)  # the allowance less the prompt's share
+        return Refusal(limit, False) if limit > 0 else None
     if ("max_tokens" not in message and "maximum context length" not in message and "completion tokens" not in message
             and "max_new_tokens" not in message):
         return None

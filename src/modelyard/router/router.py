@@ -406,7 +406,7 @@ class Router:
                     record.error = str(exc)
                     raise StreamInterrupted(walk.agent, record, buffer.text) from None
                 if (exc.reason is Reason.BAD_REQUEST and not refitted and request.max_tokens is not None
-                        and (refusal := refused_limit(exc.message)) is not None
+                        and (refusal := refused_limit(exc.message, request.max_tokens)) is not None
                         and refusal.limit < request.max_tokens):
                     # "max_tokens too large": the limit is in its words; ask once more within it, at once
                     refitted = True
