@@ -68,10 +68,10 @@ def _posts(server: Any) -> list[Any]:
 
 
 async def _route(servers: dict[str, Any], tmp_path: Path, request: ChatRequest,  # noqa: F811
-                 *faults: Fault) -> tuple[Any, float]:
+                 *faults: Fault, kind: str = "openai") -> tuple[Any, float]:
     """The routed answer, and how long the primary cools down after it."""
-    servers["openai"].push(*faults)
-    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    servers[kind].push(*faults)
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
     try:
         routed = await router.complete("agent", request)
         return routed, router.pool.local("primary").health.seconds_left()
@@ -153,14 +153,7 @@ async def test_anthropics_long_context_refusal_is_the_requests_not_a_rate_limit(
     "I need to wait for model cooling down"; Wei-Shaw/sub2api#572: it "should not be rate-limited for 5 minutes").
     Now the request's, as a prompt past the context is: the next model at once, the model not cooled."""
     fault = Fault.raw(429, json.dumps(LONG_CONTEXT_429), headers=JSON)
-    servers["anthropic"].push(fault, fault)
-    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
-    try:
-        routed = await router.complete("agent", LONG)
-        cooling = router.pool.local("primary").health.seconds_left()
-    finally:
-        await router.aclose()
-        writer.close()
+    routed, cooling = await _route(servers, tmp_path, LONG, fault, fault, kind="anthropic")
     assert outcomes(routed) == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
     assert "Extra usage is required" in (routed.record.attempts[0].detail or "")
     assert len(_posts(servers["anthropic"])) == 1
