@@ -62,6 +62,20 @@ if not TYPE_CHECKING:
     aiohttp = _Aiohttp()
 
 
+def _broke(exc: BaseException) -> str:
+    """Why a body stopped after its headers, in words: aiohttp's ``ClientPayloadError`` said nothing to whoever reads
+    the row; a body cut short of its framing is what a proxy's or load balancer's own timeout, or a server killed
+    mid-answer, leaves (RFC 9112 §7.1, §8: an incomplete message)."""
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.http_exceptions.TransferEncodingError):
+        return ("stream broke: the answer was cut off before its last chunk (the server, or a proxy in between, "
+                "closed the connection mid-answer)")
+    if isinstance(cause, aiohttp.http_exceptions.ContentLengthError):
+        return ("stream broke: the answer was cut off short of its content-length (the server, or a proxy in "
+                "between, closed the connection mid-answer)")
+    return f"stream broke: {type(exc).__name__}"
+
+
 def load_http_client() -> None:
     """Import ``aiohttp`` now, before any request is timed: a process that serves requests calls it at start-up. Left
     to the first request, its import (1.3–1.7 s here at load ~8) ran inside that attempt's first-token bound and on
@@ -955,7 +969,7 @@ class _Stream:
                     raise ProviderError(Reason.MALFORMED_RESPONSE,
                                         f"the answer's {response.headers.get('content-encoding', '')} encoding does "
                                         "not decode") from exc
-                raise ProviderError(Reason.CONNECTION_DROPPED, f"stream broke: {type(exc).__name__}") from exc
+                raise ProviderError(Reason.CONNECTION_DROPPED, _broke(exc)) from exc
             return False
         finally:
             try:
