@@ -24,7 +24,9 @@ def init(
         "ask the model servers on this machine (Ollama, llama-server, LM Studio, vLLM) what they serve "
         "and build the config from those models"))] = False,
     endpoint: Annotated[list[str] | None, typer.Option(
-        "--endpoint", help="with --detect: a server to ask instead of the usual addresses (repeatable)")] = None,
+        "--endpoint", help=("with --detect: a server to ask instead of the usual addresses, as a URL or HOST[:PORT] "
+                             "(a host alone is asked at each kind's usual port: Ollama 11434, llama-server 8080, "
+                             "LM Studio 1234, vLLM 8000) (repeatable)"))] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Write a starter config to edit."""
@@ -42,10 +44,8 @@ def init(
         beside = target.with_name(f"{target.stem}.new{target.suffix or '.yaml'}")
         raise fail(f"{target} exists; --force overwrites it, your edits with it — or write the new one beside it and "
                    f"compare: modelyard init {' '.join([str(beside), *again])}")
-    # `--endpoint 127.0.0.1:11434`, as OLLAMA_HOST and `ollama serve` write it, was asked as is: 'nothing found
-    # (connect_error)' with the server right there
-    asked = [e if "://" in e else f"http://{e.strip()}" for e in endpoint or []]
-    text = _detected(source, asked) if detect or endpoint else source.read_text()
+    # `--endpoint 127.0.0.1:11434` or `gpu-box`, as OLLAMA_HOST and `ollama serve` write them: ops/starter.asked_at
+    text = _detected(source, list(endpoint or [])) if detect or endpoint else source.read_text()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")

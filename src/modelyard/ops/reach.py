@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from modelyard.providers import Provider
 
@@ -89,6 +90,25 @@ def _proxy_note() -> str:
 _EVERY_INTERFACE = frozenset({"0.0.0.0", "::", "[::]"})
 
 
+def _port_left_out(provider: Provider, address: tuple[str, int]) -> str:
+    """An ``http://`` endpoint written without its port is asked at 80, as a browser, curl and Ollama's own client
+    (envconfig.getOllamaHost: 80 after an explicit ``http://``) ask it; a model server listens elsewhere (Ollama
+    11434, llama-server 8080), so "nothing listening on gpu-box:80" is said with the port this provider's servers
+    use and the line to write. Empty when the endpoint names its port, or the provider has no usual one."""
+    endpoint, usual = getattr(provider, "endpoint", ""), getattr(provider, "default_endpoint", "")
+    try:
+        given, default = urlsplit(endpoint), urlsplit(usual)
+        if given.scheme != "http" or given.port is not None or default.port in (None, 80) or not given.hostname:
+            return ""
+    except ValueError:
+        return ""
+    if address != (given.hostname, 80):  # asked through a proxy: its own port is the one said
+        return ""
+    host = f"[{given.hostname}]" if ":" in given.hostname else given.hostname
+    return (f"; the endpoint names no port, so http's 80 was asked — {provider.config.provider} servers listen on "
+            f"{default.port} unless told otherwise: write endpoint: http://{host}:{default.port}{given.path}")
+
+
 def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> dict[str, str]:
     """model → why its server cannot be reached, for the models whose server did not accept a
     connection within ``budget`` seconds (models served in-process are not checked)."""
@@ -107,5 +127,5 @@ def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> di
         if why is None:
             why = f"no answer from {_shown(*addr)} within {budget:g}s"
         if why:
-            out[name] = why
+            out[name] = why + ("" if why.startswith("the name ") else _port_left_out(providers[name], addr))
     return out

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard import registry
 from modelyard.errors import ProviderError
@@ -82,13 +83,36 @@ def _discoverers() -> dict[str, Any]:
     return out
 
 
+def asked_at(endpoint: str, usual: Sequence[str]) -> tuple[str, ...]:
+    """Where to ask a server named on the command line, by a backend whose servers listen at ``usual``.
+
+    ``host:port`` is ``http://host:port``; a host written alone, without scheme or port (``gpu-box``), is asked at
+    each usual port of the backend on that host — Ollama reads ``OLLAMA_HOST=gpu-box`` as port 11434
+    (envconfig.getOllamaHost: 80 only after an explicit ``http://``), and ``init --endpoint gpu-box`` asked port 80:
+    'nothing found (connect_error)' with Ollama right there. A URL with its scheme is asked as written."""
+    text = endpoint.strip().rstrip("/")
+    if "://" in text:
+        return (text,)
+    try:
+        parts = urlsplit(f"//{text}")
+        port, host = parts.port, parts.hostname
+    except ValueError:  # a port that is no number: asked as written, its failure said
+        port, host = None, None
+    if port is not None or not host or not usual:
+        return (f"http://{text}",)
+    shown = f"[{host}]" if ":" in host else host
+    ports = dict.fromkeys(p for u in usual if (p := urlsplit(u).port) is not None)
+    return tuple(f"http://{shown}:{p}" for p in ports) or (f"http://{text}",)
+
+
 async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Discovery:
-    """Ask each backend's usual addresses (or ``endpoints``, each as every backend) at once.
+    """Ask each backend's usual addresses (or ``endpoints``, each as every backend: :func:`asked_at`) at once.
 
     An address several protocols answer (Ollama also serves ``/v1/models``) keeps the answer with
     the most facts, so a model is listed once, by its native protocol."""
     asks = [(name, ep.rstrip("/")) for name, cls in _discoverers().items()
-            for ep in (endpoints or cls.endpoints_to_try())]
+            for given in (endpoints or ("",))
+            for ep in (asked_at(given, cls.endpoints_to_try()) if given else cls.endpoints_to_try())]
     tasks = [asyncio.ensure_future(_ask(name, ep)) for name, ep in asks]
     done, pending = await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
     for task in pending:
