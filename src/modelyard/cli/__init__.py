@@ -221,8 +221,15 @@ class LazyGroup(TyperGroup):
             commands.listing = False
 
 
+#: the first steps, under the command list: twenty commands in --help's order (ask first, init eighth) left a newcomer
+#: to guess where to start, and `ask` before `init` read the embedded default's models, not theirs
+FIRST_STEPS = ("First steps: `modelyard init --detect` writes a config from the model servers on this machine "
+               "(`--endpoint HOST[:PORT]` for one on another), `modelyard models` says whether each model is "
+               "reachable, `modelyard ask \"hello\"` sends a first request. `modelyard COMMAND --help` for each.")
+
 app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Route agent requests across local and cloud models, with fallbacks and an honest log.")
+                  help="Route agent requests across local and cloud models, with fallbacks and an honest log.",
+                  epilog=FIRST_STEPS)
 
 
 def _version(value: bool) -> None:

@@ -30,6 +30,7 @@ from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
+from modelyard.cli.which_config import embedded_default_note
 from modelyard.config.names import did_you_mean
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
@@ -230,6 +231,8 @@ def ask(
                 tried = {a.model for r in reply.records for a in r.attempts}
                 for line in ollama_host.notes(runtime.config, runtime.config_path, tried):
                     err.print(line.strip(), highlight=False, markup=False)
+                if default := embedded_default_note(runtime.config_path):
+                    err.print(default, highlight=False, markup=False)
             if shared := _borrowed(runtime):
                 err.print(shared, style="dim", highlight=False, markup=False)
         return 0 if reply.answered else 1

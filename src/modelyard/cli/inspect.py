@@ -26,6 +26,7 @@ from modelyard.cli.common import (
     note,
 )
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
+from modelyard.cli.which_config import embedded_default_note
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.errors import ConfigError, says_health
@@ -208,6 +209,8 @@ def models(
             console.print(apart, highlight=False, markup=False, soft_wrap=False)
         if gone := left_out(MODEL_COLUMNS, table):
             console.print(gone, highlight=False, markup=False, soft_wrap=False)
+        if default := embedded_default_note(path):
+            console.print(default, highlight=False, markup=False, soft_wrap=False)
     if unread is not None:
         raise fail(unread, code=1)
     if blind is not None:  # it exited 0, as if the slots shown were every process's; the reason is in the caption
