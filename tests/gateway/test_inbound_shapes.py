@@ -226,3 +226,23 @@ def test_ollamas_latest_tag_pasted_into_an_openai_client_is_ignored_as_on_the_ol
     assert r.status_code == 200, r.text
     r = httpx.post(gateway.url + path, json={**body, "model": "nope:latest"}, timeout=15)
     assert r.status_code == 404 and "'nope:latest'" in r.text
+
+
+@pytest.mark.parametrize(("method", "path", "meant"), [
+    ("POST", "/v1/chat/completion", "POST /v1/chat/completions"),
+    ("POST", "/v1/embedding", "POST /v1/embeddings"),
+    ("GET", "/v1/model", "GET /v1/models"),
+])
+def test_a_path_one_slip_away_names_the_endpoint_meant(gateway, method, path, meant):
+    """The 404 listed all 24 endpoints and left the reader to find the one meant; a path one letter off is named
+    first (a client's base URL joined with its own path is where such slips come from: OpenHands/OpenHands#6836,
+    BerriAI/litellm#9445)."""
+    r = httpx.request(method, gateway.url + path, json={"model": "coder"}, timeout=15)
+    assert r.status_code == 404
+    assert r.json()["error"]["message"].startswith(f"no endpoint {method} {path} (did you mean {meant}?); "), r.text
+
+
+def test_a_path_nothing_like_a_served_one_is_not_given_a_guess(gateway):
+    """Guard (passes on the old code too): Ollama's /api/pull is no slip for /api/show or /api/chat."""
+    r = httpx.post(gateway.url + "/api/pull", json={"model": "coder"}, timeout=15)
+    assert r.status_code == 404 and "did you mean" not in r.json()["error"]

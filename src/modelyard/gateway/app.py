@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import re
@@ -348,11 +349,22 @@ def _endpoints(app: Starlette) -> list[str]:
     return out
 
 
+def _nearest(app: Starlette, method: str, path: str) -> str:
+    """A path one slip away from one served for this method — `/v1/chat/completion`, `/v1/embedding`, `/v1/model` —
+    named first: the 404 listed all 24 endpoints, the one meant among them (a client's base URL plus its own path is
+    where such slips come from: OpenHands/OpenHands#6836, BerriAI/litellm#9445)."""
+    served = [route.path for route in app.routes if isinstance(route, Route) and route.methods
+              and method in route.methods and "{" not in route.path]
+    near = difflib.get_close_matches(path.rstrip("/"), served, n=1, cutoff=0.85)
+    return f" (did you mean {method} {near[0]}?)" if near else ""
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        answer = error_response(404, f"no endpoint {request.method} {request.url.path}; this gateway serves: "
-                                + ", ".join(_endpoints(request.app)), code="not_found")
+        path = request.url.path
+        answer = error_response(404, f"no endpoint {request.method} {path}{_nearest(request.app, request.method, path)}"
+                                "; this gateway serves: " + ", ".join(_endpoints(request.app)), code="not_found")
     elif exc.status_code == 405 and (allow := (exc.headers or {}).get("Allow")):  # `curl URL` is a GET
         answer = error_response(405, f"{request.method} {request.url.path} is not served: use {allow}",
                                 code="method_not_allowed", headers=exc.headers)
