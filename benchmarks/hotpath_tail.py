@@ -10,7 +10,8 @@ One run, on loopback: the instant backend and the floor proxy of ``bench_gateway
 - every SQLite statement and its thread (a ``sqlite3.Connection`` subclass as the connections' factory):
   the writer's commits, the checkpoint thread's ``wal_checkpoint``s, the writer's own folds;
 - every routing-log commit wait of a request (``LogWriter.wait_written``) and whether its blocking part
-  (``SOLE_WAIT``) sufficed.
+  (``SOLE_WAIT``) sufficed, and every hand-off of a row (``LogWriter.submit``: where a lone row is committed on the
+  loop's own thread since round 22, so the commit's time moved from the wait into it).
 
 The client sends ``-n`` sequential requests to each of ``serve`` and the floor (two halves, interleaved, after
 300 of warm-up each), keeping each request's index and start. The report: both latency distributions; the
@@ -80,6 +81,14 @@ async def wait_written(self, timeout=10.0, *, block=0.0):
     events.append(("wait", t0, pc() - t0, block))
     return ok
 writer.LogWriter._wait_blocking, writer.LogWriter.wait_written = wait_blocking, wait_written
+submitting = writer.LogWriter.submit
+def submit(self, record, *, crowd=False):
+    t0 = pc()
+    try:
+        return submitting(self, record, crowd=crowd)
+    finally:
+        events.append(("submit", t0, pc() - t0, crowd))
+writer.LogWriter.submit = submit
 def dump(*_):
     out = os.environ["HOTPATH_TAIL_OUT"]
     with open(out + ".part", "w") as f:
@@ -147,7 +156,7 @@ def report(lat: dict[str, list[Sample]], events: list[list[Any]]) -> list[str]:
     sql = [e for e in inside if e[0] == "sql"]
     checkpoints = [(e[1], e[1] + e[2]) for e in sql if "wal_checkpoint" in e[3] and e[4].endswith("checkpoint")]
     folds = [e[2] * 1000 for e in sql if "wal_checkpoint" in e[3] and e[4].endswith("writer")]
-    commits = [e for e in sql if e[3].startswith("COMMIT") and e[4].endswith("writer")]
+    commits = [e for e in sql if e[3].startswith("COMMIT") and not e[4].endswith("checkpoint")]
 
     def overlaps(spans: list[tuple[float, float]], a: float, b: float) -> bool:
         return any(s < b and e > a for s, e in spans)
@@ -165,6 +174,12 @@ def report(lat: dict[str, list[Sample]], events: list[list[Any]]) -> list[str]:
     waits = [e[2] * 1000 for e in inside if e[0] == "wait"]
     lines.append(f"commit waits: {dist(waits)}; the blocking wait ran out in {sum(1 for e in blocks if not e[3])} "
                  f"of {len(blocks)}")
+    # the hand-off too: a lone row committed at it (round 22) moves the commit from the wait into submit
+    submits = [e[2] * 1000 for e in inside if e[0] == "submit"]
+    on_loop = sum(1 for e in commits if not e[4].endswith("writer"))
+    lines.append(f"hand-offs (submit): {dist(submits)}; hand-off + commit wait: "
+                 f"{dist([a + b for a, b in zip(submits, waits, strict=False)])}; commits on the loop's thread: "
+                 f"{on_loop} of {len(commits)}")
     slow = sorted(sorted(serve, key=lambda s: -s[2])[:max(10, len(serve) // 100)])
     lines.append(f"slowest 1% of serve's (index, ms: what overlapped it; gaps between indices "
                  f"{[b[0] - a[0] for a, b in itertools.pairwise(slow)]}):")
