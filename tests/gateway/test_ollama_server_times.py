@@ -60,3 +60,14 @@ def test_without_stated_times_the_gateways_own_measure_stays(fakes, gateway):
     measure of the answer (tests/gateway/test_ollama_api.py checks its size)."""
     done = _last(gateway, "/api/chat", "fast", False)
     assert done["eval_duration"] > 0 and done["load_duration"] == 0
+
+
+def test_stated_durations_of_any_shape_never_break_the_answer(fakes, gateway):
+    """Provider data of any shape never gives a 500: durations that are no figure (a string, a boolean, negative, NaN
+    is not JSON) are left out, and one past what a 64-bit count of ns holds (a float 1e300, an integer 10**30 — orjson
+    refuses integers past 64 bits) is not passed on as it is."""
+    for odd in ("52479709", True, -5, 1e300, 10**30, 2**64):
+        fakes[1].push(Fault.raw(200, ndjson(HELLO), ndjson({**DOCS_DONE, "eval_duration": odd, "load_duration": odd,
+                                                            "prompt_eval_duration": odd}), headers=NDJSON))
+        done = _last(gateway, "/api/chat", "backup", False)
+        assert done["done"] and 0 <= done["eval_duration"] < 2**63 and 0 <= done["load_duration"] < 2**63, (odd, done)

@@ -48,9 +48,13 @@ def llama_timings(timings: Any) -> float | None:
     return server_rate(timings.get("predicted_n"), timings.get("predicted_ms"), 1e-3)
 
 
+#: ns past what a signed 64-bit count holds (292 years): no server timed that, and orjson refuses such an integer
+_NS_CAP = 2**63
+
+
 def _ns(value: Any, unit_ns: float) -> int | None:
-    """A stated duration in ns, or None when it is not a usable figure (absent, not a number, negative, not finite)."""
-    if type(value) not in (int, float) or not 0 <= value < float("inf"):
+    """A stated duration in ns, or None when it is no usable figure (absent, not a number, negative, past 64 bits)."""
+    if type(value) not in (int, float) or not 0 <= value * unit_ns < _NS_CAP:
         return None
     return round(value * unit_ns)
 
