@@ -110,3 +110,21 @@ def test_an_endpoint_with_its_port_gets_no_port_advice(tmp_path: Path) -> None:
                                       "agents": {"chat": {"primary": "m"}}}))
     said = _said(runner.invoke(app, ["--config", str(config), "models"], env={"COLUMNS": "250"}))
     assert "nothing listening on 127.0.0.1:9" in said and "names no port" not in said
+
+
+def test_init_with_a_named_server_that_serves_nothing_says_why_not_to_name_one(tmp_path: Path) -> None:
+    """`init --detect --endpoint gpu-box:11434` with nothing answering there said "no model server here serves a chat
+    model (… or name a server with --endpoint URL)" — to someone who had named one, about "here". It says what the
+    named server's silence means: a wrong host or port, or an Ollama listening on its own machine only, the first
+    thing peers' users with a remote Ollama meet (ollama/ollama#1579 answered with the FAQ's "expose Ollama on your
+    network": OLLAMA_HOST=0.0.0.0; ollama/ollama-python#304)."""
+    from tests.integration.test_real_model import free_port
+
+    target = tmp_path / "config.yaml"
+    nowhere = f"127.0.0.1:{free_port()}"
+    out = runner.invoke(app, ["init", str(target), "--detect", "--endpoint", nowhere])
+    said = _said(out)
+    assert out.exit_code == 1 and not target.exists(), said
+    assert f"http://{nowhere}: nothing found (connect_error)" in said
+    assert "no server named with --endpoint serves a chat model" in said and "here" not in said.split("above")[0]
+    assert "Ollama does unless started with OLLAMA_HOST=0.0.0.0 there" in said

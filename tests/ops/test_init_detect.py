@@ -102,9 +102,7 @@ def test_nothing_served_writes_nothing_and_says_where_it_asked(tmp_path: Path) -
     nowhere = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["init", str(target), "--endpoint", nowhere])
     assert result.exit_code == 1
-    assert nowhere in result.output and "no model server here serves a chat model" in result.output
-    # with no server at all, the way on: the offline default needs none
-    assert "`modelyard init` (no --detect) writes the offline default" in " ".join(result.output.split())
+    assert nowhere in result.output and "no server named with --endpoint serves a chat model" in result.output
     # why nothing was found there, not a backend that cannot list models saying it has none
     assert f"{nowhere}: nothing found (connect_error)" in result.output and "0 model(s)" not in result.output
     assert not target.exists()

@@ -69,6 +69,12 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     found = asyncio.run(discover(endpoints))
     for address, said in found.asked.items():
         console.print(f"  {address}: {said}", highlight=False)
+    if endpoints and not any(not f.model.embedding_only and not f.model.remote for f in found.found):
+        # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
+        raise fail("no server named with --endpoint serves a chat model (what each said is above): 'nothing found "
+                   "(connect_error)' is a wrong host or port, or a server that listens on its own machine only — "
+                   "Ollama does unless started with OLLAMA_HOST=0.0.0.0 there; a server that answered with no chat "
+                   "model has none pulled or loaded yet (`ollama pull MODEL` on that machine)", code=1)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
                    "`ollama pull` a model, or name a server with --endpoint URL); without one, `modelyard init` "
