@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.helpers import parse_source
-from tests.plugins.toy_backend import SHAPE, ToyProvider
+from tests.plugins.toy_backend import DECODING_TOKENS_PER_S, SHAPE, ToyProvider
 from typer.testing import CliRunner
 
 import modelyard
@@ -80,6 +80,8 @@ def test_probe_measures_it_and_check_accepts_it_for_a_tool_agent(toy, tmp_path: 
         "tokens_per_s": "pass", "context": "pass"}
     assert result["checks"]["tools"]["detail"] == "structured call get_weather(city='Paris')"
     assert result["checks"]["context"]["value"] == 8192
+    # its answer comes in one burst: the speed is the one it states, not a client's timing of no span
+    assert result["checks"]["tokens_per_s"]["value"] == DECODING_TOKENS_PER_S
     assert result["checks"]["context"]["detail"] == "toy model card; configured 4096"
 
     checked = runner.invoke(app, ["check", "--config", str(path), "--json"])

@@ -30,6 +30,9 @@ from modelyard.types import ChatRequest, Chunk, ToolCall, Usage
 TRAINED_CONTEXT = 8192
 WEIGHTS_BYTES = 2**30  # the model card says 1 GiB
 SHAPE = KvShape(n_layer=4, n_head_kv=2, head_dim=64)
+#: the decoding speed the toy states with its usage, as Ollama states eval_count / eval_duration: an answer made in one
+#: burst has no span a client could time, so a backend that knows its speed says it (probe and the log read it)
+DECODING_TOKENS_PER_S = 40.0
 _loaded: set[str] = set()  # models this process has "loaded"
 
 
@@ -58,7 +61,7 @@ class ToyProvider(Provider):
                 yield Chunk("text", text=word if not words else " " + word)
                 words += 1
         _loaded.add(self.model_id)
-        yield Chunk("usage", usage=Usage(len(prompt.split()), words))
+        yield Chunk("usage", usage=Usage(len(prompt.split()), words, tokens_per_s=DECODING_TOKENS_PER_S))
         yield Chunk("done", stop_reason="stop")
 
     async def context_window(self) -> ContextWindow:
