@@ -72,19 +72,25 @@ def _answering(content_type: bytes, body: bytes) -> Callable[..., Any]:
     return handle
 
 
-@pytest.mark.parametrize("case", list(CASES))
-async def test_a_chunked_body_cut_short_is_a_dropped_connection(case: str, servers: dict[str, Any],  # noqa: F811
-                                                                  tmp_path: Path) -> None:
-    content_type, body, expected = CASES[case]
-    server = await asyncio.start_server(_answering(content_type, body), "127.0.0.1", 0)
+async def _routed_through(handle: Any, fakes: dict[str, Any], tmp_path: Path) -> Any:
+    """One request of an agent whose primary is the raw server ``handle`` (its fallback: the fake OpenAI server)."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
     endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
-        router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
+        router, writer = router_for("openai", {**fakes, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
         routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
         await router.aclose()
         writer.close()
     finally:
         server.close()
+    return routed
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_chunked_body_cut_short_is_a_dropped_connection(case: str, servers: dict[str, Any],  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    content_type, body, expected = CASES[case]
+    routed = await _routed_through(_answering(content_type, body), servers, tmp_path)
     assert outcomes(routed) == expected
     assert routed.response.text == ("Sunny and warm." if expected is KEPT else "backup answer")
     assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
@@ -104,14 +110,6 @@ async def test_a_body_short_of_its_content_length_says_so(servers: dict[str, Any
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    try:
-        router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
-        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
-        await router.aclose()
-        writer.close()
-    finally:
-        server.close()
+    routed = await _routed_through(handle, servers, tmp_path)
     assert outcomes(routed) == DROPPED
     assert "short of its content-length" in routed.record.attempts[0].detail
