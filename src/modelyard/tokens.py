@@ -50,8 +50,9 @@ def request_tokens(request: ChatRequest) -> int:
     """A whole prompt: the conversation plus the tool definitions offered with it. An embeddings request's inputs are
     each embedded apart: its largest input is what a model's context must take (its ``messages`` hold only a label
     for token ids, "[3,000 token ids]", which weighed a few tokens: an input past a model's context was sent to it)."""
-    if request.embed is not None:
-        return max(map(embed_input_tokens, request.embed.texts), default=0) + MESSAGE_OVERHEAD
+    if request.embed is not None:  # ids are counted exactly: no chat template's markers (OpenAI takes 8,192 of them)
+        return max((embed_input_tokens(t) + (MESSAGE_OVERHEAD if type(t) is str else 0) for t in request.embed.texts),
+                   default=0)
     tools = sum(estimate_tokens(t.name) + estimate_tokens(t.description)
                 + estimate_tokens(json.dumps(t.parameters, ensure_ascii=False)) for t in request.tools)
     return messages_tokens(request.messages) + tools

@@ -258,10 +258,24 @@ def test_token_ids_past_a_models_declared_context_skip_it_as_a_text_would(make_g
     assert r.status_code == 200 and r.json()["model"] == "twin", r.text
     attempts = _attempts(gw)
     assert [a[:3] for a in attempts] == [("llama-embed", "skipped", "bad_request"), ("twin", "ok", None)]
-    assert "about 3004 tokens" in (attempts[0][3] or "")
+    assert "about 3000 tokens" in (attempts[0][3] or "")
     assert servers["llama"].requests_to("/v1/embeddings") == []
     r = _embed(gw, "two-servers", [[17] * 1000, "a short text"])  # within the context: asked
     assert r.status_code == 200 and r.json()["model"] == "llama-embed", r.text
+
+
+def test_token_ids_that_fill_a_models_context_exactly_are_sent_to_it(make_gw, servers):
+    """Token ids are the tokens the model reads, counted exactly: OpenAI's reference for ``input`` — "The input must not
+    exceed the max input tokens for the model (8192 tokens for all embedding models)" (platform.openai.com/docs/
+    api-reference/embeddings/create) — takes an input of as many ids as the model's context, and the OpenAI cookbook
+    (examples/Embedding_long_inputs.ipynb) cuts its chunks to 8,191. The context check added a chat template's four
+    markers to them: 2,048 ids for a 2,048-token model were "about 2052 tokens", the model skipped and its twin asked
+    (or, with no twin, a 400 for an input the model takes)."""
+    gw = make_gw(**{"llama-embed": {"context": 2048}})
+    r = _embed(gw, "two-servers", [[17] * 2048, [18] * 5])
+    assert r.status_code == 200 and r.json()["model"] == "llama-embed", r.text
+    assert [a[:3] for a in _attempts(gw)] == [("llama-embed", "ok", None)]
+    assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"][0] == [17] * 2048
 
 
 def test_the_same_model_under_its_latest_tag_stands_in_without_a_note_of_a_declared_space(make_gw, servers):
