@@ -13,6 +13,13 @@ Shapes from the server's own source and README (ggml-org/llama.cpp tools/server)
   OpenAI-compatible paths). A model whose GGUF has no FIM tokens is refused: 501 ``not_supported_error`` "Infill is
   not supported by this model: prefix token is missing. suffix token is missing. middle token is missing. ".
 - ``--api-prefix /x`` puts every path under ``/x`` (``/x/v1/completions``, ``/x/infill``).
+- ``--ctx-size``: a prompt whose tokens reach a slot's context is refused before anything is evaluated
+  (server-context.cpp: ``slot.task->n_tokens() >= slot.n_ctx``, ``ERROR_TYPE_EXCEED_CONTEXT_SIZE``) with a 400
+  ``{"error": {"code": 400, "message": "request (8708 tokens) exceeds the available context size (8192 tokens), try
+  increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 8708, "n_ctx": 8192}}``
+  (arbs-io/github-copilot-llm-gateway#73, a real server's answer); the builds of ggml-org/llama.cpp#15780 answered
+  ``"code": 500``, "the request exceeds the available context size. try increasing the context size or enable
+  context shift", with the same two fields, under a 500. The fake's tokens are words.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from tests.fakes.chat import count_words
 from tests.fakes.openai_compat import OpenAIServer
 
 NO_FIM_TOKENS = ("Infill is not supported by this model: prefix token is missing. suffix token is missing. "
@@ -47,18 +55,44 @@ class LlamaServer(OpenAIServer):
     ``fim_tokens``: the model's vocabulary has FIM tokens (else ``/infill`` is a 501). ``api_prefix``: the server's
     ``--api-prefix``."""
 
-    def __init__(self, *args: Any, fim_tokens: bool = True, api_prefix: str = "", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fim_tokens: bool = True, api_prefix: str = "", n_ctx: int | None = None,
+                 context_status: int = 400, **kwargs: Any) -> None:
+        """``n_ctx``: the server's ``--ctx-size`` (None: any prompt fits); ``context_status``: 400, or the 500 of the
+        builds of llama.cpp#15780."""
         super().__init__(*args, **kwargs)
         self.fim_tokens = fim_tokens
         self.api_prefix = api_prefix
+        self.n_ctx = n_ctx
+        self.context_status = context_status
 
     def routes(self) -> list[BaseRoute]:
         routes = [Route(self.api_prefix + "/infill", self._infill, methods=["POST"])]
         for route in super().routes():
             assert isinstance(route, Route)
-            endpoint = self._refusing_suffix if route.path == "/v1/completions" else route.endpoint
+            endpoint = {"/v1/completions": self._refusing_suffix, "/v1/chat/completions": self._chat}.get(
+                route.path, route.endpoint)
             routes.append(Route(self.api_prefix + route.path, endpoint, methods=route.methods))
         return routes
+
+    def _past_context(self, body: Any) -> JSONResponse | None:
+        """The refusal of a prompt whose tokens reach the slot's context, or None."""
+        if self.n_ctx is None or not isinstance(body, dict):
+            return None
+        n = count_words(body.get("messages")) + count_words(body.get("prompt"))
+        if n < self.n_ctx:
+            return None
+        message = (f"request ({n} tokens) exceeds the available context size ({self.n_ctx} tokens), try increasing it"
+                   if self.context_status == 400 else "the request exceeds the available context size. try "
+                   "increasing the context size or enable context shift")
+        return JSONResponse({"error": {"code": self.context_status, "message": message,
+                                       "type": "exceed_context_size_error", "n_prompt_tokens": n,
+                                       "n_ctx": self.n_ctx}}, status_code=self.context_status)
+
+    async def _chat(self, request: Request) -> ASGIApp:
+        if (refused := self._past_context(await request.json())) is not None:
+            await self.record(request)
+            return refused
+        return await self._completions(request)
 
     async def _refusing_suffix(self, request: Request) -> ASGIApp:
         body = await request.json()
@@ -66,6 +100,9 @@ class LlamaServer(OpenAIServer):
             if isinstance(body, dict) and param in body:
                 await self.record(request)
                 return llama_error(400, f"Unsupported param: {param}", "invalid_request_error")
+        if (refused := self._past_context(body)) is not None:
+            await self.record(request)
+            return refused
         return await self._text_completions(request)
 
     async def _infill(self, request: Request) -> ASGIApp:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
+from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.embeddings import cannot_embed, checked_vectors
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
@@ -146,6 +147,23 @@ class Provider(ABC):
         """Fold in what ``probe`` measured (capability → bool); the config's claims still stand."""
         self._found.update({k: bool(v) for k, v in found.items() if v is not None})
         self.profile = self._profile()
+
+    #: the context the model's server said it has when it refused a prompt past it (providers/context_refusal.py):
+    #: a prompt that cannot fit is not sent again (router/fit.py), None while nothing was refused so
+    learned_context: LearnedContext | None = None
+
+    def refused_context(self, n_ctx: int, prompt_tokens: int) -> None:
+        """The server refused a prompt of ``prompt_tokens`` (estimated) and said its context is ``n_ctx``."""
+        known = self.learned_context
+        self.learned_context = (LearnedContext(n_ctx, prompt_tokens) if known is None
+                                else known.after(n_ctx, prompt_tokens))
+
+    def server_gone(self) -> None:
+        """Its server refused a connection: what comes back may be another (another ``--ctx-size``, another model
+        pulled under the name), so what was learned of this one no longer holds."""
+        self.learned_context = None
+        if self.refused_kinds:
+            self.refused_kinds.server_gone()
 
     def refused_above(self, limit: int) -> None:
         """The backend refused a larger ``max_tokens`` and said this is its limit: clamp to it from now on."""

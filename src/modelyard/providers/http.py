@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
+from modelyard.providers.context_refusal import EXCEED_CONTEXT
 from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
 
@@ -1155,6 +1156,9 @@ PAST_ALLOWANCE = "past_allowance"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
 _TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
                  HISTORY_REFUSED: Reason.BAD_REQUEST, PAST_ALLOWANCE: Reason.BAD_REQUEST,
+                 # llama-server's prompt past a slot's context, whatever its status: the builds of llama.cpp#15780
+                 # answered it with a 500 (a server_error: asked again, refused again, counted against a well model)
+                 EXCEED_CONTEXT: Reason.BAD_REQUEST,
                  NO_ROOM: Reason.MODEL_MISSING, NO_MEMORY: Reason.OVERLOADED,
                  NOT_CHAT: Reason.MODEL_MISSING, NOT_LOADED: Reason.MODEL_MISSING,
                  TOOL_USE_FAILED: Reason.UNUSABLE_REPLY, WRONG_ENDPOINT: Reason.MODEL_MISSING,

@@ -26,6 +26,7 @@ from orjson import loads as orjson_loads
 from modelyard.config.hints import AZURE_HOSTS
 from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, ordered, posted, refusal, request_body
@@ -110,6 +111,8 @@ def _read_error(body: Any) -> tuple[str, str]:
             kind, message = _openrouter(meta, kind, message)
         if err.get("code") in _MODEL_FAILED:  # Groq: the model's tool call did not parse (its words are in
             kind = TOOL_USE_FAILED  # failed_generation, the model's text: left out of the log)
+        elif kind == EXCEED_CONTEXT:  # llama-server's counts beside its words: the router learns the context
+            message = context_words(message, err.get("n_prompt_tokens"), err.get("n_ctx"))
     elif err is None or err == "":
         kind, message = "", ""
     else:

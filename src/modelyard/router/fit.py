@@ -7,9 +7,10 @@ the chain can take it. Front-ends refuse a message up front by the same rule —
 model of the chain would take — and trim history to what the smallest model able to take the
 message can read, so the primary keeps serving long conversations.
 
-Only declared contexts (``models.NAME.context``) count, with the estimate of :mod:`modelyard.tokens`.
-A model without one is assumed to take anything; its server's own refusal (HTTP 400, llama.cpp's
-context error) is a ``bad_request`` that falls back the same way.
+Declared contexts (``models.NAME.context``) count, with the estimate of :mod:`modelyard.tokens`, and in the
+router the context a server said it has when it refused a prompt (llama-server's ``exceed_context_size_error``,
+providers/context_refusal.py). A model without either is assumed to take anything; its server's own refusal (HTTP
+400, llama.cpp's context error) is a ``bad_request`` that falls back the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from modelyard.config.schema import Config, ModelConfig
+from modelyard.providers.context_refusal import LearnedContext
 
 #: room kept for the answer when neither the request nor the agent sets ``max_tokens``
 DEFAULT_ANSWER_TOKENS = 512
@@ -40,11 +42,25 @@ def too_long_for(model: ModelConfig, prompt_tokens: int, max_tokens: int | None)
     """Why ``model`` cannot take a prompt of ``prompt_tokens`` (estimated), or None when it can."""
     if not model.context:
         return None
-    room = answer_room(model.context, max_tokens)
-    if prompt_tokens <= model.context - room:
+    return _past(model.context, prompt_tokens, max_tokens, "its context")
+
+
+def _past(context: int, prompt_tokens: int, max_tokens: int | None, whose: str) -> str | None:
+    room = answer_room(context, max_tokens)
+    if prompt_tokens <= context - room:
         return None
-    return (f"the prompt (about {prompt_tokens} tokens) does not fit its context of {model.context} tokens "
+    return (f"the prompt (about {prompt_tokens} tokens) does not fit {whose} of {context} tokens "
             f"with {room} left for the answer")
+
+
+def too_long_as_learned(learned: LearnedContext, prompt_tokens: int, max_tokens: int | None) -> str | None:
+    """Why a model whose server refused a prompt past its context (providers/context_refusal.py) cannot take this
+    one, or None: one as long as the prompt it refused, or past the context it said it has by the rule a declared
+    context follows."""
+    if prompt_tokens >= learned.refused_at:
+        return (f"its server refused a prompt of about {learned.refused_at} tokens as past its context of "
+                f"{learned.n_ctx} (exceed_context_size_error): this one, about {prompt_tokens}, is not sent there")
+    return _past(learned.n_ctx, prompt_tokens, max_tokens, "the context its server said it has")
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,11 +24,12 @@ from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact, says_health
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
+from modelyard.providers.context_refusal import served_context
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
 from modelyard.router.embedding import input_too_long, other_space, stand_in, vectors_bound
-from modelyard.router.fit import too_long_for
+from modelyard.router.fit import too_long_as_learned, too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
     CALLER_GONE,
@@ -220,9 +221,7 @@ class Router:
                 if spend is not None and (why := spend.over(model)):
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.SPEND_CAP, why))
                     continue
-                if facts.context and (why := too_long_for(provider.config, walk.prompt_tokens(),
-                                                          walk.request.max_tokens) if embed is None
-                                      else input_too_long(provider, walk.prompt_tokens(), embed)):
+                if (facts.context or provider.learned_context is not None) and (why := _too_long(walk, provider)):
                     # this model's limit, not the request's fault: a larger context further on may take it
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, why))
                     continue
@@ -397,8 +396,8 @@ class Router:
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
                                         retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused)
                 attempt.reason, attempt.detail = exc.reason, exc.message
-                if exc.reason is Reason.CONNECT_ERROR and provider.refused_kinds:
-                    provider.refused_kinds.server_gone()  # what comes back may serve what this one refused
+                if exc.reason is Reason.CONNECT_ERROR:
+                    provider.server_gone()  # what comes back may serve what this one refused, with another context
                 if walk.committed:
                     attempt.outcome = AttemptOutcome.INTERRUPTED
                     await state.failed(ticket, exc.reason, exc.retry_after)
@@ -416,6 +415,10 @@ class Router:
                     request = dataclasses.replace(request, max_tokens=refusal.limit)
                     attempt.outcome = AttemptOutcome.RETRY
                     continue
+                if (exc.reason is Reason.BAD_REQUEST and request.embed is None
+                        and (n_ctx := served_context(exc.message)) is not None):
+                    # the server said its context refusing this prompt: a prompt as long is not sent there again
+                    provider.refused_context(n_ctx, walk.prompt_tokens())
                 pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n
                 if (exc.retryable and n < retries.attempts and pause <= retries.max_wait
                         and loop.time() + pause < walk.deadline):
@@ -482,6 +485,18 @@ class Router:
         if self._store_text:
             record.response = buffer.text
             record.thinking = buffer.thinking or None
+
+
+def _too_long(walk: _Walk, provider: Provider) -> str | None:
+    """Why the model cannot take the walk's prompt: past the context its config declares, or (a chat) one its server
+    said it has when it refused a prompt (router/fit.py); None when it may take it."""
+    request, embed = walk.request, walk.request.embed
+    if embed is not None:
+        return input_too_long(provider, walk.prompt_tokens(), embed) if provider.config.context else None
+    why = too_long_for(provider.config, walk.prompt_tokens(), request.max_tokens)
+    if why is None and (learned := provider.learned_context) is not None:
+        why = too_long_as_learned(learned, walk.prompt_tokens(), request.max_tokens)
+    return why
 
 
 def _record(request_id: str | None, agent: str, parent_id: str | None) -> RequestRecord:

@@ -1,0 +1,50 @@
+"""A server's real context, read from its refusal of a prompt past it, and kept for the next requests.
+
+llama-server refuses a prompt that does not fit a slot's context before it evaluates anything, and says both counts:
+``{"error": {"code": 400, "message": "request (8708 tokens) exceeds the available context size (8192 tokens), try
+increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 8708, "n_ctx": 8192}}``
+(arbs-io/github-copilot-llm-gateway#73; the type and the two fields since ggml-org/llama.cpp#15780, whose builds
+answered it with a 500; server-context.cpp refuses when the prompt's tokens reach the slot's ``n_ctx``). Nothing of
+it was kept: every long request of an agent was sent there first, refused, then given to the next model — on a CPU
+the refusal costs the prompt's tokenization each time. The context is learned per model (one server and model id,
+as the other facts learned of a server), for as long as the process runs or until the server is seen gone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: llama-server's ``type`` for the refusal (server-common.cpp ``format_error_response``)
+EXCEED_CONTEXT = "exceed_context_size_error"
+
+#: the words :func:`context_words` adds to the server's message, read back by :func:`served_context`
+_SAID = re.compile(r"\(the server's context: (\d+) tokens, the prompt's (\d+)\)")
+
+
+def context_words(message: str, n_prompt: object, n_ctx: object) -> str:
+    """The server's message with the counts its error object carries beside it (the older wording, "the request
+    exceeds the available context size, try increasing it", names neither): what the router learns from."""
+    if type(n_ctx) is not int or type(n_prompt) is not int or n_ctx <= 0 or n_prompt < 0:
+        return message  # not llama-server's fields as it writes them: nothing learned
+    return f"{message} (the server's context: {n_ctx} tokens, the prompt's {n_prompt})"
+
+
+def served_context(message: str) -> int | None:
+    """The context a refusal's words (:func:`context_words`) say the server runs the model with, or None."""
+    found = _SAID.search(message)
+    return int(found.group(1)) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedContext:
+    """``n_ctx``: the context the server said it has for one request; ``refused_at``: the smallest prompt it refused,
+    in modelyard's own estimate (:mod:`modelyard.tokens`) — a prompt as long is not sent again whatever the estimate
+    makes of ``n_ctx`` (it runs high for English, low for some code)."""
+
+    n_ctx: int
+    refused_at: int
+
+    def after(self, n_ctx: int, refused_at: int) -> LearnedContext:
+        """This fact with one more refusal folded in: the server's latest context, the smaller refused prompt."""
+        return LearnedContext(n_ctx, min(self.refused_at, refused_at))
