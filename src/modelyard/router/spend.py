@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from modelyard.config.schema import SpendCap, SpendWindow
 
@@ -41,6 +42,17 @@ def window_start(per: SpendWindow, now: float) -> float:
     if per is SpendWindow.MONTH:
         start = start.replace(day=1)
     return start.timestamp()
+
+
+class Unshared(NamedTuple):
+    """What one tick sends to a capped model's shared counter."""
+
+    #: the window's start (epoch s): names the counter
+    start: float
+    #: this process's spend since the last tick (USD)
+    amount: float
+    #: the highest total this process read for the window: the counter is set back to it if found below
+    floor: float
 
 
 class SpendCaps:
@@ -70,13 +82,18 @@ class SpendCaps:
             return logged
         return max(logged, shared + self._unshared.get(model, 0.0))
 
-    def take_unshared(self) -> dict[str, tuple[float, float]]:
-        """model → (window start, this process's spend not yet added to the shared counter), emptied: the
-        shared state's link adds it to Redis and reads every process's total back (:meth:`shared_seen`)."""
+    def take_unshared(self) -> dict[str, Unshared]:
+        """model → this process's spend not yet added to the shared counter, emptied: the shared state's link adds
+        it to Redis and reads every process's total back (:meth:`shared_seen`)."""
         with self._lock:
-            taken = {m: (self._starts[m], self._unshared[m]) for m in self.caps}
+            taken = {m: Unshared(self._starts[m], self._unshared[m], self._floor(m)) for m in self.caps}
             self._unshared = dict.fromkeys(self.caps, 0.0)
         return taken
+
+    def _floor(self, model: str) -> float:
+        """The highest shared total read for the model's current window (0: none yet)."""
+        start, total = self._shared.get(model, (None, 0.0))
+        return total if start == self._starts[model] else 0.0
 
     def shared_seen(self, totals: Mapping[str, tuple[float, float]]) -> None:
         """model → (window start, every process's spend in it), as Redis just said."""

@@ -91,6 +91,9 @@ class StoreFault(Enum):
     MISCONF = ("Redis cannot write its RDB snapshot and so refuses every write (stop-writes-on-bgsave-error): see the "
                "Redis log (a full disk, a directory it may not write)")
     LOADING = "Redis is loading its data set after a restart; it answers once loaded"
+    BUSY = ("a Lua script or function has run longer than Redis's busy-reply-threshold (lua-time-limit, 5 s by "
+            "default) — another client's: modelyard's own take microseconds — and Redis answers nothing else until it "
+            "ends: SLOWLOG GET names it once it has, SCRIPT KILL (FUNCTION KILL) stops one that has written nothing")
     MAXCLIENTS = "Redis has as many connections as its maxclients allows"
     OOM = "Redis is at maxmemory and evicts nothing (noeviction)"
     READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
@@ -120,6 +123,7 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
     (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
                                "unknown command `eval", "unknown command `script`", "unknown command `time`")),  # 6.x
     (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
+    (StoreFault.BUSY, (), ("BUSY Redis is busy running",)),
     (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
     (StoreFault.READONLY, (ReadOnlyError,), ("READONLY",)),
