@@ -178,6 +178,19 @@ def test_one_input_of_more_token_ids_than_a_request_has_inputs_is_one_input(make
     assert servers["llama"].requests_to("/v1/embeddings")[-1].json["input"] == [[9906] * 8191]
 
 
+def test_token_ids_written_as_whole_floats_reach_the_server_as_integers(make_gw, servers):
+    """The gateway takes ``7.0`` as the token id 7 (JSON Schema's integer: a number whose fraction is zero), but a
+    list of such lists went on as written — ``[[9906, 1917.0]]`` — to llama-server, whose tokenizer takes integers only
+    (ggml-org/llama.cpp tools/server/utils.hpp ``json_is_array_of_numbers``: ``e.is_number_integer()``; anything else
+    is "element of "prompt" must be a string, an list of tokens, or a list of mixed strings & tokens"). A single list
+    of ids was converted; the list of lists was not. Both now reach the server as the integers they were taken as."""
+    gw = make_gw()
+    r = _embed(gw, "llama", [[9906, 1917.0], [42.0]])
+    assert r.status_code == 200, r.text
+    sent = json.loads(servers["llama"].requests_to("/v1/embeddings")[-1].body)["input"]
+    assert sent == [[9906, 1917], [42]] and all(type(i) is int for ids in sent for i in ids), sent
+
+
 @pytest.mark.parametrize(("value", "words"), [
     ([[]], "input[0]: an empty list of token ids"),
     ([[1, -2]], "input[0][1]: a token id is a whole number"),

@@ -137,14 +137,17 @@ def texts_of(value: Any, *, ollama: bool) -> tuple[str | tuple[int, ...], ...]:
         raise BadRequest(f"input: {len(value):,} texts, more than the {MAX_INPUTS} one request may carry: send them "
                          "in batches", "input")
     ids = 0
+    items: list[str | tuple[int, ...]] = []
     for i, item in enumerate(value):
         if isinstance(item, list) and not ollama:
-            ids += len(_token_ids(item, f"input[{i}]"))
+            items.append(tokens := _token_ids(item, f"input[{i}]"))  # 7.0 as 7: llama-server takes integers only
+            ids += len(tokens)
             continue
         if not isinstance(item, str):
             raise BadRequest(f"input[{i}]: expected a string, not {_kind(item)}", f"input[{i}]")
         if not item:
             raise BadRequest(f"input[{i}]: an empty string (a model embeds text)", f"input[{i}]")
+        items.append(item)
     if ids > MAX_TOKEN_IDS:
         raise BadRequest(f"input: {ids:,} token ids in all, more than the {MAX_TOKEN_IDS:,} one request may carry: "
                          "send them in batches", "input")
@@ -152,7 +155,7 @@ def texts_of(value: Any, *, ollama: bool) -> tuple[str | tuple[int, ...], ...]:
     if chars > MAX_CHARS:
         raise BadRequest(f"input: {chars:,} characters in all, more than the {MAX_CHARS:,} one request "
                          "may carry: send them in batches", "input")
-    return tuple(item if isinstance(item, str) else tuple(item) for item in value) if ids else tuple(value)
+    return tuple(items)
 
 
 def _token_ids(value: list[Any], field: str) -> tuple[int, ...]:
