@@ -467,9 +467,17 @@ def _timed(timings: Any) -> Usage | None:
         return None
     usage = usage_from({"in": prompt + cached, "out": made}, "in", "out")
     if usage is not None:
-        usage.tokens_per_s = llama_timings(timings)
-        usage.server_times = llama_times(timings)
+        _timed_by_server(usage, timings)
     return usage
+
+
+def _timed_by_server(usage: Usage, timings: Any) -> None:
+    """llama.cpp's own decoding speed and times from its ``timings`` (providers/speed.py), on the chat stream's usage
+    chunk and on the text completion's last object (server-task.cpp ``to_json_oaicompat``: ``usage`` and
+    ``timings`` side by side). A text completion's were left unread: its speed was the client's clock, and
+    ``/api/generate``'s durations the gateway's own, the way to the server and back included."""
+    usage.tokens_per_s = llama_timings(timings)
+    usage.server_times = llama_times(timings)
 
 
 def _counted(reported: dict[str, Any]) -> Usage | None:
@@ -1087,8 +1095,7 @@ class OpenAIProvider(HttpProvider):
                             # tokens in and out where the estimate below was kept
                             usage = _counted(reported) or usage
                             if usage is not None and "timings" in data:  # llama-server's, on its usage chunk
-                                usage.tokens_per_s = llama_timings(data["timings"])
-                                usage.server_times = llama_times(data["timings"])
+                                _timed_by_server(usage, data["timings"])
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
                             resp.answered = True
@@ -1318,6 +1325,8 @@ class OpenAIProvider(HttpProvider):
                         raise stream_error(kind, message, err.get("code") if isinstance(err, dict) else None)
                     if type(reported := data.get("usage")) is dict and _COUNTED.intersection(reported):
                         usage = _counted(reported) or usage
+                        if usage is not None and "timings" in data:  # llama-server's, beside the usage
+                            _timed_by_server(usage, data["timings"])
                     choices = data.get("choices")
                     if finish and reported is not None and not choices:  # the usage chunk, after the last
                         resp.answered = True
