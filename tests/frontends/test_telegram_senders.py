@@ -214,3 +214,25 @@ async def test_a_reply_to_another_chats_message_shows_the_model_what_it_replies_
     second = llm.requests[1].json["messages"][-1]["content"]
     assert second.startswith("is this real?")
     assert "a reply to a photo from Bob in another chat, not shown to you" in second
+
+
+async def test_a_reply_to_another_topics_message_is_not_said_to_be_from_another_chat(tmp_path, tg, llm):
+    """ExternalReplyInfo is "a message that is being replied to, which may come from another chat or forum topic"
+    (core.telegram.org/bots/api#externalreplyinfo): in a forum, a reply to a message of another topic of the same
+    supergroup carries ``external_reply`` whose ``chat`` is this chat. The model was told the message was "in another
+    chat"; it is in another topic of this one."""
+    config = bot_config(tmp_path, tg, llm)
+    forum = {"id": GROUP, "title": "Team", "type": "supergroup", "is_forum": True}
+    now = int(time.time())
+    elsewhere = {"origin": {"type": "user", "date": now - 30,
+                            "sender_user": {"id": 222, "is_bot": False, "first_name": "Bob"}},
+                 "chat": forum, "message_id": 5}
+    async with running_bot(config, tg):
+        tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "chat": forum, "date": now,
+                                    "message_thread_id": 42, "is_topic_message": True,
+                                    "text": "@modelyard_test_bot is this right?", "external_reply": elsewhere,
+                                    "quote": {"text": "The deploy is on Friday.", "position": 0}}})
+        await eventually(lambda: len(llm.requests) == 1, 20)
+    said = llm.requests[0].json["messages"][-1]["content"]
+    assert 'a reply to a message from Bob in another topic of this chat, quoting: "The deploy is on Friday."' in said
+    assert "another chat" not in said

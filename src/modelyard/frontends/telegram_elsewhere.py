@@ -38,7 +38,9 @@ def replied_elsewhere(message: Message, attached: str | None, limit: int) -> str
     external = message.external_reply
     if external is None:
         return None
-    who = f"{origin_name(external.origin)} in another chat"
+    # "which may come from another chat or forum topic" (#externalreplyinfo): a forum's own message names this chat
+    here = external.chat is not None and external.chat.id == message.chat.id
+    who = f"{origin_name(external.origin)} in {'another topic of this chat' if here else 'another chat'}"
     quoted = " ".join((message.quote.text if message.quote is not None else "").split())
     if quoted:
         if len(quoted) > limit:
