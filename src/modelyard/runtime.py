@@ -24,7 +24,7 @@ from modelyard.ledger import LogWriter, presence
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.probes import backend_of, teach
 from modelyard.ledger.queries import spend_since
-from modelyard.ledger.store import LogStore, LogUnavailable, log_path
+from modelyard.ledger.store import LogStore, log_path
 from modelyard.paths import resolve_config_path
 from modelyard.router import ModelPool, Router
 
@@ -130,19 +130,18 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)
         store = LogStore.of(config)
         pool.spend.reader = spend_reader(store)
+        if store.url:  # while PostgreSQL cannot be read, this host's file may add what other processes here spent
+            pool.spend.local_reader = spend_reader(LogStore(store.path))
         # this host's file now (every process here writes to it); with log.url, every host's on the first check
-        pool.spend.read_now(spend_reader(LogStore(store.path)) if store.url else None)
+        pool.spend.read_now(pool.spend.local_reader)
     return Runtime(config, path, pool, router, log, forwarder)
 
 
 def spend_reader(store: LogStore) -> Callable[[Mapping[str, float]], Mapping[str, float]]:
-    """Spend since each window's start, from where readers look (PostgreSQL: every host); this host's
-    file when PostgreSQL cannot be reached."""
+    """Spend since each window's start, from where readers look (PostgreSQL: every host). Raises when it cannot be
+    read: the caps then keep their last reading (:meth:`~modelyard.router.spend.SpendCaps.read_now`)."""
     def read(starts: Mapping[str, float]) -> Mapping[str, float]:
-        try:
-            conn = store.connect(readonly=True)
-        except LogUnavailable:
-            conn = store.local(readonly=True)
+        conn = store.connect(readonly=True)
         try:
             return spend_since(conn, starts)
         finally:

@@ -64,6 +64,11 @@ class SpendCaps:
         self.wall = wall
         self.refresh_every = refresh
         self.reader: Reader | None = None
+        #: this host's file, read when :attr:`reader` (PostgreSQL: every host's spend) fails — a lower bound of the
+        #: team's spend, so it only ever raises the count (see :meth:`read_now`)
+        self.local_reader: Reader | None = None
+        #: the last reading failed (said once per outage, not every refresh)
+        self._unread = False
         self._starts = {m: window_start(c.per, wall()) for m, c in self.caps.items()}
         self._logged = dict.fromkeys(self.caps, 0.0)
         self._own = dict.fromkeys(self.caps, 0.0)
@@ -124,23 +129,43 @@ class SpendCaps:
 
     def read_now(self, reader: Reader | None = None) -> None:
         """One reading of the log (blocking: start-up, tests, the worker thread); ``reader``: another
-        than :attr:`reader` for this once (start-up reads this host's file, which never waits on a network)."""
+        than :attr:`reader` for this once (start-up reads this host's file, which never waits on a network).
+
+        When it fails (PostgreSQL down) this host's file is read instead, but it counts only where it says more than
+        the last reading plus this process's spend since: it holds this host's spend alone, and taken as the reading
+        it dropped the other hosts' — a cap they had reached served again here for the whole outage."""
         reader = reader or self.reader
         if reader is None:
             return
         with self._lock:
             starts = dict(self._starts)
             own_before = dict(self._own)
+        partial = False
         try:
             logged = reader(starts)
         except Exception as exc:  # the log is away (PostgreSQL down): keep the last reading and own counts
-            log.warning("could not read spend from the routing log: %s", exc)
-            return
+            if not self._unread:
+                log.warning("could not read spend from the routing log (the last reading and this process's spend "
+                            "since count until it is back): %s", exc)
+            self._unread = True
+            if self.local_reader is None or reader is self.local_reader:
+                return
+            try:
+                logged, partial = self.local_reader(starts), True
+            except Exception:  # this host's file too: nothing to add
+                return
+        else:
+            if self._unread:
+                log.info("spend caps: the routing log is read again")
+            self._unread = False
         with self._lock:
             for model in self.caps:
                 if self._starts[model] != starts[model]:
                     continue  # the window rolled over during the reading
-                self._logged[model] = float(logged.get(model, 0.0))
+                value = float(logged.get(model, 0.0))
+                if partial and value <= self._logged[model] + own_before[model]:
+                    continue  # this host's file alone says no more than what is counted already
+                self._logged[model] = value
                 # what was spent before the reading is in it (committed before its answer was reported)
                 self._own[model] = max(0.0, self._own[model] - own_before[model])
 
