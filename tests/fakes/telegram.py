@@ -202,6 +202,9 @@ class TelegramServer(FakeServer):
         self.migrated: dict[int, int] = {}
         #: channels' direct messages chats (Bot API 9.2) the bot administers: a send there needs its topic
         self.direct_messages_chats: set[int] = set()
+        #: refuse a send to a private chat's topic, as the Bot API did for every one after its 10.0 rollout
+        #: (tdlib/telegram-bot-api#847: 400 "message thread not found"; without message_thread_id the send went through)
+        self.refuse_private_topics = False
         #: monotonic time until which sends and edits are refused by flood control (see :meth:`flood`)
         self._flood_until = 0.0
         #: the same, per chat
@@ -274,9 +277,11 @@ class TelegramServer(FakeServer):
         first_name: str = "Tester",
         username: str | None = None,
         deleted: bool = False,
+        topic_id: int | None = None,
     ) -> dict[str, Any]:
         """A user writing `text` (bot_command entity added for "/cmd"); ``deleted``: gone by the time the bot
-        answers (deleted by its sender, or by a clean-up bot that removes commands)."""
+        answers (deleted by its sender, or by a clean-up bot that removes commands); ``topic_id``: in that topic of
+        the chat (a forum's, or a private chat's — Bot API 9.3: ``message_thread_id`` and ``is_topic_message``)."""
         chat_id = user_id if chat_id is None else chat_id
         user: dict[str, Any] = {
             "id": user_id,
@@ -294,6 +299,8 @@ class TelegramServer(FakeServer):
                 "date": int(time.time()),
                 "text": text,
             }
+            if topic_id is not None:
+                message["message_thread_id"], message["is_topic_message"] = topic_id, True
             if text.startswith("/"):
                 command = text.split()[0]
                 message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
@@ -667,6 +674,9 @@ class TelegramServer(FakeServer):
             # (tdlib/td, td/telegram/MessageTopic.cpp); as bots get it: aiogram's exceptions list, "Bad Request:
             # channel direct messages topic must be specified"
             raise ApiError(400, DIRECT_TOPIC_MISSING)
+        if (self.refuse_private_topics and isinstance(chat_id, int) and chat_id > 0
+                and _int_or_none(params.get("message_thread_id")) is not None):
+            raise ApiError(400, "Bad Request: message thread not found")
         self._check_flood(chat_id)
         if not isinstance(text, str) or not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")

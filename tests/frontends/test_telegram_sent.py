@@ -28,9 +28,9 @@ def test_only_the_lost_sends_counted_since_the_mark_pass(monkeypatch):
     sent = SentLog()
     mark = sent.mark(5)
     sent.lost(5)
-    assert sent.only_lost_since(5, mark, 1)
+    assert len(sent.unfound_since(5, mark)) == 1
     sent.lost(5)  # another message of the bot there may be on screen without its id
-    assert not sent.only_lost_since(5, mark, 1)
+    assert len(sent.unfound_since(5, mark)) != 1
     monkeypatch.setattr(telegram_sent, "CHATS_KEPT", 2)
     fresh = SentLog()
     mark = fresh.mark(5)
@@ -38,7 +38,7 @@ def test_only_the_lost_sends_counted_since_the_mark_pass(monkeypatch):
     fresh.took(6, 1)
     fresh.took(7, 1)  # chat 5 forgotten, and the id it knew with it: its count starts again, the mark means nothing
     fresh.lost(5)
-    assert not fresh.only_lost_since(5, mark, 1)
+    assert len(fresh.unfound_since(5, mark)) != 1
 
 
 def test_the_ids_above_the_lost_sends_floor_are_tried_first():
@@ -60,14 +60,14 @@ def test_a_lost_send_found_on_screen_no_longer_keeps_the_next_one_from_being_loo
     sent = SentLog()
     mark = sent.mark(5)
     sent.lost(5)
-    sent.found(5, mark, 21)
+    sent.found_as(5, 1, 21)
     sent.lost(5)
-    assert sent.only_lost_since(5, mark, 1)
+    assert len(sent.unfound_since(5, mark)) == 1
     assert sent.unknown_after(5, 20, 23, limit=3) == [22]  # the one found is known
     again = sent.mark(5)
     sent.lost(5)
     sent.lost(5)  # lost at the same moment: the first found leaves the second unfound
-    sent.found(5, again, 30)
-    assert sent.only_lost_since(5, again, 1)
+    sent.found_as(5, again[1] + 1, 30)
+    assert len(sent.unfound_since(5, again)) == 1
     sent.lost(5)
-    assert not sent.only_lost_since(5, again, 1)
+    assert len(sent.unfound_since(5, again)) != 1

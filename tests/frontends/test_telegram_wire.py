@@ -321,3 +321,46 @@ async def test_a_final_answer_the_chat_refuses_is_not_logged_as_answered(tmp_pat
     assert [c.error for c in tg.calls_to("editMessageText") if with_buttons(c.params)] == [
         "Forbidden: bot was blocked by the user"]  # tried once
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_private_chat_topic_the_api_will_not_send_to_is_answered_in_the_chat(tmp_path, tg, llm, caplog):
+    """Bot API 9.3 gave private chats topics: a person's message there comes with ``message_thread_id`` and
+    ``is_topic_message`` (core.telegram.org/bots/api-changelog#december-31-2025), and python-telegram-bot's reply
+    carries the topic back. After the Bot API's 10.0 rollout every such send was refused, 400 "message thread not
+    found", while the person's messages still came from the topic; without ``message_thread_id`` the send went
+    through, into the chat itself (tdlib/telegram-bot-api#847). The bot took the refusal for a closed forum topic:
+    the answer ended at its '…', before the model was asked — nothing asked in a topic was answered, nor /help. Now
+    the answer and the help come in the chat itself, said once in the log."""
+    caplog.set_level(logging.INFO)
+    config = bot_config(tmp_path, tg, llm)
+    tg.refuse_private_topics = True
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="hello from my topic", topic_id=77)
+        final = await eventually(final_message(tg, ALICE), 20)
+        tg.push_message(ALICE, text="/help", topic_id=77)
+        await eventually(lambda: any(r.startswith(HELP[:40]) for r in replies_to(tg, ALICE)), 10)
+    assert final["text"].startswith(REPLY)
+    assert len(llm.requests) == 1
+    assert caplog.text.count("Telegram refuses its topics") == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_strangers_command_for_another_bot_is_not_reported_and_one_for_this_bot_is(tmp_path, tg, llm, caplog):
+    """Per the Bot API, ``/command@botname`` in a group is meant for that bot only (core.telegram.org/bots/features
+    #commands: "/start@YourBot"). A stranger's ``/start@other_bot`` typed as text was a WARNING 'ignored message
+    from user N' here each time — the log of a group with another bot filled with them — while the same command as a
+    photo's caption was silent. Now a command counts as addressed to this bot only when it is for no bot or for this
+    one, in a text as in a caption: ``/help@modelyard_test_bot`` under a photo is still reported."""
+    group = -4_000_000_017
+    stranger = 31_338
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        tg.push_message(stranger, group, "/start@other_bot")
+        tg.push_photo(stranger, group, caption="/summary@other_bot")
+        tg.push_photo(stranger, group, caption="/help@modelyard_test_bot")
+        await eventually(lambda: "ignored message from user 31338" in caplog.text, 10)
+        tg.push_message(ALICE, group, "@modelyard_test_bot hello there")
+        await eventually(final_message(tg, group), 20)
+    ignored = [r for r in caplog.records if "ignored message" in r.getMessage()]
+    assert len(ignored) == 1, [r.getMessage() for r in ignored]
+    assert replies_to(tg, group) and len(llm.requests) == 1

@@ -89,7 +89,7 @@ from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
-from modelyard.frontends.telegram_sent import SentLog, find_lost
+from modelyard.frontends.telegram_sent import SentLog, Shown, find_lost
 from modelyard.ledger.labels import LabelSource
 from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
@@ -281,6 +281,19 @@ class TurnGate:
                 self.running += 1
 
 
+def _private(chat_id: object) -> bool:
+    """A private chat's id: the person's user id, positive (groups' and channels' are negative)."""
+    return isinstance(chat_id, int) and chat_id > 0
+
+
+def _shown(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Shown:
+    """What a sendMessage call shows: its text, entities and buttons."""
+    text = kwargs["text"] if "text" in kwargs else args[1] if len(args) > 1 else ""
+    markup = kwargs.get("reply_markup")
+    return Shown(str(text), tuple(kwargs.get("entities") or ()),
+                 markup if isinstance(markup, InlineKeyboardMarkup) else None)
+
+
 class InboxBot(ExtBot[None]):
     """The Bot API client whose getUpdates commits every update to the inbox before python-telegram-bot sees it.
 
@@ -288,7 +301,7 @@ class InboxBot(ExtBot[None]):
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
     process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
 
-    __slots__ = ("_floor", "inbox", "polled_at", "refused", "refused_at", "sent")
+    __slots__ = ("_floor", "flat_chats", "inbox", "polled_at", "refused", "refused_at", "sent")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
@@ -306,16 +319,39 @@ class InboxBot(ExtBot[None]):
             self.refused = asyncio.Event()
             #: every message sent and taken, per chat: a lost placeholder is found among the ids it does not know
             self.sent = SentLog()
+            #: private chats whose topics the Bot API refuses to send to: answered in the chat itself
+            self.flat_chats: set[int | str] = set()
 
     async def send_message(self, *args: Any, **kwargs: Any) -> Message:
-        """sendMessage, its id (or the loss of its answer) noted in :attr:`sent`."""
+        """sendMessage, its id (or the loss of its answer) noted in :attr:`sent`.
+
+        A private chat's topic (Bot API 9.3: a person's threads with the bot) the Bot API no longer takes a message
+        for — 400 "message thread not found" for every topic of such chats after its 10.0 rollout, while their
+        messages still come with ``message_thread_id`` (tdlib/telegram-bot-api#847) — gets it in the chat itself, as
+        that report found works, and so does the chat's next one. Taken for a closed forum topic, the answer ended
+        at its '…', before the model was asked: no message in such a topic was ever answered."""
         chat_id = kwargs["chat_id"] if "chat_id" in kwargs else args[0]
+        if chat_id in self.flat_chats:
+            kwargs.pop("message_thread_id", None)
+        try:
+            return await self._send(chat_id, *args, **kwargs)
+        except BadRequest as exc:
+            if not (_private(chat_id) and kwargs.get("message_thread_id") is not None
+                    and "thread not found" in str(exc).lower()):
+                raise
+        log.warning("telegram: chat %s: Telegram refuses its topics (400 message thread not found, though its messages "
+                    "come from one); answered in the chat itself", chat_id)
+        self.flat_chats.add(chat_id)
+        kwargs.pop("message_thread_id")
+        return await self._send(chat_id, *args, **kwargs)
+
+    async def _send(self, chat_id: Any, /, *args: Any, **kwargs: Any) -> Message:
         floor = self.sent.highest(chat_id) if isinstance(chat_id, int) else 0  # every id known now is below its id
         try:
             message = await super().send_message(*args, **kwargs)
         except NetworkError as exc:
             if isinstance(chat_id, int) and maybe_on_screen(exc):
-                self.sent.lost(chat_id, floor)
+                self.sent.lost(chat_id, floor, _shown(args, kwargs))
             raise
         self.sent.took(message.chat_id, message.message_id)
         return message
@@ -723,8 +759,10 @@ class TelegramBot:
             return
         message, chat = update.message, update.effective_chat
         if (message is not None and chat is not None and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-                and not (message.text or "").startswith("/") and self._addressed(message) is None):
-            raise ApplicationHandlerStop  # a stranger's chatter in a group the bot reads: not worth a warning each
+                and not self._our_command(message) and self._addressed(message) is None):
+            # a stranger's chatter in a group the bot reads, or a command for another bot (``/start@other_bot``,
+            # in a text or a caption): not worth a warning each
+            raise ApplicationHandlerStop
         kind = "button" if update.callback_query else "message" if update.message else "update"
         log.warning("telegram: ignored %s from user %s (not in telegram.allowed_users)",
                     kind, user.id if user else "unknown")
@@ -762,11 +800,14 @@ class TelegramBot:
         origin = message.sender_chat.id if message.sender_chat is not None else "?"
         log.info("telegram: chat %s: a message sent on behalf of chat %s (an anonymous admin, a channel): Telegram "
                  "does not say who sent it; not answered", message.chat.id, origin)
-        text = message.text or message.caption or ""
-        command = text.startswith("/") and self._ours(text)
-        if message.is_automatic_forward or not (command or self._addressed(message) is not None):
+        if message.is_automatic_forward or not (self._our_command(message) or self._addressed(message) is not None):
             return  # a channel's post in its discussion group, or talk not for this bot
         await self._say(message, ANONYMOUS)
+
+    def _our_command(self, message: Message) -> bool:
+        """A text or caption that is a command for no bot in particular or for this one."""
+        text = message.text or message.caption or ""
+        return text.startswith("/") and self._ours(text)
 
     def _ours(self, command_text: str) -> bool:
         """A command addressed to no bot or to this one (not ``/start@other_bot``)."""
@@ -1076,7 +1117,10 @@ class TelegramBot:
         if updates is None:
             self._deferred.add(update.update_id)  # done with the first one (_handled)
             return None
-        self._riders[updates[0].update_id] = [u.update_id for u in updates[1:]]
+        # under the update whose turn this is (the first to come), not the first in the album's order: where the items
+        # came in another order the rest were filed under one already handled, and stayed in the inbox, each answered
+        # again alone at the next start
+        self._riders[update.update_id] = [u.update_id for u in updates if u is not update]
         return [u.effective_message for u in updates if u.effective_message is not None]
 
     def _replied(self, message: Message) -> str | None:

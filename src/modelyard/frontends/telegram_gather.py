@@ -10,7 +10,8 @@ messages were parts of one"). The first piece was answered alone, ending mid-sen
 question of its own (opencrabs#950, takopi#171, opencode-telegram-bot#169). Only length tells: a message near the limit
 waits :data:`GATHER_WAIT` for the person's next one, and a next one near the limit waits again.
 
-The first message answers for all; the others end quietly (:meth:`Gatherer.gather` returns None for them).
+The first message to come answers for all (not always the album's first: kurigram-org/kurigram#39, items of albums
+forwarded at once "come in with different order"); the others end quietly (:meth:`Gatherer.gather` returns None).
 """
 
 from __future__ import annotations

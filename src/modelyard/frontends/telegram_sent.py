@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain, islice
 
 from telegram import Bot, InlineKeyboardMarkup, MessageEntity
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +45,38 @@ LOST_PROBES = 6
 LOST_SPAN = 100_000
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What a send showed (its text, entities and buttons): a lost one is told apart from another lost beside it by
+    this, and put back as it was should a probe for the other change it."""
+
+    text: str
+    entities: tuple[MessageEntity, ...] = ()
+    markup: InlineKeyboardMarkup | None = None
+
+    def same_text(self, other: Shown) -> bool:
+        """An edit to ``other`` leaves a message showing this "not modified" (the buttons aside)."""
+        return self.text == other.text and self.entities == other.entities
+
+
+#: what each lost send showed is kept for this many of the chat's latest lost sends
+SHOWN_KEPT = 64
+
+
 class _Chat:
-    __slots__ = ("dropped", "floor", "found", "ids", "lost", "top")
+    __slots__ = ("dropped", "floor", "found", "ids", "lost", "met", "shown", "top")
 
     def __init__(self) -> None:
         self.ids: deque[int] = deque(maxlen=IDS_KEPT)
         #: the highest id no longer kept: nothing can be said of the messages up to it
         self.dropped = 0
         self.lost = 0
-        #: the lost sends (numbered 1.. in the order lost) since found on screen: their ids are known now
-        self.found: set[int] = set()
+        #: the lost sends (numbered 1.. in the order lost) since found on screen, and the id each was found as
+        self.found: dict[int, int] = {}
+        #: what the latest lost sends showed, by number
+        self.shown: OrderedDict[int, Shown] = OrderedDict()
+        #: lost sends found by the search for another (its probe met them), not yet by their own: number → id
+        self.met: dict[int, int] = {}
         #: the highest id known in the chat when its latest lost send was made: that message's id is above it
         self.floor = 0
         #: the highest id known
@@ -91,31 +115,49 @@ class SentLog:
         chat = self._chats.get(chat_id)
         return chat.top if chat is not None else 0
 
-    def lost(self, chat_id: int, floor: int = 0) -> None:
-        """A send whose answer was lost, made when ``floor`` was the chat's :meth:`highest`."""
+    def lost(self, chat_id: int, floor: int = 0, shown: Shown | None = None) -> None:
+        """A send whose answer was lost, made when ``floor`` was the chat's :meth:`highest`, that showed ``shown``."""
         chat = self._chat(chat_id)
         chat.lost += 1
         chat.floor = floor
+        if shown is not None:
+            chat.shown[chat.lost] = shown
+            if len(chat.shown) > SHOWN_KEPT:
+                chat.shown.popitem(last=False)
 
     def mark(self, chat_id: int) -> tuple[int, int]:
-        """Where the chat's lost sends stand now; :meth:`only_lost_since` compares against it."""
+        """Where the chat's lost sends stand now; :meth:`unfound_since` counts from it."""
         chat = self._chats.get(chat_id)
         return (self.forgotten, chat.lost if chat is not None else 0)
 
-    def only_lost_since(self, chat_id: int, mark: tuple[int, int], count: int) -> bool:
-        """Exactly ``count`` sends to the chat lost their answer since ``mark`` and are not yet found on screen (a
-        found one has its id known, and is no longer a message an edit could change unawares)."""
+    def unfound_since(self, chat_id: int, mark: tuple[int, int]) -> list[tuple[int, Shown | None]]:
+        """The sends to the chat lost since ``mark`` and not found on screen: their numbers and what each showed."""
         chat = self._chats.get(chat_id)
-        return (chat is not None and self.forgotten == mark[0]
-                and sum(1 for n in range(mark[1] + 1, chat.lost + 1) if n not in chat.found) == count)
+        if chat is None or self.forgotten != mark[0]:
+            return []
+        return [(n, chat.shown.get(n)) for n in range(mark[1] + 1, chat.lost + 1) if n not in chat.found]
 
-    def found(self, chat_id: int, mark: tuple[int, int], message_id: int) -> None:
-        """The one send lost since ``mark`` and not found before (:meth:`only_lost_since` was 1) is on screen as
-        ``message_id``. Counted as unknown for good, it kept every later lost send in the chat from being looked
-        for while the question it came after was answered: a part of the answer shown twice."""
+    def met_since(self, chat_id: int, mark: tuple[int, int], shown: Shown) -> int | None:
+        """The id of a send lost since ``mark`` showing ``shown`` that the search for another lost send beside it met
+        on screen (and put back): found for it, once. None when there is none."""
         chat = self._chats.get(chat_id)
-        if chat is not None and self.forgotten == mark[0]:  # the first not found: any after it was lost since the look
-            chat.found.add(next((n for n in range(mark[1] + 1, chat.lost + 1) if n not in chat.found), 0))
+        if chat is None or self.forgotten != mark[0]:
+            return None
+        number = next((n for n in chat.met if n > mark[1] and (each := chat.shown.get(n)) is not None
+                       and each.same_text(shown)), None)
+        return None if number is None else chat.met.pop(number)
+
+    def found_as(self, chat_id: int, number: int, message_id: int, *, by_another: bool = False) -> None:
+        """The lost send ``number`` is on screen as ``message_id`` (``by_another``: met by a search for another). Its
+        id known, it is no message an edit could change unawares: counted as unknown for good, it kept every later
+        lost send in the chat from being looked for while the question it came after was answered (a part of the
+        answer shown twice)."""
+        chat = self._chat(chat_id)
+        chat.found[number] = message_id
+        if by_another:
+            chat.met[number] = message_id
+            if len(chat.met) > SHOWN_KEPT:
+                del chat.met[next(iter(chat.met))]
         self.took(chat_id, message_id)
 
     def unknown_after(self, chat_id: int, after: int, before: int, limit: int) -> list[int] | None:
@@ -132,19 +174,38 @@ class SentLog:
 
 
 async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int], text: str, *, after: int,
-                    before: int | None = None, entities: list[MessageEntity] | None = None,
+                    before: int | None = None, entities: Sequence[MessageEntity] | None = None,
                     markup: InlineKeyboardMarkup | None = None) -> int | None:
-    """The id of the one message of this bot in the chat whose send lost its answer since ``since`` (it may be on
-    screen, its id never known) and which shows ``text`` (with ``entities`` and ``markup``, as it was sent): among the
-    ids after ``after`` (the question's, or the message before it; below ``before``) that are no message the bot
-    knows, an edit to the same text is refused as "message is not modified" by that message alone — the person's
-    messages "can't be edited", another chat's ids and ids no message holds are "not found". None when not found:
-    not on screen (a captive portal stopped it), past the ids tried, or not looked for because another send in the
-    chat since ``since`` lost its answer too (that one could be edited into this text). A try the Bot API did not
-    answer (flood control, an outage, a page in its place) is raised: nothing can be said yet."""
-    if not sent.only_lost_since(chat_id, since, 1):
-        log.info("telegram: chat %s: a message whose answer was lost is not looked for (another message of the bot "
-                 "there lost its answer too)", chat_id)
+    """The id of the message of this bot in the chat whose send lost its answer since ``since`` (it may be on screen,
+    its id never known) and which shows ``text`` (with ``entities`` and ``markup``, as it was sent): among the ids
+    after ``after`` (the question's, or the message before it; below ``before``) that are no message the bot knows, an
+    edit to the same text is refused as "message is not modified" by that message alone — the person's messages
+    "can't be edited", another chat's ids and ids no message holds are "not found".
+
+    Another send in the chat since ``since`` may have lost its answer too (two at the same moment: a part and a
+    command's reply in one outage): a probe's edit that goes through met that one, and changed it into this text. With
+    one such other, whose text is not this one, it is put back at once as it was (its text, entities and buttons,
+    kept when it was lost) and counted found for it; its own search then takes that id. Before, neither was looked for
+    and both were sent again: each showed twice. With more than one other (which was met could not be said) or one
+    showing the same text (either could be "not modified"), nothing is looked for.
+
+    None when not found: not on screen (a captive portal stopped it), past the ids tried, or not looked for. A try the
+    Bot API did not answer (flood control, an outage, a page in its place) is raised: nothing can be said yet."""
+    mine = Shown(text, tuple(entities or ()), markup)
+    if (met := sent.met_since(chat_id, since, mine)) is not None:
+        log.info("telegram: chat %s: a message whose answer was lost was met on screen as message %s", chat_id, met)
+        return met
+    unfound = sent.unfound_since(chat_id, since)
+    others: list[tuple[int, Shown]] = []
+    if len(unfound) == 1:
+        number: int | None = unfound[0][0]
+    else:  # two: this one, told from the other by its text
+        same = [n for n, shown in unfound if shown is not None and shown.same_text(mine)]
+        others = [(n, shown) for n, shown in unfound if shown is not None and not shown.same_text(mine)]
+        number = same[0] if len(unfound) == 2 and len(same) == 1 and len(others) == 1 else None
+    if number is None:
+        log.info("telegram: chat %s: a message whose answer was lost is not looked for (other messages of the bot "
+                 "there lost their answer too)", chat_id)
         return None
     for message_id in sent.unknown_after(chat_id, after, before or after + 1 + LOST_SPAN, LOST_PROBES) or ():
         try:
@@ -152,11 +213,30 @@ async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int
                                         reply_markup=markup)
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
-                sent.found(chat_id, since, message_id)
+                sent.found_as(chat_id, number, message_id)
                 return message_id
             continue  # the person's message, another chat's id, no message
-        log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited", chat_id,
-                    message_id)  # cannot happen while every other send is recorded; said, should it ever
-        return None
+        if not others:  # cannot happen while every other send is recorded; said, should it ever
+            log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited",
+                        chat_id, message_id)
+            return None
+        (other, shown), others = others[0], []
+        await _put_back(bot, chat_id, message_id, shown)
+        sent.found_as(chat_id, other, message_id, by_another=True)
     log.info("telegram: chat %s: a message whose answer was lost is not on screen (or not found)", chat_id)
     return None
+
+
+async def _put_back(bot: Bot, chat_id: int, message_id: int, shown: Shown) -> None:
+    """A probe's edit met another lost message of the bot: it shows again what it was sent with."""
+    try:
+        await bot.edit_message_text(shown.text, chat_id=chat_id, message_id=message_id,
+                                    entities=list(shown.entities) or None, reply_markup=shown.markup)
+    except TelegramError as exc:
+        if not (isinstance(exc, BadRequest) and "not modified" in str(exc).lower()):
+            log.warning("telegram: chat %s: message %s, another message of the bot whose answer was lost, was met by "
+                        "a search and could not be put back as it was yet (%s)", chat_id, message_id,
+                        type(exc).__name__)
+            raise
+    log.info("telegram: chat %s: message %s, another message of the bot whose answer was lost, was met by a search "
+             "and put back as it was", chat_id, message_id)
