@@ -2,7 +2,9 @@
 
 Kept outside ``modelyard.cli``, whose import (typer, rich, every command module) takes a second or more on a
 busy machine: a Ctrl-C during that import, or while typer builds the commands, came out as a traceback,
-before any command's own handling (``cli.common.run``) was in place.
+before any command's own handling (``cli.common.run``) was in place. Until a command starts, the package's
+``__init__`` now says it, whatever was being imported; this ``except`` is for a Ctrl-C raised as KeyboardInterrupt
+(an install whose package ``__init__`` predates that, or ``console.main`` called by another script).
 """
 
 from __future__ import annotations

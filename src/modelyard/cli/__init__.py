@@ -117,10 +117,12 @@ def _says_interrupted(callback: Callable[..., object]) -> Callable[..., object]:
     """A Ctrl-C that reaches typer from a command (``log`` or ``report`` waiting on PostgreSQL, ``models`` on its
     connects, ``replay`` simulating) became typer's silent exit 130; the commands that handle signals themselves
     (``cli.common.run``) said ``interrupted``. Said by every command now."""
+    from modelyard import interrupt_as_usual
     from modelyard.cli.common import command_scope, err
 
     @functools.wraps(callback)
     def said(*args: object, **kwargs: object) -> object:
+        interrupt_as_usual()  # until here, a Ctrl-C ended the command quietly as it started (modelyard/__init__.py)
         try:
             with command_scope():
                 return callback(*args, **kwargs)
