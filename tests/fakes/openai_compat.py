@@ -65,6 +65,7 @@ class OpenAIServer(ChatServer):
         refusal: str | None = None,
         embeddings: bool = True,
         embedding_dims: int = 8,
+        max_client_batch: int | None = None,
     ) -> None:
         """``honour_max_tokens``: cut the answer at the request's ``max_tokens`` (one piece = one token)
         with finish reason ``length``, as a real server does; off by default, since most tests script
@@ -77,7 +78,12 @@ class OpenAIServer(ChatServer):
         ``refusal``: the model declines in these words, as Structured Outputs' refusals come (the API reference's
         ``message.refusal`` / ``delta.refusal``, ``content`` null, finish reason ``stop``). ``embeddings``: serves
         ``/v1/embeddings`` as llama-server started with ``--embeddings`` does (vectors ``embedding_dims`` long), else
-        refuses it as one started without (tests/fakes/embeddings.py)."""
+        refuses it as one started without (tests/fakes/embeddings.py). ``max_client_batch``: the most inputs one
+        call may carry, as Hugging Face's text-embeddings-inference bounds it (``--max-client-batch-size``, 32 by
+        default): more is its 422 ``{"error": "batch size 64 > maximum allowed batch size 32", "error_type":
+        "Validation"}`` (its router: ``format!("batch size {batch_size} > maximum allowed batch size {}")``,
+        ``ErrorType::Validation``; huggingface/text-embeddings-inference#378)."""
+        self.max_client_batch = max_client_batch
         self.refusal = refusal
         self.embeddings = embeddings
         self.embedding_dims = embedding_dims
@@ -111,6 +117,10 @@ class OpenAIServer(ChatServer):
                 return JSONResponse(LLAMA_NO_EMBEDDINGS, status_code=501)
             if self.models is not None and str(body["model"]) not in self.models:
                 return self.error_response(404, f"The model `{body['model']}` does not exist.")
+            given = body.get("input")
+            if self.max_client_batch is not None and isinstance(given, list) and len(given) > self.max_client_batch:
+                return JSONResponse({"error": f"batch size {len(given)} > maximum allowed batch size "
+                                              f"{self.max_client_batch}", "error_type": "Validation"}, status_code=422)
             return None
 
         if (denied := self._auth_error(request)) is not None:

@@ -259,6 +259,11 @@ class ModelConfig(Strict):
     embedding_space: str | None = Field(
         None, min_length=1, description="embeddings: models with the same space give interchangeable vectors (the "
         "same weights on two servers under two names); a chain falls back only within one. Empty = the model id")
+    max_embed_batch: int | None = Field(
+        None, ge=1, le=100_000, description="embeddings: the most texts one call to the model's server may carry; a "
+        "request with more is sent in calls of this many, one after another, and answered as one. Empty = the "
+        "provider's documented limit (OpenAI-compatible: 2,048 texts and 300,000 tokens a call; Ollama: none); "
+        "fewer where the server said so, refusing more")
     timeouts: TimeoutOverrides = TimeoutOverrides()
     tool_text_fallback: bool = Field(
         False, description="turn tool calls written as plain text into real calls (issue #3)"

@@ -27,7 +27,8 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
 from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
-from modelyard.providers.embeddings import cannot_embed, checked_vectors
+from modelyard.providers.embed_batches import BatchLimit, embedded
+from modelyard.providers.embeddings import cannot_embed
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.refusals import KindRefusals
 from modelyard.providers.shapes import checked
@@ -84,6 +85,9 @@ class Provider(ABC):
     #: cuts an embeddings input past the model's context to it unless asked not to (Ollama's ``truncate``): a long text
     #: is sent, not refused here (router/embedding.py input_too_long)
     cuts_long_inputs: ClassVar[bool] = False
+    #: the most one embeddings call to this backend's servers may carry, as its API documents it (the config's
+    #: ``max_embed_batch`` sets the count of texts per model): a larger request goes in several (embed_batches.py)
+    embed_batch: ClassVar[BatchLimit] = BatchLimit()
     #: what to write in ``models.X.context`` when its server does not say (``init --detect``'s note): where the
     #: context a model runs with is set on this kind of server
     context_hint: ClassVar[str] = ("the context its server runs it with (python -m llama_cpp.server's --n_ctx, "
@@ -213,9 +217,25 @@ class Provider(ABC):
         if self.refused_kinds and (said := self.refused_kinds.standing(request.embed is not None)) is not None:
             return _refused_again(*said)
         if request.embed is not None:
-            return checked_vectors(self.embeddings(request, timeouts), request.embed)
+            return embedded(lambda part: self.embeddings(part, timeouts), request, self)
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
         return checked(stream, self.response_limit)
+
+    #: the most texts the model's server said one embeddings call may carry, refusing more (embed_batches.py)
+    _batch_said: int | None = None
+
+    def batch_limit(self) -> BatchLimit:
+        """The most one embeddings call to the model's server carries: the config's count of texts, else the
+        backend's — fewer where the server said so refusing more; the backend's bound on tokens either way."""
+        most = self.config.max_embed_batch or self.embed_batch.texts
+        said = self._batch_said
+        if said is not None:
+            most = said if most is None else min(most, said)
+        return BatchLimit(most, self.embed_batch.tokens, said is not None and most == said)
+
+    def refused_batch(self, most: int) -> None:
+        """The server refused a larger embeddings call and said it takes ``most`` texts: so from now on."""
+        self._batch_said = most
 
     def learn_refusal(self, embeddings: bool, error: ProviderError, seconds: float) -> None:
         """The server refused a kind of request as not the model's (an embedding model asked to chat: Ollama's

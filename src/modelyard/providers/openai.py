@@ -29,6 +29,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
+from modelyard.providers.embed_batches import BatchLimit
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, ordered, posted, refusal, request_body
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
@@ -843,6 +844,10 @@ class OpenAIProvider(HttpProvider):
         if not key:
             return {}
         return {"api-key": key} if azure(self.endpoint) else {"authorization": f"Bearer {key}"}
+
+    #: OpenAI's bound on one embeddings call (its API reference: "any array must be 2048 dimensions or less", "the
+    #: sum of all tokens across inputs in a single request" at most 300,000)
+    embed_batch = BatchLimit(2048, 300_000)
 
     #: learned: the server refuses ``stream_options`` (sent for the usage chunk), e.g. Mistral's API
     _refuses_stream_options = False

@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 
 from modelyard.providers import Provider
+from modelyard.providers.embed_batches import batch_note, batches
 from modelyard.providers.embeddings import input_tokens
 from modelyard.types import EmbedInput
 
@@ -85,3 +86,12 @@ def stand_in(chain: tuple[str, ...], index: int, providers: Mapping[str, Provide
     if setter is None or _model_id(providers[setter]) == _model_id(providers[chain[index]]):
         return ""  # the same model (as interchangeable reads an id): nothing to say
     return f"vectors in place of {setter}'s: the same embedding_space {space(providers[setter])!r}"
+
+
+def answer_note(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider], embed: EmbedInput) -> str:
+    """What the answering attempt's row says of its vectors ("": nothing): whose place they stand in
+    (:func:`stand_in`), and the calls they took where one could not carry the request (providers/embed_batches.py)."""
+    provider = providers[chain[index]]
+    limit = provider.batch_limit()
+    notes = (stand_in(chain, index, providers) if index else "", batch_note(len(batches(embed, limit)), limit))
+    return "; ".join(n for n in notes if n)

@@ -28,7 +28,7 @@ from modelyard.providers.context_refusal import served_context
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
-from modelyard.router.embedding import input_too_long, other_space, stand_in, vectors_bound
+from modelyard.router.embedding import answer_note, input_too_long, other_space, vectors_bound
 from modelyard.router.fit import too_long_as_learned, too_long_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.records import (
@@ -263,7 +263,7 @@ class Router:
                         finally:
                             await state.release()
                     if walk.answer is not None:
-                        if embed is not None and index and (note := stand_in(chain, index, self.providers)):
+                        if embed is not None and (note := answer_note(chain, index, self.providers, embed)):
                             record.attempts[-1].detail = note
                         self._finish(walk, model, index, loop.time())
                         return
