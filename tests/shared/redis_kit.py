@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,23 @@ def short_lease(**settings: Any) -> StateConfig:
     holder's slots back within a second or two, or calls with a bound of their own (a file, MODELYARD_STATE and the
     defaults are held to the rule: :meth:`StateConfig._lease_rule`)."""
     return StateConfig.model_validate(settings, context={BELOW_LEASE_RULE: True})
+
+
+@contextlib.contextmanager
+def at_maxmemory(port: int) -> Iterator[None]:
+    """The server at ``port`` past its ``maxmemory`` (1 byte) with the default ``noeviction``: a plain write is
+    refused with OOM (checked), until the block ends."""
+    admin = redis.Redis(port=port)
+    admin.config_set("maxmemory", 1)
+    try:
+        try:
+            admin.set("plain", "write")
+            raise AssertionError("maxmemory did not refuse a plain write")
+        except redis.exceptions.OutOfMemoryError:
+            pass
+        yield
+    finally:
+        admin.config_set("maxmemory", 0)
 
 
 def free_port() -> int:

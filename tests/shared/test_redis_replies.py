@@ -18,7 +18,7 @@ import redis
 from modelyard.errors import Reason
 from modelyard.router.shared import RedisState
 from modelyard.router.slots import QueueTimeout
-from tests.shared.redis_kit import PrivateRedis, SilentProxy, free_port, store_calls
+from tests.shared.redis_kit import PrivateRedis, SilentProxy, at_maxmemory, free_port, store_calls
 from tests.shared.test_redis_state import Pools, _joined, pools  # noqa: F401 - fixture
 
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
@@ -142,21 +142,12 @@ async def test_maxmemory_reached_still_serves(pools: Pools, tmp_path: Path) -> N
     (Redis goes past it by a few bytes) rather than taking the link down. A plain write is refused."""
     with PrivateRedis(tmp_path) as server:
         state = await _connected(pools, server)
-        admin = redis.Redis(port=server.port)
-        admin.config_set("maxmemory", 1)
-        try:
-            try:
-                admin.set("plain", "write")
-                raise AssertionError("maxmemory did not refuse a plain write")
-            except redis.exceptions.OutOfMemoryError:
-                pass
+        with at_maxmemory(server.port):
             errors = state.link.errors
             for _ in range(3):
                 assert await _round_trip(state) < TIMEOUT
             await asyncio.sleep(0.3)  # heartbeats too
             assert state.link.up and state.link.errors == errors
-        finally:
-            admin.config_set("maxmemory", 0)
 
 
 async def test_a_grant_listener_on_a_connection_gone_silent_listens_again(pools: Pools,  # noqa: F811 - fixture

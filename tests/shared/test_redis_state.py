@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from modelyard.config.schema import Config
 from modelyard.errors import ConfigError, Reason
 from modelyard.router import Condition, ModelPool
 from modelyard.router.health import Admission
@@ -46,9 +47,9 @@ async def pools(redis_url: str, prefix: str) -> AsyncIterator[Pools]:
     made: list[ModelPool] = []
 
     def build(n: int, *, limit: int = 2, failures: int = 2, seconds: float = 30, url: str = redis_url,
-              **state) -> list[ModelPool]:
+              models: Config | None = None, **state) -> list[ModelPool]:
         settings = short_lease(url=url, prefix=prefix, **{"lease": 3, "refresh": 0.1, **state})
-        out = [ModelPool(config(limit, failures, seconds), shared=settings) for _ in range(n)]
+        out = [ModelPool(models or config(limit, failures, seconds), shared=settings) for _ in range(n)]
         made.extend(out)
         return out
 

@@ -18,17 +18,15 @@ under what real Redis deployments go through — each on a private ``redis-serve
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pytest
 import redis
 
 from modelyard.router import ModelPool
 from modelyard.router.spend import SpendCaps
 from tests.helpers import make_config
-from tests.shared.redis_kit import PrivateRedis, short_lease
+from tests.shared.redis_kit import PrivateRedis, at_maxmemory
+from tests.shared.test_redis_state import Pools, _until, pools  # noqa: F401 - fixture
 
 CAP = 10.0
 #: the store's call bound: a first call (connect, load the scripts) on a loaded 2-core machine can take 0.3 s
@@ -40,32 +38,6 @@ def _config():
                                  "price": {"input": 1.0, "output": 5.0},
                                  "spend_cap": {"usd": CAP, "per": "day"}}},
                        {"a": {"primary": "paid"}})
-
-
-Pools = Callable[..., list[ModelPool]]
-
-
-@pytest.fixture
-async def pools(prefix: str) -> AsyncIterator[Pools]:
-    made: list[ModelPool] = []
-
-    def build(n: int, url: str) -> list[ModelPool]:
-        settings = short_lease(url=url, prefix=prefix, lease=3, refresh=0.1, timeout=TIMEOUT)
-        out = [ModelPool(_config(), shared=settings) for _ in range(n)]
-        made.extend(out)
-        return out
-
-    yield build
-    for pool in made:
-        await pool.aclose()
-
-
-async def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
-    """A hang-guard only: the state is brought about by the pools' own background loops."""
-    t0 = time.monotonic()
-    while not done():
-        assert time.monotonic() - t0 < timeout, "not within the hang-guard"
-        await asyncio.sleep(0.02)
 
 
 def _counter(server: PrivateRedis) -> float:
@@ -81,13 +53,14 @@ def _caps(pool: ModelPool) -> SpendCaps:
     return pool.spend
 
 
-async def test_a_redis_restarted_empty_does_not_reset_the_teams_spend(pools: Pools, tmp_path: Path) -> None:
+async def test_a_redis_restarted_empty_does_not_reset_the_teams_spend(pools: Pools,  # noqa: F811 - fixture
+                                                                     tmp_path: Path) -> None:
     """Two processes, each with its own log (no reader: what it spent itself is all its log knows), $3 each through
     the counter; Redis restarted empty on the same port; one more dollar. Before: the counter started again at $1,
     so each process counted max(its own, $1) — $4 and $3 of the $7 the team spent, another cap's worth to go."""
     server = PrivateRedis(tmp_path).start()
     try:
-        made = pools(2, server.url)
+        made = pools(2, url=server.url, timeout=TIMEOUT, models=_config())
         a, b = (_caps(p) for p in made)
         a.add("paid", 3.0)
         b.add("paid", 3.0)
@@ -107,27 +80,18 @@ async def test_a_redis_restarted_empty_does_not_reset_the_teams_spend(pools: Poo
         server.kill()
 
 
-async def test_spend_under_maxmemory_keeps_the_link_up(pools: Pools, tmp_path: Path) -> None:
+async def test_spend_under_maxmemory_keeps_the_link_up(pools: Pools, tmp_path: Path) -> None:  # noqa: F811
     """Redis at maxmemory with noeviction: a paid answer's spend is added (Redis goes past the limit by a few bytes,
     as the slots' scripts do) and the link stays up. Before: OOM on the spend script's INCRBYFLOAT marked the link
     down — every model to this process's share — and the amount never reached the counter."""
     with PrivateRedis(tmp_path) as server:
-        (pool,) = pools(1, server.url)
+        (pool,) = pools(1, url=server.url, timeout=TIMEOUT, models=_config())
         caps = _caps(pool)
         assert pool.link is not None
         await _until(lambda: pool.link is not None and pool.link.instances > 0 and pool.link.up)
-        admin = redis.Redis(port=server.port)
-        admin.config_set("maxmemory", 1)
-        try:
-            try:
-                admin.set("plain", "write")
-                raise AssertionError("maxmemory did not refuse a plain write")
-            except redis.exceptions.OutOfMemoryError:
-                pass
+        with at_maxmemory(server.port):
             errors = pool.link.errors
             caps.add("paid", 2.0)
             await _until(lambda: _counter(server) == 2.0 or pool.link.errors > errors)
             await asyncio.sleep(0.3)  # a few more ticks
             assert pool.link.up and pool.link.errors == errors, pool.link.down_reason
-        finally:
-            admin.config_set("maxmemory", 0)
