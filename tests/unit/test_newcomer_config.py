@@ -578,3 +578,47 @@ def test_where_a_key_belongs_is_said_the_same_in_every_process() -> None:
     said = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(1, 9)}
     assert len(said) == 1, said
+
+
+# --- a newcomer's own config, the ninth walk ----------------------------------------------------------------------
+
+def test_an_unknown_key_with_no_near_name_lists_the_keys_of_its_section(tmp_path: Path) -> None:
+    """`timeouts: {timout: 5}` said "unknown key 'timout'" and no more: nothing near it ('total' is not), and no
+    word of what the section takes. Winlogbeat's answer (elastic/go-ucfg#10: "Valid keys are api, event_id, …") and
+    darling's (TedDriggs/darling#361, 'list valid fields on unknown field error') name them."""
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x}\nagents:\n  chat:\n    primary: local\n"
+                             "    timeouts:\n      timout: 5\n")
+    refused(invoke(config, "models", "--no-reach"), "config.yaml:7: agents.chat.timeouts.timout: unknown key 'timout' "
+            "(the keys here: queue, connect, first_token, idle, total)")
+
+
+def test_a_block_of_anchors_under_an_x_key_is_skipped_as_compose_does(tmp_path: Path) -> None:
+    """Docker Compose keeps the blocks its services merge (`<<: *env`) under top-level `x-` keys, which it skips
+    (docs.docker.com/reference/compose-file/extension/, example 2). Here `x-ollama:` was 'unknown key', so a shared
+    block had no place but inside a real model; under another name it said only "unknown key 'ollama-defaults'"."""
+    config = write(tmp_path, "x-ollama: &ollama\n  provider: ollama\n  endpoint: http://127.0.0.1:9\nmodels:\n"
+                             "  small:\n    <<: *ollama\n    model: 'llama3.2:3b'\n  big:\n    <<: *ollama\n"
+                             "    model: 'qwen3:14b'\nagents:\n  chat: {primary: small, fallbacks: [big]}\n")
+    out = invoke(config, "models", "--no-reach", "--json")
+    assert out.exit_code == 0, out.output
+    assert {(m["model"], m["provider"], m["provider_model"]) for m in json.loads(out.output)["models"]} == {
+        ("small", "ollama", "llama3.2:3b"), ("big", "ollama", "qwen3:14b")}
+    named = write(tmp_path, "ollama-defaults: &ollama\n  provider: ollama\nmodels:\n  small:\n    <<: *ollama\n"
+                            "    model: x\nagents:\n  chat: {primary: small}\n", name="named.yaml")
+    refused(invoke(named, "models", "--no-reach"), "named.yaml:1: ollama-defaults: unknown key 'ollama-defaults': ",
+            "goes under a name starting with x- (x-ollama-defaults:)")
+
+
+@pytest.mark.parametrize(("chain", "said"), [
+    ("{primary: local, fallbacks: [chat]}",
+     "config.yaml:6: agents.writer.fallbacks.0: 'chat' is an agent, and a chain names models (configured models: "
+     "cloud, local); the models of chat's chain: cloud"),
+    ("{primary: writer}", "config.yaml:6: agents.writer.primary: 'writer' is an agent, and a chain names models"),
+])
+def test_an_agent_named_in_a_chain_is_said_to_be_an_agent(tmp_path: Path, chain: str, said: str) -> None:
+    """`fallbacks: [chat]` — falling back to another agent, as the orchestrator's consumers name agents — said
+    "unknown model 'chat' …: define it under 'models:'", which reads as if an agent had to be made a model too."""
+    config = write(tmp_path, "models:\n  local: {provider: ollama, model: x}\n  cloud: {provider: ollama, model: y}\n"
+                             f"agents:\n  chat: {{primary: cloud}}\n  writer: {chain}\n")
+    text = refused(invoke(config, "models", "--no-reach"), said)
+    assert "define it under" not in text

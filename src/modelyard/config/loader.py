@@ -216,6 +216,11 @@ def _said_key(key: str) -> str:
     return "(a name that looks like a key or token, not shown)" if _SECRET_LIKE.fullmatch(key) else f"'{key}'"
 
 
+#: an unknown key with no near name lists the keys of its section when they are at most this many (a model's 21 are
+#: README's Configuration, not an error line)
+_KEYS_LISTED = 12
+
+
 #: pydantic's bound errors, said as the bound
 _BOUNDS = {"greater_than_equal": "a number of at least", "greater_than": "a number above",
            "less_than_equal": "a number of at most", "less_than": "a number below"}
@@ -358,6 +363,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         elif re.fullmatch(r"[A-Z][A-Z0-9_]*_(API_KEY|KEY|TOKEN)", str(loc[-1])) and "api_key_env" in keys:
             # `ANTHROPIC_API_KEY: sk-…` under a model, as an env file writes it
             msg += f" (to read the key from that variable: api_key_env: {loc[-1]}, the value stays in the environment)"
+        elif 0 < len(keys) <= _KEYS_LISTED:  # `timout:` under timeouts said no more than 'unknown key'
+            msg += f" (the keys here: {', '.join(keys)})"
     elif loc[-1] == "[key]" and isinstance(err.get("input"), bool):  # `no:` or `on:` as a name, read as true/false
         parent = loc[:-2]
         words = _YAML_TRUE if err["input"] else _YAML_FALSE
@@ -454,6 +461,14 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         raise ConfigError(said, path=source, line=lines.get((key,)) if key else index + 1, key=key)
     if not isinstance(data, dict):
         raise ConfigError(foreign_list(data) or "expected a mapping with 'models:' and 'agents:'", path=source, line=1)
+    data = {key: value for key, value in data.items() if not _extension(key)}
+    for key in data:
+        if key not in Config.model_fields and _holds_anchor(text, lines.get((str(key),))):
+            said = _said_key(str(key))
+            named = f" (x-{key}:)" if said == f"'{key}'" else ""
+            raise ConfigError(f"unknown key {said}: a block kept to be merged elsewhere (<<: *name) goes under a name "
+                              f"starting with x-{named}, which modelyard skips, as Docker Compose does", path=source,
+                              line=lines.get((str(key),)), key=str(key) if named else "")
 
     models = data.get("models")
     for name, model in (models.items() if isinstance(models, dict) else ()):
@@ -485,6 +500,19 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     return config
 
 
+def _extension(key: object) -> bool:
+    """A top-level ``x-…`` key: a block of YAML anchors to merge into the entries (``x-ollama: &ollama``), skipped
+    as Docker Compose skips its extension fields (docs.docker.com/reference/compose-file/extension/). Refused as
+    an unknown key, it left no place to keep such a block but inside a real model or agent."""
+    return isinstance(key, str) and key.startswith("x-")
+
+
+def _holds_anchor(text: str, line: int | None) -> bool:
+    """Whether the top-level key on ``line`` (1-based) defines a YAML anchor: ``defaults-ollama: &ollama``."""
+    lines = text.splitlines()
+    return line is not None and 0 < line <= len(lines) and re.match(r"[^#]*:\s*&", lines[line - 1]) is not None
+
+
 def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
     """Cross-references pydantic cannot see: chains, cycles, consumers, the default agent."""
     if config.default_agent and config.default_agent not in config.agents:
@@ -496,7 +524,12 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
         seen: set[str] = set()
         for i, model in enumerate(agent.chain):
             loc: Loc = ("agents", name, "primary") if i == 0 else ("agents", name, "fallbacks", i - 1)
-            if model not in config.models:
+            if model not in config.models and model in config.agents:  # said "define it under 'models:'"
+                theirs = [m for m in config.agents[model].chain if m in config.models] if model != name else []
+                yield loc, (f"'{model}' is an agent, and a chain names models (configured models: "
+                            f"{', '.join(sorted(config.models))})"
+                            + (f"; the models of {model}'s chain: {', '.join(theirs)}" if theirs else ""))
+            elif model not in config.models:
                 known = ", ".join(sorted(config.models))
                 named = [n for n, m in config.models.items() if m.model == model]  # the provider's id, not ours
                 yield loc, f"unknown model '{model}' (configured models: {known})" + (
