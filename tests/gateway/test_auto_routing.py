@@ -86,6 +86,10 @@ def test_an_agent_called_auto_keeps_its_name_and_no_orchestrator_means_no_auto(t
             model="auto", messages=[{"role": "user", "content": BUG}])
         assert raw.headers["x-modelyard-agent"] == "auto"
     with GatewayServer(config(tmp_path / "plain", backend.url, orchestrated=False)) as gw:
-        with pytest.raises(openai.NotFoundError, match="does not exist"):
+        with pytest.raises(openai.NotFoundError, match="does not exist") as refused:
             client_for(gw).chat.completions.create(model="auto", messages=[{"role": "user", "content": BUG}])
         assert "auto" not in [m.id for m in client_for(gw).models.list().data]
+    # README's first client asks for model="auto"; with a config of one's own, without an orchestrator, the 404 said
+    # only what the config has ("agents: chat, …; models: fast (address a model as 'model:NAME' …)")
+    assert "'auto' lets an orchestrator pick the agent, and this config has none" in refused.value.message
+    assert "orchestration.agent" in refused.value.message

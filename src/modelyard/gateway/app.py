@@ -164,6 +164,9 @@ class Gateway:
         cfg = self.runtime.config
         auto = "; 'auto' lets the orchestrator pick the agent" if resolve(cfg, AUTO) else ""
         near = _provider_id_of(asked, cfg) or did_you_mean(asked, (entry[0] for entry in listed_names(cfg)))
+        if asked == AUTO and not auto:  # README's first client asks for 'auto': a config of one's own may have none
+            near = (" ('auto' lets an orchestrator pick the agent, and this config has none: an agent whose consumers "
+                    "are the agents it picks from, named in orchestration.agent — or ask for an agent by name)")
         return (f"{near}: agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
