@@ -67,7 +67,8 @@ log = logging.getLogger("modelyard.state")
 
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
 #: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
-REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED"})
+REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED",
+                        "REOPEN"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
@@ -390,7 +391,7 @@ class RedisLink:
                                       redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
-                                      "INSTANCES", "RESTARTED")}
+                                      "INSTANCES", "RESTARTED", "REOPEN")}
         self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
 
     async def peek(self) -> None:

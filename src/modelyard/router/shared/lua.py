@@ -306,6 +306,20 @@ redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(deadline - now) + KEY_TTL))
 return 1
 """
 
+#: KEYS breaker; ARGV now ms_left generation reason
+#: Redis lost the breaker (restarted empty, flushed, evicted) while a process's last view had it open: open again for
+#: what was left, at the generation it had (a probe's verdict after it still counts), unless something wrote it since
+#: (another process's REOPEN, a verdict) → 1 if it opened
+REOPEN = _PRELUDE + r"""
+local B = KEYS[1]
+if redis.call('EXISTS', B) == 1 then return 0 end
+local now = now_ms(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+redis.call('HSET', B, 'state', 'open', 'gen', ARGV[3], 'until', tostring(deadline), 'reason', ARGV[4], 'failures', 0)
+redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(deadline - now) + KEY_TTL))
+return 1
+"""
+
 #: KEYS meta…; ARGV now fresh_epoch grace_ms
 #: Redis restarted (its run id changed) with data it kept (RDB, AOF): what came back may be older than what it had —
 #: a slot taken since the last snapshot is missing — yet the epoch came back too, so nothing said data was lost.

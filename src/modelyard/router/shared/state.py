@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -82,6 +83,8 @@ class RedisState(ModelState):
         self.fallback = Health(cooldown, clock)
         self._local_waiters: deque[asyncio.Future[_Wake]] = deque()
         self._view: list[Any] | None = None
+        #: when it was read (monotonic)
+        self._view_at: float | None = None
         #: the highest breaker generation this process knows of: a cached view older than that is not used
         self._generation = 0
         self._skip = ""
@@ -484,7 +487,10 @@ class RedisState(ModelState):
         well within the grace in which nobody gets a slot; and a waiter's process asks for the grant when the
         grace ends, not at its next heartbeat (a Redis restart paused every grant for the grace plus up to a
         heartbeat: 12 s with the default lease)."""
-        self._view = result
+        before, before_at = self._view, self._view_at
+        self._view, self._view_at = result, time.monotonic()
+        if before is not None and before_at is not None:
+            self._breaker_lost(before, before_at, result)
         if len(result) > 13:
             self._jumped(result[10], result[11], result[12], result[13])
         if not (self.held or self.waiting or self.probes):
@@ -497,6 +503,24 @@ class RedisState(ModelState):
         if grace_ms > 0 and self.waiting and self._grace_timer is None:
             loop = asyncio.get_running_loop()
             self._grace_timer = loop.call_later(grace_ms / 1000 + 0.005, self._grace_over)
+
+    def _breaker_lost(self, before: list[Any], before_at: float, view: list[Any]) -> None:
+        """The breaker was open at the last view and is gone from Redis now (generation 0: restarted empty, flushed,
+        evicted): open it again for what was left. Holders and waiters are registered again after such a loss; the
+        cooldown was not, and the team asked the model it had stopped asking until it failed ``failures`` more
+        times."""
+        if before[2] != b"open" or int(before[8]) == 0 or int(view[8]) != 0:
+            return
+        left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000
+        if left_ms > 0:
+            self.link.spawn(self._reopen(int(left_ms), int(before[8]), before[4].decode()))
+
+    async def _reopen(self, left_ms: int, generation: int, reason: str) -> None:
+        with contextlib.suppress(StoreUnreachable):
+            if await self.link.call("REOPEN", [self._breaker], [self.link.now_arg(), left_ms, generation, reason]):
+                log.warning("shared state %s: model %s: the shared store lost its cooldown (a restart without "
+                            "persistence, FLUSHALL, an eviction): open again for the %.0fs it had left",
+                            self.link.settings.shown_url, self.name, left_ms / 1000)
 
     def _jumped(self, *view: Any) -> None:
         """Say a jump of the store's clock once (see ``purge`` in :mod:`.lua`); the first view only learns the last one.
