@@ -265,3 +265,37 @@ async def test_an_album_whose_items_come_out_of_order_is_answered_once_across_a_
     assert len(llm.requests) == 2  # the album, then "thanks"
     with db(config) as conn:
         assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+
+
+def _forwarded(tg: TelegramServer, text: str, origin: dict) -> None:
+    """A message Alice forwards: the original's text, ``forward_origin`` saying whose it was (Bot API 7.0 MessageOrigin:
+    ``user`` with ``sender_user``, ``hidden_user`` with ``sender_user_name`` for one who hides their account)."""
+    tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()),
+                                "chat": {"id": ALICE, "first_name": "Alice", "type": "private"}, "text": text,
+                                "forward_origin": {**origin, "date": int(time.time()) - 3600}}})
+
+
+BOB_ORIGIN = {"type": "user", "sender_user": {"id": 222, "is_bot": False, "first_name": "Bob"}}
+
+
+async def test_messages_forwarded_with_a_comment_are_one_request_each_said_whose(tmp_path, tg, llm):
+    """Alice forwards two messages with a comment typed in the forward window. Telegram delivers the comment and each
+    forwarded message as updates of their own (HKUDS/nanobot#2585: "the bot responds twice, neither response being
+    what the user intended"; chatwoot/chatwoot#13308: 5–10 forwarded at once, one request each): the comment was
+    answered without what it was about, then each forwarded text as if Alice had written it (openclaw/openclaw#108985).
+    Now they are one request, each forwarded text said as such and whose; a lone forward is said whose too."""
+    config = bot_config(tmp_path, tg, llm)
+    tg.push_message(ALICE, text="is this plan any good?")
+    _forwarded(tg, "We ship on Friday.", BOB_ORIGIN)
+    _forwarded(tg, "No tests until Monday.", {"type": "hidden_user", "sender_user_name": "Carol"})
+    async with running_bot(config, tg):
+        await eventually(final_message(tg, ALICE), 20)
+        _forwarded(tg, "Standup moved to 10:00.", BOB_ORIGIN)
+        await eventually(lambda: len([c for c in tg.sent if c.chat_id == ALICE and c.params.get("reply_markup")]) > 1,
+                         20)
+    assert len(llm.requests) == 2
+    asked = llm.requests[0].json["messages"][-1]["content"]
+    assert asked.startswith("is this plan any good?")
+    assert "[Forwarded message from Bob:]\nWe ship on Friday." in asked
+    assert "[Forwarded message from Carol:]\nNo tests until Monday." in asked
+    assert llm.requests[1].json["messages"][-1]["content"] == "[Forwarded message from Bob:]\nStandup moved to 10:00."

@@ -86,6 +86,7 @@ from modelyard.frontends.streaming import (
 from modelyard.frontends.telegram_caption import CAPTION_COMMAND, caption_command
 from modelyard.frontends.telegram_elsewhere import replied_elsewhere
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
+from modelyard.frontends.telegram_forward import forwarded
 from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_request import FrontAwareRequest
@@ -135,6 +136,8 @@ SAY_WAIT = 30.0
 #: updates handled at once (python-telegram-bot's bound): messages waiting for their chat's earlier answer, or for
 #: a model slot, hold one each — far below this, so /status, /stop and other chats are never held up behind them
 MAX_UPDATES = 4096
+#: updates noted as followed by a forward kept at most (those never handled as a message are dropped with the rest)
+FOLLOWED_KEPT = 4096
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
 #: finished replies kept on the bot (benchmarks read the newest's first_edit_at): a bot runs for weeks
@@ -301,7 +304,7 @@ class InboxBot(ExtBot[None]):
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
     process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
 
-    __slots__ = ("_floor", "flat_chats", "inbox", "polled_at", "refused", "refused_at", "sent")
+    __slots__ = ("_floor", "flat_chats", "followed", "inbox", "polled_at", "refused", "refused_at", "sent")
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
@@ -321,6 +324,8 @@ class InboxBot(ExtBot[None]):
             self.sent = SentLog()
             #: private chats whose topics the Bot API refuses to send to: answered in the chat itself
             self.flat_chats: set[int | str] = set()
+            #: updates followed in their batch by a message the same person forwarded (or following one)
+            self.followed: set[int] = set()
 
     async def send_message(self, *args: Any, **kwargs: Any) -> Message:
         """sendMessage, its id (or the loss of its answer) noted in :attr:`sent`.
@@ -386,9 +391,27 @@ class InboxBot(ExtBot[None]):
                 if update.message is not None:
                     self.sent.took(update.message.chat_id, update.message.message_id)
             taken = tuple(u for u in updates if u.update_id in fresh)
+            self._note_followed(taken)
             if taken:
                 return taken
             offset = self._floor  # all taken before (the process died before confirming them): confirm, poll on
+
+
+    def _note_followed(self, updates: tuple[Update, ...]) -> None:
+        """Note the messages a forwarded one of the same person follows in this batch (or that follow one): the
+        comment typed in the forward window comes first, as a message of its own, and waits for what it forwards."""
+        if len(self.followed) > FOLLOWED_KEPT:
+            self.followed.clear()
+        for i, update in enumerate(updates):
+            if (message := update.message) is not None and any(
+                    _same_sender(message, later.message) and (message.forward_origin or later.message.forward_origin)
+                    for later in updates[i + 1:] if later.message is not None):
+                self.followed.add(update.update_id)
+
+
+def _same_sender(one: Message, other: Message) -> bool:
+    return (one.chat_id == other.chat_id and one.from_user is not None and other.from_user is not None
+            and one.from_user.id == other.from_user.id)
 
 
 class _Processor(BaseUpdateProcessor):
@@ -1036,10 +1059,9 @@ class TelegramBot:
             return
         if message.media_group_id is not None and (chat.id, message.media_group_id) in self._command_albums:
             return  # the rest of an album whose caption was a command: no request
-        if len(parts) > 1 and message.media_group_id is None:  # one text the person's app cut in pieces
-            first = self._addressed(parts[0]) if group else parts[0].text
-            said: list[str | None] = [first] if first is None else [
-                "\n".join([first, *(part.text or "" for part in parts[1:])]).strip()]
+        joined = message.media_group_id is None and (len(parts) > 1 or message.forward_origin is not None)
+        if joined:  # one text the person's app cut in pieces, or messages forwarded (with a comment): one request
+            said: list[str | None] = [self._pieces(parts, group)]
         else:
             said = [(self._addressed(part) if group else (part.text or part.caption or "").strip()) for part in parts]
         if all(each is None for each in said):  # chatter among the people in the group: not for this bot
@@ -1051,6 +1073,8 @@ class TelegramBot:
             await self._say(message, HELP)
             return
         attached = attachment(message) if message.media_group_id is None else f"an album of {len(parts)} items"
+        if joined and text:  # each forwarded piece says what it carried
+            attached = None
         if not text:
             log.info("telegram: a message without text (%s) in chat %s", attached or "empty", chat.id)
             await self._say(message, unreadable(attached))
@@ -1107,8 +1131,11 @@ class TelegramBot:
         if message.media_group_id is not None:
             key: tuple[object, ...] = ("album", message.chat.id, message.media_group_id)
             more = True
-        elif message.text is not None and message.from_user is not None:
-            key, more = ("text", message.chat.id, message.from_user.id), may_continue(message.text)
+        elif message.from_user is not None:  # a forwarded message waits for the rest and the person's comment
+            key = ("text", message.chat.id, message.from_user.id)
+            more = (may_continue(message.text) or message.forward_origin is not None
+                    or update.update_id in self._api.followed)
+            self._api.followed.discard(update.update_id)
             if not more and not self._gather.gathering(key):
                 return [message]
         else:
@@ -1122,6 +1149,23 @@ class TelegramBot:
         # again alone at the next start
         self._riders[update.update_id] = [u.update_id for u in updates if u is not update]
         return [u.effective_message for u in updates if u.effective_message is not None]
+
+    def _pieces(self, parts: list[Message], group: bool) -> str | None:
+        """One request of a text cut in pieces, or of forwarded messages and the person's comment: each forwarded one
+        said as such, with whose it was (telegram_forward.py). "" when none has text (what it carried is said to the
+        person, no model asked); None in a group when none of the person's own is addressed to the bot."""
+        own = [part for part in parts if part.forward_origin is None]
+        if group and not any(self._addressed(part) is not None for part in own):
+            return None
+        if not any(part.text or part.caption for part in parts):
+            return ""
+        pieces = []
+        for part in parts:
+            piece = forwarded(part, attachment(part))
+            if piece is None:
+                piece = (self._addressed(part) if group else None) or part.text or part.caption or ""
+            pieces.append(piece)
+        return "\n".join(pieces).strip()
 
     def _replied(self, message: Message) -> str | None:
         """What the message replies to, for the model: the part quoted (Bot API 7.0 ``quote``: the person selected it),
