@@ -22,7 +22,7 @@ from tests.shared.test_redis_state import Pools, _joined, pools  # noqa: F401 - 
 
 TIMEOUT = 1.0
 #: how long the neighbour's script runs (Redis's own clock, inside the script)
-BUSY_FOR_S = 3
+BUSY_FOR_S = 5
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
