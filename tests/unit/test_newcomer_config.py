@@ -622,3 +622,19 @@ def test_an_agent_named_in_a_chain_is_said_to_be_an_agent(tmp_path: Path, chain:
                              f"agents:\n  chat: {{primary: cloud}}\n  writer: {chain}\n")
     text = refused(invoke(config, "models", "--no-reach"), said)
     assert "define it under" not in text
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    # LiteLLM's model_list entries name the provider inside `model: ollama/llama3` (docs.litellm.ai, "Proxy Config"):
+    # an entry copied without it said "required key 'provider' is missing" and not what goes there
+    ("models:\n  local: {model: 'llama3.2:3b'}\nagents:\n  chat: {primary: local}\n",
+     "config.yaml:2: models.local.provider: required key 'provider' is missing (one of: anthropic, llamacpp, ollama, "
+     "openai)"),
+    # the merge written above its anchor (or the anchor in another file: docker/compose#5621, anchors do not cross
+    # files) said PyYAML's "found undefined alias 'base'" alone
+    ("models:\n  local:\n    <<: *base\n    model: x\n  other: &base {provider: ollama, model: y}\n"
+     "agents:\n  chat: {primary: local}\n",
+     "config.yaml:3: not valid YAML: found undefined alias 'base' (an alias *NAME needs &NAME on a block above it"),
+])
+def test_a_missing_provider_or_anchor_says_what_goes_there(tmp_path: Path, text: str, said: str) -> None:
+    refused(invoke(write(tmp_path, text), "models", "--no-reach"), said)

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from modelyard import registry
 from modelyard.config.hints import (
     foreign_file,
     foreign_list,
@@ -105,6 +106,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         elif problem.startswith("expected <block end>"):  # `   model: x` one space short of `provider:` above it
             problem += (" (this line is indented differently from the lines above it at the same level: line its key "
                         "up with theirs, with spaces)")
+        elif problem.startswith("found undefined alias"):  # `<<: *base` before, or without, `name: &base`
+            problem += " (an alias *NAME needs &NAME on a block above it in this file: YAML reads top to bottom)"
         elif problem.startswith("mapping values are not allowed"):  # `system: Answer: briefly`, a line too deep
             problem += (" (a ': ' inside a value: put the value in quotes; or this line is indented deeper than "
                         "the key above it)")
@@ -392,6 +395,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
                f"settings indented under it (no '- ' in front)")
     elif err["type"] == "missing":
         msg = f"required key '{loc[-1]}' is missing" + _SECTION_TO_WRITE.get(loc, "")
+        if loc[0] == "models" and loc[-1] == "provider":  # what to write there was said only by a wrong one
+            msg += f" (one of: {', '.join(registry.provider_names())})"
     elif err["type"] == "value_error":  # `models: {}`: "must define at least one entry", and what an entry is
         msg = msg.removeprefix("Value error, ") + _SECTION_TO_WRITE.get(loc, "")
     elif err["type"] == "string_type" and loc[-1] == "primary" and isinstance(err.get("input"), list):
