@@ -364,3 +364,33 @@ async def test_a_strangers_command_for_another_bot_is_not_reported_and_one_for_t
     ignored = [r for r in caplog.records if "ignored message" in r.getMessage()]
     assert len(ignored) == 1, [r.getMessage() for r in ignored]
     assert replies_to(tg, group) and len(llm.requests) == 1
+
+
+async def test_each_topic_of_a_private_chat_is_a_conversation_of_its_own(tmp_path, tg, llm):
+    """Bot API 9.3 lets a person keep several threads with a bot as topics of their private chat ("letting users
+    organize bot chats into easily accessible threads"; each message carries its topic's ``message_thread_id``). The
+    bot kept one history per chat: a question in one topic was answered with another topic's talk in context
+    (openclaw/openclaw#7739; kirodotdev/KiroCrew#4927: "switching topic does not switch conversation"). Now each topic
+    has its own history (and /reset clears only its own); the chat outside topics keeps the chat's."""
+    config = bot_config(tmp_path, tg, llm)
+
+    def asked(n: int) -> str:
+        return str(llm.requests[n].json["messages"])
+
+    def finals() -> int:
+        return len([c for c in tg.sent if c.chat_id == ALICE and c.params.get("reply_markup")])
+
+    async with running_bot(config, tg):
+        answered = 0
+        for text, topic in [("plan the trip to Oslo", 5), ("fix my regex", 6), ("and the hotel?", 5), ("/reset", 6),
+                            ("and in Python?", 6)]:
+            tg.push_message(ALICE, text=text, topic_id=topic)
+            if text == "/reset":
+                await eventually(lambda: "History cleared. Starting fresh." in replies_to(tg, ALICE), 10)
+                continue
+            answered += 1
+            await eventually(lambda answered=answered: finals() == answered, 20)
+    assert len(llm.requests) == 4
+    assert "Oslo" not in asked(1)
+    assert "Oslo" in asked(2) and "regex" not in asked(2)
+    assert "regex" not in asked(3) and "Oslo" not in asked(3)

@@ -903,8 +903,14 @@ class TelegramBot:
                 await asyncio.sleep(0.5 * (attempt + 1))
 
     def _session(self, update: Update) -> Session:
-        assert update.effective_chat is not None
-        return Session(self.runtime, self.store, FRONTEND, update.effective_chat.id,
+        """The conversation the update belongs to: its chat's, or its topic's in a forum or a private chat with topics
+        (Bot API 9.3: "letting users organize bot chats into easily accessible threads"). One per chat, every topic
+        shared one history, /agent and /reset: a question in one topic was answered with another's in context
+        (openclaw/openclaw#7739, kirodotdev/KiroCrew#4927: "switching topic does not switch conversation")."""
+        chat, message = update.effective_chat, update.effective_message
+        assert chat is not None
+        topic = message.message_thread_id if message is not None and message.is_topic_message else None
+        return Session(self.runtime, self.store, FRONTEND, chat.id if topic is None else f"{chat.id}:{topic}",
                        history_tokens=self.settings.history_tokens, default_agent=self.settings.agent)
 
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -953,7 +959,7 @@ class TelegramBot:
     async def _reset(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         session = self._session(update)
-        async with self._locks.held(int(session.conversation.external_id)):
+        async with self._locks.held(update.effective_message.chat.id):
             removed = session.reset()
         log.info("telegram: chat %s history reset (%d turns)", session.conversation.external_id, removed)
         await self._say(update.effective_message, "History cleared. Starting fresh.")
