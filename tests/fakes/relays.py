@@ -16,6 +16,16 @@ cites; the fake server renders nothing of its own for them.
 - :func:`one_chunk_no_end`: a whole answer in one chunk that carries its text and ``finish_reason``, then neither a
   usage chunk nor ``[DONE]``, the connection held open (bifrost#6784, #7115); :func:`completion_no_end`, the same on
   ``/v1/completions``.
+
+Round 16 (the tenth fault hunt, faults23):
+
+- :func:`bare_error_midstream`: Gemini's stream error as a relay copying the upstream's bytes passes it on — after the
+  first chunks, a pretty-printed ``{"error": {"code": 503, …, "status": "UNAVAILABLE"}}`` without ``data:``
+  (OmniRoute#4177);
+- :func:`glued_tool_chunks`: the chunks of a streamed tool call written back to back in one event (openai-python#663's
+  glue, on the pieces of a call);
+- :func:`null_finish_stream`: KoboldCpp's chat stream before March 2025, ``"finish_reason": "null"`` (a string) on
+  every chunk but the last (PowerShell/AIShell#350).
 """
 
 from __future__ import annotations
@@ -134,3 +144,56 @@ def one_chunk_no_end(text: str, keepalive: int = 0, interval: float = 0.1) -> Fa
     first = data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "local",
                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
     return Fault.raw(200, first, *[": keep-alive\n\n"] * keepalive, headers=SSE, end="hang", interval=interval)
+
+
+#: Gemini's words for a 503 while the model is in demand, as OmniRoute#4177 and continue#10639 quote them
+GEMINI_UNAVAILABLE = {"error": {"code": 503, "message": "This model is currently experiencing high demand. Spikes in "
+                                "demand are usually temporary. Please try again later.", "status": "UNAVAILABLE"}}
+
+
+def bare_error_midstream(thought: str = "The user wants me to execute a sequence of steps") -> Fault:
+    """OmniRoute#4177's provider stream: two chunks of thinking, a blank line, then Gemini's error object written
+    without ``data:``, pretty-printed (two-space indent, as Google's JSON is), and the body ends. The chunks are
+    rebuilt as the OpenAI-compatible ones a relay that copies upstream bytes sends before it; the error's lines are
+    the issue's, byte for byte."""
+    head = {"id": "chatcmpl-JPozaonvK7yzvdIPrJ7FyAk", "object": "chat.completion.chunk", "model": "gemma-4-31b-it"}
+    first = data({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": thought}}]})
+    second = data({**head, "choices": [{"index": 0, "delta": {"reasoning_content": " job called `vibe-image`."}}]})
+    return Fault.raw(200, first, second, json.dumps(GEMINI_UNAVAILABLE, indent=2) + "\n", headers=SSE)
+
+
+def glued_tool_chunks(name: str, arguments: list[str]) -> Fault:
+    """A streamed tool call — its name with an empty ``arguments``, then the arguments a few characters a chunk, then
+    ``finish_reason: "tool_calls"`` — with the chunks of the call written back to back in one event, ``{…}{…}``, as
+    openai-python#663 quotes two text chunks so glued (its server flushed two writes as one). The glue is the
+    transport's and does not look at what a chunk holds; the shape of each chunk is OpenAI's reference stream
+    (``delta.tool_calls[].index``, ``id`` and ``function.name`` on the first piece only). Not quoted with tool calls
+    in a report found: a transport's glue applied to OpenAI's own tool-call chunks."""
+    head = {"id": "chatcmpl-8BnB0NvhQxY0szkmjMdM5px67189w", "object": "chat.completion.chunk",
+            "created": "2023-10-20T17:02:14+00:00", "model": "gpt-4"}
+
+    def one(frag: dict[str, Any], finish: str | None = None) -> str:
+        return json.dumps({**head, "choices": [{"index": 0, "delta": {"content": None, "refusal": None,
+                                                                      "tool_calls": [frag]} if frag else {},
+                                                "finish_reason": finish}]})
+    start = one({"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}})
+    pieces = [one({"index": 0, "function": {"arguments": piece}}) for piece in arguments]
+    glued = "data: " + start + "".join(pieces) + "\n\n"
+    return Fault.raw(200, glued, "data: " + one({}, "tool_calls") + "\n\n", DONE, headers=SSE)
+
+
+def null_finish_stream(pieces: list[str], *, ended: bool) -> Fault:
+    """KoboldCpp's ``/v1/chat/completions`` stream as PowerShell/AIShell#350 found it: the string ``"null"`` where the
+    spec has JSON ``null`` for ``finish_reason``, on every chunk until the last (KoboldCpp fixed it in
+    LostRuins/koboldcpp@c55bb9a6). ``ended``: the last chunk (``"stop"``) and ``[DONE]`` come; else the body ends
+    after the text, as when a relay's upstream connection closes cleanly mid-answer. The envelope (id, model) is
+    rebuilt in KoboldCpp's style."""
+    head = {"id": "koboldcpp", "object": "chat.completion.chunk", "created": 1741305600, "model": "koboldcpp/qwen"}
+
+    def one(delta: dict[str, Any], finish: str) -> str:
+        return data({**head, "choices": [{"index": 0, "finish_reason": finish, "delta": delta}]})
+    body = [one({"role": "assistant", "content": pieces[0]}, "null"),
+            *(one({"role": "assistant", "content": piece}, "null") for piece in pieces[1:])]
+    if ended:
+        body += [one({"role": "assistant", "content": ""}, "stop"), DONE]
+    return Fault.raw(200, *body, headers=SSE)

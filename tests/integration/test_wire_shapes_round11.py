@@ -178,12 +178,26 @@ async def test_the_upstreams_wait_relayed_by_litellm_is_honoured(header: str, se
     upstream's ``retry-after: 7`` as ``llm_provider-retry-after: 7`` and no ``retry-after`` of its own (a LiteLLM
     gateway suite asserts exactly that: test_s02_chat_completions_upstream_429_keeps_retry_after_through_raw_httpx;
     cline, opencode and pi clients read the renamed header). The model cooled for the breaker's second, not the four
-    asked for."""
+    asked for.
+
+    The check reads the cooldown's recorded end (``open_until``, on the router's clock) against the clock read just
+    before and just after the request: it must end 4 s after the refusal came, whatever the machine's load — the
+    time left read after closing the router (``3 < cooling <= 4``) failed about half the time at load 7–10."""
     body = json.dumps({"error": {"message": "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit "
                                             "reached for requests", "type": None, "param": None, "code": "429"}})
     value = "4000" if header.endswith("-ms") else "4"
-    _, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(429, body, headers={**JSON, header: value}))
-    assert 3 < cooling <= 4
+    servers["openai"].push(Fault.raw(429, body, headers={**JSON, header: value}))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    try:
+        health = router.pool.local("primary").health
+        before = health.clock()
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Say hello")]))
+        after = health.clock()
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert before + 4 <= health.open_until <= after + 4  # the breaker's own rest here is 1 s (router_for)
 
 
 async def test_an_exhausted_limit_relayed_by_litellm_is_waited_out(servers: dict[str, Any],  # noqa: F811

@@ -343,6 +343,7 @@ class StreamResponse:
         batches = source or self._opened(self._line_batches())
         fresh = True  # nothing delivered yet: a bad first line may open a JSON document
         typed = False  # an event: field came since the last blank line
+        bare = False  # a JSON document without "data:" opened mid-stream and not closed on its line: see below
         async for lines in batches:
             events = []
             for line in lines:
@@ -350,9 +351,13 @@ class StreamResponse:
                     if typed:  # the blank line ends the event, and its type with it: see DISPATCHED
                         events.append(DISPATCHED)
                         typed = False
+                    bare = False
                     continue
                 if line[:6] == "data: ":  # the usual line, as the partition below would read it (issue #15)
                     events.append(("data", line[6:]))
+                    continue
+                if bare:  # the next line of a bare document: the reader joins its data lines, as an event's
+                    events.append(("data", line))
                     continue
                 if line[0] == ":":
                     continue
@@ -366,6 +371,12 @@ class StreamResponse:
                     # an event that lost its "data: " mid-stream (a gateway plugin that rewrote the read holding the
                     # usage chunk dropped the prefix of the others, the finish chunk and [DONE]: gpustack#6155)
                     events.append(("data", line))
+                    # an error object written bare mid-stream, pretty-printed over lines of its own (Gemini's
+                    # stream, its 503 "UNAVAILABLE" after the first chunks: OmniRoute#4177, passed on by a relay
+                    # that copies the upstream's bytes): its lines after "{" were read as unknown fields, the
+                    # answer malformed_response where the server said overloaded. They are its data, to the blank
+                    # line
+                    bare = line[:1] == "{" and try_loads(line) is NOT_JSON
                     continue
                 if events:  # what came before the bad line is delivered first, as one event at a time was
                     yield events

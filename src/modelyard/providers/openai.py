@@ -396,6 +396,12 @@ def thinking_switch(profile: ModelProfile, thinking: bool | None) -> str:
 #: inference system"; oh-my-pi#8563) is its capacity, read as an overload (:data:`_NO_ROOM`)
 _NO_ROOM = "insufficient_system_resource"
 _FAILED = frozenset({"error", "abort", "network_error", "network-error", _NO_ROOM})
+#: "no finish reason yet" spelled as a string on every chunk: KoboldCpp's chat stream before its fix of March 2025
+#: (PowerShell/AIShell#350: "It uses the string "null" instead of the JSON null for finish_reason in the streaming
+#: chunk", LostRuins/koboldcpp@c55bb9a6; anything-llm's KoboldCpp handler still tests ``finish_reason !== "null"``),
+#: and relays of Qwen's DashScope stream, whose chunks say so (its ``"finish_reason":"null"``). Read as a finish
+#: reason, the first chunk ended the answer: a stream that broke after it was passed on as whole, its finish "null"
+_NO_FINISH = "null"
 #: Gemini's finish reason for a tool call it could not form (its OpenAI-compatible gateways pass Gemini's reasons on in
 #: capitals, qwen-code#9884), frequent with Gemini 2.5 and 3 (python-genai#1836, gemini-cli#12674, pydantic-ai#3095):
 #: text said before it was passed on as the whole answer — the call the model meant to make lost, the agent told the
@@ -644,15 +650,17 @@ def _glued(payload: str, held: int) -> dict[str, Any] | None:
     return data
 
 
-#: what a chunk's delta may hold for :func:`_several` to join it with others: text only
-_TEXT_DELTA = frozenset({"role", "content", "reasoning_content", "reasoning"})
+#: what a chunk's delta may hold for :func:`_several` to join it with others: text and tool-call pieces
+_TEXT_DELTA = frozenset({"role", "content", "reasoning_content", "reasoning", "tool_calls"})
 
 
 def _several(payload: str) -> dict[str, Any] | None:
     """Chunks written back to back in one event, ``{…}{…}`` (openai-python#663: "the api returns a single response
     with two chunks inside of it", each a ``chat.completion.chunk`` of a few characters), as one chunk: their texts
-    joined in order, the last finish reason and usage. The answer was malformed_response. Only chunks of text are
-    joined so (tool-call pieces would need each their own turn through :class:`_ToolCalls`): None otherwise."""
+    joined in order, their tool-call pieces listed in order (as :class:`_ToolCalls` reads pieces one after another),
+    the last finish reason and usage. The answer was malformed_response — with tool calls too until the tenth fault
+    hunt: each call's pieces are its name, then its arguments a few characters at a time, the chunks most often
+    written in one flush. None when a chunk holds anything else."""
     decoder, objects, at, text = json.JSONDecoder(), [], 0, payload.strip()
     while at < len(text):
         try:
@@ -667,6 +675,7 @@ def _several(payload: str) -> dict[str, Any] | None:
     if len(objects) < 2:
         return None
     said: dict[str, list[str]] = {"content": [], "reasoning_content": []}
+    pieces: list[Any] = []
     finish, usage = None, None
     for obj in objects:
         choices = obj.get("choices")
@@ -674,17 +683,21 @@ def _several(payload: str) -> dict[str, Any] | None:
             return None
         for choice in choices:
             delta = choice.get("delta") if type(choice) is dict else None
-            if type(delta) is not dict or not _TEXT_DELTA.issuperset(delta):
-                return None
+            if type(delta) is not dict or not _TEXT_DELTA.issuperset(k for k, v in delta.items() if v is not None):
+                return None  # OpenAI's chunks carry "refusal": null beside the text
             for key, piece in (("content", delta.get("content")),
                                ("reasoning_content", delta.get("reasoning_content") or delta.get("reasoning"))):
                 if piece is not None and type(piece) is not str:
                     return None
                 said[key].append(piece or "")
+            if (frags := delta.get("tool_calls")) is not None:
+                pieces.extend(frags if type(frags) is list else [frags])
             finish = choice.get("finish_reason") or finish
         usage = obj.get("usage") or usage
-    delta = {key: "".join(pieces) for key, pieces in said.items() if any(pieces)}
-    return {**objects[0], "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
+    joined: dict[str, Any] = {key: "".join(parts) for key, parts in said.items() if any(parts)}
+    if pieces:
+        joined["tool_calls"] = pieces
+    return {**objects[0], "choices": [{"index": 0, "delta": joined, "finish_reason": finish}], "usage": usage}
 
 
 #: the id and the time a cut-off event was made, which tell another answer's (``{"id":"2026043020405529…",
@@ -1164,7 +1177,7 @@ class OpenAIProvider(HttpProvider):
                                 # a finish reason the answer went on after: not its end, nor this server's habit to
                                 # put one on the last chunk only (HttpClient.finish_last)
                                 resp.answered = resp.may_be_whole = client.finish_last = False
-                            if stop := choice.get("finish_reason"):
+                            if (stop := choice.get("finish_reason")) and stop != _NO_FINISH:
                                 finish = str(stop)
                                 native = choice.get("native_finish_reason")  # OpenRouter's: the upstream's own
                                 if finish in _FAILED or (type(native) is str and native in _FAILED):
@@ -1356,7 +1369,7 @@ class OpenAIProvider(HttpProvider):
                             yield Chunk("text", text)
                             if finish:  # a finish reason the text went on after: not its end
                                 resp.answered = resp.may_be_whole = False
-                        if stop := choice.get("finish_reason"):
+                        if (stop := choice.get("finish_reason")) and stop != _NO_FINISH:
                             finish = str(stop)
                             native = choice.get("native_finish_reason")  # OpenRouter's: the upstream's own
                             if finish in _FAILED or (type(native) is str and native in _FAILED):

@@ -1,0 +1,67 @@
+"""The tenth fault hunt (faults23): shapes real servers and relays send that modelyard's fakes never did, each
+rebuilt from the report where its users met it (cited per test and in ``tests/fakes/relays.py``), replayed through
+the router.
+
+- Gemini's error object written bare mid-stream, pretty-printed over lines of its own (OmniRoute#4177): its 503
+  says overloaded, not malformed_response;
+- the chunks of a tool call written back to back in one event (``{…}{…}``): the call read, as glued text chunks are;
+- ``"finish_reason": "null"``, a string, on every chunk (KoboldCpp, AIShell#350): no finish reason, so a stream that
+  breaks after it is a dropped connection, not a whole answer.
+
+Each failed on the code before this hunt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.relays import bare_error_midstream, glued_tool_chunks, null_finish_stream
+from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
+
+# -- an error object written bare mid-stream, pretty-printed -----------------------------------------------------------
+
+async def test_a_bare_pretty_printed_error_mid_stream_is_the_servers_503(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """OmniRoute#4177 quotes Gemini's stream: two chunks of thinking, then — without ``data:`` — ``{\\n  "error": {\\n
+    "code": 503,\\n    "message": "This model is currently experiencing high demand. …",\\n    "status":
+    "UNAVAILABLE"\\n  }\\n}``. A relay that copies the upstream's bytes passes it on so. Its ``{`` line was read as an
+    event that lost its prefix, the next (``  "error": {``) as a field no stream has: malformed_response — never asked
+    again, counted as a broken model — where the server said it is overloaded. Now the document's lines are its data:
+    overloaded, as any 503 mid-stream: asked again, then the next model."""
+    routed = await route("openai", servers, tmp_path, bare_error_midstream(), bare_error_midstream())
+    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
+                                ("backup", "ok", None)]
+    assert "high demand" in (routed.record.attempts[0].detail or "")
+
+
+# -- tool-call chunks glued back to back in one event -----------------------------------------------------------------
+
+async def test_tool_call_chunks_glued_in_one_event_are_the_call(servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """openai-python#663: a server's stream whose one event held two chunks back to back, ``{…}{…}``. Text chunks so
+    glued were read since round 13, but a tool call's pieces (its name, then its arguments a few characters a chunk,
+    each chunk with OpenAI's ``"content": null, "refusal": null``) were not: malformed_response, the next model asked
+    for a call the primary had made. Now the pieces are read in order: the call, with its arguments."""
+    routed = await route("openai", servers, tmp_path,
+                         glued_tool_chunks("get_weather", ['{"ci', 'ty": "Par', 'is"}']))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [("get_weather", PARIS, "call_1")]
+
+
+# -- "finish_reason": "null", a string ---------------------------------------------------------------------------------
+
+async def test_a_finish_reason_of_the_string_null_is_no_end(servers: dict[str, Any],  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    """KoboldCpp's chat stream put ``"finish_reason": "null"`` — the string — on every chunk until the last
+    (PowerShell/AIShell#350, fixed in LostRuins/koboldcpp@c55bb9a6; servers of that age still run). Read as a finish
+    reason, the first chunk made the answer whole: a stream that then broke (closed cleanly after "It's", as a relay
+    whose upstream went away ends it) was passed on as the whole answer, its finish reason "null". Now it is no finish
+    reason: the break is a dropped connection, asked again, and the whole answer comes with the last chunk's
+    "stop"."""
+    routed = await route("openai", servers, tmp_path, null_finish_stream(["It", "'s"], ended=False),
+                         null_finish_stream(["It", "'s", " sunny."], ended=True))
+    assert outcomes(routed) == [("primary", "retry", "connection_dropped"), ("primary", "ok", None)]
+    assert routed.response.text == "It's sunny."
+    assert routed.record.finish_reason == "stop"
