@@ -6,7 +6,9 @@ the router.
   says overloaded, not malformed_response;
 - the chunks of a tool call written back to back in one event (``{…}{…}``): the call read, as glued text chunks are;
 - ``"finish_reason": "null"``, a string, on every chunk (KoboldCpp, AIShell#350): no finish reason, so a stream that
-  breaks after it is a dropped connection, not a whole answer.
+  breaks after it is a dropped connection, not a whole answer;
+- Gemini's ``UNEXPECTED_TOOL_CALL`` and ``TOO_MANY_TOOL_CALLS`` passed on by a gateway: the call lost, an unusable
+  answer, not its preamble passed on as whole.
 
 Each failed on the code before this hunt.
 """
@@ -16,9 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from tests.fakes import Fault
 from tests.fakes.relays import bare_error_midstream, glued_tool_chunks, null_finish_stream
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
+from tests.integration.test_wire_shapes import DONE, SSE, chunk
+from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route, route_cooling
 
 # -- an error object written bare mid-stream, pretty-printed -----------------------------------------------------------
 
@@ -65,3 +70,21 @@ async def test_a_finish_reason_of_the_string_null_is_no_end(servers: dict[str, A
     assert outcomes(routed) == [("primary", "retry", "connection_dropped"), ("primary", "ok", None)]
     assert routed.response.text == "It's sunny."
     assert routed.record.finish_reason == "stop"
+
+
+# -- Gemini's other finish reasons for a call it could not make ----------------------------------------------------
+
+@pytest.mark.parametrize("finish", ["UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"])
+async def test_a_tool_call_gemini_could_not_make_is_an_unusable_answer(finish: str, servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    """Gemini's FinishReason has, beside ``MALFORMED_FUNCTION_CALL`` (read since hunt8), ``UNEXPECTED_TOOL_CALL`` —
+    "Model generated a tool call but no tools were enabled in the request"; its ``finish_message`` names the call:
+    "Model tried to call an undeclared function: undeclaredTool" (epam/ai-dial-adapter-vertexai#325) — and
+    ``TOO_MANY_TOOL_CALLS``, "Model called too many tools consecutively, thus the system exited execution" (the API
+    reference, as google-gemini-php/client#137 quotes it). Gateways pass Gemini's reasons on in capitals
+    (qwen-code#9884). The preamble before them was passed on as the whole answer, the turn's call lost. Now an unusable
+    answer, as a malformed call: the next model at once, this one not marked sick."""
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(
+        200, chunk({"role": "assistant", "content": "Let me check the weather."}), chunk({}, finish), DONE,
+        headers=SSE))
+    assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0

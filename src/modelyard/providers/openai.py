@@ -406,7 +406,13 @@ _NO_FINISH = "null"
 #: capitals, qwen-code#9884), frequent with Gemini 2.5 and 3 (python-genai#1836, gemini-cli#12674, pydantic-ai#3095):
 #: text said before it was passed on as the whole answer — the call the model meant to make lost, the agent told the
 #: turn was done (hermes-agent#83886 fails the turn). An unusable answer, as a tool call written as text: the next model
-_MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call"})
+#: Its two later reasons of the kind (the API reference's FinishReason, google-gemini-php/client#137): a call to a
+#: function the request did not declare, ``UNEXPECTED_TOOL_CALL`` ("Model tried to call an undeclared function:
+#: undeclaredTool", epam/ai-dial-adapter-vertexai#325), and ``TOO_MANY_TOOL_CALLS`` (it "called too many tools
+#: consecutively, thus the system exited execution"): passed on in the same words, the preamble before them was taken
+#: as the whole answer — the turn's call lost, as for a malformed one
+_MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call", "UNEXPECTED_TOOL_CALL",
+                             "unexpected_tool_call", "TOO_MANY_TOOL_CALLS", "too_many_tool_calls"})
 
 
 #: the usage fields that count tokens
@@ -1184,7 +1190,7 @@ class OpenAIProvider(HttpProvider):
                                     raise _failed(choice, finish if finish in _FAILED else str(native))
                                 if finish in _MALFORMED_CALL:
                                     raise ProviderError(Reason.UNUSABLE_REPLY, "the model's tool call was malformed "
-                                                        f"(finish_reason '{finish}'): no call to make")
+                                                        f"or refused (finish_reason '{finish}'): no call to make")
                                 if usage is None:  # read where the chunk that ends the answer is: no cost
                                     usage = _usage_beside(data, choice)  # on the chunks before it
                                 # the answer is whole: what more comes is waited for briefly (StreamResponse.
