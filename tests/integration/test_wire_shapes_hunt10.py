@@ -8,7 +8,8 @@ the router.
 - ``"finish_reason": "null"``, a string, on every chunk (KoboldCpp, AIShell#350): no finish reason, so a stream that
   breaks after it is a dropped connection, not a whole answer;
 - Gemini's ``UNEXPECTED_TOOL_CALL`` and ``TOO_MANY_TOOL_CALLS`` passed on by a gateway: the call lost, an unusable
-  answer, not its preamble passed on as whole.
+  answer, not its preamble passed on as whole;
+- Mistral's ``model_length``: a truncated answer, not a finished one.
 
 Each failed on the code before this hunt.
 """
@@ -88,3 +89,20 @@ async def test_a_tool_call_gemini_could_not_make_is_an_unusable_answer(finish: s
         200, chunk({"role": "assistant", "content": "Let me check the weather."}), chunk({}, finish), DONE,
         headers=SSE))
     assert outcomes(routed) == [("primary", "fallback", "unusable_reply"), ("backup", "ok", None)] and cooling == 0
+
+
+# -- Mistral's "model_length" ---------------------------------------------------------------------------------------
+
+async def test_mistrals_model_length_is_a_truncated_answer(servers: dict[str, Any],  # noqa: F811
+                                                           tmp_path: Path) -> None:
+    """Mistral's API ends an answer cut where the model's context ran out with ``finish_reason: "model_length"`` (its
+    OpenAPI spec's finish_reason enum: stop, length, model_length, error, tool_calls; laravel/ai#955 maps it to
+    Length for that reason; inspect_ai#514). Not known as a truncation, the cut answer was logged and passed on with
+    "model_length" as a finished one. Now a truncation, as Anthropic's ``model_context_window_exceeded``: the log and
+    the gateway say "length"."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(
+        200, chunk({"role": "assistant", "content": "The first part of a long"}), chunk({}, "model_length"), DONE,
+        headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "The first part of a long"
+    assert routed.record.finish_reason == "length"

@@ -21,6 +21,7 @@ import orjson
 
 from modelyard.errors import ProviderError, Reason
 from modelyard.types import (
+    CONTEXT_FULL,
     FILTERED_STOPS,
     MAX_ARGUMENT_DEPTH,
     TRUNCATED_STOPS,
@@ -138,11 +139,19 @@ _USUAL_STOPS = frozenset({"stop", "length", "tool_calls", "content_filter", "fun
 _WITHHELD = frozenset({"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety", "sensitive"})
 
 
+#: Mistral's word for an answer cut where the model's context ended, ``finish_reason: "model_length"`` (its OpenAPI
+#: spec's enum: stop, length, model_length, error, tool_calls; laravel/ai#955, inspect_ai#514): Anthropic's
+#: :data:`~modelyard.types.CONTEXT_FULL`. Not known as a truncation, the cut answer was passed on as complete
+_CONTEXT_ENDED = "model_length"
+
+
 def _spelled(stop: str) -> str:
     """A stop reason in the spelling the rest of modelyard reads: Gemini gateways' "STOP" and "MAX_TOKENS" were not
     known as a natural stop and a truncation (an answer cut at max_tokens passed as complete, an empty one refused
-    as unusable), its "SAFETY" not as a policy answer."""
+    as unusable), its "SAFETY" not as a policy answer; Mistral's "model_length" not as a truncation."""
     lowered = stop.lower()
+    if lowered == _CONTEXT_ENDED:
+        return CONTEXT_FULL
     return "content_filter" if lowered in _WITHHELD else lowered
 
 
