@@ -137,14 +137,28 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
     return Runtime(config, path, pool, router, log, forwarder)
 
 
+#: seconds one reading of the spend may wait on PostgreSQL before its connection is cut: a connection gone silent
+#: mid-query (a firewall dropping packets, a frozen server) answers nothing and raises nothing, and a reading left
+#: waiting kept every later one from starting
+SPEND_READ_BOUND = 30.0
+
+
 def spend_reader(store: LogStore) -> Callable[[Mapping[str, float]], Mapping[str, float]]:
     """Spend since each window's start, from where readers look (PostgreSQL: every host). Raises when it cannot be
-    read: the caps then keep their last reading (:meth:`~modelyard.router.spend.SpendCaps.read_now`)."""
+    read, or not within :data:`SPEND_READ_BOUND`: the caps then keep their last reading
+    (:meth:`~modelyard.router.spend.SpendCaps.read_now`)."""
     def read(starts: Mapping[str, float]) -> Mapping[str, float]:
         conn = store.connect(readonly=True)
+        abort = getattr(conn, "abort", None)  # PostgreSQL's (the SQLite file never waits on a network)
+        cut = threading.Timer(SPEND_READ_BOUND, abort) if abort is not None else None
+        if cut is not None:
+            cut.daemon = True
+            cut.start()
         try:
             return spend_since(conn, starts)
         finally:
+            if cut is not None:
+                cut.cancel()
             conn.close()
 
     return read

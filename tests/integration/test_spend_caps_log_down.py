@@ -9,9 +9,11 @@ the other hosts' answers served again on this one for as long as the outage last
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from tests.fakes import AnthropicServer, OllamaServer
 from tests.fakes.server import poll
@@ -85,3 +87,35 @@ def test_this_hosts_file_adds_only_what_it_says_beyond_the_last_reading() -> Non
     assert caps.spent("m") == 6.0
     caps.read_now()  # the file says $7.50: this host's processes spent more than that since
     assert caps.spent("m") == 7.5
+
+
+def test_a_reading_left_waiting_on_a_silent_connection_is_cut(tmp_path: Path, pg_url: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection a spend reading uses goes silent mid-query — a firewall dropping packets, a frozen server (the
+    shapes in ``tests/shared/fault_proxy.py``): nothing answers and no TCP error comes, so the query waited for ever,
+    and since a reading runs only when none is running, no reading followed — the other hosts' spend was never seen
+    again. Now the reading's connection is cut after a bound: the reading fails (the last one counts), the next runs.
+    """
+    from tests.integration.test_pg_partition import _through
+    from tests.shared.fault_proxy import FaultProxy
+
+    from modelyard import runtime
+    from modelyard.ledger.pg import PgConnection
+    from modelyard.ledger.store import LogStore
+
+    PgConnection(pg_url).close()  # the log's tables
+    monkeypatch.setattr(runtime, "SPEND_READ_BOUND", 2.0, raising=False)
+    with FaultProxy(5432) as proxy, psycopg.connect(pg_url, autocommit=True) as admin:
+        reader = runtime.spend_reader(LogStore(tmp_path / "log.sqlite3", _through(pg_url, proxy.port)))
+        caps = SpendCaps({"m": SpendCap(usd=100.0, per=SpendWindow.DAY)})
+        caps.reader = reader
+        proxy.delay(1.5)  # each message from the client arrives 1.5 s late: room to go silent between two
+        reading = threading.Thread(target=caps.read_now, daemon=True)
+        reading.start()
+        # the reading's session is up and its query on the way: silence the path now
+        sessions = ("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'modelyard' "
+                    "AND datname = current_database() AND pid <> pg_backend_pid()")
+        poll(lambda: admin.execute(sessions).fetchone()[0] > 0, timeout=10)
+        assert proxy.partition() == 1
+        reading.join(10)
+        assert not reading.is_alive(), "the reading still waits on the silent connection"
