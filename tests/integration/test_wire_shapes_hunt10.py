@@ -11,11 +11,12 @@ the router.
   answer, not its preamble passed on as whole;
 - Mistral's ``model_length``: a truncated answer, not a finished one.
 
-Each failed on the code before this hunt.
+Each failed on the code before this hunt, but the guards at the end (named so), which held already.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 from tests.fakes import Fault
 from tests.fakes.relays import bare_error_midstream, glued_tool_chunks, null_finish_stream
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, SSE, chunk
+from tests.integration.test_wire_shapes import DONE, SSE, call, chunk, fn
 from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route, route_cooling
 
 # -- an error object written bare mid-stream, pretty-printed -----------------------------------------------------------
@@ -106,3 +107,41 @@ async def test_mistrals_model_length_is_a_truncated_answer(servers: dict[str, An
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "The first part of a long"
     assert routed.record.finish_reason == "length"
+
+
+# -- guards: shapes checked and already held ------------------------------------------------------------------------
+
+#: a relay's error whose message is Gemini's own error document as text (continue#10639, #10903, #12667: "{\n
+#: \"error\": {\n    \"code\": 503, …") with the status as its code, inside the 200 stream
+RELAYED_GEMINI_503 = {"error": {"message": "{\n  \"error\": {\n    \"code\": 503,\n    \"message\": \"This model is "
+                                           "currently experiencing high demand. Spikes in demand are usually "
+                                           "temporary. Please try again later.\",\n    \"status\": \"UNAVAILABLE\"\n"
+                                           "  }\n}\n", "code": 503, "status": "Service Unavailable"}}
+
+
+async def test_guard_gemini_503_relayed_as_text_in_an_error_is_overloaded(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """A guard (held before this hunt): continue's users quote a relay's error whose ``message`` is Gemini's error
+    document as text, its 503 in ``code`` (continue#10639). Read by its code: overloaded, asked again, then the next
+    model."""
+    routed = await route("openai", servers, tmp_path, *[Fault.raw(200, chunk({"role": "assistant", "content": ""}),
+                                                                  "data: " + json.dumps(RELAYED_GEMINI_503) + "\n\n",
+                                                                  headers=SSE)] * 2)
+    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
+                                ("backup", "ok", None)]
+
+
+async def test_guard_parallel_calls_all_at_index_0_with_their_own_ids_are_two_calls(servers: dict[str, Any],  # noqa: F811
+                                                                                   tmp_path: Path) -> None:
+    """A guard (held before this hunt): servers that put every parallel call at ``index: 0`` — Ollama's /v1
+    (ollama#15457), Gemini through gcli2api (su-kaka/gcli2api#406: "index=0 {"city":"北京"} / index=0 …"), each in its
+    own chunk with its own id and name — and Gemini's OpenAI-compatible stream ending a tool-call turn with "stop"
+    (googleapis/python-genai#2868). Clients that key calls by index joined them into one (``{…}{…}``,
+    hermes-agent#62937); modelyard's calls are kept apart by their ids."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(
+        200, call(index=0, id="call_a1", type="function", function=fn("get_weather", '{"city": "Paris"}')),
+        call(index=0, id="call_b2", type="function", function=fn("get_weather", '{"city": "Rome"}')),
+        chunk({}, "stop"), DONE, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [
+        ("get_weather", PARIS, "call_a1"), ("get_weather", {"city": "Rome"}, "call_b2")]
