@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -229,3 +230,37 @@ def test_a_command_that_looks_for_llama_cpp_leaves_no_unclosed_file(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "GGUF file not found" in done.stdout, done.stdout  # llama_cpp was imported to get this far
     assert "ResourceWarning" not in done.stderr, done.stderr
+
+
+def test_serve_says_at_start_which_agents_no_model_can_answer(tmp_path: Path) -> None:
+    """README's five steps: `export ANTHROPIC_API_KEY=…`, then `serve`. With the export skipped (or the GGUF not
+    fetched) serve started saying nothing of it, and every request to an agent whose models all lacked theirs came
+    back 424 — the first word of it was in the client."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "  cloud: {provider: anthropic, model: claude-haiku-4-5, api_key_env: NEWCOMER9_UNSET_KEY}\n"
+                      "agents:\n  chat: {primary: local, fallbacks: [cloud]}\n  writer: {primary: cloud}\n"
+                      f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("MODELYARD_CONFIG", "NEWCOMER9_UNSET_KEY")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port", str(port),
+                             "--no-keep-warm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _listening(port):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "cloud: unavailable: environment variable NEWCOMER9_UNSET_KEY is not set" in stdout, stdout
+    assert "no model can answer for writer: requests to it fail (424)" in stdout, stdout  # chat has local left
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

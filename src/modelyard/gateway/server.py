@@ -52,6 +52,8 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
              f"routing log: {store.where}" + (f" (this host's spool: {runtime.log_path})" if store.url else ""))
     if runtime.pool.link is not None:  # state: redis://… — whose limits these are is the first thing a team asks
         announce(f"limits: {runtime.pool.describe_state()}")
+    for line in unserved(config, {name: p.unavailable_reason() for name, p in runtime.pool.providers.items()}):
+        announce(line)
     tune_gc()
     raise_open_files()
     # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: measured here, the
@@ -66,6 +68,18 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     server = _Server(uvicorn_config(app, host, port, access_log=access_log, log_level=log_level),
                      app.state.gateway.drain)
     server.run()
+
+
+def unserved(config: Config, unavailable: dict[str, str | None]) -> list[str]:
+    """What serve cannot answer with, said as it starts: with a key unset (the README's `export ANTHROPIC_API_KEY`
+    skipped) or the GGUF missing, it said nothing and every request to such an agent came back 424."""
+    lines = [f"{name}: unavailable: {why}" for name, why in unavailable.items() if why]
+    stranded = [agent for agent, a in config.agents.items() if a.chain and all(unavailable.get(m) for m in a.chain)]
+    if stranded:
+        lines.append(f"no model can answer for {', '.join(stranded)}: requests to "
+                     f"{'it' if len(stranded) == 1 else 'them'} fail (424) until that is fixed; "
+                     "`modelyard models` shows each model's state")
+    return lines
 
 
 def uvicorn_config(app: GatewayApp, host: str, port: int, *, access_log: bool = True,
