@@ -108,11 +108,14 @@ class TextPrompt:
     ``templated``: the client wrote the model's template and special tokens itself (Ollama's ``raw: true``, Continue's
     FIM templates): a chat-only backend (Anthropic's) would show them to the model as a user's words, so it refuses
     the attempt and the chain moves on; otherwise such a backend answers the chat conversion.
+    ``extra``: other files as context for a fill-in-the-middle, ``(filename, text)`` each — llama-server's ``/infill``
+    ``input_extra``, which puts them before the prefix in the model's repository-level FIM tokens.
     """
 
     text: str
     suffix: str = ""
     templated: bool = False
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)

@@ -12,6 +12,9 @@ Shapes from the server's own source and README (ggml-org/llama.cpp tools/server)
   "word", "limit"), ``tokens_evaluated``/``tokens_predicted`` and ``timings``; no ``[DONE]`` (that is only sent on the
   OpenAI-compatible paths). A model whose GGUF has no FIM tokens is refused: 501 ``not_supported_error`` "Infill is
   not supported by this model: prefix token is missing. suffix token is missing. middle token is missing. ".
+- ``input_extra``: other files as context, an array of ``{"filename": string, "text": string}`` (the filename
+  optional); anything else is a 400 in its words (server.cpp handle_infill: '"input_extra" must be an array of
+  {"filename": string, "text": string}', 'extra_context chunk must contain a "text" field with a string value').
 - ``--api-prefix /x`` puts every path under ``/x`` (``/x/v1/completions``, ``/x/infill``).
 - ``--ctx-size``: a prompt whose tokens reach a slot's context is refused before anything is evaluated
   (server-context.cpp: ``slot.task->n_tokens() >= slot.n_ctx``, ``ERROR_TYPE_EXCEED_CONTEXT_SIZE``) with a 400
@@ -43,6 +46,18 @@ NO_FIM_TOKENS = ("Infill is not supported by this model: prefix token is missing
 def llama_error(status: int, message: str, kind: str) -> JSONResponse:
     """llama-server's ``format_error_response``: ``{"error": {"code", "message", "type"}}``."""
     return JSONResponse({"error": {"code": status, "message": message, "type": kind}}, status_code=status)
+
+
+def _extra_refused(extra: Any) -> str | None:
+    """llama-server's checks of ``input_extra`` (server.cpp handle_infill), in its words; None when it takes it."""
+    if not isinstance(extra, list):
+        return '"input_extra" must be an array of {"filename": string, "text": string}'
+    for chunk in extra:
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("text"), str):
+            return 'extra_context chunk must contain a "text" field with a string value'
+        if "filename" in chunk and not isinstance(chunk["filename"], str):
+            return 'extra_context chunk\'s "filename" field must be a string'
+    return None
 
 
 def infill_text(body: dict[str, Any]) -> str:
@@ -112,6 +127,8 @@ class LlamaServer(OpenAIServer):
         body = recorded.json
         if not isinstance(body, dict) or "input_prefix" not in body or "input_suffix" not in body:
             return llama_error(400, '"input_prefix" is required', "invalid_request_error")
+        if (refused := _extra_refused(body.get("input_extra", []))) is not None:
+            return llama_error(400, refused, "invalid_request_error")
         text = infill_text(body)
         limit = body.get("n_predict")
         pieces = [text[i:i + 4] for i in range(0, len(text), 4)]

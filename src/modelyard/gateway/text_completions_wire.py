@@ -52,12 +52,24 @@ STOP, LENGTH, CONTENT_FILTER = "stop", "length", "content_filter"
 
 # what the OpenAPI document (openapi.py) says is accepted; checked by hand (parse_completion_body), so a token array,
 # a batch or n=2 is refused naming what is not supported rather than with a type error
+#: files one fill-in-the-middle may carry as context (input_extra): a bound on a body's work, not llama-server's
+MAX_EXTRA_FILES = 256
 #: the most prompts one request may batch (LangChain's OpenAI LLM sends 20 at a time): each is a routed request
 MAX_PROMPTS = 64
 _PROMPT_SCHEMA = WithJsonSchema({"anyOf": [{"type": "string", "minLength": 1}, {
     "type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": MAX_PROMPTS}]})
 _ONE_OR_NULL = WithJsonSchema({"anyOf": [{"const": 1}, {"type": "null"}]})
 _NULL_ONLY = WithJsonSchema({"type": "null"})
+
+
+class ExtraFile(BaseModel):
+    """One file of llama-server's ``input_extra`` (its ``/infill``: ``{"filename": string, "text": string}``, the
+    filename optional — server.cpp handle_infill's checks)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    filename: str = ""
+    text: str
 
 
 class CompletionBody(BaseModel, StopsAndUsage):
@@ -77,6 +89,9 @@ class CompletionBody(BaseModel, StopsAndUsage):
     logprobs: Annotated[int | None, _NULL_ONLY] = None
     n: Annotated[int | None, _ONE_OR_NULL] = None
     best_of: Annotated[int | None, _ONE_OR_NULL] = None
+    #: other files as context for a fill-in-the-middle, in llama-server's ``/infill`` shape: passed on to a
+    #: llama-server's ``/infill`` (llama_infill.py), left out elsewhere (no other API has the field)
+    input_extra: list[ExtraFile] | None = Field(None, max_length=MAX_EXTRA_FILES)
     #: the prompts as strings, once checked (:func:`parse_completion_body`); no field of the request
     _texts: list[str] = PrivateAttr(default_factory=list)
 
@@ -132,8 +147,9 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
     """One prompt, to be sent verbatim where the backend takes prompts; its chat conversion beside it: the user's
     message, with a suffix the fill-in-the-middle instruction (``fill_in.py``)."""
     messages = fill_in_messages(text, body.suffix) if body.suffix else [Message("user", text)]
+    extra = tuple((f.filename, f.text) for f in body.input_extra or ())
     return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
-                       prompt=TextPrompt(text, body.suffix or ""))
+                       prompt=TextPrompt(text, body.suffix or "", extra=extra))
 
 
 class FimBody(CompletionBody):

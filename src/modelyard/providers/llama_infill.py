@@ -55,6 +55,8 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
     prompt = request.prompt
     assert prompt is not None
     body: dict[str, Any] = {"input_prefix": prompt.text, "input_suffix": prompt.suffix, "stream": True}
+    if prompt.extra:  # other files as context: llama-server puts them before the prefix (its input_extra)
+        body["input_extra"] = [{"filename": name, "text": text} for name, text in prompt.extra]
     if request.max_tokens:
         body["n_predict"] = request.max_tokens
     if request.temperature is not None:
