@@ -9,7 +9,8 @@ the router.
   breaks after it is a dropped connection, not a whole answer;
 - Gemini's ``UNEXPECTED_TOOL_CALL`` and ``TOO_MANY_TOOL_CALLS`` passed on by a gateway: the call lost, an unusable
   answer, not its preamble passed on as whole;
-- Mistral's ``model_length``: a truncated answer, not a finished one.
+- Mistral's ``model_length``: a truncated answer, not a finished one;
+- LiteLLM's ``budget_exceeded`` (a 429 or a 400): an account that cannot pay, cooled, not a rate limit or a bad request.
 
 Each failed on the code before this hunt, but the guards at the end (named so), which held already.
 """
@@ -24,7 +25,7 @@ import pytest
 from tests.fakes import Fault
 from tests.fakes.relays import bare_error_midstream, glued_tool_chunks, null_finish_stream
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, SSE, call, chunk, fn
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, call, chunk, fn
 from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route, route_cooling
 
 # -- an error object written bare mid-stream, pretty-printed -----------------------------------------------------------
@@ -145,3 +146,26 @@ async def test_guard_parallel_calls_all_at_index_0_with_their_own_ids_are_two_ca
     assert outcomes(routed) == [("primary", "ok", None)]
     assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [
         ("get_weather", PARIS, "call_a1"), ("get_weather", {"city": "Rome"}, "call_b2")]
+
+
+# -- LiteLLM's spent budget --------------------------------------------------------------------------------------------
+
+#: LiteLLM's proxy refusing a virtual key whose budget is spent, as litellm#36729 quotes it (a 429 since the budget
+#: errors were normalised; litellm#4606 gave them the type, and they came as 400s before: litellm#14144)
+LITELLM_BUDGET = {"error": {"message": "Budget has been exceeded! Current cost: 10.51, Max budget: 10.00",
+                            "type": "budget_exceeded", "code": "429"}}
+
+
+@pytest.mark.parametrize("status", [429, 400])
+async def test_a_spent_litellm_budget_cools_as_an_account_that_cannot_pay(status: int, servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """LiteLLM's ``budget_exceeded``: a key's, team's or model's spend reached its ``max_budget`` — no request passes
+    until an administrator raises it or its period turns. As a 429 it was a rate limit (asked again after a backoff for
+    the same refusal, the model cooled for the breaker's second, then refused on every request); as a 400 a bad
+    request (asked every time). Now an account that cannot pay, as a 402 or OpenAI's ``insufficient_quota``: the next
+    model at once, this one cooled for ``cooldown.max_seconds``."""
+    body = {"error": {**LITELLM_BUDGET["error"], "code": str(status)}}
+    routed, cooling = await route_cooling("openai", servers, tmp_path, Fault.raw(status, json.dumps(body),
+                                                                                 headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "auth_error"), ("backup", "ok", None)]
+    assert cooling > 1  # the breaker's own rest is 1 s here (router_for); max_seconds 5

@@ -1067,8 +1067,11 @@ _MODEL_MISSING_TYPES = frozenset({"model_not_found", "NotFoundError", "not_found
 
 #: the account behind the key cannot pay (Anthropic's 402 billing_error, OpenRouter's 402, OpenAI's 429
 #: insufficient_quota): like a refused key it lasts until someone acts, so the model cools as for a 401 instead of
-#: being asked (and failing) on every request, or cooling for a rate limit's seconds
-_BILLING_TYPES = frozenset({"billing_error", "insufficient_quota", "usage_limit_reached"})
+#: being asked (and failing) on every request, or cooling for a rate limit's seconds. LiteLLM's proxy says so of a
+#: virtual key, user, team or model whose budget is spent: ``"type": "budget_exceeded"``, "Budget has been exceeded!
+#: Current cost: 10.51, Max budget: 10.00", a 429 now, a 400 before (litellm#36729, #4606, #14144) — it was a rate
+#: limit (asked again after seconds, refused until the budget's period turned) or a bad request (asked every time)
+_BILLING_TYPES = frozenset({"billing_error", "insufficient_quota", "usage_limit_reached", "budget_exceeded"})
 
 #: a plan's allowance spent for the hour, the session or the week, in the words of Ollama's cloud models (a 429 with no
 #: retry-after): "you've reached your hourly usage limit, please wait or upgrade to continue" (continue#9233), "you (x)
