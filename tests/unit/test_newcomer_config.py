@@ -23,6 +23,8 @@ from tests.helpers import tmpfs
 from typer.testing import CliRunner
 
 from modelyard.cli import app
+from modelyard.config.loader import parse_config
+from modelyard.errors import ConfigError
 
 SECRET = "sk-ant-api03-NewcomerPastedTheKeyItself-0123456789abcdef"
 
@@ -622,6 +624,17 @@ def test_an_agent_named_in_a_chain_is_said_to_be_an_agent(tmp_path: Path, chain:
                              f"agents:\n  chat: {{primary: cloud}}\n  writer: {chain}\n")
     text = refused(invoke(config, "models", "--no-reach"), said)
     assert "define it under" not in text
+
+
+def test_a_merge_of_one_value_is_said_at_the_merge() -> None:
+    """`<<: *a` where `&a` names one value (`x-a: &a ollama`): YAML's merge key takes a mapping or a list of them
+    (yaml.org/type/merge.html), and PyYAML's refusal was said at the anchor's line, where nothing is wrong."""
+    text = "x-a: &a ollama\nmodels:\n  local:\n    <<: *a\n    model: x\nagents:\n  chat: {primary: local}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, source="config.yaml")
+    assert str(raised.value).startswith("config.yaml:4: not valid YAML: expected a mapping or list of mappings for "
+                                        "merging"), raised.value
+    assert "&NAME must be on keys and values" in str(raised.value)
 
 
 @pytest.mark.parametrize(("text", "said"), [

@@ -120,6 +120,12 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
             problem, line = env_line
         context = getattr(exc, "context_mark", None)
+        if problem.startswith("expected a mapping or list of mappings for merging") and context is not None:
+            # said at the anchor's line (`x-a: &a ollama`), where nothing is wrong: the merge is what fails
+            merge = next((i for i, row in enumerate(text.splitlines()) if i >= context.line and "<<:" in row), None)
+            line = line if merge is None else merge
+            problem += (" (<<: *NAME merges keys into this mapping: &NAME must be on keys and values, e.g. "
+                        "x-base: &base {provider: ollama}, not on one value)")
         if "end of stream" in problem and context is not None and "quoted" in str(getattr(exc, "context", "")):
             problem = f"a quote opened on line {context.line + 1} is never closed"  # was said at the file's end
             line = context.line
