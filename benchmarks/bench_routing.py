@@ -16,6 +16,7 @@ latency covers short and long inputs. Targets: fast-path p50 ≤ 5 ms on this 2-
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
@@ -86,6 +87,11 @@ def main() -> None:
                              "interleaved, and check both make the same decision with the same confidence")
     parser.add_argument("--held-out", action="store_true",
                         help="also read every held-out set (routing_sets.HELD_OUT) once and report each one")
+    parser.add_argument("--decisions", type=Path,
+                        help="with --held-out: write each held-out line's agent and confidence there (JSONL)")
+    parser.add_argument("--same-as", type=Path,
+                        help="with --held-out: compare each held-out line's agent and confidence with a --decisions "
+                             "file written by other code (a speed-up must change neither); exits 1 if any differs")
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -175,17 +181,25 @@ def main() -> None:
     for agent, m in report["per_agent"].items():
         print(f"  {agent:10} precision {m['precision']:.2f}  recall {m['recall']:.2f}  (n={m['support']})")
     if args.held_out:
-        held_out(orchestrator, set(config.agents))
+        decisions = held_out(orchestrator, set(config.agents))
+        if args.decisions:
+            args.decisions.write_text("".join(json.dumps(d) + "\n" for d in decisions))
+        if args.same_as and not same_decisions(decisions, args.same_as):
+            raise SystemExit(1)
 
 
-def held_out(orchestrator: Orchestrator, agents: set[str]) -> None:
-    """Every held-out set once: acceptable, and right above the threshold (decided fast); then all together."""
+def held_out(orchestrator: Orchestrator, agents: set[str]) -> list[dict[str, object]]:
+    """Every held-out set once: acceptable, and right above the threshold (decided fast); then all together.
+    Returns each line's decision (set, line, agent, confidence)."""
+    out: list[dict[str, object]] = []
     threshold = orchestrator.config.orchestration.threshold
     total = [0, 0, 0, 0]  # lines, acceptable, decided fast, right of those
     print(f"held-out sets (routing_sets.HELD_OUT), fast path deciding everything; threshold {threshold:.2f}")
     for name in HELD_OUT:
         rows = read_labels(set_path(name), agents)
         decisions = [orchestrator.decide_fast(r.text) for r in rows]
+        out.extend({"set": name, "line": i, "agent": d.agent, "confidence": d.confidence}
+                   for i, d in enumerate(decisions, 1))
         right = [d.agent in r.accept for d, r in zip(decisions, rows, strict=True)]
         fast = [ok for d, ok in zip(decisions, right, strict=True) if d.confidence >= threshold]
         counts = (len(rows), sum(right), len(fast), sum(fast))
@@ -196,6 +210,27 @@ def held_out(orchestrator: Orchestrator, agents: set[str]) -> None:
     print(f"  {'all':16} {total[1]:5} / {total[0]:<5} {total[1] / total[0]:6.1%} ({low:.1%}–{high:.1%})   "
           f"above {threshold:.2f}: {total[3]} / {total[2]} ({total[3] / max(total[2], 1):.1%}) "
           f"at {total[2] / total[0]:.1%}")
+    return out
+
+
+def same_decisions(decisions: list[dict[str, object]], before: Path, tolerance: float = 1e-9) -> bool:
+    """Whether ``decisions`` are ``before``'s line for line: the same agent, the confidence within ``tolerance``
+    (float noise); prints each line that differs and the largest confidence difference."""
+    old = [json.loads(line) for line in before.read_text().splitlines()]
+    if [(d["set"], d["line"]) for d in old] != [(d["set"], d["line"]) for d in decisions]:
+        print(f"held-out decisions: {before.name} holds other lines ({len(old)} against {len(decisions)})")
+        return False
+    differ, largest = 0, 0.0
+    for a, b in zip(old, decisions, strict=True):
+        gap = abs(float(a["confidence"]) - float(b["confidence"]))  # type: ignore[arg-type]
+        largest = max(largest, gap)
+        if a["agent"] != b["agent"] or gap > tolerance:
+            differ += 1
+            print(f"  differs: {a['set']} line {a['line']}: {a['agent']} {a['confidence']} → "
+                  f"{b['agent']} {b['confidence']}")
+    print(f"held-out decisions against {before.name}: {len(decisions)} lines, {differ} differ "
+          f"(agent, or confidence by more than {tolerance:g}); largest confidence difference {largest:.3g}")
+    return differ == 0
 
 
 if __name__ == "__main__":

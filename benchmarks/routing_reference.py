@@ -56,6 +56,7 @@ from modelyard.agents.request import (
     clip,
 )
 from modelyard.agents.request import views as fast_views
+from modelyard.agents.votes import Features
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -284,13 +285,22 @@ class ReferenceClassifier(Classifier):
         if not self._single:
             self._views = {view: ReferenceVectorizer(_analyzer(view), v.vocabulary, v.idf)  # type: ignore[misc]
                            for view, v in fitted._views.items()}
-            if self.encoder is not None:
-                self._encode = lru_cache(maxsize=32)(self.encoder._encode)
+            if self.encoder is not None:  # the whole message through the tokenizer (agents/word_ids.py: word by word)
+                encoder = self.encoder
+                self._encode = lru_cache(maxsize=32)(
+                    lambda text: encoder._pool(encoder.tokenizer.encode(text, add_special_tokens=False).ids))
 
-    def _features(self, read: str, other: NDArray | None = None) -> dict[View, tuple[NDArray, NDArray]]:
+    def _votes(self, features: dict[View, Features]) -> NDArray:
+        """Each member's probabilities in turn (agents/votes.py scores the TF-IDF members together since round 23)."""
         import numpy as np
 
-        features = {view: vectorize(read) for view, vectorize in self._views.items()}
+        members = self.foreign_members if View.MULTILINGUAL in features else self.members
+        return np.vstack([member.proba(features) for member in members])
+
+    def _features(self, read: str, other: NDArray | None = None) -> dict[View, Features]:
+        import numpy as np
+
+        features: dict[View, Features] = {view: vectorize(read) for view, vectorize in self._views.items()}
         if other is not None:  # round 11: a message in another language, read by the multilingual encoder
             features[View.MULTILINGUAL] = (np.arange(other.size), other)
         elif self.encoder is not None:
@@ -311,6 +321,7 @@ class ReferenceClassifier(Classifier):
             parts, offset = [], 0
             for view, vectorize in self._views.items():
                 index, weight = features[view]
+                assert index is not None  # a TF-IDF view: sparse
                 parts.append((index + offset, weight))
                 offset += len(vectorize.vocabulary)
             index = np.concatenate([i for i, _ in parts])

@@ -11,6 +11,7 @@ tests/agents/test_fitted.py compares them with scikit-learn's own on every routi
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 TOKEN = re.compile(r"(?u)\b\w+\b")
 #: scikit-learn's ``_VectorizerMixin._white_spaces``
@@ -27,6 +28,14 @@ def word_ngrams(text: str) -> list[str]:
     for n in range(low + 1, min(high + 1, len(tokens) + 1)):
         out.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
     return out
+
+
+def unigrams(ngrams: Sequence[str]) -> Sequence[str]:
+    """The single words of :func:`word_ngrams`'s n-grams: its first ones (each bigram has a space, no word has),
+    taken without a test per n-gram when the n-grams are uni- and bigrams (one bigram fewer than words)."""
+    if WORD_NGRAMS == (1, 2):
+        return ngrams[:(len(ngrams) + 1) // 2]
+    return [g for g in ngrams if " " not in g]
 
 
 def char_words(text: str) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from modelyard.agents import encoder as encoding
 from modelyard.agents import fitted as stored
 from modelyard.agents.request import views
 from modelyard.agents.roles import EXAMPLES, ROUND14_FOREIGN_EXAMPLES, ForeignOnly, Role, agent_role, role_of
+from modelyard.agents.votes import Features, Member, Stacked, vote
 from modelyard.config.schema import Config
 
 if TYPE_CHECKING:
@@ -167,25 +168,6 @@ class _Vectorizer:
         return index, weight
 
 
-@dataclass(slots=True)
-class _Member:
-    """One linear model of the ensemble: class scores = Σ over its views of weights · features + bias,
-    turned into probabilities by a softmax (multinomial logistic regression and naive Bayes alike)."""
-
-    weights: dict[View, NDArray]  # classes × features of that view
-    bias: NDArray
-
-    def proba(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
-        import numpy as np
-
-        z = self.bias.copy()
-        for view, matrix in self.weights.items():
-            index, weight = features[view]
-            z += matrix[:, index] @ weight
-        z = np.exp(z - z.max())
-        return z / z.sum()
-
-
 _ANALYZERS: dict[View, Callable[[str], Sequence[str]]] = {}
 #: each view's analyzer (agents/analyzers.py: scikit-learn's, without importing it)
 _ANALYZE: dict[View, Callable[[str], list[str]]] = {View.WORDS: analyzers.word_ngrams,
@@ -314,13 +296,15 @@ class Classifier:
         n_words = len(self._views[View.WORDS].vocabulary)
         both = arrays["both_coef"]
         self.members = [
-            _Member({View.WORDS: arrays["words_coef"]}, arrays["words_bias"]),
-            _Member({View.CHARS: arrays["chars_coef"]}, arrays["chars_bias"]),
-            _Member({View.WORDS: both[:, :n_words], View.CHARS: both[:, n_words:]}, arrays["both_bias"]),
-            _Member({View.CHARS: arrays["bayes_coef"]}, arrays["bayes_bias"]),
+            Member({View.WORDS: arrays["words_coef"]}, arrays["words_bias"]),
+            Member({View.CHARS: arrays["chars_coef"]}, arrays["chars_bias"]),
+            Member({View.WORDS: both[:, :n_words], View.CHARS: both[:, n_words:]}, arrays["both_bias"]),
+            Member({View.CHARS: arrays["bayes_coef"]}, arrays["bayes_bias"]),
         ]
+        #: the TF-IDF members, scored together (agents/votes.py); the first members of both lists below
+        self._stacked = Stacked(self.members)
         if "meaning_coef" in arrays:  # the same weight in the vote as each TF-IDF member (chosen on dev + sharegpt_dev)
-            self.members.append(_Member({View.MEANING: arrays["meaning_coef"]}, arrays["meaning_bias"]))
+            self.members.append(Member({View.MEANING: arrays["meaning_coef"]}, arrays["meaning_bias"]))
         #: the members that vote on a text in another language (those of English the same list)
         self.foreign_members = self.members
         if self.multilingual is not None:
@@ -400,7 +384,7 @@ class Classifier:
             arrays = {"coef": other.coef_, "bias": other.intercept_}
             if name:
                 stored.save(name, arrays)
-        member = _Member({View.MULTILINGUAL: arrays["coef"]}, arrays["bias"])
+        member = Member({View.MULTILINGUAL: arrays["coef"]}, arrays["bias"])
         self.foreign_members = [*self.members[:-1], *[member] * MULTILINGUAL_VOTES]
         self.multilingual = multilingual
 
@@ -434,23 +418,20 @@ class Classifier:
         multilingual = self.ready_multilingual()
         return multilingual(main) if multilingual is not None else None
 
-    def _features(self, read: str, other: NDArray | None = None) -> dict[View, tuple[NDArray, NDArray]]:
-        """The features of one view of a message; ``other``: :meth:`other_language` of the message."""
-        import numpy as np
-
-        features = {view: vectorize(read) for view, vectorize in self._views.items()}
+    def _features(self, read: str, other: NDArray | None = None) -> dict[View, Features]:
+        """The features of one view of a message (a dense vector's indices None); ``other``:
+        :meth:`other_language` of the message."""
+        features: dict[View, Features] = {view: vectorize(read) for view, vectorize in self._views.items()}
         if other is not None:
-            features[View.MULTILINGUAL] = (np.arange(other.size), other)
+            features[View.MULTILINGUAL] = (None, other)
         elif self.encoder is not None:
-            features[View.MEANING] = (np.arange(self.encoder.dim), self.encoder(read))
+            features[View.MEANING] = (None, self.encoder(read))
         return features
 
-    def _votes(self, features: dict[View, tuple[NDArray, NDArray]]) -> NDArray:
+    def _votes(self, features: dict[View, Features]) -> NDArray:
         """Each member's probabilities on one view: the foreign members on a view the multilingual encoder read."""
-        import numpy as np
-
         members = self.foreign_members if View.MULTILINGUAL in features else self.members
-        return np.vstack([member.proba(features) for member in members])
+        return vote(self._stacked, members[len(self._stacked.members):], features)
 
     def votes(self, text: str) -> NDArray:
         """Each member's probability per class (members × classes): the weighted mean over the views of ``text``."""
@@ -475,6 +456,7 @@ class Classifier:
             parts, offset = [], 0
             for view, vectorize in self._views.items():
                 index, weight = features[view]
+                assert index is not None  # a TF-IDF view: sparse
                 parts.append((index + offset, weight))
                 offset += len(vectorize.vocabulary)
             index = np.concatenate([i for i, _ in parts])
@@ -483,8 +465,8 @@ class Classifier:
         assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
         main = self._main(text)
         best = int(self.nudged(votes.mean(axis=0), main).argmax())
-        words = [g for g in self._views[View.WORDS].analyze(main) if " " not in g]
-        known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
+        words = analyzers.unigrams(self._views[View.WORDS].analyze(main))
+        known = sum(map(self._views[View.WORDS].vocabulary.__contains__, words)) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
 
     def nudged(self, mean: NDArray, main: str) -> NDArray:
