@@ -447,7 +447,7 @@ class Classifier:
 
         # votes and similarity to the examples: the weighted mean over the message's views
         votes: NDArray | float = 0.0
-        similarities: NDArray | float = 0.0
+        vectors: list[tuple[NDArray, NDArray, float]] = []
         reads = self.read(text)
         other = self.other_language(reads)
         for read, share in reads:
@@ -459,15 +459,30 @@ class Classifier:
                 assert index is not None  # a TF-IDF view: sparse
                 parts.append((index + offset, weight))
                 offset += len(vectorize.vocabulary)
-            index = np.concatenate([i for i, _ in parts])
-            weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
-            similarities = similarities + share * column_sums(self._examples, index, weight)
-        assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
+            vectors.append((np.concatenate([i for i, _ in parts]),
+                            np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views)), share))
+        assert isinstance(votes, np.ndarray)
+        similarities = self._similarities(vectors)
         main = self._main(text)
         best = int(self.nudged(votes.mean(axis=0), main).argmax())
         words = analyzers.unigrams(self._views[View.WORDS].analyze(main))
         known = sum(map(self._views[View.WORDS].vocabulary.__contains__, words)) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
+
+    def _similarities(self, vectors: list[tuple[NDArray, NDArray, float]]) -> NDArray:
+        """The weighted mean of each view's similarity to every example (``vectors``: a view's features, weights and
+        share). A long message's two views share most of their n-grams (its first and last 400 characters, and its
+        request): their weighted vectors are added first, so each shared feature's examples are summed once — the
+        same sum, in another order (float noise; round 23)."""
+        import numpy as np
+
+        if len(vectors) == 1:
+            index, weight, share = vectors[0]
+            return share * column_sums(self._examples, index, weight)
+        index = np.concatenate([i for i, _, _ in vectors])
+        weight = np.concatenate([share * w for _, w, share in vectors])
+        unique, at = np.unique(index, return_inverse=True)
+        return column_sums(self._examples, unique, np.bincount(at, weights=weight, minlength=len(unique)))
 
     def nudged(self, mean: NDArray, main: str) -> NDArray:
         """The members' mean vote with agents/cues.py's nudges for ``main`` (the message's main view) added to the

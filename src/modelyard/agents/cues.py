@@ -12,6 +12,7 @@ nudge on the members' mean vote for the role the conjunction names (:data:`NUDGE
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from modelyard.agents.roles import Role
 
@@ -42,12 +43,27 @@ COMPOSE = re.compile(
 NUDGE = 0.12
 
 
+#: the three cues for a text in ASCII, searched in its lower case (their patterns hold no capital): the same matches
+#: as ignoring case, for ~40% of their CPU (round 23)
+_LOWER = {cue: re.compile(cue.pattern) for cue in (GIVEN, TRANSFORM, COMPOSE)}
+
+
 def nudges(text: str) -> dict[Role, float]:
     """What to add to each role's mean vote for ``text`` (the message's main view): writer for a composition,
     utility for a change to given material; nothing when neither cue is there."""
+    found: Callable[[re.Pattern[str]], object] = _searcher(text)
     out: dict[Role, float] = {}
-    if COMPOSE.search(text):
+    if found(COMPOSE):
         out[Role.WRITER] = NUDGE
-    if TRANSFORM.search(text) and GIVEN.search(text):
+    if found(TRANSFORM) and found(GIVEN):
         out[Role.UTILITY] = NUDGE
     return out
+
+
+def _searcher(text: str) -> Callable[[re.Pattern[str]], object]:
+    """A search of ``text`` for a cue: a case-sensitive one in its lower case when it is ASCII (where lower-casing
+    changes A–Z only, as ignoring case does), else the cue's own."""
+    if text.isascii():
+        lowered = text.lower()
+        return lambda cue: _LOWER[cue].search(lowered)
+    return lambda cue: cue.search(text)
