@@ -3,9 +3,12 @@ picks an acceptable agent on held-out public prompts (benchmarks/routing_eval/te
 two simple baselines: always the most common agent, and the classifier trained on the config's own
 descriptions and examples only (no built-in role examples — what issue #10 measured).
 
-Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare] [--held-out]``.
+Run: ``.venv/bin/python benchmarks/bench_routing.py [--config FILE] [--labels FILE] [--compare] [--held-out
+[--decisions FILE] [--same-as FILE]]``.
 ``--held-out`` also reads every held-out set of routing_eval/ once (routing_sets.HELD_OUT: the twenty, and
-round 21's fresh_long): each one's acceptable share and right above the threshold, and all of them together.
+round 21's fresh_long): each one's acceptable share and right above the threshold, and all of them together;
+with ``--decisions FILE`` it writes each line's agent and confidence, with ``--same-as FILE`` it compares them with such
+a file from other code (round 23: a speed-up must change no decision and no confidence beyond float noise).
 ``--compare`` also times round 8's plain implementation (routing_reference.py) interleaved with the fast
 one, and checks that both decide every prompt the same.
 Prompts are built from the labelled set's sentences: as-is, lower-cased, with a prefix or a
