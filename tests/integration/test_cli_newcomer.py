@@ -264,3 +264,41 @@ def test_serve_says_at_start_which_agents_no_model_can_answer(tmp_path: Path) ->
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_running_the_bot_for_nobody_says_how_to_let_someone_in(tmp_path: Path) -> None:
+    """README's five steps end with the bot: 'add a telegram: section and put the token in TELEGRAM_BOT_TOKEN'. With
+    no allowed_users, serve started it saying only 'telegram bot @… running', and it ignored every message; the
+    `telegram` command warned and said where the user id is found."""
+    from tests.fakes.telegram import TelegramServer
+
+    with TelegramServer() as tg:
+        config = tmp_path / "config.yaml"
+        config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                          "agents:\n  chat: {primary: local}\n"
+                          f"telegram: {{base_url: '{tg.base_url}', token_env: NEWCOMER9_BOT_TOKEN}}\n"
+                          f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"} | {"NEWCOMER9_BOT_TOKEN": tg.token}
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")])
+        out = tmp_path / "serve.out"
+        with out.open("w") as stdout:
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(port), "--no-keep-warm"], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                    env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while "running in this process" not in out.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, (out.read_text(), proc.communicate())
+                time.sleep(0.05)
+            time.sleep(0.5)  # the line after it
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    said = " ".join(out.read_text().split())
+    assert "warning: telegram.allowed_users is empty: the bot will answer nobody — send it a message: the line " \
+           "'ignored message from user N' below names your user id; put N in telegram.allowed_users and restart " \
+           "serve" in said, said

@@ -29,7 +29,13 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     """Serve the Telegram bot: allowlisted users chat with the agents, answers stream, 👍/👎 rate them."""
     from telegram.error import TelegramError
 
-    from modelyard.frontends.telegram import TelegramBot, TelegramSetupError, bot_token, quiet_http_logs
+    from modelyard.frontends.telegram import (
+        TelegramBot,
+        TelegramSetupError,
+        bot_token,
+        nobody_allowed,
+        quiet_http_logs,
+    )
 
     serving = discover(resolve_config_path(config)).entry
     if serving is not None and serving.telegram:
@@ -43,11 +49,9 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
         runtime.log.close()
         raise fail(str(exc)) from None
     settings = runtime.config.telegram
-    if not settings.allowed_users:
+    if (nobody := nobody_allowed(runtime.config, "start the bot again")) is not None:
         # where a newcomer finds the number to put there: the bot's own log line for the message it ignores
-        err.print("[yellow]warning:[/] telegram.allowed_users is empty: the bot will answer nobody — send it a "
-                  "message: the line 'ignored message from user N' below names your user id; put N in "
-                  "telegram.allowed_users and start the bot again", highlight=False)
+        err.print(f"[yellow]warning:[/] {nobody}", highlight=False)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_http_logs(token, logging.getLogger().handlers)
 

@@ -201,6 +201,15 @@ def bot_token(config: Config) -> str:
     return token
 
 
+def nobody_allowed(config: Config, start_again: str) -> str | None:
+    """The warning for a bot that will answer nobody (``telegram.allowed_users`` empty), and how to learn the id to
+    put there; None when someone is allowed. ``start_again``: the command that restarts the bot."""
+    if config.telegram.allowed_users:
+        return None
+    return ("telegram.allowed_users is empty: the bot will answer nobody — send it a message: the line 'ignored "
+            "message from user N' below names your user id; put N in telegram.allowed_users and " + start_again)
+
+
 def rating_buttons() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("👍", callback_data=RATE_UP),
                                   InlineKeyboardButton("👎", callback_data=RATE_DOWN)]])

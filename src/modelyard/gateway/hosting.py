@@ -116,7 +116,7 @@ class Hosting:
     async def _run_bot(self, token: str) -> None:
         from telegram.error import InvalidToken
 
-        from modelyard.frontends.telegram import TelegramBot, TokenFilter
+        from modelyard.frontends.telegram import TelegramBot, TokenFilter, nobody_allowed
 
         # uvicorn configures only its own loggers: the bot's warnings (its library's and ours) get a handler
         # here that scrubs the token, as `modelyard telegram` does for its root handler
@@ -146,6 +146,8 @@ class Hosting:
                 continue
             self.bot, self.bot_state = bot, "running"
             self.say(f"telegram bot @{bot.app.bot.username} running in this process")
+            if (nobody := nobody_allowed(self.runtime.config, "restart serve")) is not None:
+                self.say(f"warning: {nobody}")  # said by `modelyard telegram`; serve started the bot in silence
             return
 
     def status(self) -> dict[str, Any]:
