@@ -11,6 +11,9 @@ due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (red
 - ``partition()``: this host is cut off — the connections open now go silent in both directions (no RST, no FIN,
   what a firewall dropping packets looks like), and new ones are accepted and then hear nothing;
 - ``reset()``: every open connection is reset (RST) and new ones are refused until :meth:`heal`;
+- ``silence_on(marker)``: a connection goes silent as above the moment its client sends ``marker`` (a query's text),
+  which never arrives: the path dropped while that query's answer is awaited, every time (a ``partition()`` timed by
+  watching the server races the query);
 - ``heal()``: everything passes again (connections made from now on; silenced ones stay dead, as after a real
   partition the client has to notice and reconnect).
 """
@@ -45,6 +48,7 @@ class FaultProxy:
         self.mode = Mode.PASS
         self.latency = 0.0
         self.connections = 0
+        self.trigger: bytes | None = None
         self._pipes: list[_Pipe] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -100,6 +104,10 @@ class FaultProxy:
             pipe.silent = True
         return len(silenced)
 
+    def silence_on(self, marker: bytes) -> None:
+        """Silence each connection whose client sends ``marker``, from that chunk on (it is swallowed)."""
+        self.trigger = marker
+
     def reset(self) -> None:
         """RST every open connection and refuse new ones."""
         self.mode = Mode.REFUSING
@@ -118,6 +126,7 @@ class FaultProxy:
     def heal(self) -> None:
         self.mode = Mode.PASS
         self.latency = 0.0
+        self.trigger = None
 
     # -- inside the proxy's loop --------------------------------------------------------------
 
@@ -168,6 +177,8 @@ class FaultProxy:
         sender = asyncio.ensure_future(send())
         with contextlib.suppress(OSError, ConnectionError):
             while data := await src.read(65536):
+                if delayed and self.trigger is not None and self.trigger in data:
+                    pipe.silent = True
                 queue.put_nowait((self._loop.time() + (self.latency if delayed else 0.0), data))
                 if sender.done():
                     break

@@ -13,7 +13,9 @@ imported only when a PostgreSQL log is configured: it costs ~0.3 s of start-up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,11 @@ CONNECT_TIMEOUT = 5
 #: how long a reader (``log``, ``report``, ``models``, the dashboard) waits for a lock another session holds on the
 #: log's tables before it says who holds it and stops, in seconds
 READ_LOCK_TIMEOUT = 10.0
+#: how long a reader's statement waits for PostgreSQL's answer before its connection is cut, in seconds: a connection
+#: gone silent mid-query (a firewall dropping packets, a server host frozen) answers nothing and raises nothing — no
+#: server-side timeout fires where nothing arrives — and ``log``, ``report``, ``models``, the dashboard waited for
+#: ever. Generous: ``stats`` over 300,000 rows took 33-43 s on a loaded host (README), and a slow answer is no fault
+READ_BOUND = 60.0
 
 
 #: what a refusal by SQLSTATE means for the log, and what to do (said with the error in /healthz and the log)
@@ -44,6 +51,12 @@ HINTS = {
     "53300": "PostgreSQL has max_connections sessions: put a pooler (PgBouncer) in front, or raise max_connections",
     "42501": "the role may not write the log's tables: GRANT INSERT, SELECT on them (or ownership) to it",
 }
+
+
+def _server(url: str) -> str:
+    """``host:port`` of the URL, never its user or password."""
+    where = dburl.where(url)
+    return where.split("://", 1)[-1].split("/", 1)[0] or "the server PGHOST names (or this host's socket)"
 
 
 def hint(exc: BaseException) -> str:
@@ -113,9 +126,13 @@ class PgConnection:
     #: holds, in seconds (None: no bound). ``SET LOCAL``, so it ends with the transaction — safe behind a
     #: transaction pooler, where a session-level ``SET`` would stay on a server connection others use next.
     lock_timeout: float | None = None
+    #: how long one statement may wait for the answer before the connection is cut (None: no bound)
+    read_bound: float | None = None
+    #: the bound cut this connection (said instead of libpq's 'server closed the connection unexpectedly')
+    cut = False
 
     def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard",
-                 lock_timeout: float | None = None):
+                 lock_timeout: float | None = None, read_bound: float | None = None):
         import psycopg
 
         self.url = url
@@ -148,6 +165,7 @@ class PgConnection:
             except BaseException:  # NewerSchema, a bug: the caller never gets this connection to close
                 self.close()
                 raise
+        self.read_bound = read_bound  # after the migration: building an index on a large log may take longer
 
     def identity(self) -> str:
         """Which log this is, whatever address reaches it: the cluster's ``system_identifier`` and timeline (a server
@@ -212,16 +230,42 @@ class PgConnection:
         import psycopg
 
         try:
-            if self.lock_timeout and sql != "BEGIN" and not self.in_transaction:
-                with self._conn.transaction():
+            with self._watched():
+                if self.lock_timeout and sql != "BEGIN" and not self.in_transaction:
+                    with self._conn.transaction():
+                        self._conn.execute(self._bound())
+                        return self._conn.execute(to_pg(sql), params)
+                cursor = self._conn.execute(to_pg(sql), params)
+                if self.lock_timeout and sql == "BEGIN":
                     self._conn.execute(self._bound())
-                    return self._conn.execute(to_pg(sql), params)
-            cursor = self._conn.execute(to_pg(sql), params)
-            if self.lock_timeout and sql == "BEGIN":
-                self._conn.execute(self._bound())
-            return cursor
+                return cursor
         except psycopg.OperationalError as exc:
-            raise LogUnavailable(self.describe(exc)) from None
+            raise LogUnavailable(self.silent() if self.cut else self.describe(exc)) from None
+
+    @contextlib.contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Cut the connection (:meth:`abort`) when the statement is still waiting after ``read_bound``."""
+        if not self.read_bound:
+            yield
+            return
+        timer = threading.Timer(self.read_bound, self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        self.cut = True
+        self.abort()
+
+    def silent(self) -> str:
+        """What to say when the bound cut the connection: where, how long, and what to check."""
+        return (f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "
+                f"was cut — the network to {_server(self.url)} drops packets, or the server is frozen or overloaded: "
+                "check that it is up and reachable from this host (pg_isready, a firewall), then try again "
+                "(or read a shorter period, where a query over a large log is what takes this long)")
 
     def _bound(self) -> str:
         return f"SET LOCAL lock_timeout = {max(1, round((self.lock_timeout or 0) * 1000))}"

@@ -105,11 +105,13 @@ class LogStore:
 
     def connect(self, *, readonly: bool = False) -> LogConnection:
         """A new connection to where readers look (PostgreSQL when configured); the caller closes it.
-        Raises ``LogUnavailable`` when PostgreSQL cannot be reached."""
+        Raises ``LogUnavailable`` when PostgreSQL cannot be reached, and each statement does when PostgreSQL gives no
+        answer within ``pg.READ_BOUND`` (a connection gone silent mid-query)."""
         if self.url:
-            from modelyard.ledger.pg import READ_LOCK_TIMEOUT, PgConnection
+            from modelyard.ledger import pg
 
-            return PgConnection(self.url, migrate_schema=not readonly, lock_timeout=READ_LOCK_TIMEOUT)
+            return pg.PgConnection(self.url, migrate_schema=not readonly, lock_timeout=pg.READ_LOCK_TIMEOUT,
+                                   read_bound=pg.READ_BOUND)
         return self.local(readonly=readonly)
 
     def local(self, *, readonly: bool = False) -> sqlite3.Connection:
