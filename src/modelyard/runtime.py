@@ -149,16 +149,11 @@ def spend_reader(store: LogStore) -> Callable[[Mapping[str, float]], Mapping[str
     (:meth:`~modelyard.router.spend.SpendCaps.read_now`)."""
     def read(starts: Mapping[str, float]) -> Mapping[str, float]:
         conn = store.connect(readonly=True)
-        abort = getattr(conn, "abort", None)  # PostgreSQL's (the SQLite file never waits on a network)
-        cut = threading.Timer(SPEND_READ_BOUND, abort) if abort is not None else None
-        if cut is not None:
-            cut.daemon = True
-            cut.start()
+        if hasattr(conn, "read_bound"):  # PostgreSQL's readers' bound, tighter here (the SQLite file never waits)
+            conn.read_bound = SPEND_READ_BOUND
         try:
             return spend_since(conn, starts)
         finally:
-            if cut is not None:
-                cut.cancel()
             conn.close()
 
     return read
