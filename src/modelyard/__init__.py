@@ -16,11 +16,15 @@ __version__ = "0.1.0"
 
 
 def _is_the_command() -> bool:
-    """Whether this process was started as ``modelyard`` rather than importing the package (a test, a script)."""
-    if _sys.argv[:1] == ["-m"]:  # set so while `python -m NAME` imports NAME's package
-        orig = getattr(_sys, "orig_argv", [])
+    """Whether this process was started as ``modelyard`` rather than importing the package (a test, a script, a
+    worker process the command started)."""
+    argv, orig = _sys.argv, getattr(_sys, "orig_argv", [])
+    if argv[:1] == ["-m"]:  # set so while `python -m NAME` imports NAME's package
         return "-m" in orig and orig[orig.index("-m") + 1:][:1] == ["modelyard"]
-    return _os.path.basename(_sys.argv[0] if _sys.argv else "").lower() in ("modelyard", "modelyard.exe")
+    # the end of this process's own command line: a multiprocessing "spawn" worker is given its parent's sys.argv
+    # (multiprocessing/spawn.py prepare), and no command starts in it to set Python's handler back
+    return (0 < len(argv) <= len(orig) and orig[-len(argv):] == argv
+            and _os.path.basename(argv[0]).lower() in ("modelyard", "modelyard.exe"))
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
