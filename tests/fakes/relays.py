@@ -26,6 +26,18 @@ Round 16 (the tenth fault hunt, faults23):
   glue, on the pieces of a call);
 - :func:`null_finish_stream`: KoboldCpp's chat stream before March 2025, ``"finish_reason": "null"`` (a string) on
   every chunk but the last (PowerShell/AIShell#350).
+
+Round 17 (the eleventh fault hunt, faults24):
+
+- :func:`error_after_chunk`: Gemini's error object (its 503 of OmniRoute#4177, its 429 of python-genai#1162) written
+  without ``data:`` where its ``{`` is not at the start of a line: glued to the end of a chunk (openai-python#663's
+  glue), or to a chunk cut short (zai-org/GLM-5#66's cut-off event), compact or pretty-printed; or in Gemini's array
+  form, ``[{`` … ``]`` (bifrost#5262);
+- :func:`legacy_call_stream`: a tool call in OpenAI's legacy shape, ``delta.function_call`` pieces and
+  ``finish_reason: "function_call"`` (functionary's server, MeetKai/functionary#243; proxies, QwenLM/qwen-code#6240),
+  one chunk an event or glued ``{…}{…}``;
+- :func:`glued_audio_chunks`: an omni model's text deltas and its audio delta (``delta.audio``: ``id``, ``data``,
+  ``expires_at``, ``transcript``; vllm-omni#7627), glued ``{…}{…}``.
 """
 
 from __future__ import annotations
@@ -197,3 +209,85 @@ def null_finish_stream(pieces: list[str], *, ended: bool) -> Fault:
     if ended:
         body += [one({"role": "assistant", "content": ""}, "stop"), DONE]
     return Fault.raw(200, *body, headers=SSE)
+
+
+#: Gemini's words for a 429 in its stream, line by line as python-genai#1162 quotes them (its link cut off there)
+GEMINI_EXHAUSTED = {"error": {"code": 429, "message": "Resource exhausted. Please try again later.",
+                              "status": "RESOURCE_EXHAUSTED"}}
+_GEMINI_HEAD = {"id": "chatcmpl-JPozaonvK7yzvdIPrJ7FyAk", "object": "chat.completion.chunk", "model": "gemma-4-31b-it"}
+
+
+def error_after_chunk(placement: str, error: dict[str, Any] = GEMINI_UNAVAILABLE) -> Fault:
+    """A chunk of text, then Gemini's error object without ``data:`` (pretty-printed with two spaces, as Google's JSON
+    is, unless said ``compact``), the ``{`` that opens it not at the start of a line:
+
+    - ``glued``, ``glued_compact``: straight after the chunk's ``}`` on its ``data:`` line, as openai-python#663's
+      server flushed two writes as one;
+    - ``cut``, ``cut_compact``: after the chunk cut short (its first 40 characters), as zai-org/GLM-5#66's write
+      buffer flushed a cut-off event glued to what came next;
+    - ``array``: on lines of its own, in Gemini's array form (``[{`` / ``  "error": {`` … / ``}`` / ``]``: its stream
+      without ``alt=sse`` is one JSON array; bifrost#5262 reads a bare line opening with ``{`` or ``[`` so).
+
+    The placements are those transports' and relays' (each cited); the error's words are Gemini's."""
+    first = json.dumps({**_GEMINI_HEAD, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hel"}}]})
+    doc = json.dumps(error) if placement.endswith("_compact") else json.dumps(error, indent=2)
+    if placement.startswith("glued"):
+        body = "data: " + first + doc + "\n\n"
+    elif placement.startswith("cut"):
+        body = "data: " + first[:40] + doc + "\n\n"
+    elif placement == "array":
+        body = "data: " + first + "\n\n[" + doc + "\n]\n"
+    else:
+        raise ValueError(f"no placement {placement!r}")
+    return Fault.raw(200, body, headers=SSE)
+
+
+def legacy_call_stream(name: str, arguments: list[str], *, glued: bool = False, whole: bool = False) -> Fault:
+    """A tool call in OpenAI's legacy shape: ``delta.function_call`` — its name with empty arguments, then the
+    arguments a few characters a chunk (``"name": null`` beside them, as llama-cpp-python's functionary handler writes
+    them), ``content`` null — and ``finish_reason: "function_call"``; no ``tool_calls``. functionary's vLLM server
+    answers ``tools`` so (MeetKai/functionary#243, its whole answer: ``message.function_call``, ``"tool_calls":
+    null``); "some OpenAI-compatible providers, gateways, or proxies can still emit the legacy Chat Completions
+    function-call shape instead of the newer tool_calls array", streamed as ``delta.function_call`` chunks
+    (QwenLM/qwen-code#6240). ``glued``: the chunks of the call back to back in one event (openai-python#663's glue);
+    ``whole``: the answer as one ``chat.completion`` (``stream`` ignored)."""
+    if whole:
+        message = {"role": "assistant", "content": None, "function_call": {"name": name,
+                                                                           "arguments": "".join(arguments)},
+                   "tool_calls": None}
+        return Fault.raw(200, json.dumps({"id": "cmpl-190a0024ca304cfb9730201284bb56dd", "object": "chat.completion",
+                                          "created": 1723319870, "model": "meetkai/functionary-medium-v3.1",
+                                          "choices": [{"index": 0, "message": message,
+                                                       "finish_reason": "function_call"}],
+                                          "usage": {"prompt_tokens": 978, "total_tokens": 993,
+                                                    "completion_tokens": 15}}),
+                         headers={"content-type": "application/json"})
+    head = {"id": "chatcmpl-4f3c", "object": "chat.completion.chunk", "created": 1723319870,
+            "model": "meetkai/functionary-medium-v3.1"}
+
+    def one(delta: dict[str, Any], finish: str | None = None) -> str:
+        return json.dumps({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    pieces = [one({"role": "assistant", "content": None, "function_call": {"name": name, "arguments": ""}}),
+              *(one({"role": None, "content": None, "function_call": {"name": None, "arguments": piece}})
+                for piece in arguments)]
+    events = ["data: " + "".join(pieces) + "\n\n"] if glued else ["data: " + p + "\n\n" for p in pieces]
+    return Fault.raw(200, *events, "data: " + one({}, "function_call") + "\n\n", DONE, headers=SSE)
+
+
+def glued_audio_chunks(texts: list[str]) -> Fault:
+    """An omni model's answer as vllm-omni streams it — text deltas, then one audio delta once the speech is made
+    (vllm-omni#7627: "a stream=True chat-completions client receives text deltas but only one audio delta after
+    generation"), its ``delta.audio`` OpenAI's ``ChatCompletionAudio`` (``id``, ``data`` base64 PCM16, ``expires_at``,
+    ``transcript``), each chunk with vllm-omni's ``modality`` — the last text chunk and the audio one glued back to
+    back in one event (openai-python#663's glue)."""
+    head = {"id": "chatcmpl-omni", "object": "chat.completion.chunk", "created": 1758541572,
+            "model": "Qwen/Qwen3-Omni-30B-A3B-Instruct"}
+
+    def one(delta: dict[str, Any], modality: str = "text", finish: str | None = None) -> str:
+        return json.dumps({**head, "modality": modality,
+                           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    audio = {"id": "audio-1", "data": "UklGRiQAAABXQVZFZm10IBAAAAABAAEAwF0AAIC7AAACABAAZGF0YQAAAAA=",
+             "expires_at": 1758545172, "transcript": "".join(texts)}
+    events = ["data: " + one({"role": "assistant", "content": text}) + "\n\n" for text in texts[:-1]]
+    events.append("data: " + one({"content": texts[-1]}) + one({"content": None, "audio": audio}, "audio") + "\n\n")
+    return Fault.raw(200, *events, "data: " + one({}, "text", "stop") + "\n\n", DONE, headers=SSE)

@@ -367,7 +367,7 @@ class StreamResponse:
                     if field == "event":
                         typed = True
                     continue
-                if (events or not fresh) and (line[:1] == "{" or line.strip() == "[DONE]"):
+                if (events or not fresh) and (line[:1] in _OPENS or line.strip() == "[DONE]"):
                     # an event that lost its "data: " mid-stream (a gateway plugin that rewrote the read holding the
                     # usage chunk dropped the prefix of the others, the finish chunk and [DONE]: gpustack#6155)
                     events.append(("data", line))
@@ -375,8 +375,17 @@ class StreamResponse:
                     # stream, its 503 "UNAVAILABLE" after the first chunks: OmniRoute#4177, passed on by a relay
                     # that copies the upstream's bytes): its lines after "{" were read as unknown fields, the
                     # answer malformed_response where the server said overloaded. They are its data, to the blank
-                    # line
-                    bare = line[:1] == "{" and try_loads(line) is NOT_JSON
+                    # line; so are those of Gemini's array form of it ('[{', '  "error": {' …, '}', ']': bifrost#5262)
+                    bare = line.strip() != "[DONE]" and try_loads(line) is NOT_JSON
+                    continue
+                if (events or not fresh) and line.lstrip()[:1] in _JSON_GOES_ON:
+                    # the rest of a JSON document whose "{" came at the end of the line before (an error object
+                    # written bare after a chunk — glued to it, or to a chunk cut short — and pretty-printed: its
+                    # lines '  "error": {', '    "code": 503,' …, '}' read as fields no stream has, so the server's
+                    # 503 was malformed_response). Its lines are data to the blank line: the provider joins them to
+                    # the line before, as an event's data lines are joined (OmniRoute#4177, bifrost#5262)
+                    events.append(("data", line))
+                    bare = True
                     continue
                 if events:  # what came before the bad line is delivered first, as one event at a time was
                     yield events
@@ -407,6 +416,10 @@ def _rest(decoder: codecs.IncrementalDecoder | None) -> str:
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+#: how an event that lost its "data: " mid-stream opens: a JSON object, or Gemini's array of them
+_OPENS = ("{", "[")
+#: how the lines of a JSON document written bare go on after its first: a key, an element, a closing bracket
+_JSON_GOES_ON = frozenset('"{[}]')
 #: a relay's plain-text words for its upstream connection breaking, as Node's and Go's errors name it
 UPSTREAM_BROKE = re.compile(r"\b(?:ECONNRESET|ECONNABORTED|EPIPE|ETIMEDOUT|connection reset by peer|broken pipe|"
                             r"unexpected EOF)\b", re.IGNORECASE)

@@ -656,8 +656,9 @@ def _glued(payload: str, held: int) -> dict[str, Any] | None:
     return data
 
 
-#: what a chunk's delta may hold for :func:`_several` to join it with others: text and tool-call pieces
-_TEXT_DELTA = frozenset({"role", "content", "reasoning_content", "reasoning", "tool_calls"})
+#: what a chunk's delta may hold for :func:`_several` to join it with others: text, tool-call pieces, a legacy
+#: ``function_call``'s pieces, and the ``audio`` an omni model speaks beside its text (read past, as in a chunk alone)
+_TEXT_DELTA = frozenset({"role", "content", "reasoning_content", "reasoning", "tool_calls", "function_call", "audio"})
 
 
 def _several(payload: str) -> dict[str, Any] | None:
@@ -698,12 +699,55 @@ def _several(payload: str) -> dict[str, Any] | None:
                 said[key].append(piece or "")
             if (frags := delta.get("tool_calls")) is not None:
                 pieces.extend(frags if type(frags) is list else [frags])
+            elif legacy := delta.get("function_call"):
+                pieces.append(_legacy_piece(legacy))
             finish = choice.get("finish_reason") or finish
         usage = obj.get("usage") or usage
     joined: dict[str, Any] = {key: "".join(parts) for key, parts in said.items() if any(parts)}
     if pieces:
         joined["tool_calls"] = pieces
     return {**objects[0], "choices": [{"index": 0, "delta": joined, "finish_reason": finish}], "usage": usage}
+
+
+#: where an error object opens in an event's data that is not JSON as a whole
+_ERROR_OPENS = re.compile(r'\{\s*"error"\s*:')
+
+
+def _error_after(payload: str) -> dict[str, Any] | None:
+    """The server's error object that ends an event's data after something that is not JSON with it: written
+    straight after a chunk (``{…}{"error": …}``, openai-python#663's glue) or after a chunk cut short
+    (``{"id":"…","choi{"error": …}``), compact or pretty-printed over the lines after (Gemini's ``{`` / ``  "error":
+    {`` / ``    "code": 503,`` …, OmniRoute#4177, bifrost#5262; :meth:`StreamResponse._event_batches` gives those
+    lines as data), in Gemini's array or not. The answer was malformed_response — never asked again, the model
+    counted broken — where the server said why it stopped (an overload, a rate limit). None when no error object
+    ends the data."""
+    decoder = json.JSONDecoder()
+    for opened in _ERROR_OPENS.finditer(payload):
+        try:
+            obj, end = decoder.raw_decode(payload, opened.start())
+        except (ValueError, RecursionError):
+            continue
+        if type(obj) is dict and obj.get("error") and payload[end:].strip() in ("", "]"):
+            return obj
+    return None
+
+
+def _legacy_piece(legacy: Any) -> dict[str, Any]:
+    """A legacy ``function_call`` delta (``{"name", "arguments"}``, pieces of one call: OpenAI's shape before ``tools``)
+    as a piece of the one call it is, for :class:`_ToolCalls`. Servers still send it for ``tools``: functionary's
+    vLLM server (MeetKai/functionary#243: ``function_call`` and ``tool_calls: null``, ``finish_reason:
+    "function_call"``), llama-cpp-python's function-calling chat formats (both, MeetKai/functionary#156), gateways and
+    proxies (QwenLM/qwen-code#6240). Read only where no ``tool_calls`` came beside it."""
+    return {"index": 0, "function": legacy}
+
+
+def _listed_error(data: Any) -> dict[str, Any] | None:
+    """Gemini's error in its array form (``[{"error": {…}}]``: its stream without ``alt=sse`` is one JSON array, and
+    a relay that copies the upstream's bytes passes the error on so, bifrost#5262) as the error object; None for
+    anything else."""
+    if type(data) is list and len(data) == 1 and type(data[0]) is dict and data[0].get("error"):
+        return data[0]
+    return None
 
 
 #: the id and the time a cut-off event was made, which tell another answer's (``{"id":"2026043020405529…",
@@ -1095,6 +1139,8 @@ class OpenAIProvider(HttpProvider):
                                 data = glued
                             if data is NOT_JSON and not held and (several := _several(payload)) is not None:
                                 data = several
+                            if data is NOT_JSON and (error := _error_after(payload)) is not None:
+                                data = error
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                     loads(held, "SSE data")  # no: the held line is broken on its own (raises)
@@ -1107,7 +1153,8 @@ class OpenAIProvider(HttpProvider):
                             if data is None:  # "data: null" between the reasoning and the answer (AgentRouter's
                                 continue  # relay of Claude, Kilo-Org/kilocode#3083): says nothing. The answer was
                                 # refused as malformed_response, a good one lost and never asked again
-                            raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                            if (data := _listed_error(data)) is None:
+                                raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
                         if data.get("error"):  # OpenAI, vLLM, llama.cpp and OpenRouter report mid-stream errors so
                             kind, message = _extract_error(data)
                             err = data["error"]
@@ -1179,6 +1226,10 @@ class OpenAIProvider(HttpProvider):
                                     yield Chunk("text", text)
                             if frags := delta.get("tool_calls"):
                                 calls.listed(frags if isinstance(frags, list) else [frags])
+                            elif not text and (legacy := delta.get("function_call")):
+                                # the call in OpenAI's legacy shape (content null beside it): it was dropped, the
+                                # answer refused as unusable ("function_call" with no call) and asked elsewhere
+                                calls.add(frags := _legacy_piece(legacy))
                             if finish and (text or reasoning or thought or frags):
                                 # a finish reason the answer went on after: not its end, nor this server's habit to
                                 # put one on the last chunk only (HttpClient.finish_last)

@@ -1,0 +1,86 @@
+"""The eleventh fault hunt (faults24): shapes real servers and relays send that modelyard's fakes never did, each
+rebuilt from the report where its users met it (cited per test and in ``tests/fakes/relays.py``), replayed through
+the router.
+
+- Gemini's error object written bare mid-stream where its ``{`` does not open a line — glued to the chunk before it,
+  or to a chunk cut short, compact or pretty-printed — or in Gemini's array form (``[{`` … ``]``): the server's 503
+  (overloaded) or 429 (rate limited), not malformed_response;
+- a tool call in OpenAI's legacy shape (``delta.function_call``, ``finish_reason: "function_call"``), streamed, glued
+  ``{…}{…}`` or whole: the call, not an unusable answer or malformed_response;
+- an omni model's audio delta glued to its last text chunk: the text read, the audio read past as in a chunk alone.
+
+Each failed on the code before this hunt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes.relays import GEMINI_EXHAUSTED, error_after_chunk, glued_audio_chunks, legacy_call_stream
+from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
+
+# -- an error object written bare, its "{" not at the start of a line -------------------------------------------------
+
+
+@pytest.mark.parametrize("placement", ["glued", "glued_compact", "cut", "cut_compact", "array"])
+async def test_an_error_written_bare_after_a_chunk_is_the_servers_503(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path, placement: str) -> None:
+    """Gemini aborts a stream by writing its error object into the 200 body outside SSE's framing, pretty-printed
+    (OmniRoute#4177 quotes its 503; bifrost#5262: "Gemini (and Vertex AI) can abort a streaming response mid-flight by
+    injecting a pretty-printed JSON error payload directly into the HTTP 200 stream body"). Read since the tenth hunt
+    only when its ``{`` opened a line. Where the transport glued it to the chunk before (openai-python#663's glue of
+    two writes), to a chunk cut short (zai-org/GLM-5#66's cut-off event glued to the next), or where it came in
+    Gemini's array form (``[{``: bifrost#5262 reads a bare line opening with ``{`` or ``[``), its lines were fields no
+    stream has, or the data was no JSON: malformed_response — never asked again, the model counted broken — where the
+    server said it was overloaded. Now the error ends the data: overloaded, asked again, then the next model."""
+    routed = await route("openai", servers, tmp_path, error_after_chunk(placement), error_after_chunk(placement))
+    assert outcomes(routed) == [("primary", "retry", "overloaded"), ("primary", "fallback", "overloaded"),
+                                ("backup", "ok", None)]
+    assert "high demand" in (routed.record.attempts[0].detail or "")
+
+
+async def test_geminis_429_glued_line_by_line_after_a_chunk_is_a_rate_limit(servers: dict[str, Any],  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    """python-genai#1162: Gemini's 429 arrives "in a fragmented, line-by-line format" (``{`` / ``  "error": {`` /
+    ``    "code": 429,`` …, "Resource exhausted. Please try again later."). Glued to the chunk before it, it was
+    malformed_response — the next model at once, the primary counted broken. It is the server's rate limit, which
+    said no wait: asked again after the backoff, as any rate limit."""
+    routed = await route("openai", servers, tmp_path, error_after_chunk("glued", GEMINI_EXHAUSTED))
+    assert outcomes(routed) == [("primary", "retry", "rate_limited"), ("primary", "ok", None)]
+    assert "Resource exhausted" in (routed.record.attempts[0].detail or "")
+
+
+# -- a tool call in OpenAI's legacy shape -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["streamed", "glued", "whole"])
+async def test_a_tool_call_in_the_legacy_function_call_shape_is_the_call(servers: dict[str, Any],  # noqa: F811
+                                                                         tmp_path: Path, shape: str) -> None:
+    """functionary's vLLM server answers ``tools`` with ``message.function_call`` and ``"tool_calls": null``,
+    ``finish_reason: "function_call"`` (MeetKai/functionary#243); "some OpenAI-compatible providers, gateways, or
+    proxies can still emit the legacy Chat Completions function-call shape", streamed as ``delta.function_call``
+    chunks (QwenLM/qwen-code#6240). The call was dropped: the answer refused as unusable ("function_call" and no
+    call), the next model asked for a call the primary had made — or, its chunks glued ``{…}{…}`` in one event
+    (openai-python#663), malformed_response. Now it is the call, as a ``tool_calls`` piece is."""
+    routed = await route("openai", servers, tmp_path,
+                         legacy_call_stream("get_weather", ['{"ci', 'ty": "Par', 'is"}'], glued=shape == "glued",
+                                            whole=shape == "whole"))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", PARIS)]
+
+
+# -- an omni model's audio delta glued to its text ---------------------------------------------------------------------
+
+
+async def test_an_audio_delta_glued_to_the_last_text_chunk_keeps_the_text(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """vllm-omni streams an omni model's text deltas, then one audio delta (vllm-omni#7627), ``delta.audio`` holding
+    OpenAI's ``ChatCompletionAudio``. A chunk of audio alone is read past (modelyard passes text on); glued to the last
+    text chunk in one event (openai-python#663's glue) the event was malformed_response and the answer lost. Now the
+    text of both is read and the audio read past, as when they come apart."""
+    routed = await route("openai", servers, tmp_path, glued_audio_chunks(["Sun", "ny in ", "Paris."]))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny in Paris."
