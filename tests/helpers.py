@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import gc
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +96,15 @@ def tmpfs(mount: Path, options: str) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def arrival_waves(times: Iterable[float], gap: float) -> list[int]:
+    """How many requests arrived together, wave by wave: one arriving within ``gap`` s of a wave's first joins it
+    (a fake server's ``received_at`` times; calls sent side by side arrive within milliseconds)."""
+    waves: list[list[float]] = []
+    for t in sorted(times):
+        if waves and t - waves[-1][0] < gap:
+            waves[-1].append(t)
+        else:
+            waves.append([t])
+    return [len(w) for w in waves]

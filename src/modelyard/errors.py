@@ -131,8 +131,13 @@ class ProviderError(ModelyardError):
         retry_after: float | None = None,
         final: bool = False,
         kind_refused: bool = False,
+        served_context: int | None = None,
     ):
         self.reason = reason
+        #: the context (tokens) the server said it runs the model with, refusing a prompt past it (llama-server's
+        #: ``n_ctx`` beside ``exceed_context_size_error``, providers/context_refusal.py): the router learns it from
+        #: here, never from the message's words, which any relay or another server may happen to write
+        self.served_context = served_context
         #: the model does not serve this KIND of request (a chat asked of an embedding model, vectors of a chat
         #: model): it says nothing of the model's health — nothing cools, the kind it serves goes on — and the
         #: provider is not asked that kind again (Provider.learn_refusal)

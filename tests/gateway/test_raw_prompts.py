@@ -97,10 +97,11 @@ def test_a_list_of_prompts_is_answered_choice_by_choice_each_logged(gw, servers,
         (0, "[one]", "stop"), (1, "[two]", "stop"), (2, "[three]", "stop")]
     assert done.id == "cmpl-" + raw.headers["x-modelyard-request-id"]
     sent = [r.json["prompt"] for r in servers[0].requests_to("/v1/completions")]
-    assert sent == ["one", "two", "three"]  # one routed request each, in order
+    assert sorted(sent) == ["one", "three", "two"]  # one routed request each (side by side: prompt_batch.py)
     assert done.usage.completion_tokens == 3 and done.usage.prompt_tokens == 3  # the total: one word each way
     rows = _rows(gw)
-    assert len(rows) == 3 and {r[1:] for r in rows} == {("fast", "ok")} and rows[0][0] == done.id[len("cmpl-"):]
+    assert len(rows) == 3 and {r[1:] for r in rows} == {("fast", "ok")}
+    assert done.id[len("cmpl-"):] in {r[0] for r in rows}
 
     streamed = list(sdk.completions.create(model="coder", prompt=["alpha", "beta"], stream=True,
                                            stream_options={"include_usage": True}))

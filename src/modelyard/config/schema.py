@@ -259,9 +259,15 @@ class ModelConfig(Strict):
     embedding_space: str | None = Field(
         None, min_length=1, description="embeddings: models with the same space give interchangeable vectors (the "
         "same weights on two servers under two names); a chain falls back only within one. Empty = the model id")
+    template: str | None = Field(
+        None, min_length=1, description="the chat template family the model's server formats prompts in (chatml, "
+        "llama3, mistral, gemma…): a raw prompt — written by the client in one model's template and special tokens "
+        "(Ollama's raw: true) — falls back only to a model of the chain with the same template, or the same model id. "
+        "Empty = not known: such a prompt is not given to it in another model's place")
     max_embed_batch: int | None = Field(
         None, ge=1, le=100_000, description="embeddings: the most texts one call to the model's server may carry; a "
-        "request with more is sent in calls of this many, one after another, and answered as one. Empty = the "
+        "request with more is sent in calls of this many — at once on the model's free slots (max_concurrent), the "
+        "rest in turn — and answered as one. Empty = the "
         "provider's documented limit (OpenAI-compatible: 2,048 texts and 300,000 tokens a call; Ollama: none); "
         "fewer where the server said so, refusing more")
     timeouts: TimeoutOverrides = TimeoutOverrides()

@@ -7,7 +7,8 @@ Same rules as chat completions (``intake.py``): the key, the bounded body, the a
 routing row committed before the answer's last event, and a client that goes away cancels the upstream
 call. A stream starts only once a model has committed to the answer; one that breaks off after that ends
 with an OpenAI error event instead of ``[DONE]``. Only the wire format differs (``text_completions_wire.py``).
-A list of prompts is answered one routed request after another (each its own row), a choice each, in order.
+A list of prompts is answered by one routed request each (each its own row), side by side within the first
+model's slots (``prompt_batch.py``), a choice each, in order; streamed, one after another.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelyard.gateway.completions import SHUTDOWN_EVENT, interrupted_event
-from modelyard.gateway.intake import committed, complete, first_chunk, intake, start_stream
+from modelyard.gateway.disconnect import ClientGone, until_disconnect
+from modelyard.gateway.intake import CLIENT_CLOSED, committed, exhausted, first_chunk, intake, start_stream
+from modelyard.gateway.prompt_batch import answered, batch_width
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.text_completions_wire import (
@@ -71,20 +74,23 @@ async def _answer(gw: Gateway, request: Request, *, fim: bool) -> Response:
         writer = (FimChunkWriter if fim else TextChunkWriter)(request_id, created, stream.record.model or "")
         return SSEResponse(_events(gw, agent, stream, first, writer, body), route_headers(stream.record),
                            drain=gw.drain, final=SHUTDOWN_EVENT)
+    asks = [(chat if i == 0 else prompt_request(body, text), request_id if i == 0 else new_request_id())
+            for i, text in enumerate(body.texts)]  # one routed request each, side by side (prompt_batch.py)
+    try:
+        routeds = await until_disconnect(request.receive, answered(gw, agent, asks, batch_width(gw, agent, len(asks))),
+                                         request.scope)
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED)
+    except ChainExhausted as exc:
+        return await exhausted(gw, exc)
     answers: list[Answer] = []
     usage = Usage()
-    record = None
-    for i, text in enumerate(body.texts):  # one routed request each, one after another (each its own slot and row)
-        routed = await complete(gw, request, agent, chat if i == 0 else prompt_request(body, text),
-                                request_id if i == 0 else new_request_id(), None)
-        if isinstance(routed, Response):
-            return routed
-        record = record or routed.record
+    record = routeds[0].record
+    for text, routed in zip(body.texts, routeds, strict=True):
         response = routed.response
         cut_text, matched = cut(response.text, body.stop_sequences)
         answers.append((_echoed(body, text) + cut_text, completion_finish(response, stopped=matched is not None)))
         usage += response.usage
-    assert record is not None
     shaped = fim_completion(request_id, created, record.model or "", answers, usage) if fim else \
         text_completion(request_id, created, record.model or "", answers, usage)
     answer = json_response(shaped, headers=route_headers(record, truncated=any(f == LENGTH for _, f in answers)))

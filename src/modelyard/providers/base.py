@@ -27,7 +27,7 @@ from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
 from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
-from modelyard.providers.embed_batches import BatchLimit, embedded
+from modelyard.providers.embed_batches import BatchLimit, Lanes, embedded
 from modelyard.providers.embeddings import cannot_embed
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.refusals import KindRefusals
@@ -207,17 +207,18 @@ class Provider(ABC):
     def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """Yield the answer as chunks; raise ProviderError on any failure."""
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False
-               ) -> AsyncGenerator[Chunk, None]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False,
+               lanes: Lanes | None = None) -> AsyncGenerator[Chunk, None]:
         """:meth:`stream`, checked (providers/shapes.py): what every caller iterates, so no shape of
         provider data reaches the router, the log or a front-end unchecked. ``buffered``: the caller
-        keeps the whole answer before anyone sees it (:meth:`joined` then)."""
+        keeps the whole answer before anyone sees it (:meth:`joined` then). ``lanes``: more of the model's slots
+        for the calls of an embeddings request past one call's bound (embed_batches.py), lent by the router."""
         if request.prompt is not None and request.prompt.templated and not self.sends_prompts:
             return _refused(self.config.provider)
         if self.refused_kinds and (said := self.refused_kinds.standing(request.embed is not None)) is not None:
             return _refused_again(*said)
         if request.embed is not None:
-            return embedded(lambda part: self.embeddings(part, timeouts), request, self)
+            return embedded(lambda part: self.embeddings(part, timeouts), request, self, lanes)
         stream = self.joined(request, timeouts) if buffered else self.stream(request, timeouts)
         return checked(stream, self.response_limit)
 

@@ -12,28 +12,34 @@ as the other facts learned of a server), for as long as the process runs or unti
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 #: llama-server's ``type`` for the refusal (server-common.cpp ``format_error_response``)
 EXCEED_CONTEXT = "exceed_context_size_error"
 
-#: the words :func:`context_words` adds to the server's message, read back by :func:`served_context`
-_SAID = re.compile(r"\(the server's context: (\d+) tokens, the prompt's (\d+)\)")
-
-
 def context_words(message: str, n_prompt: object, n_ctx: object) -> str:
     """The server's message with the counts its error object carries beside it (the older wording, "the request
-    exceeds the available context size, try increasing it", names neither): what the router learns from."""
-    if type(n_ctx) is not int or type(n_prompt) is not int or n_ctx <= 0 or n_prompt < 0:
-        return message  # not llama-server's fields as it writes them: nothing learned
+    exceeds the available context size, try increasing it", names neither), for the routing log and the client.
+    What the router learns is :func:`refused_context`'s, carried on the error (``ProviderError.served_context``)."""
+    if _counts(n_prompt, n_ctx) is None:
+        return message
     return f"{message} (the server's context: {n_ctx} tokens, the prompt's {n_prompt})"
 
 
-def served_context(message: str) -> int | None:
-    """The context a refusal's words (:func:`context_words`) say the server runs the model with, or None."""
-    found = _SAID.search(message)
-    return int(found.group(1)) if found else None
+def _counts(n_prompt: object, n_ctx: object) -> int | None:
+    """``n_ctx`` when both counts are llama-server's fields as it writes them (whole numbers, a positive context)."""
+    if type(n_ctx) is not int or type(n_prompt) is not int or n_ctx <= 0 or n_prompt < 0:
+        return None
+    return n_ctx
+
+
+def refused_context(body: object) -> int | None:
+    """The context an error body says the server runs the model with, refusing a prompt past it: llama-server's
+    ``{"error": {"type": "exceed_context_size_error", "n_prompt_tokens": …, "n_ctx": …}}``; None for any other body."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) or err.get("type") != EXCEED_CONTEXT:
+        return None
+    return _counts(err.get("n_prompt_tokens"), err.get("n_ctx"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
-from modelyard.providers.context_refusal import EXCEED_CONTEXT
+from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
 from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
 
@@ -1333,6 +1333,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         # was asked again here after a backoff, for the same answer. The next model is asked at once
         final=should_retry == "false",
         kind_refused=error_type == NOT_CHAT,
+        served_context=refused_context(data),  # llama-server's n_ctx, refusing a prompt past it: the router learns it
     )
 
 

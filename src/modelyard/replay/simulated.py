@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
+from modelyard.providers.embed_batches import Lanes
 from modelyard.replay.profile import ModelProfile
 from modelyard.replay.source import Arrival
 from modelyard.router.clock import VirtualTimeLoop, running_loop
@@ -45,8 +46,8 @@ class SimulatedProvider(Provider):
     def unavailable_reason(self) -> str | None:
         return self._unavailable
 
-    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False
-               ) -> AsyncGenerator[Chunk, None]:
+    def chunks(self, request: ChatRequest, timeouts: Timeouts, *, buffered: bool = False,
+               lanes: Lanes | None = None) -> AsyncGenerator[Chunk, None]:
         """No shape checks: these chunks are made here, not parsed from a wire (providers/shapes.py guards
         what a backend sends; a million simulated answers would pay for it and find nothing)."""
         return self.stream(request, timeouts)

@@ -51,6 +51,11 @@ def _model_id(provider: Provider) -> str:
     return provider.model_id.removesuffix(":latest").lower()
 
 
+def same_model(a: Provider, b: Provider) -> bool:
+    """Whether two models are one model under their model ids (Ollama's ``:latest`` and case aside)."""
+    return _model_id(a) == _model_id(b)
+
+
 def interchangeable(a: Provider, b: Provider) -> bool:
     """Whether two models give vectors of one space: the same model id (Ollama's ``:latest`` and case aside), or the
     same ``embedding_space`` in the config."""
@@ -88,10 +93,13 @@ def stand_in(chain: tuple[str, ...], index: int, providers: Mapping[str, Provide
     return f"vectors in place of {setter}'s: the same embedding_space {space(providers[setter])!r}"
 
 
-def answer_note(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider], embed: EmbedInput) -> str:
+def answer_note(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider], embed: EmbedInput,
+                at_once: int = 1) -> str:
     """What the answering attempt's row says of its vectors ("": nothing): whose place they stand in
-    (:func:`stand_in`), and the calls they took where one could not carry the request (providers/embed_batches.py)."""
+    (:func:`stand_in`), and the calls they took where one could not carry the request, ``at_once`` at most out
+    together (providers/embed_batches.py)."""
     provider = providers[chain[index]]
     limit = provider.batch_limit()
-    notes = (stand_in(chain, index, providers) if index else "", batch_note(len(batches(embed, limit)), limit))
+    notes = (stand_in(chain, index, providers) if index else "",
+             batch_note(len(batches(embed, limit)), limit, at_once))
     return "; ".join(n for n in notes if n)

@@ -24,13 +24,13 @@ from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact, says_health
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
-from modelyard.providers.context_refusal import served_context
 from modelyard.providers.output_cap import clamped, refused_limit
 from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
 from modelyard.router.embedding import answer_note, input_too_long, other_space, vectors_bound
 from modelyard.router.fit import too_long_as_learned, too_long_for
 from modelyard.router.pool import ModelPool
+from modelyard.router.raw_template import other_template
 from modelyard.router.records import (
     CALLER_GONE,
     Attempt,
@@ -40,6 +40,7 @@ from modelyard.router.records import (
     new_request_id,
 )
 from modelyard.router.slots import QueueTimeout
+from modelyard.router.spare_slots import SpareSlots
 from modelyard.router.state import ModelState, ModelStatus, Ticket
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
@@ -204,6 +205,7 @@ class Router:
             record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         states, spend = self.pool.states, self.pool.spend
         embed = request.embed
+        raw = request.prompt is not None and request.prompt.templated
         try:
             for index, model in enumerate(chain):
                 provider = self.providers[model]
@@ -212,6 +214,10 @@ class Router:
                 if embed is not None and index and (other := other_space(chain, index, self.providers)):
                     # another model's vectors would be mixed into the client's index (router/embedding.py)
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.UNAVAILABLE, other))
+                    continue
+                if raw and index and (other := other_template(chain, index, self.providers)):
+                    # the client's own template and special tokens, written for another model (raw_template.py)
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, other))
                     continue
                 why = provider.unavailable_reason()
                 if why:
@@ -253,7 +259,9 @@ class Router:
                                                        str(exc), queue_wait_ms=spent * 1000))
                         continue
                     record.queue_wait_ms += waited * 1000
-                    chunks = self._use_model(walk, provider, facts, state, bounds, waited, ticket)
+                    # an embeddings request past one call's bound: its calls go at once on the model's free slots
+                    lanes = SpareSlots(state) if embed is not None and state.limit > 1 else None
+                    chunks = self._use_model(walk, provider, facts, state, bounds, waited, ticket, lanes)
                     try:
                         async for chunk in chunks:
                             yield chunk
@@ -263,7 +271,8 @@ class Router:
                         finally:
                             await state.release()
                     if walk.answer is not None:
-                        if embed is not None and (note := answer_note(chain, index, self.providers, embed)):
+                        if embed is not None and (note := answer_note(chain, index, self.providers, embed,
+                                                                      lanes.most if lanes is not None else 1)):
                             record.attempts[-1].detail = note
                         self._finish(walk, model, index, loop.time())
                         return
@@ -294,7 +303,8 @@ class Router:
                 self.sink(record)
 
     async def _use_model(self, walk: _Walk, provider: Provider, facts: _ModelFacts, state: ModelState,
-                         bounds: _Bounds, waited: float, ticket: Ticket) -> AsyncGenerator[Chunk, None]:
+                         bounds: _Bounds, waited: float, ticket: Ticket, lanes: SpareSlots | None = None
+                         ) -> AsyncGenerator[Chunk, None]:
         """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
 
         In streaming mode visible chunks pass straight through once the model is committed.
@@ -327,7 +337,7 @@ class Router:
                 # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
                 # Inline, not a generator of its own: each chunk and each wait would pass through one more.
                 # checked: every shape of provider data is handled; a buffered answer may come a read at a time
-                gen = provider.chunks(request, bounds.timeouts, buffered=not walk.stream)
+                gen = provider.chunks(request, bounds.timeouts, buffered=not walk.stream, lanes=lanes)
                 idle, first_token, deadline = bounds.idle, bounds.first_token, walk.deadline
                 watchdog = Watchdog(loop, idle)  # its first timer serves the idle bounds too
                 first = True
@@ -394,7 +404,8 @@ class Router:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
-                                        retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused)
+                                        retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused,
+                                        served_context=exc.served_context)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if exc.reason is Reason.CONNECT_ERROR:
                     provider.server_gone()  # what comes back may serve what this one refused, with another context
@@ -416,7 +427,7 @@ class Router:
                     attempt.outcome = AttemptOutcome.RETRY
                     continue
                 if (exc.reason is Reason.BAD_REQUEST and request.embed is None
-                        and (n_ctx := served_context(exc.message)) is not None):
+                        and (n_ctx := exc.served_context) is not None):
                     # the server said its context refusing this prompt: a prompt as long is not sent there again
                     provider.refused_context(n_ctx, walk.prompt_tokens())
                 pause = exc.retry_after if exc.retry_after is not None else retries.backoff * 2**n

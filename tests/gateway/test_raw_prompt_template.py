@@ -1,0 +1,106 @@
+"""A raw prompt falls back only to a model that reads the same chat template (``models.NAME.template``, or the same
+model id); another is skipped with the reason, and the key to set, in its routing row.
+
+A raw prompt is the client's own template and special tokens (docs.ollama.com/api/generate: "raw: if true no
+formatting will be applied to the prompt"); ChatML's ``<|im_start|>`` markers are Qwen's (its tokenizer_config's
+chat_template), plain text to a Llama 3 model, which reads ``<|start_header_id|>``. Was: when the first model failed,
+the prompt went verbatim to the next whatever its family, and its answer to the foreign markers came back as a
+success; the tests of a skip failed on the old code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from modelyard.ledger import connect
+from tests.fakes import Fault, OpenAIServer
+from tests.gateway.harness import GatewayServer
+from tests.helpers import make_config
+
+CHATML = "<|im_start|>user\nName a colour.<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[OpenAIServer, OpenAIServer]]:
+    with OpenAIServer(reply_text="from first") as first, OpenAIServer(reply_text="from second") as second:
+        first.faults.set_default(Fault.status(500))  # the primary is down: the chain moves on
+        yield first, second
+
+
+def _config(tmp_path, first: str, second: str, *, second_model: str = "llama3.1-8b",
+            templates: tuple[str | None, str | None] = (None, None)) -> Any:
+    models: dict[str, dict[str, Any]] = {
+        "qwen": {"provider": "openai", "endpoint": first, "model": "qwen2.5-7b"},
+        "other": {"provider": "openai", "endpoint": second, "model": second_model}}
+    for name, template in zip(("qwen", "other"), templates, strict=True):
+        if template is not None:
+            models[name]["template"] = template
+    defaults = {"timeouts": {"queue": 1, "connect": 2, "first_token": 5, "idle": 5, "total": 20},
+                "retries": {"attempts": 0}, "cooldown": {"failures": 5, "seconds": 30}}
+    return make_config(models, {"coder": {"primary": "qwen", "fallbacks": ["other"]}}, defaults=defaults,
+                       log={"path": str(tmp_path / "log.db")})
+
+
+def _generate(gw: GatewayServer, raw: bool = True) -> httpx.Response:
+    return httpx.post(gw.url + "/api/generate", json={"model": "coder", "prompt": CHATML, "raw": raw,
+                                                      "stream": False}, timeout=15)
+
+
+def _rows(gw: GatewayServer) -> list[tuple[str, str, str | None, str | None]]:
+    conn = connect(gw.runtime.log_path, readonly=True)
+    try:
+        return [tuple(r) for r in conn.execute("SELECT model, outcome, reason, detail FROM attempts ORDER BY ts, seq")]
+    finally:
+        conn.close()
+
+
+def test_a_raw_prompt_is_not_given_to_a_model_whose_template_is_not_known(tmp_path, servers):
+    first, second = servers
+    with GatewayServer(_config(tmp_path, first.url, second.url)) as gw:
+        r = _generate(gw)
+        assert r.status_code >= 400 and "from second" not in r.text, r.text
+        assert second.requests_to("/v1/completions") == []
+        skipped = _rows(gw)[-1]
+        assert skipped[:3] == ("other", "skipped", "bad_request")
+        assert "models.qwen.template and models.other.template" in (skipped[3] or "")
+        # not raw: a chat turn, templated by each server for its own model — the fallback answers as before
+        plain = _generate(gw, raw=False)
+        assert plain.status_code == 200 and "from second" in plain.text, plain.text
+
+
+def test_another_template_family_is_skipped_with_both_named(tmp_path, servers):
+    first, second = servers
+    with GatewayServer(_config(tmp_path, first.url, second.url, templates=("chatml", "llama3"))) as gw:
+        r = _generate(gw)
+        assert r.status_code >= 400, r.text
+        assert second.requests_to("/v1/completions") == []
+        detail = _rows(gw)[-1][3] or ""
+        assert "('chatml')" in detail and "'llama3'" in detail and "models.NAME.template" in detail
+
+
+def test_the_same_template_family_takes_it_verbatim(tmp_path, servers):
+    first, second = servers
+    with GatewayServer(_config(tmp_path, first.url, second.url, second_model="qwen2.5-14b",
+                               templates=("chatml", "chatml"))) as gw:
+        r = _generate(gw)
+        assert r.status_code == 200 and "from second" in r.text, r.text
+        assert second.requests_to("/v1/completions")[-1].json["prompt"] == CHATML
+
+
+def test_the_same_model_on_another_server_needs_no_key(tmp_path, servers):
+    """Guard (right before too): the same model id elsewhere reads the same template."""
+    first, second = servers
+    with GatewayServer(_config(tmp_path, first.url, second.url, second_model="Qwen2.5-7B")) as gw:
+        r = _generate(gw)
+        assert r.status_code == 200 and "from second" in r.text, r.text
+
+
+def test_the_config_key_is_read_and_checked():
+    config = make_config({"qwen": {"provider": "openai", "template": "chatml"}}, {"coder": {"primary": "qwen"}})
+    assert config.models["qwen"].template == "chatml"
+    with pytest.raises(Exception, match=r"template"):
+        make_config({"qwen": {"provider": "openai", "template": ""}}, {"coder": {"primary": "qwen"}})
