@@ -1,4 +1,4 @@
-"""The spend caps' shared counters (``PREFIX:spend:MODEL:WINDOW`` in Redis, :mod:`modelyard.router.shared.spend`)
+"""The spend caps' shared counters (``PREFIX:spent:MODEL:WINDOW`` in Redis, :mod:`modelyard.router.shared.spend`)
 under what real Redis deployments go through — each on a private ``redis-server`` a test restarts or reconfigures.
 
 - **Redis restarted empty** (the README's own ``redis-server … --save "" --appendonly no``, a managed Redis failing
@@ -43,8 +43,8 @@ def _config():
 def _counter(server: PrivateRedis) -> float:
     """The capped model's counter as Redis holds it (0: none)."""
     admin = redis.Redis(port=server.port)
-    keys = list(admin.scan_iter(match="*:spend:paid:*"))
-    return float(admin.get(keys[0]) or 0) if keys else 0.0
+    keys = list(admin.scan_iter(match="*:spent:paid:*"))  # a hash: every process's spend in the window
+    return sum(float(v) for v in admin.hvals(keys[0])) if keys else 0.0
 
 
 def _caps(pool: ModelPool) -> SpendCaps:

@@ -81,8 +81,15 @@ class Health:
 
     def failure(self, reason: Reason, retry_after: float | None = None, generation: int | None = None) -> None:
         """Count a failure; may open the breaker. ``generation`` is :attr:`generation` when the request
-        started: a stale failure (from before the breaker last opened) must not re-open it under a probe."""
+        started: a stale failure (from before the breaker last opened) must not re-open it under a probe — but the
+        server's own word on how long to wait (a retry-after, a revoked key), from a request that was in flight when
+        another failure opened the breaker, still lengthens it while open: dropped, the model was asked again at the
+        first, shorter deadline (a peer gateway's form of it: BerriAI/litellm#40130)."""
         if generation is not None and generation != self.generation:
+            if self.state is State.OPEN and reason in HEALTH_FAILURES:
+                said = self._said(reason, retry_after)
+                if said and self.clock() + said > self.open_until:
+                    self.open_until, self.last_reason = self.clock() + said, reason
             return
         self._probing = False
         if reason not in HEALTH_FAILURES:
@@ -92,12 +99,18 @@ class Health:
         if self.state is State.HALF_OPEN:
             self.cooldown = min(self.cooldown * 2, self.policy.max_seconds)
             self._open(self.cooldown)
-        elif retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED):
-            self._open(min(retry_after, self.policy.max_retry_after))  # the server said how long: believe it
-        elif reason in PERSISTENT:
-            self._open(self.policy.max_seconds)  # a revoked key or a missing model will not fix itself in seconds
+        elif said := self._said(reason, retry_after):
+            self._open(said)
         elif self.failures >= self.policy.failures:
             self._open(self.cooldown)
+
+    def _said(self, reason: Reason, retry_after: float | None) -> float:
+        """How long the failure itself says to wait (0: it does not): the server's retry-after (believed, up to
+        ``cooldown.max_retry_after``), or ``cooldown.max_seconds`` for a revoked key or a missing model, which will
+        not fix itself in seconds."""
+        if retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED):
+            return min(retry_after, self.policy.max_retry_after)
+        return self.policy.max_seconds if reason in PERSISTENT else 0.0
 
     def _open(self, seconds: float) -> None:
         self.generation += 1

@@ -15,6 +15,10 @@ Redis, and read the others' every tick (``router/shared/link.py``): gateways tha
 ``log.url``) each allowed the whole cap, and with ``log.url`` each saw the others' spend only at its next 10 s
 reading. The counter and the log are both lower bounds of what was spent; a cap counts the larger, so a Redis that
 restarted empty (its counters gone) falls back to the log.
+
+With Redis, the window is named by Redis's clock (its ``TIME``, read by every tick's script): each host named it by its
+own, so near midnight UTC a host minutes ahead counted into the next day's counter while the others counted into
+today's — each saw only its own spend, and a host behind went on past a monthly cap into the next month's first minutes.
 """
 
 from __future__ import annotations
@@ -49,10 +53,27 @@ class Unshared(NamedTuple):
 
     #: the window's start (epoch s): names the counter
     start: float
-    #: this process's spend since the last tick (USD)
+    #: what the tick sends (USD): this process's whole spend in the window — sent whole every tick, so a tick that
+    #: failed loses nothing — or, for a process that sends one request at a time, its spend since the last tick
     amount: float
-    #: the highest total this process read for the window: the counter is set back to it if found below
-    floor: float
+    #: this process's whole spend in the window (USD)
+    mine: float
+    #: every process's share of the counter as this process last read it (instance → USD): a counter found below it
+    #: lost its value (Redis restarted empty, an older snapshot) and is set back share by share
+    floors: Mapping[str, float]
+
+
+class SharedCount(NamedTuple):
+    """A capped model's counter as Redis last said it."""
+
+    #: the window it counts (epoch s)
+    start: float
+    #: every process's spend in it
+    total: float
+    #: instance → its spend in the window
+    shares: Mapping[str, float]
+    #: this process's own spend that the total holds
+    mine: float
 
 
 class SpendCaps:
@@ -69,41 +90,69 @@ class SpendCaps:
         self.local_reader: Reader | None = None
         #: the last reading failed (said once per outage, not every refresh)
         self._unread = False
+        #: the shared store's clock minus this host's (s): the windows are named by the store's clock once it has
+        #: answered (:meth:`shared_seen`), by this host's until then or without a store
+        self.offset = 0.0
+        self._store_clock_unknown = True
         self._starts = {m: window_start(c.per, wall()) for m, c in self.caps.items()}
         self._logged = dict.fromkeys(self.caps, 0.0)
         self._own = dict.fromkeys(self.caps, 0.0)
         self._read_at = float("-inf")
         self._reading = False
         self._lock = threading.Lock()
-        #: model → (window start, every process's spend in it) as Redis last said; and this process's spend not
-        #: yet added there (the shared state's link drains it each tick)
-        self._shared: dict[str, tuple[float, float]] = {}
-        self._unshared = dict.fromkeys(self.caps, 0.0)
+        #: model → its counter as Redis last said it; and this process's whole spend in the window, sent every tick
+        self._shared: dict[str, SharedCount] = {}
+        self._mine = dict.fromkeys(self.caps, 0.0)
+        #: what a process that sends one request at a time has added of it (see :meth:`take_unshared`)
+        self._sent = dict.fromkeys(self.caps, 0.0)
+
+    def now(self) -> float:
+        """The time the windows are named by: the shared store's clock when there is one, else this host's."""
+        return self.wall() + self.offset
 
     def spent(self, model: str) -> float:
         logged = self._logged.get(model, 0.0) + self._own.get(model, 0.0)
-        start, shared = self._shared.get(model, (None, 0.0))
-        if start != self._starts.get(model):
+        seen = self._shared.get(model)
+        if seen is None or seen.start != self._starts.get(model):
             return logged
-        return max(logged, shared + self._unshared.get(model, 0.0))
+        return max(logged, seen.total + self._mine.get(model, 0.0) - seen.mine)
 
-    def take_unshared(self) -> dict[str, Unshared]:
-        """model → this process's spend not yet added to the shared counter, emptied: the shared state's link adds
-        it to Redis and reads every process's total back (:meth:`shared_seen`)."""
+    @property
+    def store_clock_unknown(self) -> bool:
+        """No reply from the shared store yet: the windows are named by this host's clock."""
+        return self._store_clock_unknown
+
+    def take_unshared(self, *, once: bool = False, nothing: bool = False) -> dict[str, Unshared]:
+        """model → what the shared state's link sends to the model's counter this tick: this process's whole spend
+        in the window and the shares last read; the script keeps the larger of each share, so sending it again (a
+        tick whose reply was lost) counts nothing twice, and reads every process's total back (:meth:`shared_seen`).
+        ``once``: a process that sends one request at a time adds its spend since the last tick instead (see
+        :mod:`modelyard.router.shared.spend`), never twice. ``nothing``: a call that only reads (Redis's clock)."""
+        now = self.now()
+        for m, cap in self.caps.items():  # the store's clock, just read, may name another window
+            if window_start(cap.per, now) != self._starts[m]:
+                self._roll(m, now)
         with self._lock:
-            taken = {m: Unshared(self._starts[m], self._unshared[m], self._floor(m)) for m in self.caps}
-            self._unshared = dict.fromkeys(self.caps, 0.0)
-        return taken
+            if nothing:
+                return {m: Unshared(self._starts[m], 0.0, 0.0, {}) for m in self.caps}
+            taken = {m: Unshared(self._starts[m], self._mine[m] - self._sent[m] if once else self._mine[m],
+                                 self._mine[m], self._floors(m)) for m in self.caps}
+            if once:
+                self._sent = dict(self._mine)
+            return taken
 
-    def _floor(self, model: str) -> float:
-        """The highest shared total read for the model's current window (0: none yet)."""
-        start, total = self._shared.get(model, (None, 0.0))
-        return total if start == self._starts[model] else 0.0
+    def _floors(self, model: str) -> Mapping[str, float]:
+        """Every process's share of the model's counter in its current window, as last read ({}: none yet)."""
+        seen = self._shared.get(model)
+        return seen.shares if seen is not None and seen.start == self._starts[model] else {}
 
-    def shared_seen(self, totals: Mapping[str, tuple[float, float]]) -> None:
-        """model → (window start, every process's spend in it), as Redis just said."""
+    def shared_seen(self, counts: Mapping[str, SharedCount], store_now: float | None = None) -> None:
+        """model → its counter, as Redis just said; ``store_now``: Redis's clock as it said it (epoch s)."""
         with self._lock:
-            self._shared.update(totals)
+            self._shared.update(counts)
+            if store_now is not None:
+                self.offset = store_now - self.wall()
+                self._store_clock_unknown = False
 
     def over(self, model: str) -> str | None:
         """Why ``model`` may not be used now (its cap is reached), or None. Never blocks."""
@@ -113,8 +162,8 @@ class SpendCaps:
         now = self.wall()
         if now - self._read_at >= self.refresh_every:
             self._read_soon(now)
-        if window_start(cap.per, now) != self._starts[model]:
-            self._roll(model, now)
+        if window_start(cap.per, self.now()) != self._starts[model]:
+            self._roll(model, self.now())
         spent = self.spent(model)
         if spent < cap.usd:
             return None
@@ -125,7 +174,7 @@ class SpendCaps:
         if model in self._own and usd > 0:
             with self._lock:
                 self._own[model] += usd
-                self._unshared[model] += usd
+                self._mine[model] += usd
 
     def read_now(self, reader: Reader | None = None) -> None:
         """One reading of the log (blocking: start-up, tests, the worker thread); ``reader``: another
@@ -184,9 +233,17 @@ class SpendCaps:
         threading.Thread(target=work, name="modelyard-spend", daemon=True).start()
 
     def _roll(self, model: str, now: float) -> None:
+        """A new window — or back to the one before: the store's clock, first read, says this host's (ahead) named the
+        next too soon. What this process spent then was spent in the store's window: kept; the log is read again."""
         with self._lock:
-            self._starts[model] = window_start(self.caps[model].per, now)
-            self._logged[model] = self._own[model] = self._unshared[model] = 0.0
+            start = window_start(self.caps[model].per, now)
+            back = start < self._starts[model]
+            self._starts[model] = start
+            self._logged[model] = 0.0
+            if not back:
+                self._own[model] = self._mine[model] = self._sent[model] = 0.0
+        if back:  # the window's spend so far is in the log: read it now, not at the next refresh
+            self._read_at = float("-inf")
 
 
 def spend_caps(caps: Mapping[str, SpendCap | None]) -> SpendCaps | None:

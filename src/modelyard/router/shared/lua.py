@@ -229,7 +229,7 @@ return out
 #: KEYS holders queue breaker meta; ARGV now
 #: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left,
 #:    generation, epoch ('' once the store lost its data), the last forward jump of the clock (ms, '' none) and when
-#:    it was seen, the last step back and when}
+#:    it was seen, the last step back and when, whether the breaker's key exists (0/1: gone, its failures with it)}
 VIEW = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until', 'gen')
@@ -239,7 +239,7 @@ local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
 local grace = math.max(0, math.floor(tonumber(m[1] or '0') - now))
 return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
         b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0'), m[2] or '', m[3] or '', m[4] or '',
-        m[5] or '', m[6] or ''}
+        m[5] or '', m[6] or '', redis.call('EXISTS', KEYS[3])}
 """
 
 #: KEYS breaker; ARGV now win token
@@ -266,14 +266,24 @@ return {2, gen}
 #: KEYS breaker; ARGV now verdict(ok|fail) generation reason health(0/1) retry_after_ms (capped) persistent(0/1)
 #:                     failures_to_open cooldown_ms max_cooldown_ms
 #: The same rules as router/health.py: a verdict from an earlier generation does not move the
-#: breaker; a deadline is never moved earlier by a later, shorter cooldown. → 1 if it opened
+#: breaker — except that the server's own word on how long to wait (a retry-after, a revoked key) from a request that
+#: was in flight when another opened it still lengthens the open deadline; a deadline is never moved earlier by a
+#: later, shorter cooldown. → 1 if it opened
 VERDICT = _PRELUDE + r"""
 local B = KEYS[1]
 local now, verdict, gen = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local b = redis.call('HMGET', B, 'state', 'gen', 'failures', 'cooldown', 'until')
 local state, cur = b[1] or 'closed', tonumber(b[2] or '0')
 local base, max = tonumber(ARGV[9]), tonumber(ARGV[10])
-if gen ~= cur then return 0 end
+if gen ~= cur then
+  if verdict ~= 'fail' or ARGV[5] ~= '1' or state ~= 'open' then return 0 end
+  local said = tonumber(ARGV[6]) > 0 and tonumber(ARGV[6]) or (ARGV[7] == '1' and max or 0)
+  if now + said > tonumber(b[5] or '0') then
+    redis.call('HSET', B, 'until', tostring(now + said), 'reason', ARGV[4])
+    redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(said) + KEY_TTL))
+  end
+  return 0
+end
 if verdict == 'ok' then
   if state == 'open' then return 0 end
   redis.call('HSET', B, 'state', 'closed', 'failures', 0, 'cooldown', base, 'probe', '')
@@ -306,16 +316,23 @@ redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(deadline - now) + KEY_TTL))
 return 1
 """
 
-#: KEYS breaker; ARGV now ms_left generation reason
-#: Redis lost the breaker (restarted empty, flushed, evicted) while a process's last view had it open: open again for
-#: what was left, at the generation it had (a probe's verdict after it still counts), unless something wrote it since
-#: (another process's REOPEN, a verdict) → 1 if it opened
+#: KEYS breaker; ARGV now ms_left generation reason failures
+#: Redis lost the breaker (restarted empty, flushed, evicted) while a process's last view had it open, or closed with
+#: failures counted short of opening: open again for what was left (``ms_left`` > 0), else closed with those failures,
+#: at the generation it had (a probe's verdict after it still counts), unless something wrote it since (another
+#: process's REOPEN, a verdict) → 1 if it was put back
 REOPEN = _PRELUDE + r"""
 local B = KEYS[1]
 if redis.call('EXISTS', B) == 1 then return 0 end
-local now = now_ms(ARGV[1])
-local deadline = now + tonumber(ARGV[2])
-redis.call('HSET', B, 'state', 'open', 'gen', ARGV[3], 'until', tostring(deadline), 'reason', ARGV[4], 'failures', 0)
+local now, left = now_ms(ARGV[1]), tonumber(ARGV[2])
+if left <= 0 then
+  redis.call('HSET', B, 'state', 'closed', 'gen', ARGV[3], 'reason', ARGV[4], 'failures', ARGV[5] or '0')
+  keep(B)
+  return 1
+end
+local deadline = now + left
+redis.call('HSET', B, 'state', 'open', 'gen', ARGV[3], 'until', tostring(deadline), 'reason', ARGV[4], 'failures',
+           ARGV[5] or '0')
 redis.call('PEXPIRE', B, math.max(KEY_TTL, math.ceil(deadline - now) + KEY_TTL))
 return 1
 """

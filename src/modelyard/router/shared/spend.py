@@ -6,64 +6,96 @@ replicas went over budget the same way between its 60 s syncs: BerriAI/litellm#6
 link adds what this process spent since the last one (``INCRBYFLOAT``) and reads every process's total back, in
 one script; :class:`~modelyard.router.spend.SpendCaps` counts the larger of that total and the log's.
 
-Each call also carries the highest total this process has read for the window — a floor: a counter only grows within
-its window, so one found below it lost its value (Redis restarted empty, ``FLUSHALL``, an eviction) and is set back to
-it before the add. Without it the counter started again from zero and the team could spend about another whole cap
-(LiteLLM reseeds on such a miss: BerriAI/litellm#26829, #37555); every process that read the old total sends the same
-floor, so setting it twice changes nothing. The script's first write is an ``EXPIRE``: under ``maxmemory`` with
+Each counter is a hash of every process's spend in the window, one field per process (``instance``), and a tick
+sends this process's *whole* spend in the window, kept if larger than the field's: a tick whose reply was lost is
+sent again whole at the next one, counting nothing twice. Each call also carries every field as this process last read
+it — floors: a field only grows within its window, so one found below it lost its value (Redis restarted empty,
+``FLUSHALL``, an eviction, an older snapshot) and is set back to it. Without them a counter started again from zero
+and the team could spend about another whole cap (LiteLLM reseeds on such a miss: BerriAI/litellm#26829, #37555);
+with one floor (the highest total read) it missed what the others added after this process's last read and the
+amount of a tick that failed across the loss (it was not sent again: a retried ``INCRBYFLOAT`` may add twice). Now a
+process alive across the loss restores its own spend exactly, and the others' as last read. A process that sends one
+request at a time (``ask``, ``chat``: short-lived, a field each would grow a month's hash with every run) adds what it
+spent since its last tick to one field of its own kind, ``once``, as before: an amount whose call failed is not sent
+again (Redis may have added it before the reply was lost; it is in the routing log, which the cap counts too).
+
+The script also returns Redis's clock (``TIME``): the windows are named by it, one clock for every host (each host's
+own named a different day near midnight UTC). The script's first write is an ``EXPIRE``: under ``maxmemory`` with
 ``noeviction`` Redis refuses a script's first write that adds data (``OOM``) — which took the whole link down after
 every paid answer — but not one after another write.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
-from modelyard.router.spend import SpendCaps
+from modelyard.router.spend import SharedCount, Unshared
 
 if TYPE_CHECKING:
     from modelyard.router.shared.link import RedisLink
+    from modelyard.router.spend import SpendCaps
 
 #: a month's window and a day of slack: a counter outlives its window, then leaves Redis by itself
 KEEP_S = 33 * 86400
 
-#: KEYS one counter per capped model; ARGV keep_s, then the amount to add to each (USD, as text), then each one's floor
-#: (the highest total this process read, as text) — every total after it, as text (a Lua number would come back as an
-#: integer)
+#: the field of the processes that send one request at a time (see above): added to, never set
+ONCE = "once"
+
+#: KEYS one counter per capped model; ARGV keep_s, this process's field, then each one's amount (USD, as text: this
+#: process's whole spend in the window, or for the ``once`` field what it spent since its last tick), then each one's
+#: floors (JSON: field → USD as text) → Redis's TIME (s, µs), then each counter's fields (field, value, …)
 SPEND = r"""
-local out = {}
-local n = #KEYS
+local keep, me, n = tonumber(ARGV[1]), ARGV[2], #KEYS
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
 for i, key in ipairs(KEYS) do
-  redis.call('EXPIRE', key, tonumber(ARGV[1]))  -- first: a write that adds nothing, so OOM refuses none after it
-  local floor = ARGV[n + i + 1]
-  if tonumber(redis.call('GET', key) or '0') < tonumber(floor) then
-    redis.call('SET', key, floor, 'EX', tonumber(ARGV[1]))  -- the counter lost what was already spent
+  redis.call('EXPIRE', key, keep)  -- first: a write that adds nothing, so OOM refuses none after it
+  for who, value in pairs(cjson.decode(ARGV[2 + n + i])) do
+    if tonumber(value) > tonumber(redis.call('HGET', key, who) or '0') then
+      redis.call('HSET', key, who, value)  -- the counter lost what was already spent
+    end
   end
-  local add = ARGV[i + 1]
-  if tonumber(add) > 0 then
-    out[i] = redis.call('INCRBYFLOAT', key, add)
-    redis.call('EXPIRE', key, tonumber(ARGV[1]))
-  else
-    out[i] = redis.call('GET', key) or '0'
+  local amount = ARGV[2 + i]
+  if me == '@ONCE@' then
+    if tonumber(amount) > 0 then redis.call('HINCRBYFLOAT', key, me, amount) end
+  elseif tonumber(amount) > tonumber(redis.call('HGET', key, me) or '0') then
+    redis.call('HSET', key, me, amount)
   end
+  redis.call('EXPIRE', key, keep)
+  out[#out + 1] = redis.call('HGETALL', key)
 end
 return out
-"""
+""".replace("@ONCE@", ONCE)
 
 
 def key(prefix: str, model: str, start: float) -> str:
-    return f"{prefix}:spend:{model}:{int(start)}"
+    """A hash, named apart from the string counters of versions before it (``PREFIX:spend:…``): the two count apart
+    for the rest of a window in which both run."""
+    return f"{prefix}:spent:{model}:{int(start)}"
 
 
 async def share(link: RedisLink, caps: SpendCaps) -> None:
-    """Add this process's new spend to the counters and read every process's totals (one round trip).
-    Raises what :meth:`RedisLink.call` raises. An amount whose call failed is not sent again: Redis may have added
-    it before the reply was lost, and a counter that grows with every timeout stops a model that is under its cap
-    (BerriAI/litellm#30460: Redis spend counters inflated over ElastiCache timeouts). It is in this process's routing
-    log, which the cap counts too (the larger of the two)."""
-    taken = caps.take_unshared()
+    """Send this process's spend and the floors to the counters, read every process's back (one round trip), and
+    Redis's clock with them. Raises what :meth:`RedisLink.call` raises.
+
+    The first call of a process only reads Redis's clock: the spend goes to the window that clock names, not to the
+    one this host's clock named before it was read (a host ahead near midnight counted into tomorrow's counter)."""
+    if caps.store_clock_unknown and link.clock is None:
+        await _call(link, caps, caps.take_unshared(nothing=True))
+    await _call(link, caps, caps.take_unshared(once=link.one_shot))
+
+
+async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) -> None:
     models = list(taken)
     keys = [key(link.prefix, m, taken[m].start) for m in models]
-    args = [KEEP_S, *(repr(taken[m].amount) for m in models), *(repr(taken[m].floor) for m in models)]
-    totals = await link.call("SPEND", keys, args)
-    caps.shared_seen({m: (taken[m].start, float(t)) for m, t in zip(models, totals, strict=True)})
+    field = ONCE if link.one_shot else link.instance
+    args = [KEEP_S, field, *(repr(taken[m].amount) for m in models),
+            *(json.dumps({who: repr(usd) for who, usd in taken[m].floors.items()}) for m in models)]
+    reply = await link.call("SPEND", keys, args)
+    counts = {}
+    for m, flat in zip(models, reply[2:], strict=True):
+        shares = {flat[j].decode(): float(flat[j + 1]) for j in range(0, len(flat), 2)}
+        counts[m] = SharedCount(taken[m].start, sum(shares.values()), shares, taken[m].mine)
+    # Redis's clock, unless a test drives the link by a clock of its own (then the host's names the windows)
+    caps.shared_seen(counts, int(reply[0]) + int(reply[1]) / 1e6 if link.clock is None else None)

@@ -505,22 +505,36 @@ class RedisState(ModelState):
             self._grace_timer = loop.call_later(grace_ms / 1000 + 0.005, self._grace_over)
 
     def _breaker_lost(self, before: list[Any], before_at: float, view: list[Any]) -> None:
-        """The breaker was open at the last view and is gone from Redis now (generation 0: restarted empty, flushed,
-        evicted): open it again for what was left. Holders and waiters are registered again after such a loss; the
-        cooldown was not, and the team asked the model it had stopped asking until it failed ``failures`` more
-        times."""
-        if before[2] != b"open" or int(before[8]) == 0 or int(view[8]) != 0:
+        """The breaker is gone from Redis now (restarted empty, flushed, evicted) and the last view had it open, or
+        closed with failures counted short of opening: put it back. Holders and waiters are registered again after
+        such a loss; the breaker was not: an open one read closed, and the team asked the model it had stopped asking
+        until it failed ``failures`` more times; failures counted short of opening started from zero, so a model
+        failing across a restart needed its whole count again (and a Redis restarting every few failures kept it
+        from ever opening)."""
+        gone = int(view[14]) == 0 if len(view) > 14 else int(view[8]) == 0  # older scripts: generation 0
+        if not gone or int(view[5]) != 0 or view[2] != b"closed":
             return
-        left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000
-        if left_ms > 0:
-            self.link.spawn(self._reopen(int(left_ms), int(before[8]), before[4].decode()))
+        failures = int(before[5])
+        if before[2] == b"open" and int(before[8]) > 0:
+            left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000
+            if left_ms > 0:
+                self.link.spawn(self._reopen(int(left_ms), int(before[8]), before[4].decode(), failures))
+        elif before[2] == b"closed" and failures > 0:
+            self.link.spawn(self._reopen(0, int(before[8]), before[4].decode(), failures))
 
-    async def _reopen(self, left_ms: int, generation: int, reason: str) -> None:
+    async def _reopen(self, left_ms: int, generation: int, reason: str, failures: int) -> None:
         with contextlib.suppress(StoreUnreachable):
-            if await self.link.call("REOPEN", [self._breaker], [self.link.now_arg(), left_ms, generation, reason]):
+            args = [self.link.now_arg(), left_ms, generation, reason, failures]
+            if not await self.link.call("REOPEN", [self._breaker], args):
+                return
+            if left_ms > 0:
                 log.warning("shared state %s: model %s: the shared store lost its cooldown (a restart without "
                             "persistence, FLUSHALL, an eviction): open again for the %.0fs it had left",
                             self.link.settings.shown_url, self.name, left_ms / 1000)
+            else:
+                log.info("shared state %s: model %s: the shared store lost its breaker (a restart without "
+                         "persistence, FLUSHALL, an eviction): its %d failure(s) short of opening counted again",
+                         self.link.settings.shown_url, self.name, failures)
 
     def _jumped(self, *view: Any) -> None:
         """Say a jump of the store's clock once (see ``purge`` in :mod:`.lua`); the first view only learns the last one.
