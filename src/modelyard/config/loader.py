@@ -86,6 +86,11 @@ def dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+#: PyYAML's refusals of a merge of one value (its constructor's ``flatten_mapping``): ``<<: *a``, and an item of
+#: ``<<: [*a, *b]``
+_MERGE_OF_A_VALUE = ("expected a mapping or list of mappings for merging", "expected a mapping for merging")
+
+
 def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     """Parsed YAML and the line of every key path; a syntax error becomes a located ConfigError."""
     if invisible := invisible_character(text):  # a non-breaking space read as part of a name, not as indentation
@@ -120,7 +125,7 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
             problem, line = env_line
         context = getattr(exc, "context_mark", None)
-        if problem.startswith("expected a mapping or list of mappings for merging") and context is not None:
+        if problem.startswith(_MERGE_OF_A_VALUE) and context is not None:
             # said at the anchor's line (`x-a: &a ollama`), where nothing is wrong: the merge is what fails
             merge = next((i for i, row in enumerate(text.splitlines()) if i >= context.line and "<<:" in row), None)
             line = line if merge is None else merge
