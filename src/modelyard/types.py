@@ -164,6 +164,10 @@ class ChatRequest:
     prompt: TextPrompt | None = None
     #: an embeddings request: the backend returns vectors (one ``embedding`` chunk), not an answer
     embed: EmbedInput | None = None
+    #: the client's sampling seed (OpenAI's ``seed``, Ollama's ``options.seed``): passed on where the backend takes one
+    #: (OpenAI-compatible servers, Ollama, llama.cpp), so a client's repeatable run stays repeatable; Anthropic's API
+    #: has none
+    seed: int | None = None
 
 
 def repair_text(text: str) -> str:

@@ -235,7 +235,14 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         temperature=float(temperature) if isinstance(temperature, int | float) else None,
         json_output=bool(body.format),
         json_schema=schema,
+        seed=_seed(options.get("seed")),
     )
+
+
+def _seed(value: Any) -> int | None:
+    """``options.seed`` (docs.ollama.com/modelfile: "seed: Sets the random number seed to use for generation"), passed
+    on; a value that is no 64-bit integer is left out, as Ollama's other options here are when they are not numbers."""
+    return value if type(value) is int and -(2**63) <= value < 2**63 else None
 
 
 # -- answers ---------------------------------------------------------------------------------

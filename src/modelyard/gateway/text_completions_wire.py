@@ -24,8 +24,9 @@ a silent approximation):
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
-- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``top_p``, ``seed``, ``user``, the penalties
-  and ``logit_bias`` are ignored, as the chat endpoint ignores them (a chain mixes APIs that take them differently).
+- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``) is passed on
+  where the backend takes one. ``top_p``, ``user``, the penalties and ``logit_bias`` are ignored, as the chat
+  endpoint ignores them (a chain mixes APIs that take them differently).
 - A reasoning model's thinking is not part of a text completion and is left out.
 
 Mistral's ``POST /v1/fim/completions`` (Codestral's FIM API, which Continue's ``openai`` provider posts to: its
@@ -87,6 +88,8 @@ class CompletionBody(BaseModel, StopsAndUsage):
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
     echo: bool | None = False
+    #: passed on where the backend takes one (ChatRequest.seed); OpenAI's bounds (a 64-bit integer)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     logprobs: Annotated[int | None, _NULL_ONLY] = None
     n: Annotated[int | None, _ONE_OR_NULL] = None
     best_of: Annotated[int | None, _ONE_OR_NULL] = None
@@ -150,7 +153,7 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
     messages = fill_in_messages(text, body.suffix) if body.suffix else [Message("user", text)]
     extra = tuple((f.filename, f.text) for f in body.input_extra or ())
     return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
-                       prompt=TextPrompt(text, body.suffix or "", extra=extra))
+                       prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed)
 
 
 class FimBody(CompletionBody):
@@ -159,6 +162,7 @@ class FimBody(CompletionBody):
     ignored, as on ``/v1/completions``."""
 
     prompt: Annotated[str, WithJsonSchema({"type": "string", "minLength": 1})]  # "" with a suffix is taken too
+    random_seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)  # Mistral's name for ``seed``
 
 
 def parse_fim_body(raw: bytes) -> CompletionBody:
@@ -168,6 +172,8 @@ def parse_fim_body(raw: bytes) -> CompletionBody:
         raise bad_body(exc) from None
     body._texts = [body.prompt]
     body.echo = False  # no such field in Mistral's API
+    if body.random_seed is not None:
+        body.seed = body.random_seed
     if not body.prompt and not body.suffix:
         raise BadRequest("prompt: empty; send the text before the gap (and the suffix after it)", "prompt")
     return body

@@ -2,8 +2,9 @@
 :class:`ChatRequest`, and render answers (whole or as SSE chunks) in OpenAI's shapes.
 
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
-many optional knobs (``top_p``, ``user``, ``seed``...) that a router cannot
-honour per model, and refusing them would break those clients for no benefit. ``stop`` is
+many optional knobs (``top_p``, ``user``, ``metadata``...) that a router cannot
+honour per model, and refusing them would break those clients for no benefit. ``seed`` is
+passed on where the backend takes one. ``stop`` is
 honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
 
@@ -145,6 +146,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
     reasoning_effort: str | None = None
+    #: passed on where the backend takes one (ChatRequest.seed); OpenAI's bounds (a 64-bit integer)
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
     logprobs: bool | None = None  # refused when asked for: no model's answer carries them here (never a silent null)
@@ -315,7 +318,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     schema = response_format.answer_schema if response_format else None
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
-                       fields["parallel_tool_calls"] is False)
+                       fields["parallel_tool_calls"] is False, None, None, fields["seed"])
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

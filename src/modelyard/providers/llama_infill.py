@@ -61,6 +61,8 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
         body["n_predict"] = request.max_tokens
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    if request.seed is not None:
+        body["seed"] = request.seed
     return body
 
 

@@ -207,9 +207,13 @@ class LlamaCppProvider(Provider):
                       "max_tokens": kwargs["max_tokens"]}
             if request.temperature is not None:
                 kwargs["temperature"] = request.temperature
+            if request.seed is not None:
+                kwargs["seed"] = request.seed
             return kwargs
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
+        if request.seed is not None:  # create_chat_completion's and create_completion's ``seed``
+            kwargs["seed"] = request.seed
         if request.tools:
             kwargs["tools"] = openai_tools(request.tools)
         if request.json_schema:  # llama-cpp-python compiles the schema into a grammar

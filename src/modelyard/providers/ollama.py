@@ -253,6 +253,8 @@ class OllamaProvider(HttpProvider):
             options["num_predict"] = request.max_tokens
         if request.temperature is not None:
             options["temperature"] = request.temperature
+        if request.seed is not None:
+            options["seed"] = request.seed
         if self.config.context:
             options["num_ctx"] = self.config.context
         if options:

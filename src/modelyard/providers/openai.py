@@ -1053,6 +1053,8 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.seed is not None:  # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``
+            body["seed"] = request.seed
         if request.json_schema:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
@@ -1338,6 +1340,8 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
+        if request.seed is not None:
+            body["seed"] = request.seed
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:

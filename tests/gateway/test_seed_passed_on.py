@@ -1,0 +1,83 @@
+"""A client's ``seed`` reaches the model's server: OpenAI's ``seed`` on chat and text completions ("If specified, our
+system will make a best effort to sample deterministically, such that repeated requests with the same seed and
+parameters should return the same result": platform.openai.com/docs/api-reference/chat/create; the cookbook's
+"Reproducible outputs with the seed parameter"), Ollama's ``options.seed`` (docs.ollama.com/modelfile, "seed"),
+Mistral FIM's ``random_seed``. llama-server, vLLM and Ollama's ``/v1`` read ``seed`` in the OpenAI body; Ollama's
+``/api/chat`` in ``options``. Was: dropped at the gateway — an evaluation's repeatable run (lm-eval's, promptfoo's
+seeded runs) got a new sample every time, with no word of it; each test but the guard failed on the old code (a seed
+past OpenAI's 64-bit integer was taken too, and dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes import OllamaServer, OpenAIServer
+from tests.gateway.harness import GatewayServer
+from tests.helpers import make_config
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[OpenAIServer, OllamaServer]]:
+    with OpenAIServer() as oa, OllamaServer() as ol:
+        yield oa, ol
+
+
+@pytest.fixture
+def gw(tmp_path, fakes) -> Iterator[GatewayServer]:
+    oa, ol = fakes
+    models = {"oa": {"provider": "openai", "endpoint": oa.url, "model": "qwen2.5-7b"},
+              "ol": {"provider": "ollama", "endpoint": ol.url, "model": "qwen2.5:7b"}}
+    config = make_config(models, {"viaopenai": {"primary": "oa"}, "viaollama": {"primary": "ol"}},
+                         defaults={"retries": {"attempts": 0}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as server:
+        yield server
+
+
+def _post(gw: GatewayServer, path: str, body: dict[str, Any]) -> httpx.Response:
+    r = httpx.post(gw.url + path, json={"stream": False, **body}, timeout=15)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def test_chat_seed_reaches_an_openai_compatible_server_and_ollama(gw, fakes):
+    oa, ol = fakes
+    chat = {"messages": [{"role": "user", "content": "pick a number"}], "seed": 42}
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", **chat})
+    assert oa.last_request.json["seed"] == 42
+    _post(gw, "/v1/chat/completions", {"model": "viaollama", **chat})
+    assert ol.last_request.json["options"]["seed"] == 42
+
+
+def test_text_completion_and_fim_seeds_reach_the_server(gw, fakes):
+    oa, _ = fakes
+    _post(gw, "/v1/completions", {"model": "viaopenai", "prompt": "1, 2, 3,", "seed": 7})
+    assert oa.last_request.json["seed"] == 7
+    _post(gw, "/v1/fim/completions", {"model": "viaopenai", "prompt": "def f(", "suffix": ")", "random_seed": 9})
+    assert oa.last_request.json["seed"] == 9
+
+
+def test_ollamas_options_seed_is_passed_on(gw, fakes):
+    oa, ol = fakes
+    _post(gw, "/api/chat", {"model": "viaopenai", "messages": [{"role": "user", "content": "hi"}],
+                            "options": {"seed": 123}})
+    assert oa.last_request.json["seed"] == 123
+    _post(gw, "/api/generate", {"model": "viaollama", "prompt": "hi", "options": {"seed": 5}})
+    assert ol.last_request.json["options"]["seed"] == 5
+
+
+def test_no_seed_sends_none(gw, fakes):
+    """Guard: a request without one sends none (the server's own default)."""
+    oa, _ = fakes
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", "messages": [{"role": "user", "content": "hi"}]})
+    assert "seed" not in oa.last_request.json
+
+
+def test_a_seed_past_64_bits_is_a_400_naming_it(gw):
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=15, json={
+        "model": "viaopenai", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "seed", r.text
