@@ -138,4 +138,4 @@ def test_init_writes_a_config_that_loads(tmp_path: Path) -> None:
     models = subprocess.run([sys.executable, "-m", "modelyard", "models", "--config", str(target)],
                             capture_output=True, text=True, timeout=60,
                             env={**os.environ, "MODELYARD_DATA_DIR": str(tmp_path)})
-    assert models.returncode == 0 and "gemma4-26b" in models.stdout
+    assert models.returncode == 3 and "gemma4-26b" in models.stdout  # no server of it runs here: none can answer

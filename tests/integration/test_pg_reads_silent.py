@@ -41,7 +41,7 @@ def proxy(pg_url: str) -> Iterator[FaultProxy]:
         yield proxy
 
 
-@pytest.mark.parametrize("command", [["log"], ["stats"], ["report"], ["models"]])
+@pytest.mark.parametrize("command", [["log"], ["stats"], ["report"], ["models", "--no-reach"]])
 def test_a_command_reading_a_silent_connection_ends_naming_the_server(tmp_path: Path, pg_url: str,
                                                                       proxy: FaultProxy, command: list[str]) -> None:
     url = _through(pg_url, proxy.port)

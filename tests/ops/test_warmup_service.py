@@ -335,7 +335,7 @@ def test_a_key_only_in_the_service_env_file_is_pointed_at(tmp_path: Path, monkey
                    "other": {"provider": "anthropic", "api_key_env": "MODELYARD_TEST_NOWHERE_KEY"}},
         "agents": {"chat": {"primary": "haiku", "fallbacks": ["other"]}}}))
     shown = CliRunner().invoke(app, ["models", "--no-reach", "--config", str(config)], env={"COLUMNS": "400"})
-    assert shown.exit_code == 0, shown.output
+    assert shown.exit_code == 3, shown.output  # both models unavailable: none can answer
     text = " ".join(shown.output.split())
     assert (f"haiku: unavailable: environment variable MODELYARD_TEST_ENV_FILE_KEY is not set (it is in {env_file}, "
             "which the service reads; this process does not: `set -a; . ") in text, shown.output

@@ -85,7 +85,7 @@ def test_a_variable_set_but_empty_is_said_to_be_empty(tmp_path: Path) -> None:
     config = write(tmp_path, "models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1', "
                              "api_key_env: NEWCOMER_KEY}\nagents:\n  chat: {primary: m}\n")
     out = invoke(config, "models", "--no-reach", "--json", env={"NEWCOMER_KEY": ""})
-    assert out.exit_code == 0, out.output
+    assert out.exit_code == 3, out.output  # its one model is unavailable: none can answer
     assert "environment variable NEWCOMER_KEY is empty" in out.output
 
 
@@ -206,8 +206,8 @@ def test_a_gguf_that_is_no_gguf_is_unavailable_and_says_what_it_is(tmp_path: Pat
     gguf.write_bytes(content)
     config = write(tmp_path, f"models:\n  g: {{provider: llamacpp, path: '{gguf}'}}\nagents:\n  chat: {{primary: g}}\n")
     models = invoke(config, "models", "--no-reach", "--json")
-    assert models.exit_code == 0, models.output
-    [row] = json.loads(models.output)["models"]
+    assert models.exit_code == 3, models.output  # its one model is unavailable: none can answer
+    [row] = json.loads(models.stdout)["models"]
     assert row["state"] == "unavailable" and said in row["why"], row
     asked = invoke(config, "ask", "--agent", "chat", "hi")
     assert asked.exit_code == 1, asked.output
@@ -417,8 +417,8 @@ def test_a_key_variable_misnamed_names_the_one_that_is_set(tmp_path: Path) -> No
     config = write(tmp_path, "models:\n  c: {provider: anthropic, model: x, api_key_env: NEWCOMER_ANTHROPIC_KEY}\n"
                              "agents:\n  chat: {primary: c}\n")
     out = invoke(config, "models", "--no-reach", "--json", env={"NEWCOMER_ANTHROPIC_API_KEY": "sk-ant-secret-value"})
-    assert out.exit_code == 0, out.output
-    [row] = json.loads(out.output)["models"]
+    assert out.exit_code == 3, out.output  # its one model is unavailable: none can answer
+    [row] = json.loads(out.stdout)["models"]
     assert row["why"] == ("environment variable NEWCOMER_ANTHROPIC_KEY is not set (NEWCOMER_ANTHROPIC_API_KEY is: "
                           "did you mean it?)"), row
     assert "sk-ant-secret-value" not in out.output

@@ -23,6 +23,7 @@ from rich.markup import escape
 if TYPE_CHECKING:  # imported where used (asyncio too): `modelyard --help` and a command's --help need none of them
     import sqlite3
 
+    from modelyard.cli.log_fallback import LogOrLocal
     from modelyard.config import Config
     from modelyard.errors import ConfigError
     from modelyard.ledger.store import LogConnection
@@ -160,23 +161,30 @@ def local_log_or_exit(cfg: Config) -> sqlite3.Connection:
         raise fail(str(exc), code=1) from None
 
 
-def log_or_local(cfg: Config) -> tuple[LogConnection, str | None]:
-    """The routing log, or — a PostgreSQL log (``log.url``) that cannot be reached — this host's own file, where rows
-    wait to be forwarded, with why (said by the caller, which exits 1): ``models`` then still lists the models. It
-    said only 'connection failed' and listed none, after a team's first ``log.url``."""
+def log_or_local(cfg: Config) -> LogOrLocal:
+    """The routing log, or — a PostgreSQL log (``log.url``) that cannot be reached, or that stops answering
+    mid-command — this host's own file, where rows wait to be forwarded; ``unread`` says why (said by the caller,
+    which exits 1): ``models`` then still lists the models. It said only 'connection failed' and listed none, after
+    a team's first ``log.url``; a connection cut mid-query still did."""
+    from modelyard.cli.log_fallback import LogOrLocal
     from modelyard.ledger.migrator import NewerSchema
     from modelyard.ledger.store import LogStore, LogUnavailable
 
+    store = LogStore.of(cfg)
+
+    def local() -> LogConnection:
+        return local_log_or_exit(cfg)
+
     try:
-        return _closed_with_command(LogStore.of(cfg).connect()), None
+        shared = store.connect()
     except LogUnavailable as exc:
         if not cfg.log.url:
             raise fail(str(exc), code=1) from None
-        local = local_log_or_exit(cfg)
-        return local, (f"{exc} — is PostgreSQL running and reachable there (log.url)? The states above come from "
-                       f"this host's own rows ({LogStore.of(cfg).path}), which wait there to be forwarded")
+        return _closed_with_command(LogOrLocal(None, local, store.path, f"{exc} — is PostgreSQL running and "
+                                                                        "reachable there (log.url)?"))
     except NewerSchema as exc:
         raise fail(str(exc)) from None
+    return _closed_with_command(LogOrLocal(shared, local, store.path))
 
 
 def state_accepts_or_exit(cfg: Config, path: Path) -> None:

@@ -117,9 +117,12 @@ def models(
 ) -> None:
     """Configured models and their state: available, failing, unreachable, missing on its server, unavailable
     (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live (Redis,
-    a running serve, or each process)."""
+    a running serve, or each process).
+
+    Exit status: 0 a model can answer; 1 listed, but the shared log or Redis could not be read; 3 no model can answer
+    now."""
     cfg, path = load_or_exit(config)
-    conn, unread = log_or_local(cfg)
+    conn = log_or_local(cfg)
     users: dict[str, list[tuple[str, bool]]] = {}
     for agent_name, agent in cfg.agents.items():
         for i, model_name in enumerate(agent.chain):
@@ -211,12 +214,38 @@ def models(
             console.print(gone, highlight=False, markup=False, soft_wrap=False)
         if default := embedded_default_note(path):
             console.print(default, highlight=False, markup=False, soft_wrap=False)
-    if unread is not None:
-        raise fail(unread, code=1)
-    if blind is not None:  # it exited 0, as if the slots shown were every process's; the reason is in the caption
+    # every reason said, one line each; the status is the gravest: none answers (3), else the view incomplete (1)
+    silent = _none_answers(found)
+    said = [fail(silent, code=NONE_ANSWERS)] if silent else []
+    if (unread := conn.unread) is not None:
+        said.append(fail(unread, code=1))
+    elif blind is not None:  # it exited 0, as if the slots shown were every process's; the reason is in the caption
         store = blind.partition("): ")[0] + ")"
-        raise fail(f"{store} could not be read (why: the line above, or \"limits\" in --json): the slots shown are "
-                   "the config's limits, not what the processes sharing them hold", code=1)
+        said.append(fail(f"{store} could not be read (why: the line above, or \"limits\" in --json): the slots shown "
+                         "are the config's limits, not what the processes sharing them hold", code=1))
+    if said:
+        raise said[0]
+
+
+#: ``models``' exit status when no configured model can answer now (every one unreachable, unavailable, missing on
+#: its server, over its spend cap or cooling down): it was 0, and a script or a monitor (`modelyard models || alert`)
+#: was told all was well with every server down. Not 1, which says the listing is incomplete (the shared log or Redis
+#: could not be read) — a monitor pages on this one, and may only warn on that
+NONE_ANSWERS = 3
+#: the states in which a model takes a request now (``failing``: it did lately, and is still tried)
+_ANSWERING = ("available", "failing", "probing", "busy")
+
+
+def _none_answers(found: list[dict[str, Any]]) -> str:
+    """What to say when no model of the config can answer now ("" when one can)."""
+    if not found or any(m["state"] in _ANSWERING for m in found):
+        return ""
+    counts: dict[str, int] = {}
+    for m in found:
+        counts[m["state"]] = counts.get(m["state"], 0) + 1
+    states = ", ".join(f"{n} {state}" for state, n in counts.items())
+    return (f"no configured model can answer now ({states}): each one's reason is in the listing — start "
+            "its server or fix its endpoint, set its key, or add a model that answers to the config")
 
 
 def _on_each_host(provider: Any) -> str:

@@ -127,14 +127,21 @@ def _check_not_newer(names: Iterable[str], steps: Sequence[Migration]) -> None:
                           "unknown here): upgrade modelyard")
 
 
+def up_to_date(conn: Any, dialect: Dialect, steps: Sequence[Migration]) -> bool:
+    """Whether every step is applied (two catalog reads, no lock): the check every open makes. Raises
+    :class:`NewerSchema` when the database knows steps this modelyard does not."""
+    known = _known(conn, dialect)
+    if known is None:
+        return False
+    _check_not_newer(known, steps)
+    return all(m.name in known for m in steps if dialect in m.dialects)
+
+
 def migrate(conn: Any, dialect: Dialect, steps: Sequence[Migration]) -> list[str]:
     """Apply the steps this database has not run; return their names (empty when up to date)."""
     wanted = [m for m in steps if dialect in m.dialects]
-    known = _known(conn, dialect)
-    if known is not None:
-        _check_not_newer(known, steps)
-        if all(m.name in known for m in wanted):
-            return []
+    if up_to_date(conn, dialect, steps):
+        return []
     done: list[str] = []
     for step in wanted:
         _begin(conn, dialect)

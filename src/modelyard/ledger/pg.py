@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.config import dburl
 from modelyard.ledger.migrations import MIGRATIONS
-from modelyard.ledger.migrator import Dialect, migrate
+from modelyard.ledger.migrator import Dialect, migrate, up_to_date
 from modelyard.ledger.store import LogUnavailable
 
 if TYPE_CHECKING:
@@ -37,6 +37,12 @@ READ_LOCK_TIMEOUT = 10.0
 #: server-side timeout fires where nothing arrives — and ``log``, ``report``, ``models``, the dashboard waited for
 #: ever. Generous: ``stats`` over 300,000 rows took 33-43 s on a loaded host (README), and a slow answer is no fault
 READ_BOUND = 60.0
+#: how long the schema check every connection makes once open (is the log's schema this modelyard's? two catalog
+#: reads, milliseconds) waits for PostgreSQL's answer before the connection is cut, in seconds. ``connect_timeout``
+#: ends at the handshake and :data:`READ_BOUND` began after the check: a connection gone silent right after it opened
+#: left every command, and the forwarder of ``serve``, waiting there for ever. Above :data:`READ_LOCK_TIMEOUT`, so a
+#: lock held by another session is said as that
+CHECK_BOUND = 15.0
 
 
 #: what a refusal by SQLSTATE means for the log, and what to do (said with the error in /healthz and the log)
@@ -130,6 +136,8 @@ class PgConnection:
     read_bound: float | None = None
     #: the bound cut this connection (said instead of libpq's 'server closed the connection unexpectedly')
     cut = False
+    #: the schema check at connect is running (the bound is :data:`CHECK_BOUND`)
+    _checking = False
 
     def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard",
                  lock_timeout: float | None = None, read_bound: float | None = None):
@@ -152,7 +160,11 @@ class PgConnection:
         self._conn.adapters.register_loader("numeric", _loaders())
         if migrate_schema:
             try:
-                migrate(self, Dialect.POSTGRES, MIGRATIONS)
+                self.read_bound, self._checking = CHECK_BOUND, True
+                current = up_to_date(self, Dialect.POSTGRES, MIGRATIONS)
+                self.read_bound, self._checking = None, False  # a step may build an index on a large log: unbounded
+                if not current:
+                    migrate(self, Dialect.POSTGRES, MIGRATIONS)
             except psycopg.errors.InvalidSchemaName as exc:  # search_path names no schema that exists
                 path = self._search_path()
                 self.close()
@@ -262,6 +274,17 @@ class PgConnection:
 
     def silent(self) -> str:
         """What to say when the bound cut the connection: where, how long, and what to check."""
+        if self._checking:
+            server = _server(self.url)
+            host, sep, port = server.rpartition(":")
+            if not (sep and port.isdigit()):
+                host, port = server, ""
+            probe = "pg_isready" + (f" -h {host.strip('[]')}" if host and " " not in host else "") \
+                + (f" -p {port}" if port else "")
+            return (f"routing log {self.where}: connected to {_server(self.url)}, but no answer to the schema check "
+                    f"within {self.read_bound or 0:g}s, the connection was cut — the network to it drops packets, "
+                    f"or the server is frozen or overloaded: check that it is up and reachable from this host "
+                    f"({probe}, a firewall), then try again")
         return (f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "
                 f"was cut — the network to {_server(self.url)} drops packets, or the server is frozen or overloaded: "
                 "check that it is up and reachable from this host (pg_isready, a firewall), then try again "
