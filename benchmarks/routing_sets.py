@@ -13,10 +13,10 @@ DATA = Path(__file__).resolve().parent / "routing_eval"
 TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "longdev", "longdev2", "longdev3",
           "shell_dev", "persona_dev")
 #: reported, never tuned on: the evaluation sets, oldest first (round 3's test … round 18's fresh_arena2, the twenty;
-#: round 21's fresh_long, long messages only)
+#: round 21's fresh_long, long messages only; round 24's fresh_wild, instructions people posted or shared)
 HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
             "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
-            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long")
+            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long", "fresh_wild")
 #: held out too, but one collection (CLINC150's test split) read only for learning from its corrections
 CLINC_HELD_OUT = "clinc_heldout"
 
