@@ -21,11 +21,21 @@ Found here (the hunt that followed):
   generation before the opening, so it was dropped whole: the model was asked again at the first, shorter deadline
   — BerriAI/litellm#40130, "a slower in-flight request on the same deployment then fails with a 429 … the deployment
   is back in rotation 1s later with 59s of its cooldown unserved".
+- **Two hosts with one name and one log path on one PostgreSQL log.** Replicas of one image with a fixed host name
+  (Compose's ``hostname:``; Docker's ``--uts=host`` shares the host's, docs.docker.com/engine/containers/run/#uts-
+  settings---uts), pods with ``hostNetwork: true`` on one node: each forwarder recorded its shared state under
+  ``host:path`` in ``log_presence``, overwrote the other's row and read its own back — hosts limiting the same models
+  apart (another Redis each) went unsaid between the two. Made here with a mount namespace of the test's own
+  (``unshare -m``): the second forwarder's spool directory bound over the first's path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +197,60 @@ def test_a_stale_retry_after_lengthens_the_cooldown_in_one_process() -> None:
     assert health.seconds_left() == 60
     health.failure(Reason.RATE_LIMITED, retry_after=10, generation=0)  # never earlier
     assert health.seconds_left() == 60
+
+
+#: the second host: a forwarder of its own in a mount namespace where its spool sits at the first one's path
+_TWIN = """
+import json, sys, time
+from pathlib import Path
+from modelyard.ledger.forward import Forwarder
+forwarder = Forwarder(Path(sys.argv[1]), sys.argv[2], poll=0.05)
+forwarder.presence, forwarder.presence_every = sys.argv[3], 0.2
+forwarder.wake()
+time.sleep(float(sys.argv[4]))
+print(json.dumps(forwarder.state_differs))
+forwarder.close()
+"""
+
+
+def test_two_hosts_with_one_name_and_log_path_see_each_others_shared_state(tmp_path: Path, pg_url: str) -> None:
+    """Two forwarders named alike (this machine's host name, the same spool path — the second's own file bound over
+    the first's directory), one recording the machine's Redis, the other another: each says the other limits the
+    same models apart, and the log holds a row for each. Before: one row, overwritten by each in turn; each read its
+    own back, and neither said anything."""
+    from modelyard.ledger import presence
+    from modelyard.ledger.forward import Forwarder
+    from modelyard.ledger.pg import PgConnection
+    from tests.shared.redis_kit import until
+
+    here = socket.gethostname()
+    right = presence.fingerprint(REDIS_URL, "p", here)
+    wrong = presence.fingerprint("redis://10.0.0.6:6379/0", "p", here)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    spool = first / "spool.sqlite3"
+    twin = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+         "sh", str(second), str(first), sys.executable, "-c", _TWIN, str(spool), pg_url, wrong, "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    host = Forwarder(spool, pg_url, poll=0.05)
+    try:
+        host.presence, host.presence_every = right, 0.2
+        host.wake()
+        until(lambda: host.state_differs or twin.poll() is not None, 10, 0.05)
+        out, err = twin.communicate(timeout=15)
+        assert twin.returncode == 0, err
+        assert [d.split(" (seen ")[0] for d in host.state_differs] == [f"{here} uses {wrong}"]
+        assert [d.split(" (seen ")[0] for d in json.loads(out)] == [f"{here} uses {right}"]
+        pg = PgConnection(pg_url)
+        try:
+            rows = [r["who"] for r in pg.execute("SELECT who FROM log_presence").fetchall()]
+        finally:
+            pg.close()
+        assert len(set(rows)) == 2 and all(who.startswith(f"{here}:{spool}") for who in rows), rows
+    finally:
+        if twin.poll() is None:
+            twin.kill()
+            twin.wait(10)
+        host.close()

@@ -133,6 +133,28 @@ def enable_spool(conn: sqlite3.Connection) -> bool:
         raise
 
 
+def spool_name(conn: sqlite3.Connection) -> str:
+    """A random name kept in the spool file: made once, the same after every restart, another in every other spool.
+
+    A host's name and the spool's path (``host:path``) were its name in the log's ``log_presence``, and two hosts can
+    share both — replicas of one image with a fixed host name (Compose's ``hostname:``), pods with ``hostNetwork: true``
+    on one node, which take the node's name: each overwrote the other's row and read its own back, so hosts on this log
+    limiting the same models apart went unsaid between the two. (A copied spool file keeps its name: a copy of a host
+    is that host, as its log is.)"""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS _spool_name (name TEXT NOT NULL)")
+        row = conn.execute("SELECT name FROM _spool_name LIMIT 1").fetchone()
+        if row is None:
+            row = (marks.new(),)
+            conn.execute("INSERT INTO _spool_name (name) VALUES (?)", row)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return str(row[0])
+
+
 def label_origin(label_id: int, request_id: str | None, spool: str) -> str:
     """A label's name across hosts: the request it corrects (request ids are unique everywhere; a newer
     label for the same request replaces the older one, as in the local file), else where it was made."""
@@ -312,6 +334,8 @@ class Forwarder:
         self._ahead = WriteAhead(self.path)
         if enable_spool(self._conn):
             log.info("routing log: forwarding %s to %s", self.path, self.target)
+        #: this spool's name in ``log_presence`` (:func:`spool_name`): ``where`` alone may be another host's too
+        self.presence_who = f"{self.where}#{spool_name(self._conn)}"
         self._pg: Any = None
         #: which log the database is (:meth:`.pg.PgConnection.identity`; None: not connected yet, "": unreadable):
         #: the shared state compares it, as two hosts' ``localhost`` may be two servers or one through a tunnel each
@@ -542,7 +566,7 @@ class Forwarder:
             return
         try:
             pg = self._database()
-            presence.record(pg, self.where, socket.gethostname(), mine, servers, self.presence_kind)
+            presence.record(pg, self.presence_who, socket.gethostname(), mine, servers, self.presence_kind)
             found = presence.look(pg, mine, servers)
         except Exception as exc:  # a courtesy: never the forwarder's failure
             log.debug("routing log: presence not recorded (%s)", exc)
