@@ -168,6 +168,10 @@ class ChatRequest:
     #: (OpenAI-compatible servers, Ollama, llama.cpp), so a client's repeatable run stays repeatable; Anthropic's API
     #: has none
     seed: int | None = None
+    #: nucleus sampling (OpenAI's and Anthropic's ``top_p``, Ollama's ``options.top_p``): passed on where the backend
+    #: takes it (OpenAI-compatible servers, Ollama, llama.cpp); not to Anthropic's API, whose newer models refuse it
+    #: beside a temperature
+    top_p: float | None = None
 
 
 def repair_text(text: str) -> str:

@@ -67,6 +67,7 @@ class MessagesBody(BaseModel):
     system: str | list[dict[str, Any]] | None = None
     stream: bool | None = False  # null: the default
     temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
@@ -293,7 +294,7 @@ def to_chat_request(body: MessagesBody) -> ChatRequest:
     return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,
                        max_tokens=body.max_tokens, temperature=body.temperature, json_output=schema is not None,
                        json_schema=schema, single_tool_call=(body.tool_choice or {}).get("disable_parallel_tool_use")
-                       is True)
+                       is True, top_p=body.top_p)
 
 
 # -- answers ---------------------------------------------------------------------------------

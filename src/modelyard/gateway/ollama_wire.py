@@ -236,6 +236,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         json_output=bool(body.format),
         json_schema=schema,
         seed=_seed(options.get("seed")),
+        top_p=_top_p(options.get("top_p")),
     )
 
 
@@ -243,6 +244,12 @@ def _seed(value: Any) -> int | None:
     """``options.seed`` (docs.ollama.com/modelfile: "seed: Sets the random number seed to use for generation"), passed
     on; a value that is no 64-bit integer is left out, as Ollama's other options here are when they are not numbers."""
     return value if type(value) is int and -(2**63) <= value < 2**63 else None
+
+
+def _top_p(value: Any) -> float | None:
+    """``options.top_p`` (docs.ollama.com/modelfile: "top_p: Works together with top-k … (Default: 0.9)"), passed on
+    when it is a number from 0 to 1; another value is left out, as Ollama's other options here are."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1 else None
 
 
 # -- answers ---------------------------------------------------------------------------------

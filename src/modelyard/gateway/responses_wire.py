@@ -86,6 +86,7 @@ class ResponsesBody(BaseModel):
     parallel_tool_calls: bool | None = None  # false: at most one function call in the output
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     previous_response_id: Annotated[str | None, WithJsonSchema(_STATELESS)] = None
@@ -232,6 +233,7 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema if isinstance(schema, dict) and schema else None,
         single_tool_call=body.parallel_tool_calls is False,
+        top_p=body.top_p,
     )
 
 

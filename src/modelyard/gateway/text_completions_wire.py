@@ -24,8 +24,8 @@ a silent approximation):
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
-- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``) is passed on
-  where the backend takes one. ``top_p``, ``user``, the penalties and ``logit_bias`` are ignored, as the chat
+- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``) and ``top_p``
+  are passed on where the backend takes them. ``user``, the penalties and ``logit_bias`` are ignored, as the chat
   endpoint ignores them (a chain mixes APIs that take them differently).
 - A reasoning model's thinking is not part of a text completion and is left out.
 
@@ -84,6 +84,7 @@ class CompletionBody(BaseModel, StopsAndUsage):
     suffix: str | None = None
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     stop: str | list[str] | None = None
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
@@ -153,7 +154,8 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
     messages = fill_in_messages(text, body.suffix) if body.suffix else [Message("user", text)]
     extra = tuple((f.filename, f.text) for f in body.input_extra or ())
     return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
-                       prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed)
+                       prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed,
+                       top_p=body.top_p)
 
 
 class FimBody(CompletionBody):

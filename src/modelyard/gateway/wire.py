@@ -2,9 +2,9 @@
 :class:`ChatRequest`, and render answers (whole or as SSE chunks) in OpenAI's shapes.
 
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
-many optional knobs (``top_p``, ``user``, ``metadata``...) that a router cannot
-honour per model, and refusing them would break those clients for no benefit. ``seed`` is
-passed on where the backend takes one. ``stop`` is
+many optional knobs (``user``, ``metadata``, the penalties...) that a router cannot
+honour per model, and refusing them would break those clients for no benefit. ``seed`` and
+``top_p`` are passed on where the backend takes them. ``stop`` is
 honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
 
@@ -142,6 +142,7 @@ class ChatCompletionBody(_In, StopsAndUsage):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
@@ -318,7 +319,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     schema = response_format.answer_schema if response_format else None
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
-                       fields["parallel_tool_calls"] is False, None, None, fields["seed"])
+                       fields["parallel_tool_calls"] is False, None, None, fields["seed"],
+                       fields["top_p"])
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

@@ -63,6 +63,8 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
         body["temperature"] = request.temperature
     if request.seed is not None:
         body["seed"] = request.seed
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
     return body
 
 

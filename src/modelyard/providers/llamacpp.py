@@ -209,11 +209,15 @@ class LlamaCppProvider(Provider):
                 kwargs["temperature"] = request.temperature
             if request.seed is not None:
                 kwargs["seed"] = request.seed
+            if request.top_p is not None:
+                kwargs["top_p"] = request.top_p
             return kwargs
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.seed is not None:  # create_chat_completion's and create_completion's ``seed``
             kwargs["seed"] = request.seed
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
         if request.tools:
             kwargs["tools"] = openai_tools(request.tools)
         if request.json_schema:  # llama-cpp-python compiles the schema into a grammar

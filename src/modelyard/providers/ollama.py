@@ -255,6 +255,8 @@ class OllamaProvider(HttpProvider):
             options["temperature"] = request.temperature
         if request.seed is not None:
             options["seed"] = request.seed
+        if request.top_p is not None:
+            options["top_p"] = request.top_p
         if self.config.context:
             options["num_ctx"] = self.config.context
         if options:

@@ -1055,6 +1055,8 @@ class OpenAIProvider(HttpProvider):
             body["temperature"] = request.temperature
         if request.seed is not None:  # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``
             body["seed"] = request.seed
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
         if request.json_schema:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
@@ -1342,6 +1344,8 @@ class OpenAIProvider(HttpProvider):
             body["temperature"] = request.temperature
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:

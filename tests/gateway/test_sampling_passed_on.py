@@ -1,11 +1,17 @@
-"""A client's ``seed`` reaches the model's server: OpenAI's ``seed`` on chat and text completions ("If specified, our
-system will make a best effort to sample deterministically, such that repeated requests with the same seed and
-parameters should return the same result": platform.openai.com/docs/api-reference/chat/create; the cookbook's
-"Reproducible outputs with the seed parameter"), Ollama's ``options.seed`` (docs.ollama.com/modelfile, "seed"),
-Mistral FIM's ``random_seed``. llama-server, vLLM and Ollama's ``/v1`` read ``seed`` in the OpenAI body; Ollama's
-``/api/chat`` in ``options``. Was: dropped at the gateway — an evaluation's repeatable run (lm-eval's, promptfoo's
-seeded runs) got a new sample every time, with no word of it; each test but the guard failed on the old code (a seed
-past OpenAI's 64-bit integer was taken too, and dropped).
+"""A client's ``seed`` and ``top_p`` reach the model's server. ``seed``: OpenAI's ``seed`` on chat and text completions
+("If specified, our system will make a best effort to sample deterministically, such that repeated requests with the
+same seed and parameters should return the same result": platform.openai.com/docs/api-reference/chat/create; the
+cookbook's "Reproducible outputs with the seed parameter"), Ollama's ``options.seed`` (docs.ollama.com/modelfile,
+"seed"), Mistral FIM's ``random_seed``. llama-server, vLLM and Ollama's ``/v1`` read ``seed`` in the OpenAI body;
+Ollama's ``/api/chat`` in ``options``. Was: dropped at the gateway — an evaluation's repeatable run (lm-eval's,
+promptfoo's seeded runs) got a new sample every time, with no word of it; each test but the guard failed on the old
+code (a seed past OpenAI's 64-bit integer was taken too, and dropped).
+
+``top_p`` (nucleus sampling: "An alternative to sampling with temperature … 0.1 means only the tokens comprising the
+top 10% probability mass are considered", the same API reference; Anthropic's Messages API takes it 0-1; Ollama's
+``options.top_p``, docs.ollama.com/modelfile) was dropped the same way on every API here, whatever the model; it is
+passed on to OpenAI-compatible servers, Ollama and llama.cpp (not to Anthropic's API, whose newer models refuse it
+beside a temperature). Its tests failed on the old code.
 """
 
 from __future__ import annotations
@@ -81,3 +87,27 @@ def test_a_seed_past_64_bits_is_a_400_naming_it(gw):
     r = httpx.post(gw.url + "/v1/chat/completions", timeout=15, json={
         "model": "viaopenai", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64})
     assert r.status_code == 400 and r.json()["error"]["param"] == "seed", r.text
+
+
+CHAT = {"messages": [{"role": "user", "content": "pick a word"}]}
+
+
+def test_top_p_reaches_the_server_from_every_api(gw, fakes):
+    oa, ol = fakes
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", **CHAT, "top_p": 0.3})
+    assert oa.last_request.json["top_p"] == 0.3
+    _post(gw, "/v1/chat/completions", {"model": "viaollama", **CHAT, "top_p": 0.3})
+    assert ol.last_request.json["options"]["top_p"] == 0.3
+    _post(gw, "/v1/completions", {"model": "viaopenai", "prompt": "a, b,", "top_p": 0.4})
+    assert oa.last_request.json["top_p"] == 0.4
+    _post(gw, "/v1/responses", {"model": "viaopenai", "input": "pick a word", "top_p": 0.5})
+    assert oa.last_request.json["top_p"] == 0.5
+    _post(gw, "/v1/messages", {"model": "viaopenai", "max_tokens": 20, **CHAT, "top_p": 0.6})
+    assert oa.last_request.json["top_p"] == 0.6
+    _post(gw, "/api/chat", {"model": "viaopenai", **CHAT, "options": {"top_p": 0.7}})
+    assert oa.last_request.json["top_p"] == 0.7
+
+
+def test_a_top_p_past_one_is_a_400_naming_it(gw):
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=15, json={"model": "viaopenai", **CHAT, "top_p": 1.5})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "top_p", r.text
