@@ -24,3 +24,26 @@ def test_a_merge_list_holding_one_value_is_said_at_the_merge(merge: str) -> None
     said = str(raised.value)
     assert said.startswith("config.yaml:5: not valid YAML: expected a mapping for merging"), said
     assert "&NAME must be on keys and values" in said, said
+
+
+@pytest.mark.parametrize("line", ['notes: "Plan: &then check"', "notes: 'Q: &A'", 'title: "R&D: &more"'])
+def test_an_unknown_key_whose_text_holds_an_ampersand_is_no_anchor(line: str) -> None:
+    """An unknown top-level key whose value is text holding ": &" (quoted: a plain value may not hold ": ") defines no
+    anchor (yaml.org/spec/1.2.2 §6.9.2: an anchor is a node property, before the node, not inside a quoted scalar):
+    it was said to be "a block kept to be merged elsewhere" and told to move under an x- name."""
+    text = f"{line}\nmodels:\n  local: {{provider: ollama, model: x}}\nagents:\n  chat: {{primary: local}}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, source="config.yaml")
+    said = str(raised.value)
+    key = line.split(":", 1)[0]
+    assert f"unknown key '{key}'" in said and "merged" not in said and "x-" not in said, said
+
+
+@pytest.mark.parametrize("line", ["defaults-ollama: &ollama {provider: ollama}", "'odd: key': &o {provider: ollama}",
+                                  "base:   &b", "base: &b  # the shared settings"])
+def test_an_unknown_key_defining_an_anchor_is_told_to_go_under_x(line: str) -> None:
+    """A guard (right before this test was written) of the anchor said for what it is."""
+    text = f"{line}\nmodels:\n  local: {{provider: ollama, model: x}}\nagents:\n  chat: {{primary: local}}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, source="config.yaml")
+    assert "a block kept to be merged elsewhere (<<: *name) goes under a name starting with x-" in str(raised.value)

@@ -523,10 +523,15 @@ def _extension(key: object) -> bool:
     return isinstance(key, str) and key.startswith("x-")
 
 
+#: a top-level key (plain, or quoted) and an anchor as its value's first property: not a "&" inside a quoted value
+#: (``notes: "Q: &A"``), which a plain key cannot reach past, since it holds no ": "
+_ANCHORED_KEY = re.compile(r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|(?:[^\s'"#:]|:(?!\s))+)[ \t]*:[ \t]+&[^\s,\[\]{}]""")
+
+
 def _holds_anchor(text: str, line: int | None) -> bool:
     """Whether the top-level key on ``line`` (1-based) defines a YAML anchor: ``defaults-ollama: &ollama``."""
     lines = text.splitlines()
-    return line is not None and 0 < line <= len(lines) and re.match(r"[^#]*:\s*&", lines[line - 1]) is not None
+    return line is not None and 0 < line <= len(lines) and _ANCHORED_KEY.match(lines[line - 1]) is not None
 
 
 def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
