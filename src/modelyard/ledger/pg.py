@@ -60,9 +60,16 @@ HINTS = {
 
 
 def _server(url: str) -> str:
-    """``host:port`` of the URL, never its user or password."""
-    where = dburl.where(url)
-    return where.split("://", 1)[-1].split("/", 1)[0] or "the server PGHOST names (or this host's socket)"
+    """``host:port`` of the URL, never its user or password: its authority, else libpq's ``?host=`` (or
+    ``hostaddr``) and ``port=`` (:func:`dburl.where` puts PGHOST there when the URL names no host)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(dburl.where(url))
+    params = dict(parse_qsl(parts.query))
+    host = parts.netloc or params.get("host") or params.get("hostaddr")
+    if not host:
+        return "this host's default socket"
+    return f"{host}:{params['port']}" if not parts.netloc and "port" in params else host
 
 
 def hint(exc: BaseException) -> str:
