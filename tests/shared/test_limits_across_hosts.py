@@ -45,7 +45,7 @@ import redis
 from modelyard.config.schema import Cooldown
 from modelyard.errors import Reason
 from modelyard.router import ModelPool
-from modelyard.router.health import Health
+from modelyard.router.health import Admission, Health
 from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.link import StoreUnreachable
 from modelyard.router.spend import SpendCaps
@@ -166,6 +166,35 @@ async def test_failures_short_of_opening_outlive_a_redis_restarted_empty(pools: 
     finally:
         server.kill()
 
+
+async def test_a_breaker_lost_while_its_probe_was_out_gets_one_probe_again(pools: Pools,  # noqa: F811
+                                                                           tmp_path: Path) -> None:
+    """The model's cooldown ran out and one process's probe is out (half-open); Redis restarts empty. The next request
+    is one probe again: the other process gets it, and nothing more until a verdict. Before: only an *open* breaker
+    was put back; a half-open one read closed, and every process sent the failing model all its traffic."""
+    server = PrivateRedis(tmp_path).start()
+    try:
+        made = pools(2, failures=1, seconds=0.3, url=server.url, timeout=TIMEOUT)
+        for pool in made:
+            await _joined(pool)
+        a, b = (pool["m"] for pool in made)
+        ticket = await a.admit()
+        assert ticket is not None
+        await a.failed(ticket, Reason.SERVER_ERROR)
+        await asyncio.sleep(0.4)  # the cooldown ran out
+        probe = await a.admit()
+        assert probe is not None and probe.admission is Admission.PROBE
+        await asyncio.sleep(0.5)  # both processes' views (every 0.1 s) read it half-open
+        server.kill()
+        server.start()
+        admin = redis.Redis(port=server.port)
+        await _until(lambda: a.link.up and b.link.up and admin.zcard(f"{a.link.prefix}:instances") == 2, 15)
+        await asyncio.sleep(0.5)  # a few ticks of each on the new server
+        first, second = await b.admit(), await b.admit()
+        assert first is not None and first.admission is Admission.PROBE, first
+        assert second is None, "a model whose probe had not answered took traffic again"
+    finally:
+        server.kill()
 
 async def test_a_retry_after_from_a_request_in_flight_lengthens_a_cooldown_another_process_opened(
         pools: Pools) -> None:  # noqa: F811

@@ -42,6 +42,10 @@ class _Wake(Enum):
     RETRY = 2
 
 
+#: a breaker lost while half-open is put back open this long (ms): the next request is its probe
+PROBE_AGAIN_MS = 1
+
+
 @dataclass(slots=True, frozen=True)
 class SharedTicket(Ticket):
     """A ticket granted by the shared breaker (``shared``) or, while Redis is out of reach, the local one.
@@ -505,20 +509,22 @@ class RedisState(ModelState):
             self._grace_timer = loop.call_later(grace_ms / 1000 + 0.005, self._grace_over)
 
     def _breaker_lost(self, before: list[Any], before_at: float, view: list[Any]) -> None:
-        """The breaker is gone from Redis now (restarted empty, flushed, evicted) and the last view had it open, or
-        closed with failures counted short of opening: put it back. Holders and waiters are registered again after
-        such a loss; the breaker was not: an open one read closed, and the team asked the model it had stopped asking
-        until it failed ``failures`` more times; failures counted short of opening started from zero, so a model
-        failing across a restart needed its whole count again (and a Redis restarting every few failures kept it
-        from ever opening)."""
+        """The breaker is gone from Redis now (restarted empty, flushed, evicted) and the last view had it open,
+        half-open (a probe out), or closed with failures counted short of opening: put it back. Holders and waiters
+        are registered again after such a loss; the breaker was not: an open one read closed, and the team asked
+        the model it had stopped asking until it failed ``failures`` more times; failures counted short of opening
+        started from zero, so a model failing across a restart needed its whole count again (and a Redis restarting
+        every few failures kept it from ever opening)."""
         gone = int(view[14]) == 0 if len(view) > 14 else int(view[8]) == 0  # older scripts: generation 0
         if not gone or int(view[5]) != 0 or view[2] != b"closed":
             return
         failures = int(before[5])
-        if before[2] == b"open" and int(before[8]) > 0:
-            left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000
-            if left_ms > 0:
-                self.link.spawn(self._reopen(int(left_ms), int(before[8]), before[4].decode(), failures))
+        if before[2] in (b"open", b"half_open") and int(before[8]) > 0:
+            # a cooldown run out, or its probe out: open for a moment, so the next request is one probe again (a lost
+            # probe's verdict still counts), not every process's traffic to a model that was failing
+            left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000 if before[2] == b"open" else 0
+            self.link.spawn(self._reopen(max(int(left_ms), PROBE_AGAIN_MS), int(before[8]), before[4].decode(),
+                                         failures))
         elif before[2] == b"closed" and failures > 0:
             self.link.spawn(self._reopen(0, int(before[8]), before[4].decode(), failures))
 
@@ -527,14 +533,18 @@ class RedisState(ModelState):
             args = [self.link.now_arg(), left_ms, generation, reason, failures]
             if not await self.link.call("REOPEN", [self._breaker], args):
                 return
-            if left_ms > 0:
-                log.warning("shared state %s: model %s: the shared store lost its cooldown (a restart without "
-                            "persistence, FLUSHALL, an eviction): open again for the %.0fs it had left",
-                            self.link.settings.shown_url, self.name, left_ms / 1000)
-            else:
+            if left_ms <= 0:
                 log.info("shared state %s: model %s: the shared store lost its breaker (a restart without "
                          "persistence, FLUSHALL, an eviction): its %d failure(s) short of opening counted again",
                          self.link.settings.shown_url, self.name, failures)
+            elif left_ms <= PROBE_AGAIN_MS:
+                log.warning("shared state %s: model %s: the shared store lost its breaker after its cooldown (a "
+                            "restart without persistence, FLUSHALL, an eviction): one probe again before traffic",
+                            self.link.settings.shown_url, self.name)
+            else:
+                log.warning("shared state %s: model %s: the shared store lost its cooldown (a restart without "
+                            "persistence, FLUSHALL, an eviction): open again for the %.0fs it had left",
+                            self.link.settings.shown_url, self.name, left_ms / 1000)
 
     def _jumped(self, *view: Any) -> None:
         """Say a jump of the store's clock once (see ``purge`` in :mod:`.lua`); the first view only learns the last one.
