@@ -124,6 +124,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
                         "keys go in the environment and are named with api_key_env:)")
         if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
             problem, line = env_line
+        elif (runaway := _runaway(text, line, exc)) is not None:  # said where YAML stopped, lines below the mistake
+            problem, line = runaway
         context = getattr(exc, "context_mark", None)
         if problem.startswith(_MERGE_OF_A_VALUE) and context is not None:
             # said at the anchor's line (`x-a: &a ollama`), where nothing is wrong: the merge is what fails
@@ -141,6 +143,47 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
                           "silently dropping the first", path=source, line=again, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
+
+
+#: `default_agent:chat` — a key glued to its value, which YAML reads as one plain text (not a URL's `scheme://`)
+_GLUED_KEY = re.compile(r"^\s*([A-Za-z_][\w.-]*):(?!//)\S")
+#: a line inside a runaway quote that looks like the config's own next key (`  model: x`, `agents:`)
+_KEY_LINE = re.compile(r"^\s*[A-Za-z_][\w.-]*:(\s|$)")
+
+
+def _runaway(text: str, near: int | None, exc: yaml.YAMLError) -> tuple[str, int] | None:
+    """A value YAML read on past its line, the line of the mistake and what to write: a quote left open
+    (`default_agent: "chat`) that a quote lines below — in a comment, another value — closes, swallowing the keys
+    between; or a key glued to its value (`default_agent:chat`), one text with the lines after it. PyYAML stops where
+    the swallowed text runs into the next key, and named that line ('indented differently', 'mapping values are
+    not allowed here'), where nothing is wrong. Only line numbers and the key are said: a value may be a secret."""
+    if near is None:
+        return None
+    scalars: list[yaml.ScalarToken] = []
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, yaml.ScalarToken):
+                scalars.append(token)
+    except yaml.YAMLError:
+        pass  # the tokens before the error are what is looked at
+    lines = text.splitlines()
+    for token in scalars:
+        start, end = token.start_mark.line, token.end_mark.line
+        if token.style in ('"', "'") and start < end <= near \
+                and any(_KEY_LINE.match(row) for row in lines[start + 1:end + 1]):
+            return (f"the quote opened on line {start + 1} is closed only on line {end + 1}, so the lines between "
+                    f"were read as one value: close it on line {start + 1} (or take it out)"), start
+    last = scalars[-1] if scalars else None
+    glued_at: int | None = None
+    if last is not None and last.style is None and last.start_mark.line < near <= last.end_mark.line + 1:
+        glued_at = last.start_mark.line
+    elif (context := getattr(exc, "context_mark", None)) is not None \
+            and "simple key" in str(getattr(exc, "context", "")):  # 'while scanning a simple key … expected ':''
+        glued_at = context.line
+    if glued_at is None or glued_at >= len(lines) or not (glued := _GLUED_KEY.match(lines[glued_at])):
+        return None
+    return (f"'{glued.group(1)}:…' has no space after its colon, so YAML read it and the lines after it as one text, "
+            f"not a key and its value: write '{glued.group(1)}: …'"), glued_at
 
 
 _ENV_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=\S")
