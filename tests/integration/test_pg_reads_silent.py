@@ -41,15 +41,20 @@ def proxy(pg_url: str) -> Iterator[FaultProxy]:
         yield proxy
 
 
-@pytest.mark.parametrize("command", [["log"], ["stats"], ["report"], ["models", "--no-reach"]])
-def test_a_command_reading_a_silent_connection_ends_naming_the_server(tmp_path: Path, pg_url: str,
-                                                                      proxy: FaultProxy, command: list[str]) -> None:
-    url = _through(pg_url, proxy.port)
-    config = tmp_path / "config.yaml"
+def log_config(directory: Path, url: str) -> Path:
+    """A config of one model whose routing log is at ``url`` (its spool in ``directory``)."""
+    config = directory / "config.yaml"
     config.write_text(yaml.safe_dump({
         "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
         "agents": {"a": {"primary": "m"}}, "default_agent": "a",
-        "log": {"path": str(tmp_path / "spool.sqlite3"), "url": url}}))
+        "log": {"path": str(directory / "spool.sqlite3"), "url": url}}))
+    return config
+
+
+@pytest.mark.parametrize("command", [["log"], ["stats"], ["report"], ["models", "--no-reach"]])
+def test_a_command_reading_a_silent_connection_ends_naming_the_server(tmp_path: Path, pg_url: str,
+                                                                      proxy: FaultProxy, command: list[str]) -> None:
+    config = log_config(tmp_path, _through(pg_url, proxy.port))
     proxy.silence_on(QUERY)
     t0 = time.monotonic()
     try:

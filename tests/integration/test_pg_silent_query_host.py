@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from tests.integration.test_pg_partition import _through
-from tests.integration.test_pg_reads_silent import BOUND, CHILD, QUERY, proxy  # noqa: F401 - fixture
+from tests.integration.test_pg_reads_silent import BOUND, CHILD, QUERY, log_config, proxy  # noqa: F401 - fixture
 from tests.shared.fault_proxy import FaultProxy
 
 
@@ -26,11 +25,7 @@ def test_a_silent_server_named_in_the_urls_query_is_named(tmp_path: Path, pg_url
     through = urlsplit(_through(pg_url, proxy.port))
     query = "&".join(q for q in (through.query, f"host=127.0.0.1&port={proxy.port}") if q)
     url = urlunsplit(through._replace(netloc=f"{through.username or 'postgres'}@", query=query))
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({
-        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
-        "agents": {"a": {"primary": "m"}}, "default_agent": "a",
-        "log": {"path": str(tmp_path / "spool.sqlite3"), "url": url}}))
+    config = log_config(tmp_path, url)
     proxy.silence_on(QUERY)
     out = subprocess.run([sys.executable, "-c", CHILD, str(BOUND), "log", "--config", str(config)],
                          capture_output=True, text=True, timeout=60)
