@@ -48,6 +48,7 @@ from modelyard.router import ModelPool
 from modelyard.router.health import Admission, Health
 from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.link import StoreUnreachable
+from modelyard.router.shared.state import RedisState
 from modelyard.router.spend import SpendCaps
 from tests.shared.redis_kit import REDIS_URL, PrivateRedis
 from tests.shared.test_redis_state import Pools, _joined, _until, pools  # noqa: F401 - fixture
@@ -134,6 +135,31 @@ async def test_a_tick_lost_with_the_restart_is_counted_again(pools: Pools, tmp_p
         server.kill()
 
 
+async def _pair(pools: Pools, server: PrivateRedis, **cooldown: float) -> list[RedisState]:  # noqa: F811
+    """Two processes' states of model ``m`` on ``server``, each joined (connected, scripts loaded)."""
+    made = pools(2, url=server.url, timeout=TIMEOUT, **cooldown)
+    for pool in made:
+        await _joined(pool)
+    return [pool["m"] for pool in made]  # type: ignore[misc]
+
+
+async def _fail(state: RedisState) -> None:
+    ticket = await state.admit()
+    assert ticket is not None
+    await state.failed(ticket, Reason.SERVER_ERROR)
+
+
+async def _restarted_empty(server: PrivateRedis, a: RedisState, b: RedisState) -> None:
+    """Both processes' views read what they had (every 0.1 s); Redis restarts empty; both run on the new server."""
+    await asyncio.sleep(0.5)
+    server.kill()
+    server.start()
+    admin = redis.Redis(port=server.port)
+    assert admin.dbsize() == 0
+    await _until(lambda: a.link.up and b.link.up and admin.zcard(f"{a.link.prefix}:instances") == 2, 15)
+    await asyncio.sleep(0.5)  # a few ticks of each on the new server
+
+
 async def test_failures_short_of_opening_outlive_a_redis_restarted_empty(pools: Pools,  # noqa: F811
                                                                          tmp_path: Path) -> None:
     """``cooldown.failures: 3``; two failures counted in the shared breaker; Redis restarts empty; one more failure
@@ -141,26 +167,12 @@ async def test_failures_short_of_opening_outlive_a_redis_restarted_empty(pools: 
     was the first, and the other process sent the failing model the next request."""
     server = PrivateRedis(tmp_path).start()
     try:
-        made = pools(2, failures=3, seconds=30, url=server.url, timeout=TIMEOUT)
-        for pool in made:
-            await _joined(pool)
-        a, b = (pool["m"] for pool in made)
-        admin = redis.Redis(port=server.port)
-        breaker = f"{a.link.prefix}:{{m}}:breaker"
+        a, b = await _pair(pools, server, failures=3, seconds=30)
         for _ in range(2):
-            ticket = await a.admit()
-            assert ticket is not None
-            await a.failed(ticket, Reason.SERVER_ERROR)
-        assert admin.hget(breaker, "failures") == b"2"
-        await asyncio.sleep(0.5)  # both processes' views (every 0.1 s) read the two failures
-        server.kill()
-        server.start()
-        assert admin.dbsize() == 0
-        await _until(lambda: a.link.up and b.link.up and admin.zcard(f"{a.link.prefix}:instances") == 2, 15)
-        await asyncio.sleep(0.5)  # a few ticks of each on the new server
-        ticket = await a.admit()
-        assert ticket is not None
-        await a.failed(ticket, Reason.SERVER_ERROR)
+            await _fail(a)
+        assert redis.Redis(port=server.port).hget(f"{a.link.prefix}:{{m}}:breaker", "failures") == b"2"
+        await _restarted_empty(server, a, b)
+        await _fail(a)
         await _until(lambda: b.cooling()[0] > 20, 3)
         assert await b.admit() is None, "the other process sent the failing model a request"
     finally:
@@ -174,27 +186,18 @@ async def test_a_breaker_lost_while_its_probe_was_out_gets_one_probe_again(pools
     was put back; a half-open one read closed, and every process sent the failing model all its traffic."""
     server = PrivateRedis(tmp_path).start()
     try:
-        made = pools(2, failures=1, seconds=0.3, url=server.url, timeout=TIMEOUT)
-        for pool in made:
-            await _joined(pool)
-        a, b = (pool["m"] for pool in made)
-        ticket = await a.admit()
-        assert ticket is not None
-        await a.failed(ticket, Reason.SERVER_ERROR)
+        a, b = await _pair(pools, server, failures=1, seconds=0.3)
+        await _fail(a)
         await asyncio.sleep(0.4)  # the cooldown ran out
         probe = await a.admit()
         assert probe is not None and probe.admission is Admission.PROBE
-        await asyncio.sleep(0.5)  # both processes' views (every 0.1 s) read it half-open
-        server.kill()
-        server.start()
-        admin = redis.Redis(port=server.port)
-        await _until(lambda: a.link.up and b.link.up and admin.zcard(f"{a.link.prefix}:instances") == 2, 15)
-        await asyncio.sleep(0.5)  # a few ticks of each on the new server
+        await _restarted_empty(server, a, b)
         first, second = await b.admit(), await b.admit()
         assert first is not None and first.admission is Admission.PROBE, first
         assert second is None, "a model whose probe had not answered took traffic again"
     finally:
         server.kill()
+
 
 async def test_a_retry_after_from_a_request_in_flight_lengthens_a_cooldown_another_process_opened(
         pools: Pools) -> None:  # noqa: F811
