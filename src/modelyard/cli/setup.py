@@ -60,6 +60,27 @@ def init(
                   highlight=False)
 
 
+def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
+    """For each address named with --endpoint that said 'nothing found (connect_error)': why no connection was made,
+    as `models` says it — `init --detect --endpoint gpu-box` with a name that does not resolve said only
+    'connect_error' at each of the four ports, the same as a server that is down."""
+    from urllib.parse import urlsplit
+
+    from modelyard.ops.reach import connects
+
+    addresses: dict[str, tuple[str, int]] = {}
+    for url, said in asked.items():
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if "connect_error" in said and parts.hostname:
+            addresses[url] = (parts.hostname, port)
+    found = connects(addresses.values())
+    return {url: why for url, addr in addresses.items() if (why := found.get(addr))}
+
+
 def _detected(source: Path, endpoints: list[str]) -> str:
     """The config text built from what the servers serve; exit 1 saying where we asked when none answered."""
     from modelyard.config.loader import parse_config
@@ -67,8 +88,9 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     from modelyard.ops.starter import discover, draft, header
 
     found = asyncio.run(discover(endpoints))
+    why = _why_not_connected(found.asked) if endpoints else {}
     for address, said in found.asked.items():
-        console.print(f"  {address}: {said}", highlight=False)
+        console.print(f"  {address}: {said}" + (f": {why[address]}" if address in why else ""), highlight=False)
     if endpoints and not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
         raise fail("no server named with --endpoint serves a chat model (what each said is above): 'nothing found "

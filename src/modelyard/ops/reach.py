@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from modelyard.providers import Provider
@@ -109,18 +109,25 @@ def _port_left_out(provider: Provider, address: tuple[str, int]) -> str:
             f"{default.port} unless told otherwise: write endpoint: http://{host}:{default.port}{given.path}")
 
 
-def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> dict[str, str]:
-    """model → why its server cannot be reached, for the models whose server did not accept a
-    connection within ``budget`` seconds (models served in-process are not checked)."""
-    addresses = {name: addr for name, p in providers.items() if (addr := p.address()) is not None}
+def connects(addresses: Iterable[tuple[str, int]], budget: float = BUDGET) -> dict[tuple[str, int], str]:
+    """(host, port) → why nothing accepted a connection there ("" where something did), all at once within
+    ``budget`` seconds; an address still waiting then is left out."""
     found: dict[tuple[str, int], str] = {}
     threads = [threading.Thread(target=_connect, args=(addr, budget, found), daemon=True,
-                                name=f"reach {addr[0]}:{addr[1]}") for addr in set(addresses.values())]
+                                name=f"reach {addr[0]}:{addr[1]}") for addr in set(addresses)]
     deadline = time.monotonic() + budget
     for t in threads:
         t.start()
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
+    return dict(found)
+
+
+def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> dict[str, str]:
+    """model → why its server cannot be reached, for the models whose server did not accept a
+    connection within ``budget`` seconds (models served in-process are not checked)."""
+    addresses = {name: addr for name, p in providers.items() if (addr := p.address()) is not None}
+    found = connects(addresses.values(), budget)
     out = {}
     for name, addr in addresses.items():
         why = found.get(addr)
