@@ -95,3 +95,32 @@ def test_a_spawned_worker_of_the_command_keeps_pythons_ctrl_c(tmp_path: Path) ->
                 print(*pool.apply(job.run))
     """))
     assert _run([sys.executable, str(bin_dir / "modelyard"), "replay"], bin_dir) == ["KeyboardInterrupt"]
+
+
+def test_a_command_run_inside_a_host_leaves_the_hosts_handler(tmp_path: Path) -> None:
+    """A guard (right before this test was written): a host with a SIGINT handler of its own (ipykernel installs one
+    while a cell runs) runs a command in-process (``modelyard.console.main``, as console.py allows); a command's
+    start sets Python's handler back only where the quiet-start one is set, so the host's stays."""
+    (tmp_path / "config.yaml").write_text("models:\n  m: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                                          f"agents:\n  a: {{primary: m}}\nlog: {{path: '{tmp_path / 'log.db'}'}}\n")
+    (tmp_path / "host.py").write_text(textwrap.dedent("""\
+        import signal, sys
+
+        def host_handler(signum, frame):
+            print("host's handler")
+
+        signal.signal(signal.SIGINT, host_handler)
+        from modelyard import console
+
+        sys.argv = ["modelyard", "models", "--no-reach", "--config", "config.yaml"]
+        try:
+            console.main()
+        except SystemExit:
+            pass
+        print("kept" if signal.getsignal(signal.SIGINT) is host_handler else "replaced", file=sys.stderr)
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), SRC])}
+    out = subprocess.run([sys.executable, "host.py"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=env)
+    assert out.stderr.strip().splitlines()[-1] == "kept", (out.returncode, out.stdout, out.stderr)
+    assert "ollama x" in out.stdout, out.stdout  # the command ran: its table names the model
