@@ -8,11 +8,12 @@ routing row committed before the answer's last event, and a client that goes awa
 call. A stream starts only once a model has committed to the answer; one that breaks off after that ends
 with an OpenAI error event instead of ``[DONE]``. Only the wire format differs (``text_completions_wire.py``).
 A list of prompts is answered by one routed request each (each its own row), side by side within the first
-model's slots (``prompt_batch.py``), a choice each, in order; streamed, one after another.
+model's slots (``prompt_batch.py``), a choice each, in order; streamed, choice by choice, the later ones read ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
@@ -22,8 +23,8 @@ from starlette.responses import Response
 
 from modelyard.gateway.completions import SHUTDOWN_EVENT, interrupted_event
 from modelyard.gateway.disconnect import ClientGone, until_disconnect
-from modelyard.gateway.intake import CLIENT_CLOSED, committed, exhausted, first_chunk, intake, start_stream
-from modelyard.gateway.prompt_batch import answered, batch_width
+from modelyard.gateway.intake import CLIENT_CLOSED, committed, exhausted, intake, start_stream
+from modelyard.gateway.prompt_batch import ReadAhead, answered, batch_width
 from modelyard.gateway.responses import SSEResponse, json_response, route_headers, until_drained
 from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.text_completions_wire import (
@@ -67,12 +68,19 @@ async def _answer(gw: Gateway, request: Request, *, fim: bool) -> Response:
     body, agent, chat = taken
     created = int(time.time())
     if body.stream:  # no tools here: always streamed live
+        # the prompts after the first asked at once beside it, within the first model's slots (prompt_batch.py)
+        gate = asyncio.Semaphore(batch_width(gw, agent, len(body.texts)))
+        await gate.acquire()  # the first prompt's place, given back once its answer is sent
+        failed: list[Exception] = []
+        ahead = [ReadAhead(gw, agent, prompt_request(body, text), new_request_id(), gate, failed)
+                 for text in body.texts[1:]]
         opened = await start_stream(gw, request, agent, chat, request_id)
         if isinstance(opened, Response):
+            await _close(ahead)
             return opened
         stream, first = opened
         writer = (FimChunkWriter if fim else TextChunkWriter)(request_id, created, stream.record.model or "")
-        return SSEResponse(_events(gw, agent, stream, first, writer, body), route_headers(stream.record),
+        return SSEResponse(_events(gw, stream, first, writer, body, ahead, gate), route_headers(stream.record),
                            drain=gw.drain, final=SHUTDOWN_EVENT)
     asks = [(chat if i == 0 else prompt_request(body, text), request_id if i == 0 else new_request_id())
             for i, text in enumerate(body.texts)]  # one routed request each, side by side (prompt_batch.py)
@@ -103,18 +111,37 @@ def _echoed(body: CompletionBody, text: str) -> str:
     return text if body.echo else ""
 
 
-async def _events(gw: Gateway, agent: str, stream: RoutedStream, first: Chunk | None, writer: TextChunkWriter,
-                  body: CompletionBody) -> AsyncGenerator[bytes, None]:
+async def _close(ahead: list[ReadAhead]) -> None:
+    """The prompts read ahead and not sent (the client went away, or a prompt failed): cancelled."""
+    for later in ahead:
+        await later.aclose()
+
+
+async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: TextChunkWriter,
+                  body: CompletionBody, ahead: list[ReadAhead], gate: asyncio.Semaphore
+                  ) -> AsyncGenerator[bytes, None]:
     """Each prompt's text as it comes, up to the client's first stop sequence (the rest is read, for its row, not
-    sent); thinking is no part of a text completion. The prompts after the first are asked once the one before is
-    answered; one that no model could answer ends the stream with an error event."""
+    sent); thinking is no part of a text completion. The prompts after the first are asked at once and read ahead
+    (prompt_batch.py), sent in order; one that no model could answer ends the stream with an error event, and the
+    ones after it are cancelled."""
+    try:
+        async for event in _choices(gw, stream, first, writer, body, ahead, gate):
+            yield event
+    finally:
+        await _close(ahead)
+
+
+async def _choices(gw: Gateway, stream: RoutedStream | ReadAhead, first: Chunk | None, writer: TextChunkWriter,
+                   body: CompletionBody, ahead: list[ReadAhead], gate: asyncio.Semaphore
+                   ) -> AsyncGenerator[bytes, None]:
+    """The events of each prompt's choice in turn: the first's live, each later one from where its read-ahead is."""
     usage = Usage()
     for index, text in enumerate(body.texts):
         writer.index = index
         if index:
             try:
-                stream = gw.router.stream(agent, prompt_request(body, text), request_id=new_request_id())
-                first = await first_chunk(stream)
+                stream = ahead[index - 1]
+                first = await anext(stream, None)
             except ChainExhausted as exc:
                 await stream.aclose()
                 await committed(gw)
@@ -143,6 +170,8 @@ async def _events(gw: Gateway, agent: str, stream: RoutedStream, first: Chunk | 
                                 usage if last else None)
         finally:
             await stream.aclose()
+            if not index:
+                gate.release()  # the first prompt's place: the next prompt read ahead may go
     await committed(gw)
     if body.include_usage and (event := writer.usage(usage)) is not None:
         yield event

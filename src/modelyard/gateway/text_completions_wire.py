@@ -14,13 +14,13 @@ What this gateway does with them (a request asking for what it cannot do gets a 
 a silent approximation):
 
 - ``prompt``: a string, or a list of strings (LangChain's ``OpenAI`` LLM batches up to 20): each prompt is its own
-  routed request (its own slot, fallback and log row; side by side within the first model's slots, streamed one
-  after another: ``prompt_batch.py``), answered as its own choice in the order sent, the usage their total. A token
-  array is refused (the models behind the gateway have different tokenizers: ids mean nothing across a chain). The
-  prompt (and a ``suffix``) is sent verbatim to a backend that takes prompts (an OpenAI-compatible
-  ``/v1/completions``, Ollama's ``/api/generate`` with ``raw``, the embedded model's ``create_completion``:
-  :class:`~modelyard.types.TextPrompt`); a chat-only backend (Anthropic's) gets it as the user's message, with a
-  ``suffix`` as an instruction and the text with a marker (``fill_in.py``).
+  routed request (its own slot, fallback and log row; side by side within the first model's slots, streamed choice by
+  choice with the later ones read ahead: ``prompt_batch.py``), answered as its own choice in the order sent, the usage
+  their total. A token array is refused (the models behind the gateway have different tokenizers: ids mean nothing
+  across a chain). The prompt (and a ``suffix``) is sent verbatim to a backend that takes prompts (an
+  OpenAI-compatible ``/v1/completions``, Ollama's ``/api/generate`` with ``raw``, the embedded model's
+  ``create_completion``: :class:`~modelyard.types.TextPrompt`); a chat-only backend (Anthropic's) gets it as the
+  user's message, with a ``suffix`` as an instruction and the text with a marker (``fill_in.py``).
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
