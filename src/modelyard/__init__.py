@@ -28,8 +28,13 @@ def _is_the_command() -> bool:
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Nothing is open or half written before a command starts: say it and end, no exception to unwind."""
-    _os.write(2, b"interrupted\n")
+    """Nothing is open or half written before a command starts: say it and end, no exception to unwind — also when
+    it cannot be said (stderr a pipe whose reader is gone: raised here, the EPIPE ended the start with 1, or was
+    swallowed by an ``except OSError`` wherever the start was)."""
+    try:  # noqa: SIM105 - contextlib is no builtin module, and a handler that interrupted an import imports nothing
+        _os.write(2, b"interrupted\n")
+    except OSError:
+        pass
     _os._exit(130)
 
 
