@@ -25,7 +25,8 @@ Found here (the hunt that followed):
   (Compose's ``hostname:``; Docker's ``--uts=host`` shares the host's, docs.docker.com/engine/containers/run/#uts-
   settings---uts), pods with ``hostNetwork: true`` on one node: each forwarder recorded its shared state under
   ``host:path`` in ``log_presence``, overwrote the other's row and read its own back — hosts limiting the same models
-  apart (another Redis each) went unsaid between the two. Made here with a mount namespace of the test's own
+  apart (another Redis each) went unsaid between the two, and the second host's routing label #N (no request,
+  named ``host:path#N``) replaced the first's. Made here with a mount namespace of the test's own
   (``unshare -m``): the second forwarder's spool directory bound over the first's path.
 """
 
@@ -235,9 +236,14 @@ def test_a_stale_retry_after_lengthens_the_cooldown_in_one_process() -> None:
 _TWIN = """
 import json, sys, time
 from pathlib import Path
+from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.labels import LabelSource, add_label
 forwarder = Forwarder(Path(sys.argv[1]), sys.argv[2], poll=0.05)
 forwarder.presence, forwarder.presence_every = sys.argv[3], 0.2
+conn = connect(sys.argv[1])
+add_label(conn, "sort these names", "sorter", LabelSource.CLI)
+conn.close()
 forwarder.wake()
 time.sleep(float(sys.argv[4]))
 print(json.dumps(forwarder.state_differs))
@@ -251,7 +257,9 @@ def test_two_hosts_with_one_name_and_log_path_see_each_others_shared_state(tmp_p
     same models apart, and the log holds a row for each. Before: one row, overwritten by each in turn; each read its
     own back, and neither said anything."""
     from modelyard.ledger import presence
+    from modelyard.ledger.db import connect
     from modelyard.ledger.forward import Forwarder
+    from modelyard.ledger.labels import LabelSource, add_label
     from modelyard.ledger.pg import PgConnection
     from tests.shared.redis_kit import until
 
@@ -269,18 +277,24 @@ def test_two_hosts_with_one_name_and_log_path_see_each_others_shared_state(tmp_p
     host = Forwarder(spool, pg_url, poll=0.05)
     try:
         host.presence, host.presence_every = right, 0.2
+        conn = connect(spool)
+        add_label(conn, "total my taxi receipts", "coder", LabelSource.CLI)  # label #1 on each host
+        conn.close()
         host.wake()
         until(lambda: host.state_differs or twin.poll() is not None, 10, 0.05)
         out, err = twin.communicate(timeout=15)
         assert twin.returncode == 0, err
         assert [d.split(" (seen ")[0] for d in host.state_differs] == [f"{here} uses {wrong}"]
         assert [d.split(" (seen ")[0] for d in json.loads(out)] == [f"{here} uses {right}"]
+        assert host.flush(30)
         pg = PgConnection(pg_url)
         try:
             rows = [r["who"] for r in pg.execute("SELECT who FROM log_presence").fetchall()]
+            labels = sorted(r["text"] for r in pg.execute("SELECT text FROM routing_labels").fetchall())
         finally:
             pg.close()
         assert len(set(rows)) == 2 and all(who.startswith(f"{here}:{spool}") for who in rows), rows
+        assert labels == ["sort these names", "total my taxi receipts"], labels  # neither replaced the other
     finally:
         if twin.poll() is None:
             twin.kill()

@@ -133,35 +133,51 @@ def enable_spool(conn: sqlite3.Connection) -> bool:
         raise
 
 
-def spool_name(conn: sqlite3.Connection) -> str:
+@dataclass(frozen=True, slots=True)
+class SpoolName:
+    """A random name kept in the spool file (:func:`spool_name`), and the labels made before it."""
+
+    name: str
+    #: the highest routing label id when the name was made: those labels keep the names they were forwarded under
+    labels_before: int
+
+
+def spool_name(conn: sqlite3.Connection) -> SpoolName:
     """A random name kept in the spool file: made once, the same after every restart, another in every other spool.
 
-    A host's name and the spool's path (``host:path``) were its name in the log's ``log_presence``, and two hosts can
-    share both — replicas of one image with a fixed host name (Compose's ``hostname:``), pods with ``hostNetwork: true``
-    on one node, which take the node's name: each overwrote the other's row and read its own back, so hosts on this log
-    limiting the same models apart went unsaid between the two. (A copied spool file keeps its name: a copy of a host
-    is that host, as its log is.)"""
+    A host's name and the spool's path (``host:path``) named the host in the log's ``log_presence`` and named its
+    routing labels that correct no request (``host:path#id``), and two hosts can share both — replicas of one image
+    with a fixed host name (Compose's ``hostname:``), pods with ``hostNetwork: true`` on one node, which take the
+    node's name: each overwrote the other's presence row and read its own back, so hosts on this log limiting the same
+    models apart went unsaid between the two; and the second host's label #N replaced the first's. (A copied spool
+    file keeps its name: a copy of a host is that host, as its log is.)"""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("CREATE TABLE IF NOT EXISTS _spool_name (name TEXT NOT NULL)")
-        row = conn.execute("SELECT name FROM _spool_name LIMIT 1").fetchone()
+        conn.execute("CREATE TABLE IF NOT EXISTS _spool_name (name TEXT NOT NULL, labels_before INTEGER NOT NULL)")
+        row = conn.execute("SELECT name, labels_before FROM _spool_name LIMIT 1").fetchone()
         if row is None:
-            row = (marks.new(),)
-            conn.execute("INSERT INTO _spool_name (name) VALUES (?)", row)
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM routing_labels").fetchone()[0]
+            row = (marks.new(), int(before))
+            conn.execute("INSERT INTO _spool_name (name, labels_before) VALUES (?, ?)", row)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return str(row[0])
+    return SpoolName(str(row[0]), int(row[1]))
 
 
-def label_origin(label_id: int, request_id: str | None, spool: str) -> str:
+def label_origin(label_id: int, request_id: str | None, spool: str, named: SpoolName | None = None) -> str:
     """A label's name across hosts: the request it corrects (request ids are unique everywhere; a newer
-    label for the same request replaces the older one, as in the local file), else where it was made."""
-    return f"request:{request_id}" if request_id else f"{spool}#{label_id}"
+    label for the same request replaces the older one, as in the local file), else where it was made — with the
+    spool's own name (``named``) for a label made since it was (one made before keeps the name it was sent under)."""
+    if request_id:
+        return f"request:{request_id}"
+    if named is not None and label_id > named.labels_before:
+        return f"{spool}#{named.name}#{label_id}"
+    return f"{spool}#{label_id}"
 
 
-def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int) -> int:
+def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, named: SpoolName | None = None) -> int:
     """Copy up to ``batch`` labels named in ``_label_outbox`` to PostgreSQL in one transaction, then drop
     those entries; the number copied. A label replaced before it left is skipped. In PostgreSQL a changed
     label is deleted and inserted again, so it gets a new id and, like any new label, waits for the next
@@ -175,7 +191,7 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int) -
         for _, label_id, request_id, *values in rows:
             if label_id is None:
                 continue
-            name = label_origin(label_id, request_id, where)
+            name = label_origin(label_id, request_id, where, named)
             ts, text, agent, source, previous = (pg_safe(v) for v in values)
             pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
             pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
@@ -334,8 +350,9 @@ class Forwarder:
         self._ahead = WriteAhead(self.path)
         if enable_spool(self._conn):
             log.info("routing log: forwarding %s to %s", self.path, self.target)
-        #: this spool's name in ``log_presence`` (:func:`spool_name`): ``where`` alone may be another host's too
-        self.presence_who = f"{self.where}#{spool_name(self._conn)}"
+        #: this spool's own name (:func:`spool_name`): ``where`` alone may be another host's too
+        self.named = spool_name(self._conn)
+        self.presence_who = f"{self.where}#{self.named.name}"
         self._pg: Any = None
         #: which log the database is (:meth:`.pg.PgConnection.identity`; None: not connected yet, "": unreadable):
         #: the shared state compares it, as two hosts' ``localhost`` may be two servers or one through a tunnel each
@@ -520,7 +537,7 @@ class Forwarder:
             self._ahead.reopened()
         moved = self._forward_requests()
         if self._labels_waiting():
-            forward_labels(self._conn, self._database(), self.where, self.batch)
+            forward_labels(self._conn, self._database(), self.where, self.batch, self.named)
             moved = True
         if time.monotonic() - self._team_labels_at >= TEAM_LABELS_EVERY:
             copy_team_labels(self._database(), self._conn)
