@@ -652,6 +652,9 @@ def decoded(data: bytes, source: str) -> str:
         except UnicodeDecodeError:
             pass
     fix = "save the file as UTF-8 (Notepad: Save as → Encoding: UTF-8)"
+    if kind := _binary_kind(data):  # `--config` given the routing log, the model: it said "UTF-16 text without its BOM"
+        raise ConfigError(f"not a YAML file but {kind}: name the YAML file (a config: `modelyard init` writes one)",
+                          path=source, line=None)  # read_source reads bench suites too: not only configs
     if b"\x00" in data[:200]:  # valid UTF-8 to a decoder, and YAML's "unacceptable character #x0000" to a reader
         raise ConfigError(f"UTF-16 text without its byte-order mark: {fix}", path=source, line=1)
     try:
@@ -659,6 +662,31 @@ def decoded(data: bytes, source: str) -> str:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}, e.g. a Windows 'ANSI' é or ’): {fix}",
                           path=source, line=data[:exc.start].count(b"\n") + 1) from None
+
+
+#: the first bytes of the files found beside a config and named in its place, from each format's specification:
+#: SQLite's header string (sqlite.org/fileformat.html, 1.3), GGUF's magic (ggml's docs/gguf.md), gzip's ID1 ID2
+#: (RFC 1952, 2.3.1), zip's local file header (APPNOTE.TXT 4.3.7), ELF's e_ident (the System V ABI)
+_MAGIC = ((b"SQLite format 3\x00", "a SQLite database (the routing log is one: log.path)"),
+          (b"GGUF", "a GGUF model file (a llamacpp model's path:)"),
+          (b"\x1f\x8b", "gzip-compressed data (uncompress it first)"),
+          (b"PK\x03\x04", "a zip archive (unpack it first)"),
+          (b"\x7fELF", "a program (an ELF executable)"))
+
+
+def _binary_kind(data: bytes) -> str:
+    """What a file that is no text is, by its first bytes ("" for text, UTF-16 without its byte-order mark too:
+    ASCII in UTF-16 has a NUL at every other byte, and nowhere else)."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    head = data[:200]
+    if b"\x00" not in head:
+        return ""
+    halves = (head[0::2], head[1::2])
+    if any(half.count(0) >= len(half) * 0.9 and b"\x00" not in other for half, other in (halves, halves[::-1])):
+        return ""
+    return "binary data, not text"
 
 
 def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
