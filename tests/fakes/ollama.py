@@ -120,11 +120,15 @@ class OllamaServer(ChatServer):
         embed_models: Iterable[str] | None = None,
         embedding_dims: int = 8,
         chat_models: Iterable[str] | None = None,
+        template: str | None = None,
     ) -> None:
         """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
         model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
         are embedding models, and ``/api/chat`` refuses them, a preload too, as Ollama's capability check does (400
-        '"nomic-embed-text" does not support chat': server/routes.go ChatHandler, errCapabilityCompletion)."""
+        '"nomic-embed-text" does not support chat': server/routes.go ChatHandler, errCapabilityCompletion).
+        ``template``: served as every model's chat template by ``/api/show`` (docs.ollama.com/api/show: ``modelfile``,
+        ``parameters``, ``template``, ``details``, ``model_info``, ``capabilities``); None: no ``/api/show`` route."""
+        self.template = template
         self.chat_models = None if chat_models is None else {canonical_model(m) for m in chat_models}
         super().__init__(
             reply_text=reply_text,
@@ -154,7 +158,17 @@ class OllamaServer(ChatServer):
             Route("/api/chat", self._chat, methods=["POST"]),
             Route("/api/generate", self._generate, methods=["POST"]),
             Route("/api/embed", self._embed, methods=["POST"]),
-        ]
+        ] + ([Route("/api/show", self._show, methods=["POST"])] if self.template is not None else [])
+
+    async def _show(self, request: Request) -> Any:
+        body = (await self.record(request)).json or {}
+        model = str(body.get("model") or body.get("name") or "")
+        if self._entry(model) is None:
+            return self.error_response(404, f"model '{model}' not found")
+        return JSONResponse({"modelfile": f"FROM {model}\nTEMPLATE \"\"\"{self.template}\"\"\"\n", "parameters": "",
+                             "template": self.template, "details": {"parent_model": "", "format": "gguf",
+                                                                     "family": "", "families": None},
+                             "model_info": {}, "capabilities": ["completion"]})
 
     async def _embed(self, request: Request) -> Any:
         def refuse(body: dict[str, Any]) -> JSONResponse | None:

@@ -6,6 +6,11 @@ formatting will be applied to the prompt"); ChatML's ``<|im_start|>`` markers ar
 chat_template), plain text to a Llama 3 model, which reads ``<|start_header_id|>``. Was: when the first model failed,
 the prompt went verbatim to the next whatever its family, and its answer to the foreign markers came back as a
 success; the tests of a skip failed on the old code.
+
+Where the config is silent, an Ollama model's family is read from its server: /api/show's ``template``
+(docs.ollama.com/api/show), the model's own chat template; the two below are the chat templates of Qwen2.5 and
+Llama 3.1 as Ollama's library ships them (ollama.com/library/qwen2.5/blobs, ollama.com/library/llama3.1/blobs), cut
+to their turn markers.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ import httpx
 import pytest
 
 from modelyard.ledger import connect
-from tests.fakes import Fault, OpenAIServer
+from modelyard.providers.chat_template import family_of
+from tests.fakes import Fault, OllamaServer, OpenAIServer
 from tests.gateway.harness import GatewayServer
 from tests.helpers import make_config
 
@@ -104,3 +110,41 @@ def test_the_config_key_is_read_and_checked():
     assert config.models["qwen"].template == "chatml"
     with pytest.raises(Exception, match=r"template"):
         make_config({"qwen": {"provider": "openai", "template": ""}}, {"coder": {"primary": "qwen"}})
+
+
+QWEN_TEMPLATE = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{- range .Messages }}"
+                 "<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+LLAMA3_TEMPLATE = ("{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}"
+                   "<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def test_template_families_are_read_from_their_markers():
+    assert family_of(QWEN_TEMPLATE) == "chatml" and family_of(LLAMA3_TEMPLATE) == "llama3"
+    assert family_of("[INST] <<SYS>>{{ .System }}<</SYS>> {{ .Prompt }} [/INST]") == "llama2"
+    assert family_of("[INST] {{ .Prompt }} [/INST]") == "mistral"
+    assert family_of("<start_of_turn>user\n{{ .Prompt }}<end_of_turn>") == "gemma"
+    assert family_of("{{ .Prompt }}") is None
+
+
+@pytest.mark.parametrize(("second_template", "answers"), [(QWEN_TEMPLATE, True), (LLAMA3_TEMPLATE, False)])
+def test_an_ollama_models_template_is_read_from_its_server(tmp_path, second_template, answers):
+    """Llama 3's fails on the old code (given the ChatML prompt); Qwen's is a guard there (the old code gave any
+    model the prompt) and fails under the config-only rule (neither declares a template)."""
+    with OllamaServer(reply_text="from first", template=QWEN_TEMPLATE) as first, \
+            OllamaServer(reply_text="from second", template=second_template) as second:
+        first.faults.set_default(Fault.status(500))
+        models = {"qwen": {"provider": "ollama", "endpoint": first.url, "model": "qwen2.5:7b"},
+                  "other": {"provider": "ollama", "endpoint": second.url, "model": "other-model:8b"}}
+        defaults = {"timeouts": {"queue": 1, "connect": 2, "first_token": 5, "idle": 5, "total": 20},
+                    "retries": {"attempts": 0}, "cooldown": {"failures": 5, "seconds": 30}}
+        config = make_config(models, {"coder": {"primary": "qwen", "fallbacks": ["other"]}}, defaults=defaults,
+                             log={"path": str(tmp_path / "log.db")})
+        with GatewayServer(config) as gw:
+            r = _generate(gw)
+            if answers:
+                assert r.status_code == 200 and "from second" in r.text, r.text
+                assert second.requests_to("/api/generate")[-1].json["prompt"] == CHATML
+            else:
+                assert r.status_code >= 400 and second.requests_to("/api/generate") == [], r.text
+                detail = _rows(gw)[-1][3] or ""
+                assert "('chatml')" in detail and "'llama3'" in detail, detail

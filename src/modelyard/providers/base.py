@@ -162,6 +162,11 @@ class Provider(ABC):
         self.learned_context = (LearnedContext(n_ctx, prompt_tokens) if known is None
                                 else known.after(n_ctx, prompt_tokens))
 
+    async def template_family(self) -> str | None:
+        """The chat template family the model's server formats prompts in (router/raw_template.py): the config's
+        ``template``; a backend whose server says its model's template reads it where the config is silent."""
+        return self.config.template
+
     def server_gone(self) -> None:
         """Its server refused a connection: what comes back may be another (another ``--ctx-size``, another model
         pulled under the name), so what was learned of this one no longer holds."""

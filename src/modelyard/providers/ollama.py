@@ -14,6 +14,7 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import parse_duration
+from modelyard.providers.chat_template import family_of
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, posted, refusal, request_body, texts_only
@@ -183,6 +184,9 @@ def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server:
 
 
 class OllamaProvider(HttpProvider):
+    #: the chat template family read from /api/show's ``template`` (providers/chat_template.py), once asked
+    _family: tuple[str | None] | None = None
+
     sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
     preloads = True
@@ -481,6 +485,23 @@ class OllamaProvider(HttpProvider):
         entry = await self._listing(route) or {}
         size = entry.get("size")
         return size if isinstance(size, int) and size > 0 else None
+
+    async def template_family(self) -> str | None:
+        """The config's ``template``, else the family of the template /api/show answers for the model (asked once;
+        a server that does not answer is asked again next time)."""
+        if self.config.template is not None:
+            return self.config.template
+        if self._family is None:
+            shown = await _shown(self.client, self.model_id)
+            if not shown:
+                return None
+            template = shown.get("template")
+            self._family = (family_of(template) if isinstance(template, str) else None,)
+        return self._family[0]
+
+    def server_gone(self) -> None:
+        super().server_gone()
+        self._family = None  # another model may be pulled under the name
 
     async def context_window(self) -> ContextWindow:
         served = self.config.context or DEFAULT_CONTEXT

@@ -6,8 +6,9 @@ the prompt"; Continue's FIM templates) is written by the client in one model's t
 for Qwen's FIM. Given verbatim to a model of another family, the markers are plain text to it: it answers something,
 and the answer looks like a success. So the chain's first model that takes a prompt verbatim (``sends_prompts``) fixes
 the template; a later model answers in its place only if it is the same model (its model id, as
-router/embedding.py reads one) or the config gives both one ``template``, and is otherwise skipped, the row saying
-why and which key to set.
+router/embedding.py reads one) or both are known to read one template family — the config's ``template``, else what
+the model's server says of it (Ollama's /api/show template, providers/chat_template.py) — and is otherwise skipped,
+the row saying why and which key to set.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def _setter(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider
     return next((m for m in chain[:index] if providers[m].sends_prompts), None)
 
 
-def other_template(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider]) -> str:
+async def other_template(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider]) -> str:
     """Why ``chain[index]`` may not answer a raw prompt in place of the chain's first model that takes one ("": it
     may)."""
     setter = _setter(chain, index, providers)
@@ -32,7 +33,7 @@ def other_template(chain: tuple[str, ...], index: int, providers: Mapping[str, P
     first, this = providers[setter], providers[chain[index]]
     if same_model(first, this):
         return ""
-    theirs, mine = first.config.template, this.config.template
+    theirs, mine = await first.template_family(), await this.template_family()
     if theirs is not None and theirs == mine:
         return ""
     if theirs is None or mine is None:

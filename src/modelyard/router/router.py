@@ -215,7 +215,7 @@ class Router:
                     # another model's vectors would be mixed into the client's index (router/embedding.py)
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.UNAVAILABLE, other))
                     continue
-                if raw and index and (other := other_template(chain, index, self.providers)):
+                if raw and index and (other := await other_template(chain, index, self.providers)):
                     # the client's own template and special tokens, written for another model (raw_template.py)
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.BAD_REQUEST, other))
                     continue
