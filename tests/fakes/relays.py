@@ -37,7 +37,11 @@ Round 17 (the eleventh fault hunt, faults24):
   ``finish_reason: "function_call"`` (functionary's server, MeetKai/functionary#243; proxies, QwenLM/qwen-code#6240),
   one chunk an event or glued ``{…}{…}``;
 - :func:`glued_audio_chunks`: an omni model's text deltas and its audio delta (``delta.audio``: ``id``, ``data``,
-  ``expires_at``, ``transcript``; vllm-omni#7627), glued ``{…}{…}``.
+  ``expires_at``, ``transcript``; vllm-omni#7627), glued ``{…}{…}``;
+- :func:`cut_mid_line`: a stream whose body ends cleanly inside a line — a relay that ends its own 200 when its
+  upstream is cut (litellm#32159: "HTTP 200, the stream just stops"), a body delimited by the close — in each of the
+  three wire formats; the clients that met it: can1357/oh-my-pi#3362 (a final frame ``data: {"id":"x",`` at EOF),
+  baiye-banned/Agent_about_answer#134.
 """
 
 from __future__ import annotations
@@ -291,3 +295,50 @@ def glued_audio_chunks(texts: list[str]) -> Fault:
     events = ["data: " + one({"role": "assistant", "content": text}) + "\n\n" for text in texts[:-1]]
     events.append("data: " + one({"content": texts[-1]}) + one({"content": None, "audio": audio}, "audio") + "\n\n")
     return Fault.raw(200, *events, "data: " + one({}, "text", "stop") + "\n\n", DONE, headers=SSE)
+
+
+def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
+    """An answer in ``kind``'s wire format ("openai", "anthropic", "ollama") whose body ends cleanly (the chunked
+    body closed as it should, nothing reset) inside a line, 20 characters into it: the first text, then the line
+    that would have said more (``whole``: the answer's text and its finish reason, then the line after it — the
+    usage chunk, Anthropic's ``message_stop``). The events are each format's reference shapes; the cut is a relay's
+    or a close-delimited body's, at a byte no line ends at."""
+    if kind == "openai":
+        head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1764460800, "model": "local"}
+        events = [data({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Sunny"},
+                                             "finish_reason": None}]})]
+        if whole:
+            events.append(data({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        events.append(data({**head, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2,
+                                                             "total_tokens": 11}}))
+        headers = SSE
+    elif kind == "anthropic":
+        def event(name: str, obj: dict[str, Any]) -> str:
+            return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
+        events = [event("message_start", {"type": "message_start", "message": {
+                      "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-haiku-4-5",
+                      "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+                  event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                "content_block": {"type": "text", "text": ""}}),
+                  event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                "delta": {"type": "text_delta", "text": "Sunny"}})]
+        if whole:
+            events += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                       event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                               "usage": {"output_tokens": 2}}),
+                       "event: message_stop\ndata: " + json.dumps({"type": "message_stop"}) + "\n\n"]
+        else:
+            events.append(event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                        "delta": {"type": "text_delta", "text": " and warm."}}))
+        headers = SSE
+    elif kind == "ollama":
+        line = {"model": "qwen3.5:latest", "created_at": "2026-11-30T19:00:00Z",
+                "message": {"role": "assistant", "content": "Sunny"}, "done": False}
+        more = {**line, "message": {"role": "assistant", "content": " and warm."}}
+        events = [json.dumps(line) + "\n", json.dumps(more) + "\n"]
+        headers = {"content-type": "application/x-ndjson"}
+    else:
+        raise ValueError(f"no wire format {kind!r}")
+    cut = events[-1]
+    start = cut.rindex("data: ") + 6 if "data: " in cut else 0
+    return Fault.raw(200, *events[:-1], cut[:start + 20], headers=headers)

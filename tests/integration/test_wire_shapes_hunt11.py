@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.fakes.relays import GEMINI_EXHAUSTED, error_after_chunk, glued_audio_chunks, legacy_call_stream
+from tests.fakes.relays import (
+    GEMINI_EXHAUSTED,
+    cut_mid_line,
+    error_after_chunk,
+    glued_audio_chunks,
+    legacy_call_stream,
+)
 from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
 
@@ -84,3 +90,36 @@ async def test_an_audio_delta_glued_to_the_last_text_chunk_keeps_the_text(server
     routed = await route("openai", servers, tmp_path, glued_audio_chunks(["Sun", "ny in ", "Paris."]))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny in Paris."
+
+
+# -- a body that ends cleanly inside a line --------------------------------------------------------------------------
+
+DROPPED = [("primary", "retry", "connection_dropped"), ("primary", "fallback", "connection_dropped"),
+           ("backup", "ok", None)]
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "ollama"])
+async def test_a_stream_that_ends_cleanly_inside_a_line_is_a_dropped_connection(servers: dict[str, Any],  # noqa: F811
+                                                                               tmp_path: Path, kind: str) -> None:
+    """A relay that ends its own 200 cleanly when its upstream is cut ("HTTP 200, the stream just stops",
+    litellm#32159), or a body delimited by the close, leaves the answer's last line cut short: clients meet "a final
+    truncated provider frame such as ``data: {"id":"x",``" at EOF (can1357/oh-my-pi#3362; baiye-banned/
+    Agent_about_answer#134). The same cut with a reset was a dropped connection, asked again; ended cleanly, the
+    half line was read as a broken event — malformed_response, never asked again, the model counted broken — in
+    all three wire formats. SSE discards an event the body ends inside ("Once the end of the file is reached, any
+    pending data must be discarded", WHATWG HTML, server-sent events): the stream ended before its answer did, a
+    dropped connection."""
+    routed = await route(kind, servers, tmp_path, cut_mid_line(kind), cut_mid_line(kind))
+    assert outcomes(routed) == DROPPED
+    assert "cut off in the middle of a line" in (routed.record.attempts[0].detail or "")
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_a_whole_answer_whose_last_line_was_cut_is_kept(servers: dict[str, Any],  # noqa: F811
+                                                              tmp_path: Path, kind: str) -> None:
+    """The same clean cut after the answer's finish reason, inside the line after it (OpenAI's usage chunk,
+    Anthropic's ``message_stop``): the answer was whole, and a reset at that byte kept it; ended cleanly, the half
+    line failed it as malformed_response and the next model was asked for an answer the primary had given. Kept."""
+    routed = await route(kind, servers, tmp_path, cut_mid_line(kind, whole=True))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny"

@@ -517,13 +517,14 @@ class AnthropicProvider(HttpProvider):
                     # ping and unknown event types: ignored on purpose
                 if stopped:
                     break
-        if held:
+        if held and not resp.ended_in_line:  # else an event the body ended inside: discarded (see openai.py)
             loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)
         if not stopped and not stop_reason:  # with its stop reason the answer is whole: only message_stop is missing
             if unsaid:  # not a connection that broke: the server said it failed, without words (see openai.py)
                 raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
                                     "the stream")
-            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop")
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended before message_stop" + (
+                ", cut off in the middle of a line" if resp.ended_in_line else ""))
         unclosed = [_tool_call(b) for b in blocks.values() if b["type"] == "tool_use"]
         if stop_reason in CALL_STOPS and not call_ids and not unclosed:
             stop_reason = without_call(self.name, stop_reason, said is not None,

@@ -128,6 +128,10 @@ class StreamResponse:
         #: of raising malformed_response, and :attr:`empty` says the body was so
         self.quiet_if_empty = False
         self.empty = False
+        #: the body ended inside its last line (no line ending after its last bytes) and that line was given as a
+        #: line: of an event stream or JSON lines, a line cut short, when the providers cannot read it. Not said of a
+        #: JSON document, which needs no line ending at its end (:meth:`_json_body`)
+        self.ended_in_line = False
 
     @property
     def answered(self) -> bool:
@@ -218,6 +222,7 @@ class StreamResponse:
         if size > self.limit:
             raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                 f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
+        self.ended_in_line = False  # a document's end needs no line ending
         return [("data", "\n".join(lines)), ("data", "[DONE]")]
 
     def _whole_before_break(self, lines: list[str]) -> list[tuple[str, str]] | None:
@@ -302,6 +307,7 @@ class StreamResponse:
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"HTTP {self.status_code} with an empty body: no answer")
         rest = "".join(parts) + _rest(decoder)
         if rest:
+            self.ended_in_line = True
             yield [rest]
 
     async def _after_answer(self, content: aiohttp.StreamReader) -> bytes:
@@ -404,6 +410,12 @@ class StreamResponse:
                     if try_loads(whole[0][1].strip()) is not NOT_JSON:
                         yield whole
                         return
+                if self.ended_in_line and not fresh:
+                    # the body ended inside this line, after events: a line cut short ("dat", "eve"), not a body
+                    # that is no event stream. SSE discards an event the body ends inside (WHATWG HTML, "Once the end
+                    # of the file is reached, any pending data must be discarded"): the provider then judges the
+                    # stream as ended there — a whole answer kept, one cut short a dropped connection
+                    continue
                 raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
             if events:
                 fresh = False

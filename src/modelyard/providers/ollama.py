@@ -24,6 +24,7 @@ from modelyard.providers.http import (
     NO_MEMORY_WORDS,
     NO_ROOM_WORDS,
     NOT_CHAT_WORDS,
+    NOT_JSON,
     SYSTEM_FIRST_WORDS,
     TOOL_USE_FAILED,
     UNPARSED_CALL,
@@ -41,6 +42,7 @@ from modelyard.providers.http import (
     stream_error,
     system_first,
     tool_call,
+    try_loads,
     unparsed_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
@@ -299,7 +301,10 @@ class OllamaProvider(HttpProvider):
                     async for line in resp.aiter_lines():
                         if not line.strip():
                             continue
-                        data = loads(line, "Ollama stream line")
+                        if (data := try_loads(line)) is NOT_JSON:
+                            if resp.ended_in_line:  # the body ended inside this line (a cut: see openai.py's
+                                break  # stream), judged below as a stream that ended before it
+                            loads(line, "Ollama stream line")  # raises
                         if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
                         if data.get("error"):
@@ -330,7 +335,8 @@ class OllamaProvider(HttpProvider):
                             last = data
                     if not done:
                         if last is None:
-                            raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true")
+                            raise ProviderError(Reason.CONNECTION_DROPPED, "Ollama stream ended without done:true" + (
+                                ", cut off in the middle of a line" if resp.ended_in_line else ""))
                         # the body ended after a line that said why, without "done": true — Ollama's MLX engine
                         # ends so (ollama-vscode#60, #61: "Did not receive done or success response in stream"). It
                         # was connection_dropped: the whole answer asked again, the same end again, the next model.

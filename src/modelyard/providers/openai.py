@@ -1278,8 +1278,12 @@ class OpenAIProvider(HttpProvider):
                     yield _joined(texts)
                 if finished:
                     break
-        if held:
+        if held and not resp.ended_in_line:
             loads(held, "SSE data")  # data lines that never became JSON (raises)
+        # else the body ended inside the event (a relay that closed its answer cleanly when its upstream broke
+        # mid-line; a body delimited by the close): discarded, as SSE says of an event the body ends inside. It was
+        # malformed_response — never asked again, the model counted broken, a whole answer whose usage chunk was cut
+        # lost — where a reset at the same byte was a dropped connection (or, after the finish reason, the answer)
         if not finished and not finish:
             if resp.empty:
                 # an event stream framed empty, nothing said: llama_cpp.server's answer to a prompt past its context
@@ -1307,7 +1311,8 @@ class OpenAIProvider(HttpProvider):
                 # when it has no message, bayes-platform#639)
                 raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
                                     "the stream")
-            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]" + (
+                ", cut off in the middle of a line" if resp.ended_in_line else ""))
         if finish and plain and client.finish_last is None:
             client.finish_last = True  # its text came without a finish reason, the reason at the end: learned
         if finish in CALL_STOPS and not calls.calls:
