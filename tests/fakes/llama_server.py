@@ -71,9 +71,12 @@ class LlamaServer(OpenAIServer):
     ``--api-prefix``."""
 
     def __init__(self, *args: Any, fim_tokens: bool = True, api_prefix: str = "", n_ctx: int | None = None,
-                 context_status: int = 400, **kwargs: Any) -> None:
+                 context_status: int = 400, chat_template: str = "", **kwargs: Any) -> None:
         """``n_ctx``: the server's ``--ctx-size`` (None: any prompt fits); ``context_status``: 400, or the 500 of the
-        builds of llama.cpp#15780."""
+        builds of llama.cpp#15780. ``chat_template``: what ``GET /props`` says of the model's template
+        (tools/server/README.md: ``default_generation_settings``, ``total_slots``, ``model_path``, ``chat_template`` —
+        "the model's original Jinja2 prompt template")."""
+        self.chat_template = chat_template
         super().__init__(*args, **kwargs)
         self.fim_tokens = fim_tokens
         self.api_prefix = api_prefix
@@ -81,13 +84,19 @@ class LlamaServer(OpenAIServer):
         self.context_status = context_status
 
     def routes(self) -> list[BaseRoute]:
-        routes = [Route(self.api_prefix + "/infill", self._infill, methods=["POST"])]
+        routes = [Route(self.api_prefix + "/infill", self._infill, methods=["POST"]),
+                  Route(self.api_prefix + "/props", self._props, methods=["GET"])]
         for route in super().routes():
             assert isinstance(route, Route)
             endpoint = {"/v1/completions": self._refusing_suffix, "/v1/chat/completions": self._chat}.get(
                 route.path, route.endpoint)
             routes.append(Route(self.api_prefix + route.path, endpoint, methods=route.methods))
         return routes
+
+    async def _props(self, request: Request) -> JSONResponse:
+        await self.record(request)
+        return JSONResponse({"default_generation_settings": {"n_ctx": self.n_ctx or 4096}, "total_slots": 1,
+                             "model_path": "/models/model.gguf", "chat_template": self.chat_template})
 
     def _past_context(self, body: Any) -> JSONResponse | None:
         """The refusal of a prompt whose tokens reach the slot's context, or None."""

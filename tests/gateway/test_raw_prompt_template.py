@@ -24,6 +24,7 @@ import pytest
 from modelyard.ledger import connect
 from modelyard.providers.chat_template import family_of
 from tests.fakes import Fault, OllamaServer, OpenAIServer
+from tests.fakes.llama_server import LlamaServer
 from tests.gateway.harness import GatewayServer
 from tests.helpers import make_config
 
@@ -45,6 +46,11 @@ def _config(tmp_path, first: str, second: str, *, second_model: str = "llama3.1-
     for name, template in zip(("qwen", "other"), templates, strict=True):
         if template is not None:
             models[name]["template"] = template
+    return _chain(tmp_path, models)
+
+
+def _chain(tmp_path, models: dict[str, dict[str, Any]]) -> Any:
+    """Agent ``coder``: ``qwen``, then ``other``; no retries, so the primary's failure moves on at once."""
     defaults = {"timeouts": {"queue": 1, "connect": 2, "first_token": 5, "idle": 5, "total": 20},
                 "retries": {"attempts": 0}, "cooldown": {"failures": 5, "seconds": 30}}
     return make_config(models, {"coder": {"primary": "qwen", "fallbacks": ["other"]}}, defaults=defaults,
@@ -114,6 +120,13 @@ def test_the_config_key_is_read_and_checked():
 
 QWEN_TEMPLATE = ("{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{- range .Messages }}"
                  "<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n")
+#: the same two as Jinja, as llama-server's /props gives a GGUF's (Qwen2.5's and Llama 3.1's tokenizer_config.json
+#: chat_template, cut to their turn markers)
+QWEN_JINJA = ("{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + "
+              "'<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+              "{%- endif %}")
+LLAMA3_JINJA = ("{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>"
+                "\\n\\n' + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}")
 LLAMA3_TEMPLATE = ("{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}"
                    "<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
 
@@ -135,11 +148,7 @@ def test_an_ollama_models_template_is_read_from_its_server(tmp_path, second_temp
         first.faults.set_default(Fault.status(500))
         models = {"qwen": {"provider": "ollama", "endpoint": first.url, "model": "qwen2.5:7b"},
                   "other": {"provider": "ollama", "endpoint": second.url, "model": "other-model:8b"}}
-        defaults = {"timeouts": {"queue": 1, "connect": 2, "first_token": 5, "idle": 5, "total": 20},
-                    "retries": {"attempts": 0}, "cooldown": {"failures": 5, "seconds": 30}}
-        config = make_config(models, {"coder": {"primary": "qwen", "fallbacks": ["other"]}}, defaults=defaults,
-                             log={"path": str(tmp_path / "log.db")})
-        with GatewayServer(config) as gw:
+        with GatewayServer(_chain(tmp_path, models)) as gw:
             r = _generate(gw)
             if answers:
                 assert r.status_code == 200 and "from second" in r.text, r.text
@@ -148,3 +157,22 @@ def test_an_ollama_models_template_is_read_from_its_server(tmp_path, second_temp
                 assert r.status_code >= 400 and second.requests_to("/api/generate") == [], r.text
                 detail = _rows(gw)[-1][3] or ""
                 assert "('chatml')" in detail and "'llama3'" in detail, detail
+
+
+@pytest.mark.parametrize(("second_template", "answers"), [(QWEN_JINJA, True), (LLAMA3_JINJA, False)])
+def test_a_llama_servers_template_is_read_from_its_props(tmp_path, servers, second_template, answers):
+    """llama-server's GET /props ``chat_template`` (the GGUF's own): the primary an OpenAI-compatible
+    server whose template is declared, the fallback a llama-server whose template is read. Llama 3's fails on the old
+    code; Qwen's is a guard there and fails under the config-only rule."""
+    first, _ = servers
+    with LlamaServer(reply_text="from llama", chat_template=second_template) as llama:
+        models = {"qwen": {"provider": "openai", "endpoint": first.url, "model": "qwen2.5-7b", "template": "chatml"},
+                  "other": {"provider": "openai", "endpoint": llama.url, "model": "local-gguf"}}
+        with GatewayServer(_chain(tmp_path, models)) as gw:
+            r = _generate(gw)
+            if answers:
+                assert r.status_code == 200 and "from llama" in r.text, r.text
+            else:
+                assert r.status_code >= 400 and llama.requests_to("/v1/completions") == [], r.text
+                assert "'llama3'" in (_rows(gw)[-1][3] or "")
+            assert len(llama.requests_to("/props")) == 1

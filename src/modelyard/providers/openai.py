@@ -26,6 +26,7 @@ from orjson import loads as orjson_loads
 from modelyard.config.hints import AZURE_HOSTS
 from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.chat_template import family_of
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
@@ -1375,6 +1376,32 @@ class OpenAIProvider(HttpProvider):
             return
         async for chunk in self._completed(request, timeouts):
             yield chunk
+
+    #: the chat template family read from llama-server's /props ``chat_template`` (providers/chat_template.py)
+    _family: tuple[str | None] | None = None
+
+    async def template_family(self) -> str | None:
+        """The config's ``template``, else the family of the template llama-server's ``GET /props`` answers
+        (tools/server/README.md: "chat_template - the model's original Jinja2 prompt template", the GGUF's
+        ``tokenizer.chat_template``); another server (no /props) says nothing. Asked once; an unreachable server is
+        asked again next time."""
+        if self.config.template is not None:
+            return self.config.template
+        if self._family is None:
+            root = make_client(server_root(self.endpoint), self.client_headers())
+            try:
+                status, props = await root.request_json("GET", "/props", timeout=FACT_TIMEOUT)
+            except ProviderError:
+                return None
+            finally:
+                await root.aclose()
+            template = props.get("chat_template") if status == 200 and isinstance(props, dict) else None
+            self._family = (family_of(template) if isinstance(template, str) else None,)
+        return self._family[0]
+
+    def server_gone(self) -> None:
+        super().server_gone()
+        self._family = None  # another server, or another model, may come back on the address
 
     async def aclose(self) -> None:
         await super().aclose()
