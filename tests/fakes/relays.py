@@ -41,7 +41,10 @@ Round 17 (the eleventh fault hunt, faults24):
 - :func:`cut_mid_line`: a stream whose body ends cleanly inside a line — a relay that ends its own 200 when its
   upstream is cut (litellm#32159: "HTTP 200, the stream just stops"), a body delimited by the close — in each of the
   three wire formats; the clients that met it: can1357/oh-my-pi#3362 (a final frame ``data: {"id":"x",`` at EOF),
-  baiye-banned/Agent_about_answer#134.
+  baiye-banned/Agent_about_answer#134;
+- :func:`anthropic_relayed`: an Anthropic Messages stream as relays of it end or keep it alive — ``data: [DONE]`` in
+  place of ``message_stop`` (GitHub Copilot's Anthropic-compatible proxy, huggingface/tau#692), a ``ping`` event whose
+  data is ``""`` (caozhiyuan/copilot-api#88).
 """
 
 from __future__ import annotations
@@ -342,3 +345,30 @@ def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
     cut = events[-1]
     start = cut.rindex("data: ") + 6 if "data: " in cut else 0
     return Fault.raw(200, *events[:-1], cut[:start + 20], headers=headers)
+
+
+def anthropic_relayed(*, done_for_stop: bool = False, ping_data: str | None = None) -> Fault:
+    """An Anthropic Messages stream of one text block ("Sunny."), its ``message_delta`` with ``end_turn``, then
+    ``message_stop`` — or, ``done_for_stop``, OpenAI's ``data: [DONE]`` in its place, as GitHub Copilot's
+    Anthropic-compatible proxy ends its streams ("can terminate a stream with data: [DONE] instead of an Anthropic
+    message_stop event", huggingface/tau#692). ``ping_data``: a ``ping`` event after the block's first delta with this
+    data (copilot-api sent ``data: ""``, a JSON string, on its pings: caozhiyuan/copilot-api#88). The events are
+    Anthropic's documented ones."""
+    def event(name: str, obj: dict[str, Any]) -> str:
+        return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
+    events = [event("message_start", {"type": "message_start", "message": {
+                  "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4.5",
+                  "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+              event("content_block_start", {"type": "content_block_start", "index": 0,
+                                            "content_block": {"type": "text", "text": ""}}),
+              event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": "Sunny"}})]
+    if ping_data is not None:
+        events.append(f"event: ping\ndata: {ping_data}\n\n")
+    events += [event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                             "delta": {"type": "text_delta", "text": "."}}),
+               event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                       "usage": {"output_tokens": 2}}),
+               DONE if done_for_stop else event("message_stop", {"type": "message_stop"})]
+    return Fault.raw(200, *events, headers=SSE)

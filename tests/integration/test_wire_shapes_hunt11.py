@@ -7,7 +7,11 @@ the router.
   (overloaded) or 429 (rate limited), not malformed_response;
 - a tool call in OpenAI's legacy shape (``delta.function_call``, ``finish_reason: "function_call"``), streamed, glued
   ``{…}{…}`` or whole: the call, not an unusable answer or malformed_response;
-- an omni model's audio delta glued to its last text chunk: the text read, the audio read past as in a chunk alone.
+- an omni model's audio delta glued to its last text chunk: the text read, the audio read past as in a chunk alone;
+- a stream whose body ends cleanly inside a line, in all three wire formats: a dropped connection, or the answer kept
+  when it was whole (it was malformed_response);
+- an Anthropic stream ended by ``data: [DONE]`` in place of ``message_stop`` (GitHub Copilot's proxy), and a ``ping``
+  whose data is ``""``: the answer, not malformed_response.
 
 Each failed on the code before this hunt.
 """
@@ -20,6 +24,7 @@ from typing import Any
 import pytest
 from tests.fakes.relays import (
     GEMINI_EXHAUSTED,
+    anthropic_relayed,
     cut_mid_line,
     error_after_chunk,
     glued_audio_chunks,
@@ -123,3 +128,29 @@ async def test_a_whole_answer_whose_last_line_was_cut_is_kept(servers: dict[str,
     routed = await route(kind, servers, tmp_path, cut_mid_line(kind, whole=True))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny"
+
+
+# -- an Anthropic stream as relays end it or keep it alive -------------------------------------------------------------
+
+
+async def test_an_anthropic_stream_ended_by_done_is_the_answer(servers: dict[str, Any],  # noqa: F811
+                                                               tmp_path: Path) -> None:
+    """GitHub Copilot's Anthropic-compatible proxy "can terminate a stream with ``data: [DONE]`` instead of an
+    Anthropic ``message_stop`` event" (huggingface/tau#692; earendil-works/pi#3708 quotes proxies that add it after
+    ``message_stop``, LiteLLM among them). ``[DONE]`` was read as an event's broken JSON: malformed_response, the
+    whole answer — its stop reason said — lost and asked of the next model. It ends the stream, as message_stop."""
+    routed = await route("anthropic", servers, tmp_path, anthropic_relayed(done_for_stop=True))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny." and routed.response.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("ping_data", ['""', "null"])
+async def test_a_ping_whose_data_is_no_object_is_read_past(servers: dict[str, Any],  # noqa: F811
+                                                           tmp_path: Path, ping_data: str) -> None:
+    """copilot-api's ``/v1/messages`` stream sent its ping events with ``data: ""`` (caozhiyuan/copilot-api#88: "When
+    the server sends a ping event with data: \"\" …"); ``null`` says as little. A ping may come anywhere and says
+    nothing (Anthropic's streaming docs), but its data, no object, failed the answer as malformed_response. Read
+    past."""
+    routed = await route("anthropic", servers, tmp_path, anthropic_relayed(ping_data=ping_data))
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "Sunny."

@@ -416,10 +416,22 @@ class AnthropicProvider(HttpProvider):
                         value = held + "\n" + value
                     data = try_loads(value.strip())
                     if data is NOT_JSON:  # an event's JSON over several data lines (see _held)
+                        if not held and value.strip() == "[DONE]":
+                            # OpenAI's end marker where message_stop should be: GitHub Copilot's Anthropic-compatible
+                            # proxy ends its streams so (huggingface/tau#692), others after message_stop
+                            # (earendil-works/pi#3708: "event: done" / "data: [DONE]"). It was malformed_response:
+                            # the whole answer before it, its stop reason said, lost and asked of the next model
+                            stopped = True
+                            break
                         held = _held(value, held, self.response_limit, event)
                         continue
                     held = ""
                     if not isinstance(data, dict):
+                        if event == "ping" or data is None:
+                            # a keep-alive's data that is no object: copilot-api's ping events carried ``data: ""``
+                            # (caozhiyuan/copilot-api#88); "data: null" says nothing (see openai.py). A ping says
+                            # nothing whatever its data: the answer was failed as malformed_response
+                            continue
                         raise ProviderError(Reason.MALFORMED_RESPONSE, f"SSE '{event}' data is not an object")
                     kind = data.get("type", event)
                     if kind == "error" or (not kind and data.get("error")):
