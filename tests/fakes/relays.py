@@ -300,6 +300,37 @@ def glued_audio_chunks(texts: list[str]) -> Fault:
     return Fault.raw(200, *events, "data: " + one({}, "text", "stop") + "\n\n", DONE, headers=SSE)
 
 
+def _event(name: str, obj: dict[str, Any]) -> str:
+    """One Anthropic Messages stream event."""
+    return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
+
+
+def _anthropic_opening(model: str, text: str) -> list[str]:
+    """An Anthropic stream's ``message_start``, a text block's start and its first delta (``text``)."""
+    return [_event("message_start", {"type": "message_start", "message": {
+                "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": model,
+                "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
+            _event("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}}),
+            _text_delta(text)]
+
+
+def _text_delta(text: str) -> str:
+    return _event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                          "delta": {"type": "text_delta", "text": text}})
+
+
+def _anthropic_ending(last: str) -> list[str]:
+    """The text block's stop, ``message_delta`` with ``end_turn``, and ``last`` (``message_stop``, or what a relay
+    writes in its place)."""
+    return [_event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            _event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                     "usage": {"output_tokens": 2}}), last]
+
+
+MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
+
+
 def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
     """An answer in ``kind``'s wire format ("openai", "anthropic", "ollama") whose body ends cleanly (the chunked
     body closed as it should, nothing reset) inside a line, 20 characters into it: the first text, then the line
@@ -316,23 +347,8 @@ def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
                                                              "total_tokens": 11}}))
         headers = SSE
     elif kind == "anthropic":
-        def event(name: str, obj: dict[str, Any]) -> str:
-            return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
-        events = [event("message_start", {"type": "message_start", "message": {
-                      "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-haiku-4-5",
-                      "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
-                  event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                "content_block": {"type": "text", "text": ""}}),
-                  event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                "delta": {"type": "text_delta", "text": "Sunny"}})]
-        if whole:
-            events += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                       event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                               "usage": {"output_tokens": 2}}),
-                       "event: message_stop\ndata: " + json.dumps({"type": "message_stop"}) + "\n\n"]
-        else:
-            events.append(event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                        "delta": {"type": "text_delta", "text": " and warm."}}))
+        events = _anthropic_opening("claude-haiku-4-5", "Sunny")
+        events += _anthropic_ending(MESSAGE_STOP) if whole else [_text_delta(" and warm.")]
         headers = SSE
     elif kind == "ollama":
         line = {"model": "qwen3.5:latest", "created_at": "2026-11-30T19:00:00Z",
@@ -354,21 +370,8 @@ def anthropic_relayed(*, done_for_stop: bool = False, ping_data: str | None = No
     message_stop event", huggingface/tau#692). ``ping_data``: a ``ping`` event after the block's first delta with this
     data (copilot-api sent ``data: ""``, a JSON string, on its pings: caozhiyuan/copilot-api#88). The events are
     Anthropic's documented ones."""
-    def event(name: str, obj: dict[str, Any]) -> str:
-        return f"event: {name}\ndata: {json.dumps(obj)}\n\n"
-    events = [event("message_start", {"type": "message_start", "message": {
-                  "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4.5",
-                  "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}}),
-              event("content_block_start", {"type": "content_block_start", "index": 0,
-                                            "content_block": {"type": "text", "text": ""}}),
-              event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                            "delta": {"type": "text_delta", "text": "Sunny"}})]
+    events = _anthropic_opening("claude-sonnet-4.5", "Sunny")
     if ping_data is not None:
         events.append(f"event: ping\ndata: {ping_data}\n\n")
-    events += [event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                             "delta": {"type": "text_delta", "text": "."}}),
-               event("content_block_stop", {"type": "content_block_stop", "index": 0}),
-               event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                                       "usage": {"output_tokens": 2}}),
-               DONE if done_for_stop else event("message_stop", {"type": "message_stop"})]
+    events += [_text_delta("."), *_anthropic_ending(DONE if done_for_stop else MESSAGE_STOP)]
     return Fault.raw(200, *events, headers=SSE)
