@@ -13,7 +13,8 @@ the router.
 - an Anthropic stream ended by ``data: [DONE]`` in place of ``message_stop`` (GitHub Copilot's proxy), and a ``ping``
   whose data is ``""``: the answer, not malformed_response.
 
-Each failed on the code before this hunt.
+Each failed on the code before this hunt, but the two guards at the end (named so): the official ``openai`` and
+``anthropic`` SDKs read the legacy-call and relayed-Anthropic fakes as the servers' own shapes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anthropic as anthropic_sdk
+import openai as openai_sdk
 import pytest
 from tests.fakes.relays import (
     GEMINI_EXHAUSTED,
@@ -30,7 +33,7 @@ from tests.fakes.relays import (
     glued_audio_chunks,
     legacy_call_stream,
 )
-from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_fault_shapes import KEY, _reset, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
 
 # -- an error object written bare, its "{" not at the start of a line -------------------------------------------------
@@ -154,3 +157,30 @@ async def test_a_ping_whose_data_is_no_object_is_read_past(servers: dict[str, An
     routed = await route("anthropic", servers, tmp_path, anthropic_relayed(ping_data=ping_data))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny."
+
+
+# -- the official SDKs read the fakes above as the servers' own (guards: they held already) ----------------------------
+
+
+def test_guard_the_openai_sdk_reads_the_legacy_call_fake_as_a_function_call(servers: dict[str, Any]) -> None:  # noqa: F811
+    """Guard (held already): the official ``openai`` SDK types the legacy stream of
+    :func:`tests.fakes.relays.legacy_call_stream` as its own ``ChoiceDeltaFunctionCall`` pieces — the fake is the
+    documented shape, not one made up for the reader above."""
+    servers["openai"].push(legacy_call_stream("get_weather", ['{"ci', 'ty": "Par', 'is"}']))
+    with openai_sdk.OpenAI(api_key="sk-test", base_url=f"{servers['openai'].url}/v1", max_retries=0) as client:
+        chunks = list(client.chat.completions.create(model="local", messages=[{"role": "user", "content": "?"}],
+                                                     stream=True))
+    calls = [c.choices[0].delta.function_call for c in chunks if c.choices and c.choices[0].delta.function_call]
+    assert calls[0].name == "get_weather" and "".join(c.arguments or "" for c in calls) == '{"city": "Paris"}'
+    assert chunks[-1].choices[0].finish_reason == "function_call"
+
+
+def test_guard_the_anthropic_sdk_reads_the_relayed_stream_to_its_end(servers: dict[str, Any]) -> None:  # noqa: F811
+    """Guard (held already): the official ``anthropic`` SDK reads :func:`tests.fakes.relays.anthropic_relayed` — a
+    ``ping`` with ``data: ""``, ``[DONE]`` for ``message_stop`` — as the answer: its text and stop reason, no error."""
+    servers["anthropic"].push(anthropic_relayed(done_for_stop=True, ping_data='""'))
+    with anthropic_sdk.Anthropic(api_key=KEY, base_url=servers["anthropic"].url, max_retries=0) as client:
+        events = list(client.messages.create(model="claude-haiku-4-5", max_tokens=64, stream=True,
+                                             messages=[{"role": "user", "content": "?"}]))
+    text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    assert text == "Sunny." and [e.delta.stop_reason for e in events if e.type == "message_delta"] == ["end_turn"]
