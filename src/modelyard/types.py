@@ -172,6 +172,11 @@ class ChatRequest:
     #: takes it (OpenAI-compatible servers, Ollama, llama.cpp); not to Anthropic's API, whose newer models refuse it
     #: beside a temperature
     top_p: float | None = None
+    #: whether the server must follow ``json_schema`` exactly (OpenAI's ``json_schema.strict``, false unless the client
+    #: says: "Only a subset of JSON Schema is supported when strict is true" — a schema with optional properties is
+    #: refused under it, vercel/ai#6484); None: the client's API has no such word (Ollama's ``format``, Anthropic's
+    #: output format), and an OpenAI-compatible server is asked to follow the schema exactly
+    json_strict: bool | None = None
 
 
 def repair_text(text: str) -> str:

@@ -12,6 +12,8 @@ top 10% probability mass are considered", the same API reference; Anthropic's Me
 ``options.top_p``, docs.ollama.com/modelfile) was dropped the same way on every API here, whatever the model; it is
 passed on to OpenAI-compatible servers, Ollama and llama.cpp (not to Anthropic's API, whose newer models refuse it
 beside a temperature). Its tests failed on the old code.
+
+And a ``json_schema``'s ``strict`` goes on as the client said it (below).
 """
 
 from __future__ import annotations
@@ -111,3 +113,37 @@ def test_top_p_reaches_the_server_from_every_api(gw, fakes):
 def test_a_top_p_past_one_is_a_400_naming_it(gw):
     r = httpx.post(gw.url + "/v1/chat/completions", timeout=15, json={"model": "viaopenai", **CHAT, "top_p": 1.5})
     assert r.status_code == 400 and r.json()["error"]["param"] == "top_p", r.text
+
+
+#: a schema valid only without strict mode: an optional property ("Only a subset of JSON Schema is supported when
+#: strict is true": every property must be required — OpenAI's 400 "Invalid schema for response_format 'response': In
+#: context=(…), 'required' is required to be supplied and to be an array including every key in properties. Missing
+#: 'roles'", vercel/ai#6484; Dicklesworthstone/cass_memory_system#44)
+LOOSE = {"type": "object", "properties": {"name": {"type": "string"}, "roles": {"type": "array",
+                                                                             "items": {"type": "string"}}},
+         "required": ["name"]}
+
+
+@pytest.mark.parametrize(("given", "sent"), [(False, False), (None, False), (True, True)])
+def test_json_schema_strict_is_passed_on_as_the_client_said(gw, fakes, given, sent):
+    """``response_format.json_schema.strict`` (chat; OpenAI's default false) and ``text.format.strict`` (Responses).
+    Was: always sent as true — a schema valid without strict mode was refused by OpenAI itself. The ``True`` cases are
+    guards."""
+    oa, _ = fakes
+    spec: dict[str, Any] = {"name": "person", "schema": LOOSE}
+    if given is not None:
+        spec["strict"] = given
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", **CHAT,
+                                       "response_format": {"type": "json_schema", "json_schema": spec}})
+    assert oa.last_request.json["response_format"]["json_schema"]["strict"] is sent
+    _post(gw, "/v1/responses", {"model": "viaopenai", "input": "who?", "text": {"format": {"type": "json_schema",
+                                                                                           **spec}}})
+    assert oa.last_request.json["response_format"]["json_schema"]["strict"] is sent
+
+
+def test_a_schema_from_an_api_without_strict_is_still_sent_strict(gw, fakes):
+    """Guard: Ollama's ``format`` schema has no word on it: an OpenAI-compatible server is asked to follow it exactly,
+    as before."""
+    oa, _ = fakes
+    _post(gw, "/api/chat", {"model": "viaopenai", **CHAT, "format": LOOSE})
+    assert oa.last_request.json["response_format"]["json_schema"]["strict"] is True

@@ -232,6 +232,8 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
         temperature=body.temperature,
         json_output=fmt in ("json_object", "json_schema"),
         json_schema=schema if isinstance(schema, dict) and schema else None,
+        # text.format.strict as the client said it (false unless set, as on chat completions)
+        json_strict=fmt_spec.get("strict") is True if isinstance(schema, dict) and schema else None,
         single_tool_call=body.parallel_tool_calls is False,
         top_p=body.top_p,
     )

@@ -317,10 +317,13 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     response_format = fields["response_format"]
     fmt = response_format.type if response_format else "text"
     schema = response_format.answer_schema if response_format else None
+    # strict as the client said it (OpenAI's default: false), passed on: sent as true, a schema valid without it
+    # (optional properties) was refused by OpenAI itself, and the chain ended on a 400 (vercel/ai#6484)
+    strict = bool(response_format.json_schema.strict) if schema and response_format.json_schema else None
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
-                       fields["top_p"])
+                       fields["top_p"], strict)
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

@@ -1059,8 +1059,10 @@ class OpenAIProvider(HttpProvider):
         if request.top_p is not None:
             body["top_p"] = request.top_p
         if request.json_schema:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
+            # the client's strict where its API says one (ChatRequest.json_strict), else exactly
+            strict = request.json_strict if request.json_strict is not None else True
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": request.json_schema, "strict": strict}}
         elif request.json_output:
             body["response_format"] = {"type": "json_object"}
         return body
