@@ -29,7 +29,7 @@ ASK = "write a blog post about the history of vaccines"
     ("Translate the following text into French:\nThe meeting is moved to Monday.", {Role.UTILITY: cues.NUDGE}),
     ("Turn this list into a table (pasted data)", {Role.UTILITY: cues.NUDGE}),
     ("What is the capital of Mongolia?", {}),
-    ("How do I create a symlink?", {}),
+    ("How do I create a symlink?", {Role.ENGINEER: cues.TASK_NUDGE}),  # round 25: a how-to naming a system object
     ("fix this", {}),  # a verb of change with nothing given: no cue
 ])
 def test_the_cues_name_the_role_of_what_the_request_does(text: str, expected: dict[Role, float]) -> None:

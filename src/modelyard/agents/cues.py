@@ -7,6 +7,9 @@ a verb of mechanical change, with material the person gives — and no single n-
 (benchmarks/README.md) tried both ways of using them on the tuning sets: as extra word tokens the members learn
 weights for (1,103 → 1,095–1,103 of 1,313: no gain, they are diluted among ~1,400 examples' words) and as a fixed
 nudge on the members' mean vote for the role the conjunction names (:data:`NUDGE`, chosen leave-one-file-out).
+Round 25 (benchmarks/routing_eval/ROUNDS.md) added two more conjunctions the same way: a how-to question that names
+an object of a system (engineer) and a composition asked for by its form or length, without a verb of writing
+(writer), with their own size (:data:`TASK_NUDGE`).
 """
 
 from __future__ import annotations
@@ -42,10 +45,35 @@ COMPOSE = re.compile(
 #: ten tuning files, each held out in turn — 9 of 10 folds chose it; 1,103 → 1,109 of 1,313, 6 fixed, 0 broken)
 NUDGE = 0.12
 
+#: a software or system task asked as a how-to question: the message opens "how do/can … I/we/you/one …" or "how to …"
+#: and names, within the same sentence, an object of an operating system or of software work (round 25; POLICY.md's
+#: engineer column — shell, git, builds, deployment, config files, SQL — and the ordinary nouns of a system). The
+#: words carry no role alone ("how do I …" is research as often; "file" is everyone's): the conjunction does
+SYSTEM_HOW = re.compile(
+    r"^[^\w]*(?:how\s+(?:do|can|could|would|should|will)\s+(?:i|we|you|one)\b|how\s+to\b)[^.?!\n]{0,80}?\b"
+    r"(?:files?|filenames?|director(?:y|ies)|folders?|process(?:es)?|pids?|ports?|packages?|git|repo(?:sitor(?:y|ies))?|"
+    r"branch(?:es)?|commits?|terminal|shell|bash|zsh|command(?:\s+line)?|cli|linux|ubuntu|debian|unix|macos|mac|"
+    r"windows|powershell|cmd|server|ssh|sudo|root|permissions?|chmod|symlinks?|disks?|partitions?|mount|kernel|cron|"
+    r"daemon|services?|environment\s+variables?|env|path|docker|containers?|images?|vms?|virtual\s+machines?|"
+    r"network\s+interfaces?|ip\s+address|dns|firewall|certificates?|ssl|tls|https?|npm|pip|apt|brew|yum|database|"
+    r"sql|tables?|regex|config(?:uration)?\s+files?|logs?|build|compile|deploy(?:ment)?|ci|pipeline|api|library|"
+    r"module|version|install(?:ation)?|binary|executable|archive|tar|zip|usb|driver|hostname|users?|groups?)\b",
+    re.IGNORECASE)
+#: a composition asked for by its form or length, with no verb of writing: "300 words on …", "a hook for …",
+#: "some lyrics for …" (round 25). Forms that name code as often ("script", "copy") are left out
+FORM = re.compile(
+    r"\b\d+[\s-]*(?:words?|paragraphs?|lines?|sentences?|tweets?|slides?)\s+(?:on|about|for|of)\b"
+    r"|\b(?:a|an|some|the)\s+(?:\w+\s+){0,2}(?:hooks?|captions?|taglines?|slogans?|lyrics|verses?|jingle|campaign|"
+    r"toast|eulogy|limerick|haiku|sonnet|ballad|rap|chorus|blurb|pitch|ad\s+copy)\s+"
+    r"(?:for|about|on|to|that|which|where|in)\b|\blyrics\b|\bcaptions?\s+for\b", re.IGNORECASE)
+#: added to the members' mean probability of engineer (:data:`SYSTEM_HOW`) or writer (:data:`FORM`) when the cue is
+#: there, on top of :data:`NUDGE` (one size for both: chosen on the ten tuning files, each held out in turn; round 25)
+TASK_NUDGE = 0.5
 
-#: the three cues for a text in ASCII, searched in its lower case (their patterns hold no capital): the same matches
+
+#: the cues for a text in ASCII, searched in its lower case (their patterns hold no capital): the same matches
 #: as ignoring case, for ~40% of their CPU (round 23)
-_LOWER = {cue: re.compile(cue.pattern) for cue in (GIVEN, TRANSFORM, COMPOSE)}
+_LOWER = {cue: re.compile(cue.pattern) for cue in (GIVEN, TRANSFORM, COMPOSE, SYSTEM_HOW, FORM)}
 
 
 def nudges(text: str) -> dict[Role, float]:
@@ -57,6 +85,10 @@ def nudges(text: str) -> dict[Role, float]:
         out[Role.WRITER] = NUDGE
     if found(TRANSFORM) and found(GIVEN):
         out[Role.UTILITY] = NUDGE
+    if found(SYSTEM_HOW):
+        out[Role.ENGINEER] = TASK_NUDGE
+    if found(FORM):
+        out[Role.WRITER] = out.get(Role.WRITER, 0.0) + TASK_NUDGE
     return out
 
 
