@@ -70,9 +70,9 @@ def connect(*args, **kwargs):
 sqlite3.connect = connect
 from modelyard.ledger import writer
 blocking, waiting = writer.LogWriter._wait_blocking, writer.LogWriter.wait_written
-def wait_blocking(self, target, loop, bound):
+def wait_blocking(self, target, bound):
     t0 = pc()
-    ok = blocking(self, target, loop, bound)
+    ok = blocking(self, target, bound)
     events.append(("block", t0, pc() - t0, bool(ok)))
     return ok
 async def wait_written(self, timeout=10.0, *, block=0.0):

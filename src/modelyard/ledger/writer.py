@@ -45,6 +45,14 @@ opens right after the commit, instead of going through the loop's selector, its 
 ``call_soon_threadsafe`` — a thread wake-up and a loop iteration fewer per answer (issue #15). Only
 while the writer is idle or has been busy for less than the bound: a stalled disk costs the loop at
 most one bound per stall, then every waiter waits asynchronously again until the writer catches up.
+
+Waiters count: a row is settled (committed, lost or held) once ``written + errors + held`` reaches its place. Places
+are given in the order rows enter the queue (``_queued``, under ``_order`` together with the put), and the one writer
+thread settles the queue in that order — so a count that reaches a row's place means that row and every one before
+it are settled. A row an event loop holds until its iteration's end has no place yet: its waiter learns its target
+at that hand-over (``_after``), not at submit. Counting places at submit instead (as before round 26) let another
+thread's later row, queued at once, settle first and release the waiter of a row still held (issue #15's caveat of
+round 22; tests/unit/test_log_writer_order.py).
 """
 
 from __future__ import annotations
@@ -272,12 +280,20 @@ class LogWriter:
         self._last_error_at: float | None = None
         self._last_logged = 0.0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        #: rows accepted (the bound, /healthz's queued, flush's target); guarded by _order
         self._submitted = 0
+        #: rows given their place in the commit order, i.e. queued (module docstring); guarded by _order, which is
+        #: held from the increment through the put so places follow the queue's order
+        self._queued = 0
+        self._order = allocate_lock()
         #: rows the writer thread has taken off the queue (the bound counts the rest)
         self._taken = 0
         #: rows submitted on an event loop, handed to the queue together at the loop's next iteration
         self._held: dict[asyncio.AbstractEventLoop, list[RequestRecord | Row]] = {}
         self._done = threading.Condition()
+        #: per loop, [target, future, ...]: the waiters whose rows the loop still holds, the target set at the hand-over
+        #: (each list touched from its loop's thread only)
+        self._after: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         #: threads waiting in flush() on _done (the commit notifies only then); guarded by _done
         self._flushing = 0
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
@@ -374,30 +390,44 @@ class LogWriter:
             what = f"a {item.insert.split()[2]} row" if isinstance(item, Row) else f"request {item.id}"
             self._failed(OverflowError(f"{self.max_queue} rows wait for the disk: {what} dropped"))
             return
-        self._submitted += 1
         loop = _running_loop()
-        if loop is None or self._closed:
-            self._queue.put(item)
-        else:  # the first row of a loop iteration wakes the writer at once (no wait at concurrency 1); the
-            # rest of that iteration's rows follow in one hand-over at its end, however many requests ended in it
-            held = self._held.get(loop)
-            if held is None:
-                loop.call_soon(self._hand_over, loop)
-                if crowd:
-                    self._held[loop] = [item]
+        with self._order:  # placed and queued in one step: another thread's row cannot be queued in between
+            self._submitted += 1
+            if loop is None or self._closed:
+                self._queued += 1
+                self._queue.put(item)
+            else:  # the first row of a loop iteration wakes the writer at once (no wait at concurrency 1); the
+                # rest of that iteration's rows follow in one hand-over at its end, however many requests ended in it
+                held = self._held.get(loop)
+                if held is None:
+                    loop.call_soon(self._hand_over, loop)
+                    if crowd:
+                        self._held[loop] = [item]
+                    else:
+                        self._held[loop] = []
+                        self._queued += 1
+                        self._queue.put(item)
                 else:
-                    self._held[loop] = []
-                    self._queue.put(item)
-            else:
-                held.append(item)
+                    held.append(item)
         if not self._running and not self._closed:  # only after something killed the thread
             self._thread = self._start()
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue what ``loop`` submitted since its last iteration (runs in that loop)."""
+        """Queue what ``loop`` submitted since its last iteration (runs in that loop, or for a loop that stopped);
+        its waiters that waited for that learn their target now (module docstring)."""
         held = self._held.pop(loop, None)
         if held:
-            self._queue.put(held)
+            with self._order:
+                self._queued += len(held)
+                self._queue.put(held)
+                target = self._queued
+            if after := self._after.pop(loop, None):
+                after[0] = target
+                with self._done:
+                    if self.written + self.errors + self.held < target and self._running and not self._closed:
+                        self._async_waiters += [(target, fut) for fut in after[1:]]
+                        return
+                _resolve_all(after[1:])
 
     def _hand_over_all(self) -> None:
         """Queue what this thread's loop holds (a blocking flush() in it would otherwise wait for itself)
@@ -416,9 +446,10 @@ class LogWriter:
         return self.written + self.errors + self.held >= target or self._closed or not self._running
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every record submitted so far is committed (at once if the writer has stopped)."""
-        target = self._submitted
+        """Wait until every record submitted so far is committed (at once if the writer has stopped). Rows another
+        running loop still holds are counted, not seen: the count waits for as many rows as were submitted."""
         self._hand_over_all()
+        target = self._submitted
         with self._done:
             self._flushing += 1
             try:
@@ -433,15 +464,28 @@ class LogWriter:
 
         ``block`` (seconds; for a caller that knows nothing else on its loop is waiting): first wait
         blocking for at most that long, if the writer is not stuck in an earlier batch (module docstring)."""
-        target = self._submitted
         loop = running_loop()  # without asyncio's getpid system call on serve's loop (issue #15)
-        if block and self._wait_blocking(target, loop, block):
-            return self.written + self.errors + self.held >= target
-        with self._done:
-            if self._settled(target):
+        after: list[Any] | None = None
+        if self._held.get(loop):  # rows this loop holds (the caller's among them) have no place yet
+            if block:
+                self._hand_over(loop)  # they go now: nothing else runs on the loop during a blocking wait
+            else:  # the hand-over at the iteration's end gives the target: [target, futures...] (module docstring)
+                after = self._after.get(loop)
+                if after is None:
+                    after = self._after[loop] = [0]
+                fut = loop.create_future()
+                after.append(fut)
+        if after is None:
+            target = self._queued
+            if self.written + self.errors + self.held >= target:  # committed already (a lone row at hand-off)
+                return True
+            if block and self._wait_blocking(target, block):
                 return self.written + self.errors + self.held >= target
-            fut = loop.create_future()
-            self._async_waiters.append((target, fut))
+            with self._done:
+                if self._settled(target):
+                    return self.written + self.errors + self.held >= target
+                fut = loop.create_future()
+                self._async_waiters.append((target, fut))
         # the bound releases the waiter (not asyncio.timeout, which cancels the task and takes the cancellation
         # back: ~3x the cost, per request, nor wait_for: an extra task); one timer for all of a loop's waiters
         bounds = self._bounds.get(loop)
@@ -450,17 +494,17 @@ class LogWriter:
             bounds = self._bounds[loop] = Bounds(loop)
         bounds.add(fut, timeout)
         await fut
+        if after is not None:
+            target = after[0]  # 0: released at its bound before the hand-over
+            return 0 < target <= self.written + self.errors + self.held
         return self.written + self.errors + self.held >= target
 
-    def _wait_blocking(self, target: int, loop: asyncio.AbstractEventLoop, bound: float) -> bool:
+    def _wait_blocking(self, target: int, bound: float) -> bool:
         """Wait up to ``bound`` s on this thread for the commit of ``target`` rows; True once settled.
         False at once if the writer has been busy for longer than the bound (a stalled disk)."""
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > bound:
             return False
-        held = self._held.pop(loop, None)
-        if held:  # this iteration's rows go now: nothing else runs on the loop until this wait ends
-            self._queue.put(held)
         lock = allocate_lock()
         lock.acquire()
         with self._done:
