@@ -332,7 +332,8 @@ MESSAGE_STOP = _event("message_stop", {"type": "message_stop"})
 
 
 def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
-    """An answer in ``kind``'s wire format ("openai", "anthropic", "ollama") whose body ends cleanly (the chunked
+    """An answer in ``kind``'s wire format ("openai", "anthropic", "ollama"; "completions": OpenAI's legacy
+    ``/v1/completions``) whose body ends cleanly (the chunked
     body closed as it should, nothing reset) inside a line, 20 characters into it: the first text, then the line
     that would have said more (``whole``: the answer's text and its finish reason, then the line after it — the
     usage chunk, Anthropic's ``message_stop``). The events are each format's reference shapes; the cut is a relay's
@@ -349,6 +350,15 @@ def cut_mid_line(kind: str, *, whole: bool = False) -> Fault:
     elif kind == "anthropic":
         events = _anthropic_opening("claude-haiku-4-5", "Sunny")
         events += _anthropic_ending(MESSAGE_STOP) if whole else [_text_delta(" and warm.")]
+        headers = SSE
+    elif kind == "completions":  # OpenAI's legacy /v1/completions: text_completion objects
+        def obj(piece: str, finish: str | None, **extra: Any) -> str:
+            return data({"id": "cmpl-1", "object": "text_completion", "model": "local",
+                         "choices": [{"text": piece, "index": 0, "logprobs": None, "finish_reason": finish}], **extra})
+        events = [obj("upon a time", None), obj("", "stop") if whole else obj(" there was", None)]
+        if whole:
+            events.append(data({"id": "cmpl-1", "object": "text_completion", "model": "local", "choices": [],
+                                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}))
         headers = SSE
     elif kind == "ollama":
         line = {"model": "qwen3.5:latest", "created_at": "2026-11-30T19:00:00Z",

@@ -33,8 +33,11 @@ from tests.fakes.relays import (
     glued_audio_chunks,
     legacy_call_stream,
 )
-from tests.integration.test_fault_shapes import KEY, _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_fault_shapes import KEY, _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes_round3 import PARIS, outcomes, route
+
+from modelyard.ledger import connect
+from modelyard.types import ChatRequest, Message, TextPrompt
 
 # -- an error object written bare, its "{" not at the start of a line -------------------------------------------------
 
@@ -131,6 +134,26 @@ async def test_a_whole_answer_whose_last_line_was_cut_is_kept(servers: dict[str,
     routed = await route(kind, servers, tmp_path, cut_mid_line(kind, whole=True))
     assert outcomes(routed) == [("primary", "ok", None)]
     assert routed.response.text == "Sunny"
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["cut_mid_answer", "cut_after_the_finish"])
+async def test_a_text_completion_that_ends_cleanly_inside_a_line_is_read_as_a_chat_stream_is(
+        servers: dict[str, Any], tmp_path: Path, whole: bool) -> None:  # noqa: F811
+    """The same clean cut on OpenAI's legacy ``/v1/completions`` stream (fill-in-the-middle and raw prompts): the half
+    line was malformed_response. Mid-answer it is a dropped connection; after the finish reason, inside the usage
+    chunk, the text is the answer — as on the chat stream above."""
+    prompt = ChatRequest(messages=[Message("user", "Once")], prompt=TextPrompt("Once"))
+    for _ in range(2):
+        servers["openai"].push(cut_mid_line("completions", whole=whole))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", prompt)
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == ([("primary", "ok", None)] if whole else DROPPED)
+    assert routed.response.text == ("upon a time" if whole else "backup answer")
+    assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
 
 
 # -- an Anthropic stream as relays end it or keep it alive -------------------------------------------------------------

@@ -1433,7 +1433,10 @@ class OpenAIProvider(HttpProvider):
                     if payload.strip() == "[DONE]":
                         finished = True
                         break
-                    data = loads(payload, "SSE data")
+                    if (data := try_loads(payload)) is NOT_JSON:
+                        if resp.ended_in_line:  # the body ended inside this event: discarded (see _stream)
+                            break
+                        loads(payload, "SSE data")  # raises
                     if not isinstance(data, dict):
                         raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
                     if data.get("error"):
@@ -1481,7 +1484,8 @@ class OpenAIProvider(HttpProvider):
                 if finished:
                     break
         if not finished and not finish:
-            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]")
+            raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]" + (
+                ", cut off in the middle of a line" if resp.ended_in_line else ""))
         yield Chunk("usage", "", None, usage or Usage(request_tokens(request), pieces))
         yield Chunk("done", "", None, None, finish)
 
