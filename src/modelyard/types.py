@@ -177,6 +177,11 @@ class ChatRequest:
     #: refused under it, vercel/ai#6484); None: the client's API has no such word (Ollama's ``format``, Anthropic's
     #: output format), and an OpenAI-compatible server is asked to follow the schema exactly
     json_strict: bool | None = None
+    #: OpenAI's ``frequency_penalty`` and ``presence_penalty`` (-2 to 2; Ollama's options of the same names): passed on
+    #: where the backend takes them (OpenAI-compatible servers, Ollama, llama.cpp) unless 0, every server's default —
+    #: LangChain's OpenAI LLM sends 0 on every request, and not every endpoint takes the field; Anthropic's has neither
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
 
 
 def repair_text(text: str) -> str:

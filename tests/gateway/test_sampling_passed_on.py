@@ -13,6 +13,10 @@ top 10% probability mass are considered", the same API reference; Anthropic's Me
 passed on to OpenAI-compatible servers, Ollama and llama.cpp (not to Anthropic's API, whose newer models refuse it
 beside a temperature). Its tests failed on the old code.
 
+OpenAI's ``frequency_penalty`` and ``presence_penalty`` ("Number between -2.0 and 2.0. Positive values penalize new
+tokens based on …", the same reference; LangChain's ``OpenAI`` LLM sends both, 0 by default; Ollama's options of the
+same names) likewise: dropped before, passed on now; their tests failed on the old code.
+
 And a ``json_schema``'s ``strict`` goes on as the client said it (below).
 """
 
@@ -147,3 +151,21 @@ def test_a_schema_from_an_api_without_strict_is_still_sent_strict(gw, fakes):
     oa, _ = fakes
     _post(gw, "/api/chat", {"model": "viaopenai", **CHAT, "format": LOOSE})
     assert oa.last_request.json["response_format"]["json_schema"]["strict"] is True
+
+
+def test_the_penalties_reach_the_server(gw, fakes):
+    oa, ol = fakes
+    penalties = {"frequency_penalty": 0.5, "presence_penalty": -0.25}
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", **CHAT, **penalties})
+    assert {k: oa.last_request.json[k] for k in penalties} == penalties
+    _post(gw, "/v1/chat/completions", {"model": "viaollama", **CHAT, **penalties})
+    assert {k: ol.last_request.json["options"][k] for k in penalties} == penalties
+    _post(gw, "/v1/completions", {"model": "viaopenai", "prompt": "a, b,", **penalties})
+    assert {k: oa.last_request.json[k] for k in penalties} == penalties
+    _post(gw, "/api/chat", {"model": "viaopenai", **CHAT, "options": penalties})
+    assert {k: oa.last_request.json[k] for k in penalties} == penalties
+    _post(gw, "/v1/chat/completions", {"model": "viaopenai", **CHAT, "frequency_penalty": 0, "presence_penalty": 0})
+    assert not {"frequency_penalty", "presence_penalty"} & set(oa.last_request.json)  # 0, the default: left out
+    r = httpx.post(gw.url + "/v1/chat/completions", timeout=15,
+                   json={"model": "viaopenai", **CHAT, "presence_penalty": 3})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "presence_penalty", r.text

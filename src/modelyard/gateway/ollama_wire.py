@@ -237,6 +237,8 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         json_schema=schema,
         seed=_seed(options.get("seed")),
         top_p=_top_p(options.get("top_p")),
+        frequency_penalty=_penalty(options.get("frequency_penalty")),
+        presence_penalty=_penalty(options.get("presence_penalty")),
     )
 
 
@@ -250,6 +252,12 @@ def _top_p(value: Any) -> float | None:
     """``options.top_p`` (docs.ollama.com/modelfile: "top_p: Works together with top-k … (Default: 0.9)"), passed on
     when it is a number from 0 to 1; another value is left out, as Ollama's other options here are."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1 else None
+
+
+def _penalty(value: Any) -> float | None:
+    """``options.frequency_penalty`` / ``presence_penalty`` (Ollama's api.Options), passed on when a number from -2 to
+    2 (OpenAI's range); another value is left out."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and -2 <= value <= 2 else None
 
 
 # -- answers ---------------------------------------------------------------------------------

@@ -24,9 +24,9 @@ a silent approximation):
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
-- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``) and ``top_p``
-  are passed on where the backend takes them. ``user``, the penalties and ``logit_bias`` are ignored, as the chat
-  endpoint ignores them (a chain mixes APIs that take them differently).
+- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``), ``top_p``
+  and the penalties are passed on where the backend takes them. ``user`` and ``logit_bias`` are ignored, as the chat
+  endpoint ignores them (a chain mixes APIs that take them differently: token ids mean nothing across tokenizers).
 - A reasoning model's thinking is not part of a text completion and is left out.
 
 Mistral's ``POST /v1/fim/completions`` (Codestral's FIM API, which Continue's ``openai`` provider posts to: its
@@ -85,6 +85,8 @@ class CompletionBody(BaseModel, StopsAndUsage):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)  # passed on likewise
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
     stop: str | list[str] | None = None
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
@@ -155,7 +157,8 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
     extra = tuple((f.filename, f.text) for f in body.input_extra or ())
     return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
                        prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed,
-                       top_p=body.top_p)
+                       top_p=body.top_p, frequency_penalty=body.frequency_penalty,
+                       presence_penalty=body.presence_penalty)
 
 
 class FimBody(CompletionBody):

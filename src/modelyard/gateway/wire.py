@@ -2,9 +2,9 @@
 :class:`ChatRequest`, and render answers (whole or as SSE chunks) in OpenAI's shapes.
 
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
-many optional knobs (``user``, ``metadata``, the penalties...) that a router cannot
-honour per model, and refusing them would break those clients for no benefit. ``seed`` and
-``top_p`` are passed on where the backend takes them. ``stop`` is
+many optional knobs (``user``, ``metadata``, ``service_tier``...) that a router cannot
+honour per model, and refusing them would break those clients for no benefit. ``seed``,
+``top_p`` and the penalties are passed on where the backend takes them. ``stop`` is
 honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
 
@@ -143,6 +143,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)  # passed on likewise (0, the default: left out)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
@@ -323,7 +325,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
-                       fields["top_p"], strict)
+                       fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"])
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

@@ -218,6 +218,10 @@ class LlamaCppProvider(Provider):
             kwargs["seed"] = request.seed
         if request.top_p is not None:
             kwargs["top_p"] = request.top_p
+        if request.frequency_penalty:  # create_chat_completion's own (0, its default, left out)
+            kwargs["frequency_penalty"] = request.frequency_penalty
+        if request.presence_penalty:
+            kwargs["presence_penalty"] = request.presence_penalty
         if request.tools:
             kwargs["tools"] = openai_tools(request.tools)
         if request.json_schema:  # llama-cpp-python compiles the schema into a grammar

@@ -263,6 +263,10 @@ class OllamaProvider(HttpProvider):
             options["seed"] = request.seed
         if request.top_p is not None:
             options["top_p"] = request.top_p
+        if request.frequency_penalty:  # 0, the default, left out
+            options["frequency_penalty"] = request.frequency_penalty
+        if request.presence_penalty:
+            options["presence_penalty"] = request.presence_penalty
         if self.config.context:
             options["num_ctx"] = self.config.context
         if options:

@@ -798,6 +798,15 @@ _WINDOW = re.compile(r"maximum context length is \d+ tokens")
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 
 
+def _sampling_penalties(request: ChatRequest, body: dict[str, Any]) -> None:
+    """OpenAI's ``frequency_penalty`` and ``presence_penalty``, where the client gave them (vLLM's, llama-server's and
+    Ollama's /v1 read both); 0, every server's default, is left out (not every endpoint takes the field)."""
+    if request.frequency_penalty:
+        body["frequency_penalty"] = request.frequency_penalty
+    if request.presence_penalty:
+        body["presence_penalty"] = request.presence_penalty
+
+
 @functools.lru_cache(maxsize=64)  # asked per request (issue #15): a dict lookup after the first
 def versioned(endpoint: str) -> bool:
     """The endpoint already names the API version, so the request paths go below it: ``…/v1`` (most servers,
@@ -1058,6 +1067,7 @@ class OpenAIProvider(HttpProvider):
             body["seed"] = request.seed
         if request.top_p is not None:
             body["top_p"] = request.top_p
+        _sampling_penalties(request, body)
         if request.json_schema:
             # the client's strict where its API says one (ChatRequest.json_strict), else exactly
             strict = request.json_strict if request.json_strict is not None else True
@@ -1354,6 +1364,7 @@ class OpenAIProvider(HttpProvider):
             body["seed"] = request.seed
         if request.top_p is not None:
             body["top_p"] = request.top_p
+        _sampling_penalties(request, body)
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
