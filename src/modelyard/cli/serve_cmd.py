@@ -62,7 +62,7 @@ def serve(
     ask, chat and telegram on this machine share its limits; it runs the Telegram bot when configured."""
     from modelyard.config.bind import NotABindAddress, bind_host
     from modelyard.gateway.auth import InsecureBind
-    from modelyard.gateway.server import PortTaken
+    from modelyard.gateway.server import NotOurAddress, PortTaken
     from modelyard.gateway.server import serve as run_server
 
     try:  # `--host localhost:8765` was refused as beyond loopback; `--host [::1]` failed in uvicorn after starting
@@ -79,8 +79,10 @@ def serve(
         run_server(cfg, path, host=host, port=port, access_log=access_log, log_level=log_level.value,
                    keep_warm=keep_warm, announce=_say,
                    telegram_token=token)
-    except (InsecureBind, PortTaken) as exc:
+    except (InsecureBind, NotOurAddress) as exc:
         raise fail(str(exc)) from None
+    except PortTaken as exc:  # the machine's state, not bad input: not done (1); systemd's on-failure restarts on it
+        raise fail(str(exc), code=1) from None
     except LogUnavailable as exc:  # e.g. the log's directory is read-only: said, not a traceback
         raise fail(str(exc), code=1) from None
     except KeyboardInterrupt:

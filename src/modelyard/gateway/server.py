@@ -93,14 +93,20 @@ def uvicorn_config(app: GatewayApp, host: str, port: int, *, access_log: bool = 
     return config
 
 
+class NotOurAddress(Exception):
+    """The address to serve on is not this machine's: bad input (``--host`` or ``gateway.host``), exit 2. Said
+    before anything starts (a model load, a bot, the line announcing the URL)."""
+
+
 class PortTaken(Exception):
-    """The address to serve on is in use, or not this machine's: said before anything starts (a model load, a
-    bot, the line announcing the URL)."""
+    """The address to serve on is in use: the machine's state, not the config's, so ``serve`` was not done (exit 1)
+    and a service manager may try again once the other program is gone. Said before anything starts."""
 
 
 def check_port(host: str, port: int, running: ServeEntry | None) -> None:
-    """Raise :class:`PortTaken`, naming who holds it when it is a serve of this config, if ``host:port``
-    cannot be bound (uvicorn would find out only after the start-up, and say it less plainly)."""
+    """Raise :class:`PortTaken`, naming who holds it when it is a serve of this config, if ``host:port`` is in use,
+    :class:`NotOurAddress` if ``host`` is not this machine's (uvicorn would find out only after the start-up, and
+    say it less plainly)."""
     bare = host.strip("[]")
     try:
         with socket.create_server((bare, port), family=socket.AF_INET6 if ":" in bare else socket.AF_INET):
@@ -108,13 +114,14 @@ def check_port(host: str, port: int, running: ServeEntry | None) -> None:
     except OSError as exc:
         # not this machine's address, or a name that does not resolve (getaddrinfo's errors are negative)
         if exc.errno == errno.EADDRNOTAVAIL or (exc.errno or 0) < 0:  # uvicorn: after announcing the URL, exit 3
-            raise PortTaken(f"cannot serve on {host}:{port}: {exc.strerror or exc}; --host (or gateway.host) must "
+            raise NotOurAddress(f"cannot serve on {host}:{port}: {exc.strerror or exc}; --host (or gateway.host) must "
                             "be an address of this machine: 127.0.0.1 (this machine only), 0.0.0.0 (every "
                             "interface) or one of its own") from None
         if exc.errno != errno.EADDRINUSE:
             return  # not ours to judge here (a privileged port…): uvicorn reports it
     who = (f"by `modelyard serve` pid {running.pid} of this config, at {running.url}" if running is not None
-           and running.url.endswith(f":{port}") else "by another program")
+           and running.url.endswith(f":{port}") else "by another program (a `modelyard serve` of another config "
+           f"or user, or anything else: `lsof -iTCP:{port} -sTCP:LISTEN` names it)")
     raise PortTaken(f"{host}:{port} is already in use {who}; stop it, or serve on another port "
                     "(--port N, or gateway.port in the config)")
 
