@@ -149,8 +149,11 @@ def spend_reader(store: LogStore) -> Callable[[Mapping[str, float]], Mapping[str
     (:meth:`~modelyard.router.spend.SpendCaps.read_now`)."""
     def read(starts: Mapping[str, float]) -> Mapping[str, float]:
         conn = store.connect(readonly=True)
-        if hasattr(conn, "read_bound"):  # PostgreSQL's readers' bound, tighter here (the SQLite file never waits)
+        from modelyard.ledger.pg import PgConnection  # psycopg itself only when PostgreSQL is configured
+
+        if isinstance(conn, PgConnection):  # PostgreSQL's readers' bound, tighter here (the SQLite file never waits)
             conn.read_bound = SPEND_READ_BOUND
+            conn.read_ceiling = SPEND_READ_BOUND  # no slow read here: the caps keep their last reading
         try:
             return spend_since(conn, starts)
         finally:

@@ -580,6 +580,11 @@ class LogConfig(Strict):
         None, ge=32, description="delete requests older than this many days (with their attempts and routing "
         "decisions) from the local SQLite file and from PostgreSQL (log.url), hourly, in a long-running process; "
         "none: keep everything. At least 32: month spend caps and the dashboard's month read that far back")
+    read_ceiling: float | None = Field(
+        None, ge=1, description="seconds in all a read of the PostgreSQL log (log, stats, report, models, the "
+        "dashboard, replay) may take while the server says it is still running it; past 60 s without an answer the "
+        "server is asked, and a read it no longer runs (or a server that cannot be reached) is cut then. "
+        "none: 600")
 
     @field_validator("path")
     @classmethod

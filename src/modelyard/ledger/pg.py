@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,8 @@ from modelyard.ledger.store import LogUnavailable
 
 if TYPE_CHECKING:
     import psycopg
+
+    from modelyard.ledger import pg_watch
 
 #: seconds to wait for a connection before calling the database unreachable
 CONNECT_TIMEOUT = 5
@@ -43,6 +47,12 @@ READ_BOUND = 60.0
 #: left every command, and the forwarder of ``serve``, waiting there for ever. Above :data:`READ_LOCK_TIMEOUT`, so a
 #: lock held by another session is said as that
 CHECK_BOUND = 15.0
+#: how long in all a reader's statement may run once the server said, at each :data:`READ_BOUND`, that it is still
+#: running it (a slow read, not a lost one: :mod:`~modelyard.ledger.pg_watch`), in seconds; ``log.read_ceiling``
+#: raises it
+READ_CEILING = 600.0
+
+log = logging.getLogger("modelyard.ledger")
 
 
 #: what a refusal by SQLSTATE means for the log, and what to do (said with the error in /healthz and the log)
@@ -139,32 +149,40 @@ class PgConnection:
     #: holds, in seconds (None: no bound). ``SET LOCAL``, so it ends with the transaction — safe behind a
     #: transaction pooler, where a session-level ``SET`` would stay on a server connection others use next.
     lock_timeout: float | None = None
-    #: how long one statement may wait for the answer before the connection is cut (None: no bound)
+    #: how long one statement may wait for the answer before the server is asked whether it still runs it (None: no
+    #: bound); not running it, or not reachable: the connection is cut
     read_bound: float | None = None
+    #: how long in all a statement the server still runs may take (None: ``read_bound``)
+    read_ceiling: float | None = None
+    #: what the server said of the statement the bound cut (None: not asked — the schema check)
+    finding: pg_watch.Finding | None = None
     #: the bound cut this connection (said instead of libpq's 'server closed the connection unexpectedly')
     cut = False
     #: the schema check at connect is running (the bound is :data:`CHECK_BOUND`)
     _checking = False
+    #: the server process of the connection (:attr:`pid`)
+    _pid = 0
 
     def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard",
-                 lock_timeout: float | None = None, read_bound: float | None = None):
+                 lock_timeout: float | None = None, read_bound: float | None = None,
+                 read_ceiling: float | None = None):
         import psycopg
 
         self.url = url
+        self.read_ceiling = read_ceiling
+        self._deciding = threading.Lock()  # a statement's end, and the watcher's decision to cut it
         self.lock_timeout = lock_timeout  # before the migration: its check waits on the same locks
         self.where = dburl.redact(url)
+        self._application_name = application_name
         try:
             # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query once it ran five
             # times and then sends only its name; behind a transaction pooler (PgBouncer before 1.21, or with
             # max_prepared_statements = 0) the next transaction runs on another server connection, where the name
             # is unknown or taken, and every batch after the fifth failed. The log's queries are few and cheap to
             # plan; batches already go in one round trip (executemany pipelines).
-            self._conn: psycopg.Connection[Any] = psycopg.connect(
-                url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT,
-                application_name=application_name, prepare_threshold=None)
+            self._conn: psycopg.Connection[Any] = self._open()
         except psycopg.Error as exc:
             raise LogUnavailable(self.describe(exc)) from None
-        self._conn.adapters.register_loader("numeric", _loaders())
         if migrate_schema:
             try:
                 self.read_bound, self._checking = CHECK_BOUND, True
@@ -185,6 +203,15 @@ class PgConnection:
                 self.close()
                 raise
         self.read_bound = read_bound  # after the migration: building an index on a large log may take longer
+
+    def _open(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        conn = psycopg.connect(self.url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT,
+                               application_name=self._application_name, prepare_threshold=None)
+        conn.adapters.register_loader("numeric", _loaders())
+        self._pid = int(conn.info.backend_pid)  # while libpq knows it (:attr:`pid`)
+        return conn
 
     def identity(self) -> str:
         """Which log this is, whatever address reaches it: the cluster's ``system_identifier`` and timeline (a server
@@ -249,7 +276,7 @@ class PgConnection:
         import psycopg
 
         try:
-            with self._watched():
+            with self._watched(alone=sql != "BEGIN" and not self.in_transaction):
                 if self.lock_timeout and sql != "BEGIN" and not self.in_transaction:
                     with self._conn.transaction():
                         self._conn.execute(self._bound())
@@ -262,25 +289,96 @@ class PgConnection:
             raise LogUnavailable(self.silent() if self.cut else self.describe(exc)) from None
 
     @contextlib.contextmanager
-    def _watched(self) -> Iterator[None]:
-        """Cut the connection (:meth:`abort`) when the statement is still waiting after ``read_bound``."""
+    def _watched(self, *, alone: bool = False) -> Iterator[None]:
+        """Watch the statement (:meth:`_watch`, in a thread of its own) while it waits for PostgreSQL's answer.
+
+        Its end and the watcher's decision to cut take the same lock, and the watcher cuts only a statement still
+        waiting: a bound passing just as the statement finished cut the connection, and the NEXT statement then
+        failed saying 'no answer within 60s'. The one window left — the answer read whole by libpq, the cut decided
+        before the statement's end takes the lock — keeps the answer, and a statement run ``alone`` (no transaction
+        to lose) opens a new connection for the next one."""
         if not self.read_bound:
             yield
             return
-        timer = threading.Timer(self.read_bound, self._cut)
-        timer.daemon = True
-        timer.start()
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(done, time.monotonic()), daemon=True,
+                                   name="modelyard-pg-read-watch")
+        watcher.start()
+        answered = False
         try:
             yield
+            answered = True
         finally:
-            timer.cancel()
+            with self._deciding:
+                done.set()
+        if answered and self.cut and alone:
+            self._reopen()
 
-    def _cut(self) -> None:
-        self.cut = True
-        self.abort()
+    def _reopen(self) -> None:
+        """A new connection in place of one cut just as its statement was answered (the next statement would
+        have failed saying 'no answer'); not reopened, the next statement says why it was cut."""
+        import psycopg
+
+        try:
+            conn = self._open()
+        except psycopg.Error:
+            return
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn, self.cut, self.finding = conn, False, None
+
+    def _watch(self, done: threading.Event, started: float) -> None:
+        """Each ``read_bound`` without an answer, ask the server (over a new connection) whether it is still running
+        the statement: yes — a slow read, wait on (said once), up to ``read_ceiling``; the server unreachable, the
+        session idle or gone — the answer will never come: cut (:meth:`abort`). The schema check is not asked about
+        (two catalog reads: a slow one is no healthy server's)."""
+        from modelyard.ledger import pg_watch
+
+        bound = self.read_bound or 0.0
+        ceiling = max(bound, self.read_ceiling or bound)
+        sending = 0
+        told = False
+        while not done.wait(max(0.0, min(bound, started + ceiling - time.monotonic()))):
+            finding = None if self._checking else pg_watch.probe(self.url, self.pid)
+            if finding is not None:
+                log.info("routing log %s: probe of pid %s: %s in %.3fs", self.where, self.pid,
+                         finding.verdict.value, finding.took)
+                sending = sending + 1 if finding.verdict is pg_watch.Verdict.SENDING else 0
+                slow = finding.verdict is pg_watch.Verdict.WORKING or (
+                    finding.verdict is pg_watch.Verdict.SENDING and sending < 2)
+                if slow and time.monotonic() - started < ceiling:
+                    if not told:
+                        told = True
+                        log.warning(dburl.scrub(
+                            f"routing log {self.where}: a slow read — no answer after {bound:g}s, but "
+                            f"{_server(self.url)} is still running the query (pid {self.pid}): waiting for it, up "
+                            f"to {ceiling:g}s in all (log.read_ceiling)", self.url))
+                    continue
+            with self._deciding:
+                if done.is_set():  # it finished while the server was asked: nothing to cut
+                    return
+                self.finding = finding
+                self.cut = True
+                if finding is not None and finding.verdict is pg_watch.Verdict.WORKING:  # past the ceiling
+                    self._cancel()  # the server would run it on for nobody
+                self.abort()
+            return
+
+    def _cancel(self) -> None:
+        """Ask the server to cancel the running statement (a new connection with the cancel key, bounded)."""
+        from modelyard.ledger.pg_watch import PROBE_CONNECT
+
+        with contextlib.suppress(Exception):  # a courtesy to the server: the cut goes on whatever happens
+            self._conn.cancel_safe(timeout=PROBE_CONNECT)
+
+    @property
+    def pid(self) -> int:
+        """The server process of this connection (libpq's, from the handshake: no round trip; kept at open, as
+        libpq says 0 once the connection is cut)."""
+        return self._pid
 
     def silent(self) -> str:
-        """What to say when the bound cut the connection: where, how long, and what to check."""
+        """What to say when the bound cut the connection: where, how long, what the server said, what to check."""
         if self._checking:
             server = _server(self.url)
             host, sep, port = server.rpartition(":")
@@ -292,10 +390,21 @@ class PgConnection:
                     f"within {self.read_bound or 0:g}s, the connection was cut — the network to it drops packets, "
                     f"or the server is frozen or overloaded: check that it is up and reachable from this host "
                     f"({probe}, a firewall), then try again")
-        return (f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "
-                f"was cut — the network to {_server(self.url)} drops packets, or the server is frozen or overloaded: "
-                "check that it is up and reachable from this host (pg_isready, a firewall), then try again "
-                "(or read a shorter period, where a query over a large log is what takes this long)")
+        from modelyard.ledger.pg_watch import Verdict
+
+        finding = self.finding
+        if finding is not None and finding.verdict is Verdict.WORKING:  # the ceiling passed
+            ceiling = max(self.read_bound or 0, self.read_ceiling or 0)
+            return dburl.scrub(
+                f"routing log {self.where}: the query was still running on {_server(self.url)} after {ceiling:g}s "
+                f"(pid {self.pid}), the connection was cut — the server is slow, not down: read a shorter period, "
+                f"or raise log.read_ceiling", self.url)
+        said = f" ({finding.said()})" if finding is not None else ""
+        return dburl.scrub(
+            f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "
+            f"was cut — the network to {_server(self.url)} drops packets, or the server is frozen or overloaded"
+            f"{said}: check that it is up and reachable from this host (pg_isready, a firewall), then try again",
+            self.url)
 
     def _bound(self) -> str:
         return f"SET LOCAL lock_timeout = {max(1, round((self.lock_timeout or 0) * 1000))}"
@@ -327,15 +436,6 @@ class PgConnection:
         """From another thread: end a call waiting on a connection that went silent (a host cut off by a firewall
         that drops packets, a server frozen). libpq waits on such a socket for as long as TCP keeps it — for ever when
         something in between still acknowledges — so its socket is shut down: the waiting call fails at once."""
-        import os
-        import socket
+        from modelyard.ledger.pg_watch import shut_down
 
-        try:
-            fd = self._conn.pgconn.socket
-        except Exception:  # closed meanwhile: nothing waits on it
-            return
-        try:
-            with socket.socket(fileno=os.dup(fd)) as sock:  # a duplicate shuts down the same connection
-                sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shut_down(self._conn)

@@ -93,10 +93,12 @@ def log_path(log: LogConfig) -> Path:
 class LogStore:
     path: Path
     url: str | None = None
+    #: seconds in all a PostgreSQL read the server is still running may take (``log.read_ceiling``; None: the default)
+    read_ceiling: float | None = None
 
     @classmethod
     def of(cls, config: Config) -> LogStore:
-        return cls(log_path(config.log), config.log.url)
+        return cls(log_path(config.log), config.log.url, config.log.read_ceiling)
 
     @property
     def where(self) -> str:
@@ -106,12 +108,13 @@ class LogStore:
     def connect(self, *, readonly: bool = False) -> LogConnection:
         """A new connection to where readers look (PostgreSQL when configured); the caller closes it.
         Raises ``LogUnavailable`` when PostgreSQL cannot be reached, and each statement does when PostgreSQL gives no
-        answer within ``pg.READ_BOUND`` (a connection gone silent mid-query)."""
+        answer within ``pg.READ_BOUND`` and the server, asked, is not running it any more (a connection gone silent
+        mid-query), or when it still runs it after ``read_ceiling`` (``pg.READ_CEILING``)."""
         if self.url:
             from modelyard.ledger import pg
 
             return pg.PgConnection(self.url, migrate_schema=not readonly, lock_timeout=pg.READ_LOCK_TIMEOUT,
-                                   read_bound=pg.READ_BOUND)
+                                   read_bound=pg.READ_BOUND, read_ceiling=self.read_ceiling or pg.READ_CEILING)
         return self.local(readonly=readonly)
 
     def local(self, *, readonly: bool = False) -> sqlite3.Connection:
