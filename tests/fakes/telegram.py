@@ -701,6 +701,10 @@ class TelegramServer(FakeServer):
             }
             if entities:
                 message["entities"] = entities
+            if replied is not None and (original := self._messages.get((chat_id, replied))) is not None:
+                # "Note that the Message object in this field will not contain further reply_to_message fields even
+                # if it itself is a reply" (core.telegram.org/bots/api#message); an edit's answer carries it too
+                message["reply_to_message"] = {k: v for k, v in original.items() if k != "reply_to_message"}
             if (thread := _int_or_none(params.get("message_thread_id"))) is not None:
                 # as the API does in a forum: without it, the message lands in the General topic
                 message["message_thread_id"], message["is_topic_message"] = thread, True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from tests.fakes import TelegramServer
 from tests.frontends.conftest import ALICE, REPLY, bot_config, eventually, final_message, replies_to, running_bot
@@ -71,3 +72,29 @@ async def test_a_caption_command_for_another_bot_is_left_alone_and_one_further_o
     assert replies_to(tg, GROUP) == []
     assert final["text"].startswith(REPLY)
     assert "is /status broken here?" in llm.requests[0].json["messages"][-1]["content"]
+
+
+async def test_a_command_in_bold_is_carried_out_in_a_caption_and_in_a_text(tmp_path, tg: TelegramServer, llm):
+    """"**/agent engineer**" under a photo — bold over the command and its argument. The Bot API lets bold, italic,
+    underline, strikethrough and spoiler entities "contain and can be part of any other entities, except pre and code"
+    (core.telegram.org/bots/api#formatting-options; MessageEntity, core.telegram.org/bots/api#messageentity), so the
+    message carries both, the longer bold one first at offset 0 (tdlib's entity order: by offset, then longer first).
+    The command was read from the first entity only, as python-telegram-bot's CommandHandler and filters.COMMAND do
+    (``message.entities[0].type == MessageEntity.BOT_COMMAND``): the caption, and the same text in italics, went to
+    the model as a request. Now each is carried out; the photo is said not read, and no model runs."""
+    config = bot_config(tmp_path, tg, llm)
+    bold = [{"type": "bold", "offset": 0, "length": 15}, {"type": "bot_command", "offset": 0, "length": 6}]
+    async with running_bot(config, tg):
+        tg.push_photo(ALICE, caption="/agent engineer", caption_entities=bold)
+        await eventually(lambda: any(r.startswith(NOW_ENGINEER) for r in replies_to(tg, ALICE)), 20)
+        await eventually(lambda: any("can't see a photo" in r for r in replies_to(tg, ALICE)), 10)
+        tg.push_update({"message": {"message_id": 9_001, "from": {"id": ALICE, "is_bot": False, "first_name": "A"},
+                                    "chat": {"id": ALICE, "first_name": "A", "type": "private"},
+                                    "date": int(time.time()),
+                                    "text": "/agent", "entities": [{"type": "italic", "offset": 0, "length": 6},
+                                                                   {"type": "bot_command", "offset": 0,
+                                                                    "length": 6}]}})
+        await eventually(lambda: "Back to automatic routing." in replies_to(tg, ALICE), 20)
+        await asyncio.sleep(0.5)
+    assert not llm.requests
+    assert not [r for r in replies_to(tg, ALICE) if r.startswith(REPLY)]

@@ -4,6 +4,7 @@ for a person the allowlist names."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -299,3 +300,32 @@ async def test_messages_forwarded_with_a_comment_are_one_request_each_said_whose
     assert "[Forwarded message from Bob:]\nWe ship on Friday." in asked
     assert "[Forwarded message from Carol:]\nNo tests until Monday." in asked
     assert llm.requests[1].json["messages"][-1]["content"] == "[Forwarded message from Bob:]\nStandup moved to 10:00."
+
+
+async def test_a_comment_a_poll_brought_alone_is_answered_with_the_forwards_the_next_poll_brings(tmp_path, tg):
+    """The comment typed in the forward window and the forwards are sent together, but a long poll returns as soon as
+    there is one update (core.telegram.org/bots/api#getupdates: long polling), so one getUpdates may bring the comment
+    alone and the next the forwards. The comment was then answered alone and the forwards as a second request — the
+    two answers HKUDS/nanobot#2585 reports ("the bot responds twice, neither response being what the user intended").
+    A message alone still starts at once (its '…' shows, its model is asked); forwards that come within the gathering
+    wait take it over: one request, the comment first, its answer written in the comment's '…'."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(40)), chunk_interval=0.1) as slow:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg):
+            tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()),
+                                        "chat": {"id": ALICE, "first_name": "Alice", "type": "private"},
+                                        "text": "is this plan any good?"}})
+            await eventually(lambda: "…" in replies_to(tg, ALICE), 10)  # answered at once, not held back
+            _forwarded(tg, "We ship on Friday.", BOB_ORIGIN)
+            _forwarded(tg, "No tests until Monday.", BOB_ORIGIN)
+            await eventually(final_message(tg, ALICE), 30)
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(1.5)  # a second answer, were there one, would be under way
+        asked = slow.requests[-1].json["messages"][-1]["content"]
+    finals = [c for c in tg.sent if c.chat_id == ALICE and c.params.get("reply_markup")]
+    assert len(finals) == 1, [c.text for c in finals]
+    assert asked.startswith("is this plan any good?")
+    assert "[Forwarded message from Bob:]\nWe ship on Friday." in asked and "No tests until Monday." in asked
+    assert replies_to(tg, ALICE).count("…") == 1  # the comment's placeholder took the answer
+    with db(config) as conn:
+        assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0

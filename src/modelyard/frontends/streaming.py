@@ -165,6 +165,16 @@ class StreamingReply:
             self._shown.append(Formatted(placeholder))
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
 
+    async def hand_over(self) -> list[int]:
+        """Stop showing this answer (its turn was called off) and leave its messages as they are for another turn to
+        :meth:`adopt`: their ids."""
+        self._finishing.set()
+        self._changed.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        return list(self.message_ids)
+
     @property
     def latest(self) -> str:
         """The newest text handed to :meth:`update` (what the person has seen, or is about to)."""

@@ -33,15 +33,18 @@ import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from telegram import (
+    Bot,
     BotCommand,
     CallbackQuery,
     ExternalReplyInfo,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ChatType
@@ -299,11 +302,30 @@ def _private(chat_id: object) -> bool:
 
 
 def _shown(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Shown:
-    """What a sendMessage call shows: its text, entities and buttons."""
+    """What a sendMessage call shows: its text, entities and buttons, and the message it replies to."""
     text = kwargs["text"] if "text" in kwargs else args[1] if len(args) > 1 else ""
     markup = kwargs.get("reply_markup")
+    reply = kwargs.get("reply_parameters")
+    reply_to = reply.message_id if isinstance(reply, ReplyParameters) else kwargs.get("reply_to_message_id")
     return Shown(str(text), tuple(kwargs.get("entities") or ()),
-                 markup if isinstance(markup, InlineKeyboardMarkup) else None)
+                 markup if isinstance(markup, InlineKeyboardMarkup) else None,
+                 reply_to if isinstance(reply_to, int) else None)
+
+
+class _UnreadableBatch(logging.Filter):
+    """Drops python-telegram-bot's CRITICAL line for a batch of updates it could not read: it holds the raw batch,
+    every message's text with it, and :meth:`InboxBot._fetch` reads that batch one update at a time and says which
+    one could not be."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error while parsing updates")
+
+
+def _quiet_unreadable_batches() -> None:
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):  # Bot's logger, and ExtBot's own
+        library = logging.getLogger(name)
+        if not any(isinstance(f, _UnreadableBatch) for f in library.filters):
+            library.addFilter(_UnreadableBatch())
 
 
 class InboxBot(ExtBot[None]):
@@ -321,6 +343,7 @@ class InboxBot(ExtBot[None]):
                          # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at
                          # once) is refused by the Bot API unless allowed; in a group every reply quotes
                          defaults=Defaults(allow_sending_without_reply=True))
+        _quiet_unreadable_batches()
         with self._unfrozen():
             self.inbox = inbox
             self._floor = 0
@@ -376,7 +399,7 @@ class InboxBot(ExtBot[None]):
             if offset is None or offset >= 0:
                 offset = max(offset or 0, self._floor) or None
             try:
-                updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+                updates, top = await self._fetch(offset, limit, timeout, allowed_updates, **kwargs)
             except InvalidToken:
                 # the token revoked (@BotFather /revoke) or the bot deleted while it runs: python-telegram-bot ends its
                 # polling loop for good ("Invalid token. Aborting retry loop"), and the bot took no message any more
@@ -392,10 +415,15 @@ class InboxBot(ExtBot[None]):
             with self._unfrozen():
                 self.polled_at = time.monotonic()
             if not updates:
-                return updates
+                if top is None:
+                    return updates
+                with self._unfrozen():
+                    self._floor = max(self._floor, top + 1)
+                offset = self._floor  # none of them readable: confirmed, poll on
+                continue
             fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
             with self._unfrozen():
-                self._floor = max(self._floor, updates[-1].update_id + 1)
+                self._floor = max(self._floor, updates[-1].update_id + 1, (top or 0) + 1)
             for update in updates:  # the person's messages: ids a lost message of the bot's is not (telegram_sent)
                 if update.message is not None:
                     self.sent.took(update.message.chat_id, update.message.message_id)
@@ -405,6 +433,49 @@ class InboxBot(ExtBot[None]):
                 return taken
             offset = self._floor  # all taken before (the process died before confirming them): confirm, poll on
 
+
+    async def _fetch(self, offset: int | None, limit: int | None, timeout: Any,
+                     allowed_updates: Sequence[str] | None, **kwargs: Any) -> tuple[tuple[Update, ...], int | None]:
+        """getUpdates: the updates this library can read, and the highest update id the batch held (None: empty).
+
+        python-telegram-bot reads a batch whole: one update it cannot read (a shape a newer Bot API sends, a field
+        Telegram left out — pyTelegramBotAPI#2137, #2175: a chat_boost without its ``source``, a boost without its
+        dates) fails the batch; its Updater logs it at CRITICAL, the raw batch with every message's text in it, and
+        asks again at the same offset — the same batch, for good: nothing after it was ever handled (bot4s/telegram#144:
+        "the parser would fail and cause the bot to stop parsing new messages"). Such a batch is asked again at once
+        (a short poll: it is still there, unconfirmed) and read one update at a time: a message that cannot be read is
+        taken without the fields that could not be (:func:`_salvaged`: the person is answered, "I can only read text
+        messages" at worst), any other update said in the log (its id and kind, not its text) and passed over."""
+        try:
+            updates = await super().get_updates(offset, limit, timeout, allowed_updates, **kwargs)
+        except TelegramError:
+            raise
+        except Exception as exc:  # whatever de_json raised: one unreadable update
+            log.info("telegram: a batch of updates could not be read whole (%s); reading it one update at a time",
+                     type(exc).__name__)
+        else:
+            return updates, updates[-1].update_id if updates else None
+        raw = await self._post("getUpdates", {"offset": offset, "limit": limit, "timeout": 0,
+                                              "allowed_updates": allowed_updates})
+        batch = [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+        read: list[Update] = []
+        for item in batch:
+            try:
+                update = Update.de_json(item, self)
+            except Exception as exc:  # this one update: taken without what could not be read, or passed over
+                salvaged = _salvaged(item, self)
+                if salvaged is None:
+                    kinds = ", ".join(sorted(str(k) for k in item if k != "update_id"))
+                    log.warning("telegram: update %s (%s) cannot be read by python-telegram-bot (%s); passed over, the "
+                                "rest of its batch handled", item.get("update_id"), kinds, type(exc).__name__)
+                    continue
+                update, dropped = salvaged
+                log.warning("telegram: update %s: python-telegram-bot cannot read its message's %s (%s); the message "
+                            "is taken without them", item.get("update_id"), ", ".join(dropped), type(exc).__name__)
+            self.insert_callback_data(update)
+            read.append(update)
+        ids = [item["update_id"] for item in batch if isinstance(item.get("update_id"), int)]
+        return tuple(read), max(ids) if ids else None
 
     def _note_followed(self, updates: tuple[Update, ...]) -> None:
         """Note the messages a forwarded one of the same person follows in this batch (or that follow one): the
@@ -416,6 +487,30 @@ class InboxBot(ExtBot[None]):
                     _same_sender(message, later.message) and (message.forward_origin or later.message.forward_origin)
                     for later in updates[i + 1:] if later.message is not None):
                 self.followed.add(update.update_id)
+
+
+#: the fields of a message it is handled by (who, where, when, what was written): what :func:`_salvaged` keeps
+_READABLE = frozenset({"message_id", "message_thread_id", "is_topic_message", "from", "sender_chat", "date", "chat",
+                       "text", "entities", "caption", "caption_entities", "media_group_id", "is_automatic_forward"})
+
+
+def _salvaged(item: dict[str, Any], bot: Bot) -> tuple[Update, list[str]] | None:
+    """A message python-telegram-bot cannot read whole, read without the fields past :data:`_READABLE` — a shape the
+    library does not expect (Bot API 6.8's forwarded story, ``"story": {}`` — "Currently, it holds no information",
+    core.telegram.org/bots/api#august-18-2023 — where python-telegram-bot requires the chat and id 7.1 added), and
+    what it carried: the names of the fields left out. None when that does not read either, or it is no message."""
+    message = item.get("message")
+    if not isinstance(message, dict):
+        return None
+    dropped = sorted(str(k) for k in message if k not in _READABLE)
+    if not dropped:
+        return None
+    try:
+        update = Update.de_json({"update_id": item.get("update_id"),
+                                 "message": {k: v for k, v in message.items() if k in _READABLE}}, bot)
+    except Exception:  # not even that: the update is passed over
+        return None
+    return update, dropped
 
 
 def _same_sender(one: Message, other: Message) -> bool:
@@ -495,6 +590,19 @@ class _InOrder:
                 del self._bot._showing[self._chat_id]
 
 
+@dataclass(slots=True)
+class _Alone:
+    """A message a person sent on its own, being answered: the forwards it may be the comment of can still join it
+    (:meth:`TelegramBot._join_alone`)."""
+
+    update: Update
+    task: asyncio.Task
+    #: monotonic time it was taken
+    at: float
+    #: its answer's messages, once it has some (the placeholder): the answer it joins is written there
+    reply: StreamingReply | None = None
+
+
 class TelegramBot:
     """The bot for one runtime. ``async with TelegramBot(runtime, token): ...`` polls until exit."""
 
@@ -557,6 +665,11 @@ class TelegramBot:
         self._direct_chats: set[int] = set()
         #: albums whose caption was a command (chat id, media_group_id): their other items are not a request
         self._command_albums: deque[tuple[int, str]] = deque(maxlen=REPLIES_KEPT)
+        #: per chat and person, the message they sent alone now being answered; the turns called off for the forwards
+        #: that came after it, and per forward that took one over, what it took (its placeholder written there)
+        self._alone: dict[tuple[object, ...], _Alone] = {}
+        self._joined: set[asyncio.Task] = set()
+        self._handover: dict[int, _Alone] = {}
         quiet_http_logs(token, logging.getLogger().handlers)
         self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
@@ -1043,20 +1156,22 @@ class TelegramBot:
         await self._say(message, "Unknown command.\n\n" + HELP)
 
     async def _caption_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A photo or file whose caption opens with a command (telegram_caption.py): the command is carried out as if
-        sent as text, and the person told the attachment was not read. It reached the model as a request."""
+        """A photo or file whose caption opens with a command, or a text whose command is in bold (telegram_caption.py):
+        the command is carried out as if sent as plain text, and the person told the attachment was not read. It
+        reached the model as a request."""
         message = update.effective_message
         assert message is not None
         command = caption_command(message)
         assert command is not None  # the handler's filter
-        if not self._ours(message.caption or "/"):
+        if not self._ours(message.caption or message.text or "/"):
             log.info("telegram: chat %s: a caption's command for another bot, ignored", message.chat.id)
             return
         handler = self._commands.get(command.name, self._unknown_command)
         if message.media_group_id is not None:
             self._command_albums.append((message.chat.id, message.media_group_id))
         context.args = command.args
-        log.info("telegram: chat %s: /%s in a caption, carried out as the command", message.chat.id, command.name)
+        log.info("telegram: chat %s: /%s in a %s, carried out as the command", message.chat.id, command.name,
+                 "caption" if message.caption is not None else "formatted text")
         await handler(update, context)
         if handler is not self._unknown_command and (attached := attachment(message)) is not None:
             await self._say(message, f"(Only the command was carried out: I can't see {attached}, and a caption "
@@ -1107,6 +1222,10 @@ class TelegramBot:
         work = self._work[chat.id]
         work.add(task)
         self._askers[task] = user.id
+        key = ("text", chat.id, user.id)
+        alone = None
+        if len(parts) == 1 and message.forward_origin is None and message.media_group_id is None:
+            alone = self._alone[key] = _Alone(update, task, time.monotonic())
         lock = self._locks.claim(chat.id)  # the chat's answers in the order its messages came
         locked = False
 
@@ -1136,6 +1255,10 @@ class TelegramBot:
             self._askers.pop(task, None)
             self._cancelled.discard(task)
             self._gone.discard(task)
+            self._joined.discard(task)
+            self._handover.pop(update.update_id, None)
+            if alone is not None and self._alone.get(key) is alone:
+                del self._alone[key]
             if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
 
@@ -1155,7 +1278,9 @@ class TelegramBot:
                 return [message]
         else:
             return [message]
-        updates = await self._gather.gather(key, update, more=more)
+        earlier = (self._join_alone(key, update)
+                   if message.forward_origin is not None and not self._gather.gathering(key) else [])
+        updates = await self._gather.gather(key, update, more=more, earlier=earlier)
         if updates is None:
             self._deferred.add(update.update_id)  # done with the first one (_handled)
             return None
@@ -1164,6 +1289,26 @@ class TelegramBot:
         # again alone at the next start
         self._riders[update.update_id] = [u.update_id for u in updates if u is not update]
         return [u.effective_message for u in updates if u.effective_message is not None]
+
+    def _join_alone(self, key: tuple[object, ...], update: Update) -> list[Update]:
+        """The comment these forwards came after, when a poll brought it alone and its answer is not complete: its
+        turn is called off and it joins them (its placeholder, if shown, takes their answer). The comment typed in the
+        forward window comes first and the forwards a moment later; when a getUpdates poll ended between them (a long
+        poll returns as soon as there is one update) the comment was answered alone and the forwards as a second
+        request — what nanobot#2585 reports of every forward with a comment. A plain message still starts at once;
+        only forwards that come within the gathering wait (telegram_gather.GATHER_WAIT) take it over."""
+        alone = self._alone.get(key)
+        if alone is None or time.monotonic() - alone.at > self._gather.wait or alone.task.done():
+            return []
+        if alone.task not in self._work.get(alone.update.effective_chat.id if alone.update.effective_chat else 0, ()):
+            return []  # its answer is complete: it stands, and the forwards are a request of their own
+        del self._alone[key]
+        self._joined.add(alone.task)
+        self._cancelled.add(alone.task)  # ended quietly, as /stop ends a message waiting its turn
+        self._deferred.add(alone.update.update_id)  # done in the inbox with the forwards' turn (its rider)
+        self._handover[update.update_id] = alone
+        alone.task.cancel()
+        return [alone.update]
 
     def _pieces(self, parts: list[Message], group: bool) -> str | None:
         """One request of a text cut in pieces, or of forwarded messages and the person's comment: each forwarded one
@@ -1243,6 +1388,9 @@ class TelegramBot:
         update_id = update.update_id
         task = asyncio.current_task()
         assert task is not None
+        alone = self._alone.get(("text", chat.id, user.id))
+        if alone is not None and alone.task is task:  # its placeholder, for forwards that take it over
+            alone.reply = reply
         order = _InOrder(self, chat.id, update_id, unlock)
         try:
             await self._answer(update, text, reply, order, task)
@@ -1257,6 +1405,9 @@ class TelegramBot:
         kept = self._kept.pop(update_id, None)
         if kept is not None and kept.shown:  # a run before a restart left this answer's messages on screen
             reply.adopt(int(kept.shown["chat_id"]), [int(i) for i in kept.shown["ids"]])
+        elif (taken := self._handover.pop(update_id, None)) is not None and taken.reply is not None and (
+                ids := taken.reply.message_ids):  # the comment's placeholder, answered here with its forwards
+            reply.adopt(taken.reply.chat_id, ids)
         if kept is not None and kept.answer:  # and had its whole answer: shown, not asked again
             self._settled(task, chat.id)
             if await self._after_earlier(order, update_id):
@@ -1289,6 +1440,11 @@ class TelegramBot:
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
         except asyncio.CancelledError:
+            if task in self._joined:  # the forwards it is the comment of came in the next poll: answered with them
+                await reply.hand_over()
+                log.info("telegram: chat %s: a message is answered together with the forwards that came after it",
+                         chat.id)
+                raise
             if task in self._gone:  # blocked by the person, the bot removed from the group: nothing will show
                 log.info("telegram: chat %s refuses the bot; the answer (and its model) stopped", chat.id)
                 raise

@@ -17,7 +17,7 @@ forwarded at once "come in with different order"); the others end quietly (:meth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from telegram import Update
@@ -57,16 +57,18 @@ class Gatherer:
         group = self._open.get(key)
         return group is not None and group.more
 
-    async def gather(self, key: Hashable, update: Update, *, more: bool = True) -> list[Update] | None:
+    async def gather(self, key: Hashable, update: Update, *, more: bool = True,
+                     earlier: Sequence[Update] = ()) -> list[Update] | None:
         """The group's updates in the order sent, for the first one once no other came for :attr:`wait`; None for the
-        others (the first answers for them). ``more``: another may follow this one (False: a text's last piece)."""
+        others (the first answers for them). ``more``: another may follow this one (False: a text's last piece).
+        ``earlier``: updates taken before this first one that belong to its group (a comment a poll brought alone)."""
         group = self._open.get(key)
         if group is not None and group.more:
             group.updates.append(update)
             group.more = more
             group.arrived.set()
             return None
-        group = self._open[key] = _Open([update], more)
+        group = self._open[key] = _Open([*earlier, update], more)
         try:
             while group.more:
                 group.arrived.clear()

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
 
-from telegram import Bot, InlineKeyboardMarkup, MessageEntity
+from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
 from telegram.error import BadRequest, TelegramError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ CHATS_KEPT = 4096
 #: where the chat's ids are its own (a supergroup's) that is the lost message's, unless the person's next message
 #: crossed it; where they are the bot's across its chats (a private chat's), another chat's may come first
 LOST_PROBES = 6
+#: lost sends since a question, at most, among which one is looked for (each other one met costs two edits)
+LOST_TOGETHER = 4
 #: how far past the message before it a lost message is looked for (its id is above; only unknown ids are tried)
 LOST_SPAN = 100_000
 
@@ -53,10 +55,16 @@ class Shown:
     text: str
     entities: tuple[MessageEntity, ...] = ()
     markup: InlineKeyboardMarkup | None = None
+    #: the message it replied to: what tells apart two lost sends an edit met, should their texts not
+    reply_to: int | None = None
 
     def same_text(self, other: Shown) -> bool:
         """An edit to ``other`` leaves a message showing this "not modified" (the buttons aside)."""
         return self.text == other.text and self.entities == other.entities
+
+    def alike(self, other: Shown) -> bool:
+        """An edit to ``other`` leaves a message showing this "not modified", buttons and all."""
+        return self.same_text(other) and self.markup == other.markup
 
 
 #: what each lost send showed is kept for this many of the chat's latest lost sends
@@ -182,12 +190,16 @@ async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int
     edit to the same text is refused as "message is not modified" by that message alone — the person's messages
     "can't be edited", another chat's ids and ids no message holds are "not found".
 
-    Another send in the chat since ``since`` may have lost its answer too (two at the same moment: a part and a
-    command's reply in one outage): a probe's edit that goes through met that one, and changed it into this text. With
-    one such other, whose text is not this one, it is put back at once as it was (its text, entities and buttons,
-    kept when it was lost) and counted found for it; its own search then takes that id. Before, neither was looked for
-    and both were sent again: each showed twice. With more than one other (which was met could not be said) or one
-    showing the same text (either could be "not modified"), nothing is looked for.
+    Other sends in the chat since ``since`` may have lost their answer too (two or three at the same moment: a part and
+    a command's reply in one outage, two questions' placeholders). An edit that is "not modified" met a message showing
+    this very text (this one, or another lost send showing the same: either stands for it on screen — two lost '…'
+    are both deleted, whichever search finds which). A probe's edit that goes through met another lost send, and
+    changed it into this text: it is put back at once as it was (its text, entities and buttons, kept when it was
+    lost) and counted found for it; its own search then takes that id. Which other it was is told by the message it
+    replies to (the edit's answer carries ``reply_to_message``), else by all the others showing the same. Before,
+    with a second lost send showing the same text, or two others, nothing was looked for: each was sent again and
+    shown twice, a lost '…' stayed above its answer for good. Only a met message that none of the others can be said
+    to be stops the search (it is left showing this text; said in the log).
 
     None when not found: not on screen (a captive portal stopped it), past the ids tried, or not looked for. A try the
     Bot API did not answer (flood control, an outage, a page in its place) is raised: nothing can be said yet."""
@@ -197,34 +209,48 @@ async def find_lost(bot: Bot, sent: SentLog, chat_id: int, since: tuple[int, int
         return met
     unfound = sent.unfound_since(chat_id, since)
     others: list[tuple[int, Shown]] = []
+    number: int | None = None
     if len(unfound) == 1:
-        number: int | None = unfound[0][0]
-    else:  # two: this one, told from the other by its text
-        same = [n for n, shown in unfound if shown is not None and shown.same_text(mine)]
-        others = [(n, shown) for n, shown in unfound if shown is not None and not shown.same_text(mine)]
-        number = same[0] if len(unfound) == 2 and len(same) == 1 and len(others) == 1 else None
+        number = unfound[0][0]
+    elif 1 < len(unfound) <= LOST_TOGETHER and all(shown is not None for _, shown in unfound):
+        known = [(n, shown) for n, shown in unfound if shown is not None]
+        number = next((n for n, shown in known if shown.alike(mine)), None)
+        others = [(n, shown) for n, shown in known if not shown.alike(mine)]
     if number is None:
         log.info("telegram: chat %s: a message whose answer was lost is not looked for (other messages of the bot "
-                 "there lost their answer too)", chat_id)
+                 "there lost their answer too, and what they showed is not known)", chat_id)
         return None
     for message_id in sent.unknown_after(chat_id, after, before or after + 1 + LOST_SPAN, LOST_PROBES) or ():
         try:
-            await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, entities=entities,
-                                        reply_markup=markup)
+            edited = await bot.edit_message_text(text, chat_id=chat_id, message_id=message_id, entities=entities,
+                                                 reply_markup=markup)
         except BadRequest as exc:
             if "not modified" in str(exc).lower():
                 sent.found_as(chat_id, number, message_id)
                 return message_id
             continue  # the person's message, another chat's id, no message
-        if not others:  # cannot happen while every other send is recorded; said, should it ever
+        other = _met(others, edited)
+        if other is None:  # cannot happen while every other send is recorded; said, should it ever
             log.warning("telegram: chat %s: message %s was taken for one whose answer was lost and was edited",
                         chat_id, message_id)
             return None
-        (other, shown), others = others[0], []
-        await _put_back(bot, chat_id, message_id, shown)
-        sent.found_as(chat_id, other, message_id, by_another=True)
+        others.remove(other)
+        await _put_back(bot, chat_id, message_id, other[1])
+        sent.found_as(chat_id, other[0], message_id, by_another=True)
     log.info("telegram: chat %s: a message whose answer was lost is not on screen (or not found)", chat_id)
     return None
+
+
+def _met(others: list[tuple[int, Shown]], edited: object) -> tuple[int, Shown] | None:
+    """Which of the other lost sends a probe's edit went through on: the one replying to the message the edited one
+    replies to, else any of them when all showed the same; None when it cannot be said."""
+    if not others:
+        return None
+    replied = edited.reply_to_message if isinstance(edited, Message) else None
+    if replied is not None and len(by_reply := [o for o in others if o[1].reply_to == replied.message_id]) == 1:
+        return by_reply[0]
+    first = others[0][1]
+    return others[0] if all(shown.alike(first) for _, shown in others) else None
 
 
 async def _put_back(bot: Bot, chat_id: int, message_id: int, shown: Shown) -> None:
