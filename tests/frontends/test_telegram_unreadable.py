@@ -78,3 +78,21 @@ async def test_an_update_of_another_kind_the_library_cannot_read_is_passed_over(
     assert final["text"].startswith(REPLY)
     assert "update 1 (my_chat_member) cannot be read by python-telegram-bot (TypeError); passed over" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_checklist_sent_to_the_bot_is_read_as_text(tmp_path, tg: TelegramServer, llm):
+    """Alice sends a checklist (Bot API 9.1, Message.checklist: a title and tasks, each done or not —
+    core.telegram.org/bots/api#checklist, #checklisttask). It has no text nor caption, so it was answered "I can only
+    read text messages", though it is all text; other bots drop it without a word (NousResearch/hermes-agent#78749:
+    "a checklist shared with the bot … produces no event and no log line"). The model now gets it as a checklist."""
+    config = bot_config(tmp_path, tg, llm)
+    checklist = {"title": "Launch", "tasks": [
+        {"id": 1, "text": "write the changelog", "completed_by_user": ALICE_USER, "completion_date": int(time.time())},
+        {"id": 2, "text": "tag the release"}]}
+    async with running_bot(config, tg):
+        tg.push_update({"message": _private(9_301, checklist=checklist)})
+        final = await eventually(final_message(tg, ALICE), 20)
+    assert final["text"].startswith(REPLY)
+    assert llm.requests[0].json["messages"][-1]["content"] == (
+        "[Checklist: Launch]\n- [x] write the changelog\n- [ ] tag the release")
+    assert not [r for r in replies_to(tg, ALICE) if r.startswith("I can only read text")]

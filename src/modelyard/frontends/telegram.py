@@ -87,6 +87,7 @@ from modelyard.frontends.streaming import (
     retry_seconds,
 )
 from modelyard.frontends.telegram_caption import CAPTION_COMMAND, caption_command
+from modelyard.frontends.telegram_checklist import written
 from modelyard.frontends.telegram_elsewhere import replied_elsewhere
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_forward import forwarded
@@ -1193,7 +1194,7 @@ class TelegramBot:
         if joined:  # one text the person's app cut in pieces, or messages forwarded (with a comment): one request
             said: list[str | None] = [self._pieces(parts, group)]
         else:
-            said = [(self._addressed(part) if group else (part.text or part.caption or "").strip()) for part in parts]
+            said = [(self._addressed(part) if group else written(part).strip()) for part in parts]
         if all(each is None for each in said):  # chatter among the people in the group: not for this bot
             return
         captions = [each for each in said if each]
@@ -1317,13 +1318,13 @@ class TelegramBot:
         own = [part for part in parts if part.forward_origin is None]
         if group and not any(self._addressed(part) is not None for part in own):
             return None
-        if not any(part.text or part.caption for part in parts):
+        if not any(written(part) for part in parts):
             return ""
         pieces = []
         for part in parts:
             piece = forwarded(part, attachment(part))
             if piece is None:
-                piece = (self._addressed(part) if group else None) or part.text or part.caption or ""
+                piece = (self._addressed(part) if group else None) or written(part)
             pieces.append(piece)
         return "\n".join(pieces).strip()
 
@@ -1342,7 +1343,7 @@ class TelegramBot:
             return None
         own = replied.from_user is not None and replied.from_user.id == self.app.bot.id
         quoted = message.quote.text if message.quote is not None else None
-        said = quoted or replied.text or replied.caption or ""
+        said = quoted or written(replied)
         limit = OWN_CHARS if own and not quoted else REPLIED_CHARS
         said = " ".join(said.split())
         if len(said) > limit:
@@ -1366,7 +1367,7 @@ class TelegramBot:
         """In a group, what is said to this bot: the text of a message that mentions it (the mention taken out) or
         replies to it; None for the rest. With privacy mode on Telegram sends only these (and commands); with it off,
         or the bot an admin, every message comes, and each line of chatter ran a model and got an answer."""
-        text = message.text or message.caption or ""
+        text = written(message)
         name = self.app.bot.username or ""
         mention = re.compile(rf"@{re.escape(name)}\b", re.IGNORECASE) if name else None
         replied = message.reply_to_message

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from telegram import Message
 
+from modelyard.frontends.telegram_checklist import written
 from modelyard.frontends.telegram_elsewhere import origin_name
 
 
@@ -21,7 +22,7 @@ def forwarded(message: Message, attached: str | None) -> str | None:
     origin = message.forward_origin
     if origin is None:
         return None
-    said = (message.text or message.caption or "").strip()
+    said = written(message).strip()
     if said:
         carried = f", with {attached} not shown to you" if attached else ""
         return f"[Forwarded message{origin_name(origin)}{carried}:]\n{said}"
