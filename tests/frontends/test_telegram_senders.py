@@ -311,7 +311,8 @@ async def test_a_comment_a_poll_brought_alone_is_answered_with_the_forwards_the_
     wait take it over: one request, the comment first, its answer written in the comment's '…'."""
     with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(40)), chunk_interval=0.1) as slow:
         config = bot_config(tmp_path, tg, slow)
-        async with running_bot(config, tg):
+        async with running_bot(config, tg) as bot:
+            bot._gather.wait = 3.0  # the gathering wait (1 s), made room for a loaded machine between the two polls
             tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()),
                                         "chat": {"id": ALICE, "first_name": "Alice", "type": "private"},
                                         "text": "is this plan any good?"}})
