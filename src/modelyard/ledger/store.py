@@ -24,6 +24,7 @@ from modelyard.config import dburl
 from modelyard.config.schema import Config, LogConfig
 from modelyard.ledger.db import connect
 from modelyard.ledger.filesystem import on_network
+from modelyard.ledger.refusal import said as refusal_said
 from modelyard.paths import default_log_path
 
 
@@ -57,7 +58,7 @@ def hidden_cause(path: Path, exc: BaseException) -> str | None:
     """What SQLite's words hide when the log cannot be opened: a full disk read 'disk I/O error' or 'cannot
     rollback - no transaction is active' beside 'check that this user can write the file'; a directory named
     as the file read 'unable to open database file'; a log on NFS or a FUSE folder 'disk I/O error' or 'database is
-    locked' (ledger/filesystem.py)."""
+    locked' (ledger/filesystem.py); a read-only, missing or forbidden place, its errno (ledger/refusal.py)."""
     if path.is_dir():
         return (f"routing log {path}: a directory, not a file: name a file in it, e.g. {path / 'routing.sqlite3'}; "
                 + where_to_fix(path))
@@ -66,10 +67,16 @@ def hidden_cause(path: Path, exc: BaseException) -> str | None:
         free = shutil.disk_usage(where).free if where is not None else None
     except OSError:
         free = None
+    full = free is not None and free < FULL_DISK
+    # a damaged file is said as damaged wherever it is: the filesystem let it be read
+    damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
+    if not damaged and not full and (remote := on_network(path)):
+        return f"routing log {path}: cannot be opened ({exc}); {remote}"
+    # the filesystem's own errno before the free space: /proc, /sys, squashfs and read-only mounts report 0 bytes free
+    if not damaged and (refusal := refusal_said(path, exc, where_to_fix(path))):
+        return refusal
     if free is None or free >= FULL_DISK:
-        remote = None if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) \
-            else on_network(path)  # a damaged file is said as damaged wherever it is
-        return f"routing log {path}: cannot be opened ({exc}); {remote}" if remote else None
+        return None
     return (f"routing log {path}: the disk holding it is full ({free // 1024} KiB free; SQLite said: {exc}): free "
             f"some space there; {where_to_fix(path)}")
 
