@@ -4,8 +4,9 @@ and no TCP error comes, and a server-side ``statement_timeout`` cannot fire wher
 libpq report the call waiting for ever (psycopg/psycopg2#561 "If the connection is lost in the middle of a query, it
 will never detect it"; psycopg/psycopg2#1017, an 8-minute hang "despite the statement_timeout being 5 seconds";
 netdata/netdata#4988, ``iptables -A INPUT -p tcp --dport 5432 -j DROP``: "Module hangs forever"). The silence is
-:mod:`tests.shared.fault_proxy`'s, in front of the real PostgreSQL; the bound (``pg.READ_BOUND``, 30 s) is set to 2 s
-here. Each reader now ends with one line naming the server and what to check, not a hang.
+:mod:`tests.shared.fault_proxy`'s, in front of the real PostgreSQL; the bound (``pg.READ_BOUND``, its length set in
+ledger/pg.py, not repeated here) is set to 2 s here. Each reader now ends with one line naming the server and what to
+check, not a hang.
 """
 
 from __future__ import annotations
