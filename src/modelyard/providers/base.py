@@ -174,6 +174,11 @@ class Provider(ABC):
         if self.refused_kinds:
             self.refused_kinds.server_gone()
 
+    def left_out(self, request: ChatRequest) -> str:
+        """What of the client's request this model's server is asked without, having refused it (a sampling field
+        the OpenAI-compatible provider learned it refuses), for the routing log; "" when all of it went."""
+        return ""
+
     def refused_above(self, limit: int) -> None:
         """The backend refused a larger ``max_tokens`` and said this is its limit: clamp to it from now on."""
         self._refused_above = limit

@@ -955,14 +955,17 @@ class _Stream:
             raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(client.base_url), exc)) from exc
         self._response = response
         try:
-            refits = 2  # a server may refuse two things of a body, one at a time
+            # a server may refuse two things of a body, one at a time; a refit that leaves a field out is not counted
+            # (the body only shrinks, so those end): OpenAI's reasoning models refuse top_p, then each penalty
+            refits = 2
             while response.status >= 300:
                 error = error_from_body(response.status, await _read_capped(response), response.headers,
                                         self._extract)
-                again = client.refit(error, body) if refits and client.refit is not None else None
-                if again is None:
+                again = client.refit(error, body) if client.refit is not None else None
+                rewritten = again is not None and len(again) >= len(body)
+                if again is None or (rewritten and not refits):
                     raise error
-                body, refits = again, refits - 1
+                body, refits = again, refits - rewritten
                 response.close()
                 try:
                     response = self._response = await client.session().post(

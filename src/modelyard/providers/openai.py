@@ -73,6 +73,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
+from modelyard.providers.sampling import left_out, put_sampling, refused_fields
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.providers.speed import llama_times, llama_timings
 from modelyard.tokens import request_tokens
@@ -798,15 +799,6 @@ _WINDOW = re.compile(r"maximum context length is \d+ tokens")
 _VERSION_SEGMENT = re.compile(r"^v\d+(?:(?:alpha|beta)\d*)?$")
 
 
-def _sampling_penalties(request: ChatRequest, body: dict[str, Any]) -> None:
-    """OpenAI's ``frequency_penalty`` and ``presence_penalty``, where the client gave them (vLLM's, llama-server's and
-    Ollama's /v1 read both); 0, every server's default, is left out (not every endpoint takes the field)."""
-    if request.frequency_penalty:
-        body["frequency_penalty"] = request.frequency_penalty
-    if request.presence_penalty:
-        body["presence_penalty"] = request.presence_penalty
-
-
 @functools.lru_cache(maxsize=64)  # asked per request (issue #15): a dict lookup after the first
 def versioned(endpoint: str) -> bool:
     """The endpoint already names the API version, so the request paths go below it: ``…/v1`` (most servers,
@@ -928,6 +920,8 @@ class OpenAIProvider(HttpProvider):
     #: learned: the server refuses ``parallel_tool_calls`` (OpenAI's o-series, OpenRouter for a model no upstream of
     #: which takes it): a request for at most one call goes without it, the gateway keeping the first call
     _refuses_parallel_flag = False
+    #: learned: the sampling fields the server refuses for this model (providers/sampling.py)
+    _refused_sampling: frozenset[str] = frozenset()
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
@@ -988,6 +982,13 @@ class OpenAIProvider(HttpProvider):
                 self._refuses_stream_options = True
                 log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
             return {k: v for k, v in body.items() if k != "stream_options"}
+        if refused := refused_fields(error.message, body):
+            # a client's seed, top_p or penalty the server will not take (providers/sampling.py): asked again at
+            # once without it, learned; the routing log says it was left out (left_out)
+            self._refused_sampling |= refused
+            log.info("model %s: the server refuses %s; asking without it from now on", self.name,
+                     ", ".join(sorted(refused)))
+            return {k: v for k, v in body.items() if k not in refused}
         if "Missing `reasoning_content`" in error.message or "reasoning_content is missing" in error.message:
             # DeepSeek's thinking mode (and Kimi's) with tools: "Missing `reasoning_content` field in the assistant
             # message at message index 1" (api-docs.deepseek.com/guides/thinking_mode) — every tool conversation's
@@ -1026,6 +1027,9 @@ class OpenAIProvider(HttpProvider):
             return refitted
         return None
 
+    def left_out(self, request: ChatRequest) -> str:
+        return left_out(request, self._refused_sampling) if self._refused_sampling else ""
+
     def _path(self) -> str:
         return "/chat/completions" if versioned(self.endpoint) else "/v1/chat/completions"
 
@@ -1063,11 +1067,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        if request.seed is not None:  # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``
-            body["seed"] = request.seed
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        _sampling_penalties(request, body)
+        put_sampling(request, body, self._refused_sampling)
         if request.json_schema:
             # the client's strict where its API says one (ChatRequest.json_strict), else exactly
             strict = request.json_strict if request.json_strict is not None else True
@@ -1360,11 +1360,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        _sampling_penalties(request, body)
+        put_sampling(request, body, self._refused_sampling)
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:

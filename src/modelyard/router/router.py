@@ -447,6 +447,8 @@ class Router:
             self._close_attempt(attempt, buffer, started, loop.time(), facts)
             if buffer.tool_calls:  # answered, but a call's arguments need the model's repair: the row says so
                 attempt.detail = invalid_arguments(buffer.tool_calls)
+            if left := provider.left_out(request):  # a knob of the client's its server refused: said, never silent
+                attempt.detail = f"{attempt.detail}; {left}" if attempt.detail else left
             await state.succeeded(ticket)
             if provider.refused_kinds:  # it serves the kind it once refused (another model pulled under its name)
                 provider.refused_kinds.served(request.embed is not None)

@@ -1,0 +1,58 @@
+"""A client's sampling fields (``seed``, ``top_p``, ``frequency_penalty``, ``presence_penalty``) in the OpenAI body,
+and a server's refusal of one of them.
+
+They were dropped at the gateway until they were passed on; passed on, a server that refuses one turned a request
+that used to work into a 400: OpenAI's reasoning models ("Unsupported parameter: 'top_p' is not supported with this
+model.", the same for both penalties), xAI's grok-3-mini ("Argument not supported on this model: presencePenalty"),
+a Mistral model on Azure AI Foundry (422 ``extra_forbidden`` at ``["body", "seed"]``). Such a refusal is of the
+field, not of the request: the model is asked again at once without it (:func:`refused_fields`), learned for that
+model, and the routing log says what was left out (:func:`left_out`) — the answer is not what the client's knob
+would have given, and that is never silent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from modelyard.types import ChatRequest
+
+#: the fields, as the OpenAI body names them
+SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty")
+
+#: a field named in a server's words: as sent (OpenAI's ``'top_p'``, pydantic's ``body.seed``) or camelCase (xAI's
+#: ``presencePenalty``); whole words only (``random_seed`` is Mistral's own field, not ours)
+_NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty)(?![A-Za-z0-9_])",
+                    re.IGNORECASE)
+_BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
+
+
+def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str]) -> None:
+    """The client's sampling fields into ``body``, but those the server refuses. The penalties at 0, every server's
+    default, are left out (LangChain's OpenAI LLM sends 0 on every request, and not every endpoint takes them)."""
+    if request.seed is not None:  # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``
+        body["seed"] = request.seed
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.frequency_penalty:
+        body["frequency_penalty"] = request.frequency_penalty
+    if request.presence_penalty:
+        body["presence_penalty"] = request.presence_penalty
+    for field in refused:
+        body.pop(field, None)
+
+
+def refused_fields(message: str, body: dict[str, Any]) -> frozenset[str]:
+    """The sampling fields of ``body`` a server's refusal names (none: the refusal is of something else)."""
+    named = (_BY_SPELLING.get(m.lower().replace("_", "")) for m in _NAMED.findall(message))
+    return frozenset(f for f in named if f is not None and f in body)
+
+
+def left_out(request: ChatRequest, refused: frozenset[str]) -> str:
+    """What of the client's sampling this model's server was asked without, for the routing log; "" when none."""
+    given: dict[str, Any] = {}
+    put_sampling(request, given, frozenset())
+    gone = [f for f in SAMPLING_FIELDS if f in given and f in refused]
+    if not gone:
+        return ""
+    return f"{', '.join(gone)} left out: the model's server refuses {'it' if len(gone) == 1 else 'them'}"
