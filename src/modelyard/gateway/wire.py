@@ -130,6 +130,11 @@ _TEXT_ONLY = {"type": ["array", "null"], "items": {"const": "text"}}
 _NOT_GIVEN = {"type": "null", "description": "not supported: refused when given"}
 
 
+#: ``reasoning_effort`` as OpenAI's API takes it (the openai SDK's ``ReasoningEffort``: shared/reasoning_effort.py,
+#: openai 3.57); "none" turns thinking off, any other on. "" is read as off too, as it always was
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
 class ChatCompletionBody(_In, StopsAndUsage):
     model: str = Field(min_length=1)
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
@@ -148,7 +153,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
-    reasoning_effort: str | None = None
+    #: OpenAI's set (REASONING_EFFORTS); another word is a 400 naming the field (to_chat_request)
+    reasoning_effort: Annotated[str | None, WithJsonSchema({"enum": [*REASONING_EFFORTS, None]})] = None
     #: passed on where the backend takes one (ChatRequest.seed); OpenAI's bounds (a 64-bit integer)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
@@ -312,8 +318,12 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     if fields["logprobs"] or fields["top_logprobs"]:
         raise no_logprobs("logprobs" if fields["logprobs"] else "top_logprobs", "logprobs and top_logprobs")
     thinking = None
-    if fields["reasoning_effort"] is not None:
-        thinking = fields["reasoning_effort"] not in ("none", "")
+    if (effort := fields["reasoning_effort"]) is not None:
+        if effort not in REASONING_EFFORTS and effort != "":
+            # was read as thinking on: a typo (or another API's word) asked for what the client did not mean
+            raise BadRequest(f"reasoning_effort: one of {', '.join(map(repr, REASONING_EFFORTS))} (or leave it out), "
+                             f"got {effort[:60]!r}", "reasoning_effort")
+        thinking = effort not in ("none", "")
     elif fields["reasoning"] is not None or fields["chat_template_kwargs"] is not None:
         thinking = _thinking_asked(body)
     response_format = fields["response_format"]
