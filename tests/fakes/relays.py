@@ -45,6 +45,12 @@ Round 17 (the eleventh fault hunt, faults24):
 - :func:`anthropic_relayed`: an Anthropic Messages stream as relays of it end or keep it alive — ``data: [DONE]`` in
   place of ``message_stop`` (GitHub Copilot's Anthropic-compatible proxy, huggingface/tau#692), a ``ping`` event whose
   data is ``""`` (caozhiyuan/copilot-api#88).
+
+Round 18 (the twelfth fault hunt, faults25):
+
+- :func:`decoded_by_proxy`: an answer's plain bytes under the ``content-encoding`` of the upstream's compressed ones,
+  as a proxy whose HTTP client decompressed them passes them on (qualixar/superlocalmemory#79: httpx, in front of
+  Claude Code; freelensapp/freelens-ai-extension#272: Node's fetch, an AI proxy's price-list fetch).
 """
 
 from __future__ import annotations
@@ -385,3 +391,47 @@ def anthropic_relayed(*, done_for_stop: bool = False, ping_data: str | None = No
         events.append(f"event: ping\ndata: {ping_data}\n\n")
     events += [_text_delta("."), *_anthropic_ending(DONE if done_for_stop else MESSAGE_STOP)]
     return Fault.raw(200, *events, headers=SSE)
+
+
+def decoded_by_proxy(kind: str, coding: str = "gzip", *, whole: bool = False, status: int = 200) -> Fault:
+    """A plain answer in ``kind``'s wire format ("openai", "anthropic", "ollama"; ``whole``: one JSON document, as a
+    server that ignores ``stream`` answers) — or, ``status`` an error, OpenAI's error object — labelled
+    ``content-encoding: coding``. A proxy's HTTP client decompressed the upstream's answer but kept its header, and
+    the proxy copied that header onto the plain bytes it passes on: "httpx automatically decompresses gzip responses
+    but leaves the Content-Encoding header intact. Forwarding it to the client (Claude Code) caused
+    double-decompression and a ZlibError" (qualixar/superlocalmemory#79); Node's fetch "transparently decompresses
+    gzip responses but keeps content-encoding in the response headers … The renderer therefore receives plain JSON
+    labelled Content-Encoding: gzip" (freelensapp/freelens-ai-extension#272). The answers are each format's
+    reference shapes ("Sunny."); the header is the upstream's."""
+    json_type = {"content-type": "application/json", "content-encoding": coding}
+    if status >= 300:
+        error = {"error": {"message": "Rate limit reached for requests", "type": "requests",
+                           "code": "rate_limit_exceeded"}}
+        return Fault.raw(status, json.dumps(error), headers=json_type)
+    if kind == "openai":
+        head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1764460800, "model": "local"}
+        if whole:
+            return Fault.raw(200, json.dumps({**head, "object": "chat.completion", "choices": [{
+                "index": 0, "message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}), headers=json_type)
+        events = [data({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                             "finish_reason": None}]}) for piece in ("Sun", "ny.")]
+        events += [data({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}), DONE]
+        return Fault.raw(200, *events, headers={**SSE, "content-encoding": coding})
+    if kind == "anthropic":
+        if whole:
+            return Fault.raw(200, json.dumps({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": 9, "output_tokens": 2}}), headers=json_type)
+        events = [*_anthropic_opening("claude-haiku-4-5", "Sun"), _text_delta("ny."), *_anthropic_ending(MESSAGE_STOP)]
+        return Fault.raw(200, *events, headers={**SSE, "content-encoding": coding})
+    if kind == "ollama":
+        line = {"model": "qwen3.5:latest", "created_at": "2026-11-30T19:00:00Z",
+                "message": {"role": "assistant", "content": "Sun"}, "done": False}
+        lines = [line, {**line, "message": {"role": "assistant", "content": "ny."}},
+                 {**line, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                  "prompt_eval_count": 9, "eval_count": 2}]
+        return Fault.raw(200, *(json.dumps(one) + "\n" for one in lines),
+                         headers={"content-type": "application/x-ndjson", "content-encoding": coding})
+    raise ValueError(f"no wire format {kind!r}")

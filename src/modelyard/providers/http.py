@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
 from modelyard.providers.base import Provider
+from modelyard.providers.coding import Readable, decoded, read_capped
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
 from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
@@ -263,7 +264,9 @@ class StreamResponse:
         parts: list[str] = []
         held = 0
         empty = True
-        content = self._response.content
+        content: Readable = self._response.content
+        if "content-encoding" in self.headers:  # undone here, not by aiohttp (coding.py): one lookup a request
+            content = decoded(self._response.content, self.headers["content-encoding"])
         try:
             while True:
                 # readany, not iter_any: the same reads without a wrapper's coroutine each (issue #15)
@@ -310,7 +313,7 @@ class StreamResponse:
             self.ended_in_line = True
             yield [rest]
 
-    async def _after_answer(self, content: aiohttp.StreamReader) -> bytes:
+    async def _after_answer(self, content: Readable) -> bytes:
         """The next read once the answer is whole (its finish reason came, :attr:`answered`): what more comes is its
         end marker (``[DONE]``, Anthropic's ``message_stop``) or a usage chunk, waited for :attr:`grace` at most; then
         the body counts as ended (``b""``). A proxy whose upstream leaves ``[DONE]`` out keeps the connection open
@@ -838,7 +841,7 @@ class HttpClient:
             else:
                 connector = aiohttp.TCPConnector(limit=256, keepalive_timeout=POOL_IDLE)
             session = self._session = aiohttp.ClientSession(
-                headers=self.headers, connector=connector, auto_decompress=True, max_line_size=HEAD_FIELD,
+                headers=self.headers, connector=connector, auto_decompress=False, max_line_size=HEAD_FIELD,
                 max_field_size=HEAD_FIELD, max_headers=HEAD_FIELDS, proxy=self.proxy)
         return session
 
@@ -892,7 +895,8 @@ class HttpClient:
             async with self.session().request(method, joined(self.base_url, path), json=body,
                                               timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
                 raw = bytearray()
-                async for piece in resp.content.iter_any():
+                content = decoded(resp.content, resp.headers.get("content-encoding", ""))
+                while piece := await content.readany():
                     raw += piece
                     if len(raw) > CONTROL_LIMIT:  # read whole, a server's endless body filled memory within the
                         raise ProviderError(  # time bound (gigabytes a second on loopback)
@@ -900,6 +904,10 @@ class HttpClient:
                             f"{shown_url(joined(self.base_url, path))} answered more than {CONTROL_LIMIT // 2**20} MB")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(self.base_url), exc)) from exc
+        except ProviderError as exc:
+            if exc.reason is not Reason.MALFORMED_RESPONSE:
+                raise
+            return resp.status, None  # a body that opens compressed and does not decode: no JSON in it
         try:
             return resp.status, json.loads(raw) if raw else None
         except (ValueError, RecursionError):
@@ -946,8 +954,8 @@ class _Stream:
                 response = await client._post_again(exc, url, data, sent, timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
             raise ProviderError(Reason.CONNECT_TIMEOUT, f"connect to {shown_url(client.base_url)} timed out") from exc
-        except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a content-encoding we did not
-            # ask for (a proxy's br or zstd), a redirect loop, bytes that are not HTTP
+        except aiohttp.ClientResponseError as exc:  # it answered, unreadably: a redirect loop, bytes that are not
+            # HTTP
             raise ProviderError(Reason.MALFORMED_RESPONSE,
                                 f"unreadable answer from {shown_url(client.base_url)}: {_snippet(exc.message)}"
                                 ) from exc
@@ -1004,11 +1012,6 @@ class _Stream:
             elif isinstance(exc, aiohttp.ClientError):  # the stream broke after headers
                 if reading is not None and reading.answered:
                     return True  # only the end marker was lost: the provider finishes the answer it has
-                # gzip/deflate bytes that do not decode: the same bytes would come again, nothing broke
-                if isinstance(exc.__cause__, aiohttp.http_exceptions.ContentEncodingError):
-                    raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                        f"the answer's {response.headers.get('content-encoding', '')} encoding does "
-                                        "not decode") from exc
                 raise ProviderError(Reason.CONNECTION_DROPPED, _broke(exc)) from exc
             return False
         finally:
@@ -1470,12 +1473,12 @@ def _reset_seconds(value: str) -> float | None:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int = 65536) -> bytes:
-    data = b""
-    async for piece in response.content.iter_any():
-        data += piece
-        if len(data) >= limit:
-            break
-    return data
+    """An error's body, its first ``limit`` bytes or so, decoded (:mod:`modelyard.providers.coding`); one that opens
+    compressed and does not decode says nothing (the status still does)."""
+    try:
+        return await read_capped(decoded(response.content, response.headers.get("content-encoding", "")), limit)
+    except ProviderError:
+        return b""
 
 
 _JSON = {"content-type": "application/json"}
