@@ -126,10 +126,8 @@ ASK = [Message("user", "Say hello")]
 
 @pytest.mark.parametrize(("refusal", "request_", "field"), [
     (o_series("top_p"), ChatRequest(ASK, top_p=0.5), "top_p"),
-    (extra_forbidden("seed", wrapped=False), ChatRequest(ASK, seed=123), "seed"),
-    (extra_forbidden("seed", wrapped=True), ChatRequest(ASK, seed=123), "seed"),
     (xai("presence_penalty", "presencePenalty"), ChatRequest(ASK, presence_penalty=0.5), "presence_penalty"),
-], ids=["openai_o_series_top_p", "azure_foundry_mistral_seed", "mistral_api_seed", "xai_presence_penalty"])
+], ids=["openai_o_series_top_p", "xai_presence_penalty"])
 async def test_a_refused_sampling_field_is_left_out_and_learned(refusal: Refusal, request_: ChatRequest, field: str,
                                                                  backup: OpenAIServer, tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:

@@ -73,7 +73,14 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
-from modelyard.providers.sampling import left_out, put_sampling, refused_fields
+from modelyard.providers.sampling import (
+    MISTRAL_SEED,
+    left_out,
+    mistral_api,
+    put_sampling,
+    refused_fields,
+    seed_renamed,
+)
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.providers.speed import llama_times, llama_timings
 from modelyard.tokens import request_tokens
@@ -922,6 +929,8 @@ class OpenAIProvider(HttpProvider):
     _refuses_parallel_flag = False
     #: learned: the sampling fields the server refuses for this model (providers/sampling.py)
     _refused_sampling: frozenset[str] = frozenset()
+    #: learned: the server takes the seed as Mistral's ``random_seed`` (providers/sampling.py)
+    _random_seed = False
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
     _nine_char_ids = False
     #: learned: the server refuses an assistant turn without ``reasoning_content`` (DeepSeek's thinking mode)
@@ -982,6 +991,16 @@ class OpenAIProvider(HttpProvider):
                 self._refuses_stream_options = True
                 log.info("model %s: the server refuses stream_options; asking without it from now on", self.name)
             return {k: v for k, v in body.items() if k != "stream_options"}
+        if not self._random_seed and (renamed := seed_renamed(error.message, body)) is not None:
+            # Mistral's API refuses ``seed`` as an extra input: its seed is ``random_seed`` (providers/sampling.py)
+            self._random_seed = True
+            log.info("model %s: the server refuses seed; sending it as random_seed from now on", self.name)
+            return renamed
+        if MISTRAL_SEED in body and MISTRAL_SEED in error.message:
+            # not even as random_seed: left out, as any refused seed
+            self._refused_sampling |= {"seed"}
+            log.info("model %s: the server refuses random_seed; asking without a seed from now on", self.name)
+            return {k: v for k, v in body.items() if k != MISTRAL_SEED}
         if refused := refused_fields(error.message, body):
             # a client's seed, top_p or penalty the server will not take (providers/sampling.py): asked again at
             # once without it, learned; the routing log says it was left out (left_out)
@@ -1027,6 +1046,10 @@ class OpenAIProvider(HttpProvider):
             return refitted
         return None
 
+    def _seed_field(self) -> str:
+        """The seed's name in this server's body: Mistral's ``random_seed`` on its API's hosts or once learned."""
+        return MISTRAL_SEED if self._random_seed or mistral_api(self.endpoint) else "seed"
+
     def left_out(self, request: ChatRequest) -> str:
         return left_out(request, self._refused_sampling) if self._refused_sampling else ""
 
@@ -1067,7 +1090,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        put_sampling(request, body, self._refused_sampling)
+        put_sampling(request, body, self._refused_sampling, self._seed_field())
         if request.json_schema:
             # the client's strict where its API says one (ChatRequest.json_strict), else exactly
             strict = request.json_strict if request.json_strict is not None else True
@@ -1360,7 +1383,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        put_sampling(request, body, self._refused_sampling)
+        put_sampling(request, body, self._refused_sampling, self._seed_field())
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:

@@ -8,12 +8,18 @@ a Mistral model on Azure AI Foundry (422 ``extra_forbidden`` at ``["body", "seed
 field, not of the request: the model is asked again at once without it (:func:`refused_fields`), learned for that
 model, and the routing log says what was left out (:func:`left_out`) — the answer is not what the client's knob
 would have given, and that is never silent.
+
+Mistral's API names its seed ``random_seed`` (docs.mistral.ai, chat completion reference: "The seed to use for random
+sampling"; simonw/llm-mistral#2) and refuses ``seed`` as an extra input: the seed went as ``random_seed`` to Mistral's
+hosts from the start (:func:`mistral_api`), and to a server whose refusal of ``seed`` is pydantic's "Extra inputs are
+not permitted" (Mistral's own shape) once, learned — a seeded run stays repeatable; left out only if that is refused.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard.types import ChatRequest
 
@@ -26,12 +32,34 @@ _NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_
                     re.IGNORECASE)
 _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 
+#: Mistral's name for the seed
+MISTRAL_SEED = "random_seed"
+#: the words of pydantic's refusal of a field a request model does not have (``extra_forbidden``), Mistral's API's
+_EXTRA_INPUT = "Extra inputs are not permitted"
 
-def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str]) -> None:
-    """The client's sampling fields into ``body``, but those the server refuses. The penalties at 0, every server's
-    default, are left out (LangChain's OpenAI LLM sends 0 on every request, and not every endpoint takes them)."""
-    if request.seed is not None:  # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``
-        body["seed"] = request.seed
+
+def mistral_api(endpoint: str) -> bool:
+    """Is ``endpoint`` Mistral's own API (api.mistral.ai, codestral.mistral.ai), whose seed is ``random_seed``?"""
+    host = (urlsplit(endpoint).hostname or "").rstrip(".").lower()
+    return host == "mistral.ai" or host.endswith(".mistral.ai")
+
+
+def seed_renamed(message: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """``body`` with its ``seed`` as Mistral's ``random_seed``, when ``message`` is pydantic's refusal of ``seed`` as
+    an extra input (Mistral's 422 ``body.seed: Extra inputs are not permitted``); None otherwise."""
+    if "seed" not in body or _EXTRA_INPUT not in message or "seed" not in refused_fields(message, body):
+        return None
+    return {(MISTRAL_SEED if k == "seed" else k): v for k, v in body.items()}
+
+
+def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str],
+                 seed_field: str = "seed") -> None:
+    """The client's sampling fields into ``body``, but those the server refuses; the seed under ``seed_field``
+    (:data:`MISTRAL_SEED` for Mistral's API). The penalties at 0, every server's default, are left out (LangChain's
+    OpenAI LLM sends 0 on every request, and not every endpoint takes them)."""
+    if request.seed is not None and "seed" not in refused:
+        # OpenAI's, vLLM's, llama-server's and Ollama's /v1 ``seed``; Mistral's ``random_seed``
+        body[seed_field] = request.seed
     if request.top_p is not None:
         body["top_p"] = request.top_p
     if request.frequency_penalty:
