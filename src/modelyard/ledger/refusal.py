@@ -33,9 +33,9 @@ def probe(directory: Path) -> OSError | None:
 def refused(path: Path, exc: BaseException) -> OSError | None:
     """The OSError behind ``exc`` when it is one of :data:`SAID`: ``exc``'s own, a missing directory, what making
     a file beside the log meets, or a log file this user may not read and write."""
-    if isinstance(exc, OSError) and exc.errno in SAID:
-        return exc
-    if not path.parent.is_dir():
+    if isinstance(exc, OSError) and exc.errno is not None:  # its own errno is the cause: said here or not at all
+        return exc if exc.errno in SAID else None  # (a file where the directory should be: EEXIST, ENOTDIR)
+    if not path.parent.exists():
         return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path.parent))
     found = probe(path.parent)
     if found is None and path.exists() and not os.access(path, os.R_OK | os.W_OK):
@@ -53,7 +53,7 @@ def said(path: Path, exc: BaseException, fix: str) -> str | None:
     if cause.errno == errno.EROFS:
         return (f"routing log {path}: the filesystem holding it is read-only ({cause.strerror}: {where}{sqlite}): "
                 f"put the log on a writable one; {fix}")
-    if cause.errno == errno.ENOENT and not path.parent.is_dir():
+    if cause.errno == errno.ENOENT and not path.parent.exists():
         return (f"routing log {path}: its directory {path.parent} does not exist and could not be made "
                 f"({cause.strerror}: {where}{sqlite}); {fix}")
     if cause.errno == errno.ENOENT:

@@ -72,11 +72,12 @@ def hidden_cause(path: Path, exc: BaseException) -> str | None:
     damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
     if not damaged and not full and (remote := on_network(path)):
         return f"routing log {path}: cannot be opened ({exc}); {remote}"
-    # the filesystem's own errno before the free space: /proc, /sys, squashfs and read-only mounts report 0 bytes free
+    if free is None or free >= FULL_DISK:
+        return None  # said as it was: 'cannot be opened … check that this user can write the file and its directory'
+    # the filesystem's own errno before the free-space reading: /proc, /sys, squashfs and read-only mounts report 0
+    # bytes free, and a log there read "the disk holding it is full"
     if not damaged and (refusal := refusal_said(path, exc, where_to_fix(path))):
         return refusal
-    if free is None or free >= FULL_DISK:
-        return None
     return (f"routing log {path}: the disk holding it is full ({free // 1024} KiB free; SQLite said: {exc}): free "
             f"some space there; {where_to_fix(path)}")
 
