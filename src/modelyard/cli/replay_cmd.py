@@ -54,11 +54,15 @@ CandidateOption = Annotated[Path | None, typer.Option(
 def replay(
     ctx: typer.Context,
     config: CandidateOption = None,
-    current: Annotated[Path | None, typer.Option(help="the config the log was made with (default: a --config given "
-                                                      "before `replay`, else the usual lookup)")] = None,
+    current: Annotated[Path | None, typer.Option(help=(
+        "the config the log was made with (default: a --config given before `replay` when replay has its own "
+        "--config; else $MODELYARD_CONFIG, the user config, the embedded default — `modelyard --config X replay` "
+        "makes X the candidate only)"))] = None,
     days: Annotated[float | None, typer.Option(help="replay the last N days (default 30)", min=0.001)] = None,
-    since: Annotated[str | None, typer.Option(help="start of the window, e.g. 2026-03-01")] = None,
-    until: Annotated[str | None, typer.Option(help="end of the window (default: now)")] = None,
+    since: Annotated[str | None, typer.Option(help=(
+        "start of the window, e.g. 2026-03-01 or 2026-03-01T12:00 (this machine's local time unless it carries an "
+        "offset; default: 30 days before --until)"))] = None,
+    until: Annotated[str | None, typer.Option(help="end of the window, as --since (default: now)")] = None,
     load: Annotated[float, typer.Option(help="traffic multiplier: 1.5 = what if traffic grows 50%", min=0.01,
                                         max=100)] = 1.0,
     speed: Annotated[float, typer.Option(help="model speed multiplier: 2 = every model twice as fast", min=0.01,

@@ -133,7 +133,8 @@ def logged_elsewhere(cfg: Config, log: LogConnection, period: Period) -> str:
 
 def report(
     config: ConfigOption = None,
-    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: this month)")] = None,
+    month: Annotated[str | None, typer.Option(
+        help="a UTC calendar month, YYYY-MM (default: this one, to date)")] = None,
     days: Annotated[float | None, typer.Option(help="the last N days instead of a month", min=0.001)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as one JSON object")] = False,
     chart: Annotated[Path | None, typer.Option(help="also write a chart image (.png or .svg)")] = None,

@@ -1,0 +1,50 @@
+"""Option help that said something the code does not do: each test runs the code and reads the help beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+
+def option_help(command: str, option: str) -> str:
+    """``command``'s help for ``option``, as --help shows it (wrapping aside)."""
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    return " ".join(next(p for p in click_command.params if p.opts[0] == option).help.split())
+
+
+def test_replays_current_default_is_the_usual_lookup_when_replay_has_no_config_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--current's help said its default is 'a --config given before `replay`': `modelyard --config X replay` makes
+    X the candidate, and the current config is the usual lookup — here the embedded default, not X."""
+    for name in ("MODELYARD_CONFIG", "MODELYARD_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text("models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                         f"agents:\n  chat: {{primary: m}}\nlog: {{path: '{tmp_path / 'candidate.sqlite3'}'}}\n")
+    out = CliRunner().invoke(app, ["--config", str(candidate), "replay"], env={"COLUMNS": "400"})
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert "examples/default.yaml): nothing to replay yet" in said and "candidate.sqlite3" not in said, said
+    assert "`modelyard --config X replay` makes X the candidate only" in option_help("replay", "--current")
+    assert "when replay has its own --config" in option_help("replay", "--current")
+
+
+def test_replays_window_says_local_time_and_its_default_start() -> None:
+    """--since read 'start of the window, e.g. 2026-03-01': a date without an offset is this machine's local time
+    (replay_cmd._when), and with --until alone the window starts 30 days before it."""
+    assert "local time unless it carries an offset; default: 30 days before --until" in option_help("replay",
+                                                                                                    "--since")
+
+
+def test_reports_month_is_said_to_be_a_utc_month() -> None:
+    """--month read 'YYYY-MM (default: this month)': the month is UTC's (ledger/report.month_period), the one spend
+    caps count — on the evening of the 31st in New York 'this month' is already the next one."""
+    assert option_help("report", "--month") == "a UTC calendar month, YYYY-MM (default: this one, to date)"
