@@ -37,6 +37,7 @@ from modelyard.gateway.wire import (
     bad_body,
     chosen_tools,
     client_call,
+    effort_thinking,
     no_logprobs,
 )
 from modelyard.types import ChatRequest, ChatResponse, Message, ToolCall, ToolDefinition, Usage
@@ -227,7 +228,7 @@ def to_chat_request(body: ResponsesBody) -> ChatRequest:
     return ChatRequest(
         messages=messages,
         tools=_tools(body),
-        thinking=None if effort is None else effort not in ("none", ""),
+        thinking=None if effort is None else effort_thinking(effort, "reasoning.effort"),
         max_tokens=body.max_output_tokens,
         temperature=body.temperature,
         json_output=fmt in ("json_object", "json_schema"),

@@ -318,12 +318,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     if fields["logprobs"] or fields["top_logprobs"]:
         raise no_logprobs("logprobs" if fields["logprobs"] else "top_logprobs", "logprobs and top_logprobs")
     thinking = None
-    if (effort := fields["reasoning_effort"]) is not None:
-        if effort not in REASONING_EFFORTS and effort != "":
-            # was read as thinking on: a typo (or another API's word) asked for what the client did not mean
-            raise BadRequest(f"reasoning_effort: one of {', '.join(map(repr, REASONING_EFFORTS))} (or leave it out), "
-                             f"got {effort[:60]!r}", "reasoning_effort")
-        thinking = effort not in ("none", "")
+    if fields["reasoning_effort"] is not None:
+        thinking = effort_thinking(fields["reasoning_effort"], "reasoning_effort")
     elif fields["reasoning"] is not None or fields["chat_template_kwargs"] is not None:
         thinking = _thinking_asked(body)
     response_format = fields["response_format"]
@@ -362,6 +358,19 @@ def _refuse_outputs_not_given(fields: dict[str, Any]) -> None:
                          "the agent a search tool of its own)", "web_search_options")
 
 
+def effort_thinking(effort: Any, param: str) -> bool:
+    """Thinking off (``"none"``, and ``""`` as it always was) or on (any other word of :data:`REASONING_EFFORTS`) for
+    an effort as the client gave it: chat's ``reasoning_effort``, OpenRouter's ``reasoning.effort`` (its words are
+    of the set: openrouter.ai/docs, reasoning tokens), the Responses API's ``reasoning.effort`` (the SDK's same
+    ``ReasoningEffort``). Another word is a 400 naming ``param`` and the set: it was read as thinking on, a typo (or
+    another API's word) asking for what the client did not mean."""
+    if effort == "" or effort in REASONING_EFFORTS:
+        return effort not in ("none", "")
+    shown = effort[:60] if isinstance(effort, str) else effort
+    raise BadRequest(f"{param}: one of {', '.join(map(repr, REASONING_EFFORTS))} (or leave it out), got {shown!r}",
+                     param)
+
+
 def _thinking_asked(body: ChatCompletionBody) -> bool | None:
     """Thinking on or off in the spellings other servers take (OpenRouter's ``reasoning``, vLLM's and SGLang's
     ``chat_template_kwargs.enable_thinking`` — Qwen3 clients send it to turn thinking off); ignored, the model
@@ -369,8 +378,8 @@ def _thinking_asked(body: ChatCompletionBody) -> bool | None:
     reasoning = body.reasoning or {}
     if isinstance(reasoning.get("enabled"), bool):
         return bool(reasoning["enabled"])
-    if isinstance(reasoning.get("effort"), str):
-        return reasoning["effort"] not in ("none", "")
+    if reasoning.get("effort") is not None:
+        return effort_thinking(reasoning["effort"], "reasoning.effort")
     enable = (body.chat_template_kwargs or {}).get("enable_thinking")
     return enable if isinstance(enable, bool) else None
 
