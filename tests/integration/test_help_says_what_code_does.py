@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,15 @@ def test_reports_month_is_said_to_be_a_utc_month() -> None:
     """--month read 'YYYY-MM (default: this month)': the month is UTC's (ledger/report.month_period), the one spend
     caps count — on the evening of the 31st in New York 'this month' is already the next one."""
     assert option_help("report", "--month") == "a UTC calendar month, YYYY-MM (default: this one, to date)"
+
+
+def test_plans_default_headroom_is_said_with_its_floor(tmp_path: Path) -> None:
+    """--headroom read 'a quarter of RAM' below 32 GB: on a 4 GB machine that is 1 GB, but plan keeps at least 2
+    (ops/plan.default_headroom)."""
+    config = tmp_path / "c.yaml"
+    config.write_text("models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                      f"agents:\n  chat: {{primary: m}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    out = CliRunner().invoke(app, ["plan", "--config", str(config), "--ram", "4", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["headroom_gb"] == 2
+    assert option_help("plan", "--headroom").endswith("(default 8 on ≥32 GB, else a quarter of RAM, at least 2)")

@@ -161,7 +161,7 @@ def plan(
     config: ConfigOption = None,
     ram: Annotated[float | None, typer.Option("--ram", help="memory in GB (default: this machine's)", min=1)] = None,
     headroom: Annotated[float | None, typer.Option(
-        help="GB kept free for the OS and other programs (default 8 on ≥32 GB, else a quarter of RAM)",
+        help="GB kept free for the OS and other programs (default 8 on ≥32 GB, else a quarter of RAM, at least 2)",
         min=0)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
 ) -> None:
