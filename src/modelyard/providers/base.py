@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any, ClassVar
@@ -152,15 +153,23 @@ class Provider(ABC):
         self._found.update({k: bool(v) for k, v in found.items() if v is not None})
         self.profile = self._profile()
 
-    #: the context the model's server said it has when it refused a prompt past it (providers/context_refusal.py):
-    #: a prompt that cannot fit is not sent again (router/fit.py), None while nothing was refused so
-    learned_context: LearnedContext | None = None
+    _learned_context: LearnedContext | None = None
+
+    @property
+    def learned_context(self) -> LearnedContext | None:
+        """The context the model's server said it has when it refused a prompt past it (providers/context_refusal.py):
+        a prompt that cannot fit is not sent again (router/fit.py); None while nothing was refused so, or once the
+        refusal is older than ``LEARNED_FOR`` (the server may have been restarted with another ``--ctx-size``)."""
+        known = self._learned_context
+        if known is not None and known.stale(time.monotonic()):
+            self._learned_context = known = None
+        return known
 
     def refused_context(self, n_ctx: int, prompt_tokens: int) -> None:
         """The server refused a prompt of ``prompt_tokens`` (estimated) and said its context is ``n_ctx``."""
-        known = self.learned_context
-        self.learned_context = (LearnedContext(n_ctx, prompt_tokens) if known is None
-                                else known.after(n_ctx, prompt_tokens))
+        known, now = self.learned_context, time.monotonic()
+        self._learned_context = (LearnedContext(n_ctx, prompt_tokens, now) if known is None
+                                 else known.after(n_ctx, prompt_tokens, now))
 
     async def template_family(self) -> str | None:
         """The chat template family the model's server formats prompts in (router/raw_template.py): the config's
@@ -170,7 +179,7 @@ class Provider(ABC):
     def server_gone(self) -> None:
         """Its server refused a connection: what comes back may be another (another ``--ctx-size``, another model
         pulled under the name), so what was learned of this one no longer holds."""
-        self.learned_context = None
+        self._learned_context = None
         if self.refused_kinds:
             self.refused_kinds.server_gone()
 

@@ -7,12 +7,18 @@ increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 8708, "n
 answered it with a 500; server-context.cpp refuses when the prompt's tokens reach the slot's ``n_ctx``). Nothing of
 it was kept: every long request of an agent was sent there first, refused, then given to the next model — on a CPU
 the refusal costs the prompt's tokenization each time. The context is learned per model (one server and model id,
-as the other facts learned of a server), for as long as the process runs or until the server is seen gone.
+as the other facts learned of a server), until the server is seen gone or for :data:`LEARNED_FOR` after its last
+refusal: a llama-server restarted between two requests with a larger ``--ctx-size`` is never seen gone, and its
+learned context kept the long prompts away from it for the whole process. Past that time the next long prompt is
+sent there again: taken, or refused and learned anew (one refusal per model per ten minutes at most).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+#: seconds a learned context holds after the server's last refusal (then asked again)
+LEARNED_FOR = 600.0
 
 #: llama-server's ``type`` for the refusal (server-common.cpp ``format_error_response``)
 EXCEED_CONTEXT = "exceed_context_size_error"
@@ -46,11 +52,18 @@ def refused_context(body: object) -> int | None:
 class LearnedContext:
     """``n_ctx``: the context the server said it has for one request; ``refused_at``: the smallest prompt it refused,
     in modelyard's own estimate (:mod:`modelyard.tokens`) — a prompt as long is not sent again whatever the estimate
-    makes of ``n_ctx`` (it runs high for English, low for some code)."""
+    makes of ``n_ctx`` (it runs high for English, low for some code); ``at``: when it was last refused
+    (``time.monotonic``)."""
 
     n_ctx: int
     refused_at: int
+    at: float
 
-    def after(self, n_ctx: int, refused_at: int) -> LearnedContext:
-        """This fact with one more refusal folded in: the server's latest context, the smaller refused prompt."""
-        return LearnedContext(n_ctx, min(self.refused_at, refused_at))
+    def after(self, n_ctx: int, refused_at: int, at: float) -> LearnedContext:
+        """This fact with one more refusal folded in: the server's latest context, the smaller refused prompt under
+        the same context (another context is another server: its own refusal stands alone)."""
+        return LearnedContext(n_ctx, min(self.refused_at, refused_at) if n_ctx == self.n_ctx else refused_at, at)
+
+    def stale(self, now: float) -> bool:
+        """Held past :data:`LEARNED_FOR`: the server may have been restarted with another context since."""
+        return now - self.at >= LEARNED_FOR
