@@ -71,13 +71,27 @@ def backup(source: Path, dest: Path, *, now: float | None = None) -> Backup:
                               "itself may be damaged — `sqlite3 … .recover` reads what it can")
         with open(partial, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(partial, dest)
+        _put_in_place(partial, dest)
         _sync_dir(dest.parent)
     except sqlite3.Error as exc:
         raise BackupError(f"routing log {source}: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
     return Backup(dest, requests, dest.stat().st_size)
+
+
+def _put_in_place(partial: Path, dest: Path) -> None:
+    """Give the finished copy its name, never over a file made there since the check above (a second backup started
+    at the same second, a user's file): a hard link refuses an existing name atomically, where a rename replaces it.
+    A filesystem without hard links (exFAT, some network and FUSE mounts) gets the rename after one more look."""
+    try:
+        os.link(partial, dest)
+    except FileExistsError:
+        raise BackupError(f"{dest} exists: name a new file (a backup never overwrites one)") from None
+    except OSError:
+        if dest.exists():
+            raise BackupError(f"{dest} exists: name a new file (a backup never overwrites one)") from None
+        os.replace(partial, dest)
 
 
 def _sync_dir(folder: Path) -> None:
