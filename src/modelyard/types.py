@@ -228,7 +228,8 @@ class Chunk:
     usage: Usage | None = None
     stop_reason: str = ""
     #: the deltas a text/thinking chunk joins: a provider may join those that arrived in one network read
-    #: (one chunk through every layer instead of one each, issue #15); counts stay per delta
+    #: (one chunk through every layer instead of one each, issue #15); counts stay per delta. An ``embedding``
+    #: chunk's: the calls its vectors took (providers/embed_batches.py)
     pieces: int = 1
     vectors: list[list[float]] | None = None
 
@@ -266,6 +267,8 @@ class ChatResponse:
     model: str = ""
     #: an embeddings request's vectors, one per text in order (None for an answer)
     vectors: list[list[float]] | None = None
+    #: the calls the vectors took (providers/embed_batches.py), for the routing log's note
+    vector_calls: int = 1
 
     @property
     def truncated(self) -> bool:
@@ -284,4 +287,4 @@ class ChatResponse:
         elif chunk.kind == "done":
             self.stop_reason = chunk.stop_reason
         elif chunk.kind == "embedding":
-            self.vectors = chunk.vectors
+            self.vectors, self.vector_calls = chunk.vectors, chunk.pieces

@@ -119,15 +119,18 @@ async def embedded(call: Callable[[ChatRequest], AsyncGenerator[Chunk, None]], r
     embed = request.embed
     assert embed is not None
     limit = model.batch_limit()
+    parts = batches(embed, limit)
     try:
-        vectors, tokens = await _collected(call, request, batches(embed, limit), lanes)
+        vectors, tokens = await _collected(call, request, parts, lanes)
     except ProviderError as exc:
         most = said_bound(exc.message) if exc.reason is Reason.BAD_REQUEST else None
         if most is None or (limit.texts is not None and most >= limit.texts) or most >= len(embed.texts):
             raise  # another refusal, or a bound already kept: asking again would be refused again
         model.refused_batch(most)
-        vectors, tokens = await _collected(call, request, batches(embed, model.batch_limit()), lanes)
-    yield Chunk("embedding", vectors=vectors)
+        parts = batches(embed, model.batch_limit())
+        vectors, tokens = await _collected(call, request, parts, lanes)
+    # ``pieces``: the calls the vectors took, for the routing log's note (router/embedding.py answer_note)
+    yield Chunk("embedding", vectors=vectors, pieces=len(parts))
     yield Chunk("usage", usage=Usage(tokens, 0))
     yield Chunk("done", stop_reason="stop")
 

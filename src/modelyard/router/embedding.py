@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 
 from modelyard.providers import Provider
-from modelyard.providers.embed_batches import batch_note, batches
+from modelyard.providers.embed_batches import batch_note
 from modelyard.providers.embeddings import input_tokens
 from modelyard.types import EmbedInput
 
@@ -93,13 +93,12 @@ def stand_in(chain: tuple[str, ...], index: int, providers: Mapping[str, Provide
     return f"vectors in place of {setter}'s: the same embedding_space {space(providers[setter])!r}"
 
 
-def answer_note(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider], embed: EmbedInput,
+def answer_note(chain: tuple[str, ...], index: int, providers: Mapping[str, Provider], calls: int,
                 at_once: int = 1) -> str:
     """What the answering attempt's row says of its vectors ("": nothing): whose place they stand in
-    (:func:`stand_in`), and the calls they took where one could not carry the request, ``at_once`` at most out
-    together (providers/embed_batches.py)."""
+    (:func:`stand_in`), and the ``calls`` they took (as the provider cut them: not cut again here) where one could
+    not carry the request, ``at_once`` at most out together (providers/embed_batches.py)."""
     provider = providers[chain[index]]
-    limit = provider.batch_limit()
     notes = (stand_in(chain, index, providers) if index else "",
-             batch_note(len(batches(embed, limit)), limit, at_once))
+             batch_note(calls, provider.batch_limit(), at_once))
     return "; ".join(n for n in notes if n)

@@ -271,7 +271,8 @@ class Router:
                         finally:
                             await state.release()
                     if walk.answer is not None:
-                        if embed is not None and (note := answer_note(chain, index, self.providers, embed,
+                        if embed is not None and (note := answer_note(chain, index, self.providers,
+                                                                      walk.answer.vector_calls,
                                                                       lanes.most if lanes is not None else 1)):
                             record.attempts[-1].detail = note
                         self._finish(walk, model, index, loop.time())
