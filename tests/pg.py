@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -184,9 +184,11 @@ class Bouncer:
     """PgBouncer (Debian: pgbouncer) on an ephemeral loopback port in front of the shared server, in *transaction*
     pooling — what most teams put between many clients and one PostgreSQL. Each transaction may run on another
     server connection; ``server_round_robin`` makes that happen every time here, so anything that lives on one
-    server connection (a prepared statement, a SET) is found missing on the next transaction."""
+    server connection (a prepared statement, a SET) is found missing on the next transaction. ``pool_mode="session"``
+    gives each client one server connection for as long as it stays connected, PgBouncer's default."""
 
-    def __init__(self, database_url: str, pool_size: int = 2):
+    def __init__(self, database_url: str, pool_size: int = 2,
+                 pool_mode: Literal["session", "transaction"] = "transaction"):
         exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
         if not Path(exe).exists():
             pytest.skip("pgbouncer is not installed (Debian: pgbouncer; scripts/bootstrap.sh installs it as root)")
@@ -200,7 +202,7 @@ class Bouncer:
             f"[databases]\n{name} = host={upstream.get('host', '127.0.0.1')} port={upstream.get('port', 5432)} "
             f"user={upstream.get('user', 'postgres')} dbname={name}\n"
             f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
-            "auth_type = any\npool_mode = transaction\n"
+            f"auth_type = any\npool_mode = {pool_mode}\n"
             f"default_pool_size = {pool_size}\nmin_pool_size = {pool_size}\nserver_round_robin = 1\n"
             "ignore_startup_parameters = extra_float_digits\n")
         ini.chmod(0o644)

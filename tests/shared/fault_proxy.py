@@ -14,6 +14,11 @@ due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (red
 - ``silence_on(marker)``: a connection goes silent as above the moment its client sends ``marker`` (a query's text),
   which never arrives: the path dropped while that query's answer is awaited, every time (a ``partition()`` timed by
   watching the server races the query);
+- ``stall_after(n)``: a connection stops reading its server's bytes once it carried ``n`` of them — a peer that
+  stops reading (a client process paused, a path whose receive window stays shut): the server's send buffer fills
+  and it blocks writing the answer (PostgreSQL's ``ClientWrite`` wait event, "waiting to write data to the client":
+  https://www.postgresql.org/docs/current/monitoring-stats.html#WAIT-EVENT-CLIENT-TABLE), while new connections
+  pass;
 - ``heal()``: everything passes again (connections made from now on; silenced ones stay dead, as after a real
   partition the client has to notice and reconnect).
 """
@@ -39,6 +44,7 @@ class _Pipe:
     def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter):
         self.client, self.upstream = client, upstream
         self.silent = False
+        self.carried = 0  # bytes from the server (``stall_after``)
 
 
 class FaultProxy:
@@ -49,6 +55,7 @@ class FaultProxy:
         self.latency = 0.0
         self.connections = 0
         self.trigger: bytes | None = None
+        self.stall: int | None = None
         self._pipes: list[_Pipe] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -108,6 +115,10 @@ class FaultProxy:
         """Silence each connection whose client sends ``marker``, from that chunk on (it is swallowed)."""
         self.trigger = marker
 
+    def stall_after(self, carried: int) -> None:
+        """Stop reading from the server on each connection that carried ``carried`` bytes from it (it stays open)."""
+        self.stall = carried
+
     def reset(self) -> None:
         """RST every open connection and refuse new ones."""
         self.mode = Mode.REFUSING
@@ -127,6 +138,7 @@ class FaultProxy:
         self.mode = Mode.PASS
         self.latency = 0.0
         self.trigger = None
+        self.stall = None
 
     # -- inside the proxy's loop --------------------------------------------------------------
 
@@ -180,6 +192,10 @@ class FaultProxy:
                 if delayed and self.trigger is not None and self.trigger in data:
                     pipe.silent = True
                 queue.put_nowait((self._loop.time() + (self.latency if delayed else 0.0), data))
+                if not delayed:
+                    pipe.carried += len(data)
+                    if self.stall is not None and pipe.carried >= self.stall:
+                        await asyncio.Event().wait()  # reads no more, until the proxy closes
                 if sender.done():
                     break
         with contextlib.suppress(OSError, ConnectionError, asyncio.TimeoutError):

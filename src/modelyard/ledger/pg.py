@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -174,6 +176,8 @@ class PgConnection:
         self.lock_timeout = lock_timeout  # before the migration: its check waits on the same locks
         self.where = dburl.redact(url)
         self._application_name = application_name
+        self._tag = secrets.token_hex(6)  # with a count, names each watched statement on the server (pg_watch.tag)
+        self._statements = itertools.count(1)
         try:
             # prepare_threshold=None: no server-side prepared statements. psycopg prepares a query once it ran five
             # times and then sends only its name; behind a transaction pooler (PgBouncer before 1.21, or with
@@ -276,12 +280,12 @@ class PgConnection:
         import psycopg
 
         try:
-            with self._watched(alone=sql != "BEGIN" and not self.in_transaction):
+            with self._watched(alone=sql != "BEGIN" and not self.in_transaction) as mark:
                 if self.lock_timeout and sql != "BEGIN" and not self.in_transaction:
                     with self._conn.transaction():
                         self._conn.execute(self._bound())
-                        return self._conn.execute(to_pg(sql), params)
-                cursor = self._conn.execute(to_pg(sql), params)
+                        return self._conn.execute(mark + to_pg(sql), params)
+                cursor = self._conn.execute(mark + to_pg(sql), params)
                 if self.lock_timeout and sql == "BEGIN":
                     self._conn.execute(self._bound())
                 return cursor
@@ -289,24 +293,29 @@ class PgConnection:
             raise LogUnavailable(self.silent() if self.cut else self.describe(exc)) from None
 
     @contextlib.contextmanager
-    def _watched(self, *, alone: bool = False) -> Iterator[None]:
-        """Watch the statement (:meth:`_watch`, in a thread of its own) while it waits for PostgreSQL's answer.
+    def _watched(self, *, alone: bool = False) -> Iterator[str]:
+        """Watch the statement (:meth:`_watch`, in a thread of its own) while it waits for PostgreSQL's answer; what
+        it yields opens the statement's text (:func:`~modelyard.ledger.pg_watch.tag`: how the server is asked about
+        it, through a pooler too), "" when unwatched.
 
         Its end and the watcher's decision to cut take the same lock, and the watcher cuts only a statement still
         waiting: a bound passing just as the statement finished cut the connection, and the NEXT statement then
         failed saying 'no answer within 60s'. The one window left — the answer read whole by libpq, the cut decided
         before the statement's end takes the lock — keeps the answer, and a statement run ``alone`` (no transaction
         to lose) opens a new connection for the next one."""
+        from modelyard.ledger import pg_watch
+
         if not self.read_bound:
-            yield
+            yield ""
             return
+        mark = pg_watch.tag(self._tag, next(self._statements))
         done = threading.Event()
-        watcher = threading.Thread(target=self._watch, args=(done, time.monotonic()), daemon=True,
+        watcher = threading.Thread(target=self._watch, args=(done, time.monotonic(), mark), daemon=True,
                                    name="modelyard-pg-read-watch")
         watcher.start()
         answered = False
         try:
-            yield
+            yield mark
             answered = True
         finally:
             with self._deciding:
@@ -327,7 +336,7 @@ class PgConnection:
             self._conn.close()
         self._conn, self.cut, self.finding = conn, False, None
 
-    def _watch(self, done: threading.Event, started: float) -> None:
+    def _watch(self, done: threading.Event, started: float, mark: str) -> None:
         """Each ``read_bound`` without an answer, ask the server (over a new connection) whether it is still running
         the statement: yes — a slow read, wait on (said once), up to ``read_ceiling``; the server unreachable, the
         session idle or gone — the answer will never come: cut (:meth:`abort`). The schema check is not asked about
@@ -339,10 +348,10 @@ class PgConnection:
         sending = 0
         told = False
         while not done.wait(max(0.0, min(bound, started + ceiling - time.monotonic()))):
-            finding = None if self._checking else pg_watch.probe(self.url, self.pid)
+            finding = None if self._checking else pg_watch.probe(self.url, self.pid, mark)
             if finding is not None:
-                log.info("routing log %s: probe of pid %s: %s in %.3fs", self.where, self.pid,
-                         finding.verdict.value, finding.took)
+                log.info("routing log %s: probe of %s: %s (pid %s) in %.3fs", self.where, mark.strip(),
+                         finding.verdict.value, finding.pid, finding.took)
                 sending = sending + 1 if finding.verdict is pg_watch.Verdict.SENDING else 0
                 slow = finding.verdict is pg_watch.Verdict.WORKING or (
                     finding.verdict is pg_watch.Verdict.SENDING and sending < 2)
@@ -351,7 +360,7 @@ class PgConnection:
                         told = True
                         log.warning(dburl.scrub(
                             f"routing log {self.where}: a slow read — no answer after {bound:g}s, but "
-                            f"{_server(self.url)} is still running the query (pid {self.pid}): waiting for it, up "
+                            f"{_server(self.url)} is still running the query (pid {finding.pid}): waiting for it, up "
                             f"to {ceiling:g}s in all (log.read_ceiling)", self.url))
                     continue
             with self._deciding:
@@ -374,7 +383,8 @@ class PgConnection:
     @property
     def pid(self) -> int:
         """The server process of this connection (libpq's, from the handshake: no round trip; kept at open, as
-        libpq says 0 once the connection is cut)."""
+        libpq says 0 once the connection is cut). Behind a pooler it is none of the server's: the watch finds the
+        statement by its text (:mod:`~modelyard.ledger.pg_watch`)."""
         return self._pid
 
     def silent(self) -> str:
@@ -397,7 +407,7 @@ class PgConnection:
             ceiling = max(self.read_bound or 0, self.read_ceiling or 0)
             return dburl.scrub(
                 f"routing log {self.where}: the query was still running on {_server(self.url)} after {ceiling:g}s "
-                f"(pid {self.pid}), the connection was cut — the server is slow, not down: read a shorter period, "
+                f"(pid {finding.pid}), the connection was cut — the server is slow, not down: read a shorter period, "
                 f"or raise log.read_ceiling", self.url)
         said = f" ({finding.said()})" if finding is not None else ""
         return dburl.scrub(

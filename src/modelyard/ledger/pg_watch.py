@@ -3,12 +3,20 @@
 A reader's statement that has no answer after ``read_bound`` seconds is either slow (``stats`` over a large log on a
 busy host: 33-43 s at 300,000 rows) or waiting on a connection nothing answers any more (a firewall dropping
 packets, a frozen server host) — the client cannot tell them apart from its own socket. The server can: over a NEW,
-short-bounded connection, :func:`probe` asks ``pg_stat_activity`` what the reading session (its backend pid, known
-from the first connection's handshake) is doing. Still ``active`` → a slow read: keep waiting, up to the ceiling.
-The server unreachable, the session idle or gone → the answer will never come: cut, as before.
+short-bounded connection, :func:`probe` asks ``pg_stat_activity`` what the session running the statement is doing.
+Still ``active`` → a slow read: keep waiting, up to the ceiling. The server unreachable, the session idle or gone →
+the answer will never come: cut, as before.
 
-Behind a pooler (PgBouncer) the pid the client knows is the pooler's, not a server backend's: the probe finds no such
-session and the read is cut at the bound as before this module.
+The session is found by the statement's own text, not by the backend pid libpq learnt at the handshake: each watched
+statement opens with a comment naming it (:func:`tag`), and ``pg_stat_activity.query`` is the text the server is
+running or ran last. Behind PgBouncer the pid the client knows is none of the server's (the pooler answers the
+handshake itself), and in transaction pooling each transaction may run on another server connection — the pid found
+no session, and every slow read was cut at the bound. A comment is forwarded untouched by any pooler in every pool
+mode (PgBouncer's session, transaction and statement pooling: https://www.pgbouncer.org/features.html; the Debian
+man page pgbouncer(1)); ``application_name`` was the other candidate, but it reaches the server connection only as
+the pooler tracks it (PgBouncer 1.18 here) and ``application_name_add_host`` rewrites it
+(https://manpages.ubuntu.com/manpages/noble/man5/pgbouncer.5.html), so an exact match breaks on a common setting.
+The pid is still asked for: a session the role may not look into (``<insufficient privilege>``) is said as such.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ class Verdict(Enum):
     WORKING = "working"  # active: running the query (or waiting on a lock, on I/O) — a slow read
     SENDING = "sending"  # active, but blocked writing the answer to this host (ClientWrite) — checked twice
     IDLE = "idle"  # finished (or never got the query): the answer is lost on the way
-    GONE = "gone"  # no such session: ended, the server restarted, or a pooler in between
+    GONE = "gone"  # no session runs it: ended, the server restarted, or it never arrived
     UNREACHABLE = "unreachable"  # a new connection got no answer: the server (or the path to it) is frozen or down
     UNKNOWN = "unknown"  # the server would not say (no privilege to see the session's state)
 
@@ -51,8 +59,8 @@ class Finding:
                               "the path back to this host drops packets"),
             Verdict.IDLE: (f"asked over a new connection, the server says its session (pid {self.pid}) is idle: the "
                            "query finished or never arrived, and the answer is lost on the way"),
-            Verdict.GONE: (f"asked over a new connection, the server has no session pid {self.pid}: it ended (a "
-                           "restart, pg_terminate_backend), or a pooler stands in between"),
+            Verdict.GONE: ("asked over a new connection, the server has no session running the query: it ended (a "
+                           "restart, pg_terminate_backend), or the query never arrived"),
             Verdict.UNREACHABLE: (f"a new connection got no answer either within "
                                   f"{PROBE_CONNECT + PROBE_BOUND:g}s{self.detail}: the server or the path to it "
                                   "is frozen or down"),
@@ -60,9 +68,22 @@ class Finding:
         }[self.verdict]
 
 
-def probe(url: str, pid: int) -> Finding:
-    """Ask the server, over a new connection bounded by :data:`PROBE_CONNECT` + :data:`PROBE_BOUND`, what backend
-    ``pid`` is doing. Never raises: a failure to ask is :attr:`Verdict.UNREACHABLE`."""
+#: how a watched statement's comment opens (:func:`tag`); what follows is unique to the statement
+MARK = "modelyard-read "
+
+
+def tag(connection: str, statement: int) -> str:
+    """The comment a watched statement opens with: ``connection`` (random, per connection) and ``statement`` (its
+    count) make it unique on the server. Hex and digits only: nothing in it can end the comment or be a placeholder."""
+    return f"/* {MARK}{connection}-{statement} */ "
+
+
+def probe(url: str, pid: int, mark: str) -> Finding:
+    """Ask the server, over a new connection bounded by :data:`PROBE_CONNECT` + :data:`PROBE_BOUND`, what the
+    session whose query holds ``mark`` (the statement's :func:`tag`) is doing — or, none holding it, backend ``pid``
+    (libpq's; behind a pooler none of the server's). Never raises: a failure to ask is :attr:`Verdict.UNREACHABLE`.
+
+    The mark is a bound parameter: the probe's own text (``$1``) never holds it."""
     import psycopg
 
     t0 = time.monotonic()
@@ -75,7 +96,10 @@ def probe(url: str, pid: int) -> Finding:
     timer.daemon = True
     timer.start()
     try:
-        row = conn.execute("SELECT state, wait_event FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        row = conn.execute(
+            "SELECT pid, state, wait_event, strpos(query, %(mark)s) > 0 AS ours FROM pg_stat_activity "
+            "WHERE (strpos(query, %(mark)s) > 0 OR pid = %(pid)s) AND pid <> pg_backend_pid() "
+            "ORDER BY ours DESC LIMIT 1", {"mark": mark.strip(), "pid": pid}).fetchone()
     except psycopg.Error as exc:
         return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({_first_line(exc)})")
     finally:
@@ -84,9 +108,11 @@ def probe(url: str, pid: int) -> Finding:
     took = time.monotonic() - t0
     if row is None:
         return Finding(Verdict.GONE, pid, took)
-    state, wait_event = row
-    if state is None:
+    pid, state, wait_event, ours = row
+    if state is None:  # a session of another role: its query and state are hidden
         return Finding(Verdict.UNKNOWN, pid, took)
+    if not ours:  # libpq's pid, running something else (or nothing): the statement never arrived there
+        return Finding(Verdict.IDLE if state != "active" else Verdict.GONE, pid, took, f" ({state})")
     if state != "active":
         return Finding(Verdict.IDLE, pid, took, f" ({state})")
     if wait_event == "ClientWrite":
