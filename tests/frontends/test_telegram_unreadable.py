@@ -33,14 +33,14 @@ async def test_a_message_the_library_cannot_read_does_not_hold_up_its_batch(tmp_
     "Currently, it holds no information" (core.telegram.org/bots/api#august-18-2023; fizruk/telegram-bot-simple#160),
     as a self-hosted Bot API server of that time (``telegram.base_url``) still does — and python-telegram-bot 22
     requires the chat and id 7.1 added: its batch failed, for good, and her question was never answered. Now the
-    message is read without the story (she is told the bot reads text), and her question is answered."""
+    message is read without the story (she is told the bot cannot see a story), and her question is answered."""
     config = bot_config(tmp_path, tg, llm)
     caplog.set_level(logging.INFO)
     tg.push_update({"message": _private(9_101, story={})})
     tg.push_update({"message": _private(9_102, text="hello there")})
     async with running_bot(config, tg):
         final = await eventually(final_message(tg, ALICE), 20)
-        await eventually(lambda: any(r.startswith("I can only read text") for r in replies_to(tg, ALICE)), 10)
+        await eventually(lambda: any(r.startswith("I can't see a story") for r in replies_to(tg, ALICE)), 10)
         await eventually(lambda: _done(config), 10)
     assert final["text"].startswith(REPLY)
     assert "update 1: python-telegram-bot cannot read its message's story" in caplog.text

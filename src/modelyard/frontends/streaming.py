@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from telegram import Bot, InlineKeyboardMarkup, MessageEntity
+from telegram import Bot, InlineKeyboardMarkup, Message, MessageEntity
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from modelyard.frontends.telegram_format import Formatted, Kind, plain, split, with_note
@@ -40,6 +40,8 @@ _FINAL_TRIES = 3
 #: how long the final message is tried through an outage (no connection, timeouts, 502/503/504 from Telegram's front)
 FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
+#: longest wait, once a turn is called off, for its placeholder's sendMessage already on its way to answer
+PLACEHOLDER_SETTLE = 10.0
 
 
 def retry_seconds(value: float | dt.timedelta) -> float:
@@ -135,13 +137,13 @@ class StreamingReply:
                 log.info("telegram: placeholder in chat %s failed (%s)", self.chat_id, type(exc).__name__)
             self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
             return
+        send = asyncio.ensure_future(self._send_placeholder(placeholder))
         try:
             try:
-                message = await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to,
-                                                      message_thread_id=self.thread_id)
-            except ChatMigrated as exc:
-                self._migrated(exc.new_chat_id)
-                message = await self.bot.send_message(self.chat_id, placeholder)
+                message = await asyncio.shield(send)
+            except asyncio.CancelledError:
+                await self._settle_placeholder(send, placeholder)
+                raise
         except RetryAfter as exc:  # the whole wait: a try before it ends (it was cut to _MAX_BACKOFF) is refused again
             self._paused_until = time.monotonic() + retry_seconds(exc.retry_after)
             log.info("telegram: placeholder in chat %s refused (flood control, %ss)", self.chat_id, exc.retry_after)
@@ -164,6 +166,36 @@ class StreamingReply:
             self._ids.append(message.message_id)
             self._shown.append(Formatted(placeholder))
         self._task = asyncio.create_task(self._editor(), name=f"telegram-edits-{self.chat_id}")
+
+    async def _send_placeholder(self, placeholder: str) -> Message:
+        try:
+            return await self.bot.send_message(self.chat_id, placeholder, reply_to_message_id=self.reply_to,
+                                               message_thread_id=self.thread_id)
+        except ChatMigrated as exc:
+            self._migrated(exc.new_chat_id)
+            return await self.bot.send_message(self.chat_id, placeholder)
+
+    async def _settle_placeholder(self, send: asyncio.Future[Message], placeholder: str) -> None:
+        """The turn was called off while its placeholder's sendMessage was on its way (a comment whose forwards took
+        its turn over, /stop, the bot stopping). Cancelled with it, the call's answer — the '…''s id — was dropped,
+        but Telegram had taken the call: the '…' showed, known to nobody, and stayed above the answer for good. The
+        send goes on (shielded) for up to :data:`PLACEHOLDER_SETTLE`; its id is kept, so whoever ends this answer
+        (:meth:`hand_over`, :meth:`finish`) edits it. One whose answer is still lost then is looked for as a lost
+        placeholder is."""
+        try:
+            done, _ = await asyncio.wait({send}, timeout=PLACEHOLDER_SETTLE)
+        finally:
+            if not send.done():
+                send.cancel()
+        error = send.exception() if send in done and not send.cancelled() else None
+        if send in done and error is None:
+            self._ids.append(send.result().message_id)
+            self._shown.append(Formatted(placeholder))
+        elif error is None or (isinstance(error, TelegramError) and (maybe_sent(error) or maybe_on_screen(error))):
+            self._placeholder_lost = True
+        log.info("telegram: chat %s: the answer was called off while its placeholder was being sent; %s", self.chat_id,
+                 "its id kept" if self._ids else "it may be on screen, looked for once the answer shows"
+                 if self._placeholder_lost else "it was not sent")
 
     async def hand_over(self) -> list[int]:
         """Stop showing this answer (its turn was called off) and leave its messages as they are for another turn to

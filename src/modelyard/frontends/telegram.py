@@ -40,7 +40,6 @@ from telegram import (
     Bot,
     BotCommand,
     CallbackQuery,
-    ExternalReplyInfo,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -93,6 +92,7 @@ from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_forward import forwarded
 from modelyard.frontends.telegram_gather import Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
+from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, service_only
 from modelyard.frontends.telegram_request import FrontAwareRequest
 from modelyard.frontends.telegram_sent import SentLog, Shown, find_lost
 from modelyard.ledger.labels import LabelSource
@@ -219,22 +219,9 @@ def rating_buttons() -> InlineKeyboardMarkup:
                                   InlineKeyboardButton("👎", callback_data=RATE_DOWN)]])
 
 
-#: what a message carries besides text, as said to the person and the model (Bot API Message fields)
-_ATTACHMENTS = (("photo", "a photo"), ("video", "a video"), ("animation", "a GIF"), ("document", "a file"),
-                ("sticker", "a sticker"), ("voice", "a voice message"), ("audio", "an audio file"),
-                ("video_note", "a video message"), ("location", "a location"), ("contact", "a contact"),
-                ("poll", "a poll"))
-_HEARD = ("a voice message", "an audio file", "a video message")
-
-
-def attachment(message: Message | ExternalReplyInfo) -> str | None:
-    """What the message carries besides text ("a photo"), None for plain text."""
-    return next((said for field, said in _ATTACHMENTS if getattr(message, field, None)), None)
-
-
 def unreadable(attached: str | None) -> str:
     """The reply to a message with nothing to read: what the bot cannot take, and what to send instead."""
-    if attached in _HEARD:
+    if attached in HEARD:
         return f"I can't listen to {attached} — please type your request."
     if attached:
         return f"I can't see {attached} — please send your request as text (a caption on it works too)."
@@ -394,6 +381,22 @@ class InboxBot(ExtBot[None]):
         self.sent.took(message.chat_id, message.message_id)
         return message
 
+    async def _post(self, endpoint: str, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+        """A Bot API call's answer, a message it carries back that python-telegram-bot cannot read made readable.
+
+        The message a send or an edit returns carries the one it replies to (``reply_to_message``,
+        core.telegram.org/bots/api#message), whole: the question, with the field :func:`_salvaged` had to leave out of
+        it. Every reply to such a question failed to be read — the '…' on screen, the turn failed, the question never
+        answered. The message replied to is read without those fields, as the question was."""
+        result = await super()._post(endpoint, data, *args, **kwargs)
+        replied = result.get("reply_to_message") if isinstance(result, dict) else None
+        if isinstance(replied, dict) and any(k not in _READABLE for k in replied):
+            try:
+                Message.de_json(replied, self)
+            except Exception:
+                result = {**result, "reply_to_message": {k: v for k, v in replied.items() if k in _READABLE}}
+        return result
+
     async def get_updates(self, offset: int | None = None, limit: int | None = None, timeout: Any = None,
                           allowed_updates: Sequence[str] | None = None, **kwargs: Any) -> tuple[Update, ...]:
         while True:
@@ -506,9 +509,10 @@ def _salvaged(item: dict[str, Any], bot: Bot) -> tuple[Update, list[str]] | None
     dropped = sorted(str(k) for k in message if k not in _READABLE)
     if not dropped:
         return None
-    try:
+    try:  # the names of those left out kept with it (telegram_kinds.UNREAD): a story is said, a service message not
         update = Update.de_json({"update_id": item.get("update_id"),
-                                 "message": {k: v for k, v in message.items() if k in _READABLE}}, bot)
+                                 "message": {**{k: v for k, v in message.items() if k in _READABLE},
+                                             UNREAD: dropped}}, bot)
     except Exception:  # not even that: the update is passed over
         return None
     return update, dropped
@@ -1206,6 +1210,9 @@ class TelegramBot:
         attached = attachment(message) if message.media_group_id is None else f"an album of {len(parts)} items"
         if joined and text:  # each forwarded piece says what it carried
             attached = None
+        if not text and service_only(message):  # kept without a service field it could not read: no request
+            log.info("telegram: a service message in chat %s, read without what it said; not a request", chat.id)
+            return
         if not text:
             log.info("telegram: a message without text (%s) in chat %s", attached or "empty", chat.id)
             await self._say(message, unreadable(attached))

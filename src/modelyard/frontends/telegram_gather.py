@@ -26,7 +26,10 @@ from modelyard.frontends.streaming import MAX_MESSAGE
 from modelyard.frontends.telegram_format import utf16_len
 
 #: how long the first message waits for the next of its album, or of its text (sent at once, they come within a poll
-#: or two)
+#: or two). Each arrival starts the wait again, so ten forwards wait as long as they keep coming. Peers coalesce
+#: forwards within 80 ms, "tuned to Telegram's update delivery pattern" (HKUDS/nanobot#2508, openclaw/openclaw#19476,
+#: merged); the 2–3 s windows others report (openclaw#12797, claude-plugins-official#1029) are for bursts a person types
+#: — no report measures a forward more than 1 s after the previous one
 GATHER_WAIT = 1.0
 #: a text this long (UTF-16 code units, as Telegram counts) may be a piece of a longer one the app cut: the apps cut at
 #: a line or word break before the limit, so a piece can fall short of it

@@ -1,0 +1,53 @@
+"""A comment's turn called off for the forwards that follow it (frontends/telegram.py ``_join_alone``) at the moment
+its '…' is on its way to the Bot API. Each test here fails on the code before."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+from tests.fakes import Fault, OpenAIServer
+from tests.frontends.conftest import ALICE, bot_config, db, eventually, final_message, replies_to, running_bot
+
+ALICE_USER = {"id": ALICE, "is_bot": False, "first_name": "Alice", "language_code": "en"}
+PRIVATE = {"id": ALICE, "first_name": "Alice", "type": "private"}
+BOB_ORIGIN = {"type": "user", "sender_user": {"id": 222, "is_bot": False, "first_name": "Bob"}}
+_IDS = itertools.count(8_000)
+
+
+def _forwarded(text: str) -> dict:
+    """A message Alice forwards: its text and ``forward_origin`` (core.telegram.org/bots/api#messageorigin)."""
+    return {"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()), "chat": PRIVATE,
+                        "text": text, "forward_origin": {**BOB_ORIGIN, "date": int(time.time()) - 3600}}}
+
+
+async def test_a_placeholder_in_flight_when_the_forwards_take_the_turn_over_takes_their_answer(tmp_path, tg):
+    """The comment comes alone in one poll, the forwards in the next (core.telegram.org/bots/api#getupdates: a long
+    poll returns with the first update; HKUDS/nanobot#2585). The comment's '…' is sent — the Bot API has taken it, its
+    answer slow to come back (a slow link: python-telegram-bot#1045) — when the forwards call its turn off. The call
+    was cancelled with the turn: its answer, the '…''s id, dropped, so nothing handed it over; the forwards' answer
+    came under a second '…' and the first stayed on screen for good. Now the send is waited for and its '…' takes
+    the joined answer."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(20)), chunk_interval=0.05) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg) as bot:
+            bot._gather.wait = 3.0  # the gathering wait (1 s), made room for a loaded machine between the two polls
+            tg.lose_reply(Fault.delay(2.0), when=lambda p: p.get("text") == "…")  # taken, its answer 2 s late
+            tg.push_update({"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()),
+                                        "chat": PRIVATE, "text": "is this plan any good?"}})
+            await eventually(lambda: "…" in replies_to(tg, ALICE), 10)  # on screen; its answer not yet back
+            tg.push_update(_forwarded("We ship on Friday."))
+            tg.push_update(_forwarded("No tests until Monday."))
+            final = await eventually(final_message(tg, ALICE), 30)
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(1.0)  # a second answer, were there one, would be under way
+        asked = llm.requests[-1].json["messages"][-1]["content"]
+    assert asked.startswith("is this plan any good?") and "We ship on Friday." in asked
+    placeholders = [c.result["message_id"] for c in tg.calls_to("sendMessage") if c.ok and c.text == "…"]
+    assert len(placeholders) == 1, replies_to(tg, ALICE)
+    shown = tg.message(ALICE, placeholders[0])
+    assert shown is None or shown.get("text") != "…", shown  # it took the answer (or is gone), not left as '…'
+    assert final["message_id"] == placeholders[0]
+    with db(config) as conn:
+        assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
