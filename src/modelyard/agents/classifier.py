@@ -385,7 +385,10 @@ class Classifier:
             if name:
                 stored.save(name, arrays)
         member = Member({View.MULTILINGUAL: arrays["coef"]}, arrays["bias"])
-        self.foreign_members = [*self.members[:-1], *[member] * MULTILINGUAL_VOTES]
+        # the TF-IDF members (the stacked ones, always first), then the multilingual member's votes in the place of the
+        # meaning member's (there is one: a multilingual encoder is only taken with a sentence encoder). Named, not
+        # "all but the last member", so the list does not rest on the meaning member being last (round 26)
+        self.foreign_members = [*self._stacked.members, *[member] * MULTILINGUAL_VOTES]
         self.multilingual = multilingual
 
     def ready_multilingual(self) -> encoding.Multilingual | None:
@@ -431,6 +434,8 @@ class Classifier:
     def _votes(self, features: dict[View, Features]) -> NDArray:
         """Each member's probabilities on one view: the foreign members on a view the multilingual encoder read."""
         members = self.foreign_members if View.MULTILINGUAL in features else self.members
+        # both lists open with the stacked TF-IDF members (scored together by ``vote``); the rest — the meaning
+        # member, or the multilingual member's votes — are each scored on their own
         return vote(self._stacked, members[len(self._stacked.members):], features)
 
     def votes(self, text: str) -> NDArray:
@@ -464,7 +469,7 @@ class Classifier:
         assert isinstance(votes, np.ndarray)
         similarities = self._similarities(vectors)
         main = self._main(text)
-        best = int(self.nudged(votes.mean(axis=0), main).argmax())
+        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None).argmax())
         words = analyzers.unigrams(self._views[View.WORDS].analyze(main))
         known = sum(map(self._views[View.WORDS].vocabulary.__contains__, words)) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
@@ -484,12 +489,14 @@ class Classifier:
         unique, at = np.unique(index, return_inverse=True)
         return column_sums(self._examples, unique, np.bincount(at, weights=weight, minlength=len(unique)))
 
-    def nudged(self, mean: NDArray, main: str) -> NDArray:
+    def nudged(self, mean: NDArray, main: str, *, foreign: bool = False) -> NDArray:
         """The members' mean vote with agents/cues.py's nudges for ``main`` (the message's main view) added to the
         agents of the roles they name (round 16: a composition leans to writer, a change to given text to utility).
-        The confidence is still estimated from the votes themselves: a nudged choice has a small or negative margin."""
+        The confidence is still estimated from the votes themselves: a nudged choice has a small or negative margin.
+        ``foreign``: the multilingual encoder read ``main`` (a message in another language), where round 26's
+        composition cue is searched too (``cues.FOREIGN_FORM``)."""
         mean = mean.copy()
-        for role, extra in cues.nudges(main).items():
+        for role, extra in cues.nudges(main, foreign=foreign).items():
             if role in self._role_class:
                 mean[self._role_class[role]] += extra
         return mean
