@@ -121,14 +121,26 @@ class OllamaServer(ChatServer):
         embedding_dims: int = 8,
         chat_models: Iterable[str] | None = None,
         template: str | None = None,
+        num_parallel: int = 1,
+        max_queue: int | None = None,
+        context_length: int = 4096,
     ) -> None:
         """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
         model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
         are embedding models, and ``/api/chat`` refuses them, a preload too, as Ollama's capability check does (400
         '"nomic-embed-text" does not support chat': server/routes.go ChatHandler, errCapabilityCompletion).
+        ``num_parallel`` and ``max_queue``: OLLAMA_NUM_PARALLEL and OLLAMA_MAX_QUEUE (envconfig). With ``max_queue``
+        set, a chat beyond ``num_parallel + max_queue`` in flight is refused at once with 503 "server busy, please
+        try again.  maximum pending requests exceeded", as server/sched.go's GetRunner does when its pendingReqCh
+        (sized OLLAMA_MAX_QUEUE, 512 by default) is full (ErrMaxQueue; routes.go answers it with
+        http.StatusServiceUnavailable); None: never full. ``context_length``: the num_ctx a chat runs in when the
+        request sets none (Ollama's 4096 on a small GPU: docs/faq.md "How can I specify the context window size?").
+        A prompt past it is cut, not refused: the answer is a 200 whose ``prompt_eval_count`` is num_ctx / 2 + 2 —
+        the half of the window Ollama keeps (ollama/ollama#17427, #17889's 2050 at 4096, #3839; little-coder#128).
         ``template``: served as every model's chat template by ``/api/show`` (docs.ollama.com/api/show: ``modelfile``,
         ``parameters``, ``template``, ``details``, ``model_info``, ``capabilities``); None: no ``/api/show`` route."""
         self.template = template
+        self.num_parallel, self.max_queue, self.context_length = num_parallel, max_queue, context_length
         self.chat_models = None if chat_models is None else {canonical_model(m) for m in chat_models}
         super().__init__(
             reply_text=reply_text,
@@ -297,6 +309,8 @@ class OllamaServer(ChatServer):
         if self.chat_models is not None and canonical_model(model) not in self.chat_models:
             return self.error_response(400, f'"{model}" does not support chat')
         messages = body.get("messages") or []
+        if self.max_queue is not None and self.in_flight >= self.num_parallel + self.max_queue:
+            return self.error_response(503, QUEUE_FULL)  # sched.go: pendingReqCh full -> ErrMaxQueue
         stays = self._mark_loaded(model, body.get("keep_alive"))
         if not messages:
             reason = "load" if stays else "unload"
@@ -321,7 +335,7 @@ class OllamaServer(ChatServer):
                 tools=[t for t in tools if t],
                 last_is_tool_result=last_role == "tool",
                 thinking=_think_enabled(body.get("think")),
-                input_tokens=max(count_words(messages), 1),
+                input_tokens=self._read_tokens(body, max(count_words(messages), 1)),
             )
             return self._render_chat(model, plan, stream)
 
@@ -357,6 +371,14 @@ class OllamaServer(ChatServer):
             return self._render_generate(model, plan, stream)
 
         return self.play(recorded, model, render)
+
+    def _read_tokens(self, body: dict[str, Any], words: int) -> int:
+        """The prompt tokens Ollama reports reading: all of them, or, past num_ctx, the half of the window it keeps
+        after cutting the front off in silence (ollama/ollama#17427: "only enough tokens to fill half of the buffer
+        are used"; a 200 all the same)."""
+        options = body.get("options")
+        num_ctx = (options.get("num_ctx") if isinstance(options, dict) else None) or self.context_length
+        return words if words <= num_ctx else num_ctx // 2 + 2
 
     # ----- rendering -------------------------------------------------------------------
 

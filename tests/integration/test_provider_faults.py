@@ -130,7 +130,7 @@ FAULTS: list[tuple[Fault, set[str]]] = [
     (Fault.status(429, retry_after=30), {"rate_limited"}),
     (Fault.status(500), {"server_error"}),
     (Fault.status(502), {"server_error"}),
-    (Fault.status(503), {"overloaded"}),
+    (Fault.status(503), {"overloaded", "queue_full"}),  # Ollama's 503 is its full queue (test_ollama_under_load.py)
     (Fault.status(529), {"overloaded"}),
     (Fault.status(401), {"auth_error"}),
     (Fault.error_midstream(), {"stream_error", "overloaded"}),

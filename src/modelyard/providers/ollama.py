@@ -65,11 +65,30 @@ DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
 _LINE_KEYS = frozenset({"message", "done", "error", "model"})
+#: Ollama's 503 when its pending queue (OLLAMA_MAX_QUEUE, 512 by default) is full: server/sched.go's ErrMaxQueue
+_QUEUE_FULL = "maximum pending requests exceeded"
+#: a prompt read as fewer tokens than this share of the estimate was cut to fit num_ctx (see _cut_note)
+_CUT_SHARE = 0.55
+#: ... and by at least this many tokens (a short prompt's estimate is too rough to judge)
+_CUT_MIN = 512
 #: done reasons of a request Ollama did not run: it only loaded (or unloaded) the model. It answers a chat that way
 #: when there is nothing to generate for, e.g. no user turn (oh-my-pi#7465): an empty "success" otherwise
 _NOT_RUN = frozenset({"load", "unload"})
 _NOT_RUN_DETAIL = ("Ollama did not run the chat (done_reason '{}'): it only loaded or unloaded the model, "
                    "which it does for a request with nothing to answer (no user message?)")
+
+
+def _cut_note(data: dict[str, Any], request: ChatRequest) -> str:
+    """Why the prompt Ollama read looks cut, or "". Past the context it runs the model in (num_ctx), Ollama drops the
+    front of a prompt in silence and answers a 200 — its ``prompt_eval_count``, cached tokens included (ollama#16428),
+    about num_ctx / 2 the only tell (ollama#17427, #17889, #3839): the model answers a question it never saw."""
+    read = data.get("prompt_eval_count")
+    if request.prompt is not None or not isinstance(read, int) or isinstance(read, bool) or read <= 0:
+        return ""
+    sent = request_tokens(request)
+    if read >= sent * _CUT_SHARE or sent - read < _CUT_MIN:
+        return ""
+    return f"Ollama read {read} prompt tokens of ~{sent} sent"
 
 
 def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
@@ -219,6 +238,21 @@ class OllamaProvider(HttpProvider):
         found = (_served(e, s, endpoint, server) for e, s in zip(entries, shown, strict=True))
         return [m for m in found if m is not None]
 
+    #: a cut prompt was said in the log for this model (once: an agent's loop would say it on every turn)
+    _cut_said = False
+
+    def _warn_cut(self, data: dict[str, Any], request: ChatRequest) -> None:
+        """Say in the log that Ollama cut the prompt to fit num_ctx (:func:`_cut_note`), and what to set."""
+        if self._cut_said or not (note := _cut_note(data, request)):
+            return
+        self._cut_said = True
+        context = (f"the context {self.config.context} sent as num_ctx" if self.config.context else
+                   f"no context configured, so Ollama's default num_ctx ({DEFAULT_CONTEXT} unless "
+                   "OLLAMA_CONTEXT_LENGTH says otherwise)")
+        log.warning("model %s: %s — it cut the prompt's front to fit %s, and the model answered without it; set "
+                    "models.%s.context to the context the model should run in (modelyard sends it as num_ctx and "
+                    "skips the model for a prompt past it)", self.name, note, context, self.name)
+
     def base_profile(self) -> ModelProfile:
         return ModelProfile(thinking_switch=ThinkingSwitch.OLLAMA_THINK, json_mode=True)
 
@@ -332,6 +366,7 @@ class OllamaProvider(HttpProvider):
                                 fn["name"], fn.get("arguments"), call.get("id", "")))
                         if data.get("done"):
                             done = True
+                            self._warn_cut(data, request)
                             for chunk in _ended(data, request):
                                 yield chunk
                             break
@@ -346,10 +381,18 @@ class OllamaProvider(HttpProvider):
                         # was connection_dropped: the whole answer asked again, the same end again, the next model.
                         # Not at that line itself: a server may say why mid-stream and go on (llama-swappo#13's
                         # tool-call line, "done": false, "done_reason": "tool_calls", then the done line)
+                        self._warn_cut(last, request)
                         for chunk in _ended(last, request):
                             yield chunk
                 return
             except ProviderError as exc:
+                if not opened and exc.status == 503 and _QUEUE_FULL in exc.message:
+                    # Ollama's pending queue is full (server/sched.go ErrMaxQueue): the server is busy, the model not
+                    # sick. It was `overloaded`: asked again after a backoff into the same full queue and counted
+                    # towards the breaker, so a burst cooled a healthy model. Now the next model at once, as for
+                    # modelyard's own max_queue
+                    raise ProviderError(Reason.QUEUE_FULL, f"Ollama's queue is full ({exc.message}): more requests "
+                                        "wait on its server than OLLAMA_MAX_QUEUE allows", status=503) from None
                 if not opened and exc.reason is Reason.SERVER_ERROR and _NO_ROOM.search(exc.message):
                     # not a moment's fault worth a retry (it fails again at once), but the model's on this machine
                     # until memory is freed: the model cools as for a model the server does not have

@@ -1,0 +1,112 @@
+"""modelyard against an Ollama that acts as the real one does under load: its pending queue full (OLLAMA_MAX_QUEUE),
+and a prompt past the context it runs the model in (num_ctx) cut in silence. The fake's behaviours are
+tests/fakes/ollama.py's ``max_queue`` / ``num_parallel`` and ``context_length``, each citing its source there."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from tests.fakes import OllamaServer, OpenAIServer
+from tests.helpers import make_config
+
+from modelyard.router import Router
+from modelyard.types import ChatRequest, Message
+
+REQ = ChatRequest(messages=[Message("user", "Say hello")])
+
+
+@pytest.fixture
+def backup() -> Iterator[OpenAIServer]:
+    server = OpenAIServer(models=["backup"], reply_text="backup answer").start()
+    yield server
+    server.stop()
+
+
+def _router(ollama: OllamaServer, backup: OpenAIServer, **primary: Any) -> Router:
+    return Router(make_config(
+        {"primary": {"provider": "ollama", "model": "qwen3.5:latest", "endpoint": ollama.url, **primary},
+         "backup": {"provider": "openai", "model": "backup", "endpoint": backup.url}},
+        {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
+        defaults={"timeouts": {"queue": 5, "connect": 2, "first_token": 8, "idle": 8, "total": 20},
+                  "retries": {"attempts": 2, "backoff": 0.05, "max_wait": 1.0},
+                  "cooldown": {"failures": 2, "seconds": 30, "max_seconds": 60}},
+    ))
+
+
+async def test_ollama_queue_full_moves_on_at_once_and_does_not_cool_the_model(backup: OpenAIServer) -> None:
+    """OLLAMA_NUM_PARALLEL=1, OLLAMA_MAX_QUEUE=0 behind a model configured max_concurrent: 2 (more sent than the server
+    runs): the second request meets Ollama's full queue, a 503 "server busy, please try again.  maximum pending
+    requests exceeded" (ollama/ollama server/sched.go ErrMaxQueue, answered as http.StatusServiceUnavailable by
+    routes.go). It says the server is busy, not that the model is sick — the scale facts' "treat as queue full, move
+    on". It was ``overloaded``: asked again after a backoff into the same full queue, and counted towards the breaker,
+    so two such refusals under a burst cooled a healthy model for 30 s and sent every request to the fallback."""
+    ollama = OllamaServer(models=["qwen3.5:latest"], chunk_interval=0.3, num_parallel=1, max_queue=0).start()
+    router = _router(ollama, backup, max_concurrent=2)
+    try:
+        hog = asyncio.create_task(router.complete("agent", REQ))
+        for _ in range(200):
+            if ollama.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert ollama.in_flight == 1
+        for _ in range(2):
+            routed = await router.complete("agent", REQ)
+            assert routed.response.text == "backup answer"
+            rows = [(a.model, a.outcome, a.reason) for a in routed.record.attempts]
+            assert rows == [("primary", "fallback", "queue_full"), ("backup", "ok", None)], rows
+            assert "OLLAMA_MAX_QUEUE" in routed.record.attempts[0].detail
+        assert router.pool.local("primary").health.state == "available"
+        first = await hog
+        assert first.record.model == "primary" and first.response.text == "Hello from the fake server."
+    finally:
+        await router.aclose()
+        ollama.stop()
+
+
+async def test_a_prompt_ollama_cut_at_num_ctx_is_said_in_the_log(backup: OpenAIServer,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """No ``context`` configured, so no ``num_ctx`` sent: Ollama runs the model in its default window (4096 here) and
+    cuts a longer prompt from the front in silence — a 200 whose ``prompt_eval_count`` is num_ctx / 2 + 2
+    (ollama/ollama#17427; #17889 "200 with prompt_eval_count 2050"; #3839 "the only tell is prompt_eval_count";
+    little-coder#128). modelyard logged the answer as a healthy one of 2,050 prompt tokens and said nothing: the
+    model answered a question it never saw. Now the log says the prompt was cut and what to set."""
+    ollama = OllamaServer(models=["qwen3.5:latest"]).start()
+    router = _router(ollama, backup)
+    try:
+        long = ChatRequest(messages=[Message("user", "lorem " * 6000 + "what was the first word?")])
+        with caplog.at_level(logging.WARNING, logger="modelyard.providers.ollama"):
+            routed = await router.complete("agent", long)
+            again = await router.complete("agent", long)
+        assert routed.record.model == "primary" and routed.record.tokens_in == 4096 // 2 + 2
+        assert "options" not in ollama.requests[0].json  # nothing configured: nothing sent, as before
+        said = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+        assert len(said) == 1, said  # once per model, not on every request of an agent's loop
+        assert "2050" in said[0] and "models.primary.context" in said[0]
+        assert again.record.model == "primary"
+        short = await router.complete("agent", REQ)
+        assert short.record.model == "primary"
+    finally:
+        await router.aclose()
+        ollama.stop()
+
+
+async def test_guard_a_prompt_within_num_ctx_says_nothing(backup: OpenAIServer,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Guard (passes on the old code too): a long prompt that fits the configured context, sent as num_ctx, is read
+    whole (prompt_eval_count includes cached tokens since ollama/ollama#16428) — no warning."""
+    ollama = OllamaServer(models=["qwen3.5:latest"]).start()
+    router = _router(ollama, backup, context=32768)
+    try:
+        long = ChatRequest(messages=[Message("user", "lorem " * 6000)])
+        with caplog.at_level(logging.WARNING, logger="modelyard.providers.ollama"):
+            routed = await router.complete("agent", long)
+        assert routed.record.model == "primary" and routed.record.tokens_in == 6000
+        assert ollama.requests[0].json["options"]["num_ctx"] == 32768
+        assert not [r for r in caplog.records if "cut" in r.getMessage()]
+    finally:
+        await router.aclose()
+        ollama.stop()
