@@ -253,7 +253,9 @@ def warmup(
             def done(r: WarmResult) -> None:
                 progress.advance(overall)
                 mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
-                lines.append(f"{mark} {r.model}: {r.seconds:.1f}s" + (f" — {r.detail}" if r.detail else ""))
+                # escaped: a reason names an extra, "pip install 'modelyard[local]'", and rich read [local] as a tag
+                lines.append(f"{mark} {escape(r.model)}: {r.seconds:.1f}s" + (f" — {escape(r.detail)}" if r.detail
+                                                                               else ""))
 
             try:
                 return await warm_all(providers, names, on_start=started, on_done=done)

