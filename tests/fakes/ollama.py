@@ -7,8 +7,10 @@ as `{"error": "..."}` (even mid-stream, with HTTP 200).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,6 +126,7 @@ class OllamaServer(ChatServer):
         num_parallel: int = 1,
         max_queue: int | None = None,
         context_length: int = 4096,
+        load_seconds: float = 0.0,
     ) -> None:
         """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
         model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
@@ -137,10 +140,19 @@ class OllamaServer(ChatServer):
         request sets none (Ollama's 4096 on a small GPU: docs/faq.md "How can I specify the context window size?").
         A prompt past it is cut, not refused: the answer is a 200 whose ``prompt_eval_count`` is num_ctx / 2 + 2 —
         the half of the window Ollama keeps (ollama/ollama#17427, #17889's 2050 at 4096, #3839; little-coder#128).
+        ``load_seconds``: what a chat (or a preload) for a model not loaded waits before its first line — the load,
+        stated after as ``load_duration`` by the real server (docs/api.md); a model unloads after its keep_alive, 5
+        minutes by default (docs/faq.md "How do I keep a model loaded in memory"), or when OLLAMA_MAX_LOADED_MODELS
+        evicts it (:meth:`unload`). A client that hangs up during the load aborts it, and the model stays unloaded:
+        "client connection closed before server finished loading, aborting load", then a 499 (ollama/ollama#7408;
+        rsynnot/magic-lists-for-navidrome#34, a 15 s client bound against a load that takes longer).
         ``template``: served as every model's chat template by ``/api/show`` (docs.ollama.com/api/show: ``modelfile``,
         ``parameters``, ``template``, ``details``, ``model_info``, ``capabilities``); None: no ``/api/show`` route."""
         self.template = template
         self.num_parallel, self.max_queue, self.context_length = num_parallel, max_queue, context_length
+        self.load_seconds = load_seconds
+        #: loads a client's hang-up aborted (ollama#7408)
+        self.aborted_loads = 0
         self.chat_models = None if chat_models is None else {canonical_model(m) for m in chat_models}
         super().__init__(
             reply_text=reply_text,
@@ -311,6 +323,8 @@ class OllamaServer(ChatServer):
         messages = body.get("messages") or []
         if self.max_queue is not None and self.in_flight >= self.num_parallel + self.max_queue:
             return self.error_response(503, QUEUE_FULL)  # sched.go: pendingReqCh full -> ErrMaxQueue
+        if not await self._load(request, model):
+            return PlainTextResponse("", status_code=499)  # nobody there to read it
         stays = self._mark_loaded(model, body.get("keep_alive"))
         if not messages:
             reason = "load" if stays else "unload"
@@ -371,6 +385,18 @@ class OllamaServer(ChatServer):
             return self._render_generate(model, plan, stream)
 
         return self.play(recorded, model, render)
+
+    async def _load(self, request: Request, model: str) -> bool:
+        """Wait ``load_seconds`` for a model not loaded; False when the client hung up meanwhile (the load aborted)."""
+        if not self.load_seconds or canonical_model(model) in self.loaded_models:
+            return True
+        until = time.monotonic() + self.load_seconds
+        while time.monotonic() < until:
+            if await request.is_disconnected():
+                self.aborted_loads += 1
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def _read_tokens(self, body: dict[str, Any], words: int) -> int:
         """The prompt tokens Ollama reports reading: all of them, or, past num_ctx, the half of the window it keeps

@@ -110,3 +110,57 @@ async def test_guard_a_prompt_within_num_ctx_says_nothing(backup: OpenAIServer,
     finally:
         await router.aclose()
         ollama.stop()
+
+
+async def _until(check: Any, seconds: float = 8.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_a_cold_load_past_first_token_is_finished_behind_the_request_and_not_cooled(
+        backup: OpenAIServer) -> None:
+    """The model was unloaded (keep_alive's 5 minutes, or OLLAMA_MAX_LOADED_MODELS evicting it: docs/faq.md), and
+    loading it takes longer than ``timeouts.first_token`` (45-52 s a load in home-assistant/core#135952). The request
+    falls back — but Ollama aborts a load whose client hung up ("client connection closed before server finished
+    loading, aborting load": ollama/ollama#7408, rsynnot/magic-lists-for-navidrome#34), so every later request began
+    the load again and timed out again, and two of them cooled a healthy model: it was never used until someone
+    preloaded it by hand. Now the timeout asks /api/ps, finds the model not loaded, finishes the load behind the
+    request and does not cool the model: the next request is the model's."""
+    ollama = OllamaServer(models=["qwen3.5:latest"], load_seconds=1.5).start()
+    router = _router(ollama, backup, timeouts={"first_token": 0.5})
+    try:
+        for _ in range(2):
+            routed = await router.complete("agent", REQ)
+            assert routed.record.model == "backup"
+            first = routed.record.attempts[0]
+            assert (first.model, first.reason) == ("primary", "first_token_timeout")
+            assert "not loaded" in first.detail or "still loading" in first.detail, first.detail
+        assert router.pool.local("primary").health.state == "available"
+        assert await _until(lambda: ollama.loaded_models == ["qwen3.5:latest"])
+        routed = await router.complete("agent", REQ)
+        assert routed.record.model == "primary" and routed.response.text == "Hello from the fake server."
+    finally:
+        await router.aclose()
+        ollama.stop()
+
+
+async def test_guard_a_loaded_model_silent_past_first_token_still_cools(backup: OpenAIServer) -> None:
+    """Guard (passes on the old code too): the excuse is the load's only. A model /api/ps lists as loaded that sends
+    nothing within first_token is sick as before — two such timeouts cool it."""
+    from tests.fakes import Fault
+
+    ollama = OllamaServer(models=["qwen3.5:latest"], loaded=["qwen3.5:latest"]).start()
+    ollama.push(Fault.hang_before_headers(), times=2)
+    router = _router(ollama, backup, timeouts={"first_token": 0.5})
+    try:
+        for _ in range(2):
+            routed = await router.complete("agent", REQ)
+            assert routed.record.attempts[0].reason == "first_token_timeout"
+            assert "not loaded" not in routed.record.attempts[0].detail
+        assert router.pool.local("primary").health.state == "cooling_down"
+    finally:
+        await router.aclose()
+        ollama.stop()

@@ -302,6 +302,11 @@ class Provider(ABC):
         """Whether the model is in memory right now (None: the backend does not say)."""
         return None
 
+    async def cold_start(self) -> str:
+        """Asked after a first-token timeout: why it was the model's load rather than its health (then it starts the
+        load the timed-out request gave up on), or "" — not a cold start, or the backend cannot tell."""
+        return ""
+
     async def not_served(self) -> str | None:
         """Why the model's server, asked, says it does not have the model ("": it has it; None: cannot tell)."""
         return None

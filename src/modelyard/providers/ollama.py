@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import difflib
 import logging
@@ -506,10 +507,10 @@ class OllamaProvider(HttpProvider):
         info = data.get("model_info")
         return (info, "") if isinstance(info, dict) else (None, "no model_info in /api/show")
 
-    async def _listing(self, route: str) -> dict[str, Any] | None:
+    async def _listing(self, route: str, timeout: float = FACT_TIMEOUT) -> dict[str, Any] | None:
         """This model's entry in /api/ps (loaded) or /api/tags (installed): {} if not listed,
         None if the server gave no listing."""
-        status, data = await self.client.request_json("GET", route, timeout=FACT_TIMEOUT)
+        status, data = await self.client.request_json("GET", route, timeout=timeout)
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
             return None
         wanted = self._names()
@@ -585,6 +586,49 @@ class OllamaProvider(HttpProvider):
             return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
         return MemoryFacts(size, "Ollama /api/tags" if size else "unknown", None, kv_shape(info or {}),
                            context=context, parallel=parallel, parallel_assumed=True)
+
+    #: the load started after a cold start's first-token timeout (:meth:`cold_start`), while it runs or failed
+    _loading: asyncio.Task[None] | None = None
+
+    async def cold_start(self) -> str:
+        """A first-token timeout on a model /api/ps does not list: the request paid its load (unloaded after its
+        keep_alive, or evicted for OLLAMA_MAX_LOADED_MODELS), which Ollama aborts when the client hangs up ("client
+        connection closed before server finished loading, aborting load": ollama#7408). It was a health failure:
+        every later request began the load again, timed out again, and two of them cooled a healthy model. Now the
+        load is finished behind the request (a preload, Ollama's own keep_alive) and the model is not cooled — unless
+        such a load already failed, then the timeout counts as before."""
+        if self._loading is not None and self._loading.done():
+            failed = not self._loading.cancelled() and self._loading.exception() is not None
+            self._loading = None
+            if failed:
+                return ""
+        if self._loading is not None:
+            return "the model is still loading (started after an earlier timeout)"
+        try:
+            entry = await self._listing("/api/ps", TAGS_TIMEOUT)
+        except ProviderError:
+            return ""
+        if entry != {}:  # loaded (a slow answer, not a load), or no listing to tell by
+            return ""
+        self._loading = asyncio.create_task(self._load_behind(), name=f"ollama-load-{self.name}")
+        return ("the model was not loaded (Ollama's keep_alive or OLLAMA_MAX_LOADED_MODELS unloaded it) and a "
+                "timed-out request aborts its load: loading it now, not cooled")
+
+    async def _load_behind(self) -> None:
+        log.info("model %s: a request timed out while Ollama loaded the model; loading it in the background", self.name)
+        try:
+            await self.warmup()
+        except ProviderError as exc:
+            log.warning("model %s: loading it in the background failed: %s", self.name, exc)
+            raise
+
+    async def aclose(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProviderError):
+                await self._loading
+        self._loading = None
+        await super().aclose()
 
     async def loaded(self) -> bool | None:
         try:

@@ -442,6 +442,9 @@ class Router:
                 if exc.kind_refused:  # not this model's kind of request: no verdict on its health (the kind it
                     provider.learn_refusal(request.embed is not None, exc, self._refusal_seconds)  # serves goes on)
                     return
+                if exc.reason is Reason.FIRST_TOKEN_TIMEOUT and (cold := await provider.cold_start()):
+                    attempt.detail = f"{exc.message}: {cold}"  # the model's load, not its health
+                    return
                 if says_health(exc.reason, request.embed is not None):
                     await state.failed(ticket, exc.reason, exc.retry_after)
                 return
