@@ -56,6 +56,29 @@ def test_a_slow_read_through_pgbouncer_past_the_ceiling_is_cut_saying_it_is_slow
     assert f"the query was still running on 127.0.0.1:{bouncer.port} after 3s" in err, err
 
 
+def test_a_slow_read_behind_a_full_pool_asks_the_server_at_log_probe_url(tmp_path: Path, server: OwnServer) -> None:
+    """PgBouncer with one server connection, the reader's: the asking through it waits for a free one (PgBouncer
+    queues a client until one is, ``query_wait_timeout``: pgbouncer.ini(5),
+    https://manpages.ubuntu.com/manpages/noble/man5/pgbouncer.5.html) past its 3 s. ``log.probe_url`` straight to
+    the server asks there, and the slow read is waited for."""
+    slow(server, 2.5)
+    with Bouncer(server.url, pool_size=1) as bouncer:
+        code, out, err = finish(start(config(tmp_path, bouncer.url, probe_url=server.url), "stats"))
+    assert code == 0, (code, out, err)
+    assert "no answer from PostgreSQL" not in err, err
+    assert "is still running the query" in err, err
+
+
+def test_a_slow_read_behind_a_full_pool_without_log_probe_url_is_cut(tmp_path: Path, server: OwnServer) -> None:
+    """Guard (cut before the change too), for what docs/commands.md says: the asking through a pool with no free
+    server connection hears nothing within its bound (3 + 3 s), and the read is cut as lost."""
+    slow(server, 10)
+    with Bouncer(server.url, pool_size=1) as bouncer:
+        code, out, err = finish(start(config(tmp_path, bouncer.url), "stats"))
+    assert code == 1, (code, out, err)
+    assert "a new connection got no answer either" in err, err
+
+
 def test_pgbouncer_frozen_mid_slow_read_is_cut(tmp_path: Path, server: OwnServer) -> None:
     """Guard (passed before the change too): the pooler frozen (SIGSTOP, a host paused) while the server runs the
     read — the probe's new connection through it hears nothing, so the read is not waited for."""

@@ -585,6 +585,12 @@ class LogConfig(Strict):
         "dashboard, replay) may take while the server says it is still running it; past 60 s without an answer the "
         "server is asked, and a read it no longer runs (or a server that cannot be reached) is cut then. "
         "none: 600")
+    probe_url: str | None = Field(
+        None, repr=False,
+        description="PostgreSQL URL straight to the server of log.url, bypassing a pooler (PgBouncer), over which a "
+        "read with no answer after 60 s asks whether the server still runs it; none: log.url, through the pooler "
+        "(which then needs a free server connection besides the reader's). A URL to another server finds nothing "
+        "there: reads are cut at 60 s")
 
     @field_validator("path")
     @classmethod
@@ -592,7 +598,7 @@ class LogConfig(Strict):
         # `log.path: $HOME/x.sqlite3` made a new log in a directory named '$HOME' beside the config
         return path_without_variable(v)
 
-    @field_validator("url")
+    @field_validator("url", "probe_url")
     @classmethod
     def _postgres_url(cls, v: str | None) -> str | None:
         if v is None:

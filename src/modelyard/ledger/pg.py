@@ -167,10 +167,12 @@ class PgConnection:
 
     def __init__(self, url: str, *, migrate_schema: bool = True, application_name: str = "modelyard",
                  lock_timeout: float | None = None, read_bound: float | None = None,
-                 read_ceiling: float | None = None):
+                 read_ceiling: float | None = None, probe_url: str | None = None):
         import psycopg
 
         self.url = url
+        #: where the watch asks whether the server still runs a statement (straight to it, past a pooler; None: url)
+        self.probe_url = probe_url
         self.read_ceiling = read_ceiling
         self._deciding = threading.Lock()  # a statement's end, and the watcher's decision to cut it
         self.lock_timeout = lock_timeout  # before the migration: its check waits on the same locks
@@ -348,7 +350,7 @@ class PgConnection:
         sending = 0
         told = False
         while not done.wait(max(0.0, min(bound, started + ceiling - time.monotonic()))):
-            finding = None if self._checking else pg_watch.probe(self.url, self.pid, mark)
+            finding = None if self._checking else pg_watch.probe(self.probe_url or self.url, self.pid, mark)
             if finding is not None:
                 log.info("routing log %s: probe of %s: %s (pid %s) in %.3fs", self.where, mark.strip(),
                          finding.verdict.value, finding.pid, finding.took)

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+from modelyard.config import dburl
+
 #: seconds the probe's own connection may take to open (libpq's ``connect_timeout``; it counts 2 s at least)
 PROBE_CONNECT = 3
 #: seconds the probe's one query may wait for its answer before its connection is cut
@@ -91,7 +93,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=PROBE_CONNECT, prepare_threshold=None,
                                application_name="modelyard-probe")
     except psycopg.Error as exc:
-        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({_first_line(exc)})")
+        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
     timer = threading.Timer(PROBE_BOUND, shut_down, (conn,))
     timer.daemon = True
     timer.start()
@@ -101,7 +103,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
             "WHERE (strpos(query, %(mark)s) > 0 OR pid = %(pid)s) AND pid <> pg_backend_pid() "
             "ORDER BY ours DESC LIMIT 1", {"mark": mark.strip(), "pid": pid}).fetchone()
     except psycopg.Error as exc:
-        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({_first_line(exc)})")
+        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
     finally:
         timer.cancel()
         conn.close()

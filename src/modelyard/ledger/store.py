@@ -103,10 +103,12 @@ class LogStore:
     url: str | None = None
     #: seconds in all a PostgreSQL read the server is still running may take (``log.read_ceiling``; None: the default)
     read_ceiling: float | None = None
+    #: where a PostgreSQL read with no answer asks whether the server still runs it (``log.probe_url``; None: ``url``)
+    probe_url: str | None = None
 
     @classmethod
     def of(cls, config: Config) -> LogStore:
-        return cls(log_path(config.log), config.log.url, config.log.read_ceiling)
+        return cls(log_path(config.log), config.log.url, config.log.read_ceiling, config.log.probe_url)
 
     @property
     def where(self) -> str:
@@ -122,7 +124,8 @@ class LogStore:
             from modelyard.ledger import pg
 
             return pg.PgConnection(self.url, migrate_schema=not readonly, lock_timeout=pg.READ_LOCK_TIMEOUT,
-                                   read_bound=pg.READ_BOUND, read_ceiling=self.read_ceiling or pg.READ_CEILING)
+                                   read_bound=pg.READ_BOUND, read_ceiling=self.read_ceiling or pg.READ_CEILING,
+                                   probe_url=self.probe_url)
         return self.local(readonly=readonly)
 
     def local(self, *, readonly: bool = False) -> sqlite3.Connection:
