@@ -127,6 +127,7 @@ class OllamaServer(ChatServer):
         max_queue: int | None = None,
         context_length: int = 4096,
         load_seconds: float = 0.0,
+        vram: dict[str, int] | None = None,
     ) -> None:
         """``embed_models``: the models ``/api/embed`` answers for (None: every one); the others refuse as a chat
         model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
@@ -146,11 +147,15 @@ class OllamaServer(ChatServer):
         evicts it (:meth:`unload`). A client that hangs up during the load aborts it, and the model stays unloaded:
         "client connection closed before server finished loading, aborting load", then a 499 (ollama/ollama#7408;
         rsynnot/magic-lists-for-navidrome#34, a 15 s client bound against a load that takes longer).
+        ``vram``: a loaded model's ``size_vram`` in /api/ps (0 unless given: all on the CPU, as on a machine without
+        a GPU); below its ``size``, Ollama split the model between GPU and CPU for want of GPU memory — ``ollama ps``
+        shows "48%/52% CPU/GPU" (docs.ollama.com/api/ps: size_vram is the part in VRAM).
         ``template``: served as every model's chat template by ``/api/show`` (docs.ollama.com/api/show: ``modelfile``,
         ``parameters``, ``template``, ``details``, ``model_info``, ``capabilities``); None: no ``/api/show`` route."""
         self.template = template
         self.num_parallel, self.max_queue, self.context_length = num_parallel, max_queue, context_length
         self.load_seconds = load_seconds
+        self.vram = {canonical_model(k): v for k, v in (vram or {}).items()}
         #: loads a client's hang-up aborted (ollama#7408)
         self.aborted_loads = 0
         self.chat_models = None if chat_models is None else {canonical_model(m) for m in chat_models}
@@ -288,7 +293,7 @@ class OllamaServer(ChatServer):
                     "digest": entry["digest"],
                     "details": entry["details"],
                     "expires_at": expiry.isoformat().replace("+00:00", "Z"),
-                    "size_vram": 0,
+                    "size_vram": self.vram.get(entry["name"], 0),
                     "context_length": 4096,
                 }
             )

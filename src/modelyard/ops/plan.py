@@ -69,6 +69,8 @@ class ModelMemory:
     compute_per_token_gb: float = 0.0
     #: ``parallel`` is the server's setting taken to be max_concurrent (Ollama's OLLAMA_NUM_PARALLEL)
     parallel_assumed: bool = False
+    #: the share its server runs on the CPU, having split the loaded model between GPU and CPU (Ollama /api/ps)
+    cpu_share: float | None = None
 
     def at_context(self, context: int) -> float:
         """KV cache + compute buffer at another context (what shrinking the context leaves)."""
@@ -276,7 +278,7 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
                        role_text(primary_for, fallback_for, n_agents), compute, floor, per_token,
-                       facts.parallel_assumed)
+                       facts.parallel_assumed, facts.cpu_share)
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,
@@ -297,6 +299,11 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
         plan.notes.append(f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL="
                           f"{m.parallel} (max_concurrent); with Ollama's default of 1 it allocates 1/{m.parallel} "
                           "of that and queues the other requests")
+    for m in plan.models:
+        if m.cpu_share:  # a GPU short of memory: the model runs, slower, and plan's RAM figures do not show it
+            plan.notes.append(f"{m.model}: its Ollama runs {m.cpu_share:.0%} of it on the CPU (/api/ps size_vram below "
+                              "size): the GPU had no room for all of it, so it answers several times slower — free "
+                              "GPU memory (fewer models loaded, a smaller context or quantisation)")
     if plan.fits is False:
         _choose_drops(config, plan)
     return plan

@@ -165,6 +165,17 @@ def _extract_error(body: Any) -> tuple[str, str]:
     return "", words
 
 
+def _bytes(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _cpu_share(size: int, vram: Any) -> float | None:
+    """The share of a loaded model Ollama runs on the CPU, where it split it: /api/ps ``size_vram`` above 0 and below
+    ``size`` — what ``ollama ps`` shows as "48%/52% CPU/GPU" (docs.ollama.com/api/ps). All on the GPU (a Mac's
+    unified memory) or all on the CPU (a machine without one, ``size_vram`` 0) is no split: None."""
+    return 1 - vram / size if isinstance(vram, int) and not isinstance(vram, bool) and 0 < vram < size else None
+
+
 def _message(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.content}
     if m.tool_calls:
@@ -536,9 +547,7 @@ class OllamaProvider(HttpProvider):
                 f"there, or name one it has in models.{self.name}.model); {tags_said(self.model_id, names)}")
 
     async def _size(self, route: str) -> int | None:
-        entry = await self._listing(route) or {}
-        size = entry.get("size")
-        return size if isinstance(size, int) and size > 0 else None
+        return _bytes((await self._listing(route) or {}).get("size"))
 
     async def template_family(self) -> str | None:
         """The config's ``template``, else the family of the template /api/show answers for the model (asked once;
@@ -577,9 +586,10 @@ class OllamaProvider(HttpProvider):
         if not ask_server:
             return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
         try:
-            if size := await self._size("/api/ps"):
+            if size := _bytes((loaded := await self._listing("/api/ps") or {}).get("size")):
                 return MemoryFacts(size, "Ollama /api/ps (loaded, KV included)", "/api/ps size",
-                                   context=context, parallel=parallel, parallel_assumed=True)
+                                   context=context, parallel=parallel, parallel_assumed=True,
+                                   cpu_share=_cpu_share(size, loaded.get("size_vram")))
             size = await self._size("/api/tags")
             info, _ = await self._model_info()
         except ProviderError:

@@ -101,6 +101,9 @@ class MemoryFacts:
     parallel: int = 1
     #: ``parallel`` is the server's own setting, taken to be the config's max_concurrent (Ollama's NUM_PARALLEL)
     parallel_assumed: bool = False
+    #: the share of the loaded model its server runs on the CPU, where it split the model between GPU and CPU (Ollama's
+    #: /api/ps ``size_vram`` below ``size``): None when it did not split it or cannot tell
+    cpu_share: float | None = None
     #: the backend's working memory besides weights and KV cache (llama.cpp's compute buffer), where known:
     #: (floor, bytes per token of context) — it takes the larger of the floor and the per-token part × context
     compute: tuple[int, int] | None = None
