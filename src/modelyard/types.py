@@ -182,6 +182,10 @@ class ChatRequest:
     #: LangChain's OpenAI LLM sends 0 on every request, and not every endpoint takes the field; Anthropic's has neither
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
+    #: top-k sampling (Anthropic's ``top_k``, Ollama's ``options.top_k``): passed on where the backend takes it
+    #: (OpenAI-compatible servers — vLLM, llama-server, LM Studio take ``top_k``; one that refuses it is learned —,
+    #: Ollama, llama.cpp); not to Anthropic's API, as ``top_p``
+    top_k: int | None = None
 
 
 def repair_text(text: str) -> str:

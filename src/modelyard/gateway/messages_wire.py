@@ -11,7 +11,8 @@ what it refuses with a 400 naming the field:
   ``tool_use`` (assistant), ``tool_result`` (user; its content a string or text blocks), plain-text ``document``
   blocks (user; read as their text); ``thinking`` and ``redacted_thinking`` blocks are skipped (another model's
   reasoning is never passed on); images, PDF/URL/file documents and other blocks are refused.
-- ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``output_config.format``
+- ``max_tokens`` (required, as by Anthropic), ``temperature`` (older clients), ``top_p`` and ``top_k`` (passed on
+  where the backend takes them), ``output_config.format``
   (a JSON schema the answer must follow, constrained where the provider can; ``output_format``, its beta name,
   too), custom ``tools`` (``input_schema``),
   ``tool_choice`` (``none`` withholds the tools; ``tool`` offers only the named one, 400 if not given;
@@ -68,6 +69,9 @@ class MessagesBody(BaseModel):
     stream: bool | None = False  # null: the default
     temperature: float | None = Field(None, ge=0, le=1)
     top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
+    #: "Only sample from the top K options for each subsequent token" (the Messages API reference): passed on where
+    #: the backend takes it (ChatRequest.top_k); was ignored, the model sampled from all of them
+    top_k: int | None = Field(None, ge=0)
     tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
@@ -294,7 +298,7 @@ def to_chat_request(body: MessagesBody) -> ChatRequest:
     return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,
                        max_tokens=body.max_tokens, temperature=body.temperature, json_output=schema is not None,
                        json_schema=schema, single_tool_call=(body.tool_choice or {}).get("disable_parallel_tool_use")
-                       is True, top_p=body.top_p)
+                       is True, top_p=body.top_p, top_k=body.top_k)
 
 
 # -- answers ---------------------------------------------------------------------------------

@@ -237,6 +237,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         json_schema=schema,
         seed=_seed(options.get("seed")),
         top_p=_top_p(options.get("top_p")),
+        top_k=_top_k(options.get("top_k")),
         frequency_penalty=_penalty(options.get("frequency_penalty")),
         presence_penalty=_penalty(options.get("presence_penalty")),
     )
@@ -252,6 +253,13 @@ def _top_p(value: Any) -> float | None:
     """``options.top_p`` (docs.ollama.com/modelfile: "top_p: Works together with top-k … (Default: 0.9)"), passed on
     when it is a number from 0 to 1; another value is left out, as Ollama's other options here are."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1 else None
+
+
+def _top_k(value: Any) -> int | None:
+    """``options.top_k`` (docs.ollama.com/modelfile: "top_k: Reduces the probability of generating nonsense …
+    (Default: 40)"), passed on when a whole number of at least 0; another value is left out, as Ollama's other
+    options here are. Was ignored: the backend sampled at its own top_k."""
+    return value if type(value) is int and value >= 0 else None
 
 
 def _penalty(value: Any) -> float | None:

@@ -65,6 +65,8 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
         body["seed"] = request.seed
     if request.top_p is not None:
         body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
     return body
 
 

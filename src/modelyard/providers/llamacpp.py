@@ -211,6 +211,8 @@ class LlamaCppProvider(Provider):
                 kwargs["seed"] = request.seed
             if request.top_p is not None:
                 kwargs["top_p"] = request.top_p
+            if request.top_k is not None:
+                kwargs["top_k"] = request.top_k
             return kwargs
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
@@ -218,6 +220,8 @@ class LlamaCppProvider(Provider):
             kwargs["seed"] = request.seed
         if request.top_p is not None:
             kwargs["top_p"] = request.top_p
+        if request.top_k is not None:  # create_chat_completion's and create_completion's ``top_k``
+            kwargs["top_k"] = request.top_k
         if request.frequency_penalty:  # create_chat_completion's own (0, its default, left out)
             kwargs["frequency_penalty"] = request.frequency_penalty
         if request.presence_penalty:

@@ -309,6 +309,8 @@ class OllamaProvider(HttpProvider):
             options["seed"] = request.seed
         if request.top_p is not None:
             options["top_p"] = request.top_p
+        if request.top_k is not None:
+            options["top_k"] = request.top_k
         if request.frequency_penalty:  # 0, the default, left out
             options["frequency_penalty"] = request.frequency_penalty
         if request.presence_penalty:

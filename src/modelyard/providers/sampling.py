@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 from modelyard.types import ChatRequest
 
 #: the fields, as the OpenAI body names them
-SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty")
+SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty", "top_k")
 
 #: a field named in a server's words: as sent (OpenAI's ``'top_p'``, pydantic's ``body.seed``) or camelCase (xAI's
 #: ``presencePenalty``); whole words only (``random_seed`` is Mistral's own field, not ours)
-_NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty)(?![A-Za-z0-9_])",
+_NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty|top_?k)(?![A-Za-z0-9_])",
                     re.IGNORECASE)
 _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 
@@ -66,6 +66,8 @@ def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[
         body["frequency_penalty"] = request.frequency_penalty
     if request.presence_penalty:
         body["presence_penalty"] = request.presence_penalty
+    if request.top_k is not None:  # vLLM's, llama-server's and LM Studio's ``top_k``; OpenAI's own refuses it
+        body["top_k"] = request.top_k
     for field in refused:
         body.pop(field, None)
 
