@@ -16,10 +16,11 @@ BOB_ORIGIN = {"type": "user", "sender_user": {"id": 222, "is_bot": False, "first
 _IDS = itertools.count(8_000)
 
 
-def _forwarded(text: str) -> dict:
+def _forwarded(text: str, message_id: int | None = None) -> dict:
     """A message Alice forwards: its text and ``forward_origin`` (core.telegram.org/bots/api#messageorigin)."""
-    return {"message": {"message_id": next(_IDS), "from": ALICE_USER, "date": int(time.time()), "chat": PRIVATE,
-                        "text": text, "forward_origin": {**BOB_ORIGIN, "date": int(time.time()) - 3600}}}
+    return {"message": {"message_id": message_id or next(_IDS), "from": ALICE_USER, "date": int(time.time()),
+                        "chat": PRIVATE, "text": text,
+                        "forward_origin": {**BOB_ORIGIN, "date": int(time.time()) - 3600}}}
 
 
 async def test_a_placeholder_in_flight_when_the_forwards_take_the_turn_over_takes_their_answer(tmp_path, tg):
@@ -51,3 +52,34 @@ async def test_a_placeholder_in_flight_when_the_forwards_take_the_turn_over_take
     assert final["message_id"] == placeholders[0]
     with db(config) as conn:
         assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+
+
+async def test_a_placeholder_whose_answer_was_lost_is_found_and_takes_the_forwards_answer(tmp_path, tg):
+    """The comment's '…' was taken by the Bot API but its answer lost — the front's 504 page after the Bot API took it
+    (php-telegram-bot/core#353) — so its id is unknown; it was to be looked for once its answer showed. Its turn is then
+    taken over by the forwards that follow it: that answer never showed, nothing looked, and the '…' stayed above the
+    joined answer for good. Now it is looked for as the turn is handed over, and the joined answer is written there
+    (what the comment's turn had begun to write below it deleted)."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(40)), chunk_interval=0.1) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg) as bot:
+            bot._gather.wait = 3.0  # the gathering wait (1 s), made room for a loaded machine between the two polls
+            tg.lose_reply(Fault.status(504, html=True), when=lambda p: p.get("text") == "…")
+            tg.push_message(ALICE, text="is this plan any good?", first_name="Alice")
+            await eventually(lambda: "…" in replies_to(tg, ALICE), 10)
+            await asyncio.sleep(0.3)  # its answer lost and taken as such
+            # ids from the chat's one sequence, as a private chat's are: the lost '…' is looked for among them
+            tg.push_update(_forwarded("We ship on Friday.", tg._new_message_id()))
+            tg.push_update(_forwarded("No tests until Monday.", tg._new_message_id()))
+            final = await eventually(final_message(tg, ALICE), 30)
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(1.0)
+        asked = llm.requests[-1].json["messages"][-1]["content"]
+    assert asked.startswith("is this plan any good?") and "We ship on Friday." in asked
+    lost = next(c.result["message_id"] for c in tg.calls_to("sendMessage") if c.text == "…")
+    left = [c.result["message_id"] for c in tg.calls_to("sendMessage") if c.text == "…" and c.result
+            and (tg.message(ALICE, c.result["message_id"]) or {}).get("text") == "…"]
+    assert not left, replies_to(tg, ALICE)
+    assert final["message_id"] == lost
+    others = [c.result["message_id"] for c in tg.calls_to("sendMessage") if c.result and c.result["message_id"] != lost]
+    assert all(tg.message(ALICE, i) is None for i in others), others  # what the comment's turn began, deleted

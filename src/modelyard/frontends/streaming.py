@@ -205,7 +205,29 @@ class StreamingReply:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+        if self._placeholder_lost:
+            await self._find_placeholder()
         return list(self.message_ids)
+
+    async def _find_placeholder(self) -> None:
+        """The placeholder whose sendMessage lost its answer, looked for now (:func:`telegram_sent.find_lost`) so the
+        turn that takes this answer over writes there. Left to this answer's :meth:`finish`, the search never came:
+        the answer was finished elsewhere, and the '…' stayed above it for good."""
+        self._placeholder_lost = False
+        if self.reply_to is None or self.sent is None or self.since is None:
+            return
+        try:
+            found = await find_lost(self.bot, self.sent, self.chat_id, self.since, PLACEHOLDER, after=self.reply_to,
+                                    before=min(self.message_ids) if self.message_ids else None)
+        except TelegramError as exc:  # flood control, an outage: not worth holding the turn that takes it over
+            log.info("telegram: chat %s: stopped looking for a placeholder whose answer was lost (%s)", self.chat_id,
+                     type(exc).__name__)
+            return
+        if found is not None:  # the answer's first message: the one written in, the rest deleted (:meth:`adopt`)
+            self._ids.insert(0, found)
+            self._shown.insert(0, Formatted(PLACEHOLDER))
+            log.info("telegram: chat %s: the placeholder whose answer was lost (message %s) found; handed over",
+                     self.chat_id, found)
 
     @property
     def latest(self) -> str:
