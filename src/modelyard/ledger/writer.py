@@ -53,6 +53,16 @@ it are settled. A row an event loop holds until its iteration's end has no place
 at that hand-over (``_after``), not at submit. Counting places at submit instead (as before round 26) let another
 thread's later row, queued at once, settle first and release the waiter of a row still held (issue #15's caveat of
 round 22; tests/unit/test_log_writer_order.py).
+
+A request alone on its loop goes further (``submit(crowd=False)``, :meth:`LogWriter._write_here`): when every row
+that has a place is settled and the writer thread is idle, its row is committed on the submitting thread at the
+hand-off itself, so neither thread has to wake the other (issue #15, rounds 22 and 26: the c=1 tail was those two
+wake-ups). The connection is shared under one lock (``_writing``) the writer thread takes per batch and the loop only
+ever *tries*; the loop's transaction starts with ``BEGIN IMMEDIATE`` at a busy timeout of 0, so another process
+holding the log's write lock sends the row to the writer thread instead of holding the loop. The check, the row's
+place and its commit (or, failing, its place in the queue) happen under ``_order``: no row can be queued ahead of it
+meanwhile. Every other case (rows in flight, rows held for a retry, a fold due, the file replaced, a slow last commit)
+goes through the queue as before.
 """
 
 from __future__ import annotations
@@ -122,6 +132,10 @@ WAL_FRAME_HEADER = 24
 #: its blocks and its commits overwrite them. Cut back to 4 MiB, every cycle grew the file again from there — each
 #: commit's pwrites appended to it (new blocks, new page-cache pages), and the cut itself freed them (issue #15)
 WAL_LIMIT = 80 * 1024 * 1024
+
+#: a commit that took longer than this (seconds) sends the next lone row to the writer thread rather than commit it on
+#: the loop's (a slow disk must not hold the loop); the same bound as the gateway's blocking wait (intake.SOLE_WAIT)
+QUICK_COMMIT = 0.002
 
 #: seconds a request may be stamped before the newest in the log before the clock is said to have gone back (requests
 #: are stamped when they start and written when they end: a long one lands after shorter, later ones)
@@ -282,8 +296,8 @@ class LogWriter:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         #: rows accepted (the bound, /healthz's queued, flush's target); guarded by _order
         self._submitted = 0
-        #: rows given their place in the commit order, i.e. queued (module docstring); guarded by _order, which is
-        #: held from the increment through the put so places follow the queue's order
+        #: rows given their place in the commit order: queued, or committed on their own thread (module docstring);
+        #: guarded by _order, which is held from the increment through the put so places follow the queue's order
         self._queued = 0
         self._order = allocate_lock()
         #: rows the writer thread has taken off the queue (the bound counts the rest)
@@ -291,9 +305,18 @@ class LogWriter:
         #: rows submitted on an event loop, handed to the queue together at the loop's next iteration
         self._held: dict[asyncio.AbstractEventLoop, list[RequestRecord | Row]] = {}
         self._done = threading.Condition()
+        #: held for a batch's whole write (the connection, its checks and accounting): by the writer thread per batch,
+        #: tried (never waited for) by a thread committing a lone row itself (_write_here)
+        self._writing = allocate_lock()
         #: per loop, [target, future, ...]: the waiters whose rows the loop still holds, the target set at the hand-over
         #: (each list touched from its loop's thread only)
         self._after: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        #: how long the last commit took (s): past QUICK_COMMIT the next lone row goes to the writer thread
+        self._last_commit = 0.0
+        #: rows committed on their submitting thread (_write_here)
+        self.written_here = 0
+        #: the connection waits BUSY_TIMEOUT for another process's write lock (False: 0, for _write_here's commits)
+        self._patient = True
         #: threads waiting in flush() on _done (the commit notifies only then); guarded by _done
         self._flushing = 0
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
@@ -375,8 +398,10 @@ class LogWriter:
         waiting requests the record is dropped and counted (nobody waits for it).
 
         ``crowd``: other requests are in flight on this loop, so this row goes with the rest of the loop
-        iteration's rows at its end instead of waking the writer at once (one commit per iteration)."""
-        self._enqueue(record, crowd)
+        iteration's rows at its end instead of waking the writer at once (one commit per iteration). Without it,
+        on an event loop, the row may be committed here and now (module docstring; :meth:`_write_here`)."""
+        if crowd or not self._write_here(record):
+            self._enqueue(record, crowd)
 
     __call__ = submit
 
@@ -411,6 +436,43 @@ class LogWriter:
                     held.append(item)
         if not self._running and not self._closed:  # only after something killed the thread
             self._thread = self._start()
+
+    def _write_here(self, record: RequestRecord) -> bool:
+        """Commit a lone request's row on this thread now, if that keeps every rule of the queue (module docstring);
+        True once the row is taken care of (committed, or placed and queued after all), False: queue it as usual.
+        Only on a running event loop (the gateway's), only for the first row of a loop iteration (the rest of it are
+        held and handed over together at its end, as before), and only while every row with a place is settled."""
+        loop = _running_loop()
+        if (loop is None or loop in self._held or self._closed or not self._running
+                or self._last_commit > QUICK_COMMIT or not self._writing.acquire(False)):
+            return False
+        try:  # holding _writing: the writer thread is between batches, so its fields hold still
+            if self._closed or self._retry or self._fold or self._unshared:
+                return False
+            if self._file.gone() or self._look_at_write_ahead():  # the writer thread takes it from here
+                return False
+            with self._order:  # nothing is queued from here to the commit: the row keeps its place
+                if self._queued != self.written + self.errors + self.held:  # rows ahead of it: via the queue
+                    return False
+                self._submitted += 1
+                self._queued += 1
+                self._held[loop] = []  # this iteration's other rows: held, handed over at its end
+                loop.call_soon(self._hand_over, loop)
+                started = time.perf_counter()
+                try:
+                    self._write_batch([record], "BEGIN IMMEDIATE")
+                except BaseException as exc:  # busy (another process writes), a bad value, the disk: the writer
+                    self._queue.put(record)  # thread's repairs and retries, first in line (nothing queued since)
+                    if not isinstance(exc, Exception):
+                        raise
+                    return True
+                self._last_commit = time.perf_counter() - started
+            self._taken += 1
+            self.written_here += 1
+            self._account(1, 0)
+            return True
+        finally:
+            self._writing.release()
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         """Queue what ``loop`` submitted since its last iteration (runs in that loop, or for a loop that stopped);
@@ -547,8 +609,11 @@ class LogWriter:
                 log.warning("%s", self._file.describe(f"closing{'; ' + kept if kept else ''}"))
             except OSError as exc:
                 log.error("%s", self._file.describe(f"it could not be taken over before closing ({exc})"))
+        writing = self._writing.acquire(True, 10)  # a lone row being committed on a loop's thread finishes first
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()  # the last connection: SQLite checkpoints and removes the write-ahead log
+        if writing:
+            self._writing.release()
         self._file.release()  # after: closing its descriptors drops this process's locks on the file
         atexit.unregister(self.close)
 
@@ -589,21 +654,24 @@ class LogWriter:
                 break
         if not batch:
             return stop
+        with self._writing:  # the connection is shared with a thread committing a lone row itself (_write_here)
+            return self._write_taken(batch, retry, stop)
+
+    def _write_taken(self, batch: list[RequestRecord | Row], retry: list[RequestRecord | Row], stop: bool) -> bool:
+        """The rest of :meth:`_drain`, holding ``_writing``: look at the file, write, account, fold."""
         self._taken += len(batch)
         taken = True
         if self._file.gone():  # deleted, replaced or copied over: commits would go where nobody reads them
             taken = self._take_over()
-        elif not self._unshared and self._write_ahead.gone():
-            self._unshared = True
-            self._failed(OSError(self._write_ahead.describe()))
-        elif self._unshared and not self._anew_said and self._write_ahead.made_anew():  # once: nothing here ends it
-            self._anew_said = True
-            self._failed(OSError(self._write_ahead.describe_anew()))
+        else:
+            self._look_at_write_ahead()
+        started = time.perf_counter()
         try:
             ok, lost, held = self._write(batch) if taken else (0, 0, batch)
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
             self._failed(exc)
             ok, lost, held = 0, len(batch), []
+        self._last_commit = time.perf_counter() - started
         if held and stop:  # closing: one last try was all there was; kept in a file for the next start
             kept = held_file.save(self.path, self._statements(held))
             if kept is None:
@@ -625,6 +693,17 @@ class LogWriter:
         if self._fold and not stop:  # after the waiters were released
             self._fold_in()
         return stop
+
+    def _look_at_write_ahead(self) -> bool:
+        """Whether this connection's write-ahead files are no longer the ones at the path (then each commit is copied
+        into the file, :meth:`_copy_in`); said once when found, and once when another process made its own."""
+        if not self._unshared and self._write_ahead.gone():
+            self._unshared = True
+            self._failed(OSError(self._write_ahead.describe()))
+        elif self._unshared and not self._anew_said and self._write_ahead.made_anew():  # once: nothing here ends it
+            self._anew_said = True
+            self._failed(OSError(self._write_ahead.describe_anew()))
+        return self._unshared
 
     def _take_over(self) -> bool:
         """Write into the file now at the path (:func:`.same_file.take_over` makes it safe to open first); False
@@ -686,23 +765,7 @@ class LogWriter:
         that fails, one per row, repaired: a row whose values cannot be stored is lost alone; once the store
         itself refuses (on a fresh connection too), that row and the rest are held for a later try."""
         try:
-            requests: list[tuple] = []
-            attempts: list[tuple] = []
-            others: list[Row] = []
-            local, max_text, backends = self.local_models, self.max_text, self.backends
-            for item in batch:  # what _rows does per item, without its three lists per row (issue #15)
-                if isinstance(item, Row):
-                    others.append(item)
-                else:
-                    requests.append(request_row(item, local, max_text))
-                    attempts += attempt_rows(item, backends)
-            self._commit(requests, attempts, others)
-            last = batch[-1]
-            if not isinstance(last, Row):
-                if last.ts > self._newest:
-                    self._newest = last.ts
-                elif last.ts < self._newest - CLOCK_BACK and not self._clock_said:
-                    self._clock_went_back(last.ts)
+            self._write_batch(batch)
             return len(batch), 0, []
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
             self._failed(exc)
@@ -734,6 +797,30 @@ class LogWriter:
                 continue  # the same row again
             i += 1
         return ok, lost, []
+
+    def _write_batch(self, batch: list[RequestRecord | Row], begin: str = "BEGIN") -> None:
+        """``batch`` in one transaction as it is (raises if it cannot be: nothing of it committed)."""
+        requests: list[tuple] = []
+        attempts: list[tuple] = []
+        others: list[Row] = []
+        local, max_text, backends = self.local_models, self.max_text, self.backends
+        for item in batch:  # what _rows does per item, without its three lists per row (issue #15)
+            if isinstance(item, Row):
+                others.append(item)
+            else:
+                requests.append(request_row(item, local, max_text))
+                attempts += attempt_rows(item, backends)
+        patient = begin == "BEGIN"  # else on the loop's thread: another process's write lock must not hold it
+        if patient is not self._patient:  # set only when it changes: not twice per commit at concurrency 1
+            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000) if patient else 0}")
+            self._patient = patient
+        self._commit(requests, attempts, others, begin)
+        last = batch[-1]
+        if not isinstance(last, Row):
+            if last.ts > self._newest:
+                self._newest = last.ts
+            elif last.ts < self._newest - CLOCK_BACK and not self._clock_said:
+                self._clock_went_back(last.ts)
 
     def _set_aside(self, exc: BaseException) -> bool:
         """Move a file SQLite finds damaged aside (with its write-ahead log, for ``.recover``) and write into a new
@@ -781,9 +868,10 @@ class LogWriter:
             out += [(o.insert, _repaired(o.values)) for o in others]
         return out
 
-    def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = ()) -> None:
+    def _commit(self, requests: list[tuple], attempts: list[tuple], others: Sequence[Row] = (),
+                begin: str = "BEGIN") -> None:
         try:
-            self._conn.execute("BEGIN")
+            self._conn.execute(begin)
             self._insert(_INSERT_REQUEST, requests)
             self._insert(_INSERT_ATTEMPT, attempts)
             for row in others:
@@ -824,6 +912,7 @@ class LogWriter:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         self._conn = fresh
+        self._patient = True  # _connect's busy timeout
         self._write_ahead.reopened()
         self._unshared = self._anew_said = False
         self._generation += 1
