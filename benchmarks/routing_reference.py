@@ -328,7 +328,8 @@ class ReferenceClassifier(Classifier):
             weight = np.concatenate([w for _, w in parts]) / math.sqrt(len(self._views))
             similarities = similarities + share * np.asarray(self._examples[index].T @ weight).ravel()
         assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
-        best = int(self.nudged(votes.mean(axis=0), main).argmax())  # round 16's nudges, as the fast path
+        # round 16's nudges, and round 26's composition cue where the multilingual encoder read it, as the fast path
+        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None).argmax())
         words = [g for g in self._views[View.WORDS].analyze(self._main(text)) if " " not in g]
         known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
