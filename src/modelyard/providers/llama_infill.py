@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.http import HttpClient, error_field, loads
+from modelyard.providers.sampling import put_native
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Usage
 
@@ -59,14 +60,7 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
         body["input_extra"] = [{"filename": name, "text": text} for name, text in prompt.extra]
     if request.max_tokens:
         body["n_predict"] = request.max_tokens
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.top_k is not None:
-        body["top_k"] = request.top_k
+    put_native(request, body)
     return body
 
 

@@ -38,6 +38,7 @@ from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import compute_terms, gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
+from modelyard.providers.sampling import put_native
 from modelyard.types import CONTEXT_FULL, ChatRequest, Chunk, Message, Usage
 
 _END = object()
@@ -205,23 +206,9 @@ class LlamaCppProvider(Provider):
         if request.prompt is not None:  # a text completion: create_completion, no chat template (_parts)
             kwargs = {"prompt": request.prompt.text, "suffix": request.prompt.suffix or None, "stream": True,
                       "max_tokens": kwargs["max_tokens"]}
-            if request.temperature is not None:
-                kwargs["temperature"] = request.temperature
-            if request.seed is not None:
-                kwargs["seed"] = request.seed
-            if request.top_p is not None:
-                kwargs["top_p"] = request.top_p
-            if request.top_k is not None:
-                kwargs["top_k"] = request.top_k
+            put_native(request, kwargs)
             return kwargs
-        if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
-        if request.seed is not None:  # create_chat_completion's and create_completion's ``seed``
-            kwargs["seed"] = request.seed
-        if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
-        if request.top_k is not None:  # create_chat_completion's and create_completion's ``top_k``
-            kwargs["top_k"] = request.top_k
+        put_native(request, kwargs)  # create_chat_completion's and create_completion's own names
         if request.frequency_penalty:  # create_chat_completion's own (0, its default, left out)
             kwargs["frequency_penalty"] = request.frequency_penalty
         if request.presence_penalty:

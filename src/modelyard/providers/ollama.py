@@ -48,6 +48,7 @@ from modelyard.providers.http import (
 )
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
+from modelyard.providers.sampling import put_native
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.providers.speed import ollama_times, server_rate
 from modelyard.tokens import request_tokens
@@ -303,14 +304,7 @@ class OllamaProvider(HttpProvider):
         options: dict[str, Any] = {}
         if request.max_tokens:
             options["num_predict"] = request.max_tokens
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.seed is not None:
-            options["seed"] = request.seed
-        if request.top_p is not None:
-            options["top_p"] = request.top_p
-        if request.top_k is not None:
-            options["top_k"] = request.top_k
+        put_native(request, options)
         if request.frequency_penalty:  # 0, the default, left out
             options["frequency_penalty"] = request.frequency_penalty
         if request.presence_penalty:

@@ -38,6 +38,20 @@ MISTRAL_SEED = "random_seed"
 _EXTRA_INPUT = "Extra inputs are not permitted"
 
 
+def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
+    """The client's temperature, seed, top_p and top_k into ``into`` under their own names — the keys llama.cpp
+    (llama-cpp-python's keyword arguments, llama-server's ``/infill``) and Ollama's ``options`` share; the penalties
+    are each caller's (the OpenAI body's go through :func:`put_sampling`)."""
+    if request.temperature is not None:
+        into["temperature"] = request.temperature
+    if request.seed is not None:
+        into["seed"] = request.seed
+    if request.top_p is not None:
+        into["top_p"] = request.top_p
+    if request.top_k is not None:
+        into["top_k"] = request.top_k
+
+
 def mistral_api(endpoint: str) -> bool:
     """Is ``endpoint`` Mistral's own API (api.mistral.ai, codestral.mistral.ai), whose seed is ``random_seed``?"""
     host = (urlsplit(endpoint).hostname or "").rstrip(".").lower()
