@@ -5,6 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# The virtualenv first, before anything slow. Debian's and Ubuntu's Python leaves ensurepip out (python3-venv): `python3
+# -m venv` then fails *after* making .venv/bin/python, so a second run skipped the venv and stopped at "No module named
+# pip" even once python3-venv was installed (flouksac/OneSOC#2, deadsnakes/issues#97). A venv without pip is made again.
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pip' >/dev/null 2>&1; then
+  if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+    version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)
+    echo "bootstrap: $PYTHON cannot make a virtualenv with pip: it has no ensurepip module (Debian and Ubuntu ship it" \
+         "apart). Install it — sudo apt install python3-venv (or python$version-venv for this Python) — then run" \
+         "$0 again." >&2
+    exit 1
+  fi
+  "$PYTHON" -m venv .venv
+fi
 # Headless Chromium for the dashboard's browser test (Debian's package; Playwright drives it).
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
@@ -15,9 +28,6 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] && com
     && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) \
     || echo "bootstrap: could not install pgbouncer; the transaction-pooler test will be skipped" >&2
-fi
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # On x86-64, a native build probes the CPU and picks AMX kernels that segfault on first inference on

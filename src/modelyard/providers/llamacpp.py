@@ -29,6 +29,7 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.installer import add_extra_command
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.embeddings import cannot_embed
@@ -188,7 +189,8 @@ class LlamaCppProvider(Provider):
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
-            return "llama-cpp-python is not installed (pip install 'modelyard[local]')"
+            # the command for the installer that put modelyard here (pipx, uv tool, a venv's pip): installer.py
+            return f"llama-cpp-python is not installed ({add_extra_command('local')})"
         path = self._resolved_path()
         if not path.is_file():
             # `modelyard fetch-model` works wherever modelyard is installed (pip too); bootstrap.sh only in a clone
