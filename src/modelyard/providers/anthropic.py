@@ -21,6 +21,7 @@ from modelyard.providers.http import (
     USAGE_LIMIT_WORDS,
     HttpProvider,
     loads,
+    queue_full,
     stream_error,
     tool_call,
     try_loads,
@@ -52,6 +53,8 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if isinstance(rid := body.get("request_id"), str) and rid:
         # the API's id of the failed request, which its support asks for (its error bodies carry it since 2025)
         message = f"{message} (request_id {rid[:64]})"
+    if (full := queue_full(message)) is not None:  # Ollama's full queue through its /v1/messages (http.py)
+        return full
     if USAGE_LIMIT_WORDS.search(message):
         # an Ollama cloud model's spent allowance through Ollama's Anthropic-compatible /v1/messages (Claude Code
         # pointed at Ollama): middleware/anthropic.go's writeError wraps the words as a 429 "rate_limit_error"

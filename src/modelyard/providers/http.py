@@ -1199,7 +1199,29 @@ NOT_LOADED = "model_not_loaded"
 #: ``max_tokens`` makes it fit, else the next model, this one not counted as sick
 PAST_ALLOWANCE = "past_allowance"
 NOT_CHAT_WORDS = re.compile(r"does not support (?:chat|generate|completions)\b|embedding models do not support chat")
-_TYPE_DECIDES = {REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
+#: Ollama's pending queue (OLLAMA_MAX_QUEUE, 512 by default) is full: server/sched.go's ErrMaxQueue, "server busy,
+#: please try again.  maximum pending requests exceeded", answered as a 503 by routes.go on /api/chat, /api/generate and
+#: /api/embed, and through its OpenAI-compatible /v1 (chat, completions, embeddings) in OpenAI's error object —
+#: middleware/openai.go's writeError wraps the same words (openai.NewError: type "api_error"). The server is busy, the
+#: model not sick (the scale facts' "treat as queue full, move on"): as ``overloaded`` it was asked again after a
+#: backoff into the same full queue and counted towards the breaker, so a burst cooled a healthy model. It is
+#: :data:`~modelyard.errors.Reason.QUEUE_FULL`, as for modelyard's own ``max_queue``: the next model at once, nothing
+#: cools. Every provider reads it through :func:`queue_full`
+QUEUE_FULL_WORDS = "maximum pending requests exceeded"
+SERVER_QUEUE_FULL = "server_queue_full"
+
+
+def queue_full(message: str) -> tuple[str, str] | None:
+    """(:data:`SERVER_QUEUE_FULL`, what to say) when ``message`` is Ollama's full queue (:data:`QUEUE_FULL_WORDS`),
+    whichever of its endpoints said it; None for any other words."""
+    if QUEUE_FULL_WORDS not in message:
+        return None
+    return SERVER_QUEUE_FULL, (f"Ollama's queue is full ({message}): more requests wait on its server than "
+                               "OLLAMA_MAX_QUEUE allows")
+
+
+_TYPE_DECIDES = {SERVER_QUEUE_FULL: Reason.QUEUE_FULL,
+                 REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
                  HISTORY_REFUSED: Reason.BAD_REQUEST, PAST_ALLOWANCE: Reason.BAD_REQUEST,
                  # llama-server's prompt past a slot's context, whatever its status: the builds of llama.cpp#15780
                  # answered it with a 500 (a server_error: asked again, refused again, counted against a well model)

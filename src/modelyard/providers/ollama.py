@@ -37,6 +37,7 @@ from modelyard.providers.http import (
     make_client,
     no_memory,
     openai_tools,
+    queue_full,
     reason_for_status,
     said,
     shown_url,
@@ -67,8 +68,6 @@ DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
 _LINE_KEYS = frozenset({"message", "done", "error", "model"})
-#: Ollama's 503 when its pending queue (OLLAMA_MAX_QUEUE, 512 by default) is full: server/sched.go's ErrMaxQueue
-_QUEUE_FULL = "maximum pending requests exceeded"
 #: a prompt read as fewer tokens than this share of the estimate was cut to fit num_ctx (see _cut_note)
 _CUT_SHARE = 0.55
 #: ... and by at least this many tokens (a short prompt's estimate is too rough to judge)
@@ -146,6 +145,8 @@ async def _installed(client: HttpClient) -> list[str] | None:
 
 def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
+    if (full := queue_full(words)) is not None:  # its pending queue full: the next model, nothing cools (http.py)
+        return full
     if NO_MEMORY_WORDS.search(words):  # not this moment's fault, nor a model not there (http.NO_MEMORY_WORDS)
         return NO_MEMORY, f"Ollama has no memory for the model now: {words}"
     if UNPARSED_CALL.match(words):
@@ -394,13 +395,6 @@ class OllamaProvider(HttpProvider):
                             yield chunk
                 return
             except ProviderError as exc:
-                if not opened and exc.status == 503 and _QUEUE_FULL in exc.message:
-                    # Ollama's pending queue is full (server/sched.go ErrMaxQueue): the server is busy, the model not
-                    # sick. It was `overloaded`: asked again after a backoff into the same full queue and counted
-                    # towards the breaker, so a burst cooled a healthy model. Now the next model at once, as for
-                    # modelyard's own max_queue
-                    raise ProviderError(Reason.QUEUE_FULL, f"Ollama's queue is full ({exc.message}): more requests "
-                                        "wait on its server than OLLAMA_MAX_QUEUE allows", status=503) from None
                 if not opened and exc.reason is Reason.SERVER_ERROR and _NO_ROOM.search(exc.message):
                     # not a moment's fault worth a retry (it fails again at once), but the model's on this machine
                     # until memory is freed: the model cools as for a model the server does not have

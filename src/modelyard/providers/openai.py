@@ -63,6 +63,7 @@ from modelyard.providers.http import (
     loads,
     make_client,
     openai_tools,
+    queue_full,
     shown_url,
     stream_error,
     system_first,
@@ -165,6 +166,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     """Servers' words that mean more than their status: llama-server started without ``--jinja`` refuses tools with a
     500 (every tool request failed over as a server error and counted against the model until it cooled for all);
     Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
+    if (full := queue_full(message)) is not None:  # Ollama's full queue through its /v1: as on /api/chat (http.py)
+        return full
     if "Context size has been exceeded" in message:
         # llama-server's (and LM Studio's) 500 when the prompt and its answer outgrow the slot's context
         # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the
