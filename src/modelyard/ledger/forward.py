@@ -662,8 +662,9 @@ class Forwarder:
         """One transaction for the batch; if PostgreSQL refuses it for its content, request by request,
         repaired. An unreachable database raises (the batch stays queued); so does one that refuses every
         write whatever the row (a read-only transaction after a failover to a standby or
-        ``default_transaction_read_only``, a revoked privilege, a dropped table): only a row refused for its
-        own values (a data or integrity error) is counted as refused and no longer blocks the rest."""
+        ``default_transaction_read_only``, a revoked privilege, a dropped table, a constraint the spool does not
+        have — :mod:`.drift`): only a row refused for its own values (a data error) is counted as refused and no
+        longer blocks the rest."""
         from psycopg import DataError, IntegrityError
 
         requests, nul = without_nul(requests)
@@ -674,8 +675,8 @@ class Forwarder:
             write_batch(self._pg, requests, attempts)
             self.forwarded += len(requests)
             return
-        except LogUnavailable:
-            raise
+        except (LogUnavailable, IntegrityError):  # integrity: every row satisfied the same constraints in the spool,
+            raise  # so one PostgreSQL adds (a newer modelyard's NOT NULL column, a CHECK) refuses them all (drift.py)
         except Exception as exc:  # a value PostgreSQL will not store: find the row, repair it
             self._failed(exc)
         by_request: dict[str, list[tuple]] = {}
@@ -686,7 +687,7 @@ class Forwarder:
             try:
                 write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
                 self.forwarded += 1
-            except (DataError, IntegrityError) as exc:
+            except DataError as exc:
                 self._failed(exc)
                 self.refused += 1
 

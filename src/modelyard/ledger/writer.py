@@ -91,6 +91,7 @@ from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
+from modelyard.ledger.drift import refused_by_table
 from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
@@ -783,8 +784,13 @@ class LogWriter:
                 if fixed_requests != requests or fixed_attempts != attempts or fixed_others != others:
                     self.repaired += 1
             except _ROW_ERRORS as exc:  # this row only (e.g. a required value missing): the others go on
-                self._failed(exc)
-                lost += 1
+                said = self._refused_by_table(exc, item)
+                if said is None:
+                    self._failed(exc)
+                    lost += 1
+                else:  # a column or constraint of a newer schema refuses every row: the store's, held (drift.py)
+                    self._failed(said)
+                    return ok, lost, batch[i:]
             except Exception as exc:  # the store itself: once more on a fresh connection, then hold the rest
                 self._failed(exc)
                 if reconnected:
@@ -797,6 +803,12 @@ class LogWriter:
                 continue  # the same row again
             i += 1
         return ok, lost, []
+
+    def _refused_by_table(self, exc: BaseException, item: RequestRecord | Row) -> sqlite3.IntegrityError | None:
+        """``exc`` as the table's refusal, saying what changed, when the table refuses every row (:mod:`.drift`)."""
+        inserts = (item.insert,) if isinstance(item, Row) else (_INSERT_REQUEST, _INSERT_ATTEMPT)
+        said = refused_by_table(exc, inserts, self.path)
+        return None if said is None else sqlite3.IntegrityError(said)
 
     def _write_batch(self, batch: list[RequestRecord | Row], begin: str = "BEGIN") -> None:
         """``batch`` in one transaction as it is (raises if it cannot be: nothing of it committed)."""

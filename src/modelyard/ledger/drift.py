@@ -1,0 +1,59 @@
+"""A row refused because the log's table is no longer the one this modelyard made, not for its own values.
+
+A newer modelyard (or a person) may add a column that must be filled — ``NOT NULL`` without a default, the usual
+second step of a migration that backfills old rows and then drops the default — or a ``CHECK`` constraint. This
+modelyard's ``INSERT`` does not name that column, so *every* row it writes is refused with an integrity error, the
+class the writer used to blame on one row's values: each row was counted as lost (SQLite) or refused and taken out of
+the forward queue (PostgreSQL), and every row from then on went the same way, even after the table was put right.
+Others met the same thing: a legacy ``NOT NULL`` column no insert fills blocked every later insert
+(tina4stack/tina4-python#93; gorkem-bwl/atlas#3: 'null value in column "account_id" violates not-null constraint').
+
+Told apart here: the refusal names a column none of the row's statements write, or a constraint this modelyard's
+schema never has (``CHECK``, ``FOREIGN KEY``). Those rows are the store's to take: held and tried again (nothing lost),
+with a sentence that says what changed and what to do. A ``NOT NULL`` column the statement does write, left empty by
+this row, stays that row's own fault.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+_NOT_NULL = re.compile(r"NOT NULL constraint failed: (\w+)\.(\w+)")
+#: constraints no table of this modelyard's schema has (ledger/migrations.py): only a newer one, or a person, adds them
+_FOREIGN = ("CHECK constraint failed", "FOREIGN KEY constraint failed")
+_INTO = re.compile(r"\bINTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def written(inserts: Iterable[str]) -> dict[str, frozenset[str]]:
+    """table -> the columns ``inserts`` (``INSERT … INTO table (a, b, …) …``) give values to."""
+    out: dict[str, frozenset[str]] = {}
+    for insert in inserts:
+        if m := _INTO.search(insert):
+            table, columns = m.group(1), frozenset(c.strip() for c in m.group(2).split(","))
+            out[table] = out.get(table, frozenset()) | columns
+    return out
+
+
+def refused_by_table(exc: BaseException, inserts: Iterable[str], path: Path) -> str | None:
+    """The sentence to say when SQLite refused a row because of the table (see the module docstring); None when the
+    refusal is the row's own."""
+    if not isinstance(exc, sqlite3.IntegrityError):
+        return None
+    text = str(exc)
+    if m := _NOT_NULL.search(text):
+        table, column = m.groups()
+        if column in written(inserts).get(table, frozenset()):
+            return None  # a value this row left empty: its own
+        what = (f"its table {table} has a column {column} that must be filled (NOT NULL, no default), which this "
+                "modelyard does not know")
+        fix = "or move this log aside for this one (it makes a new file)"
+    elif text.startswith(_FOREIGN):
+        what = f"a constraint this modelyard does not know refuses its rows ({text})"
+        fix = "or drop that constraint"
+    else:
+        return None
+    return (f"routing log {path}: {what} — a newer modelyard migrated this log, or it was changed by hand; rows are "
+            f"held and written once the table takes them: run the newer modelyard here too, {fix}")

@@ -1,0 +1,144 @@
+"""The log's table changed under a running modelyard so that it refuses every row this modelyard writes: a newer
+modelyard's migration (or a person) added a column that must be filled — the usual second step of a migration, which
+backfills the old rows with a default and then drops it — or a ``CHECK`` constraint. Others met this very thing: a
+legacy ``NOT NULL`` column that no insert fills blocked every later insert (tina4stack/tina4-python#93;
+gorkem-bwl/atlas#3, 'null value in column "account_id" violates not-null constraint').
+
+Before: each row was refused as if its own values were bad — counted as lost by the SQLite writer (not even kept in
+the file it keeps rows in at close), refused and taken out of the forward queue on PostgreSQL — and every row after
+it went the same way, even once the table was put right. Now the rows wait (held by the writer, in the spool for the
+forwarder) with a sentence that says what changed and what to do, and arrive once the table takes them
+(ledger/drift.py). The tables are changed for real: by the ``sqlite3`` shell, and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.fakes.server import poll
+from tests.integration.test_log_file_replaced import ids
+from tests.integration.test_pg_forward import pg_ids, write
+from tests.unit.test_ledger import record
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger.forward import Forwarder
+
+
+def rebuild_requests(path: Path, tenant: str) -> None:
+    """What a migration does in SQLite to change a column's constraint (https://www.sqlite.org/lang_altertable.html,
+    'Making Other Kinds Of Table Schema Changes'): a new table, the rows copied, the old one dropped — run by the
+    ``sqlite3`` shell while modelyard writes the file. ``tenant``: the column's declaration."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        create = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'requests'").fetchone()[0]
+        indexes = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'requests' AND "
+                                              "type = 'index' AND sql IS NOT NULL")]
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(requests)") if r[1] != "tenant"]
+    finally:
+        conn.close()
+    body = create.rstrip().removesuffix(")")
+    if "tenant" in body:
+        body = body[:body.index(", tenant")]
+    listed = ", ".join(columns)
+    script = "\n".join([
+        ".bail on", ".timeout 10000", "BEGIN IMMEDIATE;",
+        re.sub(r'^CREATE TABLE "?requests"?', "CREATE TABLE requests_new", body) + f", tenant {tenant});",
+        f"INSERT INTO requests_new ({listed}, tenant) SELECT {listed}, 'team' FROM requests;",
+        "DROP TABLE requests;", "ALTER TABLE requests_new RENAME TO requests;",
+        *(f"{sql};" for sql in indexes), "COMMIT;", ""])
+    done = subprocess.run(["sqlite3", str(path)], input=script, text=True, capture_output=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+
+
+def test_a_column_a_newer_modelyard_requires_holds_the_rows_until_the_table_takes_them(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        for i in range(3):
+            writer.submit(record(i))
+        assert writer.flush()
+        rebuild_requests(path, "TEXT NOT NULL")  # the newer migration's second step: no default any more
+        for i in range(3, 8):
+            writer.submit(record(i))
+        assert writer.flush(5)  # nobody waits on held rows
+        health = writer.health()
+        assert health.lost == 0 and health.held == 5 and health.degraded, health
+        said = health.last_error or ""
+        assert "requests has a column tenant" in said and "newer modelyard" in said, said
+        rebuild_requests(path, "TEXT DEFAULT 'team'")  # the newer modelyard runs here too / the column gets a default
+        assert poll(lambda: writer.health().written == 8, timeout=15), writer.health()
+        assert ids(path) == [f"req{i:06d}" for i in range(8)]
+        assert writer.health().lost == 0 and writer.health().held == 0
+    finally:
+        writer.close()
+
+
+def test_rows_still_refused_at_close_are_kept_for_the_next_writer(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    writer.submit(record(0))
+    assert writer.flush()
+    rebuild_requests(path, "TEXT NOT NULL")
+    for i in range(1, 4):
+        writer.submit(record(i))
+    writer.close()
+    health = writer.health()
+    assert health.lost == 0 and health.saved == 3, health
+    rebuild_requests(path, "TEXT DEFAULT 'team'")
+    again = LogWriter(path, local_models=["local"])
+    try:
+        assert again.recovered == 6  # three requests and their attempts
+        assert ids(path) == [f"req{i:06d}" for i in range(4)]
+    finally:
+        again.close()
+
+
+def test_a_row_leaving_a_column_of_this_modelyard_empty_is_still_its_own(tmp_path: Path) -> None:
+    """guard: the telling apart does not hold a row whose own value is missing (agent is NOT NULL since the first
+    schema) — that row alone is counted, the ones after it are written."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        for i in range(5):
+            writer.submit(record(i, agent=None) if i == 2 else record(i))  # type: ignore[arg-type]
+        assert writer.flush()
+        assert writer.health().lost == 1 and writer.health().held == 0
+        assert len(ids(path)) == 4
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("change, undo", [
+    (("ALTER TABLE requests ADD COLUMN tenant text NOT NULL DEFAULT 'team'",
+      "ALTER TABLE requests ALTER COLUMN tenant DROP DEFAULT"),
+     ("ALTER TABLE requests ALTER COLUMN tenant SET DEFAULT 'team'",)),
+    (("ALTER TABLE attempts ADD CONSTRAINT attempts_backend_named CHECK (backend IS NOT NULL) NOT VALID",),
+     ("ALTER TABLE attempts DROP CONSTRAINT attempts_backend_named",)),
+], ids=["not-null-column", "check-constraint"])
+def test_postgresql_refusing_every_row_for_its_schema_keeps_them_in_the_spool(
+        tmp_path: Path, pg_url: str, change: tuple[str, ...], undo: tuple[str, ...]) -> None:
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(0)])
+    forwarder = Forwarder(path, pg_url)
+    try:
+        assert forwarder.flush(30)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            for sql in change:
+                admin.execute(sql)
+        write(path, [record(i) for i in range(1, 6)])
+        forwarder.wake()
+        health = poll(lambda: (h := forwarder.health()).failures >= 1 and h.backlog == 5 and h, timeout=15)
+        assert health, forwarder.health()
+        assert health.refused == 0 and health.degraded
+        assert "newer modelyard" in (health.last_error or ""), health.last_error
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            for sql in undo:
+                admin.execute(sql)
+        assert poll(lambda: len(pg_ids(pg_url)) == 6, timeout=40), forwarder.health()  # within one backoff
+        assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(6)] and forwarder.health().refused == 0
+    finally:
+        forwarder.close()
