@@ -125,3 +125,48 @@ def test_a_lock_held_by_another_session_is_reported_and_waited_out(tmp_path: Pat
         assert forwarder.health().refused == 0
     finally:
         forwarder.close()
+
+
+def test_a_revoked_privilege_holds_the_rows_says_what_to_grant_and_they_arrive_once_granted(
+        tmp_path: Path, pg_url: str) -> None:
+    """guard: a DBA revokes the role's INSERT on the log's tables (or hands the tables to another owner) — 'permission
+    denied for table requests', SQLSTATE 42501 (a ProgrammingError, not a row's fault). The rows wait in the spool, none
+    is refused, /healthz names the GRANT to run, and they arrive once it is granted again. A role of the test's own
+    (superusers pass every privilege check)."""
+    role = f"modelyard_writer_{secrets.token_hex(4)}"
+    schema = pg_url.rsplit("search_path%3D", 1)[1]
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(0)])
+    first = Forwarder(path, pg_url)  # the schema, created by its owner
+    try:
+        assert first.flush(30)
+    finally:
+        first.close()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
+        admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+    try:
+        writer = Forwarder(path, pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+        try:
+            write(path, [record(1)])
+            assert poll(lambda: len(pg_ids(pg_url)) == 2, timeout=15), writer.health()
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(f"REVOKE INSERT, UPDATE ON requests, attempts FROM {role}")
+            write(path, [record(i) for i in range(2, 7)])
+            writer.wake()
+            health = poll(lambda: (h := writer.health()).failures >= 1 and h.backlog == 5 and h, timeout=15)
+            assert health, writer.health()
+            assert health.refused == 0 and health.degraded
+            assert "permission denied" in (health.last_error or "") and "GRANT INSERT" in (health.last_error or "")
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                admin.execute(f"GRANT INSERT, UPDATE ON requests, attempts TO {role}")
+            assert poll(lambda: len(pg_ids(pg_url)) == 7, timeout=40), writer.health()  # within one backoff
+            assert writer.health().refused == 0
+        finally:
+            writer.close()
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")

@@ -40,11 +40,23 @@ class Change(enum.Enum):
     DELETED = "deleted"
     REPLACED = "replaced by another file"
     OVERWRITTEN = "overwritten: a file was copied over it"
+    #: truncated to nothing in place: logrotate's ``copytruncate`` (its copy is taken first, then ``cp /dev/null``
+    #: over the file), ``: > log.sqlite3``, ``truncate -s 0``. Told apart from a copy: the remedy differs
+    EMPTIED = "emptied in place (truncated: logrotate's copytruncate, `: > file`, `truncate -s 0`)"
+
+
+#: what to do about :attr:`Change.EMPTIED`, said after it
+_NOT_A_TEXT_LOG = ("; it is a database, not a text log: take it out of logrotate's list (log.keep_days bounds its size, "
+                   "`modelyard backup` copies it safely)")
 
 
 #: offsets in the wal-index header (native byte order): frames in the log, its salts, frames copied, being copied
 _MAX_FRAME, _SALTS, _BACKFILL, _ATTEMPTED = 16, 32, 96, 128
 _NOTE = _ATTEMPTED + 4
+
+
+#: changes that keep the file (its inode) and change its content
+_IN_PLACE = (Change.OVERWRITTEN, Change.EMPTIED)
 
 
 def _note(view: mmap.mmap | None) -> tuple[int, ...] | None:
@@ -137,7 +149,7 @@ class SameFile:
         if (st.st_dev, st.st_ino) != self.opened:
             self.change = Change.REPLACED
             return True
-        if self.change is Change.OVERWRITTEN:
+        if self.change in _IN_PLACE:
             return True  # until reopened
         if self._view is None:  # not asked, or no wal-index to read: the inode alone
             return False
@@ -156,7 +168,9 @@ class SameFile:
         if self._looked is not None and looked[0] == self._looked[0] and page == self._page:  # touched, not written
             self._stamp(looked, note, page)
             return False
-        self.change = Change.OVERWRITTEN
+        # a checkpoint never leaves the file empty once it held a page (a new log's file is empty until its first)
+        emptied = st.st_size == 0 and self._looked is not None and self._looked[0] > 0
+        self.change = Change.EMPTIED if emptied else Change.OVERWRITTEN
         return True
 
     def _stamp(self, looked: tuple[int, int] | None, note: tuple[int, ...] | None, page: bytes | None = None) -> None:
@@ -206,7 +220,8 @@ class SameFile:
 
     def describe(self, then: str) -> str:
         what = (self.change or (Change.DELETED if identity(self.path) is None else Change.REPLACED)).value
-        return f"routing log {self.path} was {what} while this process had it open; {then}"
+        advice = _NOT_A_TEXT_LOG if self.change is Change.EMPTIED else ""
+        return f"routing log {self.path} was {what} while this process had it open; {then}{advice}"
 
 
 #: how long a file copied over the log must stay unchanged before it is taken (the copy has ended), at most SETTLE_MAX
@@ -242,7 +257,7 @@ def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, 
     at the path (``opened``: the ``-wal`` and ``-shm`` the old connection opened, :class:`WriteAhead`'s; ones another
     process already made are left alone) is renamed aside, else SQLite would lay its pages over the new file's; its
     ``-shm`` is removed (an index, rebuilt from the log)."""
-    if change is Change.OVERWRITTEN:
+    if change in _IN_PLACE:
         settle(path)
         fresh = path.with_name(f"{path.name}.restoring")
         shutil.copyfile(path, fresh)
