@@ -5,7 +5,9 @@ wait in the local spool and arrive once a writable database takes them."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,6 +18,33 @@ from tests.unit.test_ledger import record
 from modelyard.ledger.forward import Forwarder
 
 READ_ONLY = "%20-cdefault_transaction_read_only%3Don"
+
+
+@contextlib.contextmanager
+def own_role(pg_url: str, path: Path, name: str, options: str = "") -> Iterator[str]:
+    """A role of the test's own (superusers ignore limits and pass every privilege check) with every right on the
+    log's tables, which a first forwarder as their owner creates (one row of ``path``); yields the role's URL. Dropped
+    afterwards."""
+    role = f"{name}_{secrets.token_hex(4)}"
+    schema = pg_url.rsplit("search_path%3D", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN {options}")
+    try:
+        write(path, [record(0)])
+        first = Forwarder(path, pg_url)
+        try:
+            assert first.flush(30)
+        finally:
+            first.close()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+            admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
+            admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
+        yield pg_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
 
 
 def test_a_terminated_backend_is_reconnected_and_nothing_is_lost(tmp_path: Path, pg_url: str) -> None:
@@ -70,38 +99,20 @@ def test_too_many_clients_holds_the_rows_until_a_connection_is_allowed(tmp_path:
     forwarder's connection: the rows wait in the spool, nothing is refused, and they arrive once it may connect.
     A role of the test's own with CONNECTION LIMIT 0 (superusers ignore limits; the server's max_connections is
     shared with everyone else's tests)."""
-    role = f"modelyard_limited_{secrets.token_hex(4)}"
-    schema = pg_url.rsplit("search_path%3D", 1)[1]
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
-    try:
-        path = tmp_path / "log.sqlite3"
-        write(path, [record(0)])
-        first = Forwarder(path, pg_url)  # the schema, created by its owner
-        try:
-            assert first.flush(30)
-        finally:
-            first.close()
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-            admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
-            admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-        limited = Forwarder(path, pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+    path = tmp_path / "log.sqlite3"
+    with own_role(pg_url, path, "modelyard_limited", "CONNECTION LIMIT 0") as url:
+        limited = Forwarder(path, url)
         try:
             write(path, [record(i) for i in range(1, 6)])
             health = poll(lambda: (h := limited.health()).failures >= 1 and h, timeout=10)
             assert "too many connections" in (health.last_error or ""), health.last_error
             assert health.refused == 0 and poll(lambda: limited.health().backlog == 5, timeout=5)
             with psycopg.connect(pg_url, autocommit=True) as admin:
-                admin.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+                admin.execute(f"ALTER ROLE {url.split('//')[1].split('@')[0]} CONNECTION LIMIT -1")
             assert poll(lambda: len(pg_ids(pg_url)) == 6, timeout=40), limited.health()
             assert limited.health().refused == 0
         finally:
             limited.close()
-    finally:
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(f"DROP OWNED BY {role}")
-            admin.execute(f"DROP ROLE {role}")
 
 
 def test_a_lock_held_by_another_session_is_reported_and_waited_out(tmp_path: Path, pg_url: str) -> None:
@@ -133,22 +144,10 @@ def test_a_revoked_privilege_holds_the_rows_says_what_to_grant_and_they_arrive_o
     denied for table requests', SQLSTATE 42501 (a ProgrammingError, not a row's fault). The rows wait in the spool, none
     is refused, /healthz names the GRANT to run, and they arrive once it is granted again. A role of the test's own
     (superusers pass every privilege check)."""
-    role = f"modelyard_writer_{secrets.token_hex(4)}"
-    schema = pg_url.rsplit("search_path%3D", 1)[1]
     path = tmp_path / "log.sqlite3"
-    write(path, [record(0)])
-    first = Forwarder(path, pg_url)  # the schema, created by its owner
-    try:
-        assert first.flush(30)
-    finally:
-        first.close()
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN")
-        admin.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        admin.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
-        admin.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
-    try:
-        writer = Forwarder(path, pg_url.replace("postgresql://postgres@", f"postgresql://{role}@"))
+    with own_role(pg_url, path, "modelyard_writer") as url:
+        role = url.split("//")[1].split("@")[0]
+        writer = Forwarder(path, url)
         try:
             write(path, [record(1)])
             assert poll(lambda: len(pg_ids(pg_url)) == 2, timeout=15), writer.health()
@@ -166,7 +165,3 @@ def test_a_revoked_privilege_holds_the_rows_says_what_to_grant_and_they_arrive_o
             assert writer.health().refused == 0
         finally:
             writer.close()
-    finally:
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute(f"DROP OWNED BY {role}")
-            admin.execute(f"DROP ROLE {role}")

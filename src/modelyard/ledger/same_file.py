@@ -46,8 +46,8 @@ class Change(enum.Enum):
 
 
 #: what to do about :attr:`Change.EMPTIED`, said after it
-_NOT_A_TEXT_LOG = ("; it is a database, not a text log: take it out of logrotate's list (log.keep_days bounds its size, "
-                   "`modelyard backup` copies it safely)")
+_NOT_A_TEXT_LOG = ("; it is a database, not a text log: take it out of logrotate's list (log.keep_days bounds its "
+                   "size, `modelyard backup` copies it safely)")
 
 
 #: offsets in the wal-index header (native byte order): frames in the log, its salts, frames copied, being copied
