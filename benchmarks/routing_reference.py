@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.agents import confidence as calibration
 from modelyard.agents.classifier import Classifier, View
-from modelyard.agents.encoder import foreign
+from modelyard.agents.encoder import foreign_views
 from modelyard.agents.memory import MARGIN, CorrectedClassifier
 from modelyard.agents.request import (
     _CODE_END,
@@ -314,7 +314,7 @@ class ReferenceClassifier(Classifier):
         similarities: NDArray | float = 0.0
         reads = self.read(text)
         main = max(reads, key=lambda view: view[1])[0]
-        other = self.multilingual._encode(main) if self.multilingual is not None and foreign(main) else None
+        other = self.multilingual._encode(main) if self.multilingual is not None and foreign_views(reads) else None
         for read, share in reads:
             features = self._features(read, other)
             votes = votes + share * self._votes(features)

@@ -193,19 +193,21 @@ def test_the_role_examples_in_other_languages() -> None:
 def test_non_english_tuning_messages_gain_from_the_multilingual_votes() -> None:
     """Round 14 on the tuning sets' 166 messages in another language (arenaforeign_dev 94, arena_dev 56, evals_dev
     9, dev 7 — encoder.foreign): 129 acceptable before (round 13), 134 with the foreign-only examples and two
-    votes for the multilingual member (11 fixed, 6 broken); right above 0.92: 20 of 20 → 22 of 22."""
+    votes for the multilingual member (11 fixed, 6 broken); right above 0.92: 20 of 20 → 22 of 22. Round 27 reads the
+    language from all of a long message's views (``encoder.foreign_views``) with a better check: 19 more messages, 17
+    of them acceptable (2 fixed by the multilingual votes, none broken) — 166 of 185, none wrong above 0.92."""
     orchestrator = Orchestrator.from_config(load_config(str(embedded_default_config())))
     assert orchestrator is not None
     decided = []
     for name in ("arenaforeign_dev", "arena_dev", "evals_dev", "dev"):
         for line in (EVAL / f"{name}.jsonl").read_text().splitlines():
             row = json.loads(line) if line.strip() else None
-            if row and encoder.foreign(orchestrator.classifier._main(row["text"])):
+            if row and encoder.foreign_views(orchestrator.classifier.read(row["text"])):
                 accept = row.get("accept") or [row["agent"]]
                 decided.append((orchestrator.decide_fast(row["text"]), accept))
     right = sum(d.agent in accept for d, accept in decided)
-    assert len(decided) == 166
-    assert right >= 133, f"{right} of 166 acceptable (round 13: 129, round 14: 134)"
+    assert len(decided) == 185
+    assert right >= 165, f"{right} of 185 acceptable (round 27: 166)"
     assert [d.agent for d, accept in decided if d.confidence >= 0.92 and d.agent not in accept] == []
 
 
@@ -233,3 +235,37 @@ def test_the_example_vectors_are_kept_on_disk(multilingual: encoder.Multilingual
     monkeypatch.undo()
     assert np.allclose(fresh.many(texts), first, atol=1e-5)
     assert (tmp_path / "vectors.npz").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("text", "other"), [
+    # round 27, shaped on the tuning sets' misses (arena_dev, arenaforeign_dev, dev): a formula's Latin letters
+    # outnumber the Chinese ones, but a Han character is a word, not a letter
+    ("已知二次型f（x1,x2,x3）= 3x1^2+4x2^2+3X3^2+2x1x3；（1）求正交变换x=Qy将f（x1,x2,x3）化为标准形", True),
+    # a Russian request around pasted code: its identifiers are Latin letters, but not English prose
+    ("Доработай пожалуйста код, добавь подробное логгирование. (pasted text) (pasted code) if message.text == 'МПК' "
+     "or message.text == 'РК' or message.text == 'НХЗ': bot.send_message(message.chat.id, text, reply_markup=markup)",
+     True),
+    # the markers of pasted material are not the person's words
+    ("(pasted text) (pasted data) 以论文方式的摘要", True),
+    # short Latin-script requests with the commonest words of their language
+    ("Quali sono le norme di galateo negli affari quando si lavora in Giappone?", True),
+    ("convierte 21 de diciembre 1:00–1:50pm hora del Pacífico a hora de Asia/Taipei", True),
+    # guard: English around a few words of another script, or with French in it, stays English
+    ("How do you say 谢谢 in Mandarin, and is it polite to say it to my boss?", False),
+    ("What does the crème de la crème of the class mean? Is it rude to say it to a teacher?", False),
+])
+def test_the_language_check_reads_past_formulas_code_and_markers(text: str, other: bool) -> None:
+    assert encoder.foreign(text) is other
+
+
+def test_a_long_message_with_a_few_words_of_request_takes_its_language_from_the_rest() -> None:
+    """A long message's main view is its request between markers; a request of a word ("schreibe!") or none says too
+    little, so its first and last 400 characters decide (arena_dev's German and Portuguese stories, round 27). A
+    request with English function words stays English however foreign what it pastes (guard)."""
+    german = ("Ich versuche mich trotz mangelnder Erfahrung in einem Projekt eine Kurzgeschichte zu schreiben, und "
+              "die Figuren sind noch nicht fertig, weil ich nicht weiß, wie sie sprechen sollen.")
+    assert encoder.foreign_views([("(pasted text) schreibe! (pasted text)", 0.5), (german, 0.5)])
+    assert encoder.foreign_views([("(pasted text) (pasted code) (pasted data)", 0.5), (german, 0.5)])
+    assert not encoder.foreign_views([("Translate this for the team and keep it short: (pasted text)", 0.5),
+                                      (german, 0.5)])
+    assert not encoder.foreign_views([("(pasted text) schreibe! (pasted text)", 1.0)])

@@ -415,9 +415,9 @@ class Classifier:
         views (one encoding, ~4 ms of CPU, per message) — or None (English, or no multilingual encoder)."""
         if self.multilingual is None and not self._multilingual_pending:
             return None
-        main = max(reads, key=lambda view: view[1])[0]
-        if not encoding.foreign(main):
+        if not encoding.foreign_views(reads):
             return None
+        main = max(reads, key=lambda view: view[1])[0]
         multilingual = self.ready_multilingual()
         return multilingual(main) if multilingual is not None else None
 

@@ -30,8 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.agents import word_ids
+from modelyard.agents.request import Material
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
@@ -173,42 +176,85 @@ KNOWN = 10_000
 #: the ~1,400 built-in role examples again (~2–6 s of CPU): a cold start pays it once per machine
 DISK_FILE = f"multilingual-v1-{PIECES}-{PIECE_CHARS}.npz"
 #: function words that tell a Latin-script message in another language (more than 2 of one language, and more
-#: than twice the English ones among its first 1,500 characters) — routing_eval/mkforeign.py's detector
+#: than twice the English ones among its first 1,500 characters) — routing_eval/mkforeign.py's detector, and since
+#: round 27 more of each language's commonest words that are not English words too (so "quali sono le norme di
+#: galateo negli affari quando si lavora in Giappone?" has seven, not one; "die", "come", "pour", "son", "no", "im"
+#: and "was" are left out: English traffic is full of them)
 FUNCTION_WORDS = {
-    "es": "que el la los las por para una con como está puedes hola quiero necesito",
-    "fr": "le les des est une pour avec vous je pas dans sur qui peux",
-    "de": "der die das und ist nicht ich du mit ein eine für kannst bitte",
-    "pt": "não uma para com você voce como isso está quero preciso",
-    "it": "il che non per una sono della come puoi voglio",
-    "nl": "het een van en niet ik je dat voor met",
-    "id": "yang dan untuk dengan ini itu saya tidak",
+    "es": "que el la los las por para una con como está puedes hola quiero necesito"
+          " de del en y es lo se muy pero qué cómo cuál cuáles dónde este esta estos hacer también",
+    "fr": "le les des est une pour avec vous je pas dans sur qui peux"
+          " du au aux et ce cette mon ma mes en à être avez suis faire quel quelle pourquoi où",
+    "de": "der die das und ist nicht ich du mit ein eine für kannst bitte"
+          " den dem des zu auf wie warum sich auch oder wir sie es",
+    "pt": "não uma para com você voce como isso está quero preciso"
+          " de do da dos das em na é mas muito qual porque também",
+    "it": "il che non per una sono della come puoi voglio"
+          " di le gli nel negli nella del è si ci questo questa quale quali quando perché anche",
+    "nl": "het een van en niet ik je dat voor met ook maar wat hoe zijn heb",
+    "id": "yang dan untuk dengan ini itu saya tidak apa bagaimana adalah ada bisa akan dari pada kamu anda",
 }
 ENGLISH_WORDS = frozenset(["the", "and", "to", "of", "is", "you", "for", "that", "with", "this"])
 _FOREIGN_WORDS = {lang: frozenset(words.split()) for lang, words in FUNCTION_WORDS.items()}
 #: a character beyond Latin (past U+024F), and a word of Latin letters, as :func:`foreign` counts them
 _BEYOND_LATIN = re.compile(r"[^\x00-\u024f]")
 _LATIN_WORD = re.compile(r"[a-zà-ÿ]+")
+#: Han, kana and Hangul: one character is a syllable or a word — what two or three Latin letters are — so each
+#: counts as :data:`DENSE_WEIGHT` letters (round 27: "已知二次型f（x1,x2,x3）= …求正交变换x=Qy…" has more Latin letters
+#: than Chinese ones, all of them a formula's)
+_DENSE = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+DENSE_WEIGHT = 3
+#: a message with this many letters beyond Latin (dense ones weighed) and at most :data:`ENGLISH_FEW` English
+#: function words is in another language, whatever share of its letters is Latin: a Russian or Korean request
+#: around pasted code, whose identifiers are Latin letters but not English prose (round 27)
+BEYOND_ENOUGH = 40
+ENGLISH_FEW = 2
+#: what agents/request.py puts in place of pasted material: its own English words, not the person's
+_MARKERS = re.compile("|".join(re.escape(kind.marker) for kind in Material))
+_MARKED = "(pasted "
 #: how much of a message :func:`foreign` looks at
 SCRIPT_SPAN = 2000
 WORD_SPAN = 1500
 
 
-def foreign(text: str) -> bool:
-    """Is ``text`` in another language than English: most letters of its first 2,000 characters beyond Latin
-    (Cyrillic, CJK, Arabic, …; as evaluation.message_kind), or Latin with more than two function words of one
-    of Spanish, French, German, Portuguese, Italian, Dutch, Indonesian and over twice as many as English ones."""
+def _english_and_foreign(text: str) -> tuple[int, bool]:
+    """How many English function words ``text``'s first 2,000 characters hold, and whether it is in another
+    language (:func:`foreign`)."""
     head = text[:SCRIPT_SPAN]
+    if _MARKED in head:
+        head = _MARKERS.sub(" ", head)
     # counted by C loops (str.isalpha over the text, a regular expression for the letters beyond Latin, a Counter of
     # the words, then a look-up per function word): the same counts as a loop per character and per word per
     # language, for a fifth of a long message's CPU less (round 23)
-    if not head.isascii():
-        letters = sum(map(str.isalpha, head))
-        if 2 * sum(map(str.isalpha, _BEYOND_LATIN.findall(head))) > letters:
-            return True
     counts = Counter(_LATIN_WORD.findall(head[:WORD_SPAN].lower()))
     english = sum(counts[w] for w in ENGLISH_WORDS)
+    if not head.isascii() and (beyond := sum(map(str.isalpha, _BEYOND_LATIN.findall(head)))):
+        dense = (DENSE_WEIGHT - 1) * sum(map(str.isalpha, _DENSE.findall(head)))
+        if 2 * (beyond + dense) > sum(map(str.isalpha, head)) + dense \
+                or (english <= ENGLISH_FEW and beyond + dense >= BEYOND_ENOUGH):
+            return english, True
     best = max(sum(counts[w] for w in table) for table in _FOREIGN_WORDS.values())
-    return best >= 3 and best > 2 * english
+    return english, best >= 3 and best > 2 * english
+
+
+def foreign(text: str) -> bool:
+    """Is ``text`` in another language than English, by its first 2,000 characters without agents/request.py's
+    markers of pasted material: most of its letters beyond Latin (Cyrillic, CJK, Arabic, …; a Han, kana or Hangul
+    character weighs three), or at least 40 such letters and at most two English function words (a request around
+    pasted code), or Latin with more than two function words of one of Spanish, French, German, Portuguese,
+    Italian, Dutch, Indonesian and over twice as many as English ones."""
+    return _english_and_foreign(text)[1]
+
+
+def foreign_views(views: Sequence[tuple[str, float]]) -> bool:
+    """Is a message in another language, from what the fast path reads of it (agents/request.py's views; the main
+    one weighs most): its main view is (:func:`foreign`), or — when that holds fewer than three English function
+    words (a request of a few words between pasted parts: "(pasted text) schreibe! (pasted text)", or none) — one of
+    its other views is (a long message's first and last 400 characters). Round 27: the main view alone read 10 of
+    the tuning sets' long messages in another language as English."""
+    main = max(views, key=lambda view: view[1])[0]
+    english, other = _english_and_foreign(main)
+    return other or (english <= ENGLISH_FEW and any(foreign(text) for text, _ in views if text is not main))
 
 
 class Multilingual:
