@@ -132,8 +132,13 @@ class ProviderError(ModelyardError):
         final: bool = False,
         kind_refused: bool = False,
         served_context: int | None = None,
+        absent: bool = False,
     ):
         self.reason = reason
+        #: the server said it does not have the model (Ollama: not pulled, providers/absence.py): a fact of the setup
+        #: that one pull mends, not the model's health — nothing cools; the router skips the model for a while without
+        #: asking (Provider.learn_absent), then asks again
+        self.absent = absent
         #: the context (tokens) the server said it runs the model with, refusing a prompt past it (llama-server's
         #: ``n_ctx`` beside ``exceed_context_size_error``, providers/context_refusal.py): the router learns it from
         #: here, never from the message's words, which any relay or another server may happen to write

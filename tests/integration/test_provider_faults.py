@@ -192,7 +192,14 @@ async def test_unknown_ollama_model_is_a_clear_error(servers: dict[str, Any]) ->
     with pytest.raises(Exception, match="nope:1b") as info:
         await router.complete("agent", REQ)
     assert info.value.record.attempts[0].reason == "model_missing"  # type: ignore[attr-defined]
-    assert router.pool.local("m").health.state == "cooling_down"  # a property of the model: it is not tried first again
+    # not pulled: a fact of the setup, not a sickness — not cooled for every request, but skipped a while without
+    # asking, then asked again (it may be pulled meanwhile: providers/absence.py)
+    assert router.pool.local("m").health.state == "available"
+    asked = len(servers["ollama"].requests_to("/api/chat"))
+    with pytest.raises(Exception, match="ollama pull nope:1b") as again:
+        await router.complete("agent", REQ)
+    assert again.value.record.attempts[0].outcome == "skipped"  # type: ignore[attr-defined]
+    assert len(servers["ollama"].requests_to("/api/chat")) == asked
     await router.aclose()
 
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.paths import key_only_in_service_env
+from modelyard.providers.absence import Absence
 from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.embed_batches import BatchLimit, Lanes, embedded
@@ -171,6 +172,24 @@ class Provider(ABC):
         self._learned_context = (LearnedContext(n_ctx, prompt_tokens, now) if known is None
                                  else known.after(n_ctx, prompt_tokens, now))
 
+    #: its server said it does not have the model (Ollama: not pulled), and until when that is believed (absence.py)
+    absence: Absence | None = None
+
+    def absent_reason(self) -> str | None:
+        """Why the model is skipped without asking its server — it said, less than ``absence.ABSENT_FOR`` ago, that it
+        does not have it —, or None: ask it (the model may have been pulled meanwhile)."""
+        known = self.absence
+        if known is None:
+            return None
+        why = known.standing()
+        if why is None:
+            self.absence = None
+        return why
+
+    def learn_absent(self, said: str) -> None:
+        """The server said it does not have the model, in these words: skip it for ``absence.ABSENT_FOR``."""
+        self.absence = Absence.now(said)
+
     async def template_family(self) -> str | None:
         """The chat template family the model's server formats prompts in (router/raw_template.py): the config's
         ``template``; a backend whose server says its model's template reads it where the config is silent."""
@@ -180,6 +199,7 @@ class Provider(ABC):
         """Its server refused a connection: what comes back may be another (another ``--ctx-size``, another model
         pulled under the name), so what was learned of this one no longer holds."""
         self._learned_context = None
+        self.absence = None
         if self.refused_kinds:
             self.refused_kinds.server_gone()
 

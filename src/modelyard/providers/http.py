@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
+from modelyard.providers.absence import NOT_PULLED
 from modelyard.providers.base import Provider
 from modelyard.providers.coding import Readable, decoded, read_capped
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
@@ -521,7 +522,8 @@ def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
     else:
         reason = Reason.STREAM_ERROR
     wait = LOADING_WAIT if reason is Reason.OVERLOADED and LOADING_SAID in message else None
-    return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}", retry_after=wait)
+    return ProviderError(reason, f"error mid-stream: {said(f'{kind} {message}'.strip())}", retry_after=wait,
+                         absent=kind == NOT_PULLED)
 
 
 #: an upstream's status as a relay words it inside its own error: openai-python's APIStatusError text, "Error code:
@@ -1220,7 +1222,7 @@ def queue_full(message: str) -> tuple[str, str] | None:
                                "OLLAMA_MAX_QUEUE allows")
 
 
-_TYPE_DECIDES = {SERVER_QUEUE_FULL: Reason.QUEUE_FULL,
+_TYPE_DECIDES = {SERVER_QUEUE_FULL: Reason.QUEUE_FULL, NOT_PULLED: Reason.MODEL_MISSING,
                  REFUSED: Reason.BAD_REQUEST, UNSUPPORTED: Reason.BAD_REQUEST, CONTEXT_FULL: Reason.BAD_REQUEST,
                  HISTORY_REFUSED: Reason.BAD_REQUEST, PAST_ALLOWANCE: Reason.BAD_REQUEST,
                  # llama-server's prompt past a slot's context, whatever its status: the builds of llama.cpp#15780
@@ -1373,6 +1375,7 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
         # was asked again here after a backoff, for the same answer. The next model is asked at once
         final=should_retry == "false",
         kind_refused=error_type == NOT_CHAT,
+        absent=error_type == NOT_PULLED,  # Ollama's model not pulled: skipped a while, not cooled (absence.py)
         served_context=refused_context(data),  # llama-server's n_ctx, refusing a prompt past it: the router learns it
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.absence import not_pulled
 from modelyard.providers.base import parse_duration
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
@@ -147,6 +148,8 @@ def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
     if (full := queue_full(words)) is not None:  # its pending queue full: the next model, nothing cools (http.py)
         return full
+    if (absent := not_pulled(words)) is not None:  # a model not pulled: skipped a while, not cooled (absence.py)
+        return absent
     if NO_MEMORY_WORDS.search(words):  # not this moment's fault, nor a model not there (http.NO_MEMORY_WORDS)
         return NO_MEMORY, f"Ollama has no memory for the model now: {words}"
     if UNPARSED_CALL.match(words):
@@ -416,7 +419,7 @@ class OllamaProvider(HttpProvider):
                     if names is None:
                         raise
                     raise ProviderError(Reason.MODEL_MISSING, f"{exc.message}; {tags_said(self.model_id, names)}",
-                                        status=exc.status) from None
+                                        status=exc.status, absent=exc.absent) from None
                 if not opened and exc.reason in (Reason.BAD_REQUEST, Reason.SERVER_ERROR) and NOT_CHAT_WORDS.search(
                         exc.message):  # an embedding model named in a chain: never an answer (http.NOT_CHAT)
                     raise ProviderError(Reason.MODEL_MISSING, f"{exc.message} (an embedding model: it cannot answer a "

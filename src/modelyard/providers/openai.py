@@ -26,6 +26,7 @@ from orjson import loads as orjson_loads
 from modelyard.config.hints import AZURE_HOSTS
 from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
+from modelyard.providers.absence import not_pulled
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
 from modelyard.providers.discovery import ServedModel, ServerCapability
@@ -168,6 +169,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
     if (full := queue_full(message)) is not None:  # Ollama's full queue through its /v1: as on /api/chat (http.py)
         return full
+    if (absent := not_pulled(message)) is not None:  # Ollama's model not pulled, through its /v1 (absence.py)
+        return absent
     if "Context size has been exceeded" in message:
         # llama-server's (and LM Studio's) 500 when the prompt and its answer outgrow the slot's context
         # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the

@@ -224,6 +224,10 @@ class Router:
                     reason = Reason.MISSING_CREDENTIALS if provider.config.api_key_env else Reason.UNAVAILABLE
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, reason, why))
                     continue
+                if provider.absence is not None and (why := provider.absent_reason()):
+                    # its server said it does not have the model (not pulled) a moment ago: not asked, not cooled
+                    record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.MODEL_MISSING, why))
+                    continue
                 if spend is not None and (why := spend.over(model)):
                     record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.SPEND_CAP, why))
                     continue
@@ -406,7 +410,7 @@ class Router:
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
                     exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
                                         retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused,
-                                        served_context=exc.served_context)
+                                        served_context=exc.served_context, absent=exc.absent)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if exc.reason is Reason.CONNECT_ERROR:
                     provider.server_gone()  # what comes back may serve what this one refused, with another context
@@ -441,6 +445,9 @@ class Router:
                 attempt.outcome = AttemptOutcome.FALLBACK
                 if exc.kind_refused:  # not this model's kind of request: no verdict on its health (the kind it
                     provider.learn_refusal(request.embed is not None, exc, self._refusal_seconds)  # serves goes on)
+                    return
+                if exc.absent:  # not on its server (not pulled): skipped a while, then asked again; nothing cools
+                    provider.learn_absent(exc.message)
                     return
                 if exc.reason is Reason.FIRST_TOKEN_TIMEOUT and (cold := await provider.cold_start()):
                     attempt.detail = f"{exc.message}: {cold}"  # the model's load, not its health
