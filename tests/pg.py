@@ -45,11 +45,13 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A uniquely named database on the shared server, dropped afterwards; yields its URL."""
+def scratch_database(encoding: str | None = None) -> Iterator[str]:
+    """A uniquely named database on the shared server, dropped afterwards; yields its URL. ``encoding``: the
+    database's own (``LATIN1``, ``SQL_ASCII``…), from template0 under the C locale, which takes any."""
     name = f"modelyard_test_{os.getpid()}_{secrets.token_hex(4)}"
+    own = f" ENCODING '{encoding}' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'" if encoding else ""
     with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{own}')
     try:
         yield with_database(ADMIN_URL, name)
     finally:

@@ -186,13 +186,14 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, n
     if not rows:
         return 0
     sent = 0
+    codec = getattr(pg, "narrow_codec", None)
     pg.execute("BEGIN")
     try:
         for _, label_id, request_id, *values in rows:
             if label_id is None:
                 continue
             name = label_origin(label_id, request_id, where, named)
-            ts, text, agent, source, previous = (pg_safe(v) for v in values)
+            ts, text, agent, source, previous = narrowed([tuple(pg_safe(v) for v in values)], codec)[0][0]
             pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
             pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
@@ -259,6 +260,33 @@ def without_nul(rows: list[tuple]) -> tuple[list[tuple], int]:
     return out, changed
 
 
+def narrowed(rows: list[tuple], codec: str | None) -> tuple[list[tuple], int]:
+    """``rows`` with every character a database of a narrower encoding than UTF-8 cannot hold replaced by ``?``
+    (``codec``: :attr:`.pg.PgConnection.narrow_codec`; None: nothing to do), and how many rows held one. PostgreSQL
+    refuses a row with one ('character with byte sequence 0xf0 0x9f 0x98 0x80 in encoding "UTF8" has no equivalent in
+    encoding "LATIN1"', SQLSTATE 22P05): an emoji, Cyrillic or CJK text in a LATIN1 database."""
+    if codec is None:
+        return rows, 0
+    changed = 0
+    out = rows
+    for i, row in enumerate(rows):
+        fixed = tuple(_within(v, codec) if type(v) is str else v for v in row)
+        if fixed != row:
+            if out is rows:
+                out = list(rows)
+            out[i] = fixed
+            changed += 1
+    return out, changed
+
+
+def _within(text: str, codec: str) -> str:
+    try:
+        text.encode(codec)
+        return text
+    except UnicodeEncodeError:
+        return text.encode(codec, "replace").decode(codec)
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardHealth:
     """What /healthz and /metrics show about the copy to PostgreSQL."""
@@ -285,6 +313,8 @@ class ForwardHealth:
     #: rows (requests, attempts) sent with a NUL character replaced by U+FFFD (PostgreSQL's text refuses it; the
     #: local file keeps it)
     nul_replaced: int = 0
+    #: rows (requests, attempts) sent with characters the database's encoding lacks (LATIN1 …) replaced by ``?``
+    narrowed: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -315,6 +345,9 @@ class Forwarder:
         #: rows sent with a NUL character replaced (:func:`without_nul`)
         self.nul_replaced = 0
         self._nul_logged = 0.0
+        #: rows sent with characters the database's encoding lacks replaced (:func:`narrowed`)
+        self.narrowed = 0
+        self._narrowed_logged = 0.0
         self.failures = 0
         self.last_error: str | None = None
         self._last_error_at: float | None = None
@@ -412,7 +445,7 @@ class Forwarder:
                              self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
                              None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off,
-                             tuple(self.one_at_a_time_differs), self.nul_replaced)
+                             tuple(self.one_at_a_time_differs), self.nul_replaced, self.narrowed)
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -671,6 +704,11 @@ class Forwarder:
         attempts, nul_attempts = without_nul(attempts)
         if nul or nul_attempts:
             self._said_nul(nul + nul_attempts)
+        codec = self._pg.narrow_codec
+        requests, narrow = narrowed(requests, codec)
+        attempts, narrow_attempts = narrowed(attempts, codec)
+        if narrow or narrow_attempts:
+            self._said_narrowed(narrow + narrow_attempts)
         try:
             write_batch(self._pg, requests, attempts)
             self.forwarded += len(requests)
@@ -687,7 +725,7 @@ class Forwarder:
             try:
                 write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
                 self.forwarded += 1
-            except DataError as exc:
+            except (DataError, UnicodeError) as exc:  # psycopg encodes text itself: a client-side refusal is the row's
                 self._failed(exc)
                 self.refused += 1
 
@@ -700,6 +738,18 @@ class Forwarder:
             log.warning("routing log: %d row(s) so far held a NUL character, which PostgreSQL's text refuses: sent to "
                         "%s with U+FFFD in its place (the local file %s keeps the original)", self.nul_replaced,
                         self.target, self.path)
+
+    def _said_narrowed(self, rows: int) -> None:
+        """Count rows sent with characters the database's encoding lacks replaced, and say so (at most once per
+        _LOG_EVERY s): stored, not a failure."""
+        self.narrowed += rows
+        now = time.time()
+        if now - self._narrowed_logged >= _LOG_EVERY:
+            self._narrowed_logged = now
+            log.warning("routing log: %d row(s) so far held characters the database's encoding (%s) cannot store: sent "
+                        "to %s with '?' in their place (the local file %s keeps the original); a database created with "
+                        "ENCODING 'UTF8' keeps every character", self.narrowed, self._pg.server_encoding, self.target,
+                        self.path)
 
     def _hold_lock(self) -> bool:
         """One forwarder per spool file: whoever holds the lock; the others stand by and retry."""

@@ -217,8 +217,15 @@ class PgConnection:
     def _open(self) -> psycopg.Connection[Any]:
         import psycopg
 
+        # client_encoding UTF8: libpq's default is the database's own encoding. In a SQL_ASCII database (a cluster
+        # made under the C locale, "the template database were set to encoding SQL_ASCII from the installation":
+        # psycopg/psycopg#276) psycopg then gives text back as bytes — the forwarder failed on every step and
+        # forwarded nothing, readers failed too; in a LATIN1 one psycopg encoded rows itself, and one row holding a
+        # character LATIN1 lacks stopped every row after it (the forwarder now replaces what the database cannot
+        # hold first: :attr:`narrow_codec`)
         conn = psycopg.connect(self.url, autocommit=True, row_factory=_rows, connect_timeout=CONNECT_TIMEOUT,
-                               application_name=self._application_name, prepare_threshold=None)
+                               application_name=self._application_name, prepare_threshold=None,
+                               client_encoding="UTF8")
         conn.adapters.register_loader("numeric", _loaders())
         self._pid = int(conn.info.backend_pid)  # while libpq knows it (:attr:`pid`)
         return conn
@@ -434,6 +441,26 @@ class PgConnection:
         except psycopg.OperationalError as exc:
             raise LogUnavailable(self.describe(exc)) from None
         return cursor
+
+    @property
+    def server_encoding(self) -> str:
+        """The database's encoding as PostgreSQL names it (``UTF8``, ``LATIN1``, ``SQL_ASCII``…), from the handshake."""
+        return self._conn.info.parameter_status("server_encoding") or "UTF8"
+
+    @property
+    def narrow_codec(self) -> str | None:
+        """The Python codec of a database encoding that holds fewer characters than text may carry (``LATIN1``,
+        ``WIN1251``, ``EUC_JP``…: PostgreSQL refuses a row with one it lacks, SQLSTATE 22P05); None for ``UTF8`` and
+        ``SQL_ASCII`` (which stores any bytes, unconverted)."""
+        from psycopg._encodings import pg2pyenc
+
+        name = self.server_encoding
+        if name in ("UTF8", "SQL_ASCII"):
+            return None
+        try:
+            return pg2pyenc(name.encode())
+        except Exception:  # an encoding Python has no codec for: keep ASCII, which every server encoding holds
+            return "ascii"
 
     @property
     def in_transaction(self) -> bool:

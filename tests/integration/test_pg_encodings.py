@@ -1,0 +1,72 @@
+"""A PostgreSQL log in a database whose encoding is not UTF8 — made so by the cluster's locale when it was created,
+not by anyone's choice at the time: ``initdb`` or Debian's ``pg_createcluster`` under the C locale (a container without
+LANG) makes SQL_ASCII databases ("the template database were set to encoding SQL_ASCII from the installation",
+psycopg/psycopg#276; ansible-collections/community.postgresql#584), an older European install LATIN1.
+
+SQL_ASCII: libpq's client encoding followed the database's, so psycopg gave every text back as bytes — the forwarder
+failed on its first step and forwarded nothing, ever ('TypeError: sequence item 0: expected str instance, bytes
+found'). LATIN1: psycopg encoded the rows itself, and the first row holding a character LATIN1 lacks (Cyrillic, an
+emoji) raised UnicodeEncodeError, which was no row's refusal: that row and every row after it waited in the spool for
+good. Now connections speak UTF-8; SQL_ASCII stores it as it is, and for LATIN1 (PostgreSQL would say 'character with
+byte sequence … in encoding "UTF8" has no equivalent in encoding "LATIN1"', hasura/graphql-engine#7607) the characters
+it lacks are replaced by '?' before the row is sent — kept, counted and said, the local file keeping the original."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fakes.server import poll
+from tests.integration.test_pg_forward import write
+from tests.pg import scratch_database
+from tests.unit.test_ledger import record
+
+from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.pg import PgConnection
+
+TEXT = "Привет, мир 😀"
+LATIN = "café, naïve"
+
+
+@pytest.fixture(params=["SQL_ASCII", "LATIN1"])
+def encoded_url(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    with scratch_database(request.param) as url:
+        yield request.param, url
+
+
+def stored(url: str) -> list[tuple]:
+    """What ``log`` reads there (modelyard's own connection)."""
+    conn = PgConnection(url, migrate_schema=False)
+    try:
+        return [tuple(r) for r in conn.execute("SELECT id, prompt, response FROM requests ORDER BY id").fetchall()]
+    finally:
+        conn.close()
+
+
+def test_rows_reach_a_database_of_another_encoding_and_none_blocks_the_rest(
+        tmp_path: Path, encoded_url: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    encoding, url = encoded_url
+    path = tmp_path / "log.sqlite3"
+    rows = [record(i) for i in range(6)]
+    rows[1].prompt = TEXT
+    rows[2].response = LATIN
+    write(path, rows)
+    forwarder = Forwarder(path, url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            assert forwarder.flush(30), forwarder.health()
+            write(path, [record(i) for i in range(6, 9)])  # the rows after flow on
+            assert poll(lambda: len(stored(url)) == 9, timeout=15), forwarder.health()
+        health = forwarder.health()
+        assert health.refused == 0 and health.failures == 0, health
+    finally:
+        forwarder.close()
+    got = {i: (prompt, response) for i, prompt, response in stored(url)}
+    assert got["req000002"] == ("prompt 2", LATIN)  # what LATIN1 holds is kept as it is
+    if encoding == "SQL_ASCII":
+        assert got["req000001"] == (TEXT, "answer") and health.narrowed == 0
+    else:
+        assert got["req000001"] == ("??????, ??? ?", "answer") and health.narrowed == 1
+        assert "encoding (LATIN1) cannot store" in caplog.text and "ENCODING 'UTF8'" in caplog.text
