@@ -174,3 +174,82 @@ async def test_a_refusal_naming_no_sampling_field_still_falls_back(backup: OpenA
         sent = _sent(server, ("seed",))
     assert routed[0].response.text == "backup answer" and sent == [["seed"]]
     assert [row[:3] for row in rows] == [("primary", "fallback", "bad_request"), ("backup", "ok", None)]
+
+
+def vllm_range(field: str, low: float) -> Refusal:
+    """vLLM's check of a value (vllm/sampling_params.py ``_verify_args``): 400 ``{"object": "error", "message":
+    "top_p must be in (0, 1], got 0.0.", "type": "BadRequestError", "param": None, "code": 400}`` for a client whose
+    default top_p is 0 (microsoft/TaskWeaver#231). The field is taken: another value passes."""
+    return field, 400, lambda value: {"object": "error", "message": f"{field} must be in (0, 1], got {value}.",
+                                      "type": "BadRequestError", "param": None, "code": 400} if value <= low else None
+
+
+def tgi_range(field: str) -> Refusal:
+    """TGI's validation of a value: 422 ``{"error": "Input validation error: `top_p` must be > 0.0 and < 1.0",
+    "error_type": "validation"}`` for a top_p of 1.0 (argilla-io/synthetic-data-generator#48)."""
+    return field, 422, lambda value: {"error": f"Input validation error: `{field}` must be > 0.0 and < 1.0",
+                                      "error_type": "validation"} if not 0 < value < 1 else None
+
+
+class RangeServer(RefusingServer):
+    """Refuses a field's *value* — the refusal's error is None for a value it takes."""
+
+    async def _completions(self, request: Request) -> ASGIApp:
+        body = json.loads(await request.body())
+        for field, status, error in self.refusals:
+            if field in body and (said := error(body[field])) is not None:
+                await self.record(request)
+                return JSONResponse(said, status_code=status)
+        return await OpenAIServer._completions(self, request)
+
+
+@pytest.mark.parametrize(("refusal", "value"), [(vllm_range("top_p", 0.0), 0.0), (tgi_range("top_p"), 1.0)],
+                         ids=["vllm", "tgi"])
+async def test_a_refused_value_is_left_out_of_that_request_only(refusal: Refusal, value: float, backup: OpenAIServer,
+                                                                tmp_path: Path) -> None:
+    """A value the server refuses (top_p 0, or 1.0 for TGI): that request is asked again without it and its row says
+    the value was refused; the next request, with a value the server takes, sends top_p. It was learned as a field
+    the model refuses: every later request went without the client's top_p, its row saying the server refuses it."""
+    bad = ChatRequest(ASK, top_p=value)
+    good = ChatRequest(ASK, top_p=0.5)
+    with RangeServer([refusal]) as server:
+        routed, cooling, rows = await _routed(server, backup, tmp_path, bad, good)
+        sent = _sent(server, ("top_p",))
+    assert [r.response.text for r in routed] == [REPLY, REPLY] and cooling == 0
+    assert sent == [["top_p"], [], ["top_p"]]  # the second request's top_p went to the server
+    assert rows[0][:3] == ("primary", "ok", None)
+    assert rows[0][3].startswith("top_p left out of this request: the model's server refused the value ("), rows[0]
+    assert rows[1] == ("primary", "ok", None, None)
+
+
+async def test_a_field_learned_as_refused_is_asked_again_after_the_learned_time(
+        backup: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenAI's "Unsupported parameter: 'top_p'" is learned — then the server is upgraded (or another model served
+    under the name) and takes top_p. Learned for ever, top_p was never sent again for the process's life; now it is
+    believed for ``LEARNED_FOR`` after the last refusal (10 minutes; the context a server said it has expires so), and
+    the first request after that sends it."""
+    from modelyard.providers import context_refusal
+
+    server = RefusingServer([o_series("top_p")])
+    with server:
+        config = make_config(
+            {"primary": {"provider": "openai", "model": "o3-mini", "endpoint": server.url},
+             "backup": {"provider": "openai", "model": "backup", "endpoint": backup.url}},
+            {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
+            defaults={"timeouts": {"queue": 2, "connect": 1, "first_token": 2, "idle": 2, "total": 10},
+                      "retries": {"attempts": 1, "backoff": 0.01, "max_wait": 1.5}})
+        router = Router(config)
+        asked = ChatRequest(ASK, top_p=0.5)
+        try:
+            first = await router.complete("agent", asked)
+            second = await router.complete("agent", asked)
+            server.refusals = []  # upgraded: it takes top_p now
+            monkeypatch.setattr(context_refusal, "LEARNED_FOR", 0.0)
+            third = await router.complete("agent", asked)
+        finally:
+            await router.aclose()
+        sent = _sent(server, ("top_p",))
+    assert [r.record.model for r in (first, second, third)] == ["primary"] * 3
+    assert sent == [["top_p"], [], [], ["top_p"]]
+    assert "left out" in (second.record.attempts[0].detail or "")
+    assert not third.record.attempts[0].detail

@@ -23,6 +23,13 @@ LEARNED_FOR = 600.0
 #: llama-server's ``type`` for the refusal (server-common.cpp ``format_error_response``)
 EXCEED_CONTEXT = "exceed_context_size_error"
 
+def outlived(at: float, now: float) -> bool:
+    """A fact learned of a server from its refusal at ``at`` (``time.monotonic``) no longer holds at ``now``: the
+    server may have been restarted or upgraded since (:data:`LEARNED_FOR`). Every fact learned so expires alike: the
+    context here, the sampling fields a server refuses (providers/sampling.py)."""
+    return now - at >= LEARNED_FOR
+
+
 def context_words(message: str, n_prompt: object, n_ctx: object) -> str:
     """The server's message with the counts its error object carries beside it (the older wording, "the request
     exceeds the available context size, try increasing it", names neither), for the routing log and the client.
@@ -66,4 +73,4 @@ class LearnedContext:
 
     def stale(self, now: float) -> bool:
         """Held past :data:`LEARNED_FOR`: the server may have been restarted with another context since."""
-        return now - self.at >= LEARNED_FOR
+        return outlived(self.at, now)

@@ -43,6 +43,8 @@ from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
 
 Extract = Callable[[Any], tuple[str, str]]
+#: a refusal and the body it refused -> the body to send once more at once, or None: the refusal stands
+Refit = Callable[[ProviderError, dict[str, Any]], dict[str, Any] | None]
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -820,7 +822,7 @@ class HttpClient:
         self.finish_last: bool | None = None
         #: set by a provider: given a refusal (an error status) and the body sent, the body to send once more at
         #: once instead (a field the server refuses dropped), or None. Asked on an error status only
-        self.refit: Callable[[ProviderError, dict[str, Any]], dict[str, Any] | None] | None = None
+        self.refit: Refit | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """The pool, made anew for another loop (each ``asyncio.run`` of a CLI command or a test has its own).
@@ -878,13 +880,15 @@ class HttpClient:
         return response
 
     def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
-               headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20) -> _Stream:
+               headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20, refit: Refit | None = None
+               ) -> _Stream:
         """POST JSON and hand over the streaming response (``async with client.stream(...) as response``), with
-        transport failures translated.
+        transport failures translated. ``refit``: this call's own in place of the client's :attr:`refit` (one that
+        remembers what it left out of this request).
 
         Read timeouts are left to the router (first-token and idle bounds); only connect is bounded here.
         """
-        return _Stream(self, path, body, timeouts, extract, headers, limit)
+        return _Stream(self, path, body, timeouts, extract, headers, limit, refit)
 
     def _learn_no_end_marker(self) -> None:
         self.no_end_marker = True
@@ -929,12 +933,13 @@ class _Stream:
     the same order: the POST in :meth:`__aenter__`, the generator's ``except`` clauses and ``finally`` in
     :meth:`_end`, run by :meth:`__aexit__` (or by ``__aenter__`` when it fails after the POST)."""
 
-    __slots__ = ("_body", "_client", "_extract", "_headers", "_limit", "_path", "_reading", "_response", "_timeouts")
+    __slots__ = ("_body", "_client", "_extract", "_headers", "_limit", "_path", "_reading", "_refit", "_response",
+                 "_timeouts")
 
     def __init__(self, client: HttpClient, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
-                 headers: dict[str, str] | None, limit: int):
+                 headers: dict[str, str] | None, limit: int, refit: Refit | None = None):
         self._client, self._path, self._body, self._timeouts = client, path, body, timeouts
-        self._extract, self._headers, self._limit = extract, headers, limit
+        self._extract, self._headers, self._limit, self._refit = extract, headers, limit, refit
         self._reading: StreamResponse | None = None
 
     async def __aenter__(self) -> StreamResponse:
@@ -971,7 +976,8 @@ class _Stream:
             while response.status >= 300:
                 error = error_from_body(response.status, await _read_capped(response), response.headers,
                                         self._extract)
-                again = client.refit(error, body) if client.refit is not None else None
+                refit = self._refit or client.refit
+                again = refit(error, body) if refit is not None else None
                 rewritten = again is not None and len(again) >= len(body)
                 if again is None or (rewritten and not refits):
                     raise error

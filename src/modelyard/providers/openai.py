@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import string
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
@@ -59,6 +60,7 @@ from modelyard.providers.http import (
     WRONG_ENDPOINT,
     HttpClient,
     HttpProvider,
+    Refit,
     error_field,
     joined,
     loads,
@@ -77,11 +79,13 @@ from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import (
     MISTRAL_SEED,
+    RefusedFields,
     left_out,
     mistral_api,
     put_sampling,
     refused_fields,
     seed_renamed,
+    value_refused,
 )
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.providers.speed import llama_times, llama_timings
@@ -372,6 +376,9 @@ def _nine_char_ids(body: dict[str, Any]) -> dict[str, Any] | None:
 
 #: tool calls whose ``extra_content`` a provider keeps (Gemini's thought signatures), the oldest dropped first
 MAX_SIGNED_CALLS = 512
+#: requests whose refused sampling value is kept for the routing log until it is read (OpenAIProvider.left_out)
+_ONCE_KEPT = 256
+_NONE_REFUSED: frozenset[str] = frozenset()
 #: Google's documented stand-in signature for a function call Gemini did not make
 _SKIP_SIGNATURE = {"google": {"thought_signature": "skip_thought_signature_validator"}}
 
@@ -933,8 +940,38 @@ class OpenAIProvider(HttpProvider):
     #: learned: the server refuses ``parallel_tool_calls`` (OpenAI's o-series, OpenRouter for a model no upstream of
     #: which takes it): a request for at most one call goes without it, the gateway keeping the first call
     _refuses_parallel_flag = False
-    #: learned: the sampling fields the server refuses for this model (providers/sampling.py)
-    _refused_sampling: frozenset[str] = frozenset()
+    #: learned: the sampling fields the server refuses for this model, until ``LEARNED_FOR`` after its last refusal
+    #: (providers/sampling.py)
+    _sampling_refused: RefusedFields | None = None
+    #: requests asked without a sampling field whose value the server refused (that request's only), the fields and
+    #: the server's words, by ``id`` of the request, for :meth:`left_out` (the last :data:`_ONCE_KEPT`)
+    _refused_once: OrderedDict[int, tuple[ChatRequest, frozenset[str], str]] | None = None
+
+    def _refused_sampling(self) -> frozenset[str]:
+        """The sampling fields not sent to this model's server: those it refused within ``LEARNED_FOR``."""
+        known = self._sampling_refused
+        if known is None:
+            return _NONE_REFUSED
+        if (fields := known.standing()) is None:
+            self._sampling_refused = None
+            return _NONE_REFUSED
+        return fields
+
+    def _refuse_sampling(self, refused: frozenset[str]) -> None:
+        known = self._sampling_refused
+        self._sampling_refused = (RefusedFields(refused, time.monotonic()) if known is None or known.standing() is None
+                                  else known.more(refused))
+
+    def _refit_for(self, request: ChatRequest) -> Refit | None:
+        """The refit of one request's calls where it carries sampling fields: a refused value is left out of this
+        request alone, and remembered for :meth:`left_out`; None: the client's own (:meth:`_without_refused`)."""
+        if (request.seed is None and request.top_p is None and request.top_k is None and not request.frequency_penalty
+                and not request.presence_penalty):
+            return None
+
+        def refit(error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+            return self._without_refused(error, body, request)
+        return refit
     #: learned: the server takes the seed as Mistral's ``random_seed`` (providers/sampling.py)
     _random_seed = False
     #: learned: the server takes tool-call ids of nine letters and digits only (Mistral's)
@@ -965,7 +1002,8 @@ class OpenAIProvider(HttpProvider):
         while len(self._extras) > MAX_SIGNED_CALLS:
             self._extras.popitem(last=False)
 
-    def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
+    def _without_refused(self, error: ProviderError, body: dict[str, Any], request: ChatRequest | None = None
+                         ) -> dict[str, Any] | None:
         """``body`` refitted to what the server refused, or None (another refusal). Learned, as ``probe`` would: asked
         again at once, and later requests go so from the start.
 
@@ -1004,13 +1042,20 @@ class OpenAIProvider(HttpProvider):
             return renamed
         if MISTRAL_SEED in body and MISTRAL_SEED in error.message:
             # not even as random_seed: left out, as any refused seed
-            self._refused_sampling |= {"seed"}
+            self._refuse_sampling(frozenset({"seed"}))
             log.info("model %s: the server refuses random_seed; asking without a seed from now on", self.name)
             return {k: v for k, v in body.items() if k != MISTRAL_SEED}
-        if refused := refused_fields(error.message, body):
+        if (refused := refused_fields(error.message, body)) and request is not None and value_refused(error.message):
+            # the value refused, not the field (vLLM's "top_p must be in (0, 1], got 0.0."): this request is asked
+            # again at once without it, and the next sends the field as its client gives it (providers/sampling.py)
+            self._left_out_once(request, refused, error.message)
+            log.info("model %s: the server refuses the value of %s; asking this request without it", self.name,
+                     ", ".join(sorted(refused)))
+            return {k: v for k, v in body.items() if k not in refused}
+        if refused:
             # a client's seed, top_p or penalty the server will not take (providers/sampling.py): asked again at
             # once without it, learned; the routing log says it was left out (left_out)
-            self._refused_sampling |= refused
+            self._refuse_sampling(refused)
             log.info("model %s: the server refuses %s; asking without it from now on", self.name,
                      ", ".join(sorted(refused)))
             return {k: v for k, v in body.items() if k not in refused}
@@ -1056,8 +1101,24 @@ class OpenAIProvider(HttpProvider):
         """The seed's name in this server's body: Mistral's ``random_seed`` on its API's hosts or once learned."""
         return MISTRAL_SEED if self._random_seed or mistral_api(self.endpoint) else "seed"
 
+    def _left_out_once(self, request: ChatRequest, fields: frozenset[str], words: str) -> None:
+        kept = self._refused_once
+        if kept is None:
+            kept = self._refused_once = OrderedDict()
+        known = kept.get(id(request))
+        if known is not None and known[0] is request:
+            fields |= known[1]
+        kept[id(request)] = (request, fields, words)
+        while len(kept) > _ONCE_KEPT:  # a request that never got to left_out (it failed after): not kept for good
+            kept.popitem(last=False)
+
     def left_out(self, request: ChatRequest) -> str:
-        return left_out(request, self._refused_sampling) if self._refused_sampling else ""
+        once = None
+        if self._refused_once and (kept := self._refused_once.pop(id(request), None)) is not None \
+                and kept[0] is request:
+            once = kept[1], kept[2]
+        refused = self._refused_sampling()
+        return left_out(request, refused, once) if refused or once is not None else ""
 
     def _path(self) -> str:
         return "/chat/completions" if versioned(self.endpoint) else "/v1/chat/completions"
@@ -1096,7 +1157,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        put_sampling(request, body, self._refused_sampling, self._seed_field())
+        put_sampling(request, body, self._refused_sampling(), self._seed_field())
         if request.json_schema:
             # the client's strict where its API says one (ChatRequest.json_strict), else exactly
             strict = request.json_strict if request.json_strict is not None else True
@@ -1136,7 +1197,7 @@ class OpenAIProvider(HttpProvider):
             body["stream"] = False
             body.pop("stream_options", None)
         async with client.stream(self._path(), body, timeouts, _extract_error,
-                                 limit=self.response_limit) as resp:
+                                 limit=self.response_limit, refit=self._refit_for(request)) as resp:
             # a server that ignores stream: true (or a proxy that buffers) sends the whole completion as JSON:
             # its choices carry "message" where a stream's carry "delta", and the loop reads either
             if resp.is_json:
@@ -1389,7 +1450,7 @@ class OpenAIProvider(HttpProvider):
             body["max_tokens"] = request.max_tokens
         if request.temperature is not None:
             body["temperature"] = request.temperature
-        put_sampling(request, body, self._refused_sampling, self._seed_field())
+        put_sampling(request, body, self._refused_sampling(), self._seed_field())
         return body
 
     async def _prompted(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
@@ -1440,6 +1501,7 @@ class OpenAIProvider(HttpProvider):
     def server_gone(self) -> None:
         super().server_gone()
         self._family = None  # another server, or another model, may come back on the address
+        self._sampling_refused = None  # likewise a server that takes the fields this one refused
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -1455,7 +1517,7 @@ class OpenAIProvider(HttpProvider):
         finish, finished, errored, pieces = "", False, False, 0
         plain = False  # a text chunk came without a finish reason (see _stream)
         async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
-                                      limit=self.response_limit) as resp:
+                                      limit=self.response_limit, refit=self._refit_for(request)) as resp:
             finished = resp.is_json  # a whole answer has no [DONE]
             batches = resp.whole_json() if finished else resp.sse_batches("an event stream")
             async for events in batches:

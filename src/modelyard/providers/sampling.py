@@ -9,6 +9,17 @@ field, not of the request: the model is asked again at once without it (:func:`r
 model, and the routing log says what was left out (:func:`left_out`) — the answer is not what the client's knob
 would have given, and that is never silent.
 
+A refusal of the *value*, not of the field, is of that request only: vLLM's 400 "top_p must be in (0, 1], got 0.0."
+(``{"object": "error", …, "type": "BadRequestError", "code": 400}``: microsoft/TaskWeaver#231, a client's default of
+0), TGI's 422 "Input validation error: `top_p` must be > 0.0 and < 1.0" (``"error_type": "validation"``:
+argilla-io/synthetic-data-generator#48, a top_p of 1.0). The field was learned as refused, and the model never got the
+client's top_p again, whatever value it asked. Now such a request is asked again at once without it, the row says
+the value was refused (:func:`value_refused`), and the next request sends the field as the client gives it.
+
+What is learned holds for ``context_refusal.LEARNED_FOR`` (10 minutes) after the server's last refusal, as the context
+a server said it has (:class:`RefusedFields`): a server restarted or upgraded in between takes the field again, and
+it was left out for the rest of the process.
+
 Mistral's API names its seed ``random_seed`` (docs.mistral.ai, chat completion reference: "The seed to use for random
 sampling"; simonw/llm-mistral#2) and refuses ``seed`` as an extra input: the seed went as ``random_seed`` to Mistral's
 hosts from the start (:func:`mistral_api`), and to a server whose refusal of ``seed`` is pydantic's "Extra inputs are
@@ -18,9 +29,12 @@ not permitted" (Mistral's own shape) once, learned — a seeded run stays repeat
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelyard.providers.context_refusal import outlived
 from modelyard.types import ChatRequest
 
 #: the fields, as the OpenAI body names them
@@ -36,6 +50,39 @@ _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 MISTRAL_SEED = "random_seed"
 #: the words of pydantic's refusal of a field a request model does not have (``extra_forbidden``), Mistral's API's
 _EXTRA_INPUT = "Extra inputs are not permitted"
+
+
+#: words that complain of a field's value, not of the field: vLLM's "top_p must be in (0, 1], got 0.0.", TGI's "`top_p`
+#: must be > 0.0 and < 1.0", OpenAI's "Invalid 'top_p': decimal above maximum value. Expected a value <= 1, but got 1.5
+#: instead."
+_VALUE_WORDS = re.compile(r"\bmust be\b|\bgot\b|expected a value|out of range|\brange\b|invalid type|above maximum|"
+                          r"below minimum|greater than|less than", re.IGNORECASE)
+#: words that refuse the field whatever its value (OpenAI's "Unsupported parameter", xAI's "Argument not supported",
+#: pydantic's "Extra inputs are not permitted", Azure's "Unrecognized request argument"): these win over the above
+_FIELD_WORDS = re.compile(r"not supported|unsupported|unrecognized|not permitted|extra inputs|unknown (?:field|param)",
+                          re.IGNORECASE)
+
+
+def value_refused(message: str) -> bool:
+    """Whether a refusal that names a sampling field complains of the value sent (that request's), not of the field
+    (the model's, learned)."""
+    return _VALUE_WORDS.search(message) is not None and _FIELD_WORDS.search(message) is None
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedFields:
+    """The sampling fields a server refused for a model, and when it last refused one (``time.monotonic``)."""
+
+    fields: frozenset[str]
+    at: float
+
+    def standing(self) -> frozenset[str] | None:
+        """The fields, or None once the last refusal is older than ``LEARNED_FOR`` (ask the server again)."""
+        return None if outlived(self.at, time.monotonic()) else self.fields
+
+    def more(self, refused: frozenset[str]) -> RefusedFields:
+        """These fields with ``refused`` refused just now (the time runs from the last refusal)."""
+        return RefusedFields(self.fields | refused, time.monotonic())
 
 
 def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
@@ -92,11 +139,15 @@ def refused_fields(message: str, body: dict[str, Any]) -> frozenset[str]:
     return frozenset(f for f in named if f is not None and f in body)
 
 
-def left_out(request: ChatRequest, refused: frozenset[str]) -> str:
-    """What of the client's sampling this model's server was asked without, for the routing log; "" when none."""
+def left_out(request: ChatRequest, refused: frozenset[str], once: tuple[frozenset[str], str] | None = None) -> str:
+    """What of the client's sampling this model's server was asked without, for the routing log; "" when none.
+    ``once``: the fields whose value the server refused for this request, and its words."""
     given: dict[str, Any] = {}
     put_sampling(request, given, frozenset())
-    gone = [f for f in SAMPLING_FIELDS if f in given and f in refused]
-    if not gone:
-        return ""
-    return f"{', '.join(gone)} left out: the model's server refuses {'it' if len(gone) == 1 else 'them'}"
+    said = []
+    if once is not None and (value := [f for f in SAMPLING_FIELDS if f in given and f in once[0]]):
+        said.append(f"{', '.join(value)} left out of this request: the model's server refused the value "
+                    f"({once[1][:200]})")
+    if gone := [f for f in SAMPLING_FIELDS if f in given and f in refused and (once is None or f not in once[0])]:
+        said.append(f"{', '.join(gone)} left out: the model's server refuses {'it' if len(gone) == 1 else 'them'}")
+    return "; ".join(said)
