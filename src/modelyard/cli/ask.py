@@ -31,7 +31,7 @@ from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.cli.which_config import embedded_default_note
-from modelyard.config.names import did_you_mean
+from modelyard.config.names import did_you_mean, entry_of_provider_id
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.frontends.session import Reply, Session, Status, answer
@@ -56,10 +56,16 @@ def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
 def _not_an_agent(runtime: Runtime, name: str) -> str:
     """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it."""
     agents = f"agents: {', '.join(runtime.config.agents)}, or {AUTO}"
-    if name in runtime.config.models:
-        users = [a for a, cfg in runtime.config.agents.items() if name in cfg.chain]
-        used = f"; {', '.join(users)} use it" if users else "; no agent uses it"
-        return f"'{name}' is a model, not an agent{used} ({agents})"
+    models = runtime.config.models
+    # `--agent llama3.2:3b`, as `ollama list` names it: said "unknown agent" and nothing of the model
+    entry = name if name in models else entry_of_provider_id(name, {n: m.model for n, m in models.items()})
+    if entry is not None:
+        users = [a for a, cfg in runtime.config.agents.items() if entry in cfg.chain]
+        first = [a for a in users if runtime.config.agents[a].primary == entry]
+        used = (f"; {', '.join(users)} use it" + (f" ({', '.join(first)} first: --agent {first[0]})" if first else "")
+                if users else "; no agent uses it")
+        what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
+        return f"'{name}' is {what}, not an agent{used} ({agents})"
     return f"unknown agent '{name}'" + did_you_mean(name, runtime.config.agents) + f" ({agents})"
 
 

@@ -93,14 +93,15 @@ def known_models_or_exit(cfg: Config, names: list[str]) -> None:
     """Models named on the command line (``probe``, ``warmup``, ``bench --models``) that the config has: one it
     lacks is refused with the configured ones, the nearest name, or the entry whose provider id it is (`probe
     qwen3.5:latest` for the entry `qwen3.5`) — warmup said only "unknown model(s): NAME"."""
-    from modelyard.config.names import did_you_mean
+    from modelyard.config.names import did_you_mean, entry_of_provider_id
 
     unknown = [n for n in names if n not in cfg.models]
     if not unknown:
         return
     hints = []
+    ids = {n: m.model for n, m in cfg.models.items()}
     for name in unknown:
-        entry = next((n for n, m in cfg.models.items() if m.model == name), None)
+        entry = entry_of_provider_id(name, ids)
         if entry:
             hints.append(f"'{name}' is the provider's id of '{entry}': name the entry")
         elif near := did_you_mean(name, cfg.models).strip(" ()"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 
 from modelyard.cli.common import (
@@ -66,7 +67,7 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
             try:
                 await bot.start()
             except TelegramError as exc:  # no network, a proxy, a revoked token: say which, not a traceback
-                raise fail(_cannot_start(exc, settings.token_env), code=1) from None
+                raise fail(_cannot_start(exc, settings.token_env, token), code=1) from None
             except TelegramSetupError as exc:  # another bot polls this token here
                 raise fail(str(exc), code=1) from None
             await runtime.pool.peek()  # connects to a running serve now, so the line below is true
@@ -88,11 +89,25 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     run(go)
 
 
-def _cannot_start(exc: Exception, token_env: str) -> str:
-    """Why the bot could not start, and what to check."""
+#: a token as @BotFather gives it: the bot's id (public), a colon, the secret (35 characters today)
+_TOKEN_SHAPE = re.compile(r"(\d+):[A-Za-z0-9_-]{20,}")
+
+
+def _cannot_start(exc: Exception, token_env: str, token: str) -> str:
+    """Why the bot could not start, and what to check. python-telegram-bot's InvalidToken reads "The token `<the whole
+    token>` was rejected by the server." (telegram/_bot.py): said as it was, the secret went to the terminal and to
+    the journal of a service — and a token one character off, or revoked yesterday, is most of a live one. Its
+    words are never shown; the bot's id (the part before the colon, public: it is the bot's user id) names which."""
     from telegram.error import InvalidToken
 
     if isinstance(exc, InvalidToken):
-        return f"Telegram refused the bot token in {token_env} ({exc}): copy it again from @BotFather"
-    return (f"cannot reach Telegram ({type(exc).__name__}: {exc}): check this machine's network, DNS or proxy "
+        shape = _TOKEN_SHAPE.fullmatch(token)
+        if shape is None:
+            return (f"Telegram refused the value of {token_env} (not shown): it does not look like a bot token, which "
+                    "is the bot's number, a colon and ~35 letters, digits, - and _ (123456789:AAH…) — copy the token "
+                    "@BotFather gave (/mybots → the bot → API Token), not the bot's name or link")
+        return (f"Telegram refused the bot token in {token_env} (bot {shape.group(1)}; the token is not shown): "
+                "revoked in @BotFather, or copied with a character missing — copy it again from @BotFather")
+    said = str(exc).replace(token, "<token>") if token else str(exc)  # an error that quotes a URL quotes the token
+    return (f"cannot reach Telegram ({type(exc).__name__}: {said}): check this machine's network, DNS or proxy "
             "(HTTPS_PROXY), then start the bot again")

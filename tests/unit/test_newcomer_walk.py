@@ -1,0 +1,76 @@
+"""Frictions met walking the README's "Your own models, step by step" with the servers people run (round 4).
+
+Each test names what a person typed, what they expected, and what modelyard said before.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.fakes.telegram import TelegramServer
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+#: what `init --detect` writes for an Ollama that serves llama3.2:3b: the entry's name is the tag made a YAML-safe
+#: name, its `model:` the tag itself (ops/starter.py)
+_DETECTED = ("models:\n  llama3.2-3b: {provider: ollama, model: 'llama3.2:3b'}\n"
+             "  qwen-coder-7b: {provider: ollama, model: 'qwen2.5-coder:7b'}\n"
+             "agents:\n  chat: {primary: llama3.2-3b}\n"
+             "  engineer: {primary: qwen-coder-7b, fallbacks: [llama3.2-3b]}\n")
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n", encoding="utf-8")
+    return path
+
+
+def test_ask_agent_with_the_tag_ollama_list_shows(tmp_path: Path) -> None:
+    """`modelyard ask --agent llama3.2:3b "hi"` — the name `ollama list` and `init --detect`'s own lines ("found
+    llama3.2:3b") show — said "unknown agent 'llama3.2:3b'" and nothing of the model; the entry's own name said who
+    uses it. Now both say which entry it is and the agent to name."""
+    out = CliRunner().invoke(app, ["--config", str(_config(tmp_path, _DETECTED)), "ask", "--agent", "llama3.2:3b",
+                                   "hi"])
+    assert out.exit_code == 2, out.output
+    said = " ".join(out.output.split())
+    assert "'llama3.2:3b' is a model (the provider's id of 'llama3.2-3b'), not an agent" in said, said
+    assert "--agent chat" in said
+    assert "unknown agent" not in said
+
+
+def test_probe_with_the_tag_and_its_implied_latest(tmp_path: Path) -> None:
+    """`ollama run qwen2.5-coder` pulls `:latest`, and the config says
+    `qwen2.5-coder`: `warmup qwen2.5-coder:latest` (as `ollama ps` lists it) found no entry, only "unknown model(s)"."""
+    text = "models:\n  coder: {provider: ollama, model: qwen2.5-coder}\nagents:\n  chat: {primary: coder}\n"
+    out = CliRunner().invoke(app, ["--config", str(_config(tmp_path, text)), "warmup", "qwen2.5-coder:latest"])
+    assert out.exit_code == 2, out.output
+    assert "'qwen2.5-coder:latest' is the provider's id of 'coder'" in " ".join(out.output.split())
+
+
+@pytest.mark.parametrize("token", ["7312345678:AAHk3xYzQ9wErTyUiOpAsDfGhJkLzXcVbNm", "modelyard_test_bot"])
+def test_a_refused_telegram_token_is_not_printed(tmp_path: Path, token: str) -> None:
+    """A token Telegram refuses (revoked, one character off — most of a live one — or the bot's name pasted instead)
+    printed python-telegram-bot's own words, "The token `<the whole token>` was rejected by the server."
+    (telegram/_bot.py; the same leak reported from another tool's log, found by searching for those words), on the
+    terminal and in a service's journal. The fake answers an unknown token as the Bot API does (401)."""
+    with TelegramServer() as tg:
+        config = _config(tmp_path, "models:\n  m: {provider: openai, model: m, endpoint: 'http://127.0.0.1:9/v1'}\n"
+                                   f"agents:\n  chat: {{primary: m}}\ntelegram: {{base_url: '{tg.base_url}', "
+                                   "allowed_users: [1]}\n")
+        env = {**os.environ, "MODELYARD_DATA_DIR": str(tmp_path / "data"), "TELEGRAM_BOT_TOKEN": token}
+        env.pop("MODELYARD_STATE", None)
+        done = subprocess.run([sys.executable, "-m", "modelyard", "telegram", "--local", "--config", str(config)],
+                              capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert token not in said and (token.partition(":")[2][:10] or token) not in said, said
+    assert "TELEGRAM_BOT_TOKEN" in said and "@BotFather" in said and "Traceback" not in said
+    if ":" in token:
+        assert "bot 7312345678" in said  # which bot: its id is public (the bot's own user id)
+    else:
+        assert "does not look like a bot token" in said
