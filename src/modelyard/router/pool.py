@@ -146,7 +146,8 @@ class ModelPool:
             # the embedded model, and a server on each host's loopback: each host has its own (one slot of a host's
             # Ollama at 127.0.0.1 was counted against the other hosts' and one host's failures cooled it for all)
             per_host = {n for n, p in self.providers.items() if on_each_host(p)}
-            states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host)
+            states = {n: RedisState(n, m.max_concurrent, config.defaults.cooldown, link, clock, per_host=n in per_host,
+                                    max_queue=m.max_queue)
                       for n, m in config.models.items()}
             link.limits = {n: m.max_concurrent for n, m in config.models.items()
                            if not self.providers[n].runs_in_process}

@@ -56,6 +56,7 @@ from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
 from modelyard.router.shared import eviction, log_places, lua, namespaces
 from modelyard.router.shared import spend as shared_spend
+from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
 
 if TYPE_CHECKING:
@@ -353,6 +354,10 @@ class RedisLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._last_beat = 0.0
+        #: when this loop's heartbeat last renewed its slots (monotonic, the time it was sent): the lease keeper
+        #: renews them from its thread once this is late (:mod:`.keeper`)
+        self.renewed_at = time.monotonic()
+        self.keeper: LeaseKeeper | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._kick = asyncio.Event()
         self._closing = False
@@ -382,6 +387,13 @@ class RedisLink:
         self._closing = False
         self._tasks = [loop.create_task(self._maintain(), name="modelyard-state-maintain"),
                        loop.create_task(self._listen(), name="modelyard-state-grants")]
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
+        self.renewed_at = time.monotonic()
+        if self.clock is None:  # a test's manual clock does not move while a loop stalls: nothing to keep
+            self.keeper = LeaseKeeper(self)
+            self.keeper.start()
 
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -437,6 +449,9 @@ class RedisLink:
             return
         self._closing = True  # a cancel that lands as a timeout expires can be swallowed: the loops check this too
         self._kick.set()
+        if self.keeper is not None:
+            self.keeper.stop()
+            self.keeper = None
         for task in self._tasks:
             task.cancel()
         await asyncio.wait(self._tasks, timeout=max(1.0, 2 * self.settings.timeout))
@@ -740,6 +755,7 @@ class RedisLink:
         self._compare(counted[4:])
         if beat:
             self._last_beat = now
+            self.renewed_at = sent
         results = results[1 + len(restarts):]
         for state, result in zip(renewing, results[:len(renewing)], strict=True):
             state.renewed(result)

@@ -143,8 +143,9 @@ local function noted(M, H, result)
 end
 """.replace("@KEY_TTL@", str(KEY_TTL_MS))
 
-#: KEYS holders queue leases meta; ARGV now win limit token known_epoch fresh_epoch grace_ms channel
-#: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again), epoch}
+#: KEYS holders queue leases meta; ARGV now win limit token known_epoch fresh_epoch grace_ms channel [max_queue]
+#: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again) | 3 no slot free and
+#: ``max_queue`` already waiting, across every process (nothing registered), epoch, waiting}
 ACQUIRE = _PRELUDE + r"""
 local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local function done(result) noted(M, H, result); keep(H, Q, W, M); return result end
@@ -161,6 +162,8 @@ if redis.call('ZCARD', Q) == 0 and redis.call('ZCARD', H) < limit
   redis.call('ZADD', H, now + win, token)
   return done({1, cur})
 end
+local waiting = redis.call('ZCARD', Q)
+if ARGV[9] and ARGV[9] ~= '' and waiting >= tonumber(ARGV[9]) then return done({3, cur, waiting}) end
 redis.call('ZADD', Q, redis.call('HINCRBY', M, 'seq', 1), token)
 redis.call('ZADD', W, now + win, token)
 return done({0, cur})
@@ -442,4 +445,31 @@ if ARGV[4] ~= '1' then
   end
 end
 return out
+"""
+
+#: KEYS holders breaker; ARGV now win n_tokens token… probe…
+#: The lease keeper's renewal (:mod:`.keeper`), sent from a thread while this process's event loop is stalled: extends
+#: the lease of each token still in ``holders`` and of the probe it holds — and nothing else. It never adds a holder
+#: (a token gone was released, or Redis lost it: the loop's RENEW decides that once it runs again), purges nothing,
+#: hands nothing over and writes no key that is not there: a slot still registered was handed to nobody else, so
+#: keeping it registered while its request runs is the truth. → how many holders it kept
+KEEP = _PRELUDE + r"""
+local H, B = KEYS[1], KEYS[2]
+local now, win, n = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local kept = 0
+for i = 4, 3 + n do
+  local until_ = redis.call('ZSCORE', H, ARGV[i])
+  if until_ then
+    if tonumber(until_) < now + win then redis.call('ZADD', H, 'XX', now + win, ARGV[i]) end  -- never shortened
+    kept = kept + 1
+  end
+end
+local probe = redis.call('HGET', B, 'probe')
+for i = 4 + n, #ARGV do
+  if probe == ARGV[i] and redis.call('HGET', B, 'state') == 'half_open'
+      and tonumber(redis.call('HGET', B, 'probe_until') or '0') < now + win then
+    redis.call('HSET', B, 'probe_until', tostring(now + win))
+  end
+end
+return kept
 """

@@ -58,9 +58,13 @@ class SharedTicket(Ticket):
 
 class RedisState(ModelState):
     def __init__(self, name: str, limit: int, cooldown: Cooldown, link: RedisLink, clock: Clock = loop_clock, *,
-                 per_host: bool = False):
+                 per_host: bool = False, max_queue: int | None = None):
         self.name = name
         self.limit = limit
+        #: the model's ``max_queue``, checked by ACQUIRE itself: :meth:`queue_full` answers from the view (a refresh
+        #: old), so a burst that came within one refresh all read the queue short and all queued — from every
+        #: process, and from one: 6 waiting of max_queue 1 with two processes sending three each
+        self.max_queue = max_queue
         self.policy = cooldown
         self.link = link
         #: a model that runs inside each process (llama.cpp): each host has its own, so its slots and breaker are
@@ -126,9 +130,10 @@ class RedisState(ModelState):
         self.link.waiters[token] = self
         self._remote.add(token)
         args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), token, self.epoch, self.link.new_token(),
-                self.link.grace_ms, self.link.channel]
+                self.link.grace_ms, self.link.channel, "" if self.max_queue is None else self.max_queue]
         try:
-            status, epoch = await self.link.call("ACQUIRE", self._slots, args, budget=deadline - loop.time())
+            status, epoch, *waiting = await self.link.call("ACQUIRE", self._slots, args,
+                                                           budget=deadline - loop.time())
         except StoreUnreachable:
             self._forget(token)
             return False
@@ -146,6 +151,11 @@ class RedisState(ModelState):
             if not counted:
                 self.held.append(token)
             return True
+        if status == 3:  # every slot busy and max_queue waiting, counted in the store: moved on, as queue_full
+            self._unwait(token)
+            self._remote.discard(token)
+            raise QueueTimeout(over_queue_bound(self.limit, self.limit, int(waiting[0]), self.max_queue or 0),
+                               waited=loop.time() - start, reason=Reason.QUEUE_FULL)
         if status == 2:  # Redis lost its data: re-register what this process holds, then ask again
             self._unwait(token)
             self._remote.discard(token)

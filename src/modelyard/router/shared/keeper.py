@@ -1,0 +1,122 @@
+"""The lease keeper: renews this process's slot leases from a thread while its event loop is stalled.
+
+A slot's lease in Redis is renewed by the process's heartbeat, a task on its event loop, every ``lease/3``, and runs
+out ``2·lease/3`` after the last renewal. A loop blocked for longer — synchronous work on it (a model loaded, a large
+JSON parsed, a SQLite call), a long GC pause, swap — let the lease run out while the request that held the slot still
+ran at the backend: another process took the slot and the model had ``max_concurrent + 1`` requests (Kleppmann, "How
+to do distributed locking": a lock holder paused past its lease; the usual fix, a fencing token, needs the resource to
+check it, and a model's server checks nothing). The lease measures whether the *process* lives, so this thread —
+which a blocked loop does not block (``time.sleep``, I/O and C code release the GIL; pure Python hands it over every
+5 ms) — renews what the loop holds once the loop's own renewal is late (:data:`modelyard.router.shared.lua.KEEP`:
+it extends only entries still registered, so it never brings back a slot given back or lost with Redis's data).
+
+What it cannot cover: a process stopped as a whole (``SIGSTOP``, a VM paused, a laptop asleep) stops this thread
+too, and nothing inside it can keep its slot; its holder runs out as a dead process's does, and the slot is handed
+out again. When it runs again its heartbeat registers the slot back (its request may still run), so the model is
+over its limit only until one of those requests ends — said in the log by :meth:`RedisState.renewed`.
+
+A loop blocked for ever (a deadlock) would keep its slots for ever this way: the keeper stops after
+:data:`KEEP_AT_MOST_S` of one stall, and the slots then run out as a dead process's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import redis
+
+from modelyard.router.shared import lua
+
+if TYPE_CHECKING:
+    from modelyard.router.shared.link import RedisLink
+
+log = logging.getLogger("modelyard.state")
+
+#: the longest one stall of the loop is covered; after that the process counts as hung and its slots run out
+KEEP_AT_MOST_S = 60.0
+
+
+class LeaseKeeper:
+    """One daemon thread per link, started with its background tasks, stopped by :meth:`stop` (or when the link is
+    closing, or its loop stopped: a process that died in a test keeps no slot)."""
+
+    def __init__(self, link: RedisLink):
+        self.link = link
+        #: wake this often; renew once the loop's last renewal is older than ``late`` (well before ``2·lease/3``)
+        self.every = link.heartbeat / 8
+        self.late = link.heartbeat * 1.1
+        #: stalls covered so far (tests and /healthz-minded readers)
+        self.stalls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="modelyard-lease-keeper", daemon=True)
+        self._client: redis.Redis | None = None
+        #: when this thread last renewed (monotonic)
+        self._kept_at = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        stall_from: float | None = None  # when the loop last renewed, while it is late
+        kept = False
+        try:
+            while not self._stop.wait(self.every):
+                link, loop = self.link, self.link._loop  # read across threads: each a plain attribute
+                if link._closing or loop is None or loop.is_closed() or not loop.is_running():
+                    return
+                now = time.monotonic()
+                if not link.up or now - link.renewed_at < self.late:
+                    if stall_from is not None and kept:
+                        log.warning("shared state %s: the event loop stalled %.1fs: its lease keeper kept this "
+                                    "process's slots (they run out %.1fs after the last renewal)",
+                                    link.settings.shown_url, now - stall_from, link.window_ms / 1000)
+                    stall_from, kept = None, False
+                    continue
+                if stall_from is None:
+                    stall_from = link.renewed_at
+                if now - stall_from > KEEP_AT_MOST_S or now - max(link.renewed_at, self._kept_at) < self.late:
+                    continue  # hung, not stalled (its slots run out as a dead process's); or renewed here lately
+                if self._keep():
+                    if not kept:
+                        self.stalls += 1
+                    kept = True
+        finally:
+            if self._client is not None:
+                self._client.close()
+
+    def _keep(self) -> bool:
+        """Renew what the loop holds; whether anything was there to renew."""
+        link = self.link
+        calls: list[tuple[list[str], list[str | float | int]]] = []
+        for state in list(link.states.values()):
+            tokens = set(state.held) | set(state._remote)  # a grant whose reply the stalled loop has not read yet
+            probes = list(state.probes)
+            if tokens or probes:
+                calls.append(([state._slots[0], state._breaker], [link.now_arg(), link.window_ms, len(tokens),
+                                                                  *tokens, *probes]))
+        self._kept_at = time.monotonic()
+        if not calls:
+            return False
+        sent = time.monotonic()
+        try:
+            if self._client is None:
+                timeout = link.settings.timeout
+                self._client = redis.Redis.from_url(link.settings.url, socket_timeout=timeout,
+                                                    socket_connect_timeout=timeout)
+            script = self._client.register_script(lua.KEEP)
+            with self._client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    script(keys=keys, args=args, client=pipe)
+                pipe.execute()
+        except (redis.RedisError, OSError) as exc:  # the loop finds out for itself once it runs
+            log.debug("shared state: the lease keeper could not renew: %s", exc)
+            self._kept_at = 0.0  # try again at the next wake
+            return False
+        self._kept_at = sent
+        return True
