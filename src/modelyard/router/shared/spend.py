@@ -42,17 +42,23 @@ KEEP_S = 33 * 86400
 #: the field of the processes that send one request at a time (see above): added to, never set
 ONCE = "once"
 
-#: KEYS one counter per capped model; ARGV keep_s, this process's field, then each one's amount (USD, as text: this
-#: process's whole spend in the window, or for the ``once`` field what it spent since its last tick), then each one's
-#: floors (JSON: field → USD as text) → Redis's TIME (s, µs), then each counter's fields (field, value, …)
+#: the field under which the script returns what versions before the hash counted in their string counter
+#: (``PREFIX:spend:MODEL:WINDOW``, see :func:`legacy_key`): read, never written, and never sent back as a floor
+LEGACY = "@spend"
+
+#: KEYS one counter per capped model, then each one's counter of the versions before it (:func:`legacy_key`); ARGV
+#: keep_s, this process's field, then each one's amount (USD, as text: this process's whole spend in the window, or for
+#: the ``once`` field what it spent since its last tick), then each one's floors (JSON: field → USD as text) → Redis's
+#: TIME (s, µs), then each counter's fields (field, value, …; what older versions counted as the field ``@spend``)
 SPEND = r"""
-local keep, me, n = tonumber(ARGV[1]), ARGV[2], #KEYS
+local keep, me, n = tonumber(ARGV[1]), ARGV[2], #KEYS / 2
 local t = redis.call('TIME')
 local out = {t[1], t[2]}
-for i, key in ipairs(KEYS) do
+for i = 1, n do
+  local key = KEYS[i]
   redis.call('EXPIRE', key, keep)  -- first: a write that adds nothing, so OOM refuses none after it
   for who, value in pairs(cjson.decode(ARGV[2 + n + i])) do
-    if tonumber(value) > tonumber(redis.call('HGET', key, who) or '0') then
+    if who ~= '@LEGACY@' and tonumber(value) > tonumber(redis.call('HGET', key, who) or '0') then
       redis.call('HSET', key, who, value)  -- the counter lost what was already spent
     end
   end
@@ -63,16 +69,26 @@ for i, key in ipairs(KEYS) do
     redis.call('HSET', key, me, amount)
   end
   redis.call('EXPIRE', key, keep)
-  out[#out + 1] = redis.call('HGETALL', key)
+  local fields = redis.call('HGETALL', key)
+  local older = redis.call('GET', KEYS[n + i])  -- a process of a version before this one counts there
+  if older then fields[#fields + 1] = '@LEGACY@'; fields[#fields + 1] = older end
+  out[#out + 1] = fields
 end
 return out
-""".replace("@ONCE@", ONCE)
+""".replace("@ONCE@", ONCE).replace("@LEGACY@", LEGACY)
 
 
 def key(prefix: str, model: str, start: float) -> str:
-    """A hash, named apart from the string counters of versions before it (``PREFIX:spend:…``): the two count apart
-    for the rest of a window in which both run."""
+    """A hash, named apart from the string counters of versions before it (:func:`legacy_key`), which it reads."""
     return f"{prefix}:spent:{model}:{int(start)}"
+
+
+def legacy_key(prefix: str, model: str, start: float) -> str:
+    """The string counter versions before the hash added to (``INCRBYFLOAT``). During a rolling upgrade the old
+    processes go on adding there for the rest of the window: the new ones read it as one more share (``@spend``),
+    so they count the old ones' spend too — before, each side counted only its own and the team could spend the cap
+    once on each side. The old processes never read the hash: until they are all replaced they see only theirs."""
+    return f"{prefix}:spend:{model}:{int(start)}"
 
 
 async def share(link: RedisLink, caps: SpendCaps) -> None:
@@ -88,10 +104,12 @@ async def share(link: RedisLink, caps: SpendCaps) -> None:
 
 async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) -> None:
     models = list(taken)
-    keys = [key(link.prefix, m, taken[m].start) for m in models]
+    keys = [*(key(link.prefix, m, taken[m].start) for m in models),
+            *(legacy_key(link.prefix, m, taken[m].start) for m in models)]
     field = ONCE if link.one_shot else link.instance
     args = [KEEP_S, field, *(repr(taken[m].amount) for m in models),
-            *(json.dumps({who: repr(usd) for who, usd in taken[m].floors.items()}) for m in models)]
+            *(json.dumps({who: repr(usd) for who, usd in taken[m].floors.items() if who != LEGACY})
+              for m in models)]
     reply = await link.call("SPEND", keys, args)
     counts = {}
     for m, flat in zip(models, reply[2:], strict=True):
