@@ -57,6 +57,17 @@ def key_only_in_service_env(name: str) -> Path | None:
     return path if _named_in(str(path), name) else None
 
 
+def key_only_in_dotenv(name: str) -> Path | None:
+    """A ``.env`` file that sets ``name`` — in the working directory or beside the user config — when the environment
+    does not. LiteLLM, docker compose and many apps read ``.env`` by themselves, so a key put there looks set
+    (granawkins/rawdog#30: "Turns out Litellm was reading a `.env` I had!"); modelyard reads none, and said only
+    'not set'. Names are matched, values never read out."""
+    for path in (Path.cwd() / ".env", user_config_file().parent / ".env"):
+        if _named_in(str(path.absolute()), name):
+            return path.absolute()
+    return None
+
+
 def default_log_path() -> Path:
     return data_dir() / "routing.sqlite3"
 

@@ -74,3 +74,20 @@ def test_a_refused_telegram_token_is_not_printed(tmp_path: Path, token: str) -> 
         assert "bot 7312345678" in said  # which bot: its id is public (the bot's own user id)
     else:
         assert "does not look like a bot token" in said
+
+
+def test_a_key_in_a_dotenv_file_is_named_where_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ANTHROPIC_API_KEY=sk-ant-…` in `./.env`, as LiteLLM and docker compose read it by themselves: `models` said
+    "environment variable ANTHROPIC_API_KEY is not set" and nothing of the file. The value is never shown."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".env").write_text("OTHER=1\nANTHROPIC_API_KEY=sk-ant-api03-secretvalue\n", encoding="utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    config = _config(tmp_path, "models:\n  claude: {provider: anthropic, model: claude-haiku-4-5, "
+                               "api_key_env: ANTHROPIC_API_KEY}\nagents:\n  chat: {primary: claude}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"])
+    said = " ".join(out.output.split())
+    assert f"it is in {project / '.env'}, and modelyard reads no .env file" in said, said
+    assert "secretvalue" not in said
