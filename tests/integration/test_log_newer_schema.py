@@ -24,8 +24,10 @@ from tests.integration.test_log_file_replaced import ids
 from tests.integration.test_pg_forward import pg_ids, write
 from tests.unit.test_ledger import record
 
+from modelyard.agents import decision_log
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
+from modelyard.ledger.writer import Row
 
 
 def rebuild_requests(path: Path, tenant: str) -> None:
@@ -142,3 +144,88 @@ def test_postgresql_refusing_every_row_for_its_schema_keeps_them_in_the_spool(
         assert pg_ids(pg_url) == [f"req{i:06d}" for i in range(6)] and forwarder.health().refused == 0
     finally:
         forwarder.close()
+
+
+DECISION = decision_log._INSERT
+
+
+def decision(i: int) -> Row:
+    """The routing decision the orchestrator logs beside request ``i`` (agents/decision_log.py's row)."""
+    return Row(DECISION, (f"req{i:06d}", 1_700_000_000.0 + i, "hello", "chat", "fast", 0.9, 1.0))
+
+
+def shell(path: Path, *sql: str) -> None:
+    """Statements run by the ``sqlite3`` shell on the live log."""
+    script = "\n".join([".bail on", ".timeout 10000", *sql, ""])
+    done = subprocess.run(["sqlite3", str(path)], input=script, text=True, capture_output=True, timeout=30)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+
+
+def decisions(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM routing_decisions").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_dropped_side_table_holds_its_own_rows_and_the_requests_go_on(tmp_path: Path) -> None:
+    """``DROP TABLE routing_decisions`` (its rows hold the prompts' text: dropped to be rid of them; or renamed by a
+    newer modelyard). Every batch with a decision row in it failed as the store's refusal, so the requests batched
+    with it — and, held first in every later batch, every request after — were held too: none written while the
+    table was missing, and with it gone for good, every later request in the end dropped past max_queue. Now only
+    the decisions wait; the requests are written."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        writer.submit(record(0))
+        writer.submit_row(decision(0))
+        assert writer.flush()
+        create = sqlite3.connect(path).execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'routing_decisions'").fetchone()[0]
+        shell(path, "DROP TABLE routing_decisions;")
+        for i in range(1, 6):
+            writer.submit_row(decision(i))
+            writer.submit(record(i))
+        assert writer.flush(5)
+        assert poll(lambda: len(ids(path)) == 6, timeout=10), writer.health()  # the requests are written
+        health = writer.health()
+        assert health.lost == 0 and health.held == 5 and health.degraded, health
+        assert "routing_decisions is gone" in (health.last_error or ""), health.last_error
+        shell(path, f"{create};")  # restored
+        assert poll(lambda: writer.health().held == 0, timeout=15), writer.health()
+        assert decisions(path) == 5 and writer.health().lost == 0
+    finally:
+        writer.close()
+
+
+def test_decisions_still_refused_at_close_never_hold_back_the_requests_kept_with_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows still held at close go to a file the next writer commits whole or leaves: requests held for a lock and
+    decisions held for their missing table, kept in one file, left the requests unwritten for as long as the table
+    was missing. Kept one file per table, the requests are written at the next start."""
+    monkeypatch.setattr("modelyard.ledger.writer.BUSY_TIMEOUT", 0.1)
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    writer.submit(record(0))
+    assert writer.flush()
+    shell(path, "DROP TABLE routing_decisions;")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock: the requests are held too
+    try:
+        writer.submit_row(decision(1))
+        writer.submit(record(1))
+        assert poll(lambda: writer.held == 2, timeout=10), writer.health()
+        writer.close()
+        assert writer.health().saved == 2 and writer.health().lost == 0, writer.health()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(list(tmp_path.glob("log.sqlite3.held-*"))) == 2
+    again = LogWriter(path, local_models=["local"])  # the table is still gone: the requests go in all the same
+    try:
+        assert again.recovered == 2  # the request and its attempt
+        assert ids(path) == ["req000000", "req000001"]
+        assert len(list(tmp_path.glob("log.sqlite3.held-*"))) == 1  # the decision's, for a later start
+    finally:
+        again.close()

@@ -57,3 +57,24 @@ def refused_by_table(exc: BaseException, inserts: Iterable[str], path: Path) -> 
         return None
     return (f"routing log {path}: {what} — a newer modelyard migrated this log, or it was changed by hand; rows are "
             f"held and written once the table takes them: run the newer modelyard here too, {fix}")
+
+
+#: the tables every request is written to: without them the store refuses everything, and that is said as it is
+_REQUEST_TABLES = frozenset({"requests", "attempts"})
+_GONE = re.compile(r"no such table: (?:main\.)?(\w+)|table (\w+) has no column named (\w+)")
+
+
+def table_gone(exc: BaseException, insert: str, path: Path) -> str | None:
+    """The sentence when SQLite refused ``insert`` because its own table — one beside the requests' (the routing
+    decisions) — is gone or lacks a column of it: dropped by hand (its rows hold prompt text), renamed by a newer
+    modelyard. Those rows are held; the requests' rows go on. It held every row batched after it, requests too, for as
+    long as the table was missing — and with it gone for good, every later request. None otherwise."""
+    if not isinstance(exc, sqlite3.OperationalError) or not (m := _GONE.search(str(exc))):
+        return None
+    table = m.group(1) or m.group(2)
+    if table in _REQUEST_TABLES or table not in written((insert,)):
+        return None
+    what = f"its table {table} is gone" if m.group(1) else f"its table {table} has no column {m.group(3)}"
+    return (f"routing log {path}: {what} (dropped or changed by hand, or by a newer modelyard): its rows are held and "
+            "written once it is back, the requests' rows go on — restore it from a backup of the log, or run the "
+            "newer modelyard here too")

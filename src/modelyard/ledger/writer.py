@@ -91,7 +91,7 @@ from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
-from modelyard.ledger.drift import refused_by_table
+from modelyard.ledger.drift import refused_by_table, table_gone
 from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
@@ -674,16 +674,7 @@ class LogWriter:
             ok, lost, held = 0, len(batch), []
         self._last_commit = time.perf_counter() - started
         if held and stop:  # closing: one last try was all there was; kept in a file for the next start
-            kept = held_file.save(self.path, self._statements(held))
-            if kept is None:
-                log.error("routing log %s: %d row(s) could not be written before closing (%s), nor kept in a file",
-                          self.path, len(held), self.last_error)
-                lost += len(held)
-            else:
-                log.warning("routing log %s: %d row(s) could not be written before closing (%s): kept in %s, written "
-                            "by the next modelyard process that opens this log", self.path, len(held), self.last_error,
-                            kept)
-                self.saved += len(held)
+            lost += self._keep(held)
             held = []
         self._failed_tries = self._failed_tries + 1 if held else 0
         self._retry = held
@@ -694,6 +685,27 @@ class LogWriter:
         if self._fold and not stop:  # after the waiters were released
             self._fold_in()
         return stop
+
+    def _keep(self, held: list[RequestRecord | Row]) -> int:
+        """Keep rows still refused at close in files for the next writer (:mod:`.held`); how many no file took. One
+        file per table: the next writer commits a file whole or leaves it, and a table that is gone (:mod:`.drift`)
+        must not leave the requests kept beside its rows unwritten."""
+        tables: dict[str, list[RequestRecord | Row]] = {}
+        for item in held:
+            tables.setdefault(item.insert if isinstance(item, Row) else _INSERT_REQUEST, []).append(item)
+        lost = 0
+        for items in tables.values():
+            kept = held_file.save(self.path, self._statements(items))
+            if kept is None:
+                log.error("routing log %s: %d row(s) could not be written before closing (%s), nor kept in a file",
+                          self.path, len(items), self.last_error)
+                lost += len(items)
+            else:
+                log.warning("routing log %s: %d row(s) could not be written before closing (%s): kept in %s, written "
+                            "by the next modelyard process that opens this log", self.path, len(items), self.last_error,
+                            kept)
+                self.saved += len(items)
+        return lost
 
     def _look_at_write_ahead(self) -> bool:
         """Whether this connection's write-ahead files are no longer the ones at the path (then each commit is copied
@@ -772,6 +784,7 @@ class LogWriter:
             self._failed(exc)
         ok = lost = 0
         reconnected = set_aside = False
+        apart: list[RequestRecord | Row] = []  # rows of a table that is gone: held, the others go on
         i = 0
         while i < len(batch):
             item = batch[i]
@@ -792,17 +805,22 @@ class LogWriter:
                     self._failed(said)
                     return ok, lost, batch[i:]
             except Exception as exc:  # the store itself: once more on a fresh connection, then hold the rest
+                if isinstance(item, Row) and (said := table_gone(exc, item.insert, self.path)):
+                    self._failed(sqlite3.OperationalError(said))  # its table only: held, the requests written
+                    apart.append(item)
+                    i += 1
+                    continue
                 self._failed(exc)
                 if reconnected:
                     if damaged(exc) and not set_aside and self._set_aside(exc):
                         set_aside = True  # once per batch: a new file damaged at once is not this
                         continue
-                    return ok, lost, batch[i:]
+                    return ok, lost, apart + batch[i:]
                 self._reconnect()
                 reconnected = True
                 continue  # the same row again
             i += 1
-        return ok, lost, []
+        return ok, lost, apart
 
     def _refused_by_table(self, exc: BaseException, item: RequestRecord | Row) -> sqlite3.IntegrityError | None:
         """``exc`` as the table's refusal, saying what changed, when the table refuses every row (:mod:`.drift`)."""
