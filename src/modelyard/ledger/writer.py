@@ -805,8 +805,8 @@ class LogWriter:
                     self._failed(said)
                     return ok, lost, batch[i:]
             except Exception as exc:  # the store itself: once more on a fresh connection, then hold the rest
-                if isinstance(item, Row) and (said := table_gone(exc, item.insert, self.path)):
-                    self._failed(sqlite3.OperationalError(said))  # its table only: held, the requests written
+                if isinstance(item, Row) and (gone := table_gone(exc, item.insert, self.path)):
+                    self._failed(sqlite3.OperationalError(gone))  # its table only: held, the requests written
                     apart.append(item)
                     i += 1
                     continue
