@@ -229,3 +229,47 @@ def test_decisions_still_refused_at_close_never_hold_back_the_requests_kept_with
         assert len(list(tmp_path.glob("log.sqlite3.held-*"))) == 1  # the decision's, for a later start
     finally:
         again.close()
+
+
+def test_a_column_renamed_under_the_writer_holds_the_rows_and_says_why(tmp_path: Path) -> None:
+    """A newer modelyard (or a person) renames a column this one writes: every row is refused ('table requests has
+    no column named tokens_per_s'), held — said as SQLite's words alone, with nothing of why or what to do."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        writer.submit(record(0))
+        assert writer.flush()
+        shell(path, "ALTER TABLE requests RENAME COLUMN tokens_per_s TO tokens_per_second;")
+        for i in range(1, 4):
+            writer.submit(record(i))
+        assert writer.flush(5)
+        health = writer.health()
+        assert health.lost == 0 and health.held == 3, health
+        said = health.last_error or ""
+        assert "requests has no column tokens_per_s" in said and "newer modelyard" in said, said
+        shell(path, "ALTER TABLE requests RENAME COLUMN tokens_per_second TO tokens_per_s;")
+        assert poll(lambda: writer.health().written == 4, timeout=15), writer.health()
+        assert ids(path) == [f"req{i:06d}" for i in range(4)]
+    finally:
+        writer.close()
+
+
+def test_postgresql_with_a_column_renamed_keeps_the_rows_in_the_spool_and_says_why(tmp_path: Path,
+                                                                                    pg_url: str) -> None:
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(0)])
+    forwarder = Forwarder(path, pg_url)
+    try:
+        assert forwarder.flush(30)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE attempts RENAME COLUMN backend TO server")
+        write(path, [record(i) for i in range(1, 4)])
+        forwarder.wake()
+        health = poll(lambda: (h := forwarder.health()).failures >= 1 and h.backlog == 3 and h, timeout=15)
+        assert health and health.refused == 0, forwarder.health()
+        assert "newer modelyard" in (health.last_error or ""), health.last_error
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE attempts RENAME COLUMN server TO backend")
+        assert poll(lambda: len(pg_ids(pg_url)) == 4, timeout=40), forwarder.health()
+    finally:
+        forwarder.close()

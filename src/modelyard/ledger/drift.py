@@ -78,3 +78,18 @@ def table_gone(exc: BaseException, insert: str, path: Path) -> str | None:
     return (f"routing log {path}: {what} (dropped or changed by hand, or by a newer modelyard): its rows are held and "
             "written once it is back, the requests' rows go on — restore it from a backup of the log, or run the "
             "newer modelyard here too")
+
+
+def requests_changed(exc: BaseException, path: Path) -> str | None:
+    """The sentence when the requests' own tables are gone or lack a column this modelyard writes (renamed by a newer
+    modelyard, or by hand): every row is held, and SQLite's 'table requests has no column named …' said neither why
+    nor what to do. None otherwise."""
+    if not isinstance(exc, sqlite3.OperationalError) or not (m := _GONE.search(str(exc))):
+        return None
+    table = m.group(1) or m.group(2)
+    if table not in _REQUEST_TABLES:
+        return None
+    what = f"its table {table} is gone" if m.group(1) else f"its table {table} has no column {m.group(3)}"
+    return (f"routing log {path}: {what} (changed by hand, or by a newer modelyard): every row is held, and kept in a "
+            "file at close for the next writer — run the newer modelyard here too, or restore the table from a backup "
+            "of the log")

@@ -68,6 +68,8 @@ HINTS = {
     "53100": "PostgreSQL's disk is full",
     "53300": "PostgreSQL has max_connections sessions: put a pooler (PgBouncer) in front, or raise max_connections",
     "42501": "the role may not write the log's tables: GRANT INSERT, SELECT on them (or ownership) to it",
+    "42703": ("a column of the log's tables is gone or renamed (by a newer modelyard's migration, or by hand): the "
+              "rows wait in the local spool; run the newer modelyard here too, or restore the column"),
     **dict.fromkeys(("23502", "23514", "23503", "23505"), (
         "the log's tables have a column or constraint this modelyard does not fill (a newer modelyard migrated the "
         "log, or it was changed by hand): the rows wait in the local spool; run the newer modelyard here too, or give "

@@ -91,7 +91,7 @@ from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.db import connect
-from modelyard.ledger.drift import refused_by_table, table_gone
+from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
@@ -810,7 +810,8 @@ class LogWriter:
                     apart.append(item)
                     i += 1
                     continue
-                self._failed(exc)
+                changed = requests_changed(exc, self.path)
+                self._failed(exc if changed is None else sqlite3.OperationalError(changed))
                 if reconnected:
                     if damaged(exc) and not set_aside and self._set_aside(exc):
                         set_aside = True  # once per batch: a new file damaged at once is not this
