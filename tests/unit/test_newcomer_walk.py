@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.fakes.ollama import OllamaServer
 from tests.fakes.telegram import TelegramServer
 from typer.testing import CliRunner
 
@@ -91,3 +92,26 @@ def test_a_key_in_a_dotenv_file_is_named_where_it_is(tmp_path: Path, monkeypatch
     said = " ".join(out.output.split())
     assert f"it is in {project / '.env'}, and modelyard reads no .env file" in said, said
     assert "secretvalue" not in said
+
+
+def test_chat_agent_with_a_model_tag_says_the_chat_command(tmp_path: Path) -> None:
+    """In `chat`, `/agent llama3.2:3b` is answered with the command chat takes (`/agent chat`), not ask's option."""
+    out = CliRunner().invoke(app, ["--config", str(_config(tmp_path, _DETECTED)), "chat"],
+                             input="/agent llama3.2:3b\n/quit\n", env={"MODELYARD_DATA_DIR": str(tmp_path / "d")})
+    said = " ".join(out.output.split())
+    assert "'llama3.2:3b' is a model (the provider's id of 'llama3.2-3b')" in said, said
+    assert "first: /agent chat" in said and "--agent" not in said
+
+
+@pytest.mark.parametrize("tail", ["/v1", "/api/chat", "/v1/chat/completions/"])
+def test_init_endpoint_named_with_a_request_path_finds_ollama(tmp_path: Path, tail: str) -> None:
+    """`init --detect --endpoint http://gpu-box:11434/v1` — Ollama's address as OpenAI clients are given it (Ollama's
+    OpenAI-compatibility docs: base_url='http://localhost:11434/v1/'), or a curl example's `/api/chat` — said
+    'nothing found (malformed_response)' with Ollama right there; a config's endpoint written so was already read as
+    the server's address. The fake speaks Ollama's native API only."""
+    with OllamaServer(["llama3.2:3b"]) as server:
+        target = tmp_path / "detected.yaml"
+        out = CliRunner().invoke(app, ["init", str(target), "--detect", "--endpoint", f"{server.url}{tail}"])
+        assert out.exit_code == 0, out.output
+    assert f"endpoint: {server.url}\n" in target.read_text()
+    assert "model: llama3.2:3b" in target.read_text()

@@ -53,8 +53,9 @@ def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
     return agent
 
 
-def _not_an_agent(runtime: Runtime, name: str) -> str:
-    """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it."""
+def _not_an_agent(runtime: Runtime, name: str, switch: str = "--agent") -> str:
+    """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it, and the
+    agent to name with ``switch`` (``--agent`` on the command line, ``/agent`` in chat)."""
     agents = f"agents: {', '.join(runtime.config.agents)}, or {AUTO}"
     models = runtime.config.models
     # `--agent llama3.2:3b`, as `ollama list` names it: said "unknown agent" and nothing of the model
@@ -62,7 +63,7 @@ def _not_an_agent(runtime: Runtime, name: str) -> str:
     if entry is not None:
         users = [a for a, cfg in runtime.config.agents.items() if entry in cfg.chain]
         first = [a for a in users if runtime.config.agents[a].primary == entry]
-        used = (f"; {', '.join(users)} use it" + (f" ({', '.join(first)} first: --agent {first[0]})" if first else "")
+        used = (f"; {', '.join(users)} use it" + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "")
                 if users else "; no agent uses it")
         what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
         return f"'{name}' is {what}, not an agent{used} ({agents})"
@@ -313,7 +314,7 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
         return False
     wanted = line.removeprefix("/agent").strip()
     if wanted not in runtime.config.agents and wanted != AUTO:
-        console.print(_not_an_agent(runtime, wanted), style="red", highlight=False, markup=False)
+        console.print(_not_an_agent(runtime, wanted, "/agent"), style="red", highlight=False, markup=False)
         return True
     session.choose(None if wanted == AUTO else wanted)
     console.print(f"now talking to [cyan]{wanted}[/]")

@@ -194,6 +194,18 @@ _REQUEST_PATHS = {
 }
 
 
+def server_address(provider: str, endpoint: str) -> str:
+    """``endpoint`` without what ``provider``'s own request path ends it with (``/api/chat``, ``/v1``…): the
+    server's address, to which the provider adds its paths. A query stays (Azure's ?api-version=, whose portal shows
+    the deployment's "Target URI" with /chat/completions in it). Read so in a config and in ``init --endpoint``."""
+    base, mark, query = endpoint.partition("?")
+    base = base.rstrip("/")
+    for tail in _REQUEST_PATHS.get(provider, ()):
+        if base.endswith(tail):
+            return base.removesuffix(tail) + mark + query
+    return endpoint
+
+
 #: LiteLLM's provider prefixes of a model id (``ollama/llama3``), by the provider here that has none: Ollama's names
 #: have at most a user's namespace (``huihui_ai/qwen3``); one named `ollama` or `ollama_chat` would be refused too (none
 #: was found: LiteLLM's is the name these are seen under)
@@ -357,15 +369,8 @@ class ModelConfig(Strict):
         # `http://127.0.0.1:11434/api` (as Ollama's docs write its API's paths) asked `/api/api/chat`, and
         # `…/v1/chat/completions` (a curl example's URL) `/v1/chat/completions/v1/chat/completions`: every request
         # failed (a 404); the paths are the provider's to add, so what the request path ends the endpoint with goes
-        if self.endpoint and (tails := _REQUEST_PATHS.get(self.provider)):
-            # before a query the endpoint keeps (Azure's ?api-version=, whose portal shows the deployment's "Target
-            # URI" with /chat/completions in it): the query stays, the path the provider adds goes
-            base, mark, query = self.endpoint.partition("?")
-            base = base.rstrip("/")
-            for tail in tails:
-                if base.endswith(tail):
-                    object.__setattr__(self, "endpoint", base.removesuffix(tail) + mark + query)
-                    break
+        if self.endpoint:
+            object.__setattr__(self, "endpoint", server_address(self.provider, self.endpoint))
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelyard import registry
+from modelyard.config.schema import server_address
 from modelyard.errors import ProviderError
 from modelyard.providers.base import Provider
 from modelyard.providers.discovery import ServedModel, ServerCapability
@@ -110,9 +111,13 @@ async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Dis
 
     An address several protocols answer (Ollama also serves ``/v1/models``) keeps the answer with
     the most facts, so a model is listed once, by its native protocol."""
-    asks = [(name, ep.rstrip("/")) for name, cls in _discoverers().items()
-            for given in (endpoints or ("",))
-            for ep in (asked_at(given, cls.endpoints_to_try()) if given else cls.endpoints_to_try())]
+    # a URL named with its request path (`…:11434/v1`, as OpenAI clients are given Ollama; `…/api/chat` from a curl
+    # example) was asked as written — 'nothing found (malformed_response)' with Ollama there: each backend asks the
+    # server's address, as a config's endpoint is read (config/schema.py, server_address)
+    asks = list(dict.fromkeys(
+        (name, server_address(name, ep).rstrip("/")) for name, cls in _discoverers().items()
+        for given in (endpoints or ("",))
+        for ep in (asked_at(given, cls.endpoints_to_try()) if given else cls.endpoints_to_try())))
     tasks = [asyncio.ensure_future(_ask(name, ep)) for name, ep in asks]
     done, pending = await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
     for task in pending:
