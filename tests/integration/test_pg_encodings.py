@@ -14,6 +14,7 @@ it lacks are replaced by '?' before the row is sent — kept, counted and said, 
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +71,28 @@ def test_rows_reach_a_database_of_another_encoding_and_none_blocks_the_rest(
     else:
         assert got["req000001"] == ("??????, ??? ?", "answer") and health.narrowed == 1
         assert "encoding (LATIN1) cannot store" in caplog.text and "ENCODING 'UTF8'" in caplog.text
+
+
+def test_a_spool_text_another_program_wrote_in_latin1_is_forwarded_with_the_rest(
+        tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """SQLite keeps any bytes as TEXT (https://www.sqlite.org/invalidutf.html) and other programs write Latin-1 there
+    (blacklanternsecurity/bbot#1071, thawn/ttmp32gme#122): here the ``sqlite3`` shell, as a script fixing a prompt
+    by hand would. Python's sqlite3 refused the whole read ('Could not decode to UTF-8 column'), so that row and
+    every row after it were never forwarded."""
+    path = tmp_path / "log.sqlite3"
+    write(path, [record(0)])
+    done = subprocess.run(["sqlite3", str(path), "UPDATE requests SET prompt = CAST(x'436166e9' AS TEXT)"],
+                          capture_output=True, text=True, timeout=30)  # 'Café' in Latin-1
+    assert done.returncode == 0, done.stderr
+    write(path, [record(i) for i in range(1, 4)])
+    forwarder = Forwarder(path, pg_url)
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            assert forwarder.flush(30), forwarder.health()
+        health = forwarder.health()
+        assert health.failures == 0 and health.refused == 0 and health.undecodable == 1, health
+        assert "not UTF-8" in caplog.text
+    finally:
+        forwarder.close()
+    got = {i: prompt for i, prompt, _ in stored(pg_url)}
+    assert got == {"req000000": "Caf\ufffd", **{f"req{i:06d}": f"prompt {i}" for i in range(1, 4)}}

@@ -315,6 +315,8 @@ class ForwardHealth:
     nul_replaced: int = 0
     #: rows (requests, attempts) sent with characters the database's encoding lacks (LATIN1 …) replaced by ``?``
     narrowed: int = 0
+    #: spool texts that were not UTF-8 (another program wrote them), sent with U+FFFD in place of the bytes
+    undecodable: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -378,7 +380,9 @@ class Forwarder:
         self._clock_at = -CLOCK_EVERY
         self.where = f"{socket.gethostname()}:{self.path.resolve()}"
         self._backlog: tuple[int, float | None] = (0, None)
-        self._conn = connect(self.path)  # migrated: _outbox exists
+        #: spool texts that were not UTF-8, read with U+FFFD in place of what could not be decoded (:meth:`_text`)
+        self.undecodable = 0
+        self._conn = self._open_spool()  # migrated: _outbox exists
         self._spool = SameFile(self.path)
         self._ahead = WriteAhead(self.path)
         if enable_spool(self._conn):
@@ -445,7 +449,8 @@ class Forwarder:
                              self._pg is not None and not self._step_slow(),
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
                              None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off,
-                             tuple(self.one_at_a_time_differs), self.nul_replaced, self.narrowed)
+                             tuple(self.one_at_a_time_differs), self.nul_replaced, self.narrowed,
+                             self.undecodable)
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -562,7 +567,7 @@ class Forwarder:
             if stale_beside(self.path, self._ahead.opened):
                 return False  # a writer sets the old file's write-ahead log aside first (same_file.take_over)
             self._failed(OSError(self._spool.describe("forwarding the new file at that path from now on")))
-            fresh = connect(self.path)
+            fresh = self._open_spool()
             enable_spool(fresh)
             self._conn.close()
             self._conn = fresh
@@ -664,6 +669,28 @@ class Forwarder:
                 self.log_mark = ""
             self.log_identity = self._pg.identity()  # read again on each new connection: a failover changes it
         return self._pg
+
+    def _open_spool(self) -> sqlite3.Connection:
+        """The spool, its texts read by :meth:`_text`. SQLite keeps whatever bytes a TEXT value is given (it does not
+        check UTF-8: https://www.sqlite.org/invalidutf.html), and other programs write that way — GNU parallel
+        (coleifer/sqlite-web#160), a Go or Perl tool handing it Latin-1 (blacklanternsecurity/bbot#1071,
+        thawn/ttmp32gme#122), a ``sqlite3`` shell's ``.import`` of a Windows file. Python's sqlite3 then raises 'Could
+        not decode to UTF-8 column' for the whole read: one such row, in a request or a routing label, stopped
+        every row after it from being forwarded, for good."""
+        conn = connect(self.path)
+        conn.text_factory = self._text
+        return conn
+
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.undecodable += 1
+            if self.undecodable == 1:
+                log.warning("routing log %s: a text in it is not UTF-8 (written by another program?): sent to %s with "
+                            "U+FFFD in place of what could not be read (the file keeps the bytes)", self.path,
+                            self.target)
+            return raw.decode("utf-8", "replace")
 
     def _labels_waiting(self) -> bool:
         return self._conn.execute("SELECT 1 FROM _label_outbox LIMIT 1").fetchone() is not None
