@@ -115,3 +115,15 @@ def test_init_endpoint_named_with_a_request_path_finds_ollama(tmp_path: Path, ta
         assert out.exit_code == 0, out.output
     assert f"endpoint: {server.url}\n" in target.read_text()
     assert "model: llama3.2:3b" in target.read_text()
+
+
+def test_init_endpoint_0000_writes_the_loopback_address(tmp_path: Path) -> None:
+    """`init --detect --endpoint 0.0.0.0:PORT`, copied from the server's `OLLAMA_HOST=0.0.0.0:PORT` (where it listens),
+    wrote `endpoint: http://0.0.0.0:PORT`: Linux connects that to itself, Windows refuses it (WSAEADDRNOTAVAIL), and
+    the same variable in the environment was already read as 127.0.0.1."""
+    with OllamaServer(["llama3.2:3b"]) as server:
+        target = tmp_path / "detected.yaml"
+        out = CliRunner().invoke(app, ["init", str(target), "--detect", "--endpoint", f"0.0.0.0:{server.port}"])
+        assert out.exit_code == 0, out.output
+    assert f"endpoint: http://127.0.0.1:{server.port}\n" in target.read_text()
+    assert "0.0.0.0" not in target.read_text()

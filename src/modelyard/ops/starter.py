@@ -84,6 +84,18 @@ def _discoverers() -> dict[str, Any]:
     return out
 
 
+#: "every interface" as servers are told to listen (`OLLAMA_HOST=0.0.0.0`), as the host of a URL or host:port
+_ANY_ADDRESS = re.compile(r"^((?:[a-z][a-z0-9+.-]*://)?)(?:0\.0\.0\.0|\[::\])(?=$|[:/])", re.IGNORECASE)
+
+
+def _loopback_for_any(text: str) -> str:
+    """``0.0.0.0:11434`` — the address a server is told to listen on, copied from its ``OLLAMA_HOST`` — as this
+    machine's loopback address: ``init --endpoint 0.0.0.0:11434`` wrote ``endpoint: http://0.0.0.0:11434``, which
+    Linux happens to connect to itself and Windows refuses (WSAEADDRNOTAVAIL); ``OLLAMA_HOST=0.0.0.0`` in the
+    environment was already read so (providers/discovery.py, normalised_endpoint)."""
+    return _ANY_ADDRESS.sub(lambda m: f"{m.group(1)}127.0.0.1", text)
+
+
 def asked_at(endpoint: str, usual: Sequence[str]) -> tuple[str, ...]:
     """Where to ask a server named on the command line, by a backend whose servers listen at ``usual``.
 
@@ -91,7 +103,7 @@ def asked_at(endpoint: str, usual: Sequence[str]) -> tuple[str, ...]:
     each usual port of the backend on that host — Ollama reads ``OLLAMA_HOST=gpu-box`` as port 11434
     (envconfig.getOllamaHost: 80 only after an explicit ``http://``), and ``init --endpoint gpu-box`` asked port 80:
     'nothing found (connect_error)' with Ollama right there. A URL with its scheme is asked as written."""
-    text = endpoint.strip().rstrip("/")
+    text = _loopback_for_any(endpoint.strip().rstrip("/"))
     if "://" in text:
         return (text,)
     try:
