@@ -57,6 +57,21 @@ def test_async_generators_are_not_tracked_but_one_left_open_is_still_finalised()
     assert run(main) == 0 and closed == ["closed"]
 
 
+def test_no_first_step_hook_is_called_at_all_outside_debug_mode() -> None:
+    """A hook that returns at once is still a Python call per async generator (~9 a request, issue #15): none is
+    installed; in debug mode asyncio's is; and the loop's end puts back the hooks it found."""
+    import sys
+
+    async def main(loop: asyncio.AbstractEventLoop) -> object:
+        return sys.get_asyncgen_hooks().firstiter
+
+    before = sys.get_asyncgen_hooks()
+    assert run(main) is None
+    hook = run(main, debug=True)
+    assert hook is not None and getattr(hook, "__func__", None) is asyncio.BaseEventLoop._asyncgen_firstiter_hook
+    assert sys.get_asyncgen_hooks() == before
+
+
 def test_in_debug_mode_it_tracks_them_as_asyncio_does() -> None:
     async def gen():  # type: ignore[no-untyped-def]
         yield 1

@@ -407,10 +407,13 @@ class _HotRequest(Request):
     _is_disconnected = False
     _form = None
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send):  # no super().__init__: that is the point
+    def __init__(self, scope: Scope, receive: Receive, send: Send, by_name: dict[bytes, bytes]):
+        # no super().__init__: that is the point
         self.scope = scope
         self._receive = receive
         self._send = send
+        #: the head's headers by (lower-case) name, last value of each: the dict the dispatch made (body.read_body)
+        self.by_name = by_name
 
 
 class GatewayApp(Starlette):
@@ -460,7 +463,7 @@ class GatewayApp(Starlette):
             if handler is None:
                 return await super().__call__(scope, receive, send)
         scope["app"] = self
-        request = _HotRequest(scope, receive, send)
+        request = _HotRequest(scope, receive, send, headers)
         try:
             response = await handler(request)
         except Exception as exc:

@@ -58,7 +58,11 @@ def header(request: Request, name: bytes) -> str | None:
 
 
 async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
-    declared = header(request, b"content-length") or ""
+    # the head by name, as the app's dispatch made it for a hot route (gateway/app.py): one lookup in C where header()
+    # is a Python loop over every header (issue #15); the parser refuses a second Content-Length, so the last is the one
+    by_name: dict[bytes, bytes] | None = getattr(request, "by_name", None)
+    declared = by_name.get(b"content-length", b"") if by_name is not None \
+        else (header(request, b"content-length") or "").encode("latin-1")
     taken = int(declared) if declared.isdigit() else 0
     if taken > limit:
         raise BodyTooLarge(taken, limit, declared=True)

@@ -72,19 +72,25 @@ class ClientGone(Exception):
     """The client disconnected before the work finished; the work was cancelled."""
 
 
-async def until_disconnect(receive: Receive, work: Awaitable[T], scope: Scope | None = None) -> T:
+def until_disconnect(receive: Receive, work: Awaitable[T], scope: Scope | None = None) -> Awaitable[T]:
     """Await ``work`` in this task; if the client disconnects first, cancel it and raise :class:`ClientGone`.
+    Call it in the task that awaits its answer.
 
     The work runs in the handler's own task. When the server puts a :class:`Hangup` in ``scope``
     (``modelyard serve``'s protocol does), the lost connection cancels it directly; otherwise one
     watcher task reads ``receive`` until ``http.disconnect``, which costs less per request than
-    racing two tasks with ``asyncio.wait``.
+    racing two tasks with ``asyncio.wait``. Not a coroutine itself: the one it returns is the only frame between
+    the request and its work (a frame each resumption of the request passes through, issue #15).
     """
     current = asyncio.current_task(running_loop())  # without get_running_loop()'s getpid system call (issue #15)
     assert current is not None
     hangup = scope.get(HANGUP) if scope is not None else None
     if hangup is not None:
-        return await _until_hangup(hangup, current, work)
+        return _until_hangup(hangup, current, work)
+    return _until_watched(receive, current, work)
+
+
+async def _until_watched(receive: Receive, current: asyncio.Task, work: Awaitable[T]) -> T:
     gone = False
 
     async def watch() -> None:

@@ -3,9 +3,11 @@
 - **Async generators are not tracked** for :meth:`~asyncio.AbstractEventLoop.shutdown_asyncgens`.
   asyncio puts every async generator, on its first step, into a weak set (a weak reference with a
   callback, and a second Python call when it is freed) so that the loop's shutdown can close those
-  still suspended. A routed request starts nine (the SSE reader, the provider, the shape checks, the
-  time bounds, the router's walk...) and the router closes every one it starts; one left unclosed
-  is still finalised when it is freed (asyncio's finalizer hook, which stays in place). Issue #15.
+  still suspended; here no first-step hook is installed at all (debug mode: as asyncio, from the
+  mode the loop runs in when it starts). A routed request starts nine (the SSE reader, the provider,
+  the shape checks, the time bounds, the router's walk...) and the router closes every one it starts;
+  one left unclosed is still finalised when it is freed (asyncio's finalizer hook, which stays in
+  place). Issue #15.
 - **Another thread wakes the loop only when it sleeps.** ``call_soon_threadsafe`` writes a byte to the
   loop's self-pipe every time, so that a loop asleep in its selector wakes up; a loop that is busy reads
   it back in its next iteration for nothing (two system calls and an event). The routing-log writer
@@ -115,9 +117,12 @@ class ServeLoop(asyncio.SelectorEventLoop):
         if self._asleep.asleep or self._debug:  # a busy loop sees the callback in its next iteration anyway
             super()._write_to_self()  # type: ignore[misc]
 
-    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
-        if self._debug:
-            super()._asyncgen_firstiter_hook(agen)  # type: ignore[misc]
+    @property
+    def _asyncgen_firstiter_hook(self) -> Callable[[Any], None] | None:
+        """What ``run_forever`` installs as the first-iteration hook of every async generator: nothing, outside debug
+        mode — the interpreter then makes no call at all (a hook that returned at once was still a Python call per
+        generator: ~9 a request, issue #15). The finalizer hook stays, so one left open is still closed."""
+        return super()._asyncgen_firstiter_hook if self._debug else None  # type: ignore[misc]
 
 
 def _started(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], name: str | None,

@@ -46,6 +46,14 @@ class JSONBody(Response):
     #: through; None: not known, send_whole lists and checks them itself
     head: bytes | None = None
 
+    def __init__(self, body: bytes, status_code: int = 200, headers: Mapping[str, str] | None = None):
+        """Starlette's ``Response.__init__`` for a body already rendered, without its ``render`` call and media-type
+        step (issue #15)."""
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.init_headers(headers)
+
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         plain = self.status_code >= 200 and self.status_code not in (204, 304)
         if type(headers) is RouteHeaders and plain:

@@ -276,23 +276,22 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     messages: list[Message] = []
     call_names: dict[str, str] = {}
     for i, m in enumerate(fields["messages"]):
-        where = f"messages[{i}]"
         calls = []
         got = m.__dict__
         for j, c in enumerate(got["tool_calls"] or []):
             calls.append(client_call(c.function.name, c.function.arguments, c.id or "",
-                                     f"{where}.tool_calls[{j}].function.arguments"))
+                                     f"messages[{i}].tool_calls[{j}].function.arguments"))
             call_names[c.id or ""] = c.function.name
         role = got["role"]
         content = got["content"]
         if role == "developer":
             role = "system"
         if content is None or type(content) is list:  # what _check_content refuses is in these two cases only
-            _check_content(m, where)
+            _check_content(m, f"messages[{i}]")  # the path said only in an error: made only then (issue #15)
         call_id = got["tool_call_id"]
         if role == "tool" and not call_id:
-            raise BadRequest(f"{where}.tool_call_id is required for role 'tool'", f"{where}.tool_call_id")
-        text = content if type(content) is str else _text(content, where, role == "assistant")
+            raise BadRequest(f"messages[{i}].tool_call_id is required for role 'tool'", f"messages[{i}].tool_call_id")
+        text = content if type(content) is str else _text(content, f"messages[{i}]", role == "assistant")
         if not text and role == "assistant" and got["refusal"]:  # the SDK's message replayed after a refusal
             text = got["refusal"]
         messages.append(Message(
