@@ -127,3 +127,36 @@ def test_init_endpoint_0000_writes_the_loopback_address(tmp_path: Path) -> None:
         assert out.exit_code == 0, out.output
     assert f"endpoint: http://127.0.0.1:{server.port}\n" in target.read_text()
     assert "0.0.0.0" not in target.read_text()
+
+
+@pytest.mark.parametrize(("env", "noted"), [
+    ({"HTTP_PROXY": "http://user:secretpw@proxy.corp:3128"}, True),
+    ({"https_proxy": "http://proxy.corp:3128", "ALL_PROXY": "socks5://proxy.corp:1080"}, True),
+    ({"HTTP_PROXY": "http://proxy.corp:3128", "NO_PROXY": "127.0.0.0/8,.corp"}, True),  # httpx reads no CIDR
+    ({"HTTP_PROXY": "http://proxy.corp:3128", "no_proxy": "localhost, 127.0.0.1"}, False),
+    ({"HTTPS_PROXY": "http://proxy.corp:3128"}, False),  # the gateway's URL is http://: not proxied by it
+    ({}, False),
+])
+def test_serve_says_when_its_clients_would_go_through_a_proxy(tmp_path: Path, env: dict[str, str],
+                                                              noted: bool) -> None:
+    """A corporate HTTP_PROXY in the shell: `OpenAI(base_url="http://127.0.0.1:8765/v1")` sent the gateway's requests
+    to the proxy (httpx proxies loopback unless NO_PROXY names it: httpx/_utils.py get_environment_proxies) and said
+    only "Connection error." while serve ran. serve now says so as it starts (here on a taken port, where it stops
+    next); the proxy's URL, which may carry a password, is never shown. The cases without a note are guards."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        config = _config(tmp_path, "models:\n  m: {provider: ollama, model: x}\nagents:\n  chat: {primary: m}\n")
+        clean = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        done = subprocess.run([sys.executable, "-m", "modelyard", "serve", "--config", str(config), "--port", str(port),
+                               "--no-keep-warm"], capture_output=True, text=True, timeout=120,
+                              env={**clean, **env, "MODELYARD_DATA_DIR": str(tmp_path / "d")})
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and "already in use" in said, said
+    assert ("NO_PROXY does not name 127.0.0.1" in said) is noted, said
+    assert "secretpw" not in said and "proxy.corp" not in said
+    if noted:
+        assert f"http://127.0.0.1:{port}" in said and "NO_PROXY=127.0.0.1,localhost,::1" in said

@@ -4,6 +4,7 @@ daemon: front-ends on this machine borrow its limits, and it runs the Telegram b
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from enum import StrEnum
 from types import FrameType
@@ -46,6 +47,32 @@ def telegram_token_for(cfg: Config, wanted: bool | None) -> str | None:
         return None
 
 
+#: the variables that send an http:// request to a proxy, as httpx (the OpenAI and Anthropic SDKs) and requests read
+#: them: the scheme's own, then ALL_PROXY; lower case first, as urllib.request.getproxies_environment
+_HTTP_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def loopback_proxied(env: dict[str, str], port: int) -> str | None:
+    """A note when clients started from this environment would send the gateway's loopback URL to a proxy.
+
+    httpx, which the OpenAI and Anthropic SDKs use, proxies 127.0.0.1 and localhost like any host unless NO_PROXY
+    names them (httpx/_utils.py get_environment_proxies: NO_PROXY's words only; ``127.0.0.0/8`` is read as a domain
+    suffix and matches nothing); so on a machine with a corporate HTTP_PROXY, ``OpenAI(base_url="http://127.0.0.1:8765/
+    v1")`` said only "Connection error." (or the proxy's own 403) while ``serve`` ran — the same trap reported against
+    other local servers (QubesOS/qubes-builder-archlinux#76, KarpelesLab/teamclaude#75). Variable names are said,
+    never values (a proxy URL may carry a password)."""
+    proxy = next((name for name in _HTTP_PROXY_VARIABLES if env.get(name, "").strip()), None)
+    if proxy is None:
+        return None
+    bypass = {word.strip().lower() for name in ("no_proxy", "NO_PROXY") for word in env.get(name, "").split(",")}
+    if "*" in bypass or "127.0.0.1" in bypass:  # the address serve prints, and the README's clients use
+        return None
+    return (f"note: {proxy} is set and NO_PROXY does not name 127.0.0.1: clients started from this "
+            f"environment (the OpenAI and Anthropic SDKs, requests) send http://127.0.0.1:{port} to that proxy and "
+            "fail ('Connection error.', or the proxy's own 403/502) — export NO_PROXY=127.0.0.1,localhost,::1 "
+            "where they run")
+
+
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default: gateway.host, 127.0.0.1)")] = None,
@@ -72,6 +99,8 @@ def serve(
     cfg, path = load_or_exit(config)
     state_accepts_or_exit(cfg, path)
     token = telegram_token_for(cfg, telegram)
+    if note := loopback_proxied(dict(os.environ), port or cfg.gateway.port):
+        _say(note)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again under the handler that
     # was there before it: make that an exit with the conventional status (143 / 130), not a traceback
     previous = signal.signal(signal.SIGTERM, _exit_terminated)
