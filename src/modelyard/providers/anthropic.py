@@ -419,6 +419,13 @@ class AnthropicProvider(HttpProvider):
                         value = held + "\n" + value
                     data = try_loads(value.strip())
                     if data is NOT_JSON:  # an event's JSON over several data lines (see _held)
+                        if not held and value.lstrip()[:1] == ":":
+                            # a keep-alive comment a relay passed on as data ("data: : keepalive"; OpenRouter's
+                            # "data: : OPENROUTER PROCESSING", mnfst/llm-gateway#2053): no JSON starts so. An SSE
+                            # comment is a line that *starts* with ":" ("Ignore the line":
+                            # html.spec.whatwg.org/multipage/server-sent-events.html), which the reader skips; as data
+                            # it was held, joined to the next event and the whole answer refused as malformed_response
+                            continue
                         if not held and value.strip() == "[DONE]":
                             # OpenAI's end marker where message_stop should be: GitHub Copilot's Anthropic-compatible
                             # proxy ends its streams so (huggingface/tau#692), others after message_stop

@@ -227,7 +227,14 @@ class StreamResponse:
             raise ProviderError(Reason.RESPONSE_TOO_LARGE,
                                 f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
         self.ended_in_line = False  # a document's end needs no line ending
-        return [("data", "\n".join(lines)), ("data", "[DONE]")]
+        text = "\n".join(lines)
+        if cut_json(text):
+            # the body ended cleanly inside its document ("{", '{"id": "chatcmpl-1", "cho'): a server or proxy that
+            # closed it early. It was malformed_response — never asked again, as if the same bytes would come back
+            raise ProviderError(Reason.CONNECTION_DROPPED, f"the JSON answer ended before its document did, after "
+                                f"{len(text)} character{'' if len(text) == 1 else 's'} (the server, or a proxy in "
+                                "between, cut it short)")
+        return [("data", text), ("data", "[DONE]")]
 
     def _whole_before_break(self, lines: list[str]) -> list[tuple[str, str]] | None:
         """The document a body that broke (a chunked one whose closing chunk never came) held whole: the lines
@@ -416,11 +423,13 @@ class StreamResponse:
                     if try_loads(whole[0][1].strip()) is not NOT_JSON:
                         yield whole
                         return
-                if self.ended_in_line and not fresh:
+                if self.ended_in_line and (not fresh or _FIELD_CUT.match(line)):
                     # the body ended inside this line, after events: a line cut short ("dat", "eve"), not a body
                     # that is no event stream. SSE discards an event the body ends inside (WHATWG HTML, "Once the end
                     # of the file is reached, any pending data must be discarded"): the provider then judges the
-                    # stream as ended there — a whole answer kept, one cut short a dropped connection
+                    # stream as ended there — a whole answer kept, one cut short a dropped connection. So is a body
+                    # cut inside its first line when what came is the start of a field ("d", "eve", "data"): it was
+                    # malformed_response, "not an event stream", for a stream cut after its first bytes
                     continue
                 raise not_an_event_stream(line, self.headers.get("content-type", ""), what)
             if events:
@@ -434,6 +443,23 @@ def _rest(decoder: codecs.IncrementalDecoder | None) -> str:
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
+#: a line that is the start of an SSE field line, cut before its colon (a body that ended after a byte or a few)
+_FIELD_CUT = re.compile(r"(?:d(?:a(?:ta?)?)?|e(?:v(?:e(?:nt?)?)?)?|id?|r(?:e(?:t(?:ry?)?)?)?)\Z")
+
+
+def cut_json(text: str) -> bool:
+    """Whether ``text`` is the start of a JSON document that ended before the document did (``{``, ``{"a": "he``,
+    ``[1, 2``): its parser ran out of text, rather than meeting what JSON is not."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "{[":
+        return False
+    try:
+        json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        return exc.msg.startswith("Unterminated string") or exc.pos >= len(stripped)
+    except (ValueError, RecursionError):
+        return False
+    return False
 #: how an event that lost its "data: " mid-stream opens: a JSON object, or Gemini's array of them
 _OPENS = ("{", "[")
 #: how the lines of a JSON document written bare go on after its first: a key, an element, a closing bracket
