@@ -27,6 +27,7 @@ from modelyard.agents.classifier import Classifier, View
 from modelyard.agents.encoder import foreign_views
 from modelyard.agents.memory import MARGIN, CorrectedClassifier
 from modelyard.agents.request import (
+    _ASK_LABEL,
     _CODE_END,
     _CODE_START,
     _COLON,
@@ -35,6 +36,7 @@ from modelyard.agents.request import (
     _DIGIT,
     _FENCE,
     _KEY_VALUE,
+    _LINK,
     _NUMBERED,
     _OPENERS,
     _PROSE_FENCE,
@@ -76,6 +78,8 @@ def _line_kind(line: str) -> Material | None:
     if stripped.startswith("|") or stripped.count("|") >= 2 or stripped.count("\t") >= 2:
         return Material.DATA
     if _TIMESTAMP.match(line):
+        return Material.TEXT
+    if _LINK.match(line):  # round 28: a link alone, or after a short label, is pasted
         return Material.TEXT
     fields = max(stripped.count(","), stripped.count(";"))
     if fields >= 3 and len(stripped) / (fields + 1) < 25:
@@ -174,6 +178,7 @@ def parts(text: str) -> list[Part]:
         # round 10: a quoted sentence does not ask; one over LONG_PARAGRAPH characters is never kept
         pairs_up = block.count('"') % 2 == 0
         straight = curly = 0
+        asked = False  # round 28: the sentence before was an ask's label ("Query:"), so this one is the ask
         for j, sentence in enumerate(sentences):
             numbered = _NUMBERED.match(sentence)
             quoted = (pairs_up and straight % 2 == 1) or curly > 0 or \
@@ -181,12 +186,17 @@ def parts(text: str) -> list[Part]:
             straight += sentence.count('"')
             curly = max(0, curly + sentence.count("“") - sentence.count("”"))
             edge = j == 0 or j == len(sentences) - 1
-            if len(sentence) > LONG_PARAGRAPH or not (edge or not long):
+            if len(sentence) > LONG_PARAGRAPH:
+                keep = False
+            elif asked:
+                keep = True
+            elif not (edge or not long):
                 keep = False
             elif sentence.endswith((":", "：")):
                 keep = True
             else:
                 keep = not quoted and _asks(sentence)
+            asked = sentence.endswith((":", "：")) and _ASK_LABEL.match(sentence) is not None
             add(Part(sentence) if keep else Part(sentence, Material.TEXT))
     return out
 
@@ -329,7 +339,8 @@ class ReferenceClassifier(Classifier):
             similarities = similarities + share * np.asarray(self._examples[index].T @ weight).ravel()
         assert isinstance(votes, np.ndarray) and isinstance(similarities, np.ndarray)
         # round 16's nudges, and round 26's composition cue where the multilingual encoder read it, as the fast path
-        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None).argmax())
+        # round 28: a long message's compose and chore cues with their own size (``long``)
+        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None, long=len(reads) > 1).argmax())
         words = [g for g in self._views[View.WORDS].analyze(self._main(text)) if " " not in g]
         known = sum(g in self._views[View.WORDS].vocabulary for g in words) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)

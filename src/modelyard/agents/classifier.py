@@ -469,7 +469,7 @@ class Classifier:
         assert isinstance(votes, np.ndarray)
         similarities = self._similarities(vectors)
         main = self._main(text)
-        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None).argmax())
+        best = int(self.nudged(votes.mean(axis=0), main, foreign=other is not None, long=len(reads) > 1).argmax())
         words = analyzers.unigrams(self._views[View.WORDS].analyze(main))
         known = sum(map(self._views[View.WORDS].vocabulary.__contains__, words)) / len(words) if words else 0.0
         return self.classes[best], calibration.signals(votes, best, similarities, self._example_class, known)
@@ -489,14 +489,15 @@ class Classifier:
         unique, at = np.unique(index, return_inverse=True)
         return column_sums(self._examples, unique, np.bincount(at, weights=weight, minlength=len(unique)))
 
-    def nudged(self, mean: NDArray, main: str, *, foreign: bool = False) -> NDArray:
+    def nudged(self, mean: NDArray, main: str, *, foreign: bool = False, long: bool = False) -> NDArray:
         """The members' mean vote with agents/cues.py's nudges for ``main`` (the message's main view) added to the
         agents of the roles they name (round 16: a composition leans to writer, a change to given text to utility).
         The confidence is still estimated from the votes themselves: a nudged choice has a small or negative margin.
         ``foreign``: the multilingual encoder read ``main`` (a message in another language), where round 26's
-        composition cue is searched too (``cues.FOREIGN_FORM``)."""
+        composition cue is searched too (``cues.FOREIGN_FORM``). ``long``: ``main`` is a long message's request, where
+        a composition leans harder (round 28, ``cues.LONG_COMPOSE``)."""
         mean = mean.copy()
-        for role, extra in cues.nudges(main, foreign=foreign).items():
+        for role, extra in cues.nudges(main, foreign=foreign, long=long).items():
             if role in self._role_class:
                 mean[self._role_class[role]] += extra
         return mean

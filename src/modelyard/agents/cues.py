@@ -10,7 +10,8 @@ nudge on the members' mean vote for the role the conjunction names (:data:`NUDGE
 Round 25 (benchmarks/routing_eval/ROUNDS.md) added two more conjunctions the same way: a how-to question that names
 an object of a system (engineer) and a composition asked for by its form or length, without a verb of writing
 (writer), with their own size (:data:`TASK_NUDGE`). Round 26 added a composition named in another language
-(:data:`FOREIGN_FORM`), searched only in a message in another language.
+(:data:`FOREIGN_FORM`), searched only in a message in another language. Round 28 gave a composition in a long
+message's request its own size (:data:`LONG_COMPOSE`).
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from collections.abc import Callable
 
 from modelyard.agents.roles import Role
 
-#: material the person gives: a marker of pasted material (agents/request.py), a pointer to a text, or a colon
-#: that opens an inline input
+#: material the person gives: a marker of pasted material (agents/request.py), a pointer to a text, a colon
+#: that opens an inline input, or a blank line between an instruction and its input (round 28: "Extract the address
+#: … from the listing.\n\nWALK TO THE BEACH …", the app-style shape a person pastes)
 GIVEN = re.compile(
     r"\(pasted [a-z ]+\)|\b(?:the\s+following|below|above|this|these|my|attached|given|provided|pasted)\s+"
     r"(?:\w+\s+)?(?:text|paragraphs?|passages?|sentences?|e-?mails?|messages?|lists?|data|dataset|tables?|csv|"
     r"json|xml|yaml|articles?|essays?|documents?|transcripts?|notes|reviews?|comments?|tweets?|lines?|words?|"
     r"stor(?:y|ies)|poems?|letters?|reports?|descriptions?|items?|names|records|entries|values|input)\b"
-    r"|:\s*\n|:\s*[\"'“]", re.IGNORECASE)
+    r"|:\s*\n|:\s*[\"'“]|\S[ \t]*\n[ \t]*\n[ \t]*\S", re.IGNORECASE)
 #: verbs of a mechanical or editorial change to something given
 TRANSFORM = re.compile(
     r"\b(?:re-?write|rephrase|paraphrase|reword|convert|extract|translate|summari[sz]e|reformat|format|fix|"
@@ -45,6 +47,13 @@ COMPOSE = re.compile(
 #: added to the members' mean probability of the named role when its cue is there (0.12 for both: chosen on the
 #: ten tuning files, each held out in turn — 9 of 10 folds chose it; 1,103 → 1,109 of 1,313, 6 fixed, 0 broken)
 NUDGE = 0.12
+#: :data:`COMPOSE`'s nudge in a long message's request (round 28). There the members vote on two views, and the
+#: pasted facts of a writing brief ("write a 3-4 paragraph article using the information below: …") pull the mean
+#: vote to their topic's role far more than a short message's words can, while the verb of writing sits in the
+#: request. Chosen on the ten tuning files (grid 0.12–2.0): 0.12 → 1,140, 0.5 → 1,144 (4 fixed, 0 broken), 0.6 the
+#: same, 0.8 and over 1,143 (5 fixed, 2 broken); the smallest of the plateau taken. The chore cue keeps
+#: :data:`NUDGE` there: 0.3 broke 6, fixed none
+LONG_COMPOSE = 0.5
 
 #: a software or system task asked as a how-to question: the message opens "how do/can … I/we/you/one …" or "how to …"
 #: and names, within the same sentence, an object of an operating system or of software work (round 25; POLICY.md's
@@ -119,16 +128,17 @@ _LOWER = {cue: re.compile(cue.pattern) for cue in (GIVEN, TRANSFORM, COMPOSE, SY
 _FOREIGN_LOWER = re.compile(FOREIGN_FORM.pattern)
 
 
-def nudges(text: str, *, foreign: bool = False) -> dict[Role, float]:
+def nudges(text: str, *, foreign: bool = False, long: bool = False) -> dict[Role, float]:
     """What to add to each role's mean vote for ``text`` (the message's main view): writer for a composition,
     utility for a change to given material; nothing when neither cue is there. ``foreign``: ``text`` is in another
-    language (agents/encoder.py's ``foreign``), where :data:`FOREIGN_FORM` is searched too."""
+    language (agents/encoder.py's ``foreign``), where :data:`FOREIGN_FORM` is searched too. ``long``: ``text`` is a
+    long message's request (agents/request.py), where a composition weighs :data:`LONG_COMPOSE`."""
     found: Callable[[re.Pattern[str]], object] = _searcher(text)
     out: dict[Role, float] = {}
     if foreign and _FOREIGN_LOWER.search(text.lower()):
         out[Role.WRITER] = FOREIGN_NUDGE
     if found(COMPOSE):
-        out[Role.WRITER] = out.get(Role.WRITER, 0.0) + NUDGE
+        out[Role.WRITER] = out.get(Role.WRITER, 0.0) + (LONG_COMPOSE if long else NUDGE)
     if found(TRANSFORM) and found(GIVEN):
         out[Role.UTILITY] = NUDGE
     if found(SYSTEM_HOW):

@@ -85,6 +85,14 @@ _CODE_START = re.compile(
 _CODE_END = re.compile(r"([{};]|\)\s*:|=>|\):|\+\+|&&|\|\|)\s*$")
 _KEY_VALUE = re.compile(r"""^\s*(-\s+)?["']?[\w./-]{1,40}["']?\s*[:=]\s*\S{0,60}$""")
 _DIGIT = re.compile(r"\d")
+#: a line that is a link, alone or after a short label ("URL: https://…", "Source: <https://…>"): a search result's
+#: or a citation's address, pasted — never the request (round 28: a link's "?" read as a question, "URL:" as an
+#: introduction, and the WebChatGPT extension's results kept their snippets' last words as the request)
+_LINK = re.compile(r"^\s*(?:[\w ]{1,20}:\s*)?[<(]?https?://\S+\s*$")
+#: an introduction that names what follows as the ask itself ("Query: …", "Question: …", "Task: …"): what it
+#: introduces is kept as the request, whatever it looks like ("Query: Hi") — where other introductions
+#: ("here is the transcript:") introduce material (round 28)
+_ASK_LABEL = re.compile(r"^(?:(?:user|my|the|your)\s+)?(?:query|question|prompt|task|request)\s*[:：]$", re.I)
 _TIMESTAMP = re.compile(r"^\s*\[?\d{1,2}:\d{2}(:\d{2})?\]?\s*$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？!?])")
 _COLON = re.compile(r"(?<=[:：])\s+(?=\S)")
@@ -165,7 +173,7 @@ def _line_kind(line: str) -> Material | None:
         return Material.CODE
     if stripped.startswith("|") or stripped.count("|") >= 2 or stripped.count("\t") >= 2:
         return Material.DATA
-    if _TIMESTAMP.match(line):
+    if _TIMESTAMP.match(line) or _LINK.match(line):
         return Material.TEXT
     fields = max(stripped.count(","), stripped.count(";"))
     if fields >= 3 and len(stripped) / (fields + 1) < 25:
@@ -276,10 +284,13 @@ def parts(text: str) -> list[Part]:
             continue
         sentences = _sentences(block)
         long = len(block) > LONG_PARAGRAPH
+        asked = False  # the sentence before was an ask's label ("Query:")
         for j, (sentence, quoted) in enumerate(zip(sentences, _quoted(block, sentences), strict=True)):
             edge = j == 0 or j == len(sentences) - 1
             intro = sentence.endswith((":", "："))
-            keep = (edge or not long) and len(sentence) <= LONG_PARAGRAPH and (intro or (not quoted and _asks(sentence)))
+            keep = (asked or ((edge or not long) and (intro or (not quoted and _asks(sentence))))) \
+                and len(sentence) <= LONG_PARAGRAPH
+            asked = intro and bool(_ASK_LABEL.match(sentence))
             add(Part(sentence) if keep else Part(sentence, Material.TEXT))
     return out
 
