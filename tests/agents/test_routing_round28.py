@@ -9,8 +9,8 @@ composition asked for in a long message's request leans to writer with its own s
 
 The probes are lines of tuning sets, labelled before anything routed them, not held-out lines: ShareGPT first
 messages (longdev*.jsonl, mksharegpt.py) — among them messages the WebChatGPT browser extension built, whose
-template is "Web search results:\\n\\n[1] \\"…\\"\\nURL: …\\n\\nCurrent date: …\\n\\nInstructions: Using the provided web
-search results, write a comprehensive reply to the given query. …\\nQuery: ${query}" (a fork's copy:
+template is "Web search results:\\n\\n[1] \\"…\\"\\nURL: …\\n\\nCurrent date: …\\n\\nInstructions: Using the
+provided web search results, write a comprehensive reply to the given query. …\\nQuery: ${query}" (a fork's copy:
 M-kasinski/chatGpt-online src/content-script/promptWebResponseGpt.tsx; farfalle's backend/prompts.py ends its
 prompt the same way, "Query: {my_query}") — and self-instruct's app-style tasks (dev.jsonl). On main before round 28
 the fast path sent every probe below to another agent.
