@@ -184,3 +184,21 @@ def test_an_empty_log_says_so_and_how_it_fills(tmp_path: Path) -> None:
         assert "requests  failed" not in out.output and "outcome" not in out.output
     assert "no request matches these filters" in CliRunner().invoke(app, ["log", "--agent", "chat", "-c",
                                                                          str(path)]).output
+
+
+@pytest.mark.parametrize("command", [["log"], ["report"], ["stats"]])
+def test_a_text_another_program_wrote_in_latin1_is_read_not_a_traceback(config: Path, command: list[str]) -> None:
+    """SQLite keeps any bytes as TEXT (https://www.sqlite.org/invalidutf.html); a ``sqlite3`` shell fixing a prompt
+    by hand, or a tool writing Latin-1 (blacklanternsecurity/bbot#1071), leaves one that is not UTF-8. ``log`` and
+    ``report`` ended in a traceback ('sqlite3.OperationalError: Could not decode to UTF-8 column'); now it reads as
+    U+FFFD. (``stats``: guard — it reads no text.)"""
+    log_file = yaml.safe_load(config.read_text())["log"]["path"]
+    fix = "UPDATE requests SET prompt = CAST(x'436166e9' AS TEXT) WHERE id = 'aaa111bbb222'"  # 'Café', Latin-1
+    done = subprocess.run(["sqlite3", log_file, fix], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    env = {**os.environ, "MODELYARD_CONFIG": str(config), "COLUMNS": "250"}
+    out = subprocess.run([sys.executable, "-m", "modelyard", *command], capture_output=True, text=True, timeout=60,
+                         env=env)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    if command == ["log"]:
+        assert "Caf\ufffd" in out.stdout
