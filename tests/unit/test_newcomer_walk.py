@@ -160,3 +160,26 @@ def test_serve_says_when_its_clients_would_go_through_a_proxy(tmp_path: Path, en
     assert "secretpw" not in said and "proxy.corp" not in said
     if noted:
         assert f"http://127.0.0.1:{port}" in said and "NO_PROXY=127.0.0.1,localhost,::1" in said
+
+
+def test_a_config_in_the_working_directory_that_is_not_read_is_named(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cp examples/default.yaml ./config.yaml`, edited in the project's directory, as LiteLLM's proxy reads it: every
+    command read ~/.config/modelyard/config.yaml and `models` listed its models without a word of the other file."""
+    user = tmp_path / "xdg" / "modelyard"
+    user.mkdir(parents=True)
+    (user / "config.yaml").write_text(_DETECTED + f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n", encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "config.yaml").write_text("models:\n  mine: {provider: ollama, model: x}\nagents:\n  chat: {primary: "
+                                         "mine}\n", encoding="utf-8")
+    (project / "docker-compose.yml").write_text("services: {}\n", encoding="utf-8")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MODELYARD_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    out = CliRunner().invoke(app, ["models", "--no-reach"])
+    said = " ".join(out.output.split())
+    assert f"config: read {user / 'config.yaml'}; ./config.yaml here is not read" in said, said
+    assert "modelyard --config ./config.yaml COMMAND" in said
+    guard = CliRunner().invoke(app, ["--config", "config.yaml", "models", "--no-reach"])  # guard: the one read
+    assert "here is not read" not in guard.output

@@ -30,7 +30,7 @@ from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
-from modelyard.cli.which_config import embedded_default_note
+from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config.names import did_you_mean, entry_of_provider_id
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
@@ -240,6 +240,8 @@ def ask(
                     err.print(line.strip(), highlight=False, markup=False)
                 if default := embedded_default_note(runtime.config_path):
                     err.print(default, highlight=False, markup=False)
+                if unread := unread_here_note(runtime.config_path):
+                    err.print(unread, highlight=False, markup=False)
             if shared := _borrowed(runtime):
                 err.print(shared, style="dim", highlight=False, markup=False)
         return 0 if reply.answered else 1

@@ -26,7 +26,7 @@ from modelyard.cli.common import (
     note,
 )
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
-from modelyard.cli.which_config import embedded_default_note
+from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.errors import ConfigError, says_health
@@ -214,6 +214,8 @@ def models(
             console.print(gone, highlight=False, markup=False, soft_wrap=False)
         if default := embedded_default_note(path):
             console.print(default, highlight=False, markup=False, soft_wrap=False)
+        if unread := unread_here_note(path):
+            console.print(unread, highlight=False, markup=False, soft_wrap=False)
     # every reason said, one line each; the status is the gravest: none answers (3), else the view incomplete (1)
     silent = _none_answers(found)
     said = [fail(silent, code=NONE_ANSWERS)] if silent else []
