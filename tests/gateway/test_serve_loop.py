@@ -58,7 +58,7 @@ def test_async_generators_are_not_tracked_but_one_left_open_is_still_finalised()
 
 
 def test_no_first_step_hook_is_called_at_all_outside_debug_mode() -> None:
-    """A hook that returns at once is still a Python call per async generator (~9 a request, issue #15): none is
+    """A hook that returns at once is still a Python call per async generator (issue #15): none is
     installed; in debug mode asyncio's is; and the loop's end puts back the hooks it found."""
     import sys
 

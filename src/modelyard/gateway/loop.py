@@ -121,7 +121,7 @@ class ServeLoop(asyncio.SelectorEventLoop):
     def _asyncgen_firstiter_hook(self) -> Callable[[Any], None] | None:
         """What ``run_forever`` installs as the first-iteration hook of every async generator: nothing, outside debug
         mode — the interpreter then makes no call at all (a hook that returned at once was still a Python call per
-        generator: ~9 a request, issue #15). The finalizer hook stays, so one left open is still closed."""
+        generator a request starts, issue #15). The finalizer hook stays, so one left open is still closed."""
         return super()._asyncgen_firstiter_hook if self._debug else None  # type: ignore[misc]
 
 
