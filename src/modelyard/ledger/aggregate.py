@@ -179,12 +179,14 @@ class Group:
     def tokens_per_s(self) -> float | None:
         return percentile(self.tps, 50)
 
-    def add(self, row: Any, *, wait: bool = True) -> None:
-        """Count one ``requests`` row, from either backend (``wait``: also sample its queue wait, when answered)."""
+    def add(self, row: Any, *, wait: bool = True, tokens: bool = True) -> None:
+        """Count one ``requests`` row, from either backend (``wait``: also sample its queue wait, when answered;
+        ``tokens``: also its tokens — a model's row counts its own attempts' instead)."""
         served = row["outcome"] not in FAILED and row["model"] is not None
         self.requests += 1
-        self.tokens_in += row["tokens_in"] or 0
-        self.tokens_out += row["tokens_out"] or 0
+        if tokens:
+            self.tokens_in += row["tokens_in"] or 0
+            self.tokens_out += row["tokens_out"] or 0
         if row["outcome"] == RequestOutcome.CANCELLED:
             self.cancelled += 1
         if row["outcome"] == RequestOutcome.FALLBACK:

@@ -115,19 +115,20 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
           attempts: bool = False) -> list[Group]:
     """Per agent (``by="agent"``) or per answering model (``by="model"``).
 
-    Per model, spend and failed attempts are each attempt's model's, as ``report`` counts them: a request's whole cost
-    on its answering model put a cloud attempt's spend (one that broke off, then a local answer) on a local model, and
-    a model that only failed was not listed at all. A model name the window shows on several servers is one group per
-    server (:class:`~modelyard.ledger.aggregate.Servers`; a request goes to its answering attempt's server). Per
-    agent, ``attempts`` counts their failed attempts too (an extra read of the attempts: the dashboard, which reads
-    the month's agents every few seconds, does without)."""
+    Per model, spend, tokens and failed attempts are each attempt's model's, as ``report`` counts them: a request's
+    whole cost (or tokens) on its answering model put a cloud attempt's spend (one that broke off, then a local answer)
+    on a local model, and a model that only failed was not listed at all. A model name the window shows on several
+    servers is one group per server (:class:`~modelyard.ledger.aggregate.Servers`; a request goes to its answering
+    attempt's server). Per agent, ``attempts`` counts their failed attempts too (an extra read of the attempts: the
+    dashboard, which reads the month's agents every few seconds, does without)."""
     if by not in ("agent", "model"):
         raise ValueError("by must be 'agent' or 'model'")
     window = () if since is None else (since,)
     failed = ", ".join("?" * len(FAILED_ATTEMPTS))
     per_attempt = [] if by == "agent" and not attempts else conn.execute(
         f"SELECT a.{by} AS key, " + ("a.backend AS backend, " if by == "model" else "")
-        + f"COALESCE(SUM(a.cost_usd), 0) AS cost, SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed "
+        + "COALESCE(SUM(a.cost_usd), 0) AS cost, COALESCE(SUM(a.tokens_in), 0) AS tin, "
+        + f"COALESCE(SUM(a.tokens_out), 0) AS tout, SUM(CASE WHEN a.outcome IN ({failed}) THEN 1 ELSE 0 END) AS failed "
         "FROM attempts a JOIN requests r ON r.id = a.request_id" + (" WHERE r.ts >= ?" if since is not None else "")
         + f" GROUP BY a.{by}" + (", a.backend" if by == "model" else ""), (*FAILED_ATTEMPTS, *window)).fetchall()
     servers = Servers.of((a["key"], a["backend"]) for a in per_attempt) if by == "model" else Servers({})
@@ -136,7 +137,7 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
         key = row[by] or "(none)"
         server = servers.label(row[by], row["answered_on"]) if servers else None
         group = groups.setdefault((key, server), Group(key, server))
-        group.add(row)
+        group.add(row, tokens=by == "agent" or not row["n_attempts"])
         if by == "agent" or not row["n_attempts"]:  # a row logged without attempts (an old log) says its own cost
             group.spend += row["cost_usd"] or 0.0
     for a in per_attempt:
@@ -147,6 +148,8 @@ def stats(conn: LogConnection, since: float | None = None, by: str = "agent", *,
         group.failed_attempts += int(a["failed"] or 0)
         if by == "model":
             group.spend += float(a["cost"])
+            group.tokens_in += int(a["tin"])
+            group.tokens_out += int(a["tout"])
     return by_requests(groups.values())
 
 

@@ -3,7 +3,9 @@
 Everything comes from the routing log. Definitions (they decide the numbers, so they are fixed here):
 
 - *requests / tokens*: request rows whose ``ts`` is in the period; tokens are the request's (all its
-  attempts). *Local share*: answered requests answered by a local model.
+  attempts), a model's those of its own attempts (as its spend: a request's tokens on its answering model put a
+  cloud attempt's prompt that broke off on the local model that answered after it). *Local share*: answered
+  requests answered by a local model.
 - *spend, local cost, unpriced, all-cloud, savings*: :mod:`modelyard.ledger.cost` — one policy shared with the
   dashboard and ``replay``. Spend is attributed to the attempt's model and the request's agent.
 - *queue wait per model*: from attempts, so waits that ended in a queue timeout count at full length.
@@ -181,7 +183,8 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
     local_fallback: dict[str, Group] = {}
     attempts = conn.execute(
         "SELECT a.request_id, a.seq, a.model, a.agent, a.outcome, a.reason, a.queue_wait_ms, a.cost_usd, a.backend, "
-        "r.n_attempts FROM attempts a JOIN requests r ON r.id = a.request_id WHERE r.ts >= ? AND r.ts < ?",
+        "a.tokens_in, a.tokens_out, r.n_attempts FROM attempts a JOIN requests r ON r.id = a.request_id "
+        "WHERE r.ts >= ? AND r.ts < ?",
         window).fetchall()
     servers = Servers.of((a["model"], a["backend"]) for a in attempts)
     # a request of a model on several servers is its answering attempt's (its last: the writer numbers them so)
@@ -202,7 +205,9 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
         # two tables disagreed on the same log); the model failed no one: it shows as cancelled, not failed
         backend = answered_on.get(row["id"])
         if served or (row["outcome"] == RequestOutcome.CANCELLED and row["model"] is not None):
-            model_group(row["model"], backend).add(row, wait=False)  # model waits: from attempts
+            # model waits and tokens: from its attempts (a request's tokens are all its attempts', a cloud attempt
+            # that broke off among them); a row logged without attempts (an old log) says its own
+            model_group(row["model"], backend).add(row, wait=False, tokens=not row["n_attempts"])
         if (row["outcome"] == RequestOutcome.FALLBACK and row["is_local"] and row["acceptable"] is not None
                 and (key := advice.key(row["model"], backend)) is not None):
             lf = local_fallback.setdefault(row["agent"], Group(row["agent"]))
@@ -230,6 +235,8 @@ def build_report(conn: LogConnection, config: Config, period: Period, *, bench: 
             model.failed_attempts += 1
             agent.failed_attempts += 1
             totals.failed_attempts += 1
+        model.tokens_in += a["tokens_in"] or 0
+        model.tokens_out += a["tokens_out"] or 0
         cost = a["cost_usd"] or 0.0
         totals.spend += cost
         agent.spend += cost
