@@ -161,11 +161,14 @@ class ProviderError(ModelyardError):
 
 def provider_failure(exc: Exception) -> ProviderError:
     """An exception a provider did not translate: data of an unexpected shape is a malformed response,
-    anything else an internal error (never a traceback for the caller)."""
+    anything else an internal error (never a traceback for the caller). Arithmetic on the server's numbers is data's
+    too: an integer past a float's range (OverflowError), a duration of 0 (ZeroDivisionError), a document nested
+    past the interpreter's depth (RecursionError) — each was internal_error, which says modelyard broke."""
     if isinstance(exc, ProviderError):
         return exc
     reason = (Reason.MALFORMED_RESPONSE if isinstance(exc, KeyError | TypeError | AttributeError | ValueError
-                                                      | IndexError) else Reason.INTERNAL_ERROR)
+                                                      | IndexError | ArithmeticError | RecursionError)
+              else Reason.INTERNAL_ERROR)
     return ProviderError(reason, f"{type(exc).__name__}: {exc}")
 
 

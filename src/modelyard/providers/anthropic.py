@@ -267,6 +267,17 @@ def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = N
     return [*chunks, Chunk("usage", usage=_usage(_tokens(data.get("usage")))), Chunk("done", stop_reason=stop_reason)]
 
 
+def _index(data: dict[str, Any]) -> int:
+    """A content block's ``index``: a number (its text too, as it always was read), else malformed_response — a
+    float past an int's range (``1e400``) was an OverflowError here, internal_error."""
+    value = data.get("index") or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ProviderError(Reason.MALFORMED_RESPONSE, f"a content block's index is {str(value)[:40]!r}, not a "
+                            "number") from None
+
+
 def _held(text: str, held: str, limit: int, event: str) -> str:
     """The data lines read so far of an event whose JSON is not yet whole, kept to be joined with the next. The SSE
     spec makes one event of consecutive ``data:`` lines, joined by newlines; a server or proxy on sse-starlette writes
@@ -479,10 +490,10 @@ class AnthropicProvider(HttpProvider):
                         block = data.get("content_block") or {}
                         btype = block.get("type", "")
                         if btype in _SIGNED_TYPES:
-                            thoughts[int(data.get("index") or 0)] = {
+                            thoughts[_index(data)] = {
                                 "type": btype, "thinking": block.get("thinking") or "",
                                 "signature": block.get("signature") or "", "data": block.get("data")}
-                        blocks[int(data.get("index") or 0)] = {
+                        blocks[_index(data)] = {
                             "type": btype, "id": block.get("id", ""), "name": block.get("name", ""),
                             "json": "", "input": block.get("input")}
                         # the block's first words in the block itself (documented as "", but a snapshot the
@@ -503,21 +514,21 @@ class AnthropicProvider(HttpProvider):
                             yield Chunk("text", text=delta.get("text", ""))
                         elif dtype == "thinking_delta":
                             piece = delta.get("thinking", "")
-                            if (thought := thoughts.get(int(data.get("index") or 0))) is not None and isinstance(
+                            if (thought := thoughts.get(_index(data))) is not None and isinstance(
                                     piece, str):
                                 thought["thinking"] += piece
                             yield Chunk("thinking", text=piece)
                         elif dtype == "signature_delta":
-                            if (thought := thoughts.get(int(data.get("index") or 0))) is not None and isinstance(
+                            if (thought := thoughts.get(_index(data))) is not None and isinstance(
                                     sig := delta.get("signature"), str):
                                 thought["signature"] += sig
                         elif dtype == "input_json_delta":
-                            block = blocks.setdefault(int(data.get("index") or 0), {
+                            block = blocks.setdefault(_index(data), {
                                 "type": "tool_use", "id": "", "name": "", "json": "", "input": None})
                             block["json"] += delta.get("partial_json", "")
                         # citations_delta and delta types added later: nothing to show
                     elif kind == "content_block_stop":
-                        index = int(data.get("index") or 0)
+                        index = _index(data)
                         block = blocks.pop(index, None)
                         if (thought := thoughts.pop(index, None)) is not None and (
                                 kept := _signed_block(thought)) is not None:

@@ -1485,14 +1485,16 @@ def _estimated_time(data: Any) -> float | None:
     TGI endpoints: ``{"error": "Model … is currently loading", "estimated_time": 20.0}``, transformers#23793): the
     model cools that long instead of being asked again at once and counted as failing."""
     value = data.get("estimated_time") if isinstance(data, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
-        return float(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < _LONGEST_ESTIMATE:
+        return float(value)  # an integer past a float's range was an OverflowError here: internal_error
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict) and err.get("message") == LOADING_SAID:
         return LOADING_WAIT
     return None
 
 
+#: an ``estimated_time`` past this (a year) is no estimate (the cooldown's ``max_retry_after`` bounds any wait anyway)
+_LONGEST_ESTIMATE = 365 * 86400.0
 #: seconds a llama-server that says only "Loading model" rests (its 503 ``{"error": {"code": 503, "message": "Loading
 #: model", "type": "unavailable_error"}}``, server.cpp's middleware while the weights load, no ``retry-after``, no
 #: estimate): it was asked again at once, refused, and counted until its breaker opened, on every request of the load.

@@ -95,8 +95,11 @@ def _cut_note(data: dict[str, Any], request: ChatRequest) -> str:
 
 def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
     """The usage and done chunks of the line that ended an answer (``done: true``, or the last to say why)."""
-    if data.get("done_reason") in _NOT_RUN:
-        raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(data["done_reason"]))
+    said = data.get("done_reason")
+    if type(said) is not str:  # a number or an object where Ollama writes a word: no reason said
+        said = ""
+    if said in _NOT_RUN:
+        raise ProviderError(Reason.BAD_REQUEST, _NOT_RUN_DETAIL.format(said))
     usage = usage_from(data, "prompt_eval_count", "eval_count")
     if usage is not None and "prompt_eval_count" not in data:
         # Ollama before 0.2 (and its llama-server runner early in 0.30) leaves the count out when the prompt came from
@@ -106,7 +109,7 @@ def _ended(data: dict[str, Any], request: ChatRequest) -> list[Chunk]:
     if usage is not None:  # Ollama's own decoding time: eval_duration in ns (docs.ollama.com/api/usage)
         usage.tokens_per_s = server_rate(data.get("eval_count"), data.get("eval_duration"), 1e-9)
         usage.server_times = ollama_times(data)
-    return [Chunk("usage", usage=usage), Chunk("done", stop_reason=str(data.get("done_reason") or ""))]
+    return [Chunk("usage", usage=usage), Chunk("done", stop_reason=said)]
 
 
 #: Ollama's 500 for a model it cannot load at all (http.py says more)
@@ -370,9 +373,14 @@ class OllamaProvider(HttpProvider):
                             yield Chunk("thinking", text=thinking + thought)
                         if text:
                             yield Chunk("text", text=text)
-                        for call in message.get("tool_calls") or []:
-                            fn = call.get("function") or {}
-                            if not fn.get("name"):
+                        calls = message.get("tool_calls") or []
+                        if not isinstance(calls, list):  # an object or a text where Ollama writes a list: what it
+                            # meant cannot be told (it was "AttributeError: 'str' object has no attribute 'get'")
+                            raise ProviderError(Reason.MALFORMED_RESPONSE,
+                                                f"message.tool_calls is a {type(calls).__name__}, not a list")
+                        for call in calls:
+                            fn = (call.get("function") if isinstance(call, dict) else None) or {}
+                            if not isinstance(fn, dict) or not fn.get("name"):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "tool call without a name")
                             yield Chunk("tool_call", tool_call=tool_call(
                                 fn["name"], fn.get("arguments"), call.get("id", "")))

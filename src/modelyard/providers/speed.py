@@ -12,6 +12,7 @@ and the medians of ``stats``/``report`` leave the row out rather than average a 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from modelyard.types import ServerTimes
@@ -37,7 +38,11 @@ def server_rate(count: Any, duration: Any, unit_s: float) -> float | None:
     gave no usable pair (absent, not numbers, zero)."""
     if type(count) is not int or type(duration) not in (int, float) or count < 1 or duration <= 0:
         return None
-    return count / (duration * unit_s)
+    try:
+        rate = count / (duration * unit_s)
+    except (OverflowError, ZeroDivisionError):  # a count past a float's range, a duration that rounds to 0 s
+        return None  # (they were internal_error: a good answer lost for a figure beside it)
+    return rate if math.isfinite(rate) else None
 
 
 def llama_timings(timings: Any) -> float | None:
@@ -54,9 +59,13 @@ _NS_CAP = 2**63
 
 def _ns(value: Any, unit_ns: float) -> int | None:
     """A stated duration in ns, or None when it is no usable figure (absent, not a number, negative, past 64 bits)."""
-    if type(value) not in (int, float) or not 0 <= value * unit_ns < _NS_CAP:
+    if type(value) not in (int, float):
         return None
-    return round(value * unit_ns)
+    try:
+        ns = value * unit_ns
+    except OverflowError:  # an integer past a float's range
+        return None
+    return round(ns) if 0 <= ns < _NS_CAP else None
 
 
 def ollama_times(data: dict[str, Any]) -> ServerTimes | None:
