@@ -124,6 +124,8 @@ CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
 #: write-ahead log bytes past which the writer checkpoints the rest itself, between two commits (module docstring)
 WAL_BOUND = 64 * 1024 * 1024
+#: write-ahead log bytes a checkpoint leaves uncopied past which a reader holding an old snapshot is said (_starved)
+WAL_STARVED = 2 * WAL_BOUND
 #: bytes each frame of the write-ahead log adds to its page (sqlite.org/fileformat.html, "WAL File Format")
 WAL_FRAME_HEADER = 24
 #: bytes the write-ahead log keeps once a checkpoint emptied it. A reader that holds a snapshot (a GUI browsing the
@@ -339,6 +341,8 @@ class LogWriter:
         self._unshared = False
         #: another process made write-ahead files of its own since, and that was said
         self._anew_said = False
+        #: the write-ahead log's growth past WAL_STARVED was said (until it is back under WAL_BOUND)
+        self._starved_said = False
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
         try:
@@ -1028,13 +1032,14 @@ class LogWriter:
                         conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
                         frame_bytes = conn.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
-                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     file.checkpointed()
                     # rows committed meanwhile were not copied: past the bound, the writer copies them (no growth).
                     # The log's own length, not its file's size: a log started over keeps its file (WAL_LIMIT),
                     # and by the file's size every checkpoint after the first fold folded again (issue #15)
                     if frames * frame_bytes > WAL_BOUND:
                         self._fold = True
+                    self._starved(max(0, frames - copied) * frame_bytes)
                 except sqlite3.Error as exc:
                     log.warning("routing log %s: checkpoint failed (%s); retried later", self.path, exc)
                     with contextlib.suppress(sqlite3.Error):
@@ -1045,6 +1050,23 @@ class LogWriter:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
+
+    def _starved(self, size: int) -> None:
+        """Say once (per episode) that a checkpoint left more than WAL_STARVED bytes of the write-ahead log uncopied
+        (``size``). A checkpoint copies every frame that was there when it began; what it leaves is what was committed
+        while it ran (a few hundred KB at most) — unless a reader holds an old snapshot, which no checkpoint may copy
+        past: checkpoint starvation (https://www.sqlite.org/wal.html, 'Avoiding Excessively Large WAL Files'), a
+        ``sqlite3`` shell or DB Browser for SQLite left in a transaction. The log then grew, unsaid, until the disk
+        was full."""
+        if size <= WAL_BOUND:
+            self._starved_said = False
+        elif size > WAL_STARVED and not self._starved_said:
+            self._starved_said = True
+            self._failed(OSError(
+                f"routing log {self.path}: {size >> 20} MiB of its write-ahead log ({self.path.name}-wal) cannot be "
+                "copied into the file: another connection holds an old read transaction (a sqlite3 shell "
+                f"or DB Browser left in a transaction, a long-running read) — `fuser {self.path}` shows which; end it "
+                "and the next checkpoint takes it back. Until then it keeps growing with every row"))
 
     def _wake_all(self) -> None:
         with self._done:
