@@ -33,7 +33,7 @@ import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import (
@@ -46,7 +46,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram.constants import ChatAction, ChatMemberStatus, ChatType
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -90,7 +90,7 @@ from modelyard.frontends.telegram_checklist import written
 from modelyard.frontends.telegram_elsewhere import replied_elsewhere
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_forward import forwarded
-from modelyard.frontends.telegram_gather import Gatherer, may_continue
+from modelyard.frontends.telegram_gather import FORWARD_HOLD, FORWARD_WAIT, Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, service_only
 from modelyard.frontends.telegram_request import FrontAwareRequest
@@ -144,6 +144,8 @@ MAX_UPDATES = 4096
 FOLLOWED_KEPT = 4096
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
+#: how often "typing…" is sent again while forwards are held (Telegram shows it for 5 seconds at most)
+TYPING_EVERY = 4.0
 #: finished replies kept on the bot (benchmarks read the newest's first_edit_at): a bot runs for weeks
 REPLIES_KEPT = 32
 #: seconds between two log lines about the same failure of getUpdates
@@ -597,7 +599,8 @@ class _InOrder:
 
 @dataclass(slots=True)
 class _Alone:
-    """A message a person sent on its own, being answered: the forwards it may be the comment of can still join it
+    """A request a person sent, being answered: a message on its own, whose forwards can still join it, or forwarded
+    messages, which the rest of their forward and the person's request typed after them can still join
     (:meth:`TelegramBot._join_alone`)."""
 
     update: Update
@@ -606,6 +609,13 @@ class _Alone:
     at: float
     #: its answer's messages, once it has some (the placeholder): the answer it joins is written there
     reply: StreamingReply | None = None
+    #: every update the request is made of (its first one, ``update``, included)
+    updates: list[Update] = field(default_factory=list)
+    #: it holds forwarded messages; it holds words of the person's own
+    forwards: bool = False
+    own: bool = True
+    #: the newest ``date`` of its messages (Unix time, Telegram's clock): a forward sent with them has the same
+    dated: float = 0.0
 
 
 class TelegramBot:
@@ -1189,9 +1199,10 @@ class TelegramBot:
         if message is None or user is None or chat is None:
             return
         group = chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
-        parts = await self._gathered(update, message)
-        if parts is None:  # a later item of an album, a later piece of a long text: the first one's turn answers it
+        gathered = await self._gathered(update, message)
+        if gathered is None:  # a later item of an album, a later piece of a long text: the first one's turn answers it
             return
+        parts = [u.effective_message for u in gathered if u.effective_message is not None]
         if message.media_group_id is not None and (chat.id, message.media_group_id) in self._command_albums:
             return  # the rest of an album whose caption was a command: no request
         joined = message.media_group_id is None and (len(parts) > 1 or message.forward_origin is not None)
@@ -1232,8 +1243,11 @@ class TelegramBot:
         self._askers[task] = user.id
         key = ("text", chat.id, user.id)
         alone = None
-        if len(parts) == 1 and message.forward_origin is None and message.media_group_id is None:
-            alone = self._alone[key] = _Alone(update, task, time.monotonic())
+        forwards = any(part.forward_origin is not None for part in parts)
+        if message.media_group_id is None and (forwards or len(parts) == 1):
+            alone = self._alone[key] = _Alone(update, task, time.monotonic(), updates=gathered, forwards=forwards,
+                                              own=any(part.forward_origin is None for part in parts),
+                                              dated=max(part.date.timestamp() for part in parts))
         lock = self._locks.claim(chat.id)  # the chat's answers in the order its messages came
         locked = False
 
@@ -1270,10 +1284,11 @@ class TelegramBot:
             if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
 
-    async def _gathered(self, update: Update, message: Message) -> list[Message] | None:
-        """The messages this one's turn answers: itself, or with the rest of its album or of the text the person's
-        app cut (frontends/telegram_gather.py); None when it is one of that rest. The rest stay in the inbox until the
-        first one is handled: a bot killed meanwhile answers them together at its next start."""
+    async def _gathered(self, update: Update, message: Message) -> list[Update] | None:
+        """The updates this one's turn answers: itself, or with the rest of its album or of the text the person's
+        app cut, or of the forward it is part of (frontends/telegram_gather.py); None when it is one of that rest. The
+        rest stay in the inbox until the first one is handled: a bot killed meanwhile answers them together at its
+        next start."""
         if message.media_group_id is not None:
             key: tuple[object, ...] = ("album", message.chat.id, message.media_group_id)
             more = True
@@ -1283,12 +1298,24 @@ class TelegramBot:
                     or update.update_id in self._api.followed)
             self._api.followed.discard(update.update_id)
             if not more and not self._gather.gathering(key):
-                return [message]
+                earlier = self._join_alone(key, update, message)
+                if not earlier:
+                    return [update]
+                self._riders[update.update_id] = [u.update_id for u in earlier]
+                return sorted([*earlier, update], key=lambda u: u.effective_message.message_id
+                              if u.effective_message else 0)
         else:
-            return [message]
-        earlier = (self._join_alone(key, update)
-                   if message.forward_origin is not None and not self._gather.gathering(key) else [])
-        updates = await self._gather.gather(key, update, more=more, earlier=earlier)
+            return [update]
+        first = not self._gather.gathering(key)
+        earlier = self._join_alone(key, update, message) if message.forward_origin is not None and first else []
+        patient = message.forward_origin is not None
+        typing = (asyncio.create_task(self._typing(message), name=f"telegram-typing-{message.chat.id}")
+                  if patient and first else None)
+        try:
+            updates = await self._gather.gather(key, update, more=more, earlier=earlier, patient=patient)
+        finally:
+            if typing is not None:
+                typing.cancel()
         if updates is None:
             self._deferred.add(update.update_id)  # done with the first one (_handled)
             return None
@@ -1296,27 +1323,58 @@ class TelegramBot:
         # came in another order the rest were filed under one already handled, and stayed in the inbox, each answered
         # again alone at the next start
         self._riders[update.update_id] = [u.update_id for u in updates if u is not update]
-        return [u.effective_message for u in updates if u.effective_message is not None]
+        return updates
 
-    def _join_alone(self, key: tuple[object, ...], update: Update) -> list[Update]:
-        """The comment these forwards came after, when a poll brought it alone and its answer is not complete: its
-        turn is called off and it joins them (its placeholder, if shown, takes their answer). The comment typed in the
-        forward window comes first and the forwards a moment later; when a getUpdates poll ended between them (a long
-        poll returns as soon as there is one update) the comment was answered alone and the forwards as a second
-        request — what nanobot#2585 reports of every forward with a comment. A plain message still starts at once;
-        only forwards that come within the gathering wait (telegram_gather.GATHER_WAIT) take it over."""
+    async def _typing(self, message: Message) -> None:
+        """"typing…" shown while forwards are held for the rest and for the person's request (sendChatAction: "The
+        status is set for 5 seconds or less", core.telegram.org/bots/api#sendchataction), so the wait reads as the bot
+        at work. A refusal only costs the indicator."""
+        thread = message.message_thread_id if message.is_topic_message else None
+        while True:
+            try:
+                await self.app.bot.send_chat_action(message.chat.id, ChatAction.TYPING, message_thread_id=thread)
+            except TelegramError as exc:
+                log.debug("telegram: chat %s: typing action refused (%s)", message.chat.id, type(exc).__name__)
+                return
+            await asyncio.sleep(TYPING_EVERY)
+
+    def _join_alone(self, key: tuple[object, ...], update: Update, message: Message) -> list[Update]:
+        """The request this message belongs to, when a poll brought it apart and its answer is not complete: its
+        turn is called off and it joins this one (its placeholder, if shown, takes the joined answer). Each forwarded
+        message and the person's comment come as updates of their own, and a long poll returns as soon as there is
+        one update (core.telegram.org/bots/api#getupdates), so they can come polls — seconds, on a loaded machine or a
+        slow link — apart: each part was answered as a request of its own (HKUDS/nanobot#2585: "the bot responds
+        twice"; chatwoot/chatwoot#13308). Joined are, the answer not yet complete:
+
+        - forwards that come within the gathering wait (telegram_gather.GATHER_WAIT) of a message sent on its own:
+          the comment typed in the forward window, which comes first;
+        - a forward sent with forwards being answered — the same ``date`` (the second Telegram took them: one forward
+          action stamps all its messages at once, core.telegram.org/bots/api#message), within FORWARD_HOLD;
+        - the person's own message after forwards alone, within FORWARD_WAIT of their answer's start: the request
+          typed after them ("summarise these"; banteg/takopi#89).
+
+        A plain message after anything else still starts at once, and an answer that is complete stands."""
         alone = self._alone.get(key)
-        if alone is None or time.monotonic() - alone.at > self._gather.wait or alone.task.done():
+        if alone is None or alone.task.done() or alone.update is update:
+            return []
+        waited = time.monotonic() - alone.at
+        if message.forward_origin is None:
+            joins = alone.forwards and not alone.own and waited <= FORWARD_WAIT
+        elif alone.forwards:
+            joins = abs(message.date.timestamp() - alone.dated) <= 1 and waited <= FORWARD_HOLD
+        else:
+            joins = waited <= self._gather.wait
+        if not joins:
             return []
         if alone.task not in self._work.get(alone.update.effective_chat.id if alone.update.effective_chat else 0, ()):
-            return []  # its answer is complete: it stands, and the forwards are a request of their own
+            return []  # its answer is complete: it stands, and this message is a request of its own
         del self._alone[key]
         self._joined.add(alone.task)
         self._cancelled.add(alone.task)  # ended quietly, as /stop ends a message waiting its turn
-        self._deferred.add(alone.update.update_id)  # done in the inbox with the forwards' turn (its rider)
+        self._deferred.add(alone.update.update_id)  # done in the inbox with this one's turn (its riders)
         self._handover[update.update_id] = alone
         alone.task.cancel()
-        return [alone.update]
+        return list(alone.updates or [alone.update])
 
     def _pieces(self, parts: list[Message], group: bool) -> str | None:
         """One request of a text cut in pieces, or of forwarded messages and the person's comment: each forwarded one
@@ -1448,10 +1506,10 @@ class TelegramBot:
         try:
             result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
         except asyncio.CancelledError:
-            if task in self._joined:  # the forwards it is the comment of came in the next poll: answered with them
+            if task in self._joined:  # the rest of its request came in a later poll: answered with it
                 await reply.hand_over()
-                log.info("telegram: chat %s: a message is answered together with the forwards that came after it",
-                         chat.id)
+                log.info("telegram: chat %s: a message is answered together with the messages of its request that "
+                         "came after it", chat.id)
                 raise
             if task in self._gone:  # blocked by the person, the bot removed from the group: nothing will show
                 log.info("telegram: chat %s refuses the bot; the answer (and its model) stopped", chat.id)

@@ -1,0 +1,99 @@
+"""A multi-message forward and the request typed after it, delivered as updates polls apart, answered as one request
+(frontends/telegram_gather.py ``FORWARD_WAIT``, frontends/telegram.py ``_join_alone``). Each test here fails on the
+code before: there a forward more than a second after the previous one, and the request typed after the forwards,
+were requests of their own.
+
+The shapes are the Bot API's: each forwarded message is an update of its own with ``forward_origin``
+(core.telegram.org/bots/api#messageorigin) and ``date`` the second the forward was sent — one forward action stamps
+all its messages at once; the person's request typed after them ("summarise these": banteg/takopi#89, "can you fix
+this?" after forwarded logs; chatwoot/chatwoot#13308: 5–10 forwarded at once) comes later, as a plain message."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.fakes import OpenAIServer, TelegramServer
+from tests.frontends.conftest import ALICE, bot_config, db, eventually, final_message, replies_to, running_bot
+
+ALICE_USER = {"id": ALICE, "is_bot": False, "first_name": "Alice", "language_code": "en"}
+PRIVATE = {"id": ALICE, "first_name": "Alice", "type": "private"}
+BOB_ORIGIN = {"type": "user", "sender_user": {"id": 222, "is_bot": False, "first_name": "Bob"}}
+
+
+def _forward(tg: TelegramServer, text: str, sent: int) -> None:
+    """A message Alice forwards, ``sent`` the second of her forward action; its id from the chat's one sequence (a
+    private chat numbers both sides' messages in one row)."""
+    tg.push_update({"message": {"message_id": tg._new_message_id(), "from": ALICE_USER, "date": sent,
+                                "chat": PRIVATE, "text": text,
+                                "forward_origin": {**BOB_ORIGIN, "date": sent - 3600}}})
+
+
+def _says(tg: TelegramServer, text: str) -> None:
+    tg.push_update({"message": {"message_id": tg._new_message_id(), "from": ALICE_USER, "date": int(time.time()),
+                                "chat": PRIVATE, "text": text}})
+
+
+def _finals(tg: TelegramServer) -> list[str]:
+    return [c.text or "" for c in tg.sent if c.chat_id == ALICE and c.params.get("reply_markup")]
+
+
+async def test_forwards_polls_apart_and_the_request_typed_after_them_are_one_request(tmp_path, tg, llm):
+    """Alice forwards three messages; the third reaches the bot 1.8 s after the others (a later poll on a loaded
+    machine), and she types "summarise these" 1.5 s after that. The first two were answered after a second's quiet,
+    the third alone, then the request: three answers. Now one request, in the order sent, one answer; "typing…" shows
+    while the forwards are held."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        sent = int(time.time())
+        _forward(tg, "We ship on Friday.", sent)
+        _forward(tg, "No tests until Monday.", sent)
+        await asyncio.sleep(1.8)
+        _forward(tg, "Standup moved to 10:00.", sent)
+        await asyncio.sleep(1.5)
+        _says(tg, "summarise these")
+        await eventually(final_message(tg, ALICE), 20)
+        await eventually(lambda: not tg.pending_updates, 10)
+        await asyncio.sleep(1.5)  # a second answer, were there one, would be under way
+    assert len(llm.requests) == 1, [r.json["messages"][-1]["content"] for r in llm.requests]
+    asked = llm.requests[0].json["messages"][-1]["content"]
+    assert asked.index("We ship on Friday.") < asked.index("No tests until Monday.") < asked.index(
+        "Standup moved to 10:00.") < asked.index("summarise these"), asked
+    assert len(_finals(tg)) == 1
+    assert any(c.params.get("action") == "typing" for c in tg.calls_to("sendChatAction"))
+    with db(config) as conn:
+        assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+
+
+async def test_a_late_forward_and_the_request_after_it_join_the_answer_being_written(tmp_path, tg):
+    """The forwards' answer has begun (its '…' on screen, the model writing) when a forward of the same action — the
+    same ``date`` — arrives late, and then the request typed after them. Each was a request of its own, answered below
+    the first. Now each calls the answer off and joins it: one request, its answer written in the first '…'. A forward
+    of another action (another second) after the answer is complete is a request of its own."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg) as bot:
+            bot._gather.patience = 0.5  # the wait for the rest (3 s), shortened: the late one comes after it
+            sent = int(time.time())
+            _forward(tg, "We ship on Friday.", sent)
+            await eventually(lambda: "…" in replies_to(tg, ALICE), 10)
+            await eventually(lambda: slow.requests, 10)  # the model is writing
+            _forward(tg, "No tests until Monday.", sent)
+            await asyncio.sleep(0.5)
+            _says(tg, "summarise these")
+            await eventually(final_message(tg, ALICE), 40)
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(1.5)
+            assert len(_finals(tg)) == 1, _finals(tg)
+            _forward(tg, "Lunch at noon.", sent + 60)  # another forward, a minute later
+            await eventually(lambda: len(_finals(tg)) == 2, 40)
+        asked = [r.json["messages"][-1]["content"] for r in slow.requests]
+    joined = asked[-2]
+    assert joined.index("We ship on Friday.") < joined.index("No tests until Monday.") < joined.index(
+        "summarise these"), asked
+    assert "Lunch at noon." in asked[-1] and "We ship" not in asked[-1]
+    placeholders = [c.result["message_id"] for c in tg.calls_to("sendMessage") if c.ok and c.text == "…"]
+    assert len(placeholders) == 2, replies_to(tg, ALICE)  # one per answer: the joined one wrote in the first
+    assert all((tg.message(ALICE, i) or {}).get("text") != "…" for i in placeholders)
+    with db(config) as conn:
+        assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
