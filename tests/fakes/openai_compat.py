@@ -102,6 +102,10 @@ class OpenAIServer(ChatServer):
         self.models: list[str] | None = None if models is None else list(models)
         self.api_key = api_key
         self.emit_reasoning = emit_reasoning
+        #: the part of each prompt read from OpenAI's prompt cache: ``usage.prompt_tokens_details.cached_tokens``
+        #: (part of ``prompt_tokens``, as the API reference and its prompt-caching guide count it; xAI's docs show the
+        #: same shape: docs.x.ai …/prompt-caching/usage-and-pricing). 0: no details object, as llama.cpp's server
+        self.cached_tokens = 0
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -253,11 +257,14 @@ class OpenAIServer(ChatServer):
 
     # ----- rendering -------------------------------------------------------------------
 
-    @staticmethod
-    def _usage(plan: Plan) -> dict[str, Any]:
+    def _usage(self, plan: Plan) -> dict[str, Any]:
         prompt, completion = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
         total = plan.input_tokens + plan.output_tokens if prompt is not None else None
-        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(self.cached_tokens, plan.input_tokens),
+                                              "audio_tokens": 0}
+        return usage
 
     def error_chunk(self, payload: dict[str, Any]) -> bytes:
         return b"data: " + json_bytes(payload) + b"\n\n"

@@ -69,6 +69,10 @@ class Cooldown(Strict):
 #: (a read 0.1x, a five-minute write 1.25x the model's input price)
 CACHE_READ_SHARE = 0.1
 CACHE_WRITE_SHARE = 1.25
+#: a cache read's default elsewhere (OpenAI's ``cached_tokens``): its discount is not one number — 0.5x, 0.25x or 0.1x
+#: of the input price by model (OpenAI's pricing page), others' their own — so, unset, a cached token is priced as any
+#: input token: the spend an upper bound (a spend cap never undercounts), exact once ``price.cache_read`` is set
+CACHE_READ_SHARE_UNKNOWN = 1.0
 
 
 class Price(Strict):
@@ -77,17 +81,21 @@ class Price(Strict):
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
     cache_read: float | None = Field(None, ge=0, description="per million prompt tokens read from the provider's "
-                                     "prompt cache; unset: 0.1 x input (Anthropic's)")
+                                     "prompt cache; unset: 0.1 x input for anthropic (its published rate), the input "
+                                     "price for other providers (OpenAI's discount differs by model)")
     cache_write: float | None = Field(None, ge=0, description="per million prompt tokens written to the prompt cache; "
                                       "unset: 1.25 x input (Anthropic's five-minute cache)")
 
-    def cost(self, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0) -> float:
+    def cost(self, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0, *,
+             read_share: float = CACHE_READ_SHARE) -> float:
         """USD for that many tokens; ``cache_read`` and ``cache_write`` are the part of ``tokens_in`` the provider
         read from or wrote to its prompt cache (counted at the input price, a cached prompt of Claude's was
-        billed as if it were 10x cheaper or cost nothing: its cached part was not in ``tokens_in`` at all)."""
+        billed as if it were 10x cheaper or cost nothing: its cached part was not in ``tokens_in`` at all).
+        ``read_share``: a cache read's price as a share of the input price when ``cache_read`` is unset
+        (:attr:`ModelConfig.cache_read_share`)."""
         if not cache_read and not cache_write:
             return (tokens_in * self.input + tokens_out * self.output) / 1e6
-        read = self.input * CACHE_READ_SHARE if self.cache_read is None else self.cache_read
+        read = self.input * read_share if self.cache_read is None else self.cache_read
         write = self.input * CACHE_WRITE_SHARE if self.cache_write is None else self.cache_write
         plain = max(0, tokens_in - cache_read - cache_write)
         return (plain * self.input + cache_read * read + cache_write * write + tokens_out * self.output) / 1e6
@@ -410,6 +418,12 @@ class ModelConfig(Strict):
         """Billed per token whatever its price says: a hosted backend (Anthropic), or a local-server protocol pointed
         at a paid API's host (OpenRouter, Groq… through ``provider: openai``: config/billed.py)."""
         return registry.is_hosted(self.provider) or billed_endpoint(self.endpoint)
+
+    @property
+    def cache_read_share(self) -> float:
+        """A prompt-cache read's price as a share of the input price when ``price.cache_read`` is unset: Anthropic's
+        published 0.1x for its own API, the whole input price elsewhere (:data:`CACHE_READ_SHARE_UNKNOWN`)."""
+        return CACHE_READ_SHARE if self.provider == "anthropic" else CACHE_READ_SHARE_UNKNOWN
 
     @property
     def is_local(self) -> bool:

@@ -521,12 +521,19 @@ def _counted(reported: dict[str, Any]) -> Usage | None:
     consumption will be counted separately from completion_tokens, but will be counted in the total_tokens", xAI's
     docs as quoted in vercel/ai#12425; inspect_ai#5528, sub2api#5771). Read as OpenAI's, whose completion_tokens holds
     the reasoning, a grok-3-mini answer was logged as 2 tokens out of 319 and billed so. Added only where the total
-    says the reasoning is apart: prompt + completion + reasoning == total."""
+    says the reasoning is apart: prompt + completion + reasoning == total. ``prompt_tokens_details.cached_tokens``: the
+    part of the prompt read from the provider's prompt cache (OpenAI's prompt-caching guide; billed at a discount that
+    differs by model, so priced at the model's ``price.cache_read`` when set, else as input: Price.cost). Unread, a
+    model whose cache_read was configured was billed its whole prompt at the input price."""
     usage = usage_from(reported, "prompt_tokens", "completion_tokens")
     details = reported.get("completion_tokens_details")
     if usage is not None and type(details) is dict and type(hidden := details.get("reasoning_tokens")) is int \
             and hidden > 0 and reported.get("total_tokens") == usage.input_tokens + usage.output_tokens + hidden:
-        return Usage(usage.input_tokens, usage.output_tokens + hidden)
+        usage = Usage(usage.input_tokens, usage.output_tokens + hidden)
+    prompt = reported.get("prompt_tokens_details")
+    if usage is not None and type(prompt) is dict and type(cached := prompt.get("cached_tokens")) is int \
+            and 0 < cached <= usage.input_tokens:
+        usage.cache_read_tokens = cached  # part of prompt_tokens, priced at the model's cache_read (Price.cost)
     return usage
 
 

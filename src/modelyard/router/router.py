@@ -482,7 +482,8 @@ class Router:
         attempt.tokens_in = tokens_in
         attempt.tokens_out = out
         if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost)
-            attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens)
+            attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens,
+                                                read_share=facts.config.cache_read_share)
         else:
             attempt.cost_usd = (tokens_in * facts.price_input + out * facts.price_output) / 1e6
         # the server's own decoding speed where it gave one, else the span from the first token, when it can say
