@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from modelyard.errors import Reason
@@ -128,6 +130,15 @@ def test_a_stalled_event_loop_keeps_its_slots_and_the_backend_never_sees_more_th
         backend.close()
 
 
+async def _stop_heartbeat(state: RedisState) -> None:
+    """No heartbeat from the loop from here on. Cancelled until it is done: a cancel that lands as the task's pause
+    runs out is swallowed (``asyncio.timeout`` in Python 3.11), and the heartbeat went on."""
+    maintain = next(t for t in state.link._tasks if t.get_name() == "modelyard-state-maintain")
+    while not maintain.done():
+        maintain.cancel()
+        await asyncio.wait([maintain], timeout=0.2)
+
+
 async def test_a_probe_out_while_its_heartbeat_stalls_stays_the_only_one(pools: Pools) -> None:  # noqa: F811
     """Half-open lets one request across every process probe the model; the probe's lease is renewed by its process's
     heartbeat like a slot's. Two pools (each its own connection, instance and heartbeat, as two processes): the
@@ -140,8 +151,7 @@ async def test_a_probe_out_while_its_heartbeat_stalls_stays_the_only_one(pools: 
     await asyncio.sleep(0.3)
     probe = await a.admit()
     assert probe is not None and probe.admission is Admission.PROBE
-    maintain = next(t for t in a.link._tasks if t.get_name() == "modelyard-state-maintain")
-    maintain.cancel()  # no heartbeat from here on; the link is not closing (its process lives)
+    await _stop_heartbeat(a)  # the link is not closing: its process lives
     await asyncio.sleep(3 * a.link.window_ms / 1000)
     assert await b.admit() is None, "a second probe while the first was still out"
     assert "probing" in b.cooling_detail()
@@ -182,3 +192,24 @@ async def test_the_lease_keeper_never_brings_back_what_redis_lost_and_waits_out_
         server.thaw()
         await pool.aclose()
         server.kill()
+
+
+async def test_a_process_stopped_past_its_lease_says_its_slot_ran_out_when_it_runs_again(
+        pools: Pools, prefix: str, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """What no thread can cover: the whole process stopped (SIGSTOP, a VM paused), its lease keeper with it. Its
+    slot runs out as a dead process's and the other process takes it (the backend: 2 of 1 with ``test_loop_stall``'s
+    two processes under SIGSTOP; measured in the report). When it runs again its heartbeat registers the slot again —
+    its request may still run — and now says so; before, nothing did."""
+    a, b = (pool["m"] for pool in pools(2, limit=1, lease=1.5))
+    assert isinstance(a, RedisState) and isinstance(b, RedisState)
+    await a.acquire(5)
+    assert a.link.keeper is not None
+    a.link.keeper.stop()  # the whole process stops: its thread too
+    await _stop_heartbeat(a)
+    await b.acquire(3 * 1.5)  # granted once a's holder ran out
+    with caplog.at_level(logging.WARNING, logger="modelyard.state"):
+        await a.link.sync(a)  # a runs again: its heartbeat
+    assert "1 slot(s) of this process ran out while it was stopped" in caplog.text, caplog.text
+    assert counts(prefix, "m") == (2, 0)  # both counted while both run: nothing more is handed out
+    await a.release()
+    await b.release()

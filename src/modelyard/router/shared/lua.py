@@ -192,7 +192,10 @@ return n
 #: ARGV now win limit channel known_epoch fresh_epoch grace_ms n_holders n_waiters holder… waiter… probe…
 #: The heartbeat of one process for one model: renews its holders, waiters and probe; re-registers
 #: what the store lost (never what was released); hands over freed slots.
-#: → {epoch, lost (0/1), granted waiter…}
+#: → {epoch, lost (0/1), granted waiter…, '#', holder that ran out while held… (see below)}
+#: A holder missing while Redis lost nothing (same epoch, no grace started) ran out while its process was stopped (a
+#: SIGSTOP, a VM paused, its lease keeper cut off too): its slot may have been handed out meanwhile. It is registered
+#: again — its request may still run, and counting it keeps the next grant back until one of them ends — and named.
 RENEW = _PRELUDE + r"""
 local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, win, limit, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
@@ -200,9 +203,16 @@ local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 redis.call('ZREMRANGEBYSCORE', R, '-inf', now - 4 * win)
+local lapsed = {}
+local graced = now < tonumber(redis.call('HGET', M, 'grace') or '0')
 for i = 10, 9 + nh do
   local t = ARGV[i]
-  if redis.call('ZSCORE', H, t) or not redis.call('ZSCORE', R, t) then redis.call('ZADD', H, now + win, t) end
+  if redis.call('ZSCORE', H, t) then
+    redis.call('ZADD', H, now + win, t)
+  elseif not redis.call('ZSCORE', R, t) then
+    if not lost and not graced then lapsed[#lapsed + 1] = t end
+    redis.call('ZADD', H, now + win, t)
+  end
 end
 for i = 10 + nh, 9 + nh + nw do
   local t = ARGV[i]
@@ -224,6 +234,8 @@ local out = {cur, lost and 1 or 0}
 for i = 10 + nh, 9 + nh + nw do
   if redis.call('ZSCORE', H, ARGV[i]) then out[#out + 1] = ARGV[i] end
 end
+out[#out + 1] = '#'
+for _, t in ipairs(lapsed) do out[#out + 1] = t end
 noted(M, H, out)
 renew(B, now, H, Q, W, M, R)
 return out

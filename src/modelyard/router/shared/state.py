@@ -387,9 +387,20 @@ class RedisState(ModelState):
 
     def renewed(self, result: list[Any]) -> None:
         self.epoch = result[0].decode()
+        rest = [raw.decode() for raw in result[2:]]
+        mark = rest.index("#") if "#" in rest else len(rest)
+        # a slot taken here while Redis was out of reach was never there: registered now, not "ran out"
+        lapsed = sum(1 for token in rest[mark + 1:] if token in self._remote)
         self._remote.update(self.held)  # every slot held here is registered there now
-        for raw in result[2:]:
-            self.granted(raw.decode())
+        for token in rest[:mark]:
+            self.granted(token)
+        if lapsed:
+            # the process was stopped as a whole (SIGSTOP, a VM paused or a laptop asleep): no thread of it could
+            # renew, and nothing inside it can keep a slot then (see .keeper); said, as nothing else would say it
+            log.warning("shared state %s: model %s: %d slot(s) of this process ran out while it was stopped (SIGSTOP, "
+                        "a VM paused, a host asleep) longer than %.1fs, and may have been handed out meanwhile: the "
+                        "model may have more than its max_concurrent %d until those requests end; registered again",
+                        self.link.settings.shown_url, self.name, lapsed, self.link.window_ms / 1000, self.limit)
 
     # -- breaker --------------------------------------------------------------------------
 
