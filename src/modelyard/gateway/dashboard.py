@@ -26,6 +26,10 @@ _LOG_COLUMNS = ("id", "ts", "agent", "model", "outcome", "fallback_reason", "n_a
                 "ttft_ms", "total_ms", "tokens_in", "tokens_out", "cost_usd", "error")
 
 
+#: the answers the latency timeline draws: the month's latest (its max is theirs, and the page says so)
+LATENCY_POINTS = 300
+
+
 def month_start(now: datetime | None = None) -> float:
     """The current UTC month's first second: the month ``report`` and the spend caps count (it was local)."""
     return month_period(None, now).start
@@ -63,7 +67,8 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
     unanswered = ", ".join("?" * len(FAILED))
     totals = conn.execute(
         "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,"
-        f" COALESCE(SUM(CASE WHEN is_local = 1 AND outcome NOT IN ({unanswered}) THEN 1 ELSE 0 END), 0) AS local"
+        f" COALESCE(SUM(CASE WHEN is_local = 1 AND outcome NOT IN ({unanswered}) THEN 1 ELSE 0 END), 0) AS local,"
+        " COALESCE(SUM(CASE WHEN outcome IN ('ok', 'fallback') THEN 1 ELSE 0 END), 0) AS timed"
         " FROM requests WHERE ts >= ?", (*FAILED, since)).fetchone()
     # the report's own policy (ledger/cost.py): all-cloud asks each answered request once, a billed model without a
     # price is 'price unknown' (spend a lower bound, savings 'at most'), the local cost counts for the month so far
@@ -74,11 +79,13 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
                        "tokens_out": c.tokens_out} for c in costs.counterfactuals]
     latency = [dict(r) for r in conn.execute(
         "SELECT agent, ts, total_ms FROM requests WHERE ts >= ? AND outcome IN ('ok', 'fallback')"
-        " ORDER BY ts DESC LIMIT 300", (since,))]
+        " ORDER BY ts DESC LIMIT ?", (since, LATENCY_POINTS))]
     return {
         "since": since,
         "agents": agents,
         "latency": latency[::-1],
+        # the timeline's points are the latest answers, not the month's: the page says "latest N of M" beside its max
+        "latency_answered": totals["timed"],
         "cost": {"requests": totals["n"], "local_requests": totals["local"], "tokens_in": totals["tin"],
                  "tokens_out": totals["tout"], "actual_usd": costs.spend_usd,
                  "extra_usd": config.report.electricity_usd_per_month + config.report.hardware_usd_per_month,
