@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.fakes import OllamaServer, OpenAIServer
+from tests.fakes import AnthropicServer, OllamaServer, OpenAIServer
 from tests.fakes.faults import Fault
 from tests.fakes.ollama import model_entry
 from tests.integration.test_ollama_queue_full_everywhere import _router
@@ -97,3 +97,26 @@ async def test_guard_another_404_still_cools_the_model(backup: OpenAIServer) -> 
     finally:
         await router.aclose()
         vllm.stop()
+
+
+async def test_a_model_not_pulled_through_ollama_messages_is_skipped_not_cooled(
+        backup: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through Ollama's Anthropic-compatible /v1/messages (Claude Code pointed at Ollama): middleware/anthropic.go's
+    writeError wraps the same words as ``{"type": "error", "error": {"type": "not_found_error", "message": …}}``
+    (anthropic/anthropic.go NewError names the 404). It was model_missing that cooled the model."""
+    monkeypatch.setenv("PULL_ANTHROPIC_KEY", "test-key")
+    ollama_messages = AnthropicServer().start()
+    ollama_messages.push(Fault.status(404, message=f'model "{WANTED}" not found, try pulling it first',
+                                      error_type="not_found_error"))
+    router = _router({"provider": "anthropic", "model": WANTED, "endpoint": ollama_messages.url,
+                      "api_key_env": "PULL_ANTHROPIC_KEY"}, backup)
+    try:
+        routed = await router.complete("agent", REQ)
+        first = routed.record.attempts[0]
+        assert (first.outcome, first.reason) == ("fallback", "model_missing") and "ollama pull" in (first.detail or "")
+        assert router.pool.local("primary").health.state == "available"
+        again = await router.complete("agent", REQ)
+        assert again.record.attempts[0].outcome == "skipped" and len(ollama_messages.requests) == 1
+    finally:
+        await router.aclose()
+        ollama_messages.stop()
