@@ -376,8 +376,9 @@ def _nine_char_ids(body: dict[str, Any]) -> dict[str, Any] | None:
 
 #: tool calls whose ``extra_content`` a provider keeps (Gemini's thought signatures), the oldest dropped first
 MAX_SIGNED_CALLS = 512
-#: requests whose refused sampling value is kept for the routing log until it is read (OpenAIProvider.left_out)
-_ONCE_KEPT = 256
+#: requests whose refused sampling value is kept for the routing log until it is read (OpenAIProvider.left_out): few,
+#: each holds its request (its whole conversation) until then, and one that failed after is never read
+_ONCE_KEPT = 32
 _NONE_REFUSED: frozenset[str] = frozenset()
 #: Google's documented stand-in signature for a function call Gemini did not make
 _SKIP_SIGNATURE = {"google": {"thought_signature": "skip_thought_signature_validator"}}
