@@ -183,3 +183,20 @@ def test_a_config_in_the_working_directory_that_is_not_read_is_named(tmp_path: P
     assert "modelyard --config ./config.yaml COMMAND" in said
     guard = CliRunner().invoke(app, ["--config", "config.yaml", "models", "--no-reach"])  # guard: the one read
     assert "here is not read" not in guard.output
+
+
+@pytest.mark.parametrize("served", [[], ["nomic-embed-text:latest"]])
+def test_init_detect_with_ollama_running_and_no_chat_model_says_pull_one(tmp_path: Path, served: list[str]) -> None:
+    """A fresh Ollama, running, nothing pulled yet (or only an embedding model, pulled for RAG): `init --detect` said
+    "start Ollama with `ollama serve` and `ollama pull` a model" — it was running, and had answered on the line
+    above. The fake lists what it is given; an embedding model is refused for chat as Ollama does."""
+    with OllamaServer(served, chat_models=[], embed_models=served) as server:
+        out = CliRunner().invoke(app, ["init", str(tmp_path / "c.yaml"), "--detect"],
+                                 env={"OLLAMA_HOST": f"127.0.0.1:{server.port}"})
+    said = " ".join(out.output.split())
+    assert out.exit_code == 1, said
+    assert f"{server.url} answered but serves no chat model" in said and "ollama pull" in said, said
+    assert "ollama serve" not in said
+    if served:
+        assert "nomic-embed-text:latest: an embedding model" in said
+    assert not (tmp_path / "c.yaml").exists()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
 
 from modelyard.cli.common import ConfigOption, console, fail
 from modelyard.paths import example_file, resolve_config_path, user_config_file
+
+if TYPE_CHECKING:
+    from modelyard.ops.starter import Found
 
 
 def init(
@@ -81,6 +84,20 @@ def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
     return {url: why for url, addr in addresses.items() if (why := found.get(addr))}
 
 
+def _answered_without_chat(asked: dict[str, str], found: list[Found]) -> str | None:
+    """What to say when a server here answered but serves no chat model — Ollama installed and running, nothing pulled
+    yet (or only an embedding model, for RAG). It was told to "start Ollama with `ollama serve`", which was running."""
+    answered = [address for address, said in asked.items() if said.endswith("model(s)")]
+    if not answered:
+        return None
+    embedding = sorted({f.model.model_id for f in found if f.model.embedding_only})
+    has = (f" ({', '.join(embedding)}: {'an embedding model' if len(embedding) == 1 else 'embedding models'}, "
+           "which cannot chat)" if embedding else "")
+    return (f"{' and '.join(answered)} answered but serves no chat model{has}: pull one on that server — `ollama pull "
+            "llama3.2` for Ollama, or load a model in LM Studio / start llama-server with one — then run this again; "
+            "`modelyard init` (no --detect) writes the offline default: the embedded model, no server needed")
+
+
 def _detected(source: Path, endpoints: list[str]) -> str:
     """The config text built from what the servers serve; exit 1 saying where we asked when none answered."""
     from modelyard.config.loader import parse_config
@@ -97,6 +114,9 @@ def _detected(source: Path, endpoints: list[str]) -> str:
                    "(connect_error)' is a wrong host or port, or a server that listens on its own machine only — "
                    "Ollama does unless started with OLLAMA_HOST=0.0.0.0 there; a server that answered with no chat "
                    "model has none pulled or loaded yet (`ollama pull MODEL` on that machine)", code=1)
+    if (empty := _answered_without_chat(found.asked, found.found)) and not any(
+            not f.model.embedding_only and not f.model.remote for f in found.found):
+        raise fail(empty, code=1)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
                    "`ollama pull` a model, or name a server with --endpoint URL); without one, `modelyard init` "
