@@ -51,3 +51,17 @@ def test_a_models_tokens_are_its_own_attempts_not_the_requests_it_answered(tmp_p
     assert {g.key: (g.tokens_in, g.tokens_out) for g in stats} == expected
     # an agent's tokens stay its requests' (all their attempts)
     assert {g.key: (g.tokens_in, g.tokens_out) for g in report.agents} == {"writer": (6600, 1020)}
+
+
+def test_move_local_says_its_saving_is_a_bound(tmp_path: Path) -> None:
+    """'would have saved $0.0140' was the agent's whole cloud spend, said as what the move saves: the requests the
+    local model would then fail still go to the cloud (its fallback), so it is the most the move saves."""
+    from tests.ops.test_report import write_log
+
+    from modelyard.ledger import connect
+
+    config = config_file(tmp_path)
+    write_log(LogBackend("sqlite", tmp_path / "log.sqlite3"))
+    report = build_report(connect(tmp_path / "log.sqlite3"), load_config(config), month_period("2025-03"))
+    (move,) = [r for r in report.recommendations if r.kind == "move_local"]
+    assert "would have saved at most $0.0140 of cloud spend this period" in move.message, move.message

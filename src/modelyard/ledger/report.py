@@ -413,7 +413,8 @@ def _recommendations(config: Config, agents: dict[str, Group], waits: dict[Key, 
             f"agent {name}: {lf.acceptable} of {lf.rated} rated answers from its local fallback "
             f"{on_server(local_model, local_server)} were acceptable ({_pct(lf.acceptable_rate or 0)}; 95% interval "
             f"{_pct(low)}–{_pct(high)} on {lf.rated} ratings) — making {local_model} its primary would have "
-            f"saved {money(spend)} of cloud spend this period",
+            f"saved at most {money(spend)} of cloud spend this period (all of the agent's: what {local_model} "
+            "then failed would still go to the cloud)",
             {"rated": lf.rated, "acceptable": lf.acceptable, "acceptable_rate": lf.acceptable_rate,
              "acceptable_ci95": [round(low, 4), round(high, 4)],
              "local_model": local_model, "local_server": local_server, "cloud_spend_usd": spend}))
