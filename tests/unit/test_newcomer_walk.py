@@ -200,3 +200,10 @@ def test_init_detect_with_ollama_running_and_no_chat_model_says_pull_one(tmp_pat
     if served:
         assert "nomic-embed-text:latest: an embedding model" in said
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_init_help_says_endpoint_alone_detects() -> None:
+    """`init --help` said "--endpoint: with --detect: …", so the README's `init --detect --endpoint gpu-box` read as if
+    the two were needed together and an --endpoint alone did nothing; it detects (cli/setup.py: detect or endpoint)."""
+    out = CliRunner().invoke(app, ["init", "--help"], env={"COLUMNS": "300"})
+    assert "(implies --detect)" in " ".join(out.output.split())

@@ -27,7 +27,8 @@ def init(
         "ask the model servers on this machine (Ollama, llama-server, LM Studio, vLLM) what they serve "
         "and build the config from those models"))] = False,
     endpoint: Annotated[list[str] | None, typer.Option(
-        "--endpoint", help=("with --detect: a server to ask instead of the usual addresses, as a URL or HOST[:PORT] "
+        "--endpoint", help=("a server to ask instead of the usual addresses (implies --detect), as a URL — a request "
+                             "path such as /v1 or /api/chat is left out — or HOST[:PORT] "
                              "(a host alone is asked at each kind's usual port: Ollama 11434, llama-server 8080, "
                              "LM Studio 1234, vLLM 8000) (repeatable)"))] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
