@@ -230,7 +230,9 @@ class StreamResponse:
                                 f"the answer passed {self.limit / 2**20:g} MB (max_response_mb)")
         self.ended_in_line = False  # a document's end needs no line ending
         text = "\n".join(lines)
-        if cut_json(text):
+        # a whole document ends in its closing bracket: only another end is parsed here (an embeddings answer of tens
+        # of MB is not parsed twice); a cut right after an inner bracket stays malformed_response, as before
+        if text.rstrip()[-1:] not in ("}", "]") and cut_json(text):
             # the body ended cleanly inside its document ("{", '{"id": "chatcmpl-1", "cho'): a server or proxy that
             # closed it early. It was malformed_response — never asked again, as if the same bytes would come back
             raise ProviderError(Reason.CONNECTION_DROPPED, f"the JSON answer ended before its document did, after "
