@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from tests.fakes.server import poll
 from tests.integration.test_pg_forward import write
 from tests.pg import scratch_database
 from tests.unit.test_ledger import record
 
+from modelyard.ledger import pg_watch
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.pg import PgConnection
 
@@ -96,3 +99,21 @@ def test_a_spool_text_another_program_wrote_in_latin1_is_forwarded_with_the_rest
         forwarder.close()
     got = {i: prompt for i, prompt, _ in stored(pg_url)}
     assert got == {"req000000": "Caf\ufffd", **{f"req{i:06d}": f"prompt {i}" for i in range(1, 4)}}
+
+
+def test_a_slow_read_in_a_sql_ascii_database_is_seen_running(encoded_url: tuple[str, str]) -> None:
+    """The watch that tells a slow read from a lost one asks the server over a connection of its own: in a SQL_ASCII
+    database it read the session's state as bytes (b'active' is not 'active'), took a running query for one that
+    had finished, and cut a slow ``report`` as 'the answer is lost on the way' at its first bound. (LATIN1: guard.)"""
+    _, url = encoded_url
+    mark = pg_watch.tag("feedc0de", 1)
+    with psycopg.connect(url, autocommit=True) as slow:
+        pid = slow.info.backend_pid
+        running = threading.Thread(target=lambda: slow.execute(f"{mark}SELECT pg_sleep(3)"))
+        running.start()
+        try:
+            found = poll(lambda: (f := pg_watch.probe(url, pid, mark)).verdict is not pg_watch.Verdict.GONE and f,
+                         timeout=5)
+            assert found and found.verdict is pg_watch.Verdict.WORKING, found
+        finally:
+            running.join(10)

@@ -91,7 +91,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
     t0 = time.monotonic()
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=PROBE_CONNECT, prepare_threshold=None,
-                               application_name="modelyard-probe")
+                               application_name="modelyard-probe", client_encoding="UTF8")  # as PgConnection's
     except psycopg.Error as exc:
         return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
     timer = threading.Timer(PROBE_BOUND, shut_down, (conn,))
