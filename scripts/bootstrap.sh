@@ -8,6 +8,18 @@ PYTHON=${PYTHON:-python3}
 # The virtualenv first, before anything slow. Debian's and Ubuntu's Python leaves ensurepip out (python3-venv): `python3
 # -m venv` then fails *after* making .venv/bin/python, so a second run skipped the venv and stopped at "No module named
 # pip" even once python3-venv was installed (flouksac/OneSOC#2, deadsnakes/issues#97). A venv without pip is made again.
+# modelyard needs Python 3.11 (pyproject.toml): Ubuntu 22.04's python3 is 3.10, and pip refused only after the venv was
+# made and the system packages installed; a .venv made by an older Python is made again by the one given.
+too_old='import sys; sys.exit(sys.version_info < (3, 11))'
+if ! "$PYTHON" -c "$too_old" >/dev/null 2>&1; then
+  found=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo "none")
+  echo "bootstrap: modelyard needs Python 3.11 or newer; $PYTHON is $found. Install one (Ubuntu 22.04: sudo apt" \
+       "install python3.11 python3.11-venv; or: uv python install 3.11) and run PYTHON=python3.11 $0" >&2
+  exit 1
+fi
+if [ -x .venv/bin/python ] && ! .venv/bin/python -c "$too_old" >/dev/null 2>&1; then
+  rm -rf .venv  # made by an older Python: its packages are that Python's
+fi
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import pip' >/dev/null 2>&1; then
   if ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
     version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo 3)

@@ -28,10 +28,13 @@ HAS_ENSUREPIP = {has_ensurepip}
 log = Path(os.environ["FAKE_LOG"])
 log.open("a").write("python3 " + " ".join(sys.argv[1:]) + "\\n")
 args = sys.argv[1:]
+VERSION = tuple(int(p) for p in os.environ.get("FAKE_VERSION", "3.11").split("."))
 if args[:1] == ["-c"]:
     if "ensurepip" in args[1]:
         sys.exit(0 if HAS_ENSUREPIP else 1)
-    print("3.11")
+    if "version_info <" in args[1]:
+        sys.exit(VERSION < (3, 11))
+    print("%d.%d" % VERSION)
     sys.exit(0)
 if args[:2] == ["-m", "venv"]:
     bin_ = Path(args[2]) / "bin"
@@ -56,7 +59,7 @@ def _checkout(tmp_path: Path, *, has_ensurepip: bool) -> tuple[Path, dict[str, s
     shutil.copy(SCRIPT, root / "scripts" / "bootstrap.sh")
     tools = tmp_path / "bin"
     tools.mkdir()
-    for name in ("dirname", "id", "uname"):
+    for name in ("dirname", "id", "uname", "rm"):
         found = shutil.which(name)
         assert found, name
         (tools / name).symlink_to(found)
@@ -108,3 +111,26 @@ def test_guard_a_good_venv_is_left_alone(tmp_path: Path) -> None:
     assert _bootstrap(root, env).returncode == 0
     assert "-m venv" not in (tmp_path / "log").read_text()
     assert os.access(bin_ / "python", os.X_OK)
+
+
+def test_a_python_older_than_311_is_named_before_anything_is_made(tmp_path: Path) -> None:
+    """Ubuntu 22.04's python3 is 3.10: bootstrap made the venv, installed the system packages, then pip refused
+    ("requires a different Python: 3.10.12 not in '>=3.11'"), and the 3.10 .venv it left was kept by the next run."""
+    root, env = _checkout(tmp_path, has_ensurepip=True)
+    done = _bootstrap(root, {**env, "FAKE_VERSION": "3.10"})
+    assert done.returncode == 1
+    assert "needs Python 3.11 or newer" in done.stderr and "is 3.10" in done.stderr, done.stderr
+    assert "PYTHON=python3.11" in done.stderr
+    assert not (root / ".venv").exists()
+
+
+def test_a_venv_of_an_older_python_is_made_again(tmp_path: Path) -> None:
+    """The .venv a 3.10 run left (it has pip): with PYTHON=python3.11 it is made again, not kept."""
+    root, env = _checkout(tmp_path, has_ensurepip=True)
+    old = root / ".venv" / "bin" / "python"
+    old.parent.mkdir(parents=True)
+    old.write_text("#!/bin/sh\ncase \"$2\" in *version_info*) exit 1;; esac\nexit 0\n")  # 3.10, pip and all
+    old.chmod(0o755)
+    done = _bootstrap(root, env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "python3 -m venv .venv" in (tmp_path / "log").read_text()
