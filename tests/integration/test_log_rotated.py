@@ -67,3 +67,29 @@ def test_a_log_rotated_by_logrotate_loses_no_row_and_says_what_happened(tmp_path
         writer.close()
     assert ids(path) == [f"req{i:06d}" for i in range(1000, 1010)]
     assert old_log(path, path.with_name(f"{path.name}.1")) == [f"req{i:06d}" for i in range(120)]
+
+
+def test_a_vacuum_by_the_sqlite3_shell_is_no_restore_and_loses_nothing(tmp_path: Path) -> None:
+    """guard: the other maintenance an operator runs on the live log — old rows deleted and the file compacted
+    (``VACUUM``, DB Browser's 'Compact Database') then checkpointed to its new size: the file shrinks under the writer
+    with its inode kept, as a file copied over it does; it is the writer's checkpoint notes that tell the two apart,
+    so nothing is set aside and no row is lost."""
+    path = tmp_path / "routing.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        write_rows(writer, range(600))
+        checkpoint_elsewhere(path, whole=True)
+        before = path.stat().st_size
+        done = subprocess.run(["sqlite3", str(path), ".timeout 20000",
+                               "DELETE FROM attempts WHERE request_id < 'req000400'",
+                               "DELETE FROM requests WHERE id < 'req000400'", "VACUUM",
+                               "PRAGMA wal_checkpoint(TRUNCATE)"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert path.stat().st_size < before
+        write_rows(writer, range(1000, 1050))
+        health = writer.health()
+        assert health.failures == 0 and health.lost == 0, health.last_error
+    finally:
+        writer.close()
+    assert ids(path) == [f"req{i:06d}" for i in [*range(400, 600), *range(1000, 1050)]]
+    assert not list(tmp_path.glob("routing.sqlite3-wal.replaced-*"))
