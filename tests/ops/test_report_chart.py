@@ -101,3 +101,21 @@ def test_long_names_never_overlap(tmp_path: Path) -> None:
     again.mkdir()
     png = render_chart(report(again), tmp_path / "r.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_p95_bar_from_fewer_than_twenty_answers(tmp_path: Path) -> None:
+    """The tables show no p95 of fewer than 20 answers (it would be the slowest one); the chart drew it anyway, a
+    3-answer agent's slowest answer as its p95."""
+    r = report(tmp_path)
+    fig = build_figure(r)
+    try:
+        latency = fig.axes[1]
+        p50, p95 = latency.containers[0], latency.containers[1]
+        assert all(len(g.latencies) < 20 for g in r.agents)
+        assert [bar.get_width() for bar in p95] == [0] * len(r.agents)
+        assert all(bar.get_width() > 0 for bar in p50)
+        assert p95.get_label() == "p95 (of 20+ answers)"
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -12,6 +12,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
+from modelyard.ledger.aggregate import FEW  # a rate as a count and no p95 below it (used here, re-exported)
 from modelyard.ledger.cost import billed_at_zero, request_cost, spend_cell
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -21,11 +22,6 @@ def ms(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value / 1000:.1f}s" if value >= 10_000 else f"{value:.0f}ms"
-
-
-#: fewer samples than this: a rate is shown as a count ("1/2", not "50%") and a p95 not at all (the nearest-rank p95
-#: of fewer than 20 values is their maximum)
-FEW = 20
 
 
 def share(part: int, whole: int) -> str:

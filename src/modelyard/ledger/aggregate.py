@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 
+#: fewer samples than this: a rate is shown as a count ("1/2", not "50%") and a p95 not at all (the nearest-rank p95
+#: of fewer than 20 values is their maximum) — by the report's tables and its chart alike
+FEW = 20
 #: outcomes of requests that got no answer
 FAILED = tuple(o.value for o in RequestOutcome if not o.answered)
 #: outcomes of attempts that count against their model: it moved the request on (a retry is followed by another try of
