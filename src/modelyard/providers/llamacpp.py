@@ -29,7 +29,6 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.installer import add_extra_command
 from modelyard.paths import default_model_path
 from modelyard.providers.base import Provider
 from modelyard.providers.embeddings import cannot_embed
@@ -189,7 +188,10 @@ class LlamaCppProvider(Provider):
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
-            # the command for the installer that put modelyard here (pipx, uv tool, a venv's pip): installer.py
+            # the command for the installer that put modelyard here (pipx, uv tool, a venv's pip): installer.py,
+            # imported only here (~10 ms of start-up for every command that builds its providers otherwise)
+            from modelyard.installer import add_extra_command
+
             return f"llama-cpp-python is not installed ({add_extra_command('local')})"
         path = self._resolved_path()
         if not path.is_file():
