@@ -65,3 +65,12 @@ def test_move_local_says_its_saving_is_a_bound(tmp_path: Path) -> None:
     report = build_report(connect(tmp_path / "log.sqlite3"), load_config(config), month_period("2025-03"))
     (move,) = [r for r in report.recommendations if r.kind == "move_local"]
     assert "would have saved at most $0.0140 of cloud spend this period" in move.message, move.message
+
+
+def test_a_sum_that_rounds_to_a_dollar_reads_as_dollars() -> None:
+    """250,000 answers at $0.000004 are $0.99999…: it read "$1.0000", four decimals on a dollar amount."""
+    from modelyard.ledger.cost import money
+
+    total = sum([0.000004] * 249_999)  # as the report sums them, float by float
+    assert money(total) == "$1.00" and money(-total) == "-$1.00"
+    assert money(0.9999) == "$0.9999" and money(0.1) == "$0.1000"

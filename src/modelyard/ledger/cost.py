@@ -39,7 +39,8 @@ def money(usd: float) -> str:
     light use, and never $0.0000 or an exponent for a sum that is not zero (a cap of $0.00001 read "$1e-05")."""
     sign = "-" if usd < 0 else ""
     usd = abs(usd)
-    if usd >= 1 or usd == 0:
+    # a sum that rounds to a dollar at four decimals is written as dollars ($0.99996 read "$1.0000")
+    if usd >= 0.99995 or usd == 0:
         return f"{sign}${usd:,.2f}"
     return f"{sign}${usd:.{max(4, 1 - math.floor(math.log10(usd)))}f}"
 
