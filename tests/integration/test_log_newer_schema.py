@@ -25,15 +25,20 @@ from tests.integration.test_pg_forward import pg_ids, write
 from tests.unit.test_ledger import record
 
 from modelyard.agents import decision_log
+from modelyard.errors import Reason
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.writer import Row
+from modelyard.outcomes import AttemptOutcome as Outcome
+from modelyard.outcomes import RequestOutcome
+from modelyard.router.records import Attempt, RequestRecord
 
 
-def rebuild_requests(path: Path, tenant: str) -> None:
+def rebuild_requests(path: Path, tenant: str, model: str = "TEXT") -> None:
     """What a migration does in SQLite to change a column's constraint (https://www.sqlite.org/lang_altertable.html,
     'Making Other Kinds Of Table Schema Changes'): a new table, the rows copied, the old one dropped — run by the
-    ``sqlite3`` shell while modelyard writes the file. ``tenant``: the column's declaration."""
+    ``sqlite3`` shell while modelyard writes the file. ``tenant``: the added column's declaration; ``model``: the
+    model column's."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         create = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'requests'").fetchone()[0]
@@ -45,6 +50,7 @@ def rebuild_requests(path: Path, tenant: str) -> None:
     body = create.rstrip().removesuffix(")")
     if "tenant" in body:
         body = body[:body.index(", tenant")]
+    body = re.sub(r"\bmodel TEXT( NOT NULL)?,", f"model {model},", body)
     listed = ", ".join(columns)
     script = "\n".join([
         ".bail on", ".timeout 10000", "BEGIN IMMEDIATE;",
@@ -273,3 +279,29 @@ def test_postgresql_with_a_column_renamed_keeps_the_rows_in_the_spool_and_says_w
         assert poll(lambda: len(pg_ids(pg_url)) == 4, timeout=40), forwarder.health()
     finally:
         forwarder.close()
+
+
+def test_a_column_a_newer_modelyard_made_required_holds_the_failed_requests_instead_of_losing_them(
+        tmp_path: Path) -> None:
+    """A newer schema makes ``model`` NOT NULL; a failed request (no model answered) leaves it empty. A column this
+    modelyard writes, so its refusal read as the row's own: every failed request from then on was lost. This
+    modelyard's own schema leaves the column nullable, so the table changed: held, said."""
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path, local_models=["local"])
+    try:
+        writer.submit(record(0))
+        assert writer.flush()
+        rebuild_requests(path, "TEXT DEFAULT 'team'", model="TEXT NOT NULL")
+        for i in range(1, 4):
+            writer.submit(RequestRecord(f"req{i:06d}", "chat", outcome=RequestOutcome.FAILED, error="all failed",
+                                        attempts=[Attempt("local", "llamacpp", Outcome.FALLBACK,
+                                                          Reason.SERVER_ERROR, "HTTP 500")]))
+        assert writer.flush(5)
+        health = writer.health()
+        assert health.lost == 0 and health.held == 3, health
+        assert "column model that must be filled" in (health.last_error or ""), health.last_error
+        rebuild_requests(path, "TEXT DEFAULT 'team'")  # model nullable again
+        assert poll(lambda: writer.health().written == 4, timeout=15), writer.health()
+        assert ids(path) == [f"req{i:06d}" for i in range(4)]
+    finally:
+        writer.close()

@@ -8,14 +8,16 @@ the forward queue (PostgreSQL), and every row from then on went the same way, ev
 Others met the same thing: a legacy ``NOT NULL`` column no insert fills blocked every later insert
 (tina4stack/tina4-python#93; gorkem-bwl/atlas#3: 'null value in column "account_id" violates not-null constraint').
 
-Told apart here: the refusal names a column none of the row's statements write, or a constraint this modelyard's
-schema never has (``CHECK``, ``FOREIGN KEY``). Those rows are the store's to take: held and tried again (nothing lost),
-with a sentence that says what changed and what to do. A ``NOT NULL`` column the statement does write, left empty by
-this row, stays that row's own fault.
+Told apart here: the refusal names a column none of the row's statements write, or one this modelyard's own schema
+leaves nullable (a newer one made ``model`` required: every failed request, which no model answered, was lost), or a
+constraint this modelyard's schema never has (``CHECK``, ``FOREIGN KEY``). Those rows are the store's to take: held
+and tried again (nothing lost), with a sentence that says what changed and what to do. A ``NOT NULL`` column of this
+modelyard's own schema, left empty by the row, stays that row's own fault.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from collections.abc import Iterable
@@ -37,6 +39,22 @@ def written(inserts: Iterable[str]) -> dict[str, frozenset[str]]:
     return out
 
 
+@functools.cache
+def own_not_null() -> dict[str, frozenset[str]]:
+    """table -> its NOT NULL columns in this modelyard's own schema (its migrations run once on an in-memory
+    database): a NOT NULL column the table has beyond these was added by a newer modelyard, or by hand."""
+    from modelyard.ledger.migrations import MIGRATIONS
+    from modelyard.ledger.migrator import Dialect, migrate
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn, Dialect.SQLITE, MIGRATIONS)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: frozenset(r[1] for r in conn.execute(f'PRAGMA table_info("{t}")') if r[3]) for t in tables}
+    finally:
+        conn.close()
+
+
 def refused_by_table(exc: BaseException, inserts: Iterable[str], path: Path) -> str | None:
     """The sentence to say when SQLite refused a row because of the table (see the module docstring); None when the
     refusal is the row's own."""
@@ -45,9 +63,11 @@ def refused_by_table(exc: BaseException, inserts: Iterable[str], path: Path) -> 
     text = str(exc)
     if m := _NOT_NULL.search(text):
         table, column = m.groups()
-        if column in written(inserts).get(table, frozenset()):
-            return None  # a value this row left empty: its own
-        what = (f"its table {table} has a column {column} that must be filled (NOT NULL, no default), which this "
+        if column in written(inserts).get(table, frozenset()) and column in own_not_null().get(table, ()):
+            return None  # a value this row left empty, which this modelyard's own schema requires: its own
+        what = (f"its table {table} has a column {column} that must be filled (NOT NULL), which this modelyard "
+                "leaves empty" if column in written(inserts).get(table, frozenset()) else
+                f"its table {table} has a column {column} that must be filled (NOT NULL, no default), which this "
                 "modelyard does not know")
         fix = "or move this log aside for this one (it makes a new file)"
     elif text.startswith(_FOREIGN):
