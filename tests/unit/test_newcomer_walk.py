@@ -207,3 +207,30 @@ def test_init_help_says_endpoint_alone_detects() -> None:
     the two were needed together and an --endpoint alone did nothing; it detects (cli/setup.py: detect or endpoint)."""
     out = CliRunner().invoke(app, ["init", "--help"], env={"COLUMNS": "300"})
     assert "(implies --detect)" in " ".join(out.output.split())
+
+
+@pytest.mark.parametrize("in_dotenv", [False, True])
+def test_a_missing_telegram_token_says_where_one_comes_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            in_dotenv: bool) -> None:
+    """The README's Telegram step, token not exported yet: it said "set the environment variable TELEGRAM_BOT_TOKEN"
+    and not where a token comes from (@BotFather) — nor, with the token in ./.env as other bots' READMEs have it, that
+    modelyard does not read that file. The token itself is never shown."""
+    project = tmp_path / "project"
+    project.mkdir()
+    if in_dotenv:
+        (project / ".env").write_text("TELEGRAM_BOT_TOKEN=7312345678:AAHk3xYzQ9wErTyUiOpAsDfGhJkLzXcVbNm\n")
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    config = _config(tmp_path, "models:\n  m: {provider: ollama, model: x}\nagents:\n  chat: {primary: m}\n"
+                               "telegram: {allowed_users: [1]}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "telegram", "--local"],
+                             env={"MODELYARD_DATA_DIR": str(tmp_path / "d")})
+    said = " ".join(out.output.split())
+    assert out.exit_code == 2, said
+    assert "no Telegram bot token: set the environment variable TELEGRAM_BOT_TOKEN" in said, said
+    if in_dotenv:
+        assert f"it is in {project / '.env'}, and modelyard reads no .env file" in said
+        assert "AAHk3x" not in said
+    else:
+        assert "@BotFather" in said
