@@ -217,6 +217,7 @@ class TelegramServer(FakeServer):
         #: out whose answer a relay mangles on the way back (:meth:`garble_reply`)
         self._intercepted: list[tuple[str, Callable[[dict[str, Any]], bool], str]] = []
         self._garbled: list[tuple[str, Callable[[dict[str, Any]], bool], Callable[[bytes], bytes]]] = []
+        self._late: list[tuple[str, Callable[[dict[str, Any]], bool], float]] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getme": lambda p: dict(self.bot_user),
             "getchatmember": self._get_chat_member,
@@ -476,6 +477,16 @@ class TelegramServer(FakeServer):
         with self._state:
             self._intercepted.extend([(method.lower(), when, page or CAPTIVE_PORTAL)] * calls)
 
+    def carry_out_late(self, seconds: float, *, method: str = "sendMessage",
+                       when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
+        """The next call of ``method`` whose parameters pass ``when`` is carried out ``seconds`` after it came, then
+        answered: Telegram holding a call under load or over a chat's quota, the client's timeout meanwhile, and the
+        message delivered all the same later (python-telegram-bot#1045: "raises TimedOut exception for some messages
+        over quota, but still delivers them"; SiderealPress/Lobster#630). A client that gives up on the call does not
+        stop it: the message still shows."""
+        with self._state:
+            self._late.append((method.lower(), when, seconds))
+
     def garble_reply(self, mangle: Callable[[bytes], bytes], *, method: str = "sendMessage",
                      when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:
         """The next call of ``method`` whose parameters pass ``when`` is carried out (the message is in the chat), and
@@ -560,6 +571,8 @@ class TelegramServer(FakeServer):
         if (page := self._take(self._intercepted, name, params)) is not None:  # never reached Telegram: not done
             self._log(call, error=ApiError(200, "answered by a captive portal, not carried out"))
             return self.tracked(HTMLResponse(page))
+        if (late := self._take(self._late, name, params)) is not None:
+            await asyncio.sleep(late)
         garble = self._take(self._garbled, name, params)
         lost = self._take_lost(name, params)
         fault = lost or self._take(self._refused, name, params) or (

@@ -97,3 +97,27 @@ async def test_a_late_forward_and_the_request_after_it_join_the_answer_being_wri
     assert all((tg.message(ALICE, i) or {}).get("text") != "…" for i in placeholders)
     with db(config) as conn:
         assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
+
+
+async def test_an_answer_taken_over_then_stopped_before_the_taker_wrote_there_says_it_stopped(tmp_path, tg):
+    """Alice's request typed after her forwards takes their half-shown answer over, and she sends /stop while it waits
+    for that answer to let go (an edit of it held by Telegram: python-telegram-bot#1045). /stop ended the request's turn
+    before it wrote in the forwards' messages, and they stayed as they were — a part-answer, no "[stopped]" — for good.
+    Now what a turn took over and left says it was stopped, as a stopped answer does."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg) as bot:
+            bot._gather.patience = 0.5  # the wait for the request (3 s), shortened: it comes during the answer
+            _forward(tg, "We ship on Friday.", int(time.time()))
+            await eventually(lambda: any("w3" in (c.text or "") for c in tg.calls_to("editMessageText")), 15)
+            tg.carry_out_late(4.0, method="editMessageText")  # the next edit held: the answer lets go 4 s later
+            await asyncio.sleep(0.3)
+            _says(tg, "summarise these")
+            await asyncio.sleep(1.0)  # the request's turn waits for the forwards' to let go
+            tg.push_message(ALICE, text="/stop", first_name="Alice")
+            await eventually(lambda: any(r.startswith("Stopped") for r in replies_to(tg, ALICE)), 15)
+            await asyncio.sleep(4.0)  # the held edit done
+        placeholder = next(c.result["message_id"] for c in tg.calls_to("sendMessage") if c.ok and c.text == "…")
+        shown = (tg.message(ALICE, placeholder) or {}).get("text", "")
+        assert shown.endswith("[stopped]") and "w3" in shown, shown
+        assert len(slow.requests) == 1  # the request's turn never asked the model

@@ -42,6 +42,10 @@ FINAL_OUTAGE = 120.0
 _MAX_BACKOFF = 30.0
 #: longest wait, once a turn is called off, for its placeholder's sendMessage already on its way to answer
 PLACEHOLDER_SETTLE = 10.0
+#: what a placeholder that landed after its answer was written elsewhere says, when the Bot API refuses to delete it
+LATE_NOTE = "(answered in another message)"
+#: the tasks retiring such placeholders (a task nobody holds may be collected before it ends)
+_LATE_TASKS: set[asyncio.Task[None]] = set()
 
 
 def retry_seconds(value: float | dt.timedelta) -> float:
@@ -103,6 +107,10 @@ class StreamingReply:
         self._finishing = asyncio.Event()
         self._paused_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        #: the answer has been handed over or finished: what it shows is settled, a '…' landing now is nobody's
+        self._closed = False
+        #: a placeholder's sendMessage still on its way after the turn was called off (:meth:`_settle_placeholder`)
+        self._late: asyncio.Future[Message] | None = None
 
     @property
     def message_ids(self) -> list[int]:
@@ -176,17 +184,21 @@ class StreamingReply:
             return await self.bot.send_message(self.chat_id, placeholder)
 
     async def _settle_placeholder(self, send: asyncio.Future[Message], placeholder: str) -> None:
-        """The turn was called off while its placeholder's sendMessage was on its way (a comment whose forwards took
-        its turn over, /stop, the bot stopping). Cancelled with it, the call's answer — the '…''s id — was dropped,
-        but Telegram had taken the call: the '…' showed, known to nobody, and stayed above the answer for good. The
-        send goes on (shielded) for up to :data:`PLACEHOLDER_SETTLE`; its id is kept, so whoever ends this answer
+        """The turn was called off while its placeholder's sendMessage was on its way (a comment whose forwards took its
+        turn over, /stop, the bot stopping). Cancelled with it, the call's answer — the '…''s id — was dropped, but
+        Telegram had taken the call: the '…' showed, known to nobody, and stayed above the answer for good. The send
+        goes on (shielded) for up to :data:`PLACEHOLDER_SETTLE`; its id is kept, so whoever ends this answer
         (:meth:`hand_over`, :meth:`finish`) edits it. One whose answer is still lost then is looked for as a lost
-        placeholder is."""
-        try:
-            done, _ = await asyncio.wait({send}, timeout=PLACEHOLDER_SETTLE)
-        finally:
-            if not send.done():
-                send.cancel()
+        placeholder is.
+
+        A send still unanswered then is not cancelled: cancelling drops only the answer, and a call Telegram holds
+        (under load, over a chat's quota: python-telegram-bot#1045, "still delivers them") is carried out all the same:
+        the '…' showed after the search for it, and stayed. It is let run (:meth:`_landed`): a '…' that lands before
+        this answer is settled is its first message, one that lands after is deleted (or, refused that, says so)."""
+        done, _ = await asyncio.wait({send}, timeout=PLACEHOLDER_SETTLE)
+        if send not in done:
+            self._late = send
+            send.add_done_callback(self._landed)
         error = send.exception() if send in done and not send.cancelled() else None
         if send in done and error is None:
             self._ids.append(send.result().message_id)
@@ -194,19 +206,57 @@ class StreamingReply:
         elif error is None or (isinstance(error, TelegramError) and (maybe_sent(error) or maybe_on_screen(error))):
             self._placeholder_lost = True
         log.info("telegram: chat %s: the answer was called off while its placeholder was being sent; %s", self.chat_id,
-                 "its id kept" if self._ids else "it may be on screen, looked for once the answer shows"
+                 "its id kept" if self._ids else "still no answer: the send goes on, and what it shows is settled "
+                 "when it lands" if self._late is not None else "it may be on screen, looked for once the answer shows"
                  if self._placeholder_lost else "it was not sent")
+
+    def _landed(self, send: asyncio.Future[Message]) -> None:
+        """The placeholder's sendMessage, let run past :data:`PLACEHOLDER_SETTLE`, has its answer."""
+        self._late = None
+        if send.cancelled() or send.exception() is not None:
+            return  # not sent, or lost again: the search for a lost placeholder stands
+        message_id = send.result().message_id
+        if message_id in self._ids:  # found by that search meanwhile
+            return
+        if not self._closed:  # in time to be this answer's first message: whoever ends it edits it
+            self._ids.insert(0, message_id)
+            self._shown.insert(0, Formatted(PLACEHOLDER))
+            self._placeholder_lost = False
+            return
+        task = asyncio.get_running_loop().create_task(self._retire_late(message_id),
+                                                     name=f"telegram-late-placeholder-{self.chat_id}")
+        _LATE_TASKS.add(task)
+        task.add_done_callback(_LATE_TASKS.discard)
+
+    async def _retire_late(self, message_id: int) -> None:
+        """A '…' that landed after its answer was settled elsewhere: deleted, or, where the Bot API refuses that (a
+        group's message older than 48 hours, no right to delete), edited to say where the answer went."""
+        try:
+            await self.bot.delete_message(self.chat_id, message_id)
+        except TelegramError as exc:
+            log.info("telegram: chat %s: a placeholder that landed late (message %s) could not be deleted (%s)",
+                     self.chat_id, message_id, type(exc).__name__)
+        else:
+            log.info("telegram: chat %s: a placeholder that landed after its answer was written elsewhere (message "
+                     "%s) deleted", self.chat_id, message_id)
+            return
+        try:
+            await self.bot.edit_message_text(LATE_NOTE, chat_id=self.chat_id, message_id=message_id)
+        except TelegramError as exc:
+            log.warning("telegram: chat %s: a placeholder that landed late (message %s) stays as '…' (%s)",
+                        self.chat_id, message_id, type(exc).__name__)
 
     async def hand_over(self) -> list[int]:
         """Stop showing this answer (its turn was called off) and leave its messages as they are for another turn to
         :meth:`adopt`: their ids."""
         self._finishing.set()
         self._changed.set()
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-        if self._placeholder_lost:
+        if self._task is not None:  # shielded: a /stop meanwhile cut an edit under way, which Telegram carried out
+            with contextlib.suppress(Exception):  # after the answer's last word, putting back a text before it
+                await asyncio.shield(self._task)
+        if self._placeholder_lost and self._late is None:
             await self._find_placeholder()
+        self._closed = True
         return list(self.message_ids)
 
     async def _find_placeholder(self) -> None:
@@ -249,6 +299,7 @@ class StreamingReply:
         counts down the same wait): :attr:`not_before` says when, and the caller tries again then (``TelegramBot``)."""
         self._finishing.set()
         self._changed.set()
+        self._closed = True  # a '…' landing from now on is not edited into the answer: it is retired (_landed)
         if self._task is not None:
             try:
                 await self._task
@@ -303,7 +354,7 @@ class StreamingReply:
                     await asyncio.sleep(0.5 * attempt)
         if self.undelivered:
             log.warning("telegram: final answer in chat %s could not be delivered", self.chat_id)
-        elif self._placeholder_lost:
+        elif self._placeholder_lost and self._late is None:
             await self._clear_placeholder()
         return list(self.message_ids)
 

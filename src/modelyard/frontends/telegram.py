@@ -145,6 +145,8 @@ MAX_UPDATES = 4096
 FOLLOWED_KEPT = 4096
 #: longest wait, when stopping, for the turns in flight to show where they stopped
 STOP_WAIT = 10.0
+#: how long an answer called off and left unadopted is tried through an outage to say it stopped
+ORPHAN_OUTAGE = 10.0
 #: how often "typing…" is sent again while forwards are held (Telegram shows it for 5 seconds at most)
 TYPING_EVERY = 4.0
 #: finished replies kept on the bot (benchmarks read the newest's first_edit_at): a bot runs for weeks
@@ -1277,13 +1279,14 @@ class TelegramBot:
                 raise
             task.uncancel()  # /stop: this message is not answered (its turn, if it ran, said it was stopped)
         finally:
+            if (orphan := self._handover.pop(update.update_id, None)) is not None and task not in self._gone:
+                await self._orphaned(orphan, chat.id)
             self._locks.leave(chat.id)
             work.discard(task)
             self._askers.pop(task, None)
             self._cancelled.discard(task)
             self._gone.discard(task)
             self._joined.discard(task)
-            self._handover.pop(update.update_id, None)
             if alone is not None and self._alone.get(key) is alone:
                 del self._alone[key]
             if not work and self._work.get(chat.id) is work:
@@ -1377,9 +1380,28 @@ class TelegramBot:
         self._joined.add(alone.task)
         self._cancelled.add(alone.task)  # ended quietly, as /stop ends a message waiting its turn
         self._deferred.add(alone.update.update_id)  # done in the inbox with this one's turn (its riders)
-        self._handover[update.update_id] = alone
+        # a turn called off before it took over the messages of one it called off passes them on: left with it, they
+        # stayed as they were ('…', a part-answer) once this turn was called off in turn
+        inherited = self._handover.pop(alone.update.update_id, None)
+        self._handover[update.update_id] = inherited if inherited is not None and alone.reply is None else alone
         alone.task.cancel()
         return list(alone.updates or [alone.update])
+
+    async def _orphaned(self, taken: _Alone, chat_id: int) -> None:
+        """The answer this turn took over, left unadopted: the turn ended before it wrote there (/stop while it waited
+        its turn, the bot stopping, nothing in the joined request to answer). Its messages — a '…', a part-answer —
+        stayed as they were for good; they are ended with what happened, as a stopped answer is."""
+        reply = taken.reply
+        if reply is None or not reply.message_ids:
+            return
+        note = STOPPED_NOTE if self._stopping else CANCELLED_NOTE
+        log.info("telegram: chat %s: an answer called off for the messages after it, which were not answered with it "
+                 "(%s); its messages say so", chat_id, "the bot is stopping" if self._stopping else "stopped")
+        try:
+            await reply.finish(f"{reply.latest}\n\n{note}".strip(), outage=ORPHAN_OUTAGE)
+        except Exception as exc:  # a bug in the Bot API's I/O must not fail the turn's clean-up
+            log.warning("telegram: chat %s: a called-off answer could not be ended (%s)", chat_id,
+                        type(exc).__name__)
 
     def _pieces(self, parts: list[Message], group: bool) -> str | None:
         """One request of a text cut in pieces, or of forwarded messages and the person's comment: each forwarded one
