@@ -74,3 +74,21 @@ def test_a_sum_that_rounds_to_a_dollar_reads_as_dollars() -> None:
     total = sum([0.000004] * 249_999)  # as the report sums them, float by float
     assert money(total) == "$1.00" and money(-total) == "-$1.00"
     assert money(0.9999) == "$0.9999" and money(0.1) == "$0.1000"
+
+
+def test_a_models_latency_says_it_includes_the_attempts_before_it(tmp_path: Path) -> None:
+    """qwen answered in its own second after Claude's broken-off attempt, and its p50 read the request's 2 s as
+    qwen's: the report now says a model's p50/p95 is its requests' whole time when some came to it as fallback."""
+    from typer.testing import CliRunner
+
+    from modelyard.cli import app
+
+    backend = LogBackend("sqlite", tmp_path / "log.sqlite3")
+    writer = backend.writer(local_models=["qwen", "gemma"])
+    for i in range(3):
+        writer.submit(_broke_off_then_local(MARCH + i))
+    writer.close()
+    out = CliRunner().invoke(app, ["report", "--config", str(config_file(tmp_path)), "--month", "2025-03"],
+                             terminal_width=200).output
+    assert ("a model's p50/p95 is the whole time of the requests it answered: for the 3 it answered as fallback, "
+            "the failed attempts on other models before it are included") in " ".join(out.split()), out

@@ -90,6 +90,10 @@ def print_report(report: Report, config: Config) -> None:
         console.print("fallbacks by reason: " + ", ".join(
             f"{r} {n}" + (f" ({n / t.requests:.0%})" if t.requests >= FEW else "")
             for r, n in t.reasons.most_common()) + f" of {_requests(t.requests)}", highlight=False)
+    if fell_back := sum(g.fallbacks for g in report.models):  # a model's latency is its requests', not its own
+        console.print(f"a model's p50/p95 is the whole time of the requests it answered: for the {fell_back} it "
+                      "answered as fallback, the failed attempts on other models before it are included",
+                      style="dim", highlight=False, markup=False)
 
     cost = Table(title="cost")
     cost.add_column("")
