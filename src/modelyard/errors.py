@@ -154,6 +154,12 @@ class ProviderError(ModelyardError):
         self.message = redact(message)
         super().__init__(f"{reason}: {self.message}")
 
+    def reworded(self, message: str) -> ProviderError:
+        """The same failure in other words (the router's redaction of a key the server echoed), everything else it
+        carries kept: made here, beside the fields, so a field added to the error is never dropped by a copy."""
+        return ProviderError(self.reason, message, status=self.status, retry_after=self.retry_after, final=self.final,
+                             kind_refused=self.kind_refused, served_context=self.served_context, absent=self.absent)
+
     @property
     def retryable(self) -> bool:
         return self.reason in RETRYABLE and not self.final

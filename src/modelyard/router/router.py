@@ -413,9 +413,7 @@ class Router:
                 if (key := provider.config.api_key()) and key in exc.message:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
-                    exc = ProviderError(exc.reason, redact(exc.message, (key,)), status=exc.status,
-                                        retry_after=exc.retry_after, final=exc.final, kind_refused=exc.kind_refused,
-                                        served_context=exc.served_context, absent=exc.absent)
+                    exc = exc.reworded(redact(exc.message, (key,)))
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if exc.reason is Reason.CONNECT_ERROR:
                     provider.server_gone()  # what comes back may serve what this one refused, with another context
