@@ -49,3 +49,25 @@ def test_the_timeline_title_says_its_points_are_the_latest() -> None:
             assert f"latest {points} of 5000 answers, max" in page.text_content("#latency-timeline")
         finally:
             browser.close()
+
+
+def test_failed_attempts_by_reason_count_the_months_requests(tmp_path: Path, log_backend: LogBackend) -> None:
+    """A request begun at 23:59:58 UTC on the last day of February whose cloud attempt failed after midnight: its
+    attempt was in March's 'failed attempts by reason' (by the attempt's own ts) while the request was February's —
+    as `report` and `stats` count it — so March's chat showed a server_error beside requests that had none."""
+    from datetime import UTC, datetime
+
+    from modelyard.errors import Reason
+
+    march = datetime(2025, 3, 1, tzinfo=UTC).timestamp()
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    late = served("chat", march - 2, [Attempt("haiku", "anthropic", Outcome.FALLBACK, Reason.SERVER_ERROR,
+                                              queue_wait_ms=0.0),
+                                      Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 10, 5, 4000.0)
+    late.attempts[0].started_at = march + 1  # its attempt began after midnight (a queue wait, a slow connect)
+    writer.submit(late)
+    writer.submit(served("chat", march + 60, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 10, 5, 100))
+    writer.close()
+    s = _summary(log_backend.connect(), load_config(config_file(tmp_path, log_backend)), march)
+    (chat,) = s["agents"]
+    assert (chat["requests"], chat["fallbacks"], chat["reasons"]) == (1, 0, {})

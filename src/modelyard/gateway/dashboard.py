@@ -57,9 +57,13 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
                        "fallback_rate": g.fallback_rate, "p50_ms": g.p50, "p95_ms": g.p95,
                        "local_share": g.local_share, "reasons": {}})
     by_agent = {a["agent"]: a for a in agents}
+    # the attempts of the requests in the window, as every other figure here counts them (by the request's ts): by
+    # the attempt's own, a request begun before midnight UTC on the 1st put its later failed attempts in the new
+    # month's reasons, under an agent whose requests of the month did not hold it
     for row in conn.execute(
-            "SELECT agent, reason, COUNT(*) AS n FROM attempts WHERE ts >= ? AND outcome IN ('fallback', 'skipped')"
-            " GROUP BY agent, reason", (since,)):
+            "SELECT a.agent AS agent, a.reason AS reason, COUNT(*) AS n FROM attempts a JOIN requests r"
+            " ON r.id = a.request_id WHERE r.ts >= ? AND a.outcome IN ('fallback', 'skipped')"
+            " GROUP BY a.agent, a.reason", (since,)):
         if row["agent"] in by_agent:
             by_agent[row["agent"]]["reasons"][row["reason"] or "unknown"] = row["n"]
     # 'served locally': answered by a local model, as report's 'answered locally' (a cancelled request that had begun
