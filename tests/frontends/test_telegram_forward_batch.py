@@ -121,3 +121,25 @@ async def test_an_answer_taken_over_then_stopped_before_the_taker_wrote_there_sa
         shown = (tg.message(ALICE, placeholder) or {}).get("text", "")
         assert shown.endswith("[stopped]") and "w3" in shown, shown
         assert len(slow.requests) == 1  # the request's turn never asked the model
+
+
+async def test_in_a_group_forwards_then_a_request_to_the_bot_are_one_request_without_typing(tmp_path, tg, llm):
+    """In a group Alice forwards two messages, then asks the bot about them ("@bot summarise these") 1.8 s later. The
+    forwards, addressed to nobody, were passed over, and the question came alone. Now it is answered with them. The
+    bot does not show "typing…" in a group while forwards wait: they may well not be for it."""
+    group = {"id": -1_001_555_000_009, "title": "Team", "type": "supergroup"}
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        sent = int(time.time())
+        for text in ("We ship on Friday.", "No tests until Monday."):
+            tg.push_update({"message": {"message_id": tg._new_message_id(), "from": ALICE_USER, "date": sent,
+                                        "chat": group, "text": text,
+                                        "forward_origin": {**BOB_ORIGIN, "date": sent - 3600}}})
+        await asyncio.sleep(1.8)
+        tg.push_update({"message": {"message_id": tg._new_message_id(), "from": ALICE_USER, "date": int(time.time()),
+                                    "chat": group, "text": "@modelyard_test_bot summarise these"}})
+        await eventually(lambda: [c for c in tg.sent if c.chat_id == group.get("id") and c.params.get("reply_markup")],
+                         20)
+    asked = llm.requests[-1].json["messages"][-1]["content"]
+    assert "We ship on Friday." in asked and "No tests until Monday." in asked and "summarise these" in asked, asked
+    assert not tg.calls_to("sendChatAction")

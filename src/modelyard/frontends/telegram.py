@@ -1317,8 +1317,9 @@ class TelegramBot:
         first = not self._gather.gathering(key)
         earlier = self._join_alone(key, update, message) if message.forward_origin is not None and first else []
         patient = message.forward_origin is not None
+        # "typing…" in a private chat only: in a group a forward is not addressed to the bot, which may say nothing
         typing = (asyncio.create_task(self._typing(message), name=f"telegram-typing-{message.chat.id}")
-                  if patient and first else None)
+                  if patient and first and message.chat.type == ChatType.PRIVATE else None)
         try:
             updates = await self._gather.gather(key, update, more=more, earlier=earlier, patient=patient)
         finally:
