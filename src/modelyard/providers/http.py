@@ -21,8 +21,6 @@ import threading
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
-from itertools import repeat
-from operator import itemgetter, methodcaller
 from time import time
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -368,14 +366,6 @@ class StreamResponse:
         typed = False  # an event: field came since the last blank line
         bare = False  # a JSON document without "data:" opened mid-stream and not closed on its line: see below
         async for lines in batches:
-            if not typed and lines and not any(lines[1::2]) and all(map(_IS_DATA, lines[0::2])):
-                # the usual read (issue #15): whole events of one "data: " line each, a blank line after each. The
-                # loop below gives the same, line by line (~35 bytecodes a line): here C does it
-                if len(lines) > 1:
-                    bare = False  # a blank line ends a bare document's lines
-                fresh = False
-                yield list(zip(repeat("data"), map(_AFTER_DATA, lines[0::2])))
-                continue
             events = []
             for line in lines:
                 if not line:
@@ -455,9 +445,6 @@ def _rest(decoder: codecs.IncrementalDecoder | None) -> str:
 
 
 _SSE_FIELDS = frozenset({"data", "event", "id", "retry"})
-#: the usual line of an event stream, and its value (:meth:`StreamResponse._event_batches`' fast path)
-_IS_DATA = methodcaller("startswith", "data: ")
-_AFTER_DATA = itemgetter(slice(6, None))
 #: a line that is the start of an SSE field line, cut before its colon (a body that ended after a byte or a few)
 _FIELD_CUT = re.compile(r"(?:d(?:a(?:ta?)?)?|e(?:v(?:e(?:nt?)?)?)?|id?|r(?:e(?:t(?:ry?)?)?)?)\Z")
 

@@ -577,28 +577,20 @@ class _ToolCalls:
         self.calls: list[dict[str, str]] = []
         #: ``extra_content`` a server attached to a call (by id() of its slot): Gemini's thought signature
         self.extras: dict[int, dict[str, Any]] = {}
-        self._at: dict[int | None, dict[str, str]] | None = None  # the rest made at the first fragment: most
-        # answers have none, and they were four containers made per request (issue #15)
-
-    def _begin(self) -> dict[int | None, dict[str, str]]:
+        self._at: dict[int | None, dict[str, str]] = {}
         self._by_id: dict[str, dict[str, str]] = {}
         #: the calls the entries of the current ``tool_calls`` list went to (id() of their slots: :meth:`listed`)
         self._listed: set[int] = set()
         #: each call's argument pieces as they came (by id() of its slot, which self.calls keeps), for :func:`_resent`
         self._pieces: dict[int, list[str]] = {}
-        self._at = {}
-        return self._at
 
     def listed(self, frags: list[Any]) -> None:
         """The entries of one delta's ``tool_calls`` list, in order."""
-        if self._at is None:
-            self._begin()
         self._listed.clear()
         for frag in frags:
             self.add(frag)
 
     def add(self, frag: Any) -> None:
-        at = self._at if self._at is not None else self._begin()
         if not isinstance(frag, dict):
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"a tool call fragment is a {type(frag).__name__}")
         fn = frag.get("function") or {}
@@ -610,14 +602,14 @@ class _ToolCalls:
         call_id = str(call_id) if isinstance(call_id, str | int) and not isinstance(call_id, bool) else ""
         if not isinstance(name, str) or not isinstance(args, str | dict | None):
             raise ProviderError(Reason.MALFORMED_RESPONSE, "a tool call's name or arguments is not text")
-        slot = at.get(key)  # None: the latest call
+        slot = self._at.get(key)  # None: the latest call
         if slot is None and key is not None and call_id and not name:  # a piece under an index of its own (LocalAI)
             slot = self._by_id.get(call_id)
         if (slot is None or (call_id and slot["id"] and call_id != slot["id"] and (name or not slot["name"]))
                 or (name and slot["name"] and ((name != slot["name"] and slot["args"]) or id(slot) in self._listed))):
             slot = {"id": "", "name": "", "args": ""}
             self.calls.append(slot)
-        at[key] = at[None] = slot
+        self._at[key] = self._at[None] = slot
         self._listed.add(id(slot))
         if call_id and not slot["id"]:  # the first id a call is given stays its id (Poolside's change after it)
             slot["id"] = call_id
@@ -1236,9 +1228,7 @@ class OpenAIProvider(HttpProvider):
                             continue  # event names, ids, retry hints
                         if errored:
                             raise error_field(payload)
-                        # the substring first: an event without it (every JSON one but a text that quotes it) pays
-                        # no strip() call (issue #15)
-                        if "[DONE]" in payload and (payload == "[DONE]" or payload.strip() == "[DONE]"):
+                        if payload == "[DONE]" or payload.strip() == "[DONE]":
                             finished = True
                             break
                         if held:  # SSE: the data lines of one event are one text, joined by newlines

@@ -28,7 +28,6 @@ not permitted" (Mistral's own shape) once, learned — a seeded run stays repeat
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
@@ -100,8 +99,7 @@ def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
         into["top_k"] = request.top_k
 
 
-@functools.lru_cache(maxsize=64)  # asked per request of a provider's one endpoint: urlsplit's hostname was ~100
-def mistral_api(endpoint: str) -> bool:  # bytecodes of each OpenAI-compatible request (issue #15)
+def mistral_api(endpoint: str) -> bool:
     """Is ``endpoint`` Mistral's own API (api.mistral.ai, codestral.mistral.ai), whose seed is ``random_seed``?"""
     host = (urlsplit(endpoint).hostname or "").rstrip(".").lower()
     return host == "mistral.ai" or host.endswith(".mistral.ai")

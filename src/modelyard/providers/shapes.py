@@ -243,7 +243,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
     and the stream ends with a ``done`` chunk. An answer with no content *and* no stop reason
     (e.g. an OpenAI-style stream of ``"choices": []`` chunks, then ``[DONE]``) is malformed, not an
     empty success."""
-    joiners: dict[ChunkKind, _Joiner] | None = None  # made at the first text that needs one (issue #15)
+    joiners: dict[ChunkKind, _Joiner] = {"text": _Joiner(), "thinking": _Joiner()}
     size = 0
     content = False
     answered = False  # text or a tool call: thinking alone answers nothing
@@ -252,16 +252,13 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
             kind = chunk.kind
             if kind == "text" or kind == "thinking":
                 text = chunk.text
-                if type(text) is str and text.isascii() and (joiners is None or not joiners[kind].pending):
-                    # what feed() passes unchanged
+                if type(text) is str and text.isascii() and not joiners[kind].pending:  # what feed() passes unchanged
                     if not text:
                         continue
                     size += len(text)
                 else:
                     if not isinstance(text, str):
                         raise malformed(f"{kind} arrived as {type(text).__name__}, not text")
-                    if joiners is None:
-                        joiners = {"text": _Joiner(), "thinking": _Joiner()}
                     text = joiners[kind].feed(text)
                     if not text:
                         continue
@@ -297,8 +294,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                                                      token_count(getattr(u, "cache_read_tokens", 0)),
                                                      token_count(getattr(u, "cache_write_tokens", 0))))
             elif kind == "done":
-                if joiners is not None and (joiners["text"].pending or joiners["thinking"].pending):
-                    # a half held back: said as U+FFFD
+                if joiners["text"].pending or joiners["thinking"].pending:  # a half held back: said as U+FFFD
                     for name, joiner in joiners.items():
                         if rest := joiner.flush():
                             content = True
@@ -313,9 +309,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise malformed("the stream ended with no content and no finish reason (no choices?)")
                 if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
                     raise ProviderError(Reason.UNUSABLE_REPLY, _EMPTY_THOUGHT if content else _EMPTY)
-                # the provider's own chunk when it said a reason that needed nothing (a chunk fewer, issue #15): a done
-                # chunk's stop reason is all anyone reads of it
-                yield chunk if stop is chunk.stop_reason and stop else Chunk("done", stop_reason=stop or "stop")
+                yield Chunk("done", stop_reason=stop or "stop")
                 return
             else:
                 raise malformed(f"unknown chunk kind {kind!r}")

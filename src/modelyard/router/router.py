@@ -201,13 +201,8 @@ class Router:
         now = loop.time()
         walk = _Walk(agent, record, response, self._prepare(plan, request), stream, accept, now,
                      now + self._bounds_of(agent, chain[0]).total, loop)
-        if self._store_text:  # the last user message: a loop, not next() over a generator made per request
-            for m in reversed(request.messages):
-                if m.role == "user":
-                    record.prompt = m.content
-                    break
-            else:
-                record.prompt = ""
+        if self._store_text:
+            record.prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         states, spend = self.pool.states, self.pool.spend
         embed = request.embed
         raw = request.prompt is not None and request.prompt.templated
