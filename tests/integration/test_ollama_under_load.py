@@ -128,9 +128,10 @@ async def test_a_cold_load_past_first_token_is_finished_behind_the_request_and_n
     loading, aborting load": ollama/ollama#7408, rsynnot/magic-lists-for-navidrome#34), so every later request began
     the load again and timed out again, and two of them cooled a healthy model: it was never used until someone
     preloaded it by hand. Now the timeout asks /api/ps, finds the model not loaded, finishes the load behind the
-    request and does not cool the model: the next request is the model's."""
+    request and does not cool the model: the next request is the model's. (Two slots: the load holds one, and the
+    second request, beside it, times out as well.)"""
     ollama = OllamaServer(models=["qwen3.5:latest"], load_seconds=1.5).start()
-    router = _router(ollama, backup, timeouts={"first_token": 0.5})
+    router = _router(ollama, backup, timeouts={"first_token": 0.5}, max_concurrent=2)
     try:
         for _ in range(2):
             routed = await router.complete("agent", REQ)
@@ -161,6 +162,26 @@ async def test_guard_a_loaded_model_silent_past_first_token_still_cools(backup: 
             assert routed.record.attempts[0].reason == "first_token_timeout"
             assert "not loaded" not in routed.record.attempts[0].detail
         assert router.pool.local("primary").health.state == "cooling_down"
+    finally:
+        await router.aclose()
+        ollama.stop()
+
+
+async def test_the_load_behind_a_timed_out_request_takes_one_of_the_models_slots(backup: OpenAIServer) -> None:
+    """The load finished behind a request that timed out during a cold start is a request at Ollama like any other
+    (a chat with no messages: docs/api.md "Load a model"). It went out beside the model's slots: with
+    ``max_concurrent: 1``, the next request was sent while it loaded, and Ollama had two of the model's requests at
+    once — one per process that timed out, on a server sized for one. Now the load holds the slot: the next request
+    waits for it (within ``timeouts.queue``) and is answered by the loaded model."""
+    ollama = OllamaServer(models=["qwen3.5:latest"], load_seconds=1.5).start()
+    router = _router(ollama, backup, timeouts={"first_token": 0.5}, max_concurrent=1)
+    try:
+        routed = await router.complete("agent", REQ)
+        assert (routed.record.model, routed.record.attempts[0].reason) == ("backup", "first_token_timeout")
+        routed = await router.complete("agent", REQ)
+        assert routed.record.model == "primary", routed.record.attempts
+        assert routed.record.queue_wait_ms > 500  # it waited for the load's slot, not beside it
+        assert ollama.max_in_flight_by_model == {"qwen3.5:latest": 1}
     finally:
         await router.aclose()
         ollama.stop()

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
@@ -35,6 +35,17 @@ from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.refusals import KindRefusals
 from modelyard.providers.shapes import checked
 from modelyard.types import ChatRequest, ChatResponse, Chunk
+
+#: one of the model's ``max_concurrent`` slots for a load sent behind a request (:meth:`Provider.cold_start`), taken as
+#: a request takes one (in this process, or on Redis when shared): entered, it yields True once it holds the slot,
+#: False when none came free within its wait (the load is then not sent); the slot is given back on leaving
+PreloadSlot = Callable[[], contextlib.AbstractAsyncContextManager[bool]]
+
+
+@contextlib.asynccontextmanager
+async def no_slot() -> AsyncIterator[bool]:
+    """The :data:`PreloadSlot` of a caller that counts no slots (a provider used on its own): the load goes at once."""
+    yield True
 
 
 async def _refused(kind: str) -> AsyncGenerator[Chunk, None]:
@@ -325,9 +336,10 @@ class Provider(ABC):
         """Whether the model is in memory right now (None: the backend does not say)."""
         return None
 
-    async def cold_start(self) -> str:
+    async def cold_start(self, slot: PreloadSlot | None = None) -> str:
         """Asked after a first-token timeout: why it was the model's load rather than its health (then it starts the
-        load the timed-out request gave up on), or "" — not a cold start, or the backend cannot tell."""
+        load the timed-out request gave up on, inside ``slot`` when given), or "" — not a cold start, or the backend
+        cannot tell."""
         return ""
 
     async def not_served(self) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.absence import not_pulled
-from modelyard.providers.base import parse_duration
+from modelyard.providers.base import PreloadSlot, no_slot, parse_duration
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
 from modelyard.providers.discovery import mapping_of as _mapping
@@ -601,13 +601,17 @@ class OllamaProvider(HttpProvider):
     #: the load started after a cold start's first-token timeout (:meth:`cold_start`), while it runs or failed
     _loading: asyncio.Task[None] | None = None
 
-    async def cold_start(self) -> str:
+    async def cold_start(self, slot: PreloadSlot | None = None) -> str:
         """A first-token timeout on a model /api/ps does not list: the request paid its load (unloaded after its
         keep_alive, or evicted for OLLAMA_MAX_LOADED_MODELS), which Ollama aborts when the client hangs up ("client
         connection closed before server finished loading, aborting load": ollama#7408). It was a health failure:
         every later request began the load again, timed out again, and two of them cooled a healthy model. Now the
         load is finished behind the request (a preload, Ollama's own keep_alive) and the model is not cooled — unless
-        such a load already failed, then the timeout counts as before."""
+        such a load already failed, then the timeout counts as before.
+
+        The load is a request at Ollama like any other: it goes inside ``slot``, one of the model's
+        ``max_concurrent`` (the router's, shared on Redis when the state is). Sent beside them, each process that
+        timed out added one request past ``max_concurrent`` at Ollama while the model loaded."""
         if self._loading is not None and self._loading.done():
             failed = not self._loading.cancelled() and self._loading.exception() is not None
             self._loading = None
@@ -621,17 +625,22 @@ class OllamaProvider(HttpProvider):
             return ""
         if entry != {}:  # loaded (a slow answer, not a load), or no listing to tell by
             return ""
-        self._loading = asyncio.create_task(self._load_behind(), name=f"ollama-load-{self.name}")
+        self._loading = asyncio.create_task(self._load_behind(slot), name=f"ollama-load-{self.name}")
         return ("the model was not loaded (Ollama's keep_alive or OLLAMA_MAX_LOADED_MODELS unloaded it) and a "
                 "timed-out request aborts its load: loading it now, not cooled")
 
-    async def _load_behind(self) -> None:
+    async def _load_behind(self, slot: PreloadSlot | None) -> None:
         log.info("model %s: a request timed out while Ollama loaded the model; loading it in the background", self.name)
-        try:
-            await self.warmup()
-        except ProviderError as exc:
-            log.warning("model %s: loading it in the background failed: %s", self.name, exc)
-            raise
+        async with (slot or no_slot)() as held:
+            if not held:  # every slot stayed busy: the requests holding them are at Ollama, loading it themselves
+                log.info("model %s: no slot of its max_concurrent came free for the background load; not sent",
+                         self.name)
+                return
+            try:
+                await self.warmup()
+            except ProviderError as exc:
+                log.warning("model %s: loading it in the background failed: %s", self.name, exc)
+                raise
 
     async def aclose(self) -> None:
         if self._loading is not None and not self._loading.done():

@@ -447,7 +447,8 @@ class Router:
                 if exc.absent:  # not on its server (not pulled): skipped a while, then asked again; nothing cools
                     provider.learn_absent(exc.message)
                     return
-                if exc.reason is Reason.FIRST_TOKEN_TIMEOUT and (cold := await provider.cold_start()):
+                if exc.reason is Reason.FIRST_TOKEN_TIMEOUT and (cold := await provider.cold_start(
+                        lambda: state.slot_for_load(bounds.queue))):  # the load takes a slot too
                     attempt.detail = f"{exc.message}: {cold}"  # the model's load, not its health
                     return
                 if says_health(exc.reason, request.embed is not None):

@@ -7,12 +7,15 @@ method that may cross a network is async; the in-process implementation answers 
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from modelyard.errors import Reason
 from modelyard.router.health import Admission
+from modelyard.router.slots import QueueTimeout
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +69,21 @@ class ModelState(ABC):
     @abstractmethod
     async def release(self) -> None:
         """Give the slot back (to the oldest waiter, if any)."""
+
+    @contextlib.asynccontextmanager
+    async def slot_for_load(self, wait: float) -> AsyncIterator[bool]:
+        """One slot for a load the provider sends behind a timed-out request (providers.base.PreloadSlot): True
+        once held, False when none came free within ``wait`` s. The load is a request at the backend like any other;
+        sent beside the slots, each process that timed out put one more than ``max_concurrent`` there."""
+        try:
+            await self.acquire(wait)
+        except QueueTimeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            await self.release()
 
     # -- breaker --------------------------------------------------------------------------
     @abstractmethod
