@@ -77,8 +77,10 @@ def _checkpointed_since(old: tuple[int, ...] | None, new: tuple[int, ...] | None
     if new[1:3] == old[1:3]:
         return new[3:] != old[3:]
     # the log started over (new salts): that follows a checkpoint that copied all of it — one since the old note
-    # unless that had copied all already; and one since the start over has noted itself
-    return new[4] > 0 or old[3] < old[0]
+    # unless that had copied all already; and one since the start over has noted itself; and a RESTART or TRUNCATE
+    # checkpoint (``PRAGMA wal_checkpoint(TRUNCATE)`` by hand, after a VACUUM) starts it over itself, empty (a writer
+    # starting it over publishes frames with its commit): taken for no checkpoint, a vacuum read as a restore
+    return new[4] > 0 or old[3] < old[0] or new[0] == 0
 
 
 def _looks(path: Path) -> tuple[int, int] | None:
