@@ -28,6 +28,9 @@ _LOG_COLUMNS = ("id", "ts", "agent", "model", "outcome", "fallback_reason", "n_a
 
 #: the answers the latency timeline draws: the month's latest (its max is theirs, and the page says so)
 LATENCY_POINTS = 300
+#: the outcomes of a request that was answered (RequestOutcome.answered): the ones the latency timeline times
+_ANSWERED = tuple(o.value for o in RequestOutcome if o.answered)
+_ANSWERED_IN = ", ".join("?" * len(_ANSWERED))
 
 
 def month_start(now: datetime | None = None) -> float:
@@ -72,8 +75,8 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
     totals = conn.execute(
         "SELECT COUNT(*) AS n, COALESCE(SUM(tokens_in), 0) AS tin, COALESCE(SUM(tokens_out), 0) AS tout,"
         f" COALESCE(SUM(CASE WHEN is_local = 1 AND outcome NOT IN ({unanswered}) THEN 1 ELSE 0 END), 0) AS local,"
-        " COALESCE(SUM(CASE WHEN outcome IN ('ok', 'fallback') THEN 1 ELSE 0 END), 0) AS timed"
-        " FROM requests WHERE ts >= ?", (*FAILED, since)).fetchone()
+        f" COALESCE(SUM(CASE WHEN outcome IN ({_ANSWERED_IN}) THEN 1 ELSE 0 END), 0) AS timed"
+        " FROM requests WHERE ts >= ?", (*FAILED, *_ANSWERED, since)).fetchone()
     # the report's own policy (ledger/cost.py): all-cloud asks each answered request once, a billed model without a
     # price is 'price unknown' (spend a lower bound, savings 'at most'), the local cost counts for the month so far
     month = month_period()  # the local cost: the part of this month gone by
@@ -82,8 +85,8 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
                        "savings_text": costs.savings_text(c), "requests": c.requests, "tokens_in": c.tokens_in,
                        "tokens_out": c.tokens_out} for c in costs.counterfactuals]
     latency = [dict(r) for r in conn.execute(
-        "SELECT agent, ts, total_ms FROM requests WHERE ts >= ? AND outcome IN ('ok', 'fallback')"
-        " ORDER BY ts DESC LIMIT ?", (since, LATENCY_POINTS))]
+        f"SELECT agent, ts, total_ms FROM requests WHERE ts >= ? AND outcome IN ({_ANSWERED_IN})"
+        " ORDER BY ts DESC LIMIT ?", (since, *_ANSWERED, LATENCY_POINTS))]
     return {
         "since": since,
         "agents": agents,
