@@ -417,11 +417,34 @@ def test_an_agent_whose_answer_is_revised_for_the_person_is_not_told_to_go_local
         "agents": {"writer": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["utility"]},
                    "planner": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["engineer"]},
                    "utility": {"primary": "qwen"}, "engineer": {"primary": "qwen"}}}))
+    writer = LogBackend("sqlite", tmp_path / "log.sqlite3").writer(local_models=["qwen"])
+    for agent in ("writer", "planner"):
+        writer.submit(served(agent, MARCH, [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)], 10, 10, 100))
+    writer.close()
     out = CliRunner().invoke(app, ["report", "--config", str(path), "--month", "2025-03", "--json"])
     assert out.exit_code == 0, out.output
     tiering = {r["subject"]: r["message"] for r in json.loads(out.stdout)["recommendations"] if r["kind"] == "tiering"}
     assert "writer" not in tiering, tiering
     assert "its output is read by engineer, not a person" in tiering["planner"]  # building on it is another matter
+
+
+def test_an_agent_with_no_requests_in_the_period_gets_no_tiering_advice(tmp_path: Path) -> None:
+    """The report told an agent that sent nothing all month to 'run local' ("0 requests, $0.00 this period"):
+    there is nothing to move and no spend to save."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {"qwen": {"provider": "ollama"}, "haiku": {"provider": "anthropic", "api_key_env": "NO_SUCH_KEY",
+                                                              "price": {"input": 1, "output": 5}}},
+        "agents": {"planner": {"primary": "haiku", "fallbacks": ["qwen"], "consumers": ["engineer"]},
+                   "engineer": {"primary": "qwen"}}}))
+    writer = LogBackend("sqlite", tmp_path / "log.sqlite3").writer(local_models=["qwen"])
+    writer.submit(served("planner", datetime(2025, 4, 15, 12, 0, tzinfo=UTC).timestamp(),
+                         [Attempt("haiku", "anthropic", Outcome.OK, queue_wait_ms=0.0)], 10, 10, 100))  # April only
+    writer.close()
+    out = CliRunner().invoke(app, ["report", "--config", str(path), "--month", "2025-03", "--json"])
+    assert out.exit_code == 0, out.output
+    assert [r for r in json.loads(out.stdout)["recommendations"] if r["kind"] == "tiering"] == []
 
 
 def test_small_sums_are_written_out_not_as_exponents_or_zero() -> None:

@@ -426,7 +426,9 @@ def _recommendations(config: Config, agents: dict[str, Group], waits: dict[Key, 
         primary = agent.chain[0] if agent.chain else None
         if not agent_consumers or primary not in config.models or config.models[primary].is_local:
             continue
-        g = agents.get(name, Group(name))
+        g = agents.get(name)
+        if g is None or not g.requests:  # no requests this period: nothing to move, and no spend to save
+            continue
         local = [m for m in agent.chain if m in config.models and config.models[m].is_local]
         target = f" (e.g. {local[0]}, already its fallback)" if local else ""
         recs.append(Recommendation(
