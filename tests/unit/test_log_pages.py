@@ -30,8 +30,9 @@ def submit(writer: LogWriter, rows: range, *, alone: bool = True) -> None:
 
 def test_a_lone_rows_commit_writes_at_most_seven_pages_on_average(tmp_path: Path) -> None:
     """150 rows, each committed alone (``flush`` after each): the write-ahead log grows by at most 7 frames a row
-    (the requests row and its key, the attempt row and its key, the ``ts`` and ``(model, ts)`` indexes, a page split
-    or the header now and then; 6.1 here; 8.1 with the two indexes dropped since, 9.6 with the gateway's random ids)."""
+    (the requests row, its key and its ``ts`` index, the attempt row, its key and its ``(model, ts)`` index, a page
+    split or the header now and then: 6.1 here; 8.1 with the two indexes dropped since, 9.6 with the gateway's random
+    ids). No checkpoint runs before CHECKPOINT_EVERY (256) rows, so the file only grows meanwhile."""
     path = tmp_path / "log.db"
     writer = LogWriter(path)
     try:
