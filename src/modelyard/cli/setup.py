@@ -85,10 +85,10 @@ def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
     return {url: why for url, addr in addresses.items() if (why := found.get(addr))}
 
 
-def _answered_without_chat(asked: dict[str, str], found: list[Found]) -> str | None:
-    """What to say when a server here answered but serves no chat model — Ollama installed and running, nothing pulled
-    yet (or only an embedding model, for RAG). It was told to "start Ollama with `ollama serve`", which was running."""
-    answered = [address for address, said in asked.items() if said.endswith("model(s)")]
+def _answered_without_chat(answered: list[str], found: list[Found]) -> str | None:
+    """What to say when a server here answered (``answered``: their addresses) but serves no chat model — Ollama
+    installed and running, nothing pulled yet (or only an embedding model, for RAG). It was told to "start Ollama with
+    `ollama serve`", which was running."""
     if not answered:
         return None
     embedding = sorted({f.model.model_id for f in found if f.model.embedding_only})
@@ -109,19 +109,17 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     why = _why_not_connected(found.asked) if endpoints else {}
     for address, said in found.asked.items():
         console.print(f"  {address}: {said}" + (f": {why[address]}" if address in why else ""), highlight=False)
-    if endpoints and not any(not f.model.embedding_only and not f.model.remote for f in found.found):
-        # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
-        raise fail("no server named with --endpoint serves a chat model (what each said is above): 'nothing found "
-                   "(connect_error)' is a wrong host or port, or a server that listens on its own machine only — "
-                   "Ollama does unless started with OLLAMA_HOST=0.0.0.0 there; a server that answered with no chat "
-                   "model has none pulled or loaded yet (`ollama pull MODEL` on that machine)", code=1)
-    if (empty := _answered_without_chat(found.asked, found.found)) and not any(
-            not f.model.embedding_only and not f.model.remote for f in found.found):
-        raise fail(empty, code=1)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
-        raise fail("no model server here serves a chat model (start Ollama with `ollama serve` and "
-                   "`ollama pull` a model, or name a server with --endpoint URL); without one, `modelyard init` "
-                   "(no --detect) writes the offline default: the embedded model, no server needed", code=1)
+        if endpoints:
+            # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
+            raise fail("no server named with --endpoint serves a chat model (what each said is above): 'nothing "
+                       "found (connect_error)' is a wrong host or port, or a server that listens on its own machine "
+                       "only — Ollama does unless started with OLLAMA_HOST=0.0.0.0 there; a server that answered with "
+                       "no chat model has none pulled or loaded yet (`ollama pull MODEL` on that machine)", code=1)
+        raise fail(_answered_without_chat(found.answered, found.found)
+                   or "no model server here serves a chat model (start Ollama with `ollama serve` and `ollama pull` "
+                   "a model, or name a server with --endpoint URL); without one, `modelyard init` (no --detect) "
+                   "writes the offline default: the embedded model, no server needed", code=1)
     config, notes = draft(found.found, yaml.safe_load(source.read_text()))
     text = header(notes) + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100)
     try:

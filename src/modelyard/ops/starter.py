@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +53,8 @@ class Discovery:
     found: list[Found]
     #: every address asked, and what it said ("3 models" or why nothing)
     asked: dict[str, str]
+    #: the addresses that answered with their list of models (none in it, maybe), in the order asked
+    answered: list[str] = field(default_factory=list)
 
 
 def _richness(models: list[ServedModel]) -> tuple[int, int]:
@@ -147,7 +149,7 @@ async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Dis
             server = result[0].server if result else backend
             asked[endpoint] = f"{server}: {len(result)} model(s)"
     found = [Found(name, m) for endpoint in sorted(best) for name, models in [best[endpoint]] for m in models]
-    return Discovery(found, asked)
+    return Discovery(found, asked, [endpoint for endpoint in asked if endpoint in best])
 
 
 # -- the policy: one function per choice --------------------------------------------------------
