@@ -63,10 +63,11 @@ def refused_by_table(exc: BaseException, inserts: Iterable[str], path: Path) -> 
     text = str(exc)
     if m := _NOT_NULL.search(text):
         table, column = m.groups()
-        if column in written(inserts).get(table, frozenset()) and column in own_not_null().get(table, ()):
+        given = column in written(inserts).get(table, frozenset())
+        if given and column in own_not_null().get(table, ()):
             return None  # a value this row left empty, which this modelyard's own schema requires: its own
         what = (f"its table {table} has a column {column} that must be filled (NOT NULL), which this modelyard "
-                "leaves empty" if column in written(inserts).get(table, frozenset()) else
+                "leaves empty" if given else
                 f"its table {table} has a column {column} that must be filled (NOT NULL, no default), which this "
                 "modelyard does not know")
         fix = "or move this log aside for this one (it makes a new file)"
@@ -84,17 +85,23 @@ _REQUEST_TABLES = frozenset({"requests", "attempts"})
 _GONE = re.compile(r"no such table: (?:main\.)?(\w+)|table (\w+) has no column named (\w+)")
 
 
+def _gone(exc: BaseException) -> tuple[str, str] | None:
+    """(the table, what became of it) when SQLite refused a statement because a table it writes is gone or lacks one
+    of its columns; None otherwise."""
+    if not isinstance(exc, sqlite3.OperationalError) or not (m := _GONE.search(str(exc))):
+        return None
+    table = m.group(1) or m.group(2)
+    return table, f"its table {table} is gone" if m.group(1) else f"its table {table} has no column {m.group(3)}"
+
+
 def table_gone(exc: BaseException, insert: str, path: Path) -> str | None:
     """The sentence when SQLite refused ``insert`` because its own table — one beside the requests' (the routing
     decisions) — is gone or lacks a column of it: dropped by hand (its rows hold prompt text), renamed by a newer
     modelyard. Those rows are held; the requests' rows go on. It held every row batched after it, requests too, for as
     long as the table was missing — and with it gone for good, every later request. None otherwise."""
-    if not isinstance(exc, sqlite3.OperationalError) or not (m := _GONE.search(str(exc))):
+    if (gone := _gone(exc)) is None or gone[0] in _REQUEST_TABLES or gone[0] not in written((insert,)):
         return None
-    table = m.group(1) or m.group(2)
-    if table in _REQUEST_TABLES or table not in written((insert,)):
-        return None
-    what = f"its table {table} is gone" if m.group(1) else f"its table {table} has no column {m.group(3)}"
+    what = gone[1]
     return (f"routing log {path}: {what} (dropped or changed by hand, or by a newer modelyard): its rows are held and "
             "written once it is back, the requests' rows go on — restore it from a backup of the log, or run the "
             "newer modelyard here too")
@@ -104,12 +111,9 @@ def requests_changed(exc: BaseException, path: Path) -> str | None:
     """The sentence when the requests' own tables are gone or lack a column this modelyard writes (renamed by a newer
     modelyard, or by hand): every row is held, and SQLite's 'table requests has no column named …' said neither why
     nor what to do. None otherwise."""
-    if not isinstance(exc, sqlite3.OperationalError) or not (m := _GONE.search(str(exc))):
+    if (gone := _gone(exc)) is None or gone[0] not in _REQUEST_TABLES:
         return None
-    table = m.group(1) or m.group(2)
-    if table not in _REQUEST_TABLES:
-        return None
-    what = f"its table {table} is gone" if m.group(1) else f"its table {table} has no column {m.group(3)}"
+    what = gone[1]
     return (f"routing log {path}: {what} (changed by hand, or by a newer modelyard): every row is held, and kept in a "
             "file at close for the next writer — run the newer modelyard here too, or restore the table from a backup "
             "of the log")
