@@ -12,7 +12,6 @@ from typing import Any
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.absence import not_pulled
 from modelyard.providers.http import (
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
@@ -22,7 +21,7 @@ from modelyard.providers.http import (
     USAGE_LIMIT_WORDS,
     HttpProvider,
     loads,
-    queue_full,
+    ollama_said,
     stream_error,
     tool_call,
     try_loads,
@@ -54,10 +53,8 @@ def _extract_error(body: Any) -> tuple[str, str]:
     if isinstance(rid := body.get("request_id"), str) and rid:
         # the API's id of the failed request, which its support asks for (its error bodies carry it since 2025)
         message = f"{message} (request_id {rid[:64]})"
-    if (full := queue_full(message)) is not None:  # Ollama's full queue through its /v1/messages (http.py)
-        return full
-    if (absent := not_pulled(message)) is not None:  # Ollama's model not pulled, through /v1/messages (absence.py)
-        return absent
+    if (ollama := ollama_said(message)) is not None:  # Ollama's full queue, a model not pulled, via /v1/messages
+        return ollama
     if USAGE_LIMIT_WORDS.search(message):
         # an Ollama cloud model's spent allowance through Ollama's Anthropic-compatible /v1/messages (Claude Code
         # pointed at Ollama): middleware/anthropic.go's writeError wraps the words as a 429 "rate_limit_error"

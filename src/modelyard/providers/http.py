@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem
-from modelyard.providers.absence import NOT_PULLED
+from modelyard.providers.absence import NOT_PULLED, not_pulled
 from modelyard.providers.base import Provider
 from modelyard.providers.coding import Readable, decoded, read_capped
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
@@ -1254,6 +1254,14 @@ def queue_full(message: str) -> tuple[str, str] | None:
         return None
     return SERVER_QUEUE_FULL, (f"Ollama's queue is full ({message}): more requests wait on its server than "
                                "OLLAMA_MAX_QUEUE allows")
+
+
+def ollama_said(message: str) -> tuple[str, str] | None:
+    """Ollama's words that decide more than their status, read alike through each of its APIs (/api/chat, its
+    OpenAI-compatible /v1, its Anthropic-compatible /v1/messages — each provider's extract function asks here): its
+    pending queue full (:func:`queue_full`: the next model, nothing cools), a model not pulled
+    (:func:`~modelyard.providers.absence.not_pulled`: skipped a while, not cooled). None for any other words."""
+    return queue_full(message) or not_pulled(message)
 
 
 _TYPE_DECIDES = {SERVER_QUEUE_FULL: Reason.QUEUE_FULL, NOT_PULLED: Reason.MODEL_MISSING,

@@ -14,7 +14,6 @@ from typing import Any
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.absence import not_pulled
 from modelyard.providers.base import PreloadSlot, no_slot, parse_duration
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.discovery import ServedModel, ServerCapability, normalised_endpoint, parameters_from_label
@@ -37,8 +36,8 @@ from modelyard.providers.http import (
     loads,
     make_client,
     no_memory,
+    ollama_said,
     openai_tools,
-    queue_full,
     reason_for_status,
     said,
     shown_url,
@@ -149,10 +148,8 @@ async def _installed(client: HttpClient) -> list[str] | None:
 
 def _extract_error(body: Any) -> tuple[str, str]:
     words = str(body.get("error", ""))
-    if (full := queue_full(words)) is not None:  # its pending queue full: the next model, nothing cools (http.py)
-        return full
-    if (absent := not_pulled(words)) is not None:  # a model not pulled: skipped a while, not cooled (absence.py)
-        return absent
+    if (said := ollama_said(words)) is not None:  # its queue full: the next model; a model not pulled: skipped a while
+        return said
     if NO_MEMORY_WORDS.search(words):  # not this moment's fault, nor a model not there (http.NO_MEMORY_WORDS)
         return NO_MEMORY, f"Ollama has no memory for the model now: {words}"
     if UNPARSED_CALL.match(words):

@@ -27,7 +27,6 @@ from orjson import loads as orjson_loads
 from modelyard.config.hints import AZURE_HOSTS
 from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
-from modelyard.providers.absence import not_pulled
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
 from modelyard.providers.discovery import ServedModel, ServerCapability
@@ -65,8 +64,8 @@ from modelyard.providers.http import (
     joined,
     loads,
     make_client,
+    ollama_said,
     openai_tools,
-    queue_full,
     shown_url,
     stream_error,
     system_first,
@@ -171,10 +170,8 @@ def _recognised(kind: str, message: str) -> tuple[str, str]:
     """Servers' words that mean more than their status: llama-server started without ``--jinja`` refuses tools with a
     500 (every tool request failed over as a server error and counted against the model until it cooled for all);
     Ollama's /v1 has no room for the model (a 500, as on /api/chat)."""
-    if (full := queue_full(message)) is not None:  # Ollama's full queue through its /v1: as on /api/chat (http.py)
-        return full
-    if (absent := not_pulled(message)) is not None:  # Ollama's model not pulled, through its /v1 (absence.py)
-        return absent
+    if (ollama := ollama_said(message)) is not None:  # Ollama's full queue, a model not pulled, through its /v1
+        return ollama
     if "Context size has been exceeded" in message:
         # llama-server's (and LM Studio's) 500 when the prompt and its answer outgrow the slot's context
         # (server-context.cpp; the 500 of a request that is not streamed): a server_error asked again at once for the
