@@ -8,6 +8,7 @@ as `{"error": "..."}` (even mid-stream, with HTTP 200).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.fakes.chat import ChatServer, Plan, ReplyText, content_value, count_words, usage_values
 from tests.fakes.embeddings import OLLAMA_NO_EMBEDDINGS, embed_call, ollama_answer
@@ -47,6 +48,8 @@ _DEFAULT_KEEP_ALIVE = timedelta(minutes=5)
 #: the context an embedding runs in when the request sets no ``num_ctx`` (Ollama's long-time default)
 EMBED_CONTEXT = 2048
 _FOREVER = datetime(2318, 1, 1, tzinfo=UTC)
+#: the ns an answer waited for one of its model's ``num_parallel`` turns, counted into its ``total_duration``
+_QUEUED_NS: contextvars.ContextVar[int] = contextvars.ContextVar("queued_ns", default=0)
 
 
 def canonical_model(name: str) -> str:
@@ -123,7 +126,7 @@ class OllamaServer(ChatServer):
         embedding_dims: int = 8,
         chat_models: Iterable[str] | None = None,
         template: str | None = None,
-        num_parallel: int = 1,
+        num_parallel: int | None = None,
         max_queue: int | None = None,
         context_length: int = 4096,
         load_seconds: float = 0.0,
@@ -133,7 +136,14 @@ class OllamaServer(ChatServer):
         model does (tests/fakes/embeddings.py). ``chat_models``: the models that chat (None: every one); the others
         are embedding models, and ``/api/chat`` refuses them, a preload too, as Ollama's capability check does (400
         '"nomic-embed-text" does not support chat': server/routes.go ChatHandler, errCapabilityCompletion).
-        ``num_parallel`` and ``max_queue``: OLLAMA_NUM_PARALLEL and OLLAMA_MAX_QUEUE (envconfig). With ``max_queue``
+        ``num_parallel`` and ``max_queue``: OLLAMA_NUM_PARALLEL and OLLAMA_MAX_QUEUE (envconfig). With
+        ``num_parallel`` given, at most that many chats of one model run at once and the others wait their turn in
+        arrival order, as llm/server.go's Completion does (``s.sem.Acquire(ctx, 1)``, a semaphore of numParallel;
+        a client gone meanwhile aborts it: "aborting completion request due to client closing the connection"); the
+        wait is inside the answer's ``total_duration`` (routes.go: ``time.Since(checkpointStart)``, taken when the
+        handler began) and outside ``load_duration`` (``checkpointLoaded``, before the completion) and the runner's
+        prompt_eval/eval durations. None: not modelled, every chat runs at once (Ollama's default of 1 for the
+        queue bound). With ``max_queue``
         set, a chat beyond ``num_parallel + max_queue`` in flight is refused at once with 503 "server busy, please
         try again.  maximum pending requests exceeded", as server/sched.go's GetRunner does when its pendingReqCh
         (sized OLLAMA_MAX_QUEUE, 512 by default) is full (ErrMaxQueue; routes.go answers it with
@@ -175,6 +185,7 @@ class OllamaServer(ChatServer):
         self.embedding_dims = embedding_dims
         self._loaded_lock = threading.Lock()
         self._loaded: dict[str, datetime] = {}
+        self._turns: dict[str, asyncio.Semaphore] = {}
         for name in loaded:
             self._mark_loaded(name, "5m")
 
@@ -326,7 +337,7 @@ class OllamaServer(ChatServer):
         if self.chat_models is not None and canonical_model(model) not in self.chat_models:
             return self.error_response(400, f'"{model}" does not support chat')
         messages = body.get("messages") or []
-        if self.max_queue is not None and self.in_flight >= self.num_parallel + self.max_queue:
+        if self.max_queue is not None and self.in_flight >= (self.num_parallel or 1) + self.max_queue:
             return self.error_response(503, QUEUE_FULL)  # sched.go: pendingReqCh full -> ErrMaxQueue
         if not await self._load(request, model):
             return PlainTextResponse("", status_code=499)  # nobody there to read it
@@ -341,6 +352,9 @@ class OllamaServer(ChatServer):
                 "done": True,
             }
             return self.play(recorded, model, lambda fault: self._single(preload))
+        turn = await self._turn(request, model)
+        if turn is False:
+            return PlainTextResponse("", status_code=499)  # gone while queued: nobody there to read it
         tools = [
             t.get("function", {}).get("name", "") for t in body.get("tools") or [] if isinstance(t, dict)
         ]
@@ -358,7 +372,36 @@ class OllamaServer(ChatServer):
             )
             return self._render_chat(model, plan, stream)
 
-        return self.play(recorded, model, render)
+        app = self.play(recorded, model, render)
+        _QUEUED_NS.set(0)
+        return app if turn is None else self._holding(app, turn)
+
+    async def _turn(self, request: Request, model: str) -> asyncio.Semaphore | bool | None:
+        """Wait for one of the model's ``num_parallel`` turns (the semaphore held: give it back with
+        :meth:`_holding`); None: not modelled; False: the client hung up while it waited."""
+        if self.num_parallel is None:
+            return None
+        turns = self._turns.setdefault(canonical_model(model), asyncio.Semaphore(self.num_parallel))
+        began = time.monotonic()
+        while True:
+            try:
+                await asyncio.wait_for(turns.acquire(), 0.05)
+            except TimeoutError:
+                if await request.is_disconnected():
+                    return False
+                continue
+            _QUEUED_NS.set(round((time.monotonic() - began) * 1e9))
+            return turns
+
+    @staticmethod
+    def _holding(app: ASGIApp, turn: asyncio.Semaphore) -> ASGIApp:
+        async def run(scope: Scope, receive: Receive, send: Send) -> None:
+            try:
+                await app(scope, receive, send)
+            finally:
+                turn.release()
+
+        return run
 
     async def _generate(self, request: Request) -> ASGIApp:
         recorded, body, error = await self._validated(request)
@@ -437,7 +480,7 @@ class OllamaServer(ChatServer):
         )
         prompt_count, eval_count = usage_values(plan.fault, plan.input_tokens, plan.output_tokens)
         return {
-            "total_duration": load + prompt_eval + evaluation,
+            "total_duration": _QUEUED_NS.get() + load + prompt_eval + evaluation,
             "load_duration": load,
             "prompt_eval_count": prompt_count,
             "prompt_eval_duration": prompt_eval,

@@ -185,3 +185,46 @@ async def test_the_load_behind_a_timed_out_request_takes_one_of_the_models_slots
     finally:
         await router.aclose()
         ollama.stop()
+
+
+async def test_ollama_running_fewer_at_once_than_max_concurrent_is_warned_once_naming_the_key(
+        backup: OpenAIServer, caplog: pytest.LogCaptureFixture) -> None:
+    """OLLAMA_NUM_PARALLEL below ``max_concurrent``: Ollama runs that many of the model's requests at once and keeps
+    the rest in its own queue (docs/faq.md "How does Ollama handle concurrent requests?"; llm/server.go's
+    Completion waits on a semaphore of numParallel), so modelyard counted a queued request as running and its
+    first-token bound ran out there — fallbacks under load that looked like a sick model. Ollama does not say the
+    number, but an answer's ``total_duration`` counts from the handler's start (server/routes.go checkpointStart)
+    while ``load_duration``, ``prompt_eval_duration`` and ``eval_duration`` leave the wait out: the rest is the
+    queue. Three at once on ``max_concurrent: 3`` against a server running one: a warning, once, naming the key."""
+    ollama = OllamaServer(models=["qwen3.5:latest"], loaded=["qwen3.5:latest"], chunk_interval=0.25,
+                          num_parallel=1).start()
+    router = _router(ollama, backup, max_concurrent=3)
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard"):
+            for _ in range(2):
+                routed = await asyncio.gather(*(router.complete("agent", REQ) for _ in range(3)))
+                assert [r.record.model for r in routed] == ["primary"] * 3
+        assert ollama.max_in_flight_by_model == {"qwen3.5:latest": 1}  # it ran one at a time, the others queued
+        said = [r.getMessage() for r in caplog.records if "own queue" in r.getMessage()]
+        assert len(said) == 1, said
+        assert "models.primary.max_concurrent (3)" in said[0] and "at most 1 at once" in said[0], said[0]
+    finally:
+        await router.aclose()
+        ollama.stop()
+
+
+async def test_guard_ollama_running_as_many_as_max_concurrent_says_nothing(
+        backup: OpenAIServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Guard (passes on the old code too): OLLAMA_NUM_PARALLEL at max_concurrent queues nothing, and nothing is
+    said."""
+    ollama = OllamaServer(models=["qwen3.5:latest"], loaded=["qwen3.5:latest"], chunk_interval=0.25,
+                          num_parallel=3).start()
+    router = _router(ollama, backup, max_concurrent=3)
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard"):
+            routed = await asyncio.gather(*(router.complete("agent", REQ) for _ in range(3)))
+        assert [r.record.model for r in routed] == ["primary"] * 3
+        assert not [r for r in caplog.records if "own queue" in r.getMessage()]
+    finally:
+        await router.aclose()
+        ollama.stop()

@@ -48,6 +48,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
+from modelyard.providers.ollama_queue import ParallelWatch
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import put_native
 from modelyard.providers.shapes import content_parts, usage_from
@@ -257,6 +258,14 @@ class OllamaProvider(HttpProvider):
 
     #: a cut prompt was said in the log for this model (once: an agent's loop would say it on every turn)
     _cut_said = False
+    _watch: ParallelWatch | None = None
+
+    @property
+    def parallel_watch(self) -> ParallelWatch:
+        """This model's requests at Ollama and what their answers say of Ollama's own queue (ollama_queue.py)."""
+        if self._watch is None:
+            self._watch = ParallelWatch(self.name, self.config.max_concurrent)
+        return self._watch
 
     def _warn_cut(self, data: dict[str, Any], request: ChatRequest) -> None:
         """Say in the log that Ollama cut the prompt to fit num_ctx (:func:`_cut_note`), and what to set."""
@@ -337,6 +346,17 @@ class OllamaProvider(HttpProvider):
         return body
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
+        """:meth:`_stream`, counted in flight: an answer that waited in Ollama's own queue while fewer than
+        max_concurrent of this model's requests were there says OLLAMA_NUM_PARALLEL is below it (ollama_queue.py)."""
+        watch = self.parallel_watch
+        others = watch.started()
+        try:
+            async for chunk in self._stream(request, timeouts, others):
+                yield chunk
+        finally:
+            watch.ended()
+
+    async def _stream(self, request: ChatRequest, timeouts: Timeouts, others: int) -> AsyncGenerator[Chunk, None]:
         prompt = request.prompt  # a text completion: /api/generate, its lines carry "response" for "message"
         for tries in range(2):
             body = self.body(request) if prompt is None else self.prompt_body(prompt, request)
@@ -384,6 +404,7 @@ class OllamaProvider(HttpProvider):
                         if data.get("done"):
                             done = True
                             self._warn_cut(data, request)
+                            self.parallel_watch.answered(data, others)
                             for chunk in _ended(data, request):
                                 yield chunk
                             break
@@ -399,6 +420,7 @@ class OllamaProvider(HttpProvider):
                         # Not at that line itself: a server may say why mid-stream and go on (llama-swappo#13's
                         # tool-call line, "done": false, "done_reason": "tool_calls", then the done line)
                         self._warn_cut(last, request)
+                        self.parallel_watch.answered(last, others)
                         for chunk in _ended(last, request):
                             yield chunk
                 return
