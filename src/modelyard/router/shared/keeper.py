@@ -48,8 +48,6 @@ class LeaseKeeper:
         #: wake this often; renew once the loop's last renewal is older than ``late`` (well before ``2·lease/3``)
         self.every = link.heartbeat / 8
         self.late = link.heartbeat * 1.1
-        #: stalls covered so far (tests and /healthz-minded readers)
-        self.stalls = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelyard-lease-keeper", daemon=True)
         self._client: redis.Redis | None = None
@@ -83,8 +81,6 @@ class LeaseKeeper:
                 if now - stall_from > KEEP_AT_MOST_S or now - max(link.renewed_at, self._kept_at) < self.late:
                     continue  # hung, not stalled (its slots run out as a dead process's); or renewed here lately
                 if self._keep():
-                    if not kept:
-                        self.stalls += 1
                     kept = True
         finally:
             if self._client is not None:
