@@ -193,7 +193,7 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, n
             if label_id is None:
                 continue
             name = label_origin(label_id, request_id, where, named)
-            ts, text, agent, source, previous = narrowed([tuple(pg_safe(v) for v in values)], codec)[0][0]
+            ts, text, agent, source, previous = narrow(tuple(pg_safe(v) for v in values), codec)
             pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
             pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
@@ -270,13 +270,18 @@ def narrowed(rows: list[tuple], codec: str | None) -> tuple[list[tuple], int]:
     changed = 0
     out = rows
     for i, row in enumerate(rows):
-        fixed = tuple(_within(v, codec) if type(v) is str else v for v in row)
+        fixed = narrow(row, codec)
         if fixed != row:
             if out is rows:
                 out = list(rows)
             out[i] = fixed
             changed += 1
     return out, changed
+
+
+def narrow(row: tuple, codec: str | None) -> tuple:
+    """``row`` with every text's characters a database of encoding ``codec`` cannot hold replaced (:func:`narrowed`)."""
+    return row if codec is None else tuple(_within(v, codec) if type(v) is str else v for v in row)
 
 
 def _within(text: str, codec: str) -> str:
