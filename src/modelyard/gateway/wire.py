@@ -150,6 +150,10 @@ class ChatCompletionBody(_In, StopsAndUsage):
     top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)  # passed on likewise (0, the default: left out)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
+    #: top-k sampling: not OpenAI's, but vLLM's, llama-server's and LM Studio's chat endpoints take it, and Open WebUI
+    #: sends its "Top K" setting here (open_webui/utils/payload.py: a parameter with no OpenAI mapping goes into the
+    #: body as it is). Passed on where the backend takes it (ChatRequest.top_k); was dropped. -1 and 0: every token
+    top_k: int | None = Field(None, ge=-1)
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
@@ -330,7 +334,8 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
-                       fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"])
+                       fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"],
+                       fields["top_k"])
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:
