@@ -18,7 +18,7 @@ from modelyard.ledger.cost import log_costs
 from modelyard.ledger.queries import recent, stats
 from modelyard.ledger.report import month_period
 from modelyard.ledger.store import LogConnection, LogStore
-from modelyard.outcomes import RequestOutcome
+from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router import Router
 
 OUTCOMES = tuple(o.value for o in RequestOutcome)
@@ -31,6 +31,8 @@ LATENCY_POINTS = 300
 #: the outcomes of a request that was answered (RequestOutcome.answered): the ones the latency timeline times
 _ANSWERED = tuple(o.value for o in RequestOutcome if o.answered)
 _ANSWERED_IN = ", ".join("?" * len(_ANSWERED))
+#: the attempts that moved their request on to the next model, the failures the chart of reasons counts
+_TO_NEXT_MODEL = (AttemptOutcome.FALLBACK.value, AttemptOutcome.SKIPPED.value)
 
 
 def month_start(now: datetime | None = None) -> float:
@@ -65,8 +67,8 @@ def _summary(conn: LogConnection, config: Config, since: float) -> dict[str, Any
     # month's reasons, under an agent whose requests of the month did not hold it
     for row in conn.execute(
             "SELECT a.agent AS agent, a.reason AS reason, COUNT(*) AS n FROM attempts a JOIN requests r"
-            " ON r.id = a.request_id WHERE r.ts >= ? AND a.outcome IN ('fallback', 'skipped')"
-            " GROUP BY a.agent, a.reason", (since,)):
+            " ON r.id = a.request_id WHERE r.ts >= ? AND a.outcome IN (?, ?)"
+            " GROUP BY a.agent, a.reason", (since, *_TO_NEXT_MODEL)):
         if row["agent"] in by_agent:
             by_agent[row["agent"]]["reasons"][row["reason"] or "unknown"] = row["n"]
     # 'served locally': answered by a local model, as report's 'answered locally' (a cancelled request that had begun
