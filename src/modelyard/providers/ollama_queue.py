@@ -76,7 +76,8 @@ class ParallelWatch:
                         self.name, others)
 
     def note(self) -> str:
-        """What was seen, for ``models`` / ``plan`` ("" when nothing)."""
+        """What was seen, in one sentence ("" when nothing). No command shows it yet (``models`` or ``plan`` could):
+        the warning :meth:`answered` logs once is what a person sees."""
         if self.at_most is None:
             return ""
         return (f"Ollama queued requests past {self.at_most} at once (waits up to {self.queued:.1f} s): "
