@@ -68,6 +68,11 @@ def key_only_in_dotenv(name: str) -> Path | None:
     return None
 
 
+def dotenv_unread(dotenv: Path) -> str:
+    """What to say of a variable found only in ``dotenv`` (:func:`key_only_in_dotenv`), and how to load it."""
+    return f"it is in {dotenv}, and modelyard reads no .env file: `set -a; . {dotenv}; set +a` in the shell"
+
+
 def default_log_path() -> Path:
     return data_dir() / "routing.sqlite3"
 

@@ -96,7 +96,7 @@ from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, servic
 from modelyard.frontends.telegram_request import FrontAwareRequest
 from modelyard.frontends.telegram_sent import SentLog, Shown, find_lost
 from modelyard.ledger.labels import LabelSource
-from modelyard.paths import key_only_in_dotenv
+from modelyard.paths import dotenv_unread, key_only_in_dotenv
 from modelyard.router.state import Condition
 from modelyard.runtime import Runtime
 
@@ -207,8 +207,7 @@ def bot_token(config: Config) -> str:
     if not token:
         # where a newcomer's token is: a .env this process does not read (paths.key_only_in_dotenv), or nowhere yet
         dotenv = key_only_in_dotenv(name)
-        where = (f"it is in {dotenv}, and modelyard reads no .env file: `set -a; . {dotenv}; set +a` in the shell"
-                 if dotenv else "the token @BotFather gives for /newbot in a chat with it")
+        where = dotenv_unread(dotenv) if dotenv else "the token @BotFather gives for /newbot in a chat with it"
         raise TelegramSetupError(f"no Telegram bot token: set the environment variable {name} ({where}; or point "
                                  "telegram.token_env at the variable that holds it)")
     return token

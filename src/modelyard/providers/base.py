@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from modelyard.config.schema import ModelConfig, Timeouts
 from modelyard.errors import ProviderError, Reason
-from modelyard.paths import key_only_in_dotenv, key_only_in_service_env
+from modelyard.paths import dotenv_unread, key_only_in_dotenv, key_only_in_service_env
 from modelyard.providers.absence import Absence
 from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
@@ -247,8 +247,7 @@ class Provider(ABC):
                 return (f"environment variable {key_env} is not set (it is in {where}, which the "
                         f"service reads; this process does not: `set -a; . {where}; set +a` in the shell)")
             if dotenv := key_only_in_dotenv(key_env):
-                return (f"environment variable {key_env} is not set (it is in {dotenv}, and modelyard reads no .env "
-                        f"file: `set -a; . {dotenv}; set +a` in the shell, or export it)")
+                return f"environment variable {key_env} is not set ({dotenv_unread(dotenv)}, or export it)"
             # `ANTHROPIC_APIKEY` for the ANTHROPIC_API_KEY that is set: name the set one (names only, never values)
             near = difflib.get_close_matches(key_env.upper(),
                                              [n for n, v in os.environ.items() if v.strip()], n=1, cutoff=0.85)
