@@ -453,9 +453,18 @@ def tool_calls_out(calls: list[ToolCall], request_id: str, first_index: int = 0)
     ]
 
 
-def usage_out(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.input_tokens + usage.output_tokens}
+def usage_out(usage: Usage) -> dict[str, Any]:
+    """OpenAI's ``CompletionUsage`` (chat and text completions). ``prompt_tokens`` is the whole prompt, the cached part
+    included; the part read from the provider's prompt cache goes in ``prompt_tokens_details.cached_tokens``, only when
+    the provider said (OpenAI's CompletionUsage.prompt_tokens_details?: {cached_tokens}, openai-node's generated types:
+    https://v03.api.js.langchain.com/interfaces/_langchain_openai.OpenAIClient.Completions.CompletionUsage-1.html;
+    https://docs.x.ai/developers/advanced-api-usage/prompt-caching/usage-and-pricing). OpenAI's shape has no field for
+    a cache write (Anthropic's cache_creation_input_tokens): those stay counted in ``prompt_tokens`` only."""
+    out: dict[str, Any] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                           "total_tokens": usage.input_tokens + usage.output_tokens}
+    if usage.cache_read_tokens:  # one int test when the provider gave none: the hot path stays as it was
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+    return out
 
 
 def completion(request_id: str, created: int, model: str, response: ChatResponse) -> dict[str, Any]:
