@@ -191,7 +191,7 @@ def test_periods() -> None:
     june = month_period(None, now=now)
     assert june.label == "2025-06 UTC" and june.months == pytest.approx(15 / 30)  # month to date
     week = days_period(7, now=1_000_000.0)
-    assert (week.start, week.end, week.months) == (1_000_000.0 - 7 * 86400, 1_000_000.0, 7 / 30)
+    assert (week.start, week.end, week.months) == (1_000_000.0 - 7 * 86400, 1_000_000.0, 7 / 31)  # in January 1970
     with pytest.raises(ValueError, match="2026-03"):
         month_period("March")
     with pytest.raises(ValueError, match="'2026-13' is not one"):  # it said '2026-13' did not "look like 2026-03"
@@ -236,7 +236,7 @@ def test_days_period_prorates_local_cost(tmp_path: Path, log_backend: LogBackend
     r = build_report(log_backend.connect(), load_config(config_file(tmp_path, log_backend)),
                      days_period(3, now=MARCH + 86400))
     assert r.totals.requests == 61
-    assert r.local_cost_usd == pytest.approx(0.10 * 3 / 30)
+    assert r.local_cost_usd == pytest.approx(0.10 * 3 / 31)  # 3 days of March (UTC calendar months)
 
 
 def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +12,7 @@ from rich.table import Table
 
 from modelyard.cli.common import console, err, fail, global_config, load_or_exit
 from modelyard.cli.render import ms
-from modelyard.ledger.report import Period, days_period, money
+from modelyard.ledger.report import Period, calendar_months, days_period, money, utc_moment
 
 if TYPE_CHECKING:  # replay is imported when the command runs, not when the CLI starts
     from modelyard.replay.run import Replay, Side
@@ -20,21 +20,20 @@ if TYPE_CHECKING:  # replay is imported when the command runs, not when the CLI 
 
 def _when(text: str, flag: str) -> float:
     try:
-        moment = datetime.fromisoformat(text)
+        return utc_moment(text)
     except ValueError:
-        raise fail(f"{flag} must be a date or time like 2026-03-01 or 2026-03-01T12:00, not {text!r}") from None
-    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+        raise fail(f"{flag} must be a date or time like 2026-03-01 or 2026-03-01T12:00 (UTC), not {text!r}") from None
 
 
 def _period(days: float | None, since: str | None, until: str | None) -> Period:
     if days is not None and (since or until):
         raise fail("use --days, or --since/--until, not both")
     if since or until:
-        end = _when(until, "--until") if until else datetime.now().timestamp()
+        end = _when(until, "--until") if until else time.time()
         start = _when(since, "--since") if since else end - 30 * 86400
         if start >= end:
             raise fail("--since must be before --until")
-        return Period(start, end, f"{since or 'start'} … {until or 'now'}", (end - start) / 86400 / 30)
+        return Period(start, end, f"{since or 'start'} … {until or 'now'} UTC", calendar_months(start, end))
     return days_period(days if days is not None else 30)
 
 
@@ -60,8 +59,8 @@ def replay(
         "makes X the candidate only)"))] = None,
     days: Annotated[float | None, typer.Option(help="replay the last N days (default 30)", min=0.001)] = None,
     since: Annotated[str | None, typer.Option(help=(
-        "start of the window, e.g. 2026-03-01 or 2026-03-01T12:00 (this machine's local time unless it carries an "
-        "offset; default: 30 days before --until)"))] = None,
+        "start of the window, e.g. 2026-03-01 or 2026-03-01T12:00, in UTC (as the log and `report --month`) "
+        "unless it carries an offset; default: 30 days before --until)"))] = None,
     until: Annotated[str | None, typer.Option(help="end of the window, as --since (default: now)")] = None,
     load: Annotated[float, typer.Option(help="traffic multiplier: 1.5 = what if traffic grows 50%", min=0.01,
                                         max=100)] = 1.0,

@@ -80,11 +80,36 @@ def month_period(month: str | None = None, now: datetime | None = None) -> Perio
     return Period(start, end, f"{first:%Y-%m} UTC", max(0.0, min(1.0, covered)))
 
 
+def calendar_months(start: float, end: float) -> float:
+    """How many months ``[start, end)`` spans, each UTC calendar month counted by the share of it covered: the rule
+    :func:`month_period` uses, so that every window of every command says "a month" the same way. February 2026 whole
+    is 1.0 (a 30-day month read it as 28/30, and ``replay``'s per-month spend over it as 30/28 of what ``report
+    --month 2026-02`` showed); 7 days in a 31-day month are 7/31."""
+    months = 0.0
+    at = datetime.fromtimestamp(start, UTC)
+    first = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while first.timestamp() < end:
+        nxt = first + timedelta(days=calendar.monthrange(first.year, first.month)[1])
+        lo, hi = max(start, first.timestamp()), min(end, nxt.timestamp())
+        if hi > lo:
+            months += (hi - lo) / (nxt.timestamp() - first.timestamp())
+        first = nxt
+    return months
+
+
+def utc_moment(text: str) -> float:
+    """A date or time as ``--since``/``--until`` take it: UTC unless it carries an offset — as the log stores time and
+    ``report --month`` reads months; it was this machine's local time, so the same command read another window on a
+    host in another zone. ValueError when it is not an ISO date or time."""
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def days_period(days: float, now: float | None = None) -> Period:
     if days <= 0:
         raise ValueError("--days must be positive")
     end = now if now is not None else time.time()
-    return Period(end - days * 86400, end, f"last {days:g} days", days / 30)
+    return Period(end - days * 86400, end, f"last {days:g} days", calendar_months(end - days * 86400, end))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
 
@@ -22,7 +22,7 @@ def render_chart(r: Replay, path: str | Path) -> Path:
     fig.suptitle(f"modelyard replay — {r.period.label}" + (f", traffic ×{r.load:g}" if r.load != 1 else ""))
     for side, label, color in ((r.current, "current", "#5b7bd5"), (r.candidate, "candidate", "#d97706")):
         buckets = sorted(side.series)
-        when = [datetime.fromtimestamp(b * side.bucket_s) for b in buckets]
+        when = [datetime.fromtimestamp(b * side.bucket_s, UTC) for b in buckets]  # UTC, as the period
         mean_wait = [side.series[b][1] / side.series[b][0] / 1000 if side.series[b][0] else 0 for b in buckets]
         waits.plot(when, mean_wait, label=label, color=color)
         cost.plot(when, list(accumulate(side.series[b][2] for b in buckets)), label=label, color=color)
@@ -30,6 +30,7 @@ def render_chart(r: Replay, path: str | Path) -> Path:
     waits.set_ylabel(f"mean queue wait per {step} (s)")
     waits.legend()
     cost.set_ylabel("cloud spend so far (USD)")
+    cost.set_xlabel("UTC")
     cost.legend()
     fig.autofmt_xdate()
     fig.tight_layout()

@@ -52,7 +52,7 @@ class Side:
     all_cloud_per_month_usd: dict[str, float] = field(default_factory=dict)
     #: the period's spend, price unknown and all-cloud, counted as ``report`` counts them
     costs: Costs | None = None
-    #: factor from the period to a month (30 days)
+    #: factor from the period to a month (a UTC calendar month, as ``report``: ledger.report.calendar_months)
     per_month: float = 1.0
     peak_memory_gb: float | None = None
 
@@ -246,9 +246,9 @@ def _for_replay(config: Config) -> Config:
 def _side(c: Collector, skipped: dict[str, int], config: Config, period: Period) -> Side:
     from modelyard.replay.memory import peak_memory_gb
 
-    days = max((period.end - period.start) / 86400, 1e-9)
-    per_month = 30 / days
-    costs = c.cost.costs(config, days / 30)
+    months = max(period.months, 1e-9)  # UTC calendar months, as report counts them (report.calendar_months)
+    per_month = 1 / months
+    costs = c.cost.costs(config, months)
     all_cloud = {cf.model: cf.cost_usd * per_month for cf in costs.counterfactuals}
     served_local = [m for m, n in c.model_served.items() if n and m in config.models and config.models[m].is_local]
     return Side(c.totals(), c.models(), c.agent_local_shares(), c.series, c.bucket_s, skipped,
