@@ -306,3 +306,13 @@ def m014_requests_without_agent_and_model_indexes(db: Schema) -> None:
     the forwarder's batches, off any answer's path."""
     db.execute("DROP INDEX IF EXISTS requests_agent_ts")
     db.execute("DROP INDEX IF EXISTS requests_model_ts")
+
+
+@migration
+def m015_attempt_cache_tokens(db: Schema) -> None:
+    """How much of each attempt's prompt (``tokens_in``, which counts it) the provider read from its prompt cache and
+    wrote to it (:class:`modelyard.types.Usage`): priced apart (:meth:`modelyard.config.schema.Price.cost`), so a
+    reader re-pricing the tokens — ``replay`` — priced a cached prompt at the list input price without them (+76% of
+    spend on cached traffic). 0 in rows from before: unknown, as those were priced."""
+    db.execute("ALTER TABLE attempts ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE attempts ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0")

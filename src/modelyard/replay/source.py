@@ -40,6 +40,10 @@ class Arrival:
     model: str | None = None
     ttft: float = 0.0
     tokens_per_s: float = 0.0
+    #: the part of ``tokens_in`` its first attempt read from / wrote to the provider's prompt cache: a simulated
+    #: answer reports them, so the router prices it as the ledger did (Price.cost; +76% of spend without them)
+    cache_read: int = 0
+    cache_write: int = 0
 
 
 def _fetch(conn: LogConnection, sql: str, params: tuple[Any, ...], plain: bool) -> list[Any]:
@@ -79,6 +83,9 @@ def _query(columns: str, table: str) -> tuple[str, str]:
 #: last answered attempt), looked up in ``attempts`` only for a request that made more than one attempt:
 #: a one-attempt request's own row says both (its totals are that attempt's), and a lookup per row was
 #: most of the time a replay spent reading the log
+#: a column of the request's first attempt that reached a model (the one whose ``tokens_in`` is the arrival's)
+_FIRST = ("COALESCE((SELECT a.{} FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
+          " ORDER BY a.seq LIMIT 1), 0)")
 _ARRIVAL_COLUMNS = (
     "r.id, r.ts, r.agent, r.outcome, r.model,"
     " CASE WHEN r.n_attempts = 1 THEN r.tokens_in ELSE"
@@ -88,7 +95,10 @@ _ARRIVAL_COLUMNS = (
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
     "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out,"
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.ttft_ms - COALESCE(r.queue_wait_ms, 0) END AS own_ttft,"
-    " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_per_s END AS own_tps")
+    " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_per_s END AS own_tps,"
+    # looked up only for a request that cost something: only a priced model's cache changes a figure
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_read_tokens')} ELSE 0 END AS cache_read,"
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_tokens')} ELSE 0 END AS cache_write")
 _ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
 #: what ``report`` counts of each row (for the replay checked against the log), in the same order
 _REPORTED = _query("id, ts, outcome, model, tokens_in, tokens_out, fallback_reason, is_local, total_ms, tokens_per_s,"
@@ -114,11 +124,12 @@ _ANSWERED = frozenset(o.value for o in RequestOutcome if o.answered)
 def arrivals(conn: LogConnection, start: float, end: float) -> Iterator[Arrival]:
     """The logged requests in time order."""
     for row in _pages(conn, _ARRIVALS, start, end, plain=True):
-        rid, ts, agent, outcome, model, first_in, answer_out, own_ttft, own_tps = row  # by position: a million rows
+        rid, ts, agent, outcome, model, first_in, answer_out, own_ttft, own_tps, cached, wrote = row  # by position
         answered = outcome in _ANSWERED and model is not None
         own = own_ttft is not None and own_ttft > 0
         yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered,
-                      model if own else None, own_ttft / 1000 if own else 0.0, float(own_tps or 0.0) if own else 0.0)
+                      model if own else None, own_ttft / 1000 if own else 0.0, float(own_tps or 0.0) if own else 0.0,
+                      int(cached or 0), int(wrote or 0))
 
 
 def measure(conn: LogConnection, start: float, end: float) -> Group:

@@ -40,6 +40,9 @@ class Attempt:
     tokens_out: int = 0
     tokens_per_s: float | None = None
     cost_usd: float = 0.0
+    #: the part of ``tokens_in`` the provider read from / wrote to its prompt cache (priced apart: Price.cost)
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     #: billed per token although its provider is a local-server protocol (config/billed.py: OpenRouter through
     #: provider: openai): its $0 without a price is 'price unknown', as a hosted backend's is
     billed: bool = False

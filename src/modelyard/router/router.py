@@ -480,7 +480,8 @@ class Router:
         tokens_in = usage.input_tokens or (prompt() if pieces and prompt is not None else 0)
         attempt.tokens_in = tokens_in
         attempt.tokens_out = out
-        if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost)
+        if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost), logged for replay
+            attempt.cache_read_tokens, attempt.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
             attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens,
                                                 read_share=facts.config.cache_read_share)
         else:
