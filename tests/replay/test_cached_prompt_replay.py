@@ -48,13 +48,19 @@ def _config(log: Path) -> Config:
                        defaults={"retries": {"attempts": 0}}, log={"path": str(log)})
 
 
-def test_replay_prices_cached_prompts_as_the_ledger_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int) -> tuple[Path, Config]:
+    """``n`` writer requests through the real router, every answer's prompt mostly cached, into a log."""
     log = tmp_path / "log.sqlite3"
     cfg = _config(log)
     monkeypatch.setattr(traffic, "backends", lambda c: {"haiku": CachedBackend("haiku", c.models["haiku"], 0.6, 80,
                                                                                 OUT),
                                                         "qwen": KnownBackend("qwen", c.models["qwen"], 0.4, 25, 40)})
-    traffic.record(cfg, [(i * 2.0, "writer") for i in range(200)])
+    traffic.record(cfg, [(i * 2.0, "writer") for i in range(n)])
+    return log, cfg
+
+
+def test_replay_prices_cached_prompts_as_the_ledger_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log, cfg = _recorded(tmp_path, monkeypatch, 200)
     conn = connect(log)
     cached, wrote, logged = conn.execute("SELECT SUM(cache_read_tokens), SUM(cache_write_tokens), SUM(cost_usd) "
                                          "FROM attempts").fetchone()
@@ -75,12 +81,7 @@ def test_a_request_moved_to_another_model_is_priced_without_the_cache(tmp_path: 
     """guard: the cache is at the provider that answered; a candidate sending the prompt to another priced model
     pays its whole prompt at that model's input price. (It failed on the old code too, for another reason: replay's
     per-month figure took the window's days over 30, not the period's months.)"""
-    log = tmp_path / "log.sqlite3"
-    cfg = _config(log)
-    monkeypatch.setattr(traffic, "backends", lambda c: {"haiku": CachedBackend("haiku", c.models["haiku"], 0.6, 80,
-                                                                                OUT),
-                                                        "qwen": KnownBackend("qwen", c.models["qwen"], 0.4, 25, 40)})
-    traffic.record(cfg, [(i * 2.0, "writer") for i in range(50)])
+    log, cfg = _recorded(tmp_path, monkeypatch, 50)
     data = cfg.model_dump(mode="json", exclude_defaults=True)
     data["models"]["other"] = {"provider": "openai", "max_concurrent": 8, "price": PRICE}
     data["agents"]["writer"] = {"primary": "other"}
