@@ -5,11 +5,16 @@ Studio's OpenAI-compatible endpoints take it, and Open WebUI sends its "Top K" m
 connection (open-webui backend/open_webui/utils/payload.py, ``apply_model_params_to_body``: a parameter without an
 OpenAI mapping is put into the body as it is). It was dropped at the gateway (the Messages and Ollama APIs passed
 theirs on, test_top_k_passed_on.py): the model sampled at its server's own top_k. These tests failed on the old code.
+
+``thinking: {"type": "disabled"}`` on chat completions (Z.ai's GLM API): ignored, the model thought anyway.
 """
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import pytest
 
 from tests.gateway.test_sampling_passed_on import _post, fakes, gw  # noqa: F401
 
@@ -38,3 +43,26 @@ def test_vllms_every_token_top_k_is_taken_and_a_lower_one_named(gw, fakes):  # n
     r = httpx.post(gw.url + "/v1/chat/completions", timeout=15,
                    json={"model": "viaopenai", "messages": ASK, "top_k": -2})
     assert r.status_code == 400 and r.json()["error"]["param"] == "top_k", r.text
+
+
+@pytest.mark.parametrize(("thinking", "think"), [({"type": "disabled"}, False), ({"type": "enabled"}, True)])
+def test_glms_thinking_switch_reaches_the_model(gw, fakes, thinking, think):  # noqa: F811
+    """``thinking: {"type": "disabled"}``: how Z.ai's chat completions turn GLM's thinking off (docs.z.ai/guides/
+    capabilities/thinking-mode); a client written for it (the openai SDK with ``extra_body``) pointed here got a model
+    that thought anyway: Ollama was sent no ``think``."""
+    _, ol = fakes
+    _post(gw, "/v1/chat/completions", {"model": "viaollama", "messages": ASK, "thinking": thinking})
+    assert ol.last_request.json["think"] is think
+
+
+@pytest.mark.parametrize(("extra", "thinking", "budget"), [
+    ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, True, 2048),
+    ({"thinking": {"type": "other"}}, None, None),
+    ({"reasoning_effort": "none", "thinking": {"type": "enabled"}}, False, None),  # OpenAI's word first
+])
+def test_the_thinking_switch_yields_to_openais_word_and_carries_its_budget(extra, thinking, budget):
+    """The budget failed on the old code; guard: the last two cases held before too (an unknown type, OpenAI's word)."""
+    from modelyard.gateway.wire import parse_body, to_chat_request
+
+    asked = to_chat_request(parse_body(json.dumps({"model": "m", "messages": ASK, **extra}).encode()))
+    assert (asked.thinking, asked.thinking_budget) == (thinking, budget)

@@ -167,6 +167,8 @@ class ChatCompletionBody(_In, StopsAndUsage):
     top_logprobs: int | None = None
     reasoning: dict[str, Any] | None = None  # OpenRouter's spelling: {"effort": …} / {"enabled": false}
     chat_template_kwargs: dict[str, Any] | None = None  # vLLM's / SGLang's: {"enable_thinking": false}
+    #: Z.ai's spelling (GLM), Anthropic's shape: {"type": "disabled"} / {"type": "enabled"} (_thinking_switch)
+    thinking: dict[str, Any] | None = None
     # asked for what no model here gives: refused by name (to_chat_request), never a text-only answer instead
     modalities: Annotated[list[str] | None, WithJsonSchema(_TEXT_ONLY)] = None  # ["text", "audio"]: a spoken answer
     audio: Annotated[dict[str, Any] | None, WithJsonSchema(_NOT_GIVEN)] = None  # its voice and format
@@ -320,18 +322,20 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
     # answered "logprobs": null, which evaluation harnesses read as no score
     if fields["logprobs"] or fields["top_logprobs"]:
         raise no_logprobs("logprobs" if fields["logprobs"] else "top_logprobs", "logprobs and top_logprobs")
-    thinking = None
+    thinking = budget = None
     if fields["reasoning_effort"] is not None:
         thinking = effort_thinking(fields["reasoning_effort"], "reasoning_effort")
     elif fields["reasoning"] is not None or fields["chat_template_kwargs"] is not None:
         thinking = _thinking_asked(body)
+    if thinking is None and fields["thinking"] is not None:
+        thinking, budget = _thinking_switch(fields["thinking"])
     response_format = fields["response_format"]
     fmt = response_format.type if response_format else "text"
     schema = response_format.answer_schema if response_format else None
     # strict as the client said it (OpenAI's default: false), passed on: sent as true, a schema valid without it
     # (optional properties) was refused by OpenAI itself, and the chain ended on a 400 (vercel/ai#6484)
     strict = bool(response_format.json_schema.strict) if schema and response_format.json_schema else None
-    return ChatRequest(messages, tools, thinking, None, fields["max_completion_tokens"] or fields["max_tokens"],
+    return ChatRequest(messages, tools, thinking, budget, fields["max_completion_tokens"] or fields["max_tokens"],
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
                        fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"],
@@ -386,6 +390,21 @@ def _thinking_asked(body: ChatCompletionBody) -> bool | None:
         return effort_thinking(reasoning["effort"], "reasoning.effort")
     enable = (body.chat_template_kwargs or {}).get("enable_thinking")
     return enable if isinstance(enable, bool) else None
+
+
+def _thinking_switch(asked: dict[str, Any]) -> tuple[bool | None, int | None]:
+    """``thinking: {"type": "disabled"}`` — how Z.ai's chat completions turn GLM's thinking off
+    (docs.z.ai/guides/capabilities/thinking-mode: "If you want to disable thinking, use: "thinking": {"type":
+    "disabled"}") — read as on/off, with an Anthropic-style ``budget_tokens``. Ignored, a
+    client turning thinking off got a model that thought (slower, its ``max_tokens`` spent on thinking). Another
+    ``type`` says nothing: the model's default stands."""
+    kind = asked.get("type")
+    if kind == "disabled":
+        return False, None
+    if kind not in ("enabled", "adaptive"):
+        return None, None
+    budget = asked.get("budget_tokens")
+    return True, budget if type(budget) is int and budget > 0 else None
 
 
 def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], param: str) -> list[ToolDefinition]:
