@@ -59,3 +59,28 @@ def test_a_per_month_figure_over_february_is_februarys(auckland: None) -> None:
 def test_calendar_months_share_each_month_it_covers() -> None:
     assert calendar_months(utc(2026, 1, 17), utc(2026, 2, 15)) == pytest.approx(15 / 31 + 14 / 28)
     assert days_period(7, now=utc(2026, 2, 8)).months == pytest.approx(7 / 28)
+
+
+def test_the_bench_report_cites_is_dated_in_utc(auckland: None, tmp_path) -> None:
+    """report's bench advice named the bench's time on this machine's clock, without a zone, beside a UTC month."""
+    import yaml
+
+    from modelyard.config import load_config
+    from modelyard.ledger import LogWriter, bench_runs, connect
+    from modelyard.ledger.report import build_report
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "models": {"qwen": {"provider": "ollama"}, "gemma": {"provider": "ollama"}},
+        "agents": {"chat": {"primary": "qwen", "fallbacks": ["gemma"]}}}))
+    LogWriter(tmp_path / "log.sqlite3").close()  # the log, migrated
+    conn = connect(tmp_path / "log.sqlite3")
+    for rep, (model, passed) in enumerate([("qwen", 0), ("qwen", 0), ("gemma", 1), ("gemma", 1)]):
+        bench_runs.save_run(conn, {"run_id": "r1", "ts": utc(2026, 2, 28, 20, 30), "suite": "s", "agent": "chat",
+                                   "task": "t", "model": model, "provider": "ollama", "is_local": 1, "rep": rep,
+                                   "k": 1, "concurrency": 1, "passed": passed, "outcome": "ok"})
+    conn.commit()
+    report = build_report(conn, load_config(path), month_period("2026-03", now=datetime(2026, 4, 1, tzinfo=UTC)))
+    [advice] = [r.message for r in report.recommendations if r.kind == "bench"]
+    assert "in the bench of 2026-02-28 20:30 UTC" in advice, advice  # was 2026-03-01 09:30, Auckland's clock

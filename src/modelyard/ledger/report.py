@@ -473,7 +473,7 @@ def _bench_citations(conn: LogConnection, config: Config) -> list[Recommendation
     if run_id is None or info is None:
         return []
     counts = bench_runs.pass_counts(conn, run_id)
-    when = datetime.fromtimestamp(info[1]).strftime("%Y-%m-%d %H:%M")
+    when = datetime.fromtimestamp(info[1], UTC).strftime("%Y-%m-%d %H:%M UTC")  # as every time report shows
     recs = []
     for name, agent in sorted(config.agents.items()):
         measured = {m: c for (a, m), c in counts.items() if a == name and c[1]}
