@@ -362,12 +362,31 @@ def _nearest(app: Starlette, method: str, path: str) -> str:
     return f" (did you mean {method} {near[0]}?)" if near else ""
 
 
+#: Azure OpenAI's path: ``/openai/deployments/{deployment}/chat/completions?api-version=…`` (openai-python's
+#: ``AzureOpenAI`` client builds it from ``azure_endpoint`` and ``model``; LangChain's ``AzureChatOpenAI``, n8n's and
+#: Open WebUI's Azure connections use it)
+_AZURE = re.compile(r"^/openai/deployments/([^/]+)/")
+
+
+def _azure_hint(request: Request) -> str:
+    """What an Azure OpenAI client pointed here is to do instead: its 404 listed the endpoints served, none of which
+    its client can be told to call — it can, set up as an OpenAI (compatible) connection with the deployment's name
+    as the model."""
+    deployment = _AZURE.match(request.url.path)
+    if deployment is None:
+        return ""
+    base = f"{request.url.scheme}://{request.url.netloc}/v1"
+    return (f"; Azure OpenAI's deployment paths are not served here: set the client up as an OpenAI (or "
+            f"OpenAI-compatible) connection with base URL {base} and model '{deployment.group(1)}'")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         path = request.url.path
         answer = error_response(404, f"no endpoint {request.method} {path}{_nearest(request.app, request.method, path)}"
-                                "; this gateway serves: " + ", ".join(_endpoints(request.app)), code="not_found")
+                                f"{_azure_hint(request)}; this gateway serves: " + ", ".join(_endpoints(request.app)),
+                                code="not_found")
     elif exc.status_code == 405 and (allow := (exc.headers or {}).get("Allow")):  # `curl URL` is a GET
         answer = error_response(405, f"{request.method} {request.url.path} is not served: use {allow}",
                                 code="method_not_allowed", headers=exc.headers)
