@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config, redact_url
@@ -38,7 +38,8 @@ def needs_tools(agent: AgentConfig) -> bool:
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    """A probe's time in UTC, and saying so (the machine's local clock, unnamed, read as another zone's)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _TEXT_ONLY = "answers tool requests with plain-text JSON instead of a structured tool call"

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from modelyard.config.schema import Config, ModelConfig
 from modelyard.providers import MemoryFacts, Provider, build_provider
+from modelyard.providers.metadata import N_UBATCH, KvShape, SwaSource, swa_cells
 
 GB = 2**30
 
@@ -71,10 +72,15 @@ class ModelMemory:
     parallel_assumed: bool = False
     #: the share its server runs on the CPU, having split the loaded model between GPU and CPU (Ollama /api/ps)
     cpu_share: float | None = None
+    #: the part of ``kv_gb`` on sliding-window layers, which stops growing at ``swa_window`` tokens (+ a micro-batch)
+    kv_swa_gb: float = 0.0
+    swa_window: int = 0
 
     def at_context(self, context: int) -> float:
         """KV cache + compute buffer at another context (what shrinking the context leaves)."""
-        kv = self.kv_gb * context / self.context if self.context else 0.0
+        kv = (self.kv_gb - self.kv_swa_gb) * context / self.context if self.context else 0.0
+        if self.kv_swa_gb and self.context:
+            kv += self.kv_swa_gb * swa_cells(context, self.swa_window) / swa_cells(self.context, self.swa_window)
         compute = max(self.compute_floor_gb, self.compute_per_token_gb * context) if self.compute_gb else 0.0
         return kv + compute
 
@@ -261,12 +267,15 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         weights, source, included = facts.weights_bytes / GB, facts.weights_source, facts.kv_included_in
     tokens = context * parallel
     shape = facts.kv_shape
+    kv_swa = 0.0
     if included:
         kv, kv_source = 0.0, f"included in {included}"
     elif shape is not None:
-        kv = shape.bytes_per_token() * tokens / GB
+        kv = shape.bytes_at(context) * parallel / GB
         kv_source = (f"{shape.n_layer} layers × {shape.n_head_kv} KV heads × {shape.head_dim} dims, "
                      f"{context} ctx × {parallel}")
+        kv_source += swa_text(shape, context)
+        kv_swa = shape.swa_bytes_at(context) * parallel / GB
     elif weights is not None:
         kv = weights * RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB * 1024 * tokens / GB
         kv_source = f"rule of thumb {RULE_OF_THUMB_KIB_PER_TOKEN_PER_GB} KiB/token/GB, {context} ctx × {parallel}"
@@ -278,7 +287,21 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
                        role_text(primary_for, fallback_for, n_agents), compute, floor, per_token,
-                       facts.parallel_assumed, facts.cpu_share)
+                       facts.parallel_assumed, facts.cpu_share, kv_swa, shape.window if shape and kv_swa else 0)
+
+
+def swa_text(shape: KvShape, context: int) -> str:
+    """What plan's KV figure assumed about sliding-window attention ('' for a model without it)."""
+    if shape.sliding:
+        where = ("the pattern in its metadata" if shape.swa_source is SwaSource.METADATA
+                 else "llama.cpp's pattern for its architecture")
+        return (f"; sliding window: {shape.n_swa_layer} of {shape.n_layer} layers keep "
+                f"{swa_cells(context, shape.window)} tokens (window {shape.window} + a {N_UBATCH}-token batch; "
+                f"{where}), the other {shape.n_layer - shape.n_swa_layer} the full context")
+    if shape.window and shape.swa_source is SwaSource.UNKNOWN:
+        return (f"; sliding window {shape.window} but which layers slide is unknown: every layer counted at the "
+                "full context (an overestimate)")
+    return ""
 
 
 def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: float | None = None,

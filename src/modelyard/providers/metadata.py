@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,83 @@ def trained_context(meta: dict[str, Any]) -> int | None:
     return _int(meta, f"{architecture(meta)}.context_length")
 
 
+#: llama.cpp pads a sliding-window layer's cache to a multiple of this (ggml-org/llama.cpp src/llama-kv-cache-iswa.cpp:
+#: ``size_swa = GGML_PAD(min(size_base, n_swa + n_ubatch), 256)``, ggml-org/llama.cpp#17037)
+SWA_PAD = 256
+
+#: which layers slide when the GGUF has no ``<arch>.attention.sliding_window_pattern``: llama.cpp's own default per
+#: architecture (src/llama-model.cpp ``hparams.set_swa_pattern(n)``: layer ``il`` slides when ``il % n < n - 1``):
+#: Gemma 2 alternates, Gemma 3 has 5 local layers to 1 global, Cohere 2 3 to 1, gpt-oss alternates
+SWA_PATTERN_DEFAULTS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
+
+
+class SwaSource(StrEnum):
+    """Where plan's count of sliding-window layers came from."""
+
+    NONE = "none"  # no sliding window: every layer holds the full context
+    METADATA = "metadata"  # <arch>.attention.sliding_window_pattern (a period or one flag per layer)
+    ARCH_DEFAULT = "llama.cpp default"  # SWA_PATTERN_DEFAULTS
+    UNKNOWN = "unknown"  # a window but no pattern: every layer counted in full (the conservative figure)
+
+
 @dataclass(frozen=True)
 class KvShape:
-    """What one token of KV cache costs: K and V, per layer, per KV head, per head dimension."""
+    """What one token of KV cache costs: K and V, per layer, per KV head, per head dimension.
+
+    Sliding-window models (``<arch>.attention.sliding_window``) keep only the window's tokens on their SWA layers:
+    ``n_swa_layer`` of the ``n_layer`` layers, ``window`` tokens (0: none). ``swa_source`` says where the count
+    came from; UNKNOWN: a window but no pattern, so every layer is counted in full."""
 
     n_layer: int
     n_head_kv: int
     head_dim: int
+    n_swa_layer: int = 0
+    window: int = 0
+    swa_source: SwaSource = SwaSource.NONE
 
     def bytes_per_token(self, bytes_per_element: int = 2) -> int:
+        """Every layer at full context (what a model without sliding windows holds per token)."""
         return 2 * self.n_layer * self.n_head_kv * self.head_dim * bytes_per_element
+
+    def bytes_at(self, context: int, n_ubatch: int = N_UBATCH, bytes_per_element: int = 2) -> int:
+        """One sequence's KV cache at ``context`` tokens: the global layers hold all of it, the SWA layers
+        ``swa_cells`` of it (llama.cpp's llama_kv_cache_iswa, ``--swa-full`` off)."""
+        n_full = self.n_layer - self.n_swa_layer if self.sliding else self.n_layer
+        layer = self.bytes_per_token(bytes_per_element) // self.n_layer
+        return layer * n_full * context + self.swa_bytes_at(context, n_ubatch, bytes_per_element)
+
+    def swa_bytes_at(self, context: int, n_ubatch: int = N_UBATCH, bytes_per_element: int = 2) -> int:
+        """The part of :meth:`bytes_at` on sliding-window layers (0 without them)."""
+        if not self.sliding:
+            return 0
+        layer = self.bytes_per_token(bytes_per_element) // self.n_layer
+        return layer * self.n_swa_layer * swa_cells(context, self.window, n_ubatch)
+
+    @property
+    def sliding(self) -> bool:
+        return bool(self.n_swa_layer and self.window)
+
+
+def swa_cells(context: int, window: int, n_ubatch: int = N_UBATCH) -> int:
+    """Tokens a sliding-window layer keeps per sequence: the window plus a micro-batch, padded (llama.cpp)."""
+    cells = min(context, window + n_ubatch)
+    return -(-cells // SWA_PAD) * SWA_PAD
+
+
+def _swa_layers(meta: dict[str, Any], arch: str, n_layer: int) -> tuple[int, SwaSource]:
+    """How many layers slide: from the GGUF key (a period, or a flag per layer — llama.cpp's ``get_key_or_arr``
+    of LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN), else llama.cpp's default for the architecture."""
+    pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
+    if isinstance(pattern, (list, tuple)) and len(pattern) == n_layer:
+        flags = [bool(x) if not isinstance(x, str) else x.lower() in ("1", "true") for x in pattern]
+        return sum(flags), SwaSource.METADATA
+    period = _int(meta, f"{arch}.attention.sliding_window_pattern") if not isinstance(pattern, (list, tuple)) else None
+    source = SwaSource.METADATA
+    if period is None:
+        period, source = SWA_PATTERN_DEFAULTS.get(arch), SwaSource.ARCH_DEFAULT
+    if not period or period < 1:
+        return 0, SwaSource.UNKNOWN
+    return sum(1 for il in range(n_layer) if il % period < period - 1), source
 
 
 def kv_shape(meta: dict[str, Any]) -> KvShape | None:
@@ -115,7 +183,11 @@ def kv_shape(meta: dict[str, Any]) -> KvShape | None:
         head_dim = embedding // n_head
     if not (n_layer and n_head_kv and head_dim):
         return None
-    return KvShape(n_layer, n_head_kv, head_dim)
+    window = _int(meta, f"{arch}.attention.sliding_window") or 0
+    if window <= 0:
+        return KvShape(n_layer, n_head_kv, head_dim)
+    n_swa, source = _swa_layers(meta, arch, n_layer)
+    return KvShape(n_layer, n_head_kv, head_dim, n_swa, window, source)
 
 
 def compute_buffer_bytes(meta: dict[str, Any], n_ctx: int, n_ubatch: int = N_UBATCH) -> int | None:
