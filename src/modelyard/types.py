@@ -186,6 +186,13 @@ class ChatRequest:
     #: (OpenAI-compatible servers — vLLM, llama-server, LM Studio take ``top_k``; one that refuses it is learned —,
     #: Ollama, llama.cpp); not to Anthropic's API, as ``top_p``
     top_k: int | None = None
+    #: min-p sampling (a token's probability at least this share of the likeliest one's, 0 to 1) and llama.cpp's
+    #: repetition penalty (above 0; 1 is none): not OpenAI's, but Open WebUI sends both in an OpenAI body and Ollama
+    #: takes ``options.min_p``/``options.repeat_penalty``. Passed on where the backend takes them (Ollama, llama.cpp,
+    #: OpenAI-compatible servers — vLLM's ``min_p``/``repetition_penalty``, llama-server's and LM Studio's
+    #: ``min_p``/``repeat_penalty``; one that refuses a field is learned); not to Anthropic's API, which has neither
+    min_p: float | None = None
+    repeat_penalty: float | None = None
 
 
 def repair_text(text: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from modelyard.types import ChatRequest, Message
 from tests.fakes import OpenAIServer
@@ -52,14 +53,16 @@ def test_no_top_k_sends_none(gw, fakes):  # noqa: F811
     assert "top_k" not in oa.last_request.json
 
 
-async def test_openais_refusal_of_top_k_leaves_it_out_and_says_so(tmp_path: Path) -> None:
-    refusal = ("top_k", 400, lambda _: {"error": {"message": "Unrecognized request argument supplied: top_k",
-                                                  "type": "invalid_request_error", "param": None, "code": None}})
-    asked = ChatRequest([Message("user", "Say hello")], top_k=40)
+@pytest.mark.parametrize(("field", "value"), [("top_k", 40), ("min_p", 0.05)])
+async def test_openais_refusal_of_top_k_leaves_it_out_and_says_so(tmp_path: Path, field: str, value: float) -> None:
+    """min_p (test_min_p_repeat_penalty.py) is refused in the same words and handled alike."""
+    refusal = (field, 400, lambda _: {"error": {"message": f"Unrecognized request argument supplied: {field}",
+                                                "type": "invalid_request_error", "param": None, "code": None}})
+    asked = ChatRequest([Message("user", "Say hello")], **{field: value})
     with RefusingServer([refusal]) as server, OpenAIServer(reply_text="backup answer") as backup:
         routed, cooling, rows = await _routed(server, backup, tmp_path, asked, asked)
-        sent = _sent(server, ("top_k",))
+        sent = _sent(server, (field,))
     assert [r.response.text for r in routed] == [REPLY, REPLY] and cooling == 0
-    assert sent == [["top_k"], [], []]
-    note = "top_k left out: the model's server refuses it"
+    assert sent == [[field], [], []]
+    note = f"{field} left out: the model's server refuses it"
     assert rows == [("primary", "ok", None, note), ("primary", "ok", None, note)]

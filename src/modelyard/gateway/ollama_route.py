@@ -123,7 +123,8 @@ async def _answer(gw: Gateway, request: Request, *, chat: bool) -> Response:
     body, agent, request_chat = taken
     writer = OllamaWriter(body.asked or body.model, chat=chat, thinking=bool(body.think), started_ns=started)
     if body.loads_only:
-        return json_response(writer.loaded()) if not body.stream else _lines([line(writer.loaded())], {})
+        done = writer.loaded(body.unloads)
+        return json_response(done) if not body.stream else _lines([line(done)], {})
     if agent == PICKED_BY_ORCHESTRATOR:  # ``auto``, decided after the load-only check (which needs no agent)
         agent = await gw.routed_agent(request_chat, request_id)
     accept = accept_for(gw.config, request_chat)

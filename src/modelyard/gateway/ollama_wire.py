@@ -23,14 +23,18 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ignored, as is the deprecated ``context`` (``/api/show``'s template mentions ``.Suffix``, so Continue sends
   ``suffix`` rather than a prompt in its own FIM template with ``raw: true``; both are served).
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
-  ``done_reason: "load"``; ``serve`` keeps its local models warm anyway.
+  ``done_reason: "load"`` (``"unload"`` with ``keep_alive`` 0, as Ollama answers); ``serve`` keeps its local models
+  warm anyway.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,6 +58,10 @@ from modelyard.types import (
 API_VERSION = "0.12.0"
 LATEST = ":latest"
 _ROLES = ("system", "user", "assistant", "tool")
+
+
+#: a Go duration string that is zero ("0", "0s", "0m0s": time.ParseDuration's, which api.Duration reads a string with)
+_ZERO_DURATION = re.compile(r"[+-]?(?:0+(?:\.0*)?(?:ns|us|µs|μs|ms|s|m|h))+|[+-]?0+")
 
 
 class OllamaBody(BaseModel):
@@ -80,6 +88,9 @@ class OllamaBody(BaseModel):
     width: int | None = None
     height: int | None = None
     steps: int | None = None
+    #: read only to answer a load-only request: 0 there is Ollama's "unload the model" (see :attr:`unloads`); any
+    #: other value is modelyard's to decide, as the module's docstring says
+    keep_alive: Any = None
     #: the name as the client sent it, ``:latest`` included: Ollama echoes ``req.Model`` verbatim in its answers
     #: (``model`` is the name resolved against the agents and models)
     asked: str = Field(default="", exclude=True)
@@ -88,6 +99,18 @@ class OllamaBody(BaseModel):
     def loads_only(self) -> bool:
         """No conversation at all: Ollama's way of asking to load the model."""
         return not self.messages and not self.prompt and not self.suffix
+
+    @property
+    def unloads(self) -> bool:
+        """A load-only request with ``keep_alive`` 0: Ollama's "unload the model", answered ``done_reason: "unload"``
+        (ollama/ollama server/routes.go, GenerateHandler and ChatHandler: ``req.KeepAlive.Duration == 0`` with no
+        prompt or messages expires the runner and answers ``DoneReason: "unload"``). Was answered ``"load"``."""
+        alive = self.keep_alive
+        if isinstance(alive, bool):
+            return False
+        if isinstance(alive, int | float):  # seconds (api.Duration)
+            return alive == 0
+        return isinstance(alive, str) and _ZERO_DURATION.fullmatch(alive.strip()) is not None
 
 
 def parse_ollama_body(raw: bytes) -> OllamaBody:
@@ -240,6 +263,9 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         top_k=_top_k(options.get("top_k")),
         frequency_penalty=_penalty(options.get("frequency_penalty")),
         presence_penalty=_penalty(options.get("presence_penalty")),
+        min_p=_bounded(options.get("min_p"), "options.min_p", "a number from 0 to 1", lambda v: 0 <= v <= 1),
+        repeat_penalty=_bounded(options.get("repeat_penalty"), "options.repeat_penalty", "a number above 0",
+                                lambda v: v > 0),
     )
 
 
@@ -260,6 +286,19 @@ def _top_k(value: Any) -> int | None:
     (Default: 40)"), passed on when a whole number of at least 0; another value is left out, as Ollama's other
     options here are. Was ignored: the backend sampled at its own top_k."""
     return value if type(value) is int and value >= 0 else None
+
+
+def _bounded(value: Any, name: str, expected: str, within: Callable[[float], bool]) -> float | None:
+    """``options.min_p`` / ``options.repeat_penalty`` (docs.ollama.com/modelfile: "min_p … Alternative to the top_p",
+    "repeat_penalty: Sets how strongly to penalize repetitions"), passed on — they were ignored, Open WebUI's
+    settings of them had no effect. A number out of range is a 400 naming it (sent on, every backend of the chain
+    would refuse it, or llama.cpp divide by a zero penalty); a value that is no number is left out, as Ollama's other
+    options here are."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if not math.isfinite(value) or not within(value):
+        raise BadRequest(f"{name}: expected {expected}, got {value}", name)
+    return float(value)
 
 
 def _penalty(value: Any) -> float | None:
@@ -337,8 +376,9 @@ class OllamaWriter:
                 "prompt_eval_count": response.usage.input_tokens, "prompt_eval_duration": prompt_ns,
                 "eval_count": response.usage.output_tokens, "eval_duration": eval_ns}
 
-    def loaded(self) -> dict[str, Any]:
-        return {**self._piece(), "done": True, "done_reason": "load"}
+    def loaded(self, unloaded: bool = False) -> dict[str, Any]:
+        """The answer to a load-only request (``unloaded``: one with ``keep_alive`` 0, Ollama's "unload")."""
+        return {**self._piece(), "done": True, "done_reason": "unload" if unloaded else "load"}
 
     def replay(self, response: ChatResponse, measured: Attempt | None = None) -> list[bytes]:
         """A buffered answer as the lines a live stream would have produced."""

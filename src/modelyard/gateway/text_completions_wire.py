@@ -89,6 +89,8 @@ class CompletionBody(BaseModel, StopsAndUsage):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     #: vLLM's and llama-server's completion endpoints take it (not OpenAI's): passed on likewise (wire.py's, as on chat)
     top_k: int | None = Field(None, ge=-1)
+    min_p: float | None = Field(None, ge=0, le=1)  # theirs too (wire.py's, as on chat)
+    repeat_penalty: float | None = Field(None, gt=0)
     stop: str | list[str] | None = None
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
@@ -160,7 +162,8 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
     return ChatRequest(messages=messages, max_tokens=body.max_tokens, temperature=body.temperature,
                        prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed,
                        top_p=body.top_p, frequency_penalty=body.frequency_penalty,
-                       presence_penalty=body.presence_penalty, top_k=body.top_k)
+                       presence_penalty=body.presence_penalty, top_k=body.top_k,
+                       min_p=body.min_p, repeat_penalty=body.repeat_penalty)
 
 
 class FimBody(CompletionBody):

@@ -154,6 +154,10 @@ class ChatCompletionBody(_In, StopsAndUsage):
     #: sends its "Top K" setting here (open_webui/utils/payload.py: a parameter with no OpenAI mapping goes into the
     #: body as it is). Passed on where the backend takes it (ChatRequest.top_k); was dropped. -1 and 0: every token
     top_k: int | None = Field(None, ge=-1)
+    #: min-p and llama.cpp's repetition penalty, which Open WebUI sends here likewise: passed on (ChatRequest.min_p,
+    #: .repeat_penalty); were dropped. Out of range (min_p 0 to 1, repeat_penalty above 0): a 400 naming the field
+    min_p: float | None = Field(None, ge=0, le=1)
+    repeat_penalty: float | None = Field(None, gt=0)
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
@@ -339,7 +343,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
                        fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"],
-                       fields["top_k"])
+                       fields["top_k"], fields["min_p"], fields["repeat_penalty"])
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

@@ -971,7 +971,7 @@ class OpenAIProvider(HttpProvider):
         """The refit of one request's calls where it carries sampling fields: a refused value is left out of this
         request alone, and remembered for :meth:`left_out`; None: the client's own (:meth:`_without_refused`)."""
         if (request.seed is None and request.top_p is None and request.top_k is None and not request.frequency_penalty
-                and not request.presence_penalty):
+                and not request.presence_penalty and request.min_p is None and request.repeat_penalty is None):
             return None
 
         def refit(error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
-"""A client's sampling fields (``seed``, ``top_p``, ``frequency_penalty``, ``presence_penalty``) in the OpenAI body,
-and a server's refusal of one of them.
+"""A client's sampling fields (``seed``, ``top_p``, the penalties, ``top_k``, ``min_p``, ``repeat_penalty``) in the
+OpenAI body, and a server's refusal of one of them.
 
 They were dropped at the gateway until they were passed on; passed on, a server that refuses one turned a request
 that used to work into a 400: OpenAI's reasoning models ("Unsupported parameter: 'top_p' is not supported with this
@@ -38,12 +38,13 @@ from modelyard.providers.context_refusal import outlived
 from modelyard.types import ChatRequest
 
 #: the fields, as the OpenAI body names them
-SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty", "top_k")
+SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty", "top_k", "min_p", "repeat_penalty",
+                   "repetition_penalty")
 
 #: a field named in a server's words: as sent (OpenAI's ``'top_p'``, pydantic's ``body.seed``) or camelCase (xAI's
 #: ``presencePenalty``); whole words only (``random_seed`` is Mistral's own field, not ours)
-_NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty|top_?k)(?![A-Za-z0-9_])",
-                    re.IGNORECASE)
+_NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty|top_?k|min_?p|repeat_?penalty|"
+                    r"repetition_?penalty)(?![A-Za-z0-9_])", re.IGNORECASE)
 _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 
 #: Mistral's name for the seed
@@ -86,9 +87,9 @@ class RefusedFields:
 
 
 def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
-    """The client's temperature, seed, top_p and top_k into ``into`` under their own names — the keys llama.cpp
-    (llama-cpp-python's keyword arguments, llama-server's ``/infill``) and Ollama's ``options`` share; the penalties
-    are each caller's (the OpenAI body's go through :func:`put_sampling`)."""
+    """The client's temperature, seed, top_p, top_k, min_p and repeat_penalty into ``into`` under their own names —
+    the keys llama.cpp (llama-cpp-python's keyword arguments, llama-server's ``/infill``) and Ollama's ``options``
+    share; the other penalties are each caller's (the OpenAI body's go through :func:`put_sampling`)."""
     if request.temperature is not None:
         into["temperature"] = request.temperature
     if request.seed is not None:
@@ -97,6 +98,10 @@ def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
         into["top_p"] = request.top_p
     if request.top_k is not None:
         into["top_k"] = request.top_k
+    if request.min_p is not None:  # Ollama's options.min_p, llama.cpp's min_p
+        into["min_p"] = request.min_p
+    if request.repeat_penalty is not None:  # Ollama's options.repeat_penalty, llama.cpp's repeat_penalty
+        into["repeat_penalty"] = request.repeat_penalty
 
 
 def mistral_api(endpoint: str) -> bool:
@@ -129,6 +134,12 @@ def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[
         body["presence_penalty"] = request.presence_penalty
     if request.top_k is not None:  # vLLM's, llama-server's and LM Studio's ``top_k``; OpenAI's own refuses it
         body["top_k"] = request.top_k
+    if request.min_p is not None:  # vLLM's, llama-server's and LM Studio's ``min_p``
+        body["min_p"] = request.min_p
+    if request.repeat_penalty is not None:
+        # llama-server's and LM Studio's ``repeat_penalty``; vLLM's and SGLang's ``repetition_penalty`` — each server
+        # ignores the other's name, a strict one (OpenAI's) refuses each and is learned (refused_fields)
+        body["repeat_penalty"] = body["repetition_penalty"] = request.repeat_penalty
     for field in refused:
         body.pop(field, None)
 
