@@ -83,6 +83,7 @@ from modelyard.providers.sampling import (
     mistral_api,
     put_sampling,
     refused_fields,
+    sampled,
     seed_renamed,
     value_refused,
 )
@@ -970,8 +971,7 @@ class OpenAIProvider(HttpProvider):
     def _refit_for(self, request: ChatRequest) -> Refit | None:
         """The refit of one request's calls where it carries sampling fields: a refused value is left out of this
         request alone, and remembered for :meth:`left_out`; None: the client's own (:meth:`_without_refused`)."""
-        if (request.seed is None and request.top_p is None and request.top_k is None and not request.frequency_penalty
-                and not request.presence_penalty and request.min_p is None and request.repeat_penalty is None):
+        if not sampled(request):
             return None
 
         def refit(error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:

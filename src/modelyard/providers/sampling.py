@@ -118,6 +118,14 @@ def seed_renamed(message: str, body: dict[str, Any]) -> dict[str, Any] | None:
     return {(MISTRAL_SEED if k == "seed" else k): v for k, v in body.items()}
 
 
+def sampled(request: ChatRequest) -> bool:
+    """Whether :func:`put_sampling` puts any of the request's fields (the penalties at 0 it leaves out): kept beside it,
+    so a field added there is asked here too."""
+    return (request.seed is not None or request.top_p is not None or bool(request.frequency_penalty)
+            or bool(request.presence_penalty) or request.top_k is not None or request.min_p is not None
+            or request.repeat_penalty is not None)
+
+
 def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str],
                  seed_field: str = "seed") -> None:
     """The client's sampling fields into ``body``, but those the server refuses; the seed under ``seed_field``
