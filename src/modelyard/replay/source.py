@@ -79,26 +79,25 @@ def _query(columns: str, table: str) -> tuple[str, str]:
             f"SELECT {columns} FROM {table} WHERE ts >= ? AND (ts > ? OR id > ?){tail}")
 
 
+#: a column of the request's first attempt that reached a model (the one whose ``tokens_in`` is the arrival's), or
+#: the default given after it
+_FIRST = ("COALESCE((SELECT a.{} FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
+          " ORDER BY a.seq LIMIT 1), {})")
 #: the request's first prompt size (its first attempt that reached a model) and the answer's length (its
 #: last answered attempt), looked up in ``attempts`` only for a request that made more than one attempt:
 #: a one-attempt request's own row says both (its totals are that attempt's), and a lookup per row was
 #: most of the time a replay spent reading the log
-#: a column of the request's first attempt that reached a model (the one whose ``tokens_in`` is the arrival's)
-_FIRST = ("COALESCE((SELECT a.{} FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
-          " ORDER BY a.seq LIMIT 1), 0)")
 _ARRIVAL_COLUMNS = (
     "r.id, r.ts, r.agent, r.outcome, r.model,"
-    " CASE WHEN r.n_attempts = 1 THEN r.tokens_in ELSE"
-    " COALESCE((SELECT a.tokens_in FROM attempts a WHERE a.request_id = r.id AND a.outcome <> 'skipped'"
-    "           ORDER BY a.seq LIMIT 1), r.tokens_in) END AS first_in,"
+    f" CASE WHEN r.n_attempts = 1 THEN r.tokens_in ELSE {_FIRST.format('tokens_in', 'r.tokens_in')} END AS first_in,"
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_out ELSE"
     " COALESCE((SELECT a.tokens_out FROM attempts a WHERE a.request_id = r.id AND a.outcome = 'ok'"
     "           ORDER BY a.seq DESC LIMIT 1), 0) END AS answer_out,"
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.ttft_ms - COALESCE(r.queue_wait_ms, 0) END AS own_ttft,"
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_per_s END AS own_tps,"
     # looked up only for a request that cost something: only a priced model's cache changes a figure
-    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_read_tokens')} ELSE 0 END AS cache_read,"
-    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_tokens')} ELSE 0 END AS cache_write")
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_read_tokens', 0)} ELSE 0 END AS cache_read,"
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_tokens', 0)} ELSE 0 END AS cache_write")
 _ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
 #: what ``report`` counts of each row (for the replay checked against the log), in the same order
 _REPORTED = _query("id, ts, outcome, model, tokens_in, tokens_out, fallback_reason, is_local, total_ms, tokens_per_s,"
