@@ -38,11 +38,12 @@ def test_replays_current_default_is_the_usual_lookup_when_replay_has_no_config_o
     assert "when replay has its own --config" in option_help("replay", "--current")
 
 
-def test_replays_window_says_local_time_and_its_default_start() -> None:
-    """--since read 'start of the window, e.g. 2026-03-01': a date without an offset is this machine's local time
-    (replay_cmd._when), and with --until alone the window starts 30 days before it."""
-    assert "local time unless it carries an offset; default: 30 days before --until" in option_help("replay",
-                                                                                                    "--since")
+def test_replays_window_says_utc_and_its_default_start() -> None:
+    """--since read 'start of the window, e.g. 2026-03-01': a date without an offset is UTC since 2026-12-01, as the
+    log and `report --month` (replay_cmd._when), and with --until alone the window starts 30 days before it."""
+    said = option_help("replay", "--since")
+    assert "in UTC (as the log and `report --month`) unless it carries an offset" in said
+    assert said.endswith("default: 30 days before --until")
 
 
 def test_reports_month_is_said_to_be_a_utc_month() -> None:

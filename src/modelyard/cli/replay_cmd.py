@@ -60,7 +60,7 @@ def replay(
     days: Annotated[float | None, typer.Option(help="replay the last N days (default 30)", min=0.001)] = None,
     since: Annotated[str | None, typer.Option(help=(
         "start of the window, e.g. 2026-03-01 or 2026-03-01T12:00, in UTC (as the log and `report --month`) "
-        "unless it carries an offset; default: 30 days before --until)"))] = None,
+        "unless it carries an offset; default: 30 days before --until"))] = None,
     until: Annotated[str | None, typer.Option(help="end of the window, as --since (default: now)")] = None,
     load: Annotated[float, typer.Option(help="traffic multiplier: 1.5 = what if traffic grows 50%", min=0.01,
                                         max=100)] = 1.0,

@@ -351,8 +351,10 @@ class OllamaProvider(HttpProvider):
         watch = self.parallel_watch
         others = watch.started()
         try:
-            async for chunk in self._stream(request, timeouts, others):
-                yield chunk
+            # closed here, not left to the collector, when the caller stops early (its HTTP response with it)
+            async with contextlib.aclosing(self._stream(request, timeouts, others)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             watch.ended()
 
