@@ -183,17 +183,17 @@ async def test_the_lease_keeper_never_brings_back_what_redis_lost_and_waits_out_
             if all(task.done() for task in tasks):
                 break
         assert all(task.done() for task in tasks)
-        assert await asyncio.to_thread(keeper._keep) is True
+        assert await asyncio.to_thread(keeper.keep) is True
         server.kill()
         again = PrivateRedis(tmp_path)
         again.port = server.port
         server = again.start()
-        assert await asyncio.to_thread(keeper._keep) is True  # asked; nothing there to extend
+        assert await asyncio.to_thread(keeper.keep) is True  # asked; nothing there to extend
         with contextlib.closing(redis.Redis(port=server.port)) as admin:
             assert admin.dbsize() == 0, admin.keys()
         server.freeze()
         started = time.monotonic()
-        assert await asyncio.to_thread(keeper._keep) is False
+        assert await asyncio.to_thread(keeper.keep) is False
         assert time.monotonic() - started < 2.0
         server.thaw()
         await state.release()

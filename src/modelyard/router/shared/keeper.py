@@ -65,8 +65,8 @@ class LeaseKeeper:
         kept = False
         try:
             while not self._stop.wait(self.every):
-                link, loop = self.link, self.link._loop  # read across threads: each a plain attribute
-                if link._closing or loop is None or loop.is_closed() or not loop.is_running():
+                link = self.link
+                if not link.running():
                     return
                 now = time.monotonic()
                 if not link.up or now - link.renewed_at < self.late:
@@ -80,22 +80,16 @@ class LeaseKeeper:
                     stall_from = link.renewed_at
                 if now - stall_from > KEEP_AT_MOST_S or now - max(link.renewed_at, self._kept_at) < self.late:
                     continue  # hung, not stalled (its slots run out as a dead process's); or renewed here lately
-                if self._keep():
+                if self.keep():
                     kept = True
         finally:
             if self._client is not None:
                 self._client.close()
 
-    def _keep(self) -> bool:
-        """Renew what the loop holds; whether anything was there to renew."""
+    def keep(self) -> bool:
+        """Renew what the loop holds, once (from this thread, or a test's); whether anything was there to renew."""
         link = self.link
-        calls: list[tuple[list[str], list[str | float | int]]] = []
-        for state in list(link.states.values()):
-            tokens = set(state.held) | set(state._remote)  # a grant whose reply the stalled loop has not read yet
-            probes = list(state.probes)
-            if tokens or probes:
-                calls.append(([state._slots[0], state._breaker], [link.now_arg(), link.window_ms, len(tokens),
-                                                                  *tokens, *probes]))
+        calls = link.keep_calls()
         self._kept_at = time.monotonic()
         if not calls:
             return False

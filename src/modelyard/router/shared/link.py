@@ -69,7 +69,7 @@ log = logging.getLogger("modelyard.state")
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
 #: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
 REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED",
-                        "REOPEN"})
+                        "REOPEN", "FORGET"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
@@ -403,8 +403,19 @@ class RedisLink:
                                       redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
-                                      "INSTANCES", "RESTARTED", "REOPEN")}
+                                      "INSTANCES", "RESTARTED", "REOPEN", "FORGET")}
         self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
+
+    def running(self) -> bool:
+        """The loop this link was started on still runs and the link is not closing: what the lease keeper's thread
+        asks before it renews anything (a process that died in a test keeps no slot)."""
+        loop = self._loop  # read once: another thread may replace it
+        return not self._closing and loop is not None and not loop.is_closed() and loop.is_running()
+
+    def keep_calls(self) -> list[tuple[list[str], list[Any]]]:
+        """What the lease keeper renews (:data:`.lua.KEEP`'s keys and arguments, one call per model that holds
+        something here); read from its thread."""
+        return [call for state in list(self.states.values()) if (call := state.keep_call()) is not None]
 
     async def peek(self) -> None:
         """Read the view once without joining in (``models``: a look, not a process that holds slots)."""
@@ -506,6 +517,10 @@ class RedisLink:
     def _configs_key(self) -> str:
         return f"{self.prefix}:configs"
 
+    @property
+    def _host_keys_key(self) -> str:
+        return f"{self.prefix}:host-keys"
+
     def _limits_text(self) -> str:
         # "@log" cannot be a model's limit: a process of an older version compares only its own models' names
         said: dict[str, Any] = dict(self.limits)
@@ -529,7 +544,7 @@ class RedisLink:
 
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
         own = [] if leave else [state.tag for state in self.states.values() if state.per_host]
-        return [self._instances_key, self._configs_key, f"{self.prefix}:host-keys"], [
+        return [self._instances_key, self._configs_key, self._host_keys_key], [
             self.now_arg(), self.lease_ms if leave else self.instance_ms, self.instance, int(leave), f"{self.host}:",
             "" if leave else self._limits_text(), self.silent_ms, *own]
 
@@ -752,7 +767,8 @@ class RedisLink:
         self.instances = max(n for _, n, _ in self._counts)
         self.host_instances = max(n for _, _, n in self._counts)
         self.silent, self.host_silent = int(counted[2]), int(counted[3])
-        self._compare(counted[4:])
+        gone = [tag.decode() for tag in counted[5:5 + int(counted[4])]]
+        self._compare(counted[5 + len(gone):])
         if beat:
             self._last_beat = now
             self.renewed_at = sent
@@ -762,6 +778,9 @@ class RedisLink:
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
+        for tag in gone:  # a host's own model's keys, that host gone for good (see lua.INSTANCES)
+            await self.call("FORGET", [self._instances_key, self._host_keys_key, *(f"{tag}:{k}" for k in lua.TAG_KEYS)],
+                            [self.now_arg(), tag])
         if self.spend is not None:
             await shared_spend.share(self, self.spend)
         if self.view_at - self._server_at >= SERVER_EVERY:

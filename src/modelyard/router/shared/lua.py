@@ -37,6 +37,8 @@ KEY_TTL_MS = 24 * 3600 * 1000
 
 _PRELUDE = r"""
 local KEY_TTL = @KEY_TTL@
+-- Redis runs Lua 5.1 (a global unpack), Dragonfly Lua 5.4 (table.unpack only; a global it lacks is an error there)
+local unpack = table.unpack or unpack
 
 -- a key a script may have just created gets its expiry (renew() extends it; a key with one already is left alone)
 local function keep(...)
@@ -398,9 +400,11 @@ return 0
 #: each with a deadline ``win`` past its last registration by a process of that host. Nobody else ever touches those
 #: keys, so a host removed for good left them in Redis forever; once a tag's deadline passed and no process of its
 #: host is alive, its keys are deleted (a host still alive — an older version does not register its tags — keeps
-#: them, looked at again after another ``win``). The keys are named here, not passed: Redis Cluster is not supported.
-#: → {alive, alive on this host, silent, silent on this host, then (instance, limits) for each set of limits unlike
-#: this one's}
+#: them, looked at again after another ``win``). Such a tag is returned, and :data:`FORGET` deletes its keys: a script
+#: touches only the keys it is given (Dragonfly refuses any other: "script tried accessing undeclared key"), and these
+#: are known only here.
+#: → {alive, alive on this host, silent, silent on this host, n, the n tags of hosts gone, then (instance, limits) for
+#: each set of limits unlike this one's}
 INSTANCES = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -417,6 +421,7 @@ local host, on_host = ARGV[5], 0
 for _, id in ipairs(ids) do
   if string.sub(id, 1, #host) == host then on_host = on_host + 1 end
 end
+local dead = {}
 if KEYS[3] then
   local until_ = now + tonumber(ARGV[2])
   if ARGV[4] ~= '1' then
@@ -431,9 +436,7 @@ if KEYS[3] then
     if alive then
       redis.call('ZADD', KEYS[3], until_, tag)
     else
-      redis.call('DEL', tag .. ':holders', tag .. ':queue', tag .. ':leases', tag .. ':meta', tag .. ':released',
-                 tag .. ':breaker')
-      redis.call('ZREM', KEYS[3], tag)
+      dead[#dead + 1] = tag
     end
   end
   redis.call('PEXPIRE', KEYS[3], KEY_TTL)
@@ -448,7 +451,8 @@ if ARGV[4] ~= '1' and ARGV[7] then
     if string.sub(id, 1, #host) == host then silent_on_host = silent_on_host + 1 end
   end
 end
-local out = {#ids, on_host, silent, silent_on_host}
+local out = {#ids, on_host, silent, silent_on_host, #dead}
+for _, tag in ipairs(dead) do out[#out + 1] = tag end
 if ARGV[4] ~= '1' then
   local seen = {[ARGV[6]] = true}
   for _, id in ipairs(ids) do
@@ -458,6 +462,26 @@ if ARGV[4] ~= '1' then
 end
 return out
 """
+
+#: KEYS instances host_keys, then the tag's holders queue leases meta released breaker (:data:`TAG_KEYS`); ARGV now tag
+#: The keys of a host's own model (``PREFIX:{model@host}``) once its tag's deadline passed and no process of that host
+#: is alive — what :data:`INSTANCES` names, checked again here (a process of that host may have come back since).
+#: → 1 if they were deleted
+FORGET = _PRELUDE + r"""
+local now, tag = now_ms(ARGV[1]), ARGV[2]
+local until_ = redis.call('ZSCORE', KEYS[2], tag)
+if not until_ or tonumber(until_) > now then return 0 end
+local there = (string.match(tag, '@([^@]*)}$') or '') .. ':'
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  if string.sub(id, 1, #there) == there then return 0 end
+end
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('ZREM', KEYS[2], tag)
+return 1
+"""
+
+#: the keys under a model's tag, in the order :data:`FORGET` takes them (``RedisState`` names its keys so)
+TAG_KEYS = ("holders", "queue", "leases", "meta", "released", "breaker")
 
 #: KEYS holders breaker; ARGV now win n_tokens token… probe…
 #: The lease keeper's renewal (:mod:`.keeper`), sent from a thread while this process's event loop is stalled: extends

@@ -42,6 +42,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local unpack = table.unpack or unpack  -- Lua 5.1 (Redis) and 5.4 (Dragonfly)
 for i = 1, #gone, 500 do redis.call('HDEL', KEYS[1], unpack(gone, i, math.min(i + 499, #gone))) end
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[2], ARGV[1]); redis.call('HDEL', KEYS[1], ARGV[1])

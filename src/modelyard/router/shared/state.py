@@ -379,6 +379,17 @@ class RedisState(ModelState):
             if not fut.done():
                 fut.set_result(_Wake.RETRY)
 
+    def keep_call(self) -> tuple[list[str], list[Any]] | None:
+        """The lease keeper's renewal of what this process holds of this model (:data:`.lua.KEEP`), None when it holds
+        nothing here. Called from the keeper's thread while the loop is stalled: it only copies (a ``set`` or ``list``
+        of a set is copied whole under the GIL)."""
+        tokens = set(self.held) | set(self._remote)  # a grant whose reply the stalled loop has not read yet
+        probes = list(self.probes)
+        if not (tokens or probes):
+            return None
+        return [self._slots[0], self._breaker], [self.link.now_arg(), self.link.window_ms, len(tokens), *tokens,
+                                                 *probes]
+
     def renew_call(self) -> tuple[list[str], list[Any]]:
         holders, waiters, probes = list(self.held), list(self.waiting), list(self.probes)
         args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), self.link.channel, self.epoch,

@@ -1,0 +1,152 @@
+"""Servers that speak Redis's protocol but are not Redis, and what stands between: each class from the server's own
+documentation or source, run where the server installs here, read where it does not.
+
+Dragonfly (not installable here: no Debian or PyPI package; read, not run) runs scripts in Lua 5.4 and refuses any key a
+script was not given: "Dragonfly forbids accessing undeclared keys from scripts and returns the following error: script
+tried accessing undeclared key" (dragonflydb.io/docs/managing-dragonfly/scripting; dragonflydb/dragonfly#3212), and
+its interpreter makes a missing global an error ("Script attempted to access nonexistent global variable",
+src/core/interpreter.cc, which opens only the base, table, string and math libraries of Lua 5.4 — where ``unpack`` is
+``table.unpack``). The first check here holds every script of modelyard to that rule on a real Redis: ``MONITOR`` shows
+each command a script runs, and Redis itself (``COMMAND GETKEYS``) says which of its arguments are keys.
+
+twemproxy (nutcracker, Debian's package: run, see the report in RELIABILITY.md) passes only commands with a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import threading
+from pathlib import Path
+
+import redis
+
+from modelyard.config.schema import Cooldown, SpendCap
+from modelyard.errors import Reason
+from modelyard.router.shared import log_places, lua, namespaces
+from modelyard.router.shared import spend as shared_spend
+from modelyard.router.shared.link import RedisLink
+from modelyard.router.shared.state import RedisState
+from modelyard.router.spend import SpendCaps
+from tests.shared.redis_kit import PrivateRedis, short_lease, until
+
+#: the keys under a model's tag (``RedisState``'s)
+_TAG_KEYS = ("holders", "queue", "leases", "meta", "released", "breaker")
+_LINE = re.compile(r"^\d+\.\d+ \[\d+ (?P<who>[^\]]+)\] (?P<command>.*)$")
+
+
+def _monitor(url: str, lines: list[str], stop: threading.Event) -> threading.Thread:
+    def run() -> None:
+        client = redis.Redis.from_url(url, socket_timeout=0.2)
+        with client.monitor() as monitor:
+            lines.append("started")
+            while not stop.is_set():
+                try:
+                    lines.append(_raw(monitor))
+                except redis.TimeoutError:
+                    continue
+        client.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _raw(monitor: redis.client.Monitor) -> str:
+    response = monitor.connection.read_response()
+    return response.decode() if isinstance(response, bytes) else str(response)
+
+
+def _undeclared(url: str, lines: list[str]) -> list[str]:
+    """Each command a script ran on a key its EVAL / EVALSHA did not name, as MONITOR printed it."""
+    admin = redis.Redis.from_url(url)
+    declared: set[str] | None = None
+    found = []
+    for line in lines:
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        words = shlex.split(m["command"])
+        if m["who"] != "lua":
+            declared = ({*words[3:3 + int(words[2])]} if words[0].upper() in ("EVAL", "EVALSHA") else None)
+            continue
+        try:
+            keys = {k if isinstance(k, str) else k.decode() for k in admin.command_getkeys(*words)}
+        except redis.ResponseError:  # no key at all (TIME, INFO, PUBLISH)
+            continue
+        if declared is None or not keys <= declared:
+            found.append(f"{line}  (given: {sorted(declared or ())})")
+    admin.close()
+    return found
+
+
+async def _every_script(url: str) -> None:
+    link = RedisLink(short_lease(url=url, prefix="kinds", lease=1.5, refresh=0.2, timeout=0.5))
+    cloud = RedisState("cloud", 1, Cooldown(failures=1), link)
+    RedisState("embedded", 1, Cooldown(), link, per_host=True)
+    link.spend = SpendCaps({"cloud": SpendCap(usd=5)})
+    await cloud.acquire(2)  # ACQUIRE, and RESTARTED as each connection opens
+    waiter = asyncio.create_task(cloud.acquire(5))
+    await asyncio.sleep(0.3)  # queued: the beats renew a waiter too
+    link.spend.add("cloud", 0.25)
+    await link._beat(force=True)  # INSTANCES (and FORGET for the gone host's tag), RENEW, VIEW, SPEND
+    assert link.keeper is not None
+    await asyncio.to_thread(link.keeper.keep)  # KEEP
+    await cloud.release()  # RELEASE: hands the slot to the waiter
+    await waiter
+    ticket = await cloud.admit()  # the breaker's view is fresh: admitted without a call; ask the store
+    assert ticket is not None
+    await cloud.failed(ticket, Reason.SERVER_ERROR)  # VERDICT: opens it
+    await link.call("ADMIT", [cloud._breaker], [link.now_arg(), link.window_ms, "t"])
+    await link.call("REOPEN", [cloud._breaker], [link.now_arg(), 1000, 1, "server_error", 1])
+    await link.call("ABANDON", [cloud._breaker], ["t"])
+    await cloud.release()
+    client = link._client
+    assert client is not None
+    await client.eval(namespaces.REGISTER, 2, namespaces.REGISTRY, namespaces.ALIVE, link.instance, 60_000, "{}",
+                      60_000)
+    await log_places.record(client, "kinds", link.host, "", "", 1.0)
+    await link.aclose()
+
+
+def test_every_key_a_script_touches_is_one_it_was_given(tmp_path: Path) -> None:
+    """Before, the instance list's script deleted the keys of a host gone for good by names it built itself
+    (``PREFIX:{model@host}:holders`` …): on Dragonfly that script — the first call of every heartbeat — failed once
+    such a host was gone, and every process's shared limits went to their outage share for good. Now the script names
+    the tags and another, given those keys, deletes them."""
+    with PrivateRedis(tmp_path) as server:
+        admin = redis.Redis.from_url(server.url)
+        gone = "kinds:{embedded@gone-host}"
+        admin.zadd("kinds:host-keys", {gone: 1})  # its deadline long past, and no process of that host alive
+        for key in _TAG_KEYS:
+            admin.hset(f"{gone}:{key}", "x", 1)
+        lines: list[str] = []
+        stop = threading.Event()
+        thread = _monitor(server.url, lines, stop)
+        until(lambda: lines)
+        try:
+            asyncio.run(_every_script(server.url))
+        finally:
+            stop.set()
+            thread.join(5)
+        assert not admin.exists(*(f"{gone}:{key}" for key in _TAG_KEYS)), "the gone host's keys were kept"
+        ran = {shlex.split(_LINE.match(line)["command"])[0].upper() for line in lines if _LINE.match(line)}
+        assert {"EVAL", "EVALSHA"} & ran, lines[:5]
+        scripted = [line for line in lines if "[0 lua]" in line]
+        assert len(scripted) > 50, lines  # the scripts ran, and MONITOR saw their commands
+        assert _undeclared(server.url, lines) == []
+        admin.close()
+
+
+def test_no_script_reads_a_global_that_lua_5_4_lacks() -> None:
+    """``unpack`` is a global of Lua 5.1 (Redis, Valkey, KeyDB) only; Lua 5.4 (Dragonfly) has ``table.unpack``, and
+    Dragonfly's strict globals make the bare name an error: the instance list's script, the first call of every
+    heartbeat, called it whenever a process's entry had run out (one killed), and that heartbeat failed — the link
+    down, every model to its outage share, until the next tick; a slot script purging a waiter whose lease ran out
+    failed the same way."""
+    scripts = {name: getattr(lua, name) for name in dir(lua) if name.isupper() and isinstance(getattr(lua, name), str)}
+    scripts |= {"SPEND": shared_spend.SPEND, "REGISTER": namespaces.REGISTER, "RECORD": log_places.RECORD}
+    bare = sorted(name for name, text in scripts.items()
+                  if re.search(r"(?<![.\w])unpack\(", text) and "local unpack = table.unpack or unpack" not in text)
+    assert bare == []
