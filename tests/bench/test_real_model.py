@@ -47,6 +47,13 @@ async def test_starter_tasks_on_the_embedded_model(default_model: Path) -> None:
     assert by_task["arithmetic"].passed, by_task["arithmetic"].answer  # "144": well within a 0.5B model
     assert by_task["read-file-tool"].tool_use is not None  # classified: structured, text or prose
     scores = score(result.results, 1)
-    assert {s.agent for s in scores} == set(SUBSET) and all(s.tokens_per_s_p50 for s in scores)
+    assert {s.agent for s in scores} == set(SUBSET)
+    # a speed only where the answer's span can say (providers/speed.py): "144" and "HELLO WORLD" are three tokens,
+    # two gaps of ~37 ms on a quiet machine — under MIN_SPAN_S, so no figure rather than a made-up one; the tool
+    # call's ~30 tokens over a second always have one, and no figure is the burst's thousands of tok/s
+    rates = {r.agent: r.tokens_per_s for r in result.results}
+    assert rates["engineer"] is not None, by_task["read-file-tool"]
+    assert all(rate is None or 0 < rate < 500 for rate in rates.values()), rates
+    assert {s.agent: s.tokens_per_s_p50 for s in scores} == rates  # k=1: the median is the one run's
     recs = {r.agent: r for r in recommend(scores, config, measured=[model])}
     assert recs["chat"].chain == ["qwen-coder-0.5b"]
