@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from tests.fakes.server import poll
-from tests.integration.test_pg_forward import write
+from tests.integration.test_pg_forward import scraped, write
 from tests.pg import scratch_database
 from tests.unit.test_ledger import record
 
@@ -65,14 +65,17 @@ def test_rows_reach_a_database_of_another_encoding_and_none_blocks_the_rest(
             assert poll(lambda: len(stored(url)) == 9, timeout=15), forwarder.health()
         health = forwarder.health()
         assert health.refused == 0 and health.failures == 0, health
+        metrics = scraped(forwarder)
     finally:
         forwarder.close()
     got = {i: (prompt, response) for i, prompt, response in stored(url)}
     assert got["req000002"] == ("prompt 2", LATIN)  # what LATIN1 holds is kept as it is
     if encoding == "SQL_ASCII":
         assert got["req000001"] == (TEXT, "answer") and health.narrowed == 0
+        assert "modelyard_log_forward_narrowed_rows_total 0.0" in metrics
     else:
         assert got["req000001"] == ("??????, ??? ?", "answer") and health.narrowed == 1
+        assert "modelyard_log_forward_narrowed_rows_total 1.0" in metrics
         assert "encoding (LATIN1) cannot store" in caplog.text and "ENCODING 'UTF8'" in caplog.text
 
 
@@ -95,6 +98,9 @@ def test_a_spool_text_another_program_wrote_in_latin1_is_forwarded_with_the_rest
         health = forwarder.health()
         assert health.failures == 0 and health.refused == 0 and health.undecodable == 1, health
         assert "not UTF-8" in caplog.text
+        metrics = scraped(forwarder)
+        assert "modelyard_log_forward_undecodable_texts_total 1.0" in metrics
+        assert "modelyard_log_forward_nul_replaced_rows_total 0.0" in metrics
     finally:
         forwarder.close()
     got = {i: prompt for i, prompt, _ in stored(pg_url)}

@@ -9,18 +9,29 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from tests.fakes.server import poll
 from tests.pg import OwnServer, free_port
 from tests.unit.test_ledger import record
 
+from modelyard.gateway.metrics import _ForwardState
 from modelyard.ledger import LogWriter, connect, queries
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.pg import PgConnection
+from modelyard.ledger.writer import MAX_ERROR_CHARS
+from modelyard.outcomes import RequestOutcome
 
 
 def pg_ids(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         return [r[0] for r in conn.execute("SELECT id FROM requests ORDER BY id").fetchall()]
+
+
+def scraped(forwarder: Forwarder) -> str:
+    """What ``/metrics`` says of the forwarder: /healthz's counts of rows sent altered are counters there too."""
+    registry = CollectorRegistry()
+    registry.register(_ForwardState(forwarder))
+    return generate_latest(registry).decode()
 
 
 def write(path: Path, records: list) -> None:
@@ -115,9 +126,41 @@ def test_a_nul_character_is_replaced_before_sending_without_a_failure(tmp_path: 
         health = forwarder.health()
         assert health.refused == 0 and health.failures == 0 and health.last_error is None
         assert health.nul_replaced == 2 and not health.degraded  # the request row and its attempt's
+        assert "modelyard_log_forward_nul_replaced_rows_total 2.0" in scraped(forwarder)
         assert "held a NUL character" in caplog.text and "U+FFFD" in caplog.text
     finally:
         forwarder.close()
+
+
+def test_an_error_text_of_megabytes_is_kept_as_its_head_and_what_was_cut(tmp_path: Path, pg_url: str) -> None:
+    """A server's error page or a relay's traceback reached the log whole wherever a provider path did not cut it,
+    and an exhausted chain's error lists every attempt's words: a 5 MB text made a 5 MB row in the file, the spool's
+    outbox and PostgreSQL (and in every ``log`` and ``report`` read of it). Now the log keeps the first
+    MAX_ERROR_CHARS characters of a request's error and an attempt's detail, says how much it cut, and the reason
+    stays whole in its own column."""
+    page = "HTTP 502 bad_gateway: <html><body>" + "upstream connect error " * 230_000 + "</body></html>"  # ~5 MB
+    path = tmp_path / "log.sqlite3"
+    big = record(1, outcome=RequestOutcome.FALLBACK)
+    big.error, big.attempts[0].detail = page, page
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(0), big, record(2)])
+        assert forwarder.flush(30), forwarder.health()
+        with closing(connect(path, readonly=True)) as spool:
+            local = spool.execute("SELECT r.error, a.detail, a.reason FROM requests r JOIN attempts a "
+                                  "ON a.request_id = r.id AND a.seq = 0 WHERE r.id = 'req000001'").fetchone()
+        with closing(PgConnection(pg_url)) as pg:
+            shared = tuple(pg.execute("SELECT r.error, a.detail, a.reason FROM requests r JOIN attempts a "
+                                      "ON a.request_id = r.id AND a.seq = 0 WHERE r.id = 'req000001'").fetchone())
+    finally:
+        forwarder.close()
+    for error, detail, reason in (tuple(local), shared):
+        for text in (error, detail):
+            assert len(text) < MAX_ERROR_CHARS + 200, len(text)  # was 5,060,048 characters
+            assert text.startswith(page[:MAX_ERROR_CHARS])  # the head, which names the status
+            assert f"[… cut: {len(page) - MAX_ERROR_CHARS:,} more characters not kept" in text
+        assert reason == "missing_credentials"
+    assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
 
 
 def test_database_down_answers_go_on_and_the_backlog_drains_when_it_is_back(tmp_path: Path) -> None:

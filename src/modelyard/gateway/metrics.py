@@ -83,6 +83,20 @@ class _ForwardState(Collector):
                                   value=h.refused)
         yield CounterMetricFamily("modelyard_log_forward_failures", "Failed forwarding attempts (retried)",
                                   value=h.failures)
+        # what /healthz's log.forward says of rows sent altered, as counters: prometheus.io/docs/practices/naming —
+        # an accumulating count ends in _total (CounterMetricFamily adds it), a countable thing is no unit
+        yield CounterMetricFamily("modelyard_log_forward_nul_replaced_rows",
+                                  "Rows sent to PostgreSQL with a NUL character replaced by U+FFFD (its text refuses "
+                                  "NUL; the local file keeps it)", value=h.nul_replaced)
+        yield CounterMetricFamily("modelyard_log_forward_narrowed_rows",
+                                  "Rows sent to PostgreSQL with characters its database encoding lacks replaced by '?'",
+                                  value=h.narrowed)
+        yield CounterMetricFamily("modelyard_log_forward_undecodable_texts",
+                                  "Spool texts that were not UTF-8 (another program wrote them), sent with U+FFFD",
+                                  value=h.undecodable)
+        yield CounterMetricFamily("modelyard_log_forward_discarded_rows",
+                                  "Requests PostgreSQL took without an error but did not keep: a trigger or rule on "
+                                  "its table discarded them (kept in the local file only)", value=h.discarded)
         yield GaugeMetricFamily("modelyard_log_forward_backlog", "Requests in the local spool not yet in PostgreSQL",
                                 value=h.backlog)
         yield GaugeMetricFamily("modelyard_log_forward_backlog_age_seconds",

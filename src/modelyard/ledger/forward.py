@@ -322,6 +322,9 @@ class ForwardHealth:
     narrowed: int = 0
     #: spool texts that were not UTF-8 (another program wrote them), sent with U+FFFD in place of the bytes
     undecodable: int = 0
+    #: requests PostgreSQL took without an error but did not keep: a trigger or rule on its table discarded them
+    #: (kept in the local file only)
+    discarded: int = 0
 
     @property
     def degraded(self) -> bool:
@@ -387,6 +390,9 @@ class Forwarder:
         self._backlog: tuple[int, float | None] = (0, None)
         #: spool texts that were not UTF-8, read with U+FFFD in place of what could not be decoded (:meth:`_text`)
         self.undecodable = 0
+        #: requests the database took without an error and did not keep (:meth:`_kept`)
+        self.discarded = 0
+        self._discarded_logged = 0.0
         self._conn = self._open_spool()  # migrated: _outbox exists
         self._spool = SameFile(self.path)
         self._ahead = WriteAhead(self.path)
@@ -455,7 +461,7 @@ class Forwarder:
                              self.forwarded, self.refused, self.failures, backlog, oldest, self.last_error,
                              None if at is None else time.time() - at, tuple(self.state_differs), self.clock_off,
                              tuple(self.one_at_a_time_differs), self.nul_replaced, self.narrowed,
-                             self.undecodable)
+                             self.undecodable, self.discarded)
 
     def close(self, timeout: float = 5.0) -> None:
         """Forward what is left (up to ``timeout``; what is not sent stays in the spool for the next process)."""
@@ -742,8 +748,10 @@ class Forwarder:
         if narrow or narrow_attempts:
             self._said_narrowed(narrow + narrow_attempts)
         try:
-            write_batch(self._pg, requests, attempts)
+            said = write_batch(self._pg, requests, attempts)
             self.forwarded += len(requests)
+            if 0 <= said < len(requests):
+                self._kept(requests, said)
             return
         except (LogUnavailable, IntegrityError):  # integrity: every row satisfied the same constraints in the spool,
             raise  # so one PostgreSQL adds (a newer modelyard's NOT NULL column, a CHECK) refuses them all (drift.py)
@@ -760,6 +768,31 @@ class Forwarder:
             except (DataError, UnicodeError) as exc:  # psycopg encodes text itself: a client-side refusal is the row's
                 self._failed(exc)
                 self.refused += 1
+
+    def _kept(self, requests: list[tuple], said: int) -> None:
+        """PostgreSQL took the batch without an error but said it inserted only ``said`` of its requests: a
+        ``BEFORE INSERT`` trigger that returns NULL (a DBA's filter, an old partitioning trigger whose ``ELSE`` drops
+        what no partition takes) discards a row silently, and every such row was counted forwarded and dropped from
+        the outbox while it was nowhere in the shared log. Rows a trigger moved to a child table (inheritance
+        partitioning, https://www.postgresql.org/docs/current/ddl-partitioning.html: ``INSERT INTO child …; RETURN
+        NULL``) are read back through the parent and are fine: only the ones that cannot be read back count."""
+        ids = [r[0] for r in requests]
+        found = {row[0] for row in self._pg.execute(
+            f"SELECT id FROM requests WHERE id IN ({', '.join('?' * len(ids))})", ids).fetchall()}
+        gone = len(ids) - len(found)
+        if not gone:
+            return
+        self.forwarded -= gone
+        self.discarded += gone
+        now = time.time()
+        self.last_error = (f"PostgreSQL took {gone} request row(s) without an error but did not keep them "
+                           f"({self.discarded} so far): a trigger or rule on its table requests discards them (a "
+                           "BEFORE INSERT trigger that returns NULL; psql's \\d requests lists them) — they are "
+                           f"kept only in {self.path}")
+        self._last_error_at = now
+        if now - self._discarded_logged >= _LOG_EVERY:
+            self._discarded_logged = now
+            log.error("routing log %s: %s", self.target, self.last_error)
 
     def _said_nul(self, rows: int) -> None:
         """Count rows sent with NUL replaced and say so (at most once per _LOG_EVERY s): stored, not a failure."""

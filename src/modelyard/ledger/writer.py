@@ -184,12 +184,26 @@ class Row:
 MAX_TEXT_CHARS: int | None = LogConfig.model_fields["max_text_chars"].default
 
 
-def capped(text: str | None, limit: int | None) -> str | None:
+#: characters of an error text (a request's ``error``, an attempt's ``detail``) the log keeps: an exhausted chain
+#: lists every attempt's words, and a server's error page or a relay's traceback reaches a row whole wherever a
+#: provider path does not cut it — one 5 MB page made a 5 MB row in the file, the spool and PostgreSQL. The reason
+#: has its own column and the text's head names it; the rest is said as cut
+MAX_ERROR_CHARS = 8_000
+
+
+def capped(text: str | None, limit: int | None, setting: str = "log.max_text_chars") -> str | None:
     """``text`` as the log keeps it: whole up to ``limit`` characters, else its first ``limit`` and a line saying how
-    much was cut (a pasted file or a long answer made one row megabytes; its token counts are kept whole)."""
+    much was cut (a pasted file or a long answer made one row megabytes; its token counts are kept whole).
+    ``setting``: what set the limit, as the line says it."""
     if text is None or limit is None or len(text) <= limit:
         return text
-    return text[:limit] + f"\n[… cut: {len(text) - limit:,} more characters not kept (log.max_text_chars: {limit:,})]"
+    return text[:limit] + f"\n[… cut: {len(text) - limit:,} more characters not kept ({setting}: {limit:,})]"
+
+
+def error_capped(text: str) -> str:
+    """An error text past :data:`MAX_ERROR_CHARS`, cut as :func:`capped` cuts (the caller checks the length: one
+    comparison per row on the hot path)."""
+    return capped(text, MAX_ERROR_CHARS, "the log's cap on an error text") or ""
 
 
 def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | None = MAX_TEXT_CHARS) -> tuple:
@@ -206,7 +220,8 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
         None if r.model is None else int(r.model in local_models),
         getattr(r.outcome, "_value_", r.outcome), reason, len(r.attempts), r.queue_wait_ms, r.ttft_ms, r.total_ms,
         r.tokens_in, r.tokens_out, r.tokens_per_s, r.cost_usd, capped(r.prompt, max_text), capped(r.response, max_text),
-        capped(r.thinking, max_text), r.error, r.finish_reason, HOST, None if r.kind is None else r.kind._value_,
+        capped(r.thinking, max_text), r.error if r.error is None or len(r.error) <= MAX_ERROR_CHARS
+        else error_capped(r.error), r.finish_reason, HOST, None if r.kind is None else r.kind._value_,
     )
 
 
@@ -217,7 +232,9 @@ def attempt_rows(r: RequestRecord, backends: Mapping[str, str] = _NO_BACKENDS) -
     rid, agent = r.id, r.agent
     backend = backends.get
     return [(rid, seq, a.started_at, agent, a.model, a.provider, getattr(a.outcome, "_value_", a.outcome),
-             a.reason or None, a.detail or None, a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
+             a.reason or None,
+             (a.detail if len(a.detail) <= MAX_ERROR_CHARS else error_capped(a.detail)) if a.detail else None,
+             a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
              a.tokens_per_s, a.cost_usd, backend(a.model), a.cache_read_tokens, a.cache_write_tokens)
             for seq, a in enumerate(r.attempts)]
 
