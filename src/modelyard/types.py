@@ -85,6 +85,12 @@ class Usage:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: the part of ``cache_write_tokens`` written to a one-hour cache (Anthropic's ``cache_creation.
+    #: ephemeral_1h_input_tokens``: billed at 2x the input price, a five-minute write at 1.25x)
+    cache_write_1h_tokens: int = 0
+    #: what the provider said the answer cost, USD (OpenRouter's ``usage.cost``, in credits of a dollar): billed, so
+    #: preferred to the config's price (None: not stated)
+    stated_cost_usd: float | None = None
     #: the server's own generation speed, output tokens per second of decoding (Ollama's eval_count / eval_duration,
     #: llama.cpp's timings.predicted_per_second): measured where the tokens were made, so preferred to a client's clock
     tokens_per_s: float | None = None
@@ -92,9 +98,13 @@ class Usage:
     server_times: ServerTimes | None = None
 
     def __add__(self, other: Usage) -> Usage:
+        stated = None if self.stated_cost_usd is None or other.stated_cost_usd is None \
+            else self.stated_cost_usd + other.stated_cost_usd  # a sum with a part unstated would be short
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
                      self.cache_read_tokens + other.cache_read_tokens,
-                     self.cache_write_tokens + other.cache_write_tokens)
+                     self.cache_write_tokens + other.cache_write_tokens,
+                     cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+                     stated_cost_usd=stated)
 
 
 @dataclass(slots=True, frozen=True)

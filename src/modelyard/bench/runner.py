@@ -218,7 +218,8 @@ class BenchRunner:
             cfg.max_concurrent, passed=False, outcome=RunOutcome.OK, retries=call.retries,
             total_ms=call.wall * 1000, tokens_in=call.usage.input_tokens, tokens_out=call.usage.output_tokens,
             cost_usd=cfg.price.cost(call.usage.input_tokens, call.usage.output_tokens, call.usage.cache_read_tokens,
-                                    call.usage.cache_write_tokens, read_share=cfg.cache_read_share))
+                                    call.usage.cache_write_tokens, read_share=cfg.cache_read_share,
+                                    cache_write_1h=call.usage.cache_write_1h_tokens))
         if call.response is None:
             assert call.error is not None
             result.outcome, result.reason, result.error = RunOutcome.ERROR, str(call.error.reason), call.error.message
@@ -255,7 +256,8 @@ class BenchRunner:
         judge = self.config.models[spec.model]
         self.result.judge_cost_usd += judge.price.cost(
             call.usage.input_tokens, call.usage.output_tokens, call.usage.cache_read_tokens,
-            call.usage.cache_write_tokens, read_share=judge.cache_read_share)
+            call.usage.cache_write_tokens, read_share=judge.cache_read_share,
+            cache_write_1h=call.usage.cache_write_1h_tokens)
         if call.response is None:
             assert call.error is not None
             return CheckResult("judge", False, f"judge {spec.model} failed: {call.error.reason}", judged=True)

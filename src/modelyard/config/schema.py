@@ -69,6 +69,9 @@ class Cooldown(Strict):
 #: (a read 0.1x, a five-minute write 1.25x the model's input price)
 CACHE_READ_SHARE = 0.1
 CACHE_WRITE_SHARE = 1.25
+#: a one-hour cache write's price as a share of the input price (Anthropic's prompt-caching pricing: a one-hour write
+#: 2x the base input price, a five-minute one 1.25x, a read 0.1x whatever the TTL)
+CACHE_WRITE_1H_SHARE = 2.0
 #: a cache read's default elsewhere (OpenAI's ``cached_tokens``): its discount is not one number — 0.5x, 0.25x or 0.1x
 #: of the input price by model (OpenAI's pricing page), others' their own — so, unset, a cached token is priced as any
 #: input token: the spend an upper bound (a spend cap never undercounts), exact once ``price.cache_read`` is set
@@ -85,20 +88,26 @@ class Price(Strict):
                                      "price for other providers (OpenAI's discount differs by model)")
     cache_write: float | None = Field(None, ge=0, description="per million prompt tokens written to the prompt cache; "
                                       "unset: 1.25 x input (Anthropic's five-minute cache)")
+    cache_write_1h: float | None = Field(None, ge=0, description="per million prompt tokens written to a one-hour "
+                                         "prompt cache; unset: 2 x input (Anthropic's published rate)")
 
     def cost(self, tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0, *,
-             read_share: float = CACHE_READ_SHARE) -> float:
+             read_share: float = CACHE_READ_SHARE, cache_write_1h: int = 0) -> float:
         """USD for that many tokens; ``cache_read`` and ``cache_write`` are the part of ``tokens_in`` the provider
         read from or wrote to its prompt cache (counted at the input price, a cached prompt of Claude's was
-        billed as if it were 10x cheaper or cost nothing: its cached part was not in ``tokens_in`` at all).
+        billed as if it were 10x cheaper or cost nothing: its cached part was not in ``tokens_in`` at all), and
+        ``cache_write_1h`` the part of ``cache_write`` written to a one-hour cache (2x input where 1.25x was counted).
         ``read_share``: a cache read's price as a share of the input price when ``cache_read`` is unset
         (:attr:`ModelConfig.cache_read_share`)."""
         if not cache_read and not cache_write:
             return (tokens_in * self.input + tokens_out * self.output) / 1e6
         read = self.input * read_share if self.cache_read is None else self.cache_read
         write = self.input * CACHE_WRITE_SHARE if self.cache_write is None else self.cache_write
+        write_1h = self.input * CACHE_WRITE_1H_SHARE if self.cache_write_1h is None else self.cache_write_1h
+        hour = min(max(0, cache_write_1h), cache_write)
         plain = max(0, tokens_in - cache_read - cache_write)
-        return (plain * self.input + cache_read * read + cache_write * write + tokens_out * self.output) / 1e6
+        return (plain * self.input + cache_read * read + (cache_write - hour) * write + hour * write_1h
+                + tokens_out * self.output) / 1e6
 
 
 class ServiceFigures(Strict):

@@ -316,11 +316,17 @@ def stop_reason(response: ChatResponse, stop_sequence: str | None = None) -> str
     return "end_turn"
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    """As the API counts: ``input_tokens`` is the part of the prompt that was not read from or written to a cache."""
+def _usage(usage: Usage) -> dict[str, Any]:
+    """As the API counts: ``input_tokens`` is the part of the prompt that was not read from or written to a cache;
+    the writes split by lifetime (``cache_creation``) where a one-hour cache was written."""
     cached = usage.cache_read_tokens + usage.cache_write_tokens
-    return {"input_tokens": max(0, usage.input_tokens - cached), "output_tokens": usage.output_tokens,
-            "cache_creation_input_tokens": usage.cache_write_tokens, "cache_read_input_tokens": usage.cache_read_tokens}
+    out: dict[str, Any] = {"input_tokens": max(0, usage.input_tokens - cached), "output_tokens": usage.output_tokens,
+                           "cache_creation_input_tokens": usage.cache_write_tokens,
+                           "cache_read_input_tokens": usage.cache_read_tokens}
+    if hour := min(usage.cache_write_1h_tokens, usage.cache_write_tokens):
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": usage.cache_write_tokens - hour,
+                                 "ephemeral_1h_input_tokens": hour}
+    return out
 
 
 def _call_id(call: ToolCall, request_id: str, index: int) -> str:

@@ -316,3 +316,12 @@ def m015_attempt_cache_tokens(db: Schema) -> None:
     spend on cached traffic). 0 in rows from before: unknown, as those were priced."""
     db.execute("ALTER TABLE attempts ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0")
     db.execute("ALTER TABLE attempts ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0")
+
+
+@migration
+def m016_attempt_one_hour_cache_writes(db: Schema) -> None:
+    """The part of each attempt's ``cache_write_tokens`` written to a one-hour prompt cache (Anthropic's
+    ``usage.cache_creation.ephemeral_1h_input_tokens``): billed at 2x the input price, a five-minute write at 1.25x
+    (:meth:`modelyard.config.schema.Price.cost`), so ``replay``, re-pricing the tokens, needs it to price them as the
+    router did. 0 in rows from before: those were priced as five-minute writes."""
+    db.execute("ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")

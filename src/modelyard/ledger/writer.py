@@ -155,7 +155,7 @@ REQUEST_COLUMNS = (
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "agent", "model", "provider", "outcome", "reason", "detail", "queue_wait_ms",
     "ttft_ms", "duration_ms", "tokens_in", "tokens_out", "tokens_per_s", "cost_usd", "backend", "cache_read_tokens",
-    "cache_write_tokens",
+    "cache_write_tokens", "cache_write_1h_tokens",
 )
 _INSERT_REQUEST = (f"INSERT OR REPLACE INTO requests ({', '.join(REQUEST_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})")
@@ -235,7 +235,8 @@ def attempt_rows(r: RequestRecord, backends: Mapping[str, str] = _NO_BACKENDS) -
              a.reason or None,
              (a.detail if len(a.detail) <= MAX_ERROR_CHARS else error_capped(a.detail)) if a.detail else None,
              a.queue_wait_ms, a.ttft_ms, a.duration_ms, a.tokens_in, a.tokens_out,
-             a.tokens_per_s, a.cost_usd, backend(a.model), a.cache_read_tokens, a.cache_write_tokens)
+             a.tokens_per_s, a.cost_usd, backend(a.model), a.cache_read_tokens, a.cache_write_tokens,
+             a.cache_write_1h_tokens)
             for seq, a in enumerate(r.attempts)]
 
 

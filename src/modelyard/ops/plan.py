@@ -4,12 +4,13 @@ Per local model: weights + KV cache. Weights come from the config's ``memory_gb`
 the model's provider (:meth:`Provider.memory`: Ollama's ``/api/ps`` size when loaded — which
 already includes its KV cache — else ``/api/tags``; the GGUF file size for llama.cpp). The KV
 cache is ``2 (K,V) × layers × KV heads × head dim × 2 bytes (f16) × context × parallel
-sequences``, with the shape and the parallel count from the provider too (Ollama allocates
-``context × max_concurrent``; in-process llama.cpp one context). In-process llama.cpp also allocates a compute
-buffer, larger than the KV cache for a small model (``metadata.compute_buffer_bytes``: 0.95 GB for the embedded
-0.5B model at 32k context, beside 0.46 GB of weights and 0.38 GB of KV). Without a shape, a rule of
-thumb: **16 KiB per token per GB of weights** (GQA models at f16 KV measure 12–27 KiB; e.g.
-Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
+sequences`` as llama.cpp allocates it (sliding-window and chunked layers keep only their window, Gemma 3n's
+shared layers none, an MLA model one latent row and no V: ``metadata.KvShape``), with the shape and the parallel
+count from the provider too (Ollama allocates ``context × max_concurrent``; in-process llama.cpp one context).
+In-process llama.cpp also allocates a compute buffer, larger than the KV cache for a small model
+(``metadata.compute_buffer_bytes``: 0.95 GB for the embedded 0.5B model at 32k context, beside 0.46 GB of weights
+and 0.38 GB of KV). Without a shape, a rule of thumb: **16 KiB per token per GB of weights** (GQA models at f16 KV
+measure 12–27 KiB; e.g. Qwen2.5-7B 14, Llama-3-8B 27, Qwen2.5-0.5B 25).
 
 Sizes are in GB of 2^30 bytes, the unit RAM is sold in. The OS and other programs need room too:
 the default headroom is 8 GB on machines with 32 GB or more, else a quarter of RAM (at least 2 GB).
@@ -272,8 +273,7 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
         kv, kv_source = 0.0, f"included in {included}"
     elif shape is not None:
         kv = shape.bytes_at(context) * parallel / GB
-        kv_source = (f"{shape.n_layer} layers × {shape.n_head_kv} KV heads × {shape.head_dim} dims, "
-                     f"{context} ctx × {parallel}")
+        kv_source = f"{shape_text(shape)}, {context} ctx × {parallel}"
         kv_source += swa_text(shape, context)
         kv_swa = shape.swa_bytes_at(context) * parallel / GB
     elif weights is not None:
@@ -290,14 +290,25 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
                        facts.parallel_assumed, facts.cpu_share, kv_swa, shape.window if shape and kv_swa else 0)
 
 
+def shape_text(shape: KvShape) -> str:
+    """The shape plan's KV figure multiplied out: layers (those with a cache of their own) × heads × widths."""
+    layers = (f"{shape.kv_layers} of {shape.n_layer} layers (the other {shape.n_layer - shape.kv_layers} reuse their "
+              "KV)" if shape.kv_layers != shape.n_layer else f"{shape.n_layer} layers")
+    if shape.mla:
+        return f"{layers} × {shape.n_head_kv * shape.head_dim}-wide latent (MLA: K only, no V cache)"
+    if shape.value_dim is not None:
+        return f"{layers} × {shape.n_head_kv} KV heads × {shape.head_dim} K + {shape.value_dim} V dims"
+    return f"{layers} × {shape.n_head_kv} KV heads × {shape.head_dim} dims"
+
+
 def swa_text(shape: KvShape, context: int) -> str:
     """What plan's KV figure assumed about sliding-window attention ('' for a model without it)."""
     if shape.sliding:
         where = ("the pattern in its metadata" if shape.swa_source is SwaSource.METADATA
                  else "llama.cpp's pattern for its architecture")
-        return (f"; sliding window: {shape.n_swa_layer} of {shape.n_layer} layers keep "
+        return (f"; sliding window: {shape.n_swa_layer} of {shape.kv_layers} layers keep "
                 f"{swa_cells(context, shape.window)} tokens (window {shape.window} + a {N_UBATCH}-token batch; "
-                f"{where}), the other {shape.n_layer - shape.n_swa_layer} the full context")
+                f"{where}), the other {shape.kv_layers - shape.n_swa_layer} the full context")
     if shape.window and shape.swa_source is SwaSource.UNKNOWN:
         return (f"; sliding window {shape.window} but which layers slide is unknown: every layer counted at the "
                 "full context (an overestimate)")

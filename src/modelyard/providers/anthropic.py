@@ -214,29 +214,36 @@ def _tool_call(block: dict[str, Any]) -> ToolCall:
 
 
 def _tokens(reported: Any, counts: list[int] | None = None) -> list[int]:
-    """[input, output, cache read, cache write] from an Anthropic usage object, over ``counts`` known before.
+    """[input, output, cache read, cache write, one-hour cache write] from an Anthropic usage object, over ``counts``
+    known before.
     message_delta's figures are cumulative (as documented): each one given replaces the one before, but an input
     count of 0 does not undo one known (LiteLLM's proxy and SGLang send the prompt's count only at the end, 0 in
     message_start). The API counts the cached part of the prompt apart from ``input_tokens``: it was not counted
     at all, so a cached prompt's cost and the all-cloud comparison missed it."""
-    counts = list(counts) if counts else [0, 0, 0, 0]
+    counts = list(counts) if counts else [0, 0, 0, 0, 0]
     if not isinstance(reported, dict):
         return counts
     for i, key in enumerate(_USAGE_KEYS):
         value = reported.get(key)
         if value is not None and ((n := token_count(value)) or i == 1):
             counts[i] = n
+    # the cache writes by lifetime (Messages API ``usage.cache_creation``: ``ephemeral_5m_input_tokens`` and
+    # ``ephemeral_1h_input_tokens``, which sum to cache_creation_input_tokens): a one-hour write is billed 2x the input
+    # price, a five-minute one 1.25x — all were priced as five-minute writes
+    split = reported.get("cache_creation")
+    if isinstance(split, dict) and (hour := token_count(split.get("ephemeral_1h_input_tokens"))):
+        counts[4] = hour
     return counts
 
 
-#: the usage fields of the Messages API, in the order :func:`_tokens` keeps them
+#: the usage fields of the Messages API, in the order :func:`_tokens` keeps them (then the one-hour cache writes)
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 
 def _usage(counts: list[int]) -> Usage:
     """The tokens of :func:`_tokens` as a :class:`Usage`: the whole prompt is its plain and cached parts together."""
-    plain, out, read, write = counts
-    return Usage(plain + read + write, out, read, write)
+    plain, out, read, write, hour = counts
+    return Usage(plain + read + write, out, read, write, cache_write_1h_tokens=min(hour, write))
 
 
 def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = None) -> list[Chunk]:

@@ -97,8 +97,19 @@ SWA_PAD = 256
 
 #: which layers slide when the GGUF has no ``<arch>.attention.sliding_window_pattern``: llama.cpp's own default per
 #: architecture (src/llama-model.cpp ``hparams.set_swa_pattern(n)``: layer ``il`` slides when ``il % n < n - 1``):
-#: Gemma 2 alternates, Gemma 3 has 5 local layers to 1 global, Cohere 2 3 to 1, gpt-oss alternates
-SWA_PATTERN_DEFAULTS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
+#: Gemma 2 alternates, Gemma 3 has 5 local layers to 1 global, Gemma 3n 4 to 1, Cohere 2 3 to 1, gpt-oss alternates,
+#: Llama 4 has 3 chunked layers to 1 global ("pattern: 3 chunked - 1 full")
+SWA_PATTERN_DEFAULTS = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gpt-oss": 2, "llama4": 4}
+
+#: a window llama.cpp sets itself whatever the GGUF says (src/llama-model.cpp, LLM_ARCH_LLAMA4: ``hparams.n_swa =
+#: 8192``, chunked attention, unless ``<arch>.attention.sliding_window`` is present and 0: then no window). Its cache
+#: is sized as a sliding window's (llama-kv-cache-iswa.cpp takes ``n_swa`` whatever the SWA type).
+WINDOW_DEFAULTS = {"llama4": 8192}
+
+#: how many of the first layers hold a KV cache of their own when the GGUF has no ``<arch>.attention.shared_kv_layers``
+#: (src/llama-model.cpp, LLM_ARCH_GEMMA3N: ``hparams.n_layer_kv_from_start = 20``; the later layers reuse those
+#: layers' KV — HF's Gemma3nTextConfig ``num_kv_shared_layers``: 10 of E2B's 30 layers, 15 of E4B's 35)
+KV_LAYER_DEFAULTS = {"gemma3n": 20}
 
 
 class SwaSource(StrEnum):
@@ -115,8 +126,15 @@ class KvShape:
     """What one token of KV cache costs: K and V, per layer, per KV head, per head dimension.
 
     Sliding-window models (``<arch>.attention.sliding_window``) keep only the window's tokens on their SWA layers:
-    ``n_swa_layer`` of the ``n_layer`` layers, ``window`` tokens (0: none). ``swa_source`` says where the count
-    came from; UNKNOWN: a window but no pattern, so every layer is counted in full."""
+    ``n_swa_layer`` of the layers with a cache, ``window`` tokens (0: none). ``swa_source`` says where the count
+    came from; UNKNOWN: a window but no pattern, so every layer is counted in full.
+
+    ``value_dim``: V's width per head where it differs from K's (``<arch>.attention.value_length``: DeepSeek-V2's
+    192-wide keys and 128-wide values); 0 for multi-head latent attention (MLA: the GGUF has
+    ``<arch>.attention.key_length_mla``), whose one cache row per layer is the compressed latent, kv_lora_rank +
+    the RoPE dims (576 for DeepSeek-V2/V3, as ``key_length`` with 1 KV head) and which llama.cpp gives no V cache
+    (src/llama-kv-cache.cpp: ``has_v = !is_mla``). ``n_kv_layer``: the layers that hold a cache of their own, the first
+    ones (Gemma 3n: the later layers reuse theirs); None: all."""
 
     n_layer: int
     n_head_kv: int
@@ -124,24 +142,40 @@ class KvShape:
     n_swa_layer: int = 0
     window: int = 0
     swa_source: SwaSource = SwaSource.NONE
+    value_dim: int | None = None
+    n_kv_layer: int | None = None
+
+    @property
+    def kv_layers(self) -> int:
+        """Layers with a KV cache of their own."""
+        return self.n_layer if self.n_kv_layer is None else self.n_kv_layer
+
+    @property
+    def mla(self) -> bool:
+        return self.value_dim == 0
+
+    def layer_bytes_per_token(self, bytes_per_element: int = 2) -> int:
+        """One layer's K and V for one token."""
+        value = self.head_dim if self.value_dim is None else self.value_dim
+        return self.n_head_kv * (self.head_dim + value) * bytes_per_element
 
     def bytes_per_token(self, bytes_per_element: int = 2) -> int:
         """Every layer at full context (what a model without sliding windows holds per token)."""
-        return 2 * self.n_layer * self.n_head_kv * self.head_dim * bytes_per_element
+        return self.kv_layers * self.layer_bytes_per_token(bytes_per_element)
 
     def bytes_at(self, context: int, n_ubatch: int = N_UBATCH, bytes_per_element: int = 2) -> int:
         """One sequence's KV cache at ``context`` tokens: the global layers hold all of it, the SWA layers
         ``swa_cells`` of it (llama.cpp's llama_kv_cache_iswa, ``--swa-full`` off)."""
-        n_full = self.n_layer - self.n_swa_layer if self.sliding else self.n_layer
-        layer = self.bytes_per_token(bytes_per_element) // self.n_layer
-        return layer * n_full * context + self.swa_bytes_at(context, n_ubatch, bytes_per_element)
+        n_full = self.kv_layers - self.n_swa_layer if self.sliding else self.kv_layers
+        return self.layer_bytes_per_token(bytes_per_element) * n_full * context \
+            + self.swa_bytes_at(context, n_ubatch, bytes_per_element)
 
     def swa_bytes_at(self, context: int, n_ubatch: int = N_UBATCH, bytes_per_element: int = 2) -> int:
         """The part of :meth:`bytes_at` on sliding-window layers (0 without them)."""
         if not self.sliding:
             return 0
-        layer = self.bytes_per_token(bytes_per_element) // self.n_layer
-        return layer * self.n_swa_layer * swa_cells(context, self.window, n_ubatch)
+        return self.layer_bytes_per_token(bytes_per_element) * self.n_swa_layer * swa_cells(context, self.window,
+                                                                                               n_ubatch)
 
     @property
     def sliding(self) -> bool:
@@ -154,20 +188,35 @@ def swa_cells(context: int, window: int, n_ubatch: int = N_UBATCH) -> int:
     return -(-cells // SWA_PAD) * SWA_PAD
 
 
-def _swa_layers(meta: dict[str, Any], arch: str, n_layer: int) -> tuple[int, SwaSource]:
-    """How many layers slide: from the GGUF key (a period, or a flag per layer — llama.cpp's ``get_key_or_arr``
+def _swa_flags(meta: dict[str, Any], arch: str, n_layer: int) -> tuple[list[bool], SwaSource]:
+    """Which layers slide: from the GGUF key (a period, or a flag per layer — llama.cpp's ``get_key_or_arr``
     of LLM_KV_ATTENTION_SLIDING_WINDOW_PATTERN), else llama.cpp's default for the architecture."""
     pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
     if isinstance(pattern, (list, tuple)) and len(pattern) == n_layer:
-        flags = [bool(x) if not isinstance(x, str) else x.lower() in ("1", "true") for x in pattern]
-        return sum(flags), SwaSource.METADATA
+        return [bool(x) if not isinstance(x, str) else x.lower() in ("1", "true") for x in pattern], SwaSource.METADATA
     period = _int(meta, f"{arch}.attention.sliding_window_pattern") if not isinstance(pattern, (list, tuple)) else None
     source = SwaSource.METADATA
     if period is None:
         period, source = SWA_PATTERN_DEFAULTS.get(arch), SwaSource.ARCH_DEFAULT
     if not period or period < 1:
-        return 0, SwaSource.UNKNOWN
-    return sum(1 for il in range(n_layer) if il % period < period - 1), source
+        return [], SwaSource.UNKNOWN
+    return [il % period < period - 1 for il in range(n_layer)], source
+
+
+def _window(meta: dict[str, Any], arch: str) -> int:
+    stated = meta.get(f"{arch}.attention.sliding_window")
+    if arch in WINDOW_DEFAULTS:  # llama.cpp's own, unless the GGUF turns it off with a 0
+        return 0 if stated is not None and _int(meta, f"{arch}.attention.sliding_window") == 0 \
+            else WINDOW_DEFAULTS[arch]
+    return _int(meta, f"{arch}.attention.sliding_window") or 0
+
+
+def _kv_layers(meta: dict[str, Any], arch: str, n_layer: int) -> int | None:
+    shared = _int(meta, f"{arch}.attention.shared_kv_layers")
+    if shared and 0 < shared < n_layer:
+        return n_layer - shared
+    default = KV_LAYER_DEFAULTS.get(arch)
+    return min(default, n_layer) if default else None
 
 
 def kv_shape(meta: dict[str, Any]) -> KvShape | None:
@@ -183,11 +232,18 @@ def kv_shape(meta: dict[str, Any]) -> KvShape | None:
         head_dim = embedding // n_head
     if not (n_layer and n_head_kv and head_dim):
         return None
-    window = _int(meta, f"{arch}.attention.sliding_window") or 0
+    value_dim = _int(meta, f"{arch}.attention.value_length")
+    if _int(meta, f"{arch}.attention.key_length_mla") and _int(meta, f"{arch}.attention.value_length_mla"):
+        value_dim = 0  # llama.cpp's hparams.is_mla(): K holds the latent, no V cache
+    elif not value_dim or value_dim == head_dim:
+        value_dim = None
+    n_kv = _kv_layers(meta, arch, n_layer)
+    window = _window(meta, arch)
     if window <= 0:
-        return KvShape(n_layer, n_head_kv, head_dim)
-    n_swa, source = _swa_layers(meta, arch, n_layer)
-    return KvShape(n_layer, n_head_kv, head_dim, n_swa, window, source)
+        return KvShape(n_layer, n_head_kv, head_dim, value_dim=value_dim, n_kv_layer=n_kv)
+    flags, source = _swa_flags(meta, arch, n_layer)
+    n_swa = sum(flags[:n_kv if n_kv is not None else n_layer])
+    return KvShape(n_layer, n_head_kv, head_dim, n_swa, window, source, value_dim, n_kv)
 
 
 def compute_buffer_bytes(meta: dict[str, Any], n_ctx: int, n_ubatch: int = N_UBATCH) -> int | None:

@@ -523,7 +523,9 @@ def _counted(reported: dict[str, Any]) -> Usage | None:
     says the reasoning is apart: prompt + completion + reasoning == total. ``prompt_tokens_details.cached_tokens``: the
     part of the prompt read from the provider's prompt cache (OpenAI's prompt-caching guide; billed at a discount that
     differs by model, so priced at the model's ``price.cache_read`` when set, else as input: Price.cost). Unread, a
-    model whose cache_read was configured was billed its whole prompt at the input price."""
+    model whose cache_read was configured was billed its whole prompt at the input price. OpenRouter adds
+    ``prompt_tokens_details.cache_write_tokens`` (the part written to the cache: priced as input, it is 1.25x for
+    Claude) and the ``cost`` it billed (:func:`_stated_cost`), both unread before."""
     usage = usage_from(reported, "prompt_tokens", "completion_tokens")
     details = reported.get("completion_tokens_details")
     if usage is not None and type(details) is dict and type(hidden := details.get("reasoning_tokens")) is int \
@@ -533,7 +535,33 @@ def _counted(reported: dict[str, Any]) -> Usage | None:
     if usage is not None and type(prompt) is dict and type(cached := prompt.get("cached_tokens")) is int \
             and 0 < cached <= usage.input_tokens:
         usage.cache_read_tokens = cached  # part of prompt_tokens, priced at the model's cache_read (Price.cost)
+    if usage is not None and type(prompt) is dict and type(wrote := prompt.get("cache_write_tokens")) is int \
+            and 0 < wrote <= usage.input_tokens - usage.cache_read_tokens:
+        usage.cache_write_tokens = wrote  # OpenRouter's: part of prompt_tokens too, priced at cache_write
+    if usage is not None:
+        usage.stated_cost_usd = _stated_cost(reported)
     return usage
+
+
+def _stated_cost(reported: dict[str, Any]) -> float | None:
+    """What OpenRouter says the request cost (its Usage Accounting: ``usage.cost`` in credits, a credit a dollar, on
+    every answer's last chunk). With the caller's own provider key (``is_byok`` true) that is OpenRouter's fee alone
+    and the provider bills ``cost_details.upstream_inference_cost`` to the key: the two together. None: not stated."""
+    cost = _dollars(reported.get("cost"))
+    if cost is None:
+        return None
+    details = reported.get("cost_details")
+    upstream = _dollars(details.get("upstream_inference_cost")) if type(details) is dict else None
+    if reported.get("is_byok") is True and upstream is not None:
+        cost += upstream
+    return cost
+
+
+def _dollars(value: Any) -> float | None:
+    """A stated cost as a float: a number, not negative, not NaN, not absurd (None otherwise)."""
+    if type(value) not in (int, float) or not 0 <= value < 1e6:  # NaN fails both comparisons
+        return None
+    return float(value)
 
 
 def _failed(choice: dict[str, Any], finish: str) -> ProviderError:

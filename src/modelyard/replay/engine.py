@@ -52,7 +52,8 @@ def _copies(arrivals: Iterable[Arrival], load: float, seed: int) -> Iterator[Arr
                 copy = a
             else:
                 copy = Arrival(f"{a.id}+{k}", a.ts + rng.uniform(0, JITTER_S), a.agent, a.tokens_in, a.tokens_out,
-                               a.answered, cache_read=a.cache_read, cache_write=a.cache_write)
+                               a.answered, cache_read=a.cache_read, cache_write=a.cache_write,
+                               cache_write_1h=a.cache_write_1h)
             n += 1
             heapq.heappush(later, (copy.ts, n, copy))
     while later:

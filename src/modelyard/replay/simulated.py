@@ -88,7 +88,8 @@ class SimulatedProvider(Provider):
         if remaining > 0:
             await sleep(remaining)
         # its prompt cache is at the model that answered it in the log: sent elsewhere, the prompt is read whole
-        yield _usage(arrival.tokens_in, tokens, arrival.cache_read, arrival.cache_write) if own \
+        yield _usage(arrival.tokens_in, tokens, arrival.cache_read, arrival.cache_write,
+                     arrival.cache_write_1h) if own \
             else _usage(arrival.tokens_in, tokens)
         # no "done" chunk: its stop reason counts in no replayed figure, and each chunk passes through
         # every layer of the router (2% of a replay)
@@ -99,8 +100,10 @@ _TEXT = Chunk("text", text="·")
 
 
 @functools.lru_cache(maxsize=65536)
-def _usage(tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0) -> Chunk:
+def _usage(tokens_in: int, tokens_out: int, cache_read: int = 0, cache_write: int = 0, cache_write_1h: int = 0
+           ) -> Chunk:
     """The usage chunk for these sizes, made once: a log holds a few hundred distinct pairs, not a million. The
     cache counts as logged, so the router prices the simulated answer as it priced the real one (Price.cost)."""
-    return Chunk("usage", usage=Usage(tokens_in, tokens_out, cache_read, cache_write))
+    return Chunk("usage", usage=Usage(tokens_in, tokens_out, cache_read, cache_write,
+                                      cache_write_1h_tokens=cache_write_1h))
 _MID_STREAM = frozenset({Reason.STREAM_ERROR, Reason.CONNECTION_DROPPED})

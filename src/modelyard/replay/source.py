@@ -44,6 +44,8 @@ class Arrival:
     #: answer reports them, so the router prices it as the ledger did (Price.cost; +76% of spend without them)
     cache_read: int = 0
     cache_write: int = 0
+    #: the part of ``cache_write`` the provider wrote to a one-hour cache (priced 2x input, not 1.25x)
+    cache_write_1h: int = 0
 
 
 def _fetch(conn: LogConnection, sql: str, params: tuple[Any, ...], plain: bool) -> list[Any]:
@@ -97,7 +99,8 @@ _ARRIVAL_COLUMNS = (
     " CASE WHEN r.n_attempts = 1 AND r.outcome = 'ok' THEN r.tokens_per_s END AS own_tps,"
     # looked up only for a request that cost something: only a priced model's cache changes a figure
     f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_read_tokens', 0)} ELSE 0 END AS cache_read,"
-    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_tokens', 0)} ELSE 0 END AS cache_write")
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_tokens', 0)} ELSE 0 END AS cache_write,"
+    f" CASE WHEN r.cost_usd > 0 THEN {_FIRST.format('cache_write_1h_tokens', 0)} ELSE 0 END AS cache_write_1h")
 _ARRIVALS = _query(_ARRIVAL_COLUMNS, "requests r")
 #: what ``report`` counts of each row (for the replay checked against the log), in the same order
 _REPORTED = _query("id, ts, outcome, model, tokens_in, tokens_out, fallback_reason, is_local, total_ms, tokens_per_s,"
@@ -123,12 +126,13 @@ _ANSWERED = frozenset(o.value for o in RequestOutcome if o.answered)
 def arrivals(conn: LogConnection, start: float, end: float) -> Iterator[Arrival]:
     """The logged requests in time order."""
     for row in _pages(conn, _ARRIVALS, start, end, plain=True):
-        rid, ts, agent, outcome, model, first_in, answer_out, own_ttft, own_tps, cached, wrote = row  # by position
+        # by position
+        rid, ts, agent, outcome, model, first_in, answer_out, own_ttft, own_tps, cached, wrote, hour = row
         answered = outcome in _ANSWERED and model is not None
         own = own_ttft is not None and own_ttft > 0
         yield Arrival(rid, ts, agent, int(first_in or 0), int(answer_out or 0) if answered else 0, answered,
                       model if own else None, own_ttft / 1000 if own else 0.0, float(own_tps or 0.0) if own else 0.0,
-                      int(cached or 0), int(wrote or 0))
+                      int(cached or 0), int(wrote or 0), int(hour or 0))
 
 
 def measure(conn: LogConnection, start: float, end: float) -> Group:

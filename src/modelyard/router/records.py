@@ -43,6 +43,8 @@ class Attempt:
     #: the part of ``tokens_in`` the provider read from / wrote to its prompt cache (priced apart: Price.cost)
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: the part of ``cache_write_tokens`` written to a one-hour cache (2x input, not 1.25x: Price.cost)
+    cache_write_1h_tokens: int = 0
     #: billed per token although its provider is a local-server protocol (config/billed.py: OpenRouter through
     #: provider: openai): its $0 without a price is 'price unknown', as a hosted backend's is
     billed: bool = False

@@ -482,10 +482,14 @@ class Router:
         attempt.tokens_out = out
         if usage.cache_read_tokens or usage.cache_write_tokens:  # priced apart (Price.cost), logged for replay
             attempt.cache_read_tokens, attempt.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
+            attempt.cache_write_1h_tokens = usage.cache_write_1h_tokens
             attempt.cost_usd = facts.price.cost(tokens_in, out, usage.cache_read_tokens, usage.cache_write_tokens,
-                                                read_share=facts.config.cache_read_share)
+                                                read_share=facts.config.cache_read_share,
+                                                cache_write_1h=usage.cache_write_1h_tokens)
         else:
             attempt.cost_usd = (tokens_in * facts.price_input + out * facts.price_output) / 1e6
+        if usage.stated_cost_usd is not None:  # what the provider billed (OpenRouter's usage.cost), not an estimate
+            attempt.cost_usd = usage.stated_cost_usd
         # the server's own decoding speed where it gave one, else the span from the first token, when it can say
         # (speed.py: a 5-token answer in one burst read "2978.4 tok/s")
         attempt.tokens_per_s = usage.tokens_per_s or measured(
