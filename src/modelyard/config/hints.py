@@ -38,8 +38,8 @@ _SECONDS_KEYS = frozenset({
     "edit_interval", "keep_alive_interval",
 })
 _TOKEN_KEYS = frozenset({"context", "max_output", "max_tokens", "thinking_budget", "history_tokens"})
-_USD_KEYS = frozenset({"usd", "input", "output", "cache_read", "cache_write", "electricity_usd_per_month",
-                       "hardware_usd_per_month"})
+_USD_KEYS = frozenset({"usd", "input", "output", "cache_read", "cache_write", "cache_write_1h",
+                       "electricity_usd_per_month", "hardware_usd_per_month"})
 
 _TO_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1, "m": 60, "min": 60,
                "mins": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600,
