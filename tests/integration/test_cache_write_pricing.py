@@ -22,7 +22,7 @@ from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, primary, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import JSON
 from tests.integration.test_wire_shapes_round3 import REQ, outcomes
-from tests.integration.test_wire_shapes_round4 import _anthropic_router, _text_answer
+from tests.integration.test_wire_shapes_round4 import _text_answer, route_anthropic
 
 from modelyard.ledger import connect
 from modelyard.replay.source import arrivals
@@ -47,14 +47,9 @@ COST = (10 * 3.0 + 5000 * 0.3 + 400 * 3.75 + 600 * 6.0 + 20 * 15.0) / 1e6
 ], ids=["stream_start", "delta_only", "whole_message"])
 async def test_one_hour_cache_writes_are_priced_at_twice_the_input(answer: Fault, servers: dict[str, Any],  # noqa: F811
                                                                    tmp_path: Path) -> None:
-    servers["anthropic"].push(answer)
-    router, writer = _anthropic_router(servers, tmp_path / "log.db")
-    routed = await router.complete("agent", REQ)
-    await router.aclose()
-    writer.close()
-    assert outcomes(routed) == [("primary", "ok", None)]
+    routed = await route_anthropic(answer, servers, tmp_path)
     assert routed.record.tokens_in == 6010
-    assert routed.record.cost_usd == pytest.approx(COST)  # was priced with all 1,000 writes at 1.25x: 3.72% less
+    assert routed.record.cost_usd == pytest.approx(COST)  # was $0.00558 (all 1,000 writes at 1.25x): 19% less
     conn = connect(tmp_path / "log.db")
     row = conn.execute("SELECT cache_write_tokens, cache_write_1h_tokens FROM attempts").fetchone()
     assert tuple(row) == (1000, 600)

@@ -172,6 +172,17 @@ def _anthropic_router(servers: dict[str, Any], log: Path) -> tuple[Router, LogWr
     return Router(config, sink=writer.submit), writer
 
 
+async def route_anthropic(answer: Fault, servers: dict[str, Any], tmp_path: Path) -> Any:  # noqa: F811
+    """The request routed to the Anthropic fake answering ``answer``, logged to ``tmp_path/log.db``: answered."""
+    servers["anthropic"].push(answer)
+    router, writer = _anthropic_router(servers, tmp_path / "log.db")
+    routed = await router.complete("agent", REQ)
+    await router.aclose()
+    writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)]
+    return routed
+
+
 def _text_answer(start_usage: dict[str, Any], delta_usage: dict[str, Any]) -> Fault:
     return Fault.raw(200, event("message_start", {"type": "message_start", "message": {
         "id": "msg_1", "type": "message", "role": "assistant", "content": [], "usage": start_usage}}),
@@ -207,12 +218,7 @@ async def test_anthropic_cache_tokens_are_counted_and_priced(answer: Fault, serv
     (``cache_creation_input_tokens``, ``cache_read_input_tokens``) and bills it at 1.25x and 0.1x the input price.
     Neither was counted: a 6,010-token prompt was logged as 10, its cost as 10 tokens' worth, and the all-cloud
     comparison (tokens in x a cloud price) saw a tenth of a percent of the prompt."""
-    servers["anthropic"].push(answer)
-    router, writer = _anthropic_router(servers, tmp_path / "log.db")
-    routed = await router.complete("agent", REQ)
-    await router.aclose()
-    writer.close()
-    assert outcomes(routed) == [("primary", "ok", None)]
+    routed = await route_anthropic(answer, servers, tmp_path)
     assert (routed.record.tokens_in, routed.record.tokens_out) == (6010, 20)
     assert routed.record.cost_usd == pytest.approx(CACHED_COST)
     row = connect(tmp_path / "log.db").execute("SELECT tokens_in, cost_usd FROM requests").fetchone()

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import gguf
-import numpy as np
 import pytest
 from tests.helpers import make_config
+from tests.ops.test_plan_swa import finish_gguf
 
 from modelyard.ops.plan import GB, plan_memory
 from modelyard.providers.metadata import kv_shape
@@ -84,12 +84,7 @@ def _write_gguf(path: Path, meta: dict[str, object]) -> Path:
             writer.add_float32(key, value)
         else:
             writer.add_uint32(key, int(value))  # type: ignore[call-overload]
-    writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return finish_gguf(writer, path)
 
 
 def _plan(path: Path, context: int = CTX):

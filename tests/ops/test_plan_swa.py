@@ -75,6 +75,11 @@ def _write_gguf(path: Path, arch: str, n_layer: int, window: int, pattern: int |
     writer.add_sliding_window(window)
     if pattern is not None:
         writer.add_sliding_window_pattern(pattern)  # gguf-py's writer: an int period, or one bool per layer
+    return finish_gguf(writer, path)
+
+
+def finish_gguf(writer: gguf.GGUFWriter, path: Path) -> Path:
+    """The header written, with one small tensor (a GGUF without one is not read back), and the file closed."""
     writer.add_tensor("token_embd.weight", np.zeros((16, 8), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
