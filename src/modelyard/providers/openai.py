@@ -9,6 +9,7 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -438,6 +439,65 @@ _MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call
 
 #: the usage fields that count tokens
 _COUNTED = frozenset({"prompt_tokens", "completion_tokens"})
+#: how long the rest of a body is read after ``[DONE]`` for a usage chunk that came after it (:func:`_usage_after_done`)
+AFTER_DONE = 0.05
+
+
+def _usage_of(payload: str) -> Usage | None:
+    """The token counts an event's data carries, or None."""
+    data = try_loads(payload)
+    if type(data) is dict and type(reported := data.get("usage")) is dict and _COUNTED.intersection(reported):
+        return _counted(reported)
+    return None
+
+
+async def _usage_after_done(last: list[tuple[str, str]], batches: AsyncGenerator[list[tuple[str, str]], None]
+                            ) -> Usage | None:
+    """A usage chunk a server or relay sent after ``[DONE]``, where the OpenAI API sends it before: read in what came
+    with ``[DONE]`` (``last``, the events of its read), then in what comes before the body ends, :data:`AFTER_DONE`
+    at most — the answer's end waits on it. Readers that stop at ``[DONE]`` lose such counts (one Go proxy's test
+    names it, "usage after [DONE] was dropped"; agent clients read on past ``[DONE]`` for "some compatible servers
+    [that] emit usage AFTER [DONE]"): the tokens were estimated. Only asked when no usage came before ``[DONE]``, so a
+    server that sends it in its place pays nothing; one that sends none pays the wait for its body's end (at once
+    from a server that closes its answer after ``[DONE]``, :data:`AFTER_DONE` from one that holds it open)."""
+    after = False
+    for field, payload in last:
+        if after:
+            if field == "data" and (usage := _usage_of(payload)) is not None:
+                return usage
+        elif field == "data" and payload.strip().endswith("[DONE]"):
+            after = True
+    try:
+        async with asyncio.timeout(AFTER_DONE):
+            async for events in batches:
+                for field, payload in events:
+                    if field == "data" and (usage := _usage_of(payload)) is not None:
+                        return usage
+    except Exception:  # the answer came whole with [DONE]: nothing after it can fail it
+        return None
+    return None
+
+
+def _ollama_failed(data: Any) -> ProviderError | None:
+    """Ollama's own failure mid-answer, as its OpenAI-compatible endpoint writes it, or None. Its handler sends a
+    mid-stream error as ``{"error": "..."}`` (server/routes.go ``streamResponse``: "an error was encountered while
+    running the model: …"; docs/api/errors.mdx), but under ``/v1`` the writer it goes through (middleware/openai.go,
+    ``ChatWriter.writeResponse``; ``CompleteWriter`` for ``/v1/completions``) decodes it as an answer chunk: the
+    unknown ``error`` key dropped, it becomes a chunk of nothing — ``"model": ""`` (every answer chunk names the
+    model), ``"system_fingerprint": "fp_ollama"``, no text, no finish reason — and the stream closes without
+    ``[DONE]``. The words are lost on the wire; the chunk still says the server gave up, not that a connection broke."""
+    if type(data) is not dict or data.get("model") != "" or data.get("system_fingerprint") != "fp_ollama":
+        return None
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choice := choices[0], dict):
+        return None
+    delta = choice.get("delta") or {}
+    if choice.get("finish_reason") or choice.get("text") or not isinstance(delta, dict) or any(
+            delta.get(key) for key in ("content", "tool_calls", "reasoning", "reasoning_content")):
+        return None
+    return ProviderError(Reason.SERVER_ERROR, "Ollama stopped the answer on an error of its own (its OpenAI-compatible "
+                         "endpoint sends the error as an empty chunk and leaves its words out: they are in Ollama's "
+                         "log; provider: ollama, its native API, passes them on)")
 
 
 def _bare_error(data: dict[str, Any]) -> ProviderError:
@@ -1214,6 +1274,7 @@ class OpenAIProvider(HttpProvider):
                       ) -> AsyncGenerator[Chunk, None]:
         calls = _ToolCalls()
         usage: Usage | None = None
+        data: Any = None  # the last event read: Ollama's failure is told by it (_ollama_failed)
         deltas = 0
         held = ""  # data lines of an event not yet complete JSON
         errored = False  # an "event: error" line came: its data is the server's error
@@ -1414,6 +1475,8 @@ class OpenAIProvider(HttpProvider):
                     yield _joined(texts)
                 if finished:
                     break
+            if finished and usage is None:  # a usage chunk after [DONE]? (_usage_after_done)
+                usage = await _usage_after_done(events, batches)
         if held and not resp.ended_in_line:
             loads(held, "SSE data")  # data lines that never became JSON (raises)
         # else the body ended inside the event (a relay that closed its answer cleanly when its upstream broke
@@ -1447,6 +1510,8 @@ class OpenAIProvider(HttpProvider):
                 # when it has no message, bayes-platform#639)
                 raise ProviderError(Reason.STREAM_ERROR, "the server sent an error event without data, then ended "
                                     "the stream")
+            if (failed := _ollama_failed(data)) is not None:  # it was connection_dropped, Ollama's error unsaid
+                raise failed
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]" + (
                 ", cut off in the middle of a line" if resp.ended_in_line else ""))
         if finish and plain and client.finish_last is None:
@@ -1547,6 +1612,7 @@ class OpenAIProvider(HttpProvider):
         the whole object from a server that ignores ``stream``: the same checks as a chat stream's, fewer shapes."""
         path = "/completions" if versioned(self.endpoint) else "/v1/completions"
         usage: Usage | None = None
+        data: Any = None  # the last event read (_ollama_failed)
         finish, finished, errored, pieces = "", False, False, 0
         plain = False  # a text chunk came without a finish reason (see _stream)
         async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
@@ -1615,6 +1681,8 @@ class OpenAIProvider(HttpProvider):
                 if finished:
                     break
         if not finished and not finish:
+            if (failed := _ollama_failed(data)) is not None:
+                raise failed
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]" + (
                 ", cut off in the middle of a line" if resp.ended_in_line else ""))
         yield Chunk("usage", "", None, usage or Usage(request_tokens(request), pieces))
