@@ -13,11 +13,16 @@ counted ``discarded`` (``/healthz``, ``/metrics``), said, and the forwarder degr
 from __future__ import annotations
 
 import logging
+import sqlite3
+import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
 import pytest
+from tests.fakes.server import poll
 from tests.integration.test_pg_forward import pg_ids, scraped, write
+from tests.pg import SpooledWriter
 from tests.unit.test_ledger import record
 
 from modelyard.ledger.forward import Forwarder
@@ -69,3 +74,50 @@ def test_rows_a_partitioning_trigger_moves_to_a_child_table_are_kept(tmp_path: P
         assert health.discarded == 0 and health.forwarded == 4 and not health.degraded, health
     finally:
         forwarder.close()
+
+
+def rebuild_requests(path: Path) -> None:
+    """What sqlite-utils ``transform`` and DB Browser's Modify Table do to change a table SQLite's ALTER TABLE cannot
+    (https://www.sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema Changes"): a new table, the rows
+    copied, the old one dropped — its triggers with it ("it does not automatically upgrade indexes, views or
+    triggers", simonw/sqlite-utils#611) — and the new one renamed. From another process, the ``sqlite3`` shell."""
+    with closing(sqlite3.connect(path)) as conn:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'").fetchone()[0]
+    script = ("BEGIN; " + sql.replace("CREATE TABLE requests", "CREATE TABLE requests_new", 1) + "; INSERT INTO "
+              "requests_new SELECT * FROM requests; DROP TABLE requests; ALTER TABLE requests_new RENAME TO requests; "
+              "COMMIT;")
+    done = subprocess.run(["sqlite3", str(path), script], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("fault", ["requests rebuilt", "outbox dropped"])
+def test_the_spools_own_triggers_and_outbox_are_put_back_and_nothing_is_left_behind(
+        tmp_path: Path, pg_url: str, fault: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The forwarder's outbox is filled by triggers on ``requests``: a tool that rebuilt the table took them along,
+    and from then on no request entered the outbox — none reached PostgreSQL until a restart, while the backlog read
+    0, ``flush`` said True and nothing was said. An outbox dropped by hand (it looks like a queue of leftovers) made
+    the writer refuse every request, the trigger writing there: each was held, and past ``max_queue`` dropped."""
+    path = tmp_path / "log.sqlite3"
+    spooled = SpooledWriter(path, pg_url, ["local"])
+    try:
+        for i in range(3):
+            spooled.submit(record(i))
+        assert spooled.flush(15)
+        if fault == "requests rebuilt":
+            rebuild_requests(path)
+        else:
+            done = subprocess.run(["sqlite3", str(path), "DROP TABLE _outbox"], capture_output=True, text=True,
+                                  timeout=30)
+            assert done.returncode == 0, done.stderr
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            for i in range(3, 6):
+                spooled.submit(record(i))
+            # before: stayed at the first three (rebuilt); the three held by the writer for good (dropped)
+            assert poll(lambda: pg_ids(pg_url) == [f"req{i:06d}" for i in range(6)], timeout=20), \
+                (spooled.log.health(), spooled.forwarder.health())
+            assert spooled.flush(15), spooled.forwarder.health()
+        assert "were gone" in caplog.text and "queued again" in caplog.text
+        health = spooled.log.health()
+        assert health.lost == 0 and health.held == 0 and health.dropped == 0, health
+    finally:
+        spooled.close()

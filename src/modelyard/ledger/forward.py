@@ -107,24 +107,45 @@ _SELECT_REQUESTS = (f"SELECT o.seq, o.request_id, {', '.join('r.' + c for c in F
                     "FROM _outbox o LEFT JOIN requests r ON r.id = o.request_id ORDER BY o.seq LIMIT ?")
 
 
+#: the spool's own parts (migrations m005, m009; the triggers above): fewer than :data:`SPOOL_WHOLE`, one is gone
+_SPOOL_PARTS = ("SELECT COUNT(*) FROM sqlite_master WHERE (type = 'trigger' AND name IN ('spool_request_written', "
+                "'spool_request_rated', 'spool_label_written')) OR (type = 'table' AND name IN ('_outbox', "
+                "'_label_outbox'))")
+SPOOL_WHOLE = 5
+#: seconds between two looks at the spool's parts (:meth:`Forwarder._mend`): one query on ``sqlite_master``
+MEND_EVERY = 1.0
+
+
 def enable_spool(conn: sqlite3.Connection) -> bool:
     """Install the outbox triggers once; the first time, queue every request (and routing label) already
     in the file, so moving a log to PostgreSQL takes its history along. True if this call installed the
-    request triggers (a spool made before labels were shared gets the label trigger on its own)."""
+    request triggers (a spool made before labels were shared gets the label trigger on its own).
 
-    def installed(name: str) -> bool:
-        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    A part gone later is put back the same way: a trigger goes with its table when a tool rebuilds that table
+    (sqlite-utils ``transform`` — "it does not automatically upgrade indexes, views or triggers", simonw/sqlite-utils
+    #611 —, DB Browser's Modify Table, ALTER TABLE's create-copy-drop-rename steps,
+    https://www.sqlite.org/lang_altertable.html), and an outbox table may be dropped by hand; every request is queued
+    again then (PostgreSQL keeps one row per request), as no note says which ones went by meanwhile."""
+
+    def installed(name: str, kind: str = "trigger") -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)
                             ).fetchone() is not None
 
     conn.execute("BEGIN IMMEDIATE")
     try:
-        new = not installed("spool_request_written")
+        new = not installed("spool_request_written") or not installed("_outbox", "table")
         if new:
+            conn.execute("CREATE TABLE IF NOT EXISTS _outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "request_id TEXT NOT NULL)")
             for trigger in TRIGGERS:
-                conn.execute(trigger)
+                conn.execute(trigger.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1))
             conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
-        if not installed("spool_label_written"):
-            conn.execute(LABEL_TRIGGER)
+        elif not installed("spool_request_rated"):
+            conn.execute(TRIGGERS[1])
+        if not installed("spool_label_written") or not installed("_label_outbox", "table"):
+            conn.execute("CREATE TABLE IF NOT EXISTS _label_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                         "label_id INTEGER NOT NULL)")
+            conn.execute(LABEL_TRIGGER.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1))
             conn.execute("INSERT INTO _label_outbox (label_id) SELECT id FROM routing_labels ORDER BY id")
         conn.execute("COMMIT")
         return new
@@ -393,6 +414,7 @@ class Forwarder:
         #: requests the database took without an error and did not keep (:meth:`_kept`)
         self.discarded = 0
         self._discarded_logged = 0.0
+        self._mended_at = 0.0
         self._conn = self._open_spool()  # migrated: _outbox exists
         self._spool = SameFile(self.path)
         self._ahead = WriteAhead(self.path)
@@ -432,11 +454,17 @@ class Forwarder:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything in the spool now is in PostgreSQL. Returns False at ``timeout``, or at
         once when this process forwards and PostgreSQL is failing (nothing to wait for then)."""
+        started = time.time()
+        deadline = time.monotonic() + timeout
+        while self._read(_SPOOL_PARTS)[0][0] < SPOOL_WHOLE:  # a part gone: rows since are in no outbox until the
+            self._mended_at = 0.0  # forwarder puts it back (_mend) and queues them again, at its next step
+            self.wake()
+            if time.monotonic() >= deadline or not self.alive:
+                return False
+            time.sleep(0.05)
         target = self._last_seq()
         if target is None:
             return True
-        started = time.time()
-        deadline = time.monotonic() + timeout
         self.wake()
         with self._changed:
             while True:
@@ -584,6 +612,8 @@ class Forwarder:
             self._conn = fresh
             self._spool.reopened()
             self._ahead.reopened()
+        if time.monotonic() - self._mended_at >= MEND_EVERY:
+            self._mend()
         moved = self._forward_requests()
         if self._labels_waiting():
             forward_labels(self._conn, self._database(), self.where, self.batch, self.named)
@@ -600,6 +630,23 @@ class Forwarder:
             self._clock_at = time.monotonic()
             self._check_clock()
         return moved
+
+    def _mend(self) -> None:
+        """Put back a part of the spool gone while this process forwards it (:func:`enable_spool`): a table of the
+        log rebuilt by another tool took its triggers along, and from then on no request entered the outbox — none
+        reached PostgreSQL until a restart, while the backlog read 0 and nothing was said; an outbox table dropped
+        by hand made the writer refuse every request (its trigger writes there)."""
+        self._mended_at = time.monotonic()
+        if self._conn.execute(_SPOOL_PARTS).fetchone()[0] >= SPOOL_WHOLE:
+            return
+        enable_spool(self._conn)
+        queued = self._conn.execute("SELECT COUNT(*) FROM _outbox").fetchone()[0]
+        log.warning("routing log %s: the spool's own triggers or tables (spool_*, _outbox) were gone — a tool that "
+                    "rebuilt a table of the log (sqlite-utils transform, DB Browser's Modify Table) takes its triggers "
+                    "along, or they were dropped by hand — so requests written since never reached %s: put back, "
+                    "and the file's %d request(s) queued again (PostgreSQL keeps one copy of each); leave the log's "
+                    "tables to modelyard while it runs", self.path, self.target, queued)
+        self._measured_at = 0.0  # the backlog is news: /healthz shows it at once
 
     def _check_clock(self) -> None:
         """Compare this host's clock with the database's: a host an hour off logged its requests an hour off, and
