@@ -24,11 +24,12 @@ import brotli
 import pytest
 from backports import zstd
 from tests.fakes import Fault
-from tests.integration.test_fault_shapes import _reset, servers  # noqa: F401 - fixtures
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
 from tests.integration.test_wire_shapes import DONE, JSON, SSE, chunk, data
 from tests.integration.test_wire_shapes_round3 import outcomes, route
 
 from modelyard.providers.coding import Decoding
+from modelyard.types import ChatRequest, Message, TextPrompt
 
 # -- Ollama's /v1 stream on its own error ------------------------------------------------------------------------------
 
@@ -65,6 +66,32 @@ async def test_ollamas_own_error_mid_stream_on_v1_is_a_server_error(servers: dic
                                 ("backup", "ok", None)]
     detail = routed.record.attempts[0].detail or ""
     assert "Ollama" in detail and "log" in detail, detail
+
+
+def _ollama_completion_chunk(text: str, model: str = "qwen2.5-coder:1.5b") -> str:
+    """A chunk of Ollama's ``/v1/completions`` (openai/openai.go ``ToCompleteChunk``: ``cmpl-`` and a number,
+    ``text_completion``, ``fp_ollama``)."""
+    return data({"id": "cmpl-52", "object": "text_completion", "created": 1764554400, "model": model,
+                 "system_fingerprint": "fp_ollama", "choices": [{"text": text, "index": 0, "finish_reason": None}]})
+
+
+async def test_ollamas_own_error_mid_text_completion_on_v1_is_a_server_error(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """The same on Ollama's legacy ``/v1/completions`` (fill-in-the-middle and raw prompts): its ``CompleteWriter``
+    decodes the error into an ``api.GenerateResponse`` the same way, a chunk of no text and no model, then the close.
+    It was connection_dropped; now server_error, naming Ollama."""
+    fault = Fault.raw(200, _ollama_completion_chunk("Once"), _ollama_completion_chunk("", model=""), headers=SSE)
+    servers["openai"].push(fault)
+    servers["openai"].push(fault)
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Once")],
+                                                            prompt=TextPrompt("Once")))
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed)[:2] == [("primary", "retry", "server_error"), ("primary", "fallback", "server_error")]
+    assert "Ollama" in (routed.record.attempts[0].detail or "")
 
 
 async def test_guard_an_empty_chunk_then_a_close_elsewhere_is_a_dropped_connection(servers: dict[str, Any],  # noqa: F811
