@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -12,8 +14,10 @@ import pytest
 from modelyard.config import Config
 from modelyard.config.loader import ConfigError, parse_config
 from modelyard.ledger import LogWriter, connect
+from modelyard.ledger.forward import enable_spool
 from modelyard.ledger.retention import Pruner, prune
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
+from modelyard.paths import hold_exclusive
 from modelyard.router.records import Attempt, RequestRecord
 
 DAY = 86400.0
@@ -104,3 +108,39 @@ def test_keep_days_reaches_the_writer_and_is_at_least_a_month(tmp_path: Path) ->
     assert LogWriter(tmp_path / "other.db").retention is None  # by default nothing is deleted
     with pytest.raises(ConfigError, match="keep_days"):
         parse_config("log:\n  keep_days: 7\n", "c.yaml")
+
+
+def test_requests_kept_for_a_postgresql_nobody_forwards_to_are_said(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A log that once had ``log.url`` keeps the spool's triggers (the forwarder installed them in the file), which
+    queue every request for PostgreSQL whatever the config says now; requests waiting there are never deleted (they
+    are not in PostgreSQL yet). With ``log.url`` gone, ``keep_days`` deleted nothing again and said nothing: the file
+    grew as if it were unset. Now a pass says it once, with the two ways out — unless a process forwards them."""
+    path, now = tmp_path / "log.db", time.time()
+    conn = connect(path)
+    enable_spool(conn)  # log.url was set once
+    conn.close()
+    fill(path, now, old=10, new=2)
+    pruner = Pruner(path, keep_days=32, first_after=3600, every=3600)
+    try:
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.retention"):
+            pruner.run_once()
+            pruner.run_once()
+    finally:
+        pruner.close()
+    assert pruner.pruned == 0 and counts(path)["requests"] == 12  # all wait for PostgreSQL
+    assert caplog.text.count("no process forwards this log") == 1, caplog.text
+    assert "10 request(s) older than 32 days (log.keep_days) are kept" in caplog.text
+    assert "DROP TRIGGER spool_request_written" in caplog.text
+
+    caplog.clear()
+    forwarding = hold_exclusive(f"{path}.forward-lock")  # a forwarder of another process holds it: they will go
+    assert forwarding is not None
+    try:
+        pruner = Pruner(path, keep_days=32, first_after=3600, every=3600)
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.retention"):
+            pruner.run_once()
+        pruner.close()
+    finally:
+        os.close(forwarding)
+    assert "no process forwards" not in caplog.text

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -164,6 +165,8 @@ class Pruner:
         wall = time.time()
         self._anchor = (self._newest() or wall, wall, boot_clock())
         self._clock_said = False
+        #: old requests waiting in an outbox nobody forwards were said (:meth:`_say_unforwarded`)
+        self._unforwarded_said = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelyard-log-retention", daemon=True)
         self._thread.start()
@@ -266,4 +269,36 @@ class Pruner:
         if gone:
             log.info("routing log %s: deleted %d request(s) older than %g days (log.keep_days)", self.path, gone,
                      self.keep_days)
+        if self.url is None and not self._unforwarded_said:
+            self._say_unforwarded(before)
         return gone
+
+    def _say_unforwarded(self, before: float) -> None:
+        """Say once when requests past ``keep_days`` stay only because they wait in the spool's outbox and no process
+        forwards this log: a log that once had ``log.url`` keeps the spool's triggers, which queue every request for
+        PostgreSQL whatever the config says now — nothing in the file was ever deleted again, and nothing said why."""
+        from modelyard.paths import hold_exclusive
+
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
+            try:
+                waiting = conn.execute("SELECT COUNT(DISTINCT r.id) FROM _outbox o JOIN requests r "
+                                       "ON r.id = o.request_id WHERE r.ts < ?", (before,)).fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return
+        if not waiting:
+            return
+        with contextlib.suppress(OSError):
+            fd = hold_exclusive(f"{self.path}.forward-lock")
+            if fd is None:
+                return  # another process forwards them: they go once PostgreSQL has them
+            os.close(fd)
+        self._unforwarded_said = True
+        log.warning("routing log %s: %d request(s) older than %g days (log.keep_days) are kept because they wait in "
+                    "the spool's outbox for PostgreSQL, and no process forwards this log — log.url was set once and "
+                    "is not now. Set log.url again to send them (they then go), or, if this log no longer goes to "
+                    "PostgreSQL, with modelyard stopped: sqlite3 %s \"DROP TRIGGER spool_request_written; DROP "
+                    "TRIGGER spool_request_rated; DROP TRIGGER spool_label_written; DELETE FROM _outbox; DELETE FROM "
+                    "_label_outbox\"", self.path, waiting, self.keep_days, self.path)
