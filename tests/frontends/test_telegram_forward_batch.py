@@ -143,3 +143,49 @@ async def test_in_a_group_forwards_then_a_request_to_the_bot_are_one_request_wit
     asked = llm.requests[-1].json["messages"][-1]["content"]
     assert "We ship on Friday." in asked and "No tests until Monday." in asked and "summarise these" in asked, asked
     assert not tg.calls_to("sendChatAction")
+
+
+async def test_a_person_whose_forwards_stand_alone_is_not_waited_for(tmp_path, tg, llm):
+    """Alice forwards one message at a time and asks nothing after them: each is her request. Each was held for the
+    request typed after forwards (FORWARD_WAIT, 3 s; here 30 s, the hold 60 s, from the third on), which never came:
+    every lone forward was answered that much later. The official apps send a forward's comment first
+    (tdesktop#6900: "1. comment 2. forwarded message"), so nothing marks a forward as her request; what she did
+    twice does. Now her third waits the one-second quiet of any message."""
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg) as bot:
+        bot._gather.patience = 1.5
+        for i, text in enumerate(["We ship on Friday.", "No tests until Monday."], 1):
+            _forward(tg, text, int(time.time()))
+            await eventually(lambda i=i: len(_finals(tg)) == i, 20)
+            await asyncio.sleep(1.1)  # the next forward is another action: another second
+        bot._gather.patience, bot._gather.hold = 30.0, 60.0
+        _forward(tg, "Standup moved to 10:00.", int(time.time()))
+        await eventually(lambda: len(_finals(tg)) == 3, 15)  # not held for the 30 s
+    assert "Standup moved to 10:00." in llm.requests[-1].json["messages"][-1]["content"]
+
+
+async def test_a_request_after_a_forward_not_waited_for_still_joins_it_and_is_waited_for_again(tmp_path, tg):
+    """guard: a person whose forwards stood alone twice (their third not held for a request) types one after all,
+    while the forward's answer is being written: it calls that answer off and joins it, one request in its '…'
+    (banteg/takopi#89). Their next forward is held for the request again: the one typed 2 s after it is gathered with
+    it before any model is asked (with the one-second wait it would call a begun answer off: two model calls)."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg) as bot:
+            bot._stood_alone = {("text", ALICE, ALICE): 2}  # what two lone forwards answered left (code before: unused)
+            _forward(tg, "We ship on Friday.", int(time.time()))
+            await eventually(lambda: slow.requests, 10)  # the model is writing
+            _says(tg, "is that realistic?")
+            await eventually(lambda: len(_finals(tg)) == 1, 30)
+            assert len(slow.requests) == 2  # the forward's, called off; the joined one
+            asked = slow.requests[-1].json["messages"][-1]["content"]
+            assert asked.index("We ship on Friday.") < asked.index("is that realistic?"), asked
+            await asyncio.sleep(1.1)
+            bot._gather.patience, bot._gather.hold = 10.0, 20.0
+            _forward(tg, "No tests until Monday.", int(time.time()))
+            await asyncio.sleep(2.0)
+            _says(tg, "and this?")
+            await eventually(lambda: len(_finals(tg)) == 2, 30)
+        assert len(slow.requests) == 3, [r.json["messages"][-1]["content"] for r in slow.requests]
+        asked = slow.requests[-1].json["messages"][-1]["content"]
+        assert asked.index("No tests until Monday.") < asked.index("and this?"), asked

@@ -115,3 +115,51 @@ async def test_a_placeholder_telegram_carries_out_after_its_turn_was_handed_over
     with db(config) as conn:
         assert conn.execute("SELECT count(*) FROM telegram_inbox WHERE state != 'done'").fetchone()[0] == 0
 
+
+
+def _stopped(params: dict) -> bool:
+    return "[stopped]" in str(params.get("text"))
+
+
+async def test_a_placeholder_that_lands_while_the_final_text_is_refused_takes_it(tmp_path, tg, monkeypatch):
+    """/stop comes while the answer's '…' is held by Telegram (carried out seconds later: python-telegram-bot#1045);
+    the final text, "[stopped]", meets Telegram's front answering 502 (Bad Gateway, its nginx page: the load that held
+    the '…'), tried again through the outage — and the '…' lands between two tries, nothing of the answer on screen.
+    It was deleted as one landing after its answer went elsewhere, and "[stopped]" came as a new message once a try got
+    through. Now the next try edits it: one message, where the '…' showed."""
+    monkeypatch.setattr(streaming, "PLACEHOLDER_SETTLE", 0.5)
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(20)), chunk_interval=0.05) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.carry_out_late(3.0, when=lambda p: p.get("text") == "…")
+            for _ in range(4):  # tries 0.5 + 1 + 2 + 4 s apart: the '…' lands before the fifth
+                tg.refuse(Fault.status(502, html=True), when=_stopped)
+            tg.push_message(ALICE, text="is this plan any good?", first_name="Alice")
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(0.3)  # its '…' on its way, held by Telegram
+            tg.push_message(ALICE, text="/stop", first_name="Alice")
+            await eventually(lambda: any(_stopped(c.params) for c in tg.sent), 30)
+            await asyncio.sleep(1.0)  # a late '…' retired, were it to be
+    placeholder = next(c.result["message_id"] for c in tg.calls_to("sendMessage") if c.ok and c.text == "…")
+    assert (tg.message(ALICE, placeholder) or {}).get("text") == "[stopped]", replies_to(tg, ALICE)
+    assert not [c for c in tg.calls_to("sendMessage") if c.ok and _stopped(c.params)], replies_to(tg, ALICE)
+
+
+async def test_a_placeholder_that_lands_while_the_final_text_is_on_its_way_is_retired(tmp_path, tg, monkeypatch):
+    """guard: the '…' (held by Telegram, python-telegram-bot#1045) lands while the final text's sendMessage, held too,
+    is on its way: that message is the answer, and the '…' — which may show below it — is deleted, not taken."""
+    monkeypatch.setattr(streaming, "PLACEHOLDER_SETTLE", 0.5)
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(20)), chunk_interval=0.05) as llm:
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            tg.carry_out_late(2.5, when=lambda p: p.get("text") == "…")
+            tg.carry_out_late(3.0, when=_stopped)
+            tg.push_message(ALICE, text="is this plan any good?", first_name="Alice")
+            await eventually(lambda: not tg.pending_updates, 10)
+            await asyncio.sleep(0.3)
+            tg.push_message(ALICE, text="/stop", first_name="Alice")
+            await eventually(lambda: any(_stopped(c.params) for c in tg.sent), 30)
+            await asyncio.sleep(1.0)
+    placeholder = next(c.result["message_id"] for c in tg.calls_to("sendMessage") if c.ok and c.text == "…")
+    assert tg.message(ALICE, placeholder) is None, replies_to(tg, ALICE)
+    assert [c for c in tg.calls_to("sendMessage") if c.ok and _stopped(c.params)], replies_to(tg, ALICE)

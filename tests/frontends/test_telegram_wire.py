@@ -394,3 +394,25 @@ async def test_each_topic_of_a_private_chat_is_a_conversation_of_its_own(tmp_pat
     assert "Oslo" not in asked(1)
     assert "Oslo" in asked(2) and "regex" not in asked(2)
     assert "regex" not in asked(3) and "Oslo" not in asked(3)
+
+
+async def test_chatter_in_a_forum_topic_the_bot_opened_is_not_taken_for_replies_to_it(tmp_path, tg, llm):
+    """A forum topic is the thread of its opening service message (core.telegram.org/api/forum), and every message in
+    it comes with ``reply_to_message`` set to that message (aiogram#1511) — ``from`` the bot where the bot opened the
+    topic (banteg/takopi#152's log: ``"reply_to_message": {"message_id": 163, "from": {… "is_bot": true},
+    "forum_topic_created": {"name": …, "icon_color": 7322096}}``). Each such message was taken as a reply to the bot:
+    every line of chatter in the topic ran a model and got an answer (NousResearch/hermes-agent#51349). Now only what
+    mentions the bot, or truly replies to it, is answered."""
+    forum = {"id": SUPERGROUP, "title": "Team", "type": "supergroup", "is_forum": True}
+    opening = {"message_id": 163, "from": tg.bot_user, "chat": forum, "date": int(time.time()) - 600,
+               "message_thread_id": 163, "is_topic_message": True,
+               "forum_topic_created": {"name": "party-testing7 @main", "icon_color": 7322096}}
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        for text in ("lunch anyone?", "@modelyard_test_bot hello there"):
+            tg.push_update({"message": {**_message(tg, text=text), "chat": forum, "message_thread_id": 163,
+                                        "is_topic_message": True, "reply_to_message": opening}})
+        await eventually(lambda: [c for c in tg.sent if c.chat_id == SUPERGROUP and c.params.get("reply_markup")],
+                         timeout=15)
+        await eventually(lambda: not tg.pending_updates, 10)
+    assert [r.json["messages"][-1]["content"] for r in llm.requests] == ["hello there"]

@@ -111,6 +111,9 @@ class StreamingReply:
         self._closed = False
         #: a placeholder's sendMessage still on its way after the turn was called off (:meth:`_settle_placeholder`)
         self._late: asyncio.Future[Message] | None = None
+        #: :meth:`finish` is under way, and the id of a late '…' that landed meanwhile, not yet taken or retired
+        self._in_finish = False
+        self._parked: int | None = None
 
     @property
     def message_ids(self) -> list[int]:
@@ -218,15 +221,32 @@ class StreamingReply:
         message_id = send.result().message_id
         if message_id in self._ids:  # found by that search meanwhile
             return
+        if self._in_finish:  # the final text's next try takes it where nothing of the answer is on screen (finish)
+            self._parked = message_id
+            self._placeholder_lost = False
+            return
         if not self._closed:  # in time to be this answer's first message: whoever ends it edits it
             self._ids.insert(0, message_id)
             self._shown.insert(0, Formatted(PLACEHOLDER))
             self._placeholder_lost = False
             return
+        self._retire_later(message_id)
+
+    def _retire_later(self, message_id: int) -> None:
         task = asyncio.get_running_loop().create_task(self._retire_late(message_id),
                                                      name=f"telegram-late-placeholder-{self.chat_id}")
         _LATE_TASKS.add(task)
         task.add_done_callback(_LATE_TASKS.discard)
+
+    def _take_parked(self) -> None:
+        """A late '…' that landed while :meth:`finish` ran, before a try of the final text: it becomes the answer's
+        message where none is on screen (the try edits it). It was deleted, and the answer sent as a new message below
+        where the '…' had been. Not where a message of the answer is, or may be (an id lost): the '…' may have landed
+        below it, and two messages would show one answer."""
+        if self._parked is not None and not self._ids:
+            self._ids.append(self._parked)
+            self._shown.append(Formatted(PLACEHOLDER))
+            self._parked = None
 
     async def _retire_late(self, message_id: int) -> None:
         """A '…' that landed after its answer was settled elsewhere: deleted, or, where the Bot API refuses that (a
@@ -296,10 +316,24 @@ class StreamingReply:
         ``note`` (who answered) is set apart in italics after the formatted text, so an answer cut off
         inside a code block cannot swallow it. An outage is tried through for ``outage`` seconds (FINAL_OUTAGE); a
         flood-control wait past :data:`_MAX_BACKOFF` is not slept here (a try before it ends is refused again, and
-        counts down the same wait): :attr:`not_before` says when, and the caller tries again then (``TelegramBot``)."""
+        counts down the same wait): :attr:`not_before` says when, and the caller tries again then (``TelegramBot``).
+        A late '…' (:meth:`_settle_placeholder`) that lands meanwhile is written in where that is safe
+        (:meth:`_take_parked`), else deleted."""
         self._finishing.set()
         self._changed.set()
-        self._closed = True  # a '…' landing from now on is not edited into the answer: it is retired (_landed)
+        self._in_finish = True  # a '…' landing from now on is parked (_landed): taken by the next try, else retired
+        try:
+            return await self._finish(text, markup, note, outage, tries)
+        finally:
+            self._in_finish, self._closed = False, True  # one landing later is retired (_landed)
+            if self.undelivered:  # the final text is tried again later (flood control, an outage): there
+                self._take_parked()
+            if self._parked is not None:  # landed while a try was under way, or the answer shows elsewhere
+                self._retire_later(self._parked)
+                self._parked = None
+
+    async def _finish(self, text: str, markup: InlineKeyboardMarkup | None, note: str, outage: float | None,
+                      tries: int) -> list[int]:
         if self._task is not None:
             try:
                 await self._task
@@ -317,6 +351,7 @@ class StreamingReply:
             else:
                 await asyncio.sleep(held)
         while attempt < tries:
+            self._take_parked()
             try:
                 await self._render(text or PLACEHOLDER, markup, note)
                 self.undelivered = self.transient = False

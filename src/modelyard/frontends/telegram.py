@@ -90,7 +90,7 @@ from modelyard.frontends.telegram_checklist import written
 from modelyard.frontends.telegram_elsewhere import replied_elsewhere
 from modelyard.frontends.telegram_format import FORMATTERS, plain, split
 from modelyard.frontends.telegram_forward import forwarded
-from modelyard.frontends.telegram_gather import FORWARD_HOLD, FORWARD_WAIT, Gatherer, may_continue
+from modelyard.frontends.telegram_gather import FORWARD_HOLD, FORWARD_WAIT, STOOD_ALONE, Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, service_only
 from modelyard.frontends.telegram_request import FrontAwareRequest
@@ -501,6 +501,13 @@ class InboxBot(ExtBot[None]):
                 self.followed.add(update.update_id)
 
 
+def _followed_forwards(parts: list[Message]) -> bool:
+    """Words of the person's own came after forwarded messages (by id: in the order sent)."""
+    ordered = sorted(parts, key=lambda part: part.message_id)
+    return any(part.forward_origin is None and any(earlier.forward_origin is not None for earlier in ordered[:i])
+               for i, part in enumerate(ordered))
+
+
 #: the fields of a message it is handled by (who, where, when, what was written): what :func:`_salvaged` keeps
 _READABLE = frozenset({"message_id", "message_thread_id", "is_topic_message", "from", "sender_chat", "date", "chat",
                        "text", "entities", "caption", "caption_entities", "media_group_id", "is_automatic_forward"})
@@ -689,6 +696,9 @@ class TelegramBot:
         #: per chat and person, the message they sent alone now being answered; the turns called off for the forwards
         #: that came after it, and per forward that took one over, what it took (its placeholder written there)
         self._alone: dict[tuple[object, ...], _Alone] = {}
+        #: per chat and person, how many of their groups of forwards alone in a row no words of theirs followed (a
+        #: request after forwards sets it back to 0): from STOOD_ALONE on, their forwards wait one second, not three
+        self._stood_alone: dict[tuple[object, ...], int] = {}
         self._joined: set[asyncio.Task] = set()
         self._handover: dict[int, _Alone] = {}
         quiet_http_logs(token, logging.getLogger().handlers)
@@ -1288,8 +1298,16 @@ class TelegramBot:
             self._joined.discard(task)
             if alone is not None and self._alone.get(key) is alone:
                 del self._alone[key]
+            if alone is not None and alone.forwards and not alone.own and task not in self._joined:
+                self._note_stood_alone(key)
             if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
+
+    def _note_stood_alone(self, key: tuple[object, ...]) -> None:
+        """Forwards of this person were answered with no words of theirs after them."""
+        if len(self._stood_alone) > FOLLOWED_KEPT and key not in self._stood_alone:
+            self._stood_alone.clear()
+        self._stood_alone[key] = self._stood_alone.get(key, 0) + 1
 
     async def _gathered(self, update: Update, message: Message) -> list[Update] | None:
         """The updates this one's turn answers: itself, or with the rest of its album or of the text the person's
@@ -1315,7 +1333,8 @@ class TelegramBot:
             return [update]
         first = not self._gather.gathering(key)
         earlier = self._join_alone(key, update, message) if message.forward_origin is not None and first else []
-        patient = message.forward_origin is not None
+        # forwards wait for the request typed after them, but not those of a person who sends none (telegram_gather)
+        patient = message.forward_origin is not None and self._stood_alone.get(key, 0) < STOOD_ALONE
         # "typing…" in a private chat only: in a group a forward is not addressed to the bot, which may say nothing
         typing = (asyncio.create_task(self._typing(message), name=f"telegram-typing-{message.chat.id}")
                   if patient and first and message.chat.type == ChatType.PRIVATE else None)
@@ -1327,6 +1346,8 @@ class TelegramBot:
         if updates is None:
             self._deferred.add(update.update_id)  # done with the first one (_handled)
             return None
+        if _followed_forwards([u.effective_message for u in updates if u.effective_message is not None]):
+            self._stood_alone[key] = 0
         # under the update whose turn this is (the first to come), not the first in the album's order: where the items
         # came in another order the rest were filed under one already handled, and stayed in the inbox, each answered
         # again alone at the next start
@@ -1368,6 +1389,8 @@ class TelegramBot:
         waited = time.monotonic() - alone.at
         if message.forward_origin is None:
             joins = alone.forwards and not alone.own and waited <= FORWARD_WAIT
+            if joins:  # the request typed after forwards: this person's are waited for (again)
+                self._stood_alone[key] = 0
         elif alone.forwards:
             joins = abs(message.date.timestamp() - alone.dated) <= 1 and waited <= FORWARD_HOLD
         else:
@@ -1463,7 +1486,13 @@ class TelegramBot:
         name = self.app.bot.username or ""
         mention = re.compile(rf"@{re.escape(name)}\b", re.IGNORECASE) if name else None
         replied = message.reply_to_message
-        to_bot = replied is not None and replied.from_user is not None and replied.from_user.id == self.app.bot.id
+        # a forum topic's messages all reply to its opening service message (the thread is that message's:
+        # core.telegram.org/api/forum): in a topic the bot opened, each was taken as a reply to the bot and answered,
+        # chatter and all (banteg/takopi#152, NousResearch/hermes-agent#51349)
+        opening = replied is not None and (replied.forum_topic_created is not None or (
+            message.is_topic_message is True and replied.message_id == message.message_thread_id))
+        to_bot = (replied is not None and not opening and replied.from_user is not None
+                  and replied.from_user.id == self.app.bot.id)
         if mention is not None and mention.search(text):
             return " ".join(mention.sub(" ", text).split())
         return text.strip() if to_bot else None

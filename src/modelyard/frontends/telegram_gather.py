@@ -16,7 +16,11 @@ later: the forwards were answered after a second's quiet, then the request as a 
 forwards, then "can you fix this?", one run each; chatwoot/chatwoot#13308: 5–10 forwarded at once). A group of
 forwards with no words of the person's own waits :data:`FORWARD_WAIT` after each arrival, never longer than
 :data:`FORWARD_HOLD` from the first (the bot shows it is typing meanwhile); a message of the person's own ends the
-wait at once, and a comment sent first (the forward window's) keeps the one-second wait.
+wait at once, and a comment sent first (the forward window's) keeps the one-second wait. The official apps send a
+forward's comment first, as a message of its own just before the forwarded ones (tdesktop#6900, its maintainer: "the
+resulting sequence is: 1. comment 2. forwarded message"; openclaw/openclaw#9619: the comment 709, the forward 710), so
+words after forwards are a message typed later. A person whose forwards stood alone :data:`STOOD_ALONE` times in a row
+is not waited for: a lone forward was answered 3 s later than a message, each time, for a request that never came.
 
 The first message to come answers for all (not always the album's first: kurigram-org/kurigram#39, items of albums
 forwarded at once "come in with different order"); the others end quietly (:meth:`Gatherer.gather` returns None).
@@ -48,6 +52,10 @@ NEAR_LIMIT = MAX_MESSAGE - 512
 FORWARD_WAIT = 3.0
 #: the longest a group of forwards alone is held from its first arrival: after it the one-second wait applies again
 FORWARD_HOLD = 6.0
+#: a person whose last this many groups of forwards alone each stood alone — no words of theirs came after them —
+#: forwards without a request to follow: their next forwards wait the one-second :data:`GATHER_WAIT`, and a request
+#: that does follow still joins the answer begun (and they wait :data:`FORWARD_WAIT` again from then)
+STOOD_ALONE = 2
 
 
 def may_continue(text: str | None) -> bool:
