@@ -41,6 +41,13 @@ if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] && com
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) \
     || echo "bootstrap: could not install pgbouncer; the transaction-pooler test will be skipped" >&2
 fi
+# twemproxy for the shared state's test behind a proxy that passes only keyed commands (Debian's nutcracker; the test is
+# skipped without it). Debian's package does not start it (policy-rc.d in containers; a unit with no config elsewhere).
+if ! command -v nutcracker >/dev/null 2>&1 && [ ! -x /usr/sbin/nutcracker ] && command -v apt-get >/dev/null 2>&1 \
+    && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nutcracker >/dev/null) \
+    || echo "bootstrap: could not install nutcracker; the twemproxy test will be skipped" >&2
+fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # On x86-64, a native build probes the CPU and picks AMX kernels that segfault on first inference on
 # some Xeons: pin the instruction sets instead. Elsewhere (Apple silicon: Metal, ARM) build natively.

@@ -152,7 +152,7 @@ class PrivateRedis:
         deadline = time.monotonic() + 10
         while True:
             try:
-                with contextlib.closing(redis.Redis(port=self.port, socket_connect_timeout=0.2)) as probe:
+                with contextlib.closing(redis.Redis(port=self.port, socket_connect_timeout=0.2, protocol=2)) as probe:
                     probe.ping()  # closed: left to the collector, its socket was a ResourceWarning in a later test
                 return self
             except redis.AuthenticationError:  # started with --requirepass: it answers

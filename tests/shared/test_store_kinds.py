@@ -17,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
+import socket
+import subprocess
 import threading
 from pathlib import Path
 
+import pytest
 import redis
 
 from modelyard.config.schema import Cooldown, SpendCap
 from modelyard.errors import Reason
 from modelyard.router.shared import log_places, lua, namespaces
 from modelyard.router.shared import spend as shared_spend
-from modelyard.router.shared.link import RedisLink
+from modelyard.router.shared.link import RedisLink, read_server_id, refused, scripts_refused
 from modelyard.router.shared.state import RedisState
 from modelyard.router.spend import SpendCaps
-from tests.shared.redis_kit import PrivateRedis, short_lease, until
+from tests.shared.redis_kit import PrivateRedis, free_port, short_lease, until
 
 #: the keys under a model's tag (``RedisState``'s)
 _TAG_KEYS = ("holders", "queue", "leases", "meta", "released", "breaker")
@@ -150,3 +154,100 @@ def test_no_script_reads_a_global_that_lua_5_4_lacks() -> None:
     bare = sorted(name for name, text in scripts.items()
                   if re.search(r"(?<![.\w])unpack\(", text) and "local unpack = table.unpack or unpack" not in text)
     assert bare == []
+
+
+async def _through_a_server_without_hello(url: str) -> list[str]:
+    settings = short_lease(url=url, prefix="old", lease=1.5, refresh=0.2, timeout=0.5)
+    assert await refused(settings) is None and await scripts_refused(settings) is None
+    link = RedisLink(settings)
+    state = RedisState("cloud", 1, Cooldown(), link)
+    await state.acquire(2)
+    waiter = asyncio.create_task(state.acquire(5))
+    await asyncio.sleep(0.3)
+    await state.release()
+    await waiter  # handed over: the grant came on the channel this process subscribed to
+    assert link.keeper is not None and await asyncio.to_thread(link.keeper.keep) is True
+    await state.release()
+    status = link.status()
+    await link.aclose()
+    places = await log_places.read(settings)
+    return [status.detail, str(await read_server_id(settings)), str(places)]
+
+
+def test_a_server_without_hello_holds_the_limits(tmp_path: Path) -> None:
+    """Redis before 6.0 has no ``HELLO``, nor has twemproxy or a managed proxy that never implemented it; redis-py 8
+    opens every connection with ``HELLO 3`` (redis/redis-py#4031) and gives up when it is refused
+    (redis/redis-py#4089: "unknown command HELLO, with args beginning with: 3", neodb-social/neodb#1585). Made here by
+    a real Redis with ``HELLO`` renamed away, which answers it just as Redis 5 does. Before, every connection failed:
+    the link never came up, every model had no slot ("this process never counted the processes that share it"), and
+    the reason read as an outage. Now each connection speaks RESP2: slots, grants, the keeper, the places and the
+    server's identity all work."""
+    with PrivateRedis(tmp_path, "--rename-command", "HELLO", "") as server:
+        with redis.Redis.from_url(server.url, protocol=2) as admin:
+            try:
+                admin.execute_command("HELLO", "3")
+            except redis.ResponseError as exc:
+                assert "unknown command" in str(exc)
+            else:
+                raise AssertionError("HELLO was answered")
+        detail, server_id, places = asyncio.run(_through_a_server_without_hello(server.url))
+        assert detail.startswith("reachable"), detail
+        assert server_id != "None" and places != "None", (server_id, places)
+
+
+class Twemproxy:
+    """twemproxy (Debian: nutcracker; scripts/bootstrap.sh installs it as root) on an ephemeral loopback port in front
+    of ``upstream``. Its README lists what it passes: commands with a key, EVAL/EVALSHA only with one (routed by the
+    first); it closes the connection on the rest — "parsed unsupported command 'CLIENT'" in its log for redis-py's
+    CLIENT SETINFO, likewise SCRIPT, SUBSCRIBE, INFO, TIME, HELLO (nc_redis.c)."""
+
+    def __init__(self, directory: Path, upstream: int):
+        exe = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
+        if not Path(exe).exists():
+            pytest.skip("nutcracker is not installed (Debian: nutcracker; scripts/bootstrap.sh installs it as root)")
+        self.port = free_port()
+        config = directory / "nutcracker.yml"
+        config.write_text(f"alpha:\n  listen: 127.0.0.1:{self.port}\n  hash: fnv1a_64\n  distribution: ketama\n"
+                          f"  redis: true\n  auto_eject_hosts: false\n  servers:\n   - 127.0.0.1:{upstream}:1\n")
+        # its statistics port too (22222 on every address by default: a second one would not start)
+        self.proc = subprocess.Popen([exe, "-c", str(config), "-o", str(directory / "nutcracker.log"),
+                                      "-a", "127.0.0.1", "-s", str(free_port())],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            until(self._answers, timeout=10, step=0.05)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self) -> bool:
+        """A bare PING on a socket of its own (a client library's handshake is what it closes on)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_serve_behind_twemproxy_stops_at_start_saying_so(tmp_path: Path) -> None:
+    """Before, ``serve`` started behind twemproxy and gave no model a slot for as long as it ran (every connection
+    closed at its first command: "this process never counted the processes that share it"), and the one reason given
+    was "Connection closed by server — if this server speaks TLS, the URL is rediss://", which it does not. Now it stops
+    at start (exit 2) naming the proxy and what to point state.url at; the TLS hint, where it still shows, says both."""
+    from tests.shared.test_state_credentials import _config, _run
+
+    with PrivateRedis(tmp_path) as server:
+        proxy = Twemproxy(tmp_path, server.port)
+        try:
+            config = _config(tmp_path, f"redis://127.0.0.1:{proxy.port}/0")
+            done = _run("--config", str(config), "serve", "--port", str(free_port()))
+        finally:
+            proxy.stop()
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "answers PING but closes the connection" in done.stderr and "twemproxy" in done.stderr, done.stderr
+    assert "point state.url at the Redis server itself" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from modelyard.router.shared import lua
+from modelyard.router.shared import lua, wire
 
 if TYPE_CHECKING:
     from modelyard.router.shared.link import RedisLink
@@ -97,7 +97,7 @@ class LeaseKeeper:
         try:
             if self._client is None:
                 timeout = link.settings.timeout
-                self._client = redis.Redis.from_url(link.settings.url, socket_timeout=timeout,
+                self._client = redis.Redis.from_url(link.settings.url, protocol=wire.PROTOCOL, socket_timeout=timeout,
                                                     socket_connect_timeout=timeout)
             script = self._client.register_script(lua.KEEP)
             with self._client.pipeline(transaction=False) as pipe:

@@ -54,7 +54,7 @@ from redis.exceptions import ConnectionError as DroppedConnection
 
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
-from modelyard.router.shared import eviction, log_places, lua, namespaces
+from modelyard.router.shared import eviction, log_places, lua, namespaces, wire
 from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
@@ -103,6 +103,9 @@ class StoreFault(Enum):
     SENTINEL = ("this server runs no scripts, as a Redis Sentinel's port (26379) does: point state.url at the Redis "
                 "primary the Sentinel names (redis-cli -p 26379 SENTINEL get-master-addr-by-name NAME), or at a name "
                 "your failover moves; Sentinel URLs are not supported")
+    PROXY = ("this address answers PING but closes the connection on the commands shared limits need — a proxy that "
+             "passes only commands with a key, as twemproxy (nutcracker) does with CLIENT, SCRIPT, SUBSCRIBE, INFO and "
+             "EVAL without keys: point state.url at the Redis server itself (a primary; a name your failover moves)")
     AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
     TLS = ("this host does not trust the server's TLS certificate: name its CA in the URL, "
            "rediss://HOST:PORT/0?ssl_ca_certs=/path/to/ca.pem (ssl_cert_reqs=none skips the check)")
@@ -155,8 +158,9 @@ async def refused(settings: StateConfig) -> str | None:
     ACL user without the right), else None — also when it cannot be reached: that is an outage, which a process
     rides out (``on_outage``). A refused password is not: every model would get no slot until the process is
     restarted with the right one, and a gateway answered 503 to every request while /healthz said "unreachable"."""
-    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
-                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
+                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                            health_check_interval=0)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.ping()
@@ -173,11 +177,16 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     """One trivial script: why, when the Redis user may not run scripts (an ACL without EVAL/EVALSHA) or the server
     runs none (a Sentinel's port), else None (also when Redis cannot be reached, or refuses the password:
     :func:`refused` says that). Every slot is a script: such a process gave no model a slot, for as long as it ran."""
-    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
-                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
+                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                            health_check_interval=0)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.eval("return 1", 0)
+    except DroppedConnection as exc:  # closed on us: a proxy that passes none of it answers a bare PING all the same
+        if await _speaks_resp(settings):
+            return StoreFault.PROXY, f"{type(exc).__name__}: {exc}"
+        return None
     except (NoPermissionError, RedisError) as exc:
         if (fault := StoreFault.of(exc, str(exc))) in (StoreFault.NOPERM, StoreFault.SENTINEL):
             return fault, f"{type(exc).__name__}: {exc}"
@@ -187,6 +196,34 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     finally:
         await client.aclose()
     return None
+
+
+async def _speaks_resp(settings: StateConfig) -> bool:
+    """Whether a bare ``PING`` on a plain connection of its own gets a Redis reply (``+PONG``, or ``-NOAUTH`` …): the
+    address speaks Redis's protocol in the clear, so a connection it closed was not a TLS mismatch but a refusal of the
+    commands sent. False for ``rediss://`` (not probed) and when nothing answers."""
+    from redis.asyncio import ConnectionPool
+
+    if not settings.url.startswith(("redis://", "unix://")):
+        return False
+    where = ConnectionPool.from_url(settings.url).connection_kwargs
+    try:
+        async with asyncio.timeout(2 * settings.timeout):
+            if path := where.get("path"):
+                reader, writer = await asyncio.open_unix_connection(path)
+            else:
+                reader, writer = await asyncio.open_connection(where.get("host", "localhost"), where.get("port", 6379))
+            try:
+                writer.write(b"*1\r\n$4\r\nPING\r\n")
+                await writer.drain()
+                first = await reader.read(1)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (TimeoutError, OSError):
+        return False
+    return first in (b"+", b"-")
 
 
 #: the routing log's target in a process's registered limits (see RedisLink._limits_text); beside it the log's
@@ -228,8 +265,9 @@ async def server_id(client: Redis, timeout: float) -> str | None:
 
 async def read_server_id(settings: StateConfig) -> str | None:
     """:func:`server_id` on a connection of its own (``models``: a look, no link running)."""
-    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
-                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
+                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                            health_check_interval=0)
     try:
         return await server_id(client, 2 * settings.timeout)
     finally:
@@ -398,7 +436,8 @@ class RedisLink:
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         timeout = self.settings.timeout
-        self._client = Redis.from_url(self.settings.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        self._client = Redis.from_url(self.settings.url, protocol=wire.PROTOCOL, socket_timeout=timeout,
+                                      socket_connect_timeout=timeout,
                                       retry=Retry(NoBackoff(), 0), health_check_interval=0,
                                       redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
@@ -681,7 +720,9 @@ class RedisLink:
         if tls and reason.startswith("no answer within"):
             return f"{reason} — nothing came back over TLS: if this server does not speak TLS, the URL is redis://"
         if not tls and ("Connection reset by peer" in reason or "Connection closed by server" in reason):
-            return f"{reason} — if this server speaks TLS, the URL is rediss://"
+            return (f"{reason} — if this server speaks TLS, the URL is rediss://; a proxy that closes the connection "
+                    "on commands it does not pass (twemproxy) cannot carry shared limits: point state.url at Redis "
+                    "itself")
         if "DB index is out of range" in reason:  # SELECT past the server's `databases` (16 unless configured)
             return (f"{reason} — this server has fewer databases than the URL's number: its `databases` setting "
                     "(16 by default: 0–15) bounds it; use one of those, the same on every host")

@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from modelyard.config import dburl
 from modelyard.config.schema import StateConfig
+from modelyard.router.shared import wire
 
 if TYPE_CHECKING:
     from modelyard.config import Config
@@ -118,8 +119,9 @@ async def record(client: Redis, prefix: str, host: str, target: str, identity: s
 async def read(settings: StateConfig) -> list[Place] | None:
     """Every place recorded in the last :data:`KEEP` (a connection of its own: `stats` runs no link); None when
     Redis cannot be read."""
-    client = Redis.from_url(settings.url, socket_timeout=settings.timeout, socket_connect_timeout=settings.timeout,
-                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
+                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                            health_check_interval=0)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             async with client.pipeline(transaction=False) as pipe:

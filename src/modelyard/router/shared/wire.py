@@ -1,0 +1,13 @@
+"""How every connection to the shared store speaks: RESP2, whatever redis-py's default.
+
+redis-py 8 made RESP3 its default (redis/redis-py#4031): each new connection opens with ``HELLO 3``, and a server or
+proxy that has no ``HELLO`` — Redis before 6.0 (``ERR unknown command 'HELLO'``), twemproxy (it closes the connection),
+a managed proxy that never implemented it — fails every connection, with no fallback (redis/redis-py#4089). modelyard
+pins nothing, so an install that picked up redis-py 8 gave every model no slot against such a store, and said it was
+unreachable. Every server and proxy speaks RESP2, and modelyard reads nothing RESP3 alone gives. A ``?protocol=3`` in
+the state URL still wins (the URL's options go over these)."""
+
+from __future__ import annotations
+
+#: the RESP version of every connection modelyard opens to the shared store
+PROTOCOL = 2
