@@ -203,3 +203,23 @@ def test_the_status_line_says_the_multilingual_model_loads_for_the_first_message
     assert waiting_words("engineer", "写一首关于猫的诗").startswith("engineer: waiting for the first token")
     monkeypatch.setattr(encoder, "_multilingual", [None])  # loaded (or found missing) earlier in this process
     assert waiting_words(ROUTED, "写一首关于猫的诗") == plain
+
+
+def test_the_status_line_reads_the_language_as_the_fast_path_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An English request around a pasted German text is routed in English (agents/request.py reads its request
+    first; encoder.foreign_views): the status line said the multilingual model loads, because it ran the language
+    check on the whole message, whose letters are mostly German — and then nothing loaded (round 29)."""
+    from modelyard.agents import encoder
+    from modelyard.agents.request import views
+    from modelyard.cli.ask import ROUTED, waiting_words
+
+    monkeypatch.setattr(encoder, "_multilingual", [])  # not loaded yet
+    pasted = ("Der Zug nach München hatte heute wieder eine Stunde Verspätung, und die Fahrgäste mussten in der Kälte "
+              "auf dem Bahnsteig warten. Die Bahn hat sich bei den Reisenden entschuldigt und ihnen einen Gutschein "
+              "für die nächste Fahrt angeboten, aber viele waren trotzdem verärgert. ") * 4
+    message = f"Please translate the text below into English and keep the names of the places as they are:\n\n{pasted}"
+    assert encoder.foreign(message) and not encoder.foreign_views(views(message))  # the two checks disagree here
+    assert waiting_words(ROUTED, message) == "auto: choosing an agent, then its answer (models load on first use)…"
+    # a request in German around the same text is read in German by both
+    german = f"Bitte fasse den folgenden Text in drei Sätzen zusammen, ich habe keine Zeit:\n\n{pasted}"
+    assert waiting_words(ROUTED, german) == "auto: choosing an agent (loading the multilingual model), then its answer…"

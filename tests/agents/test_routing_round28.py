@@ -52,10 +52,19 @@ def test_a_search_results_links_are_pasted_and_the_query_is_the_request() -> Non
     assert "http" not in read and "URL:" not in read  # before: each result's "URL:" was kept as an introduction
 
 
-def test_a_one_word_query_is_still_a_key_value_line() -> None:
-    """Guard (passes on the old code too): "Query: Hi" alone on its line reads as a key: value line (data), before
-    any sentence is judged — round 28 left that as it was (found after its held-out read; longdev2.jsonl)."""
-    assert "Query: Hi" not in request(find("longdev2.jsonl", "Web search results:", "\nQuery: Hi"))
+def test_a_one_word_query_is_the_request() -> None:
+    """"Query: Hi" alone on its line was read as a key: value line (data) before any sentence was judged, so the
+    ask's label did not reach it — found after round 28's held-out read, left to round 29 (longdev2.jsonl)."""
+    assert request(find("longdev2.jsonl", "Web search results:", "\nQuery: Hi")).endswith("Query: Hi")
+
+
+def test_an_indented_label_in_pasted_config_is_still_data() -> None:
+    """Guard (passes on the old code too): round 29 reads an unindented "Query: Hi" as the ask; an indented
+    "prompt: …" or "task: …" is a key of pasted YAML and stays material (a promptfoo-style test config)."""
+    pasted = ("tests:\n  - vars:\n      topic: bananas\n    prompt: summarize\n    task: build\n"
+              "    request: retry\n  - vars:\n      topic: apples\n")
+    read = request(f"why does this config fail to load?\n\n{pasted}")
+    assert "summarize" not in read and "build" not in read and "retry" not in read
 
 
 @pytest.mark.parametrize("label", ["Query:", "Question:", "Task:", "My question:"])

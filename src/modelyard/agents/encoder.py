@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.agents import word_ids
-from modelyard.agents.request import Material
+from modelyard.agents.request import Material, views
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -255,6 +255,14 @@ def foreign_views(views: Sequence[tuple[str, float]]) -> bool:
     main = max(views, key=lambda view: view[1])[0]
     english, other = _english_and_foreign(main)
     return other or (english <= ENGLISH_FEW and any(foreign(text) for text, _ in views if text is not main))
+
+
+def foreign_message(text: str) -> bool:
+    """Whether the fast path reads the message ``text`` as another language (:func:`foreign_views` of
+    agents/request.py's views): what decides that it waits for the multilingual encoder. :func:`foreign` of the
+    whole message can say otherwise — an English request around a pasted text in another language is read in
+    English, and a long message's request decides before its pasted parts do."""
+    return foreign_views(views(text))
 
 
 class Multilingual:

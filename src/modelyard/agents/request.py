@@ -93,6 +93,10 @@ _LINK = re.compile(r"^\s*(?:[\w ]{1,20}:\s*)?[<(]?https?://\S+\s*$")
 #: introduces is kept as the request, whatever it looks like ("Query: Hi") — where other introductions
 #: ("here is the transcript:") introduce material (round 28)
 _ASK_LABEL = re.compile(r"^(?:(?:user|my|the|your)\s+)?(?:query|question|prompt|task|request)\s*[:：]$", re.I)
+#: a line that opens with such a label and goes on with the ask ("Query: Hi"): prose, not a key: value line of data
+#: — round 28's label reached the ask only where the label ended its line, and a one-word query after it was read as
+#: data (round 29). Unindented only: an indented "prompt: …" or "task: …" is a pasted config's key
+_ASK_LINE = re.compile(r"^(?:(?:user|my|the|your)\s+)?(?:query|question|prompt|task|request)\s*[:：]\s*\S", re.I)
 _TIMESTAMP = re.compile(r"^\s*\[?\d{1,2}:\d{2}(:\d{2})?\]?\s*$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)|(?<=[。！？!?])")
 _COLON = re.compile(r"(?<=[:：])\s+(?=\S)")
@@ -180,7 +184,7 @@ def _line_kind(line: str) -> Material | None:
         return Material.DATA
     if stripped[:1] in "{[\"" and ":" in stripped:
         return Material.DATA
-    if _KEY_VALUE.match(line) and not _asks(stripped):
+    if _KEY_VALUE.match(line) and not _asks(stripped) and not _ASK_LINE.match(line):
         return Material.DATA
     visible = len(stripped) - stripped.count(" ") - stripped.count("\t")
     if visible and len(_DIGIT.findall(stripped)) / visible > 0.4:

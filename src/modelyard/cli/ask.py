@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from modelyard.agents.encoder import foreign, multilingual_loaded
+from modelyard.agents.encoder import foreign_message, multilingual_loaded
 from modelyard.agents.topology import HandoffPurpose
 from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
@@ -78,9 +78,11 @@ def waiting_words(waiting_for: str, message: str = "") -> str:
     """The status line before the first token. A routed turn first loads the routing model (seconds, once per
     process: 6 s in `chat`'s first turn here at load 7) — it said only that a local model loads, and the route line
     after it showed the decision taking 1 ms, so the wait was put on the model that answered in 70 ms. The first
-    ``message`` in another language also loads the multilingual routing encoder (~1 s of CPU, ~108 MiB)."""
+    ``message`` in another language also loads the multilingual routing encoder (~1 s of CPU, ~108 MiB) — in another
+    language as the fast path reads it (``foreign_message``), not by the whole message's letters: an English request
+    around a pasted German text is routed in English and loads nothing more."""
     if waiting_for == ROUTED:  # with its spinner: < 80 columns
-        if foreign(message) and not multilingual_loaded():
+        if foreign_message(message) and not multilingual_loaded():
             return "auto: choosing an agent (loading the multilingual model), then its answer…"
         return "auto: choosing an agent, then its answer (models load on first use)…"
     return f"{waiting_for}: waiting for the first token (a local model loads on its first use)…"
