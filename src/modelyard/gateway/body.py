@@ -10,6 +10,7 @@ import zlib
 from starlette.requests import ClientDisconnect, Request
 
 from modelyard.gateway.wire import BadRequest
+from modelyard.providers.coding import zstd_module
 
 
 def _mb(size: float) -> str:
@@ -147,13 +148,13 @@ def decoded(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 def _zstd(body: bytes, most: int) -> bytes:
+    """The first zstd frame of ``body``, at most ``most`` bytes of it: Python's ``compression.zstd`` from 3.14, its
+    backport before (the decoder providers/coding.py reads answers with: one zstd library, not two)."""
+    zstd = zstd_module()
+    if zstd is None:  # a dependency; a copy installed without it still says what to do
+        raise BadRequest("Content-Encoding 'zstd' needs the backports.zstd package here (pip install backports.zstd); "
+                         "or send the body as it is, or gzip it", None)
     try:
-        import zstandard  # a dependency; a copy installed without it still says what to do
-    except ImportError:
-        raise BadRequest("Content-Encoding 'zstd' needs the zstandard package here (pip install zstandard); "
-                         "or send the body as it is, or gzip it", None) from None
-    try:
-        with zstandard.ZstdDecompressor().stream_reader(body) as reader:
-            return reader.read(most)
-    except zstandard.ZstdError as exc:
+        return bytes(zstd.ZstdDecompressor().decompress(body, most))
+    except zstd.ZstdError as exc:
         raise BadRequest(f"the request body is not valid zstd ({exc})", None) from None

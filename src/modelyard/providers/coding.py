@@ -55,6 +55,12 @@ def _module(*names: str) -> Any:
     return None
 
 
+def zstd_module() -> Any:
+    """Python's ``compression.zstd`` (3.14 on) or its backport, or None: one zstd library for answers read here and
+    requests the gateway reads (gateway/body.py)."""
+    return _module("compression.zstd", "backports.zstd")
+
+
 class _Brotli:
     """The ``brotli`` package's decoder behind zlib's interface as :class:`Decoding` uses it: at most ``limit`` bytes a
     call; :attr:`pending` when more output waits for a call with no input (brotli ≥ 1.2, whose bound closed
@@ -118,7 +124,7 @@ def _decoder(coding: str) -> _Brotli | _Zstd | None:
     if coding == "br":
         module = _module("brotli", "brotlicffi")
         return _Brotli(module) if module is not None and hasattr(module.Decompressor, "can_accept_more_data") else None
-    module = _module("compression.zstd", "backports.zstd")
+    module = zstd_module()
     return _Zstd(module) if module is not None else None
 
 
