@@ -158,6 +158,17 @@ def test_a_key_given_twice_is_refused_not_silently_overwritten(text: str, line: 
     assert (err.line, err.key) == (line, key) and "duplicate key" in str(err) and "first at line" in str(err)
 
 
+def test_a_second_section_of_one_name_says_to_merge_it_into_the_first() -> None:
+    """README's small-team steps say to add `log: {url: …}` to the file `init` wrote, which has `log: {store_text:
+    true}` already: the error named the duplicate only, and deleting either loses a setting. Two sections are to be
+    merged, two plain values to be reduced to one (found by the newcomer5 walk)."""
+    text = GOOD + "log:\n  store_text: true\nstate: redis://127.0.0.1:6379/0\nlog:\n  url: postgresql://x@h/db\n"
+    said = str(error_of(text))
+    assert "move the lines under this 'log:' into the one at line 13, and delete this line" in said, said
+    said = str(error_of(GOOD + "default_agent: chat\ndefault_agent: chat\n"))
+    assert said.endswith("silently dropping the first: keep one of the two"), said
+
+
 def test_an_unknown_consumer_lists_the_agents() -> None:
     """'unknown consumer' named the typo only; an unknown model in a chain lists the models."""
     err = error_of(GOOD + "    consumers: [utilty]\n  utility:\n    primary: local\n")

@@ -159,6 +159,11 @@ def _terminal_says_it() -> None:
     logging.getLogger(session_module.__name__).setLevel(logging.ERROR)
 
 
+def _typed_at_a_terminal() -> bool:
+    """Standard input is a person at a terminal (or absent), not text piped in."""
+    return sys.stdin is None or sys.stdin.isatty()
+
+
 def _borrowed(runtime: Runtime) -> str | None:
     """'limits: shared with `modelyard serve` (pid N)' once this process took its slots from serve (a quiet
     success left a newcomer guessing whether ask queued behind serve's requests or beside them)."""
@@ -196,19 +201,26 @@ def _json_out(reply: Reply) -> dict[str, Any]:
 
 
 def ask(
-    words: Annotated[list[str], typer.Argument(
+    words: Annotated[list[str] | None, typer.Argument(
         metavar="PROMPT", show_default=False,
-        help="The task or question (quoted, or as several words); '-' reads standard input")],
+        help="The task or question (quoted, or as several words); '-', or none with input piped in, reads standard "
+             "input")] = None,
     agent: AgentOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of streaming")] = False,
     local: LocalOption = False,
 ) -> None:
     """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
-    prompt = " ".join(words)  # `ask what is 2+2` as `ask "what is 2+2"`: unquoted words were refused
+    prompt = " ".join(words or [])  # `ask what is 2+2` as `ask "what is 2+2"`: unquoted words were refused
     _terminal_says_it()
+    if not words:  # `git diff | modelyard ask`, as `ollama run` and `llm` read a piped prompt (was 'Missing argument')
+        if _typed_at_a_terminal():
+            raise fail('give the task or question: modelyard ask "…" (or pipe it in: … | modelyard ask)')
+        prompt = "-"
     if prompt == "-":
         prompt = sys.stdin.read()
+        if not prompt.strip():
+            raise fail('the prompt is empty: nothing came on standard input (or give it here: modelyard ask "…")')
     if not prompt.strip():
         raise fail("the prompt is empty")
     runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too

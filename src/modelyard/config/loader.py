@@ -50,10 +50,10 @@ def line_index(node: yaml.Node, prefix: Loc = (), out: dict[Loc, int] | None = N
     return out
 
 
-def first_duplicate(root: yaml.Node) -> tuple[Loc, int, int] | None:
-    """(key path, its first line, the repeating line) of the first key a mapping holds twice: PyYAML keeps
-    the last silently, so a second ``agents:`` section would drop every agent of the first. Each node is
-    looked at once (an alias is the node it names)."""
+def first_duplicate(root: yaml.Node) -> tuple[Loc, int, int, bool] | None:
+    """(key path, its first line, the repeating line, whether both hold sections) of the first key a mapping holds
+    twice: PyYAML keeps the last silently, so a second ``agents:`` section would drop every agent of the first. Each
+    node is looked at once (an alias is the node it names)."""
     seen: set[int] = set()
     stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
     while stack:
@@ -62,12 +62,13 @@ def first_duplicate(root: yaml.Node) -> tuple[Loc, int, int] | None:
             continue
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
+            first: dict[str, tuple[int, yaml.Node]] = {}
             for key_node, value_node in node.value:
                 key, line = str(key_node.value), key_node.start_mark.line + 1
                 if key in first and key != "<<":  # "<<" merges are YAML's own repetition
-                    return (*loc, key), first[key], line
-                first.setdefault(key, line)
+                    sections = all(isinstance(n, yaml.MappingNode) for n in (first[key][1], value_node))
+                    return (*loc, key), first[key][0], line, sections
+                first.setdefault(key, (line, value_node))
                 stack.append((value_node, (*loc, key)))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
@@ -139,9 +140,13 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"not valid YAML: {problem}", path=source,
                           line=line + 1 if line is not None else None) from None
     if node is not None and (duplicate := first_duplicate(node)):
-        loc, first, again = duplicate
+        loc, first, again, sections = duplicate
+        # `modelyard init` writes `log: {store_text: true}`; a newcomer adding `log: {url: …}` below it got only
+        # the diagnosis, and the fix is to merge, not to delete one
+        fix = (f": move the lines under this '{loc[-1]}:' into the one at line {first}, and delete this line"
+               if sections else ": keep one of the two")
         raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
-                          "silently dropping the first", path=source, line=again, key=dotted(loc))
+                          f"silently dropping the first{fix}", path=source, line=again, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
 
 

@@ -1,0 +1,67 @@
+"""Frictions of the ninth newcomer walk (README and docs followed literally, in an empty HOME), each run as a
+newcomer would: the `modelyard` command in a subprocess, a fake Ollama behind it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fakes import OllamaServer
+from tests.integration.test_cli import CONFIG
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[Path]:
+    with OllamaServer(models=["qwen3.5:latest"], reply_text="Local answer.") as server:
+        path = tmp_path / "config.yaml"
+        path.write_text(CONFIG.format(url=server.url, log=tmp_path / "log.sqlite3"))
+        yield path
+
+
+def ask(config: Path, *args: str, stdin: int | str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MODELYARD_CONFIG": str(config), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "modelyard", "ask", *args], capture_output=True, text=True,
+                          timeout=60, env=env, **({"input": stdin} if isinstance(stdin, str) else {"stdin": stdin}))
+
+
+def test_a_prompt_piped_in_without_an_argument_is_asked(config: Path) -> None:
+    """`git diff | modelyard ask` — `ollama run MODEL` and Simon Willison's `llm` both take a piped prompt (llm's
+    docs, "Usage": `cat mycode.py | llm`) — was refused: "Missing argument 'PROMPT'", exit 2, though `-` reads stdin.
+    With nothing given and input piped, that input is the prompt."""
+    piped = ask(config, "--agent", "chat", stdin="Summarise this diff: …")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.strip() == "Local answer." and "chat → local" in piped.stderr
+
+
+def test_no_prompt_at_a_terminal_says_how_to_give_one(config: Path) -> None:
+    """At a terminal (standard input a tty) nothing is read: waiting for typed input with no prompt on screen would
+    look hung. It says how to give the task, exit 2."""
+    leader, follower = os.openpty()
+    try:
+        typed = ask(config, "--agent", "chat", stdin=follower)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert typed.returncode == 2
+    assert 'error: give the task or question: modelyard ask "…" (or pipe it in: … | modelyard ask)' in typed.stderr
+
+
+def test_nothing_piped_in_says_where_it_looked(config: Path) -> None:
+    """An empty pipe (`modelyard ask < /dev/null`, a script's variable unset) said only 'the prompt is empty'."""
+    empty = ask(config, "--agent", "chat", stdin="")
+    assert empty.returncode == 2
+    assert "the prompt is empty: nothing came on standard input" in empty.stderr, empty.stderr
+
+
+@pytest.mark.parametrize("words", [["-"], ["   "]])
+def test_a_dash_or_blank_prompt_as_before(config: Path, words: list[str]) -> None:
+    """Guard (passes on the old code too): '-' reads stdin, and a blank argument is refused without reading it."""
+    said = ask(config, "--agent", "chat", *words, stdin="from stdin")
+    if words == ["-"]:
+        assert said.returncode == 0 and said.stdout.strip() == "Local answer.", said.stderr
+    else:
+        assert said.returncode == 2 and "error: the prompt is empty\n" in said.stderr
