@@ -132,6 +132,8 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
         pool.spend.reader = spend_reader(store)
         if store.url:  # while PostgreSQL cannot be read, this host's file may add what other processes here spent
             pool.spend.local_reader = spend_reader(LogStore(store.path))
+        else:  # what this host spent that never reached the shared counter is restored from it (SpendCaps.unsent_here)
+            pool.spend.reads_host_file = True
         # this host's file now (every process here writes to it); with log.url, every host's on the first check
         pool.spend.read_now(pool.spend.local_reader)
     return Runtime(config, path, pool, router, log, forwarder)

@@ -105,6 +105,9 @@ class SpendCaps:
         self._mine = dict.fromkeys(self.caps, 0.0)
         #: what a process that sends one request at a time has added of it (see :meth:`take_unshared`)
         self._sent = dict.fromkeys(self.caps, 0.0)
+        #: the log read is this host's file alone (no ``log.url``; the runtime sets it): what the file holds beyond what
+        #: this host's processes sent to the shared counter was spent all the same (see :meth:`unsent_here`)
+        self.reads_host_file = False
 
     def now(self) -> float:
         """The time the windows are named by: the shared store's clock when there is one, else this host's."""
@@ -145,6 +148,24 @@ class SpendCaps:
         """Every process's share of the model's counter in its current window, as last read ({}: none yet)."""
         seen = self._shared.get(model)
         return seen.shares if seen is not None and seen.start == self._starts[model] else {}
+
+    def unsent_here(self, model: str, host: str, me: str, *, skip: tuple[str, ...] = ()) -> float:
+        """What this host's log file says was spent on ``model`` in its window beyond every share of this host's
+        processes in the shared counter (instance ``host:…``) and the shares no host owns (``skip``: one-shot
+        commands', older versions'): a process that spent and ended before its last tick reached Redis (``kill -9``,
+        an ``ask`` whose closing tick failed) — every other host counted it short by that much, for the rest of the
+        window. 0 when the log is not this host's file, or nothing was read yet. This process's own share is taken as
+        what it spent (its field may lag by a tick); the others of this host are assumed gone (the caller asks only
+        while this process is alone on its host: a live one's field lags its rows too)."""
+        seen = self._shared.get(model)
+        if not self.reads_host_file or seen is None or seen.start != self._starts.get(model):
+            return 0.0
+        with self._lock:
+            in_file = self._logged[model] + self._own[model]
+            mine = self._mine[model]
+        here = sum(usd for who, usd in seen.shares.items() if who.startswith(f"{host}:") and who != me)
+        elsewhere = sum(seen.shares.get(who, 0.0) for who in skip)
+        return max(0.0, in_file - mine - here - elsewhere)
 
     def shared_seen(self, counts: Mapping[str, SharedCount], store_now: float | None = None) -> None:
         """model → its counter, as Redis just said; ``store_now``: Redis's clock as it said it (epoch s)."""

@@ -445,6 +445,11 @@ class RedisLink:
                                       "INSTANCES", "RESTARTED", "REOPEN", "FORGET")}
         self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
 
+    @property
+    def looking(self) -> bool:
+        """A look (``models``): it reads the store and registers nothing."""
+        return self._looking
+
     def running(self) -> bool:
         """The loop this link was started on still runs and the link is not closing: what the lease keeper's thread
         asks before it renews anything (a process that died in a test keeps no slot)."""

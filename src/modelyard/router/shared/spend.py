@@ -19,6 +19,12 @@ request at a time (``ask``, ``chat``: short-lived, a field each would grow a mon
 spent since its last tick to one field of its own kind, ``once``, as before: an amount whose call failed is not sent
 again (Redis may have added it before the reply was lost; it is in the routing log, which the cap counts too).
 
+A process that spent and ended before its tick reached Redis (``kill -9`` between two ticks) left its last amount out
+of the counter, and with each host on its own log file every other host counted short by that much for the window: a
+later process of that host, alone on it, sends what its file holds beyond every share of the host's processes as the
+host's field ``@log:HOST`` (a floor, so kept where larger: :func:`unsent_field`). With ``log.url`` each host reads every
+host's spend from PostgreSQL and needs none of it.
+
 The script also returns Redis's clock (``TIME``): the windows are named by it, one clock for every host (each host's
 own named a different day near midnight UTC). The script's first write is an ``EXPIRE``: under ``maxmemory`` with
 ``noeviction`` Redis refuses a script's first write that adds data (``OOM``) — which took the whole link down after
@@ -45,6 +51,18 @@ ONCE = "once"
 #: the field under which the script returns what versions before the hash counted in their string counter
 #: (``PREFIX:spend:MODEL:WINDOW``, see :func:`legacy_key`): read, never written, and never sent back as a floor
 LEGACY = "@spend"
+
+#: the field of one host's spend that its log file holds and no process of it sent (:func:`unsent_field`)
+UNSENT = "@log:"
+
+
+def unsent_field(host: str) -> str:
+    """A host's spend that reached its log file but never the counter (a process killed between two ticks), restored
+    from that file by a later process of the host (:meth:`SpendCaps.unsent_here`). Sent as a floor, so kept where larger
+    and carried through a Redis restart like every field; a host name holds no '@', so no instance's field is named
+    so."""
+    return f"{UNSENT}{host}"
+
 
 #: KEYS one counter per capped model, then each one's counter of the versions before it (:func:`legacy_key`); ARGV
 #: keep_s, this process's field, then each one's amount (USD, as text: this process's whole spend in the window, or for
@@ -107,9 +125,15 @@ async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) ->
     keys = [*(key(link.prefix, m, taken[m].start) for m in models),
             *(legacy_key(link.prefix, m, taken[m].start) for m in models)]
     field = ONCE if link.one_shot else link.instance
+    floors = [{who: usd for who, usd in taken[m].floors.items() if who != LEGACY} for m in models]
+    # alone on this host (registered: a look is not, nor counted), a process's file holds this host's whole spend
+    if not link.one_shot and not link.looking and link.host_instances == 1:
+        restore = unsent_field(link.host)
+        for m, said in zip(models, floors, strict=True):
+            if (unsent := caps.unsent_here(m, link.host, link.instance, skip=(ONCE, LEGACY))) > 0:
+                said[restore] = max(said.get(restore, 0.0), unsent)
     args = [KEEP_S, field, *(repr(taken[m].amount) for m in models),
-            *(json.dumps({who: repr(usd) for who, usd in taken[m].floors.items() if who != LEGACY})
-              for m in models)]
+            *(json.dumps({who: repr(usd) for who, usd in said.items()}) for said in floors)]
     reply = await link.call("SPEND", keys, args)
     counts = {}
     for m, flat in zip(models, reply[2:], strict=True):
