@@ -203,6 +203,11 @@ class ChatRequest:
     #: ``min_p``/``repeat_penalty``; one that refuses a field is learned); not to Anthropic's API, which has neither
     min_p: float | None = None
     repeat_penalty: float | None = None
+    #: OpenAI's ``logit_bias``: token ids (as the JSON's string keys) to a bias from -100 to 100, in the tokenizer of
+    #: the model the client had in mind. Passed on where the backend takes it (OpenAI-compatible servers — vLLM,
+    #: llama-server, LM Studio —; the embedded llama.cpp with integer ids); Ollama's and Anthropic's APIs have none:
+    #: the routing log says it was left out (providers/sampling.py). None: not given, or given empty
+    logit_bias: dict[str, float] | None = None
 
 
 def repair_text(text: str) -> str:

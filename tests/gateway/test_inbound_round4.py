@@ -7,7 +7,8 @@ OpenAI mapping is put into the body as it is). It was dropped at the gateway (th
 theirs on, test_top_k_passed_on.py): the model sampled at its server's own top_k. These tests failed on the old code.
 
 ``thinking: {"type": "disabled"}`` on chat completions (Z.ai's GLM API): ignored, the model thought anyway.
-An Azure OpenAI client (its deployment paths) got a 404 listing endpoints it cannot be told to call; now it is told how.
+An Azure OpenAI client (its deployment paths) got a 404 listing endpoints it cannot be told to call; it was told how
+(that test is gone: the paths are served since, test_inbound_round5.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 
 import httpx
-import openai
 import pytest
 
 from tests.gateway.test_sampling_passed_on import _post, fakes, gw  # noqa: F401
@@ -68,14 +68,3 @@ def test_the_thinking_switch_yields_to_openais_word_and_carries_its_budget(extra
 
     asked = to_chat_request(parse_body(json.dumps({"model": "m", "messages": ASK, **extra}).encode()))
     assert (asked.thinking, asked.thinking_budget) == (thinking, budget)
-
-
-def test_an_azure_openai_client_is_told_how_to_call_instead(gw):  # noqa: F811
-    """openai-python's ``AzureOpenAI`` (what LangChain's ``AzureChatOpenAI`` runs on) posts to
-    ``/openai/deployments/{model}/chat/completions?api-version=…``: its 404 listed endpoints it cannot be told to call.
-    Now it says how to set the client up (an OpenAI connection, base URL …/v1, the deployment as the model)."""
-    azure = openai.AzureOpenAI(azure_endpoint=gw.url, api_version="2024-10-21", api_key="unused", max_retries=0)
-    with pytest.raises(openai.NotFoundError) as err:
-        azure.chat.completions.create(model="viaopenai", messages=ASK)
-    assert (f"set the client up as an OpenAI (or OpenAI-compatible) connection with base URL {gw.url}/v1 and model "
-            "'viaopenai'") in err.value.body["message"]

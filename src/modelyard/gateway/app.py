@@ -30,7 +30,7 @@ from modelyard.agents.decision_log import log_decision
 from modelyard.agents.turn import prepare_routing
 from modelyard.config.names import did_you_mean
 from modelyard.config.schema import Config
-from modelyard.gateway import cors, dashboard
+from modelyard.gateway import azure, cors, dashboard
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
 from modelyard.gateway.completions import answer_chat, chat_completions
@@ -170,11 +170,12 @@ class Gateway:
         return (f"{near}: agents: {', '.join(cfg.agents)}; models: {', '.join(cfg.models)} "
                 f"(address a model as 'model:NAME' or by its name{auto})")
 
-    def unauthorized(self, *, x_api_key: bool = False, sent_x_api_key: bool = False) -> Response:
-        """``x_api_key``: the endpoint reads that header too (Anthropic's API). Elsewhere the 401 said "(or
-        'x-api-key: <key>')" and refused the client that did so: it now says where that header is read."""
-        how = "'x-api-key: <key>' or 'Authorization: Bearer <key>'" if x_api_key else "'Authorization: Bearer <key>'"
-        if sent_x_api_key and not x_api_key:
+    def unauthorized(self, *, header: str = "", sent_x_api_key: bool = False) -> Response:
+        """``header``: the endpoint reads the key in that header too (Anthropic's API ``x-api-key``, Azure OpenAI's
+        paths ``api-key``). Elsewhere the 401 said "(or 'x-api-key: <key>')" and refused the client that did so: it
+        now says where that header is read."""
+        how = f"'{header}: <key>' or 'Authorization: Bearer <key>'" if header else "'Authorization: Bearer <key>'"
+        if sent_x_api_key and header != "x-api-key":
             how += " (x-api-key is read only by Anthropic's API here: /v1/messages)"
         return error_response(401, f"missing or invalid API key: send {how}", code="invalid_api_key",
                               headers={"www-authenticate": "Bearer"})
@@ -201,7 +202,7 @@ def _guard(request: Request) -> Response | None:
     anthropic = "anthropic-version" in headers
     key = headers.get("x-api-key") if anthropic else None
     presented = headers.get("authorization") or (f"Bearer {key}" if key else None)
-    return None if gw.keys.allows(presented) else gw.unauthorized(x_api_key=anthropic,
+    return None if gw.keys.allows(presented) else gw.unauthorized(header="x-api-key" if anthropic else "",
                                                                   sent_x_api_key="x-api-key" in headers)
 
 
@@ -369,15 +370,14 @@ _AZURE = re.compile(r"^/openai/deployments/([^/]+)/")
 
 
 def _azure_hint(request: Request) -> str:
-    """What an Azure OpenAI client pointed here is to do instead: its 404 listed the endpoints served, none of which
-    its client can be told to call — it can, set up as an OpenAI (compatible) connection with the deployment's name
-    as the model."""
+    """What an Azure OpenAI client pointed here at a path not served (images, audio, an assistant) is told: which of
+    a deployment's paths are (gateway/azure.py)."""
     deployment = _AZURE.match(request.url.path)
     if deployment is None:
         return ""
-    base = f"{request.url.scheme}://{request.url.netloc}/v1"
-    return (f"; Azure OpenAI's deployment paths are not served here: set the client up as an OpenAI (or "
-            f"OpenAI-compatible) connection with base URL {base} and model '{deployment.group(1)}'")
+    return (f"; of Azure OpenAI's deployment paths this gateway serves "
+            f"{', '.join(f'/openai/deployments/{{deployment}}/{p}' for p in azure.SERVED)} (the deployment is the "
+            f"agent or model, here '{deployment.group(1)}')")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -510,6 +510,8 @@ class GatewayApp(Starlette):
         canon = "/" + "/".join(part for part in path.split("/") if part)
         while canon.startswith("/v1/v1/"):  # a base URL that ends in /v1 to a client that adds /v1 itself
             canon = canon[3:]
+        if canon.startswith("/openai/v1/"):  # Azure OpenAI's v1 API (an OpenAI client, base URL …/openai/v1/)
+            canon = canon[7:]
         for candidate in (canon, "/v1" + canon):
             if candidate != path and (candidate in self._served or candidate.startswith("/v1/models/")):
                 return candidate
@@ -555,6 +557,10 @@ def create_app(runtime: Runtime, *, api_keys: tuple[bytes, ...] = (), close_runt
         Route("/api/log", api_log, methods=["GET"]),
         Route("/api/summary", api_summary, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        # Azure OpenAI's deployment paths (gateway/azure.py): the deployment is the agent or model
+        Route("/openai/deployments/{deployment}/chat/completions", azure.azure_chat, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/completions", azure.azure_completions, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/embeddings", azure.azure_embeddings, methods=["POST"]),
     ]
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -16,7 +16,7 @@ commit (group commit), so under load the wait is shared rather than paid per req
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from modelyard.gateway.stops import StopCutter, cut
 from modelyard.gateway.tool_text import accept_for
 from modelyard.gateway.wire import (
     DONE,
+    ChatCompletionBody,
     ChunkWriter,
     completion,
     error_event,
@@ -70,9 +71,11 @@ def answer_chat(request: Request) -> Awaitable[Response]:
     return until_drained(gw.drain, _answer(gw, request))
 
 
-async def _answer(gw: Gateway, request: Request) -> Response:
+async def _answer(gw: Gateway, request: Request, parse: Callable[[bytes], ChatCompletionBody] = parse_body,
+                  key_header: str = "") -> Response:
+    """``parse`` and ``key_header``: Azure OpenAI's path's (gateway/azure.py), the deployment its model."""
     request_id = new_request_id()
-    taken = await intake(gw, request, parse_body, to_chat_request, request_id)
+    taken = await intake(gw, request, parse, to_chat_request, request_id, key_header=key_header)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken

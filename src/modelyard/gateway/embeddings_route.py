@@ -59,11 +59,11 @@ async def ollama_embeddings_route(request: Request) -> Response:
     return ollama_error(await until_drained(gw.drain, _ollama(gw, request, legacy=True)))
 
 
-async def _routed(gw: Gateway, request: Request, parse: Callable[[bytes], Any],
-                  translate: Callable[[Any], ChatRequest]) -> tuple[Any, Routed | None] | Response:
+async def _routed(gw: Gateway, request: Request, parse: Callable[[bytes], Any], translate: Callable[[Any], ChatRequest],
+                  key_header: str = "") -> tuple[Any, Routed | None] | Response:
     """(body, the routed vectors — None for no texts: Ollama's load), or the response that ends the request."""
     request_id = new_request_id()
-    taken = await intake(gw, request, parse, translate, request_id, route=False)
+    taken = await intake(gw, request, parse, translate, request_id, route=False, key_header=key_header)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken
@@ -76,8 +76,10 @@ async def _routed(gw: Gateway, request: Request, parse: Callable[[bytes], Any],
     return routed if isinstance(routed, Response) else (body, routed)
 
 
-async def _openai(gw: Gateway, request: Request) -> Response:
-    taken = await _routed(gw, request, parse_embeddings_body, to_embed_request)
+async def _openai(gw: Gateway, request: Request, parse: Callable[[bytes], EmbeddingsBody] = parse_embeddings_body,
+                  key_header: str = "") -> Response:
+    """``parse`` and ``key_header``: Azure OpenAI's path's (gateway/azure.py), the deployment its model."""
+    taken = await _routed(gw, request, parse, to_embed_request, key_header)
     if isinstance(taken, Response):
         return taken
     body, routed = taken

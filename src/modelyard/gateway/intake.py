@@ -58,16 +58,17 @@ B = TypeVar("B", bound=Named)
 
 async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
                  translate: Callable[[B], ChatRequest], request_id: str, *, route: bool = True,
-                 x_api_key: bool = False) -> tuple[B, str, ChatRequest] | Response:
+                 key_header: str = "") -> tuple[B, str, ChatRequest] | Response:
     """(body, agent, provider-neutral request), or the error response that refuses the request.
     ``model: auto``: the orchestrator's decision, logged under ``request_id`` (unless not ``route``).
-    The key comes as a bearer token; with ``x_api_key`` (Anthropic's API, whose clients send it so) also
-    as ``x-api-key`` — only there: each API takes the credential header its own clients send."""
+    The key comes as a bearer token; with ``key_header`` also in that header — ``x-api-key`` on Anthropic's API,
+    ``api-key`` on Azure OpenAI's paths (gateway/azure.py) — only there: each API takes the credential header its own
+    clients send."""
     if gw.keys.required:  # no header is looked up on a gateway without keys (loopback)
         headers = request.headers
-        presented = headers.get("authorization") or (_bearer(headers.get("x-api-key")) if x_api_key else None)
+        presented = headers.get("authorization") or (_bearer(headers.get(key_header)) if key_header else None)
         if not gw.keys.allows(presented):
-            return gw.unauthorized(x_api_key=x_api_key, sent_x_api_key="x-api-key" in headers)
+            return gw.unauthorized(header=key_header, sent_x_api_key="x-api-key" in headers)
     try:
         body = parse(await read_body(request, gw.request_limit, gw.bodies))
         agent = gw.resolve(body.model)

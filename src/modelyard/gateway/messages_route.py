@@ -50,7 +50,7 @@ async def count_tokens(request: Request) -> Response:
     client that budgets its context (Claude Code does) gets a number instead of a 404."""
     gw: Gateway = request.app.state.gateway
     taken = await intake(gw, request, parse_count_body, to_chat_request, new_request_id(), route=False,
-                         x_api_key=True)
+                         key_header="x-api-key")
     if isinstance(taken, Response):
         return anthropic_error(taken)
     return json_response({"input_tokens": request_tokens(taken[2])})
@@ -58,7 +58,7 @@ async def count_tokens(request: Request) -> Response:
 
 async def _answer(gw: Gateway, request: Request) -> Response:
     request_id = new_request_id()
-    taken = await intake(gw, request, parse_messages_body, to_chat_request, request_id, x_api_key=True)
+    taken = await intake(gw, request, parse_messages_body, to_chat_request, request_id, key_header="x-api-key")
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -60,9 +60,12 @@ async def fim_completions(request: Request) -> Response:
     return await until_drained(gw.drain, _answer(gw, request, fim=True))
 
 
-async def _answer(gw: Gateway, request: Request, *, fim: bool) -> Response:
+async def _answer(gw: Gateway, request: Request, *, fim: bool,
+                  parse: Callable[[bytes], CompletionBody] | None = None, key_header: str = "") -> Response:
+    """``parse`` and ``key_header``: Azure OpenAI's path's (gateway/azure.py), the deployment its model."""
     request_id = new_request_id()
-    taken = await intake(gw, request, parse_fim_body if fim else parse_completion_body, to_chat_request, request_id)
+    taken = await intake(gw, request, parse or (parse_fim_body if fim else parse_completion_body), to_chat_request,
+                         request_id, key_header=key_header)
     if isinstance(taken, Response):
         return taken
     body, agent, chat = taken

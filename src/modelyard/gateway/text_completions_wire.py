@@ -24,9 +24,10 @@ a silent approximation):
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
   OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
   the answer's text; ``stream_options.include_usage`` gives the usage chunk.
-- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``), ``top_p``
-  and the penalties are passed on where the backend takes them. ``user`` and ``logit_bias`` are ignored, as the chat
-  endpoint ignores them (a chain mixes APIs that take them differently: token ids mean nothing across tokenizers).
+- ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``), ``top_p``,
+  the penalties and ``logit_bias`` are passed on where the backend takes them (``logit_bias``'s token ids are the
+  tokenizer's of the model the client had in mind: a backend whose API has none, Ollama's or Anthropic's, is asked
+  without it and the routing log says so). ``user`` is ignored.
 - A reasoning model's thinking is not part of a text completion and is left out.
 
 Mistral's ``POST /v1/fim/completions`` (Codestral's FIM API, which Continue's ``openai`` provider posts to: its
@@ -45,7 +46,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, WithJsonSchema
 
 from modelyard.gateway.fill_in import fill_in_messages
-from modelyard.gateway.wire import BadRequest, StopsAndUsage, StreamOptions, bad_body, no_logprobs, usage_out
+from modelyard.gateway.wire import (
+    BadRequest,
+    LogitBias,
+    StopsAndUsage,
+    StreamOptions,
+    bad_body,
+    no_logprobs,
+    usage_out,
+)
 from modelyard.types import ChatRequest, ChatResponse, Message, TextPrompt, Usage
 
 #: the finish reasons a text completion may end with (``CompletionChoice.finish_reason``)
@@ -91,6 +100,7 @@ class CompletionBody(BaseModel, StopsAndUsage):
     top_k: int | None = Field(None, ge=-1)
     min_p: float | None = Field(None, ge=0, le=1)  # theirs too (wire.py's, as on chat)
     repeat_penalty: float | None = Field(None, gt=0)
+    logit_bias: LogitBias | None = None  # passed on as on chat (wire.py's)
     stop: str | list[str] | None = None
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
@@ -163,7 +173,7 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
                        prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed,
                        top_p=body.top_p, frequency_penalty=body.frequency_penalty,
                        presence_penalty=body.presence_penalty, top_k=body.top_k,
-                       min_p=body.min_p, repeat_penalty=body.repeat_penalty)
+                       min_p=body.min_p, repeat_penalty=body.repeat_penalty, logit_bias=body.logit_bias or None)
 
 
 class FimBody(CompletionBody):

@@ -4,7 +4,7 @@
 Unknown request fields are ignored rather than rejected: SDKs and agent frameworks send
 many optional knobs (``user``, ``metadata``, ``service_tier``...) that a router cannot
 honour per model, and refusing them would break those clients for no benefit. ``seed``,
-``top_p`` and the penalties are passed on where the backend takes them. ``stop`` is
+``top_p``, the penalties and ``logit_bias`` are passed on where the backend takes them. ``stop`` is
 honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 
 from modelyard.errors import json_problem
 from modelyard.types import (
@@ -130,6 +130,17 @@ _TEXT_ONLY = {"type": ["array", "null"], "items": {"const": "text"}}
 _NOT_GIVEN = {"type": "null", "description": "not supported: refused when given"}
 
 
+#: OpenAI's ``logit_bias``: "Accepts a JSON object that maps tokens (specified by their token ID in the tokenizer) to an
+#: associated bias value from -100 to 100" (platform.openai.com/docs/api-reference/chat/create); llama-server also reads
+#: a key that is text (it tokenizes it), so keys are passed on as strings. llama-server's ``false`` ("ensures that the
+#: token … is never produced", its README) is OpenAI's ban, -100 ("should result in a ban"): so it reaches any backend
+#: (pydantic read it as 0.0, no bias at all); ``true`` is no number, a 400
+LogitBias = dict[str, Annotated[float, Strict(), Field(ge=-100, le=100),
+                                BeforeValidator(lambda v: -100 if v is False else v),
+                                WithJsonSchema({"anyOf": [{"type": "number", "minimum": -100, "maximum": 100},
+                                                          {"const": False}]})]]
+
+
 #: ``reasoning_effort`` as OpenAI's API takes it (the openai SDK's ``ReasoningEffort``: shared/reasoning_effort.py,
 #: openai 3.57); "none" turns thinking off, any other on. "" is read as off too, as it always was
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -158,6 +169,9 @@ class ChatCompletionBody(_In, StopsAndUsage):
     #: .repeat_penalty); were dropped. Out of range (min_p 0 to 1, repeat_penalty above 0): a 400 naming the field
     min_p: float | None = Field(None, ge=0, le=1)
     repeat_penalty: float | None = Field(None, gt=0)
+    #: token ids (string keys) to a bias from -100 to 100 (OpenAI's API reference): passed on where the backend takes
+    #: it (ChatRequest.logit_bias); was ignored. Out of range: a 400 naming the key
+    logit_bias: LogitBias | None = None
     response_format: ResponseFormat | None = None
     #: one choice per request: any other count is refused by name (to_chat_request); /openapi.json says so
     n: Annotated[int | None, WithJsonSchema({"type": ["integer", "null"], "minimum": 1, "maximum": 1})] = None
@@ -343,7 +357,7 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
                        fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"],
-                       fields["top_k"], fields["min_p"], fields["repeat_penalty"])
+                       fields["top_k"], fields["min_p"], fields["repeat_penalty"], fields["logit_bias"] or None)
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

@@ -28,6 +28,7 @@ from modelyard.providers.http import (
 )
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
+from modelyard.providers.sampling import biases_left_out
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, token_count, without_call
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -374,6 +375,10 @@ class AnthropicProvider(HttpProvider):
                 log.info("model %s: the API refuses temperature; asking without it from now on", self.name)
             return {k: v for k, v in body.items() if k != "temperature"}
         return None
+
+    def left_out(self, request: ChatRequest) -> str:
+        """Anthropic's Messages API has no ``logit_bias``: the routing log says it went unsent."""
+        return biases_left_out(request, api="Anthropic's API")
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         thinking = self.profile.thinking_to_send(request.thinking)

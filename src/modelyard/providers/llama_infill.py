@@ -61,6 +61,8 @@ def infill_body(request: ChatRequest) -> dict[str, Any]:
     if request.max_tokens:
         body["n_predict"] = request.max_tokens
     put_native(request, body)
+    if request.logit_bias is not None:  # /infill takes /completion's options, logit_bias among them
+        body["logit_bias"] = request.logit_bias
     return body
 
 

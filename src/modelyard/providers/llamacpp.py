@@ -38,7 +38,7 @@ from modelyard.providers.llama_quiet import quiet_load
 from modelyard.providers.llama_threads import generation_threads
 from modelyard.providers.metadata import compute_terms, gguf_metadata, kv_shape, trained_context
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
-from modelyard.providers.sampling import put_native
+from modelyard.providers.sampling import biases_left_out, put_native, token_ids
 from modelyard.types import CONTEXT_FULL, ChatRequest, Chunk, Message, Usage
 
 _END = object()
@@ -211,8 +211,10 @@ class LlamaCppProvider(Provider):
             kwargs = {"prompt": request.prompt.text, "suffix": request.prompt.suffix or None, "stream": True,
                       "max_tokens": kwargs["max_tokens"]}
             put_native(request, kwargs)
+            self._put_biases(request, kwargs)
             return kwargs
         put_native(request, kwargs)  # create_chat_completion's and create_completion's own names
+        self._put_biases(request, kwargs)
         if request.frequency_penalty:  # create_chat_completion's own (0, its default, left out)
             kwargs["frequency_penalty"] = request.frequency_penalty
         if request.presence_penalty:
@@ -224,6 +226,22 @@ class LlamaCppProvider(Provider):
         elif request.json_output:
             kwargs["response_format"] = {"type": "json_object"}
         return kwargs
+
+    def _vocabulary(self) -> int | None:
+        """The loaded model's count of token ids (None: not loaded in this process yet)."""
+        llm = _models.get(self._key())
+        return int(llm.n_vocab()) if llm is not None else None
+
+    def _put_biases(self, request: ChatRequest, kwargs: dict[str, Any]) -> None:
+        """The client's ``logit_bias`` as create_chat_completion's and create_completion's ``logit_bias``: keyed by
+        token id, the keys that are none of the model's left out (:meth:`left_out` says so)."""
+        if request.logit_bias is not None and (biases := token_ids(request.logit_bias, self._vocabulary())):
+            kwargs["logit_bias"] = biases
+
+    def left_out(self, request: ChatRequest) -> str:
+        if request.logit_bias is None:
+            return ""
+        return biases_left_out(request, len(token_ids(request.logit_bias, self._vocabulary())))
 
     async def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         reason = self.unavailable_reason()
@@ -249,6 +267,8 @@ class LlamaCppProvider(Provider):
         def work() -> None:
             try:
                 llm = load_llama(*key)
+                if biases := kwargs.get("logit_bias"):  # asked before the model was loaded: its vocabulary now
+                    kwargs["logit_bias"] = {t: b for t, b in biases.items() if t < llm.n_vocab()} or None
                 with llm._modelyard_lock:
                     abort: AbortFlag | None = getattr(llm, "_modelyard_abort", None)
                     if abort is not None:

@@ -50,7 +50,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.ollama_queue import ParallelWatch
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
-from modelyard.providers.sampling import put_native
+from modelyard.providers.sampling import biases_left_out, put_native
 from modelyard.providers.shapes import content_parts, usage_from
 from modelyard.providers.speed import ollama_times, server_rate
 from modelyard.tokens import request_tokens
@@ -297,6 +297,10 @@ class OllamaProvider(HttpProvider):
             log.info("model %s: its template takes a system message only first; later ones go as user messages from "
                      "now on", self.name)
         return {**body, "messages": refitted}
+
+    def left_out(self, request: ChatRequest) -> str:
+        """Ollama's API has no ``logit_bias`` (ollama/ollama#3795, open): the routing log says it went unsent."""
+        return biases_left_out(request, api="Ollama's API")
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         messages = [_message(m) for m in request.messages]

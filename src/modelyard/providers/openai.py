@@ -79,6 +79,7 @@ from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import (
     MISTRAL_SEED,
+    PENALTY_NAMES,
     RefusedFields,
     left_out,
     mistral_api,
@@ -379,6 +380,7 @@ MAX_SIGNED_CALLS = 512
 #: each holds its request (its whole conversation) until then, and one that failed after is never read
 _ONCE_KEPT = 32
 _NONE_REFUSED: frozenset[str] = frozenset()
+_PENALTY_NAMES = frozenset(PENALTY_NAMES)
 #: Google's documented stand-in signature for a function call Gemini did not make
 _SKIP_SIGNATURE = {"google": {"thought_signature": "skip_thought_signature_validator"}}
 
@@ -1140,7 +1142,10 @@ class OpenAIProvider(HttpProvider):
             return {k: v for k, v in body.items() if k != MISTRAL_SEED}
         if (refused := refused_fields(error.message, body)) and request is not None and value_refused(error.message):
             # the value refused, not the field (vLLM's "top_p must be in (0, 1], got 0.0."): this request is asked
-            # again at once without it, and the next sends the field as its client gives it (providers/sampling.py)
+            # again at once without it, and the next sends the field as its client gives it (providers/sampling.py).
+            # The repetition penalty's value, refused under one of its names, is refused under the other too
+            if refused & _PENALTY_NAMES:
+                refused |= _PENALTY_NAMES
             self._left_out_once(request, refused, error.message)
             log.info("model %s: the server refuses the value of %s; asking this request without it", self.name,
                      ", ".join(sorted(refused)))

@@ -9,6 +9,7 @@ read from its words and the request asked once more (the rare path: the common o
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -98,8 +99,31 @@ def refused_limit(message: str, asked: int | None = None) -> Refusal | None:
     return None
 
 
-def clamped(asked: int, limit: int) -> str:
+#: what a ``max_tokens`` is clamped to where neither the model's output limit nor its context is known: a client's
+#: 10**30 (or 2**63) went as it came, to servers that read it into a fixed-size integer — Ollama's ``num_predict`` is a
+#: Go ``int`` (encoding/json refuses a number past it: "cannot unmarshal number … of type int", a 400), llama-server's
+#: ``n_predict`` a 32-bit one. No model writes 2**31 tokens in one answer
+MOST_TOKENS = 2**31 - 1
+#: why a budget was clamped (:func:`clamped`), where the limit was not the model's stated output limit
+BY_CONTEXT = "the model's context"
+BY_WIRE = "the most any server is sent"
+
+
+def clamp_limit(max_output: int | None, context: int | None) -> tuple[int, str]:
+    """What the router clamps a ``max_tokens`` to, and why: the model's output limit (its config's ``max_output``,
+    the table above, or a refusal's), else its context (no answer is longer), else :data:`MOST_TOKENS`."""
+    if max_output:
+        return max_output, ""
+    if context:
+        return context, BY_CONTEXT
+    return MOST_TOKENS, BY_WIRE
+
+
+def clamped(asked: int, limit: int, why: str = "") -> str:
     """The note an answering attempt carries (routing log ``detail``, route header, route line). Worded for both
     limits it is used for: the model's output limit, and the room a prompt leaves in the context (vLLM's, SGLang's,
-    the embedded model's) — "the model's output limit" was wrong for the second."""
-    return f"max_tokens {asked} clamped to {limit}, the most the model takes"
+    the embedded model's) — "the model's output limit" was wrong for the second. ``why``: another limit's words
+    (:data:`BY_CONTEXT`, :data:`BY_WIRE`). A number past 20 digits is said by its size (a client's 10**4000 would
+    have been a 4 KB route header)."""
+    shown = str(asked) if asked < 10**20 else f"~10^{math.floor(math.log10(asked))}"
+    return f"max_tokens {shown} clamped to {limit}, {why or 'the most the model takes'}"

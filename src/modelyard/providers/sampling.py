@@ -39,12 +39,15 @@ from modelyard.types import ChatRequest
 
 #: the fields, as the OpenAI body names them
 SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty", "top_k", "min_p", "repeat_penalty",
-                   "repetition_penalty")
+                   "repetition_penalty", "logit_bias")
+#: the repetition penalty's two names, both sent (llama-server's and LM Studio's; vLLM's and SGLang's): a server that
+#: refuses one may take the penalty under the other
+PENALTY_NAMES = ("repeat_penalty", "repetition_penalty")
 
 #: a field named in a server's words: as sent (OpenAI's ``'top_p'``, pydantic's ``body.seed``) or camelCase (xAI's
 #: ``presencePenalty``); whole words only (``random_seed`` is Mistral's own field, not ours)
 _NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty|top_?k|min_?p|repeat_?penalty|"
-                    r"repetition_?penalty)(?![A-Za-z0-9_])", re.IGNORECASE)
+                    r"repetition_?penalty|logit_?bias)(?![A-Za-z0-9_])", re.IGNORECASE)
 _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 
 #: Mistral's name for the seed
@@ -55,9 +58,10 @@ _EXTRA_INPUT = "Extra inputs are not permitted"
 
 #: words that complain of a field's value, not of the field: vLLM's "top_p must be in (0, 1], got 0.0.", TGI's "`top_p`
 #: must be > 0.0 and < 1.0", OpenAI's "Invalid 'top_p': decimal above maximum value. Expected a value <= 1, but got 1.5
-#: instead."
+#: instead.", vLLM's "token_id(s) [151936] in logit_bias contain out-of-vocab token ids" (token ids of another model's
+#: tokenizer: a chain's fallback was the client's model's)
 _VALUE_WORDS = re.compile(r"\bmust be\b|\bgot\b|expected a value|out of range|\brange\b|invalid type|above maximum|"
-                          r"below minimum|greater than|less than", re.IGNORECASE)
+                          r"below minimum|greater than|less than|out-of-vocab|out of vocab", re.IGNORECASE)
 #: words that refuse the field whatever its value (OpenAI's "Unsupported parameter", xAI's "Argument not supported",
 #: pydantic's "Extra inputs are not permitted", Azure's "Unrecognized request argument"): these win over the above
 _FIELD_WORDS = re.compile(r"not supported|unsupported|unrecognized|not permitted|extra inputs|unknown (?:field|param)",
@@ -104,6 +108,32 @@ def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
         into["repeat_penalty"] = request.repeat_penalty
 
 
+def token_ids(bias: dict[str, float], vocab: int | None = None) -> dict[int, float]:
+    """``logit_bias`` keyed by integer token ids, as llama-cpp-python takes it (``Dict[int, float]``: its logit
+    processor indexes the scores by each key, so a key that is no id, or one past the vocabulary's ``vocab`` ids, would
+    fail the whole answer); those keys are left out (:func:`biases_left_out` says so)."""
+    out: dict[int, float] = {}
+    for key, bias_of in bias.items():
+        key = key.strip()
+        if key.isascii() and key.isdigit() and len(key) < 12 and (vocab is None or int(key) < vocab):
+            out[int(key)] = bias_of
+    return out
+
+
+def biases_left_out(request: ChatRequest, taken: int | None = None, api: str = "") -> str:
+    """For the routing log: the client's ``logit_bias`` not sent, "" when it went whole (or none was given). ``api``:
+    the backend's API has no such field (Ollama's, Anthropic's); ``taken``: how many of its keys went (the rest were
+    no token ids of the model)."""
+    bias = request.logit_bias
+    if bias is None or (taken is not None and taken == len(bias)):
+        return ""
+    if api:
+        return f"logit_bias left out: {api} takes none"
+    if not taken:
+        return "logit_bias left out: none of its keys is a token id of the model"
+    return f"logit_bias: {len(bias) - taken} of its {len(bias)} keys left out, no token ids of the model"
+
+
 def mistral_api(endpoint: str) -> bool:
     """Is ``endpoint`` Mistral's own API (api.mistral.ai, codestral.mistral.ai), whose seed is ``random_seed``?"""
     host = (urlsplit(endpoint).hostname or "").rstrip(".").lower()
@@ -123,7 +153,7 @@ def sampled(request: ChatRequest) -> bool:
     so a field added there is asked here too."""
     return (request.seed is not None or request.top_p is not None or bool(request.frequency_penalty)
             or bool(request.presence_penalty) or request.top_k is not None or request.min_p is not None
-            or request.repeat_penalty is not None)
+            or request.repeat_penalty is not None or request.logit_bias is not None)
 
 
 def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str],
@@ -148,6 +178,8 @@ def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[
         # llama-server's and LM Studio's ``repeat_penalty``; vLLM's and SGLang's ``repetition_penalty`` — each server
         # ignores the other's name, a strict one (OpenAI's) refuses each and is learned (refused_fields)
         body["repeat_penalty"] = body["repetition_penalty"] = request.repeat_penalty
+    if request.logit_bias is not None:  # OpenAI's, vLLM's, llama-server's and LM Studio's ``logit_bias``
+        body["logit_bias"] = request.logit_bias
     for field in refused:
         body.pop(field, None)
 
@@ -164,9 +196,16 @@ def left_out(request: ChatRequest, refused: frozenset[str], once: tuple[frozense
     given: dict[str, Any] = {}
     put_sampling(request, given, frozenset())
     said = []
-    if once is not None and (value := [f for f in SAMPLING_FIELDS if f in given and f in once[0]]):
+    value = [f for f in SAMPLING_FIELDS if f in given and once is not None and f in once[0]]
+    gone = [f for f in SAMPLING_FIELDS if f in given and f in refused and f not in value]
+    if value:
         said.append(f"{', '.join(value)} left out of this request: the model's server refused the value "
-                    f"({once[1][:200]})")
-    if gone := [f for f in SAMPLING_FIELDS if f in given and f in refused and (once is None or f not in once[0])]:
+                    f"({once[1][:200] if once is not None else ''})")
+    for name, other in (PENALTY_NAMES, PENALTY_NAMES[::-1]):
+        if name in gone and other in given and other not in gone and other not in value:
+            # the penalty went under its other name: not "left out", which it was not
+            gone.remove(name)
+            said.append(f"repeat_penalty sent as {other} only: the model's server refuses the name {name}")
+    if gone:
         said.append(f"{', '.join(gone)} left out: the model's server refuses {'it' if len(gone) == 1 else 'them'}")
     return "; ".join(said)

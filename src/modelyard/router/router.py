@@ -24,7 +24,7 @@ from modelyard.config.schema import Config, ModelConfig, Price, Timeouts
 from modelyard.errors import ProviderError, Reason, provider_failure, redact, says_health
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider
-from modelyard.providers.output_cap import clamped, refused_limit
+from modelyard.providers.output_cap import MOST_TOKENS, clamp_limit, clamped, refused_limit
 from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
 from modelyard.router.embedding import answer_note, input_too_long, other_space, vectors_bound
@@ -318,10 +318,11 @@ class Router:
         retries = self._retries
         record = walk.record
         request = walk.request
-        note = ""  # a max_tokens clamped to the model's output limit: said in the route, never silent
-        cap = provider.profile.max_output
-        if cap is not None and request.max_tokens is not None and request.max_tokens > cap:
-            note = clamped(request.max_tokens, cap)
+        note = ""  # a max_tokens clamped to the model's output limit (or context): said in the route, never silent
+        asked = request.max_tokens
+        if asked is not None and asked > (provider.profile.max_output or facts.context or MOST_TOKENS):
+            cap, why = clamp_limit(provider.profile.max_output, facts.context)
+            note = clamped(asked, cap, why)
             request = dataclasses.replace(request, max_tokens=cap)
         refitted = False  # asked once more after a refusal that stated the limit (output_cap.py)
         kind = facts.kind
