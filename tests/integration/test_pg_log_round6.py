@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from tests.fakes.server import poll
 from tests.integration.test_pg_forward import pg_ids, scraped, write
-from tests.pg import SpooledWriter
+from tests.pg import OwnServer, SpooledWriter
 from tests.unit.test_ledger import record
 
 from modelyard.ledger.forward import Forwarder
@@ -121,3 +121,34 @@ def test_the_spools_own_triggers_and_outbox_are_put_back_and_nothing_is_left_beh
         assert health.lost == 0 and health.held == 0 and health.dropped == 0, health
     finally:
         spooled.close()
+
+
+def test_a_commit_held_for_synchronous_replication_is_said_as_that(tmp_path: Path) -> None:
+    """``synchronous_standby_names`` naming a standby that is down or gone (a failed replica, a setting left after
+    one was retired) holds every commit until it confirms — for ever (https://www.postgresql.org/docs/current/
+    warm-standby.html#SYNCHRONOUS-REPLICATION: "If the standby crashes, the primary … waits"). The forwarder's watchdog
+    cut the step and said 'no answer … for 21s', then 'the connection is closed': a network fault, with nothing about
+    the setting. Now it asks the server what the session waits on and says it; the rows go once the setting is
+    emptied. A throwaway server of the test's own (the setting is the cluster's)."""
+    server = OwnServer()
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, server.url, lock_timeout=2.0, stuck_after=3.0)
+    try:
+        write(path, [record(0)])
+        assert forwarder.flush(15)
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'replica1'")
+            admin.execute("SELECT pg_reload_conf()")
+        write(path, [record(1)])
+        health = poll(lambda: (h := forwarder.health()).failures >= 1 and h, timeout=30)
+        assert health and health.degraded, forwarder.health()
+        # before: "LogUnavailable: … the connection is closed"
+        assert "waits for synchronous replication" in (health.last_error or ""), health
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            admin.execute("SELECT pg_reload_conf()")
+        assert forwarder.flush(30), forwarder.health()
+        assert pg_ids(server.url) == ["req000000", "req000001"]
+    finally:
+        forwarder.close()
+        server.close()

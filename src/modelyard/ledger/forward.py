@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.config import dburl
-from modelyard.ledger import marks, presence
+from modelyard.ledger import marks, pg_watch, presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
@@ -114,6 +114,20 @@ _SPOOL_PARTS = ("SELECT COUNT(*) FROM sqlite_master WHERE (type = 'trigger' AND 
 SPOOL_WHOLE = 5
 #: seconds between two looks at the spool's parts (:meth:`Forwarder._mend`): one query on ``sqlite_master``
 MEND_EVERY = 1.0
+
+
+def stuck_because(finding: pg_watch.Finding) -> str:
+    """What the server says of a forwarder's step that has had no answer for ``stuck_after``, for the line that cuts
+    it: a commit waiting for synchronous replication (``synchronous_standby_names`` naming a standby that is down or
+    gone) hangs until one confirms it, and looked like a network fault ('no answer … the connection is closed')."""
+    if finding.verdict is pg_watch.Verdict.WORKING and finding.wait_event == "SyncRep":
+        return (f" — the server says its session (pid {finding.pid}) waits for synchronous replication: the rows are "
+                "committed there but held until a standby named in synchronous_standby_names confirms them, and none "
+                "does; bring that standby back, or empty the setting (ALTER SYSTEM RESET synchronous_standby_names; "
+                "SELECT pg_reload_conf())")
+    if finding.verdict is pg_watch.Verdict.WORKING and finding.wait_event:
+        return f" — the server says its session (pid {finding.pid}) is waiting on {finding.wait_event}"
+    return f" — {finding.said()}"
 
 
 def enable_spool(conn: sqlite3.Connection) -> bool:
@@ -415,6 +429,8 @@ class Forwarder:
         self.discarded = 0
         self._discarded_logged = 0.0
         self._mended_at = 0.0
+        #: what the watchdog found when it cut a stuck step (said as that step's failure)
+        self._stuck = ""
         self._conn = self._open_spool()  # migrated: _outbox exists
         self._spool = SameFile(self.path)
         self._ahead = WriteAhead(self.path)
@@ -531,6 +547,7 @@ class Forwarder:
             if time.monotonic() >= self._next_try:
                 self._step_since = time.monotonic()
                 self._aborted = False
+                self._stuck = ""
                 held = self._pg
                 try:
                     try:
@@ -584,8 +601,11 @@ class Forwarder:
                                   "LEFT JOIN requests r ON r.id = o.request_id")
                 self._backlog = (rows[0][0], rows[0][1])
             if pg is not None and time.monotonic() - since >= self.stuck_after:
-                log.warning("routing log: no answer from %s for %.0fs: dropping the connection and trying again",
-                            self.target, time.monotonic() - since)
+                waited = time.monotonic() - since
+                why = stuck_because(pg_watch.probe(self.url, pg.pid, None))
+                log.warning("routing log: no answer from %s for %.0fs%s: dropping the connection and trying again",
+                            self.target, waited, why)
+                self._stuck = f"no answer for {waited:.0f}s{why}"
                 self._aborted = True
                 pg.abort()
 
@@ -886,6 +906,8 @@ class Forwarder:
         from modelyard.ledger.pg import hint
 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # not psycopg's LINE 1: … ^ lines
+        if self._aborted and self._stuck:  # the watchdog cut it: what the server said of it, not 'connection closed'
+            first = self._stuck
         self.last_error = dburl.scrub(f"{type(exc).__name__}: {first}{hint(exc)}", self.url)[:500]
         self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
         if now - self._last_logged >= _LOG_EVERY:

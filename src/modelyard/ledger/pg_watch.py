@@ -21,6 +21,7 @@ The pid is still asked for: a session the role may not look into (``<insufficien
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class Finding:
     #: how long the probe took, in seconds (said in the log; the report's figure)
     took: float
     detail: str = ""
+    #: what the session waits on (pg_stat_activity.wait_event: ``SyncRep``, ``relation``, ``ClientRead``…), if anything
+    wait_event: str = ""
 
     def said(self) -> str:
         """The finding, for the message that ends the read."""
@@ -80,10 +83,15 @@ def tag(connection: str, statement: int) -> str:
     return f"/* {MARK}{connection}-{statement} */ "
 
 
-def probe(url: str, pid: int, mark: str) -> Finding:
+#: a text no query holds (random per process): the probe of an untagged statement finds its session by pid alone
+_NO_MARK = f"{MARK}untagged-{os.urandom(8).hex()}"
+
+
+def probe(url: str, pid: int, mark: str | None) -> Finding:
     """Ask the server, over a new connection bounded by :data:`PROBE_CONNECT` + :data:`PROBE_BOUND`, what the
     session whose query holds ``mark`` (the statement's :func:`tag`) is doing — or, none holding it, backend ``pid``
     (libpq's; behind a pooler none of the server's). Never raises: a failure to ask is :attr:`Verdict.UNREACHABLE`.
+    ``mark`` None: backend ``pid`` alone is asked about (a statement that carries no tag: the forwarder's).
 
     The mark is a bound parameter: the probe's own text (``$1``) never holds it."""
     import psycopg
@@ -101,7 +109,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
         row = conn.execute(
             "SELECT pid, state, wait_event, strpos(query, %(mark)s) > 0 AS ours FROM pg_stat_activity "
             "WHERE (strpos(query, %(mark)s) > 0 OR pid = %(pid)s) AND pid <> pg_backend_pid() "
-            "ORDER BY ours DESC LIMIT 1", {"mark": mark.strip(), "pid": pid}).fetchone()
+            "ORDER BY ours DESC LIMIT 1", {"mark": mark.strip() if mark else _NO_MARK, "pid": pid}).fetchone()
     except psycopg.Error as exc:
         return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
     finally:
@@ -111,6 +119,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
     if row is None:
         return Finding(Verdict.GONE, pid, took)
     pid, state, wait_event, ours = row
+    ours = ours if mark else True
     if state is None:  # a session of another role: its query and state are hidden
         return Finding(Verdict.UNKNOWN, pid, took)
     if not ours:  # libpq's pid, running something else (or nothing): the statement never arrived there
@@ -119,7 +128,7 @@ def probe(url: str, pid: int, mark: str) -> Finding:
         return Finding(Verdict.IDLE, pid, took, f" ({state})")
     if wait_event == "ClientWrite":
         return Finding(Verdict.SENDING, pid, took)
-    return Finding(Verdict.WORKING, pid, took)
+    return Finding(Verdict.WORKING, pid, took, wait_event=wait_event or "")
 
 
 def shut_down(conn: object) -> None:
