@@ -6,8 +6,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from modelyard.ledger import connect, held
 from modelyard.ledger.writer import _INSERT_REQUEST, REQUEST_COLUMNS
@@ -78,3 +82,32 @@ def test_a_file_another_process_is_writing_is_left_to_it(tmp_path: Path) -> None
     finally:
         conn.close()
     assert ids(path) == ["a"] and not kept.exists()
+
+
+def test_a_log_directory_others_may_write_keeps_them_beside_it_past_a_private_tmp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log directory made under umask 002 (Debian's and Ubuntu's default for people: user-private groups) is
+    group-writable, so held rows went to the temp directory — which systemd's ``PrivateTmp=yes`` gives a service of
+    its own and removes at stop (systemd.exec(5), since systemd commit c17ec25e: "All temporary data created by service
+    will be removed after service is stopped"), and a boot empties:
+    the rows kept for the next start were gone by then. Now they go to a directory of this user's own beside the
+    log, nobody else may write."""
+    shared = tmp_path / "data"
+    shared.mkdir()
+    shared.chmod(0o775)  # umask 002
+    path = shared / "log.db"
+    connect(path).close()
+    service_tmp = tmp_path / "private-tmp-1"
+    service_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(service_tmp))
+    kept = held.save(path, [request("a"), request("b")])
+    assert kept is not None and kept.stat().st_mode & 0o077 == 0
+    shutil.rmtree(service_tmp)  # the service stopped: its /tmp goes
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the next start has another
+    conn = connect(path)
+    try:
+        assert held.load(conn, path) == 2  # before: 0 — they were in the removed /tmp
+    finally:
+        conn.close()
+    assert ids(path) == ["a", "b"]
+    assert kept.parent == shared / f".modelyard-held-{os.getuid()}" and kept.parent.stat().st_mode & 0o777 == 0o700

@@ -3,8 +3,9 @@ the busy timeout — kept in a file and written at the next start, instead of go
 
 Before, they were counted as lost: a restart (a deploy, ``systemctl restart``, Ctrl-C) during a full disk dropped
 every row held since the disk filled (up to ``max_queue``). The file goes beside the log (``<log>.held-<pid>-<n>``)
-when that directory takes it, else into a directory of this user's own under the temp directory (a full disk often
-spares /tmp, a tmpfs). Only files this user owns, in a directory nobody else may write, are read back: they hold the
+when that directory takes it, else into a directory of this user's own beside it (``.modelyard-held-<uid>``: the log's
+directory may be writable by others), else into one under the temp directory (a full disk often spares /tmp, a
+tmpfs). Only files this user owns, in a directory nobody else may write, are read back: they hold the
 ``INSERT`` statements the writer runs.
 """
 
@@ -41,9 +42,18 @@ def _ours(directory: Path) -> bool:
 
 
 def _places(path: Path) -> list[tuple[Path, str]]:
-    """(directory, file-name prefix) where ``path``'s held rows may be: beside it, then this user's private dir."""
+    """(directory, file-name prefix) where ``path``'s held rows may be: beside it, else in a directory of this user's
+    own beside it, then this user's private dir under the temp directory.
+
+    The one beside it is for a log directory others may write — every directory made under umask 002 (the user's
+    own group: Debian's and Ubuntu's default for people) is: the temp directory is emptied at boot, and a service with
+    systemd's ``PrivateTmp=yes`` has a /tmp of its own removed at stop — the very restart these files are for (rows
+    refused by a file locked, a table gone or renamed: states that last). A full disk refuses both places beside
+    the log, and the temp directory is still tried."""
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
-    return [(path.parent, f"{path.name}.held-"), (_private_dir(), f"{key}-")]
+    own = path.parent / f".modelyard-held-{os.getuid()}"
+    beside = [] if own.is_symlink() else [(own, f"{path.name}.held-")]
+    return [(path.parent, f"{path.name}.held-"), *beside, (_private_dir(), f"{key}-")]
 
 
 def _trusted(file: Path) -> bool:
