@@ -745,6 +745,11 @@ class RedisLink:
         self.down_since = time.monotonic()
         self.down_reason = reason
         if not self._looking:
+            if reason.startswith("no answer within") and "over TLS" not in reason:
+                # a one-shot `ask` on a loaded 2-core machine said this of a Redis that `models` had just found
+                # reachable: the answer was late, or this process too busy to read it in time (newcomer5's walk)
+                reason += (" — Redis hung or slow, or this process too busy to read the answer in time; on a busy "
+                           "machine raise state.timeout")
             log.warning("shared state %s unreachable (%s): models fall back to this process's share (%s)",
                         self.settings.shown_url, reason, self.settings.on_outage.value)
         for state in self.states.values():
