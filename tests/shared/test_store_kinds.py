@@ -30,7 +30,7 @@ from modelyard.config.schema import Cooldown, SpendCap
 from modelyard.errors import Reason
 from modelyard.router.shared import log_places, lua, namespaces
 from modelyard.router.shared import spend as shared_spend
-from modelyard.router.shared.link import RedisLink, read_server_id, refused, scripts_refused
+from modelyard.router.shared.link import RedisLink, StoreFault, read_server_id, refused, scripts_refused
 from modelyard.router.shared.state import RedisState
 from modelyard.router.spend import SpendCaps
 from tests.shared.redis_kit import PrivateRedis, free_port, short_lease, until
@@ -156,8 +156,11 @@ def test_no_script_reads_a_global_that_lua_5_4_lacks() -> None:
     assert bare == []
 
 
-async def _through_a_server_without_hello(url: str) -> list[str]:
-    settings = short_lease(url=url, prefix="old", lease=1.5, refresh=0.2, timeout=0.5)
+async def _hand_over(url: str, prefix: str = "modelyard") -> tuple[int, str, bool]:
+    """A slot taken, a waiter queued, the slot handed over to it (RELEASE publishes the grant on the channel this
+    process listens to), the lease keeper's renewal: how many calls failed, the link's detail, whether the keeper
+    renewed something."""
+    settings = short_lease(url=url, prefix=prefix, lease=1.5, refresh=0.2, timeout=0.5)
     assert await refused(settings) is None and await scripts_refused(settings) is None
     link = RedisLink(settings)
     state = RedisState("cloud", 1, Cooldown(), link)
@@ -165,13 +168,21 @@ async def _through_a_server_without_hello(url: str) -> list[str]:
     waiter = asyncio.create_task(state.acquire(5))
     await asyncio.sleep(0.3)
     await state.release()
-    await waiter  # handed over: the grant came on the channel this process subscribed to
-    assert link.keeper is not None and await asyncio.to_thread(link.keeper.keep) is True
+    await waiter
+    assert link.keeper is not None
+    kept = await asyncio.to_thread(link.keeper.keep)
     await state.release()
-    status = link.status()
+    await asyncio.sleep(0.5)  # a few heartbeats and views
+    errors, detail = link.errors, link.status().detail
     await link.aclose()
-    places = await log_places.read(settings)
-    return [status.detail, str(await read_server_id(settings)), str(places)]
+    return errors, detail, kept
+
+
+async def _through_a_server_without_hello(url: str) -> list[str]:
+    _, detail, kept = await _hand_over(url, "old")
+    assert kept
+    settings = short_lease(url=url, prefix="old", lease=1.5, refresh=0.2, timeout=0.5)
+    return [detail, str(await read_server_id(settings)), str(await log_places.read(settings))]
 
 
 def test_a_server_without_hello_holds_the_limits(tmp_path: Path) -> None:
@@ -250,4 +261,36 @@ def test_serve_behind_twemproxy_stops_at_start_saying_so(tmp_path: Path) -> None
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "answers PING but closes the connection" in done.stderr and "twemproxy" in done.stderr, done.stderr
     assert "point state.url at the Redis server itself" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout
+
+
+def test_an_acl_user_made_as_the_refusal_says_holds_the_limits(tmp_path: Path) -> None:
+    """The refusal's own example, run as written on a new ACL user (redis.io, docs/management/security/acl: a new user
+    has no command, no key and — ``acl-pubsub-default resetchannels``, Redis 7's default — no channel). Before, it
+    read ``ACL SETUSER <user> +@scripting ~modelyard:*``: such a user could not PING (``serve`` then said Redis
+    "refused the credentials", though the password was right), its scripts could not run the commands inside them, and
+    with ``+@all`` added every hand-over of a slot failed at its PUBLISH — the link down each time."""
+    rules = StoreFault.NOPERM.value.split("ACL SETUSER <user> ", 1)[1].split()
+    with PrivateRedis(tmp_path) as server:
+        with redis.Redis(port=server.port, protocol=2) as admin:
+            admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", *rules)
+        errors, detail, _ = asyncio.run(_hand_over(f"redis://app:pw@127.0.0.1:{server.port}/0"))
+    assert errors == 0 and detail.startswith("reachable"), detail
+
+
+def test_serve_with_a_user_without_the_grant_channel_stops_at_start(tmp_path: Path) -> None:
+    """Every command and key granted, no channel (what Redis 7 gives a user unless ``&`` says otherwise): before,
+    ``serve`` started, and every hand-over of a slot to a waiter failed midway at its PUBLISH ("The user executing the
+    script can't publish to the channel mentioned in the command") — the link down, every model to its outage share,
+    the waiter woken by the next heartbeat only, and no word of which grant was missing. Now it stops at start (exit
+    2) naming the channel's rule."""
+    from tests.shared.test_state_credentials import _config, _run
+
+    with PrivateRedis(tmp_path) as server:
+        with redis.Redis(port=server.port, protocol=2) as admin:
+            admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all")
+        config = _config(tmp_path, f"redis://app:pw@127.0.0.1:{server.port}/0")
+        done = _run("--config", str(config), "serve", "--port", str(free_port()))
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "can't publish to the channel" in done.stderr and "&modelyard:*" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout

@@ -83,13 +83,21 @@ CREDENTIALS_HINT = ("write the password Redis requires in the state URL, redis:/
                     "user: redis://USER:PASSWORD@HOST:6379/0), in the config's state: or in MODELYARD_STATE")
 
 
+#: what a Redis ACL user needs for the default prefix (``modelyard``): the scripts and the commands they run (sorted
+#: sets, hashes, TIME, PUBLISH), PING and the grant channel's SUBSCRIBE, INFO (the server's identity, a restart), SELECT
+#: for a database past 0; CONFIG GET (eviction) and the namespaces' registry in database 0 are read where allowed
+ACL_RULES = "+@scripting +@read +@write +@pubsub +@connection +info +time ~modelyard:* &modelyard:*"
+
+
 class StoreFault(Enum):
     """The refusals a reachable Redis gives that need someone to act, each with what it means and what to do."""
 
     CLUSTER = ("this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas and Sentinel if "
                "you like); Redis Cluster is not supported")
     NOPERM = ("the Redis user may not run it (ACL): modelyard's slots are Lua scripts — grant +@scripting (EVAL, "
-              "EVALSHA) and the keys of state.prefix (~PREFIX:*), e.g. ACL SETUSER <user> +@scripting ~modelyard:*")
+              "EVALSHA), the commands the scripts run, the keys of state.prefix (~PREFIX:*) and its channels "
+              "(&PREFIX:*: the grants are published there, and Redis 7 gives a new user no channel), e.g. "
+              f"ACL SETUSER <user> {ACL_RULES}")
     MISCONF = ("Redis cannot write its RDB snapshot and so refuses every write (stop-writes-on-bgsave-error): see the "
                "Redis log (a full disk, a directory it may not write)")
     LOADING = "Redis is loading its data set after a restart; it answers once loaded"
@@ -122,7 +130,8 @@ class StoreFault(Enum):
 
 
 _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]]] = [
-    (StoreFault.NOPERM, (), ("permissions to run", "permissions to access", "NOPERM", "can't run this command")),
+    (StoreFault.NOPERM, (), ("permissions to run", "permissions to access", "NOPERM", "can't run this command",
+                             "can't publish to the channel")),  # a script's PUBLISH to a channel the ACL withholds
     (StoreFault.MISCONF, (), ("MISCONF",)),
     # a Sentinel's reply to the commands only a data server has (Redis 7: "ERR unknown command 'evalsha', with args…")
     (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
@@ -164,6 +173,8 @@ async def refused(settings: StateConfig) -> str | None:
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.ping()
+    except NoPermissionError:  # the password is right, PING is not granted: scripts_refused says what to grant
+        return None
     except _REFUSED as exc:
         return f"{type(exc).__name__}: {exc}"
     except (TimeoutError, RedisError, OSError):
@@ -173,16 +184,26 @@ async def refused(settings: StateConfig) -> str | None:
     return None
 
 
+def grant_channel(prefix: str) -> str:
+    """The pub/sub channel a prefix's grants are published on (one per prefix, whatever the number of waiters)."""
+    return f"{prefix}:grants"
+
+
 async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | None:
-    """One trivial script: why, when the Redis user may not run scripts (an ACL without EVAL/EVALSHA) or the server
-    runs none (a Sentinel's port), else None (also when Redis cannot be reached, or refuses the password:
-    :func:`refused` says that). Every slot is a script: such a process gave no model a slot, for as long as it ran."""
+    """One trivial script that publishes nothing on the grant channel: why, when the Redis user may not run scripts (an
+    ACL without EVAL/EVALSHA) or publish there (Redis 7 gives a new ACL user no channel: ``acl-pubsub-default
+    resetchannels``), or the server runs none (a Sentinel's port), else None (also when Redis cannot be reached, or
+    refuses the password: :func:`refused` says that). Every slot is a script: without scripts a process gave no model
+    a slot, for as long as it ran; without the channel, every hand-over of a slot to a waiter failed midway (the link
+    down each time, the waiter woken only by the next heartbeat)."""
     client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
                             socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
                             health_check_interval=0)
     try:
         async with asyncio.timeout(2 * settings.timeout):
-            await client.eval("return 1", 0)
+            await client.ping()  # the grant listener's keep-alive
+            # an empty message: a listener's dispatch finds no token in it
+            await client.eval("return redis.call('PUBLISH', ARGV[1], '')", 0, grant_channel(settings.prefix))
     except DroppedConnection as exc:  # closed on us: a proxy that passes none of it answers a bare PING all the same
         if await _speaks_resp(settings):
             return StoreFault.PROXY, f"{type(exc).__name__}: {exc}"
@@ -313,7 +334,7 @@ class RedisLink:
     def __init__(self, settings: StateConfig, clock: Clock | None = None):
         self.settings = settings
         self.prefix = settings.prefix
-        self.channel = f"{settings.prefix}:grants"
+        self.channel = grant_channel(settings.prefix)
         #: None: Redis's own clock (TIME) — the right one across hosts; tests may pass a manual clock
         self.clock = clock
         self.lease_ms = settings.lease * 1000
