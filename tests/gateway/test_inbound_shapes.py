@@ -246,3 +246,14 @@ def test_a_path_nothing_like_a_served_one_is_not_given_a_guess(gateway):
     """Guard (passes on the old code too): Ollama's /api/pull is no slip for /api/show or /api/chat."""
     r = httpx.post(gateway.url + "/api/pull", json={"model": "coder"}, timeout=15)
     assert r.status_code == 404 and "did you mean" not in r.json()["error"]
+
+
+def test_a_truncated_zstd_body_says_it_is_cut(gateway):
+    """A zstd body cut short (a client killed mid-upload behind a proxy that closed the body cleanly; RFC 8878 §3.1.1:
+    a frame ends with its last block, flagged Last_Block) was decoded to what its first blocks held — nothing, or
+    half a JSON text — and answered 'not a JSON object', as if the client had sent bad JSON: gzip's says 'truncated'."""
+    raw = json.dumps({**BODY, "messages": [{"role": "user", "content": "hello " * 2000}]}).encode()
+    packed = zstd.compress(raw)
+    for cut in (packed[:len(packed) // 2], packed[:-3]):
+        r = _post(gateway, "/v1/chat/completions", cut, "zstd")
+        assert r.status_code == 400 and "truncated zstd" in r.json()["error"]["message"], r.text

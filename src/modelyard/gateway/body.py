@@ -154,7 +154,11 @@ def _zstd(body: bytes, most: int) -> bytes:
     if zstd is None:  # a dependency; a copy installed without it still says what to do
         raise BadRequest("Content-Encoding 'zstd' needs the backports.zstd package here (pip install backports.zstd); "
                          "or send the body as it is, or gzip it", None)
+    decoder = zstd.ZstdDecompressor()
     try:
-        return bytes(zstd.ZstdDecompressor().decompress(body, most))
+        out = bytes(decoder.decompress(body, most))
     except zstd.ZstdError as exc:
         raise BadRequest(f"the request body is not valid zstd ({exc})", None) from None
+    if not decoder.eof and decoder.needs_input:  # the frame's last block never came: a body cut short
+        raise BadRequest("the request body is a truncated zstd stream", None)  # (was 'not a JSON object')
+    return out
