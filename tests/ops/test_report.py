@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import time
 import warnings
 from collections.abc import Iterator
@@ -237,6 +238,22 @@ def test_days_period_prorates_local_cost(tmp_path: Path, log_backend: LogBackend
                      days_period(3, now=MARCH + 86400))
     assert r.totals.requests == 61
     assert r.local_cost_usd == pytest.approx(0.10 * 3 / 31)  # 3 days of March (UTC calendar months)
+
+
+def test_a_short_periods_share_of_the_month_is_not_printed_as_zero(tmp_path: Path, log_backend: LogBackend) -> None:
+    """A newcomer's first `report`, on the 1st of the month, read "local (electricity + hardware × 0.00 month)" —
+    as if no local cost were counted — beside a local cost that was not zero; `--days 1` likewise (1/31 of a
+    month said "0.03"). The share is said with its significant digits."""
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    now = time.time()
+    writer.submit(served("chat", now - 60, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 1000))
+    writer.close()
+    out = CliRunner().invoke(app, ["report", "--config", str(config_file(tmp_path, log_backend)), "--days", "0.05"],
+                             env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    said = re.search(r"local \(electricity \+ hardware × ([0-9.]+) month\)", out.output)
+    assert said is not None, out.output
+    assert said.group(1) in {"0.0016", "0.0017", "0.0018"}, said.group(0)  # 0.05 days of a 31…28-day month
 
 
 def test_cli_table_json_and_charts(tmp_path: Path, log_backend: LogBackend) -> None:

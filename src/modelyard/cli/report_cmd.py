@@ -102,7 +102,9 @@ def print_report(report: Report, config: Config) -> None:
     costs = report.costs
     cost.add_row("cloud API spend" + (" (at least: price unknown for some)" if costs.unpriced else ""),
                  costs.spend_text(), "")
-    cost.add_row(f"local (electricity + hardware × {report.period.months:.2f} month)", costs.local_text(), "")
+    months = report.period.months  # a report on the 1st, or --days 1, is 0.003-0.03 of a month: not "× 0.00"
+    cost.add_row(f"local (electricity + hardware × {months:.2f} month)" if months >= 0.1 else
+                 f"local (electricity + hardware × {months:.2g} month)", costs.local_text(), "")
     cost.add_row("total", costs.total_text(), "", style="bold")
     for c in report.counterfactuals:
         cost.add_row(f"all-cloud on {c.model} (${c.input_usd_per_m:g}/${c.output_usd_per_m:g} per M)",
