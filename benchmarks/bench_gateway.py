@@ -80,8 +80,9 @@ def run_backend(port: int, keep_alive: int = 5) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": sse_headers if stream else json_headers})
         await send({"type": "http.response.body", "body": sse if stream else whole})
 
+    # asyncio's loop, as in every earlier run: uvicorn's "auto" picks uvloop wherever it is installed
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, lifespan="off",
-                timeout_keep_alive=keep_alive)
+                timeout_keep_alive=keep_alive, loop="asyncio")
 
 
 # -- an in-process instant provider, served by the real gateway app ----------------------------
@@ -371,7 +372,8 @@ def main() -> None:
                                    {"chat": {"primary": "local"}})
                 gw_model = free_port()
                 procs.append(spawn(serve_cmd(cfg, gw_model), gw_model))
-                # asyncio, not uvloop: the in-process llama.cpp provider is ~8x slower under uvloop
+                # asyncio, as the earlier runs (an ~8x slowdown of the in-process llama.cpp provider under uvloop,
+                # measured 2026-11-25, was not reproduced on 2026-12-01: benchmarks/README.md, issue #15)
                 for line in asyncio.run(streaming_figures(gw_model, runs, max_tokens)):
                     print(line)
         finally:

@@ -1,7 +1,7 @@
 """Gateway hot path (issue #15): ``modelyard serve`` beside the floor of any Python proxy, in one run.
 
     .venv/bin/python benchmarks/bench_gateway_hotpath.py [--quick] [--rounds 5] [--litellm PATH]
-                                                         [--compare NAME=SRC_DIR ...]
+                                                         [--compare NAME=SRC_DIR ...] [--floor-uvloop [PATH]]
 
 Side by side, each its own process on loopback, all called by the same aiohttp client:
 
@@ -15,7 +15,11 @@ Side by side, each its own process on loopback, all called by the same aiohttp c
   or ``litellm`` is on PATH (install it in a venv of its own: ``pip install 'litellm[proxy]'``);
   otherwise the row says it was not measured;
 - ``--compare NAME=SRC_DIR``: another ``modelyard serve`` from another checkout's ``src``
-  (e.g. ``main=/work/main/src``), for a before/after in the same run.
+  (e.g. ``main=/work/main/src``), for a before/after in the same run;
+- ``--floor-uvloop [PATH]``: the floor a second time, on uvloop's loop (uvloop from PATH, a
+  ``pip install --target`` directory, if it is not installed): what the loop alone gives the same minimal
+  proxy, beside a ``--compare`` checkout that runs ``serve`` on uvloop (benchmarks/tried/hot30-uvloop.patch).
+  The ratios stay to the floor on asyncio (issue #15's).
 
 Per round, every target gets a latency block at concurrency 1 (sequential requests on one
 keep-alive connection) and then a throughput block at concurrency 50; the rounds interleave
@@ -58,8 +62,8 @@ HEADERS = {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
 # -- the floor: a minimal aiohttp reverse proxy ----------------------------------------------------
 
 
-def run_floor(port: int, backend: int) -> None:
-    """Pass each request's body to the backend and its answer back: nothing else."""
+def run_floor(port: int, backend: int, on_uvloop: bool = False) -> None:
+    """Pass each request's body to the backend and its answer back: nothing else. ``on_uvloop``: on uvloop's loop."""
     from aiohttp import web
 
     upstream = f"http://{HOST}:{backend}/v1/chat/completions"
@@ -81,7 +85,12 @@ def run_floor(port: int, backend: int) -> None:
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     app.router.add_post("/v1/chat/completions", proxy)
-    web.run_app(app, host=HOST, port=port, access_log=None, print=None)
+    loop = None
+    if on_uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host=HOST, port=port, access_log=None, print=None, loop=loop)
 
 
 # -- LiteLLM -----------------------------------------------------------------------------------------
@@ -261,13 +270,16 @@ def main() -> None:
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM even if it is installed")
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=SRC_DIR",
                         help="also run modelyard serve from another checkout's src directory")
+    parser.add_argument("--floor-uvloop", nargs="?", const="", metavar="PATH",
+                        help="also run the floor on uvloop's loop (uvloop from PATH, else where python finds it)")
     parser.add_argument("--backend", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--uv", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.backend:
         return run_backend(args.backend, keep_alive=300)  # idle pooled connections are never closed under us
     if args.floor:
-        return run_floor(*args.floor)
+        return run_floor(args.floor[0], args.floor[1], on_uvloop=args.uv)
     rounds = args.rounds or (3 if args.quick else 5)
     n, seconds = (300, 1.5) if args.quick else (1000, 3.0)
 
@@ -288,6 +300,10 @@ def main() -> None:
             start("backend", [PY, __file__, "--backend", str(backend)], backend)
             floor = free_port()
             start("floor", [PY, __file__, "--floor", str(floor), str(backend)], floor)
+            if args.floor_uvloop is not None:  # only this process sees that path: the backend stays on asyncio
+                port = free_port()
+                start("floor-uv", [PY, __file__, "--floor", str(port), str(backend), "--uv"], port,
+                      {"PYTHONPATH": args.floor_uvloop} if args.floor_uvloop else None)
             checkouts = {"serve": str(ROOT / "src"), **dict(c.split("=", 1) for c in args.compare)}
             for name, src in checkouts.items():
                 home = Path(tmp) / name  # a config, routing log and data directory of its own per serve

@@ -56,10 +56,10 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
         announce(line)
     tune_gc()
     raise_open_files()
-    # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: measured here, the
-    # in-process llama.cpp provider streams ~8x slower under uvloop (3 vs 23 tokens/s), and a local model is
-    # what most requests go to; and against an instant backend uvloop saved no CPU measurable on this machine
-    # (benchmarks/README.md, issue #15).
+    # asyncio's selector loop (less bookkeeping per request: gateway/loop.py), not uvloop: against an instant backend
+    # uvloop (with this loop's savings kept) cost 1-3% less CPU per request at 50 clients and no req/s measurable
+    # (2026-12-01; benchmarks/tried/hot30-uvloop.patch). The ~8x slower llama.cpp streaming under uvloop measured on
+    # 2026-11-25 was not reproduced then (uvloop 0.23, llama-cpp-python 0.3.36) (benchmarks/README.md, issue #15).
     # httptools, not h11: 15% less CPU per request; OneWriteProtocol (gateway/transport.py) sends a
     # response's head with its body in one write (issue #15).
     # Keep-alive longer than clients keep idle connections (aiohttp 15 s, httpx 5 s): with uvicorn's 5 s,
