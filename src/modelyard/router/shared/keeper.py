@@ -39,15 +39,27 @@ log = logging.getLogger("modelyard.state")
 KEEP_AT_MOST_S = 60.0
 
 
+def late_after(heartbeat: float, tick: float, timeout: float) -> float:
+    """How old the loop's last renewal may be before the keeper takes the loop for stalled: a loop on schedule renews
+    up to a ``tick`` after its heartbeat is due (it looks once a tick), by a call of up to ``timeout`` — ``late`` was
+    ``1.1 × heartbeat``, under that: a loop busy in 30 ms slices (a loaded gateway; no single block longer) was said to
+    have "stalled 4.2s" and renewed from here. Never so late that the keeper's own renewal (a wake, ``every``, and a
+    call, ``timeout``, and a ``timeout`` to spare) would come after the lease ran out (``2 × heartbeat``); with the
+    defaults there is room for both (4.33 s, renewed by 5.25 s of 6.67 s)."""
+    on_schedule = heartbeat + tick + timeout
+    last_safe = 2 * heartbeat - heartbeat / 8 - 2 * timeout
+    return max(heartbeat * 1.1, min(on_schedule, last_safe))
+
+
 class LeaseKeeper:
     """One daemon thread per link, started with its background tasks, stopped by :meth:`stop` (or when the link is
     closing, or its loop stopped: a process that died in a test keeps no slot)."""
 
     def __init__(self, link: RedisLink):
         self.link = link
-        #: wake this often; renew once the loop's last renewal is older than ``late`` (well before ``2·lease/3``)
+        #: wake this often; renew once the loop's last renewal is older than ``late``
         self.every = link.heartbeat / 8
-        self.late = link.heartbeat * 1.1
+        self.late = late_after(link.heartbeat, link.tick, link.settings.timeout)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelyard-lease-keeper", daemon=True)
         self._client: redis.Redis | None = None
