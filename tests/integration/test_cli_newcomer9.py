@@ -65,3 +65,19 @@ def test_a_dash_or_blank_prompt_as_before(config: Path, words: list[str]) -> Non
         assert said.returncode == 0 and said.stdout.strip() == "Local answer.", said.stderr
     else:
         assert said.returncode == 2 and "error: the prompt is empty\n" in said.stderr
+
+
+def test_chat_in_a_config_without_an_orchestrator_names_the_agent_it_talks_to(tmp_path: Path) -> None:
+    """A config of one agent and no orchestrator (as a newcomer writes first) sends every turn to its default agent,
+    and chat said "talking to auto (orchestrator)" with an "auto>" prompt. It names the agent now."""
+    with OllamaServer(models=["llama3.2:3b"], reply_text="Local answer.") as server:
+        config = tmp_path / "mini.yaml"
+        config.write_text(f"models:\n  llama: {{provider: ollama, model: 'llama3.2:3b', endpoint: '{server.url}'}}\n"
+                          f"agents:\n  helper: {{primary: llama}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        env = {**os.environ, "COLUMNS": "200"}
+        said = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "chat"], input="hi\n",
+                              capture_output=True, text=True, timeout=60, env=env)
+    assert said.returncode == 0, said.stderr
+    assert "talking to helper (this config has no orchestrator: the default agent)" in said.stdout, said.stdout
+    assert "helper> Local answer." in said.stdout and "auto" not in said.stdout, said.stdout
+    assert "helper → llama" in said.stderr

@@ -25,7 +25,7 @@ import typer
 from rich.markup import escape
 
 from modelyard.agents.encoder import foreign_message, multilingual_loaded
-from modelyard.agents.topology import HandoffPurpose
+from modelyard.agents.topology import HandoffPurpose, orchestrator_name
 from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
@@ -159,6 +159,13 @@ def _terminal_says_it() -> None:
     logging.getLogger(session_module.__name__).setLevel(logging.ERROR)
 
 
+def _unaddressed(runtime: Runtime) -> str:
+    """Who takes a turn that names no agent: the orchestrator's pick, or — in a config without an orchestrator —
+    the default agent (agents/turn.py). chat said "talking to auto (orchestrator)" and prompted "auto>" in a config
+    that has none (newcomer5's walk)."""
+    return ROUTED if orchestrator_name(runtime.config) is not None else runtime.config.first_agent
+
+
 def _typed_at_a_terminal() -> bool:
     """Standard input is a person at a terminal (or absent), not text piped in."""
     return sys.stdin is None or sys.stdin.isatty()
@@ -228,7 +235,7 @@ def ask(
 
     async def go() -> int:
         records: list[RequestRecord] = []
-        text = TerminalText(show=not as_json, waiting_for=name or ROUTED, message=prompt)
+        text = TerminalText(show=not as_json, waiting_for=name or _unaddressed(runtime), message=prompt)
         try:
             # --json shows nothing until the end, so the answer is buffered: a model that breaks off mid-answer
             # falls back to the chain's next one (streamed, it could not: the request ended interrupted, exit 1)
@@ -352,8 +359,11 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
     session = Session(runtime, store, "cli", "default", history_tokens=CHAT_HISTORY_TOKENS,
                       agent=_agent_or_exit(runtime, agent), remember_agent=False)
 
+    routed = _unaddressed(runtime)
+
     async def go() -> None:
-        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{session.agent or 'auto (orchestrator)'}[/]. "
+        unrouted = "" if session.agent or routed == ROUTED else " (this config has no orchestrator: the default agent)"
+        console.print(f"[bold]modelyard chat[/] — talking to [cyan]{session.agent or routed}[/]{unrouted}. "
                       "/agent NAME to switch, /quit to leave.", highlight=False)
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
@@ -364,7 +374,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
         try:
             while True:
                 try:
-                    line = (await reader.read(f"[bold cyan]{session.agent or AUTO}>[/] ")).strip()
+                    line = (await reader.read(f"[bold cyan]{session.agent or routed.split()[0]}>[/] ")).strip()
                 except EOFError:  # Ctrl-D: the shell's prompt on a line of its own, not after 'chat> '
                     console.print()
                     break
@@ -382,7 +392,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     line = unanswered
                 elif await _command(session, runtime, line):
                     continue
-                text = TerminalText(waiting_for=session.agent or ROUTED, message=line)
+                text = TerminalText(waiting_for=session.agent or routed, message=line)
                 try:
                     reply = await session.turn(line, on_text=text)
                 except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line
