@@ -189,3 +189,32 @@ async def test_a_request_after_a_forward_not_waited_for_still_joins_it_and_is_wa
         assert len(slow.requests) == 3, [r.json["messages"][-1]["content"] for r in slow.requests]
         asked = slow.requests[-1].json["messages"][-1]["content"]
         assert asked.index("No tests until Monday.") < asked.index("and this?"), asked
+
+
+async def test_forwards_a_request_joined_do_not_count_as_standing_alone(tmp_path, tg):
+    """Forwards whose answer a request typed after them called off and joined were followed, not alone: the count of
+    lone forwards is set back to 0 (what the guard above relies on). The called-off turn's own ending then counted
+    them as standing alone all the same (it asked 'task not in _joined' right after taking the task out of it): 1, so
+    one lone forward later made 2, and the next forward was not held for the request typed 2 s after it — its answer
+    begun, then called off for the joined one (two model calls where one was needed)."""
+    with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
+        config = bot_config(tmp_path, tg, slow)
+        async with running_bot(config, tg) as bot:
+            bot._stood_alone = {("text", ALICE, ALICE): 2}  # two lone forwards answered
+            _forward(tg, "We ship on Friday.", int(time.time()))
+            await eventually(lambda: slow.requests, 10)  # the model is writing
+            _says(tg, "is that realistic?")  # joins it: the count back to 0
+            await eventually(lambda: len(_finals(tg)) == 1, 30)
+            await asyncio.sleep(1.1)
+            bot._gather.patience = 1.5
+            _forward(tg, "Standup moved to 10:00.", int(time.time()))  # alone: 1
+            await eventually(lambda: len(_finals(tg)) == 2, 30)
+            await asyncio.sleep(1.1)
+            bot._gather.patience, bot._gather.hold = 10.0, 20.0
+            _forward(tg, "No tests until Monday.", int(time.time()))  # held for the request (1 < STOOD_ALONE)
+            await asyncio.sleep(2.0)
+            _says(tg, "and this?")
+            await eventually(lambda: len(_finals(tg)) == 3, 30)
+        assert len(slow.requests) == 4, [r.json["messages"][-1]["content"] for r in slow.requests]
+        asked = slow.requests[-1].json["messages"][-1]["content"]
+        assert asked.index("No tests until Monday.") < asked.index("and this?"), asked

@@ -1295,10 +1295,11 @@ class TelegramBot:
             self._askers.pop(task, None)
             self._cancelled.discard(task)
             self._gone.discard(task)
+            joined = task in self._joined  # a request typed after its forwards took it over: they were followed
             self._joined.discard(task)
             if alone is not None and self._alone.get(key) is alone:
                 del self._alone[key]
-            if alone is not None and alone.forwards and not alone.own and task not in self._joined:
+            if alone is not None and alone.forwards and not alone.own and not joined:
                 self._note_stood_alone(key)
             if not work and self._work.get(chat.id) is work:
                 del self._work[chat.id]
