@@ -43,6 +43,21 @@ _ERRORS: dict[int, tuple[str, str]] = {
 ADAPTIVE_ONLY = ('"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
                  '"output_config.effort" to control thinking behavior.')
 TEMPERATURE_DEPRECATED = "`temperature` is deprecated for this model."
+#: ... and top_p and top_k alike, probed live (mnfst/modelparams.dev#238; router-for-me/CLIProxyAPI#4383,
+#: vellum-ai/vellum-assistant#35820)
+DEPRECATED = "`{field}` is deprecated for this model."
+#: Claude Sonnet 4.5, Haiku 4.5, Opus 4.1 and later take temperature or top_p, not both: the API's 400, word for word
+#: (di-sukharev/opencommit#520: claude-haiku-4-5; chatboxai/chatbox#2670: Sonnet 4.5 and Opus 4.1;
+#: BerriAI/litellm#15097: claude-sonnet-4-5-20250929)
+NOT_BOTH = "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+#: the body's fields the Messages API reference documents (and anthropic-sdk-python 2.14's ``Messages.create`` sends,
+#: which no longer names temperature, top_p or top_k: older SDKs and other clients still send them); any other is
+#: refused as pydantic refuses it, "<field>: Extra inputs are not permitted" (amrit110/oli#7: response_format;
+#: Aider-AI/aider#3367: extra_body; anthropics/claude-code#14135: context_management before it was taken)
+FIELDS = frozenset({"model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature",
+                    "top_p", "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers",
+                    "context_management", "output_config", "output_format", "inference_geo", "cache_control",
+                    "diagnostics", "speed", "user_profile_id", "workspace_id"})
 #: adaptive thinking with a budget (the-llm-council v0.7.11: "budget_tokens is not permitted with adaptive")
 ADAPTIVE_BUDGET = "thinking.adaptive.budget_tokens: Extra inputs are not permitted"
 #: an account the API will not serve, under a 400 invalid_request_error (claude-code#4684, #66314; #54311, #72457)
@@ -82,11 +97,15 @@ class AnthropicServer(ChatServer):
         max_output: int | None = None,
         adaptive_only: bool = False,
         redacted_thinking: bool = False,
+        one_of_temperature_top_p: bool = False,
     ) -> None:
         """``max_output``: the model's output limit; a larger ``max_tokens`` is refused with the API's words.
         ``adaptive_only``: the model is as Claude Opus 4.7 and later (docs' "what's new in Claude 4.7"): it refuses
         ``thinking.type: enabled`` and ``temperature`` with the API's words, and without ``display: "summarized"``
-        its thinking blocks come empty (the default display there is "omitted": claude-code#49268).
+        its thinking blocks come empty (the default display there is "omitted": claude-code#49268); it refuses
+        ``top_p`` and ``top_k`` as it refuses ``temperature``.
+        ``one_of_temperature_top_p``: the model is as Claude Sonnet 4.5 or Haiku 4.5: ``temperature`` beside
+        ``top_p`` is refused with the API's words (:data:`NOT_BOTH`), each alone is taken.
         ``redacted_thinking``: a thinking answer also carries a ``redacted_thinking`` block (encrypted ``data``, no
         text), as the API sends when its safety systems flag part of the reasoning (extended-thinking docs, "thinking
         redaction"). Every thinking block sent back is checked as the API checks it: its signature must be one this
@@ -106,6 +125,7 @@ class AnthropicServer(ChatServer):
         self.max_output = max_output
         self.adaptive_only = adaptive_only
         self.redacted_thinking = redacted_thinking
+        self.one_of_temperature_top_p = one_of_temperature_top_p
         #: signatures issued, each for its thinking text; redacted blocks' data issued
         self.signed: dict[str, str] = {}
         self.redacted: set[str] = set()
@@ -147,6 +167,8 @@ class AnthropicServer(ChatServer):
         for required in ("model", "messages", "max_tokens"):
             if required not in body:
                 return self.error_response(400, f"{required}: Field required")
+        if extra := sorted(set(body) - FIELDS):
+            return self.error_response(400, f"{extra[0]}: Extra inputs are not permitted")
         if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
             return self.error_response(400, "max_tokens: Input should be a valid integer greater than 0")
         if self.models is not None and body["model"] not in self.models:
@@ -164,8 +186,10 @@ class AnthropicServer(ChatServer):
             return self.error_response(400, ADAPTIVE_BUDGET)
         if self.adaptive_only and isinstance(thinking, dict) and thinking.get("type") == "enabled":
             return self.error_response(400, ADAPTIVE_ONLY)
-        if self.adaptive_only and "temperature" in body:
-            return self.error_response(400, TEMPERATURE_DEPRECATED)
+        if self.adaptive_only and (field := next((f for f in ("temperature", "top_p", "top_k") if f in body), None)):
+            return self.error_response(400, DEPRECATED.format(field=field))
+        if self.one_of_temperature_top_p and "temperature" in body and "top_p" in body:
+            return self.error_response(400, NOT_BOTH)
         thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
         if (problem := self._signature_problem(body["messages"])) is not None:
             return self.error_response(400, problem)

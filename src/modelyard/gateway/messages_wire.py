@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.gateway.responses import error_extras, json_response, reshaped_error
-from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools
+from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools, thinking_budget
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -71,7 +71,7 @@ class MessagesBody(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)  # passed on where the backend takes it (ChatRequest.top_p)
     #: "Only sample from the top K options for each subsequent token" (the Messages API reference): passed on where
     #: the backend takes it (ChatRequest.top_k); was ignored, the model sampled from all of them
-    top_k: int | None = Field(None, ge=0)
+    top_k: int | None = Field(None, ge=0, le=2**63 - 1)  # past int64: a 400 naming it
     tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
@@ -274,8 +274,7 @@ def _thinking(body: MessagesBody) -> tuple[bool | None, int | None]:
     kind = body.thinking.get("type")
     if kind == "disabled":
         return False, None
-    budget = body.thinking.get("budget_tokens")
-    return True, budget if isinstance(budget, int) and budget > 0 else None
+    return True, thinking_budget(body.thinking)
 
 
 def _json_schema(body: MessagesBody) -> dict[str, Any] | None:

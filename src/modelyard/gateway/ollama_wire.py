@@ -285,7 +285,7 @@ def _top_k(value: Any) -> int | None:
     """``options.top_k`` (docs.ollama.com/modelfile: "top_k: Reduces the probability of generating nonsense …
     (Default: 40)"), passed on when a whole number of at least 0; another value is left out, as Ollama's other
     options here are. Was ignored: the backend sampled at its own top_k."""
-    return value if type(value) is int and value >= 0 else None
+    return value if type(value) is int and 0 <= value < 2**63 else None
 
 
 def _bounded(value: Any, name: str, expected: str, within: Callable[[float], bool]) -> float | None:

@@ -97,7 +97,7 @@ class CompletionBody(BaseModel, StopsAndUsage):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)  # passed on likewise
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     #: vLLM's and llama-server's completion endpoints take it (not OpenAI's): passed on likewise (wire.py's, as on chat)
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=2**63 - 1)
     min_p: float | None = Field(None, ge=0, le=1)  # theirs too (wire.py's, as on chat)
     repeat_penalty: float | None = Field(None, gt=0)
     logit_bias: LogitBias | None = None  # passed on as on chat (wire.py's)

@@ -164,7 +164,7 @@ class ChatCompletionBody(_In, StopsAndUsage):
     #: top-k sampling: not OpenAI's, but vLLM's, llama-server's and LM Studio's chat endpoints take it, and Open WebUI
     #: sends its "Top K" setting here (open_webui/utils/payload.py: a parameter with no OpenAI mapping goes into the
     #: body as it is). Passed on where the backend takes it (ChatRequest.top_k); was dropped. -1 and 0: every token
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=2**63 - 1)  # past int64: a 400 naming it, as seed
     #: min-p and llama.cpp's repetition penalty, which Open WebUI sends here likewise: passed on (ChatRequest.min_p,
     #: .repeat_penalty); were dropped. Out of range (min_p 0 to 1, repeat_penalty above 0): a 400 naming the field
     min_p: float | None = Field(None, ge=0, le=1)
@@ -421,8 +421,17 @@ def _thinking_switch(asked: dict[str, Any]) -> tuple[bool | None, int | None]:
         return False, None
     if kind not in ("enabled", "adaptive"):
         return None, None
+    return True, thinking_budget(asked)
+
+
+def thinking_budget(asked: dict[str, Any]) -> int | None:
+    """``thinking.budget_tokens`` when a whole number above 0 (else the model's default); one past a 64-bit integer
+    is a 400 naming it, as a ``seed`` or ``top_k`` past it is — it went to the backend as sent."""
     budget = asked.get("budget_tokens")
-    return True, budget if type(budget) is int and budget > 0 else None
+    if type(budget) is int and budget > 2**63 - 1:
+        raise BadRequest(f"thinking.budget_tokens: Input should be less than or equal to {2**63 - 1}",
+                         "thinking.budget_tokens")
+    return budget if type(budget) is int and budget > 0 else None
 
 
 def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], param: str) -> list[ToolDefinition]:

@@ -28,7 +28,7 @@ from modelyard.providers.http import (
 )
 from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
-from modelyard.providers.sampling import biases_left_out
+from modelyard.providers.sampling import not_taken
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, token_count, without_call
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -86,6 +86,20 @@ _LONG_CONTEXT_REFUSED = "Extra usage is required for long context"
 #: to access the Anthropic API. Please go to Plans & Billing...": claude-code#4684, #66314, claude-quickstarts#229) and
 #: a disabled organization ("This organization has been disabled.": claude-code#54311, #72457)
 _ACCOUNT_REFUSALS = ("Your credit balance is too low", "This organization has been disabled")
+
+
+#: the client's sampling fields the Messages API has no field for (its reference: temperature, top_p, top_k and
+#: stop_sequences only): left out, and the routing log says so (:meth:`AnthropicProvider.left_out`)
+NO_SUCH_FIELD = ("seed", "frequency_penalty", "presence_penalty", "min_p", "repeat_penalty", "logit_bias")
+#: the API's refusal of a sampling field the model no longer takes: Claude Opus 4.7 and later, "`temperature` is
+#: deprecated for this model." (inspect_ai#3721, Roo-Code#12162), "`top_p` is deprecated for this model"
+#: (router-for-me/CLIProxyAPI#4383), "`top_k` is deprecated for this model" (vellum-ai/vellum-assistant#35820; all
+#: three probed live: mnfst/modelparams.dev#238); Bedrock's words have no backticks (amazon-bedrock-copilot-chat#546)
+_DEPRECATED = re.compile(r"`?(temperature|top_p|top_k)`? is deprecated for this model")
+#: the API's refusal of ``temperature`` beside ``top_p`` (Claude Sonnet 4.5, Haiku 4.5, Opus 4.1 and later): 400
+#: invalid_request_error "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+#: (di-sukharev/opencommit#520, chatboxai/chatbox#2670, BerriAI/litellm#15097)
+_NOT_BOTH = "cannot both be specified for this model"
 
 
 #: tool turns whose signed thinking a provider keeps (:attr:`AnthropicProvider._signed`): a few blocks each, the oldest
@@ -337,8 +351,10 @@ class AnthropicProvider(HttpProvider):
 
     #: learned: the model takes adaptive thinking only (Claude Opus 4.7 and later refuse ``budget_tokens``)
     _adaptive_only = False
-    #: learned: the model refuses ``temperature`` (Opus 4.7 and later: sampling parameters removed)
-    _no_temperature = False
+    #: learned: the sampling fields the model refuses (Opus 4.7 and later removed temperature, top_p and top_k)
+    _deprecated: frozenset[str] = frozenset()
+    #: learned: the model takes ``temperature`` or ``top_p``, not both (Sonnet 4.5, Haiku 4.5): temperature is kept
+    _one_of_temperature_top_p = False
 
     def _without_refused(self, error: ProviderError, body: dict[str, Any]) -> dict[str, Any] | None:
         """``body`` refitted to what the model refused, or None (another refusal). Learned, as the OpenAI-compatible
@@ -369,16 +385,50 @@ class AnthropicProvider(HttpProvider):
             # the turn, or the process restarted). Such a turn was a bad_request ("To avoid this requirement, disable
             # `thinking`", as the API says): it goes without (and without the signed blocks of earlier turns)
             return {k: v for k, v in body.items() if k != "thinking"} | {"messages": _unsigned(body.get("messages"))}
-        if "temperature" in body and "is deprecated for this model" in error.message and "temperature" in error.message:
-            if not self._no_temperature:
-                self._no_temperature = True
-                log.info("model %s: the API refuses temperature; asking without it from now on", self.name)
-            return {k: v for k, v in body.items() if k != "temperature"}
+        if (found := _DEPRECATED.search(error.message)) and (field := found.group(1)) in body:
+            if field not in self._deprecated:
+                self._deprecated |= {field}
+                log.info("model %s: the API refuses %s; asking without it from now on", self.name, field)
+            return {k: v for k, v in body.items() if k != field}
+        if _NOT_BOTH in error.message and "temperature" in body and "top_p" in body:
+            # each was taken alone, together a bad_request on every request that gave both (an OpenAI client's
+            # temperature with a top_p, Open WebUI's defaults): the client's temperature is kept, top_p left out (said)
+            if not self._one_of_temperature_top_p:
+                self._one_of_temperature_top_p = True
+                log.info("model %s: the API takes temperature or top_p, not both; top_p is left out beside "
+                         "temperature from now on", self.name)
+            return {k: v for k, v in body.items() if k != "top_p"}
         return None
 
+    def _sampling(self, request: ChatRequest, thinking: bool) -> dict[str, Any]:
+        """The client's temperature, top_p and top_k as this model takes them: none with thinking on (the API takes
+        no temperature or top_k beside thinking, a top_p only from 0.95: mnfst/modelparams.dev#238, as before for
+        temperature), none the model refused, and top_p not beside temperature where it takes only one of them."""
+        out: dict[str, Any] = {}
+        if thinking:
+            return out
+        for field, value in (("temperature", request.temperature), ("top_p", request.top_p),
+                             ("top_k", request.top_k)):
+            if value is not None and field not in self._deprecated:
+                out[field] = value
+        if self._one_of_temperature_top_p and "temperature" in out:
+            out.pop("top_p", None)
+        return out
+
     def left_out(self, request: ChatRequest) -> str:
-        """Anthropic's Messages API has no ``logit_bias``: the routing log says it went unsent."""
-        return biases_left_out(request, api="Anthropic's API")
+        """What of the client's sampling went unsent, for the routing log: the fields the Messages API has none of
+        (seed, min_p, the penalties, logit_bias), and those of its own this model was asked without, and why."""
+        said = [not_taken(request, NO_SUCH_FIELD, "Anthropic's API")]
+        asked = [f for f, v in (("temperature", request.temperature), ("top_p", request.top_p),
+                                ("top_k", request.top_k)) if v is not None]
+        if asked and self.profile.thinking_to_send(request.thinking):
+            said.append(f"{', '.join(asked)} left out: Anthropic's API takes none with thinking on")
+        elif asked:
+            if refused := [f for f in asked if f in self._deprecated]:
+                said.append(f"{', '.join(refused)} left out: the model refuses {'it' if len(refused) == 1 else 'them'}")
+            if "top_p" in asked and "top_p" not in refused and "top_p" not in self._sampling(request, False):
+                said.append("top_p left out: the model takes temperature or top_p, not both (temperature kept)")
+        return "; ".join(s for s in said if s)
 
     def body(self, request: ChatRequest) -> dict[str, Any]:
         thinking = self.profile.thinking_to_send(request.thinking)
@@ -400,8 +450,7 @@ class AnthropicProvider(HttpProvider):
             body["thinking"] = dict(ADAPTIVE_THINKING) if self._adaptive_only else {
                 "type": "enabled", "budget_tokens": budget}
             max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens
-        elif request.temperature is not None and not self._no_temperature:
-            body["temperature"] = request.temperature
+        body.update(self._sampling(request, bool(thinking)))
         body["max_tokens"] = max_tokens
         return body
 

@@ -128,10 +128,25 @@ def biases_left_out(request: ChatRequest, taken: int | None = None, api: str = "
     if bias is None or (taken is not None and taken == len(bias)):
         return ""
     if api:
-        return f"logit_bias left out: {api} takes none"
+        return not_taken(request, ("logit_bias",), api)
     if not taken:
         return "logit_bias left out: none of its keys is a token id of the model"
     return f"logit_bias: {len(bias) - taken} of its {len(bias)} keys left out, no token ids of the model"
+
+
+def given(request: ChatRequest) -> list[str]:
+    """The sampling fields the client gave, as :func:`put_sampling` puts them (a penalty of 0 is none), in the order of
+    :data:`SAMPLING_FIELDS`; the repetition penalty under its first name only."""
+    put: dict[str, Any] = {}
+    put_sampling(request, put, frozenset())
+    return [f for f in SAMPLING_FIELDS if f in put and f != PENALTY_NAMES[1]]
+
+
+def not_taken(request: ChatRequest, fields: tuple[str, ...], api: str) -> str:
+    """For the routing log: those of the client's ``fields`` a backend's API has no field for (Anthropic's seed, min_p,
+    penalties and logit_bias; Ollama's logit_bias), "" when none was given — unsent, and never silently."""
+    gone = [f for f in given(request) if f in fields]
+    return f"{', '.join(gone)} left out: {api} takes none" if gone else ""
 
 
 def mistral_api(endpoint: str) -> bool:
