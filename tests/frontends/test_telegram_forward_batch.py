@@ -164,6 +164,30 @@ async def test_a_person_whose_forwards_stand_alone_is_not_waited_for(tmp_path, t
     assert "Standup moved to 10:00." in llm.requests[-1].json["messages"][-1]["content"]
 
 
+async def _joined_after_standing_alone(tg: TelegramServer, bot, slow: OpenAIServer) -> None:
+    """Two lone forwards answered before; a third, not held for a request, and one typed while the model writes its
+    answer: it calls that answer off and joins it."""
+    bot._stood_alone = {("text", ALICE, ALICE): 2}  # what two lone forwards answered left
+    _forward(tg, "We ship on Friday.", int(time.time()))
+    await eventually(lambda: slow.requests, 10)  # the model is writing
+    _says(tg, "is that realistic?")
+    await eventually(lambda: len(_finals(tg)) == 1, 30)
+
+
+async def _forward_then_request(tg: TelegramServer, bot, answers: int) -> None:
+    """A forward (held up to 10 s for a request, if held), the request typed 2 s after it; ``answers`` in all then."""
+    bot._gather.patience, bot._gather.hold = 10.0, 20.0
+    _forward(tg, "No tests until Monday.", int(time.time()))
+    await asyncio.sleep(2.0)
+    _says(tg, "and this?")
+    await eventually(lambda: len(_finals(tg)) == answers, 30)
+
+
+def _asked_in_order(server: OpenAIServer, first: str, then: str) -> None:
+    asked = server.requests[-1].json["messages"][-1]["content"]
+    assert asked.index(first) < asked.index(then), asked
+
+
 async def test_a_request_after_a_forward_not_waited_for_still_joins_it_and_is_waited_for_again(tmp_path, tg):
     """guard: a person whose forwards stood alone twice (their third not held for a request) types one after all,
     while the forward's answer is being written: it calls that answer off and joins it, one request in its '…'
@@ -172,23 +196,13 @@ async def test_a_request_after_a_forward_not_waited_for_still_joins_it_and_is_wa
     with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
         config = bot_config(tmp_path, tg, slow)
         async with running_bot(config, tg) as bot:
-            bot._stood_alone = {("text", ALICE, ALICE): 2}  # what two lone forwards answered left (code before: unused)
-            _forward(tg, "We ship on Friday.", int(time.time()))
-            await eventually(lambda: slow.requests, 10)  # the model is writing
-            _says(tg, "is that realistic?")
-            await eventually(lambda: len(_finals(tg)) == 1, 30)
+            await _joined_after_standing_alone(tg, bot, slow)  # (code before: _stood_alone unused)
             assert len(slow.requests) == 2  # the forward's, called off; the joined one
-            asked = slow.requests[-1].json["messages"][-1]["content"]
-            assert asked.index("We ship on Friday.") < asked.index("is that realistic?"), asked
+            _asked_in_order(slow, "We ship on Friday.", "is that realistic?")
             await asyncio.sleep(1.1)
-            bot._gather.patience, bot._gather.hold = 10.0, 20.0
-            _forward(tg, "No tests until Monday.", int(time.time()))
-            await asyncio.sleep(2.0)
-            _says(tg, "and this?")
-            await eventually(lambda: len(_finals(tg)) == 2, 30)
+            await _forward_then_request(tg, bot, 2)
         assert len(slow.requests) == 3, [r.json["messages"][-1]["content"] for r in slow.requests]
-        asked = slow.requests[-1].json["messages"][-1]["content"]
-        assert asked.index("No tests until Monday.") < asked.index("and this?"), asked
+        _asked_in_order(slow, "No tests until Monday.", "and this?")
 
 
 async def test_forwards_a_request_joined_do_not_count_as_standing_alone(tmp_path, tg):
@@ -200,21 +214,12 @@ async def test_forwards_a_request_joined_do_not_count_as_standing_alone(tmp_path
     with OpenAIServer(reply_text=" ".join(f"w{i}" for i in range(60)), chunk_interval=0.1) as slow:
         config = bot_config(tmp_path, tg, slow)
         async with running_bot(config, tg) as bot:
-            bot._stood_alone = {("text", ALICE, ALICE): 2}  # two lone forwards answered
-            _forward(tg, "We ship on Friday.", int(time.time()))
-            await eventually(lambda: slow.requests, 10)  # the model is writing
-            _says(tg, "is that realistic?")  # joins it: the count back to 0
-            await eventually(lambda: len(_finals(tg)) == 1, 30)
+            await _joined_after_standing_alone(tg, bot, slow)  # the request joined: the count back to 0
             await asyncio.sleep(1.1)
             bot._gather.patience = 1.5
             _forward(tg, "Standup moved to 10:00.", int(time.time()))  # alone: 1
             await eventually(lambda: len(_finals(tg)) == 2, 30)
             await asyncio.sleep(1.1)
-            bot._gather.patience, bot._gather.hold = 10.0, 20.0
-            _forward(tg, "No tests until Monday.", int(time.time()))  # held for the request (1 < STOOD_ALONE)
-            await asyncio.sleep(2.0)
-            _says(tg, "and this?")
-            await eventually(lambda: len(_finals(tg)) == 3, 30)
+            await _forward_then_request(tg, bot, 3)  # the forward held for the request (1 < STOOD_ALONE)
         assert len(slow.requests) == 4, [r.json["messages"][-1]["content"] for r in slow.requests]
-        asked = slow.requests[-1].json["messages"][-1]["content"]
-        assert asked.index("No tests until Monday.") < asked.index("and this?"), asked
+        _asked_in_order(slow, "No tests until Monday.", "and this?")
