@@ -81,3 +81,22 @@ def test_chat_in_a_config_without_an_orchestrator_names_the_agent_it_talks_to(tm
     assert "talking to helper (this config has no orchestrator: the default agent)" in said.stdout, said.stdout
     assert "helper> Local answer." in said.stdout and "auto" not in said.stdout, said.stdout
     assert "helper → llama" in said.stderr
+
+
+def test_a_404_that_names_no_model_says_the_url_it_was_asked_at(tmp_path: Path) -> None:
+    """`provider: openai` with `endpoint: http://host:11434/api` (Ollama's native API is under /api; its OpenAI one
+    under /v1) asked /api/v1/chat/completions and said only "model_missing: HTTP 404: Not Found" — the model blamed
+    for a path. A 404 with no word of the model (Starlette's and vLLM's "Not Found", llama-server's "File Not Found")
+    says the URL asked; one that names the model (Ollama's "model 'x' not found") is left as the server said it."""
+    with OllamaServer(models=["llama3.2:3b"], reply_text="Local answer.") as server:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"models:\n  wrong: {{provider: openai, model: llama3.2, endpoint: '{server.url}/api'}}\n"
+                          f"  absent: {{provider: ollama, model: 'nosuch:1b', endpoint: '{server.url}'}}\n"
+                          f"agents:\n  helper: {{primary: wrong}}\n  other: {{primary: absent}}\n"
+                          f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        path = ask(config, "--agent", "helper", "hi", stdin=None)
+        named = ask(config, "--agent", "other", "hi", stdin=None)
+    said = " ".join(path.stderr.split())
+    assert path.returncode == 1 and "model_missing: HTTP 404" in said, said
+    assert f"(POST {server.url}/api/v1/chat/completions: no such path there? check the model's endpoint)" in said
+    assert named.returncode == 1 and "POST " not in named.stderr and "nosuch:1b" in named.stderr, named.stderr

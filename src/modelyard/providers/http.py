@@ -1021,7 +1021,7 @@ class _Stream:
                 again = refit(error, body) if refit is not None else None
                 rewritten = again is not None and len(again) >= len(body)
                 if again is None or (rewritten and not refits):
-                    raise error
+                    raise _where_asked(error, url)
                 body, refits = again, refits - rewritten
                 response.close()
                 try:
@@ -1374,6 +1374,20 @@ def reason_for_status(status: int, error_type: str = "") -> Reason:
         # property of the model's configuration, not of this request
         return Reason.MODEL_MISSING
     return Reason.BAD_REQUEST
+
+
+#: a refusal that speaks of the model (Ollama's "model 'x' not found", OpenAI's "The model `x` does not exist")
+_OF_A_MODEL = re.compile(r"(?i)model")
+
+
+def _where_asked(error: ProviderError, url: str) -> ProviderError:
+    """A 404/405 that says nothing of the model — llama-server's "File Not Found", vLLM's and Starlette's "Not
+    Found" for a path they do not serve — is the endpoint's path as often as the model: the URL asked is said. A
+    newcomer's `provider: openai` with a wrong path read only "model_missing: HTTP 404: Not Found" (newcomer5's walk).
+    """
+    if error.status not in (404, 405) or error.reason is not Reason.MODEL_MISSING or _OF_A_MODEL.search(error.message):
+        return error
+    return error.reworded(f"{error.message} (POST {shown_url(url)}: no such path there? check the model's endpoint)")
 
 
 def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) -> ProviderError:
