@@ -85,6 +85,7 @@ class _Brotli:
         return out
 
     def unfinished(self) -> bool:
+        """The br stream has not reached its end: a body that ends here was cut short."""
         return not self._decoder.is_finished()
 
 
@@ -116,6 +117,7 @@ class _Zstd:
         return out
 
     def unfinished(self) -> bool:
+        """The current zstd frame has not reached its end: a body that ends here was cut short."""
         return not self._decoder.eof
 
 

@@ -152,6 +152,7 @@ class KvShape:
 
     @property
     def mla(self) -> bool:
+        """Multi-head latent attention: one latent row per layer in K, no V cache (see the class)."""
         return self.value_dim == 0
 
     def layer_bytes_per_token(self, bytes_per_element: int = 2) -> int:
@@ -204,14 +205,17 @@ def _swa_flags(meta: dict[str, Any], arch: str, n_layer: int) -> tuple[list[bool
 
 
 def _window(meta: dict[str, Any], arch: str) -> int:
-    stated = meta.get(f"{arch}.attention.sliding_window")
-    if arch in WINDOW_DEFAULTS:  # llama.cpp's own, unless the GGUF turns it off with a 0
-        return 0 if stated is not None and _int(meta, f"{arch}.attention.sliding_window") == 0 \
-            else WINDOW_DEFAULTS[arch]
-    return _int(meta, f"{arch}.attention.sliding_window") or 0
+    """The sliding (or chunked) attention window llama.cpp sizes the cache by, 0 for none: the GGUF's, or for an
+    architecture whose window llama.cpp sets itself (:data:`WINDOW_DEFAULTS`) that one, unless the GGUF says 0."""
+    stated = _int(meta, f"{arch}.attention.sliding_window")
+    if arch in WINDOW_DEFAULTS:
+        return 0 if stated == 0 else WINDOW_DEFAULTS[arch]
+    return stated or 0
 
 
 def _kv_layers(meta: dict[str, Any], arch: str, n_layer: int) -> int | None:
+    """How many of the first layers hold a KV cache of their own (the rest reuse theirs: Gemma 3n), None for all:
+    the GGUF's ``shared_kv_layers`` counted off, else llama.cpp's own count for the architecture."""
     shared = _int(meta, f"{arch}.attention.shared_kv_layers")
     if shared and 0 < shared < n_layer:
         return n_layer - shared
