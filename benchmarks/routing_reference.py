@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from modelyard.agents import confidence as calibration
-from modelyard.agents.classifier import Classifier, View
+from modelyard.agents.classifier import FOREIGN_VIEW, Classifier, View
 from modelyard.agents.encoder import foreign_views
 from modelyard.agents.memory import MARGIN, CorrectedClassifier
 from modelyard.agents.request import (
@@ -295,6 +295,9 @@ class ReferenceClassifier(Classifier):
         if not self._single:
             self._views = {view: ReferenceVectorizer(_analyzer(view), v.vocabulary, v.idf)  # type: ignore[misc]
                            for view, v in fitted._views.items()}
+            # round 29: the TF-IDF members that vote on a message in another language have views of their own
+            self._foreign_views = {view: ReferenceVectorizer(_analyzer(view), v.vocabulary, v.idf)  # type: ignore[misc]
+                                   for view, v in fitted._foreign_views.items()}
             if self.encoder is not None:  # the whole message through the tokenizer (agents/word_ids.py: word by word)
                 encoder = self.encoder
                 self._encode = lru_cache(maxsize=32)(
@@ -313,6 +316,8 @@ class ReferenceClassifier(Classifier):
         features: dict[View, Features] = {view: vectorize(read) for view, vectorize in self._views.items()}
         if other is not None:  # round 11: a message in another language, read by the multilingual encoder
             features[View.MULTILINGUAL] = (np.arange(other.size), other)
+            for view, vectorize in self._foreign_views.items():  # round 29: and by its own TF-IDF members
+                features[FOREIGN_VIEW[view]] = vectorize(read)
         elif self.encoder is not None:
             features[View.MEANING] = (np.arange(self.encoder.dim), self._encode(read))
         return features

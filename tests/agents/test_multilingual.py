@@ -169,8 +169,11 @@ def test_examples_in_other_languages_train_the_multilingual_member_only(multilin
     for text in ("write a poem about my cat", "fix this stack trace", "good morning!"):
         assert plain.decide(text).agent == marked.decide(text).agent
         assert plain.decide(text).confidence == marked.decide(text).confidence
-    multilingual_member = {id(m) for m in marked.foreign_members} - {id(m) for m in marked.members}
-    assert len(multilingual_member) == 1 and len(marked._training[0]) == len(plain._training[0]) + 3
+    # the multilingual member, and since round 29 four TF-IDF members fitted with those examples too: they vote on a
+    # message in another language only (without such examples the English TF-IDF members vote there as well)
+    only_foreign = {id(m) for m in marked.foreign_members} - {id(m) for m in marked.members}
+    assert len(only_foreign) == 5 and len(marked._training[0]) == len(plain._training[0]) + 3
+    assert len({id(m) for m in plain.foreign_members} - {id(m) for m in plain.members}) == 1
     assert english_side(more["b"]) == SAMPLES["b"] and english_side(["x", "y"]) == ["x", "y"]
     plainly = {name: [*texts, str(more[name][-1])] for name, texts in SAMPLES.items()}  # a config's own example
     assert english_side(plainly["b"]) == plainly["b"]

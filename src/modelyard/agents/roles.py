@@ -1081,11 +1081,12 @@ for _role, _more in ROUND13_EXAMPLES.items():
 
 #: Round 14: requests in other languages, written from the policies (benchmarks/routing_eval/POLICY.md) in the
 #: sixteen languages of the multilingual encoder and a few more — not translations of any evaluation prompt.
-#: Only the multilingual member (agents/encoder.py: USE multilingual v3, which reads messages in another language)
-#: learns from them; the TF-IDF and WordLlama members never see them (``classifier.english_side``), so a message
-#: in English is decided exactly as without them. Not merged into :data:`EXAMPLES`.
+#: Only the members that vote on a message in another language learn from them — the multilingual member
+#: (agents/encoder.py: USE multilingual v3) and, since round 29, TF-IDF members fitted apart for those messages; the
+#: English TF-IDF and WordLlama members never see them (``classifier.english_side``), so a message in English is
+#: decided exactly as without them. Not merged into :data:`EXAMPLES`.
 class ForeignOnly(str):
-    """An example only the multilingual member learns from (:data:`ROUND14_FOREIGN_EXAMPLES`): marked by its
+    """An example only the members that vote on another language learn from (:data:`ROUND14_FOREIGN_EXAMPLES`): marked by its
     type, not its text, so that the same words given elsewhere (a config's example) still train every member."""
 
     __slots__ = ()
@@ -1213,8 +1214,135 @@ _ROUND14_FOREIGN: dict[Role, list[str]] = {
         '把下面的评论按正面、负面、中性分类。',
     ],
 }
+#: Round 29: more requests in other languages, written here from the policies (benchmarks/routing_eval/POLICY.md)
+#: for what each role receives — role-play set-ups, story continuations, problem statements with their input and
+#: output formats, answer-only questions, chores on given text, letters and outlines — in fifteen languages; none
+#: a translation of an evaluation prompt. Like round 14's, learned only by the members that vote on a message in
+#: another language (the multilingual member and, since round 29, the foreign TF-IDF members)
+_ROUND29_FOREIGN: dict[Role, list[str]] = {
+    Role.CHAT: [
+        '从现在开始，你是我的好朋友小美，用轻松的口气跟我聊天，不要像机器人一样。',
+        '我失恋了，心里好难受，你能安慰我一下吗？',
+        '你会说中文吗？你是用什么模型做的？',
+        '哈哈哈，你太逗了，再讲一个笑话吧！',
+        'Представь, что ты средневековый рыцарь, и отвечай мне только в этом образе.',
+        'Ты умеешь шутить? Расскажи анекдот про программистов.',
+        'Доброй ночи! Спасибо за разговор.',
+        'Слушай, а ты вообще живой? Что ты чувствуешь?',
+        'これから私の友達として、タメ口で話してください。',
+        '今日は仕事で失敗して落ち込んでる。ちょっと話を聞いて。',
+        '너는 지금부터 내 여자친구 역할이야. 다정하게 대답해 줘.',
+        'Hola, ¿me recuerdas? Ayer hablamos de mi perro.',
+        'Vamos a jugar un juego de rol: tú eres un dragón que guarda un tesoro y yo soy un caballero.',
+        'Tu es un vieux pirate bourru. Reste dans ton personnage et réponds à mes questions.',
+        "Merci beaucoup, tu m'as bien aidé. Bonne soirée !",
+        'Du bist ab jetzt mein Kumpel Tom. Antworte locker und duz mich.',
+        'Mir ist langweilig. Unterhalte dich ein bisschen mit mir.',
+        'Oi! Você pode ser meu amigo virtual? Vamos conversar.',
+        'Facciamo finta che tu sia un mago e io il tuo apprendista. Inizia tu.',
+        'Привіт! Як справи? Давай просто поговоримо.',
+        'Cześć! Jak się masz? Porozmawiajmy chwilę.',
+        'Xin chào! Bạn tên là gì?',
+    ],
+    Role.ENGINEER: [
+        "这个报错怎么解决：ModuleNotFoundError: No module named 'torch'",
+        '帮我看看这段代码哪里有问题，运行的时候一直卡住不动。',
+        '用 Vue3 写一个带分页的表格组件。',
+        '输入描述：第一行输入两个整数 n 和 m。输出描述：输出一行，表示答案。示例1 输入 3 5 输出 8',
+        'Как настроить nginx как обратный прокси для приложения на порту 3000?',
+        'Входные данные: в первой строке число N, во второй N чисел через пробел. Выходные данные: выведите их сумму. Напишите решение на Python.',
+        'Объясни, что делает этот SQL-запрос, и как его ускорить.',
+        'Помоги написать регулярное выражение для проверки номера телефона.',
+        '制約: 1 ≤ N ≤ 10^5。入力は標準入力から与えられる。出力: 答えを一行で出力せよ。C++で解いてください。',
+        'Reactでボタンを押したらAPIを呼び出すコードを書いて。',
+        '파이썬에서 리스트를 딕셔너리로 바꾸는 코드 알려줘.',
+        "¿Por qué me sale este error al compilar? error: expected ';' before '}' token",
+        'Crea un script en PowerShell que haga una copia de seguridad de una carpeta cada día.',
+        'Comment installer Docker sur Ubuntu 22.04 ?',
+        "Corrige ce code Python, la boucle ne s'arrête jamais.",
+        'Wie kann ich in Git einen Branch umbenennen, der schon gepusht ist?',
+        'Erkläre mir den Unterschied zwischen einer Liste und einem Tupel in Python.',
+        'Crie uma API REST em Node.js com Express para cadastrar usuários.',
+        "Come posso collegare un database MySQL a un'applicazione Flask?",
+        'Masukan: baris pertama berisi bilangan bulat N. Keluaran: cetak jumlah semua bilangan. Buat solusinya dalam C++.',
+        'Напиши формулу в Excel, которая считает сумму, если в соседней ячейке стоит «да».',
+        "Python'da bir listeyi tersine çevirmenin en hızlı yolu nedir?",
+    ],
+    Role.RESEARCH: [
+        '《红楼梦》的作者是谁？请只回答人名。',
+        '下列哪一项不是哺乳动物？A. 鲸鱼 B. 蝙蝠 C. 企鹅 D. 海豚。只输出选项字母，不要解释。',
+        '如果一个商品先涨价20%，再降价20%，最后的价格是原价的多少？',
+        '高血压患者平时饮食要注意什么？',
+        'Кто был первым человеком в космосе? Ответь только именем.',
+        'Реши задачу: в классе 30 учеников, 40% из них девочки. Сколько в классе мальчиков?',
+        'Какие документы нужны, чтобы получить загранпаспорт?',
+        'В чём разница между вирусом и бактерией?',
+        'この文章の作者は誰ですか。名前だけ答えてください。',
+        '東京から大阪まで新幹線で行くといくらかかりますか？',
+        '한국 전쟁은 언제 시작되었나요? 연도만 답하세요.',
+        '¿Qué me recomiendas visitar en Lisboa en tres días?',
+        'Contesta solo con verdadero o falso: el agua hierve a 90 grados al nivel del mar.',
+        'Quelle est la différence entre un crédit immobilier à taux fixe et à taux variable ?',
+        'Réponds uniquement par la lettre de la bonne réponse : quelle est la capitale du Canada ? a) Toronto b) Ottawa c) Montréal',
+        'Was passiert im Körper, wenn man zu wenig Wasser trinkt?',
+        'Quanto tempo leva para a luz do Sol chegar à Terra?',
+        "Quali sono i sintomi dell'influenza e quanto dura?",
+        'Яка столиця Австралії? Дай лише назву міста.',
+        'Jaka jest różnica między pogodą a klimatem?',
+        'Tại sao lá cây có màu xanh?',
+        'क्या आप बता सकते हैं कि भारत की राजधानी क्या है? केवल नाम लिखें।',
+    ],
+    Role.WRITER: [
+        '续写这个故事：老人打开那只旧木箱，里面竟然是一封五十年前的信。',
+        '帮我写一段朋友圈文案，庆祝我家小狗一岁生日，要可爱一点。',
+        '写一份公司年会的主持词，风格幽默。',
+        '给我列一个关于人工智能的演讲提纲。',
+        'Придумай слоган для пекарни, коротко и запоминающе.',
+        'Продолжи рассказ: дверь скрипнула, и в комнату вошёл человек в мокром плаще.',
+        'Напиши сопроводительное письмо для вакансии менеджера по продажам.',
+        'Составь план урока по литературе для 7 класса на тему «Басни Крылова».',
+        '結婚式で友人代表としてスピーチをします。三分くらいの原稿を書いてください。',
+        '新商品のキャッチコピーを五つ考えてください。',
+        '자기소개서를 써 줘. 지원 직무는 마케팅이야.',
+        'Escribe una descripción atractiva para vender mi bicicleta de montaña.',
+        'Hazme un esquema para un ensayo sobre el cambio climático.',
+        'Rédige une lettre de motivation pour un stage en communication.',
+        'Écris la suite de cette histoire : la neige tombait depuis trois jours quand on frappa à la porte.',
+        'Schreib mir eine Einladung zu meiner Geburtstagsfeier am Samstag.',
+        'Formuliere diesen Absatz freundlicher und professioneller.',
+        'Escreva um post para o Instagram divulgando a inauguração da minha loja.',
+        'Scrivi una lettera di reclamo alla compagnia aerea per il bagaglio smarrito.',
+        'Напиши вірш про осінь у Карпатах.',
+        'Napisz życzenia urodzinowe dla babci.',
+        'Bana bir iş başvurusu için ön yazı yaz.',
+    ],
+    Role.UTILITY: [
+        '把下面的表格转换成 Markdown 格式。',
+        '将以下文字中的繁体字转换为简体字。',
+        '把这段英文翻译成中文，保持原意：',
+        '把下面这些日期统一改成 YYYY-MM-DD 格式。',
+        'Переведи текст ниже на английский, ничего не добавляя.',
+        'Посчитай, сколько раз в тексте встречается слово «время».',
+        'Убери из списка повторы и отсортируй его по алфавиту.',
+        'Преобразуй этот JSON в таблицу.',
+        '下の文章の誤字脱字を直してください。',
+        '以下のデータをCSV形式に変換してください。',
+        '아래 글을 일본어로 번역해 줘.',
+        'Traduce este texto al francés, por favor.',
+        'Convierte estas medidas de pulgadas a centímetros.',
+        'Extrae los nombres y correos electrónicos de la siguiente lista y ponlos en JSON.',
+        'Mets ce texte en majuscules et supprime la ponctuation.',
+        "Corrige les fautes d'orthographe dans le texte suivant.",
+        'Fasse den folgenden Text in drei Sätzen zusammen.',
+        'Wandle diese Tabelle in eine Liste mit Aufzählungszeichen um.',
+        'Corrija a gramática deste parágrafo.',
+        'Traduci in inglese il testo seguente.',
+        'Policz, ile razy w tekście poniżej występuje słowo „dom”.',
+        'Dịch đoạn văn sau sang tiếng Anh.',
+    ],
+}
 ROUND14_FOREIGN_EXAMPLES: dict[Role, list[ForeignOnly]] = {
-    role: [ForeignOnly(text) for text in texts] for role, texts in _ROUND14_FOREIGN.items()}
+    role: [ForeignOnly(text) for text in [*texts, *_ROUND29_FOREIGN[role]]] for role, texts in _ROUND14_FOREIGN.items()}
 
 
 #: Round 14 (benchmarks/README.md): English messages the fast path sent to utility because of their form, not their
