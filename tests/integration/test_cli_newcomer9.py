@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.routing import BaseRoute
 from tests.fakes import OllamaServer
+from tests.fakes.server import FakeServer
 from tests.integration.test_cli import CONFIG
 
 
@@ -100,3 +102,24 @@ def test_a_404_that_names_no_model_says_the_url_it_was_asked_at(tmp_path: Path) 
     assert path.returncode == 1 and "model_missing: HTTP 404" in said, said
     assert f"(POST {server.url}/api/v1/chat/completions: no such path there? check the model's endpoint)" in said
     assert named.returncode == 1 and "POST " not in named.stderr and "nosuch:1b" in named.stderr, named.stderr
+
+
+class _WebApp(FakeServer):
+    """Some other web application on the port: every path Starlette's plain 404 "Not Found" (no route)."""
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+
+def test_init_says_what_answered_at_an_address_that_serves_no_model_list(tmp_path: Path) -> None:
+    """`init --detect --endpoint host:8080` where another web server answers (a 404 to /v1/models and /api/tags) said
+    "nothing found (malformed_response)" — a tag, as if the model server had answered garbage. It says which URL
+    answered what."""
+    with _WebApp() as server:
+        done = subprocess.run([sys.executable, "-m", "modelyard", "init", str(tmp_path / "c.yaml"), "--detect",
+                               "--endpoint", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "COLUMNS": "250"})
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1 and not (tmp_path / "c.yaml").exists(), said
+    assert f"{server.url}/v1/models answered HTTP 404, not a model list" in said or \
+        f"{server.url}/api/tags answered HTTP 404, not an Ollama listing" in said, said

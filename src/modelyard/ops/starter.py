@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from modelyard import registry
 from modelyard.config.schema import server_address
-from modelyard.errors import ProviderError
+from modelyard.errors import ProviderError, Reason
 from modelyard.providers.base import Provider
 from modelyard.providers.discovery import ServedModel, ServerCapability
 
@@ -66,6 +66,8 @@ async def _ask(backend: str, endpoint: str) -> tuple[str, str, list[ServedModel]
     try:
         models = await registry.backend(backend).load().served_models(endpoint)
     except ProviderError as exc:
+        if exc.reason is Reason.MALFORMED_RESPONSE:  # something answers there: say what (it said only the tag)
+            return backend, endpoint, f"nothing found ({exc.reason}: {exc.message})"
         return backend, endpoint, f"nothing found ({exc.reason})"
     except Exception as exc:  # a plugin's discovery must not stop the others
         return backend, endpoint, f"{type(exc).__name__}"

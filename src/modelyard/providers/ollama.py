@@ -245,8 +245,8 @@ class OllamaProvider(HttpProvider):
         try:
             status, data = await client.request_json("GET", "/api/tags", timeout=FACT_TIMEOUT)
             if status != 200 or not isinstance(data, dict) or not isinstance(data.get("models"), list):
-                raise ProviderError(Reason.MALFORMED_RESPONSE,
-                                    f"{shown_url(joined(endpoint, '/api/tags'))} is not an Ollama listing")
+                raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(joined(endpoint, '/api/tags'))} " + (
+                    "is not an Ollama listing" if status == 200 else f"answered HTTP {status}, not an Ollama listing"))
             entries = [e for e in data["models"] if isinstance(e, dict)]
             _, version = await client.request_json("GET", "/api/version", timeout=FACT_TIMEOUT)
             server = f"Ollama {version['version']}" if isinstance(version, dict) and "version" in version else "Ollama"

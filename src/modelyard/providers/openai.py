@@ -1009,7 +1009,8 @@ class OpenAIProvider(HttpProvider):
         finally:
             await client.aclose()
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
-            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(joined(endpoint, path))} is not a model list")
+            raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(joined(endpoint, path))} " + (
+                "is not a model list" if status == 200 else f"answered HTTP {status}, not a model list"))
         found = (_served(e, endpoint) for e in data["data"] if isinstance(e, dict))
         return [m for m in found if m is not None]
 
