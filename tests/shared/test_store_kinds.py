@@ -294,3 +294,17 @@ def test_serve_with_a_user_without_the_grant_channel_stops_at_start(tmp_path: Pa
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "can't publish to the channel" in done.stderr and "&modelyard:*" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout
+
+
+def test_a_redis_without_eval_is_not_called_a_sentinel(tmp_path: Path) -> None:
+    """``rename-command EVAL ""`` (and EVALSHA): a hardening step some guides give for a Redis whose clients need no
+    scripts. Such a Redis answers "unknown command 'EVAL'" as a Sentinel's port does, and ``serve`` stopped saying it
+    was one — "point state.url at the Redis primary the Sentinel names" — to an admin whose URL named the primary. Now
+    the server's own ``redis_mode`` (``INFO server``: standalone) tells the two apart."""
+    from tests.shared.test_state_credentials import _config, _run
+
+    with PrivateRedis(tmp_path, "--rename-command", "EVAL", "", "--rename-command", "EVALSHA", "") as server:
+        done = _run("--config", str(_config(tmp_path, server.url)), "serve", "--port", str(free_port()))
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "this Redis runs no scripts — EVAL renamed or removed" in done.stderr, done.stderr
+    assert "Sentinel" not in done.stderr and "Traceback" not in done.stderr, done.stderr

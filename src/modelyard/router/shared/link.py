@@ -114,6 +114,9 @@ class StoreFault(Enum):
     PROXY = ("this address answers PING but closes the connection on the commands shared limits need — a proxy that "
              "passes only commands with a key, as twemproxy (nutcracker) does with CLIENT, SCRIPT, SUBSCRIBE, INFO and "
              "EVAL without keys: point state.url at the Redis server itself (a primary; a name your failover moves)")
+    NOSCRIPTS = ("this Redis runs no scripts — EVAL renamed or removed (rename-command EVAL \"\" in its config, a "
+                 "hardening step) or forbidden by its provider — and modelyard's slots are Lua scripts: give it a "
+                 "Redis that runs EVAL and EVALSHA (an ACL user can be kept from everything else: see NOPERM's rules)")
     AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
     TLS = ("this host does not trust the server's TLS certificate: name its CA in the URL, "
            "rediss://HOST:PORT/0?ssl_ca_certs=/path/to/ca.pem (ssl_cert_reqs=none skips the check)")
@@ -210,6 +213,8 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
         return None
     except (NoPermissionError, RedisError) as exc:
         if (fault := StoreFault.of(exc, str(exc))) in (StoreFault.NOPERM, StoreFault.SENTINEL):
+            if fault is StoreFault.SENTINEL and await _mode(client, settings.timeout) not in (None, "sentinel"):
+                fault = StoreFault.NOSCRIPTS  # a Redis without EVAL, not a Sentinel's port
             return fault, f"{type(exc).__name__}: {exc}"
         return None
     except (TimeoutError, OSError):
@@ -217,6 +222,11 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     finally:
         await client.aclose()
     return None
+
+
+async def _mode(client: Redis, timeout: float) -> str | None:
+    """The server's ``redis_mode`` (``INFO server``: standalone, cluster or sentinel); None where it cannot be read."""
+    return await _server_field(client, timeout, "redis_mode")
 
 
 async def _speaks_resp(settings: StateConfig) -> bool:
@@ -275,13 +285,18 @@ async def server_id(client: Redis, timeout: float) -> str | None:
     """The Redis server's ``run_id`` (``INFO server``): the same for every client of one server, whatever address it
     is reached at (a tunnel, a proxy), and different for another server. None where it cannot be read (an ACL that
     forbids INFO, an outage)."""
+    return await _server_field(client, timeout, "run_id")
+
+
+async def _server_field(client: Redis, timeout: float, name: str) -> str | None:
+    """One field of ``INFO server``; None where it cannot be read."""
     try:
         async with asyncio.timeout(timeout):
             info = await client.info("server")
     except (TimeoutError, RedisError, OSError):
         return None
-    run = info.get("run_id") if isinstance(info, dict) else None
-    return str(run) if run else None
+    value = info.get(name) if isinstance(info, dict) else None
+    return str(value) if value else None
 
 
 async def read_server_id(settings: StateConfig) -> str | None:
