@@ -308,3 +308,16 @@ def test_a_redis_without_eval_is_not_called_a_sentinel(tmp_path: Path) -> None:
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "this Redis runs no scripts — EVAL renamed or removed" in done.stderr, done.stderr
     assert "Sentinel" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+async def test_a_redis_at_maxclients_is_an_outage_not_a_proxy(tmp_path):
+    """Redis at ``maxclients`` answers a new connection "-ERR max number of clients reached" and closes it (redis.io/
+    docs/latest/develop/reference/clients: "the new connection is closed with an error"), which redis-py raises as a
+    ConnectionError (its parser's EXCEPTION_CLASSES) — as it raises twemproxy's close. The probe then found the
+    address speaking RESP (a '-' reply to its PING) and serve stopped at start naming a proxy that passes only keyed
+    commands, for a Redis that takes connections again as soon as one closes: an outage, ridden out (on_outage)."""
+    with PrivateRedis(tmp_path, "--maxclients", "1") as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as held:
+        held.sendall(b"*1\r\n$4\r\nPING\r\n")
+        assert held.recv(64).startswith(b"+PONG")  # the one client it takes
+        assert await scripts_refused(short_lease(url=server.url, timeout=0.5)) is None

@@ -230,9 +230,11 @@ async def _mode(client: Redis, timeout: float) -> str | None:
 
 
 async def _speaks_resp(settings: StateConfig) -> bool:
-    """Whether a bare ``PING`` on a plain connection of its own gets a Redis reply (``+PONG``, or ``-NOAUTH`` …): the
-    address speaks Redis's protocol in the clear, so a connection it closed was not a TLS mismatch but a refusal of the
-    commands sent. False for ``rediss://`` (not probed) and when nothing answers."""
+    """Whether a bare ``PING`` on a plain connection of its own gets a Redis reply that takes the connection (``+PONG``,
+    or ``-NOAUTH``): the address speaks Redis's protocol in the clear, so a connection it closed was not a TLS mismatch
+    but a refusal of the commands sent. False for ``rediss://`` (not probed), when nothing answers, and for another
+    error — a Redis at ``maxclients`` answers every new connection "-ERR max number of clients reached" and closes it,
+    an outage that ends when a client leaves, not a proxy."""
     from redis.asyncio import ConnectionPool
 
     if not settings.url.startswith(("redis://", "unix://")):
@@ -247,14 +249,14 @@ async def _speaks_resp(settings: StateConfig) -> bool:
             try:
                 writer.write(b"*1\r\n$4\r\nPING\r\n")
                 await writer.drain()
-                first = await reader.read(1)
+                first = await reader.readline()
             finally:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
     except (TimeoutError, OSError):
         return False
-    return first in (b"+", b"-")
+    return first.startswith((b"+", b"-NOAUTH"))
 
 
 #: the routing log's target in a process's registered limits (see RedisLink._limits_text); beside it the log's
