@@ -77,11 +77,13 @@ def test_chat_in_a_config_without_an_orchestrator_names_the_agent_it_talks_to(tm
         config.write_text(f"models:\n  llama: {{provider: ollama, model: 'llama3.2:3b', endpoint: '{server.url}'}}\n"
                           f"agents:\n  helper: {{primary: llama}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
         env = {**os.environ, "COLUMNS": "200"}
-        said = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "chat"], input="hi\n",
+        said = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "chat"],
+                              input="hi\n/agent auto\n",
                               capture_output=True, text=True, timeout=60, env=env)
     assert said.returncode == 0, said.stderr
     assert "talking to helper (this config has no orchestrator: the default agent)" in said.stdout, said.stdout
-    assert "helper> Local answer." in said.stdout and "auto" not in said.stdout, said.stdout
+    assert "helper> Local answer." in said.stdout and "now talking to helper" in said.stdout, said.stdout
+    assert "auto" not in said.stdout.replace("/agent auto", ""), said.stdout
     assert "helper → llama" in said.stderr
 
 

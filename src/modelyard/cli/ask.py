@@ -340,7 +340,7 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
         console.print(_not_an_agent(runtime, wanted, "/agent"), style="red", highlight=False, markup=False)
         return True
     session.choose(None if wanted == AUTO else wanted)
-    console.print(f"now talking to [cyan]{wanted}[/]")
+    console.print(f"now talking to [cyan]{wanted if wanted != AUTO else _unaddressed(runtime)}[/]")
     if wanted != AUTO and await session.correct(wanted):
         # a switch for the next message is recorded as a correction of the last one: say how to take it back
         err.print(f"[dim]noted: your last message belonged to {wanted} (`modelyard routing learn` teaches routing; "
