@@ -816,14 +816,18 @@ class Forwarder:
             self._said_narrowed(narrow + narrow_attempts)
         try:
             said = write_batch(self._pg, requests, attempts)
-            self.forwarded += len(requests)
-            if 0 <= said < len(requests):
-                self._kept(requests, said)
-            return
         except (LogUnavailable, IntegrityError):  # integrity: every row satisfied the same constraints in the spool,
             raise  # so one PostgreSQL adds (a newer modelyard's NOT NULL column, a CHECK) refuses them all (drift.py)
         except Exception as exc:  # a value PostgreSQL will not store: find the row, repair it
             self._failed(exc)
+        else:  # committed: whatever the read-back below meets, the batch is not sent again
+            self.forwarded += len(requests)
+            if 0 <= said < len(requests):
+                try:
+                    self._kept(requests, said)
+                except Exception as exc:  # the connection lost right after COMMIT: the rows are there, unchecked
+                    log.debug("routing log %s: could not read back a batch it took: %s", self.target, exc)
+            return
         by_request: dict[str, list[tuple]] = {}
         for a in attempts:
             by_request.setdefault(a[0], []).append(a)
