@@ -33,8 +33,6 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     AskError,
@@ -170,9 +168,7 @@ async def refused(settings: StateConfig) -> str | None:
     ACL user without the right), else None — also when it cannot be reached: that is an outage, which a process
     rides out (``on_outage``). A refused password is not: every model would get no slot until the process is
     restarted with the right one, and a gateway answered 503 to every request while /healthz said "unreachable"."""
-    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
-                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                            health_check_interval=0)
+    client = wire.client(settings)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.ping()
@@ -199,9 +195,7 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     refuses the password: :func:`refused` says that). Every slot is a script: without scripts a process gave no model
     a slot, for as long as it ran; without the channel, every hand-over of a slot to a waiter failed midway (the link
     down each time, the waiter woken only by the next heartbeat)."""
-    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
-                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                            health_check_interval=0)
+    client = wire.client(settings)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             await client.ping()  # the grant listener's keep-alive
@@ -303,9 +297,7 @@ async def _server_field(client: Redis, timeout: float, name: str) -> str | None:
 
 async def read_server_id(settings: StateConfig) -> str | None:
     """:func:`server_id` on a connection of its own (``models``: a look, no link running)."""
-    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
-                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                            health_check_interval=0)
+    client = wire.client(settings)
     try:
         return await server_id(client, 2 * settings.timeout)
     finally:
@@ -473,11 +465,7 @@ class RedisLink:
 
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        timeout = self.settings.timeout
-        self._client = Redis.from_url(self.settings.url, protocol=wire.PROTOCOL, socket_timeout=timeout,
-                                      socket_connect_timeout=timeout,
-                                      retry=Retry(NoBackoff(), 0), health_check_interval=0,
-                                      redis_connect_func=self._on_new_connection)
+        self._client = wire.client(self.settings, redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
                                       "INSTANCES", "RESTARTED", "REOPEN", "FORGET")}

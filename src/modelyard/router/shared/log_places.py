@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from modelyard.config import dburl
@@ -119,9 +117,7 @@ async def record(client: Redis, prefix: str, host: str, target: str, identity: s
 async def read(settings: StateConfig) -> list[Place] | None:
     """Every place recorded in the last :data:`KEEP` (a connection of its own: `stats` runs no link); None when
     Redis cannot be read."""
-    client = Redis.from_url(settings.url, protocol=wire.PROTOCOL, socket_timeout=settings.timeout,
-                            socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                            health_check_interval=0)
+    client = wire.client(settings)
     try:
         async with asyncio.timeout(2 * settings.timeout):
             async with client.pipeline(transaction=False) as pipe:

@@ -9,5 +9,22 @@ the state URL still wins (the URL's options go over these)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from modelyard.config.schema import StateConfig
+
 #: the RESP version of every connection modelyard opens to the shared store
 PROTOCOL = 2
+
+
+def client(settings: StateConfig, **extra: Any) -> Redis:
+    """A client of the shared store as every async caller opens one: RESP2, every call and connect bounded by
+    ``state.timeout``, no retries of redis-py's own (the caller's outage rules decide) and no health-check PING
+    before a command (one more round trip on the request path)."""
+    return Redis.from_url(settings.url, protocol=PROTOCOL, socket_timeout=settings.timeout,
+                          socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                          health_check_interval=0, **extra)
