@@ -475,7 +475,7 @@ class Forwarder:
         while self._read(_SPOOL_PARTS)[0][0] < SPOOL_WHOLE:  # a part gone: rows since are in no outbox until the
             self._mended_at = 0.0  # forwarder puts it back (_mend) and queues them again, at its next step
             self.wake()
-            if time.monotonic() >= deadline or not self.alive:
+            if self._failing_since(started) or time.monotonic() >= deadline or not self.alive:
                 return False
             time.sleep(0.05)
         target = self._last_seq()
@@ -486,10 +486,15 @@ class Forwarder:
             while True:
                 if self._pending_through(target) == 0:
                     return True
-                failing = self._last_error_at is not None and self._last_error_at >= started and self._pg is None
-                if (failing and self._lock_fd is not None) or time.monotonic() >= deadline or not self.alive:
+                if self._failing_since(started) or time.monotonic() >= deadline or not self.alive:
                     return False
                 self._changed.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _failing_since(self, started: float) -> bool:
+        """This process forwards and PostgreSQL has failed since ``started`` (no connection now): a flush has
+        nothing to wait for — also while a spool part is being put back, which needs the forwarder's next step."""
+        failed = self._last_error_at is not None and self._last_error_at >= started and self._pg is None
+        return failed and self._lock_fd is not None
 
     @property
     def alive(self) -> bool:
