@@ -208,6 +208,12 @@ class ChatRequest:
     #: llama-server, LM Studio —; the embedded llama.cpp with integer ids); Ollama's and Anthropic's APIs have none:
     #: the routing log says it was left out (providers/sampling.py). None: not given, or given empty
     logit_bias: dict[str, float] | None = None
+    #: the client's stop sequences (OpenAI's ``stop``, Ollama's ``options.stop``, text completions' ``stop``): sent to
+    #: every backend in its own form (OpenAI-compatible ``stop``, at most 4 — OpenAI's limit —, Ollama's
+    #: ``options.stop``, llama.cpp's ``stop``, Anthropic's ``stop_sequences``), so the model stops there instead of
+    #: writing on to ``max_tokens``; the gateway still cuts the text at them (gateway/stops.py), for a server that
+    #: ignores or refuses them. None: none given
+    stop: list[str] | None = None
 
 
 def repair_text(text: str) -> str:

@@ -78,3 +78,21 @@ def test_real_model_follows_a_json_schema_from_the_sdks_parse(tmp_path, default_
             {"role": "user", "content": "What is the capital of France? Answer in JSON."}])
     parsed = done.choices[0].message.parsed
     assert isinstance(parsed, Capital) and parsed.capital_city
+
+
+@pytest.mark.model
+def test_real_model_stops_at_the_clients_stop_sequence(tmp_path, default_model):
+    """``stop=["\\n"]`` (a one-line answer, as an autocomplete's) on a request for a long list: the model itself
+    stops at the first newline (llama-cpp-python's ``stop``), not at max_tokens with the text cut at the gateway.
+    Before, the model wrote the whole list (the budget's tokens counted in usage) and the client got one line."""
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 160}}, log={"path": str(tmp_path / "log.db")})
+    with GatewayServer(config) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=300)
+        done = client.chat.completions.create(
+            model="chat", max_tokens=160, temperature=0, stop=["\n"],
+            messages=[{"role": "user", "content": "Write a numbered list of 30 fruits, one fruit per line."}])
+        choice = done.choices[0]
+        assert choice.finish_reason == "stop" and "\n" not in (choice.message.content or "")
+        # the first line is a few tokens; a model that wrote on to the list's end (or the budget) counts ~160
+        assert 0 < done.usage.completion_tokens < 40, done.usage

@@ -16,12 +16,15 @@ from modelyard.providers.sampling import put_sampling, sampled
 from modelyard.types import ChatRequest, Message
 
 OPTIONAL = [f.name for f in dataclasses.fields(ChatRequest) if f.default is None]
+#: the optional fields that hold a list (``stop``): set to that many sequences, not to the number
+LISTS = {f.name for f in dataclasses.fields(ChatRequest) if f.default is None and str(f.type).startswith("list")}
 
 
 @pytest.mark.parametrize("name", OPTIONAL)
 @pytest.mark.parametrize("value", [0, 0.5, 3])
 def test_sampled_is_whether_put_sampling_puts_a_field(name: str, value: float) -> None:
-    request = dataclasses.replace(ChatRequest([Message("user", "hi")]), **{name: value})
+    given = ["\n"] * int(value) if name in LISTS else value
+    request = dataclasses.replace(ChatRequest([Message("user", "hi")]), **{name: given})
     body: dict[str, object] = {}
     put_sampling(request, body, frozenset())
     assert sampled(request) is bool(body), (name, value, body)

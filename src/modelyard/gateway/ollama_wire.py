@@ -10,7 +10,7 @@ log by changing only the address: ``model`` names an agent, a configured model o
 - ``messages`` (``system``, ``user``, ``assistant`` with ``tool_calls`` whose arguments are objects,
   ``tool`` with ``tool_name``), ``tools`` (function tools, OpenAI's shape), ``format`` (``"json"`` or a
   JSON schema), ``think`` (a boolean or a level), ``options.temperature``, ``options.num_predict``,
-  ``options.stop`` (the text is cut at the first of them here, ``stops.py``; no model is sent them);
+  ``options.stop`` (sent to the model, and the text is cut at the first of them here too, ``stops.py``);
   ``/api/generate``: ``prompt``, ``system``, ``suffix`` and ``raw``. With ``raw: true`` (the client's own template
   and FIM tokens) or a ``suffix``, the prompt goes verbatim to a backend that takes prompts (OpenAI-compatible
   ``/v1/completions``, Ollama's ``/api/generate``, the embedded model): :class:`~modelyard.types.TextPrompt`. A
@@ -248,7 +248,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
     schema = body.format if isinstance(body.format, dict) else None
     if isinstance(body.format, str) and body.format not in ("", "json"):
         raise BadRequest("format: expected \"json\" or a JSON schema object", "format")
-    stop_sequences(body)  # checked here, for the 400; applied to the answer (ollama_route.py)
+    stop = stop_sequences(body)  # sent to the model, and applied to the answer too (ollama_route.py)
     return ChatRequest(
         messages=_messages(body),
         prompt=_text_prompt(body),
@@ -266,6 +266,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
         min_p=_bounded(options.get("min_p"), "options.min_p", "a number from 0 to 1", lambda v: 0 <= v <= 1),
         repeat_penalty=_bounded(options.get("repeat_penalty"), "options.repeat_penalty", "a number above 0",
                                 lambda v: v > 0),
+        stop=[s for s in stop if s] or None,
     )
 
 

@@ -1,11 +1,18 @@
 """A client's stop sequences, applied at the gateway: the answer's text ends before the first of them.
 
-No provider behind the gateway is sent stop sequences (a chain mixes APIs that take them differently,
-or not at all), yet clients rely on them (LangChain's and litellm's ``stop``, agent loops that stop
-at ``Observation:``). So the text is cut here, as a model sent them would have stopped: whole answers
-at once, streams as they come — the last few characters that could begin a stop sequence are held
-back until the next piece shows whether they do. The model itself is not stopped: what it writes
-after the stop is generated (and counted in usage) but never sent.
+Every provider is sent them (ChatRequest.stop), each in its API's form: an OpenAI-compatible server's ``stop``
+(the first 4, OpenAI's limit), Ollama's ``options.stop``, llama-cpp-python's and llama-server's ``stop``,
+Anthropic's ``stop_sequences`` (a whitespace-only one, which it refuses, left out) — so the model stops there
+instead of writing on to ``max_tokens`` and holding its slot (an agent loop's ``Observation:``, an autocomplete's
+newline). A stop there is a normal finish ("stop"), not a truncated answer. A server that refuses the field
+(OpenAI's reasoning models: "Unsupported parameter: 'stop'") is asked again without it and learned, as any
+sampling field (providers/sampling.py).
+
+The text is still cut here, as the safety net: for a server that ignores or refuses them, for the sequences past
+the 4 sent, and for the Messages API's ``stop_reason: "stop_sequence"`` (whose request does not send them on, so
+the gateway still knows which one matched). Whole answers at once, streams as they come — the last few characters
+that could begin a stop sequence are held back until the next piece shows whether they do. When only this cut
+stopped the answer, what the model wrote after it is generated (and counted in usage) but never sent.
 """
 
 from __future__ import annotations

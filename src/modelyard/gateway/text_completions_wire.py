@@ -22,8 +22,8 @@ a silent approximation):
   ``create_completion``: :class:`~modelyard.types.TextPrompt`); a chat-only backend (Anthropic's) gets it as the
   user's message, with a ``suffix`` as an instruction and the text with a marker (``fill_in.py``).
 - ``max_tokens``: passed on; unset, the agent's ``max_tokens`` applies (as on every endpoint here), not
-  OpenAI's 16. ``temperature`` passed on; ``stop`` cut here (``stops.py``); ``echo`` puts the prompt before
-  the answer's text; ``stream_options.include_usage`` gives the usage chunk.
+  OpenAI's 16. ``temperature`` passed on; ``stop`` sent to the model and cut here too (``stops.py``); ``echo``
+  puts the prompt before the answer's text; ``stream_options.include_usage`` gives the usage chunk.
 - ``n`` and ``best_of`` above 1 and any ``logprobs`` are refused. ``seed`` (Mistral's ``random_seed``), ``top_p``,
   the penalties and ``logit_bias`` are passed on where the backend takes them (``logit_bias``'s token ids are the
   tokenizer's of the model the client had in mind: a backend whose API has none, Ollama's or Anthropic's, is asked
@@ -53,6 +53,7 @@ from modelyard.gateway.wire import (
     StreamOptions,
     bad_body,
     no_logprobs,
+    stop_list,
     usage_out,
 )
 from modelyard.types import ChatRequest, ChatResponse, Message, TextPrompt, Usage
@@ -173,7 +174,8 @@ def prompt_request(body: CompletionBody, text: str) -> ChatRequest:
                        prompt=TextPrompt(text, body.suffix or "", extra=extra), seed=body.seed,
                        top_p=body.top_p, frequency_penalty=body.frequency_penalty,
                        presence_penalty=body.presence_penalty, top_k=body.top_k,
-                       min_p=body.min_p, repeat_penalty=body.repeat_penalty, logit_bias=body.logit_bias or None)
+                       min_p=body.min_p, repeat_penalty=body.repeat_penalty, logit_bias=body.logit_bias or None,
+                       stop=stop_list(body.stop))
 
 
 class FimBody(CompletionBody):

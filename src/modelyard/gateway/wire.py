@@ -5,7 +5,8 @@ Unknown request fields are ignored rather than rejected: SDKs and agent framewor
 many optional knobs (``user``, ``metadata``, ``service_tier``...) that a router cannot
 honour per model, and refusing them would break those clients for no benefit. ``seed``,
 ``top_p``, the penalties and ``logit_bias`` are passed on where the backend takes them. ``stop`` is
-honoured at the gateway (``stops.py``): the text ends before the first stop sequence.
+sent to the backend (the model stops there) and honoured at the gateway too (``stops.py``): the text
+ends before the first stop sequence.
 """
 
 from __future__ import annotations
@@ -357,7 +358,13 @@ def to_chat_request(body: ChatCompletionBody) -> ChatRequest:
                        fields["temperature"], fmt in ("json_object", "json_schema"), schema or None,
                        fields["parallel_tool_calls"] is False, None, None, fields["seed"],
                        fields["top_p"], strict, fields["frequency_penalty"], fields["presence_penalty"],
-                       fields["top_k"], fields["min_p"], fields["repeat_penalty"], fields["logit_bias"] or None)
+                       fields["top_k"], fields["min_p"], fields["repeat_penalty"], fields["logit_bias"] or None,
+                       stop_list(stop) if (stop := fields["stop"]) else None)
+
+
+def stop_list(stop: str | list[str] | None) -> list[str] | None:
+    """The client's ``stop`` (a string or a list) as ChatRequest.stop: the non-empty ones, None when none."""
+    return [s for s in ([stop] if isinstance(stop, str) else stop or []) if s] or None
 
 
 def no_logprobs(param: str, fields: str) -> BadRequest:

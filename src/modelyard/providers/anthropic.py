@@ -451,6 +451,11 @@ class AnthropicProvider(HttpProvider):
                 "type": "enabled", "budget_tokens": budget}
             max_tokens = max(max_tokens, budget + 1024)  # the budget counts inside max_tokens
         body.update(self._sampling(request, bool(thinking)))
+        if stops := [s for s in request.stop or () if s.strip()]:
+            # the Messages API's ``stop_sequences`` (its answer: stop_reason "stop_sequence", a normal finish). A
+            # whitespace-only one is refused, the request with it ("stop_sequences: each stop sequence must contain
+            # non-whitespace": BerriAI/litellm#3286, a client's ``stop: ["\n"]``): left out, the gateway cuts there
+            body["stop_sequences"] = stops
         body["max_tokens"] = max_tokens
         return body
 

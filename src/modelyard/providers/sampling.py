@@ -1,5 +1,5 @@
-"""A client's sampling fields (``seed``, ``top_p``, the penalties, ``top_k``, ``min_p``, ``repeat_penalty``) in the
-OpenAI body, and a server's refusal of one of them.
+"""A client's sampling fields (``seed``, ``top_p``, the penalties, ``top_k``, ``min_p``, ``repeat_penalty``, ``stop``)
+in the OpenAI body, and a server's refusal of one of them.
 
 They were dropped at the gateway until they were passed on; passed on, a server that refuses one turned a request
 that used to work into a 400: OpenAI's reasoning models ("Unsupported parameter: 'top_p' is not supported with this
@@ -39,7 +39,7 @@ from modelyard.types import ChatRequest
 
 #: the fields, as the OpenAI body names them
 SAMPLING_FIELDS = ("seed", "top_p", "frequency_penalty", "presence_penalty", "top_k", "min_p", "repeat_penalty",
-                   "repetition_penalty", "logit_bias")
+                   "repetition_penalty", "logit_bias", "stop")
 #: the repetition penalty's two names, both sent (llama-server's and LM Studio's; vLLM's and SGLang's): a server that
 #: refuses one may take the penalty under the other
 PENALTY_NAMES = ("repeat_penalty", "repetition_penalty")
@@ -47,9 +47,11 @@ PENALTY_NAMES = ("repeat_penalty", "repetition_penalty")
 #: a field named in a server's words: as sent (OpenAI's ``'top_p'``, pydantic's ``body.seed``) or camelCase (xAI's
 #: ``presencePenalty``); whole words only (``random_seed`` is Mistral's own field, not ours)
 _NAMED = re.compile(r"(?<![A-Za-z0-9_])(seed|top_?p|frequency_?penalty|presence_?penalty|top_?k|min_?p|repeat_?penalty|"
-                    r"repetition_?penalty|logit_?bias)(?![A-Za-z0-9_])", re.IGNORECASE)
+                    r"repetition_?penalty|logit_?bias|stop)(?![A-Za-z0-9_])", re.IGNORECASE)
 _BY_SPELLING = {f.replace("_", ""): f for f in SAMPLING_FIELDS}
 
+#: OpenAI's limit on ``stop``: "Up to 4 sequences"
+MAX_STOPS = 4
 #: Mistral's name for the seed
 MISTRAL_SEED = "random_seed"
 #: the words of pydantic's refusal of a field a request model does not have (``extra_forbidden``), Mistral's API's
@@ -106,6 +108,8 @@ def put_native(request: ChatRequest, into: dict[str, Any]) -> None:
         into["min_p"] = request.min_p
     if request.repeat_penalty is not None:  # Ollama's options.repeat_penalty, llama.cpp's repeat_penalty
         into["repeat_penalty"] = request.repeat_penalty
+    if request.stop:  # Ollama's options.stop, llama-cpp-python's and llama-server's ``stop``: the model stops there
+        into["stop"] = list(request.stop)
 
 
 def token_ids(bias: dict[str, float], vocab: int | None = None) -> dict[int, float]:
@@ -168,7 +172,7 @@ def sampled(request: ChatRequest) -> bool:
     so a field added there is asked here too."""
     return (request.seed is not None or request.top_p is not None or bool(request.frequency_penalty)
             or bool(request.presence_penalty) or request.top_k is not None or request.min_p is not None
-            or request.repeat_penalty is not None or request.logit_bias is not None)
+            or request.repeat_penalty is not None or request.logit_bias is not None or bool(request.stop))
 
 
 def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[str],
@@ -195,6 +199,12 @@ def put_sampling(request: ChatRequest, body: dict[str, Any], refused: frozenset[
         body["repeat_penalty"] = body["repetition_penalty"] = request.repeat_penalty
     if request.logit_bias is not None:  # OpenAI's, vLLM's, llama-server's and LM Studio's ``logit_bias``
         body["logit_bias"] = request.logit_bias
+    if request.stop:
+        # OpenAI's ``stop``: "Up to 4 sequences where the API will stop generating further tokens" (vLLM and
+        # llama-server take more; the first 4 go, the gateway cuts at the rest: gateway/stops.py). A server that
+        # refuses it (OpenAI's reasoning models: "Unsupported parameter: 'stop' is not supported with this model.")
+        # is learned as any refused field, and the gateway's cut still ends the text there
+        body["stop"] = request.stop[:MAX_STOPS]
     for field in refused:
         body.pop(field, None)
 
