@@ -8,7 +8,7 @@ import time
 import pytest
 from tests.helpers import ScriptedProvider, make_config
 
-from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Router, StreamInterrupted
+from modelyard.router import ChainExhausted, ModelPool, RequestRecord, Routed, Router, StreamInterrupted
 from modelyard.router.clock import ManualClock, VirtualTimeLoop, loop_clock
 from modelyard.types import ChatRequest, Chunk, Message, Usage
 
@@ -59,16 +59,20 @@ async def test_transient_error_is_retried_on_the_same_model_first() -> None:
     assert [x.outcome for x in routed.record.attempts] == ["retry", "ok"] and a.calls == 2 and b.calls == 0
 
 
-async def test_hang_before_first_token_falls_back_within_bound() -> None:
-    # the first-token bound well apart from the others, so that the bound that fired is told by the time even when a
-    # loaded machine runs the loop late (at 0.2 s with a 0.6 s ceiling it was within 3x)
+def test_hang_before_first_token_falls_back_within_bound() -> None:
+    # on virtual time: the wall clock's 0.5 <= elapsed < 2.5 failed when a loaded machine ran the loop 2 s late, and
+    # told the bounds apart only by their distance; here the bound that fired is told by its exact time
     router, a, b, _ = build(["hang"], timeouts={"queue": 1, "first_token": 0.5, "idle": 5, "total": 30})
-    start = time.perf_counter()
-    routed = await router.complete("agent", REQ)
-    elapsed = time.perf_counter() - start
+    loop = VirtualTimeLoop(0.0)
+    try:
+        routed = loop.run_until_complete(router.complete("agent", REQ))
+        elapsed = loop.time()
+        loop.run_until_complete(router.aclose())
+    finally:
+        loop.close()
     assert routed.response.text == "from b"
     assert routed.record.attempts[0].reason == "first_token_timeout"
-    assert 0.5 <= elapsed < 2.5
+    assert elapsed == pytest.approx(0.5)
     assert a.in_flight == 0  # the hung call was cancelled, not left running
 
 
@@ -139,16 +143,27 @@ async def test_exhausted_chain_lists_every_attempt() -> None:
     assert info.value.record.outcome == "failed"
 
 
-async def test_queue_timeout_moves_to_fallback() -> None:
+def test_queue_timeout_moves_to_fallback() -> None:
+    # on virtual time: the wall clock's 0.1 <= waited < 0.4 left a loaded machine 0.3 s for the loop's lateness
     router, a, b, _ = build(["slow:0.5"], timeouts={"queue": 0.1, "first_token": 2, "idle": 2, "total": 10})
-    first = asyncio.create_task(router.complete("agent", REQ))
-    await asyncio.sleep(0.02)
-    start = time.perf_counter()
-    second = await router.complete("agent", REQ)
-    waited = time.perf_counter() - start
+
+    async def both() -> tuple[Routed, Routed, float]:
+        first = asyncio.create_task(router.complete("agent", REQ))
+        await asyncio.sleep(0.02)
+        start = loop.time()
+        second = await router.complete("agent", REQ)
+        waited = loop.time() - start
+        return await first, second, waited
+
+    loop = VirtualTimeLoop(0.0)
+    try:
+        first, second, waited = loop.run_until_complete(both())
+        loop.run_until_complete(router.aclose())
+    finally:
+        loop.close()
     assert second.record.model == "b" and second.record.attempts[0].reason == "queue_timeout"
-    assert 0.1 <= waited < 0.4
-    assert (await first).record.model == "a"
+    assert waited == pytest.approx(0.1)  # the queue bound, not the 0.48 s the first request still held the slot
+    assert first.record.model == "a"
     assert router.pool.local("a").health.state == "available"  # busy is not sick
 
 
