@@ -26,6 +26,7 @@ from modelyard.ledger.probes import backend_of, teach
 from modelyard.ledger.queries import spend_since
 from modelyard.ledger.store import LogStore, log_path
 from modelyard.paths import resolve_config_path
+from modelyard.providers.http import load_http_client
 from modelyard.router import ModelPool, Router
 
 T = TypeVar("T")
@@ -126,6 +127,11 @@ def open_runtime(config_path: str | Path | None = None, *, config: Config | None
             link.log_mark = lambda: forwarding.log_mark
             link.log_holds = forwarding.holds
     teach(pool.providers, log.path)  # what `probe` measured (e.g. thinking) shapes each model's profile
+    if any(m.provider != "llamacpp" for m in config.models.values()):
+        # ask, chat, telegram, route: aiohttp imported here, not inside the first request's first-token bound (as
+        # serve does): left there it was most of the TTFT `ask` showed (0.4–0.8 s of 'TTFT' against a server that
+        # answered in milliseconds, load ~7) and failed a healthy model over under a 1 s bound
+        load_http_client()
     router = Router(config, pool=pool, sink=log.submit)
     if pool.spend is not None:  # spend caps count what the log says each capped model cost (router/spend.py)
         store = LogStore.of(config)
