@@ -6,12 +6,14 @@ the healthy model failed over (first_token_timeout) in 2 of 3 loaded runs of tes
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import sys
 from modelyard.runtime import open_runtime
@@ -30,6 +32,7 @@ def test_a_runtime_with_a_model_behind_http_has_its_http_client_loaded_before_an
         tmp_path: Path, model: str, imported: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"models:\n  m: {model}\nagents:\n  a: {{primary: m}}\nlog: {{path: '{tmp_path / 'log.db'}'}}\n")
-    done = subprocess.run([sys.executable, "-c", PROBE, str(config)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE, str(config)], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == imported, done.stderr

@@ -32,6 +32,7 @@ from modelyard.bench.suite import LoadedSuite
 from modelyard.config.schema import Config
 from modelyard.errors import ProviderError
 from modelyard.providers import Provider
+from modelyard.providers.http import load_http_client
 from modelyard.providers.speed import measured
 from modelyard.types import ChatRequest, Message, ToolDefinition
 
@@ -157,6 +158,8 @@ class BenchRunner:
     async def run(self) -> BenchResult:
         """Every model in turn; returns what finished even when cancelled (Ctrl-C)."""
         started = time.perf_counter()
+        if any(self.config.models[m].provider != "llamacpp" for m in self.models):
+            load_http_client()  # not in the first run's TTFT (0.4-0.8 s of import at load ~7; Ollama's warm-up hid it)
         try:
             async with AsyncExitStack() as stack:
                 agent_tools = await self._agent_tools(stack)
