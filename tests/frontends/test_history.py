@@ -111,6 +111,36 @@ def test_chat_command_resumes_history_from_the_database(tmp_path):
         assert [m["role"] for m in llm.requests[-1].json["messages"]] in (["user"], ["system", "user"])
 
 
+def test_chat_resumes_only_its_own_configs_conversation(tmp_path):
+    """Two configs sharing one log (as every config without ``log.path`` shares the default one): chat with config B
+    said "resuming: 2 earlier messages" and sent config A's conversation to B's agents. Each config file has its
+    own conversation; the other one is named with how to go on with it."""
+    from tests.fakes import OpenAIServer
+
+    with OpenAIServer(reply_text="noted") as llm:
+        first, second = tmp_path / "a", tmp_path / "b"
+        first.mkdir()
+        second.mkdir()
+        config_a = _chat_config(first, llm.url)
+        config_b = _chat_config(second, llm.url)
+        config_b.write_text(config_b.read_text().replace(str(second / "l.sqlite"), str(first / "l.sqlite")))
+        a = CliRunner().invoke(app, ["chat", "--config", str(config_a)], input="my name is Ada\n/quit\n")
+        assert a.exit_code == 0, a.output
+        b = CliRunner().invoke(app, ["chat", "--config", str(config_b)], input="what is my name?\n/quit\n",
+                               terminal_width=300)
+        assert b.exit_code == 0, b.output
+        assert "resuming" not in b.output
+        assert (f"not resumed: 2 messages of a chat with another config ({config_a.resolve()}); "
+                f"`modelyard chat --config {config_a.resolve()}` goes on with it") in b.output
+        assert [m["content"] for m in llm.requests[-1].json["messages"] if m["role"] != "system"] == [
+            "what is my name?"]
+        again = CliRunner().invoke(app, ["chat", "--config", str(config_a)], input="and now?\n/quit\n",
+                                   terminal_width=300)
+        assert again.exit_code == 0 and "resuming: 2 earlier messages" in again.output, again.output
+        assert "not resumed: 2 messages of a chat with another config" in again.output
+        assert any("my name is Ada" in m["content"] for m in llm.requests[-1].json["messages"])
+
+
 def test_chat_answers_help_and_a_mistyped_command_itself(tmp_path):
     """'/help' and '/agnet utility' went to the model as messages; a path ('/etc/hosts …') still does."""
     from tests.fakes import OpenAIServer

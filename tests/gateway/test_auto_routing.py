@@ -93,3 +93,16 @@ def test_an_agent_called_auto_keeps_its_name_and_no_orchestrator_means_no_auto(t
     # only what the config has ("agents: chat, …; models: fast (address a model as 'model:NAME' …)")
     assert "'auto' lets an orchestrator pick the agent, and this config has none" in refused.value.message
     assert "orchestration.agent" in refused.value.message
+
+
+def test_a_request_without_a_model_is_offered_auto_where_there_is_an_orchestrator(tmp_path: Path, backend) -> None:
+    """No ``model`` sent: 400 "model: Field required" said nothing of what goes there; with an orchestrator in the
+    config, 'auto' is one answer (without one it is not offered: test_openai_sdk)."""
+    import httpx
+
+    with GatewayServer(config(tmp_path, backend.url)) as gw:
+        r = httpx.post(gw.url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+    message = r.json()["error"]["message"]
+    assert message.startswith("model: Field required — put an agent's name there: agents: chat, engineer"), message
+    assert message.endswith("; 'auto' lets the orchestrator pick the agent)"), message

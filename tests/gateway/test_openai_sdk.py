@@ -230,3 +230,31 @@ def test_stop_cuts_the_answer_whole_and_streamed(client, tmp_path):
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert client.chat.completions.create(model="coder", messages=hi, stop=["zzz"]).choices[0].message.content \
         == "Hello from fast."
+
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(("path", "payload"), [
+    ("/v1/chat/completions", {"messages": USER}),
+    ("/v1/responses", {"input": "hi"}),
+    ("/v1/completions", {"prompt": "hi"}),
+    ("/v1/embeddings", {"input": "hi"}),
+    ("/v1/messages", {"max_tokens": 16, "messages": USER}),
+    ("/api/chat", {"messages": USER}),
+    ("/api/generate", {"prompt": "hi"}),
+])
+def test_a_request_without_a_model_is_told_what_to_put_there(gateway, path, payload):
+    """A client that sent no ``model`` (curl, a UI whose model box was left empty) got 400 "model: Field required"
+    and nothing on what goes there; the unknown-model 404 lists the agents. Every API's parser says it the same
+    way, from the one place its refusals are shaped (gateway/intake.py)."""
+    import httpx
+
+    r = httpx.post(gateway.url + path, json=payload)
+    assert r.status_code == 400, r.text
+    body = r.json()
+    error = body["error"]
+    message = error if isinstance(error, str) else error["message"]  # Ollama's {"error": "…"}
+    assert message.startswith("model: Field required — put an agent's name there: agents: coder, writer, solo; "
+                              "models: fast, backup, cloud"), message
+    assert "auto" not in message  # this config has no orchestrator: 'auto' would be a 404 (see test_auto_routing)

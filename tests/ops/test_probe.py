@@ -22,7 +22,7 @@ from modelyard.config import load_config
 from modelyard.ledger import connect
 from modelyard.ops import probe_store
 from modelyard.ops.check import check_config
-from modelyard.ops.probe import probe_model
+from modelyard.ops.probe import a_or_an, probe_model
 from modelyard.providers import build_provider
 
 MODEL_INFO = {
@@ -105,6 +105,8 @@ async def test_ollama_model_passes_every_check(servers, tmp_path: Path) -> None:
     assert result.checks["tools"].detail == "structured call get_weather(city='Paris')"
     assert result.checks["context"].value == 32768
     assert result.checks["tokens_per_s"].value > 0
+    # the fake counts the speed prompt's 8 words as its tokens: "an 8-token prompt", not "a 8-token prompt"
+    assert result.checks["ttft_ms"].detail == "median of 3 runs of an 8-token prompt"
     # the tool probe really offered a tool, and the thinking probe really asked for thinking
     chats = [r.json for r in ollama.requests_to("/api/chat")]
     assert any(b.get("tools", [{}])[0].get("function", {}).get("name") == "get_weather" for b in chats)
@@ -199,6 +201,14 @@ def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_pa
     # the figures say what they are of: a TTFT of a ~20-token prompt is not the TTFT of an agent's 3,000-token one
     assert "TTFT and tok/s: median of 3 runs of a" in speed.output and "-token prompt" in speed.output, speed.output
     assert "prefill grows with its length" in " ".join(speed.output.split())
+
+
+@pytest.mark.parametrize(("number", "article"), [
+    (8, "an"), (11, "an"), (18, "an"), (80, "an"), (86, "an"), (800, "an"), (8_000, "an"), (11_000, "an"),
+    (18_500, "an"), (1, "a"), (7, "a"), (20, "a"), (108, "a"), (180, "a"), (1_100, "a"), (3_000, "a"), (0, "a"),
+])
+def test_the_article_before_a_number_follows_how_it_is_said(number: int, article: str) -> None:
+    assert a_or_an(number) == article
 
 
 def test_check_without_probes_warns_instead_of_guessing(tmp_path: Path) -> None:

@@ -449,6 +449,20 @@ def test_relative_paths_are_read_from_the_config_files_directory(tmp_path: Path,
     assert shown.exit_code == 0 and len(json.loads(shown.output)) == 1, shown.output
 
 
+def test_a_relative_log_path_is_shown_resolved(tmp_path: Path) -> None:
+    """`log.path: ../mylog.sqlite3` beside a config in sub/ was shown as `/tmp/x/sub/../mylog.sqlite3` by `log`, `stats`
+    and `report`: the file where it really is, now."""
+    (tmp_path / "sub").mkdir()
+    config = tmp_path / "sub" / "c.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  chat: {primary: a}\nlog: {path: ../mylog.sqlite3}\n")
+    where = str((tmp_path / "mylog.sqlite3").resolve())
+    shown = invoke(config, "log")
+    assert shown.exit_code == 0 and f"routing log: {where}" in shown.output, shown.output
+    stats = invoke(config, "stats")
+    assert f"({where})" in " ".join(stats.output.split()) and ".." not in stats.output, stats.output
+
+
 def test_a_model_path_with_a_variable_is_refused(tmp_path: Path) -> None:
     config = write(tmp_path, "models:\n  g: {provider: llamacpp, path: '$HOME/models/m.gguf'}\n"
                              "agents:\n  chat: {primary: g}\n")

@@ -44,7 +44,7 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("ask", "ask", "ask",
           "Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."),
     Entry("chat", "ask", "chat",
-          "Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn; "
+          "Interactive conversation, resumed next time with the same config file. Without --agent the orchestrator picks an agent per turn; "
           "'/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again a message no model "
           "answered, '/reset' forgets, '/help' lists these, '/quit' ends."),
     Entry("models", "inspect", "models",

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -349,14 +350,31 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
     return True
 
 
+def _other_chats(store: ConversationStore, key: str) -> str:
+    """What ``chat`` did not resume: the newest conversation of another config sharing this log, and how to go on
+    with it; empty when there is none."""
+    others = [(c, n) for c in store.others("cli", key) if (n := len(store.load(c, CHAT_HISTORY_TOKENS)))]
+    if not others:
+        return ""
+    (newest, count), rest = others[0], len(others) - 1
+    more = f" (and {rest} more of other configs)" if rest else ""
+    if newest.external_id == "default":  # kept before chats were kept per config: its config is not known
+        return f"not resumed: {count} messages of a chat from before chats were kept per config{more}"
+    return (f"not resumed: {count} messages of a chat with another config ({newest.external_id}){more}; "
+            f"`modelyard chat --config {shlex.quote(newest.external_id)}` goes on with it")
+
+
 def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
-    """Interactive conversation, resumed next time. Without --agent the orchestrator picks an agent per turn;
-    '/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again a message no model answered,
-    '/reset' forgets, '/help' lists these, '/quit' ends."""
+    """Interactive conversation, resumed next time with the same config file. Without --agent the orchestrator
+    picks an agent per turn; '/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again a
+    message no model answered, '/reset' forgets, '/help' lists these, '/quit' ends."""
     _terminal_says_it()
     runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
-    session = Session(runtime, store, "cli", "default", history_tokens=CHAT_HISTORY_TOKENS,
+    # one conversation per config file: configs sharing a log (the default one) have other agents, and config B's
+    # chat resumed config A's conversation. Its path, not its agents: an edited config goes on with its chat.
+    key = str(runtime.config_path.resolve())
+    session = Session(runtime, store, "cli", key, history_tokens=CHAT_HISTORY_TOKENS,
                       agent=_agent_or_exit(runtime, agent), remember_agent=False)
 
     routed = _unaddressed(runtime)
@@ -367,6 +385,8 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                       "/agent NAME to switch, /quit to leave.", highlight=False)
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
+        if not_resumed := _other_chats(store, key):
+            console.print(not_resumed, style="dim", highlight=False, markup=False)
         reader = LineReader()
         said_shared: str | None = None
         #: the last message no model answered: it is not kept in the history, and the prompt recalls no lines

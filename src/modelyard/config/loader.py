@@ -750,14 +750,16 @@ def beside(config: Config, directory: Path) -> Config:
     directory: read from the working directory, `models/m.gguf` was found in a shell opened there and 'not found'
     anywhere else, and `log.path: routing.sqlite3` made a new, empty log in every directory a command ran from
     (the service's among them), the rows of each lost to the others."""
-    def rebased(value: str | None) -> str | None:
+    def rebased(value: str | None, *, resolve: bool = False) -> str | None:
         if not value or value.startswith("~") or Path(value).is_absolute():
             return value
-        return str(directory.absolute() / value)
+        return str((directory.absolute() / value).resolve() if resolve else directory.absolute() / value)
 
     models = {name: model.model_copy(update={"path": rebased(model.path)}) if rebased(model.path) != model.path
               else model for name, model in config.models.items()}
     update: dict[str, Any] = {"models": models} if models != config.models else {}
-    if (log := rebased(config.log.path)) != config.log.path:
+    # the log resolved: `log.path: ../routing.sqlite3` was shown as /home/me/conf/../routing.sqlite3 (a model's GGUF
+    # keeps its path as written: resolving a Hugging Face cache's symlink would show the blob's hash for its name)
+    if (log := rebased(config.log.path, resolve=True)) != config.log.path:
         update["log"] = config.log.model_copy(update={"path": log})
     return config.model_copy(update=update) if update else config

@@ -82,6 +82,14 @@ class ConversationStore:
             return self.conversation(frontend, external)  # another process may have won the insert
         return Conversation(row["id"], frontend, external, row["agent"])
 
+    def others(self, frontend: str, external_id: str | int) -> list[Conversation]:
+        """The front-end's other conversations that have turns, the most recently used first."""
+        rows = self._conn.execute(
+            "SELECT id, external_id, agent FROM conversations c WHERE frontend = ? AND external_id != ?"
+            " AND EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id) ORDER BY updated_at DESC",
+            (frontend, str(external_id))).fetchall()
+        return [Conversation(r["id"], frontend, r["external_id"], r["agent"]) for r in rows]
+
     def move(self, frontend: str, old_id: str | int, new_id: str | int) -> bool:
         """The chat's conversation (history, agent) now goes on under ``new_id`` — a Telegram group upgraded to a
         supergroup gets a new chat id —, unless one already does there; whether it moved."""

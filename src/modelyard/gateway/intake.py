@@ -79,7 +79,11 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
                                   param="model", code="model_not_found")
         chat = translate(body)
     except BadRequest as exc:
-        return error_response(400, exc.message, param=exc.param, code="invalid_request")
+        # every API's parser comes here: a client that sent no model (a script, a UI's empty model box) was told
+        # only "model: Field required", not what to put there
+        said = f"{exc.message} — put an agent's name there{gw.known_names('')}" if (
+            exc.missing and exc.param == "model") else exc.message
+        return error_response(400, said, param=exc.param, code="invalid_request")
     except BodyTooLarge as exc:
         return error_response(413, str(exc), code="request_too_large")
     except BodiesFull as exc:

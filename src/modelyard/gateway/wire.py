@@ -42,10 +42,12 @@ MAX_PARTS = MAX_MESSAGES
 class BadRequest(Exception):
     """A request the gateway cannot serve; ``param`` names the offending field (OpenAI style)."""
 
-    def __init__(self, message: str, param: str | None = None):
+    def __init__(self, message: str, param: str | None = None, *, missing: bool = False):
         super().__init__(message)
         self.message = message
         self.param = param
+        #: the field was not sent at all (pydantic's ``missing``), not sent wrong
+        self.missing = missing
 
 
 class _In(BaseModel):
@@ -213,7 +215,8 @@ def bad_body(exc: ValidationError) -> BadRequest:
             where += "; JSON is sent as UTF-8"
         return BadRequest("the request body is not a JSON object" + (f" ({where})" if where else ""), None)
     param = field_path(first["loc"])
-    return BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None)
+    return BadRequest(f"{param}: {first['msg']}" if param else first["msg"], param or None,
+                      missing=first["type"] == "missing")
 
 
 _UNION_TAGS = frozenset({"str", "int", "float", "bool"})

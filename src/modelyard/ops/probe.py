@@ -153,6 +153,15 @@ def judge_json(response: ChatResponse) -> Check:
     return Check("json", "pass", True, detail=f"object with keys {sorted(value)[:5]}")
 
 
+def a_or_an(number: int) -> str:
+    """The article before a number, by how it is said: "an 8-token prompt", "an 11-", "an 18-", "an 80-",
+    "an 800-", "an 18,000-"; "a 1,100-" ("one thousand…"). The leading group of three digits is what is said first."""
+    lead = abs(number)
+    while lead >= 1000:
+        lead //= 1000
+    return "an" if lead in (8, 11, 18) or 80 <= lead <= 89 or 800 <= lead <= 899 else "a"
+
+
 def _user(text: str) -> list[Message]:
     return [Message("user", text)]
 
@@ -231,7 +240,7 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
             if rate := run.response.usage.tokens_per_s or measured(tokens, run.total - (run.ttft or 0.0)):
                 rates.append(rate)
         # what the figures are of: a short prompt's first token and a short answer's speed, not a long prompt's
-        of = f"a {prompt_tokens}-token prompt" if prompt_tokens else "a short prompt"
+        of = f"{a_or_an(prompt_tokens)} {prompt_tokens}-token prompt" if prompt_tokens else "a short prompt"
         out = [Check("ttft_ms", "pass" if ttfts else "unknown", bool(ttfts) or None,
                      statistics.median(ttfts) if ttfts else None, f"median of {len(ttfts)} runs of {of}")]
         out.append(Check("tokens_per_s", "pass" if rates else "unknown", bool(rates) or None,
