@@ -57,3 +57,40 @@ def test_the_foreign_members_learned_the_examples_in_other_languages(orchestrato
     assert foreign_words, "the foreign TF-IDF members are trained with the multilingual member"
     for term in ("题目描述", "отсортируй"):
         assert term in foreign_words[View.WORDS].vocabulary and term not in english_words[View.WORDS].vocabulary
+
+
+def test_a_message_in_another_language_is_analysed_once(orchestrator: Orchestrator) -> None:
+    """Round 29b: the English views (the confidence's similarities) read a non-English message's counts from the
+    foreign members' views instead of cutting its character n-grams a second time — and get the same features as
+    their own analysis would give. The message is arenaforeign_dev's Chinese statement with a word added that no
+    earlier decision has cut (so neither view remembers it)."""
+    import numpy as np
+
+    from modelyard.agents import analyzers
+    from modelyard.agents.classifier import _Vectorizer
+
+    classifier = orchestrator.classifier
+    classifier.ready_multilingual()
+    text = str(line("arenaforeign_dev.jsonl", "矩形面积 II")["text"]) + " 测试二九乙专用词"
+    views = [*classifier._views.values(), *classifier._foreign_views.values()]  # type: ignore[attr-defined]
+    cut: list[str] = []
+
+    def counted(word: str) -> list[str]:
+        cut.append(word)
+        return analyzers.char_wb_ngrams(word)
+
+    for vectorize in views:
+        if vectorize.ngrams is not None:
+            vectorize.ngrams = counted
+    try:
+        orchestrator.decide_fast(text)
+    finally:
+        for vectorize in views:
+            if vectorize.ngrams is not None:
+                vectorize.ngrams = analyzers.char_wb_ngrams
+    assert cut.count("测试二九乙专用词") == 1, cut.count("测试二九乙专用词")
+    for view, english in classifier._views.items():  # type: ignore[attr-defined]
+        alone = _Vectorizer(english.analyze, english.vocabulary, english.idf, english.words, english.ngrams)
+        for read, _ in classifier.read(text):
+            mine, theirs = english(read), alone(read)
+            assert np.array_equal(mine[0], theirs[0]) and mine[1].tobytes() == theirs[1].tobytes(), view
