@@ -551,3 +551,23 @@ async def test_a_status_longer_than_a_message_comes_in_several(tmp_path, tg, llm
     shown = "\n".join(replies_to(tg, ALICE))
     assert len(shown) > 4096 and all(f"• {name} (openai" in shown for name in names)
     assert shown.startswith("Agent: automatic routing")
+
+
+def test_the_librarys_failed_last_poll_at_stop_is_one_warning_line(caplog) -> None:
+    """python-telegram-bot's last getUpdates at stop (it confirms the updates taken) met 'Pool timeout' on a loaded
+    machine (a clean-clone CI, 2026-12-01) and logged an ERROR with a traceback; nothing is lost — the inbox knows an
+    update Telegram sends again —, so it is one warning saying that."""
+    from telegram.error import TimedOut
+
+    from modelyard.frontends.telegram import _quiet_library_lines
+
+    _quiet_library_lines()
+    updater = logging.getLogger("telegram.ext.Updater")
+    try:
+        raise TimedOut("Pool timeout: All connections in the connection pool are occupied.")
+    except TimedOut:
+        updater.exception("Error while calling `get_updates` one more time to mark all fetched updates. Suppressing "
+                          "error to ensure graceful shutdown.")
+    records = [r for r in caplog.records if r.name == "telegram.ext.Updater"]
+    assert len(records) == 1 and records[0].levelno == logging.WARNING and records[0].exc_info is None, records
+    assert "Pool timeout" in records[0].getMessage() and "inbox recognises them" in records[0].getMessage()

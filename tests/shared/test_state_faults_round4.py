@@ -356,3 +356,16 @@ def test_serve_with_a_user_that_may_not_run_scripts_stops_at_start(tmp_path: Pat
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "refused this user's scripts" in done.stderr and "ACL SETUSER <user> +@scripting" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "Uvicorn running" not in done.stderr + done.stdout
+
+
+def test_plain_text_to_a_tls_port_met_at_the_write_still_says_rediss() -> None:
+    """The TLS server's alert and close can meet redis-py at its next write instead of its read: "Error UNKNOWN while
+    writing to socket. Connection lost." — said bare (a clean-clone CI on a loaded machine, 2026-12-01), where a
+    reset at the read said to write rediss://."""
+    from modelyard.router.shared.link import RedisLink
+
+    link = RedisLink(short_lease(url="redis://127.0.0.1:6390/0"))
+    said = link._scheme_hint("ConnectionError: Error UNKNOWN while writing to socket. Connection lost.")
+    assert "if this server speaks TLS, the URL is rediss://" in said, said
+    tls = RedisLink(short_lease(url="rediss://127.0.0.1:6390/0"))
+    assert "rediss://" not in tls._scheme_hint("ConnectionError: Connection lost.")  # the hint is for plain URLs

@@ -317,11 +317,33 @@ class _UnreadableBatch(logging.Filter):
         return not str(record.msg).startswith("Error while parsing updates")
 
 
-def _quiet_unreadable_batches() -> None:
+class _UnconfirmedAtStop(logging.Filter):
+    """python-telegram-bot's ERROR with a traceback when its last getUpdates at stop fails (Telegram slow, the
+    poll's connection not yet let go): nothing is lost — an update Telegram sends again is recognised by the inbox
+    and not answered twice —, so it is one warning line saying that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Error while calling `get_updates` one more time"):
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "telegram: the updates taken last were not confirmed at stop (%s); Telegram sends them again at the "
+                "next start and the inbox recognises them", (error or "no reason given",), None, None)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+#: seconds the library's last getUpdates at stop waits for the long poll's connection
+POLL_POOL_WAIT = 5.0
+
+
+def _quiet_library_lines() -> None:
     for name in ("telegram.Bot", "telegram.ext.ExtBot"):  # Bot's logger, and ExtBot's own
         library = logging.getLogger(name)
         if not any(isinstance(f, _UnreadableBatch) for f in library.filters):
             library.addFilter(_UnreadableBatch())
+    updater = logging.getLogger("telegram.ext.Updater")
+    if not any(isinstance(f, _UnconfirmedAtStop) for f in updater.filters):
+        updater.addFilter(_UnconfirmedAtStop())
 
 
 class InboxBot(ExtBot[None]):
@@ -335,11 +357,14 @@ class InboxBot(ExtBot[None]):
 
     def __init__(self, token: str, base_url: str, inbox: Inbox):
         super().__init__(token, base_url=base_url, request=FrontAwareRequest(connection_pool_size=256),
-                         get_updates_request=FrontAwareRequest(connection_pool_size=1),
+                         # its one connection is the long poll's: at stop the library's last getUpdates (which
+                         # confirms the updates taken) waits for it to be let go, and 1 s (the default) was not enough
+                         # on a loaded machine — 'Pool timeout', logged as an error with a traceback
+                         get_updates_request=FrontAwareRequest(connection_pool_size=1, pool_timeout=POLL_POOL_WAIT),
                          # a reply to a message that is gone (deleted by its sender, or by a group's clean-up bot at
                          # once) is refused by the Bot API unless allowed; in a group every reply quotes
                          defaults=Defaults(allow_sending_without_reply=True))
-        _quiet_unreadable_batches()
+        _quiet_library_lines()
         with self._unfrozen():
             self.inbox = inbox
             self._floor = 0
