@@ -128,17 +128,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: the server program of :class:`PrivateRedis`: ``MODELYARD_TEST_REDIS_SERVER=valkey-server`` (with
+#: ``MODELYARD_TEST_REDIS`` at a Valkey of one's own) runs the whole shared-state suite against a Redis-compatible fork
+REDIS_SERVER = os.environ.get("MODELYARD_TEST_REDIS_SERVER", "redis-server")
+
+
+def server_program(name: str, missing: str) -> str:
+    """The path of server program ``name``; fails (never skips) saying ``missing`` when it is not installed."""
+    exe = shutil.which(name)
+    assert exe, missing
+    return exe
+
+
 class PrivateRedis:
-    """A ``redis-server`` of the test's own on an ephemeral loopback port, keeping nothing on disk."""
+    """A ``redis-server`` of the test's own on an ephemeral loopback port, keeping nothing on disk (``program``: a
+    Redis-compatible server that takes the same options — ``valkey-server``)."""
+
+    #: the server program and what to say when it is not installed
+    program = REDIS_SERVER
+    missing = f"{REDIS_SERVER} is not installed: run scripts/services.sh"
 
     def __init__(self, directory: Path, *options: str):
         self.directory = directory
         self.options = options
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server is not installed: run scripts/services.sh"
-        self.exe = exe
+        self.exe = server_program(self.program, self.missing)
 
     @property
     def url(self) -> str:
@@ -199,8 +214,9 @@ async def queued_at_least(states: list, n, timeout: float = 5) -> None:
         if isinstance(state, LocalState):
             have = state.slots.in_flight + state.slots.waiting
         else:
-            # the state's own keys: a model on a loopback endpoint has this host's ({m@host}), not {m}
-            client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+            # the state's own keys (a model on a loopback endpoint has this host's, {m@host}, not {m}) on its own
+            # server (a private one: tests/shared/test_valkey.py runs these scenarios on a Valkey)
+            client = redis.Redis.from_url(state.link.settings.url, socket_timeout=5)
             try:
                 have = client.zcard(state._slots[0]) + client.zcard(state._slots[1])
             finally:

@@ -96,10 +96,11 @@ async def test_hosts_with_clocks_either_side_of_midnight_count_into_one_window(p
         await _until(lambda: early.spent("paid") == late.spent("paid") == 12.0, 5)
     except AssertionError:
         raise AssertionError(f"each host counted apart: {early.spent('paid')}, {late.spent('paid')}; "
-                             f"counters {_counter(REDIS_URL, behind.link.prefix)}") from None
+                             f"counters {_counter(behind.link.settings.url, behind.link.prefix)}") from None
     assert early.over("paid") and late.over("paid")
     today = datetime.fromtimestamp(real, UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    assert _counter(REDIS_URL, behind.link.prefix) == {f"{behind.link.prefix}:spent:paid:{int(today)}": 12.0}
+    link = behind.link
+    assert _counter(link.settings.url, link.prefix) == {f"{link.prefix}:spent:paid:{int(today)}": 12.0}
 
 
 async def test_a_tick_lost_with_the_restart_is_counted_again(pools: Pools, tmp_path: Path) -> None:  # noqa: F811

@@ -8,6 +8,7 @@ that gave no model a slot, with /healthz saying "ResponseError: unknown command 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -29,27 +30,36 @@ from tests.shared.redis_kit import free_port, short_lease
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-@pytest.fixture(scope="module")
-def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    directory = tmp_path_factory.mktemp("sentinel")
+@contextlib.contextmanager
+def running_sentinel(directory: Path, program: str = "redis-server") -> Iterator[int]:
+    """A Sentinel (``program --sentinel``: Redis's, or Valkey's ``valkey-server``) on a free port; its port."""
     port = free_port()
     conf = directory / "sentinel.conf"  # a Sentinel rewrites its config file: one of its own
     conf.write_text(f"port {port}\nbind 127.0.0.1\nsentinel monitor team 127.0.0.1 6379 1\n")
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server is not installed: run scripts/services.sh"
+    exe = shutil.which(program)
+    assert exe, f"{program} is not installed: run scripts/services.sh"
     proc = subprocess.Popen([exe, str(conf), "--sentinel", "--dir", str(directory)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis(port=port, socket_connect_timeout=0.2).ping()
-            break
-        except redis.RedisError:
-            assert time.monotonic() < deadline and proc.poll() is None, "redis-server --sentinel did not start"
-            time.sleep(0.05)
-    yield port
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with contextlib.closing(redis.Redis(port=port, socket_connect_timeout=0.2, protocol=2)) as probe:
+                    probe.ping()
+                break
+            except redis.RedisError:
+                assert time.monotonic() < deadline and proc.poll() is None, f"{program} --sentinel did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with running_sentinel(tmp_path_factory.mktemp("sentinel")) as port:
+        yield port
 
 
 @pytest.mark.parametrize("url", ["redis+sentinel://:s3cret@10.0.0.5:26379/team", "sentinel://10.0.0.5:26379"])

@@ -138,7 +138,8 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
     (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
                                "unknown command `eval", "unknown command `script`", "unknown command `time`")),  # 6.x
     (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
-    (StoreFault.BUSY, (), ("BUSY Redis is busy running",)),
+    # "BUSY %s is busy running…": Valkey 8 names itself there (valkey-io/valkey#306), KeyDB and Redis say "Redis"
+    (StoreFault.BUSY, (), (" is busy running",)),
     (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
     (StoreFault.READONLY, (ReadOnlyError,), ("READONLY",)),
@@ -218,9 +219,14 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     return None
 
 
+#: the ``INFO server`` field that says standalone, cluster or sentinel: Redis's and KeyDB's ``redis_mode``, Valkey 8's
+#: ``server_mode`` (``redis_mode`` only under ``extended-redis-compatibility yes``: valkey-io/valkey#306)
+_MODE_FIELDS = ("redis_mode", "server_mode")
+
+
 async def _mode(client: Redis, timeout: float) -> str | None:
-    """The server's ``redis_mode`` (``INFO server``: standalone, cluster or sentinel); None where it cannot be read."""
-    return await _server_field(client, timeout, "redis_mode")
+    """The server's mode (``INFO server``: standalone, cluster or sentinel); None where it cannot be read."""
+    return await _server_field(client, timeout, *_MODE_FIELDS)
 
 
 async def _speaks_resp(settings: StateConfig) -> bool:
@@ -284,14 +290,17 @@ async def server_id(client: Redis, timeout: float) -> str | None:
     return await _server_field(client, timeout, "run_id")
 
 
-async def _server_field(client: Redis, timeout: float, name: str) -> str | None:
-    """One field of ``INFO server``; None where it cannot be read."""
+async def _server_field(client: Redis, timeout: float, *names: str) -> str | None:
+    """The first of ``names`` that ``INFO server`` has (one field, under the names a server may give it); None where
+    none can be read."""
     try:
         async with asyncio.timeout(timeout):
             info = await client.info("server")
     except (TimeoutError, RedisError, OSError):
         return None
-    value = info.get(name) if isinstance(info, dict) else None
+    if not isinstance(info, dict):
+        return None
+    value = next((info[name] for name in names if info.get(name)), None)
     return str(value) if value else None
 
 
