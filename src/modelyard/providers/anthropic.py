@@ -20,6 +20,7 @@ from modelyard.providers.http import (
     NOT_JSON,
     USAGE_LIMIT_WORDS,
     HttpProvider,
+    found_after_end,
     loads,
     ollama_said,
     stream_error,
@@ -261,6 +262,37 @@ def _usage(counts: list[int]) -> Usage:
     return Usage(plain + read + write, out, read, write, cache_write_1h_tokens=min(hour, write))
 
 
+#: Amazon Bedrock's counts on its last event (``message_stop``), in its own names (langchain-ai/langchain-aws#164:
+#: "reported in a amazon-bedrock-invocationMetrics field" at message_stop; langchain#14120)
+_BEDROCK_METRICS = "amazon-bedrock-invocationMetrics"
+
+
+def _stop_usage(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Usage a ``message_stop`` carries, in the Messages API's names, or None: its own ``usage``, the whole
+    message's (``message_stop.message``, kept by adapters that end with the message they built), or Bedrock's
+    invocation metrics. Read only when no message_delta gave usage: the tokens were estimated."""
+    if type(reported := data.get("usage")) is dict:
+        return reported
+    if type(message := data.get("message")) is dict and type(reported := message.get("usage")) is dict:
+        return reported
+    if type(metrics := data.get(_BEDROCK_METRICS)) is dict:
+        return {"input_tokens": metrics.get("inputTokenCount"), "output_tokens": metrics.get("outputTokenCount")}
+    return None
+
+
+def _late_usage(payload: str) -> dict[str, Any] | None:
+    """The usage an event sent after ``message_stop`` carries, or None. Relays that turn another protocol's stream
+    into Anthropic's put it there: one that ends on its upstream's stop writes ``message_stop``, then the usage as a
+    ``message_delta`` when its upstream's usage chunk comes (lobehub#18558: "emits message_stop, then an illegal
+    post-terminal usage delta"; OpenAI-compatible upstreams "commonly place usage after stop"). A reader that stops at
+    message_stop estimated the tokens."""
+    data = try_loads(payload)
+    if type(data) is not dict:
+        return None
+    reported = _stop_usage(data)
+    return reported if reported is not None and any(token_count(reported.get(key)) for key in _USAGE_KEYS) else None
+
+
 def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = None) -> list[Chunk]:
     """A whole Messages API answer (``{"type": "message", "content": [blocks], "stop_reason", "usage"}``) as the
     chunks its stream would have given; it was malformed_response (a JSON document where events were asked for),
@@ -463,7 +495,11 @@ class AnthropicProvider(HttpProvider):
         key = self.config.api_key()
         if not key:
             raise ProviderError(Reason.MISSING_CREDENTIALS, self.unavailable_reason() or "no API key")
-        tokens = [0, 0, 0, 0]  # as _tokens keeps them
+        # as _tokens keeps them: five counts. Four here failed _usage at the answer's end wherever message_start
+        # carried no usage (an adapter that leaves it out until its upstream's first usage: Antigravity-Manager#2028):
+        # a whole answer lost as malformed_response
+        tokens = [0, 0, 0, 0, 0]
+        counted = False  # a message_delta (or message_stop) gave usage: none is looked for after message_stop
         stop_reason = ""
         blocks: dict[int, dict[str, Any]] = {}
         thoughts: dict[int, dict[str, Any]] = {}  # thinking / redacted_thinking blocks being read, by index
@@ -609,12 +645,19 @@ class AnthropicProvider(HttpProvider):
                         resp.answered = bool(stop_reason)
                         # cumulative, as documented: output_tokens always; input_tokens from proxies that only know
                         # the prompt's count at the end (LiteLLM, SGLang: 0 in message_start) and as server tools add
-                        tokens = _tokens(data.get("usage"), tokens)
+                        if type(reported := data.get("usage")) is dict:
+                            tokens, counted = _tokens(reported, tokens), True
                     elif kind == "message_stop":
                         stopped = True
+                        if not counted and (reported := _stop_usage(data)) is not None:
+                            tokens, counted = _tokens(reported, tokens), True
                         break
                     # ping and unknown event types: ignored on purpose
                 if stopped:
+                    if not counted:  # usage sent after message_stop? (_late_usage)
+                        rest = batch[batch.index((field, value)) + 1:]
+                        if (late := await found_after_end(rest, batches, _late_usage)) is not None:
+                            tokens = _tokens(late, tokens)
                     break
         if held and not resp.ended_in_line:  # else an event the body ended inside: discarded (see openai.py)
             loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)

@@ -92,6 +92,12 @@ def load_http_client() -> None:
 #: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
 #: (:attr:`HttpClient.no_end_marker`): the usage chunk or ``[DONE]`` follows the finish reason within milliseconds
 END_GRACE = 0.5
+#: characters of a JSON answer parsed to tell whether it was cut short, whatever its brackets' count
+#: (:meth:`StreamResponse._json_body`)
+WHOLE_PARSED = 2**18
+#: how long the rest of a body is read after the answer's end marker (OpenAI's ``[DONE]``, Anthropic's
+#: ``message_stop``) for usage a server sent after it (:func:`found_after_end`): the answer's end waits on it
+AFTER_END = 0.05
 #: the share of the idle bound an answer that may be whole (:attr:`StreamResponse.may_be_whole`) waits for more before
 #: it ends: the rest is room for the router's own idle timer, started a moment before this one
 MAY_BE_WHOLE_SHARE = 0.8
@@ -233,8 +239,14 @@ class StreamResponse:
         # bracket ('{"choices": [{…}]') opens more of its outer kind than it closes: counted (in C, 1.3 ms per MB
         # measured, against 12 ms per MB for the parse), parsed only then — a string whose brackets do not pair (code
         # in an answer) costs that parse, which finds the document whole. It was malformed_response, never asked again
+        # A body up to WHOLE_PARSED is parsed whatever its count says: one cut right after an inner bracket whose own
+        # text holds unpaired brackets of the outer kind (an answer quoting code, "if (x) {") counts as balanced, and
+        # was malformed_response — never asked again — where the same cut elsewhere is a dropped connection. A whole
+        # answer of chat text is a few KB (tens of µs to parse); only the rare server that ignores stream: true
+        # comes here, and an embeddings answer of MBs is not parsed twice
         opening, closing = ("[", "]") if text.lstrip()[:1] == "[" else ("{", "}")
-        if (text.rstrip()[-1:] not in ("}", "]") or text.count(opening) != text.count(closing)) and cut_json(text):
+        if (len(text) <= WHOLE_PARSED or text.rstrip()[-1:] not in ("}", "]")
+                or text.count(opening) != text.count(closing)) and cut_json(text):
             # the body ended cleanly inside its document ("{", '{"id": "chatcmpl-1", "cho'): a server or proxy that
             # closed it early. It was malformed_response — never asked again, as if the same bytes would come back
             raise ProviderError(Reason.CONNECTION_DROPPED, f"the JSON answer ended before its document did, after "
@@ -441,6 +453,27 @@ class StreamResponse:
             if events:
                 fresh = False
                 yield events
+
+
+async def found_after_end(last: list[tuple[str, str]], batches: AsyncGenerator[list[tuple[str, str]], None],
+                          find: Callable[[str], T | None]) -> T | None:
+    """What ``find`` makes of the first event data that comes after an answer's end marker: in ``last`` (the events
+    of the read that brought the marker, after it), then in what comes before the body ends, :data:`AFTER_END` at
+    most. Usage some servers and relays send after ``[DONE]`` or ``message_stop`` (readers that stop at the marker
+    lost it: the tokens were estimated). A body that ends after its marker costs nothing; one held open, the bound.
+    Nothing after a whole answer can fail it: an error reading on is no answer lost."""
+    for field, payload in last:
+        if field == "data" and (found := find(payload)) is not None:
+            return found
+    try:
+        async with asyncio.timeout(AFTER_END):
+            async for events in batches:
+                for field, payload in events:
+                    if field == "data" and (found := find(payload)) is not None:
+                        return found
+    except Exception:  # the answer came whole with its end marker: nothing after it can fail it
+        return None
+    return None
 
 
 def _rest(decoder: codecs.IncrementalDecoder | None) -> str:

@@ -378,8 +378,12 @@ class OllamaProvider(HttpProvider):
                         if not line.strip():
                             continue
                         if (data := try_loads(line)) is NOT_JSON:
-                            if resp.ended_in_line:  # the body ended inside this line (a cut: see openai.py's
-                                break  # stream), judged below as a stream that ended before it
+                            if resp.ended_in_line and line.lstrip()[:1] == "{":  # the body ended inside this
+                                break  # line (a cut: see openai.py's stream), judged below as a stream that ended
+                                # before it. Not a body that never was JSON lines and has no line ending at its end
+                                # (a page under 200 — a proxy's, a web UI on the port: "<html>…</html>"): it was
+                                # connection_dropped, asked again for the same page, where the OpenAI-compatible
+                                # provider says malformed_response at once
                             loads(line, "Ollama stream line")  # raises
                         if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")

@@ -9,7 +9,6 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -35,6 +34,7 @@ from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embed_batches import BatchLimit
 from modelyard.providers.embeddings import answer, body_limit, input_tokens, ordered, posted, refusal, request_body
 from modelyard.providers.http import (
+    AFTER_END,
     ALLOWANCE_SPENT,
     BALANCE_SPENT,
     BALANCE_WORDS,
@@ -62,6 +62,7 @@ from modelyard.providers.http import (
     HttpProvider,
     Refit,
     error_field,
+    found_after_end,
     joined,
     loads,
     make_client,
@@ -442,7 +443,7 @@ _MALFORMED_CALL = frozenset({"MALFORMED_FUNCTION_CALL", "malformed_function_call
 #: the usage fields that count tokens
 _COUNTED = frozenset({"prompt_tokens", "completion_tokens"})
 #: how long the rest of a body is read after ``[DONE]`` for a usage chunk that came after it (:func:`_usage_after_done`)
-AFTER_DONE = 0.05
+AFTER_DONE = AFTER_END
 
 
 def _usage_of(payload: str) -> Usage | None:
@@ -462,22 +463,10 @@ async def _usage_after_done(last: list[tuple[str, str]], batches: AsyncGenerator
     [that] emit usage AFTER [DONE]"): the tokens were estimated. Only asked when no usage came before ``[DONE]``, so a
     server that sends it in its place pays nothing; one that sends none pays the wait for its body's end (at once
     from a server that closes its answer after ``[DONE]``, :data:`AFTER_DONE` from one that holds it open)."""
-    after = False
-    for field, payload in last:
-        if after:
-            if field == "data" and (usage := _usage_of(payload)) is not None:
-                return usage
-        elif field == "data" and payload.strip().endswith("[DONE]"):
-            after = True
-    try:
-        async with asyncio.timeout(AFTER_DONE):
-            async for events in batches:
-                for field, payload in events:
-                    if field == "data" and (usage := _usage_of(payload)) is not None:
-                        return usage
-    except Exception:  # the answer came whole with [DONE]: nothing after it can fail it
-        return None
-    return None
+    for i, (field, payload) in enumerate(last):
+        if field == "data" and payload.strip().endswith("[DONE]"):
+            return await found_after_end(last[i + 1:], batches, _usage_of)
+    return await found_after_end([], batches, _usage_of)
 
 
 def _ollama_failed(data: Any) -> ProviderError | None:
@@ -1287,6 +1276,7 @@ class OpenAIProvider(HttpProvider):
         unsaid = False  # an "event: error" ended with no data: the server's error, without its words
         refused = False  # the model's refusal came (delta.refusal) in place of content
         delta_seen = False  # a choice carried a "delta": the stream's, not a whole answer's "message"
+        lone: int | None = None  # the index of the one choice, where the answer's is not 0 (see below)
         said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered (see below)
         finish = ""
         finished = False
@@ -1389,8 +1379,15 @@ class OpenAIProvider(HttpProvider):
                             if not isinstance(choice, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
                             index = choice.get("index")
-                            if index and type(index) is int:  # n > 1 (a client's n passed on by a proxy, a server's
-                                continue  # default): the answer is choice 0; no index (Gemini's endpoint) is choice 0
+                            if index and type(index) is int and index != lone:
+                                # n > 1 (a client's n passed on by a proxy, a server's default): the answer is choice
+                                # 0; no index (Gemini's endpoint) is choice 0. But a lone choice numbered otherwise is
+                                # the answer: Gemini's through LiteLLM, "index": 1 (litellm#3678). Skipped, the whole
+                                # answer was read as nothing — unusable_reply, a good answer asked of the next model
+                                if lone is not None or delta_seen or any(
+                                        type(other) is dict and not other.get("index") for other in choices):
+                                    continue
+                                lone = index
                             if (delta := choice.get("delta")) is not None:
                                 delta_seen = True
                             if not delta:
@@ -1621,6 +1618,7 @@ class OpenAIProvider(HttpProvider):
         data: Any = None  # the last event read (_ollama_failed)
         finish, finished, errored, pieces = "", False, False, 0
         plain = False  # a text chunk came without a finish reason (see _stream)
+        lone: Any = None  # the index of the one choice, where it is not 0 (see _stream)
         async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
                                       limit=self.response_limit, refit=self._refit_for(request)) as resp:
             finished = resp.is_json  # a whole answer has no [DONE]
@@ -1662,8 +1660,12 @@ class OpenAIProvider(HttpProvider):
                     for choice in choices:
                         if not isinstance(choice, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
-                        if choice.get("index"):  # n > 1 somewhere on the way: the answer is choice 0
-                            continue
+                        if (index := choice.get("index")) and index != lone:  # n > 1 somewhere on the way: the
+                            # answer is choice 0 — or the one choice, numbered otherwise (see _stream)
+                            if lone is not None or pieces or any(
+                                    type(other) is dict and not other.get("index") for other in choices):
+                                continue
+                            lone = index
                         text = choice.get("text")
                         if text is None:  # a chat-shaped chunk from a server that mixes them up
                             text = (choice.get("delta") or choice.get("message") or {}).get("content") or ""

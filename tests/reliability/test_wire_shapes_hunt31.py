@@ -1,0 +1,200 @@
+"""Provider wire shapes, hunt 31 (providers31): what the thirteenth hunt left, and shapes real servers and relays send
+that no fake had sent — each rebuilt from the report where it was met (cited per test), replayed through the router.
+
+- an Anthropic stream whose ``message_start`` carries no ``usage`` (an adapter that waits for its upstream's first
+  usage): the whole answer was lost as malformed_response — the provider kept four counts where its reader wants five;
+- Anthropic usage sent with or after ``message_stop`` (Bedrock's invocation metrics on it; relays that write the
+  usage as a ``message_delta`` after it): the tokens were estimated; now read when nothing before gave usage, within
+  the same short bound as OpenAI's usage after ``[DONE]``;
+- an OpenAI-compatible answer whose one choice has ``index`` 1 (Gemini through LiteLLM): skipped as another of ``n``
+  choices, the answer read as nothing (unusable_reply); now the answer;
+- a JSON answer cut right after an inner bracket where its own text balances the count: malformed_response; now a
+  dropped connection, asked again;
+- a page under 200 without a final line ending where Ollama's JSON lines were expected: connection_dropped (asked
+  again for the same page); now malformed_response, as the OpenAI-compatible provider says.
+
+Each failed on the code before this work, but the guards (named so), which held already.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, data, event
+from tests.integration.test_wire_shapes_outside_in import MESSAGE_STOP, block, delta
+from tests.integration.test_wire_shapes_round3 import outcomes, route
+
+# -- Anthropic: message_start without usage ----------------------------------------------------------------------------
+
+#: message_start as an adapter writes it before its upstream's first usage (Antigravity-Manager#2028: "The message_start
+#: event is missing the usage field when usageMetadata is not yet available from the Gemini backend")
+BARE_START = event("message_start", {"type": "message_start", "message": {
+    "id": "msg_unknown", "type": "message", "role": "assistant", "content": [], "model": "", "stop_reason": None,
+    "stop_sequence": None}})
+TEXT = block(0, {"type": "text", "text": ""}) + delta(0, {"type": "text_delta", "text": "Sunny."}) + event(
+    "content_block_stop", {"type": "content_block_stop", "index": 0})
+
+
+def _stop_delta(usage: dict[str, Any] | None) -> str:
+    body: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}}
+    if usage is not None:
+        body["usage"] = usage
+    return event("message_delta", body)
+
+
+@pytest.mark.parametrize("usage", [{"input_tokens": 31, "output_tokens": 17}, None], ids=["usage-at-delta", "none"])
+async def test_anthropic_stream_whose_message_start_has_no_usage_is_answered(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path,
+                                                                             usage: dict[str, Any] | None) -> None:
+    """Antigravity-Manager#2028 (its proxy's Anthropic stream over Gemini): ``message_start`` without ``usage``, the
+    real counts on ``message_delta`` (or none at all). The provider began with four counts where its reader wants five
+    (the one-hour cache writes): every such answer failed at its end, malformed_response, and was asked of the next
+    model. Now the primary's answer, with the counts message_delta gave (or estimated)."""
+    routed = await route("anthropic", servers, tmp_path,
+                         Fault.raw(200, BARE_START, TEXT, _stop_delta(usage), MESSAGE_STOP, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert routed.response.text == "Sunny."
+    if usage is not None:
+        assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+# -- Anthropic: usage with or after message_stop -----------------------------------------------------------------------
+
+START = event("message_start", {"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-haiku-4-5",
+    "usage": {"input_tokens": 0, "output_tokens": 0}}})
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["same-write", "next-write"])
+async def test_anthropic_usage_sent_after_message_stop_is_read(servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                               apart: bool) -> None:
+    """A relay that turns an OpenAI-compatible upstream into Anthropic's stream ends on the upstream's finish reason
+    — ``message_delta`` without usage, ``message_stop`` — and writes the usage as a ``message_delta`` when the
+    upstream's usage chunk comes, after it (lobehub#18558's review: "emits message_stop, then an illegal post-terminal
+    usage delta"; such upstreams "commonly place usage after stop"). modelyard stopped at message_stop: the counts
+    estimated. Now read — in the write that brought message_stop, or the next (``apart``: 10 ms later) — within
+    :data:`modelyard.providers.http.AFTER_END`."""
+    late = event("message_delta", {"type": "message_delta", "delta": {},
+                                   "usage": {"input_tokens": 31, "output_tokens": 17}})
+    tail = (MESSAGE_STOP, late) if apart else (MESSAGE_STOP + late,)
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(200, START, TEXT, _stop_delta(None), *tail,
+                                                                   headers=SSE, interval=0.01 if apart else 0.0))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+async def test_anthropic_usage_on_message_stop_is_read(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Amazon Bedrock's Anthropic stream ends with its counts on ``message_stop``, as
+    ``amazon-bedrock-invocationMetrics`` (``inputTokenCount``, ``outputTokenCount``: langchain-ai/langchain-aws#164,
+    langchain#14120); a relay that passes Bedrock's events on without the per-event usage leaves only those. They were
+    not read: the counts estimated."""
+    stop = event("message_stop", {"type": "message_stop", "amazon-bedrock-invocationMetrics": {
+        "inputTokenCount": 31, "outputTokenCount": 17, "invocationLatency": 812, "firstByteLatency": 301}})
+    routed = await route("anthropic", servers, tmp_path,
+                         Fault.raw(200, START, TEXT, _stop_delta(None), stop, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+async def test_guard_anthropic_stream_held_open_after_message_stop_ends_the_answer(servers: dict[str, Any],  # noqa: F811
+                                                                                   tmp_path: Path) -> None:
+    """Guard (held already: it stopped at message_stop): no usage anywhere and the body held open after message_stop —
+    the wait for late usage is bounded, the answer comes (well within the test's idle bound of 2 s)."""
+    routed = await route("anthropic", servers, tmp_path,
+                         Fault.raw(200, START, TEXT, _stop_delta(None), MESSAGE_STOP, headers=SSE, end="hang"))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert (routed.record.attempts[0].duration_ms or 0) < 1000
+
+
+# -- OpenAI-compatible: the one choice numbered 1 ----------------------------------------------------------------------
+
+#: Gemini's answer through LiteLLM's proxy, ``"stream": false`` (litellm#3678: "AI Studio (Gemini API) returns invalid
+#: `1` index instead of `0`"; "Only the non-streaming version has this bug")
+GEMINI_INDEX_1 = json.dumps({
+    "id": "chatcmpl-a0f17391-17da-480c-b5a5-c6e1e5f97fde", "created": 1715874011,
+    "model": "gemini/gemini-1.5-pro-latest",
+    "object": "chat.completion", "system_fingerprint": None,
+    "choices": [{"finish_reason": "stop", "index": 1, "message": {"content": "Sunny.", "role": "assistant"}}],
+    "usage": {"prompt_tokens": 31, "completion_tokens": 17, "total_tokens": 48}})
+
+
+def _numbered(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
+    return data({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "local",
+                 "choices": [{"index": index, "delta": delta, "finish_reason": finish}]})
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_the_one_choice_numbered_1_is_the_answer(servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                       streamed: bool) -> None:
+    """A choice whose ``index`` is not 0 was skipped as another of ``n`` choices, even when it was the only one: the
+    whole answer read as nothing — unusable_reply, a good answer asked of the next model. The one choice is the answer
+    whatever its number (litellm#3678's body, and the same numbering streamed)."""
+    fault = (Fault.raw(200, _numbered(1, {"role": "assistant", "content": "Sunny."}), _numbered(1, {}, "stop"), DONE,
+                       headers=SSE) if streamed else Fault.raw(200, GEMINI_INDEX_1, headers=JSON))
+    routed = await route("openai", servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert routed.response.text == "Sunny."
+    if not streamed:
+        assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+async def test_guard_n_choices_numbered_from_0_still_answer_choice_0(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Guard: with several choices, choice 0 is the answer — also when choice 1's chunk comes first in a chunk of
+    its own after choice 0 began."""
+    fault = Fault.raw(200, _numbered(0, {"role": "assistant", "content": "Sun"}), _numbered(1, {"content": "Rain"}),
+                      _numbered(0, {"content": "ny."}), _numbered(1, {}, "stop"), _numbered(0, {}, "stop"), DONE,
+                      headers=SSE)
+    routed = await route("openai", servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+
+
+# -- a JSON answer cut where its own text balances the brackets --------------------------------------------------------
+
+WHOLE = json.dumps({"id": "chatcmpl-1", "object": "chat.completion", "model": "local",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "  return x;\n}"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 2}})
+
+
+async def test_a_json_answer_cut_where_its_text_balances_the_brackets_is_a_dropped_connection(
+        servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """The thirteenth hunt made a JSON answer (a server that ignores ``stream: true``) cut right after an inner ``}``
+    a dropped connection by counting brackets; one whose text holds an unpaired ``}`` (the end of a code block)
+    balances the count at that cut and was still malformed_response — never asked again, the model counted broken
+    (README Status, left then). A body of a chat answer's size is now parsed: connection_dropped, asked again."""
+    cut = WHOLE[:WHOLE.index('"stop"}') + len('"stop"}')]
+    assert cut.count("{") == cut.count("}") and cut != WHOLE
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, cut, headers=JSON))
+    assert outcomes(routed)[0] == ("primary", "retry", "connection_dropped"), routed.record.attempts[0].detail
+    assert outcomes(routed)[-1][1] == "ok"
+
+
+async def test_guard_the_whole_answer_whose_text_has_an_unpaired_bracket_is_read(servers: dict[str, Any],  # noqa: F811
+                                                                                tmp_path: Path) -> None:
+    """Guard: the same answer whole is read."""
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, WHOLE, headers=JSON))
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "  return x;\n}"
+
+
+# -- Ollama: a page under 200 without a line ending at its end ---------------------------------------------------------
+
+@pytest.mark.parametrize("page", [
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center></body></html>",
+    "<!doctype html><html lang=\"en\"><head><title>Open WebUI</title></head><body></body></html>"],
+    ids=["proxy-page", "web-ui"])
+async def test_ollama_page_under_200_without_a_final_newline_is_malformed(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path, page: str) -> None:
+    """An HTML page where Ollama's JSON lines were expected — a proxy's error page sent as 200, a web UI answering on
+    the port Ollama was expected on (Open WebUI's page, one line, no line ending) — was read as a JSON line cut short
+    by the body's end: connection_dropped, asked again for the same page. The OpenAI-compatible provider already says
+    malformed_response for it (fourth hunt, "an HTML page under 200"); Ollama's now the same, and the next model
+    answers without the retry."""
+    routed = await route("ollama", servers, tmp_path, Fault.raw(200, page, headers={"content-type": "text/html"}))
+    assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)], \
+        routed.record.attempts[0].detail
