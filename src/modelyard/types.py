@@ -214,6 +214,11 @@ class ChatRequest:
     #: writing on to ``max_tokens``; the gateway still cuts the text at them (gateway/stops.py), for a server that
     #: ignores or refuses them. None: none given
     stop: list[str] | None = None
+    #: stop sequences applied by modelyard only, never sent to a backend: the Messages API's ``stop_sequences``, whose
+    #: answer names the one it stopped at (``stop_sequence``), which a backend that stopped there itself does not say.
+    #: The router closes the model's stream once the text reaches one (router/stop_watch.py), as it does for a ``stop``
+    #: the backend did not take; the gateway cuts the text there. None: none given
+    cut_at: list[str] | None = None
 
 
 def repair_text(text: str) -> str:

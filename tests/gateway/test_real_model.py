@@ -96,3 +96,28 @@ def test_real_model_stops_at_the_clients_stop_sequence(tmp_path, default_model):
         assert choice.finish_reason == "stop" and "\n" not in (choice.message.content or "")
         # the first line is a few tokens; a model that wrote on to the list's end (or the budget) counts ~160
         assert 0 < done.usage.completion_tokens < 40, done.usage
+
+
+@pytest.mark.model
+def test_real_model_stream_is_closed_at_a_stop_sequence_it_was_not_sent(tmp_path, default_model):
+    """The Messages API's ``stop_sequences`` are sent to no backend (the answer names the one met, which llama.cpp
+    does not say): the gateway cuts the text, and the router closes the model's stream there (router/stop_watch.py),
+    streamed and whole — the embedded model's worker stops. Before, the model wrote the whole list (~160 tokens, the
+    slot held all along) and the client got one line."""
+    import anthropic
+
+    config = make_config({"qwen": {"provider": "llamacpp", "path": str(default_model), "context": 1024}},
+                         {"chat": {"primary": "qwen", "max_tokens": 160}}, log={"path": str(tmp_path / "log.db")})
+    ask = [{"role": "user", "content": "Write a numbered list of 30 fruits, one fruit per line."}]
+    with GatewayServer(config) as gw:
+        claude = anthropic.Anthropic(base_url=gw.url, api_key="x", max_retries=0, timeout=300)
+        with claude.messages.stream(model="chat", max_tokens=160, stop_sequences=["\n"], messages=ask,
+                                    extra_body={"temperature": 0}) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        whole = claude.messages.create(model="chat", max_tokens=160, stop_sequences=["\n"], messages=ask,
+                                       extra_body={"temperature": 0})
+    for answer in (final, whole):
+        assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", "\n"), answer
+        assert 0 < answer.usage.output_tokens < 40, answer.usage  # the first line, not the list
+    assert text.strip() and "\n" not in text

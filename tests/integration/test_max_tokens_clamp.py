@@ -162,3 +162,16 @@ async def test_official_sdks_read_the_fakes_refusals(servers: dict[str, Any]) ->
                                           messages=[{"role": "user", "content": "Hi"}])
     assert too_large.value.code == "invalid_value" and "supports at most 16384" in str(too_large.value)
     await gpt.close()
+
+
+async def test_the_context_its_server_said_it_has_bounds_max_tokens(servers: dict[str, Any]) -> None:
+    """A llama-server that refused a prompt past its context said the context (``exceed_context_size_error``'s
+    ``n_ctx``, providers/context_refusal.py): the router keeps prompts as long away from it, and no answer there can be
+    longer either — a ``max_tokens`` past it is clamped to it, and the route says why, as for a declared context.
+    Before, only the config's ``context`` bounded it: 200000 went to the server as asked."""
+    router = _router(servers, {"provider": "openai", "model": "gpt", "endpoint": servers["openai"].url})
+    router.providers["primary"].refused_context(4096, 5000)
+    routed = await router.complete("agent", REQ)
+    await router.aclose()
+    assert routed.record.model == "primary" and _sent(servers["openai"], "/v1/chat/completions") == [4096]
+    assert "max_tokens 200000 clamped to 4096, the context its server said it has" in route_summary(routed.record)

@@ -145,7 +145,8 @@ async def _streamed(gw: Gateway, request: Request, agent: str, chat: ChatRequest
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: ChunkWriter,
                   include_usage: bool, stops: StopCutter | None = None) -> AsyncGenerator[bytes, None]:
-    """``stops``: the text up to the client's first stop sequence (the rest is read, for its row, not sent)."""
+    """``stops``: the text up to the client's first stop sequence (the router then closes the model's stream, unread:
+    router/stop_watch.py)."""
     try:
         yield writer.role()
         chunk = first

@@ -93,7 +93,7 @@ async def _answer(gw: Gateway, request: Request) -> Response:
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: MessageWriter,
                   input_tokens: int, stops: StopCutter) -> AsyncGenerator[bytes, None]:
     """Text as it comes (requests without tools only: tool calls are never streamed live), up to the
-    client's first stop sequence (the rest of the answer is read, for its row, and not sent)."""
+    client's first stop sequence (the router then closes the model's stream: router/stop_watch.py)."""
     try:
         for event in writer.opening(input_tokens):
             yield event

@@ -19,7 +19,9 @@ what it refuses with a 400 naming the field:
   ``any`` with no tools is a 400; a call is not forced — a local model cannot be), ``thinking``
   (enabled/disabled, ``budget_tokens``).
   ``stop_sequences``: the text is cut at the first of them here (``stops.py``; ``stop_reason:
-  "stop_sequence"``); no provider is sent them. Server tools (``web_search_…``) and the MCP connector
+  "stop_sequence"`` and ``stop_sequence``, the one met); no provider is sent them (a local server that stopped at one
+  does not say which), and the router closes the model's stream as soon as the text reaches one
+  (ChatRequest.cut_at, router/stop_watch.py). Server tools (``web_search_…``) and the MCP connector
   (``mcp_servers``) are refused.
 
 Thinking is not returned (it stays in the routing log), as on the other endpoints. Errors have
@@ -297,7 +299,7 @@ def to_chat_request(body: MessagesBody) -> ChatRequest:
     return ChatRequest(messages=_messages(body), tools=_tools(body), thinking=thinking, thinking_budget=budget,
                        max_tokens=body.max_tokens, temperature=body.temperature, json_output=schema is not None,
                        json_schema=schema, single_tool_call=(body.tool_choice or {}).get("disable_parallel_tool_use")
-                       is True, top_p=body.top_p, top_k=body.top_k)
+                       is True, top_p=body.top_p, top_k=body.top_k, cut_at=body.stop_sequences or None)
 
 
 # -- answers ---------------------------------------------------------------------------------

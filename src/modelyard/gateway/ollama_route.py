@@ -159,8 +159,8 @@ def _lines(lines: list[bytes], headers: dict[str, str], gw: Gateway | None = Non
 
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: OllamaWriter,
                   stops: StopCutter) -> AsyncGenerator[bytes, None]:
-    """Text (and thinking, when asked for) as it comes, up to the client's first stop sequence (the rest is
-    read, for its row, and not sent); requests with tools are never streamed live."""
+    """Text (and thinking, when asked for) as it comes, up to the client's first stop sequence (the router then
+    closes the model's stream: router/stop_watch.py); requests with tools are never streamed live."""
     try:
         chunk = first
         try:

@@ -12,7 +12,8 @@ The text is still cut here, as the safety net: for a server that ignores or refu
 the 4 sent, and for the Messages API's ``stop_reason: "stop_sequence"`` (whose request does not send them on, so
 the gateway still knows which one matched). Whole answers at once, streams as they come — the last few characters
 that could begin a stop sequence are held back until the next piece shows whether they do. When only this cut
-stopped the answer, what the model wrote after it is generated (and counted in usage) but never sent.
+stops the answer, the router closes the model's stream there too (router/stop_watch.py): the model does not write on
+to ``max_tokens`` holding its slot, and usage counts what it wrote up to the sequence.
 """
 
 from __future__ import annotations

@@ -123,10 +123,10 @@ async def _close(ahead: list[ReadAhead]) -> None:
 async def _events(gw: Gateway, stream: RoutedStream, first: Chunk | None, writer: TextChunkWriter,
                   body: CompletionBody, ahead: list[ReadAhead], gate: asyncio.Semaphore
                   ) -> AsyncGenerator[bytes, None]:
-    """Each prompt's text as it comes, up to the client's first stop sequence (the rest is read, for its row, not
-    sent); thinking is no part of a text completion. The prompts after the first are asked at once and read ahead
-    (prompt_batch.py), sent in order; one that no model could answer ends the stream with an error event, and the
-    ones after it are cancelled."""
+    """Each prompt's text as it comes, up to the client's first stop sequence (the router then closes the model's
+    stream: router/stop_watch.py); thinking is no part of a text completion. The prompts after the first are asked
+    at once and read ahead (prompt_batch.py), sent in order; one that no model could answer ends the stream with an
+    error event, and the ones after it are cancelled."""
     try:
         async for event in _choices(gw, stream, first, writer, body, ahead, gate):
             yield event

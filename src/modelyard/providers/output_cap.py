@@ -107,13 +107,18 @@ MOST_TOKENS = 2**31 - 1
 #: why a budget was clamped (:func:`clamped`), where the limit was not the model's stated output limit
 BY_CONTEXT = "the model's context"
 BY_WIRE = "the most any server is sent"
+BY_LEARNED = "the context its server said it has"
 
 
-def clamp_limit(max_output: int | None, context: int | None) -> tuple[int, str]:
+def clamp_limit(max_output: int | None, context: int | None, said: int | None = None) -> tuple[int, str]:
     """What the router clamps a ``max_tokens`` to, and why: the model's output limit (its config's ``max_output``,
-    the table above, or a refusal's), else its context (no answer is longer), else :data:`MOST_TOKENS`."""
+    the table above, or a refusal's), else its context (no answer is longer) — the one its server said it has
+    refusing a prompt (``said``, providers/context_refusal.py) where that is smaller than the config's or the config
+    declares none —, else :data:`MOST_TOKENS`."""
     if max_output:
         return max_output, ""
+    if said and (not context or said < context):
+        return said, BY_LEARNED
     if context:
         return context, BY_CONTEXT
     return MOST_TOKENS, BY_WIRE

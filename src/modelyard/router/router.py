@@ -42,6 +42,7 @@ from modelyard.router.records import (
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.spare_slots import SpareSlots
 from modelyard.router.state import ModelState, ModelStatus, Ticket
+from modelyard.router.stop_watch import StopWatch, closed_at, watched
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
 from modelyard.types import (
@@ -320,10 +321,16 @@ class Router:
         request = walk.request
         note = ""  # a max_tokens clamped to the model's output limit (or context): said in the route, never silent
         asked = request.max_tokens
-        if asked is not None and asked > (provider.profile.max_output or facts.context or MOST_TOKENS):
-            cap, why = clamp_limit(provider.profile.max_output, facts.context)
-            note = clamped(asked, cap, why)
-            request = dataclasses.replace(request, max_tokens=cap)
+        # the context its server said it has, refusing a prompt (context_refusal.py), bounds an answer as well
+        if asked is not None and ((learned := provider.learned_context) is not None
+                                  or asked > (provider.profile.max_output or facts.context or MOST_TOKENS)):
+            cap, why = clamp_limit(provider.profile.max_output, facts.context,
+                                   learned.n_ctx if learned is not None else None)
+            if asked > cap:
+                note = clamped(asked, cap, why)
+                request = dataclasses.replace(request, max_tokens=cap)
+        # the client's stop sequences: the stream is closed at the first the text reaches (stop_watch.py)
+        stops = watched(request) if request.stop or request.cut_at else ()
         refitted = False  # asked once more after a refusal that stated the limit (output_cap.py)
         kind = facts.kind
         n = 0
@@ -338,6 +345,8 @@ class Router:
             held: list[Chunk] = []
             started = loop.time()
             pieces = 0  # text/thinking chunks: the output count when the provider never got to report usage
+            watch = StopWatch(stops) if stops else None
+            stopped = False  # the text reached a stop sequence: its stream is closed, the answer is whole
             try:
                 # The provider's stream under the first-token, idle and total bounds: one watchdog timer moved
                 # on with each chunk, disarmed while the caller has the chunk (its time is not the model's).
@@ -374,9 +383,15 @@ class Router:
                             attempt.ttft_ms = (loop.time() - started) * 1000
                             first = False
                         buffer.add(chunk)
-                        if chunk.kind == "text" or chunk.kind == "thinking":
+                        if chunk.kind == "text":
+                            pieces += chunk.pieces
+                            if watch is not None and watch.reached(chunk.text):
+                                stopped = True
+                        elif chunk.kind == "thinking":
                             pieces += chunk.pieces
                         if not walk.stream:
+                            if stopped:
+                                break
                             continue
                         if not walk.committed and chunk.kind in _VISIBLE:
                             walk.committed = True
@@ -389,6 +404,8 @@ class Router:
                             yield chunk
                         else:
                             held.append(chunk)
+                        if stopped:  # the caller has the text up to the sequence: nothing after it is read
+                            break
                 finally:
                     watchdog.close()
                     await gen.aclose()  # what contextlib.aclosing does, without its two coroutines per use
@@ -455,7 +472,12 @@ class Router:
                 if says_health(exc.reason, request.embed is not None):
                     await state.failed(ticket, exc.reason, exc.retry_after)
                 return
-            self._close_attempt(attempt, buffer, started, loop.time(), facts)
+            if watch is None or watch.matched is None:
+                self._close_attempt(attempt, buffer, started, loop.time(), facts)
+            else:  # closed before its server reported usage: counted as the pieces that arrived
+                self._close_attempt(attempt, buffer, started, loop.time(), facts, pieces, walk.prompt_tokens)
+                closing = closed_at(buffer, watch.matched, attempt.tokens_in, attempt.tokens_out)
+                attempt.detail = f"{attempt.detail}; {closing}" if attempt.detail else closing
             if buffer.tool_calls:  # answered, but a call's arguments need the model's repair: the row says so
                 attempt.detail = invalid_arguments(buffer.tool_calls)
             if left := provider.left_out(request):  # a knob of the client's its server refused: said, never silent
