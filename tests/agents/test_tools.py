@@ -132,6 +132,25 @@ async def test_mcp_stdio_server_tools(workspace: Path) -> None:
         assert bad.bad_arguments
 
 
+async def test_a_stdio_servers_relative_paths_are_read_from_the_config_files_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`command: tools/notes.py` (or `args: [tools/notes.py]`) beside the config started from a shell opened there,
+    and 'could not start' from any other directory — the service's among them — as every other relative path of
+    the config is read from the config file's directory."""
+    conf = tmp_path / "conf"
+    (conf / "tools").mkdir(parents=True)
+    script = conf / "tools" / "notes.py"
+    script.write_text(f"#!{sys.executable}\n" + MCP_SERVER.read_text())
+    script.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for server in ({"command": "tools/notes.py"}, {"command": sys.executable, "args": ["tools/notes.py"]}):
+        async with open_toolbox("eng", ToolsConfig(mcp=[server]), conf) as box:
+            added = await box.call(call("add", a=2, b=3))
+            assert added.ok and added.text == "5", server
+
+
 async def test_mcp_server_that_cannot_start_is_a_clear_error() -> None:
     cfg = ToolsConfig(mcp=[{"command": os.devnull + "/missing-server"}])
     with pytest.raises(AgentError, match="could not start"):

@@ -449,6 +449,36 @@ def test_relative_paths_are_read_from_the_config_files_directory(tmp_path: Path,
     assert shown.exit_code == 0 and len(json.loads(shown.output)) == 1, shown.output
 
 
+def test_a_gguf_that_is_not_there_is_said_at_its_file_line_and_key(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`path: models/my.gguf` beside the config, the file not there: `models` and `ask` said 'GGUF file not found:
+    /…/conf/models/my.gguf (check the model's `path:` in the config)' — which config, which line, and that the
+    relative path was read from the config's directory (not the shell's) were left to guess."""
+    home = tmp_path / "conf"
+    home.mkdir()
+    monkeypatch.chdir(tmp_path)  # the shell elsewhere: the path is still read beside the config
+    config = home / "config.yaml"
+    config.write_text("models:\n  mine:\n    provider: llamacpp\n    path: models/my.gguf\n"
+                      "agents:\n  chat: {primary: mine}\nlog: {path: routing.sqlite3}\n")
+    said = (f"GGUF file not found: {home}/models/my.gguf — {config}:4: models.mine.path is 'models/my.gguf' (read "
+            "from the config file's directory): put the file there, or write its path at that line (absolute, or "
+            "~/…)")
+    models = invoke(config, "models", "--no-reach", "--json")
+    [row] = json.loads(models.stdout)["models"]
+    assert row["why"] == said, row
+    asked = invoke(config, "ask", "--agent", "chat", "hi")
+    assert asked.exit_code == 1 and said in " ".join(asked.output.split()), asked.output
+
+
+def test_a_file_that_is_no_gguf_is_said_at_its_line(tmp_path: Path) -> None:
+    """A saved web page at `path:` named the file, and not the config line that points at it."""
+    (tmp_path / "page.gguf").write_text("<!DOCTYPE html><html>…</html>")
+    config = write(tmp_path, "models:\n  g: {provider: llamacpp, path: page.gguf}\nagents:\n  chat: {primary: g}\n")
+    [row] = json.loads(invoke(config, "models", "--no-reach", "--json").stdout)["models"]
+    assert row["why"].endswith(f" — {config}:2: models.g.path is 'page.gguf' (read from the config file's "
+                               "directory)"), row
+
+
 def test_a_relative_log_path_is_shown_resolved(tmp_path: Path) -> None:
     """`log.path: ../mylog.sqlite3` beside a config in sub/ was shown as `/tmp/x/sub/../mylog.sqlite3` by `log`, `stats`
     and `report`: the file where it really is, now."""

@@ -28,7 +28,7 @@ from modelyard.config.hints import (
     undefined_model,
 )
 from modelyard.config.names import did_you_mean
-from modelyard.config.schema import ENV_REFERENCE, Config
+from modelyard.config.schema import ENV_REFERENCE, Config, ModelConfig
 from modelyard.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -515,6 +515,11 @@ _SECTION_TO_WRITE: dict[Loc, str] = {
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse and validate config text; raise :class:`ConfigError` naming the first problem."""
+    return _parsed(text, source)[0]
+
+
+def _parsed(text: str, source: str) -> tuple[Config, dict[Loc, int]]:
+    """The config and the line of each of its keys."""
     data, lines = read_yaml(text, source)
     if data is None:  # nothing but blank lines and comments: say so, not what a mapping would need
         raise ConfigError("the file is empty: it needs 'models:' and 'agents:' (`modelyard init` writes a starter "
@@ -561,7 +566,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if problems:
         loc, msg = problems[0]
         raise ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
-    return config
+    return config, lines
 
 
 def _extension(key: object) -> bool:
@@ -742,22 +747,33 @@ def _file_in_path(path: Path) -> str:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     text, source = read_source(path)
-    return beside(parse_config(text, source=source), Path(source).parent)
+    config, lines = _parsed(text, source)
+    return beside(config, Path(source).parent, lines, source)
 
 
-def beside(config: Config, directory: Path) -> Config:
+def beside(config: Config, directory: Path, lines: dict[Loc, int] | None = None, source: str = "") -> Config:
     """``config`` with its relative file paths (a model's GGUF ``path:``, ``log.path``) read from the config file's
-    directory: read from the working directory, `models/m.gguf` was found in a shell opened there and 'not found'
-    anywhere else, and `log.path: routing.sqlite3` made a new, empty log in every directory a command ran from
-    (the service's among them), the rows of each lost to the others."""
+    directory, as Docker Compose and systemd read theirs: read from the working directory, `models/m.gguf` was found
+    in a shell opened there and 'not found' anywhere else, and `log.path: routing.sqlite3` made a new, empty log in
+    every directory a command ran from (the service's among them), the rows of each lost to the others. Each GGUF
+    path keeps the line it is written on (``lines`` of ``source``), which a GGUF that is not there is said at."""
     def rebased(value: str | None, *, resolve: bool = False) -> str | None:
         if not value or value.startswith("~") or Path(value).is_absolute():
             return value
         return str((directory.absolute() / value).resolve() if resolve else directory.absolute() / value)
 
-    models = {name: model.model_copy(update={"path": rebased(model.path)}) if rebased(model.path) != model.path
-              else model for name, model in config.models.items()}
-    update: dict[str, Any] = {"models": models} if models != config.models else {}
+    def written(name: str, model: ModelConfig) -> ModelConfig:
+        path = rebased(model.path)
+        moved = model.model_copy(update={"path": path}) if path != model.path else model
+        if model.path is None or lines is None:
+            return moved
+        loc = ("models", name, "path")
+        how = " (read from the config file's directory)" if path != model.path else ""
+        return moved.written_at(f"{source}:{line_for(lines, loc)}: {dotted(loc)} is {model.path!r}{how}")
+
+    models = {name: written(name, model) for name, model in config.models.items()}
+    changed = any(model is not config.models[name] for name, model in models.items())
+    update: dict[str, Any] = {"models": models} if changed else {}
     # the log resolved: `log.path: ../routing.sqlite3` was shown as /home/me/conf/../routing.sqlite3 (a model's GGUF
     # keeps its path as written: resolving a Hugging Face cache's symlink would show the blob's hash for its name)
     if (log := rebased(config.log.path, resolve=True)) != config.log.path:

@@ -13,7 +13,16 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from modelyard import registry
@@ -265,6 +274,9 @@ class ModelConfig(Strict):
     endpoint: str | None = None
     path: str | None = Field(None, description="llamacpp: GGUF file (~ is the home directory; a relative path is "
                              "read from the config file's directory); empty = the embedded default model")
+    #: where ``path`` is written and how ("config.yaml:7: models.local.path ('models/m.gguf', read from the config
+    #: file's directory)"), set by ``load_config``: a GGUF that is not there is said at that line, as a config error is
+    _path_written: str = PrivateAttr("")
     threads: int | None = Field(None, ge=1, le=512, description="llamacpp: CPU threads that generate tokens; "
                                 "empty = every core but one (providers/llama_threads.py)")
     gpu_layers: int = Field(-1, ge=-1, description="llamacpp: layers offloaded to the GPU on a Metal/CUDA/Vulkan "
@@ -433,6 +445,17 @@ class ModelConfig(Strict):
         """A prompt-cache read's price as a share of the input price when ``price.cache_read`` is unset: Anthropic's
         published 0.1x for its own API, the whole input price elsewhere (:data:`CACHE_READ_SHARE_UNKNOWN`)."""
         return CACHE_READ_SHARE if self.provider == "anthropic" else CACHE_READ_SHARE_UNKNOWN
+
+    @property
+    def path_written(self) -> str:
+        """Where ``path`` is written in the config file and as what ("" for a config not read from a file)."""
+        return self._path_written
+
+    def written_at(self, where: str) -> ModelConfig:
+        """This model, its ``path`` said to be written at ``where`` (:attr:`path_written`)."""
+        copy = self.model_copy()
+        copy._path_written = where
+        return copy
 
     @property
     def is_local(self) -> bool:

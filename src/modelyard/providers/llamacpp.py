@@ -196,10 +196,14 @@ class LlamaCppProvider(Provider):
         path = self._resolved_path()
         if not path.is_file():
             # `modelyard fetch-model` works wherever modelyard is installed (pip too); bootstrap.sh only in a clone
-            hint = ("run `modelyard fetch-model` to fetch the default model" if self.path is None
-                    else "check the model's `path:` in the config")
-            return f"GGUF file not found: {path}" + (f" ({hint})" if hint else "")
-        return not_gguf(path)
+            if self.path is None:
+                return f"GGUF file not found: {path} (run `modelyard fetch-model` to fetch the default model)"
+            if written := self.config.path_written:  # the file, line and key, as a config error says them
+                return (f"GGUF file not found: {path} — {written}: put the file there, or write its path at that "
+                        "line (absolute, or ~/…)")
+            return f"GGUF file not found: {path} (check the model's `path:` in the config)"
+        wrong = not_gguf(path)
+        return f"{wrong} — {self.config.path_written}" if wrong and self.config.path_written else wrong
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

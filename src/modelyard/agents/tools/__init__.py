@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from modelyard.agents.tools.base import Tool, Toolbox, ToolError, ToolOutcome
 from modelyard.agents.tools.commands import command_tool
 from modelyard.agents.tools.fetch import fetch_tool
 from modelyard.agents.tools.files import Workspace, file_tools
-from modelyard.config.schema import ToolsConfig
+from modelyard.config.schema import McpServer, ToolsConfig
 
 log = logging.getLogger("modelyard.agents.tools")
 
@@ -34,9 +35,23 @@ def workspace_path(cfg: ToolsConfig, base_dir: Path | None) -> Path | None:
     return path
 
 
+def beside_config(server: McpServer, base_dir: Path | None) -> McpServer:
+    """A stdio server whose ``command`` is a relative path (``./mcp/notes.py``, ``tools/server``) run from the
+    config file's directory (``~`` the home directory), as every relative path of the config is read: it was looked
+    for in the working directory (or the workspace), so the server started from one shell and 'No such file' from
+    another, or from the service. A bare name (``npx``, ``uvx``) is looked for on PATH, as before."""
+    command = server.command
+    if command is None or base_dir is None or not any(sep in command for sep in ("/", os.sep)):
+        return server
+    path = Path(command).expanduser()
+    full = str(path if path.is_absolute() else base_dir / path)
+    return server if full == command else server.model_copy(update={"command": full})
+
+
 @asynccontextmanager
 async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = None) -> AsyncIterator[Toolbox]:
-    """The agent's tools; MCP servers run until the context ends."""
+    """The agent's tools; MCP servers run until the context ends, a stdio one in the workspace, else in the config
+    file's directory (``base_dir``), where the relative paths in its ``args`` are read."""
     box = Toolbox(output_limit=cfg.output_limit, agent=agent)
     root = workspace_path(cfg, base_dir)
     if (cfg.files != "off" or cfg.commands) and root is None:
@@ -58,7 +73,8 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
                 from modelyard.agents.tools.mcp_client import mcp_server_tools  # the mcp SDK is slow to import
 
                 await stack.enter_async_context(mcp_server_tools(
-                    server, box, timeout=max(cfg.command_timeout, 10.0), cwd=workspace.root if workspace else None))
+                    beside_config(server, base_dir), box, timeout=max(cfg.command_timeout, 10.0),
+                    cwd=workspace.root if workspace else base_dir))
             except ToolError as exc:
                 if server.required:
                     raise AgentError(f"agent '{agent}': {exc}") from None
