@@ -9,14 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "routing_eval"
-#: may be looked at and tuned on (fabric_dev is not committed: mkfabric_dev.py rebuilds it)
+#: may be looked at and tuned on (fabric_dev is not committed: mkfabric_dev.py rebuilds it; belle_dev since round 30)
 TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "longdev", "longdev2", "longdev3",
-          "shell_dev", "persona_dev")
+          "shell_dev", "persona_dev", "belle_dev")
 #: reported, never tuned on: the evaluation sets, oldest first (round 3's test … round 18's fresh_arena2, the twenty;
-#: round 21's fresh_long, long messages only; round 24's fresh_wild, instructions people posted or shared)
+#: round 21's fresh_long, long messages only; round 24's fresh_wild, instructions people posted or shared; round 30's
+#: fresh_belle, Chinese instructions from the BELLE project's evaluation set)
 HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
             "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
-            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long", "fresh_wild")
+            "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long", "fresh_wild",
+            "fresh_belle")
 #: held out too, but one collection (CLINC150's test split) read only for learning from its corrections
 CLINC_HELD_OUT = "clinc_heldout"
 

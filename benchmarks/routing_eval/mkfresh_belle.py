@@ -34,7 +34,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from mkfresh_common import kept_fresh, known_and_pools, write
+from mkfresh_common import HERE, kept_fresh, known_and_pools, write
 
 PER_CLASS = 16
 LABELS = """0 e|1 wr|2 w|3 re|4 wu|5 e|6 uwr|7 wu|8 rc|9 wu|
@@ -55,18 +55,35 @@ LABELS = """0 e|1 wr|2 w|3 re|4 wu|5 e|6 uwr|7 wu|8 rc|9 wu|
 150 re|151 uw|152 r|153 u|154 uwr|155 u|156 w|157 ru|158 re|159 e|"""
 
 
-def sample(path: str) -> list[dict]:
+def known_but_belle_dev(own: str) -> list[str]:
+    """mkfresh_common.known_and_pools without belle_dev.jsonl's lines (mkbelle_dev.py: the rest of this collection,
+    drawn after this file), so that both draws repeat once both files are here."""
+    dev = HERE / "belle_dev.jsonl"
+    drawn = {json.loads(x)["text"] for x in dev.open(encoding="utf-8") if x.strip()} if dev.exists() else set()
+    return [t for t in known_and_pools(own) if t not in drawn]
+
+
+def candidates(path: str) -> list[dict]:
+    """Every question of the eval set, with its line number and class (its name's spaces normalised)."""
     rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    candidates = [{"prompt": r["question"].strip(), "id": i, "class": " ".join(r["class"].split())}
-                  for i, r in enumerate(rows) if r["question"].strip()]
-    kept = kept_fresh(candidates, known_and_pools("fresh_belle.jsonl"))
+    return [{"prompt": r["question"].strip(), "id": i, "class": " ".join(r["class"].split())}
+            for i, r in enumerate(rows) if r["question"].strip()]
+
+
+def draw(rows: list[dict], own: str, seed: int, per_class: int) -> list[dict]:
+    """The rows fresh against the sets here (:func:`known_but_belle_dev`), ``per_class`` of each class, seeded."""
     by_class: dict[str, list[dict]] = defaultdict(list)
-    for row in kept:
+    for row in kept_fresh(rows, known_but_belle_dev(own)):
         by_class[row["class"]].append(row)
-    rng = random.Random(20261201)
-    picked = [row for name in sorted(by_class) for row in rng.sample(by_class[name], min(PER_CLASS, len(by_class[name])))]
+    rng = random.Random(seed)
+    picked = [row for name in sorted(by_class)
+              for row in rng.sample(by_class[name], min(per_class, len(by_class[name])))]
     rng.shuffle(picked)
     return picked
+
+
+def sample(path: str) -> list[dict]:
+    return draw(candidates(path), "fresh_belle.jsonl", 20261201, PER_CLASS)
 
 
 def main() -> None:
