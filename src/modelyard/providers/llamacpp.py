@@ -300,6 +300,11 @@ class LlamaCppProvider(Provider):
                             break
                         if prompt_tokens is None:  # the prompt is evaluated, the first token not yet
                             prompt_tokens = max(0, int(getattr(llm, "n_tokens", 0)))
+                            # from now on a stop is seen between tokens (one decode, a fraction of a second): an
+                            # aborted decode drops the sequence's cache, and the next request on the same prompt (a
+                            # stream closed at a client's stop sequence, router/stop_watch.py) evaluated it all
+                            # again — 4 s of the embedded model's 44-token prompt on this loaded machine, not 0.1
+                            cancel.detach()
                             if asked is not None and prompt_tokens + asked > self.n_ctx:
                                 parts.close()  # now, under the model's lock: not left to the collector
                                 raise ProviderError(Reason.BAD_REQUEST, over_context(self.n_ctx, prompt_tokens, asked))
