@@ -212,15 +212,19 @@ def label_origin(label_id: int, request_id: str | None, spool: str, named: Spool
     return f"{spool}#{label_id}"
 
 
-def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, named: SpoolName | None = None) -> int:
+def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int,
+                   named: SpoolName | None = None) -> tuple[int, int]:
     """Copy up to ``batch`` labels named in ``_label_outbox`` to PostgreSQL in one transaction, then drop
-    those entries; the number copied. A label replaced before it left is skipped. In PostgreSQL a changed
-    label is deleted and inserted again, so it gets a new id and, like any new label, waits for the next
-    accepted ``routing learn``; one sent twice (a forwarder killed before noting it) changes nothing."""
+    those entries; the number copied, and how many of them PostgreSQL took without an error but does not hold (a
+    trigger on ``routing_labels`` that returns NULL: they were counted copied, and ``routing learn`` never saw them).
+    A label replaced before it left is skipped. In PostgreSQL a changed label is deleted and inserted again, so it
+    gets a new id and, like any new label, waits for the next accepted ``routing learn``; one sent twice (a forwarder
+    killed before noting it) changes nothing."""
     rows = spool.execute(_SELECT_LABELS, (batch,)).fetchall()
     if not rows:
-        return 0
-    sent = 0
+        return 0, 0
+    sent = said = 0
+    origins: list[str] = []
     codec = getattr(pg, "narrow_codec", None)
     pg.execute("BEGIN")
     try:
@@ -230,9 +234,10 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, n
             name = label_origin(label_id, request_id, where, named)
             ts, text, agent, source, previous = narrow(tuple(pg_safe(v) for v in values), codec)
             pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
-            pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
-                       (name, ts, text, agent, source, request_id, previous))
+            said += pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
+                               (name, ts, text, agent, source, request_id, previous)).rowcount
+            origins.append(name)
             sent += 1
         pg.execute("COMMIT")
     except BaseException:
@@ -240,7 +245,21 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int, n
             pg.execute("ROLLBACK")
         raise
     spool.execute("DELETE FROM _label_outbox WHERE seq <= ?", (rows[-1][0],))
-    return sent
+    gone = 0
+    if 0 <= said < sent:  # one already there (sent twice) also says 0: look
+        gone = len(set(origins) - present(pg, "SELECT origin FROM routing_labels WHERE origin IN ({})", origins))
+    return sent - gone, gone
+
+
+def present(pg: Any, sql: str, keys: Sequence[Any], *, whole: bool = False) -> set[Any]:
+    """What ``sql`` finds in PostgreSQL for ``keys`` (``{}`` stands for their placeholders): each row's first
+    column, or the whole row as a tuple (``whole``)."""
+    found: set[Any] = set()
+    for start in range(0, len(keys), BATCH):
+        part = list(keys[start:start + BATCH])
+        rows = pg.execute(sql.format(", ".join("?" * len(part))), part).fetchall()
+        found.update(tuple(row) if whole else row[0] for row in rows)
+    return found
 
 
 def copy_team_labels(pg: Any, spool: sqlite3.Connection) -> bool:
@@ -357,8 +376,8 @@ class ForwardHealth:
     narrowed: int = 0
     #: spool texts that were not UTF-8 (another program wrote them), sent with U+FFFD in place of the bytes
     undecodable: int = 0
-    #: requests PostgreSQL took without an error but did not keep: a trigger or rule on its table discarded them
-    #: (kept in the local file only)
+    #: rows (requests, attempts, routing labels) PostgreSQL took without an error but did not keep: a trigger or rule
+    #: on its table discarded them (kept in the local file only)
     discarded: int = 0
 
     @property
@@ -641,7 +660,9 @@ class Forwarder:
             self._mend()
         moved = self._forward_requests()
         if self._labels_waiting():
-            forward_labels(self._conn, self._database(), self.where, self.batch, self.named)
+            _, gone = forward_labels(self._conn, self._database(), self.where, self.batch, self.named)
+            if gone:
+                self._said_discarded(f"{gone} routing label(s)", gone, "routing_labels")
             moved = True
         if time.monotonic() - self._team_labels_at >= TEAM_LABELS_EVERY:
             copy_team_labels(self._database(), self._conn)
@@ -820,16 +841,16 @@ class Forwarder:
         if narrow or narrow_attempts:
             self._said_narrowed(narrow + narrow_attempts)
         try:
-            said = write_batch(self._pg, requests, attempts)
+            said, said_attempts = write_batch(self._pg, requests, attempts)
         except (LogUnavailable, IntegrityError):  # integrity: every row satisfied the same constraints in the spool,
             raise  # so one PostgreSQL adds (a newer modelyard's NOT NULL column, a CHECK) refuses them all (drift.py)
         except Exception as exc:  # a value PostgreSQL will not store: find the row, repair it
             self._failed(exc)
         else:  # committed: whatever the read-back below meets, the batch is not sent again
             self.forwarded += len(requests)
-            if 0 <= said < len(requests):
+            if 0 <= said < len(requests) or 0 <= said_attempts < len(attempts):
                 try:
-                    self._kept(requests, said)
+                    self._kept(requests, attempts)
                 except Exception as exc:  # the connection lost right after COMMIT: the rows are there, unchecked
                     log.debug("routing log %s: could not read back a batch it took: %s", self.target, exc)
             return
@@ -845,26 +866,35 @@ class Forwarder:
                 self._failed(exc)
                 self.refused += 1
 
-    def _kept(self, requests: list[tuple], said: int) -> None:
-        """PostgreSQL took the batch without an error but said it inserted only ``said`` of its requests: a
+    def _kept(self, requests: list[tuple], attempts: list[tuple]) -> None:
+        """PostgreSQL took the batch without an error but said it inserted fewer rows than it was sent: a
         ``BEFORE INSERT`` trigger that returns NULL (a DBA's filter, an old partitioning trigger whose ``ELSE`` drops
         what no partition takes) discards a row silently, and every such row was counted forwarded and dropped from
         the outbox while it was nowhere in the shared log. Rows a trigger moved to a child table (inheritance
         partitioning, https://www.postgresql.org/docs/current/ddl-partitioning.html: ``INSERT INTO child …; RETURN
-        NULL``) are read back through the parent and are fine: only the ones that cannot be read back count."""
+        NULL``) are read back through the parent and are fine: only the ones that cannot be read back count. Attempts
+        are read back too (a trigger on ``attempts`` left requests without the models they tried, unsaid)."""
         ids = [r[0] for r in requests]
-        found = {row[0] for row in self._pg.execute(
-            f"SELECT id FROM requests WHERE id IN ({', '.join('?' * len(ids))})", ids).fetchall()}
-        gone = len(ids) - len(found)
-        if not gone:
-            return
+        gone = len(ids) - len(present(self._pg, "SELECT id FROM requests WHERE id IN ({})", ids))
         self.forwarded -= gone
-        self.discarded += gone
+        sent = {(a[0], a[1]) for a in attempts}
+        held = present(self._pg, "SELECT request_id, seq FROM attempts WHERE request_id IN ({})",
+                       list({a[0] for a in attempts}), whole=True)
+        lost_attempts = len(sent - held)
+        what = " and ".join(f"{n} {kind} row(s)" for n, kind in ((gone, "request"), (lost_attempts, "attempt")) if n)
+        if what:
+            self._said_discarded(what, gone + lost_attempts,
+                                 " and ".join(t for n, t in ((gone, "requests"), (lost_attempts, "attempts")) if n))
+
+    def _said_discarded(self, what: str, rows: int, tables: str) -> None:
+        """Count ``rows`` PostgreSQL took without an error and did not keep, and say so (an ERROR line at most once
+        per _LOG_EVERY s; degraded)."""
+        self.discarded += rows
         now = time.time()
-        self.last_error = (f"PostgreSQL took {gone} request row(s) without an error but did not keep them "
-                           f"({self.discarded} so far): a trigger or rule on its table requests discards them (a "
-                           "BEFORE INSERT trigger that returns NULL; psql's \\d requests lists them) — they are "
-                           f"kept only in {self.path}")
+        self.last_error = (f"PostgreSQL took {what} without an error but did not keep them "
+                           f"({self.discarded} row(s) so far): a trigger or rule on its table {tables} discards them "
+                           f"(a BEFORE INSERT trigger that returns NULL; psql's \\d {tables.split()[0]} lists them) — "
+                           f"they are kept only in {self.path}")
         self._last_error_at = now
         if now - self._discarded_logged >= _LOG_EVERY:
             self._discarded_logged = now

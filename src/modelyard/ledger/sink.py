@@ -29,23 +29,24 @@ UPSERT_REQUEST = upsert("requests", FORWARDED_REQUEST_COLUMNS, ("id",), keep=RAT
 UPSERT_ATTEMPT = upsert("attempts", ATTEMPT_COLUMNS, ("request_id", "seq"))
 
 
-def write_batch(conn: Any, requests: Sequence[Sequence[Any]], attempts: Sequence[Sequence[Any]]) -> int:
+def write_batch(conn: Any, requests: Sequence[Sequence[Any]],
+                attempts: Sequence[Sequence[Any]]) -> tuple[int, int]:
     """Commit request rows (:data:`FORWARDED_REQUEST_COLUMNS`, or without the ratings: they are padded)
-    and attempt rows in one transaction; rolled back, and raised, on any error. Returns how many request rows the
-    database said it inserted or updated (-1: it did not say): fewer than sent means something on the table
-    discarded the rest without an error — a ``BEFORE INSERT`` trigger that returns NULL."""
+    and attempt rows in one transaction; rolled back, and raised, on any error. Returns how many request rows and how
+    many attempt rows the database said it inserted or updated (-1: it did not say): fewer than sent means something
+    on the table discarded the rest without an error — a ``BEFORE INSERT`` trigger that returns NULL."""
     width = len(FORWARDED_REQUEST_COLUMNS)
     requests = [tuple(r) + (None,) * (width - len(r)) for r in requests]
-    said = 0
+    said = said_attempts = 0
     conn.execute("BEGIN")
     try:
         if requests:
             said = conn.executemany(UPSERT_REQUEST, requests).rowcount
         if attempts:
-            conn.executemany(UPSERT_ATTEMPT, attempts)
+            said_attempts = conn.executemany(UPSERT_ATTEMPT, attempts).rowcount
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return said
+    return said, said_attempts
