@@ -11,7 +11,12 @@ that no fake had sent — each rebuilt from the report where it was met (cited p
 - a JSON answer cut right after an inner bracket where its own text balances the count: malformed_response; now a
   dropped connection, asked again;
 - a page under 200 without a final line ending where Ollama's JSON lines were expected: connection_dropped (asked
-  again for the same page); now malformed_response, as the OpenAI-compatible provider says.
+  again for the same page); now malformed_response, as the OpenAI-compatible provider says;
+- an Anthropic answer without any usage: logged as 0 tokens in and out; now estimated, as OpenAI-compatible ones are;
+- the server's error in words where its events are JSON (``data: error: …``; an Anthropic ``event: error`` whose data
+  is text): malformed_response; now the server's error (stream_error, asked again), its words kept;
+- tool-call pieces with neither id nor name under an index no call has (Nebius, Cerebras; DeepSeek behind a relay): a
+  call without a name, malformed_response; now the latest call's pieces.
 
 Each failed on the code before this work, but the guards (named so), which held already.
 """
@@ -25,7 +30,7 @@ from typing import Any
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, JSON, SSE, data, event
+from tests.integration.test_wire_shapes import DONE, JSON, SSE, call, chunk, data, event, fn
 from tests.integration.test_wire_shapes_outside_in import MESSAGE_STOP, block, delta
 from tests.integration.test_wire_shapes_round3 import outcomes, route
 
@@ -198,3 +203,109 @@ async def test_ollama_page_under_200_without_a_final_newline_is_malformed(server
     routed = await route("ollama", servers, tmp_path, Fault.raw(200, page, headers={"content-type": "text/html"}))
     assert outcomes(routed) == [("primary", "fallback", "malformed_response"), ("backup", "ok", None)], \
         routed.record.attempts[0].detail
+
+
+# -- Anthropic: no usage anywhere --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole-message"])
+async def test_anthropic_answer_without_any_usage_is_estimated(servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                               whole: bool) -> None:
+    """An adapter that never gives usage — no ``usage`` in message_start (Antigravity-Manager#2028) nor on
+    message_delta, or a whole message without it — was logged as 0 tokens in and 0 out: a billed model's cost, its
+    spend cap and the all-cloud comparison saw nothing. Now estimated as the OpenAI-compatible provider estimates a
+    server that sends none: the prompt from its characters, one token per text delta."""
+    body = (Fault.raw(200, json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+                                       "content": [{"type": "text", "text": "Sunny."}], "stop_reason": "end_turn"}),
+                      headers=JSON) if whole
+            else Fault.raw(200, BARE_START, TEXT, _stop_delta(None), MESSAGE_STOP, headers=SSE))
+    routed = await route("anthropic", servers, tmp_path, body)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "Sunny."
+    assert routed.record.tokens_in > 0 and routed.record.tokens_out == 1
+
+
+async def test_guard_anthropic_counts_said_are_not_estimated(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Guard: counts the stream gives are kept as given."""
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(
+        200, START.replace('"input_tokens": 0', '"input_tokens": 31'), TEXT,
+        _stop_delta({"output_tokens": 17}), MESSAGE_STOP, headers=SSE))
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+# -- the server's error in words, not JSON -----------------------------------------------------------------------------
+
+#: lucasjinreal/Crane#121: Crane's server "wrote EngineResponse::Error as a bare \"error: <message>\" data line while
+#: every other event in the same streams used .json_data(...)"; OpenCode failed on it with 'Unexpected identifier
+#: "error"'
+SAID_ERROR = "data: error: CUDA out of memory. Tried to allocate 20.00 MiB\n\n"
+#: Envoy's words for an upstream that reset (its local reply), sent by a relay as an SSE error event's data
+ENVOY_RESET = ("event: error\ndata: upstream connect error or disconnect/reset before headers. reset reason: "
+               "overflow\n\n")
+
+
+@pytest.mark.parametrize(("kind", "fault"), [
+    ("openai", Fault.raw(200, chunk({"content": "Sun"}), SAID_ERROR, headers=SSE)),
+    ("openai", Fault.raw(200, chunk({"content": "Sun"}), SAID_ERROR, DONE, headers=SSE)),
+    ("anthropic", Fault.raw(200, START, TEXT, SAID_ERROR, headers=SSE)),
+    ("anthropic", Fault.raw(200, START, TEXT, ENVOY_RESET, headers=SSE)),
+], ids=["openai-error-line", "openai-error-line-then-done", "anthropic-error-line", "anthropic-error-event-in-words"])
+async def test_an_error_said_in_words_mid_stream_is_the_servers_error(servers: dict[str, Any],  # noqa: F811
+                                                                      tmp_path: Path, kind: str, fault: Fault) -> None:
+    """A server that writes its failure as words where its events are JSON — ``data: error: <message>`` (Crane#121),
+    or an ``event: error`` whose data is text (the OpenAI-compatible provider read that already; Anthropic's did not)
+    — was malformed_response: never asked again, the model counted broken, the words lost in a parser's complaint.
+    Now the server's error with its words: a stream_error, asked again, then the next model."""
+    routed = await route(kind, servers, tmp_path, fault)
+    assert outcomes(routed)[0] == ("primary", "retry", "stream_error"), routed.record.attempts[0].detail
+    assert "CUDA out of memory" in (routed.record.attempts[0].detail or "") or "upstream connect error" in (
+        routed.record.attempts[0].detail or "")
+
+
+# -- tool-call pieces under indexes no call has ------------------------------------------------------------------------
+
+PARIS, ROME = '{"city": "Paris"}', '{"city": "Rome"}'
+TOOL_PIECES: dict[str, tuple[list[str], list[tuple[str, dict[str, str], str]]]] = {
+    # dirac-run/dirac#215: "Certain OpenAI-compatible streaming endpoints (such as Nebius or Cerebras) stream tool-call
+    # argument deltas where subsequent chunks carry an incremented or arbitrary `index` without repeating the tool
+    # call `id` or `name`"
+    "later-pieces-under-the-next-index": (
+        [call(index=0, id="call_a", type="function", function=fn("get_weather", '{"city":')),
+         call(index=1, function=fn(None, ' "Paris"}'))], [("get_weather", {"city": "Paris"}, "call_a")]),
+    "later-pieces-under-arbitrary-indexes": (
+        [call(index=0, id="call_a", type="function", function=fn("get_weather", '{"ci')),
+         call(index=3, function=fn(None, 'ty": "Pa')), call(index=7, function=fn(None, 'ris"}'))],
+        [("get_weather", {"city": "Paris"}, "call_a")]),
+    # agno-agi/agno#8880 (deepseek-v4-flash behind an OpenAI-compatible endpoint): "the head delta of a *second* tool
+    # call arrived with `index=0`, colliding with the first call, while its argument tail arrived with `index=1`"
+    "second-head-under-the-first-index": (
+        [call(index=0, id="call_a", type="function", function=fn("get_weather", PARIS)),
+         call(index=0, id="call_b", type="function", function=fn("get_weather", "")),
+         call(index=1, function=fn(None, ROME))],
+        [("get_weather", {"city": "Paris"}, "call_a"), ("get_weather", {"city": "Rome"}, "call_b")]),
+}
+
+
+@pytest.mark.parametrize("case", list(TOOL_PIECES))
+async def test_tool_call_pieces_under_an_index_no_call_has_continue_the_latest_call(
+        servers: dict[str, Any], tmp_path: Path, case: str) -> None:  # noqa: F811
+    """A piece with neither id nor name under an index no call has was made a call of its own, which has no name:
+    malformed_response, the model's calls lost and the whole answer asked of the next model. By the spec a call's
+    first fragment names it, so such a piece is the latest call's."""
+    pieces, expected = TOOL_PIECES[case]
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, *pieces, chunk({}, "tool_calls"), DONE,
+                                                                headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == expected
+
+
+async def test_guard_spec_calls_under_their_own_indexes_stay_apart(servers: dict[str, Any],  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """Guard: two calls as the spec streams them (each head with its id and name under its own index, then its
+    pieces under the same index) stay two calls."""
+    pieces = [call(index=0, id="call_a", type="function", function=fn("get_weather", "")),
+              call(index=0, function=fn(None, PARIS)),
+              call(index=1, id="call_b", type="function", function=fn("get_weather", "")),
+              call(index=1, function=fn(None, ROME))]
+    routed = await route("openai", servers, tmp_path, Fault.raw(200, *pieces, chunk({}, "tool_calls"), DONE,
+                                                                headers=SSE))
+    assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [
+        ("get_weather", {"city": "Paris"}, "call_a"), ("get_weather", {"city": "Rome"}, "call_b")]

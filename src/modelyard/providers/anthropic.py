@@ -18,11 +18,14 @@ from modelyard.providers.http import (
     BALANCE_WORDS,
     CONTEXT_FULL,
     NOT_JSON,
+    SAID_ERROR,
     USAGE_LIMIT_WORDS,
     HttpProvider,
+    error_field,
     found_after_end,
     loads,
     ollama_said,
+    said_error,
     stream_error,
     tool_call,
     try_loads,
@@ -31,6 +34,7 @@ from modelyard.providers.output_cap import anthropic_max_output
 from modelyard.providers.profile import ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import not_taken
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, token_count, without_call
+from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
 log = logging.getLogger(__name__)
@@ -280,6 +284,15 @@ def _stop_usage(data: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _estimated(request: ChatRequest, deltas: int) -> Usage:
+    """The counts of an answer no event gave usage for, estimated as the OpenAI-compatible provider estimates a server
+    that sends none: the prompt from its characters, the answer as one token per text delta. An adapter's stream
+    without usage (Antigravity-Manager#2028: none in message_start, nor after; a whole message without ``usage``) was
+    logged as 0 tokens in and out — a billed model's cost, its spend cap and the all-cloud comparison saw nothing. A
+    usage object that came, whatever it counts, is read as given (as for OpenAI-compatible servers)."""
+    return Usage(request_tokens(request), deltas)
+
+
 def _late_usage(payload: str) -> dict[str, Any] | None:
     """The usage an event sent after ``message_stop`` carries, or None. Relays that turn another protocol's stream
     into Anthropic's put it there: one that ends on its upstream's stop writes ``message_stop``, then the usage as a
@@ -500,6 +513,8 @@ class AnthropicProvider(HttpProvider):
         # a whole answer lost as malformed_response
         tokens = [0, 0, 0, 0, 0]
         counted = False  # a message_delta (or message_stop) gave usage: none is looked for after message_stop
+        deltas = 0  # text deltas: the output's count where no event gave usage (_estimated)
+        usage_given = False  # message_start (or an event after message_stop) gave usage
         stop_reason = ""
         blocks: dict[int, dict[str, Any]] = {}
         thoughts: dict[int, dict[str, Any]] = {}  # thinking / redacted_thinking blocks being read, by index
@@ -539,6 +554,11 @@ class AnthropicProvider(HttpProvider):
                             # html.spec.whatwg.org/multipage/server-sent-events.html), which the reader skips; as data
                             # it was held, joined to the next event and the whole answer refused as malformed_response
                             continue
+                        if not held and (event == "error" or SAID_ERROR.match(value)):
+                            # the server's error in words, not JSON: an "event: error" whose data is text (as the
+                            # OpenAI-compatible provider reads it), or "data: error: <message>" (lucasjinreal/
+                            # Crane#121). It was malformed_response: never asked again, the model counted broken
+                            raise said_error(value) or error_field(value)
                         if not held and value.strip() == "[DONE]":
                             # OpenAI's end marker where message_stop should be: GitHub Copilot's Anthropic-compatible
                             # proxy ends its streams so (huggingface/tau#692), others after message_stop
@@ -570,6 +590,8 @@ class AnthropicProvider(HttpProvider):
                             self._keep_signed([c.tool_call.id for c in chunks if c.kind == "tool_call" and c.tool_call],
                                               signed)
                         for chunk in chunks:
+                            if chunk.kind == "usage" and type(data.get("usage")) is not dict:
+                                chunk = Chunk("usage", usage=_estimated(request, sum(c.kind == "text" for c in chunks)))
                             yield chunk
                         return
                     if kind == "message_start":
@@ -586,7 +608,7 @@ class AnthropicProvider(HttpProvider):
                                                 "ended (a proxy spliced its retry into the stream)")
                         message_id = started.get("id")  # a duplicate message_start (bifrost#4556, litellm#32479)
                         if isinstance(started.get("usage"), dict):  # reads as the first did
-                            tokens = _tokens(started["usage"])
+                            tokens, usage_given = _tokens(started["usage"]), True
                     elif kind == "content_block_start":
                         opened = True
                         block = data.get("content_block") or {}
@@ -613,6 +635,7 @@ class AnthropicProvider(HttpProvider):
                         if dtype == "text_delta":
                             if said is not None and isinstance(piece := delta.get("text"), str):
                                 said.append(piece)
+                            deltas += 1
                             yield Chunk("text", text=delta.get("text", ""))
                         elif dtype == "thinking_delta":
                             piece = delta.get("thinking", "")
@@ -657,7 +680,7 @@ class AnthropicProvider(HttpProvider):
                     if not counted:  # usage sent after message_stop? (_late_usage)
                         rest = batch[batch.index((field, value)) + 1:]
                         if (late := await found_after_end(rest, batches, _late_usage)) is not None:
-                            tokens = _tokens(late, tokens)
+                            tokens, usage_given = _tokens(late, tokens), True
                     break
         if held and not resp.ended_in_line:  # else an event the body ended inside: discarded (see openai.py)
             loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)
@@ -686,5 +709,5 @@ class AnthropicProvider(HttpProvider):
         if stop_reason == PAUSED:
             raise ProviderError(Reason.UNUSABLE_REPLY, "the answer paused mid-turn (stop_reason 'pause_turn'): only "
                                                        "sending it back continues it, so it is not an answer")
-        yield Chunk("usage", usage=_usage(tokens))
+        yield Chunk("usage", usage=_usage(tokens) if usage_given or counted else _estimated(request, deltas))
         yield Chunk("done", stop_reason=stop_reason)  # "" when no message_delta said why: shapes.checked judges

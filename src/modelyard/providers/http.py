@@ -552,6 +552,20 @@ def error_field(value: str) -> ProviderError:
     return stream_error("", value.strip() if err is NOT_JSON else str(err))
 
 
+#: an event's data that is the server's error in words, not JSON: Crane's server wrote ``data: error: <message>``
+#: where every other event was JSON (lucasjinreal/Crane#121: "wrote EngineResponse::Error as a bare \"error:
+#: <message>\" data line"; OpenCode failed on it with 'Unexpected identifier "error"'); modelyard read it as a
+#: malformed stream — never asked again, the model counted broken — where the server said it failed
+SAID_ERROR = re.compile(r"\s*error\s*:", re.IGNORECASE)
+
+
+def said_error(value: str) -> ProviderError | None:
+    """The server's error an event's data says in words (:data:`SAID_ERROR`), or None: data that is no JSON and
+    opens with ``error:``."""
+    opened = SAID_ERROR.match(value)
+    return error_field(value[opened.end():]) if opened else None
+
+
 def stream_error(kind: str, message: str, code: Any = None) -> ProviderError:
     """An error the server reported inside a 200 answer (an SSE error event, Ollama's error line,
     OpenRouter's error chunk): overloaded and rate limits keep their meaning, anything else is a

@@ -68,6 +68,7 @@ from modelyard.providers.http import (
     make_client,
     ollama_said,
     openai_tools,
+    said_error,
     shown_url,
     stream_error,
     system_first,
@@ -682,6 +683,13 @@ class _ToolCalls:
         slot = self._at.get(key)  # None: the latest call
         if slot is None and key is not None and call_id and not name:  # a piece under an index of its own (LocalAI)
             slot = self._by_id.get(call_id)
+        elif slot is None and key is not None and not call_id and not name:
+            # a piece with neither id nor name under an index no call has — by the spec a call's first fragment names
+            # it — is the latest call's: Nebius' and Cerebras' endpoints put a call's later pieces under further
+            # indexes (dirac-run/dirac#215), DeepSeek behind a relay a second call's arguments under the next index
+            # after its head came under the first call's (agno-agi/agno#8880). Each was a call without a name:
+            # malformed_response, the whole answer and its calls asked of the next model
+            slot = self._at.get(None)
         if (slot is None or (call_id and slot["id"] and call_id != slot["id"] and (name or not slot["name"]))
                 or (name and slot["name"] and ((name != slot["name"] and slot["args"]) or id(slot) in self._listed))):
             slot = {"id": "", "name": "", "args": ""}
@@ -1338,6 +1346,8 @@ class OpenAIProvider(HttpProvider):
                                 data = several
                             if data is NOT_JSON and (error := _error_after(payload)) is not None:
                                 data = error
+                            if data is NOT_JSON and not held and (failed := said_error(payload)) is not None:
+                                raise failed  # "data: error: <message>": the server's error in words (http.SAID_ERROR)
                             if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
                                 if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
                                     loads(held, "SSE data")  # no: the held line is broken on its own (raises)
