@@ -212,7 +212,8 @@ class ChatRequest:
     #: every backend in its own form (OpenAI-compatible ``stop``, at most 4 — OpenAI's limit —, Ollama's
     #: ``options.stop``, llama.cpp's ``stop``, Anthropic's ``stop_sequences``), so the model stops there instead of
     #: writing on to ``max_tokens``; the gateway still cuts the text at them (gateway/stops.py), for a server that
-    #: ignores or refuses them. None: none given
+    #: ignores or refuses them, and the router closes the model's stream at the first met (router/stop_watch.py).
+    #: None: none given
     stop: list[str] | None = None
     #: stop sequences applied by modelyard only, never sent to a backend: the Messages API's ``stop_sequences``, whose
     #: answer names the one it stopped at (``stop_sequence``), which a backend that stopped there itself does not say.

@@ -3,7 +3,8 @@
 An OpenAI-compatible server is sent the first 4 of a client's ``stop`` — "Up to 4 sequences where the API will stop
 generating further tokens" (OpenAI's API reference, CreateChatCompletionRequest.stop) — and the Messages API's
 ``stop_sequences`` are sent to no backend (the answer must name the one it stopped at: Anthropic's Messages reference,
-``stop_reason: "stop_sequence"`` and ``stop_sequence``, "which custom stop sequence was generated, if any"). The
+``stop_reason: "stop_sequence"`` — "one of your provided custom stop_sequences was generated" — and ``stop_sequence``,
+"Which custom stop sequence was generated, if any": anthropic-sdk-python, src/anthropic/types/message.py). The
 gateway cuts the text at those itself; before, the backend's stream was still read to its end — the model wrote on to
 ``max_tokens`` holding its slot, the client waited for the whole generation, and the log counted it. The fake streams
 its answer a piece every 0.1 s (a slow model: 4 s for the 40 pieces), so a stream read to the end shows.
