@@ -7,18 +7,24 @@ before its fix; the source of each fault is in its docstring.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
 import psycopg
 import pytest
-from tests.integration.test_pg_forward import scraped, write
+from tests.fakes.server import poll
+from tests.integration.test_pg_forward import pg_ids, scraped, write
+from tests.integration.test_pg_log_round6 import rebuild_requests
+from tests.pg import SpooledWriter
 from tests.unit.test_ledger import record
 
 from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.labels import LabelSource, add_label
 from modelyard.outcomes import RequestOutcome
+from modelyard.router.records import RequestRecord
 
 
 def _discarding_trigger(url: str, table: str, when: str) -> None:
@@ -85,3 +91,81 @@ def test_routing_labels_a_trigger_discards_are_counted_and_said(tmp_path: Path, 
         assert "routing label" in (health.last_error or "") and "routing_labels" in (health.last_error or "")
     finally:
         forwarder.close()
+
+
+def _old(i: int) -> RequestRecord:
+    """A request of the history: one every two hours, up to two days ago."""
+    r = record(i)
+    r.ts = time.time() - 2 * 86400 - (100 - i) * 7200
+    return r
+
+
+def test_a_spool_part_put_back_queues_what_came_since_not_the_history(
+        tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """ledger28 put back the triggers a rebuilt table took along (sqlite-utils ``transform``, simonw/sqlite-utils#611)
+    and queued the whole file again: every rebuild re-sent the log's history to PostgreSQL (a year's log: millions of
+    upserts, the backlog and /healthz degraded for as long). Now where the spool stood at the last look bounds it."""
+    path = tmp_path / "log.sqlite3"
+    spooled = SpooledWriter(path, pg_url, ["local"])
+    try:
+        for i in range(40):
+            spooled.submit(_old(i))
+        assert spooled.flush(15)
+        sent_before = spooled.forwarder.forwarded
+        # looked at once whole since (every MEND_EVERY s): nothing waits, the newest request is where it stands
+        assert poll(lambda: (a := spooled.forwarder._anchor) is not None and a.request is not None
+                    and a.request[0] == "req000039", timeout=5), spooled.forwarder._anchor
+        rebuild_requests(path)
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            for i in range(40, 43):
+                spooled.submit(record(i))
+            assert poll(lambda: len(pg_ids(pg_url)) == 43, timeout=20), spooled.forwarder.health()
+            assert spooled.flush(15), spooled.forwarder.health()
+        assert "were gone" in caplog.text
+        # before: 43 sent again (the whole file); now the 3 written since and the row the look stood on
+        assert spooled.forwarder.forwarded - sent_before <= 4, spooled.forwarder.forwarded - sent_before
+    finally:
+        spooled.close()
+
+
+def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path, pg_url: str) -> None:
+    """The same bound must not lose what was still waiting: PostgreSQL refusing every row (a trigger that raises, as
+    PostgreSQL's partitioning example does for a date no partition takes), five requests wait in ``_outbox``, and the
+    table is dropped by hand. Every one of them reaches PostgreSQL once it takes rows again, and the history
+    forwarded before is not sent again."""
+    path = tmp_path / "log.sqlite3"
+    spooled = SpooledWriter(path, pg_url, ["local"])
+    try:
+        for i in range(20):
+            spooled.submit(_old(i))
+        assert spooled.flush(15)
+        sent_before = spooled.forwarder.forwarded
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'Date out of range'; END $$")
+            admin.execute("CREATE TRIGGER no_rows BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION no_rows()")
+        for i in range(20, 25):
+            spooled.submit(_old(i))
+        assert spooled.log.flush(15)
+        assert poll(lambda: spooled.forwarder.failures >= 1, timeout=10)
+        assert poll(lambda: (a := spooled.forwarder._anchor) is not None and a.request is not None
+                    and a.request[0] == "req000020", timeout=10), spooled.forwarder._anchor
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("DROP TABLE _outbox")
+            conn.commit()
+
+        def mended() -> bool:
+            with closing(sqlite3.connect(path)) as conn:
+                return conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = '_outbox'").fetchone()[0] == 1
+
+        assert poll(mended, timeout=40)  # put back while PostgreSQL still refuses: nothing went meanwhile
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("DROP TRIGGER no_rows ON requests")
+        spooled.submit(record(25))
+        assert poll(lambda: len(pg_ids(pg_url)) == 26, timeout=40), spooled.forwarder.health()
+        assert spooled.flush(15)
+        # before: the 20 of the history sent again too
+        assert spooled.forwarder.forwarded - sent_before == 6, spooled.forwarder.forwarded - sent_before
+        assert spooled.log.health().lost == 0
+    finally:
+        spooled.close()

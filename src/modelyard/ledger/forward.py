@@ -130,7 +130,51 @@ def stuck_because(finding: pg_watch.Finding) -> str:
     return f" — {finding.said()}"
 
 
-def enable_spool(conn: sqlite3.Connection) -> bool:
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where a spool last seen whole stood (:meth:`Forwarder._mend`): every request before ``request`` (by row
+    order) and every label before ``label`` had been forwarded, ratings given before ``at`` were queued. A part put
+    back queues again only what comes from there — not the whole file's history."""
+
+    #: the oldest request still waiting in ``_outbox`` (else the newest request): id, row order, start time
+    request: tuple[str, int, float] | None
+    #: the oldest label still waiting in ``_label_outbox`` (else the newest label)
+    label: int | None
+    #: wall clock of that look
+    at: float
+
+
+#: requests started this long before the anchor's are queued again too: a tool that copies a table in another order
+#: than SQLite's (an ``ORDER BY id``) renumbers rows; a request is stamped at its start and written at its end
+ANCHOR_SLACK_S = 3600.0
+_ANCHOR = ("SELECT (SELECT id FROM requests WHERE rowid = a.r), a.r, (SELECT ts FROM requests WHERE rowid = a.r), "
+           "COALESCE((SELECT MIN(label_id) FROM _label_outbox), (SELECT MAX(id) FROM routing_labels)) FROM "
+           "(SELECT COALESCE((SELECT MIN(r.rowid) FROM _outbox o JOIN requests r ON r.id = o.request_id), "
+           "(SELECT MAX(rowid) FROM requests)) AS r) AS a")
+
+
+def anchor(conn: sqlite3.Connection) -> Anchor:
+    """Where the spool at ``conn`` stands now (it must be whole: both outboxes there)."""
+    request_id, rowid, ts, label = conn.execute(_ANCHOR).fetchone()
+    return Anchor(None if request_id is None else (str(request_id), int(rowid), float(ts)),
+                  None if label is None else int(label), time.time())
+
+
+def _queue_again(conn: sqlite3.Connection, since: Anchor | None) -> None:
+    """Queue the requests ``since`` has not seen forwarded (all of them without one) — and the ratings given since."""
+    if since is None or since.request is None:
+        conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+        return
+    request_id, _, ts = since.request
+    found = conn.execute("SELECT rowid FROM requests WHERE id = ?", (request_id,)).fetchone()
+    if found is None:  # the anchor's row deleted by hand: nothing says where the rows since start
+        conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+        return
+    conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests WHERE rowid >= ? OR ts >= ? "
+                 "OR rated_at >= ? ORDER BY rowid", (found[0], ts - ANCHOR_SLACK_S, since.at - ANCHOR_SLACK_S))
+
+
+def enable_spool(conn: sqlite3.Connection, since: Anchor | None = None) -> bool:
     """Install the outbox triggers once; the first time, queue every request (and routing label) already
     in the file, so moving a log to PostgreSQL takes its history along. True if this call installed the
     request triggers (a spool made before labels were shared gets the label trigger on its own).
@@ -138,8 +182,11 @@ def enable_spool(conn: sqlite3.Connection) -> bool:
     A part gone later is put back the same way: a trigger goes with its table when a tool rebuilds that table
     (sqlite-utils ``transform`` — "it does not automatically upgrade indexes, views or triggers", simonw/sqlite-utils
     #611 —, DB Browser's Modify Table, ALTER TABLE's create-copy-drop-rename steps,
-    https://www.sqlite.org/lang_altertable.html), and an outbox table may be dropped by hand; every request is queued
-    again then (PostgreSQL keeps one row per request), as no note says which ones went by meanwhile."""
+    https://www.sqlite.org/lang_altertable.html), and an outbox table may be dropped by hand. With ``since`` (where
+    the spool stood when last seen whole) only what came from there is queued again: the requests from the oldest one
+    that was still waiting, those started within :data:`ANCHOR_SLACK_S` of it, ratings given since; without it (a part
+    gone while no process forwarded) every request, as no note says which ones went by meanwhile (PostgreSQL keeps
+    one row per request either way)."""
 
     def installed(name: str, kind: str = "trigger") -> bool:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE type = ? AND name = ?", (kind, name)
@@ -153,14 +200,19 @@ def enable_spool(conn: sqlite3.Connection) -> bool:
                          "request_id TEXT NOT NULL)")
             for trigger in TRIGGERS:
                 conn.execute(trigger.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1))
-            conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
+            _queue_again(conn, since)
         elif not installed("spool_request_rated"):
             conn.execute(TRIGGERS[1])
+            if since is not None:  # ratings given while it was gone never entered the outbox
+                conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests WHERE rated_at >= ? "
+                             "ORDER BY rowid", (since.at - ANCHOR_SLACK_S,))
         if not installed("spool_label_written") or not installed("_label_outbox", "table"):
             conn.execute("CREATE TABLE IF NOT EXISTS _label_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "label_id INTEGER NOT NULL)")
             conn.execute(LABEL_TRIGGER.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1))
-            conn.execute("INSERT INTO _label_outbox (label_id) SELECT id FROM routing_labels ORDER BY id")
+            first = since.label if since is not None and since.label is not None else 0
+            conn.execute("INSERT INTO _label_outbox (label_id) SELECT id FROM routing_labels WHERE id >= ? "
+                         "ORDER BY id", (first,))
         conn.execute("COMMIT")
         return new
     except BaseException:
@@ -448,6 +500,8 @@ class Forwarder:
         self.discarded = 0
         self._discarded_logged = 0.0
         self._mended_at = 0.0
+        #: where the spool stood at the last look that found it whole (:meth:`_mend`); None: not looked yet
+        self._anchor: Anchor | None = None
         #: what the watchdog found when it cut a stuck step (said as that step's failure)
         self._stuck = ""
         self._conn = self._open_spool()  # migrated: _outbox exists
@@ -652,6 +706,7 @@ class Forwarder:
             self._failed(OSError(self._spool.describe("forwarding the new file at that path from now on")))
             fresh = self._open_spool()
             enable_spool(fresh)
+            self._anchor = None  # another file: where the old one stood says nothing of it
             self._conn.close()
             self._conn = fresh
             self._spool.reopened()
@@ -681,16 +736,20 @@ class Forwarder:
         """Put back a part of the spool gone while this process forwards it (:func:`enable_spool`): a table of the
         log rebuilt by another tool took its triggers along, and from then on no request entered the outbox — none
         reached PostgreSQL until a restart, while the backlog read 0 and nothing was said; an outbox table dropped
-        by hand made the writer refuse every request (its trigger writes there)."""
+        by hand made the writer refuse every request (its trigger writes there). Where the spool stood at the last
+        look (:class:`Anchor`) bounds what is queued again: before, the whole file's history was sent again."""
         self._mended_at = time.monotonic()
         if self._conn.execute(_SPOOL_PARTS).fetchone()[0] >= SPOOL_WHOLE:
+            self._anchor = anchor(self._conn)
             return
-        enable_spool(self._conn)
-        queued = self._conn.execute("SELECT COUNT(*) FROM _outbox").fetchone()[0]
+        before = self._conn.execute("SELECT COUNT(*) FROM _outbox").fetchone()[0] if self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_outbox'").fetchone() else 0
+        enable_spool(self._conn, self._anchor)
+        queued = self._conn.execute("SELECT COUNT(*) FROM _outbox").fetchone()[0] - before
         log.warning("routing log %s: the spool's own triggers or tables (spool_*, _outbox) were gone — a tool that "
                     "rebuilt a table of the log (sqlite-utils transform, DB Browser's Modify Table) takes its triggers "
                     "along, or they were dropped by hand — so requests written since never reached %s: put back, "
-                    "and the file's %d request(s) queued again (PostgreSQL keeps one copy of each); leave the log's "
+                    "and %d request(s) queued again (PostgreSQL keeps one copy of each); leave the log's "
                     "tables to modelyard while it runs", self.path, self.target, queued)
         self._measured_at = 0.0  # the backlog is news: /healthz shows it at once
 
