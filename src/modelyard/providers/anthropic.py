@@ -534,7 +534,7 @@ class AnthropicProvider(HttpProvider):
             # labelled JSON as the events it is)
             batches = resp.whole_json() if resp.is_json else resp.sse_batches("an event stream")
             async for batch in batches:
-                for field, value in batch:
+                for at, (field, value) in enumerate(batch):
                     if field == "event":
                         event = value.strip()
                         continue
@@ -672,15 +672,17 @@ class AnthropicProvider(HttpProvider):
                             tokens, counted = _tokens(reported, tokens), True
                     elif kind == "message_stop":
                         stopped = True
+                        # the events after it, by place: not looked up by value — data that came over several lines
+                        # was joined (``held``) and is in no batch as read
+                        rest = batch[at + 1:]
                         if not counted and (reported := _stop_usage(data)) is not None:
                             tokens, counted = _tokens(reported, tokens), True
                         break
                     # ping and unknown event types: ignored on purpose
                 if stopped:
-                    if not counted:  # usage sent after message_stop? (_late_usage)
-                        rest = batch[batch.index((field, value)) + 1:]
-                        if (late := await found_after_end(rest, batches, _late_usage)) is not None:
-                            tokens, usage_given = _tokens(late, tokens), True
+                    # usage sent after message_stop? (_late_usage)
+                    if not counted and (late := await found_after_end(rest, batches, _late_usage)) is not None:
+                        tokens, usage_given = _tokens(late, tokens), True
                     break
         if held and not resp.ended_in_line:  # else an event the body ended inside: discarded (see openai.py)
             loads(held.strip(), f"SSE '{event}' data")  # data lines that never became JSON (raises)

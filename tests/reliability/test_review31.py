@@ -1,0 +1,29 @@
+"""Second reading of session 31's landings (review31): defects found in what landed, each with the test that failed on
+the landed code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import SSE, event
+from tests.integration.test_wire_shapes_round3 import outcomes, route
+from tests.reliability.test_wire_shapes_hunt31 import START, TEXT, _stop_delta
+
+
+async def test_message_stop_over_two_data_lines_without_usage_is_answered(servers: dict[str, Any],  # noqa: F811
+                                                                          tmp_path: Path) -> None:
+    """An SSE event's data may come on several ``data:`` lines, joined by a newline (WHATWG server-sent events,
+    "the data buffer"); the provider joins them (``held``). With no usage before ``message_stop``, 70c1a49 looked the
+    joined event up in the batch as read to find what came after it: not there, a ValueError — the whole answer lost
+    as malformed_response and asked of the next model. Now the answer, and the usage after it still read."""
+    stop = 'event: message_stop\ndata: {"type":\ndata: "message_stop"}\n\n'
+    late = event("message_delta", {"type": "message_delta", "delta": {},
+                                   "usage": {"input_tokens": 31, "output_tokens": 17}})
+    routed = await route("anthropic", servers, tmp_path,
+                         Fault.raw(200, START, TEXT, _stop_delta(None), stop + late, headers=SSE))
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert routed.response.text == "Sunny."
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
