@@ -309,7 +309,7 @@ async def checked(chunks: AsyncGenerator[Chunk, None], limit: int) -> AsyncGener
                     raise malformed("the stream ended with no content and no finish reason (no choices?)")
                 if not answered and stop not in TRUNCATED_STOPS and stop not in FILTERED_STOPS:
                     raise ProviderError(Reason.UNUSABLE_REPLY, _EMPTY_THOUGHT if content else _EMPTY)
-                yield Chunk("done", stop_reason=stop or "stop")
+                yield Chunk("done", "", None, None, stop or "stop")  # positional: a keyword call builds a dict
                 return
             else:
                 raise malformed(f"unknown chunk kind {kind!r}")
