@@ -61,6 +61,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     data = tmp_path_factory.mktemp("modelyard-data")
     os.environ["MODELYARD_DATA_DIR"] = str(data)
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))  # held rows may go there (ledger/held.py)
+    os.environ.pop("STATE_DIRECTORY", None)
     os.environ.pop("MODELYARD_CONFIG", None)
     for key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"):
         os.environ.pop(key, None)

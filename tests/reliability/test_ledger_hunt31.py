@@ -6,8 +6,12 @@ before its fix; the source of each fault is in its docstring.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -169,3 +173,65 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
         assert spooled.log.health().lost == 0
     finally:
         spooled.close()
+
+
+_FULL_DISK = r'''
+import json, os, shutil, sys, time
+from pathlib import Path
+from modelyard.ledger import LogWriter
+from tests.unit.test_ledger import record
+
+log_dir, tmp = Path(sys.argv[1]), Path(sys.argv[2])
+path = log_dir / "log.sqlite3"
+writer = LogWriter(path)
+writer.submit(record(0))
+assert writer.flush(5)
+filler = log_dir / "filler"
+fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # fill the disk the log is on
+try:
+    while True:
+        os.write(fd, b"\0" * 4096)
+except OSError:
+    os.close(fd)
+for i in range(1, 21):
+    r = record(i)
+    r.response = "x" * 2000
+    writer.submit(r)
+deadline = time.monotonic() + 10
+while writer.held < 20 and time.monotonic() < deadline:
+    time.sleep(0.05)
+held = writer.held
+writer.close()  # a restart during the full disk
+shutil.rmtree(tmp, ignore_errors=True)  # then a reboot: /tmp is a tmpfs (or the service's PrivateTmp= went at stop)
+filler.unlink()  # space freed
+again = LogWriter(path)
+n = again._conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+again.close()
+print(json.dumps({"held": held, "rows": n, "saved": writer.saved}))
+'''
+
+
+def test_rows_held_through_a_full_disk_outlive_a_reboot(tmp_path: Path) -> None:
+    """ledger9/ledger28 left it: rows still refused at close because the log's disk is full went to
+    ``$TMPDIR/modelyard-held-<uid>/`` — the full disk refuses both places beside the log — and a boot (a tmpfs /tmp) or
+    a service's stop under systemd's ``PrivateTmp=yes`` ("All temporary data created by service will be removed after
+    service is stopped", systemd.exec(5)) took them. Now this user's state directory (``$STATE_DIRECTORY``, else
+    ``$XDG_STATE_HOME``: kept across reboots) is tried before the temp directory. Made with a real full disk: a
+    4 MiB tmpfs mounted on the log's directory in a mount namespace of the test's own (``unshare -m``)."""
+    log_dir, tmp, state = tmp_path / "data", tmp_path / "tmp", tmp_path / "state"
+    for d in (log_dir, tmp, state):
+        d.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "TMPDIR": str(tmp), "XDG_STATE_HOME": str(state),
+           "PYTHONPATH": f"{root / 'src'}:{root}"}
+    env.pop("STATE_DIRECTORY", None)
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o size=4m,mode=0700 tmpfs "$1" && shift && exec "$@"', "sh", str(log_dir),
+         sys.executable, "-c", _FULL_DISK, str(log_dir), str(tmp)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["held"] == 20 and found["saved"] == 20, (found, done.stderr[-2000:])
+    # before: 1 — the 20 were in the temp directory the reboot emptied
+    assert found["rows"] == 21, (found, done.stderr[-2000:])

@@ -4,8 +4,11 @@ the busy timeout — kept in a file and written at the next start, instead of go
 Before, they were counted as lost: a restart (a deploy, ``systemctl restart``, Ctrl-C) during a full disk dropped
 every row held since the disk filled (up to ``max_queue``). The file goes beside the log (``<log>.held-<pid>-<n>``)
 when that directory takes it, else into a directory of this user's own beside it (``.modelyard-held-<uid>``: the log's
-directory may be writable by others), else into one under the temp directory (a full disk often spares /tmp, a
-tmpfs). Only files this user owns, in a directory nobody else may write, are read back: they hold the
+directory may be writable by others), else into this user's state directory (systemd's ``StateDirectory=``, else
+``$XDG_STATE_HOME/modelyard``: kept across reboots, and often on another disk than a service's log), else into one
+under the temp directory (a full disk often spares /tmp, a tmpfs — which a boot empties, and systemd's
+``PrivateTmp=yes`` at the service's stop: said so when used). Only files this user owns, in a directory nobody else
+may write, are read back: they hold the
 ``INSERT`` statements the writer runs.
 """
 
@@ -32,6 +35,26 @@ def _private_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"modelyard-held-{os.getuid()}"
 
 
+def _state_dir() -> Path | None:
+    """This user's directory for state that outlives a reboot: systemd's ``$STATE_DIRECTORY`` (a service's
+    ``StateDirectory=``, the first when it names several), else ``$XDG_STATE_HOME/modelyard`` (``~/.local/state``);
+    None without a home."""
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd) / "modelyard-held"
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_state_dir("modelyard")) / "held"
+    except (KeyError, RuntimeError, OSError):  # no home directory for this user
+        return None
+
+
+def volatile(file: Path) -> bool:
+    """Whether ``file`` was kept in the temp directory: a boot empties it, and a service's private /tmp goes at stop."""
+    return file.parent == _private_dir()
+
+
 def _ours(directory: Path) -> bool:
     """A directory this user owns that nobody else may write: what a file in it says can be trusted."""
     try:
@@ -49,11 +72,15 @@ def _places(path: Path) -> list[tuple[Path, str]]:
     own group: Debian's and Ubuntu's default for people) is: the temp directory is emptied at boot, and a service with
     systemd's ``PrivateTmp=yes`` has a /tmp of its own removed at stop — the very restart these files are for (rows
     refused by a file locked, a table gone or renamed: states that last). A full disk refuses both places beside
-    the log, and the temp directory is still tried."""
+    the log: this user's state directory is tried next (it survives a reboot, and a service's is often on another
+    disk than its log), the temp directory last — before, it came right after them, and the rows there went with
+    the next boot or the service's stop."""
     key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     own = path.parent / f".modelyard-held-{os.getuid()}"
     beside = [] if own.is_symlink() else [(own, f"{path.name}.held-")]
-    return [(path.parent, f"{path.name}.held-"), *beside, (_private_dir(), f"{key}-")]
+    state = _state_dir()
+    kept = [] if state is None or state.is_symlink() else [(state, f"{key}-")]
+    return [(path.parent, f"{path.name}.held-"), *beside, *kept, (_private_dir(), f"{key}-")]
 
 
 def _trusted(file: Path) -> bool:
@@ -77,6 +104,7 @@ def save(path: Path, rows: Sequence[tuple[str, Sequence[Any]]]) -> Path | None:
         file = directory / f"{prefix}{os.getpid()}-{os.urandom(4).hex()}"
         try:
             if directory != path.parent:
+                directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 directory.mkdir(mode=0o700, exist_ok=True)
             if not _ours(directory):  # it would not be read back
                 continue

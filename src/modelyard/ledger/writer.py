@@ -103,6 +103,11 @@ from modelyard.types import repair_text
 
 log = logging.getLogger(__name__)
 
+#: said of rows kept at close in the temp directory (no other place took them: a full disk)
+_TEMPORARY = (" — a temporary directory, which a reboot empties (and a service's stop under systemd's PrivateTmp=yes): "
+              "free space on the log's disk and start modelyard before then, or move that file into this user's state "
+              "directory (STATE_DIRECTORY, XDG_STATE_HOME) on another disk, where the next start also looks")
+
 _STOP = object()
 _NOTHING = object()  # what _take gives when its timeout passed
 #: how long after its last failure the writer still reports itself degraded
@@ -725,8 +730,8 @@ class LogWriter:
                 lost += len(items)
             else:
                 log.warning("routing log %s: %d row(s) could not be written before closing (%s): kept in %s, written "
-                            "by the next modelyard process that opens this log", self.path, len(items), self.last_error,
-                            kept)
+                            "by the next modelyard process that opens this log%s", self.path, len(items),
+                            self.last_error, kept, _TEMPORARY if held_file.volatile(kept) else "")
                 self.saved += len(items)
         return lost
 
