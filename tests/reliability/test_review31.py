@@ -12,6 +12,8 @@ from tests.integration.test_wire_shapes import SSE, event
 from tests.integration.test_wire_shapes_round3 import outcomes, route
 from tests.reliability.test_wire_shapes_hunt31 import START, TEXT, _stop_delta
 
+from modelyard.errors import Reason
+
 
 async def test_message_stop_over_two_data_lines_without_usage_is_answered(servers: dict[str, Any],  # noqa: F811
                                                                           tmp_path: Path) -> None:
@@ -27,3 +29,18 @@ async def test_message_stop_over_two_data_lines_without_usage_is_answered(server
     assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
     assert routed.response.text == "Sunny."
     assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+async def test_an_error_event_written_over_several_data_lines_keeps_its_type(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """An ``event: error`` whose JSON is pretty-printed over several ``data:`` lines (joined by the reader: WHATWG
+    server-sent events; the provider's ``held``): e7650b3 took its first line (``{``) for the server's error in words
+    — reason stream_error, the detail 'error mid-stream: {' — where it was read whole before: overloaded, with the
+    server's words. Anthropic's overloaded_error is documented as an SSE error event
+    (docs.anthropic.com/en/api/messages-streaming, "Error events")."""
+    err = ('event: error\ndata: {\ndata:   "type": "error",\ndata:   "error": {"type": "overloaded_error", '
+           '"message": "Overloaded"}\ndata: }\n\n')
+    routed = await route("anthropic", servers, tmp_path, Fault.raw(200, START, err, headers=SSE))
+    first = routed.record.attempts[0]
+    assert first.reason is Reason.OVERLOADED, (first.reason, first.detail)
+    assert first.detail is not None and "Overloaded" in first.detail

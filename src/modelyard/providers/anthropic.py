@@ -554,10 +554,13 @@ class AnthropicProvider(HttpProvider):
                             # html.spec.whatwg.org/multipage/server-sent-events.html), which the reader skips; as data
                             # it was held, joined to the next event and the whole answer refused as malformed_response
                             continue
-                        if not held and (event == "error" or SAID_ERROR.match(value)):
+                        if not held and ((event == "error" and value.lstrip()[:1] not in ("{", "["))
+                                         or SAID_ERROR.match(value)):
                             # the server's error in words, not JSON: an "event: error" whose data is text (as the
                             # OpenAI-compatible provider reads it), or "data: error: <message>" (lucasjinreal/
-                            # Crane#121). It was malformed_response: never asked again, the model counted broken
+                            # Crane#121). It was malformed_response: never asked again, the model counted broken.
+                            # Not an error event whose JSON opens on this line and goes on over the next ones (a
+                            # relay's pretty-printed event): held, and read whole as its type and words say
                             raise said_error(value) or error_field(value)
                         if not held and value.strip() == "[DONE]":
                             # OpenAI's end marker where message_stop should be: GitHub Copilot's Anthropic-compatible
