@@ -48,15 +48,17 @@ if ! command -v nutcracker >/dev/null 2>&1 && [ ! -x /usr/sbin/nutcracker ] && c
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nutcracker >/dev/null) \
     || echo "bootstrap: could not install nutcracker; the twemproxy test will be skipped" >&2
 fi
-# Valkey (the Linux Foundation's fork of Redis) for the shared state's tests against a second server
-# (tests/shared/test_valkey.py fails without it). Debian's valkey-server: in main from Debian 13, in Debian 12 only in
+# Valkey and Redict, the Redis forks a team may run instead, for the shared state's tests against each
+# (tests/shared/test_forks.py fails without them). Debian's valkey-server and redict-server: in Debian 12 only in
 # bookworm-backports, added the way backports.debian.org/Instructions says (backports are pinned at 100: nothing else
-# moves). Not started by the package in a container (policy-rc.d); the tests start their own on a free port.
-if ! command -v valkey-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+# moves). Not started by the packages in a container (policy-rc.d); the tests start their own on free ports.
+forks=()
+for server in valkey-server redict-server; do command -v "$server" >/dev/null 2>&1 || forks+=("$server"); done
+if [ ${#forks[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (
     apt-get update -qq || exit 1
     from=()
-    if ! apt-cache policy valkey-server 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    if ! apt-cache policy "${forks[@]}" 2>/dev/null | grep -c 'Candidate: [0-9]' | grep -qx "${#forks[@]}"; then
       codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
       { [ -n "$codename" ] && grep -qx 'ID=debian' /etc/os-release; } || exit 1
       printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s-backports\nComponents: main\nSigned-By: %s\n' \
@@ -64,8 +66,8 @@ if ! command -v valkey-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2
         && apt-get update -qq || exit 1
       from=(-t "$codename-backports")
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${from[@]}" valkey-server >/dev/null
-  ) || echo "bootstrap: could not install valkey-server; the Valkey tests (tests/shared/test_valkey.py) will fail" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${from[@]}" "${forks[@]}" >/dev/null
+  ) || echo "bootstrap: could not install ${forks[*]}; their tests (tests/shared/test_forks.py) will fail" >&2
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # On x86-64, a native build probes the CPU and picks AMX kernels that segfault on first inference on

@@ -23,6 +23,8 @@ from modelyard.config.schema import BELOW_LEASE_RULE, StateConfig
 
 #: the shared server the suite runs against (scripts/services.sh starts it)
 REDIS_URL = os.environ.get("MODELYARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+#: its port on loopback (a fault proxy in front of it)
+REDIS_PORT = redis.connection.parse_url(REDIS_URL).get("port", 6379)
 
 
 def require_redis(url: str = REDIS_URL) -> None:
@@ -142,18 +144,18 @@ def server_program(name: str, missing: str) -> str:
 
 class PrivateRedis:
     """A ``redis-server`` of the test's own on an ephemeral loopback port, keeping nothing on disk (``program``: a
-    Redis-compatible server that takes the same options — ``valkey-server``)."""
+    Redis-compatible server that takes the same options — ``valkey-server``, ``redict-server``)."""
 
     #: the server program and what to say when it is not installed
     program = REDIS_SERVER
     missing = f"{REDIS_SERVER} is not installed: run scripts/services.sh"
 
-    def __init__(self, directory: Path, *options: str):
+    def __init__(self, directory: Path, *options: str, program: str | None = None, missing: str | None = None):
         self.directory = directory
         self.options = options
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.exe = server_program(self.program, self.missing)
+        self.exe = server_program(program or self.program, missing or self.missing)
 
     @property
     def url(self) -> str:

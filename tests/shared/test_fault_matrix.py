@@ -26,7 +26,15 @@ from tests.fakes import OllamaServer, OpenAIServer
 from tests.fakes.faults import Fault
 from tests.reliability.loadgen import AGENT, GatewayProcess, Result, _classify
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import PrivateRedis, deadlines_of, delete_prefix, new_prefix, own_tag, require_redis
+from tests.shared.redis_kit import (
+    REDIS_PORT,
+    PrivateRedis,
+    deadlines_of,
+    delete_prefix,
+    new_prefix,
+    own_tag,
+    require_redis,
+)
 
 LIMIT = 2
 SLOW = 0.15  # the backend takes this long per request
@@ -161,7 +169,7 @@ def test_a_host_cut_off_from_redis_does_not_add_its_share_to_the_others_limit(tm
     require_redis()
     from tests.shared.redis_kit import REDIS_URL
 
-    with FaultProxy(6379) as proxy, pair(tmp_path, [proxy.url(), REDIS_URL], REDIS_URL) as p, \
+    with FaultProxy(REDIS_PORT) as proxy, pair(tmp_path, [proxy.url(), REDIS_URL], REDIS_URL) as p, \
             steady_load(p) as results:
         healthy = p.peak_over(1.5)
         p.backend.reset_counters()
@@ -201,7 +209,7 @@ def test_redis_slow_then_stalled_for_everyone(tmp_path: Path) -> None:
     require_redis()
     from tests.shared.redis_kit import REDIS_URL
 
-    with FaultProxy(6379) as proxy, pair(tmp_path, [proxy.url(), proxy.url()], REDIS_URL, timeout=1.0) as p, \
+    with FaultProxy(REDIS_PORT) as proxy, pair(tmp_path, [proxy.url(), proxy.url()], REDIS_URL, timeout=1.0) as p, \
             steady_load(p) as results:
         healthy = p.peak_over(1.0)
         proxy.delay(0.1)

@@ -26,7 +26,7 @@ from modelyard.router.pool import state_settings
 from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import REDIS_URL
+from tests.shared.redis_kit import REDIS_PORT, REDIS_URL
 
 _CONFIG = """\
 models:
@@ -96,7 +96,7 @@ async def test_at_the_shortest_lease_a_cut_off_holder_is_held_back_before_its_sl
     assert not settings.lease_problem() and abs(settings.lease - settings.shortest_lease) < 1e-6
     config = make_config({"m": {"provider": "openai", "endpoint": "http://10.0.0.7:8000", "max_concurrent": 2}},
                          {"a": {"primary": "m"}})
-    proxy = FaultProxy(6379).start()
+    proxy = FaultProxy(REDIS_PORT).start()
     cut = ModelPool(config, shared=settings.model_copy(update={"url": proxy.url()}))
     other = ModelPool(config, shared=settings)
     try:

@@ -23,7 +23,7 @@ from modelyard.router.slots import QueueTimeout
 from tests.helpers import make_config
 from tests.shared.fault_proxy import FaultProxy
 from tests.shared.partition_load import Backend, running
-from tests.shared.redis_kit import REDIS_URL, short_lease
+from tests.shared.redis_kit import REDIS_PORT, REDIS_URL, short_lease
 
 #: the Redis bound is 1 s, not the 0.2 s it was: on a loaded machine (load 17 on 2 cores) a call through the proxy
 #: took longer than 0.2 s while the pools were counting each other, and the set-up itself failed
@@ -57,7 +57,7 @@ async def _until(what: str, done: Callable[[], bool], timeout: float) -> None:
 
 @pytest.fixture
 async def proxy(redis_url: str) -> AsyncIterator[FaultProxy]:
-    fp = FaultProxy(6379).start()
+    fp = FaultProxy(REDIS_PORT).start()
     yield fp
     fp.close()
 
@@ -181,7 +181,7 @@ async def test_a_process_cut_off_takes_its_share_only_once_the_others_hold_it_ba
         config = make_config({"m": {"provider": "openai", "max_concurrent": 2}}, {"a": {"primary": "m"}})
         return ModelPool(config, shared=short_lease(url=url, prefix=prefix, **settings))
 
-    proxy = FaultProxy(6379).start()
+    proxy = FaultProxy(REDIS_PORT).start()
     cut, other = pool(proxy.url()), pool(REDIS_URL)
     backend = Backend()
     try:

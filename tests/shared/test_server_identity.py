@@ -22,7 +22,7 @@ from modelyard.ledger import presence
 from modelyard.ledger.forward import Forwarder
 from modelyard.router.shared import link as shared_link
 from tests.shared.fault_proxy import FaultProxy
-from tests.shared.redis_kit import PrivateRedis, short_lease, until
+from tests.shared.redis_kit import REDIS_PORT, PrivateRedis, short_lease, until
 
 
 def _link_servers(url: str, prefix: str) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ def _link_servers(url: str, prefix: str) -> tuple[str, ...]:
 def test_a_tunnel_to_the_same_redis_is_not_said_apart_another_server_still_is(tmp_path: Path, redis_url: str,
                                                                               prefix: str, pg_url: str) -> None:
     here = socket.gethostname()
-    with FaultProxy(6379) as tunnel, PrivateRedis(tmp_path) as other:
+    with FaultProxy(REDIS_PORT) as tunnel, PrivateRedis(tmp_path) as other:
         urls = [redis_url, tunnel.url(), other.url]
         prints = [presence.fingerprint(url, prefix, here) for url in urls]
         assert len(set(prints)) == 3  # three addresses: the address alone cannot tell the tunnel from the other

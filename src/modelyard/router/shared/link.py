@@ -138,7 +138,7 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
     (StoreFault.SENTINEL, (), ("unknown command 'eval", "unknown command 'script'", "unknown command 'time'",
                                "unknown command `eval", "unknown command `script`", "unknown command `time`")),  # 6.x
     (StoreFault.LOADING, (BusyLoadingError,), ("LOADING",)),
-    # "BUSY %s is busy running…": Valkey 8 names itself there (valkey-io/valkey#306), KeyDB and Redis say "Redis"
+    # "BUSY %s is busy running…": Valkey 8 and Redict name themselves there (valkey-io/valkey#306), Redis says "Redis"
     (StoreFault.BUSY, (), (" is busy running",)),
     (StoreFault.MAXCLIENTS, (), ("max number of clients",)),
     (StoreFault.OOM, (OutOfMemoryError,), ("OOM command not allowed",)),
@@ -219,9 +219,10 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     return None
 
 
-#: the ``INFO server`` field that says standalone, cluster or sentinel: Redis's and KeyDB's ``redis_mode``, Valkey 8's
-#: ``server_mode`` (``redis_mode`` only under ``extended-redis-compatibility yes``: valkey-io/valkey#306)
-_MODE_FIELDS = ("redis_mode", "server_mode")
+#: the ``INFO server`` field that says standalone, cluster or sentinel: Redis's ``redis_mode``, Valkey 8's
+#: ``server_mode`` (``redis_mode`` only under ``extended-redis-compatibility yes``: valkey-io/valkey#306), Redict's
+#: ``redict_mode`` (Redict 7.3, Debian's redict-server)
+_MODE_FIELDS = ("redis_mode", "server_mode", "redict_mode")
 
 
 async def _mode(client: Redis, timeout: float) -> str | None:
