@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sqlite3
+import string
 import subprocess
 import sys
 import time
@@ -235,3 +237,36 @@ def test_rows_held_through_a_full_disk_outlive_a_reboot(tmp_path: Path) -> None:
     assert found["held"] == 20 and found["saved"] == 20, (found, done.stderr[-2000:])
     # before: 1 — the 20 were in the temp directory the reboot emptied
     assert found["rows"] == 21, (found, done.stderr[-2000:])
+
+
+def test_a_row_too_big_for_a_dbas_index_is_refused_alone_not_blocking_every_later_row(
+        tmp_path: Path, pg_url: str) -> None:
+    """A DBA indexes a text column of the shared log to search it (``CREATE INDEX ON requests (prompt)``); a prompt
+    of 9,000 characters that do not compress is more than an index entry holds — 'index row requires 9016 bytes,
+    maximum size is 8191' (a btree's 'index row size 3056 exceeds btree version 4 maximum 2704' likewise; SQLSTATE
+    54000, concourse/concourse#1618, icoretech/airbroke#6). psycopg files it under OperationalError, which the log took
+    for a database that refuses everything: the batch waited, and every row written after it with it, for good
+    (reproduced on 5432: 1 of 4 rows there after 8 s, the backlog 3). Now it is the row's own refusal: that row is
+    counted ``refused`` and kept in the local file, the others go, and the reason says what to index instead."""
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(0)])
+        assert forwarder.flush(15)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("CREATE INDEX requests_prompt ON requests (prompt)")
+        big = record(1)
+        rng = random.Random(31)
+        big.prompt = "".join(rng.choice(string.ascii_letters) for _ in range(9000))  # does not compress
+        write(path, [big, record(2), record(3)])
+        write(path, [record(4)])  # and a later batch
+        forwarder.flush(15)
+        # before: ["req000000"] for good
+        assert pg_ids(pg_url) == ["req000000", "req000002", "req000003", "req000004"], forwarder.health()
+        health = forwarder.health()
+        assert health.refused == 1 and health.backlog == 0, health
+        assert "index md5" in (health.last_error or ""), health.last_error
+        with closing(connect(path)) as conn:  # kept where it was written
+            assert conn.execute("SELECT COUNT(*) FROM requests WHERE id = 'req000001'").fetchone()[0] == 1
+    finally:
+        forwarder.close()

@@ -890,6 +890,8 @@ class Forwarder:
         longer blocks the rest."""
         from psycopg import DataError, IntegrityError
 
+        from modelyard.ledger.pg import row_too_big
+
         requests, nul = without_nul(requests)
         attempts, nul_attempts = without_nul(attempts)
         if nul or nul_attempts:
@@ -921,7 +923,11 @@ class Forwarder:
             try:
                 write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
                 self.forwarded += 1
-            except (DataError, UnicodeError) as exc:  # psycopg encodes text itself: a client-side refusal is the row's
+            except Exception as exc:
+                # the row's own refusal: a value psycopg cannot encode (it encodes text itself), a data error, a limit
+                # of the server's (an index that cannot hold its text); anything else is the database's: all wait
+                if not isinstance(exc, DataError | UnicodeError) and not row_too_big(exc):
+                    raise
                 self._failed(exc)
                 self.refused += 1
 

@@ -66,6 +66,9 @@ HINTS = {
     "25006": ("the database takes no writes (a hot standby after a failover, default_transaction_read_only): point "
               "log.url at the primary"),
     "53100": "PostgreSQL's disk is full",
+    "54000": ("a row too big for an index on the log's tables (a btree holds at most 2,704 bytes of a text, any index "
+              "8,191): an index added on a text column (prompt, response, error) — index md5(the column) or "
+              "left(the column, 1000) instead; the row stays in the local file"),
     "53300": "PostgreSQL has max_connections sessions: put a pooler (PgBouncer) in front, or raise max_connections",
     "42501": "the role may not write the log's tables: GRANT INSERT, SELECT on them (or ownership) to it",
     "42703": ("a column of the log's tables is gone or renamed (by a newer modelyard's migration, or by hand): the "
@@ -88,6 +91,15 @@ def _server(url: str) -> str:
     if not host:
         return "this host's default socket"
     return f"{host}:{params['port']}" if not parts.netloc and "port" in params else host
+
+
+def row_too_big(exc: BaseException) -> bool:
+    """PostgreSQL refused a row for a limit of its own (SQLSTATE 54000: 'index row size 3056 exceeds btree version 4
+    maximum 2704', 'index row requires 9016 bytes, maximum size is 8191'): a refusal of the row's values, as a data
+    error is, though psycopg files it under OperationalError with a lost connection. Taken for the database's
+    failure, the one row blocked every row after it from being forwarded, for good (concourse/concourse#1618,
+    icoretech/airbroke#6: an index on a long text column)."""
+    return getattr(exc, "sqlstate", None) == "54000"
 
 
 def hint(exc: BaseException) -> str:
@@ -305,6 +317,8 @@ class PgConnection:
                     self._conn.execute(self._bound())
                 return cursor
         except psycopg.OperationalError as exc:
+            if row_too_big(exc):
+                raise
             raise LogUnavailable(self.silent() if self.cut else self.describe(exc)) from None
 
     @contextlib.contextmanager
@@ -441,6 +455,8 @@ class PgConnection:
         try:
             cursor.executemany(to_pg(sql), rows)
         except psycopg.OperationalError as exc:
+            if row_too_big(exc):
+                raise
             raise LogUnavailable(self.describe(exc)) from None
         return cursor
 
