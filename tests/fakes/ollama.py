@@ -203,11 +203,11 @@ class OllamaServer(ChatServer):
     async def _show(self, request: Request) -> Any:
         body = (await self.record(request)).json or {}
         model = str(body.get("model") or body.get("name") or "")
-        if self._entry(model) is None:
+        if (entry := self._entry(model)) is None:
             return self.error_response(404, f"model '{model}' not found")
+        # details as /api/tags lists them: Ollama's ShowHandler fills both from the model's config (ModelFamily…)
         return JSONResponse({"modelfile": f"FROM {model}\nTEMPLATE \"\"\"{self.template}\"\"\"\n", "parameters": "",
-                             "template": self.template, "details": {"parent_model": "", "format": "gguf",
-                                                                     "family": "", "families": None},
+                             "template": self.template, "details": entry["details"],
                              "model_info": {}, "capabilities": ["completion"]})
 
     async def _embed(self, request: Request) -> Any:

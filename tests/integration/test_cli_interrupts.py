@@ -134,3 +134,27 @@ def test_serve_says_how_it_was_stopped(signum: int, word: str, tmp_path: Path) -
     _, stderr = proc.communicate(timeout=60)
     assert "Traceback" not in stderr, stderr
     assert proc.returncode == 128 + signum and stderr.strip().endswith(word), (proc.returncode, stderr)
+
+
+def test_ctrl_c_while_the_telegram_bot_starts_says_interrupted(tmp_path: Path) -> None:
+    """`modelyard telegram` with Telegram out of reach retries getMe (0.5, 1, 2 s…): a Ctrl-C meanwhile was kept for
+    after the start — the retries went on, and it ended as 'cannot reach Telegram', exit 1, seconds later (or, the
+    start done, the bot ran and stopped). Now it stops the start: `interrupted`, exit 130."""
+    config = tmp_path / "bot.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9"}},
+        "agents": {"chat": {"primary": "m"}},
+        "log": {"path": str(tmp_path / "log.sqlite3")},
+        "telegram": {"base_url": "http://127.0.0.1:9/bot", "allowed_users": [12345]},  # port 9: refused
+    }))
+    said = tmp_path / "stderr.txt"
+    env = {**_env(), "TELEGRAM_BOT_TOKEN": "123456:ABCdefGhIJKlmNoPQRsTUVwxyZ0123456"}
+    with said.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "telegram", "--local"],
+                                stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env)
+        _wait(lambda: "getMe failed" in said.read_text(), proc, "retrying getMe")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    text = said.read_text()
+    assert "Traceback" not in text and "cannot reach Telegram" not in text, text
+    assert proc.returncode == 130 and text.strip().endswith("interrupted"), (proc.returncode, text)

@@ -69,8 +69,9 @@ def test_ollama_parallel_is_said_to_be_an_assumption() -> None:
     """Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL, a server setting (default 1), not max_concurrent: the
     reference plan doubled qwen3.5's KV cache for max_concurrent 2 without saying it took the two to be equal."""
     notes = plan_json("--ram", "64")["notes"]
-    assert "qwen3.5: KV cache × 2 assumes its Ollama server runs OLLAMA_NUM_PARALLEL=2 (max_concurrent); with " \
-           "Ollama's default of 1 it allocates 1/2 of that and queues the other requests" in notes, notes
+    assert "qwen3.5: KV cache × 2 assumes its Ollama server runs OLLAMA_NUM_PARALLEL=2 (max_concurrent, which " \
+           "cannot be told here: no Ollama answered on port 11434 to be asked); with Ollama's default of 1 it " \
+           "allocates 1/2 of that and queues the other requests" in notes, notes
 
 
 def test_table_output_and_headroom_rule() -> None:
@@ -80,7 +81,10 @@ def test_table_output_and_headroom_rule() -> None:
     assert [default_headroom(r) for r in (128, 32, 24, 16, 6)] == [8, 8, 6, 4, 2]
 
 
-def test_sizes_and_kv_shape_from_ollama() -> None:
+def test_sizes_and_kv_shape_from_ollama(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the fake runs in this process: its environment is the one OLLAMA_NUM_PARALLEL is read from (ollama_parallel.py)
+    monkeypatch.setattr("modelyard.providers.ollama_parallel.server_environment",
+                        lambda port: ({"OLLAMA_NUM_PARALLEL": "2"}, "the test's environment"))
     with ShowingOllama([{"name": "qwen-tools:latest", "size": 5 * GB}], loaded=["other:7b"]) as ollama:
         cfg = make_config(
             {"qwen": {"provider": "ollama", "model": "qwen-tools:latest", "endpoint": ollama.url,

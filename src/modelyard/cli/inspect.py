@@ -39,6 +39,7 @@ from modelyard.ops.reach import BUDGET as reach_budget
 from modelyard.ops.reach import unreachable as reach_check
 from modelyard.outcomes import AttemptOutcome, RequestKind, RequestOutcome
 from modelyard.providers import Provider, build_provider
+from modelyard.providers.ollama_parallel import ServerParallel, against_slots
 from modelyard.router.pool import ModelPool, state_settings
 from modelyard.router.spend import window_start
 from modelyard.types import LENGTH
@@ -108,6 +109,29 @@ def _not_served(providers: dict[str, Provider]) -> dict[str, str]:
     return asyncio.run(ask()) if providers else {}
 
 
+#: seconds in all for every model's server to say how many requests it runs at once (``models``)
+PARALLEL_BUDGET = 5.0
+
+
+def _server_parallel(cfg: Config, names: list[str]) -> dict[str, ServerParallel]:
+    """model → how many of its requests its server runs at once, for the models whose backend can tell (Ollama's
+    OLLAMA_NUM_PARALLEL: ollama_parallel.py), asked of every one at once; one that cannot say in time is left out."""
+    providers = {n: build_provider(n, cfg.models[n]) for n in names}
+
+    async def ask() -> dict[str, ServerParallel]:
+        try:
+            async with asyncio.timeout(PARALLEL_BUDGET):
+                said = await asyncio.gather(*(p.server_parallel() for p in providers.values()),
+                                            return_exceptions=True)
+        except TimeoutError:
+            return {}
+        finally:
+            await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
+        return {n: found for n, found in zip(providers, said, strict=True) if isinstance(found, ServerParallel)}
+
+    return asyncio.run(ask()) if providers else {}
+
+
 def models(
     config: ConfigOption = None,
     reach: Annotated[bool, typer.Option("--reach/--no-reach", help=(
@@ -137,6 +161,8 @@ def models(
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
     not_served = _not_served({n: p for n, p in providers.items() if n not in unavailable and n not in unreachable}) \
         if reach else {}
+    parallel = _server_parallel(cfg, [n for n in providers if n not in unavailable and n not in unreachable
+                                      and not not_served.get(n)]) if reach else {}
     now = time.time()
     spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
                                        for n, m in cfg.models.items() if m.spend_cap})
@@ -176,6 +202,9 @@ def models(
             # a laptop's `models` showed its own 0/1 for the embedded model while a gateway host's was busy
             details.append(f"  {name}: {per_host}, so its slots are per host: {slots} is this host's "
                            f"({socket.gethostname()}), not the other hosts'")
+        server = parallel.get(name)
+        if server is not None and (slots_note := against_slots(name, m.max_concurrent, server)):
+            details.append(f"  {name}: {slots_note}")
         if m.price_unknown:
             details.append(f"  {name}: no price: a billed model, its requests are logged at $0 and `report` says "
                            "'price unknown' — set price: {input: …, output: …} in USD per million tokens")
@@ -195,6 +224,8 @@ def models(
                       "memory_gb": m.memory_gb,
                       "provider": m.provider, "provider_model": m.model or None,
                       "slots_per_host": bool(per_host),
+                      "server_parallel": ({"value": server.value, "how": server.how} if server is not None
+                                          else None),
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
                                     else None)})
     if as_json:

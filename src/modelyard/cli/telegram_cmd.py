@@ -59,9 +59,6 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         bot = TelegramBot(runtime, token)
         try:
             try:
@@ -70,6 +67,12 @@ def telegram(config: ConfigOption = None, local: LocalOption = False) -> None:
                 raise fail(_cannot_start(exc, settings.token_env, token), code=1) from None
             except TelegramSetupError as exc:  # another bot polls this token here
                 raise fail(str(exc), code=1) from None
+            # from here a signal lets the answers being written end (bot.stop); until here it cancels the start, as
+            # `run` does: set before it, a Ctrl-C during the getMe retries (up to ~30 s without a network) was kept
+            # for later — the start went on, and failed ('cannot reach Telegram', exit 1) or ran and stopped
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
             await runtime.pool.peek()  # connects to a running serve now, so the line below is true
             err.print(f"telegram bot @{bot.app.bot.username} running; routing log: {runtime.log_path}; "
                       f"limits: {runtime.pool.describe_state()}. Ctrl-C stops it.", highlight=False, markup=False)

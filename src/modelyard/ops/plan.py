@@ -19,8 +19,6 @@ the default headroom is 8 GB on machines with 32 GB or more, else a quarter of R
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -30,6 +28,8 @@ from urllib.parse import urlsplit
 from modelyard.config.schema import Config, ModelConfig
 from modelyard.providers import MemoryFacts, Provider, build_provider
 from modelyard.providers.metadata import N_UBATCH, KvShape, SwaSource, swa_cells
+from modelyard.providers.ollama_parallel import ServerParallel, against_slots
+from modelyard.providers.this_machine import on_this_machine
 
 GB = 2**30
 
@@ -76,6 +76,12 @@ class ModelMemory:
     #: the part of ``kv_gb`` on sliding-window layers, which stops growing at ``swa_window`` tokens (+ a micro-batch)
     kv_swa_gb: float = 0.0
     swa_window: int = 0
+    #: the config's slots, and what its server was found to run at once (Ollama's OLLAMA_NUM_PARALLEL: None unknown
+    #: or not asked) and how that is known — ``parallel`` is that value where it is known
+    max_concurrent: int = 1
+    server_parallel: int | None = None
+    server_parallel_how: str = ""
+    server_parallel_fixed: bool = False
 
     def at_context(self, context: int) -> float:
         """KV cache + compute buffer at another context (what shrinking the context leaves)."""
@@ -231,21 +237,6 @@ def elsewhere(config: Config) -> dict[str, str]:
     return found
 
 
-def on_this_machine(host: str) -> bool:
-    """``host`` names this machine: loopback, its hostname, or one of its interfaces' addresses. A name that does
-    not resolve counts as this machine (as before: counted, rather than silently left out)."""
-    if host == "localhost" or host.endswith(".localhost") or host == socket.gethostname():
-        return True
-    try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
-    except (OSError, UnicodeError):
-        return True
-    import psutil
-
-    own = {a.address.split("%")[0] for nics in psutil.net_if_addrs().values() for a in nics}
-    return any(ipaddress.ip_address(a.split("%")[0]).is_loopback or a.split("%")[0] in own for a in addresses)
-
-
 def model_memory(config: Config, query_servers: bool = True) -> list[ModelMemory]:
     """Weights and KV cache of every local model in the config that runs on this machine."""
     away = elsewhere(config)
@@ -285,9 +276,12 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
     compute = max(floor, per_token * context)
     if compute:
         kv_source += f"; + {compute:.2f} GB llama.cpp compute buffer"
+    server = facts.server_parallel
     return ModelMemory(name, weights, source, kv, kv_source, context, parallel, primary_for, fallback_for,
                        role_text(primary_for, fallback_for, n_agents), compute, floor, per_token,
-                       facts.parallel_assumed, facts.cpu_share, kv_swa, shape.window if shape and kv_swa else 0)
+                       facts.parallel_assumed, facts.cpu_share, kv_swa, shape.window if shape and kv_swa else 0,
+                       m.max_concurrent, server.value if server else None, server.how if server else "",
+                       server.fixed if server else False)
 
 
 def shape_text(shape: KvShape) -> str:
@@ -326,13 +320,9 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
         if not m.known:
             plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
     # Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL (a server setting, default 1 in current releases), whatever
-    # max_concurrent says: the plan takes them to be equal, as the config should have them
+    # max_concurrent says: counted at the server's value where it can be told, else taken to be max_concurrent
     for m in plan.models:
-        if m.parallel <= 1 or not m.kv_gb or not m.parallel_assumed:
-            continue
-        plan.notes.append(f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL="
-                          f"{m.parallel} (max_concurrent); with Ollama's default of 1 it allocates 1/{m.parallel} "
-                          "of that and queues the other requests")
+        plan.notes += _parallel_notes(m)
     for m in plan.models:
         if m.cpu_share:  # a GPU short of memory: the model runs, slower, and plan's RAM figures do not show it
             plan.notes.append(f"{m.model}: its Ollama runs {m.cpu_share:.0%} of it on the CPU (/api/ps size_vram below "
@@ -341,6 +331,27 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
     if plan.fits is False:
         _choose_drops(config, plan)
     return plan
+
+
+def _parallel_notes(m: ModelMemory) -> list[str]:
+    """What plan says of a model's parallel requests at its server beside its ``max_concurrent``: slots past what
+    the server runs (ollama_parallel.py), a KV cache counted for more sequences than slots, or the assumption made
+    when the server's setting cannot be told."""
+    if m.server_parallel is not None:
+        server = ServerParallel(m.server_parallel, m.server_parallel_how, m.server_parallel_fixed)
+        if said := against_slots(m.model, m.max_concurrent, server):
+            return [f"{m.model}: {said}"]
+        if m.server_parallel > m.max_concurrent and m.kv_gb:
+            return [f"{m.model}: its Ollama runs {m.server_parallel} requests of it at once ({m.server_parallel_how}), "
+                    f"more than max_concurrent {m.max_concurrent}: it holds a KV cache for each, counted so — "
+                    f"models.{m.model}.max_concurrent: {m.server_parallel} would use them"]
+        return []
+    if m.parallel <= 1 or not m.kv_gb or not m.parallel_assumed:
+        return []
+    unknown = f", which cannot be told here: {m.server_parallel_how}" if m.server_parallel_how else ""
+    return [f"{m.model}: KV cache × {m.parallel} assumes its Ollama server runs OLLAMA_NUM_PARALLEL={m.parallel} "
+            f"(max_concurrent{unknown}); with Ollama's default of 1 it allocates 1/{m.parallel} of that and queues "
+            "the other requests"]
 
 
 def _choose_drops(config: Config, plan: MemoryPlan) -> None:

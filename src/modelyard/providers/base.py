@@ -31,6 +31,7 @@ from modelyard.providers.context_refusal import LearnedContext
 from modelyard.providers.discovery import ServedModel
 from modelyard.providers.embed_batches import BatchLimit, Lanes, embedded
 from modelyard.providers.embeddings import cannot_embed
+from modelyard.providers.ollama_parallel import ServerParallel
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile
 from modelyard.providers.refusals import KindRefusals
 from modelyard.providers.shapes import checked
@@ -330,6 +331,11 @@ class Provider(ABC):
     async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
         """Weights and KV-cache shape of a local model (``ask_server=False``: no network calls)."""
         return MemoryFacts(context=self.config.context, parallel=self.config.max_concurrent)
+
+    async def server_parallel(self) -> ServerParallel | None:
+        """How many of this model's requests its server runs at once, as far as can be told (None: not a question
+        for this backend — a hosted API, an in-process model)."""
+        return None
 
     async def loaded(self) -> bool | None:
         """Whether the model is in memory right now (None: the backend does not say)."""

@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlsplit
 
 from modelyard.config.schema import Timeouts
 from modelyard.errors import ProviderError, Reason
@@ -48,6 +49,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
+from modelyard.providers.ollama_parallel import ServerParallel, server_parallel
 from modelyard.providers.ollama_queue import ParallelWatch
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import biases_left_out, put_native
@@ -548,6 +550,26 @@ class OllamaProvider(HttpProvider):
         info = data.get("model_info")
         return (info, "") if isinstance(info, dict) else (None, "no model_info in /api/show")
 
+    async def server_parallel(self) -> ServerParallel:
+        """How many of this model's requests its Ollama runs at once (ollama_parallel.py): the model's architecture
+        and kind from /api/show, the release from /api/version, the server's environment where this machine has
+        it."""
+        shown: Any = {}
+        version: Any = {}
+        with contextlib.suppress(ProviderError):  # a server that does not answer: the environment may still say
+            status, shown = await self.client.request_json("POST", "/api/show", {"model": self.model_id},
+                                                           timeout=FACT_TIMEOUT)
+            shown = shown if status == 200 and isinstance(shown, dict) else {}
+            _, version = await self.client.request_json("GET", "/api/version", timeout=FACT_TIMEOUT)
+        caps = shown.get("capabilities")
+        embedding = isinstance(caps, list) and "embedding" in caps and "completion" not in caps
+        release = version.get("version") if isinstance(version, dict) else None
+        url = urlsplit(self.endpoint)  # the server's own address, not a proxy's: its environment is read here
+        host, port = url.hostname or "127.0.0.1", url.port or 11434
+        return await asyncio.to_thread(server_parallel, str(_mapping(shown.get("details")).get("family") or ""),
+                                       embedding, release if isinstance(release, str) else None, host, port,
+                                       answered=bool(shown or version))
+
     async def _listing(self, route: str, timeout: float = FACT_TIMEOUT) -> dict[str, Any] | None:
         """This model's entry in /api/ps (loaded) or /api/tags (installed): {} if not listed,
         None if the server gave no listing."""
@@ -610,22 +632,29 @@ class OllamaProvider(HttpProvider):
         return ContextWindow(length, served, "Ollama /api/show model_info")
 
     async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
-        """Ollama allocates ``num_ctx`` of KV cache for each of its parallel slots (taken to be
-        ``max_concurrent``); a loaded model's /api/ps size already includes that cache."""
-        context, parallel = self.config.context or DEFAULT_CONTEXT, self.config.max_concurrent
+        """Ollama allocates ``num_ctx`` of KV cache for each of its parallel slots: OLLAMA_NUM_PARALLEL where it can
+        be told (:meth:`server_parallel`), else taken to be ``max_concurrent``; a loaded model's /api/ps size
+        already includes that cache."""
+        context = self.config.context or DEFAULT_CONTEXT
+        facts = MemoryFacts(context=context, parallel=self.config.max_concurrent, parallel_assumed=True)
         if not ask_server:
-            return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
+            return facts
+        server = await self.server_parallel()
+        if server.value is not None:
+            facts = dataclasses.replace(facts, parallel=server.value, parallel_assumed=False)
+        facts = dataclasses.replace(facts, server_parallel=server)
         try:
             if size := _bytes((loaded := await self._listing("/api/ps") or {}).get("size")):
-                return MemoryFacts(size, "Ollama /api/ps (loaded, KV included)", "/api/ps size",
-                                   context=context, parallel=parallel, parallel_assumed=True,
-                                   cpu_share=_cpu_share(size, loaded.get("size_vram")))
+                return dataclasses.replace(facts, weights_bytes=size,
+                                           weights_source="Ollama /api/ps (loaded, KV included)",
+                                           kv_included_in="/api/ps size",
+                                           cpu_share=_cpu_share(size, loaded.get("size_vram")))
             size = await self._size("/api/tags")
             info, _ = await self._model_info()
         except ProviderError:
-            return MemoryFacts(context=context, parallel=parallel, parallel_assumed=True)
-        return MemoryFacts(size, "Ollama /api/tags" if size else "unknown", None, kv_shape(info or {}),
-                           context=context, parallel=parallel, parallel_assumed=True)
+            return facts
+        return dataclasses.replace(facts, weights_bytes=size, weights_source="Ollama /api/tags" if size else "unknown",
+                                   kv_shape=kv_shape(info or {}))
 
     #: the load started after a cold start's first-token timeout (:meth:`cold_start`), while it runs or failed
     _loading: asyncio.Task[None] | None = None

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from modelyard.providers.metadata import KvShape
+from modelyard.providers.ollama_parallel import ServerParallel
 
 
 class ThinkingSwitch(StrEnum):
@@ -101,6 +102,8 @@ class MemoryFacts:
     parallel: int = 1
     #: ``parallel`` is the server's own setting, taken to be the config's max_concurrent (Ollama's NUM_PARALLEL)
     parallel_assumed: bool = False
+    #: what the server was found to run at once (ollama_parallel.py), where asked: ``parallel`` is its value when known
+    server_parallel: ServerParallel | None = None
     #: the share of the loaded model its server runs on the CPU, where it split the model between GPU and CPU (Ollama's
     #: /api/ps ``size_vram`` below ``size``): None when it did not split it or cannot tell
     cpu_share: float | None = None
