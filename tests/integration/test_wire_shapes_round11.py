@@ -186,7 +186,17 @@ async def test_the_upstreams_wait_relayed_by_litellm_is_honoured(header: str, se
     body = json.dumps({"error": {"message": "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit "
                                             "reached for requests", "type": None, "param": None, "code": "429"}})
     value = "4000" if header.endswith("-ms") else "4"
-    servers["openai"].push(Fault.raw(429, body, headers={**JSON, header: value}))
+    routed, before, until, after = await cooled_until(servers, tmp_path, Fault.raw(429, body,
+                                                                                 headers={**JSON, header: value}))
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert before + 4 <= until <= after + 4  # the breaker's own rest here is 1 s (router_for)
+
+
+async def cooled_until(servers: dict[str, Any], tmp_path: Path, fault: Fault) -> tuple[Any, float, float, float]:  # noqa: F811
+    """The routed answer to ``fault`` from the OpenAI-compatible primary, with the router's clock just before the
+    request, the primary's cooldown end, and the clock just after: a wait asked for is checked against those, not
+    against the time left read later (which a loaded machine stretches)."""
+    servers["openai"].push(fault)
     router, writer = router_for("openai", servers, tmp_path / "log.db")
     try:
         health = router.pool.local("primary").health
@@ -196,8 +206,7 @@ async def test_the_upstreams_wait_relayed_by_litellm_is_honoured(header: str, se
     finally:
         await router.aclose()
         writer.close()
-    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
-    assert before + 4 <= health.open_until <= after + 4  # the breaker's own rest here is 1 s (router_for)
+    return routed, before, health.open_until, after
 
 
 async def test_an_exhausted_limit_relayed_by_litellm_is_waited_out(servers: dict[str, Any],  # noqa: F811

@@ -16,7 +16,11 @@ that no fake had sent — each rebuilt from the report where it was met (cited p
 - the server's error in words where its events are JSON (``data: error: …``; an Anthropic ``event: error`` whose data
   is text): malformed_response; now the server's error (stream_error, asked again), its words kept;
 - tool-call pieces with neither id nor name under an index no call has (Nebius, Cerebras; DeepSeek behind a relay): a
-  call without a name, malformed_response; now the latest call's pieces.
+  call without a name, malformed_response; now the latest call's pieces;
+- an Ollama chat answered in ``/api/generate``'s lines (an Ollama-emulating proxy): unusable_reply; now its text; Open
+  WebUI's Ollama proxy refusing in ``detail``: the row said only "HTTP 400"; now its words;
+- a 429 whose wait is only in its words ("Please try again in 4.289s", "retry after 4 seconds"): the model cooled for
+  the breaker's second; now for the wait said.
 
 Each failed on the code before this work, but the guards (named so), which held already.
 """
@@ -30,9 +34,10 @@ from typing import Any
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, JSON, SSE, call, chunk, data, event, fn
+from tests.integration.test_wire_shapes import DONE, JSON, NDJSON, SSE, call, chunk, data, event, fn
 from tests.integration.test_wire_shapes_outside_in import MESSAGE_STOP, block, delta
 from tests.integration.test_wire_shapes_round3 import outcomes, route
+from tests.integration.test_wire_shapes_round11 import cooled_until
 
 # -- Anthropic: message_start without usage ----------------------------------------------------------------------------
 
@@ -309,3 +314,60 @@ async def test_guard_spec_calls_under_their_own_indexes_stay_apart(servers: dict
                                                                 headers=SSE))
     assert [(c.name, c.arguments, c.id) for c in routed.response.tool_calls] == [
         ("get_weather", {"city": "Paris"}, "call_a"), ("get_weather", {"city": "Rome"}, "call_b")]
+
+
+# -- Ollama-emulating proxies ------------------------------------------------------------------------------------------
+
+def _generate_line(text: str, done: bool = False, **extra: Any) -> str:
+    """A line as eyalrot/ollama_openai's proxy (image 0.7.0) answers ``/api/chat`` (its #33: "the response to a
+    streaming chat request should include a field called `message`, not `response`")."""
+    return json.dumps({"model": "default", "created_at": "2026-01-28T19:06:32.495145Z", "response": text,
+                       "done": done, **extra}) + "\n"
+
+
+async def test_an_ollama_chat_answered_in_generate_lines_is_read(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path) -> None:
+    """A chat answered in ``/api/generate``'s shape (``response`` for ``message.content``) was read as lines of
+    nothing: the answer refused as unusable_reply and asked of the next model. Now its text."""
+    routed = await route("ollama", servers, tmp_path, Fault.raw(
+        200, _generate_line("The"), _generate_line(" sky"), _generate_line(" is blue."),
+        _generate_line("", True, done_reason="stop", prompt_eval_count=9, eval_count=4), headers=NDJSON))
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert routed.response.text == "The sky is blue." and routed.record.tokens_out == 4
+
+
+async def test_open_webuis_ollama_proxy_refusal_keeps_its_words(servers: dict[str, Any],  # noqa: F811
+                                                                tmp_path: Path) -> None:
+    """Open WebUI's Ollama proxy refuses in FastAPI's ``detail`` (open-webui#14955: ``{"detail": "Ollama: 400,
+    message='Bad Request', url='http://host.docker.internal:11434/api/chat'"}``): the row said "HTTP 400" and nothing
+    else. Now the proxy's words (the reason, from the status, as before)."""
+    routed = await route("ollama", servers, tmp_path, Fault.raw(
+        400, '{"detail":"Ollama: 400, message=\'Bad Request\', url=\'http://host.docker.internal:11434/api/chat\'"}',
+        headers=JSON))
+    assert outcomes(routed)[0] == ("primary", "fallback", "bad_request")
+    assert "message='Bad Request'" in (routed.record.attempts[0].detail or "")
+
+
+# -- a rate limit's wait said only in its words ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("words", "wait"), [
+    # Groq's, through a relay that keeps the body but not the headers (Aider-AI/aider#3265 quotes it through LiteLLM)
+    ("Rate limit reached for model `gemma2-9b-it` in organization `org_1` service tier `on_demand` on tokens per "
+     "minute (TPM): Limit 15000, Used 11972, Requested 4351. Please try again in 4.289s. Visit "
+     "https://console.groq.com/docs/rate-limits for more information.", 4.289),
+    # OpenAI's, a Go duration
+    ("Rate limit reached for gpt-4o-mini in organization org-1 on requests per min (RPM): Limit 3, Used 3, "
+     "Requested 1. Please try again in 0m4s.", 4.0),
+    # Azure OpenAI's
+    ("Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-02-01 have exceeded token "
+     "rate limit of your current OpenAI S0 pricing tier. Please retry after 4 seconds.", 4.0),
+], ids=["groq", "openai-duration", "azure"])
+async def test_a_rate_limits_wait_in_its_words_is_honoured(servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                           words: str, wait: float) -> None:
+    """A 429 whose wait is only in its words (the relay in between dropped ``retry-after`` and the rate-limit headers)
+    cooled the model for the breaker's second: asked again, and refused, at once. Now it rests for the wait said
+    (checked as round 11 checks a relayed header: the cooldown's end against the clock around the request)."""
+    body = json.dumps({"error": {"message": words, "type": "tokens", "code": "rate_limit_exceeded"}})
+    routed, before, until, after = await cooled_until(servers, tmp_path, Fault.raw(429, body, headers=JSON))
+    assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
+    assert before + wait <= until <= after + wait  # the breaker's own rest here is 1 s (router_for)

@@ -1478,6 +1478,8 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             retry_after = limit_reset(_metadata_headers(data))
             if retry_after is None:
                 retry_after = _retry_delay(data)
+        if retry_after is None:
+            retry_after = wait_in_words(message)
     if error_type == NO_MEMORY:
         return no_memory(f"HTTP {status}: {message}", status)
     return ProviderError(
@@ -1532,6 +1534,31 @@ def limit_reset(headers: Any) -> float | None:
         if seconds is not None:
             resets.append(seconds)
     return max(resets) if resets else None
+
+
+#: a rate limit's wait said only in its words: Groq's and OpenAI's "Please try again in 5.289s" / "in 6m0s" / "in 859ms"
+#: (relayed without the headers — Aider-AI/aider#3265 quotes Groq's through LiteLLM: "… Please try again in 5.289s."),
+#: Azure OpenAI's "Please retry after 6 seconds."
+_WAIT_WORDS = re.compile(r"(?:try again|retry) (?:in|after) ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+\b|\d+(?:\.\d+)?) ?"
+                         r"(seconds?|secs?|milliseconds?|minutes?|mins?)?", re.IGNORECASE)
+_WORD_UNIT = {"ms": 0.001, "millisecond": 0.001, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,
+              "minute": 60.0}
+
+
+def wait_in_words(message: str) -> float | None:
+    """Seconds a rate limit's words ask for (:data:`_WAIT_WORDS`), or None. Unread, a 429 whose relay dropped the
+    ``retry-after`` header cooled for the breaker's second and was asked, and refused, again at once."""
+    said = _WAIT_WORDS.search(message)
+    if said is None:
+        return None
+    amount, unit = said.groups()
+    if unit is None:
+        return _reset_seconds(amount)  # "5.289s", "6m0s", "859ms" (a Go duration), or plain seconds
+    try:
+        number = float(amount)
+    except ValueError:
+        return None
+    return number * _WORD_UNIT[unit.lower().rstrip("s") or "s"]
 
 
 def _retry_delay(data: Any) -> float | None:

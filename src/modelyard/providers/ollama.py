@@ -149,8 +149,21 @@ async def _installed(client: HttpClient) -> list[str] | None:
     return [str(n) for e in data["models"] if isinstance(e, dict) and (n := e.get("name") or e.get("model"))]
 
 
+def _generated(data: dict[str, Any]) -> dict[str, Any]:
+    """A line of ``/api/generate`` (``response`` for ``message.content``) as a chat line's message. A chat answered in
+    that shape — an Ollama-emulating proxy's ``/api/chat`` (eyalrot/ollama_openai#33: ``{"model": "default",
+    "response": "The", "done": false}`` …) — was read as lines of nothing: the answer refused as unusable_reply and
+    asked of the next model."""
+    return {"content": data.get("response"), "thinking": data.get("thinking")}
+
+
 def _extract_error(body: Any) -> tuple[str, str]:
-    words = str(body.get("error", ""))
+    error = body.get("error", "")
+    if not error and isinstance(detail := body.get("detail"), str):
+        # Open WebUI's Ollama proxy (FastAPI) refuses in ``detail``: {"detail": "Ollama: 400, message='Bad Request',
+        # url='…/api/chat'"} (open-webui#14955). The row said "HTTP 400" and nothing else
+        error = detail
+    words = str(error)
     if (said := ollama_said(words)) is not None:  # its queue full: the next model; a model not pulled: skipped a while
         return said
     if NO_MEMORY_WORDS.search(words):  # not this moment's fault, nor a model not there (http.NO_MEMORY_WORDS)
@@ -392,8 +405,8 @@ class OllamaProvider(HttpProvider):
                         if data.get("error"):
                             kind, words = _extract_error(data)
                             raise stream_error(kind, words if kind else f"Ollama: {words}")
-                        message = (data.get("message") or {}) if prompt is None else \
-                            {"content": data.get("response"), "thinking": data.get("thinking")}
+                        message = (data.get("message") or (_generated(data) if "response" in data else {})) \
+                            if prompt is None else _generated(data)
                         if not isinstance(message, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "Ollama message is not an object")
                         thinking, _ = content_parts(message.get("thinking"), "message.thinking")
