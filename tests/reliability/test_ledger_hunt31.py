@@ -270,3 +270,40 @@ def test_a_row_too_big_for_a_dbas_index_is_refused_alone_not_blocking_every_late
             assert conn.execute("SELECT COUNT(*) FROM requests WHERE id = 'req000001'").fetchone()[0] == 1
     finally:
         forwarder.close()
+
+
+def test_a_log_partitioned_by_time_by_its_dba_still_takes_rows(
+        tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """"How big the log gets": a DBA partitions the shared log's ``requests`` by ``ts`` (declarative partitioning, or
+    pg_partman, which manages it) — and PostgreSQL requires every unique key of a partitioned table to hold the
+    partition column (https://www.postgresql.org/docs/current/ddl-partitioning.html, 5.12.2.3 Limitations), so the
+    primary key becomes ``(id, ts)``. Every upsert naming ``ON CONFLICT (id)`` was then refused ('there is no unique or
+    exclusion constraint matching the ON CONFLICT specification', 42P10): nothing reached the log again, the reason
+    bare (reproduced on 5432: 1 of 3 rows, for good). Now the keys the tables have are found and used; a rating sent
+    again still lands on its one row."""
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(0)])
+        assert forwarder.flush(15)
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE requests RENAME TO requests_old")
+            admin.execute("CREATE TABLE requests (LIKE requests_old INCLUDING DEFAULTS) PARTITION BY RANGE (ts)")
+            admin.execute("ALTER TABLE requests ADD PRIMARY KEY (id, ts)")
+            admin.execute("CREATE TABLE requests_rest PARTITION OF requests DEFAULT")
+            admin.execute("INSERT INTO requests SELECT * FROM requests_old")
+            admin.execute("DROP TABLE requests_old")
+        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+            write(path, [record(1), record(2)])
+            assert forwarder.flush(15), forwarder.health()  # before: False, the rows waiting for good
+        assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
+        assert "(id, ts)" in caplog.text
+        with closing(connect(path)) as conn:  # Telegram's 👍 on a request already sent: it travels again
+            conn.execute("UPDATE requests SET acceptable = 1, rated_at = 1 WHERE id = 'req000001'")
+        assert forwarder.flush(15), forwarder.health()
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall()
+        assert rows == [("req000000", None), ("req000001", 1), ("req000002", None)]
+        assert forwarder.health().failures == 0
+    finally:
+        forwarder.close()

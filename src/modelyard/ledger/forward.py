@@ -43,7 +43,7 @@ from modelyard.ledger import marks, pg_watch, presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
-from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, write_batch
+from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, KEYS, keys_found, write_batch
 from modelyard.ledger.store import LogUnavailable
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
 from modelyard.paths import hold_exclusive
@@ -500,6 +500,8 @@ class Forwarder:
         self.discarded = 0
         self._discarded_logged = 0.0
         self._mended_at = 0.0
+        #: the unique keys the PostgreSQL tables are upserted on (:meth:`_write`)
+        self._keys = KEYS
         #: where the spool stood at the last look that found it whole (:meth:`_mend`); None: not looked yet
         self._anchor: Anchor | None = None
         #: what the watchdog found when it cut a stuck step (said as that step's failure)
@@ -902,7 +904,7 @@ class Forwarder:
         if narrow or narrow_attempts:
             self._said_narrowed(narrow + narrow_attempts)
         try:
-            said, said_attempts = write_batch(self._pg, requests, attempts)
+            said, said_attempts = self._write(requests, attempts)
         except (LogUnavailable, IntegrityError):  # integrity: every row satisfied the same constraints in the spool,
             raise  # so one PostgreSQL adds (a newer modelyard's NOT NULL column, a CHECK) refuses them all (drift.py)
         except Exception as exc:  # a value PostgreSQL will not store: find the row, repair it
@@ -921,7 +923,7 @@ class Forwarder:
         for request in requests:
             fixed = tuple(pg_safe(v) for v in request)
             try:
-                write_batch(self._pg, [fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
+                self._write([fixed], [tuple(pg_safe(v) for v in a) for a in by_request.get(request[0], [])])
                 self.forwarded += 1
             except Exception as exc:
                 # the row's own refusal: a value psycopg cannot encode (it encodes text itself), a data error, a limit
@@ -930,6 +932,26 @@ class Forwarder:
                     raise
                 self._failed(exc)
                 self.refused += 1
+
+    def _write(self, requests: list[tuple], attempts: list[tuple]) -> tuple[int, int]:
+        """:func:`.sink.write_batch` on the keys the tables have. A DBA who partitions the log's tables by time (the
+        usual answer for a log this size: pg_partman, declarative partitioning) must widen their primary keys to hold
+        the partition column — ``(id, ts)`` — and PostgreSQL then refused every upsert that names ``(id)`` ('there is no
+        unique or exclusion constraint matching the ON CONFLICT specification', 42P10): nothing reached the log again,
+        with no word of why. The keys the tables have now are looked up then, and used from then on."""
+        try:
+            return write_batch(self._pg, requests, attempts, self._keys)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != "42P10":
+                raise
+            keys = keys_found(self._pg)
+            if keys is None or keys == self._keys:
+                raise
+        log.warning("routing log %s: its tables' unique keys changed — requests (%s), attempts (%s) (partitioned by "
+                    "hand?): rows are upserted on those keys from now on", self.target, ", ".join(keys.requests),
+                    ", ".join(keys.attempts))
+        self._keys = keys
+        return write_batch(self._pg, requests, attempts, keys)
 
     def _kept(self, requests: list[tuple], attempts: list[tuple]) -> None:
         """PostgreSQL took the batch without an error but said it inserted fewer rows than it was sent: a

@@ -66,6 +66,9 @@ HINTS = {
     "25006": ("the database takes no writes (a hot standby after a failover, default_transaction_read_only): point "
               "log.url at the primary"),
     "53100": "PostgreSQL's disk is full",
+    "42P10": ("the log's tables have no unique key modelyard can upsert on (a primary key dropped or changed by "
+              "hand): give requests a unique key on (id) — or (id, ts) when partitioned by ts — and attempts one on "
+              "(request_id, seq), or (request_id, seq, ts); the rows wait in the local spool"),
     "54000": ("a row too big for an index on the log's tables (a btree holds at most 2,704 bytes of a text, any index "
               "8,191): an index added on a text column (prompt, response, error) — index md5(the column) or "
               "left(the column, 1000) instead; the row stays in the local file"),
