@@ -20,7 +20,9 @@ that no fake had sent — each rebuilt from the report where it was met (cited p
 - an Ollama chat answered in ``/api/generate``'s lines (an Ollama-emulating proxy): unusable_reply; now its text; Open
   WebUI's Ollama proxy refusing in ``detail``: the row said only "HTTP 400"; now its words;
 - a 429 whose wait is only in its words ("Please try again in 4.289s", "retry after 4 seconds"): the model cooled for
-  the breaker's second; now for the wait said.
+  the breaker's second; now for the wait said;
+- properties: a bookkeeping field (usage, ids, times) of any shape never costs the answer; a body cut anywhere before
+  its finish is a dropped connection.
 
 Each failed on the code before this work, but the guards (named so), which held already.
 """
@@ -28,6 +30,7 @@ Each failed on the code before this work, but the guards (named so), which held 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +374,102 @@ async def test_a_rate_limits_wait_in_its_words_is_honoured(servers: dict[str, An
     routed, before, until, after = await cooled_until(servers, tmp_path, Fault.raw(429, body, headers=JSON))
     assert outcomes(routed) == [("primary", "fallback", "rate_limited"), ("backup", "ok", None)]
     assert before + wait <= until <= after + wait  # the breaker's own rest here is 1 s (router_for)
+
+
+# -- properties: bookkeeping of any shape, a cut anywhere --------------------------------------------------------------
+
+#: values a server's bookkeeping fields were met holding, or could: null, text, numbers past range, containers
+ODD_VALUES: list[Any] = [None, "", "7", -1, 1.5, 1e308, 10**30, True, [], {}, [None], {"a": None}, "\ud800"]
+
+
+def _openai_events() -> list[str]:
+    def chunk_of(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1764554400, "model": "local",
+                "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    events = [chunk_of({"role": "assistant", "content": ""}), chunk_of({"content": "Sunny."}),
+              chunk_of({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {
+                  "name": "get_weather", "arguments": PARIS}}]}), chunk_of({}, "tool_calls"),
+              {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1764554400, "model": "local",
+               "choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 17, "total_tokens": 48,
+                                        "prompt_tokens_details": {"cached_tokens": 0}}}]
+    return [f"data: {json.dumps(e)}\n\n" for e in events] + [DONE]
+
+
+def _anthropic_events() -> list[str]:
+    return [START.replace('"input_tokens": 0, "output_tokens": 0', '"input_tokens": 31, "output_tokens": 1'), TEXT,
+            block(1, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}),
+            delta(1, {"type": "input_json_delta", "partial_json": PARIS}),
+            event("content_block_stop", {"type": "content_block_stop", "index": 1}),
+            event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                                    "usage": {"output_tokens": 17}}), MESSAGE_STOP]
+
+
+def _ollama_events() -> list[str]:
+    line = {"model": "qwen3.5:latest", "created_at": "2026-12-01T06:00:00Z"}
+    return [json.dumps(e) + "\n" for e in (
+        {**line, "message": {"role": "assistant", "content": "Sunny."}, "done": False},
+        {**line, "message": {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}, "done": False},
+        {**line, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+         "total_duration": 900, "load_duration": 10, "prompt_eval_count": 31, "prompt_eval_duration": 100,
+         "eval_count": 17, "eval_duration": 700})]
+
+
+#: per wire format: its whole answer's events, the content-type, and the bookkeeping fields (paths in an event's JSON)
+#: whose value says nothing of the answer
+WIRES: dict[str, tuple[Any, dict[str, str], list[tuple[int, tuple[Any, ...]]]]] = {
+    "openai": (_openai_events, SSE, [(0, ("id",)), (1, ("created",)), (1, ("model",)), (1, ("system_fingerprint",)),
+                                     (4, ("usage",)), (4, ("usage", "prompt_tokens")),
+                                     (4, ("usage", "prompt_tokens_details"))]),
+    "anthropic": (_anthropic_events, SSE, [(0, ("message", "usage")), (0, ("message", "id")),
+                                           (0, ("message", "usage", "input_tokens")), (0, ("message", "model")),
+                                           (5, ("usage",)), (5, ("usage", "output_tokens"))]),
+    "ollama": (_ollama_events, NDJSON, [(0, ("created_at",)), (2, ("total_duration",)), (2, ("eval_count",)),
+                                        (2, ("eval_duration",)), (2, ("prompt_eval_count",)), (2, ("model",))]),
+}
+
+
+def _with(event_text: str, path: tuple[Any, ...], value: Any) -> str:
+    """``event_text`` (an SSE event or a JSON line) with the value at ``path`` in its JSON replaced."""
+    head, _, rest = event_text.rpartition("data: ") if "data: " in event_text else ("", "", event_text)
+    data = json.loads(rest)
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return head + ("data: " if "data: " in event_text else "") + json.dumps(data) + "\n" + (
+        "\n" if "data: " in event_text else "")
+
+
+@pytest.mark.parametrize("kind", list(WIRES))
+@pytest.mark.parametrize("seed", range(6))
+async def test_bookkeeping_of_any_shape_never_loses_the_answer(servers: dict[str, Any], tmp_path: Path,  # noqa: F811
+                                                               kind: str, seed: int) -> None:
+    """Property (a guard for most draws; the Anthropic usage draws failed before this hunt: see the first test): a
+    field that counts or labels the answer — usage, ids, model names, times, durations — holding any value (null,
+    text, a number past range, a container, a lone surrogate) never costs the answer: the text and the call come, as
+    the server sent them. Seeded, so a failure names its draw."""
+    events_of, headers, fields = WIRES[kind]
+    rng = random.Random(f"{kind}-{seed}")
+    events = events_of()
+    index, path = rng.choice(fields)
+    events[index] = _with(events[index], path, rng.choice(ODD_VALUES))
+    routed = await route(kind, servers, tmp_path, Fault.raw(200, *events, headers=headers))
+    assert outcomes(routed) == [("primary", "ok", None)], (index, path, routed.record.attempts[0].detail)
+    assert routed.response.text == "Sunny."
+    assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+@pytest.mark.parametrize("kind", list(WIRES))
+@pytest.mark.parametrize("seed", range(6))
+async def test_guard_a_body_cut_anywhere_before_its_end_is_a_dropped_connection(
+        servers: dict[str, Any], tmp_path: Path, kind: str, seed: int) -> None:  # noqa: F811
+    """Guard (held already): the whole answer cut at any byte before its finish — the body then ends cleanly, as a
+    proxy's own timeout ends it — is a dropped connection, asked again: never malformed_response, which is not."""
+    events_of, headers, _ = WIRES[kind]
+    text = "".join(events_of())
+    end = text.index("message_delta") if kind == "anthropic" else text.index(
+        '"finish_reason": "tool_calls"') if kind == "openai" else text.index('"done": true')
+    at = random.Random(f"{kind}-{seed}").randrange(1, end)
+    routed = await route(kind, servers, tmp_path, Fault.raw(200, text[:at], headers=headers))
+    assert outcomes(routed)[0] == ("primary", "retry", "connection_dropped"), (at, routed.record.attempts[0].detail)
