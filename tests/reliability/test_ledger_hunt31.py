@@ -26,9 +26,11 @@ from tests.integration.test_pg_log_round6 import rebuild_requests
 from tests.pg import SpooledWriter
 from tests.unit.test_ledger import record
 
+from modelyard.ledger import held
 from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.labels import LabelSource, add_label
+from modelyard.ledger.writer import _INSERT_REQUEST, REQUEST_COLUMNS
 from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import RequestRecord
 
@@ -307,3 +309,27 @@ def test_a_log_partitioned_by_time_by_its_dba_still_takes_rows(
         assert forwarder.health().failures == 0
     finally:
         forwarder.close()
+
+
+def test_a_held_file_cut_short_has_its_whole_rows_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Rows kept at close (``ledger/held.py``) are fsynced once all are written: a writer killed while it wrote them
+    (a second ``systemctl stop`` escalating to SIGKILL, the OOM killer) or the power lost leaves a file that ends in
+    the middle of a row. The next start read it as a whole — 'cannot be read … left there' — at every start, for
+    good, and none of its rows reached the log. Now the whole rows are written and the cut one is said."""
+    path = tmp_path / "log.db"
+    connect(path).close()
+    kept = held.save(path, [held_row(f"r{i}") for i in range(5)])
+    assert kept is not None
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[:len(whole) - 40])  # the fifth row cut 40 bytes short
+    with caplog.at_level(logging.WARNING, logger="modelyard.ledger.held"), closing(connect(path)) as conn:
+        assert held.load(conn, path) == 4  # before: 0, and the file left for the next start to fail on again
+    with closing(sqlite3.connect(path)) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM requests")) == ["r0", "r1", "r2", "r3"]
+    assert "ended in the middle of a row" in caplog.text and not kept.exists()
+
+
+def held_row(rid: str) -> tuple[str, tuple]:
+    values = dict.fromkeys(REQUEST_COLUMNS)
+    values.update(id=rid, ts=1.0, agent="chat", outcome="ok", n_attempts=0, prompt="p")
+    return _INSERT_REQUEST, tuple(values.values())

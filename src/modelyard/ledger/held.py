@@ -146,7 +146,9 @@ def load(conn: sqlite3.Connection, path: Path) -> int:
 
 def _load_one(conn: sqlite3.Connection, path: Path, file: Path, fd: int) -> int:
     """One file, opened as ``fd``: locked for as long as it is written, so two processes never write it twice (a
-    routing decision has no key: it would be there twice)."""
+    routing decision has no key: it would be there twice). A file cut short — its writer killed, or the power lost,
+    while it wrote (the rows are fsynced only once all are written) — has its whole rows written and the cut one said;
+    before, the whole file was 'cannot be read' at every start, for good."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # another process writes these rows now
@@ -155,7 +157,12 @@ def _load_one(conn: sqlite3.Connection, path: Path, file: Path, fd: int) -> int:
         return 0
     try:
         with os.fdopen(os.dup(fd), encoding="utf-8") as text:
-            rows = [json.loads(line) for line in text.read().splitlines() if line]
+            lines = text.read().split("\n")
+        torn = lines.pop()  # after the last newline: "" when the file is whole
+        with contextlib.suppress(ValueError):
+            lines.append(json.dumps(json.loads(torn)))  # cut just before its newline: a whole row
+            torn = ""
+        rows = [json.loads(line) for line in lines if line]
         statements = [(r["sql"], [_decode(v) for v in r["v"]]) for r in rows]
         if any(not sql.startswith("INSERT ") or ";" in sql for sql, _ in statements):
             raise ValueError("not the writer's INSERT statements")
@@ -175,6 +182,10 @@ def _load_one(conn: sqlite3.Connection, path: Path, file: Path, fd: int) -> int:
         log.warning("routing log %s: rows kept at an earlier close in %s not written yet (%s); tried again at the "
                     "next start", path, file, exc)
         return 0
+    if torn:  # the writer that kept it was killed (or the power went) while it wrote: every whole row is written
+        log.warning("routing log %s: %s ended in the middle of a row (%d bytes: its writer was cut off while it "
+                    "wrote); the %d whole row(s) before it were written", path, file, len(torn.encode()),
+                    len(statements))
     with contextlib.suppress(OSError):
         file.unlink()  # still locked: nobody else reads it in between
     log.info("routing log %s: wrote %d row(s) an earlier process could not write before it closed (%s)",
