@@ -479,6 +479,32 @@ def test_a_file_that_is_no_gguf_is_said_at_its_line(tmp_path: Path) -> None:
                                "directory)"), row
 
 
+def test_a_workspace_or_mcp_program_that_is_not_there_is_found_by_check_and_named_by_ask(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tools.workspace: ./notes` not created yet, `command: ./mcp/notes.py` not written yet: `check` said "0
+    error(s)", and the agent's first request failed with 'workspace notes is not a directory' — neither the setting
+    nor where it was looked for — run with `--config conf.yaml` from its directory, the MCP program was looked for
+    as 'nope.py' wherever the server happened to start."""
+    monkeypatch.chdir(tmp_path)
+    with OllamaServer(["qwen2.5:7b"]) as ollama:
+        for tools, said in (("{workspace: ./notes, files: read}",
+                             f"agent 'chat': tools.workspace './notes' is not a directory ({tmp_path}/notes, read "
+                             "from the config file's directory): create it, or set tools.workspace to the directory "
+                             "the agent's tools may use"),
+                            ("{mcp: [{command: ./mcp/notes.py}]}",
+                             f"agent 'chat': MCP server command './mcp/notes.py' is not found "
+                             f"({tmp_path}/mcp/notes.py, read from the config file's directory)")):
+            (tmp_path / "conf.yaml").write_text(
+                f"models:\n  m: {{provider: ollama, model: 'qwen2.5:7b', endpoint: '{ollama.url}'}}\n"
+                f"agents:\n  chat:\n    primary: m\n    tools: {tools}\nlog: {{path: log.sqlite3}}\n")
+            checked = CliRunner().invoke(app, ["--config", "conf.yaml", "check", "--json"])
+            assert checked.exit_code == 1, checked.output
+            assert said in [f["message"] for f in json.loads(checked.stdout)["findings"]], checked.output
+            if "workspace" in tools:
+                asked = CliRunner().invoke(app, ["--config", "conf.yaml", "ask", "--agent", "chat", "hi"])
+                assert said in " ".join(asked.output.split()), asked.output
+
+
 def test_a_relative_log_path_is_shown_resolved(tmp_path: Path) -> None:
     """`log.path: ../mylog.sqlite3` beside a config in sub/ was shown as `/tmp/x/sub/../mylog.sqlite3` by `log`, `stats`
     and `report`: the file where it really is, now."""

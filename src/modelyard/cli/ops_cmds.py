@@ -134,7 +134,7 @@ def check(
     probes = probe_store.measured_here(probe_store.latest(conn, list(cfg.models)), cfg)
     last = {m: LoggedAttempt(row["ts"], row["reason"] or "", row["detail"] or "", bool(row["backend"]))
             for m, backend in backends_of(cfg).items() if (row := queries.last_attempt(conn, m, backend)) is not None}
-    findings = check_config(cfg, probes, missing_on_server(cfg, probes, last))
+    findings = check_config(cfg, probes, missing_on_server(cfg, probes, last), path.parent if path.exists() else None)
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         console.print_json(json.dumps({"config": str(path), "findings": [f.to_dict() for f in findings],

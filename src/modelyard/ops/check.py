@@ -8,10 +8,13 @@ a silent failure — so that is an error here, with a model that passed suggeste
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from modelyard.agents.tools import beside_config, missing_workspace, workspace_path
 from modelyard.config.schema import IN_PROCESS_SETTINGS, AgentConfig, Config, redact_url
 from modelyard.ledger.probes import verdicts
 from modelyard.ops.probe import ProbeResult
@@ -102,8 +105,9 @@ def missing_on_server(config: Config, probes: dict[str, ProbeResult],
 
 
 def check_config(config: Config, probes: dict[str, ProbeResult],
-                 missing: dict[str, Missing] | None = None) -> list[Finding]:
-    """``missing``: :func:`missing_on_server`'s answer (models their server says it does not have)."""
+                 missing: dict[str, Missing] | None = None, base_dir: Path | None = None) -> list[Finding]:
+    """``missing``: :func:`missing_on_server`'s answer (models their server says it does not have); ``base_dir``:
+    the config file's directory, which its relative paths are read from."""
     findings: list[Finding] = []
     for name, (why, known) in (missing or {}).items():
         model_id = config.models[name].model or name
@@ -141,6 +145,7 @@ def check_config(config: Config, probes: dict[str, ProbeResult],
         if needs_tools(agent):
             findings += _tool_findings(config, agent_name, agent, probes, capable)
         findings += _mcp_credentials(agent_name, agent)
+        findings += _tool_paths(agent_name, agent, base_dir)
         if agent.thinking and (p := probes.get(chain[0])) and (c := p.get("thinking")) and c.ok is False:
             findings.append(Finding("warning", f"agent '{agent_name}' asks for thinking, but its primary "
                                     f"'{chain[0]}' showed none when probed ({c.detail})", agent_name, chain[0]))
@@ -226,6 +231,28 @@ def _mcp_credentials(agent_name: str, agent: AgentConfig) -> list[Finding]:
                 out.append(Finding(level, f"agent '{agent_name}': MCP server '{server.label}' needs the environment "
                                    f"variable {env} (tools.mcp[].{key}), which is not set here", agent_name,
                                    suggestion="set it where modelyard runs (for the service, in its env file)"))
+    return out
+
+
+def _tool_paths(agent_name: str, agent: AgentConfig, base_dir: Path | None) -> list[Finding]:
+    """A workspace that is no directory, an MCP server's program that is not there: the agent's first request
+    failed on them (a stdio server not ``required`` is left out instead), and `check` said nothing."""
+    out = []
+    tools = agent.tools
+    root = workspace_path(tools, base_dir.absolute() if base_dir else None)
+    if root is not None and not root.is_dir():
+        out.append(Finding("error", f"agent '{agent_name}': {missing_workspace(tools, root)}", agent_name))
+    for server in tools.mcp:
+        started = beside_config(server, base_dir.absolute() if base_dir else None).command
+        if started is None or shutil.which(started) is not None:
+            continue
+        where = (f"{started}, read from the config file's directory" if started != server.command
+                 else "not on PATH" if os.sep not in started and "/" not in started else "no such program")
+        out.append(Finding("error" if server.required else "warning",
+                           f"agent '{agent_name}': MCP server command '{server.command}' is not found ({where})",
+                           agent_name, suggestion="install it, or correct tools.mcp[].command (a relative path is "
+                           "read from the config file's directory)" + ("" if server.required else
+                                                                       "; the agent runs without its tools")))
     return out
 
 

@@ -35,6 +35,14 @@ def workspace_path(cfg: ToolsConfig, base_dir: Path | None) -> Path | None:
     return path
 
 
+def missing_workspace(cfg: ToolsConfig, root: Path | None) -> str:
+    """What to say of a ``tools.workspace`` that is no directory: the setting as written, where it was looked for."""
+    relative = cfg.workspace is not None and not Path(cfg.workspace).expanduser().is_absolute()
+    return (f"tools.workspace '{cfg.workspace}' is not a directory ({root}"
+            + (", read from the config file's directory" if relative else "")
+            + "): create it, or set tools.workspace to the directory the agent's tools may use")
+
+
 def beside_config(server: McpServer, base_dir: Path | None) -> McpServer:
     """A stdio server whose ``command`` is a relative path (``./mcp/notes.py``, ``tools/server``) run from the
     config file's directory (``~`` the home directory), as every relative path of the config is read: it was looked
@@ -53,13 +61,14 @@ async def open_toolbox(agent: str, cfg: ToolsConfig, base_dir: Path | None = Non
     """The agent's tools; MCP servers run until the context ends, a stdio one in the workspace, else in the config
     file's directory (``base_dir``), where the relative paths in its ``args`` are read."""
     box = Toolbox(output_limit=cfg.output_limit, agent=agent)
+    base_dir = base_dir.absolute() if base_dir is not None else None  # `--config conf.yaml`: its directory is "."
     root = workspace_path(cfg, base_dir)
     if (cfg.files != "off" or cfg.commands) and root is None:
         raise AgentError(f"agent '{agent}' enables file tools or commands but sets no tools.workspace")
     try:
         workspace = Workspace(root) if root is not None else None
-    except ToolError as exc:
-        raise AgentError(f"agent '{agent}': {exc}") from None
+    except ToolError:  # it said "workspace nope is not a directory": which setting, and where it was looked for
+        raise AgentError(f"agent '{agent}': {missing_workspace(cfg, root)}") from None
     if workspace is not None and cfg.files != "off":
         for tool in file_tools(workspace, cfg.files, cfg.output_limit):
             box.add(tool)
