@@ -15,6 +15,7 @@ import string
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -35,6 +36,19 @@ from modelyard.outcomes import RequestOutcome
 from modelyard.router.records import RequestRecord
 
 
+@pytest.fixture
+def forwarding(tmp_path: Path, pg_url: str) -> Iterator[tuple[Path, Forwarder]]:
+    """A spool with one request forwarded, and its forwarder."""
+    path = tmp_path / "log.sqlite3"
+    forwarder = Forwarder(path, pg_url)
+    try:
+        write(path, [record(0)])
+        assert forwarder.flush(15)
+        yield path, forwarder
+    finally:
+        forwarder.close()
+
+
 def _discarding_trigger(url: str, table: str, when: str) -> None:
     """A DBA's filter on ``table``: a ``BEFORE INSERT`` trigger that returns NULL for the rows ``when`` names — the
     INSERT succeeds and skips them (https://www.postgresql.org/docs/current/trigger-definition.html: "it can return
@@ -47,58 +61,47 @@ def _discarding_trigger(url: str, table: str, when: str) -> None:
 
 
 def test_attempt_rows_a_trigger_discards_are_counted_and_said(
-        tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        forwarding: tuple[Path, Forwarder], pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """ledger28 read back requests only: a trigger on ``attempts`` (one that keeps skipped attempts out of a shared
     table) left requests in the shared log without the models they tried — `report`'s per-model figures short — while
     the forwarder counted the batch whole and said nothing."""
-    path = tmp_path / "log.sqlite3"
-    forwarder = Forwarder(path, pg_url)
-    try:
-        write(path, [record(0)])
-        assert forwarder.flush(15)
-        _discarding_trigger(pg_url, "attempts", "NEW.model = 'cloud'")
-        with caplog.at_level(logging.ERROR, logger="modelyard.ledger.forward"):
-            write(path, [record(1, outcome=RequestOutcome.FALLBACK), record(2)])  # a FALLBACK tried 'cloud' first
-            assert forwarder.flush(15), forwarder.health()
-        health = forwarder.health()
-        with psycopg.connect(pg_url) as conn:
-            assert conn.execute("SELECT COUNT(*) FROM attempts WHERE model = 'cloud'").fetchone()[0] == 0
-        # before: discarded 0, not degraded, nothing said
-        assert health.discarded == 1 and health.degraded, health
-        assert "1 attempt row(s)" in (health.last_error or "") and "attempts" in caplog.text, health
-        assert health.forwarded == 3  # the requests themselves are all there
-        assert "modelyard_log_forward_discarded_rows_total 1.0" in scraped(forwarder)
-    finally:
-        forwarder.close()
+    path, forwarder = forwarding
+    _discarding_trigger(pg_url, "attempts", "NEW.model = 'cloud'")
+    with caplog.at_level(logging.ERROR, logger="modelyard.ledger.forward"):
+        write(path, [record(1, outcome=RequestOutcome.FALLBACK), record(2)])  # a FALLBACK tried 'cloud' first
+        assert forwarder.flush(15), forwarder.health()
+    health = forwarder.health()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE model = 'cloud'").fetchone()[0] == 0
+    # before: discarded 0, not degraded, nothing said
+    assert health.discarded == 1 and health.degraded, health
+    assert "1 attempt row(s)" in (health.last_error or "") and "attempts" in caplog.text, health
+    assert health.forwarded == 3  # the requests themselves are all there
+    assert "modelyard_log_forward_discarded_rows_total 1.0" in scraped(forwarder)
 
 
-def test_routing_labels_a_trigger_discards_are_counted_and_said(tmp_path: Path, pg_url: str) -> None:
+def test_routing_labels_a_trigger_discards_are_counted_and_said(
+        forwarding: tuple[Path, Forwarder], pg_url: str) -> None:
     """The same for routing labels (corrections): a trigger on ``routing_labels`` that drops a source it does not
     want made ``routing learn`` learn without them while the forwarder said nothing; one label sent twice (already
     there: the INSERT also says 0) is not counted."""
-    path = tmp_path / "log.sqlite3"
-    forwarder = Forwarder(path, pg_url)
-    try:
-        write(path, [record(0)])
-        assert forwarder.flush(15)
-        with closing(connect(path)) as conn:
-            add_label(conn, "sort these files", "sorter", LabelSource.CLI)
-        assert forwarder.flush(15)
-        _discarding_trigger(pg_url, "routing_labels", "NEW.agent = 'coder'")
-        with closing(connect(path)) as conn:
-            add_label(conn, "write a parser", "coder", LabelSource.CLI)
-            add_label(conn, "tidy the folder", "sorter", LabelSource.CLI)
-            conn.execute("INSERT INTO _label_outbox (label_id) SELECT MIN(id) FROM routing_labels")  # sent again
-        assert forwarder.flush(15), forwarder.health()
-        health = forwarder.health()
-        with psycopg.connect(pg_url) as conn:
-            kept = [r[0] for r in conn.execute("SELECT agent FROM routing_labels ORDER BY id")]
-        assert kept == ["sorter", "sorter"]
-        # before: discarded 0, not degraded
-        assert health.discarded == 1 and health.degraded, health
-        assert "routing label" in (health.last_error or "") and "routing_labels" in (health.last_error or "")
-    finally:
-        forwarder.close()
+    path, forwarder = forwarding
+    with closing(connect(path)) as conn:
+        add_label(conn, "sort these files", "sorter", LabelSource.CLI)
+    assert forwarder.flush(15)
+    _discarding_trigger(pg_url, "routing_labels", "NEW.agent = 'coder'")
+    with closing(connect(path)) as conn:
+        add_label(conn, "write a parser", "coder", LabelSource.CLI)
+        add_label(conn, "tidy the folder", "sorter", LabelSource.CLI)
+        conn.execute("INSERT INTO _label_outbox (label_id) SELECT MIN(id) FROM routing_labels")  # sent again
+    assert forwarder.flush(15), forwarder.health()
+    health = forwarder.health()
+    with psycopg.connect(pg_url) as conn:
+        kept = [r[0] for r in conn.execute("SELECT agent FROM routing_labels ORDER BY id")]
+    assert kept == ["sorter", "sorter"]
+    # before: discarded 0, not degraded
+    assert health.discarded == 1 and health.degraded, health
+    assert "routing label" in (health.last_error or "") and "routing_labels" in (health.last_error or "")
 
 
 def _old(i: int) -> RequestRecord:
@@ -106,6 +109,20 @@ def _old(i: int) -> RequestRecord:
     r = record(i)
     r.ts = time.time() - 2 * 86400 - (100 - i) * 7200
     return r
+
+
+def _history(spooled: SpooledWriter, n: int) -> int:
+    """``n`` old requests written and forwarded; how many the forwarder has sent."""
+    for i in range(n):
+        spooled.submit(_old(i))
+    assert spooled.flush(15)
+    return spooled.forwarder.forwarded
+
+
+def _anchored_at(forwarder: Forwarder, request_id: str, timeout: float) -> None:
+    """Wait for the forwarder's look (every MEND_EVERY s) to find the spool whole and standing at ``request_id``."""
+    assert poll(lambda: (a := forwarder._anchor) is not None and a.request is not None
+                and a.request[0] == request_id, timeout=timeout), forwarder._anchor
 
 
 def test_a_spool_part_put_back_queues_what_came_since_not_the_history(
@@ -116,13 +133,8 @@ def test_a_spool_part_put_back_queues_what_came_since_not_the_history(
     path = tmp_path / "log.sqlite3"
     spooled = SpooledWriter(path, pg_url, ["local"])
     try:
-        for i in range(40):
-            spooled.submit(_old(i))
-        assert spooled.flush(15)
-        sent_before = spooled.forwarder.forwarded
-        # looked at once whole since (every MEND_EVERY s): nothing waits, the newest request is where it stands
-        assert poll(lambda: (a := spooled.forwarder._anchor) is not None and a.request is not None
-                    and a.request[0] == "req000039", timeout=5), spooled.forwarder._anchor
+        sent_before = _history(spooled, 40)
+        _anchored_at(spooled.forwarder, "req000039", 5)  # nothing waits: the newest request is where it stands
         rebuild_requests(path)
         with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
             for i in range(40, 43):
@@ -144,10 +156,7 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
     path = tmp_path / "log.sqlite3"
     spooled = SpooledWriter(path, pg_url, ["local"])
     try:
-        for i in range(20):
-            spooled.submit(_old(i))
-        assert spooled.flush(15)
-        sent_before = spooled.forwarder.forwarded
+        sent_before = _history(spooled, 20)
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS "
                           "$$ BEGIN RAISE EXCEPTION 'Date out of range'; END $$")
@@ -156,8 +165,7 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
             spooled.submit(_old(i))
         assert spooled.log.flush(15)
         assert poll(lambda: spooled.forwarder.failures >= 1, timeout=10)
-        assert poll(lambda: (a := spooled.forwarder._anchor) is not None and a.request is not None
-                    and a.request[0] == "req000020", timeout=10), spooled.forwarder._anchor
+        _anchored_at(spooled.forwarder, "req000020", 10)  # the oldest one waiting
         with closing(sqlite3.connect(path)) as conn:
             conn.execute("DROP TABLE _outbox")
             conn.commit()
@@ -181,6 +189,7 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
 
 _FULL_DISK = r'''
 import json, os, shutil, sys, time
+from collections.abc import Iterator
 from pathlib import Path
 from modelyard.ledger import LogWriter
 from tests.unit.test_ledger import record
@@ -242,7 +251,7 @@ def test_rows_held_through_a_full_disk_outlive_a_reboot(tmp_path: Path) -> None:
 
 
 def test_a_row_too_big_for_a_dbas_index_is_refused_alone_not_blocking_every_later_row(
-        tmp_path: Path, pg_url: str) -> None:
+        forwarding: tuple[Path, Forwarder], pg_url: str) -> None:
     """A DBA indexes a text column of the shared log to search it (``CREATE INDEX ON requests (prompt)``); a prompt
     of 9,000 characters that do not compress is more than an index entry holds — 'index row requires 9016 bytes,
     maximum size is 8191' (a btree's 'index row size 3056 exceeds btree version 4 maximum 2704' likewise; SQLSTATE
@@ -250,32 +259,26 @@ def test_a_row_too_big_for_a_dbas_index_is_refused_alone_not_blocking_every_late
     for a database that refuses everything: the batch waited, and every row written after it with it, for good
     (reproduced on 5432: 1 of 4 rows there after 8 s, the backlog 3). Now it is the row's own refusal: that row is
     counted ``refused`` and kept in the local file, the others go, and the reason says what to index instead."""
-    path = tmp_path / "log.sqlite3"
-    forwarder = Forwarder(path, pg_url)
-    try:
-        write(path, [record(0)])
-        assert forwarder.flush(15)
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("CREATE INDEX requests_prompt ON requests (prompt)")
-        big = record(1)
-        rng = random.Random(31)
-        big.prompt = "".join(rng.choice(string.ascii_letters) for _ in range(9000))  # does not compress
-        write(path, [big, record(2), record(3)])
-        write(path, [record(4)])  # and a later batch
-        forwarder.flush(15)
-        # before: ["req000000"] for good
-        assert pg_ids(pg_url) == ["req000000", "req000002", "req000003", "req000004"], forwarder.health()
-        health = forwarder.health()
-        assert health.refused == 1 and health.backlog == 0, health
-        assert "index md5" in (health.last_error or ""), health.last_error
-        with closing(connect(path)) as conn:  # kept where it was written
-            assert conn.execute("SELECT COUNT(*) FROM requests WHERE id = 'req000001'").fetchone()[0] == 1
-    finally:
-        forwarder.close()
+    path, forwarder = forwarding
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("CREATE INDEX requests_prompt ON requests (prompt)")
+    big = record(1)
+    rng = random.Random(31)
+    big.prompt = "".join(rng.choice(string.ascii_letters) for _ in range(9000))  # does not compress
+    write(path, [big, record(2), record(3)])
+    write(path, [record(4)])  # and a later batch
+    forwarder.flush(15)
+    # before: ["req000000"] for good
+    assert pg_ids(pg_url) == ["req000000", "req000002", "req000003", "req000004"], forwarder.health()
+    health = forwarder.health()
+    assert health.refused == 1 and health.backlog == 0, health
+    assert "index md5" in (health.last_error or ""), health.last_error
+    with closing(connect(path)) as conn:  # kept where it was written
+        assert conn.execute("SELECT COUNT(*) FROM requests WHERE id = 'req000001'").fetchone()[0] == 1
 
 
 def test_a_log_partitioned_by_time_by_its_dba_still_takes_rows(
-        tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        forwarding: tuple[Path, Forwarder], pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """"How big the log gets": a DBA partitions the shared log's ``requests`` by ``ts`` (declarative partitioning, or
     pg_partman, which manages it) — and PostgreSQL requires every unique key of a partitioned table to hold the
     partition column (https://www.postgresql.org/docs/current/ddl-partitioning.html, 5.12.2.3 Limitations), so the
@@ -283,32 +286,26 @@ def test_a_log_partitioned_by_time_by_its_dba_still_takes_rows(
     exclusion constraint matching the ON CONFLICT specification', 42P10): nothing reached the log again, the reason
     bare (reproduced on 5432: 1 of 3 rows, for good). Now the keys the tables have are found and used; a rating sent
     again still lands on its one row."""
-    path = tmp_path / "log.sqlite3"
-    forwarder = Forwarder(path, pg_url)
-    try:
-        write(path, [record(0)])
-        assert forwarder.flush(15)
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("ALTER TABLE requests RENAME TO requests_old")
-            admin.execute("CREATE TABLE requests (LIKE requests_old INCLUDING DEFAULTS) PARTITION BY RANGE (ts)")
-            admin.execute("ALTER TABLE requests ADD PRIMARY KEY (id, ts)")
-            admin.execute("CREATE TABLE requests_rest PARTITION OF requests DEFAULT")
-            admin.execute("INSERT INTO requests SELECT * FROM requests_old")
-            admin.execute("DROP TABLE requests_old")
-        with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
-            write(path, [record(1), record(2)])
-            assert forwarder.flush(15), forwarder.health()  # before: False, the rows waiting for good
-        assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
-        assert "(id, ts)" in caplog.text
-        with closing(connect(path)) as conn:  # Telegram's 👍 on a request already sent: it travels again
-            conn.execute("UPDATE requests SET acceptable = 1, rated_at = 1 WHERE id = 'req000001'")
-        assert forwarder.flush(15), forwarder.health()
-        with psycopg.connect(pg_url) as conn:
-            rows = conn.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall()
-        assert rows == [("req000000", None), ("req000001", 1), ("req000002", None)]
-        assert forwarder.health().failures == 0
-    finally:
-        forwarder.close()
+    path, forwarder = forwarding
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE requests RENAME TO requests_old")
+        admin.execute("CREATE TABLE requests (LIKE requests_old INCLUDING DEFAULTS) PARTITION BY RANGE (ts)")
+        admin.execute("ALTER TABLE requests ADD PRIMARY KEY (id, ts)")
+        admin.execute("CREATE TABLE requests_rest PARTITION OF requests DEFAULT")
+        admin.execute("INSERT INTO requests SELECT * FROM requests_old")
+        admin.execute("DROP TABLE requests_old")
+    with caplog.at_level(logging.WARNING, logger="modelyard.ledger.forward"):
+        write(path, [record(1), record(2)])
+        assert forwarder.flush(15), forwarder.health()  # before: False, the rows waiting for good
+    assert pg_ids(pg_url) == ["req000000", "req000001", "req000002"]
+    assert "(id, ts)" in caplog.text
+    with closing(connect(path)) as conn:  # Telegram's 👍 on a request already sent: it travels again
+        conn.execute("UPDATE requests SET acceptable = 1, rated_at = 1 WHERE id = 'req000001'")
+    assert forwarder.flush(15), forwarder.health()
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT id, acceptable FROM requests ORDER BY id").fetchall()
+    assert rows == [("req000000", None), ("req000001", 1), ("req000002", None)]
+    assert forwarder.health().failures == 0
 
 
 def test_a_held_file_cut_short_has_its_whole_rows_written(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
