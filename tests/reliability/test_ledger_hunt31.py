@@ -151,8 +151,8 @@ def test_a_spool_part_put_back_queues_what_came_since_not_the_history(
 def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path, pg_url: str) -> None:
     """The same bound must not lose what was still waiting: PostgreSQL refusing every row (a trigger that raises, as
     PostgreSQL's partitioning example does for a date no partition takes), five requests wait in ``_outbox``, and the
-    table is dropped by hand. Every one of them reaches PostgreSQL once it takes rows again, and the history
-    forwarded before is not sent again."""
+    table is dropped by hand. Every one of them — and a rating of an older request waiting behind them — reaches
+    PostgreSQL once it takes rows again, and the history forwarded before is not sent again."""
     path = tmp_path / "log.sqlite3"
     spooled = SpooledWriter(path, pg_url, ["local"])
     try:
@@ -165,6 +165,9 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
             spooled.submit(_old(i))
         assert spooled.log.flush(15)
         assert poll(lambda: spooled.forwarder.failures >= 1, timeout=10)
+        with closing(sqlite3.connect(path)) as conn:  # and a 👍 on a request of the history, waiting behind them
+            conn.execute("UPDATE requests SET acceptable = 1, rated_at = ? WHERE id = 'req000005'", (time.time(),))
+            conn.commit()
         _anchored_at(spooled.forwarder, "req000020", 10)  # the oldest one waiting
         with closing(sqlite3.connect(path)) as conn:
             conn.execute("DROP TABLE _outbox")
@@ -180,8 +183,10 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
         spooled.submit(record(25))
         assert poll(lambda: len(pg_ids(pg_url)) == 26, timeout=40), spooled.forwarder.health()
         assert spooled.flush(15)
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT acceptable FROM requests WHERE id = 'req000005'").fetchone()[0] == 1
         # before: the 20 of the history sent again too
-        assert spooled.forwarder.forwarded - sent_before == 6, spooled.forwarder.forwarded - sent_before
+        assert spooled.forwarder.forwarded - sent_before == 7, spooled.forwarder.forwarded - sent_before
         assert spooled.log.health().lost == 0
     finally:
         spooled.close()

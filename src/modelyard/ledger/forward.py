@@ -136,7 +136,9 @@ class Anchor:
     order) and every label before ``label`` had been forwarded, ratings given before ``at`` were queued. A part put
     back queues again only what comes from there — not the whole file's history."""
 
-    #: the oldest request still waiting in ``_outbox`` (else the newest request): id, row order, start time
+    #: the request of the oldest entry still waiting in ``_outbox`` (else the newest request): id, row order, start
+    #: time. Requests enter the outbox in row order; an entry after it for an older request is a rating, given after
+    #: that request started (so found by ``rated_at``)
     request: tuple[str, int, float] | None
     #: the oldest label still waiting in ``_label_outbox`` (else the newest label)
     label: int | None
@@ -148,9 +150,9 @@ class Anchor:
 #: than SQLite's (an ``ORDER BY id``) renumbers rows; a request is stamped at its start and written at its end
 ANCHOR_SLACK_S = 3600.0
 _ANCHOR = ("SELECT (SELECT id FROM requests WHERE rowid = a.r), a.r, (SELECT ts FROM requests WHERE rowid = a.r), "
-           "COALESCE((SELECT MIN(label_id) FROM _label_outbox), (SELECT MAX(id) FROM routing_labels)) FROM "
-           "(SELECT COALESCE((SELECT MIN(r.rowid) FROM _outbox o JOIN requests r ON r.id = o.request_id), "
-           "(SELECT MAX(rowid) FROM requests)) AS r) AS a")
+           "COALESCE((SELECT label_id FROM _label_outbox ORDER BY seq LIMIT 1), (SELECT MAX(id) FROM routing_labels)) "
+           "FROM (SELECT COALESCE((SELECT r.rowid FROM _outbox o JOIN requests r ON r.id = o.request_id ORDER BY o.seq "
+           "LIMIT 1), (SELECT MAX(rowid) FROM requests)) AS r) AS a")
 
 
 def anchor(conn: sqlite3.Connection) -> Anchor:
@@ -171,7 +173,7 @@ def _queue_again(conn: sqlite3.Connection, since: Anchor | None) -> None:
         conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests ORDER BY rowid")
         return
     conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests WHERE rowid >= ? OR ts >= ? "
-                 "OR rated_at >= ? ORDER BY rowid", (found[0], ts - ANCHOR_SLACK_S, since.at - ANCHOR_SLACK_S))
+                 "OR rated_at >= ? ORDER BY rowid", (found[0], ts - ANCHOR_SLACK_S, ts - ANCHOR_SLACK_S))
 
 
 def enable_spool(conn: sqlite3.Connection, since: Anchor | None = None) -> bool:
@@ -204,8 +206,9 @@ def enable_spool(conn: sqlite3.Connection, since: Anchor | None = None) -> bool:
         elif not installed("spool_request_rated"):
             conn.execute(TRIGGERS[1])
             if since is not None:  # ratings given while it was gone never entered the outbox
+                start = since.at if since.request is None else min(since.at, since.request[2])
                 conn.execute("INSERT INTO _outbox (request_id) SELECT id FROM requests WHERE rated_at >= ? "
-                             "ORDER BY rowid", (since.at - ANCHOR_SLACK_S,))
+                             "ORDER BY rowid", (start - ANCHOR_SLACK_S,))
         if not installed("spool_label_written") or not installed("_label_outbox", "table"):
             conn.execute("CREATE TABLE IF NOT EXISTS _label_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "label_id INTEGER NOT NULL)")
