@@ -8,9 +8,9 @@ from typing import Any
 
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import SSE, event
+from tests.integration.test_wire_shapes import DONE, SSE, event
 from tests.integration.test_wire_shapes_round3 import outcomes, route
-from tests.reliability.test_wire_shapes_hunt31 import START, TEXT, _stop_delta
+from tests.reliability.test_wire_shapes_hunt31 import START, TEXT, _numbered, _stop_delta
 
 from modelyard.errors import Reason
 
@@ -44,3 +44,17 @@ async def test_an_error_event_written_over_several_data_lines_keeps_its_type(ser
     first = routed.record.attempts[0]
     assert first.reason is Reason.OVERLOADED, (first.reason, first.detail)
     assert first.detail is not None and "Overloaded" in first.detail
+
+
+async def test_choices_that_come_out_of_order_are_not_mixed(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """Several choices (``n`` > 1, a proxy's or a server's default) whose first chunk is choice 1's: a valid order
+    (openai/openai-python#3709: "a valid ``1 -> 0 -> 1`` sequence" of streamed choice indexes). 70c1a49 took a first
+    choice numbered 1 for the lone choice (litellm#3678) and then read choice 0 as well: the answer was the two
+    choices' words interleaved ('RaSunin.ny.'). Now one choice, whole: the one read first."""
+    fault = Fault.raw(200, _numbered(1, {"role": "assistant", "content": "Ra"}),
+                      _numbered(0, {"role": "assistant", "content": "Sun"}), _numbered(1, {"content": "in."}),
+                      _numbered(0, {"content": "ny."}), _numbered(1, {}, "stop"), _numbered(0, {}, "stop"), DONE,
+                      headers=SSE)
+    routed = await route("openai", servers, tmp_path, fault)
+    assert outcomes(routed) == [("primary", "ok", None)], routed.record.attempts[0].detail
+    assert routed.response.text in ("Rain.", "Sunny."), routed.response.text

@@ -1393,12 +1393,15 @@ class OpenAIProvider(HttpProvider):
                             if not isinstance(choice, dict):
                                 raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
                             index = choice.get("index")
-                            if index and type(index) is int and index != lone:
+                            if lone is not None:  # the choice read from the start: the others are not its words
+                                if index != lone:  # (n > 1 whose choice 1 came first: openai-python#3709)
+                                    continue
+                            elif index and type(index) is int:
                                 # n > 1 (a client's n passed on by a proxy, a server's default): the answer is choice
                                 # 0; no index (Gemini's endpoint) is choice 0. But a lone choice numbered otherwise is
                                 # the answer: Gemini's through LiteLLM, "index": 1 (litellm#3678). Skipped, the whole
                                 # answer was read as nothing — unusable_reply, a good answer asked of the next model
-                                if lone is not None or delta_seen or any(
+                                if delta_seen or any(
                                         type(other) is dict and not other.get("index") for other in choices):
                                     continue
                                 lone = index
@@ -1674,10 +1677,13 @@ class OpenAIProvider(HttpProvider):
                     for choice in choices:
                         if not isinstance(choice, dict):
                             raise ProviderError(Reason.MALFORMED_RESPONSE, "a choice is not an object")
-                        if (index := choice.get("index")) and index != lone:  # n > 1 somewhere on the way: the
-                            # answer is choice 0 — or the one choice, numbered otherwise (see _stream)
-                            if lone is not None or pieces or any(
-                                    type(other) is dict and not other.get("index") for other in choices):
+                        index = choice.get("index")
+                        if lone is not None:  # the choice read from the start: the others are not its words
+                            if index != lone:
+                                continue
+                        elif index:  # n > 1 somewhere on the way: the answer is choice 0 — or the one choice,
+                            # numbered otherwise (see _stream)
+                            if pieces or any(type(other) is dict and not other.get("index") for other in choices):
                                 continue
                             lone = index
                         text = choice.get("text")
