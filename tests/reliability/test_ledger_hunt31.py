@@ -15,6 +15,7 @@ import string
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.integration.test_pg_log_round6 import rebuild_requests
 from tests.pg import SpooledWriter
 from tests.unit.test_ledger import record
 
-from modelyard.ledger import held
+from modelyard.ledger import LogWriter, held
 from modelyard.ledger.db import connect
 from modelyard.ledger.forward import Forwarder
 from modelyard.ledger.labels import LabelSource, add_label
@@ -111,6 +112,15 @@ def _old(i: int) -> RequestRecord:
     return r
 
 
+def _refusing(url: str) -> None:
+    """PostgreSQL refuses every request row from now on (a trigger that raises, as PostgreSQL's partitioning example
+    does for a date no partition takes) until ``DROP TRIGGER no_rows ON requests``."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'Date out of range'; END $$")
+        admin.execute("CREATE TRIGGER no_rows BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION no_rows()")
+
+
 def _history(spooled: SpooledWriter, n: int) -> int:
     """``n`` old requests written and forwarded; how many the forwarder has sent."""
     for i in range(n):
@@ -157,10 +167,7 @@ def test_rows_waiting_when_the_outbox_is_dropped_are_queued_again(tmp_path: Path
     spooled = SpooledWriter(path, pg_url, ["local"])
     try:
         sent_before = _history(spooled, 20)
-        with psycopg.connect(pg_url, autocommit=True) as admin:
-            admin.execute("CREATE FUNCTION no_rows() RETURNS trigger LANGUAGE plpgsql AS "
-                          "$$ BEGIN RAISE EXCEPTION 'Date out of range'; END $$")
-            admin.execute("CREATE TRIGGER no_rows BEFORE INSERT ON requests FOR EACH ROW EXECUTE FUNCTION no_rows()")
+        _refusing(pg_url)
         for i in range(20, 25):
             spooled.submit(_old(i))
         assert spooled.log.flush(15)
@@ -335,3 +342,34 @@ def held_row(rid: str) -> tuple[str, tuple]:
     values = dict.fromkeys(REQUEST_COLUMNS)
     values.update(id=rid, ts=1.0, agent="chat", outcome="ok", n_attempts=0, prompt="p")
     return _INSERT_REQUEST, tuple(values.values())
+
+
+def test_a_backlog_of_giant_rows_is_sent_in_batches_bounded_by_their_size(
+        forwarding: tuple[Path, Forwarder], pg_url: str) -> None:
+    """``log.max_text_chars: none`` keeps every text whole — an IDE agent's prompts are whole files, megabytes each —
+    and the forwarder read 500 requests a batch whatever their size: a backlog (PostgreSQL down for an hour) of such
+    rows was read into memory 500 at a time, gigabytes in one step, the gateway's process killed by the OOM killer
+    with its answers (and the spool then read again the same way by the next process). Now a batch also ends once its
+    texts reach ``BATCH_CHARS`` (8 MiB): 40 requests of 1 MB each waiting here, the forwarder's peak memory
+    (tracemalloc, its thread included) was 40 MiB — the whole backlog — and is 10.6 MiB."""
+    path, forwarder = forwarding
+    _refusing(pg_url)  # meanwhile: a backlog builds
+    writer = LogWriter(path, max_text=None)
+    for i in range(1, 41):
+        r = record(i)
+        r.prompt = f"{i:06d}" + "x" * 1_000_000
+        writer.submit(r)
+    writer.close()
+    tracemalloc.start()
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("DROP TRIGGER no_rows ON requests")
+        forwarder.wake()
+        deadline = time.monotonic() + 60
+        while len(pg_ids(pg_url)) < 41 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(pg_ids(pg_url)) == 41
+    assert peak < 20 * 2**20, f"peak {peak / 2**20:.0f} MiB for a 40 MB backlog"  # before: 40 rows in one batch

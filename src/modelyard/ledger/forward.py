@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: requests per PostgreSQL transaction (their attempts go with them)
 BATCH = 500
+#: characters of text per transaction: a batch ends at the request that reaches it (at least one a batch). With
+#: ``log.max_text_chars: none`` a request can hold megabytes, and 500 of them were read into memory at once
+BATCH_CHARS = 8 * 2**20
 #: how often an idle forwarder looks for rows other processes on this host wrote
 POLL = 0.1
 BACKOFF_FIRST = 0.25
@@ -864,7 +867,15 @@ class Forwarder:
         return self._conn.execute("SELECT 1 FROM _label_outbox LIMIT 1").fetchone() is not None
 
     def _forward_requests(self) -> bool:
-        rows = self._conn.execute(_SELECT_REQUESTS, (self.batch,)).fetchall()
+        rows = []
+        size = 0
+        cursor = self._conn.execute(_SELECT_REQUESTS, (self.batch,))
+        for row in cursor:  # read one by one: a batch of giant rows ends before the rest are read
+            rows.append(row)
+            size += sum(len(v) for v in row if type(v) is str)
+            if size >= BATCH_CHARS:
+                break
+        cursor.close()
         if not rows:
             self._backlog = (0, None)
             return False
