@@ -373,3 +373,22 @@ def test_a_backlog_of_giant_rows_is_sent_in_batches_bounded_by_their_size(
         tracemalloc.stop()
     assert len(pg_ids(pg_url)) == 41
     assert peak < 20 * 2**20, f"peak {peak / 2**20:.0f} MiB for a 40 MB backlog"  # before: 40 rows in one batch
+
+
+def test_a_label_too_big_for_a_dbas_index_does_not_hold_back_the_others(
+        forwarding: tuple[Path, Forwarder], pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The same index on ``routing_labels (text)``: a correction of a prompt that pasted a file (a label's text is the
+    request's prompt) is more than an index entry holds, and the labels went in one transaction — that one and every
+    label after it waited, for good (``routing learn`` never saw them). Now it is left out and said."""
+    path, forwarder = forwarding
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("CREATE INDEX routing_labels_text ON routing_labels (text)")
+    rng = random.Random(31)
+    with closing(connect(path)) as conn:
+        add_label(conn, "".join(rng.choice(string.ascii_letters) for _ in range(9000)), "coder", LabelSource.CLI)
+        add_label(conn, "tidy the folder", "sorter", LabelSource.CLI)
+    with caplog.at_level(logging.ERROR, logger="modelyard.ledger.forward"):
+        assert forwarder.flush(15), forwarder.health()  # before: False, both waiting
+    with psycopg.connect(pg_url) as conn:
+        assert [r[0] for r in conn.execute("SELECT text FROM routing_labels")] == ["tidy the folder"]
+    assert "refused by PostgreSQL" in caplog.text and "index md5" in caplog.text

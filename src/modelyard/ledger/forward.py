@@ -277,31 +277,48 @@ def forward_labels(spool: sqlite3.Connection, pg: Any, where: str, batch: int,
     trigger on ``routing_labels`` that returns NULL: they were counted copied, and ``routing learn`` never saw them).
     A label replaced before it left is skipped. In PostgreSQL a changed label is deleted and inserted again, so it
     gets a new id and, like any new label, waits for the next accepted ``routing learn``; one sent twice (a forwarder
-    killed before noting it) changes nothing."""
+    killed before noting it) changes nothing. A label too big for an index a DBA put on the table (54000) is left
+    out, said, and kept in the local file: it held back every label after it, for good."""
     rows = spool.execute(_SELECT_LABELS, (batch,)).fetchall()
     if not rows:
         return 0, 0
-    sent = said = 0
-    origins: list[str] = []
+    from modelyard.ledger.pg import hint, row_too_big  # psycopg: only with log.url
+
     codec = getattr(pg, "narrow_codec", None)
-    pg.execute("BEGIN")
-    try:
-        for _, label_id, request_id, *values in rows:
-            if label_id is None:
-                continue
-            name = label_origin(label_id, request_id, where, named)
-            ts, text, agent, source, previous = narrow(tuple(pg_safe(v) for v in values), codec)
-            pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)", (name, agent, text))
-            said += pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, previous) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
-                               (name, ts, text, agent, source, request_id, previous)).rowcount
-            origins.append(name)
-            sent += 1
-        pg.execute("COMMIT")
-    except BaseException:
-        if pg.in_transaction:
+    refused: set[int] = set()
+    while True:  # a label too big for an index on the table (54000) is left out, and the batch sent again
+        sent = said = 0
+        origins: list[str] = []
+        pg.execute("BEGIN")
+        try:
+            for _, label_id, request_id, *values in rows:
+                if label_id is None or label_id in refused:
+                    continue
+                name = label_origin(label_id, request_id, where, named)
+                ts, text, agent, source, previous = narrow(tuple(pg_safe(v) for v in values), codec)
+                try:
+                    pg.execute("DELETE FROM routing_labels WHERE origin = ? AND (agent <> ? OR text <> ?)",
+                               (name, agent, text))
+                    said += pg.execute("INSERT INTO routing_labels (origin, ts, text, agent, source, request_id, "
+                                       "previous) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin) DO NOTHING",
+                                       (name, ts, text, agent, source, request_id, previous)).rowcount
+                except Exception as exc:
+                    if not row_too_big(exc):
+                        raise
+                    log.error("routing log: routing label %s refused by PostgreSQL (%s%s); kept in the local file",
+                              name, str(exc).splitlines()[0], hint(exc))
+                    refused.add(label_id)
+                    break
+                origins.append(name)
+                sent += 1
+            else:
+                pg.execute("COMMIT")
+                break
             pg.execute("ROLLBACK")
-        raise
+        except BaseException:
+            if pg.in_transaction:
+                pg.execute("ROLLBACK")
+            raise
     spool.execute("DELETE FROM _label_outbox WHERE seq <= ?", (rows[-1][0],))
     gone = 0
     if 0 <= said < sent:  # one already there (sent twice) also says 0: look
