@@ -123,7 +123,10 @@ async def test_a_breaker_opened_by_one_process_is_seen_by_the_others(pools: Pool
 
 
 async def test_in_flight_and_waiting_are_counted_across_processes(pools: Pools) -> None:
-    a, b = (p["m"] for p in pools(2, limit=2))
+    made = pools(2, limit=2)
+    for pool in made:  # connections open, scripts loaded (a first call may overrun the bound)
+        await _joined(pool)
+    a, b = (p["m"] for p in made)
     await a.acquire(1)
     await b.acquire(1)
     waiter = asyncio.create_task(a.acquire(5))
@@ -165,6 +168,8 @@ async def test_a_crashed_process_gives_its_slots_back_within_the_lease(pools: Po
 
 async def test_a_live_holder_keeps_its_slot_past_the_lease(pools: Pools, prefix: str) -> None:
     holder, other = pools(2, limit=1, lease=0.6)
+    for pool in (holder, other):  # both reach the store: the timeout below is the slot's, not a link that went down
+        await _joined(pool)
     await holder["m"].acquire(1)
     with pytest.raises(QueueTimeout):
         await other["m"].acquire(1.5)  # 2.5 leases: the heartbeat keeps it
