@@ -721,3 +721,13 @@ def test_a_merge_of_one_value_is_said_at_the_merge() -> None:
 ])
 def test_a_missing_provider_or_anchor_says_what_goes_there(tmp_path: Path, text: str, said: str) -> None:
     refused(invoke(write(tmp_path, text), "models", "--no-reach"), said)
+
+
+def test_a_gguf_written_absolute_that_is_not_there_is_not_told_to_be_written_absolute(tmp_path: Path) -> None:
+    """review31: `path: /srv/models/gone.gguf` missing was told 'write its path at that line (absolute, or ~/…)' —
+    it already is absolute; the hint for a path written relative does not fit it."""
+    gone = tmp_path / "elsewhere" / "gone.gguf"
+    config = write(tmp_path, f"models:\n  g: {{provider: llamacpp, path: {gone}}}\nagents:\n  chat: {{primary: g}}\n")
+    [row] = json.loads(invoke(config, "models", "--no-reach", "--json").stdout)["models"]
+    assert row["why"] == (f"GGUF file not found: {gone} — {config}:2: models.g.path is '{gone}': put the file there, "
+                          "or correct the path at that line"), row

@@ -769,7 +769,8 @@ def beside(config: Config, directory: Path, lines: dict[Loc, int] | None = None,
             return moved
         loc = ("models", name, "path")
         how = " (read from the config file's directory)" if path != model.path else ""
-        return moved.written_at(f"{source}:{line_for(lines, loc)}: {dotted(loc)} is {model.path!r}{how}")
+        return moved.written_at(f"{source}:{line_for(lines, loc)}: {dotted(loc)} is {model.path!r}{how}",
+                                relative=path != model.path)
 
     models = {name: written(name, model) for name, model in config.models.items()}
     changed = any(model is not config.models[name] for name, model in models.items())

@@ -277,6 +277,7 @@ class ModelConfig(Strict):
     #: where ``path`` is written and how ("config.yaml:7: models.local.path ('models/m.gguf', read from the config
     #: file's directory)"), set by ``load_config``: a GGUF that is not there is said at that line, as a config error is
     _path_written: str = PrivateAttr("")
+    _path_was_relative: bool = PrivateAttr(False)
     threads: int | None = Field(None, ge=1, le=512, description="llamacpp: CPU threads that generate tokens; "
                                 "empty = every core but one (providers/llama_threads.py)")
     gpu_layers: int = Field(-1, ge=-1, description="llamacpp: layers offloaded to the GPU on a Metal/CUDA/Vulkan "
@@ -451,10 +452,16 @@ class ModelConfig(Strict):
         """Where ``path`` is written in the config file and as what ("" for a config not read from a file)."""
         return self._path_written
 
-    def written_at(self, where: str) -> ModelConfig:
-        """This model, its ``path`` said to be written at ``where`` (:attr:`path_written`)."""
+    @property
+    def path_was_relative(self) -> bool:
+        """Whether ``path`` was written relative (and read from the config file's directory)."""
+        return self._path_was_relative
+
+    def written_at(self, where: str, *, relative: bool = False) -> ModelConfig:
+        """This model, its ``path`` said to be written at ``where`` (:attr:`path_written`), relative or not."""
         copy = self.model_copy()
         copy._path_written = where
+        copy._path_was_relative = relative
         return copy
 
     @property

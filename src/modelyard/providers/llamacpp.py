@@ -199,8 +199,10 @@ class LlamaCppProvider(Provider):
             if self.path is None:
                 return f"GGUF file not found: {path} (run `modelyard fetch-model` to fetch the default model)"
             if written := self.config.path_written:  # the file, line and key, as a config error says them
-                return (f"GGUF file not found: {path} — {written}: put the file there, or write its path at that "
-                        "line (absolute, or ~/…)")
+                # a path written relative may be meant from elsewhere; one written absolute (or ~/…) is just wrong
+                fix = ("write its path at that line (absolute, or ~/…)" if self.config.path_was_relative
+                       else "correct the path at that line")
+                return f"GGUF file not found: {path} — {written}: put the file there, or {fix}"
             return f"GGUF file not found: {path} (check the model's `path:` in the config)"
         wrong = not_gguf(path)
         return f"{wrong} — {self.config.path_written}" if wrong and self.config.path_written else wrong
