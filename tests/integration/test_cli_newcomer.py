@@ -215,8 +215,7 @@ def test_a_missing_default_model_names_the_command_that_fetches_it(tmp_path: Pat
     why = {m["model"]: m["why"] for m in json.loads(out.stdout)["models"]}
     assert why["local"].endswith("(run `modelyard fetch-model` to fetch the default model)"), why
     assert why["mine"] == (f"GGUF file not found: {tmp_path}/x.gguf — {config}:3: models.mine.path is "
-                           f"'{tmp_path}/x.gguf': put the file there, or write its path at that line (absolute, "
-                           "or ~/…)")
+                           f"'{tmp_path}/x.gguf': put the file there, or correct the path at that line")
 
 
 def test_a_command_that_looks_for_llama_cpp_leaves_no_unclosed_file(tmp_path: Path) -> None:
