@@ -473,3 +473,18 @@ async def test_guard_a_body_cut_anywhere_before_its_end_is_a_dropped_connection(
     at = random.Random(f"{kind}-{seed}").randrange(1, end)
     routed = await route(kind, servers, tmp_path, Fault.raw(200, text[:at], headers=headers))
     assert outcomes(routed)[0] == ("primary", "retry", "connection_dropped"), (at, routed.record.attempts[0].detail)
+
+
+@pytest.mark.parametrize(("words", "seconds"), [
+    ("Rate limit reached. Please try again in 2 hours.", 7200.0),
+    ("Daily quota used up; retry after 1 hour", 3600.0),
+    ("Too many requests, try again in 500 ms", 0.5),
+    ("Please retry after 6 seconds.", 6.0),        # guard: Azure's words, read before
+    ("Please try again in 1m30s.", 90.0),          # guard: a Go duration, read before
+])
+def test_a_wait_said_in_hours_or_ms_words_is_read_in_its_unit(words: str, seconds: float) -> None:
+    """review31: "try again in 2 hours" was read as 2 seconds (no hour unit), and "in 500 ms" as 500 seconds (the
+    unit, spaced off, was not read)."""
+    from modelyard.providers.http import wait_in_words
+
+    assert wait_in_words(words) == pytest.approx(seconds)

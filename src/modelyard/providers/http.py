@@ -1540,9 +1540,9 @@ def limit_reset(headers: Any) -> float | None:
 #: (relayed without the headers — Aider-AI/aider#3265 quotes Groq's through LiteLLM: "… Please try again in 5.289s."),
 #: Azure OpenAI's "Please retry after 6 seconds."
 _WAIT_WORDS = re.compile(r"(?:try again|retry) (?:in|after) ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+\b|\d+(?:\.\d+)?) ?"
-                         r"(seconds?|secs?|milliseconds?|minutes?|mins?)?", re.IGNORECASE)
+                         r"(ms\b|seconds?|secs?|milliseconds?|minutes?|mins?|hours?|hrs?)?", re.IGNORECASE)
 _WORD_UNIT = {"ms": 0.001, "millisecond": 0.001, "s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0,
-              "minute": 60.0}
+              "minute": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0}
 
 
 def wait_in_words(message: str) -> float | None:
@@ -1558,7 +1558,8 @@ def wait_in_words(message: str) -> float | None:
         number = float(amount)
     except ValueError:
         return None
-    return number * _WORD_UNIT[unit.lower().rstrip("s") or "s"]
+    unit = unit.lower()  # "ms" is a unit of its own, not "m" in the plural
+    return number * _WORD_UNIT[unit if unit in _WORD_UNIT else unit.removesuffix("s")]
 
 
 def _retry_delay(data: Any) -> float | None:
