@@ -523,6 +523,7 @@ class AnthropicProvider(HttpProvider):
         event = ""
         held = ""  # data lines of an event not yet complete JSON
         stopped = False
+        rest: list[tuple[str, str]] = []  # what came after the end marker in its batch (late usage: _late_usage)
         unsaid = False  # an "event: error" ended with no data: the server's error, without its words
         said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered
         opened = False  # a content block began: the answer has started
@@ -567,7 +568,7 @@ class AnthropicProvider(HttpProvider):
                             # proxy ends its streams so (huggingface/tau#692), others after message_stop
                             # (earendil-works/pi#3708: "event: done" / "data: [DONE]"). It was malformed_response:
                             # the whole answer before it, its stop reason said, lost and asked of the next model
-                            stopped = True
+                            stopped, rest = True, batch[at + 1:]
                             break
                         held = _held(value, held, self.response_limit, event)
                         continue
