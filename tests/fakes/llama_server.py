@@ -71,12 +71,14 @@ class LlamaServer(OpenAIServer):
     ``--api-prefix``."""
 
     def __init__(self, *args: Any, fim_tokens: bool = True, api_prefix: str = "", n_ctx: int | None = None,
-                 context_status: int = 400, chat_template: str = "", **kwargs: Any) -> None:
+                 context_status: int = 400, chat_template: str = "", total_slots: int = 1, **kwargs: Any) -> None:
         """``n_ctx``: the server's ``--ctx-size`` (None: any prompt fits); ``context_status``: 400, or the 500 of the
         builds of llama.cpp#15780. ``chat_template``: what ``GET /props`` says of the model's template
         (tools/server/README.md: ``default_generation_settings``, ``total_slots``, ``model_path``, ``chat_template`` —
-        "the model's original Jinja2 prompt template")."""
+        "the model's original Jinja2 prompt template"); ``total_slots``: its ``--parallel`` (the README: "the total
+        number of slots for process requests (defined by `--parallel` option)"; its example answers ``1``)."""
         self.chat_template = chat_template
+        self.total_slots = total_slots
         super().__init__(*args, **kwargs)
         self.fim_tokens = fim_tokens
         self.api_prefix = api_prefix
@@ -95,8 +97,9 @@ class LlamaServer(OpenAIServer):
 
     async def _props(self, request: Request) -> JSONResponse:
         await self.record(request)
-        return JSONResponse({"default_generation_settings": {"n_ctx": self.n_ctx or 4096}, "total_slots": 1,
-                             "model_path": "/models/model.gguf", "chat_template": self.chat_template})
+        return JSONResponse({"default_generation_settings": {"n_ctx": self.n_ctx or 4096},
+                             "total_slots": self.total_slots, "model_path": "/models/model.gguf",
+                             "chat_template": self.chat_template})
 
     def _past_context(self, body: Any) -> JSONResponse | None:
         """The refusal of a prompt whose tokens reach the slot's context, or None."""

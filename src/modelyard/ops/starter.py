@@ -190,12 +190,19 @@ def config_name(model_id: str, taken: set[str]) -> str:
     return name
 
 
+def slots(model: ServedModel) -> int:
+    """``max_concurrent``: as many requests as the server runs of the model at once, where it could be told
+    (Ollama's OLLAMA_NUM_PARALLEL, llama-server's ``total_slots``: ServedModel.parallel), else one. More would wait
+    inside the server, unseen by modelyard and on the first-token timeout; fewer would leave its slots idle."""
+    return model.parallel.value if model.parallel is not None and model.parallel.value else 1
+
+
 def model_entry(found: Found) -> dict[str, Any]:
-    """The config entry: one slot (servers default to one or few parallel sequences; raise it to the
-    server's own setting), memory from the listing, context capped to what a laptop-class box holds."""
+    """The config entry: the server's own parallelism (:func:`slots`), memory from the listing, context capped to
+    what a laptop-class box holds."""
     m = found.model
     entry: dict[str, Any] = {"provider": found.backend, "model": m.model_id, "endpoint": m.endpoint,
-                             "max_concurrent": 1}
+                             "max_concurrent": slots(m)}
     if m.size_bytes:
         entry["memory_gb"] = round(m.size_bytes / 1e9, 1)
     context = m.served_context or (min(m.trained_context, LOCAL_CONTEXT) if m.trained_context else None)
@@ -253,7 +260,8 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
     config["orchestration"] = {**base.get("orchestration", {}),
                                "threshold": threshold(usable[orchestrator].model if orchestrator in usable else None)}
     notes = [f"found {f.model.model_id} ({f.model.server or f.backend} at {f.model.endpoint})"
-             + (f", {weight(f.model):.1f}B" if weight(f.model) else "") for f in usable.values()]
+             + (f", {weight(f.model):.1f}B" if weight(f.model) else "") + _slots_said(name, f.model)
+             for name, f in usable.items()]
     notes += [f"left out {f.model.model_id}: an embedding model, it cannot chat"
               for f in named.values() if f.model.embedding_only]
     notes += [f"left out {f.model.model_id}: {f.model.server or f.backend} serves it from the cloud, not from "
@@ -285,6 +293,16 @@ def _unsaid(usable: dict[str, Found], picked: dict[str, list[str]], models: dict
     return notes
 
 
+def _slots_said(name: str, model: ServedModel) -> str:
+    """Why ``max_concurrent`` is what it is: the server's parallelism and how it was read, or why it is unknown."""
+    server = model.parallel
+    if server is not None and server.value:
+        return f"; max_concurrent {server.value}: {server.how}"
+    why = server.how if server is not None else f"{model.server or 'its server'} does not say"
+    return (f"; max_concurrent 1: how many of its requests its server runs at once is unknown ({why}) — set "
+            f"models.{name}.max_concurrent to the server's parallel setting")
+
+
 def _where_context_is_set(backend: str) -> str:
     """Where a user sets the context a model runs with, as its own kind of server says (the note named
     llama_cpp.server's --n_ctx for an Ollama model too, a flag that Ollama does not have)."""
@@ -295,7 +313,7 @@ def header(notes: Sequence[str], now: datetime | None = None) -> str:
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"written by `modelyard init --detect` on {stamp} from what this machine's servers serve;",
              "agents, examples and timeouts are the embedded default's. Edit freely. Next:",
-             "`modelyard plan` (does it fit in memory?), `modelyard probe` (what each model really does),",
-             "and raise max_concurrent to your server's parallel setting (Ollama: OLLAMA_NUM_PARALLEL).",
+             "`modelyard plan` (does it fit in memory?), `modelyard probe` (what each model really does).",
+             "Each max_concurrent is its server's own parallel setting where it could be read (notes below).",
              "", *notes]
     return "".join(f"# {line}\n" if line else "#\n" for line in lines) + "\n"

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from modelyard.providers.ollama_parallel import ServerParallel
+
 
 class ServerCapability(StrEnum):
     """The capability words servers report (Ollama's ``/api/show``)."""
@@ -45,6 +47,9 @@ class ServedModel:
     capabilities: frozenset[str] = field(default_factory=frozenset)
     #: served from elsewhere through this server (an Ollama cloud model: ``remote_host`` in the listing)
     remote: bool = False
+    #: how many of its requests the server runs at once, and how that is known (Ollama's OLLAMA_NUM_PARALLEL,
+    #: llama-server's ``total_slots``); None: the server was not asked, or has no way to say
+    parallel: ServerParallel | None = None
 
     @property
     def embedding_only(self) -> bool:

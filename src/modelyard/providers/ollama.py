@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import difflib
+import functools
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -49,7 +50,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.metadata import kv_shape, trained_context
-from modelyard.providers.ollama_parallel import ServerParallel, server_parallel
+from modelyard.providers.ollama_parallel import ServerParallel, server_environment, server_parallel
 from modelyard.providers.ollama_queue import ParallelWatch
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import biases_left_out, put_native
@@ -237,6 +238,19 @@ def _served(entry: dict[str, Any], shown: dict[str, Any], endpoint: str, server:
     )
 
 
+def _with_parallel(models: list[ServedModel], release: str | None, endpoint: str) -> list[ServedModel]:
+    """Each chat model run on this server with how many of its requests the server runs at once, read as `plan` and
+    `models` read it (:meth:`OllamaProvider.server_parallel`, ollama_parallel.py), the server's environment once for
+    them all: ``init --detect`` wrote ``max_concurrent: 1`` under a server started with OLLAMA_NUM_PARALLEL=4."""
+    url = urlsplit(endpoint)
+    host, port = url.hostname or "127.0.0.1", url.port or 11434
+    environment = functools.cache(server_environment)
+    return [m if m.remote or m.embedding_only else
+            dataclasses.replace(m, parallel=server_parallel(m.family, False, release, host, port,
+                                                            environment=environment))
+            for m in models]
+
+
 class OllamaProvider(HttpProvider):
     #: the chat template family read from /api/show's ``template`` (providers/chat_template.py), once asked
     _family: tuple[str | None] | None = None
@@ -269,7 +283,9 @@ class OllamaProvider(HttpProvider):
         finally:
             await client.aclose()
         found = (_served(e, s, endpoint, server) for e, s in zip(entries, shown, strict=True))
-        return [m for m in found if m is not None]
+        release = version.get("version") if isinstance(version, dict) else None
+        return await asyncio.to_thread(_with_parallel, [m for m in found if m is not None],
+                                       release if isinstance(release, str) else None, endpoint)
 
     #: a cut prompt was said in the log for this model (once: an agent's loop would say it on every turn)
     _cut_said = False

@@ -9,6 +9,8 @@ prompt, the switch goes only to models known to think (config ``capabilities: [t
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -77,6 +79,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
+from modelyard.providers.ollama_parallel import ServerParallel
 from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import (
@@ -906,6 +909,25 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
     )
 
 
+#: seconds for llama-server's /props after its listing answered
+SLOTS_TIMEOUT = 1.0
+
+
+async def _slots(endpoint: str) -> ServerParallel | None:
+    """How many requests llama-server runs at once: ``total_slots`` in its ``GET /props`` (tools/server/README.md:
+    "the total number of slots for process requests (defined by `--parallel` option)"); None from a server without
+    ``/props`` (vLLM, LM Studio, llama_cpp.server) or one that does not answer it within :data:`SLOTS_TIMEOUT` (the
+    listing took its share of ``init --detect``'s budget). ``init --detect`` wrote ``max_concurrent: 1`` whatever the
+    server ran."""
+    async with contextlib.aclosing(make_client(server_root(endpoint))) as root:
+        try:
+            status, props = await root.request_json("GET", "/props", timeout=SLOTS_TIMEOUT)
+        except ProviderError:
+            return None
+    slots = _positive(props.get("total_slots")) if status == 200 and isinstance(props, dict) else None
+    return ServerParallel(slots, f"total_slots {slots} in llama-server's /props, its --parallel") if slots else None
+
+
 #: the server's context in its refusal's words ("This model's maximum context length is 2048 tokens. However, …")
 _WINDOW = re.compile(r"maximum context length is \d+ tokens")
 
@@ -1008,8 +1030,9 @@ class OpenAIProvider(HttpProvider):
         if status != 200 or not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise ProviderError(Reason.MALFORMED_RESPONSE, f"{shown_url(joined(endpoint, path))} " + (
                 "is not a model list" if status == 200 else f"answered HTTP {status}, not a model list"))
-        found = (_served(e, endpoint) for e in data["data"] if isinstance(e, dict))
-        return [m for m in found if m is not None]
+        found = [m for e in data["data"] if isinstance(e, dict) and (m := _served(e, endpoint)) is not None]
+        parallel = await _slots(endpoint) if found else None
+        return [dataclasses.replace(m, parallel=parallel) for m in found] if parallel else found
 
     def base_profile(self) -> ModelProfile:
         qwen = "qwen" in self.model_id.lower()
