@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
+from modelyard.errors import not_resolved
 from modelyard.providers import Provider
 
 #: the whole check's bound (seconds), however many servers
@@ -56,8 +57,7 @@ def _connect(address: tuple[str, int], timeout: float, out: dict[tuple[str, int]
     except TimeoutError:
         out[address] = f"no answer from {_shown(*address)} within {timeout:g}s" + _proxy_note()
     except socket.gaierror as exc:  # it said "nothing listening on api.anthropic.com:443", as if the server were down
-        out[address] = (f"the name {address[0]} does not resolve here ({exc.strerror or exc}): a typo in the "
-                        "endpoint's host, or no network or DNS on this machine" + _proxy_note())
+        out[address] = not_resolved(address[0], exc) + _proxy_note()
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         out[address] = f"nothing listening on {_shown(*address)} ({why})"

@@ -163,15 +163,15 @@ _NAMED_SIZE = re.compile(r"(?<![a-z0-9.])(?:\d+x)?(\d+(?:\.\d+)?)b(?![a-z])", re
 
 
 def weight(model: ServedModel) -> float:
-    """Billions of parameters, or the file size at ~0.6 bytes per parameter (4-bit quantised), or the size its
-    name says (an OpenAI-compatible listing gives neither: "qwen3-14b" counted as 0 B — the "smallest" model,
-    put first for chat and called "under 7B"); 0 when nothing tells."""
+    """Billions of parameters, or the size its name says (an OpenAI-compatible listing gives no count:
+    "qwen3-14b" counted as 0 B — the "smallest" model, put first for chat and called "under 7B"), or the file
+    size at ~0.6 bytes per parameter (4-bit quantised: a guess the name, where it says, beats — a 0.5B model's
+    Q4_K_M file read as 0.8B); 0 when nothing tells."""
     if model.parameters_b:
         return model.parameters_b
-    if model.size_bytes:
-        return model.size_bytes / 0.6e9
-    found = _NAMED_SIZE.search(model.model_id.rsplit("/", 1)[-1])
-    return float(found.group(1)) if found else 0.0
+    if found := _NAMED_SIZE.search(model.model_id.rsplit("/", 1)[-1]):
+        return float(found.group(1))
+    return model.size_bytes / 0.6e9 if model.size_bytes else 0.0
 
 
 def is_coder(model: ServedModel) -> bool:

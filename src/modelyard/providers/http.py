@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import socket
 import threading
 import urllib.request
 from collections.abc import AsyncGenerator, Callable
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from multidict import CIMultiDictProxy
 
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
-from modelyard.errors import ProviderError, Reason, json_problem
+from modelyard.errors import ProviderError, Reason, json_problem, not_resolved
 from modelyard.providers.absence import NOT_PULLED, not_pulled
 from modelyard.providers.base import Provider
 from modelyard.providers.coding import Readable, decoded, read_capped
@@ -665,7 +666,12 @@ def unreachable(base_url: str, exc: BaseException) -> str:
     """'cannot reach URL: ClientConnectorError' said neither why nor what to do; the OS's reason does."""
     why = type(exc).__name__
     os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
+    if isinstance(os_error, socket.gaierror) or isinstance(exc, aiohttp.ClientConnectorDNSError):
+        # `ask` said 'cannot reach https://api.anthropic.com: Name or service not known' where `models` said the name
+        # does not resolve here (ops/reach.py): the host is aiohttp's, a proxy's where the request went through one
+        host = getattr(exc, "host", None) or urlsplit(base_url).hostname or base_url
+        why = not_resolved(str(host), os_error if isinstance(os_error, OSError) else OSError(str(exc)))
+    elif isinstance(os_error, OSError) and os_error.strerror:
         why = ("connection refused (is the server running? is the endpoint right?)"
                if isinstance(os_error, ConnectionRefusedError) else os_error.strerror)
     elif isinstance(exc, OSError) and exc.strerror:  # connected, then it broke: 'cannot reach …: ClientOSError'

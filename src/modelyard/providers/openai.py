@@ -96,6 +96,7 @@ from modelyard.providers.sampling import (
 )
 from modelyard.providers.shapes import CALL_MARKS, CALL_STOPS, content_parts, usage_from, without_call
 from modelyard.providers.speed import llama_times, llama_timings
+from modelyard.providers.this_machine import on_this_machine
 from modelyard.tokens import request_tokens
 from modelyard.types import ChatRequest, Chunk, Message, ToolCall, Usage
 
@@ -893,6 +894,21 @@ def _positive(*values: Any) -> int | None:
     return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0), None)
 
 
+def _file_size(model_id: str, endpoint: str) -> int | None:
+    """The size of the GGUF file a server on this machine lists its model by: ``python -m llama_cpp.server`` without
+    ``--model_alias`` lists the ``--model`` path as the id (``{"id": "/models/x.gguf", "owned_by": "me"}``) and no
+    size, so ``init --detect`` wrote no ``memory_gb`` and ``plan`` could only say "set memory_gb" of a file right
+    there. None for a relative path (the server's own directory), another machine's, or no file."""
+    if not model_id.lower().endswith(".gguf") or not os.path.isabs(model_id):
+        return None
+    if not on_this_machine(urlsplit(endpoint).hostname or ""):
+        return None
+    try:
+        return os.path.getsize(model_id) or None
+    except OSError:
+        return None
+
+
 def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
     model_id = entry.get("id")
     if not isinstance(model_id, str) or not model_id:
@@ -902,7 +918,7 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
     return ServedModel(
         model_id=model_id, endpoint=endpoint,
         server=_SERVERS.get(str(entry.get("owned_by")), "OpenAI-compatible server"),
-        size_bytes=_positive(meta.get("size")),
+        size_bytes=_positive(meta.get("size")) or _file_size(model_id, endpoint),
         parameters_b=params / 1e9 if params else None,
         trained_context=_positive(meta.get("n_ctx_train"), entry.get("context_length")),
         served_context=_positive(entry.get("max_model_len")),
