@@ -515,6 +515,7 @@ class AnthropicProvider(HttpProvider):
         counted = False  # a message_delta (or message_stop) gave usage: none is looked for after message_stop
         deltas = 0  # text deltas: the output's count where no event gave usage (_estimated)
         usage_given = False  # message_start (or an event after message_stop) gave usage
+        early = False  # message_start counted the prompt: said before the first words (see content_block_delta)
         stop_reason = ""
         blocks: dict[int, dict[str, Any]] = {}
         thoughts: dict[int, dict[str, Any]] = {}  # thinking / redacted_thinking blocks being read, by index
@@ -613,6 +614,7 @@ class AnthropicProvider(HttpProvider):
                         message_id = started.get("id")  # a duplicate message_start (bifrost#4556, litellm#32479)
                         if isinstance(started.get("usage"), dict):  # reads as the first did
                             tokens, usage_given = _tokens(started["usage"]), True
+                            early = bool(tokens[0] or tokens[2] or tokens[3])  # LiteLLM's zeros: nothing to say
                     elif kind == "content_block_start":
                         opened = True
                         block = data.get("content_block") or {}
@@ -627,6 +629,9 @@ class AnthropicProvider(HttpProvider):
                         # the block's first words in the block itself (documented as "", but a snapshot the
                         # official SDKs keep and add the deltas to: an adapter that puts its first piece there,
                         # oh-my-pi#8319) were dropped, the answer shown without its start
+                        if early and btype in ("text", "thinking") and block.get(btype):
+                            early = False
+                            yield Chunk("usage", usage=_usage(tokens))  # see content_block_delta
                         if btype == "text" and (first := block.get("text")) and isinstance(first, str):
                             if said is not None:
                                 said.append(first)
@@ -636,6 +641,15 @@ class AnthropicProvider(HttpProvider):
                     elif kind == "content_block_delta":
                         delta = data.get("delta") or {}
                         dtype = delta.get("type")
+                        if early and dtype in ("text_delta", "thinking_delta"):
+                            # the prompt's counts as message_start said them (its cached part apart), given on with
+                            # the first words — at the same moment, so the first-token bound and time are the words'
+                            # (as llamacpp.py gives its prompt's count): an answer closed before its end (at a stop
+                            # sequence the model was not sent, router/stop_watch.py; a client gone) never reached the
+                            # usage yielded at the end, and its prompt was logged as an estimate of its characters,
+                            # without the cache's reads and writes — a cached prompt's cost and spend cap wrong
+                            early = False
+                            yield Chunk("usage", usage=_usage(tokens))
                         if dtype == "text_delta":
                             if said is not None and isinstance(piece := delta.get("text"), str):
                                 said.append(piece)
