@@ -11,7 +11,11 @@ bytecodes of a gateway request's 14,500). A ``horizon`` (a stream's idle bound) 
 no later than that far ahead: the first-token bound is usually the longer one, so the idle bounds
 that follow fall after that check and need no earlier one. Cancellation follows
 ``asyncio.timeout``'s rules: the task is cancelled, and :meth:`claim` tells a cancellation of ours
-from anyone else's.
+from anyone else's — unless what the task awaits has already come: a loop that a busy machine kept from
+running past a bound reads, in the turn it gets back, both the answer that came meanwhile and the timer, the
+answer first, yet the task it wakes runs only on the next turn. Cancelled then, an answer in hand was thrown
+away as a timeout (a healthy backup's first token, with the gateway's 503 for it). Such a task gets that one
+turn, and is checked again after it, once per bound: a task still waiting then is cancelled as before.
 """
 
 from __future__ import annotations
@@ -55,6 +59,13 @@ class _Watch:
             if limit == math.inf:
                 continue  # not waiting now (or closed): its next arm asks for a check
             if limit - now <= _EARLY:
+                if dog._graced != limit and dog._answered():
+                    # what it awaits came in before the loop got here (a loop kept from running — a busy machine —
+                    # reads the answer and the bound in one turn, the answer first): it runs on the next turn, and
+                    # is checked again after that, once per bound
+                    dog._graced = limit
+                    nearest = limit if limit < nearest else nearest
+                    continue
                 dog._expire()
             elif limit < nearest:
                 nearest = limit
@@ -76,7 +87,7 @@ def _watch(loop: asyncio.AbstractEventLoop) -> _Watch:
 
 
 class Watchdog:
-    __slots__ = ("_cancelling", "_horizon", "_limit", "_loop", "_task", "_watch", "expired")
+    __slots__ = ("_cancelling", "_graced", "_horizon", "_limit", "_loop", "_task", "_watch", "expired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, horizon: float = math.inf):
         task = asyncio.current_task(loop)
@@ -85,6 +96,7 @@ class Watchdog:
         self._task = task
         self._cancelling = task.cancelling()
         self._limit = math.inf
+        self._graced = math.nan  # the bound it was last given one more turn at (nan: none; nan equals no bound)
         self._horizon = horizon  # until the first arm: then the first check is set (inf afterwards)
         self.expired = False
         self._watch = watch = _watch(loop)
@@ -108,6 +120,12 @@ class Watchdog:
     def disarm(self) -> None:
         """Not waiting now (e.g. the chunk went to the caller): a check that comes meanwhile passes it by."""
         self._limit = math.inf
+
+    def _answered(self) -> bool:
+        """Its task is not waiting on anything now: the future it awaits is resolved (its wake-up is queued) or it
+        awaits none (it is about to run)."""
+        waiter = self._task._fut_waiter  # type: ignore[attr-defined]  # asyncio.Task's (C and Python) own
+        return waiter is None or waiter.done()
 
     def _expire(self) -> None:
         self._limit = math.inf
