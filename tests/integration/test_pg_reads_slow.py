@@ -31,10 +31,10 @@ import pytest
 import yaml
 from tests.integration.test_pg_partition import _through
 from tests.integration.test_pg_reads_silent import CHILD, QUERY
-from tests.pg import OwnServer
+from tests.pg import ADMIN_URL, OwnServer
 from tests.shared.fault_proxy import FaultProxy
 
-from modelyard.ledger import pg
+from modelyard.ledger import pg, pg_watch
 
 BOUND = 1.0
 
@@ -183,6 +183,14 @@ def test_a_server_stopped_mid_slow_read_ends_it_at_once(tmp_path: Path, server: 
     sleeping(server)
     time.sleep(BOUND + 1)  # past the bound: the server has said once that it still runs the query
     assert child.poll() is None, finish(child)
+    err = stopped_mid_read(server, child)
+    assert f"routing log postgresql://postgres@127.0.0.1:{server.port}/postgres" in err, err
+    assert "server closed the connection" in err, err  # the reader's own (libpq's words) or the watch's (down)
+
+
+def stopped_mid_read(server: OwnServer, child: subprocess.Popen[str]) -> str:
+    """Stop the server at once (``pg_ctl stop -m immediate``), and start it again once the read ended: it ended
+    failing, within 10 s (not the 30 s its query had left), never saying 'no answer'; what it said."""
     stopped = time.monotonic()
     server.stop("immediate")
     try:
@@ -192,6 +200,51 @@ def test_a_server_stopped_mid_slow_read_ends_it_at_once(tmp_path: Path, server: 
         server.start()
     assert code == 1, (code, out, err)
     assert "Traceback" not in err, err
-    assert f"routing log postgresql://postgres@127.0.0.1:{server.port}/postgres" in err, err
-    assert "no answer from PostgreSQL" not in err, err
-    assert ended < 10, ended  # not the 30 s the query had left
+    assert "no answer from PostgreSQL" not in err and "no answer either" not in err, err
+    assert ended < 10, ended
+    return err
+
+
+def test_a_server_stopped_as_the_probe_connects_is_said_down(tmp_path: Path, server: OwnServer) -> None:
+    """The race the clean-clone CI lost (2 cores, loaded): the server stopped mid slow read, and the watch's next new
+    connection met the stopped server before the reader noticed its own connection closed — "server closed the
+    connection unexpectedly" was said as "no answer from PostgreSQL within 1s … a new connection got no answer either
+    within 6s … frozen". Forced here: the reader's connection is silenced first (the server's close of it never
+    arrives, as for a reader not yet scheduled), then the server stopped; the probe's new connection, through the
+    proxy, is closed at once (the upstream refused). The read ends saying the server closed the connection / is down."""
+    slow(server, 30)
+    with FaultProxy(server.port) as proxy:
+        child = start(config(tmp_path, _through(server.url, proxy.port)), "stats")
+        sleeping(server)
+        reading, carried = proxy.connections, proxy.open
+        deadline = time.monotonic() + 20
+        # the watch's first probe made and closed (the server said it still runs the query): silenced mid-way, the
+        # probe's own bound would cut it
+        while proxy.connections == reading or proxy.open > carried:
+            assert time.monotonic() < deadline and child.poll() is None, "the read was never asked about"
+            time.sleep(0.05)
+        proxy.silence_open()
+        err = stopped_mid_read(server, child)
+    assert f"the server closed the connection — 127.0.0.1:{proxy.port} is down or restarting" in err, err
+    assert "server closed the connection unexpectedly" in err, err  # libpq's words, on the new connection
+
+
+def test_the_probe_says_a_refused_connection_is_down() -> None:
+    """Nothing listening (a server stopped): refused at once — down, not 'no answer within 6s'."""
+    from tests.pg import free_port
+
+    finding = pg_watch.probe(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", 1, None)
+    assert finding.verdict is pg_watch.Verdict.DOWN, finding
+    assert "Connection refused" in finding.said() and "no answer" not in finding.said(), finding.said()
+    assert finding.took < 2, finding
+
+
+def test_the_probes_own_bound_is_no_server_closing() -> None:
+    """Guard (unreachable before the change too): the probe's query unanswered, its bound shuts the socket, and
+    libpq says 'server closed the connection' of that cut — still no answer, not a server that is down."""
+    pg.PgConnection(ADMIN_URL).close()
+    with FaultProxy(5432) as proxy:
+        proxy.silence_on(b"pg_stat_activity")
+        finding = pg_watch.probe(_through(ADMIN_URL, proxy.port), 1, None)
+    assert finding.verdict is pg_watch.Verdict.UNREACHABLE, finding
+    assert pg_watch.PROBE_BOUND <= finding.took < pg_watch.PROBE_BOUND + 3, finding

@@ -19,6 +19,9 @@ due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (red
   and it blocks writing the answer (PostgreSQL's ``ClientWrite`` wait event, "waiting to write data to the client":
   https://www.postgresql.org/docs/current/monitoring-stats.html#WAIT-EVENT-CLIENT-TABLE), while new connections
   pass;
+- ``silence_open()``: the connections open now go silent, new ones pass — a client that has not yet read what
+  its server did on its connection (closed it, as it stopped), while its next new connection meets the stopped server
+  (refused upstream, closed at once: libpq's "server closed the connection unexpectedly");
 - ``heal()``: everything passes again (connections made from now on; silenced ones stay dead, as after a real
   partition the client has to notice and reconnect).
 """
@@ -95,6 +98,11 @@ class FaultProxy:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def open(self) -> int:
+        """How many connections the proxy carries now (each leaves once both its ends closed)."""
+        return len(self._pipes)
+
     def url(self, scheme: str = "redis", path: str = "/0") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
 
@@ -106,6 +114,11 @@ class FaultProxy:
     def partition(self) -> int:
         """Silence every open connection, and accept new ones only to hear nothing; how many went silent."""
         self.mode = Mode.PARTITIONED
+        return self.silence_open()
+
+    def silence_open(self) -> int:
+        """Silence every open connection (nothing more reaches either end, not even a close); new ones pass. How
+        many went silent."""
         silenced = [p for p in self._pipes if not p.silent]
         for pipe in silenced:
             pipe.silent = True

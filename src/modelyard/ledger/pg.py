@@ -441,6 +441,10 @@ class PgConnection:
                 f"routing log {self.where}: the query was still running on {_server(self.url)} after {ceiling:g}s "
                 f"(pid {finding.pid}), the connection was cut — the server is slow, not down: read a shorter period, "
                 f"or raise log.read_ceiling", self.url)
+        if finding is not None and finding.verdict is Verdict.DOWN:  # stopped mid-read: the probe heard it first
+            return dburl.scrub(
+                f"routing log {self.where}: the server closed the connection — {_server(self.url)} is down or "
+                f"restarting ({finding.said()}): check that it is up (pg_isready), then try again", self.url)
         said = f" ({finding.said()})" if finding is not None else ""
         return dburl.scrub(
             f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "

@@ -43,6 +43,7 @@ class Verdict(Enum):
     IDLE = "idle"  # finished (or never got the query): the answer is lost on the way
     GONE = "gone"  # no session runs it: ended, the server restarted, or it never arrived
     UNREACHABLE = "unreachable"  # a new connection got no answer: the server (or the path to it) is frozen or down
+    DOWN = "down"  # a new connection was refused, or closed by the server at once: it is stopped or restarting
     UNKNOWN = "unknown"  # the server would not say (no privilege to see the session's state)
 
 
@@ -69,6 +70,7 @@ class Finding:
             Verdict.UNREACHABLE: (f"a new connection got no answer either within "
                                   f"{PROBE_CONNECT + PROBE_BOUND:g}s{self.detail}: the server or the path to it "
                                   "is frozen or down"),
+            Verdict.DOWN: f"a new connection was refused or closed at once{self.detail}",
             Verdict.UNKNOWN: f"the server would not say what its session (pid {self.pid}) is doing",
         }[self.verdict]
 
@@ -90,7 +92,8 @@ _NO_MARK = f"{MARK}untagged-{os.urandom(8).hex()}"
 def probe(url: str, pid: int, mark: str | None) -> Finding:
     """Ask the server, over a new connection bounded by :data:`PROBE_CONNECT` + :data:`PROBE_BOUND`, what the
     session whose query holds ``mark`` (the statement's :func:`tag`) is doing — or, none holding it, backend ``pid``
-    (libpq's; behind a pooler none of the server's). Never raises: a failure to ask is :attr:`Verdict.UNREACHABLE`.
+    (libpq's; behind a pooler none of the server's). Never raises: a failure to ask is :attr:`Verdict.DOWN` when the
+    server refused or closed the new connection (:func:`down`), :attr:`Verdict.UNREACHABLE` otherwise.
     ``mark`` None: backend ``pid`` alone is asked about (a statement that carries no tag: the forwarder's).
 
     The mark is a bound parameter: the probe's own text (``$1``) never holds it."""
@@ -101,8 +104,14 @@ def probe(url: str, pid: int, mark: str | None) -> Finding:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=PROBE_CONNECT, prepare_threshold=None,
                                application_name="modelyard-probe", client_encoding="UTF8")  # as PgConnection's
     except psycopg.Error as exc:
-        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
-    timer = threading.Timer(PROBE_BOUND, shut_down, (conn,))
+        return _failed(exc, url, pid, t0, bounded=False)
+    bounded = threading.Event()  # the bound shut the query's socket: libpq says 'server closed' of our own cut
+
+    def bound() -> None:
+        bounded.set()
+        shut_down(conn)
+
+    timer = threading.Timer(PROBE_BOUND, bound)
     timer.daemon = True
     timer.start()
     try:
@@ -111,7 +120,7 @@ def probe(url: str, pid: int, mark: str | None) -> Finding:
             "WHERE (strpos(query, %(mark)s) > 0 OR pid = %(pid)s) AND pid <> pg_backend_pid() "
             "ORDER BY ours DESC LIMIT 1", {"mark": mark.strip() if mark else _NO_MARK, "pid": pid}).fetchone()
     except psycopg.Error as exc:
-        return Finding(Verdict.UNREACHABLE, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
+        return _failed(exc, url, pid, t0, bounded=bounded.is_set())
     finally:
         timer.cancel()
         conn.close()
@@ -129,6 +138,32 @@ def probe(url: str, pid: int, mark: str | None) -> Finding:
     if wait_event == "ClientWrite":
         return Finding(Verdict.SENDING, pid, took)
     return Finding(Verdict.WORKING, pid, took, wait_event=wait_event or "")
+
+
+#: SQLSTATEs of a server that is stopping or starting: admin_shutdown ('terminating connection due to administrator
+#: command', a fast stop), crash_shutdown, cannot_connect_now ('the database system is shutting down' / 'is starting
+#: up'): PostgreSQL's errcodes.txt, Class 57 — Operator Intervention
+_STOPPING = frozenset({"57P01", "57P02", "57P03"})
+#: what libpq says when the server's end of a new connection is closed, or nothing listens there (fe-misc.c,
+#: fe-connect.c); said by the server, not a silence — 'connection timeout expired' is libpq's only word for that
+_CLOSED = ("server closed the connection unexpectedly", "Connection refused", "No such file or directory")
+
+
+def down(exc: BaseException) -> bool:
+    """The new connection was refused, or the server closed it at once: the server is stopped or restarting. A
+    ``pg_ctl stop -m immediate`` mid-read races the probe: its new connection fails 'server closed the connection
+    unexpectedly' (while connecting, or on its one query) — said as 'no answer within 6s … frozen' it sent the user
+    after a firewall for a server that is down."""
+    if getattr(exc, "sqlstate", None) in _STOPPING:
+        return True
+    return getattr(exc, "sqlstate", None) is None and any(word in str(exc) for word in _CLOSED)
+
+
+def _failed(exc: BaseException, url: str, pid: int, t0: float, *, bounded: bool) -> Finding:
+    """What a failure to ask says: the server down (:func:`down`, unless :data:`PROBE_BOUND` shut the socket — that
+    'closed' is our own cut of a silent one) or unreachable."""
+    verdict = Verdict.DOWN if down(exc) and not bounded else Verdict.UNREACHABLE
+    return Finding(verdict, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
 
 
 def shut_down(conn: object) -> None:
