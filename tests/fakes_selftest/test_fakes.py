@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -451,15 +454,44 @@ def test_anthropic_accepts_what_the_real_api_accepts(anthropic: AnthropicServer)
 def test_anthropic_official_sdk_as_it_is_today(anthropic: AnthropicServer) -> None:
     """The current official SDK (its api_key travels as a bearer token) and its auth_token option."""
     sdk = anthropic_sdk
-    for client in (sdk.Anthropic(api_key="test-key", base_url=anthropic.url, max_retries=0),
-                   sdk.Anthropic(auth_token="test-key", base_url=anthropic.url, max_retries=0)):
-        reply = client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=USER)
-        assert reply.content[0].text == "Hello from the fake server." and reply.stop_reason == "end_turn"
-        with client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=USER) as stream:
-            assert "".join(stream.text_stream) == "Hello from the fake server."
-    with pytest.raises(sdk.AuthenticationError):
-        sdk.Anthropic(api_key="wrong", base_url=anthropic.url, max_retries=0).messages.create(
-            model="claude-haiku-4-5", max_tokens=64, messages=USER)
+    # each client closed here: an SDK client sits in reference cycles, so one left open is freed by the collector,
+    # whenever it next runs a full pass, and its socket could be finalized before the client's __del__ closed it — a
+    # ResourceWarning in whichever later test that was (tests/frontends, in the clean-clone CI)
+    for made in (lambda: sdk.Anthropic(api_key="test-key", base_url=anthropic.url, max_retries=0),
+                 lambda: sdk.Anthropic(auth_token="test-key", base_url=anthropic.url, max_retries=0)):
+        with made() as client:
+            reply = client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=USER)
+            assert reply.content[0].text == "Hello from the fake server." and reply.stop_reason == "end_turn"
+            with client.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=USER) as stream:
+                assert "".join(stream.text_stream) == "Hello from the fake server."
+    with sdk.Anthropic(api_key="wrong", base_url=anthropic.url, max_retries=0) as client, \
+            pytest.raises(sdk.AuthenticationError):
+        client.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=USER)
+
+
+def test_the_anthropic_sdk_test_leaves_no_socket_to_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test above, the collector held off: every socket it made is closed when it returns. It left its three
+    clients to the collector, whose full pass came minutes later, in another test; their sockets finalized before the
+    clients' __del__ closed them were 'unclosed <socket.socket ... proto=6, laddr=(127.0.0.1, …)>' failing
+    tests/frontends tests (test_telegram_forward_batch, test_telegram_lost_replies) in the clean-clone CI."""
+    made: list[weakref.ref[socket.socket]] = []
+    init = socket.socket.__init__
+
+    def tracked(self: socket.socket, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(socket.socket, "__init__", tracked)
+    gc.disable()
+    try:
+        with AnthropicServer(api_key="test-key") as server:
+            test_anthropic_official_sdk_as_it_is_today(server)
+        left = [s for ref in made if (s := ref()) is not None and s.fileno() != -1]
+        for sock in left:  # not to the collector
+            sock.close()
+    finally:
+        gc.enable()
+    assert not left, left
 
 
 def test_anthropic_non_stream_text_thinking_tool(anthropic: AnthropicServer) -> None:
