@@ -248,3 +248,30 @@ def test_the_probes_own_bound_is_no_server_closing() -> None:
         finding = pg_watch.probe(_through(ADMIN_URL, proxy.port), 1, None)
     assert finding.verdict is pg_watch.Verdict.UNREACHABLE, finding
     assert pg_watch.PROBE_BOUND <= finding.took < pg_watch.PROBE_BOUND + 3, finding
+
+
+def test_a_slow_read_whose_probe_is_refused_is_said_refused_not_unanswered(tmp_path: Path, server: OwnServer) -> None:
+    """The asking connection refused by the server (its role at its CONNECTION LIMIT — the FATAL 'too many connections
+    for role' PostgreSQL sends, as 'sorry, too many clients already' at max_connections: errcodes.txt 53300): the
+    server answered, it is up. It was said 'a new connection got no answer either within 6s … frozen or down' and 'the
+    network drops packets' — the user sent after a firewall for a server that is only full."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS probe_full")
+        conn.execute("CREATE ROLE probe_full LOGIN CONNECTION LIMIT 0")
+    slow(server, 10)
+    full = server.url.replace("postgres@", "probe_full@", 1)
+    code, out, err = finish(start(config(tmp_path, server.url, probe_url=full), "stats"))
+    assert code == 1, (code, out, err)
+    assert "Traceback" not in err, err
+    assert "got no answer either" not in err and "drops packets" not in err, err
+    assert (f"127.0.0.1:{server.port} is up, but refused the new connection that asks whether the query still runs"
+            in err), err
+    assert 'too many connections for role "probe_full"' in err and "log.probe_url" in err, err
+
+
+def test_the_probe_says_a_server_refusing_it_is_up() -> None:
+    """The probe alone, on the shared server: a role that does not exist is refused at once, by the server — up."""
+    finding = pg_watch.probe("postgresql://no_such_probe_role@127.0.0.1:5432/postgres", 1, None)
+    assert finding.verdict is pg_watch.Verdict.REFUSED, finding
+    assert 'role "no_such_probe_role" does not exist' in finding.said(), finding.said()
+    assert "it is up" in finding.said() and "no answer" not in finding.said(), finding.said()

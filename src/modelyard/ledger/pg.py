@@ -445,6 +445,12 @@ class PgConnection:
             return dburl.scrub(
                 f"routing log {self.where}: the server closed the connection — {_server(self.url)} is down or "
                 f"restarting ({finding.said()}): check that it is up (pg_isready), then try again", self.url)
+        if finding is not None and finding.verdict is Verdict.REFUSED:  # up, but no room to ask (max_connections)
+            return dburl.scrub(
+                f"routing log {self.where}: no answer to the query within {self.read_bound or 0:g}s, the connection "
+                f"was cut — {_server(self.url)} is up, but refused the new connection that asks whether the query "
+                f"still runs ({finding.said()}): give log.probe_url a way in that has room (a role under its "
+                f"CONNECTION LIMIT, a server below max_connections), or read a shorter period", self.url)
         said = f" ({finding.said()})" if finding is not None else ""
         return dburl.scrub(
             f"routing log {self.where}: no answer from PostgreSQL within {self.read_bound or 0:g}s, the connection "

@@ -44,6 +44,7 @@ class Verdict(Enum):
     GONE = "gone"  # no session runs it: ended, the server restarted, or it never arrived
     UNREACHABLE = "unreachable"  # a new connection got no answer: the server (or the path to it) is frozen or down
     DOWN = "down"  # a new connection was refused, or closed by the server at once: it is stopped or restarting
+    REFUSED = "refused"  # the server answered a new connection with a refusal (too many connections…): up, not asked
     UNKNOWN = "unknown"  # the server would not say (no privilege to see the session's state)
 
 
@@ -71,6 +72,8 @@ class Finding:
                                   f"{PROBE_CONNECT + PROBE_BOUND:g}s{self.detail}: the server or the path to it "
                                   "is frozen or down"),
             Verdict.DOWN: f"a new connection was refused or closed at once{self.detail}",
+            Verdict.REFUSED: (f"the server refused a new connection{self.detail}: it is up, but could not be asked "
+                              "whether the query still runs"),
             Verdict.UNKNOWN: f"the server would not say what its session (pid {self.pid}) is doing",
         }[self.verdict]
 
@@ -93,7 +96,8 @@ def probe(url: str, pid: int, mark: str | None) -> Finding:
     """Ask the server, over a new connection bounded by :data:`PROBE_CONNECT` + :data:`PROBE_BOUND`, what the
     session whose query holds ``mark`` (the statement's :func:`tag`) is doing — or, none holding it, backend ``pid``
     (libpq's; behind a pooler none of the server's). Never raises: a failure to ask is :attr:`Verdict.DOWN` when the
-    server refused or closed the new connection (:func:`down`), :attr:`Verdict.UNREACHABLE` otherwise.
+    server refused or closed the new connection (:func:`down`), :attr:`Verdict.REFUSED` when it answered it with a
+    refusal (:func:`refused`), :attr:`Verdict.UNREACHABLE` otherwise.
     ``mark`` None: backend ``pid`` alone is asked about (a statement that carries no tag: the forwarder's).
 
     The mark is a bound parameter: the probe's own text (``$1``) never holds it."""
@@ -146,7 +150,19 @@ def probe(url: str, pid: int, mark: str | None) -> Finding:
 _STOPPING = frozenset({"57P01", "57P02", "57P03"})
 #: what libpq says when the server's end of a new connection is closed, or nothing listens there (fe-misc.c,
 #: fe-connect.c); said by the server, not a silence — 'connection timeout expired' is libpq's only word for that
-_CLOSED = ("server closed the connection unexpectedly", "Connection refused", "No such file or directory")
+_CLOSED = ("server closed the connection unexpectedly", "Connection refused", "No such file or directory",
+           # the server's own words for a stop or start under way (libpq gives a failed connection no SQLSTATE)
+           "the database system is shutting down", "the database system is starting up",
+           "terminating connection due to administrator command")
+#: libpq's words before a message the server sent in answer to a new connection (a refusal: 'too many connections
+#: for role', 'sorry, too many clients already', 'role … does not exist'; PgBouncer's 'no more connections allowed')
+_ANSWERED = ("failed: FATAL:", "failed: ERROR:")
+
+
+def refused(exc: BaseException) -> bool:
+    """The server answered the new connection, refusing it (not :func:`down`): it is up and reachable — said as 'no
+    answer within 6s … frozen or down', a server at max_connections sent the user after a firewall."""
+    return not down(exc) and any(word in str(exc) for word in _ANSWERED)
 
 
 def down(exc: BaseException) -> bool:
@@ -162,7 +178,8 @@ def down(exc: BaseException) -> bool:
 def _failed(exc: BaseException, url: str, pid: int, t0: float, *, bounded: bool) -> Finding:
     """What a failure to ask says: the server down (:func:`down`, unless :data:`PROBE_BOUND` shut the socket — that
     'closed' is our own cut of a silent one) or unreachable."""
-    verdict = Verdict.DOWN if down(exc) and not bounded else Verdict.UNREACHABLE
+    verdict = Verdict.UNREACHABLE if bounded else Verdict.DOWN if down(exc) else \
+        Verdict.REFUSED if refused(exc) else Verdict.UNREACHABLE
     return Finding(verdict, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
 
 
