@@ -731,3 +731,30 @@ def test_a_gguf_written_absolute_that_is_not_there_is_not_told_to_be_written_abs
     [row] = json.loads(invoke(config, "models", "--no-reach", "--json").stdout)["models"]
     assert row["why"] == (f"GGUF file not found: {gone} — {config}:2: models.g.path is '{gone}': put the file there, "
                           "or correct the path at that line"), row
+
+
+def test_an_mcp_program_that_is_there_but_cannot_be_run_is_said_so(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`command: ./mcp/notes.py` written but not made executable (a script saved from an editor or an archive keeps
+    mode 644: the MCP quickstarts start servers as `python server.py` or `uv run`, so the bit is easily missing),
+    or a directory named: `check` said the command 'is not found', sending the user to look for a file that is there."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mcp").mkdir()
+    script = tmp_path / "mcp" / "notes.py"
+    script.write_text("#!/usr/bin/env python3\nprint('hi')\n")
+    script.chmod(0o644)
+    with OllamaServer(["qwen2.5:7b"]) as ollama:
+        for command, said, fix in (
+                ("./mcp/notes.py", f"agent 'chat': MCP server command './mcp/notes.py' is not executable "
+                 f"({tmp_path}/mcp/notes.py, read from the config file's directory)", "chmod +x"),
+                ("./mcp", f"agent 'chat': MCP server command './mcp' is a directory ({tmp_path}/mcp, read from the "
+                 "config file's directory)", "the program in it")):
+            (tmp_path / "conf.yaml").write_text(
+                f"models:\n  m: {{provider: ollama, model: 'qwen2.5:7b', endpoint: '{ollama.url}'}}\n"
+                f"agents:\n  chat:\n    primary: m\n    tools: {{mcp: [{{command: {command}}}]}}\n"
+                "log: {path: log.sqlite3}\n")
+            checked = CliRunner().invoke(app, ["--config", "conf.yaml", "check", "--json"])
+            assert checked.exit_code == 1, checked.output
+            [found] = [f for f in json.loads(checked.stdout)["findings"] if "MCP server command" in f["message"]]
+            assert found["message"] == said, found
+            assert fix in found["suggestion"] and "not found" not in found["message"], found

@@ -248,11 +248,21 @@ def _tool_paths(agent_name: str, agent: AgentConfig, base_dir: Path | None) -> l
             continue
         where = (f"{started}, read from the config file's directory" if started != server.command
                  else "not on PATH" if os.sep not in started and "/" not in started else "no such program")
-        out.append(Finding("error" if server.required else "warning",
+        runs_without = "" if server.required else "; the agent runs without its tools"
+        level: Level = "error" if server.required else "warning"
+        there = Path(started)
+        if ("/" in started or os.sep in started) and there.exists():  # there, but not a program this user may run
+            what, fix = (("is a directory", "point tools.mcp[].command at the program in it") if there.is_dir()
+                         else ("is not executable", f"make it executable (chmod +x {started}), or start it through "
+                               "its interpreter (tools.mcp[].command: python3, args: [the script])"))
+            out.append(Finding(level, f"agent '{agent_name}': MCP server command '{server.command}' {what} "
+                               f"({where if started != server.command else started})", agent_name,
+                               suggestion=fix + runs_without))
+            continue
+        out.append(Finding(level,
                            f"agent '{agent_name}': MCP server command '{server.command}' is not found ({where})",
                            agent_name, suggestion="install it, or correct tools.mcp[].command (a relative path is "
-                           "read from the config file's directory)" + ("" if server.required else
-                                                                       "; the agent runs without its tools")))
+                           "read from the config file's directory)" + runs_without))
     return out
 
 
