@@ -39,7 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from modelyard.gateway.responses import error_extras, json_response, reshaped_error
-from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, chosen_tools, thinking_budget
+from modelyard.gateway.wire import (
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    BadRequest,
+    StopList,
+    bad_body,
+    chosen_tools,
+    thinking_budget,
+)
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
     ChatRequest,
@@ -77,7 +85,7 @@ class MessagesBody(BaseModel):
     tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
-    stop_sequences: list[str] | None = None
+    stop_sequences: StopList = None
     output_config: dict[str, Any] | None = None
     #: the same format under its beta name (``anthropic-beta: structured-outputs-2025-11-13``, before it became
     #: ``output_config.format``): code written against the beta sends it, and was answered unconstrained
@@ -98,7 +106,7 @@ class CountTokensBody(BaseModel):
     tools: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
-    stop_sequences: list[str] | None = None
+    stop_sequences: StopList = None
     max_tokens: int = 1
     temperature: float | None = None
     stream: bool | None = False  # null: the default

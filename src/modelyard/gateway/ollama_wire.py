@@ -41,7 +41,14 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.gateway.fill_in import HOLE, fill_in_messages
-from modelyard.gateway.wire import MAX_MESSAGES, MAX_TOOLS, BadRequest, bad_body, no_logprobs
+from modelyard.gateway.wire import (
+    MAX_MESSAGES,
+    MAX_TOOLS,
+    BadRequest,
+    bad_body,
+    no_logprobs,
+    stops_bounded,
+)
 from modelyard.router.records import Attempt, RequestRecord
 from modelyard.types import (
     MAX_ARGUMENT_DEPTH,
@@ -162,6 +169,10 @@ def stop_sequences(body: OllamaBody) -> list[str]:
     stops = [stop] if isinstance(stop, str) else stop
     if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
         raise BadRequest("options.stop: expected a list of strings", "options.stop")
+    try:
+        stops_bounded(stops)
+    except ValueError as exc:
+        raise BadRequest(f"options.stop: {exc}", "options.stop") from None
     return stops
 
 

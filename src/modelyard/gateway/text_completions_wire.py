@@ -49,6 +49,7 @@ from modelyard.gateway.fill_in import fill_in_messages
 from modelyard.gateway.wire import (
     BadRequest,
     LogitBias,
+    Stops,
     StopsAndUsage,
     StreamOptions,
     bad_body,
@@ -102,7 +103,7 @@ class CompletionBody(BaseModel, StopsAndUsage):
     min_p: float | None = Field(None, ge=0, le=1)  # theirs too (wire.py's, as on chat)
     repeat_penalty: float | None = Field(None, gt=0)
     logit_bias: LogitBias | None = None  # passed on as on chat (wire.py's)
-    stop: str | list[str] | None = None
+    stop: Stops = None
     stream: bool | None = False  # null: the default (clients send their unset fields)
     stream_options: StreamOptions | None = None
     echo: bool | None = False

@@ -14,7 +14,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from modelyard.errors import json_problem
 from modelyard.types import (
@@ -37,6 +46,27 @@ MAX_MESSAGES = 10_000
 MAX_TOOLS = 1_000
 #: the most content parts one message may carry (each of 300,000 parts cost ~8 µs to parse: 2.4 s)
 MAX_PARTS = MAX_MESSAGES
+#: the most stop sequences one request may carry, and the longest: each is looked for in every piece of the answer,
+#: twice (the router's stop watch, the gateway's cut) — 10,000 of 100 characters cost ~24 ms of the event loop per
+#: piece each, every other client held while one answer streamed. OpenAI takes 4, clients send a handful (FIM
+#: editors ~10–20); llama-server and Ollama set no bound
+MAX_STOPS, MAX_STOP_CHARS = 64, 1_000
+
+
+def stops_bounded(stop: str | list[str] | None) -> str | list[str] | None:
+    """``stop``/``stop_sequences`` within :data:`MAX_STOPS` and :data:`MAX_STOP_CHARS` (a 400 naming the field)."""
+    stops = [stop] if isinstance(stop, str) else stop or []
+    if len(stops) > MAX_STOPS or any(len(s) > MAX_STOP_CHARS for s in stops):
+        longest = max(map(len, stops))
+        raise ValueError(f"at most {MAX_STOPS} stop sequences of at most {MAX_STOP_CHARS} characters each (got "
+                         f"{len(stops)}, the longest {longest} characters)")
+    return stop
+
+
+#: ``stop`` as chat and text completions take it: one sequence or a list, bounded
+Stops = Annotated[str | list[str] | None, AfterValidator(stops_bounded)]
+#: ``stop_sequences`` as the Messages API takes it: a list, bounded
+StopList = Annotated[list[str] | None, AfterValidator(stops_bounded)]
 
 
 class BadRequest(Exception):
@@ -182,7 +212,7 @@ class ChatCompletionBody(_In, StopsAndUsage):
     reasoning_effort: Annotated[str | None, WithJsonSchema({"enum": [*REASONING_EFFORTS, None]})] = None
     #: passed on where the backend takes one (ChatRequest.seed); OpenAI's bounds (a 64-bit integer)
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    stop: str | list[str] | None = None
+    stop: Stops = None
     functions: list[Any] | None = None  # the deprecated form of `tools`: refused by name, never ignored
     logprobs: bool | None = None  # refused when asked for: no model's answer carries them here (never a silent null)
     top_logprobs: int | None = None
