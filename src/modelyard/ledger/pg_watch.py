@@ -160,9 +160,10 @@ _ANSWERED = ("failed: FATAL:", "failed: ERROR:")
 
 
 def refused(exc: BaseException) -> bool:
-    """The server answered the new connection, refusing it (not :func:`down`): it is up and reachable — said as 'no
-    answer within 6s … frozen or down', a server at max_connections sent the user after a firewall."""
-    return not down(exc) and any(word in str(exc) for word in _ANSWERED)
+    """The server answered the new connection with a message (asked after :func:`down`, whose stop and start words
+    are such messages too): it is up and reachable, refusing it — said as 'no answer within 6s … frozen or down', a
+    server at max_connections sent the user after a firewall."""
+    return any(word in str(exc) for word in _ANSWERED)
 
 
 def down(exc: BaseException) -> bool:
@@ -176,10 +177,16 @@ def down(exc: BaseException) -> bool:
 
 
 def _failed(exc: BaseException, url: str, pid: int, t0: float, *, bounded: bool) -> Finding:
-    """What a failure to ask says: the server down (:func:`down`, unless :data:`PROBE_BOUND` shut the socket — that
-    'closed' is our own cut of a silent one) or unreachable."""
-    verdict = Verdict.UNREACHABLE if bounded else Verdict.DOWN if down(exc) else \
-        Verdict.REFUSED if refused(exc) else Verdict.UNREACHABLE
+    """What a failure to ask says: unreachable when :data:`PROBE_BOUND` shut the socket (libpq's 'closed' is then our
+    own cut of a silent one); else the server down (:func:`down`), refusing it (:func:`refused`), or unreachable."""
+    if bounded:
+        verdict = Verdict.UNREACHABLE
+    elif down(exc):
+        verdict = Verdict.DOWN
+    elif refused(exc):
+        verdict = Verdict.REFUSED
+    else:
+        verdict = Verdict.UNREACHABLE
     return Finding(verdict, pid, time.monotonic() - t0, f" ({dburl.scrub(_first_line(exc), url)})")
 
 
