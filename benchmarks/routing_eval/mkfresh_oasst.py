@@ -1,6 +1,6 @@
 """Write fresh_oasst.jsonl: held-out first messages people submitted to Open Assistant (round 32).
 
-Source: LAION-AI/Open-Assistant (Apache-2.0; the prompts CC-BY-4.0 as the OASST data) at f1e6ed9,
+Source: LAION-AI/Open-Assistant (Apache-2.0, the repository and its data) at f1e6ed9,
 ``model/model_eval/manual/data/prompt_lottery_en_250_text.jsonl`` (added in 2a141e9, 2023-03-24): 250 English
 initial prompts that volunteers typed into the Open Assistant collection site and that were waiting in its "prompt
 lottery" (the queue from which new conversation trees are started) — one JSON string per line, people's own words,
