@@ -180,3 +180,49 @@ def test_an_answer_that_is_all_reasoning_falls_back_through_the_gateway(gateway,
     r, text, error = ask(gateway, "coder", stream)
     assert r.status_code == 200 and error is None and text == "Hello from backup."
     assert "fast fallback unusable_reply" in r.headers["x-modelyard-route"]
+
+
+def _sse(*events: dict) -> list[str]:
+    return ["data: " + json.dumps(e) + "\n\n" for e in events]
+
+
+#: (agent, the primary's bytes, the answer meant): shapes of faults35's pass (tests/integration/
+#: test_wire_shapes_round16.py cites each)
+SNAPSHOT_SHAPES = {
+    # every delta the text so far (relays over Gemini's cumulative frames, tashfeenahmed/freellmapi#1007)
+    "cumulative-deltas": ("coder", Fault.raw(200, *_sse(*({"choices": [{"index": 0, "delta": {"content": t},
+                                                                        "finish_reason": None}]}
+                                                          for t in ("Hello", "Hello from", "Hello from fast."))),
+                                             'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n',
+                                             "data: [DONE]\n\n", headers={"content-type": "text/event-stream"}),
+                          "Hello from fast."),
+    # an Anthropic-compatible relay's "text": null (MoonshotAI/kimi-code#2924)
+    "anthropic-null-text": ("writer", Fault.raw(200, *(
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in (
+            {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 9, "output_tokens": 1}}},
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello from cloud."}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": None}},
+            {"type": "content_block_stop", "index": 0},
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 4}},
+            {"type": "message_stop"})), headers={"content-type": "text/event-stream"}), "Hello from cloud."),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("name", list(SNAPSHOT_SHAPES))
+def test_round16_shapes_through_the_gateway(gateway, fakes, name, stream):
+    """Through ``serve``: the answer as meant (once; not malformed_response), a 200 from the primary, its row written
+    with what the client got. Both failed on the code before: the text said three times over, and a fallback."""
+    agent, fault, meant = SNAPSHOT_SHAPES[name]
+    server_of(fakes, AGENTS[agent][0]).push(fault)
+    r, text, error = ask(gateway, agent, stream)
+    assert r.status_code == 200 and error is None, r.text[:300]
+    assert r.headers["x-modelyard-model"] == AGENTS[agent][0] and text == meant
+    rid = r.headers["x-modelyard-request-id"]
+    gateway.wait_for(lambda: attempts_of(gateway.runtime.log_path, rid))
+    assert attempts_of(gateway.runtime.log_path, rid) == [(AGENTS[agent][0], "ok", None)]
+    conn = sqlite3.connect(gateway.runtime.log_path)
+    stored = conn.execute("SELECT response FROM requests WHERE id = ?", (rid,)).fetchone()[0]
+    conn.close()
+    assert stored == meant

@@ -306,6 +306,16 @@ def _late_usage(payload: str) -> dict[str, Any] | None:
     return reported if reported is not None and any(token_count(reported.get(key)) for key in _USAGE_KEYS) else None
 
 
+def _null_as_empty(value: Any) -> Any:
+    """A piece of text given as JSON null is no text. The SDKs type ``text_delta.text`` (and the block's ``text``,
+    ``thinking``, ``partial_json``) as a string, but Anthropic-compatible relays leave it out or null for a piece with
+    nothing in it (MoonshotAI/kimi-code#2924, its fix #3207: "Some Anthropic-compatible relays stream
+    ``content_block_start`` (text) and ``text_delta`` events without the ``text`` field"). Left out it was read as
+    ""; null failed the whole answer as malformed_response, never asked again. Any other non-string stays malformed
+    (shapes.checked)."""
+    return "" if value is None else value
+
+
 def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = None) -> list[Chunk]:
     """A whole Messages API answer (``{"type": "message", "content": [blocks], "stop_reason", "usage"}``) as the
     chunks its stream would have given; it was malformed_response (a JSON document where events were asked for),
@@ -319,9 +329,9 @@ def _whole_message(data: dict[str, Any], signed: list[dict[str, Any]] | None = N
         if signed is not None and kind in _SIGNED_TYPES and (kept := _signed_block(block)) is not None:
             signed.append(kept)
         if kind == "text":
-            chunks.append(Chunk("text", text=block.get("text")))
+            chunks.append(Chunk("text", text=_null_as_empty(block.get("text"))))
         elif kind == "thinking":
-            chunks.append(Chunk("thinking", text=block.get("thinking")))
+            chunks.append(Chunk("thinking", text=_null_as_empty(block.get("thinking"))))
         elif kind == "tool_use":
             call = {"name": block.get("name"), "id": block.get("id") or "", "json": "", "input": block.get("input")}
             chunks.append(Chunk("tool_call", tool_call=_tool_call(call)))
@@ -654,9 +664,9 @@ class AnthropicProvider(HttpProvider):
                             if said is not None and isinstance(piece := delta.get("text"), str):
                                 said.append(piece)
                             deltas += 1
-                            yield Chunk("text", text=delta.get("text", ""))
+                            yield Chunk("text", text=_null_as_empty(delta.get("text")))
                         elif dtype == "thinking_delta":
-                            piece = delta.get("thinking", "")
+                            piece = _null_as_empty(delta.get("thinking"))
                             if (thought := thoughts.get(_index(data))) is not None and isinstance(
                                     piece, str):
                                 thought["thinking"] += piece
@@ -668,7 +678,7 @@ class AnthropicProvider(HttpProvider):
                         elif dtype == "input_json_delta":
                             block = blocks.setdefault(_index(data), {
                                 "type": "tool_use", "id": "", "name": "", "json": "", "input": None})
-                            block["json"] += delta.get("partial_json", "")
+                            block["json"] += _null_as_empty(delta.get("partial_json"))
                         # citations_delta and delta types added later: nothing to show
                     elif kind == "content_block_stop":
                         index = _index(data)

@@ -31,6 +31,7 @@ from modelyard.config.schema import Timeouts, clean_secret
 from modelyard.errors import ProviderError, Reason
 from modelyard.providers.chat_template import family_of
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, context_words
+from modelyard.providers.cumulative import Increments
 from modelyard.providers.discovery import ServedModel, ServerCapability
 from modelyard.providers.discovery import mapping_of as _mapping
 from modelyard.providers.embed_batches import BatchLimit
@@ -695,7 +696,8 @@ class _ToolCalls:
             # malformed_response, the whole answer and its calls asked of the next model
             slot = self._at.get(None)
         if (slot is None or (call_id and slot["id"] and call_id != slot["id"] and (name or not slot["name"]))
-                or (name and slot["name"] and ((name != slot["name"] and slot["args"]) or id(slot) in self._listed))):
+                or (name and slot["name"] and ((name != slot["name"] and slot["args"]) or id(slot) in self._listed
+                                               or _another_whole_call(slot["args"], args)))):
             slot = {"id": "", "name": "", "args": ""}
             self.calls.append(slot)
         self._at[key] = self._at[None] = slot
@@ -732,6 +734,20 @@ class _ToolCalls:
             if call.raw is not None and (resent := _resent(self._pieces.get(id(c), []))) is not None:
                 call = ToolCall(c["name"], resent, c["id"])
             yield call
+
+
+def _another_whole_call(before: str, args: Any) -> bool:
+    """Does a named fragment whose arguments are a whole object, after a call whose arguments are another whole object,
+    begin a call of its own? Gemini sends each of its parallel calls in a chunk of its own, whole, with no ``index``
+    (brainlid/langchain#620: "Gemini emits each parallel call in its own SSE chunk, and its parts carry no index") and,
+    through some relays, no id (openai/openai-agents-python#1959: "the call_id ... is empty"); relays over it give each
+    ``index`` 0 (su-kaka/gcli2api#406, hermes-agent#62940). Read as one call's pieces, all but the last call were
+    lost (:func:`_resent` kept the last object): a wrong answer passed on as right. The same object again is Mistral's
+    resend of one call, and ``{}`` Gemini's placeholder before the arguments (both :func:`_resent`)."""
+    if before[-1:] != "}" or not (isinstance(args, dict) or (isinstance(args, str) and args[-1:] == "}")):
+        return False  # the usual piece of a call (a few characters) is not an object's end: no parse
+    now, then = args if isinstance(args, dict) else try_loads(args), try_loads(before)
+    return type(now) is dict and type(then) is dict and bool(then) and now != then
 
 
 def _resent(pieces: list[str]) -> dict[str, Any] | None:
@@ -1329,6 +1345,7 @@ class OpenAIProvider(HttpProvider):
         delta_seen = False  # a choice carried a "delta": the stream's, not a whole answer's "message"
         lone: int | None = None  # the index of the one choice, where the answer's is not 0 (see below)
         said: list[str] | None = [] if request.tools else None  # the text, kept when tools are offered (see below)
+        increments = Increments()
         finish = ""
         finished = False
         plain = False  # a text chunk came without a finish reason: this server does not put one on every chunk
@@ -1476,7 +1493,7 @@ class OpenAIProvider(HttpProvider):
                                     yield _joined(texts)
                                     texts = []
                                 yield Chunk("thinking", reasoning + thought)
-                            if text:
+                            if text and (text := increments.new(text)):  # cumulative.py: snapshots as deltas
                                 deltas += 1
                                 if said is not None:
                                     said.append(text)
@@ -1573,6 +1590,10 @@ class OpenAIProvider(HttpProvider):
                 raise failed
             raise ProviderError(Reason.CONNECTION_DROPPED, "stream ended without [DONE]" + (
                 ", cut off in the middle of a line" if resp.ended_in_line else ""))
+        if rest := increments.rest():  # a held delta, the stream ended there (cumulative.py)
+            if said is not None:
+                said.append(rest)
+            yield Chunk("text", rest)
         if finish and plain and client.finish_last is None:
             client.finish_last = True  # its text came without a finish reason, the reason at the end: learned
         if finish in CALL_STOPS and not calls.calls:
