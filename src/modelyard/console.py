@@ -9,10 +9,34 @@ before any command's own handling (``cli.common.run``) was in place. Until a com
 
 from __future__ import annotations
 
+import codecs
 import sys
+
+#: what a character of modelyard's own lines becomes on a terminal that cannot show it
+_PLAIN = {"→": "->", "←": "<-", "↳": "->", "·": "-", "–": "-", "—": "--", "…": "...", "✓": "ok", "✗": "x",
+          "‘": "'", "’": "'", "“": '"', "”": '"', "👍": "+1", "👎": "-1", "×": "x", "≈": "~", "−": "-"}
+
+
+def _plainly(exc: UnicodeError) -> tuple[str, int]:
+    """The codec error handler for a terminal that is not UTF-8: a close ASCII stand-in, else '?'."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(_PLAIN.get(c, "?") for c in exc.object[exc.start:exc.end]), exc.end
+
+
+def _plain_output() -> None:
+    """On a terminal whose encoding is not UTF-8 (LANG=de_DE.ISO-8859-1, a Windows console's cp1252,
+    PYTHONIOENCODING=latin-1) the first '→' or '–' of a route line, a table or ``--help`` ended the command in a
+    UnicodeEncodeError traceback. Such characters are written as ASCII stand-ins instead."""
+    codecs.register_error("modelyard.plain", _plainly)
+    for stream in (sys.stdout, sys.stderr):
+        encoding = codecs.lookup(getattr(stream, "encoding", None) or "utf-8").name
+        if not encoding.startswith("utf") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="modelyard.plain")
 
 
 def main() -> None:
+    _plain_output()
     if sys.argv[1:] == ["--version"]:  # said at once: importing the CLI to say it took 2.3 s on a busy machine
         from modelyard import __version__
 

@@ -12,6 +12,7 @@ its route line is printed, and the exit status is 130 / 143 (cli/common.run).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import io
 import json
 import logging
@@ -58,6 +59,8 @@ def _not_an_agent(runtime: Runtime, name: str, switch: str = "--agent") -> str:
     """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it, and the
     agent to name with ``switch`` (``--agent`` on the command line, ``/agent`` in chat)."""
     agents = f"agents: {', '.join(runtime.config.agents)}, or {AUTO}"
+    if not name.strip():  # `--agent ""` (a script's unset variable) was called the in-process model, whose id is ''
+        return f"{switch} needs an agent's name ({agents})"
     models = runtime.config.models
     # `--agent llama3.2:3b`, as `ollama list` names it: said "unknown agent" and nothing of the model
     entry = name if name in models else entry_of_provider_id(name, {n: m.model for n, m in models.items()})
@@ -208,6 +211,30 @@ def _json_out(reply: Reply) -> dict[str, Any]:
     }
 
 
+def _readable(raw: bytes, encoding: str, what: str) -> str:
+    """``raw`` as text; bytes that are not text in ``encoding`` (a Latin-1 file piped in, `git diff` of one) are
+    replaced by '�' and said. They raised UnicodeDecodeError from standard input (a traceback), or reached the
+    model and the log as lone surrogates from the command line (the log's write then failed)."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        text = raw.decode(encoding, errors="replace")
+        bad = text.count("\ufffd") - raw.decode(encoding, errors="ignore").count("\ufffd")
+        name = codecs.lookup(encoding).name.upper()
+        err.print(f"note: {what} is not {name} text: {bad} byte(s) of it are not (the first, 0x{raw[exc.start]:02x}, "
+                  f"at byte {exc.start}) and were sent as '\ufffd'; to send them as written, convert the text first "
+                  f"(iconv -f ITS-ENCODING -t {name} FILE | modelyard ask)", highlight=False, markup=False)
+        return text
+
+
+def _piped_prompt() -> str:
+    """Standard input, read whole as bytes and decoded by :func:`_readable`."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream without bytes beneath (an embedding caller's)
+        return sys.stdin.read()
+    return _readable(buffer.read(), sys.stdin.encoding or "utf-8", "standard input")
+
+
 def ask(
     words: Annotated[list[str] | None, typer.Argument(
         metavar="PROMPT", show_default=False,
@@ -219,14 +246,15 @@ def ask(
     local: LocalOption = False,
 ) -> None:
     """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
-    prompt = " ".join(words or [])  # `ask what is 2+2` as `ask "what is 2+2"`: unquoted words were refused
+    prompt = _readable(" ".join(words or []).encode(sys.getfilesystemencoding(), "surrogateescape"),
+                       sys.getfilesystemencoding(), "the prompt")  # `ask what is 2+2` as `ask "what is 2+2"`
     _terminal_says_it()
     if not words:  # `git diff | modelyard ask`, as `ollama run` and `llm` read a piped prompt (was 'Missing argument')
         if _typed_at_a_terminal():
             raise fail('give the task or question: modelyard ask "…" (or pipe it in: … | modelyard ask)')
         prompt = "-"
     if prompt == "-":
-        prompt = sys.stdin.read()
+        prompt = _piped_prompt()
         if not prompt.strip():
             raise fail('the prompt is empty: nothing came on standard input (or give it here: modelyard ask "…")')
     if not prompt.strip():
@@ -337,6 +365,10 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
             return True
         return False
     wanted = line.removeprefix("/agent").strip()
+    if not wanted:  # said "'' is a model (the provider's id of …)": the in-process model's id is empty
+        console.print(f"talking to {session.agent or _unaddressed(runtime)}; /agent NAME switches (agents: "
+                      f"{', '.join(runtime.config.agents)}, or {AUTO})", highlight=False, markup=False)
+        return True
     if wanted not in runtime.config.agents and wanted != AUTO:
         console.print(_not_an_agent(runtime, wanted, "/agent"), style="red", highlight=False, markup=False)
         return True

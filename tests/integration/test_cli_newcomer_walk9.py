@@ -1,0 +1,95 @@
+"""Frictions of the ninth newcomer walk: README's "Your own models, step by step" in an empty HOME against fake
+Ollama, OpenAI-compatible, Anthropic and Telegram servers and the embedded model — then the paths the earlier walks
+did not take: chat's commands typed bare, a terminal that is not UTF-8, text piped in that is not UTF-8. Each runs
+the ``modelyard`` command in a subprocess where the terminal's encoding matters (it is set at interpreter start)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.fakes import OllamaServer
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[Path]:
+    """A first config of one's own: a model on Ollama, and the embedded model (``provider: llamacpp``, whose
+    provider id is empty) as its fallback, as `init --detect` writes them."""
+    with OllamaServer(models=["llama3.2:3b"], reply_text="Local answer – done → ok.") as server:
+        path = tmp_path / "config.yaml"
+        path.write_text(f"models:\n  llama: {{provider: ollama, model: 'llama3.2:3b', endpoint: '{server.url}'}}\n"
+                        "  embedded: {provider: llamacpp}\n"
+                        "agents:\n  chat: {primary: llama, fallbacks: [embedded]}\n  engineer: {primary: llama}\n"
+                        f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        yield path
+
+
+def modelyard(*args: str, input: str | bytes | None = None, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "modelyard", *args], input=input.encode() if isinstance(input, str)
+                          else input, capture_output=True, timeout=90, env={**os.environ, "COLUMNS": "200", **env})
+
+
+def test_agent_typed_bare_in_chat_says_who_it_talks_to(config: Path) -> None:
+    """`/agent` with no name (to see who one is talking to, or as Telegram's bot takes it) said "'' is a model (the
+    provider's id of 'embedded'), not an agent": the in-process model's id is empty, and the empty name matched it.
+    It says who the chat talks to and how to switch."""
+    said = CliRunner().invoke(app, ["--config", str(config), "chat", "--agent", "engineer"],
+                              input="/agent\n/quit\n", env={"COLUMNS": "200"})
+    assert said.exit_code == 0, said.output
+    assert "talking to engineer; /agent NAME switches (agents: chat, engineer, or auto)" in said.output, said.output
+    assert "is a model" not in said.output, said.output
+
+
+def test_an_empty_agent_option_asks_for_a_name(config: Path) -> None:
+    """`modelyard ask --agent "$AGENT" …` with the variable unset named the embedded model as what '' is."""
+    said = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "", "hi"], env={"COLUMNS": "200"})
+    assert said.exit_code == 2, said.output
+    assert "--agent needs an agent's name (agents: chat, engineer, or auto)" in said.output, said.output
+    assert "is a model" not in said.output, said.output
+
+
+@pytest.mark.parametrize("command", [["--help"], ["models"], ["ask", "--agent", "chat", "hi"]])
+def test_a_terminal_that_is_not_utf8_gets_plain_characters_not_a_traceback(config: Path, command: list[str]) -> None:
+    """A terminal in Latin-1 (LANG=de_DE.ISO-8859-1; a Windows console's cp1252) — PYTHONIOENCODING stands in for
+    its locale here, which this machine does not have — ended `--help` at its 👍, `models` at its '–' and `ask` at the
+    route line's '→' in a UnicodeEncodeError traceback. They are written as ASCII stand-ins now."""
+    said = modelyard("--config", str(config), *command, PYTHONIOENCODING="latin-1")
+    out, errors = said.stdout.decode("latin-1"), said.stderr.decode("latin-1")
+    assert "Traceback" not in errors and "UnicodeEncodeError" not in errors, errors
+    assert said.returncode == 0, errors
+    if command[0] == "ask":
+        assert out.strip() == "Local answer - done -> ok.", out
+        assert "chat -> llama" in errors, errors
+
+
+def test_text_piped_in_that_is_not_utf8_is_asked_and_said(config: Path) -> None:
+    """`cat notes-latin1.txt | modelyard ask` (or `git diff` of such a file) on a UTF-8 terminal ended in a
+    UnicodeDecodeError traceback (standard input strict, as under LANG=en_US.UTF-8). The text is asked, its stray
+    bytes replaced, and a note says which and how to convert it."""
+    said = modelyard("--config", str(config), "ask", "--agent", "chat", input=b"r\xe9sum\xe9 this\n",
+                     PYTHONIOENCODING="utf-8")
+    errors = said.stderr.decode()
+    assert said.returncode == 0 and "Traceback" not in errors, errors
+    assert ("note: standard input is not UTF-8 text: 2 byte(s) of it are not (the first, 0xe9, at byte 1) and were "
+            "sent as '\ufffd'; to send them as written, convert the text first (iconv -f ITS-ENCODING -t UTF-8 FILE "
+            "| modelyard ask)") in errors, errors
+    assert "write failed" not in errors, errors
+
+
+def test_a_prompt_argument_that_is_not_utf8_reaches_the_log(config: Path, tmp_path: Path) -> None:
+    """`modelyard ask "$(cat notes-latin1.txt)"`: the stray bytes came in as lone surrogates, went to the model so,
+    and the log said "write failed (UnicodeEncodeError … surrogates not allowed)" under the answer."""
+    said = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "ask", "--agent", "chat",
+                           b"caf\xe9 au lait"], capture_output=True, timeout=90, env={**os.environ, "COLUMNS": "200"})
+    errors = said.stderr.decode()
+    assert said.returncode == 0, errors
+    assert "write failed" not in errors and "note: the prompt is not UTF-8 text: 1 byte(s)" in errors, errors
+    logged = CliRunner().invoke(app, ["--config", str(config), "log", "--json", "-n", "1"])
+    assert '"prompt": "caf\\ufffd au lait"' in logged.output, logged.output
