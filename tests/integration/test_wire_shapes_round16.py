@@ -155,3 +155,49 @@ async def test_guard_one_call_said_in_named_pieces_stays_one_call(servers: dict[
                            *(call(index=0, id="call_1", type="function", function=fn("get_weather", p))
                              for p in pieces), chunk({}, "tool_calls"), DONE)
     assert [(c.name, c.arguments) for c in routed.response.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+# -- TGI: the stop sequence echoed, its usage right after ----------------------------------------------------------
+
+def _tgi(content: str | None, finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+    """One event of TGI's chat stream (router ChatState::push: the token's chunk, and with ``include_usage`` a
+    usage chunk, ``choices: []``, after the token that carries the finish reason)."""
+    choices = [] if content is None else [{"index": 0, "delta": {"role": "assistant", "content": content},
+                                           "logprobs": None, "finish_reason": finish}]
+    return "data: " + json.dumps({"object": "chat.completion.chunk", "id": "", "created": 1714640000,
+                                  "model": "teknium/OpenHermes-2.5-Mistral-7B",
+                                  "system_fingerprint": "2.0.2-sha-6073ece", "choices": choices,
+                                  "usage": usage}) + "\n\n"
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["same-write", "next-write"])
+async def test_tgis_usage_after_the_stop_sequence_it_echoed_is_read(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path, apart: bool) -> None:
+    """TGI's OpenAI-compatible stream writes the stop sequence it stopped at (huggingface/text-generation-inference
+    #1724: "The OpenAI Compatible API Still Outputs Stop Sequence"), then at once its usage chunk. The router closes
+    a stream whose text reaches a client's stop sequence (router/stop_watch.py) — here right at the sequence's chunk,
+    before the usage the server had already sent: the tokens were logged as estimates (the pieces that came, the
+    prompt's characters). The server stopped there itself (it was sent the sequence): its usage is read now, within
+    a short bound; the text after the sequence is still never passed on."""
+    request = ChatRequest(messages=[Message("user", "Say number 1 - 10")], stop=["7"])
+    tail = [_tgi(" 7", "stop_sequence"), _tgi(None, usage={"prompt_tokens": 31, "completion_tokens": 17,
+                                                           "total_tokens": 48}), DONE]
+    events = [_tgi(t) for t in ("1", ",", " 2", ",", " 3", ",", " 4", ",", " 5", ",", " 6", ",")]
+    servers["openai"].push(Fault.raw(200, *events, *(tail if apart else ["".join(tail)]), headers=SSE,
+                                     interval=0.01 if apart else 0.0))
+    [routed] = await _routed("openai", servers, tmp_path, request)
+    assert outcomes(routed) == [("primary", "ok", None)]
+    assert routed.response.text == "1, 2, 3, 4, 5, 6, 7"  # the gateway cuts the sequence off (gateway/stops.py)
+    assert (routed.record.tokens_in, routed.record.tokens_out) == (31, 17)
+
+
+async def test_guard_a_server_that_goes_on_past_a_stop_it_was_sent_is_closed_soon(servers: dict[str, Any],  # noqa
+                                                                                  tmp_path: Path) -> None:
+    """Guard: a server that was sent the sequence and writes on past it (it ignored ``stop``), the connection held
+    open: the stream is closed within the short bound, nothing after the sequence is taken, the tokens estimated."""
+    request = ChatRequest(messages=[Message("user", "Say number 1 - 10")], stop=["7"])
+    events = [_tgi(t) for t in ("1", ",", " 7", ",", " 8", ",", " 9")]
+    servers["openai"].push(Fault.raw(200, *events, headers=SSE, end="hang", interval=0.01))
+    [routed] = await _routed("openai", servers, tmp_path, request)
+    assert outcomes(routed) == [("primary", "ok", None)] and routed.response.text == "1, 7"
+    assert (routed.record.attempts[0].duration_ms or 0) < 1000

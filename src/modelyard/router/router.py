@@ -42,7 +42,7 @@ from modelyard.router.records import (
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.spare_slots import SpareSlots
 from modelyard.router.state import ModelState, ModelStatus, Ticket
-from modelyard.router.stop_watch import StopWatch, closed_at, watched
+from modelyard.router.stop_watch import StopWatch, closed_at, sent, usage_after, watched
 from modelyard.router.watchdog import Watchdog
 from modelyard.tokens import request_tokens
 from modelyard.types import (
@@ -406,6 +406,8 @@ class Router:
                             held.append(chunk)
                         if stopped:  # the caller has the text up to the sequence: nothing after it is read
                             break
+                    if stopped and sent(request, watch.matched if watch is not None else None):
+                        await usage_after(gen, watchdog, loop, buffer)  # but the usage its server sends at once
                 finally:
                     watchdog.close()
                     await gen.aclose()  # what contextlib.aclosing does, without its two coroutines per use

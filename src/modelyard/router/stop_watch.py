@@ -5,7 +5,8 @@ one that refused the field, no whitespace-only one to Claude) and the Messages A
 (ChatRequest.cut_at: its answer names the sequence it stopped at, which a backend that stopped there itself does not
 say). A sequence the backend did not know is met in the text; the gateway cuts the text there (gateway/stops.py),
 and everything the model would write after it is never sent. So its stream is closed at once rather than read to
-``max_tokens``: the server stops generating (llama-server, Ollama and OpenAI stop on a closed connection; the
+``max_tokens`` (one whose server was sent the sequence is read on briefly for the usage it sends at its end:
+:func:`usage_after`): the server stops generating (llama-server, Ollama and OpenAI stop on a closed connection; the
 embedded model's worker is stopped), the model's slot is freed for the next request, and the routing log counts the
 time and tokens the answer really took. The answer is an answer (outcome ``ok``), its finish reason
 ``stop_sequence`` — Anthropic's word for exactly this — and the attempt's detail says which sequence closed it.
@@ -15,9 +16,13 @@ Not with tools offered: a call may follow the text, and the gateway does not cut
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncGenerator
 
-from modelyard.types import ChatRequest, ChatResponse
+from modelyard.providers.http import AFTER_END
+from modelyard.router.watchdog import Watchdog
+from modelyard.types import ChatRequest, ChatResponse, Chunk
 
 #: the routing log's finish reason of an answer whose stream the router closed at a stop sequence
 STOP_SEQUENCE = "stop_sequence"
@@ -52,6 +57,37 @@ class StopWatch:
             return True
         self._tail = seen[-self._keep:] if self._keep else ""
         return False
+
+
+def sent(request: ChatRequest, sequence: str | None) -> bool:
+    """Was ``sequence`` one the backend was asked to stop at (``stop``, not the Messages API's ``cut_at``)? It then
+    stopped there itself, and what it sends after the sequence is its end: usage, a finish reason."""
+    return sequence is not None and sequence in (request.stop or ())
+
+
+async def usage_after(gen: AsyncGenerator[Chunk, None], watchdog: Watchdog, loop: asyncio.AbstractEventLoop,
+                      buffer: ChatResponse) -> None:
+    """Read a stream closed at a stop sequence its server was sent on, for :data:`AFTER_END` at most, for the usage
+    the server sends at its end; the text after the sequence is not taken. TGI writes the sequence it stopped at
+    (huggingface/text-generation-inference#1724) and its usage chunk at once after it (its router's ChatState::push):
+    closed at the sequence, the tokens were logged as estimates. A server that goes on (one that refused ``stop``)
+    costs that bound, no more; one that breaks meanwhile leaves the answer as it was."""
+    limit = loop.time() + AFTER_END
+    while True:
+        watchdog.arm(limit)
+        try:
+            chunk = await gen.__anext__()
+        except asyncio.CancelledError:
+            if watchdog.claim():
+                return
+            raise
+        except Exception:  # its end (StopAsyncIteration) or a break after the answer: the answer stands
+            return
+        watchdog.disarm()
+        if chunk.kind == "usage":
+            buffer.add(chunk)
+        elif chunk.kind == "done":
+            return
 
 
 def closed_at(buffer: ChatResponse, sequence: str, tokens_in: int, tokens_out: int) -> str:
