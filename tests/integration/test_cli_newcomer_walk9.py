@@ -93,3 +93,18 @@ def test_a_prompt_argument_that_is_not_utf8_reaches_the_log(config: Path, tmp_pa
     assert "write failed" not in errors and "note: the prompt is not UTF-8 text: 1 byte(s)" in errors, errors
     logged = CliRunner().invoke(app, ["--config", str(config), "log", "--json", "-n", "1"])
     assert '"prompt": "caf\\ufffd au lait"' in logged.output, logged.output
+
+
+def test_a_system_prompt_going_on_at_its_keys_indentation_is_said_at_its_line(tmp_path: Path) -> None:
+    """A long ``system:`` broken onto a second line at the key's own indentation (the way one wraps text) said
+    "not valid YAML: could not find expected ':'" at the line *after* it — past the end when it was the last — and
+    nothing of what to write. Said at its own line now, with the two ways to write it; the text is not repeated."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  a: {provider: ollama, model: 'qwen2.5:7b'}\nagents:\n  chat:\n    primary: a\n"
+                      "    system: You are a careful assistant\n    who answers briefly\n")
+    said = CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], env={"COLUMNS": "300"})
+    assert said.exit_code == 2, said.output
+    assert (f"error: {config}:7: not valid YAML: this line has no ': ', among lines that are keys: if it goes on from "
+            "the value above it, indent it deeper than that value's key (or write the value in quotes, or after '|' "
+            "on lines of its own); if it is a key, write 'key: value'") in said.output, said.output
+    assert "briefly" not in said.output

@@ -127,6 +127,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
             problem, line = env_line
         elif (runaway := _runaway(text, line, exc)) is not None:  # said where YAML stopped, lines below the mistake
             problem, line = runaway
+        elif (keyless := _keyless_line(exc)) is not None:
+            problem, line = keyless
         context = getattr(exc, "context_mark", None)
         if problem.startswith(_MERGE_OF_A_VALUE) and context is not None:
             # said at the anchor's line (`x-a: &a ollama`), where nothing is wrong: the merge is what fails
@@ -189,6 +191,19 @@ def _runaway(text: str, near: int | None, exc: yaml.YAMLError) -> tuple[str, int
         return None
     return (f"'{glued.group(1)}:…' has no space after its colon, so YAML read it and the lines after it as one text, "
             f"not a key and its value: write '{glued.group(1)}: …'"), glued_at
+
+
+def _keyless_line(exc: yaml.YAMLError) -> tuple[str, int] | None:
+    """A line with no ': ' among keys — most often a long value (an agent's ``system:``) that goes on to the next
+    line at its key's indentation. YAML said "could not find expected ':'" at the line *after* it (past the file's
+    end when it was the last), with nothing of what to write. Said at its own line; the value is not repeated."""
+    context = getattr(exc, "context_mark", None)
+    if (getattr(exc, "problem", None) != "could not find expected ':'" or context is None
+            or "simple key" not in str(getattr(exc, "context", ""))):
+        return None
+    return ("this line has no ': ', among lines that are keys: if it goes on from the value above it, indent it "
+            "deeper than that value's key (or write the value in quotes, or after '|' on lines of its own); if it "
+            "is a key, write 'key: value'"), context.line
 
 
 _ENV_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=\S")
