@@ -108,3 +108,21 @@ def test_a_system_prompt_going_on_at_its_keys_indentation_is_said_at_its_line(tm
             "the value above it, indent it deeper than that value's key (or write the value in quotes, or after '|' "
             "on lines of its own); if it is a key, write 'key: value'") in said.output, said.output
     assert "briefly" not in said.output
+
+
+def test_a_bench_that_could_measure_no_model_says_so_and_is_not_done(tmp_path: Path) -> None:
+    """`modelyard bench bench.yaml --models claude-haiku` before exporting the key: every run skipped, yet it printed
+    an empty "recommendations" heading and "results: run … (table bench_runs)" — a run with no rows — and exited 0,
+    as if it had measured. It says nothing was measured and what to do, exit 1 (README: 1 is "not done")."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  cloud: {provider: anthropic, model: claude-haiku-4-5, api_key_env: "
+                      "MODELYARD_TEST_NO_SUCH_KEY, price: {input: 1, output: 5}}\nagents:\n  chat: {primary: cloud}\n"
+                      f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    suite = tmp_path / "bench.yaml"
+    suite.write_text("name: mine\nk: 1\nagents:\n  chat:\n    tasks:\n      - id: hi\n        prompt: Say hi.\n"
+                     "        checks:\n          - contains: hi\n")
+    said = CliRunner().invoke(app, ["--config", str(config), "bench", str(suite)], env={"COLUMNS": "300"})
+    assert said.exit_code == 1, said.output
+    assert ("nothing measured: no candidate model could run (each one's reason above) — set its key or start its "
+            "server, or name others with --models (`modelyard models` says which can answer)") in said.output
+    assert "results: run" not in said.output and "recommendations" not in said.output, said.output

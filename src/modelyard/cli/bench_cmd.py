@@ -155,6 +155,8 @@ def bench(
                   highlight=False)
     if result.interrupted:
         raise typer.Exit(130)
+    if not result.results:  # every model skipped: not done (it exited 0)
+        raise typer.Exit(1)
 
 
 def _write_config(cfg_path: Path, target: Path, recs: list[Recommendation]) -> str:
@@ -213,6 +215,14 @@ def agent_table(agent: str, scores: list[Score], rec: Recommendation | None, k: 
     return table
 
 
+def _nothing_measured(result: BenchResult) -> str:
+    """What a bench that finished no run says instead of its recommendations and its run's id (which has no rows)."""
+    if result.interrupted:
+        return "nothing measured: interrupted before the first run finished, so nothing was recorded"
+    return ("nothing measured: no candidate model could run (each one's reason above) — set its key or start its "
+            "server, or name others with --models (`modelyard models` says which can answer)")
+
+
 def _print(result: BenchResult, scores: list[Score], recs: list[Recommendation], min_pass: float,
            log_path: Path) -> None:
     n = len(result.results)
@@ -225,6 +235,9 @@ def _print(result: BenchResult, scores: list[Score], recs: list[Recommendation],
         console.print(agent_table(agent, [s for s in scores if s.agent == agent], by_agent.get(agent), result.k))
     for model, why in result.skipped.items():
         console.print(f"not measured: {model} — {why}", highlight=False, markup=False)
+    if not n:  # said "recommendations" over nothing and "results: run … (table bench_runs)" of a run with no rows
+        console.print(_nothing_measured(result), highlight=False, markup=False)
+        return
     console.print(f"[bold]recommendations[/] (rule: pass@1 ≥ {min_pass:.0%}; models within "
                   f"{TOLERANCE * 100:.0f} points of the best pass@1 are ranked cheaper first, then more passing "
                   "answers per minute)", highlight=False)
