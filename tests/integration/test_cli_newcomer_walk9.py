@@ -6,6 +6,7 @@ the ``modelyard`` command in a subprocess where the terminal's encoding matters 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,3 +127,26 @@ def test_a_bench_that_could_measure_no_model_says_so_and_is_not_done(tmp_path: P
     assert ("nothing measured: no candidate model could run (each one's reason above) — set its key or start its "
             "server, or name others with --models (`modelyard models` says which can answer)") in said.output
     assert "results: run" not in said.output and "recommendations" not in said.output, said.output
+
+
+def test_plan_says_a_size_is_unknown_because_the_server_is_down_or_lacks_the_model(tmp_path: Path) -> None:
+    """`modelyard plan` with Ollama not started (or the model not pulled yet) said "the size of a is unknown — set
+    memory_gb for it": a newcomer looked up and typed a size the server tells by itself once it runs. It says why the
+    server told none, and what mends it."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: connection refused
+        with OllamaServer(models=["llama3.2:3b"]) as server:
+            config = tmp_path / "config.yaml"
+            config.write_text(f"models:\n  stopped: {{provider: ollama, model: 'qwen2.5:7b', endpoint: '{down}'}}\n"
+                              f"  unpulled: {{provider: ollama, model: 'mistral:7b', endpoint: '{server.url}'}}\n"
+                              "agents:\n  chat: {primary: stopped, fallbacks: [unpulled]}\n")
+            said = CliRunner().invoke(app, ["--config", str(config), "plan", "--ram", "16"], env={"COLUMNS": "400"})
+    assert said.exit_code == 0, said.output
+    text = " ".join(said.output.split())
+    assert "the size of stopped, unpulled is unknown (why: the notes below)" in text, text
+    assert (f"note: stopped: size unknown (not counted): its server told none — cannot reach {down}: connection refused"
+            in text), text
+    assert (f"note: unpulled: size unknown (not counted): its server told none — 'mistral:7b' is not on the Ollama at "
+            f"{server.url} (`ollama pull mistral:7b` there") in text, text
+    assert "mended, `plan` reads the size from it (or set memory_gb in the config)" in text, text

@@ -198,7 +198,7 @@ def plan(
     elif p.fits is None:  # a '?' in the total: what is known fits, the rest nobody can say
         console.print(f"[yellow]cannot tell[/]: the models of known size take {gb(p.total_gb)} of "
                       f"{gb(p.available_gb)} usable ({gb(p.ram_gb)} − {gb(p.headroom_gb)} headroom), but the size of "
-                      f"{', '.join(p.unknown)} is unknown — set memory_gb for {'them' if len(p.unknown) > 1 else 'it'}",
+                      f"{', '.join(p.unknown)} is unknown (why: the note{'s' if len(p.unknown) > 1 else ''} below)",
                       highlight=False)
     else:
         kept = sum(m.total_gb for m in p.kept)

@@ -253,6 +253,8 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
     weights: float | None = None
     source = "unknown: set memory_gb"
     included = None
+    if facts.weights_source.startswith("unknown: "):  # why its server told no size: down, or the model not on it
+        source = f"{facts.weights_source}; or set memory_gb"
     if m.memory_gb is not None:
         weights, source = m.memory_gb, "config memory_gb"
     elif facts.weights_bytes:
@@ -318,7 +320,10 @@ def plan_memory(config: Config, *, ram_gb: float | None = None, headroom_gb: flo
         plan.notes.append(f"{name}: served by {host}, not this machine (not counted); run `modelyard plan` there")
     for m in plan.models:
         if not m.known:
-            plan.notes.append(f"{m.model}: size unknown (not counted); set memory_gb in the config")
+            why = m.weights_source.removeprefix("unknown: ").removesuffix("; or set memory_gb")
+            plan.notes.append(f"{m.model}: size unknown (not counted)" + (
+                f": its server told none — {why}; mended, `plan` reads the size from it (or set memory_gb in the "
+                "config)" if why != "set memory_gb" else "; set memory_gb in the config"))
     # Ollama allocates num_ctx × OLLAMA_NUM_PARALLEL (a server setting, default 1 in current releases), whatever
     # max_concurrent says: counted at the server's value where it can be told, else taken to be max_concurrent
     for m in plan.models:

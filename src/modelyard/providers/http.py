@@ -678,6 +678,9 @@ def unreachable(base_url: str, exc: BaseException) -> str:
         return f"the connection to {base_url} broke: {exc.strerror}"  # read beside a server that is up
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         return f"{base_url} closed the connection without answering"
+    elif isinstance(exc, TimeoutError):  # said 'cannot reach URL: TimeoutError' of a server that took the connection
+        return (f"{base_url} did not answer in time (a server busy or hung there, or another program on that port: "
+                "is the endpoint right?)")
     return f"cannot reach {base_url}: {why}"
 
 

@@ -680,10 +680,11 @@ class OllamaProvider(HttpProvider):
                                            cpu_share=_cpu_share(size, loaded.get("size_vram")))
             size = await self._size("/api/tags")
             info, _ = await self._model_info()
-        except ProviderError:
-            return facts
-        return dataclasses.replace(facts, weights_bytes=size, weights_source="Ollama /api/tags" if size else "unknown",
-                                   kv_shape=kv_shape(info or {}))
+            missing = "" if size else await self.not_served()
+        except ProviderError as exc:  # `plan` said "set memory_gb" of a model whose server was only down
+            return dataclasses.replace(facts, weights_source=f"unknown: {exc.message}")
+        return dataclasses.replace(facts, weights_bytes=size, weights_source="Ollama /api/tags" if size else
+                                   f"unknown: {missing}" if missing else "unknown", kv_shape=kv_shape(info or {}))
 
     #: the load started after a cold start's first-token timeout (:meth:`cold_start`), while it runs or failed
     _loading: asyncio.Task[None] | None = None
