@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.fakes import OllamaServer
+from tests.fakes import AnthropicServer, OllamaServer
+from tests.fakes.openai_compat import OpenAIServer
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -150,3 +151,29 @@ def test_plan_says_a_size_is_unknown_because_the_server_is_down_or_lacks_the_mod
     assert (f"note: unpulled: size unknown (not counted): its server told none — 'mistral:7b' is not on the Ollama at "
             f"{server.url} (`ollama pull mistral:7b` there") in text, text
     assert "mended, `plan` reads the size from it (or set memory_gb in the config)" in text, text
+
+
+def test_a_refused_key_names_its_variable_and_what_to_do(tmp_path: Path) -> None:
+    """A key pasted wrong (or another service's) into the variable: `ask` said "auth_error: HTTP 401
+    authentication_error: invalid x-api-key" — the server's words, nothing of which variable modelyard read the key
+    from. A server that wants a key where none is configured (vLLM's --api-key) said only its 401. Each names what to
+    set now; the key itself is never shown."""
+    with AnthropicServer(api_key="sk-ant-right") as anthropic, OpenAIServer(["m"], api_key="vllm-key") as vllm:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"models:\n  claude: {{provider: anthropic, model: claude-haiku-4-5, api_key_env: MY_CLAUDE_KEY, endpoint: "
+            f"'{anthropic.url}', price: {{input: 1, output: 5}}}}\n"
+            f"  vllm: {{provider: openai, model: m, endpoint: '{vllm.url}/v1'}}\n"
+            "agents:\n  chat: {primary: claude, fallbacks: [vllm]}\n"
+            f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        said = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "chat", "hi"],
+                                  env={"COLUMNS": "400", "MY_CLAUDE_KEY": "sk-ant-pasted-wrong"})
+        probed = CliRunner().invoke(app, ["--config", str(config), "probe", "claude", "--only", "reachable"],
+                                    env={"COLUMNS": "400", "MY_CLAUDE_KEY": "sk-ant-pasted-wrong"})
+    assert said.exit_code == 1, said.output
+    assert ("— the key in MY_CLAUDE_KEY was refused: check its value — revoked, cut short when pasted, or another "
+            "service's key — then ask again") in said.output, said.output
+    assert ("— the server wants a key and none is configured: set models.vllm.api_key_env to the name of the "
+            "environment variable that holds it") in said.output, said.output
+    assert "the key in MY_CLAUDE_KEY was refused" in probed.output, probed.output
+    assert "sk-ant-pasted-wrong" not in said.output + probed.output

@@ -182,6 +182,7 @@ async def probe_model(name: str, provider: Provider, config: Config, *, checks: 
         await _generate(provider, ChatRequest(_user("Reply with the word OK."), max_tokens=8, temperature=0), tm,
                         timeout)
     except ProviderError as exc:
+        exc = provider.refused_key(exc)
         result.add(Check("reachable", "fail", False, detail=f"{exc.reason}: {exc.message}", error=True))
         return _skip_rest(result, checks, "model unreachable")
     result.add(Check("reachable", "pass", True))

@@ -256,6 +256,20 @@ class Provider(ABC):
                 f" ({near[0]} is: did you mean it?)" if near else "")
         return None
 
+    def refused_key(self, error: ProviderError) -> ProviderError:
+        """A 401/403 said what the server said ("invalid x-api-key") and nothing of which key modelyard sent or what
+        to do: the variable it came from is named (never its value), or — with none configured — the key to add."""
+        if error.reason is not Reason.AUTH_ERROR or error.status not in (401, 403):
+            return error
+        key_env = self._config_reads().api_key_env
+        if key_env:
+            hint = (f"the key in {key_env} was refused: check its value — revoked, cut short when pasted, or "
+                    "another service's key — then ask again")
+        else:
+            hint = (f"the server wants a key and none is configured: set models.{self.name}.api_key_env to the name "
+                    "of the environment variable that holds it")
+        return error.reworded(f"{error.message} — {hint}")
+
     @abstractmethod
     def stream(self, request: ChatRequest, timeouts: Timeouts) -> AsyncGenerator[Chunk, None]:
         """Yield the answer as chunks; raise ProviderError on any failure."""

@@ -429,6 +429,7 @@ class Router:
                     # the server echoed the key back (a proxy's 401, an error event): one that does not look
                     # like a key (no sk- prefix) would otherwise reach the routing log and the client
                     exc = exc.reworded(redact(exc.message, (key,)))
+                exc = provider.refused_key(exc)
                 attempt.reason, attempt.detail = exc.reason, exc.message
                 if exc.reason is Reason.CONNECT_ERROR:
                     provider.server_gone()  # what comes back may serve what this one refused, with another context
