@@ -5,7 +5,10 @@ received at once share a budget (``gateway.max_bodies_mb``: :class:`BodyBudget`)
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -97,12 +100,52 @@ async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
         budget.held -= taken
     request._stream_consumed = True  # as stream() leaves it: a second read says so instead of waiting
     body = b"".join(pieces)
-    if body[:1] == b"{":  # every JSON request as clients send it: nothing more to look at (issue #15)
-        return body
-    encoding = (header(request, b"content-encoding") or "").strip().lower()
-    if encoding and encoding != "identity":
-        body = decoded(body, encoding, limit)
-    return utf8(body)
+    if body[:1] != b"{":  # every JSON request as clients send it starts so: nothing more to look at (issue #15)
+        encoding = (header(request, b"content-encoding") or "").lower()
+        # "gzip, zstd": codings listed in the order applied (RFC 9110 §8.4), so undone last first
+        for coding in reversed([c for c in map(str.strip, encoding.split(",")) if c and c != "identity"]):
+            body = decoded(body, coding, limit)
+        body = utf8(body)
+    if (b"NaN" in body or b"Infinity" in body) and _NON_FINITE.search(body):  # two scans in C; the rest only then
+        refuse_non_finite(body)
+    return body
+
+
+#: a NaN or Infinity where a JSON value starts (the search's first cut: in a string's text it is looked at again)
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)")
+_CONSTANT = object()
+
+
+def refuse_non_finite(body: bytes) -> None:
+    """A 400 naming the field a ``NaN``/``Infinity`` literal stands in: JSON has no such numbers (RFC 8259 §6: "Numeric
+    values that cannot be represented … (such as Infinity and NaN) are not permitted"); OpenAI's and Anthropic's APIs
+    and Ollama's Go decoder refuse the body. Read here (pydantic's parser takes them) they were a misleading
+    "temperature: Input should be less than or equal to 2", or — in a tool's schema, a ``format``, Ollama's
+    ``options`` — sent on as ``null`` (orjson writes it so): a request changed without a word. A body that is no
+    JSON otherwise is left to the parser's own message."""
+    try:
+        parsed = json.loads(body, parse_constant=lambda _: _CONSTANT)
+    except (ValueError, RecursionError):
+        return
+    where = _path_to(parsed)
+    if where is not None:
+        named = where or "the request body"
+        raise BadRequest(f"{named}: NaN and Infinity are not JSON numbers (RFC 8259); send a number, or null",
+                         where or None)
+
+
+def _path_to(value: Any) -> str | None:
+    """The path (``tools[0].function.parameters.maximum``) of the first :data:`_CONSTANT` in ``value``, breadth
+    first; None when there is none."""
+    queue: list[tuple[str, Any]] = [("", value)]
+    for path, item in queue:
+        if item is _CONSTANT:
+            return path
+        if isinstance(item, dict):
+            queue.extend((f"{path}.{k}" if path else str(k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            queue.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+    return None
 
 
 _BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
@@ -133,6 +176,12 @@ def decoded(body: bytes, encoding: str, limit: int) -> bytes:
         if encoding in ("gzip", "x-gzip", "deflate"):
             inflater = zlib.decompressobj(47)  # 47: a gzip or a zlib header, whichever it has
             out = inflater.decompress(body, limit + 1)
+            while inflater.eof and inflater.unused_data[:2] == b"\x1f\x8b" and len(out) <= limit:
+                # a gzip file of several members (RFC 1952 §2.2: gzip -c a b, pigz, a stream gzipped piece by piece)
+                # is their texts one after another, as gunzip reads it: only the first was read, "not a JSON object";
+                # other bytes after a member (zeros of padding) are left unread, as they always were
+                inflater, rest = zlib.decompressobj(47), inflater.unused_data
+                out += inflater.decompress(rest, limit + 1 - len(out))
             if not inflater.eof and not inflater.unconsumed_tail:
                 raise BadRequest(f"the request body is a truncated {encoding} stream", None)
         elif encoding == "zstd":

@@ -256,7 +256,28 @@ def _messages(body: MessagesBody) -> list[Message]:
     return out
 
 
+#: the ``tool_choice`` and ``thinking`` types the Messages API takes (the anthropic SDK's ToolChoiceParam and
+#: ThinkingConfigParam unions, anthropic-python 2.15.0: types/tool_choice_param.py, types/thinking_config_param.py)
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+THINKING_TYPES = ("enabled", "disabled", "adaptive", "between_tools")
+
+
+def _checked_choice(choice: dict[str, Any] | None) -> None:
+    """A ``tool_choice`` of another type, or ``tool`` without the tool's ``name``, is a 400 naming the field, as
+    Anthropic's API answers it: it was read as ``auto`` — or, ``tool`` without a name, as a demand for any tool."""
+    if choice is None:
+        return
+    kind = choice.get("type")
+    if kind not in TOOL_CHOICES:
+        raise BadRequest(f"tool_choice.type: one of {', '.join(map(repr, TOOL_CHOICES))} (got {kind!r:.60})",
+                         "tool_choice.type")
+    if kind == "tool" and not isinstance(choice.get("name"), str):
+        raise BadRequest("tool_choice.name: required with type 'tool' (the name of the tool to call)",
+                         "tool_choice.name")
+
+
 def _tools(body: MessagesBody) -> list[ToolDefinition]:
+    _checked_choice(body.tool_choice)
     if (body.tool_choice or {}).get("type") == "none":
         return []
     out = []
@@ -282,6 +303,9 @@ def _thinking(body: MessagesBody) -> tuple[bool | None, int | None]:
     if body.thinking is None:
         return None, None
     kind = body.thinking.get("type")
+    if kind not in THINKING_TYPES:  # was read as thinking on, whatever it said
+        raise BadRequest(f"thinking.type: one of {', '.join(map(repr, THINKING_TYPES))} (got {kind!r:.60})",
+                         "thinking.type")
     if kind == "disabled":
         return False, None
     return True, thinking_budget(body.thinking)

@@ -20,7 +20,9 @@ log by changing only the address: ``model`` names an agent, a configured model o
   ``width``, ``height``, ``steps``) and log probabilities (``logprobs``, ``top_logprobs``) are refused, and
   ``suffix`` beside ``messages`` (``/api/chat`` has no such field).
   ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
-  ignored, as is the deprecated ``context`` (``/api/show``'s template mentions ``.Suffix``, so Continue sends
+  ignored, as is ``template`` without ``raw``; the deprecated ``context`` (an earlier answer's token ids, which no
+  answer here carries) is refused rather than dropped with the conversation it held (``/api/show``'s template
+  mentions ``.Suffix``, so Continue sends
   ``suffix`` rather than a prompt in its own FIM template with ``raw: true``; both are served).
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
   ``done_reason: "load"`` (``"unload"`` with ``keep_alive`` 0, as Ollama answers); ``serve`` keeps its local models
@@ -65,6 +67,9 @@ from modelyard.types import (
 API_VERSION = "0.12.0"
 LATEST = ":latest"
 _ROLES = ("system", "user", "assistant", "tool")
+#: ``think`` as a word: Ollama's levels (api/types.go ThinkValue.UnmarshalJSON refuses any other: "invalid think
+#: value"), and "none" and "" read as off here as they always were
+THINK_LEVELS = ("high", "medium", "low", "max", "none", "")
 
 
 #: a Go duration string that is zero ("0", "0s", "0m0s": time.ParseDuration's, which api.Duration reads a string with)
@@ -89,6 +94,10 @@ class OllamaBody(BaseModel):
     think: bool | str | None = None
     #: /api/generate: the prompt is the client's own, template and special tokens included (sent verbatim: TextPrompt)
     raw: bool | None = None
+    #: /api/generate: a Go template for the prompt — refused beside ``raw`` (as Ollama does), else the models' own
+    #: templates stand; ``context``: the deprecated token ids of an earlier answer, refused (parse_ollama_body)
+    template: str | None = None
+    context: list[Any] | None = None
     logprobs: bool | None = None  # asked for: refused, as on chat completions (no model's answer carries them here)
     top_logprobs: int | None = None
     #: an image asked of Ollama's image models (/api/generate; its "Image Generation (Experimental)"): refused
@@ -131,6 +140,9 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         body.stream = True
     if body.images:
         raise BadRequest("images: not supported by this gateway", "images")
+    if isinstance(body.think, str) and body.think not in THINK_LEVELS:  # was read as thinking on, whatever it said
+        raise BadRequest(f"think: invalid think value {body.think[:60]!r} (must be \"high\", \"medium\", \"low\", "
+                         "\"max\", true, or false)", "think")
     if body.logprobs or body.top_logprobs:  # was ignored: an answer without them, no word why
         raise no_logprobs("logprobs" if body.logprobs else "top_logprobs", "logprobs and top_logprobs")
     if (asked := next((f for f in ("width", "height", "steps") if getattr(body, f) is not None), None)) is not None:
@@ -139,10 +151,15 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
                          "leave out width, height and steps", asked)
     if body.suffix and body.messages is not None:  # generate's field: ignored, the model would answer without it
         raise BadRequest("suffix: fill-in-the-middle goes with a prompt (/api/generate), not with messages", "suffix")
-    if body.raw and body.messages is None and (body.system or body.suffix):
-        # Ollama's own refusal for system (server/routes.go GenerateHandler: "raw mode does not support template,
-        # system, or context"); a suffix it leaves out in raw mode, an answer without it: refused here, named
-        field = "system" if body.system else "suffix"
+    if body.context and body.messages is None:
+        # token ids of the model that answered before (Ollama detokenizes them ahead of the prompt: the conversation so
+        # far); ignored, the model answered without the conversation, and none of this gateway's answers carries one
+        raise BadRequest("context: the deprecated conversation memory of /api/generate (one model's token ids) is not "
+                         "kept here; send the conversation as messages to /api/chat, or in the prompt", "context")
+    if body.raw and body.messages is None and (body.system or body.suffix or body.template):
+        # Ollama's own refusal for system and template (server/routes.go GenerateHandler: "raw mode does not support
+        # template, system, or context"); a suffix it leaves out in raw mode, an answer without it: refused here, named
+        field = "system" if body.system else "suffix" if body.suffix else "template"
         raise BadRequest(f"{field}: raw mode does not support template, system, or suffix (a raw prompt is the whole "
                          "input, in the model's own template); leave out raw or put it in the prompt", field)
     return body
@@ -248,8 +265,33 @@ def _text_prompt(body: OllamaBody) -> TextPrompt | None:
     return None
 
 
+#: the ``options`` read here and the type Ollama decodes each into (api/types.go ``Options``: float32 or int)
+_OPTION_TYPES = {"temperature": float, "top_p": float, "min_p": float, "repeat_penalty": float,
+                 "presence_penalty": float, "frequency_penalty": float, "num_predict": int, "seed": int, "top_k": int}
+
+
+def typed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each that is read here checked for its type as Ollama checks it (api/types.go
+    ``Options.FromMap``: "option %q must be of type float32" / "integer"; a whole number sent as ``100.0`` is taken as
+    an integer, as Go's float64 is): one that is no number (``"0.5"``, ``"hot"``, ``true``) was left out without a
+    word — the model sampled at its own temperature, wrote past the client's ``num_predict``. Now a 400 naming it.
+    Options not read here (``num_ctx``, ``mirostat``, unknown keys) are the models' own config's, as before."""
+    out = options
+    for key, kind in _OPTION_TYPES.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        named = "integer" if kind is int else "float32"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            shown = f"{value[:40]!r}" if isinstance(value, str) else repr(value)[:40]
+            raise BadRequest(f'options.{key}: option "{key}" must be of type {named} (got {shown})', f"options.{key}")
+        if kind is int and isinstance(value, float):
+            out = {**out, key: int(value)}  # Go's int64(t): 100.0 is 100, 1.5 is 1
+    return out
+
+
 def to_chat_request(body: OllamaBody) -> ChatRequest:
-    options = body.options or {}
+    options = typed_options(body.options or {})
     limit = options.get("num_predict")
     temperature = options.get("temperature")
     if isinstance(temperature, int | float) and not isinstance(temperature, bool) and temperature < 0:
@@ -283,7 +325,7 @@ def to_chat_request(body: OllamaBody) -> ChatRequest:
 
 def _seed(value: Any) -> int | None:
     """``options.seed`` (docs.ollama.com/modelfile: "seed: Sets the random number seed to use for generation"), passed
-    on; a value that is no 64-bit integer is left out, as Ollama's other options here are when they are not numbers."""
+    on; a value that is no 64-bit integer is left out."""
     return value if type(value) is int and -(2**63) <= value < 2**63 else None
 
 
@@ -304,8 +346,7 @@ def _bounded(value: Any, name: str, expected: str, within: Callable[[float], boo
     """``options.min_p`` / ``options.repeat_penalty`` (docs.ollama.com/modelfile: "min_p … Alternative to the top_p",
     "repeat_penalty: Sets how strongly to penalize repetitions"), passed on — they were ignored, Open WebUI's
     settings of them had no effect. A number out of range is a 400 naming it (sent on, every backend of the chain
-    would refuse it, or llama.cpp divide by a zero penalty); a value that is no number is left out, as Ollama's other
-    options here are."""
+    would refuse it, or llama.cpp divide by a zero penalty); one that is no number never gets here (typed_options)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     if not math.isfinite(value) or not within(value):

@@ -248,7 +248,11 @@ def truncated(response: ChatResponse) -> bool:
 
 
 def usage_out(usage: Usage) -> dict[str, Any]:
-    return {"input_tokens": usage.input_tokens, "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+    """The Responses API's ``ResponseUsage``: ``input_tokens_details`` requires ``cached_tokens`` and
+    ``cache_write_tokens`` (openai/openai-openapi@f85dbe22 openapi.yaml; the openai SDK's InputTokensDetails, 3.57):
+    without the second a client that validates the answer (the SDK's own ``Response.model_validate``) refused it."""
+    return {"input_tokens": usage.input_tokens, "input_tokens_details": {
+                "cached_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens},
             "output_tokens": usage.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.input_tokens + usage.output_tokens}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import struct
 import sys
 from typing import Any
@@ -60,10 +61,25 @@ _EARLY = 0.001
 _END_OF_HEAD = b"\r\n\r\n"
 #: the most bytes of a request's head (request line and headers) read after the read that began it, before a 431
 HEAD_LIMIT = 64 * 1024
-_HEAD_MESSAGE = (b'{"error":{"message":"the request\'s headers are larger than this gateway takes (64 KiB)",'
-                 b'"type":"invalid_request_error","param":null,"code":"headers_too_large"}}')
-_HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                   b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_HEAD_MESSAGE), _HEAD_MESSAGE))
+
+
+def refusal(status: bytes, target: bytes, message: str, code: str = "invalid_request") -> bytes:
+    """A whole response (``connection: close``) refusing a request the HTTP parser could not read, its error in the
+    shape of the API its path names — Ollama's ``{"error": "…"}`` under ``/api/``, Anthropic's under
+    ``/v1/messages``, else OpenAI's — as the app's own errors are (app.py ``_in_the_apis_shape``). uvicorn answered
+    a duplicate ``Content-Length``, one beside ``Transfer-Encoding`` or a bad chunk size with a text/plain "Invalid
+    HTTP request received." that named nothing and that an SDK could not read as an error. ``target``: the request
+    line's target as read so far (b"" before it)."""
+    path = target.partition(b"?")[0]
+    if path.startswith(b"/api/") and path not in (b"/api/log", b"/api/summary"):
+        error: dict[str, Any] = {"error": message, "code": code}
+    elif path.startswith(b"/v1/messages"):
+        error = {"type": "error", "error": {"type": "invalid_request_error", "message": message, "code": code}}
+    else:
+        error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    body = json.dumps(error).encode()
+    return b"HTTP/1.1 %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        status, len(body), body)
 #: a body still coming this many keep-alive bounds after it was first seen coming gets a 408 (``serve``: 300 s)
 BODY_BOUNDS = 4
 #: the transport's methods a server calls per request, bound on the wrapper itself
@@ -157,9 +173,14 @@ class OneWriteProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             self.logger.warning("Invalid HTTP request received.")
-            self.send_400_response("Invalid HTTP request received.")
+            # a callback's own parser error (a URL past 64 KiB: "url is too long…") is the reason (not "User callback
+            # error")
+            why = exc.__context__ if isinstance(exc.__context__, httptools.HttpParserError) else exc
+            self.transport.write(refusal(b"400 Bad Request", getattr(self, "url", b""),
+                                         f"the request is not valid HTTP/1.1: {why}"))
+            self.transport.close()
             return
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
@@ -175,7 +196,9 @@ class OneWriteProtocol(HttpToolsProtocol):
         else:
             self._head_bytes += len(data)
             if self._head_bytes > HEAD_LIMIT:
-                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.write(refusal(b"431 Request Header Fields Too Large", getattr(self, "url", b""),
+                                             "the request's headers are larger than this gateway takes (64 KiB)",
+                                             "headers_too_large"))
                 self.transport.close()
 
     # -- keep-alive: one timer per connection that lapses, not one made and cancelled per response ------------

@@ -481,18 +481,33 @@ def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], para
     not forced on the provider (``ChatRequest`` has no such field)."""
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         return _allowed_tools(tools, choice, param)
+    if isinstance(choice, str) and choice != "required":  # the Responses API's string: chat's is a Literal
+        raise BadRequest(f"{param}: one of 'none', 'auto', 'required' or an object (got {choice[:60]!r})", param)
     if not tools:
         raise BadRequest(f"{param}: a tool call is demanded but no tools are given", param)
-    if isinstance(choice, dict):
+    if isinstance(choice, dict) and choice.get("type") != "any":  # Anthropic's "any": a call to any of them
+        kind = choice.get("type")
+        if kind not in _NAMED_CHOICES:  # was read as "required": any tool, whatever the type said
+            raise BadRequest(f"{param}.type: 'function' (naming the tool) or 'allowed_tools' (got {kind!r:.60})",
+                             f"{param}.type")
         fn = choice.get("function")
         name = fn.get("name") if isinstance(fn, dict) else choice.get("name")
-        if isinstance(name, str) and choice.get("type") in ("function", "tool"):
-            named = [t for t in tools if t.name == name]
-            if not named:
-                raise BadRequest(f"{param}: the function '{name}' is not among the tools given "
-                                 f"({', '.join(t.name for t in tools)})", param)
-            return named
+        if not isinstance(name, str):  # was read as "required" too
+            raise BadRequest(f"{param}: the name of the tool to call is required ({{'type': 'function', 'function': "
+                             "{'name': …}} on chat completions, {'type': 'function', 'name': …} on responses)", param)
+        named = [t for t in tools if t.name == name]
+        if not named:
+            raise BadRequest(f"{param}: the function '{name}' is not among the tools given "
+                             f"({', '.join(t.name for t in tools)})", param)
+        return named
     return tools
+
+
+#: a ``tool_choice`` object that names one tool: OpenAI's chat (``function``: {"type": "function", "function":
+#: {"name"}};
+#: ``custom``, a custom tool's), the Responses API's (``function``: {"type": "function", "name"}) and Anthropic's
+#: (``tool``); openai-openapi's ChatCompletionToolChoiceOption and ToolChoiceParam, Anthropic's ToolChoiceToolParam
+_NAMED_CHOICES = ("function", "custom", "tool")
 
 
 def _allowed_tools(tools: list[ToolDefinition], choice: dict[str, Any], param: str) -> list[ToolDefinition]:
