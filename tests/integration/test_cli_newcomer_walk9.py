@@ -170,10 +170,14 @@ def test_a_refused_key_names_its_variable_and_what_to_do(tmp_path: Path) -> None
                                   env={"COLUMNS": "400", "MY_CLAUDE_KEY": "sk-ant-pasted-wrong"})
         probed = CliRunner().invoke(app, ["--config", str(config), "probe", "claude", "--only", "reachable"],
                                     env={"COLUMNS": "400", "MY_CLAUDE_KEY": "sk-ant-pasted-wrong"})
+        listed = CliRunner().invoke(app, ["--config", str(config), "models"],  # "last auth_error 2s ago" alone
+                                    env={"COLUMNS": "400", "MY_CLAUDE_KEY": "sk-ant-pasted-wrong"})
     assert said.exit_code == 1, said.output
     assert ("— the key in MY_CLAUDE_KEY was refused: check its value — revoked, cut short when pasted, or another "
             "service's key — then ask again") in said.output, said.output
     assert ("— the server wants a key and none is configured: set models.vllm.api_key_env to the name of the "
             "environment variable that holds it") in said.output, said.output
     assert "the key in MY_CLAUDE_KEY was refused" in probed.output, probed.output
-    assert "sk-ant-pasted-wrong" not in said.output + probed.output
+    listing = " ".join(listed.output.split())
+    assert "ago: HTTP 401" in listing and "the key in MY_CLAUDE_KEY was refused" in listing, listing
+    assert "sk-ant-pasted-wrong" not in said.output + probed.output + listed.output

@@ -29,7 +29,7 @@ from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plai
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
-from modelyard.errors import ConfigError, says_health
+from modelyard.errors import ConfigError, Reason, says_health
 from modelyard.ledger import presence, queries
 from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, request_cost, spend_cell
 from modelyard.ledger.labels import LabelSource, decision_of
@@ -60,7 +60,7 @@ def _missing(conn: LogConnection, model: str, backend: str) -> str:
 
 def _recent_trouble(conn: LogConnection, model: str, backend: str, window: float) -> str:
     """From the log: is this model on its server failing right now (as another process's router sees it)?"""
-    rows = conn.execute("SELECT ts, outcome, reason, backend, (SELECT kind FROM requests WHERE requests.id = "
+    rows = conn.execute("SELECT ts, outcome, reason, detail, backend, (SELECT kind FROM requests WHERE requests.id = "
                         f"attempts.request_id) AS kind FROM attempts WHERE {queries.ON_BACKEND} AND ts >= ? "
                         "ORDER BY ts DESC LIMIT 20", (model, backend, time.time() - window)).fetchall()
     streak = 0
@@ -71,8 +71,11 @@ def _recent_trouble(conn: LogConnection, model: str, backend: str, window: float
             streak += 1
     if not streak:
         return ""
+    # a refused key is the setup's, mended by one edit: its words (which variable, what to check) said here too —
+    # "last auth_error 2s ago" alone sent a newcomer to `ask` again to read them
+    said = f": {rows[0]['detail']}" if rows[0]["reason"] == Reason.AUTH_ERROR and rows[0]["detail"] else ""
     return (f"{streak} recent failure(s), last {rows[0]['reason']}{_unknown_server(rows[0])} "
-            f"{time.time() - rows[0]['ts']:.0f}s ago")
+            f"{time.time() - rows[0]['ts']:.0f}s ago{said}")
 
 
 #: ``models``' columns in display order; the number is the priority (what a narrow terminal keeps first)
