@@ -14,11 +14,12 @@ Where the shapes come from:
 
 Rows marked ``new`` failed on the old code: NaN/Infinity in a schema or ``options`` sent on as ``null``; an unknown
 ``tool_choice``/``thinking``/``think`` read as on or as "required"; Ollama's ``context`` (the conversation so far)
-dropped, ``raw`` with a ``template`` served; every Responses answer refused by the SDK's own ``Response`` type
-(``usage.input_tokens_details.cache_write_tokens``, required by the spec, missing). So did the gzip test (two
-members, or gzipped twice: a 400), the HTTP-framing tests (uvicorn's text/plain "Invalid HTTP request received."),
-the Ollama option-type tests and the Anthropic and Ollama SDK tests (their last refusal). The other rows, and the
-openai SDK test, are guards: they passed before and keep the promise as the parsing changes.
+dropped, ``raw`` with a ``template`` served; an image in ``system`` told its ``text`` was no string; every Responses
+answer refused by the SDK's own ``Response`` type (``usage.input_tokens_details.cache_write_tokens``, required by
+the spec, missing). So did the gzip test (two members, or gzipped twice: a 400), the HTTP-framing tests (uvicorn's
+text/plain "Invalid HTTP request received."), the Ollama option-type tests, Anthropic's 405 (typed ``api_error``)
+and the Anthropic and Ollama SDK tests (their last refusal). The other rows, and the openai SDK test, are guards:
+they passed before and keep the promise as the parsing changes.
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ ROWS = [
     # -- Anthropic messages
     Row("messages", "system as blocks with cache_control", {"system": [
         {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}, 200),
+    Row("messages", "an image block in system", {"system": [{"type": "image", "source": {
+        "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}, 400, "system[0].type", new=True),
     Row("messages", "thinking enabled with a budget", {"max_tokens": 2048, "thinking": {
         "type": "enabled", "budget_tokens": 1024}}, 200),
     Row("messages", "thinking adaptive", {"thinking": {"type": "adaptive"}}, 200),
@@ -366,6 +369,15 @@ def test_a_request_the_http_parser_refuses_gets_the_apis_error_shape(gw, api, ca
     assert status.startswith(b"HTTP/1.1 400") and b"application/json" in status.lower(), status
     message = _error_text(api, json.loads(answer))
     assert "Content-Length" in message or "Transfer-Encoding" in message, message
+
+
+@pytest.mark.parametrize(("path", "shape"), [("/v1/messages", "messages"), ("/api/chat", "ollama_chat"),
+                                           ("/v1/responses", "responses")])
+def test_a_method_not_served_is_the_clients_error_in_the_apis_shape(gw, path, shape):
+    """NEW (Anthropic's): a GET of ``/v1/messages`` was typed ``api_error``, Anthropic's type for its own faults (its
+    errors reference: 500 api_error; a request to mend is an invalid_request_error)."""
+    r = httpx.get(gw.url + path, timeout=15)
+    assert r.status_code == 405 and "use POST" in _error_text(shape, r.json()), r.text
 
 
 def test_a_url_past_httptools_bound_is_named(gw):

@@ -63,10 +63,12 @@ _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 #: whose turn carries each block: the model's calls, the client's results
 _TURN_OF = {"tool_use": "assistant", "tool_result": "user"}
-#: Anthropic's error type for each status this gateway answers with
+#: Anthropic's error type for each status this gateway answers with; a request the client must mend (a method not
+#: served, a body too slow, a head too large) is its ``invalid_request_error``, not the server's ``api_error``
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                503: "overloaded_error", 529: "overloaded_error"}
+                404: "not_found_error", 405: "invalid_request_error", 408: "invalid_request_error",
+                413: "request_too_large", 415: "invalid_request_error", 422: "invalid_request_error",
+                429: "rate_limit_error", 431: "invalid_request_error", 503: "overloaded_error", 529: "overloaded_error"}
 
 
 class MessagesBody(BaseModel):
@@ -201,11 +203,20 @@ def _tool_input(block: dict[str, Any], where: str) -> dict[str, Any]:
     return value
 
 
+def _system_text(block: dict[str, Any], where: str) -> str:
+    """A ``system`` block's text: the API takes text blocks only there (MessageCreateParams.system: ``str |
+    Iterable[TextBlockParam]``); an image block was told "system[0].text: expected a string"."""
+    if block["type"] != "text":
+        raise BadRequest(f"{where}.type: the system prompt takes text blocks only (got {block['type']!r:.60})",
+                         f"{where}.type")
+    return _text(block, where)
+
+
 def _messages(body: MessagesBody) -> list[Message]:
     out: list[Message] = []
     if body.system:
         system = body.system if isinstance(body.system, str) else "".join(
-            _text(b, f"system[{j}]") for j, b in enumerate(_blocks(body.system, "system")))
+            _system_text(b, f"system[{j}]") for j, b in enumerate(_blocks(body.system, "system")))
         out.append(Message("system", system))
     names: dict[str, str] = {}
     for i, item in enumerate(body.messages):
