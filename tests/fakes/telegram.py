@@ -80,6 +80,13 @@ MIGRATE = "migrate_to_chat_id:"
 EDIT_WINDOW = 48 * 3600
 NOT_EDITABLE = "Bad Request: message can't be edited"
 NOT_DELETABLE = "Bad Request: message can't be deleted"
+#: an offset further than this past the next update id is "in the future" (tdlib/td, tddb/td/db/TQueue.cpp
+#: ``TQueueImpl::get``): telegram-bot-api's ``Client::do_get_updates`` then reads from the queue's head, confirming
+#: nothing
+FUTURE_SLACK = 10
+#: the same offset asked again within this many seconds gets one update at most (``Client::process_get_updates_query``,
+#: tdlib/telegram-bot-api, telegram-bot-api/Client.cpp: "limit = 1")
+SAME_OFFSET_SOON = 0.5
 #: the Bot API answers a long poll after 50 s at most, whatever ``timeout`` asked (tdlib/telegram-bot-api#562:
 #: timeout=300 came back after 50.5 s)
 MAX_POLL = 50.0
@@ -194,6 +201,9 @@ class TelegramServer(FakeServer):
         #: (core.telegram.org/bots/api#getupdates). None: every kind
         self._allowed: list[str] | None = None
         self._allowed_from = 0
+        #: the offset and monotonic time of the last getUpdates (:data:`SAME_OFFSET_SOON`)
+        self._last_offset: int | None = None
+        self._last_poll_at = -SAME_OFFSET_SOON
         self.commands: list[dict[str, Any]] = []
         self.webhook_url = ""
         #: per group, the members who are not plain members: user id → "creator" or "administrator" (getChatMember)
@@ -261,6 +271,14 @@ class TelegramServer(FakeServer):
             self._next_update_id += 1
             self._updates.append(full)
         return full
+
+    def renumber(self, next_id: int) -> None:
+        """The next update's id is ``next_id``, whatever came before: "If there are no new updates for at least a
+        week, then identifier of the next update will be chosen randomly instead of sequentially"
+        (core.telegram.org/bots/api#update; tdlib/td TQueue::push draws it from 2,000,001 up) — lower than the last,
+        as likely as not."""
+        with self._state:
+            self._next_update_id = next_id
 
     def resend(self, update: dict[str, Any]) -> None:
         """Queue an update again, id and all: what getUpdates returns for one never confirmed (the bot took it
@@ -640,10 +658,14 @@ class TelegramServer(FakeServer):
         with self._state:
             self._poll_generation += 1
             generation = self._poll_generation
+            now = time.monotonic()
+            if offset == self._last_offset and now < self._last_poll_at + SAME_OFFSET_SOON:
+                limit = 1
+            self._last_offset, self._last_poll_at = offset, now
             if offset is not None:
                 if offset < 0:
                     self._updates = self._updates[offset:]
-                else:
+                elif offset <= self._next_update_id + FUTURE_SLACK:  # else "in the future": read from the head
                     self._updates = [u for u in self._updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
         while True:

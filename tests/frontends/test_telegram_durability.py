@@ -144,6 +144,25 @@ async def test_an_update_telegram_sends_again_is_not_answered_twice(tmp_path, tg
     assert len([c for c in tg.calls_to("sendMessage") if c.text == "…"]) == 1
 
 
+async def test_update_ids_that_start_again_lower_are_heard_and_confirmed(tmp_path, tg, llm):
+    """"If there are no new updates for at least a week, then identifier of the next update will be chosen randomly"
+    (core.telegram.org/bots/api#update). The bot's offset stayed at the highest id it had seen: "in the future" to
+    the Bot API, which reads from its queue's head then and confirms nothing (telegram-bot-api's do_get_updates), and
+    one update at most for an offset asked again at once (process_get_updates_query). The first message after the
+    week came back at every poll, in a tight loop, and no later message was ever heard."""
+    config = bot_config(tmp_path, tg, llm)
+    tg.renumber(900_000_000)
+    async with running_bot(config, tg):
+        await ask(tg, "hello there")
+        tg.renumber(5_000_000)  # a week without updates
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: HELP in replies_to(tg, ALICE), 10)
+        tg.push_message(ALICE, text="/help")
+        await eventually(lambda: replies_to(tg, ALICE).count(HELP) == 2, 10)
+        await eventually(lambda: not tg.pending_updates, 10)
+        assert replies_to(tg, ALICE).count(HELP) == 2
+
+
 async def test_a_second_bot_on_the_same_token_and_log_is_refused_at_start(tmp_path, tg, llm):
     """Two bots polling one token answer each other's 409 Conflict, and the second, at its start, took the
     first's unanswered messages for a dead process's and answered them too."""

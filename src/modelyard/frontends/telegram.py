@@ -351,7 +351,13 @@ class InboxBot(ExtBot[None]):
 
     python-telegram-bot confirms what it took by the offset of its next getUpdates, made at once; an update it
     took and the process did not live to answer was gone. An update Telegram sends again (taken, committed, the
-    process killed before that next call) is recognised here and not handled twice; the offset moves past it."""
+    process killed before that next call) is recognised here and not handled twice; the offset moves past it.
+
+    The offset follows the last batch, not the highest id ever seen: "if there are no new updates for at least a week,
+    then identifier of the next update will be chosen randomly" (core.telegram.org/bots/api#update), lower as likely
+    as not. Kept at the old high, the offset was "in the future" to the Bot API, which then reads from its queue's
+    head and confirms nothing (telegram-bot-api's do_get_updates): the first update after the week came back at every
+    poll, at once, one at a time — the bot polled in a tight loop and heard no message after it."""
 
     __slots__ = ("_floor", "flat_chats", "followed", "inbox", "polled_at", "refused", "refused_at", "sent")
 
@@ -455,12 +461,12 @@ class InboxBot(ExtBot[None]):
                 if top is None:
                     return updates
                 with self._unfrozen():
-                    self._floor = max(self._floor, top + 1)
+                    self._floor = top + 1
                 offset = self._floor  # none of them readable: confirmed, poll on
                 continue
             fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
-            with self._unfrozen():
-                self._floor = max(self._floor, updates[-1].update_id + 1, (top or 0) + 1)
+            with self._unfrozen():  # the batch's, not the highest ever: ids may start again lower (the class doc)
+                self._floor = max(updates[-1].update_id, top or 0) + 1
             for update in updates:  # the person's messages: ids a lost message of the bot's is not (telegram_sent)
                 if update.message is not None:
                     self.sent.took(update.message.chat_id, update.message.message_id)
