@@ -181,3 +181,33 @@ def test_a_refused_key_names_its_variable_and_what_to_do(tmp_path: Path) -> None
     listing = " ".join(listed.output.split())
     assert "ago: HTTP 401" in listing and "the key in MY_CLAUDE_KEY was refused" in listing, listing
     assert "sk-ant-pasted-wrong" not in said.output + probed.output + listed.output
+
+
+@pytest.mark.parametrize(("section", "said"), [
+    ("telegram: {token: '123456789:AAHsecretsecretsecret'}",
+     "telegram.token: credentials are never written in the config: take the token out of this file and export "
+     "TELEGRAM_BOT_TOKEN=… in the environment (the variable modelyard reads; token_env: names another)"),
+    ("gateway:\n  host: 0.0.0.0\n  api_keys: [AAHsecretsecretsecret]",
+     "gateway.api_keys: credentials are never written in the config: take the keys out of this file, put them "
+     "comma-separated in an environment variable (export MODELYARD_API_KEYS=…) and name it with 'api_keys_env: "
+     "MODELYARD_API_KEYS'"),
+    ("telegram: {allowed_users: 12345}", "telegram.allowed_users: a list of user ids: write allowed_users: [12345]"),
+    ("telegram: {allowed_users: '12345, 67890'}",
+     "telegram.allowed_users: a list of user ids: write allowed_users: [12345, 67890]"),
+    ("telegram: {allowed_users: '@myname'}",
+     "telegram.allowed_users: Telegram user ids are numbers, not @names: start the bot with allowed_users: [], send "
+     "it a message, and its log line 'ignored message from user N' gives your id"),
+])
+def test_the_bot_and_gateway_sections_written_as_other_tools_write_them(tmp_path: Path, section: str,
+                                                                         said: str) -> None:
+    """The Telegram bot's token pasted as `token:` said "unknown key 'token' (modelyard calls it 'token_env')" — which
+    led to the token written as token_env's value; the gateway's keys as `api_keys:` said "did you mean
+    'api_keys_env'?". One id, or ids in one string, said "expected a list here … got a number/text", and '@myname'
+    in quotes the same, where the unquoted one said ids are numbers. Each says what to write; a secret never shown."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  a: {{provider: ollama, model: 'qwen2.5:7b'}}\nagents:\n  chat: {{primary: a}}\n"
+                      f"{section}\n")
+    out = CliRunner().invoke(app, ["--config", str(config), "models", "--no-reach"], env={"COLUMNS": "400"})
+    assert out.exit_code == 2, out.output
+    assert f"error: {config}:" in out.output and said in " ".join(out.output.split()), out.output
+    assert "AAHsecret" not in out.output

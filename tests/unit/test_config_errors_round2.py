@@ -144,9 +144,10 @@ def test_litellms_name_for_models_beside_agents_still_says_our_name() -> None:
 # --- other tools' names for a key, and keys that are secrets ------------------------------------------------------
 
 @pytest.mark.parametrize(("text", "expected"), [
-    # was "(did you mean 'history_tokens'?)"
+    # was "(did you mean 'history_tokens'?)", then "(modelyard calls it 'token_env')": the token went there next
     (OK + f"telegram:\n  bot_token: '{SECRET}'\n",
-     "config.yaml:6: telegram.bot_token: unknown key 'bot_token' (modelyard calls it 'token_env')"),
+     "config.yaml:6: telegram.bot_token: credentials are never written in the config: take the token out of this file "
+     "and export TELEGRAM_BOT_TOKEN=…"),
     # was "(did you mean 'threads'?)"
     ("models:\n  a:\n    provider: openai\n    model: x\n    endpoint: http://h/v1\n"
      f"    headers: {{Authorization: Bearer {SECRET}}}\nagents:\n  chat: {{primary: a}}\n",

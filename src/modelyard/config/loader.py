@@ -569,6 +569,7 @@ def _parsed(text: str, source: str) -> tuple[Config, dict[Loc, int]]:
                         "variable and name it with 'api_key_env:'",
                         path=source, line=line_for(lines, loc), key=dotted(loc),
                     )
+    _secret_in_section(data, lines, source)
     if (read_as_bool := bool_for_number(data, Config)) is not None:
         raise ConfigError(f"expected a number here, got true/false{_YAML_BOOL}", path=source,
                           line=line_for(lines, read_as_bool), key=dotted(read_as_bool))
@@ -582,6 +583,29 @@ def _parsed(text: str, source: str) -> tuple[Config, dict[Loc, int]]:
         loc, msg = problems[0]
         raise ConfigError(msg, path=source, line=line_for(lines, loc), key=dotted(loc))
     return config, lines
+
+
+#: a secret written into a section, by the names other tools give it: what to do instead (the value never said)
+_SECTION_SECRETS = {
+    "telegram": (("token", "bot_token", "api_token"),
+                 "take the token out of this file and export TELEGRAM_BOT_TOKEN=… in the environment (the variable "
+                 "modelyard reads; token_env: names another)"),
+    "gateway": (("api_key", "api_keys", "key", "keys"),
+                "take the keys out of this file, put them comma-separated in an environment variable (export "
+                "MODELYARD_API_KEYS=…) and name it with 'api_keys_env: MODELYARD_API_KEYS'"),
+}
+
+
+def _secret_in_section(data: dict[str, Any], lines: dict[Loc, int], source: str) -> None:
+    """`telegram: {token: 123:AA…}` said "unknown key 'token' (modelyard calls it 'token_env')", which led to
+    the token written as token_env's value: said as a credential, as a model's ``api_key:`` is."""
+    for section, (keys, fix) in _SECTION_SECRETS.items():
+        settings = data.get(section)
+        for key in keys:
+            if isinstance(settings, dict) and settings.get(key) is not None:
+                loc: Loc = (section, key)
+                raise ConfigError(f"credentials are never written in the config: {fix}", path=source,
+                                  line=line_for(lines, loc), key=dotted(loc))
 
 
 def _extension(key: object) -> bool:

@@ -704,6 +704,12 @@ class TelegramConfig(Strict):
     @classmethod
     def _ids_not_names(cls, v: Any) -> Any:
         # '@myname' (what Telegram shows a person) read 'expected a whole number here'; the id is a number
+        if isinstance(v, str | int) and not isinstance(v, bool):  # `allowed_users: 12345`, `'@me'`: 'expected a list'
+            ids = re.split(r"[\s,]+", str(v).strip())
+            if all(i.isdigit() for i in ids):
+                raise PydanticCustomError("telegram_user_ids", "a list of user ids: write allowed_users: [{ids}]",
+                                          {"ids": ", ".join(ids)})
+            v = [v]
         if isinstance(v, list) and any(isinstance(u, str) and not u.strip().isdigit() for u in v):
             raise PydanticCustomError("telegram_user_id", "Telegram user ids are numbers, not @names: start the "
                                       "bot with allowed_users: [], send it a message, and its log line 'ignored "
