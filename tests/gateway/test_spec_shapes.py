@@ -168,6 +168,14 @@ ROWS = [
     Row("messages", "thinking enabled with a budget", {"max_tokens": 2048, "thinking": {
         "type": "enabled", "budget_tokens": 1024}}, 200),
     Row("messages", "thinking adaptive", {"thinking": {"type": "adaptive"}}, 200),
+    Row("messages", "budget_tokens as a string of digits", {"max_tokens": 2048, "thinking": {
+        "type": "enabled", "budget_tokens": "1024"}}, 200),
+    Row("messages", "budget_tokens that is no number", {"thinking": {"type": "enabled", "budget_tokens": "lots"}}, 400,
+        "thinking.budget_tokens", new=True),
+    Row("messages", "budget_tokens a digit int() refuses", {"thinking": {"type": "enabled", "budget_tokens": "²"}},
+        400, "thinking.budget_tokens", new=True),
+    Row("messages", "budget_tokens of 5,000 digits", {"thinking": {"type": "enabled", "budget_tokens": "9" * 5000}},
+        400, "thinking.budget_tokens", new=True),
     Row("messages", "thinking of an unknown type", {"thinking": {"type": "sometimes"}}, 400, "thinking.type", new=True),
     Row("messages", "tool_choice any", {"tools": ANTH_TOOLS, "tool_choice": {"type": "any"}}, 200),
     Row("messages", "tool_choice none", {"tools": ANTH_TOOLS, "tool_choice": {"type": "none"}}, 200),

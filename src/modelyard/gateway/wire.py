@@ -466,12 +466,23 @@ def _thinking_switch(asked: dict[str, Any]) -> tuple[bool | None, int | None]:
 
 def thinking_budget(asked: dict[str, Any]) -> int | None:
     """``thinking.budget_tokens`` when a whole number above 0 (else the model's default); one past a 64-bit integer
-    is a 400 naming it, as a ``seed`` or ``top_k`` past it is — it went to the backend as sent."""
+    is a 400 naming it, as a ``seed`` or ``top_k`` past it is — it went to the backend as sent. A whole number sent as
+    ``"1024"`` or ``1024.0`` is read as the body's other integers are (pydantic's lax mode); anything else that is no
+    whole number (``"lots"``, ``1024.5``, ``true``) is a 400 naming it: it was the model's default, without a word."""
     budget = asked.get("budget_tokens")
-    if type(budget) is int and budget > 2**63 - 1:
+    if isinstance(budget, str) and budget.strip().isascii() and budget.strip().isdigit() and len(budget) < 40:
+        budget = int(budget)  # ascii, bounded: int() refuses "²" and past 4,300 digits (a ValueError, a 500)
+    elif type(budget) is float and budget.is_integer():
+        budget = int(budget)
+    if budget is None:
+        return None
+    if type(budget) is not int:
+        raise BadRequest(f"thinking.budget_tokens: a whole number of tokens (got {budget!r:.40})",
+                         "thinking.budget_tokens")
+    if budget > 2**63 - 1:
         raise BadRequest(f"thinking.budget_tokens: Input should be less than or equal to {2**63 - 1}",
                          "thinking.budget_tokens")
-    return budget if type(budget) is int and budget > 0 else None
+    return budget if budget > 0 else None
 
 
 def chosen_tools(tools: list[ToolDefinition], choice: str | dict[str, Any], param: str) -> list[ToolDefinition]:
