@@ -8,6 +8,9 @@ the request asks (what a model's server sees of a request in flight).
 - ``staller``: takes ``slots`` slots, sends a request of ``hold`` seconds on each, prints ``holding``, then blocks its
   event loop for ``stall`` seconds (``time.sleep`` on the loop: synchronous work, a long GC pause) — or, with
   ``stall`` 0, just waits (the test may SIGSTOP it) — then reads the answers and gives the slots back;
+- ``holder``: takes one slot, prints ``holding``, gives it back once it reads a line on stdin, prints ``done``;
+- ``waiter``: takes one slot, waiting up to ``bound`` seconds (the test may SIGSTOP it while it waits), prints
+  ``granted``, sends a request of ``hold`` seconds, gives the slot back, prints ``done``;
 - ``loader``: ``clients`` clients each take a slot, send a request of ``hold`` seconds, give it back, for
   ``duration`` seconds; prints ``served N refused M``.
 """
@@ -63,6 +66,20 @@ async def main(spec: dict[str, Any]) -> None:
                 await _answer(request)
             for _ in range(spec["slots"]):
                 await state.release()
+            print("done", flush=True)
+            return
+        if spec["role"] == "holder":
+            await state.acquire(10)
+            print("holding", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            await state.release()
+            print("done", flush=True)
+            return
+        if spec["role"] == "waiter":
+            await state.acquire(spec["bound"])
+            print("granted", flush=True)
+            await _answer(await _request(spec["port"], spec["hold"]))
+            await state.release()
             print("done", flush=True)
             return
         served = refused = 0

@@ -86,7 +86,7 @@ class Backend:
 def worker(spec: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.shared.stall_worker", json.dumps(spec)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         yield proc
     finally:
@@ -94,7 +94,7 @@ def worker(spec: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
             proc.send_signal(signal.SIGCONT)
             proc.kill()
         proc.wait(10)
-        for pipe in (proc.stdout, proc.stderr):
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
 
@@ -102,6 +102,8 @@ def worker(spec: dict[str, Any]) -> Iterator[subprocess.Popen[str]]:
 def _said(proc: subprocess.Popen[str], word: str) -> str:
     assert proc.stdout is not None
     line = proc.stdout.readline()
+    if not line and proc.stderr is not None:  # ended: what it said on the way out
+        proc.wait(10)
     assert line.startswith(word), (line, proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
     return line
 
@@ -222,3 +224,45 @@ async def test_a_process_stopped_past_its_lease_says_its_slot_ran_out_when_it_ru
     assert counts(prefix, "m") == (2, 0)  # both counted while both run: nothing more is handed out
     await a.release()
     await b.release()
+
+
+def _queued(url: str, prefix: str) -> list[int]:
+    """The process ids of the waiters queued for ``m``, in order (a token is ``host:pid:…``)."""
+    with contextlib.closing(redis.Redis.from_url(url)) as client:
+        return [int(token.split(b":")[1]) for token in client.zrange(f"{prefix}:{{m}}:queue", 0, -1)]
+
+
+def test_a_process_stopped_while_waiting_does_not_use_a_grant_that_ran_out_meanwhile(redis_url: str,
+                                                                                     prefix: str) -> None:
+    """Three real processes, ``max_concurrent: 1``: one holds the slot; a second waits for it and is stopped as a whole
+    (SIGSTOP; a VM paused, a laptop asleep) just before the slot is given back; a third sends requests in a loop. The
+    slot is granted to the stopped waiter, runs out unused as a dead process's does, and goes to the third. When the
+    waiter runs again it reads that old grant: before, it took it and sent its request beside the third's (the backend
+    saw 2 of 1); now Redis says first (RENEW) that the grant ran out, and it waits its turn again — then is served."""
+    backend = Backend()
+    lease = 3.0  # window 2 s: the waiter's own lease outlives the moment between its stop and the grant
+    common = {"url": redis_url, "prefix": prefix, "lease": lease, "refresh": 0.1, "timeout": 1.0, "limit": 1,
+              "port": backend.port}
+    try:
+        with contextlib.ExitStack() as stack, worker({**common, "role": "holder"}) as holder:
+            _said(holder, "holding")
+            waiter = stack.enter_context(worker({**common, "role": "waiter", "bound": 30, "hold": 0.3}))
+            until(lambda: _queued(redis_url, prefix) == [waiter.pid], 20, 0.01)
+            waiter.send_signal(signal.SIGSTOP)
+            assert holder.stdin is not None
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+            _said(holder, "done")  # given back: granted to the stopped waiter, whose grant then runs out unused
+            with worker({**common, "role": "loader", "clients": 1, "hold": 0.5, "duration": 3 * lease}) as loader:
+                _said(loader, "loading")
+                until(lambda: backend.served >= 1 and backend.in_flight == 1, 20, 0.01)  # the loader has the slot
+                waiter.send_signal(signal.SIGCONT)
+                _said(waiter, "granted")
+                _said(waiter, "done")
+                served = _said(loader, "served")
+                assert waiter.wait(10) == 0 and loader.wait(10) == 0 and holder.wait(10) == 0
+        assert backend.peak == 1, f"the backend saw {backend.peak} requests at once, limit 1"
+        assert int(served.split()[1]) > 0, served
+        assert counts(prefix, "m") == (0, 0)
+    finally:
+        backend.close()

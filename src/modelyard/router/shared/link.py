@@ -66,7 +66,7 @@ log = logging.getLogger("modelyard.state")
 
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
 #: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
-REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED",
+REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED",
                         "REOPEN", "FORGET"})
 
 
@@ -339,6 +339,16 @@ class LinkStatus:
     full_share_in: float = 0.0
 
 
+def awake_time() -> float:
+    """Seconds on a clock that goes on while the process is stopped and while the machine sleeps (Linux's
+    ``CLOCK_BOOTTIME``; elsewhere the monotonic clock): the leases in Redis run out on Redis's clock all the same, and
+    ``time.monotonic`` stands still while a laptop sleeps."""
+    return time.clock_gettime(_AWAKE) if _AWAKE is not None else time.monotonic()
+
+
+_AWAKE: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
 def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -435,6 +445,8 @@ class RedisLink:
         #: when this loop's heartbeat last renewed its slots (monotonic, the time it was sent): the lease keeper
         #: renews them from its thread once this is late (:mod:`.keeper`)
         self.renewed_at = time.monotonic()
+        #: the same on :func:`awake_time` (by this loop only: the keeper's renewal extends just what is still there)
+        self.renewed_awake = awake_time()
         self.keeper: LeaseKeeper | None = None
         self._scripts: dict[str, AsyncScript] = {}
         self._kick = asyncio.Event()
@@ -469,6 +481,7 @@ class RedisLink:
             self.keeper.stop()
             self.keeper = None
         self.renewed_at = time.monotonic()
+        self.renewed_awake = awake_time()
         if self.clock is None:  # a test's manual clock does not move while a loop stalls: nothing to keep
             self.keeper = LeaseKeeper(self)
             self.keeper.start()
@@ -477,7 +490,7 @@ class RedisLink:
         self._loop = loop
         self._client = wire.client(self.settings, redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
-                         for name in ("ACQUIRE", "RELEASE", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
+                         for name in ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
                                       "INSTANCES", "RESTARTED", "REOPEN", "FORGET")}
         self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
 
@@ -848,7 +861,7 @@ class RedisLink:
         calls += restarts
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
-        sent = time.monotonic()
+        sent, sent_awake = time.monotonic(), awake_time()
         results = await self._pipeline(calls)
         self.registered_at = sent
         now = time.monotonic()  # the share divides by the most instances seen in the last 30 s
@@ -862,6 +875,7 @@ class RedisLink:
         if beat:
             self._last_beat = now
             self.renewed_at = sent
+            self.renewed_awake = sent_awake
         results = results[1 + len(restarts):]
         for state, result in zip(renewing, results[:len(renewing)], strict=True):
             state.renewed(result)
@@ -1035,12 +1049,24 @@ class RedisLink:
         with contextlib.suppress(StoreUnreachable):
             await self.sync(state)
 
+    def lease_may_have_run_out(self) -> bool:
+        """This loop last renewed more than a holder's lease ago: the process was stopped (SIGSTOP, a VM paused, a
+        laptop asleep) or its loop stalled, and a slot granted to it meanwhile may have run out — and gone to
+        another process — before it could read the grant."""
+        return awake_time() - self.renewed_awake > self.window_ms / 1000
+
     def _dispatch(self, data: bytes) -> None:
+        """Hand each granted token its slot — unless the grant may have run out while this process could not read it:
+        then Redis says (RENEW) whether the token still holds, or queues it again."""
+        unsure = self.lease_may_have_run_out()
         for raw in data.split():
             token = raw.decode()
             state = self.waiters.get(token)
             if state is not None:
-                state.granted(token)
+                if unsure:
+                    state.confirm_grant()
+                else:
+                    state.granted(token)
 
     # -- status ---------------------------------------------------------------------------
 

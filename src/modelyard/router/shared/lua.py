@@ -190,6 +190,30 @@ keep(H, Q, W, M, R)
 return n
 """
 
+#: KEYS holders queue leases meta released; ARGV now win limit channel grace_ms token
+#: A waiter whose queue bound ran out: holding a slot already (granted, its grant not read yet — a busy machine kept the
+#: process from running, and the bound's timer came before the listener that reads the grant) → its lease renewed, 1:
+#: the waiter keeps the slot; else taken out of the queue (and noted released: a late heartbeat does not queue it
+#: again) → 0. Either way the slots free go to the next waiters.
+WITHDRAW = _PRELUDE + r"""
+local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6]
+lost_unknowing(M, H, now, tonumber(ARGV[5]))
+purge(H, Q, W, now, M, win, tonumber(ARGV[5]))
+local kept = 0
+if redis.call('ZSCORE', H, token) then
+  redis.call('ZADD', H, now + win, token)
+  kept = 1
+else
+  redis.call('ZREM', Q, token); redis.call('ZREM', W, token)
+  redis.call('ZADD', R, now, token)
+end
+promote(H, Q, W, M, now, win, limit, ARGV[4])
+noted(M, H, kept)
+keep(H, Q, W, M, R)
+return kept
+"""
+
 #: KEYS holders queue leases meta released breaker;
 #: ARGV now win limit channel known_epoch fresh_epoch grace_ms n_holders n_waiters holder… waiter… probe…
 #: The heartbeat of one process for one model: renews its holders, waiters and probe; re-registers

@@ -40,6 +40,19 @@ class _Wake(Enum):
     GRANTED = 1
     #: the store went down (or came back) while waiting: ask again the other way
     RETRY = 2
+    #: the queue bound ran out first
+    BOUND = 3
+
+
+def _bound_reached(fut: asyncio.Future[_Wake]) -> None:
+    """A waiter's queue bound ran out before its grant was read. A result, not a cancellation: the waiter then asks
+    Redis whether the slot is its already (:meth:`RedisState._withdraw`). A loop that a busy machine kept from running
+    past the bound reads, in the turn it gets back, both the grant that came meanwhile and this timer, the grant's bytes
+    first — but the listener task they wake (it hands the slot over) runs later, after its own read bound, also past,
+    has cancelled its read: ended on the timer alone, the waiter fell back with a slot granted to it, given back
+    unused."""
+    if not fut.done():
+        fut.set_result(_Wake.BOUND)
 
 
 #: a breaker lost while half-open is put back open this long (ms): the next request is its probe
@@ -98,6 +111,8 @@ class RedisState(ModelState):
         self._skip = ""
         #: a re-registration after a Redis restart is on its way
         self._resyncing = False
+        #: a grant read that may have run out (see :meth:`confirm_grant`), and the RENEW that settles it on its way
+        self._unsure = self._confirming = False
         #: asks for the grant when the grace after a Redis restart ends (a waiter is handed its slot then)
         self._grace_timer: asyncio.TimerHandle | None = None
         #: the store's last clock jumps as read (None: not read yet — a jump from before this process is not news)
@@ -162,15 +177,9 @@ class RedisState(ModelState):
             with contextlib.suppress(StoreUnreachable):
                 await self.link.sync(self)
             return False
+        timer = loop.call_at(deadline, _bound_reached, fut)
         try:
-            async with asyncio.timeout_at(deadline):
-                wake = await fut
-        except TimeoutError:
-            if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
-                return True  # handed over just as the bound ran out: keep it
-            out = QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
-            self._forget(token)
-            raise out from None
+            wake = await fut
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
                 self.held.remove(token)  # cancelled after the slot was handed over: pass it on
@@ -178,7 +187,34 @@ class RedisState(ModelState):
             else:
                 self._forget(token)
             raise
+        finally:
+            timer.cancel()
+        if wake is _Wake.BOUND:
+            if await self._withdraw(token):
+                return True
+            raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
         return wake is _Wake.GRANTED
+
+    async def _withdraw(self, token: str) -> bool:
+        """The waiter's bound ran out: Redis says whether ``token`` holds a slot already — granted while this process
+        could not read the grant — and it is kept then (True); else the token leaves the queue."""
+        self._unwait(token)  # a grant read from here on is not this waiter's to take: the answer below says
+        if not self.link.up:
+            self._pending.add(token)
+            return False
+        try:
+            kept = await self.link.call("WITHDRAW", [*self._slots, self._released], self._release_args([token]))
+        except StoreUnreachable:
+            self._pending.add(token)
+            return False
+        except BaseException:  # cancelled on the way: given back whatever it holds
+            self._give_back_later([token])
+            raise
+        if kept:
+            self.held.append(token)
+            return True
+        self._remote.discard(token)
+        return False
 
     async def _acquire_local(self, loop: asyncio.AbstractEventLoop, start: float, deadline: float,
                              timeout: float) -> bool:
@@ -327,11 +363,33 @@ class RedisState(ModelState):
         self.link.waiters.pop(token, None)
         if fut is None:
             return
-        if fut.done():  # the waiter gave up just before: the slot is not wanted
-            self._give_back_later([token])
+        if fut.done():
+            if not fut.cancelled() and fut.result() is _Wake.BOUND:
+                return  # its bound ran out just before: the waiter asks Redis itself (WITHDRAW), and keeps the slot
+            self._give_back_later([token])  # the waiter gave up just before: the slot is not wanted
             return
         self.held.append(token)
         fut.set_result(_Wake.GRANTED)
+
+    def confirm_grant(self) -> None:
+        """A grant read after this process could not renew for longer than a lease (see
+        :meth:`~.link.RedisLink.lease_may_have_run_out`): Redis says, not the message, whether the waiter holds a slot.
+        Taken on the message, a waiter stopped with its grant unread ran beside the next process's waiter, which had
+        the slot once the grant ran out (the backend saw 2 of 1). The heartbeat's RENEW hands over the slot still
+        held, and queues again a waiter whose grant ran out."""
+        self._unsure = True
+        if not self._confirming:
+            self._confirming = True
+            self.link.spawn(self._confirm())
+
+    async def _confirm(self) -> None:
+        try:
+            while self._unsure and self.waiting and self.link.up:
+                self._unsure = False
+                with contextlib.suppress(StoreUnreachable):
+                    await self.link.sync(self)
+        finally:
+            self._confirming = False
 
     async def give_back_pending(self) -> None:
         if self._pending:
