@@ -211,3 +211,26 @@ def test_the_bot_and_gateway_sections_written_as_other_tools_write_them(tmp_path
     assert out.exit_code == 2, out.output
     assert f"error: {config}:" in out.output and said in " ".join(out.output.split()), out.output
     assert "AAHsecret" not in out.output
+
+
+@pytest.mark.parametrize("typed", ["config.yml", "config"])
+def test_a_config_named_without_its_extension_or_with_the_other_one_names_the_file_beside_it(
+        tmp_path: Path, typed: str) -> None:
+    """`modelyard -c ~/.config/modelyard/config.yml …` (or without the extension) beside the config.yaml `init`
+    wrote said "file not found (`modelyard init …config.yml` writes a starter config there)" — a second config, the
+    first one's edits nowhere in it. It names the file beside it."""
+    (tmp_path / "config.yaml").write_text("models:\n  a: {provider: ollama, model: x}\nagents:\n  chat: {primary: a}\n")
+    out = CliRunner().invoke(app, ["--config", str(tmp_path / typed), "models", "--no-reach"], env={"COLUMNS": "400"})
+    assert out.exit_code == 2, out.output
+    said = " ".join(out.output.split())
+    assert (f"error: {tmp_path / typed}: file not found: there is {tmp_path / 'config.yaml'} beside it — did you mean "
+            "that file?") in said, said
+    assert "writes a starter config" not in said, said
+
+
+def test_an_empty_modelyard_config_variable_says_so(tmp_path: Path) -> None:
+    """`MODELYARD_CONFIG=" "` (a script's variable set to blanks) read the shell's directory: "error:  : file not
+    found" or ". : a directory". It says the path is empty."""
+    out = CliRunner().invoke(app, ["models", "--no-reach"], env={"COLUMNS": "400", "MODELYARD_CONFIG": " "})
+    assert out.exit_code == 2, out.output
+    assert "the config's path is empty (a variable that is not set?): name the YAML file" in out.output, out.output

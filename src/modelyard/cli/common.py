@@ -72,7 +72,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def config_said(exc: ConfigError) -> str:
     """A config error as a command says it: a config file that is not there (a name typed before `init` was run
     there, or the wrong directory) says how one gets written, not only 'file not found'."""
-    if exc.line is None and exc.detail.startswith("file not found") and exc.path:
+    if (exc.line is None and exc.detail.startswith("file not found") and exc.path
+            and "beside it" not in exc.detail):  # a file of another name beside it: that, not a new one
         return f"{exc} (`modelyard init {exc.path}` writes a starter config there)"
     if exc.path is None and exc.line is None:  # `MODELYARD_STATE: …` names its source: '<config>: ' named none
         return f"{exc.key}: {exc.detail}" if exc.key else exc.detail

@@ -740,11 +740,13 @@ def _binary_kind(data: bytes) -> str:
 
 def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(text, name) of a YAML file; a missing or unreadable file is a ConfigError naming it."""
+    if not str(path).strip():  # `--config "$CONF"` with the variable unset read the shell's directory: "., a directory"
+        raise ConfigError("the config's path is empty (a variable that is not set?): name the YAML file")
     p = Path(path).expanduser()
     try:
         return decoded(p.read_bytes(), str(p)), str(p)
     except FileNotFoundError:
-        raise ConfigError("file not found", path=str(p)) from None
+        raise ConfigError("file not found" + _beside(p), path=str(p)) from None
     except IsADirectoryError:
         raise ConfigError(f"a directory, not a config file (name the YAML file, e.g. {p / 'config.yaml'})",
                           path=str(p)) from None
@@ -754,6 +756,14 @@ def read_source(path: str | os.PathLike[str]) -> tuple[str, str]:
         raise ConfigError(f"cannot read: {_file_in_path(p)} is a file, not a directory", path=str(p)) from None
     except (OSError, UnicodeDecodeError) as exc:  # the path is the error's prefix: said once, not in errno's words
         raise ConfigError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path=str(p)) from None
+
+
+def _beside(path: Path) -> str:
+    """`config.yml` for the `config.yaml` init wrote (or the other way round): the file beside it, by name."""
+    others = {".yml": ".yaml", ".yaml": ".yml", "": ".yaml"}
+    other = path.with_name(path.name + others[""]) if not path.suffix else (
+        path.with_suffix(others[path.suffix]) if path.suffix in others else None)
+    return f": there is {other} beside it — did you mean that file?" if other is not None and other.is_file() else ""
 
 
 def _who_may_read(path: Path) -> str:
