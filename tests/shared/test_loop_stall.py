@@ -32,6 +32,7 @@ from modelyard.errors import Reason
 from modelyard.router import Condition, ModelPool
 from modelyard.router.health import Admission
 from modelyard.router.shared import RedisState
+from modelyard.router.shared.keeper import LeaseKeeper
 from tests.helpers import make_config
 from tests.shared.redis_kit import PrivateRedis, counts, short_lease, until
 from tests.shared.test_redis_state import Pools, _until, pools  # noqa: F401 - fixture
@@ -266,3 +267,39 @@ def test_a_process_stopped_while_waiting_does_not_use_a_grant_that_ran_out_meanw
         assert counts(prefix, "m") == (0, 0)
     finally:
         backend.close()
+
+
+async def test_after_a_stop_the_keeper_does_not_say_it_kept_slots_that_ran_out(
+        pools: Pools, prefix: str, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """A process stopped as a whole past its lease: when it runs again its keeper's thread may wake before the loop
+    renews, find the loop late and renew — but the slot ran out meanwhile and went to another process, so there is
+    nothing to keep. It said "its lease keeper kept this process's slots" all the same (seen after SIGCONT beside the
+    heartbeat's own warning that they ran out). Here the stop is the heartbeat and the keeper stopped (as in
+    ``test_a_process_stopped_past_its_lease_says_its_slot_ran_out_when_it_runs_again``), and the resumed keeper a fresh
+    one on the same link."""
+    a, b = (pool["m"] for pool in pools(2, limit=1, lease=1.5))
+    assert isinstance(a, RedisState) and isinstance(b, RedisState)
+    await a.acquire(5)
+    assert a.link.keeper is not None
+    a.link.keeper.stop()
+    await _stop_heartbeat(a)
+    await b.acquire(3 * 1.5)  # a's slot ran out and went to b
+    resumed = LeaseKeeper(a.link)
+    resumed.every = 0.01
+    wakes = [0]
+    running = a.link.running
+
+    def counted() -> bool:  # the keeper asks at each wake
+        wakes[0] += 1
+        return running()
+
+    a.link.running = counted  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="modelyard.state"):
+        resumed.start()
+        await _until(lambda: resumed._kept_at > 0)  # it took the loop for stalled and renewed: nothing was there
+        a.link.renewed_at = time.monotonic()  # the loop renews again
+        after = wakes[0]
+        await _until(lambda: wakes[0] > after + 2)  # woken since: it said then whatever it had to say
+        resumed.stop()
+    assert "its lease keeper kept" not in caplog.text, caplog.text
+    await b.release()

@@ -65,6 +65,9 @@ class LeaseKeeper:
         self._client: redis.Redis | None = None
         #: when this thread last renewed (monotonic)
         self._kept_at = 0.0
+        #: how many of the loop's slots its last renewal found still registered, and kept: none after a stop as a
+        #: whole (SIGSTOP, a laptop asleep) — they ran out, and the log said the keeper kept them
+        self.holders_kept = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -92,8 +95,8 @@ class LeaseKeeper:
                     stall_from = link.renewed_at
                 if now - stall_from > KEEP_AT_MOST_S or now - max(link.renewed_at, self._kept_at) < self.late:
                     continue  # hung, not stalled (its slots run out as a dead process's); or renewed here lately
-                if self.keep():
-                    kept = True
+                if self.keep() and self.holders_kept:
+                    kept = True  # said once the loop renews again: only when a slot was there to keep
         finally:
             if self._client is not None:
                 self._client.close()
@@ -115,7 +118,7 @@ class LeaseKeeper:
             with self._client.pipeline(transaction=False) as pipe:
                 for keys, args in calls:
                     script(keys=keys, args=args, client=pipe)
-                pipe.execute()
+                self.holders_kept = sum(int(n) for n in pipe.execute())
         except (redis.RedisError, OSError) as exc:  # the loop finds out for itself once it runs
             log.debug("shared state: the lease keeper could not renew: %s", exc)
             self._kept_at = 0.0  # try again at the next wake
