@@ -63,6 +63,10 @@ NOT_MODIFIED = (
     "exactly the same as a current content and reply markup of the message"
 )
 MAX_TEXT = 4096
+#: entities a message keeps: the message is taken and those after the 100th are dropped, no error (rubenlagus/
+#: TelegramBots#854: "The message is sent successfully but all tags after the 100th are ignored"; tdlib/
+#: telegram-bot-api#820: "a single message can only support up to 100 markdown entities")
+MAX_ENTITIES = 100
 #: what the Bot API answers a message sent to a group that became a supergroup (parameters.migrate_to_chat_id)
 UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
 #: ChatMemberAdministrator's rights, each required in the object (core.telegram.org/bots/api#chatmemberadministrator)
@@ -792,6 +796,8 @@ class TelegramServer(FakeServer):
             why = self.refuse_link(entity["url"]) if self.refuse_link and entity["type"] == "text_link" else None
             if why:
                 raise ApiError(400, f"Bad Request: {LinkError(entity['url'], why)}")
+        if len(entities) > MAX_ENTITIES:  # taken, and the entities after the 100th dropped without a word
+            entities = sorted(entities, key=lambda e: e["offset"])[:MAX_ENTITIES]
         return entities
 
     def _check_migrated(self, chat_id: Any) -> None:

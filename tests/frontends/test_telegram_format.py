@@ -168,3 +168,34 @@ def test_every_part_of_a_long_code_block_keeps_its_indentation():
     assert "\n".join(shown(p, Kind.PRE)[0] for p in parts) == f"def run():\n{body}"
     opening = from_markdown("```\n    indented = True\n```")
     assert opening.text == "    indented = True" and shown(opening, Kind.PRE) == [opening.text]
+
+
+#: a list answer of many short marks: 60 bold terms and 60 code spans in under 2,000 characters
+MARKS = "\n".join(f"- **term{i}** is `f{i}()`" for i in range(60))
+
+
+def test_a_part_carries_at_most_a_hundred_entities_and_the_text_whole():
+    """Telegram keeps a message's first 100 entities and drops the rest without a word (rubenlagus/TelegramBots#854,
+    tdlib/telegram-bot-api#820): parts are cut so each keeps all of its own, every character still in one of them."""
+    message = from_markdown(MARKS)
+    assert len(message.entities) == 120
+    parts = split(message, 4096)
+    assert len(parts) == 2 and all(len(p.entities) <= 100 for p in parts)
+    for part in parts:
+        check_entities(part.text, wire(part))
+    assert "\n".join(p.text for p in parts) == message.text
+    assert [t for p in parts for t in shown(p, Kind.BOLD)] == [f"term{i}" for i in range(60)]
+    assert [t for p in parts for t in shown(p, Kind.CODE)] == [f"f{i}()" for i in range(60)]
+
+
+async def test_an_answer_of_more_than_a_hundred_marks_keeps_them_all_on_screen(tmp_path, tg):
+    """The answer went out as one message of 121 entities (with the note's); Telegram kept the first 100, and the
+    last code spans showed as plain words. It comes in two messages now, each with all its formatting."""
+    with OpenAIServer(reply_text=MARKS, chunk_interval=0.0) as llm:
+        async with running_bot(bot_config(tmp_path, tg, llm), tg):
+            tg.push_message(ALICE, text="list them")
+            await eventually(lambda: _final(tg, 1), 30)
+    ids = sorted({c.result["message_id"] for c in tg.sent if c.ok and c.chat_id == ALICE})
+    entities = [e for i in ids for e in (tg.message(ALICE, i) or {}).get("entities", [])]
+    assert [e["type"] for e in entities].count("bold") == 60
+    assert [e["type"] for e in entities].count("code") == 60

@@ -145,13 +145,21 @@ def with_note(message: Formatted, note: str) -> Formatted:
                      (*message.entities, Entity(Kind.ITALIC, start, utf16_len(note))) if note else message.entities)
 
 
-def split(message: Formatted, limit: int) -> list[Formatted]:
-    """Cut into parts of at most ``limit`` UTF-16 units (line, then word breaks), entities clipped."""
+#: entities a message keeps: Telegram takes the message and drops every entity after the 100th without a word
+#: (rubenlagus/TelegramBots#854: "all tags after the 100th are ignored"; tdlib/telegram-bot-api#820: "a single message
+#: can only support up to 100 markdown entities")
+MAX_ENTITIES = 100
+
+
+def split(message: Formatted, limit: int, most: int = MAX_ENTITIES) -> list[Formatted]:
+    """Cut into parts of at most ``limit`` UTF-16 units and ``most`` entities (line, then word breaks), entities
+    clipped. An answer of many short marks (a list of bold terms and inline code) in one message showed the rest of
+    it unformatted, its code spans as plain words: each part now keeps all of its formatting."""
     text = message.text
     spans: list[tuple[int, int]] = []
     start = 0
-    while utf16_len(text[start:]) > limit:
-        cut = start + limit
+    while (cut := _entity_cut(message, start, most)) is not None or utf16_len(text[start:]) > limit:
+        cut = min(cut if cut is not None else len(text), start + limit)
         while utf16_len(text[start:cut]) > limit:  # surrogate pairs count double
             cut -= 1
         window = text[start:cut]
@@ -170,6 +178,25 @@ def split(message: Formatted, limit: int) -> list[Formatted]:
     spans.append((start, len(text)))
     parts = [_part(message, a, b) for a, b in spans]
     return [p for p in parts if p.text] or [Formatted("")]
+
+
+def _entity_cut(message: Formatted, start: int, most: int) -> int | None:
+    """Where in ``message.text`` the entity past ``most`` of a part beginning at ``start`` begins (None: there is no
+    such entity, or it begins at ``start``, where no cut helps)."""
+    begin = utf16_len(message.text[:start])
+    offsets = sorted(e.offset for e in message.entities if e.end > begin)
+    if len(offsets) <= most or offsets[most] <= begin:
+        return None
+    return start + _index(message.text[start:], offsets[most] - begin)
+
+
+def _index(text: str, units: int) -> int:
+    """The index in ``text`` at ``units`` UTF-16 code units from its start."""
+    index = 0
+    while units > 0 and index < len(text):
+        units -= 2 if ord(text[index]) > 0xFFFF else 1
+        index += 1
+    return index
 
 
 def _part(message: Formatted, start: int, end: int) -> Formatted:
