@@ -63,6 +63,26 @@ _END_OF_HEAD = b"\r\n\r\n"
 HEAD_LIMIT = 64 * 1024
 
 
+class _BodyOf:
+    """The callbacks of a parser that reads only the body of a request whose ``Upgrade`` was declined
+    (``OneWriteProtocol._read_declined``): its pieces go to the request, its end completes it once."""
+
+    __slots__ = ("done", "protocol")
+
+    def __init__(self, protocol: OneWriteProtocol):
+        self.protocol = protocol
+        self.done = False
+
+    def on_body(self, body: bytes) -> None:
+        if not self.done:
+            self.protocol.on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.done:
+            self.done = True
+            self.protocol._declined_read()
+
+
 def refusal(status: bytes, target: bytes, message: str, code: str = "invalid_request") -> bytes:
     """A whole response (``connection: close``) refusing a request the HTTP parser could not read, its error in the
     shape of the API its path names — Ollama's ``{"error": "…"}`` under ``/api/``, Anthropic's under
@@ -173,6 +193,14 @@ class OneWriteProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            elif self.cycle is not None and self.cycle.scope is self.scope and not self.cycle.response_complete:
+                self._read_declined(data[exc.args[0]:])
+            else:
+                self._unsupported_upgrade_warning()
+            return
         except httptools.HttpParserError as exc:
             self.logger.warning("Invalid HTTP request received.")
             # a callback's own parser error (a URL past 64 KiB: "url is too long…") is the reason (not "User callback
@@ -181,12 +209,6 @@ class OneWriteProtocol(HttpToolsProtocol):
             self.transport.write(refusal(b"400 Bad Request", getattr(self, "url", b""),
                                          f"the request is not valid HTTP/1.1: {why}"))
             self.transport.close()
-            return
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
             return
         scope, cycle = self.scope, self.cycle
         if scope is None or (cycle is not None and cycle.scope is scope):
@@ -214,7 +236,32 @@ class OneWriteProtocol(HttpToolsProtocol):
         if not self._answering:
             self._idle_since = self.loop.time()  # the client is sending: its bound starts again
 
+    # -- an Upgrade declined: its request's body read as HTTP/1.1 (RFC 9110 §7.8: a server may ignore Upgrade) ---------
+    def _read_declined(self, rest: bytes) -> None:
+        """The body of a request whose ``Upgrade`` is not taken (``Upgrade: h2c``: every JDK ``HttpClient`` offers it
+        on a cleartext URL, so LangChain4j, Spring AI's and Spring's RestClient send it on every request). httptools
+        stops at such a head and uvicorn handed the app an empty body — a 400 "not a JSON object" for a valid request
+        (Kludex/uvicorn#2722, MagicStack/httptools#124, langchain4j/langchain4j#3682; vLLM's #57203). Here the body is
+        read by a parser of its own (its framing: the request's ``Content-Length`` or chunked), delivered as any body
+        is, and the connection closes after the answer (what followed the body on it is not read)."""
+        headers = dict(self.headers)
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        length = headers.get(b"content-length", b"0").strip()
+        framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: " + (length if length.isdigit()
+                                                                                         else b"0")
+        self.cycle.keep_alive = False
+        self.parser = httptools.HttpRequestParser(_BodyOf(self))
+        self.parser.feed_data(b"POST / HTTP/1.1\r\n" + framing + b"\r\n\r\n")
+        self.data_received(rest)
+
+    def _declined_read(self) -> None:
+        """The declined upgrade's body is whole: the request is too, and a parser for HTTP/1.1 requests is back."""
+        self.parser = httptools.HttpRequestParser(self)
+        self.on_message_complete()
+
     def on_message_complete(self) -> None:
+        if self.parser.should_upgrade() and not self._should_upgrade():
+            return  # an Upgrade not taken: its body is still to come (_read_declined), the request is not whole
         super().on_message_complete()
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:  # not after an early answer (a 401, a 413)
