@@ -329,6 +329,17 @@ def test_an_ollama_integer_option_sent_as_a_whole_float_is_taken(gw, fakes):
     assert sent.get("max_tokens", sent.get("max_completion_tokens")) == 100 and sent["seed"] == 7, sent
 
 
+def test_a_chat_answer_has_every_field_the_spec_requires(gw):
+    """NEW: CreateChatCompletionResponse (openai-openapi@f85dbe22) requires ``message.refusal`` (null when the model
+    did not refuse): it was left out, which a client holding to the spec's required fields reads as a broken answer."""
+    r = httpx.post(gw.url + PATHS["chat"], json=BASE["chat"], timeout=30)
+    answer = r.json()
+    assert {"choices", "created", "id", "model", "object"} <= answer.keys()
+    choice = answer["choices"][0]
+    assert {"finish_reason", "index", "message", "logprobs"} <= choice.keys()
+    assert {"role", "content", "refusal"} <= choice["message"].keys() and choice["message"]["refusal"] is None
+
+
 CHAT_BODY = json.dumps(BASE["chat"]).encode()
 
 

@@ -580,7 +580,8 @@ def usage_out(usage: Usage) -> dict[str, Any]:
 
 
 def completion(request_id: str, created: int, model: str, response: ChatResponse) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": response.text or None}
+    # refusal: required (null when none) by the spec's ChatCompletionResponseMessage (openai-openapi@f85dbe22)
+    message: dict[str, Any] = {"role": "assistant", "content": response.text or None, "refusal": None}
     if response.tool_calls:
         calls = tool_calls_out(response.tool_calls, request_id)
         for c in calls:
