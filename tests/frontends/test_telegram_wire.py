@@ -143,6 +143,21 @@ async def test_a_webhook_set_while_the_bot_polls_is_named_as_such(tmp_path, llm,
     assert "deleteWebhook" in warnings[0] and not [r for r in caplog.records if r.exc_info]
 
 
+async def test_a_webhook_the_bot_deletes_at_start_is_said_without_its_path(tmp_path, llm, caplog):
+    """Another deployment takes the token's updates by webhook. Polling starts with deleteWebhook (python-telegram-
+    bot's start_polling): the bot took every update from it from then on, and said nothing. It says so now, naming
+    the webhook's host only — its path held the token here, as bots' webhook paths often do."""
+    with TelegramServer() as tg:
+        tg.webhook_url = f"https://hooks.example.org/bot/{tg.token}"
+        config = bot_config(tmp_path, tg, llm)
+        async with running_bot(config, tg):
+            final = await ask(tg, "hello there")
+    assert final["text"].startswith(REPLY)
+    said = [r.getMessage() for r in caplog.records if "webhook was set" in r.getMessage()]
+    assert len(said) == 1 and "hooks.example.org" in said[0], said
+    assert tg.token not in caplog.text and "/bot/" not in said[0]
+
+
 async def test_a_refused_notice_does_not_stop_the_answer(tmp_path, llm, caplog):
     """The chat's chosen agent left the config: a notice goes before the answer. The Bot API refusing it (flood
     control here) failed the turn before the model ran — no answer, no row, a traceback — as the placeholder did."""

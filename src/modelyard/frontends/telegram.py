@@ -35,6 +35,7 @@ from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import (
     Bot,
@@ -788,6 +789,7 @@ class TelegramBot:
         if kept:
             log.info("telegram: %d update(s) taken before the last stop and not yet handled: handling them first",
                      len(kept))
+        await self._note_webhook()
         assert self.app.updater is not None
         await self.app.updater.start_polling(timeout=int(self.poll_timeout), poll_interval=0.0,
                                              allowed_updates=["message", "callback_query"],
@@ -815,6 +817,21 @@ class TelegramBot:
                 wait = min(0.5 * 2**attempt, START_WAIT)
                 log.info("telegram: getMe failed (%s); trying again in %gs", type(exc).__name__, wait)
             await asyncio.sleep(wait)
+
+    async def _note_webhook(self) -> None:
+        """A webhook set for the token (a deployment that takes the updates by webhook) is deleted when polling starts
+        (python-telegram-bot's start_polling calls deleteWebhook), and that deployment got no update from then on, with
+        nothing said here. Said now, its host only: a webhook's path often holds the token or a secret."""
+        try:
+            info = await self.app.bot.get_webhook_info()
+        except TelegramError as exc:  # only this line is lost
+            log.info("telegram: could not ask whether a webhook is set (%s)", type(exc).__name__)
+            return
+        if info.url:
+            log.warning("telegram: a webhook was set for this bot token (to %s), so Telegram sent the updates there; "
+                        "this bot deletes it to poll, and whatever set it gets no more updates — if that is another "
+                        "deployment of this bot, give each its own token (@BotFather)",
+                        urlsplit(info.url).hostname or "an address without a host")
 
     def _polling_failed(self, error: TelegramError) -> None:
         """A getUpdates call failed (python-telegram-bot retries it): one line, no traceback (its default
