@@ -6,9 +6,12 @@ the ``modelyard`` command in a subprocess where the terminal's encoding matters 
 from __future__ import annotations
 
 import os
+import select
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +237,37 @@ def test_an_empty_modelyard_config_variable_says_so(tmp_path: Path) -> None:
     out = CliRunner().invoke(app, ["models", "--no-reach"], env={"COLUMNS": "400", "MODELYARD_CONFIG": " "})
     assert out.exit_code == 2, out.output
     assert "the config's path is empty (a variable that is not set?): name the YAML file" in out.output, out.output
+
+
+def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(tmp_path: Path) -> None:
+    """Ctrl-C to stop a long answer ended `chat` itself (exit 130), where `ollama run`'s Ctrl-C stops the answer and
+    keeps the session. It stops the answer — its route line said, the partial answer logged — and the next message
+    is answered; Ctrl-C at the prompt (or /quit) still ends chat."""
+    with OllamaServer(models=["llama3.2:3b"], reply_text="First part of a long answer. " * 60,
+                      chunk_interval=0.05) as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"models:\n  llama: {{provider: ollama, model: 'llama3.2:3b', endpoint: '{server.url}'}}\n"
+                          f"agents:\n  chat: {{primary: llama}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "chat", "--agent", "chat",
+                                 "--local"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"tell me a long story\n")
+        proc.stdin.flush()
+        seen, deadline = b"", time.monotonic() + 60
+        while b"First part" not in seen:  # the answer is being written
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
+            if not chunk:
+                proc.kill()
+                pytest.fail(f"no answer began: {seen!r}")
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        proc.stdin.write(b"and another\n/quit\n")  # read at the prompt chat goes back to
+        proc.stdin.flush()
+        out, errors = proc.communicate(timeout=90)
+    said = errors.decode()
+    assert proc.returncode == 0, said
+    assert "chat → llama · CANCELLED" in said and "stopped; the chat goes on" in said, said
+    assert said.count("chat → llama · wait") == 1, said  # the second message was answered
+    assert "Traceback" not in said

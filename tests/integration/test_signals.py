@@ -153,10 +153,16 @@ def test_ctrl_c_during_ask_stops_the_model_and_logs_the_partial_answer(run: int,
 @pytest.mark.parametrize("run", range(RUNS))
 def test_ctrl_c_during_chat_stops_the_model_and_logs_the_partial_answer(run: int, tmp_path: Path,
                                                                        default_model: Path) -> None:
+    """Since walk 9 the Ctrl-C stops the answer and chat goes on at its prompt (as `ollama run`): /quit ends it."""
     proc = Proc("chat", "--agent", "engineer", config=_config(tmp_path, default_model), stdin=TASK + "\n")
     proc.wait_for_output(len("modelyard chat") + 120)
-    rc, stderr = proc.stop(signal.SIGINT)
-    _clean_exit(rc, stderr, 130)
+    proc.proc.send_signal(signal.SIGINT)
+    assert proc.proc.stdin is not None
+    proc.proc.stdin.write("/quit\n")  # read at the prompt chat goes back to, once the stopped answer is logged
+    proc.proc.stdin.flush()
+    rc, stderr = proc.stop(None)
+    _clean_exit(rc, stderr, 0)
+    assert "stopped; the chat goes on" in stderr, stderr
     _last_request(tmp_path)
 
 

@@ -410,6 +410,15 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                       agent=_agent_or_exit(runtime, agent), remember_agent=False)
 
     routed = _unaddressed(runtime)
+    #: the turn being answered: a Ctrl-C stops it and chat goes back to its prompt (it ended chat, as `ollama run`
+    #: does not: its Ctrl-C stops the answer, and another at the prompt ends it)
+    answering: list[asyncio.Future[Reply]] = []
+
+    def stop_answer() -> bool:
+        if not answering or answering[0].done():
+            return False
+        answering[0].cancel()
+        return True
 
     async def go() -> None:
         unrouted = "" if session.agent or routed == ROUTED else " (this config has no orchestrator: the default agent)"
@@ -445,12 +454,19 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                 elif await _command(session, runtime, line):
                     continue
                 text = TerminalText(waiting_for=session.agent or routed, message=line)
+                answering[:] = [asyncio.ensure_future(session.turn(line, on_text=text))]
                 try:
-                    reply = await session.turn(line, on_text=text)
+                    reply = await answering[0]
                 except asyncio.CancelledError:  # Ctrl-C: the answer so far stays, with its route line
                     text.end()
                     _print_routes(session.records, None)
-                    raise
+                    if (this := asyncio.current_task()) is not None and this.cancelling():  # SIGTERM: chat ends
+                        raise
+                    err.print("[dim]stopped; the chat goes on (Ctrl-C at the prompt, or /quit, ends it)[/]",
+                              highlight=False)
+                    continue
+                finally:
+                    answering.clear()
                 for notice in reply.notices:
                     console.print(f"[yellow]{escape(notice)}[/]", highlight=False)
                 text.end(reply.text if reply.answered else None)
@@ -467,4 +483,4 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
             store.close()
             await runtime.aclose()
 
-    run(go)
+    run(go, on_ctrl_c=stop_answer)

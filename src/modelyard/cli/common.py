@@ -264,7 +264,8 @@ def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = False) -> T:
+def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = False,
+        on_ctrl_c: Callable[[], bool] | None = None) -> T:
     """Run a command's coroutine; SIGINT and SIGTERM stop it cleanly, then exit 130 / 143.
 
     A signal *cancels* the command's task — it never raises at an arbitrary point — so every
@@ -274,7 +275,8 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = 
     (stopping llama.cpp takes at most one token). A command that handles the cancel (``chat``
     prints where it stopped) still exits with the signal's code — unless it ``keeps_partial``: a
     command that returns what finished when stopped (``bench``) gets that back, shows it, and exits
-    with the code itself.
+    with the code itself. ``on_ctrl_c``: asked first at a Ctrl-C; True when the command took it for itself (``chat``
+    stops the answer being written and goes back to its prompt), so the command goes on.
     """
     import asyncio
 
@@ -287,6 +289,8 @@ def run(factory: Callable[[], Coroutine[Any, Any, T]], *, keeps_partial: bool = 
         assert task is not None
 
         def stop(signum: int) -> None:
+            if signum == signal.SIGINT and on_ctrl_c is not None and on_ctrl_c():
+                return
             received.append(signum)
             task.cancel()
 
