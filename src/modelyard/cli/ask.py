@@ -6,7 +6,8 @@ orchestrator picks the agent, and hand-offs follow the config in both. The answe
 is written; a hand-off whose result replaces it is printed below a rule; then one route line per
 request (truncation, fallbacks, a hand-off result that was not used, all shown there).
 Ctrl-C / SIGTERM stop the model mid-answer: the partial answer stays on screen and in the log,
-its route line is printed, and the exit status is 130 / 143 (cli/common.run).
+its route line is printed, and the exit status is 130 / 143 (cli/common.run) — except a Ctrl-C in ``chat``'s
+answer, which stops only that answer: chat goes on at its prompt.
 """
 
 from __future__ import annotations
