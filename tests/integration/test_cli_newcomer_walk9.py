@@ -271,3 +271,16 @@ def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(tmp_path: Path) ->
     assert "chat → llama · CANCELLED" in said and "stopped; the chat goes on" in said, said
     assert said.count("chat → llama · wait") == 1, said  # the second message was answered
     assert "Traceback" not in said
+
+
+def test_a_request_stopped_before_its_first_token_names_the_model_it_was_asking() -> None:
+    """Ctrl-C while the local model was still loading said "chat → nobody · CANCELLED", as if no model had been
+    tried; the log's attempt row names it. The route line does too."""
+    from modelyard.cli.render import route_line
+    from modelyard.errors import Reason
+    from modelyard.outcomes import AttemptOutcome, RequestOutcome
+    from modelyard.router.records import Attempt, RequestRecord
+
+    record = RequestRecord("r1", "chat", outcome=RequestOutcome.CANCELLED, attempts=[
+        Attempt("q", "llamacpp", AttemptOutcome.CANCELLED, Reason.CANCELLED)])
+    assert route_line(record).startswith("chat → q · CANCELLED · "), route_line(record)

@@ -51,7 +51,10 @@ def plain(value: float) -> str:
 
 def route_line(record: RequestRecord) -> str:
     """``chat → qwen (fallback after claude-haiku: missing_credentials) · wait 0ms · TTFT 300ms · …``"""
-    parts = [f"{record.agent} → {record.model or 'nobody'}"]
+    # stopped before its first token, the request has no model yet; the one it was asking is said ("nobody" read
+    # as if no model had been tried)
+    asked = next((a.model for a in record.attempts[-1:] if a.outcome is AttemptOutcome.CANCELLED), None)
+    parts = [f"{record.agent} → {record.model or asked or 'nobody'}"]
     # the tries it moved on from; not the answering one a Ctrl-C cut ("qwen (after qwen: cancelled)")
     detours = [f"{a.model}: {a.reason}" for a in record.attempts if a.outcome.moved_on and a.reason]
     if detours:  # a retry that failed the same way is one detour, counted: "llama: connect_error ×2"
