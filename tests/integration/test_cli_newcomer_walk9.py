@@ -284,3 +284,17 @@ def test_a_request_stopped_before_its_first_token_names_the_model_it_was_asking(
     record = RequestRecord("r1", "chat", outcome=RequestOutcome.CANCELLED, attempts=[
         Attempt("q", "llamacpp", AttemptOutcome.CANCELLED, Reason.CANCELLED)])
     assert route_line(record).startswith("chat → q · CANCELLED · "), route_line(record)
+
+
+def test_warmup_of_a_model_not_pulled_says_the_pull_and_what_the_server_has(tmp_path: Path) -> None:
+    """`modelyard warmup` of a model its Ollama lacks said Ollama's "model "mistral:7b" not found, try pulling it
+    first" — where `models` and `probe` say the command and the models the server has. It says them too."""
+    with OllamaServer(models=["llama3.2:3b"]) as server:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"models:\n  a: {{provider: ollama, model: 'mistral:7b', endpoint: '{server.url}'}}\n"
+                          "agents:\n  chat: {primary: a}\n")
+        out = CliRunner().invoke(app, ["--config", str(config), "warmup"], env={"COLUMNS": "400"})
+    assert out.exit_code == 1, out.output
+    said = " ".join(out.output.split())
+    assert (f"model_missing: 'mistral:7b' is not on the Ollama at {server.url} (`ollama pull mistral:7b` there, or "
+            "name one it has in models.a.model); the server has: llama3.2:3b") in said, said

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelyard.errors import ProviderError
+from modelyard.errors import ProviderError, Reason
 from modelyard.providers import Provider
 from modelyard.router.slots import QueueTimeout
 
@@ -54,7 +54,11 @@ async def warm_one(provider: Provider, keep_alive: str | None = None) -> WarmRes
     try:
         await provider.warmup(keep_alive)
     except ProviderError as exc:
-        return WarmResult(provider.name, False, time.perf_counter() - start, f"{exc.reason}: {exc.message}")
+        said = f"{exc.reason}: {exc.message}"
+        if exc.reason is Reason.MODEL_MISSING:  # "try pulling it first": which pull, and what the server has
+            with contextlib.suppress(ProviderError):
+                said = f"{exc.reason}: {await provider.not_served() or exc.message}"
+        return WarmResult(provider.name, False, time.perf_counter() - start, said)
     except Exception as exc:  # e.g. a corrupt GGUF: report it, keep going with the next model
         return WarmResult(provider.name, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}")
     return WarmResult(provider.name, True, time.perf_counter() - start)
