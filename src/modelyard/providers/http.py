@@ -3,7 +3,10 @@
 
 The transport is aiohttp: per call it costs ~0.25 ms against ~1.2 ms for httpx's own
 transport on this class of machine (benchmarks/README.md), and a gateway hop is mostly that
-call. Everything aiohttp-specific stays in this module; providers see :class:`HttpClient`.
+call. A streamed POST to a plain ``http://`` endpoint with no proxy (a local server: the gateway's
+usual hop) goes through the lean client of lean_http.py instead, ~22% fewer instructions a gateway
+request (issue #15), which raises aiohttp's exceptions so that one mapping serves both.
+Everything aiohttp-specific stays in this module and that one; providers see :class:`HttpClient`.
 """
 
 from __future__ import annotations
@@ -24,15 +27,22 @@ from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from time import time
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
     from types import TracebackType
 
     import aiohttp
     from multidict import CIMultiDictProxy
+
+    from modelyard.providers.lean_http import Pool
+    from modelyard.providers.lean_http import Response as LeanResponse
+
+    #: what a POST answers: aiohttp's response, or the lean client's (the part of it ``http.py`` reads)
+    Response = aiohttp.ClientResponse | LeanResponse
 
 from modelyard.config.schema import ModelConfig, Timeouts, redact_query
 from modelyard.errors import ProviderError, Reason, json_problem, not_resolved
@@ -88,6 +98,7 @@ def load_http_client() -> None:
     the event loop — a healthy model failed over (``first_token_timeout``, its breaker opened) and every other client
     waited."""
     aiohttp.ClientSession  # noqa: B018 - the first attribute read imports it (:class:`_Aiohttp`)
+    import modelyard.providers.lean_http  # noqa: F401 - and the lean client (httptools), as its first use would
 
 
 #: seconds the end of a whole answer is waited for from a server learned to leave its end marker out
@@ -113,7 +124,7 @@ class StreamResponse:
     generator left to the garbage collector costs the event loop a thread-safe wake-up and a
     task each (two per request, measured, on the gateway's hot path)."""
 
-    def __init__(self, response: aiohttp.ClientResponse, limit: int, grace: float = END_GRACE,
+    def __init__(self, response: Response, limit: int, grace: float = END_GRACE,
                  patience: float = END_GRACE):
         self._response = response
         self.limit = limit
@@ -880,6 +891,31 @@ def env_proxy(url: str) -> str | None:
 _PROXY_SAID: set[str] = set()
 
 
+def _lean_endpoint(base: str) -> tuple[str, int, str] | None:
+    """(host, port, origin) when ``base`` may go through the lean client: plain ``http://``, no user in it, and the
+    environment does not ask for aiohttp (``MODELYARD_HTTP_CLIENT=aiohttp``, for comparison or as an escape hatch)."""
+    if os.environ.get("MODELYARD_HTTP_CLIENT", "").strip().lower() == "aiohttp":
+        return None
+    parts = urlsplit(base)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return None
+    if parts.scheme != "http" or not parts.hostname or parts.username is not None or parts.password is not None:
+        return None
+    return parts.hostname, port, f"http://{parts.netloc}"
+
+
+@functools.cache
+def _user_agent() -> str:
+    """The ``User-Agent`` aiohttp sends: the lean client sends the same, as servers saw before."""
+    return str(aiohttp.http.SERVER_SOFTWARE)
+
+
+#: sessions being closed in the background (:meth:`HttpClient._learn_lenient`), held until they are
+_closing: set[asyncio.Task[None]] = set()
+
+
 #: the content codings modelyard asks for (a proxy may send others: coding.py reads br and zstd too)
 ACCEPTED_CODINGS = "gzip, deflate"
 
@@ -915,6 +951,13 @@ class HttpClient:
         #: set by a provider: given a refusal (an error status) and the body sent, the body to send once more at
         #: once instead (a field the server refuses dropped), or None. Asked on an error status only
         self.refit: Refit | None = None
+        #: (host, port, origin) of a plain http:// endpoint reached directly: its requests go through the lean client
+        #: (lean_http.py, issue #15) unless ``MODELYARD_HTTP_CLIENT=aiohttp``; None: aiohttp's for every request
+        self._lean_at = _lean_endpoint(base) if self.proxy is None else None
+        self._pool: Pool | None = None
+        self._pool_forks = _forks[0]
+        #: the request head's fields after its first line, per set of the request's own headers (:meth:`_head`)
+        self._heads: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     def session(self) -> aiohttp.ClientSession:
         """The pool, made anew for another loop (each ``asyncio.run`` of a CLI command or a test has its own).
@@ -946,8 +989,66 @@ class HttpClient:
                 max_field_size=HEAD_FIELD, max_headers=HEAD_FIELDS, proxy=self.proxy)
         return session
 
+    def post(self, url: str, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+             ) -> Awaitable[Response]:
+        """POST ``data`` to ``url``, never redirected (see :meth:`_post_again`): through the lean client (lean_http.py)
+        for a plain http:// endpoint reached directly, else aiohttp's session; aiohttp's exceptions either way."""
+        lean = self._lean_at
+        if lean is not None and not self.lenient and url.startswith(lean[2]):
+            return self._lean().send(self._request(url[len(lean[2]):], data, headers), timeout.sock_connect)
+        return self.session().post(url, data=data, headers=headers, timeout=timeout, allow_redirects=False)
+
+    def _lean(self) -> Pool:
+        """The lean client's pool of the running loop: as :meth:`session` finds its own."""
+        pool = self._pool
+        if (pool is not None and getattr(pool.loop, "_thread_id", None) == threading.get_ident()
+                and self._pool_forks == _forks[0]):
+            return pool
+        loop = asyncio.get_running_loop()
+        if pool is None or pool.loop is not loop or self._pool_forks != _forks[0]:
+            from modelyard.providers.lean_http import Pool
+
+            self._pool_forks = _forks[0]
+            host, port, origin = self._lean_at  # type: ignore[misc]
+            pool = self._pool = Pool(loop, host, port, origin, limit=256, idle=POOL_IDLE, max_line=HEAD_FIELD,
+                                     max_field=HEAD_FIELD, max_headers=HEAD_FIELDS, trailing=self._learn_lenient)
+        return pool
+
+    def _request(self, target: str, data: bytes, headers: dict[str, str]) -> bytes:
+        """A POST's bytes as aiohttp writes them: the session's headers (its ``Accept-Encoding``, then the client's),
+        the request's own over them, aiohttp's ``Accept`` and ``User-Agent`` where neither says."""
+        key = tuple(headers.items())
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            fields: dict[str, tuple[str, str]] = {}
+            for name, value in (("Host", self._lean_at[2][7:]), ("Accept", "*/*"),  # type: ignore[index]
+                                ("Accept-Encoding", ACCEPTED_CODINGS), ("User-Agent", _user_agent()),
+                                *self.headers.items(), *key):  # later ones win
+                if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+                    raise ValueError("Newline or carriage return character detected in HTTP status message or "
+                                     "header. This is a potential security issue.")
+                fields[name.lower()] = (name, value)
+            head = self._heads[key] = "".join(f"{n}: {v}\r\n" for n, v in fields.values()).encode()
+        if not target.isascii() or " " in target:
+            target = quote(target, safe="/?&=%:@!$'()*+,;~-._")
+        return b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s" % (target.encode(), head, len(data), data)
+
+    def _learn_lenient(self) -> None:
+        """The lean client read bytes after a whole answer (its connection is not used again): this server is read as
+        :meth:`_post_again` learns it, leniently, from now on."""
+        if self.lenient:
+            return
+        self.lenient = True
+        if self._session is not None:  # made before, not lenient: closed once its requests end
+            _closing.add(task := asyncio.get_running_loop().create_task(self._session.close()))
+            task.add_done_callback(_closing.discard)
+            self._session = None
+        log.info("%s writes bytes after its answers; they are dropped from now on", shown_url(self.base_url))
+
     async def _post_again(self, exc: aiohttp.ClientError, url: str, data: bytes, headers: dict[str, str],
-                          timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+                          timeout: aiohttp.ClientTimeout) -> Response:
         """The POST that failed with ``exc`` (:meth:`stream` makes the first one itself, a coroutine fewer per
         request, issue #15), asked once more where that helps; else ``exc`` is raised. A POST is never redirected (a
         307 to another host would carry the request's own headers, Anthropic's x-api-key, there; aiohttp only drops
@@ -960,15 +1061,13 @@ class HttpClient:
             # (llama_cpp.server closes the one its failed answer came on, after aiohttp gave it back to the pool;
             # uvicorn closes one idle for 5 s). That was a connect_error: a retry after backoff, and a failure
             # counted against a healthy model. Asked once more, at once, on another connection.
-            return await self.session().post(url, data=data, headers=headers, timeout=timeout,
-                                             allow_redirects=False)
+            return await self.post(url, data, headers, timeout)
         if not isinstance(exc, aiohttp.ClientResponseError) or self.lenient or not _bytes_after_body(exc):
             raise exc
         await self.aclose()
         self.lenient = True
         try:
-            response = await self.session().post(url, data=data, headers=headers, timeout=timeout,
-                                                 allow_redirects=False)
+            response = await self.post(url, data, headers, timeout)
         except BaseException:  # no help (a server that does not speak HTTP/1): kept-alive connections again
             await self.aclose()
             self.lenient = False
@@ -1017,6 +1116,9 @@ class HttpClient:
             return resp.status, None
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._session is not None and not self._session.closed:
             with contextlib.suppress(RuntimeError):  # its loop is gone: nothing left to close cleanly
                 await self._session.close()
@@ -1052,8 +1154,7 @@ class _Stream:
                            {**_JSON, **headers} if headers else _JSON)
         try:
             try:  # never redirected: see _post_again
-                response = await client.session().post(url, data=data, headers=sent, timeout=timeout,
-                                                       allow_redirects=False)
+                response = await client.post(url, data, sent, timeout)
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientResponseError) as exc:
                 response = await client._post_again(exc, url, data, sent, timeout)
         except (aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
@@ -1081,8 +1182,7 @@ class _Stream:
                 body, refits = again, refits - rewritten
                 response.close()
                 try:
-                    response = self._response = await client.session().post(
-                        url, data=dumps(body), headers=sent, timeout=timeout, allow_redirects=False)
+                    response = self._response = await client.post(url, dumps(body), sent, timeout)
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(client.base_url), exc)) from exc
             # the rest of a whole answer is waited for half the idle bound (the router's would end it), or briefly
@@ -1652,7 +1752,7 @@ def _reset_seconds(value: str) -> float | None:
         return None
 
 
-async def _read_capped(response: aiohttp.ClientResponse, limit: int = 65536) -> bytes:
+async def _read_capped(response: Response, limit: int = 65536) -> bytes:
     """An error's body, its first ``limit`` bytes or so, decoded (:mod:`modelyard.providers.coding`); one that opens
     compressed and does not decode says nothing (the status still does)."""
     try:
