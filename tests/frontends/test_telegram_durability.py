@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from modelyard.frontends import telegram_inbox
 from modelyard.frontends.telegram import HELP, RESTARTED_NOTE, STOPPED_NOTE, TelegramBot, TelegramSetupError
 from modelyard.runtime import open_runtime
 from tests.fakes import Fault, OpenAIServer, TelegramServer
@@ -161,6 +162,25 @@ async def test_update_ids_that_start_again_lower_are_heard_and_confirmed(tmp_pat
         await eventually(lambda: replies_to(tg, ALICE).count(HELP) == 2, 10)
         await eventually(lambda: not tg.pending_updates, 10)
         assert replies_to(tg, ALICE).count(HELP) == 2
+
+
+async def test_a_bot_that_runs_for_days_drops_the_updates_it_answered_days_ago(tmp_path, tg, llm, monkeypatch):
+    """Every update taken is kept in the inbox, its text too, until two days after it was answered — but those rows
+    were deleted only when the bot started, so a bot that ran for months kept every message it ever took."""
+    monkeypatch.setattr(telegram_inbox, "PRUNE_EVERY", 0.0, raising=False)  # no hour to wait between clean-ups
+    config = bot_config(tmp_path, tg, llm)
+    async with running_bot(config, tg):
+        await ask(tg, "hello there")
+        await eventually(lambda: _states(config) == ["done"], 10)
+        with db(config) as conn:  # answered three days ago
+            conn.execute("UPDATE telegram_inbox SET received = received - 3 * 86400")
+        await ask(tg, "and now?")
+        await eventually(lambda: _states(config) == ["done"], 10)
+
+
+def _states(config) -> list[str]:
+    with db(config) as conn:
+        return [r[0] for r in conn.execute("SELECT state FROM telegram_inbox ORDER BY update_id")]
 
 
 async def test_a_second_bot_on_the_same_token_and_log_is_refused_at_start(tmp_path, tg, llm):

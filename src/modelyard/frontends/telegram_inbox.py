@@ -40,6 +40,9 @@ MAX_AGE = 24 * 3600.0
 ANSWERED_MAX_AGE = 7 * 24 * 3600.0
 #: done rows kept this long: long enough to recognise any update Telegram may still send again
 KEEP_DONE = 2 * 24 * 3600.0
+#: how often, while the bot runs, done rows past KEEP_DONE are deleted (and at each start): they were deleted at start
+#: only, and a bot that runs for months kept every message it ever took, text and all
+PRUNE_EVERY = 3600.0
 #: longest wait for the file's write lock (another process's batch): the polling loop waits for it
 BUSY_MS = 2000
 #: seconds between two warnings that the inbox cannot be written
@@ -71,6 +74,7 @@ class Inbox:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
         self._warned_at = -WARN_EVERY
+        self._pruned_at = time.monotonic()
 
     def close(self) -> None:
         self.release()
@@ -150,8 +154,7 @@ class Inbox:
         if lost:
             log.warning("telegram: %d answer(s) could not be shown for %d days; dropped", lost,
                         ANSWERED_MAX_AGE // 86400)
-        self._conn.execute("DELETE FROM telegram_inbox WHERE bot_id = ? AND state = ? AND received < ?",
-                           (self.bot_id, DONE, now - KEEP_DONE))
+        self._prune()
         rows = self._conn.execute(
             "SELECT update_id, payload, message_ids, answer FROM telegram_inbox WHERE bot_id = ? AND state != ?"
             " ORDER BY update_id", (self.bot_id, DONE)).fetchall()
@@ -171,6 +174,16 @@ class Inbox:
     def done(self, update_id: int) -> None:
         self._write("UPDATE telegram_inbox SET state = ? WHERE bot_id = ? AND update_id = ?",
                     (DONE, self.bot_id, update_id))
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            try:
+                self._prune()
+            except (sqlite3.Error, OSError) as exc:
+                self._failed(exc, "rows of messages answered days ago are kept longer")
+
+    def _prune(self) -> None:
+        self._pruned_at = time.monotonic()
+        self._conn.execute("DELETE FROM telegram_inbox WHERE bot_id = ? AND state = ? AND received < ?",
+                           (self.bot_id, DONE, time.time() - KEEP_DONE))
 
     def state(self, update_id: int) -> str | None:
         row = self._conn.execute("SELECT state FROM telegram_inbox WHERE bot_id = ? AND update_id = ?",
