@@ -63,3 +63,26 @@ def test_a_broken_chunk_after_an_h2c_offer_is_a_400_in_the_apis_shape(gw):  # no
     status, answer = _answer(gw.port, [head + b"zz\r\n{}\r\n0\r\n\r\n"])
     assert status.startswith(b"HTTP/1.1 400"), status
     assert "chunk size" in json.loads(answer)["error"]["message"]
+
+
+WS_HEAD = (b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Type: application/json\r\nHost: x\r\n")
+
+
+@pytest.mark.parametrize("api", ["chat", "messages", "ollama_chat"])
+def test_a_post_offering_websocket_is_served_over_http_1_1(gw, api):  # noqa: F811
+    """NEW: a POST with ``Upgrade: websocket`` (RFC 6455 §4.1's head; the gateway serves no WebSocket) was handed to
+    uvicorn's WebSocket protocol, which closed the connection with no answer at all. RFC 9110 §7.8 lets a server
+    ignore an Upgrade: declined as ``h2c`` is, it is served over HTTP/1.1 with its body."""
+    body = json.dumps(BASE[api]).encode()
+    head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (PATHS[api].encode(), WS_HEAD, len(body))
+    status, answer = _answer(gw.port, [head + body[:10], body[10:]])
+    assert status.startswith(b"HTTP/1.1 200"), status + answer[:300]
+    assert b"Hello from" in answer
+
+
+def test_a_get_offering_websocket_is_answered_over_http_1_1(gw):  # noqa: F811
+    """NEW: a WebSocket handshake (RFC 6455 §4.1) gets an HTTP answer, not a closed connection: the client's
+    handshake fails with a status it can show (RFC 6455 §4.1: anything but 101 fails it)."""
+    status, answer = _answer(gw.port, [b"GET /v1/models HTTP/1.1\r\n" + WS_HEAD + b"\r\n"])
+    assert status.startswith(b"HTTP/1.1 200") and b'"coder"' in answer, status

@@ -237,6 +237,12 @@ class OneWriteProtocol(HttpToolsProtocol):
             self._idle_since = self.loop.time()  # the client is sending: its bound starts again
 
     # -- an Upgrade declined: its request's body read as HTTP/1.1 (RFC 9110 §7.8: a server may ignore Upgrade) ---------
+    def _should_upgrade(self) -> bool:
+        """Never: the gateway serves no WebSocket, so ``Upgrade: websocket`` is declined as ``h2c`` is and the request
+        served over HTTP/1.1. uvicorn handed it to its WebSocket protocol, which answered a bodiless text/plain 403
+        (a POST's body unread, no error in the API's shape, no status a WebSocket client can show)."""
+        return False
+
     def _read_declined(self, rest: bytes) -> None:
         """The body of a request whose ``Upgrade`` is not taken (``Upgrade: h2c``: every JDK ``HttpClient`` offers it
         on a cleartext URL, so LangChain4j, Spring AI's and Spring's RestClient send it on every request). httptools
