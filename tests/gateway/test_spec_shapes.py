@@ -165,6 +165,10 @@ ROWS = [
         {"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}, 200),
     Row("messages", "an image block in system", {"system": [{"type": "image", "source": {
         "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}, 400, "system[0].type", new=True),
+    Row("messages", "an image block in a system message mid-conversation", {"messages": [*HI, {"role": "system",
+        "content": [{"type": "text", "text": "Now be brief."}, {"type": "image", "source": {
+            "type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}]}, 400,
+        "messages[1].content[1].type", new=True),
     Row("messages", "thinking enabled with a budget", {"max_tokens": 2048, "thinking": {
         "type": "enabled", "budget_tokens": 1024}}, 200),
     Row("messages", "thinking adaptive", {"thinking": {"type": "adaptive"}}, 200),

@@ -227,7 +227,7 @@ def _messages(body: MessagesBody) -> list[Message]:
         if "content" not in item:
             raise BadRequest(f"{where}.content: required", f"{where}.content")
         if role == "system":  # a system message mid-conversation (Claude Code sends them, a 2026 beta)
-            out.append(Message("system", "".join(_text(b, f"{where}.content[{j}]") if b["type"] == "text" else ""
+            out.append(Message("system", "".join(_system_text(b, f"{where}.content[{j}]")  # an image: refused, not lost
                                                  for j, b in enumerate(_blocks(item["content"], f"{where}.content")))))
             continue
         text: list[str] = []
