@@ -371,6 +371,21 @@ def test_a_gzip_body_is_read_as_gunzip_reads_it(gw, encoding, body):
     assert ChatCompletion.model_validate(r.json()).choices[0].message.content == "Hello from fast."
 
 
+@pytest.mark.parametrize("api", ["chat", "messages", "ollama_chat"])
+@pytest.mark.parametrize(("codec", "said"), [("utf-16-le", "UTF-16LE"), ("utf-16-be", "UTF-16BE"),
+                                             ("utf-32-le", "UTF-32LE"), ("utf-32-be", "UTF-32BE")])
+def test_a_wide_body_without_a_byte_order_mark_is_told_to_be_utf_8(gw, api, codec, said):
+    """NEW: RFC 8259 §8.1 — JSON between systems MUST be UTF-8; RFC 4627 §3 tells UTF-16/32 without a BOM by where the
+    NUL bytes of the first two (ASCII) characters fall. Such a body (``iconv -t UTF-16LE``, .NET's ``Encoding.Unicode``
+    with no preamble) got "not a JSON object (expected value at line 1 column 1)" or "(key must be a string at line 1
+    column 2)", which said nothing of the encoding."""
+    r = httpx.post(gw.url + PATHS[api], content=json.dumps(BASE[api]).encode(codec), timeout=30,
+                   headers={"content-type": "application/json", "anthropic-version": "2023-06-01"})
+    assert r.status_code == 400, r.text[:300]
+    message = _error_text(api, r.json())
+    assert said in message and "UTF-8" in message and "RFC 8259" in message, message
+
+
 def _exchange(port: int, head: bytes) -> tuple[bytes, bytes]:
     with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
         sock.sendall(head)

@@ -100,7 +100,7 @@ async def read_body(request: Request, limit: int, budget: BodyBudget) -> bytes:
         budget.held -= taken
     request._stream_consumed = True  # as stream() leaves it: a second read says so instead of waiting
     body = b"".join(pieces)
-    if body[:1] != b"{":  # every JSON request as clients send it starts so: nothing more to look at (issue #15)
+    if body[:1] != b"{" or body[1:2] == b"\x00":  # every JSON request starts so (issue #15); "{\0": UTF-16LE
         encoding = (header(request, b"content-encoding") or "").lower()
         # "gzip, zstd": codings listed in the order applied (RFC 9110 §8.4), so undone last first
         for coding in reversed([c for c in map(str.strip, encoding.split(",")) if c and c != "identity"]):
@@ -165,7 +165,21 @@ def utf8(body: bytes) -> bytes:
             except UnicodeError:
                 raise BadRequest(f"the request body starts with a {codec.upper()} byte order mark but is not "
                                  f"{codec.upper()} text; send UTF-8", None) from None
+    if b"\x00" in body[:4]:  # no UTF-8 JSON text holds a NUL byte: UTF-16 or UTF-32 with no byte order mark
+        raise BadRequest(f"the request body is {_wide(body)} text, not UTF-8: JSON is sent as UTF-8 (RFC 8259 §8.1); "
+                         "save the file as UTF-8 (or send it with a byte order mark)", None)
     return body
+
+
+def _wide(body: bytes) -> str:
+    """The encoding RFC 4627 §3 reads off where the first two characters' NUL bytes fall (JSON's are ASCII)."""
+    if body[:2] == b"\x00\x00":
+        return "UTF-32BE"
+    if body[:1] == b"\x00":
+        return "UTF-16BE"
+    if body[1:4] == b"\x00\x00\x00":
+        return "UTF-32LE"
+    return "UTF-16LE" if body[1:2] == b"\x00" else "UTF-16 or UTF-32"
 
 
 def decoded(body: bytes, encoding: str, limit: int) -> bytes:
