@@ -12,11 +12,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import pytest
 from tests.unit.test_ledger import record
 
 from modelyard.ledger import LogWriter
-from modelyard.ledger.store import LogUnavailable
 
 
 def damage_the_requests_table(path: Path) -> None:
@@ -67,17 +65,27 @@ def test_a_damaged_log_is_moved_aside_and_rows_go_to_a_new_file(tmp_path: Path) 
     assert len([k for k in kept if not k.name.endswith(("-wal", "-shm"))]) == 1  # the old rows, for .recover
 
 
-def test_a_log_damaged_where_it_opens_says_so_at_start(tmp_path: Path) -> None:
-    """Damaged in its header (a zeroed block at the start): SQLite says 'file is not a database' at open, and the
-    start said to check that this user can write the file — the one thing that was fine."""
+def test_a_log_damaged_where_it_opens_is_moved_aside_at_start(tmp_path: Path) -> None:
+    """Damaged in its header (a zeroed block at the start): SQLite says 'file is not a database' at open. Regression
+    guard: the start refused (LogUnavailable) — ``serve`` exited 1 at every restart under systemd or Docker, no request
+    answered because of the log (seakee/CPA-Manager-Plus#523). Now the file is kept aside whole and a new one made."""
     path = tmp_path / "log.sqlite3"
     writer = LogWriter(path)
     writer.submit(record(1))
     writer.close()
     with open(path, "r+b") as f:
         f.write(b"\x00" * 100)
-    with pytest.raises(LogUnavailable) as refused:
-        LogWriter(path)
-    said = str(refused.value)
-    assert "is damaged" in said and "file is not a database" in said and ".recover" in said, said
-    assert "check that this user can write" not in said
+    kept = path.read_bytes()
+    writer = LogWriter(path)
+    try:
+        writer.submit(record(2))
+        assert writer.flush(30)
+        health = writer.health()
+        assert health.written == 1 and health.degraded, health
+        said = health.last_error or ""
+        assert "is damaged" in said and "file is not a database" in said and ".recover" in said, said
+        assert "check that this user can write" not in said
+    finally:
+        writer.close()
+    aside = [k for k in tmp_path.glob("log.sqlite3.damaged-*") if not k.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and aside[0].read_bytes() == kept  # the old rows, byte for byte, for .recover

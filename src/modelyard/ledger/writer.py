@@ -82,7 +82,6 @@ import time
 from _thread import allocate_lock
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -90,6 +89,7 @@ from typing import Any
 from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
+from modelyard.ledger.damaged import damaged, set_aside, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.filesystem import on_network
@@ -230,6 +230,13 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
     )
 
 
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def attempt_rows(r: RequestRecord, backends: Mapping[str, str] = _NO_BACKENDS) -> list[tuple]:
     """The ``attempts`` rows, the outcome as its plain value (see :func:`request_row`). ``backends``: model name ->
     the server it is on in the writing process's config (:func:`modelyard.ledger.probes.backend_of`), so a reader can
@@ -243,12 +250,6 @@ def attempt_rows(r: RequestRecord, backends: Mapping[str, str] = _NO_BACKENDS) -
              a.tokens_per_s, a.cost_usd, backend(a.model), a.cache_read_tokens, a.cache_write_tokens,
              a.cache_write_1h_tokens)
             for seq, a in enumerate(r.attempts)]
-
-
-def damaged(exc: BaseException) -> bool:
-    """SQLite found the file damaged: SQLITE_CORRUPT ('database disk image is malformed', any of its extended codes)
-    or SQLITE_NOTADB ('file is not a database')."""
-    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (11, 26)
 
 
 def repair_value(value: Any) -> Any:
@@ -370,27 +371,18 @@ class LogWriter:
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
         try:
-            self._conn: sqlite3.Connection = self._connect()
-            self._file = SameFile(self.path, content=True)
-            self._write_ahead = WriteAhead(self.path)
-            #: rows an earlier writer kept at its close (the store refused them then)
-            self.recovered = held_file.load(self._conn, self.path)
-            #: the newest request's time in the log (a much older one written after it: the clock went back)
-            self._newest: float = self._conn.execute("SELECT COALESCE(MAX(ts), 0) FROM requests").fetchone()[0]
-            self._clock_said = False
-            if remote := on_network(self.path):  # it opened, but WAL's locks may not hold there: said, not refused
-                log.warning("routing log %s: %s; it opened, but expect 'disk I/O error' or 'database is locked'",
-                            self.path, remote)
+            self._open()
         except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
             if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
                 raise LogUnavailable(said) from None
-            if damaged(exc):
-                raise LogUnavailable(f"routing log {self.path} is damaged (SQLite: {exc}): move it aside (mv "
-                                     f"{self.path} {self.path}.damaged) and start again, which makes a new log; its "
-                                     f"rows can be recovered with `sqlite3 {self.path}.damaged .recover | sqlite3 "
-                                     "recovered.sqlite3`") from None
-            raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
-                                 f"this user can write the file and its directory; {where_to_fix(self.path)}") from None
+            if not damaged(exc):
+                raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
+                                     f"this user can write the file and its directory; {where_to_fix(self.path)}"
+                                     ) from None
+            if not sqlite_file(self.path):  # another program's file named by mistake: left as it is
+                raise LogUnavailable(f"routing log {self.path}: not a SQLite file (SQLite: {exc}), left as it is: "
+                                     f"name a new file for the log; {where_to_fix(self.path)}") from None
+            self._open_anew(exc)
         self._closed = False
         self._thread = self._start()
         #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY
@@ -403,6 +395,55 @@ class LogWriter:
         #: ``log.keep_days``: deletes older requests from the file (and PostgreSQL's log), hourly (ledger/retention.py)
         self.retention = Pruner(self.path, keep_days, url=url) if keep_days else None
         atexit.register(self.close)
+
+    def _open(self) -> None:
+        """Open the file and read what the writer needs of it; on failure nothing stays open."""
+        self._conn = self._connect()
+        try:
+            self._file = SameFile(self.path, content=True)
+            self._write_ahead = WriteAhead(self.path)
+            #: rows an earlier writer kept at its close (the store refused them then)
+            self.recovered = held_file.load(self._conn, self.path)
+            #: the newest request's time in the log (a much older one written after it: the clock went back)
+            self._newest: float = self._conn.execute("SELECT COALESCE(MAX(ts), 0) FROM requests").fetchone()[0]
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if hasattr(self, "_file"):
+                    self._file.release()
+            self._conn.close()
+            raise
+        self._clock_said = False
+        if remote := on_network(self.path):  # it opened, but WAL's locks may not hold there: said, not refused
+            log.warning("routing log %s: %s; it opened, but expect 'disk I/O error' or 'database is locked'",
+                        self.path, remote)
+
+    def _open_anew(self, exc: BaseException) -> None:
+        """The file SQLite found damaged at start, set aside (:mod:`.damaged`), and a new one opened in its place:
+        said as an ERROR and kept in /healthz (degraded) — a refusal here stopped ``serve`` at every restart. Another
+        process starting at once may have set it aside and made the new file already: that one is opened, never
+        moved aside in its turn (the file at the path must still be the one found damaged)."""
+        damaged_one = _inode(self.path)
+        try:
+            self._open()
+            return  # another process set it aside meanwhile
+        except (sqlite3.Error, OSError) as again:
+            if not damaged(again):
+                raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({again}); "
+                                     f"{where_to_fix(self.path)}") from None
+            if _inode(self.path) != damaged_one:
+                self._open_anew(again)
+                return
+        aside, said = set_aside(self.path, exc)
+        if aside is None:
+            raise LogUnavailable(said) from None
+        log.error("%s", said)
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as again:
+            raise LogUnavailable(f"{said}; the new file cannot be opened either ({again})") from None
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {said}"[:500]
+        self._last_error_at = self._last_logged = time.time()
 
     def _connect(self) -> sqlite3.Connection:
         conn = connect(self.path)
@@ -885,22 +926,10 @@ class LogWriter:
         """Move a file SQLite finds damaged aside (with its write-ahead log, for ``.recover``) and write into a new
         one at the path: the damaged file refused every later row, for ever (module docstring of
         tests/integration/test_log_damaged.py). Other processes writing it follow the new file (:class:`SameFile`)."""
-        aside = self.path.with_name(f"{self.path.name}.damaged-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        try:
-            os.replace(self.path, aside)
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{self.path}-wal", f"{aside}-wal")
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}-shm")
-        except OSError as move:
-            self._failed(OSError(f"routing log {self.path} is damaged (SQLite: {exc}) and could not be moved aside "
-                                 f"({move}): its rows are held; move it away yourself"))
+        aside, said = set_aside(self.path, exc)
+        if aside is None:
+            self._failed(OSError(said))
             return False
-        # the path once: /healthz keeps 500 characters of it, and a long path (a CI's, a macOS Application Support
-        # folder) cut the recovery command off when the message named it four times
-        said = (f"routing log {self.path} is damaged (SQLite: {exc}): moved aside as {aside.name} in the same folder, "
-                f"new rows go to a new file; recover its rows there with `sqlite3 {aside.name} .recover | sqlite3 "
-                "recovered.sqlite3`")
         log.error("%s", said)
         self._failed(OSError(said))
         return self._reconnect()

@@ -1,0 +1,199 @@
+"""The routing log, round 36: faults of its storage found from the outside in, on real SQLite files.
+
+A SQLite file damaged when modelyard starts — after a power cut or a disk fault, a file synced by a cloud folder, a
+copy taken mid-write (https://www.sqlite.org/howtocorrupt.html): SQLite refuses it at open with SQLITE_NOTADB ('file
+is not a database': the header) or SQLITE_CORRUPT ('database disk image is malformed': the schema page, a file cut
+short). Users of programs that stop there meet a crash loop: seakee/CPA-Manager-Plus#523 ('Manager server exits(1) in
+an infinite restart loop on `open sqlite: database disk image is malformed (11)`; HTTP port never binds',
+RestartCount 634), sysadminsmedia/homebox#160 (the same FTL line every few seconds), slskd/slskd#634 ('the container
+starts but stops after a "database disk image is malformed" error'). modelyard's ``serve`` did the same: exit 1, every
+restart, no request answered because of the log. Now the file is set aside whole (for ``sqlite3 … .recover``), a new
+one made, and it is said (ERROR line, /healthz degraded)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.fakes.openai_compat import OpenAIServer
+from tests.pg import free_port
+from tests.unit.test_ledger import record
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger.store import LogUnavailable
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _written(path: Path, n: int = 300) -> Path:
+    writer = LogWriter(path)
+    for i in range(n):
+        writer.submit(record(i))
+    writer.close()
+    return path
+
+
+def _random_bytes(path: Path) -> None:
+    """Every byte replaced (a file restored from a broken backup, an encrypted volume's garbage): 'not a database'."""
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+def _cut_short(path: Path) -> None:
+    """A copy or sync stopped a third of the way (the pages the schema points at are missing): 'malformed'."""
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 3)
+
+
+def _schema_page(path: Path) -> None:
+    """The first page's b-tree header overwritten (sqlite_master: https://www.sqlite.org/fileformat.html, 1.6): SQLite
+    cannot read the schema at all: 'malformed'."""
+    with open(path, "r+b") as f:
+        f.seek(100)
+        f.write(b"\xff" * 200)
+
+
+def _sizes(path: Path) -> None:
+    """The header's page size made invalid (bytes 16-17): 'file is not a database'."""
+    with open(path, "r+b") as f:
+        f.seek(16)
+        f.write(b"\x00\x03")
+
+
+def _aside(folder: Path, name: str) -> list[Path]:
+    return [k for k in folder.glob(f"{name}.damaged-*") if not k.name.endswith(("-wal", "-shm"))]
+
+
+@pytest.mark.parametrize("damage", [_random_bytes, _cut_short, _schema_page, _sizes], ids=lambda d: d.__name__)
+def test_a_log_damaged_before_the_start_is_set_aside_and_the_start_goes_on(tmp_path: Path,
+                                                                           damage: Callable[[Path], None]) -> None:
+    """Regression guard: each of these refused the start (LogUnavailable: 'is damaged … move it aside')."""
+    path = _written(tmp_path / "routing.sqlite3")
+    damage(path)
+    before = path.read_bytes()
+    writer = LogWriter(path)
+    try:
+        writer.submit(record(1000))
+        assert writer.flush(30)
+        health = writer.health()
+        assert health.written == 1 and health.held == 0 and health.lost == 0 and health.degraded, health
+        said = health.last_error or ""
+        assert "is damaged" in said and "moved aside as routing.sqlite3.damaged-" in said and ".recover" in said
+    finally:
+        writer.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert [r[0] for r in conn.execute("SELECT id FROM requests")] == ["req001000"]
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    kept = _aside(tmp_path, "routing.sqlite3")
+    assert len(kept) == 1 and kept[0].read_bytes() == before  # whole, byte for byte
+
+
+def test_another_programs_file_named_as_the_log_is_left_as_it_is(tmp_path: Path) -> None:
+    """``log.path`` naming the config by mistake: SQLite says 'file is not a database' of it too. It is no damaged
+    log — it is never moved aside; the start is refused naming the key to change."""
+    path = tmp_path / "team.yaml"
+    path.write_text("models:\n  m: {provider: openai}\n")
+    with pytest.raises(LogUnavailable) as refused:
+        LogWriter(path)
+    assert "not a SQLite file" in str(refused.value) and "left as it is" in str(refused.value), refused.value
+    assert path.read_text() == "models:\n  m: {provider: openai}\n" and not _aside(tmp_path, "team.yaml")
+
+
+def test_two_processes_starting_at_once_on_a_damaged_log_set_it_aside_once(tmp_path: Path) -> None:
+    """``serve`` and the bot (or two ``ask``s) started together after the fault: the second must not set aside the new
+    file the first just made (its rows would go with it)."""
+    path = _written(tmp_path / "log.sqlite3", 50)
+    _random_bytes(path)
+    writers: list[LogWriter] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            writers.append(LogWriter(path))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(writers) == 2, errors
+    for n, writer in enumerate(writers):
+        writer.submit(record(2000 + n))
+        assert writer.flush(30)
+    for writer in writers:
+        writer.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT id FROM requests")) == ["req002000", "req002001"]
+    assert len(_aside(tmp_path, "log.sqlite3")) == 1
+
+
+def _post(port: int, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def _get(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_serve_on_a_damaged_log_answers_and_says_so(tmp_path: Path) -> None:
+    """The whole gateway, as a service restarts it: before, ``serve`` exited 1 with 'is damaged … move it aside' at
+    every start and never bound its port. Now it answers, /healthz says degraded with the file set aside, and the
+    answer's row is in the new file; a second start finds a healthy log (no loop of set-asides)."""
+    path = _written(tmp_path / "log.sqlite3")
+    _random_bytes(path)
+    server = OpenAIServer(models=["x"]).start()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path)}
+    try:
+        for round_ in range(2):
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                deadline = time.monotonic() + 90
+                while True:
+                    assert proc.poll() is None, proc.communicate()
+                    assert time.monotonic() < deadline, "serve did not start"
+                    try:
+                        health = _get(port, "/healthz")
+                        break
+                    except OSError:
+                        time.sleep(0.2)
+                status, answer = _post(port, {"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
+                assert status == 200 and answer["choices"][0]["message"]["content"], answer
+                if round_ == 0:
+                    assert health["status"] == "degraded", health
+                    assert "moved aside as log.sqlite3.damaged-" in (health["log"]["last_error"] or ""), health
+                else:
+                    assert health["log"]["failures"] == 0, health
+            finally:
+                proc.terminate()
+                _, stderr = proc.communicate(timeout=60)
+            if round_ == 0:
+                assert "is damaged" in stderr and ".recover" in stderr and "Traceback" not in stderr, stderr
+    finally:
+        server.stop()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 2
+    assert len(_aside(tmp_path, "log.sqlite3")) == 1
