@@ -12,9 +12,11 @@ one made, and it is said (ERROR line, /healthz degraded)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -197,3 +199,53 @@ def test_serve_on_a_damaged_log_answers_and_says_so(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 2
     assert len(_aside(tmp_path, "log.sqlite3")) == 1
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="the sqlite3 shell is not installed")
+def test_a_sqlite3_shell_left_in_a_write_transaction_holds_no_answer_back(tmp_path: Path) -> None:
+    """A user's ``sqlite3`` shell on the log, left after ``BEGIN; UPDATE …`` (SQLite: 'the RESERVED lock … is held
+    until the transaction ends'; https://www.sqlite.org/lockingv3.html, https://www.sqlite.org/rescode.html#busy).
+    Regression guard: the writer waited 10 s for the lock per try, and tried again at once for each new row — then
+    row by row and on a new connection, 10 s each — so every answer of ``serve`` waited its whole bound (LOG_WAIT, 5 s)
+    for as long as the shell stayed open (measured through ``serve``: 6 of 6 answers in 30 s took 5.0 s, before). Now
+    the first try waits BUSY_TIMEOUT (2 s), and while the lock stays held each new row is held with the others within
+    RETRY_BUSY; every row is written once the shell lets go, once, and the reason names the way to find the holder."""
+    path = _written(tmp_path / "log.sqlite3", 1)
+    shell = subprocess.Popen(["sqlite3", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert shell.stdin is not None and shell.stdout is not None
+    shell.stdin.write("BEGIN;\nUPDATE requests SET agent = agent;\nSELECT 'held';\n")
+    shell.stdin.flush()
+    assert shell.stdout.readline().strip() == "held"
+    writer = LogWriter(path)
+    try:
+        async def answers() -> list[float]:
+            waits = []
+            for i in range(1, 7):  # one request after the other, each waiting for its row as the gateway does
+                writer.submit(record(i))
+                start = time.monotonic()
+                await writer.wait_written(5.0)
+                waits.append(time.monotonic() - start)
+            return waits
+
+        waits = asyncio.run(answers())
+        assert max(waits) < 3.0 and max(waits[1:]) < 0.6, waits
+        health = writer.health()
+        assert health.held == 6 and health.lost == 0, health
+        said = health.last_error or ""
+        assert "another process holds the log's write lock" in said and f"fuser {path}" in said, said
+    finally:
+        shell.stdin.write("ROLLBACK;\n.quit\n")
+        shell.stdin.close()
+        shell.wait(10)
+        shell.stdout.close()
+    try:
+        assert writer.flush(15)
+        deadline = time.monotonic() + 15
+        while writer.held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.health().held == 0
+    finally:
+        writer.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM requests")]
+    assert sorted(ids) == [f"req{i:06d}" for i in range(7)], ids  # each once: 0 before the shell, 1-6 during

@@ -15,9 +15,11 @@ it is and refused, as before.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -42,6 +44,25 @@ def sqlite_file(path: Path) -> bool:
         return False
     return (head.startswith(MAGIC) or Path(f"{path}-wal").exists() or (len(head) == 100 and not any(head))
             or path.suffix.lower() in _DATABASE_SUFFIXES)
+
+
+@contextlib.contextmanager
+def alone(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the log's directory while a process looks at a damaged file and sets it aside:
+    two processes starting at once on it (``serve`` and the bot) would each move aside what the other had just made,
+    or open the new file while the old write-ahead log still lay beside it. Without a lock there (a filesystem that
+    has none), it goes on without one."""
+    try:
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
 
 
 def set_aside(path: Path, exc: BaseException) -> tuple[Path | None, str]:

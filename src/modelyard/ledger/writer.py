@@ -89,7 +89,7 @@ from typing import Any
 from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
-from modelyard.ledger.damaged import damaged, set_aside, sqlite_file
+from modelyard.ledger.damaged import alone, damaged, set_aside, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.filesystem import on_network
@@ -119,8 +119,14 @@ _ROW_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError
 #: seconds between two tries of rows the store refused (disk full, locked): doubled per failed try up to the last
 RETRY_PAUSE = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: SQLite's busy timeout for the writer's connection, in seconds (how long a commit waits for another process's lock
-#: before the rows are held for a later try)
-BUSY_TIMEOUT = 10.0
+#: before the rows are held for a later try). Another modelyard process holds it for milliseconds (a commit, a batch of
+#: a retention pass: 0.22 s at most measured); longer is someone else (a sqlite3 shell left in a transaction, a backup
+#: tool), and every answer in flight waited that long, up to the gateway's LOG_WAIT (5 s), for its row
+BUSY_TIMEOUT = 2.0
+#: seconds a try of rows held because another process kept the write lock past BUSY_TIMEOUT waits for it: each answer
+#: meanwhile waits this long for its row to be held with them, not LOG_WAIT (each waited 5 s while a sqlite3 shell kept
+#: a transaction open, and 10-30 s were spent per try)
+RETRY_BUSY = 0.1
 #: at most one log line per this many seconds while writes keep failing (a full disk fails every batch)
 _LOG_EVERY = 10.0
 #: rows committed between two checkpoints (~9 pages each when written one per commit: ~2,300 pages at most,
@@ -228,6 +234,11 @@ def request_row(r: RequestRecord, local_models: frozenset[str], max_text: int | 
         capped(r.thinking, max_text), r.error if r.error is None or len(r.error) <= MAX_ERROR_CHARS
         else error_capped(r.error), r.finish_reason, HOST, None if r.kind is None else r.kind._value_,
     )
+
+
+def locked(exc: BaseException) -> bool:
+    """SQLite's SQLITE_BUSY ('database is locked', any extended code): another connection holds the lock."""
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", 0) & 0xFF == 5
 
 
 def _inode(path: Path) -> int | None:
@@ -343,8 +354,13 @@ class LogWriter:
         self._last_commit = 0.0
         #: rows committed on their submitting thread (_write_here)
         self.written_here = 0
-        #: the connection waits BUSY_TIMEOUT for another process's write lock (False: 0, for _write_here's commits)
-        self._patient = True
+        #: seconds the connection waits for another process's write lock: BUSY_TIMEOUT, RETRY_BUSY while rows are held
+        #: because it was held past that, 0 for _write_here's commits
+        self._patience = BUSY_TIMEOUT
+        #: what the writer thread's batches wait for that lock: BUSY_TIMEOUT, or RETRY_BUSY while it keeps it
+        self._retry_busy = BUSY_TIMEOUT
+        #: the last batch was refused because another process held the write lock (writer thread only)
+        self._locked_out = False
         #: threads waiting in flush() on _done (the commit notifies only then); guarded by _done
         self._flushing = 0
         #: (target count, future) of async callers waiting in wait_written(); guarded by _done
@@ -370,19 +386,25 @@ class LogWriter:
         self._starved_said = False
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
-        try:
-            self._open()
-        except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
-            if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
-                raise LogUnavailable(said) from None
-            if not damaged(exc):
-                raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
-                                     f"this user can write the file and its directory; {where_to_fix(self.path)}"
-                                     ) from None
-            if not sqlite_file(self.path):  # another program's file named by mistake: left as it is
-                raise LogUnavailable(f"routing log {self.path}: not a SQLite file (SQLite: {exc}), left as it is: "
-                                     f"name a new file for the log; {where_to_fix(self.path)}") from None
-            self._open_anew(exc)
+        for tries in itertools.count(1):
+            before = _inode(self.path)
+            try:
+                self._open()
+                break
+            except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
+                if _inode(self.path) != before and tries < 3:
+                    continue  # replaced meanwhile (another process set a damaged file aside): the new one, again
+                if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
+                    raise LogUnavailable(said) from None
+                if not damaged(exc):
+                    raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({exc}); check that "
+                                         f"this user can write the file and its directory; {where_to_fix(self.path)}"
+                                         ) from None
+                if not sqlite_file(self.path):  # another program's file named by mistake: left as it is
+                    raise LogUnavailable(f"routing log {self.path}: not a SQLite file (SQLite: {exc}), left as it "
+                                         f"is: name a new file for the log; {where_to_fix(self.path)}") from None
+                self._open_anew(exc)
+                break
         self._closed = False
         self._thread = self._start()
         #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY
@@ -421,26 +443,23 @@ class LogWriter:
         """The file SQLite found damaged at start, set aside (:mod:`.damaged`), and a new one opened in its place:
         said as an ERROR and kept in /healthz (degraded) — a refusal here stopped ``serve`` at every restart. Another
         process starting at once may have set it aside and made the new file already: that one is opened, never
-        moved aside in its turn (the file at the path must still be the one found damaged)."""
-        damaged_one = _inode(self.path)
-        try:
-            self._open()
-            return  # another process set it aside meanwhile
-        except (sqlite3.Error, OSError) as again:
-            if not damaged(again):
-                raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({again}); "
-                                     f"{where_to_fix(self.path)}") from None
-            if _inode(self.path) != damaged_one:
-                self._open_anew(again)
-                return
-        aside, said = set_aside(self.path, exc)
-        if aside is None:
-            raise LogUnavailable(said) from None
-        log.error("%s", said)
-        try:
-            self._open()
-        except (sqlite3.Error, OSError) as again:
-            raise LogUnavailable(f"{said}; the new file cannot be opened either ({again})") from None
+        moved aside in its turn (looked at again under the directory's lock, :func:`.damaged.alone`)."""
+        with alone(self.path):  # another process starting at once waits here, then opens the new file
+            try:
+                self._open()
+                return  # another process set it aside meanwhile
+            except (sqlite3.Error, OSError) as again:
+                if not damaged(again):
+                    raise LogUnavailable(f"routing log {self.path}: cannot be opened for writing ({again}); "
+                                         f"{where_to_fix(self.path)}") from None
+                aside, said = set_aside(self.path, again)
+            if aside is None:
+                raise LogUnavailable(said) from None
+            log.error("%s", said)
+            try:
+                self._open()
+            except (sqlite3.Error, OSError) as again:
+                raise LogUnavailable(f"{said}; the new file cannot be opened either ({again})") from None
         self.failures += 1
         self.last_error = f"{type(exc).__name__}: {said}"[:500]
         self._last_error_at = self._last_logged = time.time()
@@ -736,8 +755,10 @@ class LogWriter:
         else:
             self._look_at_write_ahead()
         started = time.perf_counter()
+        self._locked_out = False
         try:
             ok, lost, held = self._write(batch) if taken else (0, 0, batch)
+            self._retry_busy = RETRY_BUSY if held and self._locked_out else BUSY_TIMEOUT
         except BaseException as exc:  # a bug in the writer itself: count it, keep the thread serving
             self._failed(exc)
             ok, lost, held = 0, len(batch), []
@@ -850,6 +871,10 @@ class LogWriter:
             self._write_batch(batch)
             return len(batch), 0, []
         except Exception as exc:  # disk full, locked for too long, a value SQLite cannot bind...
+            if locked(exc):  # the store's, not a row's: each row alone, and a new connection, waited as long again
+                self._locked_out = True
+                self._failed(sqlite3.OperationalError(self._locked_said(exc)))
+                return 0, 0, batch
             self._failed(exc)
         ok = lost = 0
         reconnected = set_aside = False
@@ -910,10 +935,12 @@ class LogWriter:
             else:
                 requests.append(request_row(item, local, max_text))
                 attempts += attempt_rows(item, backends)
-        patient = begin == "BEGIN"  # else on the loop's thread: another process's write lock must not hold it
-        if patient is not self._patient:  # set only when it changes: not twice per commit at concurrency 1
-            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000) if patient else 0}")
-            self._patient = patient
+        # on the loop's thread ("BEGIN IMMEDIATE") another process's write lock must not hold it; while rows are held
+        # because that lock was held past BUSY_TIMEOUT, a try waits RETRY_BUSY for it (module docstring)
+        patience = (self._retry_busy if begin == "BEGIN" else 0.0)
+        if patience != self._patience:  # set only when it changes: not twice per commit at concurrency 1
+            self._conn.execute(f"PRAGMA busy_timeout={int(patience * 1000)}")
+            self._patience = patience
         self._commit(requests, attempts, others, begin)
         last = batch[-1]
         if not isinstance(last, Row):
@@ -921,6 +948,14 @@ class LogWriter:
                 self._newest = last.ts
             elif last.ts < self._newest - CLOCK_BACK and not self._clock_said:
                 self._clock_went_back(last.ts)
+
+    def _locked_said(self, exc: BaseException) -> str:
+        """What SQLite's 'database is locked' means here, in the words of what to do."""
+        waited = f"{self._patience:g} s" if self._patience >= 1 else "again"
+        return (f"{exc}: another process holds the log's write lock (waited {waited}) — a sqlite3 shell left in a "
+                f"transaction, a backup or copy tool: `fuser {self.path}` or `lsof` shows which; end it. Rows are "
+                "held in memory meanwhile (held in /healthz) and written once it lets go; answers wait for them no "
+                "more")
 
     def _set_aside(self, exc: BaseException) -> bool:
         """Move a file SQLite finds damaged aside (with its write-ahead log, for ``.recover``) and write into a new
@@ -1000,7 +1035,7 @@ class LogWriter:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
         self._conn = fresh
-        self._patient = True  # _connect's busy timeout
+        self._patience = BUSY_TIMEOUT  # _connect's busy timeout
         self._write_ahead.reopened()
         self._unshared = self._anew_said = False
         self._generation += 1
