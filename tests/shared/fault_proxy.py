@@ -194,10 +194,13 @@ class FaultProxy:
                 at, data = await queue.get()
                 if (wait := at - self._loop.time()) > 0:
                     await asyncio.sleep(wait)
-                if pipe.silent:
-                    continue  # swallowed: the sender saw it leave, nothing arrives
-                dst.write(data)
-                await dst.drain()
+                try:
+                    if pipe.silent:
+                        continue  # swallowed: the sender saw it leave, nothing arrives
+                    dst.write(data)
+                    await dst.drain()
+                finally:
+                    queue.task_done()
 
         sender = asyncio.ensure_future(send())
         with contextlib.suppress(OSError, ConnectionError):
@@ -213,8 +216,14 @@ class FaultProxy:
                     break
         with contextlib.suppress(OSError, ConnectionError, asyncio.TimeoutError):
             async with asyncio.timeout(max(self.latency, 0) + 1):
-                while not queue.empty() and not sender.done():
-                    await asyncio.sleep(0.01)
+                # every chunk still delayed is delivered before the close, as TCP delivers the bytes sent before a FIN
+                # (``queue.empty()`` was true once the sender had taken the last chunk, still waiting out its delay:
+                # a command written just before its client closed the connection never arrived)
+                delivered = asyncio.ensure_future(queue.join())
+                try:
+                    await asyncio.wait([delivered, sender], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    delivered.cancel()
         sender.cancel()
         if not pipe.silent:
             dst.close()

@@ -12,7 +12,7 @@ the request asks (what a model's server sees of a request in flight).
 - ``waiter``: takes one slot, waiting up to ``bound`` seconds (the test may SIGSTOP it while it waits), prints
   ``granted``, sends a request of ``hold`` seconds, gives the slot back, prints ``done``;
 - ``loader``: ``clients`` clients each take a slot, send a request of ``hold`` seconds, give it back, for
-  ``duration`` seconds; prints ``served N refused M``.
+  ``duration`` seconds (or until ``requests`` were served, when given); prints ``served N refused M``.
 """
 
 from __future__ import annotations
@@ -82,16 +82,20 @@ async def main(spec: dict[str, Any]) -> None:
             await state.release()
             print("done", flush=True)
             return
-        served = refused = 0
+        served = refused = started = 0
         end = time.monotonic() + spec["duration"]
+        wanted = spec.get("requests")
 
         async def client() -> None:
-            nonlocal served, refused
-            while time.monotonic() < end:
+            nonlocal served, refused, started
+            while time.monotonic() < end and (wanted is None or started < wanted):
+                started += 1
                 try:
                     await state.acquire(1.0)
                 except QueueTimeout:
                     refused += 1
+                    started -= 1
+                    await asyncio.sleep(0.05)  # refused at once while the store is out of reach: no busy loop
                     continue
                 try:
                     await _answer(await _request(spec["port"], spec["hold"]))

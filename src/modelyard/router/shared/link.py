@@ -437,6 +437,8 @@ class RedisLink:
         self.errors = 0
         self.instances = 0  # 0: never counted (a process that never reached the store has no share)
         self.view_at: float | None = None
+        #: when the round trip that read it was sent, on :func:`awake_time` (what :meth:`view_fresh` measures)
+        self.view_awake: float | None = None
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -535,6 +537,7 @@ class RedisLink:
             mine = self._limits_text()
             self._compare([x for i, c in zip(alive, configs, strict=True) if c and c.decode() != mine for x in (i, c)])
             self.view_at = time.monotonic()
+            self.view_awake = awake_time()
             if self.spend is not None:
                 await shared_spend.share(self, self.spend)
             await self._read_eviction()
@@ -853,8 +856,9 @@ class RedisLink:
 
     async def _beat(self, *, force: bool = False) -> None:
         """One round trip: the heartbeat when due (or ``force``), and the cached view."""
-        now = time.monotonic()
-        beat = force or now - self._last_beat >= self.heartbeat
+        # due on awake_time: after a laptop's sleep (time.monotonic stood still) the leases ran out on Redis's clock,
+        # and the first tick renews — registering again the holders of requests still running, queueing the waiters
+        beat = force or awake_time() - self._last_beat >= self.heartbeat
         renewing = list(self.states.values()) if beat else []
         calls: list[tuple[str, list[str], list[Any]]] = [("INSTANCES", *self._instances_call())]
         restarts = self._restart_calls()  # new connections ask too; this catches a proxy that kept ours open
@@ -873,15 +877,16 @@ class RedisLink:
         gone = [tag.decode() for tag in counted[5:5 + int(counted[4])]]
         self._compare(counted[5 + len(gone):])
         if beat:
-            self._last_beat = now
+            self._last_beat = awake_time()
             self.renewed_at = sent
             self.renewed_awake = sent_awake
         results = results[1 + len(restarts):]
         for state, result in zip(renewing, results[:len(renewing)], strict=True):
-            state.renewed(result)
+            state.renewed(result, sent_awake)
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
             state.viewed(result)
         self.view_at = time.monotonic()
+        self.view_awake = sent_awake
         for tag in gone:  # a host's own model's keys, that host gone for good (see lua.INSTANCES)
             await self.call("FORGET", [self._instances_key, self._host_keys_key, *(f"{tag}:{k}" for k in lua.TAG_KEYS)],
                             [self.now_arg(), tag])
@@ -991,12 +996,17 @@ class RedisLink:
         return max(0.0, at - time.monotonic())
 
     def view_fresh(self) -> bool:
-        """The cached view was read within the last two ticks (the background loop is keeping up)."""
-        return self.view_at is not None and time.monotonic() - self.view_at <= 2 * self.tick + self.settings.timeout
+        """The cached view was read within the last two ticks (the background loop is keeping up). Measured on
+        :func:`awake_time`, from when its round trip was sent: ``time.monotonic`` stands still while a laptop sleeps
+        (Linux's CLOCK_MONOTONIC stops in suspend, CLOCK_BOOTTIME does not), so the first request after a resume passed
+        a breaker as closed from a view read before the sleep — one another process had opened meanwhile."""
+        return (self.view_awake is not None
+                and awake_time() - self.view_awake <= 2 * self.tick + self.settings.timeout)
 
     async def sync(self, state: RedisState) -> None:
         """Renew one model now (the store lost its data, or a grant may have been missed)."""
-        state.renewed(await self.call("RENEW", *state.renew_call()))
+        sent = awake_time()
+        state.renewed(await self.call("RENEW", *state.renew_call()), sent)
 
     async def _listen(self) -> None:
         """Wake granted waiters. A message lost while (re)connecting is caught by the next heartbeat.

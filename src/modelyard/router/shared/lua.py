@@ -145,15 +145,21 @@ local function noted(M, H, result)
 end
 """.replace("@KEY_TTL@", str(KEY_TTL_MS))
 
-#: KEYS holders queue leases meta; ARGV now win limit token known_epoch fresh_epoch grace_ms channel [max_queue]
+#: KEYS holders queue leases meta [released];
+#: ARGV now win limit token known_epoch fresh_epoch grace_ms channel [max_queue]
 #: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again) | 3 no slot free and
-#: ``max_queue`` already waiting, across every process (nothing registered), epoch, waiting}
+#: ``max_queue`` already waiting, across every process (nothing registered) | 4 the token was given back already
+#: (nothing registered), epoch, waiting}
+#: A token in ``released`` was given back before this call ran: its caller gave up while the call was on its way (a
+#: queue bound or a cancel that ran out during the round trip, the RELEASE sent on another connection and run first).
+#: Registered anyway, it held a slot (or the queue's head) that no process renews, until its lease ran out.
 ACQUIRE = _PRELUDE + r"""
-local H, Q, W, M = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function done(result) noted(M, H, result); keep(H, Q, W, M); return result end
 local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 if lost then return done({2, cur}) end
+if R and redis.call('ZSCORE', R, token) then return done({4, cur}) end
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
 promote(H, Q, W, M, now, win, limit, ARGV[8])
 -- a repeated call (retried on a new connection)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
@@ -29,7 +28,7 @@ from modelyard.config.schema import Cooldown, OnOutage
 from modelyard.errors import HEALTH_FAILURES, PERSISTENT, Reason
 from modelyard.router.clock import Clock, loop_clock
 from modelyard.router.health import Admission, Health, State
-from modelyard.router.shared.link import RedisLink, StoreUnreachable
+from modelyard.router.shared.link import RedisLink, StoreUnreachable, awake_time
 from modelyard.router.slots import QueueTimeout
 from modelyard.router.state import Condition, ModelState, Ticket, over_queue_bound
 
@@ -104,13 +103,18 @@ class RedisState(ModelState):
         self.fallback = Health(cooldown, clock)
         self._local_waiters: deque[asyncio.Future[_Wake]] = deque()
         self._view: list[Any] | None = None
-        #: when it was read (monotonic)
+        #: when it was read (awake_time: a cooldown left at that view runs on while a laptop sleeps)
         self._view_at: float | None = None
         #: the highest breaker generation this process knows of: a cached view older than that is not used
         self._generation = 0
         self._skip = ""
         #: a re-registration after a Redis restart is on its way
         self._resyncing = False
+        #: holders the heartbeat found run out after a stop (registered again: see ``renewed``); one not yet used is
+        #: given back instead (:meth:`_ran_out`)
+        self._lapsed: set[str] = set()
+        #: when each grant handed to a waiter was read (awake_time): the waiter checks it was not stopped since
+        self._grant_read: dict[str, float] = {}
         #: a grant read that may have run out (see :meth:`confirm_grant`), and the RENEW that settles it on its way
         self._unsure = self._confirming = False
         #: asks for the grant when the grace after a Redis restart ends (a waiter is handed its slot then)
@@ -144,10 +148,11 @@ class RedisState(ModelState):
         self.waiting[token] = fut  # before the call: the grant may be published before its reply arrives
         self.link.waiters[token] = self
         self._remote.add(token)
+        sent = awake_time()
         args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), token, self.epoch, self.link.new_token(),
                 self.link.grace_ms, self.link.channel, "" if self.max_queue is None else self.max_queue]
         try:
-            status, epoch, *waiting = await self.link.call("ACQUIRE", self._slots, args,
+            status, epoch, *waiting = await self.link.call("ACQUIRE", [*self._slots, self._released], args,
                                                            budget=deadline - loop.time())
         except StoreUnreachable:
             self._forget(token)
@@ -165,12 +170,16 @@ class RedisState(ModelState):
             self._unwait(token)
             if not counted:
                 self.held.append(token)
-            return True
+            return not await self._ran_out(token, sent)
         if status == 3:  # every slot busy and max_queue waiting, counted in the store: moved on, as queue_full
             self._unwait(token)
             self._remote.discard(token)
             raise QueueTimeout(over_queue_bound(self.limit, self.limit, int(waiting[0]), self.max_queue or 0),
                                waited=loop.time() - start, reason=Reason.QUEUE_FULL)
+        if status == 4:  # given back while the call was on its way (see lua.ACQUIRE): nothing held, ask again
+            self._unwait(token)
+            self._remote.discard(token)
+            return False
         if status == 2:  # Redis lost its data: re-register what this process holds, then ask again
             self._unwait(token)
             self._remote.discard(token)
@@ -181,6 +190,7 @@ class RedisState(ModelState):
         try:
             wake = await fut
         except BaseException:
+            self._grant_read.pop(token, None)
             if fut.done() and not fut.cancelled() and fut.result() is _Wake.GRANTED:
                 self.held.remove(token)  # cancelled after the slot was handed over: pass it on
                 self._give_back_later([token])
@@ -193,7 +203,41 @@ class RedisState(ModelState):
             if await self._withdraw(token):
                 return True
             raise QueueTimeout(f"no free slot within {timeout:g}s", waited=loop.time() - start)
-        return wake is _Wake.GRANTED
+        return wake is _Wake.GRANTED and not await self._ran_out(token, self._grant_read.pop(token, None))
+
+    async def _ran_out(self, token: str, since: float | None) -> bool:
+        """Whether the slot just granted to ``token`` may have run out before its request is sent: the process was
+        stopped as a whole (SIGSTOP, a VM paused, a laptop asleep) for longer than a holder's lease (``window``)
+        between ``since`` — when the grant's call was sent (ACQUIRE's reply), or when its grant was read — and now.
+        The entry ran out in Redis meanwhile and the slot went to another process; taken on the reply, the request
+        went out beside that one's (2 of 1 at the backend). Redis says (WITHDRAW: still held → renewed, kept), and a
+        slot that ran out is given back and the waiter asks again. A holder the heartbeat found run out after such a
+        stop (``renewed`` registers it again, as a request already sent may still run) is given back unused likewise.
+        Measured on :func:`~.link.awake_time`, which counts a laptop's sleep. What stays open: a stop after this check,
+        before or while the request's bytes go out — only a fencing token the backend checks could cover that."""
+        link = self.link
+        lapsed = token in self._lapsed
+        if not lapsed and (since is None or awake_time() - since <= link.window_ms / 1000):
+            return False
+        self._lapsed.discard(token)
+        try:
+            if not lapsed and link.up and await link.call("WITHDRAW", [*self._slots, self._released],
+                                                          self._release_args([token])):
+                return False
+        except StoreUnreachable:
+            pass  # cannot tell: given back below (kept pending until the store answers), the request asks again
+        except BaseException:  # cancelled on the way: the slot goes back
+            if token in self.held:
+                self.held.remove(token)
+            self._give_back_later([token])
+            raise
+        if token in self.held:
+            self.held.remove(token)
+        self._give_back_later([token])
+        log.warning("shared state %s: model %s: a slot granted to this process ran out before its request was sent "
+                    "(the process was stopped — SIGSTOP, a VM paused, a host asleep — longer than %.1fs): given back "
+                    "unused, the request asks again", link.settings.shown_url, self.name, link.window_ms / 1000)
+        return True
 
     async def _withdraw(self, token: str) -> bool:
         """The waiter's bound ran out: Redis says whether ``token`` holds a slot already — granted while this process
@@ -248,6 +292,7 @@ class RedisState(ModelState):
         if not self.held:
             return
         token = self.held.pop()
+        self._lapsed.discard(token)
         if not self.link.up:
             if token in self._remote:
                 self._pending.add(token)
@@ -338,6 +383,7 @@ class RedisState(ModelState):
         self.link.spawn(self._give_back(tokens))
 
     async def _give_back(self, tokens: list[str]) -> None:
+        self._lapsed.difference_update(tokens)
         tokens = [t for t in tokens if t in self._remote]
         if not tokens:
             return
@@ -369,6 +415,7 @@ class RedisState(ModelState):
             self._give_back_later([token])  # the waiter gave up just before: the slot is not wanted
             return
         self.held.append(token)
+        self._grant_read[token] = awake_time()
         fut.set_result(_Wake.GRANTED)
 
     def confirm_grant(self) -> None:
@@ -454,15 +501,24 @@ class RedisState(ModelState):
                 self.link.new_token(), self.link.grace_ms, len(holders), len(waiters), *holders, *waiters, *probes]
         return [*self._slots, self._released, self._breaker], args
 
-    def renewed(self, result: list[Any]) -> None:
+    def renewed(self, result: list[Any], sent: float | None = None) -> None:
+        """A RENEW's reply; ``sent``: when it was sent (awake_time). A reply read more than a window after it was sent
+        (the process stopped meanwhile) names grants that may have run out since: Redis is asked again
+        (:meth:`confirm_grant`), as for a grant message read that late."""
         self.epoch = result[0].decode()
         rest = [raw.decode() for raw in result[2:]]
         mark = rest.index("#") if "#" in rest else len(rest)
         # a slot taken here while Redis was out of reach was never there: registered now, not "ran out"
-        lapsed = sum(1 for token in rest[mark + 1:] if token in self._remote)
+        ran_out = [token for token in rest[mark + 1:] if token in self._remote]
+        self._lapsed.update(ran_out)
+        lapsed = len(ran_out)
         self._remote.update(self.held)  # every slot held here is registered there now
+        late = sent is not None and awake_time() - sent > self.link.window_ms / 1000
         for token in rest[:mark]:
-            self.granted(token)
+            if late and token in self.waiting:
+                self.confirm_grant()
+            else:
+                self.granted(token)
         if lapsed:
             # the process was stopped as a whole (SIGSTOP, a VM paused or a laptop asleep): no thread of it could
             # renew, and nothing inside it can keep a slot then (see .keeper); said, as nothing else would say it
@@ -582,7 +638,7 @@ class RedisState(ModelState):
         grace ends, not at its next heartbeat (a Redis restart paused every grant for the grace plus up to a
         heartbeat: 12 s with the default lease)."""
         before, before_at = self._view, self._view_at
-        self._view, self._view_at = result, time.monotonic()
+        self._view, self._view_at = result, awake_time()
         if before is not None and before_at is not None:
             self._breaker_lost(before, before_at, result)
         if len(result) > 13:
@@ -612,7 +668,7 @@ class RedisState(ModelState):
         if before[2] in (b"open", b"half_open") and int(before[8]) > 0:
             # a cooldown run out, or its probe out: open for a moment, so the next request is one probe again (a lost
             # probe's verdict still counts), not every process's traffic to a model that was failing
-            left_ms = int(before[3]) - (time.monotonic() - before_at) * 1000 if before[2] == b"open" else 0
+            left_ms = int(before[3]) - (awake_time() - before_at) * 1000 if before[2] == b"open" else 0
             self.link.spawn(self._reopen(max(int(left_ms), PROBE_AGAIN_MS), int(before[8]), before[4].decode(),
                                          failures))
         elif before[2] == b"closed" and failures > 0:
