@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
+from modelyard.gateway.ollama_duration import check_keep_alive
 from modelyard.gateway.wire import BadRequest, _In, bad_body
 from modelyard.types import ChatRequest, EmbedInput, Message, Usage
 
@@ -51,8 +52,8 @@ MAX_TOKEN_ID = 2**31 - 1
 
 
 class EmbeddingsBody(_In):
-    """OpenAI's and ``/api/embed``'s fields (Ollama's ``options`` and ``keep_alive`` are the configured model's to
-    set: ignored, as unknown fields are)."""
+    """OpenAI's and ``/api/embed``'s fields (Ollama's ``options`` are the configured model's to set: ignored, as
+    unknown fields are; its ``keep_alive`` is checked, :class:`OllamaEmbedBody`)."""
 
     model: str = Field(min_length=1)
     #: read by :func:`texts_of` (its errors name the item); the schema says what it takes
@@ -69,11 +70,15 @@ class OllamaEmbedBody(EmbeddingsBody):
 
     input: Any = None
     truncate: bool | None = None
+    #: read only to be checked as ``/api/chat``'s is (ollama_duration.py): how long the model stays loaded is the
+    #: configured model's to decide. Was taken unread, whatever it said ("5 minutes", ``true``)
+    keep_alive: Any = None
 
 
 class OllamaLegacyBody(_In):
     model: str = Field(min_length=1)
     prompt: Any = None
+    keep_alive: Any = None  # checked, as /api/embed's is
     asked: SkipJsonSchema[str] = Field(default="", exclude=True)
 
 
@@ -93,7 +98,8 @@ def parse_embeddings_body(raw: bytes) -> EmbeddingsBody:
 
 
 def parse_ollama_embed_body(raw: bytes) -> EmbeddingsBody:
-    body: EmbeddingsBody = _parsed(OllamaEmbedBody, raw)
+    body: OllamaEmbedBody = _parsed(OllamaEmbedBody, raw)
+    check_keep_alive(body.keep_alive)
     body.model = body.model.removesuffix(LATEST)
     body.input = texts_of(body.input, ollama=True)
     return body
@@ -101,6 +107,7 @@ def parse_ollama_embed_body(raw: bytes) -> EmbeddingsBody:
 
 def parse_ollama_legacy_body(raw: bytes) -> OllamaLegacyBody:
     body: OllamaLegacyBody = _parsed(OllamaLegacyBody, raw)
+    check_keep_alive(body.keep_alive)
     body.model = body.model.removesuffix(LATEST)
     if body.prompt is None or body.prompt == "":
         body.prompt = ()

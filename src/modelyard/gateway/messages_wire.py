@@ -219,6 +219,7 @@ def _messages(body: MessagesBody) -> list[Message]:
             _system_text(b, f"system[{j}]") for j, b in enumerate(_blocks(body.system, "system")))
         out.append(Message("system", system))
     names: dict[str, str] = {}
+    answerable: set[str] = set()  # the tool_use ids of the message before: the only ones a tool_result may answer
     for i, item in enumerate(body.messages):
         where = f"messages[{i}]"
         role = item.get("role")
@@ -251,6 +252,13 @@ def _messages(body: MessagesBody) -> list[Message]:
                 call_id = block.get("tool_use_id")
                 if not isinstance(call_id, str) or not call_id:
                     raise BadRequest(f"{at}.tool_use_id: required", f"{at}.tool_use_id")
+                if call_id not in answerable:
+                    # Anthropic's 400 (invalid_request_error: "unexpected `tool_use_id` found in `tool_result`
+                    # blocks"). Was passed on: a result of no call the model made, which an OpenAI-compatible backend
+                    # refuses in words of its own or a model reads as a call it never made
+                    raise BadRequest(f"{at}.tool_use_id: unexpected tool_use_id {call_id!r:.80} in a tool_result "
+                                     "block: each tool_result must answer a tool_use block of the previous message",
+                                     f"{at}.tool_use_id")
                 result = _tool_result_text(block, at)
                 if block.get("is_error"):
                     result = f"Error: {result}"
@@ -264,6 +272,7 @@ def _messages(body: MessagesBody) -> list[Message]:
                 raise _unsupported(kind, at)
         if text or calls or role == "assistant":
             out.append(Message(role, "".join(text), calls))
+        answerable = {call.id for call in calls if call.id}
     return out
 
 

@@ -19,11 +19,12 @@ log by changing only the address: ``model`` names an agent, a configured model o
   Ollama refuses it. Images (in, or asked for:
   ``width``, ``height``, ``steps``) and log probabilities (``logprobs``, ``top_logprobs``) are refused, and
   ``suffix`` beside ``messages`` (``/api/chat`` has no such field).
-  ``keep_alive`` and the other ``options`` are modelyard's to decide (the models' own config) and are
-  ignored, as is ``template`` without ``raw``; the deprecated ``context`` (an earlier answer's token ids, which no
-  answer here carries) is refused rather than dropped with the conversation it held (``/api/show``'s template
-  mentions ``.Suffix``, so Continue sends
-  ``suffix`` rather than a prompt in its own FIM template with ``raw: true``; both are served).
+  ``keep_alive`` (checked as Ollama reads it, ollama_duration.py) and the other ``options`` are modelyard's to decide
+  (the models' own config) and are ignored; ``template`` without ``raw`` is the client's own Go template, rendered
+  as Ollama renders it and its prompt sent verbatim as a raw one is (ollama_template.py); the deprecated
+  ``context`` (an earlier answer's token ids, which no answer here carries) is refused rather than dropped with the
+  conversation it held (``/api/show``'s template mentions ``.Suffix``, so Continue sends ``suffix`` rather than a
+  prompt in its own FIM template with ``raw: true``; both are served).
 - A request with no messages (no prompt) is Ollama's "load the model": answered at once with
   ``done_reason: "load"`` (``"unload"`` with ``keep_alive`` 0, as Ollama answers); ``serve`` keeps its local models
   warm anyway.
@@ -43,6 +44,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelyard.gateway.fill_in import HOLE, fill_in_messages
+from modelyard.gateway.ollama_duration import ZERO_DURATION, check_keep_alive
+from modelyard.gateway.ollama_template import render
 from modelyard.gateway.wire import (
     MAX_MESSAGES,
     MAX_TOOLS,
@@ -72,27 +75,6 @@ _ROLES = ("system", "user", "assistant", "tool")
 THINK_LEVELS = ("high", "medium", "low", "max", "none", "")
 
 
-#: a Go duration string that is zero ("0", "0s", "0m0s": time.ParseDuration's, which api.Duration reads a string with)
-_ZERO_DURATION = re.compile(r"[+-]?(?:0+(?:\.0*)?(?:ns|us|µs|μs|ms|s|m|h))+|[+-]?0+")
-#: a Go duration string as time.ParseDuration takes it: "0" alone, or numbers each with its unit ("1h30m", "-1m")
-_GO_DURATION = re.compile(r"[+-]?(?:0|(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+)")
-_GO_PART = re.compile(r"([0-9.]+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1e3, "µs": 1e3, "μs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
-
-
-def _check_keep_alive(value: Any) -> None:
-    """``keep_alive`` as Ollama reads it (api/types.go ``Duration.UnmarshalJSON``): a number of seconds, or a string
-    ``time.ParseDuration`` takes (past int64 nanoseconds it overflows); any other is Ollama's 400 ("time: invalid
-    duration", "unsupported duration type"). Was ignored: "5 minutes" meant nothing and nobody was told."""
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return
-    if isinstance(value, str) and _GO_DURATION.fullmatch(value) is not None and sum(
-            float(n) * _UNIT_NS[u] for n, u in _GO_PART.findall(value)) < 2**63:
-        return
-    raise BadRequest(f"keep_alive: invalid duration {value!r:.60} (a number of seconds, or a duration such as \"5m\", "
-                     "\"1h30m\" or \"-1m\", as Ollama reads it)", "keep_alive")
-
-
 class OllamaBody(BaseModel):
     """``/api/chat`` and ``/api/generate`` alike (generate's ``prompt``/``system`` become messages)."""
 
@@ -111,8 +93,9 @@ class OllamaBody(BaseModel):
     think: bool | str | None = None
     #: /api/generate: the prompt is the client's own, template and special tokens included (sent verbatim: TextPrompt)
     raw: bool | None = None
-    #: /api/generate: a Go template for the prompt — refused beside ``raw`` (as Ollama does), else the models' own
-    #: templates stand; ``context``: the deprecated token ids of an earlier answer, refused (parse_ollama_body)
+    #: /api/generate: a Go template for the prompt — refused beside ``raw`` (as Ollama does), else rendered and its
+    #: prompt sent as a raw one (ollama_template.py); ``context``: the deprecated token ids of an earlier answer,
+    #: refused (parse_ollama_body)
     template: str | None = None
     context: list[Any] | None = None
     logprobs: bool | None = None  # asked for: refused, as on chat completions (no model's answer carries them here)
@@ -143,7 +126,7 @@ class OllamaBody(BaseModel):
             return False
         if isinstance(alive, int | float):  # seconds (api.Duration)
             return alive == 0
-        return isinstance(alive, str) and _ZERO_DURATION.fullmatch(alive.strip()) is not None
+        return isinstance(alive, str) and ZERO_DURATION.fullmatch(alive.strip()) is not None
 
 
 def parse_ollama_body(raw: bytes) -> OllamaBody:
@@ -157,7 +140,7 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         body.stream = True
     if body.images:
         raise BadRequest("images: not supported by this gateway", "images")
-    _check_keep_alive(body.keep_alive)
+    check_keep_alive(body.keep_alive)
     if isinstance(body.think, str) and body.think not in THINK_LEVELS:  # was read as thinking on, whatever it said
         raise BadRequest(f"think: invalid think value {body.think[:60]!r} (must be \"high\", \"medium\", \"low\", "
                          "\"max\", true, or false)", "think")
@@ -180,6 +163,12 @@ def parse_ollama_body(raw: bytes) -> OllamaBody:
         field = "system" if body.system else "suffix" if body.suffix else "template"
         raise BadRequest(f"{field}: raw mode does not support template, system, or suffix (a raw prompt is the whole "
                          "input, in the model's own template); leave out raw or put it in the prompt", field)
+    if body.template and body.messages is None and not body.raw and (body.prompt or body.suffix):
+        # the client's own template (/api/generate): rendered as Ollama renders it, and the prompt it writes sent
+        # verbatim, as a raw one is (ollama_template.py). Was dropped without a word: the model's own template served
+        body.prompt = render(body.template, prompt=body.prompt or "", system=body.system or "",
+                             suffix=body.suffix or "")
+        body.raw, body.system, body.suffix, body.template = True, None, None, None
     return body
 
 
