@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
-import re
 import time
 from collections.abc import Callable
 from typing import Any
