@@ -833,9 +833,13 @@ def shown_url(url: str) -> str:
 def _bytes_after_body(exc: aiohttp.ClientResponseError) -> bool:
     """aiohttp's error for bytes it read as a status line where one must begin: after a complete body, or from a
     server that does not speak HTTP/1 at all (then the lenient retry fails the same way); or for a head that frames
-    its body twice (see :class:`_Lenient`)."""
+    its body twice (see :class:`_Lenient`) — in either order of its two fields: llhttp (the lean client's parser, and
+    aiohttp's C one) names the one that came second, so ``content-length`` before ``transfer-encoding`` reads
+    "Transfer-Encoding can't be present with Content-Length", which was not heard here: every answer of such a server
+    was malformed_response, and the lenient reading never learned."""
     said = str(exc.__cause__ or exc.message)
     return ("Bad status line" in said or "Content-Length can't be present with Transfer-Encoding" in said
+            or "Transfer-Encoding can't be present with Content-Length" in said
             or "Duplicate Content-Length" in said or "Invalid character in Content-Length" in said)
 
 

@@ -1,0 +1,71 @@
+"""Wire shapes, hunt 36 (faults36): what a sweep of ~110 real-shaped faults over loopback sockets (Azure's
+``prompt_filter_results`` chunk and ``content_filter`` finish, OpenRouter's comments and in-stream errors, vLLM's and
+TGI's error events, llama-server's ``error:`` field and 503 "Loading model", Ollama's error lines, ``done_reason``
+load/unload and tool arguments as objects, Anthropic's ``event: error`` after ``message_start``, HTML under 200,
+Retry-After as a date, fractional or ``retry-after-ms``, gzip/br/deflate on SSE, CR-only lines, a BOM, ``data:``
+without a space, ``id:``/``retry:`` fields, usage before the last content, 413/422 in words, servers that never
+answer, trickle bytes or keep-alives, 1xx heads, HTTP/1.0 bodies to close, a reset, an SSH banner, a TLS alert…)
+found still wrong; each of the others already ended in the answer or in the right reason and fallback, one row
+logged, the next request served by the primary.
+
+- ``content-length`` *before* ``transfer-encoding: chunked`` in one head (a FastAPI proxy's, powerproxy-aoai#53;
+  RFC 9112 §6.3: chunked wins, as h11 and so the official SDKs read it). The lenient reading that mends the pair was
+  learned from aiohttp's words for it, "Content-Length can't be present with Transfer-Encoding" — which llhttp (the
+  lean client's parser for every plain-http backend) says only when the length comes second; the other order it
+  words "Transfer-Encoding can't be present with Content-Length". Every answer of such a server was
+  malformed_response and the model never used. Now read as chunked, the first answer and every later one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, chunk
+from tests.integration.test_wire_shapes_round3 import outcomes
+from tests.integration.test_wire_shapes_round4 import _Endpoint, _requests
+
+from modelyard.ledger import connect
+from modelyard.types import ChatRequest, Message
+
+EVENTS = [chunk({"role": "assistant", "content": "Sunny."}).encode(), chunk({}, "stop").encode(), DONE.encode()]
+HEADS = {
+    "length-first": b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 1234\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n",
+    "chunked-first": b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+                     b"content-length: 1234\r\n\r\n",
+}
+
+
+def _framed_twice(head: bytes) -> Any:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async for _ in _requests(reader):
+            writer.write(head + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in EVENTS) + b"0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+    return handle
+
+
+@pytest.mark.parametrize("order", ["length-first", "chunked-first"])
+async def test_content_length_beside_chunked_is_read_as_chunked_in_either_order(servers: dict[str, Any],  # noqa: F811
+                                                                               tmp_path: Path, order: str) -> None:
+    """length-first failed on the code before (malformed_response, every request, the backup answering);
+    chunked-first guards the order that was mended before (test_native_protocols_round8.py)."""
+    server = await asyncio.start_server(_framed_twice(HEADS[order]), "127.0.0.1", 0)
+    endpoint = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        router, writer = router_for("openai", {**servers, "openai": _Endpoint(endpoint)}, tmp_path / "log.db")
+        try:
+            for _ in range(3):
+                routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
+                assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
+                assert routed.response.text == "Sunny."
+        finally:
+            await router.aclose()
+            writer.close()
+        assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 3
+    finally:
+        server.close()
