@@ -249,3 +249,28 @@ def test_a_sqlite3_shell_left_in_a_write_transaction_holds_no_answer_back(tmp_pa
     with contextlib.closing(sqlite3.connect(path)) as conn:
         ids = [r[0] for r in conn.execute("SELECT id FROM requests")]
     assert sorted(ids) == [f"req{i:06d}" for i in range(7)], ids  # each once: 0 before the shell, 1-6 during
+
+
+def test_check_names_a_damaged_log_set_aside_until_it_is_dealt_with(tmp_path: Path) -> None:
+    """The ERROR line and /healthz said it once, in a ``serve`` that may have restarted since (its /healthz forgets
+    after 5 minutes): ``modelyard check`` names the file set aside, and how to recover its rows, while it is there."""
+    path = _written(tmp_path / "log.sqlite3", 3)
+    _random_bytes(path)
+    LogWriter(path).close()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path),
+           "COLUMNS": "400"}
+    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "check"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    aside = _aside(tmp_path, "log.sqlite3")
+    assert len(aside) == 1
+    out = " ".join(done.stdout.split())
+    assert f"1 file(s) SQLite found damaged were set aside beside it ({aside[0].name})" in out, done.stdout
+    assert f"sqlite3 {aside[0]} .recover" in out, done.stdout
+    aside[0].unlink()
+    again = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "check"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert "found damaged" not in again.stdout, again.stdout

@@ -27,9 +27,11 @@ from modelyard.cli.common import (
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import queries
+from modelyard.ledger.damaged import set_aside_beside
 from modelyard.ledger.probes import backends_of
+from modelyard.ledger.store import log_path
 from modelyard.ops import probe_store, service
-from modelyard.ops.check import LoggedAttempt, check_config, missing_on_server, never_probed
+from modelyard.ops.check import Finding, LoggedAttempt, check_config, missing_on_server, never_probed
 from modelyard.ops.plan import gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import WarmResult, warm_all, warmable
@@ -124,6 +126,18 @@ def probe(
         raise typer.Exit(1)
 
 
+def _set_aside(log: Path) -> list[Finding]:
+    """The routing log's files found damaged and set aside (ledger/damaged.py), said until they are dealt with."""
+    aside = set_aside_beside(log)
+    if not aside:
+        return []
+    names = ", ".join(p.name for p in aside)
+    return [Finding("warning", f"routing log {log}: {len(aside)} file(s) SQLite found damaged were set aside beside it "
+                    f"({names}); the requests logged in them are not in `log` or `report`",
+                    suggestion=f"recover their rows: sqlite3 {aside[-1]} .recover | sqlite3 recovered.sqlite3 — then "
+                               "remove the damaged file")]
+
+
 def check(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the findings as JSON")] = False,
@@ -135,6 +149,7 @@ def check(
     last = {m: LoggedAttempt(row["ts"], row["reason"] or "", row["detail"] or "", bool(row["backend"]))
             for m, backend in backends_of(cfg).items() if (row := queries.last_attempt(conn, m, backend)) is not None}
     findings = check_config(cfg, probes, missing_on_server(cfg, probes, last), path.parent if path.exists() else None)
+    findings += _set_aside(log_path(cfg.log))
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         console.print_json(json.dumps({"config": str(path), "findings": [f.to_dict() for f in findings],
