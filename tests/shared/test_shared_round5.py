@@ -246,3 +246,55 @@ async def test_regression_after_a_laptop_sleep_the_first_tick_renews(pools: Pool
     before = link.renewed_at
     await link._beat()
     assert link.renewed_at > before, "the first tick after the sleep did not renew"
+
+
+async def test_regression_a_grant_named_by_a_heartbeat_reply_read_after_a_stop_is_confirmed_first(
+        pools: Pools, prefix: str) -> None:  # noqa: F811
+    """Regression guard, the heartbeat's side of the stop above. A waiter's grant also comes back in its process's
+    heartbeat (RENEW lists the waiters that hold a slot now — the grant message may have been lost). The process is
+    stopped with that reply unread past the window: the slot runs out and goes to another process. Read on resume,
+    the reply's word was taken and the request went out beside that one's (2 of 1); now a reply read more than a
+    window after it was sent has its grants confirmed with Redis first (as a grant message read that late), and the
+    waiter queues again.
+
+    Played in-process: ``a``'s grant listener is gone (the message is lost), ``b`` gives the slot back (a's waiter
+    holds it in Redis), and ``a``'s heartbeat reply naming the grant is held back while ``b`` takes the slot that ran
+    out."""
+    a, b = (pool["m"] for pool in pools(2, limit=1, lease=1.5))  # window 1 s
+    assert isinstance(a, RedisState) and isinstance(b, RedisState)
+    await b.acquire(5)
+    waiting = asyncio.create_task(a.acquire(10))
+    await _until(lambda: counts(prefix, "m") == (1, 1), 5)
+    (token,) = a.waiting
+    grants = next(t for t in a.link._tasks if t.get_name() == "modelyard-state-grants")
+    while not grants.done():
+        grants.cancel()
+        await asyncio.wait([grants], timeout=0.2)
+    real_pipeline = a.link._pipeline
+    held_back = asyncio.Event()
+
+    def names_the_grant(result: object) -> bool:
+        if not isinstance(result, list) or b"#" not in result:
+            return False
+        return token.encode() in result[:result.index(b"#")]
+
+    async def stopped_with_the_reply_unread(calls: list) -> list:
+        results = await real_pipeline(calls)
+        if not held_back.is_set() and any(names_the_grant(r) for r in results):
+            assert a.link.keeper is not None
+            a.link.keeper.stop()  # the whole process stops: its thread too
+            await b.acquire(3 * 1.5)  # granted once a's holder ran out
+            held_back.set()
+        return results
+
+    a.link._pipeline = stopped_with_the_reply_unread  # type: ignore[method-assign]
+    await b.release()  # the slot goes to a's waiter in Redis; the grant message is lost with the listener
+    await asyncio.wait_for(held_back.wait(), 10)
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "a took a grant that ran out while it was stopped, beside b's (2 of 1)"
+    assert len(b.held) == 1 and a.held == []
+    await b.release()
+    await asyncio.wait_for(waiting, 5)  # its turn again (by its heartbeat: no listener)
+    assert len(a.held) == 1
+    await a.release()
+    await _until(lambda: counts(prefix, "m") == (0, 0), 5)
