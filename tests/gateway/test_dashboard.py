@@ -94,5 +94,7 @@ def test_why_a_model_is_unavailable_is_in_view(gateway, browser, monkeypatch):
     states = dict(page.eval_on_selector_all("#models tbody tr",
                                             "rows => rows.map(r => [r.dataset.model, r.cells[1].innerText])"))
     assert states["cloud"].split("\n") == ["unavailable",
-                                           "environment variable GATEWAY_TEST_ANTHROPIC_KEY is not set"], states
+                                           "environment variable GATEWAY_TEST_ANTHROPIC_KEY is not set: `export "
+                                           "GATEWAY_TEST_ANTHROPIC_KEY=<the key>` in the shell that runs modelyard "
+                                           "(models.cloud.api_key_env names it; modelyard reads no .env file)"], states
     assert states["fast"] == "available"

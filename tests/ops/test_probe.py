@@ -154,7 +154,9 @@ def test_cli_probe_stores_results_and_check_flags_the_tool_agent(servers, tmp_pa
     results = {r["model"]: r for r in json.loads(out.output)}
     assert results["coder"]["checks"]["tools"]["status"] == "text-only"
     assert results["qwen"]["checks"]["tools"]["status"] == "pass"
-    assert results["sonnet"]["checks"]["reachable"]["detail"] == "environment variable NOT_SET_ANYWHERE_KEY is not set"
+    assert results["sonnet"]["checks"]["reachable"]["detail"] == (
+        "environment variable NOT_SET_ANYWHERE_KEY is not set: `export NOT_SET_ANYWHERE_KEY=<the key>` in the shell "
+        "that runs modelyard (models.sonnet.api_key_env names it; modelyard reads no .env file)")
     assert results["sonnet"]["checks"]["tools"]["status"] == "skipped"
 
     stored = probe_store.latest(connect(tmp_path / "log.sqlite3"))
@@ -263,7 +265,8 @@ async def test_a_model_without_its_key_is_not_tried_rather_than_failed(tmp_path:
 
     [finding] = [f for f in check_config(cfg, {"cloud": result}) if f.model == "cloud"]
     assert finding.level == "warning" and finding.message.startswith("model 'cloud' was not tried when last probed")
-    assert "MODELYARD_TEST_NO_KEY_HERE is not set; nothing about it was measured" in finding.message
+    assert "MODELYARD_TEST_NO_KEY_HERE is not set: `export MODELYARD_TEST_NO_KEY_HERE=<the key>`"  in finding.message
+    assert "modelyard reads no .env file); nothing about it was measured" in finding.message
 
 
 def test_check_never_prints_an_endpoints_credentials() -> None:

@@ -401,5 +401,8 @@ def test_a_model_skipped_here_for_its_key_is_said(recorded, tmp_path: Path,
     why = r.unavailable["haiku"]
     assert why.startswith("environment variable MODELYARD_TEST_REPLAY_NO_KEY is not set"), why
     assert "request(s) in the log, so the replay cannot match" in why
-    assert r.unavailable["phi"] == "environment variable MODELYARD_TEST_REPLAY_NO_KEY is not set"  # never logged
+    assert r.unavailable["phi"] == (
+        "environment variable MODELYARD_TEST_REPLAY_NO_KEY is not set: `export MODELYARD_TEST_REPLAY_NO_KEY=<the key>` "
+        "in the shell that runs modelyard (models.phi.api_key_env names it; modelyard reads no .env file)"
+    )  # never logged
     assert set(r.unavailable) == {"haiku", "phi"} and to_dict(r)["unavailable"] == r.unavailable

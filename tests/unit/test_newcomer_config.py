@@ -420,7 +420,7 @@ def test_a_key_variable_misnamed_names_the_one_that_is_set(tmp_path: Path) -> No
     assert out.exit_code == 3, out.output  # its one model is unavailable: none can answer
     [row] = json.loads(out.stdout)["models"]
     assert row["why"] == ("environment variable NEWCOMER_ANTHROPIC_KEY is not set (NEWCOMER_ANTHROPIC_API_KEY is: "
-                          "did you mean it?)"), row
+                          "did you mean it? then models.c.api_key_env: NEWCOMER_ANTHROPIC_API_KEY)"), row
     assert "sk-ant-secret-value" not in out.output
 
 

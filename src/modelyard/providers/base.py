@@ -252,8 +252,12 @@ class Provider(ABC):
             # `ANTHROPIC_APIKEY` for the ANTHROPIC_API_KEY that is set: name the set one (names only, never values)
             near = difflib.get_close_matches(key_env.upper(),
                                              [n for n, v in os.environ.items() if v.strip()], n=1, cutoff=0.85)
-            return f"environment variable {key_env} is not set" + (
-                f" ({near[0]} is: did you mean it?)" if near else "")
+            if near:
+                return (f"environment variable {key_env} is not set ({near[0]} is: did you mean it? then "
+                        f"models.{self.name}.api_key_env: {near[0]})")
+            # said with what to do: the bare 'is not set' left a newcomer guessing where a key goes (a .env file?)
+            return (f"environment variable {key_env} is not set: `export {key_env}=<the key>` in the shell that runs "
+                    f"modelyard (models.{self.name}.api_key_env names it; modelyard reads no .env file)")
         return None
 
     def refused_key(self, error: ProviderError) -> ProviderError:
