@@ -44,9 +44,10 @@ COMMANDS: tuple[Entry, ...] = (
     Entry("ask", "ask", "ask",
           "Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."),
     Entry("chat", "ask", "chat",
-          "Interactive conversation, resumed next time with the same config file. Without --agent the orchestrator "
-          "picks an agent per turn; '/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again "
-          "a message no model answered, '/reset' forgets, '/help' lists these, '/quit' ends."),
+          "Interactive conversation, resumed next time with the same config file (two chats at once each have their "
+          "own). Without --agent the orchestrator picks an agent per turn; '/agent NAME' talks to one agent ('/agent "
+          "auto' goes back), '/retry' sends again a message no model answered, '/reset' forgets, '/help' lists these, "
+          "'/quit' ends."),
     Entry("models", "inspect", "models",
           "Configured models and their state: available, failing, unreachable, missing on its server, unavailable "
           "(a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live "

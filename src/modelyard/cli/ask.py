@@ -35,6 +35,7 @@ from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, 
 from modelyard.cli.render import route_line
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config.names import did_you_mean, entry_of_provider_id
+from modelyard.frontends import chat_claim
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
 from modelyard.frontends.session import Reply, Session, Status, answer
@@ -393,21 +394,31 @@ def _other_chats(store: ConversationStore, key: str) -> str:
     more = f" (and {rest} more of other configs)" if rest else ""
     if newest.external_id == "default":  # kept before chats were kept per config: its config is not known
         return f"not resumed: {count} messages of a chat from before chats were kept per config{more}"
-    return (f"not resumed: {count} messages of a chat with another config ({newest.external_id}){more}; "
-            f"`modelyard chat --config {shlex.quote(newest.external_id)}` goes on with it")
+    other = chat_claim.config_of(newest.external_id)
+    return (f"not resumed: {count} messages of a chat with another config ({other}){more}; "
+            f"`modelyard chat --config {shlex.quote(other)}` goes on with it")
 
 
-def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False) -> None:
-    """Interactive conversation, resumed next time with the same config file. Without --agent the orchestrator
-    picks an agent per turn; '/agent NAME' talks to one agent ('/agent auto' goes back), '/retry' sends again a
-    message no model answered, '/reset' forgets, '/help' lists these, '/quit' ends."""
+NewOption = Annotated[bool, typer.Option(
+    "--new", help="start a new conversation (without it, chat resumes this config's latest one that no other running "
+                  "chat is in)")]
+
+
+def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOption = False,
+         new: NewOption = False) -> None:
+    """Interactive conversation, resumed next time with the same config file (two chats at once each have their
+    own). Without --agent the orchestrator picks an agent per turn; '/agent NAME' talks to one agent ('/agent auto'
+    goes back), '/retry' sends again a message no model answered, '/reset' forgets, '/help' lists these, '/quit'
+    ends."""
     _terminal_says_it()
     runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     # one conversation per config file: configs sharing a log (the default one) have other agents, and config B's
-    # chat resumed config A's conversation. Its path, not its agents: an edited config goes on with its chat.
+    # chat resumed config A's conversation. Its path, not its agents: an edited config goes on with its chat. A chat
+    # holds its conversation while it runs: a second chat of the config starts its own (they interleaved).
     key = str(runtime.config_path.resolve())
-    session = Session(runtime, store, "cli", key, history_tokens=CHAT_HISTORY_TOKENS,
+    claimed = chat_claim.claim(store, key, new=new)
+    session = Session(runtime, store, chat_claim.FRONTEND, claimed.external_id, history_tokens=CHAT_HISTORY_TOKENS,
                       agent=_agent_or_exit(runtime, agent), remember_agent=False)
 
     routed = _unaddressed(runtime)
@@ -425,6 +436,8 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
         unrouted = "" if session.agent or routed == ROUTED else " (this config has no orchestrator: the default agent)"
         console.print(f"[bold]modelyard chat[/] — talking to [cyan]{session.agent or routed}[/]{unrouted}. "
                       "/agent NAME to switch, /quit to leave.", highlight=False)
+        if claimed.note:
+            console.print(claimed.note, style="dim", highlight=False, markup=False)
         if earlier := session.history():
             console.print(f"[dim]resuming: {len(earlier)} earlier messages; /reset starts over[/]")
         if not_resumed := _other_chats(store, key):
@@ -482,6 +495,7 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
                     said_shared = shared
         finally:
             store.close()
+            claimed.release()
             await runtime.aclose()
 
     run(go, on_ctrl_c=stop_answer)

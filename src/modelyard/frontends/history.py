@@ -22,6 +22,8 @@ from modelyard.types import Message
 
 #: history budget of ``modelyard chat`` (Telegram has its own, ``telegram.history_tokens``)
 CHAT_HISTORY_TOKENS = 2000
+#: between a conversation's key and its number, for the further conversations of one key (``KEY#2``)
+NUMBERED = "#"
 
 
 @dataclass(slots=True)
@@ -83,11 +85,25 @@ class ConversationStore:
         return Conversation(row["id"], frontend, external, row["agent"])
 
     def others(self, frontend: str, external_id: str | int) -> list[Conversation]:
-        """The front-end's other conversations that have turns, the most recently used first."""
+        """The front-end's other conversations that have turns, the most recently used first (not ``external_id``'s
+        own numbered ones, :meth:`family`)."""
+        key = str(external_id)
         rows = self._conn.execute(
             "SELECT id, external_id, agent FROM conversations c WHERE frontend = ? AND external_id != ?"
+            " AND substr(external_id, 1, ?) != ?"
             " AND EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id) ORDER BY updated_at DESC",
-            (frontend, str(external_id))).fetchall()
+            (frontend, key, len(key) + 1, key + NUMBERED)).fetchall()
+        return [Conversation(r["id"], frontend, r["external_id"], r["agent"]) for r in rows]
+
+    def family(self, frontend: str, external_id: str) -> list[Conversation]:
+        """``external_id``'s conversations — its own and those numbered after it (``KEY#2``, ``KEY#3``: a terminal
+        chat started while another held the config's, or ``chat --new``) —, those with turns first, the most recently
+        used first (one opened and left without a word is not the one to go on with)."""
+        rows = self._conn.execute(
+            "SELECT id, external_id, agent FROM conversations c WHERE frontend = ?"
+            " AND (external_id = ? OR substr(external_id, 1, ?) = ?)"
+            " ORDER BY EXISTS (SELECT 1 FROM turns t WHERE t.conversation_id = c.id) DESC, updated_at DESC",
+            (frontend, external_id, len(external_id) + 1, external_id + NUMBERED)).fetchall()
         return [Conversation(r["id"], frontend, r["external_id"], r["agent"]) for r in rows]
 
     def move(self, frontend: str, old_id: str | int, new_id: str | int) -> bool:
