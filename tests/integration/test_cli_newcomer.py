@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,29 +243,67 @@ def test_serve_says_at_start_which_agents_no_model_can_answer(tmp_path: Path) ->
                       "  cloud: {provider: anthropic, model: claude-haiku-4-5, api_key_env: NEWCOMER9_UNSET_KEY}\n"
                       "agents:\n  chat: {primary: local, fallbacks: [cloud]}\n  writer: {primary: cloud}\n"
                       f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ("MODELYARD_CONFIG", "NEWCOMER9_UNSET_KEY")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port", str(port),
-                             "--no-keep-warm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not _listening(port):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, _ = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    stdout = serve_until(config, env, tmp_path / "serve.out", "no model can answer for")  # its last start line
     assert "cloud: unavailable: environment variable NEWCOMER9_UNSET_KEY is not set" in stdout, stdout
     assert "no model can answer for writer: requests to it fail (424)" in stdout, stdout  # chat has local left
 
 
-def _listening(port: int) -> bool:
+def free_port() -> int:
     with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_until(config: Path, env: dict[str, str], out: Path, started: str, *, attempts: int = 5,
+                pick: Callable[[], int] = free_port) -> str:
+    """Run `serve` on a free port until its output says ``started`` (and a moment more for the line after it), then
+    Ctrl-C it; its output. A port picked free and closed again can be taken before serve binds it (the test flaked
+    once so): serve then says "already in use" and exits 1, and another port is tried. The wait reads serve's own
+    output: the old one connected to the port, which another program's listener there answered as well."""
+    for _ in range(attempts):
+        with out.open("w") as stdout:
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(pick()), "--no-keep-warm"], stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                    env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while started not in out.read_text() and proc.poll() is None:
+                assert time.monotonic() < deadline, (out.read_text(), proc.communicate())
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                _, stderr = proc.communicate()
+                assert proc.returncode == 1 and "already in use" in stderr, (out.read_text(), stderr)
+                continue  # the port was taken between the pick and serve's bind: another one
+            time.sleep(0.5)  # the line after it
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+            return out.read_text()
+        finally:
+            proc.kill()
+    pytest.fail(f"{attempts} ports picked free were taken before serve bound them")
+
+
+def test_serve_until_tries_another_port_when_the_picked_one_was_taken(tmp_path: Path) -> None:
+    """Regression guard of :func:`serve_until` (the serve tests' port race): a port another program took after it
+    was picked is not mistaken for serve's; serve says so, and another port is tried."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  chat: {primary: local}\n"
+                      f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")])
+    with socket.create_server(("127.0.0.1", 0)) as thief:  # took the first pick before serve could
+        picks = iter([thief.getsockname()[1]])
+        ports: list[int] = []
+
+        def pick() -> int:
+            ports.append(next(picks, None) or free_port())
+            return ports[-1]
+
+        said = serve_until(config, env, tmp_path / "serve.out", "modelyard gateway on http://", pick=pick)
+    assert len(ports) == 2 and f"modelyard gateway on http://127.0.0.1:{ports[1]}" in said, (ports, said)
 
 
 def test_serve_running_the_bot_for_nobody_says_how_to_let_someone_in(tmp_path: Path) -> None:
@@ -279,26 +318,10 @@ def test_serve_running_the_bot_for_nobody_says_how_to_let_someone_in(tmp_path: P
                           "agents:\n  chat: {primary: local}\n"
                           f"telegram: {{base_url: '{tg.base_url}', token_env: NEWCOMER9_BOT_TOKEN}}\n"
                           f"log: {{path: {tmp_path / 'log.sqlite3'}}}\n")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "MODELYARD_CONFIG"} | {"NEWCOMER9_BOT_TOKEN": tg.token}
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[2] / "src"), env.get("PYTHONPATH", "")])
         out = tmp_path / "serve.out"
-        with out.open("w") as stdout:
-            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
-                                     str(port), "--no-keep-warm"], stdout=stdout, stderr=subprocess.PIPE, text=True,
-                                    env=env)
-        try:
-            deadline = time.monotonic() + 120
-            while "running in this process" not in out.read_text():
-                assert proc.poll() is None and time.monotonic() < deadline, (out.read_text(), proc.communicate())
-                time.sleep(0.05)
-            time.sleep(0.5)  # the line after it
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=60)
-        finally:
-            proc.kill()
+        serve_until(config, env, out, "running in this process")
     said = " ".join(out.read_text().split())
     assert "warning: telegram.allowed_users is empty: the bot will answer nobody — send it a message: the line " \
            "'ignored message from user N' below names your user id; put N in telegram.allowed_users and restart " \
