@@ -207,15 +207,25 @@ def state_accepts_or_exit(cfg: Config, path: Path) -> None:
         return
     # redis is imported only when a state is configured (as everywhere else): a serve without one imported it at
     # start, and where redis-py cannot be imported (an install without it) that was a traceback
-    from modelyard.router.shared.link import CREDENTIALS_HINT, StoreFault, refused, scripts_refused
+    from modelyard.router.shared.link import (
+        CREDENTIALS_HINT,
+        StoreFault,
+        read_server_kind,
+        refused,
+        scripts_refused,
+        server_named,
+    )
 
-    if why := asyncio.run(refused(settings)):
-        message = f"Redis at {settings.shown_url} refused the credentials ({why}): {CREDENTIALS_HINT}"
+    if why := asyncio.run(refused(settings)):  # INFO is refused too: a fork is named only where its reply names it
+        message = (f"{server_named(None, why)} at {settings.shown_url} refused the credentials ({why}): "
+                   f"{CREDENTIALS_HINT}")
     elif found := asyncio.run(scripts_refused(settings)):  # the password is right, no script runs there
         fault, why = found
-        message = (f"Redis at {settings.shown_url} refused this user's scripts ({why}): {fault.value}"
-                   if fault is StoreFault.NOPERM else f"{settings.shown_url} is not a Redis modelyard can use ({why}): "
-                   f"{fault.value}")
+        # the server spoken to, not "Redis" whatever it was (a Valkey's user told to fix "the Redis user")
+        server = server_named(asyncio.run(read_server_kind(settings)), why)
+        message = (f"{server} at {settings.shown_url} refused this user's scripts ({why}): {fault.said(server)}"
+                   if fault is StoreFault.NOPERM else f"{settings.shown_url} is not a {server} modelyard can use "
+                   f"({why}): {fault.said(server)}")
     else:
         return
     if os.environ.get(STATE_ENV, "").strip():

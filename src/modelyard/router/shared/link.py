@@ -27,7 +27,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ from redis.exceptions import (
     OutOfMemoryError,
     ReadOnlyError,
     RedisError,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as DroppedConnection
@@ -88,36 +89,44 @@ ACL_RULES = "+@scripting +@read +@write +@pubsub +@connection +info +time ~model
 
 
 class StoreFault(Enum):
-    """The refusals a reachable Redis gives that need someone to act, each with what it means and what to do."""
+    """The refusals a reachable Redis gives that need someone to act, each with what it means and what to do.
+    ``{server}`` is the server spoken to (:meth:`said`): a Valkey's refusal said "Redis is loading…" beside the
+    server's own "Valkey is loading…"."""
 
-    CLUSTER = ("this is a Redis Cluster node: shared limits need one Redis (a primary, with replicas and Sentinel if "
-               "you like); Redis Cluster is not supported")
-    NOPERM = ("the Redis user may not run it (ACL): modelyard's slots are Lua scripts — grant +@scripting (EVAL, "
+    CLUSTER = ("this is a {server} Cluster node: shared limits need one {server} (a primary, with replicas and "
+               "Sentinel if you like); {server} Cluster is not supported")
+    NOPERM = ("the {server} user may not run it (ACL): modelyard's slots are Lua scripts — grant +@scripting (EVAL, "
               "EVALSHA), the commands the scripts run, the keys of state.prefix (~PREFIX:*) and its channels "
               "(&PREFIX:*: the grants are published there, and Redis 7 gives a new user no channel), e.g. "
               f"ACL SETUSER <user> {ACL_RULES}")
-    MISCONF = ("Redis cannot write its RDB snapshot and so refuses every write (stop-writes-on-bgsave-error): see the "
-               "Redis log (a full disk, a directory it may not write)")
-    LOADING = "Redis is loading its data set after a restart; it answers once loaded"
-    BUSY = ("a Lua script or function has run longer than Redis's busy-reply-threshold (lua-time-limit, 5 s by "
-            "default) — another client's: modelyard's own take microseconds — and Redis answers nothing else until it "
-            "ends: SLOWLOG GET names it once it has, SCRIPT KILL (FUNCTION KILL) stops one that has written nothing")
-    MAXCLIENTS = "Redis has as many connections as its maxclients allows"
-    OOM = "Redis is at maxmemory and evicts nothing (noeviction)"
+    MISCONF = ("{server} cannot write its RDB snapshot and so refuses every write (stop-writes-on-bgsave-error): see "
+               "the {server} log (a full disk, a directory it may not write)")
+    LOADING = "{server} is loading its data set after a restart; it answers once loaded"
+    BUSY = ("a Lua script or function has run longer than {server}'s busy-reply-threshold (lua-time-limit, 5 s by "
+            "default) — another client's: modelyard's own take microseconds — and {server} answers nothing else until "
+            "it ends: SLOWLOG GET names it once it has, SCRIPT KILL (FUNCTION KILL) stops one that has written nothing")
+    MAXCLIENTS = "{server} has as many connections as its maxclients allows"
+    OOM = "{server} is at maxmemory and evicts nothing (noeviction)"
     READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
                 "the failover moves")
-    SENTINEL = ("this server runs no scripts, as a Redis Sentinel's port (26379) does: point state.url at the Redis "
-                "primary the Sentinel names (redis-cli -p 26379 SENTINEL get-master-addr-by-name NAME), or at a name "
-                "your failover moves; Sentinel URLs are not supported")
+    SENTINEL = ("this server runs no scripts, as a {server} Sentinel's port (26379) does: point state.url at the "
+                "{server} primary the Sentinel names (redis-cli -p 26379 SENTINEL get-master-addr-by-name NAME), or at "
+                "a name your failover moves; Sentinel URLs are not supported")
     PROXY = ("this address answers PING but closes the connection on the commands shared limits need — a proxy that "
              "passes only commands with a key, as twemproxy (nutcracker) does with CLIENT, SCRIPT, SUBSCRIBE, INFO and "
-             "EVAL without keys: point state.url at the Redis server itself (a primary; a name your failover moves)")
-    NOSCRIPTS = ("this Redis runs no scripts — EVAL renamed or removed (rename-command EVAL \"\" in its config, a "
-                 "hardening step) or forbidden by its provider — and modelyard's slots are Lua scripts: give it a "
-                 "Redis that runs EVAL and EVALSHA (an ACL user can be kept from everything else: see NOPERM's rules)")
-    AUTH = f"Redis refused the credentials: {CREDENTIALS_HINT}"
+             "EVAL without keys: point state.url at the {server} server itself (a primary; a name your failover "
+             "moves)")
+    NOSCRIPTS = ("this {server} runs no scripts — EVAL renamed or removed (rename-command EVAL \"\" in its config, "
+                 "a hardening step) or forbidden by its provider — and modelyard's slots are Lua scripts: give it a "
+                 "{server} that runs EVAL and EVALSHA (an ACL user can be kept from everything else: see NOPERM's "
+                 "rules)")
+    AUTH = f"{{server}} refused the credentials: {CREDENTIALS_HINT}"
     TLS = ("this host does not trust the server's TLS certificate: name its CA in the URL, "
            "rediss://HOST:PORT/0?ssl_ca_certs=/path/to/ca.pem (ssl_cert_reqs=none skips the check)")
+
+    def said(self, server: str = "Redis") -> str:
+        """What it means and what to do, naming ``server`` (:func:`server_named`)."""
+        return self.value.replace("{server}", server)
 
     @classmethod
     def of(cls, exc: BaseException, text: str) -> StoreFault | None:
@@ -151,9 +160,10 @@ _FAULTS: list[tuple[StoreFault, tuple[type[BaseException], ...], tuple[str, ...]
 _PIPELINE = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: \(?['\"]?(.*?)['\"]?,?\)?$", re.S)
 
 
-def failure(exc: BaseException) -> str:
+def failure(exc: BaseException, server: str | None = None) -> str:
     """Why a call failed, for /healthz and the log: the server's own words (not redis-py's pipeline wrapper around
-    them), and for a refusal that needs someone to act (:class:`StoreFault`) what it means."""
+    them), and for a refusal that needs someone to act (:class:`StoreFault`) what it means — of ``server``, the one
+    spoken to where it was read."""
     message = str(exc)
     if (inner := _PIPELINE.match(message)) is not None:
         message = inner.group(1)
@@ -161,7 +171,26 @@ def failure(exc: BaseException) -> str:
         message = message[:240] + "…"
     text = f"{type(exc).__name__}: {message}"
     fault = StoreFault.of(exc, message)
-    return f"{text} — {fault.value}" if fault is not None else text
+    return f"{text} — {fault.said(server_named(server, message))}" if fault is not None else text
+
+
+#: the ``INFO server`` field only each Redis fork has, and the fork's name (Valkey 8 says ``server_name:valkey`` too)
+_FORK_FIELDS = (("valkey_version", "Valkey"), ("redict_version", "Redict"))
+
+
+def server_kind(info: Mapping[str, Any]) -> str:
+    """Which server an ``INFO server`` reply is from: "Valkey", "Redict" or "Redis"."""
+    for only_its, name in _FORK_FIELDS:
+        if info.get(only_its):
+            return name
+    return "Valkey" if str(info.get("server_name", "")).lower() == "valkey" else "Redis"
+
+
+def server_named(known: str | None, said: str = "") -> str:
+    """The server to name in a refusal: the one its reply names (Valkey 8 and Redict say "Valkey is loading…",
+    "BUSY Redict is busy running…": valkey-io/valkey#306), else ``known`` (:func:`server_kind` of what was read), else
+    "Redis"."""
+    return next((fork for _, fork in _FORK_FIELDS if fork in said), known or "Redis")
 
 
 async def refused(settings: StateConfig) -> str | None:
@@ -294,15 +323,29 @@ async def server_id(client: Redis, timeout: float) -> str | None:
 async def _server_field(client: Redis, timeout: float, *names: str) -> str | None:
     """The first of ``names`` that ``INFO server`` has (one field, under the names a server may give it); None where
     none can be read."""
+    info = await _server_info(client, timeout)
+    value = next((info[name] for name in names if info.get(name)), None)
+    return str(value) if value else None
+
+
+async def _server_info(client: Redis, timeout: float) -> dict[str, Any]:
+    """``INFO server``; empty where it cannot be read (an ACL that forbids INFO, an outage)."""
     try:
         async with asyncio.timeout(timeout):
             info = await client.info("server")
     except (TimeoutError, RedisError, OSError):
-        return None
-    if not isinstance(info, dict):
-        return None
-    value = next((info[name] for name in names if info.get(name)), None)
-    return str(value) if value else None
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+async def read_server_kind(settings: StateConfig) -> str | None:
+    """:func:`server_kind` on a connection of its own (a refusal at start); None where INFO cannot be read."""
+    client = wire.client(settings)
+    try:
+        info = await _server_info(client, 2 * settings.timeout)
+        return server_kind(info) if info else None
+    finally:
+        await client.aclose()
 
 
 async def read_server_id(settings: StateConfig) -> str | None:
@@ -420,6 +463,8 @@ class RedisLink:
         #: tuple replaced whole), and when each was read; None until the first try (the store reached or not)
         self.servers: tuple[str, ...] | None = None
         self._servers_read: dict[str, float] = {}
+        #: which server that is (:func:`server_kind`: Redis, Valkey, Redict), named in its refusals; None until read
+        self.server_kind: str | None = None
         self._server_at = -SERVER_EVERY
         self._tokens = itertools.count()
         self.states: dict[str, RedisState] = {}
@@ -543,7 +588,7 @@ class RedisLink:
             await self._read_eviction()
             await self._namespaces("-")
         except (StoreUnreachable, TimeoutError, RedisError, OSError) as exc:
-            self.mark_down(self.down_reason or failure(exc))
+            self.mark_down(self.down_reason or await self._failure(exc))
         finally:
             await self._close_registry()
             await self._client.aclose()
@@ -707,8 +752,17 @@ class RedisLink:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
         except (RedisError, OSError) as exc:
-            self.mark_down(failure(exc))
+            self.mark_down(await self._failure(exc))
             raise StoreUnreachable(self.down_reason) from None
+
+    async def _failure(self, exc: BaseException) -> str:
+        """:func:`failure`, naming the server spoken to: read here when it refused something before the heartbeat
+        read which it is (a Valkey at maxmemory was "Redis is at maxmemory"). Only for a refusal: the server answered,
+        so INFO does too (an outage would wait for it in vain)."""
+        if (self.server_kind is None and isinstance(exc, ResponseError) and self._client is not None
+                and (info := await _server_info(self._client, self.settings.timeout))):
+            self.server_kind = server_kind(info)
+        return failure(exc, self.server_kind)
 
     async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
         """Several scripts in one round trip, within ``state.timeout``."""
@@ -729,7 +783,7 @@ class RedisLink:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
         except (RedisError, OSError) as exc:
-            self.mark_down(failure(exc))
+            self.mark_down(await self._failure(exc))
             raise StoreUnreachable(self.down_reason) from None
 
     async def _once_more_if_dropped(self, attempt: Callable[[], Awaitable[Any]], *, repeatable: bool) -> Any:
@@ -803,8 +857,8 @@ class RedisLink:
             if reason.startswith("no answer within") and "over TLS" not in reason:
                 # a one-shot `ask` on a loaded 2-core machine said this of a Redis that `models` had just found
                 # reachable: the answer was late, or this process too busy to read it in time (newcomer5's walk)
-                reason += (" — Redis hung or slow, or this process too busy to read the answer in time; on a busy "
-                           "machine raise state.timeout")
+                reason += (f" — {self.server_kind or 'Redis'} hung or slow, or this process too busy to read the "
+                           "answer in time; on a busy machine raise state.timeout")
             log.warning("shared state %s unreachable (%s): models fall back to this process's share (%s)",
                         self.settings.shown_url, reason, self.settings.on_outage.value)
         for state in self.states.values():
@@ -904,7 +958,10 @@ class RedisLink:
 
     async def _read_server(self) -> None:
         assert self._client is not None
-        run = await server_id(self._client, self.settings.timeout)
+        info = await _server_info(self._client, self.settings.timeout)
+        run = str(info["run_id"]) if info.get("run_id") else None
+        if info:
+            self.server_kind = server_kind(info)
         now = time.monotonic()
         if run is not None:
             self._servers_read[run] = now
@@ -969,7 +1026,7 @@ class RedisLink:
                 return  # READONLY, MISCONF, LOADING …: passing, the next look may work
             self._registry_off = True  # an ACL without database 0 or the key: it will not change while this runs
             log.info("shared state %s: which processes count the same backend apart is not checked (%s)",
-                     self.settings.shown_url, failure(exc))
+                     self.settings.shown_url, failure(exc, self.server_kind))
             return
         if entry == "":
             return
