@@ -118,7 +118,8 @@ PARALLEL_BUDGET = 5.0
 
 def _server_parallel(cfg: Config, names: list[str]) -> dict[str, ServerParallel]:
     """model → how many of its requests its server runs at once, for the models whose backend can tell (Ollama's
-    OLLAMA_NUM_PARALLEL: ollama_parallel.py), asked of every one at once; one that cannot say in time is left out."""
+    OLLAMA_NUM_PARALLEL: ollama_parallel.py; llama-server's total_slots), asked of every one at once; one that cannot
+    say in time is left out."""
     providers = {n: build_provider(n, cfg.models[n]) for n in names}
 
     async def ask() -> dict[str, ServerParallel]:
@@ -208,13 +209,15 @@ def models(
         server = parallel.get(name)
         if server is not None and (slots_note := against_slots(name, m.max_concurrent, server)):
             details.append(f"  {name}: {slots_note}")
+        # beside the config's slots, those its server runs: 4 configured against `llama-server --parallel 1` read "4"
+        shown_slots = slots if server is None or server.value is None else f"{slots} (server {server.value})"
         if m.price_unknown:
             details.append(f"  {name}: no price: a billed model, its requests are logged at $0 and `report` says "
                            "'price unknown' — set price: {input: …, output: …} in USD per million tokens")
         if cap and state != "over its spend cap":
             details.append(f"  {name}: spend cap ${plain(cap.usd)}/{cap.per}, {usd(spent[name])} spent this "
                            f"{cap.per} (UTC)")
-        rows.append({"model": name, "state": state, "slots": slots, "where": "local" if m.is_local else "cloud",
+        rows.append({"model": name, "state": state, "slots": shown_slots, "where": "local" if m.is_local else "cloud",
                      "used by": _used_by(users.get(name, [])),
                      "price in/out $/M": "unknown" if m.price_unknown else f"{m.price.input:g}/{m.price.output:g}",
                      "memory": f"{m.memory_gb:g} GB" if m.memory_gb else "–",

@@ -82,6 +82,8 @@ class ModelMemory:
     server_parallel: int | None = None
     server_parallel_how: str = ""
     server_parallel_fixed: bool = False
+    #: the server that runs them (ServerParallel.server): "Ollama" or "llama-server"
+    server_name: str = "Ollama"
 
     def at_context(self, context: int) -> float:
         """KV cache + compute buffer at another context (what shrinking the context leaves)."""
@@ -283,7 +285,7 @@ def _memory(name: str, m: ModelConfig, facts: MemoryFacts, primary_for: list[str
                        role_text(primary_for, fallback_for, n_agents), compute, floor, per_token,
                        facts.parallel_assumed, facts.cpu_share, kv_swa, shape.window if shape and kv_swa else 0,
                        m.max_concurrent, server.value if server else None, server.how if server else "",
-                       server.fixed if server else False)
+                       server.fixed if server else False, server.server if server else "Ollama")
 
 
 def shape_text(shape: KvShape) -> str:
@@ -343,13 +345,13 @@ def _parallel_notes(m: ModelMemory) -> list[str]:
     the server runs (ollama_parallel.py), a KV cache counted for more sequences than slots, or the assumption made
     when the server's setting cannot be told."""
     if m.server_parallel is not None:
-        server = ServerParallel(m.server_parallel, m.server_parallel_how, m.server_parallel_fixed)
+        server = ServerParallel(m.server_parallel, m.server_parallel_how, m.server_parallel_fixed, m.server_name)
         if said := against_slots(m.model, m.max_concurrent, server):
             return [f"{m.model}: {said}"]
         if m.server_parallel > m.max_concurrent and m.kv_gb:
-            return [f"{m.model}: its Ollama runs {m.server_parallel} requests of it at once ({m.server_parallel_how}), "
-                    f"more than max_concurrent {m.max_concurrent}: it holds a KV cache for each, counted so — "
-                    f"models.{m.model}.max_concurrent: {m.server_parallel} would use them"]
+            return [f"{m.model}: its {m.server_name} runs {m.server_parallel} requests of it at once "
+                    f"({m.server_parallel_how}), more than max_concurrent {m.max_concurrent}: it holds a KV cache for "
+                    f"each, counted so — models.{m.model}.max_concurrent: {m.server_parallel} would use them"]
         return []
     if m.parallel <= 1 or not m.kv_gb or not m.parallel_assumed:
         return []

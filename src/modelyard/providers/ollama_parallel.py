@@ -48,6 +48,8 @@ class ServerParallel:
     value: int | None
     how: str
     fixed: bool = False
+    #: the server that runs them: "Ollama", or "llama-server" (its ``total_slots``, providers/openai.py)
+    server: str = "Ollama"
 
 
 def read_value(text: str | None) -> int:
@@ -173,10 +175,11 @@ def against_slots(name: str, max_concurrent: int, server: ServerParallel) -> str
     nothing): more slots than the server runs (the rest wait inside Ollama, where their wait counts against the
     first-token timeout and looks like a sick model), or slots past one whose backing is unknown."""
     if server.value is not None and max_concurrent > server.value:
-        return (f"max_concurrent {max_concurrent}, but its Ollama runs {server.value} of its requests at once "
-                f"({server.how}): requests past {server.value} wait inside Ollama, and that wait counts against the "
-                f"first-token timeout — set models.{name}.max_concurrent: {server.value}"
-                + ("" if server.fixed else f", or start Ollama with {VARIABLE}={max_concurrent}"))
+        more = ("" if server.fixed else f", or start Ollama with {VARIABLE}={max_concurrent}"
+                if server.server == "Ollama" else f", or start {server.server} with --parallel {max_concurrent}")
+        return (f"max_concurrent {max_concurrent}, but its {server.server} runs {server.value} of its requests at "
+                f"once ({server.how}): requests past {server.value} wait inside {server.server}, and that wait counts "
+                f"against the first-token timeout — set models.{name}.max_concurrent: {server.value}{more}")
     if server.value is None and max_concurrent > 1:
         return (f"max_concurrent {max_concurrent}: whether its Ollama runs {max_concurrent} at once is unknown "
                 f"({server.how}) — it runs {VARIABLE} (default 1): start it with {VARIABLE}={max_concurrent}, or "

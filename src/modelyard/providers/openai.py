@@ -82,7 +82,7 @@ from modelyard.providers.http import (
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
 from modelyard.providers.ollama_parallel import ServerParallel
 from modelyard.providers.output_cap import ALLOWANCE_WORDS
-from modelyard.providers.profile import ContextWindow, ModelProfile, ThinkingSwitch
+from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import (
     MISTRAL_SEED,
     PENALTY_NAMES,
@@ -945,19 +945,20 @@ def _served(entry: dict[str, Any], endpoint: str) -> ServedModel | None:
 SLOTS_TIMEOUT = 1.0
 
 
-async def _slots(endpoint: str) -> ServerParallel | None:
+async def _slots(endpoint: str, headers: dict[str, str] | None = None) -> ServerParallel | None:
     """How many requests llama-server runs at once: ``total_slots`` in its ``GET /props`` (tools/server/README.md:
     "the total number of slots for process requests (defined by `--parallel` option)"); None from a server without
     ``/props`` (vLLM, LM Studio, llama_cpp.server) or one that does not answer it within :data:`SLOTS_TIMEOUT` (the
     listing took its share of ``init --detect``'s budget). ``init --detect`` wrote ``max_concurrent: 1`` whatever the
     server ran."""
-    async with contextlib.aclosing(make_client(server_root(endpoint))) as root:
+    async with contextlib.aclosing(make_client(server_root(endpoint), headers)) as root:
         try:
             status, props = await root.request_json("GET", "/props", timeout=SLOTS_TIMEOUT)
         except ProviderError:
             return None
     slots = _positive(props.get("total_slots")) if status == 200 and isinstance(props, dict) else None
-    return ServerParallel(slots, f"total_slots {slots} in llama-server's /props, its --parallel") if slots else None
+    return (ServerParallel(slots, f"total_slots {slots} in llama-server's /props, its --parallel",
+                           server="llama-server") if slots else None)
 
 
 #: the server's context in its refusal's words ("This model's maximum context length is 2048 tokens. However, …")
@@ -1797,6 +1798,22 @@ class OpenAIProvider(HttpProvider):
         for chunk in answer(ordered(data.get("data"), embed, "data"),
                             tokens if tokens is not None else input_tokens(embed)):
             yield chunk
+
+    async def server_parallel(self) -> ServerParallel | None:
+        """A llama-server's ``total_slots`` (:func:`_slots`): `models` and `plan` showed only ``max_concurrent``, and
+        4 slots configured against a server started with ``--parallel 1`` queued three requests inside it, unseen,
+        their wait counted against the first-token timeout. Asked of a server on this network only (a cloud API has
+        no /props); None where it does not say."""
+        if not self.config.is_local:
+            return None
+        return await _slots(self.endpoint, self.client_headers())
+
+    async def memory(self, *, ask_server: bool = True) -> MemoryFacts:
+        """The base facts, with the slots a llama-server runs (:meth:`server_parallel`) for `plan`'s notes."""
+        facts = await super().memory(ask_server=ask_server)
+        if ask_server and (server := await self.server_parallel()) is not None:
+            facts = dataclasses.replace(facts, server_parallel=server)
+        return facts
 
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
