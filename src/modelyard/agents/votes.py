@@ -28,6 +28,18 @@ class Member:
     weights: dict[Hashable, NDArray]  # classes × features of that view
     bias: NDArray
 
+    def __post_init__(self) -> None:
+        """A logistic regression of two classes comes as one row (scikit-learn's ``coef_`` of shape (1, n): the
+        second class's score against the first's); naive Bayes as two. An orchestrator over two agents then ended
+        `route` and every routed `ask` in numpy's "all the input array dimensions … must match" (a newcomer's walk):
+        the row is made the two rows a multinomial fit gives, −w/2 and +w/2 — the same probabilities."""
+        if len(self.bias) != 1:
+            return
+        import numpy as np
+
+        self.weights = {view: np.vstack([-matrix / 2, matrix / 2]) for view, matrix in self.weights.items()}
+        self.bias = np.concatenate([-self.bias / 2, self.bias / 2])
+
     def scores(self, features: Mapping[Any, Features]) -> NDArray:
         """Class scores before the softmax."""
         z = self.bias.copy()

@@ -69,11 +69,17 @@ class LoadedSuite:
         for agent in self.spec.agents:
             if (agents is None or agent in agents) and agent not in config.agents:
                 known = ", ".join(config.agents)
-                raise self.error(("agents", agent), f"agent '{agent}' is not in the config (agents: {known})")
+                # the starter suite's six agents against a config of two: it said no more than this, and what to do
+                # (bench the others, or edit one of the two files) was left to guess
+                both = [a for a in self.spec.agents if a in config.agents and (agents is None or a in agents)]
+                fix = (f"bench the agents both have with --agents {','.join(both)}, or take its block out of the suite"
+                       if both else "rename the suite's agents to the config's, or take its block out of the suite")
+                raise self.error(("agents", agent), f"agent '{agent}' is not in the config (agents: {known}): {fix}")
         judge = self.spec.judge
         if judge is not None and judge.model not in config.models:
             raise self.error(("judge", "model"), f"judge model '{judge.model}' is not in the config "
-                                                 f"(models: {', '.join(config.models)})")
+                                                 f"(models: {', '.join(config.models)}): set judge.model to one of "
+                                                 "them, or take judge: out")
 
 
 def parse_suite(text: str, source: str = "<suite>") -> LoadedSuite:

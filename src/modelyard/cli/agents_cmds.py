@@ -33,8 +33,13 @@ from modelyard.runtime import Runtime, log_path_for, open_runtime
 def _orchestrator_or_exit(config: Config) -> Orchestrator:
     orchestrator = Orchestrator.from_config(config, learned_labels(config))  # one command, one training
     if orchestrator is None:
-        raise fail("this config has no orchestrator (set orchestration.agent to an agent whose consumers "
-                   "are other agents)")
+        # "an agent whose consumers are other agents" named the idea, not the lines to write
+        agents = list(config.agents)
+        model = next(iter(config.models), "MODEL")
+        raise fail("this config has no orchestrator, so nothing is routed (every turn goes to the default agent): "
+                   f"to route, add an agent that hands turns to the others — under agents: orchestrator: {{primary: "
+                   f"{model}, consumers: [{', '.join(agents)}]}} — and orchestration: {{agent: orchestrator}} "
+                   "(the shipped default config has one: `modelyard init --force` writes it)")
     return orchestrator
 
 

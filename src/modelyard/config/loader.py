@@ -136,6 +136,13 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
             line = line if merge is None else merge
             problem += (" (<<: *NAME merges keys into this mapping: &NAME must be on keys and values, e.g. "
                         "x-base: &base {provider: ollama}, not on one value)")
+        flow = str(getattr(exc, "context", ""))
+        if (context is not None and line is not None and context.line < line and "while parsing a flow" in flow
+                and problem.startswith(("expected ',' or '}'", "expected ',' or ']'"))):
+            # `a: {provider: ollama, model: x` then the next key: said at the next line, where nothing is wrong
+            opened, closing = ("{", "}") if "mapping" in flow else ("[", "]")
+            problem = f"a '{opened}' opened on line {context.line + 1} is not closed: add the '{closing}' that ends it"
+            line = context.line
         if "end of stream" in problem and context is not None and "quoted" in str(getattr(exc, "context", "")):
             problem = f"a quote opened on line {context.line + 1} is never closed"  # was said at the file's end
             line = context.line
@@ -320,6 +327,12 @@ def _places(annotation: Any, key: str, at: tuple[str, ...] = (), depth: int = 3)
     return sorted(set(found), key=lambda p: (len(p), p))  # shallowest first, then by name: the same words every run
 
 
+def _nearly(key: str, known: str) -> bool:
+    """``key`` is ``known`` but for a letter or two (a plural's s, a typo): the key meant here, before one of the same
+    name in another section."""
+    return difflib.SequenceMatcher(None, key, known).ratio() >= 0.9
+
+
 def _elsewhere(root: type[BaseModel], loc: Loc) -> str:
     """' (a setting of agents.NAME: …)' for a key that belongs to another section than the one it is in, else ''.
     A place inside the key's own section is named alone and by its real names (`first_token:` right under
@@ -433,6 +446,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += f" ({theirs})"
         elif ours := _other_name(str(loc[-1]), keys):
             msg += f" (modelyard calls it '{ours}')"
+        elif close and _nearly(str(loc[-1]), close[0]):  # `timeout:` under an agent is its `timeouts:`, not the
+            msg += f" (did you mean '{close[0]}'?)"          # `state.timeout` (Redis calls) it was sent to
         elif where := _elsewhere(root, loc):  # `fallbacks:` under a model, `timeouts:` at the top level
             msg += where
         elif close:

@@ -150,6 +150,24 @@ async def _installed(client: HttpClient) -> list[str] | None:
     return [str(n) for e in data["models"] if isinstance(e, dict) and (n := e.get("name") or e.get("model"))]
 
 
+async def _not_ollama(client: HttpClient, endpoint: str, name: str) -> str | None:
+    """Why a server whose /api/tags is a 404 is no Ollama — and what it is, where its /v1/models lists models (llama-
+    server, vLLM, LM Studio: `provider: ollama` pointed at their port, as a newcomer does). `models` said "available"
+    of it, and `ask` then failed with "HTTP 404 … no such path there?". None where it cannot be told."""
+    try:
+        status, _ = await client.request_json("GET", "/api/tags", timeout=TAGS_TIMEOUT)
+        if status != 404:
+            return None
+        listed, data = await client.request_json("GET", "/v1/models", timeout=TAGS_TIMEOUT)
+    except ProviderError:
+        return None
+    said = f"the server at {shown_url(endpoint)} is not an Ollama (GET /api/tags: HTTP 404)"
+    if listed == 200 and isinstance(data, dict) and isinstance(data.get("data"), list):
+        return (f"{said}: it lists models at /v1/models, as an OpenAI-compatible server does (llama-server, vLLM, "
+                f"LM Studio) — set models.{name}.provider: openai and endpoint: {shown_url(endpoint).rstrip('/')}/v1")
+    return f"{said}: check models.{name}.endpoint (Ollama listens on port 11434)"
+
+
 def _generated(data: dict[str, Any]) -> dict[str, Any]:
     """A line of ``/api/generate`` (``response`` for ``message.content``) as a chat line's message. A chat answered in
     that shape — an Ollama-emulating proxy's ``/api/chat`` (eyalrot/ollama_openai#33: ``{"model": "default",
@@ -621,7 +639,7 @@ class OllamaProvider(HttpProvider):
         copied from the reference names qwen3.5 and gemma4:26b, whatever this Ollama has). "" when it lists it."""
         names = await _installed(self.client)
         if names is None:
-            return None
+            return await _not_ollama(self.client, self.endpoint, self.name)
         if self._names() & set(names):
             return ""
         return (f"'{self.model_id}' is not on the Ollama at {shown_url(self.endpoint)} (`ollama pull {self.model_id}` "
