@@ -1,4 +1,4 @@
-"""The routing log, round 36: faults of its storage found from the outside in, on real SQLite files.
+"""The routing log, round 36: faults of its storage found from the outside in, on real SQLite files and PostgreSQL.
 
 A SQLite file damaged when modelyard starts — after a power cut or a disk fault, a file synced by a cloud folder, a
 copy taken mid-write (https://www.sqlite.org/howtocorrupt.html): SQLite refuses it at open with SQLITE_NOTADB ('file
@@ -274,3 +274,42 @@ def test_check_names_a_damaged_log_set_aside_until_it_is_dealt_with(tmp_path: Pa
     again = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "check"], capture_output=True,
                            text=True, env=env, timeout=120)
     assert "found damaged" not in again.stdout, again.stdout
+
+
+def test_a_column_altered_by_hand_on_postgresql_keeps_the_rows_until_it_is_restored(tmp_path: Path,
+                                                                                   pg_url: str) -> None:
+    """A DBA's ``ALTER TABLE requests ALTER COLUMN agent TYPE varchar(3)`` (a 'tidy-up' of a text column; PostgreSQL
+    docs, ALTER TABLE … SET DATA TYPE): every request then refused with SQLSTATE 22001 'value too long for type
+    character varying(3)' (PostgreSQL docs, Appendix A). Regression guard: a data error was taken for the row's own —
+    each row counted ``refused`` and taken out of the forward queue, so after the column was put back none of the rows
+    refused meanwhile reached PostgreSQL (0 of 4). Now, with such a column there, the refusal is the table's: the rows
+    wait in the spool, the reason names the column and the ALTER that restores it, and all arrive once it is."""
+    from psycopg import connect as pg_connect
+    from tests.pg import SpooledWriter
+
+    writer = SpooledWriter(tmp_path / "spool.sqlite3", pg_url, [])
+    try:
+        writer.submit(record(0, agent="qa"))  # fits: the ALTER converts the rows there
+        assert writer.flush(30)
+        with pg_connect(pg_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE requests ALTER COLUMN agent TYPE varchar(3)")
+        for i in range(1, 5):
+            writer.submit(record(i))
+        assert writer.log.flush(30)
+        deadline = time.monotonic() + 20
+        while writer.forwarder.health().failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        health = writer.forwarder.health()
+        assert health.refused == 0 and health.backlog > 0 and health.degraded, health
+        said = health.last_error or ""
+        assert "requests.agent is character varying(3)" in said and "ALTER COLUMN agent TYPE text" in said, said
+        with pg_connect(pg_url, autocommit=True) as admin:
+            admin.execute("ALTER TABLE requests ALTER COLUMN agent TYPE text")
+        assert writer.forwarder.flush(60), writer.forwarder.health()
+    finally:
+        writer.close()
+    with pg_connect(pg_url, autocommit=True) as admin:
+        ids = [r[0] for r in admin.execute("SELECT id FROM requests ORDER BY id").fetchall()]
+        attempts = admin.execute("SELECT COUNT(*) FROM attempts").fetchone()
+    assert ids == [f"req{i:06d}" for i in range(5)], ids  # each once
+    assert attempts is not None and attempts[0] == 5

@@ -42,6 +42,7 @@ from modelyard.config import dburl
 from modelyard.ledger import marks, pg_watch, presence
 from modelyard.ledger.db import connect
 from modelyard.ledger.labels import trusted_upto
+from modelyard.ledger.pg_columns import altered
 from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, KEYS, keys_found, write_batch
 from modelyard.ledger.store import LogUnavailable
@@ -961,6 +962,8 @@ class Forwarder:
                 # of the server's (an index that cannot hold its text); anything else is the database's: all wait
                 if not isinstance(exc, DataError | UnicodeError) and not row_too_big(exc):
                     raise
+                if (table_s := altered(self._pg, exc)) is not None:  # a column altered by hand: every row waits
+                    raise table_s from None
                 self._failed(exc)
                 self.refused += 1
 
