@@ -14,22 +14,29 @@ logged, the next request served by the primary.
   lean client's parser for every plain-http backend) says only when the length comes second; the other order it
   words "Transfer-Encoding can't be present with Content-Length". Every answer of such a server was
   malformed_response and the model never used. Now read as chunked, the first answer and every later one.
+- the text-completion stream (``/v1/completions``: raw prompts and fill-in-the-middle) read fewer shapes than the
+  chat stream: a comment passed on as data, events framed twice, ``data: null``, a document over several data lines,
+  the server's error in words, glued after a chunk, in Gemini's array or as MiniMax's ``base_resp`` were each
+  malformed_response (or a dropped connection) — never asked again, and a raw prompt has no fallback. Now read by the
+  chat stream's own reading of them (providers/openai.py ``_odd_event``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.test_fault_shapes import _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, chunk
+from tests.fakes import Fault
+from tests.integration.test_fault_shapes import OK, _reset, router_for, servers  # noqa: F401 - fixtures
+from tests.integration.test_wire_shapes import DONE, SSE, chunk, data
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import _Endpoint, _requests
 
 from modelyard.ledger import connect
-from modelyard.types import ChatRequest, Message
+from modelyard.types import ChatRequest, Message, TextPrompt
 
 EVENTS = [chunk({"role": "assistant", "content": "Sunny."}).encode(), chunk({}, "stop").encode(), DONE.encode()]
 HEADS = {
@@ -69,3 +76,54 @@ async def test_content_length_beside_chunked_is_read_as_chunked_in_either_order(
         assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 3
     finally:
         server.close()
+
+
+# -- the text-completion stream (/v1/completions: raw prompts, fill-in-the-middle) -----------------------------------
+
+def _text(text: str, finish: str | None = None) -> str:
+    return data({"id": "cmpl-1", "object": "text_completion", "model": "local",
+                 "choices": [{"index": 0, "text": text, "finish_reason": finish}]})
+
+
+CODE = _text("return 1") + _text("", "stop")
+#: (name, body, the primary's first attempt: ok or its reason) — each shape from where the chat stream's reading of
+#: it cites it (providers/openai.py ``_odd_event``)
+TEXT_SHAPES = [
+    ("comment-as-data", "data: : OPENROUTER PROCESSING\n\n" + CODE + DONE, OK),  # mnfst/llm-gateway#2053
+    ("framed-twice", "data: " + _text("return 1") + "data: " + _text("", "stop") + "data: " + DONE, OK),  # shimmy#26
+    ("data-null", "data: null\n\n" + CODE + DONE, OK),  # kilocode#3083
+    ("pretty-printed", 'data: {\ndata:  "choices": [{"index": 0, "text": "return 1", "finish_reason": "stop"}]\n'
+                       "data: }\n\n" + DONE, OK),  # OmniRoute#4177, bifrost#5262
+    ("error-in-words", _text("ret") + "data: error: CUDA out of memory\n\n", "stream_error"),  # http.SAID_ERROR
+    ("glued-error", "data: " + json.dumps({"choices": [{"index": 0, "text": "ret"}]})  # openai-python#663
+     + json.dumps({"error": {"message": "boom", "type": "server_error"}}) + "\n\n", "stream_error"),
+    ("gemini-array-error", "data: " + json.dumps([{"error": {"code": 503, "message": "The model is overloaded.",
+                                                             "status": "UNAVAILABLE"}}]) + "\n\n", "overloaded"),
+    ("minimax-base-resp", data({"base_resp": {"status_code": 1002, "status_msg": "rate limit exceeded"}}),
+     "rate_limited"),  # MiniMax-M2.5#2
+]
+
+
+@pytest.mark.parametrize(("name", "body", "want"), TEXT_SHAPES, ids=[s[0] for s in TEXT_SHAPES])
+async def test_a_text_completion_stream_is_read_as_a_chat_stream_is(servers: dict[str, Any],  # noqa: F811
+                                                                    tmp_path: Path, name: str, body: str,
+                                                                    want: str) -> None:
+    """The text-completion stream (a raw prompt, a fill-in-the-middle: Continue's autocomplete through /api/generate
+    or /v1/completions) read fewer shapes than the chat stream: each of these was malformed_response — never asked
+    again, and a raw prompt has no fallback (the backup skipped, the whole request failed). Now the answer, or the
+    server's error asked again."""
+    servers["openai"].push(Fault.raw(200, body, headers=SSE))
+    router, writer = router_for("openai", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "def f(")],
+                                                            prompt=TextPrompt("def f(", templated=True)))
+    finally:
+        await router.aclose()
+        writer.close()
+    first = outcomes(routed)[0]
+    if want == OK:
+        assert first == ("primary", "ok", None) and routed.response.text == "return 1", routed.record.attempts
+    else:
+        assert first == ("primary", "retry", want), [a.detail for a in routed.record.attempts]
+        assert outcomes(routed)[-1] == ("primary", "ok", None)
+    assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1

@@ -21,6 +21,7 @@ import string
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
+from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -867,6 +868,50 @@ def _error_after(payload: str) -> dict[str, Any] | None:
     return None
 
 
+class _Odd(Enum):
+    """What :func:`_odd_event` made of an event's data that is not JSON as it came."""
+
+    SKIP = "skip"
+    END = "end"
+    HOLD = "hold"
+    DATA = "data"
+
+
+def _odd_event(payload: str, held: str, limit: int) -> tuple[_Odd, Any]:
+    """An event's data that is not JSON as it came (``payload``, the data lines ``held`` before it joined in front),
+    read as the servers that send it mean it — the chat stream's and the text-completion stream's alike: SKIP (a
+    keep-alive comment passed on as data), END (``[DONE]`` framed twice), DATA with the object meant, or HOLD with
+    the text so far (a JSON document over several data lines, completed by the lines after). Raises the server's
+    error said in words, and malformed_response for data that can never become JSON."""
+    data: Any = NOT_JSON
+    if not held and payload.lstrip()[:1] == ":":
+        # a keep-alive comment a proxy passed on as data ("data: : OPENROUTER PROCESSING": mnfst/llm-gateway#2053): no
+        # JSON starts so. It was held, joined to the next event and the answer refused as malformed at the first
+        # pause of its upstream
+        return _Odd.SKIP, None
+    if not held and payload[:5] == "data:":
+        # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
+        payload = payload[5:].strip()
+        if payload == "[DONE]":
+            return _Odd.END, None
+        data = try_loads(payload)
+    if data is NOT_JSON and (glued := _glued(payload, len(held))) is not None:
+        data = glued
+    if data is NOT_JSON and not held and (several := _several(payload)) is not None:
+        data = several
+    if data is NOT_JSON and (error := _error_after(payload)) is not None:
+        data = error
+    if data is NOT_JSON and not held and (failed := said_error(payload)) is not None:
+        raise failed  # "data: error: <message>": the server's error in words (http.SAID_ERROR)
+    if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
+        if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
+            loads(held, "SSE data")  # no: the held line is broken on its own (raises)
+        if len(payload) > limit:
+            loads(payload, "SSE data")  # raises
+        return _Odd.HOLD, payload
+    return _Odd.DATA, data
+
+
 def _legacy_piece(legacy: Any) -> dict[str, Any]:
     """A legacy ``function_call`` delta (``{"name", "arguments"}``, pieces of one call: OpenAI's shape before ``tools``)
     as a piece of the one call it is, for :class:`_ToolCalls`. Servers still send it for ``tools``: functionary's
@@ -1389,32 +1434,14 @@ class OpenAIProvider(HttpProvider):
                         except ValueError:
                             data = try_loads(payload)
                         if data is NOT_JSON:  # the usual JSON event pays no check below (issue #15)
-                            if not held and payload.lstrip()[:1] == ":":
-                                # a keep-alive comment a proxy passed on as data ("data: : OPENROUTER PROCESSING":
-                                # mnfst/llm-gateway#2053): no JSON starts so. It was held, joined to the next event
-                                # and the answer refused as malformed at the first pause of its upstream
+                            odd, data = _odd_event(payload, held, self.response_limit)
+                            if odd is _Odd.SKIP:
                                 continue
-                            if not held and payload[:5] == "data:":
-                                # "data: data: {...}": a server that framed its events twice (shimmy#26, aprender#2015)
-                                payload = payload[5:].strip()
-                                if payload == "[DONE]":
-                                    finished = True
-                                    break
-                                data = try_loads(payload)
-                            if data is NOT_JSON and (glued := _glued(payload, len(held))) is not None:
-                                data = glued
-                            if data is NOT_JSON and not held and (several := _several(payload)) is not None:
-                                data = several
-                            if data is NOT_JSON and (error := _error_after(payload)) is not None:
-                                data = error
-                            if data is NOT_JSON and not held and (failed := said_error(payload)) is not None:
-                                raise failed  # "data: error: <message>": the server's error in words (http.SAID_ERROR)
-                            if data is NOT_JSON:  # a JSON document over several data lines (pretty-printed)?
-                                if held and try_loads(payload[len(held) + 1:]) is not NOT_JSON:
-                                    loads(held, "SSE data")  # no: the held line is broken on its own (raises)
-                                if len(payload) > self.response_limit:
-                                    loads(payload, "SSE data")  # raises
-                                held = payload
+                            if odd is _Odd.END:
+                                finished = True
+                                break
+                            if odd is _Odd.HOLD:
+                                held, data = data, NOT_JSON
                                 continue
                         held = ""
                         if not isinstance(data, dict):
@@ -1695,6 +1722,7 @@ class OpenAIProvider(HttpProvider):
         usage: Usage | None = None
         data: Any = None  # the last event read (_ollama_failed)
         finish, finished, errored, pieces = "", False, False, 0
+        held = ""  # data lines of an event not yet complete JSON (see _stream)
         plain = False  # a text chunk came without a finish reason (see _stream)
         lone: Any = None  # the index of the one choice, where it is not 0 (see _stream)
         async with self.client.stream(path, self.prompt_body(request), timeouts, _extract_error,
@@ -1712,12 +1740,29 @@ class OpenAIProvider(HttpProvider):
                     if payload.strip() == "[DONE]":
                         finished = True
                         break
+                    if held:
+                        payload = held + "\n" + payload
                     if (data := try_loads(payload)) is NOT_JSON:
                         if resp.ended_in_line:  # the body ended inside this event: discarded (see _stream)
                             break
-                        loads(payload, "SSE data")  # raises
+                        # read as a chat stream's are: a comment passed on as data, events framed twice, the
+                        # server's error in words or glued after a chunk, a document over several data lines. Each
+                        # was malformed_response here — never asked again, and a raw prompt has no fallback
+                        odd, data = _odd_event(payload, held, self.response_limit)
+                        if odd is _Odd.SKIP:
+                            continue
+                        if odd is _Odd.END:
+                            finished = True
+                            break
+                        if odd is _Odd.HOLD:
+                            held, data = data, NOT_JSON
+                            continue
+                    held = ""
                     if not isinstance(data, dict):
-                        raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
+                        if data is None:  # "data: null" says nothing (see _stream)
+                            continue
+                        if (data := _listed_error(data)) is None:  # Gemini's error in its array form
+                            raise ProviderError(Reason.MALFORMED_RESPONSE, "SSE data is not an object")
                     if data.get("error"):
                         kind, message = _extract_error(data)
                         err = data["error"]
@@ -1732,6 +1777,8 @@ class OpenAIProvider(HttpProvider):
                     if choices is None:
                         if data.get("error_code") or data.get("object") == "error":
                             raise _bare_error(data)
+                        if (minimax := _base_resp_error(data)) is not None:
+                            raise minimax
                         continue
                     if not isinstance(choices, list):
                         raise ProviderError(Reason.MALFORMED_RESPONSE, f"choices is a {type(choices).__name__}")
@@ -1769,6 +1816,8 @@ class OpenAIProvider(HttpProvider):
                             plain = True
                 if finished:
                     break
+        if held and not resp.ended_in_line:
+            loads(held, "SSE data")  # data lines that never became JSON (raises)
         if not finished and not finish:
             if (failed := _ollama_failed(data)) is not None:
                 raise failed
