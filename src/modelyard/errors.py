@@ -181,8 +181,15 @@ def provider_failure(exc: Exception) -> ProviderError:
 _SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)(x-api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
+    # the header a key travels in, echoed with it: Anthropic's x-api-key, Azure OpenAI's api-key, Gemini's
+    # x-goog-api-key (a relay or a debugging proxy that quotes the request's headers in its error)
+    re.compile(r"(?i)((?:x-goog-|x-)?api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
     re.compile(r"\d{6,12}:[A-Za-z0-9_\-]{30,}"),  # Telegram bot tokens
+    # keys of the other services a relay may stand for, by their documented prefixes (a key not configured here, so
+    # not known to be redacted by value): Google's AIza…, Groq's gsk_, Hugging Face's hf_, xAI's xai-, GitHub's
+    # tokens, AWS access key ids
+    re.compile(r"\b(?:AIza[0-9A-Za-z_\-]{35}|gsk_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|xai-[A-Za-z0-9]{20,}"
+               r"|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,}|AKIA[0-9A-Z]{16})\b"),
 ]
 
 
