@@ -22,6 +22,9 @@ due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (red
 - ``silence_open()``: the connections open now go silent, new ones pass — a client that has not yet read what
   its server did on its connection (closed it, as it stopped), while its next new connection meets the stopped server
   (refused upstream, closed at once: libpq's "server closed the connection unexpectedly");
+- ``drop_reply_on(marker)``: the next connection whose client sends ``marker`` carries it to the server, then is
+  reset (RST) the moment the server's answer comes, which never reaches the client: a proxy or a path that drops the
+  connection mid-reply, after the command ran (redis-py raises ``ConnectionError``; a retried command runs twice);
 - ``heal()``: everything passes again (connections made from now on; silenced ones stay dead, as after a real
   partition the client has to notice and reconnect).
 """
@@ -48,6 +51,7 @@ class _Pipe:
         self.client, self.upstream = client, upstream
         self.silent = False
         self.carried = 0  # bytes from the server (``stall_after``)
+        self.drop_reply = False  # its next answer from the server is dropped with the connection (``drop_reply_on``)
 
 
 class FaultProxy:
@@ -59,6 +63,7 @@ class FaultProxy:
         self.connections = 0
         self.trigger: bytes | None = None
         self.stall: int | None = None
+        self.drop_marker: bytes | None = None
         self._pipes: list[_Pipe] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -128,6 +133,10 @@ class FaultProxy:
         """Silence each connection whose client sends ``marker``, from that chunk on (it is swallowed)."""
         self.trigger = marker
 
+    def drop_reply_on(self, marker: bytes) -> None:
+        """Reset the next connection that sends ``marker`` when its answer comes (once)."""
+        self.drop_marker = marker
+
     def stall_after(self, carried: int) -> None:
         """Stop reading from the server on each connection that carried ``carried`` bytes from it (it stays open)."""
         self.stall = carried
@@ -152,6 +161,7 @@ class FaultProxy:
         self.latency = 0.0
         self.trigger = None
         self.stall = None
+        self.drop_marker = None
 
     # -- inside the proxy's loop --------------------------------------------------------------
 
@@ -207,6 +217,17 @@ class FaultProxy:
             while data := await src.read(65536):
                 if delayed and self.trigger is not None and self.trigger in data:
                     pipe.silent = True
+                if delayed and self.drop_marker is not None and self.drop_marker in data:
+                    self.drop_marker = None
+                    pipe.drop_reply = True
+                if not delayed and pipe.drop_reply:
+                    for writer in (pipe.client, pipe.upstream):  # the answer goes nowhere: RST both ways
+                        sock = writer.get_extra_info("socket")
+                        if sock is not None:
+                            with contextlib.suppress(OSError):
+                                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        writer.close()
+                    break
                 queue.put_nowait((self._loop.time() + (self.latency if delayed else 0.0), data))
                 if not delayed:
                     pipe.carried += len(data)

@@ -298,3 +298,36 @@ async def test_regression_a_grant_named_by_a_heartbeat_reply_read_after_a_stop_i
     assert len(a.held) == 1
     await a.release()
     await _until(lambda: counts(prefix, "m") == (0, 0), 5)
+
+
+async def test_regression_a_verdict_whose_reply_is_lost_with_its_connection_counts_once_and_keeps_the_link(
+        pools: Pools, prefix: str) -> None:  # noqa: F811
+    """Regression guard. A breaker verdict (``VERDICT``: a failure counted) ran in Redis and its connection was dropped
+    before the reply came back — network equipment or a proxy cutting connections (redis/redis-py#1186, "Random
+    ConnectionErrors (104, Connection reset by peer)", seen on GCP; #1140, where its maintainer explains that after a
+    ConnectionError "the client does not know whether a command made it to the server … whether the server executed
+    the command or not", so a retried RPUSH may push twice). Every other script is sent once more on a new
+    connection, counting once; a verdict was not (it counts), so the link went down for a tick — every model of the
+    process to its outage share, its requests falling back. Now a verdict carries an id, is sent again, and the
+    failure is counted once."""
+    from modelyard.router.shared import lua
+
+    with FaultProxy(REDIS_PORT) as proxy:
+        (pool,) = pools(1, failures=5, url=proxy.url(), timeout=2)
+        state = pool["m"]
+        assert isinstance(state, RedisState)
+        await _joined(pool)
+        client = redis.Redis(port=REDIS_PORT, socket_timeout=5)
+        try:
+            sha = client.script_load(lua.VERDICT)  # EVALSHA answers the verdict, not NOSCRIPT
+            ticket = await state.admit()
+            assert ticket is not None
+            errors = state.link.errors
+            proxy.drop_reply_on(sha.encode())
+            await state.failed(ticket, Reason.SERVER_ERROR)
+            assert proxy.drop_marker is None, "the verdict's reply was not dropped"
+            assert state.link.up and state.link.errors == errors, f"the link went down: {state.link.down_reason}"
+            assert client.hget(f"{state.tag}:breaker", "failures") == b"1", "the failure was counted twice"
+        finally:
+            client.close()
+            await pool.aclose()

@@ -66,9 +66,10 @@ log = logging.getLogger("modelyard.state")
 
 
 #: Scripts that may run twice with the same arguments (the second run changes nothing), so a call that
-#: drew a connection the store had dropped is sent once more. A breaker verdict is not: it counts.
-REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "ABANDON", "INSTANCES", "RESTARTED",
-                        "REOPEN", "FORGET"})
+#: drew a connection the store had dropped is sent once more. A breaker verdict counts, so it carries an id of its own
+#: (see lua.VERDICT) and is counted once.
+REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
+                        "RESTARTED", "REOPEN", "FORGET"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)

@@ -311,7 +311,9 @@ return {2, gen}
 """
 
 #: KEYS breaker; ARGV now verdict(ok|fail) generation reason health(0/1) retry_after_ms (capped) persistent(0/1)
-#:                     failures_to_open cooldown_ms max_cooldown_ms
+#:                     failures_to_open cooldown_ms max_cooldown_ms [verdict_id]
+#: ``verdict_id`` makes it repeatable: a failure counted under it is not counted again when the call is sent once more
+#: (its reply lost with a dropped connection; it was not repeatable, and that took the link down for a tick).
 #: The same rules as router/health.py: a verdict from an earlier generation does not move the
 #: breaker — except that the server's own word on how long to wait (a retry-after, a revoked key) from a request that
 #: was in flight when another opened it still lengthens the open deadline; a deadline is never moved earlier by a
@@ -319,9 +321,12 @@ return {2, gen}
 VERDICT = _PRELUDE + r"""
 local B = KEYS[1]
 local now, verdict, gen = now_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local b = redis.call('HMGET', B, 'state', 'gen', 'failures', 'cooldown', 'until')
+local b = redis.call('HMGET', B, 'state', 'gen', 'failures', 'cooldown', 'until', 'verdict')
 local state, cur = b[1] or 'closed', tonumber(b[2] or '0')
 local base, max = tonumber(ARGV[9]), tonumber(ARGV[10])
+local id = ARGV[11] or ''
+-- the same verdict sent again (its reply lost with its connection): counted once; 1 if it was the one that opened
+if id ~= '' and b[6] == id then return (state ~= 'closed' and cur == gen + 1) and 1 or 0 end
 if gen ~= cur then
   if verdict ~= 'fail' or ARGV[5] ~= '1' or state ~= 'open' then return 0 end
   local said = tonumber(ARGV[6]) > 0 and tonumber(ARGV[6]) or (ARGV[7] == '1' and max or 0)
@@ -342,7 +347,7 @@ keep(B)
 if ARGV[5] ~= '1' then return 0 end
 local failures = tonumber(b[3] or '0') + 1
 local cooldown = tonumber(b[4] or base)
-redis.call('HSET', B, 'failures', failures, 'reason', ARGV[4])
+redis.call('HSET', B, 'failures', failures, 'reason', ARGV[4], 'verdict', id)
 keep(B)
 local open_for = nil
 if state == 'half_open' then

@@ -568,7 +568,8 @@ class RedisState(ModelState):
         retry_ms = (min(retry_after, p.max_retry_after) * 1000
                     if retry_after and reason in (Reason.RATE_LIMITED, Reason.OVERLOADED) else 0)
         return [self.link.now_arg(), verdict, ticket.generation, reason or "", int(reason in HEALTH_FAILURES),
-                retry_ms, int(reason in PERSISTENT), p.failures, p.seconds * 1000, p.max_seconds * 1000]
+                retry_ms, int(reason in PERSISTENT), p.failures, p.seconds * 1000, p.max_seconds * 1000,
+                self.link.new_token()]
 
     async def _shared_verdict(self, ticket: Ticket, args: list[Any]) -> bool:
         """Record a verdict in Redis; False when the ticket is local or Redis is out of reach."""
