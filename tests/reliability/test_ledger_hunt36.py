@@ -313,3 +313,24 @@ def test_a_column_altered_by_hand_on_postgresql_keeps_the_rows_until_it_is_resto
         attempts = admin.execute("SELECT COUNT(*) FROM attempts").fetchone()
     assert ids == [f"req{i:06d}" for i in range(5)], ids  # each once
     assert attempts is not None and attempts[0] == 5
+
+
+def test_log_on_a_damaged_file_says_it_is_damaged_and_what_comes_next(tmp_path: Path) -> None:
+    """``modelyard log`` / ``report`` before any writer ran: they said 'cannot be opened (file is not a database); it
+    must be a SQLite file … that this user can read and write' — a damaged log, not a permission. They leave the
+    file as it is (a reader never moves it) and say what the next writer does with it."""
+    path = _written(tmp_path / "log.sqlite3", 3)
+    _random_bytes(path)
+    before = path.read_bytes()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path),
+           "COLUMNS": "400"}
+    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "log"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1 and "is damaged (SQLite: file is not a database)" in said, done.stderr
+    assert "sets it aside whole and starts a new one" in said and ".recover" in said and "Traceback" not in said
+    assert path.read_bytes() == before and not _aside(tmp_path, "log.sqlite3")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from modelyard.config import dburl
 from modelyard.config.schema import Config, LogConfig
+from modelyard.ledger.damaged import damaged, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.refusal import said as refusal_said
@@ -146,6 +147,11 @@ class LogStore:
         except (sqlite3.Error, OSError) as exc:
             if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
                 raise LogUnavailable(said) from None
+            if not readonly and damaged(exc) and sqlite_file(self.path):  # what a writer does with it: said
+                raise LogUnavailable(f"routing log {self.path} is damaged (SQLite: {exc}): the next modelyard process "
+                                     "that writes the log (serve, ask, chat, the bot) sets it aside whole and starts a "
+                                     f"new one; its rows can then be recovered with `sqlite3 {self.path.name}.damaged-"
+                                     "<time> .recover | sqlite3 recovered.sqlite3`") from None
             raise LogUnavailable(f"routing log {self.path}: cannot be opened ({exc}); it must be a SQLite file (or "
                                  "where to create one) that this user can read and write; "
                                  + where_to_fix(self.path)) from None
