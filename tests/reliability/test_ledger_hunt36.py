@@ -251,28 +251,32 @@ def test_a_sqlite3_shell_left_in_a_write_transaction_holds_no_answer_back(tmp_pa
     assert sorted(ids) == [f"req{i:06d}" for i in range(7)], ids  # each once: 0 before the shell, 1-6 during
 
 
+def _cli(tmp_path: Path, log: Path, command: str) -> subprocess.CompletedProcess[str]:
+    """``modelyard COMMAND`` on a config whose log is ``log`` (its one model never asked)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(log)}}))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path),
+           "COLUMNS": "400"}
+    return subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), command], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
 def test_check_names_a_damaged_log_set_aside_until_it_is_dealt_with(tmp_path: Path) -> None:
     """The ERROR line and /healthz said it once, in a ``serve`` that may have restarted since (its /healthz forgets
     after 5 minutes): ``modelyard check`` names the file set aside, and how to recover its rows, while it is there."""
     path = _written(tmp_path / "log.sqlite3", 3)
     _random_bytes(path)
     LogWriter(path).close()
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
-        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path),
-           "COLUMNS": "400"}
-    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "check"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = _cli(tmp_path, path, "check")
     aside = _aside(tmp_path, "log.sqlite3")
     assert len(aside) == 1
     out = " ".join(done.stdout.split())
     assert f"1 file(s) SQLite found damaged were set aside beside it ({aside[0].name})" in out, done.stdout
     assert f"sqlite3 {aside[0]} .recover" in out, done.stdout
     aside[0].unlink()
-    again = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "check"], capture_output=True,
-                           text=True, env=env, timeout=120)
+    again = _cli(tmp_path, path, "check")
     assert "found damaged" not in again.stdout, again.stdout
 
 
@@ -322,14 +326,7 @@ def test_log_on_a_damaged_file_says_it_is_damaged_and_what_comes_next(tmp_path: 
     path = _written(tmp_path / "log.sqlite3", 3)
     _random_bytes(path)
     before = path.read_bytes()
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({
-        "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
-        "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path),
-           "COLUMNS": "400"}
-    done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "log"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = _cli(tmp_path, path, "log")
     said = " ".join(done.stderr.split())
     assert done.returncode == 1 and "is damaged (SQLite: file is not a database)" in said, done.stderr
     assert "sets it aside whole and starts a new one" in said and ".recover" in said and "Traceback" not in said
