@@ -880,9 +880,9 @@ class _Odd(Enum):
 def _odd_event(payload: str, held: str, limit: int) -> tuple[_Odd, Any]:
     """An event's data that is not JSON as it came (``payload``, the data lines ``held`` before it joined in front),
     read as the servers that send it mean it — the chat stream's and the text-completion stream's alike: SKIP (a
-    keep-alive comment passed on as data), END (``[DONE]`` framed twice), DATA with the object meant, or HOLD with
-    the text so far (a JSON document over several data lines, completed by the lines after). Raises the server's
-    error said in words, and malformed_response for data that can never become JSON."""
+    keep-alive comment passed on as data; None), END (``[DONE]`` framed twice; None), DATA with the object meant, or
+    HOLD with the text so far (a JSON document over several data lines, completed by the lines after). Raises the
+    server's error said in words, and malformed_response for data that can never become JSON."""
     data: Any = NOT_JSON
     if not held and payload.lstrip()[:1] == ":":
         # a keep-alive comment a proxy passed on as data ("data: : OPENROUTER PROCESSING": mnfst/llm-gateway#2053): no
@@ -1435,13 +1435,11 @@ class OpenAIProvider(HttpProvider):
                             data = try_loads(payload)
                         if data is NOT_JSON:  # the usual JSON event pays no check below (issue #15)
                             odd, data = _odd_event(payload, held, self.response_limit)
-                            if odd is _Odd.SKIP:
-                                continue
                             if odd is _Odd.END:
                                 finished = True
                                 break
-                            if odd is _Odd.HOLD:
-                                held, data = data, NOT_JSON
+                            if odd is not _Odd.DATA:  # a comment skipped, or a document not yet whole held
+                                held, data = data or "", NOT_JSON
                                 continue
                         held = ""
                         if not isinstance(data, dict):
@@ -1749,14 +1747,12 @@ class OpenAIProvider(HttpProvider):
                         # server's error in words or glued after a chunk, a document over several data lines. Each
                         # was malformed_response here — never asked again, and a raw prompt has no fallback
                         odd, data = _odd_event(payload, held, self.response_limit)
-                        if odd is _Odd.SKIP:
+                        if odd in (_Odd.SKIP, _Odd.HOLD):  # held: the data lines of a document not yet whole
+                            held, data = data or "", NOT_JSON
                             continue
                         if odd is _Odd.END:
                             finished = True
                             break
-                        if odd is _Odd.HOLD:
-                            held, data = data, NOT_JSON
-                            continue
                     held = ""
                     if not isinstance(data, dict):
                         if data is None:  # "data: null" says nothing (see _stream)
