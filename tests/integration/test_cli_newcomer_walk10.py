@@ -309,3 +309,10 @@ def test_ollama_not_running_says_how_to_start_it(monkeypatch: pytest.MonkeyPatch
                               "here: start it (`ollama serve`, `sudo systemctl start ollama`, or the Ollama app), then "
                               "`ollama pull` the model if `ollama list` does not show it"), found
     assert found["there"] == "nothing listening on 127.0.0.1:9 (Connection refused)", found  # not Ollama's own port
+
+
+def test_a_model_named_as_the_agent_says_which_agent_uses_it_in_english(config: Path) -> None:
+    """`ask --agent llama` (the model `models` lists) said "'llama' is a model, not an agent; chat use it"."""
+    out = invoke("--config", str(config), "ask", "--agent", "llama", "hi")
+    assert out.exit_code == 2, out.output  # type: ignore[attr-defined]
+    assert "'llama' is a model, not an agent; chat uses it (chat first: --agent chat)" in out.output, out.output  # type: ignore[attr-defined]

@@ -69,8 +69,10 @@ def _not_an_agent(runtime: Runtime, name: str, switch: str = "--agent") -> str:
     if entry is not None:
         users = [a for a, cfg in runtime.config.agents.items() if entry in cfg.chain]
         first = [a for a in users if runtime.config.agents[a].primary == entry]
-        used = (f"; {', '.join(users)} use it" + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "")
-                if users else "; no agent uses it")
+        verb = "uses" if len(users) == 1 else "use"  # "chat use it"
+        used = (f"; {', '.join(users)} {verb} it"
+                + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "") if users
+                else "; no agent uses it")
         what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
         return f"'{name}' is {what}, not an agent{used} ({agents})"
     return f"unknown agent '{name}'" + did_you_mean(name, runtime.config.agents) + f" ({agents})"
