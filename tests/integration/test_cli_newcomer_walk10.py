@@ -316,3 +316,41 @@ def test_a_model_named_as_the_agent_says_which_agent_uses_it_in_english(config: 
     out = invoke("--config", str(config), "ask", "--agent", "llama", "hi")
     assert out.exit_code == 2, out.output  # type: ignore[attr-defined]
     assert "'llama' is a model, not an agent; chat uses it (chat first: --agent chat)" in out.output, out.output  # type: ignore[attr-defined]
+
+
+def test_serve_on_port_0_takes_a_free_port_and_says_which(config: Path, tmp_path: Path) -> None:
+    """Scripts and tests that start `serve` picked a free port, closed it and passed it (`--port N`), racing every other
+    program to it (tests/integration/test_cli_newcomer.py's serve tests flaked once so); `--port 0` was refused
+    ("Input should be greater than or equal to 1"). It takes a free port, as uvicorn's own --port 0 does, and the
+    start line names it — the port it then serves on, and the one ask/chat borrow through."""
+    import re
+    import urllib.request
+
+    out = tmp_path / "serve.out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    env.pop("MODELYARD_CONFIG", None)
+    with out.open("w") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port", "0",
+                                 "--no-keep-warm"], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := re.search(r"modelyard gateway on http://127\.0\.0\.1:(\d+) ", out.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, (out.read_text(), proc.communicate())
+            time.sleep(0.05)
+        port = int(found.group(1))
+        assert port != 0
+        while True:  # the start line comes before uvicorn's start-up: the port answers once it is done
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as answer:
+                    listed = json.loads(answer.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.1)
+        assert "chat" in [m["id"] for m in listed["data"]], listed
+        models = invoke("--config", str(config), "models", "--no-reach")
+        assert f"shared with `modelyard serve` (pid {proc.pid})" in models.output, models.output  # type: ignore[attr-defined]
+    finally:
+        proc.send_signal(2)
+        proc.communicate(timeout=60)
+        proc.kill()

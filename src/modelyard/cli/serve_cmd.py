@@ -76,7 +76,8 @@ def loopback_proxied(env: dict[str, str], port: int) -> str | None:
 def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default: gateway.host, 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: gateway.port, 8765)", min=1, max=65535)] = None,
+    port: Annotated[int | None, typer.Option(help=(
+        "Port (default: gateway.port, 8765); 0 takes a free one, said in the start line"), min=0, max=65535)] = None,
     access_log: Annotated[bool, typer.Option(help="Log one line per HTTP request")] = True,
     log_level: Annotated[LogLevel, typer.Option(case_sensitive=False, metavar="LEVEL", help=(
         "How much the server logs: critical, error, warning, info, debug or trace"))] = LogLevel.INFO,

@@ -31,12 +31,17 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     anything when ``host`` is beyond loopback and no API keys are set. Front-ends of the same config
     on this machine borrow this process's limits; with ``telegram_token`` it runs the bot too."""
     host = host or config.gateway.host
-    port = port or config.gateway.port
+    port = config.gateway.port if port is None else port
     keys = load_keys(config.gateway)
     check_bind(host, config.gateway, keys, config_path)
     # a second gateway for a config that a running serve already serves borrows that serve's limits too
     first = discover(config_path).entry
     check_port(host, port, first)
+    # --port 0: a free port, taken here so that the URL said below (and registered for ask/chat) is the one served;
+    # a script or test reads it from that line instead of picking a port, closing it and racing others to it
+    listener = any_port(host) if port == 0 else None
+    if listener is not None:
+        port = listener.getsockname()[1]
     if first is not None and first.telegram and telegram_token is not None:
         announce(f"telegram: the bot already runs in `modelyard serve` pid {first.pid}; not starting a second one")
         telegram_token = None
@@ -67,7 +72,13 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client.
     server = _Server(uvicorn_config(app, host, port, access_log=access_log, log_level=log_level),
                      app.state.gateway.drain)
-    server.run()
+    server.run(sockets=[listener] if listener is not None else None)
+
+
+def any_port(host: str) -> socket.socket:
+    """A listening socket on a free port of ``host`` (``serve --port 0``)."""
+    bare = host.strip("[]")
+    return socket.create_server((bare, 0), family=socket.AF_INET6 if ":" in bare else socket.AF_INET)
 
 
 def unserved(config: Config, unavailable: dict[str, str | None]) -> list[str]:
