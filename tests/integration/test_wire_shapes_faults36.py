@@ -31,7 +31,8 @@ from typing import Any
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import OK, _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, SSE, chunk, data
+from tests.integration.test_wire_shapes import DONE, SSE, chunk, data, event
+from tests.integration.test_wire_shapes_outside_in import MESSAGE_START, MESSAGE_STOP, block, delta, message_delta
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import _Endpoint, _requests
 
@@ -127,3 +128,23 @@ async def test_a_text_completion_stream_is_read_as_a_chat_stream_is(servers: dic
         assert first == ("primary", "retry", want), [a.detail for a in routed.record.attempts]
         assert outcomes(routed)[-1] == ("primary", "ok", None)
     assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+
+
+# -- Anthropic: events framed twice ------------------------------------------------------------------------------------
+
+async def test_an_anthropic_stream_framed_twice_is_read(servers: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """``data: data: {...}`` on every event (a server or relay that adds its own framing to framed events: shimmy#26,
+    aprender#2015, read so by the OpenAI-compatible provider since): the Anthropic provider refused the whole answer
+    as malformed_response, never asked again. Now the answer; ``[DONE]`` framed so ends it too."""
+    body = (MESSAGE_START + block(0, {"type": "text", "text": ""}) + delta(0, {"type": "text_delta", "text": "Sunny."})
+            + event("content_block_stop", {"type": "content_block_stop", "index": 0}) + message_delta("end_turn")
+            + MESSAGE_STOP).replace("data: ", "data: data: ")
+    servers["anthropic"].push(Fault.raw(200, body, headers=SSE))
+    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
+    assert routed.response.text == "Sunny."

@@ -558,6 +558,11 @@ class AnthropicProvider(HttpProvider):
                     if held:  # SSE: the data lines of one event are one text, joined by newlines
                         value = held + "\n" + value
                     data = try_loads(value.strip())
+                    if data is NOT_JSON and not held and value.lstrip()[:5] == "data:":
+                        # "data: data: {...}": a relay that framed its events twice (shimmy#26, aprender#2015), read
+                        # as the OpenAI-compatible provider reads it; it was malformed_response, never asked again
+                        value = value.lstrip()[5:]
+                        data = try_loads(value.strip())
                     if data is NOT_JSON:  # an event's JSON over several data lines (see _held)
                         if not held and value.lstrip()[:1] == ":":
                             # a keep-alive comment a relay passed on as data ("data: : keepalive"; OpenRouter's
