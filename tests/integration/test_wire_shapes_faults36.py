@@ -148,3 +148,55 @@ async def test_an_anthropic_stream_framed_twice_is_read(servers: dict[str, Any],
         writer.close()
     assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
     assert routed.response.text == "Sunny."
+
+
+# -- Ollama: a relay's event stream under /api/chat --------------------------------------------------------------------
+
+def _ollama_line(text: str, done: bool = False) -> dict[str, Any]:
+    line: dict[str, Any] = {"model": "qwen3.5:latest", "message": {"role": "assistant", "content": text}, "done": done}
+    if done:
+        line.update(done_reason="stop", prompt_eval_count=9, eval_count=2)
+    return line
+
+
+RELAYED = [
+    # Ollama's own lines in an event stream's framing, a comment and an event name between
+    ("ollama-lines-framed", ": keep-alive\n\n" + data(_ollama_line("Sunny.")) + "event: message\n"
+     + data(_ollama_line("", done=True))),
+    # the upstream's OpenAI-compatible chunks passed on as they came (oai2ollama#6), [DONE] at the end
+    ("openai-chunks", chunk({"role": "assistant", "content": "Sunny."}) + chunk({}, "stop") + DONE),
+    ("openai-chunks-no-finish", chunk({"role": "assistant", "content": "Sunny."}) + DONE),
+]
+
+
+@pytest.mark.parametrize(("name", "body"), RELAYED, ids=[r[0] for r in RELAYED])
+async def test_an_ollama_chat_relayed_as_an_event_stream_is_read(servers: dict[str, Any],  # noqa: F811
+                                                                 tmp_path: Path, name: str, body: str) -> None:
+    """An Ollama-emulating relay's /api/chat in an event stream (CNSeniorious000/oai2ollama#6 streams its upstream's
+    /chat/completions bytes as text/event-stream): each line was refused as malformed_response ("Ollama stream line is
+    not valid JSON: 'data: {…'"), or read as nothing and asked again. Now the answer."""
+    servers["ollama"].push(Fault.raw(200, body, headers=SSE))
+    router, writer = router_for("ollama", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
+    assert routed.response.text == "Sunny."
+
+
+async def test_relayed_tool_call_pieces_move_the_chain_on(servers: dict[str, Any],  # noqa: F811
+                                                                        tmp_path: Path) -> None:
+    """Tool-call pieces in a relayed chunk cannot be joined line by line: the answer is not passed on as an empty one
+    or a call lost silently; the chain moves on (unusable_reply: no text, no call read)."""
+    body = data({"model": "x", "choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "c1", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}) + DONE
+    servers["ollama"].push(Fault.raw(200, body, headers=SSE))
+    router, writer = router_for("ollama", servers, tmp_path / "log.db")
+    try:
+        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
+    finally:
+        await router.aclose()
+        writer.close()
+    assert outcomes(routed)[0] == ("primary", "fallback", "unusable_reply"), routed.record.attempts

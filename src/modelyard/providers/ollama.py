@@ -52,6 +52,7 @@ from modelyard.providers.http import (
 from modelyard.providers.metadata import kv_shape, trained_context
 from modelyard.providers.ollama_parallel import ServerParallel, server_environment, server_parallel
 from modelyard.providers.ollama_queue import ParallelWatch
+from modelyard.providers.ollama_relayed import from_chunk, unframed
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
 from modelyard.providers.sampling import biases_left_out, put_native
 from modelyard.providers.shapes import content_parts, usage_from
@@ -72,6 +73,8 @@ DEFAULT_CONTEXT = 4096  # Ollama's num_ctx when none is set
 FACT_TIMEOUT = 3.0  # seconds for a control-plane question (/api/show, /api/ps, /api/tags)
 #: every line of an /api/chat stream has at least one of these (a proxy's {"status": "ok"} has none)
 _LINE_KEYS = frozenset({"message", "done", "error", "model"})
+#: keys only an Ollama line has (an OpenAI-compatible chunk has a "model" too)
+_OWN_KEYS = frozenset({"message", "response", "done", "error"})
 #: a prompt read as fewer tokens than this share of the estimate was cut to fit num_ctx (see _cut_note)
 _CUT_SHARE = 0.55
 #: ... and by at least this many tokens (a short prompt's estimate is too rough to judge)
@@ -426,6 +429,10 @@ class OllamaProvider(HttpProvider):
                     async for line in resp.aiter_lines():
                         if not line.strip():
                             continue
+                        if line[:1] != "{":  # a relay's event stream (ollama_relayed.py): its framing off, its
+                            if (bare := unframed(line)) is None:  # comments and other fields skipped, [DONE] the end
+                                continue
+                            line = '{"done": true, "done_reason": "stop"}' if bare == "[DONE]" else bare
                         if (data := try_loads(line)) is NOT_JSON:
                             if resp.ended_in_line and line.lstrip()[:1] == "{":  # the body ended inside this
                                 break  # line (a cut: see openai.py's stream), judged below as a stream that ended
@@ -434,6 +441,8 @@ class OllamaProvider(HttpProvider):
                                 # connection_dropped, asked again for the same page, where the OpenAI-compatible
                                 # provider says malformed_response at once
                             loads(line, "Ollama stream line")  # raises
+                        if isinstance(data, dict) and "choices" in data and not data.keys() & _OWN_KEYS:
+                            data = from_chunk(data) or data  # an OpenAI-compatible chunk a relay passed on
                         if not isinstance(data, dict) or not data.keys() & _LINE_KEYS:
                             raise ProviderError(Reason.MALFORMED_RESPONSE, f"not an Ollama chat line: {line[:80]!r}")
                         if data.get("error"):
