@@ -48,6 +48,20 @@ HEADS = {
 }
 
 
+async def _routed(kind: str, servers: dict[str, Any], tmp_path: Path, body: str,  # noqa: F811
+                  request: ChatRequest | None = None) -> Any:
+    """The routed answer to ``request`` (a question about the weather) with ``body`` as the primary's event stream;
+    one row in the routing log."""
+    servers[kind].push(Fault.raw(200, body, headers=SSE))
+    router, writer = router_for(kind, servers, tmp_path / "log.db")
+    try:
+        return await router.complete("agent", request or ChatRequest(messages=[Message("user", "Weather?")]))
+    finally:
+        await router.aclose()
+        writer.close()
+        assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+
+
 def _framed_twice(head: bytes) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async for _ in _requests(reader):
@@ -113,21 +127,14 @@ async def test_a_text_completion_stream_is_read_as_a_chat_stream_is(servers: dic
     or /v1/completions) read fewer shapes than the chat stream: each of these was malformed_response — never asked
     again, and a raw prompt has no fallback (the backup skipped, the whole request failed). Now the answer, or the
     server's error asked again."""
-    servers["openai"].push(Fault.raw(200, body, headers=SSE))
-    router, writer = router_for("openai", servers, tmp_path / "log.db")
-    try:
-        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "def f(")],
-                                                            prompt=TextPrompt("def f(", templated=True)))
-    finally:
-        await router.aclose()
-        writer.close()
+    routed = await _routed("openai", servers, tmp_path, body, ChatRequest(
+        messages=[Message("user", "def f(")], prompt=TextPrompt("def f(", templated=True)))
     first = outcomes(routed)[0]
     if want == OK:
         assert first == ("primary", "ok", None) and routed.response.text == "return 1", routed.record.attempts
     else:
         assert first == ("primary", "retry", want), [a.detail for a in routed.record.attempts]
         assert outcomes(routed)[-1] == ("primary", "ok", None)
-    assert connect(tmp_path / "log.db").execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
 
 
 # -- Anthropic: events framed twice ------------------------------------------------------------------------------------
@@ -139,13 +146,7 @@ async def test_an_anthropic_stream_framed_twice_is_read(servers: dict[str, Any],
     body = (MESSAGE_START + block(0, {"type": "text", "text": ""}) + delta(0, {"type": "text_delta", "text": "Sunny."})
             + event("content_block_stop", {"type": "content_block_stop", "index": 0}) + message_delta("end_turn")
             + MESSAGE_STOP).replace("data: ", "data: data: ")
-    servers["anthropic"].push(Fault.raw(200, body, headers=SSE))
-    router, writer = router_for("anthropic", servers, tmp_path / "log.db")
-    try:
-        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
-    finally:
-        await router.aclose()
-        writer.close()
+    routed = await _routed("anthropic", servers, tmp_path, body)
     assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
     assert routed.response.text == "Sunny."
 
@@ -175,13 +176,7 @@ async def test_an_ollama_chat_relayed_as_an_event_stream_is_read(servers: dict[s
     """An Ollama-emulating relay's /api/chat in an event stream (CNSeniorious000/oai2ollama#6 streams its upstream's
     /chat/completions bytes as text/event-stream): each line was refused as malformed_response ("Ollama stream line is
     not valid JSON: 'data: {…'"), or read as nothing and asked again. Now the answer."""
-    servers["ollama"].push(Fault.raw(200, body, headers=SSE))
-    router, writer = router_for("ollama", servers, tmp_path / "log.db")
-    try:
-        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
-    finally:
-        await router.aclose()
-        writer.close()
+    routed = await _routed("ollama", servers, tmp_path, body)
     assert outcomes(routed) == [("primary", "ok", None)], [a.detail for a in routed.record.attempts]
     assert routed.response.text == "Sunny."
 
@@ -192,11 +187,5 @@ async def test_relayed_tool_call_pieces_move_the_chain_on(servers: dict[str, Any
     or a call lost silently; the chain moves on (unusable_reply: no text, no call read)."""
     body = data({"model": "x", "choices": [{"index": 0, "delta": {"tool_calls": [
         {"index": 0, "id": "c1", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}) + DONE
-    servers["ollama"].push(Fault.raw(200, body, headers=SSE))
-    router, writer = router_for("ollama", servers, tmp_path / "log.db")
-    try:
-        routed = await router.complete("agent", ChatRequest(messages=[Message("user", "Weather?")]))
-    finally:
-        await router.aclose()
-        writer.close()
+    routed = await _routed("ollama", servers, tmp_path, body)
     assert outcomes(routed)[0] == ("primary", "fallback", "unusable_reply"), routed.record.attempts
