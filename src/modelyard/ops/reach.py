@@ -135,16 +135,6 @@ def unreachable(providers: Mapping[str, Provider], budget: float = BUDGET) -> di
             why = f"no answer from {_shown(*addr)} within {budget:g}s"
         if why:
             out[name] = why + ("" if why.startswith("the name ") else _port_left_out(providers[name], addr)
-                               + _ollama_down(providers[name], addr, why))
+                               + (providers[name].not_running(addr) if "Connection refused" in why else ""))
     return out
 
-
-def _ollama_down(provider: Provider, address: tuple[str, int], why: str) -> str:
-    """Ollama's own address on this machine refusing: Ollama is not running — the commonest first failure, said
-    until now as "nothing listening on 127.0.0.1:11434" and no more. How to start it (ollama docs, "Linux": `ollama
-    serve`, or the systemd service its installer adds; the app on a Mac or Windows)."""
-    if (provider.config.provider != "ollama" or address[1] != 11434 or address[0] not in ("127.0.0.1", "localhost")
-            or "Connection refused" not in why):
-        return ""
-    return ("; Ollama is not running here: start it (`ollama serve`, `sudo systemctl start ollama`, or the Ollama "
-            "app), then `ollama pull` the model if `ollama list` does not show it")

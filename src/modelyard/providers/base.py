@@ -342,6 +342,11 @@ class Provider(ABC):
         """The host and port the model is served from, for a quick reachability check (None: in-process)."""
         return None
 
+    def not_running(self, address: tuple[str, int]) -> str:
+        """What to say when ``address`` refuses connections and is where this backend's server runs by default on
+        this machine (how to start it), else ""."""
+        return ""
+
     async def context_window(self) -> ContextWindow:
         """The context the model was trained for and the one it is served with."""
         return ContextWindow(None, self.config.context, f"the {self.config.provider} API does not report it")

@@ -643,6 +643,15 @@ class OllamaProvider(HttpProvider):
         tail = self.model_id.rsplit("/", 1)[-1]
         return {self.model_id, self.model_id if ":" in tail else f"{self.model_id}:latest"}
 
+    def not_running(self, address: tuple[str, int]) -> str:
+        """Ollama's own address on this machine refusing: Ollama is not running — the commonest first failure, said
+        until now as "nothing listening on 127.0.0.1:11434" and no more. How to start it (ollama docs, linux.md:
+        `ollama serve`, or the systemd service its installer adds; the app on a Mac or Windows)."""
+        if address[1] != 11434 or address[0] not in ("127.0.0.1", "localhost"):
+            return ""
+        return ("; Ollama is not running here: start it (`ollama serve`, `sudo systemctl start ollama`, or the Ollama "
+                "app), then `ollama pull` the model if `ollama list` does not show it")
+
     async def not_served(self) -> str | None:
         """A model not pulled on its Ollama: `models` said 'available' until a request had failed on it (a config
         copied from the reference names qwen3.5 and gemma4:26b, whatever this Ollama has). "" when it lists it."""
