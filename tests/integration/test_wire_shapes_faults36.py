@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from tests.fakes import Fault
 from tests.integration.test_fault_shapes import OK, _reset, router_for, servers  # noqa: F401 - fixtures
-from tests.integration.test_wire_shapes import DONE, SSE, chunk, data, event
+from tests.integration.test_wire_shapes import DONE, SSE, chunk, data, event, ndjson
 from tests.integration.test_wire_shapes_outside_in import MESSAGE_START, MESSAGE_STOP, block, delta, message_delta
 from tests.integration.test_wire_shapes_round3 import outcomes
 from tests.integration.test_wire_shapes_round4 import _Endpoint, _requests
@@ -189,3 +189,14 @@ async def test_relayed_tool_call_pieces_move_the_chain_on(servers: dict[str, Any
         {"index": 0, "id": "c1", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}) + DONE
     routed = await _routed("ollama", servers, tmp_path, body)
     assert outcomes(routed)[0] == ("primary", "fallback", "unusable_reply"), routed.record.attempts
+
+
+async def test_an_openai_shaped_error_in_an_ollama_stream_is_said_in_its_words(servers: dict[str, Any],  # noqa: F811
+                                                                             tmp_path: Path) -> None:
+    """An error object (``{"error": {"message", "type"}}``, a relay's) where Ollama writes a string: the row's detail
+    was the object's Python repr; now its message. Still the server's error, asked again."""
+    body = ndjson(_ollama_line("Sun")) + ndjson({"error": {"message": "upstream overloaded", "type": "server_error"}})
+    routed = await _routed("ollama", servers, tmp_path, body)
+    first = routed.record.attempts[0]
+    assert (first.outcome, first.reason) == ("retry", "stream_error")
+    assert first.detail.endswith("upstream overloaded") and "{" not in first.detail, first.detail

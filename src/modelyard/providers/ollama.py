@@ -185,6 +185,10 @@ def _extract_error(body: Any) -> tuple[str, str]:
         # Open WebUI's Ollama proxy (FastAPI) refuses in ``detail``: {"detail": "Ollama: 400, message='Bad Request',
         # url='…/api/chat'"} (open-webui#14955). The row said "HTTP 400" and nothing else
         error = detail
+    if isinstance(error, dict):
+        # an OpenAI-shaped error object where Ollama writes a string (a relay's, under /api/chat): its words, not the
+        # object's Python repr ("{'message': 'boom', 'type': 'server_error'}" was the row's detail)
+        error = error.get("message") or error.get("type") or error
     words = str(error)
     if (said := ollama_said(words)) is not None:  # its queue full: the next model; a model not pulled: skipped a while
         return said
