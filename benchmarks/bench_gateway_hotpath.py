@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_gateway_hotpath.py [--quick] [--rounds 5] [--litellm PATH]
                                                          [--compare NAME=SRC_DIR ...] [--floor-uvloop [PATH]]
+                                                         [--relay]
 
 Side by side, each its own process on loopback, all called by the same aiohttp client:
 
@@ -16,6 +17,9 @@ Side by side, each its own process on loopback, all called by the same aiohttp c
   otherwise the row says it was not measured;
 - ``--compare NAME=SRC_DIR``: another ``modelyard serve`` from another checkout's ``src``
   (e.g. ``main=/work/main/src``), for a before/after in the same run;
+- ``--relay``: a bare asyncio relay to the backend — two hops as the floor's, but protocol callbacks
+  passing bytes, no HTTP library and no framework: what this machine's scheduling alone gives a Python
+  proxy (its p99 at c=1 is the machine's tail; issue #15's p99 target is judged beside it);
 - ``--floor-uvloop [PATH]``: the floor a second time, on uvloop's loop (uvloop from PATH, a
   ``pip install --target`` directory, if it is not installed): what the loop alone gives the same minimal
   proxy, beside a ``--compare`` checkout that runs ``serve`` on uvloop (benchmarks/tried/hot30-uvloop.patch).
@@ -47,6 +51,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psutil
@@ -91,6 +96,83 @@ def run_floor(port: int, backend: int, on_uvloop: bool = False) -> None:
 
         loop = uvloop.new_event_loop()
     web.run_app(app, host=HOST, port=port, access_log=None, print=None, loop=loop)
+
+
+# -- the machine's own tail: bare asyncio HTTP/1.1 on loopback, no framework (--echo) ------------------------
+
+
+def _whole(buffer: bytearray) -> bytes | None:
+    """One whole HTTP/1.1 message (head + content-length body) taken off the front of ``buffer``, or None."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"content-length:")
+    size = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0 else None]) if at >= 0 else 0
+    if len(buffer) < end + 4 + size:
+        return None
+    message = bytes(buffer[:end + 4 + size])
+    del buffer[:end + 4 + size]
+    return message
+
+
+def run_echo(port: int) -> None:
+    """One hop: answer every request with the instant backend's answer, from a bare asyncio protocol."""
+    from bench_gateway import _backend_payloads
+
+    body = _backend_payloads()[1]
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)) + body
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport, self.buffer = transport, bytearray()
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while _whole(self.buffer) is not None:
+                self.transport.write(answer)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Echo, HOST, port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def run_relay(port: int, upstream: int) -> None:
+    """Two hops: each request's bytes to ``upstream`` over one kept-alive connection, its answer's bytes back."""
+
+    class Up(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buffer, self.waiting = bytearray(), list[Any]()
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while (message := _whole(self.buffer)) is not None:
+                self.waiting.pop(0).write(message)
+
+    class Relay(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport, self.buffer = transport, bytearray()
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while (message := _whole(self.buffer)) is not None:
+                up[0].waiting.append(self.transport)
+                up[0].transport.write(message)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        _, connected = await loop.create_connection(Up, HOST, upstream)
+        up.append(connected)
+        server = await loop.create_server(Relay, HOST, port)
+        await server.serve_forever()
+
+    up: list[Up] = []
+    asyncio.run(main())
 
 
 # -- LiteLLM -----------------------------------------------------------------------------------------
@@ -272,7 +354,11 @@ def main() -> None:
                         help="also run modelyard serve from another checkout's src directory")
     parser.add_argument("--floor-uvloop", nargs="?", const="", metavar="PATH",
                         help="also run the floor on uvloop's loop (uvloop from PATH, else where python finds it)")
+    parser.add_argument("--relay", action="store_true",
+                        help="also a bare asyncio relay to the backend (two hops, no HTTP library, no framework): "
+                             "the tail this machine gives any Python proxy")
     parser.add_argument("--backend", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--run-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--uv", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -280,6 +366,8 @@ def main() -> None:
         return run_backend(args.backend, keep_alive=300)  # idle pooled connections are never closed under us
     if args.floor:
         return run_floor(args.floor[0], args.floor[1], on_uvloop=args.uv)
+    if args.run_relay:
+        return run_relay(*args.run_relay)
     rounds = args.rounds or (3 if args.quick else 5)
     n, seconds = (300, 1.5) if args.quick else (1000, 3.0)
 
@@ -300,6 +388,9 @@ def main() -> None:
             start("backend", [PY, __file__, "--backend", str(backend)], backend)
             floor = free_port()
             start("floor", [PY, __file__, "--floor", str(floor), str(backend)], floor)
+            if args.relay:
+                port = free_port()
+                start("relay", [PY, __file__, "--run-relay", str(port), str(backend)], port)
             if args.floor_uvloop is not None:  # only this process sees that path: the backend stays on asyncio
                 port = free_port()
                 start("floor-uv", [PY, __file__, "--floor", str(port), str(backend), "--uv"], port,
