@@ -94,7 +94,7 @@ from modelyard.frontends.telegram_forward import forwarded
 from modelyard.frontends.telegram_gather import FORWARD_HOLD, FORWARD_WAIT, STOOD_ALONE, Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, service_only
-from modelyard.frontends.telegram_request import FrontAwareRequest
+from modelyard.frontends.telegram_request import ForeignAnswer, FrontAwareRequest
 from modelyard.frontends.telegram_sent import SentLog, Shown, find_lost
 from modelyard.ledger.labels import LabelSource
 from modelyard.paths import dotenv_unread, key_only_in_dotenv
@@ -429,6 +429,9 @@ class InboxBot(ExtBot[None]):
         it. Every reply to such a question failed to be read — the '…' on screen, the turn failed, the question never
         answered. The message replied to is read without those fields, as the question was."""
         result = await super()._post(endpoint, data, *args, **kwargs)
+        if endpoint == "sendMessage" and not isinstance(result, dict):  # carried out, the message's id not said
+            raise ForeignAnswer(200, f"the Bot API answered sendMessage with {type(result).__name__}, not the message",
+                                relayed=True)
         replied = result.get("reply_to_message") if isinstance(result, dict) else None
         if isinstance(replied, dict) and any(k not in _READABLE for k in replied):
             try:
@@ -465,9 +468,10 @@ class InboxBot(ExtBot[None]):
                     self._floor = top + 1
                 offset = self._floor  # none of them readable: confirmed, poll on
                 continue
+            updates = _once(updates)
             fresh = self.inbox.take([(u.update_id, u.to_dict()) for u in updates])
             with self._unfrozen():  # the batch's, not the highest ever: ids may start again lower (the class doc)
-                self._floor = max(updates[-1].update_id, top or 0) + 1
+                self._floor = max(max(u.update_id for u in updates), top or 0) + 1
             for update in updates:  # the person's messages: ids a lost message of the bot's is not (telegram_sent)
                 if update.message is not None:
                     self.sent.took(update.message.chat_id, update.message.message_id)
@@ -531,6 +535,16 @@ class InboxBot(ExtBot[None]):
                     _same_sender(message, later.message) and (message.forward_origin or later.message.forward_origin)
                     for later in updates[i + 1:] if later.message is not None):
                 self.followed.add(update.update_id)
+
+
+def _once(updates: tuple[Update, ...]) -> tuple[Update, ...]:
+    """The batch with each update id once. A Bot API server (a self-hosted one, a relay that retries its upstream call)
+    can hand back the same update twice in one batch: both were taken as fresh and the person got two answers to one
+    message, the second cut short at stop ("[answer stopped …]")."""
+    first: dict[int, Update] = {}
+    for update in updates:
+        first.setdefault(update.update_id, update)
+    return tuple(first.values())
 
 
 def _followed_forwards(parts: list[Message]) -> bool:
@@ -969,6 +983,15 @@ class TelegramBot:
                 self._migrated(moved.chat.id, moved.migrate_to_chat_id)
             else:
                 self._migrated(moved.migrate_from_chat_id, moved.chat.id)
+            raise ApplicationHandlerStop
+        if update.message is None and update.callback_query is None:
+            # a kind not asked for (allowed_updates), which the Bot API still sends: those from before the bot's first
+            # getUpdates with the list, a server or relay that ignores it — a channel post, a reaction, an edit, a
+            # business message. Nothing handles them; a channel's post was 'ignored update from user unknown (not in
+            # telegram.allowed_users)', a warning that sent the owner looking for a user to allow
+            kinds = ", ".join(k for k, v in update.to_dict().items() if k != "update_id" and v is not None)
+            log.info("telegram: update %s (%s) is of a kind the bot does not handle; passed over", update.update_id,
+                     kinds)
             raise ApplicationHandlerStop
         if update.effective_chat is not None and update.effective_chat.is_direct_messages:
             await self._direct_messages(update)
