@@ -130,3 +130,33 @@ async def test_kinds_not_asked_for_are_passed_over_quietly(tmp_path, tg: Telegra
         assert f"({kind}) is of a kind the bot does not handle" in caplog.text
     assert "news" not in caplog.text and "biz hi" not in caplog.text  # kinds said, never what they carried
     _clean(caplog, tg.token)
+
+
+FLOOD_AT_200 = (b'{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1",'
+                b'"parameters":{"retry_after":1}}')
+
+
+@pytest.mark.parametrize("method", ["getUpdates", "sendMessage", "editMessageText"])
+async def test_a_refusal_answered_200_is_taken_as_the_refusal_it_is(tmp_path, tg: TelegramServer, llm, caplog, method):
+    """Regression guard. The envelope "always has a Boolean field 'ok'"; when false, "'error_code' … and
+    'parameters' … can help to automatically handle the error" — retry_after for flood control
+    (core.telegram.org/bots/api#making-requests, #responseparameters). A relay that passes a 429 on under its own
+    200 made python-telegram-bot raise a bare KeyError (``json_data["result"]``), not RetryAfter: a sendMessage so
+    answered failed the turn with a traceback and the question went unanswered. Now it is the flood wait it says."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    if method == "sendMessage":  # refused, not carried out: the relay's 200 in the Bot API's place
+        tg.intercept(FLOOD_AT_200.decode(), method=method)
+    else:  # carried out (an edit again changes nothing; updates are not confirmed by it), its answer the refusal
+        tg.garble_reply(lambda _: FLOOD_AT_200, method=method)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="hello there")
+        final = await eventually(final_message(tg, ALICE), 20)
+        await eventually(lambda: _done(config), 10)
+        tg.push_message(ALICE, text="and again")
+        await eventually(lambda: b"and again" in llm.requests[-1].body and len(_answers(tg)) >= 2, 20)
+    assert final["text"].startswith(REPLY)
+    assert len(llm.requests) == 2
+    _clean(caplog, tg.token)
+    sent = [c for c in tg.calls_to("sendMessage") if c.ok and c.chat_id == ALICE]
+    assert len(sent) == 2, [c.text for c in sent]  # a message per question: no '…' left behind, none twice

@@ -167,23 +167,25 @@ class FrontAwareRequest(HTTPXRequest):
             inside = json.dumps(envelope).encode()
             log.info("telegram: the Bot API's answer came wrapped in a relay's output (%d bytes more); taken from "
                      "inside it", len(payload) - len(inside))
-            if envelope["ok"]:
-                return _with_result(code, envelope, inside)
-            error_code = envelope.get("error_code")  # a refusal the relay answered 200: under the Bot API's status
-            return (error_code if isinstance(error_code, int) and error_code >= 400 else HTTPStatus.BAD_REQUEST), inside
+            return _as_answered(code, envelope, inside)
         if 200 <= code < 300:
-            return _with_result(code, json.loads(payload.decode("utf-8", "replace")), payload)
+            return _as_answered(code, json.loads(payload.decode("utf-8", "replace")), payload)
         return code, payload
 
 
-def _with_result(code: int, envelope: dict[str, Any], payload: bytes) -> tuple[int, bytes]:
-    """An answer ``ok`` with its ``result``; else :class:`ForeignAnswer`, carried out and its answer lost.
+def _as_answered(code: int, envelope: dict[str, Any], payload: bytes) -> tuple[int, bytes]:
+    """A 2xx envelope as the Bot API meant it: a refusal (``ok`` false) under its own status, an ``ok`` answer with
+    its ``result``; else :class:`ForeignAnswer`, carried out and its answer lost.
 
     "If 'ok' equals True, the request was successful and the result of the query can be found in the 'result' field"
     (core.telegram.org/bots/api#making-requests). A relay or a self-hosted server that answers ``{"ok": true}`` with
     the field missing or null made python-telegram-bot raise a bare KeyError (``BaseRequest.post``: ``return
     json_data["result"]``) or AttributeError (``Message.de_json(None)``): a sendMessage so answered failed the turn
-    with a traceback, the person's '…' on screen and never answered."""
+    with a traceback, the person's '…' on screen and never answered. A refusal a relay passes on as 200 (a 429 with
+    its ``parameters.retry_after``) was the same KeyError, not the RetryAfter it is."""
+    if envelope.get("ok") is False:
+        error_code = envelope.get("error_code")
+        return (error_code if isinstance(error_code, int) and error_code >= 400 else HTTPStatus.BAD_REQUEST), payload
     if envelope.get("ok") is True and envelope.get("result") is None:
         raise ForeignAnswer(code, "the Bot API answered ok with no result", relayed=True)
     return code, payload
