@@ -160,3 +160,21 @@ async def test_a_refusal_answered_200_is_taken_as_the_refusal_it_is(tmp_path, tg
     _clean(caplog, tg.token)
     sent = [c for c in tg.calls_to("sendMessage") if c.ok and c.chat_id == ALICE]
     assert len(sent) == 2, [c.text for c in sent]  # a message per question: no '…' left behind, none twice
+
+
+async def test_a_batch_out_of_order_is_answered_in_the_order_sent(tmp_path, tg: TelegramServer, llm, caplog):
+    """Regression guard. The update id "allows you to … restore the correct update sequence, should they get out of
+    order" (core.telegram.org/bots/api#update). A server that hands Alice's two messages back in one batch, the later
+    first, got them answered (and into her history) in that order: the second question before the first."""
+    config = bot_config(tmp_path, tg, llm)
+    caplog.set_level(logging.INFO)
+    tg.push_message(ALICE, text="first question")
+    tg.push_message(ALICE, text="second question")
+    with tg._state:
+        tg._updates.reverse()
+    async with running_bot(config, tg):
+        await eventually(lambda: len(llm.requests) == 2 and len(_answers(tg)) == 2, 20)
+        await eventually(lambda: _done(config), 10)
+    assert b"second question" not in llm.requests[0].body  # asked first, the first alone
+    assert b"second question" in llm.requests[1].body
+    _clean(caplog, tg.token)

@@ -538,13 +538,15 @@ class InboxBot(ExtBot[None]):
 
 
 def _once(updates: tuple[Update, ...]) -> tuple[Update, ...]:
-    """The batch with each update id once. A Bot API server (a self-hosted one, a relay that retries its upstream call)
-    can hand back the same update twice in one batch: both were taken as fresh and the person got two answers to one
-    message, the second cut short at stop ("[answer stopped …]")."""
+    """The batch with each update id once, in the order of the ids. The update id "allows you to ignore repeated
+    updates or to restore the correct update sequence, should they get out of order" (core.telegram.org/bots/api#update).
+    A Bot API server (a self-hosted one, a relay that retries its upstream call) that handed back the same update twice
+    in one batch got two answers to one message, the second cut short at stop ("[answer stopped …]"); one that handed
+    a chat's messages back out of order got them answered out of order."""
     first: dict[int, Update] = {}
     for update in updates:
         first.setdefault(update.update_id, update)
-    return tuple(first.values())
+    return tuple(sorted(first.values(), key=lambda update: update.update_id))
 
 
 def _followed_forwards(parts: list[Message]) -> bool:
