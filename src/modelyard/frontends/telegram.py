@@ -539,10 +539,10 @@ class InboxBot(ExtBot[None]):
 
 def _once(updates: tuple[Update, ...]) -> tuple[Update, ...]:
     """The batch with each update id once, in the order of the ids. The update id "allows you to ignore repeated
-    updates or to restore the correct update sequence, should they get out of order" (core.telegram.org/bots/api#update).
-    A Bot API server (a self-hosted one, a relay that retries its upstream call) that handed back the same update twice
-    in one batch got two answers to one message, the second cut short at stop ("[answer stopped …]"); one that handed
-    a chat's messages back out of order got them answered out of order."""
+    updates or to restore the correct update sequence, should they get out of order"
+    (core.telegram.org/bots/api#update). A Bot API server (a self-hosted one, a relay that retries its upstream call)
+    that handed back the same update twice in one batch got two answers to one message, the second cut short at stop
+    ("[answer stopped …]"); one that handed a chat's messages back out of order got them answered out of order."""
     first: dict[int, Update] = {}
     for update in updates:
         first.setdefault(update.update_id, update)
