@@ -178,3 +178,20 @@ async def test_a_batch_out_of_order_is_answered_in_the_order_sent(tmp_path, tg: 
     assert b"second question" not in llm.requests[0].body  # asked first, the first alone
     assert b"second question" in llm.requests[1].body
     _clean(caplog, tg.token)
+
+
+@pytest.mark.parametrize("written", ["{url}", "{url}/", "{url}/bot/"], ids=["host", "host_slash", "bot_slash"])
+async def test_the_servers_address_without_its_bot_prefix_still_reaches_it(tmp_path, tg: TelegramServer, llm, caplog,
+                                                                           written):
+    """Regression guard. Every request is "presented in this form: https://api.telegram.org/bot<token>/METHOD_NAME"
+    (core.telegram.org/bots/api#making-requests); other libraries take the server's address alone
+    (martynovskyi/telegram-bot-api-reactive's ``apiHost: http://gateway.me/``). ``telegram.base_url`` written so for a
+    local Bot API server asked ``/<token>/getMe`` (or ``…8081<token>``): the bot did not start, and said the token
+    was refused when it was right."""
+    config = bot_config(tmp_path, tg, llm, base_url=written.format(url=tg.url))
+    caplog.set_level(logging.INFO)
+    async with running_bot(config, tg):
+        tg.push_message(ALICE, text="hello there")
+        final = await eventually(final_message(tg, ALICE), 20)
+    assert final["text"].startswith(REPLY)
+    _clean(caplog, tg.token)

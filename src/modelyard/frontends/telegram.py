@@ -94,7 +94,7 @@ from modelyard.frontends.telegram_forward import forwarded
 from modelyard.frontends.telegram_gather import FORWARD_HOLD, FORWARD_WAIT, STOOD_ALONE, Gatherer, may_continue
 from modelyard.frontends.telegram_inbox import Inbox, Kept
 from modelyard.frontends.telegram_kinds import HEARD, UNREAD, attachment, service_only
-from modelyard.frontends.telegram_request import ForeignAnswer, FrontAwareRequest
+from modelyard.frontends.telegram_request import ForeignAnswer, FrontAwareRequest, api_base
 from modelyard.frontends.telegram_sent import SentLog, Shown, find_lost
 from modelyard.ledger.labels import LabelSource
 from modelyard.paths import dotenv_unread, key_only_in_dotenv
@@ -750,7 +750,7 @@ class TelegramBot:
         self._joined: set[asyncio.Task] = set()
         self._handover: dict[int, _Alone] = {}
         quiet_http_logs(token, logging.getLogger().handlers)
-        self.app = (Application.builder().bot(InboxBot(token, self.settings.base_url, self.inbox))
+        self.app = (Application.builder().bot(InboxBot(token, api_base(self.settings.base_url), self.inbox))
                     .concurrent_updates(_Processor(self._handled)).build())
         self.app.add_handler(TypeHandler(Update, self._gate), group=-1)
         # new messages only: an edit is never answered again. allowed_updates keeps edits away, but not those made

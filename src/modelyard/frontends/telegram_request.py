@@ -48,6 +48,7 @@ import logging
 import re
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram.error import NetworkError
 from telegram.request import HTTPXRequest
@@ -189,3 +190,22 @@ def _as_answered(code: int, envelope: dict[str, Any], payload: bytes) -> tuple[i
     if envelope.get("ok") is True and envelope.get("result") is None:
         raise ForeignAnswer(code, "the Bot API answered ok with no result", relayed=True)
     return code, payload
+
+
+def api_base(url: str) -> str:
+    """``telegram.base_url`` as python-telegram-bot joins it: the token appended, then ``/<method>``.
+
+    Every Bot API request is "presented in this form: https://api.telegram.org/bot<token>/METHOD_NAME"
+    (core.telegram.org/bots/api#making-requests), a local Bot API server's too; other bot libraries take the server's
+    address alone (martynovskyi/telegram-bot-api-reactive: ``apiHost: http://gateway.me/``, default
+    ``https://api.telegram.org``). Written so here — ``http://localhost:8081`` or ``…:8081/`` — the bot asked
+    ``…8081<token>/getMe`` (a port with the bot's id in it: 'cannot reach Telegram') or ``/<token>/getMe``, which a Bot
+    API server answers 404 Not Found: python-telegram-bot's InvalidToken, and the bot said the token was refused — copy
+    it again from @BotFather — when the token was right and the address short of its ``/bot``. An address with no path
+    gets it; one ending in ``/bot/`` loses the slash; any other path (a relay's own) is taken as written."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return parts._replace(path="/bot").geturl()
+    if parts.path.endswith("/bot/"):
+        return parts._replace(path=parts.path[:-1]).geturl()
+    return url
