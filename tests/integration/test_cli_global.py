@@ -100,7 +100,7 @@ def test_help_labels_say_what_to_type_and_nothing_after_a_flag() -> None:
         assert out.returncode == 0, out.stderr
         assert not re.search(r"<(bool|str|int|float|path|list\[)", out.stdout), out.stdout
         seen[command] = {line.split()[1]: line for line in out.stdout.splitlines() if line.startswith("│ -")}
-    assert "INTEGER [1<=x<=65535]" in seen["serve"]["--port"] and "TEXT" in seen["serve"]["--host"]
+    assert "INTEGER [0<=x<=65535]" in seen["serve"]["--port"] and "TEXT" in seen["serve"]["--host"]
     for flag, command in (("--json", "ask"), ("--reach", "models"), ("--dry-run", "install-service"),
                           ("--access-log", "serve")):
         assert not re.search(r"\b(BOOLEAN|TEXT)\b", seen[command][flag]), seen[command][flag]

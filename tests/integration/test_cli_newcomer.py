@@ -24,12 +24,14 @@ READERS = [["log"], ["stats"], ["report"], ["rate", "abc", "good"], ["models", "
            ["check"], ["probe", "--only", "reachable"]]
 
 
-@pytest.mark.parametrize("kind", ["not a database", "a directory"])
+@pytest.mark.parametrize("kind", ["not a database", "a directory", "a damaged log"])
 @pytest.mark.parametrize("command", READERS, ids=lambda c: c[0])
 def test_a_log_path_that_is_not_a_log_is_named(tmp_path: Path, kind: str, command: list[str]) -> None:
     """`log.path` naming a text file or a directory made log/stats/report/rate/models/check/probe end in
-    sqlite3's traceback ('file is not a database', 'unable to open database file'); ask and serve said it."""
-    log = tmp_path / "log.sqlite3"
+    sqlite3's traceback ('file is not a database', 'unable to open database file'); ask and serve said it.
+    Another program's file (not named as a database) is said to be no log; a file named as one that SQLite cannot
+    read is said to be damaged, as the next writer sets it aside (tests/reliability/test_ledger_hunt36.py)."""
+    log = tmp_path / ("notes.txt" if kind == "not a database" else "log.sqlite3")
     if kind == "a directory":
         log.mkdir()
     else:
@@ -39,6 +41,10 @@ def test_a_log_path_that_is_not_a_log_is_named(tmp_path: Path, kind: str, comman
     out = CliRunner().invoke(app, ["--config", str(config), *command])
     assert isinstance(out.exception, SystemExit), out.exception  # not sqlite3's error
     assert out.exit_code == 1, out.output
+    if kind == "a damaged log":
+        assert f"routing log {log} is damaged" in out.output and "sets it aside" in out.output, out.output
+        assert log.read_text() == "not a database\n"  # a reader leaves it as it is
+        return
     said = "cannot be opened" if kind == "not a database" else "a directory, not a file: name a file in it"
     assert f"routing log {log}: {said}" in out.output and "check log.path in the config" in out.output
 
