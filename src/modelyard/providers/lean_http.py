@@ -36,6 +36,18 @@ NOT_COMPLETED = "Response payload is not completed"
 _NO_BODY = frozenset({204, 304})
 
 
+def _as_aiohttp_reads(parser: httptools.HttpResponseParser) -> None:
+    """Read heads as leniently as aiohttp's client reads them: its response parser sets these three of llhttp's
+    leniencies (outside Python's dev mode; aio-libs/aiohttp#7491), httptools' sets none. Without them a server aiohttp
+    read — a head of bare LFs (GoAhead-Webs, aiohttp#7494), a control character in a header's value (a ``Set-Cookie``
+    with ``\\x01``, aiohttp#5269), spaces after a chunk's size (Tomcat's Coyote, iipc/jwarc#33) — was a
+    malformed_response, its model failed over and cooled. Once per connection, not per request. httptools before
+    0.6.3 has no such switch: its parser stays strict."""
+    lenient = getattr(parser, "set_dangerous_leniencies", None)
+    if lenient is not None:
+        lenient(lenient_headers=True, lenient_optional_cr_before_lf=True, lenient_spaces_after_chunk_size=True)
+
+
 class Body:
     """What the readers of a body use of aiohttp's ``StreamReader``: :meth:`readany` (everything received so far,
     ``b""`` at the end; a break is raised before what was buffered, as aiohttp does) and :meth:`at_eof`."""
@@ -90,6 +102,7 @@ class Conn(asyncio.Protocol):
         self.pool, self.loop = pool, pool.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
+        _as_aiohttp_reads(self.parser)
         self.closed = False
         self.idle_since = 0.0
         self.head: asyncio.Future[Response] | None = None
@@ -195,6 +208,8 @@ class Conn(asyncio.Protocol):
         fields = self._fields
         if len(name) + len(value) > self.pool.max_field:
             raise _Refused(http_exceptions.LineTooLong("Header value is too long", str(self.pool.max_field)))
+        if b"\x00" in value:  # refused even where llhttp is lenient, as aiohttp refuses it (RFC 9110 §5.5)
+            raise _Refused(http_exceptions.InvalidHeader(value))
         if len(fields) >= self.pool.max_headers:
             raise _Refused(http_exceptions.BadHttpMessage("Too many headers received"))
         fields.append((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")))
