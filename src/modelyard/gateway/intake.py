@@ -95,7 +95,10 @@ async def intake(gw: Gateway, request: Request, parse: Callable[[bytes], B],
             return error_response(408, late.why, code="request_timeout")
         return Response(status_code=CLIENT_CLOSED)  # was a traceback in the server's log ("Exception in ASGI")
     if agent == PICKED_BY_ORCHESTRATOR and route:
-        agent = await gw.routed_agent(chat, request_id)
+        try:  # the orchestrator's model, asked below its threshold, is cancelled as any model call is
+            agent = await until_disconnect(request.receive, gw.routed_agent(chat, request_id), request.scope)
+        except ClientGone:
+            return Response(status_code=CLIENT_CLOSED)
     return body, agent, chat
 
 

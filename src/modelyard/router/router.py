@@ -60,6 +60,8 @@ Sink = Callable[[RequestRecord], None]
 Accept = Callable[[ChatResponse], str | None]
 
 _VISIBLE = ("text", "tool_call")
+#: the detail of the attempt of a request whose caller went away while it waited in a model's queue
+GONE_QUEUED = "gone while waiting for a free slot"
 
 
 @dataclass(slots=True)
@@ -250,7 +252,8 @@ class Router:
                     bounds = self._bounds_of(agent, model)
                     if embed is not None:  # the vectors' bound grows with the batch (router/embedding.py)
                         bounds = dataclasses.replace(bounds, first_token=vectors_bound(bounds.first_token, embed))
-                    remaining = walk.deadline - loop.time()
+                    queued_at = loop.time()
+                    remaining = walk.deadline - queued_at
                     if remaining <= 0:
                         record.attempts.append(Attempt(model, kind, AttemptOutcome.SKIPPED, Reason.DEADLINE,
                                                        "the request's total time bound ran out"))
@@ -263,6 +266,12 @@ class Router:
                         record.attempts.append(Attempt(model, kind, AttemptOutcome.FALLBACK, exc.reason,
                                                        str(exc), queue_wait_ms=spent * 1000))
                         continue
+                    except asyncio.CancelledError:
+                        # the caller went away (a client's stop button, its own timeout) while this waited for a
+                        # slot: the row had no attempt, nothing said which model's queue held it nor for how long
+                        record.attempts.append(Attempt(model, kind, AttemptOutcome.CANCELLED, CALLER_GONE.get(),
+                                                       GONE_QUEUED, queue_wait_ms=(loop.time() - queued_at) * 1000))
+                        raise
                     record.queue_wait_ms += waited * 1000
                     # an embeddings request past one call's bound: its calls go at once on the model's free slots
                     lanes = SpareSlots(state) if embed is not None and state.limit > 1 else None
