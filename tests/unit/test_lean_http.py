@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -276,3 +278,26 @@ async def test_a_request_cancelled_while_waiting_for_a_connection_leaves_the_poo
         assert await first == LINES
         assert await asyncio.wait_for(_read(client), 10) == LINES
         assert waiting.cancelled() and not pool._waiters and len(accepted) == 1
+
+
+@pytest.mark.parametrize("how", ["fin", "reset"])
+async def test_a_body_the_close_ends_is_whole_whether_the_server_closes_or_resets(how: str) -> None:
+    """A head with neither ``content-length`` nor chunked framing: the body ends when the server closes (RFC 9112
+    §6.3 rule 8) — an HTTP/1.0 server (Python's ``http.server``, whose ``BaseHTTPRequestHandler`` answers HTTP/1.0 by
+    default: mlx_lm.server's base). A server that closes without lingering (h2o#2534: "closes the socket as soon as it
+    finishes writing the entire response") or with ``SO_LINGER`` 0 ends it with a reset. aiohttp read the body whole
+    either way (its parser's ``feed_eof``); the lean client said connection_dropped, "short of its content-length"."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await _request(reader):
+            writer.write(b"HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6 Python/3.12\r\ncontent-type: text/event-stream"
+                         b"\r\n\r\n" + SSE)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the body reaches the client before the close
+            if how == "reset":
+                writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
+
+    async with _server(handle) as (client, accepted):
+        for _ in range(2):  # a connection the close ended is not used again
+            assert await _read(client) == LINES
+        assert len(accepted) == 2

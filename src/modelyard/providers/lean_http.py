@@ -188,9 +188,9 @@ class Conn(asyncio.Protocol):
             return
         if self.complete or head is None:
             return
-        if self.until_close and exc is None:
-            self.complete = True
-            self._wake()
+        if self.until_close:  # the close ends such a body, a reset as a FIN: aiohttp's parser completes it either way
+            self.complete = True  # (its feed_eof); it was connection_dropped "short of its content-length", and the
+            self._wake()  # answer a server ended with an abortive close (h2o's non-lingering close, h2o#2534) lost
             return
         self._cut(exc)
 
