@@ -18,11 +18,12 @@ check says it could not tell.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+
+from modelyard.router.shared.bounds import within
 
 #: the one policy under which Redis never evicts a key (it refuses the write instead: see StoreFault.OOM)
 KEEPS_KEYS = "noeviction"
@@ -81,7 +82,7 @@ async def read(client: Redis, timeout: float, *, config: bool = True) -> Evictio
     refused = "CONFIG GET refused before"
     if config:  # ``config`` False: it was refused before (see Eviction.config_refused)
         try:
-            async with asyncio.timeout(timeout):
+            async with within(timeout):
                 found = await client.config_get("maxmemory*")
             policy, limit = found.get("maxmemory-policy"), found.get("maxmemory")
             if policy is not None and limit is not None:
@@ -90,7 +91,7 @@ async def read(client: Redis, timeout: float, *, config: bool = True) -> Evictio
         except ResponseError as exc:  # unknown command (renamed CONFIG), NOPERM (an ACL without +config)
             refused = f"CONFIG GET refused: {exc}"
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             info = await client.info("memory")
     except ResponseError as exc:
         return Eviction(None, 0, f"{refused}; INFO memory refused: {exc}", config_refused=True)

@@ -55,6 +55,7 @@ from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
 from modelyard.router.shared import eviction, log_places, lua, namespaces, wire
 from modelyard.router.shared import spend as shared_spend
+from modelyard.router.shared.bounds import within
 from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
 
@@ -201,7 +202,7 @@ async def refused(settings: StateConfig) -> str | None:
     restarted with the right one, and a gateway answered 503 to every request while /healthz said "unreachable"."""
     client = wire.client(settings)
     try:
-        async with asyncio.timeout(2 * settings.timeout):
+        async with within(2 * settings.timeout):
             await client.ping()
     except NoPermissionError:  # the password is right, PING is not granted: scripts_refused says what to grant
         return None
@@ -228,7 +229,7 @@ async def scripts_refused(settings: StateConfig) -> tuple[StoreFault, str] | Non
     down each time, the waiter woken only by the next heartbeat)."""
     client = wire.client(settings)
     try:
-        async with asyncio.timeout(2 * settings.timeout):
+        async with within(2 * settings.timeout):
             await client.ping()  # the grant listener's keep-alive
             # an empty message: a listener's dispatch finds no token in it
             await client.eval("return redis.call('PUBLISH', ARGV[1], '')", 0, grant_channel(settings.prefix))
@@ -272,7 +273,7 @@ async def _speaks_resp(settings: StateConfig) -> bool:
         return False
     where = ConnectionPool.from_url(settings.url).connection_kwargs
     try:
-        async with asyncio.timeout(2 * settings.timeout):
+        async with within(2 * settings.timeout):
             if path := where.get("path"):
                 reader, writer = await asyncio.open_unix_connection(path)
             else:
@@ -332,7 +333,7 @@ async def _server_field(client: Redis, timeout: float, *names: str) -> str | Non
 async def _server_info(client: Redis, timeout: float) -> dict[str, Any]:
     """``INFO server``; empty where it cannot be read (an ACL that forbids INFO, an outage)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             info = await client.info("server")
     except (TimeoutError, RedisError, OSError):
         return {}
@@ -568,7 +569,7 @@ class RedisLink:
             results = await self._pipeline(calls)
             for state, result in zip(self.states.values(), results, strict=True):
                 state.viewed(result)
-            async with asyncio.timeout(self.settings.timeout):
+            async with within(self.settings.timeout):
                 # Redis's clock, as the entries' own deadlines: this host's may be off (it was time.time() here, and
                 # `models` on a host 20 s ahead counted no live process at all, one behind counted dead ones)
                 if self.clock is None:
@@ -631,7 +632,7 @@ class RedisLink:
         if client is None or not self.up:
             return True
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with within(self.settings.timeout):
                 taken = await client.set(f"{self.prefix}:claim:{what}", self.instance, nx=True,
                                          px=max(1, int(seconds * 1000)))
                 if taken:
@@ -744,7 +745,7 @@ class RedisLink:
             raise StoreUnreachable("closed")
         bound = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
         try:
-            async with asyncio.timeout(bound):
+            async with within(bound):
                 return await self._once_more_if_dropped(lambda: self._scripts[script](keys=keys, args=args),
                                                         repeatable=script in REPEATABLE)
         except TimeoutError:
@@ -778,7 +779,7 @@ class RedisLink:
                 return await pipe.execute()
 
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with within(self.settings.timeout):
                 return await self._once_more_if_dropped(run, repeatable=True)
         except TimeoutError:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
@@ -1016,7 +1017,7 @@ class RedisLink:
             self._registry_script = self._registry_client.register_script(namespaces.REGISTER)
         assert self._registry_script is not None
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with within(self.settings.timeout):
                 others = await self._registry_script(keys=[namespaces.REGISTRY, namespaces.ALIVE],
                                                      args=[self.instance, namespaces.TTL_MS, entry,
                                                            namespaces.KEY_TTL_MS])
@@ -1079,7 +1080,8 @@ class RedisLink:
         while not self._closing:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                async with within(self.settings.timeout):  # its connect: the client has no bound of its own
+                    await pubsub.subscribe(self.channel)
                 pause = 0.05
                 for state in list(self.states.values()):
                     if state.waiting:
@@ -1092,7 +1094,7 @@ class RedisLink:
                         if message["type"] == "message":
                             self._dispatch(message["data"])
                     elif pinged is None:
-                        async with asyncio.timeout(self.settings.timeout):
+                        async with within(self.settings.timeout):
                             await pubsub.ping()
                         pinged = loop.time()
                     elif loop.time() - pinged > self.settings.timeout:

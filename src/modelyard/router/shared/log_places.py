@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from modelyard.config import dburl
 from modelyard.config.schema import StateConfig
 from modelyard.router.shared import wire
+from modelyard.router.shared.bounds import within
 
 if TYPE_CHECKING:
     from modelyard.config import Config
@@ -108,7 +109,7 @@ class Place:
 
 async def record(client: Redis, prefix: str, host: str, target: str, identity: str, timeout: float) -> None:
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             await client.eval(RECORD, 1, key(prefix), f"{host}{_FIELD_SEP}{target}", identity, int(KEEP))
     except (TimeoutError, RedisError, OSError):
         return
@@ -119,11 +120,10 @@ async def read(settings: StateConfig) -> list[Place] | None:
     Redis cannot be read."""
     client = wire.client(settings)
     try:
-        async with asyncio.timeout(2 * settings.timeout):
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.time()
-                pipe.hgetall(key(settings.prefix))
-                now, raw = await pipe.execute()
+        async with within(2 * settings.timeout), client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.hgetall(key(settings.prefix))
+            now, raw = await pipe.execute()
     except (TimeoutError, RedisError, OSError):
         return None
     finally:

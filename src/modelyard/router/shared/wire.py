@@ -22,9 +22,11 @@ PROTOCOL = 2
 
 
 def client(settings: StateConfig, **extra: Any) -> Redis:
-    """A client of the shared store as every async caller opens one: RESP2, every call and connect bounded by
-    ``state.timeout``, no retries of redis-py's own (the caller's outage rules decide) and no health-check PING
-    before a command (one more round trip on the request path)."""
-    return Redis.from_url(settings.url, protocol=PROTOCOL, socket_timeout=settings.timeout,
-                          socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                          health_check_interval=0, **extra)
+    """A client of the shared store as every async caller opens one: RESP2, no retries of redis-py's own (the
+    caller's outage rules decide) and no health-check PING before a command (one more round trip on the request
+    path). No socket timeouts of redis-py's own: every caller bounds its calls and connects with
+    :func:`~modelyard.router.shared.bounds.within`, which does not count a stop of the process — redis-py's bound is
+    ``asyncio.timeout`` on the wall clock, and a reply waiting in the socket when a stopped process ran again was a
+    "Timeout reading from" that took the link down."""
+    return Redis.from_url(settings.url, protocol=PROTOCOL, socket_timeout=None, socket_connect_timeout=None,
+                          retry=Retry(NoBackoff(), 0), health_check_interval=0, **extra)
