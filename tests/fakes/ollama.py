@@ -208,7 +208,14 @@ class OllamaServer(ChatServer):
         # details as /api/tags lists them: Ollama's ShowHandler fills both from the model's config (ModelFamily…)
         return JSONResponse({"modelfile": f"FROM {model}\nTEMPLATE \"\"\"{self.template}\"\"\"\n", "parameters": "",
                              "template": self.template, "details": entry["details"],
-                             "model_info": {}, "capabilities": ["completion"]})
+                             "model_info": {}, "capabilities": self._capabilities(model)})
+
+    def _capabilities(self, model: str) -> list[str]:
+        """What /api/show says the model does: an embedding model (one not in ``chat_models``) says ``embedding``,
+        not ``completion`` — nomic-embed-text's /api/show lists ["embedding"] (docs.ollama.com/api/show,
+        types/model/capability.go); every model said "completion" here, so ``init --detect`` made it a chat model."""
+        chats = self.chat_models is None or canonical_model(model) in self.chat_models
+        return ["completion"] if chats else ["embedding"]
 
     async def _embed(self, request: Request) -> Any:
         def refuse(body: dict[str, Any]) -> JSONResponse | None:

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,10 +29,14 @@ if TYPE_CHECKING:  # imported where used (asyncio too): `modelyard --help` and a
     from modelyard.ledger.store import LogConnection
     from modelyard.runtime import Runtime
 
+#: NO_COLOR set (non-empty, no-color.org): no styling at all. rich's own NO_COLOR drops the colours and keeps bold,
+#: dim and strike (`error:` came in bold on a terminal); GNU libtextstyle reads it as "colors and other text styling"
+_STYLES: Literal["auto"] | None = None if os.environ.get("NO_COLOR") else "auto"
 # Piped output (CI logs, `| less`) gets a wide canvas instead of rich's 80-column default.
 console = Console(soft_wrap=True,
-                  width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 180)
-err = Console(stderr=True, soft_wrap=True)
+                  width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 180,
+                  color_system=_STYLES)
+err = Console(stderr=True, soft_wrap=True, color_system=_STYLES)
 T = TypeVar("T")
 C = TypeVar("C")
 

@@ -85,7 +85,7 @@ MODEL_COLUMNS = [
     Column("provider", 6),
 ]
 #: a model in one of these states gets a red row; "failing" a yellow one
-_BAD_STATES = ("unavailable", "over its spend cap", "unreachable", "missing on its server")
+_BAD_STATES = ("unavailable", "over its spend cap", "unreachable", "not answering", "missing on its server")
 
 
 def _used_by(agents: list[tuple[str, bool]]) -> str:
@@ -108,6 +108,25 @@ def _not_served(providers: dict[str, Provider]) -> dict[str, str]:
         finally:
             await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
         return {n: why for n, why in zip(providers, said, strict=True) if isinstance(why, str)}
+
+    return asyncio.run(ask()) if providers else {}
+
+
+#: seconds a server that took the connection has to answer a plain request (its model listing), all at once
+SILENCE_TIMEOUT = 2.0
+
+
+def _silent(providers: dict[str, Provider]) -> dict[str, str]:
+    """model → why its server took the connection and answered nothing (a hung server, another program on its port),
+    asked of every one at once: `models` called it "available" after a connect alone, Ollama's and an OpenAI-compatible
+    server's alike."""
+    async def ask() -> dict[str, str]:
+        try:
+            said = await asyncio.gather(*(p.silence(SILENCE_TIMEOUT) for p in providers.values()),
+                                        return_exceptions=True)
+        finally:
+            await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
+        return {n: why for n, why in zip(providers, said, strict=True) if isinstance(why, str) and why}
 
     return asyncio.run(ask()) if providers else {}
 
@@ -143,9 +162,9 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help=(
         "print {\"models\": [...], \"limits\": …}: each model's state and why, for scripts"))] = False,
 ) -> None:
-    """Configured models and their state: available, failing, unreachable, missing on its server, unavailable
-    (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live (Redis,
-    a running serve, or each process).
+    """Configured models and their state: available, failing, unreachable, not answering, missing on its server,
+    unavailable (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live
+    (Redis, a running serve, or each process).
 
     Exit status: 0 a model can answer; 1 listed, but the shared log or Redis could not be read; 3 no model can answer
     now."""
@@ -163,10 +182,12 @@ def models(
     providers = {name: build_provider(name, m) for name, m in cfg.models.items()}
     unavailable = {name: why for name, p in providers.items() if (why := p.unavailable_reason())}
     unreachable = reach_check({n: p for n, p in providers.items() if n not in unavailable}) if reach else {}
-    not_served = _not_served({n: p for n, p in providers.items() if n not in unavailable and n not in unreachable}) \
-        if reach else {}
-    parallel = _server_parallel(cfg, [n for n in providers if n not in unavailable and n not in unreachable
-                                      and not not_served.get(n)]) if reach else {}
+    # a server of one's own (a hosted API keeps the connect alone: its TLS handshake over a slow link may take 2 s)
+    hung = _silent({n: p for n, p in providers.items() if n not in unavailable and n not in unreachable
+                    and cfg.models[n].is_local}) if reach else {}
+    asked = {n: p for n, p in providers.items() if n not in unavailable and n not in unreachable and n not in hung}
+    not_served = _not_served(asked) if reach else {}
+    parallel = _server_parallel(cfg, [n for n in asked if not not_served.get(n)]) if reach else {}
     now = time.time()
     spent = queries.spend_since(conn, {n: window_start(m.spend_cap.per, now)
                                        for n, m in cfg.models.items() if m.spend_cap})
@@ -188,6 +209,8 @@ def models(
             state, detail = "over its spend cap", f"{usd(spent[name])} spent, cap ${plain(cap.usd)}/{cap.per} (UTC)"
         elif name in unreachable:
             state, detail = "unreachable", unreachable[name]
+        elif name in hung:
+            state, detail = "not answering", hung[name]
         elif missing:
             state, detail = "missing on its server", missing
         else:
@@ -199,7 +222,7 @@ def models(
             state = condition.value
         if detail:
             details.append(f"  {name}: {state}: {detail}")
-        if state in ("unreachable", "missing on its server", "failing"):
+        if state in ("unreachable", "not answering", "missing on its server", "failing"):
             details += ollama_host.notes(cfg, path, [name])
         per_host = _on_each_host(providers[name]) if shared and shared is not served else ""
         if per_host and name not in unavailable:

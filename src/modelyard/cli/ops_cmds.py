@@ -32,7 +32,7 @@ from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import log_path
 from modelyard.ops import probe_store, service
 from modelyard.ops.check import Finding, LoggedAttempt, check_config, missing_on_server, never_probed
-from modelyard.ops.plan import gb, plan_memory
+from modelyard.ops.plan import MemoryPlan, gb, plan_memory
 from modelyard.ops.probe import CHECKS, ProbeResult, probe_models
 from modelyard.ops.warmup import WarmResult, warm_all, warmable
 from modelyard.providers import build_provider
@@ -203,9 +203,7 @@ def plan(
     unknown = " + ?" if any(not m.known for m in p.models) else ""
     table.add_row("Total", "", _size(p.kv_gb), *((_size(sum(m.compute_gb for m in p.models)),) if compute
                                                  else ()), f"~{_size(p.total_gb)}{unknown}",
-                  (f"Leaves {'at most ' if unknown else ''}~{p.free_gb:.0f} GB free" if p.free_gb >= 0
-                   else f"Short by {'at least ' if unknown else ''}~{-p.free_gb:.0f} GB"),
-                  "", style="bold")
+                  _left(p, unknown), "", style="bold")
     console.print(table)
     if p.fits:
         console.print(f"[green]fits[/]: {gb(p.total_gb)} of {gb(p.available_gb)} usable "
@@ -224,6 +222,16 @@ def plan(
             console.print(f"  {c.agent}: {c.text}", highlight=False)
     for note in p.notes:
         console.print(f"note: {note}", highlight=False)
+
+
+def _left(p: MemoryPlan, unknown: str) -> str:
+    """The Total row's word on what is left: what does not fit in the headroom is said so — "Leaves ~6 GB free" stood
+    beside "does not fit: 17.8 GB needed, 17.7 GB usable" (the RAM left, into the headroom kept for the system)."""
+    if p.free_gb < 0:
+        return f"Short by {'at least ' if unknown else ''}~{-p.free_gb:.0f} GB"
+    if p.fits is False:
+        return f"Leaves {p.free_gb:.1f} GB, less than the {gb(p.headroom_gb)} headroom"
+    return f"Leaves {'at most ' if unknown else ''}~{p.free_gb:.0f} GB free"
 
 
 def _size(value: float) -> str:
@@ -287,6 +295,19 @@ def warmup(
         raise typer.Exit(1)
 
 
+def _loopback_service(cfg: Config) -> str:
+    """A gateway given keys (gateway.api_keys_env: for callers on other machines) that the service would start on
+    loopback: the README's team runs `serve --host 0.0.0.0` on each gateway host, and the service it installs runs
+    `serve` with the config's host — 127.0.0.1 unless set — so the laptops reached nothing, and nothing said why."""
+    from modelyard.gateway.auth import is_loopback
+
+    if not cfg.gateway.api_keys_env or not is_loopback(cfg.gateway.host):
+        return ""
+    return (f"note: the service's gateway listens on {cfg.gateway.host} (gateway.host), so only this machine reaches "
+            "it, though it has keys for other callers (gateway.api_keys_env): for the other hosts, set gateway: "
+            "{host: 0.0.0.0} in the config (`serve --host` is not in the service)")
+
+
 def install_service(
     config: ConfigOption = None,
     platform: Annotated[str | None, typer.Option(help="linux (systemd) or macos (launchd); default: this one")]
@@ -322,6 +343,8 @@ def install_service(
         err.print(f"warning: {key} ({users}) is set in this shell, but the service does not read your shell: add the "
                   f"line {key}=… to {service.env_file()} (chmod 600), or the service's serve goes without it",
                   style="yellow", highlight=False, markup=False)
+    if cfg is not None and (note := _loopback_service(cfg)):
+        err.print(note, highlight=False, markup=False)
     if dry_run:
         console.print(f"# would write {svc.path}", highlight=False)
         console.out(svc.content, highlight=False)

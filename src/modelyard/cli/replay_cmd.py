@@ -79,8 +79,11 @@ def replay(
     before = global_config(ctx)
     if current is None and before is not None and before != config:
         current = before  # `modelyard --config MINE.yaml replay --config CANDIDATE.yaml`: it was ignored
-    candidate, _ = load_or_exit(config)
     now_cfg, now_path = load_or_exit(current)
+    if not config.expanduser().exists():  # it said `modelyard init CANDIDATE.yaml` writes one: the starter, not yours
+        raise fail(f"{config}: file not found — a candidate is a copy of your config with the change to try: "
+                   f"cp {now_path} {config}, edit it, then run this again")
+    candidate, _ = load_or_exit(config)
     period = _period(days, since, until)
     from modelyard.ledger.store import LogStore, LogUnavailable
     from modelyard.replay.run import ReplayError

@@ -64,13 +64,20 @@ def init(
                   highlight=False)
 
 
+#: said of an address that took the connection and answered nothing: it was 'nothing found (connect_error)', the words
+#: of a server that is down, of the one program there that is not
+SILENT = ("nothing found (no answer): it takes connections but answered nothing in time — a server hung or busy there, "
+          "or a program on that port that does not speak HTTP: is the address right?")
+
+
 def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
-    """For each address named with --endpoint that said 'nothing found (connect_error)': why no connection was made,
-    as `models` says it — `init --detect --endpoint gpu-box` with a name that does not resolve said only
-    'connect_error' at each of the four ports, the same as a server that is down."""
+    """For each address that said 'nothing found (connect_error)': why no connection was made, as `models` says it —
+    `init --detect --endpoint gpu-box` with a name that does not resolve said only 'connect_error' at each of the four
+    ports, the same as a server that is down — or "" where the connection was made (a server that never answers)."""
     from urllib.parse import urlsplit
 
     from modelyard.ops.reach import connects
+    from modelyard.ops.starter import NO_ANSWER
 
     addresses: dict[str, tuple[str, int]] = {}
     for url, said in asked.items():
@@ -79,10 +86,10 @@ def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             continue
-        if "connect_error" in said and parts.hostname:
+        if ("connect_error" in said or said == NO_ANSWER) and parts.hostname:
             addresses[url] = (parts.hostname, port)
     found = connects(addresses.values())
-    return {url: why for url, addr in addresses.items() if (why := found.get(addr))}
+    return {url: why for url, addr in addresses.items() if (why := found.get(addr)) is not None}
 
 
 def _answered_without_chat(answered: list[str], found: list[Found]) -> str | None:
@@ -106,9 +113,13 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     from modelyard.ops.starter import discover, draft, header
 
     found = asyncio.run(discover(endpoints))
-    why = _why_not_connected(found.asked) if endpoints else {}
+    why = _why_not_connected(found.asked)
     for address, said in found.asked.items():
-        console.print(f"  {address}: {said}" + (f": {why[address]}" if address in why else ""), highlight=False)
+        if why.get(address) == "":
+            said = SILENT
+        elif endpoints and address in why:  # the usual addresses' refusals stay short: nothing runs there
+            said += f": {why[address]}"
+        console.print(f"  {address}: {said}", highlight=False)
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         if endpoints:
             # it said "no model server here … or name a server with --endpoint URL" to someone who had named one

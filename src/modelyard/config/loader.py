@@ -264,6 +264,9 @@ def known_keys(root: type[BaseModel], loc: Loc) -> list[str]:
     return list(models[0].model_fields) if len(models) == 1 else []
 
 
+#: a list's items written `-a` (no space after the dash), which YAML reads as one text
+DASH_GLUED = re.compile(r"\s*-[^\s\-\d]")
+
 #: pydantic's error types for a value of the wrong kind, and what to write instead
 _PLAIN_TYPES = {
     "list_type": "expected a list here, e.g. [a, b] (or one item: [a])",
@@ -500,6 +503,10 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += _YAML_BOOL + ": put the word in quotes"
         if isinstance(err.get("input"), str) and (fix := number_to_write(err["input"], str(loc[-1]))):
             msg = f"{_PLAIN_TYPES[err['type']]}, got '{err['input'].strip()}': {fix}"  # `connect: 30s`, `context: 8k`
+        elif err["type"] == "list_type" and isinstance(err.get("input"), str) and DASH_GLUED.match(err["input"]):
+            # `fallbacks:` then `  -local` on the next line: YAML reads a dash glued to its word as text
+            msg += (": a '-' with no space after it does not start a list item in YAML — write '- NAME', a space "
+                    "after the dash, on each item's line (or [a, b] on one line)")
         elif isinstance(err.get("input"), str) and (ref := ENV_REFERENCE.fullmatch(err["input"].strip())):
             # `port: ${PORT}`, `max_concurrent: ${OLLAMA_NUM_PARALLEL}` (docker compose's habit) said only 'got text'
             msg += f": '{ref.group(0)}' is not expanded here — the config expands no variables: write the value itself"

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import re
 import secrets
 import threading
 import time
@@ -105,9 +106,21 @@ def row_too_big(exc: BaseException) -> bool:
     return getattr(exc, "sqlstate", None) == "54000"
 
 
+#: a new connection refused for a role or a database not made yet (libpq gives a refused connection no SQLSTATE:
+#: the server's words are all there is) — the README's team steps run `CREATE DATABASE modelyard OWNER modelyard`, which
+#: needs the role first; modelyard creates its tables, never the role or the database
+_NOT_MADE = re.compile(r'FATAL:\s+(role|database) "([^"]+)" does not exist')
+
+
 def hint(exc: BaseException) -> str:
-    """`` — what it means``, for a refusal in :data:`HINTS`; "" otherwise."""
+    """`` — what it means``, for a refusal in :data:`HINTS` or a role or database not made yet; "" otherwise."""
     why = HINTS.get(getattr(exc, "sqlstate", None) or "")
+    if not why and (missing := _NOT_MADE.search(str(exc))):
+        kind, name = missing.groups()
+        why = (f"create the role as a superuser (psql: CREATE ROLE \"{name}\" LOGIN PASSWORD '…'), or name a role "
+               "that exists in log.url" if kind == "role" else
+               f"modelyard creates its tables, not the database: create it (psql: CREATE DATABASE \"{name}\" OWNER "
+               "the role in log.url)")
     return f" — {why}" if why else ""
 
 

@@ -25,6 +25,7 @@ from modelyard.providers.base import Provider
 from modelyard.providers.discovery import ServedModel, ServerCapability
 
 BUDGET = 4.0  # seconds for asking every server, all at once
+NO_ANSWER = "no answer in time"  # what an address still asked when BUDGET ran out said
 EMBEDDED = "qwen-coder-0.5b"  # the default config's in-process model: the last fallback everywhere
 CLOUD = "claude-haiku"  # the default config's cloud model (unavailable until its key is set)
 #: an orchestrator model this big (billions of parameters) is trusted with the uncertain routing decisions
@@ -139,7 +140,7 @@ async def discover(endpoints: Sequence[str] = (), budget: float = BUDGET) -> Dis
     for task in pending:
         task.cancel()
     best: dict[str, tuple[str, list[ServedModel]]] = {}
-    asked: dict[str, str] = {ep: "no answer in time" for _, ep in asks}
+    asked: dict[str, str] = {ep: NO_ANSWER for _, ep in asks}
     for task in done:
         backend, endpoint, result = task.result()
         if isinstance(result, str):

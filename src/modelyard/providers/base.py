@@ -374,6 +374,11 @@ class Provider(ABC):
         """Why the model's server, asked, says it does not have the model ("": it has it; None: cannot tell)."""
         return None
 
+    async def silence(self, timeout: float) -> str:
+        """Why the model's server, which took a connection, gave no answer to a plain request within ``timeout``
+        seconds ("" where it answered, or this backend has nothing cheap to ask)."""
+        return ""
+
     def keep_alive_seconds(self) -> float | None:
         """How long the backend keeps the model loaded after a request (None: not known here)."""
         return None

@@ -1264,6 +1264,29 @@ class HttpProvider(Provider):
             return None
         return url.hostname, port or (443 if url.scheme == "https" else 80)
 
+    def answer_path(self) -> str | None:
+        """A cheap GET every server of this backend answers (its model listing), asked by ``models`` of a server that
+        took the connection; None: nothing to ask (a hosted API)."""
+        return None
+
+    async def silence(self, timeout: float) -> str:
+        """A server that takes connections and never answers (hung, or a program that does not speak HTTP on that
+        port) was "available" in ``models`` — a connect was all it asked — and every request then waited out its
+        first-token timeout there. Any HTTP answer, a 404 or a 401 included, is an answer."""
+        if (path := self.answer_path()) is None:
+            return ""
+        try:
+            await self.client.request_json("GET", path, timeout=timeout)
+        except ProviderError as exc:
+            if exc.reason is not Reason.CONNECT_ERROR:  # an answer too large or unreadable is still an answer
+                return ""
+            if isinstance(exc.__cause__, TimeoutError):
+                return (f"{shown_url(self.endpoint)} takes connections but did not answer GET {path} "
+                        f"within {timeout:g}s: a server hung or busy there, or a program on that port that does "
+                        "not speak HTTP — is the endpoint right?")
+            return exc.message
+        return ""
+
     @property
     def client(self) -> HttpClient:
         if self._client is None:

@@ -656,6 +656,9 @@ class OllamaProvider(HttpProvider):
         return ("; Ollama is not running here: start it (`ollama serve`, `sudo systemctl start ollama`, or the Ollama "
                 "app), then `ollama pull` the model if `ollama list` does not show it")
 
+    def answer_path(self) -> str | None:
+        return "/api/tags"
+
     async def not_served(self) -> str | None:
         """A model not pulled on its Ollama: `models` said 'available' until a request had failed on it (a config
         copied from the reference names qwen3.5 and gemma4:26b, whatever this Ollama has). "" when it lists it."""

@@ -1089,6 +1089,9 @@ class OpenAIProvider(HttpProvider):
     sends_prompts = True
     default_endpoint = DEFAULT_ENDPOINT
 
+    def answer_path(self) -> str | None:
+        return "/models" if versioned(self.endpoint) else "/v1/models"
+
     @classmethod
     def endpoints_to_try(cls) -> tuple[str, ...]:
         return COMMON_ENDPOINTS
