@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from modelyard.gateway.transport import OneWriteProtocol
 from modelyard.ledger import connect
 from tests.cpu_wait import CpuWait
 from tests.fakes import Fault
@@ -32,13 +33,20 @@ SNDBUF = 65536
 HUGE = 1_500_000
 
 
+class SmallBuffer(OneWriteProtocol):
+    """``serve``'s protocol with less of an answer buffered per connection than HUGE (``serve``: 4 MiB), so a client
+    that stops reading meets what one does past that buffer: the stream waits on it."""
+
+    answer_buffer = 256 * 1024
+
+
 @pytest.fixture
 def bounded(tmp_path, fakes, monkeypatch) -> Iterator[GatewayServer]:
     """The gateway with a short bound on every wait on the client (``timeout_keep_alive``)."""
     monkeypatch.setenv("GATEWAY_TEST_ANTHROPIC_KEY", ANTHROPIC_KEY)
     oa, ol, an = fakes
     with GatewayServer(fake_config(tmp_path, oa.url, ol.url, an.url), timeout_keep_alive=BOUND,
-                       sndbuf=SNDBUF) as gw:
+                       sndbuf=SNDBUF, http=SmallBuffer) as gw:
         yield gw
 
 
@@ -160,7 +168,7 @@ def test_a_slow_reader_that_keeps_taking_is_not_cut(bounded, fakes):
 @pytest.mark.parametrize(("size", "close"), [
     (HUGE, False),
     # urllib.request (and clients on it) sends `Connection: close`: the close after the answer waited for its unsent
-    # bytes; an answer whose rest fits under the transport's high-water mark (64 KiB) never paused writes
+    # bytes; an answer whose rest fits under the transport's high-water mark (its answer buffer) never paused writes
     (100_000, True),
 ])
 def test_a_whole_answer_left_unread_does_not_hold_its_connection(bounded, fakes, size, close):

@@ -69,7 +69,8 @@ def serve(config: Config, config_path: Path, *, host: str | None = None, port: i
     # response's head with its body in one write (issue #15).
     # Keep-alive longer than clients keep idle connections (aiohttp 15 s, httpx 5 s): with uvicorn's 5 s,
     # a client reusing a connection just as the server closed it got "Cannot write to closing transport"
-    # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client.
+    # or a dropped request (aiohttp does not retry a POST). The side that closes first should be the client:
+    # between requests serve waits 120 s (IDLE_BOUNDS, gateway/transport.py), past Go's and hyper's 90 s pools.
     server = _Server(uvicorn_config(app, host, port, access_log=access_log, log_level=log_level),
                      app.state.gateway.drain)
     server.run(sockets=[listener] if listener is not None else None)
@@ -170,7 +171,8 @@ def raise_open_files() -> None:
 #: uvicorn's loop factory: asyncio's selector loop without its per-request bookkeeping (gateway/loop.py)
 SERVE_LOOP = "modelyard.gateway.loop:ServeLoop"
 
-#: how long an idle client connection stays open (nginx's default; uvicorn's own is 5 s)
+#: the bound on every wait on a client inside a request (nginx's keep-alive default; uvicorn's own is 5 s); a
+#: connection idle between requests stays open IDLE_BOUNDS times as long (120 s, gateway/transport.py)
 KEEP_ALIVE_SECONDS = 75
 
 #: net new container objects between two young-generation collections (Python's default is 700)

@@ -11,7 +11,8 @@ whatever is written next goes after the held head, in the same ``send``. Measure
 The same protocol keeps one keep-alive timer per connection that lapses when requests came meanwhile,
 instead of uvicorn's timer made at every response and cancelled at the next request; and that bound holds for
 every wait on the client (uvicorn's covers only the wait between requests): a connection that sends nothing, or
-stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence (halfway through a body,
+stops halfway through a request, is closed after ``timeout_keep_alive`` seconds of silence (one idle between two
+requests after :data:`IDLE_BOUNDS` of them) (halfway through a body,
 after a 408; and a body still coming four bounds on gets one too); a head past :data:`HEAD_LIMIT` a 431; and one
 that stops reading what it is sent (its receive window shut) is cut off after as long without taking a byte — its
 request is cancelled as a disconnect is and its model slot freed, the row saying ``client_stalled``. A connection
@@ -102,6 +103,17 @@ def refusal(status: bytes, target: bytes, message: str, code: str = "invalid_req
         status, len(body), body)
 #: a body still coming this many keep-alive bounds after it was first seen coming gets a 408 (``serve``: 300 s)
 BODY_BOUNDS = 4
+#: a connection idle between requests is closed after this many keep-alive bounds (``serve``: 120 s for its 75 s):
+#: longer than the idle pools of common clients — Go's net/http and Rust's hyper/reqwest (Codex CLI) keep an idle
+#: connection 90 s, so at 75 s the server closed it just as the client reused it ("connection closed before message
+#: completed": duolahypercho/codex-router#165, 514-labs/moosestack#3698; Soju06/codex-lb#2042 on hyper-util's
+#: 90 s). Every wait inside a request (its head, its body, a client not taking its answer) keeps the keep-alive bound.
+IDLE_BOUNDS = 1.6
+#: what a connection's transport buffers of an answer its client has not taken yet before the answer waits on the
+#: client (a reverse proxy's ``proxy_buffering``): a slow reader no longer holds its model's slot — the answer is
+#: read at the model's pace, the slot freed and the row written when it is whole, and the client reads the rest from
+#: memory. Past it the stream waits on the client as before (logged once per connection).
+ANSWER_BUFFER = 4 * 1024 * 1024
 #: the transport's methods a server calls per request, bound on the wrapper itself
 _ASKED = ("get_extra_info", "is_closing", "pause_reading", "resume_reading")
 
@@ -153,7 +165,12 @@ class OneWriteProtocol(HttpToolsProtocol):
     also tells each request when its connection is lost (a :class:`~modelyard.gateway.disconnect.Hangup`
     in its scope), so a handler need not keep a task reading ``receive`` to find out."""
 
+    #: the answer bytes buffered for a client before a write waits on it (:data:`ANSWER_BUFFER`; a test sets less)
+    answer_buffer = ANSWER_BUFFER
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # asyncio's 64 KiB high-water mark made a stream wait on a slow reader, its model slot held meanwhile
+        transport.set_write_buffer_limits(high=self.answer_buffer)
         super().connection_made(HeldHead(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
         # uvicorn bounds only the wait between requests: a connection that never sent a byte, or stopped halfway
         # through a request's head or body (a client gone without a FIN, a slowloris), was held for good, with its
@@ -338,9 +355,28 @@ class OneWriteProtocol(HttpToolsProtocol):
             self._body_late(cycle, f"nothing of the request body came for {_seconds(self.timeout_keep_alive)}, the "
                             "most this gateway waits between two pieces of a body")
         elif self.transport.get_write_buffer_size():
-            self.transport.abort()  # idle, its last answer not all taken: a close would wait for that for good
+            # idle, its last answer not all taken: a slow reader still taking it gets another bound; one that took
+            # nothing is aborted (a close would wait for the unsent bytes for good)
+            unsent = self._unsent_bytes()
+            seen = self._draining
+            if seen is None or seen[0] is not cycle or unsent < seen[1]:
+                self._draining = (cycle, unsent)
+                self._idle_since = now
+                self.timeout_keep_alive_task = self.loop.call_at(now + self.timeout_keep_alive, self._keep_alive_due)
+            else:
+                self.transport.abort()
+        elif cycle is not None and cycle.scope is scope and now - idle < self._idle_bound() - _EARLY:
+            # between requests (not before the first, not amid a head): the longer idle bound
+            self.timeout_keep_alive_task = self.loop.call_at(idle + self._idle_bound(), self._keep_alive_due)
         else:
             self.timeout_keep_alive_handler()
+
+    #: (request, unsent bytes) when a keep-alive timer last found that answer's bytes still buffered
+    _draining: tuple[object, int] | None = None
+
+    def _idle_bound(self) -> float:
+        """The longest a connection stays idle between two requests (:data:`IDLE_BOUNDS`)."""
+        return IDLE_BOUNDS * self.timeout_keep_alive
 
     # -- a body that does not come: a 408, as nginx's client_body_timeout answers ----------------------------------
     #: (scope, loop time) of the request whose body a keep-alive timer first saw still coming
@@ -396,6 +432,8 @@ class OneWriteProtocol(HttpToolsProtocol):
     _stall: asyncio.TimerHandle | None = None
     #: bytes waiting in the transport's buffer when the stall timer was armed
     _unsent = 0
+    #: the log said once that this connection's answer buffer filled
+    _said_full = False
 
     def pause_writing(self) -> None:
         """The transport's buffer passed its high-water mark: the client takes less than it is sent. uvicorn then
@@ -404,6 +442,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         process, a reader stuck on something else — held its handler, its model slot and its upstream request for
         good (hypercorn added ``write_timeout`` for this, pgjones/hypercorn#262). Only here, off the normal path."""
         super().pause_writing()
+        if not self._said_full:
+            self._said_full = True
+            self.logger.warning("a client reads slower than its answer comes: past the %d bytes buffered for it, "
+                                "the answer waits on it (its model slot held meanwhile)", self.answer_buffer)
         self._unsent = self._unsent_bytes()
         if self._stall is None:
             self._stall = self.loop.call_later(self.timeout_keep_alive, self._write_due)
