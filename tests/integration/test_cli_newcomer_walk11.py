@@ -277,3 +277,39 @@ def test_install_service_says_a_keyed_gateway_would_listen_on_loopback(tmp_path:
             "it has keys for other callers (gateway.api_keys_env): for the other hosts, set gateway: {host: 0.0.0.0} "
             "in the config") in said("127.0.0.1")
     assert "note: the service's gateway listens" not in said("0.0.0.0")
+
+
+# -- 9. more of the hand-edited config ----------------------------------------------------------------------------
+
+
+def _config_said(tmp_path: Path, agents: str, model: str = "'llama3.2:3b'") -> str:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"models:\n  local: {{provider: ollama, model: {model}}}\n"
+                      "  big: {provider: ollama, model: 'qwen3:14b'}\n" + agents)
+    out = invoke("--config", str(config), "models", "--no-reach")
+    return str(out.output)  # type: ignore[attr-defined]
+
+
+def test_a_value_in_curly_quotes_is_refused_by_its_key(tmp_path: Path) -> None:
+    """`model: “llama3.2:3b”` pasted from a document or a chat loaded as the model “llama3.2:3b”, quotes and all,
+    which no server has. It is refused at its line (prose — a system prompt, examples — may quote as it likes)."""
+    said = _config_said(tmp_path, "agents:\n  chat: {primary: local, system: “Be brief.”}\n", model="“llama3.2:3b”")
+    assert ("config.yaml:2: models.local.model: written in curly quotes (“…” or ‘…’, as a word processor or a chat "
+            "writes them), which YAML keeps as part of the value") in said, said
+    prose = _config_said(tmp_path, "agents:\n  chat: {primary: local, system: “Be brief.”}\n")
+    assert "error" not in prose, prose
+
+
+def test_fallbacks_with_their_items_commented_out_say_how_to_write_none(tmp_path: Path) -> None:
+    """`fallbacks:` left with its one item commented out said "expected a list here … got nothing" — the user meant
+    none."""
+    said = _config_said(tmp_path, "agents:\n  chat:\n    primary: local\n    fallbacks:\n    #  - big\n")
+    assert "agents.chat.fallbacks: expected a list here" in said and "for none, write [] or delete the line" in said
+
+
+def test_a_model_twice_in_a_chain_is_not_called_a_cycle(tmp_path: Path) -> None:
+    """`primary: local` and `fallbacks: [local, big]` said "appears twice in the chain of 'chat' (a cycle)": a
+    repeat, not a cycle, and nothing of what to do."""
+    said = _config_said(tmp_path, "agents:\n  chat: {primary: local, fallbacks: [local, big]}\n")
+    assert ("model 'local' appears twice in the chain of 'chat': a model is tried once in a chain — take this one "
+            "out") in said, said

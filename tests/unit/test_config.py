@@ -49,9 +49,9 @@ def test_unknown_model_in_chain_names_line_and_key() -> None:
     assert "unknown model 'gemma'" in str(err) and str(err).startswith("cfg.yaml:12:")
 
 
-def test_model_twice_in_chain_is_a_cycle() -> None:
+def test_model_twice_in_chain_is_refused() -> None:
     err = error_of(GOOD.replace("fallbacks: [cloud]", "fallbacks: [cloud, local]"))
-    assert "cycle" in str(err) and err.key == "agents.chat.fallbacks.1"
+    assert "appears twice in the chain" in str(err) and err.key == "agents.chat.fallbacks.1"
 
 
 def test_agent_without_model() -> None:

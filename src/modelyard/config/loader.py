@@ -406,6 +406,25 @@ def _numeric(annotation: Any) -> bool:
     return annotation in (int, float)
 
 
+#: a value wrapped in typographic quotes: “qwen3:8b” pasted from a document or a chat
+_CURLY = re.compile(r"^\s*[“”„‘’‚«].*[“”‘’»]\s*$", re.DOTALL)
+
+
+#: settings that hold prose, not a name, an address or a number
+_FREE_TEXT = frozenset({"system", "description", "examples"})
+
+
+def curly_quoted(data: Any, loc: Loc = ()) -> Loc | None:
+    """The first place whose text YAML kept with curly quotes around it: `model: “llama3.2:3b”` loaded as the model
+    “llama3.2:3b”, and its server said it has no such model (the key's name is said, never the value)."""
+    if loc and loc[-1] in _FREE_TEXT:  # prose may quote as it likes
+        return None
+    if isinstance(data, str):
+        return loc if _CURLY.match(data) else None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    return next((found for part, value in items if (found := curly_quoted(value, (*loc, part))) is not None), None)
+
+
 def bool_for_number(data: Any, annotation: Any, loc: Loc = ()) -> Loc | None:
     """The first place a number goes that YAML gave true/false (`max_concurrent: yes`, `port: on`): pydantic takes
     true as 1 there, so `port: on` listened on port 1 and `allowed_users: [yes]` let user 1 in — with no word."""
@@ -503,6 +522,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
             msg += _YAML_BOOL + ": put the word in quotes"
         if isinstance(err.get("input"), str) and (fix := number_to_write(err["input"], str(loc[-1]))):
             msg = f"{_PLAIN_TYPES[err['type']]}, got '{err['input'].strip()}': {fix}"  # `connect: 30s`, `context: 8k`
+        elif err["type"] == "list_type" and err.get("input") is None:  # `fallbacks:` with its items commented out
+            msg += ": for none, write [] or delete the line"
         elif err["type"] == "list_type" and isinstance(err.get("input"), str) and DASH_GLUED.match(err["input"]):
             # `fallbacks:` then `  -local` on the next line: YAML reads a dash glued to its word as text
             msg += (": a '-' with no space after it does not start a list item in YAML — write '- NAME', a space "
@@ -592,6 +613,10 @@ def _parsed(text: str, source: str) -> tuple[Config, dict[Loc, int]]:
                         path=source, line=line_for(lines, loc), key=dotted(loc),
                     )
     _secret_in_section(data, lines, source)
+    if (curly := curly_quoted(data)) is not None:
+        raise ConfigError("written in curly quotes (“…” or ‘…’, as a word processor or a chat writes them), which YAML "
+                          "keeps as part of the value: write straight quotes (\"…\" or '…'), or none", path=source,
+                          line=line_for(lines, curly), key=dotted(curly))
     if (read_as_bool := bool_for_number(data, Config)) is not None:
         raise ConfigError(f"expected a number here, got true/false{_YAML_BOOL}", path=source,
                           line=line_for(lines, read_as_bool), key=dotted(read_as_bool))
@@ -672,7 +697,8 @@ def check_references(config: Config) -> Iterable[tuple[Loc, str]]:
                     f"models:, write '{named[0]}'" if named else did_you_mean(model, config.models)
                     or undefined_model(model))
             elif model in seen:
-                yield loc, f"model '{model}' appears twice in the chain of '{name}' (a cycle)"
+                yield loc, (f"model '{model}' appears twice in the chain of '{name}': a model is tried once in a "
+                            "chain — take this one out")
             seen.add(model)
         for i, consumer in enumerate(agent.consumers):
             if consumer != "user" and consumer not in config.agents:
