@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -153,6 +155,26 @@ async def test_regression_a_grant_whose_reply_is_read_after_a_stop_past_the_leas
     await _until(lambda: counts(prefix, "m") == (0, 0), 5)
 
 
+def load_through(common: dict, backend: Any, fault: Callable[[], None], what: str) -> None:
+    """Six processes × 20 requests at ``max_concurrent: 2`` while ``fault`` runs in a thread, 1.5 s after the backend
+    served its fifth: every request served, never more than 2 at the backend, nothing left in Redis."""
+
+    def disturb() -> None:
+        until(lambda: backend.served >= 5, 30, 0.01)
+        time.sleep(1.5)
+        fault()
+
+    thread = threading.Thread(target=disturb, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    lines = _load(common, 6, 20)
+    thread.join(30)
+    print(f"six processes, {what}: peak {backend.peak}, {time.monotonic() - t0:.1f}s, "
+          f"{[line.strip() for line in lines]}")
+    assert sum(int(line.split()[1]) for line in lines) == 120, lines
+    assert backend.peak <= 2, f"the backend saw {backend.peak} requests at once, limit 2"
+
+
 def _load(common: dict, processes: int, requests: int) -> list[str]:
     """``processes`` real processes, each sending ``requests`` requests from 4 clients at once; their last lines."""
     from tests.shared.test_loop_stall import _said, worker
@@ -204,22 +226,12 @@ def test_six_processes_through_a_redis_restarted_empty_mid_load_stay_within_the_
                   "port": backend.port}
 
         def restart() -> None:
-            until(lambda: backend.served >= 5, 30, 0.01)
-            time.sleep(1.5)
             server.kill()
             time.sleep(0.5)
             server.start()
 
-        bounce = threading.Thread(target=restart, daemon=True)
-        bounce.start()
         try:
-            t0 = time.monotonic()
-            lines = _load(common, 6, 20)
-            bounce.join(30)
-            print(f"six processes, Redis restarted empty: peak {backend.peak}, {time.monotonic() - t0:.1f}s, "
-                  f"{[line.strip() for line in lines]}")
-            assert sum(int(line.split()[1]) for line in lines) == 120, lines
-            assert backend.peak <= 2, f"the backend saw {backend.peak} requests at once, limit 2"
+            load_through(common, backend, restart, "Redis restarted empty")
             assert counts("r5", "m", server.url) == (0, 0)
         finally:
             backend.close()

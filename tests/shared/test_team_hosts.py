@@ -222,8 +222,8 @@ async def test_a_different_limit_on_two_hosts_is_warned_once_not_every_tick(redi
                 await asyncio.sleep(0.05)
             await asyncio.sleep(4)  # eight heartbeats (lease / 3)
             # what to do, where a newcomer reads it (`models`' caption, /healthz's detail): it said only what differs
-            assert link.status().detail.endswith("(the larger one is handed out: give every host the same config and "
-                                                 "restart the odd one out)")
+            assert link.status().detail.endswith("(every process hands out the smallest: give every host the same "
+                                                 "config and restart the odd one out)")
         finally:
             for pool in pools:
                 await pool.aclose()

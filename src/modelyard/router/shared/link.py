@@ -58,6 +58,7 @@ from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.bounds import within
 from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
+from modelyard.router.shared.timings import STATE_KEY, Timings, safe
 
 if TYPE_CHECKING:
     from modelyard.router.shared.state import RedisState
@@ -70,7 +71,7 @@ log = logging.getLogger("modelyard.state")
 #: drew a connection the store had dropped is sent once more. A breaker verdict counts, so it carries an id of its own
 #: (see lua.VERDICT) and is counted once.
 REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
-                        "RESTARTED", "REOPEN", "FORGET"})
+                        "RESTARTED", "REOPEN", "FORGET", "CAPS"})
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
@@ -303,6 +304,10 @@ _LOG_HOST_KEY = "@logon"
 _LOG_MARK_KEY = "@logmark"
 
 
+#: how a difference of state settings starts among the disagreements (``limits_differ``)
+_SETTINGS = "state settings: "
+
+
 def _gist(found: list[str]) -> list[str]:
     """Disagreements without the process named at their end (``… at host:pid:id``)."""
     return sorted({f.rsplit(" at ", 1)[0] for f in found})
@@ -377,7 +382,7 @@ class LinkStatus:
     errors: int
     #: models whose max_concurrent another live process applies differently ("qwen: 1 here, 2 at host:pid:…")
     disagreements: list[str]
-    #: backends limited here and by a process on another database or prefix of the same server (counted apart)
+    #: backends limited here and apart elsewhere: another database or prefix of the same server, or another model name
     splits: list[str] = field(default_factory=list)
     #: while cut off with ``on_outage: share``: seconds until the others surely hold this process's share back, so
     #: it uses its whole share (until then only the slots it held) — 0 while the store answers
@@ -415,8 +420,12 @@ class RedisLink:
         #: a holder's entry lives 2/3 of the lease and is renewed every 1/3: one late heartbeat is
         #: tolerated, and a crashed holder's slot is free within the lease
         self.heartbeat = settings.lease / 3
-        self.window_ms = self.lease_ms * 2 / 3
-        self.grace_ms = 2 * self.heartbeat * 1000 + settings.timeout * 1000
+        #: this process's settings, registered beside its limits: where another live process's differ, the safe side
+        #: of both is used (see .timings) — a longer window and grace, the whole outage share taken later
+        self.timings = Timings.of(settings)
+        self.safe = safe(self.timings, [])
+        self.window_ms = self.safe.window_ms
+        self.grace_ms = self.safe.grace_ms
         #: how often the background loop runs: often enough for both the heartbeat and the view
         self.tick = min(settings.refresh, self.heartbeat)
         #: the instance list entry outlives many ticks: it only sizes the share while Redis is down, and an
@@ -436,8 +445,8 @@ class RedisLink:
         self._counts: list[tuple[float, int, int]] = []
         self.host = socket.gethostname()
         self.instance = f"{self.host}:{os.getpid()}:{random.getrandbits(32):08x}"
-        #: this process's max_concurrent per model shared across hosts (the pool sets it): each process passes its
-        #: own limit to the scripts, so processes that disagree hand out the larger one — said, not silent
+        #: this process's max_concurrent per model shared across hosts (the pool sets it): registered for each model
+        #: (lua.CAPS), so processes that disagree all hand out the smallest — and said, not silent
         self.limits: dict[str, int] = {}
         #: models whose slots are this host's own (compared with the other processes of this host only)
         self.per_host: set[str] = set()
@@ -540,7 +549,7 @@ class RedisLink:
         self._client = wire.client(self.settings, redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
-                                      "INSTANCES", "RESTARTED", "REOPEN", "FORGET")}
+                                      "INSTANCES", "RESTARTED", "REOPEN", "FORGET", "CAPS")}
         self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
 
     @property
@@ -657,6 +666,19 @@ class RedisLink:
         return f"{self.prefix}:instances"
 
     @property
+    def instances_key(self) -> str:
+        """The live processes sharing this prefix (each one's entry runs out unless renewed: see lua.INSTANCES)."""
+        return self._instances_key
+
+    def _caps_calls(self) -> list[tuple[str, list[str], list[Any]]]:
+        """This process's max_concurrent per model (lua.CAPS), registered each tick after its instance entry."""
+        mine = [(state.caps_key, self.limits[name]) for name, state in self.states.items() if name in self.limits]
+        if not mine:
+            return []
+        return [("CAPS", [self._instances_key, *(key for key, _ in mine)],
+                 [self.now_arg(), self.instance, *(limit for _, limit in mine)])]
+
+    @property
     def _configs_key(self) -> str:
         return f"{self.prefix}:configs"
 
@@ -667,6 +689,7 @@ class RedisLink:
     def _limits_text(self) -> str:
         # "@log" cannot be a model's limit: a process of an older version compares only its own models' names
         said: dict[str, Any] = dict(self.limits)
+        said[STATE_KEY] = self.timings.said()
         if (place := self._log_place()) is not None:
             said[_LOG_KEY] = place.target
             # each host's own file, or a server reached through the host alone: two hosts' texts differ, so the script
@@ -687,19 +710,23 @@ class RedisLink:
 
     def _instances_call(self, *, leave: bool = False) -> tuple[list[str], list[Any]]:
         own = [] if leave else [state.tag for state in self.states.values() if state.per_host]
-        return [self._instances_key, self._configs_key, self._host_keys_key], [
+        return [self._instances_key, self._configs_key, self._host_keys_key, f"{self.prefix}:seen"], [
             self.now_arg(), self.lease_ms if leave else self.instance_ms, self.instance, int(leave), f"{self.host}:",
             "" if leave else self._limits_text(), self.silent_ms, *own]
 
     def _compare(self, others: list[Any]) -> None:
         """``others``: (instance, limits JSON) pairs of live processes whose limits differ from this one's."""
         found = []
+        timings: list[Timings | None] = []
         for raw_id, raw in zip(others[::2], others[1::2], strict=True):
             try:
                 theirs = json.loads(raw)
             except ValueError:
                 continue
             where = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            timings.append(their_timings := Timings.read(theirs.get(STATE_KEY)))
+            if their_timings is not None and their_timings != self.timings:
+                found.append(f"{_SETTINGS}{self.timings.text()} here, {their_timings.text()} at {where}")
             elsewhere = not where.startswith(f"{self.host}:")  # another host's own server may well differ
             found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
                       for model, limit in sorted(self.limits.items())
@@ -717,16 +744,23 @@ class RedisLink:
         # what differs, not which process says it: Redis names one process per set of limits, whichever renewed
         # last, so a host upgraded first said it again every heartbeat naming its peers by turns
         if _gist(found) != _gist(self.disagreements) and found and not self._looking:
-            limits = [f for f in found if not f.startswith("routing log: ")]
+            limits = [f for f in found if not f.startswith(("routing log: ", _SETTINGS))]
             if limits:
-                log.warning("shared state %s: processes apply different limits (the larger one is handed out): %s",
-                            self.settings.shown_url, "; ".join(limits))
+                log.warning("shared state %s: processes' configs give a model different limits (every process hands "
+                            "out the smallest; an older version's the larger): %s", self.settings.shown_url,
+                            "; ".join(limits))
+            if settings := [f.removeprefix(_SETTINGS) for f in found if f.startswith(_SETTINGS)]:
+                log.warning("shared state %s: processes use different state settings (each keeps its slots, takes "
+                            "its outage share and waits after a loss as the slowest of them needs): %s",
+                            self.settings.shown_url, "; ".join(settings))
             if logs := [f for f in found if f.startswith("routing log: ")]:
                 log.warning("shared state %s: processes write their routing log to different places (`log`, "
                             "`stats` and `report` on each show one place's requests: give every host one log.url): "
                             "%s", self.settings.shown_url,
                             "; ".join(f.removeprefix("routing log: ") for f in logs))
         self.disagreements = found
+        self.safe = safe(self.timings, timings)
+        self.window_ms, self.grace_ms = self.safe.window_ms, self.safe.grace_ms
 
     def _a_copy(self, mine: LogPlace, there: LogPlace, mark: object) -> bool:
         """The other process's log has this one's identity but not its mark: a copy of the server's files, not one
@@ -919,6 +953,8 @@ class RedisLink:
         calls: list[tuple[str, list[str], list[Any]]] = [("INSTANCES", *self._instances_call())]
         restarts = self._restart_calls()  # new connections ask too; this catches a proxy that kept ours open
         calls += restarts
+        caps = self._caps_calls()
+        calls += caps
         calls += [("RENEW", *state.renew_call()) for state in renewing]
         calls += [("VIEW", *state.view_call()) for state in self.states.values()]
         sent, sent_awake = time.monotonic(), awake_time()
@@ -936,7 +972,7 @@ class RedisLink:
             self._last_beat = awake_time()
             self.renewed_at = sent
             self.renewed_awake = sent_awake
-        results = results[1 + len(restarts):]
+        results = results[1 + len(restarts) + len(caps):]
         for state, result in zip(renewing, results[:len(renewing)], strict=True):
             state.renewed(result, sent_awake)
         for state, result in zip(self.states.values(), results[len(renewing):], strict=True):
@@ -1034,9 +1070,10 @@ class RedisLink:
             return
         found = namespaces.splits(self.backends, self._namespace(), list(others))
         if found and found != self.splits:
-            log.warning("shared state %s: processes on this Redis server limit the same backend in different "
-                        "namespaces, so each hands out the whole max_concurrent (use one state.url database and one "
-                        "state.prefix on every host): %s", self.settings.shown_url, "; ".join(found))
+            log.warning("shared state %s: the same backend is limited apart — in different namespaces of this Redis "
+                        "server, or under different model names — so each hands out the whole max_concurrent (use one "
+                        "state.url database, one state.prefix and one model name per server on every host): %s",
+                        self.settings.shown_url, "; ".join(found))
         self.splits = found
 
     async def _close_registry(self) -> None:
@@ -1051,7 +1088,7 @@ class RedisLink:
         store answers, and for a process that never registered (it has no share to hold back)."""
         if self.up or self.registered_at is None:
             return 0.0
-        at = self.registered_at + self.silent_ms / 1000 + self.tick + self.settings.timeout
+        at = self.registered_at + self.safe.held_back_after
         return max(0.0, at - time.monotonic())
 
     def view_fresh(self) -> bool:
@@ -1151,10 +1188,14 @@ class RedisLink:
             if (share_in := self._full_share_in()) > 0:
                 detail += (f"; its whole outage share in {share_in:.1f}s (until the others hold it back, only the "
                            "slots it held)")
-        limits = [f for f in self.disagreements if not f.startswith("routing log: ")]
+        limits = [f for f in self.disagreements if not f.startswith(("routing log: ", _SETTINGS))]
         if self.up and limits:
-            detail += (f"; limits differ: {'; '.join(limits)} (the larger one is handed out: give every host the same "
-                       "config and restart the odd one out)")
+            detail += (f"; limits differ: {'; '.join(limits)} (every process hands out the smallest: give every host "
+                       "the same config and restart the odd one out)")
+        if self.up and (settings := [f.removeprefix(_SETTINGS) for f in self.disagreements
+                                     if f.startswith(_SETTINGS)]):
+            detail += (f"; state settings differ: {'; '.join(settings)} (each process keeps its slots, takes its "
+                       "outage share and waits after a loss as the slowest needs: give every host the same state:)")
         if self.up and (logs := [f for f in self.disagreements if f.startswith("routing log: ")]):
             detail += f"; logs differ: {'; '.join(f.removeprefix('routing log: ') for f in logs)}"
         if self.up and self.silent:

@@ -18,6 +18,8 @@ Per model, under one hash tag (so a cluster could hold them in one slot):
   ``jump`` / ``jump_at`` (the last forward jump seen, ms, and when), ``back`` / ``back_at`` (a step back).
 - ``breaker``  hash: ``state``, ``failures``, ``cooldown``, ``until``, ``reason``, ``gen``,
   ``probe`` (token of the one half-open probe) and ``probe_until`` (its lease).
+- ``caps``     sorted set: process (its instance entry, ``PREFIX:instances``) → the ``max_concurrent`` its config gives
+  the model (:data:`CAPS`). Every script that grants a slot grants up to the smallest of a live process (``capped``).
 
 Every key expires :data:`KEY_TTL_MS` after its last renewal (a breaker open longer: that long past its deadline).
 Each live process renews every model's keys with its heartbeat (``RENEW``) and the prefix's own keys each tick
@@ -91,17 +93,36 @@ local function purge(H, Q, W, now, M, win, grace_ms)
   return n + #gone
 end
 
--- free slots go to the oldest waiters, in order; the grant is published so they wake
+-- free slots go to the oldest waiters, in order; the grant is published so they wake. A granted waiter's slot keeps
+-- the lease its waiter had (its process renewed that one; a fresh window would outlive it): a waiter whose process was
+-- killed (-9) and which reached the head before its lease ran out held the slot a whole window from the grant — up to
+-- two windows after the kill, while the live waiters behind it waited
 local function promote(H, Q, W, M, now, win, limit, channel)
   if now < tonumber(redis.call('HGET', M, 'grace') or '0') then return 0 end
   local free = limit - redis.call('ZCARD', H)
   if free <= 0 then return 0 end
   local heads = redis.call('ZRANGE', Q, 0, free - 1)
   if #heads == 0 then return 0 end
-  for _, t in ipairs(heads) do redis.call('ZADD', H, now + win, t) end
+  for _, t in ipairs(heads) do
+    local leased = tonumber(redis.call('ZSCORE', W, t) or '0')
+    redis.call('ZADD', H, (leased > now and leased < now + win) and leased or now + win, t)
+  end
   zrem_all(Q, heads); zrem_all(W, heads)
   redis.call('PUBLISH', channel, table.concat(heads, ' '))
   return #heads
+end
+
+-- the smallest max_concurrent a live process applies to the model (``limit``, the caller's own, if none is smaller):
+-- each process registers its config's (CAPS), so processes whose configs disagree all hand out the smallest — each
+-- passed its own, and the backend saw the largest (4 at a server one host said takes 2). ``I``: the instance entries
+-- (score: when each runs out) — a process gone (left, killed, its entry run out) no longer counts. Writes nothing.
+local function capped(C, I, now, limit)
+  if not (C and I) then return limit end
+  local below = redis.call('ZRANGEBYSCORE', C, '-inf', limit and ('(' .. limit) or '+inf', 'WITHSCORES')
+  for i = 1, #below, 2 do
+    if tonumber(redis.call('ZSCORE', I, below[i]) or '0') > now then return tonumber(below[i + 1]) end
+  end
+  return limit
 end
 
 -- the store's epoch; a caller that knew another one is from before Redis lost its data, so no
@@ -145,7 +166,7 @@ local function noted(M, H, result)
 end
 """.replace("@KEY_TTL@", str(KEY_TTL_MS))
 
-#: KEYS holders queue leases meta [released];
+#: KEYS holders queue leases meta [released caps instances];
 #: ARGV now win limit token known_epoch fresh_epoch grace_ms channel [max_queue]
 #: → {1 granted | 0 queued | 2 the store lost its data (re-register, then ask again) | 3 no slot free and
 #: ``max_queue`` already waiting, across every process (nothing registered) | 4 the token was given back already
@@ -156,7 +177,8 @@ end
 ACQUIRE = _PRELUDE + r"""
 local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function done(result) noted(M, H, result); keep(H, Q, W, M); return result end
-local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now, win, token = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+local limit = capped(KEYS[6], KEYS[7], now, tonumber(ARGV[3]))
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 if lost then return done({2, cur}) end
 if R and redis.call('ZSCORE', R, token) then return done({4, cur}) end
@@ -177,11 +199,12 @@ redis.call('ZADD', W, now + win, token)
 return done({0, cur})
 """
 
-#: KEYS holders queue leases meta released; ARGV now win limit channel grace_ms token…
+#: KEYS holders queue leases meta released [caps instances]; ARGV now win limit channel grace_ms token…
 #: Gives slots back / withdraws waiters, hands freed slots over. → number of slots given back
 RELEASE = _PRELUDE + r"""
 local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, win, limit = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, win = now_ms(ARGV[1]), tonumber(ARGV[2])
+local limit = capped(KEYS[6], KEYS[7], now, tonumber(ARGV[3]))
 lost_unknowing(M, H, now, tonumber(ARGV[5]))
 purge(H, Q, W, now, M, win, tonumber(ARGV[5]))
 local n = 0
@@ -196,14 +219,15 @@ keep(H, Q, W, M, R)
 return n
 """
 
-#: KEYS holders queue leases meta released; ARGV now win limit channel grace_ms token
+#: KEYS holders queue leases meta released [caps instances]; ARGV now win limit channel grace_ms token
 #: A waiter whose queue bound ran out: holding a slot already (granted, its grant not read yet — a busy machine kept the
 #: process from running, and the bound's timer came before the listener that reads the grant) → its lease renewed, 1:
 #: the waiter keeps the slot; else taken out of the queue (and noted released: a late heartbeat does not queue it
 #: again) → 0. Either way the slots free go to the next waiters.
 WITHDRAW = _PRELUDE + r"""
 local H, Q, W, M, R = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, win, limit, token = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[6]
+local now, win, token = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[6]
+local limit = capped(KEYS[6], KEYS[7], now, tonumber(ARGV[3]))
 lost_unknowing(M, H, now, tonumber(ARGV[5]))
 purge(H, Q, W, now, M, win, tonumber(ARGV[5]))
 local kept = 0
@@ -220,7 +244,7 @@ keep(H, Q, W, M, R)
 return kept
 """
 
-#: KEYS holders queue leases meta released breaker;
+#: KEYS holders queue leases meta released breaker [caps instances];
 #: ARGV now win limit channel known_epoch fresh_epoch grace_ms n_holders n_waiters holder… waiter… probe…
 #: The heartbeat of one process for one model: renews its holders, waiters and probe; re-registers
 #: what the store lost (never what was released); hands over freed slots.
@@ -230,7 +254,8 @@ return kept
 #: again — its request may still run, and counting it keeps the next grant back until one of them ends — and named.
 RENEW = _PRELUDE + r"""
 local H, Q, W, M, R, B = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, win, limit, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now, win, channel = now_ms(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
+local limit = capped(KEYS[7], KEYS[8], now, tonumber(ARGV[3]))
 local cur, lost = epoch(M, H, ARGV[5], ARGV[6], now, tonumber(ARGV[7]))
 local nh, nw = tonumber(ARGV[8]), tonumber(ARGV[9])
 purge(H, Q, W, now, M, win, tonumber(ARGV[7]))
@@ -273,10 +298,11 @@ renew(B, now, H, Q, W, M, R)
 return out
 """
 
-#: KEYS holders queue breaker meta; ARGV now
+#: KEYS holders queue breaker meta [caps instances]; ARGV now
 #: → {holders, waiting, state, ms left of the cooldown, reason, failures, probe out (0/1), ms of grace left,
 #:    generation, epoch ('' once the store lost its data), the last forward jump of the clock (ms, '' none) and when
-#:    it was seen, the last step back and when, whether the breaker's key exists (0/1: gone, its failures with it)}
+#:    it was seen, the last step back and when, whether the breaker's key exists (0/1: gone, its failures with it),
+#:    the smallest max_concurrent a live process applies (0: none registered)}
 VIEW = _PRELUDE + r"""
 local now = now_ms(ARGV[1])
 local b = redis.call('HMGET', KEYS[3], 'state', 'until', 'reason', 'failures', 'probe', 'probe_until', 'gen')
@@ -286,7 +312,7 @@ local probing = (b[5] and b[5] ~= '' and tonumber(b[6] or '0') > now) and 1 or 0
 local grace = math.max(0, math.floor(tonumber(m[1] or '0') - now))
 return {redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf'), redis.call('ZCARD', KEYS[2]), b[1] or 'closed', left,
         b[3] or '', tonumber(b[4] or '0'), probing, grace, tonumber(b[7] or '0'), m[2] or '', m[3] or '', m[4] or '',
-        m[5] or '', m[6] or '', redis.call('EXISTS', KEYS[3])}
+        m[5] or '', m[6] or '', redis.call('EXISTS', KEYS[3]), capped(KEYS[5], KEYS[6], now, nil) or 0}
 """
 
 #: KEYS breaker; ARGV now win token
@@ -426,11 +452,14 @@ end
 return 0
 """
 
-#: KEYS instances configs [host_keys]; ARGV now win id leave(0/1) host_prefix limits silent_ms [tag…]
+#: KEYS instances configs [host_keys [seen]]; ARGV now win id leave(0/1) host_prefix limits silent_ms [tag…]
 #: The processes sharing this prefix: registers (or removes) this one with the limits it applies (``limits``: its
 #: config's max_concurrent per shared model, as JSON), forgets the ones whose entry ran out, and counts the *silent*
 #: ones — alive, but not registered for ``silent_ms`` (every process registers each tick): cut off from Redis, so
-#: using their outage share on their own (or dead, until their entry runs out).
+#: using their outage share on their own (or dead, until their entry runs out). ``seen``: when each registered last.
+#: The entry's score is its registration plus that process's own ``win`` (its lease), so with another lease here than
+#: there the score said nothing of when: a process with a shorter lease was counted silent always, one with a longer
+#: lease never — and its outage share was not held back while it was cut off (3 at a limit of 2).
 #: ``host_keys``: the tags (``PREFIX:{model@host}``) of the models whose slots are a host's own (RedisState.per_host),
 #: each with a deadline ``win`` past its last registration by a process of that host. Nobody else ever touches those
 #: keys, so a host removed for good left them in Redis forever; once a tag's deadline passed and no process of its
@@ -445,10 +474,14 @@ local now = now_ms(ARGV[1])
 local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)  -- a write first: under maxmemory the rest may write too
 for i = 1, #gone, 500 do redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 499, #gone))) end
+local S = KEYS[4]
+if S and #gone > 0 then zrem_all(S, gone) end
 if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[3]); redis.call('HDEL', KEYS[2], ARGV[3])
+  if S then redis.call('ZREM', S, ARGV[3]) end
 else
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3]); redis.call('HSET', KEYS[2], ARGV[3], ARGV[6])
+  if S then redis.call('ZADD', S, now, ARGV[3]); redis.call('PEXPIRE', S, KEY_TTL) end
 end
 redis.call('PEXPIRE', KEYS[1], KEY_TTL); redis.call('PEXPIRE', KEYS[2], KEY_TTL)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -480,10 +513,18 @@ local silent, silent_on_host = 0, 0
 if ARGV[4] ~= '1' and ARGV[7] then
   -- an entry's score is its registration plus ``win``: registered more than silent_ms ago is silent
   local registered_before = now + tonumber(ARGV[2]) - tonumber(ARGV[7])
-  local quiet = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(registered_before))
-  silent = #quiet
-  for _, id in ipairs(quiet) do
-    if string.sub(id, 1, #host) == host then silent_on_host = silent_on_host + 1 end
+  for _, id in ipairs(ids) do
+    local at = S and redis.call('ZSCORE', S, id)
+    local quiet
+    if at then
+      quiet = tonumber(at) < now - tonumber(ARGV[7])
+    else  -- an older version registers no time: its entry's score, as it did
+      quiet = tonumber(redis.call('ZSCORE', KEYS[1], id)) < registered_before
+    end
+    if quiet then
+      silent = silent + 1
+      if string.sub(id, 1, #host) == host then silent_on_host = silent_on_host + 1 end
+    end
   end
 end
 local out = {#ids, on_host, silent, silent_on_host, #dead}
@@ -498,7 +539,8 @@ end
 return out
 """
 
-#: KEYS instances host_keys, then the tag's holders queue leases meta released breaker (:data:`TAG_KEYS`); ARGV now tag
+#: KEYS instances host_keys, then the tag's holders queue leases meta released breaker caps (:data:`TAG_KEYS`);
+#: ARGV now tag
 #: The keys of a host's own model (``PREFIX:{model@host}``) once its tag's deadline passed and no process of that host
 #: is alive — what :data:`INSTANCES` names, checked again here (a process of that host may have come back since).
 #: → 1 if they were deleted
@@ -510,13 +552,13 @@ local there = (string.match(tag, '@([^@]*)}$') or '') .. ':'
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
   if string.sub(id, 1, #there) == there then return 0 end
 end
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+redis.call('DEL', unpack(KEYS, 3))
 redis.call('ZREM', KEYS[2], tag)
 return 1
 """
 
 #: the keys under a model's tag, in the order :data:`FORGET` takes them (``RedisState`` names its keys so)
-TAG_KEYS = ("holders", "queue", "leases", "meta", "released", "breaker")
+TAG_KEYS = ("holders", "queue", "leases", "meta", "released", "breaker", "caps")
 
 #: KEYS holders breaker; ARGV now win n_tokens token… probe…
 #: The lease keeper's renewal (:mod:`.keeper`), sent from a thread while this process's event loop is stalled: extends
@@ -543,4 +585,23 @@ for i = 4 + n, #ARGV do
   end
 end
 return kept
+"""
+
+#: KEYS instances caps…; ARGV now instance limit… (one for each caps key)
+#: Registers the ``max_concurrent`` this process's config gives each model (every tick, after INSTANCES renewed its
+#: entry), and forgets the processes whose instance entry is gone (left, killed, run out): ``capped`` grants up to the
+#: smallest. → how many models were registered
+CAPS = _PRELUDE + r"""
+local now, me = now_ms(ARGV[1]), ARGV[2]
+for i = 2, #KEYS do
+  local C = KEYS[i]
+  -- a write first (it removes nothing: every limit is 1 or more): under maxmemory the rest may write too
+  redis.call('ZREMRANGEBYSCORE', C, '-inf', 0)
+  redis.call('ZADD', C, ARGV[i + 1], me)
+  for _, id in ipairs(redis.call('ZRANGE', C, 0, -1)) do
+    if tonumber(redis.call('ZSCORE', KEYS[1], id) or '0') <= now then redis.call('ZREM', C, id) end
+  end
+  redis.call('PEXPIRE', C, KEY_TTL)
+end
+return #KEYS - 1
 """

@@ -102,8 +102,13 @@ def backend_key(provider: Provider, host: str) -> str | None:
 
 
 def splits(mine: Mapping[str, str], namespace: str, others: list[Any]) -> list[str]:
-    """``others``: (instance, entry JSON) pairs. What this process limits that another namespace limits too."""
-    by_key = {key: model for model, key in mine.items()}
+    """``others``: (instance, entry JSON) pairs. What this process limits that another process counts apart: in
+    another namespace, or under another model name — a model's slots are keyed by its name, so a host that names the
+    server otherwise hands out its whole max_concurrent there beside this one's. (Two entries of one config on one
+    server are left alone: one config's author sized both — as a host whose config also has this one's name.)"""
+    names: dict[str, list[str]] = {}
+    for model, key in sorted(mine.items()):
+        names.setdefault(key, []).append(model)
     found: list[str] = []
     for raw_id, raw in zip(others[::2], others[1::2], strict=True):
         try:
@@ -111,13 +116,16 @@ def splits(mine: Mapping[str, str], namespace: str, others: list[Any]) -> list[s
             theirs, where = dict(entry["backends"]), str(entry["namespace"])
         except (ValueError, KeyError, TypeError):
             continue
-        if where == namespace:
-            continue
         who = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         for their_model, key in sorted(theirs.items()):
-            if key in by_key:
-                found.append(f"{by_key[key]} ({key}) is limited here under {namespace} and as {their_model} under "
+            if key not in names:
+                continue
+            if where != namespace:
+                found.append(f"{names[key][0]} ({key}) is limited here under {namespace} and as {their_model} under "
                              f"{where} at {who}")
+            elif not any(theirs.get(name) == key for name in names[key]):
+                found.append(f"{names[key][0]} ({key}) is limited here and as {their_model} at {who}: one backend "
+                             "under two model names")
     return sorted(set(found))
 
 

@@ -87,6 +87,10 @@ class RedisState(ModelState):
         self.tag = tag
         self._slots = [f"{tag}:holders", f"{tag}:queue", f"{tag}:leases", f"{tag}:meta"]
         self._released = f"{tag}:released"
+        #: each live process's max_concurrent for the model (see lua.CAPS): the scripts grant up to the smallest
+        self.caps_key = f"{tag}:caps"
+        #: the keys of ACQUIRE, RELEASE and WITHDRAW
+        self._keys = [*self._slots, self._released, self.caps_key, link.instances_key]
         self.meta_key = self._slots[3]
         self._breaker = f"{tag}:breaker"
         #: tokens of the slots this process holds (slots are interchangeable: release gives back any)
@@ -119,6 +123,8 @@ class RedisState(ModelState):
         self._unsure = self._confirming = False
         #: asks for the grant when the grace after a Redis restart ends (a waiter is handed its slot then)
         self._grace_timer: asyncio.TimerHandle | None = None
+        #: the smallest max_concurrent a live process applied at the last view (None: not read, or none registered)
+        self.cap_seen: int | None = None
         #: the store's last clock jumps as read (None: not read yet — a jump from before this process is not news)
         self._jumps_seen: tuple[str, ...] | None = None
         #: cut off from the store while the others may still hand out the whole limit there (see ``_share``): the
@@ -152,7 +158,7 @@ class RedisState(ModelState):
         args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), token, self.epoch, self.link.new_token(),
                 self.link.grace_ms, self.link.channel, "" if self.max_queue is None else self.max_queue]
         try:
-            status, epoch, *waiting = await self.link.call("ACQUIRE", [*self._slots, self._released], args,
+            status, epoch, *waiting = await self.link.call("ACQUIRE", self._keys, args,
                                                            budget=deadline - loop.time())
         except StoreUnreachable:
             self._forget(token)
@@ -174,7 +180,8 @@ class RedisState(ModelState):
         if status == 3:  # every slot busy and max_queue waiting, counted in the store: moved on, as queue_full
             self._unwait(token)
             self._remote.discard(token)
-            raise QueueTimeout(over_queue_bound(self.limit, self.limit, int(waiting[0]), self.max_queue or 0),
+            applied = self.applied_limit()
+            raise QueueTimeout(over_queue_bound(applied, applied, int(waiting[0]), self.max_queue or 0),
                                waited=loop.time() - start, reason=Reason.QUEUE_FULL)
         if status == 4:  # given back while the call was on its way (see lua.ACQUIRE): nothing held, ask again
             self._unwait(token)
@@ -221,7 +228,7 @@ class RedisState(ModelState):
             return False
         self._lapsed.discard(token)
         try:
-            if not lapsed and link.up and await link.call("WITHDRAW", [*self._slots, self._released],
+            if not lapsed and link.up and await link.call("WITHDRAW", self._keys,
                                                           self._release_args([token])):
                 return False
         except StoreUnreachable:
@@ -247,7 +254,7 @@ class RedisState(ModelState):
             self._pending.add(token)
             return False
         try:
-            kept = await self.link.call("WITHDRAW", [*self._slots, self._released], self._release_args([token]))
+            kept = await self.link.call("WITHDRAW", self._keys, self._release_args([token]))
         except StoreUnreachable:
             self._pending.add(token)
             return False
@@ -315,13 +322,20 @@ class RedisState(ModelState):
         gone silent (cut off from Redis, it may be using that share on its own; see ``RedisLink.silent_ms``). Never
         below 1: the shares of the others are at most (instances - 1) · floor(limit / instances)."""
         held_back = self._silent() * self._counted_share()
-        if self.link.settings.on_outage is OnOutage.FAIL or held_back == 0:
-            return self.limit
-        return max(1, self.limit - held_back)
+        # 'fail' here uses no share, but a silent process with 'share' does (another's config; an older version's
+        # says nothing): held back all the same — a 'fail' gateway handed out the whole limit beside it (3 of 2)
+        if (self.link.settings.on_outage is OnOutage.FAIL and not self.link.safe.others_may_share) or held_back == 0:
+            return self.applied_limit()
+        return max(1, self.applied_limit() - held_back)
+
+    def applied_limit(self) -> int:
+        """The max_concurrent every process hands out: the smallest a live process's config gives the model (Redis
+        grants up to that one, see lua.CAPS), as last read — this config's own until then."""
+        return min(self.limit, self.cap_seen) if self.cap_seen else self.limit
 
     def _counted_share(self) -> int:
-        """floor(limit / instances last seen); 0 when this process never counted them."""
-        return self.limit // self._instances() if self._instances() else 0
+        """floor(limit / instances last seen), of the limit they all applied; 0 when this process never counted them."""
+        return self.applied_limit() // self._instances() if self._instances() else 0
 
     def _share(self, *, early: bool = True) -> int:
         """The slots this process uses while the store is out of reach. ``early``: with the cap of the first seconds —
@@ -349,15 +363,15 @@ class RedisState(ModelState):
         if self.link.settings.on_outage is OnOutage.FAIL:
             return "on_outage is 'fail': no slot without it"
         if (cap := self._early_cap()) is not None and cap < self._share(early=False):
-            return (f"this process's share is {self._share(early=False)} of {self.limit} slot(s), but the other "
-                    f"processes hold it back only {self.link.held_back_in():.1f}s from now: until then it uses the "
-                    f"{cap} it held")
+            return (f"this process's share is {self._share(early=False)} of {self.applied_limit()} slot(s), but the "
+                    f"other processes hold it back only {self.link.held_back_in():.1f}s from now: until then it uses "
+                    f"the {cap} it held")
         if self.link.one_shot and self.limit >= 1 and self._counted_share() == 0:
             return ("this command sends one request at a time, so it takes 1 slot of "
-                    f"{self.limit} (with the other processes' shares, one over the limit at most)")
+                    f"{self.applied_limit()} (with the other processes' shares, one over the limit at most)")
         if self._instances() == 0:
             return "this process never counted the processes that share it, so it cannot know its share"
-        return (f"this process's share is {self._share()} of {self.limit} slot(s) "
+        return (f"this process's share is {self._share()} of {self.applied_limit()} slot(s) "
                 f"({self._instances()} instance(s) last seen{' on this host' if self.per_host else ''})")
 
     def _hand_over_local(self) -> None:
@@ -391,7 +405,7 @@ class RedisState(ModelState):
             self._pending.update(tokens)
             return
         try:
-            await self.link.call("RELEASE", [*self._slots, self._released],
+            await self.link.call("RELEASE", self._keys,
                                  self._release_args(tokens))
         except StoreUnreachable:
             self._pending.update(tokens)
@@ -441,7 +455,7 @@ class RedisState(ModelState):
     async def give_back_pending(self) -> None:
         if self._pending:
             tokens = list(self._pending)
-            await self.link.call("RELEASE", [*self._slots, self._released],
+            await self.link.call("RELEASE", self._keys,
                                  self._release_args(tokens))
             self._pending.difference_update(tokens)
             self._remote.difference_update(tokens)
@@ -454,7 +468,7 @@ class RedisState(ModelState):
         for token in list(self.waiting):
             self._unwait(token)
         if tokens:
-            await self.link.call("RELEASE", [*self._slots, self._released],
+            await self.link.call("RELEASE", self._keys,
                                  self._release_args(tokens))
         for token in list(self.probes):
             await self.link.call("ABANDON", [self._breaker], [token])
@@ -499,7 +513,7 @@ class RedisState(ModelState):
         holders, waiters, probes = list(self.held), list(self.waiting), list(self.probes)
         args = [self.link.now_arg(), self.link.window_ms, self.shared_limit(), self.link.channel, self.epoch,
                 self.link.new_token(), self.link.grace_ms, len(holders), len(waiters), *holders, *waiters, *probes]
-        return [*self._slots, self._released, self._breaker], args
+        return [*self._slots, self._released, self._breaker, self.caps_key, self.link.instances_key], args
 
     def renewed(self, result: list[Any], sent: float | None = None) -> None:
         """A RENEW's reply; ``sent``: when it was sent (awake_time). A reply read more than a window after it was sent
@@ -620,8 +634,11 @@ class RedisState(ModelState):
     def queue_full(self, max_queue: int) -> str:
         """While the store is out of reach this process has its share, not the model's limit: with the limit, a
         request found a slot 'free' that the share did not have, queued past ``max_queue`` and waited its bound."""
-        if self.link.up or self._share(early=False) == 0:  # no share at all: acquire says state_unreachable
-            return super().queue_full(max_queue) if self.link.up else ""
+        if self.link.up:
+            _, _, in_flight, waiting = self.snapshot()
+            return over_queue_bound(self.applied_limit(), in_flight, waiting, max_queue)
+        if self._share(early=False) == 0:  # no share at all: acquire says state_unreachable
+            return ""
         _, _, in_flight, waiting = self.snapshot()
         why = over_queue_bound(self._share(early=False), in_flight, waiting, max_queue)
         return f"{why}; shared state unreachable: {self._share_text()}" if why else ""
@@ -630,7 +647,8 @@ class RedisState(ModelState):
         return self._skip
 
     def view_call(self) -> tuple[list[str], list[Any]]:
-        return [self._slots[0], self._slots[1], self._breaker, self._slots[3]], [self.link.now_arg()]
+        return ([self._slots[0], self._slots[1], self._breaker, self._slots[3], self.caps_key, self.link.instances_key],
+                [self.link.now_arg()])
 
     def viewed(self, result: list[Any]) -> None:
         """The view read this tick (every ``refresh``). It also tells this process about a Redis restart sooner
@@ -644,6 +662,8 @@ class RedisState(ModelState):
             self._breaker_lost(before, before_at, result)
         if len(result) > 13:
             self._jumped(result[10], result[11], result[12], result[13])
+        if len(result) > 15:
+            self.cap_seen = int(result[15]) or None
         if not (self.held or self.waiting or self.probes):
             return
         epoch = result[9].decode() if len(result) > 9 else self.epoch
@@ -750,8 +770,12 @@ class RedisState(ModelState):
                 view[4].decode()
             if state == "open" and left_ms > 0:
                 return Condition.COOLING_DOWN, f"{left_ms / 1000:.0f}s left after {reason}", holders, waiting
-            if holders >= self.limit:
-                return (Condition.BUSY, f"{waiting} waiting ({'this host' if self.per_host else 'all instances'})",
+            applied = self.applied_limit()
+            if holders >= applied:
+                smaller = (f"; limit {applied}, not this config's {self.limit}: the smallest a process applies"
+                           if applied < self.limit else "")
+                return (Condition.BUSY,
+                        f"{waiting} waiting ({'this host' if self.per_host else 'all instances'}{smaller})",
                         holders, waiting)
             if state != "closed":
                 return Condition.PROBING, "", holders, waiting
