@@ -88,6 +88,11 @@ def kept_fresh(rows: list[dict], known: list[str]) -> list[dict]:
     return kept
 
 
+#: characters other than \n that ``str.splitlines`` breaks a line at, which ``ensure_ascii=False`` leaves raw in a
+#: JSON string (U+2028 in an arena prompt): escaped, so every reader of a JSONL file sees one line per prompt
+_LINE_BREAKS = {c: f"\\u{c:04x}" for c in (0x0B, 0x0C, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
 def write(picked: list[dict], table: str, tag: str, source: str, style: str, listing: bool) -> None:
     """With ``listing``, the candidates to label (``=== i [row[tag]] length``, long ones cut in the middle);
     else one JSONL line per labelled row (``source`` formatted with the row; rows marked ``x`` left out)."""
@@ -101,5 +106,6 @@ def write(picked: list[dict], table: str, tag: str, source: str, style: str, lis
     assert len(accepted) == len(picked), (len(accepted), len(picked))
     for i, r in enumerate(picked):
         if accepted[i]:
-            print(json.dumps({"text": r["prompt"], "accept": accepted[i], "source": source.format(**r),
-                              "style": style}, ensure_ascii=False))
+            line = json.dumps({"text": r["prompt"], "accept": accepted[i], "source": source.format(**r),
+                               "style": style}, ensure_ascii=False)
+            print(line.translate(_LINE_BREAKS))
