@@ -11,7 +11,8 @@ Round 25 (benchmarks/routing_eval/ROUNDS.md) added two more conjunctions the sam
 an object of a system (engineer) and a composition asked for by its form or length, without a verb of writing
 (writer), with their own size (:data:`TASK_NUDGE`). Round 26 added a composition named in another language
 (:data:`FOREIGN_FORM`), searched only in a message in another language. Round 28 gave a composition in a long
-message's request its own size (:data:`LONG_COMPOSE`).
+message's request its own size (:data:`LONG_COMPOSE`). Round 37 added a chore asked in another language, searched in
+a short message's instruction only (:data:`FOREIGN_CHORE`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from modelyard.agents.request import instruction
 from modelyard.agents.roles import Role
 
 #: material the person gives: a marker of pasted material (agents/request.py), a pointer to a text, a colon
@@ -119,6 +121,29 @@ FOREIGN_FORM = re.compile(
 #: turn, its folds chose 0.5 or 0.3 — the smaller taken, one message apart)
 FOREIGN_NUDGE = 0.3
 
+#: a chore on given text asked in another language (round 37): a verb of POLICY.md's utility column — translate,
+#: extract, classify, correct, sort, count, deduplicate, convert — in Chinese, Japanese, Korean, Russian, Ukrainian,
+#: Spanish, Portuguese, French, Italian, German or Dutch; compositions and rewrites (writer's) left out, and
+#: "summarise" (总结 and 摘要 also name a report's summary section: round 30). Searched only in a short message's
+#: instruction (agents/request.py's ``instruction``, the words before its material) and only in a message read as
+#: another language: round 30's cue searched the whole message and fired on chore words inside pasted material and
+#: long writing briefs (writingbench −6 held out)
+FOREIGN_CHORE = re.compile(
+    r"翻译|翻譯|译成|譯成|提取|抽取|摘出|分类|分類|归类|歸類|纠正|糾正|改正|校对|校對|排序|统计出|计算出现|去重|"
+    r"转换成|轉換成|转换为|转化为|"
+    r"翻訳|訳して|抽出|分類して|並べ替え|並び替え|校正|変換|"
+    r"번역|추출|분류|정렬|교정|변환|"
+    r"(?<!\w)(?:переведи\w*|перевести|переклади\w*|извлеки|извлечь|выпиши|классифицируй\w*|отсортируй\w*|"
+    r"исправь\w*|виправ(?:и|іть)|посчитай|подсчитай|преобразуй\w*|конвертируй\w*|"
+    r"traduc\w*|traduz\w*|tradui\w*|tradu(?:ire|ci|ca)|übersetz\w*|vertaal\w*|"
+    r"extra(?:e|er|ia|ire|i|hieren|heer)\w*|clasifica\w*|classifi(?:ca|que|quer|ez|zier)\w*|klassifizier\w*|"
+    r"ordena\w*|trie[rz]?|ordina\w*|sortier\w*|sorteer\w*|corrig\w*|korrigier\w*|corregg\w*|"
+    r"convierte|convertir|converta|converti\w*|konvertier\w*|umwandel\w*|cuenta\s+cu[aá]ntas)(?!\w)",
+    re.IGNORECASE)
+#: added to the members' mean probability of utility when :data:`FOREIGN_CHORE` is there (round 37, on the tuning
+#: files — only belle_dev's lines move: 0.12 → +2, 0.3 → +6, 0.5 → +8, 0.7 → +9, all fixed, none broken; 1.0 breaks
+#: 2 — the lower end of the plateau taken, :data:`TASK_NUDGE`'s size)
+FOREIGN_CHORE_NUDGE = 0.5
 
 #: the cues for a text in ASCII, searched in its lower case (their patterns hold no capital): the same matches
 #: as ignoring case, for ~40% of their CPU (round 23)
@@ -131,8 +156,9 @@ _FOREIGN_LOWER = re.compile(FOREIGN_FORM.pattern)
 def nudges(text: str, *, foreign: bool = False, long: bool = False) -> dict[Role, float]:
     """What to add to each role's mean vote for ``text`` (the message's main view): writer for a composition,
     utility for a change to given material; nothing when neither cue is there. ``foreign``: ``text`` is in another
-    language (agents/encoder.py's ``foreign``), where :data:`FOREIGN_FORM` is searched too. ``long``: ``text`` is a
-    long message's request (agents/request.py), where a composition weighs :data:`LONG_COMPOSE`."""
+    language (agents/encoder.py's ``foreign``), where :data:`FOREIGN_FORM` is searched too, and :data:`FOREIGN_CHORE`
+    in a short message's instruction. ``long``: ``text`` is a long message's request (agents/request.py), where a
+    composition weighs :data:`LONG_COMPOSE`."""
     found: Callable[[re.Pattern[str]], object] = _searcher(text)
     out: dict[Role, float] = {}
     if foreign and _FOREIGN_LOWER.search(text.lower()):
@@ -145,6 +171,8 @@ def nudges(text: str, *, foreign: bool = False, long: bool = False) -> dict[Role
         out[Role.ENGINEER] = TASK_NUDGE
     if found(FORM):
         out[Role.WRITER] = out.get(Role.WRITER, 0.0) + TASK_NUDGE
+    if foreign and not long and (head := instruction(text)) is not None and FOREIGN_CHORE.search(head):
+        out[Role.UTILITY] = out.get(Role.UTILITY, 0.0) + FOREIGN_CHORE_NUDGE
     return out
 
 

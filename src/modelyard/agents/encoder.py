@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from modelyard.agents import first_pieces, word_ids
 from modelyard.agents.piece_layers import PieceLayers
-from modelyard.agents.request import Material, views
+from modelyard.agents.request import Material, instruction, views
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -252,10 +252,17 @@ def foreign_views(views: Sequence[tuple[str, float]]) -> bool:
     one weighs most): its main view is (:func:`foreign`), or — when that holds fewer than three English function
     words (a request of a few words between pasted parts: "(pasted text) schreibe! (pasted text)", or none) — one of
     its other views is (a long message's first and last 400 characters). Round 27: the main view alone read 10 of
-    the tuning sets' long messages in another language as English."""
+    the tuning sets' long messages in another language as English. Round 37: a short message whose instruction
+    (agents/request.py's ``instruction``) is in another language is, whatever its material is written in —
+    "将以下短句翻译成中文：" before an English sentence was read as English, and its topic decided."""
     main = max(views, key=lambda view: view[1])[0]
     english, other = _english_and_foreign(main)
-    return other or (english <= ENGLISH_FEW and any(foreign(text) for text, _ in views if text is not main))
+    if other:
+        return True
+    if len(views) == 1:
+        head = instruction(main)
+        return head is not None and foreign(head)
+    return english <= ENGLISH_FEW and any(foreign(text) for text, _ in views if text is not main)
 
 
 def foreign_message(text: str) -> bool:

@@ -331,6 +331,29 @@ def focus(text: str) -> str:
     return text if len(text) <= 2 * EDGE else clip(request(text))
 
 
+#: the end of a short message's instruction (:func:`instruction`): a colon, a line break or a sentence's end …
+_INSTRUCTION_END = re.compile(r"[:：\n。？！?!]")
+#: … within this many characters of its start …
+INSTRUCTION_SPAN = 200
+#: … with at least this many characters after it (the material the instruction is about)
+MATERIAL_LEAST = 20
+
+
+def instruction(text: str) -> str | None:
+    """A short message's instruction, apart from the material it gives: its text up to the first colon, line break
+    or sentence end within :data:`INSTRUCTION_SPAN` characters, when at least :data:`MATERIAL_LEAST` characters
+    follow ("将以下短句翻译成中文：" before an English sentence; "Extract the dates:" before a paragraph); None for a
+    long message (:func:`request` reads what it asks) or one with nothing after its first clause. Round 37: what
+    the pasted material is written in, and what it is about, outvoted what the instruction asks."""
+    if len(text) > 2 * EDGE:
+        return None
+    end = _INSTRUCTION_END.search(text, 0, INSTRUCTION_SPAN)
+    if end is None or len(text) - end.end() < MATERIAL_LEAST:
+        return None
+    head, rest = text[:end.end()].strip(), text[end.end():].strip()
+    return head if len(rest) >= MATERIAL_LEAST and len(head) >= 4 else None
+
+
 #: a view of a message (text to classify) and its weight in the vote
 View = tuple[str, float]
 
