@@ -16,8 +16,8 @@ TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "
 #: round 21's fresh_long, long messages only; round 24's fresh_wild, instructions people posted or shared; round 30's
 #: fresh_belle, Chinese instructions from the BELLE project's evaluation set; round 32's fresh_elyza, ELYZA-tasks-100's
 #: Japanese tasks, and fresh_oasst, first messages people submitted to Open Assistant; round 36's fresh_cnalpaca, the
-#: Chinese-LLaMA-Alpaca project's own Chinese test prompts; round 37's fresh_arenahard2, arena-hard-auto v2.0's prompts in
-#: every language)
+#: Chinese-LLaMA-Alpaca project's own Chinese test prompts; round 37's fresh_arenahard2, arena-hard-auto v2.0's
+#: prompts in every language)
 HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
             "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
             "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long", "fresh_wild",

@@ -56,7 +56,8 @@ LABELS = """0 w|1 re|2 w|3 re|4 re|5 re|6 r|7 w|8 w|9 cw|
 
 
 def sample(path: str) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line.strip()]  # not splitlines: prompts hold U+2028
+    text = Path(path).read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in text.split("\n") if line.strip()]  # not splitlines: prompts hold U+2028
     rows = [r for r in rows if 8 <= len(r["prompt"].strip()) <= 4000]
     kept = kept_fresh(rows, known_and_pools("fresh_arenahard2.jsonl"))
     random.Random(20261202).shuffle(kept)
