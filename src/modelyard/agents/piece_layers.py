@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 #: non-English sets read one after another (234 messages in 15 languages) 52% of a message's distinct pieces were
 #: kept from earlier messages at 2,048, 47% at 1,024, 54% at 4,096 (all it can reuse)
 KEPT = 2048
-#: at least this many pieces per product (padded): with one or two rows OpenBLAS takes another kernel, whose
-#: rounding differs — so a piece's kept rows do not depend on which pieces came with it, and its projection is bit
-#: for bit the package's for a message of three pieces or more
-ROWS_AT_LEAST = 8
+#: exactly this many pieces per product (padded, a message's new pieces in blocks of it): OpenBLAS takes another
+#: kernel, whose rounding differs, by the number of rows — one or two on Intel's Xeons, 32 or more (and up to 8 from
+#: 9–31) on AMD's EPYC, where "at least 8" gave a piece other bits by the pieces that came with it (3,055 of ~3,900
+#: rows in a random trial; 0 in blocks of 8 or 16) — so a piece's kept rows do not depend on which pieces came with it
+ROWS_PER_PRODUCT = 16
 
 
 class PieceLayers:
@@ -102,12 +103,17 @@ class PieceLayers:
         out += b.lo[chunk, None]
 
     def _compute(self, ids: NDArray, rows: NDArray) -> None:
-        """The first steps of pieces ``ids``, written to ``rows``: the package's embedding, projection and layer
-        norm (in a product of at least :data:`ROWS_AT_LEAST` rows), then each window position's first-layer share."""
+        """The first steps of pieces ``ids``, written to ``rows``, :data:`ROWS_PER_PRODUCT` pieces at a time."""
+        for start in range(0, len(ids), ROWS_PER_PRODUCT):
+            self._compute_block(ids[start:start + ROWS_PER_PRODUCT], rows[start:start + ROWS_PER_PRODUCT])
+
+    def _compute_block(self, ids: NDArray, rows: NDArray) -> None:
+        """The package's embedding, projection and layer norm of up to :data:`ROWS_PER_PRODUCT` pieces (in a
+        product of exactly that many rows), then each window position's first-layer share."""
         import numpy as np
 
         b, width = self._backend, self._width
-        padded = np.concatenate([ids, np.zeros(max(0, ROWS_AT_LEAST - len(ids)), dtype=np.int64)])
+        padded = np.concatenate([ids, np.zeros(ROWS_PER_PRODUCT - len(ids), dtype=np.int64)])
         emb = np.empty((len(padded), b.table.shape[1]), dtype=np.float32)
         self._embed(padded, emb)
         x = emb @ b.proj_W
