@@ -92,6 +92,7 @@ from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.damaged import alone, damaged, set_aside, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
+from modelyard.ledger.episode import Refusal
 from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
@@ -376,6 +377,11 @@ class LogWriter:
         #: how many of them there are (read by waiters: held rows count as settled); guarded by _done
         self.held = 0
         self._failed_tries = 0
+        #: when held rows are tried again (time.monotonic()); the last try stored none of its rows (writer thread only)
+        self._retry_at = 0.0
+        self._refusing = False
+        #: says when rows start to be held and when they are written (:mod:`.episode`)
+        self._refusal = Refusal(self.path, max_queue)
         #: rows the store still refused at close, kept in a file for the next start (ledger/held.py)
         self.saved = 0
         #: the write-ahead files were deleted under this connection: each commit is copied into the file at once
@@ -719,15 +725,13 @@ class LogWriter:
     def _drain(self) -> bool:
         """Write one batch (rows the store refused before go first); True once the stop marker was seen.
         Never raises."""
-        retry, self._retry = self._retry, []
-        if retry:  # wait for the pause before trying the store again, taking new rows along if some come
-            pause = RETRY_PAUSE[min(self._failed_tries, len(RETRY_PAUSE) - 1)]
-            item = self._take(pause)
-        else:
-            item = self._take()
+        retry = self._retry
+        # rows held: wait for the pause before trying the store again, taking new rows along if some come
+        item = self._take(max(0.0, self._retry_at - time.monotonic())) if retry else self._take()
         batch: list[RequestRecord | Row] = list(retry)
         stop = item is _STOP
         pending = self._queue
+        bound = len(batch) + self.max_batch  # new rows per batch: held ones do not count (else one a try)
         while item is not _STOP and item is not _NOTHING:
             if type(item) is list:
                 batch += item
@@ -735,7 +739,7 @@ class LogWriter:
                 batch.append(item)
             # only this thread takes from the queue: empty() is exact here, and costs no raised queue.Empty
             # per batch (get_nowait's way of saying so) on the commit a lone request waits for (issue #15)
-            if len(batch) >= self.max_batch or pending.empty():
+            if len(batch) >= bound or pending.empty():
                 break
             item = pending.get_nowait()
             if item is _STOP:
@@ -743,8 +747,19 @@ class LogWriter:
                 break
         if not batch:
             return stop
+        if self._refusing and not stop and time.monotonic() < self._retry_at:
+            self._hold(batch, retry)  # the store refused every row a moment ago: these wait with the rest
+            return False
         with self._writing:  # the connection is shared with a thread committing a lone row itself (_write_here)
             return self._write_taken(batch, retry, stop)
+
+    def _hold(self, batch: list[RequestRecord | Row], retry: list[RequestRecord | Row]) -> None:
+        """Hold rows that came while the store refuses every row, with those held already, until the pause is up:
+        settled at once, nobody waits on them. Before, each row that came set off a try of every row held — one
+        transaction of them all per request, on a full disk: past a few thousand held, a try took longer than rows
+        came, every answer waited LOG_WAIT for its row, and the queue grew to ``max_queue``, dropping the rest."""
+        self._retry = batch
+        self._account(0, 0, len(batch) - len(retry))  # taken and held: _taken unchanged (held count against the bound)
 
     def _write_taken(self, batch: list[RequestRecord | Row], retry: list[RequestRecord | Row], stop: bool) -> bool:
         """The rest of :meth:`_drain`, holding ``_writing``: look at the file, write, account, fold."""
@@ -763,11 +778,19 @@ class LogWriter:
             self._failed(exc)
             ok, lost, held = 0, len(batch), []
         self._last_commit = time.perf_counter() - started
+        if held and not ok and not stop:
+            self._refusal.held(len(held), self.last_error, self.dropped)
+        elif retry and not held:
+            self._refusal.ended(len(retry), self.dropped)
         if held and stop:  # closing: one last try was all there was; kept in a file for the next start
             lost += self._keep(held)
             held = []
         self._failed_tries = self._failed_tries + 1 if held else 0
         self._retry = held
+        #: the store took none of the rows: new ones are held until the next try (:meth:`_hold`)
+        self._refusing = bool(held) and not ok
+        if held:
+            self._retry_at = time.monotonic() + RETRY_PAUSE[min(self._failed_tries, len(RETRY_PAUSE) - 1)]
         self._taken -= len(held)  # held rows count against max_queue until written
         if self._unshared and ok:
             self._copy_in()
@@ -817,9 +840,14 @@ class LogWriter:
         except OSError as exc:
             self._failed(OSError(self._file.describe(f"it could not be taken over yet ({exc}); its rows are held")))
             return False
+        if not self._reconnect():  # another program's file moved there, one this user may not open: not the log's
+            self._failed(OSError(self._file.describe(
+                f"the file now at that path cannot be opened as the log ({self.last_error}): its rows are held until "
+                "it can — move that file away if it is not the log" + (f"; {kept}" if kept else ""))))
+            return False
         then = "writing to the file now at that path from now on" + (f"; {kept}" if kept else "")
         self._failed(OSError(self._file.describe(then)))
-        return self._reconnect()
+        return True
 
     def _fold_in(self) -> None:
         """Checkpoint what the checkpoint thread could not (rows committed while it ran), on the writer's own
