@@ -840,13 +840,14 @@ class LogWriter:
         except OSError as exc:
             self._failed(OSError(self._file.describe(f"it could not be taken over yet ({exc}); its rows are held")))
             return False
+        also = f"; {kept}" if kept else ""
+        said = self._file.describe(f"writing to the file now at that path from now on{also}")  # before reopened()
         if not self._reconnect():  # another program's file moved there, one this user may not open: not the log's
             self._failed(OSError(self._file.describe(
                 f"the file now at that path cannot be opened as the log ({self.last_error}): its rows are held until "
-                "it can — move that file away if it is not the log" + (f"; {kept}" if kept else ""))))
+                f"it can — move that file away if it is not the log{also}")))
             return False
-        then = "writing to the file now at that path from now on" + (f"; {kept}" if kept else "")
-        self._failed(OSError(self._file.describe(then)))
+        self._failed(OSError(said))
         return True
 
     def _fold_in(self) -> None:
