@@ -33,6 +33,7 @@ from tests.unit.test_log_writer_faults import record, rows
 
 from modelyard.ledger import LogWriter
 from modelyard.ledger import writer as writer_module
+from modelyard.ledger.writer import WriterHealth
 
 #: one child process: a writer whose disk fills after 20 rows; ``count`` rows then come one after another, each
 #: waited for as the gateway waits (flush), then space comes back. It prints its counts as key=value
@@ -79,6 +80,14 @@ TRICKLE = textwrap.dedent("""
     print(f"tries={full.failures} held={full.held} unsettled={unsettled} written={h.written} lost={h.lost} "
           f"dropped={h.dropped} saved={h.saved}")
 """)
+
+
+def held_written(writer: LogWriter, within: float = 10.0) -> WriterHealth:
+    """The writer's health once the rows it held are written (or ``within`` s passed)."""
+    deadline = time.monotonic() + within
+    while writer.held and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return writer.health()
 
 
 @contextlib.contextmanager
@@ -138,10 +147,7 @@ def test_a_refusal_that_ends_says_so_with_the_rows_written(tmp_path: Path, monke
             assert writer.flush(3)
         assert writer.held == 50
         other.execute("ROLLBACK")
-        deadline = time.monotonic() + 10
-        while writer.held and time.monotonic() < deadline:
-            time.sleep(0.02)
-        health = writer.health()
+        health = held_written(writer)
     finally:
         other.close()
         writer.close()
@@ -176,10 +182,7 @@ def test_another_programs_file_moved_over_the_log_holds_the_rows_says_so_and_the
         assert "writing to the file now at that path" not in " ".join(r.getMessage() for r in caplog.records)
         assert writer.held == 3
         os.replace(path, notes)
-        deadline = time.monotonic() + 10
-        while writer.held and time.monotonic() < deadline:
-            time.sleep(0.02)
-        health = writer.health()
+        health = held_written(writer)
     finally:
         writer.close()
     assert health.lost == 0 and health.held == 0, health
