@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_gateway_hotpath.py [--quick] [--rounds 5] [--litellm PATH]
                                                          [--compare NAME=SRC_DIR ...] [--floor-uvloop [PATH]]
-                                                         [--relay]
+                                                         [--relay] [--fifo]
 
 Side by side, each its own process on loopback, all called by the same aiohttp client:
 
@@ -24,6 +24,11 @@ Side by side, each its own process on loopback, all called by the same aiohttp c
   ``pip install --target`` directory, if it is not installed): what the loop alone gives the same minimal
   proxy, beside a ``--compare`` checkout that runs ``serve`` on uvloop (benchmarks/tried/hot30-uvloop.patch).
   The ratios stay to the floor on asyncio (issue #15's).
+- ``--fifo`` (root): during the latency blocks every thread of every target and of the client runs at the same
+  real-time priority (SCHED_FIFO), so the machine's other work (other processes' CPU, kernel threads below it) cannot
+  keep a woken server waiting for a core: what the targets' tails are on a machine with a core free at every
+  wake-up, all at one priority. Back to the normal policy for the throughput blocks (50 clients at SCHED_FIFO would
+  take both cores from everything else for seconds; the kernel's real-time throttling leaves others 5% at most).
 
 Per round, every target gets a latency block at concurrency 1 (sequential requests on one
 keep-alive connection) and then a throughput block at concurrency 50; the rounds interleave
@@ -264,6 +269,27 @@ class Figures:
     rps_vs_floor: list[float] = field(default_factory=list)
 
 
+#: SCHED_FIFO priority of every target's and the client's threads during the latency blocks (--fifo): the same for all,
+#: low among real-time ones (the kernel's own run at 50 and 99), above every normal thread
+FIFO_PRIORITY = 10
+
+
+def set_fifo(pids: list[int], priority: int) -> None:
+    """Every thread of these processes (and their children: LiteLLM's workers) at SCHED_FIFO ``priority``, or back
+    to the normal policy with 0. Threads started later inherit their starter's policy."""
+    policy, param = (os.SCHED_FIFO, priority) if priority else (os.SCHED_OTHER, 0)
+    procs: list[int] = []
+    for pid in pids:
+        procs.append(pid)
+        with contextlib.suppress(psutil.Error):
+            procs += [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    for pid in procs:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    os.sched_setscheduler(int(task.name), policy, os.sched_param(param))
+
+
 def client(connections: int) -> aiohttp.ClientSession:
     """A pool that drops connections idle for 1 s: uvicorn closes them at 5 s, and a request sent on one
     as it closes fails (a target waits longer than that while the others are measured)."""
@@ -271,7 +297,7 @@ def client(connections: int) -> aiohttp.ClientSession:
 
 
 async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int, n: int,
-                  seconds: float) -> dict[str, Figures]:
+                  seconds: float, fifo: bool = False) -> dict[str, Figures]:
     figs = {name: Figures() for name in targets}
     sessions = {name: (client(1), client(50)) for name in targets}
     try:
@@ -281,7 +307,13 @@ async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int, n:
         for i in range(rounds):
             order = list(targets)
             order = order[i % len(order):] + order[:i % len(order)]  # rotate: no target always goes first
-            lat = {name: await latencies(sessions[name][0], targets[name], n) for name in order}
+            if fifo:
+                set_fifo([*pids.values(), os.getpid()], FIFO_PRIORITY)
+            try:
+                lat = {name: await latencies(sessions[name][0], targets[name], n) for name in order}
+            finally:
+                if fifo:
+                    set_fifo([*pids.values(), os.getpid()], 0)
             rps, cpu = {}, {}
             for name in order:
                 proc = psutil.Process(pids[name])
@@ -301,7 +333,8 @@ async def measure(targets: dict[str, str], pids: dict[str, int], rounds: int, n:
                 f.added_vs_floor.append(f.added[-1] / floor.added[-1] if floor.added[-1] > 0 else float("nan"))
                 f.rps_vs_floor.append(f.rps[-1] / floor.rps[-1])
             print(f"  round {i + 1}/{rounds}: " + ", ".join(
-                f"{name} +{figs[name].added[-1]:.2f} ms {figs[name].rps[-1]:.0f}/s {figs[name].cpu_ms[-1]:.2f} cpu-ms"
+                f"{name} +{figs[name].added[-1]:.2f} ms p99 {figs[name].p99[-1]:.2f} ms {figs[name].rps[-1]:.0f}/s "
+                f"{figs[name].cpu_ms[-1]:.2f} cpu-ms"
                 for name in targets),
                 f"(load {os.getloadavg()[0]:.1f})", flush=True)
     finally:
@@ -357,6 +390,9 @@ def main() -> None:
     parser.add_argument("--relay", action="store_true",
                         help="also a bare asyncio relay to the backend (two hops, no HTTP library, no framework): "
                              "the tail this machine gives any Python proxy")
+    parser.add_argument("--fifo", action="store_true",
+                        help="root: the latency blocks with every target's and the client's threads at one real-time "
+                             "priority (SCHED_FIFO), so no other work on the machine delays them")
     parser.add_argument("--backend", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--floor", nargs=2, type=int, help=argparse.SUPPRESS)
@@ -368,6 +404,8 @@ def main() -> None:
         return run_floor(args.floor[0], args.floor[1], on_uvloop=args.uv)
     if args.run_relay:
         return run_relay(*args.run_relay)
+    if args.fifo and os.geteuid() != 0:
+        parser.error("--fifo sets a real-time scheduling policy: run it as root")
     rounds = args.rounds or (3 if args.quick else 5)
     n, seconds = (300, 1.5) if args.quick else (1000, 3.0)
 
@@ -422,8 +460,9 @@ def main() -> None:
                     missing["litellm"] = f"did not start ({exc})"
             urls = {name: f"http://{HOST}:{port}/v1/chat/completions" for name, port in targets.items()}
             print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; {rounds} rounds of "
-                  f"{n} sequential requests + {seconds:g} s at c=50 per target; client: aiohttp on asyncio\n")
-            figs = asyncio.run(measure(urls, pids, rounds, n, seconds))
+                  f"{n} sequential requests + {seconds:g} s at c=50 per target; client: aiohttp on asyncio"
+                  f"{f'; latency blocks at SCHED_FIFO {FIFO_PRIORITY}' if args.fifo else ''}\n")
+            figs = asyncio.run(measure(urls, pids, rounds, n, seconds, args.fifo))
             print()
             for line in report(figs, missing):
                 print(line)

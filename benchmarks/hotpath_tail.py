@@ -1,7 +1,7 @@
 """What makes the gateway's p99 at concurrency 1 (issue #15): each request's latency by index, beside what ran then.
 
     .venv/bin/python benchmarks/hotpath_tail.py [-n 4000] [--src OTHER/src] [--out DIR] [--chunk N] [--echo]
-                                                [--sched] [--burst SECONDS] [--switch MS] [--slice US]
+                                                [--sched] [--burst SECONDS] [--switch MS] [--slice US] [--fifo]
 
 One run, on loopback: the instant backend and the floor proxy of ``bench_gateway_hotpath.py`` and a real
 ``modelyard serve`` (same config), started through a launcher that records, with ``time.perf_counter``
@@ -26,6 +26,8 @@ CLOCK_MONOTONIC) says, per request, how long the client and each server's main t
 CPU (woken and not yet running, or preempted), and each target's latency less that wait. ``--burst`` runs 50
 clients at each target first (as bench_gateway_hotpath.py's throughput blocks precede its latency blocks);
 ``--switch`` sets ``serve``'s ``sys.setswitchinterval``, ``--slice`` its loop thread's EEVDF slice (Linux 6.12+).
+``--fifo`` (root) runs the measured requests with every thread of every server and of the client at one real-time
+priority (``bench_gateway_hotpath.py --fifo``): the machine's other work no longer delays them, what is left is theirs.
 Also printed: each server's voluntary context switches (sleeps) per request and ``serve``'s CPU per request by
 thread. The report: both latency distributions; the
 collections, checkpoints and commit waits inside the measured window; the requests that overlapped a checkpoint
@@ -55,7 +57,7 @@ from typing import Any
 import aiohttp
 
 from bench_gateway import HOST, PY, ROOT, free_port, stop, wait_ready
-from bench_gateway_hotpath import BODY, HEADERS, run_echo, run_relay
+from bench_gateway_hotpath import BODY, FIFO_PRIORITY, HEADERS, run_echo, run_relay, set_fifo
 from hotpath_counts import config
 
 #: run in ``serve``'s interpreter: record gc, SQLite statements and commit waits; write them out on SIGUSR1
@@ -162,9 +164,11 @@ async def sequential(session: aiohttp.ClientSession, url: str, n: int, first: in
     return out
 
 
-async def drive(urls: dict[str, str], n: int, chunk: int, burst: float = 0.0) -> dict[str, list[Sample]]:
+async def drive(urls: dict[str, str], n: int, chunk: int, burst: float = 0.0,
+                fifo: list[int] | None = None) -> dict[str, list[Sample]]:
     """``n`` requests to each target, ``chunk`` at a time to each in turn: the machine's bursts hit them alike.
-    ``burst``: seconds at 50 clients to each target first (as bench_gateway_hotpath.py's throughput blocks)."""
+    ``burst``: seconds at 50 clients to each target first (as bench_gateway_hotpath.py's throughput blocks);
+    ``fifo``: these processes and the client at SCHED_FIFO for the measured requests."""
     sessions = {name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1, keepalive_timeout=1))
                 for name in urls}
     got: dict[str, list[Sample]] = {name: [] for name in urls}
@@ -177,10 +181,14 @@ async def drive(urls: dict[str, str], n: int, chunk: int, burst: float = 0.0) ->
             for url in urls.values():
                 async with client(50) as crowd:
                     await throughput(crowd, url, 50, burst)
+        if fifo:
+            set_fifo([*fifo, os.getpid()], FIFO_PRIORITY)
         for first in range(0, n, chunk):
             for name, url in urls.items():
                 got[name] += await sequential(sessions[name], url, min(chunk, n - first), first)
     finally:
+        if fifo:
+            set_fifo([*fifo, os.getpid()], 0)
         for s in sessions.values():
             await s.close()
     return got
@@ -388,6 +396,9 @@ def main() -> None:
     parser.add_argument("--sched", action="store_true",
                         help="record the scheduler (perf, root) and say how much of each request was spent "
                              "waiting for a CPU by the client and the servers on its path")
+    parser.add_argument("--fifo", action="store_true",
+                        help="root: the measured requests with every server's and the client's threads at one "
+                             "real-time priority (SCHED_FIFO), so no other work on the machine delays them")
     parser.add_argument("--run-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--run-relay", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -439,7 +450,8 @@ def main() -> None:
                                              str(home / "perf.data")], stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
-            lat = asyncio.run(drive(urls, args.n, args.chunk or args.n // 2, args.burst))
+            lat = asyncio.run(drive(urls, args.n, args.chunk or args.n // 2, args.burst,
+                                    [p.pid for p in procs] if args.fifo else None))
             if recorder is not None:
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait(60)

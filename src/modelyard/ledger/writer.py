@@ -94,6 +94,7 @@ from modelyard.ledger.db import connect
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.episode import Refusal
 from modelyard.ledger.filesystem import on_network
+from modelyard.ledger.reserve import reserve_ahead
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
 from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
@@ -147,6 +148,10 @@ WAL_FRAME_HEADER = 24
 #: its blocks and its commits overwrite them. Cut back to 4 MiB, every cycle grew the file again from there — each
 #: commit's pwrites appended to it (new blocks, new page-cache pages), and the cut itself freed them (issue #15)
 WAL_LIMIT = 80 * 1024 * 1024
+#: bytes of the write-ahead log's next blocks the checkpoint thread has allocated before commits append to them (more
+#: than the rows of one checkpoint's run add, ~9.4 MB at one row per commit): a commit that appends to a block the file
+#: does not have yet waits for the checkpoint's fsync on ext4 (ledger/reserve.py)
+WAL_AHEAD = 32 * 1024 * 1024
 
 #: a commit that took longer than this (seconds) sends the next lone row to the writer thread rather than commit it on
 #: the loop's (a slow disk must not hold the loop); the same bound as the gateway's blocking wait (intake.SOLE_WAIT)
@@ -1121,6 +1126,7 @@ class LogWriter:
         uses is copied next time. A failure is logged and retried next time (the rows are committed)."""
         conn: sqlite3.Connection | None = None
         file = self._file  # the writer's: one look at the file for both threads
+        wal = Path(f"{self.path}-wal")
         seen = self._generation
         done = -1
         frame_bytes = 0
@@ -1149,6 +1155,7 @@ class LogWriter:
                         conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None,
                                                check_same_thread=False)
                         frame_bytes = conn.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
+                    reserve_ahead(wal, WAL_AHEAD, WAL_LIMIT)  # before its fsync: appends meanwhile then wait for none
                     _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     file.checkpointed()
                     # rows committed meanwhile were not copied: past the bound, the writer copies them (no growth).
