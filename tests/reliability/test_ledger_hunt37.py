@@ -29,6 +29,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+from tests.fakes.openai_compat import OpenAIServer
+from tests.pg import free_port
+from tests.reliability.test_ledger_hunt36 import SRC, _get, _post
 from tests.unit.test_log_writer_faults import record, rows
 
 from modelyard.ledger import LogWriter
@@ -188,3 +192,73 @@ def test_another_programs_file_moved_over_the_log_holds_the_rows_says_so_and_the
     assert health.lost == 0 and health.held == 0, health
     assert sorted(rows(path)) == ["r00003", "r00004", "r00005"]  # the first three went with the replaced file
     assert notes.read_text() == "not a log\n" * 100
+
+
+def test_serve_answers_while_its_disk_is_full_and_logs_every_answer_once_there_is_room(tmp_path: Path) -> None:
+    """The whole gateway: its log's disk fills while it serves (guard — the writer's part is tested above). Every
+    request is answered, none waits for its row, /healthz says the rows are held, and once there is room every answer
+    is in the log, once; the start and the end of it are said."""
+    server = OpenAIServer(models=["x"]).start()
+    config = tmp_path / "c.yaml"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path)}
+    try:
+        with full_disk(tmp_path) as (folder, how):
+            path = folder / "log.sqlite3"
+            config.write_text(yaml.safe_dump({
+                "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1",
+                                 "model": "x"}},
+                "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            filler = None
+            try:
+                deadline = time.monotonic() + 90
+                while True:
+                    assert proc.poll() is None, proc.communicate()
+                    assert time.monotonic() < deadline, "serve did not start"
+                    with contextlib.suppress(OSError):
+                        _get(port, "/healthz")
+                        break
+                    time.sleep(0.2)
+                ask = {"model": "chat", "messages": [{"role": "user", "content": "x" * 4000}]}
+                assert _post(port, ask)[0] == 200
+                if how == "tmpfs":
+                    filler = open(folder / "filler", "wb", buffering=0)  # noqa: SIM115 — closed below, to free it
+                    for size in (1 << 16, 512):
+                        with contextlib.suppress(OSError):
+                            while True:
+                                filler.write(b"x" * size)
+                else:
+                    used = max(p.stat().st_size for p in folder.iterdir())
+                    subprocess.run(["prlimit", f"--pid={proc.pid}", f"--fsize={used + 4096}:"], check=True, timeout=30)
+                waits = []
+                for _ in range(40):
+                    start = time.monotonic()
+                    status, answer = _post(port, ask)
+                    waits.append(time.monotonic() - start)
+                    assert status == 200 and answer["choices"][0]["message"]["content"], answer
+                full = _get(port, "/healthz")["log"]
+                assert full["held"] > 0 and full["errors"] == 0 and full["dropped"] == 0, full
+                assert max(waits) < 2.0, waits  # LOG_WAIT is 5 s: no answer waited it out for its row
+                if filler is not None:
+                    filler.close()
+                    os.unlink(folder / "filler")
+                else:
+                    subprocess.run(["prlimit", f"--pid={proc.pid}", "--fsize=unlimited:"], check=True, timeout=30)
+                deadline = time.monotonic() + 20
+                while (after := _get(port, "/healthz")["log"])["held"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert after["held"] == 0 and after["errors"] == 0 and after["written"] == 41, after
+            finally:
+                if filler is not None and not filler.closed:
+                    filler.close()
+                proc.terminate()
+                _, stderr = proc.communicate(timeout=60)
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                stored = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM requests").fetchone()
+    finally:
+        server.stop()
+    assert stored == (41, 41), stored
+    assert stderr.count("refuses every row") == 1 and stderr.count("takes rows again") == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
