@@ -28,10 +28,11 @@ if TYPE_CHECKING:
 #: kept from earlier messages at 2,048, 47% at 1,024, 54% at 4,096 (all it can reuse)
 KEPT = 2048
 #: exactly this many pieces per product (padded, a message's new pieces in blocks of it): OpenBLAS takes another
-#: kernel, whose rounding differs, by the number of rows — one or two on Intel's Xeons, 32 or more (and up to 8 from
-#: 9–31) on AMD's EPYC, where "at least 8" gave a piece other bits by the pieces that came with it (3,055 of ~3,900
-#: rows in a random trial; 0 in blocks of 8 or 16) — so a piece's kept rows do not depend on which pieces came with it
-ROWS_PER_PRODUCT = 16
+#: kernel, whose rounding differs, by the number of rows — one or two on Intel's Xeons; on AMD's EPYC "at least 8"
+#: gave a piece other bits by the pieces that came with it (2,235 of ~3,900 rows in a random trial at one BLAS thread,
+#: the encoder's; blocks of 16: 2,138 at one thread, 0 at two; blocks of 8: 0 at either) — so a piece's kept rows do
+#: not depend on which pieces came with it
+ROWS_PER_PRODUCT = 8
 
 
 class PieceLayers:
