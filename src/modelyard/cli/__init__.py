@@ -49,9 +49,9 @@ COMMANDS: tuple[Entry, ...] = (
           "auto' goes back), '/retry' sends again a message no model answered, '/reset' forgets, '/help' lists these, "
           "'/quit' ends."),
     Entry("models", "inspect", "models",
-          "Configured models and their state: available, failing, unreachable, missing on its server, unavailable "
-          "(a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live "
-          "(Redis, a running serve, or each process)."),
+          "Configured models and their state: available, failing, unreachable, not answering, missing on its server, "
+          "unavailable (a key not set, the GGUF missing), over its spend cap; and where the limits of "
+          "ask/chat/telegram live (Redis, a running serve, or each process)."),
     Entry("log", "inspect", "log",
           "Recent requests, newest first, with the route each took (the columns that fit the terminal)."),
     Entry("stats", "inspect", "stats",
