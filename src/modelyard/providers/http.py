@@ -1079,6 +1079,20 @@ class HttpClient:
         log.info("%s writes bytes after its answers; they are dropped from now on", shown_url(self.base_url))
         return response
 
+    async def _post_fresh(self, url: str, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+                          ) -> Response:
+        """The POST once more, at once, on a new connection, after a ``408 Request Timeout``: a server that closes a
+        kept-alive connection it let idle past its own keep-alive says so with a 408 and a close (ntex,
+        graphql-hive/router#1144; eclipse-rdf4j/rdf4j#3698), and answers a request sent on it just then with that 408
+        (RFC 9110 §15.5.9: the client may repeat it). The pool's other idle connections, idle as long, are closed
+        too. It was a server_error: a retry after a backoff, or the next model and a failure counted against a
+        healthy one. A second 408 is the server's word (a proxy that waited for a body): read as any error status."""
+        if self._pool is not None:
+            self._pool.drop_idle()
+        if self._session is not None:
+            _drop_idle(self._session.connector)
+        return await self.post(url, data, headers, timeout)
+
     def stream(self, path: str, body: dict[str, Any], timeouts: Timeouts, extract: Extract,
                headers: dict[str, str] | None = None, *, limit: int = 8 * 2**20, refit: Refit | None = None
                ) -> _Stream:
@@ -1175,7 +1189,17 @@ class _Stream:
             # a server may refuse two things of a body, one at a time; a refit that leaves a field out is not counted
             # (the body only shrinks, so those end): OpenAI's reasoning models refuse top_p, then each penalty
             refits = 2
+            stale = True  # a 408 may be the server closing a kept-alive connection it let idle (:meth:`_post_fresh`)
             while response.status >= 300:
+                if response.status == 408 and stale:
+                    stale = False
+                    response.close()
+                    try:
+                        response = self._response = await client._post_fresh(url, dumps(body), sent, timeout)
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        raise ProviderError(Reason.CONNECT_ERROR, unreachable(shown_url(client.base_url), exc)
+                                            ) from exc
+                    continue
                 error = error_from_body(response.status, await _read_capped(response), response.headers,
                                         self._extract)
                 refit = self._refit or client.refit
@@ -1233,6 +1257,20 @@ class _Stream:
                     response.release()
                 else:
                     response.close()
+
+
+def _drop_idle(connector: aiohttp.BaseConnector | None) -> None:
+    """Close the idle kept-alive connections of aiohttp's ``connector`` (its ``_conns``: aiohttp keeps no public way
+    to); the ones in use are left to their requests. Nothing where its internals differ."""
+    idle = getattr(connector, "_conns", None)
+    if not isinstance(idle, dict):
+        return
+    for held in list(idle.values()):
+        for entry in list(held):
+            protocol = entry[0] if isinstance(entry, tuple) else None
+            if protocol is not None and hasattr(protocol, "close"):
+                protocol.close()
+    idle.clear()
 
 
 def make_client(base_url: str, headers: dict[str, str] | None = None) -> HttpClient:

@@ -396,6 +396,12 @@ class Pool:
             idle.pop(0).close()  # the oldest has outlived the idle bound: the server may close it any moment
         idle.append(conn)
 
+    def drop_idle(self) -> None:
+        """Close every idle connection: the server was found closing one it let idle (a 408, ``http.py``)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
     def lost(self, conn: Conn) -> None:
         """``conn`` is closed: its place in the pool goes to the next request waiting, if any."""
         if conn in self._open:

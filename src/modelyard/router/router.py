@@ -29,6 +29,7 @@ from modelyard.providers.speed import measured
 from modelyard.router.clock import running_loop
 from modelyard.router.embedding import answer_note, input_too_long, other_space, vectors_bound
 from modelyard.router.fit import too_long_as_learned, too_long_for
+from modelyard.router.kept import Kept, kept_for
 from modelyard.router.pool import ModelPool
 from modelyard.router.raw_template import other_template
 from modelyard.router.records import (
@@ -275,7 +276,11 @@ class Router:
                     record.queue_wait_ms += waited * 1000
                     # an embeddings request past one call's bound: its calls go at once on the model's free slots
                     lanes = SpareSlots(state) if embed is not None and state.limit > 1 else None
-                    chunks = self._use_model(walk, provider, facts, state, bounds, waited, ticket, lanes)
+                    # a later model that may be asked keeps its first-token bound of the request's time (router/kept.py;
+                    # not for vectors: a later model's are of another space, skipped)
+                    keep = kept_for(chain, index, states, self.providers, agent, self._bounds_of) if (
+                        index + 1 < len(chain) and embed is None) else None
+                    chunks = self._use_model(walk, provider, facts, state, bounds, waited, ticket, lanes, keep)
                     try:
                         async for chunk in chunks:
                             yield chunk
@@ -318,8 +323,8 @@ class Router:
                 self.sink(record)
 
     async def _use_model(self, walk: _Walk, provider: Provider, facts: _ModelFacts, state: ModelState,
-                         bounds: _Bounds, waited: float, ticket: Ticket, lanes: SpareSlots | None = None
-                         ) -> AsyncGenerator[Chunk, None]:
+                         bounds: _Bounds, waited: float, ticket: Ticket, lanes: SpareSlots | None = None,
+                         keep: Kept | None = None                         ) -> AsyncGenerator[Chunk, None]:
         """Call one model (holding its slot), retrying transient failures; sets ``walk.answer`` on success.
 
         In streaming mode visible chunks pass straight through once the model is committed.
@@ -363,11 +368,13 @@ class Router:
                 # checked: every shape of provider data is handled; a buffered answer may come a read at a time
                 gen = provider.chunks(request, bounds.timeouts, buffered=not walk.stream, lanes=lanes)
                 idle, first_token, deadline = bounds.idle, bounds.first_token, walk.deadline
+                # until the client has been sent something, the attempt ends where a later model's share begins
+                end = deadline if keep is None or walk.committed else keep.cut(started, deadline)
                 watchdog = Watchdog(loop, idle)  # its first timer serves the idle bounds too
                 first = True
                 try:
                     while True:
-                        limit = min(started + first_token if first else loop.time() + idle, deadline)
+                        limit = min(started + first_token if first else loop.time() + idle, end)
                         watchdog.arm(limit)
                         try:
                             chunk = await gen.__anext__()
@@ -379,6 +386,8 @@ class Router:
                             if limit >= deadline:
                                 raise ProviderError(Reason.DEADLINE,
                                                     "the request's total time bound ran out") from None
+                            if limit >= end and keep is not None:
+                                raise ProviderError(Reason.DEADLINE, keep.said(pieces, end - started)) from None
                             if first:
                                 raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
                                                     f"no first token within {first_token:g}s") from None
@@ -404,6 +413,7 @@ class Router:
                             continue
                         if not walk.committed and chunk.kind in _VISIBLE:
                             walk.committed = True
+                            end = deadline  # the client has the answer's start: it is not cut to make room
                             record.model = provider.name
                             record.ttft_ms = (loop.time() - walk.t0) * 1000
                             for h in held:
