@@ -36,3 +36,27 @@ def test_no_tuning_file_is_read_as_held_out() -> None:
     assert set(HELD_OUT) <= held_out_files()  # and each one exists
     assert {f"routing_{name}" for name in TUNING} >= {f.stem for f in (EVAL.parents[1] / "src" / "modelyard" / "agents"
                                                                         / "data").glob("routing_*.jsonl")}
+
+
+def test_the_language_tuning_file_is_what_its_script_writes() -> None:
+    """Round 38's langs_dev.jsonl — 20 requests in each of six languages the language check had no function words
+    for (Vietnamese, Finnish, Polish, Turkish, Czech) or too few to read short requests by (Indonesian), written in
+    the kinds of the Aya dataset (CohereForAI/aya_dataset), the Vietnamese Alpaca translations telexyz/GPT4VN lists
+    and Open Assistant's first messages — is tuning data the benches read, and is exactly what mklangs_dev.py writes
+    (the committed file cannot drift from its labelled source)."""
+    import json
+    import runpy
+
+    from benchmarks.routing_sets import TUNING
+
+    assert "langs_dev" in TUNING
+    script = runpy.run_path(str(EVAL / "mklangs_dev.py"))
+    written = script["rows"]()
+    committed = [json.loads(line) for line in (EVAL / "langs_dev.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert committed == written
+    by_language: dict[str, int] = {}
+    for row in committed:
+        assert row["accept"] and set(row["accept"]) <= {"chat", "research", "writer", "engineer", "utility"}
+        by_language[row["style"]] = by_language.get(row["style"], 0) + 1
+    assert by_language == dict.fromkeys(script["LANGUAGES"].values(), 20)
+    assert {row["accept"][0] for row in committed} == {"chat", "research", "writer", "engineer", "utility"}
