@@ -152,7 +152,7 @@ async def test_agent_command_switches_and_returns_to_automatic(tmp_path, tg, llm
         assert "wizard" in unknown[0] and "chat" in unknown[0] and "engineer" in unknown[0]
 
         tg.push_message(ALICE, text="/agent")
-        await eventually(lambda: any("automatic" in r for r in replies_to(tg, ALICE)))
+        await eventually(lambda: any("Back to automatic routing" in r for r in replies_to(tg, ALICE)))
         await ask(tg, "and now?")
     with db(config) as conn:
         agents = [r[0] for r in conn.execute("SELECT agent FROM requests ORDER BY ts")]

@@ -34,7 +34,7 @@ from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
-from modelyard.config.names import did_you_mean, entry_of_provider_id
+from modelyard.config.names import did_you_mean, not_an_agent
 from modelyard.frontends import chat_claim
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
@@ -58,24 +58,8 @@ def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
 
 
 def _not_an_agent(runtime: Runtime, name: str, switch: str = "--agent") -> str:
-    """Why NAME is refused; a model's name (an easy slip: `models` lists them) says which agents use it, and the
-    agent to name with ``switch`` (``--agent`` on the command line, ``/agent`` in chat)."""
-    agents = f"agents: {', '.join(runtime.config.agents)}, or {AUTO}"
-    if not name.strip():  # `--agent ""` (a script's unset variable) was called the in-process model, whose id is ''
-        return f"{switch} needs an agent's name ({agents})"
-    models = runtime.config.models
-    # `--agent llama3.2:3b`, as `ollama list` names it: said "unknown agent" and nothing of the model
-    entry = name if name in models else entry_of_provider_id(name, {n: m.model for n, m in models.items()})
-    if entry is not None:
-        users = [a for a, cfg in runtime.config.agents.items() if entry in cfg.chain]
-        first = [a for a in users if runtime.config.agents[a].primary == entry]
-        verb = "uses" if len(users) == 1 else "use"  # "chat use it"
-        used = (f"; {', '.join(users)} {verb} it"
-                + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "") if users
-                else "; no agent uses it")
-        what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
-        return f"'{name}' is {what}, not an agent{used} ({agents})"
-    return f"unknown agent '{name}'" + did_you_mean(name, runtime.config.agents) + f" ({agents})"
+    """Why NAME is refused (see :func:`~modelyard.config.names.not_an_agent`, which Telegram's /agent says too)."""
+    return not_an_agent(runtime.config, name, switch, AUTO)
 
 
 #: what ``ask`` and ``chat`` wait for when the orchestrator picks the agent

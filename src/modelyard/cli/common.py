@@ -186,8 +186,12 @@ def log_or_local(cfg: Config) -> LogOrLocal:
     except LogUnavailable as exc:
         if not cfg.log.url:
             raise fail(str(exc), code=1) from None
-        return _closed_with_command(LogOrLocal(None, local, store.path, f"{exc} — is PostgreSQL running and "
-                                                                        "reachable there (log.url)?"))
+        said = str(exc)
+        # the server's own refusal (a role or database not made yet) says it runs and was reached: asking whether
+        # it was sent the reader to the network
+        if "FATAL:" not in said:
+            said += " — is PostgreSQL running and reachable there (log.url)?"
+        return _closed_with_command(LogOrLocal(None, local, store.path, said))
     except NewerSchema as exc:
         raise fail(str(exc)) from None
     return _closed_with_command(LogOrLocal(shared, local, store.path))

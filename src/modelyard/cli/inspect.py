@@ -28,7 +28,7 @@ from modelyard.cli.common import (
 from modelyard.cli.render import Column, fit_table, left_out, ms, p95_cell, plain, share, usd
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config import Config
-from modelyard.config.names import did_you_mean
+from modelyard.config.names import did_you_mean, entry_of_provider_id
 from modelyard.errors import ConfigError, Reason, says_health
 from modelyard.ledger import presence, queries
 from modelyard.ledger.cost import Billing, billed_at_zero, log_costs, request_cost, spend_cell
@@ -257,9 +257,12 @@ def models(
                                           else None),
                       "spend_cap": ({"usd": cap.usd, "per": str(cap.per), "spent_usd": spent[name]} if cap
                                     else None)})
+    if not reach:  # a server down read 'available', exit 0, and nothing said that no server had been asked
+        details.append("servers not tried (--no-reach): 'available' says only that nothing in the config or the log "
+                       "stops a model — without --no-reach, each model's server is connected to")
     if as_json:
         console.out(json.dumps({"models": found, "limits": shared[0] if shared else None,
-                                "limited_apart": apart or None}, indent=2), highlight=False)
+                                "limited_apart": apart or None, "servers_tried": reach}, indent=2), highlight=False)
     else:
         console.print("models", highlight=False)
         table = fit_table(MODEL_COLUMNS, rows, console.width, styles)
@@ -437,8 +440,13 @@ def _known(conn: LogConnection, cfg: Config, kind: str, value: str | None) -> No
     if value in configured:
         return
     allowed = sorted(set(configured) | set(queries.distinct(conn, kind)))
-    if value not in allowed:
-        raise fail(f"unknown {kind} '{value}'" + did_you_mean(value, allowed) + f": choose from {', '.join(allowed)}")
+    if value in allowed:
+        return
+    # `log --model llama3.2:3b`, as `ollama list` and the server's answers name it: the log keeps the config's name
+    entry = entry_of_provider_id(value, {n: m.model for n, m in cfg.models.items()}) if kind == "model" else None
+    hint = (f" ('{value}' is the provider's id of '{entry}': the log names models as the config does — "
+            f"--model {entry})" if entry else did_you_mean(value, allowed))
+    raise fail(f"unknown {kind} '{value}'{hint}: choose from {', '.join(allowed)}")
 
 
 def log(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime
@@ -262,19 +263,25 @@ def warmup(
         if left:
             console.print(left, highlight=False)
         return
+    # a bar on a terminal; piped or in a service's journal, one plain line per model — the bar's last frame
+    # ("⠋ loading x ━━━━ 0:00:04") landed in the captured stderr
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                        console=err)
+                        console=err) if err.is_terminal else None
     lines: list[str] = []
 
     async def go() -> list[WarmResult]:
-        with progress:
-            overall = progress.add_task("warming up", total=len(names))
+        with progress or contextlib.nullcontext():
+            overall = progress.add_task("warming up", total=len(names)) if progress else None
 
             def started(name: str) -> None:
-                progress.update(overall, description=f"loading {name}")
+                if progress and overall is not None:
+                    progress.update(overall, description=f"loading {name}")
+                else:
+                    err.print(f"loading {name}…", highlight=False, markup=False)
 
             def done(r: WarmResult) -> None:
-                progress.advance(overall)
+                if progress and overall is not None:
+                    progress.advance(overall)
                 mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
                 # escaped: a reason names an extra, "pip install 'modelyard[local]'", and rich read [local] as a tag
                 lines.append(f"{mark} {escape(r.model)}: {r.seconds:.1f}s" + (f" — {escape(r.detail)}" if r.detail

@@ -103,7 +103,7 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         if "'\\t'" in problem:  # PyYAML's words for a tab; the fix is the thing to say
-            problem += " (YAML indents with spaces: replace the tab)"
+            problem += _tab_fix(text, mark)
         elif "'@'" in problem or "'`'" in problem:  # reserved at the start of a plain value
             problem += " (YAML reserves it at the start of a value: put the value in quotes)"
         elif "escape" in problem:  # "C:\Users\me\model.gguf" in double quotes
@@ -157,6 +157,18 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
                           f"silently dropping the first{fix}", path=source, line=again, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
+
+
+def _tab_fix(text: str, mark: yaml.Mark | None) -> str:
+    """What to do about the tab PyYAML refused. In the line's indentation it is the indentation; after a key's colon,
+    a value or before a comment (`max_concurrent: 4<TAB># …`, aligned comments) it is not, and "YAML indents with
+    spaces" sent the reader to an indentation that was right."""
+    lines = text.splitlines()
+    row = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    if mark is None or not row[:mark.column].strip():
+        return " (YAML indents with spaces: replace the tab)"
+    return (" (a tab between the words of a line — after a key's colon, after a value or before a comment — which "
+            "this YAML reader takes only inside quotes: replace it with spaces)")
 
 
 #: `default_agent:chat` — a key glued to its value, which YAML reads as one plain text (not a URL's `scheme://`)

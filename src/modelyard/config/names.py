@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelyard.config.schema import Config
 
 
 def closest(name: str, known: Iterable[str]) -> str | None:
@@ -27,3 +31,25 @@ def entry_of_provider_id(name: str, provider_ids: Mapping[str, str | None]) -> s
     bare = name.removesuffix(":latest")
     return next((entry for entry, model in provider_ids.items()
                  if model is not None and model.removesuffix(":latest") == bare), None)
+
+
+def not_an_agent(config: Config, name: str, switch: str = "--agent", auto: str = "auto") -> str:
+    """Why NAME is refused as an agent; a model's name (an easy slip: `models` and `/status` list them) says which
+    agents use it, and the agent to name with ``switch`` (``--agent`` on the command line, ``/agent`` in chat and
+    Telegram); ``auto`` is how that front-end says automatic routing."""
+    agents = f"agents: {', '.join(config.agents)}, or {auto}"
+    if not name.strip():  # `--agent ""` (a script's unset variable) was called the in-process model, whose id is ''
+        return f"{switch} needs an agent's name ({agents})"
+    models = config.models
+    # `--agent llama3.2:3b`, as `ollama list` names it: said "unknown agent" and nothing of the model
+    entry = name if name in models else entry_of_provider_id(name, {n: m.model for n, m in models.items()})
+    if entry is not None:
+        users = [a for a, cfg in config.agents.items() if entry in cfg.chain]
+        first = [a for a in users if config.agents[a].primary == entry]
+        verb = "uses" if len(users) == 1 else "use"  # "chat use it"
+        used = (f"; {', '.join(users)} {verb} it"
+                + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "") if users
+                else "; no agent uses it")
+        what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
+        return f"'{name}' is {what}, not an agent{used} ({agents})"
+    return f"unknown agent '{name}'" + did_you_mean(name, config.agents) + f" ({agents})"

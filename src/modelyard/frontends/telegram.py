@@ -73,6 +73,7 @@ from telegram.ext import (
 
 from modelyard.agents.turn import prepare_routing
 from modelyard.config import Config
+from modelyard.config.names import not_an_agent
 from modelyard.config.schema import clean_secret
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.chat_locks import ChatLocks
@@ -1166,7 +1167,9 @@ class TelegramBot:
         else:
             log.info("telegram: chat %s asked for unknown agent (%d chars)", session.conversation.external_id,
                      len(wanted))
-            text = f"Unknown agent '{wanted[:64]}'. Agents: {', '.join(self.config.agents)}"
+            # a model's name (`/status` lists them) or a typo: said which agents use it, or the nearest agent
+            said = not_an_agent(self.config, wanted[:64], "/agent", "/agent alone for automatic routing")
+            text = said[:1].upper() + said[1:]
         await self._say(update.effective_message, text)
 
     async def _status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

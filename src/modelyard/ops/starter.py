@@ -263,8 +263,7 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
     notes = [f"found {f.model.model_id} ({f.model.server or f.backend} at {f.model.endpoint})"
              + (f", {weight(f.model):.1f}B" if weight(f.model) else "") + _slots_said(name, f.model)
              for name, f in usable.items()]
-    notes += [f"left out {f.model.model_id}: an embedding model, it cannot chat"
-              for f in named.values() if f.model.embedding_only]
+    notes += [_embedding_left_out(name, f) for name, f in named.items() if f.model.embedding_only]
     notes += [f"left out {f.model.model_id}: {f.model.server or f.backend} serves it from the cloud, not from "
               "this machine (add it to a chain yourself if you want it)" for f in named.values() if f.model.remote]
     notes += [f"{agent}: {' → '.join(chain)}" for agent, chain in picked.items()]
@@ -278,6 +277,15 @@ def draft(found: Sequence[Found], base: dict[str, Any]) -> tuple[dict[str, Any],
             f"the size of {orchestrator} is unknown (its server does not say), so the fast path decides every "
             f"route; if it has {ORCHESTRATOR_MODEL_B:.0f}B parameters or more, set {ORCHESTRATOR_THRESHOLD}"))
     return config, notes + _unsaid(usable, picked, config["models"])
+
+
+def _embedding_left_out(name: str, found: Found) -> str:
+    """Why an embedding model is not in the file, and the entry that serves it: the gateway answers /v1/embeddings
+    and /api/embed through a model of the config, and "it cannot chat" alone read as "modelyard has no use for it"."""
+    m = found.model
+    return (f"left out {m.model_id}: an embedding model, it cannot chat — for the gateway's /v1/embeddings add it "
+            f"under models: ({name}: {{provider: {found.backend}, model: '{m.model_id}', endpoint: '{m.endpoint}'}}) "
+            f"and ask for model:{name}")
 
 
 def _unsaid(usable: dict[str, Found], picked: dict[str, list[str]], models: dict[str, Any]) -> list[str]:
