@@ -187,3 +187,23 @@ def test_init_detect_says_how_to_serve_the_embedding_model_it_left_out(tmp_path:
     models = {m["model"]: m for m in json.loads(str(listed.output))["models"]}  # type: ignore[attr-defined]
     assert models["nomic-embed-text"]["state"] == "available", models["nomic-embed-text"]
     assert models["nomic-embed-text"]["provider_model"] == "nomic-embed-text:latest"
+
+
+# -- 8. bench's progress bar in a pipe --------------------------------------------------------------------------
+
+
+def test_bench_piped_writes_one_line_per_model_not_a_bar(tmp_path: Path) -> None:
+    """`modelyard bench bench.yaml > results.txt 2> bench.log` (README "Which model for which agent") left the bar's
+    last frame — "bench starter: llama3.2-3b ━━━━━━━━ 18/18 0:00:00" — in the log, as warmup did: one line per model
+    as its runs start now, and the results on stdout as before."""
+    with OllamaServer(models=["llama3.2:3b"], reply_text="ok") as ollama:
+        config = ollama_config(tmp_path, ollama.url)
+        suite = tmp_path / "bench.yaml"
+        assert invoke("--config", str(config), "bench", str(suite), "--init").exit_code == 0  # type: ignore[attr-defined]
+        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "bench", str(suite),
+                               "--models", "llama3.2-3b", "--agents", "chat", "-k", "1"], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "120"})
+    assert done.returncode == 0, done.stderr
+    assert "modelyard bench — starter" in done.stdout, done.stdout
+    assert "bench starter: llama3.2-3b…" in done.stderr.splitlines(), done.stderr
+    assert "━" not in done.stderr and "\x1b" not in done.stderr, done.stderr

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modelyard.bench.recommend import MIN_PASS, TOLERANCE, Recommendation, describe, money, pct, recommend
@@ -25,6 +25,7 @@ from modelyard.cli.common import (
     local_log_or_exit,
     run,
 )
+from modelyard.cli.progress import Steps
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger.bench_runs import save_run
@@ -105,8 +106,9 @@ def bench(
     providers = {m: build_provider(m, cfg.models[m]) for m in needed}
     teach(providers, log_path_for(cfg))  # the probe's findings, as in real runs (e.g. thinking switches)
     conn = local_log_or_exit(cfg)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=as_json)
+    # a bar on a terminal; piped, one line per model as its runs start (the bar's last frame landed in the file)
+    progress = Steps(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     transient=as_json)
     runner: BenchRunner
 
     def finished(result: RunResult) -> None:

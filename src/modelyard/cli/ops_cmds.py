@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from datetime import datetime
@@ -12,7 +11,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modelyard.cli.common import (
@@ -25,6 +24,7 @@ from modelyard.cli.common import (
     local_log_or_exit,
     run,
 )
+from modelyard.cli.progress import Steps
 from modelyard.config import Config
 from modelyard.errors import ConfigError
 from modelyard.ledger import queries
@@ -263,25 +263,19 @@ def warmup(
         if left:
             console.print(left, highlight=False)
         return
-    # a bar on a terminal; piped or in a service's journal, one plain line per model — the bar's last frame
-    # ("⠋ loading x ━━━━ 0:00:04") landed in the captured stderr
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                        console=err) if err.is_terminal else None
+    # a bar on a terminal; piped or in a service's journal, one 'loading NAME…' line per model (cli/progress.py)
+    progress = Steps(err, SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     lines: list[str] = []
 
     async def go() -> list[WarmResult]:
-        with progress or contextlib.nullcontext():
-            overall = progress.add_task("warming up", total=len(names)) if progress else None
+        with progress:
+            overall = progress.add_task("warming up", total=len(names))
 
             def started(name: str) -> None:
-                if progress and overall is not None:
-                    progress.update(overall, description=f"loading {name}")
-                else:
-                    err.print(f"loading {name}…", highlight=False, markup=False)
+                progress.update(overall, description=f"loading {name}")
 
             def done(r: WarmResult) -> None:
-                if progress and overall is not None:
-                    progress.advance(overall)
+                progress.advance(overall)
                 mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
                 # escaped: a reason names an extra, "pip install 'modelyard[local]'", and rich read [local] as a tag
                 lines.append(f"{mark} {escape(r.model)}: {r.seconds:.1f}s" + (f" — {escape(r.detail)}" if r.detail
