@@ -33,6 +33,15 @@ def _stream() -> bytes:
     return b"".join(b"data: %s\n\n" % json.dumps(e).encode() for e in events) + b"data: [DONE]\n\n"
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request's head and body off a kept-alive connection (the body by its content-length): its head."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    await reader.readexactly(length)
+    return head
+
+
 class KeepAlive408Server:
     """The server in a thread of its own (its own loop), as the other fakes run: ``url``, ``answered``, ``timed_out``
     (408s sent), ``connections`` (accepted)."""
@@ -74,10 +83,7 @@ class KeepAlive408Server:
         idle_since: float | None = None  # None: no answer given on this connection yet
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                await reader.readexactly(length)
+                await read_request(reader)
                 if idle_since is not None and loop.time() - idle_since > self.keep_alive:
                     self.timed_out += 1
                     writer.write(_TIMED_OUT)

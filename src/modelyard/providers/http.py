@@ -1081,12 +1081,13 @@ class HttpClient:
 
     async def _post_fresh(self, url: str, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
                           ) -> Response:
-        """The POST once more, at once, on a new connection, after a ``408 Request Timeout``: a server that closes a
-        kept-alive connection it let idle past its own keep-alive says so with a 408 and a close (ntex,
-        graphql-hive/router#1144; eclipse-rdf4j/rdf4j#3698), and answers a request sent on it just then with that 408
-        (RFC 9110 §15.5.9: the client may repeat it). The pool's other idle connections, idle as long, are closed
-        too. It was a server_error: a retry after a backoff, or the next model and a failure counted against a
-        healthy one. A second 408 is the server's word (a proxy that waited for a body): read as any error status."""
+        """The POST once more, at once, on a new connection, after a ``408 Request Timeout`` that closes the
+        connection: a server that closes a kept-alive connection it let idle past its own keep-alive says so with a
+        408 and a close (ntex, graphql-hive/router#1144; eclipse-rdf4j/rdf4j#3698), and answers a request sent on it
+        just then with that 408 (RFC 9110 §15.5.9: the client may repeat it). The pool's other idle connections, idle
+        as long, are closed too. It was a server_error: a retry after a backoff, or the next model and a failure
+        counted against a healthy one. A 408 that keeps the connection (LiteLLM's proxy says its upstream's timeout
+        so, BerriAI/litellm#3279) or a second 408 is the server's word: read as any error status."""
         if self._pool is not None:
             self._pool.drop_idle()
         if self._session is not None:
@@ -1191,7 +1192,7 @@ class _Stream:
             refits = 2
             stale = True  # a 408 may be the server closing a kept-alive connection it let idle (:meth:`_post_fresh`)
             while response.status >= 300:
-                if response.status == 408 and stale:
+                if response.status == 408 and stale and "close" in response.headers.get("connection", "").lower():
                     stale = False
                     response.close()
                     try:
