@@ -250,9 +250,12 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
-def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: Path) -> None:
+def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     """A full disk read 'cannot be opened for writing (disk I/O error); check that this user can write the file and
-    its directory' (or '(cannot rollback - no transaction is active)' when it filled while the log was made)."""
+    its directory' (or '(cannot rollback - no transaction is active)' when it filled while the log was made). `ask`
+    answers all the same since round 38 (tests/reliability/test_ledger_hunt38.py), its row kept in a file the next
+    start writes; `log` cannot read it and exits 1."""
     with OpenAIServer(["m"]) as server:
         config = tmp_path / "config.yaml"
         config.write_text(f"models:\n  m: {{provider: openai, model: m, endpoint: '{server.url}/v1'}}\n"
@@ -261,10 +264,11 @@ def test_a_log_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, full_disk: P
         with (full_disk / "filler").open("wb") as filler, contextlib.suppress(OSError):
             while filler.write(b"\0" * 65536):
                 pass
-        for command in (["ask", "--agent", "chat", "hi"], ["log"]):
+        for command, code in ((["ask", "--agent", "chat", "hi"], 0), (["log"], 1)):
+            caplog.clear()
             out = invoke(config, *command)
-            assert out.exit_code == 1, out.output
-            said = out.output.replace("\n", "")
+            assert out.exit_code == code, out.output
+            said = (out.output + " ".join(r.getMessage() for r in caplog.records)).replace("\n", "")
             assert f"routing log {full_disk / 'routing.sqlite3'}: the disk holding it is full (" in said, said
             assert "free some space there; check log.path in the config" in said
 

@@ -184,8 +184,8 @@ def log_or_local(cfg: Config) -> LogOrLocal:
     try:
         shared = store.connect()
     except LogUnavailable as exc:
-        if not cfg.log.url:
-            raise fail(str(exc), code=1) from None
+        if not cfg.log.url:  # the file alone, and it cannot be opened (its disk full, locked): the servers are listed
+            return _closed_with_command(LogOrLocal(None, _blank_log, store.path, str(exc), blank=True))
         said = str(exc)
         # the server's own refusal (a role or database not made yet) says it runs and was reached: asking whether
         # it was sent the reader to the network
@@ -195,6 +195,13 @@ def log_or_local(cfg: Config) -> LogOrLocal:
     except NewerSchema as exc:
         raise fail(str(exc)) from None
     return _closed_with_command(LogOrLocal(shared, local, store.path))
+
+
+def _blank_log() -> LogConnection:
+    """An empty log in memory, for a command that lists what it can without the routing log (``models``)."""
+    from modelyard.ledger.db import connect
+
+    return connect(":memory:")
 
 
 def state_accepts_or_exit(cfg: Config, path: Path) -> None:

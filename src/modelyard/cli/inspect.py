@@ -166,7 +166,7 @@ def models(
     unavailable (a key not set, the GGUF missing), over its spend cap; and where the limits of ask/chat/telegram live
     (Redis, a running serve, or each process).
 
-    Exit status: 0 a model can answer; 1 listed, but the shared log or Redis could not be read; 3 no model can answer
+    Exit status: 0 a model can answer; 1 listed, but the routing log or Redis could not be read; 3 no model can answer
     now."""
     cfg, path = load_or_exit(config)
     conn = log_or_local(cfg)

@@ -24,11 +24,15 @@ class LogOrLocal:
     on, this host's own file (opened by ``local``, on the first failure only)."""
 
     def __init__(self, shared: LogConnection | None, local: Callable[[], LogConnection], spool: Path,
-                 why: str | None = None):
+                 why: str | None = None, *, blank: bool = False):
         self._conn = shared
         self._local = local
         self._spool = spool
         self._why = why
+        #: no shared log, and ``local`` an empty one: the file itself could not be opened (its disk full, another
+        #: process's lock) — ``models`` exited 1 listing no model, though it needs the log only for recent failures
+        #: and spend
+        self._blank = blank
         if shared is None:
             self._conn = local()
 
@@ -37,6 +41,9 @@ class LogOrLocal:
         """Why the shared log was not read (to say on stderr, exit 1), or None when every statement was answered."""
         if self._why is None:
             return None
+        if self._blank:
+            return (f"the routing log could not be read: {self._why} — the states above are the servers' own, without "
+                    "the log's recent failures and spend")
         return (f"the shared routing log could not be read: {self._why} — the states above come from this host's own "
                 f"rows ({self._spool}), which wait there to be forwarded")
 

@@ -27,13 +27,15 @@ for _enum in (RequestOutcome, AttemptOutcome, Reason):
 SCHEMA_VERSION = sum(1 for m in MIGRATIONS if Dialect.SQLITE in m.dialects)
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: str | Path, *, readonly: bool = False, busy: float = 10.0) -> sqlite3.Connection:
+    """``busy``: seconds to wait for another connection's lock (a writer trying again to open a log it could not
+    open at start waits briefly: it holds its rows meanwhile, ledger/writer.py)."""
     path = Path(path)
     if not readonly:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=busy, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
     if not readonly:
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -50,12 +50,25 @@ class Refusal:
                     "modelyard stops are kept in a file the next start writes", self.path, error, free_space(self.path),
                     count, self.bound)
 
+    def unopened(self, said: str) -> None:
+        """The log could not be opened at start for a state that passes (a full disk, another process's lock:
+        store.passing): the process starts all the same, and this is the episode's first line. Before, ``serve`` (and
+        ask, chat, the bot) exited 1 — under systemd's ``Restart=`` or Docker's ``restart:``, a gateway down until
+        someone freed the disk."""
+        self.since, self.dropped = time.monotonic(), 0
+        log.error("%s. modelyard starts all the same and answers; the rows of its answers are held in memory (`held` "
+                  "in /healthz, degraded) and written once the log opens, tried every few seconds. Past %d rows "
+                  "waiting, new ones are dropped and counted (`dropped`); rows still held at a stop are kept in a file "
+                  "the next start writes — but a process killed meanwhile (kill -9, the OOM killer, a power cut) loses "
+                  "them", said, self.bound)
+
     def ended(self, written: int, dropped: int) -> None:
         if self.since is None:
             return
         dropped -= self.dropped
         lost = ("nothing was lost" if not dropped else
                 f"{dropped} request(s) that came while {self.bound} rows waited were dropped (`dropped` in /healthz)")
-        log.warning("routing log %s takes rows again: the %d row(s) held since it refused them were written "
-                    "(%.0f s later); %s", self.path, written, time.monotonic() - self.since, lost)
+        rows = f"the {written} row(s) held since it refused them were written" if written else "no row was held"
+        log.warning("routing log %s takes rows again: %s (%.0f s later); %s", self.path, rows,
+                    time.monotonic() - self.since, lost)
         self.since = None

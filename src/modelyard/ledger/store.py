@@ -25,6 +25,7 @@ from modelyard.config.schema import Config, LogConfig
 from modelyard.ledger.damaged import damaged, sqlite_file
 from modelyard.ledger.db import connect
 from modelyard.ledger.filesystem import on_network
+from modelyard.ledger.refusal import refused
 from modelyard.ledger.refusal import said as refusal_said
 from modelyard.paths import default_log_path
 
@@ -55,6 +56,32 @@ def where_to_fix(path: Path) -> str:
 FULL_DISK = 1 << 20
 
 
+#: SQLite's primary result codes of a store that refuses for now: another connection's lock, a full disk
+_BUSY, _FULL = 5, 13
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes free on the disk that holds ``path`` (its nearest existing folder); None when it cannot be read."""
+    where = next((p for p in (path, *path.parents) if p.exists()), None)
+    try:
+        return shutil.disk_usage(where).free if where is not None else None
+    except OSError:
+        return None
+
+
+def passing(path: Path, exc: BaseException) -> bool:
+    """Whether the log could not be opened for a state that passes — its disk full (SQLITE_FULL, or SQLite's 'disk I/O
+    error' with under FULL_DISK free and no errno of a place that refuses: ledger/refusal.py), another process holding
+    its lock — rather than one somebody must change (permissions, a read-only mount, a wrong path, another program's
+    file). A writer starts without the file on such a state and holds its rows until it opens (ledger/writer.py)."""
+    if not isinstance(exc, sqlite3.OperationalError) or path.is_dir():
+        return False
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_BUSY, _FULL):
+        return True
+    free = free_bytes(path)
+    return free is not None and free < FULL_DISK and refused(path, exc) is None
+
+
 def hidden_cause(path: Path, exc: BaseException) -> str | None:
     """What SQLite's words hide when the log cannot be opened: a full disk read 'disk I/O error' or 'cannot
     rollback - no transaction is active' beside 'check that this user can write the file'; a directory named
@@ -63,11 +90,7 @@ def hidden_cause(path: Path, exc: BaseException) -> str | None:
     if path.is_dir():
         return (f"routing log {path}: a directory, not a file: name a file in it, e.g. {path / 'routing.sqlite3'}; "
                 + where_to_fix(path))
-    where = next((p for p in (path, *path.parents) if p.exists()), None)
-    try:
-        free = shutil.disk_usage(where).free if where is not None else None
-    except OSError:
-        free = None
+    free = free_bytes(path)
     full = free is not None and free < FULL_DISK
     # a damaged file is said as damaged wherever it is: the filesystem let it be read
     damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)

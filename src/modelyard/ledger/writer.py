@@ -22,7 +22,12 @@ A store that refuses writes for a while (disk full, the file locked by another p
 timeout, a read-only directory) loses nothing: the rows it refused are held, counted as settled so nobody
 waits on them, and written again every few seconds (``RETRY_PAUSE``) until the store takes them — within
 the same ``max_queue`` bound. Rows still refused when the writer closes are kept in a file that the next writer of
-the log writes (:mod:`.held`); only those no file took either are counted as lost.
+the log writes (:mod:`.held`); only those no file took either are counted as lost. A file that cannot be opened at
+start for such a state (its disk full, another process holding its lock: :func:`.store.passing`) is the same episode:
+the writer starts without it, holds every row and tries to open it every few seconds — a start ended there before,
+and under a service manager's restart no answer came until the disk was freed. A place somebody must change (a
+read-only directory, permissions, another program's file) is still refused at start: it never takes the rows itself;
+so is any with ``log.url``, where the file is the spool its forwarder reads from the start.
 
 Rows of the log's other tables that are written on the request path (the orchestrator's routing
 decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
@@ -97,7 +102,7 @@ from modelyard.ledger.filesystem import on_network
 from modelyard.ledger.reserve import reserve_ahead
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
-from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, where_to_fix
+from modelyard.ledger.store import LogUnavailable, held_by_another, hidden_cause, passing, where_to_fix
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.clock import current_loop, running_loop
 from modelyard.router.records import RequestRecord
@@ -125,6 +130,9 @@ RETRY_PAUSE = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: a retention pass: 0.22 s at most measured); longer is someone else (a sqlite3 shell left in a transaction, a backup
 #: tool), and every answer in flight waited that long, up to the gateway's LOG_WAIT (5 s), for its row
 BUSY_TIMEOUT = 2.0
+#: seconds the writer waits at start for another process's lock on the file (a migration, a retention batch of
+#: another modelyard process: milliseconds); past it the writer starts without the file and holds its rows
+START_BUSY = 10.0
 #: seconds a try of rows held because another process kept the write lock past BUSY_TIMEOUT waits for it: each answer
 #: meanwhile waits this long for its row to be held with them, not LOG_WAIT (each waited 5 s while a sqlite3 shell kept
 #: a transaction open, and 10-30 s were spent per try)
@@ -317,7 +325,8 @@ class LogWriter:
     def __init__(self, path: str | Path, *, local_models: Iterable[str] = (), max_batch: int = 2000,
                  max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS,
                  url: str | None = None, backends: Mapping[str, str] = _NO_BACKENDS):
-        """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there);
+        """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there; the file
+        is then the spool its forwarder reads from the start, refused at start whatever the cause);
         ``backends``: each model's server in this config, kept on its attempts (:func:`attempt_rows`)."""
         self.path = Path(path)
         #: characters of each text kept (None: all)
@@ -397,14 +406,26 @@ class LogWriter:
         self._starved_said = False
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
+        #: why the file could not be opened yet (a full disk, another process's lock at start): rows are held until it
+        #: opens (:meth:`_open_late`); None once it is open
+        self._unopened: str | None = None
         for tries in itertools.count(1):
             before = _inode(self.path)
             try:
-                self._open()
+                self._open(START_BUSY)
                 break
             except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
                 if _inode(self.path) != before and tries < 3:
                     continue  # replaced meanwhile (another process set a damaged file aside): the new one, again
+                # a full disk, a lock: starts, its rows held until the file opens — not a spool (log.url): the
+                # forwarder reads it from its start (ledger/forward.py)
+                if url is None and passing(self.path, exc):
+                    self._unopened = self._why_unopened(exc)
+                    self._refusal.unopened(self._unopened)  # its one line: not _failed's as well
+                    self.failures += 1
+                    self.last_error = f"{LogUnavailable.__name__}: {self._unopened}"[:500]
+                    self._last_error_at = self._last_logged = time.time()
+                    break
                 if said := hidden_cause(self.path, exc) or held_by_another(self.path, exc):
                     raise LogUnavailable(said) from None
                 if not damaged(exc):
@@ -429,9 +450,26 @@ class LogWriter:
         self.retention = Pruner(self.path, keep_days, url=url) if keep_days else None
         atexit.register(self.close)
 
-    def _open(self) -> None:
+    def _why_unopened(self, exc: BaseException) -> str:
+        return (hidden_cause(self.path, exc) or held_by_another(self.path, exc)
+                or f"routing log {self.path}: cannot be opened ({exc})")
+
+    def _open_late(self) -> bool:
+        """Try again to open a file that could not be opened at start (writer thread, holding ``_writing``); False
+        while it still cannot be — the rows stay held, the next try after a pause (RETRY_PAUSE). Another process's lock
+        is waited for RETRY_BUSY, not 10 s: the answers whose rows come meanwhile wait for this try."""
+        try:
+            self._open(RETRY_BUSY)
+        except (sqlite3.Error, OSError) as exc:
+            self._unopened = self._why_unopened(exc)
+            self._failed(LogUnavailable(self._unopened))
+            return False
+        self._unopened = None
+        return True
+
+    def _open(self, busy: float = 10.0) -> None:
         """Open the file and read what the writer needs of it; on failure nothing stays open."""
-        self._conn = self._connect()
+        self._conn = self._connect(busy)
         try:
             self._file = SameFile(self.path, content=True)
             self._write_ahead = WriteAhead(self.path)
@@ -475,8 +513,8 @@ class LogWriter:
         self.last_error = f"{type(exc).__name__}: {said}"[:500]
         self._last_error_at = self._last_logged = time.time()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = connect(self.path)
+    def _connect(self, busy: float = 10.0) -> sqlite3.Connection:
+        conn = connect(self.path, busy=busy)
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it, off the commit path
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
@@ -492,6 +530,7 @@ class LogWriter:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
 
     def submit(self, record: RequestRecord, *, crowd: bool = False) -> None:
         """Queue a finished request (with its attempts) for writing. Never blocks; past ``max_queue``
@@ -547,7 +586,7 @@ class LogWriter:
                 or self._last_commit > QUICK_COMMIT or not self._writing.acquire(False)):
             return False
         try:  # holding _writing: the writer thread is between batches, so its fields hold still
-            if self._closed or self._retry or self._fold or self._unshared:
+            if self._closed or self._retry or self._fold or self._unshared or self._unopened is not None:
                 return False
             if self._file.gone() or self._look_at_write_ahead():  # the writer thread takes it from here
                 return False
@@ -703,6 +742,9 @@ class LogWriter:
         if self._checkpoints is not None:
             self._checkpoint_due.set()
             self._checkpoints.join(timeout=10)
+        if self._unopened is not None:  # never opened: the rows it held are kept in a file (_keep), nothing to close
+            atexit.unregister(self.close)
+            return
         if self._file.gone():  # restored since the last batch: the close's checkpoint would lay the old log over it
             try:
                 kept = take_over(self.path, self._file.change or Change.DELETED, self._write_ahead.opened)
@@ -731,8 +773,10 @@ class LogWriter:
         """Write one batch (rows the store refused before go first); True once the stop marker was seen.
         Never raises."""
         retry = self._retry
-        # rows held: wait for the pause before trying the store again, taking new rows along if some come
-        item = self._take(max(0.0, self._retry_at - time.monotonic())) if retry else self._take()
+        # rows held, or the file not opened yet: wait for the pause before trying the store again, taking new rows
+        # along if some come
+        waits = retry or self._unopened is not None
+        item = self._take(max(0.0, self._retry_at - time.monotonic())) if waits else self._take()
         batch: list[RequestRecord | Row] = list(retry)
         stop = item is _STOP
         pending = self._queue
@@ -751,6 +795,16 @@ class LogWriter:
                 stop = True
                 break
         if not batch:
+            if self._unopened is not None and not stop and time.monotonic() >= self._retry_at:
+                with self._writing:  # no rows yet: open it all the same (rows kept at a stop wait in their files)
+                    opened = self._open_late()
+                if opened:
+                    self._failed_tries = 0
+                    self._refusal.ended(0, self.dropped)
+                else:
+                    self._refusing = True
+                    self._failed_tries += 1
+                    self._retry_at = time.monotonic() + RETRY_PAUSE[min(self._failed_tries, len(RETRY_PAUSE) - 1)]
             return stop
         if self._refusing and not stop and time.monotonic() < self._retry_at:
             self._hold(batch, retry)  # the store refused every row a moment ago: these wait with the rest
@@ -770,7 +824,10 @@ class LogWriter:
         """The rest of :meth:`_drain`, holding ``_writing``: look at the file, write, account, fold."""
         self._taken += len(batch)
         taken = True
-        if self._file.gone():  # deleted, replaced or copied over: commits would go where nobody reads them
+        late = self._unopened is not None
+        if late:
+            taken = self._open_late()
+        elif self._file.gone():  # deleted, replaced or copied over: commits would go where nobody reads them
             taken = self._take_over()
         else:
             self._look_at_write_ahead()
@@ -785,7 +842,7 @@ class LogWriter:
         self._last_commit = time.perf_counter() - started
         if held and not ok and not stop:
             self._refusal.held(len(held), self.last_error, self.dropped)
-        elif retry and not held:
+        elif (retry or late) and not held:
             self._refusal.ended(len(retry), self.dropped)
         if held and stop:  # closing: one last try was all there was; kept in a file for the next start
             lost += self._keep(held)

@@ -1,0 +1,258 @@
+"""The routing log, round 38: its store refusing at *start* — the disk holding it full, another process holding its
+lock — on real SQLite files, a real full tmpfs and a whole ``serve``.
+
+While ``serve`` ran, a full disk or a held lock already held the rows and wrote them once there was room (round 37).
+At start the same states stopped it: ``serve``, ``ask``, ``chat`` and the bot exited 1 ('the disk holding it is
+full … free some space there'). Under systemd's ``Restart=`` or Docker's ``restart:`` that is a crash loop with no
+model answering anybody until someone frees the disk — what users of other SQLite-backed services meet:
+strongloop/strong-pm#368 (``SQLITE_FULL`` at start, systemd restarting it every 2 s), juanfont/headscale#2363 ('fails
+to start on full disk … disk I/O error (4874)', SQLITE_IOERR_SHMSIZE: the ``-shm`` cannot be made, as here; 'it would
+be nice if it started regardless'), ZerosAndOnesLLC/AiFw#616 ('crash-loops when the database is busy at startup').
+And a restart during a full disk (a deploy, ``systemctl restart``) turned a gateway that answered, its rows held, into
+none. Now such a state at start is the same episode as while running: the process starts and answers, the rows are
+held in memory (bounded by ``log.max_queue``), said once, tried every few seconds, written once the log opens; rows
+still held at a stop go to a file the next start writes. Lost: what is held when the process is killed (kill -9, the
+OOM killer, a power cut). A place somebody must change (a read-only directory, permissions, a file that is not a log)
+is still refused at start: it would never take the rows by itself (tests/integration/test_log_read_only.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.fakes.openai_compat import OpenAIServer
+from tests.pg import free_port
+from tests.reliability.test_ledger_hunt36 import SRC, _get, _post
+from tests.reliability.test_ledger_hunt37 import held_written
+from tests.unit.test_log_writer_faults import record, rows
+
+from modelyard.ledger import LogWriter
+from modelyard.ledger import writer as writer_module
+
+
+@contextlib.contextmanager
+def full_tmpfs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(a folder on a 4 MiB tmpfs of its own, a file filling it: unlink it to free the disk). Needs the right to
+    mount (root in CI); a file-size limit (RLIMIT_FSIZE) is not a full disk at open — the file is then refused as any
+    unwritable place is."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)],
+                                           capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("a full disk needs a tmpfs of its own: root (mount) only")
+    filler = folder / "filler"
+    try:
+        yield folder, filler
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+def fill(filler: Path) -> None:
+    with open(filler, "ab", buffering=0) as f:
+        for size in (1 << 16, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"x" * size)
+
+
+def a_log_with_rows(path: Path, n: int = 5) -> None:
+    writer = LogWriter(path)
+    for i in range(n):
+        writer.submit(record(i))
+    assert writer.flush(5)
+    writer.close()
+
+
+def test_a_full_disk_at_start_holds_the_rows_and_writes_them_once_there_is_room(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="modelyard.ledger.episode")
+    with full_tmpfs(tmp_path) as (folder, filler):
+        path = folder / "log.sqlite3"
+        a_log_with_rows(path)
+        fill(filler)
+        writer = LogWriter(path)  # before: LogUnavailable('… the disk holding it is full …'), the start ended
+        try:
+            health = writer.health()
+            assert health.degraded and "the disk holding it is full" in (health.last_error or ""), health
+            waits = []
+            for i in range(5, 35):
+                writer.submit(record(i))
+                start = time.monotonic()
+                assert writer.flush(5)
+                waits.append(time.monotonic() - start)
+            assert writer.held == 30 and writer.written == 0, writer.health()
+            assert max(waits) < 1.0, waits  # nobody waits out LOG_WAIT (5 s) for a row the log cannot take
+            filler.unlink()
+            health = held_written(writer)
+        finally:
+            writer.close()
+        assert (health.written, health.held, health.lost, health.dropped) == (30, 0, 0, 0), health
+        assert sorted(rows(path)) == [f"r{i:05d}" for i in range(35)]
+    said = [r.getMessage() for r in caplog.records if r.name == "modelyard.ledger.episode"]
+    assert len(said) == 2, said
+    assert "the disk holding it is full" in said[0] and "starts all the same" in said[0] and "kill -9" in said[0]
+    assert "takes rows again: the 30 row(s) held" in said[1] and "nothing was lost" in said[1], said[1]
+
+
+def test_a_stop_while_the_disk_is_still_full_keeps_the_rows_for_the_start_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart that never found the log open: its rows go to this user's state directory (another disk here) and
+    the first start that opens the log writes them."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    with full_tmpfs(tmp_path) as (folder, filler):
+        path = folder / "log.sqlite3"
+        fill(filler)  # a new log: not even the file can be made
+        writer = LogWriter(path)
+        for i in range(3):
+            writer.submit(record(i))
+        assert writer.flush(5)
+        writer.close()
+        assert (writer.saved, writer.errors) == (3, 0), writer.health()
+        again = LogWriter(path)  # the disk still full: a second start, as systemd's restart would make
+        again.submit(record(3))
+        assert again.flush(5)
+        again.close()
+        filler.unlink()
+        opened = LogWriter(path)
+        opened.close()
+        assert sorted(rows(path)) == [f"r{i:05d}" for i in range(4)]
+        assert not list((tmp_path / "state").rglob("*-*-*")), "a held file left after its rows were written"
+
+
+def test_another_process_holding_the_lock_at_start_holds_the_rows_until_it_lets_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``sqlite3`` shell in ``locking_mode=EXCLUSIVE`` (or a tool holding the file) at start: the writer waited its
+    busy timeout and the start ended ('another process held it locked'). Now it starts, holds, and each try waits
+    RETRY_BUSY for the lock, not 10 s — the answers whose rows come meanwhile do not wait that."""
+    monkeypatch.setattr(writer_module, "START_BUSY", 0.2, raising=False)  # (the code before: 10 s)
+    monkeypatch.setattr(writer_module, "RETRY_PAUSE", (0.25,))
+    path = tmp_path / "log.sqlite3"
+    a_log_with_rows(path, 1)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("PRAGMA locking_mode=EXCLUSIVE")
+        other.execute("BEGIN EXCLUSIVE")
+        writer = LogWriter(path)
+        try:
+            assert "another process held it locked" in (writer.health().last_error or "")
+            for i in range(1, 21):
+                writer.submit(record(i))
+                start = time.monotonic()
+                assert writer.flush(5)
+                assert time.monotonic() - start < 1.0
+            assert writer.held == 20
+            other.execute("COMMIT")
+            other.close()
+            health = held_written(writer)
+        finally:
+            writer.close()
+    finally:
+        other.close()
+    assert (health.written, health.held, health.lost) == (20, 0, 0), health
+    assert len(rows(path)) == 21
+
+
+def test_serve_started_on_a_full_disk_answers_says_so_and_logs_every_answer_once_there_is_room(
+        tmp_path: Path) -> None:
+    """The whole gateway, started while its log's disk is full: before, it exited 1 and answered nobody."""
+    server = OpenAIServer(models=["x"]).start()
+    config = tmp_path / "c.yaml"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path)}
+    try:
+        with full_tmpfs(tmp_path) as (folder, filler):
+            path = folder / "log.sqlite3"
+            a_log_with_rows(path, 2)
+            config.write_text(yaml.safe_dump({
+                "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1",
+                                 "model": "x"}},
+                "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
+            fill(filler)
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                deadline = time.monotonic() + 90
+                while True:
+                    assert proc.poll() is None, proc.communicate()  # before: exit 1, 'the disk holding it is full'
+                    assert time.monotonic() < deadline, "serve did not start"
+                    with contextlib.suppress(OSError):
+                        _get(port, "/healthz")
+                        break
+                    time.sleep(0.2)
+                ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
+                for _ in range(10):
+                    status, answer = _post(port, ask)
+                    assert status == 200 and answer["choices"][0]["message"]["content"], answer
+                health = _get(port, "/healthz")
+                assert health["status"] == "degraded", health
+                assert health["log"]["held"] == 10 and "the disk holding it is full" in health["log"]["last_error"]
+                filler.unlink()
+                deadline = time.monotonic() + 20
+                while (after := _get(port, "/healthz")["log"])["held"] and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert (after["held"], after["written"], after["errors"], after["dropped"]) == (0, 10, 0, 0), after
+            finally:
+                proc.terminate()
+                _, stderr = proc.communicate(timeout=60)
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                stored = conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM requests").fetchone()
+    finally:
+        server.stop()
+    assert stored == (12, 12), stored
+    assert stderr.count("starts all the same") == 1 and stderr.count("takes rows again") == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_models_on_a_full_disk_lists_the_models_and_says_why_the_log_was_not_read(tmp_path: Path) -> None:
+    """``models`` needs the log only for each model's recent failures and spend: on a full disk it exited 1 listing
+    none ('the disk holding it is full'), while the gateway beside it answered. Now it lists them, says the log could
+    not be read and why, and exits 1 (its help: 'listed, but … could not be read')."""
+    with full_tmpfs(tmp_path) as (folder, filler):
+        path = folder / "log.sqlite3"
+        a_log_with_rows(path, 1)
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump({
+            "models": {"alpha": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+            "agents": {"chat": {"primary": "alpha"}}, "log": {"path": str(path)}}))
+        fill(filler)
+        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "HOME": str(tmp_path), "COLUMNS": "200"}
+        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
+                              capture_output=True, text=True, timeout=120, env=env)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, said
+    assert "alpha" in done.stdout, said  # before: no model listed
+    assert (f"the routing log could not be read: routing log {path}: the disk holding it is full" in said
+            and "without the log's recent failures and spend" in said), said
+
+
+def test_with_log_url_a_spool_that_cannot_be_opened_at_start_is_still_refused_naming_it(tmp_path: Path) -> None:
+    """With ``log.url`` the file is the spool PostgreSQL's forwarder reads from its start (ledger/forward.py): a full
+    disk there still ends the start, said — not 'starts all the same' and then sqlite3's traceback from the forwarder
+    (a guard for this round's change, which let the writer start without the file)."""
+    with full_tmpfs(tmp_path) as (folder, filler):
+        path = folder / "log.sqlite3"
+        a_log_with_rows(path, 1)
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump({
+            "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+            "agents": {"chat": {"primary": "m"}},
+            "log": {"path": str(path), "url": "postgresql://modelyard@127.0.0.1:9/modelyard"}}))
+        fill(filler)
+        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "ask", "hi"],
+                              capture_output=True, text=True, timeout=120, env=env)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1 and "Traceback" not in said, said
+    assert f"routing log {path}: the disk holding it is full" in said and "starts all the same" not in said, said
