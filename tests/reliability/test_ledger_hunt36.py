@@ -155,6 +155,18 @@ def _get(port: int, path: str) -> dict:
         return json.loads(resp.read())
 
 
+def serve_up(proc: subprocess.Popen, port: int, within: float = 90) -> dict:
+    """/healthz of a ``serve`` just started, once it answers (fails when it exits or takes longer than ``within``)."""
+    deadline = time.monotonic() + within
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "serve did not start"
+        try:
+            return _get(port, "/healthz")
+        except OSError:
+            time.sleep(0.2)
+
+
 def test_serve_on_a_damaged_log_answers_and_says_so(tmp_path: Path) -> None:
     """The whole gateway, as a service restarts it: before, ``serve`` exited 1 with 'is damaged … move it aside' at
     every start and never bound its port. Now it answers, /healthz says degraded with the file set aside, and the
@@ -173,15 +185,7 @@ def test_serve_on_a_damaged_log_answers_and_says_so(tmp_path: Path) -> None:
             proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
                                      str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             try:
-                deadline = time.monotonic() + 90
-                while True:
-                    assert proc.poll() is None, proc.communicate()
-                    assert time.monotonic() < deadline, "serve did not start"
-                    try:
-                        health = _get(port, "/healthz")
-                        break
-                    except OSError:
-                        time.sleep(0.2)
+                health = serve_up(proc, port)
                 status, answer = _post(port, {"model": "chat", "messages": [{"role": "user", "content": "hi"}]})
                 assert status == 200 and answer["choices"][0]["message"]["content"], answer
                 if round_ == 0:

@@ -32,7 +32,7 @@ import pytest
 import yaml
 from tests.fakes.openai_compat import OpenAIServer
 from tests.pg import free_port
-from tests.reliability.test_ledger_hunt36 import SRC, _get, _post
+from tests.reliability.test_ledger_hunt36 import SRC, _get, _post, serve_up
 from tests.unit.test_log_writer_faults import record, rows
 
 from modelyard.ledger import LogWriter
@@ -92,6 +92,14 @@ def held_written(writer: LogWriter, within: float = 10.0) -> WriterHealth:
     while writer.held and time.monotonic() < deadline:
         time.sleep(0.02)
     return writer.health()
+
+
+def held_settled(port: int, within: float = 20) -> dict:
+    """The ``log`` part of a running ``serve``'s /healthz once it holds no row (or ``within`` s passed)."""
+    deadline = time.monotonic() + within
+    while (log := _get(port, "/healthz")["log"])["held"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return log
 
 
 @contextlib.contextmanager
@@ -213,14 +221,7 @@ def test_serve_answers_while_its_disk_is_full_and_logs_every_answer_once_there_i
                                      str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             filler = None
             try:
-                deadline = time.monotonic() + 90
-                while True:
-                    assert proc.poll() is None, proc.communicate()
-                    assert time.monotonic() < deadline, "serve did not start"
-                    with contextlib.suppress(OSError):
-                        _get(port, "/healthz")
-                        break
-                    time.sleep(0.2)
+                serve_up(proc, port)
                 ask = {"model": "chat", "messages": [{"role": "user", "content": "x" * 4000}]}
                 assert _post(port, ask)[0] == 200
                 if how == "tmpfs":
@@ -246,9 +247,7 @@ def test_serve_answers_while_its_disk_is_full_and_logs_every_answer_once_there_i
                     os.unlink(folder / "filler")
                 else:
                     subprocess.run(["prlimit", f"--pid={proc.pid}", "--fsize=unlimited:"], check=True, timeout=30)
-                deadline = time.monotonic() + 20
-                while (after := _get(port, "/healthz")["log"])["held"] and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                after = held_settled(port)
                 assert after["held"] == 0 and after["errors"] == 0 and after["written"] == 41, after
             finally:
                 if filler is not None and not filler.closed:

@@ -31,8 +31,8 @@ import pytest
 import yaml
 from tests.fakes.openai_compat import OpenAIServer
 from tests.pg import free_port
-from tests.reliability.test_ledger_hunt36 import SRC, _get, _post
-from tests.reliability.test_ledger_hunt37 import held_written
+from tests.reliability.test_ledger_hunt36 import SRC, _get, _post, serve_up
+from tests.reliability.test_ledger_hunt37 import held_settled, held_written
 from tests.unit.test_log_writer_faults import record, rows
 
 from modelyard.ledger import LogWriter
@@ -62,6 +62,18 @@ def fill(filler: Path) -> None:
             with contextlib.suppress(OSError):
                 while True:
                     f.write(b"x" * size)
+
+
+def modelyard(tmp_path: Path, log: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    """``modelyard ARGS`` on a config of one model on a closed port and ``log``, its home under ``tmp_path``."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "models": {"alpha": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "alpha"}}, "log": log}))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "HOME": str(tmp_path), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), *args], capture_output=True,
+                          text=True, timeout=120, env=env)
 
 
 def a_log_with_rows(path: Path, n: int = 5) -> None:
@@ -181,14 +193,7 @@ def test_serve_started_on_a_full_disk_answers_says_so_and_logs_every_answer_once
             proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
                                      str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             try:
-                deadline = time.monotonic() + 90
-                while True:
-                    assert proc.poll() is None, proc.communicate()  # before: exit 1, 'the disk holding it is full'
-                    assert time.monotonic() < deadline, "serve did not start"
-                    with contextlib.suppress(OSError):
-                        _get(port, "/healthz")
-                        break
-                    time.sleep(0.2)
+                serve_up(proc, port)  # before: exit 1, 'the disk holding it is full'
                 ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
                 for _ in range(10):
                     status, answer = _post(port, ask)
@@ -197,9 +202,7 @@ def test_serve_started_on_a_full_disk_answers_says_so_and_logs_every_answer_once
                 assert health["status"] == "degraded", health
                 assert health["log"]["held"] == 10 and "the disk holding it is full" in health["log"]["last_error"]
                 filler.unlink()
-                deadline = time.monotonic() + 20
-                while (after := _get(port, "/healthz")["log"])["held"] and time.monotonic() < deadline:
-                    time.sleep(0.1)
+                after = held_settled(port)
                 assert (after["held"], after["written"], after["errors"], after["dropped"]) == (0, 10, 0, 0), after
             finally:
                 proc.terminate()
@@ -220,15 +223,8 @@ def test_models_on_a_full_disk_lists_the_models_and_says_why_the_log_was_not_rea
     with full_tmpfs(tmp_path) as (folder, filler):
         path = folder / "log.sqlite3"
         a_log_with_rows(path, 1)
-        config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({
-            "models": {"alpha": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
-            "agents": {"chat": {"primary": "alpha"}}, "log": {"path": str(path)}}))
         fill(filler)
-        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "HOME": str(tmp_path), "COLUMNS": "200"}
-        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "models", "--no-reach"],
-                              capture_output=True, text=True, timeout=120, env=env)
+        done = modelyard(tmp_path, {"path": str(path)}, "models", "--no-reach")
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 1, said
     assert "alpha" in done.stdout, said  # before: no model listed
@@ -243,16 +239,9 @@ def test_with_log_url_a_spool_that_cannot_be_opened_at_start_is_still_refused_na
     with full_tmpfs(tmp_path) as (folder, filler):
         path = folder / "log.sqlite3"
         a_log_with_rows(path, 1)
-        config = tmp_path / "c.yaml"
-        config.write_text(yaml.safe_dump({
-            "models": {"m": {"provider": "openai", "endpoint": "http://127.0.0.1:9/v1", "model": "x"}},
-            "agents": {"chat": {"primary": "m"}},
-            "log": {"path": str(path), "url": "postgresql://modelyard@127.0.0.1:9/modelyard"}}))
         fill(filler)
-        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               "HOME": str(tmp_path)}
-        done = subprocess.run([sys.executable, "-m", "modelyard", "--config", str(config), "ask", "hi"],
-                              capture_output=True, text=True, timeout=120, env=env)
+        done = modelyard(tmp_path, {"path": str(path), "url": "postgresql://modelyard@127.0.0.1:9/modelyard"}, "ask",
+                         "hi")
     said = " ".join(done.stderr.split())
     assert done.returncode == 1 and "Traceback" not in said, said
     assert f"routing log {path}: the disk holding it is full" in said and "starts all the same" not in said, said
