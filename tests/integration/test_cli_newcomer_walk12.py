@@ -207,3 +207,26 @@ def test_bench_piped_writes_one_line_per_model_not_a_bar(tmp_path: Path) -> None
     assert "modelyard bench — starter" in done.stdout, done.stdout
     assert "bench starter: llama3.2-3b…" in done.stderr.splitlines(), done.stderr
     assert "━" not in done.stderr and "\x1b" not in done.stderr, done.stderr
+
+
+# -- 9. a Telegram @name in allowed_users, unquoted ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "line"), [("  allowed_users: [@newcomer]\n", 6),
+                                                ("  allowed_users: @newcomer\n", 6),
+                                                ("  allowed_users:\n    - @newcomer\n", 7)])
+def test_a_telegram_name_in_allowed_users_says_ids_at_once(tmp_path: Path, written: str, line: int) -> None:
+    """The README's Telegram step is `allowed_users: [YOUR_ID]`; people write the @name Telegram shows them (other
+    bots took usernames: father-bot/chatgpt_telegram_bot#107, n3d1117/chatgpt-telegram-bot#130). Unquoted, YAML
+    refuses the '@' and the error said "put the value in quotes" — and quoted, the next run said ids are numbers.
+    It says the second at once; an '@' anywhere else keeps the quoting advice."""
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  tiny: {provider: llamacpp}\nagents:\n  chat: {primary: tiny}\ntelegram:\n" + written)
+    out = invoke("--config", str(path), "check")
+    said = " ".join(str(out.output).split())  # type: ignore[attr-defined]
+    assert out.exit_code == 2, said  # type: ignore[attr-defined]
+    assert f"{path}:{line}: not valid YAML" in said and "Telegram user ids are numbers, not @names" in said, said
+    assert "put the value in quotes" not in said, said
+    path.write_text("models:\n  tiny: {provider: llamacpp, model: @x}\nagents:\n  chat: {primary: tiny}\n")
+    elsewhere = " ".join(str(invoke("--config", str(path), "check").output).split())  # type: ignore[attr-defined]
+    assert "put the value in quotes" in elsewhere and "Telegram" not in elsewhere, elsewhere

@@ -243,10 +243,11 @@ def test_an_error_with_brackets_keeps_them_on_the_terminal(tmp_path: Path) -> No
 
 def test_a_telegram_name_where_the_user_id_belongs_says_how_to_find_the_id() -> None:
     """`allowed_users: ['@me']` said 'expected a whole number here'; `[@me]` said only that '@' cannot start a
-    token."""
+    token, then (newcomer walk 12) to quote it — and quoted, the ids part: it says the ids part at once."""
     quoted = error_of(GOOD + "telegram:\n  allowed_users: ['@me']\n")
     assert quoted.key == "telegram.allowed_users" and quoted.line == 14
     assert "Telegram user ids are numbers, not @names" in str(quoted) and "ignored message from user N" in str(quoted)
     bare = error_of(GOOD + "telegram:\n  allowed_users: [@me]\n")
-    assert bare.line == 14 and "put the value in quotes" in str(bare)
+    assert bare.line == 14 and "Telegram user ids are numbers, not @names" in str(bare)
+    assert "put the value in quotes" not in str(bare)
     assert parse_config(GOOD + "telegram:\n  allowed_users: ['123', 456]\n").telegram.allowed_users == [123, 456]

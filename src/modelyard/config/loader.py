@@ -28,7 +28,7 @@ from modelyard.config.hints import (
     undefined_model,
 )
 from modelyard.config.names import did_you_mean
-from modelyard.config.schema import ENV_REFERENCE, Config, ModelConfig
+from modelyard.config.schema import ENV_REFERENCE, TELEGRAM_IDS_NOT_NAMES, Config, ModelConfig
 from modelyard.errors import ConfigError
 
 Loc = tuple[str | int, ...]
@@ -104,6 +104,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         if "'\\t'" in problem:  # PyYAML's words for a tab; the fix is the thing to say
             problem += _tab_fix(text, mark)
+        elif "'@'" in problem and _key_of(text, mark) == "allowed_users":  # `[@me]`: quoted, it is refused next
+            problem += f" ({TELEGRAM_IDS_NOT_NAMES})"
         elif "'@'" in problem or "'`'" in problem:  # reserved at the start of a plain value
             problem += " (YAML reserves it at the start of a value: put the value in quotes)"
         elif "escape" in problem:  # "C:\Users\me\model.gguf" in double quotes
@@ -157,6 +159,22 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
         raise ConfigError(f"duplicate key '{loc[-1]}' (first at line {first}): YAML would keep only this one, "
                           f"silently dropping the first{fix}", path=source, line=again, key=dotted(loc))
     return data, (line_index(node) if node is not None else {})
+
+
+#: a line's key: `  allowed_users: [@me]`, `- name: x`
+_LINE_KEY = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w.-]*)\s*:(?:\s|$)")
+
+
+def _key_of(text: str, mark: yaml.Mark | None) -> str | None:
+    """The key a refused value belongs to: that of its own line, else of the nearest line above that has one (an
+    item of a block list, `- @me`, belongs to the key above it)."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    for row in reversed(lines[:mark.line + 1]):
+        if found := _LINE_KEY.match(row):
+            return found.group(1)
+    return None
 
 
 def _tab_fix(text: str, mark: yaml.Mark | None) -> str:

@@ -685,6 +685,12 @@ class TelegramFormat(StrEnum):
     PLAIN = "plain"  # the model's text exactly as it came, asterisks and fences included
 
 
+#: what to write instead of a person's @name in ``telegram.allowed_users`` (said by the schema, and by the YAML reader
+#: for an unquoted ``[@name]``, which YAML refuses before the schema sees it)
+TELEGRAM_IDS_NOT_NAMES = ("Telegram user ids are numbers, not @names: start the bot with allowed_users: [], send it a "
+                          "message, and its log line 'ignored message from user N' gives your id")
+
+
 class TelegramConfig(Strict):
     token_env: str = "TELEGRAM_BOT_TOKEN"
     base_url: str = "https://api.telegram.org/bot"
@@ -711,9 +717,7 @@ class TelegramConfig(Strict):
                                           {"ids": ", ".join(ids)})
             v = [v]
         if isinstance(v, list) and any(isinstance(u, str) and not u.strip().isdigit() for u in v):
-            raise PydanticCustomError("telegram_user_id", "Telegram user ids are numbers, not @names: start the "
-                                      "bot with allowed_users: [], send it a message, and its log line 'ignored "
-                                      "message from user N' gives your id")
+            raise PydanticCustomError("telegram_user_id", TELEGRAM_IDS_NOT_NAMES)
         return v
 
 
