@@ -21,6 +21,8 @@ import json
 import threading
 from typing import Self
 
+from tests.fakes.fixed_reply import read_request
+
 ANSWER = "Sunny and warm."
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 15\r\n"
               b"connection: close\r\n\r\nRequest Timeout")
@@ -31,15 +33,6 @@ def _stream() -> bytes:
               {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                "usage": {"prompt_tokens": 5, "completion_tokens": 4}}]
     return b"".join(b"data: %s\n\n" % json.dumps(e).encode() for e in events) + b"data: [DONE]\n\n"
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    """One request's head and body off a kept-alive connection (the body by its content-length): its head."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    await reader.readexactly(length)
-    return head
 
 
 class KeepAlive408Server:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 from tests.fakes import OpenAIServer
-from tests.fakes.keepalive_408 import ANSWER, KeepAlive408Server, read_request
+from tests.fakes.fixed_reply import FixedReply, routed_once
+from tests.fakes.keepalive_408 import ANSWER, KeepAlive408Server
 from tests.helpers import make_config
 
 from modelyard.ledger import LogWriter, connect
@@ -70,43 +71,16 @@ async def test_a_408_on_a_stale_kept_alive_connection_is_asked_again_on_a_new_on
     assert [r[0] for r in rows] == ["ok", "ok", "ok"]
 
 
-async def test_a_408_that_keeps_the_connection_is_the_servers_word(tmp_path: Path) -> None:
+async def test_a_408_that_keeps_the_connection_is_the_servers_word() -> None:
     """LiteLLM's proxy answers its upstream's timeout with a 408 on a kept-alive connection (its JSON error, ``"code":
     408``, BerriAI/litellm#3279): the model timed out there, so it is not asked again at once — a ``server_error``
     as before (here with no retries: the next model)."""
     said = json.dumps({"error": {"message": "litellm.Timeout: APITimeoutError - Request timed out.", "type": None,
                                  "param": None, "code": 408}}).encode()
-    asked = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal asked
-        try:
-            while True:
-                await read_request(reader)
-                asked += 1
-                writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n" % len(said) + said)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    with OpenAIServer(models=["backup"], reply_text="backup") as backup:
-        config = make_config(
-            {"primary": {"provider": "openai", "model": "local",
-                         "endpoint": f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"},
-             "backup": {"provider": "openai", "model": "backup", "endpoint": backup.url}},
-            {"agent": {"primary": "primary", "fallbacks": ["backup"]}},
-            defaults={"retries": {"attempts": 0}})
-        router = Router(config)
-        try:
-            routed = await router.complete("agent", REQUEST)
-        finally:
-            await router.aclose()
-            server.close()
+    reply = FixedReply(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                       % len(said) + said)
+    routed = await routed_once(reply, {"retries": {"attempts": 0}})
     assert [(a.model, a.outcome, a.reason) for a in routed.record.attempts] == [
         ("primary", "fallback", "server_error"), ("backup", "ok", None)]
     assert "Request timed out" in routed.record.attempts[0].detail
-    assert asked == 1
+    assert reply.asked == 1
