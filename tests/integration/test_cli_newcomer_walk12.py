@@ -230,3 +230,25 @@ def test_a_telegram_name_in_allowed_users_says_ids_at_once(tmp_path: Path, writt
     path.write_text("models:\n  tiny: {provider: llamacpp, model: @x}\nagents:\n  chat: {primary: tiny}\n")
     elsewhere = " ".join(str(invoke("--config", str(path), "check").output).split())  # type: ignore[attr-defined]
     assert "put the value in quotes" in elsewhere and "Telegram" not in elsewhere, elsewhere
+
+
+# -- 10. route's two figures ------------------------------------------------------------------------------------
+
+
+def test_route_names_the_votes_apart_from_the_confidence(tmp_path: Path) -> None:
+    """`modelyard route "write a Go HTTP server"` printed "engineer  confidence 1.00 · fast" and under it
+    "engineer 0.93  writer 0.06 …": two figures for one agent that disagree, nothing saying what either is (README
+    "Routing": the agent is the best mean vote, the confidence the estimated probability that the decision is
+    right). The second line says it is the votes, and what the confidence is; the two agree on the agent."""
+    config = tmp_path / "config.yaml"
+    config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                      "agents:\n  orchestrator: {primary: local, consumers: [chat, engineer]}\n"
+                      "  chat: {primary: local}\n  engineer: {primary: local}\n"
+                      f"orchestration: {{agent: orchestrator}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    out = invoke("--config", str(config), "route", "--fast-only", "write a Go HTTP server")
+    assert out.exit_code == 0, out.output  # type: ignore[attr-defined]
+    decision, votes = str(out.stdout).splitlines()[:2]  # type: ignore[attr-defined]
+    assert " confidence " in decision, decision
+    assert votes.startswith(f"votes: {decision.split()[0]} "), votes
+    assert votes.endswith("(the members' mean; the confidence above is the estimated chance that this route is "
+                          "right)"), votes

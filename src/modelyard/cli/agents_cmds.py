@@ -114,8 +114,10 @@ def route(
     console.print(f"[bold cyan]{decision.agent}[/]  confidence {decision.confidence:.2f} · {decision.method} · "
                   f"{decision.ms:.1f} ms" + (f" · task: {decision.task}" if decision.task else "")
                   + (f" · {decision.detail}" if decision.detail else ""), highlight=False)
-    console.print("[dim]" + "  ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
-                  + "[/]", highlight=False)
+    # named: bare, "engineer 0.93" under "confidence 1.00" read as two figures of one thing that disagreed
+    console.print("[dim]votes: " + "  ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items(), key=lambda kv: -kv[1]))
+                  + " (the members' mean; the confidence above is the estimated chance that this route is right)[/]",
+                  highlight=False)
     if (note := load_note(loaded)) is not None:  # after the decision: what its milliseconds leave out
         err.print(note, style="dim", highlight=False, markup=False)
 
