@@ -70,6 +70,18 @@ class ScriptedProvider(Provider):
             self.in_flight -= 1
 
 
+def orchestrated_config(tmp_path: Path, specialists: Iterable[str]) -> Path:
+    """A config file of one unreachable model and an orchestrator over ``specialists``, for what routing decides
+    without a model answering (`route`, `--fast-only`)."""
+    agents = list(specialists)
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
+                    f"agents:\n  orchestrator: {{primary: local, consumers: [{', '.join(agents)}]}}\n"
+                    + "".join(f"  {a}: {{primary: local}}\n" for a in agents)
+                    + f"orchestration: {{agent: orchestrator}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    return path
+
+
 def parse_source(path: Path) -> ast.Module:
     """``ast.parse`` a file with the garbage collector held off. On Python 3.11 a finalizer that runs inside the AST
     constructor (an earlier test's leftover object collected just then, reporting an unraisable exception) makes

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.fakes import OllamaServer
 from tests.fakes.llama_server import LlamaServer
+from tests.helpers import orchestrated_config
 from typer.testing import CliRunner
 
 from modelyard.cli import app
@@ -271,11 +272,7 @@ def test_an_orchestrator_over_two_agents_routes(tmp_path: Path) -> None:
     for the concatenation axis must match exactly" — scikit-learn's logistic regression of two classes is one row
     (``coef_`` of shape (1, n_features): scikit-learn docs, LogisticRegression, "coef_ is of shape (1, n_features)
     when the given problem is binary"), its naive Bayes two, and the members were stacked side by side."""
-    config = tmp_path / "config.yaml"
-    config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
-                      "agents:\n  orchestrator: {primary: local, consumers: [chat, writer]}\n"
-                      "  chat: {primary: local}\n  writer: {primary: local}\n"
-                      f"orchestration: {{agent: orchestrator}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    config = orchestrated_config(tmp_path, ["chat", "writer"])
     out = invoke("--config", str(config), "route", "--json", "write a poem about the sea")
     assert out.exit_code == 0, out.output  # type: ignore[attr-defined]
     assert json.loads(out.stdout)["agent"] in ("chat", "writer"), out.stdout  # type: ignore[attr-defined]

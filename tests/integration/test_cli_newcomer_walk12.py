@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from tests.fakes import OllamaServer, OpenAIServer, TelegramServer
 from tests.frontends.conftest import ALICE, bot_config, eventually, llm, replies_to, running_bot, tg
+from tests.helpers import orchestrated_config
 from tests.pg import ADMIN_URL
 from typer.testing import CliRunner
 
@@ -240,11 +241,7 @@ def test_route_names_the_votes_apart_from_the_confidence(tmp_path: Path) -> None
     "engineer 0.93  writer 0.06 …": two figures for one agent that disagree, nothing saying what either is (README
     "Routing": the agent is the best mean vote, the confidence the estimated probability that the decision is
     right). The second line says it is the votes, and what the confidence is; the two agree on the agent."""
-    config = tmp_path / "config.yaml"
-    config.write_text("models:\n  local: {provider: ollama, model: x, endpoint: 'http://127.0.0.1:9'}\n"
-                      "agents:\n  orchestrator: {primary: local, consumers: [chat, engineer]}\n"
-                      "  chat: {primary: local}\n  engineer: {primary: local}\n"
-                      f"orchestration: {{agent: orchestrator}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    config = orchestrated_config(tmp_path, ["chat", "engineer"])
     out = invoke("--config", str(config), "route", "--fast-only", "write a Go HTTP server")
     assert out.exit_code == 0, out.output  # type: ignore[attr-defined]
     decision, votes = str(out.stdout).splitlines()[:2]  # type: ignore[attr-defined]
