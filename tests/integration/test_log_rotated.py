@@ -5,9 +5,10 @@ SQLite files with it: cvmfs/cvmfs#2845). ``copytruncate`` copies the file and th
 ``create`` renames it and makes a new empty file.
 
 Either way no row answered is lost: the rows written before are in the rotated copy plus the old write-ahead log the
-writer sets aside (together they open as the whole old log), the rows after go into the file now at the path, and the
-writer says what happened. An emptied file was said as 'overwritten: a file was copied over it' — an operator looked
-for a restore that never happened; now it says it was emptied, by what, and to take the log out of logrotate's list.
+writer sets aside (together they open as the whole old log; after ``create`` the rotated file alone), the rows after
+go into the file now at the path, and the writer says what happened. An emptied file was said as 'overwritten: a file
+was copied over it' — an operator looked for a restore that never happened; now it says it was emptied, by what, and
+to take the log out of logrotate's list.
 (``create``: guard — the rows held already, as after any ``mv`` over the log.)"""
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ def logrotate(path: Path, how: str) -> None:
 
 
 def old_log(path: Path, rotated: Path) -> list[str]:
-    """The rows of the log as it was at the rotation: the rotated copy with the write-ahead log set aside beside it."""
+    """The rows of the log as it was at the rotation: the rotated copy, with the write-ahead log set aside beside it
+    when there is one (``copytruncate``: the file emptied in place). ``create`` renames the file, which keeps a name:
+    the writer copies its write-ahead log into it (round 38, ledger/replaced.py), and it is whole by itself."""
     whole = path.parent / "old.sqlite3"
     shutil.copyfile(rotated, whole)
-    (aside,) = path.parent.glob(f"{path.name}-wal.replaced-*")
-    shutil.copyfile(aside, f"{whole}-wal")
+    for aside in path.parent.glob(f"{path.name}-wal.replaced-*"):
+        shutil.copyfile(aside, f"{whole}-wal")
     return ids(whole)
 
 
@@ -68,6 +71,7 @@ def test_a_log_rotated_by_logrotate_loses_no_row_and_says_what_happened(tmp_path
         writer.close()
     assert ids(path) == [f"req{i:06d}" for i in range(1000, 1010)]
     assert old_log(path, path.with_name(f"{path.name}.1")) == [f"req{i:06d}" for i in range(120)]
+    assert len(list(tmp_path.glob(f"{path.name}-wal.replaced-*"))) == (how == "copytruncate")
 
 
 def test_a_vacuum_by_the_sqlite3_shell_is_no_restore_and_loses_nothing(tmp_path: Path,

@@ -199,6 +199,8 @@ def test_another_programs_file_moved_over_the_log_holds_the_rows_says_so_and_the
         writer.close()
     assert health.lost == 0 and health.held == 0, health
     assert sorted(rows(path)) == ["r00003", "r00004", "r00005"]  # the first three went with the replaced file
+    kept = list(tmp_path.glob("routing.sqlite3.replaced-*"))  # copied whole once (ledger38), not at each try
+    assert len(kept) == 1 and sorted(rows(kept[0])) == ["r00000", "r00001", "r00002"], kept
     assert notes.read_text() == "not a log\n" * 100
 
 

@@ -245,3 +245,68 @@ def test_with_log_url_a_spool_that_cannot_be_opened_at_start_is_still_refused_na
     said = " ".join(done.stderr.split())
     assert done.returncode == 1 and "Traceback" not in said, said
     assert f"routing log {path}: the disk holding it is full" in said and "starts all the same" not in said, said
+
+
+def _shrunk_and_moved_over(tmp_path: Path, caplog: pytest.LogCaptureFixture, keep_old_as: str | None) -> Path:
+    """The shrink recipe done while a writer runs: ``VACUUM INTO 'small.sqlite3'``, 20 more answers, then ``mv
+    small.sqlite3 log.sqlite3`` (the old file first moved to ``keep_old_as``, or not), then 10 more; the log's path."""
+    caplog.set_level(logging.WARNING)
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path)
+    try:
+        for i in range(100):
+            writer.submit(record(i))
+        assert writer.flush(5)
+        with contextlib.closing(sqlite3.connect(path)) as shell:
+            shell.execute(f"VACUUM INTO '{tmp_path / 'small.sqlite3'}'")
+        for i in range(100, 120):  # in the old file only: after the copy, before the mv
+            writer.submit(record(i))
+            assert writer.flush(5)
+        if keep_old_as is not None:
+            os.replace(path, tmp_path / keep_old_as)
+        os.replace(tmp_path / "small.sqlite3", path)
+        for i in range(120, 130):
+            writer.submit(record(i))
+            assert writer.flush(5)
+    finally:
+        writer.close()
+    assert sorted(rows(path)) == [f"r{i:05d}" for i in (*range(100), *range(120, 130))]
+    return path
+
+
+def _requests_in(file: Path) -> list[str]:
+    with contextlib.closing(sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return sorted(r[0] for r in conn.execute("SELECT id FROM requests"))
+
+
+def test_a_file_moved_over_the_log_keeps_the_old_ones_rows_in_a_database_that_can_be_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``mv small.sqlite3 log.sqlite3`` over a running writer's log: the old file has no name left. Before, its
+    write-ahead log alone was set aside ('the old file's last rows … are kept in log.sqlite3-wal.replaced-…'), page
+    images nobody can read without the file they belong to: the 20 answers written between the copy and the mv were
+    gone (310 of 330 anywhere). Now the old file is copied whole, its write-ahead log included, to a database of its
+    own, named in the warning; no write-ahead log is left lying beside the log."""
+    path = _shrunk_and_moved_over(tmp_path, caplog, None)
+    kept = list(tmp_path.glob("log.sqlite3.replaced-*"))
+    assert len(kept) == 1, sorted(p.name for p in tmp_path.iterdir())
+    assert _requests_in(kept[0]) == [f"r{i:05d}" for i in range(120)]
+    assert not list(tmp_path.glob("log.sqlite3-wal.replaced-*"))
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert f"every row it had is kept in {kept[0]}" in said, said
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # what the warning says to do, done: nothing missing
+        conn.execute(f"ATTACH '{kept[0]}' AS old")
+        conn.execute("INSERT OR IGNORE INTO requests SELECT * FROM old.requests")
+        conn.commit()
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 130
+
+
+def test_a_log_moved_away_and_replaced_keeps_every_row_where_it_was_moved(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``mv log.sqlite3 old.sqlite3; mv small.sqlite3 log.sqlite3``: the old file keeps its name elsewhere, but its
+    write-ahead log stays at the old path. Before, that was set aside and the moved file was read without it — here
+    every row was still in the write-ahead log (a young log is checkpointed after 256 rows): old.sqlite3 said 'no
+    such table: requests'. Now the write-ahead log is copied into the old file before the writer moves on."""
+    _shrunk_and_moved_over(tmp_path, caplog, "old.sqlite3")
+    assert _requests_in(tmp_path / "old.sqlite3") == [f"r{i:05d}" for i in range(120)]
+    assert not list(tmp_path.glob("log.sqlite3-wal.replaced-*"))

@@ -220,6 +220,12 @@ class SameFile:
         with self._lock:
             self._close()
 
+    @property
+    def descriptor(self) -> int | None:
+        """A descriptor of the file last opened (None: it could not be opened): it still reads that file once another
+        is at the path."""
+        return self._fd
+
     def describe(self, then: str) -> str:
         what = (self.change or (Change.DELETED if identity(self.path) is None else Change.REPLACED)).value
         advice = _NOT_A_TEXT_LOG if self.change is Change.EMPTIED else ""
@@ -250,7 +256,8 @@ def stale_beside(path: Path, opened: tuple[tuple[int, int] | None, ...]) -> bool
     return opened[0] is not None and identity(Path(f"{path}-wal")) == opened[0]
 
 
-def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, ...]) -> str | None:
+def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, ...], *,
+              wal_kept: bool = False) -> str | None:
     """Make the file now at ``path`` safe to open after ``change``; where the old file's last rows went, if anywhere.
 
     A file copied in place is copied once more to a file of its own, renamed over the path: the connections on the
@@ -258,7 +265,8 @@ def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, 
     at the path when they close (SQLite's pager looks whether its file moved). The write-ahead log the old file left
     at the path (``opened``: the ``-wal`` and ``-shm`` the old connection opened, :class:`WriteAhead`'s; ones another
     process already made are left alone) is renamed aside, else SQLite would lay its pages over the new file's; its
-    ``-shm`` is removed (an index, rebuilt from the log)."""
+    ``-shm`` is removed (an index, rebuilt from the log). ``wal_kept``: the old file's rows are kept whole elsewhere
+    (:mod:`.replaced`), so its write-ahead log is removed rather than set aside."""
     if change in _IN_PLACE:
         settle(path)
         fresh = path.with_name(f"{path.name}.restoring")
@@ -270,6 +278,9 @@ def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, 
     if opened[1] is not None and identity(shm) == opened[1]:
         shm.unlink(missing_ok=True)
     if not stale_beside(path, opened):
+        return None
+    if wal_kept:
+        wal.unlink(missing_ok=True)
         return None
     aside = wal.with_name(f"{wal.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     os.replace(wal, aside)

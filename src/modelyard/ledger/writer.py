@@ -99,6 +99,7 @@ from modelyard.ledger.db import connect
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.episode import Refusal
 from modelyard.ledger.filesystem import on_network
+from modelyard.ledger.replaced import keep_old
 from modelyard.ledger.reserve import reserve_ahead
 from modelyard.ledger.retention import Pruner
 from modelyard.ledger.same_file import Change, SameFile, WriteAhead, identity, take_over
@@ -406,6 +407,9 @@ class LogWriter:
         self._starved_said = False
         #: connections the writer made so far, less one: the checkpoint thread opens its own again when this changes
         self._generation = 0
+        #: (the old file's identity, what was said of its rows) once a file moved over it was taken over
+        #: (:mod:`.replaced`)
+        self._kept_old: tuple[tuple[int, int] | None, str | None] | None = None
         #: why the file could not be opened yet (a full disk, another process's lock at start): rows are held until it
         #: opens (:meth:`_open_late`); None once it is open
         self._unopened: str | None = None
@@ -747,7 +751,7 @@ class LogWriter:
             return
         if self._file.gone():  # restored since the last batch: the close's checkpoint would lay the old log over it
             try:
-                kept = take_over(self.path, self._file.change or Change.DELETED, self._write_ahead.opened)
+                kept = self._take_over_file(self._file.change or Change.DELETED)
                 log.warning("%s", self._file.describe(f"closing{'; ' + kept if kept else ''}"))
             except OSError as exc:
                 log.error("%s", self._file.describe(f"it could not be taken over before closing ({exc})"))
@@ -898,7 +902,7 @@ class LogWriter:
         while it cannot be opened yet — the batch is held and tried again, never committed into the old file."""
         change = self._file.change or Change.DELETED
         try:
-            kept = take_over(self.path, change, self._write_ahead.opened)
+            kept = self._take_over_file(change)
         except OSError as exc:
             self._failed(OSError(self._file.describe(f"it could not be taken over yet ({exc}); its rows are held")))
             return False
@@ -911,6 +915,17 @@ class LogWriter:
             return False
         self._failed(OSError(said))
         return True
+
+    def _take_over_file(self, change: Change) -> str | None:
+        """:func:`.same_file.take_over`, the rows of a file another was moved over kept first where they can be read
+        (:mod:`.replaced`): its write-ahead log alone, set aside, could not be read without it. Raises OSError."""
+        old = None
+        if change is Change.REPLACED:  # once per old file: a take-over that cannot open the new one is tried again
+            if self._kept_old is None or self._kept_old[0] != self._file.opened:
+                self._kept_old = (self._file.opened, keep_old(self._conn, self.path, self._file.descriptor))
+            old = self._kept_old[1]
+        kept = take_over(self.path, change, self._write_ahead.opened, wal_kept=old is not None)
+        return old or kept
 
     def _fold_in(self) -> None:
         """Checkpoint what the checkpoint thread could not (rows committed while it ran), on the writer's own
