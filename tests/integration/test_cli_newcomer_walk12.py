@@ -249,3 +249,29 @@ def test_route_names_the_votes_apart_from_the_confidence(tmp_path: Path) -> None
     assert votes.startswith(f"votes: {decision.split()[0]} "), votes
     assert votes.endswith("(the members' mean; the confidence above is the estimated chance that this route is "
                           "right)"), votes
+
+
+# -- 11. a choice written another way ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("written", "key", "meant"), [
+    ("per: daily", "spend_cap.per", "day"), ("per: Monthly", "spend_cap.per", "month")])
+def test_a_choice_written_another_way_says_the_one_it_is_near(tmp_path: Path, written: str, key: str,
+                                                               meant: str) -> None:
+    """README "Spend caps": `spend_cap: {usd: 2, per: day}`; written `per: daily` (LiteLLM's `budget_duration`
+    takes "1d", OpenRouter's key limits "daily"), it said "expected 'day' or 'month' here, got text" — not which.
+    The choice near what was written is named; the value itself is still not repeated (a choice is a known word,
+    the value might be anything pasted)."""
+    path = tmp_path / "config.yaml"
+    path.write_text("models:\n  tiny: {provider: llamacpp}\n  claude: {provider: anthropic, model: claude-haiku-4-5, "
+                    "api_key_env: ANTHROPIC_API_KEY, price: {input: 1, output: 5}, "
+                    f"spend_cap: {{usd: 2, {written}}}}}\nagents:\n  chat: {{primary: claude, fallbacks: [tiny]}}\n")
+    out = invoke("--config", str(path), "models", "--no-reach")
+    said = " ".join(str(out.output).split())  # type: ignore[attr-defined]
+    assert out.exit_code == 2, said  # type: ignore[attr-defined]
+    assert (f"{path}:3: models.claude.{key}: expected 'day' or 'month' here, got text (did you mean '{meant}'?)"
+            in said), said
+    far = path.read_text().replace(written, "per: week")
+    path.write_text(far)
+    said = " ".join(str(invoke("--config", str(path), "models", "--no-reach").output).split())  # type: ignore[attr-defined]
+    assert "got text" in said and "did you mean" not in said, said

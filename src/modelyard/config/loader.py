@@ -546,6 +546,8 @@ def located(exc: ValidationError, lines: dict[Loc, int], source: str, prefix: Lo
         expected = err.get("ctx", {}).get("expected", "")
         msg = f"expected {expected} here, got {_kind(err.get('input'))}" + (_YAML_BOOL if isinstance(
             err.get("input"), bool) else "")
+        if isinstance(err.get("input"), str):  # `per: daily` said only 'got text': the choice it is near, not it
+            msg += did_you_mean(err["input"].strip(), re.findall(r"'([^']*)'", expected))
     elif err["type"] in _PLAIN_TYPES:  # pydantic's 'Input should be a valid list', said as what to write
         msg = f"{_PLAIN_TYPES[err['type']]}, got {_kind(err.get('input'))}"
         if isinstance(err.get("input"), bool) and err["type"] == "string_type":  # `model: yes`, `primary: on`
