@@ -43,6 +43,8 @@ of it. Under steady traffic that never happened: 3,000 rows committed one at a t
 (37 KB a row), growing until traffic paused for CHECKPOINT_IDLE. Past WAL_BOUND the writer itself folds the rest in,
 between two commits on its own connection, where nothing can be appended meanwhile; its next commit starts the file
 over. That holds the next commit for the fold's fsyncs (milliseconds), once every ~1,800 rows written one per commit.
+A checkpoint that is due waits for a pause in the commits (CHECKPOINT_QUIET, round 38): between bursts of requests
+its fsyncs no longer run beside one; traffic that never pauses has it after another CHECKPOINT_EVERY rows at most.
 
 A waiter that is alone on its event loop may wait for the commit *blocking*, for a short bound
 (``wait_written(block=...)``): the loop's thread sleeps on a lock (the GIL released) that the writer
@@ -144,6 +146,11 @@ _LOG_EVERY = 10.0
 #: SQLite's automatic checkpoint runs at 1,000); a quiet writer's rows are checkpointed after CHECKPOINT_IDLE s
 CHECKPOINT_EVERY = 256
 CHECKPOINT_IDLE = 2.0
+#: seconds without a commit (and with no batch being written) a due checkpoint waits for, so that it runs between
+#: bursts rather than beside the requests of one: its fsyncs and the writeback of the log's ~7-9 MB per 256 rows took
+#: ~6-25 ms, and the requests that overlapped it made serve's p99 at one client (issue #15). A due checkpoint waits
+#: for such a pause for at most another CHECKPOINT_EVERY rows: traffic that never pauses is checkpointed all the same
+CHECKPOINT_QUIET = 0.005
 #: write-ahead log bytes past which the writer checkpoints the rest itself, between two commits (module docstring)
 WAL_BOUND = 64 * 1024 * 1024
 #: write-ahead log bytes a checkpoint leaves uncopied past which a reader holding an old snapshot is said (_starved)
@@ -158,8 +165,8 @@ WAL_FRAME_HEADER = 24
 #: commit's pwrites appended to it (new blocks, new page-cache pages), and the cut itself freed them (issue #15)
 WAL_LIMIT = 80 * 1024 * 1024
 #: bytes of the write-ahead log's next blocks the checkpoint thread has allocated before commits append to them (more
-#: than the rows of one checkpoint's run add, ~9.4 MB at one row per commit): a commit that appends to a block the file
-#: does not have yet waits for the checkpoint's fsync on ext4 (ledger/reserve.py)
+#: than the rows of one checkpoint's run add: 2 * CHECKPOINT_EVERY rows at most, ~19 MB at one row per commit): a
+#: commit that appends to a block the file does not have yet waits for the checkpoint's fsync on ext4 (reserve.py)
 WAL_AHEAD = 32 * 1024 * 1024
 
 #: a commit that took longer than this (seconds) sends the next lone row to the writer thread rather than commit it on
@@ -446,6 +453,8 @@ class LogWriter:
         #: rows committed since the last checkpoint (writer thread only); set _checkpoint_due past CHECKPOINT_EVERY
         self._uncheckpointed = 0
         self._checkpoint_due = threading.Event()
+        #: time.monotonic() of the last commit (either thread): a checkpoint waits for a pause (CHECKPOINT_QUIET)
+        self._committed_at = 0.0
         #: set by the checkpoint thread when the write-ahead log is past WAL_BOUND: the writer folds the rest in
         self._fold = False
         #: started by the first CHECKPOINT_EVERY rows (a smaller log is checkpointed when it closes)
@@ -1159,6 +1168,7 @@ class LogWriter:
 
     def _account(self, ok: int, lost: int, held: int = 0) -> None:
         """Count a batch's fate: ``held`` is the change in rows held for a later try."""
+        self._committed_at = time.monotonic()
         self._uncheckpointed += ok
         if self._uncheckpointed >= CHECKPOINT_EVERY:
             self._uncheckpointed = 0
@@ -1194,8 +1204,9 @@ class LogWriter:
 
     def _checkpoint_loop(self) -> None:
         """Fold the write-ahead log into the database every CHECKPOINT_EVERY rows (or CHECKPOINT_IDLE s after
-        the last commit). PASSIVE: it never blocks the writer, nor waits for readers; what a reader still
-        uses is copied next time. A failure is logged and retried next time (the rows are committed)."""
+        the last commit), at the next pause in the commits (:meth:`_pause`). PASSIVE: it never blocks the writer, nor
+        waits for readers; what a reader still uses is copied next time. A failure is logged and retried next time
+        (the rows are committed)."""
         conn: sqlite3.Connection | None = None
         file = self._file  # the writer's: one look at the file for both threads
         wal = Path(f"{self.path}-wal")
@@ -1212,6 +1223,9 @@ class LogWriter:
                     continue  # checkpoint lock it needs (each try of its own then found it busy, at load 11 every one)
                 if self.written == done:
                     continue
+                self._pause(max(done, 0) + 2 * CHECKPOINT_EVERY)
+                if self._closed:
+                    return
                 done = self.written
                 try:
                     if file.gone() or seen != self._generation:  # a new file at the path: checkpoint that one
@@ -1246,6 +1260,18 @@ class LogWriter:
             if conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
+
+    def _pause(self, most: int) -> None:
+        """Wait until the commits pause for CHECKPOINT_QUIET s (no commit, no batch being written), or until ``most``
+        rows are written (never paused: the log is checkpointed all the same, so it stays bounded), or the close."""
+        while not self._closed and self.written < most:
+            quiet = time.monotonic() - self._committed_at
+            if quiet >= CHECKPOINT_QUIET and self._busy_since is None:
+                return
+            # the rest of the pause, or a whole one while a batch is being written (a slow disk: no spin); woken early
+            # by the writer's next due mark and by close()
+            if self._checkpoint_due.wait(CHECKPOINT_QUIET - quiet if quiet < CHECKPOINT_QUIET else CHECKPOINT_QUIET):
+                self._checkpoint_due.clear()
 
     def _starved(self, size: int) -> None:
         """Say once (per episode) that a checkpoint left more than WAL_STARVED bytes of the write-ahead log uncopied
