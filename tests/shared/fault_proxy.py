@@ -6,8 +6,9 @@ The faults are the ones a small team meets between two hosts, in the shapes user
 due to default socket_timeout=None"); a ~15-minute hang in a network hiccup (redis/redis-py#1527); a server paused
 (``DEBUG SLEEP``, ``docker pause``) leaving the connection half-open (redis/ioredis#1318):
 
-- ``delay(s)``: every chunk the client sends reaches the server ``s`` seconds late (a slow link or a slow server:
-  each command's answer comes ``s`` later; order is kept);
+- ``delay(s, jitter=j)``: every chunk the client sends reaches the server ``s`` seconds late, give or take up to
+  ``j`` (a slow link or a slow server: each command's answer comes ``s`` later; a WAN or VPN varies from one packet
+  to the next; order is kept, as TCP keeps it);
 - ``partition()``: this host is cut off — the connections open now go silent in both directions (no RST, no FIN,
   what a firewall dropping packets looks like), and new ones are accepted and then hear nothing;
 - ``reset()``: every open connection is reset (RST) and new ones are refused until :meth:`heal`;
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 import threading
@@ -60,6 +62,8 @@ class FaultProxy:
         self.port = 0
         self.mode = Mode.PASS
         self.latency = 0.0
+        self.jitter = 0.0
+        self._random = random.Random(7)
         self.connections = 0
         self.trigger: bytes | None = None
         self.stall: int | None = None
@@ -113,8 +117,8 @@ class FaultProxy:
 
     # -- faults -----------------------------------------------------------------------------
 
-    def delay(self, seconds: float) -> None:
-        self.latency = seconds
+    def delay(self, seconds: float, jitter: float = 0.0) -> None:
+        self.latency, self.jitter = seconds, jitter
 
     def partition(self) -> int:
         """Silence every open connection, and accept new ones only to hear nothing; how many went silent."""
@@ -159,6 +163,7 @@ class FaultProxy:
     def heal(self) -> None:
         self.mode = Mode.PASS
         self.latency = 0.0
+        self.jitter = 0.0
         self.trigger = None
         self.stall = None
         self.drop_marker = None
@@ -198,6 +203,7 @@ class FaultProxy:
     async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, pipe: _Pipe, *, delayed: bool) -> None:
         """Carry one direction. Delayed chunks go out in order, each ``latency`` after it arrived."""
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        last = 0.0  # a chunk never overtakes the one before it (TCP's order)
 
         async def send() -> None:
             while True:
@@ -228,7 +234,9 @@ class FaultProxy:
                                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         writer.close()
                     break
-                queue.put_nowait((self._loop.time() + (self.latency if delayed else 0.0), data))
+                late = max(0.0, self.latency + self._random.uniform(-self.jitter, self.jitter)) if delayed else 0.0
+                last = max(last, self._loop.time() + late)
+                queue.put_nowait((last, data))
                 if not delayed:
                     pipe.carried += len(data)
                     if self.stall is not None and pipe.carried >= self.stall:
@@ -236,7 +244,7 @@ class FaultProxy:
                 if sender.done():
                     break
         with contextlib.suppress(OSError, ConnectionError, asyncio.TimeoutError):
-            async with asyncio.timeout(max(self.latency, 0) + 1):
+            async with asyncio.timeout(max(self.latency + self.jitter, 0) + 1):
                 # every chunk still delayed is delivered before the close, as TCP delivers the bytes sent before a FIN
                 # (``queue.empty()`` was true once the sender had taken the last chunk, still waiting out its delay:
                 # a command written just before its client closed the connection never arrived)

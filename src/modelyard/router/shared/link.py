@@ -56,6 +56,7 @@ from modelyard.router.clock import Clock
 from modelyard.router.shared import eviction, log_places, lua, namespaces, wire
 from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.bounds import within
+from modelyard.router.shared.calls import AT_ONCE, CallGate, RoundTrips
 from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
 from modelyard.router.shared.timings import STATE_KEY, Timings, safe
@@ -108,7 +109,10 @@ class StoreFault(Enum):
     BUSY = ("a Lua script or function has run longer than {server}'s busy-reply-threshold (lua-time-limit, 5 s by "
             "default) — another client's: modelyard's own take microseconds — and {server} answers nothing else until "
             "it ends: SLOWLOG GET names it once it has, SCRIPT KILL (FUNCTION KILL) stops one that has written nothing")
-    MAXCLIENTS = "{server} has as many connections as its maxclients allows"
+    MAXCLIENTS = ("{server} has as many connections as its maxclients allows: CLIENT LIST shows who holds them (a "
+                  "client that leaks keeps many idle ones); raise maxclients, or take a larger plan where a provider "
+                  f"sets it — each modelyard process keeps at most {AT_ONCE} for its calls, one for its grants and one "
+                  "for its lease keeper")
     OOM = "{server} is at maxmemory and evicts nothing (noeviction)"
     READONLY = ("this server is a replica (a failover moved the primary): point state.url at the primary, e.g. a name "
                 "the failover moves")
@@ -290,6 +294,38 @@ async def _speaks_resp(settings: StateConfig) -> bool:
     except (TimeoutError, OSError):
         return False
     return first.startswith((b"+", b"-NOAUTH"))
+
+
+#: how redis-py says a connection the server closed (what a Redis at maxclients does to each new one, its error often
+#: unread — before, said as a TLS mismatch or a proxy)
+_CLOSED_ON_US = ("Connection lost", "Connection closed by server", "Connection reset by peer", "Broken pipe")
+
+
+async def _refused_at_accept(settings: StateConfig) -> str:
+    """The error a server sends unasked on a new connection before closing it ("-ERR max number of clients reached":
+    Redis at ``maxclients`` writes it on accept), '' when none comes within a short wait (a server that waits for a
+    command, as Redis does otherwise) or the address cannot be read so (``rediss://``)."""
+    from redis.asyncio import ConnectionPool
+
+    if not settings.url.startswith(("redis://", "unix://")):
+        return ""
+    where = ConnectionPool.from_url(settings.url).connection_kwargs
+    try:
+        async with within(min(settings.timeout, 0.25)):
+            if path := where.get("path"):
+                reader, writer = await asyncio.open_unix_connection(path)
+            else:
+                reader, writer = await asyncio.open_connection(where.get("host", "localhost"), where.get("port", 6379))
+            try:
+                first = await reader.readline()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (TimeoutError, OSError):
+        return ""
+    said = first.decode("utf-8", "replace").strip()
+    return said.removeprefix("-").removeprefix("ERR ") if said.startswith("-") else ""
 
 
 #: the routing log's target in a process's registered limits (see RedisLink._limits_text); beside it the log's
@@ -496,6 +532,12 @@ class RedisLink:
         #: when the round trip that read it was sent, on :func:`awake_time` (what :meth:`view_fresh` measures)
         self.view_awake: float | None = None
         self._client: Redis | None = None
+        #: at most calls.AT_ONCE calls at Redis at once: one connection each, not one per request of a burst
+        self._gate = CallGate()
+        #: how long the latest calls took (said when state.timeout leaves too few round trips)
+        self.round_trips = RoundTrips()
+        #: the last finding of RoundTrips.short_bound (said once in the log, and in /healthz while it lasts)
+        self.slow_note = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -546,6 +588,7 @@ class RedisLink:
 
     def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._gate = CallGate()
         self._client = wire.client(self.settings, redis_connect_func=self._on_new_connection)
         self._scripts = {name: self._client.register_script(getattr(lua, name))
                          for name in ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
@@ -641,7 +684,7 @@ class RedisLink:
         if client is None or not self.up:
             return True
         try:
-            async with within(self.settings.timeout):
+            async with self._gate.turn(None), within(self.settings.timeout):
                 taken = await client.set(f"{self.prefix}:claim:{what}", self.instance, nx=True,
                                          px=max(1, int(seconds * 1000)))
                 if taken:
@@ -777,11 +820,23 @@ class RedisLink:
         """
         if self._client is None:
             raise StoreUnreachable("closed")
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        async with self._gate.turn(budget):  # its turn, within the caller's budget: not the store's bound
+            if budget is not None:
+                budget -= loop.time() - asked
+            return await self._call(script, keys, args, budget)
+
+    async def _call(self, script: str, keys: list[str], args: list[Any], budget: float | None) -> Any:
+        assert self._client is not None
         bound = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
         try:
+            sent, opened = time.monotonic(), self.round_trips.opened
             async with within(bound):
-                return await self._once_more_if_dropped(lambda: self._scripts[script](keys=keys, args=args),
-                                                        repeatable=script in REPEATABLE)
+                reply = await self._once_more_if_dropped(lambda: self._scripts[script](keys=keys, args=args),
+                                                         repeatable=script in REPEATABLE)
+            self._timed(time.monotonic() - sent, opened)
+            return reply
         except TimeoutError:
             if budget is not None and budget < self.settings.timeout:
                 raise
@@ -791,6 +846,14 @@ class RedisLink:
             self.mark_down(await self._failure(exc))
             raise StoreUnreachable(self.down_reason) from None
 
+    def _timed(self, seconds: float, opened: int) -> None:
+        """One call's round trip: a bound that leaves too few of them is said once, with what to write."""
+        self.round_trips.add(seconds, opened)
+        note = self.round_trips.short_bound(self.settings.timeout, self.settings.lease, self.settings.refresh)
+        if note and not self.slow_note and not self._looking:
+            log.warning("shared state %s: %s", self.settings.shown_url, note)
+        self.slow_note = note
+
     async def _failure(self, exc: BaseException) -> str:
         """:func:`failure`, naming the server spoken to: read here when it refused something before the heartbeat
         read which it is (a Valkey at maxmemory was "Redis is at maxmemory"). Only for a refusal: the server answered,
@@ -798,6 +861,9 @@ class RedisLink:
         if (self.server_kind is None and isinstance(exc, ResponseError) and self._client is not None
                 and (info := await _server_info(self._client, self.settings.timeout))):
             self.server_kind = server_kind(info)
+        if (isinstance(exc, DroppedConnection) and any(said in str(exc) for said in _CLOSED_ON_US)
+                and (refusal := await _refused_at_accept(self.settings))):
+            exc = DroppedConnection(refusal)  # the server's own words, which redis-py did not read
         return failure(exc, self.server_kind)
 
     async def _pipeline(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
@@ -813,7 +879,7 @@ class RedisLink:
                 return await pipe.execute()
 
         try:
-            async with within(self.settings.timeout):
+            async with self._gate.turn(None), within(self.settings.timeout):
                 return await self._once_more_if_dropped(run, repeatable=True)
         except TimeoutError:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
@@ -850,6 +916,7 @@ class RedisLink:
         older snapshot before the heartbeat noticed: the slot taken since that snapshot was handed out a second
         time (CI saw it). Asked here, the restart starts the grace before any script of this process runs.
         """
+        self.round_trips.opened += 1
         await connection.on_connect()
         for _, keys, args in self._restart_calls():
             await connection.send_command("EVAL", lua.RESTARTED, len(keys), *keys, *args)
@@ -996,7 +1063,8 @@ class RedisLink:
 
     async def _read_server(self) -> None:
         assert self._client is not None
-        info = await _server_info(self._client, self.settings.timeout)
+        async with self._gate.turn(None):  # every read of the link's client takes its turn: one connection each
+            info = await _server_info(self._client, self.settings.timeout)
         run = str(info["run_id"]) if info.get("run_id") else None
         if info:
             self.server_kind = server_kind(info)
@@ -1012,8 +1080,10 @@ class RedisLink:
         place = self._log_place()
         if place is None or self._client is None or self._looking:
             return
-        await log_places.record(self._client, self.prefix, place.host, place.target,
-                                "" if place.identity == LOG_PENDING else place.identity or "", self.settings.timeout)
+        async with self._gate.turn(None):
+            await log_places.record(self._client, self.prefix, place.host, place.target,
+                                    "" if place.identity == LOG_PENDING else place.identity or "",
+                                    self.settings.timeout)
 
     async def _read_eviction(self) -> None:
         """Read whether the server may evict this prefix's keys (at start, then with its identity: CONFIG SET changes
@@ -1022,8 +1092,9 @@ class RedisLink:
         if self._client is None or (before is not None and before.policy is None):
             return  # neither CONFIG nor INFO may be run: asked once (each refusal is an entry in Redis's ACL LOG)
         try:
-            found = await eviction.read(self._client, self.settings.timeout,
-                                        config=before is None or not before.config_refused)
+            async with self._gate.turn(None):
+                found = await eviction.read(self._client, self.settings.timeout,
+                                            config=before is None or not before.config_refused)
         except (TimeoutError, RedisError, OSError):
             return
         note = found.warning() or found.unread_note()
@@ -1053,7 +1124,7 @@ class RedisLink:
             self._registry_script = self._registry_client.register_script(namespaces.REGISTER)
         assert self._registry_script is not None
         try:
-            async with within(self.settings.timeout):
+            async with self._gate.turn(None), within(self.settings.timeout):
                 others = await self._registry_script(keys=[namespaces.REGISTRY, namespaces.ALIVE],
                                                      args=[self.instance, namespaces.TTL_MS, entry,
                                                            namespaces.KEY_TTL_MS])
@@ -1127,6 +1198,9 @@ class RedisLink:
                 while True:
                     message = await pubsub.get_message(timeout=self.tick)
                     if message is not None:  # anything heard (a grant, a pong, a subscribe reply): it is alive
+                        if message["type"] == "pong" and pinged is not None:
+                            # one round trip, timed while the calls cannot be (the link down for a bound too short)
+                            self._timed(loop.time() - pinged, self.round_trips.opened)
                         pinged = None
                         if message["type"] == "message":
                             self._dispatch(message["data"])
@@ -1207,6 +1281,8 @@ class RedisLink:
             detail += f"; {self.clock_note}"
         if self.eviction_note:
             detail += f"; {self.eviction_note}"
+        if self.slow_note:
+            detail += f"; {self.slow_note}"
         return LinkStatus(self.settings.shown_url, self.prefix, self.up, detail, self.instances, age, self.errors,
                           list(self.disagreements), list(self.splits), self._full_share_in())
 

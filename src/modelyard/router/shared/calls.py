@@ -1,0 +1,96 @@
+"""How many calls one process has at Redis at once, and how long a round trip to it takes.
+
+**At most :data:`AT_ONCE` calls at once.** redis-py's pool opens a connection for every call made while the others
+are busy and keeps it for good, so a burst of 40 requests opened 40 connections from one process (41 with the grant
+listener), held idle ever after. A managed Redis counts them against a small ``maxclients`` — 20 on Heroku's
+smallest plans, 30 on Redis Cloud's free one (cube-js/cube#104: "If I make 3+ concurrent queries … ERR max number of
+clients reached"; PostHog/posthog#2493) — and a Redis shared with another application takes the room from it. At the
+limit Redis answers each new connection "-ERR max number of clients reached" and closes it, often before redis-py reads
+the reply ("Connection lost", "Connection closed by server"): the link went down and up again dozens of times in one
+burst, each time moving every model to the outage share, with Redis answering on the connections already open. A call
+takes well under a millisecond on a LAN (one round trip: the scripts run in microseconds), so a few connections carry
+thousands of calls a second; the rest wait their turn here, off the store's bound — a call waits for a connection of
+its own, not for Redis, and a request waits at most its queue bound.
+
+**The round trip.** Every bound on a call is ``state.timeout``; a call is one round trip, the heartbeat two (redis-py
+asks ``SCRIPT EXISTS`` before a pipeline of scripts), and a new connection three or four more. Over a WAN or a VPN
+(50–150 ms a round trip) the default 0.5 s left a new connection no room: both processes of a team went down 1.7 s
+after they started, for 1.5 s, at 150 ms ± 20 — saying only "no answer within 0.5s — Redis hung or slow". Each
+call's time is kept (:class:`RoundTrips`), and the grant listener's PING while its channel is quiet (a round trip
+timed while the link is down), and a bound under :data:`TIMEOUT_PER_ROUND_TRIP` of them is said with the
+figure and what to write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import statistics
+from collections import deque
+from collections.abc import AsyncIterator
+
+#: calls one process has at Redis at once (the grant listener's connection and the occasional reads beside them)
+AT_ONCE = 8
+
+#: ``state.timeout`` should be at least this many round trips: a new connection costs three or four before its call
+TIMEOUT_PER_ROUND_TRIP = 5
+
+#: how many of the latest calls' times the round trip is the median of
+KEPT = 32
+
+#: no finding before this many round trips (a call that opened a connection is not counted; one that loaded its
+#: script — the first of each kind — is, at three round trips: a few of those leave the median where it was)
+FEWEST = 8
+
+
+class CallGate:
+    """At most :data:`AT_ONCE` calls at once; a call waits its turn within its caller's budget, if it has one."""
+
+    def __init__(self, at_once: int = AT_ONCE) -> None:
+        self._free = asyncio.Semaphore(at_once)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, budget: float | None) -> AsyncIterator[None]:
+        """Wait for a turn; ``TimeoutError`` when ``budget`` runs out first (the caller's, not the store's)."""
+        if budget is None:
+            await self._free.acquire()
+        else:
+            async with asyncio.timeout(max(budget, 0.0)):
+                await self._free.acquire()
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+class RoundTrips:
+    """The times of the latest calls that Redis answered, each one round trip."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque(maxlen=KEPT)
+
+        #: connections opened so far (the link counts them): a call during which one opened is not one round trip
+        self.opened = 0
+
+    def add(self, seconds: float, opened_before: int) -> None:
+        """A call that took ``seconds``; ``opened_before``: :attr:`opened` when it was sent."""
+        if self.opened == opened_before:
+            self._times.append(seconds)
+
+    def typical(self) -> float | None:
+        """The median of the latest calls (None: too few yet)."""
+        return statistics.median(self._times) if len(self._times) >= FEWEST else None
+
+    def short_bound(self, timeout: float, lease: float, refresh: float) -> str:
+        """What to write when ``timeout`` is under :data:`TIMEOUT_PER_ROUND_TRIP` round trips ('' : it is not)."""
+        typical = self.typical()
+        if typical is None or timeout >= TIMEOUT_PER_ROUND_TRIP * typical:
+            return ""
+        need = math.ceil(TIMEOUT_PER_ROUND_TRIP * typical * 10) / 10
+        lease_need = max(lease, math.ceil(9 * (refresh + need) * 10) / 10)
+        return (f"a call to Redis takes {typical * 1000:.0f} ms here (one round trip: the median of the latest "
+                f"{len(self._times)}), and state.timeout {timeout:g}s is under {TIMEOUT_PER_ROUND_TRIP} of them: a new "
+                "connection takes three or four before its call, so a slow moment counts as an outage — set "
+                f"state.timeout: {need:g} and state.lease: {lease_need:g} (at least 9 × (refresh + timeout)) on every "
+                "host")
