@@ -24,11 +24,9 @@ figure and what to write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import statistics
 from collections import deque
-from collections.abc import AsyncIterator
 
 #: calls one process has at Redis at once (the grant listener's connection and the occasional reads beside them)
 AT_ONCE = 8
@@ -39,29 +37,37 @@ TIMEOUT_PER_ROUND_TRIP = 5
 #: how many of the latest calls' times the round trip is the median of
 KEPT = 32
 
+#: the median is looked at again after this many round trips
+EVERY = 8
+
 #: no finding before this many round trips (a call that opened a connection is not counted; one that loaded its
 #: script — the first of each kind — is, at three round trips: a few of those leave the median where it was)
 FEWEST = 8
 
 
 class CallGate:
-    """At most :data:`AT_ONCE` calls at once; a call waits its turn within its caller's budget, if it has one."""
+    """At most :data:`AT_ONCE` calls at once. ``async with gate:`` waits for a turn; :meth:`take` within a budget."""
 
     def __init__(self, at_once: int = AT_ONCE) -> None:
         self._free = asyncio.Semaphore(at_once)
 
-    @contextlib.asynccontextmanager
-    async def turn(self, budget: float | None) -> AsyncIterator[None]:
-        """Wait for a turn; ``TimeoutError`` when ``budget`` runs out first (the caller's, not the store's)."""
-        if budget is None:
+    async def take(self, budget: float | None) -> None:
+        """Wait for a turn; ``TimeoutError`` when ``budget`` runs out first (the caller's, not the store's). A free
+        turn is taken at once, without a timer (the hot path: a call of a request)."""
+        if budget is None or not self._free.locked():
             await self._free.acquire()
-        else:
-            async with asyncio.timeout(max(budget, 0.0)):
-                await self._free.acquire()
-        try:
-            yield
-        finally:
-            self._free.release()
+            return
+        async with asyncio.timeout(max(budget, 0.0)):
+            await self._free.acquire()
+
+    def give(self) -> None:
+        self._free.release()
+
+    async def __aenter__(self) -> None:
+        await self._free.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._free.release()
 
 
 class RoundTrips:
@@ -69,14 +75,19 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self._times: deque[float] = deque(maxlen=KEPT)
+        self._added = 0
 
         #: connections opened so far (the link counts them): a call during which one opened is not one round trip
         self.opened = 0
 
-    def add(self, seconds: float, opened_before: int) -> None:
-        """A call that took ``seconds``; ``opened_before``: :attr:`opened` when it was sent."""
-        if self.opened == opened_before:
-            self._times.append(seconds)
+    def add(self, seconds: float, opened_before: int) -> bool:
+        """A call that took ``seconds``; ``opened_before``: :attr:`opened` when it was sent. Whether it is time to
+        look at the median again (every :data:`EVERY` round trips: not at every call of the hot path)."""
+        if self.opened != opened_before:
+            return False
+        self._times.append(seconds)
+        self._added += 1
+        return self._added % EVERY == 0
 
     def typical(self) -> float | None:
         """The median of the latest calls (None: too few yet)."""

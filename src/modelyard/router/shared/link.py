@@ -27,7 +27,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -272,28 +272,34 @@ async def _speaks_resp(settings: StateConfig) -> bool:
     but a refusal of the commands sent. False for ``rediss://`` (not probed), when nothing answers, and for another
     error — a Redis at ``maxclients`` answers every new connection "-ERR max number of clients reached" and closes it,
     an outage that ends when a client leaves, not a proxy."""
-    from redis.asyncio import ConnectionPool
-
     if not settings.url.startswith(("redis://", "unix://")):
         return False
-    where = ConnectionPool.from_url(settings.url).connection_kwargs
     try:
-        async with within(2 * settings.timeout):
-            if path := where.get("path"):
-                reader, writer = await asyncio.open_unix_connection(path)
-            else:
-                reader, writer = await asyncio.open_connection(where.get("host", "localhost"), where.get("port", 6379))
-            try:
-                writer.write(b"*1\r\n$4\r\nPING\r\n")
-                await writer.drain()
-                first = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+        async with within(2 * settings.timeout), _bare(settings) as (reader, writer):
+            writer.write(b"*1\r\n$4\r\nPING\r\n")
+            await writer.drain()
+            first = await reader.readline()
     except (TimeoutError, OSError):
         return False
     return first.startswith((b"+", b"-NOAUTH"))
+
+
+@contextlib.asynccontextmanager
+async def _bare(settings: StateConfig) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A plain connection of its own to the state URL's address (``redis://`` or ``unix://``), closed at the end."""
+    from redis.asyncio import ConnectionPool
+
+    where = ConnectionPool.from_url(settings.url).connection_kwargs
+    if path := where.get("path"):
+        reader, writer = await asyncio.open_unix_connection(path)
+    else:
+        reader, writer = await asyncio.open_connection(where.get("host", "localhost"), where.get("port", 6379))
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 #: how redis-py says a connection the server closed (what a Redis at maxclients does to each new one, its error often
@@ -305,23 +311,11 @@ async def _refused_at_accept(settings: StateConfig) -> str:
     """The error a server sends unasked on a new connection before closing it ("-ERR max number of clients reached":
     Redis at ``maxclients`` writes it on accept), '' when none comes within a short wait (a server that waits for a
     command, as Redis does otherwise) or the address cannot be read so (``rediss://``)."""
-    from redis.asyncio import ConnectionPool
-
     if not settings.url.startswith(("redis://", "unix://")):
         return ""
-    where = ConnectionPool.from_url(settings.url).connection_kwargs
     try:
-        async with within(min(settings.timeout, 0.25)):
-            if path := where.get("path"):
-                reader, writer = await asyncio.open_unix_connection(path)
-            else:
-                reader, writer = await asyncio.open_connection(where.get("host", "localhost"), where.get("port", 6379))
-            try:
-                first = await reader.readline()
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
+        async with within(min(settings.timeout, 0.25)), _bare(settings) as (reader, _):
+            first = await reader.readline()
     except (TimeoutError, OSError):
         return ""
     said = first.decode("utf-8", "replace").strip()
@@ -684,7 +678,7 @@ class RedisLink:
         if client is None or not self.up:
             return True
         try:
-            async with self._gate.turn(None), within(self.settings.timeout):
+            async with self._gate, within(self.settings.timeout):
                 taken = await client.set(f"{self.prefix}:claim:{what}", self.instance, nx=True,
                                          px=max(1, int(seconds * 1000)))
                 if taken:
@@ -822,10 +816,13 @@ class RedisLink:
             raise StoreUnreachable("closed")
         loop = asyncio.get_running_loop()
         asked = loop.time()
-        async with self._gate.turn(budget):  # its turn, within the caller's budget: not the store's bound
+        await self._gate.take(budget)  # its turn, within the caller's budget: not the store's bound
+        try:
             if budget is not None:
                 budget -= loop.time() - asked
             return await self._call(script, keys, args, budget)
+        finally:
+            self._gate.give()
 
     async def _call(self, script: str, keys: list[str], args: list[Any], budget: float | None) -> Any:
         assert self._client is not None
@@ -848,7 +845,8 @@ class RedisLink:
 
     def _timed(self, seconds: float, opened: int) -> None:
         """One call's round trip: a bound that leaves too few of them is said once, with what to write."""
-        self.round_trips.add(seconds, opened)
+        if not self.round_trips.add(seconds, opened):
+            return
         note = self.round_trips.short_bound(self.settings.timeout, self.settings.lease, self.settings.refresh)
         if note and not self.slow_note and not self._looking:
             log.warning("shared state %s: %s", self.settings.shown_url, note)
@@ -879,7 +877,7 @@ class RedisLink:
                 return await pipe.execute()
 
         try:
-            async with self._gate.turn(None), within(self.settings.timeout):
+            async with self._gate, within(self.settings.timeout):
                 return await self._once_more_if_dropped(run, repeatable=True)
         except TimeoutError:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
@@ -1063,7 +1061,7 @@ class RedisLink:
 
     async def _read_server(self) -> None:
         assert self._client is not None
-        async with self._gate.turn(None):  # every read of the link's client takes its turn: one connection each
+        async with self._gate:  # every read of the link's client takes its turn: one connection each
             info = await _server_info(self._client, self.settings.timeout)
         run = str(info["run_id"]) if info.get("run_id") else None
         if info:
@@ -1080,7 +1078,7 @@ class RedisLink:
         place = self._log_place()
         if place is None or self._client is None or self._looking:
             return
-        async with self._gate.turn(None):
+        async with self._gate:
             await log_places.record(self._client, self.prefix, place.host, place.target,
                                     "" if place.identity == LOG_PENDING else place.identity or "",
                                     self.settings.timeout)
@@ -1092,7 +1090,7 @@ class RedisLink:
         if self._client is None or (before is not None and before.policy is None):
             return  # neither CONFIG nor INFO may be run: asked once (each refusal is an entry in Redis's ACL LOG)
         try:
-            async with self._gate.turn(None):
+            async with self._gate:
                 found = await eviction.read(self._client, self.settings.timeout,
                                             config=before is None or not before.config_refused)
         except (TimeoutError, RedisError, OSError):
@@ -1124,7 +1122,7 @@ class RedisLink:
             self._registry_script = self._registry_client.register_script(namespaces.REGISTER)
         assert self._registry_script is not None
         try:
-            async with self._gate.turn(None), within(self.settings.timeout):
+            async with self._gate, within(self.settings.timeout):
                 others = await self._registry_script(keys=[namespaces.REGISTRY, namespaces.ALIVE],
                                                      args=[self.instance, namespaces.TTL_MS, entry,
                                                            namespaces.KEY_TTL_MS])
