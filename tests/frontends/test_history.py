@@ -172,9 +172,10 @@ def test_telegram_with_nobody_allowed_says_how_to_find_the_user_id(tmp_path, mon
            "user id; put N in telegram.allowed_users" in said, result.output
 
 
-def test_chat_says_how_to_take_back_a_switch_recorded_as_a_correction(tmp_path):
+def test_chat_switch_alone_is_no_correction_and_says_how_to_make_one(tmp_path):
     """'hello there', then '/agent engineer' to start on code: chat noted 'your last message belonged to engineer'
-    — a routing label for `routing learn` — with no word on undoing it."""
+    — a routing label for `routing learn`. A switch alone labels nothing now (frontends/reask.py); it says that
+    asking again is what teaches routing."""
     from importlib.resources import files
 
     import yaml
@@ -192,8 +193,10 @@ def test_chat_says_how_to_take_back_a_switch_recorded_as_a_correction(tmp_path):
                                  input="hello there\n/agent engineer\n/quit\n")
     assert out.exit_code == 0, out.output
     said = " ".join(out.output.split())
-    assert "noted: your last message belonged to engineer" in said, out.output
-    assert "if you only meant to switch, `modelyard routing labels` shows it and `routing forget ID` drops it" in said
+    assert "belonged to" not in said, out.output
+    assert "if your last message should have gone to engineer, send it again: that teaches routing" in said
+    import sqlite3
+    assert sqlite3.connect(tmp_path / "log.sqlite").execute("SELECT count(*) FROM routing_labels").fetchone() == (0,)
 
 
 def _telegram_unreachable(tmp_path, monkeypatch, allowed: str):

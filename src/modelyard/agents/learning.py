@@ -1,7 +1,7 @@
 """Learning from use: corrections become labels, and a refit is kept only if no kind of prompt gets worse.
 
 ``record_correction`` is the one hook front-ends call when a person says which agent should have
-answered (``/agent X`` after an orchestrated turn, a rating). Labels act locally (agents/memory.py):
+answered (``/agent X`` and the orchestrated question asked again, a rating). Labels act locally (agents/memory.py):
 the refit on config examples + labels decides only near a label, everything else keeps the plain
 classifier's decision, and never nearer to a reference prompt that does not accept its agent (the
 shipped tuning sets by role, memory.role_prompts). ``learn`` compares the model with the new labels and
@@ -91,6 +91,21 @@ def correct_routing(runtime: Runtime, request_id: str, agent: str, source: Label
     except sqlite3.Error as exc:  # a lost label must never break the conversation
         log.warning("routing: could not record a correction (%s)", exc)
         return False
+
+
+def was_routed(runtime: Runtime, request_id: str) -> bool:
+    """Whether the orchestrator chose the agent that answered ``request_id`` (not a person's ``/agent``)."""
+    runtime.log.flush()
+    try:
+        conn = connect(runtime.log_path)
+        try:
+            decision = decision_of(conn, request_id)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("routing: could not read a decision (%s)", exc)
+        return False
+    return decision is not None and bool(decision[0]) and decision[2] != "direct"
 
 
 def trusted_labels(conn: sqlite3.Connection) -> list[Label]:

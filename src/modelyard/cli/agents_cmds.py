@@ -348,7 +348,7 @@ def routing_forget(
 
 
 #: what an empty set of labels says: where labels come from
-NO_LABELS = ("no routing labels yet: `/agent X` after a routed answer in chat or Telegram, "
+NO_LABELS = ("no routing labels yet: `/agent X` after a routed answer in chat or Telegram, then that question again, "
              "`modelyard rate ID bad --agent X`, or `modelyard route --label X \"…\"` add them")
 
 

@@ -38,6 +38,7 @@ from modelyard.config.names import did_you_mean, not_an_agent
 from modelyard.frontends import chat_claim
 from modelyard.frontends import session as session_module
 from modelyard.frontends.history import CHAT_HISTORY_TOKENS, ConversationStore
+from modelyard.frontends.reask import Switch
 from modelyard.frontends.session import Reply, Session, Status, answer
 from modelyard.router import RequestRecord
 from modelyard.runtime import Runtime
@@ -362,11 +363,9 @@ async def _command(session: Session, runtime: Runtime, line: str) -> bool:
         return True
     session.choose(None if wanted == AUTO else wanted)
     console.print(f"now talking to [cyan]{wanted if wanted != AUTO else _unaddressed(runtime)}[/]")
-    if wanted != AUTO and await session.correct(wanted):
-        # a switch for the next message is recorded as a correction of the last one: say how to take it back
-        err.print(f"[dim]noted: your last message belonged to {wanted} (`modelyard routing learn` teaches routing; "
-                  "if you only meant to switch, `modelyard routing labels` shows it and `routing forget ID` drops "
-                  "it)[/]")
+    if wanted != AUTO and await session.correct(wanted) is Switch.ASK_AGAIN:
+        # a switch alone is no correction (reask.py): asking the routed question again is, and says so then
+        err.print(f"[dim]if your last message should have gone to {wanted}, send it again: that teaches routing[/]")
     return True
 
 

@@ -20,11 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from modelyard.agents.learning import correct_routing
+from modelyard.agents.learning import correct_routing, was_routed
 from modelyard.agents.turn import OnText, TurnResult, handle_turn
 from modelyard.config import Config
 from modelyard.errors import ModelyardError, redact
-from modelyard.frontends.history import Conversation, ConversationStore
+from modelyard.frontends.history import Conversation, ConversationStore, Turn
+from modelyard.frontends.reask import Switch, reasks
 from modelyard.ledger.labels import LabelSource
 from modelyard.router import ChainExhausted, RequestRecord, StreamInterrupted
 from modelyard.router.fit import Fit, fit
@@ -155,21 +156,47 @@ class Session:
     def history(self) -> list[Message]:
         return self.store.load(self.conversation, self.history_tokens)
 
-    async def correct(self, agent: str, request_id: str | None = None, source: LabelSource = LabelSource.CHAT,
-                      theirs: Callable[[str], bool] | None = None) -> bool:
-        """``/agent NAME`` right after a routed answer (or after a 👎 on ``request_id``) is a routing label;
-        ``theirs`` says whether the last answer was to the person correcting (a group chat's may not be)."""
-        if request_id is None:
-            last = next((t for t in reversed(self.store.turns(self.conversation)) if t.role == "assistant"), None)
-            if last is None or not last.request_id or last.agent == agent:
-                return False
-            if theirs is not None and not theirs(last.request_id):
-                return False
-            request_id = last.request_id
-        return await asyncio.to_thread(correct_routing, self.runtime, request_id, agent, source)
+    def _last_answer(self, theirs: Callable[[str], bool] | None) -> tuple[Turn, Turn | None] | None:
+        """The conversation's last answer (with the question before it), if it has a request id and was to the
+        person acting now (``theirs``: a group chat's last answer may be someone else's)."""
+        turns = self.store.turns(self.conversation)
+        at = next((i for i in range(len(turns) - 1, -1, -1) if turns[i].role == "assistant"), None)
+        if at is None or not turns[at].request_id or (theirs is not None and not theirs(turns[at].request_id or "")):
+            return None
+        question = turns[at - 1] if at and turns[at - 1].role == "user" else None
+        return turns[at], question
 
-    async def turn(self, text: str, *, on_text: OnText | None = None, on_start: OnStart | None = None) -> Reply:
+    async def correct(self, agent: str, request_id: str | None = None, source: LabelSource = LabelSource.CHAT,
+                      theirs: Callable[[str], bool] | None = None) -> Switch:
+        """``/agent NAME`` after a 👎 on ``request_id`` labels that routed request now; right after an answer the
+        orchestrator routed to another agent it only says that asking again labels it (reask.py: a switch
+        alone labelled the questions of people trying the command)."""
+        if request_id is not None:
+            labelled = await asyncio.to_thread(correct_routing, self.runtime, request_id, agent, source)
+            return Switch.LABELLED if labelled else Switch.NONE
+        last = self._last_answer(theirs)
+        if last is None or last[0].agent == agent or last[1] is None:
+            return Switch.NONE
+        routed = await asyncio.to_thread(was_routed, self.runtime, last[0].request_id or "")
+        return Switch.ASK_AGAIN if routed else Switch.NONE
+
+    async def _reasked(self, text: str, agent: str, source: LabelSource,
+                       theirs: Callable[[str], bool] | None) -> str | None:
+        """``text`` asks ``agent`` the question the orchestrator just routed elsewhere: that request is labelled
+        ``agent`` (a correction, issue #10); what to tell the person, or None."""
+        last = self._last_answer(theirs)
+        if last is None or last[1] is None or last[0].agent == agent or not reasks(text, last[1].content):
+            return None
+        if not await asyncio.to_thread(correct_routing, self.runtime, last[0].request_id or "", agent, source):
+            return None
+        return (f"Noted: your question belonged to {agent}, not {last[0].agent} — routing will learn from that "
+                "(`modelyard routing labels` lists it, `modelyard routing forget ID` takes it back).")
+
+    async def turn(self, text: str, *, on_text: OnText | None = None, on_start: OnStart | None = None,
+                   source: LabelSource = LabelSource.CHAT, theirs: Callable[[str], bool] | None = None) -> Reply:
         """Answer ``text`` in this conversation; an answered exchange is stored, anything else is not.
+        ``text`` asking a chosen agent the question just routed elsewhere is a routing label (``source``;
+        ``theirs``: whether an answer was to this person).
 
         ``on_start(notices)`` runs once the message passed the checks, just before the model does (a
         chat app shows the notices and its placeholder there); a refusal before that never calls it.
@@ -193,6 +220,8 @@ class Session:
         room = (self.history_tokens if found.room is None
                 else min(self.history_tokens, found.room - PROMPT_MARGIN))
         history = [*self.store.load(self.conversation, max(room - found.tokens, 0)), Message("user", text)]
+        if agent is not None and (noted := await self._reasked(text, agent, source, theirs)):
+            notices.append(noted)
         self.records = []
         if on_start is not None:
             await on_start(notices)

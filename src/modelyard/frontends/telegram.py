@@ -78,6 +78,7 @@ from modelyard.config.schema import clean_secret
 from modelyard.errors import ModelyardError, redact
 from modelyard.frontends.chat_locks import ChatLocks
 from modelyard.frontends.history import ConversationStore
+from modelyard.frontends.reask import Switch
 from modelyard.frontends.session import FAILED, Session
 from modelyard.frontends.streaming import (
     MAX_MESSAGE,
@@ -1140,6 +1141,15 @@ class TelegramBot:
         return Session(self.runtime, self.store, FRONTEND, chat.id if topic is None else f"{chat.id}:{topic}",
                        history_tokens=self.settings.history_tokens, default_agent=self.settings.agent)
 
+    def _theirs(self, update: Update) -> Callable[[str], bool] | None:
+        """In a group, whether a request was asked by the person behind ``update`` (None elsewhere: every
+        answer in a private chat is theirs)."""
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
+            return None
+        asker, chat_id = str(user.id if user is not None else 0), chat.id
+        return lambda request_id: self.store.asked_by(FRONTEND, chat_id, request_id) == asker
+
     async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.effective_message is not None
         await self._say(update.effective_message, HELP)
@@ -1155,15 +1165,17 @@ class TelegramBot:
             session.choose(wanted)
             description = self.config.agents[wanted].description
             text = f"Now talking to {wanted} directly." + (f"\n{description}" if description else "")
-            # right after a routed answer, or after a 👎 on one, this is a routing label — in a group, only on an
-            # answer to the person who sends it (the chat's last answer may be someone else's question)
-            chat, user = update.effective_message.chat, update.effective_user
+            # after a 👎 on a routed answer this is a routing label; right after one, asking again is — in a group,
+            # only on an answer to the person who sends it (the chat's last answer may be someone else's question)
+            user = update.effective_user
             asker = user.id if user is not None else 0
-            disputed = self._disputed.pop((chat.id, asker), None)
-            theirs = (None if chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP) else
-                      lambda request_id: self.store.asked_by(FRONTEND, chat.id, request_id) == str(asker))
-            if await session.correct(wanted, disputed, LabelSource.TELEGRAM, theirs):
-                text += "\n(Noted: your last request belonged to it — routing will learn from that.)"
+            disputed = self._disputed.pop((update.effective_message.chat.id, asker), None)
+            switch = await session.correct(wanted, disputed, LabelSource.TELEGRAM, self._theirs(update))
+            if switch is Switch.LABELLED:
+                text += ("\n(Noted: your last request belonged to it — routing will learn from that; "
+                         "`modelyard routing forget ID` takes it back.)")
+            elif switch is Switch.ASK_AGAIN:
+                text += f"\n(If your last request should have gone to {wanted}, send it again: that teaches routing.)"
         else:
             log.info("telegram: chat %s asked for unknown agent (%d chars)", session.conversation.external_id,
                      len(wanted))
@@ -1637,7 +1649,8 @@ class TelegramBot:
         reply.on_gone = lambda: self._end(task, chat.id if reply.gone_chat else None)
         self._turns.add(task)
         try:
-            result = await self._session(update).turn(text, on_text=reply.update, on_start=start)
+            result = await self._session(update).turn(text, on_text=reply.update, on_start=start,
+                                                         source=LabelSource.TELEGRAM, theirs=self._theirs(update))
         except asyncio.CancelledError:
             if task in self._joined:  # the rest of its request came in a later poll: answered with it
                 await reply.hand_over()

@@ -1,7 +1,8 @@
 """Routing labels learned from use, and the record of which of them the fast path trusts.
 
 A label is "this text should have gone to that agent". They come from corrections — ``/agent X``
-right after an orchestrated turn (chat, Telegram, also after a 👎), ``modelyard rate ID good``
+after a 👎 on an orchestrated turn, or followed by that turn's question asked again (chat, Telegram;
+frontends/reask.py), ``modelyard rate ID good``
 (the routed agent was right) or ``rate ID bad --agent X``, ``modelyard route --label X "…"``.
 ``modelyard routing learn`` decides whether they are used: each run is a ``routing_fits`` row
 saying up to which label id the fast path trains, so a refit that scored worse is never used.
