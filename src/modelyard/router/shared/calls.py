@@ -13,7 +13,9 @@ thousands of calls a second; the rest wait their turn here, off the store's boun
 its own, not for Redis, and a request waits at most its queue bound.
 
 **The round trip.** Every bound on a call is ``state.timeout``; a call is one round trip, the heartbeat two (redis-py
-asks ``SCRIPT EXISTS`` before a pipeline of scripts), and a new connection three or four more. Over a WAN or a VPN
+asks ``SCRIPT EXISTS`` before a pipeline of scripts); the first call on a new connection took five here (its set-up,
+then a script's first use: ``NOSCRIPT``, ``SCRIPT LOAD``, the call again), six with TCP's handshake over a network and
+more with TLS. Over a WAN or a VPN
 (50–150 ms a round trip) the default 0.5 s left a new connection no room: both processes of a team went down 1.7 s
 after they started, for 1.5 s, at 150 ms ± 20 — saying only "no answer within 0.5s — Redis hung or slow". Each
 call's time is kept (:class:`RoundTrips`), and the grant listener's PING while its channel is quiet (a round trip
@@ -31,8 +33,9 @@ from collections import deque
 #: calls one process has at Redis at once (the grant listener's connection and the occasional reads beside them)
 AT_ONCE = 8
 
-#: ``state.timeout`` should be at least this many round trips: a new connection costs three or four before its call
-TIMEOUT_PER_ROUND_TRIP = 5
+#: ``state.timeout`` should be at least this many round trips: the first call on a new connection costs five or six
+#: (at 5, 1 s at 150 ms ± 30 still went down once: 6 × 180 ms)
+TIMEOUT_PER_ROUND_TRIP = 8
 
 #: how many of the latest calls' times the round trip is the median of
 KEPT = 32
@@ -102,6 +105,6 @@ class RoundTrips:
         lease_need = max(lease, math.ceil(9 * (refresh + need) * 10) / 10)
         return (f"a call to Redis takes {typical * 1000:.0f} ms here (one round trip: the median of the latest "
                 f"{len(self._times)}), and state.timeout {timeout:g}s is under {TIMEOUT_PER_ROUND_TRIP} of them: a new "
-                "connection takes three or four before its call, so a slow moment counts as an outage — set "
+                "connection's first call takes five or six, so a slow moment counts as an outage — set "
                 f"state.timeout: {need:g} and state.lease: {lease_need:g} (at least 9 × (refresh + timeout)) on every "
                 "host")
