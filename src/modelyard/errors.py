@@ -215,5 +215,10 @@ def json_problem(exc: ValueError | RecursionError) -> str:
 def not_resolved(host: str, error: OSError) -> str:
     """Why a name did not resolve, and what to check: the resolver's words alone ('Name or service not known') do
     not say that it was the name, nor that no network says the same as a typo."""
-    return (f"the name {host} does not resolve here ({error.strerror or error}): a typo in the endpoint's host, or no "
+    return (f"{unresolved(host)} ({error.strerror or error}): a typo in the endpoint's host, or no "
             "network or DNS on this machine")
+
+
+def unresolved(host: str) -> str:
+    """How :func:`not_resolved` begins: a caller that groups addresses by their name finds its own words."""
+    return f"the name {host} does not resolve here"

@@ -4,6 +4,7 @@ server, the fake Bot API and the real routing log. Each test here failed on the 
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from importlib.resources import files
 from pathlib import Path
@@ -102,3 +103,39 @@ async def test_telegram_switch_labels_only_the_question_asked_again(tmp_path: Pa
     with db(config) as conn:
         rows = [tuple(r) for r in conn.execute("SELECT text, agent, source FROM routing_labels")]
     assert rows == [(QUESTION, "research", "telegram")]
+
+
+# -- 2. `init --detect --endpoint gpu-box`, a name this machine cannot resolve ----------------------------------
+
+
+def test_init_detect_says_a_name_that_does_not_resolve_once_and_hints_at_the_name(tmp_path: Path) -> None:
+    """README's `init --detect --endpoint gpu-box` with a name that does not resolve here printed "the name gpu-box
+    does not resolve here" four times (once per usual port: 11434, 8080, 1234, 8000) and closed with "'nothing found
+    (connect_error)' is a wrong host or port" — when no host was ever reached, only the lookup failed. Peers' users
+    meet this as a name the host cannot look up (langgenius/dify#20856 "Failed to resolve 'ollama'",
+    ivanfioravanti/chatbot-ollama#16 "getaddrinfo ENOTFOUND"); the fix is the name's: its spelling, /etc/hosts or
+    DNS, or the IP address. `.invalid` never resolves (RFC 2606 §2)."""
+    target = tmp_path / "c.yaml"
+    out = invoke("init", str(target), "--detect", "--endpoint", "gpu-box.invalid", env={"COLUMNS": "400"})
+    text = str(out.output)  # type: ignore[attr-defined]
+    assert out.exit_code == 1 and not target.exists(), text  # type: ignore[attr-defined]
+    assert text.count("does not resolve here") == 1, text
+    said = " ".join(text.split())
+    assert "http://gpu-box.invalid:11434, :8080, :1234, :8000: nothing found (connect_error)" in said, said
+    assert "wrong host or port" not in said and "ollama pull" not in said, said
+    assert "the name gpu-box.invalid did not resolve — check the spelling" in said, said
+    assert "/etc/hosts (`192.168.1.20 gpu-box.invalid`)" in said and "--endpoint 192.168.1.20" in said, said
+
+
+def test_init_detect_with_a_name_and_a_refusing_address_says_both(tmp_path: Path) -> None:
+    """A name that does not resolve beside an address that refuses: each gets its own advice."""
+    nowhere = socket.socket()
+    nowhere.bind(("127.0.0.1", 0))
+    port = nowhere.getsockname()[1]
+    nowhere.close()
+    out = invoke("init", str(tmp_path / "c.yaml"), "--detect", "--endpoint", "gpu-box.invalid",
+                 "--endpoint", f"127.0.0.1:{port}", env={"COLUMNS": "400"})
+    said = " ".join(str(out.output).split())  # type: ignore[attr-defined]
+    assert out.exit_code == 1, said  # type: ignore[attr-defined]
+    assert said.count("does not resolve here") == 1 and f"nothing listening on 127.0.0.1:{port}" in said, said
+    assert "the name gpu-box.invalid did not resolve" in said and "is a wrong host or port" in said, said

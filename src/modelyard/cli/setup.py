@@ -6,6 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 import yaml
@@ -74,8 +75,6 @@ def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
     """For each address that said 'nothing found (connect_error)': why no connection was made, as `models` says it —
     `init --detect --endpoint gpu-box` with a name that does not resolve said only 'connect_error' at each of the four
     ports, the same as a server that is down — or "" where the connection was made (a server that never answers)."""
-    from urllib.parse import urlsplit
-
     from modelyard.ops.reach import connects
     from modelyard.ops.starter import NO_ANSWER
 
@@ -90,6 +89,41 @@ def _why_not_connected(asked: dict[str, str]) -> dict[str, str]:
             addresses[url] = (parts.hostname, port)
     found = connects(addresses.values())
     return {url: why for url, addr in addresses.items() if (why := found.get(addr)) is not None}
+
+
+def _unresolved_names(why: dict[str, str]) -> dict[str, str | None]:
+    """The addresses whose name did not resolve: the first of each name → the line to print (the address and the
+    other ports asked there), the rest → None (said on that line)."""
+    from modelyard.errors import unresolved
+
+    by_name: dict[str, list[str]] = {}
+    for address, said in why.items():
+        host = urlsplit(address).hostname or ""
+        if host and said.startswith(unresolved(host)):
+            by_name.setdefault(host, []).append(address)
+    out: dict[str, str | None] = {}
+    for addresses in by_name.values():
+        ports = [f":{urlsplit(a).port}" for a in addresses[1:] if urlsplit(a).port]
+        out.update(dict.fromkeys(addresses[1:]))
+        out[addresses[0]] = ", ".join([addresses[0], *ports])
+    return out
+
+
+def _endpoint_hint(names: dict[str, str | None], asked: dict[str, str]) -> str:
+    """What to check when no named server serves a chat model: a name that does not resolve is the name's fault
+    (spelling, /etc/hosts, DNS), not 'a wrong host or port'; said only when it is what failed."""
+    hosts = sorted({urlsplit(a).hostname or "" for a in names})
+    parts = []
+    if hosts:
+        parts.append(f"the name{'s' if len(hosts) > 1 else ''} {', '.join(hosts)} did not resolve — check the "
+                     "spelling, write the server's IP address instead (--endpoint 192.168.1.20), or give the name its "
+                     f"address in /etc/hosts (`192.168.1.20 {hosts[0]}`) or your network's DNS; a `.local` name needs "
+                     "mDNS on this machine (avahi-daemon and nss-mdns on Linux)")
+    if any(a not in names for a in asked):  # a name that resolved: its server's host, port or binding
+        parts += ["'nothing found (connect_error)' is a wrong host or port, or a server that listens on its own "
+                  "machine only — Ollama does unless started with OLLAMA_HOST=0.0.0.0 there", "a server that "
+                  "answered with no chat model has none pulled or loaded yet (`ollama pull MODEL` on that machine)"]
+    return "; ".join(parts)
 
 
 def _answered_without_chat(answered: list[str], found: list[Found]) -> str | None:
@@ -114,7 +148,12 @@ def _detected(source: Path, endpoints: list[str]) -> str:
 
     found = asyncio.run(discover(endpoints))
     why = _why_not_connected(found.asked)
+    names = _unresolved_names(why)
     for address, said in found.asked.items():
+        if address in names:  # one line per name: gpu-box's four usual ports said the same lookup failure 4 times
+            if (line := names[address]) is not None:
+                console.print(f"  {line}: {said}: {why[address]}", highlight=False)
+            continue
         if why.get(address) == "":
             said = SILENT
         elif endpoints and address in why:  # the usual addresses' refusals stay short: nothing runs there
@@ -123,10 +162,8 @@ def _detected(source: Path, endpoints: list[str]) -> str:
     if not any(not f.model.embedding_only and not f.model.remote for f in found.found):
         if endpoints:
             # it said "no model server here … or name a server with --endpoint URL" to someone who had named one
-            raise fail("no server named with --endpoint serves a chat model (what each said is above): 'nothing "
-                       "found (connect_error)' is a wrong host or port, or a server that listens on its own machine "
-                       "only — Ollama does unless started with OLLAMA_HOST=0.0.0.0 there; a server that answered with "
-                       "no chat model has none pulled or loaded yet (`ollama pull MODEL` on that machine)", code=1)
+            raise fail("no server named with --endpoint serves a chat model (what each said is above): "
+                       + _endpoint_hint(names, found.asked), code=1)
         raise fail(_answered_without_chat(found.answered, found.found)
                    or "no model server here serves a chat model (start Ollama with `ollama serve` and `ollama pull` "
                    "a model, or name a server with --endpoint URL); without one, `modelyard init` (no --detect) "
