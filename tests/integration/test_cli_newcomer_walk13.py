@@ -4,6 +4,7 @@ server, the fake Bot API and the real routing log. Each test here failed on the 
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 from importlib.resources import files
@@ -139,3 +140,37 @@ def test_init_detect_with_a_name_and_a_refusing_address_says_both(tmp_path: Path
     assert out.exit_code == 1, said  # type: ignore[attr-defined]
     assert said.count("does not resolve here") == 1 and f"nothing listening on 127.0.0.1:{port}" in said, said
     assert "the name gpu-box.invalid did not resolve" in said and "is a wrong host or port" in said, said
+
+
+# -- 3. `replay` and `report` on a young log ---------------------------------------------------------------------
+
+
+def test_replay_shows_no_p95_of_two_requests_as_report_does_not(tmp_path: Path) -> None:
+    """Two `ask`s, then `report` and `replay`: report said "fewer than 20 samples: … no p95 (it would be the largest
+    value)" and showed '–', while replay's side-by-side showed a 'latency p50 / p95' of the same two requests — the
+    slower one, read as a tail — and its validation table compared those. The NIST/SEMATECH e-Handbook (7.2.6.2,
+    Percentiles) places the pth percentile at rank p(N+1): for p = 0.95 beyond the largest of fewer than 19 samples,
+    so a p95 of 2 is the maximum. Both now follow one rule (ledger/aggregate.has_p95)."""
+    with OpenAIServer(reply_text="ok") as server:
+        config = tmp_path / "c.yaml"
+        config.write_text(f"models:\n  m: {{provider: openai, model: m, endpoint: '{server.url}/v1'}}\n"
+                          f"agents:\n  chat: {{primary: m}}\nlog: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        for question in ("hello", "what is 2+2?"):
+            asked = invoke("--config", str(config), "ask", "--local", question)
+            assert asked.exit_code == 0, asked.output  # type: ignore[attr-defined]
+    report = invoke("--config", str(config), "report", "--days", "1")
+    said = " ".join(str(report.output).split())  # type: ignore[attr-defined]
+    assert report.exit_code == 0 and "fewer than 20 samples" in said and "no p95" in said, said
+    out = invoke("replay", "--config", str(config), "--current", str(config), "--days", "1", "--json")
+    assert out.exit_code == 0, out.output  # type: ignore[attr-defined]
+    data = __import__("json").loads(str(out.stdout))  # type: ignore[attr-defined]
+    for side in ("current", "candidate"):
+        assert data[side]["served"] == 2 and data[side]["latency_p50_ms"] is not None, data[side]
+        assert data[side]["latency_p95_ms"] is None and data[side]["queue_wait_p95_ms"] is None, data[side]
+        assert all(m["queue_wait_p95_ms"] is None for m in data[side]["models"].values()), data[side]["models"]
+    assert data["validation"]["latency_p95_ms"]["measured"] is None, data["validation"]
+    shown = invoke("replay", "--config", str(config), "--current", str(config), "--days", "1")
+    said = " ".join(str(shown.output).split())  # type: ignore[attr-defined]
+    assert shown.exit_code == 0, said  # type: ignore[attr-defined]
+    assert "fewer than 20 answers: no p95 (it would be the slowest one), as `modelyard report` says" in said, said
+    assert re.search(r"latency p50 / p95 │ \d+ms / – ", said), said

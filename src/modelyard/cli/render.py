@@ -12,7 +12,7 @@ from rich.console import JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.ledger.aggregate import FEW  # a rate as a count and no p95 below it (used here, re-exported)
+from modelyard.ledger.aggregate import FEW, has_p95  # a rate as a count below FEW (used here, re-exported)
 from modelyard.ledger.cost import billed_at_zero, request_cost, spend_cell
 from modelyard.outcomes import AttemptOutcome
 from modelyard.router.records import RequestRecord
@@ -33,7 +33,7 @@ def share(part: int, whole: int) -> str:
 
 def p95_cell(value: float | None, n: int) -> str:
     """A p95 of ``n`` samples, '–' when they are too few to have one."""
-    return ms(value) if n >= FEW else "–"
+    return ms(value) if has_p95(n) else "–"
 
 
 def usd(value: float) -> str:

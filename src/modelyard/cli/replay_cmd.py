@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from modelyard.cli.common import console, err, fail, global_config, load_or_exit
-from modelyard.cli.render import ms
+from modelyard.cli.render import FEW, ms
+from modelyard.ledger.aggregate import has_p95
 from modelyard.ledger.report import Period, calendar_months, days_period, money, utc_moment
 
 if TYPE_CHECKING:  # replay is imported when the command runs, not when the CLI starts
@@ -142,6 +143,9 @@ def _print(r: Replay, lines: list[str], moved: list[tuple[str, float, float]],
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    if not all(has_p95(side.totals["served"]) for side in (r.current, r.candidate)):  # report's words and rule
+        console.print(f"fewer than {FEW} answers: no p95 (it would be the slowest one), as `modelyard report` says",
+                      style="dim", highlight=False, markup=False)
     if r.candidate.all_cloud_per_month_usd:
         console.print("all-cloud = each answered request asked once, at its answering attempt's tokens (as "
                       "`modelyard report` counts it)", style="dim", highlight=False, markup=False)

@@ -31,6 +31,12 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def has_p95(n: int) -> bool:
+    """Whether ``n`` samples have a p95 worth saying: below :data:`FEW` it is about their largest value, read as a
+    tail. The one rule for ``report``'s tables and chart and ``replay`` (which showed a p95 of 2 requests)."""
+    return n >= FEW
+
+
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile; None for no data."""
     if not values:

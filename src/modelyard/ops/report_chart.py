@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from modelyard.ledger.aggregate import FEW, Group
+from modelyard.ledger.aggregate import FEW, Group, has_p95
 from modelyard.ledger.report import Report, money
 
 #: the longest name drawn whole; longer ones end in "…"
@@ -41,7 +41,7 @@ def _latency(ax: Any, groups: list[Group], title: str) -> None:
     summaries = [g.summary() for g in groups]
     ax.barh([y - 0.2 for y in ys], [(s["latency_p50_ms"] or 0) / 1000 for s in summaries], height=0.4, label="p50")
     # no p95 bar from fewer than FEW answers, as the tables show none: it would be their slowest one, drawn as a p95
-    ax.barh([y + 0.2 for y in ys], [(s["latency_p95_ms"] or 0) / 1000 if len(g.latencies) >= FEW else 0
+    ax.barh([y + 0.2 for y in ys], [(s["latency_p95_ms"] or 0) / 1000 if has_p95(len(g.latencies)) else 0
                                     for s, g in zip(summaries, groups, strict=True)], height=0.4,
             label=f"p95 (of {FEW}+ answers)")
     ax.set_yticks(ys, [group_label(g) for g in groups])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from modelyard.errors import Reason
+from modelyard.ledger.aggregate import has_p95
 from modelyard.ledger.cost import CostTally
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router.records import RequestRecord
@@ -34,12 +35,14 @@ def bucket_for(span_s: float) -> float:
 
 
 def _pct(values: array, *ps: float) -> list[float | None]:
-    """Nearest-rank percentiles, the same rule as the report's (one sort for all of them: a million values)."""
+    """Nearest-rank percentiles, the same rule as the report's (one sort for all of them: a million values); no
+    p95 from too few values, as the report shows none (ledger/aggregate.has_p95)."""
     if not len(values):
         return [None] * len(ps)
     ordered = np.sort(np.frombuffer(values, dtype=np.float64))
     last = len(ordered) - 1
-    return [float(ordered[max(0, min(last, round(p / 100 * last)))]) for p in ps]
+    return [float(ordered[max(0, min(last, round(p / 100 * last)))]) if p != 95 or has_p95(len(ordered)) else None
+            for p in ps]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from modelyard.config.direct import derived_config
 from modelyard.config.schema import Config
 from modelyard.errors import ModelyardError
 from modelyard.ledger import bench_runs
+from modelyard.ledger.aggregate import has_p95
 from modelyard.ledger.cost import Costs
 from modelyard.ledger.report import Period
 from modelyard.ledger.store import LogConnection, LogStore
@@ -313,6 +314,8 @@ def replay(store: LogStore, current: Config, candidate: Config, period: Period, 
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
     logged = results[0]
-    validation = {k: (report.get(k), logged.totals.get(k)) for k in VALIDATED}
+    # the log's own p95 only from enough answers, as report and the replayed side say it (aggregate.has_p95)
+    validation = {k: (None if k.endswith("_p95_ms") and not has_p95(report["served"]) else report.get(k),
+                      logged.totals.get(k)) for k in VALIDATED}
     now = results[2] if scaled else logged
     return Replay(period, report["requests"], load, speed, now, results[1], assumed, validation, unavailable)
