@@ -1341,8 +1341,81 @@ _ROUND29_FOREIGN: dict[Role, list[str]] = {
         'Dịch đoạn văn sau sang tiếng Anh.',
     ],
 }
+#: Round 39: requests in the six languages round 38 taught the language check (Vietnamese, Finnish, Czech, Polish,
+#: Turkish, Indonesian), which round 14's and round 29's examples barely hold — so a message now read as Vietnamese or
+#: Finnish met no writer example in its language. Written here from the policies (benchmarks/routing_eval/POLICY.md):
+#: per language two writer requests (a story, a poem), two each of chat, research and utility and one of engineer —
+#: four writer requests a language broke more tuning lines (8 fixed, 6 broken against 8, 5); none a translation of an
+#: evaluation prompt. Learned, like round 14's, only by the members that vote on a message in another language.
+_ROUND39_FOREIGN: dict[Role, list[str]] = {
+    Role.CHAT: [
+        'Chào bạn, hôm nay bạn thế nào?',
+        'Mình buồn quá, nói chuyện với mình một chút nhé.',
+        'Moi! Mitä sinulle kuuluu tänään?',
+        'Minulla on tylsää, jutellaan vähän.',
+        'Čau, co děláš? Pokecáme chvíli?',
+        'Děkuju moc, hodně jsi mi pomohl!',
+        'Cześć! Jak ci minął dzień?',
+        'Jest mi smutno, pogadasz ze mną?',
+        'Merhaba, nasılsın bugün?',
+        'Canım sıkılıyor, biraz sohbet edelim mi?',
+        'Halo, apa kabar hari ini?',
+        'Aku bosan nih, temani aku ngobrol ya.',
+    ],
+    Role.ENGINEER: [
+        'Viết một hàm Python để kiểm tra một số có phải là số nguyên tố hay không.',
+        'Kirjoita JavaScript-funktio, joka laskee taulukon lukujen summan.',
+        'Napiš funkci v Pythonu, která odstraní duplicity ze seznamu.',
+        'Napisz zapytanie SQL, które zwróci dziesięciu klientów z największymi zamówieniami.',
+        "Python'da bir listeyi ters çeviren bir fonksiyon yaz.",
+        'Buatkan fungsi JavaScript untuk membalik sebuah string.',
+    ],
+    Role.RESEARCH: [
+        'Tại sao bầu trời có màu xanh?',
+        'Giải thích sự khác nhau giữa virus và vi khuẩn.',
+        'Mikä on Suomen pisin joki?',
+        'Selitä, miten fotosynteesi toimii.',
+        'Jak funguje očkování?',
+        'Kdo napsal Babičku a o čem je?',
+        'Dlaczego liście zmieniają kolor jesienią?',
+        'Wyjaśnij, czym różni się pogoda od klimatu.',
+        'Ay neden her gece farklı görünür?',
+        'Osmanlı İmparatorluğu ne zaman kuruldu?',
+        'Mengapa gunung berapi bisa meletus?',
+        'Jelaskan perbedaan antara cuaca dan iklim.',
+    ],
+    Role.WRITER: [
+        'Viết một câu chuyện ngắn về chú mèo đi lạc trong thành phố.',
+        'Hãy sáng tác một bài thơ về biển vào buổi sáng.',
+        'Kirjoita lyhyt tarina pojasta, joka löytää metsästä kadonneen koiran.',
+        'Kirjoita runo syksyn ensimmäisestä lumesta.',
+        'Napiš krátkou povídku o dívce, která najde starý klíč.',
+        'Napiš báseň o jaru na vesnici.',
+        'Napisz wiersz o jesiennym deszczu.',
+        'Napisz opowiadanie o robocie, który chciał zostać kucharzem.',
+        'Bir kedinin maceralarını anlatan kısa bir hikaye yaz.',
+        'Deniz hakkında duygusal bir şiir yaz.',
+        'Tulislah cerita pendek tentang seorang nelayan dan laut.',
+        'Buatkan puisi tentang ibu.',
+    ],
+    Role.UTILITY: [
+        'Sắp xếp danh sách sau theo thứ tự bảng chữ cái:',
+        'Sửa lỗi chính tả trong đoạn văn sau:',
+        'Järjestä seuraavat nimet aakkosjärjestykseen:',
+        'Poimi seuraavasta tekstistä kaikki sähköpostiosoitteet.',
+        'Převeď následující seznam do tabulky CSV:',
+        'Oprav pravopisné chyby v tomto textu:',
+        'Przetłumacz na angielski: Jutro idę do lekarza.',
+        'Posortuj te liczby rosnąco: 12, 5, 88, 31.',
+        'Aşağıdaki listeyi alfabetik sıraya koy:',
+        'Aşağıdaki metinden tüm tarihleri çıkar.',
+        'Urutkan daftar nama berikut sesuai abjad:',
+        'Terjemahkan kalimat ini ke bahasa Inggris: Saya sedang belajar.',
+    ],
+}
 ROUND14_FOREIGN_EXAMPLES: dict[Role, list[ForeignOnly]] = {
-    role: [ForeignOnly(text) for text in [*texts, *_ROUND29_FOREIGN[role]]] for role, texts in _ROUND14_FOREIGN.items()}
+    role: [ForeignOnly(text) for text in [*texts, *_ROUND29_FOREIGN[role], *_ROUND39_FOREIGN[role]]]
+    for role, texts in _ROUND14_FOREIGN.items()}
 
 
 #: Round 14 (benchmarks/README.md): English messages the fast path sent to utility because of their form, not their
