@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modelyard.config import Config
+from modelyard.agents.orchestrator import Orchestrator
+from modelyard.config import Config, load_config
 from modelyard.paths import embedded_default_config
 from modelyard.runtime import Runtime, open_runtime
 from tests.fakes import OpenAIServer
@@ -68,3 +69,11 @@ async def runtime_for(tmp_path: Path) -> AsyncIterator[Any]:
     yield make
     for runtime in opened:
         await runtime.aclose()
+
+
+@pytest.fixture(scope="module")
+def default_orchestrator() -> Orchestrator:
+    """The default config's orchestrator, built once per module (fitting its classifier takes a while)."""
+    made = Orchestrator.from_config(load_config(str(embedded_default_config())))
+    assert made is not None
+    return made

@@ -19,8 +19,6 @@ import pytest
 from modelyard.agents.encoder import foreign_message
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.roles import ROUND14_FOREIGN_EXAMPLES, Role
-from modelyard.config import load_config
-from modelyard.paths import embedded_default_config
 
 EVAL = Path(__file__).resolve().parents[2] / "benchmarks" / "routing_eval"
 
@@ -33,13 +31,6 @@ def line(opening: str) -> str:
     return str(found[0]["text"])
 
 
-@pytest.fixture(scope="module")
-def orchestrator() -> Orchestrator:
-    made = Orchestrator.from_config(load_config(str(embedded_default_config())))
-    assert made is not None
-    return made
-
-
 @pytest.mark.parametrize(("opening", "agent"), [
     ("Viết một bài thơ ngắn về mùa thu", "writer"),  # Vietnamese: a poem (main: chat)
     ("Hãy gợi ý 5 tên cho một quán cà phê", "writer"),  # Vietnamese: names for a café (main: research)
@@ -47,9 +38,10 @@ def orchestrator() -> Orchestrator:
     ("Korjaa kielioppivirheet", "utility"),  # Finnish: fix the grammar of given text (main: research)
     ("Aşağıdaki metindeki yazım hatalarını", "utility"),  # Turkish: fix the spelling (main: chat)
 ])
-def test_a_request_in_these_languages_reaches_its_agent(orchestrator: Orchestrator, opening: str, agent: str) -> None:
+def test_a_request_in_these_languages_reaches_its_agent(default_orchestrator: Orchestrator, opening: str,
+                                                         agent: str) -> None:
     text = line(opening)
     assert foreign_message(text)  # round 38's check reads it as another language: the foreign members vote
     assert text not in ROUND14_FOREIGN_EXAMPLES[Role(agent)]  # not learned verbatim
-    assert orchestrator.decide_fast(text).agent == agent
+    assert default_orchestrator.decide_fast(text).agent == agent
 
