@@ -729,6 +729,9 @@ class GatewayConfig(Strict):
     max_request_mb: float = Field(32.0, gt=0, description="larger request bodies get 413 before they are read")
     max_bodies_mb: float = Field(256.0, gt=0, description="request bodies being received at once, all clients "
                                  "together: a body past it gets 503 with Retry-After (413 if it alone is larger)")
+    max_answers_mb: float = Field(256.0, gt=0, description="answers buffered ahead of slow clients, all connections "
+                                  "together (up to 4 MiB each): past it a slow client's answer waits on it, its "
+                                  "model slot held")
 
     allowed_hosts: list[str] = Field(default_factory=list, description="public names a keyless gateway answers "
                                      "besides this machine's: a reverse proxy's or a tunnel's (gw.example.com, "

@@ -31,6 +31,7 @@ from modelyard.agents.turn import prepare_routing
 from modelyard.config.names import did_you_mean
 from modelyard.config.schema import Config
 from modelyard.gateway import azure, cors, dashboard
+from modelyard.gateway.answer_budget import AnswerBudget
 from modelyard.gateway.auth import KeyCheck
 from modelyard.gateway.body import BodyBudget
 from modelyard.gateway.completions import answer_chat, chat_completions
@@ -92,6 +93,8 @@ class Gateway:
         self.started_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         self.request_limit = round(runtime.config.gateway.max_request_mb * 2**20)
         self.bodies = BodyBudget(round(runtime.config.gateway.max_bodies_mb * 2**20))
+        #: the answer bytes buffered ahead of slow clients, all connections together (gateway/transport.py)
+        self.answers = AnswerBudget(round(runtime.config.gateway.max_answers_mb * 2**20))
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
         self.openapi = json.dumps(openapi_document()).encode()
@@ -259,6 +262,8 @@ async def healthz(request: Request) -> Response:
         "last_error_age_s": None if writer.last_error_age_s is None else round(writer.last_error_age_s, 1)}
     # still 200: the gateway serves; "degraded" tells a monitor the routing log is not keeping up
     body: dict[str, Any] = {"status": "degraded" if writer.degraded else "ok", "models": models, "log": log_state}
+    # gateway.max_answers_mb: what slow clients' answers hold of it; refused: answers that waited on their client
+    body["answer_buffers"] = gw.answers.status()
     if gw.runtime.forwarder is not None:  # log.url: the copy to PostgreSQL; answers never wait on it
         forward = gw.runtime.forwarder.health()
         body["log"]["forward"] = {**asdict(forward), "degraded": forward.degraded}

@@ -40,6 +40,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from modelyard.errors import Reason
+from modelyard.gateway.answer_budget import FREE, STEP, AnswerBudget
 from modelyard.gateway.disconnect import HANGUP, LATE_BODY, Hangup, LateBody
 
 if sys.platform == "linux":
@@ -112,8 +113,11 @@ IDLE_BOUNDS = 1.6
 #: what a connection's transport buffers of an answer its client has not taken yet before the answer waits on the
 #: client (a reverse proxy's ``proxy_buffering``): a slow reader no longer holds its model's slot — the answer is
 #: read at the model's pace, the slot freed and the row written when it is whole, and the client reads the rest from
-#: memory. Past it the stream waits on the client as before (logged once per connection).
+#: memory. Past it the stream waits on the client as before (logged once per connection). Past its first 64 KiB a
+#: connection's buffer comes from the budget all connections share (gateway/answer_budget.py).
 ANSWER_BUFFER = 4 * 1024 * 1024
+#: how often a connection holding some of the answer budget looks whether its client has taken it (to give it back)
+BUDGET_LOOK = 0.25
 #: the transport's methods a server calls per request, bound on the wrapper itself
 _ASKED = ("get_extra_info", "is_closing", "pause_reading", "resume_reading")
 
@@ -121,12 +125,16 @@ _ASKED = ("get_extra_info", "is_closing", "pause_reading", "resume_reading")
 class HeldHead:
     """A transport that holds a response head until the next write or the loop's next iteration."""
 
-    __slots__ = ("_held", "_loop", "_transport", "get_extra_info", "is_closing", "pause_reading", "resume_reading")
+    __slots__ = ("_held", "_loop", "_transport", "free", "get_extra_info", "is_closing", "over", "pause_reading",
+                 "resume_reading")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
+        #: past this many bytes unsent, a write calls ``over`` (the connection takes more of the answer budget)
+        self.free = sys.maxsize
+        self.over: Any = None
         # what the server asks of its transport per request, found here: a name that only __getattr__ finds
         # costs a raised and discarded AttributeError on every access first (issue #15)
         for name in _ASKED:
@@ -135,14 +143,18 @@ class HeldHead:
 
     def write(self, data: bytes) -> None:
         held = self._held
+        transport = self._transport
         if held is not None:
             self._held = None
-            self._transport.write(held + data)
+            transport.write(held + data)
         elif data.startswith(_HEAD) and data.endswith(_END_OF_HEAD):
             self._held = data
             self._loop.call_soon(self.release)
+            return
         else:
-            self._transport.write(data)
+            transport.write(data)
+        if transport.get_write_buffer_size() > self.free:
+            self.over()
 
     def release(self) -> None:
         """Send a head still held (nothing followed it in the step that wrote it)."""
@@ -171,7 +183,11 @@ class OneWriteProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # asyncio's 64 KiB high-water mark made a stream wait on a slow reader, its model slot held meanwhile
         transport.set_write_buffer_limits(high=self.answer_buffer)
-        super().connection_made(HeldHead(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
+        head = HeldHead(transport, asyncio.get_running_loop())
+        self.answers = _budget_of(self.app)
+        if self.answers is not None and self.answer_buffer > FREE:
+            head.free, head.over = FREE, self._buffer_more
+        super().connection_made(head)  # type: ignore[arg-type]
         # uvicorn bounds only the wait between requests: a connection that never sent a byte, or stopped halfway
         # through a request's head or body (a client gone without a FIN, a slowloris), was held for good, with its
         # handler task waiting for the rest of the body; every wait on the client has the keep-alive bound now
@@ -435,6 +451,62 @@ class OneWriteProtocol(HttpToolsProtocol):
     #: the log said once that this connection's answer buffer filled
     _said_full = False
 
+    # -- the answer buffer, taken from the budget all connections share (gateway/answer_budget.py) ------------------
+    #: the budget (the app's; None: an app without one, whose connections buffer up to answer_buffer each)
+    answers: AnswerBudget | None = None
+    #: the bytes of the budget this connection holds
+    _taken = 0
+    #: the budget was spent: this connection's answer waits on its client until it has taken what is buffered
+    _short = False
+    #: the timer that gives back what the client has taken since (armed while the connection holds some)
+    _looking: asyncio.TimerHandle | None = None
+
+    def _buffer_more(self) -> None:
+        """A write left more unsent than this connection holds of the budget: take more, in steps, up to the
+        connection's own bound; if the budget is spent, bound the transport's buffer to what is held (the transport
+        pauses writing at once, and the stream waits on the client as before the answer buffer)."""
+        answers, transport = self.answers, self.transport
+        assert answers is not None
+        size = transport.get_write_buffer_size()
+        room = self.answer_buffer - FREE
+        while size > FREE + self._taken and self._taken < room:
+            step = min(STEP, room - self._taken)
+            if not answers.take(step):
+                self._short = True
+                if not answers.said:
+                    answers.said = True
+                    self.logger.warning(
+                        "the answers buffered ahead of slow clients hold %d MiB, all this gateway buffers "
+                        "(gateway.max_answers_mb): past %d KiB unsent, a client's answer now waits on it, its model "
+                        "slot held, until some is taken (said once; /healthz: answer_buffers)",
+                        answers.total >> 20, FREE >> 10)
+                transport.free = sys.maxsize  # type: ignore[attr-defined]
+                transport.set_write_buffer_limits(high=FREE + self._taken)
+                break
+            self._taken += step
+        else:
+            transport.free = FREE + self._taken  # type: ignore[attr-defined]
+        if self._taken and self._looking is None:
+            self._looking = self.loop.call_later(BUDGET_LOOK, self._look)
+
+    def _settle(self) -> None:
+        """Give back the steps of the budget whose bytes the client has taken."""
+        answers = self.answers
+        if answers is None or not self._taken:
+            return
+        over = self.transport.get_write_buffer_size() - FREE
+        keep = 0 if over <= 0 else min(self._taken, -(-over // STEP) * STEP)
+        answers.give(self._taken - keep)
+        self._taken = keep
+        if not self._short:
+            self.transport.free = FREE + keep  # type: ignore[attr-defined]
+
+    def _look(self) -> None:
+        self._looking = None
+        self._settle()
+        if self._taken:
+            self._looking = self.loop.call_later(BUDGET_LOOK, self._look)
+
     def pause_writing(self) -> None:
         """The transport's buffer passed its high-water mark: the client takes less than it is sent. uvicorn then
         makes the next ``send`` wait for it with no bound, so a client that stopped reading — a zero receive window:
@@ -442,7 +514,7 @@ class OneWriteProtocol(HttpToolsProtocol):
         process, a reader stuck on something else — held its handler, its model slot and its upstream request for
         good (hypercorn added ``write_timeout`` for this, pgjones/hypercorn#262). Only here, off the normal path."""
         super().pause_writing()
-        if not self._said_full:
+        if not self._said_full and not self._short:  # the budget's own line said it, once for all connections
             self._said_full = True
             self.logger.warning("a client reads slower than its answer comes: past the %d bytes buffered for it, "
                                 "the answer waits on it (its model slot held meanwhile)", self.answer_buffer)
@@ -455,6 +527,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        if self._short:  # the client took what was buffered: the next write may take from the budget again
+            self._short = False
+            self.transport.set_write_buffer_limits(high=self.answer_buffer)
+            self._settle()
 
     def _write_due(self) -> None:
         """Writes stayed paused for the bound: a client that took some meanwhile is slow and gets the bound again
@@ -504,6 +580,12 @@ class OneWriteProtocol(HttpToolsProtocol):
         if self._stall is not None:
             self._stall.cancel()
             self._stall = None
+        if self._looking is not None:
+            self._looking.cancel()
+            self._looking = None
+        if self.answers is not None and self._taken:  # its buffer is freed with it
+            self.answers.give(self._taken)
+            self._taken = 0
         answered = self._answered()
         super().connection_lost(exc)
         if answered is not None and answered is not self.cycle and not answered.response_complete:
@@ -515,6 +597,16 @@ class OneWriteProtocol(HttpToolsProtocol):
             hangup = answered.scope.get(HANGUP)
             if isinstance(hangup, Hangup):
                 hangup.lost(hangup.gone or True)  # a reason the server gave (a stall) stays
+
+
+def _budget_of(app: Any) -> AnswerBudget | None:
+    """The answer budget of the gateway app that uvicorn's app (perhaps wrapped in its middleware) is."""
+    for _ in range(4):
+        gateway = getattr(app, "gateway", None)
+        if gateway is not None:
+            return getattr(gateway, "answers", None)
+        app = getattr(app, "app", None)
+    return None
 
 
 def _seconds(value: float) -> str:
