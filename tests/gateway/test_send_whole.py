@@ -39,7 +39,8 @@ def _cycle(*, method: str = "POST", keep_alive: bool = True, access_log: bool = 
            log: logging.Logger | None = None) -> tuple[RequestResponseCycle, _Transport, list[int]]:
     transport = _Transport()
     responses: list[int] = []
-    # raw_path as uvicorn's own scope has it (uvicorn 0.55 reads it for the access-log line; earlier releases quoted `path`)
+    # raw_path as uvicorn's own scope has it (uvicorn 0.55 reads it for the access-log line; earlier releases
+    # quoted `path`)
     scope = {"type": "http", "method": method, "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
              "query_string": b"",
              "http_version": "1.1", "client": ("127.0.0.1", 5555), "headers": []}
