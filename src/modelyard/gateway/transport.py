@@ -464,9 +464,15 @@ class OneWriteProtocol(HttpToolsProtocol):
     def _buffer_more(self) -> None:
         """A write left more unsent than this connection holds of the budget: take more, in steps, up to the
         connection's own bound; if the budget is spent, bound the transport's buffer to what is held (the transport
-        pauses writing at once, and the stream waits on the client as before the answer buffer)."""
+        pauses writing at once, and the stream waits on the client as before the answer buffer).
+
+        The transport's ``free`` is always what the connection holds (``FREE + _taken``), refused or not: it was set
+        past any bound while refused, to keep this from being called, and a refused connection that held nothing
+        kept it so once its client had read — it buffered up to its own 4 MiB again, none of it counted."""
         answers, transport = self.answers, self.transport
         assert answers is not None
+        if self._short:  # it waits on its client already: nothing more is taken until the client has read
+            return
         size = transport.get_write_buffer_size()
         room = self.answer_buffer - FREE
         while size > FREE + self._taken and self._taken < room:
@@ -480,12 +486,10 @@ class OneWriteProtocol(HttpToolsProtocol):
                         "(gateway.max_answers_mb): past %d KiB unsent, a client's answer now waits on it, its model "
                         "slot held, until some is taken (said once; /healthz: answer_buffers)",
                         answers.total >> 20, FREE >> 10)
-                transport.free = sys.maxsize  # type: ignore[attr-defined]
                 transport.set_write_buffer_limits(high=FREE + self._taken)
                 break
             self._taken += step
-        else:
-            transport.free = FREE + self._taken  # type: ignore[attr-defined]
+        transport.free = FREE + self._taken  # type: ignore[attr-defined]
         if self._taken and self._looking is None:
             self._looking = self.loop.call_later(BUDGET_LOOK, self._look)
 
@@ -498,8 +502,7 @@ class OneWriteProtocol(HttpToolsProtocol):
         keep = 0 if over <= 0 else min(self._taken, -(-over // STEP) * STEP)
         answers.give(self._taken - keep)
         self._taken = keep
-        if not self._short:
-            self.transport.free = FREE + keep  # type: ignore[attr-defined]
+        self.transport.free = FREE + keep  # type: ignore[attr-defined]
 
     def _look(self) -> None:
         self._looking = None
