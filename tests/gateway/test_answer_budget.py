@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes import Fault
 from tests.gateway.conftest import ANTHROPIC_KEY
@@ -221,6 +222,56 @@ def test_refused_connections_whose_clients_read_some_stay_within_the_budget(room
         for n, sock in enumerate(socks[1:], 1):
             assert read_whole(sock, data[n]) == (ANSWER if n == 1 else LONG)
         all_ok(roomy, data)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def scraped(gw: GatewayServer) -> dict[str, float]:
+    """The ``modelyard_answer_buffers_*`` samples of /metrics (Prometheus text format, read by prometheus_client's
+    own parser: https://prometheus.io/docs/instrumenting/exposition_formats/)."""
+    text = httpx.get(gw.url + "/metrics", timeout=5).text
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name.startswith("modelyard_answer_buffers_")}
+
+
+def test_metrics_show_the_budget_held_and_the_connections_waiting_on_it(roomy, fakes):
+    """/metrics says what /healthz's ``answer_buffers`` says — the budget, what is held of it, the steps refused —
+    and how many connections wait on their clients because it is spent: two stopped clients spend the 2 MiB, two
+    more are refused and wait (2); one of those clients goes away (1: a connection gone while it waited is not
+    counted on); the other reads some and stops again (still 1: refused again, counted once); once every client has
+    read all, nothing is held and none waits. Before: no such samples."""
+    oa = fakes[0]
+    for size in (ANSWER, ANSWER, LONG, LONG):
+        oa.push(Fault.shape("huge_answer", size=size))
+    slots = roomy.router.pool.local("fast").slots
+    budget = roomy.gateway.answers
+    socks, data = [], []
+    try:
+        for n in range(4):
+            socks.append(ask(roomy))
+            data.append(read_head(socks[-1]))
+            if n < 2:
+                roomy.wait_for(lambda: slots.in_flight == 0, timeout=10)
+        roomy.wait_for(lambda: budget.refused >= 2, timeout=10)
+        m = scraped(roomy)
+        assert m["modelyard_answer_buffers_budget_bytes"] == BUDGET_MB * 2**20, m
+        assert m["modelyard_answer_buffers_held_bytes"] == BUDGET_MB * 2**20 == m[
+            "modelyard_answer_buffers_peak_bytes"], m
+        assert m["modelyard_answer_buffers_waiting_connections"] == 2, m
+        assert m["modelyard_answer_buffers_refused_total"] >= 2, m
+        assert httpx.get(roomy.url + "/healthz", timeout=5).json()["answer_buffers"]["waiting"] == 2
+        socks[3].close()  # gone while its answer waited on it
+        roomy.wait_for(lambda: slots.in_flight == 1, timeout=10)
+        assert scraped(roomy)["modelyard_answer_buffers_waiting_connections"] == 1
+        data[2] = read_some(socks[2], data[2], PART)
+        time.sleep(0.5)
+        assert scraped(roomy)["modelyard_answer_buffers_waiting_connections"] == 1
+        for n in range(3):
+            assert read_whole(socks[n], data[n]) == (ANSWER if n < 2 else LONG)
+        all_ok(roomy, data[:3])
+        m = scraped(roomy)
+        assert m["modelyard_answer_buffers_held_bytes"] == 0 == m["modelyard_answer_buffers_waiting_connections"], m
     finally:
         for sock in socks:
             sock.close()

@@ -18,15 +18,17 @@ STEP = 1024 * 1024
 
 class AnswerBudget:
     """``total`` bytes shared by every connection's answer buffer; ``held`` of them taken now, ``refused``: the steps
-    not given (an answer that waited on its client for it), ``said``: the log has said the budget was spent."""
+    not given (an answer that waited on its client for it), ``waiting``: the connections whose answer waits on its
+    client now because a step was refused, ``said``: the log has said the budget was spent."""
 
-    __slots__ = ("held", "peak", "refused", "said", "total")
+    __slots__ = ("held", "peak", "refused", "said", "total", "waiting")
 
     def __init__(self, total: int):
         self.total = total
         self.held = 0
         self.peak = 0
         self.refused = 0
+        self.waiting = 0
         self.said = False
 
     def take(self, size: int) -> bool:
@@ -44,6 +46,6 @@ class AnswerBudget:
         self.held -= size
 
     def status(self) -> dict[str, int]:
-        """For /healthz: the budget, what is held now, the most held, the steps refused."""
+        """For /healthz: the budget, what is held now, the most held, the steps refused, the connections waiting."""
         return {"budget_bytes": self.total, "held_bytes": self.held, "peak_bytes": self.peak,
-                "refused": self.refused}
+                "refused": self.refused, "waiting": self.waiting}

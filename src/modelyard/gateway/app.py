@@ -95,6 +95,7 @@ class Gateway:
         self.bodies = BodyBudget(round(runtime.config.gateway.max_bodies_mb * 2**20))
         #: the answer bytes buffered ahead of slow clients, all connections together (gateway/transport.py)
         self.answers = AnswerBudget(round(runtime.config.gateway.max_answers_mb * 2**20))
+        self.metrics.watch_answers(self.answers)
         #: the dashboard page, read once per app (not a module global: two apps never share state)
         self.page = resources.files("modelyard.gateway").joinpath("static/dashboard.html").read_bytes()
         self.openapi = json.dumps(openapi_document()).encode()

@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from modelyard.gateway.answer_budget import AnswerBudget
 from modelyard.ledger import LogWriter
 from modelyard.ledger.forward import Forwarder
 from modelyard.outcomes import AttemptOutcome
@@ -152,6 +153,28 @@ class _Hosted(Collector):
                                 value=int(status["telegram"] == "running"))
 
 
+class _AnswerBuffers(Collector):
+    """The answer budget (``gateway.max_answers_mb``), read at scrape time: what /healthz's ``answer_buffers`` says,
+    for a Prometheus alert on slow clients holding the gateway's memory or waiting on a spent budget."""
+
+    def __init__(self, budget: AnswerBudget):
+        self.budget = budget
+
+    def collect(self) -> Iterable[Metric]:
+        b = self.budget
+        yield GaugeMetricFamily("modelyard_answer_buffers_budget_bytes", "gateway.max_answers_mb in bytes: the "
+                                "answers buffered ahead of slow clients, all connections together", value=b.total)
+        yield GaugeMetricFamily("modelyard_answer_buffers_held_bytes", "Bytes of the answer budget held by "
+                                "connections for answers their clients have not taken yet", value=b.held)
+        yield GaugeMetricFamily("modelyard_answer_buffers_peak_bytes", "The most of the answer budget held at once",
+                                value=b.peak)
+        yield GaugeMetricFamily("modelyard_answer_buffers_waiting_connections", "Connections whose answer waits on "
+                                "their client, its model slot held, because the answer budget is spent",
+                                value=b.waiting)
+        yield CounterMetricFamily("modelyard_answer_buffers_refused", "Steps of the answer budget refused (an "
+                                  "answer then waited on its client)", value=b.refused)
+
+
 class _Runtime(Collector):
     """What a process running for weeks watches for growth: asyncio tasks on the gateway's event loop and
     threads (with ``process_resident_memory_bytes`` and ``process_open_fds`` from prometheus_client's
@@ -272,6 +295,10 @@ class GatewayMetrics:
     def watch_hosting(self, status: Callable[[], dict[str, Any]]) -> None:
         """``modelyard serve``: export what :class:`~modelyard.gateway.hosting.Hosting` reports."""
         self.registry.register(_Hosted(status))
+
+    def watch_answers(self, budget: AnswerBudget) -> None:
+        """Export the answer budget's state (``modelyard_answer_buffers_*``)."""
+        self.registry.register(_AnswerBuffers(budget))
 
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (called from the router's sink, on the event loop's thread)."""

@@ -479,6 +479,7 @@ class OneWriteProtocol(HttpToolsProtocol):
             step = min(STEP, room - self._taken)
             if not answers.take(step):
                 self._short = True
+                answers.waiting += 1
                 if not answers.said:
                     answers.said = True
                     self.logger.warning(
@@ -532,6 +533,8 @@ class OneWriteProtocol(HttpToolsProtocol):
             self._stall = None
         if self._short:  # the client took what was buffered: the next write may take from the budget again
             self._short = False
+            assert self.answers is not None
+            self.answers.waiting -= 1
             self.transport.set_write_buffer_limits(high=self.answer_buffer)
             self._settle()
 
@@ -589,6 +592,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         if self.answers is not None and self._taken:  # its buffer is freed with it
             self.answers.give(self._taken)
             self._taken = 0
+        if self._short:  # gone while its answer waited on it
+            self._short = False
+            assert self.answers is not None
+            self.answers.waiting -= 1
         answered = self._answered()
         super().connection_lost(exc)
         if answered is not None and answered is not self.cycle and not answered.response_complete:
