@@ -22,3 +22,16 @@ def log_decision(writer: LogWriter, decision: Decision, *, text: str | None, req
     """Queue one decision. ``text`` is None when the config says not to store text."""
     writer.submit_row(Row(_INSERT, (request_id, time.time(), text, decision.agent, decision.method,
                                     decision.confidence, decision.ms)))
+
+
+def held_decision(writer: LogWriter, request_id: str) -> tuple[str | None, str, str] | None:
+    """(text, agent, method) of the decision behind ``request_id`` — its own or, for a hand-off, its parent's — among
+    the rows ``writer`` holds because the log's store refuses them (a full disk, another process's lock: not in the
+    file yet), or None. What :func:`.ledger.labels.decision_of` reads from the file."""
+    held = writer.held_items()
+    parent = next((item.parent_id for item in held if not isinstance(item, Row) and item.id == request_id), None)
+    for wanted in (request_id, parent):
+        for item in reversed(held):
+            if isinstance(item, Row) and item.insert == _INSERT and wanted is not None and item.values[0] == wanted:
+                return item.values[2], item.values[3], item.values[4]
+    return None

@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelyard.agents.classifier import Classifier, training_samples
+from modelyard.agents.decision_log import held_decision
 from modelyard.agents.evaluation import Labelled
 from modelyard.agents.memory import CorrectedClassifier, role_prompts
 from modelyard.agents.topology import orchestrator_name, routing_targets
@@ -31,6 +33,7 @@ from modelyard.ledger.labels import (
     LabelSource,
     add_label,
     decision_of,
+    label_row,
     labels,
     record_fit,
     team_labels,
@@ -62,10 +65,11 @@ class LearnResult:
 
 
 def record_correction(conn: sqlite3.Connection, request_id: str, agent: str, source: LabelSource,
-                      targets: list[str]) -> bool:
+                      targets: list[str], decision: tuple[str | None, str, str] | None = None) -> bool:
     """Label the text behind an orchestrated request with ``agent``; False if there is nothing to learn
-    (the request was not routed by the orchestrator, its text was not stored, or ``agent`` is no target)."""
-    decision = decision_of(conn, request_id)
+    (the request was not routed by the orchestrator, its text was not stored, or ``agent`` is no target).
+    ``decision``: the request's, read already (:func:`.labels.decision_of`)."""
+    decision = decision or decision_of(conn, request_id)
     if decision is None or agent not in targets:
         return False
     text, chosen, method = decision
@@ -77,20 +81,52 @@ def record_correction(conn: sqlite3.Connection, request_id: str, agent: str, sou
 
 def correct_routing(runtime: Runtime, request_id: str, agent: str, source: LabelSource) -> bool:
     """The front-end hook: the person moved the conversation to ``agent`` right after (or after a 👎 on)
-    an answer the orchestrator routed; remember that its text belongs to ``agent``."""
+    an answer the orchestrator routed; remember that its text belongs to ``agent``.
+
+    While the log's store refuses writes (its disk full, another process's lock) the label goes through the
+    runtime's writer, held with the rows it holds and written once the store takes them (kept in its held file at a
+    stop): it was dropped with a warning. Its decision may be among those held rows too."""
     name = orchestrator_name(runtime.config)
     if name is None:
         return False
     runtime.log.flush()  # the decision and request rows are written off-thread
+    targets = routing_targets(runtime.config, name)
     try:
         conn = connect(runtime.log_path)
-        try:
-            return record_correction(conn, request_id, agent, source, routing_targets(runtime.config, name))
-        finally:
-            conn.close()
     except sqlite3.Error as exc:  # a lost label must never break the conversation
-        log.warning("routing: could not record a correction (%s)", exc)
+        return _held_correction(runtime, request_id, agent, source, targets, exc)
+    try:
+        try:
+            found = decision_of(conn, request_id)
+        except sqlite3.Error as exc:
+            return _held_correction(runtime, request_id, agent, source, targets, exc)
+        if found is None:  # not in the file: held by the writer, if anywhere
+            return _held_correction(runtime, request_id, agent, source, targets, None)
+        try:
+            return record_correction(conn, request_id, agent, source, targets, found)
+        except sqlite3.Error as exc:
+            return _held_correction(runtime, request_id, agent, source, targets, exc, found)
+    finally:
+        conn.close()
+
+
+def _held_correction(runtime: Runtime, request_id: str, agent: str, source: LabelSource, targets: list[str],
+                     exc: BaseException | None, found: tuple[str | None, str, str] | None = None) -> bool:
+    """The label of a correction the log's file could not take (``exc``) or whose decision is not in it yet, given
+    to the runtime's writer: it is held there with the log's other rows until the store takes it."""
+    decision = found or held_decision(runtime.log, request_id)
+    if decision is None:
+        if exc is not None:
+            log.warning("routing: could not record a correction (%s)", exc)
         return False
+    text, chosen, method = decision
+    if not text or method == "direct" or agent not in targets:
+        return False
+    runtime.log.submit_row(label_row(text, agent, source, request_id=request_id, previous=chosen))
+    if exc is not None:
+        log.warning("routing: the log refused the correction's label now (%s): it is held with the log's rows and "
+                    "written once the log takes rows again", exc)
+    return True
 
 
 def was_routed(runtime: Runtime, request_id: str) -> bool:
@@ -103,8 +139,11 @@ def was_routed(runtime: Runtime, request_id: str) -> bool:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        log.warning("routing: could not read a decision (%s)", exc)
-        return False
+        decision = held_decision(runtime.log, request_id)
+        if decision is None:
+            log.warning("routing: could not read a decision (%s)", exc)
+    if decision is None:
+        decision = held_decision(runtime.log, request_id)
     return decision is not None and bool(decision[0]) and decision[2] != "direct"
 
 
@@ -115,21 +154,51 @@ def trusted_labels(conn: sqlite3.Connection) -> list[Label]:
 
 
 def learned_labels(config: Config) -> list[Label]:
-    """Trusted labels from the config's routing log; none if there is no log yet or it cannot be read.
+    """Trusted labels from the config's routing log; none if there is no log yet or it cannot be read (said).
     With ``log.url`` they are the team's (every host's labels, trusted by the last ``routing learn`` on
     PostgreSQL), read from the copy the forwarder keeps in this host's file: never a wait on the database."""
+    try:
+        return read_learned_labels(config)
+    except LabelsUnavailable as exc:  # routing must work without its memory
+        log.warning("routing: learned labels unavailable (%s); the fast path starts without them and takes them up "
+                    "once the log can be read", exc)
+        return []
+
+
+class LabelsUnavailable(RuntimeError):
+    """The log's file could not be read for its labels (not: it has none)."""
+
+
+def read_learned_labels(config: Config) -> list[Label]:
+    """:func:`learned_labels`, raising :class:`LabelsUnavailable` when the file cannot be read — a running front-end
+    keeps the labels it routes with then (turn.refresh_routing): read as none, a full disk at one look retrained the
+    fast path without any. A file that cannot be opened as usual for a state that passes (its disk full: SQLite
+    cannot make its ``-shm``) is read as it lies on disk when it has no write-ahead log beside it (a clean stop
+    leaves none, so the file holds every label): the labels were missing at every start on a full disk."""
     path = log_path_for(config)
     if not path.exists():
         return []
     try:
-        conn = connect(path)
+        try:
+            conn = connect(path)
+        except sqlite3.Error as exc:
+            conn = _as_on_disk(path, exc)
         try:
             return team_labels(conn) if config.log.url else trusted_labels(conn)
         finally:
             conn.close()
-    except (sqlite3.Error, RuntimeError, OSError) as exc:  # routing must work without its memory
-        log.warning("routing: learned labels unavailable (%s)", exc)
-        return []
+    except (sqlite3.Error, RuntimeError, OSError) as exc:
+        raise LabelsUnavailable(str(exc)) from exc
+
+
+def _as_on_disk(path: Path, exc: sqlite3.Error) -> sqlite3.Connection:
+    """``path`` opened read-only as it lies on disk (SQLite's ``immutable``: no lock, no ``-shm`` made), when no
+    write-ahead log with frames lies beside it (it would hold rows the file lacks); else ``exc`` is raised."""
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise exc
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+    return conn
 
 
 Model = Classifier | CorrectedClassifier

@@ -30,7 +30,7 @@ from modelyard.agents.classifier import Decision
 from modelyard.agents.decision_log import log_decision
 from modelyard.agents.errors import UnknownAgent
 from modelyard.agents.handoff import handoff_request, rejection
-from modelyard.agents.learning import learned_labels
+from modelyard.agents.learning import learned_labels, read_learned_labels
 from modelyard.agents.loop import run_agent_loop
 from modelyard.agents.orchestrator import Orchestrator
 from modelyard.agents.tools import has_tools, open_toolbox
@@ -124,7 +124,7 @@ async def refresh_routing(runtime: Runtime) -> bool:
     ``routing learn``, a ``routing forget``); True if it did. A failure keeps the orchestrator in use."""
     built = runtime.derived(_Routing, _build_routing)
     try:
-        labels = await asyncio.to_thread(learned_labels, runtime.config)
+        labels = await asyncio.to_thread(read_learned_labels, runtime.config)  # unreadable: kept (raises)
         ids = tuple(lab.id for lab in labels)
         if ids == built.labels:
             return False

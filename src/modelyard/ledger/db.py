@@ -6,10 +6,13 @@ no committed transaction; only a power cut can drop the last few commits.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 from modelyard.errors import Reason
+from modelyard.ledger import orphan
+from modelyard.ledger.damaged import alone
 from modelyard.ledger.migrations import MIGRATIONS
 from modelyard.ledger.migrator import Dialect, migrate
 from modelyard.outcomes import AttemptOutcome, RequestOutcome
@@ -23,6 +26,8 @@ sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]  # {}.get
 for _enum in (RequestOutcome, AttemptOutcome, Reason):
     sqlite3.register_adapter(_enum, str)  # a StrEnum's str() is its value
 
+log = logging.getLogger(__name__)
+
 #: ``PRAGMA user_version`` of an up-to-date file: the number of SQLite steps (older modelyards read it)
 SCHEMA_VERSION = sum(1 for m in MIGRATIONS if Dialect.SQLITE in m.dialects)
 
@@ -33,6 +38,9 @@ def connect(path: str | Path, *, readonly: bool = False, busy: float = 10.0) -> 
     path = Path(path)
     if not readonly:
         path.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite would delete the write-ahead log of a deleted file, and its rows with it (ledger/orphan.py)
+    if orphaned(path) and (said := set_orphan_aside(path)):
+        log.error("%s", said)
     conn = sqlite3.connect(str(path), timeout=busy, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
@@ -45,3 +53,14 @@ def connect(path: str | Path, *, readonly: bool = False, busy: float = 10.0) -> 
             conn.close()
             raise
     return conn
+
+
+def orphaned(path: Path) -> bool:
+    """A write-ahead log without its database at ``path`` (:func:`.orphan.orphaned`); not for ``:memory:``."""
+    return str(path) != ":memory:" and orphan.orphaned(path)
+
+
+def set_orphan_aside(path: Path) -> str | None:
+    """:func:`.orphan.set_aside` under the directory's lock (two processes starting at once set it aside once)."""
+    with alone(path):
+        return orphan.set_aside(path)

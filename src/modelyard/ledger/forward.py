@@ -45,7 +45,7 @@ from modelyard.ledger.labels import trusted_upto
 from modelyard.ledger.pg_columns import altered
 from modelyard.ledger.same_file import SameFile, WriteAhead, stale_beside
 from modelyard.ledger.sink import FORWARDED_REQUEST_COLUMNS, KEYS, keys_found, write_batch
-from modelyard.ledger.store import LogUnavailable
+from modelyard.ledger.store import LogUnavailable, passing
 from modelyard.ledger.writer import ATTEMPT_COLUMNS
 from modelyard.paths import hold_exclusive
 
@@ -530,14 +530,14 @@ class Forwarder:
         self._anchor: Anchor | None = None
         #: what the watchdog found when it cut a stuck step (said as that step's failure)
         self._stuck = ""
-        self._conn = self._open_spool()  # migrated: _outbox exists
-        self._spool = SameFile(self.path)
-        self._ahead = WriteAhead(self.path)
-        if enable_spool(self._conn):
-            log.info("routing log: forwarding %s to %s", self.path, self.target)
+        #: the spool (None until it opens: its disk full or another process's lock at start, :meth:`_open_whole`)
+        self._opened: sqlite3.Connection | None = None
         #: this spool's own name (:func:`spool_name`): ``where`` alone may be another host's too
-        self.named = spool_name(self._conn)
-        self.presence_who = f"{self.where}#{self.named.name}"
+        self.named = SpoolName("", 0)
+        self.presence_who = self.where
+        # the writer starts without the file too and holds its rows (ledger/writer.py, which says so): the spool is
+        # then opened at the forwarder's next steps, and what the writer writes there is forwarded
+        self._try_open()
         self._pg: Any = None
         #: which log the database is (:meth:`.pg.PgConnection.identity`; None: not connected yet, "": unreadable):
         #: the shared state compares it, as two hosts' ``localhost`` may be two servers or one through a tunnel each
@@ -560,6 +560,60 @@ class Forwarder:
         self._watchdog = threading.Thread(target=self._watch, name="modelyard-log-forwarder-watchdog", daemon=True)
         self._watchdog.start()
 
+    def _open_whole(self) -> None:
+        """Open the spool, its outbox triggers and name in place; on failure nothing stays open. At start or, when
+        the file could not be opened then (a full disk, another process's lock: :func:`.store.passing`), at a
+        later step — the triggers are in the file before the writer's held rows are (both wait for it to open), and a
+        file new then queues every request it has (:func:`enable_spool`)."""
+        conn = self._open_spool()  # migrated: _outbox exists
+        try:
+            installed = enable_spool(conn)
+            named = spool_name(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._spool = SameFile(self.path)
+        self._ahead = WriteAhead(self.path)
+        if installed:
+            log.info("routing log: forwarding %s to %s", self.path, self.target)
+        self.named = named
+        self.presence_who = f"{self.where}#{self.named.name}"
+        self._opened = conn
+
+    def _opened_late(self) -> bool:
+        """Try again to open a spool that could not be opened at start; False while it still cannot be, for a state
+        that passes — the writer holds the rows meanwhile and says so (not 'cannot forward to PostgreSQL … rows wait
+        in the spool': they are in neither). Tried at the pace of PostgreSQL's backoff; anything else raises."""
+        if not self._try_open():
+            return False
+        log.warning("routing log %s: the spool opened; forwarding to %s", self.path, self.target)
+        self._backoff = 0.0
+        return True
+
+    def _try_open(self) -> bool:
+        """:meth:`_open_whole`; False (said in ``last_error``, backed off) when it cannot be for a state that passes."""
+        try:
+            self._open_whole()
+        except (sqlite3.Error, OSError) as exc:
+            if not passing(self.path, exc):
+                raise
+            self.last_error = f"{type(exc).__name__}: the spool {self.path} cannot be opened yet ({exc})"[:500]
+            self._last_error_at = time.time()
+            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+            return False
+        return True
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The spool, once open: every step opens it first (:meth:`_opened_late`)."""
+        if self._opened is None:
+            raise LogUnavailable(f"routing log {self.path}: the spool is not open yet")
+        return self._opened
+
+    @_conn.setter
+    def _conn(self, conn: sqlite3.Connection) -> None:
+        self._opened = conn
+
     # -- the API -----------------------------------------------------------------------------
 
     def wake(self) -> None:
@@ -571,6 +625,8 @@ class Forwarder:
         once when this process forwards and PostgreSQL is failing (nothing to wait for then)."""
         started = time.time()
         deadline = time.monotonic() + timeout
+        if self._opened is None:  # the spool not opened yet: the rows wait in the writer's memory, nothing to send
+            return False
         while self._read(_SPOOL_PARTS)[0][0] < SPOOL_WHOLE:  # a part gone: rows since are in no outbox until the
             self._mended_at = 0.0  # forwarder puts it back (_mend) and queues them again, at its next step
             self.wake()
@@ -622,7 +678,8 @@ class Forwarder:
         self._watchdog.join(timeout=MEASURE_EVERY + 1)
         self._release()
         with contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+            if self._opened is not None:
+                self._opened.close()
 
     # -- spool reads (any thread) ---------------------------------------------------------------
 
@@ -714,6 +771,8 @@ class Forwarder:
                 pg.abort()
 
     def _measure(self) -> None:
+        if self._opened is None:
+            return
         try:
             row = self._conn.execute(
                 "SELECT COUNT(*), MIN(r.ts) FROM _outbox o LEFT JOIN requests r ON r.id = o.request_id").fetchone()
@@ -725,6 +784,8 @@ class Forwarder:
     def _step(self) -> bool:
         """Forward one batch (requests, then labels); True if something moved (look again at once)."""
         if not self._hold_lock():
+            return False
+        if self._opened is None and not self._opened_late():
             return False
         if self._spool.gone():  # the writers moved to a new file at the path: forward that one
             if stale_beside(self.path, self._ahead.opened):

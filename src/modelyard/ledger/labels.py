@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from modelyard.ledger.writer import Row
+
 
 class LabelSource(StrEnum):
     CHAT = "chat"
@@ -41,6 +43,19 @@ def add_label(conn: sqlite3.Connection, text: str, agent: str, source: LabelSour
         "INSERT INTO routing_labels (ts, text, agent, source, request_id, previous) VALUES (?, ?, ?, ?, ?, ?)",
         (time.time(), text, agent, str(source), request_id, previous))
     return int(cursor.lastrowid or 0)
+
+
+#: a label as a row for the log's writer (:func:`label_row`)
+INSERT_LABEL = ("INSERT INTO routing_labels (ts, text, agent, source, request_id, previous) "
+                "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+def label_row(text: str, agent: str, source: LabelSource, *, request_id: str | None = None,
+              previous: str | None = None) -> Row:
+    """One label as a row of the log's writer (ledger/writer.py): held with its other rows while the store refuses
+    them (a full disk, another process's lock) and written once it takes them. Unlike :func:`add_label` it leaves an
+    earlier label of the same request in place (the writer runs INSERTs only): ``routing forget ID`` takes one back."""
+    return Row(INSERT_LABEL, (time.time(), text, agent, str(source), request_id, previous))
 
 
 def labels(conn: Any, upto: int | None = None) -> list[Label]:

@@ -24,6 +24,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from modelyard.ledger import orphan
+
 
 def identity(path: Path) -> tuple[int, int] | None:
     """(device, inode) of the file at ``path``; None when there is none."""
@@ -282,6 +284,9 @@ def take_over(path: Path, change: Change, opened: tuple[tuple[int, int] | None, 
     if wal_kept:
         wal.unlink(missing_ok=True)
         return None
+    # the deleted file's pages in its write-ahead log made a database of their own: page images alone are unreadable
+    if change is Change.DELETED and (said := orphan.set_aside(path, "the old file's write-ahead log")):
+        return said
     aside = wal.with_name(f"{wal.name}.replaced-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     os.replace(wal, aside)
     return f"the old file's last rows (its write-ahead log) are kept in {aside}"

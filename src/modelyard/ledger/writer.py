@@ -26,8 +26,9 @@ the log writes (:mod:`.held`); only those no file took either are counted as los
 start for such a state (its disk full, another process holding its lock: :func:`.store.passing`) is the same episode:
 the writer starts without it, holds every row and tries to open it every few seconds — a start ended there before,
 and under a service manager's restart no answer came until the disk was freed. A place somebody must change (a
-read-only directory, permissions, another program's file) is still refused at start: it never takes the rows itself;
-so is any with ``log.url``, where the file is the spool its forwarder reads from the start.
+read-only directory, permissions, another program's file) is still refused at start: it never takes the rows itself.
+With ``log.url`` the file is the spool: the forwarder opens it once the writer can (ledger/forward.py) — a full local
+disk at start refused to start then, the PostgreSQL log reachable or not.
 
 Rows of the log's other tables that are written on the request path (the orchestrator's routing
 decisions) go through the same queue and thread as a :class:`Row` (:meth:`LogWriter.submit_row`):
@@ -93,11 +94,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from modelyard.config import dburl
 from modelyard.config.schema import LogConfig
 from modelyard.ledger import held as held_file
 from modelyard.ledger.bounds import Bounds
 from modelyard.ledger.damaged import alone, damaged, set_aside, sqlite_file
-from modelyard.ledger.db import connect
+from modelyard.ledger.db import connect, orphaned, set_orphan_aside
 from modelyard.ledger.drift import refused_by_table, requests_changed, table_gone
 from modelyard.ledger.episode import Refusal
 from modelyard.ledger.filesystem import on_network
@@ -334,7 +336,7 @@ class LogWriter:
                  max_queue: int = 50_000, keep_days: float | None = None, max_text: int | None = MAX_TEXT_CHARS,
                  url: str | None = None, backends: Mapping[str, str] = _NO_BACKENDS):
         """``url``: ``log.url``, the PostgreSQL log ``keep_days`` prunes too (this writer never writes there; the file
-        is then the spool its forwarder reads from the start, refused at start whatever the cause);
+        is then the spool its forwarder reads);
         ``backends``: each model's server in this config, kept on its attempts (:func:`attempt_rows`)."""
         self.path = Path(path)
         #: characters of each text kept (None: all)
@@ -420,6 +422,11 @@ class LogWriter:
         #: why the file could not be opened yet (a full disk, another process's lock at start): rows are held until it
         #: opens (:meth:`_open_late`); None once it is open
         self._unopened: str | None = None
+        if orphaned(self.path) and (said := set_orphan_aside(self.path)):  # before SQLite deletes it (ledger/orphan.py)
+            log.error("%s", said)
+            self.failures += 1
+            self.last_error = f"OrphanedWriteAhead: {said}"[:500]
+            self._last_error_at = self._last_logged = time.time()
         for tries in itertools.count(1):
             before = _inode(self.path)
             try:
@@ -428,11 +435,13 @@ class LogWriter:
             except (sqlite3.Error, OSError) as exc:  # a read-only directory or file, a full disk, not a database
                 if _inode(self.path) != before and tries < 3:
                     continue  # replaced meanwhile (another process set a damaged file aside): the new one, again
-                # a full disk, a lock: starts, its rows held until the file opens — not a spool (log.url): the
-                # forwarder reads it from its start (ledger/forward.py)
-                if url is None and passing(self.path, exc):
+                # a full disk, a lock: starts, its rows held until the file opens — with log.url too: the forwarder
+                # opens the spool once it can (ledger/forward.py)
+                if passing(self.path, exc):
                     self._unopened = self._why_unopened(exc)
-                    self._refusal.unopened(self._unopened)  # its one line: not _failed's as well
+                    spool = (f"; it is the spool of {dburl.redact(url)}: the rows reach it once written here"
+                             if url else "")
+                    self._refusal.unopened(self._unopened + spool)  # its one line: not _failed's as well
                     self.failures += 1
                     self.last_error = f"{LogUnavailable.__name__}: {self._unopened}"[:500]
                     self._last_error_at = self._last_logged = time.time()
@@ -544,6 +553,11 @@ class LogWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def held_items(self) -> list[RequestRecord | Row]:
+        """The rows held now because the store refuses them (a full disk, another process's lock), oldest first: a
+        label of a correction looks for its routing decision there (agents/decision_log.held_decision). Any thread:
+        the writer thread replaces the list, never changes it in place."""
+        return list(self._retry)
 
     def submit(self, record: RequestRecord, *, crowd: bool = False) -> None:
         """Queue a finished request (with its attempts) for writing. Never blocks; past ``max_queue``
