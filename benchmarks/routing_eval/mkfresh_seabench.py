@@ -34,7 +34,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from mkfresh_common import kept_fresh, known_and_pools, write
+from mkfresh_common import HERE, kept_fresh, known_and_pools, write
 
 LABELS = """0 e|1 e|2 e|3 e|4 ur|5 ur|6 ur|7 ur|8 r|9 r|
 10 r|11 r|12 r|13 r|14 r|15 r|16 re|17 re|18 re|19 re|
@@ -57,8 +57,16 @@ def candidates(path: str) -> list[dict]:
     return [{"prompt": r["user_1"].strip(), "id": r["unit_id"], "lang": r["lang"], "kind": r["type"]} for r in rows]
 
 
+def known(own: str) -> list[str]:
+    """:func:`mkfresh_common.known_and_pools` for ``own`` without seabench_dev.jsonl's lines (mkseabench_dev.py, drawn
+    from what this file did not take), so that both draws repeat with both files present."""
+    dev = HERE / "seabench_dev.jsonl"
+    mine = {json.loads(x)["text"] for x in dev.open(encoding="utf-8") if x.strip()} if dev.exists() else set()
+    return [t for t in known_and_pools(own) if t not in mine]
+
+
 def sample(path: str) -> list[dict]:
-    kept = kept_fresh(candidates(path), known_and_pools("fresh_seabench.jsonl"))
+    kept = kept_fresh(candidates(path), known("fresh_seabench.jsonl"))
     groups: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
     for row in kept:
         groups[(row["lang"], row["kind"])].append(row)
