@@ -65,14 +65,17 @@ def known(own: str) -> list[str]:
     return [t for t in known_and_pools(own) if t not in mine]
 
 
-def sample(path: str) -> list[dict]:
-    kept = kept_fresh(candidates(path), known("fresh_seabench.jsonl"))
+def per_language_and_kind(rows: list[dict], per_kind: int, seed: int) -> list[dict]:
+    """A seeded draw of ``per_kind`` rows of each (language, kind), in that order."""
     groups: defaultdict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in kept:
+    for row in rows:
         groups[(row["lang"], row["kind"])].append(row)
-    rng = random.Random(40)
-    picked = [row for key in sorted(groups) for row in rng.sample(groups[key], min(PER_KIND, len(groups[key])))]
-    return picked
+    rng = random.Random(seed)
+    return [row for key in sorted(groups) for row in rng.sample(groups[key], min(per_kind, len(groups[key])))]
+
+
+def sample(path: str) -> list[dict]:
+    return per_language_and_kind(kept_fresh(candidates(path), known("fresh_seabench.jsonl")), PER_KIND, 40)
 
 
 def main() -> None:

@@ -180,7 +180,9 @@ DISK_FILE = f"multilingual-v1-{PIECES}-{PIECE_CHARS}.npz"
 #: than twice the English ones among its first 1,500 characters) — routing_eval/mkforeign.py's detector, and since
 #: round 27 more of each language's commonest words that are not English words too (so "quali sono le norme di
 #: galateo negli affari quando si lavora in Giappone?" has seven, not one; "die", "come", "pour", "son", "no", "im"
-#: and "was" are left out: English traffic is full of them)
+#: and "was" are left out: English traffic is full of them); round 40: more Indonesian ones ("di", "ke", "tentang",
+#: "sebuah" …) — a short Indonesian request ("Buatkan puisi tentang hujan di bulan Desember.") held one of the list and
+#: was read as English (tuning: 5 fixed, 0 broken, no line of another language moved; held out: 3 SeaBench lines)
 FUNCTION_WORDS = {
     "es": "que el la los las por para una con como está puedes hola quiero necesito"
           " de del en y es lo se muy pero qué cómo cuál cuáles dónde este esta estos hacer también",
@@ -193,7 +195,8 @@ FUNCTION_WORDS = {
     "it": "il che non per una sono della come puoi voglio"
           " di le gli nel negli nella del è si ci questo questa quale quali quando perché anche",
     "nl": "het een van en niet ik je dat voor met ook maar wat hoe zijn heb",
-    "id": "yang dan untuk dengan ini itu saya tidak apa bagaimana adalah ada bisa akan dari pada kamu anda",
+    "id": "yang dan untuk dengan ini itu saya tidak apa bagaimana adalah ada bisa akan dari pada kamu anda"
+          " di ke tentang sebuah seorang dalam atau oleh karena jika kalau sudah belum juga tolong aku mengapa kenapa",
     "vi": "là của và có không được cho với này những các một người tôi bạn trong để hãy làm thế nào gì sao"
           " đã sẽ đang khi từ về cũng như nhưng bao nhiêu",
     "fi": "ja ei se että mitä mikä miten miksi kuka voin voit voitko kanssa tai kun jos minä sinä minulle minun"

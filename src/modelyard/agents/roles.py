@@ -1413,8 +1413,56 @@ _ROUND39_FOREIGN: dict[Role, list[str]] = {
         'Terjemahkan kalimat ini ke bahasa Inggris: Saya sedang belajar.',
     ],
 }
+#: Round 40: requests in Vietnamese and Indonesian. Round 40's held-out read of fresh_seabench (SeaBench's requests)
+#: found Vietnamese its weak language (19 of 40): knowledge questions, word problems and puzzles went to utility, chat
+#: and writer — the Vietnamese examples above hold two knowledge questions, and "Viết …" (write) opens their writer
+#: requests and their one code request alike. Written here from the policies (benchmarks/routing_eval/POLICY.md), none
+#: a translation of an evaluation prompt, none within a word Jaccard of 0.5 of a routing_eval line; chosen on the
+#: tuning files (with round 40's Indonesian function words, 5 of the gain: 1,389 → 1,411 of 1,613, 22 fixed, none
+#: broken; ten research requests and seven writer ones pulled a Vietnamese naming request and a Greek poem to research).
+#: Learned, like round 14's, only by the members that vote on a message in another language.
+_ROUND40_FOREIGN: dict[Role, list[str]] = {
+    Role.CHAT: [
+        'Hôm nay mình được điểm cao, vui quá trời!',
+        'Bạn có thích nghe nhạc không? Bạn hay nghe thể loại gì?',
+        'Hai, lagi apa nih? Aku mau ngobrol santai aja.',
+    ],
+    Role.ENGINEER: [
+        'Viết chương trình Java tính tổng các số chẵn trong một mảng.',
+        'Viết hàm sắp xếp một danh sách số nguyên bằng thuật toán sắp xếp nhanh.',
+        'Làm sao để cài đặt Node.js trên Ubuntu?',
+        'Buatlah program Python untuk menghitung rata-rata nilai siswa dalam sebuah kelas.',
+    ],
+    Role.RESEARCH: [
+        'Nêu những nguyên nhân chính dẫn đến biến đổi khí hậu.',
+        'Kể tên các triều đại phong kiến của Việt Nam theo thứ tự thời gian.',
+        'Trình bày vai trò của sông Hồng đối với nông nghiệp miền Bắc.',
+        'Một cửa hàng bán 3 cái áo, mỗi cái 150 000 đồng, và 2 cái quần, mỗi cái 200 000 đồng. Hỏi tổng số tiền là bao nhiêu?',
+        'Một bể nước hình hộp chữ nhật dài 2 m, rộng 1,5 m, cao 1 m. Tính thể tích của bể.',
+        'Mình bị mất ngủ mấy hôm nay, có cách nào để ngủ ngon hơn không?',
+        'Apa penyebab utama banjir di Jakarta setiap musim hujan?',
+        'Sebuah toko menjual 4 buku dengan harga Rp25.000 per buku. Berapa total harga yang harus dibayar?',
+    ],
+    Role.WRITER: [
+        'Viết một bài blog chia sẻ kinh nghiệm du lịch Sa Pa vào mùa đông.',
+        'Soạn một email xin nghỉ phép gửi trưởng phòng.',
+        'Viết kịch bản ngắn cho một video quảng cáo nước giải khát.',
+        'Viết 5 lời chúc Tết ngắn gọn để gửi khách hàng.',
+        'Hãy viết một đoạn văn miêu tả cảnh hoàng hôn trên biển.',
+        'Đặt 5 cái tên thật hay cho một tiệm bánh ngọt mới mở.',
+        'Tuliskan artikel blog tentang tips hemat untuk mahasiswa rantau.',
+        'Buatlah surat undangan rapat untuk warga RT.',
+    ],
+    Role.UTILITY: [
+        'Tóm tắt đoạn văn sau trong ba câu:',
+        'Trích xuất tất cả các số điện thoại trong văn bản dưới đây.',
+        'Phân loại các bình luận sau là tích cực hay tiêu cực:',
+        'Ringkas paragraf berikut menjadi dua kalimat:',
+    ],
+}
 ROUND14_FOREIGN_EXAMPLES: dict[Role, list[ForeignOnly]] = {
-    role: [ForeignOnly(text) for text in [*texts, *_ROUND29_FOREIGN[role], *_ROUND39_FOREIGN[role]]]
+    role: [ForeignOnly(text) for text in [*texts, *_ROUND29_FOREIGN[role], *_ROUND39_FOREIGN[role],
+                                          *_ROUND40_FOREIGN[role]]]
     for role, texts in _ROUND14_FOREIGN.items()}
 
 
