@@ -216,11 +216,15 @@ async def test_a_look_for_new_labels_that_cannot_read_the_log_keeps_the_labels_i
         await runtime.aclose()
 
 
+@pytest.mark.parametrize("restart", [False, True])
 async def test_a_correction_made_while_the_disk_is_full_is_held_and_written_once_there_is_room(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart: bool) -> None:
     """``/agent X`` after a 👎 (or the question asked again) on a full disk: the decision was held by the writer, not
     in the file, and the label's own connection failed — 'could not record a correction', the label gone. Now the
-    decision is found among the held rows and the label goes through the writer, held with them and written."""
+    decision is found among the held rows and the label goes through the writer, held with them and written — or,
+    stopped while the disk is still full (``restart``), kept in the held file and written by the next start."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     from tests.agents.conftest import agent_of, fake_config
     from tests.fakes import OpenAIServer
 
@@ -240,8 +244,14 @@ async def test_a_correction_made_while_the_disk_is_full_is_held_and_written_once
             assert result.decision is not None and runtime.log.flush(5)
             assert runtime.log.held >= 2, runtime.log.health()  # the request and its decision, held
             assert correct_routing(runtime, result.request_id, "engineer", LabelSource.CHAT)  # before: False
-            filler.unlink()
-            assert held_written(runtime.log).held == 0
+            if restart:
+                await runtime.aclose()
+                assert runtime.log.saved >= 3, runtime.log.health()  # request, decision, label: in the held file
+                filler.unlink()
+                LogWriter(folder / "log.sqlite3").close()  # the next start writes them
+            else:
+                filler.unlink()
+                assert held_written(runtime.log).held == 0
         finally:
             await runtime.aclose()
         with contextlib.closing(sqlite3.connect(folder / "log.sqlite3")) as conn:
@@ -283,3 +293,72 @@ def test_with_log_url_a_full_local_disk_at_start_holds_the_rows_and_forwards_the
     assert found == [f"r{i:05d}" for i in range(11)]
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "starts all the same" in said and "it is the spool of" in said, said
+
+
+def test_serve_with_log_url_started_on_a_full_spool_disk_answers_and_every_answer_reaches_postgresql(
+        tmp_path: Path) -> None:
+    """The whole gateway with ``log.url``, started while its spool's disk is full: before, it exited 1 and answered
+    nobody; now it answers, /healthz says the rows are held, and once there is room every answer reaches PostgreSQL."""
+    from tests.fakes.openai_compat import OpenAIServer
+    from tests.pg import free_port
+    from tests.reliability.test_ledger_hunt36 import _get, _post, serve_up
+
+    server = OpenAIServer(models=["x"]).start()
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path)}
+    try:
+        with scratch_database() as database, scratch_schema(database) as url, \
+                full_tmpfs(tmp_path) as (folder, filler):
+            path = folder / "log.sqlite3"
+            config = tmp_path / "c.yaml"
+            config.write_text(yaml.safe_dump({
+                "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1",
+                                 "model": "x"}},
+                "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path), "url": url}}))
+            LogWriter(path).close()  # the spool made, then the disk fills
+            fill(filler)
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
+                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                serve_up(proc, port)  # before: exit 1, 'the disk holding it is full'
+                ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
+                for _ in range(5):
+                    status, _answer = _post(port, ask)
+                    assert status == 200
+                health = _get(port, "/healthz")
+                assert health["status"] == "degraded" and health["log"]["held"] == 5, health
+                filler.unlink()
+                deadline = time.monotonic() + 60
+                with psycopg.connect(url, autocommit=True) as pg:
+                    while time.monotonic() < deadline:
+                        with contextlib.suppress(psycopg.Error):
+                            if pg.execute("SELECT COUNT(*) FROM requests").fetchone() == (5,):
+                                break
+                        time.sleep(0.2)
+                    stored = pg.execute("SELECT COUNT(*) FROM requests").fetchone()
+            finally:
+                proc.terminate()
+                _, stderr = proc.communicate(timeout=60)
+    finally:
+        server.stop()
+    assert stored == (5,), (stored, stderr[-3000:])
+    assert "Traceback" not in stderr and "cannot forward to" not in stderr, stderr[-3000:]
+    assert stderr.count("starts all the same") == 1 and "the spool opened" in stderr, stderr[-3000:]
+
+
+def test_a_held_label_replaces_an_earlier_label_of_the_same_request_as_add_label_does(tmp_path: Path) -> None:
+    """A correction written through the writer (held on a full disk) cannot delete the request's earlier label as
+    ``add_label`` does: both stayed, and ``routing learn`` trained on two agents for one question. The newest is read."""
+    from modelyard.ledger.labels import label_row
+
+    path = tmp_path / "log.sqlite3"
+    writer = LogWriter(path)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        add_label(conn, "sort these names", "coder", LabelSource.CHAT, request_id="q1")
+        add_label(conn, "hello there", "talker", LabelSource.CHAT)
+    writer.submit_row(label_row("sort these names", "sorter", LabelSource.CHAT, request_id="q1", previous="coder"))
+    assert writer.flush(5)
+    writer.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert [(lab.text, lab.agent) for lab in labels(conn)] == [("hello there", "talker"),
+                                                                  ("sort these names", "sorter")]

@@ -54,12 +54,15 @@ def label_row(text: str, agent: str, source: LabelSource, *, request_id: str | N
               previous: str | None = None) -> Row:
     """One label as a row of the log's writer (ledger/writer.py): held with its other rows while the store refuses
     them (a full disk, another process's lock) and written once it takes them. Unlike :func:`add_label` it leaves an
-    earlier label of the same request in place (the writer runs INSERTs only): ``routing forget ID`` takes one back."""
+    earlier label of the same request in the table (the writer runs INSERTs only); :func:`labels` reads the newest."""
     return Row(INSERT_LABEL, (time.time(), text, agent, str(source), request_id, previous))
 
 
 def labels(conn: Any, upto: int | None = None) -> list[Label]:
-    rows = conn.execute("SELECT id, text, agent, source FROM routing_labels WHERE id <= ? ORDER BY id",
+    """The labels up to ``upto``, each request's newest only: a later label of a request replaces the earlier one
+    (:func:`add_label` deletes it; a label written through the writer, :func:`label_row`, cannot)."""
+    rows = conn.execute("SELECT id, text, agent, source FROM routing_labels l WHERE id <= ? AND (request_id IS NULL "
+                        "OR id = (SELECT MAX(id) FROM routing_labels n WHERE n.request_id = l.request_id)) ORDER BY id",
                         (upto if upto is not None else 2**62,)).fetchall()
     return [Label(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
