@@ -348,7 +348,8 @@ def test_serve_with_log_url_started_on_a_full_spool_disk_answers_and_every_answe
 
 def test_a_held_label_replaces_an_earlier_label_of_the_same_request_as_add_label_does(tmp_path: Path) -> None:
     """A correction written through the writer (held on a full disk) cannot delete the request's earlier label as
-    ``add_label`` does: both stayed, and ``routing learn`` trained on two agents for one question. The newest is read."""
+    ``add_label`` does: both stayed, and ``routing learn`` trained on two agents for one question.
+    The newest is read."""
     from modelyard.ledger.labels import label_row
 
     path = tmp_path / "log.sqlite3"
