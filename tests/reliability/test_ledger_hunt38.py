@@ -174,6 +174,27 @@ def test_another_process_holding_the_lock_at_start_holds_the_rows_until_it_lets_
     assert len(rows(path)) == 21
 
 
+def serve_started(config: Path, model_port: int, log: dict, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    """``serve`` on a config of one model at ``model_port`` (a fake OpenAI server) and ``log``, once it answers /healthz
+    (it exited 1 when its log's disk was full at start): (the process, its port)."""
+    config.write_text(yaml.safe_dump({
+        "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{model_port}/v1", "model": "x"}},
+        "agents": {"chat": {"primary": "m"}}, "log": log}))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    serve_up(proc, port)
+    return proc, port
+
+
+def answered(port: int, n: int) -> None:
+    """``n`` questions to a running ``serve``, each answered (200, with text)."""
+    ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
+    for _ in range(n):
+        status, answer = _post(port, ask)
+        assert status == 200 and answer["choices"][0]["message"]["content"], answer
+
+
 def test_serve_started_on_a_full_disk_answers_says_so_and_logs_every_answer_once_there_is_room(
         tmp_path: Path) -> None:
     """The whole gateway, started while its log's disk is full: before, it exited 1 and answered nobody."""
@@ -184,20 +205,10 @@ def test_serve_started_on_a_full_disk_answers_says_so_and_logs_every_answer_once
         with full_tmpfs(tmp_path) as (folder, filler):
             path = folder / "log.sqlite3"
             a_log_with_rows(path, 2)
-            config.write_text(yaml.safe_dump({
-                "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1",
-                                 "model": "x"}},
-                "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path)}}))
             fill(filler)
-            port = free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
-                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            proc, port = serve_started(config, server.port, {"path": str(path)}, env)
             try:
-                serve_up(proc, port)  # before: exit 1, 'the disk holding it is full'
-                ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
-                for _ in range(10):
-                    status, answer = _post(port, ask)
-                    assert status == 200 and answer["choices"][0]["message"]["content"], answer
+                answered(port, 10)
                 health = _get(port, "/healthz")
                 assert health["status"] == "degraded", health
                 assert health["log"]["held"] == 10 and "the disk holding it is full" in health["log"]["last_error"]

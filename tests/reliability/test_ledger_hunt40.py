@@ -300,8 +300,8 @@ def test_serve_with_log_url_started_on_a_full_spool_disk_answers_and_every_answe
     """The whole gateway with ``log.url``, started while its spool's disk is full: before, it exited 1 and answered
     nobody; now it answers, /healthz says the rows are held, and once there is room every answer reaches PostgreSQL."""
     from tests.fakes.openai_compat import OpenAIServer
-    from tests.pg import free_port
-    from tests.reliability.test_ledger_hunt36 import _get, _post, serve_up
+    from tests.reliability.test_ledger_hunt36 import _get
+    from tests.reliability.test_ledger_hunt38 import answered, serve_started
 
     server = OpenAIServer(models=["x"]).start()
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HOME": str(tmp_path)}
@@ -309,22 +309,11 @@ def test_serve_with_log_url_started_on_a_full_spool_disk_answers_and_every_answe
         with scratch_database() as database, scratch_schema(database) as url, \
                 full_tmpfs(tmp_path) as (folder, filler):
             path = folder / "log.sqlite3"
-            config = tmp_path / "c.yaml"
-            config.write_text(yaml.safe_dump({
-                "models": {"m": {"provider": "openai", "endpoint": f"http://127.0.0.1:{server.port}/v1",
-                                 "model": "x"}},
-                "agents": {"chat": {"primary": "m"}}, "log": {"path": str(path), "url": url}}))
             LogWriter(path).close()  # the spool made, then the disk fills
             fill(filler)
-            port = free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "modelyard", "--config", str(config), "serve", "--port",
-                                     str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            proc, port = serve_started(tmp_path / "c.yaml", server.port, {"path": str(path), "url": url}, env)
             try:
-                serve_up(proc, port)  # before: exit 1, 'the disk holding it is full'
-                ask = {"model": "chat", "messages": [{"role": "user", "content": "hello"}]}
-                for _ in range(5):
-                    status, _answer = _post(port, ask)
-                    assert status == 200
+                answered(port, 5)
                 health = _get(port, "/healthz")
                 assert health["status"] == "degraded" and health["log"]["held"] == 5, health
                 filler.unlink()
