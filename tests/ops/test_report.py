@@ -470,3 +470,37 @@ def test_small_sums_are_written_out_not_as_exponents_or_zero() -> None:
 
     assert [money(v) for v in (0, 1234.5, 0.014, 0.00001, 0.00012345)] == \
         ["$0.00", "$1,234.50", "$0.0140", "$0.000010", "$0.00012"]
+
+
+def test_a_queue_wait_of_too_few_attempts_has_no_p95_in_the_advice_or_the_json(tmp_path: Path,
+                                                                              log_backend: LogBackend) -> None:
+    """12 attempts on qwen, 3 of which waited out its 10 s queue: the report advised "p95 queue wait 10.0s is 100%
+    of its 10s queue timeout" and `--json` printed ``queue_wait_p95_ms: 10000`` — the nearest-rank p95 of 12 values
+    is their slowest, the figure the tables already show as '–' below 20 samples (aggregate.has_p95). Now the
+    advice counts the waits near the timeout and says the attempts are too few to estimate a p95; JSON says null."""
+    writer = log_backend.writer(local_models=["qwen", "gemma"])
+    for i in range(9):
+        writer.submit(served("chat", MARCH + i, [Attempt("qwen", "ollama", Outcome.OK, queue_wait_ms=50.0)],
+                             100, 50, 1000, tps=20.0))
+    for i in range(3):
+        writer.submit(served("chat", MARCH + 100 + i, [
+            Attempt("qwen", "ollama", Outcome.FALLBACK, Reason.QUEUE_TIMEOUT, queue_wait_ms=10_000.0),
+            Attempt("gemma", "ollama", Outcome.OK, queue_wait_ms=0.0)], 100, 50, 11_000, tps=10.0))
+    writer.close()
+    config = str(config_file(tmp_path, log_backend))
+    runner = CliRunner()
+    as_json = runner.invoke(app, ["report", "--config", config, "--month", "2025-03", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    body = json.loads(as_json.stdout)
+    qwen = next(m for m in body["models"] if m["key"] == "qwen")
+    assert qwen["queue_wait_p50_ms"] == 50.0 and qwen["queue_wait_p95_ms"] is None, qwen
+    assert body["totals"]["latency_p95_ms"] is None and body["totals"]["latency_p50_ms"] == 1000, body["totals"]
+    [risk] = [r for r in body["recommendations"] if r["kind"] == "cascade_risk"]
+    assert risk["numbers"] == {"server": None, "queue_wait_p95_ms": None, "queue_timeout_s": 10, "ratio": None,
+                               "attempts": 12, "queue_timeouts": 3, "near_timeout": 3}, risk
+    text = runner.invoke(app, ["report", "--config", config, "--month", "2025-03"], env={"COLUMNS": "250"})
+    said = " ".join(text.output.split())
+    assert text.exit_code == 0, said
+    assert ("model qwen: 3 of 12 attempts waited 80% or more of its 10s queue timeout (3 timed out in the queue) — "
+            "too few to estimate a p95 queue wait (20 attempts needed)") in said, said
+    assert "p95 queue wait 10.0s" not in said, said

@@ -37,6 +37,11 @@ def has_p95(n: int) -> bool:
     return n >= FEW
 
 
+def p95_of(values: list[float]) -> float | None:
+    """The p95 of ``values``, None when they are too few to have one (:func:`has_p95`)."""
+    return percentile(values, 95) if has_p95(len(values)) else None
+
+
 def percentile(values: list[float], p: float) -> float | None:
     """Nearest-rank percentile; None for no data."""
     if not values:
@@ -165,8 +170,10 @@ class Group:
             "fallback_rate": self.fallback_rate, "fallback_reasons": dict(self.reasons.most_common()),
             "local": self.local, "local_share": self.local_share, "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out, "spend_usd": self.spend,
-            "latency_p50_ms": percentile(self.latencies, 50), "latency_p95_ms": percentile(self.latencies, 95),
-            "queue_wait_p50_ms": percentile(self.waits, 50), "queue_wait_p95_ms": percentile(self.waits, 95),
+            # no p95 from fewer than FEW samples (null), as the tables show '–': report --json printed a queue wait's
+            # "p95" of 10 attempts, their slowest one
+            "latency_p50_ms": percentile(self.latencies, 50), "latency_p95_ms": p95_of(self.latencies),
+            "queue_wait_p50_ms": percentile(self.waits, 50), "queue_wait_p95_ms": p95_of(self.waits),
             "tokens_per_s": percentile(self.tps, 50), "rated": self.rated, "acceptable": self.acceptable,
             "acceptable_rate": self.acceptable_rate,
         }

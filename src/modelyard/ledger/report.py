@@ -33,7 +33,7 @@ from modelyard.config.direct import direct_agent
 from modelyard.config.schema import Config, SpendWindow
 from modelyard.errors import Reason
 from modelyard.ledger import bench_runs, queries
-from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, Group, Servers, on_server, percentile, wilson
+from modelyard.ledger.aggregate import FAILED, FAILED_ATTEMPTS, FEW, Group, Servers, on_server, p95_of, wilson
 from modelyard.ledger.cost import Costs, Counterfactual, log_costs, money
 from modelyard.ledger.probes import backends_of
 from modelyard.ledger.store import LogConnection
@@ -44,6 +44,7 @@ from modelyard.router.spend import window_start
 FALLBACK_RATE_ALERT = 0.10
 MIN_REQUESTS = 20
 QUEUE_RISK_RATIO = 0.8
+#: fewer queue waits say nothing; from here to FEW (no p95 yet) the waits near the timeout are counted instead
 MIN_WAIT_SAMPLES = 10
 MOVE_LOCAL_MIN_RATED = 5
 MOVE_LOCAL_ACCEPTABLE = 0.8
@@ -408,11 +409,24 @@ def _recommendations(config: Config, agents: dict[str, Group], waits: dict[Key, 
     for (name, server), samples in sorted(waits.items(), key=lambda kw: (kw[0][0], kw[0][1] or "")):
         if len(samples) < MIN_WAIT_SAMPLES:
             continue
-        p95 = percentile(samples, 95) or 0.0
         timeout_ms = queue_bounds[(name, server)] * 1000
+        timeouts = queue_timeouts[(name, server)]
+        p95 = p95_of(samples)
+        if p95 is None:  # 10–19 waits: their "p95" is the slowest one — say the counts, and that they are few
+            near = sum(1 for w in samples if w >= QUEUE_RISK_RATIO * timeout_ms)
+            if not near:
+                continue
+            recs.append(Recommendation(
+                "cascade_risk", name,
+                f"model {on_server(name, server)}: {near} of {len(samples)} attempts waited "
+                f"{_pct(QUEUE_RISK_RATIO)} or more of its {timeout_ms / 1000:g}s queue timeout ({timeouts} timed out "
+                f"in the queue) — too few to estimate a p95 queue wait ({FEW} attempts needed): if more do, raise "
+                "max_concurrent or move an agent off it",
+                {"server": server, "queue_wait_p95_ms": None, "queue_timeout_s": timeout_ms / 1000, "ratio": None,
+                 "attempts": len(samples), "queue_timeouts": timeouts, "near_timeout": near}))
+            continue
         if p95 < QUEUE_RISK_RATIO * timeout_ms:
             continue
-        timeouts = queue_timeouts[(name, server)]
         recs.append(Recommendation(
             "cascade_risk", name,
             f"model {on_server(name, server)}: p95 queue wait {p95 / 1000:.1f}s is {_pct(p95 / timeout_ms)} of its "
