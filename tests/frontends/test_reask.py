@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelyard.frontends.reask import asks_again, reasks
+from modelyard.frontends.reask import reasks
 
 QUESTION = "What is the capital of France?"
 
@@ -31,7 +31,7 @@ def test_the_same_question_retyped_or_asked_for_again(text: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "question"), [
-    ("Why don't my tests run?", "why dont my tests run"),  # an apostrophe typed or not
+    ("Don't panic!", "dont panic"),                    # an apostrophe typed or not
     ("Où est le café ?", "ou est le cafe"),                # accents typed or not
     ("fix thsi bug", "Fix this bug"),                      # one swap in a three-word question
 ])
@@ -53,4 +53,4 @@ def test_another_question_or_a_longer_request_is_not_a_reask(text: str) -> None:
 def test_short_words_need_the_same_letters() -> None:
     """One letter changed in a short word is another word ('cat'/'car', 'is'/'it'): only a swap is a typo there."""
     assert not reasks("fix that car", "fix this cat")
-    assert not asks_again("again and again and again about something else")
+    assert not reasks("again and again: what about Spain?", QUESTION)
