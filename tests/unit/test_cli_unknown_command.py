@@ -11,7 +11,10 @@ from modelyard.cli import _BY_NAME, MEANT, app
 
 
 @pytest.mark.parametrize(("typed", "named"), [("status", "modelyard models"), ("doctor", "modelyard check"),
-                                              ("start", "modelyard serve"), ("version", "modelyard --version")])
+                                              ("start", "modelyard serve"), ("version", "modelyard --version"),
+                                              # `ollama list`/`ps`/`pull` habits and the config: said nothing more
+                                              ("list", "modelyard models"), ("ps", "modelyard models"),
+                                              ("pull", "ollama pull MODEL"), ("config", "$MODELYARD_CONFIG")])
 def test_a_command_other_tools_have_names_the_one_that_does_it_here(typed: str, named: str) -> None:
     out = CliRunner().invoke(app, [typed], terminal_width=300)
     flat = " ".join(out.output.replace("│", " ").split())

@@ -193,6 +193,14 @@ MEANT = {
     "run": "`modelyard ask \"…\"` (one turn), `chat`, or `serve` (the gateway)",
     "setup": "`modelyard init` writes a starter config (`--detect`: from the model servers on this machine)",
     "version": "`modelyard --version`",
+    # `ollama list` / `ollama ps` / `ollama pull` habits, and a look at the config in use: "No such command" alone
+    "list": "`modelyard models` lists the configured models and their state; `ollama list` lists what an Ollama has",
+    "ps": "`modelyard models` says each model's state and slots in use; `ollama ps` what an Ollama has loaded",
+    "pull": "models are pulled on their server (`ollama pull MODEL`), then named under models: in the config "
+            "(`modelyard init --detect --force` rewrites it from what the servers have); `modelyard fetch-model` "
+            "fetches the embedded one",
+    "config": "the config is a YAML file you edit: --config PATH, else $MODELYARD_CONFIG, else the user config "
+              "file (`modelyard init` writes it and says where), else the embedded default",
 }
 
 
