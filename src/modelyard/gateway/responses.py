@@ -8,6 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.responses import Response
@@ -111,8 +112,15 @@ def error_extras(error: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in error.items() if k not in ("message", "type") and v is not None}
 
 
+#: what stays itself in a header value written percent-encoded: printable ASCII but the '%' that escapes
+_KEPT = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 def _ascii(value: str) -> str:
-    return value.encode("ascii", "replace").decode()
+    """``value`` as a header carries it: ASCII as it is; else percent-encoded UTF-8 (RFC 3986's escaping, which
+    ``urllib.parse.unquote`` / ``decodeURIComponent`` read back) — an agent called 写作 was sent as '??', and two such
+    agents alike, so a client could not tell who answered."""
+    return value if value.isascii() else quote(value, safe=_KEPT)
 
 
 def route_summary(record: RequestRecord) -> str:
