@@ -33,6 +33,7 @@ from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
 from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
 from modelyard.cli.render import route_line
+from modelyard.cli.route_notes import setup_notes
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
 from modelyard.config.names import did_you_mean, not_an_agent
 from modelyard.frontends import chat_claim
@@ -144,6 +145,8 @@ def _route_lines(records: list[RequestRecord], result: TurnResult | None) -> lis
 def _print_routes(records: list[RequestRecord], result: TurnResult | None) -> None:
     for line in _route_lines(records, result):
         err.print(f"[dim]{escape(line)}[/]", highlight=False)
+    for note in setup_notes(records):  # a key refused, a model missing: said once, not only as a reason's word
+        err.print(note, style="yellow", highlight=False, markup=False)
 
 
 def _terminal_says_it() -> None:

@@ -1,0 +1,70 @@
+"""Frictions of the fourteenth newcomer walk: `ask` and `chat` with one's own servers (the fake Anthropic and
+OpenAI-compatible servers), a key pasted wrong or exported under a near name, and the same question asked again
+after `/agent X`. Each test here failed on the code before it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from tests.fakes import AnthropicServer, OpenAIServer
+from tests.integration.test_cli_newcomer_walk13 import QUESTION, default_config, labels_in
+from typer.testing import CliRunner
+
+from modelyard.cli import app
+
+
+def write_config(tmp_path: Path, anthropic_url: str, local_url: str) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"models:\n  claude: {{provider: anthropic, model: claude-haiku-4-5, api_key_env: ANTHROPIC_API_KEY, "
+        f"endpoint: '{anthropic_url}', price: {{input: 1, output: 5}}}}\n"
+        f"  local: {{provider: openai, model: m, endpoint: '{local_url}/v1'}}\n"
+        "agents:\n  writer: {primary: claude, fallbacks: [local]}\n"
+        f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+    return config
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"ANTHROPIC_API_KEY": "sk-ant-pasted-wrong"},
+     "claude was passed over (auth_error): HTTP 401 authentication_error: invalid x-api-key"),
+    ({"ANTHROPIC_KEY": "sk-ant-right"},
+     "claude was passed over (missing_credentials): environment variable ANTHROPIC_API_KEY is not set "
+     "(ANTHROPIC_KEY is: did you mean it? then models.claude.api_key_env: ANTHROPIC_KEY)"),
+], ids=["refused", "near-name"])
+def test_an_answer_from_a_fallback_says_the_setup_mistake_that_passed_the_primary_over(
+        tmp_path: Path, env: dict[str, str], said: str) -> None:
+    """A key pasted wrong, or exported as ANTHROPIC_KEY: the answer came from the local fallback, every time, and the
+    route line said only `writer → local (after claude: auth_error)` — the why and what to do were in the log's row
+    and `modelyard models`, which nobody whose request was answered opens. Now the answered request says it once,
+    under the route line (variable names only, never the key)."""
+    with AnthropicServer(api_key="sk-ant-right") as anthropic, OpenAIServer(["m"], reply_text="local answer") as local:
+        config = write_config(tmp_path, anthropic.url, local.url)
+        out = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "writer", "hi"],
+                                 env={"COLUMNS": "400", "ANTHROPIC_API_KEY": None, "ANTHROPIC_KEY": None, **env})
+        # no key on purpose (the embedded default's Claude Haiku without one): the route line's word is all, as before
+        keyless = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "writer", "hi"],
+                                     env={"COLUMNS": "400", "ANTHROPIC_API_KEY": None, "ANTHROPIC_KEY": None})
+    assert keyless.exit_code == 0 and "(after claude: missing_credentials)" in keyless.output, keyless.output
+    assert "passed over" not in keyless.output, keyless.output
+    text = " ".join(out.output.split())
+    assert out.exit_code == 0 and "local answer" in text, text
+    assert said in text, text
+    assert "sk-ant-pasted-wrong" not in out.output and "sk-ant-right" not in out.output
+
+
+def test_same_question_again_after_switching_agent_labels_the_routed_question(tmp_path: Path) -> None:
+    """`chat` answered a routed question, said "if your last message should have gone to research, send it again:
+    that teaches routing" — and the newcomer typed "same question again" (or retyped it with a typo). Neither was
+    taken for the question asked again (words compared exactly), so no label was made."""
+    with OpenAIServer(reply_text="Adam, Mia, Zoe") as server:
+        config = tmp_path / "c.yaml"
+        config.write_text(yaml.safe_dump(default_config(tmp_path, server.url)))
+        out = CliRunner().invoke(app, ["chat", "--config", str(config), "--local"], env={"COLUMNS": "250"},
+                                 input=f"{QUESTION}\n/agent research\nsame question again\n/quit\n")
+    said = " ".join(out.output.split())
+    assert out.exit_code == 0, said
+    [label] = labels_in(tmp_path / "log.sqlite")
+    assert label[:3] == (QUESTION, "research", "chat"), label
+    assert "your question belonged to research" in said, said
