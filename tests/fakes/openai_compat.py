@@ -100,6 +100,9 @@ class OpenAIServer(ChatServer):
             chunk_interval=chunk_interval,
         )
         self.models: list[str] | None = None if models is None else list(models)
+        #: the listing's ``owned_by``: "vllm" is what vLLM's /v1/models says of each model (vllm/entrypoints/openai/
+        #: protocol.py ``ModelCard.owned_by = "vllm"``), and vLLM, like this fake given ``models``, answers only those
+        self.owned_by = "fake"
         self.api_key = api_key
         self.emit_reasoning = emit_reasoning
         #: the part of each prompt read from OpenAI's prompt cache: ``usage.prompt_tokens_details.cached_tokens``
@@ -158,7 +161,7 @@ class OpenAIServer(ChatServer):
         if (denied := self._auth_error(request)) is not None:
             return denied
         data = [
-            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "fake"}
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": self.owned_by}
             for m in self.models or []
         ]
         return JSONResponse({"object": "list", "data": data})

@@ -68,3 +68,28 @@ def test_same_question_again_after_switching_agent_labels_the_routed_question(tm
     [label] = labels_in(tmp_path / "log.sqlite")
     assert label[:3] == (QUESTION, "research", "chat"), label
     assert "your question belonged to research" in said, said
+
+
+def test_models_says_a_model_id_a_vllm_does_not_serve_before_a_request_fails_on_it(tmp_path: Path) -> None:
+    """vLLM serves a model under the name it lists — its path, `Qwen/Qwen2.5-7B-Instruct`, unless
+    `--served-model-name` says otherwise — and answers any other name with a 404 ("The model `x` does not exist",
+    vllm/entrypoints/openai/serving_engine.py `_check_model`). A newcomer writes the short name: `modelyard models`
+    said "available", and every request then fell back with model_missing. Told by the listing's `owned_by: "vllm"`;
+    a server that answers any name (llama-server) is not judged by its listing."""
+    with OpenAIServer(["Qwen/Qwen2.5-7B-Instruct"]) as vllm, OpenAIServer(["whatever.gguf"]) as llama:
+        vllm.owned_by = "vllm"
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"models:\n  qwen: {{provider: openai, model: qwen2.5-7b-instruct, endpoint: '{vllm.url}/v1'}}\n"
+            f"  right: {{provider: openai, model: Qwen/Qwen2.5-7B-Instruct, endpoint: '{vllm.url}/v1'}}\n"
+            f"  other: {{provider: openai, model: qwen2.5-7b-instruct, endpoint: '{llama.url}/v1'}}\n"
+            "agents:\n  chat: {primary: qwen, fallbacks: [right, other]}\n"
+            f"log: {{path: '{tmp_path / 'log.sqlite3'}'}}\n")
+        out = CliRunner().invoke(app, ["--config", str(config), "models"], env={"COLUMNS": "400"})
+    text = " ".join(out.output.split())
+    rows = {line.split()[0]: line for line in out.output.splitlines() if line.split()}
+    assert "missing on its server" in rows["qwen"], out.output
+    assert "available" in rows["right"] and "available" in rows["other"], out.output
+    assert (f"qwen: missing on its server: 'qwen2.5-7b-instruct' is not served by the vLLM at {vllm.url}/v1, which "
+            "answers only the names it lists (Qwen/Qwen2.5-7B-Instruct): write models.qwen.model: "
+            "Qwen/Qwen2.5-7B-Instruct (vLLM's --served-model-name sets a shorter one)") in text, text

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import hashlib
 import json
@@ -1862,6 +1863,31 @@ class OpenAIProvider(HttpProvider):
         if ask_server and (server := await self.server_parallel()) is not None:
             facts = dataclasses.replace(facts, server_parallel=server)
         return facts
+
+    async def not_served(self) -> str | None:
+        """A model id a vLLM does not serve: `models` said 'available' and each request was a 404 ("The model `x`
+        does not exist", vllm/entrypoints/openai/serving_engine.py ``_check_model``) — vLLM answers only the names
+        it lists (the model's path, or ``--served-model-name``), where a newcomer writes the short name. Told by its
+        listing's ``owned_by: "vllm"`` (protocol.py ``ModelCard``); llama-server, llama_cpp.server and others that
+        answer any name, or an unknown server, cannot tell (None)."""
+        path = "/models" if versioned(self.endpoint) else "/v1/models"
+        try:
+            status, data = await self.client.request_json("GET", path, timeout=FACT_TIMEOUT)
+        except ProviderError:
+            return None
+        entries = [e for e in (data.get("data") if isinstance(data, dict) else None) or [] if isinstance(e, dict)]
+        ids = [str(e["id"]) for e in entries if isinstance(e.get("id"), str)]
+        if status != 200 or not ids:
+            return None
+        if self.model_id in ids:
+            return ""
+        if not all(e.get("owned_by") == "vllm" for e in entries):
+            return None
+        near = difflib.get_close_matches(self.model_id.lower(), [i.lower() for i in ids], n=1, cutoff=0.5)
+        guess = next((i for i in ids if near and i.lower() == near[0]), None)
+        return (f"'{self.model_id}' is not served by the vLLM at {shown_url(self.endpoint)}, which answers only the "
+                f"names it lists ({', '.join(ids[:5])}{', …' if len(ids) > 5 else ''}): write "
+                f"models.{self.name}.model: {guess or ids[0]} (vLLM's --served-model-name sets a shorter one)")
 
     async def context_window(self) -> ContextWindow:
         """From ``/v1/models``: llama.cpp server ``meta.n_ctx_train``, vLLM ``max_model_len``,
