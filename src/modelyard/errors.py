@@ -43,6 +43,10 @@ class Reason(StrEnum):
     RESPONSE_TOO_LARGE = "response_too_large"
     UNUSABLE_REPLY = "unusable_reply"
     DEADLINE = "deadline"
+    #: the attempt ran into the time kept for the next model of the chain (router/kept.py), its answer coming, but too
+    #: slowly to end in the request's time, and nothing of it sent to the client yet: the model's speed, not the
+    #: request's time — it counts towards the cooldown as a timeout does (``Kept.cut_short``)
+    TOO_SLOW = "too_slow"
     CANCELLED = "cancelled"
     #: the client stopped reading its answer: nothing it was sent was taken for the gateway's bound (its keep-alive,
     #: 75 s), so the gateway closed the connection and stopped the work — a stalled client holds no slot for good
@@ -71,6 +75,7 @@ HEALTH_FAILURES = frozenset(
         Reason.CONNECT_TIMEOUT,
         Reason.FIRST_TOKEN_TIMEOUT,
         Reason.IDLE_TIMEOUT,
+        Reason.TOO_SLOW,
         Reason.RATE_LIMITED,
         Reason.OVERLOADED,
         Reason.SERVER_ERROR,
@@ -86,7 +91,7 @@ HEALTH_FAILURES = frozenset(
 
 #: failures that measure the work asked for rather than the server: the vectors of a batch are an embeddings answer's
 #: first and only chunk, so its first-token bound is the whole batch's time (router/embedding.py)
-WORK_TIMEOUTS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT})
+WORK_TIMEOUTS = frozenset({Reason.FIRST_TOKEN_TIMEOUT, Reason.IDLE_TIMEOUT, Reason.TOO_SLOW})
 
 
 def says_health(reason: str, embeddings: bool) -> bool:

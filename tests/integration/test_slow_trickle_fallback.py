@@ -42,11 +42,17 @@ async def made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     backup = OpenAIServer(models=["backup"], reply_text="backup answer").start()
     routers: list[tuple[Router, LogWriter]] = []
 
-    def make(backup_entry: dict[str, Any] | None = None) -> Router:
+    def make(backup_entry: dict[str, Any] | None = None, failures: int = 1, first_token: float = 1) -> Router:
+        bounds = {**BOUNDS, "cooldown": {**BOUNDS["cooldown"], "failures": failures},
+                  "timeouts": {**BOUNDS["timeouts"], "first_token": first_token}}
+        primary = {"provider": "openai", "model": "local", "endpoint": slow.url}
+        if first_token != BOUNDS["timeouts"]["first_token"]:  # the primary's own bound; the backup keeps 1 s
+            primary["timeouts"] = {"first_token": first_token}
+            bounds["timeouts"]["first_token"] = BOUNDS["timeouts"]["first_token"]
         config = make_config(
-            {"primary": {"provider": "openai", "model": "local", "endpoint": slow.url},
+            {"primary": primary,
              "backup": backup_entry or {"provider": "openai", "model": "backup", "endpoint": backup.url}},
-            {"agent": {"primary": "primary", "fallbacks": ["backup"]}}, defaults=BOUNDS)
+            {"agent": {"primary": "primary", "fallbacks": ["backup"]}}, defaults=bounds)
         writer = LogWriter(tmp_path / "log.db", local_models=["primary", "backup"])
         routers.append((Router(config, sink=writer.submit), writer))
         return routers[-1][0]
@@ -71,18 +77,45 @@ async def test_a_trickling_primary_leaves_the_backup_its_time(made: Any, tmp_pat
     router = make()
     routed = await router.complete("agent", REQUEST)
     assert routed.response.text == "backup answer"
-    assert _attempts(routed.record) == [("primary", "fallback", "deadline"), ("backup", "ok", None)]
+    assert _attempts(routed.record) == [("primary", "fallback", "too_slow"), ("backup", "ok", None)]
     first = routed.record.attempts[0]
     assert "nothing sent to the client yet" in first.detail and "kept for backup" in first.detail, first.detail
     assert "tok/s" in first.detail and first.tokens_out > 0  # what it did produce is counted, as for any cut
     assert 2.5 <= first.duration_ms / 1000 < 3.5  # cut where the backup's 1 s first-token bound is left
     assert routed.record.total_ms < 4000
     assert len(backup.requests) == 1
-    # slow is not sick: the primary is asked first again, not cooled
-    again = await router.complete("agent", REQUEST)
-    assert again.record.attempts[0].model == "primary" and again.record.attempts[0].reason == "deadline"
     rows = connect(tmp_path / "log.db").execute("SELECT outcome FROM requests").fetchall()
-    assert [r[0] for r in rows] == ["fallback", "fallback"]
+    assert [r[0] for r in rows] == ["fallback"]
+
+
+async def test_a_model_always_too_slow_cools_and_the_backup_is_asked_at_once(made: Any, tmp_path: Path) -> None:
+    """The cut counts towards the cooldown as the model's own bounds do (router/kept.py, Kept.cut_short): with
+    ``cooldown.failures: 2`` the second cut in a row cools the primary, and the next request is the backup's at once
+    instead of waiting ~3 s of its 4 s for the primary first (before: never cooled, every request paid the wait)."""
+    make, slow, backup = made
+    router = make(failures=2)
+    first = await router.complete("agent", REQUEST)
+    assert _attempts(first.record) == [("primary", "fallback", "too_slow"), ("backup", "ok", None)]
+    second = await router.complete("agent", REQUEST)
+    assert _attempts(second.record) == [("primary", "fallback", "too_slow"), ("backup", "ok", None)]
+    asked = len(slow.requests)
+    third = await router.complete("agent", REQUEST)
+    assert _attempts(third.record) == [("primary", "skipped", "cooling_down"), ("backup", "ok", None)]
+    assert third.record.total_ms < 1000 and len(slow.requests) == asked  # not asked, not waited for
+    assert len(backup.requests) == 3
+
+
+async def test_a_primary_cut_before_its_first_token_is_a_first_token_timeout(made: Any) -> None:
+    """Cut in the time kept for the backup before anything came: the first token did not come in the time the attempt
+    had — a ``first_token_timeout`` (an Ollama model being loaded is not cooled for it), counted as one."""
+    make, slow, _ = made
+    slow.set_default(Fault.delay(3.5))  # headers, then nothing for 3.5 s: past the cut at ~3 s, under no own bound
+    router = make(first_token=5)
+    routed = await router.complete("agent", REQUEST)
+    assert _attempts(routed.record) == [("primary", "fallback", "first_token_timeout"), ("backup", "ok", None)]
+    assert "no answer in" in routed.record.attempts[0].detail and "kept for backup" in routed.record.attempts[0].detail
+    again = await router.complete("agent", REQUEST)
+    assert _attempts(again.record) == [("primary", "skipped", "cooling_down"), ("backup", "ok", None)]
 
 
 async def test_a_stream_the_client_already_reads_is_not_cut_to_make_room(made: Any) -> None:

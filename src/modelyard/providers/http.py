@@ -50,6 +50,7 @@ from modelyard.providers.absence import NOT_PULLED, not_pulled
 from modelyard.providers.base import Provider
 from modelyard.providers.coding import Readable, decoded, read_capped
 from modelyard.providers.context_refusal import EXCEED_CONTEXT, refused_context
+from modelyard.providers.llama_swap import refusal_reason
 from modelyard.providers.proxy_reset import proxy_reset
 from modelyard.providers.retry_after import parse_retry_after, retry_after_ms
 from modelyard.types import ToolCall, ToolDefinition, repair_text
@@ -1628,6 +1629,9 @@ def error_from_body(status: int, body: bytes, headers: Any, extract: Extract) ->
             message = _snippet(body[:4096].decode("utf-8", "replace").strip())
         error_type, message = said(error_type), said(message)
     reason = reason_for_status(status, error_type)
+    if reason is Reason.BAD_REQUEST and (swap := refusal_reason(status, body, message)) is not None:
+        reason = swap  # an empty 400 (a swapping proxy's moment), a model-swapper's "no handler" (llama_swap.py)
+        message = message or "an empty answer: no refusal said (a model-swapping proxy's moment, llama-swap#635)"
     if status == 503 and not error_type and (reset := proxy_reset(body[:512].decode("utf-8", "replace"))) is not None:
         reason = reset  # Envoy's own reply: the server behind it down or gone, not a busy model (proxy_reset.py)
     should_retry = headers.get("x-should-retry", "").strip().lower()

@@ -22,7 +22,7 @@ from modelyard.outcomes import AttemptOutcome, RequestOutcome
 from modelyard.router.records import RequestRecord
 
 TIMEOUTS = frozenset({Reason.QUEUE_TIMEOUT, Reason.CONNECT_TIMEOUT, Reason.FIRST_TOKEN_TIMEOUT,
-                      Reason.IDLE_TIMEOUT, Reason.DEADLINE})
+                      Reason.IDLE_TIMEOUT, Reason.TOO_SLOW, Reason.DEADLINE})
 _OK, _SKIPPED, _DEADLINE = AttemptOutcome.OK, AttemptOutcome.SKIPPED, Reason.DEADLINE
 _FALLBACK = RequestOutcome.FALLBACK
 _ANSWERED = frozenset(o for o in RequestOutcome if o.answered)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from modelyard.errors import ProviderError, Reason
 from modelyard.router.state import ModelState
 
 
@@ -41,6 +42,21 @@ class Kept:
     def cut(self, started: float, deadline: float) -> float:
         """Where an attempt begun at ``started`` ends while it has sent the client nothing."""
         return max(deadline - self.seconds, started + (deadline - started) / 2)
+
+    def cut_short(self, pieces: int, spent: float, *, begun: bool) -> ProviderError:
+        """The failure of an attempt ended where this time begins: the policy for a model too slow for the chain.
+
+        It counts towards the model's cooldown, as the bounds of its own do (chats only: an embeddings batch's time
+        is the work asked, errors.WORK_TIMEOUTS). Not counted, a model that is always that slow — an overloaded
+        local server, a relay trickling its upstream — was asked first by every request, each of which waited most of
+        ``timeouts.total`` before its fallback was asked; counted, ``cooldown.failures`` such cuts in a row cool it
+        and the fallback is asked at once until its probe. Nothing yet: the first token did not come in the time the
+        attempt had, a ``first_token_timeout`` (so an Ollama model being loaded is still not cooled for it); once
+        something came (``begun``): ``too_slow``. Once the client has the answer's start nothing is cut: neither comes
+        then."""
+        if begun:
+            return ProviderError(Reason.TOO_SLOW, self.said(pieces, spent))
+        return ProviderError(Reason.FIRST_TOKEN_TIMEOUT, self.said(pieces, spent))
 
     def said(self, pieces: int, spent: float) -> str:
         """The attempt's detail: how far it got, and for whom the rest of the time was kept."""

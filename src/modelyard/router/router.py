@@ -387,7 +387,7 @@ class Router:
                                 raise ProviderError(Reason.DEADLINE,
                                                     "the request's total time bound ran out") from None
                             if limit >= end and keep is not None:
-                                raise ProviderError(Reason.DEADLINE, keep.said(pieces, end - started)) from None
+                                raise keep.cut_short(pieces, end - started, begun=not first) from None
                             if first:
                                 raise ProviderError(Reason.FIRST_TOKEN_TIMEOUT,
                                                     f"no first token within {first_token:g}s") from None
