@@ -16,6 +16,7 @@ next model at once, no retry, nothing cooled.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -61,3 +62,36 @@ async def test_llama_swaps_no_handler_400_is_a_model_not_there(
     # a model not there cools at once (errors.PERSISTENT): the next request goes straight to the backup
     again = await router.complete("agent", REQ)
     assert _attempts(again.record) == [("primary", "skipped", "cooling_down"), ("backup", "ok", None)]
+
+
+def _sse(obj: Any) -> str:
+    return "data: " + json.dumps(obj) + "\n\n"
+
+
+def _loading(text: str) -> str:
+    """One of llama-swap's loading-status events, as internal/router/loading.go's ``sendData`` marshals it."""
+    return _sse({"choices": [{"delta": {"reasoning_content": text}}]})
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+    return _sse({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "local",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+async def test_llama_swaps_loading_status_is_not_the_models_thinking(
+        servers: dict[str, Any], routed_by: Callable[[str], tuple[Router, LogWriter]]) -> None:  # noqa: F811
+    """``sendLoadingState: true`` (llama-swap's config.example.yaml turns it on): the loading status streamed in
+    ``reasoning_content`` ("━━━━━", "llama-swap loading model: local", dots, "Done! (1.20s)") before the upstream's
+    own stream, in the same 200 body. It was read as the model's thinking — passed on, logged, counted; the model's
+    own thinking, in a server's full chunk, is still kept."""
+    router, _ = routed_by("openai")
+    loading = [_loading(t) for t in ("━━━━━", "\n", "llama-swap loading model: local", "\n", ".", ".", "\n",
+                                     "Done! (1.20s)", "\n", "━━━━━", "\n", " ", "\n")]
+    upstream = [_chunk({"role": "assistant", "reasoning_content": "Thinking it over."}),
+                _chunk({"content": "Models swap on demand."}), _chunk({}, "stop"), "data: [DONE]\n\n"]
+    servers["openai"].push(Fault.raw(200, *loading, *upstream,
+                                     headers={"content-type": "text/event-stream", "cache-control": "no-cache"}))
+    routed = await router.complete("agent", REQ)
+    assert _attempts(routed.record) == [("primary", "ok", None)]
+    assert routed.response.text == "Models swap on demand."
+    assert routed.response.thinking == "Thinking it over.", routed.response.thinking

@@ -82,6 +82,7 @@ from modelyard.providers.http import (
     unparsed_call,
 )
 from modelyard.providers.llama_infill import infill, refuses_suffix, server_root
+from modelyard.providers.llama_swap import loading_status
 from modelyard.providers.ollama_parallel import ServerParallel
 from modelyard.providers.output_cap import ALLOWANCE_WORDS
 from modelyard.providers.profile import ContextWindow, MemoryFacts, ModelProfile, ThinkingSwitch
@@ -1464,6 +1465,8 @@ class OpenAIProvider(HttpProvider):
                             usage = _counted(reported) or usage
                             if usage is not None and "timings" in data:  # llama-server's, on its usage chunk
                                 _timed_by_server(usage, data["timings"])
+                        if len(data) == 1 and loading_status(data):  # llama-swap's loading status, not the model's
+                            continue  # thinking (llama_swap.py)
                         choices = data.get("choices")
                         if finish and reported is not None and not choices:  # the usage chunk, after the last
                             resp.answered = True
