@@ -40,6 +40,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: a code point a str holds only as a lone UTF-16 surrogate (a pair is one code point in Python)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD: the tokenizers take UTF-8, which cannot hold one, and
+    raised UnicodeEncodeError — a word typed on a Latin-1 terminal (`route café`, PEP 383's escape) or a JSON
+    string's lone ``\\udXXX`` escape ended the decision in a traceback."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
 PACKAGE = "wordllama"
 WEIGHTS = Path("weights") / "l2_supercat_256.safetensors"
 TOKENIZER = Path("tokenizers") / "l2_supercat_tokenizer_config.json"
@@ -90,6 +101,7 @@ class Encoder:
         return self._remembered(text)
 
     def _encode(self, text: str) -> NDArray:
+        text = encodable(text)
         ids = self._ids(text) if self._ids is not None else self.tokenizer.encode(text, add_special_tokens=False).ids
         vector = self._pool(ids)
         vector.setflags(write=False)
@@ -99,7 +111,7 @@ class Encoder:
         """One vector per text, as rows."""
         import numpy as np
 
-        encoded = self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        encoded = self.tokenizer.encode_batch([encodable(text) for text in texts], add_special_tokens=False)
         return np.vstack([self._pool(e.ids) for e in encoded]) if texts else np.zeros((0, self.dim), np.float32)
 
     def _pool(self, ids: list[int]) -> NDArray:
@@ -328,6 +340,7 @@ class Multilingual:
         self._read_disk = False
 
     def pieces(self, text: str) -> list[int]:
+        text = encodable(text)
         if self._separable:  # the same pieces, segmented only as far as they are read (agents/first_pieces.py)
             ids = first_pieces.first_pieces(self._tokenizer, text[:PIECE_CHARS], PIECES)
         else:

@@ -21,7 +21,17 @@ from modelyard.agents.evaluation import LabelError, Labelled, Outcome, choose_th
 from modelyard.agents.learning import LearnResult, learn, learned_labels
 from modelyard.agents.memory import role_prompts
 from modelyard.agents.orchestrator import Orchestrator
-from modelyard.cli.common import ConfigOption, console, err, fail, load_or_exit, local_log_or_exit, log_or_exit, run
+from modelyard.cli.common import (
+    ConfigOption,
+    argument_text,
+    console,
+    err,
+    fail,
+    load_or_exit,
+    local_log_or_exit,
+    log_or_exit,
+    run,
+)
 from modelyard.config import Config
 from modelyard.config.names import did_you_mean
 from modelyard.ledger.forward import Forwarder, copy_team_labels
@@ -65,7 +75,8 @@ def route(
         "--label", help="Record that TEXT belongs to this agent (used by `routing learn`); nothing is routed")] = None,
 ) -> None:
     """Show which agent would take TEXT (agent, confidence, method, ms) without running the task."""
-    text = " ".join(words)  # `route fix my parser` as `route "fix my parser"`: unquoted words were refused
+    # `route fix my parser` as `route "fix my parser"`: unquoted words were refused
+    text = argument_text(words, "the text")
     if not text.strip():
         raise fail("the text is empty")
     cfg, path = load_or_exit(config)

@@ -13,7 +13,6 @@ answer, which stops only that answer: chat goes on at its prompt.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import io
 import json
 import logging
@@ -31,7 +30,17 @@ from modelyard.agents.encoder import foreign_message, multilingual_loaded
 from modelyard.agents.topology import HandoffPurpose, orchestrator_name
 from modelyard.agents.turn import TurnResult
 from modelyard.cli import ollama_host
-from modelyard.cli.common import ConfigOption, LocalOption, console, err, fail, run, runtime_or_exit
+from modelyard.cli.common import (
+    ConfigOption,
+    LocalOption,
+    argument_text,
+    console,
+    err,
+    fail,
+    readable,
+    run,
+    runtime_or_exit,
+)
 from modelyard.cli.render import route_line
 from modelyard.cli.route_notes import setup_notes
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
@@ -203,28 +212,12 @@ def _json_out(reply: Reply) -> dict[str, Any]:
     }
 
 
-def _readable(raw: bytes, encoding: str, what: str) -> str:
-    """``raw`` as text; bytes that are not text in ``encoding`` (a Latin-1 file piped in, `git diff` of one) are
-    replaced by '�' and said. They raised UnicodeDecodeError from standard input (a traceback), or reached the
-    model and the log as lone surrogates from the command line (the log's write then failed)."""
-    try:
-        return raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        text = raw.decode(encoding, errors="replace")
-        bad = text.count("\ufffd") - raw.decode(encoding, errors="ignore").count("\ufffd")
-        name = codecs.lookup(encoding).name.upper()
-        err.print(f"note: {what} is not {name} text: {bad} byte(s) of it are not (the first, 0x{raw[exc.start]:02x}, "
-                  f"at byte {exc.start}) and were sent as '\ufffd'; to send them as written, convert the text first "
-                  f"(iconv -f ITS-ENCODING -t {name} FILE | modelyard ask)", highlight=False, markup=False)
-        return text
-
-
 def _piped_prompt() -> str:
-    """Standard input, read whole as bytes and decoded by :func:`_readable`."""
+    """Standard input, read whole as bytes and decoded by :func:`~modelyard.cli.common.readable`."""
     buffer = getattr(sys.stdin, "buffer", None)
     if buffer is None:  # a text stream without bytes beneath (an embedding caller's)
         return sys.stdin.read()
-    return _readable(buffer.read(), sys.stdin.encoding or "utf-8", "standard input")
+    return readable(buffer.read(), sys.stdin.encoding or "utf-8", "standard input")
 
 
 def ask(
@@ -238,8 +231,7 @@ def ask(
     local: LocalOption = False,
 ) -> None:
     """Ask an agent (or let the orchestrator pick one); stream the answer, then the route it took."""
-    prompt = _readable(" ".join(words or []).encode(sys.getfilesystemencoding(), "surrogateescape"),
-                       sys.getfilesystemencoding(), "the prompt")  # `ask what is 2+2` as `ask "what is 2+2"`
+    prompt = argument_text(words or [], "the prompt")  # `ask what is 2+2` as `ask "what is 2+2"`
     _terminal_says_it()
     if not words:  # `git diff | modelyard ask`, as `ollama run` and `llm` read a piped prompt (was 'Missing argument')
         if _typed_at_a_terminal():

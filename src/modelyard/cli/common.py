@@ -67,6 +67,32 @@ ConfigOption = Annotated[
 ]
 
 
+def readable(raw: bytes, encoding: str, what: str) -> str:
+    """``raw`` as text; bytes that are not text in ``encoding`` (a Latin-1 file piped in, `git diff` of one, a word
+    typed on a Latin-1 terminal) are replaced by '�' and said. They raised UnicodeDecodeError from standard input (a
+    traceback), or reached the model, the fast path's tokenizer and the log as lone surrogates from the command line
+    (the log's write failed; `route` ended in a traceback)."""
+    import codecs
+
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        text = raw.decode(encoding, errors="replace")
+        bad = text.count("\ufffd") - raw.decode(encoding, errors="ignore").count("\ufffd")
+        name = codecs.lookup(encoding).name.upper()
+        err.print(f"note: {what} is not {name} text: {bad} byte(s) of it are not (the first, 0x{raw[exc.start]:02x}, "
+                  f"at byte {exc.start}) and were sent as '\ufffd'; to send them as written, convert the text first "
+                  f"(iconv -f ITS-ENCODING -t {name} FILE | modelyard ask)", highlight=False, markup=False)
+        return text
+
+
+def argument_text(words: list[str], what: str) -> str:
+    """Command-line words as one text, by :func:`readable`: Python hands bytes that are not text in the
+    file-system encoding over as lone surrogates (PEP 383)."""
+    encoding = sys.getfilesystemencoding()
+    return readable(" ".join(words).encode(encoding, "surrogateescape"), encoding, what)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     # the message is text, never markup: 'e.g. [a, b]' or a config's '[utility]' would vanish as a style tag
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
