@@ -1,15 +1,18 @@
 """Whether the Redis server may evict modelyard's keys to make room (a Redis that is also a cache).
 
-Every key modelyard writes has a TTL (:data:`.lua.KEY_TTL_MS`), so not only the ``allkeys-*`` policies may take them
-under ``maxmemory`` but the ``volatile-*`` ones too: of the policies Redis has — ``noeviction``,
-``allkeys-lru``, ``allkeys-lfu``, ``allkeys-random``, ``volatile-lru``, ``volatile-lfu``, ``volatile-random``,
-``volatile-ttl`` and, since Redis 8, ``allkeys-lrm`` / ``volatile-lrm``
-(https://redis.io/docs/latest/develop/reference/eviction/) — only
-``noeviction`` keeps them; with ``maxmemory 0`` (no limit, the default of a 64-bit server) nothing is evicted at all.
+Of the policies Redis has — ``noeviction``, ``allkeys-lru``, ``allkeys-lfu``, ``allkeys-random``, ``volatile-lru``,
+``volatile-lfu``, ``volatile-random``, ``volatile-ttl`` and, since Redis 8, ``allkeys-lrm`` / ``volatile-lrm``
+(https://redis.io/docs/latest/develop/reference/eviction/) — only ``noeviction`` keeps every key; with ``maxmemory 0``
+(no limit, the default of a 64-bit server) nothing is evicted at all. An ``allkeys-*`` policy takes any key. A
+``volatile-*`` one takes only keys with a TTL: the slots' and breakers' keys have one (:data:`.lua.KEY_TTL_MS`: a
+team's keys leave Redis a day after its last process), the spend counters none (:mod:`.spend`) — so under
+``volatile-*`` a spend cap survives, under ``allkeys-*`` it does not.
 
-What an eviction costs is said with it: the limit holds (a lost holders' set is a loss of data, and no slot is handed
-out for a grace while live processes register what they hold again: tests/shared/test_fault_matrix.py), but requests
-wait for that grace, and a lost breaker forgets it was open, so requests go back to a failing backend early.
+What an eviction costs is said with it (:class:`Risk`): the slot limit holds (a lost holders' set is a loss of data,
+and no slot is handed out for a grace while live processes register what they hold again:
+tests/shared/test_fault_matrix.py), but requests wait for that grace, and a lost breaker forgets it was open; an
+evicted spend counter starts again from what the live processes last read of it — the spend of processes no longer
+running is gone, and the team may spend that much again in the window.
 
 The policy is read with ``CONFIG GET``; a managed Redis often refuses it (renamed or disabled CONFIG, an ACL without
 ``+config``), so ``INFO memory`` (``maxmemory_policy``, ``maxmemory``) is read instead, and when both are refused the
@@ -19,6 +22,7 @@ check says it could not tell.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -27,6 +31,24 @@ from modelyard.router.shared.bounds import within
 
 #: the one policy under which Redis never evicts a key (it refuses the write instead: see StoreFault.OOM)
 KEEPS_KEYS = "noeviction"
+
+
+class Risk(Enum):
+    """What a policy may take of modelyard's keys, and what that costs."""
+
+    #: ``allkeys-*``: any key
+    ANY = ("any of modelyard's keys: a spend counter evicted starts again from what the live processes last read "
+           "(the spend of processes no longer running is lost, and that much may be spent again in the window); a "
+           "slot's keys evicted make every request wait a grace while the processes register again (the limit "
+           "holds); an evicted breaker forgets it was open")
+    #: ``volatile-*``: keys with a TTL — the slots' and breakers', never the spend counters
+    WITH_TTL = ("the slots' and breakers' keys (they carry a TTL; the spend counters carry none, so spend caps are "
+                "safe): a slot's keys evicted make every request wait a grace while the processes register again (the "
+                "limit holds); an evicted breaker forgets it was open")
+
+    @classmethod
+    def of(cls, policy: str) -> Risk:
+        return cls.WITH_TTL if policy.startswith("volatile-") else cls.ANY
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +71,19 @@ class Eviction:
         """What to say (and do) when this server may evict modelyard's keys; '' when it may not or was not read."""
         if not self.may_evict:
             return ""
+        assert self.policy is not None
         return (f"this Redis may evict modelyard's keys (maxmemory-policy {self.policy}, maxmemory "
-                f"{_size(self.maxmemory)}; every modelyard key has a TTL, so volatile-* policies take them too): the "
-                "limit holds, but after an eviction no slot is handed out for a grace while the processes register "
-                "again, and an evicted breaker forgets it was open — set maxmemory-policy noeviction (CONFIG SET "
-                "maxmemory-policy noeviction, and in redis.conf), or give modelyard a Redis instance of its own with "
-                "noeviction (another database of the same server shares its maxmemory and policy)")
+                f"{_size(self.maxmemory)}): {Risk.of(self.policy).value} — set maxmemory-policy noeviction (CONFIG "
+                "SET maxmemory-policy noeviction, and in redis.conf), or give modelyard a Redis instance of its own "
+                "with noeviction (another database of the same server shares its maxmemory and policy); where a "
+                "provider allows no noeviction, a volatile-* policy at least keeps the spend counters")
 
     def unread_note(self) -> str:
         if not self.unread:
             return ""
         return (f"whether this Redis may evict modelyard's keys is not known ({self.unread}): a managed Redis often "
-                "evicts by default (volatile-lru), and every modelyard key has a TTL — make sure its maxmemory-policy "
-                "is noeviction")
+                "evicts by default (volatile-lru: the slots' and breakers' keys, which carry a TTL; allkeys-*: the "
+                "spend counters too) — make sure its maxmemory-policy is noeviction")
 
 
 def _size(n: int) -> str:

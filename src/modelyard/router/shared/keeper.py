@@ -24,16 +24,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from modelyard.router.shared import lua, wire
+from modelyard.router.shared.scripts import Script
 
 if TYPE_CHECKING:
     from modelyard.router.shared.link import RedisLink
 
 log = logging.getLogger("modelyard.state")
+
+KEEP = Script.of(lua.KEEP)
 
 #: the longest one stall of the loop is covered; after that the process counts as hung and its slots run out
 KEEP_AT_MOST_S = 60.0
@@ -114,14 +117,24 @@ class LeaseKeeper:
                 timeout = link.settings.timeout
                 self._client = redis.Redis.from_url(link.settings.url, protocol=wire.PROTOCOL, socket_timeout=timeout,
                                                     socket_connect_timeout=timeout)
-            script = self._client.register_script(lua.KEEP)
-            with self._client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    script(keys=keys, args=args, client=pipe)
-                self.holders_kept = sum(int(n) for n in pipe.execute())
+            try:
+                kept = self._renew(self._client, calls)
+            except redis.exceptions.NoScriptError:  # Redis restarted, or SCRIPT FLUSH: nothing ran; loaded, again
+                self._client.script_load(KEEP.text)
+                kept = self._renew(self._client, calls)
+            self.holders_kept = kept
         except (redis.RedisError, OSError) as exc:  # the loop finds out for itself once it runs
             log.debug("shared state: the lease keeper could not renew: %s", exc)
             self._kept_at = 0.0  # try again at the next wake
             return False
         self._kept_at = sent
         return True
+
+    @staticmethod
+    def _renew(client: redis.Redis, calls: list[tuple[list[str], list[Any]]]) -> int:
+        """One pipeline of EVALSHA, one round trip: a pipeline of redis-py's Script objects asked SCRIPT EXISTS first,
+        a second round trip on a stalled process's last chance to keep its slots (see :mod:`.scripts`)."""
+        with client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(KEEP.sha, len(keys), *keys, *args)
+            return sum(int(n) for n in pipe.execute())

@@ -53,12 +53,13 @@ from redis.exceptions import ConnectionError as DroppedConnection
 
 from modelyard.config.schema import OnOutage, StateConfig
 from modelyard.router.clock import Clock
-from modelyard.router.shared import eviction, log_places, lua, namespaces, wire
+from modelyard.router.shared import eviction, log_places, lua, namespaces, versions, wire
 from modelyard.router.shared import spend as shared_spend
 from modelyard.router.shared.bounds import within
 from modelyard.router.shared.calls import AT_ONCE, CallGate, RoundTrips
 from modelyard.router.shared.keeper import LeaseKeeper
 from modelyard.router.shared.log_places import LOG_PENDING, LogPlace, local_target
+from modelyard.router.shared.scripts import Scripts
 from modelyard.router.shared.timings import STATE_KEY, Timings, safe
 
 if TYPE_CHECKING:
@@ -72,7 +73,11 @@ log = logging.getLogger("modelyard.state")
 #: drew a connection the store had dropped is sent once more. A breaker verdict counts, so it carries an id of its own
 #: (see lua.VERDICT) and is counted once.
 REPEATABLE = frozenset({"ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
-                        "RESTARTED", "REOPEN", "FORGET", "CAPS"})
+                        "RESTARTED", "REOPEN", "FORGET", "CAPS", "SWEEP"})
+
+#: the link's scripts of :mod:`.lua` (with :data:`.spend.SPEND` and ``SWEEP``: loaded together when Redis lacks them)
+LINK_SCRIPTS = ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON", "INSTANCES",
+                "RESTARTED", "REOPEN", "FORGET", "CAPS")
 
 
 #: replies only a Redis Cluster node gives (a key in another node's slot, keys of one call in different slots)
@@ -336,6 +341,8 @@ _LOG_MARK_KEY = "@logmark"
 
 #: how a difference of state settings starts among the disagreements (``limits_differ``)
 _SETTINGS = "state settings: "
+#: the disagreements that are not of a model's limit
+_NOT_LIMITS = ("routing log: ", _SETTINGS, versions.SAID)
 
 
 def _gist(found: list[str]) -> list[str]:
@@ -542,7 +549,7 @@ class RedisLink:
         #: the same on :func:`awake_time` (by this loop only: the keeper's renewal extends just what is still there)
         self.renewed_awake = awake_time()
         self.keeper: LeaseKeeper | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._scripts = Scripts({})
         self._kick = asyncio.Event()
         self._closing = False
         #: a look (``models``): what it finds goes in its caption, not in warnings on stderr besides
@@ -584,10 +591,8 @@ class RedisLink:
         self._loop = loop
         self._gate = CallGate()
         self._client = wire.client(self.settings, redis_connect_func=self._on_new_connection)
-        self._scripts = {name: self._client.register_script(getattr(lua, name))
-                         for name in ("ACQUIRE", "RELEASE", "WITHDRAW", "RENEW", "VIEW", "ADMIT", "VERDICT", "ABANDON",
-                                      "INSTANCES", "RESTARTED", "REOPEN", "FORGET", "CAPS")}
-        self._scripts["SPEND"] = self._client.register_script(shared_spend.SPEND)
+        self._scripts = Scripts({**{name: getattr(lua, name) for name in LINK_SCRIPTS}, "SPEND": shared_spend.SPEND,
+                                 "SWEEP": shared_spend.SWEEP})
 
     @property
     def looking(self) -> bool:
@@ -727,6 +732,7 @@ class RedisLink:
         # "@log" cannot be a model's limit: a process of an older version compares only its own models' names
         said: dict[str, Any] = dict(self.limits)
         said[STATE_KEY] = self.timings.said()
+        said[versions.KEY] = versions.PROTOCOL
         if (place := self._log_place()) is not None:
             said[_LOG_KEY] = place.target
             # each host's own file, or a server reached through the host alone: two hosts' texts differ, so the script
@@ -764,6 +770,8 @@ class RedisLink:
             timings.append(their_timings := Timings.read(theirs.get(STATE_KEY)))
             if their_timings is not None and their_timings != self.timings:
                 found.append(f"{_SETTINGS}{self.timings.text()} here, {their_timings.text()} at {where}")
+            if (version := versions.finding(theirs, where)) is not None:
+                found.append(version)
             elsewhere = not where.startswith(f"{self.host}:")  # another host's own server may well differ
             found += [f"{model}: max_concurrent {limit} here, {theirs[model]} at {where}"
                       for model, limit in sorted(self.limits.items())
@@ -781,7 +789,7 @@ class RedisLink:
         # what differs, not which process says it: Redis names one process per set of limits, whichever renewed
         # last, so a host upgraded first said it again every heartbeat naming its peers by turns
         if _gist(found) != _gist(self.disagreements) and found and not self._looking:
-            limits = [f for f in found if not f.startswith(("routing log: ", _SETTINGS))]
+            limits = [f for f in found if not f.startswith(_NOT_LIMITS)]
             if limits:
                 log.warning("shared state %s: processes' configs give a model different limits (every process hands "
                             "out the smallest; an older version's the larger): %s", self.settings.shown_url,
@@ -790,6 +798,9 @@ class RedisLink:
                 log.warning("shared state %s: processes use different state settings (each keeps its slots, takes "
                             "its outage share and waits after a loss as the slowest of them needs): %s",
                             self.settings.shown_url, "; ".join(settings))
+            if others := [f.removeprefix(versions.SAID) for f in found if f.startswith(versions.SAID)]:
+                log.warning("shared state %s: processes of another modelyard version share this prefix: %s — %s",
+                            self.settings.shown_url, "; ".join(others), versions.RISK)
             if logs := [f for f in found if f.startswith("routing log: ")]:
                 log.warning("shared state %s: processes write their routing log to different places (`log`, "
                             "`stats` and `report` on each show one place's requests: give every host one log.url): "
@@ -826,11 +837,12 @@ class RedisLink:
 
     async def _call(self, script: str, keys: list[str], args: list[Any], budget: float | None) -> Any:
         assert self._client is not None
+        client = self._client
         bound = self.settings.timeout if budget is None else min(budget, self.settings.timeout)
         try:
             sent, opened = time.monotonic(), self.round_trips.opened
             async with within(bound):
-                reply = await self._once_more_if_dropped(lambda: self._scripts[script](keys=keys, args=args),
+                reply = await self._once_more_if_dropped(lambda: self._scripts.run(client, script, keys, args),
                                                          repeatable=script in REPEATABLE)
             self._timed(time.monotonic() - sent, opened)
             return reply
@@ -870,15 +882,9 @@ class RedisLink:
         assert all(script in REPEATABLE for script, _, _ in calls)
         client = self._client
 
-        async def run() -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                for script, keys, args in calls:
-                    await self._scripts[script](keys=keys, args=args, client=pipe)
-                return await pipe.execute()
-
         try:
             async with self._gate, within(self.settings.timeout):
-                return await self._once_more_if_dropped(run, repeatable=True)
+                return await self._once_more_if_dropped(lambda: self._scripts.run_all(client, calls), repeatable=True)
         except TimeoutError:
             self.mark_down(f"no answer within {self.settings.timeout:g}s")
             raise StoreUnreachable(self.down_reason) from None
@@ -897,7 +903,7 @@ class RedisLink:
                 raise
             await self._client.connection_pool.disconnect(inuse_connections=False)
             return await attempt()  # on a new connection, which asked whether Redis restarted first
-        except NoScriptError:  # flushed between a pipeline's SCRIPT EXISTS and its EVALSHAs: the next one loads them
+        except NoScriptError:  # flushed again between loading the scripts and sending the call again: once more
             if not repeatable:
                 raise
             return await attempt()
@@ -1260,7 +1266,7 @@ class RedisLink:
             if (share_in := self._full_share_in()) > 0:
                 detail += (f"; its whole outage share in {share_in:.1f}s (until the others hold it back, only the "
                            "slots it held)")
-        limits = [f for f in self.disagreements if not f.startswith(("routing log: ", _SETTINGS))]
+        limits = [f for f in self.disagreements if not f.startswith(_NOT_LIMITS)]
         if self.up and limits:
             detail += (f"; limits differ: {'; '.join(limits)} (every process hands out the smallest: give every host "
                        "the same config and restart the odd one out)")
@@ -1268,6 +1274,9 @@ class RedisLink:
                                      if f.startswith(_SETTINGS)]):
             detail += (f"; state settings differ: {'; '.join(settings)} (each process keeps its slots, takes its "
                        "outage share and waits after a loss as the slowest needs: give every host the same state:)")
+        if self.up and (others := [f.removeprefix(versions.SAID) for f in self.disagreements
+                                   if f.startswith(versions.SAID)]):
+            detail += f"; other modelyard versions: {'; '.join(others)} ({versions.RISK})"
         if self.up and (logs := [f for f in self.disagreements if f.startswith("routing log: ")]):
             detail += f"; logs differ: {'; '.join(f.removeprefix('routing log: ') for f in logs)}"
         if self.up and self.silent:

@@ -26,9 +26,17 @@ host's field ``@log:HOST`` (a floor, so kept where larger: :func:`unsent_field`)
 host's spend from PostgreSQL and needs none of it.
 
 The script also returns Redis's clock (``TIME``): the windows are named by it, one clock for every host (each host's
-own named a different day near midnight UTC). The script's first write is an ``EXPIRE``: under ``maxmemory`` with
-``noeviction`` Redis refuses a script's first write that adds data (``OOM``) — which took the whole link down after
-every paid answer — but not one after another write.
+own named a different day near midnight UTC). The script's first write adds no data (``PERSIST``, see below): under
+``maxmemory`` with ``noeviction`` Redis refuses a script's first write that adds data (``OOM``) — which took the whole
+link down after every paid answer — but not one after another write.
+
+A counter carries no TTL: under a ``volatile-*`` eviction policy (a managed Redis's default, or a Redis that is also
+an application's cache) Redis evicts only keys that have one, and a counter evicted reset its cap — with no live
+process left to restore it (a nightly restart of every gateway), the team could spend the cap again that window.
+Instead each counter is noted in one index (:func:`index_key`, no TTL either) with when it may go (:data:`KEEP_S` after
+its last write); a call that finds counters past that deletes them (:data:`SWEEP`): a prefix's counters leave Redis
+as before, once a later process spends. Counters an older version left with a TTL lose it at their next write here
+(``PERSIST``).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ if TYPE_CHECKING:
     from modelyard.router.shared.link import RedisLink
     from modelyard.router.spend import SpendCaps
 
-#: a month's window and a day of slack: a counter outlives its window, then leaves Redis by itself
+#: a month's window and a day of slack: a counter outlives its window, then the next call deletes it (see the index)
 KEEP_S = 33 * 86400
 
 #: the field of the processes that send one request at a time (see above): added to, never set
@@ -64,17 +72,24 @@ def unsent_field(host: str) -> str:
     return f"{UNSENT}{host}"
 
 
-#: KEYS one counter per capped model, then each one's counter of the versions before it (:func:`legacy_key`); ARGV
-#: keep_s, this process's field, then each one's amount (USD, as text: this process's whole spend in the window, or for
-#: the ``once`` field what it spent since its last tick), then each one's floors (JSON: field → USD as text) → Redis's
-#: TIME (s, µs), then each counter's fields (field, value, …; what older versions counted as the field ``@spend``)
+#: KEYS one counter per capped model, then each one's counter of the versions before it (:func:`legacy_key`), then the
+#: index (:func:`index_key`); ARGV keep_s, this process's field, then each one's amount (USD, as text: this process's
+#: whole spend in the window, or for the ``once`` field what it spent since its last tick), then each one's floors
+#: (JSON: field → USD as text) → Redis's TIME (s, µs), then each counter's fields (field, value, …; what older
+#: versions counted as the field ``@spend``), then the counters of the index that are due (see :data:`SWEEP`)
 SPEND = r"""
-local keep, me, n = tonumber(ARGV[1]), ARGV[2], #KEYS / 2
+local keep, me, n = tonumber(ARGV[1]), ARGV[2], (#KEYS - 1) / 2
+local index = KEYS[#KEYS]
 local t = redis.call('TIME')
+local now = tonumber(t[1])
 local out = {t[1], t[2]}
+local due = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 100)
 for i = 1, n do
   local key = KEYS[i]
-  redis.call('EXPIRE', key, keep)  -- first: a write that adds nothing, so OOM refuses none after it
+  -- first: a write that adds nothing, so OOM refuses none after it; and a counter an older version wrote has a TTL,
+  -- which volatile-* policies evict
+  redis.call('PERSIST', key)
+  redis.call('ZADD', index, now + keep, key)
   for who, value in pairs(cjson.decode(ARGV[2 + n + i])) do
     if who ~= '@LEGACY@' and tonumber(value) > tonumber(redis.call('HGET', key, who) or '0') then
       redis.call('HSET', key, who, value)  -- the counter lost what was already spent
@@ -86,19 +101,38 @@ for i = 1, n do
   elseif tonumber(amount) > tonumber(redis.call('HGET', key, me) or '0') then
     redis.call('HSET', key, me, amount)
   end
-  redis.call('EXPIRE', key, keep)
   local fields = redis.call('HGETALL', key)
   local older = redis.call('GET', KEYS[n + i])  -- a process of a version before this one counts there
   if older then fields[#fields + 1] = '@LEGACY@'; fields[#fields + 1] = older end
   out[#out + 1] = fields
 end
+out[#out + 1] = due
 return out
 """.replace("@ONCE@", ONCE).replace("@LEGACY@", LEGACY)
+
+#: KEYS the index (:func:`index_key`), then counters SPEND found due; ARGV — → how many were deleted. Apart from SPEND:
+#: a script touches only the keys it is given (Dragonfly refuses any other), and these are known only from the index.
+#: Each is checked again (a process may have written it since).
+SWEEP = r"""
+local now, n = tonumber(redis.call('TIME')[1]), 0
+for i = 2, #KEYS do
+  local until_ = redis.call('ZSCORE', KEYS[1], KEYS[i])
+  if until_ and tonumber(until_) <= now then
+    redis.call('ZREM', KEYS[1], KEYS[i]); n = n + redis.call('DEL', KEYS[i])
+  end
+end
+return n
+"""
 
 
 def key(prefix: str, model: str, start: float) -> str:
     """A hash, named apart from the string counters of versions before it (:func:`legacy_key`), which it reads."""
     return f"{prefix}:spent:{model}:{int(start)}"
+
+
+def index_key(prefix: str) -> str:
+    """Every counter of a prefix and when it may go (a sorted set, score: Redis's clock, s); no TTL, as the counters."""
+    return f"{prefix}:spent-keys"
 
 
 def legacy_key(prefix: str, model: str, start: float) -> str:
@@ -123,7 +157,7 @@ async def share(link: RedisLink, caps: SpendCaps) -> None:
 async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) -> None:
     models = list(taken)
     keys = [*(key(link.prefix, m, taken[m].start) for m in models),
-            *(legacy_key(link.prefix, m, taken[m].start) for m in models)]
+            *(legacy_key(link.prefix, m, taken[m].start) for m in models), index_key(link.prefix)]
     field = ONCE if link.one_shot else link.instance
     floors = [{who: usd for who, usd in taken[m].floors.items() if who != LEGACY} for m in models]
     # alone on this host (registered: a look is not, nor counted), a process's file holds this host's whole spend
@@ -136,7 +170,9 @@ async def _call(link: RedisLink, caps: SpendCaps, taken: dict[str, Unshared]) ->
             *(json.dumps({who: repr(usd) for who, usd in said.items()}) for said in floors)]
     reply = await link.call("SPEND", keys, args)
     counts = {}
-    for m, flat in zip(models, reply[2:], strict=True):
+    if due := [k.decode() if isinstance(k, bytes) else str(k) for k in reply[2 + len(models)]]:
+        await link.call("SWEEP", [index_key(link.prefix), *due], [])
+    for m, flat in zip(models, reply[2:2 + len(models)], strict=True):
         shares = {flat[j].decode(): float(flat[j + 1]) for j in range(0, len(flat), 2)}
         counts[m] = SharedCount(taken[m].start, sum(shares.values()), shares, taken[m].mine)
     # Redis's clock, unless a test drives the link by a clock of its own (then the host's names the windows)
