@@ -20,12 +20,13 @@ TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "
 #: Japanese tasks, and fresh_oasst, first messages people submitted to Open Assistant; round 36's fresh_cnalpaca, the
 #: Chinese-LLaMA-Alpaca project's own Chinese test prompts; round 37's fresh_arenahard2, arena-hard-auto v2.0's
 #: prompts in every language; round 38's fresh_trbench, a Turkish benchmark's 100 requests written in Turkish; round
-#: 40's fresh_seabench, SeaBench's requests written in Indonesian, Vietnamese and Thai)
+#: 40's fresh_seabench, SeaBench's requests written in Indonesian, Vietnamese and Thai;
+#: round 40's fresh_coach, the CoachLM150 test set's English instructions — chores on given text, compositions, advice)
 HELD_OUT = ("test", "unseen", "evals", "chatterbot", "wizardlm", "sharegpt", "sharegpt2", "writingbench",
             "persistbench", "foreign", "longpaste", "fresh_code", "fresh_freshqa", "fresh_persona", "evalsforeign",
             "fresh_bfcl", "fresh_forge", "fresh_arena", "fresh_seed", "fresh_arena2", "fresh_long", "fresh_wild",
             "fresh_belle", "fresh_elyza", "fresh_oasst", "fresh_cnalpaca", "fresh_arenahard2",
-            "fresh_trbench", "fresh_seabench")
+            "fresh_trbench", "fresh_seabench", "fresh_coach")
 #: held out too, but one collection (CLINC150's test split) read only for learning from its corrections
 CLINC_HELD_OUT = "clinc_heldout"
 
