@@ -13,7 +13,7 @@ DATA = Path(__file__).resolve().parent / "routing_eval"
 #: langs_dev since round 38: short requests in Vietnamese, Finnish, Polish, Turkish, Czech and Indonesian; seabench_dev
 #: since round 40: SeaBench requests in Vietnamese and Indonesian, none of fresh_seabench's)
 TUNING = ("dev", "sharegpt_dev", "arena_dev", "arenaforeign_dev", "evals_dev", "longdev", "longdev2", "longdev3",
-          "shell_dev", "persona_dev", "belle_dev", "langs_dev", "seabench_dev")
+          "shell_dev", "persona_dev", "belle_dev", "langs_dev", "seabench_dev", "alpaca_dev")
 #: reported, never tuned on: the evaluation sets, oldest first (round 3's test … round 18's fresh_arena2, the twenty;
 #: round 21's fresh_long, long messages only; round 24's fresh_wild, instructions people posted or shared; round 30's
 #: fresh_belle, Chinese instructions from the BELLE project's evaluation set; round 32's fresh_elyza, ELYZA-tasks-100's

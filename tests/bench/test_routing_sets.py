@@ -60,3 +60,28 @@ def test_the_language_tuning_file_is_what_its_script_writes() -> None:
         by_language[row["style"]] = by_language.get(row["style"], 0) + 1
     assert by_language == dict.fromkeys(script["LANGUAGES"].values(), 20)
     assert {row["accept"][0] for row in committed} == {"chat", "research", "writer", "engineer", "utility"}
+
+
+def test_round40s_sets_are_read_where_they_belong() -> None:
+    """Round 40's new files: fresh_coach (the CoachLM150 test set's English instructions, lunyiliu/CoachLM, held out)
+    and alpaca_dev (Alpaca's raw pairs from the same repository's Expert Revision Dataset, a tuning file). Both come
+    from one repository, so the tuning file must hold no near-copy of a held-out line (mkfresh_common.py's rule: a
+    word TF-IDF cosine of 0.5), and every line must carry POLICY.md's agents only."""
+    import json
+    import sys
+
+    from benchmarks.routing_sets import HELD_OUT, TUNING
+
+    assert "fresh_coach" in HELD_OUT and "alpaca_dev" in TUNING
+    rows = {name: [json.loads(line) for line in (EVAL / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+            for name in ("fresh_coach", "alpaca_dev")}
+    assert (len(rows["fresh_coach"]), len(rows["alpaca_dev"])) == (140, 148)
+    for row in rows["fresh_coach"] + rows["alpaca_dev"]:
+        assert row["accept"] and set(row["accept"]) <= {"chat", "research", "writer", "engineer", "utility"}
+    sys.path.insert(0, str(EVAL))
+    try:
+        from mkfresh_common import fresh
+    finally:
+        sys.path.remove(str(EVAL))
+    held = [r["text"] for r in rows["fresh_coach"]]
+    assert all(fresh([r["text"] for r in rows["alpaca_dev"]], held))
