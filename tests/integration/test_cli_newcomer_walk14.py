@@ -93,3 +93,18 @@ def test_models_says_a_model_id_a_vllm_does_not_serve_before_a_request_fails_on_
     assert (f"qwen: missing on its server: 'qwen2.5-7b-instruct' is not served by the vLLM at {vllm.url}/v1, which "
             "answers only the names it lists (Qwen/Qwen2.5-7B-Instruct): write models.qwen.model: "
             "Qwen/Qwen2.5-7B-Instruct (vLLM's --served-model-name sets a shorter one)") in text, text
+
+
+def test_a_toml_config_is_named_as_toml_not_as_yaml_jargon(tmp_path: Path) -> None:
+    """`modelyard --config config.toml ask …` with a TOML file (the format of several tools' configs): "not valid YAML:
+    expected '<document start>', but found '<scalar>'" — PyYAML's words, nothing of what the file is or what to
+    write. Now the format is named, with what modelyard's config holds and the command that writes one."""
+    config = tmp_path / "config.toml"
+    config.write_text('# my models\n[models.local]\nprovider = "ollama"\nmodel = "qwen3:8b"\n\n[agents.chat]\n'
+                      'primary = "local"\n')
+    out = CliRunner().invoke(app, ["--config", str(config), "ask", "hi"], env={"COLUMNS": "400"})
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2, text
+    assert (f"{config}:2: not valid YAML: this looks like a TOML or INI file ([section] headers, key = value lines), "
+            "not YAML: modelyard's config has 'models:'") in text, text
+    assert "document start" not in text and "Traceback" not in text, text

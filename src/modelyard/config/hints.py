@@ -143,6 +143,22 @@ def foreign_file(text: str, top_keys: list[str]) -> tuple[str, str, int] | None:
     return None
 
 
+_TABLE = re.compile(r"^\s*\[{1,2}[\w.\-\" ]+\]{1,2}\s*(?:#.*)?$", re.MULTILINE)
+_TOML_PAIR = re.compile(r"^\s*[\w.\-\"]+\s*=\s*\S", re.MULTILINE)
+_OUR_SECTIONS = re.compile(r"^(?:models|agents):", re.MULTILINE)
+
+
+def not_yaml(text: str) -> tuple[str, int] | None:
+    """(what a TOML or INI file given as the config is, and the line of its first ``[section]``), or None. YAML's
+    own words for one — "expected '<document start>', but found '<scalar>'" at a ``key = value`` line — said
+    nothing of the format, and a ``config.toml`` is what several tools' users write first."""
+    table, pair = _TABLE.search(text), _TOML_PAIR.search(text)
+    if table is None or pair is None or _OUR_SECTIONS.search(text):  # a YAML config of ours with a mistake in it
+        return None
+    return (f"this looks like a TOML or INI file ([section] headers, key = value lines), not YAML: {_OURS}",
+            text.count("\n", 0, table.start()))
+
+
 #: a model's settings in LiteLLM's proxy config (docs.litellm.ai, proxy/configs: model_list entries) that have no
 #: one-to-one key here, and what to write instead
 _LITELLM_SETTINGS = {

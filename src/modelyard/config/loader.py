@@ -24,6 +24,7 @@ from modelyard.config.hints import (
     foreign_list,
     foreign_setting,
     invisible_character,
+    not_yaml,
     number_to_write,
     undefined_model,
 )
@@ -127,6 +128,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
                         "keys go in the environment and are named with api_key_env:)")
         if (env_line := _env_line(text, line)) is not None:  # `ANTHROPIC_API_KEY=sk-…`, the value never repeated
             problem, line = env_line
+        elif (toml := not_yaml(text)) is not None:  # a config.toml: '<document start>' was all it said
+            problem, line = toml
         elif (runaway := _runaway(text, line, exc)) is not None:  # said where YAML stopped, lines below the mistake
             problem, line = runaway
         elif (keyless := _keyless_line(exc)) is not None:
