@@ -1885,6 +1885,12 @@ def tool_call(name: str, raw: Any, call_id: str = "") -> ToolCall:
     value = try_loads(raw) if isinstance(raw, str) else raw
     if isinstance(value, dict):
         return ToolCall(name, value, call_id)
+    if isinstance(value, str) and isinstance(inner := try_loads(value), dict):
+        # the arguments encoded twice, a JSON string whose text is the object: vLLM's hermes parser over a model
+        # that writes them already serialized (Granite 4: vllm#54964, "the client receives a JSON string that decodes
+        # to another JSON string instead of an object"). The call the model meant, not arguments it broke: passed on
+        # as written, the client's one json.loads got a string and the agent loop told the model its call was wrong
+        return ToolCall(name, inner, call_id)
     text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
     if value is NOT_JSON:
         try:

@@ -585,8 +585,15 @@ def _counted(reported: dict[str, Any]) -> Usage | None:
     differs by model, so priced at the model's ``price.cache_read`` when set, else as input: Price.cost). Unread, a
     model whose cache_read was configured was billed its whole prompt at the input price. OpenRouter adds
     ``prompt_tokens_details.cache_write_tokens`` (the part written to the cache: priced as input, it is 1.25x for
-    Claude) and the ``cost`` it billed (:func:`_stated_cost`), both unread before."""
+    Claude) and the ``cost`` it billed (:func:`_stated_cost`), both unread before. None: no count (zero on both
+    sides)."""
     usage = usage_from(reported, "prompt_tokens", "completion_tokens")
+    if usage is not None and not usage.input_tokens and not usage.output_tokens:
+        # zero on both sides is no count — no chat prompt is 0 tokens: LocalAI puts ``{"prompt_tokens": 0,
+        # "completion_tokens": 0, "total_tokens": 0}`` on every chunk (LocalAI#1744) and, with tools, on its last
+        # usage chunk (LocalAI#9927: "the final streamed usage chunk returns all token counts as zero"). Read as a
+        # count, the routing log said 0 tokens in and out (a billed model's cost $0) where the estimate was kept
+        return None
     details = reported.get("completion_tokens_details")
     if usage is not None and type(details) is dict and type(hidden := details.get("reasoning_tokens")) is int \
             and hidden > 0 and reported.get("total_tokens") == usage.input_tokens + usage.output_tokens + hidden:
