@@ -4,6 +4,8 @@ after `/agent X`. Each test here failed on the code before it."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,25 @@ def test_a_toml_config_is_named_as_toml_not_as_yaml_jargon(tmp_path: Path) -> No
     assert (f"{config}:2: not valid YAML: this looks like a TOML or INI file ([section] headers, key = value lines), "
             "not YAML: modelyard's config has 'models:'") in text, text
     assert "document start" not in text and "Traceback" not in text, text
+
+
+def test_ask_one_model_alone_from_the_command_line(tmp_path: Path) -> None:
+    """`modelyard ask --agent qwen3-14b` (a model `models` lists, a fallback of every agent) said only "'qwen3-14b' is
+    a model, not an agent; … use it", and `--agent model:qwen3-14b` — the gateway's name for one model alone — "unknown
+    agent": no way to try one model from the command line, as `ollama run MODEL` does. Now model:NAME asks it
+    alone (no agent's system prompt, logged under model:NAME as the gateway logs it), and the refusal says so."""
+    with AnthropicServer(api_key="sk-ant-right") as anthropic, OpenAIServer(["m"], reply_text="local answer") as local:
+        config = write_config(tmp_path, anthropic.url, local.url)
+        refused = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "local", "hi"],
+                                     env={"COLUMNS": "400"})
+        asked = CliRunner().invoke(app, ["--config", str(config), "ask", "--agent", "model:local", "hi"],
+                                   env={"COLUMNS": "400"})
+        sent = local.last_request.json
+    assert refused.exit_code == 2, refused.output
+    assert "'local' is a model, not an agent; writer uses it; --agent model:local asks it alone" in \
+        " ".join(refused.output.split()), refused.output
+    assert asked.exit_code == 0 and "local answer" in asked.output, asked.output
+    assert "model:local → local" in asked.output, asked.output
+    assert sent["messages"] == [{"role": "user", "content": "hi"}], sent
+    with closing(sqlite3.connect(tmp_path / "log.sqlite3")) as db:
+        assert db.execute("SELECT agent, model FROM requests").fetchall() == [("model:local", "local")]

@@ -44,6 +44,7 @@ from modelyard.cli.common import (
 from modelyard.cli.render import route_line
 from modelyard.cli.route_notes import setup_notes
 from modelyard.cli.which_config import embedded_default_note, unread_here_note
+from modelyard.config.direct import DIRECT
 from modelyard.config.names import did_you_mean, not_an_agent
 from modelyard.frontends import chat_claim
 from modelyard.frontends import session as session_module
@@ -56,7 +57,8 @@ from modelyard.types import Message
 
 AUTO = "auto"
 AgentOption = Annotated[str | None, typer.Option(
-    "--agent", "-a", help="Agent to ask; 'auto' (the default) lets the orchestrator pick")]
+    "--agent", "-a", help="Agent to ask; 'auto' (the default) lets the orchestrator pick; model:NAME asks one "
+                          "configured model alone")]
 
 
 def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
@@ -66,6 +68,12 @@ def _agent_or_exit(runtime: Runtime, agent: str | None) -> str | None:
     if agent not in runtime.config.agents:
         raise fail(_not_an_agent(runtime, agent))
     return agent
+
+
+def _direct(agent: str | None) -> bool:
+    """``--agent model:NAME``: one configured model alone, as the gateway serves it (a model's name alone said only
+    which agents use it, and a fallback's none: there was no way to try one model from the command line)."""
+    return agent is not None and agent.startswith(DIRECT)
 
 
 def _not_an_agent(runtime: Runtime, name: str, switch: str = "--agent") -> str:
@@ -243,7 +251,8 @@ def ask(
             raise fail('the prompt is empty: nothing came on standard input (or give it here: modelyard ask "…")')
     if not prompt.strip():
         raise fail("the prompt is empty")
-    runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
+    runtime = runtime_or_exit(config, borrow=not local, one_shot=True,  # a running serve's limits too
+                              direct=_direct(agent))
     name = _agent_or_exit(runtime, agent)
 
     async def go() -> int:
@@ -391,7 +400,8 @@ def chat(agent: AgentOption = None, config: ConfigOption = None, local: LocalOpt
     goes back), '/retry' sends again a message no model answered, '/reset' forgets, '/help' lists these, '/quit'
     ends."""
     _terminal_says_it()
-    runtime = runtime_or_exit(config, borrow=not local, one_shot=True)  # a running serve's limits too
+    runtime = runtime_or_exit(config, borrow=not local, one_shot=True,  # a running serve's limits too
+                              direct=_direct(agent))
     store = ConversationStore(runtime.log_path)  # history persists in the routing log database
     # one conversation per config file: configs sharing a log (the default one) have other agents, and config B's
     # chat resumed config A's conversation. Its path, not its agents: an edited config goes on with its chat. A chat

@@ -295,15 +295,22 @@ def note(message: str) -> None:
     err.print(f"note: {message}", style="yellow", markup=False, highlight=False)
 
 
-def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool = False) -> Runtime:
+def runtime_or_exit(config: Path | None, *, borrow: bool = False, one_shot: bool = False,
+                    direct: bool = False) -> Runtime:
     """``borrow``: a front-end shares the limits of the running ``serve`` of its config (notes on stderr
     when it cannot and keeps its own); ``one_shot``: it sends one request at a time (ask, chat), see
-    :func:`~modelyard.runtime.open_runtime`."""
+    :func:`~modelyard.runtime.open_runtime`; ``direct``: every model is also the one-model agent ``model:NAME``, as
+    at the gateway (config/direct.py)."""
+    from modelyard.config.direct import derived_config
     from modelyard.errors import ConfigError
     from modelyard.ledger.store import LogUnavailable
     from modelyard.runtime import open_runtime
 
     try:
+        if direct:
+            cfg, path = load_or_exit(config)
+            return open_runtime(path, config=derived_config(cfg), borrow=borrow, notice=note if borrow else None,
+                                one_shot=one_shot)
         return open_runtime(config, borrow=borrow, notice=note if borrow else None, one_shot=one_shot)
     except ConfigError as exc:
         raise fail(config_said(exc)) from None

@@ -51,5 +51,7 @@ def not_an_agent(config: Config, name: str, switch: str = "--agent", auto: str =
                 + (f" ({', '.join(first)} first: {switch} {first[0]})" if first else "") if users
                 else "; no agent uses it")
         what = f"a model (the provider's id of '{entry}')" if entry != name else "a model"
-        return f"'{name}' is {what}, not an agent{used} ({agents})"
+        # the command line's --agent takes a model alone as model:NAME (cli/ask.py), as the gateway does
+        alone = f"; {switch} model:{entry} asks it alone" if switch == "--agent" else ""
+        return f"'{name}' is {what}, not an agent{used}{alone} ({agents})"
     return f"unknown agent '{name}'" + did_you_mean(name, config.agents) + f" ({agents})"
